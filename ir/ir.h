@@ -1,0 +1,201 @@
+/* ir.h — the dscc IR: one SSA graph of tensor ops, its types, builder,
+ * printer, parser, verifier, DOT view and graph statistics.
+ *
+ * A graph is a list of nodes in program order; each node is one op with at
+ * most one result (a value), so a value *is* the node that defines it.
+ * Operands must be defined earlier in the list (dominance is list order).
+ * Shapes are lists of dimensions; a dimension is a monomial over the graph's
+ * symbolic dims (B, S, T, ...) times an integer, so 7168, B and B*S are all
+ * dimensions while B+1 is not. The op table lives in ops.def; everything
+ * keyed by op (enum, keywords, attribute schemas) is generated from it.
+ *
+ * The text form (see docs/IR.md) prints with stable numbering and parses back
+ * to the same graph; printing the parsed graph is byte-identical. */
+#ifndef DSCC_IR_H
+#define DSCC_IR_H
+
+#include "support/support.h"
+
+/* ---- ops ---------------------------------------------------------------- */
+
+typedef enum {
+#define IR_OP(e, kw, mn, mx, attrs, summary) IR_OP_##e,
+#include "ir/ops.def"
+#undef IR_OP
+    IR_OP_COUNT
+} IrOp;
+
+typedef struct {
+    const char *name;    /* keyword in the text form and the DSL */
+    int min_operands;
+    int max_operands;    /* -1 = variadic */
+    const char *attrs;   /* schema, see ops.def */
+    const char *summary; /* one line, for docs and --help */
+} IrOpInfo;
+
+extern const IrOpInfo ir_op_info[IR_OP_COUNT];
+const char *ir_op_name(IrOp op);
+bool ir_op_lookup(const char *name, IrOp *out); /* keyword -> op */
+bool ir_op_has_result(IrOp op);                 /* false only for output */
+bool ir_op_declares_type(IrOp op);              /* input, weight, const, cast, reshape */
+
+/* ---- types -------------------------------------------------------------- */
+
+typedef enum {
+    IR_DT_F32,     /* IEEE binary32 */
+    IR_DT_BF16,    /* bfloat16 */
+    IR_DT_F16,     /* IEEE binary16 */
+    IR_DT_FP8E4M3, /* OCP E4M3 (max 448, no inf) */
+    IR_DT_I32,     /* 32-bit signed integer */
+    IR_DT_I64,     /* 64-bit signed integer */
+    IR_DT_COUNT
+} IrDType;
+
+const char *ir_dtype_name(IrDType t);          /* "f32", "bf16", ... */
+bool ir_dtype_lookup(const char *name, IrDType *out);
+int ir_dtype_bits(IrDType t);                  /* 32, 16, 16, 8, 32, 64 */
+bool ir_dtype_is_int(IrDType t);
+
+#define IR_MAX_RANK 8
+#define IR_MAX_DIM_SYMS 8 /* symbolic dims a graph may declare */
+
+/* coeff * prod(sym_i ^ exp[i]). coeff >= 0; a dim with all exps 0 is the
+ * integer coeff. */
+typedef struct {
+    int64_t coeff;
+    uint8_t exp[IR_MAX_DIM_SYMS];
+} IrDim;
+
+typedef struct {
+    IrDType dtype;
+    int rank; /* 0 = scalar */
+    IrDim dims[IR_MAX_RANK];
+} IrType;
+
+IrDim ir_dim_const(int64_t v);
+IrDim ir_dim_sym(int sym);
+IrDim ir_dim_mul(IrDim a, IrDim b);
+bool ir_dim_eq(IrDim a, IrDim b);
+bool ir_dim_is_const(IrDim d);
+/* a/b when b divides a exactly (coefficients and exponents); false otherwise */
+bool ir_dim_div(IrDim a, IrDim b, IrDim *out);
+bool ir_type_eq(const IrType *a, const IrType *b);
+/* Product of all dims. */
+IrDim ir_type_numel(const IrType *t);
+/* Value of a dim with every symbol bound (sym_vals[i] for symbol i). */
+int64_t ir_dim_eval(IrDim d, const int64_t *sym_vals);
+
+/* ---- attributes --------------------------------------------------------- */
+
+typedef enum {
+    IR_ATTR_INT,   /* i */
+    IR_ATTR_FLOAT, /* f */
+    IR_ATTR_BOOL,  /* b */
+    IR_ATTR_STR,   /* s */
+    IR_ATTR_INTS,  /* I */
+    IR_ATTR_DTYPE, /* t */
+} IrAttrKind;
+
+typedef struct {
+    const char *name;
+    IrAttrKind kind;
+    union {
+        int64_t i;
+        double f;
+        bool b;
+        const char *s;
+        IrDType t;
+        struct {
+            const int64_t *v;
+            int n;
+        } ints;
+    } u;
+} IrAttr;
+
+/* ---- graph -------------------------------------------------------------- */
+
+typedef struct IrNode {
+    int id;               /* index in graph->nodes; printer renumbers values */
+    IrOp op;
+    int nops;
+    struct IrNode **ops;  /* operands, each an earlier node with a result */
+    int nattrs;
+    IrAttr *attrs;        /* in schema order */
+    IrType type;          /* result type; unused for output */
+    SrcLoc loc;           /* DSL location that created it */
+    const char *scope;    /* '/'-joined DSL function call path, NULL at top level */
+} IrNode;
+
+typedef struct IrGraph {
+    Arena *arena;
+    const char *name;
+    int ndims;
+    const char *dim_names[IR_MAX_DIM_SYMS]; /* symbolic dims, e.g. B, S, T */
+    int nnodes, cap;
+    IrNode **nodes;       /* program order */
+} IrGraph;
+
+IrGraph *ir_graph_new(Arena *a, const char *name);
+/* Declares a symbolic dim; returns its index, or -1 when the name is taken
+ * or there are already IR_MAX_DIM_SYMS. */
+int ir_graph_add_dim(IrGraph *g, const char *name);
+int ir_graph_find_dim(const IrGraph *g, const char *name); /* -1 if absent */
+
+/* Appends a node. Operands and attributes are copied. For ops that declare
+ * their type, `declared` gives it; otherwise it must be NULL and the type is
+ * inferred. On a shape/type/attribute error reports it at `loc` and returns
+ * NULL (nothing is appended). */
+IrNode *ir_graph_add_node(IrGraph *g, DiagEngine *d, IrOp op, IrNode *const *operands, int nops,
+                          const IrAttr *attrs, int nattrs, const IrType *declared, SrcLoc loc,
+                          const char *scope);
+
+/* Attribute lookup on a node. */
+const IrAttr *ir_node_attr(const IrNode *n, const char *name);
+int64_t ir_node_attr_int(const IrNode *n, const char *name, int64_t dflt);
+double ir_node_attr_float(const IrNode *n, const char *name, double dflt);
+bool ir_node_attr_bool(const IrNode *n, const char *name, bool dflt);
+const char *ir_node_attr_str(const IrNode *n, const char *name, const char *dflt);
+
+/* Checks n's attributes against the op's schema (missing required, unknown,
+ * wrong kind) and computes its result type. For declared-type ops checks the
+ * declared type is admissible (e.g. reshape keeps the element count). On
+ * failure writes a message to err and returns false. */
+bool ir_infer_type(const IrGraph *g, const IrNode *n, IrType *out, char *err, size_t errlen);
+
+/* ---- text, checks, views ------------------------------------------------ */
+
+void ir_type_print(const IrGraph *g, const IrType *t, StrBuf *sb); /* bf16[B,S,7168] */
+void ir_dim_print(const IrGraph *g, IrDim d, StrBuf *sb);          /* 8*B*S */
+void ir_print(const IrGraph *g, StrBuf *sb);
+/* Parses the text form. Errors go to d located in `file`; returns NULL when
+ * any error was reported. The graph is not verified (call ir_verify). */
+IrGraph *ir_parse(Arena *a, DiagEngine *d, const char *file, const char *text, size_t len);
+/* Arity, attribute schema, dominance, declared == inferred types, unique
+ * input/output names, same-name weights agree. Returns the error count. */
+int ir_verify(const IrGraph *g, DiagEngine *d);
+void ir_print_dot(const IrGraph *g, StrBuf *sb);
+
+/* ---- statistics from the graph ------------------------------------------ */
+
+typedef struct {
+    const char *kind;        /* first component of scope, or "model" */
+    int64_t params;          /* elements of weights first used here */
+    double active_params;    /* per token; expert weights count k/E of their size */
+    double flops_per_token;  /* forward multiply-adds x2, at the bound sequence */
+    int64_t kv_bytes_per_token;
+    int64_t nodes;
+} IrStatsRow;
+
+typedef struct {
+    int nrows;
+    IrStatsRow *rows; /* arena-allocated, in first-seen order */
+    IrStatsRow total;
+} IrStats;
+
+/* Walks the graph with the first declared symbolic dim (the batch) bound to
+ * 1 and every other one bound to seq_len (queries and context alike: one
+ * full causal forward of seq_len tokens); per-token figures divide by
+ * seq_len. Returns false and reports through d when the graph has no dims. */
+bool ir_stats_compute(const IrGraph *g, DiagEngine *d, int64_t seq_len, IrStats *out);
+
+#endif

@@ -1,0 +1,116 @@
+/* support.h — the pieces every stage shares: the arena that owns a
+ * compilation, diagnostics with source locations, and a growable string.
+ *
+ * One arena per compilation owns the AST, the IR, interned strings and the
+ * diagnostics; it is freed once. Building with -DDSCC_ARENA_MALLOC makes every
+ * arena allocation a separate malloc so AddressSanitizer sees each object.
+ * Library code never exits: it reports through a DiagEngine and returns a
+ * status; only main() picks the exit code. */
+#ifndef DSCC_SUPPORT_H
+#define DSCC_SUPPORT_H
+
+#include <stdarg.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+
+/* ---- arena ------------------------------------------------------------ */
+
+typedef struct Arena Arena;
+
+Arena *arena_new(void);                             /* NULL only on OOM */
+void arena_free(Arena *a);                          /* frees everything; NULL ok */
+void *arena_alloc(Arena *a, size_t n);              /* zeroed, 16-byte aligned; aborts on OOM */
+void *arena_realloc(Arena *a, void *p, size_t old, size_t n); /* grows a block */
+char *arena_strdup(Arena *a, const char *s);
+char *arena_strndup(Arena *a, const char *s, size_t n);
+char *arena_printf(Arena *a, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+/* Grow-by-doubling array stored in an arena: ARENA_PUSH(a, arr, n, cap, v). */
+#define ARENA_PUSH(ar, arr, n, cap, v)                                           \
+    do {                                                                         \
+        if ((n) == (cap)) {                                                      \
+            size_t ncap_ = (cap) ? (size_t)(cap) * 2 : 8;                        \
+            (arr) = arena_realloc((ar), (arr), sizeof(*(arr)) * (size_t)(cap),   \
+                                  sizeof(*(arr)) * ncap_);                       \
+            (cap) = ncap_;                                                       \
+        }                                                                        \
+        (arr)[(n)++] = (v);                                                      \
+    } while (0)
+
+/* ---- growable string (heap, not arena: used for output text) ---------- */
+
+typedef struct {
+    char *data; /* always NUL-terminated once anything is appended */
+    size_t len, cap;
+} StrBuf;
+
+void sb_init(StrBuf *sb);
+void sb_free(StrBuf *sb);
+void sb_putc(StrBuf *sb, char c);
+void sb_puts(StrBuf *sb, const char *s);
+void sb_putn(StrBuf *sb, const char *s, size_t n);
+void sb_printf(StrBuf *sb, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+void sb_vprintf(StrBuf *sb, const char *fmt, va_list ap);
+/* Appends s as a double-quoted string with C escapes for ", \ and controls. */
+void sb_put_quoted(StrBuf *sb, const char *s);
+/* Appends the shortest decimal text that reads back as exactly d; always
+ * contains '.', 'e', "inf" or "nan" so it never reads back as an integer. */
+void sb_put_double(StrBuf *sb, double d);
+
+/* ---- source locations and diagnostics --------------------------------- */
+
+typedef struct {
+    const char *file; /* interned in the arena; NULL = unknown */
+    int line, col;    /* 1-based; 0 = unknown */
+} SrcLoc;
+
+typedef enum {
+    DIAG_ERROR,   /* the input is wrong; the run fails */
+    DIAG_WARNING, /* suspicious but accepted */
+    DIAG_NOTE,    /* attached to the previous error or warning */
+} DiagLevel;
+
+typedef struct Diag {
+    DiagLevel level;
+    SrcLoc loc;
+    char *msg;
+    struct Diag *next;
+} Diag;
+
+typedef struct DiagEngine DiagEngine;
+
+/* Diagnostics are printed to `out` as they are reported (NULL = keep them
+ * silently, for tests) and also kept in a list. Colour is used only when
+ * `out` is a TTY and NO_COLOR is unset; diag_set_color overrides. */
+DiagEngine *diag_new(Arena *a, FILE *out);
+void diag_set_color(DiagEngine *d, bool on);
+/* Registers the text of a file so diagnostics can show its line and a caret.
+ * The text is copied into the arena. */
+void diag_add_source(DiagEngine *d, const char *file, const char *text, size_t len);
+void diag_report(DiagEngine *d, DiagLevel lv, SrcLoc loc, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
+void diag_vreport(DiagEngine *d, DiagLevel lv, SrcLoc loc, const char *fmt, va_list ap);
+#define diag_error(d, loc, ...) diag_report((d), DIAG_ERROR, (loc), __VA_ARGS__)
+#define diag_warning(d, loc, ...) diag_report((d), DIAG_WARNING, (loc), __VA_ARGS__)
+#define diag_note(d, loc, ...) diag_report((d), DIAG_NOTE, (loc), __VA_ARGS__)
+int diag_error_count(const DiagEngine *d);
+const Diag *diag_first(const DiagEngine *d); /* in report order */
+/* After this many errors further ones are counted but not printed. */
+void diag_set_max_errors(DiagEngine *d, int n);
+
+/* Reads a whole file into an arena buffer (NUL-terminated). On failure
+ * reports "FILE: error: cannot read: <strerror>" and returns NULL. */
+char *read_file_text(Arena *a, DiagEngine *d, const char *path, size_t *len_out);
+
+/* ---- internal-error checks (compiler bugs, not user errors) ---------- */
+
+void dscc_internal_error(const char *file, int line, const char *msg) __attribute__((noreturn));
+#define IR_ASSERT(c)                                                             \
+    do {                                                                         \
+        if (!(c)) dscc_internal_error(__FILE__, __LINE__, "assertion failed: " #c); \
+    } while (0)
+#define IR_UNREACHABLE() dscc_internal_error(__FILE__, __LINE__, "unreachable")
+
+#endif
