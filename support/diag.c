@@ -84,9 +84,8 @@ static void print_diag(DiagEngine *d, const Diag *g) {
     } else {
         fputs("dscc: ", o);
     }
-    fprintf(o, "%s%s:%s%s %s%s\n", reset, d->color ? colors[g->level] : "", names[g->level],
-            reset, bold, g->msg);
-    fputs(reset, o);
+    fprintf(o, "%s%s%s:%s %s%s%s\n", reset, d->color ? colors[g->level] : "", names[g->level],
+            reset, bold, g->msg, reset);
     const char *line;
     size_t n;
     if (g->loc.file && g->loc.line > 0 && find_line(d, g->loc.file, g->loc.line, &line, &n)) {

@@ -68,10 +68,19 @@ void sb_put_quoted(StrBuf *sb, const char *s) {
 void sb_put_double(StrBuf *sb, double d) {
     if (isnan(d)) { sb_puts(sb, "nan"); return; }
     if (isinf(d)) { sb_puts(sb, d < 0 ? "-inf" : "inf"); return; }
-    char buf[40];
-    for (int prec = 1; prec <= 17; prec++) {
-        snprintf(buf, sizeof buf, "%.*g", prec, d);
+    /* Shortest significant-digit count that reads back exactly, then plain
+     * notation for moderate exponents (40.0, 0.001) and %e beyond. */
+    char buf[64];
+    int prec = 1;
+    for (; prec < 17; prec++) {
+        snprintf(buf, sizeof buf, "%.*e", prec - 1, d);
         if (strtod(buf, NULL) == d) break;
+    }
+    snprintf(buf, sizeof buf, "%.*e", prec - 1, d);
+    int exp10 = atoi(strchr(buf, 'e') + 1);
+    if (exp10 >= -5 && exp10 < 17) {
+        int decimals = prec - 1 - exp10;
+        snprintf(buf, sizeof buf, "%.*f", decimals > 0 ? decimals : 0, d);
     }
     sb_puts(sb, buf);
     if (!strpbrk(buf, ".e")) sb_puts(sb, ".0");

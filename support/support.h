@@ -92,9 +92,10 @@ void diag_add_source(DiagEngine *d, const char *file, const char *text, size_t l
 void diag_report(DiagEngine *d, DiagLevel lv, SrcLoc loc, const char *fmt, ...)
     __attribute__((format(printf, 4, 5)));
 void diag_vreport(DiagEngine *d, DiagLevel lv, SrcLoc loc, const char *fmt, va_list ap);
-#define diag_error(d, loc, ...) diag_report((d), DIAG_ERROR, (loc), __VA_ARGS__)
-#define diag_warning(d, loc, ...) diag_report((d), DIAG_WARNING, (loc), __VA_ARGS__)
-#define diag_note(d, loc, ...) diag_report((d), DIAG_NOTE, (loc), __VA_ARGS__)
+/* diag_error(d, loc, fmt, ...); loc may be a compound literal. */
+#define diag_error(d, ...) diag_report((d), DIAG_ERROR, __VA_ARGS__)
+#define diag_warning(d, ...) diag_report((d), DIAG_WARNING, __VA_ARGS__)
+#define diag_note(d, ...) diag_report((d), DIAG_NOTE, __VA_ARGS__)
 int diag_error_count(const DiagEngine *d);
 const Diag *diag_first(const DiagEngine *d); /* in report order */
 /* After this many errors further ones are counted but not printed. */

@@ -1,0 +1,144 @@
+/* test_support.c — arena, StrBuf and diagnostics. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "support/support.h"
+
+static void test_arena_alloc_zeroed_and_aligned(void **state) {
+    (void)state;
+    Arena *a = arena_new();
+    for (int i = 1; i < 5000; i += 37) {
+        unsigned char *p = arena_alloc(a, (size_t)i);
+        assert_int_equal((uintptr_t)p % 16, 0);
+        for (int k = 0; k < i; k++) assert_int_equal(p[k], 0);
+        memset(p, 0xab, (size_t)i);
+    }
+    /* A block larger than a chunk still works and keeps earlier data. */
+    char *s = arena_strdup(a, "kept");
+    char *big = arena_alloc(a, 1 << 20);
+    big[(1 << 20) - 1] = 7;
+    assert_string_equal(s, "kept");
+    int *arr = NULL;
+    size_t n = 0, cap = 0;
+    for (int i = 0; i < 1000; i++) ARENA_PUSH(a, arr, n, cap, i * 3);
+    assert_int_equal(n, 1000);
+    for (int i = 0; i < 1000; i++) assert_int_equal(arr[i], i * 3);
+    assert_string_equal(arena_printf(a, "%s-%d", "x", 42), "x-42");
+    arena_free(a);
+}
+
+static void test_strbuf_double_roundtrip(void **state) {
+    (void)state;
+    const double vals[] = {0.0, 1.0, -2.5, 1e-6, 0.1, 1.0 / 3.0, 6.02214076e23, 40.0, 1e300, 5e-324};
+    for (size_t i = 0; i < sizeof vals / sizeof vals[0]; i++) {
+        StrBuf sb;
+        sb_init(&sb);
+        sb_put_double(&sb, vals[i]);
+        assert_true(strtod(sb.data, NULL) == vals[i]);
+        assert_non_null(strpbrk(sb.data, ".e"));
+        sb_free(&sb);
+    }
+    StrBuf sb;
+    sb_init(&sb);
+    sb_put_double(&sb, 1e-6);
+    assert_string_equal(sb.data, "1e-06");
+    sb_free(&sb);
+    sb_init(&sb);
+    sb_put_double(&sb, 40.0);
+    assert_string_equal(sb.data, "40.0");
+    sb_free(&sb);
+    sb_init(&sb);
+    sb_put_double(&sb, -INFINITY);
+    assert_string_equal(sb.data, "-inf");
+    sb_free(&sb);
+}
+
+static void test_strbuf_quoted(void **state) {
+    (void)state;
+    StrBuf sb;
+    sb_init(&sb);
+    sb_put_quoted(&sb, "a\"b\\c\n\x01");
+    assert_string_equal(sb.data, "\"a\\\"b\\\\c\\n\\x01\"");
+    sb_printf(&sb, "%d", 12345);
+    assert_int_equal(sb.len, strlen(sb.data));
+    sb_free(&sb);
+}
+
+static void test_diag_format_caret(void **state) {
+    (void)state;
+    Arena *a = arena_new();
+    FILE *f = tmpfile();
+    DiagEngine *d = diag_new(a, f);
+    diag_set_color(d, false);
+    const char *src = "line one\n\tlet x = 3;\n";
+    diag_add_source(d, "m.dsl", src, strlen(src));
+    SrcLoc loc = {"m.dsl", 2, 6};
+    diag_error(d, loc, "unknown name '%s'", "x");
+    diag_note(d, (SrcLoc){"m.dsl", 1, 1}, "see here");
+    assert_int_equal(diag_error_count(d), 1);
+    rewind(f);
+    char buf[512] = {0};
+    size_t n = fread(buf, 1, sizeof buf - 1, f);
+    buf[n] = 0;
+    assert_string_equal(buf, "m.dsl:2:6: error: unknown name 'x'\n"
+                             "\tlet x = 3;\n"
+                             "\t    ^\n"
+                             "m.dsl:1:1: note: see here\n"
+                             "line one\n"
+                             "^\n");
+    const Diag *g = diag_first(d);
+    assert_int_equal(g->level, DIAG_ERROR);
+    assert_int_equal(g->next->level, DIAG_NOTE);
+    fclose(f);
+    arena_free(a);
+}
+
+static void test_diag_max_errors(void **state) {
+    (void)state;
+    Arena *a = arena_new();
+    FILE *f = tmpfile();
+    DiagEngine *d = diag_new(a, f);
+    diag_set_max_errors(d, 2);
+    for (int i = 0; i < 5; i++) diag_error(d, (SrcLoc){0}, "e%d", i);
+    assert_int_equal(diag_error_count(d), 5);
+    rewind(f);
+    char buf[512] = {0};
+    size_t n = fread(buf, 1, sizeof buf - 1, f);
+    buf[n] = 0;
+    assert_non_null(strstr(buf, "dscc: error: e1"));
+    assert_null(strstr(buf, "e2"));
+    assert_non_null(strstr(buf, "too many errors"));
+    fclose(f);
+    arena_free(a);
+}
+
+static void test_read_file_missing(void **state) {
+    (void)state;
+    Arena *a = arena_new();
+    DiagEngine *d = diag_new(a, NULL);
+    size_t len;
+    assert_null(read_file_text(a, d, "/nonexistent/x.dsl", &len));
+    assert_int_equal(diag_error_count(d), 1);
+    assert_string_equal(diag_first(d)->loc.file, "/nonexistent/x.dsl");
+    assert_non_null(strstr(diag_first(d)->msg, "cannot read"));
+    arena_free(a);
+}
+
+int main(void) {
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_arena_alloc_zeroed_and_aligned),
+        cmocka_unit_test(test_strbuf_double_roundtrip),
+        cmocka_unit_test(test_strbuf_quoted),
+        cmocka_unit_test(test_diag_format_caret),
+        cmocka_unit_test(test_diag_max_errors),
+        cmocka_unit_test(test_read_file_missing),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}

@@ -1,0 +1,23 @@
+#!/usr/bin/env bash
+# deps.sh — installs, through apt, the Debian packages dscc builds with when
+# any is missing; a no-op when all are present. Sourced by main.sh and test.sh.
+#   cmake, make, gcc, pkg-config   build
+#   flex, bison                    the DSL's lexer and parser generators
+#   libcjson-dev                   config.json and --json output
+#   libcmocka-dev                  unit tests
+#   clang                          libFuzzer harnesses (tools/fuzz.sh only)
+set -euo pipefail
+dscc_deps() {
+  local pkgs=(cmake make gcc pkg-config flex bison libcjson-dev libcmocka-dev)
+  local missing=()
+  for p in "${pkgs[@]}"; do
+    dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p")
+  done
+  [ ${#missing[@]} -eq 0 ] && return 0
+  echo "dscc: installing ${missing[*]}" >&2
+  local sudo=""
+  [ "$(id -u)" -eq 0 ] || sudo="sudo"
+  $sudo apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+}
+dscc_deps

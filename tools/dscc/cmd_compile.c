@@ -1,0 +1,168 @@
+/* cmd_compile.c — `dscc compile` and `dscc opt`: model file or IR text in,
+ * verified IR (or its DOT view) out. Both verify before printing, so what
+ * they print always parses and verifies again. */
+#include "tools/dscc/driver.h"
+
+#include <getopt.h>
+#include <string.h>
+
+enum { OPT_CONFIG = 256, OPT_SET, OPT_EMIT, OPT_TIME, OPT_PASSES };
+
+typedef enum { EMIT_IR, EMIT_DOT } EmitKind;
+
+static bool parse_emit(const char *cmd, const char *v, EmitKind *out) {
+    if (strcmp(v, "ir") == 0) *out = EMIT_IR;
+    else if (strcmp(v, "dot") == 0) *out = EMIT_DOT;
+    else {
+        driver_usage_error(cmd, "--emit=%s: expected 'ir' or 'dot' (cuda and cubin come with codegen)", v);
+        return false;
+    }
+    return true;
+}
+
+/* Verifies g, renders it as `emit` and writes it to out_path. */
+static int finish(IrGraph *g, DiagEngine *d, EmitKind emit, const char *out_path, bool timing,
+                  double t0, double t_front) {
+    if (ir_verify(g, d) > 0) return DSCC_EXIT_INPUT;
+    double t_verify = driver_now();
+    StrBuf sb;
+    sb_init(&sb);
+    if (emit == EMIT_DOT) ir_print_dot(g, &sb);
+    else ir_print(g, &sb);
+    double t_print = driver_now();
+    bool ok = driver_write_output(out_path, sb.data ? sb.data : "", sb.len);
+    sb_free(&sb);
+    if (timing) {
+        fprintf(stderr, "===-- dscc phase timing --===\n");
+        fprintf(stderr, "  %8.2f ms  read + parse + lower (%d nodes)\n", (t_front - t0) * 1e3, g->nnodes);
+        fprintf(stderr, "  %8.2f ms  verify\n", (t_verify - t_front) * 1e3);
+        fprintf(stderr, "  %8.2f ms  print %s\n", (t_print - t_verify) * 1e3, emit == EMIT_DOT ? "dot" : "ir");
+        fprintf(stderr, "  %8.2f ms  total\n", (t_print - t0) * 1e3);
+    }
+    return ok ? DSCC_EXIT_OK : DSCC_EXIT_RUNTIME;
+}
+
+static void compile_help(FILE *o) {
+    fprintf(o, "usage: dscc compile MODEL.dsl [options]\n\n"
+               "Parse MODEL.dsl, bind its parameters, lower it to IR, verify it and print it.\n\n"
+               "options:\n"
+               "  --config FILE      bind parameters from a Hugging Face config.json\n"
+               "  --set NAME=VALUE   set a parameter (repeatable; overrides --config)\n"
+               "  --emit=ir|dot      output the textual IR (default) or a Graphviz graph\n"
+               "  -o, --output FILE  write there instead of standard output ('-' = stdout)\n"
+               "  --time-passes      print the time of each phase to standard error\n"
+               "  -h, --help         show this help\n\n"
+               "exit codes: 0 ok, 1 error in the input, 2 usage, 3 cannot write output\n"
+               "example: dscc compile models/deepseek_v3.dsl --set num_hidden_layers=4 -o v3.ir\n");
+}
+
+int cmd_compile(int argc, char **argv) {
+    static const struct option longopts[] = {
+        {"config", required_argument, 0, OPT_CONFIG}, {"set", required_argument, 0, OPT_SET},
+        {"emit", required_argument, 0, OPT_EMIT},     {"output", required_argument, 0, 'o'},
+        {"time-passes", no_argument, 0, OPT_TIME},    {"help", no_argument, 0, 'h'},
+        {0, 0, 0, 0}};
+    Arena *a = arena_new();
+    ModelOpts mo = {0};
+    EmitKind emit = EMIT_IR;
+    const char *out = NULL;
+    bool timing = false;
+    int c, rc = DSCC_EXIT_OK;
+    optind = 1;
+    opterr = 0;
+    while ((c = getopt_long(argc, argv, ":ho:", longopts, NULL)) != -1) {
+        switch (c) {
+        case 'h': compile_help(stdout); arena_free(a); return DSCC_EXIT_OK;
+        case OPT_CONFIG: mo.config_path = optarg; break;
+        case OPT_SET: if (!driver_add_set(a, &mo, optarg)) rc = DSCC_EXIT_USAGE; break;
+        case OPT_EMIT: if (!parse_emit("compile", optarg, &emit)) rc = DSCC_EXIT_USAGE; break;
+        case 'o': out = optarg; break;
+        case OPT_TIME: timing = true; break;
+        case ':': rc = driver_usage_error("compile", "option '%s' needs a value", argv[optind - 1]); break;
+        default: rc = driver_usage_error("compile", "unknown option '%s'", argv[optind - 1]); break;
+        }
+        if (rc) { arena_free(a); return rc; }
+    }
+    if (optind != argc - 1) {
+        arena_free(a);
+        return driver_usage_error("compile", optind >= argc ? "missing MODEL.dsl" : "expected one model file, got %d", argc - optind);
+    }
+    DiagEngine *d = diag_new(a, stderr);
+    double t0 = driver_now();
+    FeOptions fo = driver_fe_options(&mo);
+    IrGraph *g = fe_compile_file(a, d, argv[optind], &fo);
+    double t_front = driver_now();
+    rc = g && diag_error_count(d) == 0 ? finish(g, d, emit, out, timing, t0, t_front) : DSCC_EXIT_INPUT;
+    arena_free(a);
+    return rc;
+}
+
+static void opt_help(FILE *o) {
+    fprintf(o, "usage: dscc opt [FILE.ir | -] [options]\n\n"
+               "Read textual IR (standard input when FILE is '-' or absent), verify it and\n"
+               "print it again; printing what it read is byte-identical to the input when\n"
+               "the input came from dscc.\n\n"
+               "options:\n"
+               "  --emit=ir|dot      output the textual IR (default) or a Graphviz graph\n"
+               "  -o, --output FILE  write there instead of standard output\n"
+               "  --time-passes      print the time of each phase to standard error\n"
+               "  -h, --help         show this help\n\n"
+               "Passes (--passes=...) are not part of this build yet: the pass pipeline is\n"
+               "still to come, and asking for it is a usage error.\n\n"
+               "exit codes: 0 ok, 1 error in the input, 2 usage, 3 cannot write output\n");
+}
+
+int cmd_opt(int argc, char **argv) {
+    static const struct option longopts[] = {
+        {"emit", required_argument, 0, OPT_EMIT},  {"output", required_argument, 0, 'o'},
+        {"passes", required_argument, 0, OPT_PASSES}, {"time-passes", no_argument, 0, OPT_TIME},
+        {"help", no_argument, 0, 'h'},             {0, 0, 0, 0}};
+    EmitKind emit = EMIT_IR;
+    const char *out = NULL;
+    bool timing = false;
+    int c;
+    optind = 1;
+    opterr = 0;
+    while ((c = getopt_long(argc, argv, ":ho:", longopts, NULL)) != -1) {
+        switch (c) {
+        case 'h': opt_help(stdout); return DSCC_EXIT_OK;
+        case OPT_EMIT: if (!parse_emit("opt", optarg, &emit)) return DSCC_EXIT_USAGE; break;
+        case 'o': out = optarg; break;
+        case OPT_TIME: timing = true; break;
+        case OPT_PASSES:
+            return driver_usage_error("opt", "--passes: this build has no passes yet");
+        case ':': return driver_usage_error("opt", "option '%s' needs a value", argv[optind - 1]);
+        default: return driver_usage_error("opt", "unknown option '%s'", argv[optind - 1]);
+        }
+    }
+    if (argc - optind > 1) return driver_usage_error("opt", "expected at most one IR file");
+    const char *path = optind < argc ? argv[optind] : "-";
+    Arena *a = arena_new();
+    DiagEngine *d = diag_new(a, stderr);
+    double t0 = driver_now();
+    size_t len = 0;
+    char *text;
+    const char *name = path;
+    if (strcmp(path, "-") == 0) {
+        name = "<stdin>";
+        StrBuf sb;
+        sb_init(&sb);
+        char buf[65536];
+        size_t n;
+        while ((n = fread(buf, 1, sizeof buf, stdin)) > 0) sb_putn(&sb, buf, n);
+        text = arena_strndup(a, sb.data ? sb.data : "", sb.len);
+        len = sb.len;
+        sb_free(&sb);
+    } else {
+        text = read_file_text(a, d, path, &len);
+    }
+    int rc = DSCC_EXIT_INPUT;
+    if (text) {
+        diag_add_source(d, name, text, len);
+        IrGraph *g = ir_parse(a, d, name, text, len);
+        double t_front = driver_now();
+        if (g && diag_error_count(d) == 0) rc = finish(g, d, emit, out, timing, t0, t_front);
+    }
+    arena_free(a);
+    return rc;
+}

@@ -1,0 +1,71 @@
+/* main.c — the `dscc` driver: subcommand dispatch, option parsing, exit
+ * codes. Every subcommand follows one shape: parse options (usage errors exit
+ * 2), run the library stages with one Arena and one DiagEngine (input errors
+ * exit 1), write output atomically (I/O failures exit 3). Library code never
+ * exits; only this file chooses the process's exit code. */
+#include "tools/dscc/driver.h"
+
+#include <string.h>
+
+static const Subcommand commands[] = {
+    {"compile", "parse and lower a model file to verified IR; print IR or DOT", cmd_compile},
+    {"opt", "read textual IR, verify it and print it again", cmd_opt},
+    {"stats", "parameters, activated parameters, KV cache and FLOPs from the graph", cmd_stats},
+};
+#define NCOMMANDS (int)(sizeof commands / sizeof commands[0])
+
+static void print_main_help(FILE *o) {
+    fprintf(o, "usage: dscc <command> [options] [args]\n\n"
+               "dscc compiles a model description (models/deepseek_v3.dsl) to an SSA IR\n"
+               "of tensor ops and reports facts about it.\n\ncommands:\n");
+    for (int i = 0; i < NCOMMANDS; i++) fprintf(o, "  %-9s %s\n", commands[i].name, commands[i].summary);
+    fprintf(o, "  %-9s %s\n", "help", "show help for a command: dscc help compile");
+    fprintf(o, "\noptions:\n  -h, --help     show this help\n  --version      print the version\n");
+    fprintf(o, "\nexit codes:\n"
+               "  0  success\n"
+               "  1  error in the input (model file, IR text, config, checkpoint)\n"
+               "  2  usage error (unknown option, missing argument)\n"
+               "  3  runtime failure (cannot write output, internal resource failure)\n"
+               "\nenvironment:\n  NO_COLOR       disable coloured diagnostics (colour is only used on a TTY)\n");
+}
+
+static const Subcommand *find_command(const char *name) {
+    for (int i = 0; i < NCOMMANDS; i++)
+        if (strcmp(commands[i].name, name) == 0) return &commands[i];
+    return NULL;
+}
+
+int main(int argc, char **argv) {
+    if (argc < 2) {
+        print_main_help(stderr);
+        return DSCC_EXIT_USAGE;
+    }
+    const char *cmd = argv[1];
+    if (strcmp(cmd, "-h") == 0 || strcmp(cmd, "--help") == 0) {
+        print_main_help(stdout);
+        return DSCC_EXIT_OK;
+    }
+    if (strcmp(cmd, "--version") == 0) {
+        printf("dscc %s\n", DSCC_VERSION);
+        return DSCC_EXIT_OK;
+    }
+    if (strcmp(cmd, "help") == 0) {
+        if (argc < 3) {
+            print_main_help(stdout);
+            return DSCC_EXIT_OK;
+        }
+        const Subcommand *sc = find_command(argv[2]);
+        if (!sc) {
+            fprintf(stderr, "dscc: error: unknown command '%s'; run 'dscc --help'\n", argv[2]);
+            return DSCC_EXIT_USAGE;
+        }
+        char *hargv[] = {argv[2], "--help", NULL};
+        return sc->run(2, hargv);
+    }
+    const Subcommand *sc = find_command(cmd);
+    if (!sc) {
+        fprintf(stderr, "dscc: error: unknown command '%s'; run 'dscc --help'\n", cmd);
+        return DSCC_EXIT_USAGE;
+    }
+    return sc->run(argc - 1, argv + 1);
+}

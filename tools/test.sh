@@ -1,0 +1,22 @@
+#!/usr/bin/env bash
+# test.sh — the test command: installs missing build dependencies, builds,
+# runs the whole CTest suite (unit, golden, bad-input, fuzz-corpus replay),
+# then builds again with AddressSanitizer + UndefinedBehaviorSanitizer
+# (-fno-sanitize-recover=all) and runs the suite once more. Tests that need a
+# GPU say that they are skipped. Exit status is non-zero if anything failed.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+. tools/deps.sh
+jobs=$(nproc 2>/dev/null || echo 2)
+echo "== build (RelWithDebInfo) =="
+cmake -S . -B build -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
+cmake --build build -j"$jobs"
+echo "== tests =="
+ctest --test-dir build --output-on-failure -j"$jobs"
+echo "== build (Debug, ASan + UBSan) =="
+cmake -S . -B build-asan -DCMAKE_BUILD_TYPE=Debug -DDSCC_SANITIZE=ON >/dev/null
+cmake --build build-asan -j"$jobs"
+echo "== tests under ASan + UBSan =="
+ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1 \
+  ctest --test-dir build-asan --output-on-failure -j"$jobs"
+echo "all tests passed (plain and sanitized)"
