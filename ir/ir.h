@@ -16,29 +16,6 @@
 
 #include "support/support.h"
 
-/* ---- ops ---------------------------------------------------------------- */
-
-typedef enum {
-#define IR_OP(e, kw, mn, mx, attrs, summary) IR_OP_##e,
-#include "ir/ops.def"
-#undef IR_OP
-    IR_OP_COUNT
-} IrOp;
-
-typedef struct {
-    const char *name;    /* keyword in the text form and the DSL */
-    int min_operands;
-    int max_operands;    /* -1 = variadic */
-    const char *attrs;   /* schema, see ops.def */
-    const char *summary; /* one line, for docs and --help */
-} IrOpInfo;
-
-extern const IrOpInfo ir_op_info[IR_OP_COUNT];
-const char *ir_op_name(IrOp op);
-bool ir_op_lookup(const char *name, IrOp *out); /* keyword -> op */
-bool ir_op_has_result(IrOp op);                 /* false only for output */
-bool ir_op_declares_type(IrOp op);              /* input, weight, const, cast, reshape */
-
 /* ---- types -------------------------------------------------------------- */
 
 typedef enum {
@@ -85,6 +62,15 @@ IrDim ir_type_numel(const IrType *t);
 /* Value of a dim with every symbol bound (sym_vals[i] for symbol i). */
 int64_t ir_dim_eval(IrDim d, const int64_t *sym_vals);
 
+/* ---- ops ---------------------------------------------------------------- */
+
+typedef enum {
+#define IR_OP(e, kw, mn, mx, attrs, summary) IR_OP_##e,
+#include "ir/ops.def"
+#undef IR_OP
+    IR_OP_COUNT
+} IrOp;
+
 /* ---- attributes --------------------------------------------------------- */
 
 typedef enum {
@@ -111,6 +97,23 @@ typedef struct {
         } ints;
     } u;
 } IrAttr;
+
+typedef struct {
+    const char *name;    /* keyword in the text form and the DSL */
+    int min_operands;
+    int max_operands;    /* -1 = variadic */
+    const char *attrs;   /* schema, see ops.def */
+    const char *summary; /* one line, for docs and --help */
+} IrOpInfo;
+
+extern const IrOpInfo ir_op_info[IR_OP_COUNT];
+const char *ir_op_name(IrOp op);
+bool ir_op_lookup(const char *name, IrOp *out); /* keyword -> op */
+bool ir_op_has_result(IrOp op);                 /* false only for output */
+bool ir_op_declares_type(IrOp op);              /* input, weight, const, cast, reshape */
+/* Position of attribute `name` in op's schema (-1 if absent), its kind and
+ * whether it is optional. */
+int ir_schema_find(IrOp op, const char *name, IrAttrKind *kind, bool *optional);
 
 /* ---- graph -------------------------------------------------------------- */
 

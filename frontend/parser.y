@@ -1,0 +1,238 @@
+/* parser.y — the DSL grammar (bison, pure, with locations).
+ *
+ * The grammar only builds the AST; every meaning (types, names, shapes) is
+ * checked by the lowering, which knows parameter values. Error recovery is
+ * at statement level: `error ';'` and `error '}'` resynchronise, so one run
+ * reports several syntax errors. Nesting depth is bounded so that hostile
+ * input cannot exhaust the parser stack. */
+%define api.pure full
+%define api.prefix {fe_yy}
+%define parse.error verbose
+%locations
+%param {void *scanner}
+%parse-param {FeParseCtx *ctx}
+
+%code requires {
+#include "frontend/ast.h"
+}
+
+%union {
+    int64_t ival;
+    double fval;
+    const char *str;
+    AstNode *node;
+    AstVec vec;
+}
+
+%code {
+#define YYSTYPE FE_YYSTYPE
+#define YYLTYPE FE_YYLTYPE
+#include "frontend/lexer.h"
+#include <string.h>
+
+static void fe_yyerror(FE_YYLTYPE *loc, void *scanner, FeParseCtx *ctx, const char *msg) {
+    (void)scanner;
+    /* bison says "syntax error, unexpected X, expecting Y"; keep it, minus the
+     * redundant prefix, and name tokens the way the user wrote them. */
+    const char *m = strncmp(msg, "syntax error, ", 14) == 0 ? msg + 14 : msg;
+    diag_error(ctx->diag, ((SrcLoc){ctx->file, loc->first_line, loc->first_column}), "%s", m);
+}
+
+#define L(n, loc) ast_new(ctx, (n), (loc).first_line, (loc).first_column)
+#define DEEPER(loc)                                                                                  \
+    do {                                                                                             \
+        if (++ctx->depth > FE_MAX_DEPTH) {                                                           \
+            diag_error(ctx->diag, ((SrcLoc){ctx->file, (loc).first_line, (loc).first_column}),      \
+                       "nesting deeper than %d levels", FE_MAX_DEPTH);                               \
+            YYABORT;                                                                                 \
+        }                                                                                            \
+    } while (0)
+}
+
+%token KW_MODEL "model" KW_IMPORT "import" KW_PARAM "param" KW_DIM "dim" KW_INPUT "input"
+%token KW_WEIGHT "weight" KW_FN "fn" KW_LET "let" KW_FOR "for" KW_IN "in" KW_IF "if"
+%token KW_ELSE "else" KW_RETURN "return" KW_ASSERT "assert" KW_OUTPUT "output"
+%token KW_FROM "from" KW_ABSENT "absent"
+%token DOTDOT ".." EQ "==" NE "!=" LE "<=" GE ">=" AND "&&" OR "||"
+%token <ival> INT "integer" BOOL "true or false"
+%token <fval> FLOAT "number"
+%token <str> IDENT "identifier" STRING "string"
+
+%type <node> item stmt expr primary type param_item fn_item if_stmt arg block_open
+%type <vec> stmts names names_opt exprs exprs_opt args args_opt keys block else_opt
+
+%left OR
+%left AND
+%left EQ NE
+%left '<' LE '>' GE
+%left '+' '-'
+%left '*' '/' '%'
+%precedence UNARY
+
+%%
+
+program
+    : %empty
+    | program item          { if ($2) ast_push(ctx->arena, &ctx->items, $2); }
+    ;
+
+item
+    : KW_MODEL IDENT ';'    { $$ = L(AST_MODEL, @1); $$->str = $2; }
+    | KW_IMPORT STRING ';'  { $$ = L(AST_IMPORT, @1); $$->str = $2; }
+    | param_item
+    | KW_DIM names ';'      { $$ = L(AST_DIM, @1); $$->list = $2; }
+    | fn_item
+    | stmt
+    | error '}'             { $$ = NULL; yyerrok; }
+    ;
+
+param_item
+    : KW_PARAM IDENT ':' IDENT '=' expr ';'
+        { $$ = L(AST_PARAM, @1); $$->str = $2; $$->str2 = $4; $$->a = $6; }
+    | KW_PARAM IDENT ':' IDENT '=' expr KW_FROM keys ';'
+        { $$ = L(AST_PARAM, @1); $$->str = $2; $$->str2 = $4; $$->a = $6; $$->list = $8; }
+    | KW_PARAM IDENT ':' IDENT '=' expr KW_ABSENT expr ';'
+        { $$ = L(AST_PARAM, @1); $$->str = $2; $$->str2 = $4; $$->a = $6; $$->b = $8; }
+    | KW_PARAM IDENT ':' IDENT '=' expr KW_FROM keys KW_ABSENT expr ';'
+        { $$ = L(AST_PARAM, @1); $$->str = $2; $$->str2 = $4; $$->a = $6; $$->list = $8; $$->b = $10; }
+    ;
+
+keys
+    : STRING                { $$ = (AstVec){0}; AstNode *k = L(AST_STR, @1); k->str = $1; ast_push(ctx->arena, &$$, k); }
+    | keys ',' STRING       { $$ = $1; AstNode *k = L(AST_STR, @3); k->str = $3; ast_push(ctx->arena, &$$, k); }
+    ;
+
+fn_item
+    : KW_FN IDENT '(' names_opt ')' block
+        { $$ = L(AST_FN, @1); $$->str = $2; $$->list = $4; $$->list2 = $6; }
+    ;
+
+names_opt
+    : %empty                { $$ = (AstVec){0}; }
+    | names
+    ;
+
+names
+    : IDENT                 { $$ = (AstVec){0}; AstNode *n = L(AST_NAME, @1); n->str = $1; ast_push(ctx->arena, &$$, n); }
+    | names ',' IDENT       { $$ = $1; AstNode *n = L(AST_NAME, @3); n->str = $3; ast_push(ctx->arena, &$$, n); }
+    ;
+
+block_open
+    : '{'                   { DEEPER(@1); $$ = NULL; }
+    ;
+
+block
+    : block_open stmts '}'  { $$ = $2; ctx->depth--; }
+    ;
+
+stmts
+    : %empty                { $$ = (AstVec){0}; }
+    | stmts stmt            { $$ = $1; if ($2) ast_push(ctx->arena, &$$, $2); }
+    ;
+
+stmt
+    : KW_LET names '=' expr ';'         { $$ = L(AST_LET, @1); $$->list = $2; $$->a = $4; }
+    | IDENT '=' expr ';'                { $$ = L(AST_ASSIGN, @1); $$->str = $1; $$->a = $3; }
+    | KW_WEIGHT IDENT ':' type '=' expr ';'
+        { $$ = L(AST_WEIGHT, @1); $$->str = $2; $$->c = $4; $$->a = $6; }
+    | KW_WEIGHT IDENT '[' IDENT ':' expr ']' ':' type '=' expr ';'
+        { $$ = L(AST_WEIGHT, @1); $$->str = $2; $$->str2 = $4; $$->b = $6; $$->c = $9; $$->a = $11; }
+    | KW_INPUT IDENT ':' type ';'       { $$ = L(AST_INPUT, @1); $$->str = $2; $$->c = $4; }
+    | KW_FOR IDENT KW_IN expr DOTDOT expr block
+        { $$ = L(AST_FOR, @1); $$->str = $2; $$->a = $4; $$->b = $6; $$->list = $7; }
+    | if_stmt
+    | KW_ASSERT expr ',' expr ';'       { $$ = L(AST_ASSERT, @1); $$->a = $2; $$->b = $4; }
+    | KW_OUTPUT IDENT '=' expr ';'      { $$ = L(AST_OUTPUT, @1); $$->str = $2; $$->a = $4; }
+    | KW_RETURN exprs ';'               { $$ = L(AST_RETURN, @1); $$->list = $2; }
+    | error ';'                         { $$ = NULL; yyerrok; }
+    ;
+
+if_stmt
+    : KW_IF expr block else_opt         { $$ = L(AST_IF, @1); $$->a = $2; $$->list = $3; $$->list2 = $4; }
+    ;
+
+else_opt
+    : %empty                            { $$ = (AstVec){0}; }
+    | KW_ELSE block                     { $$ = $2; }
+    | KW_ELSE if_stmt                   { $$ = (AstVec){0}; ast_push(ctx->arena, &$$, $2); }
+    ;
+
+type
+    : IDENT '[' exprs_opt ']'           { $$ = L(AST_TYPE, @1); $$->str = $1; $$->list = $3; }
+    ;
+
+exprs_opt
+    : %empty                            { $$ = (AstVec){0}; }
+    | exprs
+    ;
+
+exprs
+    : expr                              { $$ = (AstVec){0}; ast_push(ctx->arena, &$$, $1); }
+    | exprs ',' expr                    { $$ = $1; ast_push(ctx->arena, &$$, $3); }
+    ;
+
+expr
+    : primary
+    | expr OR expr          { $$ = L(AST_BINOP, @2); $$->op = OR; $$->a = $1; $$->b = $3; }
+    | expr AND expr         { $$ = L(AST_BINOP, @2); $$->op = AND; $$->a = $1; $$->b = $3; }
+    | expr EQ expr          { $$ = L(AST_BINOP, @2); $$->op = EQ; $$->a = $1; $$->b = $3; }
+    | expr NE expr          { $$ = L(AST_BINOP, @2); $$->op = NE; $$->a = $1; $$->b = $3; }
+    | expr '<' expr         { $$ = L(AST_BINOP, @2); $$->op = '<'; $$->a = $1; $$->b = $3; }
+    | expr LE expr          { $$ = L(AST_BINOP, @2); $$->op = LE; $$->a = $1; $$->b = $3; }
+    | expr '>' expr         { $$ = L(AST_BINOP, @2); $$->op = '>'; $$->a = $1; $$->b = $3; }
+    | expr GE expr          { $$ = L(AST_BINOP, @2); $$->op = GE; $$->a = $1; $$->b = $3; }
+    | expr '+' expr         { $$ = L(AST_BINOP, @2); $$->op = '+'; $$->a = $1; $$->b = $3; }
+    | expr '-' expr         { $$ = L(AST_BINOP, @2); $$->op = '-'; $$->a = $1; $$->b = $3; }
+    | expr '*' expr         { $$ = L(AST_BINOP, @2); $$->op = '*'; $$->a = $1; $$->b = $3; }
+    | expr '/' expr         { $$ = L(AST_BINOP, @2); $$->op = '/'; $$->a = $1; $$->b = $3; }
+    | expr '%' expr         { $$ = L(AST_BINOP, @2); $$->op = '%'; $$->a = $1; $$->b = $3; }
+    | '-' expr %prec UNARY  { $$ = L(AST_UNOP, @1); $$->op = '-'; $$->a = $2; }
+    | '!' expr %prec UNARY  { $$ = L(AST_UNOP, @1); $$->op = '!'; $$->a = $2; }
+    ;
+
+primary
+    : INT                   { $$ = L(AST_INT, @1); $$->ival = $1; }
+    | FLOAT                 { $$ = L(AST_FLOAT, @1); $$->fval = $1; }
+    | BOOL                  { $$ = L(AST_BOOL, @1); $$->ival = $1; }
+    | STRING                { $$ = L(AST_STR, @1); $$->str = $1; }
+    | IDENT                 { $$ = L(AST_NAME, @1); $$->str = $1; }
+    | open_paren expr ')'   { $$ = $2; ctx->depth--; }
+    | open_bracket exprs_opt ']'  { $$ = L(AST_LIST, @1); $$->list = $2; ctx->depth--; }
+    | IDENT open_paren args_opt ')'
+        { $$ = L(AST_CALL, @1); $$->str = $1; ctx->depth--;
+          for (size_t i = 0; i < $3.n; i++) ast_push(ctx->arena, $3.v[i]->kind == AST_KWARG ? &$$->list2 : &$$->list, $3.v[i]); }
+    ;
+
+open_paren
+    : '('                   { DEEPER(@1); }
+    ;
+
+open_bracket
+    : '['                   { DEEPER(@1); }
+    ;
+
+args_opt
+    : %empty                { $$ = (AstVec){0}; }
+    | args
+    ;
+
+args
+    : arg                   { $$ = (AstVec){0}; ast_push(ctx->arena, &$$, $1); }
+    | args ',' arg          { $$ = $1; ast_push(ctx->arena, &$$, $3); }
+    ;
+
+arg
+    : expr
+    | IDENT '=' expr        { $$ = L(AST_KWARG, @1); $$->str = $1; $$->a = $3; }
+    ;
+
+%%
+
+AstNode *ast_new(FeParseCtx *ctx, AstKind kind, int line, int col) {
+    AstNode *n = arena_alloc(ctx->arena, sizeof *n);
+    n->kind = kind;
+    n->loc = (SrcLoc){ctx->file, line, col};
+    return n;
+}
+
+void ast_push(Arena *a, AstVec *v, AstNode *n) { ARENA_PUSH(a, v->v, v->n, v->cap, n); }

@@ -1,0 +1,179 @@
+/* print.c — the textual IR and the Graphviz view.
+ *
+ * Values are renumbered %0, %1, ... in program order on every print, so the
+ * text depends only on the graph, never on how it was built; ir_parse reads
+ * it back and printing again gives the same bytes. */
+#include "ir/ir.h"
+
+#include <ctype.h>
+#include <string.h>
+
+void ir_dim_print(const IrGraph *g, IrDim d, StrBuf *sb) {
+    bool any = false;
+    if (d.coeff != 1 || ir_dim_is_const(d)) {
+        sb_printf(sb, "%lld", (long long)d.coeff);
+        any = true;
+    }
+    for (int i = 0; i < IR_MAX_DIM_SYMS; i++)
+        for (int k = 0; k < d.exp[i]; k++) {
+            if (any) sb_putc(sb, '*');
+            if (g && i < g->ndims) sb_puts(sb, g->dim_names[i]);
+            else sb_printf(sb, "$%d", i);
+            any = true;
+        }
+}
+
+void ir_type_print(const IrGraph *g, const IrType *t, StrBuf *sb) {
+    sb_puts(sb, ir_dtype_name(t->dtype));
+    sb_putc(sb, '[');
+    for (int i = 0; i < t->rank; i++) {
+        if (i) sb_putc(sb, ',');
+        ir_dim_print(g, t->dims[i], sb);
+    }
+    sb_putc(sb, ']');
+}
+
+static void print_attr(const IrAttr *a, StrBuf *sb) {
+    sb_printf(sb, "%s=", a->name);
+    switch (a->kind) {
+    case IR_ATTR_INT: sb_printf(sb, "%lld", (long long)a->u.i); break;
+    case IR_ATTR_FLOAT: sb_put_double(sb, a->u.f); break;
+    case IR_ATTR_BOOL: sb_puts(sb, a->u.b ? "true" : "false"); break;
+    case IR_ATTR_STR: sb_put_quoted(sb, a->u.s); break;
+    case IR_ATTR_DTYPE: sb_puts(sb, ir_dtype_name(a->u.t)); break;
+    case IR_ATTR_INTS:
+        sb_putc(sb, '[');
+        for (int i = 0; i < a->u.ints.n; i++) sb_printf(sb, i ? ",%lld" : "%lld", (long long)a->u.ints.v[i]);
+        sb_putc(sb, ']');
+        break;
+    }
+}
+
+static bool is_ident(const char *s) {
+    if (!*s || !(isalpha((unsigned char)*s) || *s == '_')) return false;
+    for (; *s; s++)
+        if (!(isalnum((unsigned char)*s) || *s == '_' || *s == '.')) return false;
+    return true;
+}
+
+/* Value numbers in print order: vnum[node->id]. */
+static int *number_values(const IrGraph *g, Arena *a) {
+    int *vnum = arena_alloc(a, sizeof(int) * (size_t)(g->nnodes + 1));
+    int next = 0;
+    for (int i = 0; i < g->nnodes; i++) vnum[i] = ir_op_has_result(g->nodes[i]->op) ? next++ : -1;
+    return vnum;
+}
+
+void ir_print(const IrGraph *g, StrBuf *sb) {
+    Arena *tmp = arena_new();
+    int *vnum = number_values(g, tmp);
+    sb_puts(sb, "// dscc IR\ngraph @");
+    if (is_ident(g->name)) sb_puts(sb, g->name);
+    else sb_put_quoted(sb, g->name);
+    sb_puts(sb, " dims(");
+    for (int i = 0; i < g->ndims; i++) sb_printf(sb, i ? ", %s" : "%s", g->dim_names[i]);
+    sb_puts(sb, ") {\n");
+    for (int i = 0; i < g->nnodes; i++) {
+        const IrNode *n = g->nodes[i];
+        sb_puts(sb, "  ");
+        if (vnum[i] >= 0) sb_printf(sb, "%%%d = ", vnum[i]);
+        sb_puts(sb, ir_op_name(n->op));
+        for (int k = 0; k < n->nops; k++) sb_printf(sb, k ? ", %%%d" : " %%%d", vnum[n->ops[k]->id]);
+        if (n->nattrs) {
+            sb_puts(sb, " {");
+            for (int k = 0; k < n->nattrs; k++) {
+                if (k) sb_puts(sb, ", ");
+                print_attr(&n->attrs[k], sb);
+            }
+            sb_putc(sb, '}');
+        }
+        if (ir_op_has_result(n->op)) {
+            sb_puts(sb, " : ");
+            ir_type_print(g, &n->type, sb);
+        }
+        if (n->scope) {
+            sb_puts(sb, " scope(");
+            sb_put_quoted(sb, n->scope);
+            sb_putc(sb, ')');
+        }
+        if (n->loc.file) {
+            sb_puts(sb, " loc(");
+            sb_put_quoted(sb, n->loc.file);
+            sb_printf(sb, ":%d:%d)", n->loc.line, n->loc.col);
+        }
+        sb_putc(sb, '\n');
+    }
+    sb_puts(sb, "}\n");
+    arena_free(tmp);
+}
+
+/* Escapes text for a double-quoted DOT label. */
+static void dot_text(StrBuf *sb, const char *s) {
+    for (; *s; s++) {
+        if (*s == '"' || *s == '\\') sb_putc(sb, '\\');
+        if (*s == '\n') sb_puts(sb, "\\n");
+        else sb_putc(sb, *s);
+    }
+}
+
+static void dot_node(const IrGraph *g, const IrNode *n, int v, StrBuf *sb) {
+    StrBuf lab;
+    sb_init(&lab);
+    sb_printf(&lab, "%%%d %s", v, ir_op_name(n->op));
+    const char *name = ir_node_attr_str(n, "name", NULL);
+    if (name) sb_printf(&lab, "\n%s", name);
+    if (ir_op_has_result(n->op)) {
+        sb_putc(&lab, '\n');
+        ir_type_print(g, &n->type, &lab);
+    }
+    const char *shape = n->op == IR_OP_WEIGHT ? "box" : n->op == IR_OP_INPUT || n->op == IR_OP_OUTPUT ? "ellipse" : "record";
+    sb_printf(sb, "    n%d [shape=%s, label=\"", n->id, shape);
+    dot_text(sb, lab.data);
+    sb_puts(sb, "\"];\n");
+    sb_free(&lab);
+}
+
+void ir_print_dot(const IrGraph *g, StrBuf *sb) {
+    Arena *tmp = arena_new();
+    int *vnum = number_values(g, tmp);
+    sb_puts(sb, "digraph \"");
+    dot_text(sb, g->name);
+    sb_puts(sb, "\" {\n  node [fontname=\"monospace\", fontsize=10];\n");
+    /* One cluster per top-level scope component, in first-seen order. */
+    const char **tops = arena_alloc(tmp, sizeof(char *) * (size_t)(g->nnodes + 1));
+    size_t *toplen = arena_alloc(tmp, sizeof(size_t) * (size_t)(g->nnodes + 1));
+    int ntops = 0;
+    for (int i = 0; i < g->nnodes; i++) {
+        const char *s = g->nodes[i]->scope;
+        if (!s) continue;
+        size_t len = strcspn(s, "/");
+        bool seen = false;
+        for (int k = 0; k < ntops && !seen; k++) seen = toplen[k] == len && strncmp(tops[k], s, len) == 0;
+        if (!seen) {
+            tops[ntops] = s;
+            toplen[ntops++] = len;
+        }
+    }
+    for (int k = 0; k < ntops; k++) {
+        sb_printf(sb, "  subgraph cluster_%d {\n    label=\"", k);
+        StrBuf t;
+        sb_init(&t);
+        sb_putn(&t, tops[k], toplen[k]);
+        dot_text(sb, t.data);
+        sb_free(&t);
+        sb_puts(sb, "\";\n");
+        for (int i = 0; i < g->nnodes; i++) {
+            const char *s = g->nodes[i]->scope;
+            if (s && strcspn(s, "/") == toplen[k] && strncmp(s, tops[k], toplen[k]) == 0)
+                dot_node(g, g->nodes[i], vnum[i], sb);
+        }
+        sb_puts(sb, "  }\n");
+    }
+    for (int i = 0; i < g->nnodes; i++)
+        if (!g->nodes[i]->scope) dot_node(g, g->nodes[i], vnum[i], sb);
+    for (int i = 0; i < g->nnodes; i++)
+        for (int k = 0; k < g->nodes[i]->nops; k++)
+            sb_printf(sb, "  n%d -> n%d;\n", g->nodes[i]->ops[k]->id, g->nodes[i]->id);
+    sb_puts(sb, "}\n");
+    arena_free(tmp);
+}

@@ -1,0 +1,141 @@
+/* stats.c — figures computed by walking the graph: parameters, parameters
+ * activated per token, KV-cache bytes per token, forward FLOPs per token.
+ *
+ * Nothing here knows DeepSeek. A routed-expert weight is recognised by its
+ * use (operand 1 of expert_linear) and counts K/E of its size as active;
+ * the cache is whatever kv_cache ops the model declares. FLOPs are 2 per
+ * multiply-add of linear, einsum, expert_linear and attention (causal masks
+ * count only the visible keys) and 1 per output element of every other
+ * compute op: the convention of model cards, where matmuls dominate. */
+#include "ir/ir.h"
+
+#include <string.h>
+
+typedef struct {
+    const IrGraph *g;
+    int64_t sym[IR_MAX_DIM_SYMS];
+    int64_t seq;
+} Env;
+
+static double ev(const Env *e, IrDim d) { return (double)ir_dim_eval(d, e->sym); }
+
+static double numel(const Env *e, const IrType *t) {
+    double n = 1;
+    for (int i = 0; i < t->rank; i++) n *= ev(e, t->dims[i]);
+    return n;
+}
+
+/* Row index for a scope's first component, adding the row if new. */
+static int row_for(IrStats *st, Arena *a, const char *scope, int *cap) {
+    size_t len = scope ? strcspn(scope, "/") : 5;
+    const char *name = scope ? scope : "model";
+    for (int i = 0; i < st->nrows; i++)
+        if (strlen(st->rows[i].kind) == len && strncmp(st->rows[i].kind, name, len) == 0) return i;
+    if (st->nrows == *cap) {
+        int ncap = *cap ? *cap * 2 : 8;
+        st->rows = arena_realloc(a, st->rows, sizeof(IrStatsRow) * (size_t)*cap, sizeof(IrStatsRow) * (size_t)ncap);
+        *cap = ncap;
+    }
+    IrStatsRow *r = &st->rows[st->nrows];
+    memset(r, 0, sizeof *r);
+    r->kind = arena_strndup(a, name, len);
+    return st->nrows++;
+}
+
+/* 2 x multiply-adds of one node, whole batch; 1/element for the rest. */
+static double node_flops(const Env *e, const IrNode *n) {
+    const IrType *out = &n->type;
+    switch (n->op) {
+    case IR_OP_INPUT: case IR_OP_WEIGHT: case IR_OP_CONST: case IR_OP_OUTPUT:
+    case IR_OP_RESHAPE: case IR_OP_TRANSPOSE: case IR_OP_SLICE: case IR_OP_CONCAT:
+    case IR_OP_KV_CACHE: case IR_OP_CAST: case IR_OP_EMBEDDING: case IR_OP_GATHER:
+        return 0; /* data movement */
+    case IR_OP_LINEAR: {
+        const IrType *w = &n->ops[1]->type;
+        return 2.0 * numel(e, out) * ev(e, w->dims[1]);
+    }
+    case IR_OP_EXPERT_LINEAR: {
+        const IrType *w = &n->ops[1]->type;
+        return 2.0 * numel(e, out) * ev(e, w->dims[2]);
+    }
+    case IR_OP_EINSUM: {
+        const char *spec = ir_node_attr_str(n, "spec", "");
+        double ext[26] = {0};
+        const char *p = spec;
+        for (int k = 0; k < 2; k++) {
+            const IrType *t = &n->ops[k]->type;
+            for (int i = 0; i < t->rank; i++) ext[p[i] - 'a'] = ev(e, t->dims[i]);
+            if (k == 0) p = strchr(p, ',') + 1;
+        }
+        double prod = 1;
+        for (int i = 0; i < 26; i++)
+            if (ext[i] > 0) prod *= ext[i];
+        return 2.0 * prod;
+    }
+    case IR_OP_ATTENTION: {
+        const IrType *q = &n->ops[0]->type, *k = &n->ops[1]->type, *v = &n->ops[2]->type;
+        double b = ev(e, q->dims[0]), s = ev(e, q->dims[1]), t = ev(e, k->dims[1]), h = ev(e, q->dims[2]);
+        double pairs = ir_node_attr_bool(n, "causal", false) ? s * (t - s) + s * (s + 1) / 2 : s * t;
+        return 2.0 * b * h * pairs * (ev(e, q->dims[3]) + ev(e, v->dims[3]));
+    }
+    default:
+        return ir_op_has_result(n->op) ? numel(e, out) : 0;
+    }
+}
+
+bool ir_stats_compute(const IrGraph *g, DiagEngine *d, int64_t seq_len, IrStats *out) {
+    memset(out, 0, sizeof *out);
+    if (g->ndims == 0) {
+        diag_error(d, (SrcLoc){0}, "graph @%s declares no symbolic dims; cannot bind a batch and a sequence", g->name);
+        return false;
+    }
+    Env e = {.g = g, .seq = seq_len};
+    e.sym[0] = 1;
+    for (int i = 1; i < IR_MAX_DIM_SYMS; i++) e.sym[i] = seq_len;
+    Arena *a = g->arena;
+    int cap = 0;
+    /* Per weight: the K/E fraction when used by expert_linear, else 1. */
+    double *frac = arena_alloc(a, sizeof(double) * (size_t)(g->nnodes + 1));
+    for (int i = 0; i < g->nnodes; i++) frac[i] = 1.0;
+    for (int i = 0; i < g->nnodes; i++) {
+        const IrNode *n = g->nodes[i];
+        if (n->op != IR_OP_EXPERT_LINEAR) continue;
+        const IrType *w = &n->ops[1]->type, *idx = &n->ops[2]->type;
+        double f = ev(&e, idx->dims[1]) / ev(&e, w->dims[0]);
+        if (f < frac[n->ops[1]->id]) frac[n->ops[1]->id] = f;
+    }
+    /* Tokens in a (batch 1) forward: every new position. For KV bytes, the
+     * cache entry of one token is the operand's size per (B, S) element. */
+    double tokens = (double)seq_len;
+    for (int i = 0; i < g->nnodes; i++) {
+        const IrNode *n = g->nodes[i];
+        int ri = row_for(out, a, n->scope, &cap); /* may move rows */
+        IrStatsRow *r = &out->rows[ri];
+        r->nodes++;
+        if (n->op == IR_OP_WEIGHT) {
+            for (int k = 0; k < n->type.rank; k++)
+                if (!ir_dim_is_const(n->type.dims[k])) {
+                    diag_error(d, n->loc, "weight %s has a symbolic shape", ir_node_attr_str(n, "name", "?"));
+                    return false;
+                }
+            int64_t cnt = ir_dim_eval(ir_type_numel(&n->type), e.sym);
+            r->params += cnt;
+            r->active_params += (double)cnt * frac[i];
+        } else if (n->op == IR_OP_KV_CACHE) {
+            const IrType *x = &n->ops[0]->type;
+            double elems = numel(&e, x) / (ev(&e, x->dims[0]) * ev(&e, x->dims[1]));
+            r->kv_bytes_per_token += (int64_t)(elems * ir_dtype_bits(x->dtype) / 8);
+        }
+        r->flops_per_token += node_flops(&e, n) / tokens;
+    }
+    IrStatsRow *t = &out->total;
+    t->kind = "total";
+    for (int i = 0; i < out->nrows; i++) {
+        t->params += out->rows[i].params;
+        t->active_params += out->rows[i].active_params;
+        t->flops_per_token += out->rows[i].flops_per_token;
+        t->kv_bytes_per_token += out->rows[i].kv_bytes_per_token;
+        t->nodes += out->rows[i].nodes;
+    }
+    return true;
+}

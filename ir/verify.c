@@ -1,0 +1,92 @@
+/* verify.c — checks a whole graph: everything ir_infer_type checks per node
+ * (arity, attribute schema, shapes), plus what only the graph knows:
+ * dominance, declared types against inferred ones, unique input and output
+ * names, weights that share a checkpoint name but disagree on type. Run
+ * after lowering, after parsing and (later) after every pass. */
+#include "ir/ir.h"
+
+#include <string.h>
+
+static SrcLoc node_loc(const IrNode *n) { return n->loc; }
+
+static void type_str(const IrGraph *g, const IrType *t, StrBuf *sb) {
+    sb_init(sb);
+    ir_type_print(g, t, sb);
+}
+
+/* Reports the first earlier node of `op` whose `name` attr equals n's. */
+static const IrNode *find_same_name(const IrGraph *g, int upto, IrOp op, const char *name) {
+    for (int i = 0; i < upto; i++) {
+        const IrNode *m = g->nodes[i];
+        if (m->op == op && strcmp(ir_node_attr_str(m, "name", ""), name) == 0) return m;
+    }
+    return NULL;
+}
+
+int ir_verify(const IrGraph *g, DiagEngine *d) {
+    int errors = 0, outputs = 0;
+    /* Name checks are quadratic in the number of inputs/outputs/weights with
+     * the same op; a hash is not worth it below tens of thousands. */
+    for (int i = 0; i < g->nnodes; i++) {
+        const IrNode *n = g->nodes[i];
+        const char *opn = ir_op_name(n->op);
+        if (n->id != i) {
+            diag_error(d, node_loc(n), "%s: node id %d does not match its position %d", opn, n->id, i);
+            errors++;
+            continue;
+        }
+        bool ok = true;
+        for (int k = 0; k < n->nops; k++) {
+            const IrNode *o = n->ops[k];
+            if (!o || o->id < 0 || o->id >= i || g->nodes[o->id] != o) {
+                diag_error(d, node_loc(n), "%s: operand %d is not defined before its use", opn, k);
+                ok = false;
+            }
+        }
+        if (!ok) { errors++; continue; }
+        char err[512];
+        IrType t;
+        if (!ir_infer_type(g, n, &t, err, sizeof err)) {
+            diag_error(d, node_loc(n), "%s: %s", opn, err);
+            errors++;
+            continue;
+        }
+        if (ir_op_has_result(n->op) && !ir_type_eq(&t, &n->type)) {
+            StrBuf a, b;
+            type_str(g, &n->type, &a);
+            type_str(g, &t, &b);
+            diag_error(d, node_loc(n), "%s: result type is %s but the operands give %s", opn, a.data, b.data);
+            sb_free(&a);
+            sb_free(&b);
+            errors++;
+        }
+        const char *name = ir_node_attr_str(n, "name", NULL);
+        if (n->op == IR_OP_OUTPUT) outputs++;
+        if (name && (n->op == IR_OP_INPUT || n->op == IR_OP_OUTPUT)) {
+            const IrNode *m = find_same_name(g, i, n->op, name);
+            if (m) {
+                diag_error(d, node_loc(n), "%s: name \"%s\" is used twice", opn, name);
+                if (m->loc.file) diag_note(d, m->loc, "first used here");
+                errors++;
+            }
+        }
+        if (name && n->op == IR_OP_WEIGHT) {
+            const IrNode *m = find_same_name(g, i, n->op, name);
+            if (m && !ir_type_eq(&m->type, &n->type)) {
+                StrBuf a, b;
+                type_str(g, &n->type, &a);
+                type_str(g, &m->type, &b);
+                diag_error(d, node_loc(n), "weight \"%s\" is %s here but %s elsewhere", name, a.data, b.data);
+                if (m->loc.file) diag_note(d, m->loc, "declared here");
+                sb_free(&a);
+                sb_free(&b);
+                errors++;
+            }
+        }
+    }
+    if (outputs == 0) {
+        diag_error(d, (SrcLoc){0}, "graph @%s has no output", g->name);
+        errors++;
+    }
+    return errors;
+}
