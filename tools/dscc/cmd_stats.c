@@ -49,11 +49,24 @@ static void put_cell(StrBuf *sb, int64_t v, int width) {
     sb_free(&t);
 }
 
+/* 108062000000 -> "108.06G" */
+static const char *human(char *buf, size_t n, double v) {
+    static const char *units[] = {"", "K", "M", "G", "T", "P"};
+    int u = 0;
+    while (v >= 999.995 && u < 5) {
+        v /= 1000;
+        u++;
+    }
+    snprintf(buf, n, u ? "%.2f%s" : "%.0f%s", v, units[u]);
+    return buf;
+}
+
 static void put_row(StrBuf *sb, const IrStatsRow *r) {
+    char buf[32];
     sb_printf(sb, "%-16s", r->kind);
     put_cell(sb, r->params, 20);
     put_cell(sb, (int64_t)(r->active_params + 0.5), 20);
-    sb_printf(sb, "%14.3f", r->flops_per_token * 1e-9);
+    sb_printf(sb, "%14s", human(buf, sizeof buf, r->flops_per_token));
     put_cell(sb, r->kv_bytes_per_token, 16);
     put_cell(sb, r->nodes, 8);
     sb_putc(sb, '\n');
@@ -61,14 +74,15 @@ static void put_row(StrBuf *sb, const IrStatsRow *r) {
 
 static void render_table(const IrGraph *g, const char *path, int64_t seq, const IrStats *st, StrBuf *sb) {
     sb_printf(sb, "model %s (%s), batch 1, sequence %lld\n\n", g->name, path, (long long)seq);
-    sb_printf(sb, "%-16s%20s%20s%14s%16s%8s\n", "kind", "params", "active/token", "GFLOP/token",
+    sb_printf(sb, "%-16s%20s%20s%14s%16s%8s\n", "kind", "params", "active/token", "FLOP/token",
               "KV bytes/token", "nodes");
     for (int i = 0; i < st->nrows; i++) put_row(sb, &st->rows[i]);
     put_row(sb, &st->total);
-    sb_printf(sb, "\nparameters:            %.2fB\n", (double)st->total.params * 1e-9);
-    sb_printf(sb, "activated per token:   %.2fB\n", st->total.active_params * 1e-9);
+    char b[32];
+    sb_printf(sb, "\nparameters:            %s\n", human(b, sizeof b, (double)st->total.params));
+    sb_printf(sb, "activated per token:   %s\n", human(b, sizeof b, st->total.active_params));
     sb_printf(sb, "KV cache per token:    %lld bytes\n", (long long)st->total.kv_bytes_per_token);
-    sb_printf(sb, "forward per token:     %.2f GFLOP at sequence %lld\n", st->total.flops_per_token * 1e-9,
+    sb_printf(sb, "forward per token:     %sFLOP at sequence %lld\n", human(b, sizeof b, st->total.flops_per_token),
               (long long)seq);
 }
 

@@ -1,0 +1,250 @@
+// deepseek_v3.dsl — DeepSeek-V3 (671B total, ~37B activated per token).
+//
+// The defaults are the released model's; every parameter binds by its
+// Hugging Face config.json name (or the `from` keys), so the same file
+// describes any checkpoint of this architecture, e.g. the tiny one in
+// models/tiny/config.json:
+//
+//   dscc compile models/deepseek_v3.dsl --config models/tiny/config.json
+//   dscc stats   models/deepseek_v3.dsl --set num_hidden_layers=4
+//
+// Attention is written in the absorbed form DeepSeek's own inference code
+// uses for decoding: the cache holds the normalised latent (kv_lora_rank)
+// and the roped shared key (qk_rope_head_dim) per token, and kv_b_proj is
+// folded into the query (W_UK) and the output (W_UV). For a full forward it
+// computes exactly what the expanded form computes.
+//
+// Each layer kind is a top-level call (mla_attention, dense_mlp, moe, mtp):
+// `dscc stats` groups its figures by the outermost function an op came from.
+
+model deepseek_v3;
+
+// ---- architecture (config.json names) -----------------------------------
+param vocab_size: int = 129280;
+param hidden_size: int = 7168;
+param intermediate_size: int = 18432;          // dense MLP of the first layers
+param moe_intermediate_size: int = 2048;       // each routed / shared expert
+param num_hidden_layers: int = 61;
+param first_k_dense_replace: int = 3;          // layers [0, 3) dense, the rest MoE
+param num_attention_heads: int = 128;
+param q_lora_rank: int = 1536;
+param kv_lora_rank: int = 512;
+param qk_nope_head_dim: int = 128;
+param qk_rope_head_dim: int = 64;
+param v_head_dim: int = 128;
+param rms_norm_eps: float = 1e-6;
+param tie_word_embeddings: bool = false;
+
+// ---- routing ---------------------------------------------------------------
+param n_routed_experts: int = 256;
+param n_shared_experts: int = 1;
+param num_experts_per_tok: int = 8;
+param n_group: int = 8;
+param topk_group: int = 4;
+param routed_scaling_factor: float = 2.5;
+param norm_topk_prob: bool = true;
+param scoring_func: str = "sigmoid";
+param topk_method: str = "noaux_tc";
+
+// ---- rotary embedding (YaRN) ---------------------------------------------
+// Older configs nest these under rope_scaling, newer transformers under
+// rope_parameters. A config without either gets plain RoPE (`absent`).
+param rope_theta: float = 10000.0 from "rope_parameters.rope_theta";
+param rope_type: str = "yarn" from "rope_scaling.type", "rope_scaling.rope_type",
+    "rope_parameters.rope_type", "rope_parameters.type" absent "default";
+param rope_factor: float = 40.0 from "rope_scaling.factor", "rope_parameters.factor";
+param original_max_position_embeddings: int = 4096
+    from "rope_scaling.original_max_position_embeddings", "rope_parameters.original_max_position_embeddings";
+param beta_fast: float = 32.0 from "rope_scaling.beta_fast", "rope_parameters.beta_fast";
+param beta_slow: float = 1.0 from "rope_scaling.beta_slow", "rope_parameters.beta_slow";
+param mscale: float = 1.0 from "rope_scaling.mscale", "rope_parameters.mscale" absent 0.0;
+param mscale_all_dim: float = 1.0 from "rope_scaling.mscale_all_dim", "rope_parameters.mscale_all_dim" absent 0.0;
+param rope_interleave: bool = true;
+
+// ---- multi-token prediction (off by default; transformers ignores it) ----
+param mtp: bool = false;
+param num_nextn_predict_layers: int = 1;
+
+assert hidden_size > 0 && vocab_size > 0 && num_hidden_layers > 0, "sizes must be positive";
+assert first_k_dense_replace >= 0 && first_k_dense_replace <= num_hidden_layers,
+    "first_k_dense_replace must be within 0..num_hidden_layers";
+assert n_routed_experts % n_group == 0, "n_routed_experts must split evenly into n_group groups";
+assert topk_group >= 1 && topk_group <= n_group, "topk_group must be within 1..n_group";
+assert num_experts_per_tok <= topk_group * (n_routed_experts / n_group),
+    "num_experts_per_tok exceeds the experts of the kept groups";
+assert scoring_func == "sigmoid", "only sigmoid router scores are described (scoring_func)";
+assert topk_method == "noaux_tc", "only the bias-corrected group top-k router is described (topk_method)";
+assert rope_type == "yarn" || rope_type == "default", "rope type must be yarn or default";
+
+// B: batch, S: new tokens in this step, T: context = cached + new tokens.
+dim B, S, T;
+input tokens: i32[B, S];
+input positions: i32[B, S];   // absolute position of each new token
+
+let H = num_attention_heads;
+let qk_head_dim = qk_nope_head_dim + qk_rope_head_dim;
+
+// YaRN's attention temperature: 0.1 * m * ln(scale) + 1 for scale > 1.
+fn yarn_mscale(scale, m) {
+  if scale <= 1.0 {
+    return 1.0;
+  }
+  return 0.1 * m * ln(scale) + 1.0;
+}
+
+let softmax_scale = pow(float(qk_head_dim), -0.5);
+if rope_type == "yarn" && mscale_all_dim > 0.0 {
+  let m = yarn_mscale(rope_factor, mscale_all_dim);
+  softmax_scale = softmax_scale * m * m;
+}
+
+// Rotary embedding of x[B, S, heads, qk_rope_head_dim] at `positions`.
+fn apply_rope(x) {
+  if rope_type == "default" {
+    return rope(x, positions, theta=rope_theta, interleave=rope_interleave);
+  }
+  if mscale > 0.0 && mscale_all_dim > 0.0 {
+    return rope(x, positions, theta=rope_theta, interleave=rope_interleave, factor=rope_factor,
+                original_max_position=original_max_position_embeddings, beta_fast=beta_fast,
+                beta_slow=beta_slow, mscale=mscale, mscale_all_dim=mscale_all_dim);
+  }
+  return rope(x, positions, theta=rope_theta, interleave=rope_interleave, factor=rope_factor,
+              original_max_position=original_max_position_embeddings, beta_fast=beta_fast,
+              beta_slow=beta_slow);
+}
+
+// Multi-head latent attention of layer l, pre-norm included; returns the
+// residual update [B, S, hidden_size].
+fn mla_attention(h, l) {
+  let p = "model.layers.{l}";
+  weight norm: bf16[hidden_size] = "{p}.input_layernorm.weight";
+  weight wq_a: bf16[q_lora_rank, hidden_size] = "{p}.self_attn.q_a_proj.weight";
+  weight q_norm: bf16[q_lora_rank] = "{p}.self_attn.q_a_layernorm.weight";
+  weight wq_b: bf16[H * qk_head_dim, q_lora_rank] = "{p}.self_attn.q_b_proj.weight";
+  weight wkv_a: bf16[kv_lora_rank + qk_rope_head_dim, hidden_size] = "{p}.self_attn.kv_a_proj_with_mqa.weight";
+  weight kv_norm: bf16[kv_lora_rank] = "{p}.self_attn.kv_a_layernorm.weight";
+  weight wkv_b: bf16[H * (qk_nope_head_dim + v_head_dim), kv_lora_rank] = "{p}.self_attn.kv_b_proj.weight";
+  weight wo: bf16[hidden_size, H * v_head_dim] = "{p}.self_attn.o_proj.weight";
+
+  let x = rmsnorm(h, norm, eps=rms_norm_eps);
+
+  // Queries through their low-rank bottleneck, split per head into the
+  // position-free part and the rotary part.
+  let q = linear(rmsnorm(linear(x, wq_a), q_norm, eps=rms_norm_eps), wq_b);
+  let q_nope, q_pe = split(reshape(q, [B, S, H, qk_head_dim]), [qk_nope_head_dim, qk_rope_head_dim], axis=-1);
+  q_pe = apply_rope(q_pe);
+
+  // Keys and values: one compressed latent per token plus one rotary key
+  // shared by every head. Only these 576 values per token are cached.
+  let latent, k_pe = split(linear(x, wkv_a), [kv_lora_rank, qk_rope_head_dim], axis=-1);
+  let k_rot = apply_rope(reshape(k_pe, [B, S, 1, qk_rope_head_dim]));
+  let kv_new = concat(reshape(rmsnorm(latent, kv_norm, eps=rms_norm_eps), [B, S, 1, kv_lora_rank]), k_rot, axis=-1);
+  let cache = kv_cache(kv_new, name="layer{l}.kv");                    // [B, T, 1, 576]
+
+  // Absorb kv_b_proj: W_UK turns q_nope into latent space, W_UV maps the
+  // attended latent back to per-head values.
+  let w_uk, w_uv = split(reshape(wkv_b, [H, qk_nope_head_dim + v_head_dim, kv_lora_rank]),
+                         [qk_nope_head_dim, v_head_dim], axis=1);
+  let q_abs = concat(einsum("bshd,hdc->bshc", q_nope, w_uk), q_pe, axis=-1);   // [B, S, H, 576]
+  let o_lat = attention(q_abs, cache, slice(cache, axis=-1, start=0, len=kv_lora_rank),
+                        scale=softmax_scale, causal=true);                      // [B, S, H, 512]
+  let o = einsum("bshc,hdc->bshd", o_lat, w_uv);                                // [B, S, H, v_head_dim]
+  return linear(reshape(o, [B, S, H * v_head_dim]), wo);
+}
+
+fn swiglu(x, gate, up, down) {
+  return linear(silu(linear(x, gate)) * linear(x, up), down);
+}
+
+// Dense SwiGLU MLP of layer l (the first first_k_dense_replace layers).
+fn dense_mlp(h, l) {
+  let p = "model.layers.{l}";
+  weight norm: bf16[hidden_size] = "{p}.post_attention_layernorm.weight";
+  weight gate: bf16[intermediate_size, hidden_size] = "{p}.mlp.gate_proj.weight";
+  weight up: bf16[intermediate_size, hidden_size] = "{p}.mlp.up_proj.weight";
+  weight down: bf16[hidden_size, intermediate_size] = "{p}.mlp.down_proj.weight";
+  return swiglu(rmsnorm(h, norm, eps=rms_norm_eps), gate, up, down);
+}
+
+// Mixture of experts of layer l: sigmoid router with a selection-only bias,
+// group-limited top-k, normalised and scaled weights, routed experts plus
+// the shared expert(s).
+fn moe(h, l) {
+  let p = "model.layers.{l}";
+  let E = n_routed_experts;
+  let I = moe_intermediate_size;
+  weight norm: bf16[hidden_size] = "{p}.post_attention_layernorm.weight";
+  weight router: bf16[E, hidden_size] = "{p}.mlp.gate.weight";
+  weight bias: f32[E] = "{p}.mlp.gate.e_score_correction_bias";
+  weight w_gate[e: E]: bf16[I, hidden_size] = "{p}.mlp.experts.{e}.gate_proj.weight";
+  weight w_up[e: E]: bf16[I, hidden_size] = "{p}.mlp.experts.{e}.up_proj.weight";
+  weight w_down[e: E]: bf16[hidden_size, I] = "{p}.mlp.experts.{e}.down_proj.weight";
+  weight s_gate: bf16[n_shared_experts * I, hidden_size] = "{p}.mlp.shared_experts.gate_proj.weight";
+  weight s_up: bf16[n_shared_experts * I, hidden_size] = "{p}.mlp.shared_experts.up_proj.weight";
+  weight s_down: bf16[hidden_size, n_shared_experts * I] = "{p}.mlp.shared_experts.down_proj.weight";
+
+  let x = reshape(rmsnorm(h, norm, eps=rms_norm_eps), [B * S, hidden_size]);
+
+  // Router in f32. The correction bias steers which experts are chosen but
+  // not how much they weigh.
+  let scores = sigmoid(linear(cast(x, f32), cast(router, f32)));              // [B*S, E]
+  let idx = group_topk(scores + bias, k=num_experts_per_tok, groups=n_group,
+                       topk_groups=topk_group, group_top=2);                    // [B*S, k]
+  let w = gather(scores, idx, axis=-1);
+  if norm_topk_prob {
+    w = w / (sum(w, axis=-1, keepdim=true) + 1e-20);
+  }
+  w = w * routed_scaling_factor;
+
+  // Each (token, slot) through its expert's SwiGLU, then the weighted sum.
+  let y = expert_linear(silu(expert_linear(x, w_gate, idx)) * expert_linear(x, w_up, idx), w_down, idx);
+  let routed = sum(cast(y, f32) * reshape(w, [B * S, num_experts_per_tok, 1]), axis=1);
+  let out = cast(routed, bf16) + swiglu(x, s_gate, s_up, s_down);
+  return reshape(out, [B, S, hidden_size]);
+}
+
+// Multi-token prediction module L (= num_hidden_layers): predicts the token
+// after next from the main model's last hidden state and the embedding of
+// the next token. Returns f32 logits.
+fn mtp(h_main, next_tokens, L) {
+  let p = "model.layers.{L}";
+  weight emb: bf16[vocab_size, hidden_size] = "{p}.embed_tokens.weight";
+  weight enorm: bf16[hidden_size] = "{p}.enorm.weight";
+  weight hnorm: bf16[hidden_size] = "{p}.hnorm.weight";
+  weight eh_proj: bf16[hidden_size, 2 * hidden_size] = "{p}.eh_proj.weight";
+  weight head_norm: bf16[hidden_size] = "{p}.shared_head.norm.weight";
+  weight head: bf16[vocab_size, hidden_size] = "{p}.shared_head.head.weight";
+  let e = rmsnorm(embedding(emb, next_tokens), enorm, eps=rms_norm_eps);
+  let x = linear(concat(e, rmsnorm(h_main, hnorm, eps=rms_norm_eps), axis=-1), eh_proj);
+  x = x + mla_attention(x, L);
+  x = x + moe(x, L);
+  return cast(linear(rmsnorm(x, head_norm, eps=rms_norm_eps), head), f32);
+}
+
+// ---- the model ---------------------------------------------------------
+weight embed: bf16[vocab_size, hidden_size] = "model.embed_tokens.weight";
+let h = embedding(embed, tokens);
+for l in 0 .. num_hidden_layers {
+  h = h + mla_attention(h, l);
+  if l < first_k_dense_replace {
+    h = h + dense_mlp(h, l);
+  } else {
+    h = h + moe(h, l);
+  }
+}
+
+weight final_norm: bf16[hidden_size] = "model.norm.weight";
+let head_name = "lm_head.weight";
+if tie_word_embeddings {
+  head_name = "model.embed_tokens.weight";
+}
+weight lm_head: bf16[vocab_size, hidden_size] = head_name;
+output logits = cast(linear(rmsnorm(h, final_norm, eps=rms_norm_eps), lm_head), f32);
+
+// V3 has one MTP module; only the first of num_nextn_predict_layers is
+// described. Its input is the token after each position's next token.
+if mtp {
+  assert num_nextn_predict_layers >= 1, "mtp needs num_nextn_predict_layers >= 1";
+  input mtp_tokens: i32[B, S];
+  output mtp_logits = mtp(h, mtp_tokens, num_hidden_layers);
+}
