@@ -49,9 +49,10 @@ static void put_cell(StrBuf *sb, int64_t v, int width) {
     sb_free(&t);
 }
 
-/* 108062000000 -> "108.06G" */
-static const char *human(char *buf, size_t n, double v) {
-    static const char *units[] = {"", "K", "M", "G", "T", "P"};
+/* 108062000000 -> "108.06G" (or "108.06B" for a count of things) */
+static const char *human(char *buf, size_t n, double v, bool count) {
+    static const char *si[] = {"", "K", "M", "G", "T", "P"}, *counts[] = {"", "K", "M", "B", "T", "P"};
+    const char **units = count ? counts : si;
     int u = 0;
     while (v >= 999.995 && u < 5) {
         v /= 1000;
@@ -66,7 +67,7 @@ static void put_row(StrBuf *sb, const IrStatsRow *r) {
     sb_printf(sb, "%-16s", r->kind);
     put_cell(sb, r->params, 20);
     put_cell(sb, (int64_t)(r->active_params + 0.5), 20);
-    sb_printf(sb, "%14s", human(buf, sizeof buf, r->flops_per_token));
+    sb_printf(sb, "%14s", human(buf, sizeof buf, r->flops_per_token, false));
     put_cell(sb, r->kv_bytes_per_token, 16);
     put_cell(sb, r->nodes, 8);
     sb_putc(sb, '\n');
@@ -79,10 +80,10 @@ static void render_table(const IrGraph *g, const char *path, int64_t seq, const 
     for (int i = 0; i < st->nrows; i++) put_row(sb, &st->rows[i]);
     put_row(sb, &st->total);
     char b[32];
-    sb_printf(sb, "\nparameters:            %s\n", human(b, sizeof b, (double)st->total.params));
-    sb_printf(sb, "activated per token:   %s\n", human(b, sizeof b, st->total.active_params));
+    sb_printf(sb, "\nparameters:            %s\n", human(b, sizeof b, (double)st->total.params, true));
+    sb_printf(sb, "activated per token:   %s\n", human(b, sizeof b, st->total.active_params, true));
     sb_printf(sb, "KV cache per token:    %lld bytes\n", (long long)st->total.kv_bytes_per_token);
-    sb_printf(sb, "forward per token:     %sFLOP at sequence %lld\n", human(b, sizeof b, st->total.flops_per_token),
+    sb_printf(sb, "forward per token:     %s FLOP at sequence %lld\n", human(b, sizeof b, st->total.flops_per_token, false),
               (long long)seq);
 }
 
