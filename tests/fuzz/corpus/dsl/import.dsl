@@ -1,0 +1,2 @@
+import "tiny.dsl";
+import "nope.dsl";

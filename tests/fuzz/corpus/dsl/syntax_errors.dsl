@@ -1,0 +1,3 @@
+let a = ;
+fn f( { }
+output = 3;

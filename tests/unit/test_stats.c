@@ -1,0 +1,87 @@
+/* test_stats.c — graph statistics against numbers worked out by hand, on a
+ * small model written in the DSL (so scopes come from real fn calls). */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include <math.h>
+#include <string.h>
+
+#include "frontend/frontend.h"
+
+/* hidden 16, 2 heads, experts E=4 of width 8, k=2, cache of 6 bf16 values. */
+static const char *SRC =
+    "dim B, S, T;\n"
+    "input tok: i32[B, S];\n"
+    "fn attn(h) {\n"
+    "  weight wq: bf16[12, 16] = \"wq\";\n"                  /* 192 params */
+    "  weight wkv: bf16[6, 16] = \"wkv\";\n"                 /* 96 */
+    "  let q = reshape(linear(h, wq), [B, S, 2, 6]);\n"      /* linear: 2*16*12 = 384 / token */
+    "  let c = kv_cache(reshape(linear(h, wkv), [B, S, 1, 6]), name=\"kv\");\n" /* 2*16*6 = 192 */
+    "  let o = attention(q, c, c, scale=0.5, causal=true);\n"
+    "  return reshape(o, [B, S, 12]);\n"
+    "}\n"
+    "fn experts(h) {\n"
+    "  weight we[e: 4]: bf16[8, 16] = \"e{e}\";\n"           /* 512 params, 2 of 4 active: 256 */
+    "  weight wr: bf16[4, 16] = \"router\";\n"               /* 64 */
+    "  let x = reshape(h, [B*S, 16]);\n"
+    "  let idx = topk(linear(x, wr), k=2);\n"                /* linear 2*16*4 = 128 */
+    "  return expert_linear(x, we, idx);\n"                  /* 2 * (2*8) * 16 = 512 */
+    "}\n"
+    "weight emb: bf16[100, 16] = \"emb\";\n"                 /* 1600 */
+    "let h = embedding(emb, tok);\n"
+    "output a = attn(h);\n"
+    "output b = experts(h);\n";
+
+static void test_stats_by_hand(void **state) {
+    (void)state;
+    Arena *a = arena_new();
+    DiagEngine *d = diag_new(a, NULL);
+    IrGraph *g = fe_compile_string(a, d, "s.dsl", SRC, strlen(SRC), NULL);
+    assert_non_null(g);
+    assert_int_equal(ir_verify(g, d), 0);
+    IrStats st;
+    assert_true(ir_stats_compute(g, d, 4, &st));
+    assert_int_equal(st.nrows, 3);
+    const IrStatsRow *model = &st.rows[0], *attn = &st.rows[1], *ex = &st.rows[2];
+    assert_string_equal(model->kind, "model");
+    assert_string_equal(attn->kind, "attn");
+    assert_string_equal(ex->kind, "experts");
+    assert_int_equal(model->params, 1600);
+    assert_int_equal(attn->params, 288);
+    assert_int_equal(ex->params, 576);
+    assert_true(fabs(ex->active_params - (256 + 64)) < 1e-9);
+    assert_int_equal(st.total.params, 1600 + 288 + 576);
+    assert_int_equal(attn->kv_bytes_per_token, 12); /* 6 bf16 values */
+    /* Attention at S = T = 4, causal: 4*5/2 = 10 visible pairs per head, two
+     * heads, q·k over 6 and p·v over 6: 2 * 10 * 2 * (6 + 6) = 480 FLOPs per
+     * 4 tokens = 120 per token. Plus the two linears (384 + 192), plus one
+     * FLOP per output element of nothing else in attn (reshape, cache: 0). */
+    assert_true(fabs(attn->flops_per_token - (384 + 192 + 120)) < 1e-9);
+    /* experts: router linear 128, topk 2 elements, expert_linear 512 */
+    assert_true(fabs(ex->flops_per_token - (128 + 2 + 512)) < 1e-9);
+    assert_true(fabs(model->flops_per_token) < 1e-9); /* embedding is a gather */
+    arena_free(a);
+}
+
+static void test_stats_need_dims(void **state) {
+    (void)state;
+    Arena *a = arena_new();
+    DiagEngine *d = diag_new(a, NULL);
+    const char *src = "input x: f32[4];\noutput y = silu(x);\n";
+    IrGraph *g = fe_compile_string(a, d, "n.dsl", src, strlen(src), NULL);
+    IrStats st;
+    assert_false(ir_stats_compute(g, d, 8, &st));
+    assert_non_null(strstr(diag_first(d)->msg, "declares no symbolic dims"));
+    arena_free(a);
+}
+
+int main(void) {
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_stats_by_hand),
+        cmocka_unit_test(test_stats_need_dims),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
