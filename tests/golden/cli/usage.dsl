@@ -1,0 +1,37 @@
+// The driver's help, version and exit codes (0 ok, 1 input, 2 usage).
+// RUN: dscc --help
+// CHECK: usage: dscc <command> [options] [args]
+// CHECK: compile   parse and lower a model file to verified IR; print IR or DOT
+// CHECK: 2  usage error (unknown option, missing argument)
+// RUN: dscc help stats
+// CHECK: usage: dscc stats MODEL.dsl [options]
+// CHECK: --seq N            sequence length for FLOPs (default 4096)
+// RUN: dscc compile --bogus models/deepseek_v3.dsl; echo "exit=$?"
+// CHECK: dscc compile: error: unknown option '--bogus'
+// CHECK: exit=2
+// RUN: dscc compile; echo "exit=$?"
+// CHECK: dscc compile: error: missing MODEL.dsl
+// CHECK: exit=2
+// RUN: dscc frobnicate; echo "exit=$?"
+// CHECK: dscc: error: unknown command 'frobnicate'
+// CHECK: exit=2
+// RUN: dscc opt --passes=fp8-quant %s; echo "exit=$?"
+// CHECK: --passes: this build has no passes yet
+// CHECK: exit=2
+// RUN: dscc stats models/deepseek_v3.dsl --seq 0; echo "exit=$?"
+// CHECK: --seq expects an integer in 1..16777216, got '0'
+// CHECK: exit=2
+// RUN: dscc compile no/such/file.dsl; echo "exit=$?"
+// CHECK: no/such/file.dsl: error: cannot read: No such file or directory
+// CHECK: exit=1
+// RUN: dscc compile models/deepseek_v3.dsl --set bogus; echo "exit=$?"
+// CHECK: --set expects NAME=VALUE, got 'bogus'
+// CHECK: exit=2
+// RUN: dscc compile models/deepseek_v3.dsl --set num_hidden_layer=2; echo "exit=$?"
+// CHECK: dscc: error: --set: no parameter named 'num_hidden_layer'; did you mean 'num_hidden_layers'?
+// CHECK: exit=1
+// RUN: dscc compile models/deepseek_v3.dsl -o /nonexistent-dir/x.ir; echo "exit=$?"
+// CHECK: /nonexistent-dir/x.ir: error: cannot write output
+// CHECK: exit=3
+// RUN: dscc --version
+// CHECK: dscc 0.1.0
