@@ -150,13 +150,14 @@ static void next(Parser *ps) {
         while (ps->p < ps->end && isdigit((unsigned char)*ps->p)) ps->p++;
         if (ps->p == s || ps->p - s > 9) t->kind = T_BAD;
         else {
+            /* digits by hand: the text need not be NUL-terminated */
             t->kind = T_VALUE;
-            t->i = strtoll(s, NULL, 10);
+            for (const char *q = s; q < ps->p; q++) t->i = t->i * 10 + (*q - '0');
         }
     } else if (c == '"') {
         ps->p++;
         scan_string(ps, t);
-    } else if (strchr("@(){}[],:=*", c)) {
+    } else if (c && strchr("@(){}[],:=*", c)) {
         ps->p++;
         t->kind = T_PUNCT;
         t->ch = c;
@@ -323,6 +324,21 @@ static bool parse_suffixes(Parser *ps, const char **scope, SrcLoc *loc) {
     }
 }
 
+/* Inputs and outputs are looked up by name, so a name may appear once;
+ * checked here too so the error points into the IR text. */
+static void check_unique_name(Parser *ps, const IrNode *n, SrcLoc at) {
+    if (n->op != IR_OP_INPUT && n->op != IR_OP_OUTPUT) return;
+    const char *name = ir_node_attr_str(n, "name", "");
+    for (int i = 0; i + 1 < ps->g->nnodes; i++) {
+        const IrNode *m = ps->g->nodes[i];
+        if (m->op == n->op && strcmp(ir_node_attr_str(m, "name", ""), name) == 0) {
+            diag_error(ps->d, at, "%s: name \"%s\" is used twice", ir_op_name(n->op), name);
+            ps->line_failed = true;
+            return;
+        }
+    }
+}
+
 /* stmt := ['%'N '='] op [operands] [attrs] [':' type] [scope(..)] [loc(..)] NL */
 static void parse_stmt(Parser *ps) {
     int64_t id = -1;
@@ -388,6 +404,7 @@ static void parse_stmt(Parser *ps) {
         ps->line_failed = true;
     }
     if (id >= 0) define_value(ps, id, n, at);
+    check_unique_name(ps, n, op_at);
 }
 
 static void skip_line(Parser *ps) {
@@ -448,6 +465,10 @@ IrGraph *ir_parse(Arena *a, DiagEngine *d, const char *file, const char *text, s
         if (ps.line_failed) skip_line(&ps);
     }
     if (is_punct(&ps, '}')) {
+        ps.line_failed = false;
+        bool has_output = false;
+        for (int i = 0; i < ps.g->nnodes && !has_output; i++) has_output = ps.g->nodes[i]->op == IR_OP_OUTPUT;
+        if (!has_output && diag_error_count(d) == before) perr(&ps, "graph @%s has no output", ps.g->name);
         ps.line_failed = false;
         next(&ps);
         skip_newlines(&ps);
