@@ -1,0 +1,68 @@
+/* cpu.h — the CPU reference executor: interprets a verified IR graph in FP32
+ * arithmetic on any machine. Every other backend is checked against it, and
+ * it is checked against transformers' DeepseekV3ForCausalLM.
+ *
+ * All values are held as f32 whatever their declared dtype (integer tensors
+ * hold exact integers, ids below 2^24): the reference it must match runs in
+ * FP32. Casts to bf16/f16/fp8 are therefore not rounded; FP8 appears only
+ * through the explicit emulation option, exactly as DeepSeek-V3 quantizes.
+ * The KV cache persists across runs, so a prefill followed by one-token
+ * steps reproduces a full forward. */
+#ifndef DSCC_CPU_H
+#define DSCC_CPU_H
+
+#include "ir/ir.h"
+
+/* Fills dst (row-major f32, every element of `type`) with the checkpoint
+ * tensor `name` (already resolved: no {e} left). Returns false after
+ * reporting through d. */
+typedef bool (*CpuWeightLoadFn)(void *ctx, const char *name, const IrType *type, float *dst, DiagEngine *d);
+
+typedef struct {
+    CpuWeightLoadFn load;
+    void *ctx;
+} CpuWeightSource;
+
+/* Deterministic random weights: each tensor depends only on (seed, name).
+ * Matrices (rank >= 2) are uniform in ±1/sqrt(last dim); vectors (norm
+ * weights, biases) are 1 + uniform(±0.1). `seed` must outlive the source. */
+CpuWeightSource cpu_random_weights(const uint64_t *seed);
+
+typedef struct {
+    int threads;          /* 0 = number of online CPUs */
+    bool fp8;             /* emulate DeepSeek FP8 in the linears (see cpu_fp8_*) */
+    int64_t max_elements; /* refuse graphs needing more f32 values than this; 0 = 2^31 */
+} CpuOptions;
+
+typedef struct CpuExec CpuExec;
+
+/* Loads every weight (to f32) and prepares to run. NULL after reporting. */
+CpuExec *cpu_exec_new(const IrGraph *g, const CpuWeightSource *ws, const CpuOptions *opt, DiagEngine *d);
+void cpu_exec_free(CpuExec *x);
+
+typedef struct {
+    const char *name;  /* graph input name */
+    int rank;
+    int64_t dims[IR_MAX_RANK];
+    const float *data; /* row-major; ids as exact integers */
+} CpuInput;
+
+/* Runs one step: binds the symbolic dims from the inputs' shapes (and T =
+ * cached length + new positions when the graph has a kv_cache), computes
+ * every node, appends to the caches. False after reporting. */
+bool cpu_exec_run(CpuExec *x, const CpuInput *inputs, int ninputs, DiagEngine *d);
+
+/* An output of the last run (NULL if no such name); valid until the next run. */
+const float *cpu_exec_output(const CpuExec *x, const char *name, int *rank, int64_t dims[IR_MAX_RANK]);
+int64_t cpu_exec_cache_len(const CpuExec *x); /* positions cached so far */
+void cpu_exec_reset(CpuExec *x);              /* empties every kv_cache */
+
+/* ---- FP8 E4M3 emulation (DeepSeek-V3 scheme) -------------------------- */
+
+/* v rounded to the nearest E4M3 value (ties to even), saturating at ±448. */
+float cpu_fp8_round(float v);
+/* y[m,o] = sum over K blocks of 128 of (qa·qb) * sa * sb, with a quantized
+ * per 1x128 tile (sa = amax/448) and w per 128x128 block: x[M,K], w[O,K]. */
+void cpu_fp8_linear(const float *x, const float *w, float *y, int64_t M, int64_t K, int64_t O);
+
+#endif

@@ -1,0 +1,321 @@
+/* exec.c — runs a graph node by node on the CPU.
+ *
+ * Weights are loaded once, as f32, when the executor is made. Each run binds
+ * the symbolic dims from the input shapes (T from the cache length), then
+ * computes the nodes in program order into fresh buffers, freeing each value
+ * after its last use so peak memory stays near the widest layer rather than
+ * the whole graph. Caches persist between runs: that is what makes
+ * prefill-then-decode equal to one full forward. */
+#include "cpu/internal.h"
+
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+typedef struct {
+    float *buf;      /* [B, cap, per_token] */
+    int64_t B, len, cap, per_token;
+} Cache;
+
+struct CpuExec {
+    const IrGraph *g;
+    Ten *val;        /* per node id: current value (weights persist) */
+    int *last_use;   /* per node id: index of the last node reading it */
+    bool *fp8_node;  /* per node id */
+    bool *keep;      /* per node id: feeds an output, kept after the run */
+    Cache *cache;    /* per node id, for kv_cache nodes */
+    int64_t cache_len;
+    int threads;
+    int64_t max_elements;
+};
+
+static int64_t numel_of(const IrType *t, const int64_t *sym) {
+    int64_t n = 1;
+    for (int i = 0; i < t->rank; i++) n *= ir_dim_eval(t->dims[i], sym);
+    return n;
+}
+
+/* Replaces "{var}" in pattern with the decimal e. */
+static char *stack_name(const char *pattern, const char *var, int64_t e) {
+    char key[64];
+    snprintf(key, sizeof key, "{%s}", var);
+    const char *at = strstr(pattern, key);
+    size_t n = strlen(pattern) + 32;
+    char *s = malloc(n);
+    if (!at) snprintf(s, n, "%s", pattern);
+    else snprintf(s, n, "%.*s%lld%s", (int)(at - pattern), pattern, (long long)e, at + strlen(key));
+    return s;
+}
+
+static bool load_weight(CpuExec *x, const IrNode *n, const CpuWeightSource *ws, DiagEngine *d) {
+    int64_t zero[IR_MAX_DIM_SYMS] = {0};
+    Ten *t = &x->val[n->id];
+    t->rank = n->type.rank;
+    for (int i = 0; i < t->rank; i++) t->d[i] = n->type.dims[i].coeff;
+    t->n = numel_of(&n->type, zero);
+    t->p = malloc(sizeof(float) * (size_t)(t->n ? t->n : 1));
+    if (!t->p) {
+        diag_error(d, n->loc, "out of host memory loading %s (%lld values)", ir_node_attr_str(n, "name", "?"), (long long)t->n);
+        return false;
+    }
+    const char *name = ir_node_attr_str(n, "name", "?");
+    const char *var = ir_node_attr_str(n, "stack", NULL);
+    if (!var) return ws->load(ws->ctx, name, &n->type, t->p, d);
+    IrType slice = n->type;
+    slice.rank--;
+    memmove(slice.dims, slice.dims + 1, sizeof(IrDim) * (size_t)slice.rank);
+    int64_t count = t->d[0], per = t->n / (count ? count : 1);
+    for (int64_t e = 0; e < count; e++) {
+        char *nm = stack_name(name, var, e);
+        bool ok = ws->load(ws->ctx, nm, &slice, t->p + e * per, d);
+        free(nm);
+        if (!ok) return false;
+    }
+    return true;
+}
+
+/* The FP8 emulation covers linears on low-precision activations, the way
+ * DeepSeek-V3 runs: f32 linears (the router) and the linear that makes an
+ * output (the LM head, maybe behind a cast or reshape) stay in FP32. */
+static void mark_fp8(CpuExec *x) {
+    const IrGraph *g = x->g;
+    bool *head = calloc((size_t)g->nnodes + 1, 1);
+    for (int i = 0; i < g->nnodes; i++) {
+        const IrNode *n = g->nodes[i];
+        if (n->op != IR_OP_OUTPUT) continue;
+        const IrNode *p = n->ops[0];
+        while (p->op == IR_OP_CAST || p->op == IR_OP_RESHAPE) p = p->ops[0];
+        head[p->id] = true;
+    }
+    for (int i = 0; i < g->nnodes; i++) {
+        const IrNode *n = g->nodes[i];
+        if ((n->op == IR_OP_LINEAR || n->op == IR_OP_EXPERT_LINEAR) && !head[i] && n->ops[0]->type.dtype != IR_DT_F32)
+            x->fp8_node[i] = true;
+    }
+    free(head);
+}
+
+CpuExec *cpu_exec_new(const IrGraph *g, const CpuWeightSource *ws, const CpuOptions *opt, DiagEngine *d) {
+    CpuOptions o = opt ? *opt : (CpuOptions){0};
+    CpuExec *x = calloc(1, sizeof *x);
+    size_t nn = (size_t)g->nnodes + 1;
+    x->g = g;
+    x->val = calloc(nn, sizeof(Ten));
+    x->last_use = calloc(nn, sizeof(int));
+    x->fp8_node = calloc(nn, sizeof(bool));
+    x->keep = calloc(nn, sizeof(bool));
+    x->cache = calloc(nn, sizeof(Cache));
+    long cpus = sysconf(_SC_NPROCESSORS_ONLN);
+    x->threads = o.threads > 0 ? o.threads : cpus > 0 ? (int)cpus : 1;
+    x->max_elements = o.max_elements > 0 ? o.max_elements : (int64_t)1 << 31;
+    int64_t total = 0, zero[IR_MAX_DIM_SYMS] = {0};
+    for (int i = 0; i < g->nnodes; i++) {
+        const IrNode *n = g->nodes[i];
+        for (int k = 0; k < n->nops; k++) x->last_use[n->ops[k]->id] = i;
+        if (n->op == IR_OP_OUTPUT) x->keep[n->ops[0]->id] = true;
+        if (n->op == IR_OP_WEIGHT) total += numel_of(&n->type, zero);
+    }
+    if (total > x->max_elements) {
+        diag_error(d, (SrcLoc){0}, "the weights need %lld f32 values (%.1f GiB), over the CPU executor's limit of %lld; "
+                   "shrink the model with --config or --set", (long long)total, (double)total * 4 / (1 << 30), (long long)x->max_elements);
+        cpu_exec_free(x);
+        return NULL;
+    }
+    if (o.fp8) mark_fp8(x);
+    for (int i = 0; i < g->nnodes; i++)
+        if (g->nodes[i]->op == IR_OP_WEIGHT && !load_weight(x, g->nodes[i], ws, d)) {
+            cpu_exec_free(x);
+            return NULL;
+        }
+    return x;
+}
+
+static void free_values(CpuExec *x, bool weights_too) {
+    for (int i = 0; i < x->g->nnodes; i++)
+        if (weights_too || x->g->nodes[i]->op != IR_OP_WEIGHT) {
+            free(x->val[i].p);
+            x->val[i].p = NULL;
+        }
+}
+
+void cpu_exec_reset(CpuExec *x) {
+    for (int i = 0; i < x->g->nnodes; i++) {
+        free(x->cache[i].buf);
+        memset(&x->cache[i], 0, sizeof(Cache));
+    }
+    x->cache_len = 0;
+}
+
+void cpu_exec_free(CpuExec *x) {
+    if (!x) return;
+    free_values(x, true);
+    cpu_exec_reset(x);
+    free(x->val);
+    free(x->last_use);
+    free(x->fp8_node);
+    free(x->keep);
+    free(x->cache);
+    free(x);
+}
+
+int64_t cpu_exec_cache_len(const CpuExec *x) { return x->cache_len; }
+
+/* Binds symbols from one declared dim and its actual size, when exactly one
+ * symbol in it is still unknown. Returns false on a contradiction. */
+static bool bind_dim(IrDim dim, int64_t actual, int64_t *sym) {
+    int unknown = -1;
+    int64_t known = dim.coeff;
+    for (int s = 0; s < IR_MAX_DIM_SYMS; s++) {
+        if (!dim.exp[s]) continue;
+        if (sym[s] < 0) {
+            if (unknown >= 0 || dim.exp[s] != 1) return true; /* not yet decidable */
+            unknown = s;
+        } else {
+            for (int k = 0; k < dim.exp[s]; k++) known *= sym[s];
+        }
+    }
+    if (unknown < 0) return known == actual;
+    if (known <= 0 || actual % known) return false;
+    sym[unknown] = actual / known;
+    return true;
+}
+
+static const CpuInput *find_input(const CpuInput *in, int n, const char *name) {
+    for (int i = 0; i < n; i++)
+        if (strcmp(in[i].name, name) == 0) return &in[i];
+    return NULL;
+}
+
+static bool bind_inputs(CpuExec *x, const CpuInput *in, int nin, int64_t *sym, DiagEngine *d) {
+    const IrGraph *g = x->g;
+    for (int s = 0; s < IR_MAX_DIM_SYMS; s++) sym[s] = -1;
+    for (int pass = 0; pass < 2; pass++)
+        for (int i = 0; i < g->nnodes; i++) {
+            const IrNode *n = g->nodes[i];
+            if (n->op != IR_OP_INPUT) continue;
+            const char *name = ir_node_attr_str(n, "name", "?");
+            const CpuInput *v = find_input(in, nin, name);
+            if (!v) {
+                diag_error(d, n->loc, "input '%s' was not given", name);
+                return false;
+            }
+            bool ok = v->rank == n->type.rank;
+            for (int k = 0; ok && k < v->rank; k++) ok = bind_dim(n->type.dims[k], v->dims[k], sym);
+            if (!ok) {
+                StrBuf sb;
+                sb_init(&sb);
+                ir_type_print(g, &n->type, &sb);
+                diag_error(d, n->loc, "input '%s' has a shape that does not fit its declared type %s", name, sb.data);
+                sb_free(&sb);
+                return false;
+            }
+        }
+    int t = ir_graph_find_dim(g, "T");
+    for (int i = 0; i < g->nnodes && t >= 0 && sym[t] < 0; i++)
+        if (g->nodes[i]->op == IR_OP_KV_CACHE) {
+            int64_t s = ir_dim_eval(g->nodes[i]->ops[0]->type.dims[1], sym);
+            sym[t] = x->cache_len + s;
+        }
+    for (int s = 0; s < g->ndims; s++)
+        if (sym[s] < 0) sym[s] = 0; /* unused symbols: no value depends on them */
+    return true;
+}
+
+static bool append_cache(CpuExec *x, const IrNode *n, const Ten *in, Ten *out, DiagEngine *d) {
+    Cache *c = &x->cache[n->id];
+    int64_t B = in->d[0], S = in->d[1], per = in->n / (B * S > 0 ? B * S : 1);
+    if (c->buf && (c->B != B || c->per_token != per)) {
+        diag_error(d, n->loc, "kv_cache '%s' holds batch %lld; reset it before running batch %lld",
+                   ir_node_attr_str(n, "name", "?"), (long long)c->B, (long long)B);
+        return false;
+    }
+    if (c->len + S > c->cap) {
+        int64_t cap = c->cap ? c->cap : 16;
+        while (cap < c->len + S) cap *= 2;
+        float *nb = malloc(sizeof(float) * (size_t)(B * cap * per + 1));
+        if (!nb) {
+            diag_error(d, n->loc, "out of host memory growing kv_cache to %lld positions", (long long)cap);
+            return false;
+        }
+        for (int64_t b = 0; b < B && c->buf; b++)
+            memcpy(nb + b * cap * per, c->buf + b * c->cap * per, sizeof(float) * (size_t)(c->len * per));
+        free(c->buf);
+        c->buf = nb;
+        c->cap = cap;
+        c->B = B;
+        c->per_token = per;
+    }
+    for (int64_t b = 0; b < B; b++) {
+        memcpy(c->buf + (b * c->cap + c->len) * per, in->p + b * S * per, sizeof(float) * (size_t)(S * per));
+        memcpy(out->p + b * (c->len + S) * per, c->buf + b * c->cap * per, sizeof(float) * (size_t)((c->len + S) * per));
+    }
+    c->len += S;
+    return true;
+}
+
+/* Computes node i into x->val[i]. */
+static bool run_node(CpuExec *x, const KernelCtx *kc, int i, const int64_t *sym, const CpuInput *in, int nin, DiagEngine *d) {
+    const IrNode *n = x->g->nodes[i];
+    if (n->op == IR_OP_WEIGHT || n->op == IR_OP_OUTPUT) return true;
+    Ten *out = &x->val[i];
+    out->rank = n->type.rank;
+    out->n = 1;
+    for (int k = 0; k < out->rank; k++) out->n *= out->d[k] = ir_dim_eval(n->type.dims[k], sym);
+    if (out->n > x->max_elements) {
+        diag_error(d, n->loc, "%s: a value of %lld elements exceeds the CPU executor's limit", ir_op_name(n->op), (long long)out->n);
+        return false;
+    }
+    out->p = malloc(sizeof(float) * (size_t)(out->n ? out->n : 1));
+    if (!out->p) {
+        diag_error(d, n->loc, "%s: out of host memory (%lld values)", ir_op_name(n->op), (long long)out->n);
+        return false;
+    }
+    Ten *ops[64];
+    for (int k = 0; k < n->nops && k < 64; k++) ops[k] = &x->val[n->ops[k]->id];
+    if (n->op == IR_OP_INPUT) {
+        const CpuInput *v = find_input(in, nin, ir_node_attr_str(n, "name", ""));
+        memcpy(out->p, v->data, sizeof(float) * (size_t)out->n);
+        return true;
+    }
+    if (n->op == IR_OP_KV_CACHE) return append_cache(x, n, ops[0], out, d);
+    return cpu_kernel(kc, n, out, ops);
+}
+
+bool cpu_exec_run(CpuExec *x, const CpuInput *in, int nin, DiagEngine *d) {
+    int64_t sym[IR_MAX_DIM_SYMS];
+    free_values(x, false);
+    if (!bind_inputs(x, in, nin, sym, d)) return false;
+    KernelCtx kc = {d, x->threads, false, x->fp8_node};
+    int64_t new_positions = -1;
+    for (int i = 0; i < x->g->nnodes; i++) {
+        const IrNode *n = x->g->nodes[i];
+        if (!run_node(x, &kc, i, sym, in, nin, d)) {
+            free_values(x, false);
+            return false;
+        }
+        if (n->op == IR_OP_KV_CACHE) new_positions = x->val[i].d[1] - x->cache_len;
+        /* free operands whose last reader this was */
+        for (int k = 0; k < n->nops; k++) {
+            int id = n->ops[k]->id;
+            if (x->last_use[id] == i && !x->keep[id] && n->ops[k]->op != IR_OP_WEIGHT) {
+                free(x->val[id].p);
+                x->val[id].p = NULL;
+            }
+        }
+    }
+    if (new_positions >= 0) x->cache_len += new_positions;
+    return true;
+}
+
+const float *cpu_exec_output(const CpuExec *x, const char *name, int *rank, int64_t dims[IR_MAX_RANK]) {
+    for (int i = 0; i < x->g->nnodes; i++) {
+        const IrNode *n = x->g->nodes[i];
+        if (n->op != IR_OP_OUTPUT || strcmp(ir_node_attr_str(n, "name", ""), name) != 0) continue;
+        const Ten *t = &x->val[n->ops[0]->id];
+        if (!t->p) return NULL;
+        *rank = t->rank;
+        memcpy(dims, t->d, sizeof(int64_t) * IR_MAX_RANK);
+        return t->p;
+    }
+    return NULL;
+}
