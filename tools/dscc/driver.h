@@ -22,6 +22,7 @@ typedef struct {
 int cmd_compile(int argc, char **argv);
 int cmd_opt(int argc, char **argv);
 int cmd_stats(int argc, char **argv);
+int cmd_run(int argc, char **argv);
 
 /* Options shared by commands that read a model file. */
 typedef struct {
