@@ -45,7 +45,7 @@ static int by_begin(const void *a, const void *b) {
 
 /* Validates one header entry into t; false after reporting. */
 static bool parse_entry(Arena *a, DiagEngine *d, const char *path, const cJSON *e, size_t data_size, RtTensor *t,
-                        size_t *begin) {
+                        size_t *begin, int *past_end) {
     const char *nm = e->string;
     t->name = arena_strdup(a, nm);
     if (!cJSON_IsObject(e)) {
@@ -97,7 +97,9 @@ static bool parse_entry(Arena *a, DiagEngine *d, const char *path, const cJSON *
         return false;
     }
     if ((size_t)en > data_size) {
-        diag_error(d, at(path), "tensor '%s': data_offsets end %.0f is past the end of the data (%zu bytes; truncated file?)", nm, en, data_size);
+        /* A truncated file puts every later tensor past the end: say it once. */
+        if ((*past_end)++ == 0)
+            diag_error(d, at(path), "tensor '%s': data_offsets end %.0f is past the end of the data (%zu bytes; truncated file?)", nm, en, data_size);
         return false;
     }
     *begin = (size_t)b;
@@ -130,16 +132,18 @@ RtSafetensors *rt_safetensors_parse(Arena *a, DiagEngine *d, const char *path, c
     st->tensors = arena_alloc(a, sizeof(RtTensor) * (size_t)(cap + 1));
     Span *spans = calloc((size_t)cap + 1, sizeof(Span));
     bool ok = true;
+    int past_end = 0;
     for (const cJSON *e = root->child; e; e = e->next) {
         if (strcmp(e->string, "__metadata__") == 0) continue;
         RtTensor *t = &st->tensors[st->ntensors];
         size_t b;
-        if (!parse_entry(a, d, path, e, data_size, t, &b)) { ok = false; continue; }
+        if (!parse_entry(a, d, path, e, data_size, t, &b, &past_end)) { ok = false; continue; }
         t->data = base + b;
         spans[st->ntensors] = (Span){b, b + t->nbytes, t->name};
         st->ntensors++;
     }
     cJSON_Delete(root);
+    if (past_end > 1) diag_note(d, at(path), "%d more tensors end past the data", past_end - 1);
     qsort(spans, (size_t)st->ntensors, sizeof(Span), by_begin);
     for (int i = 1; ok && i < st->ntensors; i++)
         if (spans[i].begin < spans[i - 1].end) {
