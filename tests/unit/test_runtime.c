@@ -1,0 +1,213 @@
+/* test_runtime.c — safetensors parsing and validation, dtype conversions,
+ * FP8 block dequantization, sharded checkpoints, .npy round trips. Files
+ * are written by the test itself into a fresh temporary directory. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "runtime/runtime.h"
+
+typedef struct {
+    char dir[64];
+    Arena *a;
+    DiagEngine *d;
+} Fx;
+
+static int setup(void **state) {
+    Fx *f = calloc(1, sizeof *f);
+    snprintf(f->dir, sizeof f->dir, "/tmp/dscc_rt_XXXXXX");
+    assert_non_null(mkdtemp(f->dir));
+    f->a = arena_new();
+    f->d = diag_new(f->a, NULL);
+    *state = f;
+    return 0;
+}
+
+static int teardown(void **state) {
+    Fx *f = *state;
+    char cmd[128];
+    snprintf(cmd, sizeof cmd, "rm -rf %s", f->dir);
+    assert_int_equal(system(cmd), 0);
+    arena_free(f->a);
+    free(f);
+    return 0;
+}
+
+/* Writes a safetensors file: header JSON text, then data. */
+static void write_st(Fx *f, const char *name, const char *header, const void *data, size_t n) {
+    char path[256];
+    snprintf(path, sizeof path, "%s/%s", f->dir, name);
+    FILE *fp = fopen(path, "wb");
+    uint64_t len = strlen(header);
+    fwrite(&len, 8, 1, fp);
+    fwrite(header, 1, len, fp);
+    if (n) fwrite(data, 1, n, fp);
+    fclose(fp);
+}
+
+static const char *last_msg(Fx *f) {
+    const Diag *g = diag_first(f->d), *last = NULL;
+    for (; g; g = g->next)
+        if (g->level == DIAG_ERROR) last = g;
+    return last ? last->msg : "";
+}
+
+static void test_conversions(void **state) {
+    (void)state;
+    assert_true(rt_bf16_decode(0x3f80) == 1.0f);
+    assert_true(rt_bf16_decode(0xc040) == -3.0f);
+    assert_true(rt_f16_decode(0x3c00) == 1.0f);
+    assert_true(rt_f16_decode(0x0001) == ldexpf(1, -24)); /* smallest subnormal */
+    assert_true(rt_f16_decode(0xfc00) == -INFINITY);
+    assert_true(rt_fp8_e4m3_decode(0x7e) == 448.0f);   /* max finite */
+    assert_true(isnan(rt_fp8_e4m3_decode(0x7f)));
+    assert_true(rt_fp8_e4m3_decode(0x01) == ldexpf(1, -9)); /* smallest subnormal */
+    assert_true(rt_fp8_e4m3_decode(0x38) == 1.0f);
+    assert_true(rt_fp8_e4m3_decode(0xb9) == -1.125f);
+    assert_true(signbit(rt_fp8_e4m3_decode(0x80)) && rt_fp8_e4m3_decode(0x80) == 0.0f);
+}
+
+static void test_fp8_block_dequant_and_shape_checks(void **state) {
+    Fx *f = *state;
+    /* w: F8_E4M3 [130, 200] -> 2x2 blocks of scales 1, 2, 3, 4 (in row-major block order). */
+    enum { O = 130, I = 200 };
+    size_t wn = O * I, sn = 4;
+    uint8_t *buf = malloc(wn + sn * 4 + 8);
+    for (size_t i = 0; i < wn; i++) buf[i] = 0x38; /* 1.0 */
+    float sc[4] = {1, 2, 3, 4};
+    memcpy(buf + wn, sc, sizeof sc);
+    char hdr[512];
+    snprintf(hdr, sizeof hdr,
+             "{\"w.weight\": {\"dtype\": \"F8_E4M3\", \"shape\": [%d, %d], \"data_offsets\": [0, %zu]},"
+             " \"w.weight_scale_inv\": {\"dtype\": \"F32\", \"shape\": [2, 2], \"data_offsets\": [%zu, %zu]},"
+             " \"__metadata__\": {\"format\": \"pt\"}}", O, I, wn, wn, wn + 16);
+    write_st(f, "model.safetensors", hdr, buf, wn + 16);
+    RtCheckpoint *c = rt_checkpoint_open(f->a, f->d, f->dir);
+    assert_non_null(c);
+    assert_int_equal(rt_checkpoint_count(c), 2);
+    IrType t = {.dtype = IR_DT_BF16, .rank = 2, .dims = {ir_dim_const(O), ir_dim_const(I)}};
+    float *w = malloc(sizeof(float) * wn);
+    assert_true(rt_checkpoint_read_f32(c, "w.weight", &t, w, f->d));
+    assert_true(w[0] == 1.0f);                     /* block (0,0) */
+    assert_true(w[127 * I + 128] == 2.0f);         /* block (0,1) */
+    assert_true(w[128 * I + 127] == 3.0f);         /* block (1,0) */
+    assert_true(w[129 * I + 199] == 4.0f);         /* block (1,1), the ragged corner */
+    /* shape from a config that disagrees */
+    IrType bad = {.dtype = IR_DT_BF16, .rank = 2, .dims = {ir_dim_const(128), ir_dim_const(I)}};
+    assert_false(rt_checkpoint_read_f32(c, "w.weight", &bad, w, f->d));
+    assert_non_null(strstr(last_msg(f), "tensor 'w.weight' is F8_E4M3[130,200] in the checkpoint but the model expects bf16[128,200]"));
+    assert_false(rt_checkpoint_read_f32(c, "nope.weight", &t, w, f->d));
+    assert_non_null(strstr(last_msg(f), "tensor 'nope.weight' is missing from the checkpoint"));
+    rt_checkpoint_close(c);
+    /* FP8 without its scales */
+    snprintf(hdr, sizeof hdr, "{\"w.weight\": {\"dtype\": \"F8_E4M3\", \"shape\": [%d, %d], \"data_offsets\": [0, %zu]}}", O, I, wn);
+    write_st(f, "model.safetensors", hdr, buf, wn);
+    c = rt_checkpoint_open(f->a, f->d, f->dir);
+    assert_false(rt_checkpoint_read_f32(c, "w.weight", &t, w, f->d));
+    assert_non_null(strstr(last_msg(f), "tensor 'w.weight' is F8_E4M3 but 'w.weight_scale_inv' (its block scales) is missing"));
+    rt_checkpoint_close(c);
+    free(w);
+    free(buf);
+}
+
+static void test_corrupt_headers(void **state) {
+    Fx *f = *state;
+    static const struct { const char *hdr; size_t data; const char *msg; } cases[] = {
+        {"{\"a\": {\"dtype\": \"F32\", \"shape\": [4], \"data_offsets\": [0, 16]}}", 8, "tensor 'a': data_offsets end 16 is past the end of the data (8 bytes; truncated file?)"},
+        {"{\"a\": {\"dtype\": \"F32\", \"shape\": [4], \"data_offsets\": [0, 12]}}", 16, "tensor 'a': data_offsets [0, 12] hold 12 bytes but F32 of the given shape needs 16"},
+        {"{\"a\": {\"dtype\": \"Q4_K\", \"shape\": [4], \"data_offsets\": [0, 2]}}", 16, "tensor 'a': dtype \"Q4_K\" is not supported"},
+        {"{\"a\": {\"dtype\": \"F32\", \"shape\": [2], \"data_offsets\": [0, 8]}, \"b\": {\"dtype\": \"F32\", \"shape\": [2], \"data_offsets\": [4, 12]}}", 16, "tensors 'a' and 'b' overlap in the data area"},
+        {"{\"a\": {\"dtype\": \"F32\", \"shape\": [-2], \"data_offsets\": [0, 8]}}", 16, "tensor 'a': shape entry 0 is not a valid dimension"},
+        {"{\"a\": {\"dtype\": \"F32\"}}", 16, "tensor 'a': needs \"dtype\" (string), \"shape\" (array) and \"data_offsets\""},
+        {"[1, 2, 3]", 16, "the header is not a JSON object"},
+        {"{\"a\": {\"dtype\": \"F32\", \"shape\": [2], \"data_offs", 16, "the header is not a JSON object"},
+    };
+    uint8_t zeros[16] = {0};
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        write_st(f, "model.safetensors", cases[i].hdr, zeros, cases[i].data);
+        char path[256];
+        snprintf(path, sizeof path, "%s/model.safetensors", f->dir);
+        assert_null(rt_safetensors_open(f->a, f->d, path));
+        if (!strstr(last_msg(f), cases[i].msg)) fail_msg("case %zu: got '%s'", i, last_msg(f));
+        assert_string_equal(diag_first(f->d)->loc.file, path);
+    }
+    /* header length past the end */
+    char path[256];
+    snprintf(path, sizeof path, "%s/short.safetensors", f->dir);
+    FILE *fp = fopen(path, "wb");
+    uint64_t len = 1000;
+    fwrite(&len, 8, 1, fp);
+    fputs("{}", fp);
+    fclose(fp);
+    assert_null(rt_safetensors_open(f->a, f->d, path));
+    assert_string_equal(last_msg(f), "header length 1000 is past the end of the file (truncated file?)");
+}
+
+static void test_shards(void **state) {
+    Fx *f = *state;
+    float one[2] = {1.5f, -2.0f}, two[3] = {3, 4, 5};
+    write_st(f, "part-1.safetensors", "{\"x\": {\"dtype\": \"F32\", \"shape\": [2], \"data_offsets\": [0, 8]}}", one, 8);
+    write_st(f, "part-2.safetensors", "{\"y\": {\"dtype\": \"F32\", \"shape\": [3], \"data_offsets\": [0, 12]}}", two, 12);
+    char path[256];
+    snprintf(path, sizeof path, "%s/model.safetensors.index.json", f->dir);
+    FILE *fp = fopen(path, "w");
+    fputs("{\"metadata\": {\"total_size\": 20}, \"weight_map\": {\"x\": \"part-1.safetensors\", \"y\": \"part-2.safetensors\"}}", fp);
+    fclose(fp);
+    RtCheckpoint *c = rt_checkpoint_open(f->a, f->d, f->dir);
+    assert_non_null(c);
+    IrType t = {.dtype = IR_DT_F32, .rank = 1, .dims = {ir_dim_const(3)}};
+    float out[3];
+    assert_true(rt_checkpoint_read_f32(c, "y", &t, out, f->d));
+    assert_true(out[0] == 3 && out[2] == 5);
+    rt_checkpoint_close(c);
+    fp = fopen(path, "w");
+    fputs("{\"weight_map\": {\"x\": \"part-2.safetensors\"}}", fp);
+    fclose(fp);
+    assert_null(rt_checkpoint_open(f->a, f->d, f->dir));
+    assert_string_equal(last_msg(f), "tensor 'x' is mapped to part-2.safetensors, which does not hold it");
+    fp = fopen(path, "w");
+    fputs("{\"weight_map\": {\"x\": \"../elsewhere.safetensors\"}}", fp);
+    fclose(fp);
+    assert_null(rt_checkpoint_open(f->a, f->d, f->dir));
+    assert_non_null(strstr(last_msg(f), "the shard must be a plain file name"));
+}
+
+static void test_npy_roundtrip(void **state) {
+    Fx *f = *state;
+    char path[256];
+    snprintf(path, sizeof path, "%s/x.npy", f->dir);
+    float v[6] = {1, -2.5f, 3, 4, 5e-3f, 6};
+    int64_t shape[2] = {2, 3};
+    assert_true(rt_npy_write_f32(f->d, path, v, 2, shape));
+    RtArray arr;
+    assert_true(rt_npy_read(f->d, path, &arr));
+    assert_int_equal(arr.rank, 2);
+    assert_int_equal(arr.shape[1], 3);
+    assert_false(arr.was_int);
+    for (int i = 0; i < 6; i++) assert_true(arr.data[i] == v[i]);
+    free(arr.data);
+    FILE *fp = fopen(path, "wb");
+    fputs("not numpy at all", fp);
+    fclose(fp);
+    assert_false(rt_npy_read(f->d, path, &arr));
+    assert_string_equal(last_msg(f), "not a NumPy .npy file");
+}
+
+int main(void) {
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_conversions),
+        cmocka_unit_test_setup_teardown(test_fp8_block_dequant_and_shape_checks, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_corrupt_headers, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_shards, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_npy_roundtrip, setup, teardown),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
