@@ -1,9 +1,12 @@
 #!/usr/bin/env bash
 # main.sh — the main job: installs missing build dependencies, builds dscc,
 # compiles the full DeepSeek-V3 description to verified IR (out/), checks
-# that the printed IR reads back byte-identically, and prints the model's
-# figures computed from the graph, for the 671B defaults and for the tiny
-# configuration in models/tiny/config.json.
+# that the printed IR reads back byte-identically, prints the model's
+# figures computed from the graph (671B defaults and the tiny config), then
+# runs the tiny model end to end: from its Hugging Face checkpoint in
+# tests/fixtures (logits to out/), and with seeded random weights through a
+# prefill, KV-cache decode steps and greedy generation. No GPU backend exists
+# yet, so the run uses the CPU reference executor.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 . tools/deps.sh
@@ -22,3 +25,12 @@ build/dscc stats models/deepseek_v3.dsl
 echo
 echo "== dscc stats models/deepseek_v3.dsl --config models/tiny/config.json =="
 build/dscc stats models/deepseek_v3.dsl --config models/tiny/config.json --seq 64
+echo
+echo "== dscc run: tiny checkpoint (tests/fixtures/tiny_bf16), FP8 linears =="
+build/dscc run models/deepseek_v3.dsl --weights tests/fixtures/tiny_bf16 \
+    --tokens tests/fixtures/tiny_bf16/tokens.npy --dump-logits out/tiny_logits.npy
+echo "logits: out/tiny_logits.npy"
+echo
+echo "== dscc run: tiny model, random weights, prefill 6 + decode + 8 generated tokens =="
+build/dscc run models/deepseek_v3.dsl --config models/tiny/config.json --random-weights 1 \
+    --tokens tests/fixtures/tiny_bf16/tokens.npy --prefill 6 --generate 8
