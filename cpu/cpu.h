@@ -64,5 +64,12 @@ float cpu_fp8_round(float v);
 /* y[m,o] = sum over K blocks of 128 of (qa·qb) * sa * sb, with a quantized
  * per 1x128 tile (sa = amax/448) and w per 128x128 block: x[M,K], w[O,K]. */
 void cpu_fp8_linear(const float *x, const float *w, float *y, int64_t M, int64_t K, int64_t O);
+/* The pieces: E4M3 codes (value / scale, rounded) and scales of x[M,K] per
+ * 1 x block tile, of w[O,K] per 128x128 block (either output may be NULL),
+ * and the GEMM on codes: y = sum over K blocks of (q.w) * qs * ws. */
+void cpu_fp8_act_quant(const float *x, int64_t M, int64_t K, int64_t block, float *codes, float *scales);
+void cpu_fp8_weight_quant(const float *w, int64_t O, int64_t K, float *codes, float *scales);
+void cpu_fp8_gemm(const float *q, const float *qs, const float *w, const float *ws, float *y, int64_t M, int64_t K,
+                  int64_t O);
 
 #endif

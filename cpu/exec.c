@@ -47,6 +47,51 @@ static char *stack_name(const char *pattern, const char *var, int64_t e) {
     return s;
 }
 
+/* The weight node named `name` (its pattern), or NULL. */
+static const IrNode *find_weight(const IrGraph *g, const char *name) {
+    for (int i = 0; i < g->nnodes; i++)
+        if (g->nodes[i]->op == IR_OP_WEIGHT && strcmp(ir_node_attr_str(g->nodes[i], "name", ""), name) == 0)
+            return g->nodes[i];
+    return NULL;
+}
+
+static IrType slice_type(const IrNode *n) {
+    IrType t = n->type;
+    if (ir_node_attr_str(n, "stack", NULL)) {
+        t.rank--;
+        memmove(t.dims, t.dims + 1, sizeof(IrDim) * (size_t)t.rank);
+    }
+    return t;
+}
+
+/* One (unstacked) tensor of weight node n, named `name`, into dst. FP8
+ * weights are loaded as values and turned into E4M3 codes per 128x128
+ * block; a `scales_of` weight is those blocks' scales, computed from the
+ * same values, so codes and scales always agree (and reproduce an FP8
+ * checkpoint's own, since requantizing dequantized blocks is exact). */
+static bool load_slice(CpuExec *x, const IrNode *n, const CpuWeightSource *ws, const char *name, int64_t e, float *dst,
+                       DiagEngine *d) {
+    const char *base = ir_node_attr_str(n, "scales_of", NULL);
+    IrType t = slice_type(n);
+    if (!base && t.dtype != IR_DT_FP8E4M3) return ws->load(ws->ctx, name, &t, dst, d);
+    const IrNode *bn = base ? find_weight(x->g, base) : n;
+    if (!bn) {
+        diag_error(d, n->loc, "weight %s: no weight named '%s' to take scales of", name, base);
+        return false;
+    }
+    IrType bt = slice_type(bn);
+    bt.dtype = IR_DT_BF16;
+    int64_t O = bt.dims[0].coeff, K = bt.dims[1].coeff;
+    const char *var = ir_node_attr_str(bn, "stack", NULL);
+    char *bname = var ? stack_name(ir_node_attr_str(bn, "name", ""), var, e) : strdup(ir_node_attr_str(bn, "name", ""));
+    float *vals = malloc(sizeof(float) * (size_t)(O * K));
+    bool ok = vals && ws->load(ws->ctx, bname, &bt, vals, d);
+    if (ok) cpu_fp8_weight_quant(vals, O, K, base ? NULL : dst, base ? dst : NULL);
+    free(vals);
+    free(bname);
+    return ok;
+}
+
 static bool load_weight(CpuExec *x, const IrNode *n, const CpuWeightSource *ws, DiagEngine *d) {
     int64_t zero[IR_MAX_DIM_SYMS] = {0};
     Ten *t = &x->val[n->id];
@@ -60,14 +105,11 @@ static bool load_weight(CpuExec *x, const IrNode *n, const CpuWeightSource *ws, 
     }
     const char *name = ir_node_attr_str(n, "name", "?");
     const char *var = ir_node_attr_str(n, "stack", NULL);
-    if (!var) return ws->load(ws->ctx, name, &n->type, t->p, d);
-    IrType slice = n->type;
-    slice.rank--;
-    memmove(slice.dims, slice.dims + 1, sizeof(IrDim) * (size_t)slice.rank);
+    if (!var) return load_slice(x, n, ws, name, 0, t->p, d);
     int64_t count = t->d[0], per = t->n / (count ? count : 1);
     for (int64_t e = 0; e < count; e++) {
         char *nm = stack_name(name, var, e);
-        bool ok = ws->load(ws->ctx, nm, &slice, t->p + e * per, d);
+        bool ok = load_slice(x, n, ws, nm, e, t->p + e * per, d);
         free(nm);
         if (!ok) return false;
     }

@@ -9,7 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-_Static_assert(IR_OP_COUNT == 33, "a new op needs a CPU kernel in cpu/ops.c");
+_Static_assert(IR_OP_COUNT == 37, "a new op needs a CPU kernel in cpu/ops.c");
 
 /* ---- parallel for -------------------------------------------------------- */
 
@@ -459,8 +459,51 @@ static void k_reduce(const IrNode *n, Ten *out, const Ten *x) {
         }
 }
 
+/* fp8_expert_linear: rows grouped by expert, one block-scaled GEMM each. */
+static bool k_fp8_expert_linear(const KernelCtx *c, const IrNode *n, Ten *out, Ten *const *in) {
+    const Ten *q = in[0], *qs = in[1], *w = in[2], *ws = in[3], *idx = in[4];
+    int64_t N = idx->d[0], Ks = idx->d[1], E = w->d[0], O = w->d[1], I = w->d[2], nkb = (I + 127) / 128;
+    int64_t wsz = ws->n / E;
+    bool bcast = q->rank == 2;
+    float *xq = malloc(sizeof(float) * (size_t)(I + 1)), *xs = malloc(sizeof(float) * (size_t)(nkb + 1));
+    bool ok = true;
+    for (int64_t r = 0; r < N * Ks && ok; r++) {
+        float e = idx->p[r];
+        if (!(e >= 0 && e < (float)E)) {
+            ok = data_error(c, n, "%s: expert index %lld is outside 0..%lld", (long long)e, (long long)E - 1);
+            break;
+        }
+        int64_t src = bcast ? r / Ks : r;
+        memcpy(xq, q->p + src * I, sizeof(float) * (size_t)I);
+        memcpy(xs, qs->p + src * nkb, sizeof(float) * (size_t)nkb);
+        cpu_fp8_gemm(xq, xs, w->p + (int64_t)e * O * I, ws->p + (int64_t)e * wsz, out->p + r * O, 1, I, O);
+    }
+    free(xq);
+    free(xs);
+    return ok;
+}
+
 bool cpu_kernel(const KernelCtx *c, const IrNode *n, Ten *out, Ten *const *in) {
     switch (n->op) {
+    case IR_OP_ACT_SCALE: case IR_OP_QUANTIZE: {
+        int64_t K = in[0]->d[in[0]->rank - 1], b = ir_node_attr_int(n, "block", 128), nkb = (K + b - 1) / b;
+        if (n->op == IR_OP_ACT_SCALE) {
+            cpu_fp8_act_quant(in[0]->p, in[0]->n / K, K, b, NULL, out->p);
+            return true;
+        }
+        for (int64_t m = 0; m < in[0]->n / K; m++) /* with the given scales, which act_scale made */
+            for (int64_t k = 0; k < K; k++) {
+                float s = in[1]->p[m * nkb + k / b];
+                out->p[m * K + k] = s > 0 ? cpu_fp8_round(in[0]->p[m * K + k] / s) : 0.0f;
+            }
+        return true;
+    }
+    case IR_OP_FP8_LINEAR: {
+        int64_t K = in[2]->d[1], O = in[2]->d[0];
+        cpu_fp8_gemm(in[0]->p, in[1]->p, in[2]->p, in[3]->p, out->p, in[0]->n / K, K, O);
+        return true;
+    }
+    case IR_OP_FP8_EXPERT_LINEAR: return k_fp8_expert_linear(c, n, out, in);
     case IR_OP_CONST:
         out->p[0] = (float)ir_node_attr_float(n, "value", 0);
         return true;

@@ -167,6 +167,8 @@ IrNode *ir_graph_add_node(IrGraph *g, DiagEngine *d, IrOp op, IrNode *const *ope
     n->op = op;
     n->loc = loc;
     n->scope = scope;
+    n->group = -1;
+    n->mem = -1;
     n->nops = nops;
     n->ops = arena_alloc(a, sizeof(IrNode *) * (size_t)(nops ? nops : 1));
     for (int i = 0; i < nops; i++) n->ops[i] = operands[i];

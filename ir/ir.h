@@ -127,6 +127,8 @@ typedef struct IrNode {
     IrType type;          /* result type; unused for output */
     SrcLoc loc;           /* DSL location that created it */
     const char *scope;    /* '/'-joined DSL function call path, NULL at top level */
+    int group;            /* fused-kernel group set by the fuse pass; -1 = none */
+    int64_t mem;          /* byte offset in the activation slab (plan-memory); -1 = none */
 } IrNode;
 
 typedef struct IrGraph {

@@ -295,9 +295,22 @@ static bool define_value(Parser *ps, int64_t id, IrNode *n, SrcLoc at) {
     return true;
 }
 
-/* Parses "scope(...)" and "loc(...)" suffixes. */
-static bool parse_suffixes(Parser *ps, const char **scope, SrcLoc *loc) {
+/* Parses "scope(...)", "group(N)", "mem(N)" and "loc(...)" suffixes. */
+static bool parse_suffixes(Parser *ps, const char **scope, SrcLoc *loc, int64_t *group, int64_t *mem) {
     for (;;) {
+        if (is_word(ps, "group") || is_word(ps, "mem")) {
+            int64_t *dst = is_word(ps, "group") ? group : mem;
+            next(ps);
+            if (!expect(ps, '(')) return false;
+            if (ps->tok.kind != T_INT || ps->tok.i < 0 || (dst == group && ps->tok.i > INT32_MAX)) {
+                perr(ps, "expected a non-negative integer");
+                return false;
+            }
+            *dst = ps->tok.i;
+            next(ps);
+            if (!expect(ps, ')')) return false;
+            continue;
+        }
         if (is_word(ps, "scope")) {
             next(ps);
             if (!expect(ps, '(')) return false;
@@ -382,7 +395,8 @@ static void parse_stmt(Parser *ps) {
     }
     const char *scope = NULL;
     SrcLoc loc = {0};
-    if (!parse_suffixes(ps, &scope, &loc)) return;
+    int64_t group = -1, mem = -1;
+    if (!parse_suffixes(ps, &scope, &loc, &group, &mem)) return;
     if (ps->tok.kind != T_NL && ps->tok.kind != T_EOF && !is_punct(ps, '}')) {
         perr(ps, "unexpected %s at the end of the statement", tok_desc(ps));
         return;
@@ -394,6 +408,8 @@ static void parse_stmt(Parser *ps) {
     IrNode *n = ir_graph_add_node(ps->g, d, op, ops, nops, attrs, nattrs, ir_op_declares_type(op) ? &type : NULL, op_at, scope);
     if (!n) { ps->line_failed = diag_error_count(d) > before; return; }
     n->loc = loc;
+    n->group = (int)group;
+    n->mem = mem;
     if (ir_op_has_result(op) && !ir_op_declares_type(op) && !ir_type_eq(&n->type, &type)) {
         StrBuf a, b;
         sb_init(&a); sb_init(&b);

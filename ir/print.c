@@ -96,6 +96,8 @@ void ir_print(const IrGraph *g, StrBuf *sb) {
             sb_put_quoted(sb, n->scope);
             sb_putc(sb, ')');
         }
+        if (n->group >= 0) sb_printf(sb, " group(%d)", n->group);
+        if (n->mem >= 0) sb_printf(sb, " mem(%lld)", (long long)n->mem);
         if (n->loc.file) {
             sb_puts(sb, " loc(");
             sb_put_quoted(sb, n->loc.file);

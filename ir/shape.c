@@ -9,7 +9,7 @@
 #include <stdarg.h>
 #include <string.h>
 
-_Static_assert(IR_OP_COUNT == 33, "a new op in ops.def needs a shape rule here");
+_Static_assert(IR_OP_COUNT == 37, "a new op in ops.def needs a shape rule here");
 
 typedef struct {
     const IrGraph *g;
@@ -213,6 +213,73 @@ static bool infer_group_topk(Ctx *c, const IrNode *n, IrType *out) {
     return true;
 }
 
+/* ceil(d / b) of a constant dim; false if symbolic. */
+static bool ceil_div(IrDim d, int64_t b, IrDim *out) {
+    if (!ir_dim_is_const(d) || b < 1) return false;
+    *out = ir_dim_const((d.coeff + b - 1) / b);
+    return true;
+}
+
+static bool infer_fp8(Ctx *c, const IrNode *n, IrType *out) {
+    const IrType *x = &n->ops[0]->type;
+    IrDim nb;
+    switch (n->op) {
+    case IR_OP_ACT_SCALE:
+    case IR_OP_QUANTIZE: {
+        int64_t b = ir_node_attr_int(n, "block", 0);
+        if (x->rank < 1 || !ceil_div(x->dims[x->rank - 1], b, &nb))
+            return fail(c, "the last axis of %s must be constant and block=%lld positive", ts(c, x), (long long)b);
+        if (!is_float(x->dtype)) return fail(c, "needs a float operand, got %s", ts(c, x));
+        *out = *x;
+        if (n->op == IR_OP_ACT_SCALE) {
+            out->dtype = IR_DT_F32;
+            out->dims[x->rank - 1] = nb;
+            return true;
+        }
+        const IrType *s = &n->ops[1]->type;
+        IrType want = *x;
+        want.dtype = IR_DT_F32;
+        want.dims[x->rank - 1] = nb;
+        if (!ir_type_eq(s, &want)) return fail(c, "scales %s do not match %s (want %s)", ts(c, s), ts(c, x), ts(c, &want));
+        out->dtype = IR_DT_FP8E4M3;
+        return true;
+    }
+    case IR_OP_FP8_LINEAR:
+    case IR_OP_FP8_EXPERT_LINEAR: {
+        bool ex = n->op == IR_OP_FP8_EXPERT_LINEAR;
+        const IrType *qs = &n->ops[1]->type, *w = &n->ops[2]->type, *ws = &n->ops[3]->type;
+        if (x->dtype != IR_DT_FP8E4M3 || w->dtype != IR_DT_FP8E4M3 || qs->dtype != IR_DT_F32 || ws->dtype != IR_DT_F32)
+            return fail(c, "needs fp8e4m3 activations and weights with f32 scales, got %s, %s, %s, %s", ts(c, x), ts(c, qs), ts(c, w), ts(c, ws));
+        int wr = ex ? 3 : 2;
+        if (w->rank != wr || ws->rank != wr) return fail(c, "weight %s / scales %s must have rank %d", ts(c, w), ts(c, ws), wr);
+        IrDim ob, ib;
+        if (!ceil_div(w->dims[wr - 2], 128, &ob) || !ceil_div(w->dims[wr - 1], 128, &ib) ||
+            !ir_dim_eq(ws->dims[wr - 2], ob) || !ir_dim_eq(ws->dims[wr - 1], ib) || (ex && !ir_dim_eq(ws->dims[0], w->dims[0])))
+            return fail(c, "weight scales %s are not the 128x128 blocks of %s", ts(c, ws), ts(c, w));
+        if (x->rank < 1 || !ir_dim_eq(x->dims[x->rank - 1], w->dims[wr - 1]))
+            return fail(c, "x %s has %s input features but w is %s", ts(c, x), x->rank ? ds(c, x->dims[x->rank - 1]) : "no", ts(c, w));
+        IrType want = *x;
+        want.dtype = IR_DT_F32;
+        if (!ceil_div(x->dims[x->rank - 1], 128, &want.dims[x->rank - 1]) || !ir_type_eq(qs, &want))
+            return fail(c, "activation scales %s are not the 1x128 tiles of %s", ts(c, qs), ts(c, x));
+        if (!ex) {
+            *out = *x;
+            out->dtype = IR_DT_BF16;
+            out->dims[x->rank - 1] = w->dims[0];
+            return true;
+        }
+        const IrType *idx = &n->ops[4]->type;
+        if (!need_int(c, idx, "idx")) return false;
+        if (idx->rank != 2 || (x->rank != 2 && x->rank != 3) || !ir_dim_eq(x->dims[0], idx->dims[0]) ||
+            (x->rank == 3 && !ir_dim_eq(x->dims[1], idx->dims[1])))
+            return fail(c, "x %s and idx %s do not match as [N,(K,)I] and [N,K]", ts(c, x), ts(c, idx));
+        *out = (IrType){.dtype = IR_DT_BF16, .rank = 3, .dims = {idx->dims[0], idx->dims[1], w->dims[1]}};
+        return true;
+    }
+    default: IR_UNREACHABLE();
+    }
+}
+
 static bool infer_layout(Ctx *c, const IrNode *n, IrType *out) {
     const IrType *x = &n->ops[0]->type;
     int ax = 0;
@@ -398,6 +465,8 @@ bool ir_infer_type(const IrGraph *g, const IrNode *n, IrType *out, char *err, si
         return infer_layout(&c, n, out);
     case IR_OP_OUTPUT:
         return true;
+    case IR_OP_ACT_SCALE: case IR_OP_QUANTIZE: case IR_OP_FP8_LINEAR: case IR_OP_FP8_EXPERT_LINEAR:
+        return infer_fp8(&c, n, out);
     default:
         return infer_compute(&c, n, out);
     }
