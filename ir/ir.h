@@ -154,6 +154,20 @@ IrNode *ir_graph_add_node(IrGraph *g, DiagEngine *d, IrOp op, IrNode *const *ope
                           const IrAttr *attrs, int nattrs, const IrType *declared, SrcLoc loc,
                           const char *scope);
 
+/* Rewriting: a pass rebuilds the node list in place. ir_rewrite_begin
+ * detaches the old nodes (kept in rw); the pass then appends new nodes
+ * with ir_graph_add_node or copies old ones with ir_rewrite_copy, whose
+ * operands are mapped to their replacements. Old nodes stay valid (arena). */
+typedef struct {
+    IrNode **old;
+    int nold;
+    IrNode **map; /* old id -> new node (NULL: dropped or not yet copied) */
+} IrRewrite;
+void ir_rewrite_begin(IrGraph *g, IrRewrite *rw);
+IrNode *ir_rewrite_map(const IrRewrite *rw, const IrNode *old);
+/* Re-adds `old` with mapped operands and its annotations; records the map. */
+IrNode *ir_rewrite_copy(IrGraph *g, IrRewrite *rw, DiagEngine *d, const IrNode *old);
+
 /* Attribute lookup on a node. */
 const IrAttr *ir_node_attr(const IrNode *n, const char *name);
 int64_t ir_node_attr_int(const IrNode *n, const char *name, int64_t dflt);

@@ -6,7 +6,7 @@
 #include <getopt.h>
 #include <string.h>
 
-enum { OPT_CONFIG = 256, OPT_SET, OPT_EMIT, OPT_TIME, OPT_PASSES };
+enum { OPT_CONFIG = 256, OPT_SET, OPT_EMIT, OPT_TIME };
 
 typedef enum { EMIT_IR, EMIT_DOT } EmitKind;
 
@@ -20,10 +20,12 @@ static bool parse_emit(const char *cmd, const char *v, EmitKind *out) {
     return true;
 }
 
-/* Verifies g, renders it as `emit` and writes it to out_path. */
-static int finish(IrGraph *g, DiagEngine *d, EmitKind emit, const char *out_path, bool timing,
-                  double t0, double t_front) {
+/* Verifies g, runs the passes, renders it as `emit` and writes it out. */
+static int finish(Arena *a, IrGraph *g, DiagEngine *d, PassOpts *po, const char *dflt, EmitKind emit,
+                  const char *out_path, bool timing, double t0, double t_front) {
     if (ir_verify(g, d) > 0) return DSCC_EXIT_INPUT;
+    int prc = driver_run_passes(a, d, g, po, dflt, timing);
+    if (prc) return prc;
     double t_verify = driver_now();
     StrBuf sb;
     sb_init(&sb);
@@ -35,7 +37,7 @@ static int finish(IrGraph *g, DiagEngine *d, EmitKind emit, const char *out_path
     if (timing) {
         fprintf(stderr, "===-- dscc phase timing --===\n");
         fprintf(stderr, "  %8.2f ms  read + parse + lower (%d nodes)\n", (t_front - t0) * 1e3, g->nnodes);
-        fprintf(stderr, "  %8.2f ms  verify\n", (t_verify - t_front) * 1e3);
+        fprintf(stderr, "  %8.2f ms  verify + passes\n", (t_verify - t_front) * 1e3);
         fprintf(stderr, "  %8.2f ms  print %s\n", (t_print - t_verify) * 1e3, emit == EMIT_DOT ? "dot" : "ir");
         fprintf(stderr, "  %8.2f ms  total\n", (t_print - t0) * 1e3);
     }
@@ -50,10 +52,13 @@ static void compile_help(FILE *o) {
                "  --set NAME=VALUE   set a parameter (repeatable; overrides --config)\n"
                "  --emit=ir|dot      output the textual IR (default) or a Graphviz graph\n"
                "  -o, --output FILE  write there instead of standard output ('-' = stdout)\n"
-               "  --time-passes      print the time of each phase to standard error\n"
+               "  --time-passes      print the time of each phase and pass to standard error\n"
+               "%s"
                "  -h, --help         show this help\n\n"
+               "The default pipeline is %s.\n"
                "exit codes: 0 ok, 1 error in the input, 2 usage, 3 cannot write output\n"
-               "example: dscc compile models/deepseek_v3.dsl --set num_hidden_layers=4 -o v3.ir\n");
+               "example: dscc compile models/deepseek_v3.dsl --set num_hidden_layers=4 -o v3.ir\n",
+            driver_pass_help, pass_default_pipeline());
 }
 
 int cmd_compile(int argc, char **argv) {
@@ -61,9 +66,10 @@ int cmd_compile(int argc, char **argv) {
         {"config", required_argument, 0, OPT_CONFIG}, {"set", required_argument, 0, OPT_SET},
         {"emit", required_argument, 0, OPT_EMIT},     {"output", required_argument, 0, 'o'},
         {"time-passes", no_argument, 0, OPT_TIME},    {"help", no_argument, 0, 'h'},
-        {0, 0, 0, 0}};
+        DRIVER_PASS_LONGOPTS, {0, 0, 0, 0}};
     Arena *a = arena_new();
     ModelOpts mo = {0};
+    PassOpts po = {0};
     EmitKind emit = EMIT_IR;
     const char *out = NULL;
     bool timing = false;
@@ -79,7 +85,9 @@ int cmd_compile(int argc, char **argv) {
         case 'o': out = optarg; break;
         case OPT_TIME: timing = true; break;
         case ':': rc = driver_usage_error("compile", "option '%s' needs a value", argv[optind - 1]); break;
-        default: rc = driver_usage_error("compile", "unknown option '%s'", argv[optind - 1]); break;
+        default:
+            if (!driver_pass_option(&po, c, optarg)) rc = driver_usage_error("compile", "unknown option '%s'", argv[optind - 1]);
+            break;
         }
         if (rc) { arena_free(a); return rc; }
     }
@@ -92,7 +100,8 @@ int cmd_compile(int argc, char **argv) {
     FeOptions fo = driver_fe_options(&mo);
     IrGraph *g = fe_compile_file(a, d, argv[optind], &fo);
     double t_front = driver_now();
-    rc = g && diag_error_count(d) == 0 ? finish(g, d, emit, out, timing, t0, t_front) : DSCC_EXIT_INPUT;
+    rc = g && diag_error_count(d) == 0 ? finish(a, g, d, &po, pass_default_pipeline(), emit, out, timing, t0, t_front)
+                                       : DSCC_EXIT_INPUT;
     arena_free(a);
     return rc;
 }
@@ -105,18 +114,19 @@ static void opt_help(FILE *o) {
                "options:\n"
                "  --emit=ir|dot      output the textual IR (default) or a Graphviz graph\n"
                "  -o, --output FILE  write there instead of standard output\n"
-               "  --time-passes      print the time of each phase to standard error\n"
+               "  --time-passes      print the time of each phase and pass to standard error\n"
+               "%s"
                "  -h, --help         show this help\n\n"
-               "Passes (--passes=...) are not part of this build yet: the pass pipeline is\n"
-               "still to come, and asking for it is a usage error.\n\n"
-               "exit codes: 0 ok, 1 error in the input, 2 usage, 3 cannot write output\n");
+               "No passes run unless --passes is given.\n"
+               "exit codes: 0 ok, 1 error in the input, 2 usage, 3 cannot write output\n", driver_pass_help);
 }
 
 int cmd_opt(int argc, char **argv) {
     static const struct option longopts[] = {
         {"emit", required_argument, 0, OPT_EMIT},  {"output", required_argument, 0, 'o'},
-        {"passes", required_argument, 0, OPT_PASSES}, {"time-passes", no_argument, 0, OPT_TIME},
-        {"help", no_argument, 0, 'h'},             {0, 0, 0, 0}};
+        {"time-passes", no_argument, 0, OPT_TIME}, {"help", no_argument, 0, 'h'},
+        DRIVER_PASS_LONGOPTS,                      {0, 0, 0, 0}};
+    PassOpts po = {0};
     EmitKind emit = EMIT_IR;
     const char *out = NULL;
     bool timing = false;
@@ -129,10 +139,10 @@ int cmd_opt(int argc, char **argv) {
         case OPT_EMIT: if (!parse_emit("opt", optarg, &emit)) return DSCC_EXIT_USAGE; break;
         case 'o': out = optarg; break;
         case OPT_TIME: timing = true; break;
-        case OPT_PASSES:
-            return driver_usage_error("opt", "--passes: this build has no passes yet");
         case ':': return driver_usage_error("opt", "option '%s' needs a value", argv[optind - 1]);
-        default: return driver_usage_error("opt", "unknown option '%s'", argv[optind - 1]);
+        default:
+            if (!driver_pass_option(&po, c, optarg)) return driver_usage_error("opt", "unknown option '%s'", argv[optind - 1]);
+            break;
         }
     }
     if (argc - optind > 1) return driver_usage_error("opt", "expected at most one IR file");
@@ -161,7 +171,7 @@ int cmd_opt(int argc, char **argv) {
         diag_add_source(d, name, text, len);
         IrGraph *g = ir_parse(a, d, name, text, len);
         double t_front = driver_now();
-        if (g && diag_error_count(d) == 0) rc = finish(g, d, emit, out, timing, t0, t_front);
+        if (g && diag_error_count(d) == 0) rc = finish(a, g, d, &po, NULL, emit, out, timing, t0, t_front);
     }
     arena_free(a);
     return rc;

@@ -28,17 +28,19 @@ static void run_help(FILE *o) {
                "  --tokens IDS.npy       int32/int64 token ids [B, T] (required)\n"
                "  --backend cpu          executor; only the CPU reference backend exists in this\n"
                "                         build (the CUDA backend is still to come)\n"
-               "  --precision fp8|bf16   fp8 (default): DeepSeek-V3's FP8 linears (1x128 activation\n"
-               "                         tiles, 128x128 weight blocks); bf16: unquantized linears\n"
+               "  --precision fp8|bf16   fp8 (default): the default pipeline, whose fp8-quant pass makes\n"
+               "                         DeepSeek-V3's FP8 linears (1x128 activation tiles, 128x128\n"
+               "                         weight blocks); bf16: the same pipeline without fp8-quant\n"
                "                         (on the CPU: FP32 arithmetic on the stored weights)\n"
                "  --prefill P            run the first P positions at once, the rest one token at a\n"
                "                         time through the KV cache (logits equal a full forward)\n"
                "  --generate N           continue greedily for N tokens and print them\n"
                "  --dump-logits OUT.npy  write float32 logits [B, T, vocab] of the positions run\n"
                "  --threads N            CPU threads (default: all)\n"
+               "%s"
                "  -h, --help             show this help\n\n"
                "exit codes: 0 ok, 1 error in the input (model, checkpoint, tokens), 2 usage,\n"
-               "3 runtime failure (out of memory, cannot write output)\n");
+               "3 runtime failure (out of memory, cannot write output)\n", driver_pass_help);
 }
 
 typedef struct {
@@ -47,6 +49,7 @@ typedef struct {
     bool fp8;
     long prefill, generate, threads;
     ModelOpts mo;
+    PassOpts po;
 } RunArgs;
 
 static bool parse_long(const char *opt, const char *v, long lo, long hi, long *out) {
@@ -68,7 +71,7 @@ static int parse_run_args(int argc, char **argv, Arena *a, RunArgs *r) {
         {"precision", required_argument, 0, OPT_PRECISION}, {"dump-logits", required_argument, 0, OPT_DUMP},
         {"generate", required_argument, 0, OPT_GENERATE}, {"prefill", required_argument, 0, OPT_PREFILL},
         {"threads", required_argument, 0, OPT_THREADS}, {"help", no_argument, 0, 'h'},
-        {0, 0, 0, 0}};
+        DRIVER_PASS_LONGOPTS, {0, 0, 0, 0}};
     memset(r, 0, sizeof *r);
     r->fp8 = true;
     bool random_given = false;
@@ -98,7 +101,9 @@ static int parse_run_args(int argc, char **argv, Arena *a, RunArgs *r) {
         case OPT_PREFILL: if (!parse_long("--prefill", optarg, 1, 1 << 24, &r->prefill)) return DSCC_EXIT_USAGE; break;
         case OPT_THREADS: if (!parse_long("--threads", optarg, 1, 1024, &r->threads)) return DSCC_EXIT_USAGE; break;
         case ':': return driver_usage_error("run", "option '%s' needs a value", argv[optind - 1]);
-        default: return driver_usage_error("run", "unknown option '%s'", argv[optind - 1]);
+        default:
+            if (!driver_pass_option(&r->po, c, optarg)) return driver_usage_error("run", "unknown option '%s'", argv[optind - 1]);
+            break;
         }
     }
     r->seed = (uint64_t)seed;
@@ -254,7 +259,13 @@ int cmd_run(int argc, char **argv) {
     if (ck && !r.mo.config_path) r.mo.config_path = rt_checkpoint_config_path(ck);
     FeOptions fo = driver_fe_options(&r.mo);
     IrGraph *g = fe_compile_file(a, d, r.model, &fo);
-    if (!g || ir_verify(g, d) || !rt_npy_read(d, r.tokens, &tok)) goto done;
+    if (!g || ir_verify(g, d)) goto done;
+    /* --precision picks the default pipeline; --passes replaces it. */
+    if (!rt_npy_read(d, r.tokens, &tok)) goto done;
+    const char *dflt = arena_printf(a, "dce,%scse,dce,fuse,plan-memory{batch=%lld,seq=%lld}", r.fp8 ? "fp8-quant," : "",
+                                    (long long)tok.shape[0], (long long)(tok.rank == 2 ? tok.shape[1] : 1));
+    if ((rc = driver_run_passes(a, d, g, &r.po, dflt, false)) != DSCC_EXIT_OK) goto done;
+    rc = DSCC_EXIT_INPUT;
     if (tok.rank != 2 || !tok.was_int || tok.shape[0] < 1 || tok.shape[1] < 1) {
         diag_error(d, ((SrcLoc){r.tokens, 0, 0}), "token ids must be a non-empty int32 or int64 array [B, T]");
         goto done;
@@ -269,7 +280,7 @@ int cmd_run(int argc, char **argv) {
     Progress prog = {.inner = ck ? (CpuWeightSource){rt_checkpoint_read_f32, ck} : cpu_random_weights(&r.seed),
                      .total = count_tensors(g), .tty = isatty(2)};
     CpuWeightSource ws = {progress_load, &prog};
-    CpuOptions co = {.threads = (int)r.threads, .fp8 = r.fp8};
+    CpuOptions co = {.threads = (int)r.threads};
     if (!(x = cpu_exec_new(g, &ws, &co, d))) goto done;
     rc = execute(&r, g, x, d, &tok);
 done:

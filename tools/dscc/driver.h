@@ -5,6 +5,7 @@
 
 #include "frontend/frontend.h"
 #include "ir/ir.h"
+#include "passes/passes.h"
 
 enum {
     DSCC_EXIT_OK = 0,      /* success */
@@ -42,6 +43,31 @@ bool driver_write_output(const char *path, const char *text, size_t len);
 
 /* Reports a usage error for command `cmd` and returns DSCC_EXIT_USAGE. */
 int driver_usage_error(const char *cmd, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+/* Pass-pipeline options shared by compile, opt and run. */
+typedef struct {
+    const char *pipeline; /* NULL = the command's default */
+    PassRunOptions run;
+    bool report;
+} PassOpts;
+
+/* Options 300..309 are the pass options; handles one, false if not one. */
+enum {
+    OPT_PASSES = 300, OPT_PRINT_AFTER_ALL, OPT_PRINT_BEFORE, OPT_PRINT_AFTER, OPT_PRINT_AFTER_CHANGE, OPT_DUMP_DIR,
+    OPT_VERIFY_EACH, OPT_PASS_REPORT,
+};
+#define DRIVER_PASS_LONGOPTS                                                                                     \
+    {"passes", required_argument, 0, OPT_PASSES}, {"print-after-all", no_argument, 0, OPT_PRINT_AFTER_ALL},      \
+        {"print-before", required_argument, 0, OPT_PRINT_BEFORE},                                                \
+        {"print-after", required_argument, 0, OPT_PRINT_AFTER},                                                  \
+        {"print-after-change", no_argument, 0, OPT_PRINT_AFTER_CHANGE},                                          \
+        {"dump-dir", required_argument, 0, OPT_DUMP_DIR}, {"verify-each", no_argument, 0, OPT_VERIFY_EACH},      \
+        {"pass-report", no_argument, 0, OPT_PASS_REPORT}
+bool driver_pass_option(PassOpts *po, int opt, const char *arg);
+extern const char driver_pass_help[];
+/* Runs po's pipeline (or `dflt`; "none" or "" = no passes) on g; returns
+ * an exit code: usage for a bad pipeline, input for a failing pass. */
+int driver_run_passes(Arena *a, DiagEngine *d, IrGraph *g, PassOpts *po, const char *dflt, bool time);
 
 /* Monotonic seconds, for --time-passes. */
 double driver_now(void);

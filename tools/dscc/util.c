@@ -72,3 +72,48 @@ double driver_now(void) {
     clock_gettime(CLOCK_MONOTONIC, &ts);
     return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
 }
+
+const char driver_pass_help[] =
+    "  --passes=PIPELINE  passes to run, e.g. dce,fp8-quant{exclude=layers.0.},cse,fuse,plan-memory{batch=8,seq=1}\n"
+    "                     ('none' for no passes); see 'dscc help passes'\n"
+    "  --print-after-all  print the IR after every pass (to stderr)\n"
+    "  --print-before=P, --print-after=P   print the IR before / after pass P\n"
+    "  --print-after-change                print the IR after each pass that changed it\n"
+    "  --dump-dir=DIR     write the IR before the first pass and after each one: DIR/NN-PASS.ir\n"
+    "  --verify-each      run the verifier after every pass (always on in debug builds)\n"
+    "  --pass-report      print what each pass did (counts, sizes) to stderr\n";
+
+bool driver_pass_option(PassOpts *po, int opt, const char *arg) {
+    switch (opt) {
+    case OPT_PASSES: po->pipeline = arg; return true;
+    case OPT_PRINT_AFTER_ALL: po->run.print_after_all = true; return true;
+    case OPT_PRINT_BEFORE: po->run.print_before = arg; return true;
+    case OPT_PRINT_AFTER: po->run.print_after = arg; return true;
+    case OPT_PRINT_AFTER_CHANGE: po->run.print_after_change = true; return true;
+    case OPT_DUMP_DIR: po->run.dump_dir = arg; return true;
+    case OPT_VERIFY_EACH: po->run.verify_each = true; return true;
+    case OPT_PASS_REPORT: po->report = true; return true;
+    default: return false;
+    }
+}
+
+int driver_run_passes(Arena *a, DiagEngine *d, IrGraph *g, PassOpts *po, const char *dflt, bool time) {
+    const char *text = po->pipeline ? po->pipeline : dflt;
+    if (!text || !*text || strcmp(text, "none") == 0) return DSCC_EXIT_OK;
+    PassPipeline pl;
+    if (!pass_pipeline_parse(a, d, text, &pl)) return DSCC_EXIT_USAGE;
+    for (const char *names[2] = {po->run.print_before, po->run.print_after}, **p = names; p < names + 2; p++)
+        if (*p && !pass_lookup(*p)) {
+            diag_error(d, ((SrcLoc){0}), "--print-before/--print-after: unknown pass '%s'", *p);
+            return DSCC_EXIT_USAGE;
+        }
+    StrBuf rep;
+    sb_init(&rep);
+    PassRunOptions ro = po->run;
+    ro.time = time;
+    ro.report = &rep;
+    bool ok = pass_pipeline_run(&pl, g, &ro, d);
+    if (po->report && rep.data) fputs(rep.data, stderr);
+    sb_free(&rep);
+    return ok ? DSCC_EXIT_OK : DSCC_EXIT_INPUT;
+}

@@ -15,8 +15,14 @@
 // RUN: dscc frobnicate; echo "exit=$?"
 // CHECK: dscc: error: unknown command 'frobnicate'
 // CHECK: exit=2
-// RUN: dscc opt --passes=fp8-quant %s; echo "exit=$?"
-// CHECK: --passes: this build has no passes yet
+// RUN: dscc compile models/deepseek_v3.dsl --passes=dce,fp8-quantize; echo "exit=$?"
+// CHECK: --passes: error: unknown pass 'fp8-quantize' (passes: dce, cse, fp8-quant, fuse, plan-memory)
+// CHECK: exit=2
+// RUN: dscc compile models/deepseek_v3.dsl --passes='fp8-quant{act-tile=64}'; echo "exit=$?"
+// CHECK: --passes: error: fp8-quant: only act-tile=128 and weight-block=128 (DeepSeek-V3's) are implemented
+// CHECK: exit=1
+// RUN: dscc compile models/deepseek_v3.dsl --passes='plan-memory{batch=x}'; echo "exit=$?"
+// CHECK: --passes: error: plan-memory: option batch expects an integer, got 'x'
 // CHECK: exit=2
 // RUN: dscc stats models/deepseek_v3.dsl --seq 0; echo "exit=$?"
 // CHECK: --seq expects an integer in 1..16777216, got '0'

@@ -1,6 +1,6 @@
 // Lowering: loops unrolled, ifs resolved, fns inlined with their scope,
 // weight names interpolated, a stacked weight, scalars folded into consts.
-// RUN: dscc compile %s
+// RUN: dscc compile %s --passes=none
 // CHECK: graph @lowering dims(B, S) {
 // CHECK-NEXT: %0 = input {name="x"} : bf16[B,S,8]
 // CHECK-NEXT: %1 = weight {name="layer.0.w"} : bf16[8,8] scope("block")

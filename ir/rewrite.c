@@ -1,0 +1,34 @@
+/* rewrite.c — graph rewriting for passes: the node list is rebuilt in
+ * program order, old nodes mapped to new ones, so every pass output goes
+ * through ir_graph_add_node and its shape rules again. */
+#include "ir/ir.h"
+
+#include <string.h>
+
+void ir_rewrite_begin(IrGraph *g, IrRewrite *rw) {
+    rw->old = g->nodes;
+    rw->nold = g->nnodes;
+    rw->map = arena_alloc(g->arena, sizeof(IrNode *) * (size_t)(g->nnodes + 1));
+    g->nodes = NULL;
+    g->nnodes = g->cap = 0;
+}
+
+IrNode *ir_rewrite_map(const IrRewrite *rw, const IrNode *old) {
+    return old && old->id >= 0 && old->id < rw->nold && rw->old[old->id] == old ? rw->map[old->id] : NULL;
+}
+
+IrNode *ir_rewrite_copy(IrGraph *g, IrRewrite *rw, DiagEngine *d, const IrNode *old) {
+    IrNode *ops[64];
+    for (int i = 0; i < old->nops && i < 64; i++) {
+        ops[i] = ir_rewrite_map(rw, old->ops[i]);
+        IR_ASSERT(ops[i] != NULL);
+    }
+    IrNode *n = ir_graph_add_node(g, d, old->op, ops, old->nops, old->attrs, old->nattrs,
+                                  ir_op_declares_type(old->op) ? &old->type : NULL, old->loc, old->scope);
+    if (n) {
+        n->group = old->group;
+        n->mem = old->mem;
+    }
+    rw->map[old->id] = n;
+    return n;
+}

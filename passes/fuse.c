@@ -1,0 +1,115 @@
+/* fuse.c — groups ops into kernels and records the group on each node.
+ *
+ * GEMMs, attention, embedding, routing and cache updates are kernels of
+ * their own. Elementwise ops, norms, RoPE, softmax/sum and FP8 quantization
+ * join the group of an operand they are the only reader of — so chains such
+ * as add -> rmsnorm -> act_scale -> quantize, or silu * mul -> quantize,
+ * become one kernel — and constants join their reader. Layout ops
+ * (reshape, slice, concat, transpose) follow the same rule, since a fused
+ * kernel indexes through them. The pass changes no value: the CPU executor
+ * computes identical logits before and after it. */
+#include "passes/passes.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+static bool fusible(IrOp op) {
+    switch (op) {
+    case IR_OP_ADD: case IR_OP_SUB: case IR_OP_MUL: case IR_OP_DIV: case IR_OP_MAX:
+    case IR_OP_SIGMOID: case IR_OP_SILU: case IR_OP_EXP: case IR_OP_NEG: case IR_OP_SQRT: case IR_OP_RSQRT:
+    case IR_OP_CAST: case IR_OP_RMSNORM: case IR_OP_ROPE: case IR_OP_SOFTMAX: case IR_OP_SUM:
+    case IR_OP_ACT_SCALE: case IR_OP_QUANTIZE: case IR_OP_RESHAPE: case IR_OP_SLICE: case IR_OP_CONCAT:
+    case IR_OP_TRANSPOSE: case IR_OP_CONST:
+        return true;
+    default:
+        return false;
+    }
+}
+
+/* Ops that need no kernel of their own before fusion (data that is just there). */
+static bool free_op(IrOp op) {
+    return op == IR_OP_INPUT || op == IR_OP_WEIGHT || op == IR_OP_OUTPUT || op == IR_OP_CONST || op == IR_OP_RESHAPE;
+}
+
+/* Kernels per top-level scope: distinct groups among its ops. */
+static void report_scopes(PassCtx *c, IrGraph *g) {
+    bool *seen = arena_alloc(g->arena, (size_t)g->nnodes + 1);
+    for (int i = 0; i < g->nnodes; i++) {
+        const char *s = g->nodes[i]->scope ? g->nodes[i]->scope : "model";
+        size_t len = strcspn(s, "/");
+        bool first = true;
+        for (int j = 0; j < i && first; j++) {
+            const char *t = g->nodes[j]->scope ? g->nodes[j]->scope : "model";
+            first = !(strcspn(t, "/") == len && strncmp(s, t, len) == 0);
+        }
+        if (!first) continue;
+        memset(seen, 0, (size_t)g->nnodes + 1);
+        int ops = 0, kern = 0;
+        for (int j = 0; j < g->nnodes; j++) {
+            const IrNode *n = g->nodes[j];
+            const char *t = n->scope ? n->scope : "model";
+            if (strcspn(t, "/") != len || strncmp(s, t, len) != 0 || free_op(n->op) || n->group < 0) continue;
+            ops++;
+            if (!seen[n->group]) kern++, seen[n->group] = true;
+        }
+        pass_report(c, "  %.*s: %d ops -> %d kernels", (int)len, s, ops, kern);
+    }
+}
+
+PassResult pass_fuse(PassCtx *c, IrGraph *g) {
+    /* deps[n] = the groups n depends on, transitively: a node may join group
+     * G only if none of its other operands depends on G, which keeps the
+     * kernel graph acyclic (a residual add never joins the norm before the
+     * GEMM it waits for). */
+    size_t words = ((size_t)g->nnodes + 64) / 64;
+    uint64_t *deps = calloc((size_t)g->nnodes * words + 1, sizeof(uint64_t));
+    if (!deps) {
+        diag_error(pass_diag(c), (SrcLoc){0}, "fuse: out of host memory");
+        return PASS_FAILED;
+    }
+#define DEP(n) (deps + (size_t)(n)->id * words)
+#define HAS(n, grp) ((DEP(n)[(grp) / 64] >> ((grp) % 64)) & 1)
+    int groups = 0, before = 0;
+    for (int i = 0; i < g->nnodes; i++) g->nodes[i]->group = -1;
+    for (int i = 0; i < g->nnodes; i++) {
+        IrNode *n = g->nodes[i];
+        uint64_t *dn = DEP(n);
+        if (free_op(n->op)) { /* placed with their reader, but dependencies flow through them */
+            for (int k = 0; k < n->nops; k++) {
+                const IrNode *o = n->ops[k];
+                for (size_t w = 0; w < words; w++) dn[w] |= DEP(o)[w];
+                if (o->group >= 0) dn[o->group / 64] |= 1ull << (o->group % 64);
+            }
+            continue;
+        }
+        before++;
+        int grp = -1;
+        for (int k = 0; k < n->nops && grp < 0 && fusible(n->op); k++) {
+            const IrNode *o = n->ops[k];
+            if (o->group < 0 || !fusible(o->op)) continue;
+            bool ok = true;
+            for (int m = 0; m < n->nops && ok; m++) {
+                const IrNode *p = n->ops[m];
+                ok = p->group == o->group || !HAS(p, o->group);
+            }
+            if (ok) grp = o->group;
+        }
+        n->group = grp >= 0 ? grp : groups++;
+        for (int k = 0; k < n->nops; k++) {
+            IrNode *o = n->ops[k];
+            if ((o->op == IR_OP_CONST || o->op == IR_OP_RESHAPE) && o->group < 0) o->group = n->group;
+        }
+        for (int k = 0; k < n->nops; k++) {
+            const IrNode *o = n->ops[k];
+            const uint64_t *dop = DEP(o);
+            for (size_t w = 0; w < words; w++) dn[w] |= dop[w];
+            if (o->group >= 0 && o->group != n->group) dn[o->group / 64] |= 1ull << (o->group % 64);
+        }
+    }
+#undef DEP
+#undef HAS
+    free(deps);
+    pass_report(c, "%d ops with a kernel each before, %d kernels after", before, groups);
+    report_scopes(c, g);
+    return PASS_CHANGED;
+}

@@ -1,0 +1,80 @@
+/* passes.h — the pass manager and the passes. One pass per file, one
+ * signature, registered in one table (manager.c) with its name, summary
+ * and options; a pipeline is a string:
+ *
+ *   dce,fp8-quant{act-tile=128,weight-block=128},cse,fuse,plan-memory{batch=1,seq=4096}
+ *
+ * Passes keep no static mutable state. They rewrite the graph in place
+ * (ir_rewrite_*) and report through PassCtx: what they changed goes to the
+ * report text the driver prints (--pass-report), problems to the
+ * DiagEngine. The verifier runs after every pass in debug builds and with
+ * --verify-each. */
+#ifndef DSCC_PASSES_H
+#define DSCC_PASSES_H
+
+#include "ir/ir.h"
+
+typedef enum {
+    PASS_UNCHANGED, /* the graph is as it was */
+    PASS_CHANGED,   /* the graph was rewritten */
+    PASS_FAILED,    /* an error was reported; the graph may be partly rewritten */
+} PassResult;
+
+typedef struct PassCtx PassCtx;
+typedef PassResult (*PassFn)(PassCtx *ctx, IrGraph *g);
+
+typedef struct {
+    const char *name;    /* as in pipelines: fp8-quant */
+    const char *summary; /* one line for --help and docs */
+    const char *options; /* name=default,... (ints unless quoted in the default) */
+    PassFn run;
+} PassInfo;
+
+extern const PassInfo pass_table[];
+extern const int pass_count;
+const PassInfo *pass_lookup(const char *name);
+
+/* What a pass sees while it runs. */
+DiagEngine *pass_diag(PassCtx *c);
+int64_t pass_opt_int(PassCtx *c, const char *name);
+const char *pass_opt_str(PassCtx *c, const char *name);
+void pass_report(PassCtx *c, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+#define PASS_MAX_STEPS 32
+#define PASS_MAX_OPTS 8
+
+typedef struct {
+    const PassInfo *pass;
+    int nopts;
+    const char *keys[PASS_MAX_OPTS], *vals[PASS_MAX_OPTS];
+} PassStep;
+
+typedef struct {
+    int n;
+    PassStep steps[PASS_MAX_STEPS];
+} PassPipeline;
+
+/* The pipeline `dscc compile` and `dscc run` use by default. */
+const char *pass_default_pipeline(void);
+/* Parses a pipeline string; unknown passes or options are errors. */
+bool pass_pipeline_parse(Arena *a, DiagEngine *d, const char *text, PassPipeline *out);
+
+typedef struct {
+    bool print_after_all, print_after_change, verify_each, time;
+    const char *print_before, *print_after; /* pass names, or NULL */
+    const char *dump_dir;                   /* one numbered file per pass, or NULL */
+    FILE *print_to;                         /* where --print-* go (stderr by default) */
+    StrBuf *report;                         /* pass reports, or NULL to drop them */
+} PassRunOptions;
+
+/* Runs the pipeline; false if a pass failed or the verifier found errors. */
+bool pass_pipeline_run(const PassPipeline *p, IrGraph *g, const PassRunOptions *o, DiagEngine *d);
+
+/* The passes. */
+PassResult pass_dce(PassCtx *c, IrGraph *g);
+PassResult pass_cse(PassCtx *c, IrGraph *g);
+PassResult pass_fp8_quant(PassCtx *c, IrGraph *g);
+PassResult pass_fuse(PassCtx *c, IrGraph *g);
+PassResult pass_plan_memory(PassCtx *c, IrGraph *g);
+
+#endif
