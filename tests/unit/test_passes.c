@@ -1,0 +1,219 @@
+/* test_passes.c — every pass checked by the CPU executor on the tiny
+ * fixture model: dce, cse, fuse and plan-memory change no logit (bit for
+ * bit); fp8-quant computes exactly what the executor's FP8 emulation
+ * computes, and stays within the fixture's bound of transformers' FP8
+ * reference. Plus the invariants a later backend relies on: fused groups
+ * form an acyclic kernel graph, and no two values alive at once share slab
+ * bytes. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cpu/cpu.h"
+#include "frontend/frontend.h"
+#include "passes/passes.h"
+#include "runtime/runtime.h"
+
+#define FIX DSCC_SOURCE_DIR "/tests/fixtures/tiny_fp8"
+
+typedef struct {
+    Arena *a;
+    DiagEngine *d;
+    RtCheckpoint *ck;
+    RtArray tok;
+} Fx;
+
+static int setup(void **state) {
+    Fx *f = calloc(1, sizeof *f);
+    f->a = arena_new();
+    f->d = diag_new(f->a, stderr);
+    f->ck = rt_checkpoint_open(f->a, f->d, FIX);
+    assert_non_null(f->ck);
+    assert_true(rt_npy_read(f->d, FIX "/tokens.npy", &f->tok));
+    *state = f;
+    return 0;
+}
+
+static int teardown(void **state) {
+    Fx *f = *state;
+    free(f->tok.data);
+    rt_checkpoint_close(f->ck);
+    arena_free(f->a);
+    free(f);
+    return 0;
+}
+
+static IrGraph *compile(Fx *f, const char *pipeline) {
+    FeOptions o = {rt_checkpoint_config_path(f->ck), NULL, 0};
+    IrGraph *g = fe_compile_file(f->a, f->d, DSCC_SOURCE_DIR "/models/deepseek_v3.dsl", &o);
+    assert_non_null(g);
+    if (pipeline) {
+        PassPipeline p;
+        assert_true(pass_pipeline_parse(f->a, f->d, pipeline, &p));
+        PassRunOptions ro = {.verify_each = true};
+        assert_true(pass_pipeline_run(&p, g, &ro, f->d));
+    }
+    assert_int_equal(ir_verify(g, f->d), 0);
+    return g;
+}
+
+/* Logits [B*T*V] of one full forward; caller frees. */
+static float *logits(Fx *f, const IrGraph *g, bool emulate_fp8, int64_t *n) {
+    CpuWeightSource ws = {rt_checkpoint_read_f32, f->ck};
+    CpuOptions o = {.threads = 2, .fp8 = emulate_fp8};
+    CpuExec *x = cpu_exec_new(g, &ws, &o, f->d);
+    assert_non_null(x);
+    int64_t B = f->tok.shape[0], T = f->tok.shape[1];
+    float *pos = malloc(sizeof(float) * (size_t)(B * T));
+    for (int64_t i = 0; i < B * T; i++) pos[i] = (float)(i % T);
+    CpuInput in[2] = {{"tokens", 2, {B, T}, f->tok.data}, {"positions", 2, {B, T}, pos}};
+    assert_true(cpu_exec_run(x, in, 2, f->d));
+    int rank;
+    int64_t dims[IR_MAX_RANK];
+    const float *lg = cpu_exec_output(x, "logits", &rank, dims);
+    *n = dims[0] * dims[1] * dims[2];
+    float *out = malloc(sizeof(float) * (size_t)*n);
+    memcpy(out, lg, sizeof(float) * (size_t)*n);
+    cpu_exec_free(x);
+    free(pos);
+    return out;
+}
+
+static void test_value_preserving_passes(void **state) {
+    Fx *f = *state;
+    int64_t n0, n1;
+    float *ref = logits(f, compile(f, NULL), false, &n0);
+    const char *pipelines[] = {"dce", "cse", "fuse", "plan-memory{batch=2,seq=12}", "dce,cse,dce,fuse,plan-memory"};
+    for (size_t i = 0; i < sizeof pipelines / sizeof pipelines[0]; i++) {
+        float *got = logits(f, compile(f, pipelines[i]), false, &n1);
+        assert_int_equal(n0, n1);
+        if (memcmp(ref, got, sizeof(float) * (size_t)n0) != 0) fail_msg("pipeline %s changed the logits", pipelines[i]);
+        free(got);
+    }
+    free(ref);
+}
+
+static void test_fp8_quant_equals_emulation(void **state) {
+    Fx *f = *state;
+    int64_t n0, n1;
+    float *emul = logits(f, compile(f, NULL), true, &n0);
+    IrGraph *g = compile(f, pass_default_pipeline());
+    int fp8 = 0;
+    for (int i = 0; i < g->nnodes; i++) fp8 += g->nodes[i]->op == IR_OP_FP8_LINEAR || g->nodes[i]->op == IR_OP_FP8_EXPERT_LINEAR;
+    assert_int_equal(fp8, 27); /* 3 layers: 5 attention linears (not kv_b) + 3 MLP/shared + 3 expert GEMMs, one dense */
+    float *pass = logits(f, g, false, &n1);
+    assert_int_equal(n0, n1);
+    double num = 0, den = 0;
+    for (int64_t i = 0; i < n0; i++) {
+        num += ((double)pass[i] - emul[i]) * ((double)pass[i] - emul[i]);
+        den += (double)emul[i] * emul[i];
+    }
+    print_message("fp8-quant pipeline vs executor FP8 emulation: rel L2 %.3g\n", sqrt(num / den));
+    assert_true(sqrt(num / den) < 1e-6);
+    RtArray ref;
+    assert_true(rt_npy_read(f->d, FIX "/logits_fp8.npy", &ref));
+    num = den = 0;
+    for (int64_t i = 0; i < n0; i++) {
+        num += ((double)pass[i] - ref.data[i]) * ((double)pass[i] - ref.data[i]);
+        den += (double)ref.data[i] * ref.data[i];
+    }
+    print_message("fp8-quant pipeline vs transformers FP8 emulation: rel L2 %.3g\n", sqrt(num / den));
+    assert_true(sqrt(num / den) < 1e-4);
+    free(ref.data);
+    free(emul);
+    free(pass);
+}
+
+static void test_fuse_groups_acyclic(void **state) {
+    Fx *f = *state;
+    IrGraph *g = compile(f, "fp8-quant,cse,dce,fuse");
+    int ng = 0;
+    for (int i = 0; i < g->nnodes; i++) ng = g->nodes[i]->group + 1 > ng ? g->nodes[i]->group + 1 : ng;
+    assert_true(ng > 10);
+    /* edges between groups; Kahn's algorithm must consume every group */
+    char *edge = calloc((size_t)ng * ng, 1);
+    int *indeg = calloc((size_t)ng, sizeof(int));
+    for (int i = 0; i < g->nnodes; i++) {
+        const IrNode *n = g->nodes[i];
+        for (int k = 0; k < n->nops; k++) {
+            int a = n->ops[k]->group, b = n->group;
+            if (a >= 0 && b >= 0 && a != b && !edge[a * ng + b]) {
+                edge[a * ng + b] = 1;
+                indeg[b]++;
+            }
+        }
+    }
+    int *queue = malloc(sizeof(int) * (size_t)ng), head = 0, tail = 0;
+    for (int v = 0; v < ng; v++)
+        if (!indeg[v]) queue[tail++] = v;
+    while (head < tail) {
+        int v = queue[head++];
+        for (int w = 0; w < ng; w++)
+            if (edge[v * ng + w] && --indeg[w] == 0) queue[tail++] = w;
+    }
+    assert_int_equal(tail, ng);
+    free(edge);
+    free(indeg);
+    free(queue);
+}
+
+static void test_plan_memory_no_overlap(void **state) {
+    Fx *f = *state;
+    IrGraph *g = compile(f, "fp8-quant,cse,dce,plan-memory{batch=2,seq=12}");
+    int64_t sym[IR_MAX_DIM_SYMS] = {2, 12, 12};
+    int *end = calloc((size_t)g->nnodes, sizeof(int));
+    int64_t *size = calloc((size_t)g->nnodes, sizeof(int64_t));
+    int placed = 0;
+    for (int i = 0; i < g->nnodes; i++) {
+        const IrNode *n = g->nodes[i];
+        end[i] = i;
+        for (int k = 0; k < n->nops; k++) end[n->ops[k]->id] = n->op == IR_OP_OUTPUT ? g->nnodes : i;
+        size[i] = ir_dim_eval(ir_type_numel(&n->type), sym) * ir_dtype_bits(n->type.dtype) / 8;
+    }
+    for (int i = 0; i < g->nnodes; i++) {
+        const IrNode *a = g->nodes[i];
+        if (a->mem < 0) continue;
+        placed++;
+        assert_int_equal(a->mem % 256, 0);
+        for (int j = i + 1; j < g->nnodes && j <= end[i]; j++) { /* b defined while a is alive */
+            const IrNode *b = g->nodes[j];
+            if (b->mem < 0) continue;
+            bool disjoint = a->mem + size[i] <= b->mem || b->mem + size[j] <= a->mem;
+            if (!disjoint) fail_msg("%%%d and %%%d overlap in the slab while both alive", i, j);
+        }
+    }
+    assert_true(placed > 50);
+    free(end);
+    free(size);
+}
+
+static void test_pipeline_errors(void **state) {
+    Fx *f = *state;
+    PassPipeline p;
+    DiagEngine *q = diag_new(f->a, NULL);
+    assert_false(pass_pipeline_parse(f->a, q, "dce,nope", &p));
+    assert_non_null(strstr(diag_first(q)->msg, "unknown pass 'nope'"));
+    assert_false(pass_pipeline_parse(f->a, q, "fuse{depth=2}", &p));
+    assert_non_null(strstr(diag_first(q)->next->msg, "fuse has no option 'depth'"));
+    assert_false(pass_pipeline_parse(f->a, q, "plan-memory{batch=2", &p));
+    assert_true(pass_pipeline_parse(f->a, q, "fp8-quant{exclude=layers.0.|shared},cse", &p));
+    assert_int_equal(p.n, 2);
+    assert_string_equal(p.steps[0].vals[0], "layers.0.|shared");
+}
+
+int main(void) {
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test_setup_teardown(test_value_preserving_passes, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_fp8_quant_equals_emulation, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_fuse_groups_acyclic, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_plan_memory_no_overlap, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_pipeline_errors, setup, teardown),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
