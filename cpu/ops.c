@@ -9,7 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-_Static_assert(IR_OP_COUNT == 37, "a new op needs a CPU kernel in cpu/ops.c");
+_Static_assert(IR_OP_COUNT == 39, "a new op needs a CPU kernel in cpu/ops.c");
 
 /* ---- parallel for -------------------------------------------------------- */
 
@@ -553,7 +553,11 @@ bool cpu_kernel(const KernelCtx *c, const IrNode *n, Ten *out, Ten *const *in) {
         k_binary(n->op, out, in[0], in[1]);
         return true;
     case IR_OP_SOFTMAX: case IR_OP_SUM: k_reduce(n, out, in[0]); return true;
-    case IR_OP_RESHAPE: memcpy(out->p, in[0]->p, sizeof(float) * (size_t)out->n); return true;
+    case IR_OP_RESHAPE:
+    case IR_OP_DISPATCH: /* one process holds every expert: the value is where it is needed */
+    case IR_OP_COMBINE:
+        memcpy(out->p, in[0]->p, sizeof(float) * (size_t)out->n);
+        return true;
     case IR_OP_TRANSPOSE: k_transpose(n, out, in[0]); return true;
     case IR_OP_SLICE: {
         int ax = norm_axis(ir_node_attr_int(n, "axis", 0), in[0]->rank);

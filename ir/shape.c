@@ -9,7 +9,7 @@
 #include <stdarg.h>
 #include <string.h>
 
-_Static_assert(IR_OP_COUNT == 37, "a new op in ops.def needs a shape rule here");
+_Static_assert(IR_OP_COUNT == 39, "a new op in ops.def needs a shape rule here");
 
 typedef struct {
     const IrGraph *g;
@@ -467,6 +467,17 @@ bool ir_infer_type(const IrGraph *g, const IrNode *n, IrType *out, char *err, si
         return true;
     case IR_OP_ACT_SCALE: case IR_OP_QUANTIZE: case IR_OP_FP8_LINEAR: case IR_OP_FP8_EXPERT_LINEAR:
         return infer_fp8(&c, n, out);
+    case IR_OP_DISPATCH: case IR_OP_COMBINE: {
+        const IrType *x = &n->ops[0]->type, *idx = &n->ops[1]->type;
+        if (!need_int(&c, idx, "idx")) return false;
+        if (idx->rank != 2 || x->rank < 1 || !ir_dim_eq(x->dims[0], idx->dims[0]) ||
+            (n->op == IR_OP_COMBINE && (x->rank < 2 || !ir_dim_eq(x->dims[1], idx->dims[1]))))
+            return fail(&c, "%s does not match the routing idx %s", ts(&c, x), ts(&c, idx));
+        if (ir_node_attr_int(n, "nodes", 0) < 1 || ir_node_attr_int(n, "gpus_per_node", 0) < 1)
+            return fail(&c, "nodes and gpus_per_node must be positive");
+        *out = *x;
+        return true;
+    }
     default:
         return infer_compute(&c, n, out);
     }

@@ -16,13 +16,15 @@ const PassInfo pass_table[] = {
     {"cse", "merge ops that compute the same value from the same operands", "", pass_cse},
     {"fp8-quant", "DeepSeek-V3 FP8: linears on low-precision activations become 1x128-tile / 128x128-block FP8 GEMMs",
      "act-tile=128,weight-block=128,exclude=\"\"", pass_fp8_quant},
+    {"node-limited-routing", "place experts on nodes x GPUs, cap the nodes a token reaches, two-hop dispatch/combine",
+     "nodes=1,gpus-per-node=1,max-nodes=0", pass_routing},
     {"fuse", "group elementwise, norm, rope and quantize ops with their producers into kernels", "", pass_fuse},
     {"plan-memory", "liveness-based offsets in one activation slab for a given batch and sequence",
      "batch=1,seq=4096,ctx=0", pass_plan_memory},
 };
 const int pass_count = (int)(sizeof pass_table / sizeof pass_table[0]);
 
-const char *pass_default_pipeline(void) { return "dce,fp8-quant,cse,dce,fuse,plan-memory"; }
+const char *pass_default_pipeline(void) { return "dce,fp8-quant,cse,dce,node-limited-routing,fuse,plan-memory"; }
 
 const PassInfo *pass_lookup(const char *name) {
     for (int i = 0; i < pass_count; i++)

@@ -76,5 +76,6 @@ PassResult pass_cse(PassCtx *c, IrGraph *g);
 PassResult pass_fp8_quant(PassCtx *c, IrGraph *g);
 PassResult pass_fuse(PassCtx *c, IrGraph *g);
 PassResult pass_plan_memory(PassCtx *c, IrGraph *g);
+PassResult pass_routing(PassCtx *c, IrGraph *g);
 
 #endif

@@ -109,6 +109,17 @@ static void test_fp8_quant_equals_emulation(void **state) {
     assert_int_equal(fp8, 27); /* 3 layers: 5 attention linears (not kv_b) + 3 MLP/shared + 3 expert GEMMs, one dense */
     float *pass = logits(f, g, false, &n1);
     assert_int_equal(n0, n1);
+    /* expert parallelism over 2 nodes x 2 GPUs: dispatch/combine are the
+     * identity on one process, so not one bit changes */
+    IrGraph *ep = compile(f, "dce,fp8-quant,cse,dce,node-limited-routing{nodes=2,gpus-per-node=2,max-nodes=2},fuse");
+    int disp = 0, comb = 0;
+    for (int i = 0; i < ep->nnodes; i++) disp += ep->nodes[i]->op == IR_OP_DISPATCH, comb += ep->nodes[i]->op == IR_OP_COMBINE;
+    assert_int_equal(disp, 4); /* 2 MoE layers: the FP8 payload and its scales */
+    assert_int_equal(comb, 2);
+    int64_t n2;
+    float *epl = logits(f, ep, false, &n2);
+    assert_memory_equal(epl, pass, sizeof(float) * (size_t)n0);
+    free(epl);
     double num = 0, den = 0;
     for (int64_t i = 0; i < n0; i++) {
         num += ((double)pass[i] - emul[i]) * ((double)pass[i] - emul[i]);

@@ -1,15 +1,17 @@
 // The default pipeline on the whole of DeepSeek-V3: every pass is shown by
 // --print-after-all, timed by --time-passes, and reports what it did.
-// RUN: dscc compile models/deepseek_v3.dsl --print-after-all --time-passes --pass-report -o /dev/null 2>&1 | grep -E "IR Dump|ms |: [0-9]+ linears|kernels after|activation slab"
+// RUN: dscc compile models/deepseek_v3.dsl --print-after-all --time-passes --pass-report -o /dev/null 2>&1 | grep -E "IR Dump|ms |: [0-9]+ linears|MoE layers|kernels after|activation slab"
 // CHECK: // -----// IR Dump After dce //----- //
 // CHECK-NEXT: // -----// IR Dump After fp8-quant //----- //
 // CHECK-NEXT: // -----// IR Dump After cse //----- //
 // CHECK-NEXT: // -----// IR Dump After dce //----- //
+// CHECK-NEXT: // -----// IR Dump After node-limited-routing //----- //
 // CHECK-NEXT: // -----// IR Dump After fuse //----- //
 // CHECK-NEXT: // -----// IR Dump After plan-memory //----- //
 // CHECK: fp8-quant
 // CHECK: total (
 // CHECK: fp8-quant: 601 linears to FP8 (1 kept in higher precision: head, excluded); converted weights 1336.08 GB -> 668.21 GB
+// CHECK: node-limited-routing: 58 MoE layers: dispatch 7392 B per token copy (FP8 + scales), combine 14336 B
 // CHECK: fuse: 3778 ops with a kernel each before, 2103 kernels after
 // CHECK: plan-memory: batch 1, seq 4096, ctx 4096: activation slab
 // RUN: d=$(mktemp -d); dscc compile models/deepseek_v3.dsl --config models/tiny/config.json --dump-dir=$d -o /dev/null && ls $d; rm -rf $d
@@ -18,5 +20,6 @@
 // CHECK-NEXT: 02-fp8-quant.ir
 // CHECK-NEXT: 03-cse.ir
 // CHECK-NEXT: 04-dce.ir
-// CHECK-NEXT: 05-fuse.ir
-// CHECK-NEXT: 06-plan-memory.ir
+// CHECK-NEXT: 05-node-limited-routing.ir
+// CHECK-NEXT: 06-fuse.ir
+// CHECK-NEXT: 07-plan-memory.ir
