@@ -252,6 +252,15 @@ static bool bind_inputs(CpuExec *x, const CpuInput *in, int nin, int64_t *sym, D
                 return false;
             }
         }
+    for (int i = 0; i < g->nnodes; i++) { /* micro-batch dims from the batch they split */
+        const IrNode *n = g->nodes[i];
+        if (n->op != IR_OP_SPLIT_BATCH) continue;
+        int64_t whole = ir_dim_eval(n->ops[0]->type.dims[0], sym), parts = ir_node_attr_int(n, "parts", 2);
+        if (whole < 0 || whole % parts || !bind_dim(n->type.dims[0], whole / parts, sym)) {
+            diag_error(d, n->loc, "a batch of %lld does not split into %lld equal micro-batches", (long long)whole, (long long)parts);
+            return false;
+        }
+    }
     int t = ir_graph_find_dim(g, "T");
     for (int i = 0; i < g->nnodes && t >= 0 && sym[t] < 0; i++)
         if (g->nodes[i]->op == IR_OP_KV_CACHE) {

@@ -9,7 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-_Static_assert(IR_OP_COUNT == 39, "a new op needs a CPU kernel in cpu/ops.c");
+_Static_assert(IR_OP_COUNT == 41, "a new op needs a CPU kernel in cpu/ops.c");
 
 /* ---- parallel for -------------------------------------------------------- */
 
@@ -568,6 +568,19 @@ bool cpu_kernel(const KernelCtx *c, const IrNode *n, Ten *out, Ten *const *in) {
         return true;
     }
     case IR_OP_CONCAT: k_concat(n, out, in); return true;
+    case IR_OP_SPLIT_BATCH: {
+        int64_t per = out->n, idx = ir_node_attr_int(n, "index", 0);
+        memcpy(out->p, in[0]->p + idx * per, sizeof(float) * (size_t)per);
+        return true;
+    }
+    case IR_OP_MERGE_BATCH: {
+        int64_t at = 0;
+        for (int k = 0; k < n->nops; k++) {
+            memcpy(out->p + at, in[k]->p, sizeof(float) * (size_t)in[k]->n);
+            at += in[k]->n;
+        }
+        return true;
+    }
     case IR_OP_TOPK: {
         int64_t E = in[0]->d[in[0]->rank - 1], k = out->d[out->rank - 1];
         for (int64_t r = 0; r < in[0]->n / E; r++) top_k(in[0]->p + r * E, NULL, E, k, out->p + r * k);

@@ -28,7 +28,7 @@ bool ir_op_has_result(IrOp op) { return op != IR_OP_OUTPUT; }
 
 bool ir_op_declares_type(IrOp op) {
     return op == IR_OP_INPUT || op == IR_OP_WEIGHT || op == IR_OP_CONST || op == IR_OP_CAST ||
-           op == IR_OP_RESHAPE;
+           op == IR_OP_RESHAPE || op == IR_OP_SPLIT_BATCH || op == IR_OP_MERGE_BATCH;
 }
 
 static const struct {
@@ -169,6 +169,7 @@ IrNode *ir_graph_add_node(IrGraph *g, DiagEngine *d, IrOp op, IrNode *const *ope
     n->scope = scope;
     n->group = -1;
     n->mem = -1;
+    n->stream = -1;
     n->nops = nops;
     n->ops = arena_alloc(a, sizeof(IrNode *) * (size_t)(nops ? nops : 1));
     for (int i = 0; i < nops; i++) n->ops[i] = operands[i];

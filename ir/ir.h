@@ -110,7 +110,7 @@ extern const IrOpInfo ir_op_info[IR_OP_COUNT];
 const char *ir_op_name(IrOp op);
 bool ir_op_lookup(const char *name, IrOp *out); /* keyword -> op */
 bool ir_op_has_result(IrOp op);                 /* false only for output */
-bool ir_op_declares_type(IrOp op);              /* input, weight, const, cast, reshape */
+bool ir_op_declares_type(IrOp op);              /* input, weight, const, cast, reshape, split/merge_batch */
 /* Position of attribute `name` in op's schema (-1 if absent), its kind and
  * whether it is optional. */
 int ir_schema_find(IrOp op, const char *name, IrAttrKind *kind, bool *optional);
@@ -129,6 +129,9 @@ typedef struct IrNode {
     const char *scope;    /* '/'-joined DSL function call path, NULL at top level */
     int group;            /* fused-kernel group set by the fuse pass; -1 = none */
     int64_t mem;          /* byte offset in the activation slab (plan-memory); -1 = none */
+    int stream;           /* stream the op is issued on (microbatch-overlap); -1 = unscheduled */
+    int nwaits;
+    struct IrNode **waits; /* ops on other streams whose completion this op waits for (events) */
 } IrNode;
 
 typedef struct IrGraph {
@@ -192,7 +195,13 @@ IrGraph *ir_parse(Arena *a, DiagEngine *d, const char *file, const char *text, s
 /* Arity, attribute schema, dominance, declared == inferred types, unique
  * input/output names, same-name weights agree. Returns the error count. */
 int ir_verify(const IrGraph *g, DiagEngine *d);
+/* For a scheduled graph (ops carry streams): every operand produced on
+ * another stream must be waited for, and waits must name earlier ops.
+ * Returns the number of unordered dependencies (each reported). */
+int ir_check_schedule(const IrGraph *g, DiagEngine *d);
 void ir_print_dot(const IrGraph *g, StrBuf *sb);
+/* Streams view of a scheduled graph (--emit=schedule). */
+void ir_print_schedule(const IrGraph *g, StrBuf *sb);
 
 /* ---- statistics from the graph ------------------------------------------ */
 

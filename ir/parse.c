@@ -296,13 +296,30 @@ static bool define_value(Parser *ps, int64_t id, IrNode *n, SrcLoc at) {
 }
 
 /* Parses "scope(...)", "group(N)", "mem(N)" and "loc(...)" suffixes. */
-static bool parse_suffixes(Parser *ps, const char **scope, SrcLoc *loc, int64_t *group, int64_t *mem) {
+static bool parse_suffixes(Parser *ps, const char **scope, SrcLoc *loc, int64_t *group, int64_t *mem, int64_t *stream,
+                           IrNode ***waits, int *nwaits) {
     for (;;) {
-        if (is_word(ps, "group") || is_word(ps, "mem")) {
-            int64_t *dst = is_word(ps, "group") ? group : mem;
+        if (is_word(ps, "wait")) {
             next(ps);
             if (!expect(ps, '(')) return false;
-            if (ps->tok.kind != T_INT || ps->tok.i < 0 || (dst == group && ps->tok.i > INT32_MAX)) {
+            size_t n = 0, cap = 0;
+            while (ps->tok.kind == T_VALUE) {
+                IrNode *w = lookup_value(ps, ps->tok.i);
+                if (!w) return false;
+                ARENA_PUSH(ps->a, *waits, n, cap, w);
+                next(ps);
+                if (!is_punct(ps, ',')) break;
+                next(ps);
+            }
+            *nwaits = (int)n;
+            if (!expect(ps, ')')) return false;
+            continue;
+        }
+        if (is_word(ps, "group") || is_word(ps, "mem") || is_word(ps, "stream")) {
+            int64_t *dst = is_word(ps, "group") ? group : is_word(ps, "mem") ? mem : stream;
+            next(ps);
+            if (!expect(ps, '(')) return false;
+            if (ps->tok.kind != T_INT || ps->tok.i < 0 || (dst != mem && ps->tok.i > INT32_MAX)) {
                 perr(ps, "expected a non-negative integer");
                 return false;
             }
@@ -395,8 +412,10 @@ static void parse_stmt(Parser *ps) {
     }
     const char *scope = NULL;
     SrcLoc loc = {0};
-    int64_t group = -1, mem = -1;
-    if (!parse_suffixes(ps, &scope, &loc, &group, &mem)) return;
+    int64_t group = -1, mem = -1, stream = -1;
+    IrNode **waits = NULL;
+    int nwaits = 0;
+    if (!parse_suffixes(ps, &scope, &loc, &group, &mem, &stream, &waits, &nwaits)) return;
     if (ps->tok.kind != T_NL && ps->tok.kind != T_EOF && !is_punct(ps, '}')) {
         perr(ps, "unexpected %s at the end of the statement", tok_desc(ps));
         return;
@@ -410,6 +429,9 @@ static void parse_stmt(Parser *ps) {
     n->loc = loc;
     n->group = (int)group;
     n->mem = mem;
+    n->stream = (int)stream;
+    n->waits = waits;
+    n->nwaits = nwaits;
     if (ir_op_has_result(op) && !ir_op_declares_type(op) && !ir_type_eq(&n->type, &type)) {
         StrBuf a, b;
         sb_init(&a); sb_init(&b);

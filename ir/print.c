@@ -98,6 +98,9 @@ void ir_print(const IrGraph *g, StrBuf *sb) {
         }
         if (n->group >= 0) sb_printf(sb, " group(%d)", n->group);
         if (n->mem >= 0) sb_printf(sb, " mem(%lld)", (long long)n->mem);
+        if (n->stream >= 0) sb_printf(sb, " stream(%d)", n->stream);
+        for (int k = 0; k < n->nwaits; k++) sb_printf(sb, k ? ", %%%d" : " wait(%%%d", vnum[n->waits[k]->id]);
+        if (n->nwaits) sb_putc(sb, ')');
         if (n->loc.file) {
             sb_puts(sb, " loc(");
             sb_put_quoted(sb, n->loc.file);
@@ -177,5 +180,48 @@ void ir_print_dot(const IrGraph *g, StrBuf *sb) {
         for (int k = 0; k < g->nodes[i]->nops; k++)
             sb_printf(sb, "  n%d -> n%d;\n", g->nodes[i]->ops[k]->id, g->nodes[i]->id);
     sb_puts(sb, "}\n");
+    arena_free(tmp);
+}
+
+/* Schedule view: the issue order as runs of consecutive ops on one stream,
+ * what they are, and which ops of the other stream they wait for. */
+void ir_print_schedule(const IrGraph *g, StrBuf *sb) {
+    Arena *tmp = arena_new();
+    int *vnum = number_values(g, tmp);
+    int *count = arena_alloc(tmp, sizeof(int) * IR_OP_COUNT);
+    sb_printf(sb, "// dscc schedule of @%s: stream 0 computes, stream 1 communicates; runs in issue order\n", g->name);
+    int scheduled = 0;
+    for (int i = 0; i < g->nnodes;) {
+        const IrNode *n = g->nodes[i];
+        if (n->stream < 0) { i++; continue; }
+        int j = i;
+        memset(count, 0, sizeof(int) * IR_OP_COUNT);
+        while (j < g->nnodes && g->nodes[j]->stream == n->stream) count[g->nodes[j++]->op]++;
+        scheduled += j - i;
+        sb_printf(sb, "stream %d  %%%d..%%%d  %3d ops:", n->stream, vnum[i] >= 0 ? vnum[i] : 0,
+                  vnum[j - 1] >= 0 ? vnum[j - 1] : 0, j - i);
+        for (int shown = 0; shown < 4; shown++) { /* the most frequent ops */
+            int best = -1;
+            for (int o = 0; o < IR_OP_COUNT; o++)
+                if (count[o] && (best < 0 || count[o] > count[best])) best = o;
+            if (best < 0) break;
+            sb_printf(sb, " %s x%d", ir_op_name((IrOp)best), count[best]);
+            count[best] = 0;
+        }
+        bool any = false;
+        for (int k = i; k < j; k++)
+            for (int w = 0; w < g->nodes[k]->nwaits; w++) {
+                const IrNode *x = g->nodes[k]->waits[w];
+                bool dup = false; /* several ops of the run may wait for the same event */
+                for (int k2 = i; k2 <= k && !dup; k2++)
+                    for (int w2 = 0; w2 < (k2 == k ? w : g->nodes[k2]->nwaits) && !dup; w2++) dup = g->nodes[k2]->waits[w2] == x;
+                if (dup) continue;
+                sb_printf(sb, any ? ", %%%d %s" : "   waits for %%%d %s", vnum[x->id], ir_op_name(x->op));
+                any = true;
+            }
+        sb_putc(sb, '\n');
+        i = j;
+    }
+    if (!scheduled) sb_puts(sb, "// no op is scheduled: run the microbatch-overlap pass (--passes=...,microbatch-overlap)\n");
     arena_free(tmp);
 }

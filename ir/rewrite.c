@@ -28,6 +28,12 @@ IrNode *ir_rewrite_copy(IrGraph *g, IrRewrite *rw, DiagEngine *d, const IrNode *
     if (n) {
         n->group = old->group;
         n->mem = old->mem;
+        n->stream = old->stream;
+        if (old->nwaits) { /* waits on ops already copied follow them */
+            n->waits = arena_alloc(g->arena, sizeof(IrNode *) * (size_t)old->nwaits);
+            for (int i = 0; i < old->nwaits; i++)
+                if ((n->waits[n->nwaits] = ir_rewrite_map(rw, old->waits[i]))) n->nwaits++;
+        }
     }
     rw->map[old->id] = n;
     return n;

@@ -9,7 +9,7 @@
 #include <stdarg.h>
 #include <string.h>
 
-_Static_assert(IR_OP_COUNT == 39, "a new op in ops.def needs a shape rule here");
+_Static_assert(IR_OP_COUNT == 41, "a new op in ops.def needs a shape rule here");
 
 typedef struct {
     const IrGraph *g;
@@ -467,6 +467,24 @@ bool ir_infer_type(const IrGraph *g, const IrNode *n, IrType *out, char *err, si
         return true;
     case IR_OP_ACT_SCALE: case IR_OP_QUANTIZE: case IR_OP_FP8_LINEAR: case IR_OP_FP8_EXPERT_LINEAR:
         return infer_fp8(&c, n, out);
+    case IR_OP_SPLIT_BATCH: case IR_OP_MERGE_BATCH: {
+        /* axis 0 changes between the batch and a micro-batch dim, which the
+         * graph cannot relate symbolically; every other axis must agree */
+        const IrType *x = &n->ops[0]->type, *t = &n->type;
+        int64_t idx = ir_node_attr_int(n, "index", 0), parts = ir_node_attr_int(n, "parts", 2);
+        if (n->op == IR_OP_SPLIT_BATCH && (parts < 2 || idx < 0 || idx >= parts))
+            return fail(&c, "index=%lld must be in 0..parts-1 with parts >= 2", (long long)idx);
+        for (int k = 0; k < n->nops; k++) {
+            const IrType *o = &n->ops[k]->type;
+            bool ok = o->rank == t->rank && o->dtype == t->dtype && t->rank >= 1 && ir_type_eq(o, x);
+            for (int i = 1; ok && i < t->rank; i++) ok = ir_dim_eq(o->dims[i], t->dims[i]);
+            if (!ok) return fail(&c, "%s and %s differ beyond the batch axis", ts(&c, o), ts(&c, t));
+        }
+        if (ir_dim_is_const(t->dims[0]) != ir_dim_is_const(x->dims[0]))
+            return fail(&c, "the batch axis of %s and %s must both be symbolic", ts(&c, x), ts(&c, t));
+        *out = *t;
+        return true;
+    }
     case IR_OP_DISPATCH: case IR_OP_COMBINE: {
         const IrType *x = &n->ops[0]->type, *idx = &n->ops[1]->type;
         if (!need_int(&c, idx, "idx")) return false;

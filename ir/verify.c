@@ -84,9 +84,37 @@ int ir_verify(const IrGraph *g, DiagEngine *d) {
             }
         }
     }
+    errors += ir_check_schedule(g, d);
     if (outputs == 0) {
         diag_error(d, (SrcLoc){0}, "graph @%s has no output", g->name);
         errors++;
     }
     return errors;
+}
+
+int ir_check_schedule(const IrGraph *g, DiagEngine *d) {
+    int bad = 0;
+    for (int i = 0; i < g->nnodes; i++) {
+        const IrNode *n = g->nodes[i];
+        if (n->stream < 0) continue;
+        for (int k = 0; k < n->nwaits; k++)
+            if (n->waits[k]->id >= i || n->waits[k]->stream == n->stream) {
+                diag_error(d, n->loc, "%s: waits for %s on %s, which is not an earlier op of another stream",
+                           ir_op_name(n->op), ir_op_name(n->waits[k]->op),
+                           n->waits[k]->id >= i ? "a later op" : "its own stream");
+                bad++;
+            }
+        for (int k = 0; k < n->nops; k++) {
+            const IrNode *o = n->ops[k];
+            if (o->stream < 0 || o->stream == n->stream) continue; /* unscheduled data, or program order */
+            bool ordered = false;
+            for (int w = 0; w < n->nwaits && !ordered; w++) ordered = n->waits[w] == o;
+            if (!ordered) {
+                diag_error(d, n->loc, "%s on stream %d reads %s of stream %d without waiting for it", ir_op_name(n->op),
+                           n->stream, ir_op_name(o->op), o->stream);
+                bad++;
+            }
+        }
+    }
+    return bad;
 }

@@ -18,6 +18,8 @@ const PassInfo pass_table[] = {
      "act-tile=128,weight-block=128,exclude=\"\"", pass_fp8_quant},
     {"node-limited-routing", "place experts on nodes x GPUs, cap the nodes a token reaches, two-hop dispatch/combine",
      "nodes=1,gpus-per-node=1,max-nodes=0", pass_routing},
+    {"microbatch-overlap", "split the batch into micro-batches; compute on stream 0 overlaps dispatch/combine on stream 1",
+     "n=2", pass_overlap},
     {"fuse", "group elementwise, norm, rope and quantize ops with their producers into kernels", "", pass_fuse},
     {"plan-memory", "liveness-based offsets in one activation slab for a given batch and sequence",
      "batch=1,seq=4096,ctx=0", pass_plan_memory},

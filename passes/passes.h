@@ -77,5 +77,6 @@ PassResult pass_fp8_quant(PassCtx *c, IrGraph *g);
 PassResult pass_fuse(PassCtx *c, IrGraph *g);
 PassResult pass_plan_memory(PassCtx *c, IrGraph *g);
 PassResult pass_routing(PassCtx *c, IrGraph *g);
+PassResult pass_overlap(PassCtx *c, IrGraph *g);
 
 #endif

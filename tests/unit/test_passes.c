@@ -120,6 +120,18 @@ static void test_fp8_quant_equals_emulation(void **state) {
     float *epl = logits(f, ep, false, &n2);
     assert_memory_equal(epl, pass, sizeof(float) * (size_t)n0);
     free(epl);
+    /* and split into two micro-batches scheduled on two streams */
+    IrGraph *ov = compile(f, "dce,fp8-quant,cse,dce,node-limited-routing{nodes=2,gpus-per-node=2,max-nodes=2},"
+                             "microbatch-overlap{n=2},fuse,plan-memory{batch=2,seq=12}");
+    assert_int_equal(ir_check_schedule(ov, f->d), 0);
+    int streams[2] = {0, 0};
+    for (int i = 0; i < ov->nnodes; i++)
+        if (ov->nodes[i]->stream >= 0) streams[ov->nodes[i]->stream]++;
+    assert_int_equal(streams[1], 12); /* (2 dispatches + 1 combine) x 2 layers x 2 micro-batches */
+    assert_true(streams[0] > 300);
+    float *ovl = logits(f, ov, false, &n2);
+    assert_memory_equal(ovl, pass, sizeof(float) * (size_t)n0);
+    free(ovl);
     double num = 0, den = 0;
     for (int64_t i = 0; i < n0; i++) {
         num += ((double)pass[i] - emul[i]) * ((double)pass[i] - emul[i]);
@@ -139,6 +151,20 @@ static void test_fp8_quant_equals_emulation(void **state) {
     free(ref.data);
     free(emul);
     free(pass);
+}
+
+/* A waiting-free cross-stream read is caught by the schedule checker. */
+static void test_schedule_checker(void **state) {
+    Fx *f = *state;
+    IrGraph *ov = compile(f, "fp8-quant,cse,dce,node-limited-routing{nodes=2,gpus-per-node=2},microbatch-overlap");
+    IrNode *victim = NULL;
+    for (int i = 0; i < ov->nnodes && !victim; i++)
+        if (ov->nodes[i]->op == IR_OP_FP8_EXPERT_LINEAR && ov->nodes[i]->nwaits) victim = ov->nodes[i];
+    assert_non_null(victim);
+    victim->nwaits = 0;
+    DiagEngine *q = diag_new(f->a, NULL);
+    assert_true(ir_check_schedule(ov, q) >= 1);
+    assert_non_null(strstr(diag_first(q)->msg, "fp8_expert_linear on stream 0 reads dispatch of stream 1 without waiting for it"));
 }
 
 static void test_fuse_groups_acyclic(void **state) {
@@ -223,6 +249,7 @@ int main(void) {
         cmocka_unit_test_setup_teardown(test_value_preserving_passes, setup, teardown),
         cmocka_unit_test_setup_teardown(test_fp8_quant_equals_emulation, setup, teardown),
         cmocka_unit_test_setup_teardown(test_fuse_groups_acyclic, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_schedule_checker, setup, teardown),
         cmocka_unit_test_setup_teardown(test_plan_memory_no_overlap, setup, teardown),
         cmocka_unit_test_setup_teardown(test_pipeline_errors, setup, teardown),
     };

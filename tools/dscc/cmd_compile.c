@@ -8,13 +8,14 @@
 
 enum { OPT_CONFIG = 256, OPT_SET, OPT_EMIT, OPT_TIME };
 
-typedef enum { EMIT_IR, EMIT_DOT } EmitKind;
+typedef enum { EMIT_IR, EMIT_DOT, EMIT_SCHEDULE } EmitKind;
 
 static bool parse_emit(const char *cmd, const char *v, EmitKind *out) {
     if (strcmp(v, "ir") == 0) *out = EMIT_IR;
     else if (strcmp(v, "dot") == 0) *out = EMIT_DOT;
+    else if (strcmp(v, "schedule") == 0) *out = EMIT_SCHEDULE;
     else {
-        driver_usage_error(cmd, "--emit=%s: expected 'ir' or 'dot' (cuda and cubin come with codegen)", v);
+        driver_usage_error(cmd, "--emit=%s: expected ir, dot or schedule (cuda and cubin come with codegen)", v);
         return false;
     }
     return true;
@@ -30,6 +31,7 @@ static int finish(Arena *a, IrGraph *g, DiagEngine *d, PassOpts *po, const char 
     StrBuf sb;
     sb_init(&sb);
     if (emit == EMIT_DOT) ir_print_dot(g, &sb);
+    else if (emit == EMIT_SCHEDULE) ir_print_schedule(g, &sb);
     else ir_print(g, &sb);
     double t_print = driver_now();
     bool ok = driver_write_output(out_path, sb.data ? sb.data : "", sb.len);
@@ -50,7 +52,8 @@ static void compile_help(FILE *o) {
                "options:\n"
                "  --config FILE      bind parameters from a Hugging Face config.json\n"
                "  --set NAME=VALUE   set a parameter (repeatable; overrides --config)\n"
-               "  --emit=ir|dot      output the textual IR (default) or a Graphviz graph\n"
+               "  --emit=ir|dot|schedule  the textual IR (default), a Graphviz graph, or the\n"
+               "                     streams and waits of a scheduled graph\n"
                "  -o, --output FILE  write there instead of standard output ('-' = stdout)\n"
                "  --time-passes      print the time of each phase and pass to standard error\n"
                "%s"
@@ -112,7 +115,8 @@ static void opt_help(FILE *o) {
                "print it again; printing what it read is byte-identical to the input when\n"
                "the input came from dscc.\n\n"
                "options:\n"
-               "  --emit=ir|dot      output the textual IR (default) or a Graphviz graph\n"
+               "  --emit=ir|dot|schedule  the textual IR (default), a Graphviz graph, or the\n"
+               "                     streams and waits of a scheduled graph\n"
                "  -o, --output FILE  write there instead of standard output\n"
                "  --time-passes      print the time of each phase and pass to standard error\n"
                "%s"
