@@ -12,6 +12,8 @@
 #include <time.h>
 
 const PassInfo pass_table[] = {
+    {"shape-infer", "re-derive every inferred type from the operands", "", pass_shape_infer},
+    {"fold-constants", "evaluate elementwise ops on scalar constants", "", pass_fold_constants},
     {"dce", "remove ops whose values reach no output or cache", "", pass_dce},
     {"cse", "merge ops that compute the same value from the same operands", "", pass_cse},
     {"fp8-quant", "DeepSeek-V3 FP8: linears on low-precision activations become 1x128-tile / 128x128-block FP8 GEMMs",
@@ -26,7 +28,7 @@ const PassInfo pass_table[] = {
 };
 const int pass_count = (int)(sizeof pass_table / sizeof pass_table[0]);
 
-const char *pass_default_pipeline(void) { return "dce,fp8-quant,cse,dce,node-limited-routing,fuse,plan-memory"; }
+const char *pass_default_pipeline(void) { return "shape-infer,fold-constants,dce,fp8-quant,cse,dce,node-limited-routing,fuse,plan-memory"; }
 
 const PassInfo *pass_lookup(const char *name) {
     for (int i = 0; i < pass_count; i++)

@@ -78,5 +78,7 @@ PassResult pass_fuse(PassCtx *c, IrGraph *g);
 PassResult pass_plan_memory(PassCtx *c, IrGraph *g);
 PassResult pass_routing(PassCtx *c, IrGraph *g);
 PassResult pass_overlap(PassCtx *c, IrGraph *g);
+PassResult pass_shape_infer(PassCtx *c, IrGraph *g);
+PassResult pass_fold_constants(PassCtx *c, IrGraph *g);
 
 #endif

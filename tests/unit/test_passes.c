@@ -89,7 +89,7 @@ static void test_value_preserving_passes(void **state) {
     Fx *f = *state;
     int64_t n0, n1;
     float *ref = logits(f, compile(f, NULL), false, &n0);
-    const char *pipelines[] = {"dce", "cse", "fuse", "plan-memory{batch=2,seq=12}", "dce,cse,dce,fuse,plan-memory"};
+    const char *pipelines[] = {"shape-infer,fold-constants", "dce", "cse", "fuse", "plan-memory{batch=2,seq=12}", "dce,cse,dce,fuse,plan-memory"};
     for (size_t i = 0; i < sizeof pipelines / sizeof pipelines[0]; i++) {
         float *got = logits(f, compile(f, pipelines[i]), false, &n1);
         assert_int_equal(n0, n1);

@@ -262,7 +262,7 @@ int cmd_run(int argc, char **argv) {
     if (!g || ir_verify(g, d)) goto done;
     /* --precision picks the default pipeline; --passes replaces it. */
     if (!rt_npy_read(d, r.tokens, &tok)) goto done;
-    const char *dflt = arena_printf(a, "dce,%scse,dce,fuse,plan-memory{batch=%lld,seq=%lld}", r.fp8 ? "fp8-quant," : "",
+    const char *dflt = arena_printf(a, "shape-infer,fold-constants,dce,%scse,dce,node-limited-routing,fuse,plan-memory{batch=%lld,seq=%lld}", r.fp8 ? "fp8-quant," : "",
                                     (long long)tok.shape[0], (long long)(tok.rank == 2 ? tok.shape[1] : 1));
     if ((rc = driver_run_passes(a, d, g, &r.po, dflt, false)) != DSCC_EXIT_OK) goto done;
     rc = DSCC_EXIT_INPUT;

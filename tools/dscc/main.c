@@ -20,7 +20,7 @@ static void print_main_help(FILE *o) {
                "dscc compiles a model description (models/deepseek_v3.dsl) to an SSA IR\n"
                "of tensor ops and reports facts about it.\n\ncommands:\n");
     for (int i = 0; i < NCOMMANDS; i++) fprintf(o, "  %-9s %s\n", commands[i].name, commands[i].summary);
-    fprintf(o, "  %-9s %s\n", "help", "show help for a command: dscc help compile");
+    fprintf(o, "  %-9s %s\n", "help", "show help for a command (dscc help compile) or the passes (dscc help passes)");
     fprintf(o, "\noptions:\n  -h, --help     show this help\n  --version      print the version\n");
     fprintf(o, "\nexit codes:\n"
                "  0  success\n"
@@ -53,6 +53,14 @@ int main(int argc, char **argv) {
     if (strcmp(cmd, "help") == 0) {
         if (argc < 3) {
             print_main_help(stdout);
+            return DSCC_EXIT_OK;
+        }
+        if (strcmp(argv[2], "passes") == 0) {
+            printf("passes (use as --passes=a,b{opt=value},c):\n");
+            for (int i = 0; i < pass_count; i++)
+                printf("  %-22s %s\n  %-22s options: %s\n", pass_table[i].name, pass_table[i].summary, "",
+                       *pass_table[i].options ? pass_table[i].options : "none");
+            printf("\ndefault pipeline (compile, run --precision fp8): %s\n", pass_default_pipeline());
             return DSCC_EXIT_OK;
         }
         const Subcommand *sc = find_command(argv[2]);

@@ -1,7 +1,9 @@
 // The default pipeline on the whole of DeepSeek-V3: every pass is shown by
 // --print-after-all, timed by --time-passes, and reports what it did.
 // RUN: dscc compile models/deepseek_v3.dsl --print-after-all --time-passes --pass-report -o /dev/null 2>&1 | grep -E "IR Dump|ms |: [0-9]+ linears|MoE layers|kernels after|activation slab"
-// CHECK: // -----// IR Dump After dce //----- //
+// CHECK: // -----// IR Dump After shape-infer //----- //
+// CHECK-NEXT: // -----// IR Dump After fold-constants //----- //
+// CHECK-NEXT: // -----// IR Dump After dce //----- //
 // CHECK-NEXT: // -----// IR Dump After fp8-quant //----- //
 // CHECK-NEXT: // -----// IR Dump After cse //----- //
 // CHECK-NEXT: // -----// IR Dump After dce //----- //
@@ -16,10 +18,12 @@
 // CHECK: plan-memory: batch 1, seq 4096, ctx 4096: activation slab
 // RUN: d=$(mktemp -d); dscc compile models/deepseek_v3.dsl --config models/tiny/config.json --dump-dir=$d -o /dev/null && ls $d; rm -rf $d
 // CHECK: 00-input.ir
-// CHECK-NEXT: 01-dce.ir
-// CHECK-NEXT: 02-fp8-quant.ir
-// CHECK-NEXT: 03-cse.ir
-// CHECK-NEXT: 04-dce.ir
-// CHECK-NEXT: 05-node-limited-routing.ir
-// CHECK-NEXT: 06-fuse.ir
-// CHECK-NEXT: 07-plan-memory.ir
+// CHECK-NEXT: 01-shape-infer.ir
+// CHECK-NEXT: 02-fold-constants.ir
+// CHECK-NEXT: 03-dce.ir
+// CHECK-NEXT: 04-fp8-quant.ir
+// CHECK-NEXT: 05-cse.ir
+// CHECK-NEXT: 06-dce.ir
+// CHECK-NEXT: 07-node-limited-routing.ir
+// CHECK-NEXT: 08-fuse.ir
+// CHECK-NEXT: 09-plan-memory.ir
