@@ -32,6 +32,13 @@ PassResult pass_plan_memory(PassCtx *c, IrGraph *g) {
     sym[0] = batch;
     int t = ir_graph_find_dim(g, "T");
     if (t >= 0) sym[t] = ctx ? ctx : seq;
+    for (int i = 0; i < g->nnodes; i++) { /* micro-batch dims are the batch over the parts */
+        const IrNode *n = g->nodes[i];
+        if (n->op != IR_OP_SPLIT_BATCH) continue;
+        int64_t parts = ir_node_attr_int(n, "parts", 2), whole = ir_dim_eval(n->ops[0]->type.dims[0], sym);
+        for (int s = 0; s < IR_MAX_DIM_SYMS; s++)
+            if (n->type.dims[0].exp[s] == 1) sym[s] = whole / parts / n->type.dims[0].coeff;
+    }
     int *end = calloc((size_t)g->nnodes + 1, sizeof(int));
     for (int i = 0; i < g->nnodes; i++) {
         const IrNode *n = g->nodes[i];
