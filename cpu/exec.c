@@ -122,13 +122,7 @@ static bool load_weight(CpuExec *x, const IrNode *n, const CpuWeightSource *ws, 
 static void mark_fp8(CpuExec *x) {
     const IrGraph *g = x->g;
     bool *head = calloc((size_t)g->nnodes + 1, 1);
-    for (int i = 0; i < g->nnodes; i++) {
-        const IrNode *n = g->nodes[i];
-        if (n->op != IR_OP_OUTPUT) continue;
-        const IrNode *p = n->ops[0];
-        while (p->op == IR_OP_CAST || p->op == IR_OP_RESHAPE) p = p->ops[0];
-        head[p->id] = true;
-    }
+    ir_mark_output_producers(g, head);
     for (int i = 0; i < g->nnodes; i++) {
         const IrNode *n = g->nodes[i];
         if ((n->op == IR_OP_LINEAR || n->op == IR_OP_EXPERT_LINEAR) && !head[i] && n->ops[0]->type.dtype != IR_DT_F32)

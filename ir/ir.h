@@ -171,6 +171,11 @@ IrNode *ir_rewrite_map(const IrRewrite *rw, const IrNode *old);
 /* Re-adds `old` with mapped operands and its annotations; records the map. */
 IrNode *ir_rewrite_copy(IrGraph *g, IrRewrite *rw, DiagEngine *d, const IrNode *old);
 
+/* Marks (out[id] = true) each op whose value becomes a graph output,
+ * looking through casts and reshapes: the LM head, for passes that keep it
+ * in higher precision. out has g->nnodes entries, cleared by the caller. */
+void ir_mark_output_producers(const IrGraph *g, bool *out);
+
 /* Attribute lookup on a node. */
 const IrAttr *ir_node_attr(const IrNode *n, const char *name);
 int64_t ir_node_attr_int(const IrNode *n, const char *name, int64_t dflt);

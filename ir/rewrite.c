@@ -38,3 +38,13 @@ IrNode *ir_rewrite_copy(IrGraph *g, IrRewrite *rw, DiagEngine *d, const IrNode *
     rw->map[old->id] = n;
     return n;
 }
+
+void ir_mark_output_producers(const IrGraph *g, bool *out) {
+    for (int i = 0; i < g->nnodes; i++) {
+        const IrNode *n = g->nodes[i];
+        if (n->op != IR_OP_OUTPUT) continue;
+        const IrNode *p = n->ops[0];
+        while (p->op == IR_OP_CAST || p->op == IR_OP_RESHAPE) p = p->ops[0];
+        out[p->id] = true;
+    }
+}

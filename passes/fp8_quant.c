@@ -38,13 +38,7 @@ static bool excluded(const char *excl, const char *name) {
 /* The linear making an output (maybe behind cast/reshape) is the head. */
 static bool *find_heads(IrGraph *g) {
     bool *head = arena_alloc(g->arena, (size_t)g->nnodes + 1);
-    for (int i = 0; i < g->nnodes; i++) {
-        const IrNode *n = g->nodes[i];
-        if (n->op != IR_OP_OUTPUT) continue;
-        const IrNode *p = n->ops[0];
-        while (p->op == IR_OP_CAST || p->op == IR_OP_RESHAPE) p = p->ops[0];
-        head[p->id] = true;
-    }
+    ir_mark_output_producers(g, head);
     return head;
 }
 
