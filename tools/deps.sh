@@ -5,10 +5,11 @@
 #   flex, bison                    the DSL's lexer and parser generators
 #   libcjson-dev                   config.json and --json output
 #   libcmocka-dev                  unit tests
+#   libxxhash-dev                  kernel-cache keys
 #   clang                          libFuzzer harnesses (tools/fuzz.sh only)
 set -euo pipefail
 dscc_deps() {
-  local pkgs=(cmake make gcc pkg-config flex bison libcjson-dev libcmocka-dev)
+  local pkgs=(cmake make gcc pkg-config flex bison libcjson-dev libcmocka-dev libxxhash-dev)
   local missing=()
   for p in "${pkgs[@]}"; do
     dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p")

@@ -1,0 +1,43 @@
+/* codegen.h — CUDA C++ to cubin through NVRTC, with an on-disk cache.
+ *
+ * This is the compilation layer the CUDA backend stands on: it works on a
+ * machine without a GPU (NVRTC compiles for sm_90a anywhere), compiles many
+ * kernels in parallel, and caches each cubin under DSCC_CACHE_DIR (default
+ * ${XDG_CACHE_HOME:-~/.cache}/dscc) keyed by a 128-bit xxHash of the
+ * source, the options, the architecture and the NVRTC version, written by
+ * atomic rename so concurrent compilers never see half a file. Generating
+ * CUDA from the IR is not part of this layer (and not yet in dscc). */
+#ifndef DSCC_CODEGEN_H
+#define DSCC_CODEGEN_H
+
+#include "support/support.h"
+
+typedef struct {
+    const char *name;   /* kernel or module name, for diagnostics and the cache file */
+    const char *source; /* CUDA C++ */
+    SrcLoc loc;         /* what it was generated from (DSL location), for errors */
+} CgSource;
+
+typedef struct {
+    void *data;         /* cubin (ELF), malloc'd */
+    size_t size;
+    bool from_cache;
+} CgBinary;
+
+typedef struct {
+    const char *arch;      /* default "sm_90a" */
+    const char *cache_dir; /* NULL: DSCC_CACHE_DIR or the XDG default; "" disables the cache */
+    int threads;           /* parallel compiles; 0 = online CPUs */
+} CgOptions;
+
+/* NVRTC's version as major*1000 + minor*10 (13.0 -> 13000), or -1. */
+int cg_nvrtc_version(void);
+/* The cache directory options resolve to (NULL when disabled). Arena-owned. */
+const char *cg_cache_dir(Arena *a, const CgOptions *o);
+/* Compiles n sources into bins[n] (in parallel, through the cache). An NVRTC
+ * failure is reported with the kernel's name, its location and NVRTC's log.
+ * Returns the number of failures. */
+int cg_compile(Arena *a, DiagEngine *d, const CgSource *src, int n, const CgOptions *o, CgBinary *bins);
+void cg_binary_free(CgBinary *b);
+
+#endif
