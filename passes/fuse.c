@@ -1,13 +1,15 @@
 /* fuse.c — groups ops into kernels and records the group on each node.
  *
- * GEMMs, attention, embedding, routing and cache updates are kernels of
- * their own. Elementwise ops, norms, RoPE, softmax/sum and FP8 quantization
- * join the group of an operand they are the only reader of — so chains such
- * as add -> rmsnorm -> act_scale -> quantize, or silu * mul -> quantize,
- * become one kernel — and constants join their reader. Layout ops
- * (reshape, slice, concat, transpose) follow the same rule, since a fused
- * kernel indexes through them. The pass changes no value: the CPU executor
- * computes identical logits before and after it. */
+ * GEMMs, attention, embedding, routing, cache updates and communication
+ * are kernels of their own. Elementwise ops, norms, RoPE, softmax/sum, FP8
+ * quantization and layout ops (slice, concat, transpose: a fused kernel
+ * indexes through them) join the group of an operand when none of their
+ * other operands depends on that group, which keeps the kernel graph
+ * acyclic — so add -> rmsnorm -> act_scale -> quantize, or silu * mul ->
+ * quantize, become one kernel, while a residual add never joins the norm
+ * that feeds the GEMM it waits for. Constants and reshapes go with their
+ * reader. The pass changes no value: the CPU executor computes identical
+ * logits before and after it. */
 #include "passes/passes.h"
 
 #include <stdlib.h>
