@@ -1,0 +1,41 @@
+/* dist.h — process-level pieces of the distributed runtime that need no
+ * GPU: who am I (rank discovery from the launcher's environment) and the
+ * TCP rendezvous through which rank 0 hands every rank the same blob (the
+ * ncclUniqueId, once NCCL is wired in). Part of the runtime's public
+ * interface: runtime.h includes it. */
+#ifndef DSCC_RT_DIST_H
+#define DSCC_RT_DIST_H
+
+#include "support/support.h"
+
+typedef enum {
+    RT_LAUNCH_SINGLE,   /* no launcher variables: one process */
+    RT_LAUNCH_OPENMPI,  /* OMPI_COMM_WORLD_RANK / _SIZE / _LOCAL_RANK */
+    RT_LAUNCH_SLURM,    /* SLURM_PROCID / SLURM_NTASKS / SLURM_LOCALID */
+    RT_LAUNCH_TORCHRUN, /* RANK / WORLD_SIZE / LOCAL_RANK (+ MASTER_ADDR / MASTER_PORT) */
+} RtLauncher;
+
+typedef struct {
+    RtLauncher launcher;
+    int rank, size, local_rank;
+    const char *master_addr; /* where rank 0 listens: MASTER_ADDR or DSCC_MASTER_ADDR, default 127.0.0.1 */
+    int master_port;         /* MASTER_PORT or DSCC_MASTER_PORT, default 29500 */
+} RtRankInfo;
+
+const char *rt_launcher_name(RtLauncher l);
+
+/* Reads the launcher's variables (getenv, or `env` when not NULL: a
+ * NULL-terminated list of NAME=VALUE strings, for tests). Open MPI wins
+ * over Slurm over torchrun, as mpirun inside a Slurm job sets both.
+ * Inconsistent values (rank outside 0..size-1, a missing partner variable,
+ * non-numbers) are errors naming the variable. */
+bool rt_rank_info(Arena *a, DiagEngine *d, const char *const *env, RtRankInfo *out);
+
+/* Rank 0 listens on master_addr:master_port, waits for every other rank,
+ * checks each one's rank and world size, and sends it `len` bytes of blob;
+ * the others connect (retrying while rank 0 comes up) and receive it. All
+ * within timeout_ms; on timeout the error names the ranks that never came
+ * (on rank 0) or the address that never answered (elsewhere). */
+bool rt_rendezvous(DiagEngine *d, const RtRankInfo *ri, void *blob, size_t len, int timeout_ms);
+
+#endif
