@@ -51,6 +51,7 @@ struct AstNode {
     int64_t ival;
     double fval;
     int op;
+    int height; /* expressions: 1 + the tallest operand, bounded by FE_MAX_HEIGHT */
     AstNode *a, *b, *c;
     AstVec list, list2;
 };
@@ -75,5 +76,8 @@ bool fe_parse_text(FeParseCtx *ctx, const char *text, size_t len);
 
 /* Maximum nesting of brackets before the parser gives up (stack safety). */
 #define FE_MAX_DEPTH 200
+/* Maximum height of one expression tree: the lowering evaluates expressions
+ * recursively, so `1+1+...+1` must not be allowed to grow without bound. */
+#define FE_MAX_HEIGHT 1000
 
 #endif

@@ -591,47 +591,59 @@ Value lw_call_fn(Lower *L, AstNode *fn, AstNode *call, Value *args, int nargs) {
 
 /* ---- files and entry points ------------------------------------------ */
 
-static bool parse_file(Lower *L, FeParseCtx *ctx, const char *file, const char *text, size_t len, AstVec *out,
-                       const char ***seen, size_t *nseen, size_t *capseen, int depth);
+/* Files already read: each is read once, so an import cycle is simply cut
+ * where it closes (docs/DSL.md: "each file once"). */
+#define FE_MAX_IMPORT_DEPTH 32
+typedef struct {
+    const char **seen; /* real paths */
+    size_t nseen, capseen;
+    int depth;
+} Imports;
 
-/* Splices imports: items of an imported file replace its import item. */
-static bool resolve_imports(Lower *L, const char *file, AstVec *items, AstVec *out, const char ***seen,
-                            size_t *nseen, size_t *capseen, int depth) {
-    bool ok = true;
-    for (size_t i = 0; i < items->n; i++) {
-        AstNode *it = items->v[i];
-        if (it->kind != AST_IMPORT) { ast_push(L->a, out, it); continue; }
-        if (depth > 32) { lw_error(L, it->loc, "imports nested deeper than 32 (an import cycle?)"); return false; }
-        const char *slash = strrchr(file, '/');
-        const char *path = it->str[0] == '/' || !slash ? it->str
-                                                       : arena_printf(L->a, "%.*s/%s", (int)(slash - file), file, it->str);
-        char *real = realpath(path, NULL);
-        if (!real) {
-            lw_error(L, it->loc, "cannot import \"%s\": no such file (looked for %s)", it->str, path);
-            ok = false;
-            continue;
-        }
-        bool dup = false;
-        for (size_t k = 0; k < *nseen && !dup; k++) dup = strcmp((*seen)[k], real) == 0;
-        const char *kept = arena_strdup(L->a, real);
-        free(real);
-        if (dup) continue; /* each file once; a cycle ends here too */
-        ARENA_PUSH(L->a, *seen, *nseen, *capseen, kept);
-        size_t len;
-        int before = diag_error_count(L->d);
-        char *text = read_file_text(L->a, L->d, path, &len);
-        if (!text) { (void)before; diag_note(L->d, it->loc, "imported here"); ok = false; continue; }
-        FeParseCtx sub = {.arena = L->a, .diag = L->d, .file = arena_strdup(L->a, path)};
-        ok &= parse_file(L, &sub, sub.file, text, len, out, seen, nseen, capseen, depth + 1);
+static bool parse_file(Lower *L, FeParseCtx *ctx, const char *text, size_t len, AstVec *out, Imports *im);
+
+/* Reads and parses one imported file, appending its items to out. */
+static bool import_one(Lower *L, AstNode *it, const char *file, AstVec *out, Imports *im) {
+    if (im->depth > FE_MAX_IMPORT_DEPTH) {
+        lw_error(L, it->loc, "imports nested deeper than %d", FE_MAX_IMPORT_DEPTH);
+        return false;
     }
+    const char *slash = strrchr(file, '/');
+    const char *path = it->str[0] == '/' || !slash ? it->str
+                                                   : arena_printf(L->a, "%.*s/%s", (int)(slash - file), file, it->str);
+    char *real = realpath(path, NULL);
+    if (!real) {
+        lw_error(L, it->loc, "cannot import \"%s\": no such file (looked for %s)", it->str, path);
+        return false;
+    }
+    const char *kept = arena_strdup(L->a, real);
+    free(real);
+    for (size_t k = 0; k < im->nseen; k++)
+        if (strcmp(im->seen[k], kept) == 0) return true; /* each file once */
+    ARENA_PUSH(L->a, im->seen, im->nseen, im->capseen, kept);
+    size_t len;
+    char *text = read_file_text(L->a, L->d, path, &len);
+    if (!text) {
+        diag_note(L->d, it->loc, "imported here");
+        return false;
+    }
+    FeParseCtx sub = {.arena = L->a, .diag = L->d, .file = arena_strdup(L->a, path)};
+    im->depth++;
+    bool ok = parse_file(L, &sub, text, len, out, im);
+    im->depth--;
     return ok;
 }
 
-static bool parse_file(Lower *L, FeParseCtx *ctx, const char *file, const char *text, size_t len, AstVec *out,
-                       const char ***seen, size_t *nseen, size_t *capseen, int depth) {
-    diag_add_source(L->d, file, text, len);
+/* Parses ctx->file's text; imports are spliced in place of their items. */
+static bool parse_file(Lower *L, FeParseCtx *ctx, const char *text, size_t len, AstVec *out, Imports *im) {
+    diag_add_source(L->d, ctx->file, text, len);
     bool ok = fe_parse_text(ctx, text, len);
-    return resolve_imports(L, file, &ctx->items, out, seen, nseen, capseen, depth) && ok;
+    for (size_t i = 0; i < ctx->items.n; i++) {
+        AstNode *it = ctx->items.v[i];
+        if (it->kind == AST_IMPORT) ok &= import_one(L, it, ctx->file, out, im);
+        else ast_push(L->a, out, it);
+    }
+    return ok;
 }
 
 static const char *file_stem(Arena *a, const char *path) {
@@ -692,15 +704,14 @@ IrGraph *fe_compile_string(Arena *a, DiagEngine *d, const char *file, const char
     L.set_used = arena_alloc(a, sizeof(bool) * (size_t)(L.opt->nsets + 1));
     FeParseCtx ctx = {.arena = a, .diag = d, .file = file};
     AstVec items = {0};
-    const char **seen = NULL;
-    size_t nseen = 0, capseen = 0;
+    Imports im = {0};
     char *real = realpath(file, NULL);
-    if (real) {
+    if (real) { /* text that names no real file cannot be imported back */
         const char *kept = arena_strdup(a, real);
-        ARENA_PUSH(a, seen, nseen, capseen, kept);
+        ARENA_PUSH(a, im.seen, im.nseen, im.capseen, kept);
         free(real);
     }
-    bool parsed = parse_file(&L, &ctx, file, text, len, &items, &seen, &nseen, &capseen, 0);
+    bool parsed = parse_file(&L, &ctx, text, len, &items, &im);
     if (parsed && lw_config_load(&L)) {
         run_items(&L, &items);
         lw_check_unused_sets(&L);

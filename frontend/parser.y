@@ -35,10 +35,37 @@ static void fe_yyerror(FE_YYLTYPE *loc, void *scanner, FeParseCtx *ctx, const ch
     /* bison says "syntax error, unexpected X, expecting Y"; keep it, minus the
      * redundant prefix, and name tokens the way the user wrote them. */
     const char *m = strncmp(msg, "syntax error, ", 14) == 0 ? msg + 14 : msg;
+    if (strcmp(m, "memory exhausted") == 0) m = "input nested too deeply (parser stack exhausted)";
     diag_error(ctx->diag, ((SrcLoc){ctx->file, loc->first_line, loc->first_column}), "%s", m);
 }
 
+/* Bison's own stack limit; programs with nesting under FE_MAX_DEPTH stay far
+ * below it, while hostile `else if` or unary chains stop early. */
+#define YYMAXDEPTH 5000
 #define L(n, loc) ast_new(ctx, (n), (loc).first_line, (loc).first_column)
+/* Builds an operator node over a and b (b may be NULL); NULL when the
+ * expression grows taller than FE_MAX_HEIGHT, which has been reported. */
+static AstNode *fe_op(FeParseCtx *ctx, AstKind kind, int op, FE_YYLTYPE loc, AstNode *a, AstNode *b) {
+    AstNode *n = ast_new(ctx, kind, loc.first_line, loc.first_column);
+    n->op = op;
+    n->a = a;
+    n->b = b;
+    n->height = 1 + (b && b->height > a->height ? b->height : a->height);
+    if (n->height > FE_MAX_HEIGHT) {
+        diag_error(ctx->diag, n->loc, "expression nested deeper than %d levels", FE_MAX_HEIGHT);
+        return NULL;
+    }
+    return n;
+}
+/* The height of a call or list: one above its tallest element. */
+static int fe_height(const AstVec *v) {
+    int h = 0;
+    for (size_t i = 0; i < v->n; i++) {
+        const AstNode *e = v->v[i]->kind == AST_KWARG ? v->v[i]->a : v->v[i];
+        if (e->height > h) h = e->height;
+    }
+    return h + 1;
+}
 #define DEEPER(loc)                                                                                  \
     do {                                                                                             \
         if (++ctx->depth > FE_MAX_DEPTH) {                                                           \
@@ -173,21 +200,21 @@ exprs
 
 expr
     : primary
-    | expr OR expr          { $$ = L(AST_BINOP, @2); $$->op = OR; $$->a = $1; $$->b = $3; }
-    | expr AND expr         { $$ = L(AST_BINOP, @2); $$->op = AND; $$->a = $1; $$->b = $3; }
-    | expr EQ expr          { $$ = L(AST_BINOP, @2); $$->op = EQ; $$->a = $1; $$->b = $3; }
-    | expr NE expr          { $$ = L(AST_BINOP, @2); $$->op = NE; $$->a = $1; $$->b = $3; }
-    | expr '<' expr         { $$ = L(AST_BINOP, @2); $$->op = '<'; $$->a = $1; $$->b = $3; }
-    | expr LE expr          { $$ = L(AST_BINOP, @2); $$->op = LE; $$->a = $1; $$->b = $3; }
-    | expr '>' expr         { $$ = L(AST_BINOP, @2); $$->op = '>'; $$->a = $1; $$->b = $3; }
-    | expr GE expr          { $$ = L(AST_BINOP, @2); $$->op = GE; $$->a = $1; $$->b = $3; }
-    | expr '+' expr         { $$ = L(AST_BINOP, @2); $$->op = '+'; $$->a = $1; $$->b = $3; }
-    | expr '-' expr         { $$ = L(AST_BINOP, @2); $$->op = '-'; $$->a = $1; $$->b = $3; }
-    | expr '*' expr         { $$ = L(AST_BINOP, @2); $$->op = '*'; $$->a = $1; $$->b = $3; }
-    | expr '/' expr         { $$ = L(AST_BINOP, @2); $$->op = '/'; $$->a = $1; $$->b = $3; }
-    | expr '%' expr         { $$ = L(AST_BINOP, @2); $$->op = '%'; $$->a = $1; $$->b = $3; }
-    | '-' expr %prec UNARY  { $$ = L(AST_UNOP, @1); $$->op = '-'; $$->a = $2; }
-    | '!' expr %prec UNARY  { $$ = L(AST_UNOP, @1); $$->op = '!'; $$->a = $2; }
+    | expr OR expr          { if (!($$ = fe_op(ctx, AST_BINOP, OR, @2, $1, $3))) YYABORT; }
+    | expr AND expr         { if (!($$ = fe_op(ctx, AST_BINOP, AND, @2, $1, $3))) YYABORT; }
+    | expr EQ expr          { if (!($$ = fe_op(ctx, AST_BINOP, EQ, @2, $1, $3))) YYABORT; }
+    | expr NE expr          { if (!($$ = fe_op(ctx, AST_BINOP, NE, @2, $1, $3))) YYABORT; }
+    | expr '<' expr         { if (!($$ = fe_op(ctx, AST_BINOP, '<', @2, $1, $3))) YYABORT; }
+    | expr LE expr          { if (!($$ = fe_op(ctx, AST_BINOP, LE, @2, $1, $3))) YYABORT; }
+    | expr '>' expr         { if (!($$ = fe_op(ctx, AST_BINOP, '>', @2, $1, $3))) YYABORT; }
+    | expr GE expr          { if (!($$ = fe_op(ctx, AST_BINOP, GE, @2, $1, $3))) YYABORT; }
+    | expr '+' expr         { if (!($$ = fe_op(ctx, AST_BINOP, '+', @2, $1, $3))) YYABORT; }
+    | expr '-' expr         { if (!($$ = fe_op(ctx, AST_BINOP, '-', @2, $1, $3))) YYABORT; }
+    | expr '*' expr         { if (!($$ = fe_op(ctx, AST_BINOP, '*', @2, $1, $3))) YYABORT; }
+    | expr '/' expr         { if (!($$ = fe_op(ctx, AST_BINOP, '/', @2, $1, $3))) YYABORT; }
+    | expr '%' expr         { if (!($$ = fe_op(ctx, AST_BINOP, '%', @2, $1, $3))) YYABORT; }
+    | '-' expr %prec UNARY  { if (!($$ = fe_op(ctx, AST_UNOP, '-', @1, $2, NULL))) YYABORT; }
+    | '!' expr %prec UNARY  { if (!($$ = fe_op(ctx, AST_UNOP, '!', @1, $2, NULL))) YYABORT; }
     ;
 
 primary
@@ -197,9 +224,9 @@ primary
     | STRING                { $$ = L(AST_STR, @1); $$->str = $1; }
     | IDENT                 { $$ = L(AST_NAME, @1); $$->str = $1; }
     | open_paren expr ')'   { $$ = $2; ctx->depth--; }
-    | open_bracket exprs_opt ']'  { $$ = L(AST_LIST, @1); $$->list = $2; ctx->depth--; }
+    | open_bracket exprs_opt ']'  { $$ = L(AST_LIST, @1); $$->list = $2; $$->height = fe_height(&$2); ctx->depth--; }
     | IDENT open_paren args_opt ')'
-        { $$ = L(AST_CALL, @1); $$->str = $1; ctx->depth--;
+        { $$ = L(AST_CALL, @1); $$->str = $1; $$->height = fe_height(&$3); ctx->depth--;
           for (size_t i = 0; i < $3.n; i++) ast_push(ctx->arena, $3.v[i]->kind == AST_KWARG ? &$$->list2 : &$$->list, $3.v[i]); }
     ;
 

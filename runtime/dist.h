@@ -38,4 +38,29 @@ bool rt_rank_info(Arena *a, DiagEngine *d, const char *const *env, RtRankInfo *o
  * (on rank 0) or the address that never answered (elsewhere). */
 bool rt_rendezvous(DiagEngine *d, const RtRankInfo *ri, void *blob, size_t len, int timeout_ms);
 
+/* ---- expert-parallel dispatch plan (two-hop) ------------------------------ */
+
+typedef struct {
+    int nodes, gpus_per_node; /* ranks = nodes x gpus_per_node, rank = node * gpus_per_node + local */
+    int64_t experts;          /* spread contiguously: experts / ranks per rank */
+} RtTopology;
+
+/* The rank holding expert e. */
+int rt_expert_rank(const RtTopology *t, int64_t e);
+
+typedef struct {
+    int64_t *recv;              /* per rank: token copies it receives from this one (count exchange) */
+    int64_t inter_node_copies;  /* hop 1: one per (token, remote destination node), to the same local rank */
+    int64_t intra_node_copies;  /* hop 2: NVLink forwards to the expert's GPU, one per (token, GPU) */
+    int64_t per_expert_copies;  /* what one copy per (token, expert) would send across ranks */
+    int max_nodes_per_token;    /* most distinct nodes one token's experts sit on */
+} RtDispatchPlan;
+
+/* Plans the dispatch of N tokens living on rank `src` whose experts are
+ * idx[N*K] (integral values). Counts are exact, de-duplicated per node for
+ * the inter-node hop and per GPU within a node. False after reporting an
+ * expert index outside the topology. recv is malloc'd: rt_dispatch_plan_free. */
+bool rt_dispatch_plan(DiagEngine *d, const RtTopology *t, int src, const float *idx, int64_t N, int K, RtDispatchPlan *out);
+void rt_dispatch_plan_free(RtDispatchPlan *p);
+
 #endif
