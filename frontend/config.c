@@ -54,7 +54,8 @@ static cJSON *config_get(cJSON *root, const char *key) {
     char buf[256];
     snprintf(buf, sizeof buf, "%s", key);
     cJSON *cur = root;
-    for (char *part = strtok(buf, "."); part && cur; part = strtok(NULL, ".")) {
+    char *save = NULL;
+    for (char *part = strtok_r(buf, ".", &save); part && cur; part = strtok_r(NULL, ".", &save)) {
         if (!cJSON_IsObject(cur)) return NULL;
         cur = cJSON_GetObjectItemCaseSensitive(cur, part);
     }
@@ -116,7 +117,7 @@ static bool from_text(Lower *L, const FeSetting *set, ParamType t, Value *out) {
     errno = 0;
     switch (t) {
     case P_INT: {
-        long long v = strtoll(s, &end, 0);
+        long long v = strtoll(s, &end, 10);
         if (*s && !*end && errno == 0) { *out = (Value){.k = V_INT, .u.i = v}; return true; }
         break;
     }

@@ -13,8 +13,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define MAX_VALUE_ID 100000000
-
 typedef enum { T_EOF, T_NL, T_IDENT, T_INT, T_FLOAT, T_STR, T_VALUE, T_PUNCT, T_BAD } TokKind;
 
 typedef struct {
@@ -29,6 +27,11 @@ typedef struct {
 } Tok;
 
 typedef struct {
+    int64_t id;
+    IrNode *n; /* NULL = empty slot */
+} ValSlot;
+
+typedef struct {
     Arena *a;
     DiagEngine *d;
     const char *file;
@@ -37,8 +40,8 @@ typedef struct {
     const char *line_start;
     Tok tok;
     IrGraph *g;
-    IrNode **vals; /* value id -> node */
-    int nvals;
+    ValSlot *vals; /* value id -> node, open addressing: ids may be sparse */
+    size_t nvals, valcap;
     bool line_failed;
 } Parser;
 
@@ -277,22 +280,33 @@ static bool parse_attrs(Parser *ps, IrAttr *attrs, int *nattrs) {
     return true;
 }
 
-static IrNode *lookup_value(Parser *ps, int64_t id) {
-    if (id < ps->nvals && ps->vals[id]) return ps->vals[id];
-    perr(ps, "use of undefined value %%%lld", (long long)id);
-    return NULL;
+/* The slot holding value id, or the empty slot where it would go. */
+static ValSlot *value_slot(Parser *ps, int64_t id) {
+    size_t i = ((uint64_t)id * 0x9E3779B97F4A7C15u >> 17) & (ps->valcap - 1);
+    while (ps->vals[i].n && ps->vals[i].id != id) i = (i + 1) & (ps->valcap - 1);
+    return &ps->vals[i];
 }
 
-static bool define_value(Parser *ps, int64_t id, IrNode *n, SrcLoc at) {
-    if (id >= ps->nvals) {
-        int nn = ps->nvals ? ps->nvals : 256;
-        while (nn <= id) nn *= 2;
-        ps->vals = arena_realloc(ps->a, ps->vals, sizeof(IrNode *) * (size_t)ps->nvals, sizeof(IrNode *) * (size_t)nn);
-        ps->nvals = nn;
+static IrNode *find_value(Parser *ps, int64_t id) { return ps->valcap ? value_slot(ps, id)->n : NULL; }
+
+static IrNode *lookup_value(Parser *ps, int64_t id) {
+    IrNode *n = find_value(ps, id);
+    if (!n) perr(ps, "use of undefined value %%%lld", (long long)id);
+    return n;
+}
+
+/* Records id -> n; the table stays at most half full. */
+static void define_value(Parser *ps, int64_t id, IrNode *n) {
+    if (2 * (ps->nvals + 1) > ps->valcap) {
+        ValSlot *old = ps->vals;
+        size_t oldcap = ps->valcap;
+        ps->valcap = oldcap ? oldcap * 2 : 1024;
+        ps->vals = arena_alloc(ps->a, sizeof(ValSlot) * ps->valcap);
+        for (size_t i = 0; i < oldcap; i++)
+            if (old[i].n) *value_slot(ps, old[i].id) = old[i];
     }
-    ps->vals[id] = n;
-    (void)at;
-    return true;
+    *value_slot(ps, id) = (ValSlot){id, n};
+    ps->nvals++;
 }
 
 /* Parses "scope(...)", "group(N)", "mem(N)" and "loc(...)" suffixes. */
@@ -372,10 +386,9 @@ static void check_unique_name(Parser *ps, const IrNode *n, SrcLoc at) {
 /* stmt := ['%'N '='] op [operands] [attrs] [':' type] [scope(..)] [loc(..)] NL */
 static void parse_stmt(Parser *ps) {
     int64_t id = -1;
-    SrcLoc at = here(ps);
     if (ps->tok.kind == T_VALUE) {
         id = ps->tok.i;
-        if (id < ps->nvals && ps->vals[id]) { perr(ps, "value %%%lld is defined twice", (long long)id); return; }
+        if (find_value(ps, id)) { perr(ps, "value %%%lld is defined twice", (long long)id); return; }
         next(ps);
         if (!expect(ps, '=')) return;
     }
@@ -441,7 +454,7 @@ static void parse_stmt(Parser *ps) {
         sb_free(&a); sb_free(&b);
         ps->line_failed = true;
     }
-    if (id >= 0) define_value(ps, id, n, at);
+    if (id >= 0) define_value(ps, id, n);
     check_unique_name(ps, n, op_at);
 }
 

@@ -8,10 +8,36 @@
 #include <ctype.h>
 #include <string.h>
 
+/* Appends a decimal integer; printf is most of the printer's time on a
+ * model-sized graph otherwise. */
+static void put_int(StrBuf *sb, int64_t v) {
+    char buf[24], *p = buf + sizeof buf;
+    uint64_t u = v < 0 ? 0 - (uint64_t)v : (uint64_t)v;
+    do *--p = (char)('0' + u % 10);
+    while (u /= 10);
+    if (v < 0) *--p = '-';
+    sb_putn(sb, p, (size_t)(buf + sizeof buf - p));
+}
+
+/* Appends "%N", the printed name of value number v. */
+static void put_value(StrBuf *sb, const char *before, int v) {
+    sb_puts(sb, before);
+    sb_putc(sb, '%');
+    put_int(sb, v);
+}
+
+/* Appends " name(v)" for a pass annotation that is set (v >= 0). */
+static void put_annotation(StrBuf *sb, const char *open, int64_t v) {
+    if (v < 0) return;
+    sb_puts(sb, open);
+    put_int(sb, v);
+    sb_putc(sb, ')');
+}
+
 void ir_dim_print(const IrGraph *g, IrDim d, StrBuf *sb) {
     bool any = false;
     if (d.coeff != 1 || ir_dim_is_const(d)) {
-        sb_printf(sb, "%lld", (long long)d.coeff);
+        put_int(sb, d.coeff);
         any = true;
     }
     for (int i = 0; i < IR_MAX_DIM_SYMS; i++)
@@ -34,16 +60,20 @@ void ir_type_print(const IrGraph *g, const IrType *t, StrBuf *sb) {
 }
 
 static void print_attr(const IrAttr *a, StrBuf *sb) {
-    sb_printf(sb, "%s=", a->name);
+    sb_puts(sb, a->name);
+    sb_putc(sb, '=');
     switch (a->kind) {
-    case IR_ATTR_INT: sb_printf(sb, "%lld", (long long)a->u.i); break;
+    case IR_ATTR_INT: put_int(sb, a->u.i); break;
     case IR_ATTR_FLOAT: sb_put_double(sb, a->u.f); break;
     case IR_ATTR_BOOL: sb_puts(sb, a->u.b ? "true" : "false"); break;
     case IR_ATTR_STR: sb_put_quoted(sb, a->u.s); break;
     case IR_ATTR_DTYPE: sb_puts(sb, ir_dtype_name(a->u.t)); break;
     case IR_ATTR_INTS:
         sb_putc(sb, '[');
-        for (int i = 0; i < a->u.ints.n; i++) sb_printf(sb, i ? ",%lld" : "%lld", (long long)a->u.ints.v[i]);
+        for (int i = 0; i < a->u.ints.n; i++) {
+            if (i) sb_putc(sb, ',');
+            put_int(sb, a->u.ints.v[i]);
+        }
         sb_putc(sb, ']');
         break;
     }
@@ -76,9 +106,12 @@ void ir_print(const IrGraph *g, StrBuf *sb) {
     for (int i = 0; i < g->nnodes; i++) {
         const IrNode *n = g->nodes[i];
         sb_puts(sb, "  ");
-        if (vnum[i] >= 0) sb_printf(sb, "%%%d = ", vnum[i]);
+        if (vnum[i] >= 0) {
+            put_value(sb, "", vnum[i]);
+            sb_puts(sb, " = ");
+        }
         sb_puts(sb, ir_op_name(n->op));
-        for (int k = 0; k < n->nops; k++) sb_printf(sb, k ? ", %%%d" : " %%%d", vnum[n->ops[k]->id]);
+        for (int k = 0; k < n->nops; k++) put_value(sb, k ? ", " : " ", vnum[n->ops[k]->id]);
         if (n->nattrs) {
             sb_puts(sb, " {");
             for (int k = 0; k < n->nattrs; k++) {
@@ -96,15 +129,19 @@ void ir_print(const IrGraph *g, StrBuf *sb) {
             sb_put_quoted(sb, n->scope);
             sb_putc(sb, ')');
         }
-        if (n->group >= 0) sb_printf(sb, " group(%d)", n->group);
-        if (n->mem >= 0) sb_printf(sb, " mem(%lld)", (long long)n->mem);
-        if (n->stream >= 0) sb_printf(sb, " stream(%d)", n->stream);
-        for (int k = 0; k < n->nwaits; k++) sb_printf(sb, k ? ", %%%d" : " wait(%%%d", vnum[n->waits[k]->id]);
+        put_annotation(sb, " group(", n->group);
+        put_annotation(sb, " mem(", n->mem);
+        put_annotation(sb, " stream(", n->stream);
+        for (int k = 0; k < n->nwaits; k++) put_value(sb, k ? ", " : " wait(", vnum[n->waits[k]->id]);
         if (n->nwaits) sb_putc(sb, ')');
         if (n->loc.file) {
             sb_puts(sb, " loc(");
             sb_put_quoted(sb, n->loc.file);
-            sb_printf(sb, ":%d:%d)", n->loc.line, n->loc.col);
+            sb_putc(sb, ':');
+            put_int(sb, n->loc.line);
+            sb_putc(sb, ':');
+            put_int(sb, n->loc.col);
+            sb_putc(sb, ')');
         }
         sb_putc(sb, '\n');
     }

@@ -14,19 +14,38 @@ static void type_str(const IrGraph *g, const IrType *t, StrBuf *sb) {
     ir_type_print(g, t, sb);
 }
 
-/* Reports the first earlier node of `op` whose `name` attr equals n's. */
-static const IrNode *find_same_name(const IrGraph *g, int upto, IrOp op, const char *name) {
-    for (int i = 0; i < upto; i++) {
-        const IrNode *m = g->nodes[i];
-        if (m->op == op && strcmp(ir_node_attr_str(m, "name", ""), name) == 0) return m;
+/* Open-addressing set of (op, name) -> first node, so the name checks stay
+ * linear: the full model has thousands of weights and verify runs after
+ * every pass. */
+typedef struct {
+    const IrNode **slot;
+    size_t mask;
+} NameTable;
+
+static size_t name_hash(IrOp op, const char *s) {
+    size_t h = 1469598103934665603u ^ (size_t)op;
+    for (; *s; s++) h = (h ^ (unsigned char)*s) * 1099511628211u;
+    return h;
+}
+
+/* The first node of n's op already recorded under n's name, or NULL after
+ * recording n. */
+static const IrNode *name_first(NameTable *t, const IrNode *n, const char *name) {
+    size_t i = name_hash(n->op, name) & t->mask;
+    for (; t->slot[i]; i = (i + 1) & t->mask) {
+        const IrNode *m = t->slot[i];
+        if (m->op == n->op && strcmp(ir_node_attr_str(m, "name", ""), name) == 0) return m;
     }
+    t->slot[i] = n;
     return NULL;
 }
 
 int ir_verify(const IrGraph *g, DiagEngine *d) {
     int errors = 0, outputs = 0;
-    /* Name checks are quadratic in the number of inputs/outputs/weights with
-     * the same op; a hash is not worth it below tens of thousands. */
+    Arena *tmp = arena_new();
+    NameTable names = {.mask = 1};
+    while (names.mask + 1 < (size_t)g->nnodes * 2) names.mask = names.mask * 2 + 1;
+    names.slot = arena_alloc(tmp, sizeof(IrNode *) * (names.mask + 1));
     for (int i = 0; i < g->nnodes; i++) {
         const IrNode *n = g->nodes[i];
         const char *opn = ir_op_name(n->op);
@@ -63,7 +82,7 @@ int ir_verify(const IrGraph *g, DiagEngine *d) {
         const char *name = ir_node_attr_str(n, "name", NULL);
         if (n->op == IR_OP_OUTPUT) outputs++;
         if (name && (n->op == IR_OP_INPUT || n->op == IR_OP_OUTPUT)) {
-            const IrNode *m = find_same_name(g, i, n->op, name);
+            const IrNode *m = name_first(&names, n, name);
             if (m) {
                 diag_error(d, node_loc(n), "%s: name \"%s\" is used twice", opn, name);
                 if (m->loc.file) diag_note(d, m->loc, "first used here");
@@ -71,7 +90,7 @@ int ir_verify(const IrGraph *g, DiagEngine *d) {
             }
         }
         if (name && n->op == IR_OP_WEIGHT) {
-            const IrNode *m = find_same_name(g, i, n->op, name);
+            const IrNode *m = name_first(&names, n, name);
             if (m && !ir_type_eq(&m->type, &n->type)) {
                 StrBuf a, b;
                 type_str(g, &n->type, &a);
@@ -84,6 +103,7 @@ int ir_verify(const IrGraph *g, DiagEngine *d) {
             }
         }
     }
+    arena_free(tmp);
     errors += ir_check_schedule(g, d);
     if (outputs == 0) {
         diag_error(d, (SrcLoc){0}, "graph @%s has no output", g->name);
