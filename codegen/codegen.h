@@ -40,4 +40,14 @@ const char *cg_cache_dir(Arena *a, const CgOptions *o);
 int cg_compile(Arena *a, DiagEngine *d, const CgSource *src, int n, const CgOptions *o, CgBinary *bins);
 void cg_binary_free(CgBinary *b);
 
+/* ---- kernel templates -------------------------------------------------- */
+
+/* CUDA source of `extern "C" __global__ void NAME(const bf16 *x, const bf16
+ * *w, int D, float eps, bf16 *y, fp8 *q, float *scales)`: one block (256
+ * threads, D floats of shared memory) per row of x[rows, D]: y = rmsnorm(x)
+ * * w, and y's FP8 E4M3 codes q with one scale (amax/448) per 1x128 tile,
+ * from the f32 values (the fused rmsnorm -> act_scale -> quantize group of
+ * DeepSeek-V3's FP8 linears). */
+char *cg_template_rmsnorm_quant(Arena *a, const char *name);
+
 #endif

@@ -65,6 +65,7 @@ typedef struct {
     int depth;        /* nesting of () [] {} for the depth limit */
     int line, col;    /* scanner position of the next character */
     int cline, ccol;  /* where the open block comment started */
+    const char *tok_text; /* the last identifier scanned, for syntax errors */
 } FeParseCtx;
 
 AstNode *ast_new(FeParseCtx *ctx, AstKind kind, int line, int col);

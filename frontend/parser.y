@@ -3,11 +3,14 @@
  * The grammar only builds the AST; every meaning (types, names, shapes) is
  * checked by the lowering, which knows parameter values. Error recovery is
  * at statement level: `error ';'` and `error '}'` resynchronise, so one run
- * reports several syntax errors. Nesting depth is bounded so that hostile
+ * reports several syntax errors. Messages are built from the parser's set of
+ * expected tokens: a short set is listed, a long one is summarised as what
+ * the user most likely forgot (a ';', a ')', an expression). Nesting depth is bounded so that hostile
  * input cannot exhaust the parser stack. */
 %define api.pure full
 %define api.prefix {fe_yy}
-%define parse.error verbose
+%define parse.error custom
+%define parse.lac full
 %locations
 %param {void *scanner}
 %parse-param {FeParseCtx *ctx}
@@ -30,13 +33,12 @@
 #include "frontend/lexer.h"
 #include <string.h>
 
+/* Only bison's own failures arrive here (stack exhaustion); syntax errors go
+ * through yyreport_syntax_error below. */
 static void fe_yyerror(FE_YYLTYPE *loc, void *scanner, FeParseCtx *ctx, const char *msg) {
     (void)scanner;
-    /* bison says "syntax error, unexpected X, expecting Y"; keep it, minus the
-     * redundant prefix, and name tokens the way the user wrote them. */
-    const char *m = strncmp(msg, "syntax error, ", 14) == 0 ? msg + 14 : msg;
-    if (strcmp(m, "memory exhausted") == 0) m = "input nested too deeply (parser stack exhausted)";
-    diag_error(ctx->diag, ((SrcLoc){ctx->file, loc->first_line, loc->first_column}), "%s", m);
+    if (strcmp(msg, "memory exhausted") == 0) msg = "input nested too deeply (parser stack exhausted)";
+    diag_error(ctx->diag, ((SrcLoc){ctx->file, loc->first_line, loc->first_column}), "%s", msg);
 }
 
 /* Bison's own stack limit; programs with nesting under FE_MAX_DEPTH stay far
@@ -254,6 +256,45 @@ arg
     ;
 
 %%
+
+/* A token the way the user wrote it: keywords and operators quoted, the
+ * lookahead identifier with its name. */
+static const char *fe_tok_desc(FeParseCtx *ctx, yysymbol_kind_t k, bool lookahead) {
+    if (k == YYSYMBOL_IDENT && lookahead && ctx->tok_text)
+        return arena_printf(ctx->arena, "identifier '%.40s'", ctx->tok_text);
+    if (k >= YYSYMBOL_KW_MODEL && k <= YYSYMBOL_OR) return arena_printf(ctx->arena, "'%s'", yysymbol_name(k));
+    return yysymbol_name(k);
+}
+
+/* Reports "unexpected X, expected ..." at the lookahead. */
+static int yyreport_syntax_error(const yypcontext_t *yyctx, void *scanner, FeParseCtx *ctx) {
+    (void)scanner;
+    yysymbol_kind_t exp[YYNTOKENS];
+    int n = yypcontext_expected_tokens(yyctx, exp, YYNTOKENS);
+    bool has[YYNTOKENS] = {false};
+    for (int i = 0; i < n; i++) has[exp[i]] = true;
+    StrBuf sb;
+    sb_init(&sb);
+    sb_printf(&sb, "unexpected %s", fe_tok_desc(ctx, yypcontext_token(yyctx), true));
+    if (n >= 1 && n <= 4) {
+        for (int i = 0; i < n; i++)
+            sb_printf(&sb, "%s%s", i == 0 ? ", expecting " : i == n - 1 ? " or " : ", ", fe_tok_desc(ctx, exp[i], false));
+    } else if (has[YYTRANSLATE(';')]) {
+        sb_puts(&sb, ", expected ';'");
+    } else if (has[YYTRANSLATE(')')] || has[YYTRANSLATE(']')]) {
+        sb_printf(&sb, ", expected %s'%c'",
+                  has[YYSYMBOL_INT] ? "an expression or " : has[YYTRANSLATE(',')] ? "',' or " : "",
+                  has[YYTRANSLATE(')')] ? ')' : ']');
+    } else if (has[YYSYMBOL_INT]) {
+        sb_puts(&sb, ", expected an expression");
+    } else if (has[YYSYMBOL_KW_LET]) {
+        sb_puts(&sb, has[YYTRANSLATE('}')] ? ", expected a statement or '}'" : ", expected a statement");
+    }
+    const FE_YYLTYPE *loc = yypcontext_location(yyctx);
+    diag_error(ctx->diag, ((SrcLoc){ctx->file, loc->first_line, loc->first_column}), "%s", sb.data);
+    sb_free(&sb);
+    return 0;
+}
 
 AstNode *ast_new(FeParseCtx *ctx, AstKind kind, int line, int col) {
     AstNode *n = arena_alloc(ctx->arena, sizeof *n);

@@ -43,6 +43,7 @@ typedef struct {
     ValSlot *vals; /* value id -> node, open addressing: ids may be sparse */
     size_t nvals, valcap;
     bool line_failed;
+    IrNode poison; /* stands for a value whose statement failed */
 } Parser;
 
 static SrcLoc here(Parser *ps) { return (SrcLoc){ps->file, ps->tok.line, ps->tok.col}; }
@@ -292,6 +293,10 @@ static IrNode *find_value(Parser *ps, int64_t id) { return ps->valcap ? value_sl
 static IrNode *lookup_value(Parser *ps, int64_t id) {
     IrNode *n = find_value(ps, id);
     if (!n) perr(ps, "use of undefined value %%%lld", (long long)id);
+    if (n == &ps->poison) { /* its own line already reported why */
+        ps->line_failed = true;
+        return NULL;
+    }
     return n;
 }
 
@@ -383,44 +388,39 @@ static void check_unique_name(Parser *ps, const IrNode *n, SrcLoc at) {
     }
 }
 
-/* stmt := ['%'N '='] op [operands] [attrs] [':' type] [scope(..)] [loc(..)] NL */
-static void parse_stmt(Parser *ps) {
-    int64_t id = -1;
-    if (ps->tok.kind == T_VALUE) {
-        id = ps->tok.i;
-        if (find_value(ps, id)) { perr(ps, "value %%%lld is defined twice", (long long)id); return; }
-        next(ps);
-        if (!expect(ps, '=')) return;
-    }
+/* op-stmt := op [operands] [attrs] [':' type] [annotations] NL, after the
+ * optional '%N ='; id is -1 without one. Returns the node, NULL on error. */
+static IrNode *parse_op_stmt(Parser *ps, int64_t id) {
     SrcLoc op_at = here(ps);
     IrOp op;
-    if (ps->tok.kind != T_IDENT) { perr(ps, "expected an op name, found %s", tok_desc(ps)); return; }
+    if (ps->tok.kind != T_IDENT) { perr(ps, "expected an op name, found %s", tok_desc(ps)); return NULL; }
     char *opname = ident_text(ps);
-    if (!ir_op_lookup(opname, &op)) { perr(ps, "unknown op '%s'", opname); return; }
+    if (!ir_op_lookup(opname, &op)) { perr(ps, "unknown op '%s'", opname); return NULL; }
     if (ir_op_has_result(op) != (id >= 0)) {
         perr(ps, ir_op_has_result(op) ? "op '%s' yields a value: write %%N = %s ..." : "op '%s' yields no value%s", opname,
              ir_op_has_result(op) ? opname : "");
-        return;
+        return NULL;
     }
     next(ps);
-    IrNode *ops[64];
-    int nops = 0;
+    IrNode **ops = NULL, *o;
+    size_t nops = 0, opcap = 0;
     while (ps->tok.kind == T_VALUE) {
-        if (nops == 64) { perr(ps, "too many operands"); return; }
-        if (!(ops[nops++] = lookup_value(ps, ps->tok.i))) return;
+        if (!(o = lookup_value(ps, ps->tok.i))) return NULL;
+        if (nops == 1u << 20) { perr(ps, "too many operands"); return NULL; }
+        ARENA_PUSH(ps->a, ops, nops, opcap, o);
         next(ps);
         if (!is_punct(ps, ',')) break;
         next(ps);
-        if (ps->tok.kind != T_VALUE) { perr(ps, "expected an operand after ','"); return; }
+        if (ps->tok.kind != T_VALUE) { perr(ps, "expected an operand after ','"); return NULL; }
     }
     IrAttr attrs[16];
     int nattrs = 0;
-    if (is_punct(ps, '{') && !parse_attrs(ps, attrs, &nattrs)) return;
+    if (is_punct(ps, '{') && !parse_attrs(ps, attrs, &nattrs)) return NULL;
     IrType type = {0};
     bool has_type = false;
     if (is_punct(ps, ':')) {
         next(ps);
-        if (!parse_type(ps, &type)) return;
+        if (!parse_type(ps, &type)) return NULL;
         has_type = true;
     }
     const char *scope = NULL;
@@ -428,17 +428,20 @@ static void parse_stmt(Parser *ps) {
     int64_t group = -1, mem = -1, stream = -1;
     IrNode **waits = NULL;
     int nwaits = 0;
-    if (!parse_suffixes(ps, &scope, &loc, &group, &mem, &stream, &waits, &nwaits)) return;
+    if (!parse_suffixes(ps, &scope, &loc, &group, &mem, &stream, &waits, &nwaits)) return NULL;
     if (ps->tok.kind != T_NL && ps->tok.kind != T_EOF && !is_punct(ps, '}')) {
         perr(ps, "unexpected %s at the end of the statement", tok_desc(ps));
-        return;
+        return NULL;
     }
-    if (ir_op_has_result(op) && !has_type) { perr(ps, "missing ': type' after op '%s'", opname); return; }
+    if (ir_op_has_result(op) && !has_type) { perr(ps, "missing ': type' after op '%s'", opname); return NULL; }
     /* Shape errors are reported at the statement's position in this text. */
     DiagEngine *d = ps->d;
     int before = diag_error_count(d);
-    IrNode *n = ir_graph_add_node(ps->g, d, op, ops, nops, attrs, nattrs, ir_op_declares_type(op) ? &type : NULL, op_at, scope);
-    if (!n) { ps->line_failed = diag_error_count(d) > before; return; }
+    IrNode *n = ir_graph_add_node(ps->g, d, op, ops, (int)nops, attrs, nattrs, ir_op_declares_type(op) ? &type : NULL, op_at, scope);
+    if (!n) {
+        ps->line_failed = diag_error_count(d) > before;
+        return NULL;
+    }
     n->loc = loc;
     n->group = (int)group;
     n->mem = mem;
@@ -454,8 +457,23 @@ static void parse_stmt(Parser *ps) {
         sb_free(&a); sb_free(&b);
         ps->line_failed = true;
     }
-    if (id >= 0) define_value(ps, id, n);
     check_unique_name(ps, n, op_at);
+    return n;
+}
+
+/* stmt := ['%'N '='] op-stmt. A value whose statement failed is still
+ * recorded (as `poison`), so its uses fail quietly instead of repeating
+ * "undefined value" on every later line. */
+static void parse_stmt(Parser *ps) {
+    int64_t id = -1;
+    if (ps->tok.kind == T_VALUE) {
+        id = ps->tok.i;
+        if (find_value(ps, id)) { perr(ps, "value %%%lld is defined twice", (long long)id); return; }
+        next(ps);
+        if (!expect(ps, '=')) return;
+    }
+    IrNode *n = parse_op_stmt(ps, id);
+    if (id >= 0) define_value(ps, id, n ? n : &ps->poison);
 }
 
 static void skip_line(Parser *ps) {

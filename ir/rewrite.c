@@ -18,8 +18,8 @@ IrNode *ir_rewrite_map(const IrRewrite *rw, const IrNode *old) {
 }
 
 IrNode *ir_rewrite_copy(IrGraph *g, IrRewrite *rw, DiagEngine *d, const IrNode *old) {
-    IrNode *ops[64];
-    for (int i = 0; i < old->nops && i < 64; i++) {
+    IrNode **ops = arena_alloc(g->arena, sizeof(IrNode *) * (size_t)(old->nops ? old->nops : 1));
+    for (int i = 0; i < old->nops; i++) {
         ops[i] = ir_rewrite_map(rw, old->ops[i]);
         IR_ASSERT(ops[i] != NULL);
     }

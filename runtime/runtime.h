@@ -10,6 +10,7 @@
 #define DSCC_RUNTIME_H
 
 #include "ir/ir.h"
+#include "runtime/cuda.h" /* the driver API, loaded at run time: part of this interface */
 #include "runtime/dist.h" /* rank discovery and rendezvous: part of this interface */
 
 /* ---- safetensors ---------------------------------------------------------- */

@@ -22,5 +22,7 @@ ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1 \
 if grep -q "DSCC_HAVE_NVRTC:INTERNAL=OFF\|^DSCC_NVRTC_LIB:FILEPATH=.*NOTFOUND" build/CMakeCache.txt 2>/dev/null; then
   echo "skipped: unit.test_codegen (no CUDA toolkit with NVRTC, or no libxxhash, on this machine)"
 fi
-echo "GPU tests: none exist yet (nothing in this tree launches a kernel), so none were skipped"
+echo "GPU tests (skipped here when the machine has no GPU; tests/gpu/run.sh runs them on one):"
+grep -h "Skipped" build/Testing/Temporary/LastTest.log 2>/dev/null | sort -u || true
+( cd build && ctest -N 2>/dev/null | grep -o "unit.test_gpu_[a-z_0-9]*" ) | sed 's/^/  /'
 echo "all tests passed (plain and sanitized)"

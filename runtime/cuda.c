@@ -1,0 +1,164 @@
+/* cuda.c — the driver API through dlopen, with every call checked: a
+ * failure reports the call as written, the driver's error name and string,
+ * and where it happened, like CU_CHECK elsewhere. */
+#include "runtime/cuda.h"
+
+#include <dlfcn.h>
+#include <stdlib.h>
+#include <string.h>
+
+typedef int CUresult;
+typedef int CUdevice;
+typedef void *CUcontext, *CUmodule, *CUfunction, *CUstream;
+
+#define CU_FUNCS(X)                                                                                         \
+    X(cuInit, (unsigned))                                                                                   \
+    X(cuDeviceGetCount, (int *))                                                                            \
+    X(cuDeviceGet, (CUdevice *, int))                                                                       \
+    X(cuDeviceGetName, (char *, int, CUdevice))                                                             \
+    X(cuDeviceGetAttribute, (int *, int, CUdevice))                                                         \
+    X(cuDevicePrimaryCtxRetain, (CUcontext *, CUdevice))                                                    \
+    X(cuDevicePrimaryCtxRelease, (CUdevice))                                                                \
+    X(cuCtxSetCurrent, (CUcontext))                                                                         \
+    X(cuCtxSynchronize, (void))                                                                             \
+    X(cuMemAlloc_v2, (RtDevPtr *, size_t))                                                                  \
+    X(cuMemFree_v2, (RtDevPtr))                                                                             \
+    X(cuMemGetInfo_v2, (size_t *, size_t *))                                                                \
+    X(cuMemcpyHtoD_v2, (RtDevPtr, const void *, size_t))                                                    \
+    X(cuMemcpyDtoH_v2, (void *, RtDevPtr, size_t))                                                          \
+    X(cuModuleLoadData, (CUmodule *, const void *))                                                         \
+    X(cuModuleGetFunction, (CUfunction *, CUmodule, const char *))                                          \
+    X(cuModuleUnload, (CUmodule))                                                                           \
+    X(cuLaunchKernel, (CUfunction, unsigned, unsigned, unsigned, unsigned, unsigned, unsigned, unsigned,    \
+                       CUstream, void **, void **))                                                         \
+    X(cuGetErrorName, (CUresult, const char **))                                                            \
+    X(cuGetErrorString, (CUresult, const char **))
+
+struct RtKernel {
+    CUmodule mod;
+    CUfunction fn;
+    struct RtKernel *next;
+};
+
+struct RtCuda {
+    void *lib;
+#define X(name, args) CUresult(*name) args;
+    CU_FUNCS(X)
+#undef X
+    CUdevice dev;
+    CUcontext ctx;
+    char name[160];
+    int sm;
+    RtKernel *kernels;
+};
+
+/* Reports a failed driver call. */
+static bool cu_ok(RtCuda *c, DiagEngine *d, CUresult r, const char *call, const char *file, int line) {
+    if (r == 0) return true;
+    const char *en = "?", *es = "?";
+    if (c->cuGetErrorName) c->cuGetErrorName(r, &en);
+    if (c->cuGetErrorString) c->cuGetErrorString(r, &es);
+    diag_error(d, ((SrcLoc){0}), "CUDA driver: %s failed: %s (%s) at %s:%d", call, en, es, file, line);
+    return false;
+}
+#define CU_CHECK(c, d, call) cu_ok((c), (d), (c)->call, #call, __FILE__, __LINE__)
+
+RtCuda *rt_cuda_open(DiagEngine *d, int ordinal) {
+    RtCuda *c = calloc(1, sizeof *c);
+    c->lib = dlopen("libcuda.so.1", RTLD_NOW | RTLD_LOCAL);
+    if (!c->lib) {
+        diag_error(d, ((SrcLoc){0}), "no CUDA driver on this machine (libcuda.so.1: %s); the GPU backend needs an NVIDIA GPU and driver",
+                   dlerror());
+        free(c);
+        return NULL;
+    }
+#define X(name, args)                                                                                       \
+    if (!(*(void **)&c->name = dlsym(c->lib, #name))) {                                                     \
+        diag_error(d, ((SrcLoc){0}), "the CUDA driver lacks %s (too old?)", #name);                          \
+        rt_cuda_close(c);                                                                                   \
+        return NULL;                                                                                        \
+    }
+    CU_FUNCS(X)
+#undef X
+    int n = 0;
+    if (!CU_CHECK(c, d, cuInit(0)) || !CU_CHECK(c, d, cuDeviceGetCount(&n))) {
+        rt_cuda_close(c);
+        return NULL;
+    }
+    if (ordinal < 0 || ordinal >= n) {
+        diag_error(d, ((SrcLoc){0}), "GPU %d requested but this machine has %d", ordinal, n);
+        rt_cuda_close(c);
+        return NULL;
+    }
+    int major = 0, minor = 0;
+    if (!CU_CHECK(c, d, cuDeviceGet(&c->dev, ordinal)) || !CU_CHECK(c, d, cuDeviceGetName(c->name, 128, c->dev)) ||
+        !CU_CHECK(c, d, cuDeviceGetAttribute(&major, 75 /* COMPUTE_CAPABILITY_MAJOR */, c->dev)) ||
+        !CU_CHECK(c, d, cuDeviceGetAttribute(&minor, 76 /* COMPUTE_CAPABILITY_MINOR */, c->dev)) ||
+        !CU_CHECK(c, d, cuDevicePrimaryCtxRetain(&c->ctx, c->dev)) || !CU_CHECK(c, d, cuCtxSetCurrent(c->ctx))) {
+        rt_cuda_close(c);
+        return NULL;
+    }
+    c->sm = major * 10 + minor;
+    size_t len = strlen(c->name);
+    snprintf(c->name + len, sizeof c->name - len, ", sm_%d", c->sm);
+    return c;
+}
+
+void rt_cuda_close(RtCuda *c) {
+    if (!c) return;
+    for (RtKernel *k = c->kernels, *nx; k; k = nx) {
+        nx = k->next;
+        if (c->cuModuleUnload) c->cuModuleUnload(k->mod);
+        free(k);
+    }
+    if (c->ctx && c->cuDevicePrimaryCtxRelease) c->cuDevicePrimaryCtxRelease(c->dev);
+    if (c->lib) dlclose(c->lib);
+    free(c);
+}
+
+const char *rt_cuda_device_name(const RtCuda *c) { return c->name; }
+int rt_cuda_sm(const RtCuda *c) { return c->sm; }
+
+bool rt_cuda_alloc(RtCuda *c, DiagEngine *d, size_t bytes, RtDevPtr *out) {
+    if (c->cuMemAlloc_v2(out, bytes ? bytes : 1) == 0) return true;
+    size_t free_b = 0, total = 0;
+    c->cuMemGetInfo_v2(&free_b, &total);
+    diag_error(d, ((SrcLoc){0}), "out of GPU memory: %.2f GiB needed, %.2f GiB free of %.2f GiB", (double)bytes / (1 << 30),
+               (double)free_b / (1 << 30), (double)total / (1 << 30));
+    return false;
+}
+
+void rt_cuda_free(RtCuda *c, RtDevPtr p) {
+    if (p) c->cuMemFree_v2(p);
+}
+
+bool rt_cuda_upload(RtCuda *c, DiagEngine *d, RtDevPtr dst, const void *src, size_t bytes) {
+    return CU_CHECK(c, d, cuMemcpyHtoD_v2(dst, src, bytes));
+}
+
+bool rt_cuda_download(RtCuda *c, DiagEngine *d, void *dst, RtDevPtr src, size_t bytes) {
+    return CU_CHECK(c, d, cuMemcpyDtoH_v2(dst, src, bytes));
+}
+
+RtKernel *rt_cuda_kernel(RtCuda *c, DiagEngine *d, const void *cubin, const char *name) {
+    RtKernel *k = calloc(1, sizeof *k);
+    if (!CU_CHECK(c, d, cuModuleLoadData(&k->mod, cubin))) {
+        diag_note(d, ((SrcLoc){0}), "while loading the module of kernel %s (built for another architecture than %s?)", name, c->name);
+        free(k);
+        return NULL;
+    }
+    if (!CU_CHECK(c, d, cuModuleGetFunction(&k->fn, k->mod, name))) {
+        c->cuModuleUnload(k->mod);
+        free(k);
+        return NULL;
+    }
+    k->next = c->kernels;
+    c->kernels = k;
+    return k;
+}
+
+bool rt_cuda_launch(RtCuda *c, DiagEngine *d, RtKernel *k, unsigned grid, unsigned block, size_t shared, void **args) {
+    return CU_CHECK(c, d, cuLaunchKernel(k->fn, grid, 1, 1, block, 1, 1, (unsigned)shared, NULL, args, NULL));
+}
+
+bool rt_cuda_sync(RtCuda *c, DiagEngine *d) { return CU_CHECK(c, d, cuCtxSynchronize()); }

@@ -1,0 +1,36 @@
+/* cuda.h — the CUDA driver API, loaded at run time.
+ *
+ * dscc links no CUDA driver library: libcuda.so.1 is opened with dlopen
+ * when a GPU is first asked for, so the same binary runs on machines
+ * without a GPU (where rt_cuda_open reports that clearly) and on the GPU
+ * machine. Only the calls the runtime needs are resolved. Part of the
+ * runtime's public interface (runtime.h includes it). */
+#ifndef DSCC_RT_CUDA_H
+#define DSCC_RT_CUDA_H
+
+#include "support/support.h"
+
+typedef struct RtCuda RtCuda;
+typedef unsigned long long RtDevPtr; /* CUdeviceptr */
+
+/* Loads the driver, initialises device `ordinal` and makes its primary
+ * context current. NULL after reporting (no driver, no GPU, bad ordinal). */
+RtCuda *rt_cuda_open(DiagEngine *d, int ordinal);
+void rt_cuda_close(RtCuda *c);
+/* "NVIDIA H100 80GB HBM3, sm_90" */
+const char *rt_cuda_device_name(const RtCuda *c);
+int rt_cuda_sm(const RtCuda *c); /* 90 for sm_90 */
+
+/* Device memory; false after reporting how much was asked and is free. */
+bool rt_cuda_alloc(RtCuda *c, DiagEngine *d, size_t bytes, RtDevPtr *out);
+void rt_cuda_free(RtCuda *c, RtDevPtr p);
+bool rt_cuda_upload(RtCuda *c, DiagEngine *d, RtDevPtr dst, const void *src, size_t bytes);
+bool rt_cuda_download(RtCuda *c, DiagEngine *d, void *dst, RtDevPtr src, size_t bytes);
+
+/* Loads a cubin and finds a kernel in it; launches it and waits. */
+typedef struct RtKernel RtKernel;
+RtKernel *rt_cuda_kernel(RtCuda *c, DiagEngine *d, const void *cubin, const char *name);
+bool rt_cuda_launch(RtCuda *c, DiagEngine *d, RtKernel *k, unsigned grid, unsigned block, size_t shared, void **args);
+bool rt_cuda_sync(RtCuda *c, DiagEngine *d);
+
+#endif

@@ -1,0 +1,19 @@
+#!/usr/bin/env bash
+# run.sh — the GPU test suite, on the GPU machine: every test that exits 77
+# in CI (no GPU) runs for real here. Expects a build made elsewhere in
+# build/ (the GPU machine has no flex/bison) and, in build/gpu-libs, the
+# shared libraries it lacks (cmocka, cJSON, xxHash).
+set -uo pipefail
+cd "$(dirname "$0")/../.."
+export LD_LIBRARY_PATH="$PWD/build/gpu-libs${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
+export NCCL_NVLS_ENABLE=0 NO_COLOR=1
+nvidia-smi --query-gpu=name,driver_version --format=csv,noheader || true
+status=0
+for t in build/test_gpu_* build/test_codegen; do
+  [ -x "$t" ] || continue
+  echo "== $t"
+  "$t"
+  rc=$?
+  if [ $rc -ne 0 ]; then echo "FAILED: $t (exit $rc)"; status=1; fi
+done
+exit $status
