@@ -189,6 +189,7 @@ void lw_bind_param(Lower *L, AstNode *it) {
     }
     if (!bound) coerce(L, it->a, lw_eval(L, L->globals, it->a), t, &v);
     lw_bind(L, L->globals, it->str, v);
+    ARENA_PUSH(L->a, L->params, L->nparams, L->capparams, it->str);
 }
 
 /* Levenshtein distance, capped; for "did you mean" hints. */
@@ -215,9 +216,9 @@ void lw_check_unused_sets(Lower *L) {
         if (L->set_used[i]) continue;
         const char *best = NULL;
         int bd = 3;
-        for (Binding *b = L->globals->head; b; b = b->next) {
-            int dd = edit_distance(L->opt->sets[i].name, b->name);
-            if (dd < bd) { bd = dd; best = b->name; }
+        for (size_t k = 0; k < L->nparams; k++) {
+            int dd = edit_distance(L->opt->sets[i].name, L->params[k]);
+            if (dd < bd) { bd = dd; best = L->params[k]; }
         }
         if (best) diag_error(L->d, ((SrcLoc){0}), "--set: no parameter named '%s'; did you mean '%s'?", L->opt->sets[i].name, best);
         else diag_error(L->d, ((SrcLoc){0}), "--set: no parameter named '%s'", L->opt->sets[i].name);

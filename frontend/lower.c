@@ -13,8 +13,12 @@
 
 #include "frontend/parser.h"
 
+/* Budgets that keep a hostile or runaway model from hanging the compiler or
+ * exhausting memory; the 671B model needs about 5,000 nodes and 20,000 steps. */
 #define FE_MAX_LOOP_ITERS 1000000
-#define FE_MAX_NODES 20000000
+#define FE_MAX_NODES 1000000
+#define FE_MAX_STEPS 1000000  /* statements executed, all loops and calls together */
+#define FE_MAX_STRING 65536   /* bytes of one interpolated string */
 
 const char *lw_kind_name(VKind k) {
     static const char *names[] = {"nothing", "an erroneous value", "an int",  "a float",  "a bool", "a string",
@@ -115,6 +119,11 @@ const char *lw_interpolate(Lower *L, Scope *s, const char *text, const char *kee
                 return NULL;
             }
             p = end + 1;
+            if (sb.len > FE_MAX_STRING) {
+                lw_error(L, loc, "string \"%.40s...\" grows beyond %d bytes", text, FE_MAX_STRING);
+                sb_free(&sb);
+                return NULL;
+            }
         } else if (*p == '}') {
             lw_error(L, loc, "unmatched '}' in string \"%s\" (write '}}' for a literal brace)", text);
             sb_free(&sb);
@@ -478,7 +487,7 @@ static void exec_for(Lower *L, Scope *s, AstNode *st) {
         lw_error(L, st->loc, "loop of %lld iterations exceeds the limit of %d", (long long)(hi - lo), FE_MAX_LOOP_ITERS);
         return;
     }
-    for (int64_t i = lo; i < hi && !L->returned; i++) {
+    for (int64_t i = lo; i < hi && !L->returned && !L->halted; i++) {
         Scope *it = scope_new(L, s);
         lw_bind(L, it, st->str, (Value){.k = V_INT, .u.i = i});
         exec_block(L, it, &st->list);
@@ -521,19 +530,29 @@ static void exec_output(Lower *L, Scope *s, AstNode *st) {
 
 static void exec_return(Lower *L, Scope *s, AstNode *st) {
     if (L->depth == 0) { lw_error(L, st->loc, "'return' outside a function"); return; }
-    if (st->list.n == 1) L->retval = lw_eval(L, s, st->list.v[0]);
+    /* Built in a local first: evaluating a value may inline another fn,
+     * which resets L->retval when it returns. */
+    Value r;
+    if (st->list.n == 1) r = lw_eval(L, s, st->list.v[0]);
     else {
         Value *v = arena_alloc(L->a, sizeof(Value) * st->list.n);
-        L->retval = (Value){.k = V_TUPLE, .u.list = {v, (int)st->list.n}};
+        r = (Value){.k = V_TUPLE, .u.list = {v, (int)st->list.n}};
         for (size_t i = 0; i < st->list.n; i++) {
             v[i] = lw_eval(L, s, st->list.v[i]);
-            if (v[i].k == V_POISON || v[i].k == V_TUPLE) L->retval = poison();
+            if (v[i].k == V_TUPLE) lw_error(L, st->list.v[i]->loc, "a tuple cannot be part of another tuple");
+            if (v[i].k == V_POISON || v[i].k == V_TUPLE) r = poison();
         }
     }
+    L->retval = r;
     L->returned = true;
 }
 
 static void exec_stmt(Lower *L, Scope *s, AstNode *st) {
+    if (++L->steps > FE_MAX_STEPS) {
+        if (!L->halted) lw_error(L, st->loc, "the model takes more than %d steps to unroll (a runaway loop?)", FE_MAX_STEPS);
+        L->halted = true;
+        return;
+    }
     switch (st->kind) {
     case AST_LET: exec_let(L, s, st); break;
     case AST_ASSIGN: exec_assign(L, s, st); break;
@@ -550,7 +569,7 @@ static void exec_stmt(Lower *L, Scope *s, AstNode *st) {
 
 static void exec_block(Lower *L, Scope *parent, AstVec *body) {
     Scope *s = scope_new(L, parent);
-    for (size_t i = 0; i < body->n && !L->returned; i++) exec_stmt(L, s, body->v[i]);
+    for (size_t i = 0; i < body->n && !L->returned && !L->halted; i++) exec_stmt(L, s, body->v[i]);
 }
 
 /* Interns a scope path so equal paths share one pointer. */
@@ -581,7 +600,7 @@ Value lw_call_fn(Lower *L, AstNode *fn, AstNode *call, Value *args, int nargs) {
     L->returned = false;
     L->retval = (Value){.k = V_NONE};
     exec_block(L, s, &fn->list2);
-    Value r = L->retval;
+    Value r = L->halted ? poison() : L->retval;
     L->returned = false;
     L->retval = (Value){.k = V_NONE};
     L->scope = saved_scope;
@@ -689,7 +708,7 @@ static void run_items(Lower *L, AstVec *items) {
             break;
         default: exec_stmt(L, L->globals, it); break;
         }
-        if (diag_error_count(L->d) > 200) return;
+        if (diag_error_count(L->d) > 200 || L->halted) return;
     }
 }
 

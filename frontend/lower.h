@@ -78,8 +78,12 @@ typedef struct {
     WeightEntry *wtab[1024];
     bool returned;
     Value retval;
+    int64_t steps;       /* statements executed so far */
+    bool halted;         /* the step budget ran out: stop executing */
     void *config;        /* cJSON root of --config, or NULL */
     bool *set_used;      /* per --set entry */
+    const char **params; /* names of the bound params, for --set suggestions */
+    size_t nparams, capparams;
 } Lower;
 
 /* Reports an error at loc, then a note at each enclosing call site. */

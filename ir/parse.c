@@ -24,6 +24,7 @@ typedef struct {
     double f;
     char *s;  /* T_STR contents, unescaped */
     char ch;  /* T_PUNCT */
+    const char *bad; /* T_BAD: what is wrong, for messages ("an unterminated string") */
 } Tok;
 
 typedef struct {
@@ -44,6 +45,8 @@ typedef struct {
     size_t nvals, valcap;
     bool line_failed;
     IrNode poison; /* stands for a value whose statement failed */
+    const IrNode **names; /* (op, name) -> first input/output/weight so named */
+    size_t nnames, namecap;
 } Parser;
 
 static SrcLoc here(Parser *ps) { return (SrcLoc){ps->file, ps->tok.line, ps->tok.col}; }
@@ -74,11 +77,17 @@ static void scan_string(Parser *ps, Tok *t) {
                 ps->p += 2;
             } else c = e;
         }
-        if (c == 0) { t->kind = T_BAD; sb_free(&sb); return; }
+        if (c == 0) {
+            t->kind = T_BAD;
+            t->bad = "a string holding a NUL byte";
+            sb_free(&sb);
+            return;
+        }
         sb_putc(&sb, c);
     }
     if (ps->p >= ps->end || *ps->p != '"') {
         t->kind = T_BAD;
+        t->bad = "an unterminated string";
         sb_free(&sb);
         return;
     }
@@ -105,17 +114,24 @@ static void scan_number(Parser *ps, Tok *t) {
     }
     char buf[64];
     size_t n = (size_t)(ps->p - s);
-    if (n == 0 || n >= sizeof buf) { t->kind = T_BAD; return; }
+    if (n == 0 || n >= sizeof buf) {
+        t->kind = T_BAD;
+        t->bad = "a number too long to read";
+        return;
+    }
     memcpy(buf, s, n);
     buf[n] = 0;
     char *e;
     errno = 0;
     if (is_float) {
         t->f = strtod(buf, &e);
-        t->kind = *e || errno == ERANGE ? T_BAD : T_FLOAT;
+        /* underflow reads as the nearest double (printed subnormals must read back) */
+        t->kind = *e || (errno == ERANGE && isinf(t->f)) ? T_BAD : T_FLOAT;
+        t->bad = *e ? "a malformed number" : "a float out of range";
     } else {
         t->i = strtoll(buf, &e, 10);
         t->kind = *e || errno == ERANGE ? T_BAD : T_INT;
+        t->bad = *e ? "a malformed number" : "an integer out of range";
     }
 }
 
@@ -152,7 +168,10 @@ static void next(Parser *ps) {
         ps->p++;
         const char *s = ps->p;
         while (ps->p < ps->end && isdigit((unsigned char)*ps->p)) ps->p++;
-        if (ps->p == s || ps->p - s > 9) t->kind = T_BAD;
+        if (ps->p == s || ps->p - s > 9) {
+            t->kind = T_BAD;
+            t->bad = ps->p == s ? "'%' without a value number" : "a value number of more than 9 digits";
+        }
         else {
             /* digits by hand: the text need not be NUL-terminated */
             t->kind = T_VALUE;
@@ -168,6 +187,8 @@ static void next(Parser *ps) {
     } else {
         ps->p++;
         t->kind = T_BAD;
+        t->bad = c == 0 ? "a NUL byte" : (unsigned char)c < 0x20 || (unsigned char)c >= 0x7f ? "a non-printable byte"
+                                                                                         : "an unexpected character";
     }
     t->len = (size_t)(ps->p - t->start);
 }
@@ -181,7 +202,9 @@ static const char *tok_desc(Parser *ps) {
     switch (ps->tok.kind) {
     case T_EOF: return "end of file";
     case T_NL: return "end of line";
-    case T_BAD: return "an invalid token";
+    case T_BAD:
+        if (strcmp(ps->tok.bad, "an unexpected character") == 0) return arena_printf(ps->a, "an unexpected character '%c'", *ps->tok.start);
+        return ps->tok.bad;
     default: return arena_printf(ps->a, "'%.*s'", (int)(ps->tok.len > 40 ? 40 : ps->tok.len), ps->tok.start);
     }
 }
@@ -373,18 +396,51 @@ static bool parse_suffixes(Parser *ps, const char **scope, SrcLoc *loc, int64_t 
     }
 }
 
-/* Inputs and outputs are looked up by name, so a name may appear once;
- * checked here too so the error points into the IR text. */
-static void check_unique_name(Parser *ps, const IrNode *n, SrcLoc at) {
-    if (n->op != IR_OP_INPUT && n->op != IR_OP_OUTPUT) return;
+/* The slot of (op, name) in the name table, or the empty slot for it. */
+static const IrNode **name_slot(Parser *ps, IrOp op, const char *name) {
+    uint64_t h = 1469598103934665603u ^ (uint64_t)op;
+    for (const char *c = name; *c; c++) h = (h ^ (unsigned char)*c) * 1099511628211u;
+    size_t i = (size_t)h & (ps->namecap - 1);
+    while (ps->names[i] && (ps->names[i]->op != op || strcmp(ir_node_attr_str(ps->names[i], "name", ""), name) != 0))
+        i = (i + 1) & (ps->namecap - 1);
+    return &ps->names[i];
+}
+
+/* Inputs and outputs are looked up by name, so a name may appear once, and
+ * weights sharing a checkpoint name must agree on their type. The verifier
+ * checks both too; checking here puts the error on the line of the text.
+ * An open-addressing table of (op, name) -> first node keeps it linear. */
+static void check_name(Parser *ps, const IrNode *n, SrcLoc at) {
+    if (n->op != IR_OP_INPUT && n->op != IR_OP_OUTPUT && n->op != IR_OP_WEIGHT) return;
     const char *name = ir_node_attr_str(n, "name", "");
-    for (int i = 0; i + 1 < ps->g->nnodes; i++) {
-        const IrNode *m = ps->g->nodes[i];
-        if (m->op == n->op && strcmp(ir_node_attr_str(m, "name", ""), name) == 0) {
-            diag_error(ps->d, at, "%s: name \"%s\" is used twice", ir_op_name(n->op), name);
-            ps->line_failed = true;
-            return;
-        }
+    if (2 * (ps->nnames + 1) > ps->namecap) {
+        const IrNode **old = ps->names;
+        size_t oldcap = ps->namecap;
+        ps->namecap = oldcap ? oldcap * 2 : 1024;
+        ps->names = arena_alloc(ps->a, sizeof(IrNode *) * ps->namecap);
+        for (size_t i = 0; i < oldcap; i++)
+            if (old[i]) *name_slot(ps, old[i]->op, ir_node_attr_str(old[i], "name", "")) = old[i];
+    }
+    const IrNode **slot = name_slot(ps, n->op, name);
+    const IrNode *m = *slot;
+    if (!m) {
+        *slot = n;
+        ps->nnames++;
+        return;
+    }
+    if (n->op != IR_OP_WEIGHT) {
+        diag_error(ps->d, at, "%s: name \"%s\" is used twice", ir_op_name(n->op), name);
+        ps->line_failed = true;
+    } else if (!ir_type_eq(&m->type, &n->type)) {
+        StrBuf here_t, there_t;
+        sb_init(&here_t);
+        sb_init(&there_t);
+        ir_type_print(ps->g, &n->type, &here_t);
+        ir_type_print(ps->g, &m->type, &there_t);
+        diag_error(ps->d, at, "weight \"%s\" is %s here but %s elsewhere", name, here_t.data, there_t.data);
+        sb_free(&here_t);
+        sb_free(&there_t);
+        ps->line_failed = true;
     }
 }
 
@@ -430,7 +486,7 @@ static IrNode *parse_op_stmt(Parser *ps, int64_t id) {
     int nwaits = 0;
     if (!parse_suffixes(ps, &scope, &loc, &group, &mem, &stream, &waits, &nwaits)) return NULL;
     if (ps->tok.kind != T_NL && ps->tok.kind != T_EOF && !is_punct(ps, '}')) {
-        perr(ps, "unexpected %s at the end of the statement", tok_desc(ps));
+        perr(ps, "expected the end of the statement, found %s", tok_desc(ps));
         return NULL;
     }
     if (ir_op_has_result(op) && !has_type) { perr(ps, "missing ': type' after op '%s'", opname); return NULL; }
@@ -457,7 +513,7 @@ static IrNode *parse_op_stmt(Parser *ps, int64_t id) {
         sb_free(&a); sb_free(&b);
         ps->line_failed = true;
     }
-    check_unique_name(ps, n, op_at);
+    check_name(ps, n, op_at);
     return n;
 }
 
@@ -541,7 +597,7 @@ IrGraph *ir_parse(Arena *a, DiagEngine *d, const char *file, const char *text, s
         ps.line_failed = false;
         next(&ps);
         skip_newlines(&ps);
-        if (ps.tok.kind != T_EOF) perr(&ps, "unexpected %s after the end of the graph", tok_desc(&ps));
+        if (ps.tok.kind != T_EOF) perr(&ps, "expected nothing after the end of the graph, found %s", tok_desc(&ps));
     }
     return diag_error_count(d) > before ? NULL : ps.g;
 }

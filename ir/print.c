@@ -79,8 +79,9 @@ static void print_attr(const IrAttr *a, StrBuf *sb) {
     }
 }
 
+/* Whether s reads back as an identifier token ("inf" and "nan" read as floats). */
 static bool is_ident(const char *s) {
-    if (!*s || !(isalpha((unsigned char)*s) || *s == '_')) return false;
+    if (!*s || !(isalpha((unsigned char)*s) || *s == '_') || strcmp(s, "inf") == 0 || strcmp(s, "nan") == 0) return false;
     for (; *s; s++)
         if (!(isalnum((unsigned char)*s) || *s == '_' || *s == '.')) return false;
     return true;
@@ -149,26 +150,49 @@ void ir_print(const IrGraph *g, StrBuf *sb) {
     arena_free(tmp);
 }
 
-/* Escapes text for a double-quoted DOT label. */
+/* Length of the well-formed UTF-8 sequence at s (lead byte >= 0x80), or 0. */
+static int utf8_len(const unsigned char *s) {
+    int n = s[0] >= 0xf0 && s[0] <= 0xf4 ? 4 : s[0] >= 0xe0 ? 3 : s[0] >= 0xc2 && s[0] <= 0xdf ? 2 : 0;
+    if (s[0] >= 0xf5) n = 0;
+    for (int i = 1; i < n; i++)
+        if ((s[i] & 0xc0) != 0x80) return 0;
+    return n;
+}
+
+/* Escapes text for a double-quoted DOT label. Names may hold any byte;
+ * control bytes and broken UTF-8 become '?' so the file stays valid. */
 static void dot_text(StrBuf *sb, const char *s) {
-    for (; *s; s++) {
-        if (*s == '"' || *s == '\\') sb_putc(sb, '\\');
-        if (*s == '\n') sb_puts(sb, "\\n");
-        else sb_putc(sb, *s);
+    for (const unsigned char *p = (const unsigned char *)s; *p; p++) {
+        if (*p == '"' || *p == '\\') sb_putc(sb, '\\');
+        if (*p == '\n') sb_puts(sb, "\\n");
+        else if (*p < 0x20 || *p == 0x7f) sb_putc(sb, '?');
+        else if (*p < 0x80) sb_putc(sb, (char)*p);
+        else {
+            int n = utf8_len(p);
+            if (n) {
+                sb_putn(sb, (const char *)p, (size_t)n);
+                p += n - 1;
+            } else sb_putc(sb, '?');
+        }
     }
 }
 
 static void dot_node(const IrGraph *g, const IrNode *n, int v, StrBuf *sb) {
     StrBuf lab;
     sb_init(&lab);
-    sb_printf(&lab, "%%%d %s", v, ir_op_name(n->op));
+    if (v >= 0) sb_printf(&lab, "%%%d ", v); /* outputs have no value */
+    sb_puts(&lab, ir_op_name(n->op));
     const char *name = ir_node_attr_str(n, "name", NULL);
     if (name) sb_printf(&lab, "\n%s", name);
     if (ir_op_has_result(n->op)) {
         sb_putc(&lab, '\n');
         ir_type_print(g, &n->type, &lab);
     }
-    const char *shape = n->op == IR_OP_WEIGHT ? "box" : n->op == IR_OP_INPUT || n->op == IR_OP_OUTPUT ? "ellipse" : "record";
+    /* ops are rounded boxes, not records: a record label would read the
+     * braces of names like "experts.{e}.w" as fields */
+    const char *shape = n->op == IR_OP_WEIGHT                              ? "box"
+                        : n->op == IR_OP_INPUT || n->op == IR_OP_OUTPUT ? "ellipse"
+                                                                         : "box, style=rounded";
     sb_printf(sb, "    n%d [shape=%s, label=\"", n->id, shape);
     dot_text(sb, lab.data);
     sb_puts(sb, "\"];\n");

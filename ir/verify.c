@@ -49,6 +49,7 @@ int ir_verify(const IrGraph *g, DiagEngine *d) {
     for (int i = 0; i < g->nnodes; i++) {
         const IrNode *n = g->nodes[i];
         const char *opn = ir_op_name(n->op);
+        if (n->op == IR_OP_OUTPUT) outputs++; /* even a broken one: "no output" would only repeat it */
         if (n->id != i) {
             diag_error(d, node_loc(n), "%s: node id %d does not match its position %d", opn, n->id, i);
             errors++;
@@ -80,7 +81,6 @@ int ir_verify(const IrGraph *g, DiagEngine *d) {
             errors++;
         }
         const char *name = ir_node_attr_str(n, "name", NULL);
-        if (n->op == IR_OP_OUTPUT) outputs++;
         if (name && (n->op == IR_OP_INPUT || n->op == IR_OP_OUTPUT)) {
             const IrNode *m = name_first(&names, n, name);
             if (m) {
