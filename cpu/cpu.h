@@ -4,10 +4,17 @@
  *
  * All values are held as f32 whatever their declared dtype (integer tensors
  * hold exact integers, ids below 2^24): the reference it must match runs in
- * FP32. Casts to bf16/f16/fp8 are therefore not rounded; FP8 appears only
- * through the explicit emulation option, exactly as DeepSeek-V3 quantizes.
- * The KV cache persists across runs, so a prefill followed by one-token
- * steps reproduces a full forward. */
+ * FP32. Casts to bf16/f16/fp8 are therefore not rounded (the value passes
+ * unchanged); casts to an integer dtype round toward zero, as C and torch
+ * convert. FP8 appears only through the explicit emulation option or the
+ * explicit FP8 ops (act_scale, quantize, fp8_linear, ...), exactly as
+ * DeepSeek-V3 quantizes. Each kv_cache node keeps its own persistent cache,
+ * keyed by its `name` (unique in a graph), so a prefill followed by
+ * one-token steps reproduces a full forward.
+ *
+ * Using it: cpu_exec_new(graph, weights, options) once; per step
+ * cpu_exec_run(inputs) then cpu_exec_output(name) for each result;
+ * cpu_exec_reset before an unrelated sequence; cpu_exec_free. */
 #ifndef DSCC_CPU_H
 #define DSCC_CPU_H
 
@@ -30,13 +37,20 @@ CpuWeightSource cpu_random_weights(const uint64_t *seed);
 
 typedef struct {
     int threads;          /* 0 = number of online CPUs */
-    bool fp8;             /* emulate DeepSeek FP8 in the linears (see cpu_fp8_*) */
-    int64_t max_elements; /* refuse graphs needing more f32 values than this; 0 = 2^31 */
+    /* Emulate DeepSeek FP8 in linear and expert_linear: activations per 1x128
+     * tile, weights per 128x128 block (quantized once, at load), FP32
+     * accumulation per 128-wide K block. As V3 runs, linears on f32
+     * activations (the router) and the one producing an output (the LM
+     * head) stay FP32. */
+    bool fp8;
+    int64_t max_elements; /* refuse weights (in all) or a value over this many f32s; 0 = 2^31 */
 } CpuOptions;
 
 typedef struct CpuExec CpuExec;
 
-/* Loads every weight (to f32) and prepares to run. NULL after reporting. */
+/* Loads every weight (to f32; stacked weights slice by slice under their
+ * resolved names) and prepares to run. The graph must be verified and must
+ * outlive the executor. NULL after reporting. */
 CpuExec *cpu_exec_new(const IrGraph *g, const CpuWeightSource *ws, const CpuOptions *opt, DiagEngine *d);
 void cpu_exec_free(CpuExec *x);
 
@@ -49,7 +63,9 @@ typedef struct {
 
 /* Runs one step: binds the symbolic dims from the inputs' shapes (and T =
  * cached length + new positions when the graph has a kv_cache), computes
- * every node, appends to the caches. False after reporting. */
+ * every node, appends to the caches. False after reporting (a missing
+ * input, a shape that does not fit, an id out of range); the caches are
+ * then as they were before the call. */
 bool cpu_exec_run(CpuExec *x, const CpuInput *inputs, int ninputs, DiagEngine *d);
 
 /* An output of the last run (NULL if no such name); valid until the next run. */
@@ -59,8 +75,12 @@ void cpu_exec_reset(CpuExec *x);              /* empties every kv_cache */
 
 /* ---- FP8 E4M3 emulation (DeepSeek-V3 scheme) -------------------------- */
 
-/* v rounded to the nearest E4M3 value (ties to even), saturating at ±448. */
+/* v rounded to the nearest E4M3 value (ties to even), saturating at ±448;
+ * NaN stays NaN. */
 float cpu_fp8_round(float v);
+/* The E4M3 byte of cpu_fp8_round(v) (NaN -> S.1111.111), and back. */
+uint8_t cpu_fp8_e4m3_encode(float v);
+float cpu_fp8_e4m3_decode(uint8_t code);
 /* y[m,o] = sum over K blocks of 128 of (qa·qb) * sa * sb, with a quantized
  * per 1x128 tile (sa = amax/448) and w per 128x128 block: x[M,K], w[O,K]. */
 void cpu_fp8_linear(const float *x, const float *w, float *y, int64_t M, int64_t K, int64_t O);

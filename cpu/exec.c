@@ -5,7 +5,9 @@
  * computes the nodes in program order into fresh buffers, freeing each value
  * after its last use so peak memory stays near the widest layer rather than
  * the whole graph. Caches persist between runs: that is what makes
- * prefill-then-decode equal to one full forward. */
+ * prefill-then-decode equal to one full forward. A run that fails part way
+ * truncates every cache back to its length before the run, so the caller
+ * can fix the input and retry the step. */
 #include "cpu/internal.h"
 
 #include <stdlib.h>
@@ -22,6 +24,7 @@ struct CpuExec {
     Ten *val;        /* per node id: current value (weights persist) */
     int *last_use;   /* per node id: index of the last node reading it */
     bool *fp8_node;  /* per node id */
+    Fp8Weight *fp8_w; /* per node id of a weight an FP8 linear reads */
     bool *keep;      /* per node id: feeds an output, kept after the run */
     Cache *cache;    /* per node id, for kv_cache nodes */
     int64_t cache_len;
@@ -131,16 +134,62 @@ static void mark_fp8(CpuExec *x) {
     free(head);
 }
 
+/* Quantizes, once, each weight an FP8-emulated linear reads directly:
+ * per [O,K] slice (one per expert when stacked), 128x128 blocks. */
+static bool prepare_fp8_weights(CpuExec *x, DiagEngine *d) {
+    const IrGraph *g = x->g;
+    for (int i = 0; i < g->nnodes; i++) {
+        const IrNode *w = g->nodes[i]->nops > 1 ? g->nodes[i]->ops[1] : NULL;
+        if (!x->fp8_node[i] || w->op != IR_OP_WEIGHT || x->fp8_w[w->id].codes) continue;
+        const Ten *t = &x->val[w->id];
+        int64_t O = t->d[t->rank - 2], K = t->d[t->rank - 1], E = t->n / (O * K > 0 ? O * K : 1);
+        int64_t nsc = ((O + 127) / 128) * ((K + 127) / 128);
+        Fp8Weight *q = &x->fp8_w[w->id];
+        q->codes = malloc(sizeof(float) * (size_t)(t->n + 1));
+        q->scales = malloc(sizeof(float) * (size_t)(E * nsc + 1));
+        if (!q->codes || !q->scales) {
+            diag_error(d, w->loc, "out of host memory quantizing %s to FP8 (%lld bytes)", ir_node_attr_str(w, "name", "?"),
+                       (long long)t->n * 4);
+            return false;
+        }
+        for (int64_t e = 0; e < E; e++) cpu_fp8_weight_quant(t->p + e * O * K, O, K, q->codes + e * O * K, q->scales + e * nsc);
+    }
+    return true;
+}
+
+/* Each kv_cache must name its own cache: two appends to one cache per step
+ * would interleave positions. */
+static bool check_cache_names(const IrGraph *g, DiagEngine *d) {
+    for (int i = 0; i < g->nnodes; i++) {
+        if (g->nodes[i]->op != IR_OP_KV_CACHE) continue;
+        const char *name = ir_node_attr_str(g->nodes[i], "name", "");
+        for (int j = 0; j < i; j++)
+            if (g->nodes[j]->op == IR_OP_KV_CACHE && strcmp(ir_node_attr_str(g->nodes[j], "name", ""), name) == 0) {
+                diag_error(d, g->nodes[i]->loc, "kv_cache '%s' is appended to twice in one graph", name);
+                return false;
+            }
+    }
+    return true;
+}
+
 CpuExec *cpu_exec_new(const IrGraph *g, const CpuWeightSource *ws, const CpuOptions *opt, DiagEngine *d) {
     CpuOptions o = opt ? *opt : (CpuOptions){0};
+    if (!check_cache_names(g, d)) return NULL;
     CpuExec *x = calloc(1, sizeof *x);
     size_t nn = (size_t)g->nnodes + 1;
+    if (!x) return NULL;
     x->g = g;
     x->val = calloc(nn, sizeof(Ten));
     x->last_use = calloc(nn, sizeof(int));
     x->fp8_node = calloc(nn, sizeof(bool));
+    x->fp8_w = calloc(nn, sizeof(Fp8Weight));
     x->keep = calloc(nn, sizeof(bool));
     x->cache = calloc(nn, sizeof(Cache));
+    if (!x->val || !x->last_use || !x->fp8_node || !x->fp8_w || !x->keep || !x->cache) {
+        diag_error(d, (SrcLoc){0}, "out of host memory for the CPU executor of %d nodes", g->nnodes);
+        cpu_exec_free(x);
+        return NULL;
+    }
     long cpus = sysconf(_SC_NPROCESSORS_ONLN);
     x->threads = o.threads > 0 ? o.threads : cpus > 0 ? (int)cpus : 1;
     x->max_elements = o.max_elements > 0 ? o.max_elements : (int64_t)1 << 31;
@@ -153,7 +202,8 @@ CpuExec *cpu_exec_new(const IrGraph *g, const CpuWeightSource *ws, const CpuOpti
     }
     if (total > x->max_elements) {
         diag_error(d, (SrcLoc){0}, "the weights need %lld f32 values (%.1f GiB), over the CPU executor's limit of %lld; "
-                   "shrink the model with --config or --set", (long long)total, (double)total * 4 / (1 << 30), (long long)x->max_elements);
+                   "shrink the model with --config or --set", (long long)total, (double)total * 4 / (1 << 30),
+                   (long long)x->max_elements);
         cpu_exec_free(x);
         return NULL;
     }
@@ -163,11 +213,15 @@ CpuExec *cpu_exec_new(const IrGraph *g, const CpuWeightSource *ws, const CpuOpti
             cpu_exec_free(x);
             return NULL;
         }
+    if (o.fp8 && !prepare_fp8_weights(x, d)) {
+        cpu_exec_free(x);
+        return NULL;
+    }
     return x;
 }
 
 static void free_values(CpuExec *x, bool weights_too) {
-    for (int i = 0; i < x->g->nnodes; i++)
+    for (int i = 0; x->val && i < x->g->nnodes; i++)
         if (weights_too || x->g->nodes[i]->op != IR_OP_WEIGHT) {
             free(x->val[i].p);
             x->val[i].p = NULL;
@@ -175,7 +229,7 @@ static void free_values(CpuExec *x, bool weights_too) {
 }
 
 void cpu_exec_reset(CpuExec *x) {
-    for (int i = 0; i < x->g->nnodes; i++) {
+    for (int i = 0; x->cache && i < x->g->nnodes; i++) {
         free(x->cache[i].buf);
         memset(&x->cache[i], 0, sizeof(Cache));
     }
@@ -189,6 +243,11 @@ void cpu_exec_free(CpuExec *x) {
     free(x->val);
     free(x->last_use);
     free(x->fp8_node);
+    for (int i = 0; x->fp8_w && i < x->g->nnodes; i++) {
+        free(x->fp8_w[i].codes);
+        free(x->fp8_w[i].scales);
+    }
+    free(x->fp8_w);
     free(x->keep);
     free(x->cache);
     free(x);
@@ -269,6 +328,15 @@ static bool bind_inputs(CpuExec *x, const CpuInput *in, int nin, int64_t *sym, D
 static bool append_cache(CpuExec *x, const IrNode *n, const Ten *in, Ten *out, DiagEngine *d) {
     Cache *c = &x->cache[n->id];
     int64_t B = in->d[0], S = in->d[1], per = in->n / (B * S > 0 ? B * S : 1);
+    if (c->len == 0 && (c->B != B || c->per_token != per)) { /* empty: take any batch */
+        free(c->buf);
+        memset(c, 0, sizeof *c);
+    }
+    if (out->d[1] != c->len + S) { /* T came from an input rather than from the cache */
+        diag_error(d, n->loc, "kv_cache '%s' holds %lld positions and gets %lld more, but T is bound to %lld",
+                   ir_node_attr_str(n, "name", "?"), (long long)c->len, (long long)S, (long long)out->d[1]);
+        return false;
+    }
     if (c->buf && (c->B != B || c->per_token != per)) {
         diag_error(d, n->loc, "kv_cache '%s' holds batch %lld; reset it before running batch %lld",
                    ir_node_attr_str(n, "name", "?"), (long long)c->B, (long long)B);
@@ -330,12 +398,14 @@ bool cpu_exec_run(CpuExec *x, const CpuInput *in, int nin, DiagEngine *d) {
     int64_t sym[IR_MAX_DIM_SYMS];
     free_values(x, false);
     if (!bind_inputs(x, in, nin, sym, d)) return false;
-    KernelCtx kc = {d, x->threads, false, x->fp8_node};
+    KernelCtx kc = {d, x->threads, x->fp8_node, x->fp8_w};
     int64_t new_positions = -1;
     for (int i = 0; i < x->g->nnodes; i++) {
         const IrNode *n = x->g->nodes[i];
         if (!run_node(x, &kc, i, sym, in, nin, d)) {
             free_values(x, false);
+            for (int k = 0; k < x->g->nnodes; k++) /* forget this step's appends */
+                if (x->cache[k].len > x->cache_len) x->cache[k].len = x->cache_len;
             return false;
         }
         if (n->op == IR_OP_KV_CACHE) new_positions = x->val[i].d[1] - x->cache_len;

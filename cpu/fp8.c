@@ -1,10 +1,14 @@
 /* fp8.c — E4M3 rounding and the block-scaled GEMM of DeepSeek-V3.
  *
- * Values are rounded, not encoded: the executor only needs what an FP8
- * tensor core would see. E4M3 has 3 mantissa bits, exponent bias 7, normals
- * down to 2^-6, subnormals in steps of 2^-9, and no infinities: the largest
- * finite value is 448 and quantizers saturate to it. */
-#include "cpu/cpu.h"
+ * The executor holds FP8 tensors as the float value of each code, so the
+ * kernels need only cpu_fp8_round; the byte encoding (cpu_fp8_e4m3_encode /
+ * _decode) exists for checkpoints and tests and agrees with it exactly.
+ * E4M3 (OCP "fn"): 1 sign, 4 exponent bits with bias 7, 3 mantissa bits;
+ * normals down to 2^-6, subnormals in steps of 2^-9, no infinities, NaN
+ * only as S.1111.111, so the largest finite value is 448. The quantizers
+ * saturate: anything at or beyond ±448 (infinities included) becomes ±448,
+ * as DeepSeek's scaled casts do. */
+#include "cpu/internal.h"
 
 #include <math.h>
 #include <stdlib.h>
@@ -25,6 +29,22 @@ float cpu_fp8_round(float v) {
         if (q > 448.0f) q = 448.0f;
     }
     return copysignf(q, v);
+}
+
+float cpu_fp8_e4m3_decode(uint8_t code) {
+    int e = (code >> 3) & 15, m = code & 7;
+    float v = e == 15 && m == 7 ? NAN : e == 0 ? ldexpf((float)m, -9) : ldexpf((float)(8 + m), e - 10);
+    return code & 0x80 ? -v : v;
+}
+
+uint8_t cpu_fp8_e4m3_encode(float v) {
+    uint8_t sign = signbit(v) ? 0x80 : 0;
+    if (isnan(v)) return sign | 0x7f;
+    float q = fabsf(cpu_fp8_round(v));
+    if (q < 0.015625f) return sign | (uint8_t)(q * 512.0f); /* subnormal (or zero): m * 2^-9 */
+    int e;
+    float f = frexpf(q, &e); /* q = f * 2^e, f in [0.5, 1): exponent field e + 6 */
+    return sign | (uint8_t)((e + 6) << 3) | (uint8_t)(f * 16.0f - 8.0f);
 }
 
 /* Quantizes n values with one scale; returns the scale (amax / 448). */
@@ -70,18 +90,8 @@ void cpu_fp8_weight_quant(const float *w, int64_t O, int64_t K, float *codes, fl
 
 void cpu_fp8_gemm(const float *q, const float *qs, const float *w, const float *ws, float *y, int64_t M, int64_t K,
                   int64_t O) {
-    const int64_t BK = 128, nkb = (K + BK - 1) / BK;
-    for (int64_t m = 0; m < M; m++)
-        for (int64_t o = 0; o < O; o++) {
-            float acc = 0;
-            for (int64_t kb = 0; kb < nkb; kb++) {
-                int64_t k0 = kb * BK, nk = K - k0 < BK ? K - k0 : BK;
-                float part = 0; /* products of 4-bit mantissas, summed in FP32 */
-                for (int64_t k = 0; k < nk; k++) part += q[m * K + k0 + k] * w[o * K + k0 + k];
-                acc += part * qs[m * nkb + kb] * ws[(o / BK) * nkb + kb];
-            }
-            y[m * O + o] = acc;
-        }
+    CpuGemm g = {.x = q, .w = w, .y = y, .M = M, .E = 1, .K = K, .O = O, .xs = qs, .ws = ws};
+    cpu_gemm(1, &g);
 }
 
 void cpu_fp8_linear(const float *x, const float *w, float *y, int64_t M, int64_t K, int64_t O) {

@@ -1,52 +1,15 @@
 /* ops.c — one FP32 kernel per IR op, written for clarity first: loops over
- * row-major tensors with the parallel-for around the ones that carry the
- * work (linear, expert_linear, einsum, attention). Shapes were checked by
- * the verifier; what can still go wrong here is data (ids out of range). */
+ * row-major tensors, with threads where the work is (the GEMMs of gemm.c
+ * for linear and expert_linear, einsum and attention over output rows).
+ * Shapes were checked by the verifier; what can still go wrong here is
+ * data (ids out of range), reported at the node's DSL location. */
 #include "cpu/internal.h"
 
 #include <math.h>
-#include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
 
 _Static_assert(IR_OP_COUNT == 41, "a new op needs a CPU kernel in cpu/ops.c");
-
-/* ---- parallel for -------------------------------------------------------- */
-
-typedef struct {
-    void (*fn)(void *, int64_t, int64_t);
-    void *arg;
-    int64_t lo, hi;
-} Range;
-
-static void *run_range(void *p) {
-    Range *r = p;
-    r->fn(r->arg, r->lo, r->hi);
-    return NULL;
-}
-
-void cpu_parallel_for(int threads, int64_t n, int64_t grain, void (*fn)(void *, int64_t, int64_t), void *arg) {
-    if (n <= 0) return;
-    int t = threads < 1 ? 1 : threads > 64 ? 64 : threads;
-    if (grain < 1) grain = 1;
-    if ((int64_t)t > n / grain) t = (int)(n / grain);
-    if (t <= 1) {
-        fn(arg, 0, n);
-        return;
-    }
-    pthread_t tid[64];
-    Range r[64];
-    bool started[64] = {0};
-    for (int i = 0; i < t; i++) {
-        r[i] = (Range){fn, arg, n * i / t, n * (i + 1) / t};
-        if (i > 0) started[i] = pthread_create(&tid[i], NULL, run_range, &r[i]) == 0;
-    }
-    run_range(&r[0]);
-    for (int i = 1; i < t; i++) {
-        if (started[i]) pthread_join(tid[i], NULL);
-        else run_range(&r[i]); /* could not start a thread: do it here */
-    }
-}
 
 /* ---- helpers ----------------------------------------------------------- */
 
@@ -126,66 +89,91 @@ static void k_binary(IrOp op, Ten *out, const Ten *a, const Ten *b) {
 
 /* ---- linear algebra --------------------------------------------------------- */
 
-typedef struct {
-    const float *x, *w;
-    float *y;
-    int64_t K, O;
-} LinArgs;
-
-static void lin_rows(void *p, int64_t lo, int64_t hi) {
-    LinArgs *a = p;
-    for (int64_t m = lo; m < hi; m++)
-        for (int64_t o = 0; o < a->O; o++) {
-            const float *xr = a->x + m * a->K, *wr = a->w + o * a->K;
-            float acc = 0;
-            for (int64_t k = 0; k < a->K; k++) acc += xr[k] * wr[k];
-            a->y[m * a->O + o] = acc;
-        }
-}
-
-static void linear_f32(const KernelCtx *c, const float *x, const float *w, float *y, int64_t M, int64_t K, int64_t O,
-                       bool fp8) {
-    if (fp8) {
-        cpu_fp8_linear(x, w, y, M, K, O);
+/* y = x · w_eᵀ per expert group (start, E; see CpuGemm), in FP32 or, for
+ * a node marked FP8, on E4M3 codes: the rows quantized here per 1x128
+ * tile, the weight's codes prepared at load time (or quantized now when w
+ * is computed rather than loaded). */
+static void run_linear(const KernelCtx *c, const IrNode *n, const float *x, const Ten *w, float *y, int64_t M,
+                       const int64_t *start, int64_t E) {
+    int64_t O = w->d[w->rank - 2], K = w->d[w->rank - 1], rows = start ? start[E] : M;
+    CpuGemm g = {.x = x, .w = w->p, .y = y, .start = start, .M = M, .E = E, .K = K, .O = O};
+    if (!c->fp8_node[n->id]) {
+        cpu_gemm(c->threads, &g);
         return;
     }
-    LinArgs a = {x, w, y, K, O};
-    cpu_parallel_for(c->threads, M, 1 + 65536 / (K * O + 1), lin_rows, &a);
+    int64_t nkb = (K + 127) / 128, nob = (O + 127) / 128;
+    const Fp8Weight *pw = &c->fp8_w[n->ops[1]->id];
+    float *qx = malloc(sizeof(float) * (size_t)(rows * K + 1)), *sx = malloc(sizeof(float) * (size_t)(rows * nkb + 1));
+    float *qw = NULL, *sw = NULL;
+    if (!qx || !sx) dscc_internal_error(__FILE__, __LINE__, "out of host memory");
+    cpu_fp8_act_quant(x, rows, K, 128, qx, sx);
+    if (n->ops[1]->op != IR_OP_WEIGHT || !pw->codes) {
+        qw = malloc(sizeof(float) * (size_t)(w->n + 1));
+        sw = malloc(sizeof(float) * (size_t)(E * nob * nkb + 1));
+        if (!qw || !sw) dscc_internal_error(__FILE__, __LINE__, "out of host memory");
+        for (int64_t e = 0; e < E; e++) cpu_fp8_weight_quant(w->p + e * O * K, O, K, qw + e * O * K, sw + e * nob * nkb);
+    }
+    g.x = qx;
+    g.xs = sx;
+    g.w = qw ? qw : pw->codes;
+    g.ws = sw ? sw : pw->scales;
+    cpu_gemm(c->threads, &g);
+    free(qx);
+    free(sx);
+    free(qw);
+    free(sw);
 }
 
+/* Sorts the (token, slot) rows of idx [N,K] by expert: order[at] is the row
+ * at sorted position at, start[e] .. start[e+1] the rows of expert e. False
+ * after reporting an index outside 0..E-1. */
+static bool group_by_expert(const KernelCtx *c, const IrNode *n, const Ten *idx, int64_t E, int64_t *order, int64_t *start) {
+    int64_t rows = idx->n;
+    for (int64_t r = 0; r < rows; r++) {
+        float e = idx->p[r];
+        if (!(e >= 0 && e < (float)E))
+            return data_error(c, n, "%s: expert index %lld is outside 0..%lld", (long long)e, (long long)E - 1);
+        start[(int64_t)e + 1]++;
+    }
+    for (int64_t e = 0; e < E; e++) start[e + 1] += start[e];
+    int64_t *fill = calloc((size_t)E + 1, sizeof(int64_t));
+    for (int64_t r = 0; r < rows; r++) {
+        int64_t e = (int64_t)idx->p[r];
+        order[start[e] + fill[e]++] = r;
+    }
+    free(fill);
+    return true;
+}
+
+/* expert_linear and fp8_expert_linear: gather the rows (x[n,j] or the
+ * broadcast x[n]) in expert order, one grouped GEMM, scatter back. For
+ * fp8_expert_linear x is already codes and xs their tile scales. */
 static bool k_expert_linear(const KernelCtx *c, const IrNode *n, Ten *out, Ten *const *in) {
-    const Ten *x = in[0], *w = in[1], *idx = in[2];
-    int64_t N = idx->d[0], Kslots = idx->d[1], E = w->d[0], O = w->d[1], I = w->d[2];
+    bool fp8_op = n->op == IR_OP_FP8_EXPERT_LINEAR;
+    const Ten *x = in[0], *w = in[fp8_op ? 2 : 1], *idx = in[fp8_op ? 4 : 2];
+    int64_t Ks = idx->d[1], E = w->d[0], O = w->d[1], I = w->d[2], rows = idx->n, nkb = (I + 127) / 128;
     bool bcast = x->rank == 2;
-    /* Group the (token, slot) rows by expert, then one GEMM per expert. */
-    int64_t rows = N * Kslots;
     int64_t *order = malloc(sizeof(int64_t) * (size_t)(rows + 1)), *start = calloc((size_t)E + 1, sizeof(int64_t));
     float *xs = malloc(sizeof(float) * (size_t)(rows * I + 1)), *ys = malloc(sizeof(float) * (size_t)(rows * O + 1));
-    bool ok = true;
-    for (int64_t r = 0; r < rows && ok; r++) {
-        float e = idx->p[r];
-        if (!(e >= 0 && e < (float)E)) ok = data_error(c, n, "%s: expert index %lld is outside 0..%lld", (long long)e, (long long)E - 1);
-        else start[(int64_t)e + 1]++;
+    float *ss = fp8_op ? malloc(sizeof(float) * (size_t)(rows * nkb + 1)) : NULL;
+    bool ok = group_by_expert(c, n, idx, E, order, start);
+    for (int64_t at = 0; ok && at < rows; at++) {
+        int64_t src = bcast ? order[at] / Ks : order[at];
+        memcpy(xs + at * I, x->p + src * I, sizeof(float) * (size_t)I);
+        if (ss) memcpy(ss + at * nkb, in[1]->p + src * nkb, sizeof(float) * (size_t)nkb);
     }
-    if (ok) {
-        for (int64_t e = 0; e < E; e++) start[e + 1] += start[e];
-        int64_t *fill = calloc((size_t)E + 1, sizeof(int64_t));
-        for (int64_t r = 0; r < rows; r++) {
-            int64_t e = (int64_t)idx->p[r], at = start[e] + fill[e]++;
-            order[at] = r;
-            memcpy(xs + at * I, x->p + (bcast ? r / Kslots : r) * I, sizeof(float) * (size_t)I);
-        }
-        free(fill);
-        for (int64_t e = 0; e < E; e++) {
-            int64_t m = start[e + 1] - start[e];
-            if (m) linear_f32(c, xs + start[e] * I, w->p + e * O * I, ys + start[e] * O, m, I, O, c->fp8_node[n->id]);
-        }
-        for (int64_t at = 0; at < rows; at++) memcpy(out->p + order[at] * O, ys + at * O, sizeof(float) * (size_t)O);
+    if (ok && fp8_op) {
+        CpuGemm g = {.x = xs, .w = w->p, .y = ys, .start = start, .E = E, .K = I, .O = O, .xs = ss, .ws = in[3]->p};
+        cpu_gemm(c->threads, &g);
+    } else if (ok) {
+        run_linear(c, n, xs, w, ys, rows, start, E);
     }
+    for (int64_t at = 0; ok && at < rows; at++) memcpy(out->p + order[at] * O, ys + at * O, sizeof(float) * (size_t)O);
     free(order);
     free(start);
     free(xs);
     free(ys);
+    free(ss);
     return ok;
 }
 
@@ -195,8 +183,11 @@ typedef struct {
     int nout, ncon;
     int64_t ext_out[IR_MAX_RANK], sa_out[IR_MAX_RANK], sb_out[IR_MAX_RANK];
     int64_t ext_con[2 * IR_MAX_RANK], sa_con[2 * IR_MAX_RANK], sb_con[2 * IR_MAX_RANK], ncontract;
+    int64_t *offa, *offb; /* [ncontract]: offsets of each contracted position */
 } EinArgs;
 
+/* Output elements [lo, hi): each one dot product over the contracted
+ * letters, whose operand offsets were tabulated once (offa, offb). */
 static void ein_rows(void *p, int64_t lo, int64_t hi) {
     EinArgs *e = p;
     for (int64_t i = lo; i < hi; i++) {
@@ -207,37 +198,33 @@ static void ein_rows(void *p, int64_t lo, int64_t hi) {
             oa += v * e->sa_out[k];
             ob += v * e->sb_out[k];
         }
+        const float *a = e->a->p + oa, *b = e->b->p + ob;
         float acc = 0;
-        for (int64_t cidx = 0; cidx < e->ncontract; cidx++) {
-            int64_t r = cidx, ca = oa, cb = ob;
-            for (int k = e->ncon - 1; k >= 0; k--) {
-                int64_t v = r % e->ext_con[k];
-                r /= e->ext_con[k];
-                ca += v * e->sa_con[k];
-                cb += v * e->sb_con[k];
-            }
-            acc += e->a->p[ca] * e->b->p[cb];
-        }
+        for (int64_t c = 0; c < e->ncontract; c++) acc += a[e->offa[c]] * b[e->offb[c]];
         e->out->p[i] = acc;
     }
 }
 
-static void k_einsum(const KernelCtx *c, const IrNode *n, Ten *out, Ten *const *in) {
+/* Two-operand einsum by its letters: a letter in the output is a loop over
+ * the output, any other is summed; a letter repeated within an operand
+ * adds its strides (the diagonal). */
+static bool k_einsum(const KernelCtx *c, const IrNode *n, Ten *out, Ten *const *in) {
     const char *spec = ir_node_attr_str(n, "spec", "");
     const char *sub[2] = {spec, strchr(spec, ',') + 1}, *osub = strstr(spec, "->") + 2;
     int64_t ext[26] = {0}, sa[26] = {0}, sb[26] = {0};
+    bool seen[26] = {0}, in_out[26] = {0};
     for (int k = 0; k < 2; k++) {
         const Ten *t = in[k];
         int64_t s = 1;
         for (int i = t->rank - 1; i >= 0; i--) {
             int l = sub[k][i] - 'a';
+            seen[l] = true;
             ext[l] = t->d[i];
             (k ? sb : sa)[l] += s;
             s *= t->d[i];
         }
     }
     EinArgs e = {.a = in[0], .b = in[1], .out = out, .ncontract = 1};
-    bool in_out[26] = {0};
     for (int i = 0; osub[i]; i++) {
         int l = osub[i] - 'a';
         in_out[l] = true;
@@ -246,13 +233,35 @@ static void k_einsum(const KernelCtx *c, const IrNode *n, Ten *out, Ten *const *
         e.sb_out[e.nout++] = sb[l];
     }
     for (int l = 0; l < 26; l++)
-        if (ext[l] && !in_out[l]) {
+        if (seen[l] && !in_out[l]) {
             e.ext_con[e.ncon] = ext[l];
             e.sa_con[e.ncon] = sa[l];
             e.sb_con[e.ncon++] = sb[l];
             e.ncontract *= ext[l];
         }
+    e.offa = malloc(sizeof(int64_t) * (size_t)(e.ncontract + 1));
+    e.offb = malloc(sizeof(int64_t) * (size_t)(e.ncontract + 1));
+    if (!e.offa || !e.offb) {
+        free(e.offa);
+        free(e.offb);
+        diag_error(c->diag, n->loc, "einsum: out of host memory for %lld contracted positions", (long long)e.ncontract);
+        return false;
+    }
+    for (int64_t ci = 0; ci < e.ncontract; ci++) {
+        int64_t r = ci, ca = 0, cb = 0;
+        for (int k = e.ncon - 1; k >= 0; k--) {
+            int64_t v = r % e.ext_con[k];
+            r /= e.ext_con[k];
+            ca += v * e.sa_con[k];
+            cb += v * e.sb_con[k];
+        }
+        e.offa[ci] = ca;
+        e.offb[ci] = cb;
+    }
     cpu_parallel_for(c->threads, out->n, 1 + 16384 / (e.ncontract + 1), ein_rows, &e);
+    free(e.offa);
+    free(e.offb);
+    return true;
 }
 
 /* ---- attention ------------------------------------------------------------ */
@@ -459,30 +468,6 @@ static void k_reduce(const IrNode *n, Ten *out, const Ten *x) {
         }
 }
 
-/* fp8_expert_linear: rows grouped by expert, one block-scaled GEMM each. */
-static bool k_fp8_expert_linear(const KernelCtx *c, const IrNode *n, Ten *out, Ten *const *in) {
-    const Ten *q = in[0], *qs = in[1], *w = in[2], *ws = in[3], *idx = in[4];
-    int64_t N = idx->d[0], Ks = idx->d[1], E = w->d[0], O = w->d[1], I = w->d[2], nkb = (I + 127) / 128;
-    int64_t wsz = ws->n / E;
-    bool bcast = q->rank == 2;
-    float *xq = malloc(sizeof(float) * (size_t)(I + 1)), *xs = malloc(sizeof(float) * (size_t)(nkb + 1));
-    bool ok = true;
-    for (int64_t r = 0; r < N * Ks && ok; r++) {
-        float e = idx->p[r];
-        if (!(e >= 0 && e < (float)E)) {
-            ok = data_error(c, n, "%s: expert index %lld is outside 0..%lld", (long long)e, (long long)E - 1);
-            break;
-        }
-        int64_t src = bcast ? r / Ks : r;
-        memcpy(xq, q->p + src * I, sizeof(float) * (size_t)I);
-        memcpy(xs, qs->p + src * nkb, sizeof(float) * (size_t)nkb);
-        cpu_fp8_gemm(xq, xs, w->p + (int64_t)e * O * I, ws->p + (int64_t)e * wsz, out->p + r * O, 1, I, O);
-    }
-    free(xq);
-    free(xs);
-    return ok;
-}
-
 bool cpu_kernel(const KernelCtx *c, const IrNode *n, Ten *out, Ten *const *in) {
     switch (n->op) {
     case IR_OP_ACT_SCALE: case IR_OP_QUANTIZE: {
@@ -499,11 +484,14 @@ bool cpu_kernel(const KernelCtx *c, const IrNode *n, Ten *out, Ten *const *in) {
         return true;
     }
     case IR_OP_FP8_LINEAR: {
-        int64_t K = in[2]->d[1], O = in[2]->d[0];
-        cpu_fp8_gemm(in[0]->p, in[1]->p, in[2]->p, in[3]->p, out->p, in[0]->n / K, K, O);
+        int64_t K = in[2]->d[1];
+        CpuGemm g = {.x = in[0]->p, .w = in[2]->p, .y = out->p, .M = in[0]->n / K, .E = 1, .K = K, .O = in[2]->d[0],
+                     .xs = in[1]->p, .ws = in[3]->p};
+        cpu_gemm(c->threads, &g);
         return true;
     }
-    case IR_OP_FP8_EXPERT_LINEAR: return k_fp8_expert_linear(c, n, out, in);
+    case IR_OP_FP8_EXPERT_LINEAR:
+    case IR_OP_EXPERT_LINEAR: return k_expert_linear(c, n, out, in);
     case IR_OP_CONST:
         out->p[0] = (float)ir_node_attr_float(n, "value", 0);
         return true;
@@ -516,13 +504,8 @@ bool cpu_kernel(const KernelCtx *c, const IrNode *n, Ten *out, Ten *const *in) {
         }
         return true;
     }
-    case IR_OP_LINEAR: {
-        int64_t K = in[1]->d[1], O = in[1]->d[0];
-        linear_f32(c, in[0]->p, in[1]->p, out->p, in[0]->n / K, K, O, c->fp8_node[n->id]);
-        return true;
-    }
-    case IR_OP_EINSUM: k_einsum(c, n, out, in); return true;
-    case IR_OP_EXPERT_LINEAR: return k_expert_linear(c, n, out, in);
+    case IR_OP_LINEAR: run_linear(c, n, in[0]->p, in[1], out->p, in[0]->n / in[1]->d[1], NULL, 1); return true;
+    case IR_OP_EINSUM: return k_einsum(c, n, out, in);
     case IR_OP_RMSNORM: {
         int64_t D = in[1]->n;
         float eps = (float)ir_node_attr_float(n, "eps", 1e-6);

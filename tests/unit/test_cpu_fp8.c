@@ -8,6 +8,7 @@
 
 #include <math.h>
 #include <stdlib.h>
+#include <time.h>
 
 #include "cpu/cpu.h"
 
@@ -43,6 +44,72 @@ static void test_every_code_is_fixed_and_midpoints_tie_to_even(void **state) {
     assert_true(cpu_fp8_round(-460.0f) == -448.0f);
     assert_true(cpu_fp8_round(0.0009765625f) == 0.0f); /* half of the smallest subnormal 2^-9: ties to 0 */
     assert_true(isnan(cpu_fp8_round(NAN)));
+}
+
+/* Every byte decodes to its definition, and encodes back to itself: the
+ * NaNs (S.1111.111) to the NaN of their sign, -0 to 0x80. */
+static void test_all_256_codes_round_trip(void **state) {
+    (void)state;
+    for (int c = 0; c < 256; c++) {
+        int e = (c >> 3) & 15, m = c & 7;
+        float v = cpu_fp8_e4m3_decode((uint8_t)c);
+        if (e == 15 && m == 7) {
+            assert_true(isnan(v));
+            assert_int_equal(cpu_fp8_e4m3_encode(v), c);
+            continue;
+        }
+        float want = e4m3_value(e, m);
+        assert_true(fabsf(v) == want);
+        assert_true((signbit(v) != 0) == ((c & 0x80) != 0));
+        assert_int_equal(cpu_fp8_e4m3_encode(v), c);
+        assert_true(cpu_fp8_round(v) == v);
+    }
+    /* hand-checked codes: 1.0 = 0.0111.000, 448 = 0.1111.110, 2^-9 = 0.0000.001 */
+    assert_int_equal(cpu_fp8_e4m3_encode(1.0f), 0x38);
+    assert_int_equal(cpu_fp8_e4m3_encode(448.0f), 0x7e);
+    assert_int_equal(cpu_fp8_e4m3_encode(-448.0f), 0xfe);
+    assert_int_equal(cpu_fp8_e4m3_encode(0x1p-9f), 0x01);
+    assert_int_equal(cpu_fp8_e4m3_encode(0.015625f), 0x08); /* 2^-6, the smallest normal */
+    assert_true(cpu_fp8_e4m3_decode(0x37) == 0.9375f);
+}
+
+/* Ties go to the even mantissa in several binades; saturation; the
+ * subnormal grid; encode agrees with round everywhere. */
+static void test_rounding_by_hand(void **state) {
+    (void)state;
+    static const float cases[][2] = {
+        {1.0625f, 1.0f},          /* between 1 (m=0) and 1.125 (m=1): even is 1 */
+        {1.1875f, 1.25f},         /* between 1.125 (m=1) and 1.25 (m=2) */
+        {17.0f, 16.0f},           /* binade 16..32, step 2 */
+        {19.0f, 20.0f},
+        {0.265625f, 0.25f},       /* binade 1/4..1/2, step 1/32: 8.5/32 between m=0 and m=1 */
+        {0.296875f, 0.3125f},     /* 9.5/32 between 9/32 (m=1) and 10/32 (m=2) */
+        {240.0f * 1.0625f, 256.0f}, /* 255 between 240 (m=7) and 256 (next binade, m=0) */
+        {0.0048828125f, 0.00390625f}, /* 2.5 * 2^-9: subnormals 2 and 3 * 2^-9, even is 2 */
+        {0.0068359375f, 0.0078125f},  /* 3.5 * 2^-9 -> 4 * 2^-9 */
+        {0.0146484375f, 0.015625f},   /* 7.5 * 2^-9 -> 2^-6, subnormal rounds up into the normals */
+        {0.0009765625f, 0.0f},        /* half the smallest subnormal: ties to 0 */
+        {0.0009766f, 0.001953125f},   /* just above: the smallest subnormal */
+        {464.0f, 448.0f},             /* half way to the absent 480: saturates */
+        {1e9f, 448.0f},
+        {INFINITY, 448.0f},
+        {-300.0f, -288.0f},           /* binade 256..512, step 32: 288 is nearer */
+        {-1e-12f, -0.0f},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        float got = cpu_fp8_round(cases[i][0]);
+        if (got != cases[i][1]) fail_msg("round(%.9g) = %.9g, want %.9g", cases[i][0], got, cases[i][1]);
+        assert_true(cpu_fp8_e4m3_decode(cpu_fp8_e4m3_encode(cases[i][0])) == cases[i][1]);
+    }
+    assert_true(signbit(cpu_fp8_round(-1e-12f)));
+    assert_int_equal(cpu_fp8_e4m3_encode(-INFINITY), 0xfe);
+    /* random values: encode(v) decodes to round(v) */
+    uint64_t s = (uint64_t)time(NULL);
+    for (int i = 0; i < 100000; i++) {
+        s = s * 6364136223846793005ull + 1442695040888963407ull;
+        float v = ldexpf((float)((int64_t)(s >> 40) - (1 << 23)) / (float)(1 << 23), (int)((s >> 8) % 30) - 14);
+        assert_true(cpu_fp8_e4m3_decode(cpu_fp8_e4m3_encode(v)) == cpu_fp8_round(v));
+    }
 }
 
 static void test_block_scaled_gemm(void **state) {
@@ -87,6 +154,8 @@ static void test_block_scaled_gemm(void **state) {
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_every_code_is_fixed_and_midpoints_tie_to_even),
+        cmocka_unit_test(test_all_256_codes_round_trip),
+        cmocka_unit_test(test_rounding_by_hand),
         cmocka_unit_test(test_block_scaled_gemm),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

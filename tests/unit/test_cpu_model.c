@@ -149,11 +149,42 @@ static void test_bad_token(void **state) {
     cpu_exec_free(x);
 }
 
+/* Random weights depend on (seed, name) only, and follow the documented
+ * distribution: matrices uniform in ±1/sqrt(fan_in), vectors 1 ± 0.1. */
+static void test_random_weights(void **state) {
+    (void)state;
+    uint64_t s1 = 42, s2 = 43;
+    CpuWeightSource a = cpu_random_weights(&s1), b = cpu_random_weights(&s2);
+    IrType mat = {.dtype = IR_DT_BF16, .rank = 2, .dims = {ir_dim_const(30), ir_dim_const(64)}};
+    IrType vec = {.dtype = IR_DT_BF16, .rank = 1, .dims = {ir_dim_const(64)}};
+    static float m1[30 * 64], m2[30 * 64], m3[30 * 64], m4[30 * 64], v[64];
+    assert_true(a.load(a.ctx, "x.weight", &mat, m1, NULL));
+    assert_true(a.load(a.ctx, "y.weight", &mat, m2, NULL)); /* another name between */
+    assert_true(a.load(a.ctx, "x.weight", &mat, m3, NULL));
+    assert_true(b.load(b.ctx, "x.weight", &mat, m4, NULL));
+    assert_true(a.load(a.ctx, "n.weight", &vec, v, NULL));
+    assert_memory_equal(m1, m3, sizeof m1);
+    int same_name = 0, same_seed = 0;
+    double lo = 1, hi = -1, mean = 0;
+    for (int i = 0; i < 30 * 64; i++) {
+        same_name += m1[i] == m2[i];
+        same_seed += m1[i] == m4[i];
+        lo = fmin(lo, m1[i]);
+        hi = fmax(hi, m1[i]);
+        mean += m1[i] / (30 * 64);
+    }
+    assert_true(same_name < 5 && same_seed < 5);
+    assert_true(lo >= -0.125 && hi <= 0.125 && lo < -0.11 && hi > 0.11); /* 1/sqrt(64), filled out */
+    assert_true(fabs(mean) < 0.01);
+    for (int i = 0; i < 64; i++) assert_true(v[i] >= 0.9f && v[i] <= 1.1f);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_decode_matches_full_forward, setup, teardown),
         cmocka_unit_test_setup_teardown(test_fp8_close_but_different, setup, teardown),
         cmocka_unit_test_setup_teardown(test_bad_token, setup, teardown),
+        cmocka_unit_test(test_random_weights),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
