@@ -3,23 +3,106 @@
  * they print always parses and verifies again. */
 #include "tools/dscc/driver.h"
 
+#ifdef DSCC_HAVE_NVRTC
+#include "codegen/gen.h"
+#endif
+
+#include <errno.h>
 #include <getopt.h>
+#include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
 enum { OPT_CONFIG = 256, OPT_SET, OPT_EMIT, OPT_TIME };
 
-typedef enum { EMIT_IR, EMIT_DOT, EMIT_SCHEDULE } EmitKind;
+typedef enum { EMIT_IR, EMIT_DOT, EMIT_SCHEDULE, EMIT_CUDA, EMIT_CUBIN } EmitKind;
 
 static bool parse_emit(const char *cmd, const char *v, EmitKind *out) {
     if (strcmp(v, "ir") == 0) *out = EMIT_IR;
     else if (strcmp(v, "dot") == 0) *out = EMIT_DOT;
     else if (strcmp(v, "schedule") == 0) *out = EMIT_SCHEDULE;
+    else if (strcmp(v, "cuda") == 0) *out = EMIT_CUDA;
+    else if (strcmp(v, "cubin") == 0) *out = EMIT_CUBIN;
     else {
-        driver_usage_error(cmd, "--emit=%s: expected ir, dot or schedule (cuda and cubin come with codegen)", v);
+        driver_usage_error(cmd, "--emit=%s: expected ir, dot, schedule, cuda or cubin", v);
         return false;
     }
+#ifndef DSCC_HAVE_NVRTC
+    if (*out == EMIT_CUDA || *out == EMIT_CUBIN) {
+        driver_usage_error(cmd, "--emit=%s: this dscc was built without NVRTC (CUDA toolkit) or xxHash, so without codegen", v);
+        return false;
+    }
+#endif
     return true;
 }
+
+#ifdef DSCC_HAVE_NVRTC
+/* --emit=cuda: every kernel's source, to stdout or one DIR/<kernel>.cu each;
+ * --emit=cubin: compiled (through the cache) to DIR/<kernel>.cubin. */
+static int emit_kernels(Arena *a, DiagEngine *d, const IrGraph *g, EmitKind emit, const char *out_dir) {
+    double t0 = driver_now();
+    CgProgram *p = cg_generate(a, d, g);
+    if (!p) return DSCC_EXIT_INPUT;
+    bool to_dir = out_dir && strcmp(out_dir, "-") != 0;
+    if (emit == EMIT_CUBIN && !to_dir) {
+        fprintf(stderr, "dscc: error: --emit=cubin writes one file per kernel: give -o DIR\n");
+        return DSCC_EXIT_USAGE;
+    }
+    if (to_dir && mkdir(out_dir, 0777) != 0 && errno != EEXIST) {
+        fprintf(stderr, "dscc: error: cannot create directory '%s': %s\n", out_dir, strerror(errno));
+        return DSCC_EXIT_RUNTIME;
+    }
+    CgBinary *bins = NULL;
+    if (emit == EMIT_CUBIN) {
+        CgSource *src = arena_alloc(a, sizeof(CgSource) * (size_t)(p->nbodies + 1));
+        for (int m = 0; m < p->nbodies; m++) {
+            const CgKernel *k = NULL;
+            for (int i = 0; i < p->nkernels && !k; i++)
+                if (p->kernels[i].module == m) k = &p->kernels[i];
+            src[m] = (CgSource){k->name, p->bodies[m], k->loc};
+        }
+        bins = calloc((size_t)p->nbodies + 1, sizeof(CgBinary));
+        CgOptions co = {0};
+        int fails = cg_compile(a, d, src, p->nbodies, &co, bins);
+        int cached = 0;
+        for (int m = 0; m < p->nbodies; m++) cached += bins[m].from_cache;
+        fprintf(stderr, "compiled %d modules for %d kernels with NVRTC (%d from the cache) in %.2f s\n", p->nbodies,
+                p->nkernels, cached, driver_now() - t0);
+        if (fails) {
+            for (int m = 0; m < p->nbodies; m++) cg_binary_free(&bins[m]);
+            free(bins);
+            return DSCC_EXIT_INPUT;
+        }
+    }
+    StrBuf all;
+    sb_init(&all);
+    bool ok = true;
+    for (int i = 0; i < p->nkernels && ok; i++) {
+        const CgKernel *k = &p->kernels[i];
+        if (!to_dir) {
+            sb_puts(&all, cg_kernel_text(a, p, k));
+            sb_putc(&all, '\n');
+            continue;
+        }
+        const char *path = arena_printf(a, "%s/%s.%s", out_dir, k->name, emit == EMIT_CUDA ? "cu" : "cubin");
+        if (emit == EMIT_CUDA) {
+            const char *text = cg_kernel_text(a, p, k);
+            ok = driver_write_output(path, text, strlen(text));
+        } else {
+            ok = driver_write_output(path, bins[k->module].data, bins[k->module].size);
+        }
+    }
+    if (!to_dir) ok = driver_write_output(out_dir, all.data ? all.data : "", all.len);
+    else if (ok) fprintf(stderr, "wrote %d kernels to %s/\n", p->nkernels, out_dir);
+    sb_free(&all);
+    if (bins) {
+        for (int m = 0; m < p->nbodies; m++) cg_binary_free(&bins[m]);
+        free(bins);
+    }
+    return ok ? DSCC_EXIT_OK : DSCC_EXIT_RUNTIME;
+}
+#endif
+
 
 /* Verifies g, runs the passes, renders it as `emit` and writes it out. */
 static int finish(Arena *a, IrGraph *g, DiagEngine *d, PassOpts *po, const char *dflt, EmitKind emit,
@@ -28,6 +111,9 @@ static int finish(Arena *a, IrGraph *g, DiagEngine *d, PassOpts *po, const char 
     int prc = driver_run_passes(a, d, g, po, dflt, timing);
     if (prc) return prc;
     double t_verify = driver_now();
+#ifdef DSCC_HAVE_NVRTC
+    if (emit == EMIT_CUDA || emit == EMIT_CUBIN) return emit_kernels(a, d, g, emit, out_path);
+#endif
     StrBuf sb;
     sb_init(&sb);
     if (emit == EMIT_DOT) ir_print_dot(g, &sb);
@@ -52,8 +138,11 @@ static void compile_help(FILE *o) {
                "options:\n"
                "  --config FILE      bind parameters from a Hugging Face config.json\n"
                "  --set NAME=VALUE   set a parameter (repeatable; overrides --config)\n"
-               "  --emit=ir|dot|schedule  the textual IR (default), a Graphviz graph, or the\n"
-               "                     streams and waits of a scheduled graph\n"
+               "  --emit=ir|dot|schedule|cuda|cubin  the textual IR (default), a Graphviz graph,\n"
+               "                     the streams and waits of a scheduled graph, the CUDA C++ of\n"
+               "                     every kernel (stdout, or one DIR/<kernel>.cu each with -o DIR),\n"
+               "                     or their sm_90a cubins compiled by NVRTC (-o DIR required;\n"
+               "                     cached under DSCC_CACHE_DIR, default ~/.cache/dscc)\n"
                "  -o, --output FILE  write there instead of standard output ('-' = stdout)\n"
                "  --time-passes      print the time of each phase and pass to standard error\n"
                "%s"

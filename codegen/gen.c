@@ -1,0 +1,625 @@
+/* gen.c — the group planner and the fused (inlined) kernels; templates for
+ * GEMMs, attention, routing and data movement are in gen_ops.c. See gen.h
+ * for the scheme. */
+#include "codegen/gen_internal.h"
+
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* ---- the prelude every module starts with ------------------------------ */
+
+static const char PRELUDE[] =
+    "// dtype conversions, loads and stores, warp reductions (no headers: NVRTC compiles this alone)\n"
+    "typedef unsigned long long u64;\n"
+    "struct Args { u64 t[64]; long long sym[8]; long long cap, len; u64 err; long long tag; };\n"
+    "__device__ __forceinline__ float bf2f(unsigned short h) { return __uint_as_float((unsigned)h << 16); }\n"
+    "__device__ __forceinline__ unsigned short f2bf(float f) {            // nearest even\n"
+    "    unsigned u = __float_as_uint(f);\n"
+    "    if ((u & 0x7fffffffu) > 0x7f800000u) return (unsigned short)((u >> 16) | 0x40);\n"
+    "    return (unsigned short)((u + 0x7fffu + ((u >> 16) & 1u)) >> 16);\n"
+    "}\n"
+    "__device__ __forceinline__ float h2f(unsigned short h) { float f; asm(\"cvt.f32.f16 %0, %1;\" : \"=f\"(f) : \"h\"(h)); return f; }\n"
+    "__device__ __forceinline__ unsigned short f2h(float f) { unsigned short h; asm(\"cvt.rn.f16.f32 %0, %1;\" : \"=h\"(h) : \"f\"(f)); return h; }\n"
+    "__device__ __forceinline__ float e4m3f(unsigned char b) {             // OCP E4M3 -> f32\n"
+    "    unsigned e = (b >> 3) & 15u, m = b & 7u;\n"
+    "    float v = e == 15u && m == 7u ? __uint_as_float(0x7fc00000u)\n"
+    "            : e == 0u ? (float)m * 0.001953125f : __uint_as_float(((e + 120u) << 23) | (m << 20));\n"
+    "    return (b & 0x80u) ? -v : v;\n"
+    "}\n"
+    "__device__ __forceinline__ unsigned char fe4m3(float f) {             // nearest even, saturating\n"
+    "    unsigned short r;\n"
+    "    asm(\"cvt.rn.satfinite.e4m3x2.f32 %0, %1, %2;\" : \"=h\"(r) : \"f\"(0.0f), \"f\"(f));\n"
+    "    return (unsigned char)(r & 0xffu);\n"
+    "}\n"
+    "__device__ __forceinline__ float fp8r(float f) { return e4m3f(fe4m3(f)); }\n"
+    "__device__ __forceinline__ float ld_f32(u64 p, long long i) { return ((const float *)p)[i]; }\n"
+    "__device__ __forceinline__ float ld_bf16(u64 p, long long i) { return bf2f(((const unsigned short *)p)[i]); }\n"
+    "__device__ __forceinline__ float ld_f16(u64 p, long long i) { return h2f(((const unsigned short *)p)[i]); }\n"
+    "__device__ __forceinline__ float ld_fp8e4m3(u64 p, long long i) { return e4m3f(((const unsigned char *)p)[i]); }\n"
+    "__device__ __forceinline__ float ld_i32(u64 p, long long i) { return (float)((const int *)p)[i]; }\n"
+    "__device__ __forceinline__ float ld_i64(u64 p, long long i) { return (float)((const long long *)p)[i]; }\n"
+    "__device__ __forceinline__ void st_f32(u64 p, long long i, float v) { ((float *)p)[i] = v; }\n"
+    "__device__ __forceinline__ void st_bf16(u64 p, long long i, float v) { ((unsigned short *)p)[i] = f2bf(v); }\n"
+    "__device__ __forceinline__ void st_f16(u64 p, long long i, float v) { ((unsigned short *)p)[i] = f2h(v); }\n"
+    "__device__ __forceinline__ void st_fp8e4m3(u64 p, long long i, float v) { ((unsigned char *)p)[i] = fe4m3(v); }\n"
+    "__device__ __forceinline__ void st_i32(u64 p, long long i, float v) { ((int *)p)[i] = (int)v; }\n"
+    "__device__ __forceinline__ void st_i64(u64 p, long long i, float v) { ((long long *)p)[i] = (long long)v; }\n"
+    "__device__ __forceinline__ float wsum(float v) {\n"
+    "    for (int o = 16; o > 0; o >>= 1) v += __shfl_xor_sync(0xffffffffu, v, o);\n"
+    "    return v;\n"
+    "}\n"
+    "__device__ __forceinline__ float wmax(float v) {\n"
+    "    for (int o = 16; o > 0; o >>= 1) v = fmaxf(v, __shfl_xor_sync(0xffffffffu, v, o));\n"
+    "    return v;\n"
+    "}\n"
+    "// a data error (an index out of range): the first one is kept for the host to report\n"
+    "__device__ void fail(const Args &a, float v) {\n"
+    "    int *e = (int *)a.err;\n"
+    "    if (atomicCAS(e, 0, (int)a.tag + 1) == 0) e[1] = (int)v;\n"
+    "}\n"
+    "#define ITEM_ELEM() (long long)blockIdx.x * 256 + threadIdx.x\n"
+    "#define ITEM_WARP() (long long)blockIdx.x * 8 + (threadIdx.x >> 5)\n"
+    "#define LANE() (int)(threadIdx.x & 31)\n";
+
+/* ---- small helpers ----------------------------------------------------- */
+
+const char *cg_dim(Gen *G, IrDim d) {
+    StrBuf sb;
+    sb_init(&sb);
+    sb_printf(&sb, "(%lldLL", (long long)d.coeff);
+    for (int s = 0; s < IR_MAX_DIM_SYMS; s++)
+        for (int e = 0; e < d.exp[s]; e++) sb_printf(&sb, "*a.sym[%d]", s);
+    sb_putc(&sb, ')');
+    char *r = arena_strdup(G->a, sb.data);
+    sb_free(&sb);
+    return r;
+}
+
+IrDim cg_numel(const IrType *t) { return ir_type_numel(t); }
+
+IrDim cg_suffix(const IrType *t, int from) {
+    IrDim d = ir_dim_const(1);
+    for (int i = from; i < t->rank; i++) d = ir_dim_mul(d, t->dims[i]);
+    return d;
+}
+
+IrDim cg_prefix(const IrType *t, int upto) {
+    IrDim d = ir_dim_const(1);
+    for (int i = 0; i < upto; i++) d = ir_dim_mul(d, t->dims[i]);
+    return d;
+}
+
+int cg_axis(int64_t axis, int rank) { return (int)(axis < 0 ? axis + rank : axis); }
+
+static const char *dt_suffix(IrDType t) { return ir_dtype_name(t); }
+
+static bool is_cache(const IrNode *n) { return n->op == IR_OP_KV_CACHE; }
+
+/* The loader of a stored value: L<slot>(a, flat index) -> f32. A cache is
+ * [B, cap, ...] in memory but [B, T, ...] as a value. */
+static void emit_loader(Gen *G, int s, const IrNode *n) {
+    if (is_cache(n)) {
+        IrDim per = cg_suffix(&n->type, 2);
+        sb_printf(&G->ldr,
+                  "__device__ __forceinline__ float L%d(const Args &a, long long i) {\n"
+                  "    const long long per = %s, T = %s, bt = i / per;\n"
+                  "    return ld_%s(a.t[%d], ((bt / T) * a.cap + bt %% T) * per + i %% per);\n}\n",
+                  s, cg_dim(G, per), cg_dim(G, n->type.dims[1]), dt_suffix(n->type.dtype), s);
+        return;
+    }
+    sb_printf(&G->ldr, "__device__ __forceinline__ float L%d(const Args &a, long long i) { return ld_%s(a.t[%d], i); }\n", s,
+              dt_suffix(n->type.dtype), s);
+    sb_printf(&G->ldr, "__device__ __forceinline__ void S%d(const Args &a, long long i, float v) { st_%s(a.t[%d], i, v); }\n", s,
+              dt_suffix(n->type.dtype), s);
+}
+
+int cg_slot_value(Gen *G, const IrNode *n) {
+    for (int s = 0; s < G->nslots; s++)
+        if (G->slots[s].node == n->id && G->slots[s].kind == CG_SLOT_VALUE) return s;
+    if (G->nslots == CG_MAX_SLOTS) {
+        G->failed = true;
+        return 0;
+    }
+    int s = G->nslots++;
+    G->slots[s] = (CgSlot){n->id, CG_SLOT_VALUE, ir_dim_const(0)};
+    emit_loader(G, s, n);
+    return s;
+}
+
+int cg_slot_scratch(Gen *G, const IrNode *n, IrDim count) {
+    if (G->nslots == CG_MAX_SLOTS) {
+        G->failed = true;
+        return 0;
+    }
+    int s = G->nslots++;
+    G->slots[s] = (CgSlot){n->id, CG_SLOT_SCRATCH, count};
+    return s;
+}
+
+/* Reads node m at flat index `idx` from inside the group being generated. */
+const char *cg_read(Gen *G, const IrNode *m, const char *idx) {
+    if (G->local[m->id] >= 0) return arena_printf(G->a, "v%d(a, %s)", G->local[m->id], idx);
+    return arena_printf(G->a, "L%d(a, %s)", cg_slot_value(G, m), idx);
+}
+
+void cg_phase(Gen *G, CgLaunchMode mode, IrDim a, int64_t da, IrDim b, int64_t db, int64_t smem) {
+    CgPhase *p = &G->phases[G->nphases];
+    *p = (CgPhase){arena_printf(G->a, "p%d", G->nphases), mode, a, b, da, db, smem};
+    G->nphases++;
+}
+
+/* ---- inlined values ---------------------------------------------------- */
+
+bool cg_fusible(IrOp op) {
+    switch (op) {
+    case IR_OP_ADD: case IR_OP_SUB: case IR_OP_MUL: case IR_OP_DIV: case IR_OP_MAX:
+    case IR_OP_SIGMOID: case IR_OP_SILU: case IR_OP_EXP: case IR_OP_NEG: case IR_OP_SQRT: case IR_OP_RSQRT:
+    case IR_OP_CAST: case IR_OP_RMSNORM: case IR_OP_ROPE: case IR_OP_SOFTMAX: case IR_OP_SUM:
+    case IR_OP_ACT_SCALE: case IR_OP_QUANTIZE: case IR_OP_RESHAPE: case IR_OP_SLICE: case IR_OP_CONCAT:
+    case IR_OP_TRANSPOSE: case IR_OP_CONST:
+        return true;
+    default:
+        return false;
+    }
+}
+
+static bool is_literal_one(IrDim d) { return ir_dim_is_const(d) && d.coeff == 1; }
+
+/* Flat index into operand `op` (broadcast to `out`) of output index i. */
+static const char *bcast_index(Gen *G, StrBuf *f, const IrType *out, const IrType *op, int which) {
+    if (op->rank == 0) return "0LL";
+    if (ir_type_numel(op).coeff == ir_type_numel(out).coeff && op->rank == out->rank) {
+        bool same = true;
+        for (int k = 0; k < op->rank; k++) same = same && ir_dim_eq(op->dims[k], out->dims[k]);
+        if (same) return "i";
+    }
+    sb_printf(f, "    long long i%d = 0;\n    { long long r = i, s = 1;\n", which);
+    for (int k = out->rank - 1; k >= 0; k--) {
+        int ko = k - (out->rank - op->rank);
+        const char *dk = cg_dim(G, out->dims[k]);
+        if (ko < 0 || is_literal_one(op->dims[ko])) {
+            sb_printf(f, "      r /= %s;\n", dk);
+            continue;
+        }
+        sb_printf(f, "      i%d += (r %% %s) * s; r /= %s; s *= %s;\n", which, dk, dk, cg_dim(G, op->dims[ko]));
+    }
+    sb_puts(f, "    }\n");
+    return arena_printf(G->a, "i%d", which);
+}
+
+static const char *unary_expr(Gen *G, IrOp op, const char *x) {
+    switch (op) {
+    case IR_OP_SIGMOID: return arena_printf(G->a, "1.0f / (1.0f + expf(-(%s)))", x);
+    case IR_OP_SILU: return arena_printf(G->a, "x / (1.0f + expf(-x))");
+    case IR_OP_EXP: return arena_printf(G->a, "expf(%s)", x);
+    case IR_OP_NEG: return arena_printf(G->a, "-(%s)", x);
+    case IR_OP_SQRT: return arena_printf(G->a, "sqrtf(%s)", x);
+    case IR_OP_RSQRT: return arena_printf(G->a, "1.0f / sqrtf(%s)", x);
+    default: IR_UNREACHABLE();
+    }
+}
+
+/* inv_freq table and amplitude of a rope node (as the CPU executor forms them). */
+static double rope_table(const IrNode *n, int64_t d, double *inv) {
+    double theta = ir_node_attr_float(n, "theta", 10000.0);
+    for (int64_t i = 0; i < d / 2; i++) inv[i] = 1.0 / pow(theta, (double)(2 * i) / (double)d);
+    const IrAttr *fa = ir_node_attr(n, "factor");
+    if (!fa) return 1.0;
+    double factor = fa->u.f, orig = (double)ir_node_attr_int(n, "original_max_position", 4096);
+    double bf = ir_node_attr_float(n, "beta_fast", 32.0), bs = ir_node_attr_float(n, "beta_slow", 1.0);
+    double lo = floor((double)d * log(orig / (bf * 2 * M_PI)) / (2 * log(theta)));
+    double hi = ceil((double)d * log(orig / (bs * 2 * M_PI)) / (2 * log(theta)));
+    if (lo < 0) lo = 0;
+    if (hi > (double)(d - 1)) hi = (double)(d - 1);
+    if (lo == hi) hi += 0.001;
+    for (int64_t i = 0; i < d / 2; i++) {
+        double ramp = ((double)i - lo) / (hi - lo);
+        ramp = ramp < 0 ? 0 : ramp > 1 ? 1 : ramp;
+        inv[i] = (inv[i] / factor) * ramp + inv[i] * (1.0 - ramp);
+    }
+    const IrAttr *ms = ir_node_attr(n, "mscale"), *msa = ir_node_attr(n, "mscale_all_dim");
+#define YM(s, m) ((s) <= 1 ? 1.0 : 0.1 * (m) * log(s) + 1.0)
+    if (ms && msa && ms->u.f != 0 && msa->u.f != 0) return YM(factor, ms->u.f) / YM(factor, msa->u.f);
+    return YM(factor, 1.0);
+#undef YM
+}
+
+/* The device function v<local>(a, i): node n's value at flat index i. */
+static void emit_value(Gen *G, const IrNode *n) {
+    int me = G->local[n->id];
+    StrBuf f;
+    sb_init(&f);
+    const IrNode *x = n->nops ? n->ops[0] : NULL;
+    const char *ret = NULL;
+    switch (n->op) {
+    case IR_OP_CONST: {
+        char num[64];
+        snprintf(num, sizeof num, "%.9g", (double)(float)ir_node_attr_float(n, "value", 0));
+        ret = arena_printf(G->a, "%sf", strchr(num, '.') || strchr(num, 'e') || strchr(num, 'n') ? num : arena_printf(G->a, "%s.0", num));
+        if (isinf(ir_node_attr_float(n, "value", 0))) ret = ir_node_attr_float(n, "value", 0) > 0 ? "__int_as_float(0x7f800000)" : "__int_as_float(0xff800000)";
+        break;
+    }
+    case IR_OP_RESHAPE: ret = cg_read(G, x, "i"); break;
+    case IR_OP_CAST:
+        ret = ir_dtype_is_int(n->type.dtype) ? arena_printf(G->a, "truncf(%s)", cg_read(G, x, "i")) : cg_read(G, x, "i");
+        break;
+    case IR_OP_SIGMOID: case IR_OP_EXP: case IR_OP_NEG: case IR_OP_SQRT: case IR_OP_RSQRT: case IR_OP_SILU:
+        sb_printf(&f, "    const float x = %s;\n", cg_read(G, x, "i"));
+        ret = unary_expr(G, n->op, "x");
+        break;
+    case IR_OP_ADD: case IR_OP_SUB: case IR_OP_MUL: case IR_OP_DIV: case IR_OP_MAX: {
+        const char *ia = bcast_index(G, &f, &n->type, &n->ops[0]->type, 0);
+        const char *ib = bcast_index(G, &f, &n->type, &n->ops[1]->type, 1);
+        sb_printf(&f, "    const float x = %s, y = %s;\n", cg_read(G, n->ops[0], ia), cg_read(G, n->ops[1], ib));
+        ret = n->op == IR_OP_ADD ? "x + y" : n->op == IR_OP_SUB ? "x - y" : n->op == IR_OP_MUL ? "x * y"
+            : n->op == IR_OP_DIV ? "x / y" : "fmaxf(x, y)";
+        break;
+    }
+    case IR_OP_RMSNORM: {
+        const char *D = cg_dim(G, x->type.dims[x->type.rank - 1]);
+        sb_printf(&f, "    const long long D = %s;\n", D);
+        ret = arena_printf(G->a, "%s * (%s * ld_f32(a.t[%d], i / D))", cg_read(G, n->ops[1], "i % D"), cg_read(G, x, "i"),
+                           G->stat[n->id]);
+        break;
+    }
+    case IR_OP_SOFTMAX: {
+        int ax = cg_axis(ir_node_attr_int(n, "axis", -1), x->type.rank);
+        sb_printf(&f, "    const long long mid = %s, inner = %s, items = %s;\n", cg_dim(G, x->type.dims[ax]),
+                  cg_dim(G, cg_suffix(&x->type, ax + 1)), cg_dim(G, ir_type_numel(&x->type)));
+        sb_printf(&f, "    const long long it = i / (mid * inner) * inner + i %% inner;\n");
+        ret = arena_printf(G->a, "expf(%s - ld_f32(a.t[%d], it)) / ld_f32(a.t[%d], it + items / mid)", cg_read(G, x, "i"),
+                           G->stat[n->id], G->stat[n->id]);
+        break;
+    }
+    case IR_OP_SUM: case IR_OP_ACT_SCALE:
+        ret = arena_printf(G->a, "ld_f32(a.t[%d], i)", G->stat[n->id]);
+        break;
+    case IR_OP_QUANTIZE: {
+        int64_t b = ir_node_attr_int(n, "block", 128);
+        sb_printf(&f, "    const long long K = %s, nkb = (K + %lld) / %lld;\n", cg_dim(G, x->type.dims[x->type.rank - 1]),
+                  (long long)b - 1, (long long)b);
+        sb_printf(&f, "    const float s = %s;\n",
+                  cg_read(G, n->ops[1], arena_printf(G->a, "i / K * nkb + i %% K / %lld", (long long)b)));
+        ret = arena_printf(G->a, "s > 0.0f ? fp8r(%s / s) : 0.0f", cg_read(G, x, "i"));
+        break;
+    }
+    case IR_OP_SLICE: {
+        int ax = cg_axis(ir_node_attr_int(n, "axis", 0), x->type.rank);
+        sb_printf(&f, "    const long long inner = %s, len = %s, mid = %s;\n", cg_dim(G, cg_suffix(&x->type, ax + 1)),
+                  cg_dim(G, n->type.dims[ax]), cg_dim(G, x->type.dims[ax]));
+        ret = cg_read(G, x, arena_printf(G->a, "(i / (inner * len) * mid + %lldLL + i / inner %% len) * inner + i %% inner",
+                                         (long long)ir_node_attr_int(n, "start", 0)));
+        break;
+    }
+    case IR_OP_CONCAT: {
+        int ax = cg_axis(ir_node_attr_int(n, "axis", 0), n->type.rank);
+        sb_printf(&f, "    const long long inner = %s, mid = %s, c = i / inner %% mid, o = i / (inner * mid);\n",
+                  cg_dim(G, cg_suffix(&n->type, ax + 1)), cg_dim(G, n->type.dims[ax]));
+        int64_t at = 0;
+        for (int k = 0; k < n->nops; k++) {
+            int64_t m = n->ops[k]->type.dims[ax].coeff;
+            sb_printf(&f, "    if (c < %lldLL) return %s;\n", (long long)(at + m),
+                      cg_read(G, n->ops[k], arena_printf(G->a, "(o * %lldLL + c - %lldLL) * inner + i %% inner", (long long)m, (long long)at)));
+            at += m;
+        }
+        ret = "0.0f";
+        break;
+    }
+    case IR_OP_TRANSPOSE: {
+        const IrAttr *perm = ir_node_attr(n, "perm");
+        sb_puts(&f, "    long long r = i, j = 0;\n");
+        for (int k = n->type.rank - 1; k >= 0; k--) {
+            int p = (int)perm->u.ints.v[k];
+            sb_printf(&f, "    j += (r %% %s) * %s; r /= %s;\n", cg_dim(G, n->type.dims[k]), cg_dim(G, cg_suffix(&x->type, p + 1)),
+                      cg_dim(G, n->type.dims[k]));
+        }
+        ret = cg_read(G, x, "j");
+        break;
+    }
+    case IR_OP_ROPE: {
+        int64_t d = x->type.dims[x->type.rank - 1].coeff;
+        double *inv = malloc(sizeof(double) * (size_t)(d / 2 + 1));
+        double af = rope_table(n, d, inv);
+        sb_printf(&G->decl, "__device__ const float inv%d[%lld] = {", me, (long long)(d / 2));
+        for (int64_t k = 0; k < d / 2; k++) sb_printf(&G->decl, "%s%.9ef", k ? ", " : "", (double)(float)inv[k]);
+        sb_puts(&G->decl, "};\n");
+        free(inv);
+        bool inter = ir_node_attr_bool(n, "interleave", false);
+        sb_printf(&f, "    const long long d = %lldLL, j = i %% d, row = i - j, per = %s;\n", (long long)d,
+                  cg_dim(G, cg_suffix(&x->type, 2)));
+        if (inter) sb_puts(&f, "    const long long i0 = j & ~1LL, i1 = i0 + 1, fi = j >> 1;\n");
+        else sb_puts(&f, "    const long long fi = j % (d / 2), i0 = fi, i1 = fi + d / 2;\n");
+        sb_printf(&f, "    const float p = %s, ang = p * inv%d[fi];\n", cg_read(G, n->ops[1], "i / per"), me);
+        sb_printf(&f, "    const float cs = cosf(ang) * %.9ef, sn = sinf(ang) * %.9ef;\n", (double)(float)af, (double)(float)af);
+        sb_printf(&f, "    const float x0 = %s, x1 = %s;\n", cg_read(G, x, "row + i0"), cg_read(G, x, "row + i1"));
+        ret = "j == i0 ? x0 * cs - x1 * sn : x1 * cs + x0 * sn";
+        break;
+    }
+    default: IR_UNREACHABLE();
+    }
+    sb_printf(&G->decl, "__device__ __forceinline__ float v%d(const Args &a, long long i) {  // %s\n%s    return %s;\n}\n", me,
+              ir_op_name(n->op), f.data ? f.data : "", ret);
+    sb_free(&f);
+}
+
+/* One warp per reduced item of a reduction node: its statistics (or, for
+ * sum and act_scale, its value) into a scratch or stored slot. */
+static void emit_reduction(Gen *G, const IrNode *n) {
+    const IrNode *x = n->ops[0];
+    int rank = x->type.rank;
+    IrDim items;
+    StrBuf *b = &G->decl;
+    int ph = G->nphases;
+    sb_printf(b, "extern \"C\" __global__ void __launch_bounds__(256) p%d(Args a) {  // %s\n", ph, ir_op_name(n->op));
+    sb_puts(b, "    const long long it = ITEM_WARP(); const int lane = LANE();\n");
+    switch (n->op) {
+    case IR_OP_RMSNORM: {
+        IrDim D = x->type.dims[rank - 1];
+        ir_dim_div(ir_type_numel(&x->type), D, &items);
+        G->stat[n->id] = cg_slot_scratch(G, n, items);
+        sb_printf(b, "    const long long D = %s;\n    if (it >= %s) return;\n", cg_dim(G, D), cg_dim(G, items));
+        sb_printf(b, "    float ss = 0.0f;\n    for (long long j = lane; j < D; j += 32) { const float v = %s; ss += v * v; }\n",
+                  cg_read(G, x, "it * D + j"));
+        sb_printf(b, "    ss = wsum(ss);\n    if (lane == 0) st_f32(a.t[%d], it, 1.0f / sqrtf(ss / (float)D + %.9ef));\n",
+                  G->stat[n->id], (double)(float)ir_node_attr_float(n, "eps", 1e-6));
+        break;
+    }
+    case IR_OP_SOFTMAX: case IR_OP_SUM: {
+        int ax = cg_axis(ir_node_attr_int(n, "axis", -1), rank);
+        ir_dim_div(ir_type_numel(&x->type), x->type.dims[ax], &items);
+        bool sm = n->op == IR_OP_SOFTMAX;
+        int s = sm ? cg_slot_scratch(G, n, ir_dim_mul(items, ir_dim_const(2)))
+                   : G->stored[n->id] ? cg_slot_value(G, n) : cg_slot_scratch(G, n, items);
+        G->stat[n->id] = s;
+        sb_printf(b, "    const long long mid = %s, inner = %s, items = %s;\n    if (it >= items) return;\n",
+                  cg_dim(G, x->type.dims[ax]), cg_dim(G, cg_suffix(&x->type, ax + 1)), cg_dim(G, items));
+        sb_puts(b, "    const long long base = it / inner * mid * inner + it % inner;\n");
+        const char *v = cg_read(G, x, "base + j * inner");
+        if (!sm) {
+            sb_printf(b, "    float acc = 0.0f;\n    for (long long j = lane; j < mid; j += 32) acc += %s;\n", v);
+            sb_printf(b, "    acc = wsum(acc);\n    if (lane == 0) %s;\n",
+                      G->stored[n->id] ? arena_printf(G->a, "S%d(a, it, acc)", s) : arena_printf(G->a, "st_f32(a.t[%d], it, acc)", s));
+            break;
+        }
+        sb_printf(b, "    float mx = __int_as_float(0xff800000);\n    for (long long j = lane; j < mid; j += 32) mx = fmaxf(mx, %s);\n", v);
+        sb_printf(b, "    mx = wmax(mx);\n    float acc = 0.0f;\n    for (long long j = lane; j < mid; j += 32) acc += expf(%s - mx);\n", v);
+        sb_printf(b, "    acc = wsum(acc);\n    if (lane == 0) { st_f32(a.t[%d], it, mx); st_f32(a.t[%d], it + items, acc); }\n", s, s);
+        break;
+    }
+    case IR_OP_ACT_SCALE: {
+        int64_t blk = ir_node_attr_int(n, "block", 128);
+        items = ir_type_numel(&n->type);
+        int s = G->stored[n->id] ? cg_slot_value(G, n) : cg_slot_scratch(G, n, items);
+        G->stat[n->id] = s;
+        sb_printf(b, "    const long long K = %s, nkb = (K + %lld) / %lld;\n    if (it >= %s) return;\n",
+                  cg_dim(G, x->type.dims[rank - 1]), (long long)blk - 1, (long long)blk, cg_dim(G, items));
+        sb_printf(b, "    const long long k0 = it %% nkb * %lld, base = it / nkb * K + k0, n = K - k0 < %lld ? K - k0 : %lld;\n",
+                  (long long)blk, (long long)blk, (long long)blk);
+        sb_printf(b, "    float m = 0.0f;\n    for (long long j = lane; j < n; j += 32) m = fmaxf(m, fabsf(%s));\n",
+                  cg_read(G, x, "base + j"));
+        sb_printf(b, "    m = wmax(m);\n    if (lane == 0) %s;\n",
+                  G->stored[n->id] ? arena_printf(G->a, "S%d(a, it, m / 448.0f)", s) : arena_printf(G->a, "st_f32(a.t[%d], it, m / 448.0f)", s));
+        break;
+    }
+    default: IR_UNREACHABLE();
+    }
+    sb_puts(b, "}\n");
+    cg_phase(G, CG_LAUNCH_WARP, items, 1, ir_dim_const(1), 1, 0);
+}
+
+/* One elementwise pass writing every stored member whose size is `count`. */
+static void emit_stores(Gen *G, const int *members, int nm, bool *done) {
+    for (int k = 0; k < nm; k++) {
+        const IrNode *n = G->g->nodes[members[k]];
+        if (done[k] || G->local[n->id] < 0 || !G->stored[n->id] || n->op == IR_OP_SUM || n->op == IR_OP_ACT_SCALE) continue;
+        IrDim cnt = ir_type_numel(&n->type);
+        int ph = G->nphases;
+        sb_printf(&G->decl, "extern \"C\" __global__ void __launch_bounds__(256) p%d(Args a) {  // store\n", ph);
+        sb_printf(&G->decl, "    const long long i = ITEM_ELEM();\n    if (i >= %s) return;\n", cg_dim(G, cnt));
+        for (int j = k; j < nm; j++) {
+            const IrNode *m = G->g->nodes[members[j]];
+            if (done[j] || G->local[m->id] < 0 || !G->stored[m->id] || m->op == IR_OP_SUM || m->op == IR_OP_ACT_SCALE ||
+                !ir_dim_eq(ir_type_numel(&m->type), cnt))
+                continue;
+            sb_printf(&G->decl, "    S%d(a, i, v%d(a, i));\n", cg_slot_value(G, m), G->local[m->id]);
+            done[j] = true;
+        }
+        sb_puts(&G->decl, "}\n");
+        cg_phase(G, CG_LAUNCH_ELEM, cnt, 256, ir_dim_const(1), 1, 0);
+    }
+}
+
+/* ---- groups ------------------------------------------------------------- */
+
+static bool has_kernel(const IrNode *n) {
+    return n->op != IR_OP_INPUT && n->op != IR_OP_WEIGHT && n->op != IR_OP_OUTPUT;
+}
+
+/* Topological order of groups; among ready groups the one whose first op
+ * comes first in the program. */
+static int *order_groups(Arena *a, const IrGraph *g, const int *grp, int ngroups) {
+    int *first = arena_alloc(a, sizeof(int) * (size_t)(ngroups + 1)), *indeg = arena_alloc(a, sizeof(int) * (size_t)(ngroups + 1));
+    for (int k = 0; k < ngroups; k++) first[k] = -1;
+    uint8_t *edge = calloc((size_t)ngroups * (size_t)ngroups + 1, 1);
+    for (int i = 0; i < g->nnodes; i++) {
+        const IrNode *n = g->nodes[i];
+        if (grp[i] < 0) continue;
+        if (first[grp[i]] < 0) first[grp[i]] = i;
+        for (int k = 0; k < n->nops; k++) {
+            int og = grp[n->ops[k]->id];
+            if (og >= 0 && og != grp[i] && !edge[(size_t)og * ngroups + grp[i]]) {
+                edge[(size_t)og * ngroups + grp[i]] = 1;
+                indeg[grp[i]]++;
+            }
+        }
+    }
+    int *order = arena_alloc(a, sizeof(int) * (size_t)(ngroups + 1));
+    bool *done = arena_alloc(a, (size_t)ngroups + 1);
+    for (int at = 0; at < ngroups; at++) {
+        int best = -1;
+        for (int k = 0; k < ngroups; k++)
+            if (!done[k] && indeg[k] == 0 && (best < 0 || first[k] < first[best])) best = k;
+        if (best < 0) { /* a cycle: the fuse pass never makes one */
+            free(edge);
+            return NULL;
+        }
+        done[best] = true;
+        order[at] = best;
+        for (int k = 0; k < ngroups; k++)
+            if (edge[(size_t)best * ngroups + k]) indeg[k]--;
+    }
+    free(edge);
+    return order;
+}
+
+static const char *kernel_name(Gen *G, int group, const int *members, int nm) {
+    StrBuf sb;
+    sb_init(&sb);
+    sb_printf(&sb, "g%d", group);
+    int named = 0;
+    for (int k = 0; k < nm && named < 4; k++) {
+        const IrNode *n = G->g->nodes[members[k]];
+        if (n->op == IR_OP_RESHAPE || n->op == IR_OP_CONST) continue;
+        bool dup = false;
+        for (int j = 0; j < k; j++) dup = dup || G->g->nodes[members[j]]->op == n->op;
+        if (dup) continue;
+        sb_printf(&sb, "_%s", ir_op_name(n->op));
+        named++;
+    }
+    char *r = arena_strdup(G->a, sb.data);
+    sb_free(&sb);
+    return r;
+}
+
+static const char *kernel_comment(Gen *G, const char *name, const int *members, int nm) {
+    StrBuf sb;
+    sb_init(&sb);
+    sb_printf(&sb, "// %s: %d IR op%s\n", name, nm, nm == 1 ? "" : "s");
+    for (int k = 0; k < nm; k++) {
+        const IrNode *n = G->g->nodes[members[k]];
+        sb_printf(&sb, "//   %%%d = %s", n->id, ir_op_name(n->op));
+        for (int j = 0; j < n->nops; j++) sb_printf(&sb, "%s%%%d", j ? ", " : " ", n->ops[j]->id);
+        sb_puts(&sb, " : ");
+        ir_type_print(G->g, &n->type, &sb);
+        if (n->loc.file) sb_printf(&sb, "  %s:%d:%d", n->loc.file, n->loc.line, n->loc.col);
+        if (n->scope) sb_printf(&sb, "  in %s", n->scope);
+        sb_putc(&sb, '\n');
+    }
+    char *r = arena_strdup(G->a, sb.data);
+    sb_free(&sb);
+    return r;
+}
+
+CgProgram *cg_generate(Arena *a, DiagEngine *d, const IrGraph *g) {
+    int nn = g->nnodes;
+    Gen G = {.a = a, .d = d, .g = g};
+    int *grp = arena_alloc(a, sizeof(int) * (size_t)(nn + 1));
+    int ngroups = 0;
+    for (int i = 0; i < nn; i++) ngroups = g->nodes[i]->group + 1 > ngroups ? g->nodes[i]->group + 1 : ngroups;
+    for (int i = 0; i < nn; i++) {
+        const IrNode *n = g->nodes[i];
+        grp[i] = has_kernel(n) ? (n->group >= 0 ? n->group : ngroups++) : -1;
+    }
+    /* A group holds at most one op that is not inlined: the template. */
+    int *tmpl = arena_alloc(a, sizeof(int) * (size_t)(ngroups + 1));
+    for (int k = 0; k < ngroups; k++) tmpl[k] = -1;
+    for (int i = 0; i < nn; i++) {
+        const IrNode *n = g->nodes[i];
+        if (grp[i] < 0 || cg_fusible(n->op)) continue;
+        if (tmpl[grp[i]] >= 0) { /* two templates in one group: give this one its own */
+            grp[i] = ngroups++;
+            tmpl = arena_realloc(a, tmpl, sizeof(int) * (size_t)ngroups, sizeof(int) * (size_t)(ngroups + 1));
+        }
+        tmpl[grp[i]] = i;
+    }
+    /* Stored: leaves, caches, templates, and members read outside their group or by a template. */
+    bool *stored = arena_alloc(a, (size_t)nn + 1);
+    for (int i = 0; i < nn; i++) {
+        const IrNode *n = g->nodes[i];
+        if (!ir_op_has_result(n->op)) continue;
+        if (grp[i] < 0 || !cg_fusible(n->op)) stored[i] = true;
+        for (int j = i + 1; j < nn; j++) {
+            const IrNode *r = g->nodes[j];
+            for (int k = 0; k < r->nops; k++)
+                if (r->ops[k] == n && (grp[j] != grp[i] || !cg_fusible(r->op))) stored[i] = true;
+        }
+    }
+    int *order = order_groups(a, g, grp, ngroups);
+    if (!order) {
+        diag_error(d, (SrcLoc){0}, "codegen: the kernel groups depend on each other in a cycle");
+        return NULL;
+    }
+    CgProgram *p = arena_alloc(a, sizeof *p);
+    p->stored = stored;
+    p->kernels = arena_alloc(a, sizeof(CgKernel) * (size_t)(ngroups + 1));
+    p->bodies = arena_alloc(a, sizeof(char *) * (size_t)(ngroups + 1));
+    G.local = arena_alloc(a, sizeof(int) * (size_t)(nn + 1));
+    G.stat = arena_alloc(a, sizeof(int) * (size_t)(nn + 1));
+    G.stored = stored;
+    int *members = arena_alloc(a, sizeof(int) * (size_t)(nn + 1));
+    bool *done = arena_alloc(a, (size_t)nn + 1);
+    G.phases = arena_alloc(a, sizeof(CgPhase) * (size_t)(nn + 8));
+    for (int i = 0; i < nn; i++) G.local[i] = -1;
+    for (int at = 0; at < ngroups; at++) {
+        int gid = order[at], nm = 0;
+        for (int i = 0; i < nn; i++)
+            if (grp[i] == gid) members[nm++] = i;
+        if (!nm) continue;
+        G.nslots = 0;
+        G.nphases = 0;
+        G.failed = false;
+        sb_init(&G.decl);
+        sb_init(&G.ldr);
+        int nloc = 0;
+        for (int k = 0; k < nm; k++)
+            if (cg_fusible(g->nodes[members[k]]->op)) G.local[members[k]] = nloc++;
+        for (int k = 0; k < nm; k++) {
+            const IrNode *n = g->nodes[members[k]];
+            if (n->op == IR_OP_RMSNORM || n->op == IR_OP_SOFTMAX || n->op == IR_OP_SUM || n->op == IR_OP_ACT_SCALE)
+                emit_reduction(&G, n);
+            if (cg_fusible(n->op)) emit_value(&G, n);
+        }
+        memset(done, 0, (size_t)nm);
+        emit_stores(&G, members, nm, done);
+        bool ok = tmpl[gid] < 0 || cg_emit_template(&G, g->nodes[tmpl[gid]]);
+        const IrNode *first = g->nodes[members[0]];
+        if (!ok || G.failed) {
+            diag_error(d, first->loc, "codegen: cannot generate the kernel of %s (%s)", ir_op_name(g->nodes[tmpl[gid] >= 0 ? tmpl[gid] : members[0]]->op),
+                       G.failed ? "more than 64 tensors in one kernel" : G.why ? G.why : "unsupported");
+            sb_free(&G.decl);
+            sb_free(&G.ldr);
+            return NULL;
+        }
+        char *body = arena_printf(a, "%s%s%s", PRELUDE, G.ldr.data ? G.ldr.data : "", G.decl.data ? G.decl.data : "");
+        sb_free(&G.decl);
+        sb_free(&G.ldr);
+        CgKernel *k = &p->kernels[p->nkernels++];
+        k->group = gid;
+        k->loc = first->loc;
+        k->name = kernel_name(&G, gid, members, nm);
+        k->comment = kernel_comment(&G, k->name, members, nm);
+        k->module = -1;
+        for (int b = 0; b < p->nbodies && k->module < 0; b++)
+            if (strcmp(p->bodies[b], body) == 0) k->module = b;
+        if (k->module < 0) {
+            k->module = p->nbodies;
+            p->bodies[p->nbodies++] = body;
+        }
+        k->nphases = G.nphases;
+        k->phases = arena_alloc(a, sizeof(CgPhase) * (size_t)(G.nphases + 1));
+        memcpy(k->phases, G.phases, sizeof(CgPhase) * (size_t)G.nphases);
+        k->nslots = G.nslots;
+        k->slots = arena_alloc(a, sizeof(CgSlot) * (size_t)(G.nslots + 1));
+        memcpy(k->slots, G.slots, sizeof(CgSlot) * (size_t)G.nslots);
+        k->nnodes = nm;
+        k->nodes = arena_alloc(a, sizeof(int) * (size_t)nm);
+        memcpy(k->nodes, members, sizeof(int) * (size_t)nm);
+        for (int j = 0; j < nm; j++) G.local[members[j]] = -1;
+    }
+    return p;
+}
+
+char *cg_kernel_text(Arena *a, const CgProgram *p, const CgKernel *k) {
+    return arena_printf(a, "%s// module %d, shared by every group with the same source\n%s", k->comment, k->module, p->bodies[k->module]);
+}

@@ -1,0 +1,98 @@
+/* gen.h — CUDA C++ from the planned IR: one kernel per fused group.
+ *
+ * Every group the fuse pass made (or, without fuse, every op) becomes one
+ * CUDA module. Inside a group, elementwise, layout, RoPE and quantize ops
+ * are inlined into each other: a value is a device function of its flat
+ * index that calls its operands' functions, so nothing between them goes
+ * to memory. Reductions (rmsnorm's row norm, softmax's max and sum, sum,
+ * act_scale's tile amax) are computed first, one warp per reduced item,
+ * into small scratch arrays that the inlined functions then read. The
+ * group's results (values read by another group or by an output) are
+ * written by one elementwise pass per result shape. GEMMs, grouped expert
+ * GEMMs, attention, routing, embedding, gather and cache updates are
+ * templates, instantiated with the group's shapes and dtypes.
+ *
+ * Values are computed in f32 and stored in their declared dtype (bf16
+ * rounded to nearest even, FP8 E4M3 saturating, integers truncated), so the
+ * GPU matches the CPU executor up to that storage rounding.
+ *
+ * The ABI between a kernel and the runtime is one struct passed by value
+ * (`CgArgs` below, `Args` in the source): device pointers per slot, the
+ * symbolic dims, the KV cache capacity and length, and an error word that
+ * data errors (a token id out of range) set. A module's source does not
+ * depend on node numbers or names, so the 58 identical MoE layers of V3
+ * share one compiled module per distinct group. */
+#ifndef DSCC_CODEGEN_GEN_H
+#define DSCC_CODEGEN_GEN_H
+
+#include "codegen/codegen.h"
+#include "ir/ir.h"
+
+#define CG_MAX_SLOTS 64
+
+/* The kernel argument block; identical layout on host and device. */
+typedef struct {
+    uint64_t t[CG_MAX_SLOTS]; /* device pointer per slot */
+    int64_t sym[IR_MAX_DIM_SYMS];
+    int64_t cap;              /* KV cache capacity (positions) */
+    int64_t len;              /* positions cached before this step */
+    uint64_t err;             /* device int[2]: node id + 1 and the bad value of a data error */
+} CgArgs;
+
+typedef enum {
+    CG_LAUNCH_ELEM,  /* one thread per item, 256 threads per block */
+    CG_LAUNCH_WARP,  /* one warp per item, 8 items per block */
+    CG_LAUNCH_BLOCK, /* one 256-thread block per item */
+} CgLaunchMode;
+
+/* items = ceil(a / da) * ceil(b / db), a and b evaluated at run time. */
+typedef struct {
+    const char *fn;  /* __global__ function in the module */
+    CgLaunchMode mode;
+    IrDim a, b;
+    int64_t da, db;
+    int64_t smem;    /* dynamic shared memory, bytes */
+} CgPhase;
+
+typedef enum {
+    CG_SLOT_VALUE,   /* the node's stored value (activation, weight, input or cache) */
+    CG_SLOT_SCRATCH, /* f32 scratch for a reduction: `count` floats */
+} CgSlotKind;
+
+typedef struct {
+    int node;
+    CgSlotKind kind;
+    IrDim count;
+} CgSlot;
+
+typedef struct {
+    const char *name;   /* e.g. "g12_rmsnorm_act_scale_quantize" */
+    int group;
+    SrcLoc loc;         /* first op's DSL location */
+    const char *comment; /* header: the group's IR ops and their DSL locations */
+    int module;         /* index into CgProgram.bodies */
+    CgPhase *phases;
+    int nphases;
+    CgSlot *slots;
+    int nslots;
+    int *nodes;         /* members, program order */
+    int nnodes;
+} CgKernel;
+
+typedef struct {
+    CgKernel *kernels;  /* in an order that respects every dependency */
+    int nkernels;
+    const char **bodies; /* distinct module sources */
+    int nbodies;
+    bool *stored;       /* by node id: the value lives in memory */
+} CgProgram;
+
+/* Generates a kernel per group of a verified graph (fused or not). NULL
+ * after reporting an op or shape the generator cannot handle. */
+CgProgram *cg_generate(Arena *a, DiagEngine *d, const IrGraph *g);
+
+/* The full text of kernel k as --emit=cuda writes it: header comment, then
+ * the module source. */
+char *cg_kernel_text(Arena *a, const CgProgram *p, const CgKernel *k);
+
+#endif

@@ -1,0 +1,45 @@
+/* gen_internal.h — private to codegen/: the state of the kernel being
+ * generated and the helpers gen.c and gen_ops.c share. */
+#ifndef DSCC_CODEGEN_GEN_INTERNAL_H
+#define DSCC_CODEGEN_GEN_INTERNAL_H
+
+#include "codegen/gen.h"
+
+typedef struct {
+    Arena *a;
+    DiagEngine *d;
+    const IrGraph *g;
+    const bool *stored;  /* by node id */
+    int *local;          /* by node id: index of its inlined v-function in this kernel, -1 if not a member */
+    int *stat;           /* by node id: slot of a reduction's statistics (or value) */
+    StrBuf ldr;          /* loaders and storers of the slots */
+    StrBuf decl;         /* the module source after them */
+    CgSlot slots[CG_MAX_SLOTS];
+    int nslots;
+    CgPhase *phases;
+    int nphases;
+    bool failed;         /* ran out of slots */
+    const char *why;     /* set by a template that cannot handle its node */
+} Gen;
+
+/* "(coeff*a.sym[i]*...)": a dim as a C expression over the Args. */
+const char *cg_dim(Gen *G, IrDim d);
+IrDim cg_suffix(const IrType *t, int from); /* product of dims[from..] */
+IrDim cg_prefix(const IrType *t, int upto); /* product of dims[..upto) */
+int cg_axis(int64_t axis, int rank);
+bool cg_fusible(IrOp op);
+
+/* Slot of n's stored value (emits its loader L<s> and storer S<s>), or a
+ * new f32 scratch slot of `count` floats. */
+int cg_slot_value(Gen *G, const IrNode *n);
+int cg_slot_scratch(Gen *G, const IrNode *n, IrDim count);
+/* Expression reading node m at flat index idx: inlined if a member. */
+const char *cg_read(Gen *G, const IrNode *m, const char *idx);
+/* Appends a phase named p<index>; its function must be emitted by the caller. */
+void cg_phase(Gen *G, CgLaunchMode mode, IrDim a, int64_t da, IrDim b, int64_t db, int64_t smem);
+
+/* The phase(s) of a template op (GEMM, attention, routing, ...). False
+ * with G->why set when the node's shapes are outside what it handles. */
+bool cg_emit_template(Gen *G, const IrNode *n);
+
+#endif
