@@ -35,6 +35,13 @@ typedef struct {
  * weights, biases) are 1 + uniform(±0.1). `seed` must outlive the source. */
 CpuWeightSource cpu_random_weights(const uint64_t *seed);
 
+/* Slice e (0 when unstacked) of weight node n, as executors hold it:
+ * values, or E4M3 codes (as floats) for an fp8e4m3 weight, or the 128x128
+ * block scales for a weight with `scales_of` (both computed from the
+ * values the source gives, so codes and scales always agree). dst holds
+ * one slice. False after reporting. */
+bool cpu_weight_slice(const IrGraph *g, const IrNode *n, const CpuWeightSource *ws, int64_t e, float *dst, DiagEngine *d);
+
 typedef struct {
     int threads;          /* 0 = number of online CPUs */
     /* Emulate DeepSeek FP8 in linear and expert_linear: activations per 1x128

@@ -72,12 +72,23 @@ static IrType slice_type(const IrNode *n) {
  * block; a `scales_of` weight is those blocks' scales, computed from the
  * same values, so codes and scales always agree (and reproduce an FP8
  * checkpoint's own, since requantizing dequantized blocks is exact). */
-static bool load_slice(CpuExec *x, const IrNode *n, const CpuWeightSource *ws, const char *name, int64_t e, float *dst,
+static bool load_slice(const IrGraph *g, const IrNode *n, const CpuWeightSource *ws, const char *name, int64_t e, float *dst,
+                       DiagEngine *d);
+
+bool cpu_weight_slice(const IrGraph *g, const IrNode *n, const CpuWeightSource *ws, int64_t e, float *dst, DiagEngine *d) {
+    const char *var = ir_node_attr_str(n, "stack", NULL);
+    char *name = var ? stack_name(ir_node_attr_str(n, "name", "?"), var, e) : strdup(ir_node_attr_str(n, "name", "?"));
+    bool ok = name && load_slice(g, n, ws, name, e, dst, d);
+    free(name);
+    return ok;
+}
+
+static bool load_slice(const IrGraph *g, const IrNode *n, const CpuWeightSource *ws, const char *name, int64_t e, float *dst,
                        DiagEngine *d) {
     const char *base = ir_node_attr_str(n, "scales_of", NULL);
     IrType t = slice_type(n);
     if (!base && t.dtype != IR_DT_FP8E4M3) return ws->load(ws->ctx, name, &t, dst, d);
-    const IrNode *bn = base ? find_weight(x->g, base) : n;
+    const IrNode *bn = base ? find_weight(g, base) : n;
     if (!bn) {
         diag_error(d, n->loc, "weight %s: no weight named '%s' to take scales of", name, base);
         return false;
@@ -108,11 +119,11 @@ static bool load_weight(CpuExec *x, const IrNode *n, const CpuWeightSource *ws, 
     }
     const char *name = ir_node_attr_str(n, "name", "?");
     const char *var = ir_node_attr_str(n, "stack", NULL);
-    if (!var) return load_slice(x, n, ws, name, 0, t->p, d);
+    if (!var) return load_slice(x->g, n, ws, name, 0, t->p, d);
     int64_t count = t->d[0], per = t->n / (count ? count : 1);
     for (int64_t e = 0; e < count; e++) {
         char *nm = stack_name(name, var, e);
-        bool ok = load_slice(x, n, ws, nm, e, t->p + e * per, d);
+        bool ok = load_slice(x->g, n, ws, nm, e, t->p + e * per, d);
         free(nm);
         if (!ok) return false;
     }
