@@ -426,7 +426,7 @@ static void emit_stores(Gen *G, const int *members, int nm, bool *done) {
             done[j] = true;
         }
         sb_puts(&G->decl, "}\n");
-        cg_phase(G, CG_LAUNCH_ELEM, cnt, 256, ir_dim_const(1), 1, 0);
+        cg_phase(G, CG_LAUNCH_ELEM, cnt, 1, ir_dim_const(1), 1, 0);
     }
 }
 

@@ -36,7 +36,8 @@ typedef struct {
     int64_t sym[IR_MAX_DIM_SYMS];
     int64_t cap;              /* KV cache capacity (positions) */
     int64_t len;              /* positions cached before this step */
-    uint64_t err;             /* device int[2]: node id + 1 and the bad value of a data error */
+    uint64_t err;             /* device int[2]: tag + 1 and the bad value of a data error */
+    int64_t tag;              /* which kernel this is, for the host to name a data error */
 } CgArgs;
 
 typedef enum {
@@ -86,6 +87,9 @@ typedef struct {
     int nbodies;
     bool *stored;       /* by node id: the value lives in memory */
 } CgProgram;
+
+/* Ops inlined into a fused kernel (the rest are templates: one per kernel). */
+bool cg_fusible(IrOp op);
 
 /* Generates a kernel per group of a verified graph (fused or not). NULL
  * after reporting an op or shape the generator cannot handle. */

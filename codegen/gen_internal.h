@@ -27,7 +27,6 @@ const char *cg_dim(Gen *G, IrDim d);
 IrDim cg_suffix(const IrType *t, int from); /* product of dims[from..] */
 IrDim cg_prefix(const IrType *t, int upto); /* product of dims[..upto) */
 int cg_axis(int64_t axis, int rank);
-bool cg_fusible(IrOp op);
 
 /* Slot of n's stored value (emits its loader L<s> and storer S<s>), or a
  * new f32 scratch slot of `count` floats. */

@@ -21,7 +21,7 @@ static void head(Gen *G, const char *what) {
 static void elem(Gen *G, const IrNode *n, IrDim count, const char *what, const char *body) {
     head(G, what);
     sb_printf(&G->decl, "    const long long i = ITEM_ELEM();\n    if (i >= %s) return;\n%s}\n", cg_dim(G, count), body);
-    cg_phase(G, CG_LAUNCH_ELEM, count, 256, ir_dim_const(1), 1, 0);
+    cg_phase(G, CG_LAUNCH_ELEM, count, 1, ir_dim_const(1), 1, 0);
 }
 
 static bool gemm(Gen *G, const IrNode *n, bool fp8) {

@@ -51,6 +51,13 @@ typedef struct {
      * head) stay FP32. */
     bool fp8;
     int64_t max_elements; /* refuse weights (in all) or a value over this many f32s; 0 = 2^31 */
+    bool keep_all;        /* keep every value after a run (for cpu_exec_value; memory grows to the whole graph) */
+    /* Called after each node is computed, with its values (which the hook
+     * may overwrite: the rest of the graph then computes from them). Lets
+     * a test check another backend's kernel on exactly the inputs that
+     * backend saw, op by op. NULL: none. */
+    void (*after_node)(void *ctx, int id, float *values, int64_t n);
+    void *hook_ctx;
 } CpuOptions;
 
 typedef struct CpuExec CpuExec;
@@ -78,6 +85,9 @@ bool cpu_exec_run(CpuExec *x, const CpuInput *inputs, int ninputs, DiagEngine *d
 /* An output of the last run (NULL if no such name); valid until the next run. */
 const float *cpu_exec_output(const CpuExec *x, const char *name, int *rank, int64_t dims[IR_MAX_RANK]);
 int64_t cpu_exec_cache_len(const CpuExec *x); /* positions cached so far */
+/* The value of node `id` after the last run (with keep_all; else only
+ * outputs and weights), or NULL. */
+const float *cpu_exec_value(const CpuExec *x, int id, int64_t *numel);
 void cpu_exec_reset(CpuExec *x);              /* empties every kv_cache */
 
 /* ---- FP8 E4M3 emulation (DeepSeek-V3 scheme) -------------------------- */

@@ -10,6 +10,7 @@
  * can fix the input and retry the step. */
 #include "cpu/internal.h"
 
+#include <math.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -30,6 +31,8 @@ struct CpuExec {
     int64_t cache_len;
     int threads;
     int64_t max_elements;
+    void (*after_node)(void *ctx, int id, float *values, int64_t n);
+    void *hook_ctx;
 };
 
 static int64_t numel_of(const IrType *t, const int64_t *sym) {
@@ -204,11 +207,13 @@ CpuExec *cpu_exec_new(const IrGraph *g, const CpuWeightSource *ws, const CpuOpti
     long cpus = sysconf(_SC_NPROCESSORS_ONLN);
     x->threads = o.threads > 0 ? o.threads : cpus > 0 ? (int)cpus : 1;
     x->max_elements = o.max_elements > 0 ? o.max_elements : (int64_t)1 << 31;
+    x->after_node = o.after_node;
+    x->hook_ctx = o.hook_ctx;
     int64_t total = 0, zero[IR_MAX_DIM_SYMS] = {0};
     for (int i = 0; i < g->nnodes; i++) {
         const IrNode *n = g->nodes[i];
         for (int k = 0; k < n->nops; k++) x->last_use[n->ops[k]->id] = i;
-        if (n->op == IR_OP_OUTPUT) x->keep[n->ops[0]->id] = true;
+        if (n->op == IR_OP_OUTPUT || o.keep_all) x->keep[n->op == IR_OP_OUTPUT ? n->ops[0]->id : i] = true;
         if (n->op == IR_OP_WEIGHT) total += numel_of(&n->type, zero);
     }
     if (total > x->max_elements) {
@@ -413,7 +418,9 @@ bool cpu_exec_run(CpuExec *x, const CpuInput *in, int nin, DiagEngine *d) {
     int64_t new_positions = -1;
     for (int i = 0; i < x->g->nnodes; i++) {
         const IrNode *n = x->g->nodes[i];
-        if (!run_node(x, &kc, i, sym, in, nin, d)) {
+        bool ran = run_node(x, &kc, i, sym, in, nin, d);
+        if (ran && x->after_node && x->val[i].p) x->after_node(x->hook_ctx, i, x->val[i].p, x->val[i].n);
+        if (!ran) {
             free_values(x, false);
             for (int k = 0; k < x->g->nnodes; k++) /* forget this step's appends */
                 if (x->cache[k].len > x->cache_len) x->cache[k].len = x->cache_len;
@@ -444,4 +451,10 @@ const float *cpu_exec_output(const CpuExec *x, const char *name, int *rank, int6
         return t->p;
     }
     return NULL;
+}
+
+const float *cpu_exec_value(const CpuExec *x, int id, int64_t *numel) {
+    if (id < 0 || id >= x->g->nnodes || !x->val[id].p) return NULL;
+    *numel = x->val[id].n;
+    return x->val[id].p;
 }

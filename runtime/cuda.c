@@ -31,13 +31,26 @@ typedef void *CUcontext, *CUmodule, *CUfunction, *CUstream;
     X(cuModuleUnload, (CUmodule))                                                                           \
     X(cuLaunchKernel, (CUfunction, unsigned, unsigned, unsigned, unsigned, unsigned, unsigned, unsigned,    \
                        CUstream, void **, void **))                                                         \
+    X(cuMemsetD8_v2, (RtDevPtr, unsigned char, size_t))                                                    \
+    X(cuMemAllocHost_v2, (void **, size_t))                                                                 \
+    X(cuMemFreeHost, (void *))                                                                              \
+    X(cuEventCreate, (void **, unsigned))                                                                   \
+    X(cuEventRecord, (void *, CUstream))                                                                    \
+    X(cuEventSynchronize, (void *))                                                                         \
+    X(cuEventElapsedTime, (float *, void *, void *))                                                        \
+    X(cuEventDestroy_v2, (void *))                                                                          \
     X(cuGetErrorName, (CUresult, const char **))                                                            \
     X(cuGetErrorString, (CUresult, const char **))
 
 struct RtKernel {
-    CUmodule mod;
+    CUmodule mod;        /* NULL when a function of an RtModule */
     CUfunction fn;
     struct RtKernel *next;
+};
+
+struct RtModule {
+    CUmodule mod;
+    struct RtModule *next;
 };
 
 struct RtCuda {
@@ -50,6 +63,7 @@ struct RtCuda {
     char name[160];
     int sm;
     RtKernel *kernels;
+    RtModule *modules;
 };
 
 /* Reports a failed driver call. */
@@ -108,8 +122,13 @@ void rt_cuda_close(RtCuda *c) {
     if (!c) return;
     for (RtKernel *k = c->kernels, *nx; k; k = nx) {
         nx = k->next;
-        if (c->cuModuleUnload) c->cuModuleUnload(k->mod);
+        if (c->cuModuleUnload && k->mod) c->cuModuleUnload(k->mod);
         free(k);
+    }
+    for (RtModule *m = c->modules, *nx; m; m = nx) {
+        nx = m->next;
+        if (c->cuModuleUnload) c->cuModuleUnload(m->mod);
+        free(m);
     }
     if (c->ctx && c->cuDevicePrimaryCtxRelease) c->cuDevicePrimaryCtxRelease(c->dev);
     if (c->lib) dlclose(c->lib);
@@ -162,3 +181,63 @@ bool rt_cuda_launch(RtCuda *c, DiagEngine *d, RtKernel *k, unsigned grid, unsign
 }
 
 bool rt_cuda_sync(RtCuda *c, DiagEngine *d) { return CU_CHECK(c, d, cuCtxSynchronize()); }
+
+RtModule *rt_cuda_module(RtCuda *c, DiagEngine *d, const void *cubin, const char *what) {
+    RtModule *m = calloc(1, sizeof *m);
+    if (!CU_CHECK(c, d, cuModuleLoadData(&m->mod, cubin))) {
+        diag_note(d, ((SrcLoc){0}), "while loading the module of %s (built for another architecture than %s?)", what, c->name);
+        free(m);
+        return NULL;
+    }
+    m->next = c->modules;
+    c->modules = m;
+    return m;
+}
+
+RtKernel *rt_cuda_function(RtCuda *c, DiagEngine *d, RtModule *m, const char *name) {
+    RtKernel *k = calloc(1, sizeof *k);
+    if (!CU_CHECK(c, d, cuModuleGetFunction(&k->fn, m->mod, name))) {
+        free(k);
+        return NULL;
+    }
+    k->next = c->kernels;
+    c->kernels = k;
+    return k;
+}
+
+bool rt_cuda_launch_async(RtCuda *c, DiagEngine *d, RtKernel *k, unsigned grid, unsigned block, size_t shared, void **args) {
+    return CU_CHECK(c, d, cuLaunchKernel(k->fn, grid, 1, 1, block, 1, 1, (unsigned)shared, NULL, args, NULL));
+}
+
+bool rt_cuda_memset0(RtCuda *c, DiagEngine *d, RtDevPtr p, size_t bytes) { return CU_CHECK(c, d, cuMemsetD8_v2(p, 0, bytes)); }
+
+void rt_cuda_mem_info(RtCuda *c, size_t *free_b, size_t *total) {
+    *free_b = *total = 0;
+    c->cuMemGetInfo_v2(free_b, total);
+}
+
+void *rt_cuda_host_alloc(RtCuda *c, DiagEngine *d, size_t bytes) {
+    void *p = NULL;
+    if (!CU_CHECK(c, d, cuMemAllocHost_v2(&p, bytes ? bytes : 1))) return NULL;
+    return p;
+}
+
+void rt_cuda_host_free(RtCuda *c, void *p) {
+    if (p) c->cuMemFreeHost(p);
+}
+
+RtEvent *rt_cuda_event(RtCuda *c, DiagEngine *d) {
+    void *e = NULL;
+    if (!CU_CHECK(c, d, cuEventCreate(&e, 0))) return NULL;
+    return e;
+}
+
+bool rt_cuda_event_record(RtCuda *c, DiagEngine *d, RtEvent *e) { return CU_CHECK(c, d, cuEventRecord(e, NULL)); }
+
+bool rt_cuda_event_ms(RtCuda *c, DiagEngine *d, RtEvent *from, RtEvent *to, float *ms) {
+    return CU_CHECK(c, d, cuEventSynchronize(to)) && CU_CHECK(c, d, cuEventElapsedTime(ms, from, to));
+}
+
+void rt_cuda_event_free(RtCuda *c, RtEvent *e) {
+    if (e) c->cuEventDestroy_v2(e);
+}

@@ -33,4 +33,22 @@ RtKernel *rt_cuda_kernel(RtCuda *c, DiagEngine *d, const void *cubin, const char
 bool rt_cuda_launch(RtCuda *c, DiagEngine *d, RtKernel *k, unsigned grid, unsigned block, size_t shared, void **args);
 bool rt_cuda_sync(RtCuda *c, DiagEngine *d);
 
+/* A module with several kernels: load once, look each up, launch without
+ * waiting (on the default stream, in order). */
+typedef struct RtModule RtModule;
+RtModule *rt_cuda_module(RtCuda *c, DiagEngine *d, const void *cubin, const char *what);
+RtKernel *rt_cuda_function(RtCuda *c, DiagEngine *d, RtModule *m, const char *name);
+bool rt_cuda_launch_async(RtCuda *c, DiagEngine *d, RtKernel *k, unsigned grid, unsigned block, size_t shared, void **args);
+bool rt_cuda_memset0(RtCuda *c, DiagEngine *d, RtDevPtr p, size_t bytes);
+void rt_cuda_mem_info(RtCuda *c, size_t *free_b, size_t *total);
+/* Page-locked host memory, for fast transfers. */
+void *rt_cuda_host_alloc(RtCuda *c, DiagEngine *d, size_t bytes);
+void rt_cuda_host_free(RtCuda *c, void *p);
+/* Events on the default stream, for timing and traces. */
+typedef void RtEvent;
+RtEvent *rt_cuda_event(RtCuda *c, DiagEngine *d);
+bool rt_cuda_event_record(RtCuda *c, DiagEngine *d, RtEvent *e);
+bool rt_cuda_event_ms(RtCuda *c, DiagEngine *d, RtEvent *from, RtEvent *to, float *ms); /* waits for `to` */
+void rt_cuda_event_free(RtCuda *c, RtEvent *e);
+
 #endif

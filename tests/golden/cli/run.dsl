@@ -7,8 +7,8 @@
 // CHECK: prefill + decode
 // CHECK: row 1 generated:
 // RUN: dscc run models/deepseek_v3.dsl --tokens tests/fixtures/tiny_bf16/tokens.npy --backend cuda; echo "exit=$?"
-// CHECK: --backend cuda: the CUDA backend is not part of this build yet
-// CHECK: exit=2
+// CHECK: the GPU backend needs an NVIDIA GPU and driver
+// CHECK-NEXT: exit=3
 // RUN: dscc run models/deepseek_v3.dsl --config models/tiny/config.json; echo "exit=$?"
 // CHECK: --tokens IDS.npy is required
 // CHECK: exit=2

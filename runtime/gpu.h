@@ -1,0 +1,59 @@
+/* gpu.h — the CUDA backend: runs a planned IR graph on one GPU with the
+ * kernels codegen/ generates, compiled by NVRTC (through the disk cache)
+ * and loaded with the driver API.
+ *
+ * Memory: one device slab holds every weight in its declared dtype (FP8
+ * E4M3 codes and f32 block scales for an FP8 graph), loaded one tensor
+ * slice at a time from the weight source (the mmapped checkpoint: no host
+ * copy of the model); one slab holds the activations, placed first-fit by
+ * liveness over the kernel order at the largest batch and length the
+ * executor was made for (a smaller run fits in the same places); one f32
+ * scratch area holds the reductions' statistics of the running kernel;
+ * each kv_cache has its own [batch, capacity, ...] buffer.
+ *
+ * Same interface as the CPU executor (cpu.h): make once, run per step,
+ * read outputs, reset between sequences. Built only with NVRTC. */
+#ifndef DSCC_RT_GPU_H
+#define DSCC_RT_GPU_H
+
+#include "cpu/cpu.h"
+
+typedef struct {
+    int device;           /* GPU ordinal */
+    int64_t max_batch;    /* capacity: rows per step */
+    int64_t max_seq;      /* capacity: new positions per step */
+    int64_t max_ctx;      /* capacity: cached + new positions (KV cache length) */
+    const char *trace;    /* write a Chrome trace of each run's kernels here (NULL: none) */
+    bool keep_all;        /* no reuse of activation memory: every stored value survives the run (gpu_exec_value) */
+} GpuOptions;
+
+typedef struct GpuExec GpuExec;
+
+/* Generates and compiles the kernels, allocates, loads the weights. NULL
+ * after reporting (no GPU, not Hopper, out of memory with how much was
+ * needed and is free, a weight that does not load). */
+GpuExec *gpu_exec_new(const IrGraph *g, const CpuWeightSource *ws, const GpuOptions *o, DiagEngine *d);
+void gpu_exec_free(GpuExec *x);
+const char *gpu_exec_device(const GpuExec *x);
+
+/* One step, as cpu_exec_run: binds B, S (and T = cached + new) from the
+ * inputs, runs every kernel, appends to the caches. False after reporting
+ * (a shape over the capacities, an id out of range at its DSL location);
+ * the cache length is then unchanged. */
+bool gpu_exec_run(GpuExec *x, const CpuInput *inputs, int ninputs, DiagEngine *d);
+/* An output of the last run, converted to f32 (NULL if no such name). */
+const float *gpu_exec_output(GpuExec *x, const char *name, int *rank, int64_t dims[IR_MAX_RANK]);
+int64_t gpu_exec_cache_len(const GpuExec *x);
+void gpu_exec_reset(GpuExec *x);
+
+/* Milliseconds the kernels of the last run took on the GPU (events around
+ * the whole step), and how many kernel launches it made. */
+double gpu_exec_last_ms(const GpuExec *x);
+int gpu_exec_last_launches(const GpuExec *x);
+
+/* For tests: the stored value of node `id` after the last run, as f32
+ * (NULL when the node has no stored value, or it was overwritten because
+ * keep_all was off). Valid until the next call. */
+const float *gpu_exec_value(GpuExec *x, int id, int64_t *numel);
+
+#endif

@@ -1,0 +1,641 @@
+/* gpu_exec.c — the CUDA backend (see gpu.h). */
+#ifdef DSCC_HAVE_NVRTC
+#include "runtime/gpu.h"
+
+#include "codegen/gen.h"
+#include "runtime/runtime.h"
+
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+typedef struct {
+    RtKernel **fn;     /* per phase */
+    CgArgs args;       /* slots filled at load; sym, len patched per run */
+    int template_node; /* the op a data error is reported at */
+} Launch;
+
+typedef struct {
+    RtDevPtr buf;
+    int64_t per;       /* values per position */
+} KvBuf;
+
+struct GpuExec {
+    const IrGraph *g;
+    RtCuda *cu;
+    Arena *arena;
+    CgProgram *p;
+    Launch *launch;    /* per kernel */
+    RtDevPtr wslab, aslab, scratch, err;
+    int64_t *woff, *aoff; /* per node id, -1 = none */
+    KvBuf *kv;         /* per node id */
+    int64_t cap, len, cache_batch;
+    int sym_t, sym_b, sym_s; /* symbol indices (-1 when absent) */
+    int64_t sym[IR_MAX_DIM_SYMS];
+    int64_t max_b, max_s;
+    /* outputs of the last run */
+    float **out;       /* per node id of an output's operand */
+    float *val;        /* gpu_exec_value's buffer */
+    RtEvent **ev;      /* trace events, nkernels + 1 */
+    const char *trace;
+    double last_ms;
+    bool sync_each;
+    bool keep_all;    /* DSCC_CUDA_SYNC=1: wait after every launch, to name a failing kernel */
+    int launches, runs;
+};
+
+static int64_t align256(int64_t v) { return (v + 255) & ~(int64_t)255; }
+
+static int64_t numel_at(const IrType *t, const int64_t *sym) {
+    int64_t n = 1;
+    for (int i = 0; i < t->rank; i++) n *= ir_dim_eval(t->dims[i], sym);
+    return n;
+}
+
+static int64_t bytes_of(IrDType dt, int64_t n) { return (n * ir_dtype_bits(dt) + 7) / 8; }
+
+/* ---- host conversions ------------------------------------------------- */
+
+static uint16_t to_bf16(float f) {
+    uint32_t u;
+    memcpy(&u, &f, 4);
+    if ((u & 0x7fffffffu) > 0x7f800000u) return (uint16_t)((u >> 16) | 0x40);
+    return (uint16_t)((u + 0x7fffu + ((u >> 16) & 1u)) >> 16);
+}
+
+static float from_bf16(uint16_t h) {
+    uint32_t u = (uint32_t)h << 16;
+    float f;
+    memcpy(&f, &u, 4);
+    return f;
+}
+
+static uint16_t to_f16(float f) { /* nearest even, via the float bits */
+    uint32_t u;
+    memcpy(&u, &f, 4);
+    uint32_t sign = (u >> 16) & 0x8000u, exp = (u >> 23) & 0xffu, man = u & 0x7fffffu;
+    if (exp == 0xff) return (uint16_t)(sign | 0x7c00u | (man ? 0x200u : 0));
+    int e = (int)exp - 127 + 15;
+    if (e >= 31) return (uint16_t)(sign | 0x7c00u);
+    if (e <= 0) {
+        if (e < -10) return (uint16_t)sign;
+        man |= 0x800000u;
+        int shift = 14 - e;
+        uint32_t h = man >> shift, rem = man & ((1u << shift) - 1), half = 1u << (shift - 1);
+        if (rem > half || (rem == half && (h & 1))) h++;
+        return (uint16_t)(sign | h);
+    }
+    uint32_t h = ((uint32_t)e << 10) | (man >> 13), rem = man & 0x1fffu;
+    if (rem > 0x1000u || (rem == 0x1000u && (h & 1))) h++;
+    return (uint16_t)(sign | h);
+}
+
+static float from_f16(uint16_t h) {
+    uint32_t sign = (uint32_t)(h & 0x8000u) << 16, exp = (h >> 10) & 0x1fu, man = h & 0x3ffu;
+    float f;
+    if (exp == 0) f = ldexpf((float)man, -24);
+    else if (exp == 31) f = man ? NAN : INFINITY;
+    else f = ldexpf((float)(man | 0x400u), (int)exp - 25);
+    uint32_t u;
+    memcpy(&u, &f, 4);
+    u |= sign;
+    memcpy(&f, &u, 4);
+    return f;
+}
+
+/* f32 values -> dtype bytes (dst holds bytes_of(dt, n)). */
+static void pack(IrDType dt, const float *src, int64_t n, void *dst) {
+    for (int64_t i = 0; i < n; i++) switch (dt) {
+        case IR_DT_F32: ((float *)dst)[i] = src[i]; break;
+        case IR_DT_BF16: ((uint16_t *)dst)[i] = to_bf16(src[i]); break;
+        case IR_DT_F16: ((uint16_t *)dst)[i] = to_f16(src[i]); break;
+        case IR_DT_FP8E4M3: ((uint8_t *)dst)[i] = cpu_fp8_e4m3_encode(src[i]); break;
+        case IR_DT_I32: ((int32_t *)dst)[i] = (int32_t)src[i]; break;
+        case IR_DT_I64: ((int64_t *)dst)[i] = (int64_t)src[i]; break;
+        default: IR_UNREACHABLE();
+        }
+}
+
+static void unpack(IrDType dt, const void *src, int64_t n, float *dst) {
+    for (int64_t i = 0; i < n; i++) switch (dt) {
+        case IR_DT_F32: dst[i] = ((const float *)src)[i]; break;
+        case IR_DT_BF16: dst[i] = from_bf16(((const uint16_t *)src)[i]); break;
+        case IR_DT_F16: dst[i] = from_f16(((const uint16_t *)src)[i]); break;
+        case IR_DT_FP8E4M3: dst[i] = cpu_fp8_e4m3_decode(((const uint8_t *)src)[i]); break;
+        case IR_DT_I32: dst[i] = (float)((const int32_t *)src)[i]; break;
+        case IR_DT_I64: dst[i] = (float)((const int64_t *)src)[i]; break;
+        default: IR_UNREACHABLE();
+        }
+}
+
+/* ---- setup ---------------------------------------------------------------- */
+
+/* The symbol a dim is, when it is exactly one symbol; else -1. */
+static int lone_sym(IrDim d) {
+    int s = -1;
+    if (d.coeff != 1) return -1;
+    for (int i = 0; i < IR_MAX_DIM_SYMS; i++) {
+        if (d.exp[i] == 0) continue;
+        if (d.exp[i] != 1 || s >= 0) return -1;
+        s = i;
+    }
+    return s;
+}
+
+/* Which symbols are batch, new positions and context; the sizes at capacity. */
+static bool bind_capacity(GpuExec *x, const GpuOptions *o, int64_t *smax, DiagEngine *d) {
+    const IrGraph *g = x->g;
+    x->sym_b = x->sym_s = x->sym_t = -1;
+    for (int i = 0; i < g->nnodes; i++) {
+        const IrNode *n = g->nodes[i];
+        if (n->op == IR_OP_INPUT && n->type.rank >= 1) {
+            int b = lone_sym(n->type.dims[0]), s = n->type.rank >= 2 ? lone_sym(n->type.dims[1]) : -1;
+            if (b >= 0) x->sym_b = b;
+            if (s >= 0) x->sym_s = s;
+        }
+        if (n->op == IR_OP_KV_CACHE && n->type.rank >= 2) x->sym_t = lone_sym(n->type.dims[1]);
+    }
+    for (int s = 0; s < IR_MAX_DIM_SYMS; s++) smax[s] = 1;
+    if (x->sym_b >= 0) smax[x->sym_b] = o->max_batch;
+    if (x->sym_s >= 0) smax[x->sym_s] = o->max_seq;
+    if (x->sym_t >= 0) smax[x->sym_t] = o->max_ctx;
+    for (int s = 0; s < g->ndims; s++)
+        if (s != x->sym_b && s != x->sym_s && s != x->sym_t) {
+            /* a symbol no input binds (a micro-batch dim of the overlap pass) */
+            for (int i = 0; i < g->nnodes; i++)
+                for (int k = 0; k < g->nodes[i]->type.rank; k++)
+                    if (g->nodes[i]->type.dims[k].exp[s]) {
+                        diag_error(d, g->nodes[i]->loc,
+                                   "the CUDA backend binds only batch, new positions and context; dim '%s' is bound by no input "
+                                   "(drop microbatch-overlap from the pipeline for one GPU)",
+                                   g->dim_names[s]);
+                        return false;
+                    }
+        }
+    return true;
+}
+
+typedef struct {
+    int64_t off, size;
+    int end;
+} Live;
+
+/* Activation offsets, first fit by liveness over the kernel order. */
+static int64_t plan_activations(GpuExec *x, const int64_t *smax, bool keep_all) {
+    const IrGraph *g = x->g;
+    const CgProgram *p = x->p;
+    int nn = g->nnodes;
+    int *born = malloc(sizeof(int) * (size_t)(nn + 1)), *end = malloc(sizeof(int) * (size_t)(nn + 1));
+    for (int i = 0; i < nn; i++) born[i] = -1, end[i] = -1;
+    for (int k = 0; k < p->nkernels; k++)
+        for (int j = 0; j < p->kernels[k].nnodes; j++) {
+            const IrNode *n = g->nodes[p->kernels[k].nodes[j]];
+            born[n->id] = k;
+            for (int o = 0; o < n->nops; o++)
+                if (end[n->ops[o]->id] < k) end[n->ops[o]->id] = k;
+        }
+    for (int i = 0; i < nn; i++)
+        if (g->nodes[i]->op == IR_OP_OUTPUT || keep_all) end[g->nodes[i]->op == IR_OP_OUTPUT ? g->nodes[i]->ops[0]->id : i] = p->nkernels;
+    /* values in program order of their birth: inputs first (born -1) */
+    Live *live = malloc(sizeof(Live) * (size_t)(nn + 1));
+    int nlive = 0;
+    int64_t peak = 0;
+    for (int k = -1; k < p->nkernels; k++) {
+        int w = 0;
+        for (int j = 0; j < nlive; j++)
+            if (live[j].end >= k) live[w++] = live[j];
+        nlive = w;
+        for (int i = 0; i < nn; i++) {
+            const IrNode *n = g->nodes[i];
+            if (born[i] != k || !p->stored[i] || n->op == IR_OP_WEIGHT || n->op == IR_OP_KV_CACHE) continue;
+            if (k == -1 && n->op != IR_OP_INPUT) continue;
+            int64_t size = align256(bytes_of(n->type.dtype, numel_at(&n->type, smax)));
+            int64_t off = 0;
+            for (bool moved = true; moved;) {
+                moved = false;
+                for (int j = 0; j < nlive; j++)
+                    if (off < live[j].off + live[j].size && live[j].off < off + size) {
+                        off = live[j].off + live[j].size;
+                        moved = true;
+                    }
+            }
+            x->aoff[i] = off;
+            live[nlive++] = (Live){off, size, end[i] < k ? k : end[i]};
+            if (off + size > peak) peak = off + size;
+        }
+    }
+    free(born);
+    free(end);
+    free(live);
+    return peak;
+}
+
+static bool load_weights(GpuExec *x, const CpuWeightSource *ws, DiagEngine *d) {
+    const IrGraph *g = x->g;
+    int64_t zero[IR_MAX_DIM_SYMS] = {0}, total = 0, biggest = 0;
+    for (int i = 0; i < g->nnodes; i++) {
+        const IrNode *n = g->nodes[i];
+        if (n->op != IR_OP_WEIGHT) continue;
+        x->woff[i] = total;
+        int64_t ne = numel_at(&n->type, zero), count = ir_node_attr_str(n, "stack", NULL) ? ir_dim_eval(n->type.dims[0], zero) : 1;
+        total += align256(bytes_of(n->type.dtype, ne));
+        if (ne / (count ? count : 1) > biggest) biggest = ne / (count ? count : 1);
+    }
+    if (!rt_cuda_alloc(x->cu, d, (size_t)total, &x->wslab)) {
+        diag_note(d, (SrcLoc){0}, "the weights need %.2f GiB on the GPU", (double)total / (1 << 30));
+        return false;
+    }
+    float *vals = malloc(sizeof(float) * (size_t)(biggest + 1));
+    void *packed = rt_cuda_host_alloc(x->cu, d, (size_t)(biggest * 4 + 16));
+    if (!vals || !packed) {
+        free(vals);
+        rt_cuda_host_free(x->cu, packed);
+        diag_error(d, (SrcLoc){0}, "out of host memory for a %lld-value weight slice", (long long)biggest);
+        return false;
+    }
+    bool ok = true, tty = isatty(2);
+    int done = 0, nweights = 0;
+    for (int i = 0; i < g->nnodes; i++) nweights += g->nodes[i]->op == IR_OP_WEIGHT;
+    for (int i = 0; i < g->nnodes && ok; i++) {
+        const IrNode *n = g->nodes[i];
+        if (n->op != IR_OP_WEIGHT) continue;
+        int64_t ne = numel_at(&n->type, zero), count = ir_node_attr_str(n, "stack", NULL) ? ir_dim_eval(n->type.dims[0], zero) : 1;
+        int64_t per = ne / (count ? count : 1);
+        for (int64_t e = 0; e < count && ok; e++) {
+            ok = cpu_weight_slice(g, n, ws, e, vals, d);
+            if (!ok) break;
+            pack(n->type.dtype, vals, per, packed);
+            ok = rt_cuda_upload(x->cu, d, x->wslab + (RtDevPtr)x->woff[i] + (RtDevPtr)bytes_of(n->type.dtype, per * e), packed,
+                                (size_t)bytes_of(n->type.dtype, per));
+        }
+        if (tty && (++done % 16 == 0 || done == nweights)) fprintf(stderr, "\rloading weights to the GPU: %d/%d", done, nweights);
+    }
+    if (tty && nweights) fputc('\n', stderr);
+    free(vals);
+    rt_cuda_host_free(x->cu, packed);
+    return ok;
+}
+
+static RtDevPtr slot_ptr(GpuExec *x, const CgKernel *k, int s, const int64_t *scr_off) {
+    const CgSlot *sl = &k->slots[s];
+    if (sl->kind == CG_SLOT_SCRATCH) return x->scratch + (RtDevPtr)scr_off[s];
+    const IrNode *n = x->g->nodes[sl->node];
+    if (n->op == IR_OP_WEIGHT) return x->wslab + (RtDevPtr)x->woff[n->id];
+    if (n->op == IR_OP_KV_CACHE) return x->kv[n->id].buf;
+    return x->aslab + (RtDevPtr)x->aoff[n->id];
+}
+
+GpuExec *gpu_exec_new(const IrGraph *g, const CpuWeightSource *ws, const GpuOptions *opt, DiagEngine *d) {
+    GpuOptions o = *opt;
+    if (o.max_batch < 1 || o.max_seq < 1) {
+        diag_error(d, (SrcLoc){0}, "the CUDA backend needs a positive batch and sequence capacity");
+        return NULL;
+    }
+    if (o.max_ctx < o.max_seq) o.max_ctx = o.max_seq;
+    GpuExec *x = calloc(1, sizeof *x);
+    x->g = g;
+    x->arena = arena_new();
+    x->trace = o.trace;
+    x->keep_all = o.keep_all;
+    x->sync_each = getenv("DSCC_CUDA_SYNC") && strcmp(getenv("DSCC_CUDA_SYNC"), "0") != 0;
+    int nn = g->nnodes;
+    x->woff = malloc(sizeof(int64_t) * (size_t)(nn + 1));
+    x->aoff = malloc(sizeof(int64_t) * (size_t)(nn + 1));
+    x->kv = calloc((size_t)nn + 1, sizeof(KvBuf));
+    x->out = calloc((size_t)nn + 1, sizeof(float *));
+    for (int i = 0; i < nn; i++) x->woff[i] = x->aoff[i] = -1;
+    x->cap = o.max_ctx;
+    x->max_b = o.max_batch;
+    x->max_s = o.max_seq;
+    int64_t smax[IR_MAX_DIM_SYMS];
+    if (!bind_capacity(x, &o, smax, d)) goto fail;
+    if (!(x->p = cg_generate(x->arena, d, g))) goto fail;
+    if (!(x->cu = rt_cuda_open(d, o.device))) goto fail;
+    if (rt_cuda_sm(x->cu) < 90) {
+        diag_error(d, (SrcLoc){0}, "%s: the CUDA backend generates sm_90a code and needs a Hopper GPU (sm_90)",
+                   rt_cuda_device_name(x->cu));
+        goto fail;
+    }
+    /* compile (parallel, cached) and load every distinct module */
+    const CgProgram *p = x->p;
+    CgSource *src = arena_alloc(x->arena, sizeof(CgSource) * (size_t)(p->nbodies + 1));
+    for (int m = 0; m < p->nbodies; m++) {
+        const CgKernel *k = NULL;
+        for (int i = 0; i < p->nkernels && !k; i++)
+            if (p->kernels[i].module == m) k = &p->kernels[i];
+        src[m] = (CgSource){k->name, p->bodies[m], k->loc};
+    }
+    CgBinary *bins = calloc((size_t)p->nbodies + 1, sizeof(CgBinary));
+    CgOptions co = {0};
+    int fails = cg_compile(x->arena, d, src, p->nbodies, &co, bins);
+    RtModule **mods = arena_alloc(x->arena, sizeof(RtModule *) * (size_t)(p->nbodies + 1));
+    for (int m = 0; m < p->nbodies && !fails; m++)
+        if (!(mods[m] = rt_cuda_module(x->cu, d, bins[m].data, src[m].name))) fails++;
+    for (int m = 0; m < p->nbodies; m++) cg_binary_free(&bins[m]);
+    free(bins);
+    if (fails) goto fail;
+    /* memory: weights, activations, caches, scratch */
+    int64_t abytes = plan_activations(x, smax, o.keep_all), sbytes = 0;
+    for (int i = 0; i < nn; i++) {
+        const IrNode *n = g->nodes[i];
+        if (n->op != IR_OP_KV_CACHE) continue;
+        x->kv[i].per = numel_at(&n->type, smax) / (smax[x->sym_b >= 0 ? x->sym_b : 0] * x->cap);
+        size_t kb = (size_t)bytes_of(n->type.dtype, o.max_batch * x->cap * x->kv[i].per);
+        if (!rt_cuda_alloc(x->cu, d, kb, &x->kv[i].buf)) {
+            diag_note(d, n->loc, "for the KV cache '%s' (%lld rows x %lld positions)", ir_node_attr_str(n, "name", "?"),
+                      (long long)o.max_batch, (long long)x->cap);
+            goto fail;
+        }
+    }
+    for (int k = 0; k < p->nkernels; k++)
+        for (int s2 = 0; s2 < p->kernels[k].nslots; s2++) {
+            const CgSlot *sl = &p->kernels[k].slots[s2];
+            const IrNode *n = g->nodes[sl->node];
+            if (sl->kind == CG_SLOT_VALUE && n->op != IR_OP_WEIGHT && n->op != IR_OP_KV_CACHE && x->aoff[n->id] < 0) {
+                diag_error(d, n->loc, "internal: kernel %s reads %%%d (%s), which has no place in memory", p->kernels[k].name, n->id,
+                           ir_op_name(n->op));
+                goto fail;
+            }
+        }
+    x->launch = calloc((size_t)p->nkernels + 1, sizeof(Launch));
+    int64_t *scr = malloc(sizeof(int64_t) * CG_MAX_SLOTS);
+    for (int k = 0; k < p->nkernels; k++) {
+        int64_t at = 0;
+        for (int s = 0; s < p->kernels[k].nslots; s++)
+            if (p->kernels[k].slots[s].kind == CG_SLOT_SCRATCH) at += align256(4 * ir_dim_eval(p->kernels[k].slots[s].count, smax));
+        if (at > sbytes) sbytes = at;
+    }
+    if (!rt_cuda_alloc(x->cu, d, (size_t)abytes, &x->aslab) || !rt_cuda_alloc(x->cu, d, (size_t)sbytes, &x->scratch) ||
+        !rt_cuda_alloc(x->cu, d, 256, &x->err)) {
+        diag_note(d, (SrcLoc){0}, "activations need %.2f GiB at batch %lld x %lld positions", (double)abytes / (1 << 30),
+                  (long long)o.max_batch, (long long)o.max_seq);
+        free(scr);
+        goto fail;
+    }
+    if (!load_weights(x, ws, d)) { /* before the arguments: they point into the weight slab */
+        free(scr);
+        goto fail;
+    }
+    RtKernel **fncache = arena_alloc(x->arena, sizeof(RtKernel *) * (size_t)(p->nbodies * 64 + 1));
+    for (int k = 0; k < p->nkernels; k++) {
+        const CgKernel *ck = &p->kernels[k];
+        Launch *l = &x->launch[k];
+        l->template_node = ck->nodes[ck->nnodes - 1];
+        for (int j = 0; j < ck->nnodes; j++)
+            if (!cg_fusible(g->nodes[ck->nodes[j]]->op)) l->template_node = ck->nodes[j];
+        l->fn = arena_alloc(x->arena, sizeof(RtKernel *) * (size_t)(ck->nphases + 1));
+        for (int ph = 0; ph < ck->nphases && ph < 64; ph++) {
+            RtKernel **c = &fncache[ck->module * 64 + ph];
+            if (!*c && !(*c = rt_cuda_function(x->cu, d, mods[ck->module], ck->phases[ph].fn))) {
+                free(scr);
+                goto fail;
+            }
+            l->fn[ph] = *c;
+        }
+        int64_t at = 0;
+        for (int s = 0; s < ck->nslots; s++)
+            if (ck->slots[s].kind == CG_SLOT_SCRATCH) {
+                scr[s] = at;
+                at += align256(4 * ir_dim_eval(ck->slots[s].count, smax));
+            }
+        for (int s = 0; s < ck->nslots; s++) l->args.t[s] = slot_ptr(x, ck, s, scr);
+        l->args.cap = x->cap;
+        l->args.err = x->err;
+        l->args.tag = k;
+    }
+    free(scr);
+    if (x->trace) {
+        x->ev = calloc((size_t)p->nkernels + 1, sizeof(RtEvent *));
+        for (int k = 0; k <= p->nkernels; k++)
+            if (!(x->ev[k] = rt_cuda_event(x->cu, d))) goto fail;
+    }
+    return x;
+fail:
+    gpu_exec_free(x);
+    return NULL;
+}
+
+void gpu_exec_free(GpuExec *x) {
+    if (!x) return;
+    if (x->cu) {
+        if (x->ev)
+            for (int k = 0; k <= x->p->nkernels; k++) rt_cuda_event_free(x->cu, x->ev[k]);
+        rt_cuda_free(x->cu, x->wslab);
+        rt_cuda_free(x->cu, x->aslab);
+        rt_cuda_free(x->cu, x->scratch);
+        rt_cuda_free(x->cu, x->err);
+        for (int i = 0; i < x->g->nnodes; i++) rt_cuda_free(x->cu, x->kv[i].buf);
+        rt_cuda_close(x->cu);
+    }
+    for (int i = 0; x->out && i < x->g->nnodes; i++) free(x->out[i]);
+    free(x->out);
+    free(x->val);
+    free(x->ev);
+    free(x->launch);
+    free(x->woff);
+    free(x->aoff);
+    free(x->kv);
+    arena_free(x->arena);
+    free(x);
+}
+
+const char *gpu_exec_device(const GpuExec *x) { return rt_cuda_device_name(x->cu); }
+int64_t gpu_exec_cache_len(const GpuExec *x) { return x->len; }
+void gpu_exec_reset(GpuExec *x) { x->len = 0; }
+double gpu_exec_last_ms(const GpuExec *x) { return x->last_ms; }
+int gpu_exec_last_launches(const GpuExec *x) { return x->launches; }
+
+/* ---- running ------------------------------------------------------------ */
+
+static bool bind_inputs(GpuExec *x, const CpuInput *in, int nin, int64_t *sym, DiagEngine *d) {
+    const IrGraph *g = x->g;
+    for (int s = 0; s < IR_MAX_DIM_SYMS; s++) sym[s] = -1;
+    for (int i = 0; i < g->nnodes; i++) {
+        const IrNode *n = g->nodes[i];
+        if (n->op != IR_OP_INPUT) continue;
+        const char *name = ir_node_attr_str(n, "name", "");
+        const CpuInput *v = NULL;
+        for (int k = 0; k < nin && !v; k++)
+            if (strcmp(in[k].name, name) == 0) v = &in[k];
+        if (!v) {
+            diag_error(d, n->loc, "input '%s' was not given", name);
+            return false;
+        }
+        if (v->rank != n->type.rank) {
+            diag_error(d, n->loc, "input '%s' has rank %d, the graph expects %d", name, v->rank, n->type.rank);
+            return false;
+        }
+        for (int k = 0; k < v->rank; k++) {
+            int s = lone_sym(n->type.dims[k]);
+            if (s >= 0 && (sym[s] < 0 || sym[s] == v->dims[k])) sym[s] = v->dims[k];
+            else if (s >= 0 || !ir_dim_is_const(n->type.dims[k]) || n->type.dims[k].coeff != v->dims[k]) {
+                diag_error(d, n->loc, "input '%s': dim %d is %lld, which does not fit its type", name, k, (long long)v->dims[k]);
+                return false;
+            }
+        }
+    }
+    if (x->sym_t >= 0) sym[x->sym_t] = x->len + (x->sym_s >= 0 ? sym[x->sym_s] : 1);
+    for (int s = 0; s < IR_MAX_DIM_SYMS; s++)
+        if (sym[s] < 0) sym[s] = 1;
+    int64_t B = x->sym_b >= 0 ? sym[x->sym_b] : 1, S = x->sym_s >= 0 ? sym[x->sym_s] : 1;
+    if (B > x->max_b || S > x->max_s) {
+        diag_error(d, (SrcLoc){0}, "a step of %lld x %lld positions exceeds the capacity the GPU executor was made for (%lld x %lld)",
+                   (long long)B, (long long)S, (long long)x->max_b, (long long)x->max_s);
+        return false;
+    }
+    if (x->sym_t >= 0 && sym[x->sym_t] > x->cap) {
+        diag_error(d, (SrcLoc){0}, "context of %lld positions exceeds the KV cache capacity of %lld", (long long)sym[x->sym_t],
+                   (long long)x->cap);
+        return false;
+    }
+    if (x->sym_t >= 0 && x->len > 0 && B != x->cache_batch) {
+        diag_error(d, (SrcLoc){0}, "batch %lld differs from the %lld rows already in the KV cache (reset first)", (long long)B,
+                   (long long)x->cache_batch);
+        return false;
+    }
+    return true;
+}
+
+static bool upload_inputs(GpuExec *x, const CpuInput *in, int nin, const int64_t *sym, DiagEngine *d) {
+    const IrGraph *g = x->g;
+    for (int i = 0; i < g->nnodes; i++) {
+        const IrNode *n = g->nodes[i];
+        if (n->op != IR_OP_INPUT || x->aoff[i] < 0) continue;
+        const CpuInput *v = NULL;
+        for (int k = 0; k < nin && !v; k++)
+            if (strcmp(in[k].name, ir_node_attr_str(n, "name", "")) == 0) v = &in[k];
+        int64_t ne = numel_at(&n->type, sym);
+        void *buf = malloc((size_t)bytes_of(n->type.dtype, ne) + 8);
+        pack(n->type.dtype, v->data, ne, buf);
+        bool ok = rt_cuda_upload(x->cu, d, x->aslab + (RtDevPtr)x->aoff[i], buf, (size_t)bytes_of(n->type.dtype, ne));
+        free(buf);
+        if (!ok) return false;
+    }
+    return true;
+}
+
+static int64_t ceil_div(int64_t a, int64_t b) { return (a + b - 1) / b; }
+
+static void write_trace(GpuExec *x, DiagEngine *d) {
+    FILE *f = fopen(x->trace, "w");
+    if (!f) {
+        diag_warning(d, (SrcLoc){0}, "cannot write the trace '%s'", x->trace);
+        return;
+    }
+    fprintf(f, "{\"traceEvents\":[\n{\"name\":\"process_name\",\"ph\":\"M\",\"pid\":0,\"args\":{\"name\":\"%s\"}}", rt_cuda_device_name(x->cu));
+    for (int k = 0; k < x->p->nkernels; k++) {
+        float t0 = 0, t1 = 0;
+        rt_cuda_event_ms(x->cu, d, x->ev[0], x->ev[k], &t0);
+        rt_cuda_event_ms(x->cu, d, x->ev[0], x->ev[k + 1], &t1);
+        const CgKernel *ck = &x->p->kernels[k];
+        fprintf(f, ",\n{\"name\":\"%s\",\"cat\":\"kernel\",\"ph\":\"X\",\"pid\":0,\"tid\":0,\"ts\":%.3f,\"dur\":%.3f,\"args\":{\"phases\":%d,\"loc\":\"%s:%d\"}}",
+                ck->name, t0 * 1e3, (t1 - t0) * 1e3, ck->nphases, ck->loc.file ? ck->loc.file : "", ck->loc.line);
+    }
+    fprintf(f, "\n]}\n");
+    fclose(f);
+}
+
+bool gpu_exec_run(GpuExec *x, const CpuInput *in, int nin, DiagEngine *d) {
+    int64_t sym[IR_MAX_DIM_SYMS];
+    if (!bind_inputs(x, in, nin, sym, d) || !upload_inputs(x, in, nin, sym, d)) return false;
+    if (!rt_cuda_memset0(x->cu, d, x->err, 8)) return false;
+    RtEvent *e0 = rt_cuda_event(x->cu, d), *e1 = rt_cuda_event(x->cu, d);
+    if (!e0 || !e1 || !rt_cuda_event_record(x->cu, d, e0)) return false;
+    const CgProgram *p = x->p;
+    x->launches = 0;
+    bool ok = true;
+    for (int k = 0; k < p->nkernels && ok; k++) {
+        const CgKernel *ck = &p->kernels[k];
+        Launch *l = &x->launch[k];
+        memcpy(l->args.sym, sym, sizeof l->args.sym);
+        l->args.len = x->len;
+        if (x->ev) rt_cuda_event_record(x->cu, d, x->ev[k]);
+        for (int ph = 0; ph < ck->nphases && ok; ph++) {
+            const CgPhase *f = &ck->phases[ph];
+            int64_t items = ceil_div(ir_dim_eval(f->a, sym), f->da) * ceil_div(ir_dim_eval(f->b, sym), f->db);
+            if (items <= 0) continue;
+            int64_t grid = f->mode == CG_LAUNCH_ELEM ? ceil_div(items, 256) : f->mode == CG_LAUNCH_WARP ? ceil_div(items, 8) : items;
+            if (grid > 2147483647LL) {
+                diag_error(d, ck->loc, "kernel %s: %lld blocks exceed the grid limit", ck->name, (long long)grid);
+                ok = false;
+                break;
+            }
+            void *args[] = {&l->args};
+            ok = rt_cuda_launch_async(x->cu, d, l->fn[ph], (unsigned)grid, 256, (size_t)f->smem, args);
+            if (ok && x->sync_each) ok = rt_cuda_sync(x->cu, d);
+            if (!ok) diag_note(d, ck->loc, "in kernel %s, phase %d (%lld items)", ck->name, ph, (long long)items);
+            x->launches++;
+        }
+    }
+    if (x->ev) rt_cuda_event_record(x->cu, d, x->ev[p->nkernels]);
+    float ms = 0;
+    ok = ok && rt_cuda_event_record(x->cu, d, e1) && rt_cuda_event_ms(x->cu, d, e0, e1, &ms);
+    rt_cuda_event_free(x->cu, e0);
+    rt_cuda_event_free(x->cu, e1);
+    x->last_ms = ms;
+    int32_t err[2] = {0, 0};
+    if (ok && !rt_cuda_download(x->cu, d, err, x->err, 8)) ok = false;
+    if (ok && err[0] > 0) {
+        const IrNode *n = x->g->nodes[x->launch[err[0] - 1].template_node];
+        if (n->op == IR_OP_EMBEDDING)
+            diag_error(d, n->loc, "embedding: token id %d is outside the vocabulary 0..%lld", err[1], (long long)n->ops[0]->type.dims[0].coeff - 1);
+        else diag_error(d, n->loc, "%s: index %d is out of range", ir_op_name(n->op), err[1]);
+        ok = false;
+    }
+    if (!ok) return false;
+    if (x->trace) write_trace(x, d);
+    x->cache_batch = x->sym_b >= 0 ? sym[x->sym_b] : 1;
+    if (x->sym_t >= 0) x->len += x->sym_s >= 0 ? sym[x->sym_s] : 1;
+    memcpy(x->sym, sym, sizeof sym);
+    x->runs++;
+    for (int i = 0; i < x->g->nnodes; i++) { /* outputs are fetched when asked for */
+        free(x->out[i]);
+        x->out[i] = NULL;
+    }
+    return true;
+}
+
+/* The stored value of node n after the last run, as f32 (malloc'd). */
+static float *fetch(GpuExec *x, const IrNode *n, int64_t *numel) {
+    int64_t ne = numel_at(&n->type, x->sym);
+    RtDevPtr at;
+    if (n->op == IR_OP_WEIGHT) at = x->wslab + (RtDevPtr)x->woff[n->id];
+    else if (n->op == IR_OP_KV_CACHE || x->aoff[n->id] < 0) return NULL;
+    else at = x->aslab + (RtDevPtr)x->aoff[n->id];
+    size_t nb = (size_t)bytes_of(n->type.dtype, ne);
+    void *raw = malloc(nb + 8);
+    float *v = malloc(sizeof(float) * (size_t)(ne + 1));
+    DiagEngine *d = diag_new(x->arena, stderr);
+    if (!raw || !v || !rt_cuda_download(x->cu, d, raw, at, nb)) {
+        free(raw);
+        free(v);
+        return NULL;
+    }
+    unpack(n->type.dtype, raw, ne, v);
+    free(raw);
+    *numel = ne;
+    return v;
+}
+
+const float *gpu_exec_output(GpuExec *x, const char *name, int *rank, int64_t dims[IR_MAX_RANK]) {
+    if (!x->runs) return NULL;
+    for (int i = 0; i < x->g->nnodes; i++) {
+        const IrNode *n = x->g->nodes[i];
+        if (n->op != IR_OP_OUTPUT || strcmp(ir_node_attr_str(n, "name", ""), name) != 0) continue;
+        const IrNode *v = n->ops[0];
+        int64_t ne;
+        if (!x->out[v->id]) x->out[v->id] = fetch(x, v, &ne);
+        *rank = v->type.rank;
+        for (int k = 0; k < v->type.rank; k++) dims[k] = ir_dim_eval(v->type.dims[k], x->sym);
+        return x->out[v->id];
+    }
+    return NULL;
+}
+
+const float *gpu_exec_value(GpuExec *x, int id, int64_t *numel) {
+    free(x->val);
+    x->val = id >= 0 && id < x->g->nnodes && x->runs && x->keep_all ? fetch(x, x->g->nodes[id], numel) : NULL;
+    return x->val;
+}
+#endif
