@@ -1,0 +1,18 @@
+// Codegen: every kernel of the full DeepSeek-V3 description compiles with
+// NVRTC to sm_90a (no GPU needed), through a fresh cache and then from it;
+// --emit=cuda shows each kernel's IR ops and DSL locations.
+// RUN: d=$(mktemp -d); DSCC_CACHE_DIR=$d/cache dscc compile models/deepseek_v3.dsl --emit=cubin -o $d/cubin 2>&1 | sed 's/in [0-9.]* s/in T s/'; ls $d/cubin | wc -l; file=$(ls $d/cubin/g0_*.cubin); head -c 4 $file | od -An -c; DSCC_CACHE_DIR=$d/cache dscc compile models/deepseek_v3.dsl --emit=cubin -o $d/cubin 2>&1 | sed 's/in [0-9.]* s/in T s/'; rm -rf $d
+// CHECK: compiled 43 modules for 2103 kernels with NVRTC (0 from the cache) in T s
+// CHECK-NEXT: wrote 2103 kernels to
+// CHECK-NEXT: 2103
+// CHECK-NEXT: 177   E   L   F
+// CHECK-NEXT: compiled 43 modules for 2103 kernels with NVRTC (43 from the cache) in T s
+// RUN: dscc compile models/deepseek_v3.dsl --config models/tiny/config.json --emit=cuda | awk '/^\/\/ g1_rmsnorm/,/^\/\/ module/'
+// CHECK: // g1_rmsnorm_act_scale_quantize: 3 IR ops
+// CHECK-NEXT: = rmsnorm
+// CHECK: act_scale
+// CHECK-NEXT: = quantize %5, %8 : fp8e4m3[B,S,96]  models/deepseek_v3.dsl:133:26  in mla_attention
+// CHECK-NEXT: // module 1, shared by every group with the same source
+// RUN: dscc compile models/deepseek_v3.dsl --config models/tiny/config.json --emit=cubin; echo "exit=$?"
+// CHECK: --emit=cubin writes one file per kernel: give -o DIR
+// CHECK-NEXT: exit=2
