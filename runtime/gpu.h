@@ -24,6 +24,7 @@ typedef struct {
     int64_t max_seq;      /* capacity: new positions per step */
     int64_t max_ctx;      /* capacity: cached + new positions (KV cache length) */
     const char *trace;    /* write a Chrome trace of each run's kernels here (NULL: none) */
+    bool profile;         /* time every kernel (events between launches): gpu_exec_kernel_ms */
     bool keep_all;        /* no reuse of activation memory: every stored value survives the run (gpu_exec_value) */
 } GpuOptions;
 
@@ -50,6 +51,18 @@ void gpu_exec_reset(GpuExec *x);
  * the whole step), and how many kernel launches it made. */
 double gpu_exec_last_ms(const GpuExec *x);
 int gpu_exec_last_launches(const GpuExec *x);
+
+/* With `profile` (or a trace): the kernels of the last run in launch
+ * order, each one's GPU time, and the op its template computes (node id;
+ * -1 for a purely fused elementwise kernel). */
+int gpu_exec_kernels(const GpuExec *x);
+const char *gpu_exec_kernel_name(const GpuExec *x, int k);
+double gpu_exec_kernel_ms(const GpuExec *x, int k);
+int gpu_exec_kernel_node(const GpuExec *x, int k);
+/* The symbolic dims of the last run (index = the graph's dim). */
+const int64_t *gpu_exec_dims(const GpuExec *x);
+/* Where the next runs write their trace (NULL: stop); needs trace or profile at creation. */
+void gpu_exec_set_trace(GpuExec *x, const char *path);
 
 /* For tests: the stored value of node `id` after the last run, as f32
  * (NULL when the node has no stored value, or it was overwritten because

@@ -6,6 +6,7 @@
 #include "runtime/runtime.h"
 
 #include <math.h>
+#include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -37,7 +38,8 @@ struct GpuExec {
     /* outputs of the last run */
     float **out;       /* per node id of an output's operand */
     float *val;        /* gpu_exec_value's buffer */
-    RtEvent **ev;      /* trace events, nkernels + 1 */
+    RtEvent **ev;      /* trace/profile events, nkernels + 1 */
+    double *kms;       /* per kernel: ms of the last run (profiling) */
     const char *trace;
     double last_ms;
     bool sync_each;
@@ -231,49 +233,86 @@ static int64_t plan_activations(GpuExec *x, const int64_t *smax, bool keep_all) 
     return peak;
 }
 
+/* One weight slice made ready for upload (values from the source, packed
+ * to the weight's dtype) on a worker thread. */
+typedef struct {
+    const IrGraph *g;
+    const IrNode *n;
+    const CpuWeightSource *ws;
+    int64_t e, per;
+    void *packed; /* malloc'd */
+    bool ok;
+} SliceJob;
+
+static void *prepare_slice(void *arg) {
+    SliceJob *j = arg;
+    Arena *a = arena_new();
+    DiagEngine *d = diag_new(a, stderr);
+    float *vals = malloc(sizeof(float) * (size_t)(j->per + 1));
+    j->packed = malloc((size_t)bytes_of(j->n->type.dtype, j->per) + 8);
+    j->ok = vals && j->packed && cpu_weight_slice(j->g, j->n, j->ws, j->e, vals, d);
+    if (j->ok) pack(j->n->type.dtype, vals, j->per, j->packed);
+    free(vals);
+    arena_free(a);
+    return NULL;
+}
+
+/* Every weight into the slab: slices prepared by a pool of threads (the
+ * source's conversion, FP8 block quantization and packing are the slow
+ * part), uploaded in order by this one. */
 static bool load_weights(GpuExec *x, const CpuWeightSource *ws, DiagEngine *d) {
     const IrGraph *g = x->g;
-    int64_t zero[IR_MAX_DIM_SYMS] = {0}, total = 0, biggest = 0;
+    int64_t zero[IR_MAX_DIM_SYMS] = {0}, total = 0, nslices = 0;
     for (int i = 0; i < g->nnodes; i++) {
         const IrNode *n = g->nodes[i];
         if (n->op != IR_OP_WEIGHT) continue;
         x->woff[i] = total;
-        int64_t ne = numel_at(&n->type, zero), count = ir_node_attr_str(n, "stack", NULL) ? ir_dim_eval(n->type.dims[0], zero) : 1;
-        total += align256(bytes_of(n->type.dtype, ne));
-        if (ne / (count ? count : 1) > biggest) biggest = ne / (count ? count : 1);
+        total += align256(bytes_of(n->type.dtype, numel_at(&n->type, zero)));
+        nslices += ir_node_attr_str(n, "stack", NULL) ? ir_dim_eval(n->type.dims[0], zero) : 1;
     }
     if (!rt_cuda_alloc(x->cu, d, (size_t)total, &x->wslab)) {
         diag_note(d, (SrcLoc){0}, "the weights need %.2f GiB on the GPU", (double)total / (1 << 30));
         return false;
     }
-    float *vals = malloc(sizeof(float) * (size_t)(biggest + 1));
-    void *packed = rt_cuda_host_alloc(x->cu, d, (size_t)(biggest * 4 + 16));
-    if (!vals || !packed) {
-        free(vals);
-        rt_cuda_host_free(x->cu, packed);
-        diag_error(d, (SrcLoc){0}, "out of host memory for a %lld-value weight slice", (long long)biggest);
-        return false;
-    }
-    bool ok = true, tty = isatty(2);
-    int done = 0, nweights = 0;
-    for (int i = 0; i < g->nnodes; i++) nweights += g->nodes[i]->op == IR_OP_WEIGHT;
-    for (int i = 0; i < g->nnodes && ok; i++) {
+    SliceJob *jobs = calloc((size_t)nslices + 1, sizeof(SliceJob));
+    RtDevPtr *dst = calloc((size_t)nslices + 1, sizeof(RtDevPtr));
+    int64_t at = 0;
+    for (int i = 0; i < g->nnodes; i++) {
         const IrNode *n = g->nodes[i];
         if (n->op != IR_OP_WEIGHT) continue;
         int64_t ne = numel_at(&n->type, zero), count = ir_node_attr_str(n, "stack", NULL) ? ir_dim_eval(n->type.dims[0], zero) : 1;
-        int64_t per = ne / (count ? count : 1);
-        for (int64_t e = 0; e < count && ok; e++) {
-            ok = cpu_weight_slice(g, n, ws, e, vals, d);
-            if (!ok) break;
-            pack(n->type.dtype, vals, per, packed);
-            ok = rt_cuda_upload(x->cu, d, x->wslab + (RtDevPtr)x->woff[i] + (RtDevPtr)bytes_of(n->type.dtype, per * e), packed,
-                                (size_t)bytes_of(n->type.dtype, per));
+        for (int64_t e = 0; e < count; e++, at++) {
+            jobs[at] = (SliceJob){g, n, ws, e, ne / (count ? count : 1), NULL, false};
+            dst[at] = x->wslab + (RtDevPtr)x->woff[i] + (RtDevPtr)bytes_of(n->type.dtype, jobs[at].per * e);
         }
-        if (tty && (++done % 16 == 0 || done == nweights)) fprintf(stderr, "\rloading weights to the GPU: %d/%d", done, nweights);
     }
-    if (tty && nweights) fputc('\n', stderr);
-    free(vals);
-    rt_cuda_host_free(x->cu, packed);
+    long cpus = sysconf(_SC_NPROCESSORS_ONLN);
+    int pool = cpus > 16 ? 16 : cpus > 0 ? (int)cpus : 1;
+    bool ok = true, tty = isatty(2);
+    for (int64_t lo = 0; lo < nslices && ok; lo += pool) {
+        int64_t hi = lo + pool < nslices ? lo + pool : nslices;
+        pthread_t th[16];
+        bool started[16] = {0};
+        for (int64_t j = lo; j < hi; j++) started[j - lo] = pthread_create(&th[j - lo], NULL, prepare_slice, &jobs[j]) == 0;
+        for (int64_t j = lo; j < hi; j++) {
+            if (started[j - lo]) pthread_join(th[j - lo], NULL);
+            else prepare_slice(&jobs[j]);
+        }
+        for (int64_t j = lo; j < hi; j++) {
+            if (ok && !jobs[j].ok) {
+                diag_error(d, jobs[j].n->loc, "weight %s (slice %lld) did not load", ir_node_attr_str(jobs[j].n, "name", "?"),
+                           (long long)jobs[j].e);
+                ok = false;
+            }
+            if (ok) ok = rt_cuda_upload(x->cu, d, dst[j], jobs[j].packed, (size_t)bytes_of(jobs[j].n->type.dtype, jobs[j].per));
+            free(jobs[j].packed);
+            jobs[j].packed = NULL;
+        }
+        if (tty) fprintf(stderr, "\rloading weights to the GPU: %lld/%lld tensors", (long long)hi, (long long)nslices);
+    }
+    if (tty && nslices) fputc('\n', stderr);
+    free(jobs);
+    free(dst);
     return ok;
 }
 
@@ -405,7 +444,8 @@ GpuExec *gpu_exec_new(const IrGraph *g, const CpuWeightSource *ws, const GpuOpti
         l->args.tag = k;
     }
     free(scr);
-    if (x->trace) {
+    if (x->trace || o.profile) {
+        x->kms = calloc((size_t)p->nkernels + 1, sizeof(double));
         x->ev = calloc((size_t)p->nkernels + 1, sizeof(RtEvent *));
         for (int k = 0; k <= p->nkernels; k++)
             if (!(x->ev[k] = rt_cuda_event(x->cu, d))) goto fail;
@@ -432,6 +472,7 @@ void gpu_exec_free(GpuExec *x) {
     free(x->out);
     free(x->val);
     free(x->ev);
+    free(x->kms);
     free(x->launch);
     free(x->woff);
     free(x->aoff);
@@ -584,6 +625,12 @@ bool gpu_exec_run(GpuExec *x, const CpuInput *in, int nin, DiagEngine *d) {
         ok = false;
     }
     if (!ok) return false;
+    if (x->ev)
+        for (int k = 0; k < p->nkernels; k++) {
+            float t = 0;
+            rt_cuda_event_ms(x->cu, d, x->ev[k], x->ev[k + 1], &t);
+            x->kms[k] = t;
+        }
     if (x->trace) write_trace(x, d);
     x->cache_batch = x->sym_b >= 0 ? sym[x->sym_b] : 1;
     if (x->sym_t >= 0) x->len += x->sym_s >= 0 ? sym[x->sym_s] : 1;
@@ -594,6 +641,17 @@ bool gpu_exec_run(GpuExec *x, const CpuInput *in, int nin, DiagEngine *d) {
         x->out[i] = NULL;
     }
     return true;
+}
+
+int gpu_exec_kernels(const GpuExec *x) { return x->p->nkernels; }
+const char *gpu_exec_kernel_name(const GpuExec *x, int k) { return x->p->kernels[k].name; }
+double gpu_exec_kernel_ms(const GpuExec *x, int k) { return x->kms ? x->kms[k] : 0.0; }
+const int64_t *gpu_exec_dims(const GpuExec *x) { return x->sym; }
+void gpu_exec_set_trace(GpuExec *x, const char *path) { x->trace = x->ev ? path : NULL; }
+
+int gpu_exec_kernel_node(const GpuExec *x, int k) {
+    int t = x->launch[k].template_node;
+    return cg_fusible(x->g->nodes[t]->op) ? -1 : t;
 }
 
 /* The stored value of node n after the last run, as f32 (malloc'd). */

@@ -1,0 +1,17 @@
+#!/usr/bin/env bash
+# gpu_bench.sh — on the GPU machine, in one run: the baselines (HBM copy,
+# dense FP8 peak, cuBLASLt block-scaled FP8 at V3 shapes), dscc's CUDA
+# backend on full-width V3 layers (bench_gpu, given the measured bandwidth
+# and peak), and transformers on the same layers. Expects build/ made
+# elsewhere (build/bench/baselines by nvcc, build/bench_gpu, build/gpu-libs).
+set -uo pipefail
+cd "$(dirname "$0")/.."
+export LD_LIBRARY_PATH="$PWD/build/gpu-libs${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
+export NCCL_NVLS_ENABLE=0
+echo "device: $(nvidia-smi --query-gpu=name,driver_version --format=csv,noheader), date: $(date -u +%F), commit: $(git rev-parse --short HEAD 2>/dev/null || echo "${DSCC_COMMIT:-unknown}")"
+base=$(mktemp)
+build/bench/baselines | tee "$base"
+hbm=$(awk '/^hbm_copy_GBps/ {print $2}' "$base")
+peak=$(awk '/^dense_fp8_TFLOPS/ {print $2}' "$base")
+build/bench_gpu --layers "${LAYERS:-2}" --dense "${DENSE:-1}" --prefill "${PREFILL:-1024}" --hbm-gbps "${hbm:-3000}" --peak-tflops "${peak:-1300}"
+[ "${PEER:-1}" = 1 ] && python3 bench/peer_transformers.py --layers "${LAYERS:-2}" --dense "${DENSE:-1}" --prefill "${PREFILL:-1024}"
