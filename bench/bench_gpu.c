@@ -99,7 +99,8 @@ int main(int argc, char **argv) {
         return 1;
     uint64_t seed = 1, rng = 7;
     CpuWeightSource ws = cpu_random_weights(&seed);
-    GpuOptions go = {.max_batch = 128, .max_seq = prefill, .max_ctx = prefill + 8, .profile = true};
+    /* two executors, one after the other: capacities 1 x prefill, then 128 x 16 (+ decode steps) */
+    GpuOptions go = {.max_batch = 1, .max_seq = prefill, .max_ctx = prefill, .profile = true};
     double t = now();
     GpuExec *x = gpu_exec_new(g, &ws, &go, d);
     if (!x) return 1;
@@ -140,6 +141,9 @@ int main(int argc, char **argv) {
     }
 
     /* ---- decode ---- */
+    gpu_exec_free(x);
+    GpuOptions gd = {.max_batch = 128, .max_seq = 16, .max_ctx = 24, .profile = true};
+    if (!(x = gpu_exec_new(g, &ws, &gd, d))) return 1;
     printf("\n## decode\n\n| batch | step ms | memory floor ms | of which attention ms | MLA attention GB/s |\n|---|---|---|---|---|\n");
     int64_t batches[3] = {1, 32, 128};
     for (int bi = 0; bi < 3; bi++) {

@@ -8,9 +8,9 @@ set -uo pipefail
 cd "$(dirname "$0")/.."
 export LD_LIBRARY_PATH="$PWD/build/gpu-libs${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
 export NCCL_NVLS_ENABLE=0
-echo "device: $(nvidia-smi --query-gpu=name,driver_version --format=csv,noheader), date: $(date -u +%F), commit: $(git rev-parse --short HEAD 2>/dev/null || echo "${DSCC_COMMIT:-unknown}")"
+echo "device: $(nvidia-smi --query-gpu=name,driver_version --format=csv,noheader), date: $(date -u +%F), commit: ${DSCC_COMMIT:-$(git rev-parse --short HEAD 2>/dev/null || echo unknown)}"
 base=$(mktemp)
-build/bench/baselines | tee "$base"
+[ "${BASELINES:-1}" = 1 ] && build/bench/baselines | tee "$base"
 hbm=$(awk '/^hbm_copy_GBps/ {print $2}' "$base")
 peak=$(awk '/^dense_fp8_TFLOPS/ {print $2}' "$base")
 build/bench_gpu --layers "${LAYERS:-2}" --dense "${DENSE:-1}" --prefill "${PREFILL:-1024}" --hbm-gbps "${hbm:-3000}" --peak-tflops "${peak:-1300}"
