@@ -94,10 +94,11 @@ static bool expert_gemm(Gen *G, const IrNode *n, bool fp8) {
     IrDim R = ir_type_numel(&idx->type);
     int sx = cg_slot_value(G, x), sw = cg_slot_value(G, w), si = cg_slot_value(G, idx), sy = cg_slot_value(G, n);
     int sxs = fp8 ? cg_slot_value(G, n->ops[1]) : 0, sws = fp8 ? cg_slot_value(G, n->ops[3]) : 0;
-    head(G, fp8 ? "fp8_expert_linear: one block per routed row" : "expert_linear: one block per routed row");
+    head(G, fp8 ? "fp8_expert_linear: one block per routed row and 64 outputs" : "expert_linear: one block per routed row and 64 outputs");
     StrBuf *b = &G->decl;
     sb_printf(b, "    extern __shared__ float xr[];\n"
-                 "    const long long r = blockIdx.x, Ks = %s, I = %lldLL, O = %s, E = %s, nkb = (I + 127) / 128, nob = (O + 127) / 128;\n"
+                 "    const long long Ks = %s, I = %lldLL, O = %s, E = %s, nkb = (I + 127) / 128, nob = (O + 127) / 128;\n"
+                 "    const long long r = blockIdx.x / ((O + 63) / 64), o0 = blockIdx.x %% ((O + 63) / 64) * 64;  // 64 outputs of one row\n"
                  "    if (r >= %s) return;\n"
                  "    const long long src = %s;\n"
                  "    const float ef = L%d(a, r);\n"
@@ -106,7 +107,7 @@ static bool expert_gemm(Gen *G, const IrNode *n, bool fp8) {
                  "    for (long long k = threadIdx.x; k < I; k += 256) xr[k] = L%d(a, src * I + k);\n"
                  "    __syncthreads();\n"
                  "    const int lane = LANE();\n"
-                 "    for (long long o = threadIdx.x >> 5; o < O; o += 8) {\n"
+                 "    for (long long o = o0 + (threadIdx.x >> 5); o < O && o < o0 + 64; o += 8) {\n"
                  "        const long long wb = (e * O + o) * I;\n"
                  "        float acc = 0.0f;\n",
               cg_dim(G, idx->type.dims[1]), (long long)I, cg_dim(G, w->type.dims[1]), cg_dim(G, w->type.dims[0]), cg_dim(G, R),
@@ -123,7 +124,7 @@ static bool expert_gemm(Gen *G, const IrNode *n, bool fp8) {
     else
         sb_printf(b, "        for (long long k = lane; k < I; k += 32) acc += xr[k] * L%d(a, wb + k);\n", sw);
     sb_printf(b, "        acc = wsum(acc);\n        if (lane == 0) S%d(a, r * O + o, acc);\n    }\n}\n", sy);
-    cg_phase(G, CG_LAUNCH_BLOCK, R, 1, ir_dim_const(1), 1, I * 4);
+    cg_phase(G, CG_LAUNCH_BLOCK, R, 1, w->type.dims[1], 64, I * 4);
     return true;
 }
 
