@@ -26,6 +26,7 @@ struct GpuExec {
     const IrGraph *g;
     RtCuda *cu;
     Arena *arena;
+    DiagEngine *diag;  /* for errors of calls that take none (output fetches) */
     CgProgram *p;
     Launch *launch;    /* per kernel */
     RtDevPtr wslab, aslab, scratch, err;
@@ -40,6 +41,7 @@ struct GpuExec {
     float *val;        /* gpu_exec_value's buffer */
     RtEvent **ev;      /* trace/profile events, nkernels + 1 */
     double *kms;       /* per kernel: ms of the last run (profiling) */
+    RtEvent *step[2];  /* around each run: its GPU time */
     const char *trace;
     double last_ms;
     bool sync_each;
@@ -66,13 +68,6 @@ static uint16_t to_bf16(float f) {
     return (uint16_t)((u + 0x7fffu + ((u >> 16) & 1u)) >> 16);
 }
 
-static float from_bf16(uint16_t h) {
-    uint32_t u = (uint32_t)h << 16;
-    float f;
-    memcpy(&f, &u, 4);
-    return f;
-}
-
 static uint16_t to_f16(float f) { /* nearest even, via the float bits */
     uint32_t u;
     memcpy(&u, &f, 4);
@@ -93,19 +88,6 @@ static uint16_t to_f16(float f) { /* nearest even, via the float bits */
     return (uint16_t)(sign | h);
 }
 
-static float from_f16(uint16_t h) {
-    uint32_t sign = (uint32_t)(h & 0x8000u) << 16, exp = (h >> 10) & 0x1fu, man = h & 0x3ffu;
-    float f;
-    if (exp == 0) f = ldexpf((float)man, -24);
-    else if (exp == 31) f = man ? NAN : INFINITY;
-    else f = ldexpf((float)(man | 0x400u), (int)exp - 25);
-    uint32_t u;
-    memcpy(&u, &f, 4);
-    u |= sign;
-    memcpy(&f, &u, 4);
-    return f;
-}
-
 /* f32 values -> dtype bytes (dst holds bytes_of(dt, n)). */
 static void pack(IrDType dt, const float *src, int64_t n, void *dst) {
     for (int64_t i = 0; i < n; i++) switch (dt) {
@@ -122,8 +104,8 @@ static void pack(IrDType dt, const float *src, int64_t n, void *dst) {
 static void unpack(IrDType dt, const void *src, int64_t n, float *dst) {
     for (int64_t i = 0; i < n; i++) switch (dt) {
         case IR_DT_F32: dst[i] = ((const float *)src)[i]; break;
-        case IR_DT_BF16: dst[i] = from_bf16(((const uint16_t *)src)[i]); break;
-        case IR_DT_F16: dst[i] = from_f16(((const uint16_t *)src)[i]); break;
+        case IR_DT_BF16: dst[i] = rt_bf16_decode(((const uint16_t *)src)[i]); break;
+        case IR_DT_F16: dst[i] = rt_f16_decode(((const uint16_t *)src)[i]); break;
         case IR_DT_FP8E4M3: dst[i] = cpu_fp8_e4m3_decode(((const uint8_t *)src)[i]); break;
         case IR_DT_I32: dst[i] = (float)((const int32_t *)src)[i]; break;
         case IR_DT_I64: dst[i] = (float)((const int64_t *)src)[i]; break;
@@ -335,6 +317,7 @@ GpuExec *gpu_exec_new(const IrGraph *g, const CpuWeightSource *ws, const GpuOpti
     GpuExec *x = calloc(1, sizeof *x);
     x->g = g;
     x->arena = arena_new();
+    x->diag = diag_new(x->arena, stderr);
     x->trace = o.trace;
     x->keep_all = o.keep_all;
     x->sync_each = getenv("DSCC_CUDA_SYNC") && strcmp(getenv("DSCC_CUDA_SYNC"), "0") != 0;
@@ -444,6 +427,7 @@ GpuExec *gpu_exec_new(const IrGraph *g, const CpuWeightSource *ws, const GpuOpti
         l->args.tag = k;
     }
     free(scr);
+    if (!(x->step[0] = rt_cuda_event(x->cu, d)) || !(x->step[1] = rt_cuda_event(x->cu, d))) goto fail;
     if (x->trace || o.profile) {
         x->kms = calloc((size_t)p->nkernels + 1, sizeof(double));
         x->ev = calloc((size_t)p->nkernels + 1, sizeof(RtEvent *));
@@ -461,6 +445,8 @@ void gpu_exec_free(GpuExec *x) {
     if (x->cu) {
         if (x->ev)
             for (int k = 0; k <= x->p->nkernels; k++) rt_cuda_event_free(x->cu, x->ev[k]);
+        rt_cuda_event_free(x->cu, x->step[0]);
+        rt_cuda_event_free(x->cu, x->step[1]);
         rt_cuda_free(x->cu, x->wslab);
         rt_cuda_free(x->cu, x->aslab);
         rt_cuda_free(x->cu, x->scratch);
@@ -558,6 +544,8 @@ static bool upload_inputs(GpuExec *x, const CpuInput *in, int nin, const int64_t
 
 static int64_t ceil_div(int64_t a, int64_t b) { return (a + b - 1) / b; }
 
+/* Kernels follow each other on one stream: each starts where the previous
+ * ended, so the per-kernel times give the timeline. */
 static void write_trace(GpuExec *x, DiagEngine *d) {
     FILE *f = fopen(x->trace, "w");
     if (!f) {
@@ -565,13 +553,12 @@ static void write_trace(GpuExec *x, DiagEngine *d) {
         return;
     }
     fprintf(f, "{\"traceEvents\":[\n{\"name\":\"process_name\",\"ph\":\"M\",\"pid\":0,\"args\":{\"name\":\"%s\"}}", rt_cuda_device_name(x->cu));
+    double t0 = 0;
     for (int k = 0; k < x->p->nkernels; k++) {
-        float t0 = 0, t1 = 0;
-        rt_cuda_event_ms(x->cu, d, x->ev[0], x->ev[k], &t0);
-        rt_cuda_event_ms(x->cu, d, x->ev[0], x->ev[k + 1], &t1);
         const CgKernel *ck = &x->p->kernels[k];
         fprintf(f, ",\n{\"name\":\"%s\",\"cat\":\"kernel\",\"ph\":\"X\",\"pid\":0,\"tid\":0,\"ts\":%.3f,\"dur\":%.3f,\"args\":{\"phases\":%d,\"loc\":\"%s:%d\"}}",
-                ck->name, t0 * 1e3, (t1 - t0) * 1e3, ck->nphases, ck->loc.file ? ck->loc.file : "", ck->loc.line);
+                ck->name, t0 * 1e3, x->kms[k] * 1e3, ck->nphases, ck->loc.file ? ck->loc.file : "", ck->loc.line);
+        t0 += x->kms[k];
     }
     fprintf(f, "\n]}\n");
     fclose(f);
@@ -581,8 +568,7 @@ bool gpu_exec_run(GpuExec *x, const CpuInput *in, int nin, DiagEngine *d) {
     int64_t sym[IR_MAX_DIM_SYMS];
     if (!bind_inputs(x, in, nin, sym, d) || !upload_inputs(x, in, nin, sym, d)) return false;
     if (!rt_cuda_memset0(x->cu, d, x->err, 8)) return false;
-    RtEvent *e0 = rt_cuda_event(x->cu, d), *e1 = rt_cuda_event(x->cu, d);
-    if (!e0 || !e1 || !rt_cuda_event_record(x->cu, d, e0)) return false;
+    if (!rt_cuda_event_record(x->cu, d, x->step[0])) return false;
     const CgProgram *p = x->p;
     x->launches = 0;
     bool ok = true;
@@ -611,9 +597,7 @@ bool gpu_exec_run(GpuExec *x, const CpuInput *in, int nin, DiagEngine *d) {
     }
     if (x->ev) rt_cuda_event_record(x->cu, d, x->ev[p->nkernels]);
     float ms = 0;
-    ok = ok && rt_cuda_event_record(x->cu, d, e1) && rt_cuda_event_ms(x->cu, d, e0, e1, &ms);
-    rt_cuda_event_free(x->cu, e0);
-    rt_cuda_event_free(x->cu, e1);
+    ok = ok && rt_cuda_event_record(x->cu, d, x->step[1]) && rt_cuda_event_ms(x->cu, d, x->step[0], x->step[1], &ms);
     x->last_ms = ms;
     int32_t err[2] = {0, 0};
     if (ok && !rt_cuda_download(x->cu, d, err, x->err, 8)) ok = false;
@@ -664,8 +648,7 @@ static float *fetch(GpuExec *x, const IrNode *n, int64_t *numel) {
     size_t nb = (size_t)bytes_of(n->type.dtype, ne);
     void *raw = malloc(nb + 8);
     float *v = malloc(sizeof(float) * (size_t)(ne + 1));
-    DiagEngine *d = diag_new(x->arena, stderr);
-    if (!raw || !v || !rt_cuda_download(x->cu, d, raw, at, nb)) {
+    if (!raw || !v || !rt_cuda_download(x->cu, x->diag, raw, at, nb)) {
         free(raw);
         free(v);
         return NULL;
