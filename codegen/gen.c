@@ -151,19 +151,6 @@ void cg_phase(Gen *G, CgLaunchMode mode, IrDim a, int64_t da, IrDim b, int64_t d
 
 /* ---- inlined values ---------------------------------------------------- */
 
-bool cg_fusible(IrOp op) {
-    switch (op) {
-    case IR_OP_ADD: case IR_OP_SUB: case IR_OP_MUL: case IR_OP_DIV: case IR_OP_MAX:
-    case IR_OP_SIGMOID: case IR_OP_SILU: case IR_OP_EXP: case IR_OP_NEG: case IR_OP_SQRT: case IR_OP_RSQRT:
-    case IR_OP_CAST: case IR_OP_RMSNORM: case IR_OP_ROPE: case IR_OP_SOFTMAX: case IR_OP_SUM:
-    case IR_OP_ACT_SCALE: case IR_OP_QUANTIZE: case IR_OP_RESHAPE: case IR_OP_SLICE: case IR_OP_CONCAT:
-    case IR_OP_TRANSPOSE: case IR_OP_CONST:
-        return true;
-    default:
-        return false;
-    }
-}
-
 static bool is_literal_one(IrDim d) { return ir_dim_is_const(d) && d.coeff == 1; }
 
 /* Flat index into operand `op` (broadcast to `out`) of output index i. */
@@ -198,31 +185,6 @@ static const char *unary_expr(Gen *G, IrOp op, const char *x) {
     case IR_OP_RSQRT: return arena_printf(G->a, "1.0f / sqrtf(%s)", x);
     default: IR_UNREACHABLE();
     }
-}
-
-/* inv_freq table and amplitude of a rope node (as the CPU executor forms them). */
-static double rope_table(const IrNode *n, int64_t d, double *inv) {
-    double theta = ir_node_attr_float(n, "theta", 10000.0);
-    for (int64_t i = 0; i < d / 2; i++) inv[i] = 1.0 / pow(theta, (double)(2 * i) / (double)d);
-    const IrAttr *fa = ir_node_attr(n, "factor");
-    if (!fa) return 1.0;
-    double factor = fa->u.f, orig = (double)ir_node_attr_int(n, "original_max_position", 4096);
-    double bf = ir_node_attr_float(n, "beta_fast", 32.0), bs = ir_node_attr_float(n, "beta_slow", 1.0);
-    double lo = floor((double)d * log(orig / (bf * 2 * M_PI)) / (2 * log(theta)));
-    double hi = ceil((double)d * log(orig / (bs * 2 * M_PI)) / (2 * log(theta)));
-    if (lo < 0) lo = 0;
-    if (hi > (double)(d - 1)) hi = (double)(d - 1);
-    if (lo == hi) hi += 0.001;
-    for (int64_t i = 0; i < d / 2; i++) {
-        double ramp = ((double)i - lo) / (hi - lo);
-        ramp = ramp < 0 ? 0 : ramp > 1 ? 1 : ramp;
-        inv[i] = (inv[i] / factor) * ramp + inv[i] * (1.0 - ramp);
-    }
-    const IrAttr *ms = ir_node_attr(n, "mscale"), *msa = ir_node_attr(n, "mscale_all_dim");
-#define YM(s, m) ((s) <= 1 ? 1.0 : 0.1 * (m) * log(s) + 1.0)
-    if (ms && msa && ms->u.f != 0 && msa->u.f != 0) return YM(factor, ms->u.f) / YM(factor, msa->u.f);
-    return YM(factor, 1.0);
-#undef YM
 }
 
 /* The device function v<local>(a, i): node n's value at flat index i. */
@@ -320,7 +282,7 @@ static void emit_value(Gen *G, const IrNode *n) {
     case IR_OP_ROPE: {
         int64_t d = x->type.dims[x->type.rank - 1].coeff;
         double *inv = malloc(sizeof(double) * (size_t)(d / 2 + 1));
-        double af = rope_table(n, d, inv);
+        double af = ir_rope_freqs(n, d, inv);
         sb_printf(&G->decl, "__device__ const float inv%d[%lld] = {", me, (long long)(d / 2));
         for (int64_t k = 0; k < d / 2; k++) sb_printf(&G->decl, "%s%.9ef", k ? ", " : "", (double)(float)inv[k]);
         sb_puts(&G->decl, "};\n");
@@ -526,7 +488,7 @@ CgProgram *cg_generate(Arena *a, DiagEngine *d, const IrGraph *g) {
     for (int k = 0; k < ngroups; k++) tmpl[k] = -1;
     for (int i = 0; i < nn; i++) {
         const IrNode *n = g->nodes[i];
-        if (grp[i] < 0 || cg_fusible(n->op)) continue;
+        if (grp[i] < 0 || ir_op_fusible(n->op)) continue;
         if (tmpl[grp[i]] >= 0) { /* two templates in one group: give this one its own */
             grp[i] = ngroups++;
             tmpl = arena_realloc(a, tmpl, sizeof(int) * (size_t)ngroups, sizeof(int) * (size_t)(ngroups + 1));
@@ -538,11 +500,11 @@ CgProgram *cg_generate(Arena *a, DiagEngine *d, const IrGraph *g) {
     for (int i = 0; i < nn; i++) {
         const IrNode *n = g->nodes[i];
         if (!ir_op_has_result(n->op)) continue;
-        if (grp[i] < 0 || !cg_fusible(n->op)) stored[i] = true;
+        if (grp[i] < 0 || !ir_op_fusible(n->op)) stored[i] = true;
         for (int j = i + 1; j < nn; j++) {
             const IrNode *r = g->nodes[j];
             for (int k = 0; k < r->nops; k++)
-                if (r->ops[k] == n && (grp[j] != grp[i] || !cg_fusible(r->op))) stored[i] = true;
+                if (r->ops[k] == n && (grp[j] != grp[i] || !ir_op_fusible(r->op))) stored[i] = true;
         }
     }
     int *order = order_groups(a, g, grp, ngroups);
@@ -573,12 +535,12 @@ CgProgram *cg_generate(Arena *a, DiagEngine *d, const IrGraph *g) {
         sb_init(&G.ldr);
         int nloc = 0;
         for (int k = 0; k < nm; k++)
-            if (cg_fusible(g->nodes[members[k]]->op)) G.local[members[k]] = nloc++;
+            if (ir_op_fusible(g->nodes[members[k]]->op)) G.local[members[k]] = nloc++;
         for (int k = 0; k < nm; k++) {
             const IrNode *n = g->nodes[members[k]];
             if (n->op == IR_OP_RMSNORM || n->op == IR_OP_SOFTMAX || n->op == IR_OP_SUM || n->op == IR_OP_ACT_SCALE)
                 emit_reduction(&G, n);
-            if (cg_fusible(n->op)) emit_value(&G, n);
+            if (ir_op_fusible(n->op)) emit_value(&G, n);
         }
         memset(done, 0, (size_t)nm);
         emit_stores(&G, members, nm, done);

@@ -88,9 +88,6 @@ typedef struct {
     bool *stored;       /* by node id: the value lives in memory */
 } CgProgram;
 
-/* Ops inlined into a fused kernel (the rest are templates: one per kernel). */
-bool cg_fusible(IrOp op);
-
 /* Generates a kernel per group of a verified graph (fused or not). NULL
  * after reporting an op or shape the generator cannot handle. */
 CgProgram *cg_generate(Arena *a, DiagEngine *d, const IrGraph *g);

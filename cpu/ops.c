@@ -306,39 +306,10 @@ static void attn_rows(void *p, int64_t lo, int64_t hi) {
 
 /* ---- rotary embedding --------------------------------------------------- */
 
-static double yarn_get_mscale(double scale, double m) { return scale <= 1 ? 1.0 : 0.1 * m * log(scale) + 1.0; }
-
-/* inv_freq[d/2] and the cos/sin factor of a rope node (transformers' YaRN). */
-static double rope_freqs(const IrNode *n, int64_t d, double *inv) {
-    double theta = ir_node_attr_float(n, "theta", 10000.0);
-    const IrAttr *fa = ir_node_attr(n, "factor");
-    for (int64_t i = 0; i < d / 2; i++) inv[i] = 1.0 / pow(theta, (double)(2 * i) / (double)d);
-    if (!fa) return 1.0;
-    double factor = fa->u.f;
-    double orig = (double)ir_node_attr_int(n, "original_max_position", 4096);
-    double bf = ir_node_attr_float(n, "beta_fast", 32.0), bs = ir_node_attr_float(n, "beta_slow", 1.0);
-    double corr_lo = (double)d * log(orig / (bf * 2 * M_PI)) / (2 * log(theta));
-    double corr_hi = (double)d * log(orig / (bs * 2 * M_PI)) / (2 * log(theta));
-    double lo = floor(corr_lo), hi = ceil(corr_hi);
-    if (lo < 0) lo = 0;
-    if (hi > (double)(d - 1)) hi = (double)(d - 1);
-    if (lo == hi) hi += 0.001;
-    for (int64_t i = 0; i < d / 2; i++) {
-        double ramp = ((double)i - lo) / (hi - lo);
-        ramp = ramp < 0 ? 0 : ramp > 1 ? 1 : ramp;
-        double extra = 1.0 - ramp; /* weight of the extrapolated (original) frequency */
-        inv[i] = (inv[i] / factor) * (1.0 - extra) + inv[i] * extra;
-    }
-    const IrAttr *ms = ir_node_attr(n, "mscale"), *msa = ir_node_attr(n, "mscale_all_dim");
-    if (ms && msa && ms->u.f != 0 && msa->u.f != 0)
-        return yarn_get_mscale(factor, ms->u.f) / yarn_get_mscale(factor, msa->u.f);
-    return yarn_get_mscale(factor, 1.0);
-}
-
 static void k_rope(const IrNode *n, Ten *out, const Ten *x, const Ten *pos) {
     int64_t d = x->d[x->rank - 1], B = x->d[0], S = x->d[1], heads = x->n / (B * S * d);
     double *inv = malloc(sizeof(double) * (size_t)(d / 2 + 1));
-    double af = rope_freqs(n, d, inv);
+    double af = ir_rope_freqs(n, d, inv);
     bool inter = ir_node_attr_bool(n, "interleave", false);
     for (int64_t bs = 0; bs < B * S; bs++) {
         float p = pos->p[bs];

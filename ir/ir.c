@@ -5,6 +5,7 @@
  * heads — stays exact without a general expression engine. */
 #include "ir/ir.h"
 
+#include <math.h>
 #include <string.h>
 
 const IrOpInfo ir_op_info[IR_OP_COUNT] = {
@@ -29,6 +30,44 @@ bool ir_op_has_result(IrOp op) { return op != IR_OP_OUTPUT; }
 bool ir_op_declares_type(IrOp op) {
     return op == IR_OP_INPUT || op == IR_OP_WEIGHT || op == IR_OP_CONST || op == IR_OP_CAST ||
            op == IR_OP_RESHAPE || op == IR_OP_SPLIT_BATCH || op == IR_OP_MERGE_BATCH;
+}
+
+bool ir_op_fusible(IrOp op) {
+    switch (op) {
+    case IR_OP_ADD: case IR_OP_SUB: case IR_OP_MUL: case IR_OP_DIV: case IR_OP_MAX:
+    case IR_OP_SIGMOID: case IR_OP_SILU: case IR_OP_EXP: case IR_OP_NEG: case IR_OP_SQRT: case IR_OP_RSQRT:
+    case IR_OP_CAST: case IR_OP_RMSNORM: case IR_OP_ROPE: case IR_OP_SOFTMAX: case IR_OP_SUM:
+    case IR_OP_ACT_SCALE: case IR_OP_QUANTIZE: case IR_OP_RESHAPE: case IR_OP_SLICE: case IR_OP_CONCAT:
+    case IR_OP_TRANSPOSE: case IR_OP_CONST:
+        return true;
+    default:
+        return false;
+    }
+}
+
+static double yarn_mscale(double scale, double m) { return scale <= 1 ? 1.0 : 0.1 * m * log(scale) + 1.0; }
+
+double ir_rope_freqs(const IrNode *n, int64_t d, double *inv) {
+    double theta = ir_node_attr_float(n, "theta", 10000.0);
+    for (int64_t i = 0; i < d / 2; i++) inv[i] = 1.0 / pow(theta, (double)(2 * i) / (double)d);
+    const IrAttr *fa = ir_node_attr(n, "factor");
+    if (!fa) return 1.0;
+    double factor = fa->u.f, orig = (double)ir_node_attr_int(n, "original_max_position", 4096);
+    double bf = ir_node_attr_float(n, "beta_fast", 32.0), bs = ir_node_attr_float(n, "beta_slow", 1.0);
+    double lo = floor((double)d * log(orig / (bf * 2 * M_PI)) / (2 * log(theta)));
+    double hi = ceil((double)d * log(orig / (bs * 2 * M_PI)) / (2 * log(theta)));
+    if (lo < 0) lo = 0;
+    if (hi > (double)(d - 1)) hi = (double)(d - 1);
+    if (lo == hi) hi += 0.001;
+    for (int64_t i = 0; i < d / 2; i++) {
+        double ramp = ((double)i - lo) / (hi - lo);
+        ramp = ramp < 0 ? 0 : ramp > 1 ? 1 : ramp;
+        double extra = 1.0 - ramp; /* weight of the extrapolated (original) frequency */
+        inv[i] = (inv[i] / factor) * (1.0 - extra) + inv[i] * extra;
+    }
+    const IrAttr *ms = ir_node_attr(n, "mscale"), *msa = ir_node_attr(n, "mscale_all_dim");
+    if (ms && msa && ms->u.f != 0 && msa->u.f != 0) return yarn_mscale(factor, ms->u.f) / yarn_mscale(factor, msa->u.f);
+    return yarn_mscale(factor, 1.0);
 }
 
 static const struct {

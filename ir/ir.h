@@ -111,6 +111,10 @@ const char *ir_op_name(IrOp op);
 bool ir_op_lookup(const char *name, IrOp *out); /* keyword -> op */
 bool ir_op_has_result(IrOp op);                 /* false only for output */
 bool ir_op_declares_type(IrOp op);              /* input, weight, const, cast, reshape, split/merge_batch */
+/* Ops a fused kernel computes inline: elementwise, norms, RoPE, softmax and
+ * sum, FP8 quantization, layout, constants (the fuse pass groups them; the
+ * codegen inlines them; every other op is a kernel of its own). */
+bool ir_op_fusible(IrOp op);
 /* Position of attribute `name` in op's schema (-1 if absent), its kind and
  * whether it is optional. */
 int ir_schema_find(IrOp op, const char *name, IrAttrKind *kind, bool *optional);
@@ -182,6 +186,11 @@ int64_t ir_node_attr_int(const IrNode *n, const char *name, int64_t dflt);
 double ir_node_attr_float(const IrNode *n, const char *name, double dflt);
 bool ir_node_attr_bool(const IrNode *n, const char *name, bool dflt);
 const char *ir_node_attr_str(const IrNode *n, const char *name, const char *dflt);
+
+/* A rope node's inverse frequencies inv[d/2] (transformers' YaRN when the
+ * node has `factor`) and the amplitude its cos/sin are scaled by. Every
+ * backend forms the table here so they agree to the bit. */
+double ir_rope_freqs(const IrNode *n, int64_t d, double *inv);
 
 /* Checks n's attributes against the op's schema (missing required, unknown,
  * wrong kind) and computes its result type. For declared-type ops checks the

@@ -15,19 +15,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-static bool fusible(IrOp op) {
-    switch (op) {
-    case IR_OP_ADD: case IR_OP_SUB: case IR_OP_MUL: case IR_OP_DIV: case IR_OP_MAX:
-    case IR_OP_SIGMOID: case IR_OP_SILU: case IR_OP_EXP: case IR_OP_NEG: case IR_OP_SQRT: case IR_OP_RSQRT:
-    case IR_OP_CAST: case IR_OP_RMSNORM: case IR_OP_ROPE: case IR_OP_SOFTMAX: case IR_OP_SUM:
-    case IR_OP_ACT_SCALE: case IR_OP_QUANTIZE: case IR_OP_RESHAPE: case IR_OP_SLICE: case IR_OP_CONCAT:
-    case IR_OP_TRANSPOSE: case IR_OP_CONST:
-        return true;
-    default:
-        return false;
-    }
-}
-
 /* Ops that need no kernel of their own before fusion (data that is just there). */
 static bool free_op(IrOp op) {
     return op == IR_OP_INPUT || op == IR_OP_WEIGHT || op == IR_OP_OUTPUT || op == IR_OP_CONST || op == IR_OP_RESHAPE;
@@ -86,9 +73,9 @@ PassResult pass_fuse(PassCtx *c, IrGraph *g) {
         }
         before++;
         int grp = -1;
-        for (int k = 0; k < n->nops && grp < 0 && fusible(n->op); k++) {
+        for (int k = 0; k < n->nops && grp < 0 && ir_op_fusible(n->op); k++) {
             const IrNode *o = n->ops[k];
-            if (o->group < 0 || !fusible(o->op)) continue;
+            if (o->group < 0 || !ir_op_fusible(o->op)) continue;
             bool ok = true;
             for (int m = 0; m < n->nops && ok; m++) {
                 const IrNode *p = n->ops[m];

@@ -405,7 +405,7 @@ GpuExec *gpu_exec_new(const IrGraph *g, const CpuWeightSource *ws, const GpuOpti
         Launch *l = &x->launch[k];
         l->template_node = ck->nodes[ck->nnodes - 1];
         for (int j = 0; j < ck->nnodes; j++)
-            if (!cg_fusible(g->nodes[ck->nodes[j]]->op)) l->template_node = ck->nodes[j];
+            if (!ir_op_fusible(g->nodes[ck->nodes[j]]->op)) l->template_node = ck->nodes[j];
         l->fn = arena_alloc(x->arena, sizeof(RtKernel *) * (size_t)(ck->nphases + 1));
         for (int ph = 0; ph < ck->nphases && ph < 64; ph++) {
             RtKernel **c = &fncache[ck->module * 64 + ph];
@@ -635,7 +635,7 @@ void gpu_exec_set_trace(GpuExec *x, const char *path) { x->trace = x->ev ? path 
 
 int gpu_exec_kernel_node(const GpuExec *x, int k) {
     int t = x->launch[k].template_node;
-    return cg_fusible(x->g->nodes[t]->op) ? -1 : t;
+    return ir_op_fusible(x->g->nodes[t]->op) ? -1 : t;
 }
 
 /* The stored value of node n after the last run, as f32 (malloc'd). */
