@@ -515,7 +515,7 @@ CgProgram *cg_generate(Arena *a, DiagEngine *d, const IrGraph *g) {
     CgProgram *p = arena_alloc(a, sizeof *p);
     p->stored = stored;
     p->kernels = arena_alloc(a, sizeof(CgKernel) * (size_t)(ngroups + 1));
-    p->bodies = arena_alloc(a, sizeof(char *) * (size_t)(ngroups + 1));
+    p->modules = arena_alloc(a, sizeof(CgSource) * (size_t)(ngroups + 1));
     G.local = arena_alloc(a, sizeof(int) * (size_t)(nn + 1));
     G.stat = arena_alloc(a, sizeof(int) * (size_t)(nn + 1));
     G.stored = stored;
@@ -562,11 +562,11 @@ CgProgram *cg_generate(Arena *a, DiagEngine *d, const IrGraph *g) {
         k->name = kernel_name(&G, gid, members, nm);
         k->comment = kernel_comment(&G, k->name, members, nm);
         k->module = -1;
-        for (int b = 0; b < p->nbodies && k->module < 0; b++)
-            if (strcmp(p->bodies[b], body) == 0) k->module = b;
+        for (int b = 0; b < p->nmodules && k->module < 0; b++)
+            if (strcmp(p->modules[b].source, body) == 0) k->module = b;
         if (k->module < 0) {
-            k->module = p->nbodies;
-            p->bodies[p->nbodies++] = body;
+            k->module = p->nmodules;
+            p->modules[p->nmodules++] = (CgSource){k->name, body, k->loc};
         }
         k->nphases = G.nphases;
         k->phases = arena_alloc(a, sizeof(CgPhase) * (size_t)(G.nphases + 1));
@@ -583,5 +583,5 @@ CgProgram *cg_generate(Arena *a, DiagEngine *d, const IrGraph *g) {
 }
 
 char *cg_kernel_text(Arena *a, const CgProgram *p, const CgKernel *k) {
-    return arena_printf(a, "%s// module %d, shared by every group with the same source\n%s", k->comment, k->module, p->bodies[k->module]);
+    return arena_printf(a, "%s// module %d, shared by every group with the same source\n%s", k->comment, k->module, p->modules[k->module].source);
 }

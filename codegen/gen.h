@@ -71,7 +71,7 @@ typedef struct {
     int group;
     SrcLoc loc;         /* first op's DSL location */
     const char *comment; /* header: the group's IR ops and their DSL locations */
-    int module;         /* index into CgProgram.bodies */
+    int module;         /* index into CgProgram.modules */
     CgPhase *phases;
     int nphases;
     CgSlot *slots;
@@ -83,8 +83,8 @@ typedef struct {
 typedef struct {
     CgKernel *kernels;  /* in an order that respects every dependency */
     int nkernels;
-    const char **bodies; /* distinct module sources */
-    int nbodies;
+    CgSource *modules;  /* distinct module sources, named after their first kernel: what cg_compile takes */
+    int nmodules;
     bool *stored;       /* by node id: the value lives in memory */
 } CgProgram;
 

@@ -341,20 +341,13 @@ GpuExec *gpu_exec_new(const IrGraph *g, const CpuWeightSource *ws, const GpuOpti
     }
     /* compile (parallel, cached) and load every distinct module */
     const CgProgram *p = x->p;
-    CgSource *src = arena_alloc(x->arena, sizeof(CgSource) * (size_t)(p->nbodies + 1));
-    for (int m = 0; m < p->nbodies; m++) {
-        const CgKernel *k = NULL;
-        for (int i = 0; i < p->nkernels && !k; i++)
-            if (p->kernels[i].module == m) k = &p->kernels[i];
-        src[m] = (CgSource){k->name, p->bodies[m], k->loc};
-    }
-    CgBinary *bins = calloc((size_t)p->nbodies + 1, sizeof(CgBinary));
+    CgBinary *bins = calloc((size_t)p->nmodules + 1, sizeof(CgBinary));
     CgOptions co = {0};
-    int fails = cg_compile(x->arena, d, src, p->nbodies, &co, bins);
-    RtModule **mods = arena_alloc(x->arena, sizeof(RtModule *) * (size_t)(p->nbodies + 1));
-    for (int m = 0; m < p->nbodies && !fails; m++)
-        if (!(mods[m] = rt_cuda_module(x->cu, d, bins[m].data, src[m].name))) fails++;
-    for (int m = 0; m < p->nbodies; m++) cg_binary_free(&bins[m]);
+    int fails = cg_compile(x->arena, d, p->modules, p->nmodules, &co, bins);
+    RtModule **mods = arena_alloc(x->arena, sizeof(RtModule *) * (size_t)(p->nmodules + 1));
+    for (int m = 0; m < p->nmodules && !fails; m++)
+        if (!(mods[m] = rt_cuda_module(x->cu, d, bins[m].data, p->modules[m].name))) fails++;
+    for (int m = 0; m < p->nmodules; m++) cg_binary_free(&bins[m]);
     free(bins);
     if (fails) goto fail;
     /* memory: weights, activations, caches, scratch */
@@ -399,7 +392,7 @@ GpuExec *gpu_exec_new(const IrGraph *g, const CpuWeightSource *ws, const GpuOpti
         free(scr);
         goto fail;
     }
-    RtKernel **fncache = arena_alloc(x->arena, sizeof(RtKernel *) * (size_t)(p->nbodies * 64 + 1));
+    RtKernel **fncache = arena_alloc(x->arena, sizeof(RtKernel *) * (size_t)(p->nmodules * 64 + 1));
     for (int k = 0; k < p->nkernels; k++) {
         const CgKernel *ck = &p->kernels[k];
         Launch *l = &x->launch[k];

@@ -54,22 +54,15 @@ static int emit_kernels(Arena *a, DiagEngine *d, const IrGraph *g, EmitKind emit
     }
     CgBinary *bins = NULL;
     if (emit == EMIT_CUBIN) {
-        CgSource *src = arena_alloc(a, sizeof(CgSource) * (size_t)(p->nbodies + 1));
-        for (int m = 0; m < p->nbodies; m++) {
-            const CgKernel *k = NULL;
-            for (int i = 0; i < p->nkernels && !k; i++)
-                if (p->kernels[i].module == m) k = &p->kernels[i];
-            src[m] = (CgSource){k->name, p->bodies[m], k->loc};
-        }
-        bins = calloc((size_t)p->nbodies + 1, sizeof(CgBinary));
+        bins = calloc((size_t)p->nmodules + 1, sizeof(CgBinary));
         CgOptions co = {0};
-        int fails = cg_compile(a, d, src, p->nbodies, &co, bins);
+        int fails = cg_compile(a, d, p->modules, p->nmodules, &co, bins);
         int cached = 0;
-        for (int m = 0; m < p->nbodies; m++) cached += bins[m].from_cache;
-        fprintf(stderr, "compiled %d modules for %d kernels with NVRTC (%d from the cache) in %.2f s\n", p->nbodies,
+        for (int m = 0; m < p->nmodules; m++) cached += bins[m].from_cache;
+        fprintf(stderr, "compiled %d modules for %d kernels with NVRTC (%d from the cache) in %.2f s\n", p->nmodules,
                 p->nkernels, cached, driver_now() - t0);
         if (fails) {
-            for (int m = 0; m < p->nbodies; m++) cg_binary_free(&bins[m]);
+            for (int m = 0; m < p->nmodules; m++) cg_binary_free(&bins[m]);
             free(bins);
             return DSCC_EXIT_INPUT;
         }
@@ -96,7 +89,7 @@ static int emit_kernels(Arena *a, DiagEngine *d, const IrGraph *g, EmitKind emit
     else if (ok) fprintf(stderr, "wrote %d kernels to %s/\n", p->nkernels, out_dir);
     sb_free(&all);
     if (bins) {
-        for (int m = 0; m < p->nbodies; m++) cg_binary_free(&bins[m]);
+        for (int m = 0; m < p->nmodules; m++) cg_binary_free(&bins[m]);
         free(bins);
     }
     return ok ? DSCC_EXIT_OK : DSCC_EXIT_RUNTIME;
