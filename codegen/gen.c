@@ -370,20 +370,24 @@ static void emit_reduction(Gen *G, const IrNode *n) {
     cg_phase(G, CG_LAUNCH_WARP, items, 1, ir_dim_const(1), 1, 0);
 }
 
-/* One elementwise pass writing every stored member whose size is `count`. */
+/* Members the store passes write: stored, inlined values (sum and
+ * act_scale wrote theirs in their reduction phase). */
+static bool needs_store(const Gen *G, const IrNode *n) {
+    return G->local[n->id] >= 0 && G->stored[n->id] && n->op != IR_OP_SUM && n->op != IR_OP_ACT_SCALE;
+}
+
+/* One elementwise pass per distinct size, writing every member of that size
+ * that needs storing. `done` (nm flags) is scratch. */
 static void emit_stores(Gen *G, const int *members, int nm, bool *done) {
+    for (int k = 0; k < nm; k++) done[k] = !needs_store(G, G->g->nodes[members[k]]);
     for (int k = 0; k < nm; k++) {
-        const IrNode *n = G->g->nodes[members[k]];
-        if (done[k] || G->local[n->id] < 0 || !G->stored[n->id] || n->op == IR_OP_SUM || n->op == IR_OP_ACT_SCALE) continue;
-        IrDim cnt = ir_type_numel(&n->type);
-        int ph = G->nphases;
-        sb_printf(&G->decl, "extern \"C\" __global__ void __launch_bounds__(256) p%d(Args a) {  // store\n", ph);
+        if (done[k]) continue;
+        IrDim cnt = ir_type_numel(&G->g->nodes[members[k]]->type);
+        sb_printf(&G->decl, "extern \"C\" __global__ void __launch_bounds__(256) p%d(Args a) {  // store\n", G->nphases);
         sb_printf(&G->decl, "    const long long i = ITEM_ELEM();\n    if (i >= %s) return;\n", cg_dim(G, cnt));
         for (int j = k; j < nm; j++) {
             const IrNode *m = G->g->nodes[members[j]];
-            if (done[j] || G->local[m->id] < 0 || !G->stored[m->id] || m->op == IR_OP_SUM || m->op == IR_OP_ACT_SCALE ||
-                !ir_dim_eq(ir_type_numel(&m->type), cnt))
-                continue;
+            if (done[j] || !ir_dim_eq(ir_type_numel(&m->type), cnt)) continue;
             sb_printf(&G->decl, "    S%d(a, i, v%d(a, i));\n", cg_slot_value(G, m), G->local[m->id]);
             done[j] = true;
         }
@@ -542,7 +546,6 @@ CgProgram *cg_generate(Arena *a, DiagEngine *d, const IrGraph *g) {
                 emit_reduction(&G, n);
             if (ir_op_fusible(n->op)) emit_value(&G, n);
         }
-        memset(done, 0, (size_t)nm);
         emit_stores(&G, members, nm, done);
         bool ok = tmpl[gid] < 0 || cg_emit_template(&G, g->nodes[tmpl[gid]]);
         const IrNode *first = g->nodes[members[0]];
