@@ -94,6 +94,8 @@ int cg_axis(int64_t axis, int rank) { return (int)(axis < 0 ? axis + rank : axis
 
 static const char *dt_suffix(IrDType t) { return ir_dtype_name(t); }
 
+const char *cg_stored_suffix(Gen *G, const IrNode *n) { return dt_suffix(G->dtype[n->id]); }
+
 static bool is_cache(const IrNode *n) { return n->op == IR_OP_KV_CACHE; }
 
 /* The loader of a stored value: L<slot>(a, flat index) -> f32. A cache is
@@ -105,13 +107,13 @@ static void emit_loader(Gen *G, int s, const IrNode *n) {
                   "__device__ __forceinline__ float L%d(const Args &a, long long i) {\n"
                   "    const long long per = %s, T = %s, bt = i / per;\n"
                   "    return ld_%s(a.t[%d], ((bt / T) * a.cap + bt %% T) * per + i %% per);\n}\n",
-                  s, cg_dim(G, per), cg_dim(G, n->type.dims[1]), dt_suffix(n->type.dtype), s);
+                  s, cg_dim(G, per), cg_dim(G, n->type.dims[1]), cg_stored_suffix(G, n), s);
         return;
     }
     sb_printf(&G->ldr, "__device__ __forceinline__ float L%d(const Args &a, long long i) { return ld_%s(a.t[%d], i); }\n", s,
-              dt_suffix(n->type.dtype), s);
+              cg_stored_suffix(G, n), s);
     sb_printf(&G->ldr, "__device__ __forceinline__ void S%d(const Args &a, long long i, float v) { st_%s(a.t[%d], i, v); }\n", s,
-              dt_suffix(n->type.dtype), s);
+              cg_stored_suffix(G, n), s);
 }
 
 int cg_slot_value(Gen *G, const IrNode *n) {
@@ -477,8 +479,9 @@ static const char *kernel_comment(Gen *G, const char *name, const int *members, 
     return r;
 }
 
-CgProgram *cg_generate(Arena *a, DiagEngine *d, const IrGraph *g) {
+CgProgram *cg_generate(Arena *a, DiagEngine *d, const IrGraph *g, const CgGenOptions *o) {
     int nn = g->nnodes;
+    bool wide = o && o->f32_activations;
     Gen G = {.a = a, .d = d, .g = g};
     int *grp = arena_alloc(a, sizeof(int) * (size_t)(nn + 1));
     int ngroups = 0;
@@ -518,6 +521,13 @@ CgProgram *cg_generate(Arena *a, DiagEngine *d, const IrGraph *g) {
     }
     CgProgram *p = arena_alloc(a, sizeof *p);
     p->stored = stored;
+    p->dtype = arena_alloc(a, sizeof(IrDType) * (size_t)(nn + 1));
+    for (int i = 0; i < nn; i++) {
+        const IrNode *n = g->nodes[i];
+        bool act = n->op != IR_OP_WEIGHT && n->op != IR_OP_INPUT;
+        p->dtype[i] = wide && act && (n->type.dtype == IR_DT_BF16 || n->type.dtype == IR_DT_F16) ? IR_DT_F32 : n->type.dtype;
+    }
+    G.dtype = p->dtype;
     p->kernels = arena_alloc(a, sizeof(CgKernel) * (size_t)(ngroups + 1));
     p->modules = arena_alloc(a, sizeof(CgSource) * (size_t)(ngroups + 1));
     G.local = arena_alloc(a, sizeof(int) * (size_t)(nn + 1));

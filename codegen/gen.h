@@ -14,7 +14,9 @@
  *
  * Values are computed in f32 and stored in their declared dtype (bf16
  * rounded to nearest even, FP8 E4M3 saturating, integers truncated), so the
- * GPU matches the CPU executor up to that storage rounding.
+ * GPU matches the CPU executor up to that storage rounding; with
+ * f32_activations, bf16/f16 activations are stored as f32 and only the
+ * weights' and FP8 codes' rounding remains.
  *
  * The ABI between a kernel and the runtime is one struct passed by value
  * (`CgArgs` below, `Args` in the source): device pointers per slot, the
@@ -86,11 +88,20 @@ typedef struct {
     CgSource *modules;  /* distinct module sources, named after their first kernel: what cg_compile takes */
     int nmodules;
     bool *stored;       /* by node id: the value lives in memory */
+    IrDType *dtype;     /* by node id: the dtype it is stored in (see CgGenOptions) */
 } CgProgram;
 
-/* Generates a kernel per group of a verified graph (fused or not). NULL
- * after reporting an op or shape the generator cannot handle. */
-CgProgram *cg_generate(Arena *a, DiagEngine *d, const IrGraph *g);
+typedef struct {
+    /* Store bf16/f16 activations and caches as f32 (weights and inputs keep
+     * their dtype): the values then carry no rounding between kernels, as
+     * in the CPU executor, at twice the activation traffic. */
+    bool f32_activations;
+} CgGenOptions;
+
+/* Generates a kernel per group of a verified graph (fused or not); `o` may
+ * be NULL (defaults). NULL after reporting an op or shape the generator
+ * cannot handle. */
+CgProgram *cg_generate(Arena *a, DiagEngine *d, const IrGraph *g, const CgGenOptions *o);
 
 /* The full text of kernel k as --emit=cuda writes it: header comment, then
  * the module source. */

@@ -10,6 +10,7 @@ typedef struct {
     DiagEngine *d;
     const IrGraph *g;
     const bool *stored;  /* by node id */
+    const IrDType *dtype; /* by node id: the stored dtype */
     int *local;          /* by node id: index of its inlined v-function in this kernel, -1 if not a member */
     int *stat;           /* by node id: slot of a reduction's statistics (or value) */
     StrBuf ldr;          /* loaders and storers of the slots */
@@ -31,11 +32,21 @@ int cg_axis(int64_t axis, int rank);
 /* Slot of n's stored value (emits its loader L<s> and storer S<s>), or a
  * new f32 scratch slot of `count` floats. */
 int cg_slot_value(Gen *G, const IrNode *n);
+/* "bf16", "f32", ...: the dtype n is stored in (its ld_/st_ suffix). */
+const char *cg_stored_suffix(Gen *G, const IrNode *n);
 int cg_slot_scratch(Gen *G, const IrNode *n, IrDim count);
 /* Expression reading node m at flat index idx: inlined if a member. */
 const char *cg_read(Gen *G, const IrNode *m, const char *idx);
 /* Appends a phase named p<index>; its function must be emitted by the caller. */
 void cg_phase(Gen *G, CgLaunchMode mode, IrDim a, int64_t da, IrDim b, int64_t db, int64_t smem);
+
+/* Opens the __global__ function of the next phase ("p<index>"), with a comment. */
+void cg_head(Gen *G, const char *what);
+/* Templates by file: gen_gemm.c, gen_expert.c, gen_attn.c (false with
+ * G->why set when the node is outside what they handle). */
+bool cg_gemm(Gen *G, const IrNode *n, bool fp8);
+bool cg_expert_gemm(Gen *G, const IrNode *n, bool fp8);
+bool cg_attention(Gen *G, const IrNode *n);
 
 /* The phase(s) of a template op (GEMM, attention, routing, ...). False
  * with G->why set when the node's shapes are outside what it handles. */

@@ -1,131 +1,24 @@
 /* gen_ops.c — template kernels: the ops that are not inlined. Each reads
  * its operands through their loaders (so any stored dtype, and the KV
- * cache's [B, cap, ...] layout, work alike) and computes in f32.
- *
- * These are the correct, general versions every shape can use: a 64x64
- * tiled GEMM (FP8 block-scaled with per-128 K-block partial sums, as
- * DeepSeek accumulates), expert GEMMs one block per routed row sharing the
- * row in shared memory, attention one warp per query row with an online
- * softmax (no score matrix), routing one thread per row. */
+ * cache's [B, cap, ...] layout, work alike) and computes in f32. GEMMs are
+ * in gen_gemm.c, expert GEMMs in gen_expert.c, attention in gen_attn.c;
+ * here: einsum, routing (one thread per row), embedding, gather, cache
+ * append, and the data movement of dispatch/combine/split/merge. */
 #include "codegen/gen_internal.h"
 
 #include <string.h>
 
 _Static_assert(IR_OP_COUNT == 41, "a new op needs a kernel in codegen/ (inlined in gen.c or a template here)");
 
-static void head(Gen *G, const char *what) {
+void cg_head(Gen *G, const char *what) {
     sb_printf(&G->decl, "extern \"C\" __global__ void __launch_bounds__(256) p%d(Args a) {  // %s\n", G->nphases, what);
 }
 
 /* Elementwise template: body computes `v` for output index i (or stores itself). */
 static void elem(Gen *G, const IrNode *n, IrDim count, const char *what, const char *body) {
-    head(G, what);
+    cg_head(G, what);
     sb_printf(&G->decl, "    const long long i = ITEM_ELEM();\n    if (i >= %s) return;\n%s}\n", cg_dim(G, count), body);
     cg_phase(G, CG_LAUNCH_ELEM, count, 1, ir_dim_const(1), 1, 0);
-}
-
-static bool gemm(Gen *G, const IrNode *n, bool fp8) {
-    const IrNode *x = n->ops[0], *w = n->ops[fp8 ? 2 : 1];
-    if (w->type.rank != 2) {
-        G->why = "the weight of a linear must be a matrix";
-        return false;
-    }
-    IrDim K = w->type.dims[1], O = w->type.dims[0], M;
-    if (!ir_dim_div(ir_type_numel(&x->type), K, &M)) {
-        G->why = "rows of x do not divide";
-        return false;
-    }
-    int sx = cg_slot_value(G, x), sw = cg_slot_value(G, w), sy = cg_slot_value(G, n);
-    int sxs = fp8 ? cg_slot_value(G, n->ops[1]) : 0, sws = fp8 ? cg_slot_value(G, n->ops[3]) : 0;
-    head(G, fp8 ? "fp8_linear: 64x64 tile, FP8 codes with 1x128 / 128x128 block scales" : "linear: 64x64 tile");
-    StrBuf *b = &G->decl;
-    sb_printf(b, "    __shared__ float As[32][68], Bs[32][68];\n"
-                 "    const long long M = %s, K = %s, O = %s, nkb = (K + 127) / 128;\n"
-                 "    const long long nt = (O + 63) / 64, m0 = blockIdx.x / nt * 64, o0 = blockIdx.x %% nt * 64;\n"
-                 "    const int tx = threadIdx.x & 15, ty = threadIdx.x >> 4;\n"
-                 "    float acc[4][4], part[4][4];\n"
-                 "    for (int u = 0; u < 4; u++)\n        for (int v = 0; v < 4; v++) acc[u][v] = part[u][v] = 0.0f;\n"
-                 "    for (long long k0 = 0; k0 < K; k0 += 32) {\n"
-                 "        for (int e = threadIdx.x; e < 2048; e += 256) {\n"
-                 "            const int r = e >> 5, c = e & 31;\n"
-                 "            const long long k = k0 + c, m = m0 + r, o = o0 + r;\n"
-                 "            As[c][r] = m < M && k < K ? L%d(a, m * K + k) : 0.0f;\n"
-                 "            Bs[c][r] = o < O && k < K ? L%d(a, o * K + k) : 0.0f;\n"
-                 "        }\n"
-                 "        __syncthreads();\n"
-                 "#pragma unroll 8\n"
-                 "        for (int c = 0; c < 32; c++) {\n"
-                 "            float av[4], bv[4];\n"
-                 "            for (int u = 0; u < 4; u++) av[u] = As[c][ty + 16 * u], bv[u] = Bs[c][tx + 16 * u];\n"
-                 "            for (int u = 0; u < 4; u++)\n                for (int v = 0; v < 4; v++) part[u][v] += av[u] * bv[v];\n"
-                 "        }\n"
-                 "        __syncthreads();\n",
-              cg_dim(G, M), cg_dim(G, K), cg_dim(G, O), sx, sw);
-    if (fp8)
-        sb_printf(b, "        if ((k0 + 32) %% 128 == 0 || k0 + 32 >= K) {  // end of a 128-wide K block: scale and accumulate\n"
-                     "            const long long kb = k0 / 128;\n"
-                     "            for (int u = 0; u < 4; u++)\n"
-                     "                for (int v = 0; v < 4; v++) {\n"
-                     "                    const long long m = m0 + ty + 16 * u, o = o0 + tx + 16 * v;\n"
-                     "                    if (m < M && o < O) acc[u][v] += part[u][v] * L%d(a, m * nkb + kb) * L%d(a, o / 128 * nkb + kb);\n"
-                     "                    part[u][v] = 0.0f;\n"
-                     "                }\n"
-                     "        }\n",
-                  sxs, sws);
-    sb_puts(b, "    }\n");
-    sb_printf(b, "    for (int u = 0; u < 4; u++)\n"
-                 "        for (int v = 0; v < 4; v++) {\n"
-                 "            const long long m = m0 + ty + 16 * u, o = o0 + tx + 16 * v;\n"
-                 "            if (m < M && o < O) S%d(a, m * O + o, %s);\n"
-                 "        }\n}\n",
-              sy, fp8 ? "acc[u][v]" : "part[u][v]");
-    cg_phase(G, CG_LAUNCH_BLOCK, M, 64, O, 64, 0);
-    return true;
-}
-
-static bool expert_gemm(Gen *G, const IrNode *n, bool fp8) {
-    const IrNode *x = n->ops[0], *w = n->ops[fp8 ? 2 : 1], *idx = n->ops[fp8 ? 4 : 2];
-    if (w->type.rank != 3 || idx->type.rank != 2 || !ir_dim_is_const(w->type.dims[2]) || w->type.dims[2].coeff > 12288) {
-        G->why = "expert weights must be [E, O, I] with I <= 12288";
-        return false;
-    }
-    int64_t I = w->type.dims[2].coeff;
-    bool bcast = x->type.rank == 2;
-    IrDim R = ir_type_numel(&idx->type);
-    int sx = cg_slot_value(G, x), sw = cg_slot_value(G, w), si = cg_slot_value(G, idx), sy = cg_slot_value(G, n);
-    int sxs = fp8 ? cg_slot_value(G, n->ops[1]) : 0, sws = fp8 ? cg_slot_value(G, n->ops[3]) : 0;
-    head(G, fp8 ? "fp8_expert_linear: one block per routed row and 64 outputs" : "expert_linear: one block per routed row and 64 outputs");
-    StrBuf *b = &G->decl;
-    sb_printf(b, "    extern __shared__ float xr[];\n"
-                 "    const long long Ks = %s, I = %lldLL, O = %s, E = %s, nkb = (I + 127) / 128, nob = (O + 127) / 128;\n"
-                 "    const long long r = blockIdx.x / ((O + 63) / 64), o0 = blockIdx.x %% ((O + 63) / 64) * 64;  // 64 outputs of one row\n"
-                 "    if (r >= %s) return;\n"
-                 "    const long long src = %s;\n"
-                 "    const float ef = L%d(a, r);\n"
-                 "    if (!(ef >= 0.0f && ef < (float)E)) {\n        if (threadIdx.x == 0) fail(a, ef);\n        return;\n    }\n"
-                 "    const long long e = (long long)ef;\n"
-                 "    for (long long k = threadIdx.x; k < I; k += 256) xr[k] = L%d(a, src * I + k);\n"
-                 "    __syncthreads();\n"
-                 "    const int lane = LANE();\n"
-                 "    for (long long o = o0 + (threadIdx.x >> 5); o < O && o < o0 + 64; o += 8) {\n"
-                 "        const long long wb = (e * O + o) * I;\n"
-                 "        float acc = 0.0f;\n",
-              cg_dim(G, idx->type.dims[1]), (long long)I, cg_dim(G, w->type.dims[1]), cg_dim(G, w->type.dims[0]), cg_dim(G, R),
-              bcast ? "r / Ks" : "r", si, sx);
-    (void)sws;
-    if (fp8)
-        sb_printf(b, "        for (long long kb = 0; kb < nkb; kb++) {\n"
-                     "            float part = 0.0f;\n"
-                     "            const long long end = kb * 128 + 128 < I ? kb * 128 + 128 : I;\n"
-                     "            for (long long k = kb * 128 + lane; k < end; k += 32) part += xr[k] * L%d(a, wb + k);\n"
-                     "            acc += part * L%d(a, src * nkb + kb) * L%d(a, (e * nob + o / 128) * nkb + kb);\n"
-                     "        }\n",
-                  sw, sxs, sws);
-    else
-        sb_printf(b, "        for (long long k = lane; k < I; k += 32) acc += xr[k] * L%d(a, wb + k);\n", sw);
-    sb_printf(b, "        acc = wsum(acc);\n        if (lane == 0) S%d(a, r * O + o, acc);\n    }\n}\n", sy);
-    cg_phase(G, CG_LAUNCH_BLOCK, R, 1, w->type.dims[1], 64, I * 4);
-    return true;
 }
 
 static bool einsum(Gen *G, const IrNode *n) {
@@ -198,47 +91,6 @@ static bool einsum(Gen *G, const IrNode *n) {
     return true;
 }
 
-static bool attention(Gen *G, const IrNode *n) {
-    const IrNode *q = n->ops[0], *k = n->ops[1], *v = n->ops[2];
-    if (q->type.rank != 4 || !ir_dim_is_const(q->type.dims[3]) || !ir_dim_is_const(v->type.dims[3]) || q->type.dims[3].coeff > 1024 ||
-        v->type.dims[3].coeff > 1024) {
-        G->why = "attention head dims must be constant and at most 1024";
-        return false;
-    }
-    int64_t Dk = q->type.dims[3].coeff, Dv = v->type.dims[3].coeff;
-    IrDim R = cg_prefix(&q->type, 3);
-    int sq = cg_slot_value(G, q), sk = cg_slot_value(G, k), sv = cg_slot_value(G, v), so = cg_slot_value(G, n);
-    head(G, "attention: one warp per query row, online softmax over the keys");
-    sb_printf(&G->decl,
-              "    const long long it = ITEM_WARP(); const int lane = LANE();\n"
-              "    const long long S = %s, T = %s, Hq = %s, Hk = %s, Dk = %lldLL, Dv = %lldLL;\n"
-              "    if (it >= %s) return;\n"
-              "    const long long h = it %% Hq, s = it / Hq %% S, b = it / (Hq * S), hk = h / (Hq / Hk);\n"
-              "    float q[%lld], o[%lld];\n"
-              "    for (int t = 0; t < %lld; t++) { const long long d = lane + 32 * t; q[t] = d < Dk ? L%d(a, it * Dk + d) : 0.0f; }\n"
-              "    for (int t = 0; t < %lld; t++) o[t] = 0.0f;\n"
-              "    long long last = %s;\n    if (last > T - 1) last = T - 1;\n"
-              "    float m = __int_as_float(0xff800000), l = 0.0f;\n"
-              "    for (long long j = 0; j <= last; j++) {\n"
-              "        const long long kb = ((b * T + j) * Hk + hk) * Dk, vb = ((b * T + j) * Hk + hk) * Dv;\n"
-              "        float dot = 0.0f;\n"
-              "        for (int t = 0; t < %lld; t++) { const long long d = lane + 32 * t; if (d < Dk) dot += q[t] * L%d(a, kb + d); }\n"
-              "        dot = wsum(dot) * %.9ef;\n"
-              "        const float mn = fmaxf(m, dot), corr = expf(m - mn), p = expf(dot - mn);\n"
-              "        l = l * corr + p;\n"
-              "        for (int t = 0; t < %lld; t++) { const long long d = lane + 32 * t; if (d < Dv) o[t] = o[t] * corr + p * L%d(a, vb + d); }\n"
-              "        m = mn;\n"
-              "    }\n"
-              "    for (int t = 0; t < %lld; t++) { const long long d = lane + 32 * t; if (d < Dv) S%d(a, it * Dv + d, o[t] / l); }\n}\n",
-              cg_dim(G, q->type.dims[1]), cg_dim(G, k->type.dims[1]), cg_dim(G, q->type.dims[2]), cg_dim(G, k->type.dims[2]),
-              (long long)Dk, (long long)Dv, cg_dim(G, R), (long long)(Dk + 31) / 32, (long long)(Dv + 31) / 32,
-              (long long)(Dk + 31) / 32, sq, (long long)(Dv + 31) / 32, ir_node_attr_bool(n, "causal", false) ? "s + T - S" : "T - 1",
-              (long long)(Dk + 31) / 32, sk, (double)(float)ir_node_attr_float(n, "scale", 1.0), (long long)(Dv + 31) / 32, sv,
-              (long long)(Dv + 31) / 32, so);
-    cg_phase(G, CG_LAUNCH_WARP, R, 1, ir_dim_const(1), 1, 0);
-    return true;
-}
-
 /* topk and group_topk: one thread per row, exactly the CPU's selection
  * (largest first, ties to the lower index). */
 static bool routing(Gen *G, const IrNode *n) {
@@ -302,12 +154,12 @@ static bool routing(Gen *G, const IrNode *n) {
 bool cg_emit_template(Gen *G, const IrNode *n) {
     Arena *A = G->a;
     switch (n->op) {
-    case IR_OP_LINEAR: return gemm(G, n, false);
-    case IR_OP_FP8_LINEAR: return gemm(G, n, true);
-    case IR_OP_EXPERT_LINEAR: return expert_gemm(G, n, false);
-    case IR_OP_FP8_EXPERT_LINEAR: return expert_gemm(G, n, true);
+    case IR_OP_LINEAR: return cg_gemm(G, n, false);
+    case IR_OP_FP8_LINEAR: return cg_gemm(G, n, true);
+    case IR_OP_EXPERT_LINEAR: return cg_expert_gemm(G, n, false);
+    case IR_OP_FP8_EXPERT_LINEAR: return cg_expert_gemm(G, n, true);
     case IR_OP_EINSUM: return einsum(G, n);
-    case IR_OP_ATTENTION: return attention(G, n);
+    case IR_OP_ATTENTION: return cg_attention(G, n);
     case IR_OP_TOPK: case IR_OP_GROUP_TOPK: return routing(G, n);
     case IR_OP_EMBEDDING: {
         const IrNode *tab = n->ops[0], *ids = n->ops[1];
@@ -338,7 +190,7 @@ bool cg_emit_template(Gen *G, const IrNode *n) {
         elem(G, n, ir_type_numel(&x->type), "kv_cache: append the new positions",
              arena_printf(A, "    const long long per = %s, S = %s, bs = i / per;\n"
                              "    st_%s(a.t[%d], ((bs / S) * a.cap + a.len + bs %% S) * per + i %% per, L%d(a, i));\n",
-                          cg_dim(G, cg_suffix(&x->type, 2)), cg_dim(G, x->type.dims[1]), ir_dtype_name(n->type.dtype), sc, sx));
+                          cg_dim(G, cg_suffix(&x->type, 2)), cg_dim(G, x->type.dims[1]), cg_stored_suffix(G, n), sc, sx));
         return true;
     }
     case IR_OP_DISPATCH: case IR_OP_COMBINE: { /* one process holds every expert: the value is where it is needed */

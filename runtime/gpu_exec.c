@@ -194,7 +194,7 @@ static int64_t plan_activations(GpuExec *x, const int64_t *smax, bool keep_all) 
             const IrNode *n = g->nodes[i];
             if (born[i] != k || !p->stored[i] || n->op == IR_OP_WEIGHT || n->op == IR_OP_KV_CACHE) continue;
             if (k == -1 && n->op != IR_OP_INPUT) continue;
-            int64_t size = align256(bytes_of(n->type.dtype, numel_at(&n->type, smax)));
+            int64_t size = align256(bytes_of(x->p->dtype[i], numel_at(&n->type, smax)));
             int64_t off = 0;
             for (bool moved = true; moved;) {
                 moved = false;
@@ -332,7 +332,8 @@ GpuExec *gpu_exec_new(const IrGraph *g, const CpuWeightSource *ws, const GpuOpti
     x->max_s = o.max_seq;
     int64_t smax[IR_MAX_DIM_SYMS];
     if (!bind_capacity(x, &o, smax, d)) goto fail;
-    if (!(x->p = cg_generate(x->arena, d, g))) goto fail;
+    CgGenOptions go = {.f32_activations = o.f32_activations};
+    if (!(x->p = cg_generate(x->arena, d, g, &go))) goto fail;
     if (!(x->cu = rt_cuda_open(d, o.device))) goto fail;
     if (rt_cuda_sm(x->cu) < 90) {
         diag_error(d, (SrcLoc){0}, "%s: the CUDA backend generates sm_90a code and needs a Hopper GPU (sm_90)",
@@ -356,7 +357,7 @@ GpuExec *gpu_exec_new(const IrGraph *g, const CpuWeightSource *ws, const GpuOpti
         const IrNode *n = g->nodes[i];
         if (n->op != IR_OP_KV_CACHE) continue;
         x->kv[i].per = numel_at(&n->type, smax) / (smax[x->sym_b >= 0 ? x->sym_b : 0] * x->cap);
-        size_t kb = (size_t)bytes_of(n->type.dtype, o.max_batch * x->cap * x->kv[i].per);
+        size_t kb = (size_t)bytes_of(x->p->dtype[i], o.max_batch * x->cap * x->kv[i].per);
         if (!rt_cuda_alloc(x->cu, d, kb, &x->kv[i].buf)) {
             diag_note(d, n->loc, "for the KV cache '%s' (%lld rows x %lld positions)", ir_node_attr_str(n, "name", "?"),
                       (long long)o.max_batch, (long long)x->cap);
@@ -638,7 +639,7 @@ static float *fetch(GpuExec *x, const IrNode *n, int64_t *numel) {
     if (n->op == IR_OP_WEIGHT) at = x->wslab + (RtDevPtr)x->woff[n->id];
     else if (n->op == IR_OP_KV_CACHE || x->aoff[n->id] < 0) return NULL;
     else at = x->aslab + (RtDevPtr)x->aoff[n->id];
-    size_t nb = (size_t)bytes_of(n->type.dtype, ne);
+    size_t nb = (size_t)bytes_of(x->p->dtype[n->id], ne);
     void *raw = malloc(nb + 8);
     float *v = malloc(sizeof(float) * (size_t)(ne + 1));
     if (!raw || !v || !rt_cuda_download(x->cu, x->diag, raw, at, nb)) {
@@ -646,7 +647,7 @@ static float *fetch(GpuExec *x, const IrNode *n, int64_t *numel) {
         free(v);
         return NULL;
     }
-    unpack(n->type.dtype, raw, ne, v);
+    unpack(x->p->dtype[n->id], raw, ne, v);
     free(raw);
     *numel = ne;
     return v;

@@ -23,6 +23,7 @@ for fx in tiny_bf16 tiny_fp8; do
     run gpu_${fx}_$prec --weights $f --tokens $f/tokens.npy --backend cuda --precision $prec --trace "$out/trace_${fx}_$prec.json"
     run cpu_${fx}_$prec --weights $f --tokens $f/tokens.npy --backend cpu --precision $prec
     run gpudec_${fx}_$prec --weights $f --tokens $f/tokens.npy --backend cuda --precision $prec --prefill 3
+    run gpuf32_${fx}_$prec --weights $f --tokens $f/tokens.npy --backend cuda --precision $prec --activations f32
   done
 done
 python3 - "$out" <<'PY' || status=1
@@ -39,13 +40,14 @@ refs = {("tiny_bf16", "bf16"): "logits.npy", ("tiny_fp8", "bf16"): "logits_dequa
 for fx in ("tiny_bf16", "tiny_fp8"):
     for prec in ("bf16", "fp8"):
         ref = load(f"tests/fixtures/{fx}/{refs[fx, prec]}") if (fx, prec) in refs else None
-        g, c, gd = (load(f"{out}/{k}_{fx}_{prec}.npy") for k in ("gpu", "cpu", "gpudec"))
-        if g is None or c is None or gd is None: bad += 1; continue
+        g, c, gd, gw = (load(f"{out}/{k}_{fx}_{prec}.npy") for k in ("gpu", "cpu", "gpudec", "gpuf32"))
+        if g is None or c is None or gd is None or gw is None: bad += 1; continue
         checks = [(f"{fx} {prec}: gpu vs cpu (same graph)", g, c, 2e-2, 0.99),
                   (f"{fx} {prec}: prefill+decode vs full forward", gd, g, 2e-2, 0.99)]
         if ref is not None:
             what = "transformers" if prec == "bf16" else "FP8 emulation"
             checks.append((f"{fx} {prec}: gpu vs {what}", g, ref, 2e-2, 0.99))
+            checks.append((f"{fx} {prec}: gpu f32 activations vs {what}", gw, ref, 2e-2, 0.99))
         for name, a, b, bound, am in checks:
             r, ag = rel(a, b), agree(a, b)
             ok = r <= bound and ag >= am
@@ -53,5 +55,6 @@ for fx in ("tiny_bf16", "tiny_fp8"):
             print(f"{name:44s} {r:10.2e} {ag:8.3f} {bound:8.0e} {'ok' if ok else 'FAIL'}")
 sys.exit(1 if bad else 0)
 PY
+python3 tests/gpu/bf16_floor.py || echo "(bf16_floor.py failed)"
 echo "outputs in $out"
 exit $status
