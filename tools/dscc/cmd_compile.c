@@ -41,7 +41,7 @@ static bool parse_emit(const char *cmd, const char *v, EmitKind *out) {
  * --emit=cubin: compiled (through the cache) to DIR/<kernel>.cubin. */
 static int emit_kernels(Arena *a, DiagEngine *d, const IrGraph *g, EmitKind emit, const char *out_dir) {
     double t0 = driver_now();
-    CgProgram *p = cg_generate(a, d, g);
+    CgProgram *p = cg_generate(a, d, g, NULL);
     if (!p) return DSCC_EXIT_INPUT;
     bool to_dir = out_dir && strcmp(out_dir, "-") != 0;
     if (emit == EMIT_CUBIN && !to_dir) {
