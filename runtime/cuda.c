@@ -32,6 +32,7 @@ typedef void *CUcontext, *CUmodule, *CUfunction, *CUstream;
     X(cuLaunchKernel, (CUfunction, unsigned, unsigned, unsigned, unsigned, unsigned, unsigned, unsigned,    \
                        CUstream, void **, void **))                                                         \
     X(cuMemsetD8_v2, (RtDevPtr, unsigned char, size_t))                                                    \
+    X(cuFuncSetAttribute, (CUfunction, int, int))                                                    \
     X(cuMemAllocHost_v2, (void **, size_t))                                                                 \
     X(cuMemFreeHost, (void *))                                                                              \
     X(cuEventCreate, (void **, unsigned))                                                                   \
@@ -45,6 +46,7 @@ typedef void *CUcontext, *CUmodule, *CUfunction, *CUstream;
 struct RtKernel {
     CUmodule mod;        /* NULL when a function of an RtModule */
     CUfunction fn;
+    size_t smem_opt;     /* dynamic shared memory this function was allowed (beyond the 48 KiB default) */
     struct RtKernel *next;
 };
 
@@ -206,6 +208,10 @@ RtKernel *rt_cuda_function(RtCuda *c, DiagEngine *d, RtModule *m, const char *na
 }
 
 bool rt_cuda_launch_async(RtCuda *c, DiagEngine *d, RtKernel *k, unsigned grid, unsigned block, size_t shared, void **args) {
+    if (shared > 48 * 1024 && shared > k->smem_opt) { /* opt in, once per size (CU_FUNC_ATTRIBUTE_MAX_DYNAMIC_SHARED_SIZE_BYTES) */
+        if (!CU_CHECK(c, d, cuFuncSetAttribute(k->fn, 8, (int)shared))) return false;
+        k->smem_opt = shared;
+    }
     return CU_CHECK(c, d, cuLaunchKernel(k->fn, grid, 1, 1, block, 1, 1, (unsigned)shared, NULL, args, NULL));
 }
 
