@@ -42,11 +42,14 @@ void cg_phase(Gen *G, CgLaunchMode mode, IrDim a, int64_t da, IrDim b, int64_t d
 
 /* Opens the __global__ function of the next phase ("p<index>"), with a comment. */
 void cg_head(Gen *G, const char *what);
+/* A one-thread-per-item phase: `body` computes output index i (its own stores). */
+void cg_elem(Gen *G, const IrNode *n, IrDim count, const char *what, const char *body);
 /* Templates by file: gen_gemm.c, gen_expert.c, gen_attn.c (false with
  * G->why set when the node is outside what they handle). */
 bool cg_gemm(Gen *G, const IrNode *n, bool fp8);
 bool cg_expert_gemm(Gen *G, const IrNode *n, bool fp8);
 bool cg_attention(Gen *G, const IrNode *n);
+bool cg_einsum(Gen *G, const IrNode *n); /* gen_einsum.c */
 
 /* The phase(s) of a template op (GEMM, attention, routing, ...). False
  * with G->why set when the node's shapes are outside what it handles. */

@@ -1,8 +1,8 @@
 /* gen_ops.c — template kernels: the ops that are not inlined. Each reads
  * its operands through their loaders (so any stored dtype, and the KV
  * cache's [B, cap, ...] layout, work alike) and computes in f32. GEMMs are
- * in gen_gemm.c, expert GEMMs in gen_expert.c, attention in gen_attn.c;
- * here: einsum, routing (one thread per row), embedding, gather, cache
+ * in gen_gemm.c, expert GEMMs in gen_expert.c, attention in gen_attn.c,
+ * einsum in gen_einsum.c; here: routing (one thread per row), embedding, gather, cache
  * append, and the data movement of dispatch/combine/split/merge. */
 #include "codegen/gen_internal.h"
 
@@ -15,80 +15,10 @@ void cg_head(Gen *G, const char *what) {
 }
 
 /* Elementwise template: body computes `v` for output index i (or stores itself). */
-static void elem(Gen *G, const IrNode *n, IrDim count, const char *what, const char *body) {
+void cg_elem(Gen *G, const IrNode *n, IrDim count, const char *what, const char *body) {
     cg_head(G, what);
     sb_printf(&G->decl, "    const long long i = ITEM_ELEM();\n    if (i >= %s) return;\n%s}\n", cg_dim(G, count), body);
     cg_phase(G, CG_LAUNCH_ELEM, count, 1, ir_dim_const(1), 1, 0);
-}
-
-static bool einsum(Gen *G, const IrNode *n) {
-    const char *spec = ir_node_attr_str(n, "spec", "");
-    const char *comma = strchr(spec, ','), *arrow = strstr(spec, "->");
-    if (!comma || !arrow || arrow < comma) {
-        G->why = "einsum spec must be 'ab,cd->ef'";
-        return false;
-    }
-    const char *sub[2] = {spec, comma + 1}, *osub = arrow + 2;
-    int len[2] = {(int)(comma - spec), (int)(arrow - comma - 1)};
-    IrDim ext[26];
-    bool seen[26] = {0}, in_out[26] = {0};
-    StrBuf st[2][26];
-    for (int k = 0; k < 2; k++) {
-        const IrType *t = &n->ops[k]->type;
-        if (len[k] != t->rank) {
-            G->why = "einsum subscripts do not match the operand ranks";
-            return false;
-        }
-        for (int l = 0; l < 26; l++) sb_init(&st[k][l]);
-        for (int i = 0; i < len[k]; i++) {
-            int l = sub[k][i] - 'a';
-            if (l < 0 || l >= 26) {
-                G->why = "einsum subscripts must be lowercase letters";
-                return false;
-            }
-            seen[l] = true;
-            ext[l] = t->dims[i];
-            sb_printf(&st[k][l], "%s%s", st[k][l].len ? " + " : "", cg_dim(G, cg_suffix(t, i + 1)));
-        }
-    }
-    for (int i = 0; osub[i]; i++)
-        if (osub[i] >= 'a' && osub[i] <= 'z') in_out[osub[i] - 'a'] = true;
-    int sa = cg_slot_value(G, n->ops[0]), sb2 = cg_slot_value(G, n->ops[1]), so = cg_slot_value(G, n);
-    StrBuf body;
-    sb_init(&body);
-    sb_puts(&body, "    long long r = i, ia = 0, ib = 0;\n");
-    for (int i = (int)strlen(osub) - 1; i >= 0; i--) {
-        int l = osub[i] - 'a';
-        sb_printf(&body, "    { const long long c = r %% %s; r /= %s; ia += c * (%s); ib += c * (%s); }\n", cg_dim(G, ext[l]),
-                  cg_dim(G, ext[l]), st[0][l].len ? st[0][l].data : "0", st[1][l].len ? st[1][l].data : "0");
-    }
-    sb_puts(&body, "    float acc = 0.0f;\n");
-    int depth = 0;
-    for (int l = 0; l < 26; l++)
-        if (seen[l] && !in_out[l]) {
-            sb_printf(&body, "%*sfor (long long c%c = 0; c%c < %s; c%c++)\n", 4 + 4 * depth, "", 'a' + l, 'a' + l, cg_dim(G, ext[l]),
-                      'a' + l);
-            depth++;
-        }
-    StrBuf ia, ib;
-    sb_init(&ia);
-    sb_init(&ib);
-    sb_puts(&ia, "ia");
-    sb_puts(&ib, "ib");
-    for (int l = 0; l < 26; l++)
-        if (seen[l] && !in_out[l]) {
-            if (st[0][l].len) sb_printf(&ia, " + c%c * (%s)", 'a' + l, st[0][l].data);
-            if (st[1][l].len) sb_printf(&ib, " + c%c * (%s)", 'a' + l, st[1][l].data);
-        }
-    sb_printf(&body, "%*sacc += L%d(a, %s) * L%d(a, %s);\n", 4 + 4 * depth, "", sa, ia.data, sb2, ib.data);
-    sb_printf(&body, "    S%d(a, i, acc);\n", so);
-    elem(G, n, ir_type_numel(&n->type), arena_printf(G->a, "einsum %s", spec), body.data);
-    sb_free(&body);
-    sb_free(&ia);
-    sb_free(&ib);
-    for (int k = 0; k < 2; k++)
-        for (int l = 0; l < 26; l++) sb_free(&st[k][l]);
-    return true;
 }
 
 /* topk and group_topk: one thread per row, exactly the CPU's selection
@@ -146,7 +76,7 @@ static bool routing(Gen *G, const IrNode *n) {
                   "        S%d(a, i * K + r, (float)best);\n"
                   "    }\n",
               sx, so);
-    elem(G, n, R, ir_op_name(n->op), b.data);
+    cg_elem(G, n, R, ir_op_name(n->op), b.data);
     sb_free(&b);
     return true;
 }
@@ -158,13 +88,13 @@ bool cg_emit_template(Gen *G, const IrNode *n) {
     case IR_OP_FP8_LINEAR: return cg_gemm(G, n, true);
     case IR_OP_EXPERT_LINEAR: return cg_expert_gemm(G, n, false);
     case IR_OP_FP8_EXPERT_LINEAR: return cg_expert_gemm(G, n, true);
-    case IR_OP_EINSUM: return einsum(G, n);
+    case IR_OP_EINSUM: return cg_einsum(G, n);
     case IR_OP_ATTENTION: return cg_attention(G, n);
     case IR_OP_TOPK: case IR_OP_GROUP_TOPK: return routing(G, n);
     case IR_OP_EMBEDDING: {
         const IrNode *tab = n->ops[0], *ids = n->ops[1];
         int st = cg_slot_value(G, tab), si = cg_slot_value(G, ids), so = cg_slot_value(G, n);
-        elem(G, n, ir_type_numel(&n->type), "embedding",
+        cg_elem(G, n, ir_type_numel(&n->type), "embedding",
              arena_printf(A, "    const long long D = %s, V = %s;\n    const float id = L%d(a, i / D);\n"
                              "    if (!(id >= 0.0f && id < (float)V)) { fail(a, id); S%d(a, i, 0.0f); return; }\n"
                              "    S%d(a, i, L%d(a, (long long)id * D + i %% D));\n",
@@ -175,7 +105,7 @@ bool cg_emit_template(Gen *G, const IrNode *n) {
         const IrNode *x = n->ops[0], *idx = n->ops[1];
         int ax = cg_axis(ir_node_attr_int(n, "axis", 0), x->type.rank);
         int sx = cg_slot_value(G, x), si = cg_slot_value(G, idx), so = cg_slot_value(G, n);
-        elem(G, n, ir_type_numel(&n->type), "gather",
+        cg_elem(G, n, ir_type_numel(&n->type), "gather",
              arena_printf(A, "    const long long inner = %s, mid = %s, imid = %s, o = i / (imid * inner);\n"
                              "    const float j = L%d(a, i);\n"
                              "    if (!(j >= 0.0f && j < (float)mid)) { fail(a, j); S%d(a, i, 0.0f); return; }\n"
@@ -187,7 +117,7 @@ bool cg_emit_template(Gen *G, const IrNode *n) {
     case IR_OP_KV_CACHE: {
         const IrNode *x = n->ops[0];
         int sx = cg_slot_value(G, x), sc = cg_slot_value(G, n);
-        elem(G, n, ir_type_numel(&x->type), "kv_cache: append the new positions",
+        cg_elem(G, n, ir_type_numel(&x->type), "kv_cache: append the new positions",
              arena_printf(A, "    const long long per = %s, S = %s, bs = i / per;\n"
                              "    st_%s(a.t[%d], ((bs / S) * a.cap + a.len + bs %% S) * per + i %% per, L%d(a, i));\n",
                           cg_dim(G, cg_suffix(&x->type, 2)), cg_dim(G, x->type.dims[1]), cg_stored_suffix(G, n), sc, sx));
@@ -195,13 +125,13 @@ bool cg_emit_template(Gen *G, const IrNode *n) {
     }
     case IR_OP_DISPATCH: case IR_OP_COMBINE: { /* one process holds every expert: the value is where it is needed */
         int sx = cg_slot_value(G, n->ops[0]), so = cg_slot_value(G, n);
-        elem(G, n, ir_type_numel(&n->type), ir_op_name(n->op), arena_printf(A, "    S%d(a, i, L%d(a, i));\n", so, sx));
+        cg_elem(G, n, ir_type_numel(&n->type), ir_op_name(n->op), arena_printf(A, "    S%d(a, i, L%d(a, i));\n", so, sx));
         return true;
     }
     case IR_OP_SPLIT_BATCH: {
         int sx = cg_slot_value(G, n->ops[0]), so = cg_slot_value(G, n);
         IrDim cnt = ir_type_numel(&n->type);
-        elem(G, n, cnt, "split_batch",
+        cg_elem(G, n, cnt, "split_batch",
              arena_printf(A, "    S%d(a, i, L%d(a, %lldLL * %s + i));\n", so, sx, (long long)ir_node_attr_int(n, "index", 0), cg_dim(G, cnt)));
         return true;
     }
@@ -215,7 +145,7 @@ bool cg_emit_template(Gen *G, const IrNode *n) {
             const char *cnt = cg_dim(G, ir_type_numel(&n->ops[k]->type));
             sb_printf(&b, "    if (i < at + %s) { S%d(a, i, L%d(a, i - at)); return; }\n    at += %s;\n", cnt, so, sk, cnt);
         }
-        elem(G, n, ir_type_numel(&n->type), "merge_batch", b.data);
+        cg_elem(G, n, ir_type_numel(&n->type), "merge_batch", b.data);
         sb_free(&b);
         return true;
     }
