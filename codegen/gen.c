@@ -481,7 +481,7 @@ static const char *kernel_comment(Gen *G, const char *name, const int *members, 
 
 CgProgram *cg_generate(Arena *a, DiagEngine *d, const IrGraph *g, const CgGenOptions *o) {
     int nn = g->nnodes;
-    bool wide = o && o->f32_activations;
+    bool wide = o && o->f32_storage;
     Gen G = {.a = a, .d = d, .g = g};
     int *grp = arena_alloc(a, sizeof(int) * (size_t)(nn + 1));
     int ngroups = 0;
@@ -524,8 +524,7 @@ CgProgram *cg_generate(Arena *a, DiagEngine *d, const IrGraph *g, const CgGenOpt
     p->dtype = arena_alloc(a, sizeof(IrDType) * (size_t)(nn + 1));
     for (int i = 0; i < nn; i++) {
         const IrNode *n = g->nodes[i];
-        bool act = n->op != IR_OP_WEIGHT && n->op != IR_OP_INPUT;
-        p->dtype[i] = wide && act && (n->type.dtype == IR_DT_BF16 || n->type.dtype == IR_DT_F16) ? IR_DT_F32 : n->type.dtype;
+        p->dtype[i] = wide && (n->type.dtype == IR_DT_BF16 || n->type.dtype == IR_DT_F16) ? IR_DT_F32 : n->type.dtype;
     }
     G.dtype = p->dtype;
     p->kernels = arena_alloc(a, sizeof(CgKernel) * (size_t)(ngroups + 1));

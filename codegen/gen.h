@@ -15,8 +15,8 @@
  * Values are computed in f32 and stored in their declared dtype (bf16
  * rounded to nearest even, FP8 E4M3 saturating, integers truncated), so the
  * GPU matches the CPU executor up to that storage rounding; with
- * f32_activations, bf16/f16 activations are stored as f32 and only the
- * weights' and FP8 codes' rounding remains.
+ * f32_storage, bf16/f16 tensors are stored as f32 and only FP8 rounding
+ * remains.
  *
  * The ABI between a kernel and the runtime is one struct passed by value
  * (`CgArgs` below, `Args` in the source): device pointers per slot, the
@@ -92,10 +92,11 @@ typedef struct {
 } CgProgram;
 
 typedef struct {
-    /* Store bf16/f16 activations and caches as f32 (weights and inputs keep
-     * their dtype): the values then carry no rounding between kernels, as
-     * in the CPU executor, at twice the activation traffic. */
-    bool f32_activations;
+    /* Store every bf16/f16 tensor (weights, activations, caches) as f32;
+     * FP8 codes, scales and integers keep their dtype. Nothing is then
+     * rounded to 16 bits between kernels, as in the CPU executor, at twice
+     * the memory and traffic of those tensors: a fidelity mode. */
+    bool f32_storage;
 } CgGenOptions;
 
 /* Generates a kernel per group of a verified graph (fused or not); `o` may

@@ -25,7 +25,7 @@ typedef struct {
     int64_t max_ctx;      /* capacity: cached + new positions (KV cache length) */
     const char *trace;    /* write a Chrome trace of each run's kernels here (NULL: none) */
     bool profile;         /* time every kernel (events between launches): gpu_exec_kernel_ms */
-    bool f32_activations; /* store bf16/f16 activations and caches as f32 (CgGenOptions) */
+    bool f32_storage;     /* bf16/f16 weights, activations and caches stored as f32 (CgGenOptions) */
     bool keep_all;        /* no reuse of activation memory: every stored value survives the run (gpu_exec_value) */
 } GpuOptions;
 

@@ -216,10 +216,11 @@ static int64_t plan_activations(GpuExec *x, const int64_t *smax, bool keep_all) 
 }
 
 /* One weight slice made ready for upload (values from the source, packed
- * to the weight's dtype) on a worker thread. */
+ * to the weight's stored dtype) on a worker thread. */
 typedef struct {
     const IrGraph *g;
     const IrNode *n;
+    IrDType dt; /* stored dtype (the declared one, or f32 with f32_storage) */
     const CpuWeightSource *ws;
     int64_t e, per;
     void *packed; /* malloc'd */
@@ -231,9 +232,9 @@ static void *prepare_slice(void *arg) {
     Arena *a = arena_new();
     DiagEngine *d = diag_new(a, stderr);
     float *vals = malloc(sizeof(float) * (size_t)(j->per + 1));
-    j->packed = malloc((size_t)bytes_of(j->n->type.dtype, j->per) + 8);
+    j->packed = malloc((size_t)bytes_of(j->dt, j->per) + 8);
     j->ok = vals && j->packed && cpu_weight_slice(j->g, j->n, j->ws, j->e, vals, d);
-    if (j->ok) pack(j->n->type.dtype, vals, j->per, j->packed);
+    if (j->ok) pack(j->dt, vals, j->per, j->packed);
     free(vals);
     arena_free(a);
     return NULL;
@@ -249,7 +250,7 @@ static bool load_weights(GpuExec *x, const CpuWeightSource *ws, DiagEngine *d) {
         const IrNode *n = g->nodes[i];
         if (n->op != IR_OP_WEIGHT) continue;
         x->woff[i] = total;
-        total += align256(bytes_of(n->type.dtype, numel_at(&n->type, zero)));
+        total += align256(bytes_of(x->p->dtype[i], numel_at(&n->type, zero)));
         nslices += ir_node_attr_str(n, "stack", NULL) ? ir_dim_eval(n->type.dims[0], zero) : 1;
     }
     if (!rt_cuda_alloc(x->cu, d, (size_t)total, &x->wslab)) {
@@ -264,8 +265,8 @@ static bool load_weights(GpuExec *x, const CpuWeightSource *ws, DiagEngine *d) {
         if (n->op != IR_OP_WEIGHT) continue;
         int64_t ne = numel_at(&n->type, zero), count = ir_node_attr_str(n, "stack", NULL) ? ir_dim_eval(n->type.dims[0], zero) : 1;
         for (int64_t e = 0; e < count; e++, at++) {
-            jobs[at] = (SliceJob){g, n, ws, e, ne / (count ? count : 1), NULL, false};
-            dst[at] = x->wslab + (RtDevPtr)x->woff[i] + (RtDevPtr)bytes_of(n->type.dtype, jobs[at].per * e);
+            jobs[at] = (SliceJob){g, n, x->p->dtype[i], ws, e, ne / (count ? count : 1), NULL, false};
+            dst[at] = x->wslab + (RtDevPtr)x->woff[i] + (RtDevPtr)bytes_of(x->p->dtype[i], jobs[at].per * e);
         }
     }
     long cpus = sysconf(_SC_NPROCESSORS_ONLN);
@@ -286,7 +287,7 @@ static bool load_weights(GpuExec *x, const CpuWeightSource *ws, DiagEngine *d) {
                            (long long)jobs[j].e);
                 ok = false;
             }
-            if (ok) ok = rt_cuda_upload(x->cu, d, dst[j], jobs[j].packed, (size_t)bytes_of(jobs[j].n->type.dtype, jobs[j].per));
+            if (ok) ok = rt_cuda_upload(x->cu, d, dst[j], jobs[j].packed, (size_t)bytes_of(jobs[j].dt, jobs[j].per));
             free(jobs[j].packed);
             jobs[j].packed = NULL;
         }
@@ -332,7 +333,7 @@ GpuExec *gpu_exec_new(const IrGraph *g, const CpuWeightSource *ws, const GpuOpti
     x->max_s = o.max_seq;
     int64_t smax[IR_MAX_DIM_SYMS];
     if (!bind_capacity(x, &o, smax, d)) goto fail;
-    CgGenOptions go = {.f32_activations = o.f32_activations};
+    CgGenOptions go = {.f32_storage = o.f32_storage};
     if (!(x->p = cg_generate(x->arena, d, g, &go))) goto fail;
     if (!(x->cu = rt_cuda_open(d, o.device))) goto fail;
     if (rt_cuda_sm(x->cu) < 90) {
@@ -527,9 +528,10 @@ static bool upload_inputs(GpuExec *x, const CpuInput *in, int nin, const int64_t
         for (int k = 0; k < nin && !v; k++)
             if (strcmp(in[k].name, ir_node_attr_str(n, "name", "")) == 0) v = &in[k];
         int64_t ne = numel_at(&n->type, sym);
-        void *buf = malloc((size_t)bytes_of(n->type.dtype, ne) + 8);
-        pack(n->type.dtype, v->data, ne, buf);
-        bool ok = rt_cuda_upload(x->cu, d, x->aslab + (RtDevPtr)x->aoff[i], buf, (size_t)bytes_of(n->type.dtype, ne));
+        IrDType dt = x->p->dtype[i];
+        void *buf = malloc((size_t)bytes_of(dt, ne) + 8);
+        pack(dt, v->data, ne, buf);
+        bool ok = rt_cuda_upload(x->cu, d, x->aslab + (RtDevPtr)x->aoff[i], buf, (size_t)bytes_of(dt, ne));
         free(buf);
         if (!ok) return false;
     }

@@ -31,10 +31,9 @@ def main():
     tokens = torch.from_numpy(np.load(os.path.join(fx, "tokens.npy")).astype(np.int64))
     ref = np.load(os.path.join(fx, "logits.npy")).astype(np.float64)
     dev = "cuda" if torch.cuda.is_available() else "cpu"
-    rows = [("fp32 (reproduces the fixture)", model.float().to(dev))]
-    rows.append(("bf16, eager experts", model.to(torch.bfloat16)))
-    for name, m in rows:
-        got = mf.forward(m, tokens.to(dev)).astype(np.float64)
+    # nn.Module.to converts in place: run each precision before the next conversion
+    for name, dtype in (("fp32 (reproduces the fixture)", torch.float32), ("bf16, eager experts", torch.bfloat16)):
+        got = mf.forward(model.to(dev, dtype), tokens.to(dev)).astype(np.float64)
         print(f"transformers {name:32s} rel L2 {rel(got, ref):.2e}  argmax {float((got.argmax(-1) == ref.argmax(-1)).mean()):.3f}")
     try:
         model.config._experts_implementation = "grouped_mm"

@@ -15,7 +15,7 @@
 #include <unistd.h>
 
 enum { OPT_CONFIG = 256, OPT_SET, OPT_WEIGHTS, OPT_RANDOM, OPT_TOKENS, OPT_BACKEND, OPT_PRECISION, OPT_DUMP,
-       OPT_GENERATE, OPT_PREFILL, OPT_THREADS, OPT_DEVICE, OPT_TRACE, OPT_ACTIVATIONS };
+       OPT_GENERATE, OPT_PREFILL, OPT_THREADS, OPT_DEVICE, OPT_TRACE, OPT_STORAGE };
 
 /* The executor behind the run: the CPU reference or the CUDA backend. */
 typedef struct {
@@ -54,11 +54,11 @@ static void run_help(FILE *o) {
                "                         sm_90; values stored in their declared dtypes)\n"
                "  --device N             GPU ordinal for --backend cuda (default 0)\n"
                "  --trace FILE.json      --backend cuda: Chrome trace of the last step's kernels\n"
-               "  --activations declared|f32\n"
-               "                         --backend cuda: store activations and the KV cache in their\n"
-               "                         declared dtypes (default; bf16 in the V3 model) or, for\n"
-               "                         bf16/f16 ones, in f32 (no rounding between kernels, as on\n"
-               "                         the CPU; twice the activation memory and traffic)\n"
+               "  --storage declared|f32 --backend cuda: keep every tensor in its declared dtype\n"
+               "                         (default: bf16 weights and activations in the V3 model), or\n"
+               "                         bf16/f16 weights, activations and KV cache in f32 (FP8\n"
+               "                         stays FP8): no 16-bit rounding between kernels, as on the\n"
+               "                         CPU, at twice the memory and traffic of those tensors\n"
                "  --precision fp8|bf16   fp8 (default): the default pipeline, whose fp8-quant pass makes\n"
                "                         DeepSeek-V3's FP8 linears (1x128 activation tiles, 128x128\n"
                "                         weight blocks); bf16: the same pipeline without fp8-quant\n"
@@ -77,7 +77,7 @@ static void run_help(FILE *o) {
 typedef struct {
     const char *model, *weights, *tokens, *dump, *backend, *trace;
     long device;
-    bool f32_act;
+    bool f32_storage;
     bool cuda;
     uint64_t seed;
     bool fp8;
@@ -106,11 +106,11 @@ static int parse_run_args(int argc, char **argv, Arena *a, RunArgs *r) {
         {"generate", required_argument, 0, OPT_GENERATE}, {"prefill", required_argument, 0, OPT_PREFILL},
         {"threads", required_argument, 0, OPT_THREADS}, {"help", no_argument, 0, 'h'},
         {"device", required_argument, 0, OPT_DEVICE},   {"trace", required_argument, 0, OPT_TRACE},
-        {"activations", required_argument, 0, OPT_ACTIVATIONS},
+        {"storage", required_argument, 0, OPT_STORAGE},
         DRIVER_PASS_LONGOPTS, {0, 0, 0, 0}};
     memset(r, 0, sizeof *r);
     r->fp8 = true;
-    bool random_given = false, act_given = false;
+    bool random_given = false, storage_given = false;
     long seed = 0;
     int c;
     optind = 1;
@@ -138,11 +138,11 @@ static int parse_run_args(int argc, char **argv, Arena *a, RunArgs *r) {
         case OPT_THREADS: if (!parse_long("--threads", optarg, 1, 1024, &r->threads)) return DSCC_EXIT_USAGE; break;
         case OPT_DEVICE: if (!parse_long("--device", optarg, 0, 1023, &r->device)) return DSCC_EXIT_USAGE; break;
         case OPT_TRACE: r->trace = optarg; break;
-        case OPT_ACTIVATIONS:
+        case OPT_STORAGE:
             if (strcmp(optarg, "declared") && strcmp(optarg, "f32"))
-                return driver_usage_error("run", "--activations expects declared or f32, got '%s'", optarg);
-            r->f32_act = strcmp(optarg, "f32") == 0;
-            act_given = true;
+                return driver_usage_error("run", "--storage expects declared or f32, got '%s'", optarg);
+            r->f32_storage = strcmp(optarg, "f32") == 0;
+            storage_given = true;
             break;
         case ':': return driver_usage_error("run", "option '%s' needs a value", argv[optind - 1]);
         default:
@@ -163,7 +163,7 @@ static int parse_run_args(int argc, char **argv, Arena *a, RunArgs *r) {
         return driver_usage_error("run", "--backend cuda: this dscc was built without NVRTC (CUDA toolkit) or xxHash");
 #endif
     if (r->trace && !r->cuda) return driver_usage_error("run", "--trace needs --backend cuda");
-    if (act_given && !r->cuda) return driver_usage_error("run", "--activations needs --backend cuda (the CPU computes and stores in f32)");
+    if (storage_given && !r->cuda) return driver_usage_error("run", "--storage needs --backend cuda (the CPU computes and stores in f32)");
     return 0;
 }
 
@@ -338,7 +338,7 @@ int cmd_run(int argc, char **argv) {
 #ifdef DSCC_HAVE_NVRTC
         int64_t T = tok.shape[1];
         GpuOptions go = {.device = (int)r.device, .max_batch = tok.shape[0], .max_seq = r.prefill ? r.prefill : T,
-                         .max_ctx = T + r.generate, .trace = r.trace, .f32_activations = r.f32_act};
+                         .max_ctx = T + r.generate, .trace = r.trace, .f32_storage = r.f32_storage};
         rc = DSCC_EXIT_RUNTIME;
         if (!(x.gpu = gpu_exec_new(g, &ws, &go, d))) goto done;
 #endif
