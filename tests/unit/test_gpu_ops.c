@@ -14,7 +14,10 @@
  * rounds what it stores to bf16, 2^-9 relative, and sums in another
  * order); 0.15 for FP8 codes (a value within a rounding of a code boundary
  * moves one code, 1/8 of a binade); integer results (top-k expert ids)
- * may differ in at most 5% of entries (a near-tie broken by a rounding). */
+ * may differ in at most 5% of entries (a near-tie broken by a rounding).
+ * Each fixture runs twice: with the declared storage (bf16) and with
+ * --storage f32, where nothing is rounded to 16 bits and the bounds
+ * tighten to 1e-4 (floats), 0.02 (FP8 codes) and 1% (integers). */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -38,6 +41,7 @@ typedef struct {
     GpuExec *gx;
     int checked, failed;
     double worst;
+    bool f32; /* --storage f32: nothing rounded to 16 bits, tolerances tighten */
 } Cmp;
 
 /* After the CPU computes node id: compare with the GPU's stored value of
@@ -57,7 +61,7 @@ static void compare_node(void *ctx, int id, float *c, int64_t nc) {
         int64_t diff = 0;
         for (int64_t k = 0; k < nc; k++) diff += c[k] != gv[k];
         err = (double)diff / (double)(nc ? nc : 1);
-        bad = err > 0.05;
+        bad = err > (m->f32 ? 0.01 : 0.05);
     } else {
         double num = 0, den = 0;
         for (int64_t k = 0; k < nc; k++) {
@@ -65,7 +69,7 @@ static void compare_node(void *ctx, int id, float *c, int64_t nc) {
             den += (double)c[k] * c[k];
         }
         err = sqrt(num / (den > 0 ? den : 1e-30));
-        bad = !(err <= (n->type.dtype == IR_DT_FP8E4M3 ? 0.15 : 1e-2));
+        bad = !(err <= (n->type.dtype == IR_DT_FP8E4M3 ? (m->f32 ? 0.02 : 0.15) : m->f32 ? 1e-4 : 1e-2));
         if (n->type.dtype != IR_DT_FP8E4M3 && err > m->worst) m->worst = err;
     }
     if (bad && m->failed++ < 25)
@@ -75,7 +79,7 @@ static void compare_node(void *ctx, int id, float *c, int64_t nc) {
     if (n->op != IR_OP_WEIGHT) memcpy(c, gv, sizeof(float) * (size_t)nc);
 }
 
-static void check_fixture(const char *dir, bool fp8) {
+static void check_fixture(const char *dir, bool fp8, bool f32) {
     Arena *a = arena_new();
     DiagEngine *d = diag_new(a, stderr);
     RtCheckpoint *ck = rt_checkpoint_open(a, d, dir);
@@ -99,18 +103,18 @@ static void check_fixture(const char *dir, bool fp8) {
     CpuInput in[2] = {{"tokens", 2, {B, S}, tok.data}, {"positions", 2, {B, S}, pos}};
 
     CpuWeightSource ws = {rt_checkpoint_read_f32, ck};
-    GpuOptions go = {.max_batch = B, .max_seq = S, .max_ctx = S, .keep_all = true};
+    GpuOptions go = {.max_batch = B, .max_seq = S, .max_ctx = S, .keep_all = true, .f32_storage = f32};
     GpuExec *gx = gpu_exec_new(g, &ws, &go, d);
     assert_non_null(gx);
     assert_true(gpu_exec_run(gx, in, 2, d));
-    Cmp m = {.g = g, .gx = gx};
+    Cmp m = {.g = g, .gx = gx, .f32 = f32};
     CpuOptions co = {.threads = 2, .after_node = compare_node, .hook_ctx = &m};
     CpuExec *cx = cpu_exec_new(g, &ws, &co, d);
     assert_non_null(cx);
     assert_true(cpu_exec_run(cx, in, 2, d));
-    fprintf(stderr, "%s (%s): %d stored values compared with the CPU executor on the same inputs, %d outside tolerance, "
+    fprintf(stderr, "%s (%s, storage %s): %d stored values compared with the CPU executor on the same inputs, %d outside tolerance, "
                     "worst float rel L2 %.2e\n",
-            dir, fp8 ? "fp8" : "bf16", m.checked, m.failed, m.worst);
+            dir, fp8 ? "fp8" : "bf16", f32 ? "f32" : "declared", m.checked, m.failed, m.worst);
     assert_true(m.checked > 20);
     assert_int_equal(m.failed, 0);
     gpu_exec_free(gx);
@@ -121,8 +125,10 @@ static void check_fixture(const char *dir, bool fp8) {
     arena_free(a);
 }
 
-static void test_bf16_ops(void **state) { check_fixture(FIX "tiny_bf16", false); }
-static void test_fp8_ops(void **state) { check_fixture(FIX "tiny_fp8", true); }
+static void test_bf16_ops(void **state) { check_fixture(FIX "tiny_bf16", false, false); }
+static void test_fp8_ops(void **state) { check_fixture(FIX "tiny_fp8", true, false); }
+static void test_bf16_ops_f32(void **state) { check_fixture(FIX "tiny_bf16", false, true); }
+static void test_fp8_ops_f32(void **state) { check_fixture(FIX "tiny_fp8", true, true); }
 
 int main(void) {
     Arena *a = arena_new();
@@ -136,6 +142,7 @@ int main(void) {
     }
     rt_cuda_close(c);
     arena_free(a);
-    const struct CMUnitTest tests[] = {cmocka_unit_test(test_bf16_ops), cmocka_unit_test(test_fp8_ops)};
+    const struct CMUnitTest tests[] = {cmocka_unit_test(test_bf16_ops), cmocka_unit_test(test_fp8_ops),
+                                       cmocka_unit_test(test_bf16_ops_f32), cmocka_unit_test(test_fp8_ops_f32)};
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
