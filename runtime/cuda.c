@@ -9,7 +9,11 @@
 
 typedef int CUresult;
 typedef int CUdevice;
-typedef void *CUcontext, *CUmodule, *CUfunction, *CUstream;
+typedef void *CUcontext, *CUmodule, *CUfunction, *CUstream, *CUgraph, *CUgraphExec, *CUgraphNode;
+typedef struct { /* CUgraphExecUpdateResultInfo */
+    int result;
+    CUgraphNode error_node, error_from_node;
+} CuGraphUpdateInfo;
 
 #define CU_FUNCS(X)                                                                                         \
     X(cuInit, (unsigned))                                                                                   \
@@ -32,7 +36,17 @@ typedef void *CUcontext, *CUmodule, *CUfunction, *CUstream;
     X(cuLaunchKernel, (CUfunction, unsigned, unsigned, unsigned, unsigned, unsigned, unsigned, unsigned,    \
                        CUstream, void **, void **))                                                         \
     X(cuMemsetD8_v2, (RtDevPtr, unsigned char, size_t))                                                    \
-    X(cuFuncSetAttribute, (CUfunction, int, int))                                                    \
+    X(cuFuncSetAttribute, (CUfunction, int, int))                                                          \
+    X(cuMemsetD8Async, (RtDevPtr, unsigned char, size_t, CUstream))                                         \
+    X(cuStreamCreate, (CUstream *, unsigned))                                                               \
+    X(cuStreamDestroy_v2, (CUstream))                                                                       \
+    X(cuStreamBeginCapture_v2, (CUstream, int))                                                             \
+    X(cuStreamEndCapture, (CUstream, CUgraph *))                                                            \
+    X(cuGraphInstantiateWithFlags, (CUgraphExec *, CUgraph, unsigned long long))                            \
+    X(cuGraphExecUpdate_v2, (CUgraphExec, CUgraph, CuGraphUpdateInfo *))                                    \
+    X(cuGraphLaunch, (CUgraphExec, CUstream))                                                               \
+    X(cuGraphDestroy, (CUgraph))                                                                            \
+    X(cuGraphExecDestroy, (CUgraphExec))                                                    \
     X(cuMemAllocHost_v2, (void **, size_t))                                                                 \
     X(cuMemFreeHost, (void *))                                                                              \
     X(cuEventCreate, (void **, unsigned))                                                                   \
@@ -62,6 +76,7 @@ struct RtCuda {
 #undef X
     CUdevice dev;
     CUcontext ctx;
+    CUstream stream; /* every launch, memset and event: a blocking stream (ordered with the legacy one) */
     char name[160];
     int sm;
     RtKernel *kernels;
@@ -110,7 +125,8 @@ RtCuda *rt_cuda_open(DiagEngine *d, int ordinal) {
     if (!CU_CHECK(c, d, cuDeviceGet(&c->dev, ordinal)) || !CU_CHECK(c, d, cuDeviceGetName(c->name, 128, c->dev)) ||
         !CU_CHECK(c, d, cuDeviceGetAttribute(&major, 75 /* COMPUTE_CAPABILITY_MAJOR */, c->dev)) ||
         !CU_CHECK(c, d, cuDeviceGetAttribute(&minor, 76 /* COMPUTE_CAPABILITY_MINOR */, c->dev)) ||
-        !CU_CHECK(c, d, cuDevicePrimaryCtxRetain(&c->ctx, c->dev)) || !CU_CHECK(c, d, cuCtxSetCurrent(c->ctx))) {
+        !CU_CHECK(c, d, cuDevicePrimaryCtxRetain(&c->ctx, c->dev)) || !CU_CHECK(c, d, cuCtxSetCurrent(c->ctx)) ||
+        !CU_CHECK(c, d, cuStreamCreate(&c->stream, 0))) {
         rt_cuda_close(c);
         return NULL;
     }
@@ -132,6 +148,7 @@ void rt_cuda_close(RtCuda *c) {
         if (c->cuModuleUnload) c->cuModuleUnload(m->mod);
         free(m);
     }
+    if (c->stream) c->cuStreamDestroy_v2(c->stream);
     if (c->ctx && c->cuDevicePrimaryCtxRelease) c->cuDevicePrimaryCtxRelease(c->dev);
     if (c->lib) dlclose(c->lib);
     free(c);
@@ -212,10 +229,52 @@ bool rt_cuda_launch_async(RtCuda *c, DiagEngine *d, RtKernel *k, unsigned grid, 
         if (!CU_CHECK(c, d, cuFuncSetAttribute(k->fn, 8, (int)shared))) return false;
         k->smem_opt = shared;
     }
-    return CU_CHECK(c, d, cuLaunchKernel(k->fn, grid, 1, 1, block, 1, 1, (unsigned)shared, NULL, args, NULL));
+    return CU_CHECK(c, d, cuLaunchKernel(k->fn, grid, 1, 1, block, 1, 1, (unsigned)shared, c->stream, args, NULL));
 }
 
-bool rt_cuda_memset0(RtCuda *c, DiagEngine *d, RtDevPtr p, size_t bytes) { return CU_CHECK(c, d, cuMemsetD8_v2(p, 0, bytes)); }
+bool rt_cuda_memset0(RtCuda *c, DiagEngine *d, RtDevPtr p, size_t bytes) {
+    return CU_CHECK(c, d, cuMemsetD8Async(p, 0, bytes, c->stream));
+}
+
+void *rt_cuda_stream(RtCuda *c) { return c->stream; }
+
+struct RtGraph {
+    CUgraphExec exec;
+    int updates, instantiations;
+};
+
+bool rt_cuda_capture_begin(RtCuda *c, DiagEngine *d) {
+    return CU_CHECK(c, d, cuStreamBeginCapture_v2(c->stream, 1 /* CU_STREAM_CAPTURE_MODE_THREAD_LOCAL */));
+}
+
+bool rt_cuda_capture_end(RtCuda *c, DiagEngine *d, RtGraph **g) {
+    CUgraph graph = NULL;
+    if (!CU_CHECK(c, d, cuStreamEndCapture(c->stream, &graph))) return false;
+    if (!*g) *g = calloc(1, sizeof **g);
+    RtGraph *r = *g;
+    bool ok = true;
+    CuGraphUpdateInfo info;
+    if (r->exec && c->cuGraphExecUpdate_v2(r->exec, graph, &info) == 0) {
+        r->updates++;
+    } else { /* first capture, or another topology (a different number of launches): instantiate anew */
+        if (r->exec) c->cuGraphExecDestroy(r->exec);
+        r->exec = NULL;
+        ok = CU_CHECK(c, d, cuGraphInstantiateWithFlags(&r->exec, graph, 0));
+        r->instantiations += ok;
+    }
+    c->cuGraphDestroy(graph);
+    return ok;
+}
+
+bool rt_cuda_graph_launch(RtCuda *c, DiagEngine *d, RtGraph *g) { return CU_CHECK(c, d, cuGraphLaunch(g->exec, c->stream)); }
+
+int rt_cuda_graph_instantiations(const RtGraph *g) { return g ? g->instantiations : 0; }
+
+void rt_cuda_graph_free(RtCuda *c, RtGraph *g) {
+    if (!g) return;
+    if (g->exec) c->cuGraphExecDestroy(g->exec);
+    free(g);
+}
 
 void rt_cuda_mem_info(RtCuda *c, size_t *free_b, size_t *total) {
     *free_b = *total = 0;
@@ -238,7 +297,7 @@ RtEvent *rt_cuda_event(RtCuda *c, DiagEngine *d) {
     return e;
 }
 
-bool rt_cuda_event_record(RtCuda *c, DiagEngine *d, RtEvent *e) { return CU_CHECK(c, d, cuEventRecord(e, NULL)); }
+bool rt_cuda_event_record(RtCuda *c, DiagEngine *d, RtEvent *e) { return CU_CHECK(c, d, cuEventRecord(e, c->stream)); }
 
 bool rt_cuda_event_ms(RtCuda *c, DiagEngine *d, RtEvent *from, RtEvent *to, float *ms) {
     return CU_CHECK(c, d, cuEventSynchronize(to)) && CU_CHECK(c, d, cuEventElapsedTime(ms, from, to));

@@ -34,7 +34,7 @@ bool rt_cuda_launch(RtCuda *c, DiagEngine *d, RtKernel *k, unsigned grid, unsign
 bool rt_cuda_sync(RtCuda *c, DiagEngine *d);
 
 /* A module with several kernels: load once, look each up, launch without
- * waiting (on the default stream, in order). */
+ * waiting (on the runtime's stream, in order). */
 typedef struct RtModule RtModule;
 RtModule *rt_cuda_module(RtCuda *c, DiagEngine *d, const void *cubin, const char *what);
 RtKernel *rt_cuda_function(RtCuda *c, DiagEngine *d, RtModule *m, const char *name);
@@ -44,7 +44,23 @@ void rt_cuda_mem_info(RtCuda *c, size_t *free_b, size_t *total);
 /* Page-locked host memory, for fast transfers. */
 void *rt_cuda_host_alloc(RtCuda *c, DiagEngine *d, size_t bytes);
 void rt_cuda_host_free(RtCuda *c, void *p);
-/* Events on the default stream, for timing and traces. */
+/* The stream every async launch, memset and event goes to (a CUstream):
+ * created blocking, so the synchronous copies order with it. For libraries
+ * that take a stream (cuBLASLt). */
+void *rt_cuda_stream(RtCuda *c);
+
+/* CUDA graphs: launches between begin and end are recorded instead of run;
+ * end turns them into *g (made on first use), updating its executable graph
+ * in place when only parameters changed (grid sizes, arguments) and
+ * instantiating anew otherwise. Then launch runs the whole recording. */
+typedef struct RtGraph RtGraph;
+bool rt_cuda_capture_begin(RtCuda *c, DiagEngine *d);
+bool rt_cuda_capture_end(RtCuda *c, DiagEngine *d, RtGraph **g);
+bool rt_cuda_graph_launch(RtCuda *c, DiagEngine *d, RtGraph *g);
+int rt_cuda_graph_instantiations(const RtGraph *g);
+void rt_cuda_graph_free(RtCuda *c, RtGraph *g);
+
+/* Events on the runtime's stream, for timing and traces. */
 typedef void RtEvent;
 RtEvent *rt_cuda_event(RtCuda *c, DiagEngine *d);
 bool rt_cuda_event_record(RtCuda *c, DiagEngine *d, RtEvent *e);

@@ -26,6 +26,8 @@ typedef struct {
     const char *trace;    /* write a Chrome trace of each run's kernels here (NULL: none) */
     bool profile;         /* time every kernel (events between launches): gpu_exec_kernel_ms */
     bool f32_storage;     /* bf16/f16 weights, activations and caches stored as f32 (CgGenOptions) */
+    bool graphs;          /* record each step's launches as a CUDA graph and launch that (not with
+                           * profile/trace or DSCC_CUDA_SYNC=1, which need launches one by one) */
     bool keep_all;        /* no reuse of activation memory: every stored value survives the run (gpu_exec_value) */
 } GpuOptions;
 
@@ -49,7 +51,8 @@ int64_t gpu_exec_cache_len(const GpuExec *x);
 void gpu_exec_reset(GpuExec *x);
 
 /* Milliseconds the kernels of the last run took on the GPU (events around
- * the whole step), and how many kernel launches it made. */
+ * the whole step), and how many kernel launches it made (recorded into the
+ * step's graph with `graphs`). */
 double gpu_exec_last_ms(const GpuExec *x);
 int gpu_exec_last_launches(const GpuExec *x);
 
@@ -64,6 +67,10 @@ int gpu_exec_kernel_node(const GpuExec *x, int k);
 const int64_t *gpu_exec_dims(const GpuExec *x);
 /* Where the next runs write their trace (NULL: stop); needs trace or profile at creation. */
 void gpu_exec_set_trace(GpuExec *x, const char *path);
+/* Per-kernel timing of the next runs on or off (on needs trace or profile
+ * at creation); with it off, `graphs` applies again. */
+void gpu_exec_set_profile(GpuExec *x, bool on);
+void gpu_exec_set_graphs(GpuExec *x, bool on);
 
 /* For tests: the stored value of node `id` after the last run, as f32
  * (NULL when the node has no stored value, or it was overwritten because

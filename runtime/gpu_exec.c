@@ -45,6 +45,9 @@ struct GpuExec {
     const char *trace;
     double last_ms;
     bool sync_each;
+    bool graphs;      /* record each step as a CUDA graph, then launch it */
+    RtGraph *graph;
+    bool profile_on;  /* record ev around each kernel (made with profile or trace) */
     bool keep_all;    /* DSCC_CUDA_SYNC=1: wait after every launch, to name a failing kernel */
     int launches, runs;
 };
@@ -321,6 +324,7 @@ GpuExec *gpu_exec_new(const IrGraph *g, const CpuWeightSource *ws, const GpuOpti
     x->diag = diag_new(x->arena, stderr);
     x->trace = o.trace;
     x->keep_all = o.keep_all;
+    x->graphs = o.graphs;
     x->sync_each = getenv("DSCC_CUDA_SYNC") && strcmp(getenv("DSCC_CUDA_SYNC"), "0") != 0;
     int nn = g->nnodes;
     x->woff = malloc(sizeof(int64_t) * (size_t)(nn + 1));
@@ -428,6 +432,7 @@ GpuExec *gpu_exec_new(const IrGraph *g, const CpuWeightSource *ws, const GpuOpti
         x->ev = calloc((size_t)p->nkernels + 1, sizeof(RtEvent *));
         for (int k = 0; k <= p->nkernels; k++)
             if (!(x->ev[k] = rt_cuda_event(x->cu, d))) goto fail;
+        x->profile_on = true;
     }
     return x;
 fail:
@@ -442,6 +447,7 @@ void gpu_exec_free(GpuExec *x) {
             for (int k = 0; k <= x->p->nkernels; k++) rt_cuda_event_free(x->cu, x->ev[k]);
         rt_cuda_event_free(x->cu, x->step[0]);
         rt_cuda_event_free(x->cu, x->step[1]);
+        rt_cuda_graph_free(x->cu, x->graph);
         rt_cuda_free(x->cu, x->wslab);
         rt_cuda_free(x->cu, x->aslab);
         rt_cuda_free(x->cu, x->scratch);
@@ -567,13 +573,17 @@ bool gpu_exec_run(GpuExec *x, const CpuInput *in, int nin, DiagEngine *d) {
     if (!rt_cuda_event_record(x->cu, d, x->step[0])) return false;
     const CgProgram *p = x->p;
     x->launches = 0;
+    /* per-kernel events and DSCC_CUDA_SYNC need the launches one by one */
+    RtEvent **ev = x->profile_on ? x->ev : NULL;
+    bool graph = x->graphs && !ev && !x->sync_each;
+    if (graph && !rt_cuda_capture_begin(x->cu, d)) return false;
     bool ok = true;
     for (int k = 0; k < p->nkernels && ok; k++) {
         const CgKernel *ck = &p->kernels[k];
         Launch *l = &x->launch[k];
         memcpy(l->args.sym, sym, sizeof l->args.sym);
         l->args.len = x->len;
-        if (x->ev) rt_cuda_event_record(x->cu, d, x->ev[k]);
+        if (ev) rt_cuda_event_record(x->cu, d, ev[k]);
         for (int ph = 0; ph < ck->nphases && ok; ph++) {
             const CgPhase *f = &ck->phases[ph];
             int64_t items = ceil_div(ir_dim_eval(f->a, sym), f->da) * ceil_div(ir_dim_eval(f->b, sym), f->db);
@@ -591,7 +601,11 @@ bool gpu_exec_run(GpuExec *x, const CpuInput *in, int nin, DiagEngine *d) {
             x->launches++;
         }
     }
-    if (x->ev) rt_cuda_event_record(x->cu, d, x->ev[p->nkernels]);
+    if (graph) { /* end the capture even after a failed launch */
+        bool ended = rt_cuda_capture_end(x->cu, d, &x->graph);
+        ok = ok && ended && rt_cuda_graph_launch(x->cu, d, x->graph);
+    }
+    if (ev) rt_cuda_event_record(x->cu, d, ev[p->nkernels]);
     float ms = 0;
     ok = ok && rt_cuda_event_record(x->cu, d, x->step[1]) && rt_cuda_event_ms(x->cu, d, x->step[0], x->step[1], &ms);
     x->last_ms = ms;
@@ -605,13 +619,13 @@ bool gpu_exec_run(GpuExec *x, const CpuInput *in, int nin, DiagEngine *d) {
         ok = false;
     }
     if (!ok) return false;
-    if (x->ev)
+    if (ev)
         for (int k = 0; k < p->nkernels; k++) {
             float t = 0;
-            rt_cuda_event_ms(x->cu, d, x->ev[k], x->ev[k + 1], &t);
+            rt_cuda_event_ms(x->cu, d, ev[k], ev[k + 1], &t);
             x->kms[k] = t;
         }
-    if (x->trace) write_trace(x, d);
+    if (x->trace && ev) write_trace(x, d);
     x->cache_batch = x->sym_b >= 0 ? sym[x->sym_b] : 1;
     if (x->sym_t >= 0) x->len += x->sym_s >= 0 ? sym[x->sym_s] : 1;
     memcpy(x->sym, sym, sizeof sym);
@@ -628,6 +642,8 @@ const char *gpu_exec_kernel_name(const GpuExec *x, int k) { return x->p->kernels
 double gpu_exec_kernel_ms(const GpuExec *x, int k) { return x->kms ? x->kms[k] : 0.0; }
 const int64_t *gpu_exec_dims(const GpuExec *x) { return x->sym; }
 void gpu_exec_set_trace(GpuExec *x, const char *path) { x->trace = x->ev ? path : NULL; }
+void gpu_exec_set_profile(GpuExec *x, bool on) { x->profile_on = on && x->ev; }
+void gpu_exec_set_graphs(GpuExec *x, bool on) { x->graphs = on; }
 
 int gpu_exec_kernel_node(const GpuExec *x, int k) {
     int t = x->launch[k].template_node;
