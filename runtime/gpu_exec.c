@@ -47,6 +47,8 @@ struct GpuExec {
     bool sync_each;
     bool graphs;      /* record each step as a CUDA graph, then launch it */
     RtGraph *graph;
+    void *staging;    /* pinned host buffer for output fetches */
+    size_t staging_bytes;
     bool profile_on;  /* record ev around each kernel (made with profile or trace) */
     bool keep_all;    /* DSCC_CUDA_SYNC=1: wait after every launch, to name a failing kernel */
     int launches, runs;
@@ -448,6 +450,7 @@ void gpu_exec_free(GpuExec *x) {
         rt_cuda_event_free(x->cu, x->step[0]);
         rt_cuda_event_free(x->cu, x->step[1]);
         rt_cuda_graph_free(x->cu, x->graph);
+        rt_cuda_host_free(x->cu, x->staging);
         rt_cuda_free(x->cu, x->wslab);
         rt_cuda_free(x->cu, x->aslab);
         rt_cuda_free(x->cu, x->scratch);
@@ -658,15 +661,18 @@ static float *fetch(GpuExec *x, const IrNode *n, int64_t *numel) {
     else if (n->op == IR_OP_KV_CACHE || x->aoff[n->id] < 0) return NULL;
     else at = x->aslab + (RtDevPtr)x->aoff[n->id];
     size_t nb = (size_t)bytes_of(x->p->dtype[n->id], ne);
-    void *raw = malloc(nb + 8);
+    if (nb > x->staging_bytes) { /* page-locked staging: the copy runs at full PCIe speed */
+        rt_cuda_host_free(x->cu, x->staging);
+        x->staging_bytes = 0;
+        if (!(x->staging = rt_cuda_host_alloc(x->cu, x->diag, nb))) return NULL;
+        x->staging_bytes = nb;
+    }
     float *v = malloc(sizeof(float) * (size_t)(ne + 1));
-    if (!raw || !v || !rt_cuda_download(x->cu, x->diag, raw, at, nb)) {
-        free(raw);
+    if (!v || !rt_cuda_download(x->cu, x->diag, x->staging, at, nb)) {
         free(v);
         return NULL;
     }
-    unpack(x->p->dtype[n->id], raw, ne, v);
-    free(raw);
+    unpack(x->p->dtype[n->id], x->staging, ne, v);
     *numel = ne;
     return v;
 }
