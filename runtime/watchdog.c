@@ -566,12 +566,14 @@ void rt_watchdog_disarm(RtWatchdog *w, int slot) {
     pthread_mutex_unlock(&w->lock);
 }
 
-void rt_watchdog_fail(RtWatchdog *w, const char *why) {
+bool rt_watchdog_fail(RtWatchdog *w, const char *why) {
     pthread_mutex_lock(&w->lock);
+    bool first = !atomic_load(&w->failed);
     Msg root = fail_msg(w, RT_WD_ABORTED, w->o.rank, why);
     fail_locked(w, RT_WD_ABORTED, w->o.rank, &root, why, true);
     pthread_mutex_unlock(&w->lock);
     wake_thread(w);
+    return first;
 }
 
 bool rt_watchdog_ok(const RtWatchdog *w) { return !atomic_load(&((RtWatchdog *)w)->failed); }

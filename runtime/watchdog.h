@@ -75,8 +75,9 @@ void rt_watchdog_disarm(RtWatchdog *w, int slot);
 
 /* Records a failure of this rank's own (`why`, e.g. an NCCL error text),
  * tells the other ranks and runs the abort callbacks, as an expired
- * deadline would. Ignored after the first failure. */
-void rt_watchdog_fail(RtWatchdog *w, const char *why);
+ * deadline would. True if this was the first failure; later ones are
+ * ignored (false): they are consequences of the first. */
+bool rt_watchdog_fail(RtWatchdog *w, const char *why);
 
 /* True until something failed; cheap (an atomic load), for polling loops. */
 bool rt_watchdog_ok(const RtWatchdog *w);

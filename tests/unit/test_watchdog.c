@@ -117,13 +117,13 @@ static void test_default_timeout_and_fail(void **state) {
     w = rt_watchdog_new(d, &(RtWatchdogOptions){.rank = 1, .size = 2});
     rt_watchdog_add_abort(w, fake_abort, &f);
     s = rt_watchdog_arm(w, "dispatch", 0, 0);
-    rt_watchdog_fail(w, "ncclSend to rank 0 failed: remote process exited");
+    assert_true(rt_watchdog_fail(w, "ncclSend to rank 0 failed: remote process exited"));
     assert_true(fake_wait(&f, 5.0));
     int who;
     assert_int_equal(rt_watchdog_cause(w, &who), RT_WD_ABORTED);
     assert_int_equal(who, 1);
     assert_string_equal(rt_watchdog_error(w), "rank 1: ncclSend to rank 0 failed: remote process exited, during dispatch with rank 0");
-    rt_watchdog_fail(w, "a second failure"); /* ignored */
+    assert_false(rt_watchdog_fail(w, "a second failure")); /* ignored */
     assert_non_null(strstr(rt_watchdog_error(w), "ncclSend"));
     assert_int_equal(f.calls, 2);
     rt_watchdog_disarm(w, s);
