@@ -219,10 +219,13 @@ static void rank_main(Rank *k, int report) {
             fail_with(k, "warm-up");
         } else if (k->rank == 0) {
             ok = rt_nccl_recv(k->c, k->d, buf, 1024, RT_NCCL_F32, 1, NULL);
+            /* in the operation before telling the parent, so a death it causes finds this rank in it */
+            int slot = k->mode == MODE_KILLED ? rt_watchdog_arm(k->w, "the recv from rank 1", -1, 60000) : -1;
             note_parent(k);
             double t0 = now_s();
             if (ok && rt_nccl_wait(k->c, k->d, NULL, "the recv from rank 1", k->mode == MODE_HANG ? 1500 : 60000)) fail_with(k, "the wait returned");
             k->rep.when = k->mode == MODE_HANG ? now_s() - t0 : now_s();
+            rt_watchdog_disarm(k->w, slot);
             snprintf(k->rep.msg, sizeof k->rep.msg, "%s", diag_first(k->d) ? diag_first(k->d)->msg : "");
         } else {
             note_parent(k);

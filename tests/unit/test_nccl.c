@@ -193,6 +193,7 @@ static struct {
     int fail_send_peer;    /* a send to this peer fails with ncclRemoteError (-1: none) */
     int async_error_after; /* polls after which the asynchronous state is ncclRemoteError (-1: never) */
     bool stream_ready;
+    int ready_fd; /* > 0: the first stream query writes a byte here (the rank is inside its wait) */
     atomic_int in_call, overlaps; /* calls in progress now; times two overlapped */
     atomic_int aborts, destroys, finalizes, group_starts, group_ends, polls;
     FakeComm *live;
@@ -315,6 +316,7 @@ static int f_all_reduce(const void *s, void *r, size_t count, int type, int op, 
 }
 static int f_stream_query(void *stream) {
     (void)stream;
+    if (fk.ready_fd > 0 && write(fk.ready_fd, "r", 1) == 1) fk.ready_fd = 0;
     return fk.stream_ready ? 0 : 600;
 }
 
@@ -506,8 +508,11 @@ static void peer_rank(int r, int port, int ready, int report) {
     PeerReport rep = {0};
     fk.stream_ready = false;
     if (r == 0 && !rt_nccl_recv(c, d, 0x100, 4, RT_NCCL_F32, 1, NULL)) _exit(5);
-    if (write(ready, "r", 1) != 1) _exit(6);
-    if (r == 1) pause(); /* until killed */
+    if (r == 1) {
+        if (write(ready, "r", 1) != 1) _exit(6);
+        pause(); /* until killed */
+    }
+    fk.ready_fd = ready; /* rank 0 is ready once it polls its stream */
     rep.ok = rt_nccl_wait(c, d, NULL, "the recv from rank 1", 20000);
     rep.when = now_s();
     snprintf(rep.msg, sizeof rep.msg, "%s", diag_first(d) ? diag_first(d)->msg : "");

@@ -199,17 +199,18 @@ static void rank_main(int r, int size, int port, Role role, int ready, int repor
     if (!w || !rt_watchdog_join(w, d, &ri, blob, sizeof blob, 8000)) _exit(4);
     for (int i = 0; i < 64; i++)
         if (blob[i] != (uint8_t)(i * 7 + 3)) _exit(5);
-    write_all(ready, "j", 1);
     Fake f = {.calls = 0};
     if (pipe(f.pipe)) _exit(6);
     rt_watchdog_add_abort(w, fake_abort, &f);
     if (role == ROLE_WAIT || role == ROLE_SHORT) {
         int s = role == ROLE_SHORT ? rt_watchdog_arm(w, "fake recv", (r + 1) % size, 300) : rt_watchdog_arm(w, "fake all-reduce", -1, 20000);
+        write_all(ready, "j", 1); /* joined, and in its operation */
         bool aborted = fake_wait(&f, 8.0);
         rep.when = now_s();
         rt_watchdog_disarm(w, s);
         rep.ok = !aborted;
     } else {
+        write_all(ready, "j", 1);
         if (role == ROLE_CLEAN_LATE) fake_wait(&f, 0.6);
         rep.ok = rt_watchdog_ok(w);
     }
