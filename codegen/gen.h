@@ -48,13 +48,14 @@ typedef enum {
     CG_LAUNCH_BLOCK, /* one 256-thread block per item */
 } CgLaunchMode;
 
-/* items = ceil(a / da) * ceil(b / db), a and b evaluated at run time. */
+/* items = (ceil(a / da) + plus) * ceil(b / db), a and b evaluated at run time. */
 typedef struct {
     const char *fn;  /* __global__ function in the module */
     CgLaunchMode mode;
     IrDim a, b;
     int64_t da, db;
     int64_t smem;    /* dynamic shared memory, bytes */
+    int64_t plus;    /* items = (ceil(a / da) + plus) * ceil(b / db): room for a data-dependent count (tiles of a grouped GEMM) */
 } CgPhase;
 
 typedef enum {

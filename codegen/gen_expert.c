@@ -1,7 +1,84 @@
 /* gen_expert.c — the expert_linear and fp8_expert_linear templates: each
- * routed row (token, slot) times the weight of the expert idx names; one
- * block per routed row and 64 outputs, the row in shared memory. */
+ * routed row (token, slot) times the weight of the expert idx names.
+ *
+ * fp8_expert_linear on FP8 codes is a grouped GEMM, one launch for all
+ * experts: a first phase (one block) sorts the routed rows by expert
+ * (counting sort in shared memory) and cuts each expert's rows into tiles
+ * of 64; the second runs the tensor-core FP8 tile of gen_gemm.c on every
+ * (tile, 128 outputs), gathering its rows of x through the permutation and
+ * scattering results back to their rows. There are at most ceil(R/64) + E
+ * tiles for R routed rows and E experts, so that many blocks per output
+ * tile are launched and the ones past the real count return at once.
+ * Otherwise: one block per routed row and 64 outputs, the row in shared
+ * memory. */
 #include "codegen/gen_internal.h"
+
+/* fp8_expert_linear as a grouped tensor-core GEMM (see the file comment). */
+static bool expert_fp8_grouped(Gen *G, const IrNode *n, int64_t I) {
+    const IrNode *x = n->ops[0], *w = n->ops[2], *idx = n->ops[4];
+    int64_t E = w->type.dims[0].coeff;
+    bool bcast = x->type.rank == 2;
+    IrDim R = ir_type_numel(&idx->type);
+    int sx = cg_slot_value(G, x), sxs = cg_slot_value(G, n->ops[1]), sw = cg_slot_value(G, w), sws = cg_slot_value(G, n->ops[3]);
+    int si = cg_slot_value(G, idx), sy = cg_slot_value(G, n);
+    int sc = cg_slot_scratch(G, n, ir_dim_const(2 * E + 1)); /* per expert: row count, first sorted row; then the tile count */
+    int sp = cg_slot_scratch(G, n, R);                       /* sorted position -> routed row */
+    int st = cg_slot_scratch(G, n, R);                       /* tile -> its first sorted position (tiles <= R) */
+    const char *Ks = cg_dim(G, idx->type.dims[1]);
+    cg_head(G, "fp8_expert_linear, phase 1: routed rows sorted by expert, cut into tiles of 64");
+    sb_printf(&G->decl, "    const int E = %lld;\n"
+                        "    const long long R = %s;\n"
+                        "    __shared__ int cnt[%lld], cur[%lld];\n"
+                        "    int *C = (int *)a.t[%d], *P = (int *)a.t[%d], *T = (int *)a.t[%d];\n"
+                        "    for (int e = threadIdx.x; e < E; e += 256) cnt[e] = 0;\n"
+                        "    __syncthreads();\n"
+                        "    for (long long r = threadIdx.x; r < R; r += 256) {\n"
+                        "        const float f = L%d(a, r);\n"
+                        "        if (!(f >= 0.0f && f < (float)E)) fail(a, f);\n"
+                        "        else atomicAdd(&cnt[(int)f], 1);\n"
+                        "    }\n"
+                        "    __syncthreads();\n"
+                        "    if (threadIdx.x == 0) {\n"
+                        "        int base = 0, nt = 0;\n"
+                        "        for (int e = 0; e < E; e++) {\n"
+                        "            C[e] = cnt[e];\n"
+                        "            C[E + e] = cur[e] = base;\n"
+                        "            for (int s = 0; s < cnt[e]; s += 64) T[nt++] = base + s;\n"
+                        "            base += cnt[e];\n"
+                        "        }\n"
+                        "        C[2 * E] = nt;\n"
+                        "    }\n"
+                        "    __syncthreads();\n"
+                        "    for (long long r = threadIdx.x; r < R; r += 256) {\n"
+                        "        const float f = L%d(a, r);\n"
+                        "        if (f >= 0.0f && f < (float)E) P[atomicAdd(&cur[(int)f], 1)] = (int)r;\n"
+                        "    }\n"
+                        "}\n",
+              (long long)E, cg_dim(G, R), (long long)E, (long long)E, sc, sp, st, si, si);
+    cg_phase(G, CG_LAUNCH_BLOCK, ir_dim_const(1), 1, ir_dim_const(1), 1, 0);
+    cg_head(G, "fp8_expert_linear, phase 2: tensor-core FP8 tile per (expert tile of 64 rows, 128 outputs)");
+    sb_printf(&G->decl, "    extern __shared__ __align__(16) unsigned char sm[];\n"
+                        "    __shared__ int srow[64], yrow[64];\n"
+                        "    const int E = %lld;\n"
+                        "    const int *C = (const int *)a.t[%d], *P = (const int *)a.t[%d], *T = (const int *)a.t[%d];\n"
+                        "    const long long nt = (%s + 127) / 128, ot = blockIdx.x %% nt, t = blockIdx.x / nt;\n"
+                        "    if (t >= C[2 * E]) return;  // past the tiles this step has\n"
+                        "    const int start = T[t];\n"
+                        "    const long long e = (long long)L%d(a, P[start]);\n"
+                        "    const int nr = C[E + e] + C[e] - start < 64 ? C[E + e] + C[e] - start : 64;\n"
+                        "    if (threadIdx.x < 64) {\n"
+                        "        const int r = (int)threadIdx.x < nr ? P[start + threadIdx.x] : -1;\n"
+                        "        yrow[threadIdx.x] = r;\n"
+                        "        srow[threadIdx.x] = r < 0 ? -1 : %s;\n"
+                        "    }\n"
+                        "    __syncthreads();\n",
+              (long long)E, sc, sp, st, cg_dim(G, w->type.dims[1]), si, bcast ? arena_printf(G->a, "(int)(r / %s)", Ks) : "r");
+    cg_mma_fp8_tile(G, sx, sxs, sw, sws, sy, I, cg_dim(G, w->type.dims[1]));
+    sb_puts(&G->decl, "}\n");
+    cg_phase(G, CG_LAUNCH_BLOCK, R, 64, w->type.dims[1], 128, CG_MMA_FP8_SMEM);
+    G->phases[G->nphases - 1].plus = E;
+    return true;
+}
 
 bool cg_expert_gemm(Gen *G, const IrNode *n, bool fp8) {
     const IrNode *x = n->ops[0], *w = n->ops[fp8 ? 2 : 1], *idx = n->ops[fp8 ? 4 : 2];
@@ -10,6 +87,9 @@ bool cg_expert_gemm(Gen *G, const IrNode *n, bool fp8) {
         return false;
     }
     int64_t I = w->type.dims[2].coeff;
+    if (fp8 && ir_dim_is_const(w->type.dims[0]) && w->type.dims[0].coeff <= 4096 && ir_dim_is_const(w->type.dims[1]) &&
+        G->dtype[x->id] == IR_DT_FP8E4M3 && G->dtype[w->id] == IR_DT_FP8E4M3)
+        return expert_fp8_grouped(G, n, I);
     bool bcast = x->type.rank == 2;
     IrDim R = ir_type_numel(&idx->type);
     int sx = cg_slot_value(G, x), sw = cg_slot_value(G, w), si = cg_slot_value(G, idx), sy = cg_slot_value(G, n);

@@ -1,7 +1,144 @@
-/* gen_gemm.c — the linear and fp8_linear templates: y[M, O] = x[M, K] . w[O, K]^T,
- * FP8 with DeepSeek's 1x128 activation and 128x128 weight block scales
- * applied per 128-wide K block in f32. A 64x64 output tile per block. */
+/* gen_gemm.c — the linear and fp8_linear templates: y[M, O] = x[M, K] . w[O, K]^T.
+ *
+ * fp8_linear on FP8 codes runs on the tensor cores: mma.sync m16n8k32
+ * E4M3 x E4M3 -> f32 (Hopper runs Ada's FP8 mma), a 64x128 output tile per
+ * block, one 128-wide K block per pipeline step (cp.async, two stages in
+ * shared memory, rows padded to 144 bytes so the fragment loads hit 32
+ * distinct banks). Each K block's partial sums are scaled by the row's
+ * 1x128 activation scale and the tile's 128x128 weight scale and added to
+ * the f32 accumulator: DeepSeek's promotion every 128 elements, the same
+ * numerics as the CPU's FP8 emulation. The tile reads its rows of x
+ * through srow[], so the grouped expert GEMM (gen_expert.c) shares it.
+ * Other linears use a 64x64 FP32-FMA tile. */
 #include "codegen/gen_internal.h"
+
+/* Device helpers of the FP8 tile: cp.async with zero fill, one mma. */
+static const char MMA_HELPERS[] =
+    "__device__ __forceinline__ void cp16(void *dst, const void *src, bool v) {  // 16 bytes, zeros when !v\n"
+    "    unsigned s = (unsigned)__cvta_generic_to_shared(dst);\n"
+    "    asm volatile(\"cp.async.cg.shared.global [%0], [%1], 16, %2;\\n\" :: \"r\"(s), \"l\"(src), \"r\"(v ? 16 : 0));\n"
+    "}\n"
+    "__device__ __forceinline__ void cp_commit() { asm volatile(\"cp.async.commit_group;\\n\" ::); }\n"
+    "__device__ __forceinline__ void cp_wait1() { asm volatile(\"cp.async.wait_group 1;\\n\" ::: \"memory\"); }\n"
+    "__device__ __forceinline__ void mma_e4m3(float *c, const unsigned *a, const unsigned *b) {  // c[16x8] += a[16x32] . b[32x8]\n"
+    "    asm volatile(\"mma.sync.aligned.m16n8k32.row.col.f32.e4m3.e4m3.f32 {%0,%1,%2,%3}, {%4,%5,%6,%7}, {%8,%9}, {%0,%1,%2,%3};\\n\"\n"
+    "                 : \"+f\"(c[0]), \"+f\"(c[1]), \"+f\"(c[2]), \"+f\"(c[3])\n"
+    "                 : \"r\"(a[0]), \"r\"(a[1]), \"r\"(a[2]), \"r\"(a[3]), \"r\"(b[0]), \"r\"(b[1]));\n"
+    "}\n";
+
+void cg_mma_fp8_tile(Gen *G, int sx, int sxs, int sw, int sws, int sy, int64_t K, const char *O) {
+    sb_puts(&G->ldr, MMA_HELPERS); /* file scope, before the phase functions (one tile per module) */
+    StrBuf *b = &G->decl;
+    bool vec = K % 16 == 0; /* every 16-byte chunk of a row is wholly inside or outside K */
+    sb_printf(b, "    const long long K = %lldLL, O = %s, nkb = (K + 127) / 128, nob = (O + 127) / 128;\n"
+                 "    const unsigned char *X = (const unsigned char *)a.t[%d];\n"
+                 "    const unsigned char *Wt = (const unsigned char *)a.t[%d] + (e * O + ot * 128) * K;\n"
+                 "    const long long wsb = (e * nob + ot) * nkb;\n"
+                 "    const int orows = O - ot * 128 < 128 ? (int)(O - ot * 128) : 128;\n"
+                 "    const int warp = threadIdx.x >> 5, g = (threadIdx.x & 31) >> 2, q = threadIdx.x & 3;\n"
+                 "    const int wm = (warp >> 2) * 32, wn = (warp & 3) * 32;  // this warp's 32x32 of the 64x128 tile\n"
+                 "    float acc[2][4][4], part[2][4][4];\n"
+                 "#pragma unroll\n"
+                 "    for (int i = 0; i < 2; i++)\n"
+                 "#pragma unroll\n"
+                 "        for (int j = 0; j < 4; j++)\n"
+                 "#pragma unroll\n"
+                 "            for (int c = 0; c < 4; c++) acc[i][j][c] = part[i][j][c] = 0.0f;\n",
+              (long long)K, O, sx, sw);
+    /* stage s of K block kb: x rows [64][144], then w rows [128][144] */
+    sb_puts(b, "    auto load = [&](int s, long long kb) {\n"
+               "        unsigned char *As = sm + s * 27648, *Bs = As + 9216;\n"
+               "        for (int c = threadIdx.x; c < 1536; c += 256) {\n"
+               "            const bool isa = c < 512;\n"
+               "            const int j = (isa ? c : c - 512) >> 3, kc = (c & 7) * 16;\n"
+               "            const long long k = kb * 128 + kc;\n"
+               "            const int r = isa ? srow[j] : j < orows ? j : -1;\n"
+               "            const unsigned char *src = isa ? X + (long long)r * K : Wt + (long long)j * K;\n"
+               "            unsigned char *dst = (isa ? As : Bs) + j * 144 + kc;\n");
+    if (vec) sb_puts(b, "            const bool v = r >= 0 && k < K;\n"
+                        "            cp16(dst, v ? src + k : X, v);\n");
+    else sb_puts(b, "            for (int t = 0; t < 16; t++) dst[t] = r >= 0 && k + t < K ? src[k + t] : 0;  // K is no multiple of 16\n");
+    sb_puts(b, "        }\n"
+               "    };\n");
+    sb_printf(b, "    load(0, 0);\n"
+                 "    cp_commit();\n"
+                 "    for (long long kb = 0; kb < nkb; kb++) {\n"
+                 "        if (kb + 1 < nkb) load((int)((kb + 1) & 1), kb + 1);\n"
+                 "        cp_commit();\n"
+                 "        cp_wait1();\n"
+                 "        __syncthreads();\n"
+                 "        float xsc[2][2];\n"
+                 "#pragma unroll\n"
+                 "        for (int i = 0; i < 2; i++)\n"
+                 "#pragma unroll\n"
+                 "            for (int h = 0; h < 2; h++) {\n"
+                 "                const int r = srow[wm + i * 16 + g + 8 * h];\n"
+                 "                xsc[i][h] = r >= 0 ? L%d(a, (long long)r * nkb + kb) : 0.0f;\n"
+                 "            }\n"
+                 "        const float wsc = L%d(a, wsb + kb);\n"
+                 "        const unsigned char *As = sm + (kb & 1) * 27648, *Bs = As + 9216;\n"
+                 "#pragma unroll\n"
+                 "        for (int kk = 0; kk < 128; kk += 32) {\n"
+                 "            unsigned af[2][4], bfr[4][2];\n"
+                 "#pragma unroll\n"
+                 "            for (int i = 0; i < 2; i++) {\n"
+                 "                const unsigned char *p = As + (wm + i * 16 + g) * 144 + kk + q * 4;\n"
+                 "                af[i][0] = *(const unsigned *)p;\n"
+                 "                af[i][1] = *(const unsigned *)(p + 8 * 144);\n"
+                 "                af[i][2] = *(const unsigned *)(p + 16);\n"
+                 "                af[i][3] = *(const unsigned *)(p + 8 * 144 + 16);\n"
+                 "            }\n"
+                 "#pragma unroll\n"
+                 "            for (int j = 0; j < 4; j++) {\n"
+                 "                const unsigned char *p = Bs + (wn + j * 8 + g) * 144 + kk + q * 4;\n"
+                 "                bfr[j][0] = *(const unsigned *)p;\n"
+                 "                bfr[j][1] = *(const unsigned *)(p + 16);\n"
+                 "            }\n"
+                 "#pragma unroll\n"
+                 "            for (int i = 0; i < 2; i++)\n"
+                 "#pragma unroll\n"
+                 "                for (int j = 0; j < 4; j++) mma_e4m3(part[i][j], af[i], bfr[j]);\n"
+                 "        }\n"
+                 "#pragma unroll\n"
+                 "        for (int i = 0; i < 2; i++)  // promotion to f32 at the end of the K block, with both scales\n"
+                 "#pragma unroll\n"
+                 "            for (int j = 0; j < 4; j++)\n"
+                 "#pragma unroll\n"
+                 "                for (int c = 0; c < 4; c++) {\n"
+                 "                    acc[i][j][c] += part[i][j][c] * (xsc[i][c >> 1] * wsc);\n"
+                 "                    part[i][j][c] = 0.0f;\n"
+                 "                }\n"
+                 "        __syncthreads();\n"
+                 "    }\n"
+                 "#pragma unroll\n"
+                 "    for (int i = 0; i < 2; i++)\n"
+                 "#pragma unroll\n"
+                 "        for (int j = 0; j < 4; j++)\n"
+                 "#pragma unroll\n"
+                 "            for (int c = 0; c < 4; c++) {\n"
+                 "                const int r = yrow[wm + i * 16 + g + 8 * (c >> 1)];\n"
+                 "                const long long o = ot * 128 + wn + j * 8 + q * 2 + (c & 1);\n"
+                 "                if (r >= 0 && o < O) S%d(a, (long long)r * O + o, acc[i][j][c]);\n"
+                 "            }\n",
+              sxs, sws, sy);
+}
+
+/* fp8_linear on the tensor cores: block = (64-row tile of x, 128-wide output tile). */
+static bool gemm_fp8_mma(Gen *G, const IrNode *n, IrDim M, IrDim K, IrDim O) {
+    int sx = cg_slot_value(G, n->ops[0]), sxs = cg_slot_value(G, n->ops[1]);
+    int sw = cg_slot_value(G, n->ops[2]), sws = cg_slot_value(G, n->ops[3]), sy = cg_slot_value(G, n);
+    cg_head(G, "fp8_linear: tensor cores (mma m16n8k32 E4M3), 64x128 tile, 1x128 / 128x128 block scales per K block");
+    sb_printf(&G->decl, "    extern __shared__ __align__(16) unsigned char sm[];\n"
+                        "    __shared__ int srow[64], yrow[64];\n"
+                        "    const long long M = %s, nt = (%s + 127) / 128, ot = blockIdx.x %% nt, m0 = blockIdx.x / nt * 64, e = 0;\n"
+                        "    if (threadIdx.x < 64) srow[threadIdx.x] = yrow[threadIdx.x] = m0 + threadIdx.x < M ? (int)(m0 + threadIdx.x) : -1;\n"
+                        "    __syncthreads();\n",
+              cg_dim(G, M), cg_dim(G, O));
+    cg_mma_fp8_tile(G, sx, sxs, sw, sws, sy, K.coeff, cg_dim(G, O));
+    sb_puts(&G->decl, "}\n");
+    cg_phase(G, CG_LAUNCH_BLOCK, M, 64, O, 128, CG_MMA_FP8_SMEM);
+    return true;
+}
 
 bool cg_gemm(Gen *G, const IrNode *n, bool fp8) {
     const IrNode *x = n->ops[0], *w = n->ops[fp8 ? 2 : 1];
@@ -14,6 +151,8 @@ bool cg_gemm(Gen *G, const IrNode *n, bool fp8) {
         G->why = "rows of x do not divide";
         return false;
     }
+    if (fp8 && ir_dim_is_const(K) && K.coeff < (1LL << 31) && G->dtype[x->id] == IR_DT_FP8E4M3 && G->dtype[w->id] == IR_DT_FP8E4M3)
+        return gemm_fp8_mma(G, n, M, K, O);
     int sx = cg_slot_value(G, x), sw = cg_slot_value(G, w), sy = cg_slot_value(G, n);
     int sxs = fp8 ? cg_slot_value(G, n->ops[1]) : 0, sws = fp8 ? cg_slot_value(G, n->ops[3]) : 0;
     cg_head(G, fp8 ? "fp8_linear: 64x64 tile, FP8 codes with 1x128 / 128x128 block scales" : "linear: 64x64 tile");

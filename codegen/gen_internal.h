@@ -50,6 +50,14 @@ bool cg_gemm(Gen *G, const IrNode *n, bool fp8);
 bool cg_expert_gemm(Gen *G, const IrNode *n, bool fp8);
 bool cg_attention(Gen *G, const IrNode *n);
 bool cg_einsum(Gen *G, const IrNode *n); /* gen_einsum.c */
+/* The tensor-core FP8 tile (gen_gemm.c): emits, inside a phase whose
+ * prologue has set `srow[64]` (source row of x per tile row, -1 = none),
+ * `yrow[64]` (output row, -1 = none), `e` (weight matrix index) and `ot`
+ * (128-wide output tile), the block's 64x128 output tile of
+ * y[yrow, O] = x[srow, K] . w[e][O, K]^T with DeepSeek block scaling. */
+void cg_mma_fp8_tile(Gen *G, int sx, int sxs, int sw, int sws, int sy, int64_t K, const char *O);
+/* Dynamic shared memory the tile needs (two pipeline stages). */
+#define CG_MMA_FP8_SMEM (2 * 192 * 144)
 
 /* The phase(s) of a template op (GEMM, attention, routing, ...). False
  * with G->why set when the node's shapes are outside what it handles. */

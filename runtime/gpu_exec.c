@@ -589,7 +589,7 @@ bool gpu_exec_run(GpuExec *x, const CpuInput *in, int nin, DiagEngine *d) {
         if (ev) rt_cuda_event_record(x->cu, d, ev[k]);
         for (int ph = 0; ph < ck->nphases && ok; ph++) {
             const CgPhase *f = &ck->phases[ph];
-            int64_t items = ceil_div(ir_dim_eval(f->a, sym), f->da) * ceil_div(ir_dim_eval(f->b, sym), f->db);
+            int64_t items = (ceil_div(ir_dim_eval(f->a, sym), f->da) + f->plus) * ceil_div(ir_dim_eval(f->b, sym), f->db);
             if (items <= 0) continue;
             int64_t grid = f->mode == CG_LAUNCH_ELEM ? ceil_div(items, 256) : f->mode == CG_LAUNCH_WARP ? ceil_div(items, 8) : items;
             if (grid > 2147483647LL) {

@@ -27,6 +27,7 @@
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "cpu/cpu.h"
 #include "frontend/frontend.h"
@@ -79,12 +80,15 @@ static void compare_node(void *ctx, int id, float *c, int64_t nc) {
     if (n->op != IR_OP_WEIGHT) memcpy(c, gv, sizeof(float) * (size_t)nc);
 }
 
-static void check_fixture(const char *dir, bool fp8, bool f32) {
+/* Compiles the model (fixture checkpoint `dir`, or seeded random weights
+ * with models/tiny/config.json and `sets` when dir is NULL), runs both
+ * executors on the same B x S tokens and compares every stored value. */
+static void check_graph(const char *dir, const FeSetting *sets, int nsets, bool fp8, bool f32) {
     Arena *a = arena_new();
     DiagEngine *d = diag_new(a, stderr);
-    RtCheckpoint *ck = rt_checkpoint_open(a, d, dir);
-    assert_non_null(ck);
-    FeOptions fo = {rt_checkpoint_config_path(ck), NULL, 0};
+    RtCheckpoint *ck = dir ? rt_checkpoint_open(a, d, dir) : NULL;
+    assert_true(ck || !dir);
+    FeOptions fo = {ck ? rt_checkpoint_config_path(ck) : DSCC_SOURCE_DIR "/models/tiny/config.json", sets, nsets};
     IrGraph *g = fe_compile_file(a, d, DSCC_SOURCE_DIR "/models/deepseek_v3.dsl", &fo);
     assert_non_null(g);
     const char *pipe = fp8 ? "shape-infer,fold-constants,dce,fp8-quant,cse,dce,node-limited-routing,fuse"
@@ -93,28 +97,36 @@ static void check_fixture(const char *dir, bool fp8, bool f32) {
     assert_true(pass_pipeline_parse(a, d, pipe, &pp));
     PassRunOptions ro = {0};
     assert_true(pass_pipeline_run(&pp, g, &ro, d));
-    char path[512];
-    snprintf(path, sizeof path, "%s/tokens.npy", dir);
-    RtArray tok;
-    assert_true(rt_npy_read(d, path, &tok));
+    RtArray tok = {0};
+    if (dir) {
+        char path[512];
+        snprintf(path, sizeof path, "%s/tokens.npy", dir);
+        assert_true(rt_npy_read(d, path, &tok));
+    } else { /* fresh random ids each run */
+        tok.shape[0] = 2, tok.shape[1] = 96;
+        tok.data = malloc(sizeof(float) * 2 * 96);
+        srand((unsigned)time(NULL));
+        for (int i = 0; i < 2 * 96; i++) tok.data[i] = (float)(rand() % 1000);
+    }
     int64_t B = tok.shape[0], S = tok.shape[1];
     float *pos = malloc(sizeof(float) * (size_t)(B * S));
     for (int64_t i = 0; i < B * S; i++) pos[i] = (float)(i % S);
     CpuInput in[2] = {{"tokens", 2, {B, S}, tok.data}, {"positions", 2, {B, S}, pos}};
 
-    CpuWeightSource ws = {rt_checkpoint_read_f32, ck};
+    uint64_t seed = (uint64_t)time(NULL);
+    CpuWeightSource ws = ck ? (CpuWeightSource){rt_checkpoint_read_f32, ck} : cpu_random_weights(&seed);
     GpuOptions go = {.max_batch = B, .max_seq = S, .max_ctx = S, .keep_all = true, .f32_storage = f32};
     GpuExec *gx = gpu_exec_new(g, &ws, &go, d);
     assert_non_null(gx);
     assert_true(gpu_exec_run(gx, in, 2, d));
     Cmp m = {.g = g, .gx = gx, .f32 = f32};
-    CpuOptions co = {.threads = 2, .after_node = compare_node, .hook_ctx = &m};
+    CpuOptions co = {.threads = 8, .after_node = compare_node, .hook_ctx = &m};
     CpuExec *cx = cpu_exec_new(g, &ws, &co, d);
     assert_non_null(cx);
     assert_true(cpu_exec_run(cx, in, 2, d));
     fprintf(stderr, "%s (%s, storage %s): %d stored values compared with the CPU executor on the same inputs, %d outside tolerance, "
                     "worst float rel L2 %.2e\n",
-            dir, fp8 ? "fp8" : "bf16", f32 ? "f32" : "declared", m.checked, m.failed, m.worst);
+            dir ? dir : "wide random model", fp8 ? "fp8" : "bf16", f32 ? "f32" : "declared", m.checked, m.failed, m.worst);
     assert_true(m.checked > 20);
     assert_int_equal(m.failed, 0);
     gpu_exec_free(gx);
@@ -125,10 +137,20 @@ static void check_fixture(const char *dir, bool fp8, bool f32) {
     arena_free(a);
 }
 
+static void check_fixture(const char *dir, bool fp8, bool f32) { check_graph(dir, NULL, 0, fp8, f32); }
+
 static void test_bf16_ops(void **state) { check_fixture(FIX "tiny_bf16", false, false); }
 static void test_fp8_ops(void **state) { check_fixture(FIX "tiny_fp8", true, false); }
 static void test_bf16_ops_f32(void **state) { check_fixture(FIX "tiny_bf16", false, true); }
 static void test_fp8_ops_f32(void **state) { check_fixture(FIX "tiny_fp8", true, true); }
+
+/* The tiny model widened so the FP8 GEMMs see several 128-wide K blocks,
+ * several 64-row and 128-output tiles with ragged edges, and experts whose
+ * rows fill more than one tile: 192 tokens x 4 of 16 experts. */
+static const FeSetting WIDE[] = {{"hidden_size", "1024"}, {"intermediate_size", "1536"}, {"moe_intermediate_size", "320"},
+                                 {"q_lora_rank", "384"}, {"kv_lora_rank", "256"}, {"num_attention_heads", "8"}};
+static void test_fp8_wide_f32(void **state) { check_graph(NULL, WIDE, 6, true, true); }
+static void test_fp8_wide(void **state) { check_graph(NULL, WIDE, 6, true, false); }
 
 int main(void) {
     Arena *a = arena_new();
@@ -143,6 +165,7 @@ int main(void) {
     rt_cuda_close(c);
     arena_free(a);
     const struct CMUnitTest tests[] = {cmocka_unit_test(test_bf16_ops), cmocka_unit_test(test_fp8_ops),
-                                       cmocka_unit_test(test_bf16_ops_f32), cmocka_unit_test(test_fp8_ops_f32)};
+                                       cmocka_unit_test(test_bf16_ops_f32), cmocka_unit_test(test_fp8_ops_f32),
+                                       cmocka_unit_test(test_fp8_wide_f32), cmocka_unit_test(test_fp8_wide)};
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
