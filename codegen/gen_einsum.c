@@ -1,8 +1,46 @@
 /* gen_einsum.c — the einsum template: two operands, subscripts by letters;
- * one thread per output element looping over the contracted letters. */
+ * one thread per output element looping over the contracted letters.
+ *
+ * The per-head matrix products of absorbed MLA, "bshk,hnk->bshn" and
+ * "bshk,hkn->bshn" on bf16 values, run on the tensor-core tile of
+ * gen_gemm.c instead: x is read as [B*S*H, K] rows (row (b*S + s)*H + h),
+ * head h's matrix is weight matrix e = h, the output rows likewise. */
 #include "codegen/gen_internal.h"
 
 #include <string.h>
+
+/* The batched-over-heads form above, when n is one: false (no code) otherwise. */
+static bool einsum_heads_mma(Gen *G, const IrNode *n, const char *x, const char *w, const char *o) {
+    const IrNode *xv = n->ops[0], *wv = n->ops[1];
+    if (strlen(x) != 4 || strlen(w) != 3 || strlen(o) != 4 || xv->type.rank != 4 || wv->type.rank != 3) return false;
+    char p0 = x[0], p1 = x[1], h = x[2], k = x[3], nn = o[3];
+    if (o[0] != p0 || o[1] != p1 || o[2] != h || w[0] != h || nn == k || nn == h || k == h || p0 == p1) return false;
+    bool wt; /* w[h] stored [K][N] */
+    if (w[1] == nn && w[2] == k) wt = false;
+    else if (w[1] == k && w[2] == nn) wt = true;
+    else return false;
+    const IrType *wty = &wv->type;
+    IrDim H = wty->dims[0], K = wty->dims[wt ? 1 : 2], N = wty->dims[wt ? 2 : 1];
+    if (!ir_dim_is_const(H) || !ir_dim_is_const(K) || !ir_dim_is_const(N) || K.coeff >= (1LL << 30) || (wt && N.coeff % 8)) return false;
+    if (!ir_dim_eq(xv->type.dims[2], H) || !ir_dim_eq(xv->type.dims[3], K) || G->dtype[xv->id] != IR_DT_BF16 || G->dtype[wv->id] != IR_DT_BF16)
+        return false;
+    IrDim M = ir_dim_mul(xv->type.dims[0], xv->type.dims[1]);
+    int sx = cg_slot_value(G, xv), sw = cg_slot_value(G, wv), sy = cg_slot_value(G, n);
+    cg_head(G, arena_printf(G->a, "einsum %s,%s->%s per head on the tensor cores (mma m16n8k16 BF16), 64x128 tile", x, w, o));
+    sb_printf(&G->decl, "    extern __shared__ __align__(16) unsigned char sm[];\n"
+                        "    __shared__ int srow[64], yrow[64];\n"
+                        "    const long long M = %s, H = %lldLL, nob = (%lldLL + 127) / 128, nt = H * nob;\n"
+                        "    const long long m0 = blockIdx.x / nt * 64, e = blockIdx.x %% nt / nob, ot = blockIdx.x %% nob;  // e: the head\n"
+                        "    if (threadIdx.x < 64)\n"
+                        "        srow[threadIdx.x] = yrow[threadIdx.x] = m0 + threadIdx.x < M ? (int)((m0 + threadIdx.x) * H + e) : -1;\n"
+                        "    __syncthreads();\n",
+              cg_dim(G, M), (long long)H.coeff, (long long)N.coeff);
+    cg_mma_tile(G, true, wt, sx, 0, sw, 0, sy, K.coeff, cg_dim(G, N));
+    sb_puts(&G->decl, "}\n");
+    int64_t nob = (N.coeff + 127) / 128;
+    cg_phase(G, CG_LAUNCH_BLOCK, M, 64, ir_dim_const(H.coeff * nob), 1, CG_MMA_SMEM);
+    return true;
+}
 
 bool cg_einsum(Gen *G, const IrNode *n) {
     const char *spec = ir_node_attr_str(n, "spec", "");
@@ -36,6 +74,19 @@ bool cg_einsum(Gen *G, const IrNode *n) {
     }
     for (int i = 0; osub[i]; i++)
         if (osub[i] >= 'a' && osub[i] <= 'z') in_out[osub[i] - 'a'] = true;
+    {
+        char xs[8] = {0}, ws[8] = {0}, os[8] = {0};
+        if (len[0] < 8 && len[1] < 8 && strlen(osub) < 8) {
+            memcpy(xs, sub[0], (size_t)len[0]);
+            memcpy(ws, sub[1], (size_t)len[1]);
+            memcpy(os, osub, strlen(osub));
+            if (einsum_heads_mma(G, n, xs, ws, os)) {
+                for (int k = 0; k < 2; k++)
+                    for (int l = 0; l < 26; l++) sb_free(&st[k][l]);
+                return true;
+            }
+        }
+    }
     int sa = cg_slot_value(G, n->ops[0]), sb2 = cg_slot_value(G, n->ops[1]), so = cg_slot_value(G, n);
     StrBuf body;
     sb_init(&body);

@@ -9,7 +9,10 @@
  * the f32 accumulator: DeepSeek's promotion every 128 elements, the same
  * numerics as the CPU's FP8 emulation. The tile reads its rows of x
  * through srow[], so the grouped expert GEMM (gen_expert.c) shares it.
- * Other linears use a 64x64 FP32-FMA tile. */
+ * linear on bf16 values runs the same tile with mma m16n8k16 BF16: its
+ * fragments sit at the same byte offsets, a pipeline step is 64 elements
+ * and the products accumulate in f32 directly. Other linears (f32 inputs,
+ * --storage f32) use a 64x64 FP32-FMA tile. */
 #include "codegen/gen_internal.h"
 
 /* Device helpers of the FP8 tile: cp.async with zero fill, one mma. */
@@ -24,16 +27,24 @@ static const char MMA_HELPERS[] =
     "    asm volatile(\"mma.sync.aligned.m16n8k32.row.col.f32.e4m3.e4m3.f32 {%0,%1,%2,%3}, {%4,%5,%6,%7}, {%8,%9}, {%0,%1,%2,%3};\\n\"\n"
     "                 : \"+f\"(c[0]), \"+f\"(c[1]), \"+f\"(c[2]), \"+f\"(c[3])\n"
     "                 : \"r\"(a[0]), \"r\"(a[1]), \"r\"(a[2]), \"r\"(a[3]), \"r\"(b[0]), \"r\"(b[1]));\n"
+    "}\n"
+    "__device__ __forceinline__ void mma_bf16(float *c, const unsigned *a, const unsigned *b) {  // c[16x8] += a[16x16] . b[16x8]\n"
+    "    asm volatile(\"mma.sync.aligned.m16n8k16.row.col.f32.bf16.bf16.f32 {%0,%1,%2,%3}, {%4,%5,%6,%7}, {%8,%9}, {%0,%1,%2,%3};\\n\"\n"
+    "                 : \"+f\"(c[0]), \"+f\"(c[1]), \"+f\"(c[2]), \"+f\"(c[3])\n"
+    "                 : \"r\"(a[0]), \"r\"(a[1]), \"r\"(a[2]), \"r\"(a[3]), \"r\"(b[0]), \"r\"(b[1]));\n"
     "}\n";
 
-void cg_mma_fp8_tile(Gen *G, int sx, int sxs, int sw, int sws, int sy, int64_t K, const char *O) {
+void cg_mma_tile(Gen *G, bool bf16, bool wt, int sx, int sxs, int sw, int sws, int sy, int64_t K, const char *O) {
     sb_puts(&G->ldr, MMA_HELPERS); /* file scope, before the phase functions (one tile per module) */
     StrBuf *b = &G->decl;
+    K *= bf16 ? 2 : 1;      /* from here on K counts bytes of a row: a pipeline step is 128 of them */
     bool vec = K % 16 == 0; /* every 16-byte chunk of a row is wholly inside or outside K */
-    sb_printf(b, "    const long long K = %lldLL, O = %s, nkb = (K + 127) / 128, nob = (O + 127) / 128;\n"
+    sb_printf(b, "    const long long K = %lldLL, O = %s, nkb = (K + 127) / 128, nob = (O + 127) / 128;  // K in bytes\n"
                  "    const unsigned char *X = (const unsigned char *)a.t[%d];\n"
                  "    const unsigned char *Wt = (const unsigned char *)a.t[%d] + (e * O + ot * 128) * K;\n"
                  "    const long long wsb = (e * nob + ot) * nkb;\n"
+                 "    const unsigned short *Wn = (const unsigned short *)a.t[%d] + e * (K / 2) * O + ot * 128;  // w[e] as [K][O] (WT)\n"
+                 "    const bool WT = %d;\n"
                  "    const int orows = O - ot * 128 < 128 ? (int)(O - ot * 128) : 128;\n"
                  "    const int warp = threadIdx.x >> 5, g = (threadIdx.x & 31) >> 2, q = threadIdx.x & 3;\n"
                  "    const int wm = (warp >> 2) * 32, wn = (warp & 3) * 32;  // this warp's 32x32 of the 64x128 tile\n"
@@ -44,11 +55,11 @@ void cg_mma_fp8_tile(Gen *G, int sx, int sxs, int sw, int sws, int sy, int64_t K
                  "        for (int j = 0; j < 4; j++)\n"
                  "#pragma unroll\n"
                  "            for (int c = 0; c < 4; c++) acc[i][j][c] = part[i][j][c] = 0.0f;\n",
-              (long long)K, O, sx, sw);
+              (long long)K, O, sx, sw, sw, wt ? 1 : 0);
     /* stage s of K block kb: x rows [64][144], then w rows [128][144] */
     sb_puts(b, "    auto load = [&](int s, long long kb) {\n"
                "        unsigned char *As = sm + s * 27648, *Bs = As + 9216;\n"
-               "        for (int c = threadIdx.x; c < 1536; c += 256) {\n"
+               "        for (int c = threadIdx.x; c < (WT ? 512 : 1536); c += 256) {\n"
                "            const bool isa = c < 512;\n"
                "            const int j = (isa ? c : c - 512) >> 3, kc = (c & 7) * 16;\n"
                "            const long long k = kb * 128 + kc;\n"
@@ -58,8 +69,39 @@ void cg_mma_fp8_tile(Gen *G, int sx, int sxs, int sw, int sws, int sy, int64_t K
     if (vec) sb_puts(b, "            const bool v = r >= 0 && k < K;\n"
                         "            cp16(dst, v ? src + k : X, v);\n");
     else sb_puts(b, "            for (int t = 0; t < 16; t++) dst[t] = r >= 0 && k + t < K ? src[k + t] : 0;  // K is no multiple of 16\n");
-    sb_puts(b, "        }\n"
-               "    };\n");
+    sb_puts(b, "        }\n");
+    if (wt) /* w[e] is [K][O]: 8 outputs of one k per 16-byte load, stored transposed (the tile wants [O][K]) */
+        sb_puts(b, "        for (int c = threadIdx.x; c < 1024; c += 256) {\n"
+                   "            const int kl = c >> 4, n8 = (c & 15) * 8;\n"
+                   "            const long long k = kb * 64 + kl;\n"
+                   "            uint4 v = make_uint4(0, 0, 0, 0);\n"
+                   "            if (k < K / 2 && n8 < orows) v = *(const uint4 *)(Wn + k * O + n8);\n"
+                   "            const unsigned short *h = (const unsigned short *)&v;\n"
+                   "#pragma unroll\n"
+                   "            for (int t = 0; t < 8; t++) *(unsigned short *)(Bs + (n8 + t) * 144 + kl * 2) = h[t];\n"
+                   "        }\n");
+    sb_puts(b, "    };\n");
+    /* FP8: the K block's scales, read before its products; the promotion after them */
+    const char *promo = bf16 ? "" : arena_printf(G->a,
+        "#pragma unroll\n"
+        "        for (int i = 0; i < 2; i++)  // promotion to f32 at the end of the K block, with both scales\n"
+        "#pragma unroll\n"
+        "            for (int j = 0; j < 4; j++)\n"
+        "#pragma unroll\n"
+        "                for (int c = 0; c < 4; c++) {\n"
+        "                    acc[i][j][c] += part[i][j][c] * (xsc[i][c >> 1] * wsc);\n"
+        "                    part[i][j][c] = 0.0f;\n"
+        "                }\n");
+    const char *scales = bf16 ? "" : arena_printf(G->a,
+        "const float wsc = L%d(a, wsb + kb);\n"
+        "        float xsc[2][2];  // the rows' activation scales of this K block\n"
+        "#pragma unroll\n"
+        "        for (int i = 0; i < 2; i++)\n"
+        "#pragma unroll\n"
+        "            for (int h = 0; h < 2; h++) {\n"
+        "                const int r = srow[wm + i * 16 + g + 8 * h];\n"
+        "                xsc[i][h] = r >= 0 ? L%d(a, (long long)r * nkb + kb) : 0.0f;\n"
+        "            }", sws, sxs);
     sb_printf(b, "    load(0, 0);\n"
                  "    cp_commit();\n"
                  "    for (long long kb = 0; kb < nkb; kb++) {\n"
@@ -67,15 +109,7 @@ void cg_mma_fp8_tile(Gen *G, int sx, int sxs, int sw, int sws, int sy, int64_t K
                  "        cp_commit();\n"
                  "        cp_wait1();\n"
                  "        __syncthreads();\n"
-                 "        float xsc[2][2];\n"
-                 "#pragma unroll\n"
-                 "        for (int i = 0; i < 2; i++)\n"
-                 "#pragma unroll\n"
-                 "            for (int h = 0; h < 2; h++) {\n"
-                 "                const int r = srow[wm + i * 16 + g + 8 * h];\n"
-                 "                xsc[i][h] = r >= 0 ? L%d(a, (long long)r * nkb + kb) : 0.0f;\n"
-                 "            }\n"
-                 "        const float wsc = L%d(a, wsb + kb);\n"
+                 "        %s\n"
                  "        const unsigned char *As = sm + (kb & 1) * 27648, *Bs = As + 9216;\n"
                  "#pragma unroll\n"
                  "        for (int kk = 0; kk < 128; kk += 32) {\n"
@@ -97,17 +131,9 @@ void cg_mma_fp8_tile(Gen *G, int sx, int sxs, int sw, int sws, int sy, int64_t K
                  "#pragma unroll\n"
                  "            for (int i = 0; i < 2; i++)\n"
                  "#pragma unroll\n"
-                 "                for (int j = 0; j < 4; j++) mma_e4m3(part[i][j], af[i], bfr[j]);\n"
+                 "                for (int j = 0; j < 4; j++) %s(%s[i][j], af[i], bfr[j]);\n"
                  "        }\n"
-                 "#pragma unroll\n"
-                 "        for (int i = 0; i < 2; i++)  // promotion to f32 at the end of the K block, with both scales\n"
-                 "#pragma unroll\n"
-                 "            for (int j = 0; j < 4; j++)\n"
-                 "#pragma unroll\n"
-                 "                for (int c = 0; c < 4; c++) {\n"
-                 "                    acc[i][j][c] += part[i][j][c] * (xsc[i][c >> 1] * wsc);\n"
-                 "                    part[i][j][c] = 0.0f;\n"
-                 "                }\n"
+                 "%s"
                  "        __syncthreads();\n"
                  "    }\n"
                  "#pragma unroll\n"
@@ -120,7 +146,7 @@ void cg_mma_fp8_tile(Gen *G, int sx, int sxs, int sw, int sws, int sy, int64_t K
                  "                const long long o = ot * 128 + wn + j * 8 + q * 2 + (c & 1);\n"
                  "                if (r >= 0 && o < O) S%d(a, (long long)r * O + o, acc[i][j][c]);\n"
                  "            }\n",
-              sxs, sws, sy);
+              scales, bf16 ? "mma_bf16" : "mma_e4m3", bf16 ? "acc" : "part", bf16 ? "" : promo, sy);
 }
 
 /* fp8_linear on the tensor cores: block = (64-row tile of x, 128-wide output tile). */
@@ -134,9 +160,25 @@ static bool gemm_fp8_mma(Gen *G, const IrNode *n, IrDim M, IrDim K, IrDim O) {
                         "    if (threadIdx.x < 64) srow[threadIdx.x] = yrow[threadIdx.x] = m0 + threadIdx.x < M ? (int)(m0 + threadIdx.x) : -1;\n"
                         "    __syncthreads();\n",
               cg_dim(G, M), cg_dim(G, O));
-    cg_mma_fp8_tile(G, sx, sxs, sw, sws, sy, K.coeff, cg_dim(G, O));
+    cg_mma_tile(G, false, false, sx, sxs, sw, sws, sy, K.coeff, cg_dim(G, O));
     sb_puts(&G->decl, "}\n");
-    cg_phase(G, CG_LAUNCH_BLOCK, M, 64, O, 128, CG_MMA_FP8_SMEM);
+    cg_phase(G, CG_LAUNCH_BLOCK, M, 64, O, 128, CG_MMA_SMEM);
+    return true;
+}
+
+/* linear on bf16 values on the tensor cores (mma m16n8k16 BF16, f32 accumulation). */
+static bool gemm_bf16_mma(Gen *G, const IrNode *n, IrDim M, IrDim K, IrDim O) {
+    int sx = cg_slot_value(G, n->ops[0]), sw = cg_slot_value(G, n->ops[1]), sy = cg_slot_value(G, n);
+    cg_head(G, "linear: tensor cores (mma m16n8k16 BF16, f32 accumulation), 64x128 tile");
+    sb_printf(&G->decl, "    extern __shared__ __align__(16) unsigned char sm[];\n"
+                        "    __shared__ int srow[64], yrow[64];\n"
+                        "    const long long M = %s, nt = (%s + 127) / 128, ot = blockIdx.x %% nt, m0 = blockIdx.x / nt * 64, e = 0;\n"
+                        "    if (threadIdx.x < 64) srow[threadIdx.x] = yrow[threadIdx.x] = m0 + threadIdx.x < M ? (int)(m0 + threadIdx.x) : -1;\n"
+                        "    __syncthreads();\n",
+              cg_dim(G, M), cg_dim(G, O));
+    cg_mma_tile(G, true, false, sx, 0, sw, 0, sy, K.coeff, cg_dim(G, O));
+    sb_puts(&G->decl, "}\n");
+    cg_phase(G, CG_LAUNCH_BLOCK, M, 64, O, 128, CG_MMA_SMEM);
     return true;
 }
 
@@ -153,6 +195,8 @@ bool cg_gemm(Gen *G, const IrNode *n, bool fp8) {
     }
     if (fp8 && ir_dim_is_const(K) && K.coeff < (1LL << 31) && G->dtype[x->id] == IR_DT_FP8E4M3 && G->dtype[w->id] == IR_DT_FP8E4M3)
         return gemm_fp8_mma(G, n, M, K, O);
+    if (!fp8 && ir_dim_is_const(K) && K.coeff < (1LL << 30) && G->dtype[x->id] == IR_DT_BF16 && G->dtype[w->id] == IR_DT_BF16)
+        return gemm_bf16_mma(G, n, M, K, O);
     int sx = cg_slot_value(G, x), sw = cg_slot_value(G, w), sy = cg_slot_value(G, n);
     int sxs = fp8 ? cg_slot_value(G, n->ops[1]) : 0, sws = fp8 ? cg_slot_value(G, n->ops[3]) : 0;
     cg_head(G, fp8 ? "fp8_linear: 64x64 tile, FP8 codes with 1x128 / 128x128 block scales" : "linear: 64x64 tile");

@@ -50,14 +50,16 @@ bool cg_gemm(Gen *G, const IrNode *n, bool fp8);
 bool cg_expert_gemm(Gen *G, const IrNode *n, bool fp8);
 bool cg_attention(Gen *G, const IrNode *n);
 bool cg_einsum(Gen *G, const IrNode *n); /* gen_einsum.c */
-/* The tensor-core FP8 tile (gen_gemm.c): emits, inside a phase whose
+/* The tensor-core tile (gen_gemm.c): emits, inside a phase whose
  * prologue has set `srow[64]` (source row of x per tile row, -1 = none),
  * `yrow[64]` (output row, -1 = none), `e` (weight matrix index) and `ot`
  * (128-wide output tile), the block's 64x128 output tile of
- * y[yrow, O] = x[srow, K] . w[e][O, K]^T with DeepSeek block scaling. */
-void cg_mma_fp8_tile(Gen *G, int sx, int sxs, int sw, int sws, int sy, int64_t K, const char *O);
+ * y[yrow, O] = x[srow, K] . w[e][O, K]^T: FP8 codes with DeepSeek block
+ * scaling (slots sxs, sws), or bf16 values (bf16, scales unused); with
+ * wt (bf16 only, O % 8 == 0) w[e] is stored [K][O] and read transposed. */
+void cg_mma_tile(Gen *G, bool bf16, bool wt, int sx, int sxs, int sw, int sws, int sy, int64_t K, const char *O);
 /* Dynamic shared memory the tile needs (two pipeline stages). */
-#define CG_MMA_FP8_SMEM (2 * 192 * 144)
+#define CG_MMA_SMEM (2 * 192 * 144)
 
 /* The phase(s) of a template op (GEMM, attention, routing, ...). False
  * with G->why set when the node's shapes are outside what it handles. */
