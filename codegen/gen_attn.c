@@ -1,7 +1,158 @@
 /* gen_attn.c — the attention template: softmax(q k^T * scale) v, causal
- * or not, grouped heads (Hq a multiple of Hk); one warp per query row
- * with an online softmax, so no score matrix is materialised. */
+ * or not, grouped heads (Hq a multiple of Hk), no score matrix in memory.
+ *
+ * With one key head (absorbed MLA: 128 query heads over the shared
+ * latent) and bf16 q, k, v it runs on the tensor cores, flash-attention
+ * style: a block takes 64 query rows of one batch row (its heads and
+ * positions flattened), keeps them in shared memory, and walks the keys
+ * 32 at a time: S = q k^T by mma m16n8k16 BF16 (each warp 16 rows x 32
+ * keys), the online softmax in registers (a quad of lanes holds a row),
+ * P rounded to bf16 and multiplied into the warp's half of the f32 output
+ * by mma again, v staged transposed so its fragments are single loads.
+ * Otherwise one warp per query row with an online softmax. */
 #include "codegen/gen_internal.h"
+
+/* The tensor-core form (see the file comment); false (no code) when n is not of that shape. */
+static bool attention_mma(Gen *G, const IrNode *n) {
+    const IrNode *q = n->ops[0], *k = n->ops[1], *v = n->ops[2];
+    int64_t Dk = q->type.dims[3].coeff, Dv = v->type.dims[3].coeff;
+    if (k->type.rank != 4 || v->type.rank != 4 || !ir_dim_is_const(k->type.dims[2]) || k->type.dims[2].coeff != 1 ||
+        !ir_dim_is_const(v->type.dims[2]) || v->type.dims[2].coeff != 1 || Dk % 16 || Dv % 16 || Dk > 1024 || Dv > 1024 ||
+        G->dtype[q->id] != IR_DT_BF16 || G->dtype[k->id] != IR_DT_BF16 || G->dtype[v->id] != IR_DT_BF16)
+        return false;
+    int64_t qst = Dk * 2 + 16, smem = 64 * qst + 32 * qst + Dv * 80;
+    if (smem > 227 * 1024) return false;
+    int sq = cg_slot_value(G, q), sk = cg_slot_value(G, k), sv = cg_slot_value(G, v), so = cg_slot_value(G, n);
+    cg_mma_helpers(G);
+    cg_head(G, "attention, one key head: tensor cores (mma m16n8k16 BF16), 64 query rows x 32 keys per step, online softmax");
+    StrBuf *b = &G->decl;
+    sb_printf(b, "    extern __shared__ __align__(16) unsigned char sm[];\n"
+                 "    const long long S = %s, T = %s, Hq = %s, Dk = %lldLL, Dv = %lldLL, QST = %lldLL;\n"
+                 "    const long long KT = %s;  // rows of k per batch row (its cache capacity when k is a cache)\n"
+                 "    const long long VT = %s;\n"
+                 "    const int NT = %lld;       // 8-wide output tiles per warp (its half of Dv)\n"
+                 "    const long long rows = S * Hq, nrb = (rows + 63) / 64, bb = blockIdx.x / nrb, r0 = blockIdx.x %% nrb * 64;\n"
+                 "    unsigned char *Qs = sm, *Ks = sm + 64 * QST, *Vt = Ks + 32 * QST;  // Vt: [Dv][32 keys], 80-byte rows\n"
+                 "    const unsigned short *Q = (const unsigned short *)a.t[%d], *Kg = (const unsigned short *)a.t[%d],\n"
+                 "                         *Vg = (const unsigned short *)a.t[%d];\n"
+                 "    const int warp = threadIdx.x >> 5, g = (threadIdx.x & 31) >> 2, q4 = threadIdx.x & 3;\n"
+                 "    const int wr = (warp & 3) * 16, wc = (warp >> 2) * NT * 8;\n"
+                 "    const int qch = (int)(Dk / 8);  // 16-byte chunks per row of q or k\n"
+                 "    for (int c = threadIdx.x; c < 64 * qch; c += 256) {\n"
+                 "        const int i = c / qch, kc = c %% qch;\n"
+                 "        const bool ok = r0 + i < rows;\n"
+                 "        cp16(Qs + i * QST + kc * 16, ok ? Q + ((bb * rows + r0 + i) * Dk + kc * 8) : Q, ok);\n"
+                 "    }\n"
+                 "    cp_commit();\n"
+                 "    long long last[2];  // the last key each of this thread's two rows sees\n"
+                 "    for (int h = 0; h < 2; h++) {\n"
+                 "        const long long r = r0 + wr + g + 8 * h, s = (r < rows ? r : rows - 1) / Hq;\n"
+                 "        last[h] = %s;\n"
+                 "        if (last[h] > T - 1) last[h] = T - 1;\n"
+                 "    }\n"
+                 "    long long kend = %s;  // keys any row of the block sees\n"
+                 "    if (kend > T - 1) kend = T - 1;\n"
+                 "    float o[NT][4], m[2], l[2];\n"
+                 "    for (int t = 0; t < NT; t++)\n"
+                 "        for (int c = 0; c < 4; c++) o[t][c] = 0.0f;\n"
+                 "    for (int h = 0; h < 2; h++) m[h] = __int_as_float(0xff800000), l[h] = 0.0f;\n"
+                 "    for (long long j0 = 0; j0 <= kend; j0 += 32) {\n"
+                 "        __syncthreads();  // the previous step is done with Ks and Vt\n"
+                 "        for (int c = threadIdx.x; c < 32 * qch; c += 256) {\n"
+                 "            const int jj = c / qch, kc = c %% qch;\n"
+                 "            const bool ok = j0 + jj < T;\n"
+                 "            cp16(Ks + jj * QST + kc * 16, ok ? Kg + ((bb * KT + j0 + jj) * Dk + kc * 8) : Kg, ok);\n"
+                 "        }\n"
+                 "        cp_commit();\n"
+                 "        for (int c = threadIdx.x; c < 32 * (int)(Dv / 8); c += 256) {\n"
+                 "            const int jj = c / (int)(Dv / 8), c8 = c %% (int)(Dv / 8) * 8;\n"
+                 "            uint4 w = make_uint4(0, 0, 0, 0);\n"
+                 "            if (j0 + jj < T) w = *(const uint4 *)(Vg + ((bb * VT + j0 + jj) * Dv + c8));\n"
+                 "            const unsigned short *hv = (const unsigned short *)&w;\n"
+                 "#pragma unroll\n"
+                 "            for (int t = 0; t < 8; t++) *(unsigned short *)(Vt + (c8 + t) * 80 + jj * 2) = hv[t];\n"
+                 "        }\n"
+                 "        cp_wait0();\n"
+                 "        __syncthreads();\n"
+                 "        float sc[4][4];  // this warp's 16 rows x 32 keys of q k^T\n"
+                 "#pragma unroll\n"
+                 "        for (int t = 0; t < 4; t++)\n"
+                 "#pragma unroll\n"
+                 "            for (int c = 0; c < 4; c++) sc[t][c] = 0.0f;\n"
+                 "        for (int ks = 0; ks < (int)(Dk / 16); ks++) {\n"
+                 "            const unsigned char *pa = Qs + (wr + g) * QST + ks * 32 + q4 * 4;\n"
+                 "            const unsigned af[4] = {*(const unsigned *)pa, *(const unsigned *)(pa + 8 * QST), *(const unsigned *)(pa + 16),\n"
+                 "                                    *(const unsigned *)(pa + 8 * QST + 16)};\n"
+                 "#pragma unroll\n"
+                 "            for (int t = 0; t < 4; t++) {\n"
+                 "                const unsigned char *pb = Ks + (t * 8 + g) * QST + ks * 32 + q4 * 4;\n"
+                 "                const unsigned bf[2] = {*(const unsigned *)pb, *(const unsigned *)(pb + 16)};\n"
+                 "                mma_bf16(sc[t], af, bf);\n"
+                 "            }\n"
+                 "        }\n"
+                 "        float mx[2] = {__int_as_float(0xff800000), __int_as_float(0xff800000)};\n"
+                 "#pragma unroll\n"
+                 "        for (int t = 0; t < 4; t++)\n"
+                 "#pragma unroll\n"
+                 "            for (int c = 0; c < 4; c++) {\n"
+                 "                const long long j = j0 + t * 8 + q4 * 2 + (c & 1);\n"
+                 "                sc[t][c] = j <= last[c >> 1] ? sc[t][c] * %.9ef : __int_as_float(0xff800000);\n"
+                 "                mx[c >> 1] = fmaxf(mx[c >> 1], sc[t][c]);\n"
+                 "            }\n"
+                 "        float corr[2];\n"
+                 "        for (int h = 0; h < 2; h++) {  // the row's max over its quad, then the running max\n"
+                 "            mx[h] = fmaxf(mx[h], __shfl_xor_sync(0xffffffffu, mx[h], 1));\n"
+                 "            mx[h] = fmaxf(mx[h], __shfl_xor_sync(0xffffffffu, mx[h], 2));\n"
+                 "            const float mn = fmaxf(m[h], mx[h]);\n"
+                 "            corr[h] = mn == __int_as_float(0xff800000) ? 1.0f : expf(m[h] - mn);\n"
+                 "            m[h] = mn;\n"
+                 "            l[h] *= corr[h];\n"
+                 "        }\n"
+                 "#pragma unroll\n"
+                 "        for (int t = 0; t < 4; t++)\n"
+                 "#pragma unroll\n"
+                 "            for (int c = 0; c < 4; c++) {\n"
+                 "                const float p = sc[t][c] == __int_as_float(0xff800000) ? 0.0f : expf(sc[t][c] - m[c >> 1]);\n"
+                 "                sc[t][c] = p;\n"
+                 "                l[c >> 1] += p;\n"
+                 "            }\n"
+                 "        for (int t = 0; t < NT; t++)\n"
+                 "            for (int c = 0; c < 4; c++) o[t][c] *= corr[c >> 1];\n"
+                 "#pragma unroll\n"
+                 "        for (int kk = 0; kk < 2; kk++) {  // P as the A operand: two score tiles make one 16-key step\n"
+                 "            const unsigned pf[4] = {(unsigned)f2bf(sc[2 * kk][0]) | (unsigned)f2bf(sc[2 * kk][1]) << 16,\n"
+                 "                                    (unsigned)f2bf(sc[2 * kk][2]) | (unsigned)f2bf(sc[2 * kk][3]) << 16,\n"
+                 "                                    (unsigned)f2bf(sc[2 * kk + 1][0]) | (unsigned)f2bf(sc[2 * kk + 1][1]) << 16,\n"
+                 "                                    (unsigned)f2bf(sc[2 * kk + 1][2]) | (unsigned)f2bf(sc[2 * kk + 1][3]) << 16};\n"
+                 "#pragma unroll\n"
+                 "            for (int t = 0; t < NT; t++) {\n"
+                 "                const unsigned char *pb = Vt + (wc + t * 8 + g) * 80 + kk * 32 + q4 * 4;\n"
+                 "                const unsigned bf[2] = {*(const unsigned *)pb, *(const unsigned *)(pb + 16)};\n"
+                 "                mma_bf16(o[t], pf, bf);\n"
+                 "            }\n"
+                 "        }\n"
+                 "    }\n"
+                 "    for (int h = 0; h < 2; h++) {  // the row sums over the quad\n"
+                 "        l[h] += __shfl_xor_sync(0xffffffffu, l[h], 1);\n"
+                 "        l[h] += __shfl_xor_sync(0xffffffffu, l[h], 2);\n"
+                 "    }\n"
+                 "#pragma unroll\n"
+                 "    for (int t = 0; t < NT; t++)\n"
+                 "#pragma unroll\n"
+                 "        for (int c = 0; c < 4; c++) {\n"
+                 "            const long long r = r0 + wr + g + 8 * (c >> 1), col = wc + t * 8 + q4 * 2 + (c & 1);\n"
+                 "            if (r < rows) S%d(a, (bb * rows + r) * Dv + col, o[t][c] / l[c >> 1]);\n"
+                 "        }\n"
+                 "}\n",
+              cg_dim(G, q->type.dims[1]), cg_dim(G, k->type.dims[1]), cg_dim(G, q->type.dims[2]), (long long)Dk, (long long)Dv,
+              (long long)qst, k->op == IR_OP_KV_CACHE ? "a.cap" : cg_dim(G, k->type.dims[1]),
+              v->op == IR_OP_KV_CACHE ? "a.cap" : cg_dim(G, v->type.dims[1]), (long long)(Dv / 16), sq, sk, sv,
+              ir_node_attr_bool(n, "causal", false) ? "s + T - S" : "T - 1",
+              ir_node_attr_bool(n, "causal", false) ? "((r0 + 63 < rows ? r0 + 63 : rows - 1) / Hq) + T - S" : "T - 1",
+              (double)(float)ir_node_attr_float(n, "scale", 1.0), so);
+    cg_phase(G, CG_LAUNCH_BLOCK, q->type.dims[0], 1, ir_dim_mul(q->type.dims[1], q->type.dims[2]), 64, smem);
+    return true;
+}
 
 bool cg_attention(Gen *G, const IrNode *n) {
     const IrNode *q = n->ops[0], *k = n->ops[1], *v = n->ops[2];
@@ -10,6 +161,7 @@ bool cg_attention(Gen *G, const IrNode *n) {
         G->why = "attention head dims must be constant and at most 1024";
         return false;
     }
+    if (attention_mma(G, n)) return true;
     int64_t Dk = q->type.dims[3].coeff, Dv = v->type.dims[3].coeff;
     IrDim R = cg_prefix(&q->type, 3);
     int sq = cg_slot_value(G, q), sk = cg_slot_value(G, k), sv = cg_slot_value(G, v), so = cg_slot_value(G, n);

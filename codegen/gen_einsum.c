@@ -29,8 +29,8 @@ static bool einsum_heads_mma(Gen *G, const IrNode *n, const char *x, const char 
     cg_head(G, arena_printf(G->a, "einsum %s,%s->%s per head on the tensor cores (mma m16n8k16 BF16), 64x128 tile", x, w, o));
     sb_printf(&G->decl, "    extern __shared__ __align__(16) unsigned char sm[];\n"
                         "    __shared__ int srow[64], yrow[64];\n"
-                        "    const long long M = %s, H = %lldLL, nob = (%lldLL + 127) / 128, nt = H * nob;\n"
-                        "    const long long m0 = blockIdx.x / nt * 64, e = blockIdx.x %% nt / nob, ot = blockIdx.x %% nob;  // e: the head\n"
+                        "    const long long M = %s, H = %lldLL, nb = (%lldLL + 127) / 128, nt = H * nb;\n"
+                        "    const long long m0 = blockIdx.x / nt * 64, e = blockIdx.x %% nt / nb, ot = blockIdx.x %% nb;  // e: the head\n"
                         "    if (threadIdx.x < 64)\n"
                         "        srow[threadIdx.x] = yrow[threadIdx.x] = m0 + threadIdx.x < M ? (int)((m0 + threadIdx.x) * H + e) : -1;\n"
                         "    __syncthreads();\n",

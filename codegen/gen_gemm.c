@@ -23,6 +23,7 @@ static const char MMA_HELPERS[] =
     "}\n"
     "__device__ __forceinline__ void cp_commit() { asm volatile(\"cp.async.commit_group;\\n\" ::); }\n"
     "__device__ __forceinline__ void cp_wait1() { asm volatile(\"cp.async.wait_group 1;\\n\" ::: \"memory\"); }\n"
+    "__device__ __forceinline__ void cp_wait0() { asm volatile(\"cp.async.wait_group 0;\\n\" ::: \"memory\"); }\n"
     "__device__ __forceinline__ void mma_e4m3(float *c, const unsigned *a, const unsigned *b) {  // c[16x8] += a[16x32] . b[32x8]\n"
     "    asm volatile(\"mma.sync.aligned.m16n8k32.row.col.f32.e4m3.e4m3.f32 {%0,%1,%2,%3}, {%4,%5,%6,%7}, {%8,%9}, {%0,%1,%2,%3};\\n\"\n"
     "                 : \"+f\"(c[0]), \"+f\"(c[1]), \"+f\"(c[2]), \"+f\"(c[3])\n"
@@ -34,8 +35,10 @@ static const char MMA_HELPERS[] =
     "                 : \"r\"(a[0]), \"r\"(a[1]), \"r\"(a[2]), \"r\"(a[3]), \"r\"(b[0]), \"r\"(b[1]));\n"
     "}\n";
 
+void cg_mma_helpers(Gen *G) { sb_puts(&G->ldr, MMA_HELPERS); }
+
 void cg_mma_tile(Gen *G, bool bf16, bool wt, int sx, int sxs, int sw, int sws, int sy, int64_t K, const char *O) {
-    sb_puts(&G->ldr, MMA_HELPERS); /* file scope, before the phase functions (one tile per module) */
+    cg_mma_helpers(G); /* file scope, before the phase functions (one tile per module) */
     StrBuf *b = &G->decl;
     K *= bf16 ? 2 : 1;      /* from here on K counts bytes of a row: a pipeline step is 128 of them */
     bool vec = K % 16 == 0; /* every 16-byte chunk of a row is wholly inside or outside K */

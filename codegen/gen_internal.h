@@ -58,6 +58,10 @@ bool cg_einsum(Gen *G, const IrNode *n); /* gen_einsum.c */
  * scaling (slots sxs, sws), or bf16 values (bf16, scales unused); with
  * wt (bf16 only, O % 8 == 0) w[e] is stored [K][O] and read transposed. */
 void cg_mma_tile(Gen *G, bool bf16, bool wt, int sx, int sxs, int sw, int sws, int sy, int64_t K, const char *O);
+/* The tile's device helpers (cp16, cp_commit, cp_wait0/1, mma_e4m3,
+ * mma_bf16) at file scope, for a template that uses them without the tile;
+ * once per module. */
+void cg_mma_helpers(Gen *G);
 /* Dynamic shared memory the tile needs (two pipeline stages). */
 #define CG_MMA_SMEM (2 * 192 * 144)
 
