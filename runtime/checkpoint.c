@@ -106,15 +106,31 @@ const RtTensor *rt_checkpoint_find(const RtCheckpoint *c, const char *name, cons
     return NULL;
 }
 
+static bool dequant_named(RtCheckpoint *c, const RtTensor *t, const char *file, const char *sname, float *dst, DiagEngine *d);
+
 static void shape_text(StrBuf *sb, const int64_t *s, int rank) {
     sb_putc(sb, '[');
     for (int i = 0; i < rank; i++) sb_printf(sb, i ? ",%lld" : "%lld", (long long)s[i]);
     sb_putc(sb, ']');
 }
 
-/* Multiplies an FP8 matrix by its block scales: w[i][j] *= s[i/128][j/128]. */
+/* Multiplies an FP8 matrix by its block scales: w[i][j] *= s[i/128][j/128].
+ * Called from the loaders' worker threads at once, so it allocates nothing
+ * from the checkpoint's arena (which is not thread-safe). */
 static bool dequant_blocks(RtCheckpoint *c, const RtTensor *t, const char *file, float *dst, DiagEngine *d) {
-    const char *sname = arena_printf(c->arena, "%s_scale_inv", t->name);
+    size_t nl = strlen(t->name) + sizeof "_scale_inv";
+    char *sname = malloc(nl);
+    if (!sname) {
+        diag_error(d, at(file), "out of host memory reading the block scales of '%s'", t->name);
+        return false;
+    }
+    snprintf(sname, nl, "%s_scale_inv", t->name);
+    bool ok = dequant_named(c, t, file, sname, dst, d);
+    free(sname);
+    return ok;
+}
+
+static bool dequant_named(RtCheckpoint *c, const RtTensor *t, const char *file, const char *sname, float *dst, DiagEngine *d) {
     const char *sfile;
     const RtTensor *s = rt_checkpoint_find(c, sname, &sfile);
     if (t->rank != 2) {

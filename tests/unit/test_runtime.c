@@ -11,6 +11,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <pthread.h>
 #include <unistd.h>
 
 #include "runtime/runtime.h"
@@ -201,6 +202,80 @@ static void test_npy_roundtrip(void **state) {
     assert_string_equal(last_msg(f), "not a NumPy .npy file");
 }
 
+/* The loaders read FP8 weights from a pool of threads: every expert weight
+ * of the FP8 fixture read by 8 threads at once (each its own diagnostics)
+ * must come out as read alone, with no error. */
+typedef struct {
+    RtCheckpoint *ck;
+    int first, step, bad;
+} ConcJob;
+
+static const char *conc_name(char *buf, size_t n, int i) {
+    snprintf(buf, n, "model.layers.%d.mlp.experts.%d.%s_proj.weight", 1 + i / 48 % 2, i / 3 % 16, (const char *[]){"gate", "up", "down"}[i % 3]);
+    return buf;
+}
+
+static IrType conc_type(const char *name) {
+    IrType t = {.dtype = IR_DT_F32, .rank = 2};
+    bool down = strstr(name, "down") != NULL;
+    t.dims[0] = ir_dim_const(down ? 96 : 40);
+    t.dims[1] = ir_dim_const(down ? 40 : 96);
+    return t;
+}
+
+static void *conc_reader(void *arg) {
+    ConcJob *j = arg;
+    Arena *a = arena_new();
+    DiagEngine *d = diag_new(a, NULL);
+    float *v = malloc(sizeof(float) * 96 * 40);
+    for (int rep = 0; rep < 20; rep++)
+        for (int i = j->first; i < 96; i += j->step) {
+            char name[128];
+            conc_name(name, sizeof name, i);
+            IrType t = conc_type(name);
+            if (!rt_checkpoint_read_f32(j->ck, name, &t, v, d)) j->bad++;
+        }
+    free(v);
+    arena_free(a);
+    return NULL;
+}
+
+static void test_concurrent_fp8_reads(void **state) {
+    (void)state;
+    Arena *a = arena_new();
+    DiagEngine *d = diag_new(a, stderr);
+    RtCheckpoint *ck = rt_checkpoint_open(a, d, DSCC_SOURCE_DIR "/tests/fixtures/tiny_fp8");
+    assert_non_null(ck);
+    float *serial = malloc(sizeof(float) * 96 * 40 * 96), *v = malloc(sizeof(float) * 96 * 40);
+    for (int i = 0; i < 96; i++) {
+        char name[128];
+        conc_name(name, sizeof name, i);
+        IrType t = conc_type(name);
+        assert_true(rt_checkpoint_read_f32(ck, name, &t, serial + (size_t)i * 96 * 40, d));
+    }
+    pthread_t th[8];
+    ConcJob jobs[8];
+    for (int k = 0; k < 8; k++) {
+        jobs[k] = (ConcJob){ck, k, 8, 0};
+        assert_int_equal(pthread_create(&th[k], NULL, conc_reader, &jobs[k]), 0);
+    }
+    for (int k = 0; k < 8; k++) {
+        pthread_join(th[k], NULL);
+        assert_int_equal(jobs[k].bad, 0);
+    }
+    for (int i = 0; i < 96; i++) { /* and the values read alone did not change */
+        char name[128];
+        conc_name(name, sizeof name, i);
+        IrType t = conc_type(name);
+        assert_true(rt_checkpoint_read_f32(ck, name, &t, v, d));
+        assert_memory_equal(v, serial + (size_t)i * 96 * 40, sizeof(float) * 96 * 40);
+    }
+    free(serial);
+    free(v);
+    rt_checkpoint_close(ck);
+    arena_free(a);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_conversions),
@@ -208,6 +283,7 @@ int main(void) {
         cmocka_unit_test_setup_teardown(test_corrupt_headers, setup, teardown),
         cmocka_unit_test_setup_teardown(test_shards, setup, teardown),
         cmocka_unit_test_setup_teardown(test_npy_roundtrip, setup, teardown),
+        cmocka_unit_test(test_concurrent_fp8_reads),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
