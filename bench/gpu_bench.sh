@@ -8,7 +8,7 @@ set -uo pipefail
 cd "$(dirname "$0")/.."
 export LD_LIBRARY_PATH="$PWD/build/gpu-libs${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
 export NCCL_NVLS_ENABLE=0
-echo "device: $(nvidia-smi --query-gpu=name,driver_version --format=csv,noheader), date: $(date -u +%F), commit: ${DSCC_COMMIT:-$(git rev-parse --short HEAD 2>/dev/null || echo unknown)}"
+echo "device: $(nvidia-smi --query-gpu=name,driver_version --format=csv,noheader), date: $(date -u +%F), commit: ${DSCC_COMMIT:-$(cat build/commit.txt 2>/dev/null || git rev-parse --short HEAD 2>/dev/null || echo unknown)}"
 base=$(mktemp)
 [ "${BASELINES:-1}" = 1 ] && build/bench/baselines | tee "$base"
 hbm=$(awk '/^hbm_copy_GBps/ {print $2}' "$base")

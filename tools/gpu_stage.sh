@@ -18,4 +18,6 @@ for lib in libcmocka.so.0 libcjson.so.1 libxxhash.so.0; do
   p=$(ldconfig -p | awk -v l="$lib" '$1 == l && /x86-64/ {print $NF; exit}')
   [ -n "$p" ] && cp -L "$p" build/gpu-libs/
 done
+# the commit the binaries were built from (the GPU machine's copy of .git may lag)
+echo "$(git rev-parse --short HEAD 2>/dev/null || echo unknown)$(git diff --quiet HEAD 2>/dev/null || echo -dirty)" > build/commit.txt
 echo "staged build/ ($(du -sh build | cut -f1)) for the GPU machine"
