@@ -109,6 +109,9 @@ int main(int argc, char **argv) {
         if (g->nodes[i]->op == IR_OP_WEIGHT) wbytes += numel(&g->nodes[i]->type, zero) * ir_dtype_bits(g->nodes[i]->type.dtype) / 8;
     printf("%s: %d layers (%d dense) of DeepSeek-V3 at full width, %.2f GB of weights, loaded in %.1f s\n", gpu_exec_device(x),
            layers, dense, (double)wbytes / 1e9, now() - t);
+    printf("GEMMs: %s\n", gpu_exec_blas(x) ? arena_printf(a, "%s where it has an algorithm for the shape, the generated kernels elsewhere",
+                                                          gpu_exec_blas(x))
+                                         : "the generated kernels only (cuBLASLt not in use)");
 
     /* ---- prefill ---- */
     for (int rep = 0; rep < 2; rep++) {

@@ -13,5 +13,9 @@ base=$(mktemp)
 [ "${BASELINES:-1}" = 1 ] && build/bench/baselines | tee "$base"
 hbm=$(awk '/^hbm_copy_GBps/ {print $2}' "$base")
 peak=$(awk '/^dense_fp8_TFLOPS/ {print $2}' "$base")
-build/bench_gpu --layers "${LAYERS:-2}" --dense "${DENSE:-1}" --prefill "${PREFILL:-1024}" --hbm-gbps "${hbm:-3000}" --peak-tflops "${peak:-1300}"
+# dscc twice: its generated kernels alone, then with cuBLASLt for the GEMMs it supports
+for blas in 0 1; do
+  echo "== dscc, DSCC_CUBLASLT=$blas"
+  DSCC_CUBLASLT=$blas build/bench_gpu --layers "${LAYERS:-2}" --dense "${DENSE:-1}" --prefill "${PREFILL:-1024}" --hbm-gbps "${hbm:-3000}" --peak-tflops "${peak:-1300}"
+done
 [ "${PEER:-1}" = 1 ] && python3 bench/peer_transformers.py --layers "${LAYERS:-2}" --dense "${DENSE:-1}" --prefill "${PREFILL:-1024}"

@@ -544,6 +544,7 @@ CgProgram *cg_generate(Arena *a, DiagEngine *d, const IrGraph *g, const CgGenOpt
         G.nslots = 0;
         G.nphases = 0;
         G.failed = false;
+        G.lib = (CgLib){.kind = CG_LIB_NONE};
         sb_init(&G.decl);
         sb_init(&G.ldr);
         int nloc = 0;
@@ -586,6 +587,7 @@ CgProgram *cg_generate(Arena *a, DiagEngine *d, const IrGraph *g, const CgGenOpt
         k->nslots = G.nslots;
         k->slots = arena_alloc(a, sizeof(CgSlot) * (size_t)(G.nslots + 1));
         memcpy(k->slots, G.slots, sizeof(CgSlot) * (size_t)G.nslots);
+        k->lib = G.lib;
         k->nnodes = nm;
         k->nodes = arena_alloc(a, sizeof(int) * (size_t)nm);
         memcpy(k->nodes, members, sizeof(int) * (size_t)nm);

@@ -69,6 +69,24 @@ typedef struct {
     IrDim count;
 } CgSlot;
 
+/* A library GEMM the runtime may run instead of the kernel's phases
+ * (cuBLASLt, when it loads and has an algorithm for the step's shape);
+ * the phases compute the same thing and run otherwise. */
+typedef enum {
+    CG_LIB_NONE,      /* the phases are the kernel */
+    CG_LIB_FP8_GEMM,  /* y[M, N] bf16 = x[M, K] e4m3 . w[N, K]^T e4m3 with DeepSeek's block scales; `prep` first
+                       * writes the activation scales xs[M][K/128] transposed to xs_t[K/128][M] */
+    CG_LIB_BF16_GEMM, /* y[M, N] bf16 = x[M, K] bf16 . w[N, K]^T bf16 */
+} CgLibKind;
+
+typedef struct {
+    CgLibKind kind;
+    IrDim M;
+    int64_t N, K;
+    int x, xs, w, ws, y, xs_t; /* slots */
+    CgPhase prep;              /* fn NULL when none */
+} CgLib;
+
 typedef struct {
     const char *name;   /* e.g. "g12_rmsnorm_act_scale_quantize" */
     int group;
@@ -81,6 +99,7 @@ typedef struct {
     int nslots;
     int *nodes;         /* members, program order */
     int nnodes;
+    CgLib lib;          /* kind CG_LIB_NONE: none */
 } CgKernel;
 
 typedef struct {

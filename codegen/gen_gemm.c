@@ -166,6 +166,18 @@ static bool gemm_fp8_mma(Gen *G, const IrNode *n, IrDim M, IrDim K, IrDim O) {
     cg_mma_tile(G, false, false, sx, sxs, sw, sws, sy, K.coeff, cg_dim(G, O));
     sb_puts(&G->decl, "}\n");
     cg_phase(G, CG_LAUNCH_BLOCK, M, 64, O, 128, CG_MMA_SMEM);
+    if (K.coeff % 512 == 0 && O.coeff % 8 == 0 && G->dtype[n->id] == IR_DT_BF16) { /* cuBLASLt's block-scaled FP8 may run it */
+        int64_t nkb = K.coeff / 128;
+        IrDim cnt = ir_dim_mul(M, ir_dim_const(nkb));
+        int st = cg_slot_scratch(G, n, cnt);
+        sb_printf(&G->decl, "extern \"C\" __global__ void __launch_bounds__(256) t0(Args a) {  // xs[M][K/128] -> [K/128][M] for cuBLASLt\n"
+                            "    const long long i = ITEM_ELEM(), M = %s;\n"
+                            "    if (i >= M * %lldLL) return;\n"
+                            "    ((float *)a.t[%d])[i %% %lldLL * M + i / %lldLL] = L%d(a, i);\n"
+                            "}\n",
+                  cg_dim(G, M), (long long)nkb, st, (long long)nkb, (long long)nkb, sxs);
+        G->lib = (CgLib){CG_LIB_FP8_GEMM, M, O.coeff, K.coeff, sx, sxs, sw, sws, sy, st, {"t0", CG_LAUNCH_ELEM, cnt, ir_dim_const(1), 1, 1, 0, 0}};
+    }
     return true;
 }
 
@@ -182,6 +194,8 @@ static bool gemm_bf16_mma(Gen *G, const IrNode *n, IrDim M, IrDim K, IrDim O) {
     cg_mma_tile(G, true, false, sx, 0, sw, 0, sy, K.coeff, cg_dim(G, O));
     sb_puts(&G->decl, "}\n");
     cg_phase(G, CG_LAUNCH_BLOCK, M, 64, O, 128, CG_MMA_SMEM);
+    if (K.coeff % 16 == 0 && O.coeff % 8 == 0 && G->dtype[n->id] == IR_DT_BF16) /* cuBLASLt may run it */
+        G->lib = (CgLib){CG_LIB_BF16_GEMM, M, O.coeff, K.coeff, sx, 0, sw, 0, sy, 0, {NULL, CG_LAUNCH_ELEM, M, ir_dim_const(1), 1, 1, 0, 0}};
     return true;
 }
 

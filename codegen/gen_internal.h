@@ -19,6 +19,7 @@ typedef struct {
     int nslots;
     CgPhase *phases;
     int nphases;
+    CgLib lib;           /* the library form of the kernel being generated (CG_LIB_NONE: none) */
     bool failed;         /* ran out of slots */
     const char *why;     /* set by a template that cannot handle its node */
 } Gen;

@@ -29,6 +29,7 @@ typedef struct {
     bool graphs;          /* record each step's launches as a CUDA graph and launch that (not with
                            * profile/trace or DSCC_CUDA_SYNC=1, which need launches one by one) */
     bool keep_all;        /* no reuse of activation memory: every stored value survives the run (gpu_exec_value) */
+    bool no_blas;         /* never cuBLASLt: the generated kernels for every GEMM (also DSCC_CUBLASLT=0) */
 } GpuOptions;
 
 typedef struct GpuExec GpuExec;
@@ -63,6 +64,11 @@ int gpu_exec_kernels(const GpuExec *x);
 const char *gpu_exec_kernel_name(const GpuExec *x, int k);
 double gpu_exec_kernel_ms(const GpuExec *x, int k);
 int gpu_exec_kernel_node(const GpuExec *x, int k);
+/* How many GEMMs of the last run cuBLASLt ran instead of the generated
+ * kernels (FP8 block-scaled and BF16 linears whose shape it supports), and
+ * its version ("cuBLASLt 130100"; NULL when not in use). */
+int gpu_exec_last_lib_calls(const GpuExec *x);
+const char *gpu_exec_blas(const GpuExec *x);
 /* The symbolic dims of the last run (index = the graph's dim). */
 const int64_t *gpu_exec_dims(const GpuExec *x);
 /* Where the next runs write their trace (NULL: stop); needs trace or profile at creation. */

@@ -3,6 +3,7 @@
 #include "runtime/gpu.h"
 
 #include "codegen/gen.h"
+#include "runtime/blas.h"
 #include "runtime/runtime.h"
 
 #include <math.h>
@@ -13,6 +14,7 @@
 
 typedef struct {
     RtKernel **fn;     /* per phase */
+    RtKernel *prep;    /* the library form's preparation kernel (NULL: none) */
     CgArgs args;       /* slots filled at load; sym, len patched per run */
     int template_node; /* the op a data error is reported at */
 } Launch;
@@ -25,6 +27,7 @@ typedef struct {
 struct GpuExec {
     const IrGraph *g;
     RtCuda *cu;
+    RtBlas *blas;      /* cuBLASLt for the kernels with a library form (NULL: the generated kernels only) */
     Arena *arena;
     DiagEngine *diag;  /* for errors of calls that take none (output fetches) */
     CgProgram *p;
@@ -52,6 +55,7 @@ struct GpuExec {
     bool profile_on;  /* record ev around each kernel (made with profile or trace) */
     bool keep_all;    /* DSCC_CUDA_SYNC=1: wait after every launch, to name a failing kernel */
     int launches, runs;
+    int lib_calls;    /* GEMMs of the last run that cuBLASLt ran */
 };
 
 static int64_t align256(int64_t v) { return (v + 255) & ~(int64_t)255; }
@@ -423,11 +427,19 @@ GpuExec *gpu_exec_new(const IrGraph *g, const CpuWeightSource *ws, const GpuOpti
                 at += align256(4 * ir_dim_eval(ck->slots[s].count, smax));
             }
         for (int s = 0; s < ck->nslots; s++) l->args.t[s] = slot_ptr(x, ck, s, scr);
+        if (ck->lib.kind != CG_LIB_NONE && ck->lib.prep.fn && !(l->prep = rt_cuda_function(x->cu, d, mods[ck->module], ck->lib.prep.fn))) {
+            free(scr);
+            goto fail;
+        }
         l->args.cap = x->cap;
         l->args.err = x->err;
         l->args.tag = k;
     }
     free(scr);
+    bool any_lib = false;
+    for (int k = 0; k < p->nkernels; k++) any_lib |= p->kernels[k].lib.kind != CG_LIB_NONE;
+    const char *why = NULL;
+    if (any_lib && !o.no_blas && !(x->blas = rt_blas_open(x->cu, d, &why)) && diag_error_count(d)) goto fail;
     if (!(x->step[0] = rt_cuda_event(x->cu, d)) || !(x->step[1] = rt_cuda_event(x->cu, d))) goto fail;
     if (x->trace || o.profile) {
         x->kms = calloc((size_t)p->nkernels + 1, sizeof(double));
@@ -447,6 +459,7 @@ void gpu_exec_free(GpuExec *x) {
     if (x->cu) {
         if (x->ev)
             for (int k = 0; k <= x->p->nkernels; k++) rt_cuda_event_free(x->cu, x->ev[k]);
+        rt_blas_close(x->blas);
         rt_cuda_event_free(x->cu, x->step[0]);
         rt_cuda_event_free(x->cu, x->step[1]);
         rt_cuda_graph_free(x->cu, x->graph);
@@ -569,6 +582,39 @@ static void write_trace(GpuExec *x, DiagEngine *d) {
     fclose(f);
 }
 
+/* Kernel k by its library form, when cuBLASLt has a plan for this step's
+ * shape: 1 when enqueued, 0 when the generated phases must run, -1 after
+ * reporting an error. */
+static int run_lib(GpuExec *x, int k, const int64_t *sym, DiagEngine *d) {
+    const CgKernel *ck = &x->p->kernels[k];
+    const CgLib *lb = &ck->lib;
+    Launch *l = &x->launch[k];
+    int64_t M = ir_dim_eval(lb->M, sym);
+    const RtBlasPlan *plan = rt_blas_plan(x->blas, lb->kind == CG_LIB_FP8_GEMM ? RT_BLAS_FP8_BLOCK : RT_BLAS_BF16, M, lb->N, lb->K);
+    if (!plan) return 0;
+    if (l->prep) {
+        int64_t items = ceil_div(ir_dim_eval(lb->prep.a, sym), lb->prep.da) * ceil_div(ir_dim_eval(lb->prep.b, sym), lb->prep.db);
+        void *args[] = {&l->args};
+        if (!rt_cuda_launch_async(x->cu, d, l->prep, (unsigned)ceil_div(items, 256), 256, 0, args)) {
+            diag_note(d, ck->loc, "in kernel %s, preparing its cuBLASLt GEMM", ck->name);
+            return -1;
+        }
+        x->launches++;
+    }
+    const uint64_t *t = l->args.t;
+    if (!rt_blas_run(x->blas, d, plan, t[lb->x], lb->prep.fn ? t[lb->xs_t] : 0, t[lb->w], lb->prep.fn ? t[lb->ws] : 0, t[lb->y])) {
+        diag_note(d, ck->loc, "in kernel %s (cuBLASLt, %lld x %lld x %lld)", ck->name, (long long)M, (long long)lb->N, (long long)lb->K);
+        return -1;
+    }
+    if (x->sync_each && !rt_cuda_sync(x->cu, d)) return -1;
+    x->launches++;
+    x->lib_calls++;
+    return 1;
+}
+
+int gpu_exec_last_lib_calls(const GpuExec *x) { return x->lib_calls; }
+const char *gpu_exec_blas(const GpuExec *x) { return x->blas ? rt_blas_version(x->blas) : NULL; }
+
 bool gpu_exec_run(GpuExec *x, const CpuInput *in, int nin, DiagEngine *d) {
     int64_t sym[IR_MAX_DIM_SYMS];
     if (!bind_inputs(x, in, nin, sym, d) || !upload_inputs(x, in, nin, sym, d)) return false;
@@ -576,6 +622,7 @@ bool gpu_exec_run(GpuExec *x, const CpuInput *in, int nin, DiagEngine *d) {
     if (!rt_cuda_event_record(x->cu, d, x->step[0])) return false;
     const CgProgram *p = x->p;
     x->launches = 0;
+    x->lib_calls = 0;
     /* per-kernel events and DSCC_CUDA_SYNC need the launches one by one */
     RtEvent **ev = x->profile_on ? x->ev : NULL;
     bool graph = x->graphs && !ev && !x->sync_each;
@@ -587,6 +634,11 @@ bool gpu_exec_run(GpuExec *x, const CpuInput *in, int nin, DiagEngine *d) {
         memcpy(l->args.sym, sym, sizeof l->args.sym);
         l->args.len = x->len;
         if (ev) rt_cuda_event_record(x->cu, d, ev[k]);
+        if (x->blas && ck->lib.kind != CG_LIB_NONE) {
+            int lib = run_lib(x, k, sym, d);
+            if (lib < 0) ok = false;
+            if (lib != 0) continue;
+        }
         for (int ph = 0; ph < ck->nphases && ok; ph++) {
             const CgPhase *f = &ck->phases[ph];
             int64_t items = (ceil_div(ir_dim_eval(f->a, sym), f->da) + f->plus) * ceil_div(ir_dim_eval(f->b, sym), f->db);

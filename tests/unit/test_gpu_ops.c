@@ -83,7 +83,7 @@ static void compare_node(void *ctx, int id, float *c, int64_t nc) {
 /* Compiles the model (fixture checkpoint `dir`, or seeded random weights
  * with models/tiny/config.json and `sets` when dir is NULL), runs both
  * executors on the same B x S tokens and compares every stored value. */
-static void check_graph(const char *dir, const FeSetting *sets, int nsets, bool fp8, bool f32) {
+static void check_graph(const char *dir, const FeSetting *sets, int nsets, bool fp8, bool f32, bool no_blas) {
     Arena *a = arena_new();
     DiagEngine *d = diag_new(a, stderr);
     RtCheckpoint *ck = dir ? rt_checkpoint_open(a, d, dir) : NULL;
@@ -115,7 +115,7 @@ static void check_graph(const char *dir, const FeSetting *sets, int nsets, bool 
 
     uint64_t seed = (uint64_t)time(NULL);
     CpuWeightSource ws = ck ? (CpuWeightSource){rt_checkpoint_read_f32, ck} : cpu_random_weights(&seed);
-    GpuOptions go = {.max_batch = B, .max_seq = S, .max_ctx = S, .keep_all = true, .f32_storage = f32};
+    GpuOptions go = {.max_batch = B, .max_seq = S, .max_ctx = S, .keep_all = true, .f32_storage = f32, .no_blas = no_blas};
     GpuExec *gx = gpu_exec_new(g, &ws, &go, d);
     assert_non_null(gx);
     assert_true(gpu_exec_run(gx, in, 2, d));
@@ -124,9 +124,12 @@ static void check_graph(const char *dir, const FeSetting *sets, int nsets, bool 
     CpuExec *cx = cpu_exec_new(g, &ws, &co, d);
     assert_non_null(cx);
     assert_true(cpu_exec_run(cx, in, 2, d));
-    fprintf(stderr, "%s (%s, storage %s): %d stored values compared with the CPU executor on the same inputs, %d outside tolerance, "
-                    "worst float rel L2 %.2e\n",
-            dir ? dir : "wide random model", fp8 ? "fp8" : "bf16", f32 ? "f32" : "declared", m.checked, m.failed, m.worst);
+    fprintf(stderr, "%s (%s, storage %s, %d GEMMs by %s): %d stored values compared with the CPU executor on the same inputs, "
+                    "%d outside tolerance, worst float rel L2 %.2e\n",
+            dir ? dir : "wide random model", fp8 ? "fp8" : "bf16", f32 ? "f32" : "declared", gpu_exec_last_lib_calls(gx),
+            gpu_exec_blas(gx) ? gpu_exec_blas(gx) : "cuBLASLt (not in use)", m.checked, m.failed, m.worst);
+    if (!dir && !f32 && !no_blas && gpu_exec_blas(gx)) assert_true(gpu_exec_last_lib_calls(gx) > 0); /* its shapes are cuBLASLt's */
+    if (no_blas) assert_int_equal(gpu_exec_last_lib_calls(gx), 0);
     assert_true(m.checked > 20);
     assert_int_equal(m.failed, 0);
     gpu_exec_free(gx);
@@ -137,7 +140,7 @@ static void check_graph(const char *dir, const FeSetting *sets, int nsets, bool 
     arena_free(a);
 }
 
-static void check_fixture(const char *dir, bool fp8, bool f32) { check_graph(dir, NULL, 0, fp8, f32); }
+static void check_fixture(const char *dir, bool fp8, bool f32) { check_graph(dir, NULL, 0, fp8, f32, false); }
 
 static void test_bf16_ops(void **state) { check_fixture(FIX "tiny_bf16", false, false); }
 static void test_fp8_ops(void **state) { check_fixture(FIX "tiny_fp8", true, false); }
@@ -149,8 +152,9 @@ static void test_fp8_ops_f32(void **state) { check_fixture(FIX "tiny_fp8", true,
  * rows fill more than one tile: 192 tokens x 4 of 16 experts. */
 static const FeSetting WIDE[] = {{"hidden_size", "1024"}, {"intermediate_size", "1536"}, {"moe_intermediate_size", "320"},
                                  {"q_lora_rank", "384"}, {"kv_lora_rank", "256"}, {"num_attention_heads", "8"}};
-static void test_fp8_wide_f32(void **state) { check_graph(NULL, WIDE, 6, true, true); }
-static void test_fp8_wide(void **state) { check_graph(NULL, WIDE, 6, true, false); }
+static void test_fp8_wide_f32(void **state) { check_graph(NULL, WIDE, 6, true, true, false); }
+static void test_fp8_wide(void **state) { check_graph(NULL, WIDE, 6, true, false, false); }               /* cuBLASLt where it can */
+static void test_fp8_wide_generated(void **state) { check_graph(NULL, WIDE, 6, true, false, true); }     /* the generated kernels */
 
 int main(void) {
     Arena *a = arena_new();
@@ -166,6 +170,7 @@ int main(void) {
     arena_free(a);
     const struct CMUnitTest tests[] = {cmocka_unit_test(test_bf16_ops), cmocka_unit_test(test_fp8_ops),
                                        cmocka_unit_test(test_bf16_ops_f32), cmocka_unit_test(test_fp8_ops_f32),
-                                       cmocka_unit_test(test_fp8_wide_f32), cmocka_unit_test(test_fp8_wide)};
+                                       cmocka_unit_test(test_fp8_wide_f32), cmocka_unit_test(test_fp8_wide),
+                                       cmocka_unit_test(test_fp8_wide_generated)};
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

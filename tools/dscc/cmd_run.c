@@ -10,6 +10,7 @@
 #include "runtime/runtime.h"
 
 #include <getopt.h>
+#include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -167,20 +168,22 @@ static int parse_run_args(int argc, char **argv, Arena *a, RunArgs *r) {
     return 0;
 }
 
-/* Wraps a weight source to show progress on a terminal. */
+/* Wraps a weight source to show progress on a terminal. The GPU loader
+ * calls it from a pool of threads: the count is atomic. */
 typedef struct {
     CpuWeightSource inner;
-    int done, total;
+    atomic_int done;
+    int total;
     bool tty;
 } Progress;
 
 static bool progress_load(void *ctx, const char *name, const IrType *type, float *dst, DiagEngine *d) {
     Progress *p = ctx;
     bool ok = p->inner.load(p->inner.ctx, name, type, dst, d);
-    p->done++;
-    if (p->tty && (p->done % 16 == 0 || p->done == p->total)) {
-        fprintf(stderr, "\rloading weights: %d/%d tensors", p->done, p->total);
-        if (p->done == p->total) fputc('\n', stderr);
+    int done = atomic_fetch_add(&p->done, 1) + 1;
+    if (p->tty && (done % 16 == 0 || done == p->total)) {
+        fprintf(stderr, "\rloading weights: %d/%d tensors", done, p->total);
+        if (done == p->total) fputc('\n', stderr);
     }
     return ok;
 }
@@ -262,8 +265,9 @@ static int execute(const RunArgs *r, const IrGraph *g, Exec *x, DiagEngine *d, c
             P == T ? "one forward" : "prefill + decode", t1 - t0, r->cuda ? "cuda" : "cpu", r->fp8 ? "fp8" : "bf16");
 #ifdef DSCC_HAVE_NVRTC
     if (x->gpu)
-        fprintf(stderr, "%s: last step %.3f ms of GPU time in %d kernel launches\n", gpu_exec_device(x->gpu),
-                gpu_exec_last_ms(x->gpu), gpu_exec_last_launches(x->gpu));
+        fprintf(stderr, "%s: last step %.3f ms of GPU time in %d kernel launches (%d GEMMs by %s)\n", gpu_exec_device(x->gpu),
+                gpu_exec_last_ms(x->gpu), gpu_exec_last_launches(x->gpu), gpu_exec_last_lib_calls(x->gpu),
+                gpu_exec_blas(x->gpu) ? gpu_exec_blas(x->gpu) : "cuBLASLt, not in use");
 #endif
     for (int64_t b = 0; b < B; b++)
         printf("row %lld: next token %lld\n", (long long)b, (long long)argmax(logits + (b * T + T - 1) * V, V));
