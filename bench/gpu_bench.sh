@@ -14,7 +14,7 @@ base=$(mktemp)
 hbm=$(awk '/^hbm_copy_GBps/ {print $2}' "$base")
 peak=$(awk '/^dense_fp8_TFLOPS/ {print $2}' "$base")
 # dscc twice: its generated kernels alone, then with cuBLASLt for the GEMMs it supports
-for blas in 0 1; do
+for blas in ${BLAS_MODES:-0 1}; do
   echo "== dscc, DSCC_CUBLASLT=$blas"
   DSCC_CUBLASLT=$blas build/bench_gpu --layers "${LAYERS:-2}" --dense "${DENSE:-1}" --prefill "${PREFILL:-1024}" --hbm-gbps "${hbm:-3000}" --peak-tflops "${peak:-1300}"
 done

@@ -70,8 +70,9 @@ typedef struct {
 } CgSlot;
 
 /* A library GEMM the runtime may run instead of the kernel's phases
- * (cuBLASLt, when it loads and has an algorithm for the step's shape);
- * the phases compute the same thing and run otherwise. */
+ * (cuBLASLt, when it loads and has an algorithm for the step's shape)
+ * instead of the template's phase; that phase computes the same thing and
+ * runs otherwise. */
 typedef enum {
     CG_LIB_NONE,      /* the phases are the kernel */
     CG_LIB_FP8_GEMM,  /* y[M, N] bf16 = x[M, K] e4m3 . w[N, K]^T e4m3 with DeepSeek's block scales; `prep` first
@@ -84,6 +85,8 @@ typedef struct {
     IrDim M;
     int64_t N, K;
     int x, xs, w, ws, y, xs_t; /* slots */
+    int phase;                 /* the template's phase, which the library call replaces (the group's other phases,
+                                * such as the stores of fused values the GEMM reads, still run) */
     CgPhase prep;              /* fn NULL when none */
 } CgLib;
 

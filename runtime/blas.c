@@ -134,8 +134,12 @@ static bool plan_make(RtBlas *b, RtBlasPlan *p) {
         return false;
     if (fp8) {
         int32_t ma = CUBLASLT_MATMUL_MATRIX_SCALE_BLK128x128_32F, mb = CUBLASLT_MATMUL_MATRIX_SCALE_VEC128_32F;
+        /* the heuristic wants the scale pointers set; each run sets the real ones */
+        void *any = (void *)(uintptr_t)b->ws;
         if (b->DescSet(p->op, CUBLASLT_MATMUL_DESC_A_SCALE_MODE, &ma, sizeof ma) ||
-            b->DescSet(p->op, CUBLASLT_MATMUL_DESC_B_SCALE_MODE, &mb, sizeof mb))
+            b->DescSet(p->op, CUBLASLT_MATMUL_DESC_B_SCALE_MODE, &mb, sizeof mb) ||
+            b->DescSet(p->op, CUBLASLT_MATMUL_DESC_A_SCALE_POINTER, &any, sizeof any) ||
+            b->DescSet(p->op, CUBLASLT_MATMUL_DESC_B_SCALE_POINTER, &any, sizeof any))
             return false;
     }
     if (b->LayoutCreate(&p->la, in, (uint64_t)p->k, (uint64_t)p->n, p->k) || b->LayoutCreate(&p->lb, in, (uint64_t)p->k, (uint64_t)p->m, p->k) ||
