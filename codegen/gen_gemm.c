@@ -152,20 +152,27 @@ void cg_mma_tile(Gen *G, bool bf16, bool wt, int sx, int sxs, int sw, int sws, i
               scales, bf16 ? "mma_bf16" : "mma_e4m3", bf16 ? "acc" : "part", bf16 ? "" : promo, sy);
 }
 
-/* fp8_linear on the tensor cores: block = (64-row tile of x, 128-wide output tile). */
-static bool gemm_fp8_mma(Gen *G, const IrNode *n, IrDim M, IrDim K, IrDim O) {
-    int sx = cg_slot_value(G, n->ops[0]), sxs = cg_slot_value(G, n->ops[1]);
-    int sw = cg_slot_value(G, n->ops[2]), sws = cg_slot_value(G, n->ops[3]), sy = cg_slot_value(G, n);
-    cg_head(G, "fp8_linear: tensor cores (mma m16n8k32 E4M3), 64x128 tile, 1x128 / 128x128 block scales per K block");
+/* A linear on the tensor-core tile: block = (64-row tile of x, 128-wide
+ * output tile); the rows of x and y are the block's own. */
+static void gemm_mma(Gen *G, const char *what, bool bf16, IrDim M, int64_t K, IrDim O, int sx, int sxs, int sw, int sws, int sy) {
+    cg_head(G, what);
     sb_printf(&G->decl, "    extern __shared__ __align__(16) unsigned char sm[];\n"
                         "    __shared__ int srow[64], yrow[64];\n"
                         "    const long long M = %s, nt = (%s + 127) / 128, ot = blockIdx.x %% nt, m0 = blockIdx.x / nt * 64, e = 0;\n"
                         "    if (threadIdx.x < 64) srow[threadIdx.x] = yrow[threadIdx.x] = m0 + threadIdx.x < M ? (int)(m0 + threadIdx.x) : -1;\n"
                         "    __syncthreads();\n",
               cg_dim(G, M), cg_dim(G, O));
-    cg_mma_tile(G, false, false, sx, sxs, sw, sws, sy, K.coeff, cg_dim(G, O));
+    cg_mma_tile(G, bf16, false, sx, sxs, sw, sws, sy, K, cg_dim(G, O));
     sb_puts(&G->decl, "}\n");
     cg_phase(G, CG_LAUNCH_BLOCK, M, 64, O, 128, CG_MMA_SMEM);
+}
+
+/* fp8_linear on the tensor cores, and its cuBLASLt form where the shape allows it. */
+static bool gemm_fp8_mma(Gen *G, const IrNode *n, IrDim M, IrDim K, IrDim O) {
+    int sx = cg_slot_value(G, n->ops[0]), sxs = cg_slot_value(G, n->ops[1]);
+    int sw = cg_slot_value(G, n->ops[2]), sws = cg_slot_value(G, n->ops[3]), sy = cg_slot_value(G, n);
+    gemm_mma(G, "fp8_linear: tensor cores (mma m16n8k32 E4M3), 64x128 tile, 1x128 / 128x128 block scales per K block", false, M, K.coeff,
+             O, sx, sxs, sw, sws, sy);
     if (K.coeff % 512 == 0 && O.coeff % 8 == 0 && G->dtype[n->id] == IR_DT_BF16) { /* cuBLASLt's block-scaled FP8 may run it */
         int64_t nkb = K.coeff / 128;
         IrDim cnt = ir_dim_mul(M, ir_dim_const(nkb));
@@ -181,19 +188,10 @@ static bool gemm_fp8_mma(Gen *G, const IrNode *n, IrDim M, IrDim K, IrDim O) {
     return true;
 }
 
-/* linear on bf16 values on the tensor cores (mma m16n8k16 BF16, f32 accumulation). */
+/* linear on bf16 values on the tensor cores (mma m16n8k16 BF16, f32 accumulation), and its cuBLASLt form. */
 static bool gemm_bf16_mma(Gen *G, const IrNode *n, IrDim M, IrDim K, IrDim O) {
     int sx = cg_slot_value(G, n->ops[0]), sw = cg_slot_value(G, n->ops[1]), sy = cg_slot_value(G, n);
-    cg_head(G, "linear: tensor cores (mma m16n8k16 BF16, f32 accumulation), 64x128 tile");
-    sb_printf(&G->decl, "    extern __shared__ __align__(16) unsigned char sm[];\n"
-                        "    __shared__ int srow[64], yrow[64];\n"
-                        "    const long long M = %s, nt = (%s + 127) / 128, ot = blockIdx.x %% nt, m0 = blockIdx.x / nt * 64, e = 0;\n"
-                        "    if (threadIdx.x < 64) srow[threadIdx.x] = yrow[threadIdx.x] = m0 + threadIdx.x < M ? (int)(m0 + threadIdx.x) : -1;\n"
-                        "    __syncthreads();\n",
-              cg_dim(G, M), cg_dim(G, O));
-    cg_mma_tile(G, true, false, sx, 0, sw, 0, sy, K.coeff, cg_dim(G, O));
-    sb_puts(&G->decl, "}\n");
-    cg_phase(G, CG_LAUNCH_BLOCK, M, 64, O, 128, CG_MMA_SMEM);
+    gemm_mma(G, "linear: tensor cores (mma m16n8k16 BF16, f32 accumulation), 64x128 tile", true, M, K.coeff, O, sx, 0, sw, 0, sy);
     if (K.coeff % 16 == 0 && O.coeff % 8 == 0 && G->dtype[n->id] == IR_DT_BF16) /* cuBLASLt may run it */
         G->lib = (CgLib){CG_LIB_BF16_GEMM, M, O.coeff, K.coeff, sx, 0, sw, 0, sy, 0, G->nphases - 1, {NULL, CG_LAUNCH_ELEM, M, ir_dim_const(1), 1, 1, 0, 0}};
     return true;

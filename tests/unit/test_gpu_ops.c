@@ -15,6 +15,11 @@
  * order); 0.15 for FP8 codes (a value within a rounding of a code boundary
  * moves one code, 1/8 of a binade); integer results (top-k expert ids)
  * may differ in at most 5% of entries (a near-tie broken by a rounding).
+ * GEMMs that cuBLASLt can run go to it by default; a widened random model
+ * (tensor-core tiles with ragged edges, several K blocks, experts whose
+ * rows fill more than one tile) runs once that way and once on the
+ * generated kernels alone, and the test checks which path ran.
+ *
  * Each fixture runs twice: with the declared storage (bf16) and with
  * --storage f32, where nothing is rounded to 16 bits and the bounds
  * tighten to 1e-4 (floats), 0.02 (FP8 codes) and 1% (integers). */

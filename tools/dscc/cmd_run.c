@@ -71,6 +71,10 @@ static void run_help(FILE *o) {
                "  --threads N            CPU threads (default: all)\n"
                "%s"
                "  -h, --help             show this help\n\n"
+               "environment (--backend cuda): DSCC_CUBLASLT=0 keeps every GEMM on dscc's generated\n"
+               "kernels (otherwise cuBLASLt runs the FP8 and BF16 linears whose shapes it supports);\n"
+               "DSCC_CUDA_SYNC=1 waits after every launch so a failing kernel is named;\n"
+               "DSCC_CACHE_DIR holds the compiled kernels (default ${XDG_CACHE_HOME:-~/.cache}/dscc)\n\n"
                "exit codes: 0 ok, 1 error in the input (model, checkpoint, tokens), 2 usage,\n"
                "3 runtime failure (out of memory, cannot write output)\n", driver_pass_help);
 }
