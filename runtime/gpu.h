@@ -80,7 +80,8 @@ void gpu_exec_set_graphs(GpuExec *x, bool on);
 
 /* For tests: the stored value of node `id` after the last run, as f32
  * (NULL when the node has no stored value, or it was overwritten because
- * keep_all was off). Valid until the next call. */
+ * keep_all was off); a kv_cache gives its rows so far, [B, len, ...].
+ * Valid until the next call. */
 const float *gpu_exec_value(GpuExec *x, int id, int64_t *numel);
 
 #endif

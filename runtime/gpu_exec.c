@@ -708,7 +708,29 @@ int gpu_exec_kernel_node(const GpuExec *x, int k) {
 }
 
 /* The stored value of node n after the last run, as f32 (malloc'd). */
+/* A cache's rows [B, len, per] out of its [B, capacity, per] buffer, as f32 (malloc'd). */
+static float *fetch_cache(GpuExec *x, const IrNode *n, int64_t *numel) {
+    IrDType dt = x->p->dtype[n->id];
+    int64_t per = x->kv[n->id].per, B = x->cache_batch, T = x->len;
+    size_t row = (size_t)bytes_of(dt, T * per);
+    float *v = malloc(sizeof(float) * (size_t)(B * T * per + 1));
+    void *tmp = malloc(row + 8);
+    bool ok = v && tmp;
+    for (int64_t b = 0; b < B && ok; b++) {
+        ok = rt_cuda_download(x->cu, x->diag, tmp, x->kv[n->id].buf + (RtDevPtr)bytes_of(dt, b * x->cap * per), row);
+        if (ok) unpack(dt, tmp, T * per, v + b * T * per);
+    }
+    free(tmp);
+    if (!ok) {
+        free(v);
+        return NULL;
+    }
+    *numel = B * T * per;
+    return v;
+}
+
 static float *fetch(GpuExec *x, const IrNode *n, int64_t *numel) {
+    if (n->op == IR_OP_KV_CACHE) return fetch_cache(x, n, numel);
     int64_t ne = numel_at(&n->type, x->sym);
     RtDevPtr at;
     if (n->op == IR_OP_WEIGHT) at = x->wslab + (RtDevPtr)x->woff[n->id];

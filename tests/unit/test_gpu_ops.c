@@ -18,7 +18,9 @@
  * GEMMs that cuBLASLt can run go to it by default; a widened random model
  * (tensor-core tiles with ragged edges, several K blocks, experts whose
  * rows fill more than one tile) runs once that way and once on the
- * generated kernels alone, and the test checks which path ran.
+ * generated kernels alone, and the test checks which path ran; once more
+ * as a prefill followed by decode steps (attention over keys split between
+ * blocks, the caches compared too), every step compared.
  *
  * Each fixture runs twice: with the declared storage (bf16) and with
  * --storage f32, where nothing is rounded to 16 bits and the bounds
@@ -88,7 +90,7 @@ static void compare_node(void *ctx, int id, float *c, int64_t nc) {
 /* Compiles the model (fixture checkpoint `dir`, or seeded random weights
  * with models/tiny/config.json and `sets` when dir is NULL), runs both
  * executors on the same B x S tokens and compares every stored value. */
-static void check_graph(const char *dir, const FeSetting *sets, int nsets, bool fp8, bool f32, bool no_blas) {
+static void check_graph(const char *dir, const FeSetting *sets, int nsets, bool fp8, bool f32, bool no_blas, int decode) {
     Arena *a = arena_new();
     DiagEngine *d = diag_new(a, stderr);
     RtCheckpoint *ck = dir ? rt_checkpoint_open(a, d, dir) : NULL;
@@ -114,38 +116,48 @@ static void check_graph(const char *dir, const FeSetting *sets, int nsets, bool 
         for (int i = 0; i < 2 * 96; i++) tok.data[i] = (float)(rand() % 1000);
     }
     int64_t B = tok.shape[0], S = tok.shape[1];
-    float *pos = malloc(sizeof(float) * (size_t)(B * S));
-    for (int64_t i = 0; i < B * S; i++) pos[i] = (float)(i % S);
-    CpuInput in[2] = {{"tokens", 2, {B, S}, tok.data}, {"positions", 2, {B, S}, pos}};
 
     uint64_t seed = (uint64_t)time(NULL);
     CpuWeightSource ws = ck ? (CpuWeightSource){rt_checkpoint_read_f32, ck} : cpu_random_weights(&seed);
-    GpuOptions go = {.max_batch = B, .max_seq = S, .max_ctx = S, .keep_all = true, .f32_storage = f32, .no_blas = no_blas};
+    /* decode: the first S - decode positions as a prefill, then `decode` steps of one position each;
+     * both executors take every step, the comparison covers every step */
+    int64_t P = decode ? S - decode : S;
+    GpuOptions go = {.max_batch = B, .max_seq = P, .max_ctx = S, .keep_all = true, .f32_storage = f32, .no_blas = no_blas};
     GpuExec *gx = gpu_exec_new(g, &ws, &go, d);
     assert_non_null(gx);
-    assert_true(gpu_exec_run(gx, in, 2, d));
     Cmp m = {.g = g, .gx = gx, .f32 = f32};
     CpuOptions co = {.threads = 8, .after_node = compare_node, .hook_ctx = &m};
     CpuExec *cx = cpu_exec_new(g, &ws, &co, d);
     assert_non_null(cx);
-    assert_true(cpu_exec_run(cx, in, 2, d));
-    fprintf(stderr, "%s (%s, storage %s, %d GEMMs by %s): %d stored values compared with the CPU executor on the same inputs, "
+    float *stok = malloc(sizeof(float) * (size_t)(B * S)), *spos = malloc(sizeof(float) * (size_t)(B * S));
+    for (int64_t t0 = 0; t0 < S;) {
+        int64_t n = t0 == 0 ? P : 1;
+        for (int64_t b = 0; b < B; b++)
+            for (int64_t j = 0; j < n; j++) stok[b * n + j] = tok.data[b * S + t0 + j], spos[b * n + j] = (float)(t0 + j);
+        CpuInput step[2] = {{"tokens", 2, {B, n}, stok}, {"positions", 2, {B, n}, spos}};
+        assert_true(gpu_exec_run(gx, step, 2, d));
+        assert_true(cpu_exec_run(cx, step, 2, d));
+        t0 += n;
+    }
+    free(stok);
+    free(spos);
+    fprintf(stderr, "%s (%s, storage %s%s, %d GEMMs by %s): %d stored values compared with the CPU executor on the same inputs, "
                     "%d outside tolerance, worst float rel L2 %.2e\n",
-            dir ? dir : "wide random model", fp8 ? "fp8" : "bf16", f32 ? "f32" : "declared", gpu_exec_last_lib_calls(gx),
+            dir ? dir : "wide random model", fp8 ? "fp8" : "bf16", f32 ? "f32" : "declared",
+            decode ? ", prefill then one-position decode steps" : "", gpu_exec_last_lib_calls(gx),
             gpu_exec_blas(gx) ? gpu_exec_blas(gx) : "cuBLASLt (not in use)", m.checked, m.failed, m.worst);
-    if (!dir && !f32 && !no_blas && gpu_exec_blas(gx)) assert_true(gpu_exec_last_lib_calls(gx) > 0); /* its shapes are cuBLASLt's */
+    if (!dir && !f32 && !no_blas && !decode && gpu_exec_blas(gx)) assert_true(gpu_exec_last_lib_calls(gx) > 0); /* its shapes are cuBLASLt's */
     if (no_blas) assert_int_equal(gpu_exec_last_lib_calls(gx), 0);
     assert_true(m.checked > 20);
     assert_int_equal(m.failed, 0);
     gpu_exec_free(gx);
     cpu_exec_free(cx);
-    free(pos);
     free(tok.data);
     rt_checkpoint_close(ck);
     arena_free(a);
 }
 
-static void check_fixture(const char *dir, bool fp8, bool f32) { check_graph(dir, NULL, 0, fp8, f32, false); }
+static void check_fixture(const char *dir, bool fp8, bool f32) { check_graph(dir, NULL, 0, fp8, f32, false, 0); }
 
 static void test_bf16_ops(void **state) { check_fixture(FIX "tiny_bf16", false, false); }
 static void test_fp8_ops(void **state) { check_fixture(FIX "tiny_fp8", true, false); }
@@ -157,9 +169,11 @@ static void test_fp8_ops_f32(void **state) { check_fixture(FIX "tiny_fp8", true,
  * rows fill more than one tile: 192 tokens x 4 of 16 experts. */
 static const FeSetting WIDE[] = {{"hidden_size", "1024"}, {"intermediate_size", "1536"}, {"moe_intermediate_size", "320"},
                                  {"q_lora_rank", "384"}, {"kv_lora_rank", "256"}, {"num_attention_heads", "8"}};
-static void test_fp8_wide_f32(void **state) { check_graph(NULL, WIDE, 6, true, true, false); }
-static void test_fp8_wide(void **state) { check_graph(NULL, WIDE, 6, true, false, false); }               /* cuBLASLt where it can */
-static void test_fp8_wide_generated(void **state) { check_graph(NULL, WIDE, 6, true, false, true); }     /* the generated kernels */
+static void test_fp8_wide_f32(void **state) { check_graph(NULL, WIDE, 6, true, true, false, 0); }
+static void test_fp8_wide(void **state) { check_graph(NULL, WIDE, 6, true, false, false, 0); }           /* cuBLASLt where it can */
+static void test_fp8_wide_generated(void **state) { check_graph(NULL, WIDE, 6, true, false, true, 0); } /* the generated kernels */
+/* 93 positions of prefill, then 3 decode steps over 94..96 keys: attention splits them over blocks */
+static void test_fp8_wide_decode(void **state) { check_graph(NULL, WIDE, 6, true, false, false, 3); }
 
 int main(void) {
     Arena *a = arena_new();
@@ -176,6 +190,6 @@ int main(void) {
     const struct CMUnitTest tests[] = {cmocka_unit_test(test_bf16_ops), cmocka_unit_test(test_fp8_ops),
                                        cmocka_unit_test(test_bf16_ops_f32), cmocka_unit_test(test_fp8_ops_f32),
                                        cmocka_unit_test(test_fp8_wide_f32), cmocka_unit_test(test_fp8_wide),
-                                       cmocka_unit_test(test_fp8_wide_generated)};
+                                       cmocka_unit_test(test_fp8_wide_generated), cmocka_unit_test(test_fp8_wide_decode)};
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
