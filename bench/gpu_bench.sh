@@ -18,4 +18,4 @@ for blas in ${BLAS_MODES:-0 1}; do
   echo "== dscc, DSCC_CUBLASLT=$blas"
   DSCC_CUBLASLT=$blas build/bench_gpu --layers "${LAYERS:-2}" --dense "${DENSE:-1}" --prefill "${PREFILL:-1024}" --hbm-gbps "${hbm:-3000}" --peak-tflops "${peak:-1300}"
 done
-[ "${PEER:-1}" = 1 ] && python3 bench/peer_transformers.py --layers "${LAYERS:-2}" --dense "${DENSE:-1}" --prefill "${PREFILL:-1024}"
+if [ "${PEER:-1}" = 1 ]; then python3 bench/peer_transformers.py --layers "${LAYERS:-2}" --dense "${DENSE:-1}" --prefill "${PREFILL:-1024}"; fi

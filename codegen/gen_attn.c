@@ -8,19 +8,9 @@
  * 32 at a time: S = q k^T by mma m16n8k16 BF16 (each warp 16 rows x 32
  * keys), the online softmax in registers (a quad of lanes holds a row),
  * P rounded to bf16 and multiplied into the warp's half of the f32 output
- * by mma again, v staged transposed so its fragments are single loads. A
- * decode step splits the keys over several blocks (see ATTN_NSPLIT).
+ * by mma again, v staged transposed so its fragments are single loads.
  * Otherwise one warp per query row with an online softmax. */
 #include "codegen/gen_internal.h"
-
-/* A decode step (one new position) with few batch rows would occupy a
- * handful of SMs while each block walks the whole context: its keys are
- * split over up to ATTN_NSPLIT blocks per query tile, each keeping its own
- * softmax state (max, sum, unnormalised output) in scratch, merged by a
- * second phase. The scratch holds ATTN_MAX_PARTS (part, query row) states:
- * splitting stops at ~264 blocks, so at most 2 x 264 tiles of 64 rows. */
-#define ATTN_NSPLIT 64
-#define ATTN_MAX_PARTS (2 * 264 * 64)
 
 /* The tensor-core form (see the file comment); false (no code) when n is not of that shape. */
 static bool attention_mma(Gen *G, const IrNode *n) {
@@ -34,19 +24,6 @@ static bool attention_mma(Gen *G, const IrNode *n) {
     if (smem > 227 * 1024) return false;
     int sq = cg_slot_value(G, q), sk = cg_slot_value(G, k), sv = cg_slot_value(G, v), so = cg_slot_value(G, n);
     cg_mma_helpers(G);
-    /* split keys of a decode step: (split, batch row, query row) partial states in one scratch slot */
-    int sp = cg_slot_scratch(G, n, ir_dim_const(ATTN_MAX_PARTS * (Dv + 2)));
-    sb_printf(&G->ldr, "#define NSPLIT %d\n"
-                       "// How many parts a step's keys are split into: only for a decode step (one new position),\n"
-                       "// enough blocks for ~2 per SM of an H100/H200, at least 32 keys a part, within the scratch.\n"
-                       "__device__ __forceinline__ long long attn_splits(long long S, long long B, long long nrb, long long rows, long long kend) {\n"
-                       "    if (S != 1) return 1;\n"
-                       "    long long n = (264 + B * nrb - 1) / (B * nrb), kb = (kend + 32) / 32;\n"
-                       "    if (n > NSPLIT) n = NSPLIT;\n"
-                       "    if (n > kb) n = kb;\n"
-                       "    return n > 1 && n * B * rows <= %dLL ? n : 1;\n"
-                       "}\n",
-              ATTN_NSPLIT, ATTN_MAX_PARTS);
     cg_head(G, "attention, one key head: tensor cores (mma m16n8k16 BF16), 64 query rows x 32 keys per step, online softmax");
     StrBuf *b = &G->decl;
     sb_printf(b, "    extern __shared__ __align__(16) unsigned char sm[];\n"
@@ -54,8 +31,7 @@ static bool attention_mma(Gen *G, const IrNode *n) {
                  "    const long long KT = %s;  // rows of k per batch row (its cache capacity when k is a cache)\n"
                  "    const long long VT = %s;\n"
                  "    const int NT = %lld;       // 8-wide output tiles per warp (its half of Dv)\n"
-                 "    const long long Bn = %s, rows = S * Hq, nrb = (rows + 63) / 64, bs = blockIdx.x / nrb, r0 = blockIdx.x %% nrb * 64;\n"
-                 "    const long long bb = bs / NSPLIT, sp = bs %% NSPLIT;  // batch row, and which part of the keys (decode)\n"
+                 "    const long long rows = S * Hq, nrb = (rows + 63) / 64, bb = blockIdx.x / nrb, r0 = blockIdx.x %% nrb * 64;\n"
                  "    unsigned char *Qs = sm, *Ks = sm + 64 * QST, *Vt = Ks + 32 * QST;  // Vt: [Dv][32 keys], 80-byte rows\n"
                  "    const unsigned short *Q = (const unsigned short *)a.t[%d], *Kg = (const unsigned short *)a.t[%d],\n"
                  "                         *Vg = (const unsigned short *)a.t[%d];\n"
@@ -76,15 +52,11 @@ static bool attention_mma(Gen *G, const IrNode *n) {
                  "    }\n"
                  "    long long kend = %s;  // keys any row of the block sees\n"
                  "    if (kend > T - 1) kend = T - 1;\n"
-                 "    const long long nsp = attn_splits(S, Bn, nrb, rows, kend);\n"
-                 "    if (sp >= nsp) return;\n"
-                 "    const long long chunk = (kend + 32 * nsp) / (32 * nsp) * 32, jlo = sp * chunk;  // this block's keys: jlo..jhi\n"
-                 "    const long long jhi = jlo + chunk - 1 < kend ? jlo + chunk - 1 : kend;\n"
                  "    float o[NT][4], m[2], l[2];\n"
                  "    for (int t = 0; t < NT; t++)\n"
                  "        for (int c = 0; c < 4; c++) o[t][c] = 0.0f;\n"
                  "    for (int h = 0; h < 2; h++) m[h] = __int_as_float(0xff800000), l[h] = 0.0f;\n"
-                 "    for (long long j0 = jlo; j0 <= jhi; j0 += 32) {\n"
+                 "    for (long long j0 = 0; j0 <= kend; j0 += 32) {\n"
                  "        __syncthreads();  // the previous step is done with Ks and Vt\n"
                  "        for (int c = threadIdx.x; c < 32 * qch; c += 256) {\n"
                  "            const int jj = c / qch, kc = c %% qch;\n"
@@ -164,49 +136,21 @@ static bool attention_mma(Gen *G, const IrNode *n) {
                  "        l[h] += __shfl_xor_sync(0xffffffffu, l[h], 1);\n"
                  "        l[h] += __shfl_xor_sync(0xffffffffu, l[h], 2);\n"
                  "    }\n"
-                 "    float *part = (float *)a.t[%d];  // split keys: unnormalised o, then m and l, per (split, row)\n"
                  "#pragma unroll\n"
                  "    for (int t = 0; t < NT; t++)\n"
                  "#pragma unroll\n"
                  "        for (int c = 0; c < 4; c++) {\n"
                  "            const long long r = r0 + wr + g + 8 * (c >> 1), col = wc + t * 8 + q4 * 2 + (c & 1);\n"
-                 "            if (r >= rows) continue;\n"
-                 "            if (nsp == 1) S%d(a, (bb * rows + r) * Dv + col, o[t][c] / l[c >> 1]);\n"
-                 "            else {\n"
-                 "                float *pp = part + ((sp * Bn + bb) * rows + r) * (Dv + 2);\n"
-                 "                pp[col] = o[t][c];\n"
-                 "                if (t == 0 && (c & 1) == 0 && q4 == 0 && wc == 0) pp[Dv] = m[c >> 1], pp[Dv + 1] = l[c >> 1];\n"
-                 "            }\n"
+                 "            if (r < rows) S%d(a, (bb * rows + r) * Dv + col, o[t][c] / l[c >> 1]);\n"
                  "        }\n"
                  "}\n",
               cg_dim(G, q->type.dims[1]), cg_dim(G, k->type.dims[1]), cg_dim(G, q->type.dims[2]), (long long)Dk, (long long)Dv,
               (long long)qst, k->op == IR_OP_KV_CACHE ? "a.cap" : cg_dim(G, k->type.dims[1]),
-              v->op == IR_OP_KV_CACHE ? "a.cap" : cg_dim(G, v->type.dims[1]), (long long)(Dv / 16), cg_dim(G, q->type.dims[0]), sq, sk, sv,
+              v->op == IR_OP_KV_CACHE ? "a.cap" : cg_dim(G, v->type.dims[1]), (long long)(Dv / 16), sq, sk, sv,
               ir_node_attr_bool(n, "causal", false) ? "s + T - S" : "T - 1",
               ir_node_attr_bool(n, "causal", false) ? "((r0 + 63 < rows ? r0 + 63 : rows - 1) / Hq) + T - S" : "T - 1",
-              (double)(float)ir_node_attr_float(n, "scale", 1.0), sp, so);
-    cg_phase(G, CG_LAUNCH_BLOCK, ir_dim_mul(q->type.dims[0], ir_dim_const(ATTN_NSPLIT)), 1, ir_dim_mul(q->type.dims[1], q->type.dims[2]), 64, smem);
-    /* phase 2: one thread per output value of a decode step merges its splits' softmax states */
-    cg_head(G, "attention, decode with the keys split: merge the parts");
-    sb_printf(b, "    const long long S = %s, T = %s, Hq = %s, Dv = %lldLL, Bn = %s, i = ITEM_ELEM();\n"
-                 "    if (S != 1 || i >= Bn * Hq * Dv) return;\n"
-                 "    const long long rows = Hq, nrb = (rows + 63) / 64, nsp = attn_splits(S, Bn, nrb, rows, T - 1);\n"
-                 "    if (nsp == 1) return;  // phase 1 wrote the output\n"
-                 "    const float *part = (const float *)a.t[%d];\n"
-                 "    const long long ri = i / Dv, col = i %% Dv;\n"
-                 "    float mx = __int_as_float(0xff800000), den = 0.0f, num = 0.0f;\n"
-                 "    for (long long s = 0; s < nsp; s++) mx = fmaxf(mx, part[(s * Bn * rows + ri) * (Dv + 2) + Dv]);\n"
-                 "    for (long long s = 0; s < nsp; s++) {\n"
-                 "        const float *pp = part + (s * Bn * rows + ri) * (Dv + 2);\n"
-                 "        const float w = pp[Dv] == __int_as_float(0xff800000) ? 0.0f : expf(pp[Dv] - mx);  // an empty part weighs nothing\n"
-                 "        den += w * pp[Dv + 1];\n"
-                 "        num += w * pp[col];\n"
-                 "    }\n"
-                 "    S%d(a, i, num / den);\n"
-                 "}\n",
-              cg_dim(G, q->type.dims[1]), cg_dim(G, k->type.dims[1]), cg_dim(G, q->type.dims[2]), (long long)Dv, cg_dim(G, q->type.dims[0]), sp,
-              so);
-    cg_phase(G, CG_LAUNCH_ELEM, ir_dim_mul(q->type.dims[0], ir_dim_const(q->type.dims[2].coeff * Dv)), 1, ir_dim_const(1), 1, 0);
+              (double)(float)ir_node_attr_float(n, "scale", 1.0), so);
+    cg_phase(G, CG_LAUNCH_BLOCK, q->type.dims[0], 1, ir_dim_mul(q->type.dims[1], q->type.dims[2]), 64, smem);
     return true;
 }
 

@@ -19,8 +19,8 @@
  * (tensor-core tiles with ragged edges, several K blocks, experts whose
  * rows fill more than one tile) runs once that way and once on the
  * generated kernels alone, and the test checks which path ran; once more
- * as a prefill followed by decode steps (attention over keys split between
- * blocks, the caches compared too), every step compared.
+ * as a prefill followed by decode steps (the caches compared too), every
+ * step compared.
  *
  * Each fixture runs twice: with the declared storage (bf16) and with
  * --storage f32, where nothing is rounded to 16 bits and the bounds
@@ -172,7 +172,7 @@ static const FeSetting WIDE[] = {{"hidden_size", "1024"}, {"intermediate_size", 
 static void test_fp8_wide_f32(void **state) { check_graph(NULL, WIDE, 6, true, true, false, 0); }
 static void test_fp8_wide(void **state) { check_graph(NULL, WIDE, 6, true, false, false, 0); }           /* cuBLASLt where it can */
 static void test_fp8_wide_generated(void **state) { check_graph(NULL, WIDE, 6, true, false, true, 0); } /* the generated kernels */
-/* 93 positions of prefill, then 3 decode steps over 94..96 keys: attention splits them over blocks */
+/* 93 positions of prefill, then 3 decode steps over 94..96 keys (the cache read back and compared each step) */
 static void test_fp8_wide_decode(void **state) { check_graph(NULL, WIDE, 6, true, false, false, 3); }
 
 int main(void) {
