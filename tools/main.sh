@@ -5,8 +5,10 @@
 # figures computed from the graph (671B defaults and the tiny config), then
 # runs the tiny model end to end: from its Hugging Face checkpoint in
 # tests/fixtures (logits to out/), and with seeded random weights through a
-# prefill, KV-cache decode steps and greedy generation. No GPU backend exists
-# yet, so the run uses the CPU reference executor.
+# prefill, KV-cache decode steps and greedy generation. It runs on any
+# machine, so the runs use the CPU reference executor; the CUDA backend
+# (--backend cuda) needs a Hopper GPU: tools/gpu_stage.sh, then
+# tests/gpu/session.sh there.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 . tools/deps.sh
