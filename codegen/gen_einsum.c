@@ -13,6 +13,7 @@
 static bool einsum_heads_mma(Gen *G, const IrNode *n, const char *x, const char *w, const char *o) {
     const IrNode *xv = n->ops[0], *wv = n->ops[1];
     if (strlen(x) != 4 || strlen(w) != 3 || strlen(o) != 4 || xv->type.rank != 4 || wv->type.rank != 3) return false;
+    if (xv->op == IR_OP_KV_CACHE || wv->op == IR_OP_KV_CACHE) return false; /* read as dense rows: not a [B, capacity, ...] cache */
     char p0 = x[0], p1 = x[1], h = x[2], k = x[3], nn = o[3];
     if (o[0] != p0 || o[1] != p1 || o[2] != h || w[0] != h || nn == k || nn == h || k == h || p0 == p1) return false;
     bool wt; /* w[h] stored [K][N] */

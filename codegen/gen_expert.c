@@ -87,7 +87,7 @@ bool cg_expert_gemm(Gen *G, const IrNode *n, bool fp8) {
         return false;
     }
     int64_t I = w->type.dims[2].coeff;
-    if (fp8 && ir_dim_is_const(w->type.dims[0]) && w->type.dims[0].coeff <= 4096 && ir_dim_is_const(w->type.dims[1]) &&
+    if (fp8 && x->op != IR_OP_KV_CACHE && ir_dim_is_const(w->type.dims[0]) && w->type.dims[0].coeff <= 4096 && ir_dim_is_const(w->type.dims[1]) &&
         G->dtype[x->id] == IR_DT_FP8E4M3 && G->dtype[w->id] == IR_DT_FP8E4M3)
         return expert_fp8_grouped(G, n, I);
     bool bcast = x->type.rank == 2;

@@ -208,9 +208,11 @@ bool cg_gemm(Gen *G, const IrNode *n, bool fp8) {
         G->why = "rows of x do not divide";
         return false;
     }
-    if (fp8 && ir_dim_is_const(K) && K.coeff < (1LL << 31) && G->dtype[x->id] == IR_DT_FP8E4M3 && G->dtype[w->id] == IR_DT_FP8E4M3)
+    /* the tensor-core tile and cuBLASLt read x as dense [M, K] rows: not a cache ([B, capacity, ...]) */
+    bool dense = x->op != IR_OP_KV_CACHE && w->op != IR_OP_KV_CACHE;
+    if (fp8 && dense && ir_dim_is_const(K) && K.coeff < (1LL << 31) && G->dtype[x->id] == IR_DT_FP8E4M3 && G->dtype[w->id] == IR_DT_FP8E4M3)
         return gemm_fp8_mma(G, n, M, K, O);
-    if (!fp8 && ir_dim_is_const(K) && K.coeff < (1LL << 30) && G->dtype[x->id] == IR_DT_BF16 && G->dtype[w->id] == IR_DT_BF16)
+    if (!fp8 && dense && ir_dim_is_const(K) && K.coeff < (1LL << 30) && G->dtype[x->id] == IR_DT_BF16 && G->dtype[w->id] == IR_DT_BF16)
         return gemm_bf16_mma(G, n, M, K, O);
     int sx = cg_slot_value(G, x), sw = cg_slot_value(G, w), sy = cg_slot_value(G, n);
     int sxs = fp8 ? cg_slot_value(G, n->ops[1]) : 0, sws = fp8 ? cg_slot_value(G, n->ops[3]) : 0;
