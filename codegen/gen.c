@@ -147,8 +147,28 @@ const char *cg_read(Gen *G, const IrNode *m, const char *idx) {
 
 void cg_phase(Gen *G, CgLaunchMode mode, IrDim a, int64_t da, IrDim b, int64_t db, int64_t smem) {
     CgPhase *p = &G->phases[G->nphases];
-    *p = (CgPhase){arena_printf(G->a, "p%d", G->nphases), mode, a, b, da, db, smem, 0};
+    *p = (CgPhase){arena_printf(G->a, "p%d", G->nphases), mode, a, b, da, db, smem, 0, CG_ITEMS_GRID, {0}, {0}, {0}, 0, 0};
     G->nphases++;
+}
+
+void cg_phase_keys(Gen *G, CgItems rule, IrDim B, IrDim S, IrDim T, int64_t Hq, int64_t Dv) {
+    CgPhase *p = &G->phases[G->nphases - 1];
+    p->rule = rule;
+    p->kb = B, p->ks = S, p->kt = T, p->khq = Hq, p->kdv = Dv;
+}
+
+static int64_t ceil_div(int64_t a, int64_t b) { return (a + b - 1) / b; }
+
+int64_t cg_phase_items(const CgPhase *f, const int64_t *sym) {
+    int64_t grid = (ceil_div(ir_dim_eval(f->a, sym), f->da) + f->plus) * ceil_div(ir_dim_eval(f->b, sym), f->db);
+    if (f->rule == CG_ITEMS_GRID) return grid;
+    int64_t B = ir_dim_eval(f->kb, sym), S = ir_dim_eval(f->ks, sym), n = cg_key_splits(S, B, f->khq, ir_dim_eval(f->kt, sym));
+    switch (f->rule) {
+    case CG_ITEMS_KEYS_WHOLE: return n == 1 ? grid : 0;
+    case CG_ITEMS_KEYS_SPLIT: return n > 1 ? B * ceil_div(S * f->khq, 64) * n : 0;
+    case CG_ITEMS_KEYS_MERGE: return n > 1 ? B * f->khq * f->kdv : 0;
+    default: IR_UNREACHABLE();
+    }
 }
 
 /* ---- inlined values ---------------------------------------------------- */

@@ -48,7 +48,35 @@ typedef enum {
     CG_LAUNCH_BLOCK, /* one 256-thread block per item */
 } CgLaunchMode;
 
-/* items = (ceil(a / da) + plus) * ceil(b / db), a and b evaluated at run time. */
+/* How a phase's item count is found at run time. */
+typedef enum {
+    CG_ITEMS_GRID,       /* (ceil(a / da) + plus) * ceil(b / db) */
+    CG_ITEMS_KEYS_WHOLE, /* attention over the whole keys: the grid above when cg_key_splits(...) == 1, else none */
+    CG_ITEMS_KEYS_SPLIT, /* a decode step's keys split: B * ceil(S * Hq / 64) * n blocks when n = cg_key_splits(...) > 1, else none */
+    CG_ITEMS_KEYS_MERGE, /* the merge of the split parts: B * Hq * Dv when n > 1, else none */
+} CgItems;
+
+/* Into how many parts a step's keys are split between blocks, for
+ * attention with one key head: only a decode step (S == 1) with fewer
+ * query tiles (B * ceil(Hq / 64)) than an H100/H200 has SMs (132), into
+ * enough parts for ~2 blocks per SM (264), at least 32 keys a part, at
+ * most 64 parts, and within the
+ * CG_KEY_PARTS (part, query row) states of the scratch. One definition
+ * for the host (the launch) and the device (the kernel's decomposition). */
+#define CG_KEY_PARTS 33792 /* 2 x 264 tiles of 64 rows */
+#define CG_KEY_SPLITS_FN(Q)                                                                        \
+    Q(long long cg_key_splits(long long S, long long B, long long Hq, long long T) {               \
+        if (S != 1 || B < 1 || Hq < 1 || B * ((Hq + 63) / 64) >= 132) return 1;                    \
+        long long nrb = (Hq + 63) / 64, n = (264 + B * nrb - 1) / (B * nrb), kb = (T + 31) / 32;   \
+        if (n > 64) n = 64;                                                                        \
+        if (n > kb) n = kb;                                                                        \
+        return n > 1 && n * B * Hq <= 33792 ? n : 1;                                               \
+    })
+#define CG_QUOTE(...) #__VA_ARGS__
+#define CG_EXPAND(...) __VA_ARGS__
+static inline CG_KEY_SPLITS_FN(CG_EXPAND)
+
+/* items as `rule` says; a and b evaluated at run time. */
 typedef struct {
     const char *fn;  /* __global__ function in the module */
     CgLaunchMode mode;
@@ -56,6 +84,9 @@ typedef struct {
     int64_t da, db;
     int64_t smem;    /* dynamic shared memory, bytes */
     int64_t plus;    /* items = (ceil(a / da) + plus) * ceil(b / db): room for a data-dependent count (tiles of a grouped GEMM) */
+    CgItems rule;
+    IrDim kb, ks, kt; /* CG_ITEMS_KEYS_*: the batch, new positions and context of the attention */
+    int64_t khq, kdv; /* ... its query heads and value width */
 } CgPhase;
 
 typedef enum {
@@ -121,6 +152,9 @@ typedef struct {
      * the memory and traffic of those tensors: a fidelity mode. */
     bool f32_storage;
 } CgGenOptions;
+
+/* Items of phase f (what the launch covers) for the dims of a step; 0: not launched. */
+int64_t cg_phase_items(const CgPhase *f, const int64_t *sym);
 
 /* Generates a kernel per group of a verified graph (fused or not); `o` may
  * be NULL (defaults). NULL after reporting an op or shape the generator

@@ -9,29 +9,46 @@
  * keys), the online softmax in registers (a quad of lanes holds a row),
  * P rounded to bf16 and multiplied into the warp's half of the f32 output
  * by mma again, v staged transposed so its fragments are single loads.
+ * A decode step with few query tiles splits its keys between blocks
+ * instead (cg_key_splits in gen.h; the runtime launches the whole-key
+ * kernel, or the split kernel and the merge of its parts, never both), so
+ * a batch-1 step does not walk the whole context on two SMs.
  * Otherwise one warp per query row with an online softmax. */
 #include "codegen/gen_internal.h"
 
-/* The tensor-core form (see the file comment); false (no code) when n is not of that shape. */
-static bool attention_mma(Gen *G, const IrNode *n) {
+/* One kernel of the tensor-core form: the whole keys of each query tile
+ * (split false), or a decode step's keys split between cg_key_splits
+ * blocks per tile, each writing its softmax state (unnormalised output,
+ * max, sum) to scratch slot `sp` for the merge phase. */
+static void attention_mma_kernel(Gen *G, const IrNode *n, bool split, int sq, int sk, int sv, int so, int sp, int64_t qst) {
     const IrNode *q = n->ops[0], *k = n->ops[1], *v = n->ops[2];
     int64_t Dk = q->type.dims[3].coeff, Dv = v->type.dims[3].coeff;
-    if (k->type.rank != 4 || v->type.rank != 4 || !ir_dim_is_const(k->type.dims[2]) || k->type.dims[2].coeff != 1 ||
-        !ir_dim_is_const(v->type.dims[2]) || v->type.dims[2].coeff != 1 || Dk % 16 || Dv % 16 || Dk > 1024 || Dv > 1024 ||
-        G->dtype[q->id] != IR_DT_BF16 || G->dtype[k->id] != IR_DT_BF16 || G->dtype[v->id] != IR_DT_BF16)
-        return false;
-    int64_t qst = Dk * 2 + 16, smem = 64 * qst + 32 * qst + Dv * 80;
-    if (smem > 227 * 1024) return false;
-    int sq = cg_slot_value(G, q), sk = cg_slot_value(G, k), sv = cg_slot_value(G, v), so = cg_slot_value(G, n);
-    cg_mma_helpers(G);
-    cg_head(G, "attention, one key head: tensor cores (mma m16n8k16 BF16), 64 query rows x 32 keys per step, online softmax");
+    const char *decomp = split ? arena_printf(G->a,
+        "    const long long Bn = %s, rows = S * Hq, nrb = (rows + 63) / 64, nsp = cg_key_splits(S, Bn, Hq, T);\n"
+        "    const long long bs = blockIdx.x / nrb, r0 = blockIdx.x %% nrb * 64, bb = bs / nsp, sp = bs %% nsp;  // sp: which part of the keys\n",
+        cg_dim(G, q->type.dims[0]))
+        : "    const long long rows = S * Hq, nrb = (rows + 63) / 64, bb = blockIdx.x / nrb, r0 = blockIdx.x % nrb * 64;\n";
+    const char *range = split ? "    const long long chunk = (kend + 32 * nsp) / (32 * nsp) * 32, jlo = sp * chunk;  // this block's keys: jlo..jhi\n"
+                                "    const long long jhi = jlo + chunk - 1 < kend ? jlo + chunk - 1 : kend;\n"
+                              : "";
+    const char *loop = split ? "    for (long long j0 = jlo; j0 <= jhi; j0 += 32) {\n" : "    for (long long j0 = 0; j0 <= kend; j0 += 32) {\n";
+    const char *partdecl = split ? arena_printf(G->a, "    cp_wait0();  // a part past the keys loaded q and nothing else\n"
+                                                      "    float *part = (float *)a.t[%d];  // per (part, batch row, query row): o, then m and l\n", sp) : "";
+    const char *store = split ? "            if (r >= rows) continue;\n"
+                                "            float *pp = part + ((sp * Bn + bb) * rows + r) * (Dv + 2);\n"
+                                "            pp[col] = o[t][c];\n"
+                                "            if (t == 0 && (c & 1) == 0 && q4 == 0 && wc == 0) pp[Dv] = m[c >> 1], pp[Dv + 1] = l[c >> 1];\n"
+                              : arena_printf(G->a, "            if (r < rows) S%d(a, (bb * rows + r) * Dv + col, o[t][c] / l[c >> 1]);\n", so);
+    cg_head(G, split ? "attention, one key head, a decode step's keys split between blocks: tensor cores (mma m16n8k16 BF16), "
+                       "64 query rows x 32 keys per step, online softmax, partial states to scratch"
+                     : "attention, one key head: tensor cores (mma m16n8k16 BF16), 64 query rows x 32 keys per step, online softmax");
     StrBuf *b = &G->decl;
     sb_printf(b, "    extern __shared__ __align__(16) unsigned char sm[];\n"
                  "    const long long S = %s, T = %s, Hq = %s, Dk = %lldLL, Dv = %lldLL, QST = %lldLL;\n"
                  "    const long long KT = %s;  // rows of k per batch row (its cache capacity when k is a cache)\n"
                  "    const long long VT = %s;\n"
                  "    const int NT = %lld;       // 8-wide output tiles per warp (its half of Dv)\n"
-                 "    const long long rows = S * Hq, nrb = (rows + 63) / 64, bb = blockIdx.x / nrb, r0 = blockIdx.x %% nrb * 64;\n"
+                 "%s"
                  "    unsigned char *Qs = sm, *Ks = sm + 64 * QST, *Vt = Ks + 32 * QST;  // Vt: [Dv][32 keys], 80-byte rows\n"
                  "    const unsigned short *Q = (const unsigned short *)a.t[%d], *Kg = (const unsigned short *)a.t[%d],\n"
                  "                         *Vg = (const unsigned short *)a.t[%d];\n"
@@ -52,11 +69,12 @@ static bool attention_mma(Gen *G, const IrNode *n) {
                  "    }\n"
                  "    long long kend = %s;  // keys any row of the block sees\n"
                  "    if (kend > T - 1) kend = T - 1;\n"
+                 "%s"
                  "    float o[NT][4], m[2], l[2];\n"
                  "    for (int t = 0; t < NT; t++)\n"
                  "        for (int c = 0; c < 4; c++) o[t][c] = 0.0f;\n"
                  "    for (int h = 0; h < 2; h++) m[h] = __int_as_float(0xff800000), l[h] = 0.0f;\n"
-                 "    for (long long j0 = 0; j0 <= kend; j0 += 32) {\n"
+                 "%s"
                  "        __syncthreads();  // the previous step is done with Ks and Vt\n"
                  "        for (int c = threadIdx.x; c < 32 * qch; c += 256) {\n"
                  "            const int jj = c / qch, kc = c %% qch;\n"
@@ -136,21 +154,65 @@ static bool attention_mma(Gen *G, const IrNode *n) {
                  "        l[h] += __shfl_xor_sync(0xffffffffu, l[h], 1);\n"
                  "        l[h] += __shfl_xor_sync(0xffffffffu, l[h], 2);\n"
                  "    }\n"
+                 "%s"
                  "#pragma unroll\n"
                  "    for (int t = 0; t < NT; t++)\n"
                  "#pragma unroll\n"
                  "        for (int c = 0; c < 4; c++) {\n"
                  "            const long long r = r0 + wr + g + 8 * (c >> 1), col = wc + t * 8 + q4 * 2 + (c & 1);\n"
-                 "            if (r < rows) S%d(a, (bb * rows + r) * Dv + col, o[t][c] / l[c >> 1]);\n"
+                 "%s"
                  "        }\n"
                  "}\n",
               cg_dim(G, q->type.dims[1]), cg_dim(G, k->type.dims[1]), cg_dim(G, q->type.dims[2]), (long long)Dk, (long long)Dv,
               (long long)qst, k->op == IR_OP_KV_CACHE ? "a.cap" : cg_dim(G, k->type.dims[1]),
-              v->op == IR_OP_KV_CACHE ? "a.cap" : cg_dim(G, v->type.dims[1]), (long long)(Dv / 16), sq, sk, sv,
+              v->op == IR_OP_KV_CACHE ? "a.cap" : cg_dim(G, v->type.dims[1]), (long long)(Dv / 16), decomp, sq, sk, sv,
               ir_node_attr_bool(n, "causal", false) ? "s + T - S" : "T - 1",
-              ir_node_attr_bool(n, "causal", false) ? "((r0 + 63 < rows ? r0 + 63 : rows - 1) / Hq) + T - S" : "T - 1",
-              (double)(float)ir_node_attr_float(n, "scale", 1.0), so);
-    cg_phase(G, CG_LAUNCH_BLOCK, q->type.dims[0], 1, ir_dim_mul(q->type.dims[1], q->type.dims[2]), 64, smem);
+              ir_node_attr_bool(n, "causal", false) ? "((r0 + 63 < rows ? r0 + 63 : rows - 1) / Hq) + T - S" : "T - 1", range,
+              loop, (double)(float)ir_node_attr_float(n, "scale", 1.0), partdecl, store);
+}
+
+/* The tensor-core form (see the file comment); false (no code) when n is not of that shape. */
+static bool attention_mma(Gen *G, const IrNode *n) {
+    const IrNode *q = n->ops[0], *k = n->ops[1], *v = n->ops[2];
+    int64_t Dk = q->type.dims[3].coeff, Dv = v->type.dims[3].coeff;
+    if (k->type.rank != 4 || v->type.rank != 4 || !ir_dim_is_const(k->type.dims[2]) || k->type.dims[2].coeff != 1 ||
+        !ir_dim_is_const(v->type.dims[2]) || v->type.dims[2].coeff != 1 || Dk % 16 || Dv % 16 || Dk > 1024 || Dv > 1024 ||
+        G->dtype[q->id] != IR_DT_BF16 || G->dtype[k->id] != IR_DT_BF16 || G->dtype[v->id] != IR_DT_BF16)
+        return false;
+    int64_t qst = Dk * 2 + 16, smem = 64 * qst + 32 * qst + Dv * 80;
+    if (smem > 227 * 1024) return false;
+    int sq = cg_slot_value(G, q), sk = cg_slot_value(G, k), sv = cg_slot_value(G, v), so = cg_slot_value(G, n);
+    cg_mma_helpers(G);
+    int sp = cg_slot_scratch(G, n, ir_dim_const(CG_KEY_PARTS * (Dv + 2)));
+    sb_puts(&G->ldr, "__device__ __forceinline__ " CG_KEY_SPLITS_FN(CG_QUOTE) "\n");
+    IrDim B = q->type.dims[0], S = q->type.dims[1], T = k->type.dims[1];
+    int64_t Hq = q->type.dims[2].coeff;
+    attention_mma_kernel(G, n, false, sq, sk, sv, so, sp, qst);
+    cg_phase(G, CG_LAUNCH_BLOCK, B, 1, ir_dim_mul(S, q->type.dims[2]), 64, smem);
+    cg_phase_keys(G, CG_ITEMS_KEYS_WHOLE, B, S, T, Hq, Dv);
+    attention_mma_kernel(G, n, true, sq, sk, sv, so, sp, qst);
+    cg_phase(G, CG_LAUNCH_BLOCK, B, 1, ir_dim_mul(S, q->type.dims[2]), 64, smem);
+    cg_phase_keys(G, CG_ITEMS_KEYS_SPLIT, B, S, T, Hq, Dv);
+    /* one thread per output value of a split decode step merges its parts' softmax states */
+    cg_head(G, "attention, a decode step's keys split: merge the parts");
+    sb_printf(&G->decl, "    const long long S = %s, T = %s, Hq = %lldLL, Dv = %lldLL, Bn = %s, i = ITEM_ELEM();\n"
+                        "    const long long nsp = cg_key_splits(S, Bn, Hq, T);\n"
+                        "    if (S != 1 || nsp == 1 || i >= Bn * Hq * Dv) return;  // (the runtime launches this only for a split step)\n"
+                        "    const float *part = (const float *)a.t[%d];\n"
+                        "    const long long ri = i / Dv, col = i %% Dv;\n"
+                        "    float mx = __int_as_float(0xff800000), den = 0.0f, num = 0.0f;\n"
+                        "    for (long long s = 0; s < nsp; s++) mx = fmaxf(mx, part[(s * Bn * Hq + ri) * (Dv + 2) + Dv]);\n"
+                        "    for (long long s = 0; s < nsp; s++) {\n"
+                        "        const float *pp = part + (s * Bn * Hq + ri) * (Dv + 2);\n"
+                        "        const float w = pp[Dv] == __int_as_float(0xff800000) ? 0.0f : expf(pp[Dv] - mx);  // an empty part weighs nothing\n"
+                        "        den += w * pp[Dv + 1];\n"
+                        "        num += w * pp[col];\n"
+                        "    }\n"
+                        "    S%d(a, i, num / den);\n"
+                        "}\n",
+              cg_dim(G, S), cg_dim(G, T), (long long)Hq, (long long)Dv, cg_dim(G, B), sp, so);
+    cg_phase(G, CG_LAUNCH_ELEM, ir_dim_mul(B, ir_dim_const(Hq * Dv)), 1, ir_dim_const(1), 1, 0);
+    cg_phase_keys(G, CG_ITEMS_KEYS_MERGE, B, S, T, Hq, Dv);
     return true;
 }
 

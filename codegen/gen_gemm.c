@@ -183,7 +183,7 @@ static bool gemm_fp8_mma(Gen *G, const IrNode *n, IrDim M, IrDim K, IrDim O) {
                             "    ((float *)a.t[%d])[i %% %lldLL * M + i / %lldLL] = L%d(a, i);\n"
                             "}\n",
                   cg_dim(G, M), (long long)nkb, st, (long long)nkb, (long long)nkb, sxs);
-        G->lib = (CgLib){CG_LIB_FP8_GEMM, M, O.coeff, K.coeff, sx, sxs, sw, sws, sy, st, G->nphases - 1, {"t0", CG_LAUNCH_ELEM, cnt, ir_dim_const(1), 1, 1, 0, 0}};
+        G->lib = (CgLib){CG_LIB_FP8_GEMM, M, O.coeff, K.coeff, sx, sxs, sw, sws, sy, st, G->nphases - 1, {"t0", CG_LAUNCH_ELEM, cnt, ir_dim_const(1), 1, 1, 0, 0, CG_ITEMS_GRID, {0}, {0}, {0}, 0, 0}};
     }
     return true;
 }
@@ -193,7 +193,7 @@ static bool gemm_bf16_mma(Gen *G, const IrNode *n, IrDim M, IrDim K, IrDim O) {
     int sx = cg_slot_value(G, n->ops[0]), sw = cg_slot_value(G, n->ops[1]), sy = cg_slot_value(G, n);
     gemm_mma(G, "linear: tensor cores (mma m16n8k16 BF16, f32 accumulation), 64x128 tile", true, M, K.coeff, O, sx, 0, sw, 0, sy);
     if (K.coeff % 16 == 0 && O.coeff % 8 == 0 && G->dtype[n->id] == IR_DT_BF16) /* cuBLASLt may run it */
-        G->lib = (CgLib){CG_LIB_BF16_GEMM, M, O.coeff, K.coeff, sx, 0, sw, 0, sy, 0, G->nphases - 1, {NULL, CG_LAUNCH_ELEM, M, ir_dim_const(1), 1, 1, 0, 0}};
+        G->lib = (CgLib){CG_LIB_BF16_GEMM, M, O.coeff, K.coeff, sx, 0, sw, 0, sy, 0, G->nphases - 1, {NULL, CG_LAUNCH_ELEM, M, ir_dim_const(1), 1, 1, 0, 0, CG_ITEMS_GRID, {0}, {0}, {0}, 0, 0}};
     return true;
 }
 

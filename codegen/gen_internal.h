@@ -41,6 +41,8 @@ const char *cg_read(Gen *G, const IrNode *m, const char *idx);
 /* Appends a phase named p<index>; its function must be emitted by the caller. */
 void cg_phase(Gen *G, CgLaunchMode mode, IrDim a, int64_t da, IrDim b, int64_t db, int64_t smem);
 
+/* Sets the last phase's item rule to one of the split-key attention ones. */
+void cg_phase_keys(Gen *G, CgItems rule, IrDim B, IrDim S, IrDim T, int64_t Hq, int64_t Dv);
 /* Opens the __global__ function of the next phase ("p<index>"), with a comment. */
 void cg_head(Gen *G, const char *what);
 /* A one-thread-per-item phase: `body` computes output index i (its own stores). */

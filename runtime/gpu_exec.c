@@ -593,7 +593,7 @@ static int run_lib(GpuExec *x, int k, const int64_t *sym, DiagEngine *d) {
     const RtBlasPlan *plan = rt_blas_plan(x->blas, lb->kind == CG_LIB_FP8_GEMM ? RT_BLAS_FP8_BLOCK : RT_BLAS_BF16, M, lb->N, lb->K);
     if (!plan) return 0;
     if (l->prep) {
-        int64_t items = ceil_div(ir_dim_eval(lb->prep.a, sym), lb->prep.da) * ceil_div(ir_dim_eval(lb->prep.b, sym), lb->prep.db);
+        int64_t items = cg_phase_items(&lb->prep, sym);
         void *args[] = {&l->args};
         if (!rt_cuda_launch_async(x->cu, d, l->prep, (unsigned)ceil_div(items, 256), 256, 0, args)) {
             diag_note(d, ck->loc, "in kernel %s, preparing its cuBLASLt GEMM", ck->name);
@@ -643,7 +643,7 @@ bool gpu_exec_run(GpuExec *x, const CpuInput *in, int nin, DiagEngine *d) {
             }
             if (ph == skip || !ok) continue;
             const CgPhase *f = &ck->phases[ph];
-            int64_t items = (ceil_div(ir_dim_eval(f->a, sym), f->da) + f->plus) * ceil_div(ir_dim_eval(f->b, sym), f->db);
+            int64_t items = cg_phase_items(f, sym);
             if (items <= 0) continue;
             int64_t grid = f->mode == CG_LAUNCH_ELEM ? ceil_div(items, 256) : f->mode == CG_LAUNCH_WARP ? ceil_div(items, 8) : items;
             if (grid > 2147483647LL) {

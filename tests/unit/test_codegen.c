@@ -16,6 +16,9 @@
 #include <unistd.h>
 
 #include "codegen/codegen.h"
+#include "codegen/gen.h"
+#include "frontend/frontend.h"
+#include "passes/passes.h"
 
 static const char *AXPY =
     "#include <cuda_bf16.h>\n"
@@ -111,10 +114,66 @@ static void test_compile_error_has_log(void **state) {
     arena_free(a);
 }
 
+/* The split-key attention of a decode step: how many parts, and which of
+ * the attention kernel's three phases the runtime launches for a step. */
+static void test_split_key_launch(void **state) {
+    (void)state;
+    assert_int_equal(cg_key_splits(1, 1, 128, 1025), 33);   /* batch 1, long context: 33 parts of 32 keys */
+    assert_int_equal(cg_key_splits(1, 1, 128, 20), 1);      /* one step of 32 keys: nothing to split */
+    assert_int_equal(cg_key_splits(1, 128, 128, 1025), 1);  /* 256 query tiles already fill the GPU */
+    assert_int_equal(cg_key_splits(1, 32, 128, 4096), 5);   /* 64 tiles: 5 parts each */
+    assert_int_equal(cg_key_splits(1, 65, 128, 4096), 3);   /* 130 tiles, fewer than the SMs */
+    assert_int_equal(cg_key_splits(1, 66, 128, 4096), 1);   /* 132 tiles: one per SM already */
+    assert_int_equal(cg_key_splits(1, 1, 128, 1 << 20), 64);
+    assert_int_equal(cg_key_splits(1024, 1, 128, 1024), 1); /* prefill never splits */
+    assert_int_equal(cg_key_splits(1, 2, 8, 96), 3);
+    for (int64_t B = 1; B <= 300; B++) /* the parts of a split step always fit the scratch */
+        for (int64_t T = 1; T <= 5000; T += 37) {
+            int64_t n = cg_key_splits(1, B, 128, T);
+            assert_true(n >= 1 && n <= 64 && (n == 1 || n * B * 128 <= CG_KEY_PARTS));
+        }
+
+    Arena *a = arena_new();
+    DiagEngine *d = diag_new(a, stderr);
+    FeOptions fo = {DSCC_SOURCE_DIR "/models/tiny/config.json", NULL, 0};
+    IrGraph *g = fe_compile_file(a, d, DSCC_SOURCE_DIR "/models/deepseek_v3.dsl", &fo);
+    assert_non_null(g);
+    PassPipeline pp;
+    PassRunOptions ro = {0};
+    assert_true(pass_pipeline_parse(a, d, "shape-infer,fold-constants,dce,fp8-quant,cse,dce,node-limited-routing,fuse", &pp));
+    assert_true(pass_pipeline_run(&pp, g, &ro, d));
+    CgProgram *p = cg_generate(a, d, g, NULL);
+    assert_non_null(p);
+    int sb = ir_graph_find_dim(g, "B"), ss = ir_graph_find_dim(g, "S"), st = ir_graph_find_dim(g, "T");
+    assert_true(sb >= 0 && ss >= 0 && st >= 0);
+    int seen = 0;
+    for (int k = 0; k < p->nkernels; k++) {
+        const CgKernel *ck = &p->kernels[k];
+        if (ck->nphases != 3 || ck->phases[0].rule != CG_ITEMS_KEYS_WHOLE) continue;
+        seen++;
+        assert_int_equal(ck->phases[1].rule, CG_ITEMS_KEYS_SPLIT);
+        assert_int_equal(ck->phases[2].rule, CG_ITEMS_KEYS_MERGE);
+        /* tiny: 4 heads (one query tile per batch row), value width kv_lora_rank = 32 */
+        int64_t sym[IR_MAX_DIM_SYMS] = {0};
+        sym[sb] = 2, sym[ss] = 12, sym[st] = 12; /* a prefill: the whole keys only */
+        assert_true(cg_phase_items(&ck->phases[0], sym) == 2);
+        assert_true(cg_phase_items(&ck->phases[1], sym) == 0 && cg_phase_items(&ck->phases[2], sym) == 0);
+        sym[ss] = 1, sym[st] = 20; /* a short decode step: one block of keys, nothing to split */
+        assert_true(cg_phase_items(&ck->phases[0], sym) == 2 && cg_phase_items(&ck->phases[1], sym) == 0);
+        sym[st] = 200; /* a long one: 7 parts of 32 keys per batch row, merged */
+        assert_true(cg_phase_items(&ck->phases[0], sym) == 0);
+        assert_true(cg_phase_items(&ck->phases[1], sym) == 2 * 7);
+        assert_true(cg_phase_items(&ck->phases[2], sym) == 2 * 4 * 32);
+    }
+    assert_int_equal(seen, 3); /* one attention per layer */
+    arena_free(a);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_compile_and_cache),
         cmocka_unit_test(test_compile_error_has_log),
+        cmocka_unit_test(test_split_key_launch),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -19,9 +19,12 @@
 // Which V3 kernels take the tensor-core templates: every FP8 linear (each
 // with the scale transposition its cuBLASLt form needs), the grouped expert
 // GEMM of every routed linear, both absorbed-MLA einsums and attention in
-// every layer, and the BF16 LM head (the f32 router keeps the FMA tile).
-// RUN: dscc compile models/deepseek_v3.dsl --emit=cuda | grep -E "^extern .*(tensor cores|one key head|for cuBLASLt|phase 1: routed)" | sed 's/.*) {  \/\/ //' | sort | uniq -c | sed 's/^ *//'
-// CHECK: 61 attention, one key head: tensor cores (mma m16n8k16 BF16), 64 query rows x 32 keys per step, online softmax
+// every layer (with its split-key decode form and the merge of its parts),
+// and the BF16 LM head (the f32 router keeps the FMA tile).
+// RUN: dscc compile models/deepseek_v3.dsl --emit=cuda | grep -E "^extern .*(tensor cores|one key head|for cuBLASLt|phase 1: routed|keys split)" | sed 's/.*) {  \/\/ //' | sort | uniq -c | sed 's/^ *//'
+// CHECK: 61 attention, a decode step's keys split: merge the parts
+// CHECK-NEXT: 61 attention, one key head, a decode step's keys split between blocks: tensor cores (mma m16n8k16 BF16), 64 query rows x 32 keys per step, online softmax, partial states to scratch
+// CHECK-NEXT: 61 attention, one key head: tensor cores (mma m16n8k16 BF16), 64 query rows x 32 keys per step, online softmax
 // CHECK-NEXT: 61 einsum bshc,hdc->bshd per head on the tensor cores (mma m16n8k16 BF16), 64x128 tile
 // CHECK-NEXT: 61 einsum bshd,hdc->bshc per head on the tensor cores (mma m16n8k16 BF16), 64x128 tile
 // CHECK-NEXT: 174 fp8_expert_linear, phase 1: routed rows sorted by expert, cut into tiles of 64
