@@ -1,9 +1,12 @@
 #!/usr/bin/env bash
 # gpu_bench.sh — on the GPU machine, in one run: the baselines (HBM copy,
 # dense FP8 peak, cuBLASLt block-scaled FP8 at V3 shapes), dscc's CUDA
+# FP8 GEMM alone at V3's shapes and M = 1 ... 4096 (bench_gemm), its CUDA
 # backend on full-width V3 layers (bench_gpu, given the measured bandwidth
-# and peak), and transformers on the same layers. Expects build/ made
-# elsewhere (build/bench/baselines by nvcc, build/bench_gpu, build/gpu-libs).
+# and peak), and transformers on the same layers; GEMM=0, BASELINES=0,
+# PEER=0 and BLAS_MODES=1 leave parts out. Expects build/ made elsewhere
+# (tools/gpu_stage.sh: build/bench/baselines by nvcc, build/bench_gpu,
+# build/bench_gemm, build/gpu-libs).
 set -uo pipefail
 cd "$(dirname "$0")/.."
 export LD_LIBRARY_PATH="$PWD/build/gpu-libs${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
@@ -13,6 +16,8 @@ base=$(mktemp)
 [ "${BASELINES:-1}" = 1 ] && build/bench/baselines | tee "$base"
 hbm=$(awk '/^hbm_copy_GBps/ {print $2}' "$base")
 peak=$(awk '/^dense_fp8_TFLOPS/ {print $2}' "$base")
+# dscc's FP8 GEMM alone at V3's shapes and M = 1 ... 4096 (generated kernel and default path; --check: vs the CPU at M <= 128)
+[ "${GEMM:-1}" = 1 ] && { echo "== dscc FP8 GEMM sweep"; build/bench_gemm --check; }
 # dscc twice: its generated kernels alone, then with cuBLASLt for the GEMMs it supports
 for blas in ${BLAS_MODES:-0 1}; do
   echo "== dscc, DSCC_CUBLASLT=$blas"

@@ -1,0 +1,134 @@
+/* bench_gemm.c — dscc's block-scaled FP8 GEMM alone, at DeepSeek-V3's
+ * linear shapes and M = 1 ... 4096 tokens: the generated tensor-core
+ * kernel (DSCC_CUBLASLT=0's path) and, where it has an algorithm, the
+ * cuBLASLt path the CUDA backend takes by default.
+ *
+ * Each shape is a one-linear model (`y = silu(linear(x, w))` with x
+ * bf16[B, S, K] and w [N, K]; a linear that is itself a graph output stays
+ * bf16, as the LM head does) through the default pipeline, so fp8-quant makes it
+ * act_scale -> quantize -> fp8_linear exactly as in the full model; random
+ * weights, random activations. The fp8_linear kernel's GPU time is the
+ * median of 7 runs after 2 warm-ups (CUDA events around each kernel). With
+ * --check the output of both paths at M <= 128 is compared with the CPU
+ * executor on the same inputs (the worse rel L2 is printed). Prints one
+ * markdown table; run on the GPU machine
+ * (bench/gpu_bench.sh runs it after the baselines, which time cuBLASLt
+ * alone at the same shapes). */
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cpu/cpu.h"
+#include "frontend/frontend.h"
+#include "passes/passes.h"
+#include "runtime/gpu.h"
+
+typedef struct {
+    const char *name;
+    int64_t n, k;
+} Shape;
+
+static const Shape SHAPES[] = {{"q_a", 1536, 7168},          {"q_b", 24576, 1536},          {"kv_a", 576, 7168},
+                               {"o_proj", 7168, 16384},      {"expert_gate_up", 2048, 7168}, {"expert_down", 7168, 2048},
+                               {"dense_gate_up", 18432, 7168}, {"dense_down", 7168, 18432}};
+static const int64_t MS[] = {1, 64, 128, 512, 1024, 4096};
+
+static int cmp_double(const void *a, const void *b) {
+    double x = *(const double *)a, y = *(const double *)b;
+    return x < y ? -1 : x > y;
+}
+
+/* Median ms of the fp8_linear kernel over 7 runs (after 2), or -1 after reporting. */
+static double time_gemm(const IrGraph *g, GpuExec *x, const CpuInput *in, DiagEngine *d) {
+    double t[7];
+    for (int rep = 0; rep < 9; rep++) {
+        if (!gpu_exec_run(x, in, 1, d)) return -1;
+        if (rep < 2) continue;
+        double ms = 0;
+        for (int k = 0; k < gpu_exec_kernels(x); k++) {
+            int nd = gpu_exec_kernel_node(x, k);
+            if (nd >= 0 && g->nodes[nd]->op == IR_OP_FP8_LINEAR) ms += gpu_exec_kernel_ms(x, k);
+        }
+        t[rep - 2] = ms;
+    }
+    qsort(t, 7, sizeof t[0], cmp_double);
+    return t[3];
+}
+
+int main(int argc, char **argv) {
+    bool check = argc > 1 && strcmp(argv[1], "--check") == 0;
+    if (argc > 1 + check) {
+        fprintf(stderr, "usage: bench_gemm [--check]\n");
+        return 2;
+    }
+    printf("| shape (N x K) | M | dscc generated FP8 TFLOPS | dscc default (cuBLASLt where it can) TFLOPS | GEMMs by cuBLASLt |%s\n",
+           check ? " rel L2 vs CPU |" : "");
+    printf("|---|---|---|---|---|%s\n", check ? "---|" : "");
+    uint64_t seed = 11, rng = 5;
+    int nm = (int)(sizeof MS / sizeof MS[0]);
+    for (size_t s = 0; s < sizeof SHAPES / sizeof SHAPES[0]; s++) {
+        const Shape *sh = &SHAPES[s];
+        Arena *a = arena_new();
+        DiagEngine *d = diag_new(a, stderr);
+        char *src = arena_printf(a, "dim B, S;\ninput x: bf16[B, S, %lld];\nweight w: bf16[%lld, %lld] = \"w\";\noutput y = silu(linear(x, w));\n",
+                                 (long long)sh->k, (long long)sh->n, (long long)sh->k);
+        FeOptions fo = {NULL, NULL, 0};
+        IrGraph *g = fe_compile_string(a, d, "bench_gemm.dsl", src, strlen(src), &fo);
+        PassPipeline pp;
+        PassRunOptions ro = {0};
+        if (!g || ir_verify(g, d) || !pass_pipeline_parse(a, d, "shape-infer,fold-constants,dce,fp8-quant,cse,dce,fuse", &pp) ||
+            !pass_pipeline_run(&pp, g, &ro, d))
+            return 1;
+        int64_t Mmax = MS[nm - 1];
+        float *xv = malloc(sizeof(float) * (size_t)(Mmax * sh->k));
+        for (int64_t i = 0; i < Mmax * sh->k; i++) {
+            rng = rng * 6364136223846793005ull + 1442695040888963407ull;
+            xv[i] = (float)((double)(rng >> 11) / 9007199254740992.0 * 2.0 - 1.0);
+        }
+        CpuWeightSource ws = cpu_random_weights(&seed);
+        double ms[2][8] = {{0}}, err[8];
+        int lib[8] = {0};
+        CpuExec *cx = NULL;
+        if (check) {
+            CpuOptions co = {.threads = 0};
+            if (!(cx = cpu_exec_new(g, &ws, &co, d))) return 1;
+        }
+        for (int mode = 0; mode < 2; mode++) { /* 0: generated kernels only, 1: cuBLASLt where it can */
+            GpuOptions go = {.max_batch = 1, .max_seq = Mmax, .max_ctx = Mmax, .profile = true, .no_blas = mode == 0};
+            GpuExec *x = gpu_exec_new(g, &ws, &go, d);
+            if (!x) return 1;
+            for (int m = 0; m < nm; m++) {
+                int64_t M = MS[m];
+                CpuInput in[1] = {{"x", 3, {1, M, sh->k}, xv}};
+                if ((ms[mode][m] = time_gemm(g, x, in, d)) < 0) return 1;
+                if (mode == 1) lib[m] = gpu_exec_last_lib_calls(x);
+                err[m] = -1;
+                if (cx && M <= 128) { /* the output of this path against the CPU executor on the same inputs */
+                    int rank;
+                    int64_t dims[IR_MAX_RANK];
+                    const float *gy = gpu_exec_output(x, "y", &rank, dims);
+                    if (!gy || !cpu_exec_run(cx, in, 1, d)) return 1;
+                    const float *cy = cpu_exec_output(cx, "y", &rank, dims);
+                    double num = 0, den = 0;
+                    for (int64_t i = 0; i < M * sh->n; i++) num += ((double)gy[i] - cy[i]) * ((double)gy[i] - cy[i]), den += (double)cy[i] * cy[i];
+                    double e = sqrt(num / (den > 0 ? den : 1e-30));
+                    if (e > err[m]) err[m] = e;
+                }
+            }
+            gpu_exec_free(x);
+        }
+        for (int m = 0; m < nm; m++) {
+            double flop = 2.0 * (double)MS[m] * (double)sh->n * (double)sh->k;
+            printf("| %s (%lld x %lld) | %lld | %.1f | %.1f | %s |", sh->name, (long long)sh->n, (long long)sh->k, (long long)MS[m],
+                   flop / (ms[0][m] * 1e-3) / 1e12, flop / (ms[1][m] * 1e-3) / 1e12, lib[m] ? "yes" : "no");
+            if (check) printf(err[m] >= 0 ? " %.2e |" : " - |", err[m]);
+            printf("\n");
+        }
+        fflush(stdout);
+        cpu_exec_free(cx);
+        free(xv);
+        arena_free(a);
+    }
+    return 0;
+}
