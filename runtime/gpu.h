@@ -69,6 +69,8 @@ int gpu_exec_kernel_node(const GpuExec *x, int k);
  * its version ("cuBLASLt 130100"; NULL when not in use). */
 int gpu_exec_last_lib_calls(const GpuExec *x);
 const char *gpu_exec_blas(const GpuExec *x);
+/* Why cuBLASLt is not in use ("DSCC_CUBLASLT=0", "libcublasLt.so.13 not found", ...); NULL when it is. */
+const char *gpu_exec_blas_why(const GpuExec *x);
 /* The symbolic dims of the last run (index = the graph's dim). */
 const int64_t *gpu_exec_dims(const GpuExec *x);
 /* Where the next runs write their trace (NULL: stop); needs trace or profile at creation. */

@@ -56,6 +56,7 @@ struct GpuExec {
     bool keep_all;    /* DSCC_CUDA_SYNC=1: wait after every launch, to name a failing kernel */
     int launches, runs;
     int lib_calls;    /* GEMMs of the last run that cuBLASLt ran */
+    const char *no_blas_why; /* why blas is NULL */
 };
 
 static int64_t align256(int64_t v) { return (v + 255) & ~(int64_t)255; }
@@ -438,8 +439,8 @@ GpuExec *gpu_exec_new(const IrGraph *g, const CpuWeightSource *ws, const GpuOpti
     free(scr);
     bool any_lib = false;
     for (int k = 0; k < p->nkernels; k++) any_lib |= p->kernels[k].lib.kind != CG_LIB_NONE;
-    const char *why = NULL;
-    if (any_lib && !o.no_blas && !(x->blas = rt_blas_open(x->cu, d, &why)) && diag_error_count(d)) goto fail;
+    x->no_blas_why = !any_lib ? "no GEMM of this graph has a cuBLASLt form" : o.no_blas ? "the generated kernels were asked for" : NULL;
+    if (any_lib && !o.no_blas && !(x->blas = rt_blas_open(x->cu, d, &x->no_blas_why)) && diag_error_count(d)) goto fail;
     if (!(x->step[0] = rt_cuda_event(x->cu, d)) || !(x->step[1] = rt_cuda_event(x->cu, d))) goto fail;
     if (x->trace || o.profile) {
         x->kms = calloc((size_t)p->nkernels + 1, sizeof(double));
@@ -602,7 +603,8 @@ static int run_lib(GpuExec *x, int k, const int64_t *sym, DiagEngine *d) {
         x->launches++;
     }
     const uint64_t *t = l->args.t;
-    if (!rt_blas_run(x->blas, d, plan, t[lb->x], lb->prep.fn ? t[lb->xs_t] : 0, t[lb->w], lb->prep.fn ? t[lb->ws] : 0, t[lb->y])) {
+    bool fp8 = lb->kind == CG_LIB_FP8_GEMM; /* the scales: the transposed activation ones and the weight's */
+    if (!rt_blas_run(x->blas, d, plan, t[lb->x], fp8 ? t[lb->xs_t] : 0, t[lb->w], fp8 ? t[lb->ws] : 0, t[lb->y])) {
         diag_note(d, ck->loc, "in kernel %s (cuBLASLt, %lld x %lld x %lld)", ck->name, (long long)M, (long long)lb->N, (long long)lb->K);
         return -1;
     }
@@ -614,6 +616,7 @@ static int run_lib(GpuExec *x, int k, const int64_t *sym, DiagEngine *d) {
 
 int gpu_exec_last_lib_calls(const GpuExec *x) { return x->lib_calls; }
 const char *gpu_exec_blas(const GpuExec *x) { return x->blas ? rt_blas_version(x->blas) : NULL; }
+const char *gpu_exec_blas_why(const GpuExec *x) { return x->blas ? NULL : x->no_blas_why; }
 
 bool gpu_exec_run(GpuExec *x, const CpuInput *in, int nin, DiagEngine *d) {
     int64_t sym[IR_MAX_DIM_SYMS];
@@ -707,7 +710,6 @@ int gpu_exec_kernel_node(const GpuExec *x, int k) {
     return ir_op_fusible(x->g->nodes[t]->op) ? -1 : t;
 }
 
-/* The stored value of node n after the last run, as f32 (malloc'd). */
 /* A cache's rows [B, len, per] out of its [B, capacity, per] buffer, as f32 (malloc'd). */
 static float *fetch_cache(GpuExec *x, const IrNode *n, int64_t *numel) {
     IrDType dt = x->p->dtype[n->id];
@@ -729,6 +731,7 @@ static float *fetch_cache(GpuExec *x, const IrNode *n, int64_t *numel) {
     return v;
 }
 
+/* The stored value of node n after the last run, as f32 (malloc'd). */
 static float *fetch(GpuExec *x, const IrNode *n, int64_t *numel) {
     if (n->op == IR_OP_KV_CACHE) return fetch_cache(x, n, numel);
     int64_t ne = numel_at(&n->type, x->sym);

@@ -268,10 +268,13 @@ static int execute(const RunArgs *r, const IrGraph *g, Exec *x, DiagEngine *d, c
     fprintf(stderr, "ran %lld x %lld tokens (%s) in %.3f s on the %s backend, precision %s\n", (long long)B, (long long)T,
             P == T ? "one forward" : "prefill + decode", t1 - t0, r->cuda ? "cuda" : "cpu", r->fp8 ? "fp8" : "bf16");
 #ifdef DSCC_HAVE_NVRTC
-    if (x->gpu)
+    if (x->gpu) {
+        char blas[160];
+        snprintf(blas, sizeof blas, gpu_exec_blas(x->gpu) ? "%s" : "cuBLASLt, not in use: %s",
+                 gpu_exec_blas(x->gpu) ? gpu_exec_blas(x->gpu) : gpu_exec_blas_why(x->gpu));
         fprintf(stderr, "%s: last step %.3f ms of GPU time in %d kernel launches (%d GEMMs by %s)\n", gpu_exec_device(x->gpu),
-                gpu_exec_last_ms(x->gpu), gpu_exec_last_launches(x->gpu), gpu_exec_last_lib_calls(x->gpu),
-                gpu_exec_blas(x->gpu) ? gpu_exec_blas(x->gpu) : "cuBLASLt, not in use");
+                gpu_exec_last_ms(x->gpu), gpu_exec_last_launches(x->gpu), gpu_exec_last_lib_calls(x->gpu), blas);
+    }
 #endif
     for (int64_t b = 0; b < B; b++)
         printf("row %lld: next token %lld\n", (long long)b, (long long)argmax(logits + (b * T + T - 1) * V, V));
