@@ -45,16 +45,22 @@ for fx in ("tiny_bf16", "tiny_fp8"):
         # --storage f32 computes what the CPU computes (f32 between kernels):
         # the fidelity bounds of the CPU executor apply (README: 1e-3 vs
         # transformers, 1e-4 vs the FP8 emulation). Declared storage rounds
-        # every activation to bf16: reported, bounded only loosely (bf16
-        # rounding flips FP8 codes and top-k choices of this random model;
-        # transformers' own BF16 run is printed below for comparison).
+        # every activation to bf16: the issue's BF16 bound (2e-2, >= 99% of
+        # the argmaxes) applies to --precision bf16, which the fixtures'
+        # conditioning makes a test of precision, not of near-ties (see
+        # tools/make_fixtures.py); bf16 storage under --precision fp8 is
+        # reported only (bf16 rounding ahead of E4M3 moves codes, and the
+        # FP8 forwards' routing margins are smaller than that).
         checks = [(f"{fx} {prec}: gpu --storage f32 vs cpu", gw, c, 1e-4, 1.0),
                   (f"{fx} {prec}: prefill+decode vs full forward", gd, g, 1e-6, 1.0),
                   (f"{fx} {prec}: gpu (bf16 storage) vs cpu [info]", g, c, 0.5, 0.5)]
         if ref is not None:
             what = "transformers" if prec == "bf16" else "FP8 emulation"
             checks.append((f"{fx} {prec}: gpu --storage f32 vs {what}", gw, ref, 1e-3 if prec == "bf16" else 1e-4, 1.0))
-            checks.append((f"{fx} {prec}: gpu (bf16 storage) vs {what} [info]", g, ref, 0.5, 0.5))
+            if prec == "bf16":
+                checks.append((f"{fx} {prec}: gpu (bf16 storage) vs {what}", g, ref, 2e-2, 0.99))
+            else:
+                checks.append((f"{fx} {prec}: gpu (bf16 storage) vs {what} [info]", g, ref, 0.5, 0.5))
         for name, a, b, bound, am in checks:
             r, ag = rel(a, b), agree(a, b)
             ok = r <= bound and ag >= am
