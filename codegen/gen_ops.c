@@ -21,8 +21,131 @@ void cg_elem(Gen *G, const IrNode *n, IrDim count, const char *what, const char 
     cg_phase(G, CG_LAUNCH_ELEM, count, 1, ir_dim_const(1), 1, 0);
 }
 
-/* topk and group_topk: one thread per row, exactly the CPU's selection
- * (largest first, ties to the lower index). */
+/* topk and group_topk select exactly as the CPU does: largest first, ties
+ * to the lower index, NaN ranked as -inf (cpu/ops.c's top_k). A row of at
+ * most 1,024 values is one warp's (each lane holds every 32nd value in
+ * registers, one shuffle argmax per pick); longer rows, or selections that
+ * could run out of candidates, keep the one-thread-per-row loop. */
+#define ROUTE_NEG "__int_as_float(0xff800000)"
+
+static void routing_thread(Gen *G, const IrNode *n, IrDim R, int64_t E, int64_t k, int sx, int so) {
+    StrBuf b;
+    sb_init(&b);
+    sb_printf(&b, "    const long long E = %lldLL, K = %lldLL;\n    const long long base = i * E;\n    unsigned char keep[%lld], taken[%lld];\n",
+              (long long)E, (long long)k, (long long)E, (long long)E);
+    sb_printf(&b, "#define RKEY(e) rkey(L%d(a, base + (e)))\n", sx);
+    sb_puts(&b, "    for (long long e = 0; e < E; e++) keep[e] = 1, taken[e] = 0;\n");
+    if (n->op == IR_OP_GROUP_TOPK) {
+        int64_t ng = ir_node_attr_int(n, "groups", 1), tg = ir_node_attr_int(n, "topk_groups", 1), gt = ir_node_attr_int(n, "group_top", 1);
+        sb_printf(&b, "    const long long NG = %lldLL, TG = %lldLL, GT = %lldLL, per = E / NG;\n    float gs[%lld];\n    unsigned char gk[%lld];\n",
+                  (long long)ng, (long long)tg, (long long)gt, (long long)ng, (long long)ng);
+        sb_puts(&b, "    for (long long g = 0; g < NG; g++) {  // each group's score: the sum of its GT largest\n"
+                    "        gs[g] = 0.0f; gk[g] = 0;\n"
+                    "        for (long long r = 0; r < GT; r++) {\n"
+                    "            long long best = -1; float bv = 0.0f;\n"
+                    "            for (long long e = g * per; e < g * per + per; e++) {\n"
+                    "                const float v = RKEY(e);\n"
+                    "                if (!taken[e] && (best < 0 || v > bv)) best = e, bv = v;\n"
+                    "            }\n"
+                    "            if (best < 0) best = g * per;\n"
+                    "            taken[best] = 1; gs[g] += RKEY(best);\n"
+                    "        }\n"
+                    "        gs[g] = rkey(gs[g]);\n"
+                    "    }\n"
+                    "    for (long long e = 0; e < E; e++) taken[e] = 0, keep[e] = 0;\n"
+                    "    for (long long r = 0; r < TG; r++) {  // the TG best groups\n"
+                    "        long long best = -1;\n"
+                    "        for (long long g = 0; g < NG; g++) if (!gk[g] && (best < 0 || gs[g] > gs[best])) best = g;\n"
+                    "        if (best < 0) best = 0;\n"
+                    "        gk[best] = 1;\n"
+                    "        for (long long e = best * per; e < best * per + per; e++) keep[e] = 1;\n"
+                    "    }\n");
+    }
+    sb_printf(&b, "    for (long long r = 0; r < K; r++) {\n"
+                  "        long long best = -1; float bv = 0.0f;\n"
+                  "        for (long long e = 0; e < E; e++) {\n"
+                  "            if (taken[e] || !keep[e]) continue;\n"
+                  "            const float v = RKEY(e);\n"
+                  "            if (best < 0 || v > bv) best = e, bv = v;\n"
+                  "        }\n"
+                  "        if (best < 0) best = 0;\n"
+                  "        taken[best] = 1;\n"
+                  "        S%d(a, i * K + r, (float)best);\n"
+                  "    }\n#undef RKEY\n",
+              so);
+    sb_puts(&G->decl, "__device__ __forceinline__ float rkey(float x) { return x != x ? " ROUTE_NEG " : x; }  // NaN ranks as -inf\n");
+    cg_elem(G, n, R, ir_op_name(n->op), b.data);
+    sb_free(&b);
+}
+
+static void routing_warp(Gen *G, const IrNode *n, IrDim R, int64_t E, int64_t k, int sx, int so) {
+    int64_t J = (E + 31) / 32;
+    bool grouped = n->op == IR_OP_GROUP_TOPK;
+    sb_puts(&G->decl,
+            "__device__ __forceinline__ void warp_best(float &bv, int &bi) {  // the warp's largest (value, then lower index)\n"
+            "    for (int o = 16; o > 0; o >>= 1) {\n"
+            "        const float ov = __shfl_xor_sync(0xffffffffu, bv, o);\n"
+            "        const int oi = __shfl_xor_sync(0xffffffffu, bi, o);\n"
+            "        if (ov > bv || (ov == bv && oi < bi)) bv = ov, bi = oi;\n"
+            "    }\n"
+            "}\n");
+    cg_head(G, arena_printf(G->a, "%s: one warp per row", ir_op_name(n->op)));
+    StrBuf *b = &G->decl;
+    sb_printf(b, "    const long long it = ITEM_WARP(); const int lane = LANE();\n    if (it >= %s) return;\n", cg_dim(G, R));
+    sb_printf(b, "    const int E = %d, K = %d, J = %d;\n    const long long base = it * E;\n", (int)E, (int)k, (int)J);
+    sb_printf(b, "    float v[J];  // lane holds value lane + 32 j; NaN ranks as -inf\n"
+                 "#pragma unroll\n"
+                 "    for (int j = 0; j < J; j++) {\n"
+                 "        const int e = lane + 32 * j;\n"
+                 "        const float x = e < E ? L%d(a, base + e) : " ROUTE_NEG ";\n"
+                 "        v[j] = x != x ? " ROUTE_NEG " : x;\n"
+                 "    }\n",
+              sx);
+    const char *kept = "";
+    if (grouped) {
+        int64_t ng = ir_node_attr_int(n, "groups", 1), tg = ir_node_attr_int(n, "topk_groups", 1), gt = ir_node_attr_int(n, "group_top", 1);
+        sb_printf(b, "    const int NG = %d, TG = %d, GT = %d, per = E / NG;\n    float gs[NG];\n    unsigned gtk = 0u;\n", (int)ng, (int)tg, (int)gt);
+        sb_printf(b, "#pragma unroll\n"
+                     "    for (int g = 0; g < NG; g++) {  // each group's score: the sum of its GT largest\n"
+                     "        float s = 0.0f;\n"
+                     "        for (int r = 0; r < GT; r++) {\n"
+                     "            float bv = " ROUTE_NEG "; int bi = 0x7fffffff;\n"
+                     "#pragma unroll\n"
+                     "            for (int j = 0; j < J; j++) {\n"
+                     "                const int e = lane + 32 * j;\n"
+                     "                if (e >= g * per && e < g * per + per && !(gtk >> j & 1u) && (bi == 0x7fffffff || v[j] > bv)) bv = v[j], bi = e;\n"
+                     "            }\n"
+                     "            warp_best(bv, bi);\n"
+                     "            if ((bi & 31) == lane) gtk |= 1u << (bi >> 5);\n"
+                     "            s += bv;\n"
+                     "        }\n"
+                     "        gs[g] = s != s ? " ROUTE_NEG " : s;\n"
+                     "    }\n"
+                     "    unsigned long long keep = 0ull;  // the TG best groups (every lane alike)\n"
+                     "    for (int r = 0; r < TG; r++) {\n"
+                     "        int best = -1; float bg = 0.0f;\n"
+                     "#pragma unroll\n"
+                     "        for (int g = 0; g < NG; g++) if (!(keep >> g & 1ull) && (best < 0 || gs[g] > bg)) best = g, bg = gs[g];\n"
+                     "        keep |= 1ull << best;\n"
+                     "    }\n");
+        kept = " && (keep >> (e / per) & 1ull)";
+    }
+    sb_printf(b, "    unsigned tk = 0u;\n"
+                 "    for (int r = 0; r < K; r++) {\n"
+                 "        float bv = " ROUTE_NEG "; int bi = 0x7fffffff;\n"
+                 "#pragma unroll\n"
+                 "        for (int j = 0; j < J; j++) {\n"
+                 "            const int e = lane + 32 * j;\n"
+                 "            if (e < E%s && !(tk >> j & 1u) && (bi == 0x7fffffff || v[j] > bv)) bv = v[j], bi = e;\n"
+                 "        }\n"
+                 "        warp_best(bv, bi);\n"
+                 "        if ((bi & 31) == lane) tk |= 1u << (bi >> 5);\n"
+                 "        if (lane == 0) S%d(a, it * K + r, (float)bi);\n"
+                 "    }\n}\n",
+              kept, so);
+    cg_phase(G, CG_LAUNCH_WARP, R, 1, ir_dim_const(1), 1, 0);
+}
+
 static bool routing(Gen *G, const IrNode *n) {
     const IrNode *x = n->ops[0];
     int64_t E = x->type.dims[x->type.rank - 1].coeff, k = n->type.dims[n->type.rank - 1].coeff;
@@ -33,51 +156,14 @@ static bool routing(Gen *G, const IrNode *n) {
     IrDim R;
     ir_dim_div(ir_type_numel(&x->type), ir_dim_const(E), &R);
     int sx = cg_slot_value(G, x), so = cg_slot_value(G, n);
-    StrBuf b;
-    sb_init(&b);
-    sb_printf(&b, "    const long long E = %lldLL, K = %lldLL;\n    const long long base = i * E;\n    unsigned char keep[%lld], taken[%lld];\n",
-              (long long)E, (long long)k, (long long)E, (long long)E);
-    sb_puts(&b, "    for (long long e = 0; e < E; e++) keep[e] = 1, taken[e] = 0;\n");
-    if (n->op == IR_OP_GROUP_TOPK) {
+    /* The warp form never runs out of candidates: each pick has one left. */
+    bool warp = E <= 1024 && k <= E;
+    if (warp && n->op == IR_OP_GROUP_TOPK) {
         int64_t ng = ir_node_attr_int(n, "groups", 1), tg = ir_node_attr_int(n, "topk_groups", 1), gt = ir_node_attr_int(n, "group_top", 1);
-        sb_printf(&b, "    const long long NG = %lldLL, TG = %lldLL, GT = %lldLL, per = E / NG;\n    float gs[%lld];\n    unsigned char gk[%lld];\n",
-                  (long long)ng, (long long)tg, (long long)gt, (long long)ng, (long long)ng);
-        sb_printf(&b, "    for (long long g = 0; g < NG; g++) {  // each group's score: the sum of its GT largest\n"
-                      "        gs[g] = 0.0f; gk[g] = 0;\n"
-                      "        for (long long r = 0; r < GT; r++) {\n"
-                      "            long long best = -1; float bv = 0.0f;\n"
-                      "            for (long long e = g * per; e < g * per + per; e++) {\n"
-                      "                const float v = L%d(a, base + e);\n"
-                      "                if (!taken[e] && (best < 0 || v > bv)) best = e, bv = v;\n"
-                      "            }\n"
-                      "            if (best < 0) best = g * per;\n"
-                      "            taken[best] = 1; gs[g] += L%d(a, base + best);\n"
-                      "        }\n"
-                      "    }\n"
-                      "    for (long long e = 0; e < E; e++) taken[e] = 0, keep[e] = 0;\n"
-                      "    for (long long r = 0; r < TG; r++) {  // the TG best groups\n"
-                      "        long long best = -1;\n"
-                      "        for (long long g = 0; g < NG; g++) if (!gk[g] && (best < 0 || gs[g] > gs[best])) best = g;\n"
-                      "        if (best < 0) best = 0;\n"
-                      "        gk[best] = 1;\n"
-                      "        for (long long e = best * per; e < best * per + per; e++) keep[e] = 1;\n"
-                      "    }\n",
-                  sx, sx);
+        warp = ng >= 1 && ng <= 64 && E % ng == 0 && tg >= 1 && tg <= ng && gt >= 1 && gt <= E / ng && k <= tg * (E / ng);
     }
-    sb_printf(&b, "    for (long long r = 0; r < K; r++) {\n"
-                  "        long long best = -1; float bv = 0.0f;\n"
-                  "        for (long long e = 0; e < E; e++) {\n"
-                  "            if (taken[e] || !keep[e]) continue;\n"
-                  "            const float v = L%d(a, base + e);\n"
-                  "            if (best < 0 || v > bv) best = e, bv = v;\n"
-                  "        }\n"
-                  "        if (best < 0) best = 0;\n"
-                  "        taken[best] = 1;\n"
-                  "        S%d(a, i * K + r, (float)best);\n"
-                  "    }\n",
-              sx, so);
-    cg_elem(G, n, R, ir_op_name(n->op), b.data);
-    sb_free(&b);
+    if (warp) routing_warp(G, n, R, E, k, sx, so);
+    else routing_thread(G, n, R, E, k, sx, so);
     return true;
 }
 

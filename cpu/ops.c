@@ -332,14 +332,18 @@ static void k_rope(const IrNode *n, Ten *out, const Ten *x, const Ten *pos) {
 
 /* ---- routing ------------------------------------------------------------- */
 
+/* A routing score as selection ranks it: NaN as -inf (codegen's routing
+ * kernels rank the same way). */
+static float rank_key(float x) { return isnan(x) ? -INFINITY : x; }
+
 /* Indices of the k largest of v[0..n) into out, largest first, ties to the
- * lower index; entries with keep[i] false are skipped. */
+ * lower index, NaN ranked as -inf; entries with keep[i] false are skipped. */
 static void top_k(const float *v, const bool *keep, int64_t n, int64_t k, float *out) {
     bool *taken = calloc((size_t)n + 1, 1);
     for (int64_t r = 0; r < k; r++) {
         int64_t best = -1;
         for (int64_t i = 0; i < n; i++)
-            if (!taken[i] && (!keep || keep[i]) && (best < 0 || v[i] > v[best])) best = i;
+            if (!taken[i] && (!keep || keep[i]) && (best < 0 || rank_key(v[i]) > rank_key(v[best]))) best = i;
         if (best < 0) best = 0;
         taken[best] = true;
         out[r] = (float)best;
@@ -358,7 +362,8 @@ static void k_group_topk(const IrNode *n, Ten *out, const Ten *x) {
         for (int64_t g = 0; g < G; g++) {
             top_k(v + g * per, NULL, per, gt, tmp);
             gscore[g] = 0;
-            for (int64_t j = 0; j < gt; j++) gscore[g] += v[g * per + (int64_t)tmp[j]];
+            for (int64_t j = 0; j < gt; j++) gscore[g] += rank_key(v[g * per + (int64_t)tmp[j]]);
+            gscore[g] = rank_key(gscore[g]);
         }
         top_k(gscore, NULL, G, TG, tmp);
         memset(keep, 0, (size_t)E);

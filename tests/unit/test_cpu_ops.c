@@ -673,13 +673,18 @@ static void test_topk(void **state) {
     for (int i = 0; i < R * E; i++) x[i] = (float)(int)(x[i] * 3) / 3; /* few distinct values: many ties */
     float tie[E] = {1, 3, 3, 2, 3, 0, 0, 0, 0, 0, 0, 0};
     memcpy(x, tie, sizeof tie);
+    /* row 1: NaN ranks as -inf (as the GPU's routing kernels rank it), so it
+     * is chosen only after every number, -inf included, and before nothing */
+    float nan_row[E] = {NAN, -INFINITY, NAN, 2, -1, -5, NAN, -INFINITY, NAN, NAN, NAN, NAN};
+    memcpy(x + E, nan_row, sizeof nan_row);
     const char *src = "dim R;\ninput x: f32[R, 12];\noutput t = topk(x, k=4);\n";
     Prog *p = prog_new(src, NULL, 0, 2, false);
     CpuInput in = {"x", 2, {R, E}, x};
     prog_run(p, &in, 1);
     const float *t = out(p, "t", 2, (int64_t[]){R, K});
     assert_true(t[0] == 1 && t[1] == 2 && t[2] == 4 && t[3] == 3); /* the three 3s by index, then the 2 */
-    for (int r = 0; r < R; r++) {
+    assert_true(t[4] == 3 && t[5] == 4 && t[6] == 5 && t[7] == 0);  /* 2, -1, -5, then -inf and NaN tie: index 0 */
+    for (int r = 2; r < R; r++) {
         int idx[K];
         ref_topk(x + r * E, NULL, E, K, idx);
         for (int j = 0; j < K; j++) assert_true(t[r * K + j] == idx[j]);
