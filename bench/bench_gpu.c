@@ -39,8 +39,8 @@ static const char *kind_of(const IrGraph *g, GpuExec *x, int k) {
     return n < 0 ? "fused elementwise/norm/quant" : ir_op_name(g->nodes[n]->op);
 }
 
-/* GPU time of the last run by op kind. */
-static void breakdown(const IrGraph *g, GpuExec *x) {
+/* GPU time of the last run by op kind, into out. */
+static void breakdown(const IrGraph *g, GpuExec *x, StrBuf *out) {
     const char *kinds[32];
     double ms[32];
     int count[32], nk = 0;
@@ -51,7 +51,7 @@ static void breakdown(const IrGraph *g, GpuExec *x) {
         if (j == nk && nk < 32) kinds[nk] = kd, ms[nk] = 0, count[nk++] = 0;
         if (j < 32) ms[j] += gpu_exec_kernel_ms(x, k), count[j]++;
     }
-    for (int j = 0; j < nk; j++) printf("    %-30s %4d kernels %9.3f ms\n", kinds[j], count[j], ms[j]);
+    for (int j = 0; j < nk; j++) sb_printf(out, "    %-30s %4d kernels %9.3f ms\n", kinds[j], count[j], ms[j]);
 }
 
 static bool run(GpuExec *x, int64_t B, int64_t S, int64_t t0, uint64_t *rng, DiagEngine *d) {
@@ -130,7 +130,13 @@ int main(int argc, char **argv) {
     printf("\n## prefill, 1 x %lld tokens\n\n%.3f ms, %.0f tokens/s; FP8 GEMM roofline for its linears (%.2f G activated FP8 "
            "weights, %.0f TFLOPS): %.3f ms\n",
            (long long)prefill, pms, (double)prefill / (pms * 1e-3), act_params / 1e9, peak, roof_ms);
-    breakdown(g, x);
+    {
+        StrBuf sb;
+        sb_init(&sb);
+        breakdown(g, x, &sb);
+        fputs(sb.data, stdout);
+        sb_free(&sb);
+    }
     printf("\n| GEMM | M | N x K | dscc FP8 TFLOPS |\n|---|---|---|---|\n");
     const int64_t *sym = gpu_exec_dims(x);
     for (int k = 0; k < gpu_exec_kernels(x); k++) {
@@ -162,6 +168,8 @@ int main(int argc, char **argv) {
     printf("\n## decode, context 17-20\n\n| batch | step ms (kernels timed one by one) | step ms, launches | step ms, CUDA graph | "
            "memory floor ms | of which attention ms |\n|---|---|---|---|---|---|\n");
     int64_t batches[3] = {1, 32, 128};
+    StrBuf steps_by_kind; /* printed after the table */
+    sb_init(&steps_by_kind);
     for (int bi = 0; bi < 3; bi++) {
         int64_t B = batches[bi];
         gpu_exec_reset(x);
@@ -212,11 +220,11 @@ int main(int argc, char **argv) {
         }
         (void)cache_bytes;
         printf("| %lld | %.3f | %.3f | %.3f | %.3f | %.3f |\n", (long long)B, best, plain, graphed, bytes / (hbm * 1e9) * 1e3, att);
-        if (B == 128) {
-            printf("\nbatch 128 step by op kind:\n");
-            breakdown(g, x);
-        }
+        sb_printf(&steps_by_kind, "\nbatch %lld step by op kind:\n", (long long)B);
+        breakdown(g, x, &steps_by_kind);
     }
+    fputs(steps_by_kind.data, stdout);
+    sb_free(&steps_by_kind);
     gpu_exec_free(x);
     arena_free(a);
     return 0;
