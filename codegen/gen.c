@@ -506,9 +506,27 @@ CgProgram *cg_generate(Arena *a, DiagEngine *d, const IrGraph *g, const CgGenOpt
     int *grp = arena_alloc(a, sizeof(int) * (size_t)(nn + 1));
     int ngroups = 0;
     for (int i = 0; i < nn; i++) ngroups = g->nodes[i]->group + 1 > ngroups ? g->nodes[i]->group + 1 : ngroups;
+    /* Stored dtypes first: which casts a linear reads through depends on them. */
+    IrDType *dtype = arena_alloc(a, sizeof(IrDType) * (size_t)(nn + 1));
     for (int i = 0; i < nn; i++) {
         const IrNode *n = g->nodes[i];
-        grp[i] = has_kernel(n) ? (n->group >= 0 ? n->group : ngroups++) : -1;
+        dtype[i] = wide && (n->type.dtype == IR_DT_BF16 || n->type.dtype == IR_DT_F16) ? IR_DT_F32 : n->type.dtype;
+    }
+    G.dtype = dtype;
+    /* A cast that only linears reading through it (cg_linear_reads_bf16) read: not computed. */
+    bool *unread = arena_alloc(a, (size_t)nn + 1);
+    for (int i = 0; i < nn; i++) {
+        const IrNode *n = g->nodes[i];
+        if (n->op != IR_OP_CAST || !cg_bf16_source(&G, n)) continue;
+        bool only = true, any = false;
+        for (int j = i + 1; j < nn && only; j++)
+            for (int k = 0; k < g->nodes[j]->nops; k++)
+                if (g->nodes[j]->ops[k] == n) any = true, only &= cg_linear_reads_bf16(&G, g->nodes[j]);
+        unread[i] = only && any;
+    }
+    for (int i = 0; i < nn; i++) {
+        const IrNode *n = g->nodes[i];
+        grp[i] = has_kernel(n) && !unread[i] ? (n->group >= 0 ? n->group : ngroups++) : -1;
     }
     /* A group holds at most one op that is not inlined: the template. */
     int *tmpl = arena_alloc(a, sizeof(int) * (size_t)(ngroups + 1));
@@ -526,12 +544,15 @@ CgProgram *cg_generate(Arena *a, DiagEngine *d, const IrGraph *g, const CgGenOpt
     bool *stored = arena_alloc(a, (size_t)nn + 1);
     for (int i = 0; i < nn; i++) {
         const IrNode *n = g->nodes[i];
-        if (!ir_op_has_result(n->op)) continue;
+        if (!ir_op_has_result(n->op) || unread[i]) continue;
         if (grp[i] < 0 || !ir_op_fusible(n->op)) stored[i] = true;
         for (int j = i + 1; j < nn; j++) {
             const IrNode *r = g->nodes[j];
-            for (int k = 0; k < r->nops; k++)
-                if (r->ops[k] == n && (grp[j] != grp[i] || !ir_op_fusible(r->op))) stored[i] = true;
+            for (int k = 0; k < r->nops; k++) {
+                if (r->ops[k] != n || (grp[j] == grp[i] && ir_op_fusible(r->op))) continue;
+                if (cg_linear_reads_bf16(&G, r)) stored[n->ops[0]->id] = true; /* the linear reads the cast's source */
+                else stored[i] = true;
+            }
         }
     }
     int *order = order_groups(a, g, grp, ngroups);
@@ -541,12 +562,7 @@ CgProgram *cg_generate(Arena *a, DiagEngine *d, const IrGraph *g, const CgGenOpt
     }
     CgProgram *p = arena_alloc(a, sizeof *p);
     p->stored = stored;
-    p->dtype = arena_alloc(a, sizeof(IrDType) * (size_t)(nn + 1));
-    for (int i = 0; i < nn; i++) {
-        const IrNode *n = g->nodes[i];
-        p->dtype[i] = wide && (n->type.dtype == IR_DT_BF16 || n->type.dtype == IR_DT_F16) ? IR_DT_F32 : n->type.dtype;
-    }
-    G.dtype = p->dtype;
+    p->dtype = dtype;
     p->kernels = arena_alloc(a, sizeof(CgKernel) * (size_t)(ngroups + 1));
     p->modules = arena_alloc(a, sizeof(CgSource) * (size_t)(ngroups + 1));
     G.local = arena_alloc(a, sizeof(int) * (size_t)(nn + 1));

@@ -188,17 +188,39 @@ static bool gemm_fp8_mma(Gen *G, const IrNode *n, IrDim M, IrDim K, IrDim O) {
     return true;
 }
 
-/* linear on bf16 values on the tensor cores (mma m16n8k16 BF16, f32 accumulation), and its cuBLASLt form. */
-static bool gemm_bf16_mma(Gen *G, const IrNode *n, IrDim M, IrDim K, IrDim O) {
-    int sx = cg_slot_value(G, n->ops[0]), sw = cg_slot_value(G, n->ops[1]), sy = cg_slot_value(G, n);
-    gemm_mma(G, "linear: tensor cores (mma m16n8k16 BF16, f32 accumulation), 64x128 tile", true, M, K.coeff, O, sx, 0, sw, 0, sy);
+/* linear on bf16 values x, w on the tensor cores (mma m16n8k16 BF16, f32 accumulation), and its cuBLASLt form. */
+static bool gemm_bf16_mma(Gen *G, const IrNode *n, const IrNode *x, const IrNode *w, IrDim M, IrDim K, IrDim O) {
+    int sx = cg_slot_value(G, x), sw = cg_slot_value(G, w), sy = cg_slot_value(G, n);
+    gemm_mma(G, x == n->ops[0] ? "linear: tensor cores (mma m16n8k16 BF16, f32 accumulation), 64x128 tile"
+                               : "linear: tensor cores (mma m16n8k16 BF16, f32 accumulation), 64x128 tile, on the bf16 values its f32 operands were cast from",
+             true, M, K.coeff, O, sx, 0, sw, 0, sy);
     if (K.coeff % 16 == 0 && O.coeff % 8 == 0 && G->dtype[n->id] == IR_DT_BF16) /* cuBLASLt may run it */
         G->lib = (CgLib){CG_LIB_BF16_GEMM, M, O.coeff, K.coeff, sx, 0, sw, 0, sy, 0, G->nphases - 1, {NULL, CG_LAUNCH_ELEM, M, ir_dim_const(1), 1, 1, 0, 0, CG_ITEMS_GRID, {0}, {0}, {0}, 0, 0}};
     return true;
 }
 
+const IrNode *cg_bf16_source(const Gen *G, const IrNode *v) {
+    if (v->op != IR_OP_CAST || v->type.dtype != IR_DT_F32) return NULL;
+    const IrNode *s = v->ops[0];
+    return s->op != IR_OP_KV_CACHE && s->type.dtype == IR_DT_BF16 && G->dtype[s->id] == IR_DT_BF16 ? s : NULL;
+}
+
+bool cg_linear_reads_bf16(const Gen *G, const IrNode *n) {
+    if (n->op != IR_OP_LINEAR || n->nops != 2 || !cg_bf16_source(G, n->ops[0]) || !cg_bf16_source(G, n->ops[1])) return false;
+    const IrType *w = &n->ops[1]->type;
+    IrDim M;
+    return w->rank == 2 && ir_dim_is_const(w->dims[1]) && w->dims[1].coeff < (1LL << 30) &&
+           ir_dim_div(ir_type_numel(&n->ops[0]->type), w->dims[1], &M);
+}
+
 bool cg_gemm(Gen *G, const IrNode *n, bool fp8) {
     const IrNode *x = n->ops[0], *w = n->ops[fp8 ? 2 : 1];
+    if (!fp8 && cg_linear_reads_bf16(G, n)) {
+        const IrNode *xs = cg_bf16_source(G, x), *wsrc = cg_bf16_source(G, w);
+        IrDim M;
+        ir_dim_div(ir_type_numel(&xs->type), wsrc->type.dims[1], &M);
+        return gemm_bf16_mma(G, n, xs, wsrc, M, wsrc->type.dims[1], wsrc->type.dims[0]);
+    }
     if (w->type.rank != 2) {
         G->why = "the weight of a linear must be a matrix";
         return false;
@@ -213,7 +235,7 @@ bool cg_gemm(Gen *G, const IrNode *n, bool fp8) {
     if (fp8 && dense && ir_dim_is_const(K) && K.coeff < (1LL << 31) && G->dtype[x->id] == IR_DT_FP8E4M3 && G->dtype[w->id] == IR_DT_FP8E4M3)
         return gemm_fp8_mma(G, n, M, K, O);
     if (!fp8 && dense && ir_dim_is_const(K) && K.coeff < (1LL << 30) && G->dtype[x->id] == IR_DT_BF16 && G->dtype[w->id] == IR_DT_BF16)
-        return gemm_bf16_mma(G, n, M, K, O);
+        return gemm_bf16_mma(G, n, x, w, M, K, O);
     int sx = cg_slot_value(G, x), sw = cg_slot_value(G, w), sy = cg_slot_value(G, n);
     int sxs = fp8 ? cg_slot_value(G, n->ops[1]) : 0, sws = fp8 ? cg_slot_value(G, n->ops[3]) : 0;
     cg_head(G, fp8 ? "fp8_linear: 64x64 tile, FP8 codes with 1x128 / 128x128 block scales" : "linear: 64x64 tile");

@@ -50,6 +50,13 @@ void cg_elem(Gen *G, const IrNode *n, IrDim count, const char *what, const char 
 /* Templates by file: gen_gemm.c, gen_expert.c, gen_attn.c (false with
  * G->why set when the node is outside what they handle). */
 bool cg_gemm(Gen *G, const IrNode *n, bool fp8);
+/* A linear whose operands are both f32 casts of values stored as bf16 (the
+ * router's linear(cast(x, f32), cast(w, f32))): it reads the bf16 values
+ * themselves on the BF16 tensor-core tile (bf16 products are exact in f32,
+ * the tile accumulates in f32), and a cast read by nothing else is not
+ * computed at all. cg_bf16_source: what such an operand was cast from. */
+const IrNode *cg_bf16_source(const Gen *G, const IrNode *v);
+bool cg_linear_reads_bf16(const Gen *G, const IrNode *n);
 bool cg_expert_gemm(Gen *G, const IrNode *n, bool fp8);
 bool cg_attention(Gen *G, const IrNode *n);
 bool cg_einsum(Gen *G, const IrNode *n); /* gen_einsum.c */

@@ -182,13 +182,20 @@ static int64_t plan_activations(GpuExec *x, const int64_t *smax, bool keep_all) 
     int nn = g->nnodes;
     int *born = malloc(sizeof(int) * (size_t)(nn + 1)), *end = malloc(sizeof(int) * (size_t)(nn + 1));
     for (int i = 0; i < nn; i++) born[i] = -1, end[i] = -1;
-    for (int k = 0; k < p->nkernels; k++)
+    for (int k = 0; k < p->nkernels; k++) {
         for (int j = 0; j < p->kernels[k].nnodes; j++) {
             const IrNode *n = g->nodes[p->kernels[k].nodes[j]];
             born[n->id] = k;
             for (int o = 0; o < n->nops; o++)
                 if (end[n->ops[o]->id] < k) end[n->ops[o]->id] = k;
         }
+        /* what the kernel binds, which is not always an operand of its ops:
+         * a linear that reads through its casts binds the casts' sources */
+        for (int s = 0; s < p->kernels[k].nslots; s++) {
+            const CgSlot *sl = &p->kernels[k].slots[s];
+            if (sl->kind == CG_SLOT_VALUE && end[sl->node] < k) end[sl->node] = k;
+        }
+    }
     for (int i = 0; i < nn; i++)
         if (g->nodes[i]->op == IR_OP_OUTPUT || keep_all) end[g->nodes[i]->op == IR_OP_OUTPUT ? g->nodes[i]->ops[0]->id : i] = p->nkernels;
     /* values in program order of their birth: inputs first (born -1) */

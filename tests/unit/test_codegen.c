@@ -2,7 +2,8 @@
  * (NVRTC needs no GPU): a real kernel becomes an sm_90a cubin holding its
  * symbol, a second compile comes from the cache, a damaged cache entry is
  * recompiled, a changed source misses, and a compile error names the
- * kernel, its location and NVRTC's log. */
+ * kernel, its location and NVRTC's log; the launch rules of split-key
+ * attention; which router linears read through their casts. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -169,11 +170,56 @@ static void test_split_key_launch(void **state) {
     arena_free(a);
 }
 
+/* The router's linear(cast(x, f32), cast(w, f32)) on bf16-stored x and w
+ * reads x and w on the BF16 tile and its casts are not computed; with
+ * --storage f32 (x stored as f32, not necessarily bf16 values) the casts
+ * are computed and stored and the linear keeps the FP32 tile. */
+static void test_router_reads_bf16(void **state) {
+    (void)state;
+    Arena *a = arena_new();
+    DiagEngine *d = diag_new(a, stderr);
+    FeOptions fo = {DSCC_SOURCE_DIR "/models/tiny/config.json", NULL, 0};
+    IrGraph *g = fe_compile_file(a, d, DSCC_SOURCE_DIR "/models/deepseek_v3.dsl", &fo);
+    assert_non_null(g);
+    PassPipeline pp;
+    PassRunOptions ro = {0};
+    assert_true(pass_pipeline_parse(a, d, "shape-infer,fold-constants,dce,fp8-quant,cse,dce,node-limited-routing,fuse", &pp));
+    assert_true(pass_pipeline_run(&pp, g, &ro, d));
+    for (int wide = 0; wide < 2; wide++) {
+        CgGenOptions go = {.f32_storage = wide};
+        CgProgram *p = cg_generate(a, d, g, &go);
+        assert_non_null(p);
+        int routers = 0;
+        for (int i = 0; i < g->nnodes; i++) {
+            const IrNode *n = g->nodes[i];
+            if (n->op != IR_OP_LINEAR || n->ops[0]->op != IR_OP_CAST || n->ops[1]->op != IR_OP_CAST) continue;
+            routers++;
+            const IrNode *x = n->ops[0]->ops[0], *w = n->ops[1]->ops[0];
+            assert_int_equal(p->stored[n->ops[0]->id], wide); /* the casts: computed only with f32 storage */
+            assert_int_equal(p->stored[n->ops[1]->id], wide);
+            assert_true(p->stored[n->id] && (wide || (p->stored[x->id] && p->stored[w->id]))); /* what the tile reads */
+            assert_int_equal(p->dtype[n->id], IR_DT_F32);
+            bool bf16_tile = false, found = false;
+            for (int k = 0; k < p->nkernels; k++) {
+                const CgKernel *ck = &p->kernels[k];
+                for (int j = 0; j < ck->nnodes; j++) found |= ck->nodes[j] == n->ops[0]->id || ck->nodes[j] == n->ops[1]->id;
+                for (int j = 0; j < ck->nnodes; j++)
+                    if (ck->nodes[j] == n->id) bf16_tile = strstr(p->modules[ck->module].source, "the bf16 values its f32 operands were cast from") != NULL;
+            }
+            assert_int_equal(found, wide);  /* no kernel computes an unread cast */
+            assert_int_equal(bf16_tile, !wide);
+        }
+        assert_int_equal(routers, 2); /* the tiny model's two MoE layers */
+    }
+    arena_free(a);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_compile_and_cache),
         cmocka_unit_test(test_compile_error_has_log),
         cmocka_unit_test(test_split_key_launch),
+        cmocka_unit_test(test_router_reads_bf16),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
