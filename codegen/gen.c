@@ -160,7 +160,8 @@ void cg_phase_keys(Gen *G, CgItems rule, IrDim B, IrDim S, IrDim T, int64_t Hq, 
 static int64_t ceil_div(int64_t a, int64_t b) { return (a + b - 1) / b; }
 
 int64_t cg_phase_items(const CgPhase *f, const int64_t *sym) {
-    int64_t grid = (ceil_div(ir_dim_eval(f->a, sym), f->da) + f->plus) * ceil_div(ir_dim_eval(f->b, sym), f->db);
+    int64_t a = ir_dim_eval(f->a, sym);
+    int64_t grid = (ceil_div(a, f->da) + (f->plus < a ? f->plus : a)) * ceil_div(ir_dim_eval(f->b, sym), f->db);
     if (f->rule == CG_ITEMS_GRID) return grid;
     int64_t B = ir_dim_eval(f->kb, sym), S = ir_dim_eval(f->ks, sym), n = cg_key_splits(S, B, f->khq, ir_dim_eval(f->kt, sym));
     switch (f->rule) {

@@ -50,7 +50,7 @@ typedef enum {
 
 /* How a phase's item count is found at run time. */
 typedef enum {
-    CG_ITEMS_GRID,       /* (ceil(a / da) + plus) * ceil(b / db) */
+    CG_ITEMS_GRID,       /* (ceil(a / da) + min(plus, a)) * ceil(b / db) */
     CG_ITEMS_KEYS_WHOLE, /* attention over the whole keys: the grid above when cg_key_splits(...) == 1, else none */
     CG_ITEMS_KEYS_SPLIT, /* a decode step's keys split: B * ceil(S * Hq / 64) * n blocks when n = cg_key_splits(...) > 1, else none */
     CG_ITEMS_KEYS_MERGE, /* the merge of the split parts: B * Hq * Dv when n > 1, else none */
@@ -83,7 +83,8 @@ typedef struct {
     IrDim a, b;
     int64_t da, db;
     int64_t smem;    /* dynamic shared memory, bytes */
-    int64_t plus;    /* items = (ceil(a / da) + plus) * ceil(b / db): room for a data-dependent count (tiles of a grouped GEMM) */
+    int64_t plus;    /* items = (ceil(a / da) + min(plus, a)) * ceil(b / db): room for a data-dependent count (the tiles of a
+                      * grouped GEMM over a rows and plus experts: at most ceil(a / 64) + the min(plus, a) experts that have rows) */
     CgItems rule;
     IrDim kb, ks, kt; /* CG_ITEMS_KEYS_*: the batch, new positions and context of the attention */
     int64_t khq, kdv; /* ... its query heads and value width */

@@ -167,6 +167,24 @@ static void test_split_key_launch(void **state) {
         assert_true(cg_phase_items(&ck->phases[2], sym) == 2 * 4 * 32);
     }
     assert_int_equal(seen, 3); /* one attention per layer */
+    /* The grouped expert GEMM's tile phase: ceil(R / 64) tiles plus one per
+     * expert that can have rows, at most min(E, R) of them. */
+    int experts = 0;
+    for (int k = 0; k < p->nkernels; k++) {
+        const CgKernel *ck = &p->kernels[k];
+        for (int f = 0; f < ck->nphases; f++) {
+            const CgPhase *ph = &ck->phases[f];
+            if (ph->plus == 0) continue;
+            experts++;
+            assert_int_equal(ph->plus, 16); /* the tiny model's experts */
+            int64_t sym[IR_MAX_DIM_SYMS] = {0}, nt = (ir_dim_eval(ph->b, sym) + 127) / 128;
+            sym[sb] = 1, sym[ss] = 1; /* a batch-1 decode step: 4 routed rows */
+            assert_true(cg_phase_items(ph, sym) == (1 + 4) * nt);
+            sym[sb] = 2, sym[ss] = 12; /* 96 routed rows: 2 tiles + 16 experts */
+            assert_true(cg_phase_items(ph, sym) == (2 + 16) * nt);
+        }
+    }
+    assert_int_equal(experts, 6); /* gate, up and down of the two MoE layers */
     arena_free(a);
 }
 
