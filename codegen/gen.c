@@ -147,7 +147,7 @@ const char *cg_read(Gen *G, const IrNode *m, const char *idx) {
 
 void cg_phase(Gen *G, CgLaunchMode mode, IrDim a, int64_t da, IrDim b, int64_t db, int64_t smem) {
     CgPhase *p = &G->phases[G->nphases];
-    *p = (CgPhase){arena_printf(G->a, "p%d", G->nphases), mode, a, b, da, db, smem, 0, CG_ITEMS_GRID, {0}, {0}, {0}, 0, 0};
+    *p = (CgPhase){arena_printf(G->a, "p%d", G->nphases), mode, a, b, da, db, smem, 0, CG_ITEMS_GRID, {0}, {0}, {0}, 0, 0, 0};
     G->nphases++;
 }
 
@@ -163,6 +163,12 @@ int64_t cg_phase_items(const CgPhase *f, const int64_t *sym) {
     int64_t a = ir_dim_eval(f->a, sym);
     int64_t grid = (ceil_div(a, f->da) + (f->plus < a ? f->plus : a)) * ceil_div(ir_dim_eval(f->b, sym), f->db);
     if (f->rule == CG_ITEMS_GRID) return grid;
+    if (f->rule == CG_ITEMS_K_WHOLE || f->rule == CG_ITEMS_K_SPLIT || f->rule == CG_ITEMS_K_SUM) {
+        int64_t b = ir_dim_eval(f->b, sym), nt = ceil_div(b, f->db), n = cg_k_splits(a, nt, f->knb);
+        if (f->rule == CG_ITEMS_K_WHOLE) return n == 1 ? grid : 0;
+        if (f->rule == CG_ITEMS_K_SPLIT) return n > 1 ? n * nt : 0;
+        return n > 1 ? a * b : 0;
+    }
     int64_t B = ir_dim_eval(f->kb, sym), S = ir_dim_eval(f->ks, sym), n = cg_key_splits(S, B, f->khq, ir_dim_eval(f->kt, sym));
     switch (f->rule) {
     case CG_ITEMS_KEYS_WHOLE: return n == 1 ? grid : 0;
@@ -581,6 +587,7 @@ CgProgram *cg_generate(Arena *a, DiagEngine *d, const IrGraph *g, const CgGenOpt
         G.nslots = 0;
         G.nphases = 0;
         G.failed = false;
+        G.mma_helpers = false;
         G.lib = (CgLib){.kind = CG_LIB_NONE};
         sb_init(&G.decl);
         sb_init(&G.ldr);

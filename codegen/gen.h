@@ -54,7 +54,28 @@ typedef enum {
     CG_ITEMS_KEYS_WHOLE, /* attention over the whole keys: the grid above when cg_key_splits(...) == 1, else none */
     CG_ITEMS_KEYS_SPLIT, /* a decode step's keys split: B * ceil(S * Hq / 64) * n blocks when n = cg_key_splits(...) > 1, else none */
     CG_ITEMS_KEYS_MERGE, /* the merge of the split parts: B * Hq * Dv when n > 1, else none */
+    CG_ITEMS_K_WHOLE,    /* a GEMM's tile over the whole K: the grid when cg_k_splits(a, ceil(b / db), knb) == 1, else none */
+    CG_ITEMS_K_SPLIT,    /* its K split between blocks: n * ceil(b / db) blocks when n = cg_k_splits(...) > 1, else none */
+    CG_ITEMS_K_SUM,      /* the sum of the n partial tiles (da, db as the tile's): a * b items when n > 1, else none */
 } CgItems;
+
+/* Into how many parts the K of a GEMM over M rows, nt 128-wide output
+ * tiles and nkb pipeline steps is split between blocks: only when one row
+ * tile and its output tiles leave most of the GPU's 132 SMs idle (a decode
+ * step's q_a has 12 tiles, kv_a 5), into parts of at least 2 steps, at
+ * most CG_K_PARTS, none empty. The partial tiles go to scratch
+ * [part][64][O] floats. One definition for the host and the device. */
+#define CG_K_PARTS 32
+#define CG_K_SPLITS_FN(Q)                                                          \
+    Q(long long cg_k_splits(long long M, long long nt, long long nkb) {            \
+        if (M < 1 || M > 64 || nt < 1 || nt > 66 || nkb < 4) return 1;             \
+        long long n = (132 + nt - 1) / nt;                                          \
+        if (n > 32) n = 32;                                                         \
+        if (n > nkb / 2) n = nkb / 2;                                               \
+        if (n < 2) return 1;                                                        \
+        long long per = (nkb + n - 1) / n;                                          \
+        return (nkb + per - 1) / per;                                               \
+    })
 
 /* Into how many parts a step's keys are split between blocks, for
  * attention with one key head: only a decode step (S == 1) with fewer
@@ -75,6 +96,7 @@ typedef enum {
 #define CG_QUOTE(...) #__VA_ARGS__
 #define CG_EXPAND(...) __VA_ARGS__
 static inline CG_KEY_SPLITS_FN(CG_EXPAND)
+static inline CG_K_SPLITS_FN(CG_EXPAND)
 
 /* items as `rule` says; a and b evaluated at run time. */
 typedef struct {
@@ -88,6 +110,7 @@ typedef struct {
     CgItems rule;
     IrDim kb, ks, kt; /* CG_ITEMS_KEYS_*: the batch, new positions and context of the attention */
     int64_t khq, kdv; /* ... its query heads and value width */
+    int64_t knb;      /* CG_ITEMS_K_*: the GEMM's pipeline steps over K (a, b: its M and O) */
 } CgPhase;
 
 typedef enum {
@@ -117,9 +140,10 @@ typedef struct {
     IrDim M;
     int64_t N, K;
     int x, xs, w, ws, y, xs_t; /* slots */
-    int phase;                 /* the template's phase, which the library call replaces (the group's other phases,
+    int phase;                 /* the template's first phase, which the library call replaces (the group's other phases,
                                 * such as the stores of fused values the GEMM reads, still run) */
     CgPhase prep;              /* fn NULL when none */
+    int span;                  /* phases from `phase` the call replaces (the tile's split-K forms too); 0 means 1 */
 } CgLib;
 
 typedef struct {

@@ -35,10 +35,18 @@ static const char MMA_HELPERS[] =
     "                 : \"r\"(a[0]), \"r\"(a[1]), \"r\"(a[2]), \"r\"(a[3]), \"r\"(b[0]), \"r\"(b[1]));\n"
     "}\n";
 
-void cg_mma_helpers(Gen *G) { sb_puts(&G->ldr, MMA_HELPERS); }
+void cg_mma_helpers(Gen *G) {
+    if (!G->mma_helpers) sb_puts(&G->ldr, MMA_HELPERS);
+    G->mma_helpers = true;
+}
 
 void cg_mma_tile(Gen *G, bool bf16, bool wt, int sx, int sxs, int sw, int sws, int sy, int64_t K, const char *O) {
-    cg_mma_helpers(G); /* file scope, before the phase functions (one tile per module) */
+    cg_mma_tile_part(G, bf16, wt, sx, sxs, sw, sws, sy, K, O, NULL, NULL, -1);
+}
+
+void cg_mma_tile_part(Gen *G, bool bf16, bool wt, int sx, int sxs, int sw, int sws, int sy, int64_t K, const char *O, const char *kb0,
+                      const char *kb1, int spart) {
+    cg_mma_helpers(G); /* file scope, before the phase functions */
     StrBuf *b = &G->decl;
     K *= bf16 ? 2 : 1;      /* from here on K counts bytes of a row: a pipeline step is 128 of them */
     bool vec = K % 16 == 0; /* every 16-byte chunk of a row is wholly inside or outside K */
@@ -48,6 +56,7 @@ void cg_mma_tile(Gen *G, bool bf16, bool wt, int sx, int sxs, int sw, int sws, i
                  "    const long long wsb = (e * nob + ot) * nkb;\n"
                  "    const unsigned short *Wn = (const unsigned short *)a.t[%d] + e * (K / 2) * O + ot * 128;  // w[e] as [K][O] (WT)\n"
                  "    const bool WT = %d;\n"
+                 "    const long long kb0 = %s, kb1 = %s;  // the pipeline steps of this block\n"
                  "    const int orows = O - ot * 128 < 128 ? (int)(O - ot * 128) : 128;\n"
                  "    const int warp = threadIdx.x >> 5, g = (threadIdx.x & 31) >> 2, q = threadIdx.x & 3;\n"
                  "    const int wm = (warp >> 2) * 32, wn = (warp & 3) * 32;  // this warp's 32x32 of the 64x128 tile\n"
@@ -64,7 +73,7 @@ void cg_mma_tile(Gen *G, bool bf16, bool wt, int sx, int sxs, int sw, int sws, i
                  "        for (int j = 0; j < 4; j++)\n"
                  "#pragma unroll\n"
                  "            for (int c = 0; c < 4; c++) acc[i][j][c] = part[i][j][c] = 0.0f;\n",
-              (long long)K, O, sx, sw, sw, wt ? 1 : 0);
+              (long long)K, O, sx, sw, sw, wt ? 1 : 0, kb0 ? kb0 : "0", kb1 ? kb1 : "nkb");
     /* stage s of K block kb: x rows [64][144], then w rows [128][144] */
     sb_puts(b, "    auto load = [&](int s, long long kb) {\n"
                "        unsigned char *As = sm + s * 27648, *Bs = As + 9216;\n"
@@ -112,15 +121,15 @@ void cg_mma_tile(Gen *G, bool bf16, bool wt, int sx, int sxs, int sw, int sws, i
         "                const int r = srow[wm + i * 16 + g + 8 * h];\n"
         "                xsc[i][h] = r >= 0 ? L%d(a, (long long)r * nkb + kb) : 0.0f;\n"
         "            }", sws, sxs);
-    sb_printf(b, "    load(0, 0);\n"
+    sb_printf(b, "    if (kb0 < kb1) load(0, kb0);\n"
                  "    cp_commit();\n"
-                 "    for (long long kb = 0; kb < nkb; kb++) {\n"
-                 "        if (kb + 1 < nkb) load((int)((kb + 1) & 1), kb + 1);\n"
+                 "    for (long long kb = kb0; kb < kb1; kb++) {\n"
+                 "        if (kb + 1 < kb1) load((int)((kb + 1 - kb0) & 1), kb + 1);\n"
                  "        cp_commit();\n"
                  "        cp_wait1();\n"
                  "        __syncthreads();\n"
                  "        %s\n"
-                 "        const unsigned char *As = sm + (kb & 1) * 27648, *Bs = As + 9216;\n"
+                 "        const unsigned char *As = sm + ((kb - kb0) & 1) * 27648, *Bs = As + 9216;\n"
                  "#pragma unroll\n"
                  "        for (int kk = 0; kk < 128; kk += 32) {\n"
                  "            unsigned af[2][4], bfr[4][2];\n"
@@ -156,14 +165,22 @@ void cg_mma_tile(Gen *G, bool bf16, bool wt, int sx, int sxs, int sw, int sws, i
                  "            for (int c = 0; c < 4; c++) {\n"
                  "                const int r = yrow[wm + i * 16 + g + 8 * (c >> 1)];\n"
                  "                const long long o = ot * 128 + wn + j * 8 + q * 2 + (c & 1);\n"
-                 "                if (r >= 0 && o < O) S%d(a, (long long)r * O + o, acc[i][j][c]);\n"
+                 "                if (r >= 0 && o < O) %s;\n"
                  "            }\n",
-              scales, bf16 ? "mma_bf16" : "mma_e4m3", bf16 ? "acc" : "part", bf16 ? "" : promo, sy);
+              scales, bf16 ? "mma_bf16" : "mma_e4m3", bf16 ? "acc" : "part", bf16 ? "" : promo,
+              spart < 0 ? arena_printf(G->a, "S%d(a, (long long)r * O + o, acc[i][j][c])", sy)
+                        : arena_printf(G->a, "st_f32(a.t[%d], (kpart * 64 + r) * O + o, acc[i][j][c])", spart));
 }
 
 /* A linear on the tensor-core tile: block = (64-row tile of x, 128-wide
- * output tile); the rows of x and y are the block's own. */
-static void gemm_mma(Gen *G, const char *what, bool bf16, IrDim M, int64_t K, IrDim O, int sx, int sxs, int sw, int sws, int sy) {
+ * output tile); the rows of x and y are the block's own. With few output
+ * tiles (O <= 66 x 128) and enough K, two more phases split K between
+ * blocks when a step has one row tile (cg_k_splits: a decode step, whose
+ * whole-K grid would leave most SMs idle on a GEMM that only streams its
+ * weights): each block's partial tile to scratch, then their sum into y.
+ * Returns the number of phases (1 or 3), the first being the whole-K one. */
+static int gemm_mma(Gen *G, const IrNode *n, const char *what, bool bf16, IrDim M, int64_t K, IrDim O, int sx, int sxs, int sw, int sws,
+                    int sy) {
     cg_head(G, what);
     sb_printf(&G->decl, "    extern __shared__ __align__(16) unsigned char sm[];\n"
                         "    __shared__ int srow[64], yrow[64];\n"
@@ -174,14 +191,47 @@ static void gemm_mma(Gen *G, const char *what, bool bf16, IrDim M, int64_t K, Ir
     cg_mma_tile(G, bf16, false, sx, sxs, sw, sws, sy, K, cg_dim(G, O));
     sb_puts(&G->decl, "}\n");
     cg_phase(G, CG_LAUNCH_BLOCK, M, 64, O, 128, CG_MMA_SMEM);
+    int64_t nkb = (K * (bf16 ? 2 : 1) + 127) / 128, nt = ir_dim_is_const(O) ? (O.coeff + 127) / 128 : 0;
+    if (nt < 1 || nt > 66 || nkb < 4) return 1;
+    G->phases[G->nphases - 1].rule = CG_ITEMS_K_WHOLE;
+    G->phases[G->nphases - 1].knb = nkb;
+    int sp = cg_slot_scratch(G, n, ir_dim_const(CG_K_PARTS * 64 * O.coeff));
+    sb_puts(&G->ldr, "__device__ __forceinline__ " CG_K_SPLITS_FN(CG_QUOTE) "\n");
+    cg_head(G, arena_printf(G->a, "%s, K split between blocks (one row tile): partial tiles to scratch", what));
+    sb_printf(&G->decl, "    extern __shared__ __align__(16) unsigned char sm[];\n"
+                        "    __shared__ int srow[64], yrow[64];\n"
+                        "    const long long M = %s, nt = %lldLL, ot = blockIdx.x %% nt, kpart = blockIdx.x / nt, e = 0;\n"
+                        "    const long long ns = cg_k_splits(M, nt, %lldLL), kper = (%lldLL + ns - 1) / ns;\n"
+                        "    if (threadIdx.x < 64) srow[threadIdx.x] = yrow[threadIdx.x] = threadIdx.x < M ? (int)threadIdx.x : -1;\n"
+                        "    __syncthreads();\n",
+              cg_dim(G, M), (long long)nt, (long long)nkb, (long long)nkb);
+    cg_mma_tile_part(G, bf16, false, sx, sxs, sw, sws, sy, K, cg_dim(G, O), "kpart * kper", "kpart * kper + kper < nkb ? kpart * kper + kper : nkb",
+                     sp);
+    sb_puts(&G->decl, "}\n");
+    cg_phase(G, CG_LAUNCH_BLOCK, M, 64, O, 128, CG_MMA_SMEM);
+    G->phases[G->nphases - 1].rule = CG_ITEMS_K_SPLIT;
+    G->phases[G->nphases - 1].knb = nkb;
+    cg_head(G, "the sum of the K parts");
+    sb_printf(&G->decl, "    const long long i = ITEM_ELEM(), M = %s, O = %lldLL;\n"
+                        "    if (i >= M * O) return;\n"
+                        "    const long long ns = cg_k_splits(M, %lldLL, %lldLL), m = i / O, o = i %% O;\n"
+                        "    float s = 0.0f;\n"
+                        "    for (long long p = 0; p < ns; p++) s += ld_f32(a.t[%d], (p * 64 + m) * O + o);\n"
+                        "    S%d(a, i, s);\n"
+                        "}\n",
+              cg_dim(G, M), (long long)O.coeff, (long long)nt, (long long)nkb, sp, sy);
+    cg_phase(G, CG_LAUNCH_ELEM, M, 64, O, 128, 0); /* da, db as the tile's: the rule counts its parts alike */
+    G->phases[G->nphases - 1].rule = CG_ITEMS_K_SUM;
+    G->phases[G->nphases - 1].knb = nkb;
+    return 3;
 }
 
 /* fp8_linear on the tensor cores, and its cuBLASLt form where the shape allows it. */
 static bool gemm_fp8_mma(Gen *G, const IrNode *n, IrDim M, IrDim K, IrDim O) {
     int sx = cg_slot_value(G, n->ops[0]), sxs = cg_slot_value(G, n->ops[1]);
     int sw = cg_slot_value(G, n->ops[2]), sws = cg_slot_value(G, n->ops[3]), sy = cg_slot_value(G, n);
-    gemm_mma(G, "fp8_linear: tensor cores (mma m16n8k32 E4M3), 64x128 tile, 1x128 / 128x128 block scales per K block", false, M, K.coeff,
-             O, sx, sxs, sw, sws, sy);
+    int span = gemm_mma(G, n, "fp8_linear: tensor cores (mma m16n8k32 E4M3), 64x128 tile, 1x128 / 128x128 block scales per K block", false,
+                        M, K.coeff, O, sx, sxs, sw, sws, sy);
     if (K.coeff % 512 == 0 && O.coeff % 8 == 0 && G->dtype[n->id] == IR_DT_BF16) { /* cuBLASLt's block-scaled FP8 may run it */
         int64_t nkb = K.coeff / 128;
         IrDim cnt = ir_dim_mul(M, ir_dim_const(nkb));
@@ -192,7 +242,7 @@ static bool gemm_fp8_mma(Gen *G, const IrNode *n, IrDim M, IrDim K, IrDim O) {
                             "    ((float *)a.t[%d])[i %% %lldLL * M + i / %lldLL] = L%d(a, i);\n"
                             "}\n",
                   cg_dim(G, M), (long long)nkb, st, (long long)nkb, (long long)nkb, sxs);
-        G->lib = (CgLib){CG_LIB_FP8_GEMM, M, O.coeff, K.coeff, sx, sxs, sw, sws, sy, st, G->nphases - 1, {"t0", CG_LAUNCH_ELEM, cnt, ir_dim_const(1), 1, 1, 0, 0, CG_ITEMS_GRID, {0}, {0}, {0}, 0, 0}};
+        G->lib = (CgLib){CG_LIB_FP8_GEMM, M, O.coeff, K.coeff, sx, sxs, sw, sws, sy, st, G->nphases - span, {"t0", CG_LAUNCH_ELEM, cnt, ir_dim_const(1), 1, 1, 0, 0, CG_ITEMS_GRID, {0}, {0}, {0}, 0, 0, 0}, span};
     }
     return true;
 }
@@ -200,11 +250,13 @@ static bool gemm_fp8_mma(Gen *G, const IrNode *n, IrDim M, IrDim K, IrDim O) {
 /* linear on bf16 values x, w on the tensor cores (mma m16n8k16 BF16, f32 accumulation), and its cuBLASLt form. */
 static bool gemm_bf16_mma(Gen *G, const IrNode *n, const IrNode *x, const IrNode *w, IrDim M, IrDim K, IrDim O) {
     int sx = cg_slot_value(G, x), sw = cg_slot_value(G, w), sy = cg_slot_value(G, n);
-    gemm_mma(G, x == n->ops[0] ? "linear: tensor cores (mma m16n8k16 BF16, f32 accumulation), 64x128 tile"
-                               : "linear: tensor cores (mma m16n8k16 BF16, f32 accumulation), 64x128 tile, on the bf16 values its f32 operands were cast from",
-             true, M, K.coeff, O, sx, 0, sw, 0, sy);
+    int span = gemm_mma(G, n,
+                        x == n->ops[0] ? "linear: tensor cores (mma m16n8k16 BF16, f32 accumulation), 64x128 tile"
+                                       : "linear: tensor cores (mma m16n8k16 BF16, f32 accumulation), 64x128 tile, on the bf16 values its f32 "
+                                         "operands were cast from",
+                        true, M, K.coeff, O, sx, 0, sw, 0, sy);
     if (K.coeff % 16 == 0 && O.coeff % 8 == 0 && G->dtype[n->id] == IR_DT_BF16) /* cuBLASLt may run it */
-        G->lib = (CgLib){CG_LIB_BF16_GEMM, M, O.coeff, K.coeff, sx, 0, sw, 0, sy, 0, G->nphases - 1, {NULL, CG_LAUNCH_ELEM, M, ir_dim_const(1), 1, 1, 0, 0, CG_ITEMS_GRID, {0}, {0}, {0}, 0, 0}};
+        G->lib = (CgLib){CG_LIB_BF16_GEMM, M, O.coeff, K.coeff, sx, 0, sw, 0, sy, 0, G->nphases - span, {NULL, CG_LAUNCH_ELEM, M, ir_dim_const(1), 1, 1, 0, 0, CG_ITEMS_GRID, {0}, {0}, {0}, 0, 0, 0}, span};
     return true;
 }
 

@@ -21,6 +21,7 @@ typedef struct {
     int nphases;
     CgLib lib;           /* the library form of the kernel being generated (CG_LIB_NONE: none) */
     bool failed;         /* ran out of slots */
+    bool mma_helpers;    /* cg_mma_helpers has emitted them into this module */
     const char *why;     /* set by a template that cannot handle its node */
 } Gen;
 
@@ -68,9 +69,15 @@ bool cg_einsum(Gen *G, const IrNode *n); /* gen_einsum.c */
  * scaling (slots sxs, sws), or bf16 values (bf16, scales unused); with
  * wt (bf16 only, O % 8 == 0) w[e] is stored [K][O] and read transposed. */
 void cg_mma_tile(Gen *G, bool bf16, bool wt, int sx, int sxs, int sw, int sws, int sy, int64_t K, const char *O);
+/* ... over pipeline steps [kb0, kb1) only (C expressions; NULL: all of K),
+ * writing the partial tile as f32 to scratch slot spart at
+ * [kpart][yrow][O] (a `kpart` the prologue declares; yrow < 64) when
+ * spart >= 0, instead of y. */
+void cg_mma_tile_part(Gen *G, bool bf16, bool wt, int sx, int sxs, int sw, int sws, int sy, int64_t K, const char *O, const char *kb0,
+                      const char *kb1, int spart);
 /* The tile's device helpers (cp16, cp_commit, cp_wait0/1, mma_e4m3,
  * mma_bf16) at file scope, for a template that uses them without the tile;
- * once per module. */
+ * emitted once per module however often it is called. */
 void cg_mma_helpers(Gen *G);
 /* Dynamic shared memory the tile needs (two pipeline stages). */
 #define CG_MMA_SMEM (2 * 192 * 144)

@@ -644,14 +644,14 @@ bool gpu_exec_run(GpuExec *x, const CpuInput *in, int nin, DiagEngine *d) {
         memcpy(l->args.sym, sym, sizeof l->args.sym);
         l->args.len = x->len;
         if (ev) rt_cuda_event_record(x->cu, d, ev[k]);
-        int skip = -1; /* the template's phase when the library ran it */
+        int skip = -1, span = ck->lib.span > 1 ? ck->lib.span : 1; /* the template's phases when the library ran it */
         for (int ph = 0; ph < ck->nphases && ok; ph++) {
             if (x->blas && ck->lib.kind != CG_LIB_NONE && ph == ck->lib.phase) {
                 int lib = run_lib(x, k, sym, d);
                 if (lib < 0) ok = false;
                 if (lib != 0) skip = ph;
             }
-            if (ph == skip || !ok) continue;
+            if ((skip >= 0 && ph >= skip && ph < skip + span) || !ok) continue;
             const CgPhase *f = &ck->phases[ph];
             int64_t items = cg_phase_items(f, sym);
             if (items <= 0) continue;

@@ -188,6 +188,50 @@ static void test_split_key_launch(void **state) {
     arena_free(a);
 }
 
+/* Split-K for decode-sized GEMMs: the rule, and the three phases a linear
+ * with few output tiles gets (its library form replaces all three). */
+static void test_k_split_launch(void **state) {
+    (void)state;
+    assert_int_equal(cg_k_splits(1, 12, 56), 10);   /* V3 q_a at batch 1: 12 tiles x 10 parts of 6 steps */
+    assert_int_equal(cg_k_splits(1, 5, 56), 19);    /* kv_a: 5 tiles, parts of 3 steps, none empty */
+    assert_int_equal(cg_k_splits(1, 56, 128), 3);   /* o_proj */
+    assert_int_equal(cg_k_splits(64, 12, 56), 10);  /* still one row tile */
+    assert_int_equal(cg_k_splits(65, 12, 56), 1);   /* two row tiles: the whole K */
+    assert_int_equal(cg_k_splits(1, 67, 56), 1);    /* enough output tiles */
+    assert_int_equal(cg_k_splits(1, 12, 3), 1);     /* too little K */
+    for (int64_t nt = 1; nt <= 66; nt++)
+        for (int64_t nkb = 1; nkb <= 300; nkb++) { /* parts of at least 2 steps, none empty, at most CG_K_PARTS */
+            int64_t n = cg_k_splits(1, nt, nkb), per = (nkb + n - 1) / n;
+            assert_true(n >= 1 && n <= CG_K_PARTS && (n == 1 || (per >= 2 && (n - 1) * per < nkb)));
+        }
+    Arena *a = arena_new();
+    DiagEngine *d = diag_new(a, stderr);
+    static const char src[] = "dim M;\ninput x: bf16[M, 1024];\nweight w: bf16[256, 1024] = \"w\";\noutput y = linear(x, w);\n";
+    IrGraph *g = fe_compile_string(a, d, "k.dsl", src, sizeof src - 1, NULL);
+    assert_non_null(g);
+    PassPipeline pp;
+    PassRunOptions ro = {0};
+    assert_true(pass_pipeline_parse(a, d, "shape-infer,fuse", &pp) && pass_pipeline_run(&pp, g, &ro, d));
+    CgProgram *p = cg_generate(a, d, g, NULL);
+    assert_non_null(p);
+    const CgKernel *ck = NULL;
+    for (int k = 0; k < p->nkernels; k++)
+        if (p->kernels[k].lib.kind == CG_LIB_BF16_GEMM) ck = &p->kernels[k];
+    assert_non_null(ck);
+    assert_int_equal(ck->lib.span, 3);
+    const CgPhase *f = &ck->phases[ck->lib.phase];
+    assert_int_equal(f[0].rule, CG_ITEMS_K_WHOLE);
+    assert_int_equal(f[1].rule, CG_ITEMS_K_SPLIT);
+    assert_int_equal(f[2].rule, CG_ITEMS_K_SUM);
+    int sm = ir_graph_find_dim(g, "M");
+    int64_t sym[IR_MAX_DIM_SYMS] = {0};
+    sym[sm] = 1; /* 2 output tiles, 16 steps of 64 bf16: 8 parts of 2 */
+    assert_true(cg_phase_items(&f[0], sym) == 0 && cg_phase_items(&f[1], sym) == 8 * 2 && cg_phase_items(&f[2], sym) == 256);
+    sym[sm] = 100; /* two row tiles: the whole-K tile only */
+    assert_true(cg_phase_items(&f[0], sym) == 2 * 2 && cg_phase_items(&f[1], sym) == 0 && cg_phase_items(&f[2], sym) == 0);
+    arena_free(a);
+}
+
 /* The router's linear(cast(x, f32), cast(w, f32)) on bf16-stored x and w
  * reads x and w on the BF16 tile and its casts are not computed; with
  * --storage f32 (x stored as f32, not necessarily bf16 values) the casts
@@ -238,6 +282,7 @@ int main(void) {
         cmocka_unit_test(test_compile_error_has_log),
         cmocka_unit_test(test_split_key_launch),
         cmocka_unit_test(test_router_reads_bf16),
+        cmocka_unit_test(test_k_split_launch),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
