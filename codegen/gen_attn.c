@@ -8,7 +8,10 @@
  * 32 at a time: S = q k^T by mma m16n8k16 BF16 (each warp 16 rows x 32
  * keys), the online softmax in registers (a quad of lanes holds a row),
  * P rounded to bf16 and multiplied into the warp's half of the f32 output
- * by mma again, v staged transposed so its fragments are single loads.
+ * by mma again, v staged row-major by cp.async (rows padded to 16 bytes
+ * past Dv so ldmatrix hits 32 banks) and read as B fragments by
+ * ldmatrix.trans. (Staging v transposed by 2-byte stores instead put each
+ * warp's 32 stores in one bank.)
  * A decode step with few query tiles splits its keys between blocks
  * instead (cg_key_splits in gen.h; the runtime launches the whole-key
  * kernel, or the split kernel and the merge of its parts, never both), so
@@ -49,7 +52,8 @@ static void attention_mma_kernel(Gen *G, const IrNode *n, bool split, int sq, in
                  "    const long long VT = %s;\n"
                  "    const int NT = %lld;       // 8-wide output tiles per warp (its half of Dv)\n"
                  "%s"
-                 "    unsigned char *Qs = sm, *Ks = sm + 64 * QST, *Vt = Ks + 32 * QST;  // Vt: [Dv][32 keys], 80-byte rows\n"
+                 "    const long long VST = Dv * 2 + 16;  // bytes per row of Vs\n"
+                 "    unsigned char *Qs = sm, *Ks = sm + 64 * QST, *Vs = Ks + 32 * QST;  // Vs: [32 keys][Dv], VST-byte rows\n"
                  "    const unsigned short *Q = (const unsigned short *)a.t[%d], *Kg = (const unsigned short *)a.t[%d],\n"
                  "                         *Vg = (const unsigned short *)a.t[%d];\n"
                  "    const int warp = threadIdx.x >> 5, g = (threadIdx.x & 31) >> 2, q4 = threadIdx.x & 3;\n"
@@ -75,21 +79,18 @@ static void attention_mma_kernel(Gen *G, const IrNode *n, bool split, int sq, in
                  "        for (int c = 0; c < 4; c++) o[t][c] = 0.0f;\n"
                  "    for (int h = 0; h < 2; h++) m[h] = __int_as_float(0xff800000), l[h] = 0.0f;\n"
                  "%s"
-                 "        __syncthreads();  // the previous step is done with Ks and Vt\n"
+                 "        __syncthreads();  // the previous step is done with Ks and Vs\n"
                  "        for (int c = threadIdx.x; c < 32 * qch; c += 256) {\n"
                  "            const int jj = c / qch, kc = c %% qch;\n"
                  "            const bool ok = j0 + jj < T;\n"
                  "            cp16(Ks + jj * QST + kc * 16, ok ? Kg + ((bb * KT + j0 + jj) * Dk + kc * 8) : Kg, ok);\n"
                  "        }\n"
-                 "        cp_commit();\n"
                  "        for (int c = threadIdx.x; c < 32 * (int)(Dv / 8); c += 256) {\n"
                  "            const int jj = c / (int)(Dv / 8), c8 = c %% (int)(Dv / 8) * 8;\n"
-                 "            uint4 w = make_uint4(0, 0, 0, 0);\n"
-                 "            if (j0 + jj < T) w = *(const uint4 *)(Vg + ((bb * VT + j0 + jj) * Dv + c8));\n"
-                 "            const unsigned short *hv = (const unsigned short *)&w;\n"
-                 "#pragma unroll\n"
-                 "            for (int t = 0; t < 8; t++) *(unsigned short *)(Vt + (c8 + t) * 80 + jj * 2) = hv[t];\n"
+                 "            const bool ok = j0 + jj < T;\n"
+                 "            cp16(Vs + jj * VST + c8 * 2, ok ? Vg + ((bb * VT + j0 + jj) * Dv + c8) : Vg, ok);\n"
                  "        }\n"
+                 "        cp_commit();\n"
                  "        cp_wait0();\n"
                  "        __syncthreads();\n"
                  "        float sc[4][4];  // this warp's 16 rows x 32 keys of q k^T\n"
@@ -142,10 +143,11 @@ static void attention_mma_kernel(Gen *G, const IrNode *n, bool split, int sq, in
                  "                                    (unsigned)f2bf(sc[2 * kk][2]) | (unsigned)f2bf(sc[2 * kk][3]) << 16,\n"
                  "                                    (unsigned)f2bf(sc[2 * kk + 1][0]) | (unsigned)f2bf(sc[2 * kk + 1][1]) << 16,\n"
                  "                                    (unsigned)f2bf(sc[2 * kk + 1][2]) | (unsigned)f2bf(sc[2 * kk + 1][3]) << 16};\n"
+                 "            const unsigned char *pv = Vs + (kk * 16 + (threadIdx.x & 15)) * VST + wc * 2;  // this lane's key row\n"
                  "#pragma unroll\n"
                  "            for (int t = 0; t < NT; t++) {\n"
-                 "                const unsigned char *pb = Vt + (wc + t * 8 + g) * 80 + kk * 32 + q4 * 4;\n"
-                 "                const unsigned bf[2] = {*(const unsigned *)pb, *(const unsigned *)(pb + 16)};\n"
+                 "                unsigned bf[2];  // keys kk*16 + 2 q4 (+1) and + 8, value column wc + t*8 + g\n"
+                 "                ldsm_x2_t(bf, pv + t * 16);\n"
                  "                mma_bf16(o[t], pf, bf);\n"
                  "            }\n"
                  "        }\n"
@@ -179,7 +181,7 @@ static bool attention_mma(Gen *G, const IrNode *n) {
         !ir_dim_is_const(v->type.dims[2]) || v->type.dims[2].coeff != 1 || Dk % 16 || Dv % 16 || Dk > 1024 || Dv > 1024 ||
         G->dtype[q->id] != IR_DT_BF16 || G->dtype[k->id] != IR_DT_BF16 || G->dtype[v->id] != IR_DT_BF16)
         return false;
-    int64_t qst = Dk * 2 + 16, smem = 64 * qst + 32 * qst + Dv * 80;
+    int64_t qst = Dk * 2 + 16, smem = 64 * qst + 32 * qst + 32 * (Dv * 2 + 16);
     if (smem > 227 * 1024) return false;
     int sq = cg_slot_value(G, q), sk = cg_slot_value(G, k), sv = cg_slot_value(G, v), so = cg_slot_value(G, n);
     cg_mma_helpers(G);

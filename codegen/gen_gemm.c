@@ -15,7 +15,8 @@
  * --storage f32) use a 64x64 FP32-FMA tile. */
 #include "codegen/gen_internal.h"
 
-/* Device helpers of the FP8 tile: cp.async with zero fill, one mma. */
+/* Device helpers of the tensor-core templates: cp.async with zero fill,
+ * ldmatrix (transposed), one mma. */
 static const char MMA_HELPERS[] =
     "__device__ __forceinline__ void cp16(void *dst, const void *src, bool v) {  // 16 bytes, zeros when !v\n"
     "    unsigned s = (unsigned)__cvta_generic_to_shared(dst);\n"
@@ -24,6 +25,10 @@ static const char MMA_HELPERS[] =
     "__device__ __forceinline__ void cp_commit() { asm volatile(\"cp.async.commit_group;\\n\" ::); }\n"
     "__device__ __forceinline__ void cp_wait1() { asm volatile(\"cp.async.wait_group 1;\\n\" ::: \"memory\"); }\n"
     "__device__ __forceinline__ void cp_wait0() { asm volatile(\"cp.async.wait_group 0;\\n\" ::: \"memory\"); }\n"
+    "__device__ __forceinline__ void ldsm_x2_t(unsigned *r, const void *p) {  // two 8x8 b16 matrices, transposed (rows from lanes 0-15)\n"
+    "    unsigned s = (unsigned)__cvta_generic_to_shared(p);\n"
+    "    asm volatile(\"ldmatrix.sync.aligned.m8n8.x2.trans.shared.b16 {%0,%1}, [%2];\\n\" : \"=r\"(r[0]), \"=r\"(r[1]) : \"r\"(s));\n"
+    "}\n"
     "__device__ __forceinline__ void mma_e4m3(float *c, const unsigned *a, const unsigned *b) {  // c[16x8] += a[16x32] . b[32x8]\n"
     "    asm volatile(\"mma.sync.aligned.m16n8k32.row.col.f32.e4m3.e4m3.f32 {%0,%1,%2,%3}, {%4,%5,%6,%7}, {%8,%9}, {%0,%1,%2,%3};\\n\"\n"
     "                 : \"+f\"(c[0]), \"+f\"(c[1]), \"+f\"(c[2]), \"+f\"(c[3])\n"
