@@ -10,7 +10,8 @@
  * P rounded to bf16 and multiplied into the warp's half of the f32 output
  * by mma again, v staged row-major by cp.async (rows padded to 16 bytes
  * past Dv so ldmatrix hits 32 banks) and read as B fragments by
- * ldmatrix.trans. (Staging v transposed by 2-byte stores instead put each
+ * ldmatrix.trans; k and v in two stages, the next 32 keys loading while
+ * the block computes on these (V3: 211 KB of shared memory). (Staging v transposed by 2-byte stores instead put each
  * warp's 32 stores in one bank.)
  * A decode step with few query tiles splits its keys between blocks
  * instead (cg_key_splits in gen.h; the runtime launches the whole-key
@@ -34,7 +35,7 @@ static void attention_mma_kernel(Gen *G, const IrNode *n, bool split, int sq, in
     const char *range = split ? "    const long long chunk = (kend + 32 * nsp) / (32 * nsp) * 32, jlo = sp * chunk;  // this block's keys: jlo..jhi\n"
                                 "    const long long jhi = jlo + chunk - 1 < kend ? jlo + chunk - 1 : kend;\n"
                               : "";
-    const char *loop = split ? "    for (long long j0 = jlo; j0 <= jhi; j0 += 32) {\n" : "    for (long long j0 = 0; j0 <= kend; j0 += 32) {\n";
+    const char *loop = split ? "    const long long jfirst = jlo, jlast = jhi;\n" : "    const long long jfirst = 0, jlast = kend;\n";
     const char *partdecl = split ? arena_printf(G->a, "    cp_wait0();  // a part past the keys loaded q and nothing else\n"
                                                       "    float *part = (float *)a.t[%d];  // per (part, batch row, query row): o, then m and l\n", sp) : "";
     const char *store = split ? "            if (r >= rows) continue;\n"
@@ -52,8 +53,8 @@ static void attention_mma_kernel(Gen *G, const IrNode *n, bool split, int sq, in
                  "    const long long VT = %s;\n"
                  "    const int NT = %lld;       // 8-wide output tiles per warp (its half of Dv)\n"
                  "%s"
-                 "    const long long VST = Dv * 2 + 16;  // bytes per row of Vs\n"
-                 "    unsigned char *Qs = sm, *Ks = sm + 64 * QST, *Vs = Ks + 32 * QST;  // Vs: [32 keys][Dv], VST-byte rows\n"
+                 "    const long long VST = Dv * 2 + 16, STG = 32 * QST + 32 * VST;  // bytes per row of v; per stage of k and v\n"
+                 "    unsigned char *Qs = sm, *Ks = sm + 64 * QST;  // stage st: k [32 keys][Dk] at Ks + st * STG, v [32 keys][Dv] after it\n"
                  "    const unsigned short *Q = (const unsigned short *)a.t[%d], *Kg = (const unsigned short *)a.t[%d],\n"
                  "                         *Vg = (const unsigned short *)a.t[%d];\n"
                  "    const int warp = threadIdx.x >> 5, g = (threadIdx.x & 31) >> 2, q4 = threadIdx.x & 3;\n"
@@ -78,21 +79,28 @@ static void attention_mma_kernel(Gen *G, const IrNode *n, bool split, int sq, in
                  "    for (int t = 0; t < NT; t++)\n"
                  "        for (int c = 0; c < 4; c++) o[t][c] = 0.0f;\n"
                  "    for (int h = 0; h < 2; h++) m[h] = __int_as_float(0xff800000), l[h] = 0.0f;\n"
-                 "%s"
-                 "        __syncthreads();  // the previous step is done with Ks and Vs\n"
+                 "    auto stage = [&](int st, long long j0) {  // keys j0 .. j0 + 31 of k and v into stage st\n"
+                 "        unsigned char *Kd = Ks + st * STG, *Vd = Kd + 32 * QST;\n"
                  "        for (int c = threadIdx.x; c < 32 * qch; c += 256) {\n"
                  "            const int jj = c / qch, kc = c %% qch;\n"
                  "            const bool ok = j0 + jj < T;\n"
-                 "            cp16(Ks + jj * QST + kc * 16, ok ? Kg + ((bb * KT + j0 + jj) * Dk + kc * 8) : Kg, ok);\n"
+                 "            cp16(Kd + jj * QST + kc * 16, ok ? Kg + ((bb * KT + j0 + jj) * Dk + kc * 8) : Kg, ok);\n"
                  "        }\n"
                  "        for (int c = threadIdx.x; c < 32 * (int)(Dv / 8); c += 256) {\n"
                  "            const int jj = c / (int)(Dv / 8), c8 = c %% (int)(Dv / 8) * 8;\n"
                  "            const bool ok = j0 + jj < T;\n"
-                 "            cp16(Vs + jj * VST + c8 * 2, ok ? Vg + ((bb * VT + j0 + jj) * Dv + c8) : Vg, ok);\n"
+                 "            cp16(Vd + jj * VST + c8 * 2, ok ? Vg + ((bb * VT + j0 + jj) * Dv + c8) : Vg, ok);\n"
                  "        }\n"
+                 "    };\n"
+                 "%s"
+                 "    if (jfirst <= jlast) stage(0, jfirst);\n"
+                 "    cp_commit();\n"
+                 "    for (long long j0 = jfirst, it = 0; j0 <= jlast; j0 += 32, it++) {  // two stages: the next keys load during this step\n"
+                 "        if (j0 + 32 <= jlast) stage((int)((it + 1) & 1), j0 + 32);\n"
                  "        cp_commit();\n"
-                 "        cp_wait0();\n"
+                 "        cp_wait1();\n"
                  "        __syncthreads();\n"
+                 "        const unsigned char *Kc = Ks + (it & 1) * STG, *Vc = Kc + 32 * QST;\n"
                  "        float sc[4][4];  // this warp's 16 rows x 32 keys of q k^T\n"
                  "#pragma unroll\n"
                  "        for (int t = 0; t < 4; t++)\n"
@@ -104,7 +112,7 @@ static void attention_mma_kernel(Gen *G, const IrNode *n, bool split, int sq, in
                  "                                    *(const unsigned *)(pa + 8 * QST + 16)};\n"
                  "#pragma unroll\n"
                  "            for (int t = 0; t < 4; t++) {\n"
-                 "                const unsigned char *pb = Ks + (t * 8 + g) * QST + ks * 32 + q4 * 4;\n"
+                 "                const unsigned char *pb = Kc + (t * 8 + g) * QST + ks * 32 + q4 * 4;\n"
                  "                const unsigned bf[2] = {*(const unsigned *)pb, *(const unsigned *)(pb + 16)};\n"
                  "                mma_bf16(sc[t], af, bf);\n"
                  "            }\n"
@@ -143,7 +151,7 @@ static void attention_mma_kernel(Gen *G, const IrNode *n, bool split, int sq, in
                  "                                    (unsigned)f2bf(sc[2 * kk][2]) | (unsigned)f2bf(sc[2 * kk][3]) << 16,\n"
                  "                                    (unsigned)f2bf(sc[2 * kk + 1][0]) | (unsigned)f2bf(sc[2 * kk + 1][1]) << 16,\n"
                  "                                    (unsigned)f2bf(sc[2 * kk + 1][2]) | (unsigned)f2bf(sc[2 * kk + 1][3]) << 16};\n"
-                 "            const unsigned char *pv = Vs + (kk * 16 + (threadIdx.x & 15)) * VST + wc * 2;  // this lane's key row\n"
+                 "            const unsigned char *pv = Vc + (kk * 16 + (threadIdx.x & 15)) * VST + wc * 2;  // this lane's key row\n"
                  "#pragma unroll\n"
                  "            for (int t = 0; t < NT; t++) {\n"
                  "                unsigned bf[2];  // keys kk*16 + 2 q4 (+1) and + 8, value column wc + t*8 + g\n"
@@ -151,6 +159,7 @@ static void attention_mma_kernel(Gen *G, const IrNode *n, bool split, int sq, in
                  "                mma_bf16(o[t], pf, bf);\n"
                  "            }\n"
                  "        }\n"
+                 "        __syncthreads();  // every warp is done with this stage before it is loaded again\n"
                  "    }\n"
                  "    for (int h = 0; h < 2; h++) {  // the row sums over the quad\n"
                  "        l[h] += __shfl_xor_sync(0xffffffffu, l[h], 1);\n"
@@ -181,7 +190,7 @@ static bool attention_mma(Gen *G, const IrNode *n) {
         !ir_dim_is_const(v->type.dims[2]) || v->type.dims[2].coeff != 1 || Dk % 16 || Dv % 16 || Dk > 1024 || Dv > 1024 ||
         G->dtype[q->id] != IR_DT_BF16 || G->dtype[k->id] != IR_DT_BF16 || G->dtype[v->id] != IR_DT_BF16)
         return false;
-    int64_t qst = Dk * 2 + 16, smem = 64 * qst + 32 * qst + 32 * (Dv * 2 + 16);
+    int64_t qst = Dk * 2 + 16, smem = 64 * qst + 2 * (32 * qst + 32 * (Dv * 2 + 16)); /* q, two stages of k and v */
     if (smem > 227 * 1024) return false;
     int sq = cg_slot_value(G, q), sk = cg_slot_value(G, k), sv = cg_slot_value(G, v), so = cg_slot_value(G, n);
     cg_mma_helpers(G);
