@@ -2,6 +2,7 @@
 # deps.sh — installs, through apt, the Debian packages dscc builds with when
 # any is missing; a no-op when all are present. Sourced by main.sh and test.sh.
 #   cmake, make, gcc, pkg-config   build
+#   g++                            the emulated CUDA device of emu.test_gpu_ops
 #   flex, bison                    the DSL's lexer and parser generators
 #   libcjson-dev                   config.json and --json output
 #   libcmocka-dev                  unit tests
@@ -9,7 +10,7 @@
 #   clang                          libFuzzer harnesses (tools/fuzz.sh only)
 set -euo pipefail
 dscc_deps() {
-  local pkgs=(cmake make gcc pkg-config flex bison libcjson-dev libcmocka-dev libxxhash-dev)
+  local pkgs=(cmake make gcc g++ pkg-config flex bison libcjson-dev libcmocka-dev libxxhash-dev)
   local missing=()
   for p in "${pkgs[@]}"; do
     dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p")

@@ -1,0 +1,237 @@
+/* emu_kernel.h — the CUDA device subset the generated kernels use, as host
+ * C++: what an emulated module (a generated source, translated by
+ * emu_nvrtc.c) is compiled against by g++ for the emulated device.
+ *
+ * Written from the CUDA and PTX ISA documentation, independently of the
+ * code generator, so a wrong fragment layout or conversion in codegen/
+ * shows as a mismatch instead of being copied. The one design choice: a
+ * block's threads are fibers of one host thread and every block-wide or
+ * warp-wide operation is a call into the driver (EmuCtx), which switches
+ * fibers only there; so the thread indices, shared memory and the
+ * exchange buffers need no locks, and a run is deterministic. Everything
+ * here is static: each module carries its own copy. */
+#pragma once
+#include <math.h>
+#include <stdint.h>
+#include <string.h>
+
+extern "C" {
+#include "emu_abi.h"
+}
+
+#define EMU_EXPORT extern "C" __attribute__((visibility("default")))
+
+static thread_local EmuCtx *emu_ctx; /* the host worker's context, set by each entry */
+
+/* ---- qualifiers and built-in variables ---------------------------------- */
+#define __global__
+#define __device__
+#define __host__
+#define __forceinline__ inline
+#define __noinline__ __attribute__((noinline))
+#define __launch_bounds__(...)
+#define __restrict__ __restrict
+#define __align__(n) alignas(n)
+#define __shared__ static thread_local /* one block at a time per host thread */
+#define threadIdx (emu_ctx->thread_idx)
+#define blockIdx (emu_ctx->block_idx)
+#define blockDim (emu_ctx->block_dim)
+#define gridDim (emu_ctx->grid_dim)
+#define warpSize 32
+#define __syncthreads() emu_ctx->sync_block(emu_ctx, __LINE__)
+#define __threadfence() __atomic_thread_fence(__ATOMIC_SEQ_CST)
+static inline unsigned char *emu_dyn_smem(void) { return emu_ctx->smem; }
+
+/* ---- vector types ---------------------------------------------------------- */
+struct alignas(16) uint4 { unsigned x, y, z, w; };
+struct alignas(16) int4 { int x, y, z, w; };
+struct alignas(16) float4 { float x, y, z, w; };
+struct alignas(8) uint2 { unsigned x, y; };
+struct alignas(8) float2 { float x, y; };
+static inline uint4 make_uint4(unsigned a, unsigned b, unsigned c, unsigned d) { return uint4{a, b, c, d}; }
+static inline int4 make_int4(int a, int b, int c, int d) { return int4{a, b, c, d}; }
+static inline float4 make_float4(float a, float b, float c, float d) { return float4{a, b, c, d}; }
+static inline uint2 make_uint2(unsigned a, unsigned b) { return uint2{a, b}; }
+static inline float2 make_float2(float a, float b) { return float2{a, b}; }
+
+/* ---- bit casts and math intrinsics ---------------------------------------- */
+static inline float __int_as_float(int i) { float f; memcpy(&f, &i, 4); return f; }
+static inline float __uint_as_float(unsigned i) { float f; memcpy(&f, &i, 4); return f; }
+static inline int __float_as_int(float f) { int i; memcpy(&i, &f, 4); return i; }
+static inline unsigned __float_as_uint(float f) { unsigned i; memcpy(&i, &f, 4); return i; }
+static inline float rsqrtf(float x) { return 1.0f / sqrtf(x); }
+/* __expf, __logf: glibc declares them with the same meaning */
+static inline float __fdividef(float a, float b) { return a / b; }
+static inline float __saturatef(float x) { return x != x ? 0.0f : x < 0.0f ? 0.0f : x > 1.0f ? 1.0f : x; }
+
+/* ---- what the generated prelude does in inline PTX ------------------------ */
+/* cvt.f32.f16: exact */
+static inline float h2f(unsigned short h) {
+    unsigned s = (unsigned)(h >> 15) << 31, e = (h >> 10) & 31u, m = h & 1023u;
+    if (e == 31) return __uint_as_float(s | 0x7f800000u | (m << 13));
+    if (e == 0) return (s ? -1.0f : 1.0f) * ldexpf((float)m, -24);
+    return __uint_as_float(s | ((e + 112u) << 23) | (m << 13));
+}
+/* cvt.rn.f16.f32: nearest even; overflow to infinity */
+static inline unsigned short f2h(float f) {
+    unsigned short s = (unsigned short)((__float_as_uint(f) >> 16) & 0x8000u);
+    float a = fabsf(f);
+    if (a != a) return (unsigned short)(s | 0x7e00u);
+    if (a >= 65520.0f) return (unsigned short)(s | 0x7c00u);
+    int e;
+    frexpf(a, &e);                   /* a = m * 2^e, m in [0.5, 1) */
+    int q = e - 1 < -14 ? -24 : e - 11; /* the quantum: 2^-24 below 2^-14, else 10 mantissa bits */
+    float n = rintf(ldexpf(a, -q));  /* exact scaling, then nearest even */
+    if (q == -24) return (unsigned short)(s | (unsigned)n); /* 1024 is the smallest normal: same bits */
+    unsigned m = (unsigned)n, ex = (unsigned)(e - 1 + 15);
+    if (m == 2048) m = 1024, ex++;
+    return (unsigned short)(s | (ex << 10) | (m - 1024));
+}
+/* cvt.rn.satfinite.e4m3x2.f32, one lane: nearest even, finite values and
+ * infinities saturate to +-448, NaN stays NaN */
+static inline unsigned char fe4m3(float f) {
+    unsigned char s = (unsigned char)((__float_as_uint(f) >> 24) & 0x80u);
+    float a = fabsf(f);
+    if (a != a) return 0x7f;
+    if (a >= 448.0f) return (unsigned char)(s | 0x7e);
+    int e;
+    frexpf(a, &e);
+    int q = e - 1 < -6 ? -9 : e - 4; /* 2^-9 for subnormals, else 3 mantissa bits */
+    unsigned n = (unsigned)rintf(ldexpf(a, -q));
+    if (a == 0.0f) return s;
+    if (q == -9) return (unsigned char)(s | n); /* 8 is the smallest normal: same bits */
+    unsigned ex = (unsigned)(e - 1 + 7);
+    if (n == 16) n = 8, ex++;
+    if (ex > 15 || (ex == 15 && n - 8 == 7)) return (unsigned char)(s | 0x7e); /* rounded past 448 */
+    return (unsigned char)(s | (ex << 3) | (n - 8));
+}
+static inline float emu_e4m3(unsigned b) { /* E4M3 code -> f32, exact (the driver's own, not the prelude's) */
+    unsigned e = (b >> 3) & 15u, m = b & 7u;
+    float v = (e == 15u && m == 7u) ? __uint_as_float(0x7fc00000u) : e == 0u ? ldexpf((float)m, -9) : ldexpf((float)(8u + m), (int)e - 10);
+    return (b & 0x80u) ? -v : v;
+}
+static inline float emu_bf16(unsigned h) { return __uint_as_float((h & 0xffffu) << 16); }
+
+/* cp.async.cg.shared.global, 16 bytes, zero-filled when !v; lands at the wait */
+static inline void emu_cp16(void *dst, const void *src, bool v, int line) {
+    if (((uintptr_t)dst & 15) || (v && ((uintptr_t)src & 15))) emu_ctx->fault(emu_ctx, "cp.async of 16 bytes to or from a misaligned address", line);
+    emu_ctx->cp_async(emu_ctx, dst, src, 16, v ? 16 : 0);
+}
+#define cp16(dst, src, v) emu_cp16((dst), (src), (v), __LINE__)
+static inline void cp_commit(void) { emu_ctx->cp_commit(emu_ctx); }
+static inline void cp_wait0(void) { emu_ctx->cp_wait(emu_ctx, 0); }
+static inline void cp_wait1(void) { emu_ctx->cp_wait(emu_ctx, 1); }
+
+/* ---- warp collectives ------------------------------------------------------ */
+static inline int emu_lane(void) { return (int)(((threadIdx.z * blockDim.y + threadIdx.y) * blockDim.x + threadIdx.x) & 31u); }
+template <class T> static inline T emu_shfl(unsigned mask, T v, int src, int width, int line) {
+    static_assert(sizeof(T) <= EMU_WARP_SLOT, "lane value too large");
+    T all[32];
+    emu_ctx->warp_exchange(emu_ctx, mask, &v, all, sizeof(T), line);
+    const int l = emu_lane(), base = l & ~(width - 1);
+    if (src < base || src >= base + width || !(mask >> src & 1u)) return v; /* outside the segment: unchanged */
+    return all[src];
+}
+#define __shfl_xor_sync(mask, v, o, ...) emu_shfl_xor((mask), (v), (o), __LINE__, ##__VA_ARGS__)
+#define __shfl_sync(mask, v, src, ...) emu_shfl_idx((mask), (v), (src), __LINE__, ##__VA_ARGS__)
+#define __shfl_down_sync(mask, v, d, ...) emu_shfl_down((mask), (v), (d), __LINE__, ##__VA_ARGS__)
+template <class T> static inline T emu_shfl_xor(unsigned m, T v, int o, int line, int w = 32) { return emu_shfl(m, v, emu_lane() ^ o, w, line); }
+template <class T> static inline T emu_shfl_idx(unsigned m, T v, int s, int line, int w = 32) {
+    return emu_shfl(m, v, (emu_lane() & ~(w - 1)) + (s & (w - 1)), w, line);
+}
+template <class T> static inline T emu_shfl_down(unsigned m, T v, int d, int line, int w = 32) { return emu_shfl(m, v, emu_lane() + d, w, line); }
+static inline unsigned emu_ballot(unsigned mask, int p, int line) {
+    int all[32];
+    emu_ctx->warp_exchange(emu_ctx, mask, &p, all, sizeof p, line);
+    unsigned b = 0;
+    for (int l = 0; l < 32; l++) b |= (mask >> l & 1u) && all[l] ? 1u << l : 0u;
+    return b;
+}
+#define __ballot_sync(mask, p) emu_ballot((mask), (p) ? 1 : 0, __LINE__)
+#define __any_sync(mask, p) (emu_ballot((mask), (p) ? 1 : 0, __LINE__) != 0u)
+#define __all_sync(mask, p) (emu_ballot((mask), (p) ? 1 : 0, __LINE__) == (mask))
+#define __syncwarp(...) (void)emu_ballot(0xffffffffu, 0, __LINE__)
+
+/* mma.sync.aligned.m16n8k32.row.col.f32.e4m3.e4m3.f32 and m16n8k16 .bf16:
+ * D = A B + C over the warp, fragments as the PTX ISA lays them out
+ * (groupID = lane / 4, tid = lane % 4):
+ *   A: 4 registers; row groupID (regs 0, 2) or groupID + 8 (regs 1, 3);
+ *      e4m3: cols tid*4 + byte (+16 for regs 2, 3); bf16: cols tid*2 + half (+8)
+ *   B: 2 registers; col groupID; rows as A's cols (reg 1: +16, bf16 +8)
+ *   C, D: rows groupID (c0, c1) or groupID + 8 (c2, c3), cols tid*2 + (i & 1)
+ * Products are exact in f32; the sum is taken in double and added to C. */
+static inline void emu_mma(float *c, const unsigned *a, const unsigned *b, bool fp8, int line) {
+    unsigned mine[6] = {a[0], a[1], a[2], a[3], b[0], b[1]}, all[32 * 6];
+    emu_ctx->warp_exchange(emu_ctx, 0xffffffffu, mine, all, sizeof mine, line);
+    const int l = emu_lane(), g = l >> 2, t = l & 3, K = fp8 ? 32 : 16, per = fp8 ? 4 : 2, half = K / 2;
+    for (int i = 0; i < 4; i++) {
+        const int r = g + 8 * (i >> 1), n = t * 2 + (i & 1);
+        double s = 0.0;
+        for (int k = 0; k < K; k++) {
+            const int kk = k % half, j = kk % per, lane_a = 4 * (r % 8) + kk / per, lane_b = 4 * n + kk / per;
+            const unsigned ra = all[lane_a * 6 + (r >= 8) + 2 * (k >= half)], rb = all[lane_b * 6 + 4 + (k >= half)];
+            const float x = fp8 ? emu_e4m3(ra >> (8 * j) & 0xffu) : emu_bf16(ra >> (16 * j));
+            const float y = fp8 ? emu_e4m3(rb >> (8 * j) & 0xffu) : emu_bf16(rb >> (16 * j));
+            s += (double)x * (double)y;
+        }
+        c[i] = (float)((double)c[i] + s);
+    }
+}
+#define mma_e4m3(c, a, b) emu_mma((c), (a), (b), true, __LINE__)
+#define mma_bf16(c, a, b) emu_mma((c), (a), (b), false, __LINE__)
+
+/* ldmatrix.sync.aligned.m8n8.xN[.trans].shared.b16: N 8x8 matrices of
+ * b16, row j of matrix i at the address lane 8i + j gives (16 bytes,
+ * 16-aligned). Lane l gets in r[i] the pair (row l/4, cols 2(l%4), +1),
+ * or with .trans (rows 2(l%4), +1 of col l/4); the lower half first. */
+static inline void emu_ldsm(unsigned *r, const void *p, int nmat, bool trans, int line) {
+    const unsigned char *all[32];
+    if ((uintptr_t)p & 15) emu_ctx->fault(emu_ctx, "ldmatrix row address not 16-byte aligned", line);
+    emu_ctx->warp_exchange(emu_ctx, 0xffffffffu, &p, all, sizeof p, line);
+    const int l = emu_lane();
+    for (int i = 0; i < nmat; i++) {
+        unsigned short h[2];
+        for (int k = 0; k < 2; k++) {
+            const int row = trans ? 2 * (l % 4) + k : l / 4, col = trans ? l / 4 : 2 * (l % 4) + k;
+            memcpy(&h[k], all[8 * i + row] + 2 * col, 2);
+        }
+        r[i] = (unsigned)h[0] | (unsigned)h[1] << 16;
+    }
+}
+#define ldsm_x1(r, p) emu_ldsm((r), (p), 1, false, __LINE__)
+#define ldsm_x2(r, p) emu_ldsm((r), (p), 2, false, __LINE__)
+#define ldsm_x4(r, p) emu_ldsm((r), (p), 4, false, __LINE__)
+#define ldsm_x1_t(r, p) emu_ldsm((r), (p), 1, true, __LINE__)
+#define ldsm_x2_t(r, p) emu_ldsm((r), (p), 2, true, __LINE__)
+#define ldsm_x4_t(r, p) emu_ldsm((r), (p), 4, true, __LINE__)
+
+/* ---- atomics (blocks may run on several host threads) ---------------------- */
+static inline int atomicAdd(int *p, int v) { return __atomic_fetch_add(p, v, __ATOMIC_SEQ_CST); }
+static inline unsigned atomicAdd(unsigned *p, unsigned v) { return __atomic_fetch_add(p, v, __ATOMIC_SEQ_CST); }
+static inline unsigned long long atomicAdd(unsigned long long *p, unsigned long long v) { return __atomic_fetch_add(p, v, __ATOMIC_SEQ_CST); }
+static inline float atomicAdd(float *p, float v) {
+    unsigned *u = (unsigned *)p, old = __atomic_load_n(u, __ATOMIC_SEQ_CST);
+    while (!__atomic_compare_exchange_n(u, &old, __float_as_uint(__uint_as_float(old) + v), false, __ATOMIC_SEQ_CST, __ATOMIC_SEQ_CST)) {
+    }
+    return __uint_as_float(old);
+}
+template <class T> static inline T emu_cas(T *p, T cmp, T v) {
+    __atomic_compare_exchange_n(p, &cmp, v, false, __ATOMIC_SEQ_CST, __ATOMIC_SEQ_CST);
+    return cmp;
+}
+static inline int atomicCAS(int *p, int c, int v) { return emu_cas(p, c, v); }
+static inline unsigned atomicCAS(unsigned *p, unsigned c, unsigned v) { return emu_cas(p, c, v); }
+static inline unsigned long long atomicCAS(unsigned long long *p, unsigned long long c, unsigned long long v) { return emu_cas(p, c, v); }
+static inline int atomicExch(int *p, int v) { return __atomic_exchange_n(p, v, __ATOMIC_SEQ_CST); }
+static inline int atomicMax(int *p, int v) {
+    int old = __atomic_load_n(p, __ATOMIC_SEQ_CST);
+    while (old < v && !__atomic_compare_exchange_n(p, &old, v, false, __ATOMIC_SEQ_CST, __ATOMIC_SEQ_CST)) {
+    }
+    return old;
+}
+static inline int atomicMin(int *p, int v) {
+    int old = __atomic_load_n(p, __ATOMIC_SEQ_CST);
+    while (old > v && !__atomic_compare_exchange_n(p, &old, v, false, __ATOMIC_SEQ_CST, __ATOMIC_SEQ_CST)) {
+    }
+    return old;
+}
