@@ -341,6 +341,10 @@ static void emit_reduction(Gen *G, const IrNode *n) {
     int rank = x->type.rank;
     IrDim items;
     StrBuf *b = &G->decl;
+    if (n == G->act) { /* its amax is taken in the store pass (emit_stores); its slot now, for the v-functions */
+        G->stat[n->id] = G->stored[n->id] ? cg_slot_value(G, n) : cg_slot_scratch(G, n, ir_type_numel(&n->type));
+        return;
+    }
     int ph = G->nphases;
     sb_printf(b, "extern \"C\" __global__ void __launch_bounds__(256) p%d(Args a) {  // %s\n", ph, ir_op_name(n->op));
     sb_puts(b, "    const long long it = ITEM_WARP(); const int lane = LANE();\n");
@@ -412,17 +416,59 @@ static void emit_stores(Gen *G, const int *members, int nm, bool *done) {
     for (int k = 0; k < nm; k++) {
         if (done[k]) continue;
         IrDim cnt = ir_type_numel(&G->g->nodes[members[k]]->type);
-        sb_printf(&G->decl, "extern \"C\" __global__ void __launch_bounds__(256) p%d(Args a) {  // store\n", G->nphases);
-        sb_printf(&G->decl, "    const long long i = ITEM_ELEM();\n    if (i >= %s) return;\n", cg_dim(G, cnt));
+        const IrNode *A = G->act && ir_dim_eq(ir_type_numel(&G->act->ops[0]->type), cnt) ? G->act : NULL;
+        if (A) { /* one warp per scale block: its amax, its scale, then its elements */
+            const IrNode *x = A->ops[0];
+            int64_t blk = ir_node_attr_int(A, "block", 128);
+            int s = G->stat[A->id];
+            sb_printf(&G->decl, "extern \"C\" __global__ void __launch_bounds__(256) p%d(Args a) {  // act_scale and store: one warp per %lld-wide block\n",
+                      G->nphases, (long long)blk);
+            sb_printf(&G->decl, "    const long long it = ITEM_WARP(); const int lane = LANE();\n"
+                                "    const long long K = %s, nkb = (K + %lld) / %lld;\n    if (it >= %s) return;\n",
+                      cg_dim(G, x->type.dims[x->type.rank - 1]), (long long)blk - 1, (long long)blk, cg_dim(G, ir_type_numel(&A->type)));
+            sb_printf(&G->decl, "    const long long k0 = it %% nkb * %lld, base = it / nkb * K + k0, n = K - k0 < %lld ? K - k0 : %lld;\n",
+                      (long long)blk, (long long)blk, (long long)blk);
+            sb_printf(&G->decl, "    float m = 0.0f;\n    for (long long j = lane; j < n; j += 32) m = fmaxf(m, fabsf(%s));\n", cg_read(G, x, "base + j"));
+            sb_printf(&G->decl, "    m = wmax(m);\n    if (lane == 0) %s;\n    __syncwarp();  // the scale, for the lanes' quantize\n",
+                      G->stored[A->id] ? arena_printf(G->a, "S%d(a, it, m / 448.0f)", s) : arena_printf(G->a, "st_f32(a.t[%d], it, m / 448.0f)", s));
+            sb_puts(&G->decl, "    for (long long j = lane; j < n; j += 32) {\n        const long long i = base + j;\n");
+        } else {
+            sb_printf(&G->decl, "extern \"C\" __global__ void __launch_bounds__(256) p%d(Args a) {  // store\n", G->nphases);
+            sb_printf(&G->decl, "    const long long i = ITEM_ELEM();\n    if (i >= %s) return;\n", cg_dim(G, cnt));
+        }
         for (int j = k; j < nm; j++) {
             const IrNode *m = G->g->nodes[members[j]];
             if (done[j] || !ir_dim_eq(ir_type_numel(&m->type), cnt)) continue;
-            sb_printf(&G->decl, "    S%d(a, i, v%d(a, i));\n", cg_slot_value(G, m), G->local[m->id]);
+            sb_printf(&G->decl, "%s    S%d(a, i, v%d(a, i));\n", A ? "    " : "", cg_slot_value(G, m), G->local[m->id]);
             done[j] = true;
         }
-        sb_puts(&G->decl, "}\n");
-        cg_phase(G, CG_LAUNCH_ELEM, cnt, 1, ir_dim_const(1), 1, 0);
+        if (A) {
+            sb_puts(&G->decl, "    }\n}\n");
+            cg_phase(G, CG_LAUNCH_WARP, ir_type_numel(&A->type), 1, ir_dim_const(1), 1, 0);
+            G->act = NULL; /* done */
+        } else {
+            sb_puts(&G->decl, "}\n");
+            cg_phase(G, CG_LAUNCH_ELEM, cnt, 1, ir_dim_const(1), 1, 0);
+        }
     }
+}
+
+/* The act_scale of a group whose amax its store pass can take (see Gen.act):
+ * the group's last reduction, over a last axis of known length, with a
+ * stored member of its input's size to give it that pass. NULL otherwise. */
+static const IrNode *merged_act_scale(Gen *G, const int *members, int nm) {
+    const IrNode *last = NULL;
+    for (int k = 0; k < nm; k++) {
+        const IrNode *n = G->g->nodes[members[k]];
+        if (n->op == IR_OP_RMSNORM || n->op == IR_OP_SOFTMAX || n->op == IR_OP_SUM || n->op == IR_OP_ACT_SCALE) last = n;
+    }
+    if (!last || last->op != IR_OP_ACT_SCALE || last->ops[0]->type.rank < 1) return NULL;
+    IrDim cnt = ir_type_numel(&last->ops[0]->type);
+    for (int k = 0; k < nm; k++) {
+        const IrNode *m = G->g->nodes[members[k]];
+        if (needs_store(G, m) && ir_dim_eq(ir_type_numel(&m->type), cnt)) return last;
+    }
+    return NULL;
 }
 
 /* ---- groups ------------------------------------------------------------- */
@@ -594,6 +640,7 @@ CgProgram *cg_generate(Arena *a, DiagEngine *d, const IrGraph *g, const CgGenOpt
         int nloc = 0;
         for (int k = 0; k < nm; k++)
             if (ir_op_fusible(g->nodes[members[k]]->op)) G.local[members[k]] = nloc++;
+        G.act = merged_act_scale(&G, members, nm);
         for (int k = 0; k < nm; k++) {
             const IrNode *n = g->nodes[members[k]];
             if (n->op == IR_OP_RMSNORM || n->op == IR_OP_SOFTMAX || n->op == IR_OP_SUM || n->op == IR_OP_ACT_SCALE)

@@ -22,6 +22,7 @@ typedef struct {
     CgLib lib;           /* the library form of the kernel being generated (CG_LIB_NONE: none) */
     bool failed;         /* ran out of slots */
     bool mma_helpers;    /* cg_mma_helpers has emitted them into this module */
+    const IrNode *act;   /* an act_scale whose amax the store pass of its input's size computes (gen.c) */
     const char *why;     /* set by a template that cannot handle its node */
 } Gen;
 
