@@ -117,6 +117,18 @@ static void test_compile_error_has_log(void **state) {
 
 /* The split-key attention of a decode step: how many parts, and which of
  * the attention kernel's three phases the runtime launches for a step. */
+/* The tiny model with the FP8 pipeline through fuse: what codegen generates from. */
+static IrGraph *tiny_fp8_graph(Arena *a, DiagEngine *d) {
+    FeOptions fo = {DSCC_SOURCE_DIR "/models/tiny/config.json", NULL, 0};
+    IrGraph *g = fe_compile_file(a, d, DSCC_SOURCE_DIR "/models/deepseek_v3.dsl", &fo);
+    assert_non_null(g);
+    PassPipeline pp;
+    PassRunOptions ro = {0};
+    assert_true(pass_pipeline_parse(a, d, "shape-infer,fold-constants,dce,fp8-quant,cse,dce,node-limited-routing,fuse", &pp));
+    assert_true(pass_pipeline_run(&pp, g, &ro, d));
+    return g;
+}
+
 static void test_split_key_launch(void **state) {
     (void)state;
     assert_int_equal(cg_key_splits(1, 1, 128, 1025), 33);   /* batch 1, long context: 33 parts of 32 keys */
@@ -136,13 +148,7 @@ static void test_split_key_launch(void **state) {
 
     Arena *a = arena_new();
     DiagEngine *d = diag_new(a, stderr);
-    FeOptions fo = {DSCC_SOURCE_DIR "/models/tiny/config.json", NULL, 0};
-    IrGraph *g = fe_compile_file(a, d, DSCC_SOURCE_DIR "/models/deepseek_v3.dsl", &fo);
-    assert_non_null(g);
-    PassPipeline pp;
-    PassRunOptions ro = {0};
-    assert_true(pass_pipeline_parse(a, d, "shape-infer,fold-constants,dce,fp8-quant,cse,dce,node-limited-routing,fuse", &pp));
-    assert_true(pass_pipeline_run(&pp, g, &ro, d));
+    IrGraph *g = tiny_fp8_graph(a, d);
     CgProgram *p = cg_generate(a, d, g, NULL);
     assert_non_null(p);
     int sb = ir_graph_find_dim(g, "B"), ss = ir_graph_find_dim(g, "S"), st = ir_graph_find_dim(g, "T");
@@ -240,13 +246,7 @@ static void test_router_reads_bf16(void **state) {
     (void)state;
     Arena *a = arena_new();
     DiagEngine *d = diag_new(a, stderr);
-    FeOptions fo = {DSCC_SOURCE_DIR "/models/tiny/config.json", NULL, 0};
-    IrGraph *g = fe_compile_file(a, d, DSCC_SOURCE_DIR "/models/deepseek_v3.dsl", &fo);
-    assert_non_null(g);
-    PassPipeline pp;
-    PassRunOptions ro = {0};
-    assert_true(pass_pipeline_parse(a, d, "shape-infer,fold-constants,dce,fp8-quant,cse,dce,node-limited-routing,fuse", &pp));
-    assert_true(pass_pipeline_run(&pp, g, &ro, d));
+    IrGraph *g = tiny_fp8_graph(a, d);
     for (int wide = 0; wide < 2; wide++) {
         CgGenOptions go = {.f32_storage = wide};
         CgProgram *p = cg_generate(a, d, g, &go);
