@@ -473,6 +473,15 @@ static const IrNode *merged_act_scale(Gen *G, const int *members, int nm) {
 
 /* ---- groups ------------------------------------------------------------- */
 
+/* Whether template r reads operand n's source instead of n: a linear
+ * through its casts from bf16 (cg_linear_reads_bf16), an attention through
+ * the slice of its k that is its v (cg_attention_v_in_k). */
+static bool reads_through(const Gen *G, const IrNode *r, const IrNode *n) {
+    if (n->op == IR_OP_CAST) return cg_bf16_source(G, n) && cg_linear_reads_bf16(G, r);
+    if (n->op == IR_OP_SLICE) return r->op == IR_OP_ATTENTION && r->ops[2] == n && r->ops[0] != n && r->ops[1] != n && cg_attention_v_in_k(G, r);
+    return false;
+}
+
 static bool has_kernel(const IrNode *n) {
     return n->op != IR_OP_INPUT && n->op != IR_OP_WEIGHT && n->op != IR_OP_OUTPUT;
 }
@@ -566,15 +575,15 @@ CgProgram *cg_generate(Arena *a, DiagEngine *d, const IrGraph *g, const CgGenOpt
         dtype[i] = wide && (n->type.dtype == IR_DT_BF16 || n->type.dtype == IR_DT_F16) ? IR_DT_F32 : n->type.dtype;
     }
     G.dtype = dtype;
-    /* A cast that only linears reading through it (cg_linear_reads_bf16) read: not computed. */
+    /* A value that only templates reading through it (reads_through) read: not computed. */
     bool *unread = arena_alloc(a, (size_t)nn + 1);
     for (int i = 0; i < nn; i++) {
         const IrNode *n = g->nodes[i];
-        if (n->op != IR_OP_CAST || !cg_bf16_source(&G, n)) continue;
+        if (n->op != IR_OP_CAST && n->op != IR_OP_SLICE) continue;
         bool only = true, any = false;
         for (int j = i + 1; j < nn && only; j++)
             for (int k = 0; k < g->nodes[j]->nops; k++)
-                if (g->nodes[j]->ops[k] == n) any = true, only &= cg_linear_reads_bf16(&G, g->nodes[j]);
+                if (g->nodes[j]->ops[k] == n) any = true, only &= reads_through(&G, g->nodes[j], n);
         unread[i] = only && any;
     }
     for (int i = 0; i < nn; i++) {
@@ -603,7 +612,7 @@ CgProgram *cg_generate(Arena *a, DiagEngine *d, const IrGraph *g, const CgGenOpt
             const IrNode *r = g->nodes[j];
             for (int k = 0; k < r->nops; k++) {
                 if (r->ops[k] != n || (grp[j] == grp[i] && ir_op_fusible(r->op))) continue;
-                if (cg_linear_reads_bf16(&G, r)) stored[n->ops[0]->id] = true; /* the linear reads the cast's source */
+                if (reads_through(&G, r, n)) stored[n->ops[0]->id] = true; /* the template reads n's source */
                 else stored[i] = true;
             }
         }

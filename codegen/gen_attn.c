@@ -29,6 +29,10 @@
 static void attention_mma_kernel(Gen *G, const IrNode *n, bool split, int sq, int sk, int sv, int so, int sp, int64_t qst) {
     const IrNode *q = n->ops[0], *k = n->ops[1], *v = n->ops[2];
     int64_t Dk = q->type.dims[3].coeff, Dv = v->type.dims[3].coeff;
+    bool vk = cg_attention_v_in_k(G, n); /* v read from k's rows: row stride Dk, from column `start` */
+    int64_t vs = vk ? Dk : Dv, v0 = vk ? ir_node_attr_int(v, "start", 0) : 0;
+    const char *vt = vk || v->op == IR_OP_KV_CACHE ? (k->op == IR_OP_KV_CACHE || v->op == IR_OP_KV_CACHE ? "a.cap" : cg_dim(G, k->type.dims[1]))
+                                                   : cg_dim(G, v->type.dims[1]);
     const char *decomp = split ? arena_printf(G->a,
         "    const long long Bn = %s, rows = S * Hq, nrb = (rows + 63) / 64, nsp = cg_key_splits(S, Bn, Hq, T);\n"
         "    const long long bs = blockIdx.x / nrb, r0 = blockIdx.x %% nrb * 64, bb = bs / nsp, sp = bs %% nsp;  // sp: which part of the keys\n",
@@ -52,7 +56,7 @@ static void attention_mma_kernel(Gen *G, const IrNode *n, bool split, int sq, in
     sb_printf(b, "    extern __shared__ __align__(16) unsigned char sm[];\n"
                  "    const long long S = %s, T = %s, Hq = %s, Dk = %lldLL, Dv = %lldLL, QST = %lldLL;\n"
                  "    const long long KT = %s;  // rows of k per batch row (its cache capacity when k is a cache)\n"
-                 "    const long long VT = %s;\n"
+                 "    const long long VT = %s, VS = %lldLL, V0 = %lldLL;  // v: rows per batch row, elements per row, first column%s\n"
                  "    const int NT = %lld;       // 8-wide output tiles per warp (its half of Dv)\n"
                  "%s"
                  "    const long long VST = Dv * 2 + 16, STG = 32 * QST + 32 * VST;  // bytes per row of v; per stage of k and v\n"
@@ -93,7 +97,7 @@ static void attention_mma_kernel(Gen *G, const IrNode *n, bool split, int sq, in
                  "        for (int c = threadIdx.x; c < 32 * (int)(Dv / 8); c += 256) {\n"
                  "            const int jj = c / (int)(Dv / 8), c8 = c %% (int)(Dv / 8) * 8;\n"
                  "            const bool ok = j0 + jj < T;\n"
-                 "            cp16(Vd + jj * VST + c8 * 2, ok ? Vg + ((bb * VT + j0 + jj) * Dv + c8) : Vg, ok);\n"
+                 "            cp16(Vd + jj * VST + c8 * 2, ok ? Vg + ((bb * VT + j0 + jj) * VS + V0 + c8) : Vg, ok);\n"
                  "        }\n"
                  "    };\n"
                  "%s"
@@ -192,23 +196,47 @@ static void attention_mma_kernel(Gen *G, const IrNode *n, bool split, int sq, in
                  "}\n",
               cg_dim(G, q->type.dims[1]), cg_dim(G, k->type.dims[1]), cg_dim(G, q->type.dims[2]), (long long)Dk, (long long)Dv,
               (long long)qst, k->op == IR_OP_KV_CACHE ? "a.cap" : cg_dim(G, k->type.dims[1]),
-              v->op == IR_OP_KV_CACHE ? "a.cap" : cg_dim(G, v->type.dims[1]), (long long)(Dv / 16), decomp, sq, sk, sv,
+              vt, (long long)vs, (long long)v0, vk ? " (k's own rows: v is a slice of the cache)" : "", (long long)(Dv / 16), decomp, sq, sk, sv,
               ir_node_attr_bool(n, "causal", false) ? "s + T - S" : "T - 1",
               ir_node_attr_bool(n, "causal", false) ? "((r0 + 63 < rows ? r0 + 63 : rows - 1) / Hq) + T - S" : "T - 1", range,
               loop, (double)(float)ir_node_attr_float(n, "scale", 1.0), partdecl, store);
+}
+
+/* Shared memory of the tensor-core form: q, two stages of k and v. */
+static int64_t attention_mma_smem(int64_t Dk, int64_t Dv) { return 64 * (Dk * 2 + 16) + 2 * (32 * (Dk * 2 + 16) + 32 * (Dv * 2 + 16)); }
+
+/* Whether n runs in the tensor-core form, whose v is read from k's rows
+ * when v is a slice of k's last axis (v_in_k). */
+static bool attention_mma_shape(const Gen *G, const IrNode *n, bool v_in_k) {
+    const IrNode *q = n->ops[0], *k = n->ops[1], *v = n->ops[2];
+    if (q->type.rank != 4 || !ir_dim_is_const(q->type.dims[3]) || !ir_dim_is_const(v->type.dims[3])) return false;
+    int64_t Dk = q->type.dims[3].coeff, Dv = v->type.dims[3].coeff;
+    const IrNode *vsrc = v_in_k ? k : v; /* the tensor the kernel reads v from */
+    return k->type.rank == 4 && v->type.rank == 4 && ir_dim_is_const(k->type.dims[2]) && k->type.dims[2].coeff == 1 &&
+           ir_dim_is_const(v->type.dims[2]) && v->type.dims[2].coeff == 1 && Dk % 16 == 0 && Dv % 16 == 0 && Dk <= 1024 &&
+           Dv <= 1024 && G->dtype[q->id] == IR_DT_BF16 && G->dtype[k->id] == IR_DT_BF16 && G->dtype[vsrc->id] == IR_DT_BF16 &&
+           attention_mma_smem(Dk, Dv) <= 227 * 1024;
+}
+
+bool cg_attention_v_in_k(const Gen *G, const IrNode *n) {
+    if (n->op != IR_OP_ATTENTION) return false;
+    const IrNode *k = n->ops[1], *v = n->ops[2];
+    if (v->op != IR_OP_SLICE || v->ops[0] != k || k->type.rank != 4 || v->type.rank != 4) return false;
+    int64_t ax = ir_node_attr_int(v, "axis", -1), start = ir_node_attr_int(v, "start", 0);
+    if (ax != -1 && ax != 3) return false;
+    if (!ir_dim_is_const(k->type.dims[3]) || !ir_dim_is_const(v->type.dims[3])) return false;
+    return start >= 0 && start % 8 == 0 && start + v->type.dims[3].coeff <= k->type.dims[3].coeff &&
+           k->type.dims[3].coeff == n->ops[0]->type.dims[3].coeff && attention_mma_shape(G, n, true);
 }
 
 /* The tensor-core form (see the file comment); false (no code) when n is not of that shape. */
 static bool attention_mma(Gen *G, const IrNode *n) {
     const IrNode *q = n->ops[0], *k = n->ops[1], *v = n->ops[2];
     int64_t Dk = q->type.dims[3].coeff, Dv = v->type.dims[3].coeff;
-    if (k->type.rank != 4 || v->type.rank != 4 || !ir_dim_is_const(k->type.dims[2]) || k->type.dims[2].coeff != 1 ||
-        !ir_dim_is_const(v->type.dims[2]) || v->type.dims[2].coeff != 1 || Dk % 16 || Dv % 16 || Dk > 1024 || Dv > 1024 ||
-        G->dtype[q->id] != IR_DT_BF16 || G->dtype[k->id] != IR_DT_BF16 || G->dtype[v->id] != IR_DT_BF16)
-        return false;
-    int64_t qst = Dk * 2 + 16, smem = 64 * qst + 2 * (32 * qst + 32 * (Dv * 2 + 16)); /* q, two stages of k and v */
-    if (smem > 227 * 1024) return false;
-    int sq = cg_slot_value(G, q), sk = cg_slot_value(G, k), sv = cg_slot_value(G, v), so = cg_slot_value(G, n);
+    bool vk = cg_attention_v_in_k(G, n);
+    if (!vk && !attention_mma_shape(G, n, false)) return false;
+    int64_t qst = Dk * 2 + 16, smem = attention_mma_smem(Dk, Dv);
+    int sq = cg_slot_value(G, q), sk = cg_slot_value(G, k), sv = vk ? sk : cg_slot_value(G, v), so = cg_slot_value(G, n);
     cg_mma_helpers(G);
     int sp = cg_slot_scratch(G, n, ir_dim_const(CG_KEY_PARTS * (Dv + 2)));
     sb_puts(&G->ldr, "__device__ __forceinline__ " CG_KEY_SPLITS_FN(CG_QUOTE) "\n");

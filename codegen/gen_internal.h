@@ -61,6 +61,10 @@ const IrNode *cg_bf16_source(const Gen *G, const IrNode *v);
 bool cg_linear_reads_bf16(const Gen *G, const IrNode *n);
 bool cg_expert_gemm(Gen *G, const IrNode *n, bool fp8);
 bool cg_attention(Gen *G, const IrNode *n);
+/* An attention on the tensor-core form whose v is a slice of k's last axis
+ * (MLA's latent: v = slice(cache, 0, kv_lora_rank)) reads v from k's own
+ * rows, so the slice, a copy of the whole cache every step, is not computed. */
+bool cg_attention_v_in_k(const Gen *G, const IrNode *n);
 bool cg_einsum(Gen *G, const IrNode *n); /* gen_einsum.c */
 /* The tensor-core tile (gen_gemm.c): emits, inside a phase whose
  * prologue has set `srow[64]` (source row of x per tile row, -1 = none),
