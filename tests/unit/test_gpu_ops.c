@@ -27,7 +27,9 @@
  * tighten to 1e-4 (floats), 0.02 (FP8 codes) and 1% (integers).
  *
  * The tiny model with random weights also runs 93 positions of prefill
- * and 3 decode steps (94..96 keys: the decode attention splits its keys).
+ * and 3 decode steps (94..96 keys: the decode attention splits its keys),
+ * once more with a hidden size of 512 (its FP8 linears' K split between
+ * blocks in the decode steps).
  * With DSCC_EMULATED=1 (the emu.test_gpu_ops CTest entry: tests/emu/, the
  * kernels compiled for the CPU) the widened model is skipped: too slow to
  * emulate in CI. */
@@ -147,9 +149,12 @@ static void check_graph(const char *dir, const FeSetting *sets, int nsets, bool 
     }
     free(stok);
     free(spos);
+    char what[256] = "tiny random model";
+    for (int i = 0; i < nsets; i++) /* the settings that widen it */
+        snprintf(what + strlen(what), sizeof what - strlen(what), ", %s=%s", sets[i].name, sets[i].value);
     fprintf(stderr, "%s (%s, storage %s%s, %d GEMMs by %s): %d stored values compared with the CPU executor on the same inputs, "
                     "%d outside tolerance, worst float rel L2 %.2e\n",
-            dir ? dir : nsets ? "wide random model" : "tiny random model", fp8 ? "fp8" : "bf16", f32 ? "f32" : "declared",
+            dir ? dir : what, fp8 ? "fp8" : "bf16", f32 ? "f32" : "declared",
             decode ? ", prefill then one-position decode steps" : "", gpu_exec_last_lib_calls(gx),
             gpu_exec_blas(gx) ? gpu_exec_blas(gx) : "cuBLASLt (not in use)", m.checked, m.failed, m.worst);
     if (!dir && !f32 && !no_blas && !decode && gpu_exec_blas(gx)) assert_true(gpu_exec_last_lib_calls(gx) > 0); /* its shapes are cuBLASLt's */
@@ -193,6 +198,10 @@ static void test_fp8_wide_generated(void **state) { SKIP_EMULATED(); check_graph
 static void test_fp8_wide_decode(void **state) { SKIP_EMULATED(); check_graph(NULL, WIDE, 6, true, false, false, 3); }
 /* the same on the tiny model itself (random weights): cheap enough for the emulated device */
 static void test_fp8_decode(void **state) { check_graph(NULL, NULL, 0, true, false, false, 3); }
+/* ... with a hidden size of 512, so the FP8 linears reading it have 4 K blocks and a decode step
+ * (2 rows) splits their K between blocks (cg_k_splits); also cheap enough for the emulated device */
+static const FeSetting MID[] = {{"hidden_size", "512"}};
+static void test_fp8_mid_decode(void **state) { check_graph(NULL, MID, 1, true, false, false, 3); }
 
 int main(void) {
     Arena *a = arena_new();
@@ -211,6 +220,7 @@ int main(void) {
                                        cmocka_unit_test(test_bf16_ops_f32), cmocka_unit_test(test_fp8_ops_f32),
                                        cmocka_unit_test(test_fp8_decode),
                                        cmocka_unit_test(test_fp8_wide_f32), cmocka_unit_test(test_fp8_wide),
-                                       cmocka_unit_test(test_fp8_wide_generated), cmocka_unit_test(test_fp8_wide_decode)};
+                                       cmocka_unit_test(test_fp8_wide_generated), cmocka_unit_test(test_fp8_wide_decode),
+                                       cmocka_unit_test(test_fp8_mid_decode)};
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
