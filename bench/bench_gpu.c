@@ -8,7 +8,8 @@
  *   - decode steps at batch 1, 32 and 128 after a 16-token prefill: step
  *     time, time per op kind, the memory floor (weight bytes the step must
  *     read / the HBM bandwidth given with --hbm-gbps), and MLA decode
- *     attention GB/s (latent cache bytes read / its kernel time).
+ *     attention GB/s (latent cache bytes read / its kernel time), also
+ *     at batch 32 over 4,096 cached positions.
  * Prints markdown tables. Run on the GPU machine by bench/gpu_bench.sh,
  * which measures the baselines in the same run. */
 #include <math.h>
@@ -67,6 +68,8 @@ static bool run(GpuExec *x, int64_t B, int64_t S, int64_t t0, uint64_t *rng, Dia
     free(pos);
     return ok;
 }
+
+#define LONG_CTX 4096 /* the long-context decode attention case */
 
 int main(int argc, char **argv) {
     int layers = 2, dense = 1;
@@ -163,7 +166,7 @@ int main(int argc, char **argv) {
 
     /* ---- decode ---- */
     gpu_exec_free(x);
-    GpuOptions gd = {.max_batch = 128, .max_seq = 16, .max_ctx = 24, .profile = true};
+    GpuOptions gd = {.max_batch = 128, .max_seq = 16, .max_ctx = LONG_CTX + 4, .profile = true}; /* room for the long-context case below */
     if (!(x = gpu_exec_new(g, &ws, &gd, d))) return 1;
     printf("\n## decode, context 17-20\n\n| batch | step ms (kernels timed one by one) | step ms, launches | step ms, CUDA graph | "
            "memory floor ms | of which attention ms |\n|---|---|---|---|---|---|\n");
@@ -225,6 +228,21 @@ int main(int argc, char **argv) {
     }
     fputs(steps_by_kind.data, stdout);
     sb_free(&steps_by_kind);
+
+    /* decode attention over a long context: batch 32, LONG_CTX positions cached (prefilled 16 at a time), one step */
+    gpu_exec_reset(x);
+    for (int64_t t0 = 0; t0 < LONG_CTX; t0 += 16)
+        if (!run(x, 32, 16, t0, &rng, d)) return 1;
+    if (!run(x, 32, 1, LONG_CTX, &rng, d)) return 1;
+    double lat_ms = 0, lat_bytes = 0;
+    for (int k = 0; k < gpu_exec_kernels(x); k++) {
+        int nid = gpu_exec_kernel_node(x, k);
+        if (nid < 0 || g->nodes[nid]->op != IR_OP_ATTENTION) continue;
+        lat_ms += gpu_exec_kernel_ms(x, k);
+        lat_bytes += (double)numel(&g->nodes[nid]->ops[1]->type, gpu_exec_dims(x)) * 2;
+    }
+    printf("\nMLA decode attention, batch 32, context %lld: %.3f ms for %.1f MB of latent cache: %.0f GB/s (HBM copy %.0f GB/s)\n",
+           (long long)LONG_CTX + 1, lat_ms, lat_bytes / 1e6, lat_bytes / (lat_ms * 1e-3) / 1e9, hbm);
     gpu_exec_free(x);
     arena_free(a);
     return 0;
