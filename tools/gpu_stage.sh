@@ -18,6 +18,8 @@ for lib in libcmocka.so.0 libcjson.so.1 libxxhash.so.0; do
   p=$(ldconfig -p | awk -v l="$lib" '$1 == l && /x86-64/ {print $NF; exit}')
   [ -n "$p" ] && cp -L "$p" build/gpu-libs/
 done
+# the emulated device's module cache (tests/emu) is not needed there and only grows the carry (64 MiB at most)
+rm -rf build/emu-cache
 # the commit the binaries were built from (the GPU machine's copy of .git may lag)
 echo "$(git rev-parse --short HEAD 2>/dev/null || echo unknown)$(git diff --quiet HEAD 2>/dev/null || echo -dirty)" > build/commit.txt
 echo "staged build/ ($(du -sh build | cut -f1)) for the GPU machine"
