@@ -464,11 +464,23 @@ static const IrNode *merged_act_scale(Gen *G, const int *members, int nm) {
     }
     if (!last || last->op != IR_OP_ACT_SCALE || last->ops[0]->type.rank < 1) return NULL;
     IrDim cnt = ir_type_numel(&last->ops[0]->type);
-    for (int k = 0; k < nm; k++) {
+    /* Safe only when the scales are read by quantizes of the act_scale's own
+     * input (each element its own block's scale, which its warp computed) and
+     * nothing stored in another pass depends on them (it would run first). */
+    bool *dep = calloc((size_t)G->g->nnodes + 1, 1), store = false, ok = true;
+    for (int k = 0; k < nm && ok; k++) {
         const IrNode *m = G->g->nodes[members[k]];
-        if (needs_store(G, m) && ir_dim_eq(ir_type_numel(&m->type), cnt)) return last;
+        dep[m->id] = m == last;
+        for (int j = 0; j < m->nops; j++) {
+            if (m->ops[j] == last && !(m->op == IR_OP_QUANTIZE && m->ops[0] == last->ops[0] && j == 1)) ok = false;
+            dep[m->id] |= dep[m->ops[j]->id];
+        }
+        bool same = ir_dim_eq(ir_type_numel(&m->type), cnt);
+        if (needs_store(G, m) && !same && dep[m->id]) ok = false;
+        store |= needs_store(G, m) && same;
     }
-    return NULL;
+    free(dep);
+    return ok && store ? last : NULL;
 }
 
 /* ---- groups ------------------------------------------------------------- */
@@ -488,7 +500,7 @@ static bool has_kernel(const IrNode *n) {
 
 /* Topological order of groups; among ready groups the one whose first op
  * comes first in the program. */
-static int *order_groups(Arena *a, const IrGraph *g, const int *grp, int ngroups) {
+static int *order_groups(Arena *a, const IrGraph *g, const int *grp, const bool *unread, int ngroups) {
     int *first = arena_alloc(a, sizeof(int) * (size_t)(ngroups + 1)), *indeg = arena_alloc(a, sizeof(int) * (size_t)(ngroups + 1));
     for (int k = 0; k < ngroups; k++) first[k] = -1;
     uint8_t *edge = calloc((size_t)ngroups * (size_t)ngroups + 1, 1);
@@ -497,7 +509,9 @@ static int *order_groups(Arena *a, const IrGraph *g, const int *grp, int ngroups
         if (grp[i] < 0) continue;
         if (first[grp[i]] < 0) first[grp[i]] = i;
         for (int k = 0; k < n->nops; k++) {
-            int og = grp[n->ops[k]->id];
+            const IrNode *o = n->ops[k];
+            while (unread[o->id]) o = o->ops[0]; /* a value not computed: its reader reads its source */
+            int og = grp[o->id];
             if (og >= 0 && og != grp[i] && !edge[(size_t)og * ngroups + grp[i]]) {
                 edge[(size_t)og * ngroups + grp[i]] = 1;
                 indeg[grp[i]]++;
@@ -617,7 +631,7 @@ CgProgram *cg_generate(Arena *a, DiagEngine *d, const IrGraph *g, const CgGenOpt
             }
         }
     }
-    int *order = order_groups(a, g, grp, ngroups);
+    int *order = order_groups(a, g, grp, unread, ngroups);
     if (!order) {
         diag_error(d, (SrcLoc){0}, "codegen: the kernel groups depend on each other in a cycle");
         return NULL;

@@ -19,6 +19,7 @@
 #include "codegen/codegen.h"
 #include "codegen/gen.h"
 #include "frontend/frontend.h"
+#include "ir/ir.h"
 #include "passes/passes.h"
 
 static const char *AXPY =
@@ -238,6 +239,46 @@ static void test_k_split_launch(void **state) {
     arena_free(a);
 }
 
+/* An act_scale takes its amax in its group's store pass only when that is
+ * safe: its scales read by quantizes of its own input, nothing of another
+ * size stored from them (that pass would run first and read unwritten
+ * scales). */
+static bool merges_act_scale(const char *ir) {
+    Arena *a = arena_new();
+    DiagEngine *d = diag_new(a, stderr);
+    IrGraph *g = ir_parse(a, d, "act.ir", ir, strlen(ir));
+    assert_non_null(g);
+    CgProgram *p = cg_generate(a, d, g, NULL);
+    assert_non_null(p);
+    bool merged = false, alone = false;
+    for (int m = 0; m < p->nmodules; m++) {
+        merged |= strstr(p->modules[m].source, "act_scale and store") != NULL;
+        alone |= strstr(p->modules[m].source, "(Args a) {  // act_scale\n") != NULL;
+    }
+    assert_true(merged != alone); /* one form or the other */
+    arena_free(a);
+    return merged;
+}
+
+static void test_act_scale_merge(void **state) {
+    (void)state;
+    assert_true(merges_act_scale("graph @g dims(B) {\n"
+                                 "  %0 = input {name=\"x\"} : bf16[B,256]\n"
+                                 "  %1 = act_scale %0 {block=128} : f32[B,2] group(0)\n"
+                                 "  %2 = quantize %0, %1 {block=128} : fp8e4m3[B,256] group(0)\n"
+                                 "  output %2 {name=\"q\"}\n"
+                                 "  output %1 {name=\"s\"}\n"
+                                 "}\n"));
+    assert_false(merges_act_scale("graph @g dims(B) {\n" /* a stored value of the scales' size computed from them */
+                                  "  %0 = input {name=\"x\"} : bf16[B,256]\n"
+                                  "  %1 = act_scale %0 {block=128} : f32[B,2] group(0)\n"
+                                  "  %2 = quantize %0, %1 {block=128} : fp8e4m3[B,256] group(0)\n"
+                                  "  %3 = mul %1, %1 : f32[B,2] group(0)\n"
+                                  "  output %2 {name=\"q\"}\n"
+                                  "  output %3 {name=\"s2\"}\n"
+                                  "}\n"));
+}
+
 /* The router's linear(cast(x, f32), cast(w, f32)) on bf16-stored x and w
  * reads x and w on the BF16 tile and its casts are not computed; with
  * --storage f32 (x stored as f32, not necessarily bf16 values) the casts
@@ -283,6 +324,7 @@ int main(void) {
         cmocka_unit_test(test_split_key_launch),
         cmocka_unit_test(test_router_reads_bf16),
         cmocka_unit_test(test_k_split_launch),
+        cmocka_unit_test(test_act_scale_merge),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
