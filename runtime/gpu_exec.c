@@ -56,6 +56,7 @@ struct GpuExec {
     bool keep_all;    /* DSCC_CUDA_SYNC=1: wait after every launch, to name a failing kernel */
     int launches, runs;
     int lib_calls;    /* GEMMs of the last run that cuBLASLt ran */
+    bool *konst;      /* per kernel: every member a function of weights alone (a slice of kv_b_proj): run once, kept */
     const char *no_blas_why; /* why blas is NULL */
 };
 
@@ -175,17 +176,43 @@ typedef struct {
     int end;
 } Live;
 
-/* Activation offsets, first fit by liveness over the kernel order. */
+/* Which kernels compute only functions of the weights: their values are
+ * computed by the first run and kept (x->konst). */
+static void find_constant_kernels(GpuExec *x) {
+    const IrGraph *g = x->g;
+    const CgProgram *p = x->p;
+    bool *c = calloc((size_t)g->nnodes + 1, 1);
+    for (int i = 0; i < g->nnodes; i++) { /* in program order: operands first */
+        const IrNode *n = g->nodes[i];
+        c[i] = n->op == IR_OP_WEIGHT;
+        if (n->op == IR_OP_INPUT || n->op == IR_OP_WEIGHT || n->op == IR_OP_KV_CACHE || n->op == IR_OP_OUTPUT || n->nops == 0) continue;
+        c[i] = true;
+        for (int k = 0; k < n->nops; k++) c[i] &= c[n->ops[k]->id];
+    }
+    x->konst = calloc((size_t)p->nkernels + 1, sizeof(bool));
+    for (int k = 0; k < p->nkernels; k++) {
+        bool all = p->kernels[k].nnodes > 0;
+        for (int j = 0; j < p->kernels[k].nnodes; j++) all &= c[p->kernels[k].nodes[j]];
+        x->konst[k] = all;
+    }
+    free(c);
+}
+
+/* Activation offsets, first fit by liveness over the kernel order; the
+ * values of constant kernels live through the whole step, as inputs do
+ * (the next step reads them without computing them again). */
 static int64_t plan_activations(GpuExec *x, const int64_t *smax, bool keep_all) {
     const IrGraph *g = x->g;
     const CgProgram *p = x->p;
     int nn = g->nnodes;
     int *born = malloc(sizeof(int) * (size_t)(nn + 1)), *end = malloc(sizeof(int) * (size_t)(nn + 1));
+    bool *kept = calloc((size_t)nn + 1, 1);
     for (int i = 0; i < nn; i++) born[i] = -1, end[i] = -1;
     for (int k = 0; k < p->nkernels; k++) {
         for (int j = 0; j < p->kernels[k].nnodes; j++) {
             const IrNode *n = g->nodes[p->kernels[k].nodes[j]];
-            born[n->id] = k;
+            born[n->id] = x->konst[k] ? -1 : k;
+            kept[n->id] = x->konst[k];
             for (int o = 0; o < n->nops; o++)
                 if (end[n->ops[o]->id] < k) end[n->ops[o]->id] = k;
         }
@@ -196,8 +223,10 @@ static int64_t plan_activations(GpuExec *x, const int64_t *smax, bool keep_all) 
             if (sl->kind == CG_SLOT_VALUE && end[sl->node] < k) end[sl->node] = k;
         }
     }
-    for (int i = 0; i < nn; i++)
+    for (int i = 0; i < nn; i++) {
         if (g->nodes[i]->op == IR_OP_OUTPUT || keep_all) end[g->nodes[i]->op == IR_OP_OUTPUT ? g->nodes[i]->ops[0]->id : i] = p->nkernels;
+        if (kept[i]) end[i] = p->nkernels;
+    }
     /* values in program order of their birth: inputs first (born -1) */
     Live *live = malloc(sizeof(Live) * (size_t)(nn + 1));
     int nlive = 0;
@@ -210,7 +239,7 @@ static int64_t plan_activations(GpuExec *x, const int64_t *smax, bool keep_all) 
         for (int i = 0; i < nn; i++) {
             const IrNode *n = g->nodes[i];
             if (born[i] != k || !p->stored[i] || n->op == IR_OP_WEIGHT || n->op == IR_OP_KV_CACHE) continue;
-            if (k == -1 && n->op != IR_OP_INPUT) continue;
+            if (k == -1 && n->op != IR_OP_INPUT && !kept[i]) continue;
             int64_t size = align256(bytes_of(x->p->dtype[i], numel_at(&n->type, smax)));
             int64_t off = 0;
             for (bool moved = true; moved;) {
@@ -228,6 +257,7 @@ static int64_t plan_activations(GpuExec *x, const int64_t *smax, bool keep_all) 
     }
     free(born);
     free(end);
+    free(kept);
     free(live);
     return peak;
 }
@@ -371,6 +401,7 @@ GpuExec *gpu_exec_new(const IrGraph *g, const CpuWeightSource *ws, const GpuOpti
     free(bins);
     if (fails) goto fail;
     /* memory: weights, activations, caches, scratch */
+    find_constant_kernels(x);
     int64_t abytes = plan_activations(x, smax, o.keep_all), sbytes = 0;
     for (int i = 0; i < nn; i++) {
         const IrNode *n = g->nodes[i];
@@ -484,6 +515,7 @@ void gpu_exec_free(GpuExec *x) {
     free(x->val);
     free(x->ev);
     free(x->kms);
+    free(x->konst);
     free(x->launch);
     free(x->woff);
     free(x->aoff);
@@ -644,6 +676,7 @@ bool gpu_exec_run(GpuExec *x, const CpuInput *in, int nin, DiagEngine *d) {
         memcpy(l->args.sym, sym, sizeof l->args.sym);
         l->args.len = x->len;
         if (ev) rt_cuda_event_record(x->cu, d, ev[k]);
+        if (x->konst[k] && x->runs > 0) continue; /* its values, functions of the weights, are where the first run left them */
         int skip = -1, span = ck->lib.span > 1 ? ck->lib.span : 1; /* the template's phases when the library ran it */
         for (int ph = 0; ph < ck->nphases && ok; ph++) {
             if (x->blas && ck->lib.kind != CG_LIB_NONE && ph == ck->lib.phase) {
