@@ -27,6 +27,7 @@
 #include "frontend/frontend.h"
 #include "passes/passes.h"
 #include "runtime/gpu.h"
+#include "runtime/runtime.h"
 
 typedef struct {
     const char *name;
@@ -119,11 +120,8 @@ int main(int argc, char **argv) {
         float *xv = malloc(sizeof(float) * (size_t)(Mmax * sh->k));
         for (int64_t i = 0; i < Mmax * sh->k; i++) {
             rng = rng * 6364136223846793005ull + 1442695040888963407ull;
-            float v = (float)((double)(rng >> 11) / 9007199254740992.0 * 2.0 - 1.0);
-            uint32_t u; /* x is bf16: give both executors the same bf16 values */
-            memcpy(&u, &v, 4);
-            u = (u + 0x7fffu + ((u >> 16) & 1u)) & 0xffff0000u;
-            memcpy(&xv[i], &u, 4);
+            /* x is bf16: give both executors the same bf16 values */
+            xv[i] = rt_bf16_decode(rt_bf16_encode((float)((double)(rng >> 11) / 9007199254740992.0 * 2.0 - 1.0)));
         }
         CpuWeightSource ws = cpu_random_weights(&seed);
         double ms[2][8] = {{0}}, err[8] = {-1, -1, -1, -1, -1, -1, -1, -1}; /* err: the worse of the two paths */

@@ -72,13 +72,6 @@ static int64_t bytes_of(IrDType dt, int64_t n) { return (n * ir_dtype_bits(dt) +
 
 /* ---- host conversions ------------------------------------------------- */
 
-static uint16_t to_bf16(float f) {
-    uint32_t u;
-    memcpy(&u, &f, 4);
-    if ((u & 0x7fffffffu) > 0x7f800000u) return (uint16_t)((u >> 16) | 0x40);
-    return (uint16_t)((u + 0x7fffu + ((u >> 16) & 1u)) >> 16);
-}
-
 static uint16_t to_f16(float f) { /* nearest even, via the float bits */
     uint32_t u;
     memcpy(&u, &f, 4);
@@ -103,7 +96,7 @@ static uint16_t to_f16(float f) { /* nearest even, via the float bits */
 static void pack(IrDType dt, const float *src, int64_t n, void *dst) {
     for (int64_t i = 0; i < n; i++) switch (dt) {
         case IR_DT_F32: ((float *)dst)[i] = src[i]; break;
-        case IR_DT_BF16: ((uint16_t *)dst)[i] = to_bf16(src[i]); break;
+        case IR_DT_BF16: ((uint16_t *)dst)[i] = rt_bf16_encode(src[i]); break;
         case IR_DT_F16: ((uint16_t *)dst)[i] = to_f16(src[i]); break;
         case IR_DT_FP8E4M3: ((uint8_t *)dst)[i] = cpu_fp8_e4m3_encode(src[i]); break;
         case IR_DT_I32: ((int32_t *)dst)[i] = (int32_t)src[i]; break;

@@ -57,6 +57,7 @@ const RtTensor *rt_safetensors_find(const RtSafetensors *st, const char *name);
 void rt_convert_f32(RtDType t, const uint8_t *src, float *dst, int64_t n);
 float rt_fp8_e4m3_decode(uint8_t b);
 float rt_bf16_decode(uint16_t h);
+uint16_t rt_bf16_encode(float f); /* nearest even; a NaN stays a (quiet) NaN */
 float rt_f16_decode(uint16_t h);
 
 /* ---- checkpoint directories ---------------------------------------------- */

@@ -82,14 +82,6 @@ static double routing_margin(const IrNode *t, const float *v, int64_t n) {
     return m;
 }
 
-static float to_bf16(float f) {
-    uint32_t u;
-    memcpy(&u, &f, 4);
-    if ((u & 0x7fffffffu) <= 0x7f800000u) u = (u + 0x7fffu + ((u >> 16) & 1u)) & 0xffff0000u;
-    memcpy(&f, &u, 4);
-    return f;
-}
-
 static void after_node(void *ctx, int id, float *v, int64_t n) {
     Emu *e = ctx;
     const IrNode *nd = e->g->nodes[id];
@@ -102,7 +94,7 @@ static void after_node(void *ctx, int id, float *v, int64_t n) {
             e->margin = fmin(e->margin, routing_margin(e->g->nodes[j], v, n));
     if (!e->round || nd->op == IR_OP_INPUT || nd->op == IR_OP_WEIGHT) return;
     if (!e->p->stored[id] || e->p->dtype[id] != IR_DT_BF16) return;
-    for (int64_t i = 0; i < n; i++) v[i] = to_bf16(v[i]);
+    for (int64_t i = 0; i < n; i++) v[i] = rt_bf16_decode(rt_bf16_encode(v[i])); /* rounded to bf16 */
     e->rounded++;
 }
 
