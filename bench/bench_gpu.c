@@ -55,6 +55,17 @@ static void breakdown(const IrGraph *g, GpuExec *x, StrBuf *out) {
     for (int j = 0; j < nk; j++) sb_printf(out, "    %-30s %4d kernels %9.3f ms\n", kinds[j], count[j], ms[j]);
 }
 
+/* The attention kernels' GPU time in the last run and the latent cache bytes they read. */
+static void attention_time(const IrGraph *g, GpuExec *x, double *ms, double *bytes) {
+    *ms = *bytes = 0;
+    for (int k = 0; k < gpu_exec_kernels(x); k++) {
+        int nid = gpu_exec_kernel_node(x, k);
+        if (nid < 0 || g->nodes[nid]->op != IR_OP_ATTENTION) continue;
+        *ms += gpu_exec_kernel_ms(x, k);
+        *bytes += (double)numel(&g->nodes[nid]->ops[1]->type, gpu_exec_dims(x)) * 2;
+    }
+}
+
 static bool run(GpuExec *x, int64_t B, int64_t S, int64_t t0, uint64_t *rng, DiagEngine *d) {
     float *tok = malloc(sizeof(float) * (size_t)(B * S)), *pos = malloc(sizeof(float) * (size_t)(B * S));
     for (int64_t i = 0; i < B * S; i++) {
@@ -154,13 +165,8 @@ int main(int argc, char **argv) {
 
     /* decode attention over the prefilled context: latent cache bytes / kernel time */
     if (!run(x, 1, 1, prefill, &rng, d)) return 1;
-    double att_ms = 0, att_bytes = 0;
-    for (int k = 0; k < gpu_exec_kernels(x); k++) {
-        int nid = gpu_exec_kernel_node(x, k);
-        if (nid < 0 || g->nodes[nid]->op != IR_OP_ATTENTION) continue;
-        att_ms += gpu_exec_kernel_ms(x, k);
-        att_bytes += (double)numel(&g->nodes[nid]->ops[1]->type, gpu_exec_dims(x)) * 2;
-    }
+    double att_ms, att_bytes;
+    attention_time(g, x, &att_ms, &att_bytes);
     printf("\nMLA decode attention, batch 1, context %lld: %.3f ms for %.1f MB of latent cache: %.0f GB/s (HBM copy %.0f GB/s)\n",
            (long long)prefill + 1, att_ms, att_bytes / 1e6, att_bytes / (att_ms * 1e-3) / 1e9, hbm);
 
@@ -214,14 +220,8 @@ int main(int argc, char **argv) {
             else if (ir_node_attr_str(n, "stack", NULL)) b *= used;
             bytes += b;
         }
-        double att = 0, cache_bytes = 0;
-        for (int k = 0; k < gpu_exec_kernels(x); k++) {
-            int nid = gpu_exec_kernel_node(x, k);
-            if (nid < 0 || g->nodes[nid]->op != IR_OP_ATTENTION) continue;
-            att += gpu_exec_kernel_ms(x, k);
-            cache_bytes += (double)numel(&g->nodes[nid]->ops[1]->type, gpu_exec_dims(x)) * 2;
-        }
-        (void)cache_bytes;
+        double att, cache_bytes;
+        attention_time(g, x, &att, &cache_bytes);
         printf("| %lld | %.3f | %.3f | %.3f | %.3f | %.3f |\n", (long long)B, best, plain, graphed, bytes / (hbm * 1e9) * 1e3, att);
         sb_printf(&steps_by_kind, "\nbatch %lld step by op kind:\n", (long long)B);
         breakdown(g, x, &steps_by_kind);
@@ -234,13 +234,8 @@ int main(int argc, char **argv) {
     for (int64_t t0 = 0; t0 < LONG_CTX; t0 += 16)
         if (!run(x, 32, 16, t0, &rng, d)) return 1;
     if (!run(x, 32, 1, LONG_CTX, &rng, d)) return 1;
-    double lat_ms = 0, lat_bytes = 0;
-    for (int k = 0; k < gpu_exec_kernels(x); k++) {
-        int nid = gpu_exec_kernel_node(x, k);
-        if (nid < 0 || g->nodes[nid]->op != IR_OP_ATTENTION) continue;
-        lat_ms += gpu_exec_kernel_ms(x, k);
-        lat_bytes += (double)numel(&g->nodes[nid]->ops[1]->type, gpu_exec_dims(x)) * 2;
-    }
+    double lat_ms, lat_bytes;
+    attention_time(g, x, &lat_ms, &lat_bytes);
     printf("\nMLA decode attention, batch 32, context %lld: %.3f ms for %.1f MB of latent cache: %.0f GB/s (HBM copy %.0f GB/s)\n",
            (long long)LONG_CTX + 1, lat_ms, lat_bytes / 1e6, lat_bytes / (lat_ms * 1e-3) / 1e9, hbm);
     gpu_exec_free(x);

@@ -31,8 +31,8 @@ static void attention_mma_kernel(Gen *G, const IrNode *n, bool split, int sq, in
     int64_t Dk = q->type.dims[3].coeff, Dv = v->type.dims[3].coeff;
     bool vk = cg_attention_v_in_k(G, n); /* v read from k's rows: row stride Dk, from column `start` */
     int64_t vs = vk ? Dk : Dv, v0 = vk ? ir_node_attr_int(v, "start", 0) : 0;
-    const char *vt = vk || v->op == IR_OP_KV_CACHE ? (k->op == IR_OP_KV_CACHE || v->op == IR_OP_KV_CACHE ? "a.cap" : cg_dim(G, k->type.dims[1]))
-                                                   : cg_dim(G, v->type.dims[1]);
+    const IrNode *vsrc = vk ? k : v; /* the tensor v's rows are read from */
+    const char *vt = vsrc->op == IR_OP_KV_CACHE ? "a.cap" : cg_dim(G, vsrc->type.dims[1]);
     const char *decomp = split ? arena_printf(G->a,
         "    const long long Bn = %s, rows = S * Hq, nrb = (rows + 63) / 64, nsp = cg_key_splits(S, Bn, Hq, T);\n"
         "    const long long bs = blockIdx.x / nrb, r0 = blockIdx.x %% nrb * 64, bb = bs / nsp, sp = bs %% nsp;  // sp: which part of the keys\n",
