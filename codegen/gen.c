@@ -579,6 +579,16 @@ CgProgram *cg_generate(Arena *a, DiagEngine *d, const IrGraph *g, const CgGenOpt
     int nn = g->nnodes;
     bool wide = o && o->f32_storage;
     Gen G = {.a = a, .d = d, .g = g};
+    CgTile tile = o ? o->tile : CG_TILE_DEFAULT;
+    const char *env = getenv("DSCC_GEMM_TILE");
+    if (tile == CG_TILE_DEFAULT && env && *env) {
+        if (strcmp(env, "wgmma") && strcmp(env, "mma")) {
+            diag_error(d, (SrcLoc){0}, "DSCC_GEMM_TILE is '%s': expected 'wgmma' or 'mma'", env);
+            return NULL;
+        }
+        tile = strcmp(env, "wgmma") == 0 ? CG_TILE_WGMMA : CG_TILE_MMA_SYNC;
+    }
+    G.wgmma = tile == CG_TILE_WGMMA;
     int *grp = arena_alloc(a, sizeof(int) * (size_t)(nn + 1));
     int ngroups = 0;
     for (int i = 0; i < nn; i++) ngroups = g->nodes[i]->group + 1 > ngroups ? g->nodes[i]->group + 1 : ngroups;
@@ -656,7 +666,7 @@ CgProgram *cg_generate(Arena *a, DiagEngine *d, const IrGraph *g, const CgGenOpt
         G.nslots = 0;
         G.nphases = 0;
         G.failed = false;
-        G.mma_helpers = false;
+        G.mma_helpers = G.wgmma_helpers = false;
         G.lib = (CgLib){.kind = CG_LIB_NONE};
         sb_init(&G.decl);
         sb_init(&G.ldr);

@@ -170,12 +170,18 @@ typedef struct {
     IrDType *dtype;     /* by node id: the dtype it is stored in (see CgGenOptions) */
 } CgProgram;
 
+typedef enum { CG_TILE_DEFAULT, CG_TILE_WGMMA, CG_TILE_MMA_SYNC } CgTile;
+
 typedef struct {
     /* Store every bf16/f16 tensor (weights, activations, caches) as f32;
      * FP8 codes, scales and integers keep their dtype. Nothing is then
      * rounded to 16 bits between kernels, as in the CPU executor, at twice
      * the memory and traffic of those tensors: a fidelity mode. */
     bool f32_storage;
+    /* The FP8/BF16 tensor-core tile: Hopper's warpgroup wgmma
+     * (CG_TILE_WGMMA) or the warp-level mma.sync one (CG_TILE_MMA_SYNC);
+     * CG_TILE_DEFAULT reads DSCC_GEMM_TILE (wgmma | mma), else mma.sync. */
+    CgTile tile;
 } CgGenOptions;
 
 /* Items of phase f (what the launch covers) for the dims of a step; 0: not launched. */

@@ -27,7 +27,7 @@ static bool einsum_heads_mma(Gen *G, const IrNode *n, const char *x, const char 
         return false;
     IrDim M = ir_dim_mul(xv->type.dims[0], xv->type.dims[1]);
     int sx = cg_slot_value(G, xv), sw = cg_slot_value(G, wv), sy = cg_slot_value(G, n);
-    cg_head(G, arena_printf(G->a, "einsum %s,%s->%s per head on the tensor cores (mma m16n8k16 BF16), 64x128 tile", x, w, o));
+    cg_head(G, arena_printf(G->a, "einsum %s,%s->%s per head on the tensor cores (%s), 64x128 tile", x, w, o, cg_tile_insn(G, true)));
     sb_printf(&G->decl, "    extern __shared__ __align__(16) unsigned char sm[];\n"
                         "    __shared__ int srow[64], yrow[64];\n"
                         "    const long long M = %s, H = %lldLL, nb = (%lldLL + 127) / 128, nt = H * nb;\n"
@@ -39,7 +39,7 @@ static bool einsum_heads_mma(Gen *G, const IrNode *n, const char *x, const char 
     cg_mma_tile(G, true, wt, sx, 0, sw, 0, sy, K.coeff, cg_dim(G, N));
     sb_puts(&G->decl, "}\n");
     int64_t nob = (N.coeff + 127) / 128;
-    cg_phase(G, CG_LAUNCH_BLOCK, M, 64, ir_dim_const(H.coeff * nob), 1, CG_MMA_SMEM);
+    cg_phase(G, CG_LAUNCH_BLOCK, M, 64, ir_dim_const(H.coeff * nob), 1, CG_TILE_SMEM(G));
     return true;
 }
 

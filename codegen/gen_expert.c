@@ -75,7 +75,7 @@ static bool expert_fp8_grouped(Gen *G, const IrNode *n, int64_t I) {
               (long long)E, sc, sp, st, cg_dim(G, w->type.dims[1]), si, bcast ? arena_printf(G->a, "(int)(r / %s)", Ks) : "r");
     cg_mma_tile(G, false, false, sx, sxs, sw, sws, sy, I, cg_dim(G, w->type.dims[1]));
     sb_puts(&G->decl, "}\n");
-    cg_phase(G, CG_LAUNCH_BLOCK, R, 64, w->type.dims[1], 128, CG_MMA_SMEM);
+    cg_phase(G, CG_LAUNCH_BLOCK, R, 64, w->type.dims[1], 128, CG_TILE_SMEM(G));
     G->phases[G->nphases - 1].plus = E;
     return true;
 }

@@ -49,9 +49,151 @@ void cg_mma_tile(Gen *G, bool bf16, bool wt, int sx, int sxs, int sw, int sws, i
     cg_mma_tile_part(G, bf16, wt, sx, sxs, sw, sws, sy, K, O, NULL, NULL, -1);
 }
 
+const char *cg_tile_insn(const Gen *G, bool bf16) {
+    if (G->wgmma) return bf16 ? "wgmma m64n64k16 BF16" : "wgmma m64n64k32 E4M3";
+    return bf16 ? "mma m16n8k16 BF16" : "mma m16n8k32 E4M3";
+}
+
+/* The wgmma tile's helpers: a third cp.async stage, the fence that makes
+ * cp.async's (generic-proxy) writes visible to the tensor cores' async
+ * proxy, and one warpgroup MMA d[64x64] (+)= a[64 rows][32 bytes] .
+ * b[64 rows][32 bytes]^T from shared memory, both K-major in the 128-byte
+ * swizzle (row r of an 8-row group at r * 128, its 16-byte chunk c at
+ * c ^ r; groups 1024 bytes apart). The descriptor: start address >> 4
+ * (bits 0-13), leading byte offset 16 (unused by a K-major swizzled
+ * operand), stride byte offset 1024 >> 4 (bits 32-45), swizzle mode 1 =
+ * 128 bytes (bits 62-63). d: 32 f32 per thread, rows warp%4*16 + lane/4
+ * (+8 for registers 2, 3 of each 4), cols (register/4)*8 + lane%4*2 (+1). */
+static void wgmma_helpers(Gen *G) {
+    if (G->wgmma_helpers) return;
+    G->wgmma_helpers = true;
+    StrBuf *b = &G->ldr;
+    sb_puts(b, "__device__ __forceinline__ void cp_wait2() { asm volatile(\"cp.async.wait_group 2;\\n\" ::: \"memory\"); }\n"
+               "__device__ __forceinline__ void fence_async_smem() { asm volatile(\"fence.proxy.async.shared::cta;\\n\" ::: \"memory\"); }\n"
+               "__device__ __forceinline__ void wg_fence() { asm volatile(\"wgmma.fence.sync.aligned;\\n\" ::: \"memory\"); }\n"
+               "__device__ __forceinline__ void wg_commit() { asm volatile(\"wgmma.commit_group.sync.aligned;\\n\" ::: \"memory\"); }\n"
+               "__device__ __forceinline__ void wg_wait0() { asm volatile(\"wgmma.wait_group.sync.aligned 0;\\n\" ::: \"memory\"); }\n");
+    for (int t = 0; t < 2; t++) {
+        sb_printf(b, "__device__ __forceinline__ void wgmma_%s(float *d, const void *pa, const void *pb, int acc) {  // acc = 0: d = a . b^T\n"
+                     "    const unsigned sa = (unsigned)__cvta_generic_to_shared(pa), sb = (unsigned)__cvta_generic_to_shared(pb);\n"
+                     "    const unsigned long long f = 1ull << 16 | 64ull << 32 | 1ull << 62;\n"
+                     "    const unsigned long long da = f | (sa & 0x3ffffu) >> 4, db = f | (sb & 0x3ffffu) >> 4;\n"
+                     "    asm volatile(\"{\\n.reg .pred p;\\nsetp.ne.b32 p, %%34, 0;\\n\"\n"
+                     "                 \"wgmma.mma_async.sync.aligned.%s {",
+                  t ? "bf16" : "e4m3", t ? "m64n64k16.f32.bf16.bf16" : "m64n64k32.f32.e4m3.e4m3");
+        for (int i = 0; i < 32; i++) sb_printf(b, "%%%d%s", i, i < 31 ? "," : "");
+        sb_printf(b, "}, %%32, %%33, p, 1, 1%s;\\n}\\n\"\n                 : ", t ? ", 0, 0" : "");
+        for (int i = 0; i < 32; i++) sb_printf(b, "\"+f\"(d[%d])%s", i, i < 31 ? ", " : "");
+        sb_puts(b, "\n                 : \"l\"(da), \"l\"(db), \"r\"(acc));\n}\n");
+    }
+}
+
+/* The tile of cg_mma_tile_part on Hopper's wgmma: the block's two
+ * warpgroups each compute 64 rows x 64 of its 128 outputs from shared
+ * memory, four wgmma per 128-byte pipeline step; three cp.async stages.
+ * FP8: each step's products land in `part` (the first wgmma overwrites
+ * it) and are promoted into acc with both block scales, as the mma.sync
+ * tile does. The K-major swizzled layout takes 16-byte chunks; a [K][O]
+ * weight (wt) is stored transposed by 2-byte stores. */
+static void wgmma_tile_part(Gen *G, bool bf16, bool wt, int sx, int sxs, int sw, int sws, int sy, int64_t K, const char *O, const char *kb0,
+                            const char *kb1, int spart) {
+    wgmma_helpers(G);
+    StrBuf *b = &G->decl;
+    K *= bf16 ? 2 : 1;
+    bool vec = K % 16 == 0;
+    sb_printf(b, "    const long long K = %lldLL, O = %s, nkb = (K + 127) / 128, nob = (O + 127) / 128;  // K in bytes\n"
+                 "    const unsigned char *X = (const unsigned char *)a.t[%d];\n"
+                 "    const unsigned char *Wt = (const unsigned char *)a.t[%d] + (e * O + ot * 128) * K;\n"
+                 "    const long long wsb = (e * nob + ot) * nkb;\n"
+                 "    const unsigned short *Wn = (const unsigned short *)a.t[%d] + e * (K / 2) * O + ot * 128;  // w[e] as [K][O] (WT)\n"
+                 "    const bool WT = %d;\n"
+                 "    const long long kb0 = %s, kb1 = %s;  // the pipeline steps of this block\n"
+                 "    const int orows = O - ot * 128 < 128 ? (int)(O - ot * 128) : 128;\n"
+                 "    const int warp = threadIdx.x >> 5, g = (threadIdx.x & 31) >> 2, q = threadIdx.x & 3;\n"
+                 "    const int wm = (warp & 3) * 16, wn = (warp >> 2) * 64;  // rows wm + g (+8) of the 64; the warpgroup's 64 of the 128 outputs\n"
+                 "    unsigned char *const st = sm + ((1024u - ((unsigned)__cvta_generic_to_shared(sm) & 1023u)) & 1023u);  // the swizzle's period\n"
+                 "    float acc[32], part[32];\n"
+                 "#pragma unroll\n"
+                 "    for (int i = 0; i < 32; i++) acc[i] = part[i] = 0.0f;\n",
+              (long long)K, O, sx, sw, sw, wt ? 1 : 0, kb0 ? kb0 : "0", kb1 ? kb1 : "nkb");
+    /* stage s of K block kb: x rows [64][128], then w rows [128][128], 128-byte swizzled */
+    sb_puts(b, "    auto load = [&](int s, long long kb) {\n"
+               "        unsigned char *As = st + s * 24576, *Bs = As + 8192;\n"
+               "        for (int c = threadIdx.x; c < (WT ? 512 : 1536); c += 256) {\n"
+               "            const bool isa = c < 512;\n"
+               "            const int j = (isa ? c : c - 512) >> 3, kc = (c & 7) * 16;\n"
+               "            const long long k = kb * 128 + kc;\n"
+               "            const int r = isa ? srow[j] : j < orows ? j : -1;\n"
+               "            const unsigned char *src = isa ? X + (long long)r * K : Wt + (long long)j * K;\n"
+               "            unsigned char *dst = (isa ? As : Bs) + j * 128 + (((kc >> 4) ^ (j & 7)) << 4);\n");
+    if (vec) sb_puts(b, "            const bool v = r >= 0 && k < K;\n"
+                        "            cp16(dst, v ? src + k : X, v);\n");
+    else sb_puts(b, "            for (int t = 0; t < 16; t++) dst[t] = r >= 0 && k + t < K ? src[k + t] : 0;  // K is no multiple of 16\n");
+    sb_puts(b, "        }\n");
+    if (wt)
+        sb_puts(b, "        for (int c = threadIdx.x; c < 1024; c += 256) {\n"
+                   "            const int kl = c >> 4, n8 = (c & 15) * 8, kc = kl * 2;\n"
+                   "            const long long k = kb * 64 + kl;\n"
+                   "            uint4 v = make_uint4(0, 0, 0, 0);\n"
+                   "            if (k < K / 2 && n8 < orows) v = *(const uint4 *)(Wn + k * O + n8);\n"
+                   "            const unsigned short *h = (const unsigned short *)&v;\n"
+                   "#pragma unroll\n"
+                   "            for (int t = 0; t < 8; t++) {\n"
+                   "                const int n = n8 + t;\n"
+                   "                *(unsigned short *)(Bs + n * 128 + (((kc >> 4) ^ (n & 7)) << 4) + (kc & 15)) = h[t];\n"
+                   "            }\n"
+                   "        }\n");
+    sb_puts(b, "    };\n");
+    const char *scales = bf16 ? "" : arena_printf(G->a,
+        "        const float wsc = L%d(a, wsb + kb);\n"
+        "        float xsc[2];  // the thread's two rows' activation scales of this K block\n"
+        "#pragma unroll\n"
+        "        for (int h = 0; h < 2; h++) {\n"
+        "            const int r = srow[wm + g + 8 * h];\n"
+        "            xsc[h] = r >= 0 ? L%d(a, (long long)r * nkb + kb) : 0.0f;\n"
+        "        }\n", sws, sxs);
+    const char *promo = bf16 ? "" :
+        "#pragma unroll\n"
+        "        for (int i = 0; i < 32; i++) acc[i] += part[i] * (xsc[(i >> 1) & 1] * wsc);  // promotion to f32 with both scales\n";
+    sb_printf(b, "#pragma unroll\n"
+                 "    for (int s = 0; s < 2; s++) {\n"
+                 "        if (kb0 + s < kb1) load(s, kb0 + s);\n"
+                 "        cp_commit();\n"
+                 "    }\n"
+                 "    for (long long kb = kb0; kb < kb1; kb++) {\n"
+                 "        if (kb + 2 < kb1) load((int)((kb + 2 - kb0) %% 3), kb + 2);\n"
+                 "        cp_commit();\n"
+                 "        cp_wait2();\n"
+                 "        fence_async_smem();\n"
+                 "        __syncthreads();\n"
+                 "%s"
+                 "        const unsigned char *As = st + (int)((kb - kb0) %% 3) * 24576, *Bs = As + 8192 + wn * 128;\n"
+                 "        wg_fence();\n"
+                 "#pragma unroll\n"
+                 "        for (int kk = 0; kk < 4; kk++) wgmma_%s(%s, As + kk * 32, Bs + kk * 32, %s);\n"
+                 "        wg_commit();\n"
+                 "        wg_wait0();\n"
+                 "%s"
+                 "        __syncthreads();\n"
+                 "    }\n"
+                 "#pragma unroll\n"
+                 "    for (int i = 0; i < 32; i++) {\n"
+                 "        const int r = yrow[wm + g + 8 * ((i >> 1) & 1)];\n"
+                 "        const long long o = ot * 128 + wn + (i >> 2) * 8 + q * 2 + (i & 1);\n"
+                 "        if (r >= 0 && o < O) %s;\n"
+                 "    }\n",
+              scales, bf16 ? "bf16" : "e4m3", bf16 ? "acc" : "part", bf16 ? "1" : "kk", promo,
+              spart < 0 ? arena_printf(G->a, "S%d(a, (long long)r * O + o, acc[i])", sy)
+                        : arena_printf(G->a, "st_f32(a.t[%d], (kpart * 64 + r) * O + o, acc[i])", spart));
+}
+
 void cg_mma_tile_part(Gen *G, bool bf16, bool wt, int sx, int sxs, int sw, int sws, int sy, int64_t K, const char *O, const char *kb0,
                       const char *kb1, int spart) {
     cg_mma_helpers(G); /* file scope, before the phase functions */
+    if (G->wgmma) {
+        wgmma_tile_part(G, bf16, wt, sx, sxs, sw, sws, sy, K, O, kb0, kb1, spart);
+        return;
+    }
     StrBuf *b = &G->decl;
     K *= bf16 ? 2 : 1;      /* from here on K counts bytes of a row: a pipeline step is 128 of them */
     bool vec = K % 16 == 0; /* every 16-byte chunk of a row is wholly inside or outside K */
@@ -195,7 +337,7 @@ static int gemm_mma(Gen *G, const IrNode *n, const char *what, bool bf16, IrDim 
               cg_dim(G, M), cg_dim(G, O));
     cg_mma_tile(G, bf16, false, sx, sxs, sw, sws, sy, K, cg_dim(G, O));
     sb_puts(&G->decl, "}\n");
-    cg_phase(G, CG_LAUNCH_BLOCK, M, 64, O, 128, CG_MMA_SMEM);
+    cg_phase(G, CG_LAUNCH_BLOCK, M, 64, O, 128, CG_TILE_SMEM(G));
     int64_t nkb = (K * (bf16 ? 2 : 1) + 127) / 128, nt = ir_dim_is_const(O) ? (O.coeff + 127) / 128 : 0;
     if (nt < 1 || nt > 66 || nkb < 4) return 1;
     G->phases[G->nphases - 1].rule = CG_ITEMS_K_WHOLE;
@@ -213,7 +355,7 @@ static int gemm_mma(Gen *G, const IrNode *n, const char *what, bool bf16, IrDim 
     cg_mma_tile_part(G, bf16, false, sx, sxs, sw, sws, sy, K, cg_dim(G, O), "kpart * kper", "kpart * kper + kper < nkb ? kpart * kper + kper : nkb",
                      sp);
     sb_puts(&G->decl, "}\n");
-    cg_phase(G, CG_LAUNCH_BLOCK, M, 64, O, 128, CG_MMA_SMEM);
+    cg_phase(G, CG_LAUNCH_BLOCK, M, 64, O, 128, CG_TILE_SMEM(G));
     G->phases[G->nphases - 1].rule = CG_ITEMS_K_SPLIT;
     G->phases[G->nphases - 1].knb = nkb;
     cg_head(G, "the sum of the K parts");
@@ -235,8 +377,8 @@ static int gemm_mma(Gen *G, const IrNode *n, const char *what, bool bf16, IrDim 
 static bool gemm_fp8_mma(Gen *G, const IrNode *n, IrDim M, IrDim K, IrDim O) {
     int sx = cg_slot_value(G, n->ops[0]), sxs = cg_slot_value(G, n->ops[1]);
     int sw = cg_slot_value(G, n->ops[2]), sws = cg_slot_value(G, n->ops[3]), sy = cg_slot_value(G, n);
-    int span = gemm_mma(G, n, "fp8_linear: tensor cores (mma m16n8k32 E4M3), 64x128 tile, 1x128 / 128x128 block scales per K block", false,
-                        M, K.coeff, O, sx, sxs, sw, sws, sy);
+    int span = gemm_mma(G, n, arena_printf(G->a, "fp8_linear: tensor cores (%s), 64x128 tile, 1x128 / 128x128 block scales per K block", cg_tile_insn(G, false)),
+                        false, M, K.coeff, O, sx, sxs, sw, sws, sy);
     if (K.coeff % 512 == 0 && O.coeff % 8 == 0 && G->dtype[n->id] == IR_DT_BF16) { /* cuBLASLt's block-scaled FP8 may run it */
         int64_t nkb = K.coeff / 128;
         IrDim cnt = ir_dim_mul(M, ir_dim_const(nkb));
@@ -256,9 +398,8 @@ static bool gemm_fp8_mma(Gen *G, const IrNode *n, IrDim M, IrDim K, IrDim O) {
 static bool gemm_bf16_mma(Gen *G, const IrNode *n, const IrNode *x, const IrNode *w, IrDim M, IrDim K, IrDim O) {
     int sx = cg_slot_value(G, x), sw = cg_slot_value(G, w), sy = cg_slot_value(G, n);
     int span = gemm_mma(G, n,
-                        x == n->ops[0] ? "linear: tensor cores (mma m16n8k16 BF16, f32 accumulation), 64x128 tile"
-                                       : "linear: tensor cores (mma m16n8k16 BF16, f32 accumulation), 64x128 tile, on the bf16 values its f32 "
-                                         "operands were cast from",
+                        arena_printf(G->a, "linear: tensor cores (%s, f32 accumulation), 64x128 tile%s", cg_tile_insn(G, true),
+                                     x == n->ops[0] ? "" : ", on the bf16 values its f32 operands were cast from"),
                         true, M, K.coeff, O, sx, 0, sw, 0, sy);
     if (K.coeff % 16 == 0 && O.coeff % 8 == 0 && G->dtype[n->id] == IR_DT_BF16) /* cuBLASLt may run it */
         G->lib = (CgLib){CG_LIB_BF16_GEMM, M, O.coeff, K.coeff, sx, 0, sw, 0, sy, 0, G->nphases - span, {NULL, CG_LAUNCH_ELEM, M, ir_dim_const(1), 1, 1, 0, 0, CG_ITEMS_GRID, {0}, {0}, {0}, 0, 0, 0}, span};

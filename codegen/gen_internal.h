@@ -22,6 +22,8 @@ typedef struct {
     CgLib lib;           /* the library form of the kernel being generated (CG_LIB_NONE: none) */
     bool failed;         /* ran out of slots */
     bool mma_helpers;    /* cg_mma_helpers has emitted them into this module */
+    bool wgmma_helpers;  /* ... and the wgmma tile's */
+    bool wgmma;          /* the tensor-core tile is the wgmma one (CgGenOptions.tile) */
     const IrNode *act;   /* an act_scale whose amax the store pass of its input's size computes (gen.c) */
     const char *why;     /* set by a template that cannot handle its node */
 } Gen;
@@ -84,8 +86,14 @@ void cg_mma_tile_part(Gen *G, bool bf16, bool wt, int sx, int sxs, int sw, int s
  * mma_bf16) at file scope, for a template that uses them without the tile;
  * emitted once per module however often it is called. */
 void cg_mma_helpers(Gen *G);
-/* Dynamic shared memory the tile needs (two pipeline stages). */
+/* Dynamic shared memory the tile needs: the mma.sync tile's two pipeline
+ * stages of 144-byte rows, or the wgmma tile's three of 128-byte swizzled
+ * rows and 1 KB to align them to the swizzle's period. */
 #define CG_MMA_SMEM (2 * 192 * 144)
+#define CG_WGMMA_SMEM (3 * 192 * 128 + 1024)
+#define CG_TILE_SMEM(G) ((G)->wgmma ? CG_WGMMA_SMEM : CG_MMA_SMEM)
+/* "mma m16n8k32 E4M3", "wgmma m64n64k16 BF16", ...: the tile's instruction, for kernel comments. */
+const char *cg_tile_insn(const Gen *G, bool bf16);
 
 /* The phase(s) of a template op (GEMM, attention, routing, ...). False
  * with G->why set when the node's shapes are outside what it handles. */

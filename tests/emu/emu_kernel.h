@@ -121,6 +121,19 @@ static inline void emu_cp16(void *dst, const void *src, bool v, int line) {
 static inline void cp_commit(void) { emu_ctx->cp_commit(emu_ctx); }
 static inline void cp_wait0(void) { emu_ctx->cp_wait(emu_ctx, 0); }
 static inline void cp_wait1(void) { emu_ctx->cp_wait(emu_ctx, 1); }
+static inline void cp_wait2(void) { emu_ctx->cp_wait(emu_ctx, 2); }
+/* fence.proxy.async.shared::cta: the emulated device has one memory and one proxy */
+static inline void fence_async_smem(void) {}
+
+/* __cvta_generic_to_shared: a dynamic shared-memory pointer's offset in the
+ * block's window (the emulated window holds the dynamic memory only) */
+static inline size_t emu_cvta_shared(const void *p, int line) {
+    const unsigned char *c = (const unsigned char *)p;
+    if (c < emu_ctx->smem || c > emu_ctx->smem + emu_ctx->smem_bytes)
+        emu_ctx->fault(emu_ctx, "__cvta_generic_to_shared of a pointer outside the dynamic shared memory", line);
+    return (size_t)(c - emu_ctx->smem);
+}
+#define __cvta_generic_to_shared(p) emu_cvta_shared((p), __LINE__)
 
 /* ---- warp collectives ------------------------------------------------------ */
 static inline int emu_lane(void) { return (int)(((threadIdx.z * blockDim.y + threadIdx.y) * blockDim.x + threadIdx.x) & 31u); }
@@ -179,6 +192,79 @@ static inline void emu_mma(float *c, const unsigned *a, const unsigned *b, bool 
 }
 #define mma_e4m3(c, a, b) emu_mma((c), (a), (b), true, __LINE__)
 #define mma_bf16(c, a, b) emu_mma((c), (a), (b), false, __LINE__)
+
+/* wgmma.mma_async.sync.aligned.m64n64k32.f32.e4m3.e4m3 and m64n64k16
+ * .f32.bf16.bf16, both operands K-major in shared memory in the 128-byte
+ * swizzle, scale-a = scale-b = 1: the prelude's wgmma_e4m3 / wgmma_bf16(d,
+ * a, b, acc) with a, b the generic addresses the descriptors are made of.
+ * The PTX ISA's layout: an 8-row group of 128-byte rows is 1024 bytes
+ * (the stride byte offset), row r of the group at r * 128; the hardware
+ * XORs address bits 4-6 (the 16-byte chunk) with bits 7-9 (the row in the
+ * group) of each byte's address, so the 16-byte chunk c of row r holds
+ * the logical chunk c ^ r. The operand's 32 bytes of K start at a or b,
+ * inside the first 128-byte row of a 1024-aligned group. Accumulator
+ * fragment of thread t of the warpgroup (warp w = t / 32, lane l):
+ * register i is row 16w + l/4 + 8 * ((i >> 1) & 1), col 8 * (i >> 2) +
+ * 2 * (l % 4) + (i & 1). Issued asynchronously: the products are taken
+ * at wgmma.wait_group (wg_wait0), from the shared memory as it is then,
+ * and d must not be read before; a thread that issues no fence first,
+ * or whose warp's lanes pass different operands, faults. */
+struct EmuWgmma { float *d; unsigned a, b; short acc, fp8; };
+enum { EMU_WG_PENDING = 8 };
+static thread_local EmuWgmma emu_wg_pending[1024][EMU_WG_PENDING]; /* by thread of the block running on this host thread */
+static thread_local int emu_wg_npending[1024], emu_wg_fenced[1024];
+static inline int emu_tid(void) { return (int)((threadIdx.z * blockDim.y + threadIdx.y) * blockDim.x + threadIdx.x); }
+static inline void wg_fence(void) { emu_wg_fenced[emu_tid()] = 1; }
+static inline void wg_commit(void) {}
+static inline unsigned char emu_wg_byte(unsigned base, int row, int k) {
+    const size_t off = base + (size_t)(row >> 3) * 1024 + (size_t)(row & 7) * 128 + (size_t)k;
+    return emu_ctx->smem[off ^ (((off >> 7) & 7) << 4)];
+}
+static inline void emu_wgmma(float *d, const void *pa, const void *pb, int acc, int fp8, int line) {
+    const size_t a = emu_cvta_shared(pa, line), b = emu_cvta_shared(pb, line);
+    const int t = emu_tid();
+    if (!emu_wg_fenced[t]) emu_ctx->fault(emu_ctx, "wgmma without a wgmma.fence before it", line);
+    if ((a & 15) || (b & 15) || (a & 1023) + 32 > 128 || (b & 1023) + 32 > 128)
+        emu_ctx->fault(emu_ctx, "wgmma operand not 32 bytes inside the first row of a 1024-aligned swizzle group", line);
+    if ((a & ~(size_t)1023) + 8192 > emu_ctx->smem_bytes || (b & ~(size_t)1023) + 8192 > emu_ctx->smem_bytes)
+        emu_ctx->fault(emu_ctx, "wgmma operand past the dynamic shared memory", line);
+    size_t mine[3] = {a, b, (size_t)acc}, all[32 * 3];
+    emu_ctx->warp_exchange(emu_ctx, 0xffffffffu, mine, all, sizeof mine, line);
+    for (int l = 0; l < 32; l++)
+        if (all[3 * l] != a || all[3 * l + 1] != b || all[3 * l + 2] != (size_t)acc)
+            emu_ctx->fault(emu_ctx, "wgmma: the lanes of a warp pass different operands", line);
+    if (emu_wg_npending[t] == EMU_WG_PENDING) emu_ctx->fault(emu_ctx, "too many wgmma pending", line);
+    emu_wg_pending[t][emu_wg_npending[t]++] = EmuWgmma{d, (unsigned)a, (unsigned)b, (short)acc, (short)fp8};
+}
+static inline void wg_wait0(void) {
+    const int t = emu_tid(), w = (t & 127) >> 5, l = t & 31;
+    for (int p = 0; p < emu_wg_npending[t]; p++) {
+        const EmuWgmma &m = emu_wg_pending[t][p];
+        for (int i = 0; i < 32; i++) {
+            const int row = 16 * w + l / 4 + 8 * ((i >> 1) & 1), col = 8 * (i >> 2) + 2 * (l % 4) + (i & 1);
+            double s = 0.0;
+            for (int k = 0; k < (m.fp8 ? 32 : 16); k++) {
+                float x, y;
+                if (m.fp8) x = emu_e4m3(emu_wg_byte(m.a, row, k)), y = emu_e4m3(emu_wg_byte(m.b, col, k));
+                else {
+                    x = emu_bf16((unsigned)emu_wg_byte(m.a, row, 2 * k) | (unsigned)emu_wg_byte(m.a, row, 2 * k + 1) << 8);
+                    y = emu_bf16((unsigned)emu_wg_byte(m.b, col, 2 * k) | (unsigned)emu_wg_byte(m.b, col, 2 * k + 1) << 8);
+                }
+                s += (double)x * (double)y;
+            }
+            m.d[i] = (float)((m.acc ? (double)m.d[i] : 0.0) + s);
+        }
+    }
+    emu_wg_npending[t] = 0;
+    emu_wg_fenced[t] = 0;
+}
+/* around each thread's run of a kernel (emu_nvrtc.c's entries) */
+static inline void emu_thread_start(void) { emu_wg_npending[emu_tid()] = emu_wg_fenced[emu_tid()] = 0; }
+static inline void emu_thread_end(void) {
+    if (emu_wg_npending[emu_tid()]) emu_ctx->fault(emu_ctx, "a thread exits with a wgmma it did not wait for", 0);
+}
+#define wgmma_e4m3(d, a, b, acc) emu_wgmma((d), (a), (b), (acc), 1, __LINE__)
+#define wgmma_bf16(d, a, b, acc) emu_wgmma((d), (a), (b), (acc), 0, __LINE__)
 
 /* ldmatrix.sync.aligned.m8n8.xN[.trans].shared.b16: N 8x8 matrices of
  * b16, row j of matrix i at the address lane 8i + j gives (16 bytes,

@@ -131,7 +131,8 @@ static void put_newlines(Buf *b, const char *s, size_t a, size_t e) {
 
 /* The inline-PTX helpers of the generated prelude that emu_kernel.h provides. */
 static const char *const PTX_HELPERS[] = {"h2f", "f2h", "fe4m3", "cp16", "cp_commit", "cp_wait0", "cp_wait1", "mma_e4m3", "mma_bf16",
-                                           "ldsm_x1", "ldsm_x2", "ldsm_x4", "ldsm_x1_t", "ldsm_x2_t", "ldsm_x4_t"};
+                                           "ldsm_x1", "ldsm_x2", "ldsm_x4", "ldsm_x1_t", "ldsm_x2_t", "ldsm_x4_t",
+                                           "cp_wait2", "fence_async_smem", "wg_fence", "wg_commit", "wg_wait0", "wgmma_e4m3", "wgmma_bf16"};
 
 typedef struct {
     char name[128];
@@ -270,7 +271,7 @@ static char *translate(const char *s, const char *module, Buf *log) {
     buf_printf(&b, "\n// ---- entries of the emulated driver\nEMU_EXPORT const char emu_module_name[] = \"%s\";\n", module);
     for (int k = 0; k < nk; k++)
         buf_printf(&b,
-                   "EMU_EXPORT void emu_entry_%s(EmuCtx *c, void **p) { emu_ctx = c; %s(*(Args *)p[0]); }\n"
+                   "EMU_EXPORT void emu_entry_%s(EmuCtx *c, void **p) { emu_ctx = c; emu_thread_start(); %s(*(Args *)p[0]); emu_thread_end(); }\n"
                    "EMU_EXPORT const unsigned emu_bounds_%s = %s;\n"
                    "EMU_EXPORT const unsigned long emu_params_%s = sizeof(Args);\n",
                    ks[k].name, ks[k].name, ks[k].name, ks[k].bounds[0] ? ks[k].bounds : "0", ks[k].name);
