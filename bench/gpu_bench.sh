@@ -24,7 +24,7 @@ if [ "${GEMM:-1}" = 1 ]; then
 fi
 # dscc: its generated kernels alone (on each tile), then with cuBLASLt for the GEMMs it supports
 for blas in ${BLAS_MODES:-0 1}; do
-  for tile in $([ "$blas" = 0 ] && echo "${TILES:-mma wgmma}" || echo "${TILE:-mma}"); do
+  for tile in $([ "$blas" = 0 ] && echo "${TILES:-mma wgmma}" || echo "${TILE:-wgmma}"); do
     echo "== dscc, DSCC_CUBLASLT=$blas DSCC_GEMM_TILE=$tile"
     DSCC_CUBLASLT=$blas DSCC_GEMM_TILE=$tile build/bench_gpu --layers "${LAYERS:-2}" --dense "${DENSE:-1}" --prefill "${PREFILL:-1024}" --hbm-gbps "${hbm:-3000}" --peak-tflops "${peak:-1300}"
   done

@@ -180,7 +180,7 @@ typedef struct {
     bool f32_storage;
     /* The FP8/BF16 tensor-core tile: Hopper's warpgroup wgmma
      * (CG_TILE_WGMMA) or the warp-level mma.sync one (CG_TILE_MMA_SYNC);
-     * CG_TILE_DEFAULT reads DSCC_GEMM_TILE (wgmma | mma), else mma.sync. */
+     * CG_TILE_DEFAULT reads DSCC_GEMM_TILE (wgmma | mma), else wgmma. */
     CgTile tile;
 } CgGenOptions;
 

@@ -73,6 +73,10 @@ static void wgmma_helpers(Gen *G) {
                "__device__ __forceinline__ void wg_fence() { asm volatile(\"wgmma.fence.sync.aligned;\\n\" ::: \"memory\"); }\n"
                "__device__ __forceinline__ void wg_commit() { asm volatile(\"wgmma.commit_group.sync.aligned;\\n\" ::: \"memory\"); }\n"
                "__device__ __forceinline__ void wg_wait0() { asm volatile(\"wgmma.wait_group.sync.aligned 0;\\n\" ::: \"memory\"); }\n");
+    /* after the wait and before the next fence: the compiler may not move uses or definitions of d across it */
+    sb_puts(b, "__device__ __forceinline__ void wg_hold(float *d) {\n    asm volatile(\"\" : ");
+    for (int i = 0; i < 32; i++) sb_printf(b, "\"+f\"(d[%d])%s", i, i < 31 ? ", " : "");
+    sb_puts(b, " :: \"memory\");\n}\n");
     for (int t = 0; t < 2; t++) {
         sb_printf(b, "__device__ __forceinline__ void wgmma_%s(float *d, const void *pa, const void *pb, int acc) {  // acc = 0: d = a . b^T\n"
                      "    const unsigned sa = (unsigned)__cvta_generic_to_shared(pa), sb = (unsigned)__cvta_generic_to_shared(pb);\n"
@@ -168,11 +172,13 @@ static void wgmma_tile_part(Gen *G, bool bf16, bool wt, int sx, int sxs, int sw,
                  "        __syncthreads();\n"
                  "%s"
                  "        const unsigned char *As = st + (int)((kb - kb0) %% 3) * 24576, *Bs = As + 8192 + wn * 128;\n"
+                 "        wg_hold(%s);\n"
                  "        wg_fence();\n"
                  "#pragma unroll\n"
                  "        for (int kk = 0; kk < 4; kk++) wgmma_%s(%s, As + kk * 32, Bs + kk * 32, %s);\n"
                  "        wg_commit();\n"
                  "        wg_wait0();\n"
+                 "        wg_hold(%s);\n"
                  "%s"
                  "        __syncthreads();\n"
                  "    }\n"
@@ -182,7 +188,7 @@ static void wgmma_tile_part(Gen *G, bool bf16, bool wt, int sx, int sxs, int sw,
                  "        const long long o = ot * 128 + wn + (i >> 2) * 8 + q * 2 + (i & 1);\n"
                  "        if (r >= 0 && o < O) %s;\n"
                  "    }\n",
-              scales, bf16 ? "bf16" : "e4m3", bf16 ? "acc" : "part", bf16 ? "1" : "kk", promo,
+              scales, bf16 ? "acc" : "part", bf16 ? "bf16" : "e4m3", bf16 ? "acc" : "part", bf16 ? "1" : "kk", bf16 ? "acc" : "part", promo,
               spart < 0 ? arena_printf(G->a, "S%d(a, (long long)r * O + o, acc[i])", sy)
                         : arena_printf(G->a, "st_f32(a.t[%d], (kpart * 64 + r) * O + o, acc[i])", spart));
 }

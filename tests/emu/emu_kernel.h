@@ -263,6 +263,8 @@ static inline void emu_thread_start(void) { emu_wg_npending[emu_tid()] = emu_wg_
 static inline void emu_thread_end(void) {
     if (emu_wg_npending[emu_tid()]) emu_ctx->fault(emu_ctx, "a thread exits with a wgmma it did not wait for", 0);
 }
+/* the register fence around a wgmma batch: orders nothing more on one memory */
+#define wg_hold(d) (void)(d)
 #define wgmma_e4m3(d, a, b, acc) emu_wgmma((d), (a), (b), (acc), 1, __LINE__)
 #define wgmma_bf16(d, a, b, acc) emu_wgmma((d), (a), (b), (acc), 0, __LINE__)
 

@@ -24,7 +24,11 @@
  *
  * Each fixture runs twice: with the declared storage (bf16) and with
  * --storage f32, where nothing is rounded to 16 bits and the bounds
- * tighten to 1e-4 (floats), 0.02 (FP8 codes) and 1% (integers).
+ * tighten to 1e-4 (floats), 0.02 (FP8 codes) and 1% (integers); the
+ * output of an FP8 GEMM on the wgmma tile to 5e-4: Hopper's FP8 tensor
+ * cores add a wgmma's products with fewer bits than f32 (the reason for
+ * DeepSeek's promotion to f32 every 128 of K, which the tile does), 1.1e-4
+ * to 1.7e-4 on an H200; the mma.sync tile's are exact to 3e-7.
  *
  * The tiny model with random weights also runs 93 positions of prefill
  * and 3 decode steps (94..96 keys: the decode attention splits its keys),
@@ -58,6 +62,7 @@ typedef struct {
     int checked, failed;
     double worst;
     bool f32; /* --storage f32: nothing rounded to 16 bits, tolerances tighten */
+    bool wgmma; /* the GEMMs run on the wgmma tile (DSCC_GEMM_TILE is not 'mma') */
 } Cmp;
 
 /* After the CPU computes node id: compare with the GPU's stored value of
@@ -85,7 +90,9 @@ static void compare_node(void *ctx, int id, float *c, int64_t nc) {
             den += (double)c[k] * c[k];
         }
         err = sqrt(num / (den > 0 ? den : 1e-30));
-        bad = !(err <= (n->type.dtype == IR_DT_FP8E4M3 ? (m->f32 ? 0.02 : 0.15) : m->f32 ? 1e-4 : 1e-2));
+        bool fp8_gemm = n->op == IR_OP_FP8_LINEAR || n->op == IR_OP_FP8_EXPERT_LINEAR;
+        double f32_bound = fp8_gemm && m->wgmma ? 5e-4 : 1e-4;
+        bad = !(err <= (n->type.dtype == IR_DT_FP8E4M3 ? (m->f32 ? 0.02 : 0.15) : m->f32 ? f32_bound : 1e-2));
         if (n->type.dtype != IR_DT_FP8E4M3 && err > m->worst) m->worst = err;
     }
     if (bad && m->failed++ < 25)
@@ -148,7 +155,8 @@ static void check_graph(const char *dir, const FeSetting *sets, int nsets, bool 
     GpuOptions go = {.max_batch = B, .max_seq = P, .max_ctx = S, .keep_all = true, .f32_storage = f32, .no_blas = no_blas};
     GpuExec *gx = gpu_exec_new(g, &ws, &go, d);
     assert_non_null(gx);
-    Cmp m = {.g = g, .gx = gx, .f32 = f32};
+    const char *tile = getenv("DSCC_GEMM_TILE");
+    Cmp m = {.g = g, .gx = gx, .f32 = f32, .wgmma = !tile || strcmp(tile, "mma") != 0};
     CpuOptions co = {.threads = 8, .after_node = compare_node, .hook_ctx = &m};
     CpuExec *cx = cpu_exec_new(g, &ws, &co, d);
     assert_non_null(cx);

@@ -30,12 +30,12 @@
 // CHECK: 61 attention, a decode step's keys split: merge the parts
 // CHECK-NEXT: 61 attention, one key head, a decode step's keys split between blocks: tensor cores (mma m16n8k16 BF16), 64 query rows x 32 keys per step, online softmax, partial states to scratch
 // CHECK-NEXT: 61 attention, one key head: tensor cores (mma m16n8k16 BF16), 64 query rows x 32 keys per step, online softmax
-// CHECK-NEXT: 61 einsum bshc,hdc->bshd per head on the tensor cores (mma m16n8k16 BF16), 64x128 tile
-// CHECK-NEXT: 61 einsum bshd,hdc->bshc per head on the tensor cores (mma m16n8k16 BF16), 64x128 tile
+// CHECK-NEXT: 61 einsum bshc,hdc->bshd per head on the tensor cores (wgmma m64n64k16 BF16), 64x128 tile
+// CHECK-NEXT: 61 einsum bshd,hdc->bshc per head on the tensor cores (wgmma m64n64k16 BF16), 64x128 tile
 // CHECK-NEXT: 174 fp8_expert_linear, phase 1: routed rows sorted by expert, cut into tiles of 64
-// CHECK-NEXT: 427 fp8_linear: tensor cores (mma m16n8k32 E4M3), 64x128 tile, 1x128 / 128x128 block scales per K block
-// CHECK-NEXT: 360 fp8_linear: tensor cores (mma m16n8k32 E4M3), 64x128 tile, 1x128 / 128x128 block scales per K block, K split between blocks (one row tile): partial tiles to scratch
-// CHECK-NEXT: 1 linear: tensor cores (mma m16n8k16 BF16, f32 accumulation), 64x128 tile
-// CHECK-NEXT: 58 linear: tensor cores (mma m16n8k16 BF16, f32 accumulation), 64x128 tile, on the bf16 values its f32 operands were cast from
-// CHECK-NEXT: 58 linear: tensor cores (mma m16n8k16 BF16, f32 accumulation), 64x128 tile, on the bf16 values its f32 operands were cast from, K split between blocks (one row tile): partial tiles to scratch
+// CHECK-NEXT: 427 fp8_linear: tensor cores (wgmma m64n64k32 E4M3), 64x128 tile, 1x128 / 128x128 block scales per K block
+// CHECK-NEXT: 360 fp8_linear: tensor cores (wgmma m64n64k32 E4M3), 64x128 tile, 1x128 / 128x128 block scales per K block, K split between blocks (one row tile): partial tiles to scratch
+// CHECK-NEXT: 1 linear: tensor cores (wgmma m64n64k16 BF16, f32 accumulation), 64x128 tile
+// CHECK-NEXT: 58 linear: tensor cores (wgmma m64n64k16 BF16, f32 accumulation), 64x128 tile, on the bf16 values its f32 operands were cast from
+// CHECK-NEXT: 58 linear: tensor cores (wgmma m64n64k16 BF16, f32 accumulation), 64x128 tile, on the bf16 values its f32 operands were cast from, K split between blocks (one row tile): partial tiles to scratch
 // CHECK-NEXT: 427 xs[M][K/128] -> [K/128][M] for cuBLASLt
