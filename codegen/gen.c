@@ -588,7 +588,7 @@ CgProgram *cg_generate(Arena *a, DiagEngine *d, const IrGraph *g, const CgGenOpt
         }
         tile = strcmp(env, "wgmma") == 0 ? CG_TILE_WGMMA : CG_TILE_MMA_SYNC;
     }
-    G.wgmma = tile != CG_TILE_MMA_SYNC;
+    G.wgmma = tile == CG_TILE_WGMMA || (tile == CG_TILE_DEFAULT && !wide);
     int *grp = arena_alloc(a, sizeof(int) * (size_t)(nn + 1));
     int ngroups = 0;
     for (int i = 0; i < nn; i++) ngroups = g->nodes[i]->group + 1 > ngroups ? g->nodes[i]->group + 1 : ngroups;

@@ -180,7 +180,12 @@ typedef struct {
     bool f32_storage;
     /* The FP8/BF16 tensor-core tile: Hopper's warpgroup wgmma
      * (CG_TILE_WGMMA) or the warp-level mma.sync one (CG_TILE_MMA_SYNC);
-     * CG_TILE_DEFAULT reads DSCC_GEMM_TILE (wgmma | mma), else wgmma. */
+     * CG_TILE_DEFAULT reads DSCC_GEMM_TILE (wgmma | mma), else wgmma, or
+     * mma.sync with f32_storage: Hopper's FP8 wgmma sums its products with
+     * fewer bits than f32 (1.6e-4 of an FP8 GEMM's output, which FP8
+     * requantization downstream turns into 4.6e-2 of the tiny fixtures'
+     * logits), while FP8 mma.sync is exact to 3e-7, as the fidelity mode
+     * needs. */
     CgTile tile;
 } CgGenOptions;
 
