@@ -74,6 +74,8 @@ static void run_help(FILE *o) {
                "environment (--backend cuda): DSCC_CUBLASLT=0 keeps every GEMM on dscc's generated\n"
                "kernels (otherwise cuBLASLt runs the FP8 and BF16 linears whose shapes it supports);\n"
                "DSCC_CUDA_SYNC=1 waits after every launch so a failing kernel is named;\n"
+               "DSCC_GEMM_TILE=wgmma|mma picks the generated GEMM tile (default: Hopper's wgmma,\n"
+               "or mma.sync with --storage f32, whose FP8 sums are exact in f32);\n"
                "DSCC_CACHE_DIR holds the compiled kernels (default ${XDG_CACHE_HOME:-~/.cache}/dscc)\n\n"
                "exit codes: 0 ok, 1 error in the input (model, checkpoint, tokens), 2 usage,\n"
                "3 runtime failure (out of memory, cannot write output)\n", driver_pass_help);
