@@ -195,10 +195,12 @@ static const char *bcast_index(Gen *G, StrBuf *f, const IrType *out, const IrTyp
         int ko = k - (out->rank - op->rank);
         const char *dk = cg_dim(G, out->dims[k]);
         if (ko < 0 || is_literal_one(op->dims[ko])) {
-            sb_printf(f, "      r /= %s;\n", dk);
+            if (k > 0) sb_printf(f, "      r /= %s;\n", dk);
             continue;
         }
-        sb_printf(f, "      i%d += (r %% %s) * s; r /= %s; s *= %s;\n", which, dk, dk, cg_dim(G, op->dims[ko]));
+        if (k == 0) /* i < numel(out): what is left of r is the outermost index itself */
+            sb_printf(f, "      i%d += r * s;\n", which);
+        else sb_printf(f, "      i%d += (r %% %s) * s; r /= %s; s *= %s;\n", which, dk, dk, cg_dim(G, op->dims[ko]));
     }
     sb_puts(f, "    }\n");
     return arena_printf(G->a, "i%d", which);
@@ -214,6 +216,19 @@ static const char *unary_expr(Gen *G, IrOp op, const char *x) {
     case IR_OP_RSQRT: return arena_printf(G->a, "1.0f / sqrtf(%s)", x);
     default: IR_UNREACHABLE();
     }
+}
+
+/* A sum over a short axis of known length (MoE's combine of a token's 8
+ * experts, [T, 8, 7168] -> [T, 7168]; the 8 routing weights): inlined as a
+ * loop in its value function, one thread per output element, its reads
+ * coalesced across the threads, instead of one warp per output element
+ * with 24 of its 32 lanes idle and a pass through scratch. */
+#define CG_SUM_INLINE_MAX 32
+static bool sum_inline(const IrNode *n) {
+    if (n->op != IR_OP_SUM) return false;
+    const IrType *t = &n->ops[0]->type;
+    IrDim d = t->dims[cg_axis(ir_node_attr_int(n, "axis", -1), t->rank)];
+    return ir_dim_is_const(d) && d.coeff <= CG_SUM_INLINE_MAX;
 }
 
 /* The device function v<local>(a, i): node n's value at flat index i. */
@@ -263,7 +278,20 @@ static void emit_value(Gen *G, const IrNode *n) {
                            G->stat[n->id], G->stat[n->id]);
         break;
     }
-    case IR_OP_SUM: case IR_OP_ACT_SCALE:
+    case IR_OP_SUM:
+        if (sum_inline(n)) {
+            int ax = cg_axis(ir_node_attr_int(n, "axis", -1), x->type.rank);
+            sb_printf(&f, "    const long long mid = %s, inner = %s, base = i / inner * mid * inner + i %% inner;\n"
+                          "    float acc = 0.0f;\n"
+                          "#pragma unroll\n"
+                          "    for (long long j = 0; j < mid; j++) acc += %s;\n",
+                      cg_dim(G, x->type.dims[ax]), cg_dim(G, cg_suffix(&x->type, ax + 1)), cg_read(G, x, "base + j * inner"));
+            ret = "acc";
+            break;
+        }
+        ret = arena_printf(G->a, "ld_f32(a.t[%d], i)", G->stat[n->id]);
+        break;
+    case IR_OP_ACT_SCALE:
         ret = arena_printf(G->a, "ld_f32(a.t[%d], i)", G->stat[n->id]);
         break;
     case IR_OP_QUANTIZE: {
@@ -406,7 +434,7 @@ static void emit_reduction(Gen *G, const IrNode *n) {
 /* Members the store passes write: stored, inlined values (sum and
  * act_scale wrote theirs in their reduction phase). */
 static bool needs_store(const Gen *G, const IrNode *n) {
-    return G->local[n->id] >= 0 && G->stored[n->id] && n->op != IR_OP_SUM && n->op != IR_OP_ACT_SCALE;
+    return G->local[n->id] >= 0 && G->stored[n->id] && (n->op != IR_OP_SUM || sum_inline(n)) && n->op != IR_OP_ACT_SCALE;
 }
 
 /* One elementwise pass per distinct size, writing every member of that size
@@ -460,7 +488,7 @@ static const IrNode *merged_act_scale(Gen *G, const int *members, int nm) {
     const IrNode *last = NULL;
     for (int k = 0; k < nm; k++) {
         const IrNode *n = G->g->nodes[members[k]];
-        if (n->op == IR_OP_RMSNORM || n->op == IR_OP_SOFTMAX || n->op == IR_OP_SUM || n->op == IR_OP_ACT_SCALE) last = n;
+        if (n->op == IR_OP_RMSNORM || n->op == IR_OP_SOFTMAX || (n->op == IR_OP_SUM && !sum_inline(n)) || n->op == IR_OP_ACT_SCALE) last = n;
     }
     if (!last || last->op != IR_OP_ACT_SCALE || last->ops[0]->type.rank < 1) return NULL;
     IrDim cnt = ir_type_numel(&last->ops[0]->type);
@@ -676,7 +704,7 @@ CgProgram *cg_generate(Arena *a, DiagEngine *d, const IrGraph *g, const CgGenOpt
         G.act = merged_act_scale(&G, members, nm);
         for (int k = 0; k < nm; k++) {
             const IrNode *n = g->nodes[members[k]];
-            if (n->op == IR_OP_RMSNORM || n->op == IR_OP_SOFTMAX || n->op == IR_OP_SUM || n->op == IR_OP_ACT_SCALE)
+            if (n->op == IR_OP_RMSNORM || n->op == IR_OP_SOFTMAX || (n->op == IR_OP_SUM && !sum_inline(n)) || n->op == IR_OP_ACT_SCALE)
                 emit_reduction(&G, n);
             if (ir_op_fusible(n->op)) emit_value(&G, n);
         }
