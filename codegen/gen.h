@@ -60,16 +60,19 @@ typedef enum {
 } CgItems;
 
 /* Into how many parts the K of a GEMM over M rows, nt 128-wide output
- * tiles and nkb pipeline steps is split between blocks: only when one row
- * tile and its output tiles leave most of the GPU's 132 SMs idle (a decode
- * step's q_a has 12 tiles, kv_a 5), into parts of at least 2 steps, at
- * most CG_K_PARTS, none empty. The partial tiles go to scratch
- * [part][64][O] floats. One definition for the host and the device. */
+ * tiles and nkb pipeline steps is split between blocks: only for one row
+ * tile (a decode step, which streams the weights), into about 3 blocks per
+ * SM of the GPU's 132 (the bytes in flight HBM needs: a whole-K grid of
+ * q_a's 12 tiles or the dense gate's 144 leaves SMs idle or holds one
+ * block's three stages each), into parts of at least 2 steps, at most
+ * CG_K_PARTS, none empty. The partial tiles go to scratch [part][64][O]
+ * floats (as many parts as M = 1 takes, the most). One definition for the
+ * host and the device. */
 #define CG_K_PARTS 32
 #define CG_K_SPLITS_FN(Q)                                                          \
     Q(long long cg_k_splits(long long M, long long nt, long long nkb) {            \
-        if (M < 1 || M > 64 || nt < 1 || nt > 66 || nkb < 4) return 1;             \
-        long long n = (132 + nt - 1) / nt;                                          \
+        if (M < 1 || M > 64 || nt < 1 || nt > 396 || nkb < 4) return 1;            \
+        long long n = (396 + nt / 2) / nt;                                          \
         if (n > 32) n = 32;                                                         \
         if (n > nkb / 2) n = nkb / 2;                                               \
         if (n < 2) return 1;                                                        \

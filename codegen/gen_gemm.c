@@ -326,11 +326,12 @@ void cg_mma_tile_part(Gen *G, bool bf16, bool wt, int sx, int sxs, int sw, int s
 }
 
 /* A linear on the tensor-core tile: block = (64-row tile of x, 128-wide
- * output tile); the rows of x and y are the block's own. With few output
- * tiles (O <= 66 x 128) and enough K, two more phases split K between
- * blocks when a step has one row tile (cg_k_splits: a decode step, whose
- * whole-K grid would leave most SMs idle on a GEMM that only streams its
- * weights): each block's partial tile to scratch, then their sum into y.
+ * output tile); the rows of x and y are the block's own. With at most
+ * 396 output tiles and enough K, two more phases split K between blocks
+ * when a step has one row tile (cg_k_splits: a decode step, whose whole-K
+ * grid would leave SMs idle or too few bytes in flight on a GEMM that only
+ * streams its weights): each block's partial tile to scratch, then their
+ * sum into y.
  * Returns the number of phases (1 or 3), the first being the whole-K one. */
 static int gemm_mma(Gen *G, const IrNode *n, const char *what, bool bf16, IrDim M, int64_t K, IrDim O, int sx, int sxs, int sw, int sws,
                     int sy) {
@@ -345,10 +346,11 @@ static int gemm_mma(Gen *G, const IrNode *n, const char *what, bool bf16, IrDim 
     sb_puts(&G->decl, "}\n");
     cg_phase(G, CG_LAUNCH_BLOCK, M, 64, O, 128, CG_TILE_SMEM(G));
     int64_t nkb = (K * (bf16 ? 2 : 1) + 127) / 128, nt = ir_dim_is_const(O) ? (O.coeff + 127) / 128 : 0;
-    if (nt < 1 || nt > 66 || nkb < 4) return 1;
+    int64_t parts = cg_k_splits(1, nt, nkb); /* M = 1 splits the most */
+    if (parts < 2) return 1;
     G->phases[G->nphases - 1].rule = CG_ITEMS_K_WHOLE;
     G->phases[G->nphases - 1].knb = nkb;
-    int sp = cg_slot_scratch(G, n, ir_dim_const(CG_K_PARTS * 64 * O.coeff));
+    int sp = cg_slot_scratch(G, n, ir_dim_const(parts * 64 * O.coeff));
     sb_puts(&G->ldr, "__device__ __forceinline__ " CG_K_SPLITS_FN(CG_QUOTE) "\n");
     cg_head(G, arena_printf(G->a, "%s, K split between blocks (one row tile): partial tiles to scratch", what));
     sb_printf(&G->decl, "    extern __shared__ __align__(16) unsigned char sm[];\n"

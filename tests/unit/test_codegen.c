@@ -199,14 +199,17 @@ static void test_split_key_launch(void **state) {
  * with few output tiles gets (its library form replaces all three). */
 static void test_k_split_launch(void **state) {
     (void)state;
-    assert_int_equal(cg_k_splits(1, 12, 56), 10);   /* V3 q_a at batch 1: 12 tiles x 10 parts of 6 steps */
-    assert_int_equal(cg_k_splits(1, 5, 56), 19);    /* kv_a: 5 tiles, parts of 3 steps, none empty */
-    assert_int_equal(cg_k_splits(1, 56, 128), 3);   /* o_proj */
-    assert_int_equal(cg_k_splits(64, 12, 56), 10);  /* still one row tile */
+    assert_int_equal(cg_k_splits(1, 12, 56), 28);   /* V3 q_a at batch 1: 12 tiles x 28 parts of 2 steps */
+    assert_int_equal(cg_k_splits(1, 5, 56), 28);    /* kv_a: 5 tiles, parts of 2 steps at the least */
+    assert_int_equal(cg_k_splits(1, 56, 128), 7);   /* o_proj: 392 blocks, ~3 per SM */
+    assert_int_equal(cg_k_splits(1, 144, 56), 3);   /* the dense gate: 432 blocks */
+    assert_int_equal(cg_k_splits(1, 192, 12), 2);   /* q_b */
+    assert_int_equal(cg_k_splits(64, 12, 56), 28);  /* still one row tile */
     assert_int_equal(cg_k_splits(65, 12, 56), 1);   /* two row tiles: the whole K */
-    assert_int_equal(cg_k_splits(1, 67, 56), 1);    /* enough output tiles */
+    assert_int_equal(cg_k_splits(1, 397, 56), 1);   /* enough output tiles */
+    assert_int_equal(cg_k_splits(1, 1010, 56), 1);  /* the LM head */
     assert_int_equal(cg_k_splits(1, 12, 3), 1);     /* too little K */
-    for (int64_t nt = 1; nt <= 66; nt++)
+    for (int64_t nt = 1; nt <= 400; nt++)
         for (int64_t nkb = 1; nkb <= 300; nkb++) { /* parts of at least 2 steps, none empty, at most CG_K_PARTS */
             int64_t n = cg_k_splits(1, nt, nkb), per = (nkb + n - 1) / n;
             assert_true(n >= 1 && n <= CG_K_PARTS && (n == 1 || (per >= 2 && (n - 1) * per < nkb)));
