@@ -145,7 +145,9 @@ fn mla_attention(h, l) {
   // attended latent back to per-head values.
   let w_uk, w_uv = split(reshape(wkv_b, [H, qk_nope_head_dim + v_head_dim, kv_lora_rank]),
                          [qk_nope_head_dim, v_head_dim], axis=1);
-  let q_abs = concat(einsum("bshd,hdc->bshc", q_nope, w_uk), q_pe, axis=-1);   // [B, S, H, 576]
+  // W_UK is contracted over its d axis: transposed to [H, c, d], a function of
+  // the weights alone, so the einsum reads both operands along their rows.
+  let q_abs = concat(einsum("bshd,hcd->bshc", q_nope, transpose(w_uk, [0, 2, 1])), q_pe, axis=-1);   // [B, S, H, 576]
   let o_lat = attention(q_abs, cache, slice(cache, axis=-1, start=0, len=kv_lora_rank),
                         scale=softmax_scale, causal=true);                      // [B, S, H, 512]
   let o = einsum("bshc,hdc->bshd", o_lat, w_uv);                                // [B, S, H, v_head_dim]

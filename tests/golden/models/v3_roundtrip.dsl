@@ -5,4 +5,4 @@
 // RUN: dscc compile models/deepseek_v3.dsl --set num_hidden_layers=1 --set first_k_dense_replace=0 --set rope_type=default --passes=none | grep -E "= (rope|attention) "
 // CHECK: = rope %18, %1 {theta=10000.0, interleave=true} : bf16[B,S,128,64]
 // CHECK-NOT: factor=
-// CHECK: = attention %33, %28, %34 {scale=0.07216878364870322, causal=true} : bf16[B,S,128,512]
+// CHECK: = attention %34, %28, %35 {scale=0.07216878364870322, causal=true} : bf16[B,S,128,512]

@@ -5,12 +5,12 @@
 // overlapped graph gives the same tokens, through prefill and decode.
 // RUN: dscc compile models/deepseek_v3.dsl --config models/tiny/config.json --passes='dce,fp8-quant,cse,dce,node-limited-routing{nodes=2,gpus-per-node=2},microbatch-overlap' --emit=schedule --pass-report 2>&1
 // CHECK: microbatch-overlap: 2 micro-batches over B_mb: 365 compute ops on stream 0, 12 dispatch/combine on stream 1, 5 stages, 44 cross-stream waits
-// CHECK: stream 0  %91..%190  100 ops: fp8_linear x14
-// CHECK-NEXT: stream 1  %191..%192    2 ops: dispatch x2   waits for %182 quantize, %175 group_topk, %181 act_scale
-// CHECK-NEXT: stream 0  %193..%288   96 ops: fp8_linear x14
-// CHECK-NEXT: stream 1  %289..%290    2 ops: dispatch x2
-// CHECK-NEXT: stream 0  %291..%297    7 ops: fp8_expert_linear x3 silu x1 mul x1 act_scale x1   waits for %191 dispatch, %192 dispatch
-// CHECK-NEXT: stream 1  %298..%298    1 ops: combine x1   waits for %297 fp8_expert_linear, %175 group_topk
+// CHECK: stream 0  %94..%193  100 ops: fp8_linear x14
+// CHECK-NEXT: stream 1  %194..%195    2 ops: dispatch x2   waits for %185 quantize, %178 group_topk, %184 act_scale
+// CHECK-NEXT: stream 0  %196..%291   96 ops: fp8_linear x14
+// CHECK-NEXT: stream 1  %292..%293    2 ops: dispatch x2
+// CHECK-NEXT: stream 0  %294..%300    7 ops: fp8_expert_linear x3 silu x1 mul x1 act_scale x1   waits for %194 dispatch, %195 dispatch
+// CHECK-NEXT: stream 1  %301..%301    1 ops: combine x1   waits for %300 fp8_expert_linear, %178 group_topk
 // RUN: dscc compile models/deepseek_v3.dsl --config models/tiny/config.json --passes='node-limited-routing{nodes=2,gpus-per-node=2},microbatch-overlap' | grep -m2 -E "= (split_batch|kv_cache)" ; true
 // CHECK: = split_batch %0 {index=0, parts=2} : i32[B_mb,S] stream(0)
 // RUN: dscc run models/deepseek_v3.dsl --weights tests/fixtures/tiny_bf16 --tokens tests/fixtures/tiny_bf16/tokens.npy --passes='node-limited-routing{nodes=2,gpus-per-node=2},microbatch-overlap' --prefill 5
