@@ -515,10 +515,12 @@ static const IrNode *merged_act_scale(Gen *G, const int *members, int nm) {
 
 /* Whether template r reads operand n's source instead of n: a linear
  * through its casts from bf16 (cg_linear_reads_bf16), an attention through
- * the slice of its k that is its v (cg_attention_v_in_k). */
+ * the slice of its k that is its v (cg_attention_v_in_k) and through the
+ * concat that is its q (cg_attention_q_concat). */
 static bool reads_through(const Gen *G, const IrNode *r, const IrNode *n) {
     if (n->op == IR_OP_CAST) return cg_bf16_source(G, n) && cg_linear_reads_bf16(G, r);
     if (n->op == IR_OP_SLICE) return r->op == IR_OP_ATTENTION && r->ops[2] == n && r->ops[0] != n && r->ops[1] != n && cg_attention_v_in_k(G, r);
+    if (n->op == IR_OP_CONCAT) return r->op == IR_OP_ATTENTION && r->ops[0] == n && cg_attention_q_concat(G, r);
     return false;
 }
 
@@ -536,9 +538,16 @@ static int *order_groups(Arena *a, const IrGraph *g, const int *grp, const bool 
         const IrNode *n = g->nodes[i];
         if (grp[i] < 0) continue;
         if (first[grp[i]] < 0) first[grp[i]] = i;
-        for (int k = 0; k < n->nops; k++) {
-            const IrNode *o = n->ops[k];
-            while (unread[o->id]) o = o->ops[0]; /* a value not computed: its reader reads its source */
+        /* a value not computed: its reader reads its sources (a concat's two) */
+        const IrNode *stack[64];
+        int top = 0;
+        for (int k = 0; k < n->nops && top < 64; k++) stack[top++] = n->ops[k];
+        while (top > 0) {
+            const IrNode *o = stack[--top];
+            if (unread[o->id]) {
+                for (int k = 0; k < o->nops && top < 64; k++) stack[top++] = o->ops[k];
+                continue;
+            }
             int og = grp[o->id];
             if (og >= 0 && og != grp[i] && !edge[(size_t)og * ngroups + grp[i]]) {
                 edge[(size_t)og * ngroups + grp[i]] = 1;
@@ -631,7 +640,7 @@ CgProgram *cg_generate(Arena *a, DiagEngine *d, const IrGraph *g, const CgGenOpt
     bool *unread = arena_alloc(a, (size_t)nn + 1);
     for (int i = 0; i < nn; i++) {
         const IrNode *n = g->nodes[i];
-        if (n->op != IR_OP_CAST && n->op != IR_OP_SLICE) continue;
+        if (n->op != IR_OP_CAST && n->op != IR_OP_SLICE && n->op != IR_OP_CONCAT) continue;
         bool only = true, any = false;
         for (int j = i + 1; j < nn && only; j++)
             for (int k = 0; k < g->nodes[j]->nops; k++)
@@ -664,7 +673,8 @@ CgProgram *cg_generate(Arena *a, DiagEngine *d, const IrGraph *g, const CgGenOpt
             const IrNode *r = g->nodes[j];
             for (int k = 0; k < r->nops; k++) {
                 if (r->ops[k] != n || (grp[j] == grp[i] && ir_op_fusible(r->op))) continue;
-                if (reads_through(&G, r, n)) stored[n->ops[0]->id] = true; /* the template reads n's source */
+                if (reads_through(&G, r, n)) /* the template reads n's sources */
+                    for (int q = 0; q < n->nops; q++) stored[n->ops[q]->id] = true;
                 else stored[i] = true;
             }
         }

@@ -26,7 +26,11 @@
  * (split false), or a decode step's keys split between cg_key_splits
  * blocks per tile, each writing its softmax state (unnormalised output,
  * max, sum) to scratch slot `sp` for the merge phase. */
-static void attention_mma_kernel(Gen *G, const IrNode *n, bool split, int sq, int sk, int sv, int so, int sp, int64_t qst) {
+/* sq1, qd0: q's second part and the width of its first when q is the concat
+ * of two tensors on its last axis (cg_attention_q_concat; otherwise sq1 =
+ * sq and qd0 = Dk). */
+static void attention_mma_kernel(Gen *G, const IrNode *n, bool split, int sq, int sq1, int64_t qd0, int sk, int sv, int so, int sp,
+                                 int64_t qst) {
     const IrNode *q = n->ops[0], *k = n->ops[1], *v = n->ops[2];
     int64_t Dk = q->type.dims[3].coeff, Dv = v->type.dims[3].coeff;
     bool vk = cg_attention_v_in_k(G, n); /* v read from k's rows: row stride Dk, from column `start` */
@@ -61,8 +65,9 @@ static void attention_mma_kernel(Gen *G, const IrNode *n, bool split, int sq, in
                  "%s"
                  "    const long long VST = Dv * 2 + 16, STG = 32 * QST + 32 * VST;  // bytes per row of v; per stage of k and v\n"
                  "    unsigned char *Qs = sm, *Ks = sm + 64 * QST;  // stage st: k [32 keys][Dk] at Ks + st * STG, v [32 keys][Dv] after it\n"
-                 "    const unsigned short *Q = (const unsigned short *)a.t[%d], *Kg = (const unsigned short *)a.t[%d],\n"
-                 "                         *Vg = (const unsigned short *)a.t[%d];\n"
+                 "    const unsigned short *Q = (const unsigned short *)a.t[%d], *Q1 = (const unsigned short *)a.t[%d];\n"
+                 "    const long long QD0 = %lldLL;  // q's columns in Q; the rest (Dk - QD0) in Q1%s\n"
+                 "    const unsigned short *Kg = (const unsigned short *)a.t[%d], *Vg = (const unsigned short *)a.t[%d];\n"
                  "    const int warp = threadIdx.x >> 5, g = (threadIdx.x & 31) >> 2, q4 = threadIdx.x & 3;\n"
                  "    const int wr = (warp & 3) * 16, wc = (warp >> 2) * NT * 8, kh = warp >> 2;  // rows, value half, key half\n"
                  "    __shared__ float xrow[8][16];               // per warp and row: its max, then its sum, for the partner warp\n"
@@ -71,7 +76,9 @@ static void attention_mma_kernel(Gen *G, const IrNode *n, bool split, int sq, in
                  "    for (int c = threadIdx.x; c < 64 * qch; c += 256) {\n"
                  "        const int i = c / qch, kc = c %% qch;\n"
                  "        const bool ok = r0 + i < rows;\n"
-                 "        cp16(Qs + i * QST + kc * 16, ok ? Q + ((bb * rows + r0 + i) * Dk + kc * 8) : Q, ok);\n"
+                 "        const long long qr = bb * rows + r0 + i;\n"
+                 "        const unsigned short *qs = kc * 8 < QD0 ? Q + (qr * QD0 + kc * 8) : Q1 + (qr * (Dk - QD0) + kc * 8 - QD0);\n"
+                 "        cp16(Qs + i * QST + kc * 16, ok ? qs : Q, ok);\n"
                  "    }\n"
                  "    cp_commit();\n"
                  "    long long last[2];  // the last key each of this thread's two rows sees\n"
@@ -196,7 +203,8 @@ static void attention_mma_kernel(Gen *G, const IrNode *n, bool split, int sq, in
                  "}\n",
               cg_dim(G, q->type.dims[1]), cg_dim(G, k->type.dims[1]), cg_dim(G, q->type.dims[2]), (long long)Dk, (long long)Dv,
               (long long)qst, k->op == IR_OP_KV_CACHE ? "a.cap" : cg_dim(G, k->type.dims[1]),
-              vt, (long long)vs, (long long)v0, vk ? " (k's own rows: v is a slice of the cache)" : "", (long long)(Dv / 16), decomp, sq, sk, sv,
+              vt, (long long)vs, (long long)v0, vk ? " (k's own rows: v is a slice of the cache)" : "", (long long)(Dv / 16), decomp, sq, sq1, (long long)qd0,
+              qd0 < Dk ? " (q is not computed: its two parts are read where they are stored)" : "", sk, sv,
               ir_node_attr_bool(n, "causal", false) ? "s + T - S" : "T - 1",
               ir_node_attr_bool(n, "causal", false) ? "((r0 + 63 < rows ? r0 + 63 : rows - 1) / Hq) + T - S" : "T - 1", range,
               loop, (double)(float)ir_node_attr_float(n, "scale", 1.0), partdecl, store);
@@ -231,6 +239,23 @@ bool cg_attention_v_in_k(const Gen *G, const IrNode *n) {
            k->type.dims[3].coeff == n->ops[0]->type.dims[3].coeff && attention_mma_shape(G, n, true);
 }
 
+bool cg_attention_q_concat(const Gen *G, const IrNode *n) {
+    if (n->op != IR_OP_ATTENTION) return false;
+    const IrNode *q = n->ops[0];
+    if (q->op != IR_OP_CONCAT || q->nops != 2 || q->type.rank != 4 || q == n->ops[1] || q == n->ops[2]) return false;
+    int64_t ax = ir_node_attr_int(q, "axis", -1);
+    if (ax != -1 && ax != 3) return false;
+    for (int k = 0; k < 2; k++) {
+        const IrType *t = &q->ops[k]->type;
+        if (q->ops[k]->op == IR_OP_KV_CACHE || t->rank != 4 || !ir_dim_is_const(t->dims[3]) || t->dims[3].coeff % 8 ||
+            G->dtype[q->ops[k]->id] != IR_DT_BF16)
+            return false;
+        for (int d = 0; d < 3; d++)
+            if (!ir_dim_eq(t->dims[d], q->type.dims[d])) return false;
+    }
+    return cg_attention_v_in_k(G, n) || attention_mma_shape(G, n, false);
+}
+
 /* The tensor-core form (see the file comment); false (no code) when n is not of that shape. */
 static bool attention_mma(Gen *G, const IrNode *n) {
     const IrNode *q = n->ops[0], *k = n->ops[1], *v = n->ops[2];
@@ -238,16 +263,19 @@ static bool attention_mma(Gen *G, const IrNode *n) {
     bool vk = cg_attention_v_in_k(G, n);
     if (!vk && !attention_mma_shape(G, n, false)) return false;
     int64_t qst = Dk * 2 + 16, smem = attention_mma_smem(Dk, Dv);
-    int sq = cg_slot_value(G, q), sk = cg_slot_value(G, k), sv = vk ? sk : cg_slot_value(G, v), so = cg_slot_value(G, n);
+    bool qc = cg_attention_q_concat(G, n);
+    int sq = cg_slot_value(G, qc ? q->ops[0] : q), sq1 = qc ? cg_slot_value(G, q->ops[1]) : sq;
+    int64_t qd0 = qc ? q->ops[0]->type.dims[3].coeff : Dk;
+    int sk = cg_slot_value(G, k), sv = vk ? sk : cg_slot_value(G, v), so = cg_slot_value(G, n);
     cg_mma_helpers(G);
     int sp = cg_slot_scratch(G, n, ir_dim_const(CG_KEY_PARTS * (Dv + 2)));
     sb_puts(&G->ldr, "__device__ __forceinline__ " CG_KEY_SPLITS_FN(CG_QUOTE) "\n");
     IrDim B = q->type.dims[0], S = q->type.dims[1], T = k->type.dims[1];
     int64_t Hq = q->type.dims[2].coeff;
-    attention_mma_kernel(G, n, false, sq, sk, sv, so, sp, qst);
+    attention_mma_kernel(G, n, false, sq, sq1, qd0, sk, sv, so, sp, qst);
     cg_phase(G, CG_LAUNCH_BLOCK, B, 1, ir_dim_mul(S, q->type.dims[2]), 64, smem);
     cg_phase_keys(G, CG_ITEMS_KEYS_WHOLE, B, S, T, Hq, Dv);
-    attention_mma_kernel(G, n, true, sq, sk, sv, so, sp, qst);
+    attention_mma_kernel(G, n, true, sq, sq1, qd0, sk, sv, so, sp, qst);
     cg_phase(G, CG_LAUNCH_BLOCK, B, 1, ir_dim_mul(S, q->type.dims[2]), 64, smem);
     cg_phase_keys(G, CG_ITEMS_KEYS_SPLIT, B, S, T, Hq, Dv);
     /* one thread per output value of a split decode step merges its parts' softmax states */

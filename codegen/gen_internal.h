@@ -67,6 +67,10 @@ bool cg_attention(Gen *G, const IrNode *n);
  * (MLA's latent: v = slice(cache, 0, kv_lora_rank)) reads v from k's own
  * rows, so the slice, a copy of the whole cache every step, is not computed. */
 bool cg_attention_v_in_k(const Gen *G, const IrNode *n);
+/* ... and whose q is the concat of two stored bf16 tensors on its last axis
+ * (MLA's absorbed q_nope beside q_pe) reads each row of q from those two,
+ * so the concat, [B, S, H, 576] written and read again, is not computed. */
+bool cg_attention_q_concat(const Gen *G, const IrNode *n);
 bool cg_einsum(Gen *G, const IrNode *n); /* gen_einsum.c */
 /* The tensor-core tile (gen_gemm.c): emits, inside a phase whose
  * prologue has set `srow[64]` (source row of x per tile row, -1 = none),
