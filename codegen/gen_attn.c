@@ -13,8 +13,11 @@
  * output by mma again, v staged row-major by cp.async (rows padded to 16 bytes
  * past Dv so ldmatrix hits 32 banks) and read as B fragments by
  * ldmatrix.trans; k and v in two stages, the next 32 keys loading while
- * the block computes on these (V3: 211 KB of shared memory). (Staging v transposed by 2-byte stores instead put each
- * warp's 32 stores in one bank.)
+ * the block computes on these. When v is a slice of k (MLA's latent) its
+ * tile is the k stage itself, read from column `start` (V3: 146 KB of
+ * shared memory, and no second copy of the latent rows per step). (Staging
+ * v transposed by 2-byte stores instead put each warp's 32 stores in one
+ * bank.)
  * A decode step with few query tiles splits its keys between blocks
  * instead (cg_key_splits in gen.h; the runtime launches the whole-key
  * kernel, or the split kernel and the merge of its parts, never both), so
@@ -61,9 +64,10 @@ static void attention_mma_kernel(Gen *G, const IrNode *n, bool split, int sq, in
                  "    const long long S = %s, T = %s, Hq = %s, Dk = %lldLL, Dv = %lldLL, QST = %lldLL;\n"
                  "    const long long KT = %s;  // rows of k per batch row (its cache capacity when k is a cache)\n"
                  "    const long long VT = %s, VS = %lldLL, V0 = %lldLL;  // v: rows per batch row, elements per row, first column%s\n"
+                 "    const bool VK = %d;  // v's tile is k's own stage from column V0 (not loaded twice)\n"
                  "    const int NT = %lld;       // 8-wide output tiles per warp (its half of Dv)\n"
                  "%s"
-                 "    const long long VST = Dv * 2 + 16, STG = 32 * QST + 32 * VST;  // bytes per row of v; per stage of k and v\n"
+                 "    const long long VST = VK ? QST : Dv * 2 + 16, STG = 32 * QST + (VK ? 0 : 32 * VST);  // bytes per row of v; per stage\n"
                  "    unsigned char *Qs = sm, *Ks = sm + 64 * QST;  // stage st: k [32 keys][Dk] at Ks + st * STG, v [32 keys][Dv] after it\n"
                  "    const unsigned short *Q = (const unsigned short *)a.t[%d], *Q1 = (const unsigned short *)a.t[%d];\n"
                  "    const long long QD0 = %lldLL;  // q's columns in Q; the rest (Dk - QD0) in Q1%s\n"
@@ -101,7 +105,7 @@ static void attention_mma_kernel(Gen *G, const IrNode *n, bool split, int sq, in
                  "            const bool ok = j0 + jj < T;\n"
                  "            cp16(Kd + jj * QST + kc * 16, ok ? Kg + ((bb * KT + j0 + jj) * Dk + kc * 8) : Kg, ok);\n"
                  "        }\n"
-                 "        for (int c = threadIdx.x; c < 32 * (int)(Dv / 8); c += 256) {\n"
+                 "        for (int c = threadIdx.x; !VK && c < 32 * (int)(Dv / 8); c += 256) {\n"
                  "            const int jj = c / (int)(Dv / 8), c8 = c %% (int)(Dv / 8) * 8;\n"
                  "            const bool ok = j0 + jj < T;\n"
                  "            cp16(Vd + jj * VST + c8 * 2, ok ? Vg + ((bb * VT + j0 + jj) * VS + V0 + c8) : Vg, ok);\n"
@@ -115,7 +119,7 @@ static void attention_mma_kernel(Gen *G, const IrNode *n, bool split, int sq, in
                  "        cp_commit();\n"
                  "        cp_wait1();\n"
                  "        __syncthreads();\n"
-                 "        const unsigned char *Kc = Ks + (it & 1) * STG, *Vc = Kc + 32 * QST;\n"
+                 "        const unsigned char *Kc = Ks + (it & 1) * STG, *Vc = VK ? Kc + V0 * 2 : Kc + 32 * QST;\n"
                  "        float sc[2][4];  // q k^T of this warp's 16 rows and its half of the 32 keys (the partner warp, warp ^ 4, has the other)\n"
                  "#pragma unroll\n"
                  "        for (int t = 0; t < 2; t++)\n"
@@ -203,15 +207,17 @@ static void attention_mma_kernel(Gen *G, const IrNode *n, bool split, int sq, in
                  "}\n",
               cg_dim(G, q->type.dims[1]), cg_dim(G, k->type.dims[1]), cg_dim(G, q->type.dims[2]), (long long)Dk, (long long)Dv,
               (long long)qst, k->op == IR_OP_KV_CACHE ? "a.cap" : cg_dim(G, k->type.dims[1]),
-              vt, (long long)vs, (long long)v0, vk ? " (k's own rows: v is a slice of the cache)" : "", (long long)(Dv / 16), decomp, sq, sq1, (long long)qd0,
+              vt, (long long)vs, (long long)v0, vk ? " (k's own rows: v is a slice of the cache)" : "", vk ? 1 : 0, (long long)(Dv / 16), decomp, sq, sq1, (long long)qd0,
               qd0 < Dk ? " (q is not computed: its two parts are read where they are stored)" : "", sk, sv,
               ir_node_attr_bool(n, "causal", false) ? "s + T - S" : "T - 1",
               ir_node_attr_bool(n, "causal", false) ? "((r0 + 63 < rows ? r0 + 63 : rows - 1) / Hq) + T - S" : "T - 1", range,
               loop, (double)(float)ir_node_attr_float(n, "scale", 1.0), partdecl, store);
 }
 
-/* Dynamic shared memory of the tensor-core form: q, two stages of k and v. */
-static int64_t attention_mma_smem(int64_t Dk, int64_t Dv) { return 64 * (Dk * 2 + 16) + 2 * (32 * (Dk * 2 + 16) + 32 * (Dv * 2 + 16)); }
+/* Dynamic shared memory of the tensor-core form: q, two stages of k and v (v none of its own when it is k's slice). */
+static int64_t attention_mma_smem(int64_t Dk, int64_t Dv, bool v_in_k) {
+    return 64 * (Dk * 2 + 16) + 2 * (32 * (Dk * 2 + 16) + (v_in_k ? 0 : 32 * (Dv * 2 + 16)));
+}
 /* Its static shared memory: xrow[8][16] floats and xp[8][32] uint4 (the kernel's declarations). */
 #define ATTN_STATIC_SMEM (8 * 16 * 4 + 8 * 32 * 16)
 
@@ -225,7 +231,7 @@ static bool attention_mma_shape(const Gen *G, const IrNode *n, bool v_in_k) {
     return k->type.rank == 4 && v->type.rank == 4 && ir_dim_is_const(k->type.dims[2]) && k->type.dims[2].coeff == 1 &&
            ir_dim_is_const(v->type.dims[2]) && v->type.dims[2].coeff == 1 && Dk % 16 == 0 && Dv % 16 == 0 && Dk <= 1024 &&
            Dv <= 1024 && G->dtype[q->id] == IR_DT_BF16 && G->dtype[k->id] == IR_DT_BF16 && G->dtype[vsrc->id] == IR_DT_BF16 &&
-           attention_mma_smem(Dk, Dv) + ATTN_STATIC_SMEM <= 227 * 1024; /* static + dynamic within sm_90's opt-in limit */
+           attention_mma_smem(Dk, Dv, v_in_k) + ATTN_STATIC_SMEM <= 227 * 1024; /* static + dynamic within sm_90's opt-in limit */
 }
 
 bool cg_attention_v_in_k(const Gen *G, const IrNode *n) {
@@ -262,7 +268,7 @@ static bool attention_mma(Gen *G, const IrNode *n) {
     int64_t Dk = q->type.dims[3].coeff, Dv = v->type.dims[3].coeff;
     bool vk = cg_attention_v_in_k(G, n);
     if (!vk && !attention_mma_shape(G, n, false)) return false;
-    int64_t qst = Dk * 2 + 16, smem = attention_mma_smem(Dk, Dv);
+    int64_t qst = Dk * 2 + 16, smem = attention_mma_smem(Dk, Dv, vk);
     bool qc = cg_attention_q_concat(G, n);
     int sq = cg_slot_value(G, qc ? q->ops[0] : q), sq1 = qc ? cg_slot_value(G, q->ops[1]) : sq;
     int64_t qd0 = qc ? q->ops[0]->type.dims[3].coeff : Dk;
