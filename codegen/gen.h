@@ -64,8 +64,8 @@ typedef enum {
  * tile (a decode step, which streams the weights), into about 3 blocks per
  * SM of the GPU's 132 (the bytes in flight HBM needs: a whole-K grid of
  * q_a's 12 tiles or the dense gate's 144 leaves SMs idle or holds one
- * block's three stages each), into parts of at least 2 steps, at most
- * CG_K_PARTS, none empty. The partial tiles go to scratch [part][64][O]
+ * block's three stages each), into parts of ceil(nkb / n) >= 2 steps (the
+ * last may be shorter), at most CG_K_PARTS, none empty. The partial tiles go to scratch [part][64][O]
  * floats (as many parts as M = 1 takes, the most). One definition for the
  * host and the device. */
 #define CG_K_PARTS 32

@@ -10,6 +10,8 @@ DSCC=$1 FILECHECK=$2 FILE=$3
 dscc() { "$DSCC" "$@"; }
 export -f dscc 2>/dev/null
 export DSCC
+# the goldens pin the default generated code: no tile chosen from outside
+unset DSCC_GEMM_TILE
 want_exit=$(sed -n 's|.*// EXIT: *\([0-9][0-9]*\).*|\1|p' "$FILE" | head -n 1)
 want_exit=${want_exit:-0}
 mapfile -t runs < <(sed -n 's|.*// RUN: *||p' "$FILE")
