@@ -12,23 +12,38 @@
 
 #include <math.h>
 #include <stdlib.h>
+#include <string.h>
+
+/* By bits, no libm calls (loading FP8 weights rounds every element twice):
+ * a normal keeps 3 mantissa bits, rounded to nearest even by adding half
+ * an ulp of the kept bits (less one, plus the lowest kept bit) and
+ * clearing the rest, a carry moving it up a binade; below 2^-6 the grid is
+ * 2^-9, which adding and subtracting 2^14 rounds to (ties to even, in the
+ * default rounding mode). test_cpu_fp8 checks it against the definition
+ * over 2^24 float patterns. */
+static inline uint32_t f2u(float f) {
+    uint32_t u;
+    memcpy(&u, &f, 4);
+    return u;
+}
+static inline float u2f(uint32_t u) {
+    float f;
+    memcpy(&f, &u, 4);
+    return f;
+}
 
 float cpu_fp8_round(float v) {
-    if (isnan(v)) return v;
-    float a = fabsf(v);
+    uint32_t u = f2u(v), sign = u & 0x80000000u, a = u & 0x7fffffffu;
+    if (a > 0x7f800000u) return v;                  /* NaN */
+    if (a >= 0x43e00000u) return u2f(sign | 0x43e00000u); /* |v| >= 448 (infinities too): 448 */
     float q;
-    if (a >= 448.0f) {
-        q = 448.0f;
-    } else if (a < 0.015625f) { /* below 2^-6: subnormal grid of 2^-9 */
-        q = nearbyintf(a * 512.0f) / 512.0f;
+    if (a < 0x3c800000u) { /* below 2^-6: subnormal grid of 2^-9 */
+        q = (u2f(a) + 16384.0f) - 16384.0f;
     } else {
-        int e;
-        frexpf(a, &e);                    /* a = m * 2^e, m in [0.5, 1) */
-        float step = ldexpf(1.0f, e - 4); /* 3 mantissa bits below the leading one */
-        q = nearbyintf(a / step) * step;  /* nearbyint rounds ties to even */
-        if (q > 448.0f) q = 448.0f;
+        a = (a + 0x7ffffu + ((a >> 20) & 1u)) & ~0xfffffu;
+        q = a >= 0x43e00000u ? 448.0f : u2f(a); /* rounding up past 448 saturates */
     }
-    return copysignf(q, v);
+    return u2f(f2u(q) | sign);
 }
 
 float cpu_fp8_e4m3_decode(uint8_t code) {
@@ -38,13 +53,13 @@ float cpu_fp8_e4m3_decode(uint8_t code) {
 }
 
 uint8_t cpu_fp8_e4m3_encode(float v) {
-    uint8_t sign = signbit(v) ? 0x80 : 0;
-    if (isnan(v)) return sign | 0x7f;
-    float q = fabsf(cpu_fp8_round(v));
-    if (q < 0.015625f) return sign | (uint8_t)(q * 512.0f); /* subnormal (or zero): m * 2^-9 */
-    int e;
-    float f = frexpf(q, &e); /* q = f * 2^e, f in [0.5, 1): exponent field e + 6 */
-    return sign | (uint8_t)((e + 6) << 3) | (uint8_t)(f * 16.0f - 8.0f);
+    uint32_t u = f2u(v);
+    uint8_t sign = (u >> 24) & 0x80u;
+    if ((u & 0x7fffffffu) > 0x7f800000u) return sign | 0x7f;
+    uint32_t q = f2u(cpu_fp8_round(v)) & 0x7fffffffu;
+    if (q < 0x3c800000u) return sign | (uint8_t)(u2f(q) * 512.0f); /* subnormal (or zero): m * 2^-9 */
+    /* q = 1.mmm x 2^(E - 127): exponent field E - 120, the 3 mantissa bits */
+    return sign | (uint8_t)((((q >> 23) - 120u) << 3) | ((q >> 20) & 7u));
 }
 
 /* Quantizes n values with one scale; returns the scale (amax / 448). */

@@ -8,6 +8,7 @@
 
 #include <math.h>
 #include <stdlib.h>
+#include <string.h>
 #include <time.h>
 
 #include "cpu/cpu.h"
@@ -44,6 +45,53 @@ static void test_every_code_is_fixed_and_midpoints_tie_to_even(void **state) {
     assert_true(cpu_fp8_round(-460.0f) == -448.0f);
     assert_true(cpu_fp8_round(0.0009765625f) == 0.0f); /* half of the smallest subnormal 2^-9: ties to 0 */
     assert_true(isnan(cpu_fp8_round(NAN)));
+}
+
+/* The definition, by libm: the rounding the fast one in fp8.c must equal. */
+static float ref_round(float v) {
+    if (isnan(v)) return v;
+    float a = fabsf(v), q;
+    if (a >= 448.0f) q = 448.0f;
+    else if (a < 0.015625f) q = nearbyintf(a * 512.0f) / 512.0f;
+    else {
+        int e;
+        frexpf(a, &e);
+        float step = ldexpf(1.0f, e - 4);
+        q = nearbyintf(a / step) * step;
+        if (q > 448.0f) q = 448.0f;
+    }
+    return copysignf(q, v);
+}
+
+static uint8_t ref_encode(float v) {
+    uint8_t sign = signbit(v) ? 0x80 : 0;
+    if (isnan(v)) return sign | 0x7f;
+    float q = fabsf(ref_round(v));
+    if (q < 0.015625f) return sign | (uint8_t)(q * 512.0f);
+    int e;
+    float f = frexpf(q, &e);
+    return sign | (uint8_t)((e + 6) << 3) | (uint8_t)(f * 16.0f - 8.0f);
+}
+
+/* 2^24 float bit patterns (every 256th, each with its neighbours), both
+ * signs, NaNs and infinities among them: round and encode agree with the
+ * definition bit for bit. */
+static void test_fast_rounding_matches_the_definition(void **state) {
+    (void)state;
+    int64_t bad = 0;
+    for (uint64_t hi = 0; hi < (1ull << 24); hi++)
+        for (int d = -1; d <= 1; d++) {
+            uint32_t u = (uint32_t)(hi << 8) + (uint32_t)d;
+            float v, r, w;
+            memcpy(&v, &u, 4);
+            r = cpu_fp8_round(v), w = ref_round(v);
+            uint32_t ur, uw;
+            memcpy(&ur, &r, 4);
+            memcpy(&uw, &w, 4);
+            if (!(isnan(r) && isnan(w)) && ur != uw) bad++;
+            if (cpu_fp8_e4m3_encode(v) != ref_encode(v)) bad++;
+        }
+    assert_int_equal(bad, 0);
 }
 
 /* Every byte decodes to its definition, and encodes back to itself: the
@@ -154,6 +202,7 @@ static void test_block_scaled_gemm(void **state) {
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_every_code_is_fixed_and_midpoints_tie_to_even),
+        cmocka_unit_test(test_fast_rounding_matches_the_definition),
         cmocka_unit_test(test_all_256_codes_round_trip),
         cmocka_unit_test(test_rounding_by_hand),
         cmocka_unit_test(test_block_scaled_gemm),
