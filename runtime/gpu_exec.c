@@ -280,9 +280,41 @@ static void *prepare_slice(void *arg) {
     return NULL;
 }
 
+/* The workers of load_weights: each takes the next slice, prepares it and
+ * marks it ready; at most `ahead` slices past the last uploaded one are
+ * prepared, so the packed bytes waiting for the uploader stay bounded. */
+typedef struct {
+    SliceJob *jobs;
+    bool *ready;
+    int64_t n, next, uploaded, ahead;
+    bool stop;
+    pthread_mutex_t mu;
+    pthread_cond_t cv;
+} SlicePool;
+
+static void *slice_worker(void *arg) {
+    SlicePool *p = arg;
+    for (;;) {
+        pthread_mutex_lock(&p->mu);
+        while (!p->stop && p->next < p->n && p->next - p->uploaded >= p->ahead) pthread_cond_wait(&p->cv, &p->mu);
+        if (p->stop || p->next >= p->n) {
+            pthread_mutex_unlock(&p->mu);
+            return NULL;
+        }
+        int64_t j = p->next++;
+        pthread_mutex_unlock(&p->mu);
+        prepare_slice(&p->jobs[j]);
+        pthread_mutex_lock(&p->mu);
+        p->ready[j] = true;
+        pthread_cond_broadcast(&p->cv);
+        pthread_mutex_unlock(&p->mu);
+    }
+}
+
 /* Every weight into the slab: slices prepared by a pool of threads (the
  * source's conversion, FP8 block quantization and packing are the slow
- * part), uploaded in order by this one. */
+ * part), each taking the next slice as it finishes one, and uploaded in
+ * order by this thread while the pool prepares the ones after it. */
 static bool load_weights(GpuExec *x, const CpuWeightSource *ws, DiagEngine *d) {
     const IrGraph *g = x->g;
     int64_t zero[IR_MAX_DIM_SYMS] = {0}, total = 0, nslices = 0;
@@ -299,6 +331,7 @@ static bool load_weights(GpuExec *x, const CpuWeightSource *ws, DiagEngine *d) {
     }
     SliceJob *jobs = calloc((size_t)nslices + 1, sizeof(SliceJob));
     RtDevPtr *dst = calloc((size_t)nslices + 1, sizeof(RtDevPtr));
+    bool *ready = calloc((size_t)nslices + 1, 1);
     int64_t at = 0;
     for (int i = 0; i < g->nnodes; i++) {
         const IrNode *n = g->nodes[i];
@@ -310,32 +343,48 @@ static bool load_weights(GpuExec *x, const CpuWeightSource *ws, DiagEngine *d) {
         }
     }
     long cpus = sysconf(_SC_NPROCESSORS_ONLN);
-    int pool = cpus > 16 ? 16 : cpus > 0 ? (int)cpus : 1;
+    int nth = cpus > 16 ? 16 : cpus > 0 ? (int)cpus : 1, started = 0;
+    SlicePool pool = {.jobs = jobs, .ready = ready, .n = nslices, .ahead = 2 * (int64_t)nth};
+    pthread_mutex_init(&pool.mu, NULL);
+    pthread_cond_init(&pool.cv, NULL);
+    pthread_t th[16];
+    for (int t = 0; t < nth; t++)
+        if (pthread_create(&th[started], NULL, slice_worker, &pool) == 0) started++;
     bool ok = true, tty = isatty(2);
-    for (int64_t lo = 0; lo < nslices && ok; lo += pool) {
-        int64_t hi = lo + pool < nslices ? lo + pool : nslices;
-        pthread_t th[16];
-        bool started[16] = {0};
-        for (int64_t j = lo; j < hi; j++) started[j - lo] = pthread_create(&th[j - lo], NULL, prepare_slice, &jobs[j]) == 0;
-        for (int64_t j = lo; j < hi; j++) {
-            if (started[j - lo]) pthread_join(th[j - lo], NULL);
-            else prepare_slice(&jobs[j]);
+    for (int64_t j = 0; j < nslices && ok; j++) {
+        if (!started) prepare_slice(&jobs[j]); /* no thread could start: this one prepares too */
+        else {
+            pthread_mutex_lock(&pool.mu);
+            while (!ready[j]) pthread_cond_wait(&pool.cv, &pool.mu);
+            pthread_mutex_unlock(&pool.mu);
         }
-        for (int64_t j = lo; j < hi; j++) {
-            if (ok && !jobs[j].ok) {
-                diag_error(d, jobs[j].n->loc, "weight %s (slice %lld) did not load", ir_node_attr_str(jobs[j].n, "name", "?"),
-                           (long long)jobs[j].e);
-                ok = false;
-            }
-            if (ok) ok = rt_cuda_upload(x->cu, d, dst[j], jobs[j].packed, (size_t)bytes_of(jobs[j].dt, jobs[j].per));
-            free(jobs[j].packed);
-            jobs[j].packed = NULL;
+        if (!jobs[j].ok) {
+            diag_error(d, jobs[j].n->loc, "weight %s (slice %lld) did not load", ir_node_attr_str(jobs[j].n, "name", "?"), (long long)jobs[j].e);
+            ok = false;
         }
-        if (tty) fprintf(stderr, "\rloading weights to the GPU: %lld/%lld tensors", (long long)hi, (long long)nslices);
+        if (ok) ok = rt_cuda_upload(x->cu, d, dst[j], jobs[j].packed, (size_t)bytes_of(jobs[j].dt, jobs[j].per));
+        free(jobs[j].packed);
+        jobs[j].packed = NULL;
+        pthread_mutex_lock(&pool.mu);
+        pool.uploaded = j + 1;
+        pool.stop = !ok;
+        pthread_cond_broadcast(&pool.cv);
+        pthread_mutex_unlock(&pool.mu);
+        if (tty && ((j + 1) % 64 == 0 || j + 1 == nslices))
+            fprintf(stderr, "\rloading weights to the GPU: %lld/%lld tensors", (long long)(j + 1), (long long)nslices);
     }
+    pthread_mutex_lock(&pool.mu);
+    pool.stop = true;
+    pthread_cond_broadcast(&pool.cv);
+    pthread_mutex_unlock(&pool.mu);
+    for (int t = 0; t < started; t++) pthread_join(th[t], NULL);
+    for (int64_t j = 0; j < nslices; j++) free(jobs[j].packed); /* prepared but not uploaded (after an error) */
+    pthread_mutex_destroy(&pool.mu);
+    pthread_cond_destroy(&pool.cv);
     if (tty && nslices) fputc('\n', stderr);
     free(jobs);
     free(dst);
+    free(ready);
     return ok;
 }
 
