@@ -445,9 +445,12 @@ static void emit_stores(Gen *G, const int *members, int nm, bool *done) {
         if (done[k]) continue;
         IrDim cnt = ir_type_numel(&G->g->nodes[members[k]]->type);
         const IrNode *A = G->act && ir_dim_eq(ir_type_numel(&G->act->ops[0]->type), cnt) ? G->act : NULL;
+        /* the merged pass keeps a lane's values of x in registers (blocks of 32 x up to 8) and its scale
+         * from the warp's max, so x is computed once and the scale is not read back from memory */
+        int64_t blk = A ? ir_node_attr_int(A, "block", 128) : 0, per = blk / 32;
+        bool cache = A && blk % 32 == 0 && per >= 1 && per <= 8 && G->dtype[A->id] == IR_DT_F32;
         if (A) { /* one warp per scale block: its amax, its scale, then its elements */
             const IrNode *x = A->ops[0];
-            int64_t blk = ir_node_attr_int(A, "block", 128);
             int s = G->stat[A->id];
             sb_printf(&G->decl, "extern \"C\" __global__ void __launch_bounds__(256) p%d(Args a) {  // act_scale and store: one warp per %lld-wide block\n",
                       G->nphases, (long long)blk);
@@ -456,10 +459,29 @@ static void emit_stores(Gen *G, const int *members, int nm, bool *done) {
                       cg_dim(G, x->type.dims[x->type.rank - 1]), (long long)blk - 1, (long long)blk, cg_dim(G, ir_type_numel(&A->type)));
             sb_printf(&G->decl, "    const long long k0 = it %% nkb * %lld, base = it / nkb * K + k0, n = K - k0 < %lld ? K - k0 : %lld;\n",
                       (long long)blk, (long long)blk, (long long)blk);
-            sb_printf(&G->decl, "    float m = 0.0f;\n    for (long long j = lane; j < n; j += 32) m = fmaxf(m, fabsf(%s));\n", cg_read(G, x, "base + j"));
-            sb_printf(&G->decl, "    m = wmax(m);\n    if (lane == 0) %s;\n    __syncwarp();  // the scale, for the lanes' quantize\n",
-                      G->stored[A->id] ? arena_printf(G->a, "S%d(a, it, m / 448.0f)", s) : arena_printf(G->a, "st_f32(a.t[%d], it, m / 448.0f)", s));
-            sb_puts(&G->decl, "    for (long long j = lane; j < n; j += 32) {\n        const long long i = base + j;\n");
+            const char *put = G->stored[A->id] ? arena_printf(G->a, "S%d(a, it, sc)", s) : arena_printf(G->a, "st_f32(a.t[%d], it, sc)", s);
+            if (cache) {
+                sb_printf(&G->decl, "    float m = 0.0f, xv[%lld];\n"
+                                    "#pragma unroll\n"
+                                    "    for (int t = 0; t < %lld; t++) {\n"
+                                    "        const long long j = lane + 32 * t;\n"
+                                    "        xv[t] = j < n ? %s : 0.0f;\n"
+                                    "        m = fmaxf(m, fabsf(xv[t]));\n"
+                                    "    }\n"
+                                    "    m = wmax(m);  // in every lane\n"
+                                    "    const float sc = m / 448.0f;\n"
+                                    "    if (lane == 0) %s;\n"
+                                    "    __syncwarp();  // the scale, for any other reader of it\n"
+                                    "#pragma unroll\n"
+                                    "    for (int t = 0; t < %lld; t++) {\n"
+                                    "        const long long j = lane + 32 * t, i = base + j;\n"
+                                    "        if (j >= n) break;\n",
+                          (long long)per, (long long)per, cg_read(G, x, "base + j"), put, (long long)per);
+            } else {
+                sb_printf(&G->decl, "    float m = 0.0f;\n    for (long long j = lane; j < n; j += 32) m = fmaxf(m, fabsf(%s));\n", cg_read(G, x, "base + j"));
+                sb_printf(&G->decl, "    m = wmax(m);\n    const float sc = m / 448.0f;\n    if (lane == 0) %s;\n    __syncwarp();  // the scale, for the lanes' quantize\n", put);
+                sb_puts(&G->decl, "    for (long long j = lane; j < n; j += 32) {\n        const long long i = base + j;\n");
+            }
         } else {
             sb_printf(&G->decl, "extern \"C\" __global__ void __launch_bounds__(256) p%d(Args a) {  // store\n", G->nphases);
             sb_printf(&G->decl, "    const long long i = ITEM_ELEM();\n    if (i >= %s) return;\n", cg_dim(G, cnt));
@@ -467,7 +489,10 @@ static void emit_stores(Gen *G, const int *members, int nm, bool *done) {
         for (int j = k; j < nm; j++) {
             const IrNode *m = G->g->nodes[members[j]];
             if (done[j] || !ir_dim_eq(ir_type_numel(&m->type), cnt)) continue;
-            sb_printf(&G->decl, "%s    S%d(a, i, v%d(a, i));\n", A ? "    " : "", cg_slot_value(G, m), G->local[m->id]);
+            /* the quantize of x by this scale: from the cached value and the scale in registers, the same arithmetic as its v-function */
+            if (cache && m->op == IR_OP_QUANTIZE && m->ops[0] == A->ops[0] && m->ops[1] == A && ir_node_attr_int(m, "block", 128) == blk)
+                sb_printf(&G->decl, "        S%d(a, i, sc > 0.0f ? fp8r(xv[t] / sc) : 0.0f);\n", cg_slot_value(G, m));
+            else sb_printf(&G->decl, "%s    S%d(a, i, v%d(a, i));\n", A ? "    " : "", cg_slot_value(G, m), G->local[m->id]);
             done[j] = true;
         }
         if (A) {
