@@ -164,9 +164,10 @@ int64_t cg_phase_items(const CgPhase *f, const int64_t *sym) {
     int64_t grid = (ceil_div(a, f->da) + (f->plus < a ? f->plus : a)) * ceil_div(ir_dim_eval(f->b, sym), f->db);
     if (f->rule == CG_ITEMS_GRID) return grid;
     if (f->rule == CG_ITEMS_K_WHOLE || f->rule == CG_ITEMS_K_SPLIT || f->rule == CG_ITEMS_K_SUM) {
-        int64_t b = ir_dim_eval(f->b, sym), nt = ceil_div(b, f->db), n = cg_k_splits(a, nt, f->knb);
+        /* the tiles the split is counted over: the output tiles, times the row tiles of a grouped GEMM (plus > 0) */
+        int64_t b = ir_dim_eval(f->b, sym), nt = ceil_div(b, f->db), n = cg_k_splits(a, f->plus ? grid : nt, f->knb);
         if (f->rule == CG_ITEMS_K_WHOLE) return n == 1 ? grid : 0;
-        if (f->rule == CG_ITEMS_K_SPLIT) return n > 1 ? n * nt : 0;
+        if (f->rule == CG_ITEMS_K_SPLIT) return n > 1 ? n * grid : 0;
         return n > 1 ? a * b : 0;
     }
     int64_t B = ir_dim_eval(f->kb, sym), S = ir_dim_eval(f->ks, sym), n = cg_key_splits(S, B, f->khq, ir_dim_eval(f->kt, sym));

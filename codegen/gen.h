@@ -54,8 +54,9 @@ typedef enum {
     CG_ITEMS_KEYS_WHOLE, /* attention over the whole keys: the grid above when cg_key_splits(...) == 1, else none */
     CG_ITEMS_KEYS_SPLIT, /* a decode step's keys split: B * ceil(S * Hq / 64) * n blocks when n = cg_key_splits(...) > 1, else none */
     CG_ITEMS_KEYS_MERGE, /* the merge of the split parts: B * Hq * Dv when n > 1, else none */
-    CG_ITEMS_K_WHOLE,    /* a GEMM's tile over the whole K: the grid when cg_k_splits(a, ceil(b / db), knb) == 1, else none */
-    CG_ITEMS_K_SPLIT,    /* its K split between blocks: n * ceil(b / db) blocks when n = cg_k_splits(...) > 1, else none */
+    CG_ITEMS_K_WHOLE,    /* a GEMM's tile over the whole K: the grid when cg_k_splits(a, tiles, knb) == 1, else none; tiles:
+                          * ceil(b / db), or the whole grid for a grouped GEMM (plus > 0) */
+    CG_ITEMS_K_SPLIT,    /* its K split between blocks: n * grid blocks when n = cg_k_splits(...) > 1, else none */
     CG_ITEMS_K_SUM,      /* the sum of the n partial tiles (da, db as the tile's): a * b items when n > 1, else none */
 } CgItems;
 

@@ -22,7 +22,7 @@ static bool expert_fp8_grouped(Gen *G, const IrNode *n, int64_t I) {
     int sx = cg_slot_value(G, x), sxs = cg_slot_value(G, n->ops[1]), sw = cg_slot_value(G, w), sws = cg_slot_value(G, n->ops[3]);
     int si = cg_slot_value(G, idx), sy = cg_slot_value(G, n);
     int sc = cg_slot_scratch(G, n, ir_dim_const(2 * E + 1)); /* per expert: row count, first sorted row; then the tile count */
-    int sp = cg_slot_scratch(G, n, R);                       /* sorted position -> routed row */
+    int sp0 = cg_slot_scratch(G, n, R);                      /* sorted position -> routed row */
     int st = cg_slot_scratch(G, n, R);                       /* tile -> its first sorted position (tiles <= R) */
     const char *Ks = cg_dim(G, idx->type.dims[1]);
     cg_head(G, "fp8_expert_linear, phase 1: routed rows sorted by expert, cut into tiles of 64");
@@ -54,29 +54,64 @@ static bool expert_fp8_grouped(Gen *G, const IrNode *n, int64_t I) {
                         "        if (f >= 0.0f && f < (float)E) P[atomicAdd(&cur[(int)f], 1)] = (int)r;\n"
                         "    }\n"
                         "}\n",
-              (long long)E, cg_dim(G, R), (long long)E, (long long)E, sc, sp, st, si, si);
+              (long long)E, cg_dim(G, R), (long long)E, (long long)E, sc, sp0, st, si, si);
     cg_phase(G, CG_LAUNCH_BLOCK, ir_dim_const(1), 1, ir_dim_const(1), 1, 0);
-    cg_head(G, "fp8_expert_linear, phase 2: tensor-core FP8 tile per (expert tile of 64 rows, 128 outputs)");
-    sb_printf(&G->decl, "    extern __shared__ __align__(16) unsigned char sm[];\n"
-                        "    __shared__ int srow[64], yrow[64];\n"
-                        "    const int E = %lld;\n"
-                        "    const int *C = (const int *)a.t[%d], *P = (const int *)a.t[%d], *T = (const int *)a.t[%d];\n"
-                        "    const long long nt = (%s + 127) / 128, ot = blockIdx.x %% nt, t = blockIdx.x / nt;\n"
-                        "    if (t >= C[2 * E]) return;  // past the tiles this step has\n"
-                        "    const int start = T[t];\n"
-                        "    const long long e = (long long)L%d(a, P[start]);\n"
-                        "    const int nr = C[E + e] + C[e] - start < 64 ? C[E + e] + C[e] - start : 64;\n"
-                        "    if (threadIdx.x < 64) {\n"
-                        "        const int r = (int)threadIdx.x < nr ? P[start + threadIdx.x] : -1;\n"
-                        "        yrow[threadIdx.x] = r;\n"
-                        "        srow[threadIdx.x] = r < 0 ? -1 : %s;\n"
-                        "    }\n"
-                        "    __syncthreads();\n",
-              (long long)E, sc, sp, st, cg_dim(G, w->type.dims[1]), si, bcast ? arena_printf(G->a, "(int)(r / %s)", Ks) : "r");
-    cg_mma_tile(G, false, false, sx, sxs, sw, sws, sy, I, cg_dim(G, w->type.dims[1]));
-    sb_puts(&G->decl, "}\n");
-    cg_phase(G, CG_LAUNCH_BLOCK, R, 64, w->type.dims[1], 128, CG_TILE_SMEM(G));
+    IrDim O = w->type.dims[1];
+    int64_t nt = (O.coeff + 127) / 128, nkb = (I + 127) / 128;
+    int64_t parts = cg_k_splits(1, 2 * nt, nkb); /* the most parts any step takes: R = 1, 2 tiles at most */
+    int sp = parts > 1 ? cg_slot_scratch(G, n, ir_dim_const(parts * 64 * O.coeff)) : -1;
+    if (sp >= 0) sb_puts(&G->ldr, "__device__ __forceinline__ " CG_K_SPLITS_FN(CG_QUOTE) "\n");
+    for (int split = 0; split < (sp >= 0 ? 2 : 1); split++) {
+        cg_head(G, split ? "fp8_expert_linear, phase 2, K split between blocks (at most 64 routed rows): partial tiles to scratch"
+                         : "fp8_expert_linear, phase 2: tensor-core FP8 tile per (expert tile of 64 rows, 128 outputs)");
+        sb_printf(&G->decl, "    extern __shared__ __align__(16) unsigned char sm[];\n"
+                            "    __shared__ int srow[64], yrow[64];\n"
+                            "    const int E = %lld;\n"
+                            "    const int *C = (const int *)a.t[%d], *P = (const int *)a.t[%d], *T = (const int *)a.t[%d];\n",
+                  (long long)E, sc, sp0, st);
+        if (split)
+            sb_printf(&G->decl, "    const long long R = %s, nt = %lldLL, tmax = (R + 63) / 64 + (E < R ? E : R);  // the grid's tiles\n"
+                                "    const long long ns = cg_k_splits(R, tmax * nt, %lldLL), kper = (%lldLL + ns - 1) / ns;\n"
+                                "    const long long ot = blockIdx.x %% nt, t = blockIdx.x / nt %% tmax, kpart = blockIdx.x / nt / tmax;\n",
+                      cg_dim(G, R), (long long)nt, (long long)nkb, (long long)nkb);
+        else sb_printf(&G->decl, "    const long long nt = (%s + 127) / 128, ot = blockIdx.x %% nt, t = blockIdx.x / nt;\n", cg_dim(G, O));
+        sb_printf(&G->decl, "    if (t >= C[2 * E]) return;  // past the tiles this step has\n"
+                            "    const int start = T[t];\n"
+                            "    const long long e = (long long)L%d(a, P[start]);\n"
+                            "    const int nr = C[E + e] + C[e] - start < 64 ? C[E + e] + C[e] - start : 64;\n"
+                            "    if (threadIdx.x < 64) {\n"
+                            "        const int r = (int)threadIdx.x < nr ? P[start + threadIdx.x] : -1;\n"
+                            "        yrow[threadIdx.x] = r;\n"
+                            "        srow[threadIdx.x] = r < 0 ? -1 : %s;\n"
+                            "    }\n"
+                            "    __syncthreads();\n",
+                  si, bcast ? arena_printf(G->a, "(int)(r / %s)", Ks) : "r");
+        if (split)
+            cg_mma_tile_part(G, false, false, sx, sxs, sw, sws, sy, I, cg_dim(G, O), "kpart * kper",
+                             "kpart * kper + kper < nkb ? kpart * kper + kper : nkb", sp); /* yrow < R <= 64: [part][row][O] */
+        else cg_mma_tile(G, false, false, sx, sxs, sw, sws, sy, I, cg_dim(G, O));
+        sb_puts(&G->decl, "}\n");
+        cg_phase(G, CG_LAUNCH_BLOCK, R, 64, O, 128, CG_TILE_SMEM(G));
+        G->phases[G->nphases - 1].plus = E;
+        if (sp >= 0) {
+            G->phases[G->nphases - 1].rule = split ? CG_ITEMS_K_SPLIT : CG_ITEMS_K_WHOLE;
+            G->phases[G->nphases - 1].knb = nkb;
+        }
+    }
+    if (sp < 0) return true;
+    cg_head(G, "fp8_expert_linear: the sum of the K parts");
+    sb_printf(&G->decl, "    const long long i = ITEM_ELEM(), R = %s, O = %lldLL, E = %lld;\n"
+                        "    if (i >= R * O) return;\n"
+                        "    const long long ns = cg_k_splits(R, ((R + 63) / 64 + (E < R ? E : R)) * %lldLL, %lldLL), r = i / O, o = i %% O;\n"
+                        "    float s = 0.0f;\n"
+                        "    for (long long p = 0; p < ns; p++) s += ld_f32(a.t[%d], (p * 64 + r) * O + o);\n"
+                        "    S%d(a, i, s);\n"
+                        "}\n",
+              cg_dim(G, R), (long long)O.coeff, (long long)E, (long long)nt, (long long)nkb, sp, sy);
+    cg_phase(G, CG_LAUNCH_ELEM, R, 64, O, 128, 0); /* da, db, plus as the tile's: the rule counts its parts alike */
     G->phases[G->nphases - 1].plus = E;
+    G->phases[G->nphases - 1].rule = CG_ITEMS_K_SUM;
+    G->phases[G->nphases - 1].knb = nkb;
     return true;
 }
 
