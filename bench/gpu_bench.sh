@@ -4,7 +4,7 @@
 # FP8 GEMM alone at V3's shapes and M = 1 ... 4096 (bench_gemm), its CUDA
 # backend on full-width V3 layers (bench_gpu, given the measured bandwidth
 # and peak), and transformers on the same layers; GEMM=0, BASELINES=0,
-# PEER=0 and BLAS_MODES=1 leave parts out; TILES (default 'mma wgmma')
+# PEER=0 and BLAS_MODES=1 leave parts out; TILES (default wgmma; "mma wgmma" both)
 # picks the generated tensor-core tiles measured, TILE the one beside cuBLASLt. Expects build/ made elsewhere
 # (tools/gpu_stage.sh: build/bench/baselines by nvcc, build/bench_gpu,
 # build/bench_gemm, build/gpu-libs).
@@ -20,11 +20,11 @@ peak=$(awk '/^dense_fp8_TFLOPS/ {print $2}' "$base")
 # dscc's FP8 GEMM alone at V3's shapes and M = 1 ... 4096 (generated kernel and default path; --check: vs the CPU at M <= 128)
 # ... once per tensor-core tile of the generated kernels (TILES: DSCC_GEMM_TILE values)
 if [ "${GEMM:-1}" = 1 ]; then
-  for tile in ${TILES:-mma wgmma}; do echo "== dscc FP8 GEMM sweep, DSCC_GEMM_TILE=$tile"; DSCC_GEMM_TILE=$tile build/bench_gemm --check; done
+  for tile in ${TILES:-wgmma}; do echo "== dscc FP8 GEMM sweep, DSCC_GEMM_TILE=$tile"; DSCC_GEMM_TILE=$tile build/bench_gemm --check; done
 fi
 # dscc: its generated kernels alone (on each tile), then with cuBLASLt for the GEMMs it supports
 for blas in ${BLAS_MODES:-0 1}; do
-  for tile in $([ "$blas" = 0 ] && echo "${TILES:-mma wgmma}" || echo "${TILE:-wgmma}"); do
+  for tile in $([ "$blas" = 0 ] && echo "${TILES:-wgmma}" || echo "${TILE:-wgmma}"); do
     echo "== dscc, DSCC_CUBLASLT=$blas DSCC_GEMM_TILE=$tile"
     DSCC_CUBLASLT=$blas DSCC_GEMM_TILE=$tile build/bench_gpu --layers "${LAYERS:-2}" --dense "${DENSE:-1}" --prefill "${PREFILL:-1024}" --hbm-gbps "${hbm:-3000}" --peak-tflops "${peak:-1300}"
   done
