@@ -10,6 +10,7 @@
  * as DeepSeek's scaled casts do. */
 #include "cpu/internal.h"
 
+#include <float.h>
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -21,6 +22,9 @@
  * 2^-9, which adding and subtracting 2^14 rounds to (ties to even, in the
  * default rounding mode). test_cpu_fp8 checks it against the definition
  * over 2^24 float patterns. */
+#if defined(__FAST_MATH__) || FLT_EVAL_METHOD != 0
+#error "cpu_fp8_round rounds by adding and subtracting 2^14 in float: it needs IEEE float arithmetic (no -ffast-math, no x87 excess precision)"
+#endif
 static inline uint32_t f2u(float f) {
     uint32_t u;
     memcpy(&u, &f, 4);

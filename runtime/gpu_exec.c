@@ -282,7 +282,7 @@ static void *prepare_slice(void *arg) {
 
 /* The workers of load_weights: each takes the next slice, prepares it and
  * marks it ready; at most `ahead` slices past the last uploaded one are
- * prepared, so the packed bytes waiting for the uploader stay bounded. */
+ * taken, so the packed bytes waiting for the uploader stay bounded. */
 typedef struct {
     SliceJob *jobs;
     bool *ready;
@@ -332,6 +332,13 @@ static bool load_weights(GpuExec *x, const CpuWeightSource *ws, DiagEngine *d) {
     SliceJob *jobs = calloc((size_t)nslices + 1, sizeof(SliceJob));
     RtDevPtr *dst = calloc((size_t)nslices + 1, sizeof(RtDevPtr));
     bool *ready = calloc((size_t)nslices + 1, 1);
+    if (!jobs || !dst || !ready) {
+        diag_error(d, (SrcLoc){0}, "out of host memory for the list of %lld weight slices", (long long)nslices);
+        free(jobs);
+        free(dst);
+        free(ready);
+        return false;
+    }
     int64_t at = 0;
     for (int i = 0; i < g->nnodes; i++) {
         const IrNode *n = g->nodes[i];
@@ -344,7 +351,7 @@ static bool load_weights(GpuExec *x, const CpuWeightSource *ws, DiagEngine *d) {
     }
     long cpus = sysconf(_SC_NPROCESSORS_ONLN);
     int nth = cpus > 16 ? 16 : cpus > 0 ? (int)cpus : 1, started = 0;
-    SlicePool pool = {.jobs = jobs, .ready = ready, .n = nslices, .ahead = 2 * (int64_t)nth};
+    SlicePool pool = {.jobs = jobs, .ready = ready, .n = nslices, .ahead = (int64_t)nth + 4}; /* in flight: as the old batches of 16 */
     pthread_mutex_init(&pool.mu, NULL);
     pthread_cond_init(&pool.cv, NULL);
     pthread_t th[16];
