@@ -375,6 +375,29 @@ static void emit_reduction(Gen *G, const IrNode *n) {
         return;
     }
     int ph = G->nphases;
+    if (n->op == IR_OP_RMSNORM && ir_dim_is_const(x->type.dims[rank - 1]) && x->type.dims[rank - 1].coeff >= 512) {
+        /* a long row (V3's hidden 7,168, q_a's 1,536, the latent's 512): one block per row, so a decode step's few rows do not
+         * leave a single warp each to walk thousands of elements */
+        IrDim D = x->type.dims[rank - 1];
+        ir_dim_div(ir_type_numel(&x->type), D, &items);
+        G->stat[n->id] = cg_slot_scratch(G, n, items);
+        sb_printf(b, "extern \"C\" __global__ void __launch_bounds__(256) p%d(Args a) {  // rmsnorm: one block per row\n", ph);
+        sb_printf(b, "    const long long it = blockIdx.x, D = %s;\n    if (it >= %s) return;  // the whole block\n", cg_dim(G, D), cg_dim(G, items));
+        sb_printf(b, "    __shared__ float red[8];\n"
+                     "    float ss = 0.0f;\n    for (long long j = threadIdx.x; j < D; j += 256) { const float v = %s; ss += v * v; }\n",
+                  cg_read(G, x, "it * D + j"));
+        sb_printf(b, "    ss = wsum(ss);\n"
+                     "    if ((threadIdx.x & 31) == 0) red[threadIdx.x >> 5] = ss;\n"
+                     "    __syncthreads();\n"
+                     "    if (threadIdx.x == 0) {\n"
+                     "        float t = 0.0f;\n"
+                     "        for (int w = 0; w < 8; w++) t += red[w];\n"
+                     "        st_f32(a.t[%d], it, 1.0f / sqrtf(t / (float)D + %.9ef));\n"
+                     "    }\n}\n",
+                  G->stat[n->id], (double)(float)ir_node_attr_float(n, "eps", 1e-6));
+        cg_phase(G, CG_LAUNCH_BLOCK, items, 1, ir_dim_const(1), 1, 0);
+        return;
+    }
     sb_printf(b, "extern \"C\" __global__ void __launch_bounds__(256) p%d(Args a) {  // %s\n", ph, ir_op_name(n->op));
     sb_puts(b, "    const long long it = ITEM_WARP(); const int lane = LANE();\n");
     switch (n->op) {
