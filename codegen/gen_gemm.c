@@ -92,6 +92,58 @@ static void wgmma_helpers(Gen *G) {
     }
 }
 
+/* The declarations both tiles start with: K in bytes, the operands' bases
+ * for weight matrix e and output tile ot, the pipeline steps [kb0, kb1). */
+static void tile_prologue(Gen *G, int64_t K, const char *O, int sx, int sw, bool wt, const char *kb0, const char *kb1) {
+    sb_printf(&G->decl, "    const long long K = %lldLL, O = %s, nkb = (K + 127) / 128, nob = (O + 127) / 128;  // K in bytes\n"
+                        "    const unsigned char *X = (const unsigned char *)a.t[%d];\n"
+                        "    const unsigned char *Wt = (const unsigned char *)a.t[%d] + (e * O + ot * 128) * K;\n"
+                        "    const long long wsb = (e * nob + ot) * nkb;\n"
+                        "    const unsigned short *Wn = (const unsigned short *)a.t[%d] + e * (K / 2) * O + ot * 128;  // w[e] as [K][O] (WT)\n"
+                        "    const bool WT = %d;\n"
+                        "    const long long kb0 = %s, kb1 = %s;  // the pipeline steps of this block\n"
+                        "    const int orows = O - ot * 128 < 128 ? (int)(O - ot * 128) : 128;\n",
+              (long long)K, O, sx, sw, sw, wt ? 1 : 0, kb0 ? kb0 : "0", kb1 ? kb1 : "nkb");
+}
+
+/* The tile's `load(s, kb)`: stage s of K block kb, x's 64 rows then w's
+ * 128 from `base` + s * stage (w's at + boff), row r's byte kc at
+ * tile_off(r, kc), a device function of the tile's layout emitted once per
+ * module: 144-byte rows for mma.sync, the 128-byte swizzle for wgmma. */
+static void tile_loader(Gen *G, bool vec, bool wt, const char *base, int stage, int boff) {
+    StrBuf *b = &G->decl;
+    if (!G->tile_off) {
+        sb_puts(&G->ldr, G->wgmma ? "__device__ __forceinline__ int tile_off(int r, int kc) { return r * 128 + (((kc >> 4) ^ (r & 7)) << 4) + (kc & 15); }\n"
+                                  : "__device__ __forceinline__ int tile_off(int r, int kc) { return r * 144 + kc; }\n");
+        G->tile_off = true;
+    }
+    sb_printf(b, "    auto load = [&](int s, long long kb) {\n"
+                 "        unsigned char *As = %s + s * %d, *Bs = As + %d;\n"
+                 "        for (int c = threadIdx.x; c < (WT ? 512 : 1536); c += 256) {\n"
+                 "            const bool isa = c < 512;\n"
+                 "            const int j = (isa ? c : c - 512) >> 3, kc = (c & 7) * 16;\n"
+                 "            const long long k = kb * 128 + kc;\n"
+                 "            const int r = isa ? srow[j] : j < orows ? j : -1;\n"
+                 "            const unsigned char *src = isa ? X + (long long)r * K : Wt + (long long)j * K;\n"
+                 "            unsigned char *dst = (isa ? As : Bs) + tile_off(j, kc);\n",
+              base, stage, boff);
+    if (vec) sb_puts(b, "            const bool v = r >= 0 && k < K;\n"
+                        "            cp16(dst, v ? src + k : X, v);\n");
+    else sb_puts(b, "            for (int t = 0; t < 16; t++) dst[t] = r >= 0 && k + t < K ? src[k + t] : 0;  // K is no multiple of 16\n");
+    sb_puts(b, "        }\n");
+    if (wt) /* w[e] is [K][O]: 8 outputs of one k per 16-byte load, stored transposed (the tile wants [O][K]) */
+        sb_puts(b, "        for (int c = threadIdx.x; c < 1024; c += 256) {\n"
+                   "            const int kl = c >> 4, n8 = (c & 15) * 8;\n"
+                   "            const long long k = kb * 64 + kl;\n"
+                   "            uint4 v = make_uint4(0, 0, 0, 0);\n"
+                   "            if (k < K / 2 && n8 < orows) v = *(const uint4 *)(Wn + k * O + n8);\n"
+                   "            const unsigned short *h = (const unsigned short *)&v;\n"
+                   "#pragma unroll\n"
+                   "            for (int t = 0; t < 8; t++) *(unsigned short *)(Bs + tile_off(n8 + t, kl * 2)) = h[t];\n"
+                   "        }\n");
+    sb_puts(b, "    };\n");
+}
+
 /* The tile of cg_mma_tile_part on Hopper's wgmma: the block's two
  * warpgroups each compute 64 rows x 64 of its 128 outputs from shared
  * memory, four wgmma per 128-byte pipeline step; three cp.async stages.
@@ -105,49 +157,15 @@ static void wgmma_tile_part(Gen *G, bool bf16, bool wt, int sx, int sxs, int sw,
     StrBuf *b = &G->decl;
     K *= bf16 ? 2 : 1;
     bool vec = K % 16 == 0;
-    sb_printf(b, "    const long long K = %lldLL, O = %s, nkb = (K + 127) / 128, nob = (O + 127) / 128;  // K in bytes\n"
-                 "    const unsigned char *X = (const unsigned char *)a.t[%d];\n"
-                 "    const unsigned char *Wt = (const unsigned char *)a.t[%d] + (e * O + ot * 128) * K;\n"
-                 "    const long long wsb = (e * nob + ot) * nkb;\n"
-                 "    const unsigned short *Wn = (const unsigned short *)a.t[%d] + e * (K / 2) * O + ot * 128;  // w[e] as [K][O] (WT)\n"
-                 "    const bool WT = %d;\n"
-                 "    const long long kb0 = %s, kb1 = %s;  // the pipeline steps of this block\n"
-                 "    const int orows = O - ot * 128 < 128 ? (int)(O - ot * 128) : 128;\n"
-                 "    const int warp = threadIdx.x >> 5, g = (threadIdx.x & 31) >> 2, q = threadIdx.x & 3;\n"
-                 "    const int wm = (warp & 3) * 16, wn = (warp >> 2) * 64;  // rows wm + g (+8) of the 64; the warpgroup's 64 of the 128 outputs\n"
-                 "    unsigned char *const st = sm + ((1024u - ((unsigned)__cvta_generic_to_shared(sm) & 1023u)) & 1023u);  // the swizzle's period\n"
-                 "    float acc[32], part[32];\n"
-                 "#pragma unroll\n"
-                 "    for (int i = 0; i < 32; i++) acc[i] = part[i] = 0.0f;\n",
-              (long long)K, O, sx, sw, sw, wt ? 1 : 0, kb0 ? kb0 : "0", kb1 ? kb1 : "nkb");
+    tile_prologue(G, K, O, sx, sw, wt, kb0, kb1);
+    sb_puts(b, "    const int warp = threadIdx.x >> 5, g = (threadIdx.x & 31) >> 2, q = threadIdx.x & 3;\n"
+               "    const int wm = (warp & 3) * 16, wn = (warp >> 2) * 64;  // rows wm + g (+8) of the 64; the warpgroup's 64 of the 128 outputs\n"
+               "    unsigned char *const st = sm + ((1024u - ((unsigned)__cvta_generic_to_shared(sm) & 1023u)) & 1023u);  // the swizzle's period\n"
+               "    float acc[32], part[32];\n"
+               "#pragma unroll\n"
+               "    for (int i = 0; i < 32; i++) acc[i] = part[i] = 0.0f;\n");
     /* stage s of K block kb: x rows [64][128], then w rows [128][128], 128-byte swizzled */
-    sb_puts(b, "    auto load = [&](int s, long long kb) {\n"
-               "        unsigned char *As = st + s * 24576, *Bs = As + 8192;\n"
-               "        for (int c = threadIdx.x; c < (WT ? 512 : 1536); c += 256) {\n"
-               "            const bool isa = c < 512;\n"
-               "            const int j = (isa ? c : c - 512) >> 3, kc = (c & 7) * 16;\n"
-               "            const long long k = kb * 128 + kc;\n"
-               "            const int r = isa ? srow[j] : j < orows ? j : -1;\n"
-               "            const unsigned char *src = isa ? X + (long long)r * K : Wt + (long long)j * K;\n"
-               "            unsigned char *dst = (isa ? As : Bs) + j * 128 + (((kc >> 4) ^ (j & 7)) << 4);\n");
-    if (vec) sb_puts(b, "            const bool v = r >= 0 && k < K;\n"
-                        "            cp16(dst, v ? src + k : X, v);\n");
-    else sb_puts(b, "            for (int t = 0; t < 16; t++) dst[t] = r >= 0 && k + t < K ? src[k + t] : 0;  // K is no multiple of 16\n");
-    sb_puts(b, "        }\n");
-    if (wt)
-        sb_puts(b, "        for (int c = threadIdx.x; c < 1024; c += 256) {\n"
-                   "            const int kl = c >> 4, n8 = (c & 15) * 8, kc = kl * 2;\n"
-                   "            const long long k = kb * 64 + kl;\n"
-                   "            uint4 v = make_uint4(0, 0, 0, 0);\n"
-                   "            if (k < K / 2 && n8 < orows) v = *(const uint4 *)(Wn + k * O + n8);\n"
-                   "            const unsigned short *h = (const unsigned short *)&v;\n"
-                   "#pragma unroll\n"
-                   "            for (int t = 0; t < 8; t++) {\n"
-                   "                const int n = n8 + t;\n"
-                   "                *(unsigned short *)(Bs + n * 128 + (((kc >> 4) ^ (n & 7)) << 4) + (kc & 15)) = h[t];\n"
-                   "            }\n"
-                   "        }\n");
-    sb_puts(b, "    };\n");
+    tile_loader(G, vec, wt, "st", 24576, 8192);
     const char *scales = bf16 ? "" : arena_printf(G->a,
         "        const float wsc = L%d(a, wsb + kb);\n"
         "        float xsc[2];  // the thread's two rows' activation scales of this K block\n"
@@ -203,55 +221,24 @@ void cg_mma_tile_part(Gen *G, bool bf16, bool wt, int sx, int sxs, int sw, int s
     StrBuf *b = &G->decl;
     K *= bf16 ? 2 : 1;      /* from here on K counts bytes of a row: a pipeline step is 128 of them */
     bool vec = K % 16 == 0; /* every 16-byte chunk of a row is wholly inside or outside K */
-    sb_printf(b, "    const long long K = %lldLL, O = %s, nkb = (K + 127) / 128, nob = (O + 127) / 128;  // K in bytes\n"
-                 "    const unsigned char *X = (const unsigned char *)a.t[%d];\n"
-                 "    const unsigned char *Wt = (const unsigned char *)a.t[%d] + (e * O + ot * 128) * K;\n"
-                 "    const long long wsb = (e * nob + ot) * nkb;\n"
-                 "    const unsigned short *Wn = (const unsigned short *)a.t[%d] + e * (K / 2) * O + ot * 128;  // w[e] as [K][O] (WT)\n"
-                 "    const bool WT = %d;\n"
-                 "    const long long kb0 = %s, kb1 = %s;  // the pipeline steps of this block\n"
-                 "    const int orows = O - ot * 128 < 128 ? (int)(O - ot * 128) : 128;\n"
-                 "    const int warp = threadIdx.x >> 5, g = (threadIdx.x & 31) >> 2, q = threadIdx.x & 3;\n"
-                 "    const int wm = (warp >> 2) * 32, wn = (warp & 3) * 32;  // this warp's 32x32 of the 64x128 tile\n"
-                 "    float acc[2][4][4], part[2][4][4];\n"
-                 "    bool live[2];  // this warp's two 16-row slices hold a row (decode-sized M, an expert's few rows: most do not)\n"
-                 "#pragma unroll\n"
-                 "    for (int i = 0; i < 2; i++) {\n"
-                 "        live[i] = false;\n"
-                 "        for (int t = 0; t < 16; t++) live[i] |= srow[wm + i * 16 + t] >= 0;\n"
-                 "    }\n"
-                 "#pragma unroll\n"
-                 "    for (int i = 0; i < 2; i++)\n"
-                 "#pragma unroll\n"
-                 "        for (int j = 0; j < 4; j++)\n"
-                 "#pragma unroll\n"
-                 "            for (int c = 0; c < 4; c++) acc[i][j][c] = part[i][j][c] = 0.0f;\n",
-              (long long)K, O, sx, sw, sw, wt ? 1 : 0, kb0 ? kb0 : "0", kb1 ? kb1 : "nkb");
+    tile_prologue(G, K, O, sx, sw, wt, kb0, kb1);
+    sb_puts(b, "    const int warp = threadIdx.x >> 5, g = (threadIdx.x & 31) >> 2, q = threadIdx.x & 3;\n"
+               "    const int wm = (warp >> 2) * 32, wn = (warp & 3) * 32;  // this warp's 32x32 of the 64x128 tile\n"
+               "    float acc[2][4][4], part[2][4][4];\n"
+               "    bool live[2];  // this warp's two 16-row slices hold a row (decode-sized M, an expert's few rows: most do not)\n"
+               "#pragma unroll\n"
+               "    for (int i = 0; i < 2; i++) {\n"
+               "        live[i] = false;\n"
+               "        for (int t = 0; t < 16; t++) live[i] |= srow[wm + i * 16 + t] >= 0;\n"
+               "    }\n"
+               "#pragma unroll\n"
+               "    for (int i = 0; i < 2; i++)\n"
+               "#pragma unroll\n"
+               "        for (int j = 0; j < 4; j++)\n"
+               "#pragma unroll\n"
+               "            for (int c = 0; c < 4; c++) acc[i][j][c] = part[i][j][c] = 0.0f;\n");
     /* stage s of K block kb: x rows [64][144], then w rows [128][144] */
-    sb_puts(b, "    auto load = [&](int s, long long kb) {\n"
-               "        unsigned char *As = sm + s * 27648, *Bs = As + 9216;\n"
-               "        for (int c = threadIdx.x; c < (WT ? 512 : 1536); c += 256) {\n"
-               "            const bool isa = c < 512;\n"
-               "            const int j = (isa ? c : c - 512) >> 3, kc = (c & 7) * 16;\n"
-               "            const long long k = kb * 128 + kc;\n"
-               "            const int r = isa ? srow[j] : j < orows ? j : -1;\n"
-               "            const unsigned char *src = isa ? X + (long long)r * K : Wt + (long long)j * K;\n"
-               "            unsigned char *dst = (isa ? As : Bs) + j * 144 + kc;\n");
-    if (vec) sb_puts(b, "            const bool v = r >= 0 && k < K;\n"
-                        "            cp16(dst, v ? src + k : X, v);\n");
-    else sb_puts(b, "            for (int t = 0; t < 16; t++) dst[t] = r >= 0 && k + t < K ? src[k + t] : 0;  // K is no multiple of 16\n");
-    sb_puts(b, "        }\n");
-    if (wt) /* w[e] is [K][O]: 8 outputs of one k per 16-byte load, stored transposed (the tile wants [O][K]) */
-        sb_puts(b, "        for (int c = threadIdx.x; c < 1024; c += 256) {\n"
-                   "            const int kl = c >> 4, n8 = (c & 15) * 8;\n"
-                   "            const long long k = kb * 64 + kl;\n"
-                   "            uint4 v = make_uint4(0, 0, 0, 0);\n"
-                   "            if (k < K / 2 && n8 < orows) v = *(const uint4 *)(Wn + k * O + n8);\n"
-                   "            const unsigned short *h = (const unsigned short *)&v;\n"
-                   "#pragma unroll\n"
-                   "            for (int t = 0; t < 8; t++) *(unsigned short *)(Bs + (n8 + t) * 144 + kl * 2) = h[t];\n"
-                   "        }\n");
-    sb_puts(b, "    };\n");
+    tile_loader(G, vec, wt, "sm", 27648, 9216);
     /* FP8: the K block's scales, read before its products; the promotion after them */
     const char *promo = bf16 ? "" : arena_printf(G->a,
         "#pragma unroll\n"

@@ -23,6 +23,7 @@ typedef struct {
     bool failed;         /* ran out of slots */
     bool mma_helpers;    /* cg_mma_helpers has emitted them into this module */
     bool wgmma_helpers;  /* ... and the wgmma tile's */
+    bool tile_off;       /* ... and the tile layout's tile_off */
     bool wgmma;          /* the tensor-core tile is the wgmma one (CgGenOptions.tile) */
     const IrNode *act;   /* an act_scale whose amax the store pass of its input's size computes (gen.c) */
     const char *why;     /* set by a template that cannot handle its node */
