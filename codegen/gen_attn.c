@@ -12,10 +12,11 @@
  * row), P rounded to bf16 and multiplied into the warp's half of the f32
  * output by mma again, v staged row-major by cp.async (rows padded to 16 bytes
  * past Dv so ldmatrix hits 32 banks) and read as B fragments by
- * ldmatrix.trans; k and v in two stages, the next 32 keys loading while
- * the block computes on these. When v is a slice of k (MLA's latent) its
- * tile is the k stage itself, read from column `start` (V3: 146 KB of
- * shared memory, and no second copy of the latent rows per step). (Staging
+ * ldmatrix.trans; k and v in three stages (two where three do not fit),
+ * the next keys loading while the block computes on these. When v is a slice of k (MLA's latent) its
+ * tile is the k stage itself, read from column `start` (V3: 183 KB of
+ * shared memory for three stages, and no second copy of the latent rows
+ * per step). (Staging
  * v transposed by 2-byte stores instead put each warp's 32 stores in one
  * bank.)
  * A decode step with few query tiles splits its keys between blocks
@@ -29,6 +30,8 @@
  * (split false), or a decode step's keys split between cg_key_splits
  * blocks per tile, each writing its softmax state (unnormalised output,
  * max, sum) to scratch slot `sp` for the merge phase. */
+static int attention_stages(int64_t Dk, int64_t Dv, bool v_in_k);
+
 /* sq1, qd0: q's second part and the width of its first when q is the concat
  * of two tensors on its last axis (cg_attention_q_concat; otherwise sq1 =
  * sq and qd0 = Dk). */
@@ -65,6 +68,7 @@ static void attention_mma_kernel(Gen *G, const IrNode *n, bool split, int sq, in
                  "    const long long KT = %s;  // rows of k per batch row (its cache capacity when k is a cache)\n"
                  "    const long long VT = %s, VS = %lldLL, V0 = %lldLL;  // v: rows per batch row, elements per row, first column%s\n"
                  "    const bool VK = %d;  // v's tile is k's own stage from column V0 (not loaded twice)\n"
+                 "    const int NSTG = %d;  // stages of keys in flight\n"
                  "    const int NT = %lld;       // 8-wide output tiles per warp (its half of Dv)\n"
                  "%s"
                  "    const long long VST = VK ? QST : Dv * 2 + 16, STG = 32 * QST + (VK ? 0 : 32 * VST);  // bytes per row of v; per stage\n"
@@ -112,14 +116,17 @@ static void attention_mma_kernel(Gen *G, const IrNode *n, bool split, int sq, in
                  "        }\n"
                  "    };\n"
                  "%s"
-                 "    if (jfirst <= jlast) stage(0, jfirst);\n"
-                 "    cp_commit();\n"
-                 "    for (long long j0 = jfirst, it = 0; j0 <= jlast; j0 += 32, it++) {  // two stages: the next keys load during this step\n"
-                 "        if (j0 + 32 <= jlast) stage((int)((it + 1) & 1), j0 + 32);\n"
+                 "    for (int s = 0; s < NSTG - 1; s++) {  // the first NSTG - 1 stages, one commit group each\n"
+                 "        if (jfirst + 32 * s <= jlast) stage(s, jfirst + 32 * s);\n"
                  "        cp_commit();\n"
-                 "        cp_wait1();\n"
+                 "    }\n"
+                 "    for (long long j0 = jfirst, it = 0; j0 <= jlast; j0 += 32, it++) {  // the keys NSTG - 1 steps on load during this step\n"
+                 "        if (j0 + 32 * (NSTG - 1) <= jlast) stage((int)((it + NSTG - 1) %% NSTG), j0 + 32 * (NSTG - 1));\n"
+                 "        cp_commit();\n"
+                 "        if (NSTG == 3) cp_wait2();  // this step's stage has landed\n"
+                 "        else cp_wait1();\n"
                  "        __syncthreads();\n"
-                 "        const unsigned char *Kc = Ks + (it & 1) * STG, *Vc = VK ? Kc + V0 * 2 : Kc + 32 * QST;\n"
+                 "        const unsigned char *Kc = Ks + (it %% NSTG) * STG, *Vc = VK ? Kc + V0 * 2 : Kc + 32 * QST;\n"
                  "        float sc[2][4];  // q k^T of this warp's 16 rows and its half of the 32 keys (the partner warp, warp ^ 4, has the other)\n"
                  "#pragma unroll\n"
                  "        for (int t = 0; t < 2; t++)\n"
@@ -207,19 +214,28 @@ static void attention_mma_kernel(Gen *G, const IrNode *n, bool split, int sq, in
                  "}\n",
               cg_dim(G, q->type.dims[1]), cg_dim(G, k->type.dims[1]), cg_dim(G, q->type.dims[2]), (long long)Dk, (long long)Dv,
               (long long)qst, k->op == IR_OP_KV_CACHE ? "a.cap" : cg_dim(G, k->type.dims[1]),
-              vt, (long long)vs, (long long)v0, vk ? " (k's own rows: v is a slice of the cache)" : "", vk ? 1 : 0, (long long)(Dv / 16), decomp, sq, sq1, (long long)qd0,
+              vt, (long long)vs, (long long)v0, vk ? " (k's own rows: v is a slice of the cache)" : "", vk ? 1 : 0, attention_stages(Dk, Dv, vk), (long long)(Dv / 16), decomp, sq, sq1, (long long)qd0,
               qd0 < Dk ? " (q is not computed: its two parts are read where they are stored)" : "", sk, sv,
               ir_node_attr_bool(n, "causal", false) ? "s + T - S" : "T - 1",
               ir_node_attr_bool(n, "causal", false) ? "((r0 + 63 < rows ? r0 + 63 : rows - 1) / Hq) + T - S" : "T - 1", range,
               loop, (double)(float)ir_node_attr_float(n, "scale", 1.0), partdecl, store);
 }
 
-/* Dynamic shared memory of the tensor-core form: q, two stages of k and v (v none of its own when it is k's slice). */
-static int64_t attention_mma_smem(int64_t Dk, int64_t Dv, bool v_in_k) {
-    return 64 * (Dk * 2 + 16) + 2 * (32 * (Dk * 2 + 16) + (v_in_k ? 0 : 32 * (Dv * 2 + 16)));
-}
 /* Its static shared memory: xrow[8][16] floats and xp[8][32] uint4 (the kernel's declarations). */
 #define ATTN_STATIC_SMEM (8 * 16 * 4 + 8 * 32 * 16)
+/* Dynamic shared memory of the tensor-core form: q and `stages` stages of k
+ * and v (v none of its own when it is k's slice). */
+static int64_t attention_mma_smem_n(int64_t Dk, int64_t Dv, bool v_in_k, int stages) {
+    return 64 * (Dk * 2 + 16) + stages * (32 * (Dk * 2 + 16) + (v_in_k ? 0 : 32 * (Dv * 2 + 16)));
+}
+/* Three stages of keys when they fit beside the static memory in sm_90's
+ * 227 KB (V3's latent, v in k's stage: 183 KB), else two. */
+static int attention_stages(int64_t Dk, int64_t Dv, bool v_in_k) {
+    return attention_mma_smem_n(Dk, Dv, v_in_k, 3) + ATTN_STATIC_SMEM <= 227 * 1024 ? 3 : 2;
+}
+static int64_t attention_mma_smem(int64_t Dk, int64_t Dv, bool v_in_k) {
+    return attention_mma_smem_n(Dk, Dv, v_in_k, attention_stages(Dk, Dv, v_in_k));
+}
 
 /* Whether n runs in the tensor-core form, whose v is read from k's rows
  * when v is a slice of k's last axis (v_in_k). */

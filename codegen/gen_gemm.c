@@ -24,6 +24,7 @@ static const char MMA_HELPERS[] =
     "}\n"
     "__device__ __forceinline__ void cp_commit() { asm volatile(\"cp.async.commit_group;\\n\" ::); }\n"
     "__device__ __forceinline__ void cp_wait1() { asm volatile(\"cp.async.wait_group 1;\\n\" ::: \"memory\"); }\n"
+    "__device__ __forceinline__ void cp_wait2() { asm volatile(\"cp.async.wait_group 2;\\n\" ::: \"memory\"); }\n"
     "__device__ __forceinline__ void cp_wait0() { asm volatile(\"cp.async.wait_group 0;\\n\" ::: \"memory\"); }\n"
     "__device__ __forceinline__ void ldsm_x2_t(unsigned *r, const void *p) {  // two 8x8 b16 matrices, transposed (rows from lanes 0-15)\n"
     "    unsigned s = (unsigned)__cvta_generic_to_shared(p);\n"
@@ -54,7 +55,7 @@ const char *cg_tile_insn(const Gen *G, bool bf16) {
     return bf16 ? "mma m16n8k16 BF16" : "mma m16n8k32 E4M3";
 }
 
-/* The wgmma tile's helpers: a third cp.async stage, the fence that makes
+/* The wgmma tile's helpers: the fence that makes
  * cp.async's (generic-proxy) writes visible to the tensor cores' async
  * proxy, and one warpgroup MMA d[64x64] (+)= a[64 rows][32 bytes] .
  * b[64 rows][32 bytes]^T from shared memory, both K-major in the 128-byte
@@ -68,8 +69,7 @@ static void wgmma_helpers(Gen *G) {
     if (G->wgmma_helpers) return;
     G->wgmma_helpers = true;
     StrBuf *b = &G->ldr;
-    sb_puts(b, "__device__ __forceinline__ void cp_wait2() { asm volatile(\"cp.async.wait_group 2;\\n\" ::: \"memory\"); }\n"
-               "__device__ __forceinline__ void fence_async_smem() { asm volatile(\"fence.proxy.async.shared::cta;\\n\" ::: \"memory\"); }\n"
+    sb_puts(b, "__device__ __forceinline__ void fence_async_smem() { asm volatile(\"fence.proxy.async.shared::cta;\\n\" ::: \"memory\"); }\n"
                "__device__ __forceinline__ void wg_fence() { asm volatile(\"wgmma.fence.sync.aligned;\\n\" ::: \"memory\"); }\n"
                "__device__ __forceinline__ void wg_commit() { asm volatile(\"wgmma.commit_group.sync.aligned;\\n\" ::: \"memory\"); }\n"
                "__device__ __forceinline__ void wg_wait0() { asm volatile(\"wgmma.wait_group.sync.aligned 0;\\n\" ::: \"memory\"); }\n");
