@@ -232,6 +232,11 @@ static bool sum_inline(const IrNode *n) {
     return ir_dim_is_const(d) && d.coeff <= CG_SUM_INLINE_MAX;
 }
 
+/* Whether n gets a reduction phase (emit_reduction) before the group's value functions. */
+static bool has_reduction_phase(const IrNode *n) {
+    return n->op == IR_OP_RMSNORM || n->op == IR_OP_SOFTMAX || (n->op == IR_OP_SUM && !sum_inline(n)) || n->op == IR_OP_ACT_SCALE;
+}
+
 /* The device function v<local>(a, i): node n's value at flat index i. */
 static void emit_value(Gen *G, const IrNode *n) {
     int me = G->local[n->id];
@@ -537,7 +542,7 @@ static const IrNode *merged_act_scale(Gen *G, const int *members, int nm) {
     const IrNode *last = NULL;
     for (int k = 0; k < nm; k++) {
         const IrNode *n = G->g->nodes[members[k]];
-        if (n->op == IR_OP_RMSNORM || n->op == IR_OP_SOFTMAX || (n->op == IR_OP_SUM && !sum_inline(n)) || n->op == IR_OP_ACT_SCALE) last = n;
+        if (has_reduction_phase(n)) last = n;
     }
     if (!last || last->op != IR_OP_ACT_SCALE || last->ops[0]->type.rank < 1) return NULL;
     IrDim cnt = ir_type_numel(&last->ops[0]->type);
@@ -763,8 +768,7 @@ CgProgram *cg_generate(Arena *a, DiagEngine *d, const IrGraph *g, const CgGenOpt
         G.act = merged_act_scale(&G, members, nm);
         for (int k = 0; k < nm; k++) {
             const IrNode *n = g->nodes[members[k]];
-            if (n->op == IR_OP_RMSNORM || n->op == IR_OP_SOFTMAX || (n->op == IR_OP_SUM && !sum_inline(n)) || n->op == IR_OP_ACT_SCALE)
-                emit_reduction(&G, n);
+            if (has_reduction_phase(n)) emit_reduction(&G, n);
             if (ir_op_fusible(n->op)) emit_value(&G, n);
         }
         emit_stores(&G, members, nm, done);

@@ -93,25 +93,11 @@ static bool expert_fp8_grouped(Gen *G, const IrNode *n, int64_t I) {
         sb_puts(&G->decl, "}\n");
         cg_phase(G, CG_LAUNCH_BLOCK, R, 64, O, 128, CG_TILE_SMEM(G));
         G->phases[G->nphases - 1].plus = E;
-        if (sp >= 0) {
-            G->phases[G->nphases - 1].rule = split ? CG_ITEMS_K_SPLIT : CG_ITEMS_K_WHOLE;
-            G->phases[G->nphases - 1].knb = nkb;
-        }
+        if (sp >= 0) cg_phase_k(G, split ? CG_ITEMS_K_SPLIT : CG_ITEMS_K_WHOLE, nkb);
     }
-    if (sp < 0) return true;
-    cg_head(G, "fp8_expert_linear: the sum of the K parts");
-    sb_printf(&G->decl, "    const long long i = ITEM_ELEM(), R = %s, O = %lldLL, E = %lld;\n"
-                        "    if (i >= R * O) return;\n"
-                        "    const long long ns = cg_k_splits(R, ((R + 63) / 64 + (E < R ? E : R)) * %lldLL, %lldLL), r = i / O, o = i %% O;\n"
-                        "    float s = 0.0f;\n"
-                        "    for (long long p = 0; p < ns; p++) s += ld_f32(a.t[%d], (p * 64 + r) * O + o);\n"
-                        "    S%d(a, i, s);\n"
-                        "}\n",
-              cg_dim(G, R), (long long)O.coeff, (long long)E, (long long)nt, (long long)nkb, sp, sy);
-    cg_phase(G, CG_LAUNCH_ELEM, R, 64, O, 128, 0); /* da, db, plus as the tile's: the rule counts its parts alike */
-    G->phases[G->nphases - 1].plus = E;
-    G->phases[G->nphases - 1].rule = CG_ITEMS_K_SUM;
-    G->phases[G->nphases - 1].knb = nkb;
+    if (sp >= 0) /* the grid's tiles over M = R routed rows, as the split phase counts them */
+        cg_k_sum(G, "fp8_expert_linear: the sum of the K parts", R, O.coeff,
+                 arena_printf(G->a, "((M + 63) / 64 + (%lldLL < M ? %lldLL : M)) * %lldLL", (long long)E, (long long)E, (long long)nt), nkb, sp, sy, E);
     return true;
 }
 

@@ -312,6 +312,26 @@ void cg_mma_tile_part(Gen *G, bool bf16, bool wt, int sx, int sxs, int sw, int s
                         : arena_printf(G->a, "st_f32(a.t[%d], (kpart * 64 + r) * O + o, acc[i][j][c])", spart));
 }
 
+void cg_phase_k(Gen *G, CgItems rule, int64_t nkb) {
+    G->phases[G->nphases - 1].rule = rule;
+    G->phases[G->nphases - 1].knb = nkb;
+}
+
+void cg_k_sum(Gen *G, const char *what, IrDim M, int64_t O, const char *tiles, int64_t nkb, int sp, int sy, int64_t plus) {
+    cg_head(G, what);
+    sb_printf(&G->decl, "    const long long i = ITEM_ELEM(), M = %s, O = %lldLL;\n"
+                        "    if (i >= M * O) return;\n"
+                        "    const long long ns = cg_k_splits(M, %s, %lldLL), m = i / O, o = i %% O;\n"
+                        "    float s = 0.0f;\n"
+                        "    for (long long p = 0; p < ns; p++) s += ld_f32(a.t[%d], (p * 64 + m) * O + o);\n"
+                        "    S%d(a, i, s);\n"
+                        "}\n",
+              cg_dim(G, M), (long long)O, tiles, (long long)nkb, sp, sy);
+    cg_phase(G, CG_LAUNCH_ELEM, M, 64, ir_dim_const(O), 128, 0); /* da, db (and plus) as the tile's: the rule counts its parts alike */
+    G->phases[G->nphases - 1].plus = plus;
+    cg_phase_k(G, CG_ITEMS_K_SUM, nkb);
+}
+
 /* A linear on the tensor-core tile: block = (64-row tile of x, 128-wide
  * output tile); the rows of x and y are the block's own. With at most
  * 396 output tiles and enough K, two more phases split K between blocks
@@ -335,8 +355,7 @@ static int gemm_mma(Gen *G, const IrNode *n, const char *what, bool bf16, IrDim 
     int64_t nkb = (K * (bf16 ? 2 : 1) + 127) / 128, nt = ir_dim_is_const(O) ? (O.coeff + 127) / 128 : 0;
     int64_t parts = cg_k_splits(1, nt, nkb); /* M = 1 splits the most */
     if (parts < 2) return 1;
-    G->phases[G->nphases - 1].rule = CG_ITEMS_K_WHOLE;
-    G->phases[G->nphases - 1].knb = nkb;
+    cg_phase_k(G, CG_ITEMS_K_WHOLE, nkb);
     int sp = cg_slot_scratch(G, n, ir_dim_const(parts * 64 * O.coeff));
     sb_puts(&G->ldr, "__device__ __forceinline__ " CG_K_SPLITS_FN(CG_QUOTE) "\n");
     cg_head(G, arena_printf(G->a, "%s, K split between blocks (one row tile): partial tiles to scratch", what));
@@ -351,20 +370,8 @@ static int gemm_mma(Gen *G, const IrNode *n, const char *what, bool bf16, IrDim 
                      sp);
     sb_puts(&G->decl, "}\n");
     cg_phase(G, CG_LAUNCH_BLOCK, M, 64, O, 128, CG_TILE_SMEM(G));
-    G->phases[G->nphases - 1].rule = CG_ITEMS_K_SPLIT;
-    G->phases[G->nphases - 1].knb = nkb;
-    cg_head(G, "the sum of the K parts");
-    sb_printf(&G->decl, "    const long long i = ITEM_ELEM(), M = %s, O = %lldLL;\n"
-                        "    if (i >= M * O) return;\n"
-                        "    const long long ns = cg_k_splits(M, %lldLL, %lldLL), m = i / O, o = i %% O;\n"
-                        "    float s = 0.0f;\n"
-                        "    for (long long p = 0; p < ns; p++) s += ld_f32(a.t[%d], (p * 64 + m) * O + o);\n"
-                        "    S%d(a, i, s);\n"
-                        "}\n",
-              cg_dim(G, M), (long long)O.coeff, (long long)nt, (long long)nkb, sp, sy);
-    cg_phase(G, CG_LAUNCH_ELEM, M, 64, O, 128, 0); /* da, db as the tile's: the rule counts its parts alike */
-    G->phases[G->nphases - 1].rule = CG_ITEMS_K_SUM;
-    G->phases[G->nphases - 1].knb = nkb;
+    cg_phase_k(G, CG_ITEMS_K_SPLIT, nkb);
+    cg_k_sum(G, "the sum of the K parts", M, O.coeff, arena_printf(G->a, "%lldLL", (long long)nt), nkb, sp, sy, 0);
     return 3;
 }
 

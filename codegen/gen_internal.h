@@ -87,9 +87,9 @@ void cg_mma_tile(Gen *G, bool bf16, bool wt, int sx, int sxs, int sw, int sws, i
  * spart >= 0, instead of y. */
 void cg_mma_tile_part(Gen *G, bool bf16, bool wt, int sx, int sxs, int sw, int sws, int sy, int64_t K, const char *O, const char *kb0,
                       const char *kb1, int spart);
-/* The tile's device helpers (cp16, cp_commit, cp_wait0/1, mma_e4m3,
- * mma_bf16) at file scope, for a template that uses them without the tile;
- * emitted once per module however often it is called. */
+/* The tile's device helpers (cp16, cp_commit, cp_wait0/1/2, ldsm_x2_t,
+ * mma_e4m3, mma_bf16) at file scope, for a template that uses them without
+ * the tile; emitted once per module however often it is called. */
 void cg_mma_helpers(Gen *G);
 /* Dynamic shared memory the tile needs: the mma.sync tile's two pipeline
  * stages of 144-byte rows, or the wgmma tile's three of 128-byte swizzled
@@ -99,6 +99,13 @@ void cg_mma_helpers(Gen *G);
 #define CG_TILE_SMEM(G) ((G)->wgmma ? CG_WGMMA_SMEM : CG_MMA_SMEM)
 /* "mma m16n8k32 E4M3", "wgmma m64n64k16 BF16", ...: the tile's instruction, for kernel comments. */
 const char *cg_tile_insn(const Gen *G, bool bf16);
+/* Split-K (cg_k_splits): sets the last phase's rule (CG_ITEMS_K_*) and its
+ * pipeline steps; cg_k_sum appends the phase summing the partial tiles of
+ * scratch slot sp ([part][64][O]) into y (slot sy) over M rows, `tiles`
+ * the device expression (of M) of the tiles the split was counted over,
+ * plus as the tile phase's. */
+void cg_phase_k(Gen *G, CgItems rule, int64_t nkb);
+void cg_k_sum(Gen *G, const char *what, IrDim M, int64_t O, const char *tiles, int64_t nkb, int sp, int sy, int64_t plus);
 
 /* The phase(s) of a template op (GEMM, attention, routing, ...). False
  * with G->why set when the node's shapes are outside what it handles. */
