@@ -105,6 +105,27 @@ void diag_set_max_errors(DiagEngine *d, int n);
  * reports "FILE: error: cannot read: <strerror>" and returns NULL. */
 char *read_file_text(Arena *a, DiagEngine *d, const char *path, size_t *len_out);
 
+/* ---- checked sizes ---------------------------------------------------- */
+
+/* The one place element counts and byte sizes are multiplied and added:
+ * true and *out = a*b (a+b) when the result fits int64 and neither operand
+ * is negative; false (and *out = INT64_MAX) otherwise. Callers report a
+ * located error on false. */
+static inline bool size_mul(int64_t a, int64_t b, int64_t *out) {
+    if (a < 0 || b < 0 || __builtin_mul_overflow(a, b, out)) {
+        *out = INT64_MAX;
+        return false;
+    }
+    return true;
+}
+static inline bool size_add(int64_t a, int64_t b, int64_t *out) {
+    if (a < 0 || b < 0 || __builtin_add_overflow(a, b, out)) {
+        *out = INT64_MAX;
+        return false;
+    }
+    return true;
+}
+
 /* ---- internal-error checks (compiler bugs, not user errors) ---------- */
 
 void dscc_internal_error(const char *file, int line, const char *msg) __attribute__((noreturn));
