@@ -175,6 +175,26 @@ int64_t ir_dim_eval(IrDim d, const int64_t *sym_vals) {
     return v;
 }
 
+bool ir_type_numel_at(const IrType *t, const int64_t *sym, int64_t *numel) {
+    int64_t n = 1;
+    bool ok = true;
+    for (int i = 0; i < t->rank; i++) {
+        ok &= size_mul(n, t->dims[i].coeff, &n);
+        for (int s = 0; s < IR_MAX_DIM_SYMS; s++)
+            for (int k = 0; k < t->dims[i].exp[s]; k++) ok &= size_mul(n, sym ? sym[s] : 1, &n);
+    }
+    *numel = ok ? n : INT64_MAX;
+    return ok;
+}
+
+bool ir_type_bytes_at(const IrType *t, const int64_t *sym, int64_t *bytes) {
+    int64_t n, bits = ir_dtype_bits(t->dtype);
+    bool ok = ir_type_numel_at(t, sym, &n) &&
+              (bits % 8 == 0 ? size_mul(n, bits / 8, bytes) : size_mul(n, bits, bytes) && (*bytes = (*bytes + 7) / 8, true));
+    if (!ok) *bytes = INT64_MAX;
+    return ok;
+}
+
 /* ---- graph ------------------------------------------------------------ */
 
 IrGraph *ir_graph_new(Arena *a, const char *name) {

@@ -61,6 +61,16 @@ bool ir_type_eq(const IrType *a, const IrType *b);
 IrDim ir_type_numel(const IrType *t);
 /* Value of a dim with every symbol bound (sym_vals[i] for symbol i). */
 int64_t ir_dim_eval(IrDim d, const int64_t *sym_vals);
+/* Element count and byte size of t with every symbol bound (sym[i] for
+ * symbol i; sym NULL binds every symbol to 1, giving the static part), by
+ * size_mul: false when a count overflows int64 or a dim is negative. Every
+ * element count or byte size of a value is computed here. */
+bool ir_type_numel_at(const IrType *t, const int64_t *sym, int64_t *numel);
+bool ir_type_bytes_at(const IrType *t, const int64_t *sym, int64_t *bytes);
+/* The largest value a shape rule admits (1 EiB, with every symbol 1): far
+ * beyond any machine, and far enough below 2^63 that a few such sizes add
+ * up without overflow. Executors apply their own, smaller limits. */
+#define IR_MAX_TENSOR_BYTES ((int64_t)1 << 60)
 
 /* ---- ops ---------------------------------------------------------------- */
 

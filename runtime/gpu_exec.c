@@ -62,13 +62,17 @@ struct GpuExec {
 
 static int64_t align256(int64_t v) { return (v + 255) & ~(int64_t)255; }
 
+/* Checked sizes: an overflowing count saturates at IR_MAX_TENSOR_BYTES,
+ * which no allocation satisfies and a few of which still add up in int64. */
 static int64_t numel_at(const IrType *t, const int64_t *sym) {
-    int64_t n = 1;
-    for (int i = 0; i < t->rank; i++) n *= ir_dim_eval(t->dims[i], sym);
-    return n;
+    int64_t n;
+    return ir_type_numel_at(t, sym, &n) && n < IR_MAX_TENSOR_BYTES ? n : IR_MAX_TENSOR_BYTES;
 }
 
-static int64_t bytes_of(IrDType dt, int64_t n) { return (n * ir_dtype_bits(dt) + 7) / 8; }
+static int64_t bytes_of(IrDType dt, int64_t n) {
+    int64_t bits;
+    return size_mul(n, ir_dtype_bits(dt), &bits) && bits / 8 < IR_MAX_TENSOR_BYTES ? (bits + 7) / 8 : IR_MAX_TENSOR_BYTES;
+}
 
 /* ---- host conversions ------------------------------------------------- */
 
@@ -322,7 +326,7 @@ static bool load_weights(GpuExec *x, const CpuWeightSource *ws, DiagEngine *d) {
         const IrNode *n = g->nodes[i];
         if (n->op != IR_OP_WEIGHT) continue;
         x->woff[i] = total;
-        total += align256(bytes_of(x->p->dtype[i], numel_at(&n->type, zero)));
+        if (!size_add(total, align256(bytes_of(x->p->dtype[i], numel_at(&n->type, zero))), &total)) total = INT64_MAX;
         nslices += ir_node_attr_str(n, "stack", NULL) ? ir_dim_eval(n->type.dims[0], zero) : 1;
     }
     if (!rt_cuda_alloc(x->cu, d, (size_t)total, &x->wslab)) {
