@@ -39,6 +39,10 @@ const char *cg_cache_dir(Arena *a, const CgOptions *o);
  * Returns the number of failures. */
 int cg_compile(Arena *a, DiagEngine *d, const CgSource *src, int n, const CgOptions *o, CgBinary *bins);
 void cg_binary_free(CgBinary *b);
+/* Reads one kernel-cache entry into b (from_cache set); false, with b
+ * empty, when the entry is missing, unreadable or not a cubin: the caller
+ * then compiles again and overwrites it. */
+bool cg_cache_read(const char *path, CgBinary *b);
 
 /* ---- kernel templates -------------------------------------------------- */
 

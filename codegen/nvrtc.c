@@ -81,7 +81,7 @@ static char *cache_path(const Job *j, const CgSource *s) {
     return fmt("%s/%s-%016llx%016llx.cubin", j->dir, s->name, (unsigned long long)h.high64, (unsigned long long)h.low64);
 }
 
-static bool read_cached(const char *path, CgBinary *b) {
+bool cg_cache_read(const char *path, CgBinary *b) {
     FILE *f = fopen(path, "rb");
     if (!f) return false;
     fseek(f, 0, SEEK_END);
@@ -141,7 +141,7 @@ static void *worker(void *arg) {
         CgBinary *b = &j->bins[i];
         memset(b, 0, sizeof *b);
         char *path = j->dir ? cache_path(j, s) : NULL;
-        if (path && read_cached(path, b)) {
+        if (path && cg_cache_read(path, b)) {
             free(path);
             continue;
         }

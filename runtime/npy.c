@@ -76,7 +76,18 @@ bool rt_npy_read(DiagEngine *d, const char *path, RtArray *out) {
         return false;
     }
     free(hdr);
-    unsigned char *raw = malloc((size_t)(out->numel * size) + 1);
+    /* The data must be in the file before anything is allocated for it. */
+    long here = ftell(f);
+    int64_t bytes;
+    bool fits = here >= 0 && fseek(f, 0, SEEK_END) == 0 && !__builtin_mul_overflow(out->numel, (int64_t)size, &bytes);
+    long end = fits ? ftell(f) : -1;
+    if (!fits || end < here || bytes > end - here || fseek(f, here, SEEK_SET) != 0) {
+        diag_error(d, at(path), "truncated .npy: the header's shape needs %lld elements, more than the file holds",
+                   (long long)out->numel);
+        fclose(f);
+        return false;
+    }
+    unsigned char *raw = malloc((size_t)bytes + 1);
     out->data = malloc(sizeof(float) * (size_t)(out->numel + 1));
     ok = raw && out->data && fread(raw, (size_t)size, (size_t)out->numel, f) == (size_t)out->numel;
     fclose(f);

@@ -1,0 +1,15 @@
+dim B, S, T;
+input tok: i32[B, S];
+input pos: i32[B, S];
+param E: int = 8;
+weight emb: bf16[50, 16] = "emb";
+weight router: bf16[E, 16] = "router";
+weight bias: f32[E] = "bias";
+weight we[e: E]: bf16[8, 16] = "experts.{e}";
+let x = reshape(embedding(emb, tok), [B*S, 16]);
+let s = sigmoid(linear(cast(x, f32), cast(router, f32)));
+let idx = group_topk(s + bias, k=2, groups=4, topk_groups=2, group_top=2);
+let w = gather(s, idx, axis=-1);
+w = w / (sum(w, axis=-1, keepdim=true) + 1e-20) * 2.5;
+let y = expert_linear(x, we, idx);
+output o = sum(cast(y, f32) * reshape(w, [B*S, 2, 1]), axis=1);
