@@ -5,12 +5,13 @@
 #   g++                            the emulated CUDA device of emu.test_gpu_ops
 #   flex, bison                    the DSL's lexer and parser generators
 #   libcjson-dev                   config.json and --json output
+#   libpcre2-dev                   the tokenizer's pre-tokenizer regexes (Unicode properties)
 #   libcmocka-dev                  unit tests
 #   libxxhash-dev                  kernel-cache keys
 #   clang                          libFuzzer harnesses (tools/fuzz.sh only)
 set -euo pipefail
 dscc_deps() {
-  local pkgs=(cmake make gcc g++ pkg-config flex bison libcjson-dev libcmocka-dev libxxhash-dev)
+  local pkgs=(cmake make gcc g++ pkg-config flex bison libcjson-dev libpcre2-dev libcmocka-dev libxxhash-dev)
   local missing=()
   for p in "${pkgs[@]}"; do
     dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p")

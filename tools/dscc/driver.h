@@ -24,6 +24,8 @@ int cmd_compile(int argc, char **argv);
 int cmd_opt(int argc, char **argv);
 int cmd_stats(int argc, char **argv);
 int cmd_run(int argc, char **argv);
+int cmd_tokenize(int argc, char **argv);
+int cmd_detokenize(int argc, char **argv);
 
 /* Options shared by commands that read a model file. */
 typedef struct {

@@ -12,6 +12,8 @@ static const Subcommand commands[] = {
     {"opt", "read textual IR, verify it and print it again", cmd_opt},
     {"stats", "parameters, activated parameters, KV cache and FLOPs from the graph", cmd_stats},
     {"run", "run a model on token ids (CPU reference backend) and dump its logits", cmd_run},
+    {"tokenize", "text to token ids (JSON) with a checkpoint's tokenizer.json", cmd_tokenize},
+    {"detokenize", "token ids (JSON) back to their exact text", cmd_detokenize},
 };
 #define NCOMMANDS (int)(sizeof commands / sizeof commands[0])
 
