@@ -97,11 +97,27 @@ bool cpu_weight_slice(const IrGraph *g, const IrNode *n, const CpuWeightSource *
     return ok;
 }
 
+/* A NaN or an infinity in a weight makes every value computed from it a
+ * non-number: an error naming the tensor, found here while loading, where
+ * both executors take their weights. */
+static bool check_finite(const IrNode *n, const char *name, const IrType *t, const float *v, DiagEngine *d) {
+    int64_t count;
+    if (!ir_type_numel_at(t, NULL, &count)) return false;
+    float acc = 0; /* x - x is 0 for every finite x, NaN otherwise: one pass the compiler vectorizes */
+    for (int64_t i = 0; i < count; i++) acc += v[i] - v[i];
+    if (acc == 0) return true;
+    int64_t i = 0;
+    while (i < count && isfinite(v[i])) i++;
+    diag_error(d, n->loc, "weight tensor '%s' holds %s at element %lld of %lld", name,
+               isnan(v[i]) ? "a NaN" : v[i] > 0 ? "+inf" : "-inf", (long long)i, (long long)count);
+    return false;
+}
+
 static bool load_slice(const IrGraph *g, const IrNode *n, const CpuWeightSource *ws, const char *name, int64_t e, float *dst,
                        DiagEngine *d) {
     const char *base = ir_node_attr_str(n, "scales_of", NULL);
     IrType t = slice_type(n);
-    if (!base && t.dtype != IR_DT_FP8E4M3) return ws->load(ws->ctx, name, &t, dst, d);
+    if (!base && t.dtype != IR_DT_FP8E4M3) return ws->load(ws->ctx, name, &t, dst, d) && check_finite(n, name, &t, dst, d);
     const IrNode *bn = base ? find_weight(g, base) : n;
     if (!bn) {
         diag_error(d, n->loc, "weight %s: no weight named '%s' to take scales of", name, base);
@@ -113,7 +129,7 @@ static bool load_slice(const IrGraph *g, const IrNode *n, const CpuWeightSource 
     const char *var = ir_node_attr_str(bn, "stack", NULL);
     char *bname = var ? stack_name(ir_node_attr_str(bn, "name", ""), var, e) : strdup(ir_node_attr_str(bn, "name", ""));
     float *vals = malloc(sizeof(float) * (size_t)(O * K));
-    bool ok = vals && ws->load(ws->ctx, bname, &bt, vals, d);
+    bool ok = vals && ws->load(ws->ctx, bname, &bt, vals, d) && check_finite(bn, bname, &bt, vals, d);
     if (ok) cpu_fp8_weight_quant(vals, O, K, base ? NULL : dst, base ? dst : NULL);
     free(vals);
     free(bname);

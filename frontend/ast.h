@@ -37,7 +37,7 @@ typedef enum {
     AST_OUTPUT, /* str: name; a: value */
     AST_RETURN, /* list: values */
     /* top-level items */
-    AST_MODEL,  /* str: graph name */
+    AST_MODEL,  /* str: graph name; list: AST_STR config model_types it describes (may be empty) */
     AST_IMPORT, /* str: path as written */
     AST_PARAM,  /* str: name; str2: type (int/float/bool/str); a: default; list: AST_STR keys; b: absent value */
     AST_DIM,    /* list: AST_NAME */

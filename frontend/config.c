@@ -49,17 +49,62 @@ void lw_config_free(Lower *L) {
     L->config = NULL;
 }
 
-/* Follows a dotted key; NULL when absent or null. */
-static cJSON *config_get(cJSON *root, const char *key) {
+static const char *json_kind(const cJSON *j);
+
+/* Follows a dotted key; NULL when absent or null. A part of the path that
+ * is present but not an object ("rope_scaling": "yarn") is an error, once
+ * per object, and sets *bad. */
+static cJSON *config_get(Lower *L, const char *key, bool *bad) {
     char buf[256];
     snprintf(buf, sizeof buf, "%s", key);
-    cJSON *cur = root;
+    cJSON *cur = L->config;
     char *save = NULL;
+    size_t at = 0; /* length of the path walked so far */
     for (char *part = strtok_r(buf, ".", &save); part && cur; part = strtok_r(NULL, ".", &save)) {
-        if (!cJSON_IsObject(cur)) return NULL;
+        if (cJSON_IsNull(cur)) return NULL;
+        if (!cJSON_IsObject(cur)) {
+            *bad = true;
+            for (int i = 0; i < L->nbad_config; i++)
+                if (L->bad_config[i] == cur) return NULL;
+            if (L->nbad_config < 8) L->bad_config[L->nbad_config++] = cur;
+            diag_error(L->d, ((SrcLoc){L->opt->config_path, 0, 0}), "key '%.*s': expected an object, got %s", (int)at - 1,
+                       key, json_kind(cur));
+            return NULL;
+        }
         cur = cJSON_GetObjectItemCaseSensitive(cur, part);
+        at += strlen(part) + 1;
     }
     return cur && !cJSON_IsNull(cur) ? cur : NULL;
+}
+
+bool lw_config_check_type(Lower *L, AstNode *model) {
+    if (!L->config || model->list.n == 0) return true;
+    const cJSON *j = cJSON_GetObjectItemCaseSensitive((cJSON *)L->config, "model_type");
+    if (!j || cJSON_IsNull(j)) return true; /* a config that does not say */
+    SrcLoc loc = {L->opt->config_path, 0, 0};
+    if (!cJSON_IsString(j)) {
+        diag_error(L->d, loc, "key 'model_type': expected a string, got %s", json_kind(j));
+        return false;
+    }
+    StrBuf sb;
+    sb_init(&sb);
+    for (size_t i = 0; i < model->list.n; i++) {
+        if (strcmp(model->list.v[i]->str, j->valuestring) == 0) {
+            sb_free(&sb);
+            return true;
+        }
+        sb_puts(&sb, i ? ", " : "");
+        sb_put_quoted(&sb, model->list.v[i]->str);
+    }
+    StrBuf got;
+    sb_init(&got);
+    sb_put_quoted(&got, j->valuestring);
+    diag_error(L->d, loc, "key 'model_type': this is a config of %s, but model %s describes %s", got.data, model->str,
+               sb.data);
+    diag_note(L->d, model->loc, "the model types %s describes are declared here", model->str);
+    sb_free(&got);
+    sb_free(&sb);
+    return false;
 }
 
 typedef enum { P_INT, P_FLOAT, P_BOOL, P_STR } ParamType;
@@ -176,10 +221,12 @@ void lw_bind_param(Lower *L, AstNode *it) {
             bound = true;
         }
     if (!bound && L->config) {
-        cJSON *j = config_get(L->config, it->str);
+        bool bad = false;
+        cJSON *j = config_get(L, it->str, &bad);
         const char *key = it->str;
-        for (size_t k = 0; !j && k < it->list.n; k++) j = config_get(L->config, key = it->list.v[k]->str);
-        if (j) {
+        for (size_t k = 0; !j && k < it->list.n; k++) j = config_get(L, key = it->list.v[k]->str, &bad);
+        if (bad) bound = true; /* reported; the param stays poison */
+        else if (j) {
             from_json(L, key, j, t, &v);
             bound = true;
         } else if (it->b) {

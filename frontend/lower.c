@@ -692,6 +692,7 @@ static void run_items(Lower *L, AstVec *items) {
         case AST_MODEL:
             if (L->g->nnodes) lw_error(L, it->loc, "'model' must come before the first statement");
             else L->g->name = it->str;
+            if (!lw_config_check_type(L, it)) L->halted = true; /* a config of another model: bind nothing */
             break;
         case AST_PARAM: lw_bind_param(L, it); break;
         case AST_DIM:
@@ -733,7 +734,7 @@ IrGraph *fe_compile_string(Arena *a, DiagEngine *d, const char *file, const char
     bool parsed = parse_file(&L, &ctx, text, len, &items, &im);
     if (parsed && lw_config_load(&L)) {
         run_items(&L, &items);
-        lw_check_unused_sets(&L);
+        if (!L.halted) lw_check_unused_sets(&L);
     }
     lw_config_free(&L);
     return diag_error_count(d) > before ? NULL : L.g;

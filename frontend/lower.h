@@ -82,6 +82,8 @@ typedef struct {
     bool halted;         /* the step budget ran out: stop executing */
     void *config;        /* cJSON root of --config, or NULL */
     bool *set_used;      /* per --set entry */
+    const void *bad_config[8]; /* config objects already reported as not objects */
+    int nbad_config;
     const char **params; /* names of the bound params, for --set suggestions */
     size_t nparams, capparams;
 } Lower;
@@ -107,6 +109,9 @@ void lw_bind(Lower *L, Scope *s, const char *name, Value v);
 
 /* config.c: loads --config (reports and returns false on malformed JSON). */
 bool lw_config_load(Lower *L);
+/* Checks the config's model_type against the `model NAME for "TYPE"...`
+ * item; false after reporting a mismatch. */
+bool lw_config_check_type(Lower *L, AstNode *model);
 /* Binds one `param` item into the globals. */
 void lw_bind_param(Lower *L, AstNode *item);
 /* Reports --set names that matched no param. */

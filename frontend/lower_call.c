@@ -50,7 +50,7 @@ static bool any_tensor(const Args *a) {
 
 static Value scalar_builtin(Lower *L, AstNode *call, const char *f, Args *a, bool *handled) {
     static const struct { const char *name; int nargs; } fns[] = {
-        {"int", 1}, {"float", 1}, {"ln", 1}, {"exp", 1}, {"sqrt", 1}, {"pow", 2}, {"min", 2}, {"max", 2}, {"rank", 1}, {"size", 2}};
+        {"int", 1}, {"float", 1}, {"ln", 1}, {"exp", 1}, {"sqrt", 1}, {"pow", 2}, {"min", 2}, {"max", 2}, {"rank", 1}, {"size", 2}, {"isfinite", 1}};
     int which = -1;
     for (int i = 0; i < (int)(sizeof fns / sizeof fns[0]); i++)
         if (strcmp(fns[i].name, f) == 0) which = i;
@@ -79,6 +79,7 @@ static Value scalar_builtin(Lower *L, AstNode *call, const char *f, Args *a, boo
     }
     double r;
     switch (which) {
+    case 10: return (Value){.k = V_BOOL, .u.b = isfinite(num(x)) != 0};
     case 0:
         if (!isfinite(num(x)) || fabs(num(x)) > 9.2e18) { lw_error(L, call->loc, "int(): %g does not fit", num(x)); return poison(); }
         return (Value){.k = V_INT, .u.i = (int64_t)num(x)};

@@ -107,6 +107,8 @@ program
 
 item
     : KW_MODEL IDENT ';'    { $$ = L(AST_MODEL, @1); $$->str = $2; }
+    | KW_MODEL IDENT KW_FOR keys ';'
+                            { $$ = L(AST_MODEL, @1); $$->str = $2; $$->list = $4; }
     | KW_IMPORT STRING ';'  { $$ = L(AST_IMPORT, @1); $$->str = $2; }
     | param_item
     | KW_DIM names ';'      { $$ = L(AST_DIM, @1); $$->list = $2; }

@@ -6,6 +6,7 @@
  * because "shape mismatch" alone sends the user hunting. */
 #include "ir/ir.h"
 
+#include <math.h>
 #include <stdarg.h>
 #include <string.h>
 
@@ -340,6 +341,31 @@ static bool infer_layout(Ctx *c, const IrNode *n, IrType *out) {
     }
 }
 
+/* A float attribute that must be finite and positive (eps, theta, ...),
+ * if present: a zero or NaN there makes every value after it NaN. */
+static bool positive_attr(Ctx *c, const IrNode *n, const char *name) {
+    const IrAttr *a = ir_node_attr(n, name);
+    if (a && a->kind == IR_ATTR_FLOAT && !(isfinite(a->u.f) && a->u.f > 0))
+        return fail(c, "%s=%g must be a positive finite number", name, a->u.f);
+    return true;
+}
+
+/* RoPE's base, and YaRN's factor, original length and ramp bounds (log()s
+ * and divisors of the frequency table, ir_rope_freqs). */
+static bool rope_attrs(Ctx *c, const IrNode *n) {
+    if (!positive_attr(c, n, "theta") || !positive_attr(c, n, "factor") || !positive_attr(c, n, "beta_fast") ||
+        !positive_attr(c, n, "beta_slow"))
+        return false;
+    const IrAttr *m = ir_node_attr(n, "original_max_position");
+    if (m && m->u.i < 1) return fail(c, "original_max_position=%lld must be at least 1", (long long)m->u.i);
+    static const char *scales[] = {"mscale", "mscale_all_dim"};
+    for (int i = 0; i < 2; i++) {
+        const IrAttr *a = ir_node_attr(n, scales[i]);
+        if (a && !isfinite(a->u.f)) return fail(c, "%s=%g must be finite", scales[i], a->u.f);
+    }
+    return true;
+}
+
 /* Shape rules of ops with more than one operand, or an operand to check. */
 static bool infer_compute(Ctx *c, const IrNode *n, IrType *out) {
     const IrType *x = &n->ops[0]->type;
@@ -366,11 +392,13 @@ static bool infer_compute(Ctx *c, const IrNode *n, IrType *out) {
     case IR_OP_EINSUM: return infer_einsum(c, n, out);
     case IR_OP_EXPERT_LINEAR: return infer_expert_linear(c, n, out);
     case IR_OP_RMSNORM:
+        if (!positive_attr(c, n, "eps")) return false;
         if (w->rank != 1 || x->rank < 1 || !ir_dim_eq(w->dims[0], x->dims[x->rank - 1]))
             return fail(c, "weight %s does not match the last axis of %s", ts(c, w), ts(c, x));
         *out = *x;
         return true;
     case IR_OP_ROPE:
+        if (!rope_attrs(c, n)) return false;
         if (x->rank < 3) return fail(c, "x must be [B,S,...,d], got %s", ts(c, x));
         if (!need_int(c, w, "pos")) return false;
         if (w->rank != 2 || !ir_dim_eq(w->dims[0], x->dims[0]) || !ir_dim_eq(w->dims[1], x->dims[1]))
@@ -379,7 +407,9 @@ static bool infer_compute(Ctx *c, const IrNode *n, IrType *out) {
             return fail(c, "rotary dim of %s must be a constant even number", ts(c, x));
         *out = *x;
         return true;
-    case IR_OP_ATTENTION: return infer_attention(c, n, out);
+    case IR_OP_ATTENTION:
+        if (!isfinite(ir_node_attr_float(n, "scale", 1))) return fail(c, "scale must be finite");
+        return infer_attention(c, n, out);
     case IR_OP_KV_CACHE: {
         int t = ir_graph_find_dim(c->g, "T");
         if (t < 0) return fail(c, "kv_cache needs a symbolic dim T (the context length)");

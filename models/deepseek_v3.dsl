@@ -17,7 +17,8 @@
 // Each layer kind is a top-level call (mla_attention, dense_mlp, moe, mtp):
 // `dscc stats` groups its figures by the outermost function an op came from.
 
-model deepseek_v3;
+// A --config must be a config of this architecture (its model_type).
+model deepseek_v3 for "deepseek_v3";
 
 // ---- architecture (config.json names) -----------------------------------
 param vocab_size: int = 129280;
@@ -65,16 +66,42 @@ param rope_interleave: bool = true;
 param mtp: bool = false;
 param num_nextn_predict_layers: int = 1;
 
+// Each size is an extent some op divides by, each float a divisor or a
+// log(): a zero or a NaN is an error here, naming the parameter, rather
+// than a crash or NaN logits later.
 assert hidden_size > 0 && vocab_size > 0 && num_hidden_layers > 0, "sizes must be positive";
+assert intermediate_size >= 1, "intermediate_size must be at least 1";
+assert moe_intermediate_size >= 1, "moe_intermediate_size must be at least 1";
+assert num_attention_heads >= 1, "num_attention_heads must be at least 1";
+assert q_lora_rank >= 1, "q_lora_rank must be at least 1";
+assert kv_lora_rank >= 1, "kv_lora_rank must be at least 1";
+assert qk_nope_head_dim >= 1, "qk_nope_head_dim must be at least 1";
+assert qk_rope_head_dim >= 2 && qk_rope_head_dim % 2 == 0, "qk_rope_head_dim must be a positive even number";
+assert v_head_dim >= 1, "v_head_dim must be at least 1";
+assert rms_norm_eps > 0.0 && isfinite(rms_norm_eps), "rms_norm_eps must be a positive finite number";
 assert first_k_dense_replace >= 0 && first_k_dense_replace <= num_hidden_layers,
     "first_k_dense_replace must be within 0..num_hidden_layers";
-assert n_routed_experts % n_group == 0, "n_routed_experts must split evenly into n_group groups";
+assert n_routed_experts >= 1, "n_routed_experts must be at least 1";
+assert n_shared_experts >= 1, "n_shared_experts must be at least 1 (the shared expert is always there)";
+assert num_experts_per_tok >= 1, "num_experts_per_tok must be at least 1";
+assert n_group >= 1, "n_group must be at least 1";
+assert n_group < 1 || n_routed_experts % n_group == 0, "n_routed_experts must split evenly into n_group groups";
 assert topk_group >= 1 && topk_group <= n_group, "topk_group must be within 1..n_group";
-assert num_experts_per_tok <= topk_group * (n_routed_experts / n_group),
+assert n_group < 1 || num_experts_per_tok <= topk_group * (n_routed_experts / n_group),
     "num_experts_per_tok exceeds the experts of the kept groups";
+assert isfinite(routed_scaling_factor), "routed_scaling_factor must be finite";
 assert scoring_func == "sigmoid", "only sigmoid router scores are described (scoring_func)";
 assert topk_method == "noaux_tc", "only the bias-corrected group top-k router is described (topk_method)";
 assert rope_type == "yarn" || rope_type == "default", "rope type must be yarn or default";
+assert rope_theta > 0.0 && isfinite(rope_theta), "rope_theta must be a positive finite number";
+if rope_type == "yarn" {
+  assert rope_factor > 0.0 && isfinite(rope_factor), "rope_scaling.factor (rope_factor) must be a positive finite number";
+  assert original_max_position_embeddings >= 1,
+      "rope_scaling.original_max_position_embeddings must be at least 1";
+  assert beta_fast > 0.0 && beta_slow > 0.0 && isfinite(beta_fast) && isfinite(beta_slow),
+      "rope_scaling.beta_fast and beta_slow must be positive finite numbers";
+  assert isfinite(mscale) && isfinite(mscale_all_dim), "rope_scaling.mscale and mscale_all_dim must be finite";
+}
 
 // B: batch, S: new tokens in this step, T: context = cached + new tokens.
 dim B, S, T;

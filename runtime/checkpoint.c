@@ -5,6 +5,7 @@
 #include "runtime/runtime.h"
 
 #include <cjson/cJSON.h>
+#include <math.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -148,6 +149,13 @@ static bool dequant_named(RtCheckpoint *c, const RtTensor *t, const char *file, 
     }
     float *sc = malloc(sizeof(float) * (size_t)(rb * cb));
     rt_convert_f32(s->dtype, s->data, sc, rb * cb);
+    for (int64_t k = 0; k < rb * cb; k++)
+        if (!isfinite(sc[k])) { /* a NaN / inf scale makes its whole block non-numbers */
+            diag_error(d, at(sfile), "tensor '%s' holds %s at block %lld of %lld", sname, isnan(sc[k]) ? "a NaN" : "an infinity",
+                       (long long)k, (long long)(rb * cb));
+            free(sc);
+            return false;
+        }
     for (int64_t i = 0; i < t->shape[0]; i++)
         for (int64_t j = 0; j < t->shape[1]; j++) dst[i * t->shape[1] + j] *= sc[(i / 128) * cb + j / 128];
     free(sc);

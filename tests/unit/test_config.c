@@ -20,14 +20,17 @@
 typedef struct {
     Arena *a;
     DiagEngine *d;
-    char path[64]; /* the config file of this test */
+    char dir[64];  /* a fresh temporary folder: the test writes nowhere else */
+    char path[96]; /* the config file of this test, in dir */
 } Fx;
 
 static int setup(void **state) {
     Fx *f = calloc(1, sizeof *f);
     f->a = arena_new();
     f->d = diag_new(f->a, NULL);
-    snprintf(f->path, sizeof f->path, "/tmp/dscc_cfg_%d.json", (int)getpid());
+    snprintf(f->dir, sizeof f->dir, "/tmp/dscc_cfg_XXXXXX");
+    if (!mkdtemp(f->dir)) return -1;
+    snprintf(f->path, sizeof f->path, "%s/config.json", f->dir);
     *state = f;
     return 0;
 }
@@ -35,6 +38,7 @@ static int setup(void **state) {
 static int teardown(void **state) {
     Fx *f = *state;
     unlink(f->path);
+    rmdir(f->dir);
     arena_free(f->a);
     free(f);
     return 0;
@@ -172,6 +176,9 @@ static void test_bad_config_values(void **state) {
         {"{\"rope_scaling\": {\"type\": 3}}", "key 'rope_scaling.type': expected a string, got a number"},
         {"{\"tie_word_embeddings\": \"yes\"}", "key 'tie_word_embeddings': expected true or false, got a string"},
         {"{\"rope_scaling\": {\"factor\": {}}}", "key 'rope_scaling.factor': expected a number, got an object"},
+        /* a path through something that is not an object: once, for both params reading it */
+        {"{\"rope_scaling\": \"yarn\"}", "key 'rope_scaling': expected an object, got a string"},
+        {"{\"rope_scaling\": [4.0]}", "key 'rope_scaling': expected an object, got an array"},
     };
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
         DiagEngine *d = diag_new(f->a, NULL);
@@ -201,6 +208,48 @@ static void test_malformed_config(void **state) {
     unlink(f->path);
     assert_false(bind(f, true, NULL, 0, &b));
     expect_error(f, f->path, 0, "cannot read: No such file or directory");
+}
+
+/* `model NAME for "TYPE", ...` admits only configs of those model_types. */
+static void test_model_type(void **state) {
+    Fx *f = *state;
+    const char *src = "model m for \"deepseek_v3\", \"kimi_k2\";\n"
+                      "param hidden: int = 8;\ndim B;\ninput x: f32[B, hidden];\noutput o = neg(x);\n";
+    struct {
+        const char *json, *msg; /* NULL: accepted */
+    } cases[] = {
+        {"{\"model_type\": \"deepseek_v3\", \"hidden\": 4}", NULL},
+        {"{\"model_type\": \"kimi_k2\"}", NULL},
+        {"{\"hidden\": 4}", NULL}, /* a config that does not say */
+        {"{\"model_type\": null}", NULL},
+        {"{\"model_type\": \"llama\", \"hidden\": 4096}",
+         "key 'model_type': this is a config of \"llama\", but model m describes \"deepseek_v3\", \"kimi_k2\""},
+        {"{\"model_type\": 3}", "key 'model_type': expected a string, got a number"},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        f->d = diag_new(f->a, NULL);
+        write_config(f, cases[i].json);
+        FeOptions o = {.config_path = f->path};
+        IrGraph *g = fe_compile_string(f->a, f->d, "m.dsl", src, strlen(src), &o);
+        if (!cases[i].msg) {
+            assert_non_null(g);
+            continue;
+        }
+        assert_null(g);
+        expect_error(f, f->path, 0, cases[i].msg);
+        if (i == 4) { /* and a note at the declaration */
+            const Diag *note = diag_first(f->d)->next;
+            assert_non_null(note);
+            assert_int_equal(note->level, DIAG_NOTE);
+            assert_int_equal(note->loc.line, 1);
+        }
+    }
+    /* a model that declares no type takes any config */
+    f->d = diag_new(f->a, NULL);
+    write_config(f, "{\"model_type\": \"llama\"}");
+    FeOptions o = {.config_path = f->path};
+    const char *plain = src + strlen("model m for \"deepseek_v3\", \"kimi_k2\";\n");
+    assert_non_null(fe_compile_string(f->a, f->d, "p.dsl", plain, strlen(plain), &o));
 }
 
 static void test_bad_sets(void **state) {
@@ -234,6 +283,7 @@ int main(void) {
         cmocka_unit_test_setup_teardown(test_absent, setup, teardown),
         cmocka_unit_test_setup_teardown(test_bad_config_values, setup, teardown),
         cmocka_unit_test_setup_teardown(test_malformed_config, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_model_type, setup, teardown),
         cmocka_unit_test_setup_teardown(test_bad_sets, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

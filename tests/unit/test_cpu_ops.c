@@ -788,6 +788,12 @@ static void test_input_errors(void **state) {
     CpuInput batch[] = {{"x", 3, {2, 3, 4}, x}, {"y", 2, {3, 4}, y}}; /* B = 2 from x, 3 from y */
     assert_false(cpu_exec_run(p->x, batch, 2, p->d));
     assert_int_equal(diag_error_count(p->d), 3);
+    CpuInput empty[] = {{"x", 3, {2, 0, 4}, x}, {"y", 2, {2, 4}, y}}; /* S = 0: kernels would divide by it */
+    assert_false(cpu_exec_run(p->x, empty, 2, p->d));
+    const Diag *e = diag_first(p->d);
+    while (e->next) e = e->next;
+    assert_non_null(strstr(e->msg, "input: the value has no elements"));
+    assert_int_equal(e->loc.line, 2);
     CpuInput good[] = {{"x", 3, {2, 3, 4}, x}, {"y", 2, {2, 4}, y}};
     prog_run(p, good, 2);
     const float *z = out(p, "z", 2, (int64_t[]){2, 4});

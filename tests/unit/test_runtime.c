@@ -14,6 +14,8 @@
 #include <pthread.h>
 #include <unistd.h>
 
+#include "cpu/cpu.h"
+#include "frontend/frontend.h"
 #include "runtime/runtime.h"
 
 typedef struct {
@@ -117,6 +119,83 @@ static void test_fp8_block_dequant_and_shape_checks(void **state) {
     rt_checkpoint_close(c);
     free(w);
     free(buf);
+}
+
+/* Builds an executor for `src` over the checkpoint in f->dir; returns the
+ * first error's message (NULL when it loaded) and its line. */
+static const char *load_error(Fx *f, const char *src, int *line) {
+    f->d = diag_new(f->a, NULL);
+    IrGraph *g = fe_compile_string(f->a, f->d, "w.dsl", src, strlen(src), NULL);
+    assert_non_null(g);
+    RtCheckpoint *c = rt_checkpoint_open(f->a, f->d, f->dir);
+    assert_non_null(c);
+    CpuWeightSource ws = {rt_checkpoint_read_f32, c};
+    CpuOptions o = {.threads = 1};
+    CpuExec *x = cpu_exec_new(g, &ws, &o, f->d);
+    rt_checkpoint_close(c);
+    if (x) {
+        cpu_exec_free(x);
+        return NULL;
+    }
+    const Diag *e = diag_first(f->d);
+    while (e && e->level != DIAG_ERROR) e = e->next;
+    assert_non_null(e);
+    *line = e->loc.line;
+    return e->msg;
+}
+
+/* A NaN or an infinity in a checkpoint tensor, in an FP8 weight's codes or
+ * in its weight_scale_inv is an error naming the tensor, found while the
+ * weights load (for the CPU executor and, through cpu_weight_slice, the
+ * CUDA one), never NaN logits later. */
+static void test_non_finite_weights(void **state) {
+    Fx *f = *state;
+    float table[8] = {0.5f, -1, 2, 0.25f, 3, NAN, 1, -2}, ok8[8] = {1, 2, 3, 4, 5, 6, 7, 8};
+    uint16_t norm[2] = {0x3f80, 0xff80}; /* bf16 1.0, -inf */
+    uint8_t codes[4] = {0x38, 0x38, 0x7f, 0x38}, good_codes[4] = {0x38, 0x40, 0x30, 0x38}; /* 0x7f: E4M3 NaN */
+    float one = 1.0f, inf = INFINITY;
+    uint8_t buf[96];
+    size_t at = 0;
+    memcpy(buf + at, table, 32), at += 32;
+    memcpy(buf + at, ok8, 32), at += 32;
+    memcpy(buf + at, norm, 4), at += 4;
+    memcpy(buf + at, codes, 4), at += 4;
+    memcpy(buf + at, &one, 4), at += 4;
+    memcpy(buf + at, good_codes, 4), at += 4;
+    memcpy(buf + at, &inf, 4), at += 4;
+    const char *hdr =
+        "{\"table\": {\"dtype\": \"F32\", \"shape\": [4, 2], \"data_offsets\": [0, 32]},"
+        " \"good\": {\"dtype\": \"F32\", \"shape\": [4, 2], \"data_offsets\": [32, 64]},"
+        " \"norm\": {\"dtype\": \"BF16\", \"shape\": [2], \"data_offsets\": [64, 68]},"
+        " \"v.weight\": {\"dtype\": \"F8_E4M3\", \"shape\": [2, 2], \"data_offsets\": [68, 72]},"
+        " \"v.weight_scale_inv\": {\"dtype\": \"F32\", \"shape\": [1, 1], \"data_offsets\": [72, 76]},"
+        " \"s.weight\": {\"dtype\": \"F8_E4M3\", \"shape\": [2, 2], \"data_offsets\": [76, 80]},"
+        " \"s.weight_scale_inv\": {\"dtype\": \"F32\", \"shape\": [1, 1], \"data_offsets\": [80, 84]}}";
+    write_st(f, "model.safetensors", hdr, buf, at);
+    const char *head = "dim B, S;\ninput tokens: i32[B, S];\n";
+    char src[512];
+    int line = 0;
+    snprintf(src, sizeof src, "%sweight t: f32[4, 2] = \"good\";\noutput logits = embedding(t, tokens);\n", head);
+    assert_null(load_error(f, src, &line)); /* finite values load */
+    snprintf(src, sizeof src, "%sweight t: f32[4, 2] = \"table\";\noutput logits = embedding(t, tokens);\n", head);
+    assert_string_equal(load_error(f, src, &line), "weight tensor 'table' holds a NaN at element 5 of 8");
+    assert_int_equal(line, 3);
+    snprintf(src, sizeof src, "%sweight t: f32[4, 2] = \"good\";\nweight n: bf16[2] = \"norm\";\n"
+             "output logits = rmsnorm(embedding(t, tokens), cast(n, f32), eps=0.5);\n", head);
+    assert_string_equal(load_error(f, src, &line), "weight tensor 'norm' holds -inf at element 1 of 2");
+    assert_int_equal(line, 4);
+    /* an FP8 checkpoint weight, dequantized to a bf16 model weight and kept
+     * as E4M3 codes for an fp8e4m3 one */
+    snprintf(src, sizeof src, "%sweight t: f32[4, 2] = \"good\";\nweight v: bf16[2, 2] = \"v.weight\";\n"
+             "output logits = linear(embedding(t, tokens), cast(v, f32));\n", head);
+    assert_string_equal(load_error(f, src, &line), "weight tensor 'v.weight' holds a NaN at element 2 of 4");
+    snprintf(src, sizeof src, "%sweight t: f32[4, 2] = \"good\";\nweight v: fp8e4m3[2, 2] = \"v.weight\";\n"
+             "output logits = linear(embedding(t, tokens), cast(v, f32));\n", head);
+    assert_string_equal(load_error(f, src, &line), "weight tensor 'v.weight' holds a NaN at element 2 of 4");
+    /* finite codes, an infinite block scale: named as the scale tensor */
+    snprintf(src, sizeof src, "%sweight t: f32[4, 2] = \"good\";\nweight w: bf16[2, 2] = \"s.weight\";\n"
+             "output logits = linear(embedding(t, tokens), cast(w, f32));\n", head);
+    assert_string_equal(load_error(f, src, &line), "tensor 's.weight_scale_inv' holds an infinity at block 0 of 1");
 }
 
 static void test_corrupt_headers(void **state) {
@@ -280,6 +359,7 @@ int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_conversions),
         cmocka_unit_test_setup_teardown(test_fp8_block_dequant_and_shape_checks, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_non_finite_weights, setup, teardown),
         cmocka_unit_test_setup_teardown(test_corrupt_headers, setup, teardown),
         cmocka_unit_test_setup_teardown(test_shards, setup, teardown),
         cmocka_unit_test_setup_teardown(test_npy_roundtrip, setup, teardown),

@@ -10,6 +10,7 @@
 #include "runtime/runtime.h"
 
 #include <getopt.h>
+#include <math.h>
 #include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
@@ -238,6 +239,19 @@ static int64_t argmax(const float *v, int64_t n) {
     return best;
 }
 
+/* False, after an error, when a row's logits at position t hold a NaN:
+ * argmax would answer token 0, a silent wrong answer. */
+static bool logits_numeric(DiagEngine *d, const float *v, int64_t B, int64_t T, int64_t t, int64_t V) {
+    for (int64_t b = 0; b < B; b++)
+        for (int64_t i = 0; i < V; i++)
+            if (isnan(v[(b * T + t) * V + i])) {
+                diag_error(d, (SrcLoc){0}, "the logits of row %lld at position %lld are NaN (vocabulary entry %lld first)",
+                           (long long)b, (long long)t, (long long)i);
+                return false;
+            }
+    return true;
+}
+
 static bool graph_has_input(const IrGraph *g, const char *name) {
     for (int i = 0; i < g->nnodes; i++)
         if (g->nodes[i]->op == IR_OP_INPUT && strcmp(ir_node_attr_str(g->nodes[i], "name", ""), name) == 0) return true;
@@ -278,6 +292,11 @@ static int execute(const RunArgs *r, const IrGraph *g, Exec *x, DiagEngine *d, c
                 gpu_exec_last_ms(x->gpu), gpu_exec_last_launches(x->gpu), gpu_exec_last_lib_calls(x->gpu), blas);
     }
 #endif
+    for (int64_t t = 0; t < T; t++)
+        if (!logits_numeric(d, logits, B, T, t, V)) {
+            free(logits);
+            return DSCC_EXIT_RUNTIME;
+        }
     for (int64_t b = 0; b < B; b++)
         printf("row %lld: next token %lld\n", (long long)b, (long long)argmax(logits + (b * T + T - 1) * V, V));
     int rc = DSCC_EXIT_OK;
@@ -295,6 +314,7 @@ static int execute(const RunArgs *r, const IrGraph *g, Exec *x, DiagEngine *d, c
         float *step = malloc(sizeof(float) * (size_t)(B * L * V));
         for (int64_t t = T; t + 1 < L && rc == DSCC_EXIT_OK; t++) {
             if (!run_span(x, d, seq, B, L, t, t + 1, has_pos, step, &V)) rc = DSCC_EXIT_INPUT;
+            else if (!logits_numeric(d, step, B, L, t, V)) rc = DSCC_EXIT_RUNTIME;
             for (int64_t b = 0; b < B && rc == DSCC_EXIT_OK; b++) seq[b * L + t + 1] = (float)argmax(step + (b * L + t) * V, V);
         }
         for (int64_t b = 0; b < B && rc == DSCC_EXIT_OK; b++) {
