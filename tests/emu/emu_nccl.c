@@ -191,7 +191,7 @@ typedef struct Comm {
     pthread_cond_t cv;  /* a task finished, or the abort */
     int state;          /* ST_INIT, NCCL_OK or the asynchronous error */
     char last[640];
-    bool aborted, left, finalizing;
+    bool aborted, left, finalizing, init_failed;
     int refs;      /* the user's handle and every queued task */
     int executing; /* tasks moving bytes (the abort waits for them) */
     int pending;   /* tasks queued and not finished (finalize waits for them) */
@@ -235,14 +235,16 @@ typedef struct {
 
 enum { PEER_ALIVE, PEER_ABSENT, PEER_LEFT, PEER_DIED };
 
-/* Where rank q stands: its rank file and whether its lock is held. */
+/* Where rank q stands: its rank file (left.<q> once it left) and whether its lock is held. */
 static int peer_state(const Comm *c, int q, RankFile *rf) {
     char p[PATH_MAX + 32];
     path_of(c, p, sizeof p, "rank.%d", q);
     int fd = open(p, O_RDONLY | O_CLOEXEC);
+    bool left = false;
     if (fd < 0) {
         path_of(c, p, sizeof p, "left.%d", q);
-        return access(p, F_OK) == 0 ? PEER_LEFT : PEER_ABSENT;
+        if ((fd = open(p, O_RDONLY | O_CLOEXEC)) < 0) return PEER_ABSENT;
+        left = true;
     }
     char buf[400] = "";
     ssize_t n = read(fd, buf, sizeof buf - 1);
@@ -251,8 +253,8 @@ static int peer_state(const Comm *c, int q, RankFile *rf) {
         memset(rf, 0, sizeof *rf);
         sscanf(buf, "%ld %d %d %255s", &rf->pid, &rf->device, &rf->nranks, rf->host);
     }
-    int st = PEER_ALIVE;
-    if (flock(fd, LOCK_SH | LOCK_NB) == 0) { /* nobody holds it: the process is gone */
+    int st = left ? PEER_LEFT : PEER_ALIVE;
+    if (!left && flock(fd, LOCK_SH | LOCK_NB) == 0) { /* nobody holds it: the process is gone */
         flock(fd, LOCK_UN);
         st = PEER_DIED;
     }
@@ -293,13 +295,13 @@ static int init_poll(Comm *c) {
         int st = peer_state(c, q, &rf[q]);
         if (st == PEER_ABSENT) r = NCCL_IN_PROGRESS;
         else if (st == PEER_DIED) r = NCCL_REMOTE;
-        else if (st == PEER_ALIVE && rf[q].nranks != c->nranks) r = NCCL_INVALID_USAGE;
+        else if (rf[q].nranks != c->nranks) r = NCCL_INVALID_USAGE;
         if (r == NCCL_REMOTE) snprintf(c->last, sizeof c->last, "rank %d: rank %d exited during initialization", c->rank, q);
         if (r == NCCL_INVALID_USAGE)
             snprintf(c->last, sizeof c->last, "rank %d: rank %d joined a world of %d ranks, this rank a world of %d", c->rank, q,
                      rf[q].nranks, c->nranks);
         for (int p = 0; p < q && r == NCCL_OK; p++)
-            if (st == PEER_ALIVE && rf[p].pid && rf[q].device >= 0 && rf[p].device == rf[q].device && !strcmp(rf[p].host, rf[q].host)) {
+            if (rf[q].device >= 0 && rf[p].device == rf[q].device && !strcmp(rf[p].host, rf[q].host)) {
                 r = NCCL_INVALID_USAGE;
                 snprintf(c->last, sizeof c->last, "rank %d: ranks %d and %d use the same device %d of host %s (duplicate GPU)", c->rank,
                          p, q, rf[q].device, rf[q].host);
@@ -308,14 +310,35 @@ static int init_poll(Comm *c) {
     free(rf);
     if (r == NCCL_IN_PROGRESS) return r;
     c->state = r;
-    if (r != NCCL_OK) call_error(r, "%s", c->last);
+    if (r != NCCL_OK) {
+        call_error(r, "%s", c->last);
+        char p[PATH_MAX + 32];
+        path_of(c, p, sizeof p, "fail.%d", c->rank);
+        int fd = open(p, O_WRONLY | O_CREAT | O_CLOEXEC, 0600);
+        if (fd >= 0) close(fd);
+        c->init_failed = true;
+    }
     return r;
+}
+
+/* After a failed initialization: every rank computes the same verdict from the same files, so the
+ * one that found it first waits (up to a second) for the others to have found it too before it
+ * leaves, as NCCL's ranks fail together at the same step of their bootstrap. */
+static void init_fail_wait(Comm *c) {
+    double end = now_s() + 1.0;
+    for (int q = 0; q < c->nranks && now_s() < end;) {
+        char p[PATH_MAX + 32];
+        path_of(c, p, sizeof p, "fail.%d", q);
+        if (q == c->rank || access(p, F_OK) == 0 || peer_state(c, q, NULL) != PEER_ALIVE) q++;
+        else sleep_us(200);
+    }
 }
 
 /* Out of the communicator; the last rank out (the others left or died) removes the directory. */
 static void comm_leave(Comm *c) {
     if (c->left) return;
     c->left = true;
+    if (c->init_failed) init_fail_wait(c);
     char a[PATH_MAX + 32], b[PATH_MAX + 32];
     path_of(c, a, sizeof a, "rank.%d", c->rank);
     path_of(c, b, sizeof b, "left.%d", c->rank);
