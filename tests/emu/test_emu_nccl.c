@@ -10,7 +10,8 @@
  * copy and a memset queued after a receive that must see the bytes it
  * brought (the stream is held back by a peer that sends only when told);
  * two streams ordered by an event and a group whose send and receive are on
- * different streams; a receive larger than the matching send
+ * different streams; a CUDA graph holding a grouped exchange and a copy on
+ * a second stream that joined the capture, launched three times; a receive larger than the matching send
  * (ncclInvalidUsage, both sizes named); a rank that exits mid-exchange
  * (the others fail within seconds with ncclRemoteError naming it, through
  * the emulator alone: no heartbeat); and a deadline whose abort (the
@@ -51,7 +52,7 @@ typedef struct {
     char msg[700];
 } Report;
 
-typedef enum { MODE_A2AV, MODE_ORDER, MODE_EVENTS, MODE_MISMATCH, MODE_DEATH, MODE_ABORT } Mode;
+typedef enum { MODE_A2AV, MODE_ORDER, MODE_EVENTS, MODE_GRAPH, MODE_MISMATCH, MODE_DEATH, MODE_ABORT } Mode;
 
 typedef struct { /* the driver calls runtime/cuda.c does not make */
     int (*stream_create)(void **, unsigned);
@@ -247,6 +248,33 @@ static bool split_group(Rank *k) {
     return ok;
 }
 
+/* A CUDA graph captured on the runtime's stream: a grouped exchange, then a copy on a second stream
+ * that joins the capture through an event and rejoins it; launched three times, each with new bytes. */
+static bool graph_rounds(Rank *k) {
+    const size_t N = 3001;
+    void *s = rt_cuda_stream(k->cu), *s2 = new_stream(k), *ev = NULL, *ev2 = NULL;
+    RtDevPtr a = dev_alloc(k, N, 0), b = dev_alloc(k, N, 0), c = dev_alloc(k, N, 0);
+    RtGraph *g = NULL;
+    int peer = 1 - k->rank;
+    bool ok = s2 && a && b && c && k->drv.event_create(&ev, 0) == 0 && k->drv.event_create(&ev2, 0) == 0 &&
+              rt_cuda_capture_begin(k->cu, k->d) && rt_nccl_group_start(k->c, k->d) && rt_nccl_send(k->c, k->d, a, N, RT_NCCL_U8, peer, s) &&
+              rt_nccl_recv(k->c, k->d, b, N, RT_NCCL_U8, peer, s) && rt_nccl_group_end(k->c, k->d, "captured exchange") &&
+              k->drv.event_record(ev, s) == 0 && k->drv.stream_wait_event(s2, ev, 0) == 0 && k->drv.dtod_async(c, b, N, s2) == 0 &&
+              k->drv.event_record(ev2, s2) == 0 && k->drv.stream_wait_event(s, ev2, 0) == 0;
+    if (!rt_cuda_capture_end(k->cu, k->d, &g) || !ok) return flunk(k, "capture");
+    if (k->drv.stream_query(s) != 0) return flunk(k, "the capture ran something");
+    unsigned char *h = malloc(N);
+    for (int round = 0; ok && round < 3; round++) {
+        for (size_t i = 0; i < N; i++) h[i] = pattern(k->rank, peer, round, i);
+        ok = rt_cuda_upload(k->cu, k->d, a, h, N) && rt_cuda_graph_launch(k->cu, k->d, g) &&
+             rt_nccl_wait(k->c, k->d, s, "the graph", 20000) && rt_cuda_download(k->cu, k->d, h, c, N);
+        if (!ok) flunk(k, "graph launch %d", round);
+        else ok = check_bytes(k, h, N, peer, round, 0, "graph");
+    }
+    free(h);
+    return ok;
+}
+
 /* Provoked failures: the wait must fail; the report is its error and how long it took. */
 static void expect_failure(Rank *k, void *s, const char *what, int timeout_ms) {
     double t0 = now_s();
@@ -272,6 +300,9 @@ static void scenario(Rank *k) {
         break;
     case MODE_EVENTS:
         if (k->rank == 0 ? events_rank0(k) : peer_rank1(k, 0)) split_group(k);
+        break;
+    case MODE_GRAPH:
+        graph_rounds(k);
         break;
     case MODE_MISMATCH: /* rank 0 sends 1000 bytes, rank 1 expects 1200 */
         if (k->rank == 0 && !(rt_nccl_send(k->c, k->d, buf, 1000, RT_NCCL_U8, 1, s) && rt_nccl_wait(k->c, k->d, s, "send", 20000)))
@@ -398,6 +429,13 @@ static void test_two_streams(void **state) {
     expect_ok(rep, 2);
 }
 
+static void test_graph(void **state) {
+    (void)state;
+    Report rep[MAXR];
+    run(MODE_GRAPH, 2, rep);
+    expect_ok(rep, 2);
+}
+
 static void test_size_mismatch(void **state) {
     (void)state;
     Report rep[MAXR];
@@ -449,7 +487,7 @@ int main(void) {
     setenv("DSCC_EMU_DEVICES", "4", 1);
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_a2av_2),        cmocka_unit_test(test_a2av_4),      cmocka_unit_test(test_stream_order),
-        cmocka_unit_test(test_two_streams),   cmocka_unit_test(test_size_mismatch), cmocka_unit_test(test_rank_exits),
+        cmocka_unit_test(test_two_streams),   cmocka_unit_test(test_graph), cmocka_unit_test(test_size_mismatch), cmocka_unit_test(test_rank_exits),
         cmocka_unit_test(test_abort_frees_stream),
     };
     int rc = cmocka_run_group_tests(tests, NULL, NULL);
