@@ -187,7 +187,7 @@ typedef struct Comm {
     int rank, nranks, device;
     bool blocking;
     int lockfd; /* rank.<rank>, flocked while in the communicator */
-    double timeout_s;
+    double timeout_s, init_end; /* DSCC_EMU_NCCL_TIMEOUT; when the ranks must all have joined */
     pthread_mutex_t mu; /* everything below */
     pthread_cond_t cv;  /* a task finished, or the abort */
     int state;          /* ST_INIT, NCCL_OK or the asynchronous error */
@@ -309,6 +309,10 @@ static int init_poll(Comm *c) {
             }
     }
     free(rf);
+    if (r == NCCL_IN_PROGRESS && now_s() > c->init_end) {
+        r = NCCL_REMOTE;
+        snprintf(c->last, sizeof c->last, "rank %d: not every rank joined within %g s (DSCC_EMU_NCCL_TIMEOUT)", c->rank, c->timeout_s);
+    }
     if (r == NCCL_IN_PROGRESS) return r;
     c->state = r;
     if (r != NCCL_OK) call_error(r, "%s", c->last);
@@ -421,6 +425,7 @@ NCCL_API int ncclCommInitRankConfig(void **out, int nranks, ncclUniqueId uid, in
     c->rank = rank, c->nranks = nranks, c->lockfd = -1, c->state = ST_INIT, c->refs = 1;
     c->blocking = !config || config->blocking != 0;
     c->timeout_s = emu_timeout_s();
+    c->init_end = now_s() + c->timeout_s;
     c->device = 0;
     if (g_cu.ctx_get_device && g_cu.ctx_get_device(&c->device) != 0) c->device = 0;
     c->send_seq = calloc((size_t)nranks, sizeof *c->send_seq);
@@ -441,19 +446,11 @@ NCCL_API int ncclCommInitRankConfig(void **out, int nranks, ncclUniqueId uid, in
     }
     *out = c;
     if (!c->blocking) return NCCL_IN_PROGRESS; /* the peers are met, and their verdict had, through ncclCommGetAsyncError */
-    double end = now_s() + c->timeout_s;
     pthread_mutex_lock(&c->mu);
-    r = init_poll(c);
-    while (r == NCCL_IN_PROGRESS && now_s() < end) {
+    for (r = init_poll(c); r == NCCL_IN_PROGRESS; r = init_poll(c)) { /* ends at c->init_end */
         pthread_mutex_unlock(&c->mu);
         sleep_us(1000);
         pthread_mutex_lock(&c->mu);
-        r = init_poll(c);
-    }
-    if (r == NCCL_IN_PROGRESS) {
-        c->state = r = NCCL_REMOTE;
-        snprintf(c->last, sizeof c->last, "rank %d: not every rank joined within %g s (DSCC_EMU_NCCL_TIMEOUT)", rank, c->timeout_s);
-        call_error(r, "%s", c->last);
     }
     pthread_mutex_unlock(&c->mu);
     return r;
