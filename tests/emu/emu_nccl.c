@@ -267,6 +267,12 @@ static const char *peer_gone(int st) { return st == PEER_DIED ? "exited (its pro
 
 /* Joins: rank.<rank> made under a temporary name, locked, then renamed into place. */
 static int comm_join(Comm *c, const char *host) {
+    if (mkdir(c->dir, 0700) != 0 && errno == ENOENT) { /* the folder the id names is gone: make it again */
+        char base[PATH_MAX];
+        snprintf(base, sizeof base, "%s", c->dir);
+        *strrchr(base, '/') = 0;
+        mkdir(base, 0700);
+    }
     if (mkdir(c->dir, 0700) != 0 && errno != EEXIST)
         return call_error(NCCL_SYSTEM, "emulated NCCL: cannot make the rendezvous directory %s: %s", c->dir, strerror(errno));
     RankFile old;
