@@ -2,7 +2,7 @@
 # gpu_stage.sh — here, before a run on the GPU machine (which has no
 # flex/bison and no Debian -dev packages): builds build/ (dscc, the tests,
 # bench_gpu), the cuBLASLt baselines with nvcc (build/bench/baselines), and
-# copies the shared libraries the GPU machine lacks (cmocka, cJSON, xxHash)
+# copies the shared libraries the GPU machine lacks (cmocka, cJSON, xxHash, PCRE2)
 # to build/gpu-libs. Then carry `build` and run tests/gpu/session.sh there.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -14,7 +14,7 @@ nvcc=${NVCC:-$(command -v nvcc || echo /usr/local/cuda/bin/nvcc)}
 if [ ! -x build/bench/baselines ] || [ bench/baselines.cu -nt build/bench/baselines ]; then
   "$nvcc" -O2 -gencode=arch=compute_90a,code=sm_90a -o build/bench/baselines bench/baselines.cu -lcublasLt
 fi
-for lib in libcmocka.so.0 libcjson.so.1 libxxhash.so.0; do
+for lib in libcmocka.so.0 libcjson.so.1 libxxhash.so.0 libpcre2-8.so.0; do
   p=$(ldconfig -p | awk -v l="$lib" '$1 == l && /x86-64/ {print $NF; exit}')
   [ -n "$p" ] && cp -L "$p" build/gpu-libs/
 done
