@@ -101,12 +101,7 @@ static bool read_cached(const char *path, CgBinary *b) {
 }
 
 static void write_cached(const char *path, const CgBinary *b) {
-    char *tmp = fmt("%s.tmp.%ld.%lx", path, (long)getpid(), (unsigned long)pthread_self());
-    FILE *f = tmp ? fopen(tmp, "wb") : NULL;
-    bool ok = f && fwrite(b->data, 1, b->size, f) == b->size;
-    if (f) ok = fclose(f) == 0 && ok;
-    if (!ok || rename(tmp, path) != 0) remove(tmp); /* a cache that cannot be written is only slower */
-    free(tmp);
+    file_write(path, &(FileChunk){b->data, b->size}, 1); /* a cache that cannot be written is only slower */
 }
 
 static char *compile_one(const Job *j, const CgSource *s, CgBinary *b) {

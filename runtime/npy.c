@@ -122,20 +122,15 @@ bool rt_npy_write_f32(DiagEngine *d, const char *path, const float *data, int ra
     if (rank == 0) n += snprintf(hdr + n, sizeof hdr - (size_t)n, ")");
     n += snprintf(hdr + n, sizeof hdr - (size_t)n, ", }");
     int total = 10 + n + 1, pad = (64 - total % 64) % 64; /* header padded to 64 bytes, ends in \n */
-    char tmp[4096];
-    snprintf(tmp, sizeof tmp, "%s.tmp.%ld", path, (long)getpid());
-    FILE *f = fopen(tmp, "wb");
-    bool ok = f != NULL;
-    if (ok) {
-        uint16_t hl = (uint16_t)(n + pad + 1);
-        unsigned char pre[10] = {0x93, 'N', 'U', 'M', 'P', 'Y', 1, 0, (unsigned char)(hl & 255), (unsigned char)(hl >> 8)};
-        ok = fwrite(pre, 1, 10, f) == 10 && fwrite(hdr, 1, (size_t)n, f) == (size_t)n;
-        for (int i = 0; ok && i < pad; i++) ok = fputc(' ', f) != EOF;
-        ok = ok && fputc('\n', f) != EOF && fwrite(data, sizeof(float), (size_t)numel, f) == (size_t)numel;
-        ok = (fclose(f) == 0) && ok;
-        ok = ok && rename(tmp, path) == 0;
-        if (!ok) remove(tmp);
-    }
-    if (!ok) diag_error(d, at(path), "cannot write: %s", strerror(errno));
-    return ok;
+    char head[10 + sizeof hdr + 64];
+    uint16_t hl = (uint16_t)(n + pad + 1);
+    unsigned char pre[10] = {0x93, 'N', 'U', 'M', 'P', 'Y', 1, 0, (unsigned char)(hl & 255), (unsigned char)(hl >> 8)};
+    memcpy(head, pre, 10);
+    memcpy(head + 10, hdr, (size_t)n);
+    memset(head + 10 + n, ' ', (size_t)pad);
+    head[10 + n + pad] = '\n';
+    FileChunk parts[2] = {{head, (size_t)(10 + n + pad + 1)}, {data, sizeof(float) * (size_t)numel}};
+    int err = file_write(path, parts, 2);
+    if (err) diag_error(d, at(path), "cannot write: %s", strerror(err));
+    return err == 0;
 }

@@ -101,9 +101,23 @@ const Diag *diag_first(const DiagEngine *d); /* in report order */
 /* After this many errors further ones are counted but not printed. */
 void diag_set_max_errors(DiagEngine *d, int n);
 
+/* ---- files (fileio.c): outputs that replace only what is theirs ------ */
+
 /* Reads a whole file into an arena buffer (NUL-terminated). On failure
  * reports "FILE: error: cannot read: <strerror>" and returns NULL. */
 char *read_file_text(Arena *a, DiagEngine *d, const char *path, size_t *len_out);
+
+typedef struct {
+    const void *data;
+    size_t len;
+} FileChunk;
+
+/* Writes the chunks, in order, as the content of path. A regular file (or a
+ * new one) is replaced atomically: a temporary beside it, renamed over it.
+ * A symlink is followed to its final target, which is replaced (the link
+ * stays a link). A character device or FIFO is written in place. Returns 0
+ * or an errno value (EISDIR for a directory). Thread-safe. */
+int file_write(const char *path, const FileChunk *chunks, int n);
 
 /* ---- checked sizes ---------------------------------------------------- */
 
