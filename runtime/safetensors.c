@@ -161,14 +161,10 @@ RtSafetensors *rt_safetensors_parse(Arena *a, DiagEngine *d, const char *path, c
 }
 
 RtSafetensors *rt_safetensors_open(Arena *a, DiagEngine *d, const char *path) {
-    int fd = open(path, O_RDONLY);
-    struct stat sb;
-    if (fd < 0 || fstat(fd, &sb) != 0) {
-        diag_error(d, at(path), "cannot open: %s", strerror(errno));
-        if (fd >= 0) close(fd);
-        return NULL;
-    }
-    size_t size = (size_t)sb.st_size;
+    int64_t fsize;
+    int fd = file_open_checked(d, arena_strdup(a, path), -1, &fsize); /* a FIFO or device: an error, not a hang */
+    if (fd < 0) return NULL;
+    size_t size = (size_t)fsize;
     void *map = size ? mmap(NULL, size, PROT_READ, MAP_PRIVATE, fd, 0) : NULL;
     close(fd);
     if (size && map == MAP_FAILED) {

@@ -135,29 +135,3 @@ void diag_report(DiagEngine *d, DiagLevel lv, SrcLoc loc, const char *fmt, ...) 
     diag_vreport(d, lv, loc, fmt, ap);
     va_end(ap);
 }
-
-char *read_file_text(Arena *a, DiagEngine *d, const char *path, size_t *len_out) {
-    SrcLoc loc = {arena_strdup(a, path), 0, 0};
-    FILE *f = fopen(path, "rb");
-    if (!f) {
-        diag_error(d, loc, "cannot read: %s", strerror(errno));
-        return NULL;
-    }
-    StrBuf sb;
-    sb_init(&sb);
-    char buf[65536];
-    size_t n;
-    while ((n = fread(buf, 1, sizeof buf, f)) > 0) sb_putn(&sb, buf, n);
-    bool bad = ferror(f);
-    int err = errno;
-    fclose(f);
-    if (bad) {
-        sb_free(&sb);
-        diag_error(d, loc, "cannot read: %s", strerror(err));
-        return NULL;
-    }
-    char *text = arena_strndup(a, sb.data ? sb.data : "", sb.len);
-    if (len_out) *len_out = sb.len;
-    sb_free(&sb);
-    return text;
-}

@@ -1,6 +1,8 @@
-/* fileio.c — the one place output files are written.
+/* fileio.c — the one place files are opened for input and written as output.
  *
- * Outputs replace only what is theirs: a
+ * Inputs must be regular files: they are opened with O_NONBLOCK (so a FIFO
+ * with no writer cannot hang the open) and fstat()ed before a byte is read,
+ * and callers give a size limit. Outputs replace only what is theirs: a
  * regular file (or a new one) is written to a temporary beside it and renamed
  * over it, a symlink is followed to its final target and the target is
  * replaced, and a character device or FIFO (/dev/null, /dev/stdout's pipe) is
@@ -9,11 +11,103 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <inttypes.h>
 #include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
+
+/* ---- inputs ------------------------------------------------------------ */
+
+static const char *kind_name(unsigned mode) {
+    switch (mode & S_IFMT) {
+    case S_IFDIR: return "a directory";
+    case S_IFIFO: return "a FIFO";
+    case S_IFCHR: return "a character device";
+    case S_IFBLK: return "a block device";
+    case S_IFSOCK: return "a socket";
+    default: return "not a plain file";
+    }
+}
+
+FileStatus file_open_in(const char *path, int64_t max, FileIn *f) {
+    memset(f, 0, sizeof *f);
+    f->fd = open(path, O_RDONLY | O_NONBLOCK | O_CLOEXEC);
+    struct stat sb;
+    if (f->fd < 0 || fstat(f->fd, &sb) != 0) {
+        f->err = errno;
+        if (f->fd >= 0) close(f->fd);
+        f->fd = -1;
+        return FILE_ERRNO;
+    }
+    f->mode = (unsigned)sb.st_mode;
+    f->size = (int64_t)sb.st_size;
+    FileStatus st = !S_ISREG(sb.st_mode) ? FILE_NOT_REGULAR : max >= 0 && f->size > max ? FILE_TOO_BIG : FILE_OK;
+    if (st != FILE_OK) {
+        close(f->fd);
+        f->fd = -1;
+        return st;
+    }
+    /* reads of a regular file never block; clear the flag all the same */
+    int fl = fcntl(f->fd, F_GETFL);
+    if (fl >= 0) fcntl(f->fd, F_SETFL, fl & ~O_NONBLOCK);
+    return FILE_OK;
+}
+
+const char *file_status_text(FileStatus st, const FileIn *f, int64_t max, char *buf, size_t n) {
+    switch (st) {
+    case FILE_OK: snprintf(buf, n, "ok"); break;
+    case FILE_ERRNO: snprintf(buf, n, "cannot read: %s", strerror(f->err)); break;
+    case FILE_NOT_REGULAR: snprintf(buf, n, "is not a regular file (%s)", kind_name(f->mode)); break;
+    case FILE_TOO_BIG:
+        snprintf(buf, n, "is %" PRId64 " bytes, over the limit of %" PRId64 " MiB for this input", f->size, max >> 20);
+        break;
+    }
+    return buf;
+}
+
+int file_open_checked(DiagEngine *d, const char *path, int64_t max, int64_t *size) {
+    FileIn f;
+    FileStatus st = file_open_in(path, max, &f);
+    if (st != FILE_OK) {
+        char why[160];
+        diag_error(d, ((SrcLoc){path, 0, 0}), "%s", file_status_text(st, &f, max, why, sizeof why));
+        return -1;
+    }
+    if (size) *size = f.size;
+    return f.fd;
+}
+
+size_t file_read_fd(int fd, void *buf, size_t n) {
+    size_t got = 0;
+    while (got < n) {
+        ssize_t r = read(fd, (char *)buf + got, n - got);
+        if (r < 0 && errno == EINTR) continue;
+        if (r <= 0) break;
+        got += (size_t)r;
+    }
+    return got;
+}
+
+char *read_file_text(Arena *a, DiagEngine *d, const char *path, size_t *len_out) {
+    const char *name = arena_strdup(a, path);
+    int64_t size;
+    int fd = file_open_checked(d, name, FILE_TEXT_MAX, &size);
+    if (fd < 0) return NULL;
+    char *text = arena_alloc(a, (size_t)size + 1);
+    errno = 0;
+    size_t got = file_read_fd(fd, text, (size_t)size);
+    int err = errno;
+    close(fd);
+    if (got < (size_t)size && err) {
+        diag_error(d, ((SrcLoc){name, 0, 0}), "cannot read: %s", strerror(err));
+        return NULL;
+    }
+    text[got] = 0; /* a file that shrank since fstat is read as it is now */
+    if (len_out) *len_out = got;
+    return text;
+}
 
 /* ---- outputs ----------------------------------------------------------- */
 

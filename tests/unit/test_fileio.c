@@ -179,12 +179,61 @@ static void test_write_char_device_in_place(void **state) {
     tmp_remove(&t);
 }
 
+/* Inputs: a FIFO with no writer, a directory and a device are refused at
+ * once (the open never blocks), a file over the limit is refused, a regular
+ * file is read whole. */
+static void test_open_input_checks(void **state) {
+    (void)state;
+    Tmp t;
+    tmp_make(&t);
+    FileIn f;
+    assert_int_equal(mkfifo(tmp_path(&t, "fifo"), 0600), 0);
+    assert_int_equal(file_open_in(tmp_path(&t, "fifo"), -1, &f), FILE_NOT_REGULAR);
+    assert_int_equal(f.fd, -1);
+    char why[160];
+    assert_string_equal(file_status_text(FILE_NOT_REGULAR, &f, -1, why, sizeof why), "is not a regular file (a FIFO)");
+    assert_int_equal(file_open_in(t.dir, -1, &f), FILE_NOT_REGULAR);
+    assert_string_equal(file_status_text(FILE_NOT_REGULAR, &f, -1, why, sizeof why), "is not a regular file (a directory)");
+    assert_int_equal(file_open_in("/dev/zero", -1, &f), FILE_NOT_REGULAR);
+    assert_int_equal(file_open_in(tmp_path(&t, "missing"), -1, &f), FILE_ERRNO);
+    assert_int_equal(f.err, ENOENT);
+    char a[300];
+    random_text(a, sizeof a);
+    assert_int_equal(write_text(tmp_path(&t, "text"), a), 0);
+    assert_int_equal(file_open_in(tmp_path(&t, "text"), 298, &f), FILE_TOO_BIG);
+    assert_int_equal(f.size, 299);
+    assert_string_equal(file_status_text(FILE_TOO_BIG, &f, 2 << 20, why, sizeof why), "is 299 bytes, over the limit of 2 MiB for this input");
+    assert_int_equal(file_open_in(tmp_path(&t, "text"), 299, &f), FILE_OK);
+    char back[400] = {0};
+    assert_int_equal(file_read_fd(f.fd, back, sizeof back), 299);
+    close(f.fd);
+    assert_string_equal(back, a);
+    /* read_file_text: the whole text, or an error naming the file */
+    Arena *ar = arena_new();
+    DiagEngine *d = diag_new(ar, NULL);
+    size_t len;
+    char *txt = read_file_text(ar, d, tmp_path(&t, "text"), &len);
+    assert_non_null(txt);
+    assert_int_equal(len, 299);
+    assert_string_equal(txt, a);
+    assert_null(read_file_text(ar, d, tmp_path(&t, "fifo"), &len));
+    assert_int_equal(diag_error_count(d), 1);
+    assert_string_equal(diag_first(d)->loc.file, tmp_path(&t, "fifo"));
+    assert_string_equal(diag_first(d)->msg, "is not a regular file (a FIFO)");
+    assert_int_equal(truncate(tmp_path(&t, "text"), FILE_TEXT_MAX + 1), 0);
+    assert_null(read_file_text(ar, d, tmp_path(&t, "text"), &len));
+    assert_int_equal(diag_error_count(d), 2);
+    arena_free(ar);
+    tmp_remove(&t);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_write_regular_atomic),
         cmocka_unit_test(test_write_through_symlink),
         cmocka_unit_test(test_write_fifo_in_place),
         cmocka_unit_test(test_write_char_device_in_place),
+        cmocka_unit_test(test_open_input_checks),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
