@@ -5,7 +5,8 @@
  * kernels in parallel, and caches each cubin under DSCC_CACHE_DIR (default
  * ${XDG_CACHE_HOME:-~/.cache}/dscc) keyed by a 128-bit xxHash of the
  * source, the options, the architecture and the NVRTC version, written by
- * atomic rename so concurrent compilers never see half a file. Generating
+ * atomic rename so concurrent compilers never see half a file; each entry
+ * carries its key, length and XXH64, checked before it is served. Generating
  * CUDA from the IR is not part of this layer (and not yet in dscc). */
 #ifndef DSCC_CODEGEN_H
 #define DSCC_CODEGEN_H
@@ -22,6 +23,7 @@ typedef struct {
     void *data;         /* cubin (ELF), malloc'd */
     size_t size;
     bool from_cache;
+    bool cache_rejected; /* its cache entry was damaged (truncated, garbage, another key's) and was recompiled */
 } CgBinary;
 
 typedef struct {

@@ -57,10 +57,10 @@ static int emit_kernels(Arena *a, DiagEngine *d, const IrGraph *g, EmitKind emit
         bins = calloc((size_t)p->nmodules + 1, sizeof(CgBinary));
         CgOptions co = {0};
         int fails = cg_compile(a, d, p->modules, p->nmodules, &co, bins);
-        int cached = 0;
-        for (int m = 0; m < p->nmodules; m++) cached += bins[m].from_cache;
-        fprintf(stderr, "compiled %d modules for %d kernels with NVRTC (%d from the cache) in %.2f s\n", p->nmodules,
-                p->nkernels, cached, driver_now() - t0);
+        int cached = 0, rejected = 0;
+        for (int m = 0; m < p->nmodules; m++) cached += bins[m].from_cache, rejected += bins[m].cache_rejected;
+        fprintf(stderr, "compiled %d modules for %d kernels with NVRTC (%d from the cache, %d damaged cache entries compiled again) in %.2f s\n",
+                p->nmodules, p->nkernels, cached, rejected, driver_now() - t0);
         if (fails) {
             for (int m = 0; m < p->nmodules; m++) cg_binary_free(&bins[m]);
             free(bins);
