@@ -109,6 +109,23 @@ char *read_file_text(Arena *a, DiagEngine *d, const char *path, size_t *len_out)
     return text;
 }
 
+char *read_stream_text(Arena *a, DiagEngine *d, FILE *f, const char *name, size_t *len_out) {
+    StrBuf sb;
+    sb_init(&sb);
+    char buf[65536];
+    size_t n;
+    while ((n = fread(buf, 1, sizeof buf, f)) > 0 && sb.len <= (size_t)FILE_TEXT_MAX) sb_putn(&sb, buf, n);
+    bool bad = ferror(f), big = sb.len > (size_t)FILE_TEXT_MAX;
+    int err = errno;
+    char *text = NULL;
+    if (big) diag_error(d, ((SrcLoc){name, 0, 0}), "is over the limit of %lld MiB for this input", (long long)(FILE_TEXT_MAX >> 20));
+    else if (bad) diag_error(d, ((SrcLoc){name, 0, 0}), "cannot read: %s", strerror(err));
+    else text = arena_strndup(a, sb.data ? sb.data : "", sb.len);
+    if (text && len_out) *len_out = sb.len;
+    sb_free(&sb);
+    return text;
+}
+
 /* ---- outputs ----------------------------------------------------------- */
 
 static int write_fd(int fd, const FileChunk *c, int n) {

@@ -131,6 +131,8 @@ size_t file_read_fd(int fd, void *buf, size_t n);
 /* Reads a whole regular file of at most FILE_TEXT_MAX bytes into an arena
  * buffer (NUL-terminated); NULL after reporting "FILE: error: ...". */
 char *read_file_text(Arena *a, DiagEngine *d, const char *path, size_t *len_out);
+/* The same for a stream (standard input), reported under `name`. */
+char *read_stream_text(Arena *a, DiagEngine *d, FILE *f, const char *name, size_t *len_out);
 
 typedef struct {
     const void *data;

@@ -241,14 +241,7 @@ int cmd_opt(int argc, char **argv) {
     const char *name = path;
     if (strcmp(path, "-") == 0) {
         name = "<stdin>";
-        StrBuf sb;
-        sb_init(&sb);
-        char buf[65536];
-        size_t n;
-        while ((n = fread(buf, 1, sizeof buf, stdin)) > 0) sb_putn(&sb, buf, n);
-        text = arena_strndup(a, sb.data ? sb.data : "", sb.len);
-        len = sb.len;
-        sb_free(&sb);
+        text = read_stream_text(a, d, stdin, name, &len);
     } else {
         text = read_file_text(a, d, path, &len);
     }

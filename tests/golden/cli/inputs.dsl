@@ -37,3 +37,6 @@
 // RUN: d=$(mktemp -d); cp tests/fixtures/tiny_bf16/config.json $d/; mkfifo $d/model.safetensors.index.json; timeout 20 "$DSCC" run models/deepseek_v3.dsl --weights $d --tokens tests/fixtures/tiny_bf16/tokens.npy 2>&1 | sed "s|$d|DIR|g"; echo "exit=${PIPESTATUS[0]}"; rm -rf $d
 // CHECK: DIR/model.safetensors.index.json: error: is not a regular file (a FIFO)
 // CHECK-NEXT: exit=1
+// RUN: head -c 70000000 /dev/zero | timeout 20 "$DSCC" opt -; echo "exit=$?"
+// CHECK: <stdin>: error: is over the limit of 64 MiB for this input
+// CHECK-NEXT: exit=1
