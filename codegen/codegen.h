@@ -5,7 +5,8 @@
  * kernels in parallel, and caches each cubin under DSCC_CACHE_DIR (default
  * ${XDG_CACHE_HOME:-~/.cache}/dscc) keyed by a 128-bit xxHash of the
  * source, the options, the architecture and the NVRTC version, written by
- * atomic rename so concurrent compilers never see half a file. Generating
+ * atomic rename so concurrent compilers never see half a file; each entry
+ * carries its key, length and XXH64, checked before it is served. Generating
  * CUDA from the IR is not part of this layer (and not yet in dscc). */
 #ifndef DSCC_CODEGEN_H
 #define DSCC_CODEGEN_H
@@ -22,6 +23,7 @@ typedef struct {
     void *data;         /* cubin (ELF), malloc'd */
     size_t size;
     bool from_cache;
+    bool cache_rejected; /* its cache entry was damaged (truncated, garbage, another key's) and was recompiled */
 } CgBinary;
 
 typedef struct {
@@ -39,10 +41,11 @@ const char *cg_cache_dir(Arena *a, const CgOptions *o);
  * Returns the number of failures. */
 int cg_compile(Arena *a, DiagEngine *d, const CgSource *src, int n, const CgOptions *o, CgBinary *bins);
 void cg_binary_free(CgBinary *b);
-/* Reads one kernel-cache entry into b (from_cache set); false, with b
- * empty, when the entry is missing, unreadable or not a cubin: the caller
- * then compiles again and overwrites it. */
-bool cg_cache_read(const char *path, CgBinary *b);
+/* Reads the kernel-cache entry at path, which must carry the 128-bit key
+ * (key_hi, key_lo), into b (from_cache set); false, with b empty, when the
+ * entry is missing, unreadable, damaged or another key's: the compiler then
+ * compiles again and overwrites it. */
+bool cg_cache_read(const char *path, uint64_t key_hi, uint64_t key_lo, CgBinary *b);
 
 /* ---- kernel templates -------------------------------------------------- */
 

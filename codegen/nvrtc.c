@@ -3,7 +3,9 @@
  * Each compile runs on its own NVRTC program (NVRTC is thread-safe per
  * program), so a pool of pthreads takes sources from a shared counter.
  * Diagnostics are collected per source and reported in source order after
- * the pool finishes, so output does not interleave. */
+ * the pool finishes, so output does not interleave. A cache entry is served
+ * only when its header (key, length, XXH64) matches: anything else is
+ * compiled again and counted, never loaded. */
 #include "codegen/codegen.h"
 
 #include <errno.h>
@@ -48,10 +50,19 @@ static bool make_dirs(const char *path) {
     return mkdir(buf, 0777) == 0 || errno == EEXIST;
 }
 
+/* What reading a cache entry found. */
+typedef enum {
+    ENTRY_MISS,     /* no entry: compile and store */
+    ENTRY_HIT,      /* a whole entry for this key: served */
+    ENTRY_BAD,      /* truncated, garbage or another key's: compile, overwrite */
+    ENTRY_UNUSABLE, /* a directory, FIFO or unreadable file there: compile, leave it */
+} EntryRead;
+
 typedef struct {
     const CgSource *src;
     CgBinary *bins;
-    char **errors; /* per source, malloc'd message or NULL */
+    char **errors;   /* per source, malloc'd message or NULL */
+    char **unusable; /* per source, why its entry could not be used, or NULL */
     int n;
     atomic_int next;
     const char *arch, *dir;
@@ -68,8 +79,8 @@ static char *fmt(const char *f, ...) {
     return s;
 }
 
-/* The cache path of a source: DIR/<name>-<xxh128 of everything that shapes the cubin>.cubin */
-static char *cache_path(const Job *j, const CgSource *s) {
+/* The cache key of a source: an xxh128 of everything that shapes the cubin. */
+static XXH128_hash_t cache_key(const Job *j, const CgSource *s) {
     XXH3_state_t *st = XXH3_createState();
     XXH3_128bits_reset(st);
     XXH3_128bits_update(st, s->source, strlen(s->source) + 1);
@@ -78,35 +89,73 @@ static char *cache_path(const Job *j, const CgSource *s) {
     XXH3_128bits_update(st, DSCC_CUDA_INCLUDE, sizeof DSCC_CUDA_INCLUDE);
     XXH128_hash_t h = XXH3_128bits_digest(st);
     XXH3_freeState(st);
+    return h;
+}
+
+/* DIR/<name>-<key>.cubin */
+static char *cache_path(const Job *j, const CgSource *s, XXH128_hash_t h) {
     return fmt("%s/%s-%016llx%016llx.cubin", j->dir, s->name, (unsigned long long)h.high64, (unsigned long long)h.low64);
 }
 
-bool cg_cache_read(const char *path, CgBinary *b) {
-    FILE *f = fopen(path, "rb");
-    if (!f) return false;
-    fseek(f, 0, SEEK_END);
-    long n = ftell(f);
-    fseek(f, 0, SEEK_SET);
-    b->data = n > 4 ? malloc((size_t)n) : NULL;
-    bool ok = b->data && fread(b->data, 1, (size_t)n, f) == (size_t)n && memcmp(b->data, "\177ELF", 4) == 0;
-    fclose(f);
-    if (!ok) { /* unreadable or not a cubin: compile again and overwrite */
-        free(b->data);
-        b->data = NULL;
-        return false;
-    }
-    b->size = (size_t)n;
-    b->from_cache = true;
-    return true;
+/* An entry is a 40-byte header, then the cubin. The header holds the magic,
+ * the key (so an entry copied to another key's path is refused), the
+ * cubin's length (a truncated entry is refused) and its XXH64 (garbage is
+ * refused); all little-endian. */
+#define ENTRY_MAGIC "DSCCKC1\n"
+#define ENTRY_HEADER 40
+#define ENTRY_MAX ((int64_t)1 << 30)
+
+static void put64(unsigned char *p, uint64_t v) {
+    for (int i = 0; i < 8; i++) p[i] = (unsigned char)(v >> (8 * i));
+}
+static void entry_header(unsigned char *h, XXH128_hash_t key, const void *data, size_t n) {
+    memcpy(h, ENTRY_MAGIC, 8);
+    put64(h + 8, key.high64);
+    put64(h + 16, key.low64);
+    put64(h + 24, n);
+    put64(h + 32, XXH64(data, n, 0));
 }
 
-static void write_cached(const char *path, const CgBinary *b) {
-    char *tmp = fmt("%s.tmp.%ld.%lx", path, (long)getpid(), (unsigned long)pthread_self());
-    FILE *f = tmp ? fopen(tmp, "wb") : NULL;
-    bool ok = f && fwrite(b->data, 1, b->size, f) == b->size;
-    if (f) ok = fclose(f) == 0 && ok;
-    if (!ok || rename(tmp, path) != 0) remove(tmp); /* a cache that cannot be written is only slower */
-    free(tmp);
+static EntryRead read_cached(const char *path, XXH128_hash_t key, CgBinary *b, char **why) {
+    FileIn f;
+    FileStatus st = file_open_in(path, ENTRY_MAX, &f);
+    if (st == FILE_ERRNO && f.err == ENOENT) return ENTRY_MISS;
+    if (st == FILE_TOO_BIG) return ENTRY_BAD;
+    if (st != FILE_OK) {
+        char buf[160];
+        *why = strdup(file_status_text(st, &f, ENTRY_MAX, buf, sizeof buf));
+        return ENTRY_UNUSABLE;
+    }
+    unsigned char *all = f.size > ENTRY_HEADER ? malloc((size_t)f.size) : NULL;
+    bool ok = all && file_read_fd(f.fd, all, (size_t)f.size) == (size_t)f.size;
+    close(f.fd);
+    size_t n = ok ? (size_t)f.size - ENTRY_HEADER : 0;
+    unsigned char want[ENTRY_HEADER];
+    if (ok) entry_header(want, key, all + ENTRY_HEADER, n);
+    if (!ok || memcmp(all, want, ENTRY_HEADER) != 0 || memcmp(all + ENTRY_HEADER, "\177ELF", 4) != 0) {
+        free(all);
+        return ENTRY_BAD;
+    }
+    memmove(all, all + ENTRY_HEADER, n);
+    b->data = all;
+    b->size = n;
+    b->from_cache = true;
+    return ENTRY_HIT;
+}
+
+bool cg_cache_read(const char *path, uint64_t key_hi, uint64_t key_lo, CgBinary *b) {
+    memset(b, 0, sizeof *b);
+    char *why = NULL;
+    EntryRead r = read_cached(path, (XXH128_hash_t){.low64 = key_lo, .high64 = key_hi}, b, &why);
+    free(why);
+    return r == ENTRY_HIT;
+}
+
+static void write_cached(const char *path, XXH128_hash_t key, const CgBinary *b) {
+    unsigned char h[ENTRY_HEADER];
+    entry_header(h, key, b->data, b->size);
+    FileChunk parts[2] = {{h, sizeof h}, {b->data, b->size}};
+    file_write(path, parts, 2); /* a cache that cannot be written is only slower */
 }
 
 static char *compile_one(const Job *j, const CgSource *s, CgBinary *b) {
@@ -140,25 +189,48 @@ static void *worker(void *arg) {
         const CgSource *s = &j->src[i];
         CgBinary *b = &j->bins[i];
         memset(b, 0, sizeof *b);
-        char *path = j->dir ? cache_path(j, s) : NULL;
-        if (path && cg_cache_read(path, b)) {
+        XXH128_hash_t key = j->dir ? cache_key(j, s) : (XXH128_hash_t){0, 0};
+        char *path = j->dir ? cache_path(j, s, key) : NULL;
+        EntryRead got = path ? read_cached(path, key, b, &j->unusable[i]) : ENTRY_UNUSABLE;
+        if (got == ENTRY_HIT) {
             free(path);
             continue;
         }
+        b->cache_rejected = got == ENTRY_BAD;
         j->errors[i] = compile_one(j, s, b);
-        if (!j->errors[i] && path) write_cached(path, b);
+        if (!j->errors[i] && got != ENTRY_UNUSABLE) write_cached(path, key, b);
+        if (j->unusable[i] && path) {
+            char *msg = fmt("kernel cache entry %s: %s; compiled without the cache", path, j->unusable[i]);
+            free(j->unusable[i]);
+            j->unusable[i] = msg;
+        }
         free(path);
     }
     return NULL;
+}
+
+/* The cache directory, made if missing; NULL (after one warning) when it
+ * cannot be used, and the compile goes on without the cache. */
+static const char *usable_dir(DiagEngine *d, const char *dir) {
+    if (!dir) return NULL;
+    struct stat sb;
+    if (!make_dirs(dir)) {
+        diag_warning(d, ((SrcLoc){dir, 0, 0}), "cannot create the kernel cache directory (%s); compiling without it", strerror(errno));
+        return NULL;
+    }
+    if (stat(dir, &sb) != 0 || !S_ISDIR(sb.st_mode)) {
+        diag_warning(d, ((SrcLoc){dir, 0, 0}), "the kernel cache directory is not a directory; compiling without it");
+        return NULL;
+    }
+    return dir;
 }
 
 int cg_compile(Arena *a, DiagEngine *d, const CgSource *src, int n, const CgOptions *o, CgBinary *bins) {
     Job j = {.src = src, .bins = bins, .n = n, .arch = o && o->arch ? o->arch : "sm_90a", .version = cg_nvrtc_version()};
     atomic_init(&j.next, 0);
     j.errors = calloc((size_t)n + 1, sizeof(char *));
-    const char *dir = cg_cache_dir(a, o);
-    if (dir && make_dirs(dir)) j.dir = dir;
-    else if (dir) diag_warning(d, ((SrcLoc){dir, 0, 0}), "cannot create the kernel cache directory (%s); compiling without it", strerror(errno));
+    j.unusable = calloc((size_t)n + 1, sizeof(char *));
+    j.dir = usable_dir(d, cg_cache_dir(a, o));
     long cpus = sysconf(_SC_NPROCESSORS_ONLN);
     int t = o && o->threads > 0 ? o->threads : cpus > 0 ? (int)cpus : 1;
     if (t > n) t = n;
@@ -169,7 +241,12 @@ int cg_compile(Arena *a, DiagEngine *d, const CgSource *src, int n, const CgOpti
         if (pthread_create(&tid[started], NULL, worker, &j) == 0) started++;
     worker(&j);
     for (int i = 0; i < started; i++) pthread_join(tid[i], NULL);
-    int failed = 0;
+    int failed = 0, unusable = 0;
+    for (int i = 0; i < n; i++) /* one warning for the entries that were in the way */
+        if (j.unusable[i] && unusable++ == 0) diag_warning(d, ((SrcLoc){0}), "%s", j.unusable[i]);
+    if (unusable > 1) diag_note(d, ((SrcLoc){j.dir, 0, 0}), "and %d more kernel cache entries that are not regular files", unusable - 1);
+    for (int i = 0; i < n; i++) free(j.unusable[i]);
+    free(j.unusable);
     for (int i = 0; i < n; i++)
         if (j.errors[i]) {
             diag_error(d, src[i].loc, "%s", j.errors[i]);

@@ -408,7 +408,8 @@ static void exec_weight(Lower *L, Scope *s, AstNode *st) {
     if (st->str2) {
         Value cnt = lw_eval(L, s, st->b);
         if (cnt.k != V_INT || cnt.u.i < 1 || cnt.u.i > 1000000) {
-            if (cnt.k != V_POISON) lw_error(L, st->b->loc, "a stack count must be an int in 1..1000000, got %s", lw_kind_name(cnt.k));
+            if (cnt.k == V_INT) lw_error(L, st->b->loc, "a stack count must be an int in 1..1000000, got %lld", (long long)cnt.u.i);
+            else if (cnt.k != V_POISON) lw_error(L, st->b->loc, "a stack count must be an int in 1..1000000, got %s", lw_kind_name(cnt.k));
             ok = false;
         } else if (t.rank >= IR_MAX_RANK) {
             lw_error(L, st->c->loc, "a stacked weight has at most %d dimensions", IR_MAX_RANK - 1);

@@ -5,7 +5,9 @@
 #include "runtime/runtime.h"
 
 #include <cjson/cJSON.h>
+#include <errno.h>
 #include <math.h>
+#include <sys/stat.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -59,6 +61,17 @@ static bool open_shards(RtCheckpoint *c, DiagEngine *d, const char *index_path) 
 }
 
 RtCheckpoint *rt_checkpoint_open(Arena *a, DiagEngine *d, const char *dir) {
+    struct stat sb;
+    const char *where = arena_strdup(a, dir);
+    if (stat(dir, &sb) != 0) {
+        if (errno == ENOENT) diag_error(d, at(where), "the checkpoint folder does not exist");
+        else diag_error(d, at(where), "cannot open the checkpoint folder: %s", strerror(errno));
+        return NULL;
+    }
+    if (!S_ISDIR(sb.st_mode)) {
+        diag_error(d, at(where), "is not a folder (--weights names a checkpoint folder of safetensors files)");
+        return NULL;
+    }
     RtCheckpoint *c = arena_alloc(a, sizeof *c);
     c->arena = a;
     c->dir = arena_strdup(a, dir);

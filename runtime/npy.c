@@ -39,65 +39,49 @@ static bool parse_shape(const char *p, RtArray *out) {
     return *p == ')';
 }
 
-bool rt_npy_read(DiagEngine *d, const char *path, RtArray *out) {
-    memset(out, 0, sizeof *out);
-    FILE *f = fopen(path, "rb");
-    if (!f) {
-        diag_error(d, at(path), "cannot read: %s", strerror(errno));
-        return false;
+/* Reads the whole file (a regular file: a FIFO or device is an error, never
+ * a hang); NULL after reporting. */
+static unsigned char *slurp(DiagEngine *d, const char *path, size_t *size) {
+    int64_t n;
+    int fd = file_open_checked(d, path, -1, &n);
+    if (fd < 0) return NULL;
+    unsigned char *buf = malloc((size_t)n + 1);
+    errno = 0;
+    *size = buf ? file_read_fd(fd, buf, (size_t)n) : 0;
+    int err = buf ? errno : ENOMEM;
+    close(fd);
+    if (!buf || (*size < (size_t)n && err)) {
+        diag_error(d, at(path), "cannot read: %s", strerror(err));
+        free(buf);
+        return NULL;
     }
-    unsigned char pre[10];
-    bool ok = fread(pre, 1, 10, f) == 10 && memcmp(pre, "\x93NUMPY", 6) == 0 && pre[6] >= 1 && pre[6] <= 3;
-    uint32_t hlen = 0;
-    if (ok && pre[6] == 1) hlen = pre[8] | (uint32_t)pre[9] << 8;
-    else if (ok) {
-        unsigned char more[2];
-        ok = fread(more, 1, 2, f) == 2;
-        hlen = pre[8] | (uint32_t)pre[9] << 8 | (uint32_t)more[0] << 16 | (uint32_t)more[1] << 24;
-    }
-    if (!ok || hlen > 1 << 20) {
+    return buf;
+}
+
+/* The preamble: magic, version 1.0 (2-byte header length) or 2.0 / 3.0
+ * (4-byte); the header's start and length, or false after reporting. */
+static bool read_preamble(DiagEngine *d, const char *path, const unsigned char *f, size_t size, size_t *start, size_t *hlen) {
+    if (size < 10 || memcmp(f, "\x93NUMPY", 6) != 0 || f[6] < 1 || f[6] > 3 || f[7] != 0 || (f[6] > 1 && size < 12)) {
         diag_error(d, at(path), "not a NumPy .npy file");
-        fclose(f);
         return false;
     }
-    char *hdr = calloc(hlen + 1, 1);
-    ok = fread(hdr, 1, hlen, f) == hlen;
-    const char *descr = dict_value(hdr, "descr"), *fo = dict_value(hdr, "fortran_order");
-    int size = 0;
-    if (ok && descr) {
-        if (!strncmp(descr, "'<i4'", 5)) size = 4, out->was_int = true;
-        else if (!strncmp(descr, "'<i8'", 5)) size = 8, out->was_int = true;
-        else if (!strncmp(descr, "'<f4'", 5)) size = 4;
-    }
-    if (!ok || !size || !fo || strncmp(fo, "False", 5) != 0 || !parse_shape(dict_value(hdr, "shape"), out)) {
-        diag_error(d, at(path), "unsupported .npy: need a C-order int32, int64 or float32 array (header: %.120s)", hdr);
-        free(hdr);
-        fclose(f);
+    *start = f[6] == 1 ? 10 : 12;
+    *hlen = f[8] | (size_t)f[9] << 8;
+    if (f[6] > 1) *hlen |= (size_t)f[10] << 16 | (size_t)f[11] << 24;
+    if (*hlen > size - *start) {
+        diag_error(d, at(path), "header length %zu is past the end of the file (%zu bytes; truncated file?)", *hlen, size);
         return false;
     }
-    free(hdr);
-    /* The data must be in the file before anything is allocated for it. */
-    long here = ftell(f);
-    int64_t bytes;
-    bool fits = here >= 0 && fseek(f, 0, SEEK_END) == 0 && !__builtin_mul_overflow(out->numel, (int64_t)size, &bytes);
-    long end = fits ? ftell(f) : -1;
-    if (!fits || end < here || bytes > end - here || fseek(f, here, SEEK_SET) != 0) {
-        diag_error(d, at(path), "truncated .npy: the header's shape needs %lld elements, more than the file holds",
-                   (long long)out->numel);
-        fclose(f);
+    if (*hlen > 1 << 20) {
+        diag_error(d, at(path), "header length %zu is over the 1 MiB limit", *hlen);
         return false;
     }
-    unsigned char *raw = malloc((size_t)bytes + 1);
-    out->data = malloc(sizeof(float) * (size_t)(out->numel + 1));
-    ok = raw && out->data && fread(raw, (size_t)size, (size_t)out->numel, f) == (size_t)out->numel;
-    fclose(f);
-    if (!ok) {
-        diag_error(d, at(path), "truncated .npy: expected %lld elements", (long long)out->numel);
-        free(raw);
-        free(out->data);
-        out->data = NULL;
-        return false;
-    }
+    return true;
+}
+
+/* Converts the raw elements to floats; false when an integer is beyond 2^24. */
+static bool convert(RtArray *out, const unsigned char *raw, int size) {
+    bool ok = true;
     for (int64_t i = 0; i < out->numel; i++) {
         if (size == 8) {
             int64_t v;
@@ -113,9 +97,44 @@ bool rt_npy_read(DiagEngine *d, const char *path, RtArray *out) {
             memcpy(&out->data[i], raw + i * 4, 4);
         }
     }
-    free(raw);
-    if (!ok) {
+    return ok;
+}
+
+bool rt_npy_read(DiagEngine *d, const char *path, RtArray *out) {
+    memset(out, 0, sizeof *out);
+    size_t fsize, start, hlen;
+    unsigned char *file = slurp(d, path, &fsize);
+    if (!file) return false;
+    if (!read_preamble(d, path, file, fsize, &start, &hlen)) {
+        free(file);
+        return false;
+    }
+    char *hdr = strndup((const char *)file + start, hlen);
+    const char *descr = hdr ? dict_value(hdr, "descr") : NULL, *fo = hdr ? dict_value(hdr, "fortran_order") : NULL;
+    int size = 0;
+    if (descr) {
+        if (!strncmp(descr, "'<i4'", 5)) size = 4, out->was_int = true;
+        else if (!strncmp(descr, "'<i8'", 5)) size = 8, out->was_int = true;
+        else if (!strncmp(descr, "'<f4'", 5)) size = 4;
+    }
+    bool ok = size && fo && strncmp(fo, "False", 5) == 0 && parse_shape(dict_value(hdr, "shape"), out);
+    if (!ok) diag_error(d, at(path), "unsupported .npy: need a C-order int32, int64 or float32 array (header: %.120s)", hdr ? hdr : "");
+    free(hdr);
+    size_t avail = fsize - start - hlen;
+    if (ok && (uint64_t)out->numel > avail / (size_t)size) {
+        diag_error(d, at(path), "truncated .npy: expected %lld elements", (long long)out->numel);
+        ok = false;
+    }
+    if (ok && !(out->data = malloc(sizeof(float) * (size_t)(out->numel + 1)))) {
+        diag_error(d, at(path), "out of host memory for %lld elements", (long long)out->numel);
+        ok = false;
+    }
+    if (ok && !convert(out, file + start + hlen, size)) {
         diag_error(d, at(path), "integer values beyond 2^24 are not supported");
+        ok = false;
+    }
+    free(file);
+    if (!ok) {
         free(out->data);
         out->data = NULL;
     }
@@ -133,20 +152,15 @@ bool rt_npy_write_f32(DiagEngine *d, const char *path, const float *data, int ra
     if (rank == 0) n += snprintf(hdr + n, sizeof hdr - (size_t)n, ")");
     n += snprintf(hdr + n, sizeof hdr - (size_t)n, ", }");
     int total = 10 + n + 1, pad = (64 - total % 64) % 64; /* header padded to 64 bytes, ends in \n */
-    char tmp[4096];
-    snprintf(tmp, sizeof tmp, "%s.tmp.%ld", path, (long)getpid());
-    FILE *f = fopen(tmp, "wb");
-    bool ok = f != NULL;
-    if (ok) {
-        uint16_t hl = (uint16_t)(n + pad + 1);
-        unsigned char pre[10] = {0x93, 'N', 'U', 'M', 'P', 'Y', 1, 0, (unsigned char)(hl & 255), (unsigned char)(hl >> 8)};
-        ok = fwrite(pre, 1, 10, f) == 10 && fwrite(hdr, 1, (size_t)n, f) == (size_t)n;
-        for (int i = 0; ok && i < pad; i++) ok = fputc(' ', f) != EOF;
-        ok = ok && fputc('\n', f) != EOF && fwrite(data, sizeof(float), (size_t)numel, f) == (size_t)numel;
-        ok = (fclose(f) == 0) && ok;
-        ok = ok && rename(tmp, path) == 0;
-        if (!ok) remove(tmp);
-    }
-    if (!ok) diag_error(d, at(path), "cannot write: %s", strerror(errno));
-    return ok;
+    char head[10 + sizeof hdr + 64];
+    uint16_t hl = (uint16_t)(n + pad + 1);
+    unsigned char pre[10] = {0x93, 'N', 'U', 'M', 'P', 'Y', 1, 0, (unsigned char)(hl & 255), (unsigned char)(hl >> 8)};
+    memcpy(head, pre, 10);
+    memcpy(head + 10, hdr, (size_t)n);
+    memset(head + 10 + n, ' ', (size_t)pad);
+    head[10 + n + pad] = '\n';
+    FileChunk parts[2] = {{head, (size_t)(10 + n + pad + 1)}, {data, sizeof(float) * (size_t)numel}};
+    int err = file_write(path, parts, 2);
+    if (err) diag_error(d, at(path), "cannot write: %s", strerror(err));
+    return err == 0;
 }

@@ -86,9 +86,11 @@ typedef struct {
     bool was_int;
 } RtArray;
 
-/* Reads a C-order .npy of int32, int64 or float32 (little-endian). */
+/* Reads a C-order .npy (format 1.0 to 3.0) of int32, int64 or float32
+ * (little-endian); the path must name a regular file. */
 bool rt_npy_read(DiagEngine *d, const char *path, RtArray *out);
-/* Writes a float32 .npy atomically (temporary file and rename). */
+/* Writes a float32 .npy through file_write: a regular file atomically, a
+ * symlink's target, a device or FIFO in place. */
 bool rt_npy_write_f32(DiagEngine *d, const char *path, const float *data, int rank, const int64_t *shape);
 
 #endif

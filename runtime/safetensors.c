@@ -132,20 +132,20 @@ RtSafetensors *rt_safetensors_parse(Arena *a, DiagEngine *d, const char *path, c
     st->tensors = arena_alloc(a, sizeof(RtTensor) * (size_t)(cap + 1));
     Span *spans = calloc((size_t)cap + 1, sizeof(Span));
     bool ok = true;
-    int past_end = 0;
+    int past_end = 0, nspans = 0;
     for (const cJSON *e = root->child; e; e = e->next) {
         if (strcmp(e->string, "__metadata__") == 0) continue;
         RtTensor *t = &st->tensors[st->ntensors];
         size_t b;
         if (!parse_entry(a, d, path, e, data_size, t, &b, &past_end)) { ok = false; continue; }
         t->data = base + b;
-        spans[st->ntensors] = (Span){b, b + t->nbytes, t->name};
+        if (t->nbytes) spans[nspans++] = (Span){b, b + t->nbytes, t->name}; /* an empty tensor overlaps nothing */
         st->ntensors++;
     }
     cJSON_Delete(root);
     if (past_end > 1) diag_note(d, at(path), "%d more tensors end past the data", past_end - 1);
-    qsort(spans, (size_t)st->ntensors, sizeof(Span), by_begin);
-    for (int i = 1; ok && i < st->ntensors; i++)
+    qsort(spans, (size_t)nspans, sizeof(Span), by_begin);
+    for (int i = 1; ok && i < nspans; i++)
         if (spans[i].begin < spans[i - 1].end) {
             diag_error(d, at(path), "tensors '%s' and '%s' overlap in the data area", spans[i - 1].name, spans[i].name);
             ok = false;
@@ -161,14 +161,10 @@ RtSafetensors *rt_safetensors_parse(Arena *a, DiagEngine *d, const char *path, c
 }
 
 RtSafetensors *rt_safetensors_open(Arena *a, DiagEngine *d, const char *path) {
-    int fd = open(path, O_RDONLY);
-    struct stat sb;
-    if (fd < 0 || fstat(fd, &sb) != 0) {
-        diag_error(d, at(path), "cannot open: %s", strerror(errno));
-        if (fd >= 0) close(fd);
-        return NULL;
-    }
-    size_t size = (size_t)sb.st_size;
+    int64_t fsize;
+    int fd = file_open_checked(d, arena_strdup(a, path), -1, &fsize); /* a FIFO or device: an error, not a hang */
+    if (fd < 0) return NULL;
+    size_t size = (size_t)fsize;
     void *map = size ? mmap(NULL, size, PROT_READ, MAP_PRIVATE, fd, 0) : NULL;
     close(fd);
     if (size && map == MAP_FAILED) {

@@ -70,6 +70,22 @@ static bool find_line(const DiagEngine *d, const char *file, int line, const cha
     return false;
 }
 
+/* A byte a terminal would act on rather than show: printed as \xNN so a
+ * hostile file cannot move the cursor, recolour or forge output. */
+static bool is_control(unsigned char c, bool keep_newline) {
+    return (c < 0x20 && c != '\t' && !(keep_newline && c == '\n')) || c == 0x7f;
+}
+
+/* Prints n bytes of s with control bytes escaped. Newlines are kept only in
+ * messages, where dscc's own multi-line texts (NVRTC's log) put them. */
+static void put_escaped(FILE *o, const char *s, size_t n, bool keep_newline) {
+    for (size_t i = 0; i < n; i++) {
+        unsigned char c = (unsigned char)s[i];
+        if (is_control(c, keep_newline)) fprintf(o, "\\x%02x", c);
+        else fputc(c, o);
+    }
+}
+
 static void print_diag(DiagEngine *d, const Diag *g) {
     static const char *names[] = {"error", "warning", "note"};
     static const char *colors[] = {"\033[1;31m", "\033[1;35m", "\033[1;36m"};
@@ -77,24 +93,27 @@ static void print_diag(DiagEngine *d, const Diag *g) {
     const char *bold = d->color ? "\033[1m" : "", *reset = d->color ? "\033[0m" : "";
     fputs(bold, o);
     if (g->loc.file) {
-        fputs(g->loc.file, o);
+        put_escaped(o, g->loc.file, strlen(g->loc.file), false);
         if (g->loc.line > 0) fprintf(o, ":%d", g->loc.line);
         if (g->loc.line > 0 && g->loc.col > 0) fprintf(o, ":%d", g->loc.col);
         fputs(": ", o);
     } else {
         fputs("dscc: ", o);
     }
-    fprintf(o, "%s%s%s:%s %s%s%s\n", reset, d->color ? colors[g->level] : "", names[g->level],
-            reset, bold, g->msg, reset);
+    fprintf(o, "%s%s%s:%s %s", reset, d->color ? colors[g->level] : "", names[g->level], reset, bold);
+    put_escaped(o, g->msg, strlen(g->msg), true);
+    fprintf(o, "%s\n", reset);
     const char *line;
     size_t n;
     if (g->loc.file && g->loc.line > 0 && find_line(d, g->loc.file, g->loc.line, &line, &n)) {
-        /* Show at most 200 columns; tabs kept so the caret lines up. */
+        /* Show at most 200 columns; tabs kept and escapes padded so the
+         * caret lines up. */
         if (n > 200) n = 200;
-        fprintf(o, "%.*s\n", (int)n, line);
+        put_escaped(o, line, n, false);
+        fputc('\n', o);
         if (g->loc.col > 0) {
             for (int i = 0; i < g->loc.col - 1 && (size_t)i < n; i++)
-                fputc(line[i] == '\t' ? '\t' : ' ', o);
+                fputs(line[i] == '\t' ? "\t" : is_control((unsigned char)line[i], false) ? "    " : " ", o);
             fprintf(o, "%s^%s\n", d->color ? "\033[1;32m" : "", reset);
         }
     }
@@ -134,30 +153,4 @@ void diag_report(DiagEngine *d, DiagLevel lv, SrcLoc loc, const char *fmt, ...) 
     va_start(ap, fmt);
     diag_vreport(d, lv, loc, fmt, ap);
     va_end(ap);
-}
-
-char *read_file_text(Arena *a, DiagEngine *d, const char *path, size_t *len_out) {
-    SrcLoc loc = {arena_strdup(a, path), 0, 0};
-    FILE *f = fopen(path, "rb");
-    if (!f) {
-        diag_error(d, loc, "cannot read: %s", strerror(errno));
-        return NULL;
-    }
-    StrBuf sb;
-    sb_init(&sb);
-    char buf[65536];
-    size_t n;
-    while ((n = fread(buf, 1, sizeof buf, f)) > 0) sb_putn(&sb, buf, n);
-    bool bad = ferror(f);
-    int err = errno;
-    fclose(f);
-    if (bad) {
-        sb_free(&sb);
-        diag_error(d, loc, "cannot read: %s", strerror(err));
-        return NULL;
-    }
-    char *text = arena_strndup(a, sb.data ? sb.data : "", sb.len);
-    if (len_out) *len_out = sb.len;
-    sb_free(&sb);
-    return text;
 }

@@ -101,9 +101,50 @@ const Diag *diag_first(const DiagEngine *d); /* in report order */
 /* After this many errors further ones are counted but not printed. */
 void diag_set_max_errors(DiagEngine *d, int n);
 
-/* Reads a whole file into an arena buffer (NUL-terminated). On failure
- * reports "FILE: error: cannot read: <strerror>" and returns NULL. */
+/* ---- files (fileio.c): bounded inputs, outputs that replace only theirs */
+
+#define FILE_TEXT_MAX ((int64_t)64 << 20) /* model, import, config, IR, index */
+
+typedef enum {
+    FILE_OK,          /* open: a regular file within the size limit */
+    FILE_ERRNO,       /* open or fstat failed: FileIn.err says why */
+    FILE_NOT_REGULAR, /* a directory, FIFO, device or socket (FileIn.mode) */
+    FILE_TOO_BIG,     /* over the caller's limit (FileIn.size) */
+} FileStatus;
+
+typedef struct {
+    int fd;        /* read-only descriptor when FILE_OK, else -1 */
+    int64_t size;  /* st_size */
+    unsigned mode; /* st_mode */
+    int err;       /* errno when FILE_ERRNO */
+} FileIn;
+
+/* Opens path to read: a regular file of at most max bytes (max < 0: any
+ * size). Never blocks, even on a FIFO with no writer. Thread-safe. */
+FileStatus file_open_in(const char *path, int64_t max, FileIn *f);
+/* What went wrong, as "is not a regular file (a FIFO)", "cannot read: ...". */
+const char *file_status_text(FileStatus st, const FileIn *f, int64_t max, char *buf, size_t n);
+/* file_open_in that reports "PATH: error: <why>"; the fd, or -1. */
+int file_open_checked(DiagEngine *d, const char *path, int64_t max, int64_t *size);
+/* Reads up to n bytes (fewer only at end of file or on error; errno then). */
+size_t file_read_fd(int fd, void *buf, size_t n);
+/* Reads a whole regular file of at most FILE_TEXT_MAX bytes into an arena
+ * buffer (NUL-terminated); NULL after reporting "FILE: error: ...". */
 char *read_file_text(Arena *a, DiagEngine *d, const char *path, size_t *len_out);
+/* The same for a stream (standard input), reported under `name`. */
+char *read_stream_text(Arena *a, DiagEngine *d, FILE *f, const char *name, size_t *len_out);
+
+typedef struct {
+    const void *data;
+    size_t len;
+} FileChunk;
+
+/* Writes the chunks, in order, as the content of path. A regular file (or a
+ * new one) is replaced atomically: a temporary beside it, renamed over it.
+ * A symlink is followed to its final target, which is replaced (the link
+ * stays a link). A character device or FIFO is written in place. Returns 0
+ * or an errno value (EISDIR for a directory). Thread-safe. */
+int file_write(const char *path, const FileChunk *chunks, int n);
 
 /* ---- checked sizes ---------------------------------------------------- */
 

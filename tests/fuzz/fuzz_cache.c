@@ -15,7 +15,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     const char *path = fz_write("k-0123456789abcdef0123456789abcdef.cubin", data, size);
     CgBinary b;
     memset(&b, 0x5a, sizeof b);
-    if (cg_cache_read(path, &b)) {
+    if (cg_cache_read(path, 0x0123456789abcdefull, 0x0123456789abcdefull, &b)) { /* the key the name says */
         if (!b.data || !b.from_cache || b.size == 0 || b.size > size) abort();
         volatile uint8_t sink = 0;
         for (size_t i = 0; i < b.size; i++) sink ^= ((const uint8_t *)b.data)[i];

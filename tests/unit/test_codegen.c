@@ -1,7 +1,8 @@
 /* test_codegen.c — NVRTC compilation and the kernel cache, on any machine
  * (NVRTC needs no GPU): a real kernel becomes an sm_90a cubin holding its
- * symbol, a second compile comes from the cache, a damaged cache entry is
- * recompiled, a changed source misses, and a compile error names the
+ * symbol, a second compile comes from the cache, a damaged (truncated,
+ * changed, swapped, garbage) cache entry is recompiled and counted, a
+ * directory or FIFO in the cache's way is warned about once, a changed source misses, and a compile error names the
  * kernel, its location and NVRTC's log; the launch rules of split-key
  * attention; which router linears read through their casts. */
 #include <setjmp.h>
@@ -14,6 +15,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "codegen/codegen.h"
@@ -320,10 +322,116 @@ static void test_router_reads_bf16(void **state) {
     arena_free(a);
 }
 
+/* ---- the cache never serves a bad entry -------------------------------- */
+
+static const char *SCALE = "extern \"C\" __global__ void scale_f32(float *x, float s) { x[threadIdx.x] *= s; }\n";
+
+/* The path of the one cache entry whose name starts with prefix. */
+static void entry_of(const char *dir, const char *prefix, char *out, size_t n) {
+    DIR *dd = opendir(dir);
+    out[0] = 0;
+    for (struct dirent *e; dd && (e = readdir(dd));)
+        if (strncmp(e->d_name, prefix, strlen(prefix)) == 0) snprintf(out, n, "%s/%s", dir, e->d_name);
+    if (dd) closedir(dd);
+    assert_true(out[0] != 0);
+}
+
+static size_t slurp(const char *path, char *buf, size_t n) {
+    FILE *f = fopen(path, "rb");
+    assert_non_null(f);
+    size_t k = fread(buf, 1, n, f);
+    fclose(f);
+    return k;
+}
+
+static void spit(const char *path, const char *buf, size_t n) {
+    FILE *f = fopen(path, "wb");
+    assert_non_null(f);
+    assert_int_equal(fwrite(buf, 1, n, f), n);
+    fclose(f);
+}
+
+/* Compiles src[0..n) through dir; checks where each came from. */
+static void compile_expect(const char *dir, CgSource *src, int n, const bool *cached, const bool *rejected, int warnings) {
+    Arena *a = arena_new();
+    DiagEngine *d = diag_new(a, NULL);
+    CgOptions o = {.cache_dir = dir, .threads = 2};
+    CgBinary bins[2];
+    assert_int_equal(cg_compile(a, d, src, n, &o, bins), 0);
+    for (int i = 0; i < n; i++) {
+        assert_int_equal(bins[i].from_cache, cached[i]);
+        assert_int_equal(bins[i].cache_rejected, rejected[i]);
+        assert_memory_equal(bins[i].data, "\177ELF", 4);
+        assert_true(has_symbol(&bins[i], src[i].name));
+        cg_binary_free(&bins[i]);
+    }
+    int w = 0;
+    for (const Diag *g = diag_first(d); g; g = g->next) w += g->level == DIAG_WARNING;
+    assert_int_equal(w, warnings);
+    arena_free(a);
+}
+
+static void test_cache_rejects_bad_entries(void **state) {
+    (void)state;
+    char dir[] = "/tmp/dscc_cg_XXXXXX";
+    assert_non_null(mkdtemp(dir));
+    CgSource src[2] = {{"axpy_bf16", AXPY, {0}}, {"scale_f32", SCALE, {0}}};
+    const bool no[2] = {false, false}, yes[2] = {true, true}, first[2] = {true, false}, second[2] = {false, true};
+    compile_expect(dir, src, 2, no, no, 0);
+    compile_expect(dir, src, 2, yes, no, 0);
+    char pa[512], pb[512];
+    entry_of(dir, "axpy_bf16-", pa, sizeof pa);
+    entry_of(dir, "scale_f32-", pb, sizeof pb);
+    static char good[1 << 20], other[1 << 20];
+    size_t na = slurp(pa, good, sizeof good), nb = slurp(pb, other, sizeof other);
+    assert_true(na > 1000 && na < sizeof good && nb > 1000 && nb < sizeof other);
+    /* truncated: compiled again, counted, the entry rewritten whole */
+    spit(pa, good, na - 100);
+    compile_expect(dir, src, 2, second, first, 0);
+    compile_expect(dir, src, 2, yes, no, 0);
+    /* one byte of the cubin changed (the length still right) */
+    good[na / 2] ^= 0x20;
+    spit(pa, good, na);
+    good[na / 2] ^= 0x20;
+    compile_expect(dir, src, 2, second, first, 0);
+    /* swapped: each entry holds the other's whole, valid cubin */
+    spit(pa, other, nb);
+    spit(pb, good, na);
+    compile_expect(dir, src, 2, no, yes, 0);
+    compile_expect(dir, src, 2, yes, no, 0);
+    /* garbage, and an entry of the format before the header (a bare cubin) */
+    spit(pa, "garbage", 7);
+    spit(pb, good + 40, na - 40);
+    compile_expect(dir, src, 2, no, yes, 0);
+    /* a directory at one entry's path and a FIFO with no writer at the
+     * other's: one warning, compiled, neither replaced, nothing hangs */
+    assert_int_equal(unlink(pa), 0);
+    assert_int_equal(mkdir(pa, 0700), 0);
+    assert_int_equal(unlink(pb), 0);
+    assert_int_equal(mkfifo(pb, 0600), 0);
+    compile_expect(dir, src, 2, no, no, 1);
+    struct stat sb;
+    assert_int_equal(stat(pa, &sb), 0);
+    assert_true(S_ISDIR(sb.st_mode));
+    assert_int_equal(stat(pb, &sb), 0);
+    assert_true(S_ISFIFO(sb.st_mode));
+    /* DSCC_CACHE_DIR naming a regular file: one warning, no cache, the file kept */
+    char file[600];
+    snprintf(file, sizeof file, "%s/not_a_dir", dir);
+    spit(file, "keep", 4);
+    compile_expect(file, src, 2, no, no, 1);
+    assert_int_equal(slurp(file, good, sizeof good), 4);
+    assert_memory_equal(good, "keep", 4);
+    char cmd[128];
+    snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
+    assert_int_equal(system(cmd), 0);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_compile_and_cache),
         cmocka_unit_test(test_compile_error_has_log),
+        cmocka_unit_test(test_cache_rejects_bad_entries),
         cmocka_unit_test(test_split_key_launch),
         cmocka_unit_test(test_router_reads_bf16),
         cmocka_unit_test(test_k_split_launch),

@@ -355,6 +355,102 @@ static void test_concurrent_fp8_reads(void **state) {
     arena_free(a);
 }
 
+/* Tensors with no elements hold no bytes: valid, and overlapping nothing,
+ * wherever their (empty) data_offsets sit. */
+static void test_zero_length_tensors(void **state) {
+    Fx *f = *state;
+    float v[2] = {1.5f, -2.0f};
+    write_st(f, "model.safetensors",
+             "{\"a\": {\"dtype\": \"F32\", \"shape\": [2], \"data_offsets\": [0, 8]}, "
+             "\"e\": {\"dtype\": \"F32\", \"shape\": [0], \"data_offsets\": [0, 0]}, "
+             "\"m\": {\"dtype\": \"BF16\", \"shape\": [3, 0], \"data_offsets\": [4, 4]}, "
+             "\"z\": {\"dtype\": \"I64\", \"shape\": [0, 7], \"data_offsets\": [8, 8]}}",
+             v, sizeof v);
+    char path[256];
+    snprintf(path, sizeof path, "%s/model.safetensors", f->dir);
+    RtSafetensors *st = rt_safetensors_open(f->a, f->d, path);
+    assert_non_null(st);
+    assert_int_equal(diag_error_count(f->d), 0);
+    assert_int_equal(st->ntensors, 4);
+    const RtTensor *e = rt_safetensors_find(st, "m");
+    assert_non_null(e);
+    assert_int_equal(e->numel, 0);
+    assert_int_equal(e->nbytes, 0);
+    const RtTensor *a = rt_safetensors_find(st, "a");
+    float got[2];
+    memcpy(got, a->data, 8);
+    assert_true(got[0] == v[0] && got[1] == v[1]);
+    rt_safetensors_close(st);
+}
+
+/* Writes an .npy of format version `ver`: a header for int32 [b, t], then
+ * nids ids; the header length field may lie (hlen_override > 0). */
+static void write_npy(const char *path, int ver, const int32_t *ids, int b, int t, int nids, uint32_t hlen_override) {
+    char hdr[128];
+    int n = snprintf(hdr, sizeof hdr, "{'descr': '<i4', 'fortran_order': False, 'shape': (%d, %d), }", b, t);
+    int pre = ver == 1 ? 10 : 12, pad = (64 - (pre + n + 1) % 64) % 64;
+    uint32_t hl = hlen_override ? hlen_override : (uint32_t)(n + pad + 1);
+    FILE *fp = fopen(path, "wb");
+    assert_non_null(fp);
+    fwrite("\x93NUMPY", 1, 6, fp);
+    fputc(ver, fp);
+    fputc(0, fp);
+    for (int i = 0; i < (ver == 1 ? 2 : 4); i++) fputc((int)(hl >> (8 * i)) & 255, fp);
+    fwrite(hdr, 1, (size_t)n, fp);
+    for (int i = 0; i < pad; i++) fputc(' ', fp);
+    fputc('\n', fp);
+    fwrite(ids, 4, (size_t)nids, fp);
+    fclose(fp);
+}
+
+static void test_npy_versions_and_lengths(void **state) {
+    Fx *f = *state;
+    char path[256];
+    snprintf(path, sizeof path, "%s/t.npy", f->dir);
+    int32_t ids[6];
+    for (int i = 0; i < 6; i++) ids[i] = (int32_t)(rand() % 100000);
+    for (int ver = 1; ver <= 3; ver++) {
+        write_npy(path, ver, ids, 2, 3, 6, 0);
+        RtArray arr;
+        assert_true(rt_npy_read(f->d, path, &arr));
+        assert_int_equal(arr.rank, 2);
+        assert_int_equal(arr.shape[0], 2);
+        assert_int_equal(arr.shape[1], 3);
+        assert_true(arr.was_int);
+        for (int i = 0; i < 6; i++) assert_true(arr.data[i] == (float)ids[i]);
+        free(arr.data);
+    }
+    RtArray arr;
+    write_npy(path, 2, ids, 2, 3, 6, 70000);
+    assert_false(rt_npy_read(f->d, path, &arr));
+    assert_string_equal(last_msg(f), "header length 70000 is past the end of the file (152 bytes; truncated file?)");
+    write_npy(path, 1, ids, 2, 3, 6, 65535);
+    assert_false(rt_npy_read(f->d, path, &arr));
+    assert_string_equal(last_msg(f), "header length 65535 is past the end of the file (152 bytes; truncated file?)");
+    /* data cut short is still "truncated", an empty array is read as such */
+    write_npy(path, 1, ids, 4, 3, 6, 0);
+    assert_false(rt_npy_read(f->d, path, &arr));
+    assert_string_equal(last_msg(f), "truncated .npy: expected 12 elements");
+    write_npy(path, 3, ids, 1, 0, 0, 0);
+    assert_true(rt_npy_read(f->d, path, &arr));
+    assert_int_equal(arr.numel, 0);
+    assert_int_equal(arr.shape[1], 0);
+    free(arr.data);
+}
+
+/* --weights naming a folder that does not exist, or a file */
+static void test_checkpoint_folder_messages(void **state) {
+    Fx *f = *state;
+    char path[256];
+    snprintf(path, sizeof path, "%s/nonexistent", f->dir);
+    assert_null(rt_checkpoint_open(f->a, f->d, path));
+    assert_string_equal(last_msg(f), "the checkpoint folder does not exist");
+    write_st(f, "model.safetensors", "{}", NULL, 0);
+    snprintf(path, sizeof path, "%s/model.safetensors", f->dir);
+    assert_null(rt_checkpoint_open(f->a, f->d, path));
+    assert_string_equal(last_msg(f), "is not a folder (--weights names a checkpoint folder of safetensors files)");
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_conversions),
@@ -363,6 +459,9 @@ int main(void) {
         cmocka_unit_test_setup_teardown(test_corrupt_headers, setup, teardown),
         cmocka_unit_test_setup_teardown(test_shards, setup, teardown),
         cmocka_unit_test_setup_teardown(test_npy_roundtrip, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_zero_length_tensors, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_npy_versions_and_lengths, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_checkpoint_folder_messages, setup, teardown),
         cmocka_unit_test(test_concurrent_fp8_reads),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -131,6 +131,29 @@ static void test_read_file_missing(void **state) {
     arena_free(a);
 }
 
+/* Control bytes from a user's file (in the source line, the message or the
+ * file name) are shown as \xNN, and the caret still lines up; tabs stay. */
+static void test_diag_escapes_control_bytes(void **state) {
+    (void)state;
+    Arena *a = arena_new();
+    FILE *f = tmpfile();
+    DiagEngine *d = diag_new(a, f);
+    diag_set_color(d, false);
+    const char src[] = "ok\n\tx = \"\033[2J\001\177\" + y;\nz";
+    diag_add_source(d, "m\033.dsl", src, sizeof src - 1);
+    diag_error(d, ((SrcLoc){"m\033.dsl", 2, 17}), "undefined name 'y' near \"%s\"", "\033[2J\r");
+    rewind(f);
+    char buf[512] = {0};
+    size_t n = fread(buf, 1, sizeof buf - 1, f);
+    buf[n] = 0;
+    assert_string_equal(buf, "m\\x1b.dsl:2:17: error: undefined name 'y' near \"\\x1b[2J\\x0d\"\n"
+                             "\tx = \"\\x1b[2J\\x01\\x7f\" + y;\n"
+                             "\t                        ^\n");
+    for (size_t i = 0; i < n; i++) assert_true((unsigned char)buf[i] >= 0x20 || buf[i] == '\n' || buf[i] == '\t');
+    fclose(f);
+    arena_free(a);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_arena_alloc_zeroed_and_aligned),
@@ -138,6 +161,7 @@ int main(void) {
         cmocka_unit_test(test_strbuf_quoted),
         cmocka_unit_test(test_diag_format_caret),
         cmocka_unit_test(test_diag_max_errors),
+        cmocka_unit_test(test_diag_escapes_control_bytes),
         cmocka_unit_test(test_read_file_missing),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

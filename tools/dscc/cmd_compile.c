@@ -57,10 +57,10 @@ static int emit_kernels(Arena *a, DiagEngine *d, const IrGraph *g, EmitKind emit
         bins = calloc((size_t)p->nmodules + 1, sizeof(CgBinary));
         CgOptions co = {0};
         int fails = cg_compile(a, d, p->modules, p->nmodules, &co, bins);
-        int cached = 0;
-        for (int m = 0; m < p->nmodules; m++) cached += bins[m].from_cache;
-        fprintf(stderr, "compiled %d modules for %d kernels with NVRTC (%d from the cache) in %.2f s\n", p->nmodules,
-                p->nkernels, cached, driver_now() - t0);
+        int cached = 0, rejected = 0;
+        for (int m = 0; m < p->nmodules; m++) cached += bins[m].from_cache, rejected += bins[m].cache_rejected;
+        fprintf(stderr, "compiled %d modules for %d kernels with NVRTC (%d from the cache, %d damaged cache entries compiled again) in %.2f s\n",
+                p->nmodules, p->nkernels, cached, rejected, driver_now() - t0);
         if (fails) {
             for (int m = 0; m < p->nmodules; m++) cg_binary_free(&bins[m]);
             free(bins);
@@ -241,14 +241,7 @@ int cmd_opt(int argc, char **argv) {
     const char *name = path;
     if (strcmp(path, "-") == 0) {
         name = "<stdin>";
-        StrBuf sb;
-        sb_init(&sb);
-        char buf[65536];
-        size_t n;
-        while ((n = fread(buf, 1, sizeof buf, stdin)) > 0) sb_putn(&sb, buf, n);
-        text = arena_strndup(a, sb.data ? sb.data : "", sb.len);
-        len = sb.len;
-        sb_free(&sb);
+        text = read_stream_text(a, d, stdin, name, &len);
     } else {
         text = read_file_text(a, d, path, &len);
     }

@@ -349,13 +349,19 @@ int cmd_run(int argc, char **argv) {
     if (!g || ir_verify(g, d)) goto done;
     /* --precision picks the default pipeline; --passes replaces it. */
     if (!rt_npy_read(d, r.tokens, &tok)) goto done;
+    /* checked before the passes, which would otherwise plan for batch 0 */
+    if (tok.rank == 2 && tok.was_int && (tok.shape[0] < 1 || tok.shape[1] < 1)) {
+        diag_error(d, ((SrcLoc){r.tokens, 0, 0}), "the token array is empty (shape [%lld, %lld]): give at least one row of at least one token id",
+                   (long long)tok.shape[0], (long long)tok.shape[1]);
+        goto done;
+    }
+    if (tok.rank != 2 || !tok.was_int) {
+        diag_error(d, ((SrcLoc){r.tokens, 0, 0}), "token ids must be an int32 or int64 array [B, T]");
+        goto done;
+    }
     const char *dflt = pass_preset(a, "default", &(PassPreset){.fp8 = r.fp8, .batch = tok.shape[0], .seq = tok.rank == 2 ? tok.shape[1] : 1});
     if ((rc = driver_run_passes(a, d, g, &r.po, dflt, false)) != DSCC_EXIT_OK) goto done;
     rc = DSCC_EXIT_INPUT;
-    if (tok.rank != 2 || !tok.was_int || tok.shape[0] < 1 || tok.shape[1] < 1) {
-        diag_error(d, ((SrcLoc){r.tokens, 0, 0}), "token ids must be a non-empty int32 or int64 array [B, T]");
-        goto done;
-    }
     for (int i = 0; i < g->nnodes; i++) {
         const char *in = g->nodes[i]->op == IR_OP_INPUT ? ir_node_attr_str(g->nodes[i], "name", "") : NULL;
         if (in && strcmp(in, "tokens") && strcmp(in, "positions")) {

@@ -1,5 +1,5 @@
 /* util.c — helpers shared by the driver's subcommands: --set parsing,
- * atomic output files, usage errors and a clock. */
+ * output files (support's file_write), usage errors and a clock. */
 #include "tools/dscc/driver.h"
 
 #include <errno.h>
@@ -32,29 +32,9 @@ bool driver_write_output(const char *path, const char *text, size_t len) {
         }
         return true;
     }
-    size_t n = strlen(path) + 32;
-    char *tmp = malloc(n);
-    if (!tmp) return false;
-    snprintf(tmp, n, "%s.tmp.%ld", path, (long)getpid());
-    FILE *f = fopen(tmp, "wb");
-    bool ok = f != NULL;
-    int err = errno;
-    if (ok) {
-        ok = fwrite(text, 1, len, f) == len;
-        err = errno;
-        if (fclose(f) != 0 && ok) {
-            ok = false;
-            err = errno;
-        }
-        if (ok && rename(tmp, path) != 0) {
-            ok = false;
-            err = errno;
-        }
-        if (!ok) remove(tmp);
-    }
-    if (!ok) fprintf(stderr, "%s: error: cannot write output: %s\n", path, strerror(err));
-    free(tmp);
-    return ok;
+    int err = file_write(path, &(FileChunk){text, len}, 1);
+    if (err) fprintf(stderr, "%s: error: cannot write output: %s\n", path, strerror(err));
+    return err == 0;
 }
 
 int driver_usage_error(const char *cmd, const char *fmt, ...) {

@@ -1,6 +1,6 @@
 // The default pipeline on the whole of DeepSeek-V3: every pass is shown by
 // --print-after-all, timed by --time-passes, and reports what it did.
-// RUN: dscc compile models/deepseek_v3.dsl --print-after-all --time-passes --pass-report -o /dev/null 2>&1 | grep -E "IR Dump|ms |: [0-9]+ linears|MoE layers|kernels after|activation slab"
+// RUN: dscc compile models/deepseek_v3.dsl --print-after-all --time-passes --pass-report -o - 2>&1 >/dev/null | grep -E "IR Dump|ms |: [0-9]+ linears|MoE layers|kernels after|activation slab"
 // CHECK: // -----// IR Dump After shape-infer //----- //
 // CHECK-NEXT: // -----// IR Dump After fold-constants //----- //
 // CHECK-NEXT: // -----// IR Dump After dce //----- //
@@ -16,7 +16,7 @@
 // CHECK: node-limited-routing: 58 MoE layers: dispatch 7392 B per token copy (FP8 + scales), combine 14336 B
 // CHECK: fuse: 3839 ops with a kernel each before, 2103 kernels after
 // CHECK: plan-memory: batch 1, seq 4096, ctx 4096: activation slab
-// RUN: d=$(mktemp -d); dscc compile models/deepseek_v3.dsl --config models/tiny/config.json --dump-dir=$d -o /dev/null && ls $d; rm -rf $d
+// RUN: d=$(mktemp -d); dscc compile models/deepseek_v3.dsl --config models/tiny/config.json --dump-dir=$d -o - >/dev/null && ls $d; rm -rf $d
 // CHECK: 00-input.ir
 // CHECK-NEXT: 01-shape-infer.ir
 // CHECK-NEXT: 02-fold-constants.ir
