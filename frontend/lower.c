@@ -40,29 +40,61 @@ void lw_error(Lower *L, SrcLoc loc, const char *fmt, ...) {
 
 static Value poison(void) { return (Value){.k = V_POISON}; }
 
-bool lw_lookup(Lower *L, Scope *s, const char *name, Value *out) {
-    (void)L;
-    for (; s; s = s->parent)
-        for (Binding *b = s->head; b; b = b->next)
-            if (strcmp(b->name, name) == 0) {
-                *out = b->v;
-                return true;
-            }
-    return false;
+static size_t scope_hash(const char *s) {
+    size_t h = 1469598103934665603u;
+    for (; *s; s++) h = (h ^ (unsigned char)*s) * 1099511628211u;
+    return h;
 }
 
 static Binding *find_local(Scope *s, const char *name) {
-    for (Binding *b = s->head; b; b = b->next)
+    if (!s->tab) return NULL;
+    for (Binding *b = s->tab[scope_hash(name) & s->mask]; b; b = b->next)
         if (strcmp(b->name, name) == 0) return b;
     return NULL;
 }
 
+bool lw_lookup(Lower *L, Scope *s, const char *name, Value *out) {
+    (void)L;
+    for (; s; s = s->parent) {
+        Binding *b = find_local(s, name);
+        if (b) {
+            *out = b->v;
+            return true;
+        }
+    }
+    return false;
+}
+
+/* Doubles the bucket array (8 at first) and rehashes the bindings. */
+static void scope_grow(Lower *L, Scope *s) {
+    size_t nb = s->tab ? (s->mask + 1) * 2 : 8;
+    Binding **tab = arena_alloc(L->a, sizeof(Binding *) * nb);
+    memset(tab, 0, sizeof(Binding *) * nb);
+    for (size_t i = 0; s->tab && i <= s->mask; i++)
+        for (Binding *b = s->tab[i], *next; b; b = next) {
+            next = b->next;
+            size_t h = scope_hash(b->name) & (nb - 1);
+            b->next = tab[h];
+            tab[h] = b;
+        }
+    s->tab = tab;
+    s->mask = nb - 1;
+}
+
 void lw_bind(Lower *L, Scope *s, const char *name, Value v) {
-    Binding *b = arena_alloc(L->a, sizeof *b);
+    Binding *b = find_local(s, name);
+    if (b) {
+        b->v = v;
+        return;
+    }
+    if (!s->tab || s->count >= s->mask + 1) scope_grow(L, s);
+    b = arena_alloc(L->a, sizeof *b);
     b->name = name;
     b->v = v;
-    b->next = s->head;
-    s->head = b;
+    size_t h = scope_hash(name) & s->mask;
+    b->next = s->tab[h];
+    s->tab[h] = b;
+    s->count++;
 }
 
 static Scope *scope_new(Lower *L, Scope *parent) {

@@ -42,11 +42,16 @@ struct Value {
 typedef struct Binding {
     const char *name;
     Value v;
-    struct Binding *next;
+    struct Binding *next; /* next in the same hash bucket */
 } Binding;
 
+/* A scope's names in a chained hash table, made on the first binding and
+ * doubled as it fills: a model of 100,000 `let`s looks each name up in
+ * constant time. A name is bound at most once per scope (rebinding
+ * replaces the value, which shadowing made unreachable anyway). */
 typedef struct Scope {
-    Binding *head;
+    Binding **tab;
+    size_t mask, count; /* buckets - 1, bindings */
     struct Scope *parent;
 } Scope;
 
