@@ -68,13 +68,16 @@ static bool bind_dims(PassCtx *c, IrGraph *g, int64_t *sym, int *t) {
     sym[0] = batch;
     *t = ir_graph_find_dim(g, "T");
     if (*t >= 0) sym[*t] = ctx ? ctx : seq;
-    for (int i = 0; i < g->nnodes; i++) { /* micro-batch dims are the batch over the parts */
+    /* A micro-batch dim is the batch over the parts, rounded up: an odd
+     * batch (or a batch of 1) splits into unequal parts, and the plan holds
+     * the larger. */
+    for (int i = 0; i < g->nnodes; i++) {
         const IrNode *n = g->nodes[i];
         if (n->op != IR_OP_SPLIT_BATCH) continue;
         int64_t parts = ir_node_attr_int(n, "parts", 2), whole = ir_dim_eval(n->ops[0]->type.dims[0], sym);
         for (int s = 0; s < IR_MAX_DIM_SYMS; s++)
             if (n->type.dims[0].exp[s] == 1 && parts > 0 && n->type.dims[0].coeff > 0)
-                sym[s] = whole / parts / n->type.dims[0].coeff;
+                sym[s] = ((whole + parts - 1) / parts + n->type.dims[0].coeff - 1) / n->type.dims[0].coeff;
     }
     return true;
 }
