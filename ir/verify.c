@@ -1,8 +1,11 @@
 /* verify.c — checks a whole graph: everything ir_infer_type checks per node
  * (arity, attribute schema, shapes), plus what only the graph knows:
  * dominance, declared types against inferred ones, unique input and output
- * names, weights that share a checkpoint name but disagree on type. Run
- * after lowering, after parsing and (later) after every pass. */
+ * names, weights that share a checkpoint name but disagree on type; and for
+ * a scheduled graph, that cross-stream reads are waited for and that no
+ * two values sharing slab bytes can be in use at once (happens-before from
+ * ir/order.c). Run after lowering, after parsing and after every pass in
+ * debug builds (--verify-each). */
 #include "ir/ir.h"
 
 #include <limits.h>
