@@ -40,29 +40,91 @@ void lw_error(Lower *L, SrcLoc loc, const char *fmt, ...) {
 
 static Value poison(void) { return (Value){.k = V_POISON}; }
 
-bool lw_lookup(Lower *L, Scope *s, const char *name, Value *out) {
-    (void)L;
-    for (; s; s = s->parent)
-        for (Binding *b = s->head; b; b = b->next)
-            if (strcmp(b->name, name) == 0) {
-                *out = b->v;
-                return true;
-            }
-    return false;
+static size_t scope_hash(const char *s) {
+    size_t h = 1469598103934665603u;
+    for (; *s; s++) h = (h ^ (unsigned char)*s) * 1099511628211u;
+    return h;
 }
 
 static Binding *find_local(Scope *s, const char *name) {
-    for (Binding *b = s->head; b; b = b->next)
+    if (!s->tab) return NULL;
+    for (Binding *b = s->tab[scope_hash(name) & s->mask]; b; b = b->next)
         if (strcmp(b->name, name) == 0) return b;
     return NULL;
 }
 
+bool lw_lookup(Lower *L, Scope *s, const char *name, Value *out) {
+    (void)L;
+    for (; s; s = s->parent) {
+        Binding *b = find_local(s, name);
+        if (b) {
+            *out = b->v;
+            return true;
+        }
+    }
+    return false;
+}
+
+void *lw_map_get(const NameMap *m, const char *name) {
+    if (!m->tab) return NULL;
+    for (NameEntry *e = m->tab[scope_hash(name) & m->mask]; e; e = e->next)
+        if (strcmp(e->name, name) == 0) return e->v;
+    return NULL;
+}
+
+void lw_map_put(Lower *L, NameMap *m, const char *name, void *v) {
+    if (!m->tab || m->count >= m->mask + 1) { /* double (16 at first) and rehash */
+        size_t nb = m->tab ? (m->mask + 1) * 2 : 16;
+        NameEntry **tab = arena_alloc(L->a, sizeof(NameEntry *) * nb);
+        for (size_t i = 0; m->tab && i <= m->mask; i++)
+            for (NameEntry *e = m->tab[i], *next; e; e = next) {
+                next = e->next;
+                size_t h = scope_hash(e->name) & (nb - 1);
+                e->next = tab[h];
+                tab[h] = e;
+            }
+        m->tab = tab;
+        m->mask = nb - 1;
+    }
+    NameEntry *e = arena_alloc(L->a, sizeof *e);
+    e->name = name;
+    e->v = v;
+    size_t h = scope_hash(name) & m->mask;
+    e->next = m->tab[h];
+    m->tab[h] = e;
+    m->count++;
+}
+
+/* Doubles the bucket array (8 at first) and rehashes the bindings. */
+static void scope_grow(Lower *L, Scope *s) {
+    size_t nb = s->tab ? (s->mask + 1) * 2 : 8;
+    Binding **tab = arena_alloc(L->a, sizeof(Binding *) * nb);
+    memset(tab, 0, sizeof(Binding *) * nb);
+    for (size_t i = 0; s->tab && i <= s->mask; i++)
+        for (Binding *b = s->tab[i], *next; b; b = next) {
+            next = b->next;
+            size_t h = scope_hash(b->name) & (nb - 1);
+            b->next = tab[h];
+            tab[h] = b;
+        }
+    s->tab = tab;
+    s->mask = nb - 1;
+}
+
 void lw_bind(Lower *L, Scope *s, const char *name, Value v) {
-    Binding *b = arena_alloc(L->a, sizeof *b);
+    Binding *b = find_local(s, name);
+    if (b) {
+        b->v = v;
+        return;
+    }
+    if (!s->tab || s->count >= s->mask + 1) scope_grow(L, s);
+    b = arena_alloc(L->a, sizeof *b);
     b->name = name;
     b->v = v;
-    b->next = s->head;
-    s->head = b;
+    size_t h = scope_hash(name) & s->mask;
+    b->next = s->tab[h];
+    s->tab[h] = b;
+    s->count++;
 }
 
 static Scope *scope_new(Lower *L, Scope *parent) {
@@ -386,12 +448,6 @@ static void exec_assign(Lower *L, Scope *s, AstNode *st) {
     lw_error(L, st->loc, "cannot assign to undefined variable '%s'; declare it with 'let'", st->str);
 }
 
-static unsigned name_hash(const char *s) {
-    unsigned h = 2166136261u;
-    for (; *s; s++) h = (h ^ (unsigned char)*s) * 16777619u;
-    return h;
-}
-
 static void exec_weight(Lower *L, Scope *s, AstNode *st) {
     Value pat = st->a->kind == AST_STR ? (Value){.k = V_STR, .u.s = st->a->str} : lw_eval(L, s, st->a);
     if (pat.k == V_POISON) { lw_bind(L, s, st->str, poison()); return; }
@@ -425,48 +481,41 @@ static void exec_weight(Lower *L, Scope *s, AstNode *st) {
         }
     }
     if (!ok || !name) { lw_bind(L, s, st->str, poison()); return; }
-    unsigned h = name_hash(name) % 1024;
-    for (WeightEntry *w = L->wtab[h]; w; w = w->next)
-        if (strcmp(w->name, name) == 0) {
-            if (!ir_type_eq(&w->node->type, &t)) {
-                StrBuf a, b;
-                sb_init(&a); sb_init(&b);
-                ir_type_print(L->g, &t, &a);
-                ir_type_print(L->g, &w->node->type, &b);
-                lw_error(L, st->loc, "weight \"%s\" declared as %s here but as %s before", name, a.data, b.data);
-                diag_note(L->d, w->node->loc, "first declared here");
-                sb_free(&a); sb_free(&b);
-                lw_bind(L, s, st->str, poison());
-                return;
-            }
-            lw_bind(L, s, st->str, (Value){.k = V_TENSOR, .u.t = w->node});
+    IrNode *prev = lw_map_get(&L->weights, name);
+    if (prev) {
+        if (!ir_type_eq(&prev->type, &t)) {
+            StrBuf a, b;
+            sb_init(&a); sb_init(&b);
+            ir_type_print(L->g, &t, &a);
+            ir_type_print(L->g, &prev->type, &b);
+            lw_error(L, st->loc, "weight \"%s\" declared as %s here but as %s before", name, a.data, b.data);
+            diag_note(L->d, prev->loc, "first declared here");
+            sb_free(&a); sb_free(&b);
+            lw_bind(L, s, st->str, poison());
             return;
         }
-    Value v = lw_node(L, st->loc, IR_OP_WEIGHT, NULL, 0, attrs, nattrs, &t);
-    if (v.k == V_TENSOR) {
-        WeightEntry *w = arena_alloc(L->a, sizeof *w);
-        w->name = name;
-        w->node = v.u.t;
-        w->next = L->wtab[h];
-        L->wtab[h] = w;
+        lw_bind(L, s, st->str, (Value){.k = V_TENSOR, .u.t = prev});
+        return;
     }
+    Value v = lw_node(L, st->loc, IR_OP_WEIGHT, NULL, 0, attrs, nattrs, &t);
+    if (v.k == V_TENSOR) lw_map_put(L, &L->weights, name, v.u.t);
     lw_bind(L, s, st->str, v);
 }
 
 static void exec_input(Lower *L, Scope *s, AstNode *st) {
     IrType t;
-    for (int i = 0; i < L->g->nnodes; i++) {
-        IrNode *n = L->g->nodes[i];
-        if (n->op == IR_OP_INPUT && strcmp(ir_node_attr_str(n, "name", ""), st->str) == 0) {
-            lw_error(L, st->loc, "input '%s' is declared twice", st->str);
-            diag_note(L->d, n->loc, "first declared here");
-            lw_bind(L, s, st->str, poison());
-            return;
-        }
+    IrNode *prev = lw_map_get(&L->inputs, st->str);
+    if (prev) {
+        lw_error(L, st->loc, "input '%s' is declared twice", st->str);
+        diag_note(L->d, prev->loc, "first declared here");
+        lw_bind(L, s, st->str, poison());
+        return;
     }
     if (!eval_type(L, s, st->c, &t)) { lw_bind(L, s, st->str, poison()); return; }
     IrAttr at = {.name = "name", .kind = IR_ATTR_STR, .u.s = st->str};
-    lw_bind(L, s, st->str, lw_node(L, st->loc, IR_OP_INPUT, NULL, 0, &at, 1, &t));
+    Value v = lw_node(L, st->loc, IR_OP_INPUT, NULL, 0, &at, 1, &t);
+    if (v.k == V_TENSOR) lw_map_put(L, &L->inputs, st->str, v.u.t);
+    lw_bind(L, s, st->str, v);
 }
 
 static bool eval_int(Lower *L, Scope *s, AstNode *e, int64_t *out, const char *what) {
@@ -518,15 +567,13 @@ static void exec_output(Lower *L, Scope *s, AstNode *st) {
     Value v = lw_eval(L, s, st->a);
     if (v.k == V_POISON) return;
     if (v.k != V_TENSOR) { lw_error(L, st->a->loc, "output '%s' must be a tensor, got %s", st->str, lw_kind_name(v.k)); return; }
-    for (int i = 0; i < L->g->nnodes; i++) {
-        IrNode *n = L->g->nodes[i];
-        if (n->op == IR_OP_OUTPUT && strcmp(ir_node_attr_str(n, "name", ""), st->str) == 0) {
-            lw_error(L, st->loc, "output '%s' is declared twice", st->str);
-            return;
-        }
+    if (lw_map_get(&L->outputs, st->str)) {
+        lw_error(L, st->loc, "output '%s' is declared twice", st->str);
+        return;
     }
     IrAttr at = {.name = "name", .kind = IR_ATTR_STR, .u.s = st->str};
-    lw_node(L, st->loc, IR_OP_OUTPUT, &v.u.t, 1, &at, 1, NULL);
+    Value o = lw_node(L, st->loc, IR_OP_OUTPUT, &v.u.t, 1, &at, 1, NULL);
+    if (o.k == V_TENSOR) lw_map_put(L, &L->outputs, st->str, o.u.t);
 }
 
 static void exec_return(Lower *L, Scope *s, AstNode *st) {
@@ -575,10 +622,10 @@ static void exec_block(Lower *L, Scope *parent, AstVec *body) {
 
 /* Interns a scope path so equal paths share one pointer. */
 static const char *intern_scope(Lower *L, const char *path) {
-    for (size_t i = 0; i < L->nscopes; i++)
-        if (strcmp(L->scopes[i], path) == 0) return L->scopes[i];
-    const char *p = arena_strdup(L->a, path);
-    ARENA_PUSH(L->a, L->scopes, L->nscopes, L->capscopes, p);
+    const char *p = lw_map_get(&L->scopes, path);
+    if (p) return p;
+    p = arena_strdup(L->a, path);
+    lw_map_put(L, &L->scopes, p, (void *)p);
     return p;
 }
 
@@ -677,11 +724,11 @@ static void run_items(Lower *L, AstVec *items) {
     for (size_t i = 0; i < items->n; i++) {
         AstNode *it = items->v[i];
         if (it->kind != AST_FN) continue;
-        for (size_t k = 0; k < L->fns.n; k++)
-            if (strcmp(L->fns.v[k]->str, it->str) == 0) {
-                lw_error(L, it->loc, "function '%s' is defined twice", it->str);
-                diag_note(L->d, L->fns.v[k]->loc, "first defined here");
-            }
+        AstNode *first = lw_map_get(&L->fn_map, it->str);
+        if (first) {
+            lw_error(L, it->loc, "function '%s' is defined twice", it->str);
+            diag_note(L->d, first->loc, "first defined here");
+        } else lw_map_put(L, &L->fn_map, it->str, it);
         IrOp op;
         if (ir_op_lookup(it->str, &op)) lw_error(L, it->loc, "'%s' is an op; choose another name for the function", it->str);
         ast_push(L->a, &L->fns, it);

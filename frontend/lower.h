@@ -42,11 +42,16 @@ struct Value {
 typedef struct Binding {
     const char *name;
     Value v;
-    struct Binding *next;
+    struct Binding *next; /* next in the same hash bucket */
 } Binding;
 
+/* A scope's names in a chained hash table, made on the first binding and
+ * doubled as it fills: a model of 100,000 `let`s looks each name up in
+ * constant time. A name is bound at most once per scope (rebinding
+ * replaces the value, which shadowing made unreachable anyway). */
 typedef struct Scope {
-    Binding *head;
+    Binding **tab;
+    size_t mask, count; /* buckets - 1, bindings */
     struct Scope *parent;
 } Scope;
 
@@ -57,11 +62,17 @@ typedef struct {
 
 #define FE_MAX_CALL_DEPTH 64
 
-typedef struct WeightEntry {
+/* Name -> pointer, a chained hash table doubled as it fills (arena). */
+typedef struct NameEntry {
     const char *name;
-    IrNode *node;
-    struct WeightEntry *next;
-} WeightEntry;
+    void *v;
+    struct NameEntry *next;
+} NameEntry;
+
+typedef struct {
+    NameEntry **tab;
+    size_t mask, count;
+} NameMap;
 
 typedef struct {
     Arena *a;
@@ -70,12 +81,12 @@ typedef struct {
     const FeOptions *opt;
     Scope *globals;
     AstVec fns;
+    NameMap fn_map;      /* name -> first AstNode fn of that name */
+    NameMap inputs, outputs, weights; /* name -> IrNode (first declared) */
     Frame frames[FE_MAX_CALL_DEPTH];
     int depth;
     const char *scope;   /* interned '/'-joined fn path; NULL at top level */
-    const char **scopes; /* interned paths */
-    size_t nscopes, capscopes;
-    WeightEntry *wtab[1024];
+    NameMap scopes;      /* interned paths: path -> itself */
     bool returned;
     Value retval;
     int64_t steps;       /* statements executed so far */
@@ -87,6 +98,9 @@ typedef struct {
     const char **params; /* names of the bound params, for --set suggestions */
     size_t nparams, capparams;
 } Lower;
+
+void *lw_map_get(const NameMap *m, const char *name); /* NULL if absent */
+void lw_map_put(Lower *L, NameMap *m, const char *name, void *v); /* name must be absent */
 
 /* Reports an error at loc, then a note at each enclosing call site. */
 void lw_error(Lower *L, SrcLoc loc, const char *fmt, ...) __attribute__((format(printf, 3, 4)));

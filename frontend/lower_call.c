@@ -281,14 +281,14 @@ static Value call_op(Lower *L, AstNode *call, IrOp op, Args *a) {
 Value lw_call(Lower *L, Scope *s, AstNode *call) {
     Args a;
     if (!eval_args(L, s, call, &a)) return poison();
-    for (size_t i = 0; i < L->fns.n; i++)
-        if (strcmp(L->fns.v[i]->str, call->str) == 0) {
-            if (a.nkw) {
-                lw_error(L, a.kw[0]->loc, "'%s' is a function; its arguments are positional", call->str);
-                return poison();
-            }
-            return lw_call_fn(L, L->fns.v[i], call, a.pos, a.npos);
+    AstNode *fn = lw_map_get(&L->fn_map, call->str);
+    if (fn) {
+        if (a.nkw) {
+            lw_error(L, a.kw[0]->loc, "'%s' is a function; its arguments are positional", call->str);
+            return poison();
         }
+        return lw_call_fn(L, fn, call, a.pos, a.npos);
+    }
     bool handled;
     Value r = scalar_builtin(L, call, call->str, &a, &handled);
     if (handled) return r;

@@ -191,6 +191,10 @@ typedef struct IrGraph {
     const char *dim_names[IR_MAX_DIM_SYMS]; /* symbolic dims, e.g. B, S, T */
     int nnodes, cap;
     IrNode **nodes;       /* program order */
+    /* The sizes the activation plan (the nodes' mem offsets) was made for:
+     * every dim's value, set by plan-memory; printed as plan(B=1, S=4096). */
+    bool mem_planned;
+    int64_t mem_dims[IR_MAX_DIM_SYMS];
 } IrGraph;
 
 IrGraph *ir_graph_new(Arena *a, const char *name);
@@ -257,11 +261,65 @@ IrGraph *ir_parse(Arena *a, DiagEngine *d, const char *file, const char *text, s
 int ir_verify(const IrGraph *g, DiagEngine *d);
 /* For a scheduled graph (ops carry streams): every operand produced on
  * another stream must be waited for, and waits must name earlier ops.
- * Returns the number of unordered dependencies (each reported). */
+ * With a memory plan (g->mem_planned), two values whose slab bytes
+ * overlap must be ordered: every access of the earlier one happens before
+ * the later one is written (program order on one stream, waits across).
+ * Returns the number of errors (each reported). */
 int ir_check_schedule(const IrGraph *g, DiagEngine *d);
 void ir_print_dot(const IrGraph *g, StrBuf *sb);
 /* Streams view of a scheduled graph (--emit=schedule). */
 void ir_print_schedule(const IrGraph *g, StrBuf *sb);
+
+/* ---- order and memory of a scheduled graph ------------------------------ */
+
+/* Bytes n's value takes in the activation slab with every dim bound
+ * (sym[i] for dim i): its elements' bytes rounded up to 256 (a sub-byte
+ * dtype one byte more). False when the size overflows int64. */
+bool ir_value_bytes(const IrNode *n, const int64_t *sym, int64_t *out);
+
+/* Happens-before over the ops of a graph whose ops carry streams (stream
+ * -1 counts as stream 0): an op starts after the earlier ops of its own
+ * stream and after each op it waits for (and all that op waited for).
+ * From it, for each value, the program position from which its memory may
+ * be reused: the first position p such that, on every stream, each op at
+ * or after p starts after every access (its definition and its reads) of
+ * the value. On one stream that is its last reader + 1. The plan-memory
+ * pass frees blocks there; the schedule checker verifies the plan with it. */
+#define IR_ORDER_MAX_STREAMS 16
+typedef struct {
+    int n, nstreams;
+    int *before;  /* [op * nstreams + s]: latest op of stream s complete when op starts; -1: none */
+    int *last;    /* [op * nstreams + s]: latest access of op's value on stream s; -1: none */
+    int *release; /* first program position where op's memory may be reused; INT_MAX: a graph result */
+} IrOrder;
+/* Fills o (malloc'ed; free with ir_order_free). False, with an error
+ * through d, for more than IR_ORDER_MAX_STREAMS distinct streams or no
+ * memory. */
+bool ir_order_compute(const IrGraph *g, DiagEngine *d, IrOrder *o);
+void ir_order_free(IrOrder *o);
+/* Whether every access of value a happens before op b starts (a result's
+ * value never is: it must survive the run). */
+bool ir_order_done_before(const IrOrder *o, int a, int b);
+
+/* Spans: a set of byte ranges [off, off+len) ordered by offset, each tagged
+ * with an id (the value it holds), in a balanced tree: insert, remove,
+ * first fit and overlap queries in O(log n) (plus what they return). The
+ * planner keeps its free gaps in one, the checker the live values. */
+typedef struct IrSpans IrSpans;
+typedef struct {
+    int64_t off, len;
+    int id;
+} IrSpan;
+IrSpans *ir_spans_new(void); /* NULL: no memory */
+void ir_spans_free(IrSpans *t);
+bool ir_spans_insert(IrSpans *t, int64_t off, int64_t len, int id); /* false: no memory */
+bool ir_spans_remove(IrSpans *t, int64_t off, int id);              /* false: absent */
+/* The span of lowest offset whose length is at least len. */
+bool ir_spans_first_fit(const IrSpans *t, int64_t len, IrSpan *out);
+bool ir_spans_before(const IrSpans *t, int64_t pos, IrSpan *out); /* the last span starting before pos */
+bool ir_spans_at(const IrSpans *t, int64_t pos, IrSpan *out);     /* a span starting at pos */
+/* Up to max spans meeting [lo, hi), in offset order; returns how many. */
+int ir_spans_overlapping(const IrSpans *t, int64_t lo, int64_t hi, IrSpan *out, int max);
 
 /* ---- statistics from the graph ------------------------------------------ */
 

@@ -540,7 +540,33 @@ static void skip_newlines(Parser *ps) {
     while (ps->tok.kind == T_NL) next(ps);
 }
 
-/* header := 'graph' '@' name 'dims' '(' [ident (',' ident)*] ')' '{' */
+/* plan := 'plan' '(' ident '=' int (',' ident '=' int)* ')', every dim bound once */
+static bool parse_plan(Parser *ps) {
+    IrGraph *g = ps->g;
+    bool bound[IR_MAX_DIM_SYMS] = {0};
+    next(ps);
+    if (!expect(ps, '(')) return false;
+    while (!is_punct(ps, ')')) {
+        if (ps->tok.kind != T_IDENT) { perr(ps, "expected a dim name in plan(...), found %s", tok_desc(ps)); return false; }
+        char *dn = ident_text(ps);
+        int s = ir_graph_find_dim(g, dn);
+        if (s < 0 || bound[s]) { perr(ps, s < 0 ? "plan(...): '%s' is not a declared dim" : "plan(...): dim '%s' bound twice", dn); return false; }
+        next(ps);
+        if (!expect(ps, '=')) return false;
+        if (ps->tok.kind != T_INT || ps->tok.i < 0) { perr(ps, "plan(...): expected a non-negative integer for '%s'", dn); return false; }
+        g->mem_dims[s] = ps->tok.i;
+        bound[s] = true;
+        next(ps);
+        if (!is_punct(ps, ')') && !expect(ps, ',')) return false;
+    }
+    for (int s = 0; s < g->ndims; s++)
+        if (!bound[s]) { perr(ps, "plan(...) does not bind dim '%s'", g->dim_names[s]); return false; }
+    g->mem_planned = true;
+    next(ps);
+    return true;
+}
+
+/* header := 'graph' '@' name 'dims' '(' [ident (',' ident)*] ')' [plan] '{' */
 static bool parse_header(Parser *ps) {
     skip_newlines(ps);
     if (!is_word(ps, "graph")) { perr(ps, "expected 'graph', found %s", tok_desc(ps)); return false; }
@@ -566,6 +592,7 @@ static bool parse_header(Parser *ps) {
         if (!is_punct(ps, ')') && !expect(ps, ',')) return false;
     }
     next(ps);
+    if (is_word(ps, "plan") && !parse_plan(ps)) return false;
     return expect(ps, '{');
 }
 

@@ -103,7 +103,13 @@ void ir_print(const IrGraph *g, StrBuf *sb) {
     else sb_put_quoted(sb, g->name);
     sb_puts(sb, " dims(");
     for (int i = 0; i < g->ndims; i++) sb_printf(sb, i ? ", %s" : "%s", g->dim_names[i]);
-    sb_puts(sb, ") {\n");
+    sb_puts(sb, ")");
+    if (g->mem_planned) { /* the sizes the mem offsets were planned for */
+        sb_puts(sb, " plan(");
+        for (int i = 0; i < g->ndims; i++) sb_printf(sb, "%s%s=%lld", i ? ", " : "", g->dim_names[i], (long long)g->mem_dims[i]);
+        sb_puts(sb, ")");
+    }
+    sb_puts(sb, " {\n");
     for (int i = 0; i < g->nnodes; i++) {
         const IrNode *n = g->nodes[i];
         sb_puts(sb, "  ");

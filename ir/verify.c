@@ -1,10 +1,16 @@
 /* verify.c — checks a whole graph: everything ir_infer_type checks per node
  * (arity, attribute schema, shapes), plus what only the graph knows:
  * dominance, declared types against inferred ones, unique input and output
- * names, weights that share a checkpoint name but disagree on type. Run
- * after lowering, after parsing and (later) after every pass. */
+ * names, weights that share a checkpoint name but disagree on type; and for
+ * a scheduled graph, that cross-stream reads are waited for and that no
+ * two values sharing slab bytes can be in use at once (happens-before from
+ * ir/order.c). Run after lowering, after parsing and after every pass in
+ * debug builds (--verify-each). */
 #include "ir/ir.h"
 
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 static SrcLoc node_loc(const IrNode *n) { return n->loc; }
@@ -112,8 +118,90 @@ int ir_verify(const IrGraph *g, DiagEngine *d) {
     return errors;
 }
 
+/* Value numbers as the printer gives them (results only, in order). */
+static int *value_numbers(const IrGraph *g) {
+    int *v = malloc(sizeof(int) * ((size_t)g->nnodes + 1)), k = 0;
+    for (int i = 0; v && i < g->nnodes; i++) v[i] = ir_op_has_result(g->nodes[i]->op) ? k++ : -1;
+    return v;
+}
+
+static int node_stream(const IrNode *n) { return n->stream < 0 ? 0 : n->stream; }
+
+/* Reports that b's slab bytes overlap those of a, which may still be in use. */
+static void report_reuse(const IrGraph *g, DiagEngine *d, const IrOrder *o, const int *vn, int a, int b, const IrSpan *sa) {
+    const IrNode *na = g->nodes[a], *nb = g->nodes[b];
+    if (o->release[a] == INT_MAX) {
+        diag_error(d, nb->loc, "memory plan: %%%d = %s overwrites bytes [%lld, %lld) of graph result %%%d = %s",
+                   vn[b], ir_op_name(nb->op), (long long)sa->off, (long long)(sa->off + sa->len), vn[a], ir_op_name(na->op));
+        return;
+    }
+    int acc = a; /* an access of a not ordered before b */
+    for (int t = 0; t < o->nstreams; t++) {
+        int l = o->last[(size_t)a * o->nstreams + t];
+        if (l > o->before[(size_t)b * o->nstreams + t]) acc = l;
+    }
+    const IrNode *nx = g->nodes[acc];
+    char who[64];
+    if (acc == a) snprintf(who, sizeof who, "its own op");
+    else snprintf(who, sizeof who, "its reader %s", ir_op_name(nx->op));
+    diag_error(d, nb->loc,
+               "memory plan: %%%d = %s on stream %d is written over bytes [%lld, %lld) of %%%d = %s, which %s on stream %d "
+               "may still be %s: nothing orders that before the write",
+               vn[b], ir_op_name(nb->op), node_stream(nb), (long long)sa->off, (long long)(sa->off + sa->len), vn[a],
+               ir_op_name(na->op), who, node_stream(nx), acc == a ? "writing" : "reading");
+}
+
+/* With a memory plan: two values whose bytes overlap are ordered (every
+ * access of the earlier happens before the later is written). Live values
+ * are kept by offset; a value leaves at its release position, after which
+ * no op can conflict with it. */
+static int check_memory(const IrGraph *g, DiagEngine *d) {
+    IrOrder o;
+    if (!ir_order_compute(g, d, &o)) return 1;
+    int n = g->nnodes, bad = 0, cap = 64;
+    int *head = malloc(sizeof(int) * ((size_t)n + 1)), *next = malloc(sizeof(int) * ((size_t)n + 1)), *vn = value_numbers(g);
+    int64_t *size = malloc(sizeof(int64_t) * ((size_t)n + 1));
+    IrSpan *hit = malloc(sizeof(IrSpan) * (size_t)cap);
+    IrSpans *live = ir_spans_new();
+    bool ok = head && next && vn && size && hit && live;
+    if (!ok) {
+        diag_error(d, (SrcLoc){0}, "out of host memory checking the memory plan");
+        bad = 1;
+    }
+    for (int i = 0; ok && i <= n; i++) head[i] = -1;
+    for (int i = 0; ok && i < n; i++) {
+        for (int x = head[i]; x >= 0; x = next[x]) ir_spans_remove(live, g->nodes[x]->mem, x);
+        const IrNode *nd = g->nodes[i];
+        if (nd->mem < 0 || !ir_op_in_slab(nd->op)) continue;
+        if (!ir_value_bytes(nd, g->mem_dims, &size[i]) || nd->mem > INT64_MAX - size[i]) {
+            diag_error(d, nd->loc, "memory plan: %%%d = %s: its bytes overflow int64", vn[i], ir_op_name(nd->op));
+            bad++;
+            continue;
+        }
+        if (size[i] == 0) continue;
+        int k;
+        while ((k = ir_spans_overlapping(live, nd->mem, nd->mem + size[i], hit, cap)) == cap) {
+            IrSpan *more = realloc(hit, sizeof(IrSpan) * (size_t)cap * 2);
+            if (!more) break;
+            hit = more, cap *= 2;
+        }
+        for (int j = 0; j < k; j++)
+            if (!ir_order_done_before(&o, hit[j].id, i)) report_reuse(g, d, &o, vn, hit[j].id, i, &hit[j]), bad++;
+        if (!ir_spans_insert(live, nd->mem, size[i], i)) {
+            diag_error(d, (SrcLoc){0}, "out of host memory checking the memory plan");
+            bad++;
+            ok = false;
+        }
+        if (o.release[i] <= n) next[i] = head[o.release[i]], head[o.release[i]] = i;
+    }
+    free(head), free(next), free(vn), free(size), free(hit);
+    ir_spans_free(live);
+    ir_order_free(&o);
+    return bad;
+}
+
 int ir_check_schedule(const IrGraph *g, DiagEngine *d) {
-    int bad = 0;
+    int bad = g->mem_planned ? check_memory(g, d) : 0;
     for (int i = 0; i < g->nnodes; i++) {
         const IrNode *n = g->nodes[i];
         if (n->stream < 0) continue;

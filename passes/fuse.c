@@ -15,84 +15,155 @@
 #include <stdlib.h>
 #include <string.h>
 
-/* Kernels per top-level scope: distinct groups among its ops. */
+/* Kernels per top-level scope (first component of the scope path), in
+ * first-seen order: distinct groups among its ops. Linear: scopes are
+ * numbered through a hash table of their names, groups counted with a
+ * per-scope stamp after the ops are bucketed by scope. */
 static void report_scopes(PassCtx *c, IrGraph *g) {
-    bool *seen = arena_alloc(g->arena, (size_t)g->nnodes + 1);
-    for (int i = 0; i < g->nnodes; i++) {
+    int n = g->nnodes;
+    size_t mask = 15;
+    while (mask + 1 < (size_t)n * 2) mask = mask * 2 + 1;
+    int *slot = malloc(sizeof(int) * (mask + 1)), *sc = malloc(sizeof(int) * ((size_t)n + 1));
+    int *first = malloc(sizeof(int) * ((size_t)n + 1)), *cnt = calloc((size_t)n + 2, sizeof(int));
+    int *order = malloc(sizeof(int) * ((size_t)n + 1)), *stamp = malloc(sizeof(int) * ((size_t)n + 1));
+    if (!slot || !sc || !first || !cnt || !order || !stamp) goto done;
+    memset(slot, -1, sizeof(int) * (mask + 1));
+    int nscopes = 0;
+    for (int i = 0; i < n; i++) {
         const char *s = g->nodes[i]->scope ? g->nodes[i]->scope : "model";
-        size_t len = strcspn(s, "/");
-        bool first = true;
-        for (int j = 0; j < i && first; j++) {
-            const char *t = g->nodes[j]->scope ? g->nodes[j]->scope : "model";
-            first = !(strcspn(t, "/") == len && strncmp(s, t, len) == 0);
+        size_t len = strcspn(s, "/"), h = 1469598103934665603u;
+        for (size_t k = 0; k < len; k++) h = (h ^ (unsigned char)s[k]) * 1099511628211u;
+        for (h &= mask;; h = (h + 1) & mask) {
+            if (slot[h] < 0) {
+                slot[h] = nscopes;
+                first[nscopes++] = i;
+                break;
+            }
+            const char *t = g->nodes[first[slot[h]]]->scope ? g->nodes[first[slot[h]]]->scope : "model";
+            if (strcspn(t, "/") == len && strncmp(s, t, len) == 0) break;
         }
-        if (!first) continue;
-        memset(seen, 0, (size_t)g->nnodes + 1);
-        int ops = 0, kern = 0;
-        for (int j = 0; j < g->nnodes; j++) {
-            const IrNode *n = g->nodes[j];
-            const char *t = n->scope ? n->scope : "model";
-            if (strcspn(t, "/") != len || strncmp(s, t, len) != 0 || !ir_op_own_kernel(n->op) || n->group < 0) continue;
-            ops++;
-            if (!seen[n->group]) kern++, seen[n->group] = true;
-        }
-        pass_report(c, "  %.*s: %d ops -> %d kernels", (int)len, s, ops, kern);
+        sc[i] = slot[h];
+        cnt[sc[i] + 1]++;
     }
+    for (int k = 0; k < nscopes; k++) cnt[k + 1] += cnt[k]; /* bucket start of each scope */
+    for (int i = 0; i < n; i++) order[cnt[sc[i]]++] = i;  /* cnt[k] is now the end of scope k */
+    for (int i = 0; i < n; i++) stamp[i] = -1;
+    for (int k = 0, at = 0; k < nscopes; k++) {
+        int ops = 0, kern = 0;
+        for (; at < cnt[k]; at++) {
+            const IrNode *m = g->nodes[order[at]];
+            if (!ir_op_own_kernel(m->op) || m->group < 0) continue;
+            ops++;
+            if (stamp[m->group] != k) kern++, stamp[m->group] = k;
+        }
+        const char *s = g->nodes[first[k]]->scope ? g->nodes[first[k]]->scope : "model";
+        pass_report(c, "  %.*s: %d ops -> %d kernels", (int)strcspn(s, "/"), s, ops, kern);
+    }
+done:
+    free(slot), free(sc), free(first), free(cnt), free(order), free(stamp);
+}
+
+/* Dependencies between groups, without an n x n bitset. DEP(n), the groups
+ * n depends on, is what the pass needs ("does operand p depend on group
+ * G?"); it is the union of its operands' DEP and the groups its operands
+ * had when n was placed. Only its maximum is stored per node; a question
+ * is answered by walking back from p through the nodes whose maximum
+ * reaches G and that come after G's first node: no other node can lead to
+ * G. On V3 and on long chains the walk is short or not taken at all (an
+ * operand in G's own group needs no question). */
+typedef struct {
+    const IrGraph *g;
+    int *maxdep;    /* largest group in DEP(n); -1: none */
+    int *assign_at; /* const or view: the node that placed it in its reader's group; -1: not yet */
+    int *first;     /* group -> its first node */
+    int *stamp, query;
+    const IrNode **stack;
+} Deps;
+
+/* The group operand a had when r was placed (consts and views join their
+ * reader's group later). */
+static int group_at(const Deps *D, const IrNode *a, const IrNode *r) {
+    if (!ir_op_goes_with_reader(a->op)) return a->group;
+    return D->assign_at[a->id] >= 0 && D->assign_at[a->id] <= r->id ? a->group : -1;
+}
+
+/* The group r adds to DEP(r) for its operand a, or -1. */
+static int direct_dep(const Deps *D, const IrNode *r, const IrNode *a) {
+    int ga = group_at(D, a, r);
+    return ga >= 0 && (!ir_op_own_kernel(r->op) || ga != r->group) ? ga : -1;
+}
+
+/* Whether group grp is in DEP(p). */
+static bool depends_on(Deps *D, const IrNode *p, int grp) {
+    if (D->maxdep[p->id] < grp || p->id < D->first[grp]) return false;
+    int top = 0;
+    D->query++;
+    D->stack[top++] = p;
+    D->stamp[p->id] = D->query;
+    while (top > 0) {
+        const IrNode *r = D->stack[--top];
+        for (int k = 0; k < r->nops; k++) {
+            const IrNode *a = r->ops[k];
+            if (direct_dep(D, r, a) == grp) return true;
+            if (D->maxdep[a->id] < grp || a->id < D->first[grp] || D->stamp[a->id] == D->query) continue;
+            D->stamp[a->id] = D->query;
+            D->stack[top++] = a;
+        }
+    }
+    return false;
+}
+
+/* The group n joins: that of a fusible operand o when no other operand
+ * depends on o's group (which keeps the kernel graph acyclic: a residual
+ * add never joins the norm before the GEMM it waits for); -1 for a new one. */
+static int join_group(Deps *D, const IrNode *n) {
+    if (!ir_op_fusible(n->op)) return -1;
+    for (int k = 0; k < n->nops; k++) {
+        const IrNode *o = n->ops[k];
+        if (o->group < 0 || !ir_op_fusible(o->op)) continue;
+        bool ok = true;
+        for (int m = 0; m < n->nops && ok; m++) {
+            const IrNode *p = n->ops[m];
+            ok = p->group == o->group || !depends_on(D, p, o->group);
+        }
+        if (ok) return o->group;
+    }
+    return -1;
 }
 
 PassResult pass_fuse(PassCtx *c, IrGraph *g) {
-    /* deps[n] = the groups n depends on, transitively: a node may join group
-     * G only if none of its other operands depends on G, which keeps the
-     * kernel graph acyclic (a residual add never joins the norm before the
-     * GEMM it waits for). */
-    size_t words = ((size_t)g->nnodes + 64) / 64;
-    uint64_t *deps = calloc((size_t)g->nnodes * words + 1, sizeof(uint64_t));
-    if (!deps) {
+    size_t n1 = (size_t)g->nnodes + 1;
+    Deps D = {g, malloc(sizeof(int) * n1), malloc(sizeof(int) * n1), malloc(sizeof(int) * n1), calloc(n1, sizeof(int)), 0,
+              malloc(sizeof(IrNode *) * n1)};
+    if (!D.maxdep || !D.assign_at || !D.first || !D.stamp || !D.stack) {
+        free(D.maxdep), free(D.assign_at), free(D.first), free(D.stamp), free(D.stack);
         diag_error(pass_diag(c), (SrcLoc){0}, "fuse: out of host memory");
         return PASS_FAILED;
     }
-#define DEP(n) (deps + (size_t)(n)->id * words)
-#define HAS(n, grp) ((DEP(n)[(grp) / 64] >> ((grp) % 64)) & 1)
     int groups = 0, before = 0;
-    for (int i = 0; i < g->nnodes; i++) g->nodes[i]->group = -1;
+    for (int i = 0; i < g->nnodes; i++) g->nodes[i]->group = -1, D.assign_at[i] = -1;
     for (int i = 0; i < g->nnodes; i++) {
         IrNode *n = g->nodes[i];
-        uint64_t *dn = DEP(n);
-        if (!ir_op_own_kernel(n->op)) { /* placed with their reader, but dependencies flow through them */
+        if (ir_op_own_kernel(n->op)) { /* others are placed with their reader, but dependencies flow through them */
+            before++;
+            int grp = join_group(&D, n);
+            if (grp < 0) D.first[grp = groups++] = i;
+            n->group = grp;
             for (int k = 0; k < n->nops; k++) {
-                const IrNode *o = n->ops[k];
-                for (size_t w = 0; w < words; w++) dn[w] |= DEP(o)[w];
-                if (o->group >= 0) dn[o->group / 64] |= 1ull << (o->group % 64);
+                IrNode *o = n->ops[k];
+                if (ir_op_goes_with_reader(o->op) && o->group < 0) o->group = n->group, D.assign_at[o->id] = i;
             }
-            continue;
         }
-        before++;
-        int grp = -1;
-        for (int k = 0; k < n->nops && grp < 0 && ir_op_fusible(n->op); k++) {
-            const IrNode *o = n->ops[k];
-            if (o->group < 0 || !ir_op_fusible(o->op)) continue;
-            bool ok = true;
-            for (int m = 0; m < n->nops && ok; m++) {
-                const IrNode *p = n->ops[m];
-                ok = p->group == o->group || !HAS(p, o->group);
-            }
-            if (ok) grp = o->group;
-        }
-        n->group = grp >= 0 ? grp : groups++;
-        for (int k = 0; k < n->nops; k++) {
-            IrNode *o = n->ops[k];
-            if (ir_op_goes_with_reader(o->op) && o->group < 0) o->group = n->group;
-        }
+        int m = -1;
         for (int k = 0; k < n->nops; k++) {
             const IrNode *o = n->ops[k];
-            const uint64_t *dop = DEP(o);
-            for (size_t w = 0; w < words; w++) dn[w] |= dop[w];
-            if (o->group >= 0 && o->group != n->group) dn[o->group / 64] |= 1ull << (o->group % 64);
+            int dd = direct_dep(&D, n, o);
+            if (D.maxdep[o->id] > m) m = D.maxdep[o->id];
+            if (dd > m) m = dd;
         }
+        D.maxdep[i] = m;
     }
-#undef DEP
-#undef HAS
-    free(deps);
+    free(D.maxdep), free(D.assign_at), free(D.first), free(D.stamp), free(D.stack);
     pass_report(c, "%d ops with a kernel each before, %d kernels after", before, groups);
     report_scopes(c, g);
     return PASS_CHANGED;

@@ -192,6 +192,73 @@ static void test_schedule(void **state) {
     expect_one(f, "linear: waits for softmax on a later op", 3);
 }
 
+/* Spans: first fit is the lowest offset that fits, removal frees a key,
+ * overlap queries see exactly the spans meeting a range; checked against
+ * a brute-force list over random operations. */
+static void test_spans(void **state) {
+    (void)state;
+    IrSpans *t = ir_spans_new();
+    enum { N = 600 };
+    int64_t off[N], len[N];
+    bool in[N] = {0};
+    uint64_t rng = 12345;
+    for (int step = 0; step < 4000; step++) {
+        rng = rng * 6364136223846793005ull + 1442695040888963407ull;
+        int i = (int)((rng >> 33) % N);
+        if (in[i]) {
+            assert_true(ir_spans_remove(t, off[i], i));
+            in[i] = false;
+        } else {
+            off[i] = (int64_t)((rng >> 20) % 5000), len[i] = 1 + (int64_t)((rng >> 45) % 300);
+            assert_true(ir_spans_insert(t, off[i], len[i], i));
+            in[i] = true;
+        }
+        int64_t need = 1 + (int64_t)((rng >> 10) % 300), lo = (int64_t)((rng >> 25) % 5000), hi = lo + 1 + (int64_t)((rng >> 40) % 200);
+        int best = -1, meet = 0;
+        for (int k = 0; k < N; k++) {
+            if (!in[k]) continue;
+            if (len[k] >= need && (best < 0 || off[k] < off[best] || (off[k] == off[best] && k < best))) best = k;
+            meet += off[k] < hi && off[k] + len[k] > lo;
+        }
+        IrSpan s, hits[N];
+        assert_int_equal(ir_spans_first_fit(t, need, &s), best >= 0);
+        if (best >= 0) assert_int_equal(s.id, best);
+        int got = ir_spans_overlapping(t, lo, hi, hits, N);
+        assert_int_equal(got, meet);
+        for (int k = 0; k < got; k++) assert_true(hits[k].off < hi && hits[k].off + hits[k].len > lo && in[hits[k].id]);
+    }
+    assert_false(ir_spans_remove(t, 99999, 0));
+    ir_spans_free(t);
+}
+
+/* Happens-before: x on stream 0; a = f(x) on stream 1 waiting for x; b on
+ * stream 0 does not wait, so a's accesses are not before b, and a's bytes
+ * are released only after the stream-0 op that waits for a. */
+static void test_order(void **state) {
+    Fx *f = *state;
+    f->y->stream = 0, f->sm->stream = 1;
+    f->sm->waits = arena_alloc(f->a, sizeof(IrNode *));
+    f->sm->waits[0] = f->y;
+    f->sm->nwaits = 1;
+    IrNode *b = ir_graph_add_node(f->g, f->d, IR_OP_EXP, &f->y, 1, NULL, 0, NULL, at(9), NULL);
+    IrNode *ops[2] = {b, f->sm};
+    IrNode *c = ir_graph_add_node(f->g, f->d, IR_OP_ADD, ops, 2, NULL, 0, NULL, at(10), NULL);
+    b->stream = 0, c->stream = 0;
+    c->waits = arena_alloc(f->a, sizeof(IrNode *));
+    c->waits[0] = f->sm;
+    c->nwaits = 1;
+    IrOrder o;
+    assert_true(ir_order_compute(f->g, f->d, &o));
+    assert_int_equal(o.nstreams, 2);
+    assert_true(ir_order_done_before(&o, f->x->id, b->id));
+    assert_false(ir_order_done_before(&o, f->y->id, b->id)); /* b reads y, and sm is not waited for */
+    assert_true(ir_order_done_before(&o, f->y->id, c->id));  /* c waits for sm, after b on stream 0 */
+    assert_int_equal(o.release[f->x->id], f->y->id + 1);     /* one stream's rule: last reader + 1 */
+    assert_int_equal(o.release[f->y->id], c->id);            /* not b + 1: stream 0 waits for sm only at c */
+    assert_false(ir_order_done_before(&o, f->sm->id, c->id)); /* a graph result */
+    ir_order_free(&o);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_sound_graph, setup, teardown),
@@ -203,6 +270,8 @@ int main(void) {
         cmocka_unit_test_setup_teardown(test_names_at_scale, setup, teardown),
         cmocka_unit_test_setup_teardown(test_no_output_and_ids, setup, teardown),
         cmocka_unit_test_setup_teardown(test_schedule, setup, teardown),
+        cmocka_unit_test(test_spans),
+        cmocka_unit_test_setup_teardown(test_order, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -244,6 +244,107 @@ static void test_pipeline_errors(void **state) {
     assert_string_equal(p.steps[0].vals[0], "layers.0.|shared");
 }
 
+/* The fuse pass's grouping as first written, with an n x n bitset of group
+ * dependencies: the reference the pass (which keeps only each node's
+ * largest dependency and walks back on demand) must match group for group. */
+static void fuse_reference(const IrGraph *g, int *group) {
+    size_t words = ((size_t)g->nnodes + 64) / 64;
+    uint64_t *deps = calloc((size_t)g->nnodes * words + 1, sizeof(uint64_t));
+#define DEP(n) (deps + (size_t)(n)->id * words)
+#define HAS(n, grp) ((DEP(n)[(grp) / 64] >> ((grp) % 64)) & 1)
+    int groups = 0;
+    for (int i = 0; i < g->nnodes; i++) group[i] = -1;
+    for (int i = 0; i < g->nnodes; i++) {
+        const IrNode *n = g->nodes[i];
+        uint64_t *dn = DEP(n);
+        bool free_op = n->op == IR_OP_INPUT || n->op == IR_OP_WEIGHT || n->op == IR_OP_OUTPUT || n->op == IR_OP_CONST ||
+                       n->op == IR_OP_RESHAPE;
+        if (free_op) {
+            for (int k = 0; k < n->nops; k++) {
+                const IrNode *o = n->ops[k];
+                for (size_t w = 0; w < words; w++) dn[w] |= DEP(o)[w];
+                if (group[o->id] >= 0) dn[group[o->id] / 64] |= 1ull << (group[o->id] % 64);
+            }
+            continue;
+        }
+        int grp = -1;
+        for (int k = 0; k < n->nops && grp < 0 && ir_op_fusible(n->op); k++) {
+            const IrNode *o = n->ops[k];
+            if (group[o->id] < 0 || !ir_op_fusible(o->op)) continue;
+            bool ok = true;
+            for (int m = 0; m < n->nops && ok; m++) ok = group[n->ops[m]->id] == group[o->id] || !HAS(n->ops[m], group[o->id]);
+            if (ok) grp = group[o->id];
+        }
+        group[i] = grp >= 0 ? grp : groups++;
+        for (int k = 0; k < n->nops; k++) {
+            const IrNode *o = n->ops[k];
+            if ((o->op == IR_OP_CONST || o->op == IR_OP_RESHAPE) && group[o->id] < 0) group[o->id] = group[i];
+        }
+        for (int k = 0; k < n->nops; k++) {
+            const IrNode *o = n->ops[k];
+            for (size_t w = 0; w < words; w++) dn[w] |= DEP(o)[w];
+            if (group[o->id] >= 0 && group[o->id] != group[i]) dn[group[o->id] / 64] |= 1ull << (group[o->id] % 64);
+        }
+    }
+#undef DEP
+#undef HAS
+    free(deps);
+}
+
+/* Random graphs of fusible ops, kernels of their own (linear, topk-free),
+ * reshapes and constants: fuse groups them exactly as the reference. */
+static void test_fuse_matches_reference(void **state) {
+    Fx *f = *state;
+    uint64_t rng = 99;
+    for (int trial = 0; trial < 60; trial++) {
+        IrGraph *g = ir_graph_new(f->a, "r");
+        int B = ir_graph_add_dim(g, "B");
+        IrType t = {IR_DT_F32, 2, {ir_dim_sym(B), ir_dim_const(8)}}, w8 = {IR_DT_F32, 2, {ir_dim_const(8), ir_dim_const(8)}};
+        IrType s0 = {IR_DT_F32, 0, {{0}}};
+        IrAttr nx = {.name = "name", .kind = IR_ATTR_STR, .u.s = "x"}, nw = {.name = "name", .kind = IR_ATTR_STR, .u.s = "w"};
+        IrNode *vals[400];
+        int nv = 0;
+        vals[nv++] = ir_graph_add_node(g, f->d, IR_OP_INPUT, NULL, 0, &nx, 1, &t, (SrcLoc){0}, NULL);
+        IrNode *w = ir_graph_add_node(g, f->d, IR_OP_WEIGHT, NULL, 0, &nw, 1, &w8, (SrcLoc){0}, NULL);
+        for (int k = 0; k < 150; k++) {
+            rng = rng * 6364136223846793005ull + 1442695040888963407ull;
+            IrNode *a = vals[nv - 1 - (int)((rng >> 20) % (uint64_t)(nv < 6 ? nv : 6))];
+            IrNode *b = vals[(rng >> 40) % (uint64_t)nv], *ops[2] = {a, b}, *n;
+            int pick = (int)((rng >> 50) % 7);
+            IrAttr cv = {.name = "value", .kind = IR_ATTR_FLOAT, .u.f = 0.5}, ax = {.name = "axis", .kind = IR_ATTR_INT, .u.i = -1};
+            if (pick == 0) n = ir_graph_add_node(g, f->d, IR_OP_ADD, ops, 2, NULL, 0, NULL, (SrcLoc){0}, NULL);
+            else if (pick == 1) n = ir_graph_add_node(g, f->d, IR_OP_MUL, ops, 2, NULL, 0, NULL, (SrcLoc){0}, NULL);
+            else if (pick == 2) n = ir_graph_add_node(g, f->d, IR_OP_SILU, &a, 1, NULL, 0, NULL, (SrcLoc){0}, NULL);
+            else if (pick == 3) {
+                IrNode *lw[2] = {a, w};
+                n = ir_graph_add_node(g, f->d, IR_OP_LINEAR, lw, 2, NULL, 0, NULL, (SrcLoc){0}, NULL);
+            } else if (pick == 4) n = ir_graph_add_node(g, f->d, IR_OP_RESHAPE, &a, 1, NULL, 0, &t, (SrcLoc){0}, NULL);
+            else if (pick == 5) {
+                IrNode *cn = ir_graph_add_node(g, f->d, IR_OP_CONST, NULL, 0, &cv, 1, &s0, (SrcLoc){0}, NULL);
+                IrNode *ac[2] = {a, cn};
+                n = ir_graph_add_node(g, f->d, IR_OP_ADD, ac, 2, NULL, 0, NULL, (SrcLoc){0}, NULL);
+            } else n = ir_graph_add_node(g, f->d, IR_OP_SOFTMAX, &a, 1, &ax, 1, NULL, (SrcLoc){0}, NULL);
+            assert_non_null(n);
+            vals[nv++] = n;
+        }
+        IrAttr ny = {.name = "name", .kind = IR_ATTR_STR, .u.s = "y"};
+        assert_non_null(ir_graph_add_node(g, f->d, IR_OP_OUTPUT, &vals[nv - 1], 1, &ny, 1, NULL, (SrcLoc){0}, NULL));
+        int *want = malloc(sizeof(int) * (size_t)g->nnodes);
+        fuse_reference(g, want);
+        PassPipeline p;
+        assert_true(pass_pipeline_parse(f->a, f->d, "fuse", &p));
+        PassRunOptions ro = {0};
+        assert_true(pass_pipeline_run(&p, g, &ro, f->d));
+        int kernels = 0;
+        for (int i = 0; i < g->nnodes; i++) {
+            assert_int_equal(g->nodes[i]->group, want[i]);
+            kernels = want[i] + 1 > kernels ? want[i] + 1 : kernels;
+        }
+        assert_true(kernels > 1 && kernels < g->nnodes / 2);
+        free(want);
+    }
+}
+
 /* The presets spell the pipelines the tools used to copy; each parses. */
 static void test_presets(void **state) {
     Fx *f = *state;
@@ -264,6 +365,7 @@ static void test_presets(void **state) {
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_presets, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_fuse_matches_reference, setup, teardown),
         cmocka_unit_test_setup_teardown(test_value_preserving_passes, setup, teardown),
         cmocka_unit_test_setup_teardown(test_fp8_quant_equals_emulation, setup, teardown),
         cmocka_unit_test_setup_teardown(test_fuse_groups_acyclic, setup, teardown),

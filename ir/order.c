@@ -1,0 +1,282 @@
+/* order.c — happens-before over a scheduled graph, and from it when each
+ * value's slab bytes may be reused; shared by the plan-memory pass (which
+ * frees blocks there) and the schedule checker (which verifies a plan).
+ *
+ * Each op records, per stream, the latest op known complete when it starts
+ * (a vector clock): its stream's previous op, and each op it waits for
+ * with everything that op knew. These clocks only grow along a stream, so
+ * the first op of a stream that starts after every access of a value is
+ * found by binary search: O(n log n) in all. */
+#include "ir/ir.h"
+
+#include <limits.h>
+#include <stdlib.h>
+#include <string.h>
+
+bool ir_value_bytes(const IrNode *n, const int64_t *sym, int64_t *out) {
+    int64_t numel = 1, bits = ir_dtype_bits(n->type.dtype);
+    bool ok = true;
+    for (int k = 0; k < n->type.rank; k++) {
+        int64_t d = ir_dim_eval(n->type.dims[k], sym);
+        ok = ok && d != INT64_MAX && size_mul(numel, d, &numel);
+    }
+    int64_t b = 0;
+    ok = ok && size_mul(numel, bits, &b) && size_add(b / 8, bits < 8, &b) && size_add(b, 255, &b);
+    *out = ok ? b & ~(int64_t)255 : INT64_MAX;
+    return ok;
+}
+
+void ir_order_free(IrOrder *o) {
+    free(o->before);
+    free(o->last);
+    free(o->release);
+    memset(o, 0, sizeof *o);
+}
+
+/* Stream index of n (stream -1 is stream 0), or -1 past the limit. */
+static int stream_index(int *ids, int *nids, int stream) {
+    if (stream < 0) stream = 0;
+    for (int s = 0; s < *nids; s++)
+        if (ids[s] == stream) return s;
+    if (*nids == IR_ORDER_MAX_STREAMS) return -1;
+    ids[*nids] = stream;
+    return (*nids)++;
+}
+
+/* Whether op x starts after every access recorded in last[0..S). */
+static bool starts_after(const IrOrder *o, int x, const int *last) {
+    for (int u = 0; u < o->nstreams; u++)
+        if (o->before[(size_t)x * o->nstreams + u] < last[u]) return false;
+    return true;
+}
+
+/* release[a]: the latest op, over the streams, that may still not start
+ * after a's accesses, plus one. on[t] lists stream t's ops in order. */
+static int release_of(const IrOrder *o, int a, int *const *on, const int *non) {
+    const int *last = o->last + (size_t)a * o->nstreams;
+    int r = a + 1;
+    for (int t = 0; t < o->nstreams; t++) {
+        int lo = 0, hi = non[t]; /* first op of stream t that starts after every access */
+        while (lo < hi) {
+            int mid = lo + (hi - lo) / 2;
+            if (starts_after(o, on[t][mid], last)) hi = mid;
+            else lo = mid + 1;
+        }
+        if (lo > 0 && on[t][lo - 1] + 1 > r) r = on[t][lo - 1] + 1;
+    }
+    return r;
+}
+
+bool ir_order_compute(const IrGraph *g, DiagEngine *d, IrOrder *o) {
+    memset(o, 0, sizeof *o);
+    int n = g->nnodes, ids[IR_ORDER_MAX_STREAMS], S = 0;
+    int *sidx = malloc(sizeof(int) * ((size_t)n + 1));
+    for (int i = 0; sidx && i < n; i++)
+        if ((sidx[i] = stream_index(ids, &S, g->nodes[i]->stream)) < 0) {
+            diag_error(d, g->nodes[i]->loc, "%s: more than %d streams in one graph", ir_op_name(g->nodes[i]->op),
+                       IR_ORDER_MAX_STREAMS);
+            free(sidx);
+            return false;
+        }
+    if (S == 0) S = 1;
+    o->n = n;
+    o->nstreams = S;
+    size_t cells = (size_t)n * (size_t)S + 1;
+    o->before = malloc(sizeof(int) * cells);
+    o->last = malloc(sizeof(int) * cells);
+    o->release = malloc(sizeof(int) * ((size_t)n + 1));
+    int *state = malloc(sizeof(int) * (size_t)(S * S)), *non = calloc((size_t)S, sizeof(int));
+    int **on = calloc((size_t)S, sizeof(int *));
+    bool ok = sidx && o->before && o->last && o->release && state && non && on;
+    for (int t = 0; ok && t < S; t++) ok = (on[t] = malloc(sizeof(int) * ((size_t)n + 1))) != NULL;
+    if (!ok) diag_error(d, (SrcLoc){0}, "out of host memory ordering %d ops", n);
+    for (int i = 0; ok && i < S * S; i++) state[i] = -1;
+    for (int i = 0; ok && i < n; i++) {
+        const IrNode *x = g->nodes[i];
+        int s = sidx[i], *b = o->before + (size_t)i * S, *l = o->last + (size_t)i * S;
+        memcpy(b, state + s * S, sizeof(int) * (size_t)S);
+        for (int w = 0; w < x->nwaits; w++) {
+            const IrNode *y = x->waits[w];
+            if (y->id < 0 || y->id >= i) continue; /* the checker reports it */
+            const int *by = o->before + (size_t)y->id * S;
+            for (int t = 0; t < S; t++) b[t] = by[t] > b[t] ? by[t] : b[t];
+            if (y->id > b[sidx[y->id]]) b[sidx[y->id]] = y->id;
+        }
+        memcpy(state + s * S, b, sizeof(int) * (size_t)S);
+        state[s * S + s] = i;
+        on[s][non[s]++] = i;
+        for (int t = 0; t < S; t++) l[t] = -1;
+        l[s] = i;
+        o->release[i] = 0;
+        for (int k = 0; k < x->nops; k++) {
+            const IrNode *a = x->ops[k];
+            if (a->id < 0 || a->id >= i) continue;
+            int *la = o->last + (size_t)a->id * S;
+            if (i > la[s]) la[s] = i;
+            if (x->op == IR_OP_OUTPUT) o->release[a->id] = INT_MAX; /* results outlive the run */
+        }
+    }
+    for (int i = 0; ok && i < n; i++)
+        if (o->release[i] != INT_MAX) o->release[i] = release_of(o, i, on, non);
+    for (int t = 0; on && t < S; t++) free(on[t]);
+    free(on);
+    free(non);
+    free(state);
+    free(sidx);
+    if (!ok) ir_order_free(o);
+    return ok;
+}
+
+bool ir_order_done_before(const IrOrder *o, int a, int b) {
+    if (o->release[a] == INT_MAX) return false;
+    const int *last = o->last + (size_t)a * o->nstreams;
+    return starts_after(o, b, last);
+}
+
+/* ---- spans: an offset-ordered set of byte ranges ----------------------- */
+
+/* A treap keyed by (off, id): a pseudo-random priority keeps it balanced in
+ * expectation, and each node keeps the longest span and the furthest end
+ * of its subtree, for first-fit and overlap queries. */
+typedef struct {
+    int64_t off, len, maxlen, maxend;
+    uint32_t pri;
+    int l, r, id;
+} SpanNode;
+
+struct IrSpans {
+    SpanNode *v; /* v[0] unused: 0 is the empty tree */
+    int n, cap, root, free_list;
+    uint32_t seed;
+};
+
+IrSpans *ir_spans_new(void) {
+    IrSpans *t = calloc(1, sizeof *t);
+    if (t) t->seed = 2463534242u;
+    return t;
+}
+
+void ir_spans_free(IrSpans *t) {
+    if (t) free(t->v);
+    free(t);
+}
+
+static void pull(SpanNode *v, int x) {
+    SpanNode *p = &v[x];
+    p->maxlen = p->len;
+    p->maxend = p->off + p->len;
+    for (int c = 0; c < 2; c++) {
+        int k = c ? p->r : p->l;
+        if (!k) continue;
+        if (v[k].maxlen > p->maxlen) p->maxlen = v[k].maxlen;
+        if (v[k].maxend > p->maxend) p->maxend = v[k].maxend;
+    }
+}
+
+static bool key_less(const SpanNode *a, int64_t off, int id) { return a->off < off || (a->off == off && a->id < id); }
+
+/* Splits x into keys < (off, id) and the rest. */
+static void split(SpanNode *v, int x, int64_t off, int id, int *lo, int *hi) {
+    if (!x) {
+        *lo = *hi = 0;
+        return;
+    }
+    if (key_less(&v[x], off, id)) {
+        split(v, v[x].r, off, id, &v[x].r, hi);
+        *lo = x;
+    } else {
+        split(v, v[x].l, off, id, lo, &v[x].l);
+        *hi = x;
+    }
+    pull(v, x);
+}
+
+static int merge(SpanNode *v, int a, int b) {
+    if (!a || !b) return a ? a : b;
+    if (v[a].pri > v[b].pri) {
+        v[a].r = merge(v, v[a].r, b);
+        pull(v, a);
+        return a;
+    }
+    v[b].l = merge(v, a, v[b].l);
+    pull(v, b);
+    return b;
+}
+
+bool ir_spans_insert(IrSpans *t, int64_t off, int64_t len, int id) {
+    int x = t->free_list;
+    if (x) t->free_list = t->v[x].l;
+    else {
+        if (t->n + 1 >= t->cap) {
+            int ncap = t->cap ? t->cap * 2 : 256;
+            SpanNode *nv = realloc(t->v, sizeof(SpanNode) * (size_t)ncap);
+            if (!nv) return false;
+            t->v = nv;
+            t->cap = ncap;
+        }
+        x = ++t->n;
+    }
+    t->seed ^= t->seed << 13, t->seed ^= t->seed >> 17, t->seed ^= t->seed << 5;
+    t->v[x] = (SpanNode){off, len, len, off + len, t->seed, 0, 0, id};
+    int a, b;
+    split(t->v, t->root, off, id, &a, &b);
+    t->root = merge(t->v, merge(t->v, a, x), b);
+    return true;
+}
+
+bool ir_spans_remove(IrSpans *t, int64_t off, int id) {
+    int a, b, m, c;
+    split(t->v, t->root, off, id, &a, &b);
+    split(t->v, b, off, id + 1, &m, &c);
+    t->root = merge(t->v, a, c);
+    if (!m) return false;
+    t->v[m].l = t->free_list; /* m is a single node: keys are unique */
+    t->free_list = m;
+    return true;
+}
+
+bool ir_spans_first_fit(const IrSpans *t, int64_t len, IrSpan *out) {
+    const SpanNode *v = t->v;
+    int x = t->root;
+    if (!x || v[x].maxlen < len) return false;
+    for (;;) {
+        if (v[x].l && v[v[x].l].maxlen >= len) x = v[x].l;
+        else if (v[x].len >= len) break;
+        else x = v[x].r;
+    }
+    *out = (IrSpan){v[x].off, v[x].len, v[x].id};
+    return true;
+}
+
+bool ir_spans_before(const IrSpans *t, int64_t pos, IrSpan *out) {
+    const SpanNode *v = t->v;
+    int best = 0;
+    for (int x = t->root; x;)
+        if (v[x].off < pos) best = x, x = v[x].r;
+        else x = v[x].l;
+    if (best) *out = (IrSpan){v[best].off, v[best].len, v[best].id};
+    return best != 0;
+}
+
+bool ir_spans_at(const IrSpans *t, int64_t pos, IrSpan *out) {
+    const SpanNode *v = t->v;
+    int best = 0;
+    for (int x = t->root; x;)
+        if (v[x].off >= pos) best = x, x = v[x].l;
+        else x = v[x].r;
+    if (!best || v[best].off != pos) return false;
+    *out = (IrSpan){v[best].off, v[best].len, v[best].id};
+    return true;
+}
+
+static int overlapping(const SpanNode *v, int x, int64_t lo, int64_t hi, IrSpan *out, int max, int n) {
+    if (!x || n >= max || v[x].maxend <= lo) return n;
+    n = overlapping(v, v[x].l, lo, hi, out, max, n);
+    if (v[x].off >= hi || n >= max) return n;
+    if (v[x].off + v[x].len > lo) out[n++] = (IrSpan){v[x].off, v[x].len, v[x].id};
+    return overlapping(v, v[x].r, lo, hi, out, max, n);
+}
+
+int ir_spans_overlapping(const IrSpans *t, int64_t lo, int64_t hi, IrSpan *out, int max) {
+    return overlapping(t->v, t->root, lo, hi, out, max, 0);
+}
