@@ -35,10 +35,21 @@ struct CpuExec {
     void *hook_ctx;
 };
 
-static int64_t numel_of(const IrType *t, const int64_t *sym) {
-    int64_t n = 1;
-    for (int i = 0; i < t->rank; i++) n *= ir_dim_eval(t->dims[i], sym);
-    return n;
+/* The element count of node n's value (sym NULL: a weight's constant
+ * shape), when it is within the executor's limit; else false after a
+ * located error naming the value. */
+static bool numel_within(const CpuExec *x, const IrNode *n, const int64_t *sym, int64_t *numel, DiagEngine *d) {
+    if (ir_type_numel_at(&n->type, sym, numel) && *numel <= x->max_elements) return true;
+    StrBuf sb;
+    sb_init(&sb);
+    ir_type_print(x->g, &n->type, &sb);
+    const char *name = ir_node_attr_str(n, "name", NULL);
+    char count[32] = "more than 2^63";
+    if (*numel != INT64_MAX) snprintf(count, sizeof count, "%lld", (long long)*numel);
+    diag_error(d, n->loc, "%s%s%s%s %s holds %s elements, over the CPU executor's limit of %lld", ir_op_name(n->op),
+               name ? " '" : "", name ? name : "", name ? "'" : "", sb.data, count, (long long)x->max_elements);
+    sb_free(&sb);
+    return false;
 }
 
 /* Replaces "{var}" in pattern with the decimal e. */
@@ -110,11 +121,10 @@ static bool load_slice(const IrGraph *g, const IrNode *n, const CpuWeightSource 
 }
 
 static bool load_weight(CpuExec *x, const IrNode *n, const CpuWeightSource *ws, DiagEngine *d) {
-    int64_t zero[IR_MAX_DIM_SYMS] = {0};
     Ten *t = &x->val[n->id];
     t->rank = n->type.rank;
     for (int i = 0; i < t->rank; i++) t->d[i] = n->type.dims[i].coeff;
-    t->n = numel_of(&n->type, zero);
+    if (!numel_within(x, n, NULL, &t->n, d)) return false;
     t->p = malloc(sizeof(float) * (size_t)(t->n ? t->n : 1));
     if (!t->p) {
         diag_error(d, n->loc, "out of host memory loading %s (%lld values)", ir_node_attr_str(n, "name", "?"), (long long)t->n);
@@ -209,16 +219,19 @@ CpuExec *cpu_exec_new(const IrGraph *g, const CpuWeightSource *ws, const CpuOpti
     x->max_elements = o.max_elements > 0 ? o.max_elements : (int64_t)1 << 31;
     x->after_node = o.after_node;
     x->hook_ctx = o.hook_ctx;
-    int64_t total = 0, zero[IR_MAX_DIM_SYMS] = {0};
+    int64_t total = 0, one;
+    bool sized = true;
     for (int i = 0; i < g->nnodes; i++) {
         const IrNode *n = g->nodes[i];
         for (int k = 0; k < n->nops; k++) x->last_use[n->ops[k]->id] = i;
         if (n->op == IR_OP_OUTPUT || o.keep_all) x->keep[n->op == IR_OP_OUTPUT ? n->ops[0]->id : i] = true;
-        if (n->op == IR_OP_WEIGHT) total += numel_of(&n->type, zero);
+        if (n->op == IR_OP_WEIGHT && sized) sized = ir_type_numel_at(&n->type, NULL, &one) && size_add(total, one, &total);
     }
-    if (total > x->max_elements) {
-        diag_error(d, (SrcLoc){0}, "the weights need %lld f32 values (%.1f GiB), over the CPU executor's limit of %lld; "
-                   "shrink the model with --config or --set", (long long)total, (double)total * 4 / (1 << 30),
+    if (!sized || total > x->max_elements) {
+        char count[32] = "more than 2^63";
+        if (sized) snprintf(count, sizeof count, "%lld", (long long)total);
+        diag_error(d, (SrcLoc){0}, "the weights need %s f32 values (%.1f GiB), over the CPU executor's limit of %lld; "
+                   "shrink the model with --config or --set", count, (double)total * 4 / (1 << 30),
                    (long long)x->max_elements);
         cpu_exec_free(x);
         return NULL;
@@ -388,10 +401,10 @@ static bool run_node(CpuExec *x, const KernelCtx *kc, int i, const int64_t *sym,
     if (n->op == IR_OP_WEIGHT || n->op == IR_OP_OUTPUT) return true;
     Ten *out = &x->val[i];
     out->rank = n->type.rank;
-    out->n = 1;
-    for (int k = 0; k < out->rank; k++) out->n *= out->d[k] = ir_dim_eval(n->type.dims[k], sym);
-    if (out->n > x->max_elements) {
-        diag_error(d, n->loc, "%s: a value of %lld elements exceeds the CPU executor's limit", ir_op_name(n->op), (long long)out->n);
+    for (int k = 0; k < out->rank; k++) out->d[k] = ir_dim_eval(n->type.dims[k], sym);
+    if (!numel_within(x, n, sym, &out->n, d)) return false;
+    if (out->n == 0) { /* a symbol bound to 0: kernels divide by extents */
+        diag_error(d, n->loc, "%s: the value has no elements (an input with an empty axis?)", ir_op_name(n->op));
         return false;
     }
     out->p = malloc(sizeof(float) * (size_t)(out->n ? out->n : 1));

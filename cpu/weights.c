@@ -13,11 +13,13 @@ static uint64_t splitmix64(uint64_t *s) {
 }
 
 static bool random_load(void *ctx, const char *name, const IrType *type, float *dst, DiagEngine *d) {
-    (void)d;
     uint64_t state = *(const uint64_t *)ctx ^ 0xcbf29ce484222325ull;
     for (const char *p = name; *p; p++) state = (state ^ (unsigned char)*p) * 0x100000001b3ull;
-    int64_t n = 1;
-    for (int i = 0; i < type->rank; i++) n *= type->dims[i].coeff;
+    int64_t n;
+    if (!ir_type_numel_at(type, NULL, &n)) { /* executors check sizes first */
+        diag_error(d, (SrcLoc){0}, "weight %s: its element count overflows int64", name);
+        return false;
+    }
     bool matrix = type->rank >= 2;
     double bound = matrix ? 1.0 / sqrt((double)type->dims[type->rank - 1].coeff) : 0.1;
     for (int64_t i = 0; i < n; i++) {

@@ -215,8 +215,8 @@ static bool infer_group_topk(Ctx *c, const IrNode *n, IrType *out) {
 
 /* ceil(d / b) of a constant dim; false if symbolic. */
 static bool ceil_div(IrDim d, int64_t b, IrDim *out) {
-    if (!ir_dim_is_const(d) || b < 1) return false;
-    *out = ir_dim_const((d.coeff + b - 1) / b);
+    if (!ir_dim_is_const(d) || b < 1 || d.coeff < 0) return false;
+    *out = ir_dim_const(d.coeff / b + (d.coeff % b != 0));
     return true;
 }
 
@@ -308,9 +308,13 @@ static bool infer_layout(Ctx *c, const IrNode *n, IrType *out) {
         if (!norm_axis(c, ir_node_attr_int(n, "axis", 0), x->rank, &ax)) return false;
         int64_t start = ir_node_attr_int(n, "start", 0), len = ir_node_attr_int(n, "len", 0);
         if (!ir_dim_is_const(x->dims[ax])) return fail(c, "cannot slice symbolic axis %d of %s", ax, ts(c, x));
-        if (start < 0 || len < 1 || start > x->dims[ax].coeff - len)
-            return fail(c, "slice [%lld, %lld) is outside axis %d of %s", (long long)start,
-                        (long long)(start + len), ax, ts(c, x));
+        if (start < 0 || len < 1 || start > x->dims[ax].coeff - len) {
+            int64_t end;
+            if (!size_add(start, len, &end))
+                return fail(c, "slice of %lld from %lld is outside axis %d of %s", (long long)len, (long long)start,
+                            ax, ts(c, x));
+            return fail(c, "slice [%lld, %lld) is outside axis %d of %s", (long long)start, (long long)end, ax, ts(c, x));
+        }
         *out = *x;
         out->dims[ax] = ir_dim_const(len);
         return true;
@@ -327,7 +331,7 @@ static bool infer_layout(Ctx *c, const IrNode *n, IrType *out) {
                 if (d != ax && !ir_dim_eq(t->dims[d], x->dims[d]))
                     return fail(c, "operand %d %s differs from %s off the concat axis", i, ts(c, t), ts(c, x));
             if (!ir_dim_is_const(t->dims[ax])) return fail(c, "cannot concat along symbolic axis of %s", ts(c, t));
-            total += t->dims[ax].coeff;
+            if (!size_add(total, t->dims[ax].coeff, &total)) return fail(c, "the concat axis overflows int64");
         }
         out->dims[ax] = ir_dim_const(total);
         return true;
@@ -424,9 +428,31 @@ static bool infer_compute(Ctx *c, const IrNode *n, IrType *out) {
     }
 }
 
+/* Every value has at least one element along each axis, so no op divides
+ * by an empty extent, and a size that int64 can count: checked once here,
+ * on every result, with the symbolic dims at 1 (executors check again with
+ * their values bound). */
+static bool check_size(Ctx *c, const IrType *t) {
+    for (int i = 0; i < t->rank; i++)
+        if (t->dims[i].coeff < 1) return fail(c, "%s has an empty axis %d; every extent must be at least 1", ts(c, t), i);
+    int64_t bytes;
+    if (!ir_type_bytes_at(t, NULL, &bytes) || bytes > IR_MAX_TENSOR_BYTES)
+        return fail(c, "%s is too large: more than 2^60 bytes", ts(c, t));
+    return true;
+}
+
+static bool infer_rule(Ctx *c, const IrNode *n, IrType *out);
+
 bool ir_infer_type(const IrGraph *g, const IrNode *n, IrType *out, char *err, size_t errlen) {
     Ctx c = {g, err, errlen};
     if (n->op >= IR_OP_COUNT) return fail(&c, "bad op");
+    if (!infer_rule(&c, n, out)) return false;
+    return !ir_op_has_result(n->op) || check_size(&c, out);
+}
+
+/* The shape rule of n's op. */
+static bool infer_rule(Ctx *cp, const IrNode *n, IrType *out) {
+    Ctx c = *cp;
     if (!check_arity(&c, n) || !check_attrs(&c, n)) return false;
     memset(out, 0, sizeof *out);
     switch (n->op) {

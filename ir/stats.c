@@ -118,23 +118,30 @@ bool ir_stats_compute(const IrGraph *g, DiagEngine *d, int64_t seq_len, IrStats 
                     diag_error(d, n->loc, "weight %s has a symbolic shape", ir_node_attr_str(n, "name", "?"));
                     return false;
                 }
-            int64_t cnt = ir_dim_eval(ir_type_numel(&n->type), e.sym);
-            r->params += cnt;
+            int64_t cnt;
+            if (!ir_type_numel_at(&n->type, NULL, &cnt) || !size_add(r->params, cnt, &r->params) ||
+                !size_add(out->total.params, cnt, &out->total.params)) {
+                diag_error(d, n->loc, "weight %s: the model's parameter count overflows int64", ir_node_attr_str(n, "name", "?"));
+                return false;
+            }
             r->active_params += (double)cnt * frac[i];
         } else if (n->op == IR_OP_KV_CACHE) {
             const IrType *x = &n->ops[0]->type;
             double elems = numel(&e, x) / (ev(&e, x->dims[0]) * ev(&e, x->dims[1]));
-            r->kv_bytes_per_token += (int64_t)(elems * ir_dtype_bits(x->dtype) / 8);
+            double bytes = elems * ir_dtype_bits(x->dtype) / 8;
+            if (!(bytes < 0x1p62) || !size_add(r->kv_bytes_per_token, (int64_t)bytes, &r->kv_bytes_per_token) ||
+                !size_add(out->total.kv_bytes_per_token, (int64_t)bytes, &out->total.kv_bytes_per_token)) {
+                diag_error(d, n->loc, "kv_cache: the cache bytes per token overflow int64");
+                return false;
+            }
         }
         r->flops_per_token += node_flops(&e, n) / tokens;
     }
     IrStatsRow *t = &out->total;
     t->kind = "total";
-    for (int i = 0; i < out->nrows; i++) {
-        t->params += out->rows[i].params;
+    for (int i = 0; i < out->nrows; i++) { /* params were summed, checked, above */
         t->active_params += out->rows[i].active_params;
         t->flops_per_token += out->rows[i].flops_per_token;
-        t->kv_bytes_per_token += out->rows[i].kv_bytes_per_token;
         t->nodes += out->rows[i].nodes;
     }
     return true;

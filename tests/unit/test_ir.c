@@ -99,6 +99,46 @@ static void test_dims(void **state) {
     assert_int_equal(ir_graph_add_dim(f->g, "B"), -1);
 }
 
+/* Checked element counts and byte sizes, and the shape rules' limits. */
+static void test_sizes(void **state) {
+    Fx *f = *state;
+    IrDim bs = ir_dim_mul(ir_dim_sym(f->B), ir_dim_sym(f->S));
+    IrType t = ty(IR_DT_BF16, 3, bs, C(7), C(3));
+    int64_t vals[IR_MAX_DIM_SYMS] = {3, 5, 7}, n, b;
+    assert_true(ir_type_numel_at(&t, vals, &n));
+    assert_int_equal(n, 3 * 5 * 7 * 3);
+    assert_true(ir_type_bytes_at(&t, vals, &b));
+    assert_int_equal(b, 2 * 3 * 5 * 7 * 3);
+    assert_true(ir_type_numel_at(&t, NULL, &n)); /* symbols at 1: the static part */
+    assert_int_equal(n, 21);
+    /* 2^62 x 4 elements, and 2^61 elements of 4 bytes, overflow int64 */
+    IrType big = ty(IR_DT_F32, 2, C((int64_t)1 << 62), C(4));
+    assert_false(ir_type_numel_at(&big, NULL, &n));
+    assert_int_equal(n, INT64_MAX);
+    big.dims[1] = C(1);
+    assert_true(ir_type_numel_at(&big, NULL, &n));
+    assert_false(ir_type_bytes_at(&big, NULL, &b));
+    /* a symbol bound large enough overflows at run time only */
+    int64_t huge[IR_MAX_DIM_SYMS] = {(int64_t)1 << 40, (int64_t)1 << 40};
+    assert_true(ir_type_numel_at(&t, vals, &n));
+    assert_false(ir_type_numel_at(&t, huge, &n));
+    IrType neg = ty(IR_DT_F32, 1, C(-1));
+    assert_false(ir_type_numel_at(&neg, NULL, &n));
+    /* the shape rules: no empty axis, at most 2^60 bytes */
+    assert_null(weight(f, "w0", ty(IR_DT_F32, 2, C(0), C(4))));
+    assert_string_equal(last_error(f), "weight: f32[0,4] has an empty axis 0; every extent must be at least 1");
+    assert_non_null(weight(f, "w1", ty(IR_DT_FP8E4M3, 1, C((int64_t)1 << 60))));
+    assert_null(weight(f, "w2", ty(IR_DT_BF16, 1, C((int64_t)1 << 60))));
+    assert_string_equal(last_error(f), "weight: bf16[1152921504606846976] is too large: more than 2^60 bytes");
+    IrNode *x = input(f, "x", ty(IR_DT_FP8E4M3, 2, ir_dim_sym(f->B), C((int64_t)1 << 59)));
+    IrAttr ax = {.name = "axis", .kind = IR_ATTR_INT, .u.i = 1};
+    IrNode *two[2] = {x, x}, *many[16];
+    assert_non_null(op(f, IR_OP_CONCAT, 2, two, 1, &ax));
+    for (int i = 0; i < 16; i++) many[i] = x;
+    assert_null(op(f, IR_OP_CONCAT, 16, many, 1, &ax));
+    assert_string_equal(last_error(f), "concat: the concat axis overflows int64");
+}
+
 static void test_linear_and_errors(void **state) {
     Fx *f = *state;
     IrNode *x = input(f, "x", ty(IR_DT_BF16, 3, ir_dim_sym(f->B), ir_dim_sym(f->S), C(64)));
@@ -259,9 +299,36 @@ static void test_verify_no_output(void **state) {
     assert_string_equal(last_error(f), "graph @t has no output");
 }
 
+/* The op lists passes and codegen use come from the class column of
+ * ops.def: spot-check each predicate on ops of every class. */
+static void test_op_classes(void **state) {
+    (void)state;
+    for (int op = 0; op < IR_OP_COUNT; op++) {
+        IrOpClass c = ir_op_class((IrOp)op);
+        assert_true(c >= 0 && c < IR_CLASS_COUNT);
+        assert_true(!ir_op_own_kernel((IrOp)op) || ir_op_computed((IrOp)op));
+        assert_int_equal(ir_op_in_slab((IrOp)op) && !ir_op_has_result((IrOp)op), 0);
+    }
+    assert_true(ir_op_is_comm(IR_OP_DISPATCH) && ir_op_is_comm(IR_OP_COMBINE));
+    assert_false(ir_op_is_comm(IR_OP_LINEAR) || ir_op_is_comm(IR_OP_SPLIT_BATCH));
+    assert_false(ir_op_fusible(IR_OP_DISPATCH) || ir_op_fusible(IR_OP_FP8_LINEAR) || ir_op_fusible(IR_OP_TOPK));
+    assert_true(ir_op_fusible(IR_OP_ADD) && ir_op_fusible(IR_OP_RMSNORM) && ir_op_fusible(IR_OP_QUANTIZE) &&
+                ir_op_fusible(IR_OP_TRANSPOSE) && ir_op_fusible(IR_OP_RESHAPE) && ir_op_fusible(IR_OP_CONST));
+    assert_false(ir_op_fusible(IR_OP_INPUT) || ir_op_fusible(IR_OP_KV_CACHE) || ir_op_fusible(IR_OP_SPLIT_BATCH));
+    assert_false(ir_op_computed(IR_OP_INPUT) || ir_op_computed(IR_OP_WEIGHT) || ir_op_computed(IR_OP_OUTPUT));
+    assert_true(ir_op_computed(IR_OP_CONST) && !ir_op_own_kernel(IR_OP_CONST) && !ir_op_own_kernel(IR_OP_RESHAPE));
+    assert_true(ir_op_own_kernel(IR_OP_SLICE) && ir_op_own_kernel(IR_OP_COMBINE));
+    assert_true(ir_op_in_slab(IR_OP_INPUT) && ir_op_in_slab(IR_OP_DISPATCH) && ir_op_in_slab(IR_OP_RESHAPE));
+    assert_false(ir_op_in_slab(IR_OP_WEIGHT) || ir_op_in_slab(IR_OP_KV_CACHE) || ir_op_in_slab(IR_OP_CONST) ||
+                 ir_op_in_slab(IR_OP_OUTPUT));
+    assert_int_equal(ir_op_class(IR_OP_COUNT), IR_CLASS_COUNT);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_op_classes),
         cmocka_unit_test_setup_teardown(test_dims, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_sizes, setup, teardown),
         cmocka_unit_test_setup_teardown(test_linear_and_errors, setup, teardown),
         cmocka_unit_test_setup_teardown(test_elementwise_broadcast, setup, teardown),
         cmocka_unit_test_setup_teardown(test_attention_cache_rope, setup, teardown),

@@ -329,8 +329,7 @@ int cmd_run(int argc, char **argv) {
     if (!g || ir_verify(g, d)) goto done;
     /* --precision picks the default pipeline; --passes replaces it. */
     if (!rt_npy_read(d, r.tokens, &tok)) goto done;
-    const char *dflt = arena_printf(a, "shape-infer,fold-constants,dce,%scse,dce,node-limited-routing,fuse,plan-memory{batch=%lld,seq=%lld}", r.fp8 ? "fp8-quant," : "",
-                                    (long long)tok.shape[0], (long long)(tok.rank == 2 ? tok.shape[1] : 1));
+    const char *dflt = pass_preset(a, "default", &(PassPreset){.fp8 = r.fp8, .batch = tok.shape[0], .seq = tok.rank == 2 ? tok.shape[1] : 1});
     if ((rc = driver_run_passes(a, d, g, &r.po, dflt, false)) != DSCC_EXIT_OK) goto done;
     rc = DSCC_EXIT_INPUT;
     if (tok.rank != 2 || !tok.was_int || tok.shape[0] < 1 || tok.shape[1] < 1) {

@@ -32,7 +32,8 @@ static void stats_help(FILE *o) {
 /* 671026419200 -> "671,026,419,200" */
 static void put_grouped(StrBuf *sb, int64_t v) {
     char digits[32];
-    snprintf(digits, sizeof digits, "%lld", (long long)(v < 0 ? -v : v));
+    /* the magnitude as unsigned: -INT64_MIN does not fit int64 */
+    snprintf(digits, sizeof digits, "%llu", v < 0 ? 0ull - (unsigned long long)v : (unsigned long long)v);
     if (v < 0) sb_putc(sb, '-');
     size_t n = strlen(digits);
     for (size_t i = 0; i < n; i++) {
