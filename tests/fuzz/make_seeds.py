@@ -78,6 +78,17 @@ t = dict(tiny)
 t.update(hidden_size="96", num_attention_heads=4.5, rms_norm_eps=-1)
 put("config", "wrong_types.json", json.dumps(t))
 
+# issue 16's hostile values, each must be a located error (item 2, 3)
+for name, edit in [("zero_heads", dict(num_attention_heads=0)), ("zero_q_lora", dict(q_lora_rank=0)),
+                   ("zero_moe_inter", dict(moe_intermediate_size=0)), ("eps_zero", dict(rms_norm_eps=0)),
+                   ("theta_negative", dict(rope_theta=-1.0)), ("rope_scaling_list", dict(rope_scaling=[1, 2])),
+                   ("yarn_factor_zero", dict(rope_scaling=dict(tiny["rope_scaling"], factor=0))),
+                   ("llama", dict(model_type="llama")), ("hidden_2_50", dict(hidden_size=1 << 50)),
+                   ("experts_more_than_groups", dict(n_group=3)), ("topk_over_experts", dict(num_experts_per_tok=99))]:
+    t = dict(tiny)
+    t.update(edit)
+    put("config", name + ".json", json.dumps(t))
+
 # ---- DSL -> default pipeline -> CPU --------------------------------------------
 dsl = os.path.join(here, "corpus", "dsl")
 os.makedirs(os.path.join(ROOT, "run"), exist_ok=True)
