@@ -2,6 +2,7 @@
  * verified IR (or its DOT view) out. Both verify before printing, so what
  * they print always parses and verifies again. */
 #include "tools/dscc/driver.h"
+#include "tools/dscc/models.h"
 
 #ifdef DSCC_HAVE_NVRTC
 #include "codegen/gen.h"
@@ -126,8 +127,10 @@ static int finish(Arena *a, IrGraph *g, DiagEngine *d, PassOpts *po, const char 
 }
 
 static void compile_help(FILE *o) {
-    fprintf(o, "usage: dscc compile MODEL.dsl [options]\n\n"
-               "Parse MODEL.dsl, bind its parameters, lower it to IR, verify it and print it.\n\n"
+    fprintf(o, "usage: dscc compile MODEL [options]\n\n"
+               "Parse MODEL, bind its parameters, lower it to IR, verify it and print it.\n"
+               "MODEL is a .dsl file or the name of an installed model (deepseek_v3), found\n"
+               "in $DSCC_MODEL_PATH, then in share/dscc/models of the installation.\n\n"
                "options:\n"
                "  --config FILE      bind parameters from a Hugging Face config.json\n"
                "  --set NAME=VALUE   set a parameter (repeatable; overrides --config)\n"
@@ -178,12 +181,13 @@ int cmd_compile(int argc, char **argv) {
     }
     if (optind != argc - 1) {
         arena_free(a);
-        return driver_usage_error("compile", optind >= argc ? "missing MODEL.dsl" : "expected one model file, got %d", argc - optind);
+        return driver_usage_error("compile", optind >= argc ? "missing MODEL (a .dsl file or a model name)" : "expected one model, got %d", argc - optind);
     }
     DiagEngine *d = diag_new(a, stderr);
     double t0 = driver_now();
     FeOptions fo = driver_fe_options(&mo);
-    IrGraph *g = fe_compile_file(a, d, argv[optind], &fo);
+    const char *path = driver_resolve_model(a, d, argv[optind]);
+    IrGraph *g = path ? fe_compile_file(a, d, path, &fo) : NULL;
     double t_front = driver_now();
     rc = g && diag_error_count(d) == 0 ? finish(a, g, d, &po, pass_default_pipeline(), emit, out, timing, t0, t_front)
                                        : DSCC_EXIT_INPUT;
