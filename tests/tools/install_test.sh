@@ -1,12 +1,13 @@
 #!/usr/bin/env bash
-# install_test.sh CMAKE BUILD PREFIX MAN — installs BUILD into PREFIX (a
+# install_test.sh CMAKE SOURCE BUILD PREFIX MAN — installs BUILD into PREFIX (a
 # folder inside the build tree, emptied first) and checks what a user gets:
 # the installed dscc compiles and measures a model by name from its own
 # share/dscc/models (not the source tree's), finds it by model_type, the
 # man page (when MAN is 1: help2man was found) and the bash completion are
-# installed and the completion completes commands and options.
+# installed and the completion completes commands and options; the git
+# describe of --version is "unknown" outside a checkout.
 set -euo pipefail
-CMAKE=$1 BUILD=$2 PREFIX=$3 MAN=$4
+CMAKE=$1 SOURCE=$2 BUILD=$3 PREFIX=$4 MAN=$5
 fail() { echo "install_test: FAIL: $*" >&2; exit 1; }
 rm -rf "$PREFIX"
 "$CMAKE" --install "$BUILD" --prefix "$PREFIX" >/dev/null
@@ -38,4 +39,9 @@ out=$(bash -c 'source "$1"
   _ "$share/bash-completion/completions/dscc" "$PREFIX/bin")
 want=$'compile\n--emit=\n--emit=cuda --emit=cubin\n--json\ndeepseek_v3'
 [ "$out" = "$want" ] || fail "completion gave:"$'\n'"$out"$'\nexpected:\n'"$want"
+# --version's git describe: "unknown" outside a git checkout (git may not look above PREFIX)
+mkdir "$PREFIX/nogit"
+GIT_CEILING_DIRECTORIES=$PREFIX "$CMAKE" -DSRC="$PREFIX/nogit" -DOUT="$PREFIX/nogit/git.h" -P "$SOURCE/cmake/git_describe.cmake"
+grep -qx '#define DSCC_GIT_DESCRIBE "unknown"' "$PREFIX/nogit/git.h" || fail "git describe outside git: $(cat "$PREFIX/nogit/git.h")"
+"$dscc" --version | grep -q '^git: [A-Za-z0-9._+-]*$' || fail "--version has no git line"
 echo "install_test: ok ($PREFIX)"
