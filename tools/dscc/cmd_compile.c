@@ -45,7 +45,10 @@ static const char *const launch_names[] = {"elem", "warp", "block"};
  * 256-thread blocks, one per 256 items (elem), 8 items (warp) or item. */
 static cJSON *phase_json(const CgPhase *f, const int64_t *sym) {
     int64_t items = cg_phase_items(f, sym);
-    int64_t grid = items <= 0 ? 0 : f->mode == CG_LAUNCH_ELEM ? (items + 255) / 256 : f->mode == CG_LAUNCH_WARP ? (items + 7) / 8 : items;
+    int64_t grid = items <= 0                    ? 0
+                   : f->mode == CG_LAUNCH_ELEM ? (items + 255) / 256
+                   : f->mode == CG_LAUNCH_WARP ? (items + 7) / 8
+                                               : items;
     cJSON *o = cJSON_CreateObject();
     cJSON_AddStringToObject(o, "entry", f->fn);
     cJSON_AddStringToObject(o, "launch", launch_names[f->mode]);
@@ -89,9 +92,12 @@ static char *manifest(Arena *a, const IrGraph *g, const CgProgram *p, const CgBi
         if (ck->loc.file) cJSON_AddStringToObject(o, "loc", arena_printf(a, "%s:%d:%d", ck->loc.file, ck->loc.line, ck->loc.col));
         cJSON *ph = cJSON_AddArrayToObject(o, "phases");
         for (int f = 0; f < ck->nphases; f++) cJSON_AddItemToArray(ph, phase_json(&ck->phases[f], sym));
-        if (ck->lib.kind != CG_LIB_NONE)
-            cJSON_AddStringToObject(o, "library", ck->lib.kind == CG_LIB_FP8_GEMM ? "cublaslt fp8 gemm (replaces phases from its first when it has a plan)"
-                                                                                  : "cublaslt bf16 gemm (replaces phases from its first when it has a plan)");
+        if (ck->lib.kind != CG_LIB_NONE) { /* the runtime may run cuBLASLt instead of these phases */
+            cJSON_AddStringToObject(o, "library", ck->lib.kind == CG_LIB_FP8_GEMM ? "cublaslt fp8 gemm" : "cublaslt bf16 gemm");
+            cJSON *r = cJSON_AddArrayToObject(o, "library_replaces_phases");
+            for (int f = ck->lib.phase; f < ck->lib.phase + (ck->lib.span > 1 ? ck->lib.span : 1); f++)
+                cJSON_AddItemToArray(r, cJSON_CreateNumber(f));
+        }
         cJSON_AddItemToArray(ks, o);
     }
     char *text = cJSON_Print(root);

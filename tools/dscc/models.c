@@ -128,7 +128,9 @@ const char *driver_resolve_model(Arena *a, DiagEngine *d, const char *arg) {
         no_dirs(d, arena_printf(a, "model '%s'", arg));
         return NULL;
     }
-    diag_error(d, ((SrcLoc){0}), "model '%s' not found: no %s.dsl in %s (models there: %s); give the path of a .dsl file or add its directory to DSCC_MODEL_PATH",
+    diag_error(d, ((SrcLoc){0}),
+               "model '%s' not found: no %s.dsl in %s (models there: %s); give the path of a .dsl file or add its "
+               "directory to DSCC_MODEL_PATH",
                arg, arg, join_dirs(a, dirs, n), list_models(a, dirs, n));
     return NULL;
 }
@@ -238,7 +240,8 @@ const char *driver_find_model_for_type(Arena *a, DiagEngine *d, const char *mode
             }
         }
     }
-    diag_error(d, ((SrcLoc){0}), "no model for model_type '%s': none of the models in %s declares it (they declare: %s); give the model file",
+    diag_error(d, ((SrcLoc){0}),
+               "no model for model_type '%s': none of the models in %s declares it (they declare: %s); give the model file",
                model_type, join_dirs(a, dirs, ndirs), seen.len ? seen.data : "no model types");
     sb_free(&seen);
     return NULL;
