@@ -8,10 +8,11 @@
 #   libpcre2-dev                   the tokenizer's pre-tokenizer regexes (Unicode properties)
 #   libcmocka-dev                  unit tests
 #   libxxhash-dev                  kernel-cache keys
+#   help2man                       the man page dscc.1 (from dscc --help)
 #   clang                          libFuzzer harnesses (tools/fuzz.sh only)
 set -euo pipefail
 dscc_deps() {
-  local pkgs=(cmake make gcc g++ pkg-config flex bison libcjson-dev libpcre2-dev libcmocka-dev libxxhash-dev)
+  local pkgs=(cmake make gcc g++ pkg-config flex bison libcjson-dev libpcre2-dev libcmocka-dev libxxhash-dev help2man)
   local missing=()
   for p in "${pkgs[@]}"; do
     dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p")

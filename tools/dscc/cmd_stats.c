@@ -2,6 +2,7 @@
  * (ir_stats_compute), printed as a table or as JSON. Nothing here knows the
  * model: a row per layer kind is whatever the outermost DSL function was. */
 #include "tools/dscc/driver.h"
+#include "tools/dscc/models.h"
 
 #include <cjson/cJSON.h>
 #include <getopt.h>
@@ -11,9 +12,10 @@
 enum { OPT_CONFIG = 256, OPT_SET, OPT_SEQ, OPT_JSON };
 
 static void stats_help(FILE *o) {
-    fprintf(o, "usage: dscc stats MODEL.dsl [options]\n\n"
-               "Compile MODEL.dsl and report, from the graph: parameters, parameters\n"
-               "activated per token (routed experts count k of E), KV-cache bytes per token\n"
+    fprintf(o, "usage: dscc stats MODEL [options]\n\n"
+               "Compile MODEL (a .dsl file or an installed model's name, as for compile)\n"
+               "and report, from the graph: parameters, parameters activated per token\n"
+               "(routed experts count k of E), KV-cache bytes per token\n"
                "(for the cache layout the model declares) and forward FLOPs per token at\n"
                "sequence length N (batch 1, one causal forward of N tokens), broken down by\n"
                "layer kind (the outermost DSL function each op was created in).\n\n"
@@ -147,21 +149,22 @@ int cmd_stats(int argc, char **argv) {
         }
     }
     if (rc == DSCC_EXIT_OK && optind != argc - 1)
-        rc = driver_usage_error("stats", optind >= argc ? "missing MODEL.dsl" : "expected one model file");
+        rc = driver_usage_error("stats", optind >= argc ? "missing MODEL (a .dsl file or a model name)" : "expected one model");
     if (rc != DSCC_EXIT_OK) {
         arena_free(a);
         return rc;
     }
     DiagEngine *d = diag_new(a, stderr);
     FeOptions fo = driver_fe_options(&mo);
-    IrGraph *g = fe_compile_file(a, d, argv[optind], &fo);
+    const char *path = driver_resolve_model(a, d, argv[optind]);
+    IrGraph *g = path ? fe_compile_file(a, d, path, &fo) : NULL;
     IrStats st;
     rc = DSCC_EXIT_INPUT;
     if (g && diag_error_count(d) == 0 && ir_verify(g, d) == 0 && ir_stats_compute(g, d, seq, &st)) {
         StrBuf sb;
         sb_init(&sb);
-        if (json) render_json(g, argv[optind], seq, &st, &sb);
-        else render_table(g, argv[optind], seq, &st, &sb);
+        if (json) render_json(g, path, seq, &st, &sb);
+        else render_table(g, path, seq, &st, &sb);
         rc = driver_write_output(out, sb.data, sb.len) ? DSCC_EXIT_OK : DSCC_EXIT_RUNTIME;
         sb_free(&sb);
     }
