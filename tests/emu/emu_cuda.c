@@ -924,6 +924,25 @@ EMU_API CUresult cuEventElapsedTime(float *ms, void *from, void *to) {
     *ms = (float)((double)(b->t.tv_sec - a->t.tv_sec) * 1e3 + (double)(b->t.tv_nsec - a->t.tv_nsec) / 1e6);
     return CU_OK;
 }
+/* Streams run nothing in the background (every call above is synchronous),
+ * so waiting for an event or a stream only checks the handles. */
+EMU_API CUresult cuStreamWaitEvent(void *s, void *e, unsigned flags) {
+    (void)s;
+    (void)flags;
+    return e ? g_sticky : CU_INVALID_HANDLE;
+}
+EMU_API CUresult cuStreamSynchronize(void *s) {
+    (void)s;
+    return g_sticky;
+}
+EMU_API CUresult cuMemcpyHtoDAsync_v2(CUdeviceptr dst, const void *src, size_t n, void *s) {
+    (void)s;
+    return cuMemcpyHtoD_v2(dst, src, n);
+}
+EMU_API CUresult cuMemcpyDtoHAsync_v2(void *dst, CUdeviceptr src, size_t n, void *s) {
+    (void)s;
+    return cuMemcpyDtoH_v2(dst, src, n);
+}
 EMU_API CUresult cuEventDestroy_v2(void *e) {
     free(e);
     return CU_OK;
