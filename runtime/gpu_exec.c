@@ -1210,8 +1210,11 @@ const float *gpu_exec_output(GpuExec *x, const char *name, int *rank, int64_t di
         const IrNode *v = n->ops[0];
         int64_t ne;
         if (!x->out[v->id]) x->out[v->id] = fetch(x, v, &ne);
+        int64_t sym[IR_MAX_DIM_SYMS]; /* padding rows (a GpuDist) are not in an output: it is the real rows' prefix */
+        memcpy(sym, x->sym, sizeof sym);
+        if (x->ep && x->sym_b >= 0) sym[x->sym_b] = x->b_real;
         *rank = v->type.rank;
-        for (int k = 0; k < v->type.rank; k++) dims[k] = ir_dim_eval(v->type.dims[k], x->sym);
+        for (int k = 0; k < v->type.rank; k++) dims[k] = ir_dim_eval(v->type.dims[k], sym);
         return x->out[v->id];
     }
     return NULL;
