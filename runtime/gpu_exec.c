@@ -75,6 +75,7 @@ struct GpuExec {
     int *mb;                 /* per node: the micro-batch it belongs to (split_batch's index), -1 none */
     int mb_parts;            /* micro-batches of the overlap pass (1: none) */
     int64_t b_real;          /* rows of the last run before padding */
+    bool padded;             /* the last run's inputs were padded to b_real rows */
 };
 
 static int64_t align256(int64_t v) { return (v + 255) & ~(int64_t)255; }
@@ -945,7 +946,9 @@ const char *gpu_exec_blas_why(const GpuExec *x) { return x->blas ? NULL : x->no_
  * batch, rounded up to whole micro-batches, and each pads its batch-row
  * inputs with zero rows up to it (token 0: a valid id), which are never
  * sent to an expert (their routing counts as padding) and never in an
- * output. out[] gets malloc'd copies of the padded inputs. */
+ * output. On one process, a batch that does not split into the overlap
+ * pass's equal micro-batches (a batch of 1, an odd one) is padded the
+ * same way. out[] gets malloc'd copies of the padded inputs. */
 static bool pad_rows(GpuExec *x, const CpuInput *in, int nin, CpuInput *out, float **bufs, DiagEngine *d) {
     const IrGraph *g = x->g;
     int64_t B = -1, Bmax = 0;
@@ -960,10 +963,10 @@ static bool pad_rows(GpuExec *x, const CpuInput *in, int nin, CpuInput *out, flo
             }
     }
     x->b_real = B < 0 ? 1 : B;
-    bool ok = gpu_ep_agree_max(x->ep, d, x->b_real, &Bmax);
+    bool ok = x->ep ? gpu_ep_agree_max(x->ep, d, x->b_real, &Bmax) : (Bmax = x->b_real, true);
     int64_t parts = x->mb_parts, Bpad = (Bmax + parts - 1) / parts * parts;
     if (Bpad < parts) Bpad = parts;
-    if (ok && B >= 0 && Bpad > x->max_b) {
+    if (ok && x->ep && B >= 0 && Bpad > x->max_b) {
         diag_error(d, (SrcLoc){0}, "rank %d: the ranks' batches need %lld rows each, over the %lld this executor was made for "
                    "(make it for the largest local batch)", x->dist.rank, (long long)Bpad, (long long)x->max_b);
         ok = false;
@@ -990,12 +993,13 @@ static bool pad_rows(GpuExec *x, const CpuInput *in, int nin, CpuInput *out, flo
 static bool run_step(GpuExec *x, const CpuInput *in, int nin, DiagEngine *d);
 
 bool gpu_exec_run(GpuExec *x, const CpuInput *in, int nin, DiagEngine *d) {
-    if (!x->ep) return run_step(x, in, nin, d);
+    x->padded = x->ep || x->mb_parts > 1;
+    if (!x->padded) return run_step(x, in, nin, d);
     CpuInput *padded = malloc(sizeof(CpuInput) * (size_t)(nin + 1));
     float **bufs = calloc((size_t)nin + 1, sizeof(float *));
-    gpu_ep_reset_bytes(x->ep);
+    if (x->ep) gpu_ep_reset_bytes(x->ep);
     bool ok = pad_rows(x, in, nin, padded, bufs, d) && run_step(x, padded, nin, d);
-    gpu_ep_bytes(x->ep, &x->comm_last);
+    if (x->ep) gpu_ep_bytes(x->ep, &x->comm_last);
     x->comm_total.dispatch_inter += x->comm_last.dispatch_inter;
     x->comm_total.dispatch_intra += x->comm_last.dispatch_intra;
     x->comm_total.combine_inter += x->comm_last.combine_inter;
@@ -1212,7 +1216,7 @@ const float *gpu_exec_output(GpuExec *x, const char *name, int *rank, int64_t di
         if (!x->out[v->id]) x->out[v->id] = fetch(x, v, &ne);
         int64_t sym[IR_MAX_DIM_SYMS]; /* padding rows (a GpuDist) are not in an output: it is the real rows' prefix */
         memcpy(sym, x->sym, sizeof sym);
-        if (x->ep && x->sym_b >= 0) sym[x->sym_b] = x->b_real;
+        if (x->padded && x->sym_b >= 0) sym[x->sym_b] = x->b_real;
         *rank = v->type.rank;
         for (int k = 0; k < v->type.rank; k++) dims[k] = ir_dim_eval(v->type.dims[k], sym);
         return x->out[v->id];
