@@ -196,7 +196,7 @@ static bool bind_capacity(GpuExec *x, const GpuOptions *o, int64_t *smax, DiagEn
 
 typedef struct {
     int64_t off, size;
-    int end;
+    int end; /* the value's node id (its accesses decide when its bytes are free) */
 } Live;
 
 /* Which kernels compute only functions of the weights: their values are
@@ -221,79 +221,105 @@ static void find_constant_kernels(GpuExec *x) {
     free(c);
 }
 
-/* Activation offsets, first fit by liveness over the kernel order; the
- * values of constant kernels live through the whole step, as inputs do
- * (the next step reads them without computing them again). */
+/* Happens-before over the two streams: clk[2k + s] is the latest kernel
+ * of stream s known to be complete when kernel k starts (-1: none): on
+ * k's own stream the one before it, on the other what k's waits (events)
+ * order before it, transitively. One stream: clk[2k] = k - 1. */
+static int *stream_clocks(const GpuExec *x) {
+    int nk = x->p->nkernels, last[2] = {-1, -1};
+    int *clk = malloc(sizeof(int) * (size_t)(2 * nk + 2));
+    for (int k = 0; k < nk; k++) {
+        int s = x->kstream[k], c[2] = {-1, -1};
+        if (last[s] >= 0) c[0] = clk[2 * last[s]], c[1] = clk[2 * last[s] + 1], c[s] = last[s];
+        for (int w = 0; x->kwait[k][w] >= 0; w++) {
+            int kw = x->kwait[k][w], t = x->kstream[kw];
+            for (int u = 0; u < 2; u++)
+                if (clk[2 * kw + u] > c[u]) c[u] = clk[2 * kw + u];
+            if (kw > c[t]) c[t] = kw;
+        }
+        clk[2 * k] = c[0], clk[2 * k + 1] = c[1];
+        last[s] = k;
+    }
+    return clk;
+}
+
+/* Activation offsets, first fit over the kernel order: a value born at
+ * kernel k may take the bytes of a value every access of which (its
+ * writer, its readers, on either stream) happens before k starts (same
+ * stream before it, or ordered by a wait): so a stream never overwrites
+ * what the other may still read or write. The values of constant kernels
+ * live through the whole step, as inputs do (the next step reads them
+ * without computing them again). */
 static int64_t plan_activations(GpuExec *x, const int64_t *smax, bool keep_all) {
     const IrGraph *g = x->g;
     const CgProgram *p = x->p;
-    int nn = g->nnodes;
-    int *born = malloc(sizeof(int) * (size_t)(nn + 1)), *end = malloc(sizeof(int) * (size_t)(nn + 1));
+    int nn = g->nnodes, nk = p->nkernels;
+    int *born = malloc(sizeof(int) * (size_t)(nn + 1)), *acc = malloc(sizeof(int) * (size_t)(2 * nn + 2)); /* last access per stream */
     bool *kept = calloc((size_t)nn + 1, 1);
-    for (int i = 0; i < nn; i++) born[i] = -1, end[i] = -1;
-    for (int k = 0; k < p->nkernels; k++) {
+    for (int i = 0; i < nn; i++) born[i] = -1, acc[2 * i] = acc[2 * i + 1] = -1;
+    for (int k = 0; k < nk; k++) {
+        int st = x->kstream[k];
         for (int j = 0; j < p->kernels[k].nnodes; j++) {
             const IrNode *n = g->nodes[p->kernels[k].nodes[j]];
             born[n->id] = x->konst[k] ? -1 : k;
             kept[n->id] = x->konst[k];
-            for (int o = 0; o < n->nops; o++)
-                if (end[n->ops[o]->id] < k) end[n->ops[o]->id] = k;
+            acc[2 * n->id + st] = k;
+            for (int o = 0; o < n->nops; o++) acc[2 * n->ops[o]->id + st] = k;
         }
         /* what the kernel binds, which is not always an operand of its ops:
          * a linear that reads through its casts binds the casts' sources */
         for (int s = 0; s < p->kernels[k].nslots; s++) {
             const CgSlot *sl = &p->kernels[k].slots[s];
-            if (sl->kind == CG_SLOT_VALUE && end[sl->node] < k) end[sl->node] = k;
+            if (sl->kind == CG_SLOT_VALUE) acc[2 * sl->node + st] = k;
         }
     }
-    /* Two streams: a value a communication-stream kernel writes or reads
-     * gets memory no other value had or will have in this step, so no
-     * kernel of the other stream, unordered with it, can touch its bytes */
-    bool *apart = calloc((size_t)nn + 1, 1);
-    for (int k = 0; k < p->nkernels && x->two_streams; k++) {
-        if (x->kstream[k] == 0) continue;
-        for (int j = 0; j < p->kernels[k].nnodes; j++) apart[p->kernels[k].nodes[j]] = true;
-        for (int sl = 0; sl < p->kernels[k].nslots; sl++)
-            if (p->kernels[k].slots[sl].kind == CG_SLOT_VALUE) apart[p->kernels[k].slots[sl].node] = true;
-    }
     for (int i = 0; i < nn; i++) {
-        if (apart[i]) end[i] = p->nkernels;
-        if (g->nodes[i]->op == IR_OP_OUTPUT || keep_all) end[g->nodes[i]->op == IR_OP_OUTPUT ? g->nodes[i]->ops[0]->id : i] = p->nkernels;
-        if (kept[i]) end[i] = p->nkernels;
+        int v = g->nodes[i]->op == IR_OP_OUTPUT ? g->nodes[i]->ops[0]->id : i;
+        if (g->nodes[i]->op == IR_OP_OUTPUT || keep_all || kept[i]) acc[2 * v] = acc[2 * v + 1] = nk; /* never free */
     }
-    /* values in program order of their birth: inputs first (born -1) */
+    int *clk = stream_clocks(x), *floor = malloc(sizeof(int) * (size_t)(2 * nk + 2)); /* floor: the least clock from k on */
+    floor[2 * nk] = floor[2 * nk + 1] = nk;
+    for (int k = nk - 1; k >= 0; k--)
+        for (int u = 0; u < 2; u++) floor[2 * k + u] = clk[2 * k + u] < floor[2 * k + 2 + u] ? clk[2 * k + u] : floor[2 * k + 2 + u];
     Live *live = malloc(sizeof(Live) * (size_t)(nn + 1));
     int nlive = 0;
     int64_t peak = 0;
-    for (int k = -1; k < p->nkernels; k++) {
+    for (int k = -1; k < nk; k++) {
+        const int *c = k >= 0 ? &clk[2 * k] : NULL, *f = &floor[2 * (k >= 0 ? k : 0)];
         int w = 0;
-        for (int j = 0; j < nlive; j++)
-            if (live[j].end >= k) live[w++] = live[j];
+        for (int j = 0; j < nlive; j++) { /* drop what is free for every kernel from here on */
+            const int *a = &acc[2 * live[j].end];
+            if (k < 0 || a[0] > f[0] || a[1] > f[1]) live[w++] = live[j];
+        }
         nlive = w;
         for (int i = 0; i < nn; i++) {
             const IrNode *n = g->nodes[i];
             if (born[i] != k || !p->stored[i] || n->op == IR_OP_WEIGHT || n->op == IR_OP_KV_CACHE) continue;
             if (k == -1 && n->op != IR_OP_INPUT && !kept[i]) continue;
             int64_t size = align256(bytes_of(x->p->dtype[i], numel_at(&n->type, smax)));
-            int64_t off = apart[i] ? peak : 0;
+            int64_t off = 0;
             for (bool moved = true; moved;) {
                 moved = false;
-                for (int j = 0; j < nlive; j++)
+                for (int j = 0; j < nlive; j++) {
+                    const int *a = &acc[2 * live[j].end];
+                    if (c && a[0] <= c[0] && a[1] <= c[1]) continue; /* every access of it happens before kernel k */
                     if (off < live[j].off + live[j].size && live[j].off < off + size) {
                         off = live[j].off + live[j].size;
                         moved = true;
                     }
+                }
             }
             x->aoff[i] = off;
-            live[nlive++] = (Live){off, size, end[i] < k ? k : end[i]};
+            live[nlive++] = (Live){off, size, i};
             if (off + size > peak) peak = off + size;
         }
     }
     free(born);
-    free(end);
+    free(acc);
     free(kept);
     free(live);
-    free(apart);
+    free(clk);
+    free(floor);
     return peak;
 }
 
@@ -688,7 +714,9 @@ GpuExec *gpu_exec_new(const IrGraph *g, const CpuWeightSource *ws, const GpuOpti
             if (p->kernels[k].slots[s].kind == CG_SLOT_SCRATCH) at += align256(4 * ir_dim_eval(p->kernels[k].slots[s].count, smax));
         if (at > sbytes) sbytes = at;
     }
-    if (!rt_cuda_alloc(x->cu, d, (size_t)abytes, &x->aslab) || !rt_cuda_alloc(x->cu, d, (size_t)sbytes, &x->scratch) ||
+    sbytes = align256(sbytes);
+    /* one scratch area per stream: kernels of the two may run at once */
+    if (!rt_cuda_alloc(x->cu, d, (size_t)abytes, &x->aslab) || !rt_cuda_alloc(x->cu, d, (size_t)(x->two_streams ? 2 * sbytes : sbytes), &x->scratch) ||
         !rt_cuda_alloc(x->cu, d, 256, &x->err)) {
         diag_note(d, (SrcLoc){0}, "activations need %.2f GiB at batch %lld x %lld positions", (double)abytes / (1 << 30),
                   (long long)o.max_batch, (long long)o.max_seq);
@@ -715,7 +743,7 @@ GpuExec *gpu_exec_new(const IrGraph *g, const CpuWeightSource *ws, const GpuOpti
             }
             l->fn[ph] = *c;
         }
-        int64_t at = 0;
+        int64_t at = x->kstream[k] ? sbytes : 0;
         for (int s = 0; s < ck->nslots; s++)
             if (ck->slots[s].kind == CG_SLOT_SCRATCH) {
                 scr[s] = at;
