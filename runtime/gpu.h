@@ -17,6 +17,44 @@
 #define DSCC_RT_GPU_H
 
 #include "cpu/cpu.h"
+#include "runtime/nccl.h"
+
+/* Expert parallelism (docs: EP design, issue 14): one process per GPU,
+ * world size = nodes x gpus_per_node, rank r on node r / gpus_per_node.
+ * With a GpuDist the executor
+ *  - loads only this rank's routed experts (experts [r*E/W, (r+1)*E/W) of
+ *    every stacked expert weight and its scales) plus every replicated
+ *    tensor;
+ *  - runs each `dispatch` / `combine` of the routed graph over `comm`: a
+ *    count exchange, then grouped ncclSend/ncclRecv with the same calls on
+ *    every rank (zero sizes included), two-hop across nodes, on the
+ *    communication stream;
+ *  - runs its own rows (the inputs' batch rows given to gpu_exec_run; a
+ *    rank may have none): before each step the ranks agree on the largest
+ *    local batch and each pads its rows to it (padding rows are never sent
+ *    to an expert and never appear in an output).
+ * The communicator belongs to the caller (made on this rank's device
+ * before gpu_exec_new, destroyed after gpu_exec_free). NULL: one process,
+ * every expert local, dispatch/combine as the generated copy kernels. */
+typedef struct {
+    RtNcclComm *comm;     /* this rank's communicator (rt_nccl_comm_init) */
+    int rank, size;       /* size = nodes * gpus_per_node */
+    int nodes, gpus_per_node;
+    int timeout_ms;       /* bound on every exchange (<= 0: the communicator's) */
+} GpuDist;
+
+/* Bytes this rank sent in its exchanges, counted per NCCL transfer to
+ * another rank (a rank's copies to itself are not counted): inter-node
+ * (hop 1: to the same local rank of another node) and intra-node (direct
+ * sends on one node, forwarding within the node after hop 1). Dispatch
+ * counts each token copy once: its payload row (x in its stored dtype,
+ * FP8 codes as bytes), its scale row (f32, when dispatched), its K expert
+ * ids (i32) and K routing weights (f32). Combine counts each partial sum
+ * row returned (O values in the storage dtype). */
+typedef struct {
+    int64_t dispatch_inter, dispatch_intra;
+    int64_t combine_inter, combine_intra;
+} GpuCommBytes;
 
 typedef struct {
     int device;           /* GPU ordinal */
@@ -30,6 +68,7 @@ typedef struct {
                            * profile/trace or DSCC_CUDA_SYNC=1, which need launches one by one) */
     bool keep_all;        /* no reuse of activation memory: every stored value survives the run (gpu_exec_value) */
     bool no_blas;         /* never cuBLASLt: the generated kernels for every GEMM (also DSCC_CUBLASLT=0) */
+    const GpuDist *dist;  /* expert parallelism over NCCL (copied at creation); NULL: one process */
 } GpuOptions;
 
 typedef struct GpuExec GpuExec;
@@ -79,6 +118,14 @@ void gpu_exec_set_trace(GpuExec *x, const char *path);
  * at creation); with it off, `graphs` applies again. */
 void gpu_exec_set_profile(GpuExec *x, bool on);
 void gpu_exec_set_graphs(GpuExec *x, bool on);
+
+/* Byte counters of the last run, and of every run since creation
+ * (all zero without a GpuDist). */
+void gpu_exec_comm_bytes(const GpuExec *x, GpuCommBytes *last, GpuCommBytes *total);
+/* Bytes of the weight slab on this GPU (with a GpuDist: the replicated
+ * tensors and this rank's experts only), and of the activation slab. */
+int64_t gpu_exec_weight_bytes(const GpuExec *x);
+int64_t gpu_exec_activation_bytes(const GpuExec *x);
 
 /* For tests: the stored value of node `id` after the last run, as f32
  * (NULL when the node has no stored value, or it was overwritten because

@@ -58,6 +58,9 @@ struct GpuExec {
     int lib_calls;    /* GEMMs of the last run that cuBLASLt ran */
     bool *konst;      /* per kernel: every member a function of weights alone (a slice of kv_b_proj): run once, kept */
     const char *no_blas_why; /* why blas is NULL */
+    int64_t wbytes, abytes;  /* weight and activation slabs */
+    GpuDist dist;            /* size 0: one process */
+    GpuCommBytes comm_last, comm_total;
 };
 
 static int64_t align256(int64_t v) { return (v + 255) & ~(int64_t)255; }
@@ -325,6 +328,7 @@ static bool load_weights(GpuExec *x, const CpuWeightSource *ws, DiagEngine *d) {
         total += align256(bytes_of(x->p->dtype[i], numel_at(&n->type, zero)));
         nslices += ir_node_attr_str(n, "stack", NULL) ? ir_dim_eval(n->type.dims[0], zero) : 1;
     }
+    x->wbytes = total;
     if (!rt_cuda_alloc(x->cu, d, (size_t)total, &x->wslab)) {
         diag_note(d, (SrcLoc){0}, "the weights need %.2f GiB on the GPU", (double)total / (1 << 30));
         return false;
@@ -404,6 +408,21 @@ static RtDevPtr slot_ptr(GpuExec *x, const CgKernel *k, int s, const int64_t *sc
     return x->aslab + (RtDevPtr)x->aoff[n->id];
 }
 
+/* A distributed context that describes one world: its rank and size agree
+ * with the communicator's and with nodes x gpus_per_node. */
+static bool check_dist(const GpuDist *t, DiagEngine *d) {
+    if (t->nodes < 1 || t->gpus_per_node < 1 || t->size != t->nodes * t->gpus_per_node || t->rank < 0 || t->rank >= t->size) {
+        diag_error(d, (SrcLoc){0}, "expert parallelism: rank %d of %d ranks on %d node(s) x %d GPU(s) is not a valid world", t->rank,
+                   t->size, t->nodes, t->gpus_per_node);
+        return false;
+    }
+    if (t->size > 1 && (!t->comm || rt_nccl_comm_rank(t->comm) != t->rank || rt_nccl_comm_size(t->comm) != t->size)) {
+        diag_error(d, (SrcLoc){0}, "expert parallelism: rank %d of %d needs a communicator of that rank and size", t->rank, t->size);
+        return false;
+    }
+    return true;
+}
+
 GpuExec *gpu_exec_new(const IrGraph *g, const CpuWeightSource *ws, const GpuOptions *opt, DiagEngine *d) {
     GpuOptions o = *opt;
     if (o.max_batch < 1 || o.max_seq < 1) {
@@ -411,6 +430,11 @@ GpuExec *gpu_exec_new(const IrGraph *g, const CpuWeightSource *ws, const GpuOpti
         return NULL;
     }
     if (o.max_ctx < o.max_seq) o.max_ctx = o.max_seq;
+    if (o.dist && !check_dist(o.dist, d)) return NULL;
+    if (o.dist && o.dist->size > 1) { /* until the exchanges land in this file */
+        diag_error(d, (SrcLoc){0}, "expert parallelism: the CUDA executor does not run dispatch/combine over NCCL yet");
+        return NULL;
+    }
     GpuExec *x = calloc(1, sizeof *x);
     x->g = g;
     x->arena = arena_new();
@@ -418,6 +442,7 @@ GpuExec *gpu_exec_new(const IrGraph *g, const CpuWeightSource *ws, const GpuOpti
     x->trace = o.trace;
     x->keep_all = o.keep_all;
     x->graphs = o.graphs;
+    if (o.dist && o.dist->size > 1) x->dist = *o.dist;
     x->sync_each = getenv("DSCC_CUDA_SYNC") && strcmp(getenv("DSCC_CUDA_SYNC"), "0") != 0;
     int nn = g->nnodes;
     x->woff = malloc(sizeof(int64_t) * (size_t)(nn + 1));
@@ -452,6 +477,7 @@ GpuExec *gpu_exec_new(const IrGraph *g, const CpuWeightSource *ws, const GpuOpti
     /* memory: weights, activations, caches, scratch */
     find_constant_kernels(x);
     int64_t abytes = plan_activations(x, smax, o.keep_all), sbytes = 0;
+    x->abytes = abytes;
     for (int i = 0; i < nn; i++) {
         const IrNode *n = g->nodes[i];
         if (n->op != IR_OP_KV_CACHE) continue;
@@ -574,6 +600,13 @@ void gpu_exec_free(GpuExec *x) {
 }
 
 const char *gpu_exec_device(const GpuExec *x) { return rt_cuda_device_name(x->cu); }
+int64_t gpu_exec_weight_bytes(const GpuExec *x) { return x->wbytes; }
+int64_t gpu_exec_activation_bytes(const GpuExec *x) { return x->abytes; }
+
+void gpu_exec_comm_bytes(const GpuExec *x, GpuCommBytes *last, GpuCommBytes *total) {
+    if (last) *last = x->comm_last;
+    if (total) *total = x->comm_total;
+}
 int64_t gpu_exec_cache_len(const GpuExec *x) { return x->len; }
 void gpu_exec_reset(GpuExec *x) { x->len = 0; }
 double gpu_exec_last_ms(const GpuExec *x) { return x->last_ms; }
