@@ -112,7 +112,7 @@ int main(int argc, char **argv) {
         IrGraph *g = fe_compile_string(a, d, "bench_gemm.dsl", src, strlen(src), &fo);
         PassPipeline pp;
         PassRunOptions ro = {0};
-        if (!g || ir_verify(g, d) || !pass_pipeline_parse(a, d, "shape-infer,fold-constants,dce,fp8-quant,cse,dce,fuse", &pp) ||
+        if (!g || ir_verify(g, d) || !pass_pipeline_parse(a, d, pass_preset(a, "kernels", &(PassPreset){.fp8 = true}), &pp) ||
             !pass_pipeline_run(&pp, g, &ro, d))
             return 1;
         int64_t Mmax = 1;

@@ -108,7 +108,7 @@ int main(int argc, char **argv) {
     PassPipeline pp;
     PassRunOptions ro = {0};
     if (!g || ir_verify(g, d) ||
-        !pass_pipeline_parse(a, d, "shape-infer,fold-constants,dce,fp8-quant,cse,dce,node-limited-routing,fuse", &pp) ||
+        !pass_pipeline_parse(a, d, pass_preset(a, "kernels", &(PassPreset){.fp8 = true}), &pp) ||
         !pass_pipeline_run(&pp, g, &ro, d))
         return 1;
     uint64_t seed = 1, rng = 7;

@@ -234,7 +234,7 @@ static bool sum_inline(const IrNode *n) {
 
 /* Whether n gets a reduction phase (emit_reduction) before the group's value functions. */
 static bool has_reduction_phase(const IrNode *n) {
-    return n->op == IR_OP_RMSNORM || n->op == IR_OP_SOFTMAX || (n->op == IR_OP_SUM && !sum_inline(n)) || n->op == IR_OP_ACT_SCALE;
+    return ir_op_class(n->op) == IR_CLASS_REDUCTION && !sum_inline(n);
 }
 
 /* The device function v<local>(a, i): node n's value at flat index i. */
@@ -578,10 +578,6 @@ static bool reads_through(const Gen *G, const IrNode *r, const IrNode *n) {
     return false;
 }
 
-static bool has_kernel(const IrNode *n) {
-    return n->op != IR_OP_INPUT && n->op != IR_OP_WEIGHT && n->op != IR_OP_OUTPUT;
-}
-
 /* Topological order of groups; among ready groups the one whose first op
  * comes first in the program. */
 static int *order_groups(Arena *a, const IrGraph *g, const int *grp, const bool *unread, int ngroups) {
@@ -635,7 +631,7 @@ static const char *kernel_name(Gen *G, int group, const int *members, int nm) {
     int named = 0;
     for (int k = 0; k < nm && named < 4; k++) {
         const IrNode *n = G->g->nodes[members[k]];
-        if (n->op == IR_OP_RESHAPE || n->op == IR_OP_CONST) continue;
+        if (ir_op_goes_with_reader(n->op)) continue;
         bool dup = false;
         for (int j = 0; j < k; j++) dup = dup || G->g->nodes[members[j]]->op == n->op;
         if (dup) continue;
@@ -703,7 +699,7 @@ CgProgram *cg_generate(Arena *a, DiagEngine *d, const IrGraph *g, const CgGenOpt
     }
     for (int i = 0; i < nn; i++) {
         const IrNode *n = g->nodes[i];
-        grp[i] = has_kernel(n) && !unread[i] ? (n->group >= 0 ? n->group : ngroups++) : -1;
+        grp[i] = ir_op_computed(n->op) && !unread[i] ? (n->group >= 0 ? n->group : ngroups++) : -1;
     }
     /* A group holds at most one op that is not inlined: the template. */
     int *tmpl = arena_alloc(a, sizeof(int) * (size_t)(ngroups + 1));

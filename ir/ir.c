@@ -9,7 +9,7 @@
 #include <string.h>
 
 const IrOpInfo ir_op_info[IR_OP_COUNT] = {
-#define IR_OP(e, kw, mn, mx, attrs, summary) {kw, mn, mx, attrs, summary},
+#define IR_OP(e, cls, kw, mn, mx, attrs, summary) {IR_CLASS_##cls, kw, mn, mx, attrs, summary},
 #include "ir/ops.def"
 #undef IR_OP
 };
@@ -32,18 +32,35 @@ bool ir_op_declares_type(IrOp op) {
            op == IR_OP_RESHAPE || op == IR_OP_SPLIT_BATCH || op == IR_OP_MERGE_BATCH;
 }
 
+IrOpClass ir_op_class(IrOp op) { return op < IR_OP_COUNT ? ir_op_info[op].cls : IR_CLASS_COUNT; }
+
 bool ir_op_fusible(IrOp op) {
-    switch (op) {
-    case IR_OP_ADD: case IR_OP_SUB: case IR_OP_MUL: case IR_OP_DIV: case IR_OP_MAX:
-    case IR_OP_SIGMOID: case IR_OP_SILU: case IR_OP_EXP: case IR_OP_NEG: case IR_OP_SQRT: case IR_OP_RSQRT:
-    case IR_OP_CAST: case IR_OP_RMSNORM: case IR_OP_ROPE: case IR_OP_SOFTMAX: case IR_OP_SUM:
-    case IR_OP_ACT_SCALE: case IR_OP_QUANTIZE: case IR_OP_RESHAPE: case IR_OP_SLICE: case IR_OP_CONCAT:
-    case IR_OP_TRANSPOSE: case IR_OP_CONST:
+    switch (ir_op_class(op)) {
+    case IR_CLASS_ELEMENTWISE: case IR_CLASS_REDUCTION: case IR_CLASS_VIEW: case IR_CLASS_LAYOUT: case IR_CLASS_CONST:
         return true;
     default:
         return false;
     }
 }
+
+bool ir_op_computed(IrOp op) {
+    IrOpClass c = ir_op_class(op);
+    return c != IR_CLASS_INPUT && c != IR_CLASS_WEIGHT && c != IR_CLASS_OUTPUT;
+}
+
+bool ir_op_goes_with_reader(IrOp op) {
+    IrOpClass c = ir_op_class(op);
+    return c == IR_CLASS_CONST || c == IR_CLASS_VIEW;
+}
+
+bool ir_op_own_kernel(IrOp op) { return ir_op_computed(op) && !ir_op_goes_with_reader(op); }
+
+bool ir_op_in_slab(IrOp op) {
+    IrOpClass c = ir_op_class(op);
+    return c != IR_CLASS_OUTPUT && c != IR_CLASS_WEIGHT && c != IR_CLASS_STATE && c != IR_CLASS_CONST;
+}
+
+bool ir_op_is_comm(IrOp op) { return ir_op_class(op) == IR_CLASS_COMM; }
 
 static double yarn_mscale(double scale, double m) { return scale <= 1 ? 1.0 : 0.1 * m * log(scale) + 1.0; }
 

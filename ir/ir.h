@@ -65,7 +65,7 @@ int64_t ir_dim_eval(IrDim d, const int64_t *sym_vals);
 /* ---- ops ---------------------------------------------------------------- */
 
 typedef enum {
-#define IR_OP(e, kw, mn, mx, attrs, summary) IR_OP_##e,
+#define IR_OP(e, cls, kw, mn, mx, attrs, summary) IR_OP_##e,
 #include "ir/ops.def"
 #undef IR_OP
     IR_OP_COUNT
@@ -98,7 +98,29 @@ typedef struct {
     } u;
 } IrAttr;
 
+/* What kind of work an op is: the class column of ops.def. Every list of
+ * ops a pass or backend needs ("fusible", "has a kernel", "in the slab",
+ * "communication") is a predicate over the class below, so a new op is
+ * classified once, where it is declared. */
+typedef enum {
+    IR_CLASS_INPUT,       /* graph input: bound at run time, copied into the activation slab */
+    IR_CLASS_WEIGHT,      /* checkpoint tensor: lives in the weight slab */
+    IR_CLASS_CONST,       /* rank-0 literal: computed inline where it is read */
+    IR_CLASS_OUTPUT,      /* names a graph result; no value */
+    IR_CLASS_STATE,       /* persistent across steps (KV cache): buffers of its own */
+    IR_CLASS_ELEMENTWISE, /* each output element from the matching input elements (and per-row tables) */
+    IR_CLASS_REDUCTION,   /* a reduction along one axis, alone or feeding a per-row normalisation */
+    IR_CLASS_VIEW,        /* the same elements under another shape: no data moves */
+    IR_CLASS_LAYOUT,      /* moves elements (transpose, slice, concat): a fused kernel indexes through it */
+    IR_CLASS_TEMPLATE,    /* a kernel template of its own: GEMMs, einsum, attention, embedding */
+    IR_CLASS_SELECT,      /* index selection (top-k, gather): a kernel of its own */
+    IR_CLASS_COMM,        /* crosses GPUs (dispatch, combine): the communication stream */
+    IR_CLASS_BATCH,       /* splits or joins micro-batches */
+    IR_CLASS_COUNT
+} IrOpClass;
+
 typedef struct {
+    IrOpClass cls;       /* class column of ops.def */
     const char *name;    /* keyword in the text form and the DSL */
     int min_operands;
     int max_operands;    /* -1 = variadic */
@@ -111,10 +133,24 @@ const char *ir_op_name(IrOp op);
 bool ir_op_lookup(const char *name, IrOp *out); /* keyword -> op */
 bool ir_op_has_result(IrOp op);                 /* false only for output */
 bool ir_op_declares_type(IrOp op);              /* input, weight, const, cast, reshape, split/merge_batch */
-/* Ops a fused kernel computes inline: elementwise, norms, RoPE, softmax and
- * sum, FP8 quantization, layout, constants (the fuse pass groups them; the
- * codegen inlines them; every other op is a kernel of its own). */
+IrOpClass ir_op_class(IrOp op);
+/* Ops a fused kernel computes inline: elementwise, reductions, views,
+ * layout, constants (the fuse pass groups them; the codegen inlines them;
+ * every other op is a kernel of its own). */
 bool ir_op_fusible(IrOp op);
+/* False for graph inputs, weights and outputs, whose data is just there:
+ * every other op is computed by some kernel (its own or a fused one). */
+bool ir_op_computed(IrOp op);
+/* Needs a kernel of its own before fusion: computed, and neither a
+ * constant nor a view (those go with their reader). */
+bool ir_op_own_kernel(IrOp op);
+/* Placed in the kernel of the op that reads it (constants and views). */
+bool ir_op_goes_with_reader(IrOp op);
+/* Its value is in the activation slab (plan-memory gives it an offset):
+ * every value but weights, caches and constants. */
+bool ir_op_in_slab(IrOp op);
+/* Crosses GPUs: issued on the communication stream. */
+bool ir_op_is_comm(IrOp op);
 /* Position of attribute `name` in op's schema (-1 if absent), its kind and
  * whether it is optional. */
 int ir_schema_find(IrOp op, const char *name, IrAttrKind *kind, bool *optional);

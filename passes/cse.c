@@ -31,7 +31,7 @@ static bool same(const IrNode *a, const IrNode *b) {
 }
 
 static bool mergeable(IrOp op) {
-    return op != IR_OP_INPUT && op != IR_OP_WEIGHT && op != IR_OP_KV_CACHE && op != IR_OP_OUTPUT;
+    return ir_op_computed(op) && ir_op_class(op) != IR_CLASS_STATE; /* inputs, weights, caches: identity by name */
 }
 
 PassResult pass_cse(PassCtx *c, IrGraph *g) {

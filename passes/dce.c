@@ -8,7 +8,8 @@ PassResult pass_dce(PassCtx *c, IrGraph *g) {
     bool *live = arena_alloc(g->arena, (size_t)g->nnodes + 1);
     for (int i = g->nnodes - 1; i >= 0; i--) {
         const IrNode *n = g->nodes[i];
-        if (n->op == IR_OP_OUTPUT || n->op == IR_OP_KV_CACHE || n->op == IR_OP_INPUT) live[i] = true;
+        IrOpClass cls = ir_op_class(n->op);
+        if (cls == IR_CLASS_OUTPUT || cls == IR_CLASS_STATE || cls == IR_CLASS_INPUT) live[i] = true;
         if (!live[i]) continue;
         for (int k = 0; k < n->nops; k++) live[n->ops[k]->id] = true;
     }

@@ -15,11 +15,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-/* Ops that need no kernel of their own before fusion (data that is just there). */
-static bool free_op(IrOp op) {
-    return op == IR_OP_INPUT || op == IR_OP_WEIGHT || op == IR_OP_OUTPUT || op == IR_OP_CONST || op == IR_OP_RESHAPE;
-}
-
 /* Kernels per top-level scope: distinct groups among its ops. */
 static void report_scopes(PassCtx *c, IrGraph *g) {
     bool *seen = arena_alloc(g->arena, (size_t)g->nnodes + 1);
@@ -37,7 +32,7 @@ static void report_scopes(PassCtx *c, IrGraph *g) {
         for (int j = 0; j < g->nnodes; j++) {
             const IrNode *n = g->nodes[j];
             const char *t = n->scope ? n->scope : "model";
-            if (strcspn(t, "/") != len || strncmp(s, t, len) != 0 || free_op(n->op) || n->group < 0) continue;
+            if (strcspn(t, "/") != len || strncmp(s, t, len) != 0 || !ir_op_own_kernel(n->op) || n->group < 0) continue;
             ops++;
             if (!seen[n->group]) kern++, seen[n->group] = true;
         }
@@ -63,7 +58,7 @@ PassResult pass_fuse(PassCtx *c, IrGraph *g) {
     for (int i = 0; i < g->nnodes; i++) {
         IrNode *n = g->nodes[i];
         uint64_t *dn = DEP(n);
-        if (free_op(n->op)) { /* placed with their reader, but dependencies flow through them */
+        if (!ir_op_own_kernel(n->op)) { /* placed with their reader, but dependencies flow through them */
             for (int k = 0; k < n->nops; k++) {
                 const IrNode *o = n->ops[k];
                 for (size_t w = 0; w < words; w++) dn[w] |= DEP(o)[w];
@@ -86,7 +81,7 @@ PassResult pass_fuse(PassCtx *c, IrGraph *g) {
         n->group = grp >= 0 ? grp : groups++;
         for (int k = 0; k < n->nops; k++) {
             IrNode *o = n->ops[k];
-            if ((o->op == IR_OP_CONST || o->op == IR_OP_RESHAPE) && o->group < 0) o->group = n->group;
+            if (ir_op_goes_with_reader(o->op) && o->group < 0) o->group = n->group;
         }
         for (int k = 0; k < n->nops; k++) {
             const IrNode *o = n->ops[k];

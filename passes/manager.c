@@ -28,7 +28,39 @@ const PassInfo pass_table[] = {
 };
 const int pass_count = (int)(sizeof pass_table / sizeof pass_table[0]);
 
-const char *pass_default_pipeline(void) { return "shape-infer,fold-constants,dce,fp8-quant,cse,dce,node-limited-routing,fuse,plan-memory"; }
+/* The presets' pieces, in pipeline order: pass_default_pipeline and
+ * pass_preset are both spelled from these. */
+#define PRESET_HEAD "shape-infer,fold-constants,dce"
+#define PRESET_FP8 ",fp8-quant"
+#define PRESET_CLEAN ",cse,dce,node-limited-routing"
+#define PRESET_OVERLAP ",microbatch-overlap"
+#define PRESET_FUSE ",fuse"
+#define PRESET_PLAN ",plan-memory"
+
+const char *pass_default_pipeline(void) { return PRESET_HEAD PRESET_FP8 PRESET_CLEAN PRESET_FUSE PRESET_PLAN; }
+
+const char *pass_preset(Arena *a, const char *name, const PassPreset *o) {
+    bool plan = strcmp(name, "default") == 0;
+    if (!plan && strcmp(name, "kernels") != 0) return NULL;
+    StrBuf sb;
+    sb_init(&sb);
+    sb_puts(&sb, PRESET_HEAD);
+    if (o->fp8) sb_puts(&sb, PRESET_FP8);
+    sb_puts(&sb, PRESET_CLEAN);
+    if (o->nodes > 0 || o->gpus_per_node > 0)
+        sb_printf(&sb, "{nodes=%d,gpus-per-node=%d}", o->nodes > 0 ? o->nodes : 1, o->gpus_per_node > 0 ? o->gpus_per_node : 1);
+    if (o->microbatches > 0) sb_printf(&sb, PRESET_OVERLAP "{n=%d}", o->microbatches);
+    sb_puts(&sb, PRESET_FUSE);
+    if (plan) {
+        sb_puts(&sb, PRESET_PLAN);
+        if (o->batch > 0 && o->seq > 0) sb_printf(&sb, "{batch=%lld,seq=%lld}", (long long)o->batch, (long long)o->seq);
+        else if (o->batch > 0) sb_printf(&sb, "{batch=%lld}", (long long)o->batch);
+        else if (o->seq > 0) sb_printf(&sb, "{seq=%lld}", (long long)o->seq);
+    }
+    const char *r = arena_strdup(a, sb.data);
+    sb_free(&sb);
+    return r;
+}
 
 const PassInfo *pass_lookup(const char *name) {
     for (int i = 0; i < pass_count; i++)

@@ -31,8 +31,6 @@ static int key_cmp(const void *a, const void *b) {
     return x->orig - y->orig;
 }
 
-static bool is_comm(IrOp op) { return op == IR_OP_DISPATCH || op == IR_OP_COMBINE; }
-
 /* The batch symbol b moved to micro-batch symbol m in every dim. */
 static IrType substitute(const IrType *t, int b, int m) {
     IrType r = *t;
@@ -79,14 +77,14 @@ PassResult pass_overlap(PassCtx *c, IrGraph *g) {
     int *stage = arena_alloc(g->arena, sizeof(int) * (size_t)(N + 1)), stages = 0;
     for (int i = 0; i < N; i++) {
         const IrNode *n = g->nodes[i];
-        shared[i] = n->op == IR_OP_WEIGHT || n->op == IR_OP_CONST;
-        if (n->op != IR_OP_INPUT && n->op != IR_OP_OUTPUT && n->op != IR_OP_WEIGHT && n->op != IR_OP_CONST && n->nops) {
+        shared[i] = ir_op_class(n->op) == IR_CLASS_WEIGHT || ir_op_class(n->op) == IR_CLASS_CONST;
+        if (ir_op_computed(n->op) && n->nops) { /* derived only from weights and constants */
             shared[i] = true;
             for (int k = 0; k < n->nops; k++) shared[i] &= shared[n->ops[k]->id];
         }
         for (int k = 0; k < n->nops; k++) {
             const IrNode *o = n->ops[k];
-            int s = stage[o->id] + is_comm(o->op);
+            int s = stage[o->id] + ir_op_is_comm(o->op);
             if (s > stage[i]) stage[i] = s;
         }
         if (stage[i] > stages) stages = stage[i];
@@ -102,7 +100,7 @@ PassResult pass_overlap(PassCtx *c, IrGraph *g) {
     for (int i = 0; i < N; i++) {
         const IrNode *n = g->nodes[i];
         if (shared[i] || n->op == IR_OP_INPUT || n->op == IR_OP_OUTPUT) continue;
-        for (int mb = 0; mb < parts; mb++) keys[nk++] = (Key){stage[i], is_comm(n->op), mb, i};
+        for (int mb = 0; mb < parts; mb++) keys[nk++] = (Key){stage[i], ir_op_is_comm(n->op), mb, i};
     }
     qsort(keys, (size_t)nk, sizeof(Key), key_cmp);
 
@@ -141,7 +139,7 @@ PassResult pass_overlap(PassCtx *c, IrGraph *g) {
         IrNode *n = ir_graph_add_node(g, d, old->op, ops, old->nops, attrs, old->nattrs, ir_op_declares_type(old->op) ? &t : NULL,
                                       old->loc, old->scope);
         if (!(ok = n != NULL)) break;
-        n->stream = is_comm(old->op);
+        n->stream = ir_op_is_comm(old->op);
         for (int j = 0; j < old->nops; j++)
             if (ops[j]->stream >= 0 && ops[j]->stream != n->stream) {
                 bool have = false;

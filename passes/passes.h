@@ -54,8 +54,25 @@ typedef struct {
     PassStep steps[PASS_MAX_STEPS];
 } PassPipeline;
 
-/* The pipeline `dscc compile` and `dscc run` use by default. */
+/* The pipeline `dscc compile` and `dscc run` use by default: the preset
+ * "default" with fp8 and every other option at its default. */
 const char *pass_default_pipeline(void);
+
+/* What a preset pipeline is built for. Zero fields keep the passes'
+ * own defaults. */
+typedef struct {
+    bool fp8;                  /* run fp8-quant (DeepSeek-V3's FP8 GEMMs) */
+    int nodes, gpus_per_node;  /* node-limited-routing's topology; 0: one GPU */
+    int microbatches;          /* microbatch-overlap into this many parts; 0: no overlap */
+    int64_t batch, seq;        /* plan-memory's batch and new tokens; 0: its defaults */
+} PassPreset;
+
+/* The named pipelines every tool, test and benchmark uses:
+ *   "default"  shape-infer, fold-constants, dce, [fp8-quant,] cse, dce,
+ *              node-limited-routing, [microbatch-overlap,] fuse, plan-memory
+ *   "kernels"  the same without plan-memory (for code generation alone)
+ * Returns the pipeline string (arena-allocated), or NULL for an unknown name. */
+const char *pass_preset(Arena *a, const char *name, const PassPreset *o);
 /* Parses a pipeline string; unknown passes or options are errors. */
 bool pass_pipeline_parse(Arena *a, DiagEngine *d, const char *text, PassPipeline *out);
 

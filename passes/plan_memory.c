@@ -17,10 +17,6 @@ typedef struct {
 
 static int64_t align(int64_t v) { return (v + 255) & ~(int64_t)255; }
 
-static bool in_slab(const IrNode *n) {
-    return ir_op_has_result(n->op) && n->op != IR_OP_WEIGHT && n->op != IR_OP_KV_CACHE && n->op != IR_OP_CONST;
-}
-
 PassResult pass_plan_memory(PassCtx *c, IrGraph *g) {
     int64_t batch = pass_opt_int(c, "batch"), seq = pass_opt_int(c, "seq"), ctx = pass_opt_int(c, "ctx");
     if (batch < 1 || seq < 1 || ctx < 0) {
@@ -61,7 +57,7 @@ PassResult pass_plan_memory(PassCtx *c, IrGraph *g) {
         for (int k = 0; k < nlive; k++)
             if (live[k].end >= i) live[w++] = live[k];
         nlive = w;
-        if (!in_slab(n)) continue;
+        if (!ir_op_in_slab(n->op)) continue;
         int64_t size = 1;
         for (int k = 0; k < n->type.rank; k++) size *= ir_dim_eval(n->type.dims[k], sym);
         size = align(size * ir_dtype_bits(n->type.dtype) / 8 + (ir_dtype_bits(n->type.dtype) < 8));

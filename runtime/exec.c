@@ -37,6 +37,12 @@ bool rt_exec_backend_built(RtBackend b, const char **why) {
 static GpuExec *gpu_new(const IrGraph *g, const CpuWeightSource *ws, const RtExecOptions *o, DiagEngine *d) {
     GpuOptions go = {.device = o->device, .max_batch = o->max_batch, .max_seq = o->max_seq, .max_ctx = o->max_ctx,
                      .trace = o->trace, .f32_storage = o->f32_storage, .graphs = o->graphs};
+    GpuDist dist;
+    if (o->dist) {
+        dist = (GpuDist){.comm = o->dist->comm, .rank = o->dist->rank, .size = o->dist->size, .nodes = o->dist->nodes,
+                         .gpus_per_node = o->dist->gpus_per_node, .timeout_ms = o->dist->timeout_ms};
+        go.dist = &dist;
+    }
     return gpu_exec_new(g, ws, &go, d);
 }
 #endif
@@ -53,6 +59,13 @@ RtExec *rt_exec_new(const IrGraph *g, const CpuWeightSource *ws, const RtExecOpt
         return NULL;
     }
     x->backend = o->backend;
+    if (o->backend == RT_BACKEND_CPU && o->dist && o->dist->size > 1) {
+        diag_error(d, ((SrcLoc){0}), "rank %d of %d: the CPU executor runs one process; expert parallelism needs the CUDA backend",
+                   o->dist->rank, o->dist->size);
+        free(x);
+        return NULL;
+    }
+    x->expert_parallel = o->backend == RT_BACKEND_CUDA && o->dist && o->dist->size > 1;
     if (o->backend == RT_BACKEND_CPU) {
         CpuOptions co = {.threads = o->threads};
         x->cpu = cpu_exec_new(g, ws, &co, d);
@@ -123,4 +136,29 @@ const char *rt_exec_last_step(RtExec *x) {
     }
 #endif
     return x->line;
+}
+
+void rt_exec_comm_bytes(const RtExec *x, GpuCommBytes *last, GpuCommBytes *total) {
+    memset(last, 0, sizeof *last);
+    memset(total, 0, sizeof *total);
+#ifdef DSCC_HAVE_NVRTC
+    if (x->gpu) gpu_exec_comm_bytes(x->gpu, last, total);
+#endif
+    (void)x;
+}
+
+int64_t rt_exec_weight_bytes(const RtExec *x) {
+#ifdef DSCC_HAVE_NVRTC
+    if (x->gpu) return gpu_exec_weight_bytes(x->gpu);
+#endif
+    (void)x;
+    return 0;
+}
+
+int64_t rt_exec_activation_bytes(const RtExec *x) {
+#ifdef DSCC_HAVE_NVRTC
+    if (x->gpu) return gpu_exec_activation_bytes(x->gpu);
+#endif
+    (void)x;
+    return 0;
 }

@@ -7,11 +7,14 @@
  *
  * A distributed run hands the executor its world (RtDistCtx): the NCCL
  * communicator, the watchdog that bounds every wait, this rank's place and
- * the topology. NULL = one process holding every expert. */
+ * the topology; the CUDA executor gets it as its GpuDist (expert
+ * parallelism: this rank's experts only, dispatch/combine over NCCL).
+ * NULL = one process holding every expert. */
 #ifndef DSCC_RT_EXEC_H
 #define DSCC_RT_EXEC_H
 
 #include "cpu/cpu.h"
+#include "runtime/gpu.h" /* GpuCommBytes; the header needs no CUDA toolkit */
 #include "runtime/nccl.h"
 
 typedef enum {
@@ -66,5 +69,12 @@ const char *rt_exec_last_step(RtExec *x);
 /* Whether routed experts are spread over the ranks of o->dist (expert
  * parallelism); false when every rank holds every expert. */
 bool rt_exec_expert_parallel(const RtExec *x);
+/* The exchanges' byte counters (GpuCommBytes: dispatch / combine x inter /
+ * intra node) of the last run and of every run; zero without expert
+ * parallelism. Device memory this executor holds for weights and
+ * activations (0 on the CPU). */
+void rt_exec_comm_bytes(const RtExec *x, GpuCommBytes *last, GpuCommBytes *total);
+int64_t rt_exec_weight_bytes(const RtExec *x);
+int64_t rt_exec_activation_bytes(const RtExec *x);
 
 #endif

@@ -118,7 +118,7 @@ static int setup(void **state) {
     f->g = fe_compile_file(f->a, f->d, DSCC_SOURCE_DIR "/models/deepseek_v3.dsl", &fo);
     PassPipeline pp;
     PassRunOptions ro = {0};
-    if (!f->g || !pass_pipeline_parse(f->a, f->d, "shape-infer,fold-constants,dce,cse,dce,node-limited-routing,fuse", &pp) ||
+    if (!f->g || !pass_pipeline_parse(f->a, f->d, pass_preset(f->a, "kernels", &(PassPreset){.fp8 = false}), &pp) ||
         !pass_pipeline_run(&pp, f->g, &ro, f->d))
         return -1;
     f->p = cg_generate(f->a, f->d, f->g, NULL); /* what the CUDA backend stores, and in which dtype */

@@ -125,7 +125,7 @@ static IrGraph *tiny_fp8_graph(Arena *a, DiagEngine *d) {
     assert_non_null(g);
     PassPipeline pp;
     PassRunOptions ro = {0};
-    assert_true(pass_pipeline_parse(a, d, "shape-infer,fold-constants,dce,fp8-quant,cse,dce,node-limited-routing,fuse", &pp));
+    assert_true(pass_pipeline_parse(a, d, pass_preset(a, "kernels", &(PassPreset){.fp8 = true}), &pp));
     assert_true(pass_pipeline_run(&pp, g, &ro, d));
     return g;
 }

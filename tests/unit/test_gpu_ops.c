@@ -129,8 +129,7 @@ static void check_graph(const char *dir, const FeSetting *sets, int nsets, bool 
     FeOptions fo = {ck ? rt_checkpoint_config_path(ck) : DSCC_SOURCE_DIR "/models/tiny/config.json", sets, nsets};
     IrGraph *g = fe_compile_file(a, d, DSCC_SOURCE_DIR "/models/deepseek_v3.dsl", &fo);
     assert_non_null(g);
-    const char *pipe = fp8 ? "shape-infer,fold-constants,dce,fp8-quant,cse,dce,node-limited-routing,fuse"
-                           : "shape-infer,fold-constants,dce,cse,dce,node-limited-routing,fuse";
+    const char *pipe = pass_preset(a, "kernels", &(PassPreset){.fp8 = fp8});
     PassPipeline pp;
     assert_true(pass_pipeline_parse(a, d, pipe, &pp));
     PassRunOptions ro = {0};

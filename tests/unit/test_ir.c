@@ -259,8 +259,34 @@ static void test_verify_no_output(void **state) {
     assert_string_equal(last_error(f), "graph @t has no output");
 }
 
+/* The op lists passes and codegen use come from the class column of
+ * ops.def: spot-check each predicate on ops of every class. */
+static void test_op_classes(void **state) {
+    (void)state;
+    for (int op = 0; op < IR_OP_COUNT; op++) {
+        IrOpClass c = ir_op_class((IrOp)op);
+        assert_true(c >= 0 && c < IR_CLASS_COUNT);
+        assert_true(!ir_op_own_kernel((IrOp)op) || ir_op_computed((IrOp)op));
+        assert_int_equal(ir_op_in_slab((IrOp)op) && !ir_op_has_result((IrOp)op), 0);
+    }
+    assert_true(ir_op_is_comm(IR_OP_DISPATCH) && ir_op_is_comm(IR_OP_COMBINE));
+    assert_false(ir_op_is_comm(IR_OP_LINEAR) || ir_op_is_comm(IR_OP_SPLIT_BATCH));
+    assert_false(ir_op_fusible(IR_OP_DISPATCH) || ir_op_fusible(IR_OP_FP8_LINEAR) || ir_op_fusible(IR_OP_TOPK));
+    assert_true(ir_op_fusible(IR_OP_ADD) && ir_op_fusible(IR_OP_RMSNORM) && ir_op_fusible(IR_OP_QUANTIZE) &&
+                ir_op_fusible(IR_OP_TRANSPOSE) && ir_op_fusible(IR_OP_RESHAPE) && ir_op_fusible(IR_OP_CONST));
+    assert_false(ir_op_fusible(IR_OP_INPUT) || ir_op_fusible(IR_OP_KV_CACHE) || ir_op_fusible(IR_OP_SPLIT_BATCH));
+    assert_false(ir_op_computed(IR_OP_INPUT) || ir_op_computed(IR_OP_WEIGHT) || ir_op_computed(IR_OP_OUTPUT));
+    assert_true(ir_op_computed(IR_OP_CONST) && !ir_op_own_kernel(IR_OP_CONST) && !ir_op_own_kernel(IR_OP_RESHAPE));
+    assert_true(ir_op_own_kernel(IR_OP_SLICE) && ir_op_own_kernel(IR_OP_COMBINE));
+    assert_true(ir_op_in_slab(IR_OP_INPUT) && ir_op_in_slab(IR_OP_DISPATCH) && ir_op_in_slab(IR_OP_RESHAPE));
+    assert_false(ir_op_in_slab(IR_OP_WEIGHT) || ir_op_in_slab(IR_OP_KV_CACHE) || ir_op_in_slab(IR_OP_CONST) ||
+                 ir_op_in_slab(IR_OP_OUTPUT));
+    assert_int_equal(ir_op_class(IR_OP_COUNT), IR_CLASS_COUNT);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_op_classes),
         cmocka_unit_test_setup_teardown(test_dims, setup, teardown),
         cmocka_unit_test_setup_teardown(test_linear_and_errors, setup, teardown),
         cmocka_unit_test_setup_teardown(test_elementwise_broadcast, setup, teardown),

@@ -244,8 +244,26 @@ static void test_pipeline_errors(void **state) {
     assert_string_equal(p.steps[0].vals[0], "layers.0.|shared");
 }
 
+/* The presets spell the pipelines the tools used to copy; each parses. */
+static void test_presets(void **state) {
+    Fx *f = *state;
+    PassPipeline p;
+    assert_string_equal(pass_preset(f->a, "default", &(PassPreset){.fp8 = true}), pass_default_pipeline());
+    assert_string_equal(pass_preset(f->a, "default", &(PassPreset){.batch = 2, .seq = 7}),
+                        "shape-infer,fold-constants,dce,cse,dce,node-limited-routing,fuse,plan-memory{batch=2,seq=7}");
+    const char *ep = pass_preset(f->a, "kernels", &(PassPreset){.fp8 = true, .nodes = 2, .gpus_per_node = 4, .microbatches = 2});
+    assert_string_equal(ep, "shape-infer,fold-constants,dce,fp8-quant,cse,dce,node-limited-routing{nodes=2,gpus-per-node=4},"
+                            "microbatch-overlap{n=2},fuse");
+    assert_true(pass_pipeline_parse(f->a, f->d, ep, &p));
+    assert_int_equal(p.n, 9);
+    assert_true(pass_pipeline_parse(f->a, f->d, pass_default_pipeline(), &p));
+    assert_int_equal(p.n, 9);
+    assert_null(pass_preset(f->a, "fast", &(PassPreset){0}));
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
+        cmocka_unit_test_setup_teardown(test_presets, setup, teardown),
         cmocka_unit_test_setup_teardown(test_value_preserving_passes, setup, teardown),
         cmocka_unit_test_setup_teardown(test_fp8_quant_equals_emulation, setup, teardown),
         cmocka_unit_test_setup_teardown(test_fuse_groups_acyclic, setup, teardown),

@@ -24,7 +24,7 @@
 
 enum { OPT_CONFIG = 256, OPT_SET, OPT_WEIGHTS, OPT_RANDOM, OPT_TOKENS, OPT_BACKEND, OPT_PRECISION, OPT_DUMP,
        OPT_GENERATE, OPT_PREFILL, OPT_THREADS, OPT_DEVICE, OPT_TRACE, OPT_STORAGE, OPT_NPROC, OPT_NODES, OPT_GPN,
-       OPT_TIMEOUT };
+       OPT_TIMEOUT, OPT_STATS };
 
 static void run_help(FILE *o) {
     fprintf(o, "usage: dscc run MODEL.dsl --tokens IDS.npy [options]\n\n"
@@ -68,6 +68,8 @@ static void run_help(FILE *o) {
                "  --timeout SECONDS      bound of the rendezvous and of every exchange (default 60,\n"
                "                         or DSCC_TIMEOUT): a rank that dies or hangs stops the others\n"
                "                         within it, exit code 3, naming the rank and the operation\n"
+               "  --stats                per rank: bytes its expert exchanges sent (dispatch, combine;\n"
+               "                         inter-node, intra-node) and its GPU's weight and activation bytes\n"
                "  Batch rows are split over the ranks; rank 0 gathers and alone prints the results.\n"
                "  The default pipeline then places the experts on the topology\n"
                "  (node-limited-routing{nodes=M,gpus-per-node=G}) and overlaps micro-batches.\n\n"
@@ -93,6 +95,7 @@ typedef struct {
     long prefill, generate, threads;
     long nproc, nodes, gpn; /* 0: not given */
     int timeout_ms;
+    bool stats;
     ModelOpts mo;
     PassOpts po;
 } RunArgs;
@@ -150,7 +153,7 @@ static int parse_run_args(int argc, char **argv, Arena *a, RunArgs *r) {
         {"device", required_argument, 0, OPT_DEVICE},   {"trace", required_argument, 0, OPT_TRACE},
         {"storage", required_argument, 0, OPT_STORAGE}, {"nproc", required_argument, 0, OPT_NPROC},
         {"nodes", required_argument, 0, OPT_NODES},     {"gpus-per-node", required_argument, 0, OPT_GPN},
-        {"timeout", required_argument, 0, OPT_TIMEOUT}, DRIVER_PASS_LONGOPTS, {0, 0, 0, 0}};
+        {"timeout", required_argument, 0, OPT_TIMEOUT}, {"stats", no_argument, 0, OPT_STATS}, DRIVER_PASS_LONGOPTS, {0, 0, 0, 0}};
     memset(r, 0, sizeof *r);
     r->fp8 = true;
     bool random_given = false, storage_given = false;
@@ -195,6 +198,7 @@ static int parse_run_args(int argc, char **argv, Arena *a, RunArgs *r) {
         case OPT_NODES: if (!parse_long("--nodes", optarg, 1, 4096, &r->nodes)) return DSCC_EXIT_USAGE; break;
         case OPT_GPN: if (!parse_long("--gpus-per-node", optarg, 1, 4096, &r->gpn)) return DSCC_EXIT_USAGE; break;
         case OPT_TIMEOUT: timeout = optarg; break;
+        case OPT_STATS: r->stats = true; break;
         case ':': return driver_usage_error("run", "option '%s' needs a value", argv[optind - 1]);
         default:
             if (!driver_pass_option(&r->po, c, optarg)) return driver_usage_error("run", "unknown option '%s'", argv[optind - 1]);
@@ -238,7 +242,7 @@ typedef struct {
     RtExec *x;
     RtWorld *world;   /* NULL: one process */
     bool has_pos;
-    int64_t B, T, V;  /* this rank's rows (at least one: a rank with none runs a padding row) */
+    int64_t B, T, V;  /* this rank's rows (a rank may have none), positions, vocabulary */
     float *logits;    /* [B, T, V] of the positions run */
     float *gen;       /* [B, generate] greedy continuation */
 } Local;
@@ -246,7 +250,7 @@ typedef struct {
 /* Runs positions [t0, t1) of every row of tok [B, T]; copies logits into all. */
 static bool run_span(Local *l, DiagEngine *d, const float *tok, int64_t T, int64_t t0, int64_t t1, float *all) {
     int64_t B = l->B, S = t1 - t0;
-    float *t = malloc(sizeof(float) * (size_t)(B * S)), *p = malloc(sizeof(float) * (size_t)(B * S));
+    float *t = malloc(sizeof(float) * (size_t)(B * S + 1)), *p = malloc(sizeof(float) * (size_t)(B * S + 1));
     for (int64_t b = 0; b < B; b++)
         for (int64_t s = 0; s < S; s++) {
             t[b * S + s] = tok[b * T + t0 + s];
@@ -263,7 +267,7 @@ static bool run_span(Local *l, DiagEngine *d, const float *tok, int64_t T, int64
     }
     if (ok && !l->V) { /* the first span learns V */
         l->V = dims[2];
-        if (!(l->logits = malloc(sizeof(float) * (size_t)(B * l->T * l->V)))) ok = false;
+        if (!(l->logits = malloc(sizeof(float) * (size_t)(B * l->T * l->V + 1)))) ok = false;
     }
     if (ok && all)
         for (int64_t b = 0; b < B; b++)
@@ -298,8 +302,8 @@ static bool run_local(const RunArgs *r, Local *l, DiagEngine *d, const float *to
         if (!run_span(l, d, tok, T, t, t + 1, l->logits)) return false;
     int64_t G = r->generate, L = T + G;
     if (!G) return true;
-    float *seq = malloc(sizeof(float) * (size_t)(B * L)), *step = malloc(sizeof(float) * (size_t)(B * L * l->V));
-    l->gen = malloc(sizeof(float) * (size_t)(B * G));
+    float *seq = malloc(sizeof(float) * (size_t)(B * L + 1)), *step = malloc(sizeof(float) * (size_t)(B * L * l->V + 1));
+    l->gen = malloc(sizeof(float) * (size_t)(B * G + 1));
     bool ok = seq && step && l->gen;
     for (int64_t b = 0; ok && b < B; b++) {
         memcpy(seq + b * L, tok + b * T, sizeof(float) * (size_t)T);
@@ -315,24 +319,70 @@ static bool run_local(const RunArgs *r, Local *l, DiagEngine *d, const float *to
     return ok;
 }
 
-/* A rank's results as floats: per row its next token, its G generated
- * tokens, and (with --dump-logits) its logits [rows, T, V]. */
-static float *pack_results(const RunArgs *r, const Local *l, int64_t rows, size_t *len) {
-    int64_t G = r->generate, per = 1 + G + (r->dump ? l->T * l->V : 0);
-    float *out = malloc(sizeof(float) * (size_t)(rows * per + 1));
-    for (int64_t b = 0; out && b < rows; b++) {
-        float *o = out + b * per;
+/* What a rank sends rank 0: this header, then per row its next token, its
+ * G generated tokens and (with --dump-logits) its logits [T, V], as floats
+ * (token ids are exact below 2^24). */
+typedef struct {
+    int64_t rows;
+    GpuCommBytes last, total; /* the exchanges' bytes (--stats) */
+    int64_t weight_bytes, activation_bytes;
+} RankHead;
+
+static int64_t per_row(const RunArgs *r, int64_t T, int64_t V) { return 1 + r->generate + (r->dump ? T * V : 0); }
+
+static char *pack_results(const RunArgs *r, const Local *l, int64_t rows, size_t *len) {
+    int64_t G = r->generate, per = per_row(r, l->T, l->V);
+    *len = sizeof(RankHead) + sizeof(float) * (size_t)(rows * per);
+    char *out = malloc(*len);
+    if (!out) return NULL;
+    RankHead h = {.rows = rows, .weight_bytes = rt_exec_weight_bytes(l->x), .activation_bytes = rt_exec_activation_bytes(l->x)};
+    rt_exec_comm_bytes(l->x, &h.last, &h.total);
+    memcpy(out, &h, sizeof h);
+    float *f = (float *)(out + sizeof h);
+    for (int64_t b = 0; b < rows; b++) {
+        float *o = f + b * per;
         o[0] = (float)argmax(l->logits + (b * l->T + l->T - 1) * l->V, l->V);
         if (G) memcpy(o + 1, l->gen + b * G, sizeof(float) * (size_t)G);
         if (r->dump) memcpy(o + 1 + G, l->logits + b * l->T * l->V, sizeof(float) * (size_t)(l->T * l->V));
     }
-    *len = sizeof(float) * (size_t)(rows * per);
     return out;
+}
+
+static void print_stats(const RankHead *h, int W) {
+    printf("per rank: bytes sent by the exchanges over all steps (last step in brackets), device memory\n"
+           "%-5s %5s %24s %24s %24s %24s %16s %16s\n", "rank", "rows", "dispatch inter-node", "dispatch intra-node",
+           "combine inter-node", "combine intra-node", "weights", "activations");
+    for (int k = 0; k < W; k++) {
+        const GpuCommBytes *t = &h[k].total, *l = &h[k].last;
+        char c[4][40];
+        int64_t tv[4] = {t->dispatch_inter, t->dispatch_intra, t->combine_inter, t->combine_intra};
+        int64_t lv[4] = {l->dispatch_inter, l->dispatch_intra, l->combine_inter, l->combine_intra};
+        for (int i = 0; i < 4; i++) snprintf(c[i], sizeof c[i], "%lld (%lld)", (long long)tv[i], (long long)lv[i]);
+        printf("%-5d %5lld %24s %24s %24s %24s %16lld %16lld\n", k, (long long)h[k].rows, c[0], c[1], c[2], c[3],
+               (long long)h[k].weight_bytes, (long long)h[k].activation_bytes);
+    }
+}
+
+/* Rank 0: the ranks' results (rank order is row order) as rows [B, per]
+ * and heads [W]; false after reporting a malformed part. */
+static bool unpack_results(const RunArgs *r, DiagEngine *d, const char *all, const size_t *lens, int W, int64_t T, int64_t V,
+                           float *rows, RankHead *heads) {
+    int64_t per = per_row(r, T, V), at = 0;
+    for (int k = 0; k < W; all += lens[k], k++) {
+        memcpy(&heads[k], all, sizeof(RankHead));
+        if (lens[k] != sizeof(RankHead) + sizeof(float) * (size_t)(heads[k].rows * per)) {
+            diag_error(d, ((SrcLoc){0}), "rank %d sent %zu bytes of results for %lld rows", k, lens[k], (long long)heads[k].rows);
+            return false;
+        }
+        memcpy(rows + at * per, all + sizeof(RankHead), lens[k] - sizeof(RankHead));
+        at += heads[k].rows;
+    }
+    return true;
 }
 
 /* Rank 0: prints every row's results (all ranks', in row order) and dumps the logits. */
 static int report(const RunArgs *r, DiagEngine *d, const float *all, int64_t B, int64_t T, int64_t V) {
-    int64_t G = r->generate, per = 1 + G + (r->dump ? T * V : 0);
+    int64_t G = r->generate, per = per_row(r, T, V);
     for (int64_t b = 0; b < B; b++) printf("row %lld: next token %lld\n", (long long)b, (long long)all[b * per]);
     int rc = DSCC_EXIT_OK;
     if (r->dump) {
@@ -356,10 +406,13 @@ static int report(const RunArgs *r, DiagEngine *d, const float *all, int64_t B, 
  * topology and, when every rank's rows split in two, micro-batches overlap
  * the exchanges (the overlap pass wants equal halves). */
 static const char *default_pipeline(Arena *a, const RunArgs *r, int W, int nodes, int gpn, int64_t B, int64_t cap, int64_t T) {
-    const char *routing = W > 1 ? arena_printf(a, "node-limited-routing{nodes=%d,gpus-per-node=%d}", nodes, gpn) : "node-limited-routing";
-    bool overlap = W > 1 && B % W == 0 && cap % 2 == 0;
-    return arena_printf(a, "shape-infer,fold-constants,dce,%scse,dce,%s,%sfuse,plan-memory{batch=%lld,seq=%lld}",
-                        r->fp8 ? "fp8-quant," : "", routing, overlap ? "microbatch-overlap," : "", (long long)cap, (long long)T);
+    PassPreset p = {.fp8 = r->fp8, .batch = cap, .seq = T};
+    if (W > 1) {
+        p.nodes = nodes;
+        p.gpus_per_node = gpn;
+        p.microbatches = B % W == 0 && cap % 2 == 0 ? 2 : 0;
+    }
+    return pass_preset(a, "default", &p);
 }
 
 /* Compiles the model, reads the tokens and runs the passes; NULL after
@@ -392,10 +445,10 @@ static IrGraph *compile(RunArgs *r, Arena *a, DiagEngine *d, RtCheckpoint **ck, 
     return g;
 }
 
-/* The rank's rows of tok [B, T] (one row of token 0 when it has none). */
+/* The rank's rows of tok [B, T] (it may have none). */
 static float *local_tokens(const RtArray *tok, int64_t first, int64_t rows) {
     int64_t T = tok->shape[1];
-    float *t = calloc((size_t)((rows ? rows : 1) * T), sizeof(float));
+    float *t = calloc((size_t)(rows * T + 1), sizeof(float));
     if (t && rows) memcpy(t, tok->data + first * T, sizeof(float) * (size_t)(rows * T));
     return t;
 }
@@ -428,15 +481,24 @@ static int execute(const RunArgs *r, Local *l, DiagEngine *d, const RtRankInfo *
     }
     double secs = driver_now() - t0;
     size_t len, *lens = calloc((size_t)ri->size, sizeof(size_t));
-    float *packed = pack_results(r, l, rows, &len), *all = NULL;
-    ok = packed && lens && rt_world_gather(l->world, d, ri, packed, len, (void **)&all, lens, l->world ? rt_world_ctx(l->world)->timeout_ms : 0);
+    char *packed = pack_results(r, l, rows, &len), *all = NULL;
+    int timeout = l->world ? rt_world_ctx(l->world)->timeout_ms : 0;
+    ok = packed && lens && rt_world_gather(l->world, d, ri, packed, len, (void **)&all, lens, timeout);
     free(packed);
-    free(lens);
     int rc = ok ? DSCC_EXIT_OK : DSCC_EXIT_RUNTIME;
     if (ok && ri->rank == 0) {
-        print_summary(r, l, ri, nodes, gpn, B, secs);
-        rc = report(r, d, all, B, l->T, l->V);
+        float *res = malloc(sizeof(float) * (size_t)(B * per_row(r, l->T, l->V)) + 1);
+        RankHead *heads = calloc((size_t)ri->size, sizeof *heads);
+        rc = DSCC_EXIT_RUNTIME;
+        if (res && heads && unpack_results(r, d, all, lens, ri->size, l->T, l->V, res, heads)) {
+            print_summary(r, l, ri, nodes, gpn, B, secs);
+            rc = report(r, d, res, B, l->T, l->V);
+            if (r->stats) print_stats(heads, ri->size);
+        }
+        free(res);
+        free(heads);
     }
+    free(lens);
     free(all);
     return rc;
 }
@@ -485,7 +547,7 @@ static int run_rank(RunArgs *r, Arena *a, DiagEngine *d) {
     l.T = T;
     int64_t first;
     rt_world_rows(B, ri.rank, ri.size, &first, &l.B);
-    if (!l.B) l.B = 1; /* no rows: a padding row keeps this rank in every exchange */
+    /* A rank without rows runs empty steps: the executor still serves its experts in every exchange. */
     rc = execute(r, &l, d, &ri, &tok, nodes, gpn);
 done:
     rt_exec_free(l.x);
