@@ -402,11 +402,9 @@ static int report(const RunArgs *r, DiagEngine *d, const float *all, int64_t B, 
 
 /* ---- one rank ---------------------------------------------------------------------- */
 
-/* The default pipeline: with several ranks the experts are placed on the
- * topology and, when every rank's rows split in two, micro-batches overlap
- * the exchanges (the overlap pass wants equal halves). */
-static const char *default_pipeline(Arena *a, const RunArgs *r, int W, int nodes, int gpn, int64_t B, int64_t cap, int64_t T) {
-    PassPreset p = {.fp8 = r->fp8, .batch = cap, .seq = T};
+const char *driver_pipeline(Arena *a, bool fp8, int W, int nodes, int gpn, int64_t B, int64_t T) {
+    int64_t cap = (B + W - 1) / W;
+    PassPreset p = {.fp8 = fp8, .batch = cap, .seq = T};
     if (W > 1) {
         p.nodes = nodes;
         p.gpus_per_node = gpn;
@@ -429,9 +427,8 @@ static IrGraph *compile(RunArgs *r, Arena *a, DiagEngine *d, RtCheckpoint **ck, 
         diag_error(d, ((SrcLoc){r->tokens, 0, 0}), "token ids must be a non-empty int32 or int64 array [B, T]");
         return NULL;
     }
-    int64_t B = tok->shape[0], cap = (B + ri->size - 1) / ri->size;
     /* --precision picks the default pipeline; --passes replaces it. */
-    const char *dflt = default_pipeline(a, r, ri->size, nodes, gpn, B, cap, tok->shape[1]);
+    const char *dflt = driver_pipeline(a, r->fp8, ri->size, nodes, gpn, tok->shape[0], tok->shape[1]);
     if ((*rc = driver_run_passes(a, d, g, &r->po, dflt, false)) != DSCC_EXIT_OK) return NULL;
     *rc = DSCC_EXIT_INPUT;
     for (int i = 0; i < g->nnodes; i++) {
