@@ -2,9 +2,12 @@
  * the generated kernels on the CPU, so the GPU tests can run where there
  * is no GPU: exactly the cu* entry points runtime/cuda.c resolves.
  *
- * Device memory is host memory (a device pointer is a host pointer),
- * every call is synchronous, a stream is a name, a graph is a recorded
- * list of launches and memsets. A "cubin" is what emu_nvrtc.c made: a
+ * Device memory is host memory (a device pointer is a host pointer), a
+ * graph is a recorded list of launches, memsets, copies and host
+ * functions, and a stream is a queue that runs its work on the calling
+ * thread when nothing before it is pending, else on a thread of its own in
+ * order (see "streams" below; the emulated NCCL, emu_nccl.c, queues its
+ * transfers there). DSCC_EMU_DEVICES devices (default 8) share the host. A "cubin" is what emu_nvrtc.c made: a
  * shared object (the kernel source translated to C++ and compiled by g++)
  * with a tag after it. The design choice: a block's threads are fibers
  * (ucontext) of one host thread, switched only at __syncthreads, warp
@@ -64,7 +67,8 @@ enum {
 
 static bool g_init;
 static atomic_size_t g_used;
-static CUresult g_sticky; /* a failed launch poisons the context, as on a GPU */
+static _Atomic CUresult g_sticky; /* a failed launch poisons the context, as on a GPU */
+static atomic_bool g_threads_used; /* a stream has had a thread of its own: the library stays loaded */
 
 /* ---- errors ------------------------------------------------------------------ */
 
@@ -101,27 +105,36 @@ EMU_API CUresult cuInit(unsigned flags) {
     return CU_OK;
 }
 
+/* DSCC_EMU_DEVICES (default 8, at most 64) devices, all alike: each rank of an emulated world takes one. */
+#define EMU_MAX_DEVICES 64
+static int emu_devices(void) {
+    const char *e = getenv("DSCC_EMU_DEVICES");
+    long n = e && *e ? strtol(e, NULL, 10) : 8;
+    return n < 1 ? 1 : n > EMU_MAX_DEVICES ? EMU_MAX_DEVICES : (int)n;
+}
+static bool bad_device(int dev) { return dev < 0 || dev >= emu_devices(); }
+
 EMU_API CUresult cuDeviceGetCount(int *n) {
     if (!g_init) return CU_NOT_INITIALIZED;
-    *n = 1;
+    *n = emu_devices();
     return CU_OK;
 }
 
 EMU_API CUresult cuDeviceGet(int *dev, int ordinal) {
     if (!g_init) return CU_NOT_INITIALIZED;
-    if (ordinal != 0) return CU_INVALID_DEVICE;
-    *dev = 0;
+    if (bad_device(ordinal)) return CU_INVALID_DEVICE;
+    *dev = ordinal;
     return CU_OK;
 }
 
 EMU_API CUresult cuDeviceGetName(char *name, int len, int dev) {
-    if (dev != 0 || len < 1) return CU_INVALID_VALUE;
+    if (bad_device(dev) || len < 1) return CU_INVALID_VALUE;
     snprintf(name, (size_t)len, "dscc emulated CUDA device (kernels on the CPU)");
     return CU_OK;
 }
 
 EMU_API CUresult cuDeviceGetAttribute(int *v, int attr, int dev) {
-    if (dev != 0) return CU_INVALID_DEVICE;
+    if (bad_device(dev)) return CU_INVALID_DEVICE;
     switch (attr) {
     case 1: *v = 1024; break;             /* MAX_THREADS_PER_BLOCK */
     case 8: *v = EMU_SMEM_DEFAULT; break; /* MAX_SHARED_MEMORY_PER_BLOCK */
@@ -135,15 +148,29 @@ EMU_API CUresult cuDeviceGetAttribute(int *v, int attr, int dev) {
     return CU_OK;
 }
 
-static int g_ctx_token;
+/* A primary context per device; the current one per thread (else the process's last), for cuCtxGetDevice. */
+static int g_ctx_token[EMU_MAX_DEVICES];
+static __thread int *tls_ctx;
+static int *_Atomic g_last_ctx;
 EMU_API CUresult cuDevicePrimaryCtxRetain(void **ctx, int dev) {
-    if (dev != 0) return CU_INVALID_DEVICE;
-    *ctx = &g_ctx_token;
+    if (bad_device(dev)) return CU_INVALID_DEVICE;
+    *ctx = &g_ctx_token[dev];
     return CU_OK;
 }
-EMU_API CUresult cuDevicePrimaryCtxRelease(int dev) { return dev == 0 ? CU_OK : CU_INVALID_DEVICE; }
-EMU_API CUresult cuCtxSetCurrent(void *ctx) { return ctx == &g_ctx_token || !ctx ? CU_OK : CU_INVALID_VALUE; }
-EMU_API CUresult cuCtxSynchronize(void) { return g_sticky; }
+EMU_API CUresult cuDevicePrimaryCtxRelease(int dev) { return bad_device(dev) ? CU_INVALID_DEVICE : CU_OK; }
+EMU_API CUresult cuCtxSetCurrent(void *ctx) {
+    int *c = ctx;
+    if (c && (c < g_ctx_token || c >= g_ctx_token + EMU_MAX_DEVICES)) return CU_INVALID_VALUE;
+    tls_ctx = c;
+    if (c) g_last_ctx = c;
+    return CU_OK;
+}
+EMU_API CUresult cuCtxGetDevice(int *dev) {
+    int *c = tls_ctx ? tls_ctx : g_last_ctx;
+    if (!c) return 201; /* CUDA_ERROR_INVALID_CONTEXT */
+    *dev = (int)(c - g_ctx_token);
+    return CU_OK;
+}
 
 /* ---- memory ------------------------------------------------------------------------ */
 
@@ -194,22 +221,6 @@ EMU_API CUresult cuMemFreeHost(void *p) {
     free(p);
     return CU_OK;
 }
-EMU_API CUresult cuMemcpyHtoD_v2(CUdeviceptr dst, const void *src, size_t n) {
-    if (g_sticky) return g_sticky;
-    memcpy((void *)(uintptr_t)dst, src, n);
-    return CU_OK;
-}
-EMU_API CUresult cuMemcpyDtoH_v2(void *dst, CUdeviceptr src, size_t n) {
-    if (g_sticky) return g_sticky;
-    memcpy(dst, (const void *)(uintptr_t)src, n);
-    return CU_OK;
-}
-EMU_API CUresult cuMemsetD8_v2(CUdeviceptr p, unsigned char v, size_t n) {
-    if (g_sticky) return g_sticky;
-    memset((void *)(uintptr_t)p, v, n);
-    return CU_OK;
-}
-
 /* ---- modules and functions ------------------------------------------------------ */
 
 typedef void (*EmuEntry)(EmuCtx *, void **);
@@ -615,6 +626,7 @@ static Worker g_workers[EMU_MAX_WORKERS];
 
 /* runtime/cuda.c dlcloses the driver with each executor: give the workers' memory back. */
 __attribute__((destructor)) static void workers_free(void) {
+    if (atomic_load(&g_threads_used)) return; /* a stream's thread may still run a kernel: the exit takes it all */
     for (int i = 0; i < EMU_MAX_WORKERS; i++) {
         Worker *w = &g_workers[i];
         if (w->stacks) munmap(w->stacks, (EMU_STACK + 4096) * (size_t)w->nf);
@@ -684,7 +696,8 @@ static int worker_count(long blocks) {
 
 static pthread_mutex_t g_launch_mu = PTHREAD_MUTEX_INITIALIZER;
 
-static CUresult run_launch(const EmuFunc *fn, const unsigned grid[3], const unsigned block[3], size_t smem, void **params) {
+/* What a launch is refused for, before it runs (so a queued launch reports it at once). */
+static CUresult launch_check(const EmuFunc *fn, const unsigned grid[3], const unsigned block[3], size_t smem) {
     unsigned nthreads = block[0] * block[1] * block[2];
     long blocks = (long)grid[0] * grid[1] * grid[2];
     if (!nthreads || nthreads > 1024 || (fn->bounds && nthreads > fn->bounds)) {
@@ -696,7 +709,14 @@ static CUresult run_launch(const EmuFunc *fn, const unsigned grid[3], const unsi
                 fn->smem_optin > EMU_SMEM_DEFAULT ? fn->smem_optin : EMU_SMEM_DEFAULT);
         return CU_LAUNCH_OUT_OF_RESOURCES;
     }
-    if (!blocks) return CU_INVALID_VALUE;
+    return blocks ? CU_OK : CU_INVALID_VALUE;
+}
+
+static CUresult run_launch(const EmuFunc *fn, const unsigned grid[3], const unsigned block[3], size_t smem, void **params) {
+    unsigned nthreads = block[0] * block[1] * block[2];
+    long blocks = (long)grid[0] * grid[1] * grid[2];
+    CUresult bad = launch_check(fn, grid, block, smem);
+    if (bad) return bad;
     static int trace = -1; /* DSCC_EMU_TRACE=1: every launch on stderr */
     if (trace < 0) trace = getenv("DSCC_EMU_TRACE") && strcmp(getenv("DSCC_EMU_TRACE"), "0") != 0;
     if (trace) fprintf(stderr, "emulated CUDA: launch %s <<<%ld, %u, %zu>>>\n", fn->name, blocks, nthreads, smem);
@@ -745,27 +765,87 @@ static CUresult run_launch(const EmuFunc *fn, const unsigned grid[3], const unsi
     return r;
 }
 
-/* ---- streams, graphs, events --------------------------------------------------------- */
+/* ---- streams, graphs, events ---------------------------------------------------------
+ *
+ * A stream is a queue. Work submitted to an idle stream whose turn has come
+ * runs at once on the calling thread (so a program of one stream runs as it
+ * always did, synchronously); work behind something still pending (a wait
+ * for an event, a host function, the emulated NCCL's transfers) is queued
+ * and a host thread of that stream runs it in order when it becomes
+ * runnable. The legacy default stream (NULL) waits for the blocking streams
+ * and they for it, as on a GPU; the synchronous copies and memsets wait for
+ * them too. Events mark a position in a stream's queue. */
+
+enum { OP_LAUNCH, OP_MEMSET, OP_COPY, OP_HOST };
 
 typedef struct {
-    bool launch;          /* else a memset */
-    const EmuFunc *fn;
+    int kind;
+    const EmuFunc *fn; /* launch */
     unsigned grid[3], block[3];
     size_t smem;
-    unsigned char *param; /* a copy of the one parameter */
-    CUdeviceptr dst;      /* memset */
+    unsigned char *param; /* launch: a copy of the one parameter; copy from the host: the bytes */
+    size_t param_len;
+    void *dst;       /* memset, copy */
+    const void *src; /* copy, when param is NULL */
     unsigned char value;
     size_t bytes;
+    void (*host)(void *); /* host function and its argument */
+    void *arg;
 } GraphOp;
 
 typedef struct {
     GraphOp *op;
     int n, cap;
+    bool has_host; /* must not run on the caller's thread */
 } EmuGraph;
 
-typedef struct {
-    EmuGraph *capture; /* recording, or NULL */
-} EmuStream;
+typedef struct EmuStream EmuStream;
+typedef struct EmuEvent EmuEvent;
+
+enum { IT_OP, IT_GRAPH, IT_WAIT, IT_RECORD };
+
+typedef struct EmuItem {
+    int kind;
+    uint64_t seq; /* its place in the stream */
+    GraphOp op;        /* IT_OP */
+    EmuGraph *graph;   /* IT_GRAPH: a copy of the executable graph, freed after */
+    EmuStream *on;     /* IT_WAIT: until `on` has completed `upto` */
+    uint64_t upto;
+    EmuEvent *ev;      /* IT_RECORD */
+    unsigned gen;
+    struct EmuItem *next;
+} EmuItem;
+
+struct EmuStream {
+    EmuGraph *capture;   /* recording (also for a stream that joined another's capture), or NULL */
+    bool capture_origin; /* began the capture */
+    bool legacy, nonblocking, destroyed;
+    bool active; /* a thread runs its head */
+    uint64_t submitted, completed;
+    EmuItem *head, *tail;
+    EmuStream *next_all;
+};
+
+struct EmuEvent {
+    struct timespec t;
+    bool stamped;
+    EmuStream *on; /* the last record: complete when `on` has completed `upto` */
+    uint64_t upto;
+    unsigned gen;
+    int pending;       /* record items not yet run (they free a destroyed event) */
+    bool destroyed;
+    EmuGraph *capture; /* recorded in a capture */
+};
+
+static pthread_mutex_t g_sq = PTHREAD_MUTEX_INITIALIZER; /* every queue, counter and event position */
+static pthread_cond_t g_sq_cv = PTHREAD_COND_INITIALIZER; /* something completed */
+static EmuStream g_legacy = {.legacy = true};
+static EmuStream *g_streams = &g_legacy;
+static pthread_once_t g_pin_once = PTHREAD_ONCE_INIT;
+
+static EmuStream *stream_of(void *s) {
+    return !s || s == (void *)1 /* CU_STREAM_LEGACY */ || s == (void *)2 /* CU_STREAM_PER_THREAD */ ? &g_legacy : s;
+}
 
 static void graph_free(EmuGraph *g) {
     if (!g) return;
@@ -774,51 +854,295 @@ static void graph_free(EmuGraph *g) {
     free(g);
 }
 
-static GraphOp *graph_add(EmuGraph *g) {
+static GraphOp *graph_add(EmuGraph *g, const GraphOp *op) {
     if (g->n == g->cap) {
         g->cap = g->cap ? 2 * g->cap : 64;
         g->op = realloc(g->op, sizeof(GraphOp) * (size_t)g->cap);
     }
-    memset(&g->op[g->n], 0, sizeof(GraphOp));
+    g->op[g->n] = *op;
+    g->has_host |= op->kind == OP_HOST;
     return &g->op[g->n++];
 }
 
 static EmuGraph *graph_copy(const EmuGraph *g) {
     EmuGraph *c = calloc(1, sizeof *c);
     for (int i = 0; i < g->n; i++) {
-        GraphOp *o = graph_add(c);
-        *o = g->op[i];
+        GraphOp *o = graph_add(c, &g->op[i]);
         if (o->param) {
-            o->param = malloc(o->fn->param_bytes);
-            memcpy(o->param, g->op[i].param, o->fn->param_bytes);
+            o->param = malloc(o->param_len);
+            memcpy(o->param, g->op[i].param, o->param_len);
         }
     }
     return c;
 }
 
-EMU_API CUresult cuStreamCreate(void **s, unsigned flags) {
-    (void)flags;
-    *s = calloc(1, sizeof(EmuStream));
+static CUresult op_run(const GraphOp *o) {
+    switch (o->kind) {
+    case OP_LAUNCH: {
+        void *params[1] = {o->param};
+        return run_launch(o->fn, o->grid, o->block, o->smem, params);
+    }
+    case OP_MEMSET: memset(o->dst, o->value, o->bytes); return CU_OK;
+    case OP_COPY: memmove(o->dst, o->param ? o->param : o->src, o->bytes); return CU_OK;
+    default: o->host(o->arg); return CU_OK;
+    }
+}
+
+static CUresult graph_run(const EmuGraph *g) {
+    for (int i = 0; i < g->n; i++) {
+        if (g_sticky) return g_sticky;
+        CUresult r = op_run(&g->op[i]);
+        if (r) return r;
+    }
     return CU_OK;
 }
-EMU_API CUresult cuStreamDestroy_v2(void *s) {
-    EmuStream *st = s;
-    if (st) graph_free(st->capture);
-    free(st);
+
+static CUresult item_exec(EmuItem *it) {
+    switch (it->kind) {
+    case IT_OP: return g_sticky ? g_sticky : op_run(&it->op);
+    case IT_GRAPH: return graph_run(it->graph);
+    case IT_RECORD:
+        pthread_mutex_lock(&g_sq);
+        if (it->ev->gen == it->gen) clock_gettime(CLOCK_MONOTONIC, &it->ev->t), it->ev->stamped = true;
+        if (!--it->ev->pending && it->ev->destroyed) free(it->ev);
+        pthread_mutex_unlock(&g_sq);
+        return CU_OK;
+    default: return CU_OK;
+    }
+}
+
+static bool item_ready(const EmuItem *it) { return it->kind != IT_WAIT || it->on->completed >= it->upto; }
+
+/* With g_sq held: the head of s is done. */
+static void item_done(EmuStream *s, EmuItem *it) {
+    s->head = it->next;
+    if (!s->head) s->tail = NULL;
+    s->completed = it->seq;
+    pthread_cond_broadcast(&g_sq_cv);
+    graph_free(it->graph);
+    free(it->op.param);
+    free(it);
+}
+
+static void push(EmuStream *s, EmuItem *it) {
+    it->seq = ++s->submitted;
+    if (s->tail) s->tail->next = it;
+    else s->head = it;
+    s->tail = it;
+    if (it->kind == IT_RECORD) it->ev->on = s, it->ev->upto = it->seq;
+}
+
+static void push_wait(EmuStream *s, EmuStream *on, uint64_t upto) {
+    EmuItem *w = calloc(1, sizeof *w);
+    w->kind = IT_WAIT, w->on = on, w->upto = upto;
+    push(s, w);
+}
+
+/* The legacy stream's ordering: it waits for every blocking stream's work so far, they for its. */
+static void push_implicit_waits(EmuStream *s) {
+    if (s->nonblocking) return;
+    if (!s->legacy) {
+        if (g_legacy.completed < g_legacy.submitted) push_wait(s, &g_legacy, g_legacy.submitted);
+        return;
+    }
+    for (EmuStream *t = g_streams; t; t = t->next_all)
+        if (t != s && !t->nonblocking && t->completed < t->submitted) push_wait(s, t, t->submitted);
+}
+
+/* Once a stream has had a thread, the library stays loaded (runtime/cuda.c dlcloses the driver). */
+static void pin_library(void) {
+    Dl_info di;
+    atomic_store(&g_threads_used, true);
+    if (dladdr((void *)pin_library, &di) && di.dli_fname) dlopen(di.dli_fname, RTLD_NOW | RTLD_NOLOAD | RTLD_NODELETE);
+}
+
+static void *stream_worker(void *arg) {
+    EmuStream *s = arg;
+    pthread_mutex_lock(&g_sq);
+    while (s->head) {
+        EmuItem *it = s->head;
+        if (!item_ready(it)) {
+            pthread_cond_wait(&g_sq_cv, &g_sq);
+            continue;
+        }
+        pthread_mutex_unlock(&g_sq);
+        CUresult r = item_exec(it);
+        if (r && !g_sticky) g_sticky = r; /* asynchronous work reports through the context, as on a GPU */
+        pthread_mutex_lock(&g_sq);
+        item_done(s, it);
+    }
+    s->active = false;
+    pthread_cond_broadcast(&g_sq_cv);
+    pthread_mutex_unlock(&g_sq);
+    return NULL;
+}
+
+/* With g_sq held: a thread for s's queue, unless one runs it. */
+static CUresult worker_start(EmuStream *s) {
+    if (s->active || !s->head) return CU_OK;
+    pthread_once(&g_pin_once, pin_library);
+    pthread_attr_t a;
+    pthread_attr_init(&a);
+    pthread_attr_setdetachstate(&a, PTHREAD_CREATE_DETACHED);
+    pthread_t th;
+    s->active = pthread_create(&th, &a, stream_worker, s) == 0;
+    pthread_attr_destroy(&a);
+    return s->active ? CU_OK : CU_OUT_OF_MEMORY;
+}
+
+/* Queues it on s; runs it here and now when s is idle, its turn has come and may_inline. */
+static CUresult stream_submit(EmuStream *s, EmuItem *it, bool may_inline) {
+    pthread_mutex_lock(&g_sq);
+    push_implicit_waits(s);
+    push(s, it);
+    while (!s->active && s->head != it && s->head->kind == IT_WAIT && item_ready(s->head)) item_done(s, s->head);
+    CUresult r = CU_OK;
+    if (may_inline && !s->active && s->head == it && item_ready(it)) {
+        s->active = true;
+        pthread_mutex_unlock(&g_sq);
+        r = item_exec(it);
+        pthread_mutex_lock(&g_sq);
+        item_done(s, it);
+        s->active = false;
+    }
+    CUresult w = worker_start(s);
+    pthread_mutex_unlock(&g_sq);
+    return r ? r : w;
+}
+
+/* Records op into s's capture, or queues it. */
+static CUresult stream_op(void *hs, GraphOp *op, bool may_inline) {
+    EmuStream *s = stream_of(hs);
+    if (g_sticky) {
+        free(op->param);
+        return g_sticky;
+    }
+    if (s->capture) {
+        graph_add(s->capture, op);
+        return CU_OK;
+    }
+    EmuItem *it = calloc(1, sizeof *it);
+    it->kind = IT_OP, it->op = *op;
+    return stream_submit(s, it, may_inline);
+}
+
+/* With g_sq held: until s has completed what was submitted to it so far. */
+static void drain(EmuStream *s) {
+    uint64_t upto = s->submitted;
+    while (s->completed < upto) pthread_cond_wait(&g_sq_cv, &g_sq);
+}
+
+/* What a synchronous call waits for: the legacy stream and the blocking streams (all: cuCtxSynchronize). */
+static void drain_all(bool nonblocking_too) {
+    pthread_mutex_lock(&g_sq);
+    for (EmuStream *t = g_streams; t; t = t->next_all)
+        if (nonblocking_too || !t->nonblocking) drain(t);
+    pthread_mutex_unlock(&g_sq);
+}
+
+EMU_API CUresult cuCtxSynchronize(void) {
+    drain_all(true);
+    return g_sticky;
+}
+
+EMU_API CUresult cuMemcpyHtoD_v2(CUdeviceptr dst, const void *src, size_t n) {
+    drain_all(false);
+    if (g_sticky) return g_sticky;
+    memcpy((void *)(uintptr_t)dst, src, n);
     return CU_OK;
 }
-EMU_API CUresult cuStreamBeginCapture_v2(void *s, int mode) {
-    EmuStream *st = s;
+EMU_API CUresult cuMemcpyDtoH_v2(void *dst, CUdeviceptr src, size_t n) {
+    drain_all(false);
+    if (g_sticky) return g_sticky;
+    memcpy(dst, (const void *)(uintptr_t)src, n);
+    return CU_OK;
+}
+EMU_API CUresult cuMemcpyDtoD_v2(CUdeviceptr dst, CUdeviceptr src, size_t n) {
+    drain_all(false);
+    if (g_sticky) return g_sticky;
+    memmove((void *)(uintptr_t)dst, (const void *)(uintptr_t)src, n);
+    return CU_OK;
+}
+EMU_API CUresult cuMemsetD8_v2(CUdeviceptr p, unsigned char v, size_t n) {
+    drain_all(false);
+    if (g_sticky) return g_sticky;
+    memset((void *)(uintptr_t)p, v, n);
+    return CU_OK;
+}
+
+EMU_API CUresult cuStreamCreate(void **out, unsigned flags) {
+    pthread_mutex_lock(&g_sq);
+    EmuStream *s = g_streams->next_all;
+    while (s && !(s->destroyed && !s->active && !s->head)) s = s->next_all;
+    if (!s) { /* streams are kept for reuse (their counters only grow, so old events stay complete) */
+        s = calloc(1, sizeof *s);
+        s->next_all = g_legacy.next_all;
+        g_legacy.next_all = s;
+    }
+    s->destroyed = false;
+    s->nonblocking = flags & 1; /* CU_STREAM_NON_BLOCKING */
+    s->capture = NULL;
+    s->capture_origin = false;
+    pthread_mutex_unlock(&g_sq);
+    *out = s;
+    return CU_OK;
+}
+EMU_API CUresult cuStreamCreateWithPriority(void **out, unsigned flags, int priority) {
+    (void)priority;
+    return cuStreamCreate(out, flags);
+}
+EMU_API CUresult cuStreamDestroy_v2(void *hs) {
+    EmuStream *s = stream_of(hs);
+    if (s->legacy) return CU_INVALID_HANDLE;
+    pthread_mutex_lock(&g_sq);
+    if (s->capture_origin) graph_free(s->capture);
+    s->capture = NULL;
+    s->destroyed = true; /* its queued work still runs, as on a GPU */
+    pthread_mutex_unlock(&g_sq);
+    return CU_OK;
+}
+EMU_API CUresult cuStreamQuery(void *hs) {
+    EmuStream *s = stream_of(hs);
+    pthread_mutex_lock(&g_sq);
+    bool done = s->completed == s->submitted;
+    pthread_mutex_unlock(&g_sq);
+    return g_sticky ? g_sticky : done ? CU_OK : 600 /* CUDA_ERROR_NOT_READY */;
+}
+EMU_API CUresult cuStreamSynchronize(void *hs) {
+    pthread_mutex_lock(&g_sq);
+    drain(stream_of(hs));
+    pthread_mutex_unlock(&g_sq);
+    return g_sticky;
+}
+EMU_API CUresult cuStreamIsCapturing(void *hs, int *status) {
+    *status = stream_of(hs)->capture ? 1 /* CU_STREAM_CAPTURE_STATUS_ACTIVE */ : 0;
+    return CU_OK;
+}
+EMU_API CUresult cuLaunchHostFunc(void *hs, void (*fn)(void *), void *arg) {
+    if (!fn) return CU_INVALID_VALUE;
+    GraphOp op = {.kind = OP_HOST, .host = fn, .arg = arg};
+    return stream_op(hs, &op, false); /* never on the caller's thread: it may wait */
+}
+
+EMU_API CUresult cuStreamBeginCapture_v2(void *hs, int mode) {
+    EmuStream *s = stream_of(hs);
     (void)mode;
-    if (!st || st->capture) return CU_INVALID_VALUE;
-    st->capture = calloc(1, sizeof(EmuGraph));
+    if (s->legacy || s->capture) return CU_INVALID_VALUE;
+    s->capture = calloc(1, sizeof(EmuGraph));
+    s->capture_origin = true;
     return CU_OK;
 }
-EMU_API CUresult cuStreamEndCapture(void *s, void **graph) {
-    EmuStream *st = s;
-    if (!st || !st->capture) return CU_INVALID_VALUE;
-    *graph = st->capture;
-    st->capture = NULL;
+/* Streams that joined the capture through an event leave it with the stream that began it. */
+EMU_API CUresult cuStreamEndCapture(void *hs, void **graph) {
+    EmuStream *s = stream_of(hs);
+    if (!s->capture || !s->capture_origin) return CU_INVALID_VALUE;
+    pthread_mutex_lock(&g_sq);
+    for (EmuStream *t = g_streams; t; t = t->next_all)
+        if (t != s && t->capture == s->capture) t->capture = NULL;
+    pthread_mutex_unlock(&g_sq);
+    *graph = s->capture;
+    s->capture = NULL;
+    s->capture_origin = false;
     return CU_OK;
 }
 EMU_API CUresult cuGraphInstantiateWithFlags(void **exec, void *graph, unsigned long long flags) {
@@ -830,11 +1154,11 @@ typedef struct {
     int result;
     void *error_node, *error_from_node;
 } EmuGraphUpdateInfo;
-/* The same launches in the same order: take the new parameters; else refuse, as the driver does for another topology. */
+/* The same operations in the same order: take the new parameters; else refuse, as the driver does for another topology. */
 EMU_API CUresult cuGraphExecUpdate_v2(void *exec, void *graph, EmuGraphUpdateInfo *info) {
     EmuGraph *e = exec, *g = graph;
     bool same = e->n == g->n;
-    for (int i = 0; i < g->n && same; i++) same = e->op[i].launch == g->op[i].launch && e->op[i].fn == g->op[i].fn;
+    for (int i = 0; i < g->n && same; i++) same = e->op[i].kind == g->op[i].kind && e->op[i].fn == g->op[i].fn;
     if (info) *info = (EmuGraphUpdateInfo){same ? 0 : 2 /* TOPOLOGY_CHANGED */, NULL, NULL};
     if (!same) return CU_GRAPH_EXEC_UPDATE_FAILURE;
     EmuGraph *c = graph_copy(g);
@@ -844,21 +1168,15 @@ EMU_API CUresult cuGraphExecUpdate_v2(void *exec, void *graph, EmuGraphUpdateInf
     free(c);
     return CU_OK;
 }
-EMU_API CUresult cuGraphLaunch(void *exec, void *s) {
+/* The graph's operations run in their recorded order (a valid order of any graph a capture makes). */
+EMU_API CUresult cuGraphLaunch(void *exec, void *hs) {
     EmuGraph *e = exec;
-    (void)s;
+    EmuStream *s = stream_of(hs);
     if (g_sticky) return g_sticky;
-    for (int i = 0; i < e->n; i++) {
-        GraphOp *o = &e->op[i];
-        if (!o->launch) {
-            memset((void *)(uintptr_t)o->dst, o->value, o->bytes);
-            continue;
-        }
-        void *params[1] = {o->param};
-        CUresult r = run_launch(o->fn, o->grid, o->block, o->smem, params);
-        if (r) return r;
-    }
-    return CU_OK;
+    if (s->capture) return CU_NOT_SUPPORTED; /* a graph inside a capture: not emulated */
+    EmuItem *it = calloc(1, sizeof *it);
+    it->kind = IT_GRAPH, it->graph = graph_copy(e);
+    return stream_submit(s, it, !e->has_host);
 }
 EMU_API CUresult cuGraphDestroy(void *g) {
     graph_free(g);
@@ -870,61 +1188,120 @@ EMU_API CUresult cuGraphExecDestroy(void *e) {
 }
 
 EMU_API CUresult cuMemsetD8Async(CUdeviceptr p, unsigned char v, size_t n, void *s) {
-    EmuStream *st = s;
-    if (g_sticky) return g_sticky;
-    if (st && st->capture) {
-        GraphOp *o = graph_add(st->capture);
-        o->dst = p, o->value = v, o->bytes = n;
-        return CU_OK;
-    }
-    memset((void *)(uintptr_t)p, v, n);
-    return CU_OK;
+    GraphOp op = {.kind = OP_MEMSET, .dst = (void *)(uintptr_t)p, .value = v, .bytes = n};
+    return stream_op(s, &op, true);
 }
+/* From pageable host memory the bytes are taken at the call, as the driver stages them. */
+EMU_API CUresult cuMemcpyHtoDAsync_v2(CUdeviceptr dst, const void *src, size_t n, void *s) {
+    GraphOp op = {.kind = OP_COPY, .dst = (void *)(uintptr_t)dst, .bytes = n, .param = malloc(n ? n : 1), .param_len = n ? n : 1};
+    if (!op.param) return CU_OUT_OF_MEMORY;
+    memcpy(op.param, src, n);
+    return stream_op(s, &op, true);
+}
+EMU_API CUresult cuMemcpyDtoHAsync_v2(void *dst, CUdeviceptr src, size_t n, void *s) {
+    GraphOp op = {.kind = OP_COPY, .dst = dst, .src = (const void *)(uintptr_t)src, .bytes = n};
+    return stream_op(s, &op, true);
+}
+EMU_API CUresult cuMemcpyDtoDAsync_v2(CUdeviceptr dst, CUdeviceptr src, size_t n, void *s) {
+    GraphOp op = {.kind = OP_COPY, .dst = (void *)(uintptr_t)dst, .src = (const void *)(uintptr_t)src, .bytes = n};
+    return stream_op(s, &op, true);
+}
+EMU_API CUresult cuMemcpyAsync(CUdeviceptr dst, CUdeviceptr src, size_t n, void *s) { return cuMemcpyDtoDAsync_v2(dst, src, n, s); }
 
 EMU_API CUresult cuLaunchKernel(void *fn, unsigned gx, unsigned gy, unsigned gz, unsigned bx, unsigned by, unsigned bz, unsigned smem,
                                 void *s, void **params, void **extra) {
     EmuFunc *f = fn;
-    EmuStream *st = s;
     if (g_sticky) return g_sticky;
     if (!f || extra || !params) return CU_INVALID_VALUE;
-    unsigned grid[3] = {gx, gy, gz}, block[3] = {bx, by, bz};
-    if (st && st->capture) {
-        GraphOp *o = graph_add(st->capture);
-        o->launch = true, o->fn = f, o->smem = smem;
-        memcpy(o->grid, grid, sizeof grid);
-        memcpy(o->block, block, sizeof block);
-        o->param = malloc(f->param_bytes);
-        memcpy(o->param, params[0], f->param_bytes);
-        return CU_OK;
-    }
-    return run_launch(f, grid, block, smem, params);
+    GraphOp op = {.kind = OP_LAUNCH, .fn = f, .grid = {gx, gy, gz}, .block = {bx, by, bz}, .smem = smem};
+    CUresult bad = launch_check(f, op.grid, op.block, smem);
+    if (bad) return bad;
+    op.param = malloc(f->param_bytes ? f->param_bytes : 1);
+    op.param_len = f->param_bytes ? f->param_bytes : 1;
+    memcpy(op.param, params[0], f->param_bytes);
+    return stream_op(s, &op, true);
 }
-
-typedef struct {
-    struct timespec t;
-    bool recorded;
-} EmuEvent;
 
 EMU_API CUresult cuEventCreate(void **e, unsigned flags) {
     (void)flags;
     *e = calloc(1, sizeof(EmuEvent));
     return CU_OK;
 }
-EMU_API CUresult cuEventRecord(void *e, void *s) {
-    (void)s;
+EMU_API CUresult cuEventRecord(void *e, void *hs) {
     EmuEvent *ev = e;
-    clock_gettime(CLOCK_MONOTONIC, &ev->t); /* everything before it has run: the calls are synchronous */
-    ev->recorded = true;
-    return CU_OK;
+    EmuStream *s = stream_of(hs);
+    if (!ev) return CU_INVALID_HANDLE;
+    if (s->capture) { /* marks a point of the capture: a stream that waits for it joins the capture */
+        ev->capture = s->capture;
+        return CU_OK;
+    }
+    EmuItem *it = calloc(1, sizeof *it);
+    pthread_mutex_lock(&g_sq);
+    ev->capture = NULL;
+    ev->stamped = false;
+    it->kind = IT_RECORD, it->ev = ev, it->gen = ++ev->gen;
+    ev->pending++;
+    pthread_mutex_unlock(&g_sq);
+    return stream_submit(s, it, true);
 }
-EMU_API CUresult cuEventSynchronize(void *e) { return e ? g_sticky : CU_INVALID_HANDLE; }
+EMU_API CUresult cuEventRecordWithFlags(void *e, void *hs, unsigned flags) {
+    (void)flags;
+    return cuEventRecord(e, hs);
+}
+EMU_API CUresult cuStreamWaitEvent(void *hs, void *e, unsigned flags) {
+    EmuStream *s = stream_of(hs);
+    EmuEvent *ev = e;
+    (void)flags;
+    if (!ev) return CU_INVALID_HANDLE;
+    if (ev->capture) { /* joins the capture: its work is recorded into the same graph, in call order */
+        if (s->legacy || (s->capture && s->capture != ev->capture)) return CU_INVALID_VALUE;
+        if (!s->capture) s->capture = ev->capture, s->capture_origin = false;
+        return CU_OK;
+    }
+    if (s->capture) return CU_OK; /* an event from outside the capture: it is complete when the graph runs */
+    pthread_mutex_lock(&g_sq);
+    EmuStream *on = ev->on;
+    uint64_t upto = ev->upto;
+    pthread_mutex_unlock(&g_sq);
+    if (!on) return CU_OK; /* never recorded: nothing to wait for */
+    EmuItem *it = calloc(1, sizeof *it);
+    it->kind = IT_WAIT, it->on = on, it->upto = upto;
+    return stream_submit(s, it, true);
+}
+static bool event_done(const EmuEvent *ev) { return !ev->on || ev->on->completed >= ev->upto; }
+EMU_API CUresult cuEventQuery(void *e) {
+    EmuEvent *ev = e;
+    if (!ev) return CU_INVALID_HANDLE;
+    pthread_mutex_lock(&g_sq);
+    bool done = event_done(ev);
+    pthread_mutex_unlock(&g_sq);
+    return g_sticky ? g_sticky : done ? CU_OK : 600 /* CUDA_ERROR_NOT_READY */;
+}
+EMU_API CUresult cuEventSynchronize(void *e) {
+    EmuEvent *ev = e;
+    if (!ev) return CU_INVALID_HANDLE;
+    pthread_mutex_lock(&g_sq);
+    while (!event_done(ev)) pthread_cond_wait(&g_sq_cv, &g_sq);
+    pthread_mutex_unlock(&g_sq);
+    return g_sticky;
+}
 EMU_API CUresult cuEventElapsedTime(float *ms, void *from, void *to) {
     EmuEvent *a = from, *b = to;
-    if (!a->recorded || !b->recorded) return CU_INVALID_HANDLE;
+    pthread_mutex_lock(&g_sq);
+    bool ok = a->stamped && b->stamped && event_done(a) && event_done(b);
+    pthread_mutex_unlock(&g_sq);
+    if (!ok) return CU_INVALID_HANDLE;
     *ms = (float)((double)(b->t.tv_sec - a->t.tv_sec) * 1e3 + (double)(b->t.tv_nsec - a->t.tv_nsec) / 1e6);
     return CU_OK;
 }
+/* An event whose record is still queued is freed by that record item, when it has run. */
 EMU_API CUresult cuEventDestroy_v2(void *e) {
-    free(e);
+    EmuEvent *ev = e;
+    if (!ev) return CU_INVALID_HANDLE;
+    pthread_mutex_lock(&g_sq);
+    ev->destroyed = true;
+    bool now = !ev->pending;
+    pthread_mutex_unlock(&g_sq);
+    if (now) free(ev);
     return CU_OK;
 }

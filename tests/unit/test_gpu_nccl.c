@@ -238,6 +238,8 @@ static void rank_main(Rank *k, int report) {
         if (k->rep.cause == RT_WD_OK) rt_nccl_comm_destroy(k->c, k->d);
         else rt_nccl_comm_abort(k->c);
     }
+    /* a rank done before its peers says goodbye, or they take its exit for a death mid-operation */
+    if (k->w && k->rep.cause == RT_WD_OK) rt_watchdog_free(k->w);
     if (write(report, &k->rep, sizeof k->rep) != (ssize_t)sizeof k->rep) _exit(3);
     _exit(0); /* leave the driver and NCCL to the exit: no teardown that could hang a failed test */
 }
