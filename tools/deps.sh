@@ -8,9 +8,10 @@
 #   libcmocka-dev                  unit tests
 #   libxxhash-dev                  kernel-cache keys
 #   clang                          libFuzzer harnesses (tools/fuzz.sh only)
+#   openmpi-bin                    mpirun, one of the launchers emu.dist starts dscc run with
 set -euo pipefail
 dscc_deps() {
-  local pkgs=(cmake make gcc g++ pkg-config flex bison libcjson-dev libcmocka-dev libxxhash-dev)
+  local pkgs=(cmake make gcc g++ pkg-config flex bison libcjson-dev libcmocka-dev libxxhash-dev openmpi-bin)
   local missing=()
   for p in "${pkgs[@]}"; do
     dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p")

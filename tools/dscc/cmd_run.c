@@ -24,7 +24,7 @@
 
 enum { OPT_CONFIG = 256, OPT_SET, OPT_WEIGHTS, OPT_RANDOM, OPT_TOKENS, OPT_BACKEND, OPT_PRECISION, OPT_DUMP,
        OPT_GENERATE, OPT_PREFILL, OPT_THREADS, OPT_DEVICE, OPT_TRACE, OPT_STORAGE, OPT_NPROC, OPT_NODES, OPT_GPN,
-       OPT_TIMEOUT, OPT_STATS };
+       OPT_TIMEOUT, OPT_STATS, OPT_EXPERTS };
 
 static void run_help(FILE *o) {
     fprintf(o, "usage: dscc run MODEL.dsl --tokens IDS.npy [options]\n\n"
@@ -68,6 +68,10 @@ static void run_help(FILE *o) {
                "  --timeout SECONDS      bound of the rendezvous and of every exchange (default 60,\n"
                "                         or DSCC_TIMEOUT): a rank that dies or hangs stops the others\n"
                "                         within it, exit code 3, naming the rank and the operation\n"
+               "  --experts spread|replicated  spread (default): each rank holds E/N routed experts\n"
+               "                         and exchanges tokens with the others (expert parallelism);\n"
+               "                         replicated: every rank holds the whole model and runs its\n"
+               "                         rows alone (data parallel: no exchanges; the model must fit)\n"
                "  --stats                per rank: bytes its expert exchanges sent (dispatch, combine;\n"
                "                         inter-node, intra-node) and its GPU's weight and activation bytes\n"
                "  Batch rows are split over the ranks; rank 0 gathers and alone prints the results.\n"
@@ -96,6 +100,7 @@ typedef struct {
     long nproc, nodes, gpn; /* 0: not given */
     int timeout_ms;
     bool stats;
+    bool replicated; /* --experts replicated: data parallel, no exchanges */
     ModelOpts mo;
     PassOpts po;
 } RunArgs;
@@ -153,7 +158,8 @@ static int parse_run_args(int argc, char **argv, Arena *a, RunArgs *r) {
         {"device", required_argument, 0, OPT_DEVICE},   {"trace", required_argument, 0, OPT_TRACE},
         {"storage", required_argument, 0, OPT_STORAGE}, {"nproc", required_argument, 0, OPT_NPROC},
         {"nodes", required_argument, 0, OPT_NODES},     {"gpus-per-node", required_argument, 0, OPT_GPN},
-        {"timeout", required_argument, 0, OPT_TIMEOUT}, {"stats", no_argument, 0, OPT_STATS}, DRIVER_PASS_LONGOPTS, {0, 0, 0, 0}};
+        {"timeout", required_argument, 0, OPT_TIMEOUT}, {"stats", no_argument, 0, OPT_STATS},
+        {"experts", required_argument, 0, OPT_EXPERTS}, DRIVER_PASS_LONGOPTS, {0, 0, 0, 0}};
     memset(r, 0, sizeof *r);
     r->fp8 = true;
     bool random_given = false, storage_given = false;
@@ -199,6 +205,11 @@ static int parse_run_args(int argc, char **argv, Arena *a, RunArgs *r) {
         case OPT_GPN: if (!parse_long("--gpus-per-node", optarg, 1, 4096, &r->gpn)) return DSCC_EXIT_USAGE; break;
         case OPT_TIMEOUT: timeout = optarg; break;
         case OPT_STATS: r->stats = true; break;
+        case OPT_EXPERTS:
+            if (strcmp(optarg, "spread") && strcmp(optarg, "replicated"))
+                return driver_usage_error("run", "--experts expects spread or replicated, got '%s'", optarg);
+            r->replicated = strcmp(optarg, "replicated") == 0;
+            break;
         case ':': return driver_usage_error("run", "option '%s' needs a value", argv[optind - 1]);
         default:
             if (!driver_pass_option(&r->po, c, optarg)) return driver_usage_error("run", "unknown option '%s'", argv[optind - 1]);
@@ -295,6 +306,7 @@ static bool graph_has_input(const IrGraph *g, const char *name) {
  * same steps. */
 static bool run_local(const RunArgs *r, Local *l, DiagEngine *d, const float *tok) {
     int64_t B = l->B, T = l->T, P = r->prefill ? r->prefill : T;
+    if (!B && !rt_exec_expert_parallel(l->x)) return true; /* replicated experts: nothing to take part in */
     if (!run_span(l, d, tok, T, 0, P, NULL)) return false;
     const float *first = rt_exec_output(l->x, "logits", &(int){0}, (int64_t[IR_MAX_RANK]){0});
     for (int64_t b = 0; b < B; b++) memcpy(l->logits + b * T * l->V, first + b * P * l->V, sizeof(float) * (size_t)(P * l->V));
@@ -428,7 +440,9 @@ static IrGraph *compile(RunArgs *r, Arena *a, DiagEngine *d, RtCheckpoint **ck, 
         return NULL;
     }
     /* --precision picks the default pipeline; --passes replaces it. */
-    const char *dflt = driver_pipeline(a, r->fp8, ri->size, nodes, gpn, tok->shape[0], tok->shape[1]);
+    int64_t B = tok->shape[0], W = ri->size;
+    const char *dflt = r->replicated ? driver_pipeline(a, r->fp8, 1, 1, 1, (B + W - 1) / W, tok->shape[1])
+                                     : driver_pipeline(a, r->fp8, ri->size, nodes, gpn, B, tok->shape[1]);
     if ((*rc = driver_run_passes(a, d, g, &r->po, dflt, false)) != DSCC_EXIT_OK) return NULL;
     *rc = DSCC_EXIT_INPUT;
     for (int i = 0; i < g->nnodes; i++) {
@@ -456,7 +470,7 @@ static void print_summary(const RunArgs *r, Local *l, const RtRankInfo *ri, int 
             P == l->T ? "one forward" : "prefill + decode", secs, r->cuda ? "cuda" : "cpu", r->fp8 ? "fp8" : "bf16");
     if (ri->size > 1)
         fprintf(stderr, "%d ranks (%d node%s x %d GPUs, launched by %s), batch rows split over them; routed experts %s\n", ri->size,
-                nodes, nodes == 1 ? "" : "s", gpn, rt_launcher_name(ri->launcher),
+                nodes, nodes == 1 ? "" : "s", gpn, getenv("DSCC_LAUNCHED") ? "dscc run --nproc" : rt_launcher_name(ri->launcher),
                 rt_exec_expert_parallel(l->x) ? "spread over the ranks (expert parallelism)"
                                               : "replicated: every rank holds and runs all of them");
     const char *step = rt_exec_last_step(l->x);
@@ -534,7 +548,8 @@ static int run_rank(RunArgs *r, Arena *a, DiagEngine *d) {
     CpuWeightSource ws = {progress_load, &prog};
     RtExecOptions eo = {.backend = r->cuda ? RT_BACKEND_CUDA : RT_BACKEND_CPU, .threads = (int)r->threads, .device = device,
                         .max_batch = cap, .max_seq = r->prefill ? r->prefill : T, .max_ctx = T + r->generate, .trace = r->trace,
-                        .f32_storage = r->f32_storage, .graphs = true, .dist = l.world ? rt_world_ctx(l.world) : NULL};
+                        .f32_storage = r->f32_storage, .graphs = true,
+                        .dist = l.world && !r->replicated ? rt_world_ctx(l.world) : NULL};
     if (!(l.x = rt_exec_new(g, &ws, &eo, d))) { /* the CPU's failures are the weights' (shape, file); the GPU's also memory */
         rc = r->cuda ? DSCC_EXIT_RUNTIME : DSCC_EXIT_INPUT;
         rt_world_fail(l.world, "the executor could not be made");

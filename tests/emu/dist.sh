@@ -1,0 +1,114 @@
+#!/usr/bin/env bash
+# dist.sh — `dscc run` over several ranks on emulated GPUs and the emulated
+# NCCL (CTest emu.dist sets the environment): the launches a user has
+# (--nproc, mpirun, torchrun-style variables) give the logits of one rank,
+# only rank 0 prints, and failures end in bounded time with exit code 3, an
+# error naming the rank and the operation, and no process left behind.
+#   dist.sh DSCC NPY_COMPARE
+set -uo pipefail
+dscc=$(realpath "$1") cmp=$(realpath "$2")
+cd "$(dirname "$0")/../.."
+out=$(mktemp -d)
+trap 'rm -rf "$out"' EXIT
+export DSCC_EMU_NCCL_DIR=$out/nccl
+mkdir -p "$DSCC_EMU_NCCL_DIR"
+fx=tests/fixtures/tiny_bf16
+args=(run models/deepseek_v3.dsl --weights $fx --tokens $fx/tokens.npy --backend cuda --precision bf16 --storage f32)
+status=0
+fail() { echo "FAILED: $*"; status=1; }
+ok() { echo "ok: $*"; }
+port() { echo $((20000 + RANDOM % 30000)); }
+ms() { echo $(($(date +%s%N) / 1000000)); }
+
+# One rank: the reference.
+"$dscc" "${args[@]}" --dump-logits "$out/ref.npy" > "$out/ref.txt" 2> "$out/ref.err" || { fail "one rank"; cat "$out/ref.err"; }
+
+# A launch whose rank 0 dumps NAME.npy: same logits as one rank, and the
+# rows printed once (rank 0 alone prints).
+same() { # name, description
+  "$cmp" "$2 vs one rank" "$out/$1.npy" "$out/ref.npy" 1e-6 1 || status=1
+  local rows; rows=$(grep -c 'next token' "$out/$1.txt")
+  [ "$rows" -eq 2 ] || fail "$2: $rows result lines, expected the 2 rows once"
+}
+
+# --nproc 2: every rank holds the whole model (replicated), 1 row each.
+if "$dscc" "${args[@]}" --nproc 2 --experts replicated --dump-logits "$out/np2.npy" > "$out/np2.txt" 2> "$out/np2.err"; then
+  same np2 "--nproc 2 --experts replicated"
+  grep -q '^\[rank 0\] row 1: next token' "$out/np2.txt" || fail "--nproc 2: rank 0 does not print the rows"
+  grep -q '^\[rank 1\]' "$out/np2.txt" "$out/np2.err" && fail "--nproc 2: rank 1 printed"
+  grep -q '2 ranks (1 node x 2 GPUs, launched by dscc run --nproc)' "$out/np2.err" || fail "--nproc 2: no summary of the world"
+else fail "--nproc 2 --experts replicated"; cat "$out/np2.err"; fi
+
+# --nproc 4 --nodes 2 over 2 rows: ranks 2 and 3 have none.
+if "$dscc" "${args[@]}" --nproc 4 --nodes 2 --experts replicated --dump-logits "$out/np4.npy" > "$out/np4.txt" 2> "$out/np4.err"; then
+  same np4 "--nproc 4 --nodes 2 --experts replicated"
+  grep -q '4 ranks (2 nodes x 2 GPUs' "$out/np4.err" || fail "--nproc 4 --nodes 2: not 2 nodes of 2"
+else fail "--nproc 4 --nodes 2"; cat "$out/np4.err"; fi
+
+# Expert parallelism (the default): the same logits, once the CUDA executor
+# runs dispatch/combine over NCCL; until then it must refuse, saying so.
+if "$dscc" "${args[@]}" --nproc 2 --dump-logits "$out/ep.npy" > "$out/ep.txt" 2> "$out/ep.err"; then
+  same ep "--nproc 2 (experts spread)"
+  grep -q 'routed experts spread over the ranks' "$out/ep.err" || fail "--nproc 2: experts not spread"
+elif grep -q 'does not run dispatch/combine over NCCL yet' "$out/ep.err"; then
+  echo "SKIPPED: --nproc 2 with experts spread: the CUDA executor refuses several ranks (expert parallelism not in this build)"
+else fail "--nproc 2 (experts spread)"; cat "$out/ep.err"; fi
+
+# mpirun -np 2: Open MPI is only the launcher.
+if command -v mpirun > /dev/null; then
+  if mpirun --allow-run-as-root --oversubscribe -np 2 -x MASTER_PORT="$(port)" "$dscc" "${args[@]}" --experts replicated \
+       --dump-logits "$out/mpi.npy" > "$out/mpi.txt" 2> "$out/mpi.err"; then
+    same mpi "mpirun -np 2"
+    grep -q 'launched by Open MPI' "$out/mpi.err" || fail "mpirun: ranks not found from Open MPI's variables"
+  else fail "mpirun -np 2"; cat "$out/mpi.err"; fi
+else fail "mpirun not installed (tools/deps.sh installs openmpi-bin)"; fi
+
+# torchrun-style variables set here, one process each.
+p=$(port)
+for r in 0 1; do
+  RANK=$r WORLD_SIZE=2 LOCAL_RANK=$r MASTER_ADDR=127.0.0.1 MASTER_PORT=$p "$dscc" "${args[@]}" --experts replicated \
+    --dump-logits "$out/tr.npy" > "$out/tr$r.txt" 2> "$out/tr$r.err" & pids[r]=$!
+done
+wait "${pids[0]}"; rc0=$?; wait "${pids[1]}"; rc1=$?
+if [ $rc0 -eq 0 ] && [ $rc1 -eq 0 ]; then
+  cp "$out/tr0.txt" "$out/tr.txt"; same tr "RANK/WORLD_SIZE variables"
+  [ -s "$out/tr1.txt" ] && fail "torchrun variables: rank 1 printed"
+else fail "torchrun variables: exit codes $rc0 $rc1"; cat "$out/tr0.err" "$out/tr1.err"; fi
+
+# A lone rank of 2: the rendezvous names the missing rank within --timeout.
+t0=$(ms)
+RANK=0 WORLD_SIZE=2 MASTER_PORT=$(port) "$dscc" "${args[@]}" --timeout 2 > "$out/lone.txt" 2> "$out/lone.err"; rc=$?
+t=$(($(ms) - t0))
+if [ $rc -eq 3 ] && grep -q 'rendezvous: rank 1 did not join within the timeout' "$out/lone.err" && [ $t -lt 30000 ]; then
+  ok "a lone rank of 2 stops after ${t} ms: $(grep -m1 error "$out/lone.err")"
+else fail "lone rank: exit $rc after ${t} ms"; cat "$out/lone.err"; fi
+
+# A rank killed mid-run: the other stops within --timeout (watchdog), naming it.
+p=$(port)
+for r in 0 1; do
+  RANK=$r WORLD_SIZE=2 LOCAL_RANK=$r MASTER_PORT=$p "$dscc" "${args[@]}" --experts replicated --prefill 1 --generate 30 \
+    --timeout 10 > "$out/k$r.txt" 2> "$out/k$r.err" & kp[r]=$!
+done
+sleep 4
+kill -9 "${kp[1]}"
+t0=$(ms)
+wait "${kp[0]}"; rc=$?
+wait "${kp[1]}" 2> /dev/null
+t=$(($(ms) - t0))
+if [ $rc -eq 3 ] && grep -q 'rank 1' "$out/k0.err" && [ $t -lt 30000 ]; then
+  ok "rank 0 stops ${t} ms after rank 1 was killed: $(grep -m1 error "$out/k0.err")"
+else fail "killed rank: rank 0 exit $rc after ${t} ms"; cat "$out/k0.err"; fi
+
+# --nproc with a rank killed: the launcher stops the others, exit 3, no process left.
+"$dscc" "${args[@]}" --nproc 2 --experts replicated --prefill 1 --generate 30 > "$out/l.txt" 2> "$out/l.err" & lp=$!
+sleep 4
+kids=$(pgrep -P "$lp")
+victim=$(for k in $kids; do grep -qz '^RANK=1$' /proc/$k/environ 2> /dev/null && echo $k; done)
+[ -n "$victim" ] && kill -9 "$victim"
+wait "$lp"; rc=$?
+left=$(for k in $kids; do kill -0 "$k" 2> /dev/null && echo "$k"; done)
+if [ -n "$victim" ] && [ $rc -eq 3 ] && grep -q 'rank 1 was killed by signal 9' "$out/l.err" && [ -z "$left" ]; then
+  ok "--nproc 2, rank 1 killed: exit 3, $(grep -m1 'rank 1 was killed' "$out/l.err")"
+else fail "--nproc 2 with rank 1 killed (victim '${victim}', exit $rc, left '${left}')"; cat "$out/l.err"; fi
+
+exit $status
