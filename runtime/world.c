@@ -62,8 +62,8 @@ bool rt_world_topology(DiagEngine *d, const RtRankInfo *ri, const char *const *e
         from = "one node";
     }
     if (W % G || (nodes_opt && nodes_opt * G != W)) {
-        diag_error(d, ((SrcLoc){0}), "%d ranks do not make %s%d node%s of %d GPUs (%s)", W, nodes_opt ? "" : "whole nodes: ",
-                   nodes_opt ? nodes_opt : W / G, (nodes_opt ? nodes_opt : W / G) == 1 ? "" : "s", G, from);
+        if (nodes_opt) diag_error(d, ((SrcLoc){0}), "%d ranks do not make %d nodes of %d GPUs (%s)", W, nodes_opt, G, from);
+        else diag_error(d, ((SrcLoc){0}), "%d ranks do not make whole nodes of %d GPUs (%s)", W, G, from);
         return false;
     }
     *nodes = W / G;

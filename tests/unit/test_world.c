@@ -48,7 +48,7 @@ static void test_topology(void **state) {
     assert_false(rt_world_topology(d, &ri, none, 2, 2, &n, &g));
     assert_string_equal(diag_first(d)->next->msg, "8 ranks do not make 2 nodes of 2 GPUs (--gpus-per-node)");
     assert_false(rt_world_topology(d, &ri, odd, 0, 0, &n, &g));
-    assert_string_equal(diag_first(d)->next->next->msg, "8 ranks do not make whole nodes: 2 nodes of 3 GPUs (LOCAL_WORLD_SIZE)");
+    assert_string_equal(diag_first(d)->next->next->msg, "8 ranks do not make whole nodes of 3 GPUs (LOCAL_WORLD_SIZE)");
     arena_free(a);
 }
 

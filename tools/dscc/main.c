@@ -11,7 +11,7 @@ static const Subcommand commands[] = {
     {"compile", "parse and lower a model file to verified IR; print IR or DOT", cmd_compile},
     {"opt", "read textual IR, verify it and print it again", cmd_opt},
     {"stats", "parameters, activated parameters, KV cache and FLOPs from the graph", cmd_stats},
-    {"run", "run a model on token ids (CPU reference backend) and dump its logits", cmd_run},
+    {"run", "run a model on token ids (CPU reference, one GPU, or many over NCCL) and dump its logits", cmd_run},
 };
 #define NCOMMANDS (int)(sizeof commands / sizeof commands[0])
 
