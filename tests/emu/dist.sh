@@ -2,8 +2,9 @@
 # dist.sh — `dscc run` over several ranks on emulated GPUs and the emulated
 # NCCL (CTest emu.dist sets the environment): the launches a user has
 # (--nproc, mpirun, torchrun-style variables) give the logits of one rank,
-# only rank 0 prints, and failures end in bounded time with exit code 3, an
-# error naming the rank and the operation, and no process left behind.
+# only rank 0 prints, and failures (a rank missing, killed, or hung) end in
+# bounded time with exit code 3, an error naming the rank and the
+# operation, and no process left behind.
 #   dist.sh DSCC NPY_COMPARE
 set -uo pipefail
 dscc=$(realpath "$1") cmp=$(realpath "$2")
@@ -92,12 +93,28 @@ done
 sleep 4
 kill -9 "${kp[1]}"
 t0=$(ms)
-wait "${kp[0]}"; rc=$?
-wait "${kp[1]}" 2> /dev/null
+{ wait "${kp[0]}"; rc=$?; } 2> /dev/null
+{ wait "${kp[1]}"; } 2> /dev/null
 t=$(($(ms) - t0))
 if [ $rc -eq 3 ] && grep -q 'rank 1' "$out/k0.err" && [ $t -lt 30000 ]; then
   ok "rank 0 stops ${t} ms after rank 1 was killed: $(grep -m1 error "$out/k0.err")"
 else fail "killed rank: rank 0 exit $rc after ${t} ms"; cat "$out/k0.err"; fi
+
+# A rank that hangs (stopped): the other hears its silence and stops within --timeout.
+p=$(port)
+for r in 0 1; do
+  RANK=$r WORLD_SIZE=2 LOCAL_RANK=$r MASTER_PORT=$p "$dscc" "${args[@]}" --experts replicated --prefill 1 --generate 30 \
+    --timeout 6 > "$out/h$r.txt" 2> "$out/h$r.err" & hp[r]=$!
+done
+sleep 4
+kill -STOP "${hp[1]}"
+t0=$(ms)
+{ wait "${hp[0]}"; rc=$?; } 2> /dev/null
+t=$(($(ms) - t0))
+kill -9 "${hp[1]}"; { wait "${hp[1]}"; } 2> /dev/null
+if [ $rc -eq 3 ] && grep -q 'rank 1' "$out/h0.err" && [ $t -lt 20000 ]; then
+  ok "rank 0 stops ${t} ms after rank 1 hung: $(grep -m1 error "$out/h0.err")"
+else fail "hung rank: rank 0 exit $rc after ${t} ms"; cat "$out/h0.err"; fi
 
 # --nproc with a rank killed: the launcher stops the others, exit 3, no process left.
 "$dscc" "${args[@]}" --nproc 2 --experts replicated --prefill 1 --generate 30 > "$out/l.txt" 2> "$out/l.err" & lp=$!
