@@ -111,6 +111,16 @@ bool rt_world_check(RtWorld *w, DiagEngine *d) {
     return rt_watchdog_check(w->ctx.wd, d);
 }
 
+bool rt_world_barrier(RtWorld *w, DiagEngine *d, const char *what, int timeout_ms) {
+    RtDevPtr p = 0;
+    bool ok = rt_cuda_alloc(w->cuda, d, sizeof(float), &p) && rt_cuda_memset0(w->cuda, d, p, sizeof(float)) &&
+              rt_cuda_sync(w->cuda, d) && rt_nccl_all_reduce(w->ctx.comm, d, p, p, 1, RT_NCCL_F32, RT_NCCL_SUM, NULL) &&
+              rt_nccl_wait(w->ctx.comm, d, NULL, what, timeout_ms);
+    if (p) rt_cuda_free(w->cuda, p);
+    if (!ok) w->failed = true;
+    return ok;
+}
+
 void rt_world_fail(RtWorld *w, const char *why) {
     if (!w) return;
     w->failed = true;

@@ -40,6 +40,10 @@ const RtDistCtx *rt_world_ctx(const RtWorld *w);
 /* False after reporting a failure the watchdog recorded (a peer's death,
  * silence, failure; a deadline). Cheap; call after every step. */
 bool rt_world_check(RtWorld *w, DiagEngine *d);
+/* Waits until every rank has reached this point (an NCCL all-reduce of
+ * one value), up to timeout_ms; `what` names the wait in errors. A peer's
+ * death or silence ends it at once, whatever the deadline. */
+bool rt_world_barrier(RtWorld *w, DiagEngine *d, const char *what, int timeout_ms);
 /* This rank gives up (`why` names the operation): the other ranks hear of
  * it and stop, and the communicator is aborted. */
 void rt_world_fail(RtWorld *w, const char *why);

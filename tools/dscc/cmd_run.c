@@ -22,6 +22,8 @@
 #include <string.h>
 #include <unistd.h>
 
+#define LOAD_SLACK_MS (30 * 60 * 1000) /* how much longer than --timeout a rank waits for the others' weights */
+
 enum { OPT_CONFIG = 256, OPT_SET, OPT_WEIGHTS, OPT_RANDOM, OPT_TOKENS, OPT_BACKEND, OPT_PRECISION, OPT_DUMP,
        OPT_GENERATE, OPT_PREFILL, OPT_THREADS, OPT_DEVICE, OPT_TRACE, OPT_STORAGE, OPT_NPROC, OPT_NODES, OPT_GPN,
        OPT_TIMEOUT, OPT_STATS, OPT_EXPERTS };
@@ -555,6 +557,8 @@ static int run_rank(RunArgs *r, Arena *a, DiagEngine *d) {
         rt_world_fail(l.world, "the executor could not be made");
         goto done;
     }
+    /* Ranks finish loading at their own pace (the full V3: minutes); the first exchange must not time out on a slow one. */
+    if (l.world && !rt_world_barrier(l.world, d, "waiting for every rank to load its weights", r->timeout_ms + LOAD_SLACK_MS)) goto done;
     l.has_pos = graph_has_input(g, "positions");
     l.T = T;
     int64_t first;
