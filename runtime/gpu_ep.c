@@ -67,8 +67,8 @@ static const char EP_SOURCE[] =
     "    ep_st(a.p0, i, a.ddt, s);\n"
     "}\n";
 
-/* A device buffer that grows (after the communication stream is idle:
- * its old contents may still be read there). */
+/* A device buffer that grows (after both streams are idle: its old
+ * contents may still be read). */
 typedef struct {
     RtDevPtr p;
     size_t bytes;
@@ -102,7 +102,7 @@ static int64_t cdiv(int64_t a, int64_t b) { return (a + b - 1) / b; }
 static bool ensure(GpuEp *e, DiagEngine *d, Buf *b, int64_t bytes) {
     if ((size_t)bytes <= b->bytes && b->p) return true;
     if (b->p) {
-        if (!rt_cuda_stream_sync(e->cu, d, 1)) return false;
+        if (!rt_cuda_stream_sync(e->cu, d, 0) || !rt_cuda_stream_sync(e->cu, d, 1)) return false;
         rt_cuda_free(e->cu, b->p);
         b->p = 0;
     }
@@ -195,7 +195,7 @@ typedef struct {
  * results). Bytes to other ranks go to *counter. */
 static bool exchange(GpuEp *e, DiagEngine *d, const Xfer *send, int ns, const Xfer *recv, int nr, int64_t *counter,
                      const char *what) {
-    void *st = rt_cuda_stream_at(e->cu, 1);
+    void *st = rt_cuda_stream(e->cu);
     RtNcclComm *c = e->w.comm;
     if (!rt_nccl_group_start(c, d)) return false;
     bool ok = true;
@@ -208,9 +208,9 @@ static bool exchange(GpuEp *e, DiagEngine *d, const Xfer *send, int ns, const Xf
     return ok && ended;
 }
 
-/* Waits on the host until the communication stream is idle (bounded). */
+/* Waits on the host until the exchanges' stream is idle (bounded). */
 static bool wait_comm(GpuEp *e, DiagEngine *d, const char *what) {
-    return rt_nccl_wait(e->w.comm, d, rt_cuda_stream_at(e->cu, 1), what, e->w.timeout_ms);
+    return rt_nccl_wait(e->w.comm, d, rt_cuda_stream(e->cu), what, e->w.timeout_ms);
 }
 
 /* Counts: send[i] (n int64 each) to peers[i], recv[i] from peers[i], np

@@ -19,7 +19,8 @@
  * (hop 2) within its node; a rank is its own landing GPU for its node.
  * Every exchange is one NCCL group with the same calls on every rank (one
  * send and one receive per peer of the hop, zero sizes included, the
- * rank itself included) on the communication stream, waited for under the
+ * rank itself included) on the current stream (the op's: the
+ * communication stream under microbatch-overlap), waited for under the
  * communicator's watchdog. */
 #ifndef DSCC_RT_GPU_EP_H
 #define DSCC_RT_GPU_EP_H

@@ -577,8 +577,8 @@ static bool setup_ep(GpuExec *x, const int64_t *smax, DiagEngine *d) {
             if (!why && n->op == IR_OP_DISPATCH &&
                 ir_dim_eval(n->type.dims[0], smax) != x->dist.size * ir_dim_eval(idx->type.dims[0], smax))
                 why = "its value does not have the world layout's W x N rows (node-limited-routing for this world)";
-            if (!why && n->op == IR_OP_COMBINE && (n->nops != 3 || n->type.rank != 2 || p->dtype[n->id] != IR_DT_F32))
-                why = "it is not combine(y, weights, idx) : f32[N, O]";
+            if (!why && n->op == IR_OP_COMBINE && (n->nops < 3 || n->type.rank != 2 || p->dtype[n->id] != IR_DT_F32))
+                why = "it is not combine(y, wd, idd, idx) : f32[N, O]";
             if (why) {
                 diag_error(d, n->loc, "expert parallelism cannot run %s %%%d: %s", ir_op_name(n->op), n->id, why);
                 return false;
@@ -1026,10 +1026,13 @@ static bool run_comm(GpuExec *x, int id, const int64_t *sym, DiagEngine *d) {
         return gpu_ep_dispatch(x->ep, d, &op);
     }
     const IrNode *y = NULL, *wd = NULL;
-    for (int k = 0; k < n->nops; k++)
-        if (n->ops[k] != idx) *(n->ops[k]->type.rank == 3 ? &y : &wd) = n->ops[k];
+    for (int k = 0; k < n->nops; k++) { /* combine(y, wd, idd, idx): roles by type */
+        const IrNode *o = n->ops[k];
+        if (o->type.rank == 3) y = o;
+        else if (o != idx && !ir_dtype_is_int(o->type.dtype)) wd = o;
+    }
     IrDType ydt = y ? x->p->dtype[y->id] : IR_DT_F32;
-    if (!y || !wd || (ydt != IR_DT_F32 && ydt != IR_DT_BF16)) {
+    if (!y || !wd || (ydt != IR_DT_F32 && ydt != IR_DT_BF16) || x->p->dtype[wd->id] != IR_DT_F32) {
         diag_error(d, n->loc, "%s: expert parallelism combines bf16 or f32 expert outputs with f32 weights", what);
         return false;
     }

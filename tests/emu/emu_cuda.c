@@ -174,6 +174,9 @@ EMU_API CUresult cuCtxGetDevice(int *dev) {
 
 /* ---- memory ------------------------------------------------------------------------ */
 
+/* Freeing waits for the streams' queued work, as cuMemFree synchronizes on a GPU (see streams below). */
+static void drain_all(bool nonblocking_too);
+
 /* Each allocation carries its size in front, for cuMemGetInfo. */
 typedef struct {
     size_t bytes;
@@ -205,6 +208,7 @@ EMU_API CUresult cuMemAlloc_v2(CUdeviceptr *p, size_t bytes) {
     return CU_OK;
 }
 EMU_API CUresult cuMemFree_v2(CUdeviceptr p) {
+    drain_all(true);
     emu_free((void *)(uintptr_t)p);
     return CU_OK;
 }
@@ -218,6 +222,7 @@ EMU_API CUresult cuMemAllocHost_v2(void **p, size_t bytes) {
     return *p ? CU_OK : CU_OUT_OF_MEMORY;
 }
 EMU_API CUresult cuMemFreeHost(void *p) {
+    drain_all(true);
     free(p);
     return CU_OK;
 }
@@ -280,6 +285,7 @@ EMU_API CUresult cuModuleLoadData(void **mod, const void *image) {
 EMU_API CUresult cuModuleUnload(void *mod) {
     EmuModule *m = mod;
     if (!m) return CU_INVALID_HANDLE;
+    drain_all(true);
     dlclose(m->so);
     free(m);
     return CU_OK;

@@ -111,10 +111,16 @@ NCCL_API const char *ncclGetErrorString(int r) {
     }
 }
 
+static double now_s(void) {
+    struct timespec t;
+    clock_gettime(CLOCK_MONOTONIC, &t);
+    return (double)t.tv_sec + (double)t.tv_nsec * 1e-9;
+}
+
 static void warn(const char *msg) {
     const char *e = getenv("NCCL_DEBUG");
     if (e && (!strcasecmp(e, "WARN") || !strcasecmp(e, "INFO") || !strcasecmp(e, "TRACE")))
-        fprintf(stderr, "emulated NCCL WARN %s\n", msg);
+        fprintf(stderr, "emulated NCCL WARN [pid %ld, %.6f] %s\n", (long)getpid(), now_s(), msg);
 }
 
 /* An error of a call (no communicator to keep it): ncclGetLastError(NULL) says it. */
@@ -130,11 +136,6 @@ static int call_error(int r, const char *fmt, ...) {
     return r;
 }
 
-static double now_s(void) {
-    struct timespec t;
-    clock_gettime(CLOCK_MONOTONIC, &t);
-    return (double)t.tv_sec + (double)t.tv_nsec * 1e-9;
-}
 
 static void sleep_us(long us) {
     struct timespec t = {us / 1000000, us % 1000000 * 1000};
@@ -186,7 +187,7 @@ typedef struct Comm {
     int rank, nranks, device;
     bool blocking;
     int lockfd; /* rank.<rank>, flocked while in the communicator */
-    double timeout_s;
+    double timeout_s, init_end; /* DSCC_EMU_NCCL_TIMEOUT; when the ranks must all have joined */
     pthread_mutex_t mu; /* everything below */
     pthread_cond_t cv;  /* a task finished, or the abort */
     int state;          /* ST_INIT, NCCL_OK or the asynchronous error */
@@ -308,23 +309,26 @@ static int init_poll(Comm *c) {
             }
     }
     free(rf);
+    if (r == NCCL_IN_PROGRESS && now_s() > c->init_end) {
+        r = NCCL_REMOTE;
+        snprintf(c->last, sizeof c->last, "rank %d: not every rank joined within %g s (DSCC_EMU_NCCL_TIMEOUT)", c->rank, c->timeout_s);
+    }
     if (r == NCCL_IN_PROGRESS) return r;
     c->state = r;
-    if (r != NCCL_OK) {
-        call_error(r, "%s", c->last);
-        char p[PATH_MAX + 32];
-        path_of(c, p, sizeof p, "fail.%d", c->rank);
-        int fd = open(p, O_WRONLY | O_CREAT | O_CLOEXEC, 0600);
-        if (fd >= 0) close(fd);
-        c->init_failed = r == NCCL_INVALID_USAGE; /* a verdict every rank reaches (a death each sees for itself) */
-    }
+    if (r != NCCL_OK) call_error(r, "%s", c->last);
+    c->init_failed = r == NCCL_INVALID_USAGE; /* a verdict every rank reaches (a death each sees for itself) */
     return r;
 }
 
-/* After a failed initialization: every rank computes the same verdict from the same files, so the
- * one that found it first waits (up to a second) for the others to have found it too before it
- * leaves, as NCCL's ranks fail together at the same step of their bootstrap. */
+/* Leaving after a failed initialization: every rank reaches the same verdict from the same files,
+ * so each says it is leaving (fail.<r>, once its caller has had the error) and waits, up to a
+ * second, for the others to say so too: the ranks fail together, as NCCL's do at one step of their
+ * bootstrap, and none is gone (taken for dead) before the others have their own error. */
 static void init_fail_wait(Comm *c) {
+    char me[PATH_MAX + 32];
+    path_of(c, me, sizeof me, "fail.%d", c->rank);
+    int fd = open(me, O_WRONLY | O_CREAT | O_CLOEXEC, 0600);
+    if (fd >= 0) close(fd);
     double end = now_s() + 1.0;
     for (int q = 0; q < c->nranks && now_s() < end;) {
         char p[PATH_MAX + 32];
@@ -421,6 +425,7 @@ NCCL_API int ncclCommInitRankConfig(void **out, int nranks, ncclUniqueId uid, in
     c->rank = rank, c->nranks = nranks, c->lockfd = -1, c->state = ST_INIT, c->refs = 1;
     c->blocking = !config || config->blocking != 0;
     c->timeout_s = emu_timeout_s();
+    c->init_end = now_s() + c->timeout_s;
     c->device = 0;
     if (g_cu.ctx_get_device && g_cu.ctx_get_device(&c->device) != 0) c->device = 0;
     c->send_seq = calloc((size_t)nranks, sizeof *c->send_seq);
@@ -440,19 +445,12 @@ NCCL_API int ncclCommInitRankConfig(void **out, int nranks, ncclUniqueId uid, in
         return r;
     }
     *out = c;
-    double end = now_s() + c->timeout_s;
+    if (!c->blocking) return NCCL_IN_PROGRESS; /* the peers are met, and their verdict had, through ncclCommGetAsyncError */
     pthread_mutex_lock(&c->mu);
-    r = init_poll(c);
-    while (c->blocking && r == NCCL_IN_PROGRESS && now_s() < end) {
+    for (r = init_poll(c); r == NCCL_IN_PROGRESS; r = init_poll(c)) { /* ends at c->init_end */
         pthread_mutex_unlock(&c->mu);
         sleep_us(1000);
         pthread_mutex_lock(&c->mu);
-        r = init_poll(c);
-    }
-    if (r == NCCL_IN_PROGRESS && c->blocking) {
-        c->state = r = NCCL_REMOTE;
-        snprintf(c->last, sizeof c->last, "rank %d: not every rank joined within %g s (DSCC_EMU_NCCL_TIMEOUT)", rank, c->timeout_s);
-        call_error(r, "%s", c->last);
     }
     pthread_mutex_unlock(&c->mu);
     return r;
@@ -774,6 +772,7 @@ static int all_reduce_gather(Comm *c, const Op *op, uint64_t seq) {
 
 /* A group's transfers: every send first (they never wait), then every receive. */
 static void transfer(Comm *c, Task *t) {
+    if (aborted(c)) return; /* aborted while this task waited for its turn */
     int r = NCCL_OK;
     uint64_t *coll = calloc((size_t)t->n, sizeof *coll);
     for (int i = 0; i < t->n && r == NCCL_OK; i++) {

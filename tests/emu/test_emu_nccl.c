@@ -10,7 +10,10 @@
  * copy and a memset queued after a receive that must see the bytes it
  * brought (the stream is held back by a peer that sends only when told);
  * two streams ordered by an event and a group whose send and receive are on
- * different streams; a receive larger than the matching send
+ * different streams; a CUDA graph holding a grouped exchange and a copy on
+ * a second stream that joined the capture, launched three times;
+ * all-reduce on 4 ranks in bf16 (sum, in place), f16 (max), i32 (min) and
+ * f32 (average), exact; a receive larger than the matching send
  * (ncclInvalidUsage, both sizes named); a rank that exits mid-exchange
  * (the others fail within seconds with ncclRemoteError naming it, through
  * the emulator alone: no heartbeat); and a deadline whose abort (the
@@ -51,7 +54,7 @@ typedef struct {
     char msg[700];
 } Report;
 
-typedef enum { MODE_A2AV, MODE_ORDER, MODE_EVENTS, MODE_MISMATCH, MODE_DEATH, MODE_ABORT } Mode;
+typedef enum { MODE_A2AV, MODE_ORDER, MODE_EVENTS, MODE_GRAPH, MODE_REDUCE, MODE_MISMATCH, MODE_DEATH, MODE_ABORT } Mode;
 
 typedef struct { /* the driver calls runtime/cuda.c does not make */
     int (*stream_create)(void **, unsigned);
@@ -247,6 +250,87 @@ static bool split_group(Rank *k) {
     return ok;
 }
 
+/* A CUDA graph captured on the runtime's stream: a grouped exchange, then a copy on a second stream
+ * that joins the capture through an event and rejoins it; launched three times, each with new bytes. */
+static bool graph_rounds(Rank *k) {
+    const size_t N = 3001;
+    void *s = rt_cuda_stream(k->cu), *s2 = new_stream(k), *ev = NULL, *ev2 = NULL;
+    RtDevPtr a = dev_alloc(k, N, 0), b = dev_alloc(k, N, 0), c = dev_alloc(k, N, 0);
+    RtGraph *g = NULL;
+    int peer = 1 - k->rank;
+    bool ok = s2 && a && b && c && k->drv.event_create(&ev, 0) == 0 && k->drv.event_create(&ev2, 0) == 0 &&
+              rt_cuda_capture_begin(k->cu, k->d) && rt_nccl_group_start(k->c, k->d) && rt_nccl_send(k->c, k->d, a, N, RT_NCCL_U8, peer, s) &&
+              rt_nccl_recv(k->c, k->d, b, N, RT_NCCL_U8, peer, s) && rt_nccl_group_end(k->c, k->d, "captured exchange") &&
+              k->drv.event_record(ev, s) == 0 && k->drv.stream_wait_event(s2, ev, 0) == 0 && k->drv.dtod_async(c, b, N, s2) == 0 &&
+              k->drv.event_record(ev2, s2) == 0 && k->drv.stream_wait_event(s, ev2, 0) == 0;
+    if (!rt_cuda_capture_end(k->cu, k->d, &g) || !ok) return flunk(k, "capture");
+    if (k->drv.stream_query(s) != 0) return flunk(k, "the capture ran something");
+    unsigned char *h = malloc(N);
+    for (int round = 0; ok && round < 3; round++) {
+        for (size_t i = 0; i < N; i++) h[i] = pattern(k->rank, peer, round, i);
+        ok = rt_cuda_upload(k->cu, k->d, a, h, N) && rt_cuda_graph_launch(k->cu, k->d, g) &&
+             rt_nccl_wait(k->c, k->d, s, "the graph", 20000) && rt_cuda_download(k->cu, k->d, h, c, N);
+        if (!ok) flunk(k, "graph launch %d", round);
+        else ok = check_bytes(k, h, N, peer, round, 0, "graph");
+    }
+    free(h);
+    return ok;
+}
+
+/* Small integers (and quarters) every type holds exactly, so every result is exact. */
+static int small(int r, size_t i) { return (int)((r * 7 + i * 3) % 19) - 9; }
+
+static uint16_t to_bf16(float f) {
+    uint32_t u;
+    memcpy(&u, &f, 4);
+    return (uint16_t)(u >> 16); /* exact for the values here */
+}
+
+static uint16_t to_f16(float f) { /* exact for the values here: quarters below 64 */
+    if (f == 0) return 0;
+    uint16_t s = f < 0 ? 0x8000 : 0;
+    float a = f < 0 ? -f : f;
+    int e = 0;
+    while (a >= 2) a /= 2, e++;
+    while (a < 1) a *= 2, e--;
+    return (uint16_t)(s | (uint16_t)((e + 15) << 10) | (uint16_t)((a - 1) * 1024));
+}
+
+/* Sum in bf16 (in place), max in f16, min in i32, average in f32, each checked against the host. */
+static bool reductions(Rank *k, void *s) {
+    enum { N = 1000 };
+    uint16_t bf[N], hf[N];
+    int32_t i32[N];
+    float f32[N];
+    for (size_t i = 0; i < N; i++) {
+        int v = small(k->rank, i);
+        bf[i] = to_bf16((float)v), hf[i] = to_f16((float)v / 4), i32[i] = v * 1000003, f32[i] = (float)v;
+    }
+    RtDevPtr d = dev_alloc(k, 5 * 4 * N, 0);
+    bool ok = d && rt_cuda_upload(k->cu, k->d, d, bf, sizeof bf) && rt_cuda_upload(k->cu, k->d, d + 4 * N, hf, sizeof hf) &&
+              rt_cuda_upload(k->cu, k->d, d + 8 * N, i32, sizeof i32) && rt_cuda_upload(k->cu, k->d, d + 12 * N, f32, sizeof f32) &&
+              rt_nccl_all_reduce(k->c, k->d, d, d, N, RT_NCCL_BF16, RT_NCCL_SUM, s) &&
+              rt_nccl_all_reduce(k->c, k->d, d + 4 * N, d + 6 * N, N, RT_NCCL_F16, RT_NCCL_MAX, s) &&
+              rt_nccl_all_reduce(k->c, k->d, d + 8 * N, d + 16 * N, N, RT_NCCL_I32, RT_NCCL_MIN, s) &&
+              rt_nccl_all_reduce(k->c, k->d, d + 12 * N, d + 12 * N, N, RT_NCCL_F32, RT_NCCL_AVG, s) &&
+              rt_nccl_wait(k->c, k->d, s, "all-reduce", 20000) && rt_cuda_download(k->cu, k->d, bf, d, sizeof bf) &&
+              rt_cuda_download(k->cu, k->d, hf, d + 6 * N, sizeof hf) && rt_cuda_download(k->cu, k->d, i32, d + 16 * N, sizeof i32) &&
+              rt_cuda_download(k->cu, k->d, f32, d + 12 * N, sizeof f32);
+    if (!ok) return flunk(k, "all-reduce");
+    for (size_t i = 0; i < N; i++) {
+        int sum = 0, max = -100, min = 100;
+        for (int r = 0; r < k->size; r++) {
+            int v = small(r, i);
+            sum += v, max = v > max ? v : max, min = v < min ? v : min;
+        }
+        if (bf[i] != to_bf16((float)sum)) return flunk(k, "bf16 sum [%zu] = 0x%04x, want %d", i, bf[i], sum);
+        if (hf[i] != to_f16((float)max / 4)) return flunk(k, "f16 max [%zu] = 0x%04x, want %g", i, hf[i], max / 4.0);
+        if (i32[i] != min * 1000003) return flunk(k, "i32 min [%zu] = %d, want %d", i, i32[i], min * 1000003);
+        if (f32[i] != (float)sum / (float)k->size) return flunk(k, "f32 avg [%zu] = %g, want %g", i, f32[i], (double)sum / k->size);
+    }
+    return true;
+}
+
 /* Provoked failures: the wait must fail; the report is its error and how long it took. */
 static void expect_failure(Rank *k, void *s, const char *what, int timeout_ms) {
     double t0 = now_s();
@@ -272,6 +356,12 @@ static void scenario(Rank *k) {
         break;
     case MODE_EVENTS:
         if (k->rank == 0 ? events_rank0(k) : peer_rank1(k, 0)) split_group(k);
+        break;
+    case MODE_GRAPH:
+        graph_rounds(k);
+        break;
+    case MODE_REDUCE:
+        reductions(k, s);
         break;
     case MODE_MISMATCH: /* rank 0 sends 1000 bytes, rank 1 expects 1200 */
         if (k->rank == 0 && !(rt_nccl_send(k->c, k->d, buf, 1000, RT_NCCL_U8, 1, s) && rt_nccl_wait(k->c, k->d, s, "send", 20000)))
@@ -398,6 +488,20 @@ static void test_two_streams(void **state) {
     expect_ok(rep, 2);
 }
 
+static void test_graph(void **state) {
+    (void)state;
+    Report rep[MAXR];
+    run(MODE_GRAPH, 2, rep);
+    expect_ok(rep, 2);
+}
+
+static void test_all_reduce(void **state) {
+    (void)state;
+    Report rep[MAXR];
+    run(MODE_REDUCE, 4, rep);
+    expect_ok(rep, 4);
+}
+
 static void test_size_mismatch(void **state) {
     (void)state;
     Report rep[MAXR];
@@ -449,7 +553,8 @@ int main(void) {
     setenv("DSCC_EMU_DEVICES", "4", 1);
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_a2av_2),        cmocka_unit_test(test_a2av_4),      cmocka_unit_test(test_stream_order),
-        cmocka_unit_test(test_two_streams),   cmocka_unit_test(test_size_mismatch), cmocka_unit_test(test_rank_exits),
+        cmocka_unit_test(test_two_streams),   cmocka_unit_test(test_graph),
+        cmocka_unit_test(test_all_reduce),    cmocka_unit_test(test_size_mismatch), cmocka_unit_test(test_rank_exits),
         cmocka_unit_test(test_abort_frees_stream),
     };
     int rc = cmocka_run_group_tests(tests, NULL, NULL);

@@ -33,7 +33,7 @@
 // CHECK-NEXT: 61 attention, one key head: tensor cores (mma m16n8k16 BF16), 64 query rows x 32 keys per step, online softmax
 // CHECK-NEXT: 61 einsum bshc,hdc->bshd per head on the tensor cores (wgmma m64n64k16 BF16), 64x128 tile
 // CHECK-NEXT: 61 einsum bshd,hcd->bshc per head on the tensor cores (wgmma m64n64k16 BF16), 64x128 tile
-// CHECK-NEXT: 174 fp8_expert_linear, phase 1: routed rows sorted by expert, cut into tiles of 64
+// CHECK-NEXT: 174 fp8_expert_linear, phase 1: routed rows sorted by expert (bucket E: id -1), cut into tiles of 64
 // CHECK-NEXT: 427 fp8_linear: tensor cores (wgmma m64n64k32 E4M3), 64x128 tile, 1x128 / 128x128 block scales per K block
 // CHECK-NEXT: 427 fp8_linear: tensor cores (wgmma m64n64k32 E4M3), 64x128 tile, 1x128 / 128x128 block scales per K block, K split between blocks (one row tile): partial tiles to scratch
 // CHECK-NEXT: 1 linear: tensor cores (wgmma m64n64k16 BF16, f32 accumulation), 64x128 tile
