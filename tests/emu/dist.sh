@@ -21,43 +21,57 @@ ok() { echo "ok: $*"; }
 port() { echo $((20000 + RANDOM % 30000)); }
 ms() { echo $(($(date +%s%N) / 1000000)); }
 
-# One rank: the reference.
+# One rank: the references (bf16 and fp8 pipelines, f32 storage).
 "$dscc" "${args[@]}" --dump-logits "$out/ref.npy" > "$out/ref.txt" 2> "$out/ref.err" || { fail "one rank"; cat "$out/ref.err"; }
+fargs=(run models/deepseek_v3.dsl --weights tests/fixtures/tiny_fp8 --tokens tests/fixtures/tiny_fp8/tokens.npy --backend cuda
+       --precision fp8 --storage f32)
+"$dscc" "${fargs[@]}" --dump-logits "$out/ref8.npy" > "$out/ref8.txt" 2> "$out/ref8.err" || { fail "one rank, fp8"; cat "$out/ref8.err"; }
 
-# A launch whose rank 0 dumps NAME.npy: same logits as one rank, and the
-# rows printed once (rank 0 alone prints).
-same() { # name, description
-  "$cmp" "$2 vs one rank" "$out/$1.npy" "$out/ref.npy" 1e-6 1 || status=1
+# A launch whose rank 0 dumps NAME.npy: the logits of one rank (within
+# 1e-5: the experts' partial sums add in another order), and the rows
+# printed once (rank 0 alone prints).
+same() { # name, description[, reference]
+  "$cmp" "$2 vs one rank" "$out/$1.npy" "$out/${3:-ref}.npy" 1e-5 1 || status=1
   local rows; rows=$(grep -c 'next token' "$out/$1.txt")
   [ "$rows" -eq 2 ] || fail "$2: $rows result lines, expected the 2 rows once"
 }
+# --stats columns summed over the ranks: dispatch inter, dispatch intra, combine inter, combine intra.
+bytes() { awk '$3 ~ /^[0-9]+$/ && NF >= 13 { di += $5; da += $7; ci += $9; ca += $11 } END { print di + 0, da + 0, ci + 0, ca + 0 }' "$1"; }
 
-# --nproc 2: every rank holds the whole model (replicated), 1 row each.
-if "$dscc" "${args[@]}" --nproc 2 --experts replicated --dump-logits "$out/np2.npy" > "$out/np2.txt" 2> "$out/np2.err"; then
-  same np2 "--nproc 2 --experts replicated"
-  grep -q '^\[rank 0\] row 1: next token' "$out/np2.txt" || fail "--nproc 2: rank 0 does not print the rows"
-  grep -q '^\[rank 1\]' "$out/np2.txt" "$out/np2.err" && fail "--nproc 2: rank 1 printed"
-  grep -q '2 ranks (1 node x 2 GPUs, launched by dscc run --nproc)' "$out/np2.err" || fail "--nproc 2: no summary of the world"
-else fail "--nproc 2 --experts replicated"; cat "$out/np2.err"; fi
+# --nproc 2, experts spread (the default): one node, so nothing crosses nodes.
+if "$dscc" "${args[@]}" --nproc 2 --stats --dump-logits "$out/ep2.npy" > "$out/ep2.txt" 2> "$out/ep2.err"; then
+  same ep2 "--nproc 2"
+  grep -q '^\[rank 0\] row 1: next token' "$out/ep2.txt" || fail "--nproc 2: rank 0 does not print the rows"
+  grep -q '^\[rank 1\]' "$out/ep2.txt" "$out/ep2.err" && fail "--nproc 2: rank 1 printed"
+  grep -q '2 ranks (1 node x 2 GPUs, launched by dscc run --nproc).*routed experts spread over the ranks' "$out/ep2.err" ||
+    fail "--nproc 2: no summary of an expert-parallel world"
+  read -r di da ci ca < <(bytes "$out/ep2.txt")
+  [ "$di" -eq 0 ] && [ "$ci" -eq 0 ] && [ "$da" -gt 0 ] && [ "$ca" -gt 0 ] ||
+    fail "--nproc 2 --stats: bytes inter/intra dispatch $di/$da combine $ci/$ca (one node: no inter-node bytes)"
+else fail "--nproc 2"; cat "$out/ep2.err"; fi
 
-# --nproc 4 --nodes 2 over 2 rows: ranks 2 and 3 have none.
-if "$dscc" "${args[@]}" --nproc 4 --nodes 2 --experts replicated --dump-logits "$out/np4.npy" > "$out/np4.txt" 2> "$out/np4.err"; then
-  same np4 "--nproc 4 --nodes 2 --experts replicated"
-  grep -q '4 ranks (2 nodes x 2 GPUs' "$out/np4.err" || fail "--nproc 4 --nodes 2: not 2 nodes of 2"
-else fail "--nproc 4 --nodes 2"; cat "$out/np4.err"; fi
+# --nproc 4 --nodes 2 over 2 rows: ranks 2 and 3 have no rows but serve their experts; two hops.
+if "$dscc" "${args[@]}" --nproc 4 --nodes 2 --stats --dump-logits "$out/ep4.npy" > "$out/ep4.txt" 2> "$out/ep4.err"; then
+  same ep4 "--nproc 4 --nodes 2"
+  grep -q '4 ranks (2 nodes x 2 GPUs' "$out/ep4.err" || fail "--nproc 4 --nodes 2: not 2 nodes of 2"
+  read -r di da ci ca < <(bytes "$out/ep4.txt")
+  [ "$di" -gt 0 ] && [ "$ci" -gt 0 ] || fail "--nproc 4 --nodes 2 --stats: no inter-node bytes (dispatch $di, combine $ci)"
+else fail "--nproc 4 --nodes 2"; cat "$out/ep4.err"; fi
 
-# Expert parallelism (the default): the same logits, once the CUDA executor
-# runs dispatch/combine over NCCL; until then it must refuse, saying so.
-if "$dscc" "${args[@]}" --nproc 2 --dump-logits "$out/ep.npy" > "$out/ep.txt" 2> "$out/ep.err"; then
-  same ep "--nproc 2 (experts spread)"
-  grep -q 'routed experts spread over the ranks' "$out/ep.err" || fail "--nproc 2: experts not spread"
-elif grep -q 'does not run dispatch/combine over NCCL yet' "$out/ep.err"; then
-  echo "SKIPPED: --nproc 2 with experts spread: the CUDA executor refuses several ranks (expert parallelism not in this build)"
-else fail "--nproc 2 (experts spread)"; cat "$out/ep.err"; fi
+# --nproc 4 --nodes 4 on the FP8 pipeline: codes and scales travel.
+if "$dscc" "${fargs[@]}" --nproc 4 --nodes 4 --dump-logits "$out/ep8.npy" > "$out/ep8.txt" 2> "$out/ep8.err"; then
+  same ep8 "--nproc 4 --nodes 4, fp8" ref8
+else fail "--nproc 4 --nodes 4, fp8"; cat "$out/ep8.err"; fi
+
+# --experts replicated: data parallel, every rank holds the whole model.
+if "$dscc" "${args[@]}" --nproc 2 --experts replicated --dump-logits "$out/rep.npy" > "$out/rep.txt" 2> "$out/rep.err"; then
+  same rep "--nproc 2 --experts replicated"
+  grep -q 'routed experts replicated' "$out/rep.err" || fail "--experts replicated: not replicated"
+else fail "--nproc 2 --experts replicated"; cat "$out/rep.err"; fi
 
 # mpirun -np 2: Open MPI is only the launcher.
 if command -v mpirun > /dev/null; then
-  if mpirun --allow-run-as-root --oversubscribe -np 2 -x MASTER_PORT="$(port)" "$dscc" "${args[@]}" --experts replicated \
+  if mpirun --allow-run-as-root --oversubscribe -np 2 -x MASTER_PORT="$(port)" "$dscc" "${args[@]}" \
        --dump-logits "$out/mpi.npy" > "$out/mpi.txt" 2> "$out/mpi.err"; then
     same mpi "mpirun -np 2"
     grep -q 'launched by Open MPI' "$out/mpi.err" || fail "mpirun: ranks not found from Open MPI's variables"
@@ -67,7 +81,7 @@ else fail "mpirun not installed (tools/deps.sh installs openmpi-bin)"; fi
 # torchrun-style variables set here, one process each.
 p=$(port)
 for r in 0 1; do
-  RANK=$r WORLD_SIZE=2 LOCAL_RANK=$r MASTER_ADDR=127.0.0.1 MASTER_PORT=$p "$dscc" "${args[@]}" --experts replicated \
+  RANK=$r WORLD_SIZE=2 LOCAL_RANK=$r MASTER_ADDR=127.0.0.1 MASTER_PORT=$p "$dscc" "${args[@]}" \
     --dump-logits "$out/tr.npy" > "$out/tr$r.txt" 2> "$out/tr$r.err" & pids[r]=$!
 done
 wait "${pids[0]}"; rc0=$?; wait "${pids[1]}"; rc1=$?
@@ -87,7 +101,7 @@ else fail "lone rank: exit $rc after ${t} ms"; cat "$out/lone.err"; fi
 # A rank killed mid-run: the other stops within --timeout (watchdog), naming it.
 p=$(port)
 for r in 0 1; do
-  RANK=$r WORLD_SIZE=2 LOCAL_RANK=$r MASTER_PORT=$p "$dscc" "${args[@]}" --experts replicated --prefill 1 --generate 30 \
+  RANK=$r WORLD_SIZE=2 LOCAL_RANK=$r MASTER_PORT=$p "$dscc" "${args[@]}" --prefill 1 --generate 30 \
     --timeout 10 > "$out/k$r.txt" 2> "$out/k$r.err" & kp[r]=$!
 done
 sleep 4
@@ -103,7 +117,7 @@ else fail "killed rank: rank 0 exit $rc after ${t} ms"; cat "$out/k0.err"; fi
 # A rank that hangs (stopped): the other hears its silence and stops within --timeout.
 p=$(port)
 for r in 0 1; do
-  RANK=$r WORLD_SIZE=2 LOCAL_RANK=$r MASTER_PORT=$p "$dscc" "${args[@]}" --experts replicated --prefill 1 --generate 30 \
+  RANK=$r WORLD_SIZE=2 LOCAL_RANK=$r MASTER_PORT=$p "$dscc" "${args[@]}" --prefill 1 --generate 30 \
     --timeout 6 > "$out/h$r.txt" 2> "$out/h$r.err" & hp[r]=$!
 done
 sleep 4
@@ -117,7 +131,7 @@ if [ $rc -eq 3 ] && grep -q 'rank 1' "$out/h0.err" && [ $t -lt 20000 ]; then
 else fail "hung rank: rank 0 exit $rc after ${t} ms"; cat "$out/h0.err"; fi
 
 # --nproc with a rank killed: the launcher stops the others, exit 3, no process left.
-"$dscc" "${args[@]}" --nproc 2 --experts replicated --prefill 1 --generate 30 > "$out/l.txt" 2> "$out/l.err" & lp=$!
+"$dscc" "${args[@]}" --nproc 2 --prefill 1 --generate 30 > "$out/l.txt" 2> "$out/l.err" & lp=$!
 sleep 4
 kids=$(pgrep -P "$lp")
 victim=$(for k in $kids; do grep -qz '^RANK=1$' /proc/$k/environ 2> /dev/null && echo $k; done)

@@ -273,16 +273,14 @@ static bool run_span(Local *l, DiagEngine *d, const float *tok, int64_t T, int64
     bool ok = rt_exec_run(l->x, in, l->has_pos ? 2 : 1, d) && rt_world_check(l->world, d);
     int rank = 0;
     int64_t dims[IR_MAX_RANK];
-    const float *lg = ok ? rt_exec_output(l->x, "logits", &rank, dims) : NULL;
-    if (ok && (!lg || rank != 3 || dims[0] != B || dims[1] != S || (l->V && dims[2] != l->V))) {
+    const float *lg = ok && B ? rt_exec_output(l->x, "logits", &rank, dims) : NULL;
+    if (ok && B && (!lg || rank != 3 || dims[0] != B || dims[1] != S || (l->V && dims[2] != l->V))) {
         diag_error(d, (SrcLoc){0}, "the model has no output 'logits' of shape [B, S, vocab]");
         ok = false;
     }
-    if (ok && !l->V) { /* the first span learns V */
-        l->V = dims[2];
-        if (!(l->logits = malloc(sizeof(float) * (size_t)(B * l->T * l->V + 1)))) ok = false;
-    }
-    if (ok && all)
+    if (ok && B && !l->V) l->V = dims[2]; /* the first span learns V (a rank without rows has no logits) */
+    if (ok && !l->logits && !(l->logits = malloc(sizeof(float) * (size_t)(B * l->T * l->V + 1)))) ok = false;
+    if (ok && all && B)
         for (int64_t b = 0; b < B; b++)
             memcpy(all + (b * T + t0) * l->V, lg + b * S * l->V, sizeof(float) * (size_t)(S * l->V));
     free(t);
@@ -310,7 +308,7 @@ static bool run_local(const RunArgs *r, Local *l, DiagEngine *d, const float *to
     int64_t B = l->B, T = l->T, P = r->prefill ? r->prefill : T;
     if (!B && !rt_exec_expert_parallel(l->x)) return true; /* replicated experts: nothing to take part in */
     if (!run_span(l, d, tok, T, 0, P, NULL)) return false;
-    const float *first = rt_exec_output(l->x, "logits", &(int){0}, (int64_t[IR_MAX_RANK]){0});
+    const float *first = B ? rt_exec_output(l->x, "logits", &(int){0}, (int64_t[IR_MAX_RANK]){0}) : NULL;
     for (int64_t b = 0; b < B; b++) memcpy(l->logits + b * T * l->V, first + b * P * l->V, sizeof(float) * (size_t)(P * l->V));
     for (int64_t t = P; t < T; t++)
         if (!run_span(l, d, tok, T, t, t + 1, l->logits)) return false;
