@@ -85,7 +85,8 @@ const char *gpu_exec_device(const GpuExec *x);
  * (a shape over the capacities, an id out of range at its DSL location);
  * the cache length is then unchanged. */
 bool gpu_exec_run(GpuExec *x, const CpuInput *inputs, int ninputs, DiagEngine *d);
-/* An output of the last run, converted to f32 (NULL if no such name). */
+/* An output of the last run, converted to f32 (NULL if no such name);
+ * under a GpuDist, of the rows given to the run (not the padding). */
 const float *gpu_exec_output(GpuExec *x, const char *name, int *rank, int64_t dims[IR_MAX_RANK]);
 int64_t gpu_exec_cache_len(const GpuExec *x);
 void gpu_exec_reset(GpuExec *x);

@@ -75,6 +75,7 @@ struct GpuExec {
     int *mb;                 /* per node: the micro-batch it belongs to (split_batch's index), -1 none */
     int mb_parts;            /* micro-batches of the overlap pass (1: none) */
     int64_t b_real;          /* rows of the last run before padding */
+    bool padded;             /* the last run's inputs were padded to b_real rows */
 };
 
 static int64_t align256(int64_t v) { return (v + 255) & ~(int64_t)255; }
@@ -195,7 +196,7 @@ static bool bind_capacity(GpuExec *x, const GpuOptions *o, int64_t *smax, DiagEn
 
 typedef struct {
     int64_t off, size;
-    int end;
+    int end; /* the value's node id (its accesses decide when its bytes are free) */
 } Live;
 
 /* Which kernels compute only functions of the weights: their values are
@@ -220,79 +221,105 @@ static void find_constant_kernels(GpuExec *x) {
     free(c);
 }
 
-/* Activation offsets, first fit by liveness over the kernel order; the
- * values of constant kernels live through the whole step, as inputs do
- * (the next step reads them without computing them again). */
+/* Happens-before over the two streams: clk[2k + s] is the latest kernel
+ * of stream s known to be complete when kernel k starts (-1: none): on
+ * k's own stream the one before it, on the other what k's waits (events)
+ * order before it, transitively. One stream: clk[2k] = k - 1. */
+static int *stream_clocks(const GpuExec *x) {
+    int nk = x->p->nkernels, last[2] = {-1, -1};
+    int *clk = malloc(sizeof(int) * (size_t)(2 * nk + 2));
+    for (int k = 0; k < nk; k++) {
+        int s = x->kstream[k], c[2] = {-1, -1};
+        if (last[s] >= 0) c[0] = clk[2 * last[s]], c[1] = clk[2 * last[s] + 1], c[s] = last[s];
+        for (int w = 0; x->kwait[k][w] >= 0; w++) {
+            int kw = x->kwait[k][w], t = x->kstream[kw];
+            for (int u = 0; u < 2; u++)
+                if (clk[2 * kw + u] > c[u]) c[u] = clk[2 * kw + u];
+            if (kw > c[t]) c[t] = kw;
+        }
+        clk[2 * k] = c[0], clk[2 * k + 1] = c[1];
+        last[s] = k;
+    }
+    return clk;
+}
+
+/* Activation offsets, first fit over the kernel order: a value born at
+ * kernel k may take the bytes of a value every access of which (its
+ * writer, its readers, on either stream) happens before k starts (same
+ * stream before it, or ordered by a wait): so a stream never overwrites
+ * what the other may still read or write. The values of constant kernels
+ * live through the whole step, as inputs do (the next step reads them
+ * without computing them again). */
 static int64_t plan_activations(GpuExec *x, const int64_t *smax, bool keep_all) {
     const IrGraph *g = x->g;
     const CgProgram *p = x->p;
-    int nn = g->nnodes;
-    int *born = malloc(sizeof(int) * (size_t)(nn + 1)), *end = malloc(sizeof(int) * (size_t)(nn + 1));
+    int nn = g->nnodes, nk = p->nkernels;
+    int *born = malloc(sizeof(int) * (size_t)(nn + 1)), *acc = malloc(sizeof(int) * (size_t)(2 * nn + 2)); /* last access per stream */
     bool *kept = calloc((size_t)nn + 1, 1);
-    for (int i = 0; i < nn; i++) born[i] = -1, end[i] = -1;
-    for (int k = 0; k < p->nkernels; k++) {
+    for (int i = 0; i < nn; i++) born[i] = -1, acc[2 * i] = acc[2 * i + 1] = -1;
+    for (int k = 0; k < nk; k++) {
+        int st = x->kstream[k];
         for (int j = 0; j < p->kernels[k].nnodes; j++) {
             const IrNode *n = g->nodes[p->kernels[k].nodes[j]];
             born[n->id] = x->konst[k] ? -1 : k;
             kept[n->id] = x->konst[k];
-            for (int o = 0; o < n->nops; o++)
-                if (end[n->ops[o]->id] < k) end[n->ops[o]->id] = k;
+            acc[2 * n->id + st] = k;
+            for (int o = 0; o < n->nops; o++) acc[2 * n->ops[o]->id + st] = k;
         }
         /* what the kernel binds, which is not always an operand of its ops:
          * a linear that reads through its casts binds the casts' sources */
         for (int s = 0; s < p->kernels[k].nslots; s++) {
             const CgSlot *sl = &p->kernels[k].slots[s];
-            if (sl->kind == CG_SLOT_VALUE && end[sl->node] < k) end[sl->node] = k;
+            if (sl->kind == CG_SLOT_VALUE) acc[2 * sl->node + st] = k;
         }
     }
-    /* Two streams: a value a communication-stream kernel writes or reads
-     * gets memory no other value had or will have in this step, so no
-     * kernel of the other stream, unordered with it, can touch its bytes */
-    bool *apart = calloc((size_t)nn + 1, 1);
-    for (int k = 0; k < p->nkernels && x->two_streams; k++) {
-        if (x->kstream[k] == 0) continue;
-        for (int j = 0; j < p->kernels[k].nnodes; j++) apart[p->kernels[k].nodes[j]] = true;
-        for (int sl = 0; sl < p->kernels[k].nslots; sl++)
-            if (p->kernels[k].slots[sl].kind == CG_SLOT_VALUE) apart[p->kernels[k].slots[sl].node] = true;
-    }
     for (int i = 0; i < nn; i++) {
-        if (apart[i]) end[i] = p->nkernels;
-        if (g->nodes[i]->op == IR_OP_OUTPUT || keep_all) end[g->nodes[i]->op == IR_OP_OUTPUT ? g->nodes[i]->ops[0]->id : i] = p->nkernels;
-        if (kept[i]) end[i] = p->nkernels;
+        int v = g->nodes[i]->op == IR_OP_OUTPUT ? g->nodes[i]->ops[0]->id : i;
+        if (g->nodes[i]->op == IR_OP_OUTPUT || keep_all || kept[i]) acc[2 * v] = acc[2 * v + 1] = nk; /* never free */
     }
-    /* values in program order of their birth: inputs first (born -1) */
+    int *clk = stream_clocks(x), *floor = malloc(sizeof(int) * (size_t)(2 * nk + 2)); /* floor: the least clock from k on */
+    floor[2 * nk] = floor[2 * nk + 1] = nk;
+    for (int k = nk - 1; k >= 0; k--)
+        for (int u = 0; u < 2; u++) floor[2 * k + u] = clk[2 * k + u] < floor[2 * k + 2 + u] ? clk[2 * k + u] : floor[2 * k + 2 + u];
     Live *live = malloc(sizeof(Live) * (size_t)(nn + 1));
     int nlive = 0;
     int64_t peak = 0;
-    for (int k = -1; k < p->nkernels; k++) {
+    for (int k = -1; k < nk; k++) {
+        const int *c = k >= 0 ? &clk[2 * k] : NULL, *f = &floor[2 * (k >= 0 ? k : 0)];
         int w = 0;
-        for (int j = 0; j < nlive; j++)
-            if (live[j].end >= k) live[w++] = live[j];
+        for (int j = 0; j < nlive; j++) { /* drop what is free for every kernel from here on */
+            const int *a = &acc[2 * live[j].end];
+            if (k < 0 || a[0] > f[0] || a[1] > f[1]) live[w++] = live[j];
+        }
         nlive = w;
         for (int i = 0; i < nn; i++) {
             const IrNode *n = g->nodes[i];
             if (born[i] != k || !p->stored[i] || n->op == IR_OP_WEIGHT || n->op == IR_OP_KV_CACHE) continue;
             if (k == -1 && n->op != IR_OP_INPUT && !kept[i]) continue;
             int64_t size = align256(bytes_of(x->p->dtype[i], numel_at(&n->type, smax)));
-            int64_t off = apart[i] ? peak : 0;
+            int64_t off = 0;
             for (bool moved = true; moved;) {
                 moved = false;
-                for (int j = 0; j < nlive; j++)
+                for (int j = 0; j < nlive; j++) {
+                    const int *a = &acc[2 * live[j].end];
+                    if (c && a[0] <= c[0] && a[1] <= c[1]) continue; /* every access of it happens before kernel k */
                     if (off < live[j].off + live[j].size && live[j].off < off + size) {
                         off = live[j].off + live[j].size;
                         moved = true;
                     }
+                }
             }
             x->aoff[i] = off;
-            live[nlive++] = (Live){off, size, end[i] < k ? k : end[i]};
+            live[nlive++] = (Live){off, size, i};
             if (off + size > peak) peak = off + size;
         }
     }
     free(born);
-    free(end);
+    free(acc);
     free(kept);
     free(live);
-    free(apart);
+    free(clk);
+    free(floor);
     return peak;
 }
 
@@ -687,7 +714,9 @@ GpuExec *gpu_exec_new(const IrGraph *g, const CpuWeightSource *ws, const GpuOpti
             if (p->kernels[k].slots[s].kind == CG_SLOT_SCRATCH) at += align256(4 * ir_dim_eval(p->kernels[k].slots[s].count, smax));
         if (at > sbytes) sbytes = at;
     }
-    if (!rt_cuda_alloc(x->cu, d, (size_t)abytes, &x->aslab) || !rt_cuda_alloc(x->cu, d, (size_t)sbytes, &x->scratch) ||
+    sbytes = align256(sbytes);
+    /* one scratch area per stream: kernels of the two may run at once */
+    if (!rt_cuda_alloc(x->cu, d, (size_t)abytes, &x->aslab) || !rt_cuda_alloc(x->cu, d, (size_t)(x->two_streams ? 2 * sbytes : sbytes), &x->scratch) ||
         !rt_cuda_alloc(x->cu, d, 256, &x->err)) {
         diag_note(d, (SrcLoc){0}, "activations need %.2f GiB at batch %lld x %lld positions", (double)abytes / (1 << 30),
                   (long long)o.max_batch, (long long)o.max_seq);
@@ -714,7 +743,7 @@ GpuExec *gpu_exec_new(const IrGraph *g, const CpuWeightSource *ws, const GpuOpti
             }
             l->fn[ph] = *c;
         }
-        int64_t at = 0;
+        int64_t at = x->kstream[k] ? sbytes : 0;
         for (int s = 0; s < ck->nslots; s++)
             if (ck->slots[s].kind == CG_SLOT_SCRATCH) {
                 scr[s] = at;
@@ -945,7 +974,9 @@ const char *gpu_exec_blas_why(const GpuExec *x) { return x->blas ? NULL : x->no_
  * batch, rounded up to whole micro-batches, and each pads its batch-row
  * inputs with zero rows up to it (token 0: a valid id), which are never
  * sent to an expert (their routing counts as padding) and never in an
- * output. out[] gets malloc'd copies of the padded inputs. */
+ * output. On one process, a batch that does not split into the overlap
+ * pass's equal micro-batches (a batch of 1, an odd one) is padded the
+ * same way. out[] gets malloc'd copies of the padded inputs. */
 static bool pad_rows(GpuExec *x, const CpuInput *in, int nin, CpuInput *out, float **bufs, DiagEngine *d) {
     const IrGraph *g = x->g;
     int64_t B = -1, Bmax = 0;
@@ -960,10 +991,10 @@ static bool pad_rows(GpuExec *x, const CpuInput *in, int nin, CpuInput *out, flo
             }
     }
     x->b_real = B < 0 ? 1 : B;
-    bool ok = gpu_ep_agree_max(x->ep, d, x->b_real, &Bmax);
+    bool ok = x->ep ? gpu_ep_agree_max(x->ep, d, x->b_real, &Bmax) : (Bmax = x->b_real, true);
     int64_t parts = x->mb_parts, Bpad = (Bmax + parts - 1) / parts * parts;
     if (Bpad < parts) Bpad = parts;
-    if (ok && B >= 0 && Bpad > x->max_b) {
+    if (ok && x->ep && B >= 0 && Bpad > x->max_b) {
         diag_error(d, (SrcLoc){0}, "rank %d: the ranks' batches need %lld rows each, over the %lld this executor was made for "
                    "(make it for the largest local batch)", x->dist.rank, (long long)Bpad, (long long)x->max_b);
         ok = false;
@@ -990,12 +1021,13 @@ static bool pad_rows(GpuExec *x, const CpuInput *in, int nin, CpuInput *out, flo
 static bool run_step(GpuExec *x, const CpuInput *in, int nin, DiagEngine *d);
 
 bool gpu_exec_run(GpuExec *x, const CpuInput *in, int nin, DiagEngine *d) {
-    if (!x->ep) return run_step(x, in, nin, d);
+    x->padded = x->ep || x->mb_parts > 1;
+    if (!x->padded) return run_step(x, in, nin, d);
     CpuInput *padded = malloc(sizeof(CpuInput) * (size_t)(nin + 1));
     float **bufs = calloc((size_t)nin + 1, sizeof(float *));
-    gpu_ep_reset_bytes(x->ep);
+    if (x->ep) gpu_ep_reset_bytes(x->ep);
     bool ok = pad_rows(x, in, nin, padded, bufs, d) && run_step(x, padded, nin, d);
-    gpu_ep_bytes(x->ep, &x->comm_last);
+    if (x->ep) gpu_ep_bytes(x->ep, &x->comm_last);
     x->comm_total.dispatch_inter += x->comm_last.dispatch_inter;
     x->comm_total.dispatch_intra += x->comm_last.dispatch_intra;
     x->comm_total.combine_inter += x->comm_last.combine_inter;
@@ -1210,8 +1242,11 @@ const float *gpu_exec_output(GpuExec *x, const char *name, int *rank, int64_t di
         const IrNode *v = n->ops[0];
         int64_t ne;
         if (!x->out[v->id]) x->out[v->id] = fetch(x, v, &ne);
+        int64_t sym[IR_MAX_DIM_SYMS]; /* padding rows (a GpuDist) are not in an output: it is the real rows' prefix */
+        memcpy(sym, x->sym, sizeof sym);
+        if (x->padded && x->sym_b >= 0) sym[x->sym_b] = x->b_real;
         *rank = v->type.rank;
-        for (int k = 0; k < v->type.rank; k++) dims[k] = ir_dim_eval(v->type.dims[k], x->sym);
+        for (int k = 0; k < v->type.rank; k++) dims[k] = ir_dim_eval(v->type.dims[k], sym);
         return x->out[v->id];
     }
     return NULL;
