@@ -264,6 +264,12 @@ typedef struct {
 static bool run_span(Local *l, DiagEngine *d, const float *tok, int64_t T, int64_t t0, int64_t t1, float *all) {
     int64_t B = l->B, S = t1 - t0;
     float *t = malloc(sizeof(float) * (size_t)(B * S + 1)), *p = malloc(sizeof(float) * (size_t)(B * S + 1));
+    if (!t || !p) {
+        free(t);
+        free(p);
+        diag_error(d, (SrcLoc){0}, "out of host memory for %lld x %lld token ids", (long long)B, (long long)S);
+        return false;
+    }
     for (int64_t b = 0; b < B; b++)
         for (int64_t s = 0; s < S; s++) {
             t[b * S + s] = tok[b * T + t0 + s];
