@@ -39,8 +39,9 @@ same() { # name, description[, reference]
 bytes() { awk '$3 ~ /^[0-9]+$/ && NF >= 13 { di += $5; da += $7; ci += $9; ca += $11 } END { print di + 0, da + 0, ci + 0, ca + 0 }' "$1"; }
 
 # --nproc 2, experts spread (the default): one node, so nothing crosses nodes.
-if "$dscc" "${args[@]}" --nproc 2 --stats --dump-logits "$out/ep2.npy" > "$out/ep2.txt" 2> "$out/ep2.err"; then
+if "$dscc" "${args[@]}" --nproc 2 --stats --trace "$out/trace.json" --dump-logits "$out/ep2.npy" > "$out/ep2.txt" 2> "$out/ep2.err"; then
   same ep2 "--nproc 2"
+  for r in 0 1; do grep -q '"ph":"X"' "$out/trace.rank$r.json" 2> /dev/null || fail "--nproc 2 --trace: no kernels in trace.rank$r.json"; done
   grep -q '^\[rank 0\] row 1: next token' "$out/ep2.txt" || fail "--nproc 2: rank 0 does not print the rows"
   grep -q '^\[rank 1\]' "$out/ep2.txt" "$out/ep2.err" && fail "--nproc 2: rank 1 printed"
   grep -q '2 ranks (1 node x 2 GPUs, launched by dscc run --nproc).*routed experts spread over the ranks' "$out/ep2.err" ||

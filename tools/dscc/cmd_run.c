@@ -43,6 +43,7 @@ static void run_help(FILE *o) {
                "                         sm_90; each step's launches run as one CUDA graph)\n"
                "  --device N             GPU ordinal for --backend cuda (default 0; one process)\n"
                "  --trace FILE.json      --backend cuda: Chrome trace of the last step's kernels\n"
+               "                         (several ranks: FILE.rankR.json each)\n"
                "  --storage declared|f32 --backend cuda: keep every tensor in its declared dtype\n"
                "                         (default: bf16 weights and activations in the V3 model), or\n"
                "                         bf16/f16 weights, activations and KV cache in f32 (FP8\n"
@@ -535,6 +536,14 @@ static int check_world(const RunArgs *r, DiagEngine *d, const RtRankInfo *ri, in
     return 0;
 }
 
+/* A file each rank writes: FILE.rankR.json for FILE.json when there are several. */
+static const char *rank_path(Arena *a, const char *path, const RtRankInfo *ri) {
+    if (!path || ri->size == 1) return path;
+    const char *dot = strrchr(path, '.'), *slash = strrchr(path, '/');
+    if (!dot || (slash && dot < slash)) return arena_printf(a, "%s.rank%d", path, ri->rank);
+    return arena_printf(a, "%.*s.rank%d%s", (int)(dot - path), path, ri->rank, dot);
+}
+
 static int run_rank(RunArgs *r, Arena *a, DiagEngine *d) {
     RtRankInfo ri;
     int nodes = 1, gpn = 1, rc;
@@ -553,7 +562,7 @@ static int run_rank(RunArgs *r, Arena *a, DiagEngine *d) {
                      .total = count_tensors(g), .tty = isatty(2) && !r->cuda && ri.rank == 0};
     CpuWeightSource ws = {progress_load, &prog};
     RtExecOptions eo = {.backend = r->cuda ? RT_BACKEND_CUDA : RT_BACKEND_CPU, .threads = (int)r->threads, .device = device,
-                        .max_batch = cap, .max_seq = r->prefill ? r->prefill : T, .max_ctx = T + r->generate, .trace = r->trace,
+                        .max_batch = cap, .max_seq = r->prefill ? r->prefill : T, .max_ctx = T + r->generate, .trace = rank_path(a, r->trace, &ri),
                         .f32_storage = r->f32_storage, .graphs = true,
                         .dist = l.world && !r->replicated ? rt_world_ctx(l.world) : NULL};
     if (!(l.x = rt_exec_new(g, &ws, &eo, d))) { /* the CPU's failures are the weights' (shape, file); the GPU's also memory */
