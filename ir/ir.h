@@ -283,7 +283,7 @@ bool ir_stats_compute(const IrGraph *g, DiagEngine *d, int64_t seq_len, IrStats 
  * the slices, count / gpus. The activation slab is the extent of the
  * offsets plan-memory gave (0 when it has not run), with its bindings:
  * batch rows, seq new positions, ctx cached + new (0 = seq), micro-batch
- * dims the batch over the parts. */
+ * dims the batch over the parts, rounded up. */
 typedef struct {
     int64_t replicated_bytes; /* weights every GPU holds */
     int64_t expert_bytes;     /* this GPU's share of the stacked weights */

@@ -150,7 +150,7 @@ static int64_t numel_at(const IrType *t, const int64_t *sym) {
 
 static int64_t bytes_of(const IrType *t, const int64_t *sym) { return (numel_at(t, sym) * ir_dtype_bits(t->dtype) + 7) / 8; }
 
-/* plan-memory's bindings: batch, seq, T = ctx, micro-batch dims the batch over the parts. */
+/* plan-memory's bindings: batch, seq, T = ctx, micro-batch dims the batch over the parts (rounded up). */
 static void plan_bindings(const IrGraph *g, int64_t batch, int64_t seq, int64_t ctx, int64_t *sym) {
     for (int i = 0; i < IR_MAX_DIM_SYMS; i++) sym[i] = seq;
     sym[0] = batch;
@@ -161,7 +161,8 @@ static void plan_bindings(const IrGraph *g, int64_t batch, int64_t seq, int64_t 
         if (n->op != IR_OP_SPLIT_BATCH) continue;
         int64_t parts = ir_node_attr_int(n, "parts", 2), whole = ir_dim_eval(n->ops[0]->type.dims[0], sym);
         for (int s = 0; s < IR_MAX_DIM_SYMS; s++)
-            if (n->type.dims[0].exp[s] == 1) sym[s] = whole / parts / n->type.dims[0].coeff;
+            if (n->type.dims[0].exp[s] == 1 && parts > 0 && n->type.dims[0].coeff > 0) /* the larger part of an odd split */
+                sym[s] = ((whole + parts - 1) / parts + n->type.dims[0].coeff - 1) / n->type.dims[0].coeff;
     }
 }
 
