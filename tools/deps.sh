@@ -10,9 +10,10 @@
 #   libxxhash-dev                  kernel-cache keys
 #   help2man                       the man page dscc.1 (from dscc --help)
 #   clang                          libFuzzer harnesses (tools/fuzz.sh only)
+#   openmpi-bin                    mpirun, one of the launchers emu.dist starts dscc run with
 set -euo pipefail
 dscc_deps() {
-  local pkgs=(cmake make gcc g++ pkg-config flex bison libcjson-dev libpcre2-dev libcmocka-dev libxxhash-dev help2man)
+  local pkgs=(cmake make gcc g++ pkg-config flex bison libcjson-dev libpcre2-dev libcmocka-dev libxxhash-dev help2man openmpi-bin)
   local missing=()
   for p in "${pkgs[@]}"; do
     dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p")

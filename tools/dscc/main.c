@@ -17,7 +17,7 @@ static const Subcommand commands[] = {
     {"compile", "parse and lower a model file to verified IR; print IR or DOT", cmd_compile},
     {"opt", "read textual IR, verify it and print it again", cmd_opt},
     {"stats", "parameters, activated parameters, KV cache and FLOPs from the graph", cmd_stats},
-    {"run", "run a model on token ids (CPU reference backend) and dump its logits", cmd_run},
+    {"run", "run a model on token ids (CPU reference, one GPU, or many over NCCL) and dump its logits", cmd_run},
     {"tokenize", "text to token ids (JSON) with a checkpoint's tokenizer.json", cmd_tokenize},
     {"detokenize", "token ids (JSON) back to their exact text", cmd_detokenize},
 };
