@@ -179,6 +179,10 @@ def chat_renders():
          {"role": "assistant", "content": "x</think>y</think>z"}],
         [{"role": "user", "content": "quotes ' \" and \\ backslash\n\ttab {{ not a tag }} {% neither %}"}],
         [{"role": "assistant", "content": ""}, {"role": "user", "content": ""}],
+        [{"role": "user", "content": "What is 6*7?"}, {"role": "tool", "content": "42"},
+         {"role": "tool", "content": "forty-two"}, {"role": "assistant", "content": "It is 42."},
+         {"role": "user", "content": "Thanks"}, {"role": "tool", "content": "done"}],
+        [{"role": "user", "content": "\r\nwindows\r\nlines\r"}, {"role": "narrator", "content": "ignored"}],
         [],
     ]
     out = []
@@ -204,6 +208,14 @@ def chat_renders():
         "{{ 'abc'.split('x')[-1] }}{{ messages[-1]['role'] }}",
         "{% if messages %}yes{% elif bos_token %}no{% else %}never{% endif %}"
         "{% if not messages %}empty{% elif bos_token == 'B' %}bos{% else %}else{% endif %}",
+        "{% set x = 0 %}{% for m in messages %}{{ x }}{% set x = loop.index %}{{ x }}{% endfor %}{{ x }}"
+        "{% for m in messages %}{{ loop.index0 }}{{ loop.first }}{{ loop.last }}{{ loop.length }}{{ loop.revindex }}"
+        "{% endfor %}{% set m = 'outer' %}{% for m in messages %}{% endfor %}{{ m }}",
+        "{% for k in messages[0] %}{{ k }}={{ messages[0][k] }};{% endfor %}{{ messages[5] is defined }}"
+        "{{ messages[0].nothing is defined }}{{ none.x is defined }}{{ 'a' ~ 1 ~ none ~ true }}"
+        "{{ 1 + 2 - 4 }}{{ 'x' 'y' }}{{ not not 'z' }}{{ (1 == 1) == true }}{{ messages == messages }}",
+        "  {% if true %}\n\u3000 {% endif %}|\n  {# note #}\n  x \u3000{%- if true %}y{% endif %}\t\n"
+        "{{- ' z ' -}}\n\n  {%+ if true +%}\n w{% endif %}",
         "{%- for m in messages -%}\n    {%- if m.role == 'user' -%}\n        U:{{ m.content }}\n"
         "    {%- else -%}\n        A:{{ m.content }}\n    {%- endif -%}\n{%- endfor -%}\n",
     ]
