@@ -103,6 +103,7 @@ typedef struct {
     size_t ntok, cap, at;
     int depth;
     StrBuf out;
+    StrBuf scratch; /* strings being built (freed at the end, errors included) */
     bool done; /* rendered to the end */
     jmp_buf fail;
 } Ctx;
@@ -252,15 +253,13 @@ static size_t lex_string(Ctx *c, size_t i) {
     size_t k = i + 1;
     while (k < c->n && c->src[k] != q) k += c->src[k] == '\\' ? 2 : 1;
     if (k >= c->n) fail(c, i, "string literal not closed");
-    StrBuf sb;
-    sb_init(&sb);
+    StrBuf *sb = &c->scratch;
+    sb->len = 0;
     for (size_t j = i + 1; j < k;) {
-        if (c->src[j] != '\\') sb_putc(&sb, c->src[j++]);
-        else j = unescape_one(c, i, c->src, j + 1, k, &sb);
+        if (c->src[j] != '\\') sb_putc(sb, c->src[j++]);
+        else j = unescape_one(c, i, c->src, j + 1, k, sb);
     }
-    Tok *t = push(c, T_STR, i, arena_strndup(c->a, sb.data ? sb.data : "", sb.len), sb.len);
-    sb_free(&sb);
-    (void)t;
+    push(c, T_STR, i, arena_strndup(c->a, sb->data ? sb->data : "", sb->len), sb->len);
     return k + 1;
 }
 
@@ -953,13 +952,11 @@ static Value *arith(Ctx *c, const Expr *e, Value *a, Value *b) {
     need_defined(c, e->pos, a);
     need_defined(c, e->pos, b);
     if (e->k == E_CAT) {
-        StrBuf sb;
-        sb_init(&sb);
-        put_value(c, e->pos, &sb, a);
-        put_value(c, e->pos, &sb, b);
-        Value *v = str_val(c, e->pos, arena_strndup(c->a, sb.data ? sb.data : "", sb.len), sb.len);
-        sb_free(&sb);
-        return v;
+        StrBuf *sb = &c->scratch;
+        sb->len = 0;
+        put_value(c, e->pos, sb, a);
+        put_value(c, e->pos, sb, b);
+        return str_val(c, e->pos, arena_strndup(c->a, sb->data ? sb->data : "", sb->len), sb->len);
     }
     bool num = (a->k == V_INT || a->k == V_BOOL) && (b->k == V_INT || b->k == V_BOOL);
     int64_t r;
@@ -1198,6 +1195,7 @@ char *rt_chat_render(DiagEngine *d, const char *tpl, const RtChatMessage *messag
     c->d = d;
     c->a = arena_new();
     sb_init(&c->out);
+    sb_init(&c->scratch);
     if (c->a && setjmp(c->fail) == 0) render(c, tpl, messages, n, bos_token, eos_token, add_generation_prompt);
     char *result = c->done ? malloc(c->out.len + 1) : NULL;
     if (result) {
@@ -1205,6 +1203,7 @@ char *rt_chat_render(DiagEngine *d, const char *tpl, const RtChatMessage *messag
         result[c->out.len] = '\0';
     }
     sb_free(&c->out);
+    sb_free(&c->scratch);
     arena_free(c->a);
     free(c);
     return result;
