@@ -531,6 +531,13 @@ static Expr *parse_unary(Ctx *c, bool with_tests) {
             fail(c, n->pos, "the test '%.*s' is not supported (defined, undefined and none are)", (int)n->len, n->s);
         e = mk(c, E_TEST, n->pos, e, NULL);
         e->s = n->s, e->len = n->len, e->i = neg;
+        /* Jinja reads a name, literal or bracket right after a test as its
+         * argument (`x is divisibleby 3`), which these tests do not take */
+        Tok *arg = peek(c);
+        if ((arg->k == T_NAME && !is_name(arg, "and") && !is_name(arg, "or") && !is_name(arg, "else")) ||
+            arg->k == T_STR || arg->k == T_INT || is_op(arg, "(") || is_op(arg, "[") || is_op(arg, "{"))
+            fail(c, arg->pos, "%s after 'is %.*s' (Jinja reads it as the test's argument)",
+                 is_name(arg, "is") ? "a second test" : tok_desc(c, arg), (int)n->len, n->s);
     }
     c->depth--;
     return e;
@@ -949,15 +956,15 @@ static Value *concat(Ctx *c, size_t pos, const Value *a, const Value *b) {
 }
 
 static Value *arith(Ctx *c, const Expr *e, Value *a, Value *b) {
-    need_defined(c, e->pos, a);
-    need_defined(c, e->pos, b);
-    if (e->k == E_CAT) {
+    if (e->k == E_CAT) { /* str() of an undefined value is "" */
         StrBuf *sb = &c->scratch;
         sb->len = 0;
         put_value(c, e->pos, sb, a);
         put_value(c, e->pos, sb, b);
         return str_val(c, e->pos, arena_strndup(c->a, sb->data ? sb->data : "", sb->len), sb->len);
     }
+    need_defined(c, e->pos, a);
+    need_defined(c, e->pos, b);
     bool num = (a->k == V_INT || a->k == V_BOOL) && (b->k == V_INT || b->k == V_BOOL);
     int64_t r;
     if (num && !(e->k == E_ADD ? __builtin_add_overflow(a->i, b->i, &r) : __builtin_sub_overflow(a->i, b->i, &r)))

@@ -216,6 +216,8 @@ def chat_renders():
         "{{ 1 + 2 - 4 }}{{ 'x' 'y' }}{{ not not 'z' }}{{ (1 == 1) == true }}{{ messages == messages }}",
         "  {% if true %}\n\u3000 {% endif %}|\n  {# note #}\n  x \u3000{%- if true %}y{% endif %}\t\n"
         "{{- ' z ' -}}\n\n  {%+ if true +%}\n w{% endif %}",
+        "{{ messages[0].nothing ~ 'x' ~ undefined_y }}|{{ messages[0].nothing }}|{{ 'a' in messages[0].nothing }}"
+        "|{{ messages[0].nothing is none }}|{{ (messages[0].nothing) is defined == false }}",
         "{%- for m in messages -%}\n    {%- if m.role == 'user' -%}\n        U:{{ m.content }}\n"
         "    {%- else -%}\n        A:{{ m.content }}\n    {%- endif -%}\n{%- endfor -%}\n",
     ]
