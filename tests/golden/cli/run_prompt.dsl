@@ -1,0 +1,44 @@
+// dscc run with text: honest defaults (weights required, the precision the
+// checkpoint declares, the summary after generation), prompts through the
+// small tokenizer fixture's chat template, streaming, stops, sampling, JSON.
+// The fixture tokenizer's ids reach 2013: the tiny model gets vocab_size 2014.
+// RUN: dscc run models/deepseek_v3.dsl --config models/tiny/config.json --tokens tests/fixtures/tiny_bf16/tokens.npy; echo "exit=$?"
+// CHECK: no weights: give --weights DIR (a checkpoint) or --random-weights SEED
+// CHECK: exit=2
+// RUN: dscc run models/deepseek_v3.dsl --weights tests/fixtures/tiny_bf16 --tokens tests/fixtures/tiny_bf16/tokens.npy --threads 2 2>&1
+// CHECK: row 0: next token 948
+// CHECK: ran 2 x
+// CHECK-NEXT: weights tests/fixtures/tiny_bf16, precision bf16, backend cpu, device host CPU, 2 threads
+// CHECK-NEXT: time to first token
+
+// RUN: dscc run models/deepseek_v3.dsl --weights tests/fixtures/tiny_fp8 --tokens tests/fixtures/tiny_fp8/tokens.npy 2>&1 >/dev/null | grep weights
+// CHECK: weights tests/fixtures/tiny_fp8, precision fp8, backend cpu
+// RUN: dscc run models/deepseek_v3.dsl --config models/tiny/config.json --random-weights 1 --prompt hi --tokenizer tests/fixtures/tokenizer; echo "exit=$?"
+// CHECK: tests/fixtures/tokenizer: error: the tokenizer has ids up to 2013 but the model's vocabulary has 1000 entries
+// CHECK: exit=1
+// RUN: dscc run models/deepseek_v3.dsl --config models/tiny/config.json --random-weights 1 --prompt hi; echo "exit=$?"
+// CHECK: --prompt with --random-weights needs --tokenizer DIR
+// CHECK: exit=2
+// RUN: dscc run models/deepseek_v3.dsl --config models/tiny/config.json --random-weights 1 --prompt hi --tokens tests/fixtures/tiny_bf16/tokens.npy; echo "exit=$?"
+// CHECK: give one input: --prompt, --prompt-file or --tokens
+// CHECK: exit=2
+// RUN: dscc run models/deepseek_v3.dsl --config models/tiny/config.json --random-weights 1 --tokenizer tests/fixtures/tokenizer --prompt hi --nproc 2; echo "exit=$?"
+// CHECK: --prompt runs in one process for now: use --tokens with --nproc
+// CHECK: exit=2
+// RUN: dscc run models/deepseek_v3.dsl --config models/tiny/config.json --random-weights 1 --tokenizer tests/fixtures/tokenizer --prompt hi --temperature -1; echo "exit=$?"
+// CHECK: --temperature expects a number in 0..100, got '-1'
+// CHECK: exit=2
+// The chat template around "Hello world" (bos, <｜User｜>, text, <｜Assistant｜>), then greedy ids.
+// RUN: dscc run models/deepseek_v3.dsl --config models/tiny/config.json --set vocab_size=2014 --random-weights 1 --tokenizer tests/fixtures/tokenizer --prompt "Hello world" --max-new-tokens 8 --output-format json 2>&1
+// CHECK: {"prompt_ids":[0,2002,1651,1621,2003],"output_ids":[529,529,529,1712,1408,1956,1956,1956],"text":" stream stream stream GPU
+// CHECK-NEXT: generated 8 tokens (stopped by --max-new-tokens)
+// CHECK-NEXT: weights random, seed 1, precision bf16, backend cpu
+// --raw: the text alone; the text streams to stdout.
+// RUN: dscc run models/deepseek_v3.dsl --config models/tiny/config.json --set vocab_size=2014 --random-weights 1 --tokenizer tests/fixtures/tokenizer --prompt "Hello world" --raw --max-new-tokens 4 --output-format json 2>/dev/null | cut -c1-60
+// CHECK: {"prompt_ids":[1651,1621],"output_ids":[785,65,1217,1765]
+// RUN: dscc run models/deepseek_v3.dsl --config models/tiny/config.json --set vocab_size=2014 --random-weights 1 --tokenizer tests/fixtures/tokenizer --prompt "Hello world" --max-new-tokens 8 --stop GPU 2>&1
+// CHECK: stream stream stream
+// CHECK-NEXT: generated 4 tokens (stopped by --stop)
+// RUN: printf 'Hello world' | dscc run models/deepseek_v3.dsl --config models/tiny/config.json --set vocab_size=2014 --random-weights 1 --tokenizer tests/fixtures/tokenizer --prompt-file - --max-new-tokens 3 2>/dev/null
+// CHECK: stream stream stream
+// CHECK-NOT: GPU
