@@ -172,12 +172,34 @@ static cJSON *id_array(const int32_t *ids, size_t n) {
     return a;
 }
 
+/* The text with each invalid UTF-8 sequence replaced by U+FFFD (as
+ * `tokenizers` decodes), so the JSON is valid; malloc'd. */
+static char *valid_utf8(const char *s) {
+    StrBuf sb;
+    sb_init(&sb);
+    sb_putc(&sb, 0);
+    sb.len = 0;
+    for (const unsigned char *p = (const unsigned char *)s; *p;) {
+        size_t need = *p < 0x80 ? 1 : *p >= 0xC2 && *p < 0xE0 ? 2 : *p >= 0xE0 && *p < 0xF0 ? 3 : *p >= 0xF0 && *p < 0xF5 ? 4 : 0;
+        size_t k = 1;
+        while (need && k < need && (p[k] & 0xC0) == 0x80) k++;
+        bool ok = need && k == need;
+        if (ok && need == 3) ok = !(p[0] == 0xE0 && p[1] < 0xA0) && !(p[0] == 0xED && p[1] >= 0xA0);
+        if (ok && need == 4) ok = !(p[0] == 0xF0 && p[1] < 0x90) && !(p[0] == 0xF4 && p[1] >= 0x90);
+        if (ok) sb_putn(&sb, (const char *)p, need), p += need;
+        else sb_puts(&sb, "\xEF\xBF\xBD"), p += need && k < need ? k : 1;
+    }
+    return sb.data;
+}
+
 bool run_print_json(FILE *out, const int32_t *prompt, size_t np, const int32_t *gen, size_t ng, const char *text,
                     const char *stop_reason, const RunTimings *t) {
     cJSON *o = cJSON_CreateObject(), *tm = cJSON_CreateObject();
     cJSON_AddItemToObject(o, "prompt_ids", id_array(prompt, np));
     cJSON_AddItemToObject(o, "output_ids", id_array(gen, ng));
-    cJSON_AddStringToObject(o, "text", text);
+    char *valid = valid_utf8(text);
+    cJSON_AddStringToObject(o, "text", valid ? valid : "");
+    free(valid);
     cJSON_AddStringToObject(o, "stop_reason", stop_reason);
     cJSON_AddNumberToObject(tm, "load_s", t->load_s);
     cJSON_AddNumberToObject(tm, "compile_s", t->compile_s);

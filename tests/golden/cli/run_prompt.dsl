@@ -42,3 +42,12 @@
 // RUN: printf 'Hello world' | dscc run models/deepseek_v3.dsl --config models/tiny/config.json --set vocab_size=2014 --random-weights 1 --tokenizer tests/fixtures/tokenizer --prompt-file - --max-new-tokens 3 2>/dev/null
 // CHECK: stream stream stream
 // CHECK-NOT: GPU
+// Sampling: the same seed twice gives the same ids; temperature 1 differs
+// from greedy for some seed among four; top-k 1 is greedy.
+// RUN: r() { dscc run models/deepseek_v3.dsl --config models/tiny/config.json --set vocab_size=2014 --random-weights 2 --tokenizer tests/fixtures/tokenizer --prompt "Hello world" --max-new-tokens 6 --output-format json "$@" 2>/dev/null | sed 's/"text".*//'; }; g=$(r); a=$(r --temperature 1 --seed 9); b=$(r --temperature 1 --seed 9); [ -n "$a" ] && [ "$a" = "$b" ] && echo "same seed: same"; for s in 1 2 3 4; do [ "$(r --temperature 1 --top-p 0.95 --seed $s)" != "$g" ] && d=1; done; echo "sampled differs from greedy: ${d:-0}"; [ "$(r --temperature 1 --top-k 1 --seed 3)" = "$g" ] && echo "top-k 1: greedy"
+// CHECK: same seed: same
+// CHECK-NEXT: sampled differs from greedy: 1
+// CHECK-NEXT: top-k 1: greedy
+// RUN: dscc run models/deepseek_v3.dsl --config models/tiny/config.json --random-weights 1 --tokens tests/fixtures/tiny_bf16/tokens.npy --output-format json; echo "exit=$?"
+// CHECK: --raw, --stop, --tokenizer and --output-format json need --prompt or --prompt-file
+// CHECK: exit=2
