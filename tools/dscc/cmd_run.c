@@ -12,6 +12,7 @@
 #include "tools/dscc/driver.h"
 #include "tools/dscc/models.h"
 
+#include "runtime/chat_template.h"
 #include "runtime/exec.h"
 #include "runtime/launch.h"
 #include "runtime/runtime.h"
@@ -25,12 +26,13 @@
 #include <string.h>
 #include <unistd.h>
 
+#define CHAT_CTX 4096 /* positions a --chat conversation may reach */
 #define LOAD_SLACK_MS (30 * 60 * 1000) /* how much longer than --timeout a rank waits for the others' weights */
 
 enum { OPT_CONFIG = 256, OPT_SET, OPT_WEIGHTS, OPT_RANDOM, OPT_TOKENS, OPT_BACKEND, OPT_PRECISION, OPT_DUMP,
        OPT_GENERATE, OPT_PREFILL, OPT_THREADS, OPT_DEVICE, OPT_TRACE, OPT_STORAGE, OPT_NPROC, OPT_NODES, OPT_GPN,
        OPT_TIMEOUT, OPT_STATS, OPT_EXPERTS, OPT_PROMPT, OPT_PROMPT_FILE, OPT_TOKENIZER, OPT_RAW, OPT_STOP, OPT_TEMP, OPT_TOP_P,
-       OPT_TOP_K, OPT_SEED, OPT_FORMAT };
+       OPT_TOP_K, OPT_SEED, OPT_FORMAT, OPT_CHAT };
 
 static void run_help(FILE *o) {
     fprintf(o, "usage: dscc run MODEL.dsl (--weights DIR | --random-weights SEED)\n"
@@ -49,6 +51,11 @@ static void run_help(FILE *o) {
                "                         to standard output (one process only, for now)\n"
                "  --prompt-file F        the prompt read from F ('-': standard input)\n"
                "  --raw                  feed the prompt as is, without the chat template\n"
+               "  --chat                 interactive: a user message per line of standard input, the\n"
+               "                         reply streamed; the history is kept and the KV cache holds\n"
+               "                         the conversation (only the new turn runs, unless the template\n"
+               "                         renders a reply otherwise than its ids: then all again; up to\n"
+               "                         4096 positions)\n"
                "  --tokenizer DIR        tokenizer.json and tokenizer_config.json (default: --weights)\n"
                "  --max-new-tokens N     generate at most N tokens (alias of --generate; default with a\n"
                "                         prompt: 256); generation also stops at the tokenizer's eos\n"
@@ -132,7 +139,7 @@ typedef struct {
     PassOpts po;
     bool precision_given, random_given;
     const char *prompt, *prompt_file, *tokenizer, *stop;
-    bool raw, json, generate_given;
+    bool raw, json, generate_given, chat;
     double temperature, top_p;
     long top_k;
     uint64_t sample_seed;
@@ -175,9 +182,11 @@ static bool parse_timeout(Arena *a, const char *opt, RunArgs *r) {
 static int check_run_args(int argc, char **argv, RunArgs *r, bool random_given, bool storage_given) {
     if (optind != argc - 1) return driver_usage_error("run", optind >= argc ? "missing MODEL.dsl" : "expected one model file");
     r->model = argv[optind];
-    int inputs = !!r->tokens + !!r->prompt + !!r->prompt_file;
-    if (inputs == 0) return driver_usage_error("run", "give the input: --prompt TEXT, --prompt-file F or --tokens IDS.npy");
-    if (inputs > 1) return driver_usage_error("run", "give one input: --prompt, --prompt-file or --tokens");
+    int inputs = !!r->tokens + !!r->prompt + !!r->prompt_file + r->chat;
+    if (inputs == 0) return driver_usage_error("run", "give the input: --prompt TEXT, --prompt-file F, --chat or --tokens IDS.npy");
+    if (inputs > 1) return driver_usage_error("run", "give one input: --prompt, --prompt-file, --chat or --tokens");
+    if (r->chat && (r->json || r->raw)) return driver_usage_error("run", "--chat renders each turn through the chat template as text: "
+                                                                         "no --raw or --output-format json");
     if (r->weights && random_given) return driver_usage_error("run", "give --weights or --random-weights, not both");
     if (!r->weights && !random_given)
         return driver_usage_error("run", "no weights: give --weights DIR (a checkpoint) or --random-weights SEED");
@@ -188,7 +197,7 @@ static int check_run_args(int argc, char **argv, RunArgs *r, bool random_given, 
     if (text && !r->tokenizer && !(r->tokenizer = r->weights))
         return driver_usage_error("run", "--prompt with --random-weights needs --tokenizer DIR");
     if (text && r->nproc > 1)
-        return driver_usage_error("run", "--prompt runs in one process for now: use --tokens with --nproc");
+        return driver_usage_error("run", "--prompt and --chat run in one process for now: use --tokens with --nproc");
     if (text && !r->generate_given) r->generate = 256;
     if (r->backend && strcmp(r->backend, "cpu") != 0 && strcmp(r->backend, "cuda") != 0)
         return driver_usage_error("run", "--backend expects cpu or cuda, got '%s'", r->backend);
@@ -221,7 +230,7 @@ static int parse_run_args(int argc, char **argv, Arena *a, RunArgs *r) {
         {"raw", no_argument, 0, OPT_RAW}, {"stop", required_argument, 0, OPT_STOP},
         {"temperature", required_argument, 0, OPT_TEMP}, {"top-p", required_argument, 0, OPT_TOP_P},
         {"top-k", required_argument, 0, OPT_TOP_K}, {"seed", required_argument, 0, OPT_SEED},
-        {"max-new-tokens", required_argument, 0, OPT_GENERATE}, {"output-format", required_argument, 0, OPT_FORMAT},
+        {"max-new-tokens", required_argument, 0, OPT_GENERATE}, {"chat", no_argument, 0, OPT_CHAT}, {"output-format", required_argument, 0, OPT_FORMAT},
         DRIVER_PASS_LONGOPTS, {0, 0, 0, 0}};
     memset(r, 0, sizeof *r);
     r->top_p = 1;
@@ -254,6 +263,7 @@ static int parse_run_args(int argc, char **argv, Arena *a, RunArgs *r) {
         case OPT_PROMPT_FILE: r->prompt_file = optarg; break;
         case OPT_TOKENIZER: r->tokenizer = optarg; break;
         case OPT_RAW: r->raw = true; break;
+        case OPT_CHAT: r->chat = true; break;
         case OPT_STOP:
             if (!*optarg) return driver_usage_error("run", "--stop expects a non-empty string");
             r->stop = optarg;
@@ -351,6 +361,7 @@ typedef struct {
     bool nan;         /* a step's logits held a NaN (a runtime failure, exit 3) */
     int64_t first;    /* this rank's first row (its samplers' streams) */
     int device;
+    bool text;        /* --prompt, --chat: no logits kept beyond the last step's */
     RunTimings tm;    /* load and compile filled by run_rank, the steps by the run */
 } Local;
 
@@ -386,7 +397,7 @@ static bool run_span(Local *l, DiagEngine *d, const float *tok, int64_t T, int64
             l->nan = true;
             ok = false;
         }
-    if (ok && !l->logits && !(l->logits = malloc(sizeof(float) * (size_t)(B * l->T * l->V + 1)))) ok = false;
+    if (ok && !l->text && !l->logits && !(l->logits = malloc(sizeof(float) * (size_t)(B * l->T * l->V + 1)))) ok = false;
     if (ok && all && B)
         for (int64_t b = 0; b < B; b++)
             memcpy(all + (b * T + t0) * l->V, lg + b * S * l->V, sizeof(float) * (size_t)(S * l->V));
@@ -683,6 +694,11 @@ static char *read_stdin(void) {
 
 /* The prompt's ids as tok [1, n] (and the tokenizer); 0 or an exit code. */
 static int prompt_tokens(const RunArgs *r, Arena *a, DiagEngine *d, RtTokenizer **tk, int32_t **ids, size_t *n, RtArray *tok) {
+    if (r->chat) { /* compiled for the longest conversation; the turns bring their ids */
+        if (!(*tk = rt_tok_load(d, r->tokenizer))) return DSCC_EXIT_INPUT;
+        *tok = (RtArray){.rank = 2, .shape = {1, CHAT_CTX}, .numel = CHAT_CTX, .was_int = true, .data = calloc(1, sizeof(float))};
+        return tok->data ? 0 : DSCC_EXIT_RUNTIME;
+    }
     const char *text = r->prompt;
     char *in = NULL;
     size_t len;
@@ -723,35 +739,38 @@ static const float *last_logits(Local *l) {
     return lg + (dims[1] - 1) * l->V;
 }
 
-/* Runs the prompt, then samples, streams and stops (eos, --stop,
- * --max-new-tokens); prints the text or the JSON object, then the summary. */
-static int generate_text(const RunArgs *r, Local *l, DiagEngine *d, const RtTokenizer *tk, const int32_t *ids, int64_t T) {
-    int64_t P = r->prefill && r->prefill < T ? r->prefill : T, G = r->generate, L = T + G, ng = 0, t = T;
-    float *seq = malloc(sizeof(float) * (size_t)(L + 1));
-    int32_t *out = malloc(sizeof(int32_t) * (size_t)(G + 1)), eos = rt_tok_eos(tk);
-    RunSampler smp;
-    RunStream st;
-    run_sampler_init(&smp, r->temperature, r->top_p, r->top_k, r->sample_seed, 0);
-    run_stream_init(&st, r->stop, r->json ? NULL : stdout);
-    const char *why = "length";
-    bool ok = seq && out;
-    for (int64_t i = 0; ok && i < T; i++) seq[i] = (float)ids[i];
+/* One generation: the token ids seq[0..T) of which the KV cache holds
+ * [0, start), then sampling, streaming and stopping (eos, --stop,
+ * --max-new-tokens). seq has room for T + --max-new-tokens ids; the tokens
+ * generated follow the prompt there, and *fed gets how many positions
+ * the cache then holds. The text in *st. */
+typedef struct {
+    int64_t ng, fed;
+    const char *why; /* "eos", "stop", "length" */
+} Turn;
+
+static bool generate_turn(const RunArgs *r, Local *l, DiagEngine *d, const RtTokenizer *tk, float *seq, int64_t T, int64_t start,
+                          RunSampler *smp, RunStream *st, Turn *tu) {
+    int64_t P = r->prefill && start + r->prefill < T ? start + r->prefill : T, G = r->generate, L = T + G, t = T;
+    int32_t eos = rt_tok_eos(tk);
+    tu->ng = 0;
+    tu->why = "length";
     double t0 = driver_now(), t1 = t0;
-    ok = ok && run_span(l, d, seq, L, 0, P, NULL);
+    bool ok = run_span(l, d, seq, L, start, P, NULL);
     for (int64_t i = P; ok && i < T; i++) ok = run_span(l, d, seq, L, i, i + 1, NULL);
-    l->tm.prefill_tokens = T;
-    l->tm.prefill_tps = (double)T / fmax(driver_now() - t0, 1e-9);
-    while (ok && ng < G) {
-        int64_t next = run_sample(&smp, last_logits(l), l->V);
-        if (ng == 0) l->tm.ttft_s = (t1 = driver_now()) - t0;
+    l->tm.prefill_tokens += T - start;
+    l->tm.prefill_tps = (double)(T - start) / fmax(driver_now() - t0, 1e-9);
+    while (ok && tu->ng < G) {
+        int64_t next = run_sample(smp, last_logits(l), l->V);
+        if (tu->ng == 0) l->tm.ttft_s = (t1 = driver_now()) - t0;
         if (next < 0) {
             diag_error(d, (SrcLoc){0}, "out of host memory for sampling");
             ok = false;
             break;
         }
-        out[ng++] = (int32_t)next;
+        tu->ng++;
         seq[t] = (float)next;
-        if (next == eos) { why = "eos"; break; }
+        if (next == eos) { tu->why = "eos"; break; }
         size_t plen;
         const char *piece = rt_tok_piece(tk, (int32_t)next, &plen);
         if (!piece) {
@@ -759,29 +778,145 @@ static int generate_text(const RunArgs *r, Local *l, DiagEngine *d, const RtToke
             ok = false;
             break;
         }
-        run_stream_add(&st, piece, plen);
-        if (st.stopped) { why = "stop"; break; }
-        if (ng < G) ok = run_span(l, d, seq, L, t, t + 1, NULL), t++;
+        run_stream_add(st, piece, plen);
+        if (st->stopped) { tu->why = "stop"; break; }
+        if (tu->ng < G) ok = run_span(l, d, seq, L, t, t + 1, NULL), t++;
     }
-    l->tm.decode_tokens = t - T;
+    tu->fed = t;
+    l->tm.decode_tokens += t - T;
     l->tm.decode_tps = (double)(t - T) / fmax(driver_now() - t1, 1e-9);
-    int rc = ok ? DSCC_EXIT_OK : l->nan ? DSCC_EXIT_RUNTIME : DSCC_EXIT_INPUT;
+    return ok;
+}
+
+static const char *stop_name(const char *why) {
+    return strcmp(why, "eos") == 0 ? "eos" : strcmp(why, "stop") == 0 ? "--stop" : "--max-new-tokens";
+}
+
+/* --prompt: one generation; the text streamed or the JSON object, then the summary. */
+static int generate_text(const RunArgs *r, Local *l, DiagEngine *d, const RtTokenizer *tk, const int32_t *ids, int64_t T) {
+    float *seq = malloc(sizeof(float) * (size_t)(T + r->generate + 1));
+    int32_t *out = malloc(sizeof(int32_t) * (size_t)(r->generate + 1));
+    RunSampler smp;
+    RunStream st;
+    Turn tu = {0};
+    run_sampler_init(&smp, r->temperature, r->top_p, r->top_k, r->sample_seed, 0);
+    run_stream_init(&st, r->stop, r->json ? NULL : stdout);
+    bool ok = seq && out;
+    for (int64_t i = 0; ok && i < T; i++) seq[i] = (float)ids[i];
+    ok = ok && generate_turn(r, l, d, tk, seq, T, 0, &smp, &st, &tu);
+    int rc = ok ? DSCC_EXIT_OK : l->nan || !seq || !out ? DSCC_EXIT_RUNTIME : DSCC_EXIT_INPUT;
+    for (int64_t i = 0; ok && i < tu.ng; i++) out[i] = (int32_t)seq[T + i];
     if (ok && r->json) {
-        if (!run_print_json(stdout, ids, (size_t)T, out, (size_t)ng, st.text.data ? st.text.data : "", why, &l->tm))
+        if (!run_print_json(stdout, ids, (size_t)T, out, (size_t)tu.ng, st.text.data ? st.text.data : "", tu.why, &l->tm))
             rc = DSCC_EXIT_RUNTIME;
     } else if (ok) {
         run_stream_finish(&st);
         if (printf("\n") < 0 || fflush(stdout)) rc = DSCC_EXIT_RUNTIME;
     }
     if (ok) {
-        fprintf(stderr, "generated %lld tokens (stopped by %s)\n", (long long)ng,
-                strcmp(why, "eos") == 0 ? "eos" : strcmp(why, "stop") == 0 ? "--stop" : "--max-new-tokens");
+        fprintf(stderr, "generated %lld tokens (stopped by %s)\n", (long long)tu.ng, stop_name(tu.why));
         print_setup(r, l, l->device);
     }
     run_stream_free(&st);
     run_sampler_free(&smp);
     free(seq);
     free(out);
+    return rc;
+}
+
+/* ---- --chat: a line per turn ------------------------------------------------------------ */
+
+static char *read_line(FILE *f) { /* NULL at end of input; without its newline */
+    StrBuf sb;
+    sb_init(&sb);
+    int c;
+    while ((c = fgetc(f)) != EOF && c != '\n') sb_putc(&sb, (char)c);
+    if (c == EOF && !sb.len) {
+        sb_free(&sb);
+        return NULL;
+    }
+    sb_putc(&sb, 0);
+    if (sb.len > 1 && sb.data[sb.len - 2] == '\r') sb.data[sb.len - 2] = 0;
+    return sb.data;
+}
+
+/* One turn: the whole conversation rendered; the ids the KV cache already
+ * holds (a prefix of them) are not run again, otherwise it restarts. */
+static bool chat_turn(const RunArgs *r, Local *l, DiagEngine *d, const RtTokenizer *tk, RtChatMessage *msgs, size_t n, float **seq,
+                      int64_t *cached, RunSampler *smp) {
+    char *text = rt_chat_render(d, rt_tok_chat_template(tk), msgs, n, rt_tok_bos_text(tk), rt_tok_eos_text(tk), true);
+    int32_t *ids = NULL;
+    size_t T = 0;
+    bool ok = text && rt_tok_encode(tk, d, text, strlen(text), &ids, &T);
+    free(text);
+    float *s = ok ? realloc(*seq, sizeof(float) * (T + (size_t)r->generate + 1)) : NULL;
+    if (ok && !s) diag_error(d, (SrcLoc){0}, "out of host memory for a conversation of %zu tokens", T);
+    ok = s != NULL;
+    if (ok) *seq = s;
+    int64_t keep = 0;
+    while (ok && keep < *cached && keep < (int64_t)T && (int32_t)s[keep] == ids[keep]) keep++;
+    if (ok && (int64_t)T + r->generate > CHAT_CTX) {
+        diag_error(d, (SrcLoc){0}, "the conversation has %zu tokens: with --max-new-tokens %ld it passes the %d positions --chat holds",
+                   T, r->generate, CHAT_CTX);
+        ok = false;
+    }
+    if (ok && keep < *cached) { /* the template renders the reply otherwise than its ids: start over */
+        fprintf(stderr, "(the conversation's tokens differ from the cache after %lld of %lld: running all %zu again)\n", (long long)keep,
+                (long long)*cached, T);
+        rt_exec_reset(l->x);
+        keep = 0;
+    }
+    if (ok && keep == (int64_t)T) keep = 0, rt_exec_reset(l->x); /* nothing new to run: the last position again */
+    for (size_t i = 0; ok && i < T; i++) s[i] = (float)ids[i];
+    free(ids);
+    RunStream st;
+    run_stream_init(&st, r->stop, stdout);
+    Turn tu = {0};
+    ok = ok && generate_turn(r, l, d, tk, s, (int64_t)T, keep, smp, &st, &tu);
+    if (ok) {
+        run_stream_finish(&st);
+        printf("\n");
+        fflush(stdout);
+        fprintf(stderr, "generated %lld tokens (stopped by %s; %lld of %zu prompt tokens from the cache)\n", (long long)tu.ng,
+                stop_name(tu.why), (long long)keep, T);
+        char *reply = run_utf8_valid(st.text.data ? st.text.data : ""); /* the history must encode again */
+        msgs[n] = (RtChatMessage){"assistant", reply};
+        *cached = tu.fed;
+        if (!reply) diag_error(d, (SrcLoc){0}, "out of host memory for the conversation");
+        ok = reply != NULL;
+    }
+    run_stream_free(&st);
+    return ok;
+}
+
+static int chat(const RunArgs *r, Local *l, DiagEngine *d, const RtTokenizer *tk) {
+    if (!rt_tok_chat_template(tk)) {
+        diag_error(d, (SrcLoc){r->tokenizer, 0, 0}, "--chat needs the tokenizer's chat_template (tokenizer_config.json)");
+        return DSCC_EXIT_INPUT;
+    }
+    size_t n = 0, cap = 0;
+    RtChatMessage *msgs = NULL;
+    float *seq = NULL;
+    int64_t cached = 0;
+    RunSampler smp;
+    run_sampler_init(&smp, r->temperature, r->top_p, r->top_k, r->sample_seed, 0);
+    int rc = DSCC_EXIT_OK;
+    char *line;
+    while (rc == DSCC_EXIT_OK && (line = read_line(stdin))) {
+        if (n + 2 > cap) {
+            RtChatMessage *m = realloc(msgs, sizeof *m * (cap = cap * 2 + 8));
+            if (!m) { free(line); rc = DSCC_EXIT_RUNTIME; break; }
+            msgs = m;
+        }
+        msgs[n++] = (RtChatMessage){"user", line};
+        if (!chat_turn(r, l, d, tk, msgs, n, &seq, &cached, &smp)) rc = l->nan ? DSCC_EXIT_RUNTIME : DSCC_EXIT_INPUT;
+        else n++;
+    }
+    if (rc == DSCC_EXIT_OK) print_setup(r, l, l->device);
+    for (size_t i = 0; i < n; i++) free((char *)msgs[i].content);
+    free(msgs);
+    free(seq);
+    run_sampler_free(&smp);
     return rc;
 }
 
@@ -857,7 +992,8 @@ static int run_rank(RunArgs *r, Arena *a, DiagEngine *d) {
     rt_world_rows(B, ri.rank, ri.size, &l.first, &l.B);
     l.device = device;
     /* A rank without rows runs empty steps: the executor still serves its experts in every exchange. */
-    rc = tk ? generate_text(r, &l, d, tk, ids, T) : execute(r, &l, d, &ri, &tok, nodes, gpn);
+    l.text = tk != NULL;
+    rc = r->chat ? chat(r, &l, d, tk) : tk ? generate_text(r, &l, d, tk, ids, T) : execute(r, &l, d, &ri, &tok, nodes, gpn);
 done:
     rt_exec_free(l.x);
     if (!rt_world_leave(l.world, d, rc == DSCC_EXIT_OK) && rc == DSCC_EXIT_OK) rc = DSCC_EXIT_RUNTIME;

@@ -174,7 +174,7 @@ static cJSON *id_array(const int32_t *ids, size_t n) {
 
 /* The text with each invalid UTF-8 sequence replaced by U+FFFD (as
  * `tokenizers` decodes), so the JSON is valid; malloc'd. */
-static char *valid_utf8(const char *s) {
+char *run_utf8_valid(const char *s) {
     StrBuf sb;
     sb_init(&sb);
     sb_putc(&sb, 0);
@@ -197,7 +197,7 @@ bool run_print_json(FILE *out, const int32_t *prompt, size_t np, const int32_t *
     cJSON *o = cJSON_CreateObject(), *tm = cJSON_CreateObject();
     cJSON_AddItemToObject(o, "prompt_ids", id_array(prompt, np));
     cJSON_AddItemToObject(o, "output_ids", id_array(gen, ng));
-    char *valid = valid_utf8(text);
+    char *valid = run_utf8_valid(text);
     cJSON_AddStringToObject(o, "text", valid ? valid : "");
     free(valid);
     cJSON_AddStringToObject(o, "stop_reason", stop_reason);

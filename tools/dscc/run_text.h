@@ -53,6 +53,10 @@ void run_stream_free(RunStream *s);
 /* Bytes of s[0..n) that end on a complete UTF-8 character. */
 size_t run_utf8_complete(const char *s, size_t n);
 
+/* s with each invalid UTF-8 sequence replaced by U+FFFD (as `tokenizers`
+ * decodes); malloc'd, NULL when out of memory. */
+char *run_utf8_valid(const char *s);
+
 typedef struct {
     double load_s, compile_s, ttft_s, prefill_tps, decode_tps;
     int64_t prefill_tokens, decode_tokens;

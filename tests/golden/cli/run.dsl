@@ -11,7 +11,7 @@
 // CHECK: the GPU backend needs an NVIDIA GPU and driver
 // CHECK-NEXT: exit=3
 // RUN: dscc run models/deepseek_v3.dsl --random-weights 0 --config models/tiny/config.json; echo "exit=$?"
-// CHECK: give the input: --prompt TEXT, --prompt-file F or --tokens IDS.npy
+// CHECK: give the input: --prompt TEXT, --prompt-file F, --chat or --tokens IDS.npy
 // CHECK: exit=2
 // RUN: dscc run models/deepseek_v3.dsl --random-weights 0 --config models/tiny/config.json --tokens models/tiny/config.json; echo "exit=$?"
 // CHECK: models/tiny/config.json: error: not a NumPy .npy file

@@ -20,10 +20,10 @@
 // CHECK: --prompt with --random-weights needs --tokenizer DIR
 // CHECK: exit=2
 // RUN: dscc run models/deepseek_v3.dsl --config models/tiny/config.json --random-weights 1 --prompt hi --tokens tests/fixtures/tiny_bf16/tokens.npy; echo "exit=$?"
-// CHECK: give one input: --prompt, --prompt-file or --tokens
+// CHECK: give one input: --prompt, --prompt-file, --chat or --tokens
 // CHECK: exit=2
 // RUN: dscc run models/deepseek_v3.dsl --config models/tiny/config.json --random-weights 1 --tokenizer tests/fixtures/tokenizer --prompt hi --nproc 2; echo "exit=$?"
-// CHECK: --prompt runs in one process for now: use --tokens with --nproc
+// CHECK: --prompt and --chat run in one process for now: use --tokens with --nproc
 // CHECK: exit=2
 // RUN: dscc run models/deepseek_v3.dsl --config models/tiny/config.json --random-weights 1 --tokenizer tests/fixtures/tokenizer --prompt hi --temperature -1; echo "exit=$?"
 // CHECK: --temperature expects a number in 0..100, got '-1'
@@ -50,4 +50,15 @@
 // CHECK-NEXT: top-k 1: greedy
 // RUN: dscc run models/deepseek_v3.dsl --config models/tiny/config.json --random-weights 1 --tokens tests/fixtures/tiny_bf16/tokens.npy --output-format json; echo "exit=$?"
 // CHECK: --raw, --stop, --tokenizer and --output-format json need --prompt or --prompt-file
+// CHECK: exit=2
+// --chat: two turns; the second reuses the cache for the first turn's ids
+// and answers as a fresh run of the whole conversation (--raw) does.
+// RUN: A="models/deepseek_v3.dsl --config models/tiny/config.json --set vocab_size=2014 --random-weights 1 --tokenizer tests/fixtures/tokenizer --max-new-tokens 3"; d=$(mktemp -d); printf 'Hello world\nHow are you\n' | dscc run $A --chat > $d/out 2> $d/err; echo "exit=$?"; cat $d/err; head -1 $d/out; t2=$(sed -n 2p $d/out); rm -rf $d; fresh=$(dscc run $A --raw --prompt "<｜begin▁of▁sentence｜><｜User｜>Hello world<｜Assistant｜> stream stream stream<｜end▁of▁sentence｜><｜User｜>How are you<｜Assistant｜>" 2>/dev/null); [ -n "$t2" ] && [ "$t2" = "$fresh" ] && echo "turn 2 = fresh run"
+// CHECK: exit=0
+// CHECK-NEXT: generated 3 tokens (stopped by --max-new-tokens; 0 of 5 prompt tokens from the cache)
+// CHECK-NEXT: generated 3 tokens (stopped by --max-new-tokens; 7 of 17 prompt tokens from the cache)
+// CHECK: stream stream stream
+// CHECK-NEXT: turn 2 = fresh run
+// RUN: printf 'hi\n' | dscc run models/deepseek_v3.dsl --config models/tiny/config.json --random-weights 1 --tokenizer tests/fixtures/tokenizer --chat --output-format json; echo "exit=$?"
+// CHECK: --chat renders each turn through the chat template as text: no --raw or --output-format json
 // CHECK: exit=2
