@@ -759,7 +759,8 @@ static bool generate_turn(const RunArgs *r, Local *l, DiagEngine *d, const RtTok
     bool ok = run_span(l, d, seq, L, start, P, NULL);
     for (int64_t i = P; ok && i < T; i++) ok = run_span(l, d, seq, L, i, i + 1, NULL);
     l->tm.prefill_tokens += T - start;
-    l->tm.prefill_tps = (double)(T - start) / fmax(driver_now() - t0, 1e-9);
+    l->tm.prefill_s += driver_now() - t0;
+    l->tm.prefill_tps = (double)l->tm.prefill_tokens / fmax(l->tm.prefill_s, 1e-9);
     while (ok && tu->ng < G) {
         int64_t next = run_sample(smp, last_logits(l), l->V);
         if (tu->ng == 0) l->tm.ttft_s = (t1 = driver_now()) - t0;
@@ -784,7 +785,8 @@ static bool generate_turn(const RunArgs *r, Local *l, DiagEngine *d, const RtTok
     }
     tu->fed = t;
     l->tm.decode_tokens += t - T;
-    l->tm.decode_tps = (double)(t - T) / fmax(driver_now() - t1, 1e-9);
+    l->tm.decode_s += driver_now() - t1;
+    l->tm.decode_tps = (double)l->tm.decode_tokens / fmax(l->tm.decode_s, 1e-9);
     return ok;
 }
 

@@ -60,6 +60,7 @@ char *run_utf8_valid(const char *s);
 typedef struct {
     double load_s, compile_s, ttft_s, prefill_tps, decode_tps;
     int64_t prefill_tokens, decode_tokens;
+    double prefill_s, decode_s; /* over every turn of --chat */
 } RunTimings;
 
 /* One JSON object on out: prompt_ids, output_ids, text, stop_reason, timings. */
