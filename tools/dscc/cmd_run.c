@@ -569,8 +569,10 @@ static IrGraph *compile(RunArgs *r, Arena *a, DiagEngine *d, RtCheckpoint **ck, 
     *rc = DSCC_EXIT_INPUT;
     if (r->weights && !(*ck = rt_checkpoint_open(a, d, r->weights))) return NULL;
     if (*ck && !r->mo.config_path) r->mo.config_path = rt_checkpoint_config_path(*ck);
-    if (!r->precision_given) { /* what the checkpoint (or --config) is: fp8 only when it says so */
-        int fp8 = r->mo.config_path ? run_config_fp8(a, d, r->mo.config_path) : 0;
+    if (!r->precision_given) { /* what the checkpoint's config.json (or, for random weights, --config) says: fp8 only when it says so */
+        const char *cfg = *ck ? rt_checkpoint_config_path(*ck) : NULL;
+        if (!cfg) cfg = r->mo.config_path;
+        int fp8 = cfg ? run_config_fp8(a, d, cfg) : 0;
         if (fp8 < 0) return NULL;
         r->fp8 = fp8 == 1;
     }

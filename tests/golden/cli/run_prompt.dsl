@@ -13,6 +13,9 @@
 
 // RUN: dscc run models/deepseek_v3.dsl --weights tests/fixtures/tiny_fp8 --tokens tests/fixtures/tiny_fp8/tokens.npy 2>&1 >/dev/null | grep weights
 // CHECK: weights tests/fixtures/tiny_fp8, precision fp8, backend cpu
+// The checkpoint's own config.json decides, not --config.
+// RUN: dscc run models/deepseek_v3.dsl --weights tests/fixtures/tiny_fp8 --config tests/fixtures/tiny_bf16/config.json --tokens tests/fixtures/tiny_fp8/tokens.npy 2>&1 >/dev/null | grep weights
+// CHECK: weights tests/fixtures/tiny_fp8, precision fp8, backend cpu
 // RUN: dscc run models/deepseek_v3.dsl --config models/tiny/config.json --random-weights 1 --prompt hi --tokenizer tests/fixtures/tokenizer; echo "exit=$?"
 // CHECK: tests/fixtures/tokenizer: error: the tokenizer has ids up to 2013 but the model's vocabulary has 1000 entries
 // CHECK: exit=1
