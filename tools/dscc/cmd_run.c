@@ -926,6 +926,9 @@ static int chat(const RunArgs *r, Local *l, DiagEngine *d, const RtTokenizer *tk
 
 /* Checks the world this process belongs to; 0 or an exit code. */
 static int check_world(const RunArgs *r, DiagEngine *d, const RtRankInfo *ri, int *nodes, int *gpn) {
+    if (ri->size > 1 && !r->tokens)
+        return driver_usage_error("run", "rank %d of %d (%s): --prompt and --chat run in one process for now: use --tokens over "
+                                  "several ranks", ri->rank, ri->size, rt_launcher_name(ri->launcher));
     if (ri->size > 1 && !r->cuda)
         return driver_usage_error("run", "rank %d of %d (%s): several ranks need --backend cuda (expert parallelism runs on GPUs "
                                          "over NCCL; the CPU reference is one process)", ri->rank, ri->size, rt_launcher_name(ri->launcher));
