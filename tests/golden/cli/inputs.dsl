@@ -22,10 +22,10 @@
 // RUN: d=$(mktemp -d); mkfifo $d/config.json; timeout 20 "$DSCC" compile models/deepseek_v3.dsl --config $d/config.json 2>&1 | sed "s|$d|DIR|g"; echo "exit=${PIPESTATUS[0]}"; rm -rf $d
 // CHECK: DIR/config.json: error: is not a regular file (a FIFO)
 // CHECK: exit=1
-// RUN: d=$(mktemp -d); mkfifo $d/t.npy; timeout 20 "$DSCC" run models/deepseek_v3.dsl --config models/tiny/config.json --tokens $d/t.npy 2>&1 | sed "s|$d|DIR|g"; echo "exit=${PIPESTATUS[0]}"; rm -rf $d
+// RUN: d=$(mktemp -d); mkfifo $d/t.npy; timeout 20 "$DSCC" run models/deepseek_v3.dsl --random-weights 0 --config models/tiny/config.json --tokens $d/t.npy 2>&1 | sed "s|$d|DIR|g"; echo "exit=${PIPESTATUS[0]}"; rm -rf $d
 // CHECK: DIR/t.npy: error: is not a regular file (a FIFO)
 // CHECK-NEXT: exit=1
-// RUN: d=$(mktemp -d); mkdir $d/t.npy; timeout 20 "$DSCC" run models/deepseek_v3.dsl --config models/tiny/config.json --tokens $d/t.npy 2>&1 | sed "s|$d|DIR|g"; echo "exit=${PIPESTATUS[0]}"; rm -rf $d
+// RUN: d=$(mktemp -d); mkdir $d/t.npy; timeout 20 "$DSCC" run models/deepseek_v3.dsl --random-weights 0 --config models/tiny/config.json --tokens $d/t.npy 2>&1 | sed "s|$d|DIR|g"; echo "exit=${PIPESTATUS[0]}"; rm -rf $d
 // CHECK: DIR/t.npy: error: is not a regular file (a directory)
 // CHECK-NEXT: exit=1
 // RUN: d=$(mktemp -d); cp tests/fixtures/tiny_bf16/config.json $d/; mkfifo $d/model.safetensors; timeout 20 "$DSCC" run models/deepseek_v3.dsl --weights $d --tokens tests/fixtures/tiny_bf16/tokens.npy 2>&1 | sed "s|$d|DIR|g"; echo "exit=${PIPESTATUS[0]}"; rm -rf $d

@@ -5,18 +5,18 @@
 // CHECK: row 0: next token 948
 // CHECK-NEXT: row 1: next token 125
 // RUN: dscc run models/deepseek_v3.dsl --config models/tiny/config.json --random-weights 3 --tokens tests/fixtures/tiny_bf16/tokens.npy --prefill 4 --generate 3
-// CHECK: prefill + decode
 // CHECK: row 1 generated:
-// RUN: dscc run models/deepseek_v3.dsl --tokens tests/fixtures/tiny_bf16/tokens.npy --backend cuda; echo "exit=$?"
+// CHECK: prefill + decode
+// RUN: dscc run models/deepseek_v3.dsl --random-weights 0 --tokens tests/fixtures/tiny_bf16/tokens.npy --backend cuda; echo "exit=$?"
 // CHECK: the GPU backend needs an NVIDIA GPU and driver
 // CHECK-NEXT: exit=3
-// RUN: dscc run models/deepseek_v3.dsl --config models/tiny/config.json; echo "exit=$?"
-// CHECK: --tokens IDS.npy is required
+// RUN: dscc run models/deepseek_v3.dsl --random-weights 0 --config models/tiny/config.json; echo "exit=$?"
+// CHECK: give the input: --prompt TEXT, --prompt-file F, --chat or --tokens IDS.npy
 // CHECK: exit=2
-// RUN: dscc run models/deepseek_v3.dsl --config models/tiny/config.json --tokens models/tiny/config.json; echo "exit=$?"
+// RUN: dscc run models/deepseek_v3.dsl --random-weights 0 --config models/tiny/config.json --tokens models/tiny/config.json; echo "exit=$?"
 // CHECK: models/tiny/config.json: error: not a NumPy .npy file
 // CHECK: exit=1
-// RUN: dscc run models/deepseek_v3.dsl --tokens tests/fixtures/tiny_bf16/tokens.npy --set num_hidden_layers=4; echo "exit=$?"
+// RUN: dscc run models/deepseek_v3.dsl --random-weights 0 --tokens tests/fixtures/tiny_bf16/tokens.npy --set num_hidden_layers=4; echo "exit=$?"
 // CHECK: f32 values (56.3 GiB), over the CPU executor's limit of 2147483648; shrink the model with --config or --set
 // CHECK: exit=1
 // RUN: dscc run models/deepseek_v3.dsl --weights tests/fixtures/tiny_bf16 --tokens tests/fixtures/tiny_bf16/tokens.npy --set hidden_size=64; echo "exit=$?"

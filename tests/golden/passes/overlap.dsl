@@ -14,8 +14,8 @@
 // RUN: dscc compile models/deepseek_v3.dsl --config models/tiny/config.json --passes='node-limited-routing{nodes=2,gpus-per-node=2},microbatch-overlap' | grep -m2 -E "= (split_batch|kv_cache)" ; true
 // CHECK: = split_batch %0 {index=0, parts=2} : i32[B_mb,S] stream(0)
 // RUN: dscc run models/deepseek_v3.dsl --weights tests/fixtures/tiny_bf16 --tokens tests/fixtures/tiny_bf16/tokens.npy --passes='node-limited-routing{nodes=2,gpus-per-node=2},microbatch-overlap' --prefill 5
-// CHECK: prefill + decode
-// CHECK-NEXT: row 0: next token 948
+// CHECK: row 0: next token 948
 // CHECK-NEXT: row 1: next token 125
+// CHECK-NEXT: prefill + decode
 // RUN: dscc compile models/deepseek_v3.dsl --emit=schedule --passes=dce
 // CHECK: no op is scheduled: run the microbatch-overlap pass
