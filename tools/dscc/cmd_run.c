@@ -4,6 +4,7 @@
  * optionally continued by greedy generation. The model must have inputs
  * `tokens` (and optionally `positions`) and an output `logits` [B, S, V]. */
 #include "tools/dscc/driver.h"
+#include "tools/dscc/speculative.h"
 
 #include "cpu/cpu.h"
 #include "runtime/gpu.h"
@@ -17,7 +18,8 @@
 #include <unistd.h>
 
 enum { OPT_CONFIG = 256, OPT_SET, OPT_WEIGHTS, OPT_RANDOM, OPT_TOKENS, OPT_BACKEND, OPT_PRECISION, OPT_DUMP,
-       OPT_GENERATE, OPT_PREFILL, OPT_THREADS, OPT_DEVICE, OPT_TRACE, OPT_STORAGE };
+       OPT_GENERATE, OPT_PREFILL, OPT_THREADS, OPT_DEVICE, OPT_TRACE, OPT_STORAGE,
+       OPT_SPECULATIVE, OPT_TEMPERATURE, OPT_SEED };
 
 /* The executor behind the run: the CPU reference or the CUDA backend. */
 typedef struct {
@@ -68,6 +70,14 @@ static void run_help(FILE *o) {
                "  --prefill P            run the first P positions at once, the rest one token at a\n"
                "                         time through the KV cache (logits equal a full forward)\n"
                "  --generate N           continue greedily for N tokens and print them\n"
+               "  --speculative mtp      generate with the MTP module (--set mtp_draft) as the draft\n"
+               "                         model: each step verifies a draft token with the main model\n"
+               "                         (greedy output equals plain greedy decoding); reports the\n"
+               "                         acceptance rate. Needs --generate and a checkpoint with the MTP\n"
+               "                         layer (model.layers.{num_hidden_layers}.*) or random weights\n"
+               "  --temperature T        --speculative: sample at temperature T (default 0: greedy),\n"
+               "                         with the speculative-sampling acceptance rule\n"
+               "  --seed N               --speculative: the sampler's seed (default 0)\n"
                "  --dump-logits OUT.npy  write float32 logits [B, T, vocab] of the positions run\n"
                "  --threads N            CPU threads (default: all)\n"
                "%s"
@@ -90,6 +100,9 @@ typedef struct {
     uint64_t seed;
     bool fp8;
     long prefill, generate, threads;
+    bool speculative;
+    double temperature;
+    long sample_seed;
     ModelOpts mo;
     PassOpts po;
 } RunArgs;
@@ -114,11 +127,12 @@ static int parse_run_args(int argc, char **argv, Arena *a, RunArgs *r) {
         {"generate", required_argument, 0, OPT_GENERATE}, {"prefill", required_argument, 0, OPT_PREFILL},
         {"threads", required_argument, 0, OPT_THREADS}, {"help", no_argument, 0, 'h'},
         {"device", required_argument, 0, OPT_DEVICE},   {"trace", required_argument, 0, OPT_TRACE},
-        {"storage", required_argument, 0, OPT_STORAGE},
+        {"storage", required_argument, 0, OPT_STORAGE}, {"speculative", required_argument, 0, OPT_SPECULATIVE},
+        {"temperature", required_argument, 0, OPT_TEMPERATURE}, {"seed", required_argument, 0, OPT_SEED},
         DRIVER_PASS_LONGOPTS, {0, 0, 0, 0}};
     memset(r, 0, sizeof *r);
     r->fp8 = true;
-    bool random_given = false, storage_given = false;
+    bool random_given = false, storage_given = false, sample_opts = false;
     long seed = 0;
     int c;
     optind = 1;
@@ -152,6 +166,22 @@ static int parse_run_args(int argc, char **argv, Arena *a, RunArgs *r) {
             r->f32_storage = strcmp(optarg, "f32") == 0;
             storage_given = true;
             break;
+        case OPT_SPECULATIVE:
+            if (strcmp(optarg, "mtp")) return driver_usage_error("run", "--speculative expects mtp, got '%s'", optarg);
+            r->speculative = true;
+            break;
+        case OPT_TEMPERATURE: {
+            char *end;
+            r->temperature = strtod(optarg, &end);
+            if (!*optarg || *end || !(r->temperature >= 0 && r->temperature <= 1e6))
+                return driver_usage_error("run", "--temperature expects a number in 0..1e6, got '%s'", optarg);
+            sample_opts = true;
+            break;
+        }
+        case OPT_SEED:
+            if (!parse_long("--seed", optarg, 0, 2147483647L, &r->sample_seed)) return DSCC_EXIT_USAGE;
+            sample_opts = true;
+            break;
         case ':': return driver_usage_error("run", "option '%s' needs a value", argv[optind - 1]);
         default:
             if (!driver_pass_option(&r->po, c, optarg)) return driver_usage_error("run", "unknown option '%s'", argv[optind - 1]);
@@ -172,6 +202,9 @@ static int parse_run_args(int argc, char **argv, Arena *a, RunArgs *r) {
 #endif
     if (r->trace && !r->cuda) return driver_usage_error("run", "--trace needs --backend cuda");
     if (storage_given && !r->cuda) return driver_usage_error("run", "--storage needs --backend cuda (the CPU computes and stores in f32)");
+    if (sample_opts && !r->speculative) return driver_usage_error("run", "--temperature and --seed need --speculative mtp");
+    if (r->speculative && (r->generate < 1 || r->prefill || r->dump || r->trace))
+        return driver_usage_error("run", "--speculative mtp needs --generate N (N >= 1), and takes no --prefill, --dump-logits or --trace");
     return 0;
 }
 
@@ -336,6 +369,13 @@ int cmd_run(int argc, char **argv) {
     if (rc) {
         arena_free(a);
         return rc < 0 ? DSCC_EXIT_OK : rc;
+    }
+    if (r.speculative) {
+        SpecArgs sa = {r.model, r.mo, &r.po, r.weights, r.seed, r.tokens, r.fp8, r.cuda, r.f32_storage, r.device,
+                       r.threads, r.generate, r.temperature, (uint64_t)r.sample_seed};
+        rc = spec_run_mtp(&sa);
+        arena_free(a);
+        return rc;
     }
     DiagEngine *d = diag_new(a, stderr);
     RtCheckpoint *ck = NULL;
