@@ -144,6 +144,7 @@ typedef struct {
     double temperature;
     RtRng rng;
     int64_t steps, drafted, accepted;
+    int64_t *row_drafted, *row_accepted; /* [B] */
     DiagEngine *d;
 } Spec;
 
@@ -292,6 +293,7 @@ static bool step(Spec *sp) {
         bool keep = sp->len[b] == n + 2; /* a kept candidate: no test */
         if (!keep) {
             sp->drafted++;
+            sp->row_drafted[b]++;
             int64_t tok0;
             if (sp->temperature <= 0) {
                 tok0 = rt_argmax(l0, V);
@@ -301,6 +303,7 @@ static bool step(Spec *sp) {
                 tok0 = rt_spec_accept(sp->tmp, sp->q + b * V, V, sp->cand[b], &sp->rng, &keep);
             }
             sp->accepted += keep;
+            sp->row_accepted[b] += keep;
             row[n + 1] = tok0;
             sp->len[b] = n + 2;
         }
@@ -324,6 +327,9 @@ static void report(const Spec *sp, bool cuda) {
             cuda ? "cuda" : "cpu", (long long)sp->B, (long long)sp->N, (long long)sp->steps,
             sp->steps ? (double)made / (double)(sp->steps * sp->B) : 0.0, (long long)sp->accepted, (long long)sp->drafted,
             sp->drafted ? 100.0 * (double)sp->accepted / (double)sp->drafted : 0.0);
+    fprintf(stderr, "drafts accepted per row:");
+    for (int64_t b = 0; b < sp->B; b++) fprintf(stderr, " %lld/%lld", (long long)sp->row_accepted[b], (long long)sp->row_drafted[b]);
+    fprintf(stderr, "\n");
 }
 
 static int decode(Spec *sp, const float *prompt, bool cuda) {
@@ -340,6 +346,7 @@ static int decode(Spec *sp, const float *prompt, bool cuda) {
         for (int64_t t = sp->P; t < sp->P + sp->N; t++) printf(" %lld", (long long)sp->seq[b * sp->cap + t]);
         printf("\n");
     }
+    fflush(stdout); /* the tokens before the summary, also when both go to one pipe */
     report(sp, cuda);
     fprintf(stderr, "generated in %.3f s\n", driver_now() - t0);
     return DSCC_EXIT_OK;
@@ -359,7 +366,9 @@ static int setup_and_decode(Arena *a, DiagEngine *d, const SpecArgs *s, RtCheckp
     sp.seq = calloc((size_t)(B * sp.cap), sizeof(int64_t));
     sp.len = calloc((size_t)B, sizeof(int64_t));
     sp.cand = calloc((size_t)B, sizeof(int64_t));
-    if (sp.seq && sp.len && sp.cand && make_exec(&sp.main, &ws, s, B, S, ctx, d) && make_exec(&sp.draft, &ws, s, B, S, ctx, d)) {
+    sp.row_drafted = calloc((size_t)B, sizeof(int64_t));
+    sp.row_accepted = calloc((size_t)B, sizeof(int64_t));
+    if (sp.seq && sp.len && sp.cand && sp.row_drafted && sp.row_accepted && make_exec(&sp.main, &ws, s, B, S, ctx, d) && make_exec(&sp.draft, &ws, s, B, S, ctx, d)) {
         rc = decode(&sp, tok->data, s->cuda);
     }
     sp_free(&sp.main);
@@ -367,6 +376,8 @@ static int setup_and_decode(Arena *a, DiagEngine *d, const SpecArgs *s, RtCheckp
     free(sp.seq);
     free(sp.len);
     free(sp.cand);
+    free(sp.row_drafted);
+    free(sp.row_accepted);
     free(sp.q);
     free(sp.p);
     free(sp.tmp);

@@ -1,0 +1,41 @@
+// dscc run --speculative mtp: the MTP module of tests/fixtures/tiny_mtp as
+// the draft model. Greedy output must equal plain greedy decoding token for
+// token, and here also the continuation transformers computed
+// (reference.json: its tokens, and the 8 verify steps and 7 of 12 drafts
+// accepted that the fixture script's simulation of this scheme counts, row 0
+// keeping 4 of 5, row 1 3 of 7: rows accept independently).
+// RUN: dscc run models/deepseek_v3.dsl --weights tests/fixtures/tiny_mtp --tokens tests/fixtures/tiny_mtp/tokens.npy --generate 12 --precision bf16 --speculative mtp
+// CHECK: row 0: next token 326
+// CHECK-NEXT: row 1: next token 462
+// CHECK-NEXT: row 0 generated: 326 43 378 422 20 78 148 236 399 433 55 494
+// CHECK-NEXT: row 1 generated: 462 39 369 177 197 352 369 211 210 313 210 427
+// CHECK-NEXT: speculative mtp (cpu backend): 2 x 12 new tokens in 8 verify steps, 1.44 tokens per step per row; drafts accepted 7 of 12 (58.3%)
+// CHECK-NEXT: drafts accepted per row: 4/5 3/7
+// Plain and speculative greedy decoding agree, bf16 and fp8, on the
+// fixture and on random weights with a batch of 3 (whose random MTP module
+// has every draft rejected: the rollback path at every step).
+// RUN: for p in bf16 fp8; do a=$(dscc run models/deepseek_v3.dsl --weights tests/fixtures/tiny_mtp --tokens tests/fixtures/tiny_mtp/tokens.npy --generate 15 --precision $p 2>/dev/null | grep generated); b=$(dscc run models/deepseek_v3.dsl --weights tests/fixtures/tiny_mtp --tokens tests/fixtures/tiny_mtp/tokens.npy --generate 15 --precision $p --speculative mtp 2>/dev/null | grep generated); [ -n "$a" ] && [ "$a" = "$b" ] && echo "fixture $p: same"; done
+// CHECK: fixture bf16: same
+// CHECK-NEXT: fixture fp8: same
+// RUN: for p in bf16 fp8; do a=$(dscc run models/deepseek_v3.dsl --config models/tiny/config.json --random-weights 7 --tokens tests/fixtures/tiny_mtp/batch3.npy --generate 9 --precision $p 2>/dev/null | grep generated); b=$(dscc run models/deepseek_v3.dsl --config models/tiny/config.json --random-weights 7 --tokens tests/fixtures/tiny_mtp/batch3.npy --generate 9 --precision $p --speculative mtp 2>/dev/null | grep generated); [ -n "$a" ] && [ "$a" = "$b" ] && echo "random $p: same, $(echo "$b" | wc -l) rows"; done
+// CHECK: random bf16: same, 3 rows
+// CHECK-NEXT: random fp8: same, 3 rows
+// Sampling: reproducible for a seed.
+// RUN: for i in 1 2; do dscc run models/deepseek_v3.dsl --weights tests/fixtures/tiny_mtp --tokens tests/fixtures/tiny_mtp/tokens.npy --generate 12 --speculative mtp --temperature 0.7 --seed 5 2>/dev/null | md5sum; done | uniq | wc -l
+// CHECK: 1
+// Errors: a checkpoint without the MTP layer; bad options.
+// RUN: dscc run models/deepseek_v3.dsl --weights tests/fixtures/tiny_bf16 --tokens tests/fixtures/tiny_bf16/tokens.npy --generate 4 --speculative mtp; echo "exit=$?"
+// CHECK: tests/fixtures/tiny_bf16: error: the checkpoint has no MTP layer: tensor 'model.layers.3.embed_tokens.weight' is missing
+// CHECK: exit=1
+// RUN: dscc run models/deepseek_v3.dsl --weights tests/fixtures/tiny_mtp --tokens tests/fixtures/tiny_mtp/tokens.npy --speculative eagle; echo "exit=$?"
+// CHECK: --speculative expects mtp, got 'eagle'
+// CHECK: exit=2
+// RUN: dscc run models/deepseek_v3.dsl --weights tests/fixtures/tiny_mtp --tokens tests/fixtures/tiny_mtp/tokens.npy --speculative mtp; echo "exit=$?"
+// CHECK: --speculative mtp needs --generate N (N >= 1)
+// CHECK: exit=2
+// RUN: dscc run models/deepseek_v3.dsl --weights tests/fixtures/tiny_mtp --tokens tests/fixtures/tiny_mtp/tokens.npy --generate 3 --temperature 0.5; echo "exit=$?"
+// CHECK: --temperature and --seed need --speculative mtp
+// CHECK: exit=2
+// RUN: dscc run models/deepseek_v3.dsl --weights tests/fixtures/tiny_mtp --tokens tests/fixtures/tiny_mtp/tokens.npy --generate 3 --speculative mtp --temperature -1; echo "exit=$?"
+// CHECK: --temperature expects a number in 0..1e6, got '-1'
+// CHECK: exit=2
