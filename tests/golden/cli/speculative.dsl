@@ -39,3 +39,17 @@
 // RUN: dscc run models/deepseek_v3.dsl --weights tests/fixtures/tiny_mtp --tokens tests/fixtures/tiny_mtp/tokens.npy --generate 3 --speculative mtp --temperature -1; echo "exit=$?"
 // CHECK: --temperature expects a number in 0..1e6, got '-1'
 // CHECK: exit=2
+// The two step graphs are the DSL's own: `dscc compile` (any --emit) shows
+// them with --set mtp_hidden=true (verify) and --set mtp_draft=true (draft).
+// RUN: dscc compile models/deepseek_v3.dsl --config models/tiny/config.json --set mtp_draft=true | grep -E "= input|output" | sed "s/%[0-9]*/%N/g"
+// CHECK: input {name="tokens"} : i32[B,S]
+// CHECK-NEXT: input {name="positions"} : i32[B,S]
+// CHECK-NEXT: input {name="h_main"} : bf16[B,S,96]
+// CHECK-NEXT: output %N {name="mtp_logits"}
+// CHECK-NOT: output
+// RUN: dscc compile models/deepseek_v3.dsl --config models/tiny/config.json --set mtp_hidden=true | grep -E "output" | sed "s/%[0-9]*/%N/g"
+// CHECK: output %N {name="logits"}
+// CHECK-NEXT: output %N {name="hidden"}
+// RUN: dscc compile models/deepseek_v3.dsl --config models/tiny/config.json --set mtp_draft=true --set mtp=true; echo "exit=$?"
+// CHECK: error: assertion failed: mtp_draft is the MTP module alone: not with mtp or mtp_hidden
+// CHECK: exit=1
