@@ -77,9 +77,9 @@ static void run_help(FILE *o) {
                "                         layer (model.layers.{num_hidden_layers}.*) or random weights;\n"
                "                         its two step graphs are `dscc compile` of the model with\n"
                "                         --set mtp_hidden=true (verify) and --set mtp_draft=true (draft)\n"
-               "  --temperature T        --speculative: sample at temperature T (default 0: greedy),\n"
-               "                         with the speculative-sampling acceptance rule\n"
-               "  --seed N               --speculative: the sampler's seed (default 0)\n"
+               "  --temperature T        with --generate: sample at temperature T (default 0: greedy);\n"
+               "                         with --speculative, by the speculative-sampling rule\n"
+               "  --seed N               with --generate: the sampler's seed (default 0)\n"
                "  --dump-logits OUT.npy  write float32 logits [B, T, vocab] of the positions run\n"
                "  --threads N            CPU threads (default: all)\n"
                "%s"
@@ -102,7 +102,7 @@ typedef struct {
     uint64_t seed;
     bool fp8;
     long prefill, generate, threads;
-    bool speculative;
+    bool speculative, sampled;
     double temperature;
     long sample_seed;
     ModelOpts mo;
@@ -204,9 +204,10 @@ static int parse_run_args(int argc, char **argv, Arena *a, RunArgs *r) {
 #endif
     if (r->trace && !r->cuda) return driver_usage_error("run", "--trace needs --backend cuda");
     if (storage_given && !r->cuda) return driver_usage_error("run", "--storage needs --backend cuda (the CPU computes and stores in f32)");
-    if (sample_opts && !r->speculative) return driver_usage_error("run", "--temperature and --seed need --speculative mtp");
-    if (r->speculative && (r->generate < 1 || r->prefill || r->dump || r->trace))
-        return driver_usage_error("run", "--speculative mtp needs --generate N (N >= 1), and takes no --prefill, --dump-logits or --trace");
+    r->sampled = sample_opts;
+    if ((r->speculative || sample_opts) && (r->generate < 1 || r->prefill || r->dump || r->trace))
+        return driver_usage_error("run", "--speculative mtp, --temperature and --seed need --generate N (N >= 1), and take no "
+                                         "--prefill, --dump-logits or --trace");
     return 0;
 }
 
@@ -372,9 +373,9 @@ int cmd_run(int argc, char **argv) {
         arena_free(a);
         return rc < 0 ? DSCC_EXIT_OK : rc;
     }
-    if (r.speculative) {
+    if (r.speculative || r.sampled) {
         SpecArgs sa = {r.model, r.mo, &r.po, r.weights, r.seed, r.tokens, r.fp8, r.cuda, r.f32_storage, r.device,
-                       r.threads, r.generate, r.temperature, (uint64_t)r.sample_seed};
+                       r.threads, r.generate, r.speculative, r.temperature, (uint64_t)r.sample_seed};
         rc = spec_run_mtp(&sa);
         arena_free(a);
         return rc;

@@ -23,7 +23,9 @@
  * runs on exactly the positions the main cache gained (so its cache never
  * holds a rejected position) and drafts the candidates of the rows that
  * need one. Greedy output is that of plain greedy decoding, token for
- * token; sampled output is distributed as plain sampling. */
+ * token; sampled output is distributed as plain sampling. Without
+ * --speculative, `--temperature` runs plain sampled decoding here (the
+ * verify graph on one position per step, no draft). */
 #include "tools/dscc/speculative.h"
 
 #include "cpu/cpu.h"
@@ -142,6 +144,7 @@ typedef struct {
     float *logits, *hidden;    /* copies of the last verify step's outputs */
     float *p, *tmp;            /* [V] scratch */
     double temperature;
+    bool plain;                /* no draft model: plain (sampled) decoding */
     RtRng rng;
     int64_t steps, drafted, accepted;
     int64_t *row_drafted, *row_accepted; /* [B] */
@@ -272,7 +275,25 @@ static bool prefill(Spec *sp, const float *prompt) {
         sp->len[b] = P + 1;
     }
     sp->n = 0; /* the draft runs on positions 0..P-1 */
+    if (sp->plain) {
+        sp->n = P;
+        return true;
+    }
     return run_draft(sp, P, P);
+}
+
+/* Plain decoding (no draft): the main model on x_n alone. */
+static bool step_plain(Spec *sp) {
+    int64_t B = sp->B, n = sp->n, *tok = malloc(sizeof(int64_t) * (size_t)B);
+    if (!tok) return false;
+    for (int64_t b = 0; b < B; b++) tok[b] = sp->seq[b * sp->cap + n];
+    bool ok = run_step(sp, &sp->main, 1, tok, NULL, 0) && take_verify(sp, 1);
+    free(tok);
+    if (!ok) return false;
+    for (int64_t b = 0; b < B; b++) sp->seq[b * sp->cap + sp->len[b]++] = pick(sp, sp->logits + b * sp->V);
+    sp->n++;
+    sp->steps++;
+    return true;
 }
 
 /* One verify step and the draft step after it. */
@@ -327,6 +348,7 @@ static void report(const Spec *sp, bool cuda) {
             cuda ? "cuda" : "cpu", (long long)sp->B, (long long)sp->N, (long long)sp->steps,
             sp->steps ? (double)made / (double)(sp->steps * sp->B) : 0.0, (long long)sp->accepted, (long long)sp->drafted,
             sp->drafted ? 100.0 * (double)sp->accepted / (double)sp->drafted : 0.0);
+    if (sp->B > 16) return;
     fprintf(stderr, "drafts accepted per row:");
     for (int64_t b = 0; b < sp->B; b++) fprintf(stderr, " %lld/%lld", (long long)sp->row_accepted[b], (long long)sp->row_drafted[b]);
     fprintf(stderr, "\n");
@@ -339,7 +361,7 @@ static int decode(Spec *sp, const float *prompt, bool cuda) {
         int64_t least = sp->len[0];
         for (int64_t b = 1; b < sp->B; b++) least = sp->len[b] < least ? sp->len[b] : least;
         if (least - sp->P >= sp->N) break;
-        if (!step(sp)) return DSCC_EXIT_INPUT;
+        if (!(sp->plain ? step_plain(sp) : step(sp))) return DSCC_EXIT_INPUT;
     }
     for (int64_t b = 0; b < sp->B; b++) {
         printf("row %lld generated:", (long long)b);
@@ -347,7 +369,7 @@ static int decode(Spec *sp, const float *prompt, bool cuda) {
         printf("\n");
     }
     fflush(stdout); /* the tokens before the summary, also when both go to one pipe */
-    report(sp, cuda);
+    if (!sp->plain) report(sp, cuda);
     fprintf(stderr, "generated in %.3f s\n", driver_now() - t0);
     return DSCC_EXIT_OK;
 }
@@ -359,8 +381,9 @@ static int setup_and_decode(Arena *a, DiagEngine *d, const SpecArgs *s, RtCheckp
     Spec sp = {.B = B, .P = P, .N = N, .cap = P + N + 3, .temperature = s->temperature, .rng = rt_rng(s->sample_seed), .d = d};
     int64_t S = P > 2 ? P : 2, ctx = P + N + 2;
     if (!(sp.main.g = compile_step(a, d, s, config, "mtp_hidden=true", B, S, &rc))) return rc;
-    if (!(sp.draft.g = compile_step(a, d, s, config, "mtp_draft=true", B, S, &rc))) return rc;
-    if (ck && !check_mtp_weights(d, sp.draft.g, ck, s->weights)) return DSCC_EXIT_INPUT;
+    sp.plain = !s->speculative;
+    if (!sp.plain && !(sp.draft.g = compile_step(a, d, s, config, "mtp_draft=true", B, S, &rc))) return rc;
+    if (!sp.plain && ck && !check_mtp_weights(d, sp.draft.g, ck, s->weights)) return DSCC_EXIT_INPUT;
     CpuWeightSource ws = ck ? (CpuWeightSource){rt_checkpoint_read_f32, ck} : cpu_random_weights(&s->seed);
     rc = s->cuda ? DSCC_EXIT_RUNTIME : DSCC_EXIT_INPUT;
     sp.seq = calloc((size_t)(B * sp.cap), sizeof(int64_t));
@@ -368,7 +391,8 @@ static int setup_and_decode(Arena *a, DiagEngine *d, const SpecArgs *s, RtCheckp
     sp.cand = calloc((size_t)B, sizeof(int64_t));
     sp.row_drafted = calloc((size_t)B, sizeof(int64_t));
     sp.row_accepted = calloc((size_t)B, sizeof(int64_t));
-    if (sp.seq && sp.len && sp.cand && sp.row_drafted && sp.row_accepted && make_exec(&sp.main, &ws, s, B, S, ctx, d) && make_exec(&sp.draft, &ws, s, B, S, ctx, d)) {
+    if (sp.seq && sp.len && sp.cand && sp.row_drafted && sp.row_accepted && make_exec(&sp.main, &ws, s, B, S, ctx, d) &&
+        (sp.plain || make_exec(&sp.draft, &ws, s, B, S, ctx, d))) {
         rc = decode(&sp, tok->data, s->cuda);
     }
     sp_free(&sp.main);

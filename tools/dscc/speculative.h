@@ -16,6 +16,7 @@ typedef struct {
     bool fp8, cuda, f32_storage;
     long device, threads;
     long generate;          /* new tokens per row (>= 1) */
+    bool speculative;       /* false: plain decoding (sampled with --temperature) */
     double temperature;     /* 0: greedy */
     uint64_t sample_seed;   /* --seed of the sampler */
 } SpecArgs;

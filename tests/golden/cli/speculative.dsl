@@ -20,6 +20,16 @@
 // RUN: for p in bf16 fp8; do a=$(dscc run models/deepseek_v3.dsl --config models/tiny/config.json --random-weights 7 --tokens tests/fixtures/tiny_mtp/batch3.npy --generate 9 --precision $p 2>/dev/null | grep generated); b=$(dscc run models/deepseek_v3.dsl --config models/tiny/config.json --random-weights 7 --tokens tests/fixtures/tiny_mtp/batch3.npy --generate 9 --precision $p --speculative mtp 2>/dev/null | grep generated); [ -n "$a" ] && [ "$a" = "$b" ] && echo "random $p: same, $(echo "$b" | wc -l) rows"; done
 // CHECK: random bf16: same, 3 rows
 // CHECK-NEXT: random fp8: same, 3 rows
+// Sampling: the speculative-sampling rule keeps the distribution of plain
+// sampling. 1,000 copies of one prompt, two tokens each at temperature 0.25
+// (the second is the draft's, kept or replaced by the rule: 14% kept):
+// the (first, second) pairs of plain and speculative sampling must pass a
+// two-sample chi-square test at the 1e-6 level, while plain sampling at
+// temperature 0.35, a control, must fail it.
+// RUN: f=tests/fixtures/tiny_mtp; g() { dscc run models/deepseek_v3.dsl --weights $f --tokens $f/rows1000.npy --generate 2 "$@" 2>/dev/null | awk '/generated/ {print $4, $5}'; }; d=$(mktemp -d); g --temperature 0.25 --seed 1 > $d/plain; g --temperature 0.25 --seed 2 --speculative mtp > $d/spec; g --temperature 0.35 --seed 3 > $d/hotter; echo "speculative: $(tests/tools/chi2_two_sample.sh $d/plain $d/spec)"; echo "control: $(tests/tools/chi2_two_sample.sh $d/plain $d/hotter)"; wc -l < $d/spec; rm -rf $d
+// CHECK: speculative: same
+// CHECK-NEXT: control: differ
+// CHECK-NEXT: 1000
 // Sampling: reproducible for a seed.
 // RUN: for i in 1 2; do dscc run models/deepseek_v3.dsl --weights tests/fixtures/tiny_mtp --tokens tests/fixtures/tiny_mtp/tokens.npy --generate 12 --speculative mtp --temperature 0.7 --seed 5 2>/dev/null | md5sum; done | uniq | wc -l
 // CHECK: 1
@@ -31,10 +41,10 @@
 // CHECK: --speculative expects mtp, got 'eagle'
 // CHECK: exit=2
 // RUN: dscc run models/deepseek_v3.dsl --weights tests/fixtures/tiny_mtp --tokens tests/fixtures/tiny_mtp/tokens.npy --speculative mtp; echo "exit=$?"
-// CHECK: --speculative mtp needs --generate N (N >= 1)
+// CHECK: --speculative mtp, --temperature and --seed need --generate N (N >= 1)
 // CHECK: exit=2
-// RUN: dscc run models/deepseek_v3.dsl --weights tests/fixtures/tiny_mtp --tokens tests/fixtures/tiny_mtp/tokens.npy --generate 3 --temperature 0.5; echo "exit=$?"
-// CHECK: --temperature and --seed need --speculative mtp
+// RUN: dscc run models/deepseek_v3.dsl --weights tests/fixtures/tiny_mtp --tokens tests/fixtures/tiny_mtp/tokens.npy --temperature 0.5; echo "exit=$?"
+// CHECK: --speculative mtp, --temperature and --seed need --generate N (N >= 1)
 // CHECK: exit=2
 // RUN: dscc run models/deepseek_v3.dsl --weights tests/fixtures/tiny_mtp --tokens tests/fixtures/tiny_mtp/tokens.npy --generate 3 --speculative mtp --temperature -1; echo "exit=$?"
 // CHECK: --temperature expects a number in 0..1e6, got '-1'
