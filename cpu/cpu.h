@@ -89,6 +89,10 @@ int64_t cpu_exec_cache_len(const CpuExec *x); /* positions cached so far */
  * outputs and weights), or NULL. */
 const float *cpu_exec_value(const CpuExec *x, int id, int64_t *numel);
 void cpu_exec_reset(CpuExec *x);              /* empties every kv_cache */
+/* Forgets the cached positions from `len` on (speculative decoding rolls
+ * back rejected drafts); false, changing nothing, unless 0 <= len <= the
+ * cached length. */
+bool cpu_exec_truncate(CpuExec *x, int64_t len);
 
 /* ---- FP8 E4M3 emulation (DeepSeek-V3 scheme) -------------------------- */
 

@@ -281,6 +281,14 @@ void cpu_exec_reset(CpuExec *x) {
     x->cache_len = 0;
 }
 
+bool cpu_exec_truncate(CpuExec *x, int64_t len) {
+    if (len < 0 || len > x->cache_len) return false;
+    for (int i = 0; i < x->g->nnodes; i++)
+        if (x->cache[i].len > len) x->cache[i].len = len;
+    x->cache_len = len;
+    return true;
+}
+
 void cpu_exec_free(CpuExec *x) {
     if (!x) return;
     free_values(x, true);

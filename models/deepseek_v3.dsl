@@ -250,30 +250,47 @@ fn mtp(h_main, next_tokens, L) {
   return cast(linear(rmsnorm(x, head_norm, eps=rms_norm_eps), head), f32);
 }
 
+// The two graphs of speculative decoding (dscc run --speculative mtp):
+// mtp_hidden adds the main model's last hidden state as output `hidden`
+// (the verify step); mtp_draft makes the graph the MTP module alone, fed
+// that state as input `h_main` and, as `tokens`, each position's next token.
+param mtp_hidden: bool = false;
+param mtp_draft: bool = false;
+
 // ---- the model ---------------------------------------------------------
-weight embed: bf16[vocab_size, hidden_size] = "model.embed_tokens.weight";
-let h = embedding(embed, tokens);
-for l in 0 .. num_hidden_layers {
-  h = h + mla_attention(h, l);
-  if l < first_k_dense_replace {
-    h = h + dense_mlp(h, l);
-  } else {
-    h = h + moe(h, l);
+if mtp_draft {
+  assert num_nextn_predict_layers >= 1, "mtp_draft needs num_nextn_predict_layers >= 1";
+  assert !mtp && !mtp_hidden, "mtp_draft is the MTP module alone: not with mtp or mtp_hidden";
+  input h_main: bf16[B, S, hidden_size];
+  output mtp_logits = mtp(h_main, tokens, num_hidden_layers);
+} else {
+  weight embed: bf16[vocab_size, hidden_size] = "model.embed_tokens.weight";
+  let h = embedding(embed, tokens);
+  for l in 0 .. num_hidden_layers {
+    h = h + mla_attention(h, l);
+    if l < first_k_dense_replace {
+      h = h + dense_mlp(h, l);
+    } else {
+      h = h + moe(h, l);
+    }
   }
-}
 
-weight final_norm: bf16[hidden_size] = "model.norm.weight";
-let head_name = "lm_head.weight";
-if tie_word_embeddings {
-  head_name = "model.embed_tokens.weight";
-}
-weight lm_head: bf16[vocab_size, hidden_size] = head_name;
-output logits = cast(linear(rmsnorm(h, final_norm, eps=rms_norm_eps), lm_head), f32);
+  weight final_norm: bf16[hidden_size] = "model.norm.weight";
+  let head_name = "lm_head.weight";
+  if tie_word_embeddings {
+    head_name = "model.embed_tokens.weight";
+  }
+  weight lm_head: bf16[vocab_size, hidden_size] = head_name;
+  output logits = cast(linear(rmsnorm(h, final_norm, eps=rms_norm_eps), lm_head), f32);
 
-// V3 has one MTP module; only the first of num_nextn_predict_layers is
-// described. Its input is the token after each position's next token.
-if mtp {
-  assert num_nextn_predict_layers >= 1, "mtp needs num_nextn_predict_layers >= 1";
-  input mtp_tokens: i32[B, S];
-  output mtp_logits = mtp(h, mtp_tokens, num_hidden_layers);
+  // V3 has one MTP module; only the first of num_nextn_predict_layers is
+  // described. Its input is the token after each position's next token.
+  if mtp {
+    assert num_nextn_predict_layers >= 1, "mtp needs num_nextn_predict_layers >= 1";
+    input mtp_tokens: i32[B, S];
+    output mtp_logits = mtp(h, mtp_tokens, num_hidden_layers);
+  }
+  if mtp_hidden {
+    output hidden = h;
+  }
 }

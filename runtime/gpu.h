@@ -99,6 +99,8 @@ bool gpu_exec_run(GpuExec *x, const CpuInput *inputs, int ninputs, DiagEngine *d
 const float *gpu_exec_output(GpuExec *x, const char *name, int *rank, int64_t dims[IR_MAX_RANK]);
 int64_t gpu_exec_cache_len(const GpuExec *x);
 void gpu_exec_reset(GpuExec *x);
+/* As cpu_exec_truncate: forgets the cached positions from `len` on. */
+bool gpu_exec_truncate(GpuExec *x, int64_t len);
 
 /* Milliseconds the kernels of the last run took on the GPU (events around
  * the whole step), and how many kernel launches it made (recorded into the

@@ -835,6 +835,11 @@ void gpu_exec_comm_bytes(const GpuExec *x, GpuCommBytes *last, GpuCommBytes *tot
 }
 int64_t gpu_exec_cache_len(const GpuExec *x) { return x->len; }
 void gpu_exec_reset(GpuExec *x) { x->len = 0; }
+bool gpu_exec_truncate(GpuExec *x, int64_t len) {
+    if (len < 0 || len > x->len) return false;
+    x->len = len; /* each cache row's positions are fixed slots: later runs overwrite from len on */
+    return true;
+}
 double gpu_exec_last_ms(const GpuExec *x) { return x->last_ms; }
 int gpu_exec_last_launches(const GpuExec *x) { return x->launches; }
 

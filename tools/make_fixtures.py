@@ -21,6 +21,26 @@ are kept, a non-zero correction bias, dimensions that are not multiples of
               cached latent through einsum on dequantized weights, with no
               activation quantization, and so does dscc.
 
+  tiny_mtp/   (--only mtp makes it alone) the tiny config with 2 layers and a
+              vocabulary of 500, BF16, WITH the multi-token-prediction layer
+              model.layers.2.* under the released checkpoint's names (enorm,
+              hnorm, eh_proj, its attention + MoE block, shared_head.norm,
+              shared_head.head, and embed_tokens, a copy of the main
+              embedding as the released checkpoint stores it); tokens.npy
+              [2, 6] prompts; sequence.npy [2, 19]: the prompts continued
+              greedily by transformers; logits.npy and hidden.npy: the main
+              model's FP32 logits and last hidden state over sequence.npy;
+              mtp_tokens.npy (each position's next token) and mtp_logits.npy:
+              the MTP module's FP32 logits, computed by this script's own
+              PyTorch code written from the V3 technical report's MTP section
+              (transformers does not run MTP; see mtp_forward);
+              reference.json: the 12 greedy tokens per row and the verify
+              steps and accepted drafts of `dscc run --speculative mtp`'s
+              scheme (simulate_speculative). A random MTP module drafts at
+              chance, so its output head is taught part of the fixture's own
+              continuation (teach_head): drafts are then kept at some
+              positions and rejected at others, differently per row.
+
 Each random model is chosen to be well conditioned: seeds SEED, SEED+1, ...
 are tried, for each fixture on its own, until its reference forwards (the
 FP32 forward of tiny_bf16; the FP32 forward of tiny_fp8's dequantized
@@ -96,9 +116,15 @@ def build_model(cfg_path, seed):
 
 def to_layout(model, config):
     """state dict -> {released checkpoint name: tensor}, splitting fused experts."""
+    return split_experts(model.state_dict(), config)
+
+
+def split_experts(state, config):
+    """{name: tensor} with the installed transformers' expert layout ->
+    the released per-expert names."""
     H, I = config.hidden_size, config.moe_intermediate_size
     out = {}
-    for k, v in model.state_dict().items():
+    for k, v in state.items():
         if k.endswith("rotary_emb.inv_freq") or "rotary_emb" in k:
             continue
         m = EXPERTS.match(k)
@@ -299,6 +325,227 @@ def search(args, kind, shape):
              f"lower them or raise --tries")
 
 
+# ---- tiny_mtp: a checkpoint with the multi-token-prediction layer ----------
+
+MTP_B, MTP_P, MTP_N = 2, 6, 12  # rows, prompt length, tokens generated
+# tiny_mtp is checked on the CPU, which agrees with these FP32 references to
+# ~1e-6: looser bounds than the other fixtures' (which also serve bf16
+# storage on the GPU) keep the search short over its 2 x 19 positions and
+# two routers.
+MTP_MIN_MARGIN, MTP_MIN_GAP = 5e-4, 0.01
+
+
+def rmsnorm(x, w, eps):
+    return x * torch.rsqrt(x.pow(2).mean(-1, keepdim=True) + eps) * w
+
+
+def main_hidden(model, tokens, margins=None):
+    """The main model's FP32 logits and its last hidden state (the last
+    decoder layer's output, before the final norm), as transformers computes them."""
+    cap = {}
+    hook = model.model.layers[-1].register_forward_hook(
+        lambda mod, args, out: cap.__setitem__("h", out[0] if isinstance(out, tuple) else out))
+    try:
+        logits = forward(model, tokens, margins)
+    finally:
+        hook.remove()
+    return cap["h"].float(), logits
+
+
+def mtp_forward(model, layer, w, h_main, next_tokens, margins=None):
+    """The MTP module as DeepSeek-V3's technical report describes it (its
+    section 2.2, depth k = 1), written here and not taken from transformers,
+    which does not run it: at position i, h'_i = eh_proj([enorm(Emb(t_{i+1}));
+    hnorm(h_i)]) (the released weights put the embedding half first), then
+    one transformer block (MLA attention + MoE, causal over the module's own
+    positions, RoPE at the main model's positions; transformers' decoder
+    layer class computes the block), then shared_head: RMSNorm and the output
+    head. Returns FP32 logits predicting t_{i+2}."""
+    B, S = next_tokens.shape
+    eps = model.config.rms_norm_eps
+    emb = w["embed_tokens.weight"][next_tokens]
+    x = F.linear(torch.cat([rmsnorm(emb, w["enorm.weight"], eps), rmsnorm(h_main, w["hnorm.weight"], eps)], -1),
+                 w["eh_proj.weight"])
+    pos = torch.arange(S)[None].expand(B, S)
+    mask = torch.full((S, S), float("-inf")).triu(1)[None, None]
+    hooks = []
+    if margins is not None:
+        for m in layer.modules():
+            if hasattr(m, "e_score_correction_bias") and hasattr(m, "topk_group"):
+                hooks.append(m.register_forward_hook(lambda mod, args, out: margins.append(routing_margin(mod, args[0]))))
+    try:
+        with torch.no_grad():
+            y = layer(x, attention_mask=mask, position_ids=pos, position_embeddings=model.model.rotary_emb(x, pos))
+    finally:
+        for hk in hooks:
+            hk.remove()
+    y = y[0] if isinstance(y, tuple) else y
+    return F.linear(rmsnorm(y, w["shared_head.norm.weight"], eps), w["shared_head.head.weight"]).float()
+
+
+def build_mtp_layer(model, config, seed):
+    """A random MTP layer: its decoder block (initialised as build_model's
+    weights are) and the module's own tensors, every one BF16-exact. The
+    embedding is the main model's, copied under the layer's own name as the
+    released checkpoint stores it."""
+    from transformers.models.deepseek_v3.modeling_deepseek_v3 import DeepseekV3DecoderLayer
+    L, H = config.num_hidden_layers, config.hidden_size
+    torch.manual_seed(seed + 7919)
+    layer = DeepseekV3DecoderLayer(config, layer_idx=L).float().eval()
+    with torch.no_grad():
+        for name, p in list(layer.named_parameters()) + list(layer.named_buffers()):
+            if name.endswith("e_score_correction_bias"):
+                p.copy_(0.05 * torch.randn_like(p))
+            elif name.endswith("norm.weight"):
+                p.copy_(1 + 0.1 * torch.randn_like(p))
+            else:
+                p.copy_(config.initializer_range * torch.randn_like(p))
+            if not name.endswith("e_score_correction_bias"):
+                p.copy_(p.to(torch.bfloat16).float())
+    r = lambda *s: (torch.randn(*s)).to(torch.bfloat16).float()
+    w = {"embed_tokens.weight": model.model.embed_tokens.weight.detach().clone(),
+         "enorm.weight": 1 + 0.1 * r(H), "hnorm.weight": 1 + 0.1 * r(H),
+         # mostly the next token's embedding, partly the main model's state
+         "eh_proj.weight": torch.cat([torch.eye(H), 0.3 * r(H, H) / H ** 0.5], 1),
+         "shared_head.norm.weight": 1 + 0.1 * r(H),
+         "shared_head.head.weight": model.lm_head.weight.detach().clone()}
+    return layer, {k: v.to(torch.bfloat16).float() for k, v in w.items()}
+
+
+def mtp_state(model, layer, w, h, nxt):
+    """The state the MTP head reads (shared_head.norm applied), [B, S, H]."""
+    saved = w["shared_head.head.weight"]
+    w["shared_head.head.weight"] = torch.eye(saved.shape[1])
+    try:
+        return mtp_forward(model, layer, w, h, nxt)
+    finally:
+        w["shared_head.head.weight"] = saved
+
+
+def teach_head(model, layer, w, G, h, share, gen):
+    """A random MTP module drafts at chance (1 in vocab_size), so nothing
+    would be accepted; real MTP modules are trained. Here the output head
+    is taught part of the fixture's own continuation instead: at a random
+    share of each row's drafted positions (share[b]) the head row of the
+    token two ahead gains the module's normalised state there, enough to
+    make it that position's argmax by 1. The head stays a plain BF16 tensor
+    of the checkpoint and the reference computes from it as from any
+    weights: what is accepted follows from what the module computes."""
+    B, T = G.shape
+    pick = [(b, t) for b in range(B) for t in range(MTP_P - 1, T - 1)
+            if float(torch.rand((), generator=gen)) < share[b]]
+    for _ in range(4):  # a taught row can move another position's argmax: repeat
+        ml, y = mtp_forward(model, layer, w, h, G), mtp_state(model, layer, w, h, G)
+        head = w["shared_head.head.weight"].clone()
+        for b, t in pick:
+            tgt = int(G[b, t + 1])  # G here is the MTP input: G[b, t] = t_{t+1}, so t_{t+2} = G[b, t + 1]
+            top = ml[b, t].topk(2)[0]
+            if int(ml[b, t].argmax()) == tgt and float(top[0] - top[1]) > 0.5:
+                continue
+            yy = y[b, t]
+            head[tgt] += (float(ml[b, t].max() - ml[b, t, tgt]) + 1.0) * yy / float(yy @ yy)
+        w["shared_head.head.weight"] = head.to(torch.bfloat16).float()
+
+
+def simulate_speculative(ok, B, P, N):
+    """Greedy speculative decoding as `dscc run --speculative mtp` does it
+    (tools/dscc/speculative.c): one cache length for the batch; a row whose
+    draft is kept gains two tokens, else one; the batch advances by the
+    smaller count, a row ahead carrying its second token as a candidate
+    kept without a test. ok[b][j]: whether the draft for token j is right.
+    Returns (verify steps, drafts judged, drafts accepted)."""
+    n, ln = P, [P + 1] * B
+    steps = drafted = accepted = 0
+    while min(ln) - P < N:
+        for b in range(B):
+            if ln[b] == n + 2:
+                ln[b] = n + 3
+                continue
+            drafted += 1
+            if ok[b][n + 1]:
+                accepted += 1
+                ln[b] = n + 3
+            else:
+                ln[b] = n + 2
+        steps += 1
+        n += 2 if all(v == n + 3 for v in ln) else 1
+    return steps, drafted, accepted
+
+
+def mtp_candidate(cfg_path, seed, min_margin, min_gap):
+    """tiny_mtp of one seed: the main model (BF16), a greedy continuation G
+    of random prompts by transformers, an MTP layer whose head is taught
+    part of G, and the references: the main model's logits and hidden
+    state over G, the MTP module's logits over G, and the counts of the
+    speculative run. ok when every router decision (main and MTP) clears
+    min_margin, every argmax min_gap, and drafts are both kept and rejected."""
+    model, config = build_model(cfg_path, seed)
+    gen = torch.Generator().manual_seed(seed + 1)
+    G = torch.randint(0, config.vocab_size, (MTP_B, MTP_P), generator=gen)
+    for _ in range(MTP_N + 1):
+        G = torch.cat([G, torch.from_numpy(forward(model, G)[:, -1].argmax(-1))[:, None]], 1)
+    margins = []
+    h, logits = main_hidden(model, G[:, :-1], margins)  # logits[:, t] predicts G[:, t + 1]
+    layer, w = build_mtp_layer(model, config, seed)
+    teach_head(model, layer, w, G[:, 1:], h, (0.8, 0.4), gen)
+    mtp_margins = []
+    ml = mtp_forward(model, layer, w, h, G[:, 1:], mtp_margins)  # ml[:, t] drafts G[:, t + 2]
+    ok = [[False] * (G.shape[1] + 2) for _ in range(MTP_B)]
+    for b in range(MTP_B):
+        for t in range(G.shape[1] - 2):
+            ok[b][t + 2] = int(ml[b, t].argmax()) == int(G[b, t + 2])
+    steps, drafted, accepted = simulate_speculative(ok, MTP_B, MTP_P, MTP_N)
+    c = {"seed": seed, "config": config, "G": G, "logits": logits, "hidden": h.numpy(), "mtp_logits": ml.numpy(),
+         "steps": steps, "drafted": drafted, "accepted": accepted, "margin": min(margins + mtp_margins),
+         "gap": min(logit_gap(logits[:, MTP_P - 1:]), logit_gap(ml.numpy()[:, MTP_P - 1:]))}
+    c["ok"] = c["margin"] >= min_margin and c["gap"] >= min_gap and 0 < accepted < drafted
+    L = config.num_hidden_layers
+    tensors = to_layout(model, config)
+    tensors.update(split_experts({f"model.layers.{L}.{k}": v for k, v in layer.state_dict().items()}, config))
+    tensors.update({f"model.layers.{L}.{k}": v for k, v in w.items()})
+    c["tensors"] = {k: (v if k.endswith("e_score_correction_bias") else v.to(torch.bfloat16)) for k, v in tensors.items()}
+    return c
+
+
+def make_mtp(args, cfg_dict):
+    """Searches seeds for tiny_mtp and writes it (see the module comment).
+    Its config is the tiny one with 2 layers (one dense, one MoE) and a
+    vocabulary of 500, which keeps the committed checkpoint under 2 MB."""
+    import tempfile
+    cfg_dict = dict(cfg_dict, num_hidden_layers=2, vocab_size=500)
+    with tempfile.NamedTemporaryFile("w", suffix=".json", delete=False) as tmp:
+        json.dump(cfg_dict, tmp)
+    try:
+        c, n, seed = search_mtp(args, tmp.name)
+    finally:
+        os.unlink(tmp.name)
+    write_mtp(args, cfg_dict, c, n, seed)
+
+
+def search_mtp(args, cfg_path):
+    """The first seed from args.seed whose tiny_mtp meets the bounds: (candidate, tries - 1, seed)."""
+    for n, seed in enumerate(range(args.seed, args.seed + args.tries)):
+        c = mtp_candidate(cfg_path, seed, MTP_MIN_MARGIN, MTP_MIN_GAP)
+        if c["ok"]:
+            return c, n, seed
+        if n % 20 == 19:
+            print(f"tiny_mtp: {n + 1} seeds tried", file=sys.stderr)
+    sys.exit(f"tiny_mtp: no seed in {args.seed}..{args.seed + args.tries - 1} met the bounds")
+
+
+def write_mtp(args, cfg_dict, c, n, seed):
+    print(f"tiny_mtp: seed {seed} after {n + 1} tries: routing margin {c['margin']:.2e}, logit gap {c['gap']:.3f}, "
+          f"{c['steps']} verify steps, drafts accepted {c['accepted']} of {c['drafted']}", file=sys.stderr)
+    G, P, N = c["G"], MTP_P, MTP_N
+    out = os.path.join(args.out, "tiny_mtp")
+    save_dir(out, cfg_dict, c["tensors"], G[:, :P], {"logits.npy": c["logits"], "hidden.npy": c["hidden"],
+                                                     "mtp_logits.npy": c["mtp_logits"]})
+    np.save(os.path.join(out, "sequence.npy"), G[:, :-1].numpy().astype(np.int32))
+    np.save(os.path.join(out, "mtp_tokens.npy"), G[:, 1:].numpy().astype(np.int32))
+    json.dump({"seed": seed, "prompt": P, "generate": N, "generated": G[:, P:P + N].tolist(), "steps": c["steps"],
+               "drafted": c["drafted"], "accepted": c["accepted"]}, open(os.path.join(out, "reference.json"), "w"), indent=1)
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--out", default=os.path.join(ROOT, "tests", "fixtures"))
@@ -312,6 +559,8 @@ def main():
                     help="smallest routing margin accepted in the FP8-emulated forward (0: any)")
     ap.add_argument("--tokens", default="2,8", help="B,S of the token ids (default 2,8)")
     ap.add_argument("--tries", type=int, default=20000, help="seeds tried per fixture before giving up")
+    ap.add_argument("--only", choices=["all", "mtp"], default="all",
+                    help="all fixtures, or tiny_mtp alone")
     args = ap.parse_args()
     try:
         shape = tuple(int(v) for v in args.tokens.split(","))
@@ -323,6 +572,8 @@ def main():
     print(f"torch {torch.__version__}, transformers {transformers.__version__}", file=sys.stderr)
     cfg_dict = json.load(open(args.config))
 
+    if args.only == "mtp":
+        return make_mtp(args, cfg_dict)
     b = search(args, "bf16", shape)
     save_dir(os.path.join(args.out, "tiny_bf16"), cfg_dict, b["tensors"], b["tokens"], {"logits.npy": b["logits"]})
     f = search(args, "fp8", shape)
@@ -334,6 +585,8 @@ def main():
     print(f"{len(b['tensors'])} tensors (tiny_bf16), e.g. {sorted(b['tensors'])[:3]}; fp8 emulation: {f['calls']['fp8']} "
           f"quantized linear calls, {f['calls']['plain']} plain; logits std {b['logits'].std():.3f}; tiny_fp8's FP8 activations "
           f"vs its dequantized weights rel L2 {rel(f['logits_fp8'], f['logits_deq']):.3g}", file=sys.stderr)
+    if args.only == "all":
+        make_mtp(args, cfg_dict)
 
 
 if __name__ == "__main__":

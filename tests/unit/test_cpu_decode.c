@@ -192,6 +192,37 @@ static void test_failed_step_and_reset(void **state) {
     cpu_exec_free(x);
 }
 
+/* Speculative decoding's rollback: positions run with wrong tokens and then
+ * truncated away leave no trace; truncating past the cache is refused. */
+static void test_truncate(void **state) {
+    Fx *f = *state;
+    CpuWeightSource ws = cpu_random_weights(&f->seed);
+    CpuExec *x = cpu_exec_new(f->g, &ws, NULL, f->d);
+    static float full[B * L * D], inc[B * L * D];
+    assert_true(step(f, x, 0, L, full, f->d));
+    cpu_exec_reset(x);
+    assert_true(step(f, x, 0, 5, inc, f->d));
+    float saved[B * L];
+    memcpy(saved, f->tok, sizeof saved);
+    for (int i = 0; i < B * L; i++) f->tok[i] = (float)(((int)f->tok[i] + 7) % V); /* wrong drafts */
+    static float junk[B * L * D];
+    assert_true(step(f, x, 5, 7, junk, f->d));
+    assert_int_equal(cpu_exec_cache_len(x), 7);
+    assert_false(cpu_exec_truncate(x, 8));
+    assert_false(cpu_exec_truncate(x, -1));
+    assert_int_equal(cpu_exec_cache_len(x), 7);
+    assert_true(cpu_exec_truncate(x, 5));
+    assert_int_equal(cpu_exec_cache_len(x), 5);
+    memcpy(f->tok, saved, sizeof saved);
+    assert_true(step(f, x, 5, 7, inc, f->d)); /* two positions at once, as a verify step */
+    for (int t = 7; t < L; t++) assert_true(step(f, x, t, t + 1, inc, f->d));
+    double err = rel_maxdiff(inc, full, B * L * D);
+    print_message("after a rollback of 2 positions vs one forward: max abs diff / max %.3g\n", err);
+    assert_true(err <= 1e-5);
+    assert_true(rel_maxdiff(junk + 5 * D, full + 5 * D, 2 * D) > 1e-3); /* the wrong tokens did differ */
+    cpu_exec_free(x);
+}
+
 static void test_one_cache_per_name(void **state) {
     Fx *f = *state;
     const char *src = "dim B, S, T;\ninput x: f32[B, S, 4];\nlet a = kv_cache(x, name=\"c\");\nlet b = kv_cache(x, name=\"c\");\n"
@@ -210,6 +241,7 @@ int main(void) {
         cmocka_unit_test_setup_teardown(test_prefill_then_steps_equals_full, setup, teardown),
         cmocka_unit_test_setup_teardown(test_failed_step_and_reset, setup, teardown),
         cmocka_unit_test_setup_teardown(test_one_cache_per_name, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_truncate, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -11,6 +11,7 @@
  * and sends its results to rank 0, which alone prints and dumps them. */
 #include "tools/dscc/driver.h"
 #include "tools/dscc/models.h"
+#include "tools/dscc/speculative.h"
 
 #include "runtime/chat_template.h"
 #include "runtime/exec.h"
@@ -32,7 +33,7 @@
 enum { OPT_CONFIG = 256, OPT_SET, OPT_WEIGHTS, OPT_RANDOM, OPT_TOKENS, OPT_BACKEND, OPT_PRECISION, OPT_DUMP,
        OPT_GENERATE, OPT_PREFILL, OPT_THREADS, OPT_DEVICE, OPT_TRACE, OPT_STORAGE, OPT_NPROC, OPT_NODES, OPT_GPN,
        OPT_TIMEOUT, OPT_STATS, OPT_EXPERTS, OPT_PROMPT, OPT_PROMPT_FILE, OPT_TOKENIZER, OPT_RAW, OPT_STOP, OPT_TEMP, OPT_TOP_P,
-       OPT_TOP_K, OPT_SEED, OPT_FORMAT, OPT_CHAT };
+       OPT_TOP_K, OPT_SEED, OPT_FORMAT, OPT_CHAT, OPT_SPECULATIVE };
 
 static void run_help(FILE *o) {
     fprintf(o, "usage: dscc run MODEL.dsl (--weights DIR | --random-weights SEED)\n"
@@ -66,6 +67,14 @@ static void run_help(FILE *o) {
                "  --seed N               sampling seed (default 0): the same seed gives the same output on\n"
                "                         the same backend. Sampling runs on the host (device-side sampling\n"
                "                         is not done yet: each step's last logits cross to the host)\n"
+               "  --speculative mtp      with --tokens and --generate: the MTP module (--set mtp_draft)\n"
+               "                         drafts, the main model verifies a draft token each step\n"
+               "                         (greedy output equals plain greedy decoding; with --temperature\n"
+               "                         the speculative-sampling rule); reports the acceptance rate.\n"
+               "                         Needs a checkpoint with the MTP layer\n"
+               "                         (model.layers.{num_hidden_layers}.*) or random weights; its two\n"
+               "                         step graphs are `dscc compile` of the model with\n"
+               "                         --set mtp_hidden=true (verify) and --set mtp_draft=true (draft)\n"
                "  --output-format text|json  json (with --prompt): one JSON object with prompt_ids,\n"
                "                         output_ids, text, stop_reason and timings instead of streamed text\n"
                "  --backend cpu|cuda     executor: the FP32 CPU reference (default) or the GPU, with\n"
@@ -140,6 +149,7 @@ typedef struct {
     bool precision_given, random_given;
     const char *prompt, *prompt_file, *tokenizer, *stop;
     bool raw, json, generate_given, chat;
+    bool speculative; /* --speculative mtp: the MTP module drafts, the main model verifies */
     double temperature, top_p;
     long top_k;
     uint64_t sample_seed;
@@ -210,6 +220,9 @@ static int check_run_args(int argc, char **argv, RunArgs *r, bool random_given, 
         return driver_usage_error("run", "--nproc %ld: several ranks need --backend cuda (expert parallelism runs on GPUs over "
                                          "NCCL; the CPU reference is one process)", r->nproc);
     if (r->nproc && r->device_given) return driver_usage_error("run", "--device picks the GPU of one process; with --nproc rank r drives GPU LOCAL_RANK");
+    if (r->speculative && (text || r->generate < 1 || r->prefill || r->dump || r->trace || r->nproc > 1 || r->top_k || r->top_p < 1))
+        return driver_usage_error("run", "--speculative mtp needs --tokens and --generate N (N >= 1), in one process, and takes no "
+                                         "--prefill, --dump-logits, --trace, --top-k or --top-p");
     return 0;
 }
 
@@ -231,6 +244,7 @@ static int parse_run_args(int argc, char **argv, Arena *a, RunArgs *r) {
         {"temperature", required_argument, 0, OPT_TEMP}, {"top-p", required_argument, 0, OPT_TOP_P},
         {"top-k", required_argument, 0, OPT_TOP_K}, {"seed", required_argument, 0, OPT_SEED},
         {"max-new-tokens", required_argument, 0, OPT_GENERATE}, {"chat", no_argument, 0, OPT_CHAT}, {"output-format", required_argument, 0, OPT_FORMAT},
+        {"speculative", required_argument, 0, OPT_SPECULATIVE},
         DRIVER_PASS_LONGOPTS, {0, 0, 0, 0}};
     memset(r, 0, sizeof *r);
     r->top_p = 1;
@@ -264,6 +278,10 @@ static int parse_run_args(int argc, char **argv, Arena *a, RunArgs *r) {
         case OPT_TOKENIZER: r->tokenizer = optarg; break;
         case OPT_RAW: r->raw = true; break;
         case OPT_CHAT: r->chat = true; break;
+        case OPT_SPECULATIVE:
+            if (strcmp(optarg, "mtp")) return driver_usage_error("run", "--speculative expects mtp, got '%s'", optarg);
+            r->speculative = true;
+            break;
         case OPT_STOP:
             if (!*optarg) return driver_usage_error("run", "--stop expects a non-empty string");
             r->stop = optarg;
@@ -1049,6 +1067,16 @@ int cmd_run(int argc, char **argv) {
         return rc < 0 ? DSCC_EXIT_OK : rc;
     }
     DiagEngine *d = diag_new(a, stderr);
+    if (r.speculative) { /* the MTP module as a draft model: speculative.c drives both step graphs */
+        const char *cfg = r.mo.config_path ? r.mo.config_path : r.weights ? arena_printf(a, "%s/config.json", r.weights) : NULL;
+        int fp8 = r.precision_given ? r.fp8 : cfg ? run_config_fp8(a, d, cfg) : 0; /* as compile() decides */
+        const char *model = fp8 < 0 ? NULL : driver_resolve_model(a, d, r.model);
+        SpecArgs sa = {model, r.mo, &r.po, r.weights, r.seed, r.tokens, fp8 == 1, r.cuda, r.f32_storage, r.device,
+                       r.threads, r.generate, true, r.temperature, r.sample_seed};
+        rc = model ? spec_run_mtp(&sa) : DSCC_EXIT_INPUT;
+        arena_free(a);
+        return rc;
+    }
     rc = r.nproc ? launch_ranks(&r, a, d, argc, argv) : run_rank(&r, a, d);
     arena_free(a);
     return rc;
