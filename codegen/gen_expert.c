@@ -10,7 +10,10 @@
  * tiles for R routed rows and E experts, so that many blocks per output
  * tile are launched and the ones past the real count return at once.
  * Otherwise: one block per routed row and 64 outputs, the row in shared
- * memory. */
+ * memory. Slots with expert id -1 (dispatched rows whose expert is on
+ * another GPU, or that nobody sent: docs/IR.md) are not computed; their
+ * outputs are written as 0 (the grouped GEMM sorts them into one more
+ * bucket, E, whose tiles only store zeros), as the CPU executor does. */
 #include "codegen/gen_internal.h"
 
 /* fp8_expert_linear as a grouped tensor-core GEMM (see the file comment). */
@@ -21,40 +24,43 @@ static bool expert_fp8_grouped(Gen *G, const IrNode *n, int64_t I) {
     IrDim R = ir_type_numel(&idx->type);
     int sx = cg_slot_value(G, x), sxs = cg_slot_value(G, n->ops[1]), sw = cg_slot_value(G, w), sws = cg_slot_value(G, n->ops[3]);
     int si = cg_slot_value(G, idx), sy = cg_slot_value(G, n);
-    int sc = cg_slot_scratch(G, n, ir_dim_const(2 * E + 1)); /* per expert: row count, first sorted row; then the tile count */
+    int64_t EB = E + 1;                                      /* buckets: the experts, then the slots of id -1 */
+    int sc = cg_slot_scratch(G, n, ir_dim_const(2 * EB + 1)); /* per bucket: row count, first sorted row; then the tile count */
     int sp0 = cg_slot_scratch(G, n, R);                      /* sorted position -> routed row */
     int st = cg_slot_scratch(G, n, R);                       /* tile -> its first sorted position (tiles <= R) */
     const char *Ks = cg_dim(G, idx->type.dims[1]);
-    cg_head(G, "fp8_expert_linear, phase 1: routed rows sorted by expert, cut into tiles of 64");
-    sb_printf(&G->decl, "    const int E = %lld;\n"
+    cg_head(G, "fp8_expert_linear, phase 1: routed rows sorted by expert (bucket E: id -1), cut into tiles of 64");
+    sb_printf(&G->decl, "    const int E = %lld, EB = E + 1;\n"
                         "    const long long R = %s;\n"
                         "    __shared__ int cnt[%lld], cur[%lld];\n"
                         "    int *C = (int *)a.t[%d], *P = (int *)a.t[%d], *T = (int *)a.t[%d];\n"
-                        "    for (int e = threadIdx.x; e < E; e += 256) cnt[e] = 0;\n"
+                        "    for (int e = threadIdx.x; e < EB; e += 256) cnt[e] = 0;\n"
                         "    __syncthreads();\n"
                         "    for (long long r = threadIdx.x; r < R; r += 256) {\n"
                         "        const float f = L%d(a, r);\n"
-                        "        if (!(f >= 0.0f && f < (float)E)) fail(a, f);\n"
+                        "        if (f == -1.0f) atomicAdd(&cnt[E], 1);  // a slot whose expert is elsewhere\n"
+                        "        else if (!(f >= 0.0f && f < (float)E)) fail(a, f);\n"
                         "        else atomicAdd(&cnt[(int)f], 1);\n"
                         "    }\n"
                         "    __syncthreads();\n"
                         "    if (threadIdx.x == 0) {\n"
                         "        int base = 0, nt = 0;\n"
-                        "        for (int e = 0; e < E; e++) {\n"
+                        "        for (int e = 0; e < EB; e++) {\n"
                         "            C[e] = cnt[e];\n"
-                        "            C[E + e] = cur[e] = base;\n"
+                        "            C[EB + e] = cur[e] = base;\n"
                         "            for (int s = 0; s < cnt[e]; s += 64) T[nt++] = base + s;\n"
                         "            base += cnt[e];\n"
                         "        }\n"
-                        "        C[2 * E] = nt;\n"
+                        "        C[2 * EB] = nt;\n"
                         "    }\n"
                         "    __syncthreads();\n"
                         "    for (long long r = threadIdx.x; r < R; r += 256) {\n"
                         "        const float f = L%d(a, r);\n"
-                        "        if (f >= 0.0f && f < (float)E) P[atomicAdd(&cur[(int)f], 1)] = (int)r;\n"
+                        "        if (f == -1.0f) P[atomicAdd(&cur[E], 1)] = (int)r;\n"
+                        "        else if (f >= 0.0f && f < (float)E) P[atomicAdd(&cur[(int)f], 1)] = (int)r;\n"
                         "    }\n"
                         "}\n",
-              (long long)E, cg_dim(G, R), (long long)E, (long long)E, sc, sp0, st, si, si);
+              (long long)E, cg_dim(G, R), (long long)EB, (long long)EB, sc, sp0, st, si, si);
     cg_phase(G, CG_LAUNCH_BLOCK, ir_dim_const(1), 1, ir_dim_const(1), 1, 0);
     IrDim O = w->type.dims[1];
     int64_t nt = (O.coeff + 127) / 128, nkb = (I + 127) / 128;
@@ -66,38 +72,47 @@ static bool expert_fp8_grouped(Gen *G, const IrNode *n, int64_t I) {
                          : "fp8_expert_linear, phase 2: tensor-core FP8 tile per (expert tile of 64 rows, 128 outputs)");
         sb_printf(&G->decl, "    extern __shared__ __align__(16) unsigned char sm[];\n"
                             "    __shared__ int srow[64], yrow[64];\n"
-                            "    const int E = %lld;\n"
+                            "    const int E = %lld, EB = E + 1;\n"
                             "    const int *C = (const int *)a.t[%d], *P = (const int *)a.t[%d], *T = (const int *)a.t[%d];\n",
                   (long long)E, sc, sp0, st);
         if (split)
-            sb_printf(&G->decl, "    const long long R = %s, nt = %lldLL, tmax = (R + 63) / 64 + (E < R ? E : R);  // the grid's tiles\n"
+            sb_printf(&G->decl, "    const long long R = %s, nt = %lldLL, tmax = (R + 63) / 64 + (EB < R ? EB : R);  // the grid's tiles\n"
                                 "    const long long ns = cg_k_splits(R, tmax * nt, %lldLL), kper = (%lldLL + ns - 1) / ns;\n"
                                 "    const long long ot = blockIdx.x %% nt, t = blockIdx.x / nt %% tmax, kpart = blockIdx.x / nt / tmax;\n",
                       cg_dim(G, R), (long long)nt, (long long)nkb, (long long)nkb);
         else sb_printf(&G->decl, "    const long long nt = (%s + 127) / 128, ot = blockIdx.x %% nt, t = blockIdx.x / nt;\n", cg_dim(G, O));
-        sb_printf(&G->decl, "    if (t >= C[2 * E]) return;  // past the tiles this step has\n"
+        sb_printf(&G->decl, "    if (t >= C[2 * EB]) return;  // past the tiles this step has\n"
                             "    const int start = T[t];\n"
-                            "    const long long e = (long long)L%d(a, P[start]);\n"
-                            "    const int nr = C[E + e] + C[e] - start < 64 ? C[E + e] + C[e] - start : 64;\n"
+                            "    const long long e = (long long)L%d(a, P[start]), b = e < 0 ? E : e;\n"
+                            "    const int nr = C[EB + b] + C[b] - start < 64 ? C[EB + b] + C[b] - start : 64;\n"
                             "    if (threadIdx.x < 64) {\n"
                             "        const int r = (int)threadIdx.x < nr ? P[start + threadIdx.x] : -1;\n"
                             "        yrow[threadIdx.x] = r;\n"
                             "        srow[threadIdx.x] = r < 0 ? -1 : %s;\n"
                             "    }\n"
-                            "    __syncthreads();\n",
-                  si, bcast ? arena_printf(G->a, "(int)(r / %s)", Ks) : "r");
+                            "    __syncthreads();\n"
+                            "    if (e < 0) {  // slots of id -1: zeros, nothing computed\n"
+                            "        const long long O = %s;\n"
+                            "        for (int k = threadIdx.x; k < nr * 128; k += blockDim.x) {\n"
+                            "            const long long r = yrow[k / 128], o = ot * 128 + k %% 128;\n"
+                            "            if (o < O) %s;\n"
+                            "        }\n"
+                            "        return;\n"
+                            "    }\n",
+                  si, bcast ? arena_printf(G->a, "(int)(r / %s)", Ks) : "r", cg_dim(G, O),
+                  split ? arena_printf(G->a, "st_f32(a.t[%d], (kpart * 64 + r) * O + o, 0.0f)", sp) : arena_printf(G->a, "S%d(a, r * O + o, 0.0f)", sy));
         if (split)
             cg_mma_tile_part(G, false, false, sx, sxs, sw, sws, sy, I, cg_dim(G, O), "kpart * kper",
                              "kpart * kper + kper < nkb ? kpart * kper + kper : nkb", sp); /* yrow < R <= 64: [part][row][O] */
         else cg_mma_tile(G, false, false, sx, sxs, sw, sws, sy, I, cg_dim(G, O));
         sb_puts(&G->decl, "}\n");
         cg_phase(G, CG_LAUNCH_BLOCK, R, 64, O, 128, CG_TILE_SMEM(G));
-        G->phases[G->nphases - 1].plus = E;
+        G->phases[G->nphases - 1].plus = EB;
         if (sp >= 0) cg_phase_k(G, split ? CG_ITEMS_K_SPLIT : CG_ITEMS_K_WHOLE, nkb);
     }
     if (sp >= 0) /* the grid's tiles over M = R routed rows, as the split phase counts them */
         cg_k_sum(G, "fp8_expert_linear: the sum of the K parts", R, O.coeff,
-                 arena_printf(G->a, "((M + 63) / 64 + (%lldLL < M ? %lldLL : M)) * %lldLL", (long long)E, (long long)E, (long long)nt), nkb, sp, sy, E);
+                 arena_printf(G->a, "((M + 63) / 64 + (%lldLL < M ? %lldLL : M)) * %lldLL", (long long)EB, (long long)EB, (long long)nt), nkb, sp, sy, EB);
     return true;
 }
 
@@ -123,6 +138,10 @@ bool cg_expert_gemm(Gen *G, const IrNode *n, bool fp8) {
                  "    if (r >= %s) return;\n"
                  "    const long long src = %s;\n"
                  "    const float ef = L%d(a, r);\n"
+                 "    if (ef == -1.0f) {  // a slot whose expert is elsewhere: zeros, nothing computed\n"
+                 "        for (long long o = o0 + threadIdx.x; o < O && o < o0 + 64; o += blockDim.x) S%d(a, r * O + o, 0.0f);\n"
+                 "        return;\n"
+                 "    }\n"
                  "    if (!(ef >= 0.0f && ef < (float)E)) {\n        if (threadIdx.x == 0) fail(a, ef);\n        return;\n    }\n"
                  "    const long long e = (long long)ef;\n"
                  "    for (long long k = threadIdx.x; k < I; k += 256) xr[k] = L%d(a, src * I + k);\n"
@@ -132,7 +151,7 @@ bool cg_expert_gemm(Gen *G, const IrNode *n, bool fp8) {
                  "        const long long wb = (e * O + o) * I;\n"
                  "        float acc = 0.0f;\n",
               cg_dim(G, idx->type.dims[1]), (long long)I, cg_dim(G, w->type.dims[1]), cg_dim(G, w->type.dims[0]), cg_dim(G, R),
-              bcast ? "r / Ks" : "r", si, sx);
+              bcast ? "r / Ks" : "r", si, sy, sx);
     (void)sws;
     if (fp8)
         sb_printf(b, "        for (long long kb = 0; kb < nkb; kb++) {\n"

@@ -209,9 +209,23 @@ bool cg_emit_template(Gen *G, const IrNode *n) {
                           cg_dim(G, cg_suffix(&x->type, 2)), cg_dim(G, x->type.dims[1]), cg_stored_suffix(G, n), sc, sx));
         return true;
     }
-    case IR_OP_DISPATCH: case IR_OP_COMBINE: { /* one process holds every expert: the value is where it is needed */
+    case IR_OP_DISPATCH: { /* one process holds every expert: block 0 is x, the other blocks unsent */
         int sx = cg_slot_value(G, n->ops[0]), so = cg_slot_value(G, n);
-        cg_elem(G, n, ir_type_numel(&n->type), ir_op_name(n->op), arena_printf(A, "    S%d(a, i, L%d(a, i));\n", so, sx));
+        bool ids = n->ops[0] == n->ops[1];
+        cg_elem(G, n, ir_type_numel(&n->type), ids ? "dispatch of the expert ids, one process: block 0, the rest -1" : "dispatch, one process: block 0, the rest 0",
+             arena_printf(A, "    S%d(a, i, i < %s ? L%d(a, i) : %s);\n", so, cg_dim(G, ir_type_numel(&n->ops[0]->type)), sx, ids ? "-1.0f" : "0.0f"));
+        return true;
+    }
+    case IR_OP_COMBINE: { /* one process: each own token's weighted sum over its slots (block 0) */
+        const IrNode *y = n->ops[0];
+        int sy = cg_slot_value(G, y), sw = cg_slot_value(G, n->ops[1]), si = cg_slot_value(G, n->ops[2]), so = cg_slot_value(G, n);
+        cg_elem(G, n, ir_type_numel(&n->type), "combine, one process: sum of wd * y over the K slots of block 0, in f32",
+             arena_printf(A, "    const long long K = %s, O = %s, t = i / O, o = i %% O;\n"
+                             "    float acc = 0.0f;\n"
+                             "    for (long long k = 0; k < K; k++)\n"
+                             "        if (L%d(a, t * K + k) != -1.0f) acc += L%d(a, t * K + k) * L%d(a, (t * K + k) * O + o);\n"
+                             "    S%d(a, i, acc);\n",
+                          cg_dim(G, y->type.dims[1]), cg_dim(G, cg_suffix(&y->type, 2)), si, sw, sy, so));
         return true;
     }
     case IR_OP_SPLIT_BATCH: {

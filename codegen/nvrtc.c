@@ -5,7 +5,9 @@
  * Diagnostics are collected per source and reported in source order after
  * the pool finishes, so output does not interleave. A cache entry is served
  * only when its header (key, length, XXH64) matches: anything else is
- * compiled again and counted, never loaded. */
+ * compiled again and counted, never loaded. When standard error is a
+ * terminal, the pool shows its progress there (modules done / total) on
+ * one line it overwrites and clears at the end; elsewhere it prints none. */
 #include "codegen/codegen.h"
 
 #include <errno.h>
@@ -67,7 +69,24 @@ typedef struct {
     atomic_int next;
     const char *arch, *dir;
     int version;
+    bool progress;        /* stderr is a terminal: show modules done / total */
+    atomic_int done;
+    int shown;            /* the count on the line, under lock */
+    pthread_mutex_t lock;
 } Job;
+
+/* One module more is done: "\rNVRTC: compiled 12/40 modules" on a terminal. */
+static void progress_step(Job *j) {
+    if (!j->progress) return;
+    int k = atomic_fetch_add(&j->done, 1) + 1;
+    pthread_mutex_lock(&j->lock);
+    if (k > j->shown) { /* workers finish out of order: never show a count go back */
+        j->shown = k;
+        fprintf(stderr, "\rNVRTC: compiled %d/%d modules", k, j->n);
+        fflush(stderr);
+    }
+    pthread_mutex_unlock(&j->lock);
+}
 
 static char *fmt(const char *f, ...) __attribute__((format(printf, 1, 2)));
 static char *fmt(const char *f, ...) {
@@ -194,6 +213,7 @@ static void *worker(void *arg) {
         EntryRead got = path ? read_cached(path, key, b, &j->unusable[i]) : ENTRY_UNUSABLE;
         if (got == ENTRY_HIT) {
             free(path);
+            progress_step(j);
             continue;
         }
         b->cache_rejected = got == ENTRY_BAD;
@@ -205,6 +225,7 @@ static void *worker(void *arg) {
             j->unusable[i] = msg;
         }
         free(path);
+        progress_step(j);
     }
     return NULL;
 }
@@ -228,6 +249,9 @@ static const char *usable_dir(DiagEngine *d, const char *dir) {
 int cg_compile(Arena *a, DiagEngine *d, const CgSource *src, int n, const CgOptions *o, CgBinary *bins) {
     Job j = {.src = src, .bins = bins, .n = n, .arch = o && o->arch ? o->arch : "sm_90a", .version = cg_nvrtc_version()};
     atomic_init(&j.next, 0);
+    atomic_init(&j.done, 0);
+    j.progress = n > 0 && isatty(STDERR_FILENO);
+    pthread_mutex_init(&j.lock, NULL);
     j.errors = calloc((size_t)n + 1, sizeof(char *));
     j.unusable = calloc((size_t)n + 1, sizeof(char *));
     j.dir = usable_dir(d, cg_cache_dir(a, o));
@@ -241,6 +265,11 @@ int cg_compile(Arena *a, DiagEngine *d, const CgSource *src, int n, const CgOpti
         if (pthread_create(&tid[started], NULL, worker, &j) == 0) started++;
     worker(&j);
     for (int i = 0; i < started; i++) pthread_join(tid[i], NULL);
+    pthread_mutex_destroy(&j.lock);
+    if (j.progress) { /* clear the progress line before any diagnostic or summary */
+        fprintf(stderr, "\r%*s\r", 64, "");
+        fflush(stderr);
+    }
     int failed = 0, unusable = 0;
     for (int i = 0; i < n; i++) /* one warning for the entries that were in the way */
         if (j.unusable[i] && unusable++ == 0) diag_warning(d, ((SrcLoc){0}), "%s", j.unusable[i]);

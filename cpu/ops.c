@@ -131,6 +131,7 @@ static bool group_by_expert(const KernelCtx *c, const IrNode *n, const Ten *idx,
     int64_t rows = idx->n;
     for (int64_t r = 0; r < rows; r++) {
         float e = idx->p[r];
+        if (e == -1.0f) continue; /* a dispatched slot whose expert is elsewhere */
         if (!(e >= 0 && e < (float)E))
             return data_error(c, n, "%s: expert index %lld is outside 0..%lld", (long long)e, (long long)E - 1);
         start[(int64_t)e + 1]++;
@@ -138,6 +139,7 @@ static bool group_by_expert(const KernelCtx *c, const IrNode *n, const Ten *idx,
     for (int64_t e = 0; e < E; e++) start[e + 1] += start[e];
     int64_t *fill = calloc((size_t)E + 1, sizeof(int64_t));
     for (int64_t r = 0; r < rows; r++) {
+        if (idx->p[r] == -1.0f) continue;
         int64_t e = (int64_t)idx->p[r];
         order[start[e] + fill[e]++] = r;
     }
@@ -147,7 +149,9 @@ static bool group_by_expert(const KernelCtx *c, const IrNode *n, const Ten *idx,
 
 /* expert_linear and fp8_expert_linear: gather the rows (x[n,j] or the
  * broadcast x[n]) in expert order, one grouped GEMM, scatter back. For
- * fp8_expert_linear x is already codes and xs their tile scales. */
+ * fp8_expert_linear x is already codes and xs their tile scales. Slots
+ * with id -1 (dispatched rows of experts elsewhere) are skipped: their
+ * output is 0. */
 static bool k_expert_linear(const KernelCtx *c, const IrNode *n, Ten *out, Ten *const *in) {
     bool fp8_op = n->op == IR_OP_FP8_EXPERT_LINEAR;
     const Ten *x = in[0], *w = in[fp8_op ? 2 : 1], *idx = in[fp8_op ? 4 : 2];
@@ -157,6 +161,8 @@ static bool k_expert_linear(const KernelCtx *c, const IrNode *n, Ten *out, Ten *
     float *xs = malloc(sizeof(float) * (size_t)(rows * I + 1)), *ys = malloc(sizeof(float) * (size_t)(rows * O + 1));
     float *ss = fp8_op ? malloc(sizeof(float) * (size_t)(rows * nkb + 1)) : NULL;
     bool ok = group_by_expert(c, n, idx, E, order, start);
+    rows = start[E]; /* the routed slots */
+    memset(out->p, 0, sizeof(float) * (size_t)out->n);
     for (int64_t at = 0; ok && at < rows; at++) {
         int64_t src = bcast ? order[at] / Ks : order[at];
         memcpy(xs + at * I, x->p + src * I, sizeof(float) * (size_t)I);
@@ -444,6 +450,30 @@ static void k_reduce(const IrNode *n, Ten *out, const Ten *x) {
         }
 }
 
+/* dispatch on one process, which holds every expert: row block 0 is x
+ * itself, the other W-1 blocks are rows nobody sent (ids -1, values 0). */
+static void k_dispatch(const IrNode *n, Ten *out, const Ten *x) {
+    float fill = n->ops[0] == n->ops[1] ? -1.0f : 0.0f;
+    memcpy(out->p, x->p, sizeof(float) * (size_t)x->n);
+    for (int64_t i = x->n; i < out->n; i++) out->p[i] = fill;
+}
+
+/* combine on one process: each own token (row block 0) sums wd * y over
+ * its slots in slot order, in f32, skipping slots with id -1. */
+static void k_combine(Ten *out, const Ten *y, const Ten *wd, const Ten *idd) {
+    int64_t N = out->d[0], K = y->d[1], O = out->n / (N > 0 ? N : 1);
+    for (int64_t t = 0; t < N; t++) {
+        float *o = out->p + t * O;
+        for (int64_t j = 0; j < O; j++) o[j] = 0.0f;
+        for (int64_t k = 0; k < K; k++) {
+            if (idd->p[t * K + k] == -1.0f) continue;
+            float w = wd->p[t * K + k];
+            const float *v = y->p + (t * K + k) * O;
+            for (int64_t j = 0; j < O; j++) o[j] += w * v[j];
+        }
+    }
+}
+
 bool cpu_kernel(const KernelCtx *c, const IrNode *n, Ten *out, Ten *const *in) {
     switch (n->op) {
     case IR_OP_ACT_SCALE: case IR_OP_QUANTIZE: {
@@ -512,11 +542,9 @@ bool cpu_kernel(const KernelCtx *c, const IrNode *n, Ten *out, Ten *const *in) {
         k_binary(n->op, out, in[0], in[1]);
         return true;
     case IR_OP_SOFTMAX: case IR_OP_SUM: k_reduce(n, out, in[0]); return true;
-    case IR_OP_RESHAPE:
-    case IR_OP_DISPATCH: /* one process holds every expert: the value is where it is needed */
-    case IR_OP_COMBINE:
-        memcpy(out->p, in[0]->p, sizeof(float) * (size_t)out->n);
-        return true;
+    case IR_OP_RESHAPE: memcpy(out->p, in[0]->p, sizeof(float) * (size_t)out->n); return true;
+    case IR_OP_DISPATCH: k_dispatch(n, out, in[0]); return true;
+    case IR_OP_COMBINE: k_combine(out, in[0], in[1], in[2]); return true;
     case IR_OP_TRANSPOSE: k_transpose(n, out, in[0]); return true;
     case IR_OP_SLICE: {
         int ax = norm_axis(ir_node_attr_int(n, "axis", 0), in[0]->rank);

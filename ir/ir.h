@@ -344,4 +344,21 @@ typedef struct {
  * seq_len. Returns false and reports through d when the graph has no dims. */
 bool ir_stats_compute(const IrGraph *g, DiagEngine *d, int64_t seq_len, IrStats *out);
 
+/* Memory one GPU holds when the graph runs over `gpus` GPUs with expert
+ * parallelism: every weight in its stored dtype (FP8 codes and their f32
+ * scales where fp8-quant ran), except that a stacked weight (attribute
+ * `stack`: the routed experts and their scales) holds only its share of
+ * the slices, count / gpus. The activation slab is the extent of the
+ * offsets plan-memory gave (0 when it has not run), with its bindings:
+ * batch rows, seq new positions, ctx cached + new (0 = seq), micro-batch
+ * dims the batch over the parts, rounded up. */
+typedef struct {
+    int64_t replicated_bytes; /* weights every GPU holds */
+    int64_t expert_bytes;     /* this GPU's share of the stacked weights */
+    int64_t experts, experts_per_gpu; /* largest stack count, its share */
+    int64_t activation_bytes; /* plan-memory's slab */
+} IrMemStats;
+
+bool ir_stats_memory(const IrGraph *g, DiagEngine *d, int gpus, int64_t batch, int64_t seq, int64_t ctx, IrMemStats *out);
+
 #endif

@@ -281,6 +281,39 @@ static bool infer_fp8(Ctx *c, const IrNode *n, IrType *out) {
     }
 }
 
+/* dispatch and combine in the world layout (docs/IR.md): a dispatched
+ * value has W = nodes x gpus_per_node row blocks of the N own rows. */
+static bool infer_comm(Ctx *c, const IrNode *n, IrType *out) {
+    int64_t nodes = ir_node_attr_int(n, "nodes", 0), gpus = ir_node_attr_int(n, "gpus_per_node", 0);
+    if (nodes < 1 || gpus < 1 || nodes > 4096 || gpus > 4096) return fail(c, "nodes and gpus_per_node must be in 1..4096");
+    IrDim W = ir_dim_const(nodes * gpus);
+    const IrType *x = &n->ops[0]->type, *idx = &n->ops[n->nops - 1]->type;
+    if (!need_int(c, idx, "idx")) return false;
+    if (n->op == IR_OP_DISPATCH) {
+        if (idx->rank != 2 || x->rank < 1 || !ir_dim_eq(x->dims[0], idx->dims[0]))
+            return fail(c, "%s does not match the routing idx %s", ts(c, x), ts(c, idx));
+        *out = *x;
+        out->dims[0] = ir_dim_mul(W, x->dims[0]);
+        return true;
+    }
+    const IrType *wd = &n->ops[1]->type, *idd = &n->ops[2]->type;
+    if (idx->rank != 2) return fail(c, "the routing idx %s must be [N,K]", ts(c, idx));
+    IrType rows = {.dtype = idx->dtype, .rank = 2, .dims = {ir_dim_mul(W, idx->dims[0]), idx->dims[1]}};
+    if (x->rank < 3 || !ir_dim_eq(x->dims[0], rows.dims[0]) || !ir_dim_eq(x->dims[1], rows.dims[1]))
+        return fail(c, "y %s is not the [W*N,K,...] world layout of idx %s over %lld GPUs", ts(c, x), ts(c, idx), (long long)(nodes * gpus));
+    if (!is_float(wd->dtype) || wd->rank != 2 || !ir_dim_eq(wd->dims[0], rows.dims[0]) || !ir_dim_eq(wd->dims[1], rows.dims[1]))
+        return fail(c, "the dispatched weights %s must be float [W*N,K] = [%s,%s]", ts(c, wd), ds(c, rows.dims[0]), ds(c, rows.dims[1]));
+    if (!need_int(c, idd, "the dispatched ids")) return false;
+    if (idd->rank != 2 || !ir_dim_eq(idd->dims[0], rows.dims[0]) || !ir_dim_eq(idd->dims[1], rows.dims[1]))
+        return fail(c, "the dispatched ids %s must be [W*N,K] = [%s,%s]", ts(c, idd), ds(c, rows.dims[0]), ds(c, rows.dims[1]));
+    *out = *x;
+    out->dtype = IR_DT_F32;
+    out->rank = x->rank - 1;
+    out->dims[0] = idx->dims[0];
+    for (int i = 1; i < out->rank; i++) out->dims[i] = x->dims[i + 1];
+    return true;
+}
+
 static bool infer_layout(Ctx *c, const IrNode *n, IrType *out) {
     const IrType *x = &n->ops[0]->type;
     int ax = 0;
@@ -541,17 +574,7 @@ static bool infer_rule(Ctx *cp, const IrNode *n, IrType *out) {
         *out = *t;
         return true;
     }
-    case IR_OP_DISPATCH: case IR_OP_COMBINE: {
-        const IrType *x = &n->ops[0]->type, *idx = &n->ops[1]->type;
-        if (!need_int(&c, idx, "idx")) return false;
-        if (idx->rank != 2 || x->rank < 1 || !ir_dim_eq(x->dims[0], idx->dims[0]) ||
-            (n->op == IR_OP_COMBINE && (x->rank < 2 || !ir_dim_eq(x->dims[1], idx->dims[1]))))
-            return fail(&c, "%s does not match the routing idx %s", ts(&c, x), ts(&c, idx));
-        if (ir_node_attr_int(n, "nodes", 0) < 1 || ir_node_attr_int(n, "gpus_per_node", 0) < 1)
-            return fail(&c, "nodes and gpus_per_node must be positive");
-        *out = *x;
-        return true;
-    }
+    case IR_OP_DISPATCH: case IR_OP_COMBINE: return infer_comm(&c, n, out);
     default:
         return infer_compute(&c, n, out);
     }

@@ -146,3 +146,62 @@ bool ir_stats_compute(const IrGraph *g, DiagEngine *d, int64_t seq_len, IrStats 
     }
     return true;
 }
+
+/* ---- per-GPU memory ------------------------------------------------------------ */
+
+static int64_t numel_at(const IrType *t, const int64_t *sym) {
+    int64_t n = 1;
+    for (int k = 0; k < t->rank; k++) n *= ir_dim_eval(t->dims[k], sym);
+    return n;
+}
+
+static int64_t bytes_of(const IrType *t, const int64_t *sym) { return (numel_at(t, sym) * ir_dtype_bits(t->dtype) + 7) / 8; }
+
+/* plan-memory's bindings: batch, seq, T = ctx, micro-batch dims the batch over the parts (rounded up). */
+static void plan_bindings(const IrGraph *g, int64_t batch, int64_t seq, int64_t ctx, int64_t *sym) {
+    for (int i = 0; i < IR_MAX_DIM_SYMS; i++) sym[i] = seq;
+    sym[0] = batch;
+    int t = ir_graph_find_dim(g, "T");
+    if (t >= 0) sym[t] = ctx ? ctx : seq;
+    for (int i = 0; i < g->nnodes; i++) {
+        const IrNode *n = g->nodes[i];
+        if (n->op != IR_OP_SPLIT_BATCH) continue;
+        int64_t parts = ir_node_attr_int(n, "parts", 2), whole = ir_dim_eval(n->ops[0]->type.dims[0], sym);
+        for (int s = 0; s < IR_MAX_DIM_SYMS; s++)
+            if (n->type.dims[0].exp[s] == 1 && parts > 0 && n->type.dims[0].coeff > 0) /* the larger part of an odd split */
+                sym[s] = ((whole + parts - 1) / parts + n->type.dims[0].coeff - 1) / n->type.dims[0].coeff;
+    }
+}
+
+bool ir_stats_memory(const IrGraph *g, DiagEngine *d, int gpus, int64_t batch, int64_t seq, int64_t ctx, IrMemStats *out) {
+    memset(out, 0, sizeof *out);
+    int64_t sym[IR_MAX_DIM_SYMS];
+    plan_bindings(g, batch, seq, ctx, sym);
+    for (int i = 0; i < g->nnodes; i++) {
+        const IrNode *n = g->nodes[i];
+        if (n->op == IR_OP_WEIGHT) {
+            int64_t b = bytes_of(&n->type, sym);
+            if (!ir_node_attr_str(n, "stack", NULL)) {
+                out->replicated_bytes += b;
+                continue;
+            }
+            int64_t count = ir_dim_eval(n->type.dims[0], sym), share = (count + gpus - 1) / gpus;
+            if (count % gpus) {
+                diag_error(d, n->loc, "weight %s stacks %lld slices, which do not spread evenly over %d GPUs",
+                           ir_node_attr_str(n, "name", "?"), (long long)count, gpus);
+                return false;
+            }
+            out->expert_bytes += b / count * share;
+            if (count > out->experts) {
+                out->experts = count;
+                out->experts_per_gpu = share;
+            }
+        } else if (n->mem >= 0 && ir_op_has_result(n->op)) {
+            int bits = ir_dtype_bits(n->type.dtype); /* as plan-memory sizes a block: 256-byte aligned */
+            int64_t numel = numel_at(&n->type, sym);
+            int64_t end = n->mem + ((numel * bits / 8 + (bits < 8) + 255) & ~(int64_t)255);
+            if (end > out->activation_bytes) out->activation_bytes = end;
+        }
+    }
+    return true;
+}

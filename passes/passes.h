@@ -98,4 +98,38 @@ PassResult pass_overlap(PassCtx *c, IrGraph *g);
 PassResult pass_shape_infer(PassCtx *c, IrGraph *g);
 PassResult pass_fold_constants(PassCtx *c, IrGraph *g);
 
+/* ---- expert-parallel traffic: node-limited-routing's exact prediction ---- */
+
+typedef struct {
+    int nodes, gpus_per_node; /* W = nodes x gpus_per_node ranks, rank = node * gpus_per_node + local */
+    int64_t experts;          /* E, placed contiguously: expert e on rank e / (E / W) */
+    int k;                    /* slots per token */
+} PassEpWorld;
+
+/* Bytes one rank SENDS for one MoE layer (DeepEP's two-hop scheme). A
+ * token of rank s = (node a, local l) whose experts use nodes n1..nm:
+ * dispatch: s sends one copy to (ni, l) per remote node ni (inter); in
+ * every used node (a too) the landing rank (ni, l) forwards one copy to
+ * each other rank of the node holding one of its experts (intra). combine,
+ * the reverse: each such rank sends one partial sum to the landing rank
+ * (intra), each remote landing rank one partial sum to s (inter). Copies to
+ * a rank itself are free. Rows: see pass_routing_row_bytes. */
+typedef struct {
+    int64_t dispatch_inter, dispatch_intra;
+    int64_t combine_inter, combine_intra;
+} PassEpTraffic;
+
+/* Row bytes of the MoE layer of `combine` (a combine node of g):
+ * dispatch_row = the sum, over g's dispatches along the same idx, of a row
+ * of their operand (payload, scales, ids, weights) in its stored dtype;
+ * combine_row = a row of y's trailing axes (one partial sum) in y's stored
+ * dtype (bf16, or f32 with f32_storage). False when a row is symbolic. */
+bool pass_routing_row_bytes(const IrGraph *g, const IrNode *combine, bool f32_storage, int64_t *dispatch_row, int64_t *combine_row);
+
+/* sent[W]: what each rank sends, given every rank's routing: idx[r] holds
+ * ntok[r] x k expert ids (as floats, the executors' values). False after
+ * reporting an invalid world or an id outside 0..E-1. */
+bool pass_routing_traffic(DiagEngine *d, const PassEpWorld *w, const int64_t *ntok, const float *const *idx, int64_t dispatch_row,
+                          int64_t combine_row, PassEpTraffic *sent);
+
 #endif

@@ -54,6 +54,10 @@ typedef struct { /* CUgraphExecUpdateResultInfo */
     X(cuEventSynchronize, (void *))                                                                         \
     X(cuEventElapsedTime, (float *, void *, void *))                                                        \
     X(cuEventDestroy_v2, (void *))                                                                          \
+    X(cuStreamWaitEvent, (CUstream, void *, unsigned))                                                      \
+    X(cuStreamSynchronize, (CUstream))                                                                      \
+    X(cuMemcpyHtoDAsync_v2, (RtDevPtr, const void *, size_t, CUstream))                                     \
+    X(cuMemcpyDtoHAsync_v2, (void *, RtDevPtr, size_t, CUstream))                                           \
     X(cuGetErrorName, (CUresult, const char **))                                                            \
     X(cuGetErrorString, (CUresult, const char **))
 
@@ -76,7 +80,8 @@ struct RtCuda {
 #undef X
     CUdevice dev;
     CUcontext ctx;
-    CUstream stream; /* every launch, memset and event: a blocking stream (ordered with the legacy one) */
+    CUstream stream; /* the current stream: every launch, memset and event goes to it */
+    CUstream streams[RT_CUDA_STREAMS]; /* compute, communication: blocking streams (ordered with the legacy one) */
     char name[160];
     int sm;
     RtKernel *kernels;
@@ -126,10 +131,11 @@ RtCuda *rt_cuda_open(DiagEngine *d, int ordinal) {
         !CU_CHECK(c, d, cuDeviceGetAttribute(&major, 75 /* COMPUTE_CAPABILITY_MAJOR */, c->dev)) ||
         !CU_CHECK(c, d, cuDeviceGetAttribute(&minor, 76 /* COMPUTE_CAPABILITY_MINOR */, c->dev)) ||
         !CU_CHECK(c, d, cuDevicePrimaryCtxRetain(&c->ctx, c->dev)) || !CU_CHECK(c, d, cuCtxSetCurrent(c->ctx)) ||
-        !CU_CHECK(c, d, cuStreamCreate(&c->stream, 0))) {
+        !CU_CHECK(c, d, cuStreamCreate(&c->streams[0], 0)) || !CU_CHECK(c, d, cuStreamCreate(&c->streams[1], 0))) {
         rt_cuda_close(c);
         return NULL;
     }
+    c->stream = c->streams[0];
     c->sm = major * 10 + minor;
     size_t len = strlen(c->name);
     snprintf(c->name + len, sizeof c->name - len, ", sm_%d", c->sm);
@@ -148,7 +154,8 @@ void rt_cuda_close(RtCuda *c) {
         if (c->cuModuleUnload) c->cuModuleUnload(m->mod);
         free(m);
     }
-    if (c->stream) c->cuStreamDestroy_v2(c->stream);
+    for (int i = 0; i < RT_CUDA_STREAMS; i++)
+        if (c->streams[i]) c->cuStreamDestroy_v2(c->streams[i]);
     if (c->ctx && c->cuDevicePrimaryCtxRelease) c->cuDevicePrimaryCtxRelease(c->dev);
     if (c->lib) dlclose(c->lib);
     free(c);
@@ -237,6 +244,19 @@ bool rt_cuda_memset0(RtCuda *c, DiagEngine *d, RtDevPtr p, size_t bytes) {
 }
 
 void *rt_cuda_stream(RtCuda *c) { return c->stream; }
+void *rt_cuda_stream_at(RtCuda *c, int s) { return c->streams[s]; }
+void rt_cuda_use_stream(RtCuda *c, int s) { c->stream = c->streams[s]; }
+
+bool rt_cuda_stream_wait(RtCuda *c, DiagEngine *d, int s, RtEvent *e) { return CU_CHECK(c, d, cuStreamWaitEvent(c->streams[s], e, 0)); }
+bool rt_cuda_stream_sync(RtCuda *c, DiagEngine *d, int s) { return CU_CHECK(c, d, cuStreamSynchronize(c->streams[s])); }
+
+bool rt_cuda_upload_async(RtCuda *c, DiagEngine *d, RtDevPtr dst, const void *src, size_t bytes) {
+    return CU_CHECK(c, d, cuMemcpyHtoDAsync_v2(dst, src, bytes, c->stream));
+}
+
+bool rt_cuda_download_async(RtCuda *c, DiagEngine *d, void *dst, RtDevPtr src, size_t bytes) {
+    return CU_CHECK(c, d, cuMemcpyDtoHAsync_v2(dst, src, bytes, c->stream));
+}
 
 struct RtGraph {
     CUgraphExec exec;

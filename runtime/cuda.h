@@ -11,6 +11,7 @@
 #include "support/support.h"
 
 typedef struct RtCuda RtCuda;
+typedef void RtEvent; /* CUevent */
 typedef unsigned long long RtDevPtr; /* CUdeviceptr */
 
 /* Loads the driver, initialises device `ordinal` and makes its primary
@@ -49,6 +50,20 @@ void rt_cuda_host_free(RtCuda *c, void *p);
  * that take a stream (cuBLASLt). */
 void *rt_cuda_stream(RtCuda *c);
 
+/* Two streams: 0 computes, 1 communicates (the IR's `stream` field).
+ * Async launches, memsets, copies and events go to the current stream,
+ * stream 0 unless rt_cuda_use_stream said otherwise. An event recorded on
+ * one stream and waited for on another (cuStreamWaitEvent) orders them;
+ * stream_sync waits on the host until stream s is idle. The async copies
+ * take page-locked host memory (rt_cuda_host_alloc). */
+#define RT_CUDA_STREAMS 2
+void *rt_cuda_stream_at(RtCuda *c, int s);
+void rt_cuda_use_stream(RtCuda *c, int s);
+bool rt_cuda_stream_wait(RtCuda *c, DiagEngine *d, int s, RtEvent *e);
+bool rt_cuda_stream_sync(RtCuda *c, DiagEngine *d, int s);
+bool rt_cuda_upload_async(RtCuda *c, DiagEngine *d, RtDevPtr dst, const void *src, size_t bytes);
+bool rt_cuda_download_async(RtCuda *c, DiagEngine *d, void *dst, RtDevPtr src, size_t bytes);
+
 /* CUDA graphs: launches between begin and end are recorded instead of run;
  * end turns them into *g (made on first use), updating its executable graph
  * in place when only parameters changed (grid sizes, arguments) and
@@ -60,8 +75,7 @@ bool rt_cuda_graph_launch(RtCuda *c, DiagEngine *d, RtGraph *g);
 int rt_cuda_graph_instantiations(const RtGraph *g);
 void rt_cuda_graph_free(RtCuda *c, RtGraph *g);
 
-/* Events on the runtime's stream, for timing and traces. */
-typedef void RtEvent;
+/* Events on the current stream, for timing, traces and ordering streams. */
 RtEvent *rt_cuda_event(RtCuda *c, DiagEngine *d);
 bool rt_cuda_event_record(RtCuda *c, DiagEngine *d, RtEvent *e);
 bool rt_cuda_event_ms(RtCuda *c, DiagEngine *d, RtEvent *from, RtEvent *to, float *ms); /* waits for `to` */

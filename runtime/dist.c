@@ -50,6 +50,23 @@ static bool env_int(DiagEngine *d, const char *const *env, const char *name, int
     return true;
 }
 
+const char *rt_hostlist_first(Arena *a, const char *list) {
+    StrBuf sb;
+    sb_init(&sb);
+    for (const char *p = list; *p && *p != ',';) {
+        if (*p != '[') {
+            sb_putc(&sb, *p++);
+            continue;
+        }
+        for (p++; *p && *p != '-' && *p != ',' && *p != ']'; p++) sb_putc(&sb, *p); /* the range's first value */
+        while (*p && *p != ']') p++;
+        if (*p) p++;
+    }
+    const char *r = arena_strdup(a, sb.data ? sb.data : "");
+    sb_free(&sb);
+    return r;
+}
+
 bool rt_rank_info(Arena *a, DiagEngine *d, const char *const *env, RtRankInfo *out) {
     static const struct {
         RtLauncher l;
@@ -75,6 +92,11 @@ bool rt_rank_info(Arena *a, DiagEngine *d, const char *const *env, RtRankInfo *o
     }
     const char *addr = env_get(env, "DSCC_MASTER_ADDR");
     if (!addr) addr = env_get(env, "MASTER_ADDR");
+    if ((!addr || !*addr) && out->launcher == RT_LAUNCH_SLURM) { /* srun: rank 0 runs on the step's first host */
+        static const char *lists[] = {"SLURM_STEP_NODELIST", "SLURM_JOB_NODELIST", "SLURM_NODELIST"};
+        for (size_t k = 0; (!addr || !*addr) && k < sizeof lists / sizeof lists[0]; k++)
+            if (env_get(env, lists[k])) addr = rt_hostlist_first(a, env_get(env, lists[k]));
+    }
     out->master_addr = arena_strdup(a, addr && *addr ? addr : "127.0.0.1");
     out->master_port = 29500;
     const char *pv = env_get(env, "DSCC_MASTER_PORT") ? "DSCC_MASTER_PORT" : env_get(env, "MASTER_PORT") ? "MASTER_PORT" : NULL;

@@ -18,7 +18,8 @@ typedef enum {
 typedef struct {
     RtLauncher launcher;
     int rank, size, local_rank;
-    const char *master_addr; /* where rank 0 listens: MASTER_ADDR or DSCC_MASTER_ADDR, default 127.0.0.1 */
+    const char *master_addr; /* where rank 0 listens: DSCC_MASTER_ADDR or MASTER_ADDR; under Slurm without them the
+                              * first host of SLURM_STEP_NODELIST (or _JOB_NODELIST); default 127.0.0.1 */
     int master_port;         /* MASTER_PORT or DSCC_MASTER_PORT, default 29500 */
 } RtRankInfo;
 
@@ -30,6 +31,10 @@ const char *rt_launcher_name(RtLauncher l);
  * Inconsistent values (rank outside 0..size-1, a missing partner variable,
  * non-numbers) are errors naming the variable. */
 bool rt_rank_info(Arena *a, DiagEngine *d, const char *const *env, RtRankInfo *out);
+
+/* The first host of a Slurm hostlist: "gpu[07-09,12],cpu3" -> "gpu07"
+ * (in the arena). */
+const char *rt_hostlist_first(Arena *a, const char *list);
 
 /* Rank 0 listens on master_addr:master_port, waits for every other rank,
  * checks each one's rank and world size, and sends it `len` bytes of blob;

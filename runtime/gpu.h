@@ -2,7 +2,8 @@
  * kernels codegen/ generates, compiled by NVRTC (through the disk cache)
  * and loaded with the driver API.
  *
- * Memory: one device slab holds every weight in its declared dtype (FP8
+ * Memory: one device slab holds every weight (under a GpuDist: every
+ * replicated one and this rank's routed experts) in its declared dtype (FP8
  * E4M3 codes and f32 block scales for an FP8 graph), loaded one tensor
  * slice at a time from the weight source (the mmapped checkpoint: no host
  * copy of the model); one slab holds the activations, placed first-fit by
@@ -10,6 +11,14 @@
  * executor was made for (a smaller run fits in the same places); one f32
  * scratch area holds the reductions' statistics of the running kernel;
  * each kv_cache has its own [batch, capacity, ...] buffer.
+ *
+ * Streams: kernels go to the stream their ops carry (the overlap pass:
+ * 0 compute, 1 communication); each IR wait on an op of the other stream
+ * is an event recorded after its kernel and waited for (cuStreamWaitEvent)
+ * before the waiting kernel. Activation bytes are reused only once every
+ * access of their old value happens before the new writer, across both
+ * streams. A step with two streams or exchanges is not recorded as a CUDA
+ * graph (its exchanges are planned on the host from the step's routing).
  *
  * Same interface as the CPU executor (cpu.h): make once, run per step,
  * read outputs, reset between sequences. Built only with NVRTC. */
@@ -85,7 +94,8 @@ const char *gpu_exec_device(const GpuExec *x);
  * (a shape over the capacities, an id out of range at its DSL location);
  * the cache length is then unchanged. */
 bool gpu_exec_run(GpuExec *x, const CpuInput *inputs, int ninputs, DiagEngine *d);
-/* An output of the last run, converted to f32 (NULL if no such name). */
+/* An output of the last run, converted to f32 (NULL if no such name);
+ * under a GpuDist, of the rows given to the run (not the padding). */
 const float *gpu_exec_output(GpuExec *x, const char *name, int *rank, int64_t dims[IR_MAX_RANK]);
 int64_t gpu_exec_cache_len(const GpuExec *x);
 void gpu_exec_reset(GpuExec *x);

@@ -4,6 +4,7 @@
 
 #include "codegen/gen.h"
 #include "runtime/blas.h"
+#include "runtime/gpu_ep.h"
 #include "runtime/runtime.h"
 
 #include <math.h>
@@ -34,6 +35,7 @@ struct GpuExec {
     Launch *launch;    /* per kernel */
     RtDevPtr wslab, aslab, scratch, err;
     int64_t *woff, *aoff; /* per node id, -1 = none */
+    int64_t *elo, *ehi;   /* per weight node: the experts [elo, ehi) of a stacked weight held here (0, count: all) */
     KvBuf *kv;         /* per node id */
     int64_t cap, len, cache_batch;
     int sym_t, sym_b, sym_s; /* symbol indices (-1 when absent) */
@@ -61,6 +63,19 @@ struct GpuExec {
     int64_t wbytes, abytes;  /* weight and activation slabs */
     GpuDist dist;            /* size 0: one process */
     GpuCommBytes comm_last, comm_total;
+    /* streams (the IR's stream field: 0 compute, 1 communication) */
+    int *kstream;            /* per kernel */
+    int **kwait;             /* per kernel: kernels on the other stream it waits for, -1 ended */
+    RtEvent **kev;           /* per kernel: recorded after it when another stream waits for it (NULL: none) */
+    RtEvent *join;           /* the communication stream's end of a step, which the compute stream waits for */
+    bool two_streams;
+    /* expert parallelism */
+    GpuEp *ep;
+    int *comm_node;          /* per kernel: its dispatch/combine node under a GpuDist, else -1 */
+    int *mb;                 /* per node: the micro-batch it belongs to (split_batch's index), -1 none */
+    int mb_parts;            /* micro-batches of the overlap pass (1: none) */
+    int64_t b_real;          /* rows of the last run before padding */
+    bool padded;             /* the last run's inputs were padded to b_real rows */
 };
 
 static int64_t align256(int64_t v) { return (v + 255) & ~(int64_t)255; }
@@ -155,15 +170,27 @@ static bool bind_capacity(GpuExec *x, const GpuOptions *o, int64_t *smax, DiagEn
     if (x->sym_b >= 0) smax[x->sym_b] = o->max_batch;
     if (x->sym_s >= 0) smax[x->sym_s] = o->max_seq;
     if (x->sym_t >= 0) smax[x->sym_t] = o->max_ctx;
+    bool mbsym[IR_MAX_DIM_SYMS] = {false};
+    x->mb_parts = 1;
+    for (int i = 0; i < g->nnodes; i++) { /* the micro-batch dim of the overlap pass: the batch over its parts */
+        const IrNode *n = g->nodes[i];
+        int m = n->op == IR_OP_SPLIT_BATCH && n->type.rank ? lone_sym(n->type.dims[0]) : -1;
+        if (m < 0 || m == x->sym_b) continue;
+        x->mb_parts = (int)ir_node_attr_int(n, "parts", 2);
+        mbsym[m] = true;
+        smax[m] = (o->max_batch + x->mb_parts - 1) / x->mb_parts;
+    }
+    if (x->sym_b >= 0 && x->mb_parts > 1) /* room for a batch padded to whole micro-batches */
+        smax[x->sym_b] = x->max_b = (o->max_batch + x->mb_parts - 1) / x->mb_parts * x->mb_parts;
     for (int s = 0; s < g->ndims; s++)
-        if (s != x->sym_b && s != x->sym_s && s != x->sym_t) {
+        if (s != x->sym_b && s != x->sym_s && s != x->sym_t && !mbsym[s]) {
             /* a symbol no input binds (a micro-batch dim of the overlap pass) */
             for (int i = 0; i < g->nnodes; i++)
                 for (int k = 0; k < g->nodes[i]->type.rank; k++)
                     if (g->nodes[i]->type.dims[k].exp[s]) {
                         diag_error(d, g->nodes[i]->loc,
-                                   "the CUDA backend binds only batch, new positions and context; dim '%s' is bound by no input "
-                                   "(drop microbatch-overlap from the pipeline for one GPU)",
+                                   "the CUDA backend binds only batch, new positions, context and micro-batches; dim '%s' is bound "
+                                   "by none of them",
                                    g->dim_names[s]);
                         return false;
                     }
@@ -173,7 +200,7 @@ static bool bind_capacity(GpuExec *x, const GpuOptions *o, int64_t *smax, DiagEn
 
 typedef struct {
     int64_t off, size;
-    int end;
+    int end; /* the value's node id (its accesses decide when its bytes are free) */
 } Live;
 
 /* Which kernels compute only functions of the weights: their values are
@@ -198,43 +225,76 @@ static void find_constant_kernels(GpuExec *x) {
     free(c);
 }
 
-/* Activation offsets, first fit by liveness over the kernel order; the
- * values of constant kernels live through the whole step, as inputs do
- * (the next step reads them without computing them again). */
+/* Happens-before over the two streams: clk[2k + s] is the latest kernel
+ * of stream s known to be complete when kernel k starts (-1: none): on
+ * k's own stream the one before it, on the other what k's waits (events)
+ * order before it, transitively. One stream: clk[2k] = k - 1. */
+static int *stream_clocks(const GpuExec *x) {
+    int nk = x->p->nkernels, last[2] = {-1, -1};
+    int *clk = malloc(sizeof(int) * (size_t)(2 * nk + 2));
+    for (int k = 0; k < nk; k++) {
+        int s = x->kstream[k], c[2] = {-1, -1};
+        if (last[s] >= 0) c[0] = clk[2 * last[s]], c[1] = clk[2 * last[s] + 1], c[s] = last[s];
+        for (int w = 0; x->kwait[k][w] >= 0; w++) {
+            int kw = x->kwait[k][w], t = x->kstream[kw];
+            for (int u = 0; u < 2; u++)
+                if (clk[2 * kw + u] > c[u]) c[u] = clk[2 * kw + u];
+            if (kw > c[t]) c[t] = kw;
+        }
+        clk[2 * k] = c[0], clk[2 * k + 1] = c[1];
+        last[s] = k;
+    }
+    return clk;
+}
+
+/* Activation offsets, first fit over the kernel order: a value born at
+ * kernel k may take the bytes of a value every access of which (its
+ * writer, its readers, on either stream) happens before k starts (same
+ * stream before it, or ordered by a wait): so a stream never overwrites
+ * what the other may still read or write. The values of constant kernels
+ * live through the whole step, as inputs do (the next step reads them
+ * without computing them again). */
 static int64_t plan_activations(GpuExec *x, const int64_t *smax, bool keep_all) {
     const IrGraph *g = x->g;
     const CgProgram *p = x->p;
-    int nn = g->nnodes;
-    int *born = malloc(sizeof(int) * (size_t)(nn + 1)), *end = malloc(sizeof(int) * (size_t)(nn + 1));
+    int nn = g->nnodes, nk = p->nkernels;
+    int *born = malloc(sizeof(int) * (size_t)(nn + 1)), *acc = malloc(sizeof(int) * (size_t)(2 * nn + 2)); /* last access per stream */
     bool *kept = calloc((size_t)nn + 1, 1);
-    for (int i = 0; i < nn; i++) born[i] = -1, end[i] = -1;
-    for (int k = 0; k < p->nkernels; k++) {
+    for (int i = 0; i < nn; i++) born[i] = -1, acc[2 * i] = acc[2 * i + 1] = -1;
+    for (int k = 0; k < nk; k++) {
+        int st = x->kstream[k];
         for (int j = 0; j < p->kernels[k].nnodes; j++) {
             const IrNode *n = g->nodes[p->kernels[k].nodes[j]];
             born[n->id] = x->konst[k] ? -1 : k;
             kept[n->id] = x->konst[k];
-            for (int o = 0; o < n->nops; o++)
-                if (end[n->ops[o]->id] < k) end[n->ops[o]->id] = k;
+            acc[2 * n->id + st] = k;
+            for (int o = 0; o < n->nops; o++) acc[2 * n->ops[o]->id + st] = k;
         }
         /* what the kernel binds, which is not always an operand of its ops:
          * a linear that reads through its casts binds the casts' sources */
         for (int s = 0; s < p->kernels[k].nslots; s++) {
             const CgSlot *sl = &p->kernels[k].slots[s];
-            if (sl->kind == CG_SLOT_VALUE && end[sl->node] < k) end[sl->node] = k;
+            if (sl->kind == CG_SLOT_VALUE) acc[2 * sl->node + st] = k;
         }
     }
     for (int i = 0; i < nn; i++) {
-        if (g->nodes[i]->op == IR_OP_OUTPUT || keep_all) end[g->nodes[i]->op == IR_OP_OUTPUT ? g->nodes[i]->ops[0]->id : i] = p->nkernels;
-        if (kept[i]) end[i] = p->nkernels;
+        int v = g->nodes[i]->op == IR_OP_OUTPUT ? g->nodes[i]->ops[0]->id : i;
+        if (g->nodes[i]->op == IR_OP_OUTPUT || keep_all || kept[i]) acc[2 * v] = acc[2 * v + 1] = nk; /* never free */
     }
-    /* values in program order of their birth: inputs first (born -1) */
+    int *clk = stream_clocks(x), *floor = malloc(sizeof(int) * (size_t)(2 * nk + 2)); /* floor: the least clock from k on */
+    floor[2 * nk] = floor[2 * nk + 1] = nk;
+    for (int k = nk - 1; k >= 0; k--)
+        for (int u = 0; u < 2; u++) floor[2 * k + u] = clk[2 * k + u] < floor[2 * k + 2 + u] ? clk[2 * k + u] : floor[2 * k + 2 + u];
     Live *live = malloc(sizeof(Live) * (size_t)(nn + 1));
     int nlive = 0;
     int64_t peak = 0;
-    for (int k = -1; k < p->nkernels; k++) {
+    for (int k = -1; k < nk; k++) {
+        const int *c = k >= 0 ? &clk[2 * k] : NULL, *f = &floor[2 * (k >= 0 ? k : 0)];
         int w = 0;
-        for (int j = 0; j < nlive; j++)
-            if (live[j].end >= k) live[w++] = live[j];
+        for (int j = 0; j < nlive; j++) { /* drop what is free for every kernel from here on */
+            const int *a = &acc[2 * live[j].end];
+            if (k < 0 || a[0] > f[0] || a[1] > f[1]) live[w++] = live[j];
+        }
         nlive = w;
         for (int i = 0; i < nn; i++) {
             const IrNode *n = g->nodes[i];
@@ -244,21 +304,26 @@ static int64_t plan_activations(GpuExec *x, const int64_t *smax, bool keep_all) 
             int64_t off = 0;
             for (bool moved = true; moved;) {
                 moved = false;
-                for (int j = 0; j < nlive; j++)
+                for (int j = 0; j < nlive; j++) {
+                    const int *a = &acc[2 * live[j].end];
+                    if (c && a[0] <= c[0] && a[1] <= c[1]) continue; /* every access of it happens before kernel k */
                     if (off < live[j].off + live[j].size && live[j].off < off + size) {
                         off = live[j].off + live[j].size;
                         moved = true;
                     }
+                }
             }
             x->aoff[i] = off;
-            live[nlive++] = (Live){off, size, end[i] < k ? k : end[i]};
+            live[nlive++] = (Live){off, size, i};
             if (off + size > peak) peak = off + size;
         }
     }
     free(born);
-    free(end);
+    free(acc);
     free(kept);
     free(live);
+    free(clk);
+    free(floor);
     return peak;
 }
 
@@ -328,9 +393,13 @@ static bool load_weights(GpuExec *x, const CpuWeightSource *ws, DiagEngine *d) {
     for (int i = 0; i < g->nnodes; i++) {
         const IrNode *n = g->nodes[i];
         if (n->op != IR_OP_WEIGHT) continue;
+        int64_t count = ir_node_attr_str(n, "stack", NULL) ? ir_dim_eval(n->type.dims[0], zero) : 1;
         x->woff[i] = total;
-        if (!size_add(total, align256(bytes_of(x->p->dtype[i], numel_at(&n->type, zero))), &total)) total = INT64_MAX;
-        nslices += ir_node_attr_str(n, "stack", NULL) ? ir_dim_eval(n->type.dims[0], zero) : 1;
+        /* only this rank's experts of a stacked expert weight (all of them on one process) */
+        if (!size_add(total, align256(bytes_of(x->p->dtype[i], numel_at(&n->type, zero) / (count ? count : 1) * (x->ehi[i] - x->elo[i]))),
+                      &total))
+            total = INT64_MAX;
+        nslices += x->ehi[i] - x->elo[i];
     }
     x->wbytes = total;
     if (!rt_cuda_alloc(x->cu, d, (size_t)total, &x->wslab)) {
@@ -352,9 +421,9 @@ static bool load_weights(GpuExec *x, const CpuWeightSource *ws, DiagEngine *d) {
         const IrNode *n = g->nodes[i];
         if (n->op != IR_OP_WEIGHT) continue;
         int64_t ne = numel_at(&n->type, zero), count = ir_node_attr_str(n, "stack", NULL) ? ir_dim_eval(n->type.dims[0], zero) : 1;
-        for (int64_t e = 0; e < count; e++, at++) {
+        for (int64_t e = x->elo[i]; e < x->ehi[i]; e++, at++) {
             jobs[at] = (SliceJob){g, n, x->p->dtype[i], ws, e, ne / (count ? count : 1), NULL, false};
-            dst[at] = x->wslab + (RtDevPtr)x->woff[i] + (RtDevPtr)bytes_of(x->p->dtype[i], jobs[at].per * e);
+            dst[at] = x->wslab + (RtDevPtr)x->woff[i] + (RtDevPtr)bytes_of(x->p->dtype[i], jobs[at].per * (e - x->elo[i]));
         }
     }
     long cpus = sysconf(_SC_NPROCESSORS_ONLN);
@@ -403,13 +472,155 @@ static bool load_weights(GpuExec *x, const CpuWeightSource *ws, DiagEngine *d) {
     return ok;
 }
 
+/* Where a weight's expert 0 would be: a rank holding experts [lo, hi) of
+ * a stacked weight places expert lo at its offset, so kernels indexing by
+ * global expert id (the only ids a dispatched idx keeps on this rank) find
+ * theirs. Unsigned arithmetic: the base may lie below the slab, the
+ * addresses used do not. */
+static RtDevPtr weight_base(const GpuExec *x, const IrNode *n) {
+    int64_t zero[IR_MAX_DIM_SYMS] = {0};
+    RtDevPtr at = x->wslab + (RtDevPtr)x->woff[n->id];
+    if (x->elo[n->id] == 0) return at;
+    int64_t per = numel_at(&n->type, zero) / ir_dim_eval(n->type.dims[0], zero);
+    return at - (RtDevPtr)bytes_of(x->p->dtype[n->id], per * x->elo[n->id]);
+}
+
+/* The experts of each weight this process holds: every one, except for
+ * the stacked weights (and scales) of routed experts under a GpuDist,
+ * which each rank holds E / W of (rt_expert_rank's placement). */
+static bool place_experts(GpuExec *x, DiagEngine *d) {
+    const IrGraph *g = x->g;
+    int64_t zero[IR_MAX_DIM_SYMS] = {0};
+    for (int i = 0; i < g->nnodes; i++) {
+        const IrNode *n = g->nodes[i];
+        x->elo[i] = 0;
+        x->ehi[i] = n->op == IR_OP_WEIGHT && ir_node_attr_str(n, "stack", NULL) ? ir_dim_eval(n->type.dims[0], zero) : 1;
+    }
+    if (x->dist.size <= 1) return true;
+    for (int i = 0; i < g->nnodes; i++) {
+        const IrNode *n = g->nodes[i];
+        if (n->op != IR_OP_EXPERT_LINEAR && n->op != IR_OP_FP8_EXPERT_LINEAR) continue;
+        for (int k = n->op == IR_OP_EXPERT_LINEAR ? 1 : 2; k < (n->op == IR_OP_EXPERT_LINEAR ? 2 : 4); k++) {
+            const IrNode *w = n->ops[k];
+            if (w->op != IR_OP_WEIGHT || !ir_node_attr_str(w, "stack", NULL)) continue;
+            int64_t E = x->ehi[w->id] - x->elo[w->id], per = E / x->dist.size;
+            if (x->elo[w->id] || E != ir_dim_eval(w->type.dims[0], zero)) continue; /* placed already */
+            if (E % x->dist.size) {
+                diag_error(d, w->loc, "expert parallelism: %lld experts of '%s' do not spread evenly over %d ranks", (long long)E,
+                           ir_node_attr_str(w, "name", "?"), x->dist.size);
+                return false;
+            }
+            x->elo[w->id] = per * x->dist.rank;
+            x->ehi[w->id] = per * (x->dist.rank + 1);
+        }
+    }
+    return true;
+}
+
 static RtDevPtr slot_ptr(GpuExec *x, const CgKernel *k, int s, const int64_t *scr_off) {
     const CgSlot *sl = &k->slots[s];
     if (sl->kind == CG_SLOT_SCRATCH) return x->scratch + (RtDevPtr)scr_off[s];
     const IrNode *n = x->g->nodes[sl->node];
-    if (n->op == IR_OP_WEIGHT) return x->wslab + (RtDevPtr)x->woff[n->id];
+    if (n->op == IR_OP_WEIGHT) return weight_base(x, n);
     if (n->op == IR_OP_KV_CACHE) return x->kv[n->id].buf;
     return x->aslab + (RtDevPtr)x->aoff[n->id];
+}
+
+/* Each kernel's stream (its ops', from the overlap pass; 0 when
+ * unscheduled) and, per IR wait on an op of the other stream, the kernel
+ * whose event it waits for. */
+static bool setup_streams(GpuExec *x, DiagEngine *d) {
+    const IrGraph *g = x->g;
+    const CgProgram *p = x->p;
+    int *kof = malloc(sizeof(int) * (size_t)(g->nnodes + 1));
+    for (int i = 0; i < g->nnodes; i++) kof[i] = -1;
+    x->kstream = calloc((size_t)p->nkernels + 1, sizeof(int));
+    x->kwait = calloc((size_t)p->nkernels + 1, sizeof(int *));
+    x->kev = calloc((size_t)p->nkernels + 1, sizeof(RtEvent *));
+    bool ok = true;
+    for (int k = 0; k < p->nkernels; k++)
+        for (int j = 0; j < p->kernels[k].nnodes; j++) {
+            const IrNode *n = g->nodes[p->kernels[k].nodes[j]];
+            int st = n->stream < 0 ? 0 : n->stream;
+            kof[n->id] = k;
+            if (st >= RT_CUDA_STREAMS || (j > 0 && st != x->kstream[k])) {
+                diag_error(d, n->loc, "%s is on stream %d: the CUDA backend runs streams 0 and 1, one per kernel", ir_op_name(n->op), n->stream);
+                ok = false;
+            }
+            x->kstream[k] = st;
+            x->two_streams |= st != 0;
+        }
+    for (int k = 0; k < p->nkernels && ok; k++) {
+        int nw = 0;
+        for (int j = 0; j < p->kernels[k].nnodes; j++) nw += g->nodes[p->kernels[k].nodes[j]]->nwaits;
+        x->kwait[k] = arena_alloc(x->arena, sizeof(int) * (size_t)(nw + 1));
+        nw = 0;
+        for (int j = 0; j < p->kernels[k].nnodes; j++) {
+            const IrNode *n = g->nodes[p->kernels[k].nodes[j]];
+            for (int w = 0; w < n->nwaits; w++) {
+                int kw = kof[n->waits[w]->id];
+                if (kw < 0 || x->kstream[kw] == x->kstream[k]) continue; /* a weight, an input, or the same stream */
+                x->kwait[k][nw++] = kw;
+                if (!x->kev[kw] && !(x->kev[kw] = rt_cuda_event(x->cu, d))) ok = false;
+            }
+        }
+        x->kwait[k][nw] = -1;
+    }
+    if (ok && x->two_streams && !(x->join = rt_cuda_event(x->cu, d))) ok = false;
+    free(kof);
+    return ok;
+}
+
+/* The routing (home idx) a dispatch or combine follows, and its expert count. */
+static const IrNode *routing_of(const IrNode *n, int64_t *experts) {
+    const IrNode *idx = NULL;
+    for (int k = n->nops - 1; k >= 0 && !idx; k--)
+        if (ir_dtype_is_int(n->ops[k]->type.dtype) && n->ops[k]->op != IR_OP_DISPATCH) idx = n->ops[k];
+    const IrNode *r = idx;
+    for (int hop = 0; r && r->op != IR_OP_GROUP_TOPK && r->op != IR_OP_TOPK && hop < 8 && r->nops; hop++) r = r->ops[0];
+    *experts = r && (r->op == IR_OP_GROUP_TOPK || r->op == IR_OP_TOPK) ? r->ops[0]->type.dims[r->ops[0]->type.rank - 1].coeff : 0;
+    return idx;
+}
+
+/* Under a GpuDist: the kernels that are a dispatch or combine (which the
+ * exchanges replace), checked against the world layout; the micro-batch
+ * of every node (for which rows of a routing are padding). */
+static bool setup_ep(GpuExec *x, const int64_t *smax, DiagEngine *d) {
+    const IrGraph *g = x->g;
+    const CgProgram *p = x->p;
+    x->mb = malloc(sizeof(int) * (size_t)(g->nnodes + 1));
+    for (int i = 0; i < g->nnodes; i++) {
+        const IrNode *n = g->nodes[i];
+        x->mb[i] = n->op == IR_OP_SPLIT_BATCH ? (int)ir_node_attr_int(n, "index", 0) : -1;
+        for (int k = 0; k < n->nops && n->op != IR_OP_SPLIT_BATCH; k++)
+            if (x->mb[n->ops[k]->id] > x->mb[i]) x->mb[i] = x->mb[n->ops[k]->id];
+    }
+    x->comm_node = malloc(sizeof(int) * (size_t)(p->nkernels + 1));
+    for (int k = 0; k < p->nkernels; k++) {
+        x->comm_node[k] = -1;
+        const CgKernel *ck = &p->kernels[k];
+        for (int j = 0; j < ck->nnodes; j++) {
+            const IrNode *n = g->nodes[ck->nodes[j]];
+            if (n->op != IR_OP_DISPATCH && n->op != IR_OP_COMBINE) continue;
+            int64_t E = 0;
+            const IrNode *idx = routing_of(n, &E);
+            const char *why = ck->nnodes != 1 ? "it shares its kernel with other ops"
+                              : !idx || E <= 0 || E % x->dist.size ? "its routing (a top-k over the experts' scores) is not found"
+                              : idx->type.dtype != IR_DT_I32 ? "its expert ids are not i32"
+                              : NULL;
+            if (!why && n->op == IR_OP_DISPATCH &&
+                ir_dim_eval(n->type.dims[0], smax) != x->dist.size * ir_dim_eval(idx->type.dims[0], smax))
+                why = "its value does not have the world layout's W x N rows (node-limited-routing for this world)";
+            if (!why && n->op == IR_OP_COMBINE && (n->nops < 3 || n->type.rank != 2 || p->dtype[n->id] != IR_DT_F32))
+                why = "it is not combine(y, wd, idd, idx) : f32[N, O]";
+            if (why) {
+                diag_error(d, n->loc, "expert parallelism cannot run %s %%%d: %s", ir_op_name(n->op), n->id, why);
+                return false;
+            }
+            x->comm_node[k] = n->id;
+        }
+    }
+    return (x->ep = gpu_ep_new(x->cu, &x->dist, x->arena, d)) != NULL;
 }
 
 /* A distributed context that describes one world: its rank and size agree
@@ -435,10 +646,6 @@ GpuExec *gpu_exec_new(const IrGraph *g, const CpuWeightSource *ws, const GpuOpti
     }
     if (o.max_ctx < o.max_seq) o.max_ctx = o.max_seq;
     if (o.dist && !check_dist(o.dist, d)) return NULL;
-    if (o.dist && o.dist->size > 1) { /* until the exchanges land in this file */
-        diag_error(d, (SrcLoc){0}, "expert parallelism: the CUDA executor does not run dispatch/combine over NCCL yet");
-        return NULL;
-    }
     GpuExec *x = calloc(1, sizeof *x);
     x->g = g;
     x->arena = arena_new();
@@ -450,6 +657,8 @@ GpuExec *gpu_exec_new(const IrGraph *g, const CpuWeightSource *ws, const GpuOpti
     x->sync_each = getenv("DSCC_CUDA_SYNC") && strcmp(getenv("DSCC_CUDA_SYNC"), "0") != 0;
     int nn = g->nnodes;
     x->woff = malloc(sizeof(int64_t) * (size_t)(nn + 1));
+    x->elo = malloc(sizeof(int64_t) * (size_t)(nn + 1));
+    x->ehi = malloc(sizeof(int64_t) * (size_t)(nn + 1));
     x->aoff = malloc(sizeof(int64_t) * (size_t)(nn + 1));
     x->kv = calloc((size_t)nn + 1, sizeof(KvBuf));
     x->out = calloc((size_t)nn + 1, sizeof(float *));
@@ -480,16 +689,17 @@ GpuExec *gpu_exec_new(const IrGraph *g, const CpuWeightSource *ws, const GpuOpti
     if (fails) goto fail;
     /* memory: weights, activations, caches, scratch */
     find_constant_kernels(x);
+    if (!setup_streams(x, d) || (x->dist.size > 1 && !setup_ep(x, smax, d))) goto fail;
     int64_t abytes = plan_activations(x, smax, o.keep_all), sbytes = 0;
     x->abytes = abytes;
     for (int i = 0; i < nn; i++) {
         const IrNode *n = g->nodes[i];
         if (n->op != IR_OP_KV_CACHE) continue;
         x->kv[i].per = numel_at(&n->type, smax) / (smax[x->sym_b >= 0 ? x->sym_b : 0] * x->cap);
-        size_t kb = (size_t)bytes_of(x->p->dtype[i], o.max_batch * x->cap * x->kv[i].per);
+        size_t kb = (size_t)bytes_of(x->p->dtype[i], x->max_b * x->cap * x->kv[i].per);
         if (!rt_cuda_alloc(x->cu, d, kb, &x->kv[i].buf)) {
             diag_note(d, n->loc, "for the KV cache '%s' (%lld rows x %lld positions)", ir_node_attr_str(n, "name", "?"),
-                      (long long)o.max_batch, (long long)x->cap);
+                      (long long)x->max_b, (long long)x->cap);
             goto fail;
         }
     }
@@ -511,14 +721,16 @@ GpuExec *gpu_exec_new(const IrGraph *g, const CpuWeightSource *ws, const GpuOpti
             if (p->kernels[k].slots[s].kind == CG_SLOT_SCRATCH) at += align256(4 * ir_dim_eval(p->kernels[k].slots[s].count, smax));
         if (at > sbytes) sbytes = at;
     }
-    if (!rt_cuda_alloc(x->cu, d, (size_t)abytes, &x->aslab) || !rt_cuda_alloc(x->cu, d, (size_t)sbytes, &x->scratch) ||
+    sbytes = align256(sbytes);
+    /* one scratch area per stream: kernels of the two may run at once */
+    if (!rt_cuda_alloc(x->cu, d, (size_t)abytes, &x->aslab) || !rt_cuda_alloc(x->cu, d, (size_t)(x->two_streams ? 2 * sbytes : sbytes), &x->scratch) ||
         !rt_cuda_alloc(x->cu, d, 256, &x->err)) {
         diag_note(d, (SrcLoc){0}, "activations need %.2f GiB at batch %lld x %lld positions", (double)abytes / (1 << 30),
                   (long long)o.max_batch, (long long)o.max_seq);
         free(scr);
         goto fail;
     }
-    if (!load_weights(x, ws, d)) { /* before the arguments: they point into the weight slab */
+    if (!place_experts(x, d) || !load_weights(x, ws, d)) { /* before the arguments: they point into the weight slab */
         free(scr);
         goto fail;
     }
@@ -538,7 +750,7 @@ GpuExec *gpu_exec_new(const IrGraph *g, const CpuWeightSource *ws, const GpuOpti
             }
             l->fn[ph] = *c;
         }
-        int64_t at = 0;
+        int64_t at = x->kstream[k] ? sbytes : 0;
         for (int s = 0; s < ck->nslots; s++)
             if (ck->slots[s].kind == CG_SLOT_SCRATCH) {
                 scr[s] = at;
@@ -578,6 +790,9 @@ void gpu_exec_free(GpuExec *x) {
         if (x->ev)
             for (int k = 0; k <= x->p->nkernels; k++) rt_cuda_event_free(x->cu, x->ev[k]);
         rt_blas_close(x->blas);
+        for (int k = 0; x->kev && k < x->p->nkernels; k++) rt_cuda_event_free(x->cu, x->kev[k]);
+        rt_cuda_event_free(x->cu, x->join);
+        gpu_ep_free(x->ep);
         rt_cuda_event_free(x->cu, x->step[0]);
         rt_cuda_event_free(x->cu, x->step[1]);
         rt_cuda_graph_free(x->cu, x->graph);
@@ -595,8 +810,15 @@ void gpu_exec_free(GpuExec *x) {
     free(x->ev);
     free(x->kms);
     free(x->konst);
+    free(x->kstream);
+    free(x->kwait);
+    free(x->kev);
+    free(x->comm_node);
+    free(x->mb);
     free(x->launch);
     free(x->woff);
+    free(x->elo);
+    free(x->ehi);
     free(x->aoff);
     free(x->kv);
     arena_free(x->arena);
@@ -648,6 +870,17 @@ static bool bind_inputs(GpuExec *x, const CpuInput *in, int nin, int64_t *sym, D
     if (x->sym_t >= 0) sym[x->sym_t] = x->len + (x->sym_s >= 0 ? sym[x->sym_s] : 1);
     for (int s = 0; s < IR_MAX_DIM_SYMS; s++)
         if (sym[s] < 0) sym[s] = 1;
+    for (int i = 0; i < g->nnodes; i++) { /* micro-batches: equal parts of the batch */
+        const IrNode *n = g->nodes[i];
+        int m = n->op == IR_OP_SPLIT_BATCH && n->type.rank ? lone_sym(n->type.dims[0]) : -1;
+        if (m < 0) continue;
+        int64_t whole = ir_dim_eval(n->ops[0]->type.dims[0], sym), parts = ir_node_attr_int(n, "parts", 2);
+        if (whole % parts) {
+            diag_error(d, n->loc, "a batch of %lld does not split into %lld equal micro-batches", (long long)whole, (long long)parts);
+            return false;
+        }
+        sym[m] = whole / parts;
+    }
     int64_t B = x->sym_b >= 0 ? sym[x->sym_b] : 1, S = x->sym_s >= 0 ? sym[x->sym_s] : 1;
     if (B > x->max_b || S > x->max_s) {
         diag_error(d, (SrcLoc){0}, "a step of %lld x %lld positions exceeds the capacity the GPU executor was made for (%lld x %lld)",
@@ -743,7 +976,112 @@ int gpu_exec_last_lib_calls(const GpuExec *x) { return x->lib_calls; }
 const char *gpu_exec_blas(const GpuExec *x) { return x->blas ? rt_blas_version(x->blas) : NULL; }
 const char *gpu_exec_blas_why(const GpuExec *x) { return x->blas ? NULL : x->no_blas_why; }
 
+/* Under a GpuDist every rank runs the same number of rows (the world
+ * layout's blocks have one size): the ranks agree on the largest local
+ * batch, rounded up to whole micro-batches, and each pads its batch-row
+ * inputs with zero rows up to it (token 0: a valid id), which are never
+ * sent to an expert (their routing counts as padding) and never in an
+ * output. On one process, a batch that does not split into the overlap
+ * pass's equal micro-batches (a batch of 1, an odd one) is padded the
+ * same way. out[] gets malloc'd copies of the padded inputs. */
+static bool pad_rows(GpuExec *x, const CpuInput *in, int nin, CpuInput *out, float **bufs, DiagEngine *d) {
+    const IrGraph *g = x->g;
+    int64_t B = -1, Bmax = 0;
+    bool *rows = calloc((size_t)nin + 1, 1);
+    for (int i = 0; i < g->nnodes; i++) {
+        const IrNode *n = g->nodes[i];
+        if (n->op != IR_OP_INPUT || !n->type.rank || x->sym_b < 0 || lone_sym(n->type.dims[0]) != x->sym_b) continue;
+        for (int k = 0; k < nin; k++)
+            if (strcmp(in[k].name, ir_node_attr_str(n, "name", "")) == 0 && in[k].rank >= 1) {
+                rows[k] = true;
+                if (B < 0) B = in[k].dims[0];
+            }
+    }
+    x->b_real = B < 0 ? 1 : B;
+    bool ok = x->ep ? gpu_ep_agree_max(x->ep, d, x->b_real, &Bmax) : (Bmax = x->b_real, true);
+    int64_t parts = x->mb_parts, Bpad = (Bmax + parts - 1) / parts * parts;
+    if (Bpad < parts) Bpad = parts;
+    if (ok && x->ep && B >= 0 && Bpad > x->max_b) {
+        diag_error(d, (SrcLoc){0}, "rank %d: the ranks' batches need %lld rows each, over the %lld this executor was made for "
+                   "(make it for the largest local batch)", x->dist.rank, (long long)Bpad, (long long)x->max_b);
+        ok = false;
+    }
+    for (int k = 0; k < nin; k++) {
+        out[k] = in[k];
+        bufs[k] = NULL;
+        if (!ok || !rows[k] || in[k].dims[0] == Bpad) continue;
+        int64_t per = 1;
+        for (int j = 1; j < in[k].rank; j++) per *= in[k].dims[j];
+        if (!(bufs[k] = calloc((size_t)(Bpad * per + 1), sizeof(float)))) {
+            diag_error(d, (SrcLoc){0}, "out of host memory padding input '%s'", in[k].name);
+            ok = false;
+            continue;
+        }
+        if (in[k].dims[0] > 0) memcpy(bufs[k], in[k].data, sizeof(float) * (size_t)(in[k].dims[0] * per));
+        out[k].data = bufs[k];
+        out[k].dims[0] = Bpad;
+    }
+    free(rows);
+    return ok;
+}
+
+static bool run_step(GpuExec *x, const CpuInput *in, int nin, DiagEngine *d);
+
 bool gpu_exec_run(GpuExec *x, const CpuInput *in, int nin, DiagEngine *d) {
+    x->padded = x->ep || x->mb_parts > 1;
+    if (!x->padded) return run_step(x, in, nin, d);
+    CpuInput *padded = malloc(sizeof(CpuInput) * (size_t)(nin + 1));
+    float **bufs = calloc((size_t)nin + 1, sizeof(float *));
+    if (x->ep) gpu_ep_reset_bytes(x->ep);
+    bool ok = pad_rows(x, in, nin, padded, bufs, d) && run_step(x, padded, nin, d);
+    if (x->ep) gpu_ep_bytes(x->ep, &x->comm_last);
+    x->comm_total.dispatch_inter += x->comm_last.dispatch_inter;
+    x->comm_total.dispatch_intra += x->comm_last.dispatch_intra;
+    x->comm_total.combine_inter += x->comm_last.combine_inter;
+    x->comm_total.combine_intra += x->comm_last.combine_intra;
+    for (int k = 0; k < nin; k++) free(bufs[k]);
+    free(bufs);
+    free(padded);
+    return ok;
+}
+
+/* Dispatch or combine node `id` over NCCL (on the communication stream). */
+static bool run_comm(GpuExec *x, int id, const int64_t *sym, DiagEngine *d) {
+    const IrGraph *g = x->g;
+    const IrNode *n = g->nodes[id];
+    int64_t E = 0;
+    const IrNode *idx = routing_of(n, &E);
+    int64_t N = ir_dim_eval(idx->type.dims[0], sym), K = ir_dim_eval(idx->type.dims[1], sym);
+    char what[64];
+    snprintf(what, sizeof what, "%s %%%d", ir_op_name(n->op), id);
+    if (n->op == IR_OP_DISPATCH) {
+        int64_t S = x->sym_s >= 0 ? sym[x->sym_s] : 1, Bmb = N / S, m = x->mb[idx->id] < 0 ? 0 : x->mb[idx->id];
+        int64_t real = x->b_real - m * Bmb;
+        real = (real < 0 ? 0 : real > Bmb ? Bmb : real) * S;
+        const IrNode *v = n->ops[0];
+        GpuEpDispatch op = {.plan = idx->id, .step = x->runs, .x = x->aslab + (RtDevPtr)x->aoff[v->id], .idx = x->aslab + (RtDevPtr)x->aoff[idx->id],
+                            .out = x->aslab + (RtDevPtr)x->aoff[id], .N = N, .K = K, .real = real, .experts = E, .is_idx = v == idx, .what = what};
+        op.row_bytes = bytes_of(x->p->dtype[v->id], numel_at(&v->type, sym) / (N ? N : 1));
+        return gpu_ep_dispatch(x->ep, d, &op);
+    }
+    const IrNode *y = NULL, *wd = NULL;
+    for (int k = 0; k < n->nops; k++) { /* combine(y, wd, idd, idx): roles by type */
+        const IrNode *o = n->ops[k];
+        if (o->type.rank == 3) y = o;
+        else if (o != idx && !ir_dtype_is_int(o->type.dtype)) wd = o;
+    }
+    IrDType ydt = y ? x->p->dtype[y->id] : IR_DT_F32;
+    if (!y || !wd || (ydt != IR_DT_F32 && ydt != IR_DT_BF16) || x->p->dtype[wd->id] != IR_DT_F32) {
+        diag_error(d, n->loc, "%s: expert parallelism combines bf16 or f32 expert outputs with f32 weights", what);
+        return false;
+    }
+    GpuEpCombine op = {.plan = idx->id, .step = x->runs, .y = x->aslab + (RtDevPtr)x->aoff[y->id], .wd = x->aslab + (RtDevPtr)x->aoff[wd->id],
+                       .out = x->aslab + (RtDevPtr)x->aoff[id], .N = N, .K = K, .O = ir_dim_eval(n->type.dims[1], sym),
+                       .ydt = ydt == IR_DT_F32 ? GPU_EP_F32 : GPU_EP_BF16, .what = what};
+    return gpu_ep_combine(x->ep, d, &op);
+}
+
+static bool run_step(GpuExec *x, const CpuInput *in, int nin, DiagEngine *d) {
     int64_t sym[IR_MAX_DIM_SYMS];
     if (!bind_inputs(x, in, nin, sym, d) || !upload_inputs(x, in, nin, sym, d)) return false;
     if (!rt_cuda_memset0(x->cu, d, x->err, 8)) return false;
@@ -753,7 +1091,11 @@ bool gpu_exec_run(GpuExec *x, const CpuInput *in, int nin, DiagEngine *d) {
     x->lib_calls = 0;
     /* per-kernel events and DSCC_CUDA_SYNC need the launches one by one */
     RtEvent **ev = x->profile_on ? x->ev : NULL;
-    bool graph = x->graphs && !ev && !x->sync_each;
+    /* No graph with two streams or exchanges: the exchanges plan on the
+     * host from the step's routing (idx copied back, counts exchanged), so
+     * a step cannot be recorded once and replayed. */
+    bool graph = x->graphs && !ev && !x->sync_each && !x->two_streams && !x->ep;
+    if (x->two_streams && !rt_cuda_stream_wait(x->cu, d, 1, x->step[0])) return false;
     if (graph && !rt_cuda_capture_begin(x->cu, d)) return false;
     bool ok = true;
     for (int k = 0; k < p->nkernels && ok; k++) {
@@ -761,8 +1103,15 @@ bool gpu_exec_run(GpuExec *x, const CpuInput *in, int nin, DiagEngine *d) {
         Launch *l = &x->launch[k];
         memcpy(l->args.sym, sym, sizeof l->args.sym);
         l->args.len = x->len;
+        rt_cuda_use_stream(x->cu, x->kstream[k]);
+        for (int w = 0; x->kwait[k][w] >= 0 && ok; w++) ok = rt_cuda_stream_wait(x->cu, d, x->kstream[k], x->kev[x->kwait[k][w]]);
         if (ev) rt_cuda_event_record(x->cu, d, ev[k]);
         if (x->konst[k] && x->runs > 0) continue; /* its values, functions of the weights, are where the first run left them */
+        if (x->comm_node && x->comm_node[k] >= 0) {
+            ok = ok && run_comm(x, x->comm_node[k], sym, d);
+            if (ok && x->kev[k]) ok = rt_cuda_event_record(x->cu, d, x->kev[k]);
+            continue;
+        }
         int skip = -1, span = ck->lib.span > 1 ? ck->lib.span : 1; /* the template's phases when the library ran it */
         for (int ph = 0; ph < ck->nphases && ok; ph++) {
             if (x->blas && ck->lib.kind != CG_LIB_NONE && ph == ck->lib.phase) {
@@ -786,6 +1135,14 @@ bool gpu_exec_run(GpuExec *x, const CpuInput *in, int nin, DiagEngine *d) {
             if (!ok) diag_note(d, ck->loc, "in kernel %s, phase %d (%lld items)", ck->name, ph, (long long)items);
             x->launches++;
         }
+        if (ok && x->kev[k]) ok = rt_cuda_event_record(x->cu, d, x->kev[k]);
+    }
+    rt_cuda_use_stream(x->cu, 0);
+    if (x->two_streams) { /* the step ends when both streams are done */
+        rt_cuda_use_stream(x->cu, 1);
+        bool j = rt_cuda_event_record(x->cu, d, x->join);
+        rt_cuda_use_stream(x->cu, 0);
+        ok = ok && j && rt_cuda_stream_wait(x->cu, d, 0, x->join);
     }
     if (graph) { /* end the capture even after a failed launch */
         bool ended = rt_cuda_capture_end(x->cu, d, &x->graph);
@@ -862,6 +1219,8 @@ static float *fetch(GpuExec *x, const IrNode *n, int64_t *numel) {
     if (n->op == IR_OP_KV_CACHE) return fetch_cache(x, n, numel);
     int64_t ne = numel_at(&n->type, x->sym);
     RtDevPtr at;
+    if (n->op == IR_OP_WEIGHT && x->ehi[n->id] - x->elo[n->id] != (ir_node_attr_str(n, "stack", NULL) ? n->type.dims[0].coeff : 1))
+        return NULL; /* another rank holds some of its experts */
     if (n->op == IR_OP_WEIGHT) at = x->wslab + (RtDevPtr)x->woff[n->id];
     else if (n->op == IR_OP_KV_CACHE || x->aoff[n->id] < 0) return NULL;
     else at = x->aslab + (RtDevPtr)x->aoff[n->id];
@@ -890,8 +1249,11 @@ const float *gpu_exec_output(GpuExec *x, const char *name, int *rank, int64_t di
         const IrNode *v = n->ops[0];
         int64_t ne;
         if (!x->out[v->id]) x->out[v->id] = fetch(x, v, &ne);
+        int64_t sym[IR_MAX_DIM_SYMS]; /* padding rows (a GpuDist) are not in an output: it is the real rows' prefix */
+        memcpy(sym, x->sym, sizeof sym);
+        if (x->padded && x->sym_b >= 0) sym[x->sym_b] = x->b_real;
         *rank = v->type.rank;
-        for (int k = 0; k < v->type.rank; k++) dims[k] = ir_dim_eval(v->type.dims[k], x->sym);
+        for (int k = 0; k < v->type.rank; k++) dims[k] = ir_dim_eval(v->type.dims[k], sym);
         return x->out[v->id];
     }
     return NULL;

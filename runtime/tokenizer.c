@@ -190,6 +190,12 @@ static bool check_config(DiagEngine *d, const char *path, const cJSON *root) {
     const cJSON *dec = cJSON_GetObjectItemCaseSensitive(root, "decoder");
     if (dec && !cJSON_IsNull(dec) && (!json_str(dec, "type") || strcmp(json_str(dec, "type"), "ByteLevel") != 0))
         TOK_FAIL("decoder: only ByteLevel is supported");
+    /* a post-processor that adds tokens (TemplateProcessing's BOS, ...) makes
+     * tokenizers' encode differ; ByteLevel's only moves offsets */
+    const cJSON *post = cJSON_GetObjectItemCaseSensitive(root, "post_processor");
+    if (post && !cJSON_IsNull(post) && (!json_str(post, "type") || strcmp(json_str(post, "type"), "ByteLevel") != 0))
+        TOK_FAIL("post_processor: only ByteLevel (or none) is supported; %s would add tokens",
+                 json_str(post, "type") ? json_str(post, "type") : "this one");
     const cJSON *m = cJSON_GetObjectItemCaseSensitive(root, "model");
     if (!cJSON_IsObject(m) || !json_str(m, "type") || strcmp(json_str(m, "type"), "BPE") != 0)
         TOK_FAIL("model.type: only BPE is supported");
@@ -198,6 +204,8 @@ static bool check_config(DiagEngine *d, const char *path, const cJSON *root) {
     const char *pre = json_str(m, "continuing_subword_prefix"), *suf = json_str(m, "end_of_word_suffix");
     if (cJSON_IsTrue(bf) || (dr && !cJSON_IsNull(dr)) || (pre && *pre) || (suf && *suf))
         TOK_FAIL("model: byte_fallback, dropout, continuing_subword_prefix and end_of_word_suffix are not supported");
+    if (cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(m, "ignore_merges")))
+        TOK_FAIL("model.ignore_merges: true is not supported (whole words in the vocabulary would skip BPE)");
     return true;
 }
 

@@ -123,6 +123,9 @@ void diag_vreport(DiagEngine *d, DiagLevel lv, SrcLoc loc, const char *fmt, va_l
     Diag *g = arena_alloc(d->arena, sizeof *g);
     g->level = lv;
     g->loc = loc;
+    /* kept past the caller's arena: a loader that frees its own (and the
+     * path in it) on failure leaves a readable diagnostic behind */
+    if (loc.file) g->loc.file = arena_strdup(d->arena, loc.file);
     va_list ap2;
     va_copy(ap2, ap);
     int n = vsnprintf(NULL, 0, fmt, ap);

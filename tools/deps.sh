@@ -8,10 +8,12 @@
 #   libpcre2-dev                   the tokenizer's pre-tokenizer regexes (Unicode properties)
 #   libcmocka-dev                  unit tests
 #   libxxhash-dev                  kernel-cache keys
+#   help2man                       the man page dscc.1 (from dscc --help)
 #   clang                          libFuzzer harnesses (tools/fuzz.sh only)
+#   openmpi-bin                    mpirun, one of the launchers emu.dist starts dscc run with
 set -euo pipefail
 dscc_deps() {
-  local pkgs=(cmake make gcc g++ pkg-config flex bison libcjson-dev libpcre2-dev libcmocka-dev libxxhash-dev)
+  local pkgs=(cmake make gcc g++ pkg-config flex bison libcjson-dev libpcre2-dev libcmocka-dev libxxhash-dev help2man openmpi-bin)
   local missing=()
   for p in "${pkgs[@]}"; do
     dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p")

@@ -177,7 +177,8 @@ static void test_split_key_launch(void **state) {
     }
     assert_int_equal(seen, 3); /* one attention per layer */
     /* The grouped expert GEMM's tile phase: ceil(R / 64) tiles plus one per
-     * expert that can have rows, at most min(E, R) of them. */
+     * bucket that can have rows (the E experts and the slots of id -1), at
+     * most min(E + 1, R) of them. */
     int experts = 0;
     for (int k = 0; k < p->nkernels; k++) {
         const CgKernel *ck = &p->kernels[k];
@@ -185,12 +186,12 @@ static void test_split_key_launch(void **state) {
             const CgPhase *ph = &ck->phases[f];
             if (ph->plus == 0) continue;
             experts++;
-            assert_int_equal(ph->plus, 16); /* the tiny model's experts */
+            assert_int_equal(ph->plus, 17); /* the tiny model's 16 experts, and id -1 */
             int64_t sym[IR_MAX_DIM_SYMS] = {0}, nt = (ir_dim_eval(ph->b, sym) + 127) / 128;
             sym[sb] = 1, sym[ss] = 1; /* a batch-1 decode step: 4 routed rows */
             assert_true(cg_phase_items(ph, sym) == (1 + 4) * nt);
-            sym[sb] = 2, sym[ss] = 12; /* 96 routed rows: 2 tiles + 16 experts */
-            assert_true(cg_phase_items(ph, sym) == (2 + 16) * nt);
+            sym[sb] = 2, sym[ss] = 12; /* 96 routed rows: 2 tiles + 17 buckets */
+            assert_true(cg_phase_items(ph, sym) == (2 + 17) * nt);
         }
     }
     assert_int_equal(experts, 6); /* gate, up and down of the two MoE layers */

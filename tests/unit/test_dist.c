@@ -44,6 +44,17 @@ static void test_rank_info(void **state) {
     assert_true(rt_rank_info(a, d, slurm, &ri));
     assert_int_equal(ri.launcher, RT_LAUNCH_SLURM);
     assert_int_equal(ri.local_rank, 1);
+    assert_string_equal(ri.master_addr, "127.0.0.1");
+    const char *srun[] = {"SLURM_PROCID=5", "SLURM_NTASKS=8", "SLURM_JOB_NODELIST=gpu[07-09,12]", "SLURM_STEP_NODELIST=h[3,5]-ib", NULL};
+    assert_true(rt_rank_info(a, d, srun, &ri));
+    assert_string_equal(ri.master_addr, "h3-ib"); /* the step's first host */
+    const char *srun_master[] = {"SLURM_PROCID=5", "SLURM_NTASKS=8", "SLURM_JOB_NODELIST=gpu[07-09]", "MASTER_ADDR=login1", NULL};
+    assert_true(rt_rank_info(a, d, srun_master, &ri));
+    assert_string_equal(ri.master_addr, "login1");
+    assert_string_equal(rt_hostlist_first(a, "gpu[07-09,12],cpu3"), "gpu07");
+    assert_string_equal(rt_hostlist_first(a, "rack[2-3]-n[010-011]"), "rack2-n010");
+    assert_string_equal(rt_hostlist_first(a, "node1,node2"), "node1");
+    assert_string_equal(rt_hostlist_first(a, "single"), "single");
     const char *torch[] = {"RANK=2", "WORLD_SIZE=4", "DSCC_MASTER_PORT=7000", "MASTER_PORT=6000", NULL};
     assert_true(rt_rank_info(a, d, torch, &ri));
     assert_int_equal(ri.launcher, RT_LAUNCH_TORCHRUN);

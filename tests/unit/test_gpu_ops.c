@@ -121,7 +121,7 @@ static uint64_t test_seed(void) {
 /* Compiles the model (fixture checkpoint `dir`, or seeded random weights
  * with models/tiny/config.json and `sets` when dir is NULL), runs both
  * executors on the same B x S tokens and compares every stored value. */
-static void check_graph(const char *dir, const FeSetting *sets, int nsets, bool fp8, bool f32, bool no_blas, int decode) {
+static void check_graph(const char *dir, const FeSetting *sets, int nsets, bool fp8, bool f32, bool no_blas, int decode, const char *routing) {
     Arena *a = arena_new();
     DiagEngine *d = diag_new(a, stderr);
     RtCheckpoint *ck = dir ? rt_checkpoint_open(a, d, dir) : NULL;
@@ -129,7 +129,8 @@ static void check_graph(const char *dir, const FeSetting *sets, int nsets, bool 
     FeOptions fo = {ck ? rt_checkpoint_config_path(ck) : DSCC_SOURCE_DIR "/models/tiny/config.json", sets, nsets};
     IrGraph *g = fe_compile_file(a, d, DSCC_SOURCE_DIR "/models/deepseek_v3.dsl", &fo);
     assert_non_null(g);
-    const char *pipe = pass_preset(a, "kernels", &(PassPreset){.fp8 = fp8});
+    const char *pipe = arena_printf(a, "shape-infer,fold-constants,dce,%scse,dce,node-limited-routing%s,fuse", fp8 ? "fp8-quant," : "",
+                                    routing ? routing : "");
     PassPipeline pp;
     assert_true(pass_pipeline_parse(a, d, pipe, &pp));
     PassRunOptions ro = {0};
@@ -191,12 +192,18 @@ static void check_graph(const char *dir, const FeSetting *sets, int nsets, bool 
     arena_free(a);
 }
 
-static void check_fixture(const char *dir, bool fp8, bool f32) { check_graph(dir, NULL, 0, fp8, f32, false, 0); }
+static void check_fixture(const char *dir, bool fp8, bool f32) { check_graph(dir, NULL, 0, fp8, f32, false, 0, NULL); }
 
 static void test_bf16_ops(void **state) { check_fixture(FIX "tiny_bf16", false, false); }
 static void test_fp8_ops(void **state) { check_fixture(FIX "tiny_fp8", true, false); }
 static void test_bf16_ops_f32(void **state) { check_fixture(FIX "tiny_bf16", false, true); }
 static void test_fp8_ops_f32(void **state) { check_fixture(FIX "tiny_fp8", true, true); }
+/* The world layout on one process (docs/IR.md): compiled for 2 x 2 and
+ * 1 x 2 GPUs, so dispatch fills the unsent blocks (ids -1), the expert
+ * GEMMs skip those slots (grouped FP8 GEMM: its bucket of -1 tiles stores
+ * zeros; per-row BF16 kernel) and combine sums over the K slots. */
+static void test_fp8_ops_routed(void **state) { check_graph(FIX "tiny_fp8", NULL, 0, true, false, false, 0, "{nodes=2,gpus-per-node=2}"); }
+static void test_bf16_ops_routed(void **state) { check_graph(FIX "tiny_bf16", NULL, 0, false, false, false, 0, "{nodes=1,gpus-per-node=2}"); }
 
 /* The tiny model widened so the FP8 GEMMs see several 128-wide K blocks,
  * several 64-row and 128-output tiles with ragged edges, and experts whose
@@ -214,17 +221,19 @@ static bool emulated(void) {
             skip();                                                                                         \
         }                                                                                                   \
     } while (0)
-static void test_fp8_wide_f32(void **state) { SKIP_EMULATED(); check_graph(NULL, WIDE, 6, true, true, false, 0); }
-static void test_fp8_wide(void **state) { SKIP_EMULATED(); check_graph(NULL, WIDE, 6, true, false, false, 0); } /* cuBLASLt where it can */
-static void test_fp8_wide_generated(void **state) { SKIP_EMULATED(); check_graph(NULL, WIDE, 6, true, false, true, 0); } /* generated kernels */
+static void test_fp8_wide_f32(void **state) { SKIP_EMULATED(); check_graph(NULL, WIDE, 6, true, true, false, 0, NULL); }
+static void test_fp8_wide(void **state) { SKIP_EMULATED(); check_graph(NULL, WIDE, 6, true, false, false, 0, NULL); } /* cuBLASLt where it can */
+static void test_fp8_wide_generated(void **state) { SKIP_EMULATED(); check_graph(NULL, WIDE, 6, true, false, true, 0, NULL); } /* generated kernels */
 /* 93 positions of prefill, then 3 decode steps over 94..96 keys (the cache read back and compared each step) */
-static void test_fp8_wide_decode(void **state) { SKIP_EMULATED(); check_graph(NULL, WIDE, 6, true, false, false, 3); }
+static void test_fp8_wide_decode(void **state) { SKIP_EMULATED(); check_graph(NULL, WIDE, 6, true, false, false, 3, NULL); }
 /* the same on the tiny model itself (random weights): cheap enough for the emulated device */
-static void test_fp8_decode(void **state) { check_graph(NULL, NULL, 0, true, false, false, 3); }
+static void test_fp8_decode(void **state) { check_graph(NULL, NULL, 0, true, false, false, 3, NULL); }
 /* ... with a hidden size of 512, so the FP8 linears reading it have 4 K blocks and a decode step
  * (2 rows) splits their K between blocks (cg_k_splits); also cheap enough for the emulated device */
 static const FeSetting MID[] = {{"hidden_size", "512"}};
-static void test_fp8_mid_decode(void **state) { check_graph(NULL, MID, 1, true, false, false, 3); }
+static void test_fp8_mid_decode(void **state) { check_graph(NULL, MID, 1, true, false, false, 3, NULL); }
+/* ... routed over 2 x 2 GPUs: a decode step's expert GEMMs split K between blocks, -1 tiles included */
+static void test_fp8_mid_decode_routed(void **state) { check_graph(NULL, MID, 1, true, false, false, 3, "{nodes=2,gpus-per-node=2}"); }
 
 int main(void) {
     Arena *a = arena_new();
@@ -244,6 +253,7 @@ int main(void) {
                                        cmocka_unit_test(test_fp8_decode),
                                        cmocka_unit_test(test_fp8_wide_f32), cmocka_unit_test(test_fp8_wide),
                                        cmocka_unit_test(test_fp8_wide_generated), cmocka_unit_test(test_fp8_wide_decode),
-                                       cmocka_unit_test(test_fp8_mid_decode)};
+                                       cmocka_unit_test(test_fp8_mid_decode), cmocka_unit_test(test_fp8_ops_routed),
+                                       cmocka_unit_test(test_bf16_ops_routed), cmocka_unit_test(test_fp8_mid_decode_routed)};
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -350,15 +350,33 @@ static void test_routing(void **state) {
     IrNode *w2 = leaf(f, IR_OP_WEIGHT, ty(IR_DT_BF16, 3, C(256), C(32), C(63)));
     eo[1] = w2;
     assert_fails(f, build(f, IR_OP_EXPERT_LINEAR, 3, eo, 0, NULL, NULL), "has 64 input features but w is bf16[256,32,63]");
-    /* dispatch / combine keep the value, check the routing idx */
+    /* dispatch / combine in the world layout of 8 x 8 GPUs: [64*N, ...] */
     IrAttr da[4] = {INT("nodes", 8), INT("gpus_per_node", 8), INT("max_nodes", 4), INT("hops", 2)};
     IrNode *dop[2] = {x, top};
-    assert_string_equal(tt(f, build(f, IR_OP_DISPATCH, 2, dop, 4, da, NULL)), "bf16[B*S,64]");
-    IrNode *y = leaf(f, IR_OP_INPUT, ty(IR_DT_BF16, 3, N, C(8), C(32)));
-    IrNode *cop[2] = {y, top};
-    assert_string_equal(tt(f, build(f, IR_OP_COMBINE, 2, cop, 4, da, NULL)), "bf16[B*S,8,32]");
-    cop[0] = x; /* [N,64]: no K axis */
-    assert_fails(f, build(f, IR_OP_COMBINE, 2, cop, 4, da, NULL), "does not match the routing idx");
+    assert_string_equal(tt(f, build(f, IR_OP_DISPATCH, 2, dop, 4, da, NULL)), "bf16[64*B*S,64]");
+    IrNode *wts = leaf(f, IR_OP_INPUT, ty(IR_DT_F32, 2, N, C(8)));
+    dop[0] = top; /* the ids themselves */
+    IrNode *idd = build(f, IR_OP_DISPATCH, 2, dop, 4, da, NULL);
+    assert_string_equal(tt(f, idd), "i32[64*B*S,8]");
+    dop[0] = wts;
+    IrNode *wd = build(f, IR_OP_DISPATCH, 2, dop, 4, da, NULL);
+    IrDim R = ir_dim_mul(ir_dim_const(64), N);
+    IrNode *y = leaf(f, IR_OP_INPUT, ty(IR_DT_BF16, 3, R, C(8), C(32)));
+    IrNode *cop[4] = {y, wd, idd, top};
+    assert_string_equal(tt(f, build(f, IR_OP_COMBINE, 4, cop, 4, da, NULL)), "f32[B*S,32]");
+    cop[1] = idd; /* ids where the weights go */
+    assert_fails(f, build(f, IR_OP_COMBINE, 4, cop, 4, da, NULL), "the dispatched weights i32[64*B*S,8] must be float [W*N,K] = [64*B*S,8]");
+    cop[1] = wd;
+    cop[2] = wd;
+    assert_fails(f, build(f, IR_OP_COMBINE, 4, cop, 4, da, NULL), "the dispatched ids must be an integer tensor");
+    cop[2] = idd;
+    cop[0] = leaf(f, IR_OP_INPUT, ty(IR_DT_BF16, 3, N, C(8), C(32))); /* rows of one GPU, not the world's */
+    assert_fails(f, build(f, IR_OP_COMBINE, 4, cop, 4, da, NULL), "is not the [W*N,K,...] world layout of idx i32[B*S,8] over 64 GPUs");
+    dop[0] = leaf(f, IR_OP_INPUT, ty(IR_DT_BF16, 2, C(3), C(64))); /* 3 rows for B*S tokens */
+    assert_fails(f, build(f, IR_OP_DISPATCH, 2, dop, 4, da, NULL), "does not match the routing idx");
+    da[1].u.i = 0;
+    dop[0] = x;
+    assert_fails(f, build(f, IR_OP_DISPATCH, 2, dop, 4, da, NULL), "nodes and gpus_per_node must be in 1..4096");
 }
 
 static void test_einsum_errors(void **state) {

@@ -114,7 +114,7 @@ static void test_fp8_quant_equals_emulation(void **state) {
     IrGraph *ep = compile(f, "dce,fp8-quant,cse,dce,node-limited-routing{nodes=2,gpus-per-node=2,max-nodes=2},fuse");
     int disp = 0, comb = 0;
     for (int i = 0; i < ep->nnodes; i++) disp += ep->nodes[i]->op == IR_OP_DISPATCH, comb += ep->nodes[i]->op == IR_OP_COMBINE;
-    assert_int_equal(disp, 4); /* 2 MoE layers: the FP8 payload and its scales */
+    assert_int_equal(disp, 8); /* 2 MoE layers: the FP8 payload, its scales, the expert ids, the routing weights */
     assert_int_equal(comb, 2);
     int64_t n2;
     float *epl = logits(f, ep, false, &n2);
@@ -127,7 +127,7 @@ static void test_fp8_quant_equals_emulation(void **state) {
     int streams[2] = {0, 0};
     for (int i = 0; i < ov->nnodes; i++)
         if (ov->nodes[i]->stream >= 0) streams[ov->nodes[i]->stream]++;
-    assert_int_equal(streams[1], 12); /* (2 dispatches + 1 combine) x 2 layers x 2 micro-batches */
+    assert_int_equal(streams[1], 20); /* (4 dispatches + 1 combine) x 2 layers x 2 micro-batches */
     assert_true(streams[0] > 300);
     float *ovl = logits(f, ov, false, &n2);
     assert_memory_equal(ovl, pass, sizeof(float) * (size_t)n0);

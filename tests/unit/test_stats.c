@@ -10,6 +10,9 @@
 #include <string.h>
 
 #include "frontend/frontend.h"
+#include "passes/passes.h"
+
+#include <stdlib.h>
 
 /* hidden 16, 2 heads, experts E=4 of width 8, k=2, cache of 6 bf16 values. */
 static const char *SRC =
@@ -78,10 +81,49 @@ static void test_stats_need_dims(void **state) {
     arena_free(a);
 }
 
+/* Per-GPU memory of the same model: bf16 weights, the 4 stacked experts
+ * spread over the GPUs, and the slab plan-memory reports. */
+static void test_stats_memory(void **state) {
+    (void)state;
+    Arena *a = arena_new();
+    DiagEngine *d = diag_new(a, NULL);
+    IrGraph *g = fe_compile_string(a, d, "s.dsl", SRC, strlen(SRC), NULL);
+    assert_non_null(g);
+    IrMemStats m;
+    assert_true(ir_stats_memory(g, d, 1, 2, 4, 0, &m));
+    assert_int_equal(m.replicated_bytes, (192 + 96 + 64 + 1600) * 2);
+    assert_int_equal(m.expert_bytes, 512 * 2);
+    assert_int_equal(m.experts, 4);
+    assert_int_equal(m.experts_per_gpu, 4);
+    assert_int_equal(m.activation_bytes, 0); /* no plan yet */
+    assert_true(ir_stats_memory(g, d, 2, 2, 4, 0, &m));
+    assert_int_equal(m.replicated_bytes, (192 + 96 + 64 + 1600) * 2);
+    assert_int_equal(m.expert_bytes, 512);
+    assert_int_equal(m.experts_per_gpu, 2);
+    assert_false(ir_stats_memory(g, d, 3, 2, 4, 0, &m));
+    assert_non_null(strstr(diag_first(d)->msg, "do not spread evenly over 3 GPUs"));
+    /* The slab is what plan-memory reports (to its 0.01 MB, of several MB). */
+    PassPipeline pl;
+    assert_true(pass_pipeline_parse(a, d, "shape-infer,plan-memory{batch=200,seq=500}", &pl));
+    StrBuf rep;
+    sb_init(&rep);
+    PassRunOptions ro = {.report = &rep};
+    assert_true(pass_pipeline_run(&pl, g, &ro, d));
+    const char *at = strstr(rep.data, "activation slab ");
+    assert_non_null(at);
+    double mb = strtod(at + strlen("activation slab "), NULL);
+    assert_true(ir_stats_memory(g, d, 2, 200, 500, 0, &m));
+    assert_true(m.activation_bytes > 1000000);
+    assert_true(fabs((double)m.activation_bytes / 1e6 - mb) <= 0.005 + 1e-9);
+    sb_free(&rep);
+    arena_free(a);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_stats_by_hand),
         cmocka_unit_test(test_stats_need_dims),
+        cmocka_unit_test(test_stats_memory),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -2,11 +2,13 @@
  * verified IR (or its DOT view) out. Both verify before printing, so what
  * they print always parses and verifies again. */
 #include "tools/dscc/driver.h"
+#include "tools/dscc/models.h"
 
 #ifdef DSCC_HAVE_NVRTC
 #include "codegen/gen.h"
 #endif
 
+#include <cjson/cJSON.h>
 #include <errno.h>
 #include <getopt.h>
 #include <stdlib.h>
@@ -37,61 +39,135 @@ static bool parse_emit(const char *cmd, const char *v, EmitKind *out) {
 }
 
 #ifdef DSCC_HAVE_NVRTC
+static const char *const launch_names[] = {"elem", "warp", "block"};
+
+/* One launch of a phase at the dims `sym`: the runtime's (gpu_exec.c)
+ * 256-thread blocks, one per 256 items (elem), 8 items (warp) or item. */
+static cJSON *phase_json(const CgPhase *f, const int64_t *sym) {
+    int64_t items = cg_phase_items(f, sym);
+    int64_t grid = items <= 0                    ? 0
+                   : f->mode == CG_LAUNCH_ELEM ? (items + 255) / 256
+                   : f->mode == CG_LAUNCH_WARP ? (items + 7) / 8
+                                               : items;
+    cJSON *o = cJSON_CreateObject();
+    cJSON_AddStringToObject(o, "entry", f->fn);
+    cJSON_AddStringToObject(o, "launch", launch_names[f->mode]);
+    cJSON_AddNumberToObject(o, "items", (double)(items > 0 ? items : 0));
+    cJSON_AddNumberToObject(o, "grid", (double)grid);
+    cJSON_AddNumberToObject(o, "block", 256);
+    cJSON_AddNumberToObject(o, "shared_memory", (double)f->smem);
+    return o;
+}
+
+/* manifest.json of --emit=cubin: the modules, and for every kernel its
+ * module file and its phases' entry points and launches at the dims the
+ * memory plan was made for (every dim 1 without a plan), which it names. */
+static char *manifest(Arena *a, const IrGraph *g, const CgProgram *p, const CgBinary *bins, const char **files) {
+    int64_t sym[IR_MAX_DIM_SYMS];
+    for (int i = 0; i < IR_MAX_DIM_SYMS; i++) sym[i] = g->mem_planned ? g->mem_dims[i] : 1;
+    cJSON *root = cJSON_CreateObject();
+    cJSON_AddStringToObject(root, "model", g->name ? g->name : "");
+    cJSON_AddStringToObject(root, "arch", "sm_90a");
+    int v = cg_nvrtc_version();
+    cJSON_AddStringToObject(root, "nvrtc", arena_printf(a, "%d.%d", v / 1000, v % 1000 / 10));
+    cJSON *dims = cJSON_AddObjectToObject(root, "dims");
+    for (int i = 0; i < g->ndims; i++) cJSON_AddNumberToObject(dims, g->dim_names[i], (double)sym[i]);
+    cJSON_AddStringToObject(root, "dims_from", g->mem_planned ? "plan-memory" : "none (no memory plan: every dim 1)");
+    cJSON *mods = cJSON_AddArrayToObject(root, "modules");
+    for (int m = 0; m < p->nmodules; m++) {
+        cJSON *o = cJSON_CreateObject();
+        cJSON_AddStringToObject(o, "file", files[m]);
+        cJSON_AddNumberToObject(o, "bytes", (double)bins[m].size);
+        int users = 0;
+        for (int k = 0; k < p->nkernels; k++) users += p->kernels[k].module == m;
+        cJSON_AddNumberToObject(o, "kernels", users);
+        cJSON_AddItemToArray(mods, o);
+    }
+    cJSON *ks = cJSON_AddArrayToObject(root, "kernels");
+    for (int k = 0; k < p->nkernels; k++) {
+        const CgKernel *ck = &p->kernels[k];
+        cJSON *o = cJSON_CreateObject();
+        cJSON_AddStringToObject(o, "name", ck->name);
+        cJSON_AddStringToObject(o, "module", files[ck->module]);
+        if (ck->loc.file) cJSON_AddStringToObject(o, "loc", arena_printf(a, "%s:%d:%d", ck->loc.file, ck->loc.line, ck->loc.col));
+        cJSON *ph = cJSON_AddArrayToObject(o, "phases");
+        for (int f = 0; f < ck->nphases; f++) cJSON_AddItemToArray(ph, phase_json(&ck->phases[f], sym));
+        if (ck->lib.kind != CG_LIB_NONE) { /* the runtime may run cuBLASLt instead of these phases */
+            cJSON_AddStringToObject(o, "library", ck->lib.kind == CG_LIB_FP8_GEMM ? "cublaslt fp8 gemm" : "cublaslt bf16 gemm");
+            cJSON *r = cJSON_AddArrayToObject(o, "library_replaces_phases");
+            for (int f = ck->lib.phase; f < ck->lib.phase + (ck->lib.span > 1 ? ck->lib.span : 1); f++)
+                cJSON_AddItemToArray(r, cJSON_CreateNumber(f));
+        }
+        cJSON_AddItemToArray(ks, o);
+    }
+    char *text = cJSON_Print(root);
+    cJSON_Delete(root);
+    char *out = arena_printf(a, "%s\n", text);
+    free(text);
+    return out;
+}
+
+/* --emit=cubin: each distinct module once, DIR/<module>.cubin (two module
+ * sources NVRTC compiled to the same bytes share the first one's file),
+ * and DIR/manifest.json mapping every kernel to its file and launches. */
+static bool write_cubins(Arena *a, const IrGraph *g, const CgProgram *p, const CgBinary *bins, const char *dir) {
+    const char **files = arena_alloc(a, sizeof(char *) * (size_t)(p->nmodules + 1));
+    int written = 0;
+    for (int m = 0; m < p->nmodules; m++) {
+        for (int e = 0; e < m && !files[m]; e++)
+            if (bins[e].size == bins[m].size && memcmp(bins[e].data, bins[m].data, bins[m].size) == 0) files[m] = files[e];
+        if (files[m]) continue;
+        files[m] = arena_printf(a, "%s.cubin", p->modules[m].name);
+        if (!driver_write_output(arena_printf(a, "%s/%s", dir, files[m]), bins[m].data, bins[m].size)) return false;
+        written++;
+    }
+    const char *text = manifest(a, g, p, bins, files);
+    if (!driver_write_output(arena_printf(a, "%s/manifest.json", dir), text, strlen(text))) return false;
+    fprintf(stderr, "wrote %d cubins (%d modules, identical ones once) of %d kernels and manifest.json to %s/\n", written,
+            p->nmodules, p->nkernels, dir);
+    return true;
+}
+
 /* --emit=cuda: every kernel's source, to stdout or one DIR/<kernel>.cu each;
- * --emit=cubin: compiled (through the cache) to DIR/<kernel>.cubin. */
+ * --emit=cubin: the modules compiled (through the cache) to DIR, once each. */
 static int emit_kernels(Arena *a, DiagEngine *d, const IrGraph *g, EmitKind emit, const char *out_dir) {
     double t0 = driver_now();
     CgProgram *p = cg_generate(a, d, g, NULL);
     if (!p) return DSCC_EXIT_INPUT;
     bool to_dir = out_dir && strcmp(out_dir, "-") != 0;
     if (emit == EMIT_CUBIN && !to_dir) {
-        fprintf(stderr, "dscc: error: --emit=cubin writes one file per kernel: give -o DIR\n");
+        fprintf(stderr, "dscc: error: --emit=cubin writes one file per module and a manifest: give -o DIR\n");
         return DSCC_EXIT_USAGE;
     }
     if (to_dir && mkdir(out_dir, 0777) != 0 && errno != EEXIST) {
         fprintf(stderr, "dscc: error: cannot create directory '%s': %s\n", out_dir, strerror(errno));
         return DSCC_EXIT_RUNTIME;
     }
-    CgBinary *bins = NULL;
     if (emit == EMIT_CUBIN) {
-        bins = calloc((size_t)p->nmodules + 1, sizeof(CgBinary));
+        CgBinary *bins = calloc((size_t)p->nmodules + 1, sizeof(CgBinary));
         CgOptions co = {0};
         int fails = cg_compile(a, d, p->modules, p->nmodules, &co, bins);
         int cached = 0, rejected = 0;
         for (int m = 0; m < p->nmodules; m++) cached += bins[m].from_cache, rejected += bins[m].cache_rejected;
         fprintf(stderr, "compiled %d modules for %d kernels with NVRTC (%d from the cache, %d damaged cache entries compiled again) in %.2f s\n",
                 p->nmodules, p->nkernels, cached, rejected, driver_now() - t0);
-        if (fails) {
-            for (int m = 0; m < p->nmodules; m++) cg_binary_free(&bins[m]);
-            free(bins);
-            return DSCC_EXIT_INPUT;
-        }
+        bool ok = fails == 0 && write_cubins(a, g, p, bins, out_dir);
+        for (int m = 0; m < p->nmodules; m++) cg_binary_free(&bins[m]);
+        free(bins);
+        return fails ? DSCC_EXIT_INPUT : ok ? DSCC_EXIT_OK : DSCC_EXIT_RUNTIME;
     }
     StrBuf all;
     sb_init(&all);
     bool ok = true;
     for (int i = 0; i < p->nkernels && ok; i++) {
         const CgKernel *k = &p->kernels[i];
-        if (!to_dir) {
-            sb_puts(&all, cg_kernel_text(a, p, k));
-            sb_putc(&all, '\n');
-            continue;
-        }
-        const char *path = arena_printf(a, "%s/%s.%s", out_dir, k->name, emit == EMIT_CUDA ? "cu" : "cubin");
-        if (emit == EMIT_CUDA) {
-            const char *text = cg_kernel_text(a, p, k);
-            ok = driver_write_output(path, text, strlen(text));
-        } else {
-            ok = driver_write_output(path, bins[k->module].data, bins[k->module].size);
-        }
+        const char *text = cg_kernel_text(a, p, k);
+        if (to_dir) ok = driver_write_output(arena_printf(a, "%s/%s.cu", out_dir, k->name), text, strlen(text));
+        else sb_puts(&all, text), sb_putc(&all, '\n');
     }
     if (!to_dir) ok = driver_write_output(out_dir, all.data ? all.data : "", all.len);
     else if (ok) fprintf(stderr, "wrote %d kernels to %s/\n", p->nkernels, out_dir);
     sb_free(&all);
-    if (bins) {
-        for (int m = 0; m < p->nmodules; m++) cg_binary_free(&bins[m]);
-        free(bins);
-    }
     return ok ? DSCC_EXIT_OK : DSCC_EXIT_RUNTIME;
 }
 #endif
@@ -126,15 +202,19 @@ static int finish(Arena *a, IrGraph *g, DiagEngine *d, PassOpts *po, const char 
 }
 
 static void compile_help(FILE *o) {
-    fprintf(o, "usage: dscc compile MODEL.dsl [options]\n\n"
-               "Parse MODEL.dsl, bind its parameters, lower it to IR, verify it and print it.\n\n"
+    fprintf(o, "usage: dscc compile MODEL [options]\n\n"
+               "Parse MODEL, bind its parameters, lower it to IR, verify it and print it.\n"
+               "MODEL is a .dsl file or the name of an installed model (deepseek_v3), found\n"
+               "in $DSCC_MODEL_PATH, then in share/dscc/models of the installation.\n\n"
                "options:\n"
                "  --config FILE      bind parameters from a Hugging Face config.json\n"
                "  --set NAME=VALUE   set a parameter (repeatable; overrides --config)\n"
                "  --emit=ir|dot|schedule|cuda|cubin  the textual IR (default), a Graphviz graph,\n"
                "                     the streams and waits of a scheduled graph, the CUDA C++ of\n"
                "                     every kernel (stdout, or one DIR/<kernel>.cu each with -o DIR),\n"
-               "                     or their sm_90a cubins compiled by NVRTC (-o DIR required;\n"
+               "                     or the sm_90a cubins NVRTC compiles (-o DIR required: each\n"
+               "                     distinct module once, DIR/<module>.cubin, and DIR/manifest.json:\n"
+               "                     kernel -> module, entry points, grid, block, shared memory;\n"
                "                     cached under DSCC_CACHE_DIR, default ~/.cache/dscc)\n"
                "  -o, --output FILE  write there instead of standard output ('-' = stdout)\n"
                "  --time-passes      print the time of each phase and pass to standard error\n"
@@ -178,12 +258,13 @@ int cmd_compile(int argc, char **argv) {
     }
     if (optind != argc - 1) {
         arena_free(a);
-        return driver_usage_error("compile", optind >= argc ? "missing MODEL.dsl" : "expected one model file, got %d", argc - optind);
+        return driver_usage_error("compile", optind >= argc ? "missing MODEL (a .dsl file or a model name)" : "expected one model, got %d", argc - optind);
     }
     DiagEngine *d = diag_new(a, stderr);
     double t0 = driver_now();
     FeOptions fo = driver_fe_options(&mo);
-    IrGraph *g = fe_compile_file(a, d, argv[optind], &fo);
+    const char *path = driver_resolve_model(a, d, argv[optind]);
+    IrGraph *g = path ? fe_compile_file(a, d, path, &fo) : NULL;
     double t_front = driver_now();
     rc = g && diag_error_count(d) == 0 ? finish(a, g, d, &po, pass_default_pipeline(), emit, out, timing, t0, t_front)
                                        : DSCC_EXIT_INPUT;

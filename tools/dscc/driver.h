@@ -71,6 +71,14 @@ extern const char driver_pass_help[];
  * an exit code: usage for a bad pipeline, input for a failing pass. */
 int driver_run_passes(Arena *a, DiagEngine *d, IrGraph *g, PassOpts *po, const char *dflt, bool time);
 
+/* The default pipeline of `dscc run` (and of `dscc stats --nodes`) for a
+ * batch of B rows of T new tokens over W = nodes x gpn ranks: the
+ * "default" preset with fp8-quant when fp8, plan-memory for the most rows
+ * a rank gets (B / W rounded up) and, for W > 1, node-limited-routing on
+ * the topology and microbatch-overlap when every rank's rows split in two
+ * equal halves. */
+const char *driver_pipeline(Arena *a, bool fp8, int W, int nodes, int gpn, int64_t B, int64_t T);
+
 /* Monotonic seconds, for --time-passes. */
 double driver_now(void);
 

@@ -4,14 +4,20 @@
  * exit 1), write output atomically (I/O failures exit 3). Library code never
  * exits; only this file chooses the process's exit code. */
 #include "tools/dscc/driver.h"
+#include "dscc_git.h" /* DSCC_GIT_DESCRIBE, written at build time by cmake/git_describe.cmake */
 
+#ifdef DSCC_HAVE_NVRTC
+#include "codegen/codegen.h"
+#endif
+
+#include <dlfcn.h>
 #include <string.h>
 
 static const Subcommand commands[] = {
     {"compile", "parse and lower a model file to verified IR; print IR or DOT", cmd_compile},
     {"opt", "read textual IR, verify it and print it again", cmd_opt},
     {"stats", "parameters, activated parameters, KV cache and FLOPs from the graph", cmd_stats},
-    {"run", "run a model on token ids (CPU reference backend) and dump its logits", cmd_run},
+    {"run", "run a model on token ids (CPU reference, one GPU, or many over NCCL) and dump its logits", cmd_run},
     {"tokenize", "text to token ids (JSON) with a checkpoint's tokenizer.json", cmd_tokenize},
     {"detokenize", "token ids (JSON) back to their exact text", cmd_detokenize},
 };
@@ -21,15 +27,49 @@ static void print_main_help(FILE *o) {
     fprintf(o, "usage: dscc <command> [options] [args]\n\n"
                "dscc compiles a model description (models/deepseek_v3.dsl) to an SSA IR\n"
                "of tensor ops and reports facts about it.\n\ncommands:\n");
-    for (int i = 0; i < NCOMMANDS; i++) fprintf(o, "  %-9s %s\n", commands[i].name, commands[i].summary);
-    fprintf(o, "  %-9s %s\n", "help", "show help for a command (dscc help compile) or the passes (dscc help passes)");
-    fprintf(o, "\noptions:\n  -h, --help     show this help\n  --version      print the version\n");
+    for (int i = 0; i < NCOMMANDS; i++) fprintf(o, "  %-10s  %s\n", commands[i].name, commands[i].summary);
+    fprintf(o, "  %-10s  %s\n", "help", "show help for a command (dscc help compile) or the passes (dscc help passes)");
+    fprintf(o, "\noptions:\n  -h, --help     show this help\n"
+               "  --version      print the version, the git commit it was built from, and\n"
+               "                 whether NVRTC and the CUDA driver were found\n");
     fprintf(o, "\nexit codes:\n"
                "  0  success\n"
                "  1  error in the input (model file, IR text, config, checkpoint)\n"
                "  2  usage error (unknown option, missing argument)\n"
                "  3  runtime failure (cannot write output, internal resource failure)\n"
-               "\nenvironment:\n  NO_COLOR       disable coloured diagnostics (colour is only used on a TTY)\n");
+               "\nenvironment:\n"
+               "  NO_COLOR         disable coloured diagnostics (colour is only used on a TTY)\n"
+               "  DSCC_MODEL_PATH  directories (':'-separated) searched for a model given by\n"
+               "                   name, before the installed share/dscc/models\n"
+               "  DSCC_CACHE_DIR   the NVRTC kernel cache (default ~/.cache/dscc)\n");
+}
+
+/* --version: the version, the checkout it was built from, and what a GPU run
+ * would find: NVRTC (linked in or not) and the CUDA driver, probed by
+ * dlopen as runtime/cuda.c loads it. cuDriverGetVersion needs no cuInit, so
+ * no GPU is initialised. */
+static void print_version(FILE *o) {
+    fprintf(o, "dscc %s\ngit: %s\n", DSCC_VERSION, DSCC_GIT_DESCRIBE);
+#ifdef DSCC_HAVE_NVRTC
+    int v = cg_nvrtc_version();
+    if (v > 0) fprintf(o, "NVRTC: %d.%d (linked in)\n", v / 1000, v % 1000 / 10);
+    else fprintf(o, "NVRTC: linked in, but nvrtcVersion failed\n");
+#else
+    fprintf(o, "NVRTC: not built in (no CUDA toolkit or xxHash at configure time: no codegen, CPU backend only)\n");
+#endif
+    void *lib = dlopen("libcuda.so.1", RTLD_NOW | RTLD_LOCAL);
+    if (!lib) {
+        const char *why = dlerror();
+        fprintf(o, "CUDA driver: not found (%s)\n", why ? why : "libcuda.so.1 cannot be loaded");
+        return;
+    }
+    int (*get_version)(int *) = NULL;
+    *(void **)&get_version = dlsym(lib, "cuDriverGetVersion");
+    int dv = 0;
+    if (get_version && get_version(&dv) == 0 && dv > 0)
+        fprintf(o, "CUDA driver: found, CUDA %d.%d (libcuda.so.1)\n", dv / 1000, dv % 1000 / 10);
+    else fprintf(o, "CUDA driver: found libcuda.so.1, but it reports no version\n");
+    dlclose(lib);
 }
 
 static const Subcommand *find_command(const char *name) {
@@ -49,7 +89,7 @@ int main(int argc, char **argv) {
         return DSCC_EXIT_OK;
     }
     if (strcmp(cmd, "--version") == 0) {
-        printf("dscc %s\n", DSCC_VERSION);
+        print_version(stdout);
         return DSCC_EXIT_OK;
     }
     if (strcmp(cmd, "help") == 0) {

@@ -3,11 +3,11 @@
 // --emit=cuda shows each kernel's IR ops and DSL locations.
 // RUN: d=$(mktemp -d); DSCC_CACHE_DIR=$d/cache dscc compile models/deepseek_v3.dsl --emit=cubin -o $d/cubin 2>&1 | sed 's/in [0-9.]* s/in T s/'; ls $d/cubin | wc -l; file=$(ls $d/cubin/g0_*.cubin); head -c 4 $file | od -An -c; DSCC_CACHE_DIR=$d/cache dscc compile models/deepseek_v3.dsl --emit=cubin -o $d/cubin 2>&1 | sed 's/in [0-9.]* s/in T s/'; truncate -s 5000 $(ls $d/cache/*.cubin | head -n 1); DSCC_CACHE_DIR=$d/cache dscc compile models/deepseek_v3.dsl --emit=cubin -o $d/cubin 2>&1 | sed 's/in [0-9.]* s/in T s/'; rm -rf $d
 // CHECK: compiled 40 modules for 1923 kernels with NVRTC (0 from the cache, 0 damaged cache entries compiled again) in T s
-// CHECK-NEXT: wrote 1923 kernels to
-// CHECK-NEXT: 1923
+// CHECK-NEXT: wrote 39 cubins (40 modules, identical ones once) of 1923 kernels and manifest.json to
+// CHECK-NEXT: 40
 // CHECK-NEXT: 177   E   L   F
 // CHECK-NEXT: compiled 40 modules for 1923 kernels with NVRTC (40 from the cache, 0 damaged cache entries compiled again) in T s
-// CHECK-NEXT: wrote 1923 kernels to
+// CHECK-NEXT: wrote 39 cubins (40 modules, identical ones once) of 1923 kernels and manifest.json to
 // CHECK-NEXT: compiled 40 modules for 1923 kernels with NVRTC (39 from the cache, 1 damaged cache entries compiled again) in T s
 // RUN: dscc compile models/deepseek_v3.dsl --config models/tiny/config.json --emit=cuda | awk '/^\/\/ g1_rmsnorm/,/^\/\/ module/'
 // CHECK: // g1_rmsnorm_act_scale_quantize: 3 IR ops
@@ -16,7 +16,7 @@
 // CHECK-NEXT: = quantize %5, %8 : fp8e4m3[B,S,96]  models/deepseek_v3.dsl:160:26  in mla_attention
 // CHECK-NEXT: // module 1, shared by every group with the same source
 // RUN: dscc compile models/deepseek_v3.dsl --config models/tiny/config.json --emit=cubin; echo "exit=$?"
-// CHECK: --emit=cubin writes one file per kernel: give -o DIR
+// CHECK: --emit=cubin writes one file per module and a manifest: give -o DIR
 // CHECK-NEXT: exit=2
 // Which V3 kernels take the tensor-core templates: every FP8 linear (each
 // with the scale transposition its cuBLASLt form needs), the grouped expert
@@ -35,7 +35,7 @@
 // CHECK-NEXT: 61 attention, one key head: tensor cores (mma m16n8k16 BF16), 64 query rows x 32 keys per step, online softmax
 // CHECK-NEXT: 61 einsum bshc,hdc->bshd per head on the tensor cores (wgmma m64n64k16 BF16), 64x128 tile
 // CHECK-NEXT: 61 einsum bshd,hcd->bshc per head on the tensor cores (wgmma m64n64k16 BF16), 64x128 tile
-// CHECK-NEXT: 174 fp8_expert_linear, phase 1: routed rows sorted by expert, cut into tiles of 64
+// CHECK-NEXT: 174 fp8_expert_linear, phase 1: routed rows sorted by expert (bucket E: id -1), cut into tiles of 64
 // CHECK-NEXT: 427 fp8_linear: tensor cores (wgmma m64n64k32 E4M3), 64x128 tile, 1x128 / 128x128 block scales per K block
 // CHECK-NEXT: 427 fp8_linear: tensor cores (wgmma m64n64k32 E4M3), 64x128 tile, 1x128 / 128x128 block scales per K block, K split between blocks (one row tile): partial tiles to scratch
 // CHECK-NEXT: 1 linear: tensor cores (wgmma m64n64k16 BF16, f32 accumulation), 64x128 tile

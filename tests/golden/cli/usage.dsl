@@ -1,16 +1,16 @@
 // The driver's help, version and exit codes (0 ok, 1 input, 2 usage).
 // RUN: dscc --help
 // CHECK: usage: dscc <command> [options] [args]
-// CHECK: compile   parse and lower a model file to verified IR; print IR or DOT
+// CHECK: compile     parse and lower a model file to verified IR; print IR or DOT
 // CHECK: 2  usage error (unknown option, missing argument)
 // RUN: dscc help stats
-// CHECK: usage: dscc stats MODEL.dsl [options]
+// CHECK: usage: dscc stats MODEL [options]
 // CHECK: --seq N            sequence length for FLOPs (default 4096)
 // RUN: dscc compile --bogus models/deepseek_v3.dsl; echo "exit=$?"
 // CHECK: dscc compile: error: unknown option '--bogus'
 // CHECK: exit=2
 // RUN: dscc compile; echo "exit=$?"
-// CHECK: dscc compile: error: missing MODEL.dsl
+// CHECK: dscc compile: error: missing MODEL (a .dsl file or a model name)
 // CHECK: exit=2
 // RUN: dscc frobnicate; echo "exit=$?"
 // CHECK: dscc: error: unknown command 'frobnicate'
@@ -39,5 +39,17 @@
 // RUN: dscc compile models/deepseek_v3.dsl -o /nonexistent-dir/x.ir; echo "exit=$?"
 // CHECK: /nonexistent-dir/x.ir: error: cannot write output
 // CHECK: exit=3
+// --version: the version, the checkout, NVRTC and the driver (found or not)
 // RUN: dscc --version
 // CHECK: dscc 0.1.0
+// CHECK-NEXT: git:
+// CHECK-NEXT: NVRTC:
+// CHECK-NEXT: CUDA driver:
+// RUN: dscc --version | wc -l
+// CHECK-NEXT: 4
+// A model by name: the build tree's dscc finds the source tree's models
+// RUN: dscc stats deepseek_v3 --set num_hidden_layers=4 | head -n 1 | sed 's|(.*/models/|(.../models/|'
+// CHECK: model deepseek_v3 (.../models/deepseek_v3.dsl), batch 1, sequence 4096
+// RUN: dscc compile deepseek_v4; echo "exit=$?"
+// CHECK: dscc: error: model 'deepseek_v4' not found: no deepseek_v4.dsl in
+// CHECK-NEXT: exit=1

@@ -11,7 +11,7 @@
 // CHECK-NEXT: topk
 // CHECK-NOT: one warp
 // RUN: d=$(mktemp -d); DSCC_CACHE_DIR=$d/cache dscc compile %s --emit=cubin -o $d/cubin 2>&1 | tail -1; rm -rf $d
-// CHECK: wrote 4 kernels
+// CHECK: wrote 4 cubins (4 modules, identical ones once) of 4 kernels
 dim R;
 input s: f32[R, 256];
 input l: f32[R, 2048];
