@@ -151,7 +151,7 @@ static EntryRead read_cached(const char *path, XXH128_hash_t key, CgBinary *b, c
     size_t n = ok ? (size_t)f.size - ENTRY_HEADER : 0;
     unsigned char want[ENTRY_HEADER];
     if (ok) entry_header(want, key, all + ENTRY_HEADER, n);
-    if (!ok || memcmp(all, want, ENTRY_HEADER) != 0 || memcmp(all + ENTRY_HEADER, "\177ELF", 4) != 0) {
+    if (!ok || memcmp(all, want, ENTRY_HEADER) != 0 || n < 4 || memcmp(all + ENTRY_HEADER, "\177ELF", 4) != 0) {
         free(all);
         return ENTRY_BAD;
     }

@@ -26,10 +26,15 @@ for corpus in "${names[@]}"; do
   name=fuzz_$corpus
   mkdir -p "build-fuzz/corpus-$corpus" "build-fuzz/artifacts-$corpus"
   echo "== $name for ${secs}s =="
-  (cd build-fuzz && nice -n 19 "./$name" -fork=1 -ignore_crashes=1 -ignore_timeouts=1 -ignore_ooms=1 \
+  # The harnesses' private folders go under build-fuzz/tmp: a child that
+  # libFuzzer ends (a crash, a timeout, the end of a fork job) cannot remove
+  # its own, so the folder is emptied after each run.
+  mkdir -p build-fuzz/tmp
+  (cd build-fuzz && TMPDIR="$PWD/tmp" nice -n 19 "./$name" -fork=1 -ignore_crashes=1 -ignore_timeouts=1 -ignore_ooms=1 \
       -max_total_time="$secs" -rss_limit_mb=2048 -timeout=10 -max_len=65536 -print_final_stats=1 \
       -artifact_prefix="artifacts-$corpus/" "corpus-$corpus" "../tests/fuzz/corpus/$corpus" \
       >"log-$corpus.txt" 2>&1) || true
+  rm -rf build-fuzz/tmp
   grep -E "^#[0-9]+: " "build-fuzz/log-$corpus.txt" | tail -1 || true
   found=$(find "build-fuzz/artifacts-$corpus" -type f | wc -l)
   echo "$name: $found finding(s) in build-fuzz/artifacts-$corpus/"

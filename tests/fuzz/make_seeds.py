@@ -150,9 +150,61 @@ put("checkpoint", "index_dup_across_shards",
     json.dumps({"weight_map": {"a.weight": "s2.safetensors", "q.weight": "s2.safetensors"}}).encode() + SEP +
     shard1 + SEP + st([("a.weight", "F32", [1], f32(9)), ("q.weight", "F32", [1], f32(1))]))
 
-# ---- kernel-cache entries -----------------------------------------------------------
+# ---- kernel-cache entries (fuzz_cache.c: a mode byte, then the rest) ------------------
+KEY = struct.pack("<QQ", 0x0123456789abcdef, 0xfedcba9876543210)
+
+
+def xxh64(data, seed=0):
+    """XXH64, as xxhash computes it (for entries with a true header)."""
+    P1, P2, P3, P4, P5 = 11400714785074694791, 14029467366897019727, 1609587929392839161, \
+        9650029242287828579, 2870177450012600261
+    M = (1 << 64) - 1
+    rotl = lambda x, r: ((x << r) | (x >> (64 - r))) & M
+
+    def rnd(acc, lane):
+        return (rotl((acc + lane * P2) & M, 31) * P1) & M
+
+    def merge(acc, v):
+        return ((acc ^ rnd(0, v)) * P1 + P4) & M
+    n, i = len(data), 0
+    if n >= 32:
+        v = [(seed + P1 + P2) & M, (seed + P2) & M, seed, (seed - P1) & M]
+        while i + 32 <= n:
+            for k in range(4):
+                v[k] = rnd(v[k], struct.unpack_from("<Q", data, i + 8 * k)[0])
+            i += 32
+        h = (rotl(v[0], 1) + rotl(v[1], 7) + rotl(v[2], 12) + rotl(v[3], 18)) & M
+        for k in range(4):
+            h = merge(h, v[k])
+    else:
+        h = (seed + P5) & M
+    h = (h + n) & M
+    while i + 8 <= n:
+        h = (rotl(h ^ rnd(0, struct.unpack_from("<Q", data, i)[0]), 27) * P1 + P4) & M
+        i += 8
+    if i + 4 <= n:
+        h = (rotl(h ^ (struct.unpack_from("<I", data, i)[0] * P1) & M, 23) * P2 + P3) & M
+        i += 4
+    while i < n:
+        h = (rotl(h ^ (data[i] * P5) & M, 11) * P1) & M
+        i += 1
+    h ^= h >> 33
+    h = (h * P2) & M
+    h ^= h >> 29
+    h = (h * P3) & M
+    return h ^ (h >> 32)
+
+
+def entry(cubin):
+    return b"DSCCKC1\n" + KEY + struct.pack("<QQ", len(cubin), xxh64(cubin)) + cubin
+
+
 elf = b"\x7fELF\x02\x01\x01" + bytes(9) + struct.pack("<HHI", 2, 190, 1) + bytes(40)
-put("cache", "elf_like.cubin", elf)
-put("cache", "elf_magic_only.cubin", b"\x7fELF")
-put("cache", "garbage.cubin", b"not a cubin at all\n" * 3)
-put("cache", "empty.cubin", b"")
+put("cache", "raw_valid_entry", b"\x00" + entry(elf))
+put("cache", "raw_truncated_entry", b"\x00" + entry(elf)[:-7])
+put("cache", "raw_bare_cubin", b"\x00" + elf)
+put("cache", "raw_garbage", b"\x00" + b"not a cubin at all\n" * 3)
+put("cache", "raw_header_only", b"\x00" + entry(b"")[:40])
+for k, what in enumerate(["true", "magic", "key", "length", "xxh64", "cut"]):
+    put("cache", "made_%s" % what, bytes([1 + 2 * k]) + elf)
+put("cache", "made_true_not_elf", b"\x01" + b"garbage that hashes right")
