@@ -575,7 +575,7 @@ const char *driver_pipeline(Arena *a, bool fp8, int W, int nodes, int gpn, int64
     if (W > 1) {
         p.nodes = nodes;
         p.gpus_per_node = gpn;
-        p.microbatches = B % W == 0 && cap % 2 == 0 ? 2 : 0;
+        p.microbatches = 2; /* a rank with fewer rows, or an odd count, pads its micro-batches */
     }
     return pass_preset(a, "default", &p);
 }
