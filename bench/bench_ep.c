@@ -153,7 +153,7 @@ typedef struct {
 
 static bool alloc_bufs(Rank *r, DiagEngine *d, int64_t T, Bufs *b, uint64_t seed) {
     int64_t WT = (int64_t)r->W * T;
-    size_t a2 = (size_t)T * (HID + 4 * NSCALE + 8 * TOPK) * 2 + 64; /* covers either payload, per rank */
+    size_t a2 = (size_t)T * (HID + 4 * NSCALE + 8 * TOPK) * 4 + 64; /* per peer: above either mean (forwarded copies included) */
     if (!rt_cuda_alloc(r->cu, d, (size_t)(T * HID), &b->x) || !rt_cuda_alloc(r->cu, d, (size_t)(T * NSCALE * 4), &b->sc) ||
         !rt_cuda_alloc(r->cu, d, (size_t)(T * TOPK * 4), &b->idx) || !rt_cuda_alloc(r->cu, d, (size_t)(T * TOPK * 4), &b->w) ||
         !rt_cuda_alloc(r->cu, d, (size_t)(WT * HID), &b->xd) || !rt_cuda_alloc(r->cu, d, (size_t)(WT * NSCALE * 4), &b->sd) ||

@@ -53,7 +53,7 @@ else
   src=$(sed -n 's/^CMAKE_HOME_DIRECTORY:INTERNAL=//p' "$BUILD/CMakeCache.txt" 2> /dev/null)
   if [ -n "$src" ] && [ "$src" != "$PWD" ] && [ ! -e "$src" ]; then mkdir -p "$(dirname "$src")" && ln -s "$PWD" "$src"; fi
   NGPU=${NGPU:-$(nvidia-smi -L 2> /dev/null | grep -c '^GPU')}
-  GEN=${GEN:-400} KILL_AFTER=${KILL_AFTER:-3}
+  GEN=${GEN:-240} KILL_AFTER=${KILL_AFTER:-2} # the fixtures hold 256 positions
 fi
 status=0
 say() { echo "$*" | tee -a "$out/summary.txt"; }
@@ -238,10 +238,10 @@ PY
     done
   else fail "--trace on $W GPUs (see trace_$W.txt)"; fi
   # per-GPU memory: dscc stats's prediction beside the executor's figures (--stats above)
-  "$DSCC" stats $model --config tests/fixtures/tiny_bf16/config.json --nodes 1 --gpus-per-node "$W" --batch 1 --seq 8 \
+  "$DSCC" stats $model --config tests/fixtures/tiny_bf16/config.json --nodes 1 --gpus-per-node "$W" --precision bf16 --batch 1 --seq 8 \
     > "$out/stats_$W.txt" 2>&1 || fail "dscc stats --gpus-per-node $W (see stats_$W.txt)"
   { echo "== dscc stats --gpus-per-node $W (prediction)"; tail -n 8 "$out/stats_$W.txt"
-    echo "== dscc run --nproc $W --stats (executor)"; grep -A $((W + 1)) '^per rank' "$out/trace_$W.txt"; } >> "$out/memory.txt"
+    echo "== dscc run --nproc $W --stats (executor)"; sed 's/^\[rank 0\] //' "$out/trace_$W.txt" | grep -A $((W + 1)) '^per rank'; } >> "$out/memory.txt"
 done
 hw && say "per-process GPU memory mid-run (2 ranks): $(tr '\n' ' ' < "$out/mem_midrun.txt")"
 say "memory: prediction vs executor in $out/memory.txt"
