@@ -128,6 +128,18 @@ void gpu_exec_set_trace(GpuExec *x, const char *path);
  * at creation); with it off, `graphs` applies again. */
 void gpu_exec_set_profile(GpuExec *x, bool on);
 void gpu_exec_set_graphs(GpuExec *x, bool on);
+/* With `graphs`: each step shape (its dims but the context length) is
+ * captured once into a CUDA graph, kept (a few shapes, least recently used
+ * replaced) and replayed; a replay first gives the graph's kernel nodes
+ * the step's arguments (cache length, context) and grids. Counters since
+ * creation. */
+typedef struct {
+    int captures;         /* steps captured into a new graph */
+    int replays;          /* steps that launched a graph captured before */
+    int64_t node_updates; /* kernel nodes given new arguments or a new grid before a replay */
+    int cached;           /* graphs held now */
+} GpuGraphStats;
+void gpu_exec_graph_stats(const GpuExec *x, GpuGraphStats *s);
 
 /* Byte counters of the last run, and of every run since creation
  * (all zero without a GpuDist). */
