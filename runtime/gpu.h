@@ -113,6 +113,14 @@ int gpu_exec_kernels(const GpuExec *x);
 const char *gpu_exec_kernel_name(const GpuExec *x, int k);
 double gpu_exec_kernel_ms(const GpuExec *x, int k);
 int gpu_exec_kernel_node(const GpuExec *x, int k);
+/* Kernel k of the last run timed alone, `reps` times: its launches (or
+ * its cuBLASLt GEMM) as that run made them, between two events with no
+ * host work but the launch calls; before each, outside the timing, a
+ * memset of `flush` bytes of device memory (larger than the L2: the
+ * kernel starts with its operands in HBM; 0: none). ms[r] per repetition.
+ * With keep_all the kernel reads what it read in the run. False after
+ * reporting (before any run, a kernel of an exchange, two streams). */
+bool gpu_exec_time_kernel(GpuExec *x, int k, int reps, int64_t flush, double *ms, DiagEngine *d);
 /* How many GEMMs of the last run cuBLASLt ran instead of the generated
  * kernels (FP8 block-scaled and BF16 linears whose shape it supports), and
  * its version ("cuBLASLt 130100"; NULL when not in use). */

@@ -83,6 +83,8 @@ struct GpuExec {
     bool sync_each;
     bool graphs;      /* launch each step as a CUDA graph */
     RtGraph *graph;   /* recaptured each step, when the driver cannot update a graph's nodes */
+    RtDevPtr flush;   /* gpu_exec_time_kernel's L2 flush buffer */
+    int64_t flush_bytes;
     GraphEntry gcache[GRAPH_CACHE];
     uint64_t gclock;
     GpuGraphStats gstats;
@@ -836,6 +838,7 @@ void gpu_exec_free(GpuExec *x) {
         rt_cuda_free(x->cu, x->aslab);
         rt_cuda_free(x->cu, x->scratch);
         rt_cuda_free(x->cu, x->err);
+        rt_cuda_free(x->cu, x->flush);
         for (int i = 0; i < x->g->nnodes; i++) rt_cuda_free(x->cu, x->kv[i].buf);
         rt_cuda_close(x->cu);
     }
@@ -1358,6 +1361,44 @@ static bool run_step(GpuExec *x, const CpuInput *in, int nin, DiagEngine *d) {
         x->out[i] = NULL;
     }
     return true;
+}
+
+/* Kernel k alone, as the last run launched it (its arguments are still
+ * those of that run): the launches are listed first, so between the two
+ * events there are only the launch calls; the flush before each
+ * repetition is outside them. */
+bool gpu_exec_time_kernel(GpuExec *x, int k, int reps, int64_t flush, double *ms, DiagEngine *d) {
+    if (!x->runs || k < 0 || k >= x->p->nkernels || (x->comm_node && x->comm_node[k] >= 0) || x->two_streams) {
+        diag_error(d, (SrcLoc){0}, "gpu_exec_time_kernel: kernel %d cannot be timed alone (after a run, one stream, no exchange)", k);
+        return false;
+    }
+    if (flush > x->flush_bytes) {
+        rt_cuda_free(x->cu, x->flush);
+        x->flush = 0, x->flush_bytes = 0;
+        if (!rt_cuda_alloc(x->cu, d, (size_t)flush, &x->flush)) return false;
+        x->flush_bytes = flush;
+    }
+    StepSeq q = {0};
+    StepMode dry = {.dry = true};
+    Launch *l = &x->launch[k];
+    bool ok = launch_kernel(x, k, l->args.sym, &q, &dry, d); /* at the last run's arguments, which it leaves as they are */
+    const RtBlasPlan *plan = lib_plan(x, k, l->args.sym);
+    void *args[] = {&l->args};
+    rt_cuda_use_stream(x->cu, 0);
+    for (int r = 0; r < reps && ok; r++) {
+        ok = (flush <= 0 || rt_cuda_memset0(x->cu, d, x->flush, (size_t)flush)) && rt_cuda_event_record(x->cu, d, x->step[0]);
+        for (int j = 0; j < q.n && ok; j++) {
+            const StepLaunch *s = &q.v[j];
+            if (s->ph == GL_LIB) ok = run_lib(x, k, plan, l->args.sym, d);
+            else ok = rt_cuda_launch_async(x->cu, d, s->ph == GL_PREP ? l->prep : l->fn[s->ph], (unsigned)s->grid, 256,
+                                           s->ph == GL_PREP ? 0 : (size_t)x->p->kernels[k].phases[s->ph].smem, args);
+        }
+        float t = 0;
+        ok = ok && rt_cuda_event_record(x->cu, d, x->step[1]) && rt_cuda_event_ms(x->cu, d, x->step[0], x->step[1], &t);
+        ms[r] = t;
+    }
+    free(q.v);
+    return ok;
 }
 
 int gpu_exec_kernels(const GpuExec *x) { return x->p->nkernels; }
