@@ -159,7 +159,9 @@ int64_t gpu_exec_activation_bytes(const GpuExec *x);
 
 /* For tests: the stored value of node `id` after the last run, as f32
  * (NULL when the node has no stored value, or it was overwritten because
- * keep_all was off); a kv_cache gives its rows so far, [B, len, ...].
+ * keep_all was off; the expert ids of a topk / group_topk are always kept,
+ * for benchmarks that count the experts a step hit); a kv_cache gives its
+ * rows so far, [B, len, ...].
  * Valid until the next call. */
 const float *gpu_exec_value(GpuExec *x, int id, int64_t *numel);
 

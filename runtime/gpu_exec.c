@@ -315,7 +315,8 @@ static int64_t plan_activations(GpuExec *x, const int64_t *smax, bool keep_all) 
     }
     for (int i = 0; i < nn; i++) {
         int v = g->nodes[i]->op == IR_OP_OUTPUT ? g->nodes[i]->ops[0]->id : i;
-        if (g->nodes[i]->op == IR_OP_OUTPUT || keep_all || kept[i]) acc[2 * v] = acc[2 * v + 1] = nk; /* never free */
+        bool routing = g->nodes[i]->op == IR_OP_TOPK || g->nodes[i]->op == IR_OP_GROUP_TOPK; /* read back after the step (gpu_exec_value) */
+        if (g->nodes[i]->op == IR_OP_OUTPUT || keep_all || kept[i] || routing) acc[2 * v] = acc[2 * v + 1] = nk; /* never free */
     }
     int *clk = stream_clocks(x), *floor = malloc(sizeof(int) * (size_t)(2 * nk + 2)); /* floor: the least clock from k on */
     floor[2 * nk] = floor[2 * nk + 1] = nk;
@@ -1488,7 +1489,9 @@ const float *gpu_exec_output(GpuExec *x, const char *name, int *rank, int64_t di
 
 const float *gpu_exec_value(GpuExec *x, int id, int64_t *numel) {
     free(x->val);
-    x->val = id >= 0 && id < x->g->nnodes && x->runs && x->keep_all ? fetch(x, x->g->nodes[id], numel) : NULL;
+    const IrNode *n = id >= 0 && id < x->g->nnodes ? x->g->nodes[id] : NULL;
+    bool intact = n && (x->keep_all || n->op == IR_OP_TOPK || n->op == IR_OP_GROUP_TOPK);
+    x->val = intact && x->runs ? fetch(x, n, numel) : NULL;
     return x->val;
 }
 #endif
