@@ -8,7 +8,11 @@
  * bf16, as the LM head does) through the default pipeline, so fp8-quant makes it
  * act_scale -> quantize -> fp8_linear exactly as in the full model; random
  * weights, random activations. The fp8_linear kernel's GPU time is the
- * median of 7 runs after 2 warm-ups (CUDA events around each kernel). With
+ * median of 7 repetitions of that kernel alone after 2 runs of the graph
+ * (gpu_exec_time_kernel: events right around its launches, no host work
+ * between them; before each, outside the timing, a memset of --flush-mb
+ * MiB of device memory, default 256, five times an H200's L2, so the
+ * weights come from HBM as in the model). With
  * --check the output of both paths at M <= 128 is compared with the CPU
  * executor on the same (bf16) inputs: the worse rel L2 is printed, and one
  * over 2e-2 is marked FAIL and makes the exit status 1. --m and --shape
@@ -44,40 +48,51 @@ static int cmp_double(const void *a, const void *b) {
     return x < y ? -1 : x > y;
 }
 
-/* Median ms of the fp8_linear kernel over 7 runs (after 2), or -1 after reporting. */
-static double time_gemm(const IrGraph *g, GpuExec *x, const CpuInput *in, DiagEngine *d) {
+/* Median ms of the fp8_linear kernel alone over 7 repetitions, each after
+ * an L2 flush of `flush` bytes (the graph run twice first), or -1 after reporting. */
+static double time_gemm(const IrGraph *g, GpuExec *x, const CpuInput *in, int64_t flush, DiagEngine *d) {
     double t[7];
-    for (int rep = 0; rep < 9; rep++) {
+    for (int rep = 0; rep < 2; rep++)
         if (!gpu_exec_run(x, in, 1, d)) return -1;
-        if (rep < 2) continue;
-        double ms = 0;
-        for (int k = 0; k < gpu_exec_kernels(x); k++) {
-            int nd = gpu_exec_kernel_node(x, k);
-            if (nd >= 0 && g->nodes[nd]->op == IR_OP_FP8_LINEAR) ms += gpu_exec_kernel_ms(x, k);
-        }
-        t[rep - 2] = ms;
+    int k = 0;
+    while (k < gpu_exec_kernels(x) && !(gpu_exec_kernel_node(x, k) >= 0 && g->nodes[gpu_exec_kernel_node(x, k)]->op == IR_OP_FP8_LINEAR)) k++;
+    if (k == gpu_exec_kernels(x)) {
+        fprintf(stderr, "bench_gemm: no fp8_linear kernel in the graph\n");
+        return -1;
     }
+    if (!gpu_exec_time_kernel(x, k, 7, flush, t, d)) return -1;
     qsort(t, 7, sizeof t[0], cmp_double);
     return t[3];
 }
 
 static int usage(void) {
-    fprintf(stderr, "usage: bench_gemm [--check] [--m M1,M2,...] [--shape NAME]\n"
+    fprintf(stderr, "usage: bench_gemm [--check] [--m M1,M2,...] [--shape NAME] [--flush-mb N]\n"
                     "  --check        compare both paths with the CPU executor at M <= 128\n"
                     "  --m LIST       the token counts (default 1,64,128,512,1024,4096; at most 8)\n"
-                    "  --shape NAME   one shape only: q_a, q_b, kv_a, o_proj, expert_gate_up, expert_down, dense_gate_up, dense_down\n");
+                    "  --shape NAME   one shape only: q_a, q_b, kv_a, o_proj, expert_gate_up, expert_down, dense_gate_up, dense_down\n"
+                    "  --flush-mb N   MiB of device memory zeroed before each timed repetition, an L2 flush (default 256; 0: none)\n");
     return 2;
 }
 
 int main(int argc, char **argv) {
     bool check = false;
     const char *only = NULL;
+    int64_t flush = 256ll << 20;
     int64_t ms_list[8];
     int nm = (int)(sizeof MS / sizeof MS[0]);
     memcpy(ms_list, MS, sizeof MS);
     for (int i = 1; i < argc; i++) {
         if (strcmp(argv[i], "--check") == 0) check = true;
         else if (strcmp(argv[i], "--shape") == 0 && i + 1 < argc) only = argv[++i];
+        else if (strcmp(argv[i], "--flush-mb") == 0 && i + 1 < argc) {
+            char *end;
+            long long v = strtoll(argv[++i], &end, 10);
+            if (*end || end == argv[i] || v < 0 || v > 65536) {
+                fprintf(stderr, "bench_gemm: --flush-mb wants 0..65536 MiB, not '%s'\n", argv[i]);
+                return 2;
+            }
+            flush = (int64_t)v << 20;
+        }
         else if (strcmp(argv[i], "--m") == 0 && i + 1 < argc) {
             nm = 0;
             for (char *p = argv[++i], *end; *p; p = *end ? end + 1 : end) {
@@ -132,13 +147,14 @@ int main(int argc, char **argv) {
             if (!(cx = cpu_exec_new(g, &ws, &co, d))) return 1;
         }
         for (int mode = 0; mode < 2; mode++) { /* 0: generated kernels only, 1: cuBLASLt where it can */
-            GpuOptions go = {.max_batch = 1, .max_seq = Mmax, .max_ctx = Mmax, .profile = true, .no_blas = mode == 0};
+            /* keep_all: every value keeps its place, so the kernel timed alone reads what it read in the run */
+            GpuOptions go = {.max_batch = 1, .max_seq = Mmax, .max_ctx = Mmax, .keep_all = true, .no_blas = mode == 0};
             GpuExec *x = gpu_exec_new(g, &ws, &go, d);
             if (!x) return 1;
             for (int m = 0; m < nm; m++) {
                 int64_t M = ms_list[m];
                 CpuInput in[1] = {{"x", 3, {1, M, sh->k}, xv}};
-                if ((ms[mode][m] = time_gemm(g, x, in, d)) < 0) return 1;
+                if ((ms[mode][m] = time_gemm(g, x, in, flush, d)) < 0) return 1;
                 if (mode == 1) lib[m] = gpu_exec_last_lib_calls(x);
                 if (cx && M <= 128) { /* the output of this path against the CPU executor on the same inputs */
                     int rank;

@@ -6,10 +6,17 @@
  *   - prefill of one sequence (default 1024 tokens): tokens/s and, per
  *     block-scaled FP8 GEMM, its TFLOPS at M = 1024;
  *   - decode steps at batch 1, 32 and 128 after a 16-token prefill: step
- *     time, time per op kind, the memory floor (weight bytes the step must
- *     read / the HBM bandwidth given with --hbm-gbps), and MLA decode
+ *     time, time per op kind, and MLA decode
  *     attention GB/s (latent cache bytes read / its kernel time), also
  *     at batch 32 over 4,096 cached positions.
+ * Floors (prefill and each decode batch): the bytes the step must read
+ * (every weight once, of the routed experts only those the step hit, as
+ * read back from the executor's routing; the embedding rows of its
+ * tokens; the KV cache over its context) at --hbm-gbps, and its
+ * tensor-core FLOPs (linears, routed rows of the expert linears, einsums,
+ * attention over the keys each query sees) at --peak-tflops (FP8) and
+ * --bf16-tflops (default half the FP8 peak): the floor is the larger;
+ * "stage by stage" sums that larger figure op by op.
  * Prints markdown tables. Run on the GPU machine by bench/gpu_bench.sh,
  * which measures the baselines in the same run. */
 #include <math.h>
@@ -66,11 +73,13 @@ static void attention_time(const IrGraph *g, GpuExec *x, double *ms, double *byt
     }
 }
 
+static int64_t g_vocab = 129280; /* token ids are drawn below it */
+
 static bool run(GpuExec *x, int64_t B, int64_t S, int64_t t0, uint64_t *rng, DiagEngine *d) {
     float *tok = malloc(sizeof(float) * (size_t)(B * S)), *pos = malloc(sizeof(float) * (size_t)(B * S));
     for (int64_t i = 0; i < B * S; i++) {
         *rng = *rng * 6364136223846793005ull + 1442695040888963407ull;
-        tok[i] = (float)((*rng >> 33) % 129280);
+        tok[i] = (float)((*rng >> 33) % (uint64_t)g_vocab);
         pos[i] = (float)(t0 + i % S);
     }
     CpuInput in[2] = {{"tokens", 2, {B, S}, tok}, {"positions", 2, {B, S}, pos}};
@@ -80,30 +89,160 @@ static bool run(GpuExec *x, int64_t B, int64_t S, int64_t t0, uint64_t *rng, Dia
     return ok;
 }
 
-#define LONG_CTX 4096 /* the long-context decode attention case */
+
+/* ---- floors: what a step must read and compute ---------------------------- */
+
+typedef struct {
+    double bytes;      /* weights (routed experts: those the step hit), embedding rows, KV cache */
+    double fp8, bf16;  /* FLOPs on FP8 / BF16 tensor cores: linears, expert linears, einsums, attention */
+    double stage_ms;   /* sum over ops of max(its bytes / HBM, its FLOPs / peak) */
+    double hit, moe;   /* experts hit, summed over the MoE layers; how many layers */
+} Floor;
+
+static const IrNode *through_views(const IrNode *n) {
+    while ((n->op == IR_OP_RESHAPE || n->op == IR_OP_TRANSPOSE || n->op == IR_OP_SLICE || n->op == IR_OP_CAST) && n->nops) n = n->ops[0];
+    return n;
+}
+
+/* 2 x multiply-adds of op n at the step's dims (0: not a tensor-core op); *fp8 when on FP8. */
+static double op_flops(const IrNode *n, const int64_t *sym, double routed_rows, bool *fp8) {
+    *fp8 = n->op == IR_OP_FP8_LINEAR || n->op == IR_OP_FP8_EXPERT_LINEAR;
+    switch (n->op) {
+    case IR_OP_LINEAR: return 2.0 * (double)numel(&n->type, sym) * (double)n->ops[1]->type.dims[1].coeff;
+    case IR_OP_FP8_LINEAR: return 2.0 * (double)numel(&n->type, sym) * (double)n->ops[2]->type.dims[1].coeff;
+    case IR_OP_EXPERT_LINEAR:
+    case IR_OP_FP8_EXPERT_LINEAR: { /* the routed rows only: each of O x I */
+        const IrType *w = &n->ops[n->op == IR_OP_EXPERT_LINEAR ? 1 : 2]->type;
+        return 2.0 * routed_rows * (double)w->dims[1].coeff * (double)w->dims[2].coeff;
+    }
+    case IR_OP_EINSUM: {
+        const char *p = ir_node_attr_str(n, "spec", "");
+        double ext[26] = {0}, prod = 1;
+        for (int k = 0; k < 2; k++) {
+            const IrType *t = &n->ops[k]->type;
+            for (int i = 0; i < t->rank && p[i] >= 'a' && p[i] <= 'z'; i++) ext[p[i] - 'a'] = (double)ir_dim_eval(t->dims[i], sym);
+            if (k == 0 && strchr(p, ',')) p = strchr(p, ',') + 1;
+        }
+        for (int i = 0; i < 26; i++) prod *= ext[i] > 0 ? ext[i] : 1;
+        return 2.0 * prod;
+    }
+    case IR_OP_ATTENTION: { /* causal: only the keys each query sees */
+        const IrType *q = &n->ops[0]->type, *k = &n->ops[1]->type, *v = &n->ops[2]->type;
+        double b = (double)ir_dim_eval(q->dims[0], sym), s = (double)ir_dim_eval(q->dims[1], sym), t = (double)ir_dim_eval(k->dims[1], sym);
+        double pairs = ir_node_attr_bool(n, "causal", false) ? s * (t - s) + s * (s + 1) / 2 : s * t;
+        return 2.0 * b * (double)ir_dim_eval(q->dims[2], sym) * pairs * (double)(ir_dim_eval(q->dims[3], sym) + ir_dim_eval(v->dims[3], sym));
+    }
+    default: return 0;
+    }
+}
+
+/* The floor of the last run of x over `rows` real token rows: the routing
+ * read back from the executor (the distinct experts each MoE layer hit,
+ * over all its expert linears), each weight, cache and embedding row
+ * counted once, at the op that first reads it. False if the routing
+ * cannot be read. */
+static bool step_floor(const IrGraph *g, GpuExec *x, int64_t rows, double hbm, double pfp8, double pbf16, Floor *f) {
+    const int64_t *sym = gpu_exec_dims(x);
+    memset(f, 0, sizeof *f);
+    int nn = g->nnodes;
+    bool *done = calloc((size_t)nn + 1, 1);
+    unsigned char *hit = calloc((size_t)nn * 256 + 1, 1); /* per stacked weight: experts hit (E <= 256) */
+    double *routed = calloc((size_t)nn + 1, sizeof(double));
+    bool ok = true;
+    for (int i = 0; i < nn && ok; i++) { /* routing: the ids each expert linear's rows chose */
+        const IrNode *n = g->nodes[i];
+        if (n->op != IR_OP_EXPERT_LINEAR && n->op != IR_OP_FP8_EXPERT_LINEAR) continue;
+        const IrNode *idx = through_views(n->ops[n->op == IR_OP_EXPERT_LINEAR ? 2 : 4]);
+        int64_t ne = 0;
+        const float *ids = gpu_exec_value(x, idx->id, &ne);
+        int64_t K = idx->type.dims[idx->type.rank - 1].coeff, take = rows * K < ne ? rows * K : ne;
+        if (!ids) {
+            fprintf(stderr, "bench_gpu: the routing %%%d of %s %%%d cannot be read back\n", idx->id, ir_op_name(n->op), n->id);
+            ok = false;
+            break;
+        }
+        routed[i] = (double)take;
+        for (int w = 1; w < n->nops; w++) {
+            const IrNode *wt = through_views(n->ops[w]);
+            if (wt->op != IR_OP_WEIGHT || !ir_node_attr_str(wt, "stack", NULL)) continue;
+            for (int64_t j = 0; j < take; j++)
+                if (ids[j] >= 0 && ids[j] < 256) hit[(size_t)wt->id * 256 + (size_t)ids[j]] = 1;
+        }
+    }
+    for (int i = 0; i < nn && ok; i++) {
+        const IrNode *n = g->nodes[i];
+        if (n->op == IR_OP_WEIGHT || n->op == IR_OP_INPUT || n->op == IR_OP_CONST || n->op == IR_OP_OUTPUT) continue;
+        double bytes = 0, flop;
+        bool fp8;
+        for (int o = 0; o < n->nops; o++) {
+            const IrNode *src = through_views(n->ops[o]);
+            if (done[src->id] || (src->op != IR_OP_WEIGHT && src->op != IR_OP_KV_CACHE)) continue;
+            done[src->id] = true;
+            double b = (double)numel(&src->type, src->op == IR_OP_KV_CACHE ? sym : (int64_t[IR_MAX_DIM_SYMS]){0}) * ir_dtype_bits(src->type.dtype) / 8;
+            if (src->op == IR_OP_WEIGHT && n->op == IR_OP_EMBEDDING) /* the rows of the step's tokens */
+                b = b / (double)src->type.dims[0].coeff * (double)numel(&n->ops[1 - o]->type, sym);
+            else if (src->op == IR_OP_WEIGHT && ir_node_attr_str(src, "stack", NULL)) {
+                double E = (double)src->type.dims[0].coeff, h = 0;
+                for (int e = 0; e < 256 && e < E; e++) h += hit[(size_t)src->id * 256 + (size_t)e];
+                b = b / E * h;
+                if (src->type.dtype == IR_DT_FP8E4M3) f->hit += h, f->moe++;
+            }
+            bytes += b;
+        }
+        flop = op_flops(n, sym, routed[i], &fp8);
+        f->bytes += bytes;
+        if (fp8) f->fp8 += flop;
+        else f->bf16 += flop;
+        double tb = bytes / (hbm * 1e9) * 1e3, tf = flop / ((fp8 ? pfp8 : pbf16) * 1e12) * 1e3;
+        f->stage_ms += tb > tf ? tb : tf;
+    }
+    free(done);
+    free(hit);
+    free(routed);
+    return ok;
+}
+
+/* max(bytes / HBM, FLOPs / peak): no step can be faster */
+static double floor_ms(const Floor *f, double hbm, double pfp8, double pbf16) {
+    double tb = f->bytes / (hbm * 1e9) * 1e3, tf = (f->fp8 / (pfp8 * 1e12) + f->bf16 / (pbf16 * 1e12)) * 1e3;
+    return tb > tf ? tb : tf;
+}
+
+
 
 int main(int argc, char **argv) {
     int layers = 2, dense = 1;
-    int64_t prefill = 1024;
-    double hbm = 3024, peak = 1388;
-    for (int i = 1; i + 1 < argc; i += 2) {
-        if (!strcmp(argv[i], "--layers")) layers = atoi(argv[i + 1]);
+    int64_t prefill = 1024, LONG_CTX = 4096; /* the long-context decode attention case */
+    int64_t batches[3] = {1, 32, 128};
+    const char *config = NULL; /* the model's config (NULL: the DSL's defaults, DeepSeek-V3) */
+    double hbm = 3024, peak = 1388, bf16 = 0;
+    for (int i = 1; i < argc; i += 2) {
+        if (!strcmp(argv[i], "--quick")) { /* the tiny model, small steps: proves the benchmark runs (the emulated device) */
+            config = DSCC_SOURCE_DIR "/models/tiny/config.json", prefill = 32, LONG_CTX = 64;
+            batches[1] = 2, batches[2] = 4;
+            i--;
+        } else if (i + 1 >= argc) {
+            fprintf(stderr, "bench_gpu: %s wants a value\n", argv[i]);
+            return 2;
+        } else if (!strcmp(argv[i], "--layers")) layers = atoi(argv[i + 1]);
         else if (!strcmp(argv[i], "--dense")) dense = atoi(argv[i + 1]);
         else if (!strcmp(argv[i], "--prefill")) prefill = atoll(argv[i + 1]);
         else if (!strcmp(argv[i], "--hbm-gbps")) hbm = atof(argv[i + 1]);
         else if (!strcmp(argv[i], "--peak-tflops")) peak = atof(argv[i + 1]);
+        else if (!strcmp(argv[i], "--bf16-tflops")) bf16 = atof(argv[i + 1]);
         else {
-            fprintf(stderr, "usage: bench_gpu [--layers L] [--dense K] [--prefill N] [--hbm-gbps G] [--peak-tflops P]\n");
+            fprintf(stderr, "usage: bench_gpu [--layers L] [--dense K] [--prefill N] [--hbm-gbps G] [--peak-tflops P] [--bf16-tflops Q] [--quick]\n");
             return 2;
         }
     }
+    if (bf16 <= 0) bf16 = peak / 2; /* dense BF16 runs at half the FP8 rate on Hopper */
     Arena *a = arena_new();
     DiagEngine *d = diag_new(a, stderr);
     char l1[64], l2[64];
     snprintf(l1, sizeof l1, "%d", layers);
     snprintf(l2, sizeof l2, "%d", dense);
     FeSetting sets[3] = {{"num_hidden_layers", l1}, {"first_k_dense_replace", l2}, {"num_nextn_predict_layers", "0"}};
-    FeOptions fo = {NULL, sets, 3};
+    FeOptions fo = {config, sets, 3};
     IrGraph *g = fe_compile_file(a, d, DSCC_SOURCE_DIR "/models/deepseek_v3.dsl", &fo);
     PassPipeline pp;
     PassRunOptions ro = {0};
@@ -111,6 +250,8 @@ int main(int argc, char **argv) {
         !pass_pipeline_parse(a, d, pass_preset(a, "kernels", &(PassPreset){.fp8 = true}), &pp) ||
         !pass_pipeline_run(&pp, g, &ro, d))
         return 1;
+    for (int i = 0; i < g->nnodes; i++)
+        if (g->nodes[i]->op == IR_OP_EMBEDDING) g_vocab = g->nodes[i]->ops[0]->type.dims[0].coeff;
     uint64_t seed = 1, rng = 7;
     CpuWeightSource ws = cpu_random_weights(&seed);
     /* two executors, one after the other: capacities 1 x prefill, then 128 x 16 (+ decode steps) */
@@ -141,9 +282,15 @@ int main(int argc, char **argv) {
         act_params += ir_node_attr_str(n, "stack", NULL) ? ne * 8.0 / (double)ir_dim_eval(n->type.dims[0], zero) : ne;
     }
     double roof_ms = 2.0 * act_params * (double)prefill / (peak * 1e12) * 1e3;
+    Floor pf;
+    if (!step_floor(g, x, prefill, hbm, peak, bf16, &pf)) return 1;
     printf("\n## prefill, 1 x %lld tokens\n\n%.3f ms, %.0f tokens/s; FP8 GEMM roofline for its linears (%.2f G activated FP8 "
            "weights, %.0f TFLOPS): %.3f ms\n",
            (long long)prefill, pms, (double)prefill / (pms * 1e-3), act_params / 1e9, peak, roof_ms);
+    printf("floor: %.3f ms = max(%.2f GB read (weights, the %.1f experts a MoE layer hit, embedding rows, KV cache) at %.0f GB/s, "
+           "%.1f TFLOP FP8 at %.0f + %.1f TFLOP BF16 at %.0f TFLOPS); stage by stage %.3f ms; dscc at %.2fx the floor\n",
+           floor_ms(&pf, hbm, peak, bf16), pf.bytes / 1e9, pf.moe ? pf.hit / pf.moe : 0.0, hbm, pf.fp8 / 1e12, peak, pf.bf16 / 1e12, bf16,
+           pf.stage_ms, pms / floor_ms(&pf, hbm, peak, bf16));
     {
         StrBuf sb;
         sb_init(&sb);
@@ -172,11 +319,11 @@ int main(int argc, char **argv) {
 
     /* ---- decode ---- */
     gpu_exec_free(x);
-    GpuOptions gd = {.max_batch = 128, .max_seq = 16, .max_ctx = LONG_CTX + 4, .profile = true}; /* room for the long-context case below */
+    GpuOptions gd = {.max_batch = batches[2], .max_seq = 16, .max_ctx = LONG_CTX + 4, .profile = true}; /* room for the long-context case below */
     if (!(x = gpu_exec_new(g, &ws, &gd, d))) return 1;
     printf("\n## decode, context 17-20\n\n| batch | step ms (kernels timed one by one) | step ms, launches | step ms, CUDA graph | "
-           "memory floor ms | of which attention ms |\n|---|---|---|---|---|---|\n");
-    int64_t batches[3] = {1, 32, 128};
+           "of which attention ms | experts hit per MoE layer | bytes read GB | floor ms | floor ms, stage by stage |\n"
+           "|---|---|---|---|---|---|---|---|---|\n");
     StrBuf steps_by_kind; /* printed after the table */
     sb_init(&steps_by_kind);
     for (int bi = 0; bi < 3; bi++) {
@@ -210,19 +357,13 @@ int main(int argc, char **argv) {
         if (!run(x, B, 16, 0, &rng, d)) return 1;
         for (int s = 0; s < 4; s++)
             if (!run(x, B, 1, 16 + s, &rng, d)) return 1;
-        /* bytes a step must read: every weight except unrouted experts and unused embedding rows */
-        double bytes = 0, used = 1.0 - pow(1.0 - 8.0 / 256.0, (double)B);
-        for (int i = 0; i < g->nnodes; i++) {
-            const IrNode *n = g->nodes[i];
-            if (n->op != IR_OP_WEIGHT) continue;
-            double b = (double)numel(&n->type, zero) * ir_dtype_bits(n->type.dtype) / 8;
-            if (strstr(ir_node_attr_str(n, "name", ""), "embed_tokens")) b = (double)B * 7168 * 2;
-            else if (ir_node_attr_str(n, "stack", NULL)) b *= used;
-            bytes += b;
-        }
+        /* the floor of the last step: the experts it really hit, read back */
+        Floor df;
+        if (!step_floor(g, x, B, hbm, peak, bf16, &df)) return 1;
         double att, cache_bytes;
         attention_time(g, x, &att, &cache_bytes);
-        printf("| %lld | %.3f | %.3f | %.3f | %.3f | %.3f |\n", (long long)B, best, plain, graphed, bytes / (hbm * 1e9) * 1e3, att);
+        printf("| %lld | %.3f | %.3f | %.3f | %.3f | %.1f | %.3f | %.3f | %.3f |\n", (long long)B, best, plain, graphed, att,
+               df.moe ? df.hit / df.moe : 0.0, df.bytes / 1e9, floor_ms(&df, hbm, peak, bf16), df.stage_ms);
         sb_printf(&steps_by_kind, "\nbatch %lld step by op kind:\n", (long long)B);
         breakdown(g, x, &steps_by_kind);
     }
@@ -232,12 +373,12 @@ int main(int argc, char **argv) {
     /* decode attention over a long context: batch 32, LONG_CTX positions cached (prefilled 16 at a time), one step */
     gpu_exec_reset(x);
     for (int64_t t0 = 0; t0 < LONG_CTX; t0 += 16)
-        if (!run(x, 32, 16, t0, &rng, d)) return 1;
-    if (!run(x, 32, 1, LONG_CTX, &rng, d)) return 1;
+        if (!run(x, batches[1], 16, t0, &rng, d)) return 1;
+    if (!run(x, batches[1], 1, LONG_CTX, &rng, d)) return 1;
     double lat_ms, lat_bytes;
     attention_time(g, x, &lat_ms, &lat_bytes);
-    printf("\nMLA decode attention, batch 32, context %lld: %.3f ms for %.1f MB of latent cache: %.0f GB/s (HBM copy %.0f GB/s)\n",
-           (long long)LONG_CTX + 1, lat_ms, lat_bytes / 1e6, lat_bytes / (lat_ms * 1e-3) / 1e9, hbm);
+    printf("\nMLA decode attention, batch %lld, context %lld: %.3f ms for %.1f MB of latent cache: %.0f GB/s (HBM copy %.0f GB/s)\n",
+           (long long)batches[1], (long long)LONG_CTX + 1, lat_ms, lat_bytes / 1e6, lat_bytes / (lat_ms * 1e-3) / 1e9, hbm);
     gpu_exec_free(x);
     arena_free(a);
     return 0;

@@ -14,6 +14,12 @@ typedef struct { /* CUgraphExecUpdateResultInfo */
     int result;
     CUgraphNode error_node, error_from_node;
 } CuGraphUpdateInfo;
+typedef struct { /* CUDA_KERNEL_NODE_PARAMS_v2 (its v1 is the prefix up to extra) */
+    CUfunction func;
+    unsigned grid[3], block[3], shared;
+    void **params, **extra;
+    void *kern, *ctx;
+} CuKernelNodeParams;
 
 #define CU_FUNCS(X)                                                                                         \
     X(cuInit, (unsigned))                                                                                   \
@@ -86,6 +92,9 @@ struct RtCuda {
     int sm;
     RtKernel *kernels;
     RtModule *modules;
+    /* optional (a graph's kernel nodes updated in place): NULL when the driver lacks them */
+    CUresult (*get_capture_info)(CUstream, int *, unsigned long long *, CUgraph *, const CUgraphNode **, size_t *);
+    CUresult (*exec_kernel_set)(CUgraphExec, CUgraphNode, const CuKernelNodeParams *);
 };
 
 /* Reports a failed driver call. */
@@ -137,6 +146,9 @@ RtCuda *rt_cuda_open(DiagEngine *d, int ordinal) {
     }
     c->stream = c->streams[0];
     c->sm = major * 10 + minor;
+    *(void **)&c->get_capture_info = dlsym(c->lib, "cuStreamGetCaptureInfo_v2");
+    if (!(*(void **)&c->exec_kernel_set = dlsym(c->lib, "cuGraphExecKernelNodeSetParams_v2")))
+        *(void **)&c->exec_kernel_set = dlsym(c->lib, "cuGraphExecKernelNodeSetParams");
     size_t len = strlen(c->name);
     snprintf(c->name + len, sizeof c->name - len, ", sm_%d", c->sm);
     return c;
@@ -260,6 +272,7 @@ bool rt_cuda_download_async(RtCuda *c, DiagEngine *d, void *dst, RtDevPtr src, s
 
 struct RtGraph {
     CUgraphExec exec;
+    CUgraph graph; /* the capture it was made from: its nodes name the executable's */
     int updates, instantiations;
 };
 
@@ -282,8 +295,26 @@ bool rt_cuda_capture_end(RtCuda *c, DiagEngine *d, RtGraph **g) {
         ok = CU_CHECK(c, d, cuGraphInstantiateWithFlags(&r->exec, graph, 0));
         r->instantiations += ok;
     }
-    c->cuGraphDestroy(graph);
+    if (r->graph) c->cuGraphDestroy(r->graph);
+    r->graph = graph;
     return ok;
+}
+
+bool rt_cuda_graph_nodes(const RtCuda *c) { return c->get_capture_info && c->exec_kernel_set; }
+
+void *rt_cuda_capture_last(RtCuda *c) {
+    int status = 0;
+    const CUgraphNode *deps = NULL;
+    size_t n = 0;
+    if (!c->get_capture_info || c->get_capture_info(c->stream, &status, NULL, NULL, &deps, &n) != 0 || status != 1 || n != 1)
+        return NULL;
+    return deps[0];
+}
+
+bool rt_cuda_graph_set_kernel(RtCuda *c, DiagEngine *d, RtGraph *g, void *node, RtKernel *k, unsigned grid, unsigned block,
+                              size_t shared, void **args) {
+    CuKernelNodeParams p = {.func = k->fn, .grid = {grid, 1, 1}, .block = {block, 1, 1}, .shared = (unsigned)shared, .params = args};
+    return CU_CHECK(c, d, exec_kernel_set(g->exec, node, &p));
 }
 
 bool rt_cuda_graph_launch(RtCuda *c, DiagEngine *d, RtGraph *g) { return CU_CHECK(c, d, cuGraphLaunch(g->exec, c->stream)); }
@@ -293,6 +324,7 @@ int rt_cuda_graph_instantiations(const RtGraph *g) { return g ? g->instantiation
 void rt_cuda_graph_free(RtCuda *c, RtGraph *g) {
     if (!g) return;
     if (g->exec) c->cuGraphExecDestroy(g->exec);
+    if (g->graph) c->cuGraphDestroy(g->graph);
     free(g);
 }
 

@@ -73,6 +73,16 @@ bool rt_cuda_capture_begin(RtCuda *c, DiagEngine *d);
 bool rt_cuda_capture_end(RtCuda *c, DiagEngine *d, RtGraph **g);
 bool rt_cuda_graph_launch(RtCuda *c, DiagEngine *d, RtGraph *g);
 int rt_cuda_graph_instantiations(const RtGraph *g);
+/* Kernel nodes updated in place (when rt_cuda_graph_nodes: the driver has
+ * cuStreamGetCaptureInfo_v2 and cuGraphExecKernelNodeSetParams): during a
+ * capture, capture_last is the node the current stream's last launch made
+ * (NULL: unknown); after capture_end, set_kernel gives that node of the
+ * executable graph new arguments and grid (same function) for its next
+ * launches, without capturing again. */
+bool rt_cuda_graph_nodes(const RtCuda *c);
+void *rt_cuda_capture_last(RtCuda *c);
+bool rt_cuda_graph_set_kernel(RtCuda *c, DiagEngine *d, RtGraph *g, void *node, RtKernel *k, unsigned grid, unsigned block,
+                              size_t shared, void **args);
 void rt_cuda_graph_free(RtCuda *c, RtGraph *g);
 
 /* Events on the current stream, for timing, traces and ordering streams. */

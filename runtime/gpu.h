@@ -115,6 +115,14 @@ int gpu_exec_kernels(const GpuExec *x);
 const char *gpu_exec_kernel_name(const GpuExec *x, int k);
 double gpu_exec_kernel_ms(const GpuExec *x, int k);
 int gpu_exec_kernel_node(const GpuExec *x, int k);
+/* Kernel k of the last run timed alone, `reps` times: its launches (or
+ * its cuBLASLt GEMM) as that run made them, between two events with no
+ * host work but the launch calls; before each, outside the timing, a
+ * memset of `flush` bytes of device memory (larger than the L2: the
+ * kernel starts with its operands in HBM; 0: none). ms[r] per repetition.
+ * With keep_all the kernel reads what it read in the run. False after
+ * reporting (before any run, a kernel of an exchange, two streams). */
+bool gpu_exec_time_kernel(GpuExec *x, int k, int reps, int64_t flush, double *ms, DiagEngine *d);
 /* How many GEMMs of the last run cuBLASLt ran instead of the generated
  * kernels (FP8 block-scaled and BF16 linears whose shape it supports), and
  * its version ("cuBLASLt 130100"; NULL when not in use). */
@@ -130,6 +138,18 @@ void gpu_exec_set_trace(GpuExec *x, const char *path);
  * at creation); with it off, `graphs` applies again. */
 void gpu_exec_set_profile(GpuExec *x, bool on);
 void gpu_exec_set_graphs(GpuExec *x, bool on);
+/* With `graphs`: each step shape (its dims but the context length) is
+ * captured once into a CUDA graph, kept (a few shapes, least recently used
+ * replaced) and replayed; a replay first gives the graph's kernel nodes
+ * the step's arguments (cache length, context) and grids. Counters since
+ * creation. */
+typedef struct {
+    int captures;         /* steps captured into a new graph */
+    int replays;          /* steps that launched a graph captured before */
+    int64_t node_updates; /* kernel nodes given new arguments or a new grid before a replay */
+    int cached;           /* graphs held now */
+} GpuGraphStats;
+void gpu_exec_graph_stats(const GpuExec *x, GpuGraphStats *s);
 
 /* Byte counters of the last run, and of every run since creation
  * (all zero without a GpuDist). */
@@ -141,7 +161,9 @@ int64_t gpu_exec_activation_bytes(const GpuExec *x);
 
 /* For tests: the stored value of node `id` after the last run, as f32
  * (NULL when the node has no stored value, or it was overwritten because
- * keep_all was off); a kv_cache gives its rows so far, [B, len, ...].
+ * keep_all was off; the expert ids of a topk / group_topk are always kept,
+ * for benchmarks that count the experts a step hit); a kv_cache gives its
+ * rows so far, [B, len, ...].
  * Valid until the next call. */
 const float *gpu_exec_value(GpuExec *x, int id, int64_t *numel);
 

@@ -25,6 +25,37 @@ typedef struct {
     int64_t per;       /* values per position */
 } KvBuf;
 
+/* CUDA graphs: one per step shape, captured once and replayed; a decode
+ * step's context length reaches the kernels as an argument (CgArgs.len,
+ * sym), which each replay sets in the graph's kernel nodes. */
+#define GRAPH_CACHE 8 /* shapes whose graphs are kept (the least recently used one is replaced) */
+enum { GL_PREP = -1, GL_LIB = -2 };
+
+typedef struct {
+    int k, ph;     /* kernel; its phase, GL_PREP (its cuBLASLt preparation kernel) or GL_LIB (the cuBLASLt GEMM) */
+    int64_t grid;  /* blocks; for GL_LIB the GEMM's M */
+    void *node;    /* the graph node of a generated launch (NULL: not captured, or unknown) */
+} StepLaunch;
+
+typedef struct {
+    StepLaunch *v;
+    int n, cap;
+} StepSeq;
+
+typedef struct {
+    bool dry;      /* only list the launches */
+    bool capture;  /* being captured: keep each launch's node */
+} StepMode;
+
+typedef struct {
+    int64_t key[IR_MAX_DIM_SYMS]; /* the step's dims, the context length's set to 0 */
+    StepLaunch *seq;
+    int n;
+    RtGraph *graph; /* NULL: a free entry */
+    int64_t len;    /* the cache length its kernel nodes' arguments hold */
+    uint64_t used;  /* the last step that launched it */
+} GraphEntry;
+
 struct GpuExec {
     const IrGraph *g;
     RtCuda *cu;
@@ -50,8 +81,13 @@ struct GpuExec {
     const char *trace;
     double last_ms;
     bool sync_each;
-    bool graphs;      /* record each step as a CUDA graph, then launch it */
-    RtGraph *graph;
+    bool graphs;      /* launch each step as a CUDA graph */
+    RtGraph *graph;   /* recaptured each step, when the driver cannot update a graph's nodes */
+    RtDevPtr flush;   /* gpu_exec_time_kernel's L2 flush buffer */
+    int64_t flush_bytes;
+    GraphEntry gcache[GRAPH_CACHE];
+    uint64_t gclock;
+    GpuGraphStats gstats;
     void *staging;    /* pinned host buffer for output fetches */
     size_t staging_bytes;
     bool profile_on;  /* record ev around each kernel (made with profile or trace) */
@@ -279,7 +315,8 @@ static int64_t plan_activations(GpuExec *x, const int64_t *smax, bool keep_all) 
     }
     for (int i = 0; i < nn; i++) {
         int v = g->nodes[i]->op == IR_OP_OUTPUT ? g->nodes[i]->ops[0]->id : i;
-        if (g->nodes[i]->op == IR_OP_OUTPUT || keep_all || kept[i]) acc[2 * v] = acc[2 * v + 1] = nk; /* never free */
+        bool routing = g->nodes[i]->op == IR_OP_TOPK || g->nodes[i]->op == IR_OP_GROUP_TOPK; /* read back after the step (gpu_exec_value) */
+        if (g->nodes[i]->op == IR_OP_OUTPUT || keep_all || kept[i] || routing) acc[2 * v] = acc[2 * v + 1] = nk; /* never free */
     }
     int *clk = stream_clocks(x), *floor = malloc(sizeof(int) * (size_t)(2 * nk + 2)); /* floor: the least clock from k on */
     floor[2 * nk] = floor[2 * nk + 1] = nk;
@@ -796,11 +833,13 @@ void gpu_exec_free(GpuExec *x) {
         rt_cuda_event_free(x->cu, x->step[0]);
         rt_cuda_event_free(x->cu, x->step[1]);
         rt_cuda_graph_free(x->cu, x->graph);
+        for (int i = 0; i < GRAPH_CACHE; i++) rt_cuda_graph_free(x->cu, x->gcache[i].graph);
         rt_cuda_host_free(x->cu, x->staging);
         rt_cuda_free(x->cu, x->wslab);
         rt_cuda_free(x->cu, x->aslab);
         rt_cuda_free(x->cu, x->scratch);
         rt_cuda_free(x->cu, x->err);
+        rt_cuda_free(x->cu, x->flush);
         for (int i = 0; i < x->g->nnodes; i++) rt_cuda_free(x->cu, x->kv[i].buf);
         rt_cuda_close(x->cu);
     }
@@ -813,6 +852,7 @@ void gpu_exec_free(GpuExec *x) {
     free(x->kstream);
     free(x->kwait);
     free(x->kev);
+    for (int i = 0; i < GRAPH_CACHE; i++) free(x->gcache[i].seq);
     free(x->comm_node);
     free(x->mb);
     free(x->launch);
@@ -946,35 +986,26 @@ static void write_trace(GpuExec *x, DiagEngine *d) {
     fclose(f);
 }
 
-/* Kernel k by its library form, when cuBLASLt has a plan for this step's
- * shape: 1 when enqueued, 0 when the generated phases must run, -1 after
- * reporting an error. */
-static int run_lib(GpuExec *x, int k, const int64_t *sym, DiagEngine *d) {
+/* The cuBLASLt plan of kernel k at this step's shape (NULL: the generated phases run). */
+static const RtBlasPlan *lib_plan(GpuExec *x, int k, const int64_t *sym) {
+    const CgLib *lb = &x->p->kernels[k].lib;
+    if (!x->blas || lb->kind == CG_LIB_NONE) return NULL;
+    return rt_blas_plan(x->blas, lb->kind == CG_LIB_FP8_GEMM ? RT_BLAS_FP8_BLOCK : RT_BLAS_BF16, ir_dim_eval(lb->M, sym), lb->N, lb->K);
+}
+
+/* Kernel k's GEMM by cuBLASLt with `plan`. */
+static bool run_lib(GpuExec *x, int k, const RtBlasPlan *plan, const int64_t *sym, DiagEngine *d) {
     const CgKernel *ck = &x->p->kernels[k];
     const CgLib *lb = &ck->lib;
     Launch *l = &x->launch[k];
-    int64_t M = ir_dim_eval(lb->M, sym);
-    const RtBlasPlan *plan = rt_blas_plan(x->blas, lb->kind == CG_LIB_FP8_GEMM ? RT_BLAS_FP8_BLOCK : RT_BLAS_BF16, M, lb->N, lb->K);
-    if (!plan) return 0;
-    if (l->prep) {
-        int64_t items = cg_phase_items(&lb->prep, sym);
-        void *args[] = {&l->args};
-        if (!rt_cuda_launch_async(x->cu, d, l->prep, (unsigned)ceil_div(items, 256), 256, 0, args)) {
-            diag_note(d, ck->loc, "in kernel %s, preparing its cuBLASLt GEMM", ck->name);
-            return -1;
-        }
-        x->launches++;
-    }
     const uint64_t *t = l->args.t;
     bool fp8 = lb->kind == CG_LIB_FP8_GEMM; /* the scales: the transposed activation ones and the weight's */
     if (!rt_blas_run(x->blas, d, plan, t[lb->x], fp8 ? t[lb->xs_t] : 0, t[lb->w], fp8 ? t[lb->ws] : 0, t[lb->y])) {
-        diag_note(d, ck->loc, "in kernel %s (cuBLASLt, %lld x %lld x %lld)", ck->name, (long long)M, (long long)lb->N, (long long)lb->K);
-        return -1;
+        diag_note(d, ck->loc, "in kernel %s (cuBLASLt, %lld x %lld x %lld)", ck->name, (long long)ir_dim_eval(lb->M, sym), (long long)lb->N,
+                  (long long)lb->K);
+        return false;
     }
-    if (x->sync_each && !rt_cuda_sync(x->cu, d)) return -1;
-    x->launches++;
-    x->lib_calls++;
-    return 1;
+    return true;
 }
 
 int gpu_exec_last_lib_calls(const GpuExec *x) { return x->lib_calls; }
@@ -1086,11 +1117,204 @@ static bool run_comm(GpuExec *x, int id, const int64_t *sym, DiagEngine *d) {
     return gpu_ep_combine(x->ep, d, &op);
 }
 
+/* ---- one step's launches, and its CUDA graph ---------------------------- */
+
+/* A step's launches in order; grids and arguments follow from the dims. */
+static bool seq_add(StepSeq *q, int k, int ph, int64_t grid, void *node) {
+    if (q->n == q->cap) {
+        int cap = q->cap ? 2 * q->cap : 128;
+        StepLaunch *v = realloc(q->v, sizeof(StepLaunch) * (size_t)cap);
+        if (!v) return false;
+        q->v = v, q->cap = cap;
+    }
+    q->v[q->n++] = (StepLaunch){k, ph, grid, node};
+    return true;
+}
+
+/* Appends one launch of kernel k (phase ph, or its cuBLASLt preparation)
+ * to q and, unless dry, enqueues it; while capturing, with the graph node
+ * it made. */
+static bool emit(GpuExec *x, StepSeq *q, int k, int ph, int64_t grid, const StepMode *m, DiagEngine *d) {
+    Launch *l = &x->launch[k];
+    bool ok = true;
+    if (!m->dry) {
+        void *args[] = {&l->args};
+        RtKernel *fn = ph == GL_PREP ? l->prep : l->fn[ph];
+        size_t smem = ph == GL_PREP ? 0 : (size_t)x->p->kernels[k].phases[ph].smem;
+        ok = rt_cuda_launch_async(x->cu, d, fn, (unsigned)grid, 256, smem, args);
+        if (ok && x->sync_each) ok = rt_cuda_sync(x->cu, d);
+        x->launches++;
+    }
+    if (ok && q && !seq_add(q, k, ph, grid, m->capture ? rt_cuda_capture_last(x->cu) : NULL)) {
+        diag_error(d, (SrcLoc){0}, "out of host memory recording a step's launches");
+        ok = false;
+    }
+    return ok;
+}
+
+/* Kernel k's launches at dims sym (none for a constant kernel after the first run). */
+static bool launch_kernel(GpuExec *x, int k, const int64_t *sym, StepSeq *q, const StepMode *m, DiagEngine *d) {
+    const CgKernel *ck = &x->p->kernels[k];
+    int skip = -1, span = ck->lib.span > 1 ? ck->lib.span : 1; /* the template's phases when the library ran it */
+    bool ok = true;
+    for (int ph = 0; ph < ck->nphases && ok; ph++) {
+        const RtBlasPlan *plan = ph == ck->lib.phase ? lib_plan(x, k, sym) : NULL;
+        if (plan) {
+            if (x->launch[k].prep) ok = emit(x, q, k, GL_PREP, ceil_div(cg_phase_items(&ck->lib.prep, sym), 256), m, d);
+            if (ok && !m->dry) ok = run_lib(x, k, plan, sym, d);
+            if (ok && !m->dry && x->sync_each) ok = rt_cuda_sync(x->cu, d);
+            if (ok && q && !seq_add(q, k, GL_LIB, ir_dim_eval(ck->lib.M, sym), NULL)) {
+                diag_error(d, (SrcLoc){0}, "out of host memory recording a step's launches");
+                ok = false;
+            }
+            if (!m->dry) x->launches++, x->lib_calls++;
+            skip = ph;
+        }
+        if ((skip >= 0 && ph >= skip && ph < skip + span) || !ok) continue;
+        const CgPhase *f = &ck->phases[ph];
+        int64_t items = cg_phase_items(f, sym);
+        if (items <= 0) continue;
+        int64_t grid = f->mode == CG_LAUNCH_ELEM ? ceil_div(items, 256) : f->mode == CG_LAUNCH_WARP ? ceil_div(items, 8) : items;
+        if (grid > 2147483647LL) {
+            diag_error(d, ck->loc, "kernel %s: %lld blocks exceed the grid limit", ck->name, (long long)grid);
+            return false;
+        }
+        ok = emit(x, q, k, ph, grid, m, d);
+        if (!ok) diag_note(d, ck->loc, "in kernel %s, phase %d (%lld items)", ck->name, ph, (long long)items);
+    }
+    return ok;
+}
+
+/* Every kernel of the step, on its stream, after its waits. */
+static bool launch_step(GpuExec *x, const int64_t *sym, StepSeq *q, const StepMode *m, RtEvent **ev, DiagEngine *d) {
+    bool ok = true;
+    for (int k = 0; k < x->p->nkernels && ok; k++) {
+        Launch *l = &x->launch[k];
+        memcpy(l->args.sym, sym, sizeof l->args.sym);
+        l->args.len = x->len;
+        if (!m->dry) {
+            rt_cuda_use_stream(x->cu, x->kstream[k]);
+            for (int w = 0; x->kwait[k][w] >= 0 && ok; w++) ok = rt_cuda_stream_wait(x->cu, d, x->kstream[k], x->kev[x->kwait[k][w]]);
+            if (ev) rt_cuda_event_record(x->cu, d, ev[k]);
+        }
+        if (x->konst[k] && x->runs > 0) continue; /* its values, functions of the weights, are where the first run left them */
+        if (x->comm_node && x->comm_node[k] >= 0) {
+            ok = ok && !m->dry && run_comm(x, x->comm_node[k], sym, d);
+        } else ok = ok && launch_kernel(x, k, sym, q, m, d);
+        if (ok && !m->dry && x->kev[k]) ok = rt_cuda_event_record(x->cu, d, x->kev[k]);
+    }
+    if (!m->dry) rt_cuda_use_stream(x->cu, 0);
+    return ok;
+}
+
+/* Same launches (kernel, phase, cuBLASLt shape); grids may differ. */
+static bool seq_same(const StepLaunch *a, int na, const StepLaunch *b, int nb) {
+    if (na != nb) return false;
+    for (int i = 0; i < na; i++)
+        if (a[i].k != b[i].k || a[i].ph != b[i].ph || (a[i].ph == GL_LIB && a[i].grid != b[i].grid)) return false;
+    return true;
+}
+
+/* The cached graph for this step's launches q and dims key, if every
+ * launch whose arguments or grid changed can be updated in place. */
+static GraphEntry *graph_find(GpuExec *x, const int64_t *key, const StepSeq *q) {
+    for (int i = 0; i < GRAPH_CACHE; i++) {
+        GraphEntry *e = &x->gcache[i];
+        if (!e->graph || memcmp(e->key, key, sizeof e->key) != 0 || !seq_same(e->seq, e->n, q->v, q->n)) continue;
+        bool fits = true;
+        for (int j = 0; j < e->n && fits; j++)
+            fits = e->seq[j].ph == GL_LIB || e->seq[j].node || (e->len == x->len && e->seq[j].grid == q->v[j].grid);
+        if (fits) return e;
+    }
+    return NULL;
+}
+
+/* Gives e's kernel nodes this step's arguments (the cache length and the
+ * context dim change every decode step) and grids. */
+static bool graph_update(GpuExec *x, GraphEntry *e, const StepSeq *q, DiagEngine *d) {
+    for (int j = 0; j < e->n; j++) {
+        StepLaunch *s = &e->seq[j];
+        if (s->ph == GL_LIB || (e->len == x->len && s->grid == q->v[j].grid)) continue;
+        Launch *l = &x->launch[s->k];
+        void *args[] = {&l->args};
+        RtKernel *fn = s->ph == GL_PREP ? l->prep : l->fn[s->ph];
+        size_t smem = s->ph == GL_PREP ? 0 : (size_t)x->p->kernels[s->k].phases[s->ph].smem;
+        if (!rt_cuda_graph_set_kernel(x->cu, d, e->graph, s->node, fn, (unsigned)q->v[j].grid, 256, smem, args)) return false;
+        s->grid = q->v[j].grid;
+        x->gstats.node_updates++;
+    }
+    e->len = x->len;
+    return true;
+}
+
+/* Captures the step into a free entry (else the least recently used one). */
+static GraphEntry *graph_capture(GpuExec *x, const int64_t *sym, const int64_t *key, const StepSeq *q, DiagEngine *d) {
+    GraphEntry *e = &x->gcache[0];
+    for (int i = 1; i < GRAPH_CACHE && e->graph; i++)
+        if (!x->gcache[i].graph || x->gcache[i].used < e->used) e = &x->gcache[i];
+    rt_cuda_graph_free(x->cu, e->graph);
+    free(e->seq);
+    memset(e, 0, sizeof *e);
+    StepSeq c = {0};
+    StepMode m = {.capture = true};
+    if (!rt_cuda_capture_begin(x->cu, d)) return NULL;
+    bool ok = launch_step(x, sym, &c, &m, NULL, d);
+    bool ended = rt_cuda_capture_end(x->cu, d, &e->graph); /* end the capture even after a failed launch */
+    if (ok && ended && !seq_same(c.v, c.n, q->v, q->n)) {
+        diag_error(d, (SrcLoc){0}, "internal: a step's captured launches differ from its plan");
+        ok = false;
+    }
+    if (!ok || !ended) {
+        rt_cuda_graph_free(x->cu, e->graph);
+        e->graph = NULL;
+        free(c.v);
+        return NULL;
+    }
+    memcpy(e->key, key, sizeof e->key);
+    e->seq = c.v, e->n = c.n, e->len = x->len;
+    x->gstats.captures++;
+    return e;
+}
+
+/* The step as a CUDA graph: the cached one of its shape with its kernel
+ * nodes updated, or a new capture; step[0] is recorded just before the
+ * graph's launch, so the step's time is the graph's alone. Without the
+ * driver calls that update nodes, each step is captured again. */
+static bool run_graph(GpuExec *x, const int64_t *sym, DiagEngine *d) {
+    if (!rt_cuda_graph_nodes(x->cu)) {
+        StepMode m = {0};
+        if (!rt_cuda_capture_begin(x->cu, d)) return false;
+        bool ok = launch_step(x, sym, NULL, &m, NULL, d);
+        bool ended = rt_cuda_capture_end(x->cu, d, &x->graph); /* end the capture even after a failed launch */
+        ok = ok && ended;
+        x->gstats.captures += ok;
+        return ok && rt_cuda_event_record(x->cu, d, x->step[0]) && rt_cuda_graph_launch(x->cu, d, x->graph);
+    }
+    StepSeq q = {0};
+    StepMode dry = {.dry = true};
+    int64_t key[IR_MAX_DIM_SYMS];
+    memcpy(key, sym, sizeof key);
+    if (x->sym_t >= 0) key[x->sym_t] = 0; /* the context length: an argument of the nodes, updated */
+    bool ok = launch_step(x, sym, &q, &dry, NULL, d);
+    GraphEntry *e = ok ? graph_find(x, key, &q) : NULL;
+    if (e) {
+        ok = graph_update(x, e, &q, d);
+        x->gstats.replays++;
+    } else if (ok) ok = (e = graph_capture(x, sym, key, &q, d)) != NULL;
+    if (ok) {
+        e->used = ++x->gclock;
+        x->launches = q.n;
+        x->lib_calls = 0;
+        for (int j = 0; j < q.n; j++) x->lib_calls += q.v[j].ph == GL_LIB;
+    }
+    free(q.v);
+    return ok && rt_cuda_event_record(x->cu, d, x->step[0]) && rt_cuda_graph_launch(x->cu, d, e->graph);
+}
+
 static bool run_step(GpuExec *x, const CpuInput *in, int nin, DiagEngine *d) {
     int64_t sym[IR_MAX_DIM_SYMS];
     if (!bind_inputs(x, in, nin, sym, d) || !upload_inputs(x, in, nin, sym, d)) return false;
     if (!rt_cuda_memset0(x->cu, d, x->err, 8)) return false;
-    if (!rt_cuda_event_record(x->cu, d, x->step[0])) return false;
     const CgProgram *p = x->p;
     x->launches = 0;
     x->lib_calls = 0;
@@ -1099,59 +1323,19 @@ static bool run_step(GpuExec *x, const CpuInput *in, int nin, DiagEngine *d) {
     /* No graph with two streams or exchanges: the exchanges plan on the
      * host from the step's routing (idx copied back, counts exchanged), so
      * a step cannot be recorded once and replayed. */
-    bool graph = x->graphs && !ev && !x->sync_each && !x->two_streams && !x->ep;
-    if (x->two_streams && !rt_cuda_stream_wait(x->cu, d, 1, x->step[0])) return false;
-    if (graph && !rt_cuda_capture_begin(x->cu, d)) return false;
-    bool ok = true;
-    for (int k = 0; k < p->nkernels && ok; k++) {
-        const CgKernel *ck = &p->kernels[k];
-        Launch *l = &x->launch[k];
-        memcpy(l->args.sym, sym, sizeof l->args.sym);
-        l->args.len = x->len;
-        rt_cuda_use_stream(x->cu, x->kstream[k]);
-        for (int w = 0; x->kwait[k][w] >= 0 && ok; w++) ok = rt_cuda_stream_wait(x->cu, d, x->kstream[k], x->kev[x->kwait[k][w]]);
-        if (ev) rt_cuda_event_record(x->cu, d, ev[k]);
-        if (x->konst[k] && x->runs > 0) continue; /* its values, functions of the weights, are where the first run left them */
-        if (x->comm_node && x->comm_node[k] >= 0) {
-            ok = ok && run_comm(x, x->comm_node[k], sym, d);
-            if (ok && x->kev[k]) ok = rt_cuda_event_record(x->cu, d, x->kev[k]);
-            continue;
+    bool graph = x->graphs && !ev && !x->sync_each && !x->two_streams && !x->ep, ok;
+    if (graph) ok = run_graph(x, sym, d);
+    else {
+        StepMode m = {0};
+        ok = rt_cuda_event_record(x->cu, d, x->step[0]);
+        if (ok && x->two_streams) ok = rt_cuda_stream_wait(x->cu, d, 1, x->step[0]);
+        ok = ok && launch_step(x, sym, NULL, &m, ev, d);
+        if (x->two_streams) { /* the step ends when both streams are done */
+            rt_cuda_use_stream(x->cu, 1);
+            bool j = rt_cuda_event_record(x->cu, d, x->join);
+            rt_cuda_use_stream(x->cu, 0);
+            ok = ok && j && rt_cuda_stream_wait(x->cu, d, 0, x->join);
         }
-        int skip = -1, span = ck->lib.span > 1 ? ck->lib.span : 1; /* the template's phases when the library ran it */
-        for (int ph = 0; ph < ck->nphases && ok; ph++) {
-            if (x->blas && ck->lib.kind != CG_LIB_NONE && ph == ck->lib.phase) {
-                int lib = run_lib(x, k, sym, d);
-                if (lib < 0) ok = false;
-                if (lib != 0) skip = ph;
-            }
-            if ((skip >= 0 && ph >= skip && ph < skip + span) || !ok) continue;
-            const CgPhase *f = &ck->phases[ph];
-            int64_t items = cg_phase_items(f, sym);
-            if (items <= 0) continue;
-            int64_t grid = f->mode == CG_LAUNCH_ELEM ? ceil_div(items, 256) : f->mode == CG_LAUNCH_WARP ? ceil_div(items, 8) : items;
-            if (grid > 2147483647LL) {
-                diag_error(d, ck->loc, "kernel %s: %lld blocks exceed the grid limit", ck->name, (long long)grid);
-                ok = false;
-                break;
-            }
-            void *args[] = {&l->args};
-            ok = rt_cuda_launch_async(x->cu, d, l->fn[ph], (unsigned)grid, 256, (size_t)f->smem, args);
-            if (ok && x->sync_each) ok = rt_cuda_sync(x->cu, d);
-            if (!ok) diag_note(d, ck->loc, "in kernel %s, phase %d (%lld items)", ck->name, ph, (long long)items);
-            x->launches++;
-        }
-        if (ok && x->kev[k]) ok = rt_cuda_event_record(x->cu, d, x->kev[k]);
-    }
-    rt_cuda_use_stream(x->cu, 0);
-    if (x->two_streams) { /* the step ends when both streams are done */
-        rt_cuda_use_stream(x->cu, 1);
-        bool j = rt_cuda_event_record(x->cu, d, x->join);
-        rt_cuda_use_stream(x->cu, 0);
-        ok = ok && j && rt_cuda_stream_wait(x->cu, d, 0, x->join);
-    }
-    if (graph) { /* end the capture even after a failed launch */
-        bool ended = rt_cuda_capture_end(x->cu, d, &x->graph);
-        ok = ok && ended && rt_cuda_graph_launch(x->cu, d, x->graph);
     }
     if (ev) rt_cuda_event_record(x->cu, d, ev[p->nkernels]);
     float ms = 0;
@@ -1185,6 +1369,44 @@ static bool run_step(GpuExec *x, const CpuInput *in, int nin, DiagEngine *d) {
     return true;
 }
 
+/* Kernel k alone, as the last run launched it (its arguments are still
+ * those of that run): the launches are listed first, so between the two
+ * events there are only the launch calls; the flush before each
+ * repetition is outside them. */
+bool gpu_exec_time_kernel(GpuExec *x, int k, int reps, int64_t flush, double *ms, DiagEngine *d) {
+    if (!x->runs || k < 0 || k >= x->p->nkernels || (x->comm_node && x->comm_node[k] >= 0) || x->two_streams) {
+        diag_error(d, (SrcLoc){0}, "gpu_exec_time_kernel: kernel %d cannot be timed alone (after a run, one stream, no exchange)", k);
+        return false;
+    }
+    if (flush > x->flush_bytes) {
+        rt_cuda_free(x->cu, x->flush);
+        x->flush = 0, x->flush_bytes = 0;
+        if (!rt_cuda_alloc(x->cu, d, (size_t)flush, &x->flush)) return false;
+        x->flush_bytes = flush;
+    }
+    StepSeq q = {0};
+    StepMode dry = {.dry = true};
+    Launch *l = &x->launch[k];
+    bool ok = launch_kernel(x, k, l->args.sym, &q, &dry, d); /* at the last run's arguments, which it leaves as they are */
+    const RtBlasPlan *plan = lib_plan(x, k, l->args.sym);
+    void *args[] = {&l->args};
+    rt_cuda_use_stream(x->cu, 0);
+    for (int r = 0; r < reps && ok; r++) {
+        ok = (flush <= 0 || rt_cuda_memset0(x->cu, d, x->flush, (size_t)flush)) && rt_cuda_event_record(x->cu, d, x->step[0]);
+        for (int j = 0; j < q.n && ok; j++) {
+            const StepLaunch *s = &q.v[j];
+            if (s->ph == GL_LIB) ok = run_lib(x, k, plan, l->args.sym, d);
+            else ok = rt_cuda_launch_async(x->cu, d, s->ph == GL_PREP ? l->prep : l->fn[s->ph], (unsigned)s->grid, 256,
+                                           s->ph == GL_PREP ? 0 : (size_t)x->p->kernels[k].phases[s->ph].smem, args);
+        }
+        float t = 0;
+        ok = ok && rt_cuda_event_record(x->cu, d, x->step[1]) && rt_cuda_event_ms(x->cu, d, x->step[0], x->step[1], &t);
+        ms[r] = t;
+    }
+    free(q.v);
+    return ok;
+}
+
 int gpu_exec_kernels(const GpuExec *x) { return x->p->nkernels; }
 const char *gpu_exec_kernel_name(const GpuExec *x, int k) { return x->p->kernels[k].name; }
 double gpu_exec_kernel_ms(const GpuExec *x, int k) { return x->kms ? x->kms[k] : 0.0; }
@@ -1192,6 +1414,12 @@ const int64_t *gpu_exec_dims(const GpuExec *x) { return x->sym; }
 void gpu_exec_set_trace(GpuExec *x, const char *path) { x->trace = x->ev ? path : NULL; }
 void gpu_exec_set_profile(GpuExec *x, bool on) { x->profile_on = on && x->ev; }
 void gpu_exec_set_graphs(GpuExec *x, bool on) { x->graphs = on; }
+
+void gpu_exec_graph_stats(const GpuExec *x, GpuGraphStats *s) {
+    *s = x->gstats;
+    s->cached = 0;
+    for (int i = 0; i < GRAPH_CACHE; i++) s->cached += x->gcache[i].graph != NULL;
+}
 
 int gpu_exec_kernel_node(const GpuExec *x, int k) {
     int t = x->launch[k].template_node;
@@ -1266,7 +1494,9 @@ const float *gpu_exec_output(GpuExec *x, const char *name, int *rank, int64_t di
 
 const float *gpu_exec_value(GpuExec *x, int id, int64_t *numel) {
     free(x->val);
-    x->val = id >= 0 && id < x->g->nnodes && x->runs && x->keep_all ? fetch(x, x->g->nodes[id], numel) : NULL;
+    const IrNode *n = id >= 0 && id < x->g->nnodes ? x->g->nodes[id] : NULL;
+    bool intact = n && (x->keep_all || n->op == IR_OP_TOPK || n->op == IR_OP_GROUP_TOPK);
+    x->val = intact && x->runs ? fetch(x, n, numel) : NULL;
     return x->val;
 }
 #endif

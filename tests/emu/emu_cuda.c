@@ -825,6 +825,7 @@ typedef struct EmuItem {
 struct EmuStream {
     EmuGraph *capture;   /* recording (also for a stream that joined another's capture), or NULL */
     bool capture_origin; /* began the capture */
+    void *capture_last;  /* the node its last captured operation made (index + 1 in the graph), NULL: none */
     bool legacy, nonblocking, destroyed;
     bool active; /* a thread runs its head */
     uint64_t submitted, completed;
@@ -1025,6 +1026,7 @@ static CUresult stream_op(void *hs, GraphOp *op, bool may_inline) {
     }
     if (s->capture) {
         graph_add(s->capture, op);
+        s->capture_last = (void *)(uintptr_t)s->capture->n;
         return CU_OK;
     }
     EmuItem *it = calloc(1, sizeof *it);
@@ -1136,6 +1138,18 @@ EMU_API CUresult cuStreamBeginCapture_v2(void *hs, int mode) {
     if (s->legacy || s->capture) return CU_INVALID_VALUE;
     s->capture = calloc(1, sizeof(EmuGraph));
     s->capture_origin = true;
+    s->capture_last = NULL;
+    return CU_OK;
+}
+/* The dependencies of the next captured operation: the one before it (a graph here is a list). */
+EMU_API CUresult cuStreamGetCaptureInfo_v2(void *hs, int *status, unsigned long long *id, void **graph, void *const **deps,
+                                           size_t *ndeps) {
+    EmuStream *s = stream_of(hs);
+    *status = s->capture ? 1 /* CU_STREAM_CAPTURE_STATUS_ACTIVE */ : 0;
+    if (id) *id = (unsigned long long)(uintptr_t)s->capture;
+    if (graph) *graph = s->capture;
+    if (deps) *deps = s->capture && s->capture_last ? &s->capture_last : NULL;
+    if (ndeps) *ndeps = s->capture && s->capture_last ? 1 : 0;
     return CU_OK;
 }
 /* Streams that joined the capture through an event leave it with the stream that began it. */
@@ -1172,6 +1186,28 @@ EMU_API CUresult cuGraphExecUpdate_v2(void *exec, void *graph, EmuGraphUpdateInf
     free(e->op);
     *e = *c;
     free(c);
+    return CU_OK;
+}
+typedef struct { /* CUDA_KERNEL_NODE_PARAMS_v2 */
+    void *func;
+    unsigned grid[3], block[3], smem;
+    void **params, **extra;
+    void *kern, *ctx;
+} EmuKernelNodeParams;
+/* Node i + 1 of the graph the executable was made from: new grid, block and parameter for its next launches (same function). */
+EMU_API CUresult cuGraphExecKernelNodeSetParams_v2(void *exec, void *node, const EmuKernelNodeParams *p) {
+    EmuGraph *e = exec;
+    uintptr_t i = (uintptr_t)node;
+    if (!e || !p || i < 1 || i > (uintptr_t)e->n || !p->params || p->extra) return CU_INVALID_VALUE;
+    GraphOp *o = &e->op[i - 1];
+    if (o->kind != OP_LAUNCH || p->func != o->fn) return CU_INVALID_VALUE;
+    unsigned grid[3] = {p->grid[0], p->grid[1], p->grid[2]}, block[3] = {p->block[0], p->block[1], p->block[2]};
+    CUresult bad = launch_check(o->fn, grid, block, p->smem);
+    if (bad) return bad;
+    memcpy(o->grid, grid, sizeof grid);
+    memcpy(o->block, block, sizeof block);
+    o->smem = p->smem;
+    memcpy(o->param, p->params[0], o->fn->param_bytes);
     return CU_OK;
 }
 /* The graph's operations run in their recorded order (a valid order of any graph a capture makes). */

@@ -235,6 +235,89 @@ static void test_fp8_mid_decode(void **state) { check_graph(NULL, MID, 1, true, 
 /* ... routed over 2 x 2 GPUs: a decode step's expert GEMMs split K between blocks, -1 tiles included */
 static void test_fp8_mid_decode_routed(void **state) { check_graph(NULL, MID, 1, true, false, false, 3, "{nodes=2,gpus-per-node=2}"); }
 
+
+/* Logits of a prefill of P positions then `steps` one-position decode
+ * steps (B rows), each step's appended to out ([steps + 1][B * V]). */
+static void run_steps(GpuExec *gx, const float *tok, int64_t B, int64_t P, int steps, float *out, int64_t per, DiagEngine *d) {
+    float *st = malloc(sizeof(float) * (size_t)(B * P)), *sp = malloc(sizeof(float) * (size_t)(B * P));
+    gpu_exec_reset(gx);
+    for (int s = 0, t0 = 0; s <= steps; s++) {
+        int64_t n = s == 0 ? P : 1;
+        for (int64_t b = 0; b < B; b++)
+            for (int64_t j = 0; j < n; j++) st[b * n + j] = tok[b * (P + steps) + t0 + j], sp[b * n + j] = (float)(t0 + j);
+        CpuInput in[2] = {{"tokens", 2, {B, n}, st}, {"positions", 2, {B, n}, sp}};
+        assert_true(gpu_exec_run(gx, in, 2, d));
+        int rank;
+        int64_t dims[IR_MAX_RANK];
+        const float *lg = gpu_exec_output(gx, "logits", &rank, dims);
+        assert_non_null(lg);
+        int64_t ne = 1;
+        for (int k = 0; k < rank; k++) ne *= dims[k];
+        assert_true(ne >= per);
+        memcpy(out + s * per, lg, sizeof(float) * (size_t)per);
+        t0 += (int)n;
+    }
+    free(st);
+    free(sp);
+}
+
+/* CUDA graphs: a prefill and 5 decode steps of one shape, launched as
+ * graphs, give the logits of the same steps launched one by one; the
+ * decode shape is captured once and replayed 4 times, its kernel nodes
+ * updated with each step's context length. */
+static void test_fp8_decode_graphs(void **state) {
+    Arena *a = arena_new();
+    DiagEngine *d = diag_new(a, stderr);
+    FeSetting sets[1] = {{"num_nextn_predict_layers", "0"}};
+    FeOptions fo = {DSCC_SOURCE_DIR "/models/tiny/config.json", sets, 1};
+    IrGraph *g = fe_compile_file(a, d, DSCC_SOURCE_DIR "/models/deepseek_v3.dsl", &fo);
+    assert_non_null(g);
+    PassPipeline pp;
+    assert_true(pass_pipeline_parse(a, d, "shape-infer,fold-constants,dce,fp8-quant,cse,dce,node-limited-routing,fuse", &pp));
+    PassRunOptions ro = {0};
+    assert_true(pass_pipeline_run(&pp, g, &ro, d));
+    enum { B = 2, P = 40, STEPS = 5, V = 1000 };
+    float tok[B * (P + STEPS)];
+    srand((unsigned)test_seed());
+    for (int i = 0; i < B * (P + STEPS); i++) tok[i] = (float)(rand() % V);
+    uint64_t seed = test_seed();
+    CpuWeightSource ws = cpu_random_weights(&seed);
+    GpuOptions go = {.max_batch = B, .max_seq = P, .max_ctx = P + STEPS};
+    GpuExec *gx = gpu_exec_new(g, &ws, &go, d);
+    assert_non_null(gx);
+    int64_t per = (int64_t)B * V; /* the prefill's logits are [B, P, V]: its first B * V values are compared */
+    float *plain = malloc(sizeof(float) * (size_t)(per * (STEPS + 1))), *graphed = malloc(sizeof(float) * (size_t)(per * (STEPS + 1)));
+    run_steps(gx, tok, B, P, STEPS, plain, per, d);
+    GpuGraphStats st;
+    gpu_exec_graph_stats(gx, &st);
+    assert_int_equal(st.captures, 0);
+    gpu_exec_set_graphs(gx, true);
+    run_steps(gx, tok, B, P, STEPS, graphed, per, d);
+    gpu_exec_graph_stats(gx, &st);
+    fprintf(stderr, "CUDA graphs: %d captured, %d replays, %lld kernel nodes updated, %d held\n", st.captures, st.replays,
+            (long long)st.node_updates, st.cached);
+    assert_int_equal(st.captures, 2); /* the prefill's shape, the decode step's */
+    assert_int_equal(st.replays, STEPS - 1);
+    assert_true(st.node_updates >= STEPS - 1);
+    assert_int_equal(st.cached, 2);
+    double num = 0, den = 0;
+    for (int64_t i = 0; i < per * (STEPS + 1); i++) num += ((double)graphed[i] - plain[i]) * ((double)graphed[i] - plain[i]), den += (double)plain[i] * plain[i];
+    fprintf(stderr, "graph vs one-by-one logits over %d steps: rel L2 %.2e\n", STEPS + 1, sqrt(num / (den > 0 ? den : 1e-30)));
+    assert_true(den > 0 && sqrt(num / den) <= 1e-5);
+    /* a second sequence replays the decode graph from the start of its context */
+    run_steps(gx, tok, B, P, STEPS, graphed, per, d);
+    gpu_exec_graph_stats(gx, &st);
+    assert_int_equal(st.captures, 2);
+    assert_int_equal(st.replays, 2 * STEPS);
+    num = 0;
+    for (int64_t i = 0; i < per * (STEPS + 1); i++) num += ((double)graphed[i] - plain[i]) * ((double)graphed[i] - plain[i]);
+    assert_true(sqrt(num / den) <= 1e-5);
+    free(plain);
+    free(graphed);
+    gpu_exec_free(gx);
+    arena_free(a);
+}
+
 int main(void) {
     Arena *a = arena_new();
     DiagEngine *q = diag_new(a, NULL);
@@ -250,7 +333,7 @@ int main(void) {
     arena_free(a);
     const struct CMUnitTest tests[] = {cmocka_unit_test(test_bf16_ops), cmocka_unit_test(test_fp8_ops),
                                        cmocka_unit_test(test_bf16_ops_f32), cmocka_unit_test(test_fp8_ops_f32),
-                                       cmocka_unit_test(test_fp8_decode),
+                                       cmocka_unit_test(test_fp8_decode), cmocka_unit_test(test_fp8_decode_graphs),
                                        cmocka_unit_test(test_fp8_wide_f32), cmocka_unit_test(test_fp8_wide),
                                        cmocka_unit_test(test_fp8_wide_generated), cmocka_unit_test(test_fp8_wide_decode),
                                        cmocka_unit_test(test_fp8_mid_decode), cmocka_unit_test(test_fp8_ops_routed),
