@@ -110,52 +110,60 @@ bool rt_rank_info(Arena *a, DiagEngine *d, const char *const *env, RtRankInfo *o
 
 /* ---- sockets with a deadline ------------------------------------------------ */
 
-static double now_ms(void) {
+double rt_now_ms(void) {
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
     return (double)ts.tv_sec * 1e3 + (double)ts.tv_nsec / 1e6;
 }
 
-/* Waits until fd is ready for `events` or the deadline passes. */
-static bool wait_fd(int fd, short events, double deadline) {
+int rt_sock_wait(int fd, short events, double deadline, bool (*alive)(void *), void *arg) {
     for (;;) {
-        int left = (int)(deadline - now_ms());
-        if (left <= 0) return false;
+        if (alive && !alive(arg)) return -1;
+        double left = deadline - rt_now_ms();
+        if (left <= 0) return 0;
         struct pollfd p = {fd, events, 0};
-        int r = poll(&p, 1, left);
-        if (r > 0) return true;
-        if (r < 0 && errno != EINTR) return false;
+        int r = poll(&p, fd >= 0 ? 1 : 0, alive && left > 100 ? 100 : (int)left + 1);
+        if (r > 0) return 1;
+        if (r < 0 && errno != EINTR) return 0;
     }
 }
 
-static bool io_all(int fd, void *buf, size_t n, bool sending, double deadline) {
+int rt_sock_io(int fd, void *buf, size_t n, bool sending, double deadline, bool (*alive)(void *), void *arg) {
     char *p = buf;
     while (n) {
-        if (!wait_fd(fd, sending ? POLLOUT : POLLIN, deadline)) return false;
+        int ready = rt_sock_wait(fd, sending ? POLLOUT : POLLIN, deadline, alive, arg);
+        if (ready <= 0) return ready;
         ssize_t r = sending ? send(fd, p, n, MSG_NOSIGNAL) : recv(fd, p, n, 0);
         if (r <= 0) {
             if (r < 0 && (errno == EINTR || errno == EAGAIN)) continue;
-            return false;
+            return 0;
         }
         p += r;
         n -= (size_t)r;
     }
-    return true;
+    return 1;
 }
 
-static bool resolve(DiagEngine *d, const RtRankInfo *ri, struct sockaddr_in *sa) {
+bool rt_master_sockaddr(DiagEngine *d, const RtRankInfo *ri, const char *what, struct sockaddr_in *sa) {
     memset(sa, 0, sizeof *sa);
     sa->sin_family = AF_INET;
     sa->sin_port = htons((uint16_t)ri->master_port);
     if (inet_pton(AF_INET, ri->master_addr, &sa->sin_addr) == 1) return true;
     struct addrinfo hints = {.ai_family = AF_INET, .ai_socktype = SOCK_STREAM}, *res = NULL;
     if (getaddrinfo(ri->master_addr, NULL, &hints, &res) != 0 || !res) {
-        diag_error(d, ((SrcLoc){0}), "rendezvous: cannot resolve the master address '%s'", ri->master_addr);
+        diag_error(d, ((SrcLoc){0}), "%s: cannot resolve the master address '%s'", what, ri->master_addr);
         return false;
     }
     sa->sin_addr = ((struct sockaddr_in *)res->ai_addr)->sin_addr;
     freeaddrinfo(res);
     return true;
+}
+
+/* Waits until fd is ready for `events` or the deadline passes. */
+static bool wait_fd(int fd, short events, double deadline) { return rt_sock_wait(fd, events, deadline, NULL, NULL) > 0; }
+
+static bool io_all(int fd, void *buf, size_t n, bool sending, double deadline) {
+    return rt_sock_io(fd, buf, n, sending, deadline, NULL, NULL) > 0;
 }
 
 typedef struct {
@@ -240,7 +248,7 @@ static bool join(DiagEngine *d, const RtRankInfo *ri, const struct sockaddr_in *
             return false;
         }
         close(fd);
-        if (now_ms() > deadline) break;
+        if (rt_now_ms() > deadline) break;
         struct timespec ts = {0, 50 * 1000 * 1000};
         nanosleep(&ts, NULL);
     }
@@ -252,7 +260,7 @@ static bool join(DiagEngine *d, const RtRankInfo *ri, const struct sockaddr_in *
 bool rt_rendezvous(DiagEngine *d, const RtRankInfo *ri, void *blob, size_t len, int timeout_ms) {
     if (ri->size == 1) return true;
     struct sockaddr_in sa;
-    if (!resolve(d, ri, &sa)) return false;
-    double deadline = now_ms() + timeout_ms;
+    if (!rt_master_sockaddr(d, ri, "rendezvous", &sa)) return false;
+    double deadline = rt_now_ms() + timeout_ms;
     return ri->rank == 0 ? serve(d, ri, &sa, blob, len, deadline) : join(d, ri, &sa, blob, len, deadline);
 }

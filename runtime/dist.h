@@ -68,4 +68,20 @@ typedef struct {
 bool rt_dispatch_plan(DiagEngine *d, const RtTopology *t, int src, const float *idx, int64_t N, int K, RtDispatchPlan *out);
 void rt_dispatch_plan_free(RtDispatchPlan *p);
 
+/* ---- sockets with a deadline (the rendezvous and rank 0's gather) ------ */
+
+struct sockaddr_in;
+/* Monotonic time in milliseconds: the clock deadlines below are on. */
+double rt_now_ms(void);
+/* Waits until fd is ready for `events` (fd < 0: just waits) or the
+ * deadline passes; with `alive`, asks it at least every 100 ms. 1 ready,
+ * 0 deadline or error, -1 when alive(arg) said no. */
+int rt_sock_wait(int fd, short events, double deadline, bool (*alive)(void *), void *arg);
+/* Sends or receives exactly n bytes: 1 done, 0 closed, failed or past the
+ * deadline, -1 when alive(arg) said no. */
+int rt_sock_io(int fd, void *buf, size_t n, bool sending, double deadline, bool (*alive)(void *), void *arg);
+/* Rank 0's address ri->master_addr:master_port, resolved; false after an
+ * error that starts with `what` ("rendezvous", "gather"). */
+bool rt_master_sockaddr(DiagEngine *d, const RtRankInfo *ri, const char *what, struct sockaddr_in *sa);
+
 #endif

@@ -149,56 +149,16 @@ typedef struct {
     uint64_t len;
 } Frame;
 
-static double now_ms(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec * 1e3 + (double)ts.tv_nsec / 1e6;
-}
+static bool world_alive(void *w) { return rt_watchdog_ok(((RtWorld *)w)->ctx.wd); }
 
-/* Waits for fd (or, fd < 0, just sleeps a slice) in slices of 100 ms,
- * giving up at the deadline or when the watchdog has failed. 1 ready, 0
- * deadline, -1 watchdog. */
+/* Waits for fd (or, fd < 0, just sleeps a slice), giving up at the
+ * deadline or when the watchdog has failed. 1 ready, 0 deadline, -1 watchdog. */
 static int wait_fd(RtWorld *w, int fd, short events, double deadline) {
-    for (;;) {
-        if (w && !rt_watchdog_ok(w->ctx.wd)) return -1;
-        double left = deadline - now_ms();
-        if (left <= 0) return 0;
-        struct pollfd p = {fd, events, 0};
-        int r = poll(&p, fd >= 0 ? 1 : 0, left < 100 ? (int)left + 1 : 100);
-        if (r > 0) return 1;
-        if (r < 0 && errno != EINTR) return 0;
-    }
+    return rt_sock_wait(fd, events, deadline, w ? world_alive : NULL, w);
 }
 
 static int io_all(RtWorld *w, int fd, void *buf, size_t n, bool sending, double deadline) {
-    char *p = buf;
-    while (n) {
-        int ready = wait_fd(w, fd, sending ? POLLOUT : POLLIN, deadline);
-        if (ready <= 0) return ready;
-        ssize_t r = sending ? send(fd, p, n, MSG_NOSIGNAL) : recv(fd, p, n, 0);
-        if (r <= 0) {
-            if (r < 0 && (errno == EINTR || errno == EAGAIN)) continue;
-            return 0;
-        }
-        p += r;
-        n -= (size_t)r;
-    }
-    return 1;
-}
-
-static bool gather_addr(DiagEngine *d, const RtRankInfo *ri, struct sockaddr_in *sa) {
-    memset(sa, 0, sizeof *sa);
-    sa->sin_family = AF_INET;
-    sa->sin_port = htons((uint16_t)ri->master_port);
-    if (inet_pton(AF_INET, ri->master_addr, &sa->sin_addr) == 1) return true;
-    struct addrinfo hints = {.ai_family = AF_INET, .ai_socktype = SOCK_STREAM}, *res = NULL;
-    if (getaddrinfo(ri->master_addr, NULL, &hints, &res) != 0 || !res) {
-        diag_error(d, ((SrcLoc){0}), "gather: cannot resolve the master address '%s'", ri->master_addr);
-        return false;
-    }
-    sa->sin_addr = ((struct sockaddr_in *)res->ai_addr)->sin_addr;
-    freeaddrinfo(res);
-    return true;
+    return rt_sock_io(fd, buf, n, sending, deadline, w ? world_alive : NULL, w);
 }
 
 /* The error of a wait that did not end well: the watchdog's, or the deadline's. */
@@ -234,7 +194,7 @@ static bool gather_send(RtWorld *w, DiagEngine *d, const RtRankInfo *ri, const s
             return gather_fail(w, d, why, "gather: rank %d could not send its results to rank 0", ri->rank);
         }
         close(fd);
-        if (why < 0 || now_ms() > deadline || (why = wait_fd(w, -1, 0, now_ms() + 50)) < 0) break;
+        if (why < 0 || rt_now_ms() > deadline || (why = wait_fd(w, -1, 0, rt_now_ms() + 50)) < 0) break;
     }
     return gather_fail(w, d, w && !rt_watchdog_ok(w->ctx.wd) ? -1 : 0,
                        "gather: rank %d could not reach rank 0 within the timeout", ri->rank);
@@ -325,8 +285,8 @@ bool rt_world_gather(RtWorld *w, DiagEngine *d, const RtRankInfo *ri, const void
         return *all != NULL;
     }
     struct sockaddr_in sa;
-    if (!gather_addr(d, ri, &sa)) return false;
-    double deadline = now_ms() + timeout_ms;
+    if (!rt_master_sockaddr(d, ri, "gather", &sa)) return false;
+    double deadline = rt_now_ms() + timeout_ms;
     if (ri->rank != 0) return gather_send(w, d, ri, &sa, mine, len, deadline);
     return gather_root(w, d, ri, &sa, mine, len, all, lens, deadline);
 }
