@@ -16,7 +16,8 @@ for t in build/test_gpu_* build/test_codegen; do
   echo "== $t"
   "$t"
   rc=$?
-  if [ $rc -ne 0 ]; then echo "FAILED: $t (exit $rc)"; status=1; fi
+  if [ $rc -eq 77 ]; then echo "skipped: $t"  # test_gpu_ep needs the emulated NCCL; tests/gpu/multi.sh runs ranks here
+  elif [ $rc -ne 0 ]; then echo "FAILED: $t (exit $rc)"; status=1; fi
 done
 # the per-op suite again on each other tensor-core tile (codegen's DSCC_GEMM_TILE)
 for tile in ${TILES-mma wgmma}; do
