@@ -7,6 +7,8 @@
 #include "runtime/gpu_ep.h"
 #include "runtime/runtime.h"
 
+#include <cjson/cJSON.h>
+#include <errno.h>
 #include <math.h>
 #include <pthread.h>
 #include <stdlib.h>
@@ -966,24 +968,100 @@ static bool upload_inputs(GpuExec *x, const CpuInput *in, int nin, const int64_t
 
 static int64_t ceil_div(int64_t a, int64_t b) { return (a + b - 1) / b; }
 
-/* Kernels follow each other on one stream: each starts where the previous
- * ended, so the per-kernel times give the timeline. */
-static void write_trace(GpuExec *x, DiagEngine *d) {
-    FILE *f = fopen(x->trace, "w");
-    if (!f) {
-        diag_warning(d, (SrcLoc){0}, "cannot write the trace '%s'", x->trace);
-        return;
+/* ---- the Chrome trace of the last step ---------------------------- */
+
+/* ms from the step's first event to ev (0 when it cannot be read). */
+static double trace_at(GpuExec *x, RtEvent *ev, DiagEngine *d) {
+    float ms = 0;
+    return rt_cuda_event_ms(x->cu, d, x->step[0], ev, &ms) && ms > 0 ? ms : 0;
+}
+
+static cJSON *trace_event(const char *name, const char *ph, int pid, int tid) {
+    cJSON *e = cJSON_CreateObject();
+    cJSON_AddStringToObject(e, "name", name);
+    cJSON_AddStringToObject(e, "ph", ph);
+    cJSON_AddNumberToObject(e, "pid", pid);
+    cJSON_AddNumberToObject(e, "tid", tid);
+    return e;
+}
+
+/* Metadata: the process (device, rank) and the threads (streams, steps). */
+static void trace_names(GpuExec *x, cJSON *evs, int pid) {
+    char buf[160];
+    snprintf(buf, sizeof buf, "%s (rank %d)", rt_cuda_device_name(x->cu), pid);
+    cJSON *e = trace_event("process_name", "M", pid, 0);
+    cJSON_AddItemToObject(e, "args", cJSON_CreateObject());
+    cJSON_AddStringToObject(cJSON_GetObjectItemCaseSensitive(e, "args"), "name", buf);
+    cJSON_AddItemToArray(evs, e);
+    static const char *const tn[RT_CUDA_STREAMS + 1] = {"stream 0 (compute)", "stream 1 (communication)", "steps"};
+    for (int t = 0; t <= RT_CUDA_STREAMS; t++) {
+        e = trace_event("thread_name", "M", pid, t);
+        cJSON *a = cJSON_AddObjectToObject(e, "args");
+        cJSON_AddStringToObject(a, "name", tn[t]);
+        cJSON_AddItemToArray(evs, e);
     }
-    fprintf(f, "{\"traceEvents\":[\n{\"name\":\"process_name\",\"ph\":\"M\",\"pid\":0,\"args\":{\"name\":\"%s\"}}", rt_cuda_device_name(x->cu));
-    double t0 = 0;
-    for (int k = 0; k < x->p->nkernels; k++) {
-        const CgKernel *ck = &x->p->kernels[k];
-        fprintf(f, ",\n{\"name\":\"%s\",\"cat\":\"kernel\",\"ph\":\"X\",\"pid\":0,\"tid\":0,\"ts\":%.3f,\"dur\":%.3f,\"args\":{\"phases\":%d,\"loc\":\"%s:%d\"}}",
-                ck->name, t0 * 1e3, x->kms[k] * 1e3, ck->nphases, ck->loc.file ? ck->loc.file : "", ck->loc.line);
-        t0 += x->kms[k];
+}
+
+/* Kernel k's args: its IR ops, its last op's output shape at this step. */
+static cJSON *trace_args(GpuExec *x, int k, const int64_t *sym) {
+    const CgKernel *ck = &x->p->kernels[k];
+    cJSON *a = cJSON_CreateObject(), *ops = cJSON_AddArrayToObject(a, "ops");
+    for (int i = 0; i < ck->nnodes; i++) cJSON_AddItemToArray(ops, cJSON_CreateString(ir_op_name(x->g->nodes[ck->nodes[i]]->op)));
+    if (ck->nnodes > 0) {
+        int last = ck->nodes[ck->nnodes - 1];
+        const IrType *t = &x->g->nodes[last]->type;
+        cJSON *sh = cJSON_AddArrayToObject(a, "shape");
+        for (int r = 0; r < t->rank; r++) cJSON_AddItemToArray(sh, cJSON_CreateNumber((double)ir_dim_eval(t->dims[r], sym)));
+        cJSON_AddStringToObject(a, "dtype", ir_dtype_name(x->p->dtype[last]));
     }
-    fprintf(f, "\n]}\n");
-    fclose(f);
+    cJSON_AddNumberToObject(a, "phases", ck->nphases);
+    cJSON_AddStringToObject(a, "lib", ck->lib.kind == CG_LIB_NONE ? "none" : "cuBLASLt form");
+    char loc[300];
+    snprintf(loc, sizeof loc, "%s:%d", ck->loc.file ? ck->loc.file : "", ck->loc.line);
+    cJSON_AddStringToObject(a, "loc", loc);
+    return a;
+}
+
+/* Chrome trace JSON of the step just run: one "X" slice per launched
+ * kernel on its stream's tid, from the event recorded on that stream just
+ * before it to the next one recorded on the same stream (the step's end
+ * event for its last kernel), all measured from the step's first event, so
+ * the two streams' kernels overlap as they ran; the step itself is a slice
+ * on tid RT_CUDA_STREAMS. Written through file_write; a failure is a
+ * warning, the run goes on. */
+static void write_trace(GpuExec *x, const int64_t *sym, DiagEngine *d) {
+    int pid = x->dist.size > 1 ? x->dist.rank : 0, nk = x->p->nkernels;
+    cJSON *root = cJSON_CreateObject(), *evs = cJSON_AddArrayToObject(root, "traceEvents");
+    cJSON_AddStringToObject(root, "displayTimeUnit", "ms");
+    trace_names(x, evs, pid);
+    int64_t toks = (x->sym_s >= 0 ? sym[x->sym_s] : 1) * (x->sym_b >= 0 ? sym[x->sym_b] : 1);
+    char name[96];
+    if (x->sym_t < 0) snprintf(name, sizeof name, "forward (%lld tokens)", (long long)toks);
+    else if (x->len == 0) snprintf(name, sizeof name, "prefill (%lld tokens)", (long long)toks);
+    else snprintf(name, sizeof name, "decode step %d (%lld tokens)", x->runs, (long long)toks);
+    cJSON *e = trace_event(name, "X", pid, RT_CUDA_STREAMS);
+    cJSON_AddStringToObject(e, "cat", "step");
+    cJSON_AddNumberToObject(e, "ts", 0);
+    cJSON_AddNumberToObject(e, "dur", x->last_ms * 1e3);
+    cJSON_AddItemToArray(evs, e);
+    double end_all = trace_at(x, x->ev[nk], d);
+    for (int k = 0; k < nk; k++) {
+        if (x->konst[k] && x->runs > 0) continue; /* not launched: its values are the first run's */
+        int s = x->kstream[k], j = k + 1;
+        while (j < nk && (x->kstream[j] != s || (x->konst[j] && x->runs > 0))) j++;
+        double t0 = trace_at(x, x->ev[k], d), t1 = j < nk ? trace_at(x, x->ev[j], d) : end_all;
+        e = trace_event(x->p->kernels[k].name, "X", pid, s);
+        cJSON_AddStringToObject(e, "cat", x->comm_node && x->comm_node[k] >= 0 ? "communication" : "kernel");
+        cJSON_AddNumberToObject(e, "ts", t0 * 1e3);
+        cJSON_AddNumberToObject(e, "dur", (t1 > t0 ? t1 - t0 : 0) * 1e3);
+        cJSON_AddItemToObject(e, "args", trace_args(x, k, sym));
+        cJSON_AddItemToArray(evs, e);
+    }
+    char *text = cJSON_PrintUnformatted(root);
+    cJSON_Delete(root);
+    int err = text ? file_write(x->trace, (FileChunk[]){{text, strlen(text)}, {"\n", 1}}, 2) : ENOMEM;
+    if (err) diag_warning(d, (SrcLoc){0}, "cannot write the trace '%s': %s", x->trace, strerror(err));
+    cJSON_free(text);
 }
 
 /* The cuBLASLt plan of kernel k at this step's shape (NULL: the generated phases run). */
@@ -1357,7 +1435,7 @@ static bool run_step(GpuExec *x, const CpuInput *in, int nin, DiagEngine *d) {
             rt_cuda_event_ms(x->cu, d, ev[k], ev[k + 1], &t);
             x->kms[k] = t;
         }
-    if (x->trace && ev) write_trace(x, d);
+    if (x->trace && ev) write_trace(x, sym, d);
     x->cache_batch = x->sym_b >= 0 ? sym[x->sym_b] : 1;
     if (x->sym_t >= 0) x->len += x->sym_s >= 0 ? sym[x->sym_s] : 1;
     memcpy(x->sym, sym, sizeof sym);

@@ -31,5 +31,23 @@ check "tiny_bf16 --precision bf16 --storage f32 vs transformers" "$out/bf16_f32.
 check "tiny_bf16 prefill 5 + decode vs full forward" "$out/bf16_dec.npy" "$out/bf16.npy" 1e-6 1
 check "tiny_fp8 --precision fp8 --storage f32 vs FP8 emulation" "$out/fp8_f32.npy" tests/fixtures/tiny_fp8/logits_fp8.npy 1e-4 1
 check "tiny_fp8 --precision bf16 (bf16 storage) vs transformers" "$out/fp8deq.npy" tests/fixtures/tiny_fp8/logits_dequant.npy 2e-2 0.99
-if ! grep -q '"ph":"X"' "$out/trace.json" 2>/dev/null; then echo "FAILED: --trace wrote no kernel events"; status=1; fi
+# The trace: Chrome JSON that parses, kernel slices ("X", ts/dur >= 0,
+# pid/tid, args.ops) named after the generated kernels, one step slice.
+if ! python3 - "$out/trace.json" "$out/bf16.err" <<'PY'
+import json, sys
+t = json.load(open(sys.argv[1]))
+x = [e for e in t["traceEvents"] if e.get("ph") == "X"]
+k = [e for e in x if e.get("cat") in ("kernel", "communication")]
+s = [e for e in x if e.get("cat") == "step"]
+assert k, "no kernel slices"
+assert len(s) == 1 and "tokens" in s[0]["name"], "no step slice: %r" % s
+for e in x:
+    assert isinstance(e["pid"], int) and isinstance(e["tid"], int), e
+    assert e["ts"] >= 0 and e["dur"] >= 0, e
+for e in k:
+    assert e["name"].startswith("g") and e["args"]["ops"] and "shape" in e["args"], e
+    assert e["tid"] != s[0]["tid"], e
+assert any(e["dur"] > 0 for e in k), "every kernel has zero duration"
+PY
+then echo "FAILED: --trace is not a valid Chrome trace"; status=1; fi
 exit $status
