@@ -575,7 +575,7 @@ const char *driver_pipeline(Arena *a, bool fp8, int W, int nodes, int gpn, int64
     if (W > 1) {
         p.nodes = nodes;
         p.gpus_per_node = gpn;
-        p.microbatches = 2; /* a rank with fewer rows, or an odd count, pads its micro-batches */
+        p.microbatches = cap >= 2 ? 2 : 0; /* unequal halves (padded) for an odd count; one row runs unsplit */
     }
     return pass_preset(a, "default", &p);
 }
