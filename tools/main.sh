@@ -29,7 +29,7 @@ echo "== dscc stats models/deepseek_v3.dsl --config models/tiny/config.json =="
 build/dscc stats models/deepseek_v3.dsl --config models/tiny/config.json --seq 64
 echo
 echo "== dscc run: tiny checkpoint (tests/fixtures/tiny_bf16), FP8 linears =="
-build/dscc run models/deepseek_v3.dsl --weights tests/fixtures/tiny_bf16 \
+build/dscc run models/deepseek_v3.dsl --weights tests/fixtures/tiny_bf16 --precision fp8 \
     --tokens tests/fixtures/tiny_bf16/tokens.npy --dump-logits out/tiny_logits.npy
 echo "logits: out/tiny_logits.npy"
 echo

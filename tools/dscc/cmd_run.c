@@ -650,8 +650,9 @@ static void print_setup(const RunArgs *r, const Local *l, int device) {
 
 static void print_summary(const RunArgs *r, Local *l, const RtRankInfo *ri, int nodes, int gpn, int64_t B, double secs) {
     int64_t P = r->prefill ? r->prefill : l->T;
-    fprintf(stderr, "ran %lld x %lld tokens (%s) in %.3f s on the %s backend, precision %s\n", (long long)B, (long long)l->T,
-            P == l->T ? "one forward" : "prefill + decode", secs, r->cuda ? "cuda" : "cpu", r->fp8 ? "fp8" : "bf16");
+    /* backend and precision: print_setup's line, which follows */
+    fprintf(stderr, "ran %lld x %lld tokens (%s) in %.3f s\n", (long long)B, (long long)l->T,
+            P == l->T ? "one forward" : "prefill + decode", secs);
     if (ri->size > 1)
         fprintf(stderr, "%d ranks (%d node%s x %d GPUs, launched by %s), batch rows split over them; routed experts %s\n", ri->size,
                 nodes, nodes == 1 ? "" : "s", gpn, getenv("DSCC_LAUNCHED") ? "dscc run --nproc" : rt_launcher_name(ri->launcher),
