@@ -20,6 +20,7 @@
 
 #include "codegen/codegen.h"
 #include "codegen/gen.h"
+#include "codegen/kernels.h"
 #include "frontend/frontend.h"
 #include "ir/ir.h"
 #include "passes/passes.h"
@@ -95,6 +96,36 @@ static void test_compile_and_cache(void **state) {
     assert_false(bins[0].from_cache);
     cg_binary_free(&bins[0]);
     assert_int_equal(count_files(dir), 3);
+    char cmd[128];
+    snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
+    assert_int_equal(system(cmd), 0);
+    arena_free(a);
+}
+
+/* Each embedded kernel file compiles on its own with NVRTC under its entry
+ * name, and the lookup refuses a name that is not a file. */
+static void test_kernel_files(void **state) {
+    (void)state;
+    assert_null(cg_kernel_file("no_such_kernel"));
+    Arena *a = arena_new();
+    assert_null(cg_kernel_instance(a, "no_such_kernel", "x", NULL, 0));
+    DiagEngine *d = diag_new(a, stderr);
+    char dir[] = "/tmp/dscc_cgk_XXXXXX";
+    assert_non_null(mkdtemp(dir));
+    CgOptions o = {.cache_dir = dir, .threads = 2};
+    int n = 0;
+    for (const CgKernelFile *f = cg_kernel_files; f->name; f++, n++) {
+        assert_int_equal(strlen(f->text), f->len);
+        assert_non_null(strstr(f->text, "DSCC_ENTRY"));
+        const char *entry = arena_printf(a, "g0_%s", f->name);
+        CgSource src = {entry, cg_kernel_instance(a, f->name, entry, NULL, 0), {0}};
+        assert_int_equal(strncmp(src.source, "#define DSCC_ENTRY ", 19), 0);
+        CgBinary bin;
+        assert_int_equal(cg_compile(a, d, &src, 1, &o, &bin), 0);
+        assert_true(has_symbol(&bin, entry));
+        cg_binary_free(&bin);
+    }
+    assert_true(n >= 1);
     char cmd[128];
     snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
     assert_int_equal(system(cmd), 0);
@@ -432,6 +463,7 @@ int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_compile_and_cache),
         cmocka_unit_test(test_compile_error_has_log),
+        cmocka_unit_test(test_kernel_files),
         cmocka_unit_test(test_cache_rejects_bad_entries),
         cmocka_unit_test(test_split_key_launch),
         cmocka_unit_test(test_router_reads_bf16),
