@@ -344,6 +344,17 @@ typedef struct {
  * seq_len. Returns false and reports through d when the graph has no dims. */
 bool ir_stats_compute(const IrGraph *g, DiagEngine *d, int64_t seq_len, IrStats *out);
 
+/* One node at dims sym (index = the graph's dim), as the runtime's
+ * per-kernel figures count it: its FLOPs (the convention above; fp8_linear
+ * and fp8_expert_linear as the linears they replace), and the bytes it
+ * reads of operand k, elements `bits` wide (the stored dtype): all of it,
+ * except that an embedding or gather reads only the rows it outputs and an
+ * expert linear at most min(E, N*K) of a stacked weight's (or its scales')
+ * E slices; k = -1: the bytes its result stores (a kv_cache: the new
+ * positions only). */
+double ir_stats_node_flops(const IrNode *n, const int64_t *sym);
+double ir_stats_node_bytes(const IrNode *n, int k, const int64_t *sym, int bits);
+
 /* Memory one GPU holds when the graph runs over `gpus` GPUs with expert
  * parallelism: every weight in its stored dtype (FP8 codes and their f32
  * scales where fp8-quant ran), except that a stacked weight (attribute

@@ -147,6 +147,38 @@ bool ir_stats_compute(const IrGraph *g, DiagEngine *d, int64_t seq_len, IrStats 
     return true;
 }
 
+/* ---- one node at run-time dims (the runtime's per-kernel figures) ------ */
+
+double ir_stats_node_flops(const IrNode *n, const int64_t *sym) {
+    Env e = {.g = NULL};
+    memcpy(e.sym, sym, sizeof e.sym);
+    switch (n->op) { /* the FP8 forms count as the linears they replace: w is operand 2 */
+    case IR_OP_FP8_LINEAR:
+        return 2.0 * numel(&e, &n->type) * ev(&e, n->ops[2]->type.dims[1]);
+    case IR_OP_FP8_EXPERT_LINEAR:
+        return 2.0 * numel(&e, &n->type) * ev(&e, n->ops[2]->type.dims[2]);
+    default:
+        return node_flops(&e, n);
+    }
+}
+
+double ir_stats_node_bytes(const IrNode *n, int k, const int64_t *sym, int bits) {
+    Env e = {.g = NULL};
+    memcpy(e.sym, sym, sizeof e.sym);
+    if (k < 0) /* the result; a cache stores only the new positions */
+        return numel(&e, n->op == IR_OP_KV_CACHE ? &n->ops[0]->type : &n->type) * bits / 8;
+    const IrType *t = &n->ops[k]->type;
+    double elems = numel(&e, t);
+    if ((n->op == IR_OP_EMBEDDING || n->op == IR_OP_GATHER) && k == 0) elems = numel(&e, &n->type);
+    int idx = n->op == IR_OP_EXPERT_LINEAR ? 2 : n->op == IR_OP_FP8_EXPERT_LINEAR ? 4 : -1;
+    bool stacked = idx >= 0 && (n->op == IR_OP_EXPERT_LINEAR ? k == 1 : k == 2 || k == 3);
+    if (stacked && t->rank > 0) { /* at most one slice per (token, choice) */
+        double slices = ev(&e, t->dims[0]), used = numel(&e, &n->ops[idx]->type);
+        if (slices > 0 && used < slices) elems *= used / slices;
+    }
+    return elems * bits / 8;
+}
+
 /* ---- per-GPU memory ------------------------------------------------------------ */
 
 static int64_t numel_at(const IrType *t, const int64_t *sym) {

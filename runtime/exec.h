@@ -38,6 +38,7 @@ typedef struct {
     int device;                      /* CUDA: ordinal */
     int64_t max_batch, max_seq, max_ctx; /* CUDA: capacities (rows, new positions, cached + new) */
     const char *trace;               /* CUDA: Chrome trace of each step (NULL: none) */
+    int trace_steps;                 /* CUDA: ... of the first trace_steps (< 1: RT_TRACE_STEPS) */
     bool f32_storage;                /* CUDA: 16-bit tensors stored as f32 */
     bool graphs;                     /* CUDA: each step as one CUDA graph */
     const RtDistCtx *dist;           /* NULL: one process */

@@ -70,7 +70,11 @@ typedef struct {
     int64_t max_batch;    /* capacity: rows per step */
     int64_t max_seq;      /* capacity: new positions per step */
     int64_t max_ctx;      /* capacity: cached + new positions (KV cache length) */
-    const char *trace;    /* write a Chrome trace of each run's kernels here (NULL: none) */
+    const char *trace;    /* write a Chrome trace of each run's kernels here (NULL: none; runtime/trace.h) */
+    int trace_steps;      /* ... of its first trace_steps runs (< 1: RT_TRACE_STEPS) */
+    struct RtTrace *tracer; /* or into this open trace, which the caller closes (several executors) */
+    const char *trace_label; /* the steps' names in the trace and NVTX: "LABEL prefill", "LABEL N"
+                              * (NULL: "prefill", "decode N"); every step is an NVTX range */
     bool profile;         /* time every kernel (events between launches): gpu_exec_kernel_ms */
     bool f32_storage;     /* bf16/f16 weights, activations and caches stored as f32 (CgGenOptions) */
     bool graphs;          /* record each step's launches as a CUDA graph and launch that (not with
@@ -132,8 +136,6 @@ const char *gpu_exec_blas(const GpuExec *x);
 const char *gpu_exec_blas_why(const GpuExec *x);
 /* The symbolic dims of the last run (index = the graph's dim). */
 const int64_t *gpu_exec_dims(const GpuExec *x);
-/* Where the next runs write their trace (NULL: stop); needs trace or profile at creation. */
-void gpu_exec_set_trace(GpuExec *x, const char *path);
 /* Per-kernel timing of the next runs on or off (on needs trace or profile
  * at creation); with it off, `graphs` applies again. */
 void gpu_exec_set_profile(GpuExec *x, bool on);

@@ -5,7 +5,9 @@
 #include "codegen/gen.h"
 #include "runtime/blas.h"
 #include "runtime/gpu_ep.h"
+#include "runtime/gpu_trace.h"
 #include "runtime/runtime.h"
+#include "runtime/trace.h"
 
 #include <cjson/cJSON.h>
 #include <errno.h>
@@ -80,7 +82,11 @@ struct GpuExec {
     RtEvent **ev;      /* trace/profile events, nkernels + 1 */
     double *kms;       /* per kernel: ms of the last run (profiling) */
     RtEvent *step[2];  /* around each run: its GPU time */
-    const char *trace;
+    RtTrace *trace;    /* where each step's kernels go (NULL: no trace) */
+    bool own_trace;    /* opened here from GpuOptions.trace, closed at free */
+    const char *trace_label; /* step names' prefix (NULL: "prefill", "decode N") */
+    int decodes;       /* steps since the cache was last empty (step names) */
+    const char **nvtx; /* per kernel: the NVTX range it opens (gpu_trace_ranges) */
     double last_ms;
     bool sync_each;
     bool graphs;      /* launch each step as a CUDA graph */
@@ -92,7 +98,7 @@ struct GpuExec {
     GpuGraphStats gstats;
     void *staging;    /* pinned host buffer for output fetches */
     size_t staging_bytes;
-    bool profile_on;  /* record ev around each kernel (made with profile or trace) */
+    bool profile_on;  /* record ev around each kernel (GpuOptions.profile; a traced step records them too) */
     bool keep_all;    /* DSCC_CUDA_SYNC=1: wait after every launch, to name a failing kernel */
     int launches, runs;
     int lib_calls;    /* GEMMs of the last run that cuBLASLt ran */
@@ -689,11 +695,17 @@ GpuExec *gpu_exec_new(const IrGraph *g, const CpuWeightSource *ws, const GpuOpti
     x->g = g;
     x->arena = arena_new();
     x->diag = diag_new(x->arena, stderr);
-    x->trace = o.trace;
+    x->trace = o.tracer;
+    x->trace_label = o.trace_label;
     x->keep_all = o.keep_all;
     x->graphs = o.graphs;
     if (o.dist && o.dist->size > 1) x->dist = *o.dist;
     x->sync_each = getenv("DSCC_CUDA_SYNC") && strcmp(getenv("DSCC_CUDA_SYNC"), "0") != 0;
+    if (o.trace && !x->trace && !(x->own_trace = (x->trace = rt_trace_open(o.trace, o.trace_steps, d)) != NULL)) {
+        arena_free(x->arena);
+        free(x);
+        return NULL;
+    }
     int nn = g->nnodes;
     x->woff = malloc(sizeof(int64_t) * (size_t)(nn + 1));
     x->elo = malloc(sizeof(int64_t) * (size_t)(nn + 1));
@@ -810,12 +822,13 @@ GpuExec *gpu_exec_new(const IrGraph *g, const CpuWeightSource *ws, const GpuOpti
     x->no_blas_why = !any_lib ? "no GEMM of this graph has a cuBLASLt form" : o.no_blas ? "the generated kernels were asked for" : NULL;
     if (any_lib && !o.no_blas && !(x->blas = rt_blas_open(x->cu, d, &x->no_blas_why)) && diag_error_count(d)) goto fail;
     if (!(x->step[0] = rt_cuda_event(x->cu, d)) || !(x->step[1] = rt_cuda_event(x->cu, d))) goto fail;
+    x->nvtx = gpu_trace_ranges(g, p, x->arena);
     if (x->trace || o.profile) {
         x->kms = calloc((size_t)p->nkernels + 1, sizeof(double));
         x->ev = calloc((size_t)p->nkernels + 1, sizeof(RtEvent *));
         for (int k = 0; k <= p->nkernels; k++)
             if (!(x->ev[k] = rt_cuda_event(x->cu, d))) goto fail;
-        x->profile_on = true;
+        x->profile_on = o.profile;
     }
     return x;
 fail:
@@ -825,6 +838,7 @@ fail:
 
 void gpu_exec_free(GpuExec *x) {
     if (!x) return;
+    if (x->own_trace) rt_trace_close(x->trace, x->diag);
     if (x->cu) {
         if (x->ev)
             for (int k = 0; k <= x->p->nkernels; k++) rt_cuda_event_free(x->cu, x->ev[k]);
@@ -968,7 +982,7 @@ static bool upload_inputs(GpuExec *x, const CpuInput *in, int nin, const int64_t
 
 static int64_t ceil_div(int64_t a, int64_t b) { return (a + b - 1) / b; }
 
-/* ---- the Chrome trace of the last step ---------------------------- */
+/* ---- the Chrome trace: every step, as it ends ---------------------------- */
 
 /* ms from the step's first event to ev (0 when it cannot be read). */
 static double trace_at(GpuExec *x, RtEvent *ev, DiagEngine *d) {
@@ -976,92 +990,68 @@ static double trace_at(GpuExec *x, RtEvent *ev, DiagEngine *d) {
     return rt_cuda_event_ms(x->cu, d, x->step[0], ev, &ms) && ms > 0 ? ms : 0;
 }
 
-static cJSON *trace_event(const char *name, const char *ph, int pid, int tid) {
-    cJSON *e = cJSON_CreateObject();
-    cJSON_AddStringToObject(e, "name", name);
-    cJSON_AddStringToObject(e, "ph", ph);
-    cJSON_AddNumberToObject(e, "pid", pid);
-    cJSON_AddNumberToObject(e, "tid", tid);
-    return e;
-}
-
 /* Metadata: the process (device, rank) and the threads (streams, steps). */
 static void trace_names(GpuExec *x, cJSON *evs, int pid) {
     char buf[160];
     snprintf(buf, sizeof buf, "%s (rank %d)", rt_cuda_device_name(x->cu), pid);
-    cJSON *e = trace_event("process_name", "M", pid, 0);
-    cJSON_AddItemToObject(e, "args", cJSON_CreateObject());
-    cJSON_AddStringToObject(cJSON_GetObjectItemCaseSensitive(e, "args"), "name", buf);
+    cJSON *e = rt_trace_event("process_name", "M", pid, 0);
+    cJSON_AddStringToObject(cJSON_AddObjectToObject(e, "args"), "name", buf);
     cJSON_AddItemToArray(evs, e);
     static const char *const tn[RT_CUDA_STREAMS + 1] = {"stream 0 (compute)", "stream 1 (communication)", "steps"};
     for (int t = 0; t <= RT_CUDA_STREAMS; t++) {
-        e = trace_event("thread_name", "M", pid, t);
-        cJSON *a = cJSON_AddObjectToObject(e, "args");
-        cJSON_AddStringToObject(a, "name", tn[t]);
+        e = rt_trace_event("thread_name", "M", pid, t);
+        cJSON_AddStringToObject(cJSON_AddObjectToObject(e, "args"), "name", tn[t]);
         cJSON_AddItemToArray(evs, e);
     }
 }
 
-/* Kernel k's args: its IR ops, its last op's output shape at this step. */
-static cJSON *trace_args(GpuExec *x, int k, const int64_t *sym) {
-    const CgKernel *ck = &x->p->kernels[k];
-    cJSON *a = cJSON_CreateObject(), *ops = cJSON_AddArrayToObject(a, "ops");
-    for (int i = 0; i < ck->nnodes; i++) cJSON_AddItemToArray(ops, cJSON_CreateString(ir_op_name(x->g->nodes[ck->nodes[i]]->op)));
-    if (ck->nnodes > 0) {
-        int last = ck->nodes[ck->nnodes - 1];
-        const IrType *t = &x->g->nodes[last]->type;
-        cJSON *sh = cJSON_AddArrayToObject(a, "shape");
-        for (int r = 0; r < t->rank; r++) cJSON_AddItemToArray(sh, cJSON_CreateNumber((double)ir_dim_eval(t->dims[r], sym)));
-        cJSON_AddStringToObject(a, "dtype", ir_dtype_name(x->p->dtype[last]));
-    }
-    cJSON_AddNumberToObject(a, "phases", ck->nphases);
-    cJSON_AddStringToObject(a, "lib", ck->lib.kind == CG_LIB_NONE ? "none" : "cuBLASLt form");
-    char loc[300];
-    snprintf(loc, sizeof loc, "%s:%d", ck->loc.file ? ck->loc.file : "", ck->loc.line);
-    cJSON_AddStringToObject(a, "loc", loc);
-    return a;
+/* The step's name ("prefill", "decode N", "LABEL prefill", "LABEL N";
+ * "step N" for a graph without a cache), before it runs. */
+static void step_name(GpuExec *x, char *buf, size_t n) {
+    if (x->sym_t >= 0 && x->len == 0) x->decodes = 0;
+    const char *lb = x->trace_label;
+    if (x->sym_t < 0) snprintf(buf, n, "%s%sstep %d", lb ? lb : "", lb ? " " : "", x->runs + 1);
+    else if (x->len == 0) snprintf(buf, n, "%s%sprefill", lb ? lb : "", lb ? " " : "");
+    else snprintf(buf, n, "%s %d", lb ? lb : "decode", x->decodes + 1);
 }
 
-/* Chrome trace JSON of the step just run: one "X" slice per launched
- * kernel on its stream's tid, from the event recorded on that stream just
- * before it to the next one recorded on the same stream (the step's end
- * event for its last kernel), all measured from the step's first event, so
- * the two streams' kernels overlap as they ran; the step itself is a slice
- * on tid RT_CUDA_STREAMS. Written through file_write; a failure is a
- * warning, the run goes on. */
-static void write_trace(GpuExec *x, const int64_t *sym, DiagEngine *d) {
+/* The step just run as Chrome trace events, written to x->trace: the step
+ * a slice on tid RT_CUDA_STREAMS from t0_us (the host clock when its first
+ * launch was made: the GPU is idle between steps, each ends with a
+ * synchronising read) for its GPU time; each launched kernel an "X" slice
+ * on its stream's tid, from the event recorded on that stream just before
+ * it to the next one recorded on the same stream (the step's end event
+ * for its last kernel), placed by those events in the step, so the two
+ * streams' kernels overlap as they ran. A failed write is a warning. */
+static void write_trace(GpuExec *x, const int64_t *sym, const char *name, double t0_us, DiagEngine *d) {
     int pid = x->dist.size > 1 ? x->dist.rank : 0, nk = x->p->nkernels;
-    cJSON *root = cJSON_CreateObject(), *evs = cJSON_AddArrayToObject(root, "traceEvents");
-    cJSON_AddStringToObject(root, "displayTimeUnit", "ms");
-    trace_names(x, evs, pid);
-    int64_t toks = (x->sym_s >= 0 ? sym[x->sym_s] : 1) * (x->sym_b >= 0 ? sym[x->sym_b] : 1);
-    char name[96];
-    if (x->sym_t < 0) snprintf(name, sizeof name, "forward (%lld tokens)", (long long)toks);
-    else if (x->len == 0) snprintf(name, sizeof name, "prefill (%lld tokens)", (long long)toks);
-    else snprintf(name, sizeof name, "decode step %d (%lld tokens)", x->runs, (long long)toks);
-    cJSON *e = trace_event(name, "X", pid, RT_CUDA_STREAMS);
+    cJSON *evs = cJSON_CreateArray();
+    if (rt_trace_claim_names(x->trace)) trace_names(x, evs, pid);
+    int64_t S = x->sym_s >= 0 ? sym[x->sym_s] : 1, B = x->sym_b >= 0 ? sym[x->sym_b] : 1;
+    cJSON *e = rt_trace_event(name, "X", pid, RT_CUDA_STREAMS), *a;
     cJSON_AddStringToObject(e, "cat", "step");
-    cJSON_AddNumberToObject(e, "ts", 0);
+    cJSON_AddNumberToObject(e, "ts", t0_us);
     cJSON_AddNumberToObject(e, "dur", x->last_ms * 1e3);
+    cJSON_AddItemToObject(e, "args", a = cJSON_CreateObject());
+    cJSON_AddNumberToObject(a, "batch", (double)B);
+    cJSON_AddNumberToObject(a, "tokens", (double)(B * S));
+    cJSON_AddNumberToObject(a, "cached", (double)x->len);
+    cJSON_AddNumberToObject(a, "launches", x->launches);
     cJSON_AddItemToArray(evs, e);
     double end_all = trace_at(x, x->ev[nk], d);
     for (int k = 0; k < nk; k++) {
         if (x->konst[k] && x->runs > 0) continue; /* not launched: its values are the first run's */
         int s = x->kstream[k], j = k + 1;
         while (j < nk && (x->kstream[j] != s || (x->konst[j] && x->runs > 0))) j++;
-        double t0 = trace_at(x, x->ev[k], d), t1 = j < nk ? trace_at(x, x->ev[j], d) : end_all;
-        e = trace_event(x->p->kernels[k].name, "X", pid, s);
+        double t0 = trace_at(x, x->ev[k], d), t1 = j < nk ? trace_at(x, x->ev[j], d) : end_all, dur = (t1 > t0 ? t1 - t0 : 0) * 1e3;
+        e = rt_trace_event(x->p->kernels[k].name, "X", pid, s);
         cJSON_AddStringToObject(e, "cat", x->comm_node && x->comm_node[k] >= 0 ? "communication" : "kernel");
-        cJSON_AddNumberToObject(e, "ts", t0 * 1e3);
-        cJSON_AddNumberToObject(e, "dur", (t1 > t0 ? t1 - t0 : 0) * 1e3);
-        cJSON_AddItemToObject(e, "args", trace_args(x, k, sym));
+        cJSON_AddNumberToObject(e, "ts", t0_us + t0 * 1e3);
+        cJSON_AddNumberToObject(e, "dur", dur);
+        cJSON_AddItemToObject(e, "args", gpu_trace_kernel_args(x->g, x->p, k, sym, dur));
         cJSON_AddItemToArray(evs, e);
     }
-    char *text = cJSON_PrintUnformatted(root);
-    cJSON_Delete(root);
-    int err = text ? file_write(x->trace, (FileChunk[]){{text, strlen(text)}, {"\n", 1}}, 2) : ENOMEM;
-    if (err) diag_warning(d, (SrcLoc){0}, "cannot write the trace '%s': %s", x->trace, strerror(err));
-    cJSON_free(text);
+    rt_trace_write(x->trace, evs, d);
 }
 
 /* The cuBLASLt plan of kernel k at this step's shape (NULL: the generated phases run). */
@@ -1266,10 +1256,15 @@ static bool launch_kernel(GpuExec *x, int k, const int64_t *sym, StepSeq *q, con
 /* Every kernel of the step, on its stream, after its waits. */
 static bool launch_step(GpuExec *x, const int64_t *sym, StepSeq *q, const StepMode *m, RtEvent **ev, DiagEngine *d) {
     bool ok = true;
+    const char *range = NULL; /* the open NVTX range of kernels (a layer's) */
     for (int k = 0; k < x->p->nkernels && ok; k++) {
         Launch *l = &x->launch[k];
         memcpy(l->args.sym, sym, sizeof l->args.sym);
         l->args.len = x->len;
+        if (!m->dry && x->nvtx[k] && (!range || strcmp(range, x->nvtx[k]) != 0)) {
+            if (range) rt_nvtx_pop();
+            rt_nvtx_push(range = x->nvtx[k]);
+        }
         if (!m->dry) {
             rt_cuda_use_stream(x->cu, x->kstream[k]);
             for (int w = 0; x->kwait[k][w] >= 0 && ok; w++) ok = rt_cuda_stream_wait(x->cu, d, x->kstream[k], x->kev[x->kwait[k][w]]);
@@ -1281,6 +1276,7 @@ static bool launch_step(GpuExec *x, const int64_t *sym, StepSeq *q, const StepMo
         } else ok = ok && launch_kernel(x, k, sym, q, m, d);
         if (ok && !m->dry && x->kev[k]) ok = rt_cuda_event_record(x->cu, d, x->kev[k]);
     }
+    if (range) rt_nvtx_pop();
     if (!m->dry) rt_cuda_use_stream(x->cu, 0);
     return ok;
 }
@@ -1396,15 +1392,21 @@ static bool run_step(GpuExec *x, const CpuInput *in, int nin, DiagEngine *d) {
     const CgProgram *p = x->p;
     x->launches = 0;
     x->lib_calls = 0;
+    char name[96];
+    step_name(x, name, sizeof name);
+    bool decode = x->sym_t >= 0 && x->len > 0, traced = x->trace && x->ev && rt_trace_begin_step(x->trace);
+    double t0_us = 0;
     /* per-kernel events and DSCC_CUDA_SYNC need the launches one by one */
-    RtEvent **ev = x->profile_on ? x->ev : NULL;
+    RtEvent **ev = x->profile_on || traced ? x->ev : NULL;
     /* No graph with two streams or exchanges: the exchanges plan on the
      * host from the step's routing (idx copied back, counts exchanged), so
      * a step cannot be recorded once and replayed. */
     bool graph = x->graphs && !ev && !x->sync_each && !x->two_streams && !x->ep, ok;
+    rt_nvtx_push(name);
     if (graph) ok = run_graph(x, sym, d);
     else {
         StepMode m = {0};
+        if (traced) t0_us = rt_trace_now_us(x->trace);
         ok = rt_cuda_event_record(x->cu, d, x->step[0]);
         if (ok && x->two_streams) ok = rt_cuda_stream_wait(x->cu, d, 1, x->step[0]);
         ok = ok && launch_step(x, sym, NULL, &m, ev, d);
@@ -1417,7 +1419,9 @@ static bool run_step(GpuExec *x, const CpuInput *in, int nin, DiagEngine *d) {
     }
     if (ev) rt_cuda_event_record(x->cu, d, ev[p->nkernels]);
     float ms = 0;
-    ok = ok && rt_cuda_event_record(x->cu, d, x->step[1]) && rt_cuda_event_ms(x->cu, d, x->step[0], x->step[1], &ms);
+    ok = ok && rt_cuda_event_record(x->cu, d, x->step[1]);
+    rt_nvtx_pop();
+    ok = ok && rt_cuda_event_ms(x->cu, d, x->step[0], x->step[1], &ms);
     x->last_ms = ms;
     int32_t err[2] = {0, 0};
     if (ok && !rt_cuda_download(x->cu, d, err, x->err, 8)) ok = false;
@@ -1435,7 +1439,8 @@ static bool run_step(GpuExec *x, const CpuInput *in, int nin, DiagEngine *d) {
             rt_cuda_event_ms(x->cu, d, ev[k], ev[k + 1], &t);
             x->kms[k] = t;
         }
-    if (x->trace && ev) write_trace(x, sym, d);
+    if (traced) write_trace(x, sym, name, t0_us, d);
+    x->decodes += decode;
     x->cache_batch = x->sym_b >= 0 ? sym[x->sym_b] : 1;
     if (x->sym_t >= 0) x->len += x->sym_s >= 0 ? sym[x->sym_s] : 1;
     memcpy(x->sym, sym, sizeof sym);
@@ -1489,7 +1494,6 @@ int gpu_exec_kernels(const GpuExec *x) { return x->p->nkernels; }
 const char *gpu_exec_kernel_name(const GpuExec *x, int k) { return x->p->kernels[k].name; }
 double gpu_exec_kernel_ms(const GpuExec *x, int k) { return x->kms ? x->kms[k] : 0.0; }
 const int64_t *gpu_exec_dims(const GpuExec *x) { return x->sym; }
-void gpu_exec_set_trace(GpuExec *x, const char *path) { x->trace = x->ev ? path : NULL; }
 void gpu_exec_set_profile(GpuExec *x, bool on) { x->profile_on = on && x->ev; }
 void gpu_exec_set_graphs(GpuExec *x, bool on) { x->graphs = on; }
 

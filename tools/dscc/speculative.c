@@ -32,6 +32,7 @@
 #include "runtime/gpu.h"
 #include "runtime/runtime.h"
 #include "runtime/sample.h"
+#include "runtime/trace.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -120,15 +121,17 @@ static bool check_mtp_weights(DiagEngine *d, const IrGraph *g, const RtCheckpoin
     return true;
 }
 
-static bool make_exec(SpStep *x, const CpuWeightSource *ws, const SpecArgs *s, int64_t B, int64_t S, int64_t ctx,
-                      DiagEngine *d) {
+/* tr: the trace both step graphs write ("verify ..." and "draft ..." steps; NULL: none). */
+static bool make_exec(SpStep *x, const CpuWeightSource *ws, const SpecArgs *s, int64_t B, int64_t S, int64_t ctx, RtTrace *tr,
+                      const char *label, DiagEngine *d) {
     if (s->cuda) {
 #ifdef DSCC_HAVE_NVRTC
         GpuOptions go = {.device = (int)s->device, .max_batch = B, .max_seq = S, .max_ctx = ctx,
-                         .f32_storage = s->f32_storage, .graphs = true};
+                         .f32_storage = s->f32_storage, .graphs = true, .tracer = tr, .trace_label = label};
         return (x->gpu = gpu_exec_new(x->g, ws, &go, d)) != NULL;
 #endif
     }
+    (void)tr, (void)label;
     CpuOptions co = {.threads = (int)s->threads};
     return (x->cpu = cpu_exec_new(x->g, ws, &co, d)) != NULL;
 }
@@ -391,12 +394,14 @@ static int setup_and_decode(Arena *a, DiagEngine *d, const SpecArgs *s, RtCheckp
     sp.cand = calloc((size_t)B, sizeof(int64_t));
     sp.row_drafted = calloc((size_t)B, sizeof(int64_t));
     sp.row_accepted = calloc((size_t)B, sizeof(int64_t));
-    if (sp.seq && sp.len && sp.cand && sp.row_drafted && sp.row_accepted && make_exec(&sp.main, &ws, s, B, S, ctx, d) &&
-        (sp.plain || make_exec(&sp.draft, &ws, s, B, S, ctx, d))) {
+    RtTrace *tr = s->trace && s->cuda ? rt_trace_open(s->trace, s->trace_steps, d) : NULL;
+    if (sp.seq && sp.len && sp.cand && sp.row_drafted && sp.row_accepted && (tr || !s->trace) &&
+        make_exec(&sp.main, &ws, s, B, S, ctx, tr, "verify", d) && (sp.plain || make_exec(&sp.draft, &ws, s, B, S, ctx, tr, "draft", d))) {
         rc = decode(&sp, tok->data, s->cuda);
     }
     sp_free(&sp.main);
     sp_free(&sp.draft);
+    rt_trace_close(tr, d);
     free(sp.seq);
     free(sp.len);
     free(sp.cand);

@@ -19,6 +19,8 @@ typedef struct {
     bool speculative;       /* false: plain decoding (sampled with --temperature) */
     double temperature;     /* 0: greedy */
     uint64_t sample_seed;   /* --seed of the sampler */
+    const char *trace;      /* --trace (CUDA): both graphs' steps, "verify N" and "draft N" (NULL: none) */
+    int trace_steps;        /* --trace-steps (< 1: the default) */
 } SpecArgs;
 
 /* Runs the whole command; returns its exit code. */
