@@ -5,6 +5,7 @@
  * exits; only this file chooses the process's exit code. */
 #include "tools/dscc/driver.h"
 #include "dscc_git.h" /* DSCC_GIT_DESCRIBE, written at build time by cmake/git_describe.cmake */
+#include "runtime/trace.h"
 
 #ifdef DSCC_HAVE_NVRTC
 #include "codegen/codegen.h"
@@ -57,6 +58,8 @@ static void print_version(FILE *o) {
 #else
     fprintf(o, "NVRTC: not built in (no CUDA toolkit or xxHash at configure time: no codegen, CPU backend only)\n");
 #endif
+    fprintf(o, "NVTX: %s\n", rt_nvtx_built() ? "ranges built in (nvtx3: steps and layers for Nsight Systems)"
+                                             : "not built in (no nvtx3/nvToolsExt.h at configure time)");
     void *lib = dlopen("libcuda.so.1", RTLD_NOW | RTLD_LOCAL);
     if (!lib) {
         const char *why = dlerror();

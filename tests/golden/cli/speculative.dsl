@@ -44,7 +44,7 @@
 // CHECK: --speculative mtp needs --tokens and --generate N (N >= 1)
 // CHECK: exit=2
 // RUN: dscc run models/deepseek_v3.dsl --weights tests/fixtures/tiny_mtp --tokens tests/fixtures/tiny_mtp/tokens.npy --generate 3 --speculative mtp --top-k 5; echo "exit=$?"
-// CHECK: --speculative mtp needs --tokens and --generate N (N >= 1), in one process, and takes no --prefill, --dump-logits, --trace, --top-k or --top-p
+// CHECK: --speculative mtp needs --tokens and --generate N (N >= 1), in one process, and takes no --prefill, --dump-logits, --top-k or --top-p
 // CHECK: exit=2
 // RUN: dscc run models/deepseek_v3.dsl --weights tests/fixtures/tiny_mtp --tokens tests/fixtures/tiny_mtp/tokens.npy --generate 3 --speculative mtp --temperature -1; echo "exit=$?"
 // CHECK: --temperature expects a number in 0..100, got '-1'

@@ -39,14 +39,15 @@
 // RUN: dscc compile models/deepseek_v3.dsl -o /nonexistent-dir/x.ir; echo "exit=$?"
 // CHECK: /nonexistent-dir/x.ir: error: cannot write output
 // CHECK: exit=3
-// --version: the version, the checkout, NVRTC and the driver (found or not)
+// --version: the version, the checkout, NVRTC, NVTX and the driver (found or not)
 // RUN: dscc --version
 // CHECK: dscc 0.1.0
 // CHECK-NEXT: git:
 // CHECK-NEXT: NVRTC:
+// CHECK-NEXT: NVTX:
 // CHECK-NEXT: CUDA driver:
 // RUN: dscc --version | wc -l
-// CHECK-NEXT: 4
+// CHECK-NEXT: 5
 // A model by name: the build tree's dscc finds the source tree's models
 // RUN: dscc stats deepseek_v3 --set num_hidden_layers=4 | head -n 1 | sed 's|(.*/models/|(.../models/|'
 // CHECK: model deepseek_v3 (.../models/deepseek_v3.dsl), batch 1, sequence 4096
