@@ -10,10 +10,13 @@
 # that 2 were left out (and the tokens do not change); with --speculative
 # mtp the verify and draft steps are named slices; bench/trace_top.py
 # summarises the trace with the roofline columns; a trace that cannot be
-# written is an error before anything runs.
-#   trace.sh DSCC
+# written is an error before anything runs. With NVTX_TOOL (tests/emu/
+# nvtx_log.c) and a dscc built with NVTX, the traced run's NVTX ranges:
+# each step a range holding one range per layer ("model.layers.N"),
+# every push popped.
+#   trace.sh DSCC [NVTX_TOOL]
 set -uo pipefail
-dscc=$1
+dscc=$1 nvtx_tool=${2:-}
 cd "$(dirname "$0")/../.."
 out=$(mktemp -d)
 trap 'rm -rf "$out"' EXIT
@@ -25,7 +28,9 @@ run() { # name, args...: the generated lines in $out/name.txt, stderr in $out/na
     echo "FAILED to run $name:"; cat "$out/$name.err"; status=1
   fi
 }
+[ -n "$nvtx_tool" ] && export NVTX_INJECTION64_PATH=$nvtx_tool DSCC_NVTX_LOG=$out/nvtx.log
 run full --weights $fx --tokens $fx/tokens.npy --generate 4 --trace "$out/trace.json"
+unset NVTX_INJECTION64_PATH DSCC_NVTX_LOG
 run capped --weights $fx --tokens $fx/tokens.npy --generate 4 --trace "$out/capped.json" --trace-steps 2
 run spec --weights tests/fixtures/tiny_mtp --tokens tests/fixtures/tiny_mtp/tokens.npy --generate 4 --speculative mtp \
   --trace "$out/spec.json"
@@ -112,5 +117,31 @@ rc=$?
 if [ $rc -ne 3 ] || ! grep -q "cannot write the trace '$out/dir'" "$out/bad.err"; then
   echo "FAILED: an unwritable trace: exit $rc"; cat "$out/bad.err"; status=1
 fi
+if [ -z "$nvtx_tool" ] || ! "$dscc" --version | grep -q '^NVTX: ranges built in'; then
+  echo "note: NVTX ranges not checked (no nvtx3 at configure time)"
+elif ! python3 - "$out/nvtx.log" <<'PY'
+import sys
+lines = open(sys.argv[1]).read().split("\n")[:-1]
+stack, steps = [], []
+for l in lines:
+    if l == "pop":
+        assert stack, "a pop without a push"
+        stack.pop()
+        continue
+    name = l[len("push "):]
+    if not stack:
+        steps.append([name])
+    else:
+        assert len(stack) == 1, "ranges nested deeper than step > layer: %r" % stack
+        steps[-1].append(name)
+    stack.append(name)
+assert not stack, "unpopped ranges %r" % stack
+assert [s[0] for s in steps] == ["prefill", "decode 1", "decode 2", "decode 3"], [s[0] for s in steps]
+for s in steps:
+    layers = [n for n in s[1:] if n.startswith("model.layers.")]
+    assert layers == ["model.layers.%d" % i for i in range(len(layers))] and len(layers) >= 2, s
+print("ok: NVTX ranges: %d steps, %d layer ranges each" % (len(steps), len(layers)))
+PY
+then echo "FAILED: the NVTX ranges"; cat "$out/nvtx.log" | head -40; status=1; fi
 [ $status -eq 0 ] && echo "ok: trace.sh"
 exit $status
