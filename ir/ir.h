@@ -312,6 +312,9 @@ typedef struct {
     int *before;  /* [op * nstreams + s]: latest op of stream s complete when op starts; -1: none */
     int *last;    /* [op * nstreams + s]: latest access of op's value on stream s; -1: none */
     int *release; /* first program position where op's memory may be reused; INT_MAX: never */
+    int *release_on; /* [op * nstreams + s]: the same for ops of stream s (an op there from this position on starts after
+                      * every access); release is their maximum */
+    int *stream;  /* per op: its stream's index (0 .. nstreams - 1, in order of first use) */
     bool *early;  /* written before the first op: inputs and values of weights alone */
 } IrOrder;
 /* Fills o (malloc'ed; free with ir_order_free). stored: per node, whether

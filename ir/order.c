@@ -35,6 +35,8 @@ void ir_order_free(IrOrder *o) {
     free(o->last);
     free(o->release);
     free(o->early);
+    free(o->release_on);
+    free(o->stream);
     memset(o, 0, sizeof *o);
 }
 
@@ -56,18 +58,21 @@ static bool starts_after(const IrOrder *o, int x, const int *last) {
 }
 
 /* release[a]: the latest op, over the streams, that may still not start
- * after a's accesses, plus one. on[t] lists stream t's ops in order. */
-static int release_of(const IrOrder *o, int a, int *const *on, const int *non) {
+ * after a's accesses, plus one; release_on[a][t] the same on stream t
+ * alone. on[t] lists stream t's ops in order. */
+static int release_of(IrOrder *o, int a, int *const *on, const int *non) {
     const int *last = o->last + (size_t)a * o->nstreams;
     int r = a + 1;
     for (int t = 0; t < o->nstreams; t++) {
+        int *rt = &o->release_on[(size_t)a * o->nstreams + t];
         int lo = 0, hi = non[t]; /* first op of stream t that starts after every access */
         while (lo < hi) {
             int mid = lo + (hi - lo) / 2;
             if (starts_after(o, on[t][mid], last)) hi = mid;
             else lo = mid + 1;
         }
-        if (lo > 0 && on[t][lo - 1] + 1 > r) r = on[t][lo - 1] + 1;
+        *rt = lo > 0 && on[t][lo - 1] + 1 > a + 1 ? on[t][lo - 1] + 1 : a + 1;
+        if (*rt > r) r = *rt;
     }
     return r;
 }
@@ -184,11 +189,13 @@ bool ir_order_compute(const IrGraph *g, const bool *stored_in, DiagEngine *d, Ir
     o->last = malloc(sizeof(int) * cells);
     o->release = malloc(sizeof(int) * ((size_t)n + 1));
     o->early = calloc((size_t)n + 1, sizeof(bool));
+    o->release_on = malloc(sizeof(int) * cells);
+    o->stream = malloc(sizeof(int) * ((size_t)n + 1));
     int *state = malloc(sizeof(int) * (size_t)(S * S)), *non = calloc((size_t)S, sizeof(int)), *end = group_ends(g);
     int *stack = malloc(sizeof(int) * ((size_t)n + 1)), *stamp = malloc(sizeof(int) * ((size_t)n + 1));
     bool *stored = malloc((size_t)n + 1), *konst = malloc((size_t)n + 1);
     int **on = calloc((size_t)S, sizeof(int *));
-    bool ok = sidx && o->before && o->last && o->release && o->early && state && non && on && end && stack && stamp && stored && konst;
+    bool ok = sidx && o->before && o->last && o->release && o->early && o->release_on && o->stream && state && non && on && end && stack && stamp && stored && konst;
     for (int t = 0; ok && t < S; t++) ok = (on[t] = malloc(sizeof(int) * ((size_t)n + 1))) != NULL;
     if (!ok) diag_error(d, (SrcLoc){0}, "out of host memory ordering %d ops", n);
     for (int i = 0; ok && i < S * S; i++) state[i] = -1;
@@ -198,12 +205,15 @@ bool ir_order_compute(const IrGraph *g, const bool *stored_in, DiagEngine *d, Ir
                     (stored_in ? stored_in[i] : g->mem_planned ? x->mem >= 0 : ir_op_in_slab(x->op));
         stamp[i] = -1;
         o->release[i] = 0;
+        o->stream[i] = sidx[i];
         for (int t = 0; t < S; t++) o->last[(size_t)i * S + t] = -1;
     }
     if (ok) mark_early(g, stored, o->early, konst);
     if (ok) walk(g, stored, sidx, end, o, state, on, non, stack, stamp);
     for (int i = 0; ok && i < n; i++)
         if (o->release[i] != INT_MAX) o->release[i] = release_of(o, i, on, non);
+        else
+            for (int t = 0; t < S; t++) o->release_on[(size_t)i * S + t] = INT_MAX;
     for (int t = 0; on && t < S; t++) free(on[t]);
     free(on), free(non), free(state), free(sidx), free(end), free(stack), free(stamp), free(stored), free(konst);
     if (!ok) ir_order_free(o);

@@ -9,11 +9,14 @@
  * program order). Then which values are stored, and in which dtype: what
  * the code generator decides (cg_stored_values; without codegen, every
  * value in the declared dtype, f32 for 16-bit floats with f32-storage=1).
- * A value is alive until ir_order_compute's release position: accesses
- * count by kernel, a read of an inlined value reads its operands, and on
- * several streams a value lives until each stream has waited past its
- * accesses, so a buffer is never reused while an op on another stream may
- * still read or write it. Inputs and values of weights alone are placed
+ * A value is alive until ir_order_compute's release positions: accesses
+ * count by kernel, a read of an inlined value reads its operands, and an
+ * op of stream t may reuse the block only from the position where every
+ * later op of t starts after its accesses (its writer, its readers, on any
+ * stream), so a buffer is never reused while an op on another stream may
+ * still read or write it. The block goes back to the free gaps at the main
+ * stream's (stream 0) position, and stays pending for another stream until
+ * its own (Frees below). Inputs and values of weights alone are placed
  * before everything else (written before the step); results, routing
  * choices and values of weights alone stay to the end. The free gaps are
  * kept in an offset-ordered tree (IrSpans): O(n log n). Sizes are
@@ -71,6 +74,39 @@ static bool slab_give(Slab *s, int64_t off, int64_t size) {
         return true;
     }
     return ir_spans_insert(s->gaps, lo, hi - lo, 0);
+}
+
+/* The lowest x >= *x with [x, x + size) clear of every span of `avoid`
+ * and x + size <= end; false when there is none below end. */
+static bool clear_of(const IrSpans *avoid, int64_t *x, int64_t size, int64_t end) {
+    IrSpan h;
+    while (*x <= end - size) {
+        if (ir_spans_overlapping(avoid, *x, *x + size, &h, 1) == 0) return true;
+        *x = h.off + h.len;
+    }
+    return false;
+}
+
+/* First fit, as slab_take, among bytes clear of `avoid`: the blocks still
+ * pending for the allocating op's stream. */
+static bool slab_take_avoiding(Slab *s, const IrSpans *avoid, int64_t size, int64_t *off) {
+    IrSpan gap;
+    if (size == 0) {
+        *off = 0;
+        return true;
+    }
+    for (int64_t pos = 0; ir_spans_overlapping(s->gaps, pos, INT64_MAX, &gap, 1) == 1; pos = gap.off + gap.len) {
+        int64_t x = gap.off, end = gap.off + gap.len;
+        if (!clear_of(avoid, &x, size, end)) continue;
+        ir_spans_remove(s->gaps, gap.off, 0);
+        *off = x;
+        return (x == gap.off || ir_spans_insert(s->gaps, gap.off, x - gap.off, 0)) &&
+               (x + size == end || ir_spans_insert(s->gaps, x + size, end - x - size, 0));
+    }
+    int64_t x = s->top;
+    if (!clear_of(avoid, &x, size, INT64_MAX) || (x > s->top && !ir_spans_insert(s->gaps, s->top, x - s->top, 0))) return false;
+    *off = x;
+    return size_add(x, size, &s->top);
 }
 
 /* The value of every dim at the pass's options; false on bad options. */
@@ -265,11 +301,13 @@ typedef struct {
     int64_t peak, total;
 } Plan;
 
-/* Gives value i of `size` bytes its offset; false after reporting an overflow. */
-static bool place(PassCtx *c, IrGraph *g, Plan *p, int i, int64_t size, bool sized) {
+/* Gives value i of `size` bytes its offset (clear of `avoid` unless NULL);
+ * false after reporting an overflow. */
+static bool place(PassCtx *c, IrGraph *g, Plan *p, int i, int64_t size, bool sized, const IrSpans *avoid) {
     IrNode *nd = g->nodes[i];
     int64_t off = 0, end = 0;
-    if (!sized || !size_add(p->total, size, &p->total) || !slab_take(&p->s, size, &off) || !size_add(off, size, &end)) {
+    if (!sized || !size_add(p->total, size, &p->total) ||
+        !(avoid ? slab_take_avoiding(&p->s, avoid, size, &off) : slab_take(&p->s, size, &off)) || !size_add(off, size, &end)) {
         StrBuf ty;
         sb_init(&ty);
         ir_type_print(g, &nd->type, &ty);
@@ -283,29 +321,68 @@ static bool place(PassCtx *c, IrGraph *g, Plan *p, int i, int64_t size, bool siz
     return true;
 }
 
+/* Blocks freed, and still pending on the other streams: a value's bytes go
+ * back to the slab at its release for the main stream (that of the most
+ * ops, stream 0); an op of another stream t may take them only from its
+ * release for t on (until then they are in pend[t]). An op starting after
+ * every access of the value is all either needs (ir_order_done_before). */
+typedef struct {
+    IrSpans *pend[IR_ORDER_MAX_STREAMS];
+    int *head, *next, *ehead, *enext, *ev, main;
+} Frees;
+
+static bool frees_at(IrGraph *g, const IrOrder *o, Slab *s, Frees *f, const int64_t *size, int i) {
+    bool ok = true;
+    int S = o->nstreams, n = g->nnodes;
+    for (int x = f->head[i]; x >= 0 && ok; x = f->next[x]) {
+        ok = slab_give(s, g->nodes[x]->mem, size[x]);
+        for (int t = 0; t < S && ok; t++) {
+            int r = o->release_on[(size_t)x * S + t];
+            if (t == f->main || r <= i || size[x] == 0) continue;
+            ok = ir_spans_insert(f->pend[t], g->nodes[x]->mem, size[x], x);
+            int e = x * S + t; /* its end, at r */
+            if (r <= n) f->ev[e] = x, f->enext[e] = f->ehead[r], f->ehead[r] = e;
+        }
+    }
+    for (int e = f->ehead[i]; e >= 0; e = f->enext[e]) ir_spans_remove(f->pend[e % S], g->nodes[f->ev[e]]->mem, f->ev[e]);
+    return ok;
+}
+
 /* First fit in program order, the early values first; blocks are freed
- * at their release positions. */
+ * at their releases (see Frees). */
 static bool lay_out(PassCtx *c, IrGraph *g, const bool *stored, const IrDType *dtype, const int64_t *sym, Plan *p) {
     DiagEngine *d = pass_diag(c);
     int n = g->nnodes;
     IrOrder ord;
     if (!ir_order_compute(g, stored, d, &ord)) return false;
-    int *head = malloc(sizeof(int) * ((size_t)n + 1)), *next = malloc(sizeof(int) * ((size_t)n + 1));
+    int S = ord.nstreams;
+    size_t cells = (size_t)n * (size_t)S + 1;
+    Frees f = {.head = malloc(sizeof(int) * ((size_t)n + 1)), .next = malloc(sizeof(int) * ((size_t)n + 1)),
+               .ehead = malloc(sizeof(int) * ((size_t)n + 1)), .enext = malloc(sizeof(int) * cells), .ev = malloc(sizeof(int) * cells)};
     int64_t *size = malloc(sizeof(int64_t) * ((size_t)n + 1));
     p->s = (Slab){ir_spans_new(), 0};
-    bool ok = head && next && size && p->s.gaps;
+    bool ok = f.head && f.next && f.ehead && f.enext && f.ev && size && p->s.gaps;
+    for (int i = 0; i < n && ok; i++)
+        if (g->nodes[i]->stream <= 0) {
+            f.main = ord.stream[i];
+            break;
+        }
+    for (int t = 0; t < S && ok; t++) ok = (f.pend[t] = ir_spans_new()) != NULL;
     if (!ok) diag_error(d, (SrcLoc){0}, "plan-memory: out of host memory");
-    for (int i = 0; ok && i <= n; i++) head[i] = -1;
-    for (int i = 0; ok && i < n; i++) g->nodes[i]->mem = -1;
+    for (int i = 0; ok && i <= n; i++) f.head[i] = f.ehead[i] = -1;
+    for (int i = 0; ok && i < n; i++) g->nodes[i]->mem = -1, size[i] = 0;
     for (int step = 0; step < 2; step++)
         for (int i = 0; ok && i < n; i++) {
-            for (int x = step ? head[i] : -1; x >= 0 && ok; x = next[x]) ok = slab_give(&p->s, g->nodes[x]->mem, size[x]);
+            if (step) ok = frees_at(g, &ord, &p->s, &f, size, i);
             if (!ok || !stored[i] || ord.early[i] != (step == 0)) continue;
             bool sized = ir_value_bytes_as(g->nodes[i], dtype[i], sym, &size[i]);
-            ok = place(c, g, p, i, size[i], sized);
-            if (ord.release[i] <= n) next[i] = head[ord.release[i]], head[ord.release[i]] = i;
+            int t = ord.stream[i];
+            ok = place(c, g, p, i, size[i], sized, t == f.main ? NULL : f.pend[t]);
+            int r = ord.release_on[(size_t)i * S + f.main];
+            if (r <= n) f.next[i] = f.head[r], f.head[r] = i;
         }
-    free(head), free(next), free(size);
+    free(f.head), free(f.next), free(f.ehead), free(f.enext), free(f.ev), free(size);
+    for (int t = 0; t < S; t++) ir_spans_free(f.pend[t]);
     ir_spans_free(p->s.gaps);
     ir_order_free(&ord);
     return ok;
