@@ -289,6 +289,8 @@ static bool take_plan(GpuExec *x, const int64_t *smax, bool keep_all, int64_t *a
     int nn = g->nnodes, bad = 0;
     int64_t *size = malloc(sizeof(int64_t) * (size_t)(nn + 1)), end = 0;
     bool plan = g->mem_planned && !keep_all;
+    if (!g->mem_planned && !keep_all)
+        diag_warning(d, (SrcLoc){0}, "the graph has no memory plan (run plan-memory last): every activation gets bytes of its own");
     for (int i = 0; i < nn; i++) {
         const IrNode *n = g->nodes[i];
         bool st = p->stored[i] && ir_op_has_result(n->op) && n->op != IR_OP_WEIGHT && n->op != IR_OP_KV_CACHE;
