@@ -195,7 +195,8 @@ bool ir_order_compute(const IrGraph *g, const bool *stored_in, DiagEngine *d, Ir
     int *stack = malloc(sizeof(int) * ((size_t)n + 1)), *stamp = malloc(sizeof(int) * ((size_t)n + 1));
     bool *stored = malloc((size_t)n + 1), *konst = malloc((size_t)n + 1);
     int **on = calloc((size_t)S, sizeof(int *));
-    bool ok = sidx && o->before && o->last && o->release && o->early && o->release_on && o->stream && state && non && on && end && stack && stamp && stored && konst;
+    bool ok = sidx && o->before && o->last && o->release && o->early && o->release_on && o->stream && state && non && on && end &&
+              stack && stamp && stored && konst;
     for (int t = 0; ok && t < S; t++) ok = (on[t] = malloc(sizeof(int) * ((size_t)n + 1))) != NULL;
     if (!ok) diag_error(d, (SrcLoc){0}, "out of host memory ordering %d ops", n);
     for (int i = 0; ok && i < S * S; i++) state[i] = -1;

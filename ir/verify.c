@@ -130,13 +130,15 @@ static int node_stream(const IrNode *n) { return n->stream < 0 ? 0 : n->stream; 
 /* Reports that b's slab bytes overlap those of a, which may still be in use. */
 static void report_reuse(const IrGraph *g, DiagEngine *d, const IrOrder *o, const int *vn, int a, int b, const IrSpan *sa) {
     const IrNode *na = g->nodes[a], *nb = g->nodes[b];
-    if (o->release[a] == INT_MAX || o->early[b]) {
-        const char *what = o->early[b] ? "written before the step" : na->op == IR_OP_TOPK || na->op == IR_OP_GROUP_TOPK ? "kept past the step"
-                           : o->early[a]                           ? "computed from weights alone, kept from the first step on"
-                                                                   : "a graph result";
+    if (o->release[a] == INT_MAX || o->early[a] || o->early[b]) {
+        const char *what = o->early[b]                                         ? "also in use then"
+                           : na->op == IR_OP_TOPK || na->op == IR_OP_GROUP_TOPK ? "kept past the step"
+                           : na->op == IR_OP_INPUT                              ? "written before the step and read after this"
+                           : o->early[a]                                        ? "computed from weights alone, kept from the first step on"
+                                                                                : "a graph result";
         diag_error(d, nb->loc, "memory plan: %%%d = %s%s overlaps bytes [%lld, %lld) of %%%d = %s, %s", vn[b], ir_op_name(nb->op),
                    o->early[b] ? ", written before the step," : "", (long long)sa->off, (long long)(sa->off + sa->len), vn[a],
-                   ir_op_name(na->op), o->early[b] ? "also in use then" : what);
+                   ir_op_name(na->op), what);
         return;
     }
     int acc = a; /* an access of a not ordered before b */
@@ -176,7 +178,10 @@ static bool place(MemCheck *m, int i, int64_t size) {
         m->hit = more, m->cap *= 2;
     }
     for (int j = 0; j < k; j++)
-        if (m->o->early[i] || !ir_order_done_before(m->o, m->hit[j].id, i)) report_reuse(m->g, m->d, m->o, m->vn, m->hit[j].id, i, &m->hit[j]), m->bad++;
+        if (m->o->early[i] || !ir_order_done_before(m->o, m->hit[j].id, i)) {
+            report_reuse(m->g, m->d, m->o, m->vn, m->hit[j].id, i, &m->hit[j]);
+            m->bad++;
+        }
     if (ir_spans_insert(m->live, nd->mem, size, i)) return true;
     diag_error(m->d, (SrcLoc){0}, "out of host memory checking the memory plan");
     m->bad++;

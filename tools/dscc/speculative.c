@@ -89,7 +89,8 @@ static IrGraph *compile_step(Arena *a, DiagEngine *d, const SpecArgs *s, const c
     FeOptions fo = driver_fe_options(&mo);
     IrGraph *g = fe_compile_file(a, d, s->model, &fo);
     if (!g || ir_verify(g, d)) return NULL;
-    const char *dflt = pass_preset(a, "default", &(PassPreset){.fp8 = s->fp8, .batch = B, .seq = S, .ctx = ctx, .f32_storage = s->f32_storage});
+    const char *dflt =
+        pass_preset(a, "default", &(PassPreset){.fp8 = s->fp8, .batch = B, .seq = S, .ctx = ctx, .f32_storage = s->f32_storage});
     if ((*rc = driver_run_passes(a, d, g, s->po, dflt, false)) != DSCC_EXIT_OK) return NULL;
     return g;
 }
