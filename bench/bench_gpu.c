@@ -73,6 +73,14 @@ static void attention_time(const IrGraph *g, GpuExec *x, double *ms, double *byt
     }
 }
 
+/* plan-memory at an executor's capacity: the runtime takes the pass's offsets. */
+static bool plan_memory(Arena *a, DiagEngine *d, IrGraph *g, int64_t B, int64_t S, int64_t ctx) {
+    PassPipeline pp;
+    PassRunOptions ro = {0};
+    const char *p = arena_printf(a, "plan-memory{batch=%lld,seq=%lld,ctx=%lld}", (long long)B, (long long)S, (long long)ctx);
+    return pass_pipeline_parse(a, d, p, &pp) && pass_pipeline_run(&pp, g, &ro, d);
+}
+
 static int64_t g_vocab = 129280; /* token ids are drawn below it */
 
 static bool run(GpuExec *x, int64_t B, int64_t S, int64_t t0, uint64_t *rng, DiagEngine *d) {
@@ -257,6 +265,7 @@ int main(int argc, char **argv) {
     /* two executors, one after the other: capacities 1 x prefill, then 128 x 16 (+ decode steps) */
     GpuOptions go = {.max_batch = 1, .max_seq = prefill, .max_ctx = prefill + 4, .profile = true};
     double t = now();
+    if (!plan_memory(a, d, g, go.max_batch, go.max_seq, go.max_ctx)) return 1;
     GpuExec *x = gpu_exec_new(g, &ws, &go, d);
     if (!x) return 1;
     int64_t zero[IR_MAX_DIM_SYMS] = {0}, wbytes = 0;
@@ -320,7 +329,7 @@ int main(int argc, char **argv) {
     /* ---- decode ---- */
     gpu_exec_free(x);
     GpuOptions gd = {.max_batch = batches[2], .max_seq = 16, .max_ctx = LONG_CTX + 4, .profile = true}; /* room for the long-context case below */
-    if (!(x = gpu_exec_new(g, &ws, &gd, d))) return 1;
+    if (!plan_memory(a, d, g, gd.max_batch, gd.max_seq, gd.max_ctx) || !(x = gpu_exec_new(g, &ws, &gd, d))) return 1;
     printf("\n## decode, context 17-20\n\n| batch | step ms (kernels timed one by one) | step ms, launches | step ms, CUDA graph | "
            "of which attention ms | experts hit per MoE layer | bytes read GB | floor ms | floor ms, stage by stage |\n"
            "|---|---|---|---|---|---|---|---|---|\n");

@@ -662,20 +662,20 @@ static const char *kernel_comment(Gen *G, const char *name, const int *members, 
     return r;
 }
 
-CgProgram *cg_generate(Arena *a, DiagEngine *d, const IrGraph *g, const CgGenOptions *o) {
+/* What cg_generate decides before generating code: each value's stored
+ * dtype, which values are not computed (unread), each op's kernel group
+ * (grp, -1: none), each group's template, and which values are stored. */
+typedef struct {
+    IrDType *dtype;
+    bool *unread, *stored;
+    int *grp, *tmpl;
+    int ngroups;
+} Storage;
+
+static void plan_storage(Gen *G, bool wide, Storage *st) {
+    Arena *a = G->a;
+    const IrGraph *g = G->g;
     int nn = g->nnodes;
-    bool wide = o && o->f32_storage;
-    Gen G = {.a = a, .d = d, .g = g};
-    CgTile tile = o ? o->tile : CG_TILE_DEFAULT;
-    const char *env = getenv("DSCC_GEMM_TILE");
-    if (tile == CG_TILE_DEFAULT && env && *env) {
-        if (strcmp(env, "wgmma") && strcmp(env, "mma")) {
-            diag_error(d, (SrcLoc){0}, "DSCC_GEMM_TILE is '%s': expected 'wgmma' or 'mma'", env);
-            return NULL;
-        }
-        tile = strcmp(env, "wgmma") == 0 ? CG_TILE_WGMMA : CG_TILE_MMA_SYNC;
-    }
-    G.wgmma = tile == CG_TILE_WGMMA || (tile == CG_TILE_DEFAULT && !wide);
     int *grp = arena_alloc(a, sizeof(int) * (size_t)(nn + 1));
     int ngroups = 0;
     for (int i = 0; i < nn; i++) ngroups = g->nodes[i]->group + 1 > ngroups ? g->nodes[i]->group + 1 : ngroups;
@@ -685,18 +685,17 @@ CgProgram *cg_generate(Arena *a, DiagEngine *d, const IrGraph *g, const CgGenOpt
         const IrNode *n = g->nodes[i];
         dtype[i] = wide && (n->type.dtype == IR_DT_BF16 || n->type.dtype == IR_DT_F16) ? IR_DT_F32 : n->type.dtype;
     }
-    G.dtype = dtype;
+    G->dtype = dtype;
     /* A value that only templates reading through it (reads_through) read: not computed. */
-    bool *unread = arena_alloc(a, (size_t)nn + 1);
-    for (int i = 0; i < nn; i++) {
-        const IrNode *n = g->nodes[i];
-        if (n->op != IR_OP_CAST && n->op != IR_OP_SLICE && n->op != IR_OP_CONCAT) continue;
-        bool only = true, any = false;
-        for (int j = i + 1; j < nn && only; j++)
-            for (int k = 0; k < g->nodes[j]->nops; k++)
-                if (g->nodes[j]->ops[k] == n) any = true, only &= reads_through(&G, g->nodes[j], n);
-        unread[i] = only && any;
-    }
+    bool *unread = arena_alloc(a, (size_t)nn + 1), *other = arena_alloc(a, (size_t)nn + 1); /* other: read otherwise */
+    for (int j = 0; j < nn; j++) /* over the readers: linear */
+        for (int k = 0; k < g->nodes[j]->nops; k++) {
+            const IrNode *n = g->nodes[j]->ops[k];
+            if (n->op != IR_OP_CAST && n->op != IR_OP_SLICE && n->op != IR_OP_CONCAT) continue;
+            if (reads_through(G, g->nodes[j], n)) unread[n->id] = true;
+            else other[n->id] = true;
+        }
+    for (int i = 0; i < nn; i++) unread[i] &= !other[i];
     for (int i = 0; i < nn; i++) {
         const IrNode *n = g->nodes[i];
         grp[i] = ir_op_computed(n->op) && !unread[i] ? (n->group >= 0 ? n->group : ngroups++) : -1;
@@ -717,18 +716,49 @@ CgProgram *cg_generate(Arena *a, DiagEngine *d, const IrGraph *g, const CgGenOpt
     bool *stored = arena_alloc(a, (size_t)nn + 1);
     for (int i = 0; i < nn; i++) {
         const IrNode *n = g->nodes[i];
-        if (!ir_op_has_result(n->op) || unread[i]) continue;
-        if (grp[i] < 0 || !ir_op_fusible(n->op)) stored[i] = true;
-        for (int j = i + 1; j < nn; j++) {
-            const IrNode *r = g->nodes[j];
-            for (int k = 0; k < r->nops; k++) {
-                if (r->ops[k] != n || (grp[j] == grp[i] && ir_op_fusible(r->op))) continue;
-                if (reads_through(&G, r, n)) /* the template reads n's sources */
-                    for (int q = 0; q < n->nops; q++) stored[n->ops[q]->id] = true;
-                else stored[i] = true;
-            }
+        if (ir_op_has_result(n->op) && !unread[i] && (grp[i] < 0 || !ir_op_fusible(n->op))) stored[i] = true;
+    }
+    for (int j = 0; j < nn; j++) { /* over the readers: linear */
+        const IrNode *r = g->nodes[j];
+        for (int k = 0; k < r->nops; k++) {
+            const IrNode *n = r->ops[k];
+            int i = n->id;
+            if (!ir_op_has_result(n->op) || unread[i] || (grp[j] == grp[i] && ir_op_fusible(r->op))) continue;
+            if (reads_through(G, r, n)) /* the template reads n's sources */
+                for (int q = 0; q < n->nops; q++) stored[n->ops[q]->id] = true;
+            else stored[i] = true;
         }
     }
+    *st = (Storage){dtype, unread, stored, grp, tmpl, ngroups};
+}
+
+bool *cg_stored_values(Arena *a, const IrGraph *g, const CgGenOptions *o, IrDType **dtype) {
+    Gen G = {.a = a, .g = g};
+    Storage st;
+    plan_storage(&G, o && o->f32_storage, &st);
+    *dtype = st.dtype;
+    return st.stored;
+}
+
+CgProgram *cg_generate(Arena *a, DiagEngine *d, const IrGraph *g, const CgGenOptions *o) {
+    int nn = g->nnodes;
+    bool wide = o && o->f32_storage;
+    Gen G = {.a = a, .d = d, .g = g};
+    CgTile tile = o ? o->tile : CG_TILE_DEFAULT;
+    const char *env = getenv("DSCC_GEMM_TILE");
+    if (tile == CG_TILE_DEFAULT && env && *env) {
+        if (strcmp(env, "wgmma") && strcmp(env, "mma")) {
+            diag_error(d, (SrcLoc){0}, "DSCC_GEMM_TILE is '%s': expected 'wgmma' or 'mma'", env);
+            return NULL;
+        }
+        tile = strcmp(env, "wgmma") == 0 ? CG_TILE_WGMMA : CG_TILE_MMA_SYNC;
+    }
+    G.wgmma = tile == CG_TILE_WGMMA || (tile == CG_TILE_DEFAULT && !wide);
+    Storage st;
+    plan_storage(&G, wide, &st);
+    IrDType *dtype = st.dtype;
+    bool *unread = st.unread, *stored = st.stored;
+    int *grp = st.grp, *tmpl = st.tmpl, ngroups = st.ngroups;
     int *order = order_groups(a, g, grp, unread, ngroups);
     if (!order) {
         diag_error(d, (SrcLoc){0}, "codegen: the kernel groups depend on each other in a cycle");

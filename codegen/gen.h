@@ -201,6 +201,12 @@ int64_t cg_phase_items(const CgPhase *f, const int64_t *sym);
  * cannot handle. */
 CgProgram *cg_generate(Arena *a, DiagEngine *d, const IrGraph *g, const CgGenOptions *o);
 
+/* Which values the kernels of g keep in memory, by node id (CgProgram's
+ * `stored`: the others are inlined into their readers or read through by
+ * a template), and in which dtype (*dtype, by node id): what cg_generate
+ * decides, without generating code. The plan-memory pass lays out these. */
+bool *cg_stored_values(Arena *a, const IrGraph *g, const CgGenOptions *o, IrDType **dtype);
+
 /* The full text of kernel k as --emit=cuda writes it: header comment, then
  * the module source. */
 char *cg_kernel_text(Arena *a, const CgProgram *p, const CgKernel *k);

@@ -261,11 +261,18 @@ IrGraph *ir_parse(Arena *a, DiagEngine *d, const char *file, const char *text, s
 int ir_verify(const IrGraph *g, DiagEngine *d);
 /* For a scheduled graph (ops carry streams): every operand produced on
  * another stream must be waited for, and waits must name earlier ops.
- * With a memory plan (g->mem_planned), two values whose slab bytes
- * overlap must be ordered: every access of the earlier one happens before
- * the later one is written (program order on one stream, waits across).
+ * With a memory plan (g->mem_planned), ir_check_memory below.
  * Returns the number of errors (each reported). */
 int ir_check_schedule(const IrGraph *g, DiagEngine *d);
+/* A memory plan holds: two values whose slab bytes overlap are ordered,
+ * every access of the earlier one (as IrOrder counts them: by kernel)
+ * happening before the later one is written (program order on one stream,
+ * waits across); an `early` value is written before every op, so nothing
+ * that overlaps it may be live then. bytes: per node, the bytes its value
+ * takes (a backend's, at its sizes and storage dtypes); NULL: at the
+ * plan's sizes (g->mem_dims) in the declared dtypes. Returns the number
+ * of errors (each reported). */
+int ir_check_memory(const IrGraph *g, const int64_t *bytes, DiagEngine *d);
 void ir_print_dot(const IrGraph *g, StrBuf *sb);
 /* Streams view of a scheduled graph (--emit=schedule). */
 void ir_print_schedule(const IrGraph *g, StrBuf *sb);
@@ -276,6 +283,8 @@ void ir_print_schedule(const IrGraph *g, StrBuf *sb);
  * (sym[i] for dim i): its elements' bytes rounded up to 256 (a sub-byte
  * dtype one byte more). False when the size overflows int64. */
 bool ir_value_bytes(const IrNode *n, const int64_t *sym, int64_t *out);
+/* The same for n's value stored in dtype dt (a backend's storage dtype). */
+bool ir_value_bytes_as(const IrNode *n, IrDType dt, const int64_t *sym, int64_t *out);
 
 /* Happens-before over the ops of a graph whose ops carry streams (stream
  * -1 counts as stream 0): an op starts after the earlier ops of its own
@@ -283,22 +292,39 @@ bool ir_value_bytes(const IrNode *n, const int64_t *sym, int64_t *out);
  * From it, for each value, the program position from which its memory may
  * be reused: the first position p such that, on every stream, each op at
  * or after p starts after every access (its definition and its reads) of
- * the value. On one stream that is its last reader + 1. The plan-memory
- * pass frees blocks there; the schedule checker verifies the plan with it. */
+ * the value. The plan-memory pass frees blocks there; the schedule checker
+ * verifies the plan with it; the CUDA runtime verifies with it that the
+ * plan holds its values.
+ *
+ * Accesses are those of the kernels the graph runs as: the ops of one
+ * fused group (n->group) are one kernel, which may read or write any of
+ * its values while any of its ops runs, so an access by a group's op
+ * counts at the group's last op. A value that is not stored (`stored`
+ * false: inlined into its readers, or read through by a template) is
+ * recomputed by each reader from its operands: a read of it reads them.
+ * Graph results, routing choices (topk, group_topk: read back after the
+ * step) and values computed from weights alone (kept from the first step
+ * on) are never released; inputs (written before the step) and values of
+ * weights alone are `early`: in memory before the first op runs. */
 #define IR_ORDER_MAX_STREAMS 16
 typedef struct {
     int n, nstreams;
     int *before;  /* [op * nstreams + s]: latest op of stream s complete when op starts; -1: none */
     int *last;    /* [op * nstreams + s]: latest access of op's value on stream s; -1: none */
-    int *release; /* first program position where op's memory may be reused; INT_MAX: a graph result */
+    int *release; /* first program position where op's memory may be reused; INT_MAX: never */
+    int *release_on; /* [op * nstreams + s]: the same for ops of stream s (an op there from this position on starts after
+                      * every access); release is their maximum */
+    int *stream;  /* per op: its stream's index (0 .. nstreams - 1, in order of first use) */
+    bool *early;  /* written before the first op: inputs and values of weights alone */
 } IrOrder;
-/* Fills o (malloc'ed; free with ir_order_free). False, with an error
- * through d, for more than IR_ORDER_MAX_STREAMS distinct streams or no
- * memory. */
-bool ir_order_compute(const IrGraph *g, DiagEngine *d, IrOrder *o);
+/* Fills o (malloc'ed; free with ir_order_free). stored: per node, whether
+ * its value is in memory; NULL: the planned ones (mem >= 0) of a planned
+ * graph, else every value. False, with an error through d, for more than
+ * IR_ORDER_MAX_STREAMS distinct streams or no memory. */
+bool ir_order_compute(const IrGraph *g, const bool *stored, DiagEngine *d, IrOrder *o);
 void ir_order_free(IrOrder *o);
-/* Whether every access of value a happens before op b starts (a result's
- * value never is: it must survive the run). */
+/* Whether every access of value a happens before op b starts (a value
+ * never released never is: it must survive the run). */
 bool ir_order_done_before(const IrOrder *o, int a, int b);
 
 /* Spans: a set of byte ranges [off, off+len) ordered by offset, each tagged

@@ -2,8 +2,10 @@
  * value's slab bytes may be reused; shared by the plan-memory pass (which
  * frees blocks there) and the schedule checker (which verifies a plan).
  *
- * Each op records, per stream, the latest op known complete when it starts
- * (a vector clock): its stream's previous op, and each op it waits for
+ * Accesses count by kernel (a fused group's accesses at its last op) and
+ * through values that are not stored (a reader recomputes them from their
+ * operands): see ir.h. Each op records, per stream, the latest op known
+ * complete when it starts (a vector clock): its stream's previous op, and each op it waits for
  * with everything that op knew. These clocks only grow along a stream, so
  * the first op of a stream that starts after every access of a value is
  * found by binary search: O(n log n) in all. */
@@ -13,8 +15,10 @@
 #include <stdlib.h>
 #include <string.h>
 
-bool ir_value_bytes(const IrNode *n, const int64_t *sym, int64_t *out) {
-    int64_t numel = 1, bits = ir_dtype_bits(n->type.dtype);
+bool ir_value_bytes(const IrNode *n, const int64_t *sym, int64_t *out) { return ir_value_bytes_as(n, n->type.dtype, sym, out); }
+
+bool ir_value_bytes_as(const IrNode *n, IrDType dt, const int64_t *sym, int64_t *out) {
+    int64_t numel = 1, bits = ir_dtype_bits(dt);
     bool ok = true;
     for (int k = 0; k < n->type.rank; k++) {
         int64_t d = ir_dim_eval(n->type.dims[k], sym);
@@ -30,6 +34,9 @@ void ir_order_free(IrOrder *o) {
     free(o->before);
     free(o->last);
     free(o->release);
+    free(o->early);
+    free(o->release_on);
+    free(o->stream);
     memset(o, 0, sizeof *o);
 }
 
@@ -51,23 +58,119 @@ static bool starts_after(const IrOrder *o, int x, const int *last) {
 }
 
 /* release[a]: the latest op, over the streams, that may still not start
- * after a's accesses, plus one. on[t] lists stream t's ops in order. */
-static int release_of(const IrOrder *o, int a, int *const *on, const int *non) {
+ * after a's accesses, plus one; release_on[a][t] the same on stream t
+ * alone. on[t] lists stream t's ops in order. */
+static int release_of(IrOrder *o, int a, int *const *on, const int *non) {
     const int *last = o->last + (size_t)a * o->nstreams;
     int r = a + 1;
     for (int t = 0; t < o->nstreams; t++) {
+        int *rt = &o->release_on[(size_t)a * o->nstreams + t];
         int lo = 0, hi = non[t]; /* first op of stream t that starts after every access */
         while (lo < hi) {
             int mid = lo + (hi - lo) / 2;
             if (starts_after(o, on[t][mid], last)) hi = mid;
             else lo = mid + 1;
         }
-        if (lo > 0 && on[t][lo - 1] + 1 > r) r = on[t][lo - 1] + 1;
+        *rt = lo > 0 && on[t][lo - 1] + 1 > a + 1 ? on[t][lo - 1] + 1 : a + 1;
+        if (*rt > r) r = *rt;
     }
     return r;
 }
 
-bool ir_order_compute(const IrGraph *g, DiagEngine *d, IrOrder *o) {
+/* Per node: the last op of its fused group (the kernel's accesses count
+ * there), or itself. */
+static int *group_ends(const IrGraph *g) {
+    int n = g->nnodes, ng = 0;
+    for (int i = 0; i < n; i++)
+        if (g->nodes[i]->group + 1 > ng) ng = g->nodes[i]->group + 1;
+    int *end = malloc(sizeof(int) * ((size_t)n + 1)), *last = malloc(sizeof(int) * ((size_t)ng + 1));
+    if (!end || !last) {
+        free(end), free(last);
+        return NULL;
+    }
+    for (int i = 0; i < n; i++)
+        if (g->nodes[i]->group >= 0) last[g->nodes[i]->group] = i;
+    for (int i = 0; i < n; i++) end[i] = g->nodes[i]->group >= 0 ? last[g->nodes[i]->group] : i;
+    free(last);
+    return end;
+}
+
+/* Which values live from before the first op to the end of the step:
+ * early[i] for inputs and values of weights alone (konst[i]). */
+static void mark_early(const IrGraph *g, const bool *stored, bool *early, bool *konst) {
+    for (int i = 0; i < g->nnodes; i++) {
+        const IrNode *x = g->nodes[i];
+        konst[i] = x->op == IR_OP_WEIGHT;
+        if (x->nops > 0 && ir_op_computed(x->op) && x->op != IR_OP_KV_CACHE) {
+            konst[i] = true;
+            for (int k = 0; k < x->nops; k++) konst[i] &= konst[x->ops[k]->id];
+        }
+        early[i] = stored[i] && (x->op == IR_OP_INPUT || (konst[i] && x->op != IR_OP_WEIGHT));
+    }
+}
+
+/* Records that op i (on stream index s, counting at position at) accesses
+ * value a: a itself when stored, else (recomputed) its operands, unless a
+ * is of the same kernel (whose reads of them count at the same end). */
+static void record_read(const IrGraph *g, const bool *stored, const int *end, IrOrder *o, int *stack, int *stamp, int i, int s, int at,
+                        int a) {
+    int top = 0, S = o->nstreams;
+    if (stamp[a] == i) return;
+    stamp[a] = i;
+    stack[top++] = a;
+    while (top > 0) { /* each value pushed once per reader: at most n on the stack */
+        int v = stack[--top];
+        const IrNode *y = g->nodes[v];
+        if (stored[v] || !ir_op_computed(y->op) || !ir_op_in_slab(y->op)) {
+            int *lv = o->last + (size_t)v * S;
+            if (at > lv[s]) lv[s] = at;
+            continue;
+        }
+        if (end[v] >= at) continue; /* its kernel's reads of its operands count there already */
+        for (int k = 0; k < y->nops; k++) {
+            int u = y->ops[k]->id;
+            if (u >= 0 && u < v && stamp[u] != i) stamp[u] = i, stack[top++] = u;
+        }
+    }
+}
+
+/* Vector clocks (before), per-stream last accesses (last) and the values
+ * never released, in one walk over the ops. */
+static void walk(const IrGraph *g, const bool *stored, const int *sidx, const int *end, IrOrder *o, int *state, int **on, int *non,
+                 int *stack, int *stamp) {
+    int n = g->nnodes, S = o->nstreams;
+    for (int i = 0; i < n; i++) {
+        const IrNode *x = g->nodes[i];
+        int s = sidx[i], *b = o->before + (size_t)i * S, *l = o->last + (size_t)i * S;
+        memcpy(b, state + s * S, sizeof(int) * (size_t)S);
+        /* a kernel starts after every wait of its ops (the first op of a
+         * group takes the group's), and a wait is for a whole kernel */
+        bool kstart = x->group >= 0 && (i == 0 || g->nodes[i - 1]->group != x->group);
+        for (int j = i; j <= (kstart ? end[i] : i); j++)
+            for (int w = 0; j == i || g->nodes[j]->group == x->group ? w < g->nodes[j]->nwaits : false; w++) {
+                int y = g->nodes[j]->waits[w]->id;
+                if (y < 0 || y >= i) continue; /* the checker reports it */
+                if (end[y] < i) y = end[y];
+                const int *by = o->before + (size_t)y * S;
+                for (int t = 0; t < S; t++) b[t] = by[t] > b[t] ? by[t] : b[t];
+                if (y > b[sidx[y]]) b[sidx[y]] = y;
+            }
+        memcpy(state + s * S, b, sizeof(int) * (size_t)S);
+        state[s * S + s] = i;
+        on[s][non[s]++] = i;
+        if (l[s] < end[i]) l[s] = end[i]; /* its kernel writes it */
+        bool keep = x->op == IR_OP_TOPK || x->op == IR_OP_GROUP_TOPK || o->early[i];
+        if (keep && x->op != IR_OP_INPUT) o->release[i] = INT_MAX;
+        for (int k = 0; k < x->nops; k++) {
+            const IrNode *a = x->ops[k];
+            if (a->id < 0 || a->id >= i) continue;
+            if (x->op == IR_OP_OUTPUT) o->release[a->id] = INT_MAX; /* results outlive the run */
+            record_read(g, stored, end, o, stack, stamp, i, s, end[i], a->id);
+        }
+    }
+}
+
+bool ir_order_compute(const IrGraph *g, const bool *stored_in, DiagEngine *d, IrOrder *o) {
     memset(o, 0, sizeof *o);
     int n = g->nnodes, ids[IR_ORDER_MAX_STREAMS], S = 0;
     int *sidx = malloc(sizeof(int) * ((size_t)n + 1));
@@ -85,44 +188,35 @@ bool ir_order_compute(const IrGraph *g, DiagEngine *d, IrOrder *o) {
     o->before = malloc(sizeof(int) * cells);
     o->last = malloc(sizeof(int) * cells);
     o->release = malloc(sizeof(int) * ((size_t)n + 1));
-    int *state = malloc(sizeof(int) * (size_t)(S * S)), *non = calloc((size_t)S, sizeof(int));
+    o->early = calloc((size_t)n + 1, sizeof(bool));
+    o->release_on = malloc(sizeof(int) * cells);
+    o->stream = malloc(sizeof(int) * ((size_t)n + 1));
+    int *state = malloc(sizeof(int) * (size_t)(S * S)), *non = calloc((size_t)S, sizeof(int)), *end = group_ends(g);
+    int *stack = malloc(sizeof(int) * ((size_t)n + 1)), *stamp = malloc(sizeof(int) * ((size_t)n + 1));
+    bool *stored = malloc((size_t)n + 1), *konst = malloc((size_t)n + 1);
     int **on = calloc((size_t)S, sizeof(int *));
-    bool ok = sidx && o->before && o->last && o->release && state && non && on;
+    bool ok = sidx && o->before && o->last && o->release && o->early && o->release_on && o->stream && state && non && on && end &&
+              stack && stamp && stored && konst;
     for (int t = 0; ok && t < S; t++) ok = (on[t] = malloc(sizeof(int) * ((size_t)n + 1))) != NULL;
     if (!ok) diag_error(d, (SrcLoc){0}, "out of host memory ordering %d ops", n);
     for (int i = 0; ok && i < S * S; i++) state[i] = -1;
     for (int i = 0; ok && i < n; i++) {
         const IrNode *x = g->nodes[i];
-        int s = sidx[i], *b = o->before + (size_t)i * S, *l = o->last + (size_t)i * S;
-        memcpy(b, state + s * S, sizeof(int) * (size_t)S);
-        for (int w = 0; w < x->nwaits; w++) {
-            const IrNode *y = x->waits[w];
-            if (y->id < 0 || y->id >= i) continue; /* the checker reports it */
-            const int *by = o->before + (size_t)y->id * S;
-            for (int t = 0; t < S; t++) b[t] = by[t] > b[t] ? by[t] : b[t];
-            if (y->id > b[sidx[y->id]]) b[sidx[y->id]] = y->id;
-        }
-        memcpy(state + s * S, b, sizeof(int) * (size_t)S);
-        state[s * S + s] = i;
-        on[s][non[s]++] = i;
-        for (int t = 0; t < S; t++) l[t] = -1;
-        l[s] = i;
+        stored[i] = ir_op_has_result(x->op) &&
+                    (stored_in ? stored_in[i] : g->mem_planned ? x->mem >= 0 : ir_op_in_slab(x->op));
+        stamp[i] = -1;
         o->release[i] = 0;
-        for (int k = 0; k < x->nops; k++) {
-            const IrNode *a = x->ops[k];
-            if (a->id < 0 || a->id >= i) continue;
-            int *la = o->last + (size_t)a->id * S;
-            if (i > la[s]) la[s] = i;
-            if (x->op == IR_OP_OUTPUT) o->release[a->id] = INT_MAX; /* results outlive the run */
-        }
+        o->stream[i] = sidx[i];
+        for (int t = 0; t < S; t++) o->last[(size_t)i * S + t] = -1;
     }
+    if (ok) mark_early(g, stored, o->early, konst);
+    if (ok) walk(g, stored, sidx, end, o, state, on, non, stack, stamp);
     for (int i = 0; ok && i < n; i++)
         if (o->release[i] != INT_MAX) o->release[i] = release_of(o, i, on, non);
+        else
+            for (int t = 0; t < S; t++) o->release_on[(size_t)i * S + t] = INT_MAX;
     for (int t = 0; on && t < S; t++) free(on[t]);
-    free(on);
-    free(non);
-    free(state);
-    free(sidx);
+    free(on), free(non), free(state), free(sidx), free(end), free(stack), free(stamp), free(stored), free(konst);
     if (!ok) ir_order_free(o);
     return ok;
 }

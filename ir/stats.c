@@ -6,7 +6,13 @@
  * the cache is whatever kv_cache ops the model declares. FLOPs are 2 per
  * multiply-add of linear, einsum, expert_linear and attention (causal masks
  * count only the visible keys) and 1 per output element of every other
- * compute op: the convention of model cards, where matmuls dominate. */
+ * compute op: the convention of model cards, where matmuls dominate.
+ * On a graph in the world layout (node-limited-routing over W GPUs), the
+ * values between a dispatch and its combine hold W row blocks, one per
+ * rank that may send here, of which this rank computes, under uniform
+ * routing, the slots of its own E/W experts: 1/W of them, its own tokens'
+ * worth (tokens x top-k / W rows from each of the W ranks). Those ops count
+ * 1/W of their size, so FLOPs per token do not grow with the world. */
 #include "ir/ir.h"
 
 #include <string.h>
@@ -48,7 +54,7 @@ static double node_flops(const Env *e, const IrNode *n) {
     switch (n->op) {
     case IR_OP_INPUT: case IR_OP_WEIGHT: case IR_OP_CONST: case IR_OP_OUTPUT:
     case IR_OP_RESHAPE: case IR_OP_TRANSPOSE: case IR_OP_SLICE: case IR_OP_CONCAT:
-    case IR_OP_KV_CACHE: case IR_OP_CAST: case IR_OP_EMBEDDING: case IR_OP_GATHER:
+    case IR_OP_KV_CACHE: case IR_OP_CAST: case IR_OP_EMBEDDING: case IR_OP_GATHER: case IR_OP_DISPATCH:
         return 0; /* data movement */
     case IR_OP_LINEAR: {
         const IrType *w = &n->ops[1]->type;
@@ -104,6 +110,18 @@ bool ir_stats_compute(const IrGraph *g, DiagEngine *d, int64_t seq_len, IrStats 
         double f = ev(&e, idx->dims[1]) / ev(&e, w->dims[0]);
         if (f < frac[n->ops[1]->id]) frac[n->ops[1]->id] = f;
     }
+    /* The world layout: per node, the share of its size this rank computes
+     * (1/W between a dispatch and its combine, else 1). */
+    double *share = arena_alloc(a, sizeof(double) * (size_t)(g->nnodes + 1));
+    for (int i = 0; i < g->nnodes; i++) {
+        const IrNode *n = g->nodes[i];
+        share[i] = 1.0;
+        if (n->op == IR_OP_DISPATCH)
+            share[i] = 1.0 / (double)(ir_node_attr_int(n, "nodes", 1) * ir_node_attr_int(n, "gpus_per_node", 1));
+        else if (n->op != IR_OP_COMBINE)
+            for (int k = 0; k < n->nops; k++)
+                if (share[n->ops[k]->id] < share[i]) share[i] = share[n->ops[k]->id];
+    }
     /* Tokens in a (batch 1) forward: every new position. For KV bytes, the
      * cache entry of one token is the operand's size per (B, S) element. */
     double tokens = (double)seq_len;
@@ -135,7 +153,7 @@ bool ir_stats_compute(const IrGraph *g, DiagEngine *d, int64_t seq_len, IrStats 
                 return false;
             }
         }
-        r->flops_per_token += node_flops(&e, n) / tokens;
+        r->flops_per_token += node_flops(&e, n) * share[i] / tokens;
     }
     IrStatsRow *t = &out->total;
     t->kind = "total";

@@ -130,9 +130,15 @@ static int node_stream(const IrNode *n) { return n->stream < 0 ? 0 : n->stream; 
 /* Reports that b's slab bytes overlap those of a, which may still be in use. */
 static void report_reuse(const IrGraph *g, DiagEngine *d, const IrOrder *o, const int *vn, int a, int b, const IrSpan *sa) {
     const IrNode *na = g->nodes[a], *nb = g->nodes[b];
-    if (o->release[a] == INT_MAX) {
-        diag_error(d, nb->loc, "memory plan: %%%d = %s overwrites bytes [%lld, %lld) of graph result %%%d = %s",
-                   vn[b], ir_op_name(nb->op), (long long)sa->off, (long long)(sa->off + sa->len), vn[a], ir_op_name(na->op));
+    if (o->release[a] == INT_MAX || o->early[a] || o->early[b]) {
+        const char *what = o->early[b]                                         ? "also in use then"
+                           : na->op == IR_OP_TOPK || na->op == IR_OP_GROUP_TOPK ? "kept past the step"
+                           : na->op == IR_OP_INPUT                              ? "written before the step and read after this"
+                           : o->early[a]                                        ? "computed from weights alone, kept from the first step on"
+                                                                                : "a graph result";
+        diag_error(d, nb->loc, "memory plan: %%%d = %s%s overlaps bytes [%lld, %lld) of %%%d = %s, %s", vn[b], ir_op_name(nb->op),
+                   o->early[b] ? ", written before the step," : "", (long long)sa->off, (long long)(sa->off + sa->len), vn[a],
+                   ir_op_name(na->op), what);
         return;
     }
     int acc = a; /* an access of a not ordered before b */
@@ -143,65 +149,86 @@ static void report_reuse(const IrGraph *g, DiagEngine *d, const IrOrder *o, cons
     const IrNode *nx = g->nodes[acc];
     char who[64];
     if (acc == a) snprintf(who, sizeof who, "its own op");
-    else snprintf(who, sizeof who, "its reader %s", ir_op_name(nx->op));
+    else snprintf(who, sizeof who, "the kernel of %s", ir_op_name(nx->op));
     diag_error(d, nb->loc,
                "memory plan: %%%d = %s on stream %d is written over bytes [%lld, %lld) of %%%d = %s, which %s on stream %d "
-               "may still be %s: nothing orders that before the write",
+               "may still be accessing: nothing orders that before the write",
                vn[b], ir_op_name(nb->op), node_stream(nb), (long long)sa->off, (long long)(sa->off + sa->len), vn[a],
-               ir_op_name(na->op), who, node_stream(nx), acc == a ? "writing" : "reading");
+               ir_op_name(na->op), who, node_stream(nx));
 }
 
-/* With a memory plan: two values whose bytes overlap are ordered (every
- * access of the earlier happens before the later is written). Live values
- * are kept by offset; a value leaves at its release position, after which
- * no op can conflict with it. */
-static int check_memory(const IrGraph *g, DiagEngine *d) {
+typedef struct {
+    const IrGraph *g;
+    DiagEngine *d;
+    const IrOrder *o;
+    const int *vn;
+    IrSpans *live;
+    IrSpan *hit;
+    int cap, bad;
+} MemCheck;
+
+/* Places value i ([off, off + size)) among the live ones; reports each
+ * live value it overlaps that is not done before it is written. */
+static bool place(MemCheck *m, int i, int64_t size) {
+    const IrNode *nd = m->g->nodes[i];
+    int k;
+    while ((k = ir_spans_overlapping(m->live, nd->mem, nd->mem + size, m->hit, m->cap)) == m->cap) {
+        IrSpan *more = realloc(m->hit, sizeof(IrSpan) * (size_t)m->cap * 2);
+        if (!more) break;
+        m->hit = more, m->cap *= 2;
+    }
+    for (int j = 0; j < k; j++)
+        if (m->o->early[i] || !ir_order_done_before(m->o, m->hit[j].id, i)) {
+            report_reuse(m->g, m->d, m->o, m->vn, m->hit[j].id, i, &m->hit[j]);
+            m->bad++;
+        }
+    if (ir_spans_insert(m->live, nd->mem, size, i)) return true;
+    diag_error(m->d, (SrcLoc){0}, "out of host memory checking the memory plan");
+    m->bad++;
+    return false;
+}
+
+int ir_check_memory(const IrGraph *g, const int64_t *bytes, DiagEngine *d) {
     IrOrder o;
-    if (!ir_order_compute(g, d, &o)) return 1;
-    int n = g->nnodes, bad = 0, cap = 64;
-    int *head = malloc(sizeof(int) * ((size_t)n + 1)), *next = malloc(sizeof(int) * ((size_t)n + 1)), *vn = value_numbers(g);
+    if (!ir_order_compute(g, NULL, d, &o)) return 1;
+    int n = g->nnodes;
+    MemCheck m = {g, d, &o, value_numbers(g), ir_spans_new(), malloc(sizeof(IrSpan) * 64), 64, 0};
+    int *head = malloc(sizeof(int) * ((size_t)n + 1)), *next = malloc(sizeof(int) * ((size_t)n + 1));
     int64_t *size = malloc(sizeof(int64_t) * ((size_t)n + 1));
-    IrSpan *hit = malloc(sizeof(IrSpan) * (size_t)cap);
-    IrSpans *live = ir_spans_new();
-    bool ok = head && next && vn && size && hit && live;
+    bool ok = head && next && m.vn && size && m.hit && m.live;
     if (!ok) {
         diag_error(d, (SrcLoc){0}, "out of host memory checking the memory plan");
-        bad = 1;
+        m.bad = 1;
     }
     for (int i = 0; ok && i <= n; i++) head[i] = -1;
     for (int i = 0; ok && i < n; i++) {
-        for (int x = head[i]; x >= 0; x = next[x]) ir_spans_remove(live, g->nodes[x]->mem, x);
         const IrNode *nd = g->nodes[i];
-        if (nd->mem < 0 || !ir_op_in_slab(nd->op)) continue;
-        if (!ir_value_bytes(nd, g->mem_dims, &size[i]) || nd->mem > INT64_MAX - size[i]) {
-            diag_error(d, nd->loc, "memory plan: %%%d = %s: its bytes overflow int64", vn[i], ir_op_name(nd->op));
-            bad++;
-            continue;
+        size[i] = 0;
+        if (nd->mem < 0 || !ir_op_has_result(nd->op)) continue;
+        if (bytes) size[i] = bytes[i] < 0 ? 0 : bytes[i];
+        else if (!ir_value_bytes(nd, g->mem_dims, &size[i])) size[i] = -1;
+        if (size[i] < 0 || nd->mem > INT64_MAX - size[i]) {
+            diag_error(d, nd->loc, "memory plan: %%%d = %s: its bytes overflow int64", m.vn[i], ir_op_name(nd->op));
+            m.bad++;
+            size[i] = 0;
         }
-        if (size[i] == 0) continue;
-        int k;
-        while ((k = ir_spans_overlapping(live, nd->mem, nd->mem + size[i], hit, cap)) == cap) {
-            IrSpan *more = realloc(hit, sizeof(IrSpan) * (size_t)cap * 2);
-            if (!more) break;
-            hit = more, cap *= 2;
-        }
-        for (int j = 0; j < k; j++)
-            if (!ir_order_done_before(&o, hit[j].id, i)) report_reuse(g, d, &o, vn, hit[j].id, i, &hit[j]), bad++;
-        if (!ir_spans_insert(live, nd->mem, size[i], i)) {
-            diag_error(d, (SrcLoc){0}, "out of host memory checking the memory plan");
-            bad++;
-            ok = false;
-        }
-        if (o.release[i] <= n) next[i] = head[o.release[i]], head[o.release[i]] = i;
     }
-    free(head), free(next), free(vn), free(size), free(hit);
-    ir_spans_free(live);
+    for (int pass = 0; pass < 2; pass++) /* the early values first: they are written before every op */
+        for (int i = 0; ok && i < n; i++) {
+            if (pass == 1)
+                for (int x = head[i]; x >= 0; x = next[x]) ir_spans_remove(m.live, g->nodes[x]->mem, x);
+            if (size[i] == 0 || o.early[i] != (pass == 0)) continue;
+            ok = place(&m, i, size[i]);
+            if (o.release[i] <= n) next[i] = head[o.release[i]], head[o.release[i]] = i;
+        }
+    free(head), free(next), free((void *)m.vn), free(size), free(m.hit);
+    ir_spans_free(m.live);
     ir_order_free(&o);
-    return bad;
+    return m.bad;
 }
 
 int ir_check_schedule(const IrGraph *g, DiagEngine *d) {
-    int bad = g->mem_planned ? check_memory(g, d) : 0;
+    int bad = g->mem_planned ? ir_check_memory(g, NULL, d) : 0;
     for (int i = 0; i < g->nnodes; i++) {
         const IrNode *n = g->nodes[i];
         if (n->stream < 0) continue;

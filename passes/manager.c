@@ -24,7 +24,7 @@ const PassInfo pass_table[] = {
      "n=2", pass_overlap},
     {"fuse", "group elementwise, norm, rope and quantize ops with their producers into kernels", "", pass_fuse},
     {"plan-memory", "liveness-based offsets in one activation slab for a given batch and sequence",
-     "batch=1,seq=4096,ctx=0", pass_plan_memory},
+     "batch=1,seq=4096,ctx=0,f32-storage=0", pass_plan_memory},
 };
 const int pass_count = (int)(sizeof pass_table / sizeof pass_table[0]);
 
@@ -53,9 +53,14 @@ const char *pass_preset(Arena *a, const char *name, const PassPreset *o) {
     sb_puts(&sb, PRESET_FUSE);
     if (plan) {
         sb_puts(&sb, PRESET_PLAN);
-        if (o->batch > 0 && o->seq > 0) sb_printf(&sb, "{batch=%lld,seq=%lld}", (long long)o->batch, (long long)o->seq);
-        else if (o->batch > 0) sb_printf(&sb, "{batch=%lld}", (long long)o->batch);
-        else if (o->seq > 0) sb_printf(&sb, "{seq=%lld}", (long long)o->seq);
+        StrBuf opt;
+        sb_init(&opt);
+        if (o->batch > 0) sb_printf(&opt, ",batch=%lld", (long long)o->batch);
+        if (o->seq > 0) sb_printf(&opt, ",seq=%lld", (long long)o->seq);
+        if (o->ctx > 0) sb_printf(&opt, ",ctx=%lld", (long long)o->ctx);
+        if (o->f32_storage) sb_puts(&opt, ",f32-storage=1");
+        if (opt.len) sb_printf(&sb, "{%s}", opt.data + 1);
+        sb_free(&opt);
     }
     const char *r = arena_strdup(a, sb.data);
     sb_free(&sb);

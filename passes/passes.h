@@ -65,6 +65,8 @@ typedef struct {
     int nodes, gpus_per_node;  /* node-limited-routing's topology; 0: one GPU */
     int microbatches;          /* microbatch-overlap into this many parts; 0: no overlap */
     int64_t batch, seq;        /* plan-memory's batch and new tokens; 0: its defaults */
+    int64_t ctx;               /* ... its context (cached + new positions); 0: seq */
+    bool f32_storage;          /* ... for a CUDA run storing bf16/f16 values as f32 (--storage f32) */
 } PassPreset;
 
 /* The named pipelines every tool, test and benchmark uses:

@@ -1,16 +1,35 @@
-/* plan_memory.c — one activation slab: every value that is not a weight,
- * a cache or a constant gets a byte offset, the lowest one clear of every
- * value still alive (first fit). A value is alive until ir_order_compute's
- * release position: on one stream, up to its last reader; on several, also
- * until each stream has waited past its accesses, so a buffer is never
- * reused while an op on another stream may still read or write it.
- * Results stay to the end. The free gaps are kept in an offset-ordered
- * tree (IrSpans), so planning is O(n log n). Sizes are evaluated at the
- * pass's batch, seq (new tokens) and ctx (context, default = seq), checked
- * for overflow, and recorded in the graph (g->mem_dims). The report gives
- * the slab size, what it would be without reuse, and the KV cache.
- * Offsets are 256-byte aligned. */
+/* plan_memory.c — the activation slab of the kernels the CUDA backend
+ * runs: one byte offset per stored value, the lowest one clear of every
+ * value still alive (first fit), which the runtime takes as they are.
+ *
+ * First the schedule: the ops are put in the order the kernels run, the
+ * ops of each fused group together, groups in a topological order that
+ * takes, among the ready ones, the one whose first op came first (the
+ * order codegen's order_groups takes, which on the reordered graph is
+ * program order). Then which values are stored, and in which dtype: what
+ * the code generator decides (cg_stored_values; without codegen, every
+ * value in the declared dtype, f32 for 16-bit floats with f32-storage=1).
+ * A value is alive until ir_order_compute's release positions: accesses
+ * count by kernel, a read of an inlined value reads its operands, and an
+ * op of stream t may reuse the block only from the position where every
+ * later op of t starts after its accesses (its writer, its readers, on any
+ * stream), so a buffer is never reused while an op on another stream may
+ * still read or write it. The block goes back to the free gaps at the main
+ * stream's (stream 0) position, and stays pending for another stream until
+ * its own (Frees below). Inputs and values of weights alone are placed
+ * before everything else (written before the step); results, routing
+ * choices and values of weights alone stay to the end. The free gaps are
+ * kept in an offset-ordered tree (IrSpans): O(n log n). Sizes are
+ * evaluated at the pass's batch (padded to whole micro-batches), seq (new
+ * tokens) and ctx (context, default = seq), checked for overflow, and
+ * recorded in the graph (g->mem_dims). The report gives the slab size,
+ * what it would be without reuse, and the KV cache. Offsets are 256-byte
+ * aligned. */
 #include "passes/passes.h"
+
+#ifdef DSCC_HAVE_NVRTC
+#include "codegen/gen.h"
+#endif
 
 #include <limits.h>
 #include <stdlib.h>
@@ -57,6 +76,39 @@ static bool slab_give(Slab *s, int64_t off, int64_t size) {
     return ir_spans_insert(s->gaps, lo, hi - lo, 0);
 }
 
+/* The lowest x >= *x with [x, x + size) clear of every span of `avoid`
+ * and x + size <= end; false when there is none below end. */
+static bool clear_of(const IrSpans *avoid, int64_t *x, int64_t size, int64_t end) {
+    IrSpan h;
+    while (*x <= end - size) {
+        if (ir_spans_overlapping(avoid, *x, *x + size, &h, 1) == 0) return true;
+        *x = h.off + h.len;
+    }
+    return false;
+}
+
+/* First fit, as slab_take, among bytes clear of `avoid`: the blocks still
+ * pending for the allocating op's stream. */
+static bool slab_take_avoiding(Slab *s, const IrSpans *avoid, int64_t size, int64_t *off) {
+    IrSpan gap;
+    if (size == 0) {
+        *off = 0;
+        return true;
+    }
+    for (int64_t pos = 0; ir_spans_overlapping(s->gaps, pos, INT64_MAX, &gap, 1) == 1; pos = gap.off + gap.len) {
+        int64_t x = gap.off, end = gap.off + gap.len;
+        if (!clear_of(avoid, &x, size, end)) continue;
+        ir_spans_remove(s->gaps, gap.off, 0);
+        *off = x;
+        return (x == gap.off || ir_spans_insert(s->gaps, gap.off, x - gap.off, 0)) &&
+               (x + size == end || ir_spans_insert(s->gaps, x + size, end - x - size, 0));
+    }
+    int64_t x = s->top;
+    if (!clear_of(avoid, &x, size, INT64_MAX) || (x > s->top && !ir_spans_insert(s->gaps, s->top, x - s->top, 0))) return false;
+    *off = x;
+    return size_add(x, size, &s->top);
+}
+
 /* The value of every dim at the pass's options; false on bad options. */
 static bool bind_dims(PassCtx *c, IrGraph *g, int64_t *sym, int *t) {
     int64_t batch = pass_opt_int(c, "batch"), seq = pass_opt_int(c, "seq"), ctx = pass_opt_int(c, "ctx");
@@ -70,7 +122,13 @@ static bool bind_dims(PassCtx *c, IrGraph *g, int64_t *sym, int *t) {
     if (*t >= 0) sym[*t] = ctx ? ctx : seq;
     /* A micro-batch dim is the batch over the parts, rounded up: an odd
      * batch (or a batch of 1) splits into unequal parts, and the plan holds
-     * the larger. */
+     * the larger; the whole batch is padded to whole parts (as the runtime
+     * pads it). */
+    for (int i = 0; i < g->nnodes; i++)
+        if (g->nodes[i]->op == IR_OP_SPLIT_BATCH) {
+            int64_t parts = ir_node_attr_int(g->nodes[i], "parts", 2);
+            if (parts > 1) sym[0] = (batch + parts - 1) / parts * parts;
+        }
     for (int i = 0; i < g->nnodes; i++) {
         const IrNode *n = g->nodes[i];
         if (n->op != IR_OP_SPLIT_BATCH) continue;
@@ -92,54 +150,267 @@ static bool cache_bytes(const IrNode *n, const int64_t *sym, int64_t *out) {
     return ok;
 }
 
-PassResult pass_plan_memory(PassCtx *c, IrGraph *g) {
-    DiagEngine *d = pass_diag(c);
-    int64_t sym[IR_MAX_DIM_SYMS];
-    int t, n = g->nnodes;
-    if (!bind_dims(c, g, sym, &t)) return PASS_FAILED;
-    IrOrder ord;
-    if (!ir_order_compute(g, d, &ord)) return PASS_FAILED;
-    int *head = malloc(sizeof(int) * ((size_t)n + 1)), *next = malloc(sizeof(int) * ((size_t)n + 1));
-    int64_t *size = malloc(sizeof(int64_t) * ((size_t)n + 1));
-    Slab s = {ir_spans_new(), 0};
-    bool ok = head && next && size && s.gaps;
-    if (!ok) diag_error(d, (SrcLoc){0}, "plan-memory: out of host memory");
-    for (int i = 0; ok && i <= n; i++) head[i] = -1;
-    int64_t peak = 0, total = 0, kv = 0;
-    for (int i = 0; ok && i < n; i++) {
-        IrNode *nd = g->nodes[i];
-        nd->mem = -1;
-        for (int x = head[i]; x >= 0 && ok; x = next[x]) ok = slab_give(&s, g->nodes[x]->mem, size[x]);
-        int64_t b;
-        if (nd->op == IR_OP_KV_CACHE && !(cache_bytes(nd, sym, &b) && size_add(kv, b, &kv))) {
-            diag_error(d, nd->loc, "plan-memory: the KV cache's size overflows int64 at these sizes");
-            ok = false;
+/* A binary heap of units keyed by their first op. */
+typedef struct {
+    int *v, n;
+    const int *key;
+} Heap;
+
+static void heap_push(Heap *h, int u) {
+    int i = h->n++;
+    for (; i > 0 && h->key[h->v[(i - 1) / 2]] > h->key[u]; i = (i - 1) / 2) h->v[i] = h->v[(i - 1) / 2];
+    h->v[i] = u;
+}
+
+static int heap_pop(Heap *h) {
+    int top = h->v[0], u = h->v[--h->n], i = 0;
+    for (;;) {
+        int c = 2 * i + 1;
+        if (c >= h->n) break;
+        if (c + 1 < h->n && h->key[h->v[c + 1]] < h->key[h->v[c]]) c++;
+        if (h->key[h->v[c]] >= h->key[u]) break;
+        h->v[i] = h->v[c];
+        i = c;
+    }
+    if (h->n) h->v[i] = u;
+    return top;
+}
+
+/* The units (a fused group, or one op of none) and their dependences
+ * (operands and waits) as lists; false without memory. */
+typedef struct {
+    int nu, *unit, *first, *mstart, *members, *estart, *edst, *indeg;
+} Units;
+
+static bool units_build(const IrGraph *g, Units *u) {
+    int n = g->nnodes, ng = 0, ne = 0;
+    for (int i = 0; i < n; i++) {
+        if (g->nodes[i]->group + 1 > ng) ng = g->nodes[i]->group + 1;
+        ne += g->nodes[i]->nops + g->nodes[i]->nwaits;
+    }
+    int *gunit = malloc(sizeof(int) * ((size_t)ng + 1));
+    u->unit = malloc(sizeof(int) * ((size_t)n + 1)), u->first = malloc(sizeof(int) * ((size_t)n + 1));
+    u->mstart = calloc((size_t)n + 2, sizeof(int)), u->members = malloc(sizeof(int) * ((size_t)n + 1));
+    u->estart = calloc((size_t)n + 2, sizeof(int)), u->edst = malloc(sizeof(int) * ((size_t)ne + 1));
+    u->indeg = calloc((size_t)n + 1, sizeof(int));
+    if (!gunit || !u->unit || !u->first || !u->mstart || !u->members || !u->estart || !u->edst || !u->indeg) {
+        free(gunit);
+        return false;
+    }
+    for (int k = 0; k < ng; k++) gunit[k] = -1;
+    u->nu = 0;
+    for (int i = 0; i < n; i++) {
+        int grp = g->nodes[i]->group;
+        if (grp >= 0 && gunit[grp] >= 0) u->unit[i] = gunit[grp];
+        else {
+            u->unit[i] = u->nu;
+            u->first[u->nu++] = i;
+            if (grp >= 0) gunit[grp] = u->unit[i];
         }
-        if (!ok || !ir_op_in_slab(nd->op)) continue;
-        int64_t off = 0;
-        if (!ir_value_bytes(nd, sym, &size[i]) || !size_add(total, size[i], &total) || !slab_take(&s, size[i], &off) ||
-            !size_add(off, size[i], &b)) {
-            StrBuf ty;
-            sb_init(&ty);
-            ir_type_print(g, &nd->type, &ty);
-            diag_error(d, nd->loc, "plan-memory: %s %s: its bytes, or the slab's, overflow int64 at these sizes",
-                       ir_op_name(nd->op), ty.data);
-            sb_free(&ty);
-            ok = false;
+        u->mstart[u->unit[i] + 1]++;
+    }
+    free(gunit);
+    for (int k = 0; k < u->nu; k++) u->mstart[k + 1] += u->mstart[k];
+    for (int i = 0, *at = u->indeg; i < n; i++) u->members[u->mstart[u->unit[i]] + at[u->unit[i]]++] = i;
+    memset(u->indeg, 0, sizeof(int) * ((size_t)n + 1));
+    for (int pass = 0; pass < 2; pass++) /* count, then fill, the edges from each unit */
+        for (int i = 0; i < n; i++) {
+            const IrNode *x = g->nodes[i];
+            for (int k = 0; k < x->nops + x->nwaits; k++) {
+                int y = (k < x->nops ? x->ops[k] : x->waits[k - x->nops])->id, from = u->unit[y], to = u->unit[i];
+                if (from == to) continue;
+                if (pass == 0) u->estart[from + 1]++;
+                else u->edst[u->estart[from]++] = to, u->indeg[to]++;
+            }
+            if (pass == 0 && i == n - 1)
+                for (int k = 0; k < u->nu; k++) u->estart[k + 1] += u->estart[k];
+        }
+    for (int k = u->nu; k > 0; k--) u->estart[k] = u->estart[k - 1]; /* the fill moved each start to its end */
+    u->estart[0] = 0;
+    return true;
+}
+
+static void units_free(Units *u) {
+    free(u->unit), free(u->first), free(u->mstart), free(u->members), free(u->estart), free(u->edst), free(u->indeg);
+}
+
+/* Puts the ops in kernel order (see the file comment); renumbers them. */
+static bool schedule(IrGraph *g, DiagEngine *d) {
+    int n = g->nnodes, at = 0;
+    Units u;
+    memset(&u, 0, sizeof u);
+    IrNode **old = malloc(sizeof(IrNode *) * ((size_t)n + 1));
+    Heap h = {malloc(sizeof(int) * ((size_t)n + 1)), 0, NULL};
+    bool ok = old && h.v && units_build(g, &u);
+    if (!ok) diag_error(d, (SrcLoc){0}, "plan-memory: out of host memory");
+    h.key = u.first;
+    if (ok) memcpy(old, g->nodes, sizeof(IrNode *) * (size_t)n);
+    for (int k = 0; ok && k < u.nu; k++)
+        if (u.indeg[k] == 0) heap_push(&h, k);
+    while (ok && h.n > 0) {
+        int k = heap_pop(&h);
+        for (int m = u.mstart[k]; m < u.mstart[k + 1]; m++) {
+            g->nodes[at] = old[u.members[m]];
+            g->nodes[at]->id = at;
+            at++;
+        }
+        for (int e = u.estart[k]; e < u.estart[k + 1]; e++)
+            if (--u.indeg[u.edst[e]] == 0) heap_push(&h, u.edst[e]);
+    }
+    if (ok && at < n) { /* the fuse pass never makes a cycle */
+        memcpy(g->nodes, old, sizeof(IrNode *) * (size_t)n);
+        for (int i = 0; i < n; i++) g->nodes[i]->id = i;
+        diag_error(d, (SrcLoc){0}, "plan-memory: the fused groups depend on each other in a cycle");
+        ok = false;
+    }
+    units_free(&u);
+    free(old), free(h.v);
+    return ok;
+}
+
+/* Which values the kernels store (a weight or cache has memory of its
+ * own), and their dtypes. */
+static bool storage(PassCtx *c, const IrGraph *g, bool *stored, IrDType *dtype) {
+    bool wide = pass_opt_int(c, "f32-storage") != 0;
+#ifdef DSCC_HAVE_NVRTC
+    Arena *a = arena_new();
+    IrDType *dt = NULL;
+    CgGenOptions o = {.f32_storage = wide};
+    const bool *st = a ? cg_stored_values(a, g, &o, &dt) : NULL;
+    for (int i = 0; st && i < g->nnodes; i++) {
+        IrOp op = g->nodes[i]->op;
+        stored[i] = st[i] && ir_op_has_result(op) && op != IR_OP_WEIGHT && op != IR_OP_KV_CACHE;
+        dtype[i] = dt[i];
+    }
+    arena_free(a);
+    if (st) return true;
+    diag_error(pass_diag(c), (SrcLoc){0}, "plan-memory: out of host memory");
+    return false;
+#else
+    for (int i = 0; i < g->nnodes; i++) {
+        const IrNode *n = g->nodes[i];
+        stored[i] = ir_op_in_slab(n->op);
+        dtype[i] = wide && (n->type.dtype == IR_DT_BF16 || n->type.dtype == IR_DT_F16) ? IR_DT_F32 : n->type.dtype;
+    }
+    return true;
+#endif
+}
+
+typedef struct {
+    Slab s;
+    int64_t peak, total;
+} Plan;
+
+/* Gives value i of `size` bytes its offset (clear of `avoid` unless NULL);
+ * false after reporting an overflow. */
+static bool place(PassCtx *c, IrGraph *g, Plan *p, int i, int64_t size, bool sized, const IrSpans *avoid) {
+    IrNode *nd = g->nodes[i];
+    int64_t off = 0, end = 0;
+    if (!sized || !size_add(p->total, size, &p->total) ||
+        !(avoid ? slab_take_avoiding(&p->s, avoid, size, &off) : slab_take(&p->s, size, &off)) || !size_add(off, size, &end)) {
+        StrBuf ty;
+        sb_init(&ty);
+        ir_type_print(g, &nd->type, &ty);
+        diag_error(pass_diag(c), nd->loc, "plan-memory: %s %s: its bytes, or the slab's, overflow int64 at these sizes",
+                   ir_op_name(nd->op), ty.data);
+        sb_free(&ty);
+        return false;
+    }
+    nd->mem = off;
+    if (end > p->peak) p->peak = end;
+    return true;
+}
+
+/* Blocks freed, and still pending on the other streams: a value's bytes go
+ * back to the slab at its release for the main stream (that of the most
+ * ops, stream 0); an op of another stream t may take them only from its
+ * release for t on (until then they are in pend[t]). An op starting after
+ * every access of the value is all either needs (ir_order_done_before). */
+typedef struct {
+    IrSpans *pend[IR_ORDER_MAX_STREAMS];
+    int *head, *next, *ehead, *enext, *ev, main;
+} Frees;
+
+static bool frees_at(IrGraph *g, const IrOrder *o, Slab *s, Frees *f, const int64_t *size, int i) {
+    bool ok = true;
+    int S = o->nstreams, n = g->nnodes;
+    for (int x = f->head[i]; x >= 0 && ok; x = f->next[x]) {
+        ok = slab_give(s, g->nodes[x]->mem, size[x]);
+        for (int t = 0; t < S && ok; t++) {
+            int r = o->release_on[(size_t)x * S + t];
+            if (t == f->main || r <= i || size[x] == 0) continue;
+            ok = ir_spans_insert(f->pend[t], g->nodes[x]->mem, size[x], x);
+            int e = x * S + t; /* its end, at r */
+            if (r <= n) f->ev[e] = x, f->enext[e] = f->ehead[r], f->ehead[r] = e;
+        }
+    }
+    for (int e = f->ehead[i]; e >= 0; e = f->enext[e]) ir_spans_remove(f->pend[e % S], g->nodes[f->ev[e]]->mem, f->ev[e]);
+    return ok;
+}
+
+/* First fit in program order, the early values first; blocks are freed
+ * at their releases (see Frees). */
+static bool lay_out(PassCtx *c, IrGraph *g, const bool *stored, const IrDType *dtype, const int64_t *sym, Plan *p) {
+    DiagEngine *d = pass_diag(c);
+    int n = g->nnodes;
+    IrOrder ord;
+    if (!ir_order_compute(g, stored, d, &ord)) return false;
+    int S = ord.nstreams;
+    size_t cells = (size_t)n * (size_t)S + 1;
+    Frees f = {.head = malloc(sizeof(int) * ((size_t)n + 1)), .next = malloc(sizeof(int) * ((size_t)n + 1)),
+               .ehead = malloc(sizeof(int) * ((size_t)n + 1)), .enext = malloc(sizeof(int) * cells), .ev = malloc(sizeof(int) * cells)};
+    int64_t *size = malloc(sizeof(int64_t) * ((size_t)n + 1));
+    p->s = (Slab){ir_spans_new(), 0};
+    bool ok = f.head && f.next && f.ehead && f.enext && f.ev && size && p->s.gaps;
+    for (int i = 0; i < n && ok; i++)
+        if (g->nodes[i]->stream <= 0) {
+            f.main = ord.stream[i];
             break;
         }
-        nd->mem = off;
-        if (b > peak) peak = b;
-        if (ord.release[i] <= n) next[i] = head[ord.release[i]], head[ord.release[i]] = i;
-    }
-    free(head), free(next), free(size);
-    ir_spans_free(s.gaps);
+    for (int t = 0; t < S && ok; t++) ok = (f.pend[t] = ir_spans_new()) != NULL;
+    if (!ok) diag_error(d, (SrcLoc){0}, "plan-memory: out of host memory");
+    for (int i = 0; ok && i <= n; i++) f.head[i] = f.ehead[i] = -1;
+    for (int i = 0; ok && i < n; i++) g->nodes[i]->mem = -1, size[i] = 0;
+    for (int step = 0; step < 2; step++)
+        for (int i = 0; ok && i < n; i++) {
+            if (step) ok = frees_at(g, &ord, &p->s, &f, size, i);
+            if (!ok || !stored[i] || ord.early[i] != (step == 0)) continue;
+            bool sized = ir_value_bytes_as(g->nodes[i], dtype[i], sym, &size[i]);
+            int t = ord.stream[i];
+            ok = place(c, g, p, i, size[i], sized, t == f.main ? NULL : f.pend[t]);
+            int r = ord.release_on[(size_t)i * S + f.main];
+            if (r <= n) f.next[i] = f.head[r], f.head[r] = i;
+        }
+    free(f.head), free(f.next), free(f.ehead), free(f.enext), free(f.ev), free(size);
+    for (int t = 0; t < S; t++) ir_spans_free(f.pend[t]);
+    ir_spans_free(p->s.gaps);
     ir_order_free(&ord);
+    return ok;
+}
+
+PassResult pass_plan_memory(PassCtx *c, IrGraph *g) {
+    DiagEngine *d = pass_diag(c);
+    int64_t sym[IR_MAX_DIM_SYMS], kv = 0, b;
+    int t;
+    if (!bind_dims(c, g, sym, &t) || !schedule(g, d)) return PASS_FAILED;
+    int n = g->nnodes;
+    bool *stored = malloc((size_t)n + 1);
+    IrDType *dtype = malloc(sizeof(IrDType) * ((size_t)n + 1));
+    Plan p = {{NULL, 0}, 0, 0};
+    bool ok = stored && dtype;
+    if (!ok) diag_error(d, (SrcLoc){0}, "plan-memory: out of host memory");
+    ok = ok && storage(c, g, stored, dtype) && lay_out(c, g, stored, dtype, sym, &p);
+    for (int i = 0; ok && i < n; i++)
+        if (g->nodes[i]->op == IR_OP_KV_CACHE && !(cache_bytes(g->nodes[i], sym, &b) && size_add(kv, b, &kv))) {
+            diag_error(d, g->nodes[i]->loc, "plan-memory: the KV cache's size overflows int64 at these sizes");
+            ok = false;
+        }
+    free(stored), free(dtype);
     if (!ok) return PASS_FAILED;
     g->mem_planned = true;
     memcpy(g->mem_dims, sym, sizeof sym);
     pass_report(c, "batch %lld, seq %lld, ctx %lld: activation slab %.2f MB (%.2f MB without reuse), KV cache %.2f MB",
-                (long long)sym[0], (long long)pass_opt_int(c, "seq"), (long long)(t >= 0 ? sym[t] : 0), (double)peak / 1e6,
-                (double)total / 1e6, (double)kv / 1e6);
+                (long long)sym[0], (long long)pass_opt_int(c, "seq"), (long long)(t >= 0 ? sym[t] : 0), (double)p.peak / 1e6,
+                (double)p.total / 1e6, (double)kv / 1e6);
     return PASS_CHANGED;
 }

@@ -167,6 +167,10 @@ int64_t gpu_exec_activation_bytes(const GpuExec *x);
  * for benchmarks that count the experts a step hit); a kv_cache gives its
  * rows so far, [B, len, ...].
  * Valid until the next call. */
+/* The byte offset of node id's value in the activation slab (the
+ * plan-memory pass's, when the graph has a plan), or -1 (not stored
+ * there: weights, caches, values inlined into their readers). */
+int64_t gpu_exec_offset(const GpuExec *x, int id);
 const float *gpu_exec_value(GpuExec *x, int id, int64_t *numel);
 
 #endif

@@ -120,6 +120,7 @@ struct GpuExec {
     int mb_parts;            /* micro-batches of the overlap pass (1: none) */
     int64_t b_real;          /* rows of the last run before padding */
     bool padded;             /* the last run's inputs were padded to b_real rows */
+    bool f32;                /* bf16/f16 values stored as f32 (GpuOptions.f32_storage) */
 };
 
 static int64_t align256(int64_t v) { return (v + 255) & ~(int64_t)255; }
@@ -242,11 +243,6 @@ static bool bind_capacity(GpuExec *x, const GpuOptions *o, int64_t *smax, DiagEn
     return true;
 }
 
-typedef struct {
-    int64_t off, size;
-    int end; /* the value's node id (its accesses decide when its bytes are free) */
-} Live;
-
 /* Which kernels compute only functions of the weights: their values are
  * computed by the first run and kept (x->konst). */
 static void find_constant_kernels(GpuExec *x) {
@@ -269,107 +265,74 @@ static void find_constant_kernels(GpuExec *x) {
     free(c);
 }
 
-/* Happens-before over the two streams: clk[2k + s] is the latest kernel
- * of stream s known to be complete when kernel k starts (-1: none): on
- * k's own stream the one before it, on the other what k's waits (events)
- * order before it, transitively. One stream: clk[2k] = k - 1. */
-static int *stream_clocks(const GpuExec *x) {
-    int nk = x->p->nkernels, last[2] = {-1, -1};
-    int *clk = malloc(sizeof(int) * (size_t)(2 * nk + 2));
-    for (int k = 0; k < nk; k++) {
-        int s = x->kstream[k], c[2] = {-1, -1};
-        if (last[s] >= 0) c[0] = clk[2 * last[s]], c[1] = clk[2 * last[s] + 1], c[s] = last[s];
-        for (int w = 0; x->kwait[k][w] >= 0; w++) {
-            int kw = x->kwait[k][w], t = x->kstream[kw];
-            for (int u = 0; u < 2; u++)
-                if (clk[2 * kw + u] > c[u]) c[u] = clk[2 * kw + u];
-            if (kw > c[t]) c[t] = kw;
+/* The kernels run in program order (the plan-memory pass put the ops in
+ * the order codegen takes): what the plan's happens-before assumes. */
+static bool kernels_in_program_order(const GpuExec *x, DiagEngine *d) {
+    int prev = -1;
+    for (int k = 0; k < x->p->nkernels; k++) {
+        const CgKernel *ck = &x->p->kernels[k];
+        int lo = ck->nodes[0], hi = ck->nodes[0];
+        for (int j = 1; j < ck->nnodes; j++) lo = ck->nodes[j] < lo ? ck->nodes[j] : lo, hi = ck->nodes[j] > hi ? ck->nodes[j] : hi;
+        if (lo <= prev) {
+            diag_error(d, ck->loc, "the memory plan does not follow the kernel order (kernel %s runs ops before an earlier kernel's): run "
+                       "plan-memory after fuse", ck->name);
+            return false;
         }
-        clk[2 * k] = c[0], clk[2 * k + 1] = c[1];
-        last[s] = k;
+        prev = hi;
     }
-    return clk;
+    return true;
 }
 
-/* Activation offsets, first fit over the kernel order: a value born at
- * kernel k may take the bytes of a value every access of which (its
- * writer, its readers, on either stream) happens before k starts (same
- * stream before it, or ordered by a wait): so a stream never overwrites
- * what the other may still read or write. The values of constant kernels
- * live through the whole step, as inputs do (the next step reads them
- * without computing them again). */
-static int64_t plan_activations(GpuExec *x, const int64_t *smax, bool keep_all) {
+/* Activation offsets: the plan-memory pass's (each node's mem), after
+ * checking that they hold this run's values: the same values stored (the
+ * pass asks the code generator which), each at its size for the capacity
+ * and storage dtype, no two that overlap in use at once (ir_check_memory:
+ * the schedule checker's test, on these sizes). Without a plan, or with
+ * keep_all, each stored value has bytes of its own: nothing is reused. */
+static bool take_plan(GpuExec *x, const int64_t *smax, bool keep_all, int64_t *abytes, DiagEngine *d) {
     const IrGraph *g = x->g;
     const CgProgram *p = x->p;
-    int nn = g->nnodes, nk = p->nkernels;
-    int *born = malloc(sizeof(int) * (size_t)(nn + 1)), *acc = malloc(sizeof(int) * (size_t)(2 * nn + 2)); /* last access per stream */
-    bool *kept = calloc((size_t)nn + 1, 1);
-    for (int i = 0; i < nn; i++) born[i] = -1, acc[2 * i] = acc[2 * i + 1] = -1;
-    for (int k = 0; k < nk; k++) {
-        int st = x->kstream[k];
-        for (int j = 0; j < p->kernels[k].nnodes; j++) {
-            const IrNode *n = g->nodes[p->kernels[k].nodes[j]];
-            born[n->id] = x->konst[k] ? -1 : k;
-            kept[n->id] = x->konst[k];
-            acc[2 * n->id + st] = k;
-            for (int o = 0; o < n->nops; o++) acc[2 * n->ops[o]->id + st] = k;
-        }
-        /* what the kernel binds, which is not always an operand of its ops:
-         * a linear that reads through its casts binds the casts' sources */
-        for (int s = 0; s < p->kernels[k].nslots; s++) {
-            const CgSlot *sl = &p->kernels[k].slots[s];
-            if (sl->kind == CG_SLOT_VALUE) acc[2 * sl->node + st] = k;
-        }
-    }
+    int nn = g->nnodes, bad = 0;
+    int64_t *size = malloc(sizeof(int64_t) * (size_t)(nn + 1)), end = 0;
+    bool plan = g->mem_planned && !keep_all;
+    if (!g->mem_planned && !keep_all)
+        diag_warning(d, (SrcLoc){0}, "the graph has no memory plan (run plan-memory last): every activation gets bytes of its own");
     for (int i = 0; i < nn; i++) {
-        int v = g->nodes[i]->op == IR_OP_OUTPUT ? g->nodes[i]->ops[0]->id : i;
-        bool routing = g->nodes[i]->op == IR_OP_TOPK || g->nodes[i]->op == IR_OP_GROUP_TOPK; /* read back after the step (gpu_exec_value) */
-        if (g->nodes[i]->op == IR_OP_OUTPUT || keep_all || kept[i] || routing) acc[2 * v] = acc[2 * v + 1] = nk; /* never free */
+        const IrNode *n = g->nodes[i];
+        bool st = p->stored[i] && ir_op_has_result(n->op) && n->op != IR_OP_WEIGHT && n->op != IR_OP_KV_CACHE;
+        size[i] = -1;
+        if (st && !ir_value_bytes_as(n, p->dtype[i], smax, &size[i])) size[i] = INT64_MAX;
+        if (plan && st != (n->mem >= 0) && bad++ < 4)
+            diag_error(d, n->loc, "the memory plan %s node %d (%s), which the kernels %s", st ? "has no place for" : "places", i,
+                       ir_op_name(n->op), st ? "store" : "do not store");
+        x->aoff[i] = !st ? -1 : plan ? n->mem : end;
+        if (st && !plan) end = size[i] == INT64_MAX || end > INT64_MAX - size[i] ? INT64_MAX : end + size[i];
     }
-    int *clk = stream_clocks(x), *floor = malloc(sizeof(int) * (size_t)(2 * nk + 2)); /* floor: the least clock from k on */
-    floor[2 * nk] = floor[2 * nk + 1] = nk;
-    for (int k = nk - 1; k >= 0; k--)
-        for (int u = 0; u < 2; u++) floor[2 * k + u] = clk[2 * k + u] < floor[2 * k + 2 + u] ? clk[2 * k + u] : floor[2 * k + 2 + u];
-    Live *live = malloc(sizeof(Live) * (size_t)(nn + 1));
-    int nlive = 0;
-    int64_t peak = 0;
-    for (int k = -1; k < nk; k++) {
-        const int *c = k >= 0 ? &clk[2 * k] : NULL, *f = &floor[2 * (k >= 0 ? k : 0)];
-        int w = 0;
-        for (int j = 0; j < nlive; j++) { /* drop what is free for every kernel from here on */
-            const int *a = &acc[2 * live[j].end];
-            if (k < 0 || a[0] > f[0] || a[1] > f[1]) live[w++] = live[j];
-        }
-        nlive = w;
-        for (int i = 0; i < nn; i++) {
-            const IrNode *n = g->nodes[i];
-            if (born[i] != k || !p->stored[i] || n->op == IR_OP_WEIGHT || n->op == IR_OP_KV_CACHE) continue;
-            if (k == -1 && n->op != IR_OP_INPUT && !kept[i]) continue;
-            int64_t size = align256(bytes_of(x->p->dtype[i], numel_at(&n->type, smax)));
-            int64_t off = 0;
-            for (bool moved = true; moved;) {
-                moved = false;
-                for (int j = 0; j < nlive; j++) {
-                    const int *a = &acc[2 * live[j].end];
-                    if (c && a[0] <= c[0] && a[1] <= c[1]) continue; /* every access of it happens before kernel k */
-                    if (off < live[j].off + live[j].size && live[j].off < off + size) {
-                        off = live[j].off + live[j].size;
-                        moved = true;
-                    }
-                }
-            }
-            x->aoff[i] = off;
-            live[nlive++] = (Live){off, size, i};
-            if (off + size > peak) peak = off + size;
-        }
+    if (plan && !bad && kernels_in_program_order(x, d)) {
+        DiagEngine *q = diag_new(x->arena, NULL); /* the first few of what may be thousands */
+        bad = ir_check_memory(g, size, q);
+        int shown = 0;
+        for (const Diag *e = diag_first(q); e && shown < 3; e = e->next)
+            if (e->level == DIAG_ERROR) diag_error(d, e->loc, "%s", e->msg), shown++;
+        if (bad > shown) diag_error(d, (SrcLoc){0}, "memory plan: %d more values overlap values in use", bad - shown);
+        for (int i = 0; i < nn; i++)
+            if (x->aoff[i] >= 0 && x->aoff[i] + size[i] > end) end = x->aoff[i] + size[i];
+    } else if (plan)
+        bad++;
+    if (bad) {
+        StrBuf dims;
+        sb_init(&dims);
+        for (int s = 0; s < g->ndims; s++) sb_printf(&dims, "%s%s=%lld", s ? ", " : "", g->dim_names[s], (long long)g->mem_dims[s]);
+        diag_note(d, (SrcLoc){0},
+                  "the graph's memory plan (for %s) does not hold this run (batch %lld, %lld new positions, context %lld, %s storage): "
+                  "plan it for them, plan-memory{batch=%lld,seq=%lld,ctx=%lld,f32-storage=%d}",
+                  dims.data, (long long)x->max_b, (long long)x->max_s, (long long)x->cap, x->f32 ? "f32" : "declared",
+                  (long long)x->max_b, (long long)x->max_s, (long long)x->cap, x->f32 ? 1 : 0);
+        sb_free(&dims);
     }
-    free(born);
-    free(acc);
-    free(kept);
-    free(live);
-    free(clk);
-    free(floor);
-    return peak;
+    free(size);
+    *abytes = end;
+    return !bad && end < INT64_MAX;
 }
 
 /* One weight slice made ready for upload (values from the source, packed
@@ -699,6 +662,7 @@ GpuExec *gpu_exec_new(const IrGraph *g, const CpuWeightSource *ws, const GpuOpti
     x->trace_label = o.trace_label;
     x->keep_all = o.keep_all;
     x->graphs = o.graphs;
+    x->f32 = o.f32_storage;
     if (o.dist && o.dist->size > 1) x->dist = *o.dist;
     x->sync_each = getenv("DSCC_CUDA_SYNC") && strcmp(getenv("DSCC_CUDA_SYNC"), "0") != 0;
     if (o.trace && !x->trace && !(x->own_trace = (x->trace = rt_trace_open(o.trace, o.trace_steps, d)) != NULL)) {
@@ -741,7 +705,8 @@ GpuExec *gpu_exec_new(const IrGraph *g, const CpuWeightSource *ws, const GpuOpti
     /* memory: weights, activations, caches, scratch */
     find_constant_kernels(x);
     if (!setup_streams(x, d) || (x->dist.size > 1 && !setup_ep(x, smax, d))) goto fail;
-    int64_t abytes = plan_activations(x, smax, o.keep_all), sbytes = 0;
+    int64_t abytes = 0, sbytes = 0;
+    if (!take_plan(x, smax, o.keep_all, &abytes, d)) goto fail;
     x->abytes = abytes;
     for (int i = 0; i < nn; i++) {
         const IrNode *n = g->nodes[i];
@@ -884,6 +849,7 @@ void gpu_exec_free(GpuExec *x) {
 const char *gpu_exec_device(const GpuExec *x) { return rt_cuda_device_name(x->cu); }
 int64_t gpu_exec_weight_bytes(const GpuExec *x) { return x->wbytes; }
 int64_t gpu_exec_activation_bytes(const GpuExec *x) { return x->abytes; }
+int64_t gpu_exec_offset(const GpuExec *x, int id) { return id >= 0 && id < x->g->nnodes ? x->aoff[id] : -1; }
 
 void gpu_exec_comm_bytes(const GpuExec *x, GpuCommBytes *last, GpuCommBytes *total) {
     if (last) *last = x->comm_last;

@@ -13,7 +13,9 @@
  *  - each rank's weight slab is smaller than the one process's (it holds
  *    1/W of the routed experts).
  * Most cases keep every value (to read the routing back); one reuses
- * activation memory across the two streams as a real run does.
+ * activation memory across the two streams as a real run does, with the
+ * plan-memory pass's plan: each rank's executor must place every value at
+ * exactly the pass's offset.
  * The rank processes and the reference are forked before any CUDA call in
  * this process; each reports through a pipe. Exits 77 without the
  * emulated NCCL (DSCC_EMU_NCCL_DIR, libnccl.so.2 on LD_LIBRARY_PATH). */
@@ -137,10 +139,23 @@ static void process_main(const Case *c, int rank, const RtNcclId *id, int fd) {
         dist.comm = comm;
     }
     int64_t maxb = (B + W - 1) / W;
+    if (c->reuse) { /* the pass plans the slab at this executor's capacity and storage */
+        PassPipeline pp;
+        PassRunOptions ro = {0};
+        const char *plan = arena_printf(a, "plan-memory{batch=%lld,seq=%lld,ctx=%lld,f32-storage=%d}", (long long)maxb, (long long)S,
+                                        (long long)S, c->f32 ? 1 : 0);
+        if (!pass_pipeline_parse(a, d, plan, &pp) || !pass_pipeline_run(&pp, g, &ro, d)) goto done;
+    }
     CpuWeightSource ws = {rt_checkpoint_read_f32, ck};
     GpuOptions go = {.device = rank < 0 ? 0 : rank, .max_batch = maxb, .max_seq = S, .max_ctx = S, .f32_storage = c->f32,
                      .keep_all = !c->reuse, .dist = rank < 0 ? NULL : &dist};
     if (!(gx = gpu_exec_new(g, &ws, &go, d))) goto done;
+    for (int i = 0; i < g->nnodes && c->reuse; i++)
+        if (gpu_exec_offset(gx, i) != g->nodes[i]->mem) {
+            snprintf(h.msg, sizeof h.msg, "rank %d: %s %%%d is at offset %lld, the plan says %lld", rank, ir_op_name(g->nodes[i]->op), i,
+                     (long long)gpu_exec_offset(gx, i), (long long)g->nodes[i]->mem);
+            goto done;
+        }
     float *pos = malloc(sizeof(float) * (size_t)(n * S + 1));
     for (int64_t i = 0; i < n * S; i++) pos[i] = (float)(i % S);
     CpuInput in[2] = {{"tokens", 2, {n, S}, tok.data + first * S}, {"positions", 2, {n, S}, pos}};

@@ -248,7 +248,7 @@ static void test_order(void **state) {
     c->waits[0] = f->sm;
     c->nwaits = 1;
     IrOrder o;
-    assert_true(ir_order_compute(f->g, f->d, &o));
+    assert_true(ir_order_compute(f->g, NULL, f->d, &o));
     assert_int_equal(o.nstreams, 2);
     assert_true(ir_order_done_before(&o, f->x->id, b->id));
     assert_false(ir_order_done_before(&o, f->y->id, b->id)); /* b reads y, and sm is not waited for */

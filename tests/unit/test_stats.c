@@ -119,11 +119,50 @@ static void test_stats_memory(void **state) {
     arena_free(a);
 }
 
+/* FLOPs per token of the tiny V3 with its MoE layers in the world layout
+ * of W GPUs (`moe` row): the dispatched values hold W row blocks, of which
+ * a rank computes 1/W (its experts' slots), so the figure is the same for
+ * every W, and within 1% of the unrouted graph's (combine replaces the
+ * weighted sum's cast, mul and sum; the expert GEMMs are the same). */
+static double moe_flops(int W) {
+    Arena *a = arena_new();
+    DiagEngine *d = diag_new(a, stderr);
+    FeOptions fo = {DSCC_SOURCE_DIR "/models/tiny/config.json", NULL, 0};
+    IrGraph *g = fe_compile_file(a, d, DSCC_SOURCE_DIR "/models/deepseek_v3.dsl", &fo);
+    assert_non_null(g);
+    const char *pipe = W > 1 ? arena_printf(a, "shape-infer,dce,node-limited-routing{nodes=1,gpus-per-node=%d}", W) : "shape-infer,dce";
+    PassPipeline pp;
+    PassRunOptions ro = {0};
+    assert_true(pass_pipeline_parse(a, d, pipe, &pp));
+    assert_true(pass_pipeline_run(&pp, g, &ro, d));
+    int dispatches = 0;
+    for (int i = 0; i < g->nnodes; i++) dispatches += g->nodes[i]->op == IR_OP_DISPATCH;
+    assert_true(W == 1 ? dispatches == 0 : dispatches > 0);
+    IrStats st;
+    assert_true(ir_stats_compute(g, d, 64, &st));
+    double f = -1;
+    for (int i = 0; i < st.nrows; i++)
+        if (strcmp(st.rows[i].kind, "moe") == 0) f = st.rows[i].flops_per_token;
+    arena_free(a);
+    assert_true(f > 0);
+    return f;
+}
+
+static void test_stats_world_layout(void **state) {
+    (void)state;
+    double one = moe_flops(1), two = moe_flops(2), four = moe_flops(4), eight = moe_flops(8);
+    fprintf(stderr, "moe FLOPs per token: unrouted %.0f, W=2 %.0f, W=4 %.0f, W=8 %.0f\n", one, two, four, eight);
+    assert_true(fabs(four - two) <= 1e-9 * two);
+    assert_true(fabs(eight - two) <= 1e-9 * two);
+    assert_true(fabs(two - one) <= 0.01 * one);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_stats_by_hand),
         cmocka_unit_test(test_stats_need_dims),
         cmocka_unit_test(test_stats_memory),
+        cmocka_unit_test(test_stats_world_layout),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

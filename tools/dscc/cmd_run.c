@@ -579,9 +579,9 @@ static int report(const RunArgs *r, DiagEngine *d, const float *all, int64_t B, 
 
 /* ---- one rank ---------------------------------------------------------------------- */
 
-const char *driver_pipeline(Arena *a, bool fp8, int W, int nodes, int gpn, int64_t B, int64_t T) {
+const char *driver_pipeline(Arena *a, bool fp8, int W, int nodes, int gpn, int64_t B, int64_t T, int64_t ctx, bool f32_storage) {
     int64_t cap = (B + W - 1) / W;
-    PassPreset p = {.fp8 = fp8, .batch = cap, .seq = T};
+    PassPreset p = {.fp8 = fp8, .batch = cap, .seq = T, .ctx = ctx, .f32_storage = f32_storage};
     if (W > 1) {
         p.nodes = nodes;
         p.gpus_per_node = gpn;
@@ -619,8 +619,10 @@ static IrGraph *compile(RunArgs *r, Arena *a, DiagEngine *d, RtCheckpoint **ck, 
     }
     /* --precision picks the default pipeline; --passes replaces it. */
     int64_t B = tok->shape[0], W = ri->size;
-    const char *dflt = r->replicated ? driver_pipeline(a, r->fp8, 1, 1, 1, (B + W - 1) / W, tok->shape[1])
-                                     : driver_pipeline(a, r->fp8, ri->size, nodes, gpn, B, tok->shape[1]);
+    /* plan-memory at the executor's capacity: rows, new positions of a step, whole context */
+    int64_t S = r->prefill ? r->prefill : tok->shape[1], ctx = tok->shape[1] + r->generate;
+    const char *dflt = r->replicated ? driver_pipeline(a, r->fp8, 1, 1, 1, (B + W - 1) / W, S, ctx, r->f32_storage)
+                                     : driver_pipeline(a, r->fp8, ri->size, nodes, gpn, B, S, ctx, r->f32_storage);
     if ((*rc = driver_run_passes(a, d, g, &r->po, dflt, false)) != DSCC_EXIT_OK) return NULL;
     *rc = DSCC_EXIT_INPUT;
     for (int i = 0; i < g->nnodes; i++) {

@@ -188,7 +188,7 @@ static int measure_gpu(Arena *a, DiagEngine *d, IrGraph *g, GpuMem *gm) {
     int W = gm->nodes * gm->gpn;
     gm->rows = (gm->batch + W - 1) / W;
     PassOpts po = {0};
-    int rc = driver_run_passes(a, d, g, &po, driver_pipeline(a, gm->fp8, W, gm->nodes, gm->gpn, gm->batch, gm->seq), false);
+    int rc = driver_run_passes(a, d, g, &po, driver_pipeline(a, gm->fp8, W, gm->nodes, gm->gpn, gm->batch, gm->seq, 0, false), false);
     if (rc != DSCC_EXIT_OK) return rc;
     return ir_stats_memory(g, d, W, gm->rows, gm->seq, 0, &gm->m) ? DSCC_EXIT_OK : DSCC_EXIT_INPUT;
 }

@@ -77,7 +77,7 @@ int driver_run_passes(Arena *a, DiagEngine *d, IrGraph *g, PassOpts *po, const c
  * a rank gets (B / W rounded up) and, for W > 1, node-limited-routing on
  * the topology and microbatch-overlap when every rank's rows split in two
  * equal halves. */
-const char *driver_pipeline(Arena *a, bool fp8, int W, int nodes, int gpn, int64_t B, int64_t T);
+const char *driver_pipeline(Arena *a, bool fp8, int W, int nodes, int gpn, int64_t B, int64_t T, int64_t ctx, bool f32_storage);
 
 /* Monotonic seconds, for --time-passes. */
 double driver_now(void);

@@ -78,7 +78,7 @@ static void sp_free(SpStep *x) {
 /* The step graph of s->model with `set` added to its parameters, verified
  * and through the pass pipeline. NULL after reporting (*rc the exit code). */
 static IrGraph *compile_step(Arena *a, DiagEngine *d, const SpecArgs *s, const char *config, const char *set, int64_t B,
-                             int64_t S, int *rc) {
+                             int64_t S, int64_t ctx, int *rc) {
     ModelOpts mo = s->mo;
     mo.sets = arena_alloc(a, sizeof(FeSetting) * (size_t)(mo.nsets + 1));
     if (s->mo.nsets) memcpy(mo.sets, s->mo.sets, sizeof(FeSetting) * (size_t)s->mo.nsets);
@@ -90,7 +90,8 @@ static IrGraph *compile_step(Arena *a, DiagEngine *d, const SpecArgs *s, const c
     FeOptions fo = driver_fe_options(&mo);
     IrGraph *g = fe_compile_file(a, d, s->model, &fo);
     if (!g || ir_verify(g, d)) return NULL;
-    const char *dflt = pass_preset(a, "default", &(PassPreset){.fp8 = s->fp8, .batch = B, .seq = S});
+    const char *dflt =
+        pass_preset(a, "default", &(PassPreset){.fp8 = s->fp8, .batch = B, .seq = S, .ctx = ctx, .f32_storage = s->f32_storage});
     if ((*rc = driver_run_passes(a, d, g, s->po, dflt, false)) != DSCC_EXIT_OK) return NULL;
     return g;
 }
@@ -383,9 +384,9 @@ static int setup_and_decode(Arena *a, DiagEngine *d, const SpecArgs *s, RtCheckp
     const char *config = ck && !s->mo.config_path ? rt_checkpoint_config_path(ck) : NULL;
     Spec sp = {.B = B, .P = P, .N = N, .cap = P + N + 3, .temperature = s->temperature, .rng = rt_rng(s->sample_seed), .d = d};
     int64_t S = P > 2 ? P : 2, ctx = P + N + 2;
-    if (!(sp.main.g = compile_step(a, d, s, config, "mtp_hidden=true", B, S, &rc))) return rc;
+    if (!(sp.main.g = compile_step(a, d, s, config, "mtp_hidden=true", B, S, ctx, &rc))) return rc;
     sp.plain = !s->speculative;
-    if (!sp.plain && !(sp.draft.g = compile_step(a, d, s, config, "mtp_draft=true", B, S, &rc))) return rc;
+    if (!sp.plain && !(sp.draft.g = compile_step(a, d, s, config, "mtp_draft=true", B, S, ctx, &rc))) return rc;
     if (!sp.plain && ck && !check_mtp_weights(d, sp.draft.g, ck, s->weights)) return DSCC_EXIT_INPUT;
     CpuWeightSource ws = ck ? (CpuWeightSource){rt_checkpoint_read_f32, ck} : cpu_random_weights(&s->seed);
     rc = s->cuda ? DSCC_EXIT_RUNTIME : DSCC_EXIT_INPUT;

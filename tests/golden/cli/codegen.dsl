@@ -13,7 +13,7 @@
 // CHECK: // g1_rmsnorm_act_scale_quantize: 3 IR ops
 // CHECK-NEXT: = rmsnorm
 // CHECK: act_scale
-// CHECK-NEXT: = quantize %5, %8 : fp8e4m3[B,S,96]  models/deepseek_v3.dsl:160:26  in mla_attention
+// CHECK-NEXT: = quantize %5, %6 : fp8e4m3[B,S,96]  models/deepseek_v3.dsl:160:26  in mla_attention
 // CHECK-NEXT: // module 1, shared by every group with the same source
 // RUN: dscc compile models/deepseek_v3.dsl --config models/tiny/config.json --emit=cubin; echo "exit=$?"
 // CHECK: --emit=cubin writes one file per module and a manifest: give -o DIR
