@@ -6,7 +6,7 @@
 // flattened) form 64-row tiles; a block of two warpgroups takes one tile and
 // a balanced share (a split) of its keys, walked 64 at a time through a
 // two-stage ring of cp.async loads in the 128-byte swizzle, the next block
-// of keys landing while this one is computed:
+// of keys landing while this one is computed (warpgroup 1 issues them):
 //   warpgroup 0: S = Q K^T by 36 wgmma m64n64k16 (Q and K from shared
 //     memory), the mask, the online softmax (base 2, the scale folded in),
 //     P rounded to bf16 into shared memory with each row's correction;
@@ -204,6 +204,7 @@ extern "C" __global__ void __launch_bounds__(256, 1) DSCC_ENTRY(Args a) {
     const float NEG = __int_as_float(0xff800000), SL2 = MLA_SCALE * 1.44269504088896341f;
     // the last key each of this thread's rows (ra, ra + 8) sees, and any row of the tile
     long long last[2];
+#pragma unroll
     for (int h = 0; h < 2; h++) {
         const long long r = r0 + ra + 8 * h < rows ? r0 + ra + 8 * h : rows - 1;
         last[h] = MLA_CAUSAL ? r / HQ + T - S : T - 1;
@@ -223,18 +224,19 @@ extern "C" __global__ void __launch_bounds__(256, 1) DSCC_ENTRY(Args a) {
         const unsigned short *src = kc * 8 < MLA_QD0 ? Q0 + (qr * MLA_QD0 + kc * 8) : Q1 + (qr * (576 - MLA_QD0) + kc * 8 - MLA_QD0);
         mla_cp16(Qs + mla_swz(i, kc * 16), ok ? src : Q0, ok);
     }
-    auto load = [&](int st, long long jb) { // keys jb * 64 .. + 63 into stage st, zeros past T
+    auto load = [&](int st, long long jb, int t0, int nt) { // keys jb * 64 .. + 63 into stage st by threads t0 .. t0 + nt - 1, zeros past T
         unsigned char *Kd = Ks + st * MLA_TILE;
-        for (int c = tid; c < 64 * 72; c += 256) {
+        for (int c = tid - t0; c < 64 * 72; c += nt) {
             const int jj = c / 72, kc = c % 72;
             const long long j = jb * 64 + jj;
             const bool ok = j < T;
             mla_cp16(Kd + mla_swz(jj, kc * 16), ok ? Kg + ((bb * KT + j) * 576 + kc * 8) : Kg, ok);
         }
     };
-    if (jb0 < jb1) load(0, jb0);
+    if (jb0 < jb1) load(0, jb0, 0, 256);
     mla_cp_commit();
     float o[128]; // this warpgroup's half of the tile's output: columns 256 wg ..
+#pragma unroll
     for (int i = 0; i < 128; i++) o[i] = 0.0f;
     float m[2] = {NEG, NEG}, ls[2] = {0.0f, 0.0f}; // warpgroup 0: rows' running max (base 2) and this thread's share of the sum
     for (long long jb = jb0; jb < jb1; jb++) {
@@ -242,11 +244,12 @@ extern "C" __global__ void __launch_bounds__(256, 1) DSCC_ENTRY(Args a) {
         mla_cp_wait0();
         mla_fence_async();
         __syncthreads(); // this block's keys landed; everyone is done with the other stage and with P
-        if (jb + 1 < jb1) load(st ^ 1, jb + 1);
+        if (wg == 1 && jb + 1 < jb1) load(st ^ 1, jb + 1, 128, 128); // warpgroup 1 loads the next keys while 0 computes S
         mla_cp_commit();
         const unsigned char *Kc = Ks + st * MLA_TILE;
         if (wg == 0) {
             float s[32];
+#pragma unroll
             for (int i = 0; i < 32; i++) s[i] = 0.0f;
             mla_wg_fence();
 #pragma unroll
@@ -264,6 +267,7 @@ extern "C" __global__ void __launch_bounds__(256, 1) DSCC_ENTRY(Args a) {
                 mx[(i >> 1) & 1] = fmaxf(mx[(i >> 1) & 1], s[i]);
             }
             float corr[2];
+#pragma unroll
             for (int h = 0; h < 2; h++) { // the row's max over its quad of lanes
                 mx[h] = fmaxf(mx[h], __shfl_xor_sync(0xffffffffu, mx[h], 1));
                 mx[h] = fmaxf(mx[h], __shfl_xor_sync(0xffffffffu, mx[h], 2));
@@ -299,6 +303,7 @@ extern "C" __global__ void __launch_bounds__(256, 1) DSCC_ENTRY(Args a) {
     }
     mla_cp_wait0();
     if (wg == 0) { // the rows' sums over their quads, for both warpgroups
+#pragma unroll
         for (int h = 0; h < 2; h++) {
             ls[h] += __shfl_xor_sync(0xffffffffu, ls[h], 1);
             ls[h] += __shfl_xor_sync(0xffffffffu, ls[h], 2);
@@ -309,10 +314,11 @@ extern "C" __global__ void __launch_bounds__(256, 1) DSCC_ENTRY(Args a) {
     float *part = (float *)a.t[MLA_SP];
     if (nsp > 1 && blockIdx.x == 0 && tid == 0) ((int *)part)[0] = (int)nsp;
     const long long n = B * rows; // query rows of the step
+#pragma unroll
     for (int h = 0; h < 2; h++) {
         const int r = ra + 8 * h;
-        if (r0 + r >= rows) continue;
         const long long ri = bb * rows + r0 + r;
+        if (r0 + r >= rows) continue;
         const float lr = s_l[r], inv = lr > 0.0f ? 1.0f / lr : 0.0f;
         if (nsp == 1) {
 #pragma unroll
