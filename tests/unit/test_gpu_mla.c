@@ -7,7 +7,10 @@
  * 201), with several batch rows, one 64-row tile per batch row and two, a
  * tile whose rows are mostly past the step's, and the keys of a tile split
  * between blocks (then merged by the combine) or not: the test checks from
- * gen.h's own rule that its steps cover both. Every query row of every step
+ * gen.h's own rule that its steps cover both, and from the generated
+ * program's launch rules that a step of S <= 16 launches the MLA kernel
+ * and nothing of the mma.sync form, a step of 20 the reverse (compared
+ * too). The split rule itself is checked without a GPU. Every query row of every step
  * is compared (relative L2 per row: 2e-2; P and the output are rounded to
  * bf16, the CPU keeps f32). Exits 77 (skipped) without a GPU; CTest's
  * emu.test_gpu_mla runs it on the emulated device (tests/emu/). */
@@ -46,8 +49,8 @@ static float urand(void) { /* uniform in [-1, 1) */
     return (float)((rng >> 40) & 0xffffff) / 8388608.0f - 1.0f;
 }
 
-/* Whether the generated program has the MLA decode phase and its combine. */
-static bool has_mla_phases(Arena *a, DiagEngine *d, const IrGraph *g) {
+/* The program as the GPU executor generates it; it has the MLA decode phase and its combine. */
+static CgProgram *mla_program(Arena *a, DiagEngine *d, const IrGraph *g) {
     CgGenOptions o = {.tile = CG_TILE_WGMMA};
     CgProgram *p = cg_generate(a, d, g, &o);
     assert_non_null(p);
@@ -57,7 +60,26 @@ static bool has_mla_phases(Arena *a, DiagEngine *d, const IrGraph *g) {
             dec |= strcmp(p->kernels[k].phases[f].fn, "mla_decode") == 0;
             comb |= strcmp(p->kernels[k].phases[f].fn, "mla_decode_combine") == 0;
         }
-    return dec && comb;
+    assert_true(dec && comb);
+    return p;
+}
+
+/* Blocks the MLA decode phase launches at B, S, T; *other: items of the attention's other phases but the combine. */
+static int64_t mla_launch(const IrGraph *g, const CgProgram *p, int64_t B, int64_t S, int64_t T, int64_t *other) {
+    int64_t sym[IR_MAX_DIM_SYMS] = {0}, mla = 0;
+    for (int i = 0; i < IR_MAX_DIM_SYMS && g->dim_names[i]; i++)
+        sym[i] = !strcmp(g->dim_names[i], "B") ? B : !strcmp(g->dim_names[i], "S") ? S : T;
+    *other = 0;
+    for (int k = 0; k < p->nkernels; k++) {
+        bool attn = false;
+        for (int f = 0; f < p->kernels[k].nphases; f++) attn |= strcmp(p->kernels[k].phases[f].fn, "mla_decode") == 0;
+        for (int f = 0; attn && f < p->kernels[k].nphases; f++) {
+            const CgPhase *ph = &p->kernels[k].phases[f];
+            if (!strcmp(ph->fn, "mla_decode")) mla = cg_phase_items(ph, sym);
+            else if (strcmp(ph->fn, "mla_decode_combine")) *other += cg_phase_items(ph, sym);
+        }
+    }
+    return mla;
 }
 
 /* Runs the steps (positions per step) on both executors, B batch rows,
@@ -73,7 +95,7 @@ static int run_steps(int heads, int64_t B, const int *steps, int nsteps, double 
     assert_true(pass_pipeline_parse(a, d, "shape-infer,fold-constants,dce,cse,dce,fuse", &pp));
     PassRunOptions ro = {0};
     assert_true(pass_pipeline_run(&pp, g, &ro, d));
-    assert_true(has_mla_phases(a, d, g));
+    const CgProgram *prog = mla_program(a, d, g);
     int64_t maxs = 0, total = 0;
     for (int i = 0; i < nsteps; i++) maxs = steps[i] > maxs ? steps[i] : maxs, total += steps[i];
     uint64_t seed = 1;
@@ -116,9 +138,17 @@ static int run_steps(int heads, int64_t B, const int *steps, int nsteps, double 
             if (!(rel <= step_worst)) step_worst = rel;
         }
         long long n = cg_mla_splits(S, B, heads, T);
-        cover |= n > 1 ? 2 : 1;
-        fprintf(stderr, "  %d heads, B %lld, S %lld, T %lld: %lld split%s, worst row rel L2 %.2e\n", heads, (long long)B, (long long)S,
-                (long long)T, n, n == 1 ? "" : "s", step_worst);
+        int64_t other, blocks = mla_launch(g, prog, B, S, T, &other);
+        if (S <= 16) { /* the MLA kernel's step: its blocks, nothing of the mma.sync form */
+            cover |= n > 1 ? 2 : 1;
+            assert_int_equal(blocks, B * ((S * heads + 63) / 64) * n);
+            assert_int_equal(other, 0);
+        } else {
+            assert_int_equal(blocks, 0);
+            assert_true(other > 0);
+        }
+        fprintf(stderr, "  %d heads, B %lld, S %lld, T %lld: %s%lld split%s, worst row rel L2 %.2e\n", heads, (long long)B, (long long)S,
+                (long long)T, S <= 16 ? "MLA kernel, " : "mma.sync form, not ", S <= 16 ? n : 0LL, S <= 16 && n == 1 ? "" : "s", step_worst);
         if (!(step_worst <= *worst)) *worst = step_worst;
         free(qn);
         free(qp);
@@ -140,17 +170,36 @@ static void test_mla_128_heads(void **state) {
 }
 
 /* 8 heads: a decode row is 8 of a tile's 64 rows; steps of 16 positions fill two tiles.
- * Contexts 1, 17 .. 49, 63, 64, 65 (two blocks of keys, split), 81 .. 193, 199, 200, 201 (four blocks, split) */
+ * Contexts 1, 17 .. 49, 63, 64, 65 (two blocks of keys, split), 85 (a step of 20 positions: the
+ * mma.sync form, not the MLA kernel), 101 .. 197, 200, 201 (four blocks, split), 202 */
 static void test_mla_long_context(void **state) {
     (void)state;
-    static const int steps[] = {1, 16, 16, 16, 14, 1, 1, 16, 16, 16, 16, 16, 16, 16, 16, 6, 1, 1};
+    static const int steps[] = {1, 16, 16, 16, 14, 1, 1, 20, 16, 16, 16, 16, 16, 16, 16, 3, 1, 1};
     double worst;
     int cover = run_steps(8, 3, steps, (int)(sizeof steps / sizeof *steps), &worst);
     assert_int_equal(cover, 3); /* steps with one split and with several */
     assert_true(worst <= 2e-2);
 }
 
+/* gen.h's split rule (no GPU needed): one wave of one block per SM where the tiles allow, no empty split. */
+static void test_mla_splits_rule(void **state) {
+    (void)state;
+    assert_int_equal(cg_mla_splits(1, 32, 128, 4097), 2);   /* 64 tiles: 128 blocks, one wave */
+    assert_int_equal(cg_mla_splits(1, 64, 128, 4097), 1);   /* 128 tiles */
+    assert_int_equal(cg_mla_splits(1, 128, 128, 4097), 1);  /* 256 tiles: two waves either way */
+    assert_int_equal(cg_mla_splits(1, 1, 128, 4097), 33);   /* 65 key blocks in splits of 2 */
+    assert_int_equal(cg_mla_splits(1, 4, 128, 1), 1);       /* one key block */
+    assert_int_equal(cg_mla_splits(1, 3, 8, 200), 4);
+    for (long long B = 1; B <= 160; B += 7)
+        for (long long T = 1; T <= 9000; T += 997) {
+            long long n = cg_mla_splits(1, B, 128, T), nkb = (T + 63) / 64, per = (nkb + n - 1) / n;
+            assert_true(n >= 1 && n <= 64 && (n - 1) * per < nkb && n * B * 128 <= 33792);
+        }
+}
+
 int main(void) {
+    const struct CMUnitTest rule[] = {cmocka_unit_test(test_mla_splits_rule)};
+    if (cmocka_run_group_tests(rule, NULL, NULL)) return 1;
     Arena *a = arena_new();
     DiagEngine *q = diag_new(a, NULL);
     RtCuda *c = rt_cuda_open(q, 0);
