@@ -147,8 +147,10 @@ static int run_steps(int heads, int64_t B, const int *steps, int nsteps, double 
             assert_int_equal(blocks, 0);
             assert_true(other > 0);
         }
-        fprintf(stderr, "  %d heads, B %lld, S %lld, T %lld: %s%lld split%s, worst row rel L2 %.2e\n", heads, (long long)B, (long long)S,
-                (long long)T, S <= 16 ? "MLA kernel, " : "mma.sync form, not ", S <= 16 ? n : 0LL, S <= 16 && n == 1 ? "" : "s", step_worst);
+        char how[64];
+        snprintf(how, sizeof how, S <= 16 ? "MLA kernel, %lld split%s" : "the mma.sync form", n, n == 1 ? "" : "s");
+        fprintf(stderr, "  %d heads, B %lld, S %lld, T %lld: %s, worst row rel L2 %.2e\n", heads, (long long)B, (long long)S, (long long)T, how,
+                step_worst);
         if (!(step_worst <= *worst)) *worst = step_worst;
         free(qn);
         free(qp);
