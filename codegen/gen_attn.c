@@ -23,6 +23,11 @@
  * instead (cg_key_splits in gen.h; the runtime launches the whole-key
  * kernel, or the split kernel and the merge of its parts, never both), so
  * a batch-1 step does not walk the whole context on two SMs.
+ * MLA's absorbed decode (Dk 576, Dv 512 = the first 512 columns of the
+ * cache rows) with the wgmma tile selected also gets the Hopper kernel of
+ * codegen/kernels/mla_decode.cuh (wgmma, FlashMLA's design; docs/KERNELS.md),
+ * which the runtime launches for the steps of at most MLA_MAX_S positions,
+ * the form above for the longer ones.
  * Otherwise one warp per query row with an online softmax. */
 #include "codegen/gen_internal.h"
 #include "codegen/kernels.h"
@@ -288,7 +293,8 @@ bool cg_attention_q_concat(const Gen *G, const IrNode *n) {
 static bool mla_decode_shape(const Gen *G, const IrNode *n) {
     const IrNode *q = n->ops[0], *v = n->ops[2];
     IrDType od = G->dtype[n->id];
-    return G->wgmma && cg_attention_v_in_k(G, n) && q->type.dims[3].coeff == 576 && v->type.dims[3].coeff == 512 &&
+    bool long_only = ir_dim_is_const(q->type.dims[1]) && q->type.dims[1].coeff > MLA_MAX_S; /* a graph of prefill steps only */
+    return G->wgmma && !long_only && cg_attention_v_in_k(G, n) && q->type.dims[3].coeff == 576 && v->type.dims[3].coeff == 512 &&
            ir_node_attr_int(v, "start", 0) == 0 && ir_dim_is_const(q->type.dims[2]) && (od == IR_DT_BF16 || od == IR_DT_F32);
 }
 
