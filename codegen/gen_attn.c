@@ -32,6 +32,9 @@
 #include "codegen/gen_internal.h"
 #include "codegen/kernels.h"
 
+#include <stdlib.h>
+#include <string.h>
+
 /* One kernel of the tensor-core form: the whole keys of each query tile
  * (split false), or a decode step's keys split between cg_key_splits
  * blocks per tile, each writing its softmax state (unnormalised output,
@@ -291,6 +294,8 @@ bool cg_attention_q_concat(const Gen *G, const IrNode *n) {
 #define MLA_MAX_S 16
 #define MLA_SMEM (3 * 73728 + 8192 + 1024) /* q, two stages of 64 keys, P; 1 KB to align the swizzle */
 static bool mla_decode_shape(const Gen *G, const IrNode *n) {
+    const char *env = getenv("DSCC_MLA_DECODE"); /* 0: the mma.sync form for every step (checked in cg_attention) */
+    if (env && strcmp(env, "0") == 0) return false;
     const IrNode *q = n->ops[0], *v = n->ops[2];
     IrDType od = G->dtype[n->id];
     bool long_only = ir_dim_is_const(q->type.dims[1]) && q->type.dims[1].coeff > MLA_MAX_S; /* a graph of prefill steps only */
@@ -386,6 +391,11 @@ static bool attention_mma(Gen *G, const IrNode *n) {
 
 bool cg_attention(Gen *G, const IrNode *n) {
     const IrNode *q = n->ops[0], *k = n->ops[1], *v = n->ops[2];
+    const char *env = getenv("DSCC_MLA_DECODE");
+    if (env && *env && strcmp(env, "0") && strcmp(env, "1")) {
+        G->why = "DSCC_MLA_DECODE must be 0 (MLA's wgmma decode kernel off) or 1 (on where it applies)";
+        return false;
+    }
     if (q->type.rank != 4 || !ir_dim_is_const(q->type.dims[3]) || !ir_dim_is_const(v->type.dims[3]) || q->type.dims[3].coeff > 1024 ||
         v->type.dims[3].coeff > 1024) {
         G->why = "attention head dims must be constant and at most 1024";
