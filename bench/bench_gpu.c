@@ -7,8 +7,9 @@
  *     block-scaled FP8 GEMM, its TFLOPS at M = 1024;
  *   - decode steps at batch 1, 32 and 128 after a 16-token prefill: step
  *     time, time per op kind, and MLA decode
- *     attention GB/s (latent cache bytes read / its kernel time), also
- *     at batch 32 over 4,096 cached positions.
+ *     attention GB/s (latent cache bytes read / its kernel time) and
+ *     TFLOPS (2 B H T (576 + 512) / its kernel time), also at batch 32
+ *     over 4,096 cached positions (compute-bound: MLA's wgmma kernel).
  * Floors (prefill and each decode batch): the bytes the step must read
  * (every weight once, of the routed experts only those the step hit, as
  * read back from the executor's routing; the embedding rows of its
@@ -79,6 +80,20 @@ static bool plan_memory(Arena *a, DiagEngine *d, IrGraph *g, int64_t B, int64_t 
     PassRunOptions ro = {0};
     const char *p = arena_printf(a, "plan-memory{batch=%lld,seq=%lld,ctx=%lld}", (long long)B, (long long)S, (long long)ctx);
     return pass_pipeline_parse(a, d, p, &pp) && pass_pipeline_run(&pp, g, &ro, d);
+/* The FLOPs of the last run's attention: 2 x (query rows) x (keys) x (Dk + Dv) each, i.e.
+ * 2 B H T (576 + 512) for a decode step of V3's absorbed MLA (masked keys counted as computed). */
+static double attention_flops(const IrGraph *g, GpuExec *x) {
+    double f = 0;
+    const int64_t *sym = gpu_exec_dims(x);
+    for (int k = 0; k < gpu_exec_kernels(x); k++) {
+        int nid = gpu_exec_kernel_node(x, k);
+        if (nid < 0 || g->nodes[nid]->op != IR_OP_ATTENTION) continue;
+        const IrNode *n = g->nodes[nid];
+        const IrType *q = &n->ops[0]->type, *kt = &n->ops[1]->type, *v = &n->ops[2]->type;
+        double dk = (double)ir_dim_eval(q->dims[q->rank - 1], sym), dv = (double)ir_dim_eval(v->dims[v->rank - 1], sym);
+        f += 2.0 * (double)numel(q, sym) / dk * (double)ir_dim_eval(kt->dims[1], sym) * (dk + dv);
+    }
+    return f;
 }
 
 static int64_t g_vocab = 129280; /* token ids are drawn below it */
@@ -323,8 +338,10 @@ int main(int argc, char **argv) {
     if (!run(x, 1, 1, prefill, &rng, d)) return 1;
     double att_ms, att_bytes;
     attention_time(g, x, &att_ms, &att_bytes);
-    printf("\nMLA decode attention, batch 1, context %lld: %.3f ms for %.1f MB of latent cache: %.0f GB/s (HBM copy %.0f GB/s)\n",
-           (long long)prefill + 1, att_ms, att_bytes / 1e6, att_bytes / (att_ms * 1e-3) / 1e9, hbm);
+    printf("\nMLA decode attention, batch 1, context %lld: %.3f ms for %.1f MB of latent cache: %.0f GB/s (HBM copy %.0f GB/s), "
+           "%.1f TFLOPS\n",
+           (long long)prefill + 1, att_ms, att_bytes / 1e6, att_bytes / (att_ms * 1e-3) / 1e9, hbm,
+           attention_flops(g, x) / (att_ms * 1e-3) / 1e12);
 
     /* ---- decode ---- */
     gpu_exec_free(x);
@@ -386,8 +403,10 @@ int main(int argc, char **argv) {
     if (!run(x, batches[1], 1, LONG_CTX, &rng, d)) return 1;
     double lat_ms, lat_bytes;
     attention_time(g, x, &lat_ms, &lat_bytes);
-    printf("\nMLA decode attention, batch %lld, context %lld: %.3f ms for %.1f MB of latent cache: %.0f GB/s (HBM copy %.0f GB/s)\n",
-           (long long)batches[1], (long long)LONG_CTX + 1, lat_ms, lat_bytes / 1e6, lat_bytes / (lat_ms * 1e-3) / 1e9, hbm);
+    printf("\nMLA decode attention, batch %lld, context %lld: %.3f ms for %.1f MB of latent cache: %.0f GB/s (HBM copy %.0f GB/s), "
+           "%.1f TFLOPS (2 B H T (576 + 512) FLOPs)\n",
+           (long long)batches[1], (long long)LONG_CTX + 1, lat_ms, lat_bytes / 1e6, lat_bytes / (lat_ms * 1e-3) / 1e9, hbm,
+           attention_flops(g, x) / (lat_ms * 1e-3) / 1e12);
     gpu_exec_free(x);
     arena_free(a);
     return 0;

@@ -170,7 +170,14 @@ int64_t cg_phase_items(const CgPhase *f, const int64_t *sym) {
         if (f->rule == CG_ITEMS_K_SPLIT) return n > 1 ? n * grid : 0;
         return n > 1 ? a * b : 0;
     }
-    int64_t B = ir_dim_eval(f->kb, sym), S = ir_dim_eval(f->ks, sym), n = cg_key_splits(S, B, f->khq, ir_dim_eval(f->kt, sym));
+    int64_t B = ir_dim_eval(f->kb, sym), S = ir_dim_eval(f->ks, sym), T = ir_dim_eval(f->kt, sym);
+    if (f->rule == CG_ITEMS_MLA_DECODE || f->rule == CG_ITEMS_MLA_COMBINE) {
+        int64_t m = cg_mla_splits(S, B, f->khq, T);
+        if (S > f->knb) return 0;
+        return f->rule == CG_ITEMS_MLA_DECODE ? B * ceil_div(S * f->khq, 64) * m : m > 1 ? B * S * f->khq * 128 : 0;
+    }
+    if (f->knb > 0 && S <= f->knb) return 0; /* MLA's decode kernel takes this step */
+    int64_t n = cg_key_splits(S, B, f->khq, T);
     switch (f->rule) {
     case CG_ITEMS_KEYS_WHOLE: return n == 1 ? grid : 0;
     case CG_ITEMS_KEYS_SPLIT: return n > 1 ? B * ceil_div(S * f->khq, 64) * n : 0;

@@ -58,6 +58,9 @@ typedef enum {
                           * ceil(b / db), or the whole grid for a grouped GEMM (plus > 0) */
     CG_ITEMS_K_SPLIT,    /* its K split between blocks: n * grid blocks when n = cg_k_splits(...) > 1, else none */
     CG_ITEMS_K_SUM,      /* the sum of the n partial tiles (da, db as the tile's): a * b items when n > 1, else none */
+    CG_ITEMS_MLA_DECODE, /* MLA's wgmma decode attention (mla_decode.cuh): B * ceil(S * Hq / 64) * cg_mla_splits(...) blocks
+                          * when S <= knb, else none */
+    CG_ITEMS_MLA_COMBINE, /* ... the merge of its splits: B * S * Hq * 128 items when S <= knb and the splits are > 1 */
 } CgItems;
 
 /* Into how many parts the K of a GEMM over M rows, nt 128-wide output
@@ -97,6 +100,22 @@ typedef enum {
         if (n > kb) n = kb;                                                                        \
         return n > 1 && n * B * Hq <= 33792 ? n : 1;                                               \
     })
+/* Into how many splits MLA's wgmma decode attention (gen_attn.c,
+ * codegen/kernels/mla_decode.cuh) divides each 64-row query tile's 64-key
+ * blocks: the count with the least time by a model of the launch, waves of
+ * one block per SM (132 on an H100/H200) times the key blocks of the
+ * longest split plus 2 for a block's fixed work (its q tile, its output),
+ * at most 64, the split states within CG_KEY_PARTS rows, none empty. */
+static inline long long cg_mla_splits(long long S, long long B, long long Hq, long long T) {
+    const long long tiles = B * ((S * Hq + 63) / 64), nkb = (T + 63) / 64;
+    long long best = 1, cost = -1;
+    for (long long n = 1; tiles > 0 && n <= 64 && n <= nkb && n * B * S * Hq <= 33792; n++) {
+        const long long c = (tiles * n + 131) / 132 * ((nkb + n - 1) / n + 2);
+        if (cost < 0 || c < cost) best = n, cost = c;
+    }
+    const long long per = (nkb + best - 1) / (best > 0 ? best : 1);
+    return per > 0 ? (nkb + per - 1) / per : 1;
+}
 #define CG_QUOTE(...) #__VA_ARGS__
 #define CG_EXPAND(...) __VA_ARGS__
 static inline CG_KEY_SPLITS_FN(CG_EXPAND)
@@ -114,7 +133,9 @@ typedef struct {
     CgItems rule;
     IrDim kb, ks, kt; /* CG_ITEMS_KEYS_*: the batch, new positions and context of the attention */
     int64_t khq, kdv; /* ... its query heads and value width */
-    int64_t knb;      /* CG_ITEMS_K_*: the GEMM's pipeline steps over K (a, b: its M and O) */
+    int64_t knb;      /* CG_ITEMS_K_*: the GEMM's pipeline steps over K (a, b: its M and O); CG_ITEMS_KEYS_* and
+                       * CG_ITEMS_MLA_*: > 0 when the attention has MLA's wgmma decode kernel, which runs the steps of
+                       * S <= knb (the KEYS_* phases then only the others) */
 } CgPhase;
 
 typedef enum {

@@ -23,8 +23,17 @@
  * instead (cg_key_splits in gen.h; the runtime launches the whole-key
  * kernel, or the split kernel and the merge of its parts, never both), so
  * a batch-1 step does not walk the whole context on two SMs.
+ * MLA's absorbed decode (Dk 576, Dv 512 = the first 512 columns of the
+ * cache rows) with the wgmma tile selected also gets the Hopper kernel of
+ * codegen/kernels/mla_decode.cuh (wgmma, FlashMLA's design; docs/KERNELS.md),
+ * which the runtime launches for the steps of at most MLA_MAX_S positions,
+ * the form above for the longer ones.
  * Otherwise one warp per query row with an online softmax. */
 #include "codegen/gen_internal.h"
+#include "codegen/kernels.h"
+
+#include <stdlib.h>
+#include <string.h>
 
 /* One kernel of the tensor-core form: the whole keys of each query tile
  * (split false), or a decode step's keys split between cg_key_splits
@@ -278,6 +287,59 @@ bool cg_attention_q_concat(const Gen *G, const IrNode *n) {
     return cg_attention_v_in_k(G, n) || attention_mma_shape(G, n, false);
 }
 
+/* MLA's wgmma decode kernel (codegen/kernels/mla_decode.cuh) takes the
+ * steps of at most MLA_MAX_S query positions of the absorbed form: the
+ * wgmma tile selected, v the first 512 columns of k's rows of 576 (V3's
+ * latent and rope key), bf16 q and cache, a constant head count. */
+#define MLA_MAX_S 16
+#define MLA_SMEM (3 * 73728 + 8192 + 1024) /* q, two stages of 64 keys, P; 1 KB to align the swizzle */
+static bool mla_decode_shape(const Gen *G, const IrNode *n) {
+    const char *env = getenv("DSCC_MLA_DECODE"); /* 0: the mma.sync form for every step (checked in cg_attention) */
+    if (env && strcmp(env, "0") == 0) return false;
+    const IrNode *q = n->ops[0], *v = n->ops[2];
+    IrDType od = G->dtype[n->id];
+    bool long_only = ir_dim_is_const(q->type.dims[1]) && q->type.dims[1].coeff > MLA_MAX_S; /* a graph of prefill steps only */
+    return G->wgmma && !long_only && cg_attention_v_in_k(G, n) && q->type.dims[3].coeff == 576 && v->type.dims[3].coeff == 512 &&
+           ir_node_attr_int(v, "start", 0) == 0 && ir_dim_is_const(q->type.dims[2]) && (od == IR_DT_BF16 || od == IR_DT_F32);
+}
+
+/* Its two phases: the decode kernel (the split count from the launch) and
+ * the combine of its splits, both launched only for steps of S <= MLA_MAX_S
+ * (CG_ITEMS_MLA_*); sp: a scratch slot of 64 + CG_KEY_PARTS * 513 floats. */
+static void mla_decode(Gen *G, const IrNode *n, int sq, int sq1, int64_t qd0, int sk, int so, int sp) {
+    const IrNode *q = n->ops[0], *k = n->ops[1];
+    IrDim B = q->type.dims[0], S = q->type.dims[1], T = k->type.dims[1];
+    int64_t Hq = q->type.dims[2].coeff;
+    Arena *a = G->a;
+    const char *bf = G->dtype[n->id] == IR_DT_BF16 ? "1" : "0";
+    CgDefine d[] = {{"MLA_IN_MODULE", "1"},
+                    {"MLA_B", cg_dim(G, B)},
+                    {"MLA_S", cg_dim(G, S)},
+                    {"MLA_T", cg_dim(G, T)},
+                    {"MLA_HQ", arena_printf(a, "%lldLL", (long long)Hq)},
+                    {"MLA_KT", k->op == IR_OP_KV_CACHE ? "(a.cap)" : cg_dim(G, k->type.dims[1])},
+                    {"MLA_SQ", arena_printf(a, "%d", sq)},
+                    {"MLA_SQ1", arena_printf(a, "%d", sq1)},
+                    {"MLA_QD0", arena_printf(a, "%lld", (long long)qd0)},
+                    {"MLA_SK", arena_printf(a, "%d", sk)},
+                    {"MLA_SO", arena_printf(a, "%d", so)},
+                    {"MLA_OUT_BF16", bf},
+                    {"MLA_SP", arena_printf(a, "%d", sp)},
+                    {"MLA_CAUSAL", ir_node_attr_bool(n, "causal", false) ? "1" : "0"},
+                    {"MLA_SCALE", arena_printf(a, "%.9ef", (double)(float)ir_node_attr_float(n, "scale", 1.0))}};
+    sb_puts(&G->decl, cg_kernel_instance(a, "mla_decode", "mla_decode", d, (int)(sizeof d / sizeof *d)));
+    cg_phase(G, CG_LAUNCH_BLOCK, B, 1, ir_dim_mul(S, q->type.dims[2]), 64, MLA_SMEM);
+    cg_phase_keys(G, CG_ITEMS_MLA_DECODE, B, S, T, Hq, 512);
+    G->phases[G->nphases - 1].fn = "mla_decode";
+    G->phases[G->nphases - 1].knb = MLA_MAX_S;
+    CgDefine c[] = {{"MLA_IN_MODULE", "1"}, d[1], d[2], d[4], d[10], d[11], d[12]};
+    sb_puts(&G->decl, cg_kernel_instance(a, "mla_decode_combine", "mla_decode_combine", c, (int)(sizeof c / sizeof *c)));
+    cg_phase(G, CG_LAUNCH_ELEM, ir_dim_mul(ir_dim_mul(B, S), ir_dim_const(Hq * 128)), 1, ir_dim_const(1), 1, 0);
+    cg_phase_keys(G, CG_ITEMS_MLA_COMBINE, B, S, T, Hq, 512);
+    G->phases[G->nphases - 1].fn = "mla_decode_combine";
+    G->phases[G->nphases - 1].knb = MLA_MAX_S;
+}
+
 /* The tensor-core form (see the file comment); false (no code) when n is not of that shape. */
 static bool attention_mma(Gen *G, const IrNode *n) {
     const IrNode *q = n->ops[0], *k = n->ops[1], *v = n->ops[2];
@@ -290,7 +352,10 @@ static bool attention_mma(Gen *G, const IrNode *n) {
     int64_t qd0 = qc ? q->ops[0]->type.dims[3].coeff : Dk;
     int sk = cg_slot_value(G, k), sv = vk ? sk : cg_slot_value(G, v), so = cg_slot_value(G, n);
     cg_mma_helpers(G);
-    int sp = cg_slot_scratch(G, n, ir_dim_const(CG_KEY_PARTS * (Dv + 2)));
+    bool mla = mla_decode_shape(G, n); /* the decode steps on MLA's wgmma kernel, the others on this form */
+    int sp = cg_slot_scratch(G, n, ir_dim_const(CG_KEY_PARTS * (Dv + 2) + (mla ? 64 : 0)));
+    if (mla) mla_decode(G, n, sq, sq1, qd0, sk, so, sp);
+    int first = G->nphases;
     sb_puts(&G->ldr, "__device__ __forceinline__ " CG_KEY_SPLITS_FN(CG_QUOTE) "\n");
     IrDim B = q->type.dims[0], S = q->type.dims[1], T = k->type.dims[1];
     int64_t Hq = q->type.dims[2].coeff;
@@ -320,11 +385,17 @@ static bool attention_mma(Gen *G, const IrNode *n) {
               cg_dim(G, S), cg_dim(G, T), (long long)Hq, (long long)Dv, cg_dim(G, B), sp, so);
     cg_phase(G, CG_LAUNCH_ELEM, ir_dim_mul(B, ir_dim_const(Hq * Dv)), 1, ir_dim_const(1), 1, 0);
     cg_phase_keys(G, CG_ITEMS_KEYS_MERGE, B, S, T, Hq, Dv);
+    for (int f = first; mla && f < G->nphases; f++) G->phases[f].knb = MLA_MAX_S;
     return true;
 }
 
 bool cg_attention(Gen *G, const IrNode *n) {
     const IrNode *q = n->ops[0], *k = n->ops[1], *v = n->ops[2];
+    const char *env = getenv("DSCC_MLA_DECODE");
+    if (env && *env && strcmp(env, "0") && strcmp(env, "1")) {
+        G->why = "DSCC_MLA_DECODE must be 0 (MLA's wgmma decode kernel off) or 1 (on where it applies)";
+        return false;
+    }
     if (q->type.rank != 4 || !ir_dim_is_const(q->type.dims[3]) || !ir_dim_is_const(v->type.dims[3]) || q->type.dims[3].coeff > 1024 ||
         v->type.dims[3].coeff > 1024) {
         G->why = "attention head dims must be constant and at most 1024";

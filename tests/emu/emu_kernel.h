@@ -258,15 +258,93 @@ static inline void wg_wait0(void) {
     emu_wg_npending[t] = 0;
     emu_wg_fenced[t] = 0;
 }
+/* The general form (MLA's decode kernel, codegen/kernels/mla_decode.cuh):
+ * wgmma.mma_async m64nNk16 .f32.bf16.bf16 from descriptors in the 128-byte
+ * swizzle. A is K-major (32 bytes of each of 64 rows at a, rows 128 bytes
+ * apart, 8-row groups 1024 apart). B is K-major the same way over N rows
+ * (tb = 0, groups sbo apart), or MN-major (tb = 1, the descriptor's
+ * transpose): the PTX ISA's canonical layout ((8, 8, m), (8, k)) of 16-byte
+ * units, i.e. element (n, k) at byte 2 (n % 64) + 128 (k % 8) + lbo (n / 64)
+ * + sbo (k / 8) from b, which must then start a 1024-aligned swizzle atom.
+ * The swizzle is applied to each byte's address as above. Same fences,
+ * waits, lane checks and faults as the m64n64 form; d holds N / 2 f32. */
+struct EmuWgmmaX { float *d; unsigned a, b, lbo, sbo; short n, tb, acc; };
+enum { EMU_WGX_PENDING = 40 };
+static thread_local EmuWgmmaX emu_wgx_pending[1024][EMU_WGX_PENDING];
+static thread_local int emu_wgx_npending[1024];
 /* around each thread's run of a kernel (emu_nvrtc.c's entries) */
-static inline void emu_thread_start(void) { emu_wg_npending[emu_tid()] = emu_wg_fenced[emu_tid()] = 0; }
+static inline void emu_thread_start(void) { emu_wg_npending[emu_tid()] = emu_wg_fenced[emu_tid()] = emu_wgx_npending[emu_tid()] = 0; }
 static inline void emu_thread_end(void) {
-    if (emu_wg_npending[emu_tid()]) emu_ctx->fault(emu_ctx, "a thread exits with a wgmma it did not wait for", 0);
+    if (emu_wg_npending[emu_tid()] || emu_wgx_npending[emu_tid()]) emu_ctx->fault(emu_ctx, "a thread exits with a wgmma it did not wait for", 0);
 }
 /* the register fence around a wgmma batch: orders nothing more on one memory */
 #define wg_hold(d) (void)(d)
 #define wgmma_e4m3(d, a, b, acc) emu_wgmma((d), (a), (b), (acc), 1, __LINE__)
 #define wgmma_bf16(d, a, b, acc) emu_wgmma((d), (a), (b), (acc), 0, __LINE__)
+
+static inline unsigned emu_swz128(size_t off) { return (unsigned)(off ^ (((off >> 7) & 7) << 4)); }
+static inline float emu_wgx_bf16(size_t off) { /* the bf16 at byte off (a swizzled address, even) of the shared memory */
+    const unsigned char *s = emu_ctx->smem;
+    return emu_bf16((unsigned)s[emu_swz128(off)] | (unsigned)s[emu_swz128(off + 1)] << 8);
+}
+static inline void emu_wgmma_x(float *d, const void *pa, const void *pb, int n, int tb, unsigned lbo, unsigned sbo, int acc, int line) {
+    const size_t a = emu_cvta_shared(pa, line), b = emu_cvta_shared(pb, line);
+    const int t = emu_tid();
+    if (!emu_wg_fenced[t]) emu_ctx->fault(emu_ctx, "wgmma without a wgmma.fence before it", line);
+    if ((a & 15) || (a & 1023) + 32 > 128) emu_ctx->fault(emu_ctx, "wgmma operand A not 32 bytes inside the first row of a 1024-aligned swizzle group", line);
+    if ((lbo & 15) || (sbo & 15) || lbo >= (1u << 18) || sbo >= (1u << 18) || sbo == 0)
+        emu_ctx->fault(emu_ctx, "wgmma descriptor: leading or stride byte offset not a multiple of 16 below 2^18", line);
+    size_t bend;
+    if (tb) {
+        if (b & 1023) emu_ctx->fault(emu_ctx, "wgmma MN-major operand B not at the start of a 1024-aligned swizzle atom", line);
+        bend = b + (size_t)(n / 64 - 1) * lbo + sbo + 1024;
+        if (n % 64) emu_ctx->fault(emu_ctx, "wgmma MN-major operand B in the 128-byte swizzle with N not a multiple of 64", line);
+    } else {
+        if ((b & 15) || (b & 1023) + 32 > 128) emu_ctx->fault(emu_ctx, "wgmma operand B not 32 bytes inside the first row of a 1024-aligned swizzle group", line);
+        bend = (b & ~(size_t)1023) + (size_t)(n / 8 - 1) * sbo + 1024;
+    }
+    if ((a & ~(size_t)1023) + 8192 > emu_ctx->smem_bytes || bend > emu_ctx->smem_bytes)
+        emu_ctx->fault(emu_ctx, "wgmma operand past the dynamic shared memory", line);
+    size_t mine[7] = {a, b, (size_t)acc, (size_t)n, (size_t)tb, lbo, sbo}, all[32 * 7];
+    emu_ctx->warp_exchange(emu_ctx, 0xffffffffu, mine, all, sizeof mine, line);
+    for (int l = 0; l < 32; l++)
+        for (int k = 0; k < 7; k++)
+            if (all[7 * l + k] != mine[k]) emu_ctx->fault(emu_ctx, "wgmma: the lanes of a warp pass different operands", line);
+    if (emu_wgx_npending[t] == EMU_WGX_PENDING) emu_ctx->fault(emu_ctx, "too many wgmma pending", line);
+    emu_wgx_pending[t][emu_wgx_npending[t]++] = EmuWgmmaX{d, (unsigned)a, (unsigned)b, lbo, sbo, (short)n, (short)tb, (short)acc};
+}
+/* wgmma.wait_group 0 for both forms: the general form's products, then the m64n64 form's (and the fence's end) */
+static inline void emu_wgx_wait0(void) {
+    const int t = emu_tid(), w = (t & 127) >> 5, l = t & 31;
+    for (int p = 0; p < emu_wgx_npending[t]; p++) {
+        const EmuWgmmaX &m = emu_wgx_pending[t][p];
+        for (int i = 0; i < m.n / 2; i++) {
+            const int row = 16 * w + l / 4 + 8 * ((i >> 1) & 1), col = 8 * (i >> 2) + 2 * (l % 4) + (i & 1);
+            double s = 0.0;
+            for (int k = 0; k < 16; k++) {
+                const float x = emu_wgx_bf16(m.a + (size_t)(row >> 3) * 1024 + (size_t)(row & 7) * 128 + 2 * k);
+                const size_t bo = m.tb ? m.b + (size_t)(col >> 6) * m.lbo + (size_t)(k >> 3) * m.sbo + (size_t)(k & 7) * 128 + 2 * (col & 63)
+                                       : m.b + (size_t)(col >> 3) * m.sbo + (size_t)(col & 7) * 128 + 2 * k;
+                s += (double)x * (double)emu_wgx_bf16(bo);
+            }
+            m.d[i] = (float)((m.acc ? (double)m.d[i] : 0.0) + s);
+        }
+    }
+    emu_wgx_npending[t] = 0;
+    wg_wait0();
+}
+/* mla_decode.cuh's inline-PTX helpers */
+#define mla_cp16(dst, src, v) emu_cp16((dst), (src), (v), __LINE__)
+static inline void mla_cp_commit(void) { cp_commit(); }
+static inline void mla_cp_wait0(void) { cp_wait0(); }
+static inline void mla_fence_async(void) {}
+static inline void mla_wg_fence(void) { wg_fence(); }
+static inline void mla_wg_commit(void) {}
+static inline void mla_wg_wait0(void) { emu_wgx_wait0(); }
+#define mla_hold32(d) (void)(d)
+#define mla_hold128(d) (void)(d)
+#define mla_wgmma_s(d, a, b, acc) emu_wgmma_x((d), (a), (b), 64, 0, 16, 1024, (acc), __LINE__)
+#define mla_wgmma_pv(d, a, b, lbo, sbo, acc) emu_wgmma_x((d), (a), (b), 256, 1, (lbo), (sbo), (acc), __LINE__)
 
 /* ldmatrix.sync.aligned.m8n8.xN[.trans].shared.b16: N 8x8 matrices of
  * b16, row j of matrix i at the address lane 8i + j gives (16 bytes,

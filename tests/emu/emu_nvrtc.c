@@ -132,7 +132,10 @@ static void put_newlines(Buf *b, const char *s, size_t a, size_t e) {
 /* The inline-PTX helpers of the generated prelude that emu_kernel.h provides. */
 static const char *const PTX_HELPERS[] = {"h2f", "f2h", "fe4m3", "cp16", "cp_commit", "cp_wait0", "cp_wait1", "mma_e4m3", "mma_bf16",
                                            "ldsm_x1", "ldsm_x2", "ldsm_x4", "ldsm_x1_t", "ldsm_x2_t", "ldsm_x4_t",
-                                           "cp_wait2", "fence_async_smem", "wg_fence", "wg_commit", "wg_wait0", "wg_hold", "wgmma_e4m3", "wgmma_bf16"};
+                                           "cp_wait2", "fence_async_smem", "wg_fence", "wg_commit", "wg_wait0", "wg_hold", "wgmma_e4m3", "wgmma_bf16",
+                                           /* codegen/kernels/mla_decode.cuh's */
+                                           "mla_cp16", "mla_cp_commit", "mla_cp_wait0", "mla_fence_async", "mla_wg_fence", "mla_wg_commit",
+                                           "mla_wg_wait0", "mla_hold32", "mla_hold128", "mla_wgmma_s", "mla_wgmma_pv"};
 
 typedef struct {
     char name[128];
@@ -179,8 +182,10 @@ static size_t put_extern_shared(Buf *b, Buf *log, const char *s, size_t i) {
     return (size_t)(semi - s) + 1;
 }
 
-/* `extern "C" __global__ void [__launch_bounds__(n)] name(Args a)` at s[i]: recorded; the text stays. */
-static bool note_kernel(Buf *log, const char *s, size_t i, Kernel *k) {
+/* `extern "C" __global__ void [__launch_bounds__(n)] name(Args a)` at s[i]: recorded; the text stays.
+ * A name that is DSCC_ENTRY (a kernel file of codegen/kernels/) is the one
+ * the latest `#define DSCC_ENTRY name` before it gave, `entry`. */
+static bool note_kernel(Buf *log, const char *s, size_t i, Kernel *k, const char *entry) {
     const char *p = s + i + strlen("extern \"C\" __global__");
     while (isspace((unsigned char)*p)) p++;
     if (strncmp(p, "void", 4) != 0) {
@@ -200,6 +205,13 @@ static bool note_kernel(Buf *log, const char *s, size_t i, Kernel *k) {
     size_t n = 0;
     while (is_ident(p[n])) n++;
     snprintf(k->name, sizeof k->name, "%.*s", (int)n, p);
+    if (!strcmp(k->name, "DSCC_ENTRY")) {
+        if (!entry[0]) {
+            buf_printf(log, "emulated NVRTC: a kernel named DSCC_ENTRY with no #define DSCC_ENTRY before it\n");
+            return false;
+        }
+        snprintf(k->name, sizeof k->name, "%s", entry);
+    }
     p += n;
     const char *close = strchr(p, ')');
     char params[256];
@@ -219,6 +231,7 @@ static char *translate(const char *s, const char *module, Buf *log) {
     bool ok = true;
     buf_printf(&b, "#include \"emu_kernel.h\"\n#line 1\n");
     int depth = 0;
+    char entry[128] = ""; /* the latest #define DSCC_ENTRY */
     for (size_t i = 0; s[i];) {
         size_t j = skip_lit(s, i);
         if (j != i) {
@@ -227,6 +240,11 @@ static char *translate(const char *s, const char *module, Buf *log) {
             continue;
         }
         bool line_start = i == 0 || s[i - 1] == '\n';
+        if (line_start && !strncmp(s + i, "#define DSCC_ENTRY ", 19)) {
+            size_t n = 0;
+            while (is_ident(s[i + 19 + n])) n++;
+            snprintf(entry, sizeof entry, "%.*s", (int)n, s + i + 19);
+        }
         if (depth == 0 && line_start && !strncmp(s + i, "__device__", 10)) { /* a helper: dropped when it is inline PTX */
             size_t k = i;
             while (s[k] && s[k] != '{' && s[k] != ';') k = skip_lit(s, k) != k ? skip_lit(s, k) : k + 1;
@@ -253,7 +271,7 @@ static char *translate(const char *s, const char *module, Buf *log) {
             continue;
         }
         if (!strncmp(s + i, "extern \"C\" __global__", 21)) {
-            if (nk == 64 || !note_kernel(log, s, i, &ks[nk])) ok = false;
+            if (nk == 64 || !note_kernel(log, s, i, &ks[nk], entry)) ok = false;
             else nk++;
             buf_put(&b, "extern \"C\"", 10); /* stays visible only through its entry */
             i += 10;

@@ -1,0 +1,227 @@
+/* test_gpu_mla.c — MLA's wgmma decode attention (codegen/kernels/
+ * mla_decode.cuh and its combine) against the CPU executor: DeepSeek-V3's
+ * absorbed form, q = concat(q_nope [.., 512], q_pe [.., 64]) against a bf16
+ * latent cache of rows of 576 whose first 512 columns are v, causal, over
+ * a sequence of steps of 1 to 16 positions (the kernel's steps) growing the
+ * context through lengths that are no multiple of 64 (1, 3, 63, 65, 200,
+ * 201), with several batch rows, one 64-row tile per batch row and two, a
+ * tile whose rows are mostly past the step's, and the keys of a tile split
+ * between blocks (then merged by the combine) or not: the test checks from
+ * gen.h's own rule that its steps cover both, and from the generated
+ * program's launch rules that a step of S <= 16 launches the MLA kernel
+ * and nothing of the mma.sync form, a step of 20 the reverse (compared
+ * too). The split rule itself is checked without a GPU. Every query row of every step
+ * is compared (relative L2 per row: 2e-2; P and the output are rounded to
+ * bf16, the CPU keeps f32). Exits 77 (skipped) without a GPU; CTest's
+ * emu.test_gpu_mla runs it on the emulated device (tests/emu/). */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "codegen/gen.h"
+#include "cpu/cpu.h"
+#include "frontend/frontend.h"
+#include "passes/passes.h"
+#include "runtime/gpu.h"
+#include "runtime/runtime.h"
+
+static const char *model(Arena *a, int heads) {
+    return arena_printf(a,
+                        "dim B, S, T;\n"
+                        "input qn: f32[B, S, %d, 512];\n"
+                        "input qp: f32[B, S, %d, 64];\n"
+                        "input kv: f32[B, S, 1, 576];\n"
+                        "let cache = kv_cache(cast(kv, bf16), name=\"latent\");\n"
+                        "let q = concat(cast(qn, bf16), cast(qp, bf16), axis=-1);\n"
+                        "output o = attention(q, cache, slice(cache, axis=-1, start=0, len=512), scale=0.1352337788, causal=true);\n",
+                        heads, heads);
+}
+
+static uint64_t rng; /* fresh each run (the clock), or DSCC_TEST_SEED: printed in main */
+static float urand(void) { /* uniform in [-1, 1) */
+    rng = rng * 6364136223846793005ull + 1442695040888963407ull;
+    return (float)((rng >> 40) & 0xffffff) / 8388608.0f - 1.0f;
+}
+
+/* The program as the GPU executor generates it; it has the MLA decode phase and its combine. */
+static CgProgram *mla_program(Arena *a, DiagEngine *d, const IrGraph *g) {
+    CgGenOptions o = {.tile = CG_TILE_WGMMA};
+    CgProgram *p = cg_generate(a, d, g, &o);
+    assert_non_null(p);
+    bool dec = false, comb = false;
+    for (int k = 0; k < p->nkernels; k++)
+        for (int f = 0; f < p->kernels[k].nphases; f++) {
+            dec |= strcmp(p->kernels[k].phases[f].fn, "mla_decode") == 0;
+            comb |= strcmp(p->kernels[k].phases[f].fn, "mla_decode_combine") == 0;
+        }
+    assert_true(dec && comb);
+    return p;
+}
+
+/* Blocks the MLA decode phase launches at B, S, T; *other: items of the attention's other phases but the combine. */
+static int64_t mla_launch(const IrGraph *g, const CgProgram *p, int64_t B, int64_t S, int64_t T, int64_t *other) {
+    int64_t sym[IR_MAX_DIM_SYMS] = {0}, mla = 0;
+    for (int i = 0; i < IR_MAX_DIM_SYMS && g->dim_names[i]; i++)
+        sym[i] = !strcmp(g->dim_names[i], "B") ? B : !strcmp(g->dim_names[i], "S") ? S : T;
+    *other = 0;
+    for (int k = 0; k < p->nkernels; k++) {
+        bool attn = false;
+        for (int f = 0; f < p->kernels[k].nphases; f++) attn |= strcmp(p->kernels[k].phases[f].fn, "mla_decode") == 0;
+        for (int f = 0; attn && f < p->kernels[k].nphases; f++) {
+            const CgPhase *ph = &p->kernels[k].phases[f];
+            if (!strcmp(ph->fn, "mla_decode")) mla = cg_phase_items(ph, sym);
+            else if (strcmp(ph->fn, "mla_decode_combine")) *other += cg_phase_items(ph, sym);
+        }
+    }
+    return mla;
+}
+
+/* Runs the steps (positions per step) on both executors, B batch rows,
+ * `heads` query heads; returns the splits seen by the steps (bit 0: one
+ * split, bit 1: several) and the worst row's relative L2. */
+static int run_steps(int heads, int64_t B, const int *steps, int nsteps, double *worst) {
+    Arena *a = arena_new();
+    DiagEngine *d = diag_new(a, stderr);
+    const char *src = model(a, heads);
+    IrGraph *g = fe_compile_string(a, d, "mla.dsl", src, strlen(src), NULL);
+    assert_non_null(g);
+    PassPipeline pp;
+    assert_true(pass_pipeline_parse(a, d, "shape-infer,fold-constants,dce,cse,dce,fuse", &pp));
+    PassRunOptions ro = {0};
+    assert_true(pass_pipeline_run(&pp, g, &ro, d));
+    const CgProgram *prog = mla_program(a, d, g);
+    int64_t maxs = 0, total = 0;
+    for (int i = 0; i < nsteps; i++) maxs = steps[i] > maxs ? steps[i] : maxs, total += steps[i];
+    uint64_t seed = 1;
+    CpuWeightSource ws = cpu_random_weights(&seed);
+    GpuOptions go = {.max_batch = B, .max_seq = maxs, .max_ctx = total};
+    GpuExec *gx = gpu_exec_new(g, &ws, &go, d);
+    assert_non_null(gx);
+    CpuOptions co = {.threads = 4};
+    CpuExec *cx = cpu_exec_new(g, &ws, &co, d);
+    assert_non_null(cx);
+    int cover = 0;
+    *worst = 0;
+    int64_t T = 0;
+    for (int i = 0; i < nsteps; i++) {
+        int64_t S = steps[i];
+        T += S;
+        float *qn = malloc(sizeof(float) * (size_t)(B * S * heads * 512)), *qp = malloc(sizeof(float) * (size_t)(B * S * heads * 64));
+        float *kv = malloc(sizeof(float) * (size_t)(B * S * 576));
+        for (int64_t k = 0; k < B * S * heads * 512; k++) qn[k] = urand();
+        for (int64_t k = 0; k < B * S * heads * 64; k++) qp[k] = urand();
+        for (int64_t k = 0; k < B * S * 576; k++) kv[k] = urand();
+        CpuInput in[3] = {{"qn", 4, {B, S, heads, 512}, qn}, {"qp", 4, {B, S, heads, 64}, qp}, {"kv", 4, {B, S, 1, 576}, kv}};
+        assert_true(gpu_exec_run(gx, in, 3, d));
+        assert_true(cpu_exec_run(cx, in, 3, d));
+        int rank, rank2;
+        int64_t dims[IR_MAX_RANK], dims2[IR_MAX_RANK];
+        const float *go_ = gpu_exec_output(gx, "o", &rank, dims), *co_ = cpu_exec_output(cx, "o", &rank2, dims2);
+        assert_non_null(go_);
+        assert_non_null(co_);
+        assert_int_equal(rank, 4);
+        assert_true(dims[0] == B && dims[1] == S && dims[2] == heads && dims[3] == 512);
+        double step_worst = 0;
+        for (int64_t r = 0; r < B * S * heads; r++) {
+            double num = 0, den = 0;
+            for (int c = 0; c < 512; c++) {
+                double e = (double)go_[r * 512 + c] - co_[r * 512 + c];
+                num += e * e, den += (double)co_[r * 512 + c] * co_[r * 512 + c];
+            }
+            double rel = sqrt(num / (den > 0 ? den : 1e-30));
+            if (!(rel <= step_worst)) step_worst = rel;
+        }
+        long long n = cg_mla_splits(S, B, heads, T);
+        int64_t other, blocks = mla_launch(g, prog, B, S, T, &other);
+        if (S <= 16) { /* the MLA kernel's step: its blocks, nothing of the mma.sync form */
+            cover |= n > 1 ? 2 : 1;
+            assert_int_equal(blocks, B * ((S * heads + 63) / 64) * n);
+            assert_int_equal(other, 0);
+        } else {
+            assert_int_equal(blocks, 0);
+            assert_true(other > 0);
+        }
+        char how[64];
+        snprintf(how, sizeof how, S <= 16 ? "MLA kernel, %lld split%s" : "the mma.sync form", n, n == 1 ? "" : "s");
+        fprintf(stderr, "  %d heads, B %lld, S %lld, T %lld: %s, worst row rel L2 %.2e\n", heads, (long long)B, (long long)S, (long long)T, how,
+                step_worst);
+        if (!(step_worst <= *worst)) *worst = step_worst;
+        free(qn);
+        free(qp);
+        free(kv);
+    }
+    gpu_exec_free(gx);
+    cpu_exec_free(cx);
+    arena_free(a);
+    return cover;
+}
+
+/* 128 heads (two 64-row tiles a batch row), short contexts: 1, 3 (a step of 2 positions, causal), 4 */
+static void test_mla_128_heads(void **state) {
+    (void)state;
+    static const int steps[] = {1, 2, 1};
+    double worst;
+    run_steps(128, 2, steps, 3, &worst);
+    assert_true(worst <= 2e-2);
+}
+
+/* 8 heads: a decode row is 8 of a tile's 64 rows; steps of 16 positions fill two tiles.
+ * Contexts 1, 17 .. 49, 63, 64, 65 (two blocks of keys, split), 85 (a step of 20 positions: the
+ * mma.sync form, not the MLA kernel), 101 .. 197, 200, 201 (four blocks, split), 202 */
+static void test_mla_long_context(void **state) {
+    (void)state;
+    static const int steps[] = {1, 16, 16, 16, 14, 1, 1, 20, 16, 16, 16, 16, 16, 16, 16, 3, 1, 1};
+    double worst;
+    int cover = run_steps(8, 3, steps, (int)(sizeof steps / sizeof *steps), &worst);
+    assert_int_equal(cover, 3); /* steps with one split and with several */
+    assert_true(worst <= 2e-2);
+}
+
+/* gen.h's split rule (no GPU needed): one wave of one block per SM where the tiles allow, no empty split. */
+static void test_mla_splits_rule(void **state) {
+    (void)state;
+    assert_int_equal(cg_mla_splits(1, 32, 128, 4097), 2);   /* 64 tiles: 128 blocks, one wave */
+    assert_int_equal(cg_mla_splits(1, 64, 128, 4097), 1);   /* 128 tiles */
+    assert_int_equal(cg_mla_splits(1, 128, 128, 4097), 1);  /* 256 tiles: two waves either way */
+    assert_int_equal(cg_mla_splits(1, 1, 128, 4097), 33);   /* 65 key blocks in splits of 2 */
+    assert_int_equal(cg_mla_splits(1, 4, 128, 1), 1);       /* one key block */
+    assert_int_equal(cg_mla_splits(1, 3, 8, 200), 4);
+    for (long long B = 1; B <= 160; B += 7)
+        for (long long T = 1; T <= 9000; T += 997) {
+            long long n = cg_mla_splits(1, B, 128, T), nkb = (T + 63) / 64, per = (nkb + n - 1) / n;
+            assert_true(n >= 1 && n <= 64 && (n - 1) * per < nkb && n * B * 128 <= 33792);
+        }
+}
+
+int main(void) {
+    const char *seed = getenv("DSCC_TEST_SEED");
+    rng = seed && *seed ? strtoull(seed, NULL, 10) : (uint64_t)time(NULL);
+    fprintf(stderr, "inputs from seed %llu (DSCC_TEST_SEED=%llu reruns them)\n", (unsigned long long)rng, (unsigned long long)rng);
+    const struct CMUnitTest rule[] = {cmocka_unit_test(test_mla_splits_rule)};
+    if (cmocka_run_group_tests(rule, NULL, NULL)) return 1;
+    Arena *a = arena_new();
+    DiagEngine *q = diag_new(a, NULL);
+    RtCuda *c = rt_cuda_open(q, 0);
+    if (!c || rt_cuda_sm(c) < 90) {
+        printf("skipped: %s\n", c ? "the GPU is not a Hopper (sm_90)" : "no CUDA GPU on this machine");
+        rt_cuda_close(c);
+        arena_free(a);
+        return 77;
+    }
+    rt_cuda_close(c);
+    arena_free(a);
+    const char *tile = getenv("DSCC_GEMM_TILE");
+    if (tile && strcmp(tile, "mma") == 0) {
+        printf("skipped: DSCC_GEMM_TILE=mma (the MLA decode kernel runs on the wgmma tile)\n");
+        return 77;
+    }
+    const struct CMUnitTest tests[] = {cmocka_unit_test(test_mla_128_heads), cmocka_unit_test(test_mla_long_context)};
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
