@@ -132,7 +132,8 @@ static void put_newlines(Buf *b, const char *s, size_t a, size_t e) {
 /* The inline-PTX helpers of the generated prelude that emu_kernel.h provides. */
 static const char *const PTX_HELPERS[] = {"h2f", "f2h", "fe4m3", "cp16", "cp_commit", "cp_wait0", "cp_wait1", "mma_e4m3", "mma_bf16",
                                            "ldsm_x1", "ldsm_x2", "ldsm_x4", "ldsm_x1_t", "ldsm_x2_t", "ldsm_x4_t",
-                                           "cp_wait2", "fence_async_smem", "wg_fence", "wg_commit", "wg_wait0", "wg_hold", "wgmma_e4m3", "wgmma_bf16"};
+                                           "cp_wait2", "fence_async_smem", "wg_fence", "wg_commit", "wg_wait0", "wg_hold", "wgmma_e4m3", "wgmma_bf16",
+                                           "ld_stream16"};
 
 typedef struct {
     char name[128];
@@ -179,6 +180,20 @@ static size_t put_extern_shared(Buf *b, Buf *log, const char *s, size_t i) {
     return (size_t)(semi - s) + 1;
 }
 
+/* The name a kernel declared as a macro (`#define DSCC_ENTRY p3_x` before it,
+ * at s[end]: codegen/kernels/ files) is exported as: the value of the
+ * macro's last definition before it, if that is one identifier. */
+static void macro_name(const char *s, size_t end, char *name, size_t cap) {
+    char def[160];
+    snprintf(def, sizeof def, "#define %s ", name);
+    const char *val = NULL;
+    for (const char *d = strstr(s, def); d && d < s + end; d = strstr(d + 1, def))
+        if (d == s || d[-1] == '\n') val = d + strlen(def);
+    size_t n = 0;
+    while (val && is_ident(val[n])) n++;
+    if (n && (val[n] == '\n' || val[n] == 0)) snprintf(name, cap, "%.*s", (int)n, val);
+}
+
 /* `extern "C" __global__ void [__launch_bounds__(n)] name(Args a)` at s[i]: recorded; the text stays. */
 static bool note_kernel(Buf *log, const char *s, size_t i, Kernel *k) {
     const char *p = s + i + strlen("extern \"C\" __global__");
@@ -201,6 +216,7 @@ static bool note_kernel(Buf *log, const char *s, size_t i, Kernel *k) {
     while (is_ident(p[n])) n++;
     snprintf(k->name, sizeof k->name, "%.*s", (int)n, p);
     p += n;
+    macro_name(s, i, k->name, sizeof k->name); /* a kernel file's DSCC_ENTRY */
     const char *close = strchr(p, ')');
     char params[256];
     snprintf(params, sizeof params, "%.*s", close ? (int)(close - p) : 0, p);
