@@ -376,10 +376,10 @@ static int gemm_mma(Gen *G, const IrNode *n, const char *what, bool bf16, IrDim 
     return 3;
 }
 
-/* 8-row weight groups per warp of the skinny form: 1 KB of four rows in a
- * warp's loads when the blocks still cover an H100/H200's 132 SMs twice
- * (2 x 132 blocks; x's fragment is then reused by four groups), else two,
- * else one (q_a's and kv_a's few rows: the most blocks). */
+/* 8-row weight groups per warp of the skinny form: two when the blocks
+ * still cover an H100/H200's 132 SMs twice (2 x 132 blocks; x's fragment
+ * is then used by both groups), else one (q_a's and kv_a's few rows: the
+ * most blocks). Four would need more registers than two blocks an SM allow. */
 int cg_skinny_groups(int64_t N) { return N >= 2 * 8 * 264 ? 2 : 1; }
 
 /* The skinny-M form of an fp8_linear (codegen/kernels/gemm_skinny.cuh): one
@@ -388,8 +388,12 @@ int cg_skinny_groups(int64_t N) { return N >= 2 * 8 * 264 ? 2 : 1; }
 static void gemm_skinny(Gen *G, IrDim M, int64_t K, int64_t N, int sx, int sxs, int sw, int sws, int sy) {
     cg_mma_helpers(G);
     int rb = cg_skinny_groups(N);
+    int64_t blocks = (N + 8 * rb - 1) / (8 * rb);
+    bool few = blocks < 132; /* fewer blocks than SMs (kv_a's 72): twice the bytes in flight a warp, one block an SM */
     const char *entry = arena_printf(G->a, "p%d_fp8_linear_skinny", G->nphases);
     CgDefine defs[] = {
+        {"SK_U", few ? "8" : "(4 / SK_RB)"},
+        {"SK_MINB", few ? "1" : "2"},
         {"SK_M", cg_dim(G, M)},
         {"SK_N", arena_printf(G->a, "%lldLL", (long long)N)},
         {"SK_K", arena_printf(G->a, "%lldLL", (long long)K)},
@@ -404,7 +408,7 @@ static void gemm_skinny(Gen *G, IrDim M, int64_t K, int64_t N, int sx, int sxs, 
                         "// %d weight rows per block, K split between its warps and summed in shared memory\n",
               CG_SKINNY_M, 8 * rb);
     sb_puts(&G->decl, cg_kernel_instance(G->a, "gemm_skinny", entry, defs, (int)(sizeof defs / sizeof defs[0])));
-    cg_phase(G, CG_LAUNCH_BLOCK, M, CG_SKINNY_M, ir_dim_const((N + 8 * rb - 1) / (8 * rb)), 1, 0);
+    cg_phase(G, CG_LAUNCH_BLOCK, M, CG_SKINNY_M, ir_dim_const(blocks), 1, 0);
     G->phases[G->nphases - 1].fn = entry;
     G->phases[G->nphases - 1].amax = CG_SKINNY_M;
 }

@@ -9,7 +9,7 @@
 //   1 KB of each of its rows at a time and every SM gets blocks.
 // * Weights come in 16-byte loads that bypass L1 (ld.global.nc
 //   L1::no_allocate), SK_U K blocks per warp loaded before any is used (4 KB
-//   in flight per warp).
+//   in flight per warp, 8 KB when there are fewer blocks than SMs).
 // * The products run on the tensor cores as mma.sync m16n8k32 E4M3 with
 //   the weights as the 8-column operand B and x as the 16-row operand A
 //   (M <= 16: one row tile, M <= 32: two). A thread's 16-byte load of row
@@ -28,6 +28,8 @@
 //   SK_M              rows of x and y, an expression over the Args `a` (<= 32)
 //   SK_N, SK_K        output columns and K (K % 16 == 0: rows start 16-aligned)
 //   SK_RB             8-row weight groups per warp: 1, 2 or 4
+//   SK_U              K blocks a warp loads before it uses one (SK_U * SK_RB KB in flight a warp; default 4 / SK_RB)
+//   SK_MINB           blocks an SM must hold (the register budget; default 2)
 //   SK_X, SK_W        x's and w's codes (const unsigned char *, over `a`)
 //   SK_XS(i), SK_WS(i) the f32 scales: x's [M][ceil(K/128)], w's [ceil(N/128)][ceil(K/128)]
 //   SK_STORE(i, v)    stores y[i] (f32 v) in y's dtype
@@ -51,7 +53,12 @@ __device__ __forceinline__ void mma_e4m3(float *c, const unsigned *a, const unsi
 #ifndef SK_RB
 #define SK_RB 1
 #endif
+#ifndef SK_U
 #define SK_U (4 / SK_RB)                 // K blocks per warp in flight
+#endif
+#ifndef SK_MINB
+#define SK_MINB 2                        // blocks an SM holds (registers: at most 65536 / (256 * SK_MINB) a thread)
+#endif
 #define SK_NKB ((SK_K + 127) / 128)      // K blocks
 #define SK_COLS (8 * SK_RB)              // output columns per block
 
@@ -63,7 +70,7 @@ __device__ __forceinline__ uint4 ld_stream16(const void *p) {
     return v;
 }
 
-extern "C" __global__ void __launch_bounds__(256, 2) DSCC_ENTRY(Args a) {  // two blocks an SM: 16 warps streaming
+extern "C" __global__ void __launch_bounds__(256, SK_MINB) DSCC_ENTRY(Args a) {
     __shared__ float sk_red[8][SK_COLS][33]; // each warp's sums: [column][row of y], padded
     const long long M = SK_M, N = SK_N, K = SK_K, nkb = SK_NKB;
     const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31, g = lane >> 2, q = lane & 3;
@@ -145,6 +152,7 @@ extern "C" __global__ void __launch_bounds__(256, 2) DSCC_ENTRY(Args a) {  // tw
     }
 }
 #undef SK_U
+#undef SK_MINB
 #undef SK_NKB
 #undef SK_COLS
 #undef DSCC_ENTRY
