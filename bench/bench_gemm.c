@@ -1,7 +1,9 @@
 /* bench_gemm.c — dscc's block-scaled FP8 GEMM alone, at DeepSeek-V3's
- * linear shapes and M = 1 ... 4096 tokens: the generated tensor-core
- * kernel (DSCC_CUBLASLT=0's path) and, where it has an algorithm, the
- * cuBLASLt path the CUDA backend takes by default.
+ * linear shapes and M = 1 ... 4096 tokens: the generated kernel
+ * (DSCC_CUBLASLT=0's path: the skinny-M form at M <= 32, the tensor-core
+ * tile above), the tile alone at M <= 32 (DSCC_GEMM_SKINNY=0), and, where
+ * it has an algorithm, cuBLASLt (the rule the CUDA backend follows where
+ * its GEMM table has no entry; no table is read here).
  *
  * Each shape is a one-linear model (`y = silu(linear(x, w))` with x
  * bf16[B, S, K] and w [N, K]; a linear that is itself a graph output stays
@@ -12,24 +14,31 @@
  * (gpu_exec_time_kernel: events right around its launches, no host work
  * between them; before each, outside the timing, a memset of --flush-mb
  * MiB of device memory, default 256, five times an H200's L2, so the
- * weights come from HBM as in the model). With
- * --check the output of both paths at M <= 128 is compared with the CPU
- * executor on the same (bf16) inputs: the worse rel L2 is printed, and one
+ * weights come from HBM as in the model). The weights' TB/s is N * K bytes
+ * over the generated kernel's time (at small M it only streams them). With
+ * --check the output of each path at M <= 128 is compared with the CPU
+ * executor on the same (bf16) inputs: the worst rel L2 is printed, and one
  * over 2e-2 is marked FAIL and makes the exit status 1. --m and --shape
  * narrow the sweep (the emulated device of tests/emu runs
- * `--check --m 1,3 --shape kv_a` in under a minute). Prints one
- * markdown table; run on the GPU machine
+ * `--check --m 1,3 --shape kv_a` in under a minute). --table FILE writes
+ * the GEMM table (runtime/gemm_table.h) of what was faster per shape and
+ * range of M: each measured M stands for the rows above the one measured
+ * before it. Prints one markdown table; run on the GPU machine
  * (bench/gpu_bench.sh runs it after the baselines, which time cuBLASLt
  * alone at the same shapes). */
+#include <errno.h>
 #include <math.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "codegen/gen.h"
 #include "cpu/cpu.h"
 #include "frontend/frontend.h"
 #include "passes/passes.h"
+#include "runtime/cuda.h"
+#include "runtime/gemm_table.h"
 #include "runtime/gpu.h"
 #include "runtime/runtime.h"
 
@@ -41,7 +50,7 @@ typedef struct {
 static const Shape SHAPES[] = {{"q_a", 1536, 7168},          {"q_b", 24576, 1536},          {"kv_a", 576, 7168},
                                {"o_proj", 7168, 16384},      {"expert_gate_up", 2048, 7168}, {"expert_down", 7168, 2048},
                                {"dense_gate_up", 18432, 7168}, {"dense_down", 7168, 18432}};
-static const int64_t MS[] = {1, 64, 128, 512, 1024, 4096};
+static const int64_t MS[] = {1, 8, 32, 64, 128, 512, 1024, 4096};
 
 static int cmp_double(const void *a, const void *b) {
     double x = *(const double *)a, y = *(const double *)b;
@@ -66,17 +75,148 @@ static double time_gemm(const IrGraph *g, GpuExec *x, const CpuInput *in, int64_
 }
 
 static int usage(void) {
-    fprintf(stderr, "usage: bench_gemm [--check] [--m M1,M2,...] [--shape NAME] [--flush-mb N]\n"
-                    "  --check        compare both paths with the CPU executor at M <= 128\n"
-                    "  --m LIST       the token counts (default 1,64,128,512,1024,4096; at most 8)\n"
+    fprintf(stderr, "usage: bench_gemm [--check] [--m M1,M2,...] [--shape NAME] [--flush-mb N] [--table FILE]\n"
+                    "  --check        compare each path with the CPU executor at M <= 128\n"
+                    "  --m LIST       the token counts, ascending (default 1,8,32,64,128,512,1024,4096; at most 8)\n"
                     "  --shape NAME   one shape only: q_a, q_b, kv_a, o_proj, expert_gate_up, expert_down, dense_gate_up, dense_down\n"
-                    "  --flush-mb N   MiB of device memory zeroed before each timed repetition, an L2 flush (default 256; 0: none)\n");
+                    "  --flush-mb N   MiB of device memory zeroed before each timed repetition, an L2 flush (default 256; 0: none)\n"
+                    "  --table FILE   write the faster path per shape and range of M as a GEMM table (DSCC_GEMM_TABLE's form)\n");
     return 2;
+}
+
+/* The worst rel L2 of the GPU's y against the CPU executor's on `in`, or -1 after reporting. */
+static double check_output(GpuExec *x, CpuExec *cx, const CpuInput *in, int64_t n, DiagEngine *d) {
+    int rank;
+    int64_t dims[IR_MAX_RANK];
+    const float *gy = gpu_exec_output(x, "y", &rank, dims);
+    if (!gy || !cpu_exec_run(cx, in, 1, d)) return -1;
+    const float *cy = cpu_exec_output(cx, "y", &rank, dims);
+    double num = 0, den = 0;
+    for (int64_t i = 0; i < n; i++) num += ((double)gy[i] - cy[i]) * ((double)gy[i] - cy[i]), den += (double)cy[i] * cy[i];
+    return sqrt(num / (den > 0 ? den : 1e-30));
+}
+
+/* The compute capability of GPU 0 (90 for sm_90), 0 when none opens. */
+static int gpu_sm(void) {
+    Arena *a = arena_new();
+    RtCuda *c = rt_cuda_open(diag_new(a, NULL), 0);
+    int sm = c ? rt_cuda_sm(c) : 0;
+    rt_cuda_close(c);
+    arena_free(a);
+    return sm;
+}
+
+enum { GENERATED, CUBLASLT, TILE, NPATHS }; /* the generated kernel, cuBLASLt where it can, the tile alone at M <= 32 */
+
+typedef struct {
+    double ms[NPATHS][8]; /* 0: not run */
+    double err[8];        /* --check: the worst path's, -1 unchecked */
+    int lib[8];           /* cuBLASLt ran the GEMM */
+} Times;
+
+/* Times path `path` of graph g at each M (and checks it against cx). False after reporting. */
+static bool time_path(const IrGraph *g, const Shape *sh, int path, const int64_t *ms_list, int nm, int64_t flush, float *xv,
+                      CpuWeightSource *ws, CpuExec *cx, Times *t, DiagEngine *d) {
+    int64_t Mmax = 1;
+    for (int m = 0; m < nm; m++) Mmax = ms_list[m] > Mmax ? ms_list[m] : Mmax;
+    /* the rule alone (no table) for cuBLASLt's times; the tile at every M for the tile's */
+    setenv("DSCC_GEMM_TABLE", "none", 1);
+    setenv("DSCC_GEMM_SKINNY", path == TILE ? "0" : "1", 1);
+    /* keep_all: every value keeps its place, so the kernel timed alone reads what it read in the run */
+    GpuOptions go = {.max_batch = 1, .max_seq = Mmax, .max_ctx = Mmax, .keep_all = true, .no_blas = path != CUBLASLT};
+    GpuExec *x = gpu_exec_new(g, ws, &go, d);
+    if (!x) return false;
+    bool ok = true;
+    for (int m = 0; m < nm && ok; m++) {
+        int64_t M = ms_list[m];
+        if (path == TILE && M > CG_SKINNY_M) continue;
+        CpuInput in[1] = {{"x", 3, {1, M, sh->k}, xv}};
+        ok = (t->ms[path][m] = time_gemm(g, x, in, flush, d)) > 0;
+        if (ok && path == CUBLASLT) t->lib[m] = gpu_exec_last_lib_calls(x);
+        if (ok && cx && M <= 128) { /* the output of this path against the CPU executor on the same inputs */
+            double e = check_output(x, cx, in, M * sh->n, d);
+            ok = e >= 0;
+            if (e > t->err[m]) t->err[m] = e;
+        }
+    }
+    gpu_exec_free(x);
+    return ok;
+}
+
+/* The GEMM table's lines of one shape: per measured M, the rows above the one measured before it. */
+static void write_table(FILE *f, const Shape *sh, const int64_t *ms_list, int nm, const Times *t) {
+    for (int m = 0; m < nm; m++) {
+        double gen = t->ms[GENERATED][m] * 1e3, lib = t->lib[m] ? t->ms[CUBLASLT][m] * 1e3 : -1;
+        RtGemmEntry e = {RT_GEMM_FP8, sh->n, sh->k, m ? ms_list[m - 1] + 1 : 1, ms_list[m], lib >= 0 && lib < gen ? RT_GEMM_CUBLASLT : RT_GEMM_GENERATED,
+                         gen, lib};
+        rt_gemm_table_write_entry(f, &e);
+    }
+}
+
+/* One shape's row per M; the number of outputs over 2e-2 from the CPU's, or -1 after reporting. */
+static int run_shape(const Shape *sh, const int64_t *ms_list, int nm, int64_t flush, bool check, FILE *table) {
+    Arena *a = arena_new();
+    DiagEngine *d = diag_new(a, stderr);
+    char *src = arena_printf(a, "dim B, S;\ninput x: bf16[B, S, %lld];\nweight w: bf16[%lld, %lld] = \"w\";\noutput y = silu(linear(x, w));\n",
+                             (long long)sh->k, (long long)sh->n, (long long)sh->k);
+    FeOptions fo = {NULL, NULL, 0};
+    IrGraph *g = fe_compile_string(a, d, "bench_gemm.dsl", src, strlen(src), &fo);
+    PassPipeline pp;
+    PassRunOptions ro = {0};
+    if (!g || ir_verify(g, d) || !pass_pipeline_parse(a, d, pass_preset(a, "kernels", &(PassPreset){.fp8 = true}), &pp) ||
+        !pass_pipeline_run(&pp, g, &ro, d)) {
+        arena_free(a);
+        return -1;
+    }
+    int64_t Mmax = ms_list[nm - 1];
+    float *xv = malloc(sizeof(float) * (size_t)(Mmax * sh->k));
+    uint64_t seed = 11, rng = 5;
+    for (int64_t i = 0; i < Mmax * sh->k; i++) {
+        rng = rng * 6364136223846793005ull + 1442695040888963407ull;
+        /* x is bf16: give both executors the same bf16 values */
+        xv[i] = rt_bf16_decode(rt_bf16_encode((float)((double)(rng >> 11) / 9007199254740992.0 * 2.0 - 1.0)));
+    }
+    CpuWeightSource ws = cpu_random_weights(&seed);
+    Times t = {.err = {-1, -1, -1, -1, -1, -1, -1, -1}};
+    CpuExec *cx = check ? cpu_exec_new(g, &ws, &(CpuOptions){.threads = 0}, d) : NULL;
+    bool ok = !check || cx;
+    for (int path = 0; path < NPATHS && ok; path++) ok = time_path(g, sh, path, ms_list, nm, flush, xv, &ws, cx, &t, d);
+    int bad = 0;
+    for (int m = 0; m < nm && ok; m++) {
+        double flop = 2.0 * (double)ms_list[m] * (double)sh->n * (double)sh->k, gen = t.ms[GENERATED][m];
+        printf("| %s (%lld x %lld) | %lld | %.1f | %.2f | ", sh->name, (long long)sh->n, (long long)sh->k, (long long)ms_list[m],
+               flop / (gen * 1e-3) / 1e12, (double)sh->n * (double)sh->k / (gen * 1e-3) / 1e12);
+        if (t.ms[TILE][m] > 0) printf("%.1f |", flop / (t.ms[TILE][m] * 1e-3) / 1e12);
+        else printf("- |");
+        printf(" %.1f | %s |", flop / (t.ms[CUBLASLT][m] * 1e-3) / 1e12, t.lib[m] ? "yes" : "no");
+        if (check) printf(t.err[m] >= 0 ? " %.2e%s |" : " - |", t.err[m], t.err[m] > 2e-2 ? " FAIL" : "");
+        bad += check && t.err[m] > 2e-2;
+        printf("\n");
+    }
+    if (ok && table) write_table(table, sh, ms_list, nm, &t);
+    fflush(stdout);
+    cpu_exec_free(cx);
+    free(xv);
+    arena_free(a);
+    return ok ? bad : -1;
+}
+
+/* --m's list: up to 8 ascending counts in 1..65536; false when it is not one. */
+static bool parse_ms(const char *arg, int64_t *ms_list, int *nm) {
+    *nm = 0;
+    for (const char *p = arg; *p;) {
+        char *end;
+        long long v = strtoll(p, &end, 10);
+        if (end == p || (*end && *end != ',') || v < 1 || v > 65536 || *nm == 8 || (*nm && v <= ms_list[*nm - 1])) return false;
+        ms_list[(*nm)++] = v;
+        p = *end ? end + 1 : end;
+    }
+    return *nm > 0;
 }
 
 int main(int argc, char **argv) {
     bool check = false;
-    const char *only = NULL;
+    const char *only = NULL, *table_path = NULL;
     int64_t flush = 256ll << 20;
     int64_t ms_list[8];
     int nm = (int)(sizeof MS / sizeof MS[0]);
@@ -84,6 +224,7 @@ int main(int argc, char **argv) {
     for (int i = 1; i < argc; i++) {
         if (strcmp(argv[i], "--check") == 0) check = true;
         else if (strcmp(argv[i], "--shape") == 0 && i + 1 < argc) only = argv[++i];
+        else if (strcmp(argv[i], "--table") == 0 && i + 1 < argc) table_path = argv[++i];
         else if (strcmp(argv[i], "--flush-mb") == 0 && i + 1 < argc) {
             char *end;
             long long v = strtoll(argv[++i], &end, 10);
@@ -92,16 +233,10 @@ int main(int argc, char **argv) {
                 return 2;
             }
             flush = (int64_t)v << 20;
-        }
-        else if (strcmp(argv[i], "--m") == 0 && i + 1 < argc) {
-            nm = 0;
-            for (char *p = argv[++i], *end; *p; p = *end ? end + 1 : end) {
-                long long v = strtoll(p, &end, 10);
-                if (end == p || (*end && *end != ',') || v < 1 || v > 65536 || nm == 8) {
-                    fprintf(stderr, "bench_gemm: --m wants up to 8 comma-separated token counts in 1..65536, not '%s'\n", argv[i]);
-                    return 2;
-                }
-                ms_list[nm++] = v;
+        } else if (strcmp(argv[i], "--m") == 0 && i + 1 < argc) {
+            if (!parse_ms(argv[++i], ms_list, &nm)) {
+                fprintf(stderr, "bench_gemm: --m wants up to 8 ascending comma-separated token counts in 1..65536, not '%s'\n", argv[i]);
+                return 2;
             }
         } else return usage();
     }
@@ -111,77 +246,30 @@ int main(int argc, char **argv) {
         fprintf(stderr, "bench_gemm: no shape '%s'\n", only);
         return usage();
     }
-    printf("| shape (N x K) | M | dscc generated FP8 TFLOPS | dscc default (cuBLASLt where it can) TFLOPS | GEMMs by cuBLASLt |%s\n",
-           check ? " rel L2 vs CPU |" : "");
-    printf("|---|---|---|---|---|%s\n", check ? "---|" : "");
-    uint64_t seed = 11, rng = 5;
-    int bad = 0; /* --check: outputs further than 2e-2 from the CPU's (bf16 output rounding is 2e-3) */
+    FILE *table = table_path ? fopen(table_path, "w") : NULL;
+    if (table_path && !table) {
+        fprintf(stderr, "bench_gemm: cannot write the table '%s': %s\n", table_path, strerror(errno));
+        return 1;
+    }
+    if (table)
+        fprintf(table, "# GEMM paths measured by bench_gemm (L2 flushed, kernel alone, median of 7)\narch %d\n"
+                       "# kind N K M_LO M_HI choice generated_us cublaslt_us\n", gpu_sm());
+    printf("| shape (N x K) | M | dscc generated FP8 TFLOPS | its weights TB/s | tile alone (M <= %d) TFLOPS | cuBLASLt where it can TFLOPS | GEMMs by cuBLASLt |%s\n",
+           CG_SKINNY_M, check ? " rel L2 vs CPU |" : "");
+    printf("|---|---|---|---|---|---|---|%s\n", check ? "---|" : "");
+    int bad = 0;
     for (size_t s = 0; s < sizeof SHAPES / sizeof SHAPES[0]; s++) {
-        const Shape *sh = &SHAPES[s];
-        if (only && strcmp(only, sh->name) != 0) continue;
-        Arena *a = arena_new();
-        DiagEngine *d = diag_new(a, stderr);
-        char *src = arena_printf(a, "dim B, S;\ninput x: bf16[B, S, %lld];\nweight w: bf16[%lld, %lld] = \"w\";\noutput y = silu(linear(x, w));\n",
-                                 (long long)sh->k, (long long)sh->n, (long long)sh->k);
-        FeOptions fo = {NULL, NULL, 0};
-        IrGraph *g = fe_compile_string(a, d, "bench_gemm.dsl", src, strlen(src), &fo);
-        PassPipeline pp;
-        PassRunOptions ro = {0};
-        if (!g || ir_verify(g, d) || !pass_pipeline_parse(a, d, pass_preset(a, "kernels", &(PassPreset){.fp8 = true}), &pp) ||
-            !pass_pipeline_run(&pp, g, &ro, d))
+        if (only && strcmp(only, SHAPES[s].name) != 0) continue;
+        int b = run_shape(&SHAPES[s], ms_list, nm, flush, check, table);
+        if (b < 0) {
+            if (table) fclose(table);
             return 1;
-        int64_t Mmax = 1;
-        for (int m = 0; m < nm; m++) Mmax = ms_list[m] > Mmax ? ms_list[m] : Mmax;
-        float *xv = malloc(sizeof(float) * (size_t)(Mmax * sh->k));
-        for (int64_t i = 0; i < Mmax * sh->k; i++) {
-            rng = rng * 6364136223846793005ull + 1442695040888963407ull;
-            /* x is bf16: give both executors the same bf16 values */
-            xv[i] = rt_bf16_decode(rt_bf16_encode((float)((double)(rng >> 11) / 9007199254740992.0 * 2.0 - 1.0)));
         }
-        CpuWeightSource ws = cpu_random_weights(&seed);
-        double ms[2][8] = {{0}}, err[8] = {-1, -1, -1, -1, -1, -1, -1, -1}; /* err: the worse of the two paths */
-        int lib[8] = {0};
-        CpuExec *cx = NULL;
-        if (check) {
-            CpuOptions co = {.threads = 0};
-            if (!(cx = cpu_exec_new(g, &ws, &co, d))) return 1;
-        }
-        for (int mode = 0; mode < 2; mode++) { /* 0: generated kernels only, 1: cuBLASLt where it can */
-            /* keep_all: every value keeps its place, so the kernel timed alone reads what it read in the run */
-            GpuOptions go = {.max_batch = 1, .max_seq = Mmax, .max_ctx = Mmax, .keep_all = true, .no_blas = mode == 0};
-            GpuExec *x = gpu_exec_new(g, &ws, &go, d);
-            if (!x) return 1;
-            for (int m = 0; m < nm; m++) {
-                int64_t M = ms_list[m];
-                CpuInput in[1] = {{"x", 3, {1, M, sh->k}, xv}};
-                if ((ms[mode][m] = time_gemm(g, x, in, flush, d)) < 0) return 1;
-                if (mode == 1) lib[m] = gpu_exec_last_lib_calls(x);
-                if (cx && M <= 128) { /* the output of this path against the CPU executor on the same inputs */
-                    int rank;
-                    int64_t dims[IR_MAX_RANK];
-                    const float *gy = gpu_exec_output(x, "y", &rank, dims);
-                    if (!gy || !cpu_exec_run(cx, in, 1, d)) return 1;
-                    const float *cy = cpu_exec_output(cx, "y", &rank, dims);
-                    double num = 0, den = 0;
-                    for (int64_t i = 0; i < M * sh->n; i++) num += ((double)gy[i] - cy[i]) * ((double)gy[i] - cy[i]), den += (double)cy[i] * cy[i];
-                    double e = sqrt(num / (den > 0 ? den : 1e-30));
-                    if (e > err[m]) err[m] = e;
-                }
-            }
-            gpu_exec_free(x);
-        }
-        for (int m = 0; m < nm; m++) {
-            double flop = 2.0 * (double)ms_list[m] * (double)sh->n * (double)sh->k;
-            printf("| %s (%lld x %lld) | %lld | %.1f | %.1f | %s |", sh->name, (long long)sh->n, (long long)sh->k, (long long)ms_list[m],
-                   flop / (ms[0][m] * 1e-3) / 1e12, flop / (ms[1][m] * 1e-3) / 1e12, lib[m] ? "yes" : "no");
-            if (check) printf(err[m] >= 0 ? " %.2e%s |" : " - |", err[m], err[m] > 2e-2 ? " FAIL" : "");
-            bad += check && err[m] > 2e-2;
-            printf("\n");
-        }
-        fflush(stdout);
-        cpu_exec_free(cx);
-        free(xv);
-        arena_free(a);
+        bad += b;
+    }
+    if (table && fclose(table) != 0) {
+        fprintf(stderr, "bench_gemm: cannot write the table '%s': %s\n", table_path, strerror(errno));
+        return 1;
     }
     if (bad) fprintf(stderr, "bench_gemm: %d outputs further than 2e-2 from the CPU executor's\n", bad);
     return bad ? 1 : 0;

@@ -20,7 +20,13 @@ peak=$(awk '/^dense_fp8_TFLOPS/ {print $2}' "$base")
 # dscc's FP8 GEMM alone at V3's shapes and M = 1 ... 4096 (generated kernel and default path; --check: vs the CPU at M <= 128)
 # ... once per tensor-core tile of the generated kernels (TILES: DSCC_GEMM_TILE values)
 if [ "${GEMM:-1}" = 1 ]; then
-  for tile in ${TILES:-wgmma}; do echo "== dscc FP8 GEMM sweep, DSCC_GEMM_TILE=$tile"; DSCC_GEMM_TILE=$tile build/bench_gemm --check; done
+  # ... and the faster path per shape and range of M as a GEMM table (runtime/gemm_table.txt's form), printed after it
+  for tile in ${TILES:-wgmma}; do
+    echo "== dscc FP8 GEMM sweep, DSCC_GEMM_TILE=$tile"
+    tab=$(mktemp)
+    DSCC_GEMM_TILE=$tile build/bench_gemm --check --table "$tab" && { echo "== GEMM table, DSCC_GEMM_TILE=$tile"; cat "$tab"; }
+    rm -f "$tab"
+  done
 fi
 # dscc: its generated kernels alone (on each tile), then with cuBLASLt for the GEMMs it supports
 for blas in ${BLAS_MODES:-0 1}; do

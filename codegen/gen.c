@@ -147,7 +147,7 @@ const char *cg_read(Gen *G, const IrNode *m, const char *idx) {
 
 void cg_phase(Gen *G, CgLaunchMode mode, IrDim a, int64_t da, IrDim b, int64_t db, int64_t smem) {
     CgPhase *p = &G->phases[G->nphases];
-    *p = (CgPhase){arena_printf(G->a, "p%d", G->nphases), mode, a, b, da, db, smem, 0, CG_ITEMS_GRID, {0}, {0}, {0}, 0, 0, 0};
+    *p = (CgPhase){arena_printf(G->a, "p%d", G->nphases), mode, a, b, da, db, smem, 0, CG_ITEMS_GRID, {0}, {0}, {0}, 0, 0, 0, 0, 0};
     G->nphases++;
 }
 
@@ -161,6 +161,7 @@ static int64_t ceil_div(int64_t a, int64_t b) { return (a + b - 1) / b; }
 
 int64_t cg_phase_items(const CgPhase *f, const int64_t *sym) {
     int64_t a = ir_dim_eval(f->a, sym);
+    if ((f->amin > 0 && a <= f->amin) || (f->amax > 0 && a > f->amax)) return 0;
     int64_t grid = (ceil_div(a, f->da) + (f->plus < a ? f->plus : a)) * ceil_div(ir_dim_eval(f->b, sym), f->db);
     if (f->rule == CG_ITEMS_GRID) return grid;
     if (f->rule == CG_ITEMS_K_WHOLE || f->rule == CG_ITEMS_K_SPLIT || f->rule == CG_ITEMS_K_SUM) {
@@ -761,6 +762,12 @@ CgProgram *cg_generate(Arena *a, DiagEngine *d, const IrGraph *g, const CgGenOpt
         tile = strcmp(env, "wgmma") == 0 ? CG_TILE_WGMMA : CG_TILE_MMA_SYNC;
     }
     G.wgmma = tile == CG_TILE_WGMMA || (tile == CG_TILE_DEFAULT && !wide);
+    const char *sk = getenv("DSCC_GEMM_SKINNY");
+    if (sk && *sk && strcmp(sk, "0") && strcmp(sk, "1")) {
+        diag_error(d, (SrcLoc){0}, "DSCC_GEMM_SKINNY is '%s': expected 0 or 1", sk);
+        return NULL;
+    }
+    G.skinny = !(o && o->no_skinny) && !(sk && strcmp(sk, "0") == 0);
     Storage st;
     plan_storage(&G, wide, &st);
     IrDType *dtype = st.dtype;

@@ -136,7 +136,13 @@ typedef struct {
     int64_t knb;      /* CG_ITEMS_K_*: the GEMM's pipeline steps over K (a, b: its M and O); CG_ITEMS_KEYS_* and
                        * CG_ITEMS_MLA_*: > 0 when the attention has MLA's wgmma decode kernel, which runs the steps of
                        * S <= knb (the KEYS_* phases then only the others) */
+    int64_t amin, amax; /* when set (> 0): the phase runs only for a > amin, or only for a <= amax (a GEMM's skinny-M form
+                         * against its tile: CG_SKINNY_M) */
 } CgPhase;
+
+/* A GEMM over at most this many rows (a decode step's) runs its skinny-M
+ * form (codegen/kernels/gemm_skinny.cuh) instead of the tile. */
+#define CG_SKINNY_M 32
 
 typedef enum {
     CG_SLOT_VALUE,   /* the node's stored value (activation, weight, input or cache) */
@@ -212,6 +218,9 @@ typedef struct {
      * logits), while FP8 mma.sync is exact to 3e-7, as the fidelity mode
      * needs. */
     CgTile tile;
+    /* Never the skinny-M form of an FP8 linear (also DSCC_GEMM_SKINNY=0):
+     * the tile at every M, for comparing the two. */
+    bool no_skinny;
 } CgGenOptions;
 
 /* Items of phase f (what the launch covers) for the dims of a step; 0: not launched. */

@@ -14,6 +14,7 @@
  * and the products accumulate in f32 directly. Other linears (f32 inputs,
  * --storage f32) use a 64x64 FP32-FMA tile. */
 #include "codegen/gen_internal.h"
+#include "codegen/kernels.h"
 
 /* Device helpers of the tensor-core templates: cp.async with zero fill,
  * ldmatrix (transposed), one mma. */
@@ -375,12 +376,57 @@ static int gemm_mma(Gen *G, const IrNode *n, const char *what, bool bf16, IrDim 
     return 3;
 }
 
-/* fp8_linear on the tensor cores, and its cuBLASLt form where the shape allows it. */
+/* 8-row weight groups per warp of the skinny form: two when the blocks
+ * still cover an H100/H200's 132 SMs twice (2 x 132 blocks; x's fragment
+ * is then used by both groups), else one (q_a's and kv_a's few rows: the
+ * most blocks). Four would need more registers than two blocks an SM allow. */
+int cg_skinny_groups(int64_t N) { return N >= 2 * 8 * 264 ? 2 : 1; }
+
+/* The skinny-M form of an fp8_linear (codegen/kernels/gemm_skinny.cuh): one
+ * phase of ceil(N / (8 * groups)) blocks that runs only for M <= CG_SKINNY_M,
+ * the tile's phases (which follow) only above. */
+static void gemm_skinny(Gen *G, IrDim M, int64_t K, int64_t N, int sx, int sxs, int sw, int sws, int sy) {
+    cg_mma_helpers(G);
+    int rb = cg_skinny_groups(N);
+    int64_t blocks = (N + 8 * rb - 1) / (8 * rb);
+    bool few = blocks < 132; /* fewer blocks than SMs (kv_a's 72): twice the bytes in flight a warp, one block an SM */
+    const char *entry = arena_printf(G->a, "p%d_fp8_linear_skinny", G->nphases);
+    CgDefine defs[] = {
+        {"SK_U", few ? "8" : "(4 / SK_RB)"},
+        {"SK_MINB", few ? "1" : "2"},
+        {"SK_M", cg_dim(G, M)},
+        {"SK_N", arena_printf(G->a, "%lldLL", (long long)N)},
+        {"SK_K", arena_printf(G->a, "%lldLL", (long long)K)},
+        {"SK_RB", arena_printf(G->a, "%d", rb)},
+        {"SK_X", arena_printf(G->a, "((const unsigned char *)a.t[%d])", sx)},
+        {"SK_W", arena_printf(G->a, "((const unsigned char *)a.t[%d])", sw)},
+        {"SK_XS(i)", arena_printf(G->a, "L%d(a, (i))", sxs)},
+        {"SK_WS(i)", arena_printf(G->a, "L%d(a, (i))", sws)},
+        {"SK_STORE(i, v)", arena_printf(G->a, "S%d(a, (i), (v))", sy)},
+    };
+    sb_printf(&G->decl, "// fp8_linear at M <= %d: weights streamed in 16-byte loads, mma m16n8k32 E4M3 with x as A, block scales per K block,\n"
+                        "// %d weight rows per block, K split between its warps and summed in shared memory\n",
+              CG_SKINNY_M, 8 * rb);
+    sb_puts(&G->decl, cg_kernel_instance(G->a, "gemm_skinny", entry, defs, (int)(sizeof defs / sizeof defs[0])));
+    cg_phase(G, CG_LAUNCH_BLOCK, M, CG_SKINNY_M, ir_dim_const(blocks), 1, 0);
+    G->phases[G->nphases - 1].fn = entry;
+    G->phases[G->nphases - 1].amax = CG_SKINNY_M;
+}
+
+/* fp8_linear on the tensor cores (its skinny-M form first where the shape
+ * allows it), and its cuBLASLt form where the shape allows it. */
 static bool gemm_fp8_mma(Gen *G, const IrNode *n, IrDim M, IrDim K, IrDim O) {
     int sx = cg_slot_value(G, n->ops[0]), sxs = cg_slot_value(G, n->ops[1]);
     int sw = cg_slot_value(G, n->ops[2]), sws = cg_slot_value(G, n->ops[3]), sy = cg_slot_value(G, n);
+    bool skinny = G->skinny && K.coeff % 16 == 0 && ir_dim_is_const(O) && O.coeff < (1LL << 31);
+    if (skinny) gemm_skinny(G, M, K.coeff, O.coeff, sx, sxs, sw, sws, sy);
+    int tile = G->nphases;
     int span = gemm_mma(G, n, arena_printf(G->a, "fp8_linear: tensor cores (%s), 64x128 tile, 1x128 / 128x128 block scales per K block", cg_tile_insn(G, false)),
                         false, M, K.coeff, O, sx, sxs, sw, sws, sy);
+    if (skinny) {
+        for (int p = tile; p < G->nphases; p++) G->phases[p].amin = CG_SKINNY_M;
+        span++;
+    }
     if (K.coeff % 512 == 0 && O.coeff % 8 == 0 && G->dtype[n->id] == IR_DT_BF16) { /* cuBLASLt's block-scaled FP8 may run it */
         int64_t nkb = K.coeff / 128;
         IrDim cnt = ir_dim_mul(M, ir_dim_const(nkb));
@@ -391,7 +437,7 @@ static bool gemm_fp8_mma(Gen *G, const IrNode *n, IrDim M, IrDim K, IrDim O) {
                             "    ((float *)a.t[%d])[i %% %lldLL * M + i / %lldLL] = L%d(a, i);\n"
                             "}\n",
                   cg_dim(G, M), (long long)nkb, st, (long long)nkb, (long long)nkb, sxs);
-        G->lib = (CgLib){CG_LIB_FP8_GEMM, M, O.coeff, K.coeff, sx, sxs, sw, sws, sy, st, G->nphases - span, {"t0", CG_LAUNCH_ELEM, cnt, ir_dim_const(1), 1, 1, 0, 0, CG_ITEMS_GRID, {0}, {0}, {0}, 0, 0, 0}, span};
+        G->lib = (CgLib){CG_LIB_FP8_GEMM, M, O.coeff, K.coeff, sx, sxs, sw, sws, sy, st, G->nphases - span, {"t0", CG_LAUNCH_ELEM, cnt, ir_dim_const(1), 1, 1, 0, 0, CG_ITEMS_GRID, {0}, {0}, {0}, 0, 0, 0, 0, 0}, span};
     }
     return true;
 }
@@ -404,7 +450,7 @@ static bool gemm_bf16_mma(Gen *G, const IrNode *n, const IrNode *x, const IrNode
                                      x == n->ops[0] ? "" : ", on the bf16 values its f32 operands were cast from"),
                         true, M, K.coeff, O, sx, 0, sw, 0, sy);
     if (K.coeff % 16 == 0 && O.coeff % 8 == 0 && G->dtype[n->id] == IR_DT_BF16) /* cuBLASLt may run it */
-        G->lib = (CgLib){CG_LIB_BF16_GEMM, M, O.coeff, K.coeff, sx, 0, sw, 0, sy, 0, G->nphases - span, {NULL, CG_LAUNCH_ELEM, M, ir_dim_const(1), 1, 1, 0, 0, CG_ITEMS_GRID, {0}, {0}, {0}, 0, 0, 0}, span};
+        G->lib = (CgLib){CG_LIB_BF16_GEMM, M, O.coeff, K.coeff, sx, 0, sw, 0, sy, 0, G->nphases - span, {NULL, CG_LAUNCH_ELEM, M, ir_dim_const(1), 1, 1, 0, 0, CG_ITEMS_GRID, {0}, {0}, {0}, 0, 0, 0, 0, 0}, span};
     return true;
 }
 

@@ -25,6 +25,7 @@ typedef struct {
     bool wgmma_helpers;  /* ... and the wgmma tile's */
     bool tile_off;       /* ... and the tile layout's tile_off */
     bool wgmma;          /* the tensor-core tile is the wgmma one (CgGenOptions.tile) */
+    bool skinny;         /* FP8 linears get their skinny-M form (CgGenOptions.no_skinny, DSCC_GEMM_SKINNY) */
     const IrNode *act;   /* an act_scale whose amax the store pass of its input's size computes (gen.c) */
     const char *why;     /* set by a template that cannot handle its node */
 } Gen;
@@ -105,6 +106,8 @@ const char *cg_tile_insn(const Gen *G, bool bf16);
  * the device expression (of M) of the tiles the split was counted over,
  * plus as the tile phase's. */
 void cg_phase_k(Gen *G, CgItems rule, int64_t nkb);
+/* 8-row weight groups per warp of an FP8 linear's skinny-M form over N outputs (1, 2 or 4). */
+int cg_skinny_groups(int64_t N);
 void cg_k_sum(Gen *G, const char *what, IrDim M, int64_t O, const char *tiles, int64_t nkb, int sp, int sy, int64_t plus);
 
 /* The phase(s) of a template op (GEMM, attention, routing, ...). False

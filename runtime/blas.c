@@ -3,6 +3,7 @@
  * nothing links against it. */
 #ifdef DSCC_HAVE_NVRTC
 #include "runtime/blas.h"
+#include "runtime/gemm_table.h"
 
 #include <cublasLt.h>
 #include <dlfcn.h>
@@ -29,6 +30,7 @@ struct RtBlas {
     char version[64];
     RtBlasPlan plans[RT_BLAS_MAX_PLANS];
     int nplans;
+    RtGemmTable *table;   /* the measured choices (NULL: none, the rule alone) */
     cublasStatus_t (*Create)(cublasLtHandle_t *);
     cublasStatus_t (*Destroy)(cublasLtHandle_t);
     size_t (*GetVersion)(void);
@@ -62,21 +64,53 @@ static bool blas_ok(RtBlas *b, DiagEngine *d, cublasStatus_t s, const char *call
 }
 #define BLAS_CHECK(b, d, call) blas_ok(b, d, (call), #call)
 
+/* DSCC_GEMM_TABLE's file, else the built-in table; NULL without a table
+ * (`none`, or one measured on another architecture) or after reporting
+ * (*bad set). */
+static RtGemmTable *table_open(RtCuda *c, DiagEngine *d, bool *bad) {
+    const char *path = getenv("DSCC_GEMM_TABLE");
+    *bad = false;
+    if (path && strcmp(path, "none") == 0) return NULL;
+    bool user = path && *path;
+    RtGemmTable *t = user ? rt_gemm_table_load(path, d)
+                          : rt_gemm_table_parse(rt_gemm_table_default, strlen(rt_gemm_table_default), "runtime/gemm_table.txt (built in)", d);
+    if (!t) {
+        *bad = true;
+        if (user) diag_note(d, (SrcLoc){0}, "DSCC_GEMM_TABLE names the GEMM table; DSCC_GEMM_TABLE=none runs without one");
+        return NULL;
+    }
+    if (t->arch && t->arch != rt_cuda_sm(c)) {
+        if (user)
+            diag_warning(d, (SrcLoc){path, 0, 0}, "GEMM table measured on sm_%d, this GPU is sm_%d: not used", t->arch, rt_cuda_sm(c));
+        rt_gemm_table_free(t);
+        return NULL;
+    }
+    return t;
+}
+
 RtBlas *rt_blas_open(RtCuda *c, DiagEngine *d, const char **why) {
     const char *env = getenv("DSCC_CUBLASLT");
     if (env && strcmp(env, "0") == 0) {
         *why = "DSCC_CUBLASLT=0";
         return NULL;
     }
+    bool bad;
+    RtGemmTable *table = table_open(c, d, &bad);
+    if (bad) {
+        *why = "the GEMM table does not read";
+        return NULL;
+    }
     void *lib = dlopen("libcublasLt.so.13", RTLD_NOW | RTLD_LOCAL);
     if (!lib) lib = dlopen("libcublasLt.so", RTLD_NOW | RTLD_LOCAL);
     if (!lib) {
         *why = "libcublasLt.so.13 not found";
+        rt_gemm_table_free(table);
         return NULL;
     }
     RtBlas *b = calloc(1, sizeof *b);
     b->cu = c;
     b->lib = lib;
+    b->table = table;
     bool ok = resolve(b, (void **)&b->Create, "cublasLtCreate") && resolve(b, (void **)&b->Destroy, "cublasLtDestroy") &&
               resolve(b, (void **)&b->GetVersion, "cublasLtGetVersion") && resolve(b, (void **)&b->StatusString, "cublasLtGetStatusString") &&
               resolve(b, (void **)&b->DescCreate, "cublasLtMatmulDescCreate") &&
@@ -91,6 +125,7 @@ RtBlas *rt_blas_open(RtCuda *c, DiagEngine *d, const char **why) {
     if (!ok) {
         *why = "libcublasLt lacks a function dscc needs";
         dlclose(lib);
+        rt_gemm_table_free(table);
         free(b);
         return NULL;
     }
@@ -114,6 +149,7 @@ void rt_blas_close(RtBlas *b) {
     for (int i = 0; i < b->nplans; i++) plan_free(b, &b->plans[i]);
     if (b->ws) rt_cuda_free(b->cu, b->ws);
     if (b->h) b->Destroy(b->h);
+    rt_gemm_table_free(b->table);
     dlclose(b->lib);
     free(b);
 }
@@ -170,6 +206,11 @@ const RtBlasPlan *rt_blas_plan(RtBlas *b, RtBlasKind kind, int64_t M, int64_t N,
     p->ok = plan_make(b, p);
     if (!p->ok) plan_free(b, p), p->op = NULL, p->la = p->lb = p->ld = NULL;
     return p->ok ? p : NULL;
+}
+
+const RtBlasPlan *rt_blas_pick(RtBlas *b, RtBlasKind kind, int64_t M, int64_t N, int64_t K) {
+    const RtBlasPlan *p = rt_blas_plan(b, kind, M, N, K);
+    return rt_gemm_use_cublaslt(b ? b->table : NULL, kind == RT_BLAS_FP8_BLOCK ? RT_GEMM_FP8 : RT_GEMM_BF16, M, N, K, p != NULL) ? p : NULL;
 }
 
 bool rt_blas_run(RtBlas *b, DiagEngine *d, const RtBlasPlan *p, RtDevPtr x, RtDevPtr xs, RtDevPtr w, RtDevPtr ws, RtDevPtr y) {

@@ -24,7 +24,8 @@ typedef struct RtBlasPlan RtBlasPlan;
 
 /* NULL when libcublasLt cannot be loaded or DSCC_CUBLASLT=0 (not an error:
  * the generated kernels run); *why says which. Errors of a loaded library
- * are reported. */
+ * are reported, and those of the GEMM table (DSCC_GEMM_TABLE=FILE: a file
+ * that does not read or parse; `none`: no table). */
 RtBlas *rt_blas_open(RtCuda *c, DiagEngine *d, const char **why);
 void rt_blas_close(RtBlas *b);
 /* "cuBLASLt 130100" */
@@ -35,6 +36,10 @@ const char *rt_blas_version(const RtBlas *b);
  * exclude it: FP8 needs K % 128 == 0, M % 4 == 0, N % 8 == 0 and whole
  * groups of 4 K blocks). */
 const RtBlasPlan *rt_blas_plan(RtBlas *b, RtBlasKind kind, int64_t M, int64_t N, int64_t K);
+/* The plan of the path the GEMM table (gemm_table.h: DSCC_GEMM_TABLE, else
+ * the built-in one) picks for the shape: NULL where it picks the generated
+ * kernel; where it has no entry, rt_blas_plan (cuBLASLt wherever it can). */
+const RtBlasPlan *rt_blas_pick(RtBlas *b, RtBlasKind kind, int64_t M, int64_t N, int64_t K);
 /* Enqueues the GEMM on the runtime's stream (xs, ws unused for BF16). */
 bool rt_blas_run(RtBlas *b, DiagEngine *d, const RtBlasPlan *p, RtDevPtr x, RtDevPtr xs, RtDevPtr w, RtDevPtr ws, RtDevPtr y);
 

@@ -1024,7 +1024,8 @@ static void write_trace(GpuExec *x, const int64_t *sym, const char *name, double
 static const RtBlasPlan *lib_plan(GpuExec *x, int k, const int64_t *sym) {
     const CgLib *lb = &x->p->kernels[k].lib;
     if (!x->blas || lb->kind == CG_LIB_NONE) return NULL;
-    return rt_blas_plan(x->blas, lb->kind == CG_LIB_FP8_GEMM ? RT_BLAS_FP8_BLOCK : RT_BLAS_BF16, ir_dim_eval(lb->M, sym), lb->N, lb->K);
+    /* the GEMM table's measured choice for the shape, else cuBLASLt wherever it has an algorithm */
+    return rt_blas_pick(x->blas, lb->kind == CG_LIB_FP8_GEMM ? RT_BLAS_FP8_BLOCK : RT_BLAS_BF16, ir_dim_eval(lb->M, sym), lb->N, lb->K);
 }
 
 /* Kernel k's GEMM by cuBLASLt with `plan`. */

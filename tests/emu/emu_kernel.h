@@ -122,6 +122,14 @@ static inline void cp_commit(void) { emu_ctx->cp_commit(emu_ctx); }
 static inline void cp_wait0(void) { emu_ctx->cp_wait(emu_ctx, 0); }
 static inline void cp_wait1(void) { emu_ctx->cp_wait(emu_ctx, 1); }
 static inline void cp_wait2(void) { emu_ctx->cp_wait(emu_ctx, 2); }
+/* ld.global.nc.L1::no_allocate.v4.u32 (gemm_skinny.cuh's weight stream): 16 bytes from a 16-aligned address */
+static inline uint4 emu_ld_stream16(const void *p, int line) {
+    if ((uintptr_t)p & 15) emu_ctx->fault(emu_ctx, "16-byte load from a misaligned address", line);
+    uint4 v;
+    memcpy(&v, p, 16);
+    return v;
+}
+#define ld_stream16(p) emu_ld_stream16((p), __LINE__)
 /* fence.proxy.async.shared::cta: the emulated device has one memory and one proxy */
 static inline void fence_async_smem(void) {}
 

@@ -135,7 +135,9 @@ static const char *const PTX_HELPERS[] = {"h2f", "f2h", "fe4m3", "cp16", "cp_com
                                            "cp_wait2", "fence_async_smem", "wg_fence", "wg_commit", "wg_wait0", "wg_hold", "wgmma_e4m3", "wgmma_bf16",
                                            /* codegen/kernels/mla_decode.cuh's */
                                            "mla_cp16", "mla_cp_commit", "mla_cp_wait0", "mla_fence_async", "mla_wg_fence", "mla_wg_commit",
-                                           "mla_wg_wait0", "mla_hold32", "mla_hold128", "mla_wgmma_s", "mla_wgmma_pv"};
+                                           "mla_wg_wait0", "mla_hold32", "mla_hold128", "mla_wgmma_s", "mla_wgmma_pv",
+                                           /* codegen/kernels/gemm_skinny.cuh's */
+                                           "ld_stream16"};
 
 typedef struct {
     char name[128];

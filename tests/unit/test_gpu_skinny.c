@@ -1,0 +1,166 @@
+/* test_gpu_skinny.c — the skinny-M FP8 linear (codegen/kernels/gemm_skinny.cuh)
+ * against the CPU executor, at decode row counts M = 1, 3, 17, 32 (the
+ * last as B = 2 rows of S = 16: M is a product of symbols) on shapes whose
+ * K is no multiple of 1024 and whose N is no multiple of a block's rows:
+ * kv_a's N = 576 (K = 1536), q_a + kv_a's N = 2112 (K = 512), a ragged
+ * N = 100 with K = 720 (a last K block of 80, a last 8-row group of 4), and
+ * N = 4224 (two 8-row groups a warp). Exits 77 (skipped) without a GPU;
+ * emu.test_gpu_skinny runs it on the emulated device.
+ *
+ * Each graph is `silu(linear(x, w))` through fp8-quant, so the linear is
+ * act_scale -> quantize -> fp8_linear as in the model. The CPU takes each
+ * value the GPU stored before it computes the next op, so the fp8_linear
+ * is checked on exactly the FP8 codes and scales the kernel read. Bounds,
+ * rel L2 of y: 4e-3 with bf16 storage (the GPU rounds y to bf16, 2^-9),
+ * 1e-5 with f32 storage (FP8 products are exact, only the order of the
+ * f32 sums differs). The test also checks that the skinny phase is the one
+ * that ran: the program's FP8 linear runs it, and not the tile, at these M. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "codegen/gen.h"
+#include "cpu/cpu.h"
+#include "frontend/frontend.h"
+#include "passes/passes.h"
+#include "runtime/gpu.h"
+#include "runtime/runtime.h"
+
+typedef struct {
+    const IrGraph *g;
+    GpuExec *gx;
+    double err; /* the fp8_linear's rel L2 */
+    int linears;
+} Cmp;
+
+/* After the CPU computes node id: the fp8_linear's error against the GPU's
+ * stored value; then every value continues from the GPU's. */
+static void take_gpu(void *ctx, int id, float *c, int64_t nc) {
+    Cmp *m = ctx;
+    const IrNode *n = m->g->nodes[id];
+    int64_t ng = 0;
+    const float *gv = n->op == IR_OP_INPUT || n->op == IR_OP_WEIGHT ? NULL : gpu_exec_value(m->gx, id, &ng);
+    if (!gv) return;
+    assert_int_equal(nc, ng);
+    if (n->op == IR_OP_FP8_LINEAR) {
+        double num = 0, den = 0;
+        for (int64_t k = 0; k < nc; k++) num += ((double)gv[k] - c[k]) * ((double)gv[k] - c[k]), den += (double)c[k] * c[k];
+        assert_true(den > 0);
+        m->err = sqrt(num / den);
+        m->linears++;
+    }
+    memcpy(c, gv, sizeof(float) * (size_t)nc);
+}
+
+/* The phases of the program's fp8_linear that run at M rows: whether the skinny one does, and whether any other does. */
+static void phases_at(const IrGraph *g, bool f32, int64_t B, int64_t S, bool *skinny, bool *tile) {
+    Arena *a = arena_new();
+    DiagEngine *d = diag_new(a, stderr);
+    CgGenOptions o = {.f32_storage = f32};
+    CgProgram *p = cg_generate(a, d, g, &o);
+    assert_non_null(p);
+    int64_t sym[IR_MAX_DIM_SYMS] = {0};
+    sym[ir_graph_find_dim(g, "B")] = B, sym[ir_graph_find_dim(g, "S")] = S;
+    *skinny = *tile = false;
+    for (int k = 0; k < p->nkernels; k++) {
+        const CgKernel *ck = &p->kernels[k];
+        bool lin = false;
+        for (int j = 0; j < ck->nnodes; j++) lin |= g->nodes[ck->nodes[j]]->op == IR_OP_FP8_LINEAR;
+        if (!lin) continue;
+        for (int ph = 0; ph < ck->nphases; ph++) {
+            const CgPhase *f = &ck->phases[ph];
+            if (cg_phase_items(f, sym) <= 0) continue;
+            if (strstr(f->fn, "skinny")) *skinny = true;
+            if (f->amin == CG_SKINNY_M) *tile = true; /* the tile's phases run only above */
+        }
+    }
+    arena_free(a);
+}
+
+static uint64_t test_seed(void) {
+    const char *e = getenv("DSCC_TEST_SEED");
+    static uint64_t seed;
+    if (!seed) {
+        seed = e && *e ? strtoull(e, NULL, 10) : (uint64_t)time(NULL);
+        fprintf(stderr, "random weights and inputs from seed %llu (DSCC_TEST_SEED reruns them)\n", (unsigned long long)seed);
+    }
+    return seed;
+}
+
+/* y = silu(linear(x, w)) with w [N, K] through the fp8 pipeline, at each (B, S) of rows, on both executors. */
+static void check_shape(int64_t N, int64_t K, bool f32, const int64_t (*rows)[2], int nrows) {
+    Arena *a = arena_new();
+    DiagEngine *d = diag_new(a, stderr);
+    char *src = arena_printf(a, "dim B, S;\ninput x: bf16[B, S, %lld];\nweight w: bf16[%lld, %lld] = \"w\";\noutput y = silu(linear(x, w));\n",
+                             (long long)K, (long long)N, (long long)K);
+    IrGraph *g = fe_compile_string(a, d, "skinny.dsl", src, strlen(src), &(FeOptions){NULL, NULL, 0});
+    assert_non_null(g);
+    PassPipeline pp;
+    PassRunOptions ro = {0};
+    assert_true(pass_pipeline_parse(a, d, "shape-infer,fold-constants,dce,fp8-quant,cse,dce,fuse", &pp) && pass_pipeline_run(&pp, g, &ro, d));
+    uint64_t seed = test_seed() + (uint64_t)(N * 131 + K);
+    CpuWeightSource ws = cpu_random_weights(&seed);
+    GpuOptions go = {.max_batch = 2, .max_seq = 32, .max_ctx = 32, .keep_all = true, .f32_storage = f32, .no_blas = true};
+    GpuExec *gx = gpu_exec_new(g, &ws, &go, d);
+    assert_non_null(gx);
+    Cmp m = {.g = g, .gx = gx};
+    CpuOptions co = {.threads = 4, .after_node = take_gpu, .hook_ctx = &m};
+    CpuExec *cx = cpu_exec_new(g, &ws, &co, d);
+    assert_non_null(cx);
+    float *xv = malloc(sizeof(float) * (size_t)(64 * K));
+    uint64_t rng = seed;
+    for (int r = 0; r < nrows; r++) {
+        int64_t B = rows[r][0], S = rows[r][1];
+        for (int64_t i = 0; i < B * S * K; i++) { /* fresh bf16 values each step, a few rows larger than the rest */
+            rng = rng * 6364136223846793005ull + 1442695040888963407ull;
+            float v = (float)((double)(rng >> 11) / 9007199254740992.0 * 2.0 - 1.0) * (i / K % 5 == 2 ? 40.0f : 1.0f);
+            xv[i] = rt_bf16_decode(rt_bf16_encode(v));
+        }
+        CpuInput in[1] = {{"x", 3, {B, S, K}, xv}};
+        m.linears = 0;
+        assert_true(gpu_exec_run(gx, in, 1, d));
+        assert_true(cpu_exec_run(cx, in, 1, d));
+        bool skinny, tile;
+        phases_at(g, f32, B, S, &skinny, &tile);
+        fprintf(stderr, "N %lld, K %lld, M %lld (%lld x %lld), %s storage: fp8_linear rel L2 %.2e%s\n", (long long)N, (long long)K,
+                (long long)(B * S), (long long)B, (long long)S, f32 ? "f32" : "bf16", m.err, skinny && !tile ? " (skinny form)" : "");
+        assert_int_equal(m.linears, 1);
+        assert_true(skinny && !tile);
+        assert_true(m.err <= (f32 ? 1e-5 : 4e-3));
+    }
+    free(xv);
+    cpu_exec_free(cx);
+    gpu_exec_free(gx);
+    arena_free(a);
+}
+
+static const int64_t ROWS[][2] = {{1, 1}, {1, 3}, {1, 17}, {2, 16}};
+
+static void test_kv_a(void **state) { (void)state, check_shape(576, 1536, false, ROWS, 4); }
+static void test_qkv_a(void **state) { (void)state, check_shape(2112, 512, false, ROWS, 4); }
+static void test_ragged_f32(void **state) { (void)state, check_shape(100, 720, true, ROWS, 4); }
+static void test_two_groups(void **state) { (void)state, check_shape(4224, 640, false, (const int64_t[][2]){{1, 1}, {2, 16}}, 2); }
+
+int main(void) {
+    Arena *a = arena_new();
+    DiagEngine *q = diag_new(a, NULL);
+    RtCuda *c = rt_cuda_open(q, 0);
+    if (!c || rt_cuda_sm(c) < 90) {
+        printf("skipped: %s\n", c ? "the GPU is not a Hopper (sm_90)" : "no CUDA GPU on this machine");
+        rt_cuda_close(c);
+        arena_free(a);
+        return 77;
+    }
+    rt_cuda_close(c);
+    arena_free(a);
+    const struct CMUnitTest tests[] = {cmocka_unit_test(test_kv_a), cmocka_unit_test(test_qkv_a), cmocka_unit_test(test_ragged_f32),
+                                       cmocka_unit_test(test_two_groups)};
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
