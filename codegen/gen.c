@@ -578,6 +578,42 @@ static bool reads_through(const Gen *G, const IrNode *r, const IrNode *n) {
     return false;
 }
 
+/* A group of layout ops alone (a slice of a GEMM's output: the fuse pass
+ * starts a group at a fusible op whose operands are all templates) whose
+ * values only the inlined ops of one other group read joins that group:
+ * the reader indexes through the slice instead of a kernel storing it
+ * (gate and up, the two slices of merge-linears' w13 GEMM, in one
+ * silu * mul kernel). No cycle can form: nothing else reads the group. */
+static void absorb_layout_groups(const IrGraph *g, int *grp, int ngroups) {
+    int *into = malloc(sizeof(int) * (size_t)(ngroups + 1)); /* -1: none yet; -2: not absorbable */
+    bool *tm = calloc((size_t)ngroups + 1, 1);                /* the group holds a template */
+    if (!into || !tm) {
+        free(into), free(tm);
+        return;
+    }
+    for (int k = 0; k < ngroups; k++) into[k] = -1;
+    for (int i = 0; i < g->nnodes; i++)
+        if (grp[i] >= 0 && !ir_op_fusible(g->nodes[i]->op)) tm[grp[i]] = true;
+    for (int i = 0; i < g->nnodes; i++) {
+        const IrNode *n = g->nodes[i];
+        IrOpClass c = ir_op_class(n->op);
+        if (grp[i] >= 0 && c != IR_CLASS_LAYOUT && c != IR_CLASS_VIEW && c != IR_CLASS_CONST) into[grp[i]] = -2;
+        for (int k = 0; k < n->nops; k++) {
+            int a = grp[n->ops[k]->id];
+            if (a < 0 || a == grp[i] || into[a] == -2) continue;
+            bool inl = grp[i] >= 0 && ir_op_fusible(n->op) && !tm[grp[i]];
+            into[a] = !inl || (into[a] >= 0 && into[a] != grp[i]) ? -2 : grp[i];
+        }
+    }
+    for (int i = 0; i < g->nnodes; i++)
+        if (grp[i] >= 0 && into[grp[i]] >= 0) {
+            int t = grp[i];
+            while (into[t] >= 0) t = into[t]; /* a slice of a slice-only group: to the last reader */
+            grp[i] = t;
+        }
+    free(into), free(tm);
+}
+
 /* Topological order of groups; among ready groups the one whose first op
  * comes first in the program. */
 static int *order_groups(Arena *a, const IrGraph *g, const int *grp, const bool *unread, int ngroups) {
@@ -701,6 +737,7 @@ CgProgram *cg_generate(Arena *a, DiagEngine *d, const IrGraph *g, const CgGenOpt
         const IrNode *n = g->nodes[i];
         grp[i] = ir_op_computed(n->op) && !unread[i] ? (n->group >= 0 ? n->group : ngroups++) : -1;
     }
+    absorb_layout_groups(g, grp, ngroups);
     /* A group holds at most one op that is not inlined: the template. */
     int *tmpl = arena_alloc(a, sizeof(int) * (size_t)(ngroups + 1));
     for (int k = 0; k < ngroups; k++) tmpl[k] = -1;
