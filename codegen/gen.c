@@ -467,8 +467,10 @@ static bool needs_store(const Gen *G, const IrNode *n) {
 }
 
 /* One elementwise pass per distinct size, writing every member of that size
- * that needs storing. `done` (nm flags) is scratch. */
-static void emit_stores(Gen *G, const int *members, int nm, bool *done) {
+ * that needs storing. `done` (nm flags) is scratch. With rows (a row
+ * kernel, see row_norm), each pass is a loop over the elements (or scale
+ * blocks) of the block's row `row` inside that kernel instead of a phase. */
+static void emit_stores(Gen *G, const int *members, int nm, bool *done, const IrDim *rows) {
     for (int k = 0; k < nm; k++) done[k] = !needs_store(G, G->g->nodes[members[k]]);
     for (int k = 0; k < nm; k++) {
         if (done[k]) continue;
@@ -481,11 +483,18 @@ static void emit_stores(Gen *G, const int *members, int nm, bool *done) {
         if (A) { /* one warp per scale block: its amax, its scale, then its elements */
             const IrNode *x = A->ops[0];
             int s = G->stat[A->id];
-            sb_printf(&G->decl, "extern \"C\" __global__ void __launch_bounds__(256) p%d(Args a) {  // act_scale and store: one warp per %lld-wide block\n",
-                      G->nphases, (long long)blk);
-            sb_printf(&G->decl, "    const long long it = ITEM_WARP(); const int lane = LANE();\n"
-                                "    const long long K = %s, nkb = (K + %lld) / %lld;\n    if (it >= %s) return;\n",
-                      cg_dim(G, x->type.dims[x->type.rank - 1]), (long long)blk - 1, (long long)blk, cg_dim(G, ir_type_numel(&A->type)));
+            IrDim rb;
+            if (rows && ir_dim_div(ir_type_numel(&A->type), *rows, &rb)) /* the row's scale blocks, a warp each */
+                sb_printf(&G->decl, "    for (long long it = row * %lldLL + (threadIdx.x >> 5); it < (row + 1) * %lldLL; it += 8) {  // act_scale and store\n"
+                                    "    const int lane = LANE();\n    const long long K = %s, nkb = (K + %lld) / %lld;\n",
+                          (long long)rb.coeff, (long long)rb.coeff, cg_dim(G, x->type.dims[x->type.rank - 1]), (long long)blk - 1, (long long)blk);
+            else {
+                sb_printf(&G->decl, "extern \"C\" __global__ void __launch_bounds__(256) p%d(Args a) {  // act_scale and store: one warp per %lld-wide block\n",
+                          G->nphases, (long long)blk);
+                sb_printf(&G->decl, "    const long long it = ITEM_WARP(); const int lane = LANE();\n"
+                                    "    const long long K = %s, nkb = (K + %lld) / %lld;\n    if (it >= %s) return;\n",
+                          cg_dim(G, x->type.dims[x->type.rank - 1]), (long long)blk - 1, (long long)blk, cg_dim(G, ir_type_numel(&A->type)));
+            }
             sb_printf(&G->decl, "    const long long k0 = it %% nkb * %lld, base = it / nkb * K + k0, n = K - k0 < %lld ? K - k0 : %lld;\n",
                       (long long)blk, (long long)blk, (long long)blk);
             const char *put = G->stored[A->id] ? arena_printf(G->a, "S%d(a, it, sc)", s) : arena_printf(G->a, "st_f32(a.t[%d], it, sc)", s);
@@ -511,6 +520,11 @@ static void emit_stores(Gen *G, const int *members, int nm, bool *done) {
                 sb_printf(&G->decl, "    m = wmax(m);\n    const float sc = m / 448.0f;\n    if (lane == 0) %s;\n    __syncwarp();  // the scale, for the lanes' quantize\n", put);
                 sb_puts(&G->decl, "    for (long long j = lane; j < n; j += 32) {\n        const long long i = base + j;\n");
             }
+        } else if (rows) { /* the row's elements, a thread each */
+            IrDim w;
+            ir_dim_div(cnt, *rows, &w);
+            sb_printf(&G->decl, "    for (long long i = row * %lldLL + threadIdx.x; i < (row + 1) * %lldLL; i += 256) {  // store\n",
+                      (long long)w.coeff, (long long)w.coeff);
         } else {
             sb_printf(&G->decl, "extern \"C\" __global__ void __launch_bounds__(256) p%d(Args a) {  // store\n", G->nphases);
             sb_printf(&G->decl, "    const long long i = ITEM_ELEM();\n    if (i >= %s) return;\n", cg_dim(G, cnt));
@@ -524,7 +538,10 @@ static void emit_stores(Gen *G, const int *members, int nm, bool *done) {
             else sb_printf(&G->decl, "%s    S%d(a, i, v%d(a, i));\n", A ? "    " : "", cg_slot_value(G, m), G->local[m->id]);
             done[j] = true;
         }
-        if (A) {
+        if (rows) {
+            sb_puts(&G->decl, A ? "    }\n    }\n" : "    }\n");
+            if (A) G->act = NULL;
+        } else if (A) {
             sb_puts(&G->decl, "    }\n}\n");
             cg_phase(G, CG_LAUNCH_WARP, ir_type_numel(&A->type), 1, ir_dim_const(1), 1, 0);
             G->act = NULL; /* done */
@@ -563,6 +580,86 @@ static const IrNode *merged_act_scale(Gen *G, const int *members, int nm) {
     }
     free(dep);
     return ok && store ? last : NULL;
+}
+
+/* Rows of a group: the number of elements of the rmsnorm's input over its
+ * last axis. For a group without a template whose one reduction phase is
+ * an rmsnorm (the merged act_scale aside) and whose every member keeps
+ * rows apart, element i of a member of R x W elements reading only row
+ * i / W of the members it reads, the norm and the stores run as one
+ * kernel of one block per row: the row's statistic, a barrier, then the
+ * row's stores (add + rmsnorm + act_scale + quantize in one launch
+ * instead of two). Elementwise ops on members of their own size (or on
+ * loaded tensors and constants), reshapes, slices of loaded tensors or
+ * along a member's last axis, quantize by the merged act_scale keep rows
+ * apart; any other op
+ * (transpose, concat, rope, softmax, ...) makes it NULL. */
+static const IrNode *row_norm(Gen *G, const int *members, int nm, IrDim *rows) {
+    const IrGraph *g = G->g;
+    const IrNode *norm = NULL;
+    for (int k = 0; k < nm; k++) {
+        const IrNode *n = g->nodes[members[k]];
+        if (!has_reduction_phase(n) || n == G->act) continue;
+        if (norm || n->op != IR_OP_RMSNORM) return NULL;
+        norm = n;
+    }
+    if (!norm) return NULL;
+    const IrType *xt = &norm->ops[0]->type;
+    if (xt->rank < 1 || !ir_dim_is_const(xt->dims[xt->rank - 1]) || !ir_dim_div(ir_type_numel(xt), xt->dims[xt->rank - 1], rows))
+        return NULL;
+    for (int k = 0; k < nm; k++) {
+        const IrNode *m = g->nodes[members[k]];
+        IrDim w;
+        if (m->op == IR_OP_CONST) continue;
+        if (!ir_dim_div(ir_type_numel(&m->type), *rows, &w) || !ir_dim_is_const(w)) return NULL;
+        IrOpClass c = ir_op_class(m->op);
+        bool ok = (c == IR_CLASS_ELEMENTWISE && m->op != IR_OP_ROPE) || m->op == IR_OP_RMSNORM || m->op == IR_OP_RESHAPE ||
+                  m->op == IR_OP_SLICE || (m->op == IR_OP_ACT_SCALE && m == G->act);
+        if (!ok) return NULL;
+        for (int j = 0; j < m->nops; j++) {
+            const IrNode *o = m->ops[j];
+            if (G->local[o->id] < 0 || o->op == IR_OP_CONST) continue; /* loaded, or a constant */
+            if (m->op == IR_OP_SLICE) { /* of a member: along its last axis, which keeps its rows */
+                if (cg_axis(ir_node_attr_int(m, "axis", 0), o->type.rank) != o->type.rank - 1) return NULL;
+                continue;
+            }
+            if (m->op == IR_OP_RMSNORM && j == 1) return NULL;
+            if (m->op == IR_OP_QUANTIZE && j == 1) {
+                if (o != G->act) return NULL;
+                continue;
+            }
+            if (m->op != IR_OP_ACT_SCALE && !ir_dim_eq(ir_type_numel(&o->type), ir_type_numel(&m->type))) return NULL;
+        }
+    }
+    return norm;
+}
+
+/* The row kernel of a group row_norm accepted: rmsnorm `norm`'s statistic
+ * for the block's row (its slot set in G->stat beforehand), then the
+ * stores of the row. */
+static void emit_row_kernel(Gen *G, const IrNode *norm, IrDim rows, const int *members, int nm, bool *done) {
+    const IrNode *x = norm->ops[0];
+    sb_printf(&G->decl, "extern \"C\" __global__ void __launch_bounds__(256) p%d(Args a) {  // rows: rmsnorm, then the row's stores; one block per row\n",
+              G->nphases);
+    sb_printf(&G->decl, "    const long long row = blockIdx.x, D = %s;\n    if (row >= %s) return;  // the whole block\n",
+              cg_dim(G, x->type.dims[x->type.rank - 1]), cg_dim(G, rows));
+    sb_printf(&G->decl, "    {\n"
+                        "    __shared__ float red[8];\n"
+                        "    float ss = 0.0f;\n    for (long long j = threadIdx.x; j < D; j += 256) { const float v = %s; ss += v * v; }\n"
+                        "    ss = wsum(ss);\n"
+                        "    if ((threadIdx.x & 31) == 0) red[threadIdx.x >> 5] = ss;\n"
+                        "    __syncthreads();\n"
+                        "    if (threadIdx.x == 0) {\n"
+                        "        float t = 0.0f;\n"
+                        "        for (int w = 0; w < 8; w++) t += red[w];\n"
+                        "        st_f32(a.t[%d], row, 1.0f / sqrtf(t / (float)D + %.9ef));\n"
+                        "    }\n"
+                        "    __syncthreads();  // the row's statistic, for every thread's stores\n"
+                        "    }\n",
+              cg_read(G, x, "row * D + j"), G->stat[norm->id], (double)(float)ir_node_attr_float(norm, "eps", 1e-6));
+    emit_stores(G, members, nm, done, &rows);
+    sb_puts(&G->decl, "}\n");
+    cg_phase(G, CG_LAUNCH_BLOCK, rows, 1, ir_dim_const(1), 1, 0);
 }
 
 /* ---- groups ------------------------------------------------------------- */
@@ -799,12 +896,16 @@ CgProgram *cg_generate(Arena *a, DiagEngine *d, const IrGraph *g, const CgGenOpt
         for (int k = 0; k < nm; k++)
             if (ir_op_fusible(g->nodes[members[k]]->op)) G.local[members[k]] = nloc++;
         G.act = merged_act_scale(&G, members, nm);
+        IrDim rows;
+        const IrNode *rown = tmpl[gid] < 0 ? row_norm(&G, members, nm, &rows) : NULL;
         for (int k = 0; k < nm; k++) {
             const IrNode *n = g->nodes[members[k]];
-            if (has_reduction_phase(n)) emit_reduction(&G, n);
+            if (n == rown) G.stat[n->id] = cg_slot_scratch(&G, n, rows); /* the row kernel computes it */
+            else if (has_reduction_phase(n)) emit_reduction(&G, n);
             if (ir_op_fusible(n->op)) emit_value(&G, n);
         }
-        emit_stores(&G, members, nm, done);
+        if (rown) emit_row_kernel(&G, rown, rows, members, nm, done);
+        else emit_stores(&G, members, nm, done, NULL);
         bool ok = tmpl[gid] < 0 || cg_emit_template(&G, g->nodes[tmpl[gid]]);
         const IrNode *first = g->nodes[members[0]];
         if (!ok || G.failed) {

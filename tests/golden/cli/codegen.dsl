@@ -42,3 +42,10 @@
 // CHECK-NEXT: 58 linear: tensor cores (wgmma m64n64k16 BF16, f32 accumulation), 64x128 tile, on the bf16 values its f32 operands were cast from
 // CHECK-NEXT: 58 linear: tensor cores (wgmma m64n64k16 BF16, f32 accumulation), 64x128 tile, on the bf16 values its f32 operands were cast from, K split between blocks (one row tile): partial tiles to scratch
 // CHECK-NEXT: 305 xs[M][K/128] -> [K/128][M] for cuBLASLt
+// Every rmsnorm of V3 (61 x input, q_a, latent, post-attention, and the
+// final one) is one launch: its group keeps rows apart, so one block per
+// row takes the row's statistic and then stores the row (with the residual
+// add, the act_scale and the quantize of the next GEMM's input).
+// RUN: dscc compile models/deepseek_v3.dsl --emit=cuda | grep -E "^extern .*rmsnorm" | sed 's/.*) {  \/\/ //' | sort | uniq -c | sed 's/^ *//'
+// CHECK: 245 rows: rmsnorm, then the row's stores; one block per row
+// CHECK-NOT: rmsnorm
