@@ -711,6 +711,31 @@ static void absorb_layout_groups(const IrGraph *g, int *grp, int ngroups) {
     free(into), free(tm);
 }
 
+/* Grouped expert GEMMs on the same input, scales and routing whose
+ * weights are alike (the routed experts' gate and up) share one kernel:
+ * pair[first] = the second's id, pair[second] = -2, else -1; the second
+ * joins the first's group. No cycle can form: the two read the same
+ * values, so nothing the second waits for waits for the first. */
+static void pair_expert_gemms(const Gen *G, int *grp, int *pair) {
+    const IrGraph *g = G->g;
+    for (int i = 0; i < g->nnodes; i++) pair[i] = -1;
+    for (int i = 0; i < g->nnodes; i++) {
+        const IrNode *n = g->nodes[i];
+        if (grp[i] < 0 || !cg_expert_grouped(G, n)) continue;
+        for (int j = 0; j < i; j++) {
+            const IrNode *m = g->nodes[j];
+            if (pair[j] != -1 || grp[j] < 0 || !cg_expert_grouped(G, m) || m->stream != n->stream) continue;
+            bool same = m->ops[0] == n->ops[0] && m->ops[1] == n->ops[1] && m->ops[4] == n->ops[4] && ir_type_eq(&m->type, &n->type) &&
+                        ir_type_eq(&m->ops[2]->type, &n->ops[2]->type) && ir_type_eq(&m->ops[3]->type, &n->ops[3]->type) &&
+                        G->dtype[m->id] == G->dtype[n->id];
+            if (!same) continue;
+            pair[j] = i, pair[i] = -2;
+            grp[i] = grp[j];
+            break;
+        }
+    }
+}
+
 /* Topological order of groups; among ready groups the one whose first op
  * comes first in the program. */
 static int *order_groups(Arena *a, const IrGraph *g, const int *grp, const bool *unread, int ngroups) {
@@ -835,12 +860,15 @@ CgProgram *cg_generate(Arena *a, DiagEngine *d, const IrGraph *g, const CgGenOpt
         grp[i] = ir_op_computed(n->op) && !unread[i] ? (n->group >= 0 ? n->group : ngroups++) : -1;
     }
     absorb_layout_groups(g, grp, ngroups);
-    /* A group holds at most one op that is not inlined: the template. */
+    int *pair = arena_alloc(a, sizeof(int) * (size_t)(nn + 1));
+    pair_expert_gemms(&G, grp, pair);
+    G.pair = pair;
+    /* A group holds at most one op that is not inlined: the template (and a grouped expert GEMM's pair). */
     int *tmpl = arena_alloc(a, sizeof(int) * (size_t)(ngroups + 1));
     for (int k = 0; k < ngroups; k++) tmpl[k] = -1;
     for (int i = 0; i < nn; i++) {
         const IrNode *n = g->nodes[i];
-        if (grp[i] < 0 || ir_op_fusible(n->op)) continue;
+        if (grp[i] < 0 || ir_op_fusible(n->op) || pair[i] == -2) continue; /* -2: the second of a pair, which its first generates */
         if (tmpl[grp[i]] >= 0) { /* two templates in one group: give this one its own */
             grp[i] = ngroups++;
             tmpl = arena_realloc(a, tmpl, sizeof(int) * (size_t)ngroups, sizeof(int) * (size_t)(ngroups + 1));
