@@ -552,6 +552,47 @@ static void emit_stores(Gen *G, const int *members, int nm, bool *done, const Ir
     }
 }
 
+/* The stores of a group with nothing before them (no reduction phase, no
+ * merged act_scale) in two sizes or more (RoPE'd q_pe beside the q_nope
+ * slice the einsum reads): one launch over all their elements, a thread
+ * each, the sizes in turn, instead of a launch per size. Their counts must
+ * be constant multiples of one symbolic count (the items are their sum).
+ * False (nothing emitted) otherwise. */
+static bool emit_stores_one(Gen *G, const int *members, int nm, bool *done) {
+    if (G->nphases || G->act) return false;
+    IrDim unit = {0}, cnt[CG_MAX_SLOTS];
+    int64_t total = 0;
+    int nsz = 0;
+    for (int k = 0; k < nm; k++) {
+        const IrNode *m = G->g->nodes[members[k]];
+        if (!needs_store(G, m)) continue;
+        IrDim c = ir_type_numel(&m->type), q;
+        int j = 0;
+        while (j < nsz && !ir_dim_eq(cnt[j], c)) j++;
+        if (j < nsz) continue;
+        if (nsz == CG_MAX_SLOTS) return false;
+        if (!nsz) unit = c, unit.coeff = 1;
+        if (!ir_dim_div(c, unit, &q) || !ir_dim_is_const(q)) return false;
+        cnt[nsz++] = c, total += q.coeff;
+    }
+    if (nsz < 2) return false;
+    sb_printf(&G->decl, "extern \"C\" __global__ void __launch_bounds__(256) p%d(Args a) {  // store, %d sizes in turn\n"
+                        "    long long i = ITEM_ELEM();\n", G->nphases, nsz);
+    for (int j = 0; j < nsz; j++) {
+        sb_printf(&G->decl, "    if (i < %s) {\n", cg_dim(G, cnt[j]));
+        for (int k = 0; k < nm; k++) {
+            const IrNode *m = G->g->nodes[members[k]];
+            if (!needs_store(G, m) || !ir_dim_eq(ir_type_numel(&m->type), cnt[j])) continue;
+            sb_printf(&G->decl, "        S%d(a, i, v%d(a, i));\n", cg_slot_value(G, m), G->local[m->id]);
+        }
+        sb_printf(&G->decl, "        return;\n    }\n    i -= %s;\n", cg_dim(G, cnt[j]));
+    }
+    sb_puts(&G->decl, "}\n");
+    cg_phase(G, CG_LAUNCH_ELEM, ir_dim_mul(unit, ir_dim_const(total)), 1, ir_dim_const(1), 1, 0);
+    for (int k = 0; k < nm; k++) done[k] = true;
+    return true;
+}
+
 /* The act_scale of a group whose amax its store pass can take (see Gen.act):
  * the group's last reduction, over a last axis of known length, with a
  * stored member of its input's size to give it that pass. NULL otherwise. */
@@ -589,11 +630,49 @@ static const IrNode *merged_act_scale(Gen *G, const int *members, int nm) {
  * i / W of the members it reads, the norm and the stores run as one
  * kernel of one block per row: the row's statistic, a barrier, then the
  * row's stores (add + rmsnorm + act_scale + quantize in one launch
- * instead of two). Elementwise ops on members of their own size (or on
- * loaded tensors and constants), reshapes, slices of loaded tensors or
- * along a member's last axis, quantize by the merged act_scale keep rows
- * apart; any other op
- * (transpose, concat, rope, softmax, ...) makes it NULL. */
+ * instead of two). What keeps rows apart (reads_own_row): elementwise
+ * ops on members of their own size or broadcast along the row's own dims,
+ * RoPE, reshapes, slices and concats along the last axis, an inlined sum
+ * within the row, quantize by the merged act_scale; loaded tensors and
+ * constants are read freely (a member reading only those is computed
+ * from memory). Any other read of a member (a transpose, ...) makes it
+ * NULL, as does a reduction phase other than the norm's. */
+/* How many leading dims of t multiply to `rows` (-1: none do). */
+static int row_dims(const IrType *t, IrDim rows) {
+    IrDim d = ir_dim_const(1);
+    for (int k = 0; k <= t->rank; k++) {
+        if (ir_dim_eq(d, rows)) return k;
+        if (k < t->rank) d = ir_dim_mul(d, t->dims[k]);
+    }
+    return -1;
+}
+
+/* Whether member m reads its member operand o (operand j) within the row
+ * its own element is in (see row_norm). */
+static bool reads_own_row(const Gen *G, const IrNode *m, const IrNode *o, int j, IrDim rows) {
+    const IrType *t = &m->type, *ot = &o->type;
+    switch (m->op) {
+    case IR_OP_SLICE: return cg_axis(ir_node_attr_int(m, "axis", 0), ot->rank) == ot->rank - 1;
+    case IR_OP_CONCAT: return cg_axis(ir_node_attr_int(m, "axis", 0), t->rank) == t->rank - 1;
+    case IR_OP_QUANTIZE: return j == 0 ? ir_dim_eq(ir_type_numel(ot), ir_type_numel(t)) : o == G->act;
+    case IR_OP_ACT_SCALE: return m == G->act; /* item it reads x's row it / nkb, in the same row */
+    case IR_OP_RMSNORM: case IR_OP_ROPE: return j == 0 && ir_dim_eq(ir_type_numel(ot), ir_type_numel(t));
+    case IR_OP_RESHAPE: return true;
+    case IR_OP_SUM: { /* inlined: out index i reads (i / inner) * mid * inner + j * inner + i % inner */
+        IrDim w, inner = cg_suffix(ot, cg_axis(ir_node_attr_int(m, "axis", -1), ot->rank) + 1);
+        return sum_inline(m) && ir_dim_div(ir_type_numel(t), rows, &w) && ir_dim_is_const(inner) && w.coeff % inner.coeff == 0;
+    }
+    default: break;
+    }
+    if (ir_op_class(m->op) != IR_CLASS_ELEMENTWISE) return false;
+    if (ir_dim_eq(ir_type_numel(ot), ir_type_numel(t))) return true;
+    int p = row_dims(t, rows); /* broadcast: the row dims must be o's own */
+    if (p < 0 || ot->rank != t->rank) return false;
+    for (int d = 0; d < p; d++)
+        if (!ir_dim_eq(ot->dims[d], t->dims[d])) return false;
+    return true;
+}
+
 static const IrNode *row_norm(Gen *G, const int *members, int nm, IrDim *rows) {
     const IrGraph *g = G->g;
     const IrNode *norm = NULL;
@@ -612,23 +691,10 @@ static const IrNode *row_norm(Gen *G, const int *members, int nm, IrDim *rows) {
         IrDim w;
         if (m->op == IR_OP_CONST) continue;
         if (!ir_dim_div(ir_type_numel(&m->type), *rows, &w) || !ir_dim_is_const(w)) return NULL;
-        IrOpClass c = ir_op_class(m->op);
-        bool ok = (c == IR_CLASS_ELEMENTWISE && m->op != IR_OP_ROPE) || m->op == IR_OP_RMSNORM || m->op == IR_OP_RESHAPE ||
-                  m->op == IR_OP_SLICE || (m->op == IR_OP_ACT_SCALE && m == G->act);
-        if (!ok) return NULL;
         for (int j = 0; j < m->nops; j++) {
             const IrNode *o = m->ops[j];
             if (G->local[o->id] < 0 || o->op == IR_OP_CONST) continue; /* loaded, or a constant */
-            if (m->op == IR_OP_SLICE) { /* of a member: along its last axis, which keeps its rows */
-                if (cg_axis(ir_node_attr_int(m, "axis", 0), o->type.rank) != o->type.rank - 1) return NULL;
-                continue;
-            }
-            if (m->op == IR_OP_RMSNORM && j == 1) return NULL;
-            if (m->op == IR_OP_QUANTIZE && j == 1) {
-                if (o != G->act) return NULL;
-                continue;
-            }
-            if (m->op != IR_OP_ACT_SCALE && !ir_dim_eq(ir_type_numel(&o->type), ir_type_numel(&m->type))) return NULL;
+            if (!reads_own_row(G, m, o, j, *rows)) return NULL;
         }
     }
     return norm;
@@ -933,7 +999,7 @@ CgProgram *cg_generate(Arena *a, DiagEngine *d, const IrGraph *g, const CgGenOpt
             if (ir_op_fusible(n->op)) emit_value(&G, n);
         }
         if (rown) emit_row_kernel(&G, rown, rows, members, nm, done);
-        else emit_stores(&G, members, nm, done, NULL);
+        else if (!emit_stores_one(&G, members, nm, done)) emit_stores(&G, members, nm, done, NULL);
         bool ok = tmpl[gid] < 0 || cg_emit_template(&G, g->nodes[tmpl[gid]]);
         const IrNode *first = g->nodes[members[0]];
         if (!ok || G.failed) {

@@ -249,8 +249,9 @@ static void test_pipeline_errors(void **state) {
 }
 
 /* The fuse pass's grouping as first written, with an n x n bitset of group
- * dependencies: the reference the pass (which keeps only each node's
- * largest dependency and walks back on demand) must match group for group. */
+ * dependencies (and a reshape not yet placed standing for its operand):
+ * the reference the pass (which keeps only each node's largest dependency
+ * and walks back on demand) must match group for group. */
 static void fuse_reference(const IrGraph *g, int *group) {
     size_t words = ((size_t)g->nnodes + 64) / 64;
     uint64_t *deps = calloc((size_t)g->nnodes * words + 1, sizeof(uint64_t));
@@ -274,9 +275,14 @@ static void fuse_reference(const IrGraph *g, int *group) {
         int grp = -1;
         for (int k = 0; k < n->nops && grp < 0 && ir_op_fusible(n->op); k++) {
             const IrNode *o = n->ops[k];
+            while (group[o->id] < 0 && o->op == IR_OP_RESHAPE) o = o->ops[0]; /* a reshape not yet placed stands for its operand */
             if (group[o->id] < 0 || !ir_op_fusible(o->op)) continue;
             bool ok = true;
-            for (int m = 0; m < n->nops && ok; m++) ok = group[n->ops[m]->id] == group[o->id] || !HAS(n->ops[m], group[o->id]);
+            for (int m = 0; m < n->nops && ok; m++) {
+                const IrNode *q = n->ops[m];
+                while (group[q->id] < 0 && q->op == IR_OP_RESHAPE) q = q->ops[0];
+                ok = group[q->id] == group[o->id] || !HAS(q, group[o->id]);
+            }
             if (ok) grp = group[o->id];
         }
         group[i] = grp >= 0 ? grp : groups++;

@@ -2,13 +2,13 @@
 // NVRTC to sm_90a (no GPU needed), through a fresh cache and then from it;
 // --emit=cuda shows each kernel's IR ops and DSL locations.
 // RUN: d=$(mktemp -d); DSCC_CACHE_DIR=$d/cache dscc compile models/deepseek_v3.dsl --emit=cubin -o $d/cubin 2>&1 | sed 's/in [0-9.]* s/in T s/'; ls $d/cubin | wc -l; file=$(ls $d/cubin/g0_*.cubin); head -c 4 $file | od -An -c; DSCC_CACHE_DIR=$d/cache dscc compile models/deepseek_v3.dsl --emit=cubin -o $d/cubin 2>&1 | sed 's/in [0-9.]* s/in T s/'; truncate -s 5000 $(ls $d/cache/*.cubin | head -n 1); DSCC_CACHE_DIR=$d/cache dscc compile models/deepseek_v3.dsl --emit=cubin -o $d/cubin 2>&1 | sed 's/in [0-9.]* s/in T s/'; rm -rf $d
-// CHECK: compiled 44 modules for 1926 kernels with NVRTC (0 from the cache, 0 damaged cache entries compiled again) in T s
-// CHECK-NEXT: wrote 43 cubins (44 modules, identical ones once) of 1926 kernels and manifest.json to
-// CHECK-NEXT: 44
+// CHECK: compiled 41 modules for 1749 kernels with NVRTC (0 from the cache, 0 damaged cache entries compiled again) in T s
+// CHECK-NEXT: wrote 41 cubins (41 modules, identical ones once) of 1749 kernels and manifest.json to
+// CHECK-NEXT: 42
 // CHECK-NEXT: 177   E   L   F
-// CHECK-NEXT: compiled 44 modules for 1926 kernels with NVRTC (44 from the cache, 0 damaged cache entries compiled again) in T s
-// CHECK-NEXT: wrote 43 cubins (44 modules, identical ones once) of 1926 kernels and manifest.json to
-// CHECK-NEXT: compiled 44 modules for 1926 kernels with NVRTC (43 from the cache, 1 damaged cache entries compiled again) in T s
+// CHECK-NEXT: compiled 41 modules for 1749 kernels with NVRTC (41 from the cache, 0 damaged cache entries compiled again) in T s
+// CHECK-NEXT: wrote 41 cubins (41 modules, identical ones once) of 1749 kernels and manifest.json to
+// CHECK-NEXT: compiled 41 modules for 1749 kernels with NVRTC (40 from the cache, 1 damaged cache entries compiled again) in T s
 // RUN: dscc compile models/deepseek_v3.dsl --config models/tiny/config.json --emit=cuda | awk '/^\/\/ g1_rmsnorm/,/^\/\/ module/'
 // CHECK: // g1_rmsnorm_act_scale_quantize: 3 IR ops
 // CHECK-NEXT: = rmsnorm
