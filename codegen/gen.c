@@ -466,6 +466,21 @@ static bool needs_store(const Gen *G, const IrNode *n) {
     return G->local[n->id] >= 0 && G->stored[n->id] && (n->op != IR_OP_SUM || sum_inline(n)) && n->op != IR_OP_ACT_SCALE;
 }
 
+/* The store of member m at flat index i (indented by `ind`): its slot, and
+ * the KV cache it is appended to when the group took that cache in
+ * (Gen.cache_of), at position a.len + s of its row. */
+static void emit_store_stmt(Gen *G, const IrNode *m, const char *ind) {
+    const IrNode *kv = G->cache_of && G->cache_of[m->id] >= 0 ? G->g->nodes[G->cache_of[m->id]] : NULL;
+    if (!kv) {
+        sb_printf(&G->decl, "%sS%d(a, i, v%d(a, i));\n", ind, cg_slot_value(G, m), G->local[m->id]);
+        return;
+    }
+    sb_printf(&G->decl, "%s{\n%s    const float cv = v%d(a, i);\n%s    S%d(a, i, cv);\n", ind, ind, G->local[m->id], ind, cg_slot_value(G, m));
+    sb_printf(&G->decl, "%s    const long long per = %s, S = %s, bs = i / per;  // appended to the cache\n"
+                        "%s    st_%s(a.t[%d], ((bs / S) * a.cap + a.len + bs %% S) * per + i %% per, cv);\n%s}\n",
+              ind, cg_dim(G, cg_suffix(&m->type, 2)), cg_dim(G, m->type.dims[1]), ind, cg_stored_suffix(G, kv), cg_slot_value(G, kv), ind);
+}
+
 /* One elementwise pass per distinct size, writing every member of that size
  * that needs storing. `done` (nm flags) is scratch. With rows (a row
  * kernel, see row_norm), each pass is a loop over the elements (or scale
@@ -535,7 +550,7 @@ static void emit_stores(Gen *G, const int *members, int nm, bool *done, const Ir
             /* the quantize of x by this scale: from the cached value and the scale in registers, the same arithmetic as its v-function */
             if (cache && m->op == IR_OP_QUANTIZE && m->ops[0] == A->ops[0] && m->ops[1] == A && ir_node_attr_int(m, "block", 128) == blk)
                 sb_printf(&G->decl, "        S%d(a, i, sc > 0.0f ? fp8r(xv[t] / sc) : 0.0f);\n", cg_slot_value(G, m));
-            else sb_printf(&G->decl, "%s    S%d(a, i, v%d(a, i));\n", A ? "    " : "", cg_slot_value(G, m), G->local[m->id]);
+            else emit_store_stmt(G, m, A ? "        " : "    ");
             done[j] = true;
         }
         if (rows) {
@@ -583,7 +598,7 @@ static bool emit_stores_one(Gen *G, const int *members, int nm, bool *done) {
         for (int k = 0; k < nm; k++) {
             const IrNode *m = G->g->nodes[members[k]];
             if (!needs_store(G, m) || !ir_dim_eq(ir_type_numel(&m->type), cnt[j])) continue;
-            sb_printf(&G->decl, "        S%d(a, i, v%d(a, i));\n", cg_slot_value(G, m), G->local[m->id]);
+            emit_store_stmt(G, m, "        ");
         }
         sb_printf(&G->decl, "        return;\n    }\n    i -= %s;\n", cg_dim(G, cnt[j]));
     }
@@ -689,7 +704,7 @@ static const IrNode *row_norm(Gen *G, const int *members, int nm, IrDim *rows) {
     for (int k = 0; k < nm; k++) {
         const IrNode *m = g->nodes[members[k]];
         IrDim w;
-        if (m->op == IR_OP_CONST) continue;
+        if (m->op == IR_OP_CONST || m->op == IR_OP_KV_CACHE) continue; /* a cache its input's store appends to */
         if (!ir_dim_div(ir_type_numel(&m->type), *rows, &w) || !ir_dim_is_const(w)) return NULL;
         for (int j = 0; j < m->nops; j++) {
             const IrNode *o = m->ops[j];
@@ -800,6 +815,28 @@ static void pair_expert_gemms(const Gen *G, int *grp, int *pair) {
             break;
         }
     }
+}
+
+/* A KV cache append whose input is an inlined value of a group without a
+ * template (MLA's kv_new: the latent's norm, k_pe's RoPE and their concat,
+ * one row kernel) joins that group: the store pass that writes the value
+ * writes it into the cache too (emit_store_stmt), instead of a kernel of
+ * its own copying it. cache_of[input] = the cache node, else -1. */
+static void absorb_caches(const IrGraph *g, int *grp, int ngroups, int *cache_of) {
+    bool *tm = calloc((size_t)ngroups + 1, 1);
+    for (int i = 0; i < g->nnodes; i++) cache_of[i] = -1;
+    if (!tm) return;
+    for (int i = 0; i < g->nnodes; i++)
+        if (grp[i] >= 0 && !ir_op_fusible(g->nodes[i]->op)) tm[grp[i]] = true;
+    for (int i = 0; i < g->nnodes; i++) {
+        const IrNode *n = g->nodes[i], *x = n->nops ? n->ops[0] : NULL;
+        if (n->op != IR_OP_KV_CACHE || grp[i] < 0 || !x || grp[x->id] < 0 || !ir_op_fusible(x->op) || tm[grp[x->id]] ||
+            x->type.rank < 2 || n->stream != x->stream || cache_of[x->id] >= 0)
+            continue;
+        cache_of[x->id] = i;
+        grp[i] = grp[x->id];
+    }
+    free(tm);
 }
 
 /* Topological order of groups; among ready groups the one whose first op
@@ -926,15 +963,18 @@ CgProgram *cg_generate(Arena *a, DiagEngine *d, const IrGraph *g, const CgGenOpt
         grp[i] = ir_op_computed(n->op) && !unread[i] ? (n->group >= 0 ? n->group : ngroups++) : -1;
     }
     absorb_layout_groups(g, grp, ngroups);
-    int *pair = arena_alloc(a, sizeof(int) * (size_t)(nn + 1));
+    int *pair = arena_alloc(a, sizeof(int) * (size_t)(nn + 1)), *cache_of = arena_alloc(a, sizeof(int) * (size_t)(nn + 1));
     pair_expert_gemms(&G, grp, pair);
     G.pair = pair;
+    absorb_caches(g, grp, ngroups, cache_of);
+    G.cache_of = cache_of;
     /* A group holds at most one op that is not inlined: the template (and a grouped expert GEMM's pair). */
     int *tmpl = arena_alloc(a, sizeof(int) * (size_t)(ngroups + 1));
     for (int k = 0; k < ngroups; k++) tmpl[k] = -1;
     for (int i = 0; i < nn; i++) {
         const IrNode *n = g->nodes[i];
         if (grp[i] < 0 || ir_op_fusible(n->op) || pair[i] == -2) continue; /* -2: the second of a pair, which its first generates */
+        if (n->op == IR_OP_KV_CACHE && cache_of[n->ops[0]->id] == i) continue; /* appended by its input's store pass */
         if (tmpl[grp[i]] >= 0) { /* two templates in one group: give this one its own */
             grp[i] = ngroups++;
             tmpl = arena_realloc(a, tmpl, sizeof(int) * (size_t)ngroups, sizeof(int) * (size_t)(ngroups + 1));

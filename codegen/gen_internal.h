@@ -27,6 +27,7 @@ typedef struct {
     bool wgmma;          /* the tensor-core tile is the wgmma one (CgGenOptions.tile) */
     const IrNode *act;   /* an act_scale whose amax the store pass of its input's size computes (gen.c) */
     const int *pair;     /* by node id: the grouped expert GEMM that shares this one's kernel (gate beside up), -1 none */
+    const int *cache_of; /* by node id: the KV cache a group's store of this value appends it to (gen.c), -1 none */
     const char *why;     /* set by a template that cannot handle its node */
 } Gen;
 

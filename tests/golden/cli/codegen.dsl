@@ -2,13 +2,13 @@
 // NVRTC to sm_90a (no GPU needed), through a fresh cache and then from it;
 // --emit=cuda shows each kernel's IR ops and DSL locations.
 // RUN: d=$(mktemp -d); DSCC_CACHE_DIR=$d/cache dscc compile models/deepseek_v3.dsl --emit=cubin -o $d/cubin 2>&1 | sed 's/in [0-9.]* s/in T s/'; ls $d/cubin | wc -l; file=$(ls $d/cubin/g0_*.cubin); head -c 4 $file | od -An -c; DSCC_CACHE_DIR=$d/cache dscc compile models/deepseek_v3.dsl --emit=cubin -o $d/cubin 2>&1 | sed 's/in [0-9.]* s/in T s/'; truncate -s 5000 $(ls $d/cache/*.cubin | head -n 1); DSCC_CACHE_DIR=$d/cache dscc compile models/deepseek_v3.dsl --emit=cubin -o $d/cubin 2>&1 | sed 's/in [0-9.]* s/in T s/'; rm -rf $d
-// CHECK: compiled 41 modules for 1749 kernels with NVRTC (0 from the cache, 0 damaged cache entries compiled again) in T s
-// CHECK-NEXT: wrote 41 cubins (41 modules, identical ones once) of 1749 kernels and manifest.json to
-// CHECK-NEXT: 42
+// CHECK: compiled 40 modules for 1688 kernels with NVRTC (0 from the cache, 0 damaged cache entries compiled again) in T s
+// CHECK-NEXT: wrote 40 cubins (40 modules, identical ones once) of 1688 kernels and manifest.json to
+// CHECK-NEXT: 41
 // CHECK-NEXT: 177   E   L   F
-// CHECK-NEXT: compiled 41 modules for 1749 kernels with NVRTC (41 from the cache, 0 damaged cache entries compiled again) in T s
-// CHECK-NEXT: wrote 41 cubins (41 modules, identical ones once) of 1749 kernels and manifest.json to
-// CHECK-NEXT: compiled 41 modules for 1749 kernels with NVRTC (40 from the cache, 1 damaged cache entries compiled again) in T s
+// CHECK-NEXT: compiled 40 modules for 1688 kernels with NVRTC (40 from the cache, 0 damaged cache entries compiled again) in T s
+// CHECK-NEXT: wrote 40 cubins (40 modules, identical ones once) of 1688 kernels and manifest.json to
+// CHECK-NEXT: compiled 40 modules for 1688 kernels with NVRTC (39 from the cache, 1 damaged cache entries compiled again) in T s
 // RUN: dscc compile models/deepseek_v3.dsl --config models/tiny/config.json --emit=cuda | awk '/^\/\/ g1_rmsnorm/,/^\/\/ module/'
 // CHECK: // g1_rmsnorm_act_scale_quantize: 3 IR ops
 // CHECK-NEXT: = rmsnorm
@@ -46,7 +46,12 @@
 // Every rmsnorm of V3 (61 x input, q_a, latent, post-attention, and the
 // final one) is one launch: its group keeps rows apart, so one block per
 // row takes the row's statistic and then stores the row (with the residual
-// add, the act_scale and the quantize of the next GEMM's input).
+// add, the act_scale and the quantize of the next GEMM's input); the
+// latent's row kernel also appends the new row to the KV cache, so no
+// layer has a kernel of its own for that.
 // RUN: dscc compile models/deepseek_v3.dsl --emit=cuda | grep -E "^extern .*rmsnorm" | sed 's/.*) {  \/\/ //' | sort | uniq -c | sed 's/^ *//'
 // CHECK: 245 rows: rmsnorm, then the row's stores; one block per row
 // CHECK-NOT: rmsnorm
+// RUN: dscc compile models/deepseek_v3.dsl --emit=cuda | grep -oE "^extern .*kv_cache: append|appended to the cache" | sort | uniq -c | sed 's/^ *//'
+// CHECK: 61 appended to the cache
+// CHECK-NOT: kv_cache: append
