@@ -625,6 +625,7 @@ static const IrNode *merged_act_scale(Gen *G, const int *members, int nm) {
     bool *dep = calloc((size_t)G->g->nnodes + 1, 1), store = false, ok = true;
     for (int k = 0; k < nm && ok; k++) {
         const IrNode *m = G->g->nodes[members[k]];
+        if (!ir_op_fusible(m->op)) continue; /* a template of the group reads the stored scale in a later phase */
         dep[m->id] = m == last;
         for (int j = 0; j < m->nops; j++) {
             if (m->ops[j] == last && !(m->op == IR_OP_QUANTIZE && m->ops[0] == last->ops[0] && j == 1)) ok = false;
@@ -839,6 +840,63 @@ static void absorb_caches(const IrGraph *g, int *grp, int ngroups, int *cache_of
     free(tm);
 }
 
+/* The down GEMM of a MoE layer joins the kernel of its gate and up pair
+ * (pair_expert_gemms) with the group between them (silu * mul, its
+ * act_scale and quantize): the kernel's phases are then the sort, the
+ * pair's tiles, that group's stores, and the down's tiles reading the
+ * same sort (one sort per MoE layer). Taken when the down is a grouped
+ * GEMM on the same routing and expert count whose input and scales are
+ * that group's, the group has no template, reads nothing computed
+ * outside it but the pair's outputs, and nothing outside it but the down
+ * reads it (so no cycle can form). chain[down] = the pair's first. */
+static void chain_expert_gemms(const Gen *G, int *grp, const int *pair, int ngroups, int *chain) {
+    const IrGraph *g = G->g;
+    int *bad = calloc((size_t)ngroups + 1, sizeof(int)); /* per group: 1 template, 2 read outside but by one node, 3 reads foreign */
+    int *reader = malloc(sizeof(int) * (size_t)(ngroups + 1));
+    for (int i = 0; i < g->nnodes; i++) chain[i] = -1;
+    if (!bad || !reader) {
+        free(bad), free(reader);
+        return;
+    }
+    for (int k = 0; k < ngroups; k++) reader[k] = -1;
+    for (int i = 0; i < g->nnodes; i++) {
+        const IrNode *n = g->nodes[i];
+        if (grp[i] >= 0 && !ir_op_fusible(n->op)) bad[grp[i]] = 1;
+        for (int k = 0; k < n->nops; k++) {
+            int a = grp[n->ops[k]->id];
+            if (a < 0 || a == grp[i]) continue;
+            if (reader[a] >= 0 && reader[a] != i) bad[a] = bad[a] ? bad[a] : 2;
+            reader[a] = i;
+        }
+    }
+    for (int i = 0; i < g->nnodes; i++) {
+        const IrNode *d = g->nodes[i], *x = d->nops == 5 ? d->ops[0] : NULL;
+        if (!x || grp[i] < 0 || pair[i] != -1 || !cg_expert_grouped(G, d) || grp[x->id] < 0 || grp[d->ops[1]->id] != grp[x->id]) continue;
+        int gs = grp[x->id], lead = -1;
+        if (bad[gs] || reader[gs] != i) continue;
+        for (int j = 0; j < i && lead < 0; j++)
+            if (pair[j] >= 0 && g->nodes[j]->ops[4] == d->ops[4] && g->nodes[j]->stream == d->stream &&
+                ir_dim_eq(g->nodes[j]->ops[2]->type.dims[0], d->ops[2]->type.dims[0]))
+                lead = j;
+        if (lead < 0) continue;
+        bool ok = true; /* the group reads, of what is computed outside it, only the pair's outputs */
+        for (int m = 0; m < g->nnodes && ok; m++) {
+            if (grp[m] != gs) continue;
+            for (int k = 0; k < g->nodes[m]->nops && ok; k++) {
+                const IrNode *o = g->nodes[m]->ops[k];
+                ok = grp[o->id] == gs || grp[o->id] < 0 || o->id == lead || o->id == pair[lead];
+            }
+        }
+        if (!ok) continue;
+        for (int m = 0; m < g->nnodes; m++)
+            if (grp[m] == gs) grp[m] = grp[lead];
+        grp[i] = grp[lead];
+        chain[i] = lead;
+        bad[gs] = 1; /* taken */
+    }
+    free(bad), free(reader);
+}
+
 /* Topological order of groups; among ready groups the one whose first op
  * comes first in the program. */
 static int *order_groups(Arena *a, const IrGraph *g, const int *grp, const bool *unread, int ngroups) {
@@ -968,6 +1026,8 @@ CgProgram *cg_generate(Arena *a, DiagEngine *d, const IrGraph *g, const CgGenOpt
     G.pair = pair;
     absorb_caches(g, grp, ngroups, cache_of);
     G.cache_of = cache_of;
+    int *chain = arena_alloc(a, sizeof(int) * (size_t)(nn + 1));
+    chain_expert_gemms(&G, grp, pair, ngroups, chain);
     /* A group holds at most one op that is not inlined: the template (and a grouped expert GEMM's pair). */
     int *tmpl = arena_alloc(a, sizeof(int) * (size_t)(ngroups + 1));
     for (int k = 0; k < ngroups; k++) tmpl[k] = -1;
@@ -975,6 +1035,7 @@ CgProgram *cg_generate(Arena *a, DiagEngine *d, const IrGraph *g, const CgGenOpt
         const IrNode *n = g->nodes[i];
         if (grp[i] < 0 || ir_op_fusible(n->op) || pair[i] == -2) continue; /* -2: the second of a pair, which its first generates */
         if (n->op == IR_OP_KV_CACHE && cache_of[n->ops[0]->id] == i) continue; /* appended by its input's store pass */
+        if (chain[i] >= 0) continue; /* a down GEMM chained after its pair's kernel phases */
         if (tmpl[grp[i]] >= 0) { /* two templates in one group: give this one its own */
             grp[i] = ngroups++;
             tmpl = arena_realloc(a, tmpl, sizeof(int) * (size_t)ngroups, sizeof(int) * (size_t)(ngroups + 1));
@@ -1030,6 +1091,11 @@ CgProgram *cg_generate(Arena *a, DiagEngine *d, const IrGraph *g, const CgGenOpt
         for (int k = 0; k < nm; k++)
             if (ir_op_fusible(g->nodes[members[k]]->op)) G.local[members[k]] = nloc++;
         G.act = merged_act_scale(&G, members, nm);
+        G.sorted = NULL;
+        const IrNode *down = NULL; /* a chained down GEMM: the pair's phases, the group's stores, then its tiles */
+        for (int k = 0; k < nm; k++)
+            if (chain[members[k]] >= 0) down = g->nodes[members[k]];
+        bool ok = !down || cg_emit_template(&G, g->nodes[tmpl[gid]]);
         IrDim rows;
         const IrNode *rown = tmpl[gid] < 0 ? row_norm(&G, members, nm, &rows) : NULL;
         for (int k = 0; k < nm; k++) {
@@ -1040,7 +1106,7 @@ CgProgram *cg_generate(Arena *a, DiagEngine *d, const IrGraph *g, const CgGenOpt
         }
         if (rown) emit_row_kernel(&G, rown, rows, members, nm, done);
         else if (!emit_stores_one(&G, members, nm, done)) emit_stores(&G, members, nm, done, NULL);
-        bool ok = tmpl[gid] < 0 || cg_emit_template(&G, g->nodes[tmpl[gid]]);
+        ok = ok && (down ? cg_emit_template(&G, down) : tmpl[gid] < 0 || cg_emit_template(&G, g->nodes[tmpl[gid]]));
         const IrNode *first = g->nodes[members[0]];
         if (!ok || G.failed) {
             diag_error(d, first->loc, "codegen: cannot generate the kernel of %s (%s)", ir_op_name(g->nodes[tmpl[gid] >= 0 ? tmpl[gid] : members[0]]->op),

@@ -16,8 +16,12 @@
  * bucket, E, whose tiles only store zeros), as the CPU executor does.
  * Two grouped GEMMs on the same input and routing (gate and up: gen.c
  * pairs them into one group) are one kernel: one sort, and a tile phase
- * whose blocks cover the output tiles of both weights. */
+ * whose blocks cover the output tiles of both weights. When gen.c chains
+ * the down GEMM into that kernel (after the silu * mul quantize phase), its
+ * tiles read the same sort: one sort per MoE layer. */
 #include "codegen/gen_internal.h"
+
+#include <string.h>
 
 #define EB_OF(E) ((E) + 1) /* sort buckets: the experts, then the slots of id -1 */
 
@@ -111,17 +115,25 @@ static bool expert_fp8_grouped(Gen *G, const IrNode *n, const IrNode *n2, int64_
     ExpertOut out[2] = {{cg_slot_value(G, w), cg_slot_value(G, n->ops[3]), cg_slot_value(G, n), -1}, {0, 0, 0, -1}};
     if (n2) out[1] = (ExpertOut){cg_slot_value(G, n2->ops[2]), cg_slot_value(G, n2->ops[3]), cg_slot_value(G, n2), -1};
     int64_t EB = EB_OF(E);                                   /* buckets: the experts, then the slots of id -1 */
-    int sc = cg_slot_scratch(G, n, ir_dim_const(2 * EB + 1)); /* per bucket: row count, first sorted row; then the tile count */
-    int sp0 = cg_slot_scratch(G, n, R);                      /* sorted position -> routed row */
-    int st = cg_slot_scratch(G, n, R);                       /* tile -> its first sorted position (tiles <= R) */
+    int sc, sp0, st;
     const char *Ks = cg_dim(G, idx->type.dims[1]);
-    expert_sort(G, E, R, si, sc, sp0, st, n2 != NULL);
+    if (G->sorted == idx) { /* an earlier phase of this kernel sorted these rows (the down beside gate and up): reused */
+        sc = G->sort_slots[0], sp0 = G->sort_slots[1], st = G->sort_slots[2];
+    } else {
+        sc = cg_slot_scratch(G, n, ir_dim_const(2 * EB + 1)); /* per bucket: row count, first sorted row; then the tile count */
+        sp0 = cg_slot_scratch(G, n, R);                       /* sorted position -> routed row */
+        st = cg_slot_scratch(G, n, R);                        /* tile -> its first sorted position (tiles <= R) */
+        expert_sort(G, E, R, si, sc, sp0, st, n2 != NULL);
+        G->sorted = idx;
+        G->sort_slots[0] = sc, G->sort_slots[1] = sp0, G->sort_slots[2] = st;
+    }
     IrDim O = w->type.dims[1];
     int64_t nt = (O.coeff + 127) / 128, ntw = nw * nt, nkb = (I + 127) / 128;
     int64_t parts = cg_k_splits(1, 2 * ntw, nkb); /* the most parts any step takes: R = 1, 2 tiles at most */
     if (parts > 1)
         for (int k = 0; k < nw; k++) out[k].sp = cg_slot_scratch(G, k ? n2 : n, ir_dim_const(parts * 64 * O.coeff));
-    if (parts > 1) sb_puts(&G->ldr, "__device__ __forceinline__ " CG_K_SPLITS_FN(CG_QUOTE) "\n");
+    if (parts > 1 && !(G->ldr.data && strstr(G->ldr.data, "cg_k_splits("))) /* once per module (a chained down may split too) */
+        sb_puts(&G->ldr, "__device__ __forceinline__ " CG_K_SPLITS_FN(CG_QUOTE) "\n");
     for (int split = 0; split < (parts > 1 ? 2 : 1); split++) {
         cg_head(G, split ? "fp8_expert_linear, phase 2, K split between blocks (at most 64 routed rows): partial tiles to scratch"
                          : "fp8_expert_linear, phase 2: tensor-core FP8 tile per (expert tile of 64 rows, 128 outputs)");

@@ -28,6 +28,8 @@ typedef struct {
     const IrNode *act;   /* an act_scale whose amax the store pass of its input's size computes (gen.c) */
     const int *pair;     /* by node id: the grouped expert GEMM that shares this one's kernel (gate beside up), -1 none */
     const int *cache_of; /* by node id: the KV cache a group's store of this value appends it to (gen.c), -1 none */
+    const IrNode *sorted; /* the routing (idx) an earlier phase of this kernel sorted its rows by, NULL none ... */
+    int sort_slots[3];    /* ... and its scratch slots: per-bucket counts, sorted rows, tiles (gen_expert.c) */
     const char *why;     /* set by a template that cannot handle its node */
 } Gen;
 
