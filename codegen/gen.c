@@ -474,9 +474,26 @@ static bool needs_store(const Gen *G, const IrNode *n) {
     return G->local[n->id] >= 0 && G->stored[n->id] && (n->op != IR_OP_SUM || sum_inline(n)) && n->op != IR_OP_ACT_SCALE;
 }
 
+/* The store of member m at flat index i (indented by `ind`): its slot, and
+ * the KV cache it is appended to when the group took that cache in
+ * (Gen.cache_of), at position a.len + s of its row. */
+static void emit_store_stmt(Gen *G, const IrNode *m, const char *ind) {
+    const IrNode *kv = G->cache_of && G->cache_of[m->id] >= 0 ? G->g->nodes[G->cache_of[m->id]] : NULL;
+    if (!kv) {
+        sb_printf(&G->decl, "%sS%d(a, i, v%d(a, i));\n", ind, cg_slot_value(G, m), G->local[m->id]);
+        return;
+    }
+    sb_printf(&G->decl, "%s{\n%s    const float cv = v%d(a, i);\n%s    S%d(a, i, cv);\n", ind, ind, G->local[m->id], ind, cg_slot_value(G, m));
+    sb_printf(&G->decl, "%s    const long long per = %s, S = %s, bs = i / per;  // appended to the cache\n"
+                        "%s    st_%s(a.t[%d], ((bs / S) * a.cap + a.len + bs %% S) * per + i %% per, cv);\n%s}\n",
+              ind, cg_dim(G, cg_suffix(&m->type, 2)), cg_dim(G, m->type.dims[1]), ind, cg_stored_suffix(G, kv), cg_slot_value(G, kv), ind);
+}
+
 /* One elementwise pass per distinct size, writing every member of that size
- * that needs storing. `done` (nm flags) is scratch. */
-static void emit_stores(Gen *G, const int *members, int nm, bool *done) {
+ * that needs storing. `done` (nm flags) is scratch. With rows (a row
+ * kernel, see row_norm), each pass is a loop over the elements (or scale
+ * blocks) of the block's row `row` inside that kernel instead of a phase. */
+static void emit_stores(Gen *G, const int *members, int nm, bool *done, const IrDim *rows) {
     for (int k = 0; k < nm; k++) done[k] = !needs_store(G, G->g->nodes[members[k]]);
     for (int k = 0; k < nm; k++) {
         if (done[k]) continue;
@@ -489,11 +506,18 @@ static void emit_stores(Gen *G, const int *members, int nm, bool *done) {
         if (A) { /* one warp per scale block: its amax, its scale, then its elements */
             const IrNode *x = A->ops[0];
             int s = G->stat[A->id];
-            sb_printf(&G->decl, "extern \"C\" __global__ void __launch_bounds__(256) p%d(Args a) {  // act_scale and store: one warp per %lld-wide block\n",
-                      G->nphases, (long long)blk);
-            sb_printf(&G->decl, "    const long long it = ITEM_WARP(); const int lane = LANE();\n"
-                                "    const long long K = %s, nkb = (K + %lld) / %lld;\n    if (it >= %s) return;\n",
-                      cg_dim(G, x->type.dims[x->type.rank - 1]), (long long)blk - 1, (long long)blk, cg_dim(G, ir_type_numel(&A->type)));
+            IrDim rb;
+            if (rows && ir_dim_div(ir_type_numel(&A->type), *rows, &rb)) /* the row's scale blocks, a warp each */
+                sb_printf(&G->decl, "    for (long long it = row * %lldLL + (threadIdx.x >> 5); it < (row + 1) * %lldLL; it += 8) {  // act_scale and store\n"
+                                    "    const int lane = LANE();\n    const long long K = %s, nkb = (K + %lld) / %lld;\n",
+                          (long long)rb.coeff, (long long)rb.coeff, cg_dim(G, x->type.dims[x->type.rank - 1]), (long long)blk - 1, (long long)blk);
+            else {
+                sb_printf(&G->decl, "extern \"C\" __global__ void __launch_bounds__(256) p%d(Args a) {  // act_scale and store: one warp per %lld-wide block\n",
+                          G->nphases, (long long)blk);
+                sb_printf(&G->decl, "    const long long it = ITEM_WARP(); const int lane = LANE();\n"
+                                    "    const long long K = %s, nkb = (K + %lld) / %lld;\n    if (it >= %s) return;\n",
+                          cg_dim(G, x->type.dims[x->type.rank - 1]), (long long)blk - 1, (long long)blk, cg_dim(G, ir_type_numel(&A->type)));
+            }
             sb_printf(&G->decl, "    const long long k0 = it %% nkb * %lld, base = it / nkb * K + k0, n = K - k0 < %lld ? K - k0 : %lld;\n",
                       (long long)blk, (long long)blk, (long long)blk);
             const char *put = G->stored[A->id] ? arena_printf(G->a, "S%d(a, it, sc)", s) : arena_printf(G->a, "st_f32(a.t[%d], it, sc)", s);
@@ -519,6 +543,11 @@ static void emit_stores(Gen *G, const int *members, int nm, bool *done) {
                 sb_printf(&G->decl, "    m = wmax(m);\n    const float sc = m / 448.0f;\n    if (lane == 0) %s;\n    __syncwarp();  // the scale, for the lanes' quantize\n", put);
                 sb_puts(&G->decl, "    for (long long j = lane; j < n; j += 32) {\n        const long long i = base + j;\n");
             }
+        } else if (rows) { /* the row's elements, a thread each */
+            IrDim w;
+            ir_dim_div(cnt, *rows, &w);
+            sb_printf(&G->decl, "    for (long long i = row * %lldLL + threadIdx.x; i < (row + 1) * %lldLL; i += 256) {  // store\n",
+                      (long long)w.coeff, (long long)w.coeff);
         } else {
             sb_printf(&G->decl, "extern \"C\" __global__ void __launch_bounds__(256) p%d(Args a) {  // store\n", G->nphases);
             sb_printf(&G->decl, "    const long long i = ITEM_ELEM();\n    if (i >= %s) return;\n", cg_dim(G, cnt));
@@ -529,10 +558,13 @@ static void emit_stores(Gen *G, const int *members, int nm, bool *done) {
             /* the quantize of x by this scale: from the cached value and the scale in registers, the same arithmetic as its v-function */
             if (cache && m->op == IR_OP_QUANTIZE && m->ops[0] == A->ops[0] && m->ops[1] == A && ir_node_attr_int(m, "block", 128) == blk)
                 sb_printf(&G->decl, "        S%d(a, i, sc > 0.0f ? fp8r(xv[t] / sc) : 0.0f);\n", cg_slot_value(G, m));
-            else sb_printf(&G->decl, "%s    S%d(a, i, v%d(a, i));\n", A ? "    " : "", cg_slot_value(G, m), G->local[m->id]);
+            else emit_store_stmt(G, m, A ? "        " : "    ");
             done[j] = true;
         }
-        if (A) {
+        if (rows) {
+            sb_puts(&G->decl, A ? "    }\n    }\n" : "    }\n");
+            if (A) G->act = NULL;
+        } else if (A) {
             sb_puts(&G->decl, "    }\n}\n");
             cg_phase(G, CG_LAUNCH_WARP, ir_type_numel(&A->type), 1, ir_dim_const(1), 1, 0);
             G->act = NULL; /* done */
@@ -541,6 +573,47 @@ static void emit_stores(Gen *G, const int *members, int nm, bool *done) {
             cg_phase(G, CG_LAUNCH_ELEM, cnt, 1, ir_dim_const(1), 1, 0);
         }
     }
+}
+
+/* The stores of a group with nothing before them (no reduction phase, no
+ * merged act_scale) in two sizes or more (RoPE'd q_pe beside the q_nope
+ * slice the einsum reads): one launch over all their elements, a thread
+ * each, the sizes in turn, instead of a launch per size. Their counts must
+ * be constant multiples of one symbolic count (the items are their sum).
+ * False (nothing emitted) otherwise. */
+static bool emit_stores_one(Gen *G, const int *members, int nm, bool *done) {
+    if (G->nphases || G->act) return false;
+    IrDim unit = {0}, cnt[CG_MAX_SLOTS];
+    int64_t total = 0;
+    int nsz = 0;
+    for (int k = 0; k < nm; k++) {
+        const IrNode *m = G->g->nodes[members[k]];
+        if (!needs_store(G, m)) continue;
+        IrDim c = ir_type_numel(&m->type), q;
+        int j = 0;
+        while (j < nsz && !ir_dim_eq(cnt[j], c)) j++;
+        if (j < nsz) continue;
+        if (nsz == CG_MAX_SLOTS) return false;
+        if (!nsz) unit = c, unit.coeff = 1;
+        if (!ir_dim_div(c, unit, &q) || !ir_dim_is_const(q)) return false;
+        cnt[nsz++] = c, total += q.coeff;
+    }
+    if (nsz < 2) return false;
+    sb_printf(&G->decl, "extern \"C\" __global__ void __launch_bounds__(256) p%d(Args a) {  // store, %d sizes in turn\n"
+                        "    long long i = ITEM_ELEM();\n", G->nphases, nsz);
+    for (int j = 0; j < nsz; j++) {
+        sb_printf(&G->decl, "    if (i < %s) {\n", cg_dim(G, cnt[j]));
+        for (int k = 0; k < nm; k++) {
+            const IrNode *m = G->g->nodes[members[k]];
+            if (!needs_store(G, m) || !ir_dim_eq(ir_type_numel(&m->type), cnt[j])) continue;
+            emit_store_stmt(G, m, "        ");
+        }
+        sb_printf(&G->decl, "        return;\n    }\n    i -= %s;\n", cg_dim(G, cnt[j]));
+    }
+    sb_puts(&G->decl, "}\n");
+    cg_phase(G, CG_LAUNCH_ELEM, ir_dim_mul(unit, ir_dim_const(total)), 1, ir_dim_const(1), 1, 0);
+    for (int k = 0; k < nm; k++) done[k] = true;
+    return true;
 }
 
 /* The act_scale of a group whose amax its store pass can take (see Gen.act):
@@ -560,6 +633,7 @@ static const IrNode *merged_act_scale(Gen *G, const int *members, int nm) {
     bool *dep = calloc((size_t)G->g->nnodes + 1, 1), store = false, ok = true;
     for (int k = 0; k < nm && ok; k++) {
         const IrNode *m = G->g->nodes[members[k]];
+        if (!ir_op_fusible(m->op)) continue; /* a template of the group reads the stored scale in a later phase */
         dep[m->id] = m == last;
         for (int j = 0; j < m->nops; j++) {
             if (m->ops[j] == last && !(m->op == IR_OP_QUANTIZE && m->ops[0] == last->ops[0] && j == 1)) ok = false;
@@ -573,6 +647,111 @@ static const IrNode *merged_act_scale(Gen *G, const int *members, int nm) {
     return ok && store ? last : NULL;
 }
 
+/* Rows of a group: the number of elements of the rmsnorm's input over its
+ * last axis. For a group without a template whose one reduction phase is
+ * an rmsnorm (the merged act_scale aside) and whose every member keeps
+ * rows apart, element i of a member of R x W elements reading only row
+ * i / W of the members it reads, the norm and the stores run as one
+ * kernel of one block per row: the row's statistic, a barrier, then the
+ * row's stores (add + rmsnorm + act_scale + quantize in one launch
+ * instead of two). What keeps rows apart (reads_own_row): elementwise
+ * ops on members of their own size or broadcast along the row's own dims,
+ * RoPE, reshapes, slices and concats along the last axis, an inlined sum
+ * within the row, quantize by the merged act_scale; loaded tensors and
+ * constants are read freely (a member reading only those is computed
+ * from memory). Any other read of a member (a transpose, ...) makes it
+ * NULL, as does a reduction phase other than the norm's. */
+/* How many leading dims of t multiply to `rows` (-1: none do). */
+static int row_dims(const IrType *t, IrDim rows) {
+    IrDim d = ir_dim_const(1);
+    for (int k = 0; k <= t->rank; k++) {
+        if (ir_dim_eq(d, rows)) return k;
+        if (k < t->rank) d = ir_dim_mul(d, t->dims[k]);
+    }
+    return -1;
+}
+
+/* Whether member m reads its member operand o (operand j) within the row
+ * its own element is in (see row_norm). */
+static bool reads_own_row(const Gen *G, const IrNode *m, const IrNode *o, int j, IrDim rows) {
+    const IrType *t = &m->type, *ot = &o->type;
+    switch (m->op) {
+    case IR_OP_SLICE: return cg_axis(ir_node_attr_int(m, "axis", 0), ot->rank) == ot->rank - 1;
+    case IR_OP_CONCAT: return cg_axis(ir_node_attr_int(m, "axis", 0), t->rank) == t->rank - 1;
+    case IR_OP_QUANTIZE: return j == 0 ? ir_dim_eq(ir_type_numel(ot), ir_type_numel(t)) : o == G->act;
+    case IR_OP_ACT_SCALE: return m == G->act; /* item it reads x's row it / nkb, in the same row */
+    case IR_OP_RMSNORM: case IR_OP_ROPE: return j == 0 && ir_dim_eq(ir_type_numel(ot), ir_type_numel(t));
+    case IR_OP_RESHAPE: return true;
+    case IR_OP_SUM: { /* inlined: out index i reads (i / inner) * mid * inner + j * inner + i % inner */
+        IrDim w, inner = cg_suffix(ot, cg_axis(ir_node_attr_int(m, "axis", -1), ot->rank) + 1);
+        return sum_inline(m) && ir_dim_div(ir_type_numel(t), rows, &w) && ir_dim_is_const(inner) && w.coeff % inner.coeff == 0;
+    }
+    default: break;
+    }
+    if (ir_op_class(m->op) != IR_CLASS_ELEMENTWISE) return false;
+    if (ir_dim_eq(ir_type_numel(ot), ir_type_numel(t))) return true;
+    int p = row_dims(t, rows); /* broadcast: the row dims must be o's own */
+    if (p < 0 || ot->rank != t->rank) return false;
+    for (int d = 0; d < p; d++)
+        if (!ir_dim_eq(ot->dims[d], t->dims[d])) return false;
+    return true;
+}
+
+static const IrNode *row_norm(Gen *G, const int *members, int nm, IrDim *rows) {
+    const IrGraph *g = G->g;
+    const IrNode *norm = NULL;
+    for (int k = 0; k < nm; k++) {
+        const IrNode *n = g->nodes[members[k]];
+        if (!has_reduction_phase(n) || n == G->act) continue;
+        if (norm || n->op != IR_OP_RMSNORM) return NULL;
+        norm = n;
+    }
+    if (!norm) return NULL;
+    const IrType *xt = &norm->ops[0]->type;
+    if (xt->rank < 1 || !ir_dim_is_const(xt->dims[xt->rank - 1]) || !ir_dim_div(ir_type_numel(xt), xt->dims[xt->rank - 1], rows))
+        return NULL;
+    for (int k = 0; k < nm; k++) {
+        const IrNode *m = g->nodes[members[k]];
+        IrDim w;
+        if (m->op == IR_OP_CONST || m->op == IR_OP_KV_CACHE) continue; /* a cache its input's store appends to */
+        if (!ir_dim_div(ir_type_numel(&m->type), *rows, &w) || !ir_dim_is_const(w)) return NULL;
+        for (int j = 0; j < m->nops; j++) {
+            const IrNode *o = m->ops[j];
+            if (G->local[o->id] < 0 || o->op == IR_OP_CONST) continue; /* loaded, or a constant */
+            if (!reads_own_row(G, m, o, j, *rows)) return NULL;
+        }
+    }
+    return norm;
+}
+
+/* The row kernel of a group row_norm accepted: rmsnorm `norm`'s statistic
+ * for the block's row (its slot set in G->stat beforehand), then the
+ * stores of the row. */
+static void emit_row_kernel(Gen *G, const IrNode *norm, IrDim rows, const int *members, int nm, bool *done) {
+    const IrNode *x = norm->ops[0];
+    sb_printf(&G->decl, "extern \"C\" __global__ void __launch_bounds__(256) p%d(Args a) {  // rows: rmsnorm, then the row's stores; one block per row\n",
+              G->nphases);
+    sb_printf(&G->decl, "    const long long row = blockIdx.x, D = %s;\n    if (row >= %s) return;  // the whole block\n",
+              cg_dim(G, x->type.dims[x->type.rank - 1]), cg_dim(G, rows));
+    sb_printf(&G->decl, "    {\n"
+                        "    __shared__ float red[8];\n"
+                        "    float ss = 0.0f;\n    for (long long j = threadIdx.x; j < D; j += 256) { const float v = %s; ss += v * v; }\n"
+                        "    ss = wsum(ss);\n"
+                        "    if ((threadIdx.x & 31) == 0) red[threadIdx.x >> 5] = ss;\n"
+                        "    __syncthreads();\n"
+                        "    if (threadIdx.x == 0) {\n"
+                        "        float t = 0.0f;\n"
+                        "        for (int w = 0; w < 8; w++) t += red[w];\n"
+                        "        st_f32(a.t[%d], row, 1.0f / sqrtf(t / (float)D + %.9ef));\n"
+                        "    }\n"
+                        "    __syncthreads();  // the row's statistic, for every thread's stores\n"
+                        "    }\n",
+              cg_read(G, x, "row * D + j"), G->stat[norm->id], (double)(float)ir_node_attr_float(norm, "eps", 1e-6));
+    emit_stores(G, members, nm, done, &rows);
+    sb_puts(&G->decl, "}\n");
+    cg_phase(G, CG_LAUNCH_BLOCK, rows, 1, ir_dim_const(1), 1, 0);
+}
+
 /* ---- groups ------------------------------------------------------------- */
 
 /* Whether template r reads operand n's source instead of n: a linear
@@ -584,6 +763,146 @@ static bool reads_through(const Gen *G, const IrNode *r, const IrNode *n) {
     if (n->op == IR_OP_SLICE) return r->op == IR_OP_ATTENTION && r->ops[2] == n && r->ops[0] != n && r->ops[1] != n && cg_attention_v_in_k(G, r);
     if (n->op == IR_OP_CONCAT) return r->op == IR_OP_ATTENTION && r->ops[0] == n && cg_attention_q_concat(G, r);
     return false;
+}
+
+/* A group of layout ops alone (a slice of a GEMM's output: the fuse pass
+ * starts a group at a fusible op whose operands are all templates) whose
+ * values only the inlined ops of one other group read joins that group:
+ * the reader indexes through the slice instead of a kernel storing it
+ * (gate and up, the two slices of merge-linears' w13 GEMM, in one
+ * silu * mul kernel). No cycle can form: nothing else reads the group. */
+static void absorb_layout_groups(const IrGraph *g, int *grp, int ngroups) {
+    int *into = malloc(sizeof(int) * (size_t)(ngroups + 1)); /* -1: none yet; -2: not absorbable */
+    bool *tm = calloc((size_t)ngroups + 1, 1);                /* the group holds a template */
+    if (!into || !tm) {
+        free(into), free(tm);
+        return;
+    }
+    for (int k = 0; k < ngroups; k++) into[k] = -1;
+    for (int i = 0; i < g->nnodes; i++)
+        if (grp[i] >= 0 && !ir_op_fusible(g->nodes[i]->op)) tm[grp[i]] = true;
+    for (int i = 0; i < g->nnodes; i++) {
+        const IrNode *n = g->nodes[i];
+        IrOpClass c = ir_op_class(n->op);
+        if (grp[i] >= 0 && c != IR_CLASS_LAYOUT && c != IR_CLASS_VIEW && c != IR_CLASS_CONST) into[grp[i]] = -2;
+        for (int k = 0; k < n->nops; k++) {
+            int a = grp[n->ops[k]->id];
+            if (a < 0 || a == grp[i] || into[a] == -2) continue;
+            bool inl = grp[i] >= 0 && ir_op_fusible(n->op) && !tm[grp[i]];
+            into[a] = !inl || (into[a] >= 0 && into[a] != grp[i]) ? -2 : grp[i];
+        }
+    }
+    for (int i = 0; i < g->nnodes; i++)
+        if (grp[i] >= 0 && into[grp[i]] >= 0) {
+            int t = grp[i];
+            while (into[t] >= 0) t = into[t]; /* a slice of a slice-only group: to the last reader */
+            grp[i] = t;
+        }
+    free(into), free(tm);
+}
+
+/* Grouped expert GEMMs on the same input, scales and routing whose
+ * weights are alike (the routed experts' gate and up) share one kernel:
+ * pair[first] = the second's id, pair[second] = -2, else -1; the second
+ * joins the first's group. No cycle can form: the two read the same
+ * values, so nothing the second waits for waits for the first. */
+static void pair_expert_gemms(const Gen *G, int *grp, int *pair) {
+    const IrGraph *g = G->g;
+    for (int i = 0; i < g->nnodes; i++) pair[i] = -1;
+    for (int i = 0; i < g->nnodes; i++) {
+        const IrNode *n = g->nodes[i];
+        if (grp[i] < 0 || !cg_expert_grouped(G, n)) continue;
+        for (int j = 0; j < i; j++) {
+            const IrNode *m = g->nodes[j];
+            if (pair[j] != -1 || grp[j] < 0 || !cg_expert_grouped(G, m) || m->stream != n->stream) continue;
+            bool same = m->ops[0] == n->ops[0] && m->ops[1] == n->ops[1] && m->ops[4] == n->ops[4] && ir_type_eq(&m->type, &n->type) &&
+                        ir_type_eq(&m->ops[2]->type, &n->ops[2]->type) && ir_type_eq(&m->ops[3]->type, &n->ops[3]->type) &&
+                        G->dtype[m->id] == G->dtype[n->id];
+            if (!same) continue;
+            pair[j] = i, pair[i] = -2;
+            grp[i] = grp[j];
+            break;
+        }
+    }
+}
+
+/* A KV cache append whose input is an inlined value of a group without a
+ * template (MLA's kv_new: the latent's norm, k_pe's RoPE and their concat,
+ * one row kernel) joins that group: the store pass that writes the value
+ * writes it into the cache too (emit_store_stmt), instead of a kernel of
+ * its own copying it. cache_of[input] = the cache node, else -1. */
+static void absorb_caches(const IrGraph *g, int *grp, int ngroups, int *cache_of) {
+    bool *tm = calloc((size_t)ngroups + 1, 1);
+    for (int i = 0; i < g->nnodes; i++) cache_of[i] = -1;
+    if (!tm) return;
+    for (int i = 0; i < g->nnodes; i++)
+        if (grp[i] >= 0 && !ir_op_fusible(g->nodes[i]->op)) tm[grp[i]] = true;
+    for (int i = 0; i < g->nnodes; i++) {
+        const IrNode *n = g->nodes[i], *x = n->nops ? n->ops[0] : NULL;
+        if (n->op != IR_OP_KV_CACHE || grp[i] < 0 || !x || grp[x->id] < 0 || !ir_op_fusible(x->op) || tm[grp[x->id]] ||
+            x->type.rank < 2 || n->stream != x->stream || cache_of[x->id] >= 0)
+            continue;
+        cache_of[x->id] = i;
+        grp[i] = grp[x->id];
+    }
+    free(tm);
+}
+
+/* The down GEMM of a MoE layer joins the kernel of its gate and up pair
+ * (pair_expert_gemms) with the group between them (silu * mul, its
+ * act_scale and quantize): the kernel's phases are then the sort, the
+ * pair's tiles, that group's stores, and the down's tiles reading the
+ * same sort (one sort per MoE layer). Taken when the down is a grouped
+ * GEMM on the same routing and expert count whose input and scales are
+ * that group's, the group has no template, reads nothing computed
+ * outside it but the pair's outputs, and nothing outside it but the down
+ * reads it (so no cycle can form). chain[down] = the pair's first. */
+static void chain_expert_gemms(const Gen *G, int *grp, const int *pair, int ngroups, int *chain) {
+    const IrGraph *g = G->g;
+    int *bad = calloc((size_t)ngroups + 1, sizeof(int)); /* per group: 1 template, 2 read outside but by one node, 3 reads foreign */
+    int *reader = malloc(sizeof(int) * (size_t)(ngroups + 1));
+    for (int i = 0; i < g->nnodes; i++) chain[i] = -1;
+    if (!bad || !reader) {
+        free(bad), free(reader);
+        return;
+    }
+    for (int k = 0; k < ngroups; k++) reader[k] = -1;
+    for (int i = 0; i < g->nnodes; i++) {
+        const IrNode *n = g->nodes[i];
+        if (grp[i] >= 0 && !ir_op_fusible(n->op)) bad[grp[i]] = 1;
+        for (int k = 0; k < n->nops; k++) {
+            int a = grp[n->ops[k]->id];
+            if (a < 0 || a == grp[i]) continue;
+            if (reader[a] >= 0 && reader[a] != i) bad[a] = bad[a] ? bad[a] : 2;
+            reader[a] = i;
+        }
+    }
+    for (int i = 0; i < g->nnodes; i++) {
+        const IrNode *d = g->nodes[i], *x = d->nops == 5 ? d->ops[0] : NULL;
+        if (!x || grp[i] < 0 || pair[i] != -1 || !cg_expert_grouped(G, d) || grp[x->id] < 0 || grp[d->ops[1]->id] != grp[x->id]) continue;
+        int gs = grp[x->id], lead = -1;
+        if (bad[gs] || reader[gs] != i) continue;
+        for (int j = 0; j < i && lead < 0; j++)
+            if (pair[j] >= 0 && g->nodes[j]->ops[4] == d->ops[4] && g->nodes[j]->stream == d->stream &&
+                ir_dim_eq(g->nodes[j]->ops[2]->type.dims[0], d->ops[2]->type.dims[0]))
+                lead = j;
+        if (lead < 0) continue;
+        bool ok = true; /* the group reads, of what is computed outside it, only the pair's outputs */
+        for (int m = 0; m < g->nnodes && ok; m++) {
+            if (grp[m] != gs) continue;
+            for (int k = 0; k < g->nodes[m]->nops && ok; k++) {
+                const IrNode *o = g->nodes[m]->ops[k];
+                ok = grp[o->id] == gs || grp[o->id] < 0 || o->id == lead || o->id == pair[lead];
+            }
+        }
+        if (!ok) continue;
+        for (int m = 0; m < g->nnodes; m++)
+            if (grp[m] == gs) grp[m] = grp[lead];
+        grp[i] = grp[lead];
+        chain[i] = lead;
+        bad[gs] = 1; /* taken */
+    }
+    free(bad), free(reader);
 }
 
 /* Topological order of groups; among ready groups the one whose first op
@@ -708,12 +1027,22 @@ static void plan_storage(Gen *G, bool wide, Storage *st) {
         const IrNode *n = g->nodes[i];
         grp[i] = ir_op_computed(n->op) && !unread[i] ? (n->group >= 0 ? n->group : ngroups++) : -1;
     }
-    /* A group holds at most one op that is not inlined: the template. */
+    absorb_layout_groups(g, grp, ngroups);
+    int *pair = arena_alloc(a, sizeof(int) * (size_t)(nn + 1)), *cache_of = arena_alloc(a, sizeof(int) * (size_t)(nn + 1));
+    pair_expert_gemms(&G, grp, pair);
+    G.pair = pair;
+    absorb_caches(g, grp, ngroups, cache_of);
+    G.cache_of = cache_of;
+    int *chain = arena_alloc(a, sizeof(int) * (size_t)(nn + 1));
+    chain_expert_gemms(&G, grp, pair, ngroups, chain);
+    /* A group holds at most one op that is not inlined: the template (and a grouped expert GEMM's pair). */
     int *tmpl = arena_alloc(a, sizeof(int) * (size_t)(ngroups + 1));
     for (int k = 0; k < ngroups; k++) tmpl[k] = -1;
     for (int i = 0; i < nn; i++) {
         const IrNode *n = g->nodes[i];
-        if (grp[i] < 0 || ir_op_fusible(n->op)) continue;
+        if (grp[i] < 0 || ir_op_fusible(n->op) || pair[i] == -2) continue; /* -2: the second of a pair, which its first generates */
+        if (n->op == IR_OP_KV_CACHE && cache_of[n->ops[0]->id] == i) continue; /* appended by its input's store pass */
+        if (chain[i] >= 0) continue; /* a down GEMM chained after its pair's kernel phases */
         if (tmpl[grp[i]] >= 0) { /* two templates in one group: give this one its own */
             grp[i] = ngroups++;
             tmpl = arena_realloc(a, tmpl, sizeof(int) * (size_t)ngroups, sizeof(int) * (size_t)(ngroups + 1));
@@ -806,13 +1135,22 @@ CgProgram *cg_generate(Arena *a, DiagEngine *d, const IrGraph *g, const CgGenOpt
         for (int k = 0; k < nm; k++)
             if (ir_op_fusible(g->nodes[members[k]]->op)) G.local[members[k]] = nloc++;
         G.act = merged_act_scale(&G, members, nm);
+        G.sorted = NULL;
+        const IrNode *down = NULL; /* a chained down GEMM: the pair's phases, the group's stores, then its tiles */
+        for (int k = 0; k < nm; k++)
+            if (chain[members[k]] >= 0) down = g->nodes[members[k]];
+        bool ok = !down || cg_emit_template(&G, g->nodes[tmpl[gid]]);
+        IrDim rows;
+        const IrNode *rown = tmpl[gid] < 0 ? row_norm(&G, members, nm, &rows) : NULL;
         for (int k = 0; k < nm; k++) {
             const IrNode *n = g->nodes[members[k]];
-            if (has_reduction_phase(n)) emit_reduction(&G, n);
+            if (n == rown) G.stat[n->id] = cg_slot_scratch(&G, n, rows); /* the row kernel computes it */
+            else if (has_reduction_phase(n)) emit_reduction(&G, n);
             if (ir_op_fusible(n->op)) emit_value(&G, n);
         }
-        emit_stores(&G, members, nm, done);
-        bool ok = tmpl[gid] < 0 || cg_emit_template(&G, g->nodes[tmpl[gid]]);
+        if (rown) emit_row_kernel(&G, rown, rows, members, nm, done);
+        else if (!emit_stores_one(&G, members, nm, done)) emit_stores(&G, members, nm, done, NULL);
+        ok = ok && (down ? cg_emit_template(&G, down) : tmpl[gid] < 0 || cg_emit_template(&G, g->nodes[tmpl[gid]]));
         const IrNode *first = g->nodes[members[0]];
         if (!ok || G.failed) {
             diag_error(d, first->loc, "codegen: cannot generate the kernel of %s (%s)", ir_op_name(g->nodes[tmpl[gid] >= 0 ? tmpl[gid] : members[0]]->op),

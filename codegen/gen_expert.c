@@ -13,23 +13,25 @@
  * memory. Slots with expert id -1 (dispatched rows whose expert is on
  * another GPU, or that nobody sent: docs/IR.md) are not computed; their
  * outputs are written as 0 (the grouped GEMM sorts them into one more
- * bucket, E, whose tiles only store zeros), as the CPU executor does. */
+ * bucket, E, whose tiles only store zeros), as the CPU executor does.
+ * Two grouped GEMMs on the same input and routing (gate and up: gen.c
+ * pairs them into one group) are one kernel: one sort, and a tile phase
+ * whose blocks cover the output tiles of both weights. When gen.c chains
+ * the down GEMM into that kernel (after the silu * mul quantize phase), its
+ * tiles read the same sort: one sort per MoE layer. */
 #include "codegen/gen_internal.h"
 
-/* fp8_expert_linear as a grouped tensor-core GEMM (see the file comment). */
-static bool expert_fp8_grouped(Gen *G, const IrNode *n, int64_t I) {
-    const IrNode *x = n->ops[0], *w = n->ops[2], *idx = n->ops[4];
-    int64_t E = w->type.dims[0].coeff;
-    bool bcast = x->type.rank == 2;
-    IrDim R = ir_type_numel(&idx->type);
-    int sx = cg_slot_value(G, x), sxs = cg_slot_value(G, n->ops[1]), sw = cg_slot_value(G, w), sws = cg_slot_value(G, n->ops[3]);
-    int si = cg_slot_value(G, idx), sy = cg_slot_value(G, n);
-    int64_t EB = E + 1;                                      /* buckets: the experts, then the slots of id -1 */
-    int sc = cg_slot_scratch(G, n, ir_dim_const(2 * EB + 1)); /* per bucket: row count, first sorted row; then the tile count */
-    int sp0 = cg_slot_scratch(G, n, R);                      /* sorted position -> routed row */
-    int st = cg_slot_scratch(G, n, R);                       /* tile -> its first sorted position (tiles <= R) */
-    const char *Ks = cg_dim(G, idx->type.dims[1]);
-    cg_head(G, "fp8_expert_linear, phase 1: routed rows sorted by expert (bucket E: id -1), cut into tiles of 64");
+#include <string.h>
+
+#define EB_OF(E) ((E) + 1) /* sort buckets: the experts, then the slots of id -1 */
+
+typedef struct ExpertOut ExpertOut;
+static void expert_k_sum(Gen *G, IrDim R, int64_t O, int64_t nt, int64_t ntw, int64_t nkb, int64_t EB, const struct ExpertOut *out, int nw);
+
+/* The sort of phase 1 (see the file comment) into scratch slots sc, sp0, st. */
+static void expert_sort(Gen *G, int64_t E, IrDim R, int si, int sc, int sp0, int st, bool pair) {
+    cg_head(G, pair ? "fp8_expert_linear x 2 (gate and up), phase 1: routed rows sorted by expert (bucket E: id -1), cut into tiles of 64"
+                    : "fp8_expert_linear, phase 1: routed rows sorted by expert (bucket E: id -1), cut into tiles of 64");
     sb_printf(&G->decl, "    const int E = %lld, EB = E + 1;\n"
                         "    const long long R = %s;\n"
                         "    __shared__ int cnt[%lld], cur[%lld];\n"
@@ -60,28 +62,95 @@ static bool expert_fp8_grouped(Gen *G, const IrNode *n, int64_t I) {
                         "        else if (f >= 0.0f && f < (float)E) P[atomicAdd(&cur[(int)f], 1)] = (int)r;\n"
                         "    }\n"
                         "}\n",
-              (long long)E, cg_dim(G, R), (long long)EB, (long long)EB, sc, sp0, st, si, si);
+              (long long)E, cg_dim(G, R), (long long)EB_OF(E), (long long)EB_OF(E), sc, sp0, st, si, si);
     cg_phase(G, CG_LAUNCH_BLOCK, ir_dim_const(1), 1, ir_dim_const(1), 1, 0);
+}
+
+/* The output slots of one weight of a grouped GEMM: y (or its partial tiles) and the weight's. */
+struct ExpertOut {
+    int sw, sws, sy, sp; /* sp: split partial tiles [part][64][O] (-1: none) */
+};
+
+/* The zeros of the id -1 bucket's rows, into y or the partial tiles of part kpart. */
+static const char *expert_zero(Gen *G, const ExpertOut *o, bool split) {
+    return split ? arena_printf(G->a, "st_f32(a.t[%d], (kpart * 64 + r) * O + o, 0.0f)", o->sp) : arena_printf(G->a, "S%d(a, r * O + o, 0.0f)", o->sy);
+}
+
+/* The sum of the K parts of a split grouped GEMM into y (each of the nw
+ * weights' outputs): one thread per (routed row, output tile), its 128
+ * outputs in turn (a split step has at most 64 routed rows). Counted as
+ * the tile phase counts its split (rows R in tiles of 64, the experts,
+ * ntw output tiles), so host and device agree on the parts. */
+static void expert_k_sum(Gen *G, IrDim R, int64_t O, int64_t nt, int64_t ntw, int64_t nkb, int64_t EB, const ExpertOut *out, int nw) {
+    cg_head(G, "fp8_expert_linear: the sum of the K parts");
+    sb_printf(&G->decl, "    const long long i = ITEM_ELEM(), M = %s, O = %lldLL, nt = %lldLL, ntw = %lldLL, EB = %lldLL;\n"
+                        "    if (i >= M * ntw) return;\n"
+                        "    const long long ns = cg_k_splits(M, ((M + 63) / 64 + (EB < M ? EB : M)) * ntw, %lldLL), m = i / ntw, ot = i %% ntw %% nt, wsel = i %% ntw / nt;\n"
+                        "    for (long long o = ot * 128; o < ot * 128 + 128 && o < O; o++) {\n"
+                        "        float s = 0.0f;\n",
+              cg_dim(G, R), (long long)O, (long long)nt, (long long)ntw, (long long)EB, (long long)nkb);
+    for (int k = 0; k < nw; k++)
+        sb_printf(&G->decl, "        %sif (wsel == %d) {\n"
+                            "            for (long long p = 0; p < ns; p++) s += ld_f32(a.t[%d], (p * 64 + m) * O + o);\n"
+                            "            S%d(a, m * O + o, s);\n"
+                            "        }\n",
+                  k ? "else " : "", k, out[k].sp, out[k].sy);
+    sb_puts(&G->decl, "    }\n}\n");
+    cg_phase(G, CG_LAUNCH_ELEM, R, 64, ir_dim_const(ntw), 1, 0); /* da, db (and plus) as the tile's: the rule counts its parts alike */
+    G->phases[G->nphases - 1].plus = EB;
+    cg_phase_k(G, CG_ITEMS_K_SUM, nkb);
+}
+
+/* fp8_expert_linear as a grouped tensor-core GEMM (see the file comment);
+ * with n2 (gate and up: the same input and routing, weights alike), both
+ * in one kernel: one sort, and the tile phase's blocks cover the output
+ * tiles of both weights (the weight a block takes: its tile / nt), so a
+ * decode step launches two kernels, not six. */
+static bool expert_fp8_grouped(Gen *G, const IrNode *n, const IrNode *n2, int64_t I) {
+    const IrNode *x = n->ops[0], *w = n->ops[2], *idx = n->ops[4];
+    int64_t E = w->type.dims[0].coeff, nw = n2 ? 2 : 1;
+    bool bcast = x->type.rank == 2;
+    IrDim R = ir_type_numel(&idx->type);
+    int sx = cg_slot_value(G, x), sxs = cg_slot_value(G, n->ops[1]), si = cg_slot_value(G, idx);
+    ExpertOut out[2] = {{cg_slot_value(G, w), cg_slot_value(G, n->ops[3]), cg_slot_value(G, n), -1}, {0, 0, 0, -1}};
+    if (n2) out[1] = (ExpertOut){cg_slot_value(G, n2->ops[2]), cg_slot_value(G, n2->ops[3]), cg_slot_value(G, n2), -1};
+    int64_t EB = EB_OF(E);                                   /* buckets: the experts, then the slots of id -1 */
+    int sc, sp0, st;
+    const char *Ks = cg_dim(G, idx->type.dims[1]);
+    if (G->sorted == idx) { /* an earlier phase of this kernel sorted these rows (the down beside gate and up): reused */
+        sc = G->sort_slots[0], sp0 = G->sort_slots[1], st = G->sort_slots[2];
+    } else {
+        sc = cg_slot_scratch(G, n, ir_dim_const(2 * EB + 1)); /* per bucket: row count, first sorted row; then the tile count */
+        sp0 = cg_slot_scratch(G, n, R);                       /* sorted position -> routed row */
+        st = cg_slot_scratch(G, n, R);                        /* tile -> its first sorted position (tiles <= R) */
+        expert_sort(G, E, R, si, sc, sp0, st, n2 != NULL);
+        G->sorted = idx;
+        G->sort_slots[0] = sc, G->sort_slots[1] = sp0, G->sort_slots[2] = st;
+    }
     IrDim O = w->type.dims[1];
-    int64_t nt = (O.coeff + 127) / 128, nkb = (I + 127) / 128;
-    int64_t parts = cg_k_splits(1, 2 * nt, nkb); /* the most parts any step takes: R = 1, 2 tiles at most */
-    int sp = parts > 1 ? cg_slot_scratch(G, n, ir_dim_const(parts * 64 * O.coeff)) : -1;
-    if (sp >= 0) sb_puts(&G->ldr, "__device__ __forceinline__ " CG_K_SPLITS_FN(CG_QUOTE) "\n");
-    for (int split = 0; split < (sp >= 0 ? 2 : 1); split++) {
+    int64_t nt = (O.coeff + 127) / 128, ntw = nw * nt, nkb = (I + 127) / 128;
+    int64_t parts = cg_k_splits(1, 2 * ntw, nkb); /* the most parts any step takes: R = 1, 2 tiles at most */
+    if (parts > 1)
+        for (int k = 0; k < nw; k++) out[k].sp = cg_slot_scratch(G, k ? n2 : n, ir_dim_const(parts * 64 * O.coeff));
+    if (parts > 1 && !(G->ldr.data && strstr(G->ldr.data, "cg_k_splits("))) /* once per module (a chained down may split too) */
+        sb_puts(&G->ldr, "__device__ __forceinline__ " CG_K_SPLITS_FN(CG_QUOTE) "\n");
+    for (int split = 0; split < (parts > 1 ? 2 : 1); split++) {
         cg_head(G, split ? "fp8_expert_linear, phase 2, K split between blocks (at most 64 routed rows): partial tiles to scratch"
                          : "fp8_expert_linear, phase 2: tensor-core FP8 tile per (expert tile of 64 rows, 128 outputs)");
         sb_printf(&G->decl, "    extern __shared__ __align__(16) unsigned char sm[];\n"
                             "    __shared__ int srow[64], yrow[64];\n"
                             "    const int E = %lld, EB = E + 1;\n"
-                            "    const int *C = (const int *)a.t[%d], *P = (const int *)a.t[%d], *T = (const int *)a.t[%d];\n",
-                  (long long)E, sc, sp0, st);
+                            "    const int *C = (const int *)a.t[%d], *P = (const int *)a.t[%d], *T = (const int *)a.t[%d];\n"
+                            "    const long long nt = (%s + 127) / 128, ntw = %lldLL * nt;  // output tiles of a weight, of the kernel's %lld\n",
+                  (long long)E, sc, sp0, st, cg_dim(G, O), (long long)nw, (long long)nw);
         if (split)
-            sb_printf(&G->decl, "    const long long R = %s, nt = %lldLL, tmax = (R + 63) / 64 + (EB < R ? EB : R);  // the grid's tiles\n"
-                                "    const long long ns = cg_k_splits(R, tmax * nt, %lldLL), kper = (%lldLL + ns - 1) / ns;\n"
-                                "    const long long ot = blockIdx.x %% nt, t = blockIdx.x / nt %% tmax, kpart = blockIdx.x / nt / tmax;\n",
-                      cg_dim(G, R), (long long)nt, (long long)nkb, (long long)nkb);
-        else sb_printf(&G->decl, "    const long long nt = (%s + 127) / 128, ot = blockIdx.x %% nt, t = blockIdx.x / nt;\n", cg_dim(G, O));
-        sb_printf(&G->decl, "    if (t >= C[2 * EB]) return;  // past the tiles this step has\n"
+            sb_printf(&G->decl, "    const long long R = %s, tmax = (R + 63) / 64 + (EB < R ? EB : R);  // the grid's tiles\n"
+                                "    const long long ns = cg_k_splits(R, tmax * ntw, %lldLL), kper = (%lldLL + ns - 1) / ns;\n"
+                                "    const long long otw = blockIdx.x %% ntw, t = blockIdx.x / ntw %% tmax, kpart = blockIdx.x / ntw / tmax;\n",
+                      cg_dim(G, R), (long long)nkb, (long long)nkb);
+        else sb_puts(&G->decl, "    const long long otw = blockIdx.x % ntw, t = blockIdx.x / ntw;\n");
+        sb_printf(&G->decl, "    const long long ot = otw %% nt, wsel = otw / nt;  // the output tile of weight wsel\n"
+                            "    if (t >= C[2 * EB]) return;  // past the tiles this step has\n"
                             "    const int start = T[t];\n"
                             "    const long long e = (long long)L%d(a, P[start]), b = e < 0 ? E : e;\n"
                             "    const int nr = C[EB + b] + C[b] - start < 64 ? C[EB + b] + C[b] - start : 64;\n"
@@ -95,25 +164,36 @@ static bool expert_fp8_grouped(Gen *G, const IrNode *n, int64_t I) {
                             "        const long long O = %s;\n"
                             "        for (int k = threadIdx.x; k < nr * 128; k += blockDim.x) {\n"
                             "            const long long r = yrow[k / 128], o = ot * 128 + k %% 128;\n"
-                            "            if (o < O) %s;\n"
-                            "        }\n"
-                            "        return;\n"
-                            "    }\n",
-                  si, bcast ? arena_printf(G->a, "(int)(r / %s)", Ks) : "r", cg_dim(G, O),
-                  split ? arena_printf(G->a, "st_f32(a.t[%d], (kpart * 64 + r) * O + o, 0.0f)", sp) : arena_printf(G->a, "S%d(a, r * O + o, 0.0f)", sy));
-        if (split)
-            cg_mma_tile_part(G, false, false, sx, sxs, sw, sws, sy, I, cg_dim(G, O), "kpart * kper",
-                             "kpart * kper + kper < nkb ? kpart * kper + kper : nkb", sp); /* yrow < R <= 64: [part][row][O] */
-        else cg_mma_tile(G, false, false, sx, sxs, sw, sws, sy, I, cg_dim(G, O));
+                            "            if (o < O) {\n"
+                            "                if (wsel == 0) %s;\n",
+                  si, bcast ? arena_printf(G->a, "(int)(r / %s)", Ks) : "r", cg_dim(G, O), expert_zero(G, &out[0], split));
+        if (n2) sb_printf(&G->decl, "                else %s;\n", expert_zero(G, &out[1], split));
+        sb_puts(&G->decl, "            }\n        }\n        return;\n    }\n");
+        for (int k = 0; k < nw; k++) {
+            sb_printf(&G->decl, "    %sif (wsel == %d) {\n", k ? "else " : "", k);
+            const ExpertOut *o = &out[k];
+            if (split)
+                cg_mma_tile_part(G, false, false, sx, sxs, o->sw, o->sws, o->sy, I, cg_dim(G, O), "kpart * kper",
+                                 "kpart * kper + kper < nkb ? kpart * kper + kper : nkb", o->sp); /* yrow < R <= 64: [part][row][O] */
+            else cg_mma_tile(G, false, false, sx, sxs, o->sw, o->sws, o->sy, I, cg_dim(G, O));
+            sb_puts(&G->decl, "    }\n");
+        }
         sb_puts(&G->decl, "}\n");
-        cg_phase(G, CG_LAUNCH_BLOCK, R, 64, O, 128, CG_TILE_SMEM(G));
+        /* blocks: (row tiles of 64 + the experts that have rows) x the output tiles of the nw weights */
+        cg_phase(G, CG_LAUNCH_BLOCK, R, 64, ir_dim_const(ntw), 1, CG_TILE_SMEM(G));
         G->phases[G->nphases - 1].plus = EB;
-        if (sp >= 0) cg_phase_k(G, split ? CG_ITEMS_K_SPLIT : CG_ITEMS_K_WHOLE, nkb);
+        if (parts > 1) cg_phase_k(G, split ? CG_ITEMS_K_SPLIT : CG_ITEMS_K_WHOLE, nkb);
     }
-    if (sp >= 0) /* the grid's tiles over M = R routed rows, as the split phase counts them */
-        cg_k_sum(G, "fp8_expert_linear: the sum of the K parts", R, O.coeff,
-                 arena_printf(G->a, "((M + 63) / 64 + (%lldLL < M ? %lldLL : M)) * %lldLL", (long long)EB, (long long)EB, (long long)nt), nkb, sp, sy, EB);
+    if (parts > 1) expert_k_sum(G, R, O.coeff, nt, ntw, nkb, EB, out, nw);
     return true;
+}
+
+bool cg_expert_grouped(const Gen *G, const IrNode *n) {
+    if (n->op != IR_OP_FP8_EXPERT_LINEAR) return false;
+    const IrNode *x = n->ops[0], *w = n->ops[2], *idx = n->ops[4];
+    return w->type.rank == 3 && idx->type.rank == 2 && ir_dim_is_const(w->type.dims[2]) && w->type.dims[2].coeff <= 12288 &&
+           x->op != IR_OP_KV_CACHE && ir_dim_is_const(w->type.dims[0]) && w->type.dims[0].coeff <= 4096 && ir_dim_is_const(w->type.dims[1]) &&
+           G->dtype[x->id] == IR_DT_FP8E4M3 && G->dtype[w->id] == IR_DT_FP8E4M3;
 }
 
 bool cg_expert_gemm(Gen *G, const IrNode *n, bool fp8) {
@@ -123,9 +203,8 @@ bool cg_expert_gemm(Gen *G, const IrNode *n, bool fp8) {
         return false;
     }
     int64_t I = w->type.dims[2].coeff;
-    if (fp8 && x->op != IR_OP_KV_CACHE && ir_dim_is_const(w->type.dims[0]) && w->type.dims[0].coeff <= 4096 && ir_dim_is_const(w->type.dims[1]) &&
-        G->dtype[x->id] == IR_DT_FP8E4M3 && G->dtype[w->id] == IR_DT_FP8E4M3)
-        return expert_fp8_grouped(G, n, I);
+    if (fp8 && cg_expert_grouped(G, n))
+        return expert_fp8_grouped(G, n, G->pair && G->pair[n->id] >= 0 ? G->g->nodes[G->pair[n->id]] : NULL, I);
     bool bcast = x->type.rank == 2;
     IrDim R = ir_type_numel(&idx->type);
     int sx = cg_slot_value(G, x), sw = cg_slot_value(G, w), si = cg_slot_value(G, idx), sy = cg_slot_value(G, n);

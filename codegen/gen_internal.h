@@ -27,6 +27,10 @@ typedef struct {
     bool wgmma;          /* the tensor-core tile is the wgmma one (CgGenOptions.tile) */
     bool skinny;         /* FP8 linears get their skinny-M form (CgGenOptions.no_skinny, DSCC_GEMM_SKINNY) */
     const IrNode *act;   /* an act_scale whose amax the store pass of its input's size computes (gen.c) */
+    const int *pair;     /* by node id: the grouped expert GEMM that shares this one's kernel (gate beside up), -1 none */
+    const int *cache_of; /* by node id: the KV cache a group's store of this value appends it to (gen.c), -1 none */
+    const IrNode *sorted; /* the routing (idx) an earlier phase of this kernel sorted its rows by, NULL none ... */
+    int sort_slots[3];    /* ... and its scratch slots: per-bucket counts, sorted rows, tiles (gen_expert.c) */
     const char *why;     /* set by a template that cannot handle its node */
 } Gen;
 
@@ -64,6 +68,11 @@ bool cg_gemm(Gen *G, const IrNode *n, bool fp8);
 const IrNode *cg_bf16_source(const Gen *G, const IrNode *v);
 bool cg_linear_reads_bf16(const Gen *G, const IrNode *n);
 bool cg_expert_gemm(Gen *G, const IrNode *n, bool fp8);
+/* Whether fp8_expert_linear n runs as the grouped tensor-core GEMM. Two
+ * such GEMMs on the same input, scales and routing with weights alike
+ * (gate and up) share one kernel when G->pair names one beside the other
+ * (gen.c): one sort, one tile phase over both weights' output tiles. */
+bool cg_expert_grouped(const Gen *G, const IrNode *n);
 bool cg_attention(Gen *G, const IrNode *n);
 /* An attention on the tensor-core form whose v is a slice of k's last axis
  * (MLA's latent: v = slice(cache, 0, kv_lora_rank)) reads v from k's own

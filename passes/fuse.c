@@ -113,17 +113,25 @@ static bool depends_on(Deps *D, const IrNode *p, int grp) {
     return false;
 }
 
+/* A view not yet placed (it joins its reader's group) stands for its
+ * operand: act_scale(reshape(rmsnorm)) joins the norm's group as
+ * act_scale(rmsnorm) would (MoE's norm, reshaped to [B*S, hidden]). */
+static const IrNode *through_views(const IrNode *o) {
+    while (o->group < 0 && ir_op_class(o->op) == IR_CLASS_VIEW && o->nops == 1) o = o->ops[0];
+    return o;
+}
+
 /* The group n joins: that of a fusible operand o when no other operand
  * depends on o's group (which keeps the kernel graph acyclic: a residual
  * add never joins the norm before the GEMM it waits for); -1 for a new one. */
 static int join_group(Deps *D, const IrNode *n) {
     if (!ir_op_fusible(n->op)) return -1;
     for (int k = 0; k < n->nops; k++) {
-        const IrNode *o = n->ops[k];
+        const IrNode *o = through_views(n->ops[k]);
         if (o->group < 0 || !ir_op_fusible(o->op)) continue;
         bool ok = true;
         for (int m = 0; m < n->nops && ok; m++) {
-            const IrNode *p = n->ops[m];
+            const IrNode *p = through_views(n->ops[m]);
             ok = p->group == o->group || !depends_on(D, p, o->group);
         }
         if (ok) return o->group;

@@ -18,6 +18,8 @@ const PassInfo pass_table[] = {
     {"cse", "merge ops that compute the same value from the same operands", "", pass_cse},
     {"fp8-quant", "DeepSeek-V3 FP8: linears on low-precision activations become 1x128-tile / 128x128-block FP8 GEMMs",
      "act-tile=128,weight-block=128,exclude=\"\"", pass_fp8_quant},
+    {"merge-linears", "FP8 linears reading the same input become one GEMM over their concatenated weights (q_a + kv_a, gate + up)",
+     "", pass_merge_linears},
     {"node-limited-routing", "place experts on nodes x GPUs, cap the nodes a token reaches, two-hop dispatch/combine",
      "nodes=1,gpus-per-node=1,max-nodes=0", pass_routing},
     {"microbatch-overlap", "split the batch into micro-batches; compute on stream 0 overlaps dispatch/combine on stream 1",
@@ -32,12 +34,14 @@ const int pass_count = (int)(sizeof pass_table / sizeof pass_table[0]);
  * pass_preset are both spelled from these. */
 #define PRESET_HEAD "shape-infer,fold-constants,dce"
 #define PRESET_FP8 ",fp8-quant"
-#define PRESET_CLEAN ",cse,dce,node-limited-routing"
+#define PRESET_CLEAN ",cse,dce"
+#define PRESET_MERGE ",merge-linears"
+#define PRESET_ROUTE ",node-limited-routing"
 #define PRESET_OVERLAP ",microbatch-overlap"
 #define PRESET_FUSE ",fuse"
 #define PRESET_PLAN ",plan-memory"
 
-const char *pass_default_pipeline(void) { return PRESET_HEAD PRESET_FP8 PRESET_CLEAN PRESET_FUSE PRESET_PLAN; }
+const char *pass_default_pipeline(void) { return PRESET_HEAD PRESET_FP8 PRESET_CLEAN PRESET_MERGE PRESET_ROUTE PRESET_FUSE PRESET_PLAN; }
 
 const char *pass_preset(Arena *a, const char *name, const PassPreset *o) {
     bool plan = strcmp(name, "default") == 0;
@@ -47,6 +51,8 @@ const char *pass_preset(Arena *a, const char *name, const PassPreset *o) {
     sb_puts(&sb, PRESET_HEAD);
     if (o->fp8) sb_puts(&sb, PRESET_FP8);
     sb_puts(&sb, PRESET_CLEAN);
+    if (o->fp8) sb_puts(&sb, PRESET_MERGE);
+    sb_puts(&sb, PRESET_ROUTE);
     if (o->nodes > 0 || o->gpus_per_node > 0)
         sb_printf(&sb, "{nodes=%d,gpus-per-node=%d}", o->nodes > 0 ? o->nodes : 1, o->gpus_per_node > 0 ? o->gpus_per_node : 1);
     if (o->microbatches > 0) sb_printf(&sb, PRESET_OVERLAP "{n=%d}", o->microbatches);

@@ -71,7 +71,7 @@ typedef struct {
 
 /* The named pipelines every tool, test and benchmark uses:
  *   "default"  shape-infer, fold-constants, dce, [fp8-quant,] cse, dce,
- *              node-limited-routing, [microbatch-overlap,] fuse, plan-memory
+ *              [merge-linears,] node-limited-routing, [microbatch-overlap,] fuse, plan-memory
  *   "kernels"  the same without plan-memory (for code generation alone)
  * Returns the pipeline string (arena-allocated), or NULL for an unknown name. */
 const char *pass_preset(Arena *a, const char *name, const PassPreset *o);
@@ -94,6 +94,7 @@ PassResult pass_dce(PassCtx *c, IrGraph *g);
 PassResult pass_cse(PassCtx *c, IrGraph *g);
 PassResult pass_fp8_quant(PassCtx *c, IrGraph *g);
 PassResult pass_fuse(PassCtx *c, IrGraph *g);
+PassResult pass_merge_linears(PassCtx *c, IrGraph *g);
 PassResult pass_plan_memory(PassCtx *c, IrGraph *g);
 PassResult pass_routing(PassCtx *c, IrGraph *g);
 PassResult pass_overlap(PassCtx *c, IrGraph *g);

@@ -218,14 +218,14 @@ static void test_split_key_launch(void **state) {
             if (ph->plus == 0) continue;
             experts++;
             assert_int_equal(ph->plus, 17); /* the tiny model's 16 experts, and id -1 */
-            int64_t sym[IR_MAX_DIM_SYMS] = {0}, nt = (ir_dim_eval(ph->b, sym) + 127) / 128;
+            int64_t sym[IR_MAX_DIM_SYMS] = {0}, nt = (ir_dim_eval(ph->b, sym) + ph->db - 1) / ph->db; /* output tiles */
             sym[sb] = 1, sym[ss] = 1; /* a batch-1 decode step: 4 routed rows */
             assert_true(cg_phase_items(ph, sym) == (1 + 4) * nt);
             sym[sb] = 2, sym[ss] = 12; /* 96 routed rows: 2 tiles + 17 buckets */
             assert_true(cg_phase_items(ph, sym) == (2 + 17) * nt);
         }
     }
-    assert_int_equal(experts, 6); /* gate, up and down of the two MoE layers */
+    assert_int_equal(experts, 4); /* gate and up (one kernel, over both weights' tiles) and down of the two MoE layers */
     arena_free(a);
 }
 
@@ -459,6 +459,55 @@ static void test_cache_rejects_bad_entries(void **state) {
     assert_int_equal(system(cmd), 0);
 }
 
+/* The launches of a decode step of bench_gpu's configuration (two
+ * full-width V3 layers, one dense and one MoE) at batch 1 without
+ * cuBLASLt (no block-scaled FP8 algorithm at M = 1): every phase with
+ * items, but kernels of weights alone (run once, at the first step).
+ * 86 before merge-linears and the codegen glue; 10 of these are split-K
+ * sums, which the skinny-M GEMM is to take inside the GEMM. */
+static void test_decode_launches(void **state) {
+    (void)state;
+    Arena *a = arena_new();
+    DiagEngine *d = diag_new(a, stderr);
+    FeSetting sets[3] = {{"num_hidden_layers", "2"}, {"first_k_dense_replace", "1"}, {"num_nextn_predict_layers", "0"}};
+    FeOptions fo = {NULL, sets, 3};
+    IrGraph *g = fe_compile_file(a, d, DSCC_SOURCE_DIR "/models/deepseek_v3.dsl", &fo);
+    assert_non_null(g);
+    PassPipeline pp;
+    PassRunOptions ro = {0};
+    assert_true(pass_pipeline_parse(a, d, pass_preset(a, "kernels", &(PassPreset){.fp8 = true}), &pp));
+    assert_true(pass_pipeline_run(&pp, g, &ro, d));
+    CgProgram *p = cg_generate(a, d, g, NULL);
+    assert_non_null(p);
+    int64_t sym[IR_MAX_DIM_SYMS] = {0};
+    for (int s = 0; s < g->ndims; s++) sym[s] = strcmp(g->dim_names[s], "T") == 0 ? 17 : 1;
+    bool *wonly = calloc((size_t)g->nnodes + 1, 1); /* a function of the weights alone */
+    for (int i = 0; i < g->nnodes; i++) {
+        const IrNode *n = g->nodes[i];
+        wonly[i] = n->op == IR_OP_WEIGHT;
+        if (n->op == IR_OP_INPUT || n->op == IR_OP_WEIGHT || n->op == IR_OP_KV_CACHE || n->op == IR_OP_OUTPUT || n->nops == 0) continue;
+        wonly[i] = true;
+        for (int k = 0; k < n->nops; k++) wonly[i] &= wonly[n->ops[k]->id];
+    }
+    int launches = 0, sums = 0, sorts = 0;
+    for (int k = 0; k < p->nkernels; k++) {
+        const CgKernel *ck = &p->kernels[k];
+        bool once = ck->nnodes > 0;
+        for (int j = 0; j < ck->nnodes; j++) once &= wonly[ck->nodes[j]];
+        for (int f = 0; f < ck->nphases && !once; f++) {
+            if (cg_phase_items(&ck->phases[f], sym) <= 0) continue;
+            launches++;
+            sums += ck->phases[f].rule == CG_ITEMS_K_SUM;
+            sorts += strstr(p->modules[ck->module].source, "sorted by expert") && f == 0;
+        }
+    }
+    free(wonly);
+    assert_int_equal(launches, 53);
+    assert_int_equal(sums, 10);
+    assert_int_equal(sorts, 1); /* one expert sort for the MoE layer */
+    arena_free(a);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_compile_and_cache),
@@ -468,6 +517,7 @@ int main(void) {
         cmocka_unit_test(test_split_key_launch),
         cmocka_unit_test(test_router_reads_bf16),
         cmocka_unit_test(test_k_split_launch),
+        cmocka_unit_test(test_decode_launches),
         cmocka_unit_test(test_act_scale_merge),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -63,9 +63,8 @@ static IrGraph *compile(Fx *f, const char *pipeline) {
     return g;
 }
 
-/* Logits [B*T*V] of one full forward; caller frees. */
-static float *logits(Fx *f, const IrGraph *g, bool emulate_fp8, int64_t *n) {
-    CpuWeightSource ws = {rt_checkpoint_read_f32, f->ck};
+/* Logits [B*T*V] of one full forward from weights ws; caller frees. */
+static float *logits_from(Fx *f, const IrGraph *g, CpuWeightSource ws, bool emulate_fp8, int64_t *n) {
     CpuOptions o = {.threads = 2, .fp8 = emulate_fp8};
     CpuExec *x = cpu_exec_new(g, &ws, &o, f->d);
     assert_non_null(x);
@@ -83,6 +82,11 @@ static float *logits(Fx *f, const IrGraph *g, bool emulate_fp8, int64_t *n) {
     cpu_exec_free(x);
     free(pos);
     return out;
+}
+
+/* ... from the fixture's checkpoint. */
+static float *logits(Fx *f, const IrGraph *g, bool emulate_fp8, int64_t *n) {
+    return logits_from(f, g, (CpuWeightSource){rt_checkpoint_read_f32, f->ck}, emulate_fp8, n);
 }
 
 static void test_value_preserving_passes(void **state) {
@@ -245,8 +249,9 @@ static void test_pipeline_errors(void **state) {
 }
 
 /* The fuse pass's grouping as first written, with an n x n bitset of group
- * dependencies: the reference the pass (which keeps only each node's
- * largest dependency and walks back on demand) must match group for group. */
+ * dependencies (and a reshape not yet placed standing for its operand):
+ * the reference the pass (which keeps only each node's largest dependency
+ * and walks back on demand) must match group for group. */
 static void fuse_reference(const IrGraph *g, int *group) {
     size_t words = ((size_t)g->nnodes + 64) / 64;
     uint64_t *deps = calloc((size_t)g->nnodes * words + 1, sizeof(uint64_t));
@@ -270,9 +275,14 @@ static void fuse_reference(const IrGraph *g, int *group) {
         int grp = -1;
         for (int k = 0; k < n->nops && grp < 0 && ir_op_fusible(n->op); k++) {
             const IrNode *o = n->ops[k];
+            while (group[o->id] < 0 && o->op == IR_OP_RESHAPE) o = o->ops[0]; /* a reshape not yet placed stands for its operand */
             if (group[o->id] < 0 || !ir_op_fusible(o->op)) continue;
             bool ok = true;
-            for (int m = 0; m < n->nops && ok; m++) ok = group[n->ops[m]->id] == group[o->id] || !HAS(n->ops[m], group[o->id]);
+            for (int m = 0; m < n->nops && ok; m++) {
+                const IrNode *q = n->ops[m];
+                while (group[q->id] < 0 && q->op == IR_OP_RESHAPE) q = q->ops[0];
+                ok = group[q->id] == group[o->id] || !HAS(q, group[o->id]);
+            }
             if (ok) grp = group[o->id];
         }
         group[i] = grp >= 0 ? grp : groups++;
@@ -345,6 +355,51 @@ static void test_fuse_matches_reference(void **state) {
     }
 }
 
+static int count_op(const IrGraph *g, IrOp op) {
+    int c = 0;
+    for (int i = 0; i < g->nnodes; i++) c += g->nodes[i]->op == op;
+    return c;
+}
+
+/* merge-linears on the tiny model widened so its parts align to 128-row
+ * blocks (q_a 128 beside kv_a's 48, which goes last; w13 of the dense MLP
+ * and the shared expert): 6 fewer FP8 GEMMs over concatenated weights and
+ * scales, the same logits bit for bit (random weights, FP8 emulated by the
+ * passes). The fixture as it is (q_lora_rank 48, intermediate 200) has no
+ * part that may go first, and nothing merges. */
+static void test_merge_linears(void **state) {
+    Fx *f = *state;
+    FeSetting sets[] = {{"q_lora_rank", "128"}, {"intermediate_size", "256"}, {"moe_intermediate_size", "128"}};
+    FeOptions o = {rt_checkpoint_config_path(f->ck), sets, 3};
+    const char *pipes[2] = {"fp8-quant,cse,dce", "fp8-quant,cse,dce,merge-linears"};
+    IrGraph *g[2];
+    for (int k = 0; k < 2; k++) {
+        g[k] = fe_compile_file(f->a, f->d, DSCC_SOURCE_DIR "/models/deepseek_v3.dsl", &o);
+        assert_non_null(g[k]);
+        PassPipeline p;
+        assert_true(pass_pipeline_parse(f->a, f->d, pipes[k], &p));
+        PassRunOptions ro = {.verify_each = true};
+        assert_true(pass_pipeline_run(&p, g[k], &ro, f->d));
+    }
+    assert_int_equal(count_op(g[0], IR_OP_FP8_LINEAR) - count_op(g[1], IR_OP_FP8_LINEAR), 6);
+    assert_int_equal(count_op(g[1], IR_OP_CONCAT) - count_op(g[0], IR_OP_CONCAT), 12); /* weights and scales of each */
+    assert_int_equal(count_op(g[0], IR_OP_FP8_EXPERT_LINEAR), count_op(g[1], IR_OP_FP8_EXPERT_LINEAR));
+    for (int i = 0; i < g[1]->nnodes; i++) { /* q_a's 128 rows first, kv_a's 48 after: N = 176, scales 1 + 1 blocks */
+        const IrNode *n = g[1]->nodes[i];
+        if (n->op == IR_OP_FP8_LINEAR && n->ops[2]->op == IR_OP_CONCAT && n->type.dims[n->type.rank - 1].coeff == 176)
+            assert_int_equal(n->ops[3]->type.dims[0].coeff, 2);
+    }
+    uint64_t seed = 7;
+    int64_t n0, n1;
+    float *a = logits_from(f, g[0], cpu_random_weights(&seed), false, &n0);
+    float *b = logits_from(f, g[1], cpu_random_weights(&seed), false, &n1);
+    assert_int_equal(n0, n1);
+    if (memcmp(a, b, sizeof(float) * (size_t)n0) != 0) fail_msg("merge-linears changed the logits");
+    free(a), free(b);
+    IrGraph *t = compile(f, "fp8-quant,cse,dce,merge-linears"); /* the fixture: no part aligned to go first */
+    assert_int_equal(count_op(t, IR_OP_FP8_LINEAR), count_op(compile(f, "fp8-quant,cse,dce"), IR_OP_FP8_LINEAR));
+}
+
 /* The presets spell the pipelines the tools used to copy; each parses. */
 static void test_presets(void **state) {
     Fx *f = *state;
@@ -353,18 +408,19 @@ static void test_presets(void **state) {
     assert_string_equal(pass_preset(f->a, "default", &(PassPreset){.batch = 2, .seq = 7}),
                         "shape-infer,fold-constants,dce,cse,dce,node-limited-routing,fuse,plan-memory{batch=2,seq=7}");
     const char *ep = pass_preset(f->a, "kernels", &(PassPreset){.fp8 = true, .nodes = 2, .gpus_per_node = 4, .microbatches = 2});
-    assert_string_equal(ep, "shape-infer,fold-constants,dce,fp8-quant,cse,dce,node-limited-routing{nodes=2,gpus-per-node=4},"
+    assert_string_equal(ep, "shape-infer,fold-constants,dce,fp8-quant,cse,dce,merge-linears,node-limited-routing{nodes=2,gpus-per-node=4},"
                             "microbatch-overlap{n=2},fuse");
     assert_true(pass_pipeline_parse(f->a, f->d, ep, &p));
-    assert_int_equal(p.n, 9);
+    assert_int_equal(p.n, 10);
     assert_true(pass_pipeline_parse(f->a, f->d, pass_default_pipeline(), &p));
-    assert_int_equal(p.n, 9);
+    assert_int_equal(p.n, 10);
     assert_null(pass_preset(f->a, "fast", &(PassPreset){0}));
 }
 
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_presets, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_merge_linears, setup, teardown),
         cmocka_unit_test_setup_teardown(test_fuse_matches_reference, setup, teardown),
         cmocka_unit_test_setup_teardown(test_value_preserving_passes, setup, teardown),
         cmocka_unit_test_setup_teardown(test_fp8_quant_equals_emulation, setup, teardown),

@@ -2,13 +2,13 @@
 // NVRTC to sm_90a (no GPU needed), through a fresh cache and then from it;
 // --emit=cuda shows each kernel's IR ops and DSL locations.
 // RUN: d=$(mktemp -d); DSCC_CACHE_DIR=$d/cache dscc compile models/deepseek_v3.dsl --emit=cubin -o $d/cubin 2>&1 | sed 's/in [0-9.]* s/in T s/'; ls $d/cubin | wc -l; file=$(ls $d/cubin/g0_*.cubin); head -c 4 $file | od -An -c; DSCC_CACHE_DIR=$d/cache dscc compile models/deepseek_v3.dsl --emit=cubin -o $d/cubin 2>&1 | sed 's/in [0-9.]* s/in T s/'; truncate -s 5000 $(ls $d/cache/*.cubin | head -n 1); DSCC_CACHE_DIR=$d/cache dscc compile models/deepseek_v3.dsl --emit=cubin -o $d/cubin 2>&1 | sed 's/in [0-9.]* s/in T s/'; rm -rf $d
-// CHECK: compiled 40 modules for 1923 kernels with NVRTC (0 from the cache, 0 damaged cache entries compiled again) in T s
-// CHECK-NEXT: wrote 39 cubins (40 modules, identical ones once) of 1923 kernels and manifest.json to
-// CHECK-NEXT: 40
+// CHECK: compiled 38 modules for 1572 kernels with NVRTC (0 from the cache, 0 damaged cache entries compiled again) in T s
+// CHECK-NEXT: wrote 38 cubins (38 modules, identical ones once) of 1572 kernels and manifest.json to
+// CHECK-NEXT: 39
 // CHECK-NEXT: 177   E   L   F
-// CHECK-NEXT: compiled 40 modules for 1923 kernels with NVRTC (40 from the cache, 0 damaged cache entries compiled again) in T s
-// CHECK-NEXT: wrote 39 cubins (40 modules, identical ones once) of 1923 kernels and manifest.json to
-// CHECK-NEXT: compiled 40 modules for 1923 kernels with NVRTC (39 from the cache, 1 damaged cache entries compiled again) in T s
+// CHECK-NEXT: compiled 38 modules for 1572 kernels with NVRTC (38 from the cache, 0 damaged cache entries compiled again) in T s
+// CHECK-NEXT: wrote 38 cubins (38 modules, identical ones once) of 1572 kernels and manifest.json to
+// CHECK-NEXT: compiled 38 modules for 1572 kernels with NVRTC (37 from the cache, 1 damaged cache entries compiled again) in T s
 // RUN: dscc compile models/deepseek_v3.dsl --config models/tiny/config.json --emit=cuda | awk '/^\/\/ g1_rmsnorm/,/^\/\/ module/'
 // CHECK: // g1_rmsnorm_act_scale_quantize: 3 IR ops
 // CHECK-NEXT: = rmsnorm
@@ -20,7 +20,7 @@
 // CHECK-NEXT: exit=2
 // Which V3 kernels take the tensor-core templates: every FP8 linear (each
 // with the scale transposition its cuBLASLt form needs), the grouped expert
-// GEMM of every routed linear, both absorbed-MLA einsums and attention in
+// GEMM of every routed linear (gate, up and down in one kernel over one sort), both absorbed-MLA einsums and attention in
 // every layer (with its split-key decode form and the merge of its parts),
 // the BF16 LM head, and the f32 router linear of every MoE layer, which reads
 // the bf16 values its operands were cast from (so the casts are not computed),
@@ -35,10 +35,22 @@
 // CHECK-NEXT: 61 attention, one key head: tensor cores (mma m16n8k16 BF16), 64 query rows x 32 keys per step, online softmax
 // CHECK-NEXT: 61 einsum bshc,hdc->bshd per head on the tensor cores (wgmma m64n64k16 BF16), 64x128 tile
 // CHECK-NEXT: 61 einsum bshd,hcd->bshc per head on the tensor cores (wgmma m64n64k16 BF16), 64x128 tile
-// CHECK-NEXT: 174 fp8_expert_linear, phase 1: routed rows sorted by expert (bucket E: id -1), cut into tiles of 64
-// CHECK-NEXT: 427 fp8_linear: tensor cores (wgmma m64n64k32 E4M3), 64x128 tile, 1x128 / 128x128 block scales per K block
-// CHECK-NEXT: 427 fp8_linear: tensor cores (wgmma m64n64k32 E4M3), 64x128 tile, 1x128 / 128x128 block scales per K block, K split between blocks (one row tile): partial tiles to scratch
+// CHECK-NEXT: 58 fp8_expert_linear x 2 (gate and up), phase 1: routed rows sorted by expert (bucket E: id -1), cut into tiles of 64
+// CHECK-NEXT: 305 fp8_linear: tensor cores (wgmma m64n64k32 E4M3), 64x128 tile, 1x128 / 128x128 block scales per K block
+// CHECK-NEXT: 302 fp8_linear: tensor cores (wgmma m64n64k32 E4M3), 64x128 tile, 1x128 / 128x128 block scales per K block, K split between blocks (one row tile): partial tiles to scratch
 // CHECK-NEXT: 1 linear: tensor cores (wgmma m64n64k16 BF16, f32 accumulation), 64x128 tile
 // CHECK-NEXT: 58 linear: tensor cores (wgmma m64n64k16 BF16, f32 accumulation), 64x128 tile, on the bf16 values its f32 operands were cast from
 // CHECK-NEXT: 58 linear: tensor cores (wgmma m64n64k16 BF16, f32 accumulation), 64x128 tile, on the bf16 values its f32 operands were cast from, K split between blocks (one row tile): partial tiles to scratch
-// CHECK-NEXT: 427 xs[M][K/128] -> [K/128][M] for cuBLASLt
+// CHECK-NEXT: 305 xs[M][K/128] -> [K/128][M] for cuBLASLt
+// Every rmsnorm of V3 (61 x input, q_a, latent, post-attention, and the
+// final one) is one launch: its group keeps rows apart, so one block per
+// row takes the row's statistic and then stores the row (with the residual
+// add, the act_scale and the quantize of the next GEMM's input); the
+// latent's row kernel also appends the new row to the KV cache, so no
+// layer has a kernel of its own for that.
+// RUN: dscc compile models/deepseek_v3.dsl --emit=cuda | grep -E "^extern .*rmsnorm" | sed 's/.*) {  \/\/ //' | sort | uniq -c | sed 's/^ *//'
+// CHECK: 245 rows: rmsnorm, then the row's stores; one block per row
+// CHECK-NOT: rmsnorm
+// RUN: dscc compile models/deepseek_v3.dsl --emit=cuda | grep -oE "^extern .*kv_cache: append|appended to the cache" | sort | uniq -c | sed 's/^ *//'
+// CHECK: 61 appended to the cache
+// CHECK-NOT: kv_cache: append

@@ -16,7 +16,7 @@
 // CHECK: dscc: error: unknown command 'frobnicate'
 // CHECK: exit=2
 // RUN: dscc compile models/deepseek_v3.dsl --passes=dce,fp8-quantize; echo "exit=$?"
-// CHECK: --passes: error: unknown pass 'fp8-quantize' (passes: shape-infer, fold-constants, dce, cse, fp8-quant, node-limited-routing, microbatch-overlap, fuse, plan-memory)
+// CHECK: --passes: error: unknown pass 'fp8-quantize' (passes: shape-infer, fold-constants, dce, cse, fp8-quant, merge-linears, node-limited-routing, microbatch-overlap, fuse, plan-memory)
 // CHECK: exit=2
 // RUN: dscc compile models/deepseek_v3.dsl --passes='fp8-quant{act-tile=64}'; echo "exit=$?"
 // CHECK: --passes: error: fp8-quant: only act-tile=128 and weight-block=128 (DeepSeek-V3's) are implemented
