@@ -13,7 +13,9 @@ product is checked against the dequantized operands' float32 product: a
 relative L2 error over 2e-2 is marked FAIL and makes the exit status 1.
 DeepGEMM compiles each kernel on first use (JIT): --budget-s stops the sweep
 when that much time has gone, saying which rows were left out; rows come in
-the order of --m (default 4096 first, then 1, 128, 1024, 64, 512).
+the order of --m (default 4096 first, then 1, 128, 1024, 64, 512). Its JIT
+uses NVCC (DG_JIT_USE_NVRTC=1 in the environment: NVRTC, which compiles
+faster and, DeepGEMM says, may run slower in some cases).
 
 If the wheel does not load with this PyTorch (it is built against one
 version), or there is no Hopper GPU, it says so and exits 0.

@@ -27,6 +27,8 @@ usage: python3 bench/peer_deepseek.py [--layers 2] [--dense 1] [--prefill 1024]
          [--peer-dir .peers/deepseek_v3] [--modes bf16/absorb,fp8/absorb,fp8/naive] [--dry-run]
 --dry-run checks the peer folder, the ModelArgs it would build and the
 weight plan without CUDA (and without PyTorch, where it is missing).
+Expect minutes: Triton compiles fp8_gemm's 36 configs for each (N, K) of
+the model at first use (progress goes to standard error).
 """
 import argparse
 import ast
