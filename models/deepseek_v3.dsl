@@ -174,11 +174,12 @@ fn mla_attention(h, l) {
     let o_n = mla_naive(q_nope, q_pe, lat_ctx, slice(cache, axis=-1, start=kv_lora_rank, len=qk_rope_head_dim), wkv_b, T);
     return linear(reshape(o_n, [B, S, H * v_head_dim]), wo);
   }
-  let o = mla_absorbed(q_nope, q_pe, cache, wkv_b);                    // [B, S, H, v_head_dim]
+  let out = linear(reshape(mla_absorbed(q_nope, q_pe, cache, wkv_b), [B, S, H * v_head_dim]), wo);
   if attn_impl == "auto" {  // a step with nothing cached (T = S) takes the naive form over its own tokens
-    o = fresh_select(mla_naive(q_nope, q_pe, lat, k_rot, wkv_b, S), o);
+    // (joined after o_proj, so the join fuses into the residual add)
+    out = fresh_select(linear(reshape(mla_naive(q_nope, q_pe, lat, k_rot, wkv_b, S), [B, S, H * v_head_dim]), wo), out);
   }
-  return linear(reshape(o, [B, S, H * v_head_dim]), wo);
+  return out;
 }
 
 // How attention is computed, as attn_impl in DeepSeek's inference code:
