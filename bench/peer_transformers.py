@@ -1,11 +1,12 @@
 """peer_transformers.py — the peer users know: transformers' DeepseekV3ForCausalLM
-on the same GPU, same shapes as bench_gpu (full-width layers, random weights,
-BF16), timing prefill and decode steps with CUDA events. Tries the experts
+on the same GPU, same shapes as bench_gpu (full-width layers, BF16, dscc's
+seeded random weights through bench/dscc_random.py: the tensors bench_gpu
+runs on, linears as their FP8 form dequantized), timing prefill and decode steps with CUDA events. Tries the experts
 implementations this transformers version offers. Prints markdown rows.
 
 usage: python3 bench/peer_transformers.py [--layers 2] [--dense 1] [--prefill 1024]
 """
-import argparse, time
+import argparse, os, sys, time
 import torch
 
 p = argparse.ArgumentParser()
@@ -32,8 +33,14 @@ def timed(fn, reps=3):
 
 with torch.device(dev):
     model = DeepseekV3ForCausalLM(cfg).to(torch.bfloat16).eval()
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+try:
+    import dscc_random
+    weights = dscc_random.fill_hf_model(torch, model, 1, dev)
+except Exception as e:  # a layout this transformers has that dscc_random does not map: said, not hidden
+    weights = f"transformers' own random init (dscc's weights did not map: {type(e).__name__}: {str(e)[:120]})"
 print(f"transformers {transformers.__version__}, torch {torch.__version__}, {torch.cuda.get_device_name()}: "
-      f"{a.layers} layers ({a.dense} dense), {sum(x.numel() for x in model.parameters())/1e9:.2f} G params in BF16")
+      f"{a.layers} layers ({a.dense} dense), {sum(x.numel() for x in model.parameters())/1e9:.2f} G params in BF16; weights: {weights}")
 
 impls = ["default"]
 for name in ("grouped_mm", "batched_mm", "eager"):

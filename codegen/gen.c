@@ -276,6 +276,9 @@ static void emit_value(Gen *G, const IrNode *n) {
             : n->op == IR_OP_DIV ? "x / y" : "fmaxf(x, y)";
         break;
     }
+    case IR_OP_FRESH_SELECT: /* a.len: positions cached before this step; only the chosen operand is read */
+        ret = arena_printf(G->a, "a.len == 0 ? %s : %s", cg_read(G, n->ops[0], "i"), cg_read(G, n->ops[1], "i"));
+        break;
     case IR_OP_RMSNORM: {
         const char *D = cg_dim(G, x->type.dims[x->type.rank - 1]);
         sb_printf(&f, "    const long long D = %s;\n", D);

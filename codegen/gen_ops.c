@@ -8,7 +8,7 @@
 
 #include <string.h>
 
-_Static_assert(IR_OP_COUNT == 41, "a new op needs a kernel in codegen/ (inlined in gen.c or a template here)");
+_Static_assert(IR_OP_COUNT == 42, "a new op needs a kernel in codegen/ (inlined in gen.c or a template here)");
 
 void cg_head(Gen *G, const char *what) {
     sb_printf(&G->decl, "extern \"C\" __global__ void __launch_bounds__(256) p%d(Args a) {  // %s\n", G->nphases, what);

@@ -444,6 +444,10 @@ static bool run_node(CpuExec *x, const KernelCtx *kc, int i, const int64_t *sym,
         return true;
     }
     if (n->op == IR_OP_KV_CACHE) return append_cache(x, n, ops[0], out, d);
+    if (n->op == IR_OP_FRESH_SELECT) { /* the operand this step takes: the first when nothing is cached yet */
+        memcpy(out->p, ops[x->cache_len == 0 ? 0 : 1]->p, sizeof(float) * (size_t)out->n);
+        return true;
+    }
     return cpu_kernel(kc, n, out, ops);
 }
 

@@ -9,7 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-_Static_assert(IR_OP_COUNT == 41, "a new op needs a CPU kernel in cpu/ops.c");
+_Static_assert(IR_OP_COUNT == 42, "a new op needs a CPU kernel in cpu/ops.c");
 
 /* ---- helpers ----------------------------------------------------------- */
 
@@ -575,6 +575,6 @@ bool cpu_kernel(const KernelCtx *c, const IrNode *n, Ten *out, Ten *const *in) {
     }
     case IR_OP_GROUP_TOPK: k_group_topk(n, out, in[0]); return true;
     case IR_OP_GATHER: return k_gather(c, n, out, in[0], in[1]);
-    default: IR_UNREACHABLE(); /* input, weight, kv_cache, output: the executor's */
+    default: IR_UNREACHABLE(); /* input, weight, kv_cache, fresh_select, output: the executor's */
     }
 }

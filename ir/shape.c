@@ -10,7 +10,7 @@
 #include <stdarg.h>
 #include <string.h>
 
-_Static_assert(IR_OP_COUNT == 41, "a new op in ops.def needs a shape rule here");
+_Static_assert(IR_OP_COUNT == 42, "a new op in ops.def needs a shape rule here");
 
 typedef struct {
     const IrGraph *g;
@@ -454,6 +454,10 @@ static bool infer_compute(Ctx *c, const IrNode *n, IrType *out) {
     case IR_OP_ADD: case IR_OP_SUB: case IR_OP_MUL: case IR_OP_DIV: case IR_OP_MAX:
         if (!is_float(x->dtype) && x->rank) return fail(c, "needs float operands, got %s", ts(c, x));
         return broadcast(c, x, w, out);
+    case IR_OP_FRESH_SELECT:
+        if (!ir_type_eq(x, w)) return fail(c, "operands must have one type, got %s and %s", ts(c, x), ts(c, w));
+        *out = *x;
+        return true;
     case IR_OP_SOFTMAX:
         if (!norm_axis(c, ir_node_attr_int(n, "axis", 0), x->rank, &ax)) return false;
         *out = *x;

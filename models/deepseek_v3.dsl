@@ -8,11 +8,11 @@
 //   dscc compile models/deepseek_v3.dsl --config models/tiny/config.json
 //   dscc stats   models/deepseek_v3.dsl --set num_hidden_layers=4
 //
-// Attention is written in the absorbed form DeepSeek's own inference code
-// uses for decoding: the cache holds the normalised latent (kv_lora_rank)
-// and the roped shared key (qk_rope_head_dim) per token, and kv_b_proj is
-// folded into the query (W_UK) and the output (W_UV). For a full forward it
-// computes exactly what the expanded form computes.
+// Attention has both forms of DeepSeek's inference code (attn_impl, after
+// mla_attention): absorbed, kv_b_proj folded into the query (W_UK) and the
+// output (W_UV), and naive, kv_b_proj expanding latents into per-head keys
+// and values. The cache holds the normalised latent (kv_lora_rank) and the
+// roped shared key (qk_rope_head_dim) per token; both forms agree exactly.
 //
 // Each layer kind is a top-level call (mla_attention, dense_mlp, moe, mtp):
 // `dscc stats` groups its figures by the outermost function an op came from.
@@ -165,9 +165,62 @@ fn mla_attention(h, l) {
   // shared by every head. Only these 576 values per token are cached.
   let latent, k_pe = split(linear(x, wkv_a), [kv_lora_rank, qk_rope_head_dim], axis=-1);
   let k_rot = apply_rope(reshape(k_pe, [B, S, 1, qk_rope_head_dim]));
-  let kv_new = concat(reshape(rmsnorm(latent, kv_norm, eps=rms_norm_eps), [B, S, 1, kv_lora_rank]), k_rot, axis=-1);
+  let lat = rmsnorm(latent, kv_norm, eps=rms_norm_eps);                   // [B, S, kv_lora_rank]
+  let kv_new = concat(reshape(lat, [B, S, 1, kv_lora_rank]), k_rot, axis=-1);
   let cache = kv_cache(kv_new, name="layer{l}.kv");                    // [B, T, 1, 576]
 
+  if attn_impl == "naive" {  // the whole context's latents expanded, every step
+    let lat_ctx = reshape(slice(cache, axis=-1, start=0, len=kv_lora_rank), [B, T, kv_lora_rank]);
+    let o_n = mla_naive(q_nope, q_pe, lat_ctx, slice(cache, axis=-1, start=kv_lora_rank, len=qk_rope_head_dim), wkv_b, T);
+    return linear(reshape(o_n, [B, S, H * v_head_dim]), wo);
+  }
+  let out = linear(reshape(mla_absorbed(q_nope, q_pe, cache, wkv_b), [B, S, H * v_head_dim]), wo);
+  if attn_impl == "auto" {  // a step with nothing cached (T = S) takes the naive form over its own tokens
+    // (joined after o_proj, so the join fuses into the residual add)
+    out = fresh_select(linear(reshape(mla_naive(q_nope, q_pe, lat, k_rot, wkv_b, S), [B, S, H * v_head_dim]), wo), out);
+  }
+  return out;
+}
+
+// How attention is computed, as attn_impl in DeepSeek's inference code:
+// "absorb" attends over the cached latent with q_nope folded through W_UK
+// (d_qk 576, d_v 512, one key head): the cheap form for decode; "naive"
+// expands the context's latents through kv_b_proj into per-head keys and
+// values (d_qk 192 = nope + rope, d_v 128): far fewer FLOPs for a prefill
+// from position 0 (about 3.4x less attention at 1,024 tokens), far more
+// per decode step; "auto" holds both and each step takes one
+// (fresh_select): the naive form, over the step's own tokens, when nothing
+// is cached yet, the absorbed form otherwise. The executors skip the form a
+// step does not take.
+param attn_impl: str = "absorb";
+assert attn_impl == "absorb" || attn_impl == "naive" || attn_impl == "auto", "attn_impl must be \"absorb\", \"naive\" or \"auto\"";
+
+// x[B, L, H, d] with each head as its own batch row: [B * H, L, 1, d], the
+// one-key-head shape the attention kernels run on the tensor cores.
+fn heads_as_rows(x, L, d) {
+  return reshape(transpose(x, [0, 2, 1, 3]), [B * H, L, 1, d]);
+}
+
+// The naive form over L keys: lat [B, L, kv_lora_rank] (normalised latents)
+// and k_rot [B, L, 1, qk_rope_head_dim] (their roped keys) expanded through
+// wkv_b into keys [B, L, H, 192] and values [B, L, H, 128]; causal attention
+// of q = (q_nope, q_pe) over them. Returns [B, S, H, v_head_dim].
+fn mla_naive(q_nope, q_pe, lat, k_rot, wkv_b, L) {
+  let kv = reshape(linear(lat, wkv_b), [B, L, H, qk_nope_head_dim + v_head_dim]);
+  let k_nope, v = split(kv, [qk_nope_head_dim, v_head_dim], axis=-1);
+  // The shared rotary key repeated over the heads: times ones[H, 1] (made
+  // from a slice of the weight, so a function of the weights alone).
+  let w1 = slice(slice(reshape(wkv_b, [H, qk_nope_head_dim + v_head_dim, kv_lora_rank]), axis=1, start=0, len=1), axis=2, start=0, len=1);
+  let ones = reshape(w1, [H, 1]) * 0.0 + 1.0;
+  let k = concat(k_nope, k_rot * ones, axis=-1);
+  let q = concat(q_nope, q_pe, axis=-1);
+  let o = attention(heads_as_rows(q, S, qk_head_dim), heads_as_rows(k, L, qk_head_dim), heads_as_rows(v, L, v_head_dim),
+                    scale=softmax_scale, causal=true);                          // [B * H, S, 1, v_head_dim]
+  return transpose(reshape(o, [B, H, S, v_head_dim]), [0, 2, 1, 3]);
+}
+
+// The absorbed form over the whole cache [B, T, 1, 576]. Returns [B, S, H, v_head_dim].
+fn mla_absorbed(q_nope, q_pe, cache, wkv_b) {
   // Absorb kv_b_proj: W_UK turns q_nope into latent space, W_UV maps the
   // attended latent back to per-head values.
   let w_uk, w_uv = split(reshape(wkv_b, [H, qk_nope_head_dim + v_head_dim, kv_lora_rank]),
@@ -177,8 +230,7 @@ fn mla_attention(h, l) {
   let q_abs = concat(einsum("bshd,hcd->bshc", q_nope, transpose(w_uk, [0, 2, 1])), q_pe, axis=-1);   // [B, S, H, 576]
   let o_lat = attention(q_abs, cache, slice(cache, axis=-1, start=0, len=kv_lora_rank),
                         scale=softmax_scale, causal=true);                      // [B, S, H, 512]
-  let o = einsum("bshc,hdc->bshd", o_lat, w_uv);                                // [B, S, H, v_head_dim]
-  return linear(reshape(o, [B, S, H * v_head_dim]), wo);
+  return einsum("bshc,hdc->bshd", o_lat, w_uv);                                 // [B, S, H, v_head_dim]
 }
 
 fn swiglu(x, gate, up, down) {

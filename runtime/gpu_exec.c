@@ -103,6 +103,10 @@ struct GpuExec {
     int launches, runs;
     int lib_calls;    /* GEMMs of the last run that cuBLASLt ran */
     bool *konst;      /* per kernel: every member a function of weights alone (a slice of kv_b_proj): run once, kept */
+    bool *idle[2];    /* per kernel, for a step with nothing cached [0] or a cached context [1]: nothing that step uses
+                       * (only fresh_select's other operand): not launched (NULL: no fresh_select in the graph) */
+    bool *need[2];    /* per node, the same: its value is computed in such a step */
+    int last_kind;    /* the last run's: 0 nothing was cached before it, 1 a context was */
     const char *no_blas_why; /* why blas is NULL */
     int64_t wbytes, abytes;  /* weight and activation slabs */
     GpuDist dist;            /* size 0: one process */
@@ -263,6 +267,42 @@ static void find_constant_kernels(GpuExec *x) {
         x->konst[k] = all;
     }
     free(c);
+}
+
+/* For graphs with fresh_select: per node and kernel, whether a step of
+ * each kind (0: nothing cached yet, 1: a cached context) uses it. From the
+ * roots (outputs, cache appends, exchanges) back through the operands, of
+ * a fresh_select only the one that kind takes; a kernel none of whose
+ * nodes is used is not launched (a fused group that holds a used node
+ * runs whole, its unused inlined values never called). */
+static void find_step_kernels(GpuExec *x) {
+    const IrGraph *g = x->g;
+    bool any = false;
+    for (int i = 0; i < g->nnodes; i++) any |= g->nodes[i]->op == IR_OP_FRESH_SELECT;
+    if (!any) return;
+    for (int f = 0; f < 2; f++) {
+        bool *need = x->need[f] = calloc((size_t)g->nnodes + 1, 1);
+        for (int i = g->nnodes - 1; i >= 0; i--) { /* program order has operands first: readers are seen before them */
+            const IrNode *n = g->nodes[i];
+            IrOpClass c = ir_op_class(n->op);
+            need[i] |= c == IR_CLASS_OUTPUT || c == IR_CLASS_STATE || c == IR_CLASS_COMM;
+            for (int k = 0; need[i] && k < n->nops; k++)
+                if (n->op != IR_OP_FRESH_SELECT || k == f) need[n->ops[k]->id] = true;
+        }
+        x->idle[f] = calloc((size_t)x->p->nkernels + 1, 1);
+        for (int k = 0; k < x->p->nkernels; k++) {
+            const CgKernel *ck = &x->p->kernels[k];
+            bool used = ck->nnodes == 0;
+            for (int j = 0; j < ck->nnodes; j++) used |= need[ck->nodes[j]];
+            x->idle[f][k] = !used;
+        }
+    }
+}
+
+/* Whether kernel k is not launched this step: a function of the weights
+ * the first run computed, or nothing this kind of step uses. */
+static bool not_launched(const GpuExec *x, int k) {
+    return (x->konst[k] && x->runs > 0) || (x->idle[0] && !x->konst[k] && x->idle[x->len == 0 ? 0 : 1][k]);
 }
 
 /* The kernels run in program order (the plan-memory pass put the ops in
@@ -704,6 +744,7 @@ GpuExec *gpu_exec_new(const IrGraph *g, const CpuWeightSource *ws, const GpuOpti
     if (fails) goto fail;
     /* memory: weights, activations, caches, scratch */
     find_constant_kernels(x);
+    find_step_kernels(x);
     if (!setup_streams(x, d) || (x->dist.size > 1 && !setup_ep(x, smax, d))) goto fail;
     int64_t abytes = 0, sbytes = 0;
     if (!take_plan(x, smax, o.keep_all, &abytes, d)) goto fail;
@@ -830,6 +871,7 @@ void gpu_exec_free(GpuExec *x) {
     free(x->ev);
     free(x->kms);
     free(x->konst);
+    for (int f = 0; f < 2; f++) free(x->idle[f]), free(x->need[f]);
     free(x->kstream);
     free(x->kwait);
     free(x->kev);
@@ -1006,9 +1048,9 @@ static void write_trace(GpuExec *x, const int64_t *sym, const char *name, double
     cJSON_AddItemToArray(evs, e);
     double end_all = trace_at(x, x->ev[nk], d);
     for (int k = 0; k < nk; k++) {
-        if (x->konst[k] && x->runs > 0) continue; /* not launched: its values are the first run's */
+        if (not_launched(x, k)) continue; /* its values are the first run's, or this step does not use them */
         int s = x->kstream[k], j = k + 1;
-        while (j < nk && (x->kstream[j] != s || (x->konst[j] && x->runs > 0))) j++;
+        while (j < nk && (x->kstream[j] != s || not_launched(x, j))) j++;
         double t0 = trace_at(x, x->ev[k], d), t1 = j < nk ? trace_at(x, x->ev[j], d) : end_all, dur = (t1 > t0 ? t1 - t0 : 0) * 1e3;
         e = rt_trace_event(x->p->kernels[k].name, "X", pid, s);
         cJSON_AddStringToObject(e, "cat", x->comm_node && x->comm_node[k] >= 0 ? "communication" : "kernel");
@@ -1237,7 +1279,7 @@ static bool launch_step(GpuExec *x, const int64_t *sym, StepSeq *q, const StepMo
             for (int w = 0; x->kwait[k][w] >= 0 && ok; w++) ok = rt_cuda_stream_wait(x->cu, d, x->kstream[k], x->kev[x->kwait[k][w]]);
             if (ev) rt_cuda_event_record(x->cu, d, ev[k]);
         }
-        if (x->konst[k] && x->runs > 0) continue; /* its values, functions of the weights, are where the first run left them */
+        if (not_launched(x, k)) continue; /* functions of the weights, where the first run left them; or unused by this step */
         if (x->comm_node && x->comm_node[k] >= 0) {
             ok = ok && !m->dry && run_comm(x, x->comm_node[k], sym, d);
         } else ok = ok && launch_kernel(x, k, sym, q, m, d);
@@ -1409,6 +1451,7 @@ static bool run_step(GpuExec *x, const CpuInput *in, int nin, DiagEngine *d) {
     if (traced) write_trace(x, sym, name, t0_us, d);
     x->decodes += decode;
     x->cache_batch = x->sym_b >= 0 ? sym[x->sym_b] : 1;
+    x->last_kind = x->len == 0 ? 0 : 1;
     if (x->sym_t >= 0) x->len += x->sym_s >= 0 ? sym[x->sym_s] : 1;
     memcpy(x->sym, sym, sizeof sym);
     x->runs++;
@@ -1544,7 +1587,7 @@ const float *gpu_exec_output(GpuExec *x, const char *name, int *rank, int64_t di
 const float *gpu_exec_value(GpuExec *x, int id, int64_t *numel) {
     free(x->val);
     const IrNode *n = id >= 0 && id < x->g->nnodes ? x->g->nodes[id] : NULL;
-    bool intact = n && (x->keep_all || n->op == IR_OP_TOPK || n->op == IR_OP_GROUP_TOPK);
+    bool intact = n && (x->keep_all || n->op == IR_OP_TOPK || n->op == IR_OP_GROUP_TOPK) && (!x->need[0] || x->need[x->last_kind][id]);
     x->val = intact && x->runs ? fetch(x, n, numel) : NULL;
     return x->val;
 }
