@@ -229,6 +229,59 @@ static void test_reproducible(void **state) {
     assert_true(differ > N / 4); /* another step, other draws */
 }
 
+/* What one step's draw costs at DeepSeek-V3's vocabulary (launch, kernel
+ * and the ids' copy back, as the driver waits for them), 1 and 8 rows:
+ * printed for the record; on the emulated device once, meaninglessly. */
+static void test_timing_v3(void **state) {
+    (void)state;
+    enum { R = 8 };
+    bool emulated = strstr(rt_cuda_device_name(gpu), "mulated") != NULL;
+    int reps = emulated ? 1 : 50;
+    float *l = malloc(sizeof(float) * R * V3_VOCAB);
+    uint64_t s = 12345;
+    for (int64_t i = 0; i < R * V3_VOCAB; i++) {
+        s = s * 6364136223846793005ull + 1442695040888963407ull;
+        l[i] = (float)((int64_t)(s >> 33) % 200001 - 100000) / 20000.0f;
+    }
+    RtDevSampler *smp = rt_dev_sampler_new(gpu, emulated ? 256 : 0, g_diag);
+    assert_non_null(smp);
+    RtDevPtr dl;
+    assert_true(rt_cuda_alloc(gpu, g_diag, sizeof(float) * R * V3_VOCAB, &dl));
+    assert_true(rt_cuda_upload(gpu, g_diag, dl, l, sizeof(float) * R * V3_VOCAB));
+    const RtSampling cfg[] = {{0, 1, 0, 1}, {0.7, 0.9, 0, 1}, {1.0, 0.95, 50, 1}, {1.0, 1.0, 0, 1}};
+    const char *what[] = {"greedy", "T 0.7 top-p 0.9", "T 1 top-k 50 top-p 0.95", "T 1, no cut"};
+    float *host = malloc(sizeof(float) * R * V3_VOCAB);
+    for (int c = 0; c < 4; c++)
+        for (int rows = 1; rows <= (emulated ? 1 : R); rows *= R) {
+            int32_t ids[R];
+            assert_true(rt_dev_sample(smp, dl, rows, V3_VOCAB, V3_VOCAB, &cfg[c], 0, 0, ids, g_diag)); /* warm */
+            struct timespec t0, t1;
+            clock_gettime(CLOCK_MONOTONIC, &t0);
+            for (int k = 0; k < reps; k++) assert_true(rt_dev_sample(smp, dl, rows, V3_VOCAB, V3_VOCAB, &cfg[c], 0, (uint64_t)k, ids, g_diag));
+            clock_gettime(CLOCK_MONOTONIC, &t1);
+            double us = ((double)(t1.tv_sec - t0.tv_sec) * 1e9 + (double)(t1.tv_nsec - t0.tv_nsec)) / 1e3 / reps;
+            for (int r = 0; r < rows; r++) assert_true(ids[r] >= 0 && ids[r] < V3_VOCAB);
+            /* the host's way, for comparison: the logits down, then run_sample per row */
+            RunSampler hs;
+            run_sampler_init(&hs, cfg[c].temperature, cfg[c].top_p, cfg[c].top_k, 1, 0);
+            int hreps = reps < 10 ? reps : 10;
+            clock_gettime(CLOCK_MONOTONIC, &t0);
+            for (int k = 0; k < hreps; k++) {
+                assert_true(rt_cuda_download(gpu, g_diag, host, dl, sizeof(float) * (size_t)rows * V3_VOCAB));
+                for (int r = 0; r < rows; r++) assert_true(run_sample(&hs, host + (int64_t)r * V3_VOCAB, V3_VOCAB) >= 0);
+            }
+            clock_gettime(CLOCK_MONOTONIC, &t1);
+            run_sampler_free(&hs);
+            double hus = ((double)(t1.tv_sec - t0.tv_sec) * 1e9 + (double)(t1.tv_nsec - t0.tv_nsec)) / 1e3 / hreps;
+            print_message("%s: %s, %d row%s of 129,280 logits: device %.1f us a step (launch, kernel, ids back); host %.1f us "
+                          "(logits down, run_sample)\n", rt_cuda_device_name(gpu), what[c], rows, rows > 1 ? "s" : "", us, hus);
+        }
+    free(host);
+    rt_cuda_free(gpu, dl);
+    rt_dev_sampler_free(smp);
+    free(l);
+}
+
 static void test_bad_block(void **state) {
     (void)state;
     Arena *a = arena_new();
@@ -252,7 +305,7 @@ int main(void) {
     }
     const struct CMUnitTest tests[] = {cmocka_unit_test(test_greedy_v3), cmocka_unit_test(test_distribution),
                                        cmocka_unit_test(test_nucleus_v3), cmocka_unit_test(test_reproducible),
-                                       cmocka_unit_test(test_bad_block)};
+                                       cmocka_unit_test(test_timing_v3), cmocka_unit_test(test_bad_block)};
     int rc = cmocka_run_group_tests(tests, NULL, NULL);
     rt_cuda_close(gpu);
     arena_free(a);
