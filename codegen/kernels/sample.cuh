@@ -119,14 +119,13 @@ __device__ SampleSel sample_select(const float *row, int V, int mode, unsigned l
         for (int i = tid; i < V; i += SAMPLE_BLOCK) {
             const float x = row[i];
             unsigned k = sample_key(x);
-            unsigned long long w = 1ull;
             if (mode == SEL_TIE_ID) {
                 if (k != tie) continue;
                 k = ~(unsigned)i;
-            } else if (mode == SEL_MASS) {
-                w = sample_weight(x, mx, inv_temp);
             }
-            if ((k & mask) == prefix && w) atomicAdd(&hist[((k >> shift) & 255u) * SAMPLE_COPIES + (lane & (SAMPLE_COPIES - 1))], w);
+            if ((k & mask) != prefix) continue; // settled by an earlier digit
+            const unsigned long long w = mode == SEL_MASS ? sample_weight(x, mx, inv_temp) : 1ull;
+            if (w) atomicAdd(&hist[((k >> shift) & 255u) * SAMPLE_COPIES + (lane & (SAMPLE_COPIES - 1))], w);
         }
         __syncthreads();
         for (int j = tid; j < 256; j += SAMPLE_BLOCK) { // fold the copies into the first of each bin

@@ -9,8 +9,9 @@
  *    top-k and top-p nucleus the host defines, and so do the host's own
  *    draws; the same draws against the wrong temperature fail it (the
  *    control); a token outside the nucleus is never drawn, equal logits at
- *    the cut lowest id first;
- *  - at 129,280 logits: every draw inside the host's exact nucleus;
+ *    the cut lowest id first (by count and by mass);
+ *  - at 129,280 logits: every draw of 48 inside the host's exact nucleus
+ *    (a sampler that ignored the cut would leave it with 10% to 50% a draw);
  *  - the same seed and step the same ids, at block 32 as at 128; another
  *    step, other ids. */
 #include <setjmp.h>
@@ -111,13 +112,13 @@ static bool chi_square(const int *c, const double *q, int V, int N, double *stat
 static const float SMALL[10] = {1.2f, 2.9f, -0.4f, 2.1f, 0.3f, 2.1f, -1.5f, 1.7f, 0.8f, -0.1f};
 
 /* N draws of one configuration on the device and on the host, both checked against the nucleus. */
-static void check_config(double T, long k, double p, bool control) {
+static void check_config_of(const float *logits, double T, long k, double p, bool control) {
     enum { N = 2000, V = 10 };
     RtSampling sp = {.temperature = T, .top_p = p, .top_k = k, .seed = 42};
     int32_t *ids = malloc(sizeof(int32_t) * N);
-    device_draws(SMALL, V, N, 0, 32, &sp, 7, ids);
+    device_draws(logits, V, N, 0, 32, &sp, 7, ids);
     double q[V], stat, crit;
-    nucleus(SMALL, V, T, k, p, q);
+    nucleus(logits, V, T, k, p, q);
     int c[V] = {0}, h[V] = {0};
     for (int i = 0; i < N; i++) {
         assert_true(ids[i] >= 0 && ids[i] < V);
@@ -130,7 +131,7 @@ static void check_config(double T, long k, double p, bool control) {
     assert_true(stat < crit);
     RunSampler hs;
     run_sampler_init(&hs, T, p, k, 42, 0);
-    for (int i = 0; i < N; i++) h[run_sample(&hs, SMALL, V)]++;
+    for (int i = 0; i < N; i++) h[run_sample(&hs, logits, V)]++;
     run_sampler_free(&hs);
     double hstat, hcrit;
     assert_true(chi_square(h, q, V, N, &hstat, &hcrit));
@@ -138,7 +139,7 @@ static void check_config(double T, long k, double p, bool control) {
     assert_true(hstat < hcrit);
     if (control) { /* the same draws against softmax at 1.4 T: a sampler with the wrong temperature fails */
         double wrong[V], ws, wc;
-        nucleus(SMALL, V, T * 1.4, k, p, wrong);
+        nucleus(logits, V, T * 1.4, k, p, wrong);
         bool in = chi_square(c, wrong, V, N, &ws, &wc);
         print_message("  control at T %.2f: chi-square %.1f\n", T * 1.4, ws);
         assert_true(!in || ws > wc);
@@ -146,8 +147,14 @@ static void check_config(double T, long k, double p, bool control) {
     free(ids);
 }
 
+static void check_config(double T, long k, double p, bool control) { check_config_of(SMALL, T, k, p, control); }
+
+/* Four equal logits (ids 7, 2, 5, 0) far above the rest: top-p 0.6 needs three, the lowest ids: 7 never drawn. */
+static const float TIED[10] = {0.0f, -30.0f, 0.0f, -30.0f, -30.0f, 0.0f, -30.0f, 0.0f, -30.0f, -30.0f};
+
 static void test_distribution(void **state) {
     (void)state;
+    check_config_of(TIED, 1.0, 0, 0.6, false);
     check_config(0.7, 0, 1.0, true);  /* softmax alone */
     check_config(1.0, 2, 1.0, false); /* top-k 2: ids 3 and 5 tie at the cut (2.1): 3 only */
     check_config(1.0, 0, 0.8, true);  /* top-p */
@@ -189,7 +196,7 @@ static void test_greedy_v3(void **state) {
 /* At the full vocabulary: every draw inside the host's nucleus (top-p alone, and with top-k). */
 static void test_nucleus_v3(void **state) {
     (void)state;
-    enum { R = 6 };
+    enum { R = 48 };
     float *l = malloc(sizeof(float) * V3_VOCAB);
     double *q = malloc(sizeof(double) * V3_VOCAB);
     uint64_t s = (uint64_t)time(NULL) * 2654435761u + 3;
@@ -206,9 +213,14 @@ static void test_nucleus_v3(void **state) {
         nucleus(l, V3_VOCAB, cfg[c][0], (long)cfg[c][1], cfg[c][2], q);
         int64_t n = 0;
         for (int64_t i = 0; i < V3_VOCAB; i++) n += q[i] > 0;
-        print_message("T %.1f top-k %.0f top-p %.2f: nucleus of %lld tokens; drew", cfg[c][0], cfg[c][1], cfg[c][2], (long long)n);
-        for (int r = 0; r < R; r++) print_message(" %d", ids[r]);
-        print_message("\n");
+        int distinct = 0;
+        for (int r = 0; r < R; r++) {
+            bool seen = false;
+            for (int j = 0; j < r; j++) seen |= ids[j] == ids[r];
+            distinct += !seen;
+        }
+        print_message("T %.1f top-k %.0f top-p %.2f: nucleus of %lld tokens; %d draws, %d distinct\n", cfg[c][0], cfg[c][1], cfg[c][2],
+                      (long long)n, R, distinct);
         for (int r = 0; r < R; r++) assert_true(ids[r] >= 0 && ids[r] < V3_VOCAB && q[ids[r]] > 0);
     }
     free(l);
