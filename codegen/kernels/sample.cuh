@@ -56,9 +56,10 @@ __device__ float sample_logit(unsigned key) { // sample_key's inverse
     return __uint_as_float((key & 0x80000000u) ? (key & 0x7fffffffu) : ~key);
 }
 
-// exp((x - mx) / T) in fixed point; the top logit weighs 2^40.
+// exp((x - mx) / T) in fixed point; the top logit weighs 2^40 (a NaN from infinities: 0).
 __device__ unsigned long long sample_weight(float x, float mx, float inv_temp) {
-    return (unsigned long long)(expf((x - mx) * inv_temp) * SAMPLE_FIX);
+    const float e = expf((x - mx) * inv_temp);
+    return e > 0.0f ? (unsigned long long)(e * SAMPLE_FIX) : 0ull;
 }
 
 // The better of (v, i) and (v2, i2): the larger value, the lower index among equals.
@@ -213,10 +214,13 @@ extern "C" __global__ void __launch_bounds__(SAMPLE_BLOCK) DSCC_ENTRY(Args a) {
         const unsigned long long total = sample_block_sum(part, red);
         unsigned long long target = (unsigned long long)ceil(a.top_p * (double)total);
         target = target < 1ull ? 1ull : target > total ? total : target;
-        SampleSel s = sample_select(row, V, SEL_MASS, target, mx, a.inv_temp, 0u, hist, &sel);
-        const unsigned long long w1 = sample_weight(sample_logit(s.key), mx, a.inv_temp); // each of the equal keys
-        const unsigned long long mp = (target - s.above + w1 - 1ull) / w1;
-        if (s.key > cut || (s.key == cut && mp < m)) cut = s.key, m = mp;
+        if (total) { // 0 only for a row of infinities, where no mass can be weighed: no cut
+            SampleSel s = sample_select(row, V, SEL_MASS, target, mx, a.inv_temp, 0u, hist, &sel);
+            unsigned long long w1 = sample_weight(sample_logit(s.key), mx, a.inv_temp); // each of the equal keys
+            w1 = w1 ? w1 : 1ull;
+            const unsigned long long mp = (target - s.above + w1 - 1ull) / w1;
+            if (s.key > cut || (s.key == cut && mp < m)) cut = s.key, m = mp;
+        }
     }
     // the equal keys admitted: ids up to id_max
     int id_max = 0x7fffffff;

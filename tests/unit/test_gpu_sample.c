@@ -161,6 +161,21 @@ static void test_distribution(void **state) {
     check_config(1.3, 6, 0.9, false); /* both */
 }
 
+/* Masked tokens (-inf) are never drawn, even when top-k reaches past the
+ * finite ones; a row of -inf answers an id without a fault. */
+static void test_infinities(void **state) {
+    (void)state;
+    const float ninf = -INFINITY;
+    const float masked[10] = {1.0f, ninf, 0.5f, ninf, 2.0f, ninf, ninf, 0.0f, ninf, 1.5f};
+    check_config_of(masked, 1.0, 8, 0.9, false);
+    float all[10];
+    for (int i = 0; i < 10; i++) all[i] = ninf;
+    RtSampling sp = {.temperature = 1.0, .top_p = 0.9, .top_k = 3, .seed = 1};
+    int32_t ids[4];
+    device_draws(all, 10, 4, 0, 32, &sp, 0, ids);
+    for (int r = 0; r < 4; r++) assert_true(ids[r] >= 0 && ids[r] < 10);
+}
+
 static void test_greedy_v3(void **state) {
     (void)state;
     enum { R = 4 };
@@ -315,7 +330,7 @@ int main(void) {
         arena_free(g_arena);
         return 77;
     }
-    const struct CMUnitTest tests[] = {cmocka_unit_test(test_greedy_v3), cmocka_unit_test(test_distribution),
+    const struct CMUnitTest tests[] = {cmocka_unit_test(test_greedy_v3), cmocka_unit_test(test_distribution), cmocka_unit_test(test_infinities),
                                        cmocka_unit_test(test_nucleus_v3), cmocka_unit_test(test_reproducible),
                                        cmocka_unit_test(test_timing_v3), cmocka_unit_test(test_bad_block)};
     int rc = cmocka_run_group_tests(tests, NULL, NULL);
