@@ -106,9 +106,10 @@ struct SampleSel {
 };
 
 // Radix select over the row: what `mode` weighs (SEL_COUNT: 1 per logit,
-// SEL_MASS: its fixed-point probability, SEL_TIE_ID: 1 per logit whose key
-// is `tie`, keyed by the complement of its id so lower ids rank higher),
-// target in 1..total. Every thread gets the result.
+// SEL_MASS: its fixed-point probability, of the keys >= tie alone;
+// SEL_TIE_ID: 1 per logit whose key is `tie`, keyed by the complement of
+// its id so lower ids rank higher), target in 1..total. Every thread gets
+// the result.
 __device__ SampleSel sample_select(const float *row, int V, int mode, unsigned long long target, float mx, float inv_temp,
                                    unsigned tie, unsigned long long *hist, SampleSel *out) {
     const int tid = threadIdx.x, lane = tid & 31;
@@ -123,6 +124,8 @@ __device__ SampleSel sample_select(const float *row, int V, int mode, unsigned l
             if (mode == SEL_TIE_ID) {
                 if (k != tie) continue;
                 k = ~(unsigned)i;
+            } else if (k < tie) { // SEL_MASS below the floor
+                continue;
             }
             if ((k & mask) != prefix) continue; // settled by an earlier digit
             const unsigned long long w = mode == SEL_MASS ? sample_weight(x, mx, inv_temp) : 1ull;
@@ -208,14 +211,19 @@ extern "C" __global__ void __launch_bounds__(SAMPLE_BLOCK) DSCC_ENTRY(Args a) {
         cut = s.key;
         m = (unsigned long long)a.top_k - s.above;
     }
-    if (cut_p) {
-        unsigned long long part = 0ull;
-        for (int i = tid; i < V; i += SAMPLE_BLOCK) part += sample_weight(row[i], mx, a.inv_temp);
-        const unsigned long long total = sample_block_sum(part, red);
+    if (cut_p) { // the mass select weighs only the keys at or above the top-k cut: a cut below it would lose anyway
+        unsigned long long part = 0ull, kept = 0ull;
+        for (int i = tid; i < V; i += SAMPLE_BLOCK) {
+            const float x = row[i];
+            const unsigned long long w = sample_weight(x, mx, a.inv_temp);
+            part += w;
+            kept += sample_key(x) >= cut ? w : 0ull;
+        }
+        const unsigned long long total = sample_block_sum(part, red), within = sample_block_sum(kept, red);
         unsigned long long target = (unsigned long long)ceil(a.top_p * (double)total);
         target = target < 1ull ? 1ull : target > total ? total : target;
-        if (total) { // 0 only for a row of infinities, where no mass can be weighed: no cut
-            SampleSel s = sample_select(row, V, SEL_MASS, target, mx, a.inv_temp, 0u, hist, &sel);
+        if (total && target <= within) { // total 0: a row of infinities, no mass to weigh; target > within: top-k cuts first
+            SampleSel s = sample_select(row, V, SEL_MASS, target, mx, a.inv_temp, cut, hist, &sel);
             unsigned long long w1 = sample_weight(sample_logit(s.key), mx, a.inv_temp); // each of the equal keys
             w1 = w1 ? w1 : 1ull;
             const unsigned long long mp = (target - s.above + w1 - 1ull) / w1;

@@ -158,7 +158,8 @@ static void test_distribution(void **state) {
     check_config(0.7, 0, 1.0, true);  /* softmax alone */
     check_config(1.0, 2, 1.0, false); /* top-k 2: ids 3 and 5 tie at the cut (2.1): 3 only */
     check_config(1.0, 0, 0.8, true);  /* top-p */
-    check_config(1.3, 6, 0.9, false); /* both */
+    check_config(1.3, 6, 0.9, false); /* both: top-k cuts first */
+    check_config(1.0, 6, 0.8, false); /* both: top-p cuts first (4 tokens) */
 }
 
 /* Masked tokens (-inf) are never drawn, even when top-k reaches past the
@@ -220,8 +221,8 @@ static void test_nucleus_v3(void **state) {
         double u = (double)(s >> 11) * 0x1.0p-53;
         l[i] = (float)(3.0 * sqrt(-2 * log(u + 1e-300)) * cos(6.283185307 * (double)((s >> 20) & 0xffff) / 65536.0));
     }
-    const double cfg[][3] = {{0.8, 0, 0.5}, {1.0, 40, 0.95}, {0.6, 0, 0.9}};
-    for (int c = 0; c < 3; c++) {
+    const double cfg[][3] = {{0.8, 0, 0.5}, {1.0, 40, 0.95}, {0.6, 0, 0.9}, {0.6, 400, 0.9}}; /* k cuts first; p cuts first */
+    for (int c = 0; c < 4; c++) {
         RtSampling sp = {.temperature = cfg[c][0], .top_k = (long)cfg[c][1], .top_p = cfg[c][2], .seed = 9};
         int32_t ids[R];
         device_draws(l, V3_VOCAB, R, 0, 256, &sp, 3, ids);
