@@ -106,6 +106,32 @@ const float *rt_exec_output(RtExec *x, const char *name, int *rank, int64_t dims
     return cpu_exec_output(x->cpu, name, rank, dims);
 }
 
+bool rt_exec_samples(const RtExec *x) {
+#ifdef DSCC_HAVE_NVRTC
+    if (x->gpu) return true;
+#endif
+    (void)x;
+    return false;
+}
+
+bool rt_exec_sample(RtExec *x, const RtSampling *s, uint64_t row0, uint64_t step, int32_t *ids, int64_t *rows, DiagEngine *d) {
+    *rows = 0;
+#ifdef DSCC_HAVE_NVRTC
+    if (x->gpu) {
+        if (!gpu_exec_sample(x->gpu, "logits", s, row0, step, ids, rows, d)) return false;
+        for (int64_t r = 0; r < *rows; r++)
+            if (ids[r] < 0) {
+                diag_error(d, (SrcLoc){0}, "the logits of row %lld at its last position hold a NaN", (long long)r);
+                return false;
+            }
+        return true;
+    }
+#endif
+    (void)s, (void)row0, (void)step, (void)ids;
+    diag_error(d, (SrcLoc){0}, "internal: the %s backend samples on the host", rt_backend_name(x->backend));
+    return false;
+}
+
 int64_t rt_exec_cache_len(const RtExec *x) {
 #ifdef DSCC_HAVE_NVRTC
     if (x->gpu) return gpu_exec_cache_len(x->gpu);

@@ -61,6 +61,14 @@ RtBackend rt_exec_backend(const RtExec *x);
 bool rt_exec_run(RtExec *x, const CpuInput *in, int n, DiagEngine *d);
 /* An output of the last run as f32 (NULL if no such name); valid until the next run. */
 const float *rt_exec_output(RtExec *x, const char *name, int *rank, int64_t dims[IR_MAX_RANK]);
+/* The next token of each row of the last run's output `logits` (its last
+ * position) drawn where the logits are (sample.h's RtSampling; row r draws
+ * as row row0 + r, `step` counts the draws): ids[*rows]. Only the CUDA
+ * backend does (rt_exec_samples): no logits cross to the host; on the CPU
+ * the caller samples rt_exec_output's logits itself. False after
+ * reporting (a row of NaN logits, named). */
+bool rt_exec_samples(const RtExec *x);
+bool rt_exec_sample(RtExec *x, const RtSampling *s, uint64_t row0, uint64_t step, int32_t *ids, int64_t *rows, DiagEngine *d);
 int64_t rt_exec_cache_len(const RtExec *x);
 void rt_exec_reset(RtExec *x);
 

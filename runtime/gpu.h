@@ -27,6 +27,7 @@
 
 #include "cpu/cpu.h"
 #include "runtime/nccl.h"
+#include "runtime/sample.h"
 
 /* Expert parallelism (docs: EP design, issue 14): one process per GPU,
  * world size = nodes x gpus_per_node, rank r on node r / gpus_per_node.
@@ -101,6 +102,12 @@ bool gpu_exec_run(GpuExec *x, const CpuInput *inputs, int ninputs, DiagEngine *d
 /* An output of the last run, converted to f32 (NULL if no such name);
  * under a GpuDist, of the rows given to the run (not the padding). */
 const float *gpu_exec_output(GpuExec *x, const char *name, int *rank, int64_t dims[IR_MAX_RANK]);
+/* The next token of each row of the last run's output `name` (f32 [B, S,
+ * vocab]), from its last position, drawn on the device (sample.h's
+ * rt_dev_sample; row r draws as row row0 + r): ids[*rows], *rows the rows
+ * given to the run; no logits cross to the host. False after reporting. */
+bool gpu_exec_sample(GpuExec *x, const char *name, const RtSampling *s, uint64_t row0, uint64_t step, int32_t *ids, int64_t *rows,
+                     DiagEngine *d);
 int64_t gpu_exec_cache_len(const GpuExec *x);
 void gpu_exec_reset(GpuExec *x);
 /* As cpu_exec_truncate: forgets the cached positions from `len` on. */

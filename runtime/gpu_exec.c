@@ -8,6 +8,7 @@
 #include "runtime/gpu_trace.h"
 #include "runtime/runtime.h"
 #include "runtime/trace.h"
+#include "runtime/sample.h"
 
 #include <cjson/cJSON.h>
 #include <errno.h>
@@ -125,6 +126,7 @@ struct GpuExec {
     int64_t b_real;          /* rows of the last run before padding */
     bool padded;             /* the last run's inputs were padded to b_real rows */
     bool f32;                /* bf16/f16 values stored as f32 (GpuOptions.f32_storage) */
+    RtDevSampler *sampler;   /* gpu_exec_sample's, made on its first call */
 };
 
 static int64_t align256(int64_t v) { return (v + 255) & ~(int64_t)255; }
@@ -849,6 +851,7 @@ void gpu_exec_free(GpuExec *x) {
         if (x->ev)
             for (int k = 0; k <= x->p->nkernels; k++) rt_cuda_event_free(x->cu, x->ev[k]);
         rt_blas_close(x->blas);
+        rt_dev_sampler_free(x->sampler);
         for (int k = 0; x->kev && k < x->p->nkernels; k++) rt_cuda_event_free(x->cu, x->kev[k]);
         rt_cuda_event_free(x->cu, x->join);
         gpu_ep_free(x->ep);
@@ -1582,6 +1585,25 @@ const float *gpu_exec_output(GpuExec *x, const char *name, int *rank, int64_t di
         return x->out[v->id];
     }
     return NULL;
+}
+
+bool gpu_exec_sample(GpuExec *x, const char *name, const RtSampling *sp, uint64_t row0, uint64_t step, int32_t *ids, int64_t *rows,
+                     DiagEngine *d) {
+    const IrNode *v = NULL;
+    for (int i = 0; i < x->g->nnodes && !v; i++) {
+        const IrNode *n = x->g->nodes[i];
+        if (n->op == IR_OP_OUTPUT && strcmp(ir_node_attr_str(n, "name", ""), name) == 0) v = n->ops[0];
+    }
+    if (!x->runs || !v || v->type.rank != 3 || x->p->dtype[v->id] != IR_DT_F32 || x->aoff[v->id] < 0) {
+        diag_error(d, (SrcLoc){0}, "the device sampler needs an output '%s' of f32 [B, S, vocab] after a run", name);
+        return false;
+    }
+    int64_t S = ir_dim_eval(v->type.dims[1], x->sym), V = ir_dim_eval(v->type.dims[2], x->sym);
+    *rows = x->padded ? x->b_real : ir_dim_eval(v->type.dims[0], x->sym); /* the padding rows are not sampled */
+    if (!x->sampler && !(x->sampler = rt_dev_sampler_new(x->cu, 0, d))) return false;
+    rt_cuda_use_stream(x->cu, 0);
+    RtDevPtr last = x->aslab + (RtDevPtr)x->aoff[v->id] + (RtDevPtr)(sizeof(float) * (size_t)((S - 1) * V));
+    return rt_dev_sample(x->sampler, last, *rows, S * V, V, sp, row0, step, ids, d);
 }
 
 const float *gpu_exec_value(GpuExec *x, int id, int64_t *numel) {

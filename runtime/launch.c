@@ -407,7 +407,8 @@ bool rt_launch(DiagEngine *d, const RtLaunchOptions *o, RtLaunchResult *res) {
     int out_fd = o->out_fd > 0 ? o->out_fd : 1, err_fd = o->err_fd > 0 ? o->err_fd : 2;
     bool started = true;
     for (int r = 0; r < s.n && started; r++)
-        started = spawn(&s, r, path, o->argv, rank_env(a, base, r, s.n, o->master_addr ? o->master_addr : "127.0.0.1", port), devnull,
+        started = spawn(&s, r, path, o->argv, rank_env(a, base, r, s.n, o->master_addr ? o->master_addr : "127.0.0.1", port),
+                        r == 0 && o->stdin_rank0 ? 0 : devnull,
                         out_fd, err_fd);
     if (!started) begin_stop(&s, SIGTERM);
     supervise(&s, sp[0]);

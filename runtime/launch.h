@@ -31,6 +31,8 @@ typedef struct {
     int master_port;         /* MASTER_PORT; 0 = a free one (bound to port 0 and released) */
     int grace_ms;            /* between SIGTERM and SIGKILL; 0 = 5000 */
     int out_fd, err_fd;      /* where the prefixed lines go; 0 = 1 and 2 */
+    bool stdin_rank0;        /* rank 0 reads this process's standard input (a prompt, a chat); the others, and
+                              * rank 0 without it, read /dev/null */
 } RtLaunchOptions;
 
 typedef struct {

@@ -24,6 +24,8 @@ struct RtWorld {
     RtCuda *cuda;
     RtNccl *nccl;
     bool failed;
+    RtDevPtr bcast;     /* rt_world_bcast's device words */
+    size_t bcast_bytes;
 };
 
 static const char *env_get(const char *const *env, const char *name) {
@@ -121,6 +123,24 @@ bool rt_world_barrier(RtWorld *w, DiagEngine *d, const char *what, int timeout_m
     return ok;
 }
 
+bool rt_world_bcast(RtWorld *w, DiagEngine *d, int32_t *words, size_t n, const char *what) {
+    if (!w || !n) return true;
+    size_t bytes = sizeof(int32_t) * n;
+    if (bytes > w->bcast_bytes) {
+        rt_cuda_free(w->cuda, w->bcast);
+        w->bcast = 0;
+        w->bcast_bytes = 0;
+        if (!rt_cuda_alloc(w->cuda, d, bytes, &w->bcast)) return false;
+        w->bcast_bytes = bytes;
+    }
+    /* a sum of rank 0's words and everyone else's zeros: rank 0's words, exactly */
+    bool ok = w->ctx.rank == 0 ? rt_cuda_upload(w->cuda, d, w->bcast, words, bytes) : rt_cuda_memset0(w->cuda, d, w->bcast, bytes);
+    ok = ok && rt_cuda_sync(w->cuda, d) && rt_nccl_all_reduce(w->ctx.comm, d, w->bcast, w->bcast, n, RT_NCCL_I32, RT_NCCL_SUM, NULL) &&
+         rt_nccl_wait(w->ctx.comm, d, NULL, what, w->ctx.timeout_ms) && rt_cuda_download(w->cuda, d, words, w->bcast, bytes);
+    if (!ok) w->failed = true;
+    return ok;
+}
+
 void rt_world_fail(RtWorld *w, const char *why) {
     if (!w) return;
     w->failed = true;
@@ -136,6 +156,7 @@ bool rt_world_leave(RtWorld *w, DiagEngine *d, bool ok) {
         else rt_nccl_comm_abort(w->ctx.comm);
     }
     rt_watchdog_free(w->ctx.wd);
+    rt_cuda_free(w->cuda, w->bcast);
     rt_nccl_close(w->nccl);
     rt_cuda_close(w->cuda);
     free(w);

@@ -44,6 +44,10 @@ bool rt_world_check(RtWorld *w, DiagEngine *d);
  * one value), up to timeout_ms; `what` names the wait in errors. A peer's
  * death or silence ends it at once, whatever the deadline. */
 bool rt_world_barrier(RtWorld *w, DiagEngine *d, const char *what, int timeout_ms);
+/* Rank 0's n words reach every rank's `words` (an NCCL all-reduce of rank
+ * 0's words and the others' zeros), within the world's timeout; `what`
+ * names the wait in errors. w NULL: a world of one, nothing to do. */
+bool rt_world_bcast(RtWorld *w, DiagEngine *d, int32_t *words, size_t n, const char *what);
 /* This rank gives up (`why` names the operation): the other ranks hear of
  * it and stop, and the communicator is aborted. */
 void rt_world_fail(RtWorld *w, const char *why);

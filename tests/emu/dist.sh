@@ -143,4 +143,29 @@ if [ -n "$victim" ] && [ $rc -eq 3 ] && grep -q 'rank 1 was killed by signal 9' 
   ok "--nproc 2, rank 1 killed: exit 3, $(grep -m1 'rank 1 was killed' "$out/l.err")"
 else fail "--nproc 2 with rank 1 killed (victim '${victim}', exit $rc, left '${left}')"; cat "$out/l.err"; fi
 
+# Prompts over 2 ranks: rank 0 alone reads (--prompt, --prompt-file -, --chat on standard input),
+# tokenizes and prints; every rank runs the same steps: the text of one rank (greedy).
+pargs=(run models/deepseek_v3.dsl --config models/tiny/config.json --set vocab_size=2014 --random-weights 1
+       --tokenizer tests/fixtures/tokenizer --max-new-tokens 6 --backend cuda --precision bf16 --storage f32)
+text_of() { sed 's/^\[rank 0\] //' "$out/$1.txt"; }
+"$dscc" "${pargs[@]}" --prompt "Hello world" > "$out/p1.txt" 2> "$out/p1.err" || { fail "--prompt, one rank"; cat "$out/p1.err"; }
+printf 'Hello\nHow are you\n' | "$dscc" "${pargs[@]}" --chat > "$out/c1.txt" 2> "$out/c1.err" || { fail "--chat, one rank"; cat "$out/c1.err"; }
+[ "$(wc -l < "$out/c1.txt")" -eq 2 ] || fail "--chat, one rank: $(wc -l < "$out/c1.txt") replies to 2 lines"
+if "$dscc" "${pargs[@]}" --prompt "Hello world" --nproc 2 > "$out/p2.txt" 2> "$out/p2.err"; then
+  [ "$(text_of p2)" = "$(cat "$out/p1.txt")" ] && ok "--prompt --nproc 2: the text of one rank" ||
+    fail "--prompt --nproc 2: '$(text_of p2)', one rank '$(cat "$out/p1.txt")'"
+  grep -q '^\[rank 1\]' "$out/p2.txt" "$out/p2.err" && fail "--prompt --nproc 2: rank 1 printed"
+else fail "--prompt --nproc 2"; cat "$out/p2.err"; fi
+if printf 'Hello world' | "$dscc" "${pargs[@]}" --prompt-file - --nproc 2 > "$out/f2.txt" 2> "$out/f2.err"; then
+  [ "$(text_of f2)" = "$(cat "$out/p1.txt")" ] || fail "--prompt-file - --nproc 2: '$(text_of f2)'"
+else fail "--prompt-file - --nproc 2"; cat "$out/f2.err"; fi
+if printf 'Hello\nHow are you\n' | "$dscc" "${pargs[@]}" --chat --nproc 2 > "$out/c2.txt" 2> "$out/c2.err"; then
+  [ "$(text_of c2)" = "$(cat "$out/c1.txt")" ] && ok "--chat --nproc 2: two turns as one rank, the end of input ends both ranks" ||
+    fail "--chat --nproc 2: '$(text_of c2)', one rank '$(cat "$out/c1.txt")'"
+else fail "--chat --nproc 2"; cat "$out/c2.err"; fi
+# rank 0 cannot read the prompt: every rank stops, exit 1, rank 0 names the file
+"$dscc" "${pargs[@]}" --prompt-file "$out/missing.txt" --nproc 2 --timeout 20 > "$out/m2.txt" 2> "$out/m2.err"; rc=$?
+if [ $rc -eq 1 ] && grep -q "missing.txt" "$out/m2.err"; then ok "--prompt-file missing over 2 ranks: exit 1"
+else fail "--prompt-file missing over 2 ranks: exit $rc"; cat "$out/m2.err"; fi
+
 exit $status

@@ -50,8 +50,8 @@ static void run_help(FILE *o) {
                "  --tokens IDS.npy       int32/int64 token ids [B, T]\n"
                "  --prompt TEXT          a prompt: the tokenizer's chat template renders it as one user\n"
                "                         message with the generation prompt; the text generated streams\n"
-               "                         to standard output (one process only, for now)\n"
-               "  --prompt-file F        the prompt read from F ('-': standard input)\n"
+               "                         to standard output (several ranks: rank 0 reads and prints)\n"
+               "  --prompt-file F        the prompt read from F ('-': standard input, rank 0's)\n"
                "  --raw                  feed the prompt as is, without the chat template\n"
                "  --chat                 interactive: a user message per line of standard input, the\n"
                "                         reply streamed; the history is kept and the KV cache holds\n"
@@ -66,8 +66,9 @@ static void run_help(FILE *o) {
                "  --top-k K              sample among the K most likely tokens (default 0: all)\n"
                "  --top-p P              then among the fewest whose probability reaches P (default 1)\n"
                "  --seed N               sampling seed (default 0): the same seed gives the same output on\n"
-               "                         the same backend. Sampling runs on the host (device-side sampling\n"
-               "                         is not done yet: each step's last logits cross to the host)\n"
+               "                         the same backend. --backend cuda draws on the GPU (only the ids\n"
+               "                         come back: the same distribution, not the host's draws); the CPU\n"
+               "                         backend samples on the host\n"
                "  --speculative mtp      with --tokens and --generate: the MTP module (--set mtp_draft)\n"
                "                         drafts, the main model verifies a draft token each step\n"
                "                         (greedy output equals plain greedy decoding; with --temperature\n"
@@ -101,7 +102,8 @@ static void run_help(FILE *o) {
                "                         without fp8-quant (on the CPU: FP32 arithmetic on the stored weights)\n"
                "  --prefill P            run the first P positions at once, the rest one token at a\n"
                "                         time through the KV cache (logits equal a full forward)\n"
-               "  --generate N           continue greedily for N tokens and print them\n"
+               "  --generate N           continue for N tokens (greedy, or as --temperature says) and\n"
+               "                         print them\n"
                "  --dump-logits OUT.npy  write float32 logits [B, T, vocab] of the positions run\n"
                "  --threads N            CPU threads (default: all)\n"
                "%s"
@@ -212,8 +214,6 @@ static int check_run_args(int argc, char **argv, RunArgs *r, bool random_given, 
     if (text && r->dump) return driver_usage_error("run", "--dump-logits needs --tokens");
     if (text && !r->tokenizer && !(r->tokenizer = r->weights))
         return driver_usage_error("run", "--prompt with --random-weights needs --tokenizer DIR");
-    if (text && r->nproc > 1)
-        return driver_usage_error("run", "--prompt and --chat run in one process for now: use --tokens with --nproc");
     if (text && !r->generate_given) r->generate = 256;
     if (r->backend && strcmp(r->backend, "cpu") != 0 && strcmp(r->backend, "cuda") != 0)
         return driver_usage_error("run", "--backend expects cpu or cuda, got '%s'", r->backend);
@@ -390,12 +390,16 @@ typedef struct {
     int64_t first;    /* this rank's first row (its samplers' streams) */
     int device;
     bool text;        /* --prompt, --chat: no logits kept beyond the last step's */
+    bool dev_sample;  /* the backend draws the tokens (rt_exec_sample): no logits to the host */
+    bool skip_logits; /* run_span leaves the logits on the device (they are sampled there) */
+    int rank;         /* this rank: 0 alone reads the prompt and prints */
     RunTimings tm;    /* load and compile filled by run_rank, the steps by the run */
 } Local;
 
 /* Runs positions [t0, t1) of every row of tok [B, T]; copies logits into all. */
 static bool run_span(Local *l, DiagEngine *d, const float *tok, int64_t T, int64_t t0, int64_t t1, float *all) {
     int64_t B = l->B, S = t1 - t0;
+    if (!B && !rt_exec_expert_parallel(l->x)) return true; /* replicated experts: a rank without rows has no part in the step */
     float *t = malloc(sizeof(float) * (size_t)(B * S + 1)), *p = malloc(sizeof(float) * (size_t)(B * S + 1));
     if (!t || !p) {
         free(t);
@@ -412,13 +416,14 @@ static bool run_span(Local *l, DiagEngine *d, const float *tok, int64_t T, int64
     bool ok = rt_exec_run(l->x, in, l->has_pos ? 2 : 1, d) && rt_world_check(l->world, d);
     int rank = 0;
     int64_t dims[IR_MAX_RANK];
-    const float *lg = ok && B ? rt_exec_output(l->x, "logits", &rank, dims) : NULL;
-    if (ok && B && (!lg || rank != 3 || dims[0] != B || dims[1] != S || (l->V && dims[2] != l->V))) {
+    bool fetch = ok && B && !l->skip_logits; /* sampled on the device: the logits stay there */
+    const float *lg = fetch ? rt_exec_output(l->x, "logits", &rank, dims) : NULL;
+    if (fetch && (!lg || rank != 3 || dims[0] != B || dims[1] != S || (l->V && dims[2] != l->V))) {
         diag_error(d, (SrcLoc){0}, "the model has no output 'logits' of shape [B, S, vocab]");
         ok = false;
     }
-    if (ok && B && !l->V) l->V = dims[2]; /* the first span learns V (a rank without rows has no logits) */
-    for (int64_t i = 0; ok && i < B * S * l->V; i++)
+    if (fetch && ok && !l->V) l->V = dims[2]; /* the first span learns V (a rank without rows has no logits) */
+    for (int64_t i = 0; fetch && ok && i < B * S * l->V; i++)
         if (isnan(lg[i])) { /* argmax would answer token 0: a silent wrong answer */
             diag_error(d, (SrcLoc){0}, "the logits of row %lld at position %lld are NaN (vocabulary entry %lld first)",
                        (long long)(i / (S * l->V)), (long long)(t0 + i / l->V % S), (long long)(i % l->V));
@@ -426,7 +431,7 @@ static bool run_span(Local *l, DiagEngine *d, const float *tok, int64_t T, int64
             ok = false;
         }
     if (ok && !l->text && !l->logits && !(l->logits = malloc(sizeof(float) * (size_t)(B * l->T * l->V + 1)))) ok = false;
-    if (ok && all && B)
+    if (fetch && ok && all)
         for (int64_t b = 0; b < B; b++)
             memcpy(all + (b * T + t0) * l->V, lg + b * S * l->V, sizeof(float) * (size_t)(S * l->V));
     free(t);
@@ -439,6 +444,34 @@ static int64_t argmax(const float *v, int64_t n) {
     for (int64_t i = 1; i < n; i++)
         if (v[i] > v[best]) best = i;
     return best;
+}
+
+/* The next token of each of the B rows of the last step into next[B]: drawn
+ * on the device when the backend can (rt_exec_sample: no logits cross to
+ * the host), else by the rows' host samplers from host[b * stride]. */
+static bool draw_next(Local *l, DiagEngine *d, RunSampler *smp, int64_t B, const float *host, int64_t stride, int64_t *next) {
+    if (!B) return true;
+    if (l->dev_sample) {
+        int32_t *ids = malloc(sizeof(int32_t) * (size_t)B);
+        RtSampling sp = run_sampling(&smp[0]);
+        int64_t rows = 0;
+        bool ok = ids && rt_exec_sample(l->x, &sp, (uint64_t)l->first, smp[0].draws, ids, &rows, d);
+        if (ok && rows != B) {
+            diag_error(d, (SrcLoc){0}, "internal: the device sampler drew %lld rows of %lld", (long long)rows, (long long)B);
+            ok = false;
+        }
+        for (int64_t b = 0; ok && b < B; b++) next[b] = ids[b], smp[b].draws++;
+        if (!ids) diag_error(d, (SrcLoc){0}, "out of host memory for sampling");
+        l->nan |= !ok && ids; /* the sampler's failures are the device's or a NaN row: runtime failures */
+        free(ids);
+        return ok;
+    }
+    for (int64_t b = 0; b < B; b++)
+        if ((next[b] = run_sample(&smp[b], host + b * stride, l->V)) < 0) {
+            diag_error(d, (SrcLoc){0}, "out of host memory for sampling");
+            return false;
+        }
+    return true;
 }
 
 static bool graph_has_input(const IrGraph *g, const char *name) {
@@ -464,32 +497,32 @@ static bool run_local(const RunArgs *r, Local *l, DiagEngine *d, const float *to
     l->tm.prefill_tps = (double)(B * T) / (l->tm.ttft_s > 0 ? l->tm.ttft_s : 1e-9);
     int64_t G = r->generate, L = T + G;
     if (!G) return true;
-    float *seq = malloc(sizeof(float) * (size_t)(B * L + 1)), *step = malloc(sizeof(float) * (size_t)(B * L * l->V + 1));
+    float *seq = malloc(sizeof(float) * (size_t)(B * L + 1));
+    float *step = l->dev_sample ? NULL : malloc(sizeof(float) * (size_t)(B * L * l->V + 1)); /* the decode steps' logits */
     l->gen = malloc(sizeof(float) * (size_t)(B * G + 1));
     RunSampler *smp = calloc((size_t)B + 1, sizeof *smp);
-    bool ok = seq && step && l->gen && smp;
+    int64_t *next = malloc(sizeof(int64_t) * (size_t)(B + 1));
+    bool ok = seq && (step || l->dev_sample) && l->gen && smp && next;
     for (int64_t b = 0; ok && b < B; b++) { /* row b's stream: its global row, whatever rank runs it */
         run_sampler_init(&smp[b], r->temperature, r->top_p, r->top_k, r->sample_seed, (uint64_t)(l->first + b));
         memcpy(seq + b * L, tok + b * T, sizeof(float) * (size_t)T);
-        int64_t next = run_sample(&smp[b], l->logits + (b * T + T - 1) * l->V, l->V);
-        ok = next >= 0;
-        seq[b * L + T] = (float)next;
     }
+    ok = ok && draw_next(l, d, smp, B, l->logits + (T - 1) * l->V, T * l->V, next);
+    for (int64_t b = 0; ok && b < B; b++) seq[b * L + T] = (float)next[b];
     double t1 = driver_now();
+    l->skip_logits = l->dev_sample; /* decode steps: only the ids come back */
     for (int64_t t = T; ok && t + 1 < L; t++) {
-        ok = run_span(l, d, seq, L, t, t + 1, step);
-        for (int64_t b = 0; ok && b < B; b++) {
-            int64_t next = run_sample(&smp[b], step + (b * L + t) * l->V, l->V);
-            ok = next >= 0;
-            seq[b * L + t + 1] = (float)next;
-        }
+        ok = run_span(l, d, seq, L, t, t + 1, step) && draw_next(l, d, smp, B, step ? step + t * l->V : NULL, L * l->V, next);
+        for (int64_t b = 0; ok && b < B; b++) seq[b * L + t + 1] = (float)next[b];
     }
+    l->skip_logits = false;
     l->tm.decode_tokens = B * (G - 1);
     double dt = driver_now() - t1;
     l->tm.decode_tps = (double)l->tm.decode_tokens / (dt > 0 ? dt : 1e-9);
     for (int64_t b = 0; ok && b < B; b++) memcpy(l->gen + b * G, seq + b * L + T, sizeof(float) * (size_t)G);
     for (int64_t b = 0; smp && b < B; b++) run_sampler_free(&smp[b]);
     free(smp);
+    free(next);
     free(seq);
     free(step);
     if (!ok && !diag_error_count(d)) diag_error(d, (SrcLoc){0}, "out of host memory for the generated tokens");
@@ -751,6 +784,34 @@ static int prompt_tokens(const RunArgs *r, Arena *a, DiagEngine *d, RtTokenizer 
     return 0;
 }
 
+/* The prompt's ids on every rank: rank 0 alone reads and tokenizes them
+ * (prompt_tokens); the others hear [n, the tokenizer's largest id] (n -1:
+ * rank 0 failed and said why), then the n ids, and make tok from them
+ * (--chat: its [1, CHAT_CTX] alone; the turns bring the ids). 0 or an exit code. */
+static int shared_prompt(const RunArgs *r, Arena *a, DiagEngine *d, Local *l, RtTokenizer **tk, int32_t **ids, size_t *n, RtArray *tok,
+                         int32_t *tok_max) {
+    int rc = l->rank == 0 ? prompt_tokens(r, a, d, tk, ids, n, tok) : 0;
+    int32_t head[2] = {rc ? -1 : (int32_t)*n, !rc && *tk ? rt_tok_max_id(*tk) : 0};
+    if (l->world && !rt_world_bcast(l->world, d, head, 2, "sharing rank 0's prompt")) return DSCC_EXIT_RUNTIME;
+    if (head[0] < 0) return rc ? rc : DSCC_EXIT_INPUT; /* rank 0 said why */
+    *tok_max = head[1];
+    if (!l->world) return 0;
+    if (l->rank && r->chat) {
+        *tok = (RtArray){.rank = 2, .shape = {1, CHAT_CTX}, .numel = CHAT_CTX, .was_int = true, .data = calloc(1, sizeof(float))};
+        return tok->data ? 0 : DSCC_EXIT_RUNTIME;
+    }
+    if (r->chat) return 0;
+    if (l->rank) {
+        *n = (size_t)head[0];
+        *tok = (RtArray){.rank = 2, .shape = {1, (int64_t)*n}, .numel = (int64_t)*n, .was_int = true};
+        *ids = malloc(sizeof(int32_t) * *n);
+        if (!*ids || !(tok->data = malloc(sizeof(float) * *n))) return DSCC_EXIT_RUNTIME;
+    }
+    if (!rt_world_bcast(l->world, d, *ids, *n, "sharing rank 0's prompt")) return DSCC_EXIT_RUNTIME;
+    for (size_t i = 0; i < *n; i++) tok->data[i] = (float)(*ids)[i];
+    return 0;
+}
+
 /* The model's vocabulary: the last dim of its output `logits` (-1: symbolic or none). */
 static int64_t model_vocab(const IrGraph *g) {
     for (int i = 0; i < g->nnodes; i++) {
@@ -782,40 +843,63 @@ typedef struct {
     const char *why; /* "eos", "stop", "length" */
 } Turn;
 
+/* Several ranks: rank 0 (which holds the row and the tokenizer) says what
+ * comes next, every rank hears the same words and runs the same steps. */
+enum { STEP_ON, STEP_EOS, STEP_STOP, STEP_FAIL };
+
+static bool share_step(Local *l, DiagEngine *d, int64_t *next, int *code) {
+    if (!l->world) return true;
+    int32_t w[2] = {(int32_t)*next, *code};
+    if (!rt_world_bcast(l->world, d, w, 2, "sharing rank 0's next token")) return false;
+    *next = w[0];
+    *code = w[1];
+    return true;
+}
+
+/* Rank 0's verdict on a token: eos, the stop string, or on; STEP_FAIL after reporting. */
+static int judge(DiagEngine *d, const RtTokenizer *tk, RunStream *st, int64_t next) {
+    if (next == rt_tok_eos(tk)) return STEP_EOS;
+    size_t plen;
+    const char *piece = rt_tok_piece(tk, (int32_t)next, &plen);
+    if (!piece) {
+        diag_error(d, (SrcLoc){0}, "the model generated token %lld, which the tokenizer does not have", (long long)next);
+        return STEP_FAIL;
+    }
+    run_stream_add(st, piece, plen);
+    return st->stopped ? STEP_STOP : STEP_ON;
+}
+
 static bool generate_turn(const RunArgs *r, Local *l, DiagEngine *d, const RtTokenizer *tk, float *seq, int64_t T, int64_t start,
                           RunSampler *smp, RunStream *st, Turn *tu) {
     int64_t P = r->prefill && start + r->prefill < T ? start + r->prefill : T, G = r->generate, L = T + G, t = T;
-    int32_t eos = rt_tok_eos(tk);
     tu->ng = 0;
     tu->why = "length";
     double t0 = driver_now(), t1 = t0;
+    l->skip_logits = l->dev_sample;
     bool ok = run_span(l, d, seq, L, start, P, NULL);
     for (int64_t i = P; ok && i < T; i++) ok = run_span(l, d, seq, L, i, i + 1, NULL);
     l->tm.prefill_tokens += T - start;
     l->tm.prefill_s += driver_now() - t0;
     l->tm.prefill_tps = (double)l->tm.prefill_tokens / fmax(l->tm.prefill_s, 1e-9);
     while (ok && tu->ng < G) {
-        int64_t next = run_sample(smp, last_logits(l), l->V);
-        if (tu->ng == 0) l->tm.ttft_s = (t1 = driver_now()) - t0;
-        if (next < 0) {
-            diag_error(d, (SrcLoc){0}, "out of host memory for sampling");
-            ok = false;
-            break;
+        int64_t next = 0;
+        int code = STEP_ON;
+        if (l->B) { /* the rank that holds the row: rank 0 */
+            ok = draw_next(l, d, smp, 1, l->dev_sample ? NULL : last_logits(l), 0, &next);
+            code = ok ? judge(d, tk, st, next) : STEP_FAIL;
         }
+        ok = share_step(l, d, &next, &code) && code != STEP_FAIL && ok;
+        if (tu->ng == 0) l->tm.ttft_s = (t1 = driver_now()) - t0;
+        if (!ok) break;
         tu->ng++;
         seq[t] = (float)next;
-        if (next == eos) { tu->why = "eos"; break; }
-        size_t plen;
-        const char *piece = rt_tok_piece(tk, (int32_t)next, &plen);
-        if (!piece) {
-            diag_error(d, (SrcLoc){0}, "the model generated token %lld, which the tokenizer does not have", (long long)next);
-            ok = false;
+        if (code != STEP_ON) {
+            tu->why = code == STEP_EOS ? "eos" : "stop";
             break;
         }
-        run_stream_add(st, piece, plen);
-        if (st->stopped) { tu->why = "stop"; break; }
         if (tu->ng < G) ok = run_span(l, d, seq, L, t, t + 1, NULL), t++;
     }
+    l->skip_logits = false;
     tu->fed = t;
     l->tm.decode_tokens += t - T;
     l->tm.decode_s += driver_now() - t1;
@@ -835,20 +919,21 @@ static int generate_text(const RunArgs *r, Local *l, DiagEngine *d, const RtToke
     RunStream st;
     Turn tu = {0};
     run_sampler_init(&smp, r->temperature, r->top_p, r->top_k, r->sample_seed, 0);
-    run_stream_init(&st, r->stop, r->json ? NULL : stdout);
+    run_stream_init(&st, r->stop, r->json || l->rank ? NULL : stdout);
     bool ok = seq && out;
     for (int64_t i = 0; ok && i < T; i++) seq[i] = (float)ids[i];
     ok = ok && generate_turn(r, l, d, tk, seq, T, 0, &smp, &st, &tu);
     int rc = ok ? DSCC_EXIT_OK : l->nan || !seq || !out ? DSCC_EXIT_RUNTIME : DSCC_EXIT_INPUT;
     for (int64_t i = 0; ok && i < tu.ng; i++) out[i] = (int32_t)seq[T + i];
-    if (ok && r->json) {
+    if (l->rank) { /* rank 0 alone prints */
+    } else if (ok && r->json) {
         if (!run_print_json(stdout, ids, (size_t)T, out, (size_t)tu.ng, st.text.data ? st.text.data : "", tu.why, &l->tm))
             rc = DSCC_EXIT_RUNTIME;
     } else if (ok) {
         run_stream_finish(&st);
         if (printf("\n") < 0 || fflush(stdout)) rc = DSCC_EXIT_RUNTIME;
     }
-    if (ok) {
+    if (ok && !l->rank) {
         fprintf(stderr, "generated %lld tokens (stopped by %s)\n", (long long)tu.ng, stop_name(tu.why));
         print_setup(r, l, l->device);
     }
@@ -873,6 +958,20 @@ static char *read_line(FILE *f) { /* NULL at end of input; without its newline *
     sb_putc(&sb, 0);
     if (sb.len > 1 && sb.data[sb.len - 2] == '\r') sb.data[sb.len - 2] = 0;
     return sb.data;
+}
+
+/* Several ranks: rank 0's chat turn reaches every rank: [T, keep] (T -1:
+ * the input ended; -2: rank 0 failed and said why), then the T ids (on the
+ * other ranks into *ids, malloc'd). */
+static bool share_turn(Local *l, DiagEngine *d, int32_t head[2], int32_t **ids) {
+    if (!l->world) return true;
+    if (!rt_world_bcast(l->world, d, head, 2, "sharing rank 0's chat turn")) return false;
+    if (head[0] <= 0) return true;
+    if (l->rank && !(*ids = malloc(sizeof(int32_t) * (size_t)head[0]))) {
+        diag_error(d, (SrcLoc){0}, "out of host memory for a conversation of %d tokens", head[0]);
+        return false;
+    }
+    return rt_world_bcast(l->world, d, *ids, (size_t)head[0], "sharing rank 0's chat turn");
 }
 
 /* One turn: the whole conversation rendered; the ids the KV cache already
@@ -903,6 +1002,8 @@ static bool chat_turn(const RunArgs *r, Local *l, DiagEngine *d, const RtTokeniz
     }
     if (ok && keep == (int64_t)T) keep = 0, rt_exec_reset(l->x); /* nothing new to run: the last position again */
     for (size_t i = 0; ok && i < T; i++) s[i] = (float)ids[i];
+    int32_t head[2] = {ok ? (int32_t)T : -2, (int32_t)keep};
+    ok = share_turn(l, d, head, &ids) && ok;
     free(ids);
     RunStream st;
     run_stream_init(&st, r->stop, stdout);
@@ -924,9 +1025,54 @@ static bool chat_turn(const RunArgs *r, Local *l, DiagEngine *d, const RtTokeniz
     return ok;
 }
 
+/* The other ranks of a --chat: each turn as rank 0 shares it, until its input ends. */
+static int chat_follow(const RunArgs *r, Local *l, DiagEngine *d) {
+    float *seq = NULL;
+    int64_t cached = 0;
+    RunSampler smp; /* never drawn from: rank 0 holds the row */
+    run_sampler_init(&smp, r->temperature, r->top_p, r->top_k, r->sample_seed, 0);
+    int rc = DSCC_EXIT_OK;
+    for (;;) {
+        int32_t head[2] = {0, 0}, *ids = NULL;
+        if (!share_turn(l, d, head, &ids)) {
+            rc = DSCC_EXIT_RUNTIME;
+            break;
+        }
+        if (head[0] <= 0) { /* the input ended (-1), or rank 0 failed and said why */
+            rc = head[0] == -1 ? DSCC_EXIT_OK : DSCC_EXIT_INPUT;
+            break;
+        }
+        int64_t T = head[0], keep = head[1];
+        float *s = realloc(seq, sizeof(float) * (size_t)(T + r->generate + 1));
+        if (s) seq = s;
+        for (int64_t i = 0; s && i < T; i++) s[i] = (float)ids[i];
+        free(ids);
+        if (!s) {
+            diag_error(d, (SrcLoc){0}, "out of host memory for a conversation of %lld tokens", (long long)T);
+            rc = DSCC_EXIT_RUNTIME;
+            break;
+        }
+        if (keep == 0 && cached) rt_exec_reset(l->x); /* rank 0 started over */
+        RunStream st;
+        run_stream_init(&st, NULL, NULL);
+        Turn tu = {0};
+        bool ok = generate_turn(r, l, d, NULL, seq, T, keep, &smp, &st, &tu);
+        run_stream_free(&st);
+        if (!ok) {
+            rc = l->nan || diag_error_count(d) ? DSCC_EXIT_RUNTIME : DSCC_EXIT_INPUT;
+            break;
+        }
+        cached = tu.fed;
+    }
+    free(seq);
+    run_sampler_free(&smp);
+    return rc;
+}
+
 static int chat(const RunArgs *r, Local *l, DiagEngine *d, const RtTokenizer *tk) {
     if (!rt_tok_chat_template(tk)) {
         diag_error(d, (SrcLoc){r->tokenizer, 0, 0}, "--chat needs the tokenizer's chat_template (tokenizer_config.json)");
+        share_turn(l, d, (int32_t[2]){-2, 0}, NULL);
         return DSCC_EXIT_INPUT;
     }
     size_t n = 0, cap = 0;
@@ -947,6 +1093,7 @@ static int chat(const RunArgs *r, Local *l, DiagEngine *d, const RtTokenizer *tk
         if (!chat_turn(r, l, d, tk, msgs, n, &seq, &cached, &smp)) rc = l->nan ? DSCC_EXIT_RUNTIME : DSCC_EXIT_INPUT;
         else n++;
     }
+    if (rc == DSCC_EXIT_OK && !share_turn(l, d, (int32_t[2]){-1, 0}, NULL)) rc = DSCC_EXIT_RUNTIME; /* the input ended: every rank stops */
     if (rc == DSCC_EXIT_OK) print_setup(r, l, l->device);
     for (size_t i = 0; i < n; i++) free((char *)msgs[i].content);
     free(msgs);
@@ -957,9 +1104,6 @@ static int chat(const RunArgs *r, Local *l, DiagEngine *d, const RtTokenizer *tk
 
 /* Checks the world this process belongs to; 0 or an exit code. */
 static int check_world(const RunArgs *r, DiagEngine *d, const RtRankInfo *ri, int *nodes, int *gpn) {
-    if (ri->size > 1 && !r->tokens)
-        return driver_usage_error("run", "rank %d of %d (%s): --prompt and --chat run in one process for now: use --tokens over "
-                                  "several ranks", ri->rank, ri->size, rt_launcher_name(ri->launcher));
     if (ri->size > 1 && !r->cuda)
         return driver_usage_error("run", "rank %d of %d (%s): several ranks need --backend cuda (expert parallelism runs on GPUs "
                                          "over NCCL; the CPU reference is one process)", ri->rank, ri->size, rt_launcher_name(ri->launcher));
@@ -990,24 +1134,31 @@ static int run_rank(RunArgs *r, Arena *a, DiagEngine *d) {
     RtArray tok = {0};
     Local l = {0};
     RtTokenizer *tk = NULL;
-    int32_t *ids = NULL;
+    int32_t *ids = NULL, tok_max = -1;
     size_t nids = 0;
-    if (!r->tokens && (rc = prompt_tokens(r, a, d, &tk, &ids, &nids, &tok))) goto done;
+    int device = ri.size > 1 ? rt_world_device(&ri, NULL) : (int)r->device;
+    l.rank = ri.rank;
+    /* a prompt: rank 0 reads it, the world it joins first hears it (the steps follow from its length) */
+    if (!r->tokens && ri.size > 1 && !(l.world = rt_world_join(d, &ri, nodes, gpn, device, r->timeout_ms))) {
+        rc = DSCC_EXIT_RUNTIME;
+        goto done;
+    }
+    if (!r->tokens && (rc = shared_prompt(r, a, d, &l, &tk, &ids, &nids, &tok, &tok_max))) goto done;
     double tc = driver_now();
     IrGraph *g = compile(r, a, d, &ck, &tok, &ri, nodes, gpn, &rc);
     l.tm.compile_s = driver_now() - tc;
     if (!g) goto done;
     int64_t V = model_vocab(g);
-    if (tk && V > 0 && rt_tok_max_id(tk) >= V) {
-        diag_error(d, (SrcLoc){r->tokenizer, 0, 0}, "the tokenizer has ids up to %d but the model's vocabulary has %lld entries "
-                   "(does the tokenizer belong to this model?)", rt_tok_max_id(tk), (long long)V);
+    if (!r->tokens && V > 0 && tok_max >= V) { /* every rank stops; rank 0 says why */
+        if (ri.rank == 0)
+            diag_error(d, (SrcLoc){r->tokenizer, 0, 0}, "the tokenizer has ids up to %d but the model's vocabulary has %lld entries "
+                       "(does the tokenizer belong to this model?)", tok_max, (long long)V);
         rc = DSCC_EXIT_INPUT;
         goto done;
     }
     int64_t B = tok.shape[0], T = tok.shape[1], cap = (B + ri.size - 1) / ri.size;
-    int device = ri.size > 1 ? rt_world_device(&ri, NULL) : (int)r->device;
     rc = DSCC_EXIT_RUNTIME;
-    if (ri.size > 1 && !(l.world = rt_world_join(d, &ri, nodes, gpn, device, r->timeout_ms))) goto done;
+    if (ri.size > 1 && !l.world && !(l.world = rt_world_join(d, &ri, nodes, gpn, device, r->timeout_ms))) goto done;
     Progress prog = {.inner = ck ? (CpuWeightSource){rt_checkpoint_read_f32, ck} : cpu_random_weights(&r->seed),
                      .total = count_tensors(g), .tty = isatty(2) && !r->cuda && ri.rank == 0};
     CpuWeightSource ws = {progress_load, &prog};
@@ -1031,8 +1182,10 @@ static int run_rank(RunArgs *r, Arena *a, DiagEngine *d) {
     rt_world_rows(B, ri.rank, ri.size, &l.first, &l.B);
     l.device = device;
     /* A rank without rows runs empty steps: the executor still serves its experts in every exchange. */
-    l.text = tk != NULL;
-    rc = r->chat ? chat(r, &l, d, tk) : tk ? generate_text(r, &l, d, tk, ids, T) : execute(r, &l, d, &ri, &tok, nodes, gpn);
+    l.text = !r->tokens;
+    l.dev_sample = rt_exec_samples(l.x); /* the GPU draws the tokens: only their ids come back */
+    rc = r->chat ? (ri.rank ? chat_follow(r, &l, d) : chat(r, &l, d, tk))
+         : l.text ? generate_text(r, &l, d, tk, ids, T) : execute(r, &l, d, &ri, &tok, nodes, gpn);
 done:
     rt_exec_free(l.x);
     if (!rt_world_leave(l.world, d, rc == DSCC_EXIT_OK) && rc == DSCC_EXIT_OK) rc = DSCC_EXIT_RUNTIME;
@@ -1064,7 +1217,8 @@ static int launch_ranks(const RunArgs *r, Arena *a, DiagEngine *d, int argc, cha
     char **child = arena_alloc(a, sizeof(char *) * (size_t)(n + 2));
     child[0] = "dscc";
     memcpy(child + 1, rest, sizeof(char *) * (size_t)(n + 1));
-    RtLaunchOptions o = {.nproc = (int)r->nproc, .exe = "/proc/self/exe", .argv = child};
+    bool reads = r->chat || (r->prompt_file && strcmp(r->prompt_file, "-") == 0); /* rank 0 reads the prompt from our stdin */
+    RtLaunchOptions o = {.nproc = (int)r->nproc, .exe = "/proc/self/exe", .argv = child, .stdin_rank0 = reads};
     RtLaunchResult res;
     if (rt_launch(d, &o, &res)) return DSCC_EXIT_OK;
     /* A rank's own input or usage error (every rank meets it) keeps its code; anything else is a runtime failure. */

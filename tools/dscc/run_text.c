@@ -46,6 +46,7 @@ void run_sampler_init(RunSampler *s, double temperature, double top_p, long top_
     s->temperature = temperature;
     s->top_p = top_p;
     s->top_k = top_k;
+    s->seed = seed;
     uint64_t z = seed * 0x9E3779B97F4A7C15ull + stream * 0xBF58476D1CE4E5B9ull + 0x94D049BB133111EBull; /* splitmix64 */
     z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
     z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
@@ -73,7 +74,10 @@ static int by_prob(const void *x, const void *y) {
     return *(const int32_t *)x - *(const int32_t *)y; /* ties: the lower id first, as argmax */
 }
 
+RtSampling run_sampling(const RunSampler *s) { return (RtSampling){s->temperature, s->top_p, s->top_k, s->seed}; }
+
 int64_t run_sample(RunSampler *s, const float *logits, int64_t V) {
+    s->draws++;
     int64_t best = 0;
     for (int64_t i = 1; i < V; i++)
         if (logits[i] > logits[best]) best = i;

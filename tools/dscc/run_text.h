@@ -5,6 +5,7 @@
 #ifndef DSCC_RUN_TEXT_H
 #define DSCC_RUN_TEXT_H
 
+#include "runtime/sample.h"
 #include "runtime/tokenizer.h"
 #include "support/support.h"
 
@@ -24,6 +25,8 @@ bool run_prompt_ids(DiagEngine *d, const RtTokenizer *t, const char *text, bool 
 typedef struct {
     double temperature, top_p;
     long top_k;
+    uint64_t seed;  /* as given: the device sampler's (runtime/sample.h) */
+    uint64_t draws; /* tokens drawn so far: the device sampler's step */
     uint64_t state; /* xorshift64* */
     float *prob;    /* scratch of V */
     int32_t *idx;
@@ -34,6 +37,8 @@ void run_sampler_init(RunSampler *s, double temperature, double top_p, long top_
 void run_sampler_free(RunSampler *s);
 /* The next token; -1 when out of memory. */
 int64_t run_sample(RunSampler *s, const float *logits, int64_t V);
+/* What the device sampler draws from for s (the same distribution). */
+RtSampling run_sampling(const RunSampler *s);
 
 /* Generated text: pieces are appended, and what is safe to show (whole
  * characters, no part of a possible stop string) goes to out as it comes. */

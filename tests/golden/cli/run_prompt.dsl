@@ -26,10 +26,10 @@
 // CHECK: give one input: --prompt, --prompt-file, --chat or --tokens
 // CHECK: exit=2
 // RUN: dscc run models/deepseek_v3.dsl --config models/tiny/config.json --random-weights 1 --tokenizer tests/fixtures/tokenizer --prompt hi --nproc 2; echo "exit=$?"
-// CHECK: --prompt and --chat run in one process for now: use --tokens with --nproc
+// CHECK: --nproc 2: several ranks need --backend cuda
 // CHECK: exit=2
 // RUN: RANK=1 WORLD_SIZE=2 dscc run models/deepseek_v3.dsl --config models/tiny/config.json --random-weights 1 --tokenizer tests/fixtures/tokenizer --prompt hi; echo "exit=$?"
-// CHECK: rank 1 of 2 (torchrun): --prompt and --chat run in one process for now
+// CHECK: rank 1 of 2 (torchrun): several ranks need --backend cuda
 // CHECK: exit=2
 // RUN: dscc run models/deepseek_v3.dsl --config models/tiny/config.json --random-weights 1 --tokenizer tests/fixtures/tokenizer --prompt hi --temperature -1; echo "exit=$?"
 // CHECK: --temperature expects a number in 0..100, got '-1'
