@@ -80,6 +80,8 @@ static bool plan_memory(Arena *a, DiagEngine *d, IrGraph *g, int64_t B, int64_t 
     PassRunOptions ro = {0};
     const char *p = arena_printf(a, "plan-memory{batch=%lld,seq=%lld,ctx=%lld}", (long long)B, (long long)S, (long long)ctx);
     return pass_pipeline_parse(a, d, p, &pp) && pass_pipeline_run(&pp, g, &ro, d);
+}
+
 /* The FLOPs of the last run's attention: 2 x (query rows) x (keys) x (Dk + Dv) each, i.e.
  * 2 B H T (576 + 512) for a decode step of V3's absorbed MLA (masked keys counted as computed). */
 static double attention_flops(const IrGraph *g, GpuExec *x) {

@@ -999,6 +999,7 @@ typedef struct {
     IrDType *dtype;
     bool *unread, *stored;
     int *grp, *tmpl;
+    int *chain; /* chain_expert_gemms' */
     int ngroups;
 } Storage;
 
@@ -1032,12 +1033,12 @@ static void plan_storage(Gen *G, bool wide, Storage *st) {
     }
     absorb_layout_groups(g, grp, ngroups);
     int *pair = arena_alloc(a, sizeof(int) * (size_t)(nn + 1)), *cache_of = arena_alloc(a, sizeof(int) * (size_t)(nn + 1));
-    pair_expert_gemms(&G, grp, pair);
-    G.pair = pair;
+    pair_expert_gemms(G, grp, pair);
+    G->pair = pair;
     absorb_caches(g, grp, ngroups, cache_of);
-    G.cache_of = cache_of;
+    G->cache_of = cache_of;
     int *chain = arena_alloc(a, sizeof(int) * (size_t)(nn + 1));
-    chain_expert_gemms(&G, grp, pair, ngroups, chain);
+    chain_expert_gemms(G, grp, pair, ngroups, chain);
     /* A group holds at most one op that is not inlined: the template (and a grouped expert GEMM's pair). */
     int *tmpl = arena_alloc(a, sizeof(int) * (size_t)(ngroups + 1));
     for (int k = 0; k < ngroups; k++) tmpl[k] = -1;
@@ -1069,7 +1070,7 @@ static void plan_storage(Gen *G, bool wide, Storage *st) {
             else stored[i] = true;
         }
     }
-    *st = (Storage){dtype, unread, stored, grp, tmpl, ngroups};
+    *st = (Storage){dtype, unread, stored, grp, tmpl, chain, ngroups};
 }
 
 bool *cg_stored_values(Arena *a, const IrGraph *g, const CgGenOptions *o, IrDType **dtype) {
@@ -1104,7 +1105,7 @@ CgProgram *cg_generate(Arena *a, DiagEngine *d, const IrGraph *g, const CgGenOpt
     plan_storage(&G, wide, &st);
     IrDType *dtype = st.dtype;
     bool *unread = st.unread, *stored = st.stored;
-    int *grp = st.grp, *tmpl = st.tmpl, ngroups = st.ngroups;
+    int *grp = st.grp, *tmpl = st.tmpl, *chain = st.chain, ngroups = st.ngroups;
     int *order = order_groups(a, g, grp, unread, ngroups);
     if (!order) {
         diag_error(d, (SrcLoc){0}, "codegen: the kernel groups depend on each other in a cycle");
