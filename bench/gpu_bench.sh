@@ -30,3 +30,5 @@ for blas in ${BLAS_MODES:-0 1}; do
   done
 done
 if [ "${PEER:-1}" = 1 ]; then python3 bench/peer_transformers.py --layers "${LAYERS:-2}" --dense "${DENSE:-1}" --prefill "${PREFILL:-1024}"; fi
+# speculative decoding with the MTP module (MTP=1): plain decode, verify (k+1 positions) and draft steps at batch 1 and 32, tokens/s at MTP_ACCEPT
+if [ "${MTP:-0}" = 1 ]; then echo "== dscc MTP speculative decoding"; build/bench_mtp --layers "${LAYERS:-2}" --dense "${DENSE:-1}" --accept "${MTP_ACCEPT:-0.85}"; fi
