@@ -12,8 +12,11 @@
 #include <cmocka.h>
 
 #include <math.h>
+#include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 #include "cpu/cpu.h"
 #include "frontend/frontend.h"
@@ -244,6 +247,99 @@ static void test_pipeline_errors(void **state) {
     assert_string_equal(p.steps[0].vals[0], "layers.0.|shared");
 }
 
+/* --dump-dir writes as -o does (support's file_write): a file already
+ * there is replaced, not rewritten in place (a hard link to it keeps the
+ * old text), a symlink's target gets the text and the link stays, a FIFO
+ * is written in place. All inside a fresh mkdtemp folder. */
+typedef struct {
+    const char *path;
+    char got[4096];
+} FifoReader;
+
+static void *read_fifo(void *arg) {
+    FifoReader *r = arg;
+    FILE *f = fopen(r->path, "rb");
+    if (f) {
+        r->got[fread(r->got, 1, sizeof r->got - 1, f)] = 0;
+        fclose(f);
+    }
+    return NULL;
+}
+
+static void expect_file(const char *path, const char *want) {
+    FILE *f = fopen(path, "rb");
+    assert_non_null(f);
+    char got[4096] = {0};
+    size_t n = fread(got, 1, sizeof got - 1, f);
+    fclose(f);
+    assert_int_equal(n, strlen(want));
+    assert_string_equal(got, want);
+}
+
+static void test_dump_dir(void **state) {
+    Fx *f = *state;
+    static const char text[] = "graph @g dims(B) {\n  %0 = input {name=\"x\"} : f32[B,8]\n"
+                               "  %1 = exp %0 : f32[B,8]\n  %2 = neg %0 : f32[B,8]\n  %3 = neg %0 : f32[B,8]\n"
+                               "  %4 = add %2, %3 : f32[B,8]\n  output %4 {name=\"y\"}\n}\n";
+    IrGraph *g = ir_parse(f->a, f->d, "dump.ir", text, strlen(text));
+    assert_non_null(g);
+    StrBuf before; /* the input as printed: 00-input.ir */
+    sb_init(&before);
+    ir_print(g, &before);
+    char dir[64], p[4][160];
+    snprintf(dir, sizeof dir, "/tmp/dscc_dump_XXXXXX");
+    assert_non_null(mkdtemp(dir));
+    snprintf(p[0], sizeof p[0], "%s/dump", dir);
+    assert_int_equal(mkdir(p[0], 0700), 0);
+    snprintf(p[1], sizeof p[1], "%s/kept.ir", dir); /* 01-dce.ir: a hard link of it */
+    FILE *k = fopen(p[1], "w");
+    assert_non_null(k);
+    fputs("old text\n", k);
+    fclose(k);
+    snprintf(p[2], sizeof p[2], "%s/dump/01-dce.ir", dir);
+    assert_int_equal(link(p[1], p[2]), 0);
+    snprintf(p[2], sizeof p[2], "%s/dump/00-input.ir", dir); /* a symlink to ../target.ir, not there yet */
+    assert_int_equal(symlink("../target.ir", p[2]), 0);
+    FifoReader r = {.path = p[3]};
+    snprintf(p[3], sizeof p[3], "%s/dump/02-cse.ir", dir);
+    assert_int_equal(mkfifo(p[3], 0600), 0);
+    pthread_t th;
+    assert_int_equal(pthread_create(&th, NULL, read_fifo, &r), 0);
+    PassPipeline pl;
+    assert_true(pass_pipeline_parse(f->a, f->d, "dce,cse", &pl));
+    PassRunOptions ro = {.dump_dir = p[0], .verify_each = true};
+    assert_true(pass_pipeline_run(&pl, g, &ro, f->d));
+    pthread_join(th, NULL);
+    StrBuf after_cse;
+    sb_init(&after_cse);
+    ir_print(g, &after_cse);
+    assert_null(strstr(after_cse.data, "exp")); /* dce removed it: the dumps differ */
+    assert_string_equal(r.got, after_cse.data);
+    expect_file(p[1], "old text\n");                   /* the hard link's other name: untouched */
+    struct stat st;
+    assert_int_equal(lstat(p[2], &st), 0);
+    assert_true(S_ISLNK(st.st_mode));                  /* still a link ... */
+    snprintf(p[2], sizeof p[2], "%s/target.ir", dir);
+    expect_file(p[2], before.data);                    /* ... whose target holds the input */
+    snprintf(p[2], sizeof p[2], "%s/dump/01-dce.ir", dir);
+    assert_int_equal(lstat(p[2], &st), 0);
+    assert_int_equal(st.st_nlink, 1);                  /* a new file, not the linked one */
+    FILE *dce = fopen(p[2], "rb");
+    assert_non_null(dce);
+    char buf[4096] = {0};
+    assert_true(fread(buf, 1, sizeof buf - 1, dce) > 0);
+    fclose(dce);
+    char *neg = strstr(buf, "neg %0");
+    assert_true(!strstr(buf, "exp") && neg && strstr(neg + 1, "neg %0")); /* dce ran, cse not yet */
+    neg = strstr(after_cse.data, "neg %0");
+    assert_true(neg && !strstr(neg + 1, "neg %0"));
+    sb_free(&before);
+    sb_free(&after_cse);
+    char cmd[128];
+    snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);
+    assert_int_equal(system(cmd), 0);
+}
+
 /* The fuse pass's grouping as first written, with an n x n bitset of group
  * dependencies: the reference the pass (which keeps only each node's
  * largest dependency and walks back on demand) must match group for group. */
@@ -372,6 +468,7 @@ int main(void) {
         cmocka_unit_test_setup_teardown(test_schedule_checker, setup, teardown),
         cmocka_unit_test_setup_teardown(test_plan_memory_no_overlap, setup, teardown),
         cmocka_unit_test_setup_teardown(test_pipeline_errors, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_dump_dir, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
