@@ -193,6 +193,13 @@ static Value tensor_binop(Lower *L, AstNode *e, Value a, Value b) {
     return lw_node(L, e->loc, op, x, 2, NULL, 0, NULL);
 }
 
+/* Comparison op of two numbers from how they compare (all false for a NaN:
+ * then only != holds). */
+static Value compare(int op, bool lt, bool eq, bool gt) {
+    bool b = op == EQ ? eq : op == NE ? !eq : op == '<' ? lt : op == LE ? lt || eq : op == '>' ? gt : gt || eq;
+    return (Value){.k = V_BOOL, .u.b = b};
+}
+
 static Value int_binop(Lower *L, AstNode *e, int64_t x, int64_t y) {
     int64_t r = 0;
     bool ovf = false;
@@ -211,12 +218,7 @@ static Value int_binop(Lower *L, AstNode *e, int64_t x, int64_t y) {
         }
         r = x / y;
         break;
-    case EQ: return (Value){.k = V_BOOL, .u.b = x == y};
-    case NE: return (Value){.k = V_BOOL, .u.b = x != y};
-    case '<': return (Value){.k = V_BOOL, .u.b = x < y};
-    case LE: return (Value){.k = V_BOOL, .u.b = x <= y};
-    case '>': return (Value){.k = V_BOOL, .u.b = x > y};
-    case GE: return (Value){.k = V_BOOL, .u.b = x >= y};
+    case EQ: case NE: case '<': case LE: case '>': case GE: return compare(e->op, x < y, x == y, x > y);
     default: lw_error(L, e->loc, "operator '%s' needs bools", op_text(e->op)); return poison();
     }
     if (ovf) { lw_error(L, e->loc, "integer overflow in '%s'", op_text(e->op)); return poison(); }
@@ -231,12 +233,7 @@ static Value float_binop(Lower *L, AstNode *e, double x, double y) {
     case '/':
         if (y == 0) { lw_error(L, e->loc, "division by zero"); return poison(); }
         return (Value){.k = V_FLOAT, .u.f = x / y};
-    case EQ: return (Value){.k = V_BOOL, .u.b = x == y};
-    case NE: return (Value){.k = V_BOOL, .u.b = x != y};
-    case '<': return (Value){.k = V_BOOL, .u.b = x < y};
-    case LE: return (Value){.k = V_BOOL, .u.b = x <= y};
-    case '>': return (Value){.k = V_BOOL, .u.b = x > y};
-    case GE: return (Value){.k = V_BOOL, .u.b = x >= y};
+    case EQ: case NE: case '<': case LE: case '>': case GE: return compare(e->op, x < y, x == y, x > y);
     default: lw_error(L, e->loc, "operator '%s' is not defined on floats", op_text(e->op)); return poison();
     }
 }
