@@ -360,7 +360,7 @@ static void report(const Spec *sp, bool cuda) {
     fprintf(stderr,
             "speculative mtp (%s backend): %lld x %lld new tokens in %lld verify steps, %.2f tokens per step per row; "
             "drafts accepted %lld of %lld (%.1f%%)\n",
-            cuda ? "cuda" : "cpu", (long long)sp->B, (long long)sp->N, (long long)sp->steps,
+            cuda ? "cuda" : "cpu", (long long)sp->B, (long long)(sp->tk ? sp->ng : sp->N), (long long)sp->steps,
             tokens_per_step(sp), (long long)sp->accepted, (long long)sp->drafted,
             sp->drafted ? 100.0 * (double)sp->accepted / (double)sp->drafted : 0.0);
     if (sp->B > 16) return;

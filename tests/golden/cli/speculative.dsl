@@ -60,7 +60,7 @@
 // RUN: dscc run models/deepseek_v3.dsl --config models/tiny/config.json --set vocab_size=2014 --random-weights 1 --tokenizer tests/fixtures/tokenizer --prompt "Hello world" --max-new-tokens 8 --stop GPU --speculative mtp 2>&1
 // CHECK: stream stream stream
 // CHECK-NEXT: generated 4 tokens (stopped by --stop)
-// CHECK-NEXT: speculative mtp (cpu backend): 1 x 8 new tokens in 3 verify steps
+// CHECK-NEXT: speculative mtp (cpu backend): 1 x 4 new tokens in 3 verify steps
 // The two step graphs are the DSL's own: `dscc compile` (any --emit) shows
 // them with --set mtp_hidden=true (verify) and --set mtp_draft=true (draft).
 // RUN: dscc compile models/deepseek_v3.dsl --config models/tiny/config.json --set mtp_draft=true | grep -E "= input|output" | sed "s/%[0-9]*/%N/g"
