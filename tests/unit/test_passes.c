@@ -232,16 +232,6 @@ static void *read_fifo(void *arg) {
     return NULL;
 }
 
-static void expect_file(const char *path, const char *want) {
-    FILE *f = fopen(path, "rb");
-    assert_non_null(f);
-    char got[4096] = {0};
-    size_t n = fread(got, 1, sizeof got - 1, f);
-    fclose(f);
-    assert_int_equal(n, strlen(want));
-    assert_string_equal(got, want);
-}
-
 static void test_dump_dir(void **state) {
     Fx *f = *state;
     static const char text[] = "graph @g dims(B) {\n  %0 = input {name=\"x\"} : f32[B,8]\n"
@@ -281,12 +271,12 @@ static void test_dump_dir(void **state) {
     ir_print(g, &after_cse);
     assert_null(strstr(after_cse.data, "exp")); /* dce removed it: the dumps differ */
     assert_string_equal(r.got, after_cse.data);
-    expect_file(p[1], "old text\n");                   /* the hard link's other name: untouched */
+    tu_expect_file(p[1], "old text\n");                   /* the hard link's other name: untouched */
     struct stat st;
     assert_int_equal(lstat(p[2], &st), 0);
     assert_true(S_ISLNK(st.st_mode));                  /* still a link ... */
     snprintf(p[2], sizeof p[2], "%s/target.ir", dir);
-    expect_file(p[2], before.data);                    /* ... whose target holds the input */
+    tu_expect_file(p[2], before.data);                    /* ... whose target holds the input */
     snprintf(p[2], sizeof p[2], "%s/dump/01-dce.ir", dir);
     assert_int_equal(lstat(p[2], &st), 0);
     assert_int_equal(st.st_nlink, 1);                  /* a new file, not the linked one */

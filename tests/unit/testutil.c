@@ -9,6 +9,7 @@
 
 #include <arpa/inet.h>
 #include <netinet/in.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
@@ -79,6 +80,16 @@ float *tu_output_copy(CpuExec *x, const char *name, int64_t *n) {
     assert_non_null(out);
     memcpy(out, v, sizeof(float) * (size_t)*n);
     return out;
+}
+
+void tu_expect_file(const char *path, const char *want) {
+    FILE *f = fopen(path, "rb");
+    assert_non_null(f);
+    char got[4096] = {0};
+    size_t n = fread(got, 1, sizeof got - 1, f);
+    fclose(f);
+    assert_int_equal(n, strlen(want));
+    assert_string_equal(got, want);
 }
 
 int tu_free_port(void) {

@@ -36,6 +36,9 @@ void tu_forward(TuFixture *f, CpuExec *x, const RtArray *tok);
 /* A malloc'd copy of output `name` of x's last run; its element count in *n. */
 float *tu_output_copy(CpuExec *x, const char *name, int64_t *n);
 
+/* Asserts that the file at path holds exactly want. */
+void tu_expect_file(const char *path, const char *want);
+
 /* ---- ranks as processes ----------------------------------------------- */
 
 int tu_free_port(void); /* a TCP port free right now on loopback */
