@@ -74,3 +74,5 @@ if [ "${PEER_DG:-$(ls .peers/whl/sgl_deep_gemm-*.whl >/dev/null 2>&1 && echo 1 |
   fi
   rm -rf "$site"
 fi
+# speculative decoding with the MTP module (MTP=1): plain decode, verify (k+1 positions) and draft steps at batch 1 and 32, tokens/s at MTP_ACCEPT
+if [ "${MTP:-0}" = 1 ]; then echo "== dscc MTP speculative decoding"; build/bench_mtp --layers "${LAYERS:-2}" --dense "${DENSE:-1}" --accept "${MTP_ACCEPT:-0.85}"; fi

@@ -40,95 +40,33 @@ void lw_error(Lower *L, SrcLoc loc, const char *fmt, ...) {
 
 static Value poison(void) { return (Value){.k = V_POISON}; }
 
-static size_t scope_hash(const char *s) {
-    size_t h = 1469598103934665603u;
-    for (; *s; s++) h = (h ^ (unsigned char)*s) * 1099511628211u;
-    return h;
-}
-
-static Binding *find_local(Scope *s, const char *name) {
-    if (!s->tab) return NULL;
-    for (Binding *b = s->tab[scope_hash(name) & s->mask]; b; b = b->next)
-        if (strcmp(b->name, name) == 0) return b;
-    return NULL;
-}
-
 bool lw_lookup(Lower *L, Scope *s, const char *name, Value *out) {
     (void)L;
     for (; s; s = s->parent) {
-        Binding *b = find_local(s, name);
-        if (b) {
-            *out = b->v;
+        const Value *v = strmap_get(&s->names, name);
+        if (v) {
+            *out = *v;
             return true;
         }
     }
     return false;
 }
 
-void *lw_map_get(const NameMap *m, const char *name) {
-    if (!m->tab) return NULL;
-    for (NameEntry *e = m->tab[scope_hash(name) & m->mask]; e; e = e->next)
-        if (strcmp(e->name, name) == 0) return e->v;
-    return NULL;
+void *lw_map_get(const StrMap *m, const char *name) {
+    void **v = strmap_get(m, name);
+    return v ? *v : NULL;
 }
 
-void lw_map_put(Lower *L, NameMap *m, const char *name, void *v) {
-    if (!m->tab || m->count >= m->mask + 1) { /* double (16 at first) and rehash */
-        size_t nb = m->tab ? (m->mask + 1) * 2 : 16;
-        NameEntry **tab = arena_alloc(L->a, sizeof(NameEntry *) * nb);
-        for (size_t i = 0; m->tab && i <= m->mask; i++)
-            for (NameEntry *e = m->tab[i], *next; e; e = next) {
-                next = e->next;
-                size_t h = scope_hash(e->name) & (nb - 1);
-                e->next = tab[h];
-                tab[h] = e;
-            }
-        m->tab = tab;
-        m->mask = nb - 1;
-    }
-    NameEntry *e = arena_alloc(L->a, sizeof *e);
-    e->name = name;
-    e->v = v;
-    size_t h = scope_hash(name) & m->mask;
-    e->next = m->tab[h];
-    m->tab[h] = e;
-    m->count++;
-}
-
-/* Doubles the bucket array (8 at first) and rehashes the bindings. */
-static void scope_grow(Lower *L, Scope *s) {
-    size_t nb = s->tab ? (s->mask + 1) * 2 : 8;
-    Binding **tab = arena_alloc(L->a, sizeof(Binding *) * nb);
-    memset(tab, 0, sizeof(Binding *) * nb);
-    for (size_t i = 0; s->tab && i <= s->mask; i++)
-        for (Binding *b = s->tab[i], *next; b; b = next) {
-            next = b->next;
-            size_t h = scope_hash(b->name) & (nb - 1);
-            b->next = tab[h];
-            tab[h] = b;
-        }
-    s->tab = tab;
-    s->mask = nb - 1;
-}
+void lw_map_put(StrMap *m, const char *name, void *v) { *(void **)strmap_put(m, name, NULL) = v; }
 
 void lw_bind(Lower *L, Scope *s, const char *name, Value v) {
-    Binding *b = find_local(s, name);
-    if (b) {
-        b->v = v;
-        return;
-    }
-    if (!s->tab || s->count >= s->mask + 1) scope_grow(L, s);
-    b = arena_alloc(L->a, sizeof *b);
-    b->name = name;
-    b->v = v;
-    size_t h = scope_hash(name) & s->mask;
-    b->next = s->tab[h];
-    s->tab[h] = b;
-    s->count++;
+    (void)L;
+    *(Value *)strmap_put(&s->names, name, NULL) = v;
 }
 
 static Scope *scope_new(Lower *L, Scope *parent) {
     Scope *s = arena_alloc(L->a, sizeof *s);
+    strmap_init(&s->names, L->a, sizeof(Value));
     s->parent = parent;
     return s;
 }
@@ -255,6 +193,13 @@ static Value tensor_binop(Lower *L, AstNode *e, Value a, Value b) {
     return lw_node(L, e->loc, op, x, 2, NULL, 0, NULL);
 }
 
+/* Comparison op of two numbers from how they compare (all false for a NaN:
+ * then only != holds). */
+static Value compare(int op, bool lt, bool eq, bool gt) {
+    bool b = op == EQ ? eq : op == NE ? !eq : op == '<' ? lt : op == LE ? lt || eq : op == '>' ? gt : gt || eq;
+    return (Value){.k = V_BOOL, .u.b = b};
+}
+
 static Value int_binop(Lower *L, AstNode *e, int64_t x, int64_t y) {
     int64_t r = 0;
     bool ovf = false;
@@ -273,12 +218,7 @@ static Value int_binop(Lower *L, AstNode *e, int64_t x, int64_t y) {
         }
         r = x / y;
         break;
-    case EQ: return (Value){.k = V_BOOL, .u.b = x == y};
-    case NE: return (Value){.k = V_BOOL, .u.b = x != y};
-    case '<': return (Value){.k = V_BOOL, .u.b = x < y};
-    case LE: return (Value){.k = V_BOOL, .u.b = x <= y};
-    case '>': return (Value){.k = V_BOOL, .u.b = x > y};
-    case GE: return (Value){.k = V_BOOL, .u.b = x >= y};
+    case EQ: case NE: case '<': case LE: case '>': case GE: return compare(e->op, x < y, x == y, x > y);
     default: lw_error(L, e->loc, "operator '%s' needs bools", op_text(e->op)); return poison();
     }
     if (ovf) { lw_error(L, e->loc, "integer overflow in '%s'", op_text(e->op)); return poison(); }
@@ -293,12 +233,7 @@ static Value float_binop(Lower *L, AstNode *e, double x, double y) {
     case '/':
         if (y == 0) { lw_error(L, e->loc, "division by zero"); return poison(); }
         return (Value){.k = V_FLOAT, .u.f = x / y};
-    case EQ: return (Value){.k = V_BOOL, .u.b = x == y};
-    case NE: return (Value){.k = V_BOOL, .u.b = x != y};
-    case '<': return (Value){.k = V_BOOL, .u.b = x < y};
-    case LE: return (Value){.k = V_BOOL, .u.b = x <= y};
-    case '>': return (Value){.k = V_BOOL, .u.b = x > y};
-    case GE: return (Value){.k = V_BOOL, .u.b = x >= y};
+    case EQ: case NE: case '<': case LE: case '>': case GE: return compare(e->op, x < y, x == y, x > y);
     default: lw_error(L, e->loc, "operator '%s' is not defined on floats", op_text(e->op)); return poison();
     }
 }
@@ -417,7 +352,7 @@ static void exec_let(Lower *L, Scope *s, AstNode *st) {
     Value v = lw_eval(L, s, st->a);
     size_t n = st->list.n;
     for (size_t i = 0; i < n; i++)
-        if (find_local(s, st->list.v[i]->str)) {
+        if (strmap_get(&s->names, st->list.v[i]->str)) {
             lw_error(L, st->list.v[i]->loc, "'%s' is already defined in this block; assign without 'let'", st->list.v[i]->str);
             return;
         }
@@ -438,10 +373,10 @@ static void exec_let(Lower *L, Scope *s, AstNode *st) {
 static void exec_assign(Lower *L, Scope *s, AstNode *st) {
     Value v = lw_eval(L, s, st->a);
     for (Scope *sc = s; sc; sc = sc->parent) {
-        Binding *b = find_local(sc, st->str);
+        Value *b = strmap_get(&sc->names, st->str);
         if (b) {
             if (v.k == V_TUPLE) { lw_error(L, st->loc, "cannot assign a tuple to '%s'; use 'let a, b = ...'", st->str); v = poison(); }
-            b->v = v;
+            *b = v;
             return;
         }
     }
@@ -498,7 +433,7 @@ static void exec_weight(Lower *L, Scope *s, AstNode *st) {
         return;
     }
     Value v = lw_node(L, st->loc, IR_OP_WEIGHT, NULL, 0, attrs, nattrs, &t);
-    if (v.k == V_TENSOR) lw_map_put(L, &L->weights, name, v.u.t);
+    if (v.k == V_TENSOR) lw_map_put(&L->weights, name, v.u.t);
     lw_bind(L, s, st->str, v);
 }
 
@@ -514,7 +449,7 @@ static void exec_input(Lower *L, Scope *s, AstNode *st) {
     if (!eval_type(L, s, st->c, &t)) { lw_bind(L, s, st->str, poison()); return; }
     IrAttr at = {.name = "name", .kind = IR_ATTR_STR, .u.s = st->str};
     Value v = lw_node(L, st->loc, IR_OP_INPUT, NULL, 0, &at, 1, &t);
-    if (v.k == V_TENSOR) lw_map_put(L, &L->inputs, st->str, v.u.t);
+    if (v.k == V_TENSOR) lw_map_put(&L->inputs, st->str, v.u.t);
     lw_bind(L, s, st->str, v);
 }
 
@@ -573,7 +508,7 @@ static void exec_output(Lower *L, Scope *s, AstNode *st) {
     }
     IrAttr at = {.name = "name", .kind = IR_ATTR_STR, .u.s = st->str};
     Value o = lw_node(L, st->loc, IR_OP_OUTPUT, &v.u.t, 1, &at, 1, NULL);
-    if (o.k == V_TENSOR) lw_map_put(L, &L->outputs, st->str, o.u.t);
+    if (o.k == V_TENSOR) lw_map_put(&L->outputs, st->str, o.u.t);
 }
 
 static void exec_return(Lower *L, Scope *s, AstNode *st) {
@@ -625,7 +560,7 @@ static const char *intern_scope(Lower *L, const char *path) {
     const char *p = lw_map_get(&L->scopes, path);
     if (p) return p;
     p = arena_strdup(L->a, path);
-    lw_map_put(L, &L->scopes, p, (void *)p);
+    lw_map_put(&L->scopes, p, (void *)p);
     return p;
 }
 
@@ -728,7 +663,7 @@ static void run_items(Lower *L, AstVec *items) {
         if (first) {
             lw_error(L, it->loc, "function '%s' is defined twice", it->str);
             diag_note(L->d, first->loc, "first defined here");
-        } else lw_map_put(L, &L->fn_map, it->str, it);
+        } else lw_map_put(&L->fn_map, it->str, it);
         IrOp op;
         if (ir_op_lookup(it->str, &op)) lw_error(L, it->loc, "'%s' is an op; choose another name for the function", it->str);
         ast_push(L->a, &L->fns, it);
@@ -768,6 +703,8 @@ IrGraph *fe_compile_string(Arena *a, DiagEngine *d, const char *file, const char
     int before = diag_error_count(d);
     file = arena_strdup(a, file);
     L.g = ir_graph_new(a, file_stem(a, file));
+    StrMap *maps[] = {&L.fn_map, &L.inputs, &L.outputs, &L.weights, &L.scopes};
+    for (size_t i = 0; i < sizeof maps / sizeof *maps; i++) strmap_init(maps[i], a, sizeof(void *));
     L.globals = scope_new(&L, NULL);
     L.set_used = arena_alloc(a, sizeof(bool) * (size_t)(L.opt->nsets + 1));
     FeParseCtx ctx = {.arena = a, .diag = d, .file = file};

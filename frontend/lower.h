@@ -39,19 +39,11 @@ struct Value {
     } u;
 };
 
-typedef struct Binding {
-    const char *name;
-    Value v;
-    struct Binding *next; /* next in the same hash bucket */
-} Binding;
-
-/* A scope's names in a chained hash table, made on the first binding and
- * doubled as it fills: a model of 100,000 `let`s looks each name up in
- * constant time. A name is bound at most once per scope (rebinding
- * replaces the value, which shadowing made unreachable anyway). */
+/* A scope's names -> Values in a StrMap: a model of 100,000 `let`s looks
+ * each name up in constant time. A name is bound at most once per scope
+ * (rebinding replaces the value, which shadowing made unreachable anyway). */
 typedef struct Scope {
-    Binding **tab;
-    size_t mask, count; /* buckets - 1, bindings */
+    StrMap names;
     struct Scope *parent;
 } Scope;
 
@@ -62,18 +54,6 @@ typedef struct {
 
 #define FE_MAX_CALL_DEPTH 64
 
-/* Name -> pointer, a chained hash table doubled as it fills (arena). */
-typedef struct NameEntry {
-    const char *name;
-    void *v;
-    struct NameEntry *next;
-} NameEntry;
-
-typedef struct {
-    NameEntry **tab;
-    size_t mask, count;
-} NameMap;
-
 typedef struct {
     Arena *a;
     DiagEngine *d;
@@ -81,12 +61,12 @@ typedef struct {
     const FeOptions *opt;
     Scope *globals;
     AstVec fns;
-    NameMap fn_map;      /* name -> first AstNode fn of that name */
-    NameMap inputs, outputs, weights; /* name -> IrNode (first declared) */
+    StrMap fn_map;       /* name -> first AstNode fn of that name (lw_map_*: pointer values) */
+    StrMap inputs, outputs, weights; /* name -> IrNode (first declared) */
     Frame frames[FE_MAX_CALL_DEPTH];
     int depth;
     const char *scope;   /* interned '/'-joined fn path; NULL at top level */
-    NameMap scopes;      /* interned paths: path -> itself */
+    StrMap scopes;       /* interned paths: path -> itself */
     bool returned;
     Value retval;
     int64_t steps;       /* statements executed so far */
@@ -99,8 +79,9 @@ typedef struct {
     size_t nparams, capparams;
 } Lower;
 
-void *lw_map_get(const NameMap *m, const char *name); /* NULL if absent */
-void lw_map_put(Lower *L, NameMap *m, const char *name, void *v); /* name must be absent */
+/* The pointer maps of Lower: name -> pointer. */
+void *lw_map_get(const StrMap *m, const char *name); /* NULL if absent */
+void lw_map_put(StrMap *m, const char *name, void *v);
 
 /* Reports an error at loc, then a note at each enclosing call site. */
 void lw_error(Lower *L, SrcLoc loc, const char *fmt, ...) __attribute__((format(printf, 3, 4)));

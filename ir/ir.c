@@ -9,7 +9,7 @@
 #include <string.h>
 
 const IrOpInfo ir_op_info[IR_OP_COUNT] = {
-#define IR_OP(e, cls, kw, mn, mx, attrs, summary) {IR_CLASS_##cls, kw, mn, mx, attrs, summary},
+#define IR_OP(e, cls, res, kw, mn, mx, attrs, summary) {IR_CLASS_##cls, IR_RESULT_##res, kw, mn, mx, attrs, summary},
 #include "ir/ops.def"
 #undef IR_OP
 };
@@ -25,12 +25,9 @@ bool ir_op_lookup(const char *name, IrOp *out) {
     return false;
 }
 
-bool ir_op_has_result(IrOp op) { return op != IR_OP_OUTPUT; }
+bool ir_op_has_result(IrOp op) { return op >= IR_OP_COUNT || ir_op_info[op].result != IR_RESULT_NONE; }
 
-bool ir_op_declares_type(IrOp op) {
-    return op == IR_OP_INPUT || op == IR_OP_WEIGHT || op == IR_OP_CONST || op == IR_OP_CAST ||
-           op == IR_OP_RESHAPE || op == IR_OP_SPLIT_BATCH || op == IR_OP_MERGE_BATCH;
-}
+bool ir_op_declares_type(IrOp op) { return op < IR_OP_COUNT && ir_op_info[op].result == IR_RESULT_DECLARED; }
 
 IrOpClass ir_op_class(IrOp op) { return op < IR_OP_COUNT ? ir_op_info[op].cls : IR_CLASS_COUNT; }
 

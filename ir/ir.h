@@ -75,7 +75,7 @@ bool ir_type_bytes_at(const IrType *t, const int64_t *sym, int64_t *bytes);
 /* ---- ops ---------------------------------------------------------------- */
 
 typedef enum {
-#define IR_OP(e, cls, kw, mn, mx, attrs, summary) IR_OP_##e,
+#define IR_OP(e, cls, res, kw, mn, mx, attrs, summary) IR_OP_##e,
 #include "ir/ops.def"
 #undef IR_OP
     IR_OP_COUNT
@@ -129,8 +129,16 @@ typedef enum {
     IR_CLASS_COUNT
 } IrOpClass;
 
+/* Where an op's result type comes from: the result column of ops.def. */
+typedef enum {
+    IR_RESULT_DECLARED, /* the node's own type (input, weight, const, cast, reshape, split/merge_batch) */
+    IR_RESULT_INFERRED, /* computed from the operands by ir/shape.c */
+    IR_RESULT_NONE,     /* no value (output) */
+} IrOpResult;
+
 typedef struct {
     IrOpClass cls;       /* class column of ops.def */
+    IrOpResult result;   /* result column of ops.def */
     const char *name;    /* keyword in the text form and the DSL */
     int min_operands;
     int max_operands;    /* -1 = variadic */
@@ -141,8 +149,8 @@ typedef struct {
 extern const IrOpInfo ir_op_info[IR_OP_COUNT];
 const char *ir_op_name(IrOp op);
 bool ir_op_lookup(const char *name, IrOp *out); /* keyword -> op */
-bool ir_op_has_result(IrOp op);                 /* false only for output */
-bool ir_op_declares_type(IrOp op);              /* input, weight, const, cast, reshape, split/merge_batch */
+bool ir_op_has_result(IrOp op);                 /* result column: not NONE (all but output) */
+bool ir_op_declares_type(IrOp op);              /* result column: DECLARED */
 IrOpClass ir_op_class(IrOp op);
 /* Ops a fused kernel computes inline: elementwise, reductions, views,
  * layout, constants (the fuse pass groups them; the codegen inlines them;

@@ -1,7 +1,8 @@
 /* manager.c — the pass table, pipeline strings, and running a pipeline
  * with the instrumentation users know from LLVM and MLIR: print before or
  * after a pass, after every pass or only after changes, a numbered dump
- * file per pass, timings, and the verifier after each pass. */
+ * file per pass (written as -o writes: support's file_write), timings,
+ * and the verifier after each pass. */
 #include "passes/passes.h"
 
 #include <errno.h>
@@ -221,17 +222,14 @@ static bool dump_file(const char *dir, int idx, const char *pass, const IrGraph 
     }
     char path[4096];
     snprintf(path, sizeof path, "%s/%02d-%s.ir", dir, idx, pass);
-    FILE *f = fopen(path, "w");
-    if (!f) {
-        diag_error(d, ((SrcLoc){path, 0, 0}), "cannot write: %s", strerror(errno));
-        return false;
-    }
     StrBuf sb;
     sb_init(&sb);
     ir_print(g, &sb);
-    fputs(sb.data, f);
+    /* as -o writes: a regular file replaced whole, a link's target, a FIFO in place */
+    int err = file_write(path, &(FileChunk){sb.data ? sb.data : "", sb.len}, 1);
     sb_free(&sb);
-    return fclose(f) == 0;
+    if (err) diag_error(d, ((SrcLoc){path, 0, 0}), "cannot write: %s", strerror(err));
+    return err == 0;
 }
 
 bool pass_pipeline_run(const PassPipeline *p, IrGraph *g, const PassRunOptions *o, DiagEngine *d) {

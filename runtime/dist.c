@@ -29,7 +29,7 @@ const char *rt_launcher_name(RtLauncher l) {
     return n[l];
 }
 
-static const char *env_get(const char *const *env, const char *name) {
+const char *rt_env_get(const char *const *env, const char *name) {
     if (!env) return getenv(name);
     size_t n = strlen(name);
     for (; *env; env++)
@@ -39,7 +39,7 @@ static const char *env_get(const char *const *env, const char *name) {
 
 /* Parses a non-negative int variable; false (after reporting) if malformed. */
 static bool env_int(DiagEngine *d, const char *const *env, const char *name, int *out) {
-    const char *v = env_get(env, name);
+    const char *v = rt_env_get(env, name);
     char *end;
     long x = v ? strtol(v, &end, 10) : -1;
     if (!v || !*v || *end || x < 0 || x > 1000000) {
@@ -78,11 +78,11 @@ bool rt_rank_info(Arena *a, DiagEngine *d, const char *const *env, RtRankInfo *o
     out->size = 1;
     out->launcher = RT_LAUNCH_SINGLE;
     for (size_t k = 0; k < sizeof kinds / sizeof kinds[0]; k++) {
-        if (!env_get(env, kinds[k].rank)) continue;
+        if (!rt_env_get(env, kinds[k].rank)) continue;
         out->launcher = kinds[k].l;
         if (!env_int(d, env, kinds[k].rank, &out->rank) || !env_int(d, env, kinds[k].size, &out->size)) return false;
         out->local_rank = out->rank; /* a single-node default when the launcher does not say */
-        if (env_get(env, kinds[k].local) && !env_int(d, env, kinds[k].local, &out->local_rank)) return false;
+        if (rt_env_get(env, kinds[k].local) && !env_int(d, env, kinds[k].local, &out->local_rank)) return false;
         if (out->size < 1 || out->rank >= out->size) {
             diag_error(d, ((SrcLoc){0}), "%s says rank %d of a world of %d (%s, %s)", rt_launcher_name(out->launcher), out->rank,
                        out->size, kinds[k].rank, kinds[k].size);
@@ -90,16 +90,16 @@ bool rt_rank_info(Arena *a, DiagEngine *d, const char *const *env, RtRankInfo *o
         }
         break;
     }
-    const char *addr = env_get(env, "DSCC_MASTER_ADDR");
-    if (!addr) addr = env_get(env, "MASTER_ADDR");
+    const char *addr = rt_env_get(env, "DSCC_MASTER_ADDR");
+    if (!addr) addr = rt_env_get(env, "MASTER_ADDR");
     if ((!addr || !*addr) && out->launcher == RT_LAUNCH_SLURM) { /* srun: rank 0 runs on the step's first host */
         static const char *lists[] = {"SLURM_STEP_NODELIST", "SLURM_JOB_NODELIST", "SLURM_NODELIST"};
         for (size_t k = 0; (!addr || !*addr) && k < sizeof lists / sizeof lists[0]; k++)
-            if (env_get(env, lists[k])) addr = rt_hostlist_first(a, env_get(env, lists[k]));
+            if (rt_env_get(env, lists[k])) addr = rt_hostlist_first(a, rt_env_get(env, lists[k]));
     }
     out->master_addr = arena_strdup(a, addr && *addr ? addr : "127.0.0.1");
     out->master_port = 29500;
-    const char *pv = env_get(env, "DSCC_MASTER_PORT") ? "DSCC_MASTER_PORT" : env_get(env, "MASTER_PORT") ? "MASTER_PORT" : NULL;
+    const char *pv = rt_env_get(env, "DSCC_MASTER_PORT") ? "DSCC_MASTER_PORT" : rt_env_get(env, "MASTER_PORT") ? "MASTER_PORT" : NULL;
     if (pv && !env_int(d, env, pv, &out->master_port)) return false;
     if (out->master_port < 1 || out->master_port > 65535) {
         diag_error(d, ((SrcLoc){0}), "%s must be a port number in 1..65535, got %d", pv, out->master_port);

@@ -25,6 +25,10 @@ typedef struct {
 
 const char *rt_launcher_name(RtLauncher l);
 
+/* The value of variable `name` in env (a NULL-terminated list of NAME=VALUE
+ * strings) or, with env NULL, getenv's; NULL when unset. */
+const char *rt_env_get(const char *const *env, const char *name);
+
 /* Reads the launcher's variables (getenv, or `env` when not NULL: a
  * NULL-terminated list of NAME=VALUE strings, for tests). Open MPI wins
  * over Slurm over torchrun, as mpirun inside a Slurm job sets both.

@@ -136,29 +136,10 @@ static bool merge_find(const RtTokenizer *t, int32_t l, int32_t r, int32_t *rank
 
 /* ---- loading ---------------------------------------------------------------- */
 
-typedef struct {
-    const char **key; /* the vocabulary's ByteLevel strings, by hash */
-    int32_t *id;
-    size_t cap;
-} StrMap;
-
-static uint64_t str_hash(const char *s, size_t n) {
-    uint64_t h = 1469598103934665603ull;
-    for (size_t i = 0; i < n; i++) h = (h ^ (unsigned char)s[i]) * 1099511628211ull;
-    return h;
-}
-
-static int32_t strmap_get(const StrMap *m, const char *s, size_t n) {
-    for (size_t i = str_hash(s, n) & (m->cap - 1); m->key[i]; i = (i + 1) & (m->cap - 1))
-        if (strlen(m->key[i]) == n && memcmp(m->key[i], s, n) == 0) return m->id[i];
-    return -1;
-}
-
-static void strmap_put(StrMap *m, const char *s, int32_t id) {
-    size_t i = str_hash(s, strlen(s)) & (m->cap - 1);
-    while (m->key[i]) i = (i + 1) & (m->cap - 1);
-    m->key[i] = s;
-    m->id[i] = id;
+/* The vocabulary's ByteLevel strings -> ids: a StrMap of int32_t. */
+static int32_t vocab_id(const StrMap *m, const char *s, size_t n) {
+    const int32_t *id = strmap_getn(m, s, n);
+    return id ? *id : -1;
 }
 
 static size_t pow2_at_least(size_t n) {
@@ -249,16 +230,14 @@ static bool load_pretokenizer(RtTokenizer *t, DiagEngine *d, const char *path, c
 /* Vocabulary: id -> bytes, and the byte symbols; `m` gets string -> id. */
 static bool load_vocab(RtTokenizer *t, DiagEngine *d, const char *path, const cJSON *vocab, StrMap *m) {
     if (!cJSON_IsObject(vocab)) TOK_FAIL("model.vocab: expected an object of token -> id");
-    int n = cJSON_GetArraySize(vocab);
-    m->cap = pow2_at_least((size_t)n * 2 + 1);
-    m->key = calloc(m->cap, sizeof *m->key);
-    m->id = calloc(m->cap, sizeof *m->id);
     t->max_id = -1;
     for (const cJSON *e = vocab->child; e; e = e->next) {
         if (!cJSON_IsNumber(e) || e->valuedouble < 0 || e->valuedouble > 1e8 || e->valuedouble != (double)e->valueint)
             TOK_FAIL("model.vocab: token %s: id must be an integer in 0..100000000", e->string);
         if (e->valueint > t->max_id) t->max_id = e->valueint;
-        strmap_put(m, e->string, e->valueint);
+        bool fresh;
+        int32_t *id = strmap_put(m, e->string, &fresh);
+        if (fresh) *id = e->valueint; /* a token given twice keeps its first id */
     }
     size_t ids = (size_t)t->max_id + 1 + 4096;
     t->piece = arena_alloc(t->a, sizeof(const char *) * ids);
@@ -278,7 +257,7 @@ static bool load_vocab(RtTokenizer *t, DiagEngine *d, const char *path, const cJ
         char u[4];
         uint32_t c = byte_char(b);
         size_t k = c < 0x80 ? (u[0] = (char)c, 1) : (u[0] = (char)(0xc0 | c >> 6), u[1] = (char)(0x80 | (c & 0x3f)), 2);
-        t->byte_id[b] = strmap_get(m, u, k);
+        t->byte_id[b] = vocab_id(m, u, k);
         if (t->byte_id[b] < 0) TOK_FAIL("model.vocab: byte 0x%02x has no token (a byte-level BPE has all 256)", b);
     }
     return true;
@@ -313,7 +292,7 @@ static bool load_merges(RtTokenizer *t, DiagEngine *d, const char *path, const c
         if (ll + rl + 1 > cap) buf = realloc(buf, cap = (ll + rl + 1) * 2);
         memcpy(buf, l, ll);
         memcpy(buf + ll, r, rl);
-        int32_t li = strmap_get(m, l, ll), ri = strmap_get(m, r, rl), id = strmap_get(m, buf, ll + rl);
+        int32_t li = vocab_id(m, l, ll), ri = vocab_id(m, r, rl), id = vocab_id(m, buf, ll + rl);
         if (li < 0 || ri < 0 || id < 0) {
             diag_error(d, (SrcLoc){path, 0, 0}, "model.merges[%d]: '%.*s' + '%.*s' are not all in the vocabulary", rank, (int)ll,
                        l, (int)rl, r);
@@ -414,14 +393,15 @@ RtTokenizer *rt_tok_load(DiagEngine *d, const char *dir) {
     char *text = read_file_text(a, d, path, &len);
     cJSON *root = text ? cJSON_ParseWithLength(text, len) : NULL;
     if (text && !root) diag_error(d, (SrcLoc){path, 0, 0}, "not valid JSON");
-    StrMap m = {0};
+    Arena *tmp = arena_new(); /* the vocabulary map, while loading */
+    StrMap m;
+    strmap_init(&m, tmp, sizeof(int32_t));
     const cJSON *model = cJSON_GetObjectItemCaseSensitive(root, "model");
     bool ok = root && check_config(d, path, root) && load_pretokenizer(t, d, path, root) &&
               load_vocab(t, d, path, cJSON_GetObjectItemCaseSensitive(model, "vocab"), &m) &&
               load_merges(t, d, path, cJSON_GetObjectItemCaseSensitive(model, "merges"), &m) &&
               load_added(t, d, path, cJSON_GetObjectItemCaseSensitive(root, "added_tokens"));
-    free(m.key);
-    free(m.id);
+    arena_free(tmp);
     cJSON_Delete(root);
     if (!ok) {
         rt_tok_free(t);

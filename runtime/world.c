@@ -28,17 +28,9 @@ struct RtWorld {
     size_t bcast_bytes;
 };
 
-static const char *env_get(const char *const *env, const char *name) {
-    if (!env) return getenv(name);
-    size_t n = strlen(name);
-    for (; *env; env++)
-        if (strncmp(*env, name, n) == 0 && (*env)[n] == '=') return *env + n + 1;
-    return NULL;
-}
-
 /* The leading positive integer of a variable ("8" or Slurm's "8(x2)"), 0 if none. */
 static int env_lead_int(const char *const *env, const char *name) {
-    const char *v = env_get(env, name);
+    const char *v = rt_env_get(env, name);
     char *end;
     long x = v ? strtol(v, &end, 10) : 0;
     return v && end != v && x > 0 && x <= 1000000 ? (int)x : 0;
@@ -80,7 +72,7 @@ void rt_world_rows(int64_t B, int r, int W, int64_t *first, int64_t *count) {
 }
 
 int rt_world_device(const RtRankInfo *ri, const char *const *env) {
-    const char *vis = env_get(env, "CUDA_VISIBLE_DEVICES");
+    const char *vis = rt_env_get(env, "CUDA_VISIBLE_DEVICES");
     if (vis && *vis && !strchr(vis, ',')) return 0;
     return ri->local_rank;
 }

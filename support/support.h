@@ -1,5 +1,6 @@
 /* support.h — the pieces every stage shares: the arena that owns a
- * compilation, diagnostics with source locations, and a growable string.
+ * compilation, diagnostics with source locations, a string-keyed map, a
+ * growable string, and files read and written safely.
  *
  * One arena per compilation owns the AST, the IR, interned strings and the
  * diagnostics; it is freed once. Building with -DDSCC_ARENA_MALLOC makes every
@@ -38,6 +39,25 @@ char *arena_printf(Arena *a, const char *fmt, ...) __attribute__((format(printf,
         }                                                                        \
         (arr)[(n)++] = (v);                                                      \
     } while (0)
+
+/* ---- string-keyed map (strmap.c), in an arena ------------------------ */
+
+/* Strings to values of one size (vsize bytes), a chained hash table grown
+ * as it fills. Keys are not copied: they must live as long as the map
+ * (arena or interned strings). Values start zeroed and keep their address. */
+typedef struct StrMapEntry StrMapEntry;
+typedef struct {
+    Arena *a;
+    StrMapEntry **tab;
+    size_t mask, count; /* buckets - 1 (once made), entries */
+    size_t vsize;
+} StrMap;
+
+void strmap_init(StrMap *m, Arena *a, size_t vsize);
+void *strmap_get(const StrMap *m, const char *key);           /* its value, or NULL */
+void *strmap_getn(const StrMap *m, const char *key, size_t n); /* the key is key[0..n) */
+/* The value under key, added (zeroed, *fresh = true) if absent; fresh may be NULL. */
+void *strmap_put(StrMap *m, const char *key, bool *fresh);
 
 /* ---- growable string (heap, not arena: used for output text) ---------- */
 

@@ -8,16 +8,12 @@
 #include <stdint.h>
 #include <cmocka.h>
 
-#include <arpa/inet.h>
-#include <netinet/in.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/socket.h>
-#include <sys/wait.h>
 #include <time.h>
-#include <unistd.h>
 
 #include "runtime/runtime.h"
+#include "tests/unit/testutil.h"
 
 static void test_rank_info(void **state) {
     (void)state;
@@ -74,33 +70,23 @@ static void test_rank_info(void **state) {
     arena_free(a);
 }
 
-/* A port free right now on loopback. */
-static int free_port(void) {
-    int fd = socket(AF_INET, SOCK_STREAM, 0);
-    struct sockaddr_in sa = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
-    socklen_t len = sizeof sa;
-    bind(fd, (struct sockaddr *)&sa, sizeof sa);
-    getsockname(fd, (struct sockaddr *)&sa, &len);
-    close(fd);
-    return ntohs(sa.sin_port);
-}
+/* Rank r of `size`, a child: exit 0 iff it received `expect`. */
+typedef struct {
+    int r, size, port, timeout_ms;
+    const uint8_t *expect;
+} Joiner;
 
-/* Runs rank r of `size` in a child; exit 0 iff it received `expect`. */
-static pid_t spawn_rank(int r, int size, int port, const uint8_t *expect, int timeout_ms) {
-    pid_t pid = fork();
-    if (pid) return pid;
+static int joiner(void *arg) {
+    const Joiner *j = arg;
     Arena *a = arena_new();
     DiagEngine *d = diag_new(a, NULL);
-    RtRankInfo ri = {RT_LAUNCH_TORCHRUN, r, size, r, "127.0.0.1", port};
+    RtRankInfo ri = {RT_LAUNCH_TORCHRUN, j->r, j->size, j->r, "127.0.0.1", j->port};
     uint8_t got[128] = {0};
-    bool ok = rt_rendezvous(d, &ri, got, sizeof got, timeout_ms) && memcmp(got, expect, sizeof got) == 0;
-    _exit(ok ? 0 : 1);
+    return rt_rendezvous(d, &ri, got, sizeof got, j->timeout_ms) && memcmp(got, j->expect, sizeof got) == 0 ? 0 : 1;
 }
 
-static double now_s(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
+static pid_t spawn_rank(int r, int size, int port, const uint8_t *expect, int timeout_ms) {
+    return tu_fork(joiner, &(Joiner){r, size, port, timeout_ms, expect});
 }
 
 static void test_rendezvous(void **state) {
@@ -108,43 +94,36 @@ static void test_rendezvous(void **state) {
     uint8_t blob[128];
     srand((unsigned)time(NULL));
     for (size_t i = 0; i < sizeof blob; i++) blob[i] = (uint8_t)rand();
-    int port = free_port();
+    int port = tu_free_port();
     pid_t kids[3];
     for (int r = 1; r <= 3; r++) kids[r - 1] = spawn_rank(r, 4, port, blob, 10000);
     Arena *a = arena_new();
     DiagEngine *d = diag_new(a, stderr);
     RtRankInfo ri = {RT_LAUNCH_TORCHRUN, 0, 4, 0, "127.0.0.1", port};
     assert_true(rt_rendezvous(d, &ri, blob, sizeof blob, 10000));
-    for (int i = 0; i < 3; i++) {
-        int st;
-        assert_int_equal(waitpid(kids[i], &st, 0), kids[i]);
-        assert_true(WIFEXITED(st));
-        assert_int_equal(WEXITSTATUS(st), 0);
-    }
+    for (int i = 0; i < 3; i++) assert_int_equal(tu_wait(kids[i]), 0);
     arena_free(a);
 }
 
 static void test_missing_rank_times_out(void **state) {
     (void)state;
     uint8_t blob[128] = {1, 2, 3};
-    int port = free_port();
+    int port = tu_free_port();
     pid_t kid = spawn_rank(1, 3, port, blob, 3000); /* rank 2 never starts */
     Arena *a = arena_new();
     DiagEngine *d = diag_new(a, NULL);
     RtRankInfo ri = {RT_LAUNCH_TORCHRUN, 0, 3, 0, "127.0.0.1", port};
-    double t0 = now_s();
+    double t0 = tu_now_s();
     assert_false(rt_rendezvous(d, &ri, blob, sizeof blob, 800));
-    double took = now_s() - t0;
+    double took = tu_now_s() - t0;
     assert_true(took >= 0.7 && took < 3.0);
     assert_string_equal(diag_first(d)->msg, "rendezvous: rank 2 did not join within the timeout (2 of 3 ranks present)");
-    int st;
-    waitpid(kid, &st, 0);
-    assert_int_equal(WEXITSTATUS(st), 1); /* rank 1 got nothing */
+    assert_int_equal(tu_wait(kid), 1); /* rank 1 got nothing */
     /* and a rank whose rank 0 never comes */
-    RtRankInfo lone = {RT_LAUNCH_TORCHRUN, 1, 2, 1, "127.0.0.1", free_port()};
-    t0 = now_s();
+    RtRankInfo lone = {RT_LAUNCH_TORCHRUN, 1, 2, 1, "127.0.0.1", tu_free_port()};
+    t0 = tu_now_s();
     assert_false(rt_rendezvous(d, &lone, blob, sizeof blob, 500));
-    assert_true(now_s() - t0 < 3.0);
+    assert_true(tu_now_s() - t0 < 3.0);
     assert_non_null(strstr(diag_first(d)->next->msg, "rank 1 could not reach rank 0 at 127.0.0.1:"));
     arena_free(a);
 }

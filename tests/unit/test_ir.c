@@ -299,6 +299,24 @@ static void test_verify_no_output(void **state) {
     assert_string_equal(last_error(f), "graph @t has no output");
 }
 
+/* Which ops take their result type from the node (the rest infer it, and
+ * output has none), asked of every op: the answers of the hand-written
+ * list ir_op_declares_type was before ops.def said it. */
+static void test_op_declared_types(void **state) {
+    (void)state;
+    static const IrOp declared[] = {IR_OP_INPUT, IR_OP_WEIGHT, IR_OP_CONST, IR_OP_CAST,
+                                    IR_OP_RESHAPE, IR_OP_SPLIT_BATCH, IR_OP_MERGE_BATCH};
+    int n = 0;
+    for (int op = 0; op < IR_OP_COUNT; op++) {
+        bool want = false;
+        for (size_t k = 0; k < sizeof declared / sizeof *declared; k++) want = want || declared[k] == (IrOp)op;
+        if (ir_op_declares_type((IrOp)op) != want) fail_msg("ir_op_declares_type(%s) is %d", ir_op_name((IrOp)op), !want);
+        assert_int_equal(ir_op_has_result((IrOp)op), op != IR_OP_OUTPUT);
+        n += want;
+    }
+    assert_int_equal(n, 7);
+}
+
 /* The op lists passes and codegen use come from the class column of
  * ops.def: spot-check each predicate on ops of every class. */
 static void test_op_classes(void **state) {
@@ -327,6 +345,7 @@ static void test_op_classes(void **state) {
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_op_classes),
+        cmocka_unit_test(test_op_declared_types),
         cmocka_unit_test_setup_teardown(test_dims, setup, teardown),
         cmocka_unit_test_setup_teardown(test_sizes, setup, teardown),
         cmocka_unit_test_setup_teardown(test_linear_and_errors, setup, teardown),

@@ -22,28 +22,21 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "cpu/cpu.h"
-#include "frontend/frontend.h"
-#include "runtime/runtime.h"
+#include "tests/unit/testutil.h"
 
 #define FIX DSCC_SOURCE_DIR "/tests/fixtures/tiny_mtp/"
 
 typedef struct {
-    Arena *a;
-    DiagEngine *d;
-    RtCheckpoint *ck;
+    TuFixture fx;
     RtArray seq, next, hidden;
 } Fx;
 
 static int setup(void **state) {
     Fx *f = calloc(1, sizeof *f);
-    f->a = arena_new();
-    f->d = diag_new(f->a, stderr);
-    f->ck = rt_checkpoint_open(f->a, f->d, FIX);
-    assert_non_null(f->ck);
-    assert_true(rt_npy_read(f->d, FIX "sequence.npy", &f->seq));
-    assert_true(rt_npy_read(f->d, FIX "mtp_tokens.npy", &f->next));
-    assert_true(rt_npy_read(f->d, FIX "hidden.npy", &f->hidden));
+    tu_fixture_open(&f->fx, FIX);
+    tu_read_npy(&f->fx, FIX "sequence.npy", &f->seq);
+    tu_read_npy(&f->fx, FIX "mtp_tokens.npy", &f->next);
+    tu_read_npy(&f->fx, FIX "hidden.npy", &f->hidden);
     assert_int_equal(f->seq.rank, 2);
     *state = f;
     return 0;
@@ -54,26 +47,14 @@ static int teardown(void **state) {
     free(f->seq.data);
     free(f->next.data);
     free(f->hidden.data);
-    rt_checkpoint_close(f->ck);
-    arena_free(f->a);
+    tu_fixture_close(&f->fx);
     free(f);
     return 0;
 }
 
+/* The executor of the model with one setting ("name=value"). */
 static CpuExec *make(Fx *f, const char *set) {
-    FeSetting s = {0};
-    const char *eq = strchr(set, '=');
-    s.name = arena_strndup(f->a, set, (size_t)(eq - set));
-    s.value = eq + 1;
-    FeOptions o = {rt_checkpoint_config_path(f->ck), &s, 1};
-    IrGraph *g = fe_compile_file(f->a, f->d, DSCC_SOURCE_DIR "/models/deepseek_v3.dsl", &o);
-    assert_non_null(g);
-    assert_int_equal(ir_verify(g, f->d), 0);
-    CpuWeightSource ws = {rt_checkpoint_read_f32, f->ck};
-    CpuOptions co = {.threads = 2};
-    CpuExec *x = cpu_exec_new(g, &ws, &co, f->d);
-    assert_non_null(x);
-    return x;
+    return tu_exec(&f->fx, tu_compile(&f->fx, NULL, &set, 1), &(CpuOptions){.threads = 2});
 }
 
 /* rel L2 of got against the reference file; argmax agreement per row of V when V > 0. */
@@ -120,7 +101,7 @@ static void run_span(Fx *f, CpuExec *x, int64_t t0, int64_t t1, bool mtp_tokens,
         }
     CpuInput in[3] = {{"tokens", 2, {B, S}, tok}, {"positions", 2, {B, S}, pos}, {"mtp_tokens", 2, {B, S}, nxt}};
     if (h_main) in[2] = (CpuInput){"h_main", 3, {B, S, H}, h};
-    assert_true(cpu_exec_run(x, in, mtp_tokens || h_main ? 3 : 2, f->d));
+    assert_true(cpu_exec_run(x, in, mtp_tokens || h_main ? 3 : 2, f->fx.d));
     free(tok);
     free(pos);
     free(nxt);

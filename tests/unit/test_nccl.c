@@ -20,42 +20,22 @@
 #include <stdint.h>
 #include <cmocka.h>
 
-#include <arpa/inet.h>
 #include <dlfcn.h>
-#include <netinet/in.h>
 #include <poll.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/wait.h>
-#include <sys/socket.h>
-#include <time.h>
 #include <unistd.h>
 
 #include "runtime/nccl.h"
+#include "tests/unit/testutil.h"
 
 /* NCCL keeps process-lifetime allocations (its bootstrap root, caches):
  * not ours to report under LeakSanitizer. */
 const char *__lsan_default_suppressions(void);
 const char *__lsan_default_suppressions(void) { return "leak:libnccl.so\n"; }
-
-static double now_s(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
-}
-
-static int free_port(void) {
-    int fd = socket(AF_INET, SOCK_STREAM, 0);
-    struct sockaddr_in sa = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
-    socklen_t len = sizeof sa;
-    bind(fd, (struct sockaddr *)&sa, sizeof sa);
-    getsockname(fd, (struct sockaddr *)&sa, &len);
-    close(fd);
-    return ntohs(sa.sin_port);
-}
 
 typedef struct {
     Arena *a;
@@ -130,18 +110,18 @@ static void test_world_never_forms(void **state) {
     if (!f->n) skip();
     Arena *a = arena_new();
     DiagEngine *d = diag_new(a, NULL);
-    RtRankInfo ri = {RT_LAUNCH_TORCHRUN, 1, 2, 1, "127.0.0.1", free_port()};
+    RtRankInfo ri = {RT_LAUNCH_TORCHRUN, 1, 2, 1, "127.0.0.1", tu_free_port()};
     RtWatchdog *w = rt_watchdog_new(d, &(RtWatchdogOptions){.rank = 1, .size = 2});
-    double t0 = now_s();
+    double t0 = tu_now_s();
     assert_null(rt_nccl_comm_init(f->n, d, &ri, w, 400));
-    assert_true(now_s() - t0 < 3.0);
+    assert_true(tu_now_s() - t0 < 3.0);
     assert_non_null(strstr(diag_first(d)->msg, "rank 1 could not reach rank 0 at 127.0.0.1:"));
     rt_watchdog_free(w);
-    ri = (RtRankInfo){RT_LAUNCH_TORCHRUN, 0, 3, 0, "127.0.0.1", free_port()};
+    ri = (RtRankInfo){RT_LAUNCH_TORCHRUN, 0, 3, 0, "127.0.0.1", tu_free_port()};
     w = rt_watchdog_new(d, &(RtWatchdogOptions){.rank = 0, .size = 3});
-    t0 = now_s();
+    t0 = tu_now_s();
     assert_null(rt_nccl_comm_init(f->n, d, &ri, w, 400));
-    assert_true(now_s() - t0 < 3.0);
+    assert_true(tu_now_s() - t0 < 3.0);
     assert_string_equal(diag_first(d)->next->msg, "rendezvous: ranks 1, 2 did not join within the timeout (1 of 3 ranks present)");
     rt_watchdog_free(w);
     arena_free(a);
@@ -161,9 +141,9 @@ static void test_init_without_driver(void **state) {
     DiagEngine *d = diag_new(a, NULL);
     RtNcclId id;
     assert_true(rt_nccl_unique_id(f->n, d, &id));
-    double t0 = now_s();
+    double t0 = tu_now_s();
     assert_null(rt_nccl_comm_init_rank(f->n, d, &id, 0, 1, NULL, 3000));
-    assert_true(now_s() - t0 < 3.0);
+    assert_true(tu_now_s() - t0 < 3.0);
     assert_int_equal(diag_error_count(d), 1);
     const char *m = diag_first(d)->msg;
     assert_non_null(strstr(m, "rank 0: NCCL ncclCommInitRankConfig (rank 0 of 1) failed: ncclUnhandledCudaError (unhandled cuda error"));
@@ -326,8 +306,8 @@ static const RtNcclApi fake_api = {f_version, f_unique_id, f_init,        f_fina
 
 /* Waits (bounded) until the watchdog's thread has aborted `want` communicators. */
 static int aborts_within(int want, double s) {
-    double end = now_s() + s;
-    while (atomic_load(&fk.aborts) < want && now_s() < end) {
+    double end = tu_now_s() + s;
+    while (atomic_load(&fk.aborts) < want && tu_now_s() < end) {
         struct timespec ts = {0, 5 * 1000 * 1000};
         nanosleep(&ts, NULL);
     }
@@ -388,9 +368,9 @@ static void test_fake_init_hangs(void **state) {
     DiagEngine *d = diag_new(a, NULL);
     RtNccl *n = rt_nccl_open_api(d, &fake_api);
     RtNcclId id = {{0}};
-    double t0 = now_s();
+    double t0 = tu_now_s();
     assert_null(rt_nccl_comm_init_rank(n, d, &id, 0, 1, NULL, 300));
-    double took = now_s() - t0;
+    double took = tu_now_s() - t0;
     assert_true(took >= 0.28 && took < 3.0);
     assert_int_equal(diag_error_count(d), 1);
     assert_string_equal(diag_first(d)->msg, "rank 0: ncclCommInitRankConfig (rank 0 of 1) did not finish within 0.3 s");
@@ -413,9 +393,9 @@ static void test_fake_wait_times_out(void **state) {
     assert_non_null(c);
     assert_true(rt_nccl_recv(c, d, 0x100, 4, RT_NCCL_F32, 1, NULL));
     fk.stream_ready = false; /* the kernel waits for rank 1 for ever */
-    double t0 = now_s();
+    double t0 = tu_now_s();
     assert_false(rt_nccl_wait(c, d, NULL, "dispatch layer 3", 300));
-    double took = now_s() - t0;
+    double took = tu_now_s() - t0;
     assert_true(took >= 0.28 && took < 3.0);
     assert_string_equal(diag_first(d)->msg, "rank 0: dispatch layer 3 did not finish within 0.3 s");
     assert_int_equal(aborts_within(1, 2.0), 1);
@@ -514,7 +494,7 @@ static void peer_rank(int r, int port, int ready, int report) {
     }
     fk.ready_fd = ready; /* rank 0 is ready once it polls its stream */
     rep.ok = rt_nccl_wait(c, d, NULL, "the recv from rank 1", 20000);
-    rep.when = now_s();
+    rep.when = tu_now_s();
     snprintf(rep.msg, sizeof rep.msg, "%s", diag_first(d) ? diag_first(d)->msg : "");
     rt_nccl_comm_abort(c);
     rep.aborts = atomic_load(&fk.aborts);
@@ -524,16 +504,24 @@ static void peer_rank(int r, int port, int ready, int report) {
     _exit(0);
 }
 
+typedef struct {
+    int r, port, ready, report;
+} Peer;
+
+static int peer_main(void *arg) {
+    const Peer *p = arg;
+    peer_rank(p->r, p->port, p->ready, p->report); /* exits */
+    return 1;
+}
+
 static void test_fake_peer_killed(void **state) {
     (void)state;
-    int port = free_port(), ready[2][2], report[2];
+    int port = tu_free_port(), ready[2][2], report[2];
     pid_t pid[2];
     assert_int_equal(pipe(report), 0);
     for (int r = 0; r < 2; r++) {
         assert_int_equal(pipe(ready[r]), 0);
-        pid[r] = fork();
-        assert_true(pid[r] >= 0);
-        if (pid[r] == 0) peer_rank(r, port, ready[r][1], report[1]);
+        pid[r] = tu_fork(peer_main, &(Peer){r, port, ready[r][1], report[1]});
         close(ready[r][1]);
     }
     close(report[1]);
@@ -544,17 +532,15 @@ static void test_fake_peer_killed(void **state) {
         assert_int_equal(read(ready[r][0], &ch, 1), 1);
         close(ready[r][0]);
     }
-    double t0 = now_s();
+    double t0 = tu_now_s();
     kill(pid[1], SIGKILL);
     PeerReport rep;
     struct pollfd p = {report[0], POLLIN, 0};
     assert_int_equal(poll(&p, 1, 8000), 1);
     assert_int_equal(read(report[0], &rep, sizeof rep), (ssize_t)sizeof rep);
     close(report[0]);
-    int st;
-    assert_int_equal(waitpid(pid[0], &st, 0), pid[0]);
-    assert_true(WIFEXITED(st) && WEXITSTATUS(st) == 0);
-    waitpid(pid[1], &st, 0);
+    assert_int_equal(tu_wait(pid[0]), 0);
+    tu_wait(pid[1]);
     assert_false(rep.ok);
     assert_true(rep.when - t0 < 2.0);
     assert_string_equal(rep.msg, "rank 0: rank 1 died (its connection closed), during the recv from rank 1");

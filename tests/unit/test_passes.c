@@ -12,30 +12,25 @@
 #include <cmocka.h>
 
 #include <math.h>
+#include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
-#include "cpu/cpu.h"
-#include "frontend/frontend.h"
-#include "passes/passes.h"
-#include "runtime/runtime.h"
+#include "tests/unit/testutil.h"
 
 #define FIX DSCC_SOURCE_DIR "/tests/fixtures/tiny_fp8"
 
 typedef struct {
-    Arena *a;
-    DiagEngine *d;
-    RtCheckpoint *ck;
+    TuFixture fx;
     RtArray tok;
 } Fx;
 
 static int setup(void **state) {
     Fx *f = calloc(1, sizeof *f);
-    f->a = arena_new();
-    f->d = diag_new(f->a, stderr);
-    f->ck = rt_checkpoint_open(f->a, f->d, FIX);
-    assert_non_null(f->ck);
-    assert_true(rt_npy_read(f->d, FIX "/tokens.npy", &f->tok));
+    tu_fixture_open(&f->fx, FIX);
+    tu_read_npy(&f->fx, FIX "/tokens.npy", &f->tok);
     *state = f;
     return 0;
 }
@@ -43,50 +38,26 @@ static int setup(void **state) {
 static int teardown(void **state) {
     Fx *f = *state;
     free(f->tok.data);
-    rt_checkpoint_close(f->ck);
-    arena_free(f->a);
+    tu_fixture_close(&f->fx);
     free(f);
     return 0;
 }
 
-static IrGraph *compile(Fx *f, const char *pipeline) {
-    FeOptions o = {rt_checkpoint_config_path(f->ck), NULL, 0};
-    IrGraph *g = fe_compile_file(f->a, f->d, DSCC_SOURCE_DIR "/models/deepseek_v3.dsl", &o);
-    assert_non_null(g);
-    if (pipeline) {
-        PassPipeline p;
-        assert_true(pass_pipeline_parse(f->a, f->d, pipeline, &p));
-        PassRunOptions ro = {.verify_each = true};
-        assert_true(pass_pipeline_run(&p, g, &ro, f->d));
-    }
-    assert_int_equal(ir_verify(g, f->d), 0);
-    return g;
-}
+static IrGraph *compile(Fx *f, const char *pipeline) { return tu_compile(&f->fx, pipeline, NULL, 0); }
 
 /* Logits [B*T*V] of one full forward from weights ws; caller frees. */
 static float *logits_from(Fx *f, const IrGraph *g, CpuWeightSource ws, bool emulate_fp8, int64_t *n) {
-    CpuOptions o = {.threads = 2, .fp8 = emulate_fp8};
-    CpuExec *x = cpu_exec_new(g, &ws, &o, f->d);
+    CpuExec *x = cpu_exec_new(g, &ws, &(CpuOptions){.threads = 2, .fp8 = emulate_fp8}, f->fx.d);
     assert_non_null(x);
-    int64_t B = f->tok.shape[0], T = f->tok.shape[1];
-    float *pos = malloc(sizeof(float) * (size_t)(B * T));
-    for (int64_t i = 0; i < B * T; i++) pos[i] = (float)(i % T);
-    CpuInput in[2] = {{"tokens", 2, {B, T}, f->tok.data}, {"positions", 2, {B, T}, pos}};
-    assert_true(cpu_exec_run(x, in, 2, f->d));
-    int rank;
-    int64_t dims[IR_MAX_RANK];
-    const float *lg = cpu_exec_output(x, "logits", &rank, dims);
-    *n = dims[0] * dims[1] * dims[2];
-    float *out = malloc(sizeof(float) * (size_t)*n);
-    memcpy(out, lg, sizeof(float) * (size_t)*n);
+    tu_forward(&f->fx, x, &f->tok);
+    float *out = tu_output_copy(x, "logits", n);
     cpu_exec_free(x);
-    free(pos);
     return out;
 }
 
 /* ... from the fixture's checkpoint. */
 static float *logits(Fx *f, const IrGraph *g, bool emulate_fp8, int64_t *n) {
-    return logits_from(f, g, (CpuWeightSource){rt_checkpoint_read_f32, f->ck}, emulate_fp8, n);
+    return logits_from(f, g, (CpuWeightSource){rt_checkpoint_read_f32, f->fx.ck}, emulate_fp8, n);
 }
 
 static void test_value_preserving_passes(void **state) {
@@ -127,7 +98,7 @@ static void test_fp8_quant_equals_emulation(void **state) {
     /* and split into two micro-batches scheduled on two streams */
     IrGraph *ov = compile(f, "dce,fp8-quant,cse,dce,node-limited-routing{nodes=2,gpus-per-node=2,max-nodes=2},"
                              "microbatch-overlap{n=2},fuse,plan-memory{batch=2,seq=12}");
-    assert_int_equal(ir_check_schedule(ov, f->d), 0);
+    assert_int_equal(ir_check_schedule(ov, f->fx.d), 0);
     int streams[2] = {0, 0};
     for (int i = 0; i < ov->nnodes; i++)
         if (ov->nodes[i]->stream >= 0) streams[ov->nodes[i]->stream]++;
@@ -144,7 +115,7 @@ static void test_fp8_quant_equals_emulation(void **state) {
     print_message("fp8-quant pipeline vs executor FP8 emulation: rel L2 %.3g\n", sqrt(num / den));
     assert_true(sqrt(num / den) < 1e-6);
     RtArray ref;
-    assert_true(rt_npy_read(f->d, FIX "/logits_fp8.npy", &ref));
+    assert_true(rt_npy_read(f->fx.d, FIX "/logits_fp8.npy", &ref));
     num = den = 0;
     for (int64_t i = 0; i < n0; i++) {
         num += ((double)pass[i] - ref.data[i]) * ((double)pass[i] - ref.data[i]);
@@ -166,7 +137,7 @@ static void test_schedule_checker(void **state) {
         if (ov->nodes[i]->op == IR_OP_FP8_EXPERT_LINEAR && ov->nodes[i]->nwaits) victim = ov->nodes[i];
     assert_non_null(victim);
     victim->nwaits = 0;
-    DiagEngine *q = diag_new(f->a, NULL);
+    DiagEngine *q = diag_new(f->fx.a, NULL);
     assert_true(ir_check_schedule(ov, q) >= 1);
     assert_non_null(strstr(diag_first(q)->msg, "fp8_expert_linear on stream 0 reads dispatch of stream 1 without waiting for it"));
 }
@@ -237,15 +208,98 @@ static void test_plan_memory_no_overlap(void **state) {
 static void test_pipeline_errors(void **state) {
     Fx *f = *state;
     PassPipeline p;
-    DiagEngine *q = diag_new(f->a, NULL);
-    assert_false(pass_pipeline_parse(f->a, q, "dce,nope", &p));
+    DiagEngine *q = diag_new(f->fx.a, NULL);
+    assert_false(pass_pipeline_parse(f->fx.a, q, "dce,nope", &p));
     assert_non_null(strstr(diag_first(q)->msg, "unknown pass 'nope'"));
-    assert_false(pass_pipeline_parse(f->a, q, "fuse{depth=2}", &p));
+    assert_false(pass_pipeline_parse(f->fx.a, q, "fuse{depth=2}", &p));
     assert_non_null(strstr(diag_first(q)->next->msg, "fuse has no option 'depth'"));
-    assert_false(pass_pipeline_parse(f->a, q, "plan-memory{batch=2", &p));
-    assert_true(pass_pipeline_parse(f->a, q, "fp8-quant{exclude=layers.0.|shared},cse", &p));
+    assert_false(pass_pipeline_parse(f->fx.a, q, "plan-memory{batch=2", &p));
+    assert_true(pass_pipeline_parse(f->fx.a, q, "fp8-quant{exclude=layers.0.|shared},cse", &p));
     assert_int_equal(p.n, 2);
     assert_string_equal(p.steps[0].vals[0], "layers.0.|shared");
+}
+
+/* --dump-dir writes as -o does (support's file_write): a file already
+ * there is replaced, not rewritten in place (a hard link to it keeps the
+ * old text), a symlink's target gets the text and the link stays, a FIFO
+ * is written in place. All inside a fresh mkdtemp folder. */
+typedef struct {
+    const char *path;
+    char got[4096];
+} FifoReader;
+
+static void *read_fifo(void *arg) {
+    FifoReader *r = arg;
+    FILE *f = fopen(r->path, "rb");
+    if (f) {
+        r->got[fread(r->got, 1, sizeof r->got - 1, f)] = 0;
+        fclose(f);
+    }
+    return NULL;
+}
+
+static void test_dump_dir(void **state) {
+    Fx *f = *state;
+    static const char text[] = "graph @g dims(B) {\n  %0 = input {name=\"x\"} : f32[B,8]\n"
+                               "  %1 = exp %0 : f32[B,8]\n  %2 = neg %0 : f32[B,8]\n  %3 = neg %0 : f32[B,8]\n"
+                               "  %4 = add %2, %3 : f32[B,8]\n  output %4 {name=\"y\"}\n}\n";
+    IrGraph *g = ir_parse(f->fx.a, f->fx.d, "dump.ir", text, strlen(text));
+    assert_non_null(g);
+    StrBuf before; /* the input as printed: 00-input.ir */
+    sb_init(&before);
+    ir_print(g, &before);
+    char dir[64], p[4][160];
+    snprintf(dir, sizeof dir, "/tmp/dscc_dump_XXXXXX");
+    assert_non_null(mkdtemp(dir));
+    snprintf(p[0], sizeof p[0], "%s/dump", dir);
+    assert_int_equal(mkdir(p[0], 0700), 0);
+    snprintf(p[1], sizeof p[1], "%s/kept.ir", dir); /* 01-dce.ir: a hard link of it */
+    FILE *k = fopen(p[1], "w");
+    assert_non_null(k);
+    fputs("old text\n", k);
+    fclose(k);
+    snprintf(p[2], sizeof p[2], "%s/dump/01-dce.ir", dir);
+    assert_int_equal(link(p[1], p[2]), 0);
+    snprintf(p[2], sizeof p[2], "%s/dump/00-input.ir", dir); /* a symlink to ../target.ir, not there yet */
+    assert_int_equal(symlink("../target.ir", p[2]), 0);
+    FifoReader r = {.path = p[3]};
+    snprintf(p[3], sizeof p[3], "%s/dump/02-cse.ir", dir);
+    assert_int_equal(mkfifo(p[3], 0600), 0);
+    pthread_t th;
+    assert_int_equal(pthread_create(&th, NULL, read_fifo, &r), 0);
+    PassPipeline pl;
+    assert_true(pass_pipeline_parse(f->fx.a, f->fx.d, "dce,cse", &pl));
+    PassRunOptions ro = {.dump_dir = p[0], .verify_each = true};
+    assert_true(pass_pipeline_run(&pl, g, &ro, f->fx.d));
+    pthread_join(th, NULL);
+    StrBuf after_cse;
+    sb_init(&after_cse);
+    ir_print(g, &after_cse);
+    assert_null(strstr(after_cse.data, "exp")); /* dce removed it: the dumps differ */
+    assert_string_equal(r.got, after_cse.data);
+    tu_expect_file(p[1], "old text\n");                   /* the hard link's other name: untouched */
+    struct stat st;
+    assert_int_equal(lstat(p[2], &st), 0);
+    assert_true(S_ISLNK(st.st_mode));                  /* still a link ... */
+    snprintf(p[2], sizeof p[2], "%s/target.ir", dir);
+    tu_expect_file(p[2], before.data);                    /* ... whose target holds the input */
+    snprintf(p[2], sizeof p[2], "%s/dump/01-dce.ir", dir);
+    assert_int_equal(lstat(p[2], &st), 0);
+    assert_int_equal(st.st_nlink, 1);                  /* a new file, not the linked one */
+    FILE *dce = fopen(p[2], "rb");
+    assert_non_null(dce);
+    char buf[4096] = {0};
+    assert_true(fread(buf, 1, sizeof buf - 1, dce) > 0);
+    fclose(dce);
+    char *neg = strstr(buf, "neg %0");
+    assert_true(!strstr(buf, "exp") && neg && strstr(neg + 1, "neg %0")); /* dce ran, cse not yet */
+    neg = strstr(after_cse.data, "neg %0");
+    assert_true(neg && !strstr(neg + 1, "neg %0"));
+    sb_free(&before);
+    sb_free(&after_cse);
+    char cmd[128];
+    snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);
+    assert_int_equal(system(cmd), 0);
 }
 
 /* The fuse pass's grouping as first written, with an n x n bitset of group
@@ -307,44 +361,44 @@ static void test_fuse_matches_reference(void **state) {
     Fx *f = *state;
     uint64_t rng = 99;
     for (int trial = 0; trial < 60; trial++) {
-        IrGraph *g = ir_graph_new(f->a, "r");
+        IrGraph *g = ir_graph_new(f->fx.a, "r");
         int B = ir_graph_add_dim(g, "B");
         IrType t = {IR_DT_F32, 2, {ir_dim_sym(B), ir_dim_const(8)}}, w8 = {IR_DT_F32, 2, {ir_dim_const(8), ir_dim_const(8)}};
         IrType s0 = {IR_DT_F32, 0, {{0}}};
         IrAttr nx = {.name = "name", .kind = IR_ATTR_STR, .u.s = "x"}, nw = {.name = "name", .kind = IR_ATTR_STR, .u.s = "w"};
         IrNode *vals[400];
         int nv = 0;
-        vals[nv++] = ir_graph_add_node(g, f->d, IR_OP_INPUT, NULL, 0, &nx, 1, &t, (SrcLoc){0}, NULL);
-        IrNode *w = ir_graph_add_node(g, f->d, IR_OP_WEIGHT, NULL, 0, &nw, 1, &w8, (SrcLoc){0}, NULL);
+        vals[nv++] = ir_graph_add_node(g, f->fx.d, IR_OP_INPUT, NULL, 0, &nx, 1, &t, (SrcLoc){0}, NULL);
+        IrNode *w = ir_graph_add_node(g, f->fx.d, IR_OP_WEIGHT, NULL, 0, &nw, 1, &w8, (SrcLoc){0}, NULL);
         for (int k = 0; k < 150; k++) {
             rng = rng * 6364136223846793005ull + 1442695040888963407ull;
             IrNode *a = vals[nv - 1 - (int)((rng >> 20) % (uint64_t)(nv < 6 ? nv : 6))];
             IrNode *b = vals[(rng >> 40) % (uint64_t)nv], *ops[2] = {a, b}, *n;
             int pick = (int)((rng >> 50) % 7);
             IrAttr cv = {.name = "value", .kind = IR_ATTR_FLOAT, .u.f = 0.5}, ax = {.name = "axis", .kind = IR_ATTR_INT, .u.i = -1};
-            if (pick == 0) n = ir_graph_add_node(g, f->d, IR_OP_ADD, ops, 2, NULL, 0, NULL, (SrcLoc){0}, NULL);
-            else if (pick == 1) n = ir_graph_add_node(g, f->d, IR_OP_MUL, ops, 2, NULL, 0, NULL, (SrcLoc){0}, NULL);
-            else if (pick == 2) n = ir_graph_add_node(g, f->d, IR_OP_SILU, &a, 1, NULL, 0, NULL, (SrcLoc){0}, NULL);
+            if (pick == 0) n = ir_graph_add_node(g, f->fx.d, IR_OP_ADD, ops, 2, NULL, 0, NULL, (SrcLoc){0}, NULL);
+            else if (pick == 1) n = ir_graph_add_node(g, f->fx.d, IR_OP_MUL, ops, 2, NULL, 0, NULL, (SrcLoc){0}, NULL);
+            else if (pick == 2) n = ir_graph_add_node(g, f->fx.d, IR_OP_SILU, &a, 1, NULL, 0, NULL, (SrcLoc){0}, NULL);
             else if (pick == 3) {
                 IrNode *lw[2] = {a, w};
-                n = ir_graph_add_node(g, f->d, IR_OP_LINEAR, lw, 2, NULL, 0, NULL, (SrcLoc){0}, NULL);
-            } else if (pick == 4) n = ir_graph_add_node(g, f->d, IR_OP_RESHAPE, &a, 1, NULL, 0, &t, (SrcLoc){0}, NULL);
+                n = ir_graph_add_node(g, f->fx.d, IR_OP_LINEAR, lw, 2, NULL, 0, NULL, (SrcLoc){0}, NULL);
+            } else if (pick == 4) n = ir_graph_add_node(g, f->fx.d, IR_OP_RESHAPE, &a, 1, NULL, 0, &t, (SrcLoc){0}, NULL);
             else if (pick == 5) {
-                IrNode *cn = ir_graph_add_node(g, f->d, IR_OP_CONST, NULL, 0, &cv, 1, &s0, (SrcLoc){0}, NULL);
+                IrNode *cn = ir_graph_add_node(g, f->fx.d, IR_OP_CONST, NULL, 0, &cv, 1, &s0, (SrcLoc){0}, NULL);
                 IrNode *ac[2] = {a, cn};
-                n = ir_graph_add_node(g, f->d, IR_OP_ADD, ac, 2, NULL, 0, NULL, (SrcLoc){0}, NULL);
-            } else n = ir_graph_add_node(g, f->d, IR_OP_SOFTMAX, &a, 1, &ax, 1, NULL, (SrcLoc){0}, NULL);
+                n = ir_graph_add_node(g, f->fx.d, IR_OP_ADD, ac, 2, NULL, 0, NULL, (SrcLoc){0}, NULL);
+            } else n = ir_graph_add_node(g, f->fx.d, IR_OP_SOFTMAX, &a, 1, &ax, 1, NULL, (SrcLoc){0}, NULL);
             assert_non_null(n);
             vals[nv++] = n;
         }
         IrAttr ny = {.name = "name", .kind = IR_ATTR_STR, .u.s = "y"};
-        assert_non_null(ir_graph_add_node(g, f->d, IR_OP_OUTPUT, &vals[nv - 1], 1, &ny, 1, NULL, (SrcLoc){0}, NULL));
+        assert_non_null(ir_graph_add_node(g, f->fx.d, IR_OP_OUTPUT, &vals[nv - 1], 1, &ny, 1, NULL, (SrcLoc){0}, NULL));
         int *want = malloc(sizeof(int) * (size_t)g->nnodes);
         fuse_reference(g, want);
         PassPipeline p;
-        assert_true(pass_pipeline_parse(f->a, f->d, "fuse", &p));
+        assert_true(pass_pipeline_parse(f->fx.a, f->fx.d, "fuse", &p));
         PassRunOptions ro = {0};
-        assert_true(pass_pipeline_run(&p, g, &ro, f->d));
+        assert_true(pass_pipeline_run(&p, g, &ro, f->fx.d));
         int kernels = 0;
         for (int i = 0; i < g->nnodes; i++) {
             assert_int_equal(g->nodes[i]->group, want[i]);
@@ -370,16 +424,16 @@ static int count_op(const IrGraph *g, IrOp op) {
 static void test_merge_linears(void **state) {
     Fx *f = *state;
     FeSetting sets[] = {{"q_lora_rank", "128"}, {"intermediate_size", "256"}, {"moe_intermediate_size", "128"}};
-    FeOptions o = {rt_checkpoint_config_path(f->ck), sets, 3};
+    FeOptions o = {rt_checkpoint_config_path(f->fx.ck), sets, 3};
     const char *pipes[2] = {"fp8-quant,cse,dce", "fp8-quant,cse,dce,merge-linears"};
     IrGraph *g[2];
     for (int k = 0; k < 2; k++) {
-        g[k] = fe_compile_file(f->a, f->d, DSCC_SOURCE_DIR "/models/deepseek_v3.dsl", &o);
+        g[k] = fe_compile_file(f->fx.a, f->fx.d, DSCC_SOURCE_DIR "/models/deepseek_v3.dsl", &o);
         assert_non_null(g[k]);
         PassPipeline p;
-        assert_true(pass_pipeline_parse(f->a, f->d, pipes[k], &p));
+        assert_true(pass_pipeline_parse(f->fx.a, f->fx.d, pipes[k], &p));
         PassRunOptions ro = {.verify_each = true};
-        assert_true(pass_pipeline_run(&p, g[k], &ro, f->d));
+        assert_true(pass_pipeline_run(&p, g[k], &ro, f->fx.d));
     }
     assert_int_equal(count_op(g[0], IR_OP_FP8_LINEAR) - count_op(g[1], IR_OP_FP8_LINEAR), 6);
     assert_int_equal(count_op(g[1], IR_OP_CONCAT) - count_op(g[0], IR_OP_CONCAT), 12); /* weights and scales of each */
@@ -404,17 +458,17 @@ static void test_merge_linears(void **state) {
 static void test_presets(void **state) {
     Fx *f = *state;
     PassPipeline p;
-    assert_string_equal(pass_preset(f->a, "default", &(PassPreset){.fp8 = true}), pass_default_pipeline());
-    assert_string_equal(pass_preset(f->a, "default", &(PassPreset){.batch = 2, .seq = 7}),
+    assert_string_equal(pass_preset(f->fx.a, "default", &(PassPreset){.fp8 = true}), pass_default_pipeline());
+    assert_string_equal(pass_preset(f->fx.a, "default", &(PassPreset){.batch = 2, .seq = 7}),
                         "shape-infer,fold-constants,dce,cse,dce,node-limited-routing,fuse,plan-memory{batch=2,seq=7}");
-    const char *ep = pass_preset(f->a, "kernels", &(PassPreset){.fp8 = true, .nodes = 2, .gpus_per_node = 4, .microbatches = 2});
+    const char *ep = pass_preset(f->fx.a, "kernels", &(PassPreset){.fp8 = true, .nodes = 2, .gpus_per_node = 4, .microbatches = 2});
     assert_string_equal(ep, "shape-infer,fold-constants,dce,fp8-quant,cse,dce,merge-linears,node-limited-routing{nodes=2,gpus-per-node=4},"
                             "microbatch-overlap{n=2},fuse");
-    assert_true(pass_pipeline_parse(f->a, f->d, ep, &p));
+    assert_true(pass_pipeline_parse(f->fx.a, f->fx.d, ep, &p));
     assert_int_equal(p.n, 10);
-    assert_true(pass_pipeline_parse(f->a, f->d, pass_default_pipeline(), &p));
+    assert_true(pass_pipeline_parse(f->fx.a, f->fx.d, pass_default_pipeline(), &p));
     assert_int_equal(p.n, 10);
-    assert_null(pass_preset(f->a, "fast", &(PassPreset){0}));
+    assert_null(pass_preset(f->fx.a, "fast", &(PassPreset){0}));
 }
 
 int main(void) {
@@ -428,6 +482,7 @@ int main(void) {
         cmocka_unit_test_setup_teardown(test_schedule_checker, setup, teardown),
         cmocka_unit_test_setup_teardown(test_plan_memory_no_overlap, setup, teardown),
         cmocka_unit_test_setup_teardown(test_pipeline_errors, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_dump_dir, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

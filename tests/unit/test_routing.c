@@ -15,27 +15,19 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "cpu/cpu.h"
-#include "frontend/frontend.h"
-#include "passes/passes.h"
-#include "runtime/runtime.h"
+#include "tests/unit/testutil.h"
 
 typedef struct {
-    Arena *a;
-    DiagEngine *d;
-    RtCheckpoint *ck;
+    TuFixture fx;
     RtArray tok;
 } Fx;
 
 static int setup_dir(void **state, const char *dir) {
     Fx *f = calloc(1, sizeof *f);
-    f->a = arena_new();
-    f->d = diag_new(f->a, stderr);
-    f->ck = rt_checkpoint_open(f->a, f->d, dir);
-    assert_non_null(f->ck);
+    tu_fixture_open(&f->fx, dir);
     char path[512];
     snprintf(path, sizeof path, "%s/tokens.npy", dir);
-    assert_true(rt_npy_read(f->d, path, &f->tok));
+    tu_read_npy(&f->fx, path, &f->tok);
     *state = f;
     return 0;
 }
@@ -44,24 +36,13 @@ static int setup_fp8(void **state) { return setup_dir(state, DSCC_SOURCE_DIR "/t
 
 static int teardown(void **state) {
     Fx *f = *state;
-    if (f->ck) rt_checkpoint_close(f->ck);
     free(f->tok.data);
-    arena_free(f->a);
+    tu_fixture_close(&f->fx);
     free(f);
     return 0;
 }
 
-static IrGraph *compile(Fx *f, const char *pipeline) {
-    FeOptions o = {rt_checkpoint_config_path(f->ck), NULL, 0};
-    IrGraph *g = fe_compile_file(f->a, f->d, DSCC_SOURCE_DIR "/models/deepseek_v3.dsl", &o);
-    assert_non_null(g);
-    PassPipeline p;
-    assert_true(pass_pipeline_parse(f->a, f->d, pipeline, &p));
-    PassRunOptions ro = {.verify_each = true};
-    assert_true(pass_pipeline_run(&p, g, &ro, f->d));
-    assert_int_equal(ir_verify(g, f->d), 0);
-    return g;
-}
+static IrGraph *compile(Fx *f, const char *pipeline) { return tu_compile(&f->fx, pipeline, NULL, 0); }
 
 static int count(const IrGraph *g, IrOp op) {
     int k = 0;
@@ -71,29 +52,15 @@ static int count(const IrGraph *g, IrOp op) {
 
 /* Runs one full forward; returns the executor (keep_all: every value stays). */
 static CpuExec *run(Fx *f, const IrGraph *g, bool keep_all) {
-    CpuWeightSource ws = {rt_checkpoint_read_f32, f->ck};
-    CpuOptions o = {.threads = 2, .keep_all = keep_all};
-    CpuExec *x = cpu_exec_new(g, &ws, &o, f->d);
-    assert_non_null(x);
-    int64_t B = f->tok.shape[0], T = f->tok.shape[1];
-    float *pos = malloc(sizeof(float) * (size_t)(B * T));
-    for (int64_t i = 0; i < B * T; i++) pos[i] = (float)(i % T);
-    CpuInput in[2] = {{"tokens", 2, {B, T}, f->tok.data}, {"positions", 2, {B, T}, pos}};
-    assert_true(cpu_exec_run(x, in, 2, f->d));
-    free(pos);
+    CpuExec *x = tu_exec(&f->fx, g, &(CpuOptions){.threads = 2, .keep_all = keep_all});
+    tu_forward(&f->fx, x, &f->tok);
     return x;
 }
 
 /* Logits [B*T*V]; caller frees. */
 static float *logits(Fx *f, const IrGraph *g, int64_t *n) {
     CpuExec *x = run(f, g, false);
-    int rank;
-    int64_t dims[IR_MAX_RANK];
-    const float *lg = cpu_exec_output(x, "logits", &rank, dims);
-    assert_non_null(lg);
-    *n = dims[0] * dims[1] * dims[2];
-    float *out = malloc(sizeof(float) * (size_t)*n);
-    memcpy(out, lg, sizeof(float) * (size_t)*n);
+    float *out = tu_output_copy(x, "logits", n);
     cpu_exec_free(x);
     return out;
 }

@@ -119,6 +119,51 @@ static void test_diag_max_errors(void **state) {
     arena_free(a);
 }
 
+/* The string map against a plain array: growth from 8 buckets to 64k
+ * entries, keys that share prefixes and hashes' low bits, length-bounded
+ * lookups, zeroed new values that keep their address as the table grows. */
+static void test_strmap(void **state) {
+    (void)state;
+    Arena *a = arena_new();
+    StrMap m;
+    strmap_init(&m, a, sizeof(int64_t[3]));
+    assert_null(strmap_get(&m, "x")); /* empty: no table yet */
+    enum { N = 40000 };
+    char **keys = malloc(sizeof(char *) * N);
+    int64_t **vals = malloc(sizeof(int64_t *) * N);
+    srand(17);
+    for (int i = 0; i < N; i++) {
+        keys[i] = arena_printf(a, "%s%d", i % 3 ? "v" : "v1", rand() % 1000 * 100000 + i); /* distinct */
+        bool fresh = false;
+        vals[i] = strmap_put(&m, keys[i], &fresh);
+        assert_true(fresh);
+        assert_true(vals[i][0] == 0 && vals[i][1] == 0 && vals[i][2] == 0);
+        assert_int_equal((uintptr_t)vals[i] % 16, 0);
+        vals[i][0] = i, vals[i][2] = -i;
+    }
+    assert_int_equal(m.count, N);
+    for (int i = 0; i < N; i++) {
+        int64_t *v = strmap_get(&m, keys[i]);
+        assert_ptr_equal(v, vals[i]);
+        assert_true(v[0] == i && v[2] == -i);
+        bool fresh = true;
+        assert_ptr_equal(strmap_put(&m, keys[i], &fresh), v);
+        assert_false(fresh);
+        char buf[32];
+        snprintf(buf, sizeof buf, "%sZZ", keys[i]);
+        assert_ptr_equal(strmap_getn(&m, buf, strlen(keys[i])), v);
+        assert_null(strmap_get(&m, buf));
+        assert_ptr_not_equal(strmap_getn(&m, keys[i], strlen(keys[i]) - 1), v); /* a prefix is another key */
+    }
+    assert_int_equal(m.count, N);
+    assert_null(strmap_get(&m, ""));
+    *(int64_t *)strmap_put(&m, "", NULL) = 5; /* the empty key is a key */
+    assert_int_equal(*(int64_t *)strmap_get(&m, ""), 5);
+    free(keys);
+    free(vals);
+    arena_free(a);
+}
+
 static void test_read_file_missing(void **state) {
     (void)state;
     Arena *a = arena_new();
@@ -163,6 +208,7 @@ int main(void) {
         cmocka_unit_test(test_diag_max_errors),
         cmocka_unit_test(test_diag_escapes_control_bytes),
         cmocka_unit_test(test_read_file_missing),
+        cmocka_unit_test(test_strmap),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -10,16 +10,12 @@
 #include <stdint.h>
 #include <cmocka.h>
 
-#include <arpa/inet.h>
-#include <netinet/in.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/socket.h>
-#include <sys/wait.h>
-#include <time.h>
 #include <unistd.h>
 
 #include "runtime/world.h"
+#include "tests/unit/testutil.h"
 
 static void test_topology(void **state) {
     (void)state;
@@ -70,40 +66,31 @@ static void test_rows_and_device(void **state) {
     assert_int_equal(rt_world_device(&ri, two), 1);
 }
 
-static int free_port(void) {
-    int fd = socket(AF_INET, SOCK_STREAM, 0);
-    struct sockaddr_in sa = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
-    socklen_t len = sizeof sa;
-    bind(fd, (struct sockaddr *)&sa, sizeof sa);
-    getsockname(fd, (struct sockaddr *)&sa, &len);
-    close(fd);
-    return ntohs(sa.sin_port);
-}
+/* Rank r sends r+1 bytes of value r after (size - r) x 50 ms; exits 0 iff it could. */
+typedef struct {
+    int r, size, port, timeout_ms;
+} Sender;
 
-static double now_s(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
-}
-
-/* Rank r sends r+1 bytes of value r after r x 50 ms; exits 0 iff it could. */
-static pid_t spawn_sender(int r, int size, int port, int timeout_ms) {
-    pid_t pid = fork();
-    if (pid) return pid;
+static int sender(void *arg) {
+    const Sender *s = arg;
     Arena *a = arena_new();
     DiagEngine *d = diag_new(a, NULL);
-    RtRankInfo ri = {RT_LAUNCH_TORCHRUN, r, size, r, "127.0.0.1", port};
+    RtRankInfo ri = {RT_LAUNCH_TORCHRUN, s->r, s->size, s->r, "127.0.0.1", s->port};
     char buf[16];
-    memset(buf, r, sizeof buf);
-    usleep((useconds_t)(size - r) * 50000); /* the last rank first */
+    memset(buf, s->r, sizeof buf);
+    usleep((useconds_t)(s->size - s->r) * 50000); /* the last rank first */
     void *all;
     size_t lens[8];
-    _exit(rt_world_gather(NULL, d, &ri, buf, (size_t)r + 1, &all, lens, timeout_ms) && !all ? 0 : 1);
+    return rt_world_gather(NULL, d, &ri, buf, (size_t)s->r + 1, &all, lens, s->timeout_ms) && !all ? 0 : 1;
+}
+
+static pid_t spawn_sender(int r, int size, int port, int timeout_ms) {
+    return tu_fork(sender, &(Sender){r, size, port, timeout_ms});
 }
 
 static void test_gather(void **state) {
     (void)state;
-    int port = free_port();
+    int port = tu_free_port();
     pid_t kids[3];
     for (int r = 1; r <= 3; r++) kids[r - 1] = spawn_sender(r, 4, port, 10000);
     Arena *a = arena_new();
@@ -117,11 +104,7 @@ static void test_gather(void **state) {
     assert_memory_equal(all, want, sizeof want);
     for (int r = 0; r < 4; r++) assert_int_equal(lens[r], r + 1);
     free(all);
-    for (int i = 0; i < 3; i++) {
-        int st;
-        assert_int_equal(waitpid(kids[i], &st, 0), kids[i]);
-        assert_true(WIFEXITED(st) && WEXITSTATUS(st) == 0);
-    }
+    for (int i = 0; i < 3; i++) assert_int_equal(tu_wait(kids[i]), 0);
     /* a world of one: its own bytes */
     RtRankInfo solo = {RT_LAUNCH_SINGLE, 0, 1, 0, "127.0.0.1", port};
     assert_true(rt_world_gather(NULL, d, &solo, "xy", 2, &all, lens, 100));
@@ -132,26 +115,24 @@ static void test_gather(void **state) {
 
 static void test_gather_missing_rank(void **state) {
     (void)state;
-    int port = free_port();
+    int port = tu_free_port();
     pid_t kid = spawn_sender(1, 3, port, 3000); /* rank 2 never sends */
     Arena *a = arena_new();
     DiagEngine *d = diag_new(a, NULL);
     RtRankInfo ri = {RT_LAUNCH_TORCHRUN, 0, 3, 0, "127.0.0.1", port};
     void *all = NULL;
     size_t lens[3];
-    double t0 = now_s();
+    double t0 = tu_now_s();
     assert_false(rt_world_gather(NULL, d, &ri, "a", 1, &all, lens, 800));
-    double took = now_s() - t0;
+    double took = tu_now_s() - t0;
     assert_true(took >= 0.7 && took < 3.0);
     assert_null(all);
     assert_string_equal(diag_first(d)->msg, "gather: rank 2 sent no results within the timeout");
-    int st;
-    waitpid(kid, &st, 0);
-    assert_int_equal(WEXITSTATUS(st), 0); /* rank 1 delivered */
-    RtRankInfo lone = {RT_LAUNCH_TORCHRUN, 1, 2, 1, "127.0.0.1", free_port()};
-    t0 = now_s();
+    assert_int_equal(tu_wait(kid), 0); /* rank 1 delivered */
+    RtRankInfo lone = {RT_LAUNCH_TORCHRUN, 1, 2, 1, "127.0.0.1", tu_free_port()};
+    t0 = tu_now_s();
     assert_false(rt_world_gather(NULL, d, &lone, "b", 1, &all, lens, 500));
-    assert_true(now_s() - t0 < 3.0);
+    assert_true(tu_now_s() - t0 < 3.0);
     assert_string_equal(diag_first(d)->next->msg, "gather: rank 1 could not reach rank 0 within the timeout");
     arena_free(a);
 }

@@ -69,7 +69,7 @@ static void run_help(FILE *o) {
                "                         the same backend. --backend cuda draws on the GPU (only the ids\n"
                "                         come back: the same distribution, not the host's draws); the CPU\n"
                "                         backend samples on the host\n"
-               "  --speculative mtp      with --tokens and --generate: the MTP module (--set mtp_draft)\n"
+               "  --speculative mtp      with --tokens or a prompt: the MTP module (--set mtp_draft)\n"
                "                         drafts, the main model verifies a draft token each step\n"
                "                         (greedy output equals plain greedy decoding; with --temperature\n"
                "                         the speculative-sampling rule); reports the acceptance rate.\n"
@@ -228,9 +228,9 @@ static int check_run_args(int argc, char **argv, RunArgs *r, bool random_given, 
         return driver_usage_error("run", "--nproc %ld: several ranks need --backend cuda (expert parallelism runs on GPUs over "
                                          "NCCL; the CPU reference is one process)", r->nproc);
     if (r->nproc && r->device_given) return driver_usage_error("run", "--device picks the GPU of one process; with --nproc rank r drives GPU LOCAL_RANK");
-    if (r->speculative && (text || r->generate < 1 || r->prefill || r->dump || r->nproc > 1 || r->top_k || r->top_p < 1))
-        return driver_usage_error("run", "--speculative mtp needs --tokens and --generate N (N >= 1), in one process, and takes no "
-                                         "--prefill, --dump-logits, --top-k or --top-p");
+    if (r->speculative && (r->chat || r->generate < 1 || r->prefill || r->dump || r->nproc > 1 || r->top_k || r->top_p < 1))
+        return driver_usage_error("run", "--speculative mtp needs --tokens or a prompt and --generate N (N >= 1), in one process, "
+                                         "and takes no --chat, --prefill, --dump-logits, --top-k or --top-p");
     return 0;
 }
 
@@ -812,20 +812,6 @@ static int shared_prompt(const RunArgs *r, Arena *a, DiagEngine *d, Local *l, Rt
     return 0;
 }
 
-/* The model's vocabulary: the last dim of its output `logits` (-1: symbolic or none). */
-static int64_t model_vocab(const IrGraph *g) {
-    for (int i = 0; i < g->nnodes; i++) {
-        const IrNode *n = g->nodes[i];
-        if (n->op != IR_OP_OUTPUT || strcmp(ir_node_attr_str(n, "name", ""), "logits") || n->nops < 1) continue;
-        const IrType *t = &n->ops[0]->type;
-        if (t->rank < 1) return -1;
-        for (int k = 0; k < IR_MAX_DIM_SYMS; k++)
-            if (t->dims[t->rank - 1].exp[k]) return -1;
-        return t->dims[t->rank - 1].coeff;
-    }
-    return -1;
-}
-
 static const float *last_logits(Local *l) {
     int rank;
     int64_t dims[IR_MAX_RANK];
@@ -1148,11 +1134,8 @@ static int run_rank(RunArgs *r, Arena *a, DiagEngine *d) {
     IrGraph *g = compile(r, a, d, &ck, &tok, &ri, nodes, gpn, &rc);
     l.tm.compile_s = driver_now() - tc;
     if (!g) goto done;
-    int64_t V = model_vocab(g);
-    if (!r->tokens && V > 0 && tok_max >= V) { /* every rank stops; rank 0 says why */
-        if (ri.rank == 0)
-            diag_error(d, (SrcLoc){r->tokenizer, 0, 0}, "the tokenizer has ids up to %d but the model's vocabulary has %lld entries "
-                       "(does the tokenizer belong to this model?)", tok_max, (long long)V);
+    /* every rank stops; rank 0 says why */
+    if (!r->tokens && tok_max > 0 && !driver_check_vocab(ri.rank == 0 ? d : diag_new(a, NULL), r->tokenizer, tok_max, g)) {
         rc = DSCC_EXIT_INPUT;
         goto done;
     }
@@ -1239,9 +1222,19 @@ int cmd_run(int argc, char **argv) {
         const char *cfg = r.mo.config_path ? r.mo.config_path : r.weights ? arena_printf(a, "%s/config.json", r.weights) : NULL;
         int fp8 = r.precision_given ? r.fp8 : cfg ? run_config_fp8(a, d, cfg) : 0; /* as compile() decides */
         const char *model = fp8 < 0 ? NULL : driver_resolve_model(a, d, r.model);
-        SpecArgs sa = {model, r.mo, &r.po, r.weights, r.seed, r.tokens, fp8 == 1, r.cuda, r.f32_storage, r.device,
-                       r.threads, r.generate, true, r.temperature, r.sample_seed, r.trace, (int)r.trace_steps};
-        rc = model ? spec_run_mtp(&sa) : DSCC_EXIT_INPUT;
+        RtTokenizer *tk = NULL;
+        int32_t *ids = NULL;
+        size_t nids = 0;
+        RtArray prompt = {0};
+        rc = model ? 0 : DSCC_EXIT_INPUT;
+        if (!rc && !r.tokens) rc = prompt_tokens(&r, a, d, &tk, &ids, &nids, &prompt);
+        SpecArgs sa = {model, r.mo, &r.po, r.weights, r.seed, r.tokens, tk ? &prompt : NULL, tk, r.tokenizer, r.stop, r.json, fp8 == 1,
+                       r.cuda, r.f32_storage, r.device, r.threads, r.generate, true, r.temperature, r.sample_seed, r.trace,
+                       (int)r.trace_steps};
+        if (!rc) rc = spec_run_mtp(&sa);
+        rt_tok_free(tk);
+        free(ids);
+        free(prompt.data);
         arena_free(a);
         return rc;
     }

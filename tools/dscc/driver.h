@@ -79,6 +79,10 @@ int driver_run_passes(Arena *a, DiagEngine *d, IrGraph *g, PassOpts *po, const c
  * equal halves. */
 const char *driver_pipeline(Arena *a, bool fp8, int W, int nodes, int gpn, int64_t B, int64_t T, int64_t ctx, bool f32_storage);
 
+/* False after reporting when a tokenizer (at dir) has ids up to max_id
+ * but g's output `logits` has fewer entries in its last axis. */
+bool driver_check_vocab(DiagEngine *d, const char *dir, int32_t max_id, const IrGraph *g);
+
 /* Monotonic seconds, for --time-passes. */
 double driver_now(void);
 

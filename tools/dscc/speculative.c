@@ -25,7 +25,10 @@
  * need one. Greedy output is that of plain greedy decoding, token for
  * token; sampled output is distributed as plain sampling. Without
  * --speculative, `--temperature` runs plain sampled decoding here (the
- * verify graph on one position per step, no draft). */
+ * verify graph on one position per step, no draft). With --prompt the
+ * one row's tokens become text as plain generation makes it (eos and
+ * --stop end it), printed or in the JSON object of plain runs, which gains
+ * the acceptance figures. */
 #include "tools/dscc/speculative.h"
 
 #include "cpu/cpu.h"
@@ -33,7 +36,9 @@
 #include "runtime/runtime.h"
 #include "runtime/sample.h"
 #include "runtime/trace.h"
+#include "tools/dscc/run_text.h"
 
+#include <cjson/cJSON.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -153,6 +158,11 @@ typedef struct {
     int64_t steps, drafted, accepted;
     int64_t *row_drafted, *row_accepted; /* [B] */
     DiagEngine *d;
+    const RtTokenizer *tk;     /* --prompt: row 0's tokens become text */
+    RunStream st;
+    int64_t ng;                /* tokens of row 0 taken into the text */
+    const char *why;           /* what ended the text: "eos", "stop", "length" */
+    RunTimings tm;
 } Spec;
 
 /* Runs x on S positions per row from position `pos`: tokens tok[B, S],
@@ -275,7 +285,7 @@ static bool prefill(Spec *sp, const float *prompt) {
     for (int64_t b = 0; b < B; b++) {
         for (int64_t t = 0; t < P; t++) sp->seq[b * sp->cap + t] = (int64_t)prompt[b * P + t];
         sp->seq[b * sp->cap + P] = pick(sp, l + (b * P + P - 1) * V);
-        printf("row %lld: next token %lld\n", (long long)b, (long long)rt_argmax(l + (b * P + P - 1) * V, V));
+        if (!sp->tk) printf("row %lld: next token %lld\n", (long long)b, (long long)rt_argmax(l + (b * P + P - 1) * V, V));
         sp->len[b] = P + 1;
     }
     sp->n = 0; /* the draft runs on positions 0..P-1 */
@@ -343,14 +353,19 @@ static bool step(Spec *sp) {
     return run_draft(sp, all_two ? 2 : 1, 2);
 }
 
-static void report(const Spec *sp, bool cuda) {
+/* Tokens kept per verify step and row, past the prefill's token. */
+static double tokens_per_step(const Spec *sp) {
     int64_t made = 0;
-    for (int64_t b = 0; b < sp->B; b++) made += sp->len[b] - sp->P - 1; /* past the prefill's token */
+    for (int64_t b = 0; b < sp->B; b++) made += sp->len[b] - sp->P - 1;
+    return sp->steps ? (double)made / (double)(sp->steps * sp->B) : 0.0;
+}
+
+static void report(const Spec *sp, bool cuda) {
     fprintf(stderr,
             "speculative mtp (%s backend): %lld x %lld new tokens in %lld verify steps, %.2f tokens per step per row; "
             "drafts accepted %lld of %lld (%.1f%%)\n",
-            cuda ? "cuda" : "cpu", (long long)sp->B, (long long)sp->N, (long long)sp->steps,
-            sp->steps ? (double)made / (double)(sp->steps * sp->B) : 0.0, (long long)sp->accepted, (long long)sp->drafted,
+            cuda ? "cuda" : "cpu", (long long)sp->B, (long long)(sp->tk ? sp->ng : sp->N), (long long)sp->steps,
+            tokens_per_step(sp), (long long)sp->accepted, (long long)sp->drafted,
             sp->drafted ? 100.0 * (double)sp->accepted / (double)sp->drafted : 0.0);
     if (sp->B > 16) return;
     fprintf(stderr, "drafts accepted per row:");
@@ -358,21 +373,99 @@ static void report(const Spec *sp, bool cuda) {
     fprintf(stderr, "\n");
 }
 
-static int decode(Spec *sp, const float *prompt, bool cuda) {
+/* --prompt: row 0's new tokens into the text, as plain generation takes
+ * them (an eos token counts but shows nothing); true once an eos, the stop
+ * string or N tokens end it, or (with *bad) a token has no text. */
+static bool take_text(Spec *sp, bool *bad) {
+    int32_t eos = rt_tok_eos(sp->tk);
+    while (sp->ng < sp->N && sp->P + sp->ng < sp->len[0]) {
+        int64_t id = sp->seq[sp->P + sp->ng++];
+        if (id == eos) return sp->why = "eos", true;
+        size_t plen;
+        const char *piece = id >= 0 && id <= INT32_MAX ? rt_tok_piece(sp->tk, (int32_t)id, &plen) : NULL;
+        if (!piece) {
+            diag_error(sp->d, (SrcLoc){0}, "the model generated token %lld, which the tokenizer does not have", (long long)id);
+            return *bad = true;
+        }
+        run_stream_add(&sp->st, piece, plen);
+        if (sp->st.stopped) return sp->why = "stop", true;
+    }
+    return sp->ng >= sp->N;
+}
+
+/* Whether every row has its N tokens (--prompt: the text is complete). */
+static bool finished(Spec *sp, bool *bad) {
+    if (sp->tk) return take_text(sp, bad);
+    int64_t least = sp->len[0];
+    for (int64_t b = 1; b < sp->B; b++) least = sp->len[b] < least ? sp->len[b] : least;
+    return least - sp->P >= sp->N;
+}
+
+/* --output-format json: plain runs' object (run_print_json's, read back)
+ * with the acceptance figures added as "speculative". */
+static bool print_json(const Spec *sp) {
+    int32_t *ids = malloc(sizeof(int32_t) * (size_t)(sp->P + sp->ng + 1));
+    char *buf = NULL;
+    size_t len = 0;
+    FILE *m = ids ? open_memstream(&buf, &len) : NULL;
+    for (int64_t i = 0; ids && i < sp->P + sp->ng; i++) ids[i] = (int32_t)sp->seq[i];
+    bool ok = m && run_print_json(m, ids, (size_t)sp->P, ids + sp->P, (size_t)sp->ng, sp->st.text.data ? sp->st.text.data : "",
+                                  sp->why, &sp->tm);
+    if (m) fclose(m);
+    free(ids);
+    cJSON *o = ok ? cJSON_Parse(buf) : NULL, *spec = cJSON_CreateObject();
+    free(buf);
+    cJSON_AddStringToObject(spec, "draft", "mtp");
+    cJSON_AddNumberToObject(spec, "verify_steps", (double)sp->steps);
+    cJSON_AddNumberToObject(spec, "drafted", (double)sp->drafted);
+    cJSON_AddNumberToObject(spec, "accepted", (double)sp->accepted);
+    cJSON_AddNumberToObject(spec, "acceptance_rate", sp->drafted ? (double)sp->accepted / (double)sp->drafted : 0.0);
+    cJSON_AddNumberToObject(spec, "tokens_per_step", tokens_per_step(sp));
+    if (!o || !cJSON_AddItemToObject(o, "speculative", spec)) {
+        cJSON_Delete(o);
+        cJSON_Delete(spec);
+        return false;
+    }
+    char *text = cJSON_PrintUnformatted(o);
+    cJSON_Delete(o);
+    ok = text && printf("%s\n", text) > 0 && fflush(stdout) == 0;
+    cJSON_free(text);
+    return ok;
+}
+
+/* --prompt: the text (streamed so far) or the JSON object on stdout. */
+static int print_text(Spec *sp, bool json) {
+    if (json) return print_json(sp) ? DSCC_EXIT_OK : DSCC_EXIT_RUNTIME;
+    run_stream_finish(&sp->st);
+    return printf("\n") < 0 || fflush(stdout) ? DSCC_EXIT_RUNTIME : DSCC_EXIT_OK;
+}
+
+static int decode(Spec *sp, const float *prompt, bool cuda, bool json) {
     double t0 = driver_now();
     if (!prefill(sp, prompt)) return DSCC_EXIT_INPUT;
-    for (;;) {
-        int64_t least = sp->len[0];
-        for (int64_t b = 1; b < sp->B; b++) least = sp->len[b] < least ? sp->len[b] : least;
-        if (least - sp->P >= sp->N) break;
+    double t1 = driver_now();
+    bool bad = false;
+    while (!finished(sp, &bad))
         if (!(sp->plain ? step_plain(sp) : step(sp))) return DSCC_EXIT_INPUT;
+    if (bad) return DSCC_EXIT_INPUT;
+    sp->tm.ttft_s = t1 - t0;
+    sp->tm.prefill_tokens = sp->B * sp->P;
+    sp->tm.prefill_tps = (double)sp->tm.prefill_tokens / (t1 - t0 > 0 ? t1 - t0 : 1e-9);
+    sp->tm.decode_s = driver_now() - t1;
+    sp->tm.decode_tokens = sp->tk ? sp->ng - 1 : sp->B * (sp->N - 1); /* the first came from the prefill */
+    sp->tm.decode_tps = (double)sp->tm.decode_tokens / (sp->tm.decode_s > 0 ? sp->tm.decode_s : 1e-9);
+    if (sp->tk) {
+        int rc = print_text(sp, json);
+        if (rc != DSCC_EXIT_OK) return rc;
+        fprintf(stderr, "generated %lld tokens (stopped by %s)\n", (long long)sp->ng,
+                strcmp(sp->why, "eos") == 0 ? "eos" : strcmp(sp->why, "stop") == 0 ? "--stop" : "--max-new-tokens");
     }
-    for (int64_t b = 0; b < sp->B; b++) {
+    for (int64_t b = 0; !sp->tk && b < sp->B; b++) {
         printf("row %lld generated:", (long long)b);
         for (int64_t t = sp->P; t < sp->P + sp->N; t++) printf(" %lld", (long long)sp->seq[b * sp->cap + t]);
         printf("\n");
     }
-    fflush(stdout); /* the tokens before the summary, also when both go to one pipe */
+    fflush(stdout); /* the output before the summary, also when both go to one pipe */
     if (!sp->plain) report(sp, cuda);
     fprintf(stderr, "generated in %.3f s\n", driver_now() - t0);
     return DSCC_EXIT_OK;
@@ -382,11 +475,15 @@ static int setup_and_decode(Arena *a, DiagEngine *d, const SpecArgs *s, RtCheckp
     int64_t B = tok->shape[0], P = tok->shape[1], N = s->generate;
     int rc;
     const char *config = ck && !s->mo.config_path ? rt_checkpoint_config_path(ck) : NULL;
-    Spec sp = {.B = B, .P = P, .N = N, .cap = P + N + 3, .temperature = s->temperature, .rng = rt_rng(s->sample_seed), .d = d};
+    Spec sp = {.B = B, .P = P, .N = N, .cap = P + N + 3, .temperature = s->temperature, .rng = rt_rng(s->sample_seed), .d = d,
+               .tk = s->tk, .why = "length"};
     int64_t S = P > 2 ? P : 2, ctx = P + N + 2;
+    double tc = driver_now();
     if (!(sp.main.g = compile_step(a, d, s, config, "mtp_hidden=true", B, S, ctx, &rc))) return rc;
     sp.plain = !s->speculative;
     if (!sp.plain && !(sp.draft.g = compile_step(a, d, s, config, "mtp_draft=true", B, S, ctx, &rc))) return rc;
+    sp.tm.compile_s = driver_now() - tc;
+    if (s->tk && !driver_check_vocab(d, s->tokenizer, rt_tok_max_id(s->tk), sp.main.g)) return DSCC_EXIT_INPUT;
     if (!sp.plain && ck && !check_mtp_weights(d, sp.draft.g, ck, s->weights)) return DSCC_EXIT_INPUT;
     CpuWeightSource ws = ck ? (CpuWeightSource){rt_checkpoint_read_f32, ck} : cpu_random_weights(&s->seed);
     rc = s->cuda ? DSCC_EXIT_RUNTIME : DSCC_EXIT_INPUT;
@@ -396,10 +493,14 @@ static int setup_and_decode(Arena *a, DiagEngine *d, const SpecArgs *s, RtCheckp
     sp.row_drafted = calloc((size_t)B, sizeof(int64_t));
     sp.row_accepted = calloc((size_t)B, sizeof(int64_t));
     RtTrace *tr = s->trace && s->cuda ? rt_trace_open(s->trace, s->trace_steps, d) : NULL;
+    run_stream_init(&sp.st, s->stop, s->json ? NULL : stdout);
+    double tl = driver_now();
     if (sp.seq && sp.len && sp.cand && sp.row_drafted && sp.row_accepted && (tr || !s->trace) &&
         make_exec(&sp.main, &ws, s, B, S, ctx, tr, "verify", d) && (sp.plain || make_exec(&sp.draft, &ws, s, B, S, ctx, tr, "draft", d))) {
-        rc = decode(&sp, tok->data, s->cuda);
+        sp.tm.load_s = driver_now() - tl;
+        rc = decode(&sp, tok->data, s->cuda, s->json);
     }
+    run_stream_free(&sp.st);
     sp_free(&sp.main);
     sp_free(&sp.draft);
     rt_trace_close(tr, d);
@@ -423,6 +524,10 @@ int spec_run_mtp(const SpecArgs *s) {
     RtArray tok = {0};
     int rc = DSCC_EXIT_INPUT;
     if (s->weights && !(ck = rt_checkpoint_open(a, d, s->weights))) goto done;
+    if (s->prompt) {
+        rc = setup_and_decode(a, d, s, ck, s->prompt);
+        goto done;
+    }
     if (!rt_npy_read(d, s->tokens, &tok)) goto done;
     if (tok.rank != 2 || !tok.was_int || tok.shape[0] < 1 || tok.shape[1] < 1) {
         diag_error(d, ((SrcLoc){s->tokens, 0, 0}), "token ids must be a non-empty int32 or int64 array [B, T]");

@@ -4,6 +4,8 @@
 #ifndef DSCC_SPECULATIVE_H
 #define DSCC_SPECULATIVE_H
 
+#include "runtime/runtime.h"
+#include "runtime/tokenizer.h"
 #include "tools/dscc/driver.h"
 
 typedef struct {
@@ -12,7 +14,12 @@ typedef struct {
     PassOpts *po;           /* --passes etc., applied to both graphs */
     const char *weights;    /* checkpoint directory; NULL: seeded random weights */
     uint64_t seed;          /* --random-weights */
-    const char *tokens;     /* the prompt ids, .npy [B, P] */
+    const char *tokens;     /* the prompt ids, .npy [B, P]; or NULL with `prompt` */
+    const RtArray *prompt;  /* --prompt: its ids [1, P] (with tk), else NULL */
+    const RtTokenizer *tk;  /* --prompt: text out; eos and `stop` end generation */
+    const char *tokenizer;  /* its directory, for errors */
+    const char *stop;       /* --stop, or NULL */
+    bool json;              /* --output-format json (with --prompt) */
     bool fp8, cuda, f32_storage;
     long device, threads;
     long generate;          /* new tokens per row (>= 1) */

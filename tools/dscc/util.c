@@ -97,3 +97,25 @@ int driver_run_passes(Arena *a, DiagEngine *d, IrGraph *g, PassOpts *po, const c
     sb_free(&rep);
     return ok ? DSCC_EXIT_OK : DSCC_EXIT_INPUT;
 }
+
+/* The model's vocabulary: the last dim of its output `logits` (-1: symbolic or none). */
+static int64_t model_vocab(const IrGraph *g) {
+    for (int i = 0; i < g->nnodes; i++) {
+        const IrNode *n = g->nodes[i];
+        if (n->op != IR_OP_OUTPUT || strcmp(ir_node_attr_str(n, "name", ""), "logits") || n->nops < 1) continue;
+        const IrType *t = &n->ops[0]->type;
+        if (t->rank < 1) return -1;
+        for (int k = 0; k < IR_MAX_DIM_SYMS; k++)
+            if (t->dims[t->rank - 1].exp[k]) return -1;
+        return t->dims[t->rank - 1].coeff;
+    }
+    return -1;
+}
+
+bool driver_check_vocab(DiagEngine *d, const char *dir, int32_t max_id, const IrGraph *g) {
+    int64_t V = model_vocab(g);
+    if (V <= 0 || max_id < V) return true;
+    diag_error(d, (SrcLoc){dir, 0, 0}, "the tokenizer has ids up to %d but the model's vocabulary has %lld entries "
+               "(does the tokenizer belong to this model?)", max_id, (long long)V);
+    return false;
+}

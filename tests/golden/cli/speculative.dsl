@@ -41,14 +41,26 @@
 // CHECK: --speculative expects mtp, got 'eagle'
 // CHECK: exit=2
 // RUN: dscc run models/deepseek_v3.dsl --weights tests/fixtures/tiny_mtp --tokens tests/fixtures/tiny_mtp/tokens.npy --speculative mtp; echo "exit=$?"
-// CHECK: --speculative mtp needs --tokens and --generate N (N >= 1)
+// CHECK: --speculative mtp needs --tokens or a prompt and --generate N (N >= 1)
 // CHECK: exit=2
 // RUN: dscc run models/deepseek_v3.dsl --weights tests/fixtures/tiny_mtp --tokens tests/fixtures/tiny_mtp/tokens.npy --generate 3 --speculative mtp --top-k 5; echo "exit=$?"
-// CHECK: --speculative mtp needs --tokens and --generate N (N >= 1), in one process, and takes no --prefill, --dump-logits, --top-k or --top-p
+// CHECK: --speculative mtp needs --tokens or a prompt and --generate N (N >= 1), in one process, and takes no --chat, --prefill, --dump-logits, --top-k or --top-p
 // CHECK: exit=2
 // RUN: dscc run models/deepseek_v3.dsl --weights tests/fixtures/tiny_mtp --tokens tests/fixtures/tiny_mtp/tokens.npy --generate 3 --speculative mtp --temperature -1; echo "exit=$?"
 // CHECK: --temperature expects a number in 0..100, got '-1'
 // CHECK: exit=2
+// --prompt: the text and --output-format json of plain runs (prompt_ids,
+// output_ids, text, stop_reason, timings; greedy: the same ids and text),
+// with the acceptance figures added; --stop ends it as it ends plain runs.
+// RUN: A="models/deepseek_v3.dsl --config models/tiny/config.json --set vocab_size=2014 --random-weights 1 --tokenizer tests/fixtures/tokenizer --max-new-tokens 8"; p=$(dscc run $A --prompt "Hello world" --output-format json 2>/dev/null); s=$(dscc run $A --prompt "Hello world" --output-format json --speculative mtp 2>/dev/null); [ -n "$p" ] && [ "${p%%,\"timings\"*}" = "${s%%,\"timings\"*}" ] && echo "same ids and text"; echo "${s#*\"timings\"}" | sed -E 's/:[0-9][0-9.e+-]*/:N/g'
+// CHECK: same ids and text
+// CHECK-NEXT: :{"load_s":N,"compile_s":N,"time_to_first_token_s":N,"prefill_tokens":N,"prefill_tokens_per_s":N,"decode_tokens":N,"decode_tokens_per_s":N},"speculative":{"draft":"mtp","verify_steps":N,"drafted":N,"accepted":N,"acceptance_rate":N,"tokens_per_step":N}}
+// RUN: dscc run models/deepseek_v3.dsl --config models/tiny/config.json --set vocab_size=2014 --random-weights 1 --tokenizer tests/fixtures/tokenizer --prompt "Hello world" --max-new-tokens 12 --output-format json --speculative mtp --temperature 3 --seed 4 2>/dev/null | sed 's/"text".*"speculative"/"speculative"/'
+// CHECK: {"prompt_ids":[0,2002,1651,1621,2003],"output_ids":[1592,664,1833,881,225,327,521,1392,1544,1752,129,679],"speculative":{"draft":"mtp","verify_steps":7,"drafted":7,"accepted":5,"acceptance_rate":0.7142857142857143,"tokens_per_step":1.7142857142857142}}
+// RUN: dscc run models/deepseek_v3.dsl --config models/tiny/config.json --set vocab_size=2014 --random-weights 1 --tokenizer tests/fixtures/tokenizer --prompt "Hello world" --max-new-tokens 8 --stop GPU --speculative mtp 2>&1
+// CHECK: stream stream stream
+// CHECK-NEXT: generated 4 tokens (stopped by --stop)
+// CHECK-NEXT: speculative mtp (cpu backend): 1 x 4 new tokens in 3 verify steps
 // The two step graphs are the DSL's own: `dscc compile` (any --emit) shows
 // them with --set mtp_hidden=true (verify) and --set mtp_draft=true (draft).
 // RUN: dscc compile models/deepseek_v3.dsl --config models/tiny/config.json --set mtp_draft=true | grep -E "= input|output" | sed "s/%[0-9]*/%N/g"

@@ -1,0 +1,122 @@
+/* testutil.c — see testutil.h. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include "tests/unit/testutil.h"
+
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+void tu_fixture_open(TuFixture *f, const char *dir) {
+    f->a = arena_new();
+    f->d = diag_new(f->a, stderr);
+    f->ck = rt_checkpoint_open(f->a, f->d, dir);
+    assert_non_null(f->ck);
+}
+
+void tu_fixture_close(TuFixture *f) {
+    if (f->ck) rt_checkpoint_close(f->ck);
+    arena_free(f->a);
+    *f = (TuFixture){0};
+}
+
+void tu_read_npy(TuFixture *f, const char *path, RtArray *out) { assert_true(rt_npy_read(f->d, path, out)); }
+
+IrGraph *tu_compile(TuFixture *f, const char *pipeline, const char *const *sets, int nsets) {
+    FeSetting *s = arena_alloc(f->a, sizeof(FeSetting) * (size_t)(nsets + 1));
+    for (int i = 0; i < nsets; i++) {
+        const char *eq = strchr(sets[i], '=');
+        assert_non_null(eq);
+        s[i] = (FeSetting){arena_strndup(f->a, sets[i], (size_t)(eq - sets[i])), eq + 1};
+    }
+    FeOptions o = {rt_checkpoint_config_path(f->ck), s, nsets};
+    IrGraph *g = fe_compile_file(f->a, f->d, DSCC_SOURCE_DIR "/models/deepseek_v3.dsl", &o);
+    assert_non_null(g);
+    if (pipeline) {
+        PassPipeline p;
+        assert_true(pass_pipeline_parse(f->a, f->d, pipeline, &p));
+        PassRunOptions ro = {.verify_each = true};
+        assert_true(pass_pipeline_run(&p, g, &ro, f->d));
+    }
+    assert_int_equal(ir_verify(g, f->d), 0);
+    return g;
+}
+
+CpuExec *tu_exec(TuFixture *f, const IrGraph *g, const CpuOptions *o) {
+    CpuWeightSource ws = {rt_checkpoint_read_f32, f->ck};
+    CpuExec *x = cpu_exec_new(g, &ws, o, f->d);
+    assert_non_null(x);
+    return x;
+}
+
+void tu_forward(TuFixture *f, CpuExec *x, const RtArray *tok) {
+    int64_t B = tok->shape[0], T = tok->shape[1];
+    float *pos = malloc(sizeof(float) * (size_t)(B * T));
+    assert_non_null(pos);
+    for (int64_t i = 0; i < B * T; i++) pos[i] = (float)(i % T);
+    CpuInput in[2] = {{"tokens", 2, {B, T}, tok->data}, {"positions", 2, {B, T}, pos}};
+    assert_true(cpu_exec_run(x, in, 2, f->d));
+    free(pos);
+}
+
+float *tu_output_copy(CpuExec *x, const char *name, int64_t *n) {
+    int rank;
+    int64_t dims[IR_MAX_RANK];
+    const float *v = cpu_exec_output(x, name, &rank, dims);
+    assert_non_null(v);
+    *n = 1;
+    for (int i = 0; i < rank; i++) *n *= dims[i];
+    float *out = malloc(sizeof(float) * (size_t)*n);
+    assert_non_null(out);
+    memcpy(out, v, sizeof(float) * (size_t)*n);
+    return out;
+}
+
+void tu_expect_file(const char *path, const char *want) {
+    FILE *f = fopen(path, "rb");
+    assert_non_null(f);
+    char got[4096] = {0};
+    size_t n = fread(got, 1, sizeof got - 1, f);
+    fclose(f);
+    assert_int_equal(n, strlen(want));
+    assert_string_equal(got, want);
+}
+
+int tu_free_port(void) {
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    struct sockaddr_in sa = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+    socklen_t len = sizeof sa;
+    bind(fd, (struct sockaddr *)&sa, sizeof sa);
+    getsockname(fd, (struct sockaddr *)&sa, &len);
+    close(fd);
+    return ntohs(sa.sin_port);
+}
+
+double tu_now_s(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
+}
+
+pid_t tu_fork(int (*fn)(void *), void *arg) {
+    pid_t pid = fork();
+    assert_true(pid >= 0);
+    if (pid == 0) _exit(fn(arg));
+    return pid;
+}
+
+int tu_wait(pid_t pid) {
+    int st;
+    if (waitpid(pid, &st, 0) != pid) return -1;
+    return WIFEXITED(st) ? WEXITSTATUS(st) : WIFSIGNALED(st) ? 128 + WTERMSIG(st) : -1;
+}

@@ -1,0 +1,52 @@
+/* testutil.h — scaffolding the unit tests share: a checkpoint fixture
+ * (its arena, diagnostics and open checkpoint), models/deepseek_v3.dsl
+ * compiled against it, one forward on the CPU executor; and ranks as
+ * forked processes on loopback ports. Every helper asserts (cmocka) on
+ * what it needs, so a test reads as what it checks. */
+#ifndef DSCC_TESTUTIL_H
+#define DSCC_TESTUTIL_H
+
+#include <sys/types.h>
+
+#include "cpu/cpu.h"
+#include "frontend/frontend.h"
+#include "passes/passes.h"
+#include "runtime/runtime.h"
+
+/* ---- a checkpoint fixture --------------------------------------------- */
+
+typedef struct {
+    Arena *a;
+    DiagEngine *d; /* prints to stderr */
+    RtCheckpoint *ck;
+} TuFixture;
+
+void tu_fixture_open(TuFixture *f, const char *dir);
+void tu_fixture_close(TuFixture *f);
+/* An .npy file into out (its data malloc'd). */
+void tu_read_npy(TuFixture *f, const char *path, RtArray *out);
+/* models/deepseek_v3.dsl with the checkpoint's config.json and the settings
+ * "name=value", verified, then through pipeline (NULL: none) with the
+ * verifier after each pass. */
+IrGraph *tu_compile(TuFixture *f, const char *pipeline, const char *const *sets, int nsets);
+/* The CPU executor of g on the checkpoint's weights. */
+CpuExec *tu_exec(TuFixture *f, const IrGraph *g, const CpuOptions *o);
+/* One forward of the token ids tok [B, T] at positions 0..T-1. */
+void tu_forward(TuFixture *f, CpuExec *x, const RtArray *tok);
+/* A malloc'd copy of output `name` of x's last run; its element count in *n. */
+float *tu_output_copy(CpuExec *x, const char *name, int64_t *n);
+
+/* Asserts that the file at path holds exactly want. */
+void tu_expect_file(const char *path, const char *want);
+
+/* ---- ranks as processes ----------------------------------------------- */
+
+int tu_free_port(void); /* a TCP port free right now on loopback */
+double tu_now_s(void);  /* monotonic seconds */
+/* Forks a child that runs fn(arg) and _exits with what it returns; the
+ * child's pid (asserted). */
+pid_t tu_fork(int (*fn)(void *), void *arg);
+/* Waits for pid: its exit status, 128 + the signal that killed it, or -1. */
+int tu_wait(pid_t pid);
+
+#endif
