@@ -1,0 +1,48 @@
+#!/usr/bin/env bash
+# rounds.sh — on the GPU machine, the session's check and timing split into
+# parts that each fit one device call (10 minutes), most important first:
+#   rounds.sh check   the GPU unit tests of the new kernels (MLA decode,
+#                     skinny-M GEMM, sampler, plan), test_gpu_ops on the
+#                     wgmma tile, the fixtures end to end;
+#   rounds.sh bench   bench_gpu (two full-width V3 layers) with the MLA
+#                     decode kernel and without it (DSCC_MLA_DECODE=0, the
+#                     baseline in the same run), then the FP8 GEMM sweep;
+#   rounds.sh peers   transformers, DeepSeek's inference code (.peers, from
+#                     tools/fetch_peers.sh) and bench_mtp.
+# Logs go to $OUT (or a temporary folder). build/ comes from
+# tools/gpu_stage.sh (a trimmed copy carried as build-gpu is renamed first).
+set -uo pipefail
+cd "$(dirname "$0")/../.."
+[ -d build-gpu ] && { rm -rf build; mv build-gpu build; }
+out=${OUT:-$(mktemp -d)}
+export LD_LIBRARY_PATH="$PWD/build/gpu-libs${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}" NCCL_NVLS_ENABLE=0 NO_COLOR=1
+src=$(sed -n 's/^CMAKE_HOME_DIRECTORY:INTERNAL=//p' build/CMakeCache.txt)
+if [ -n "$src" ] && [ "$src" != "$PWD" ] && [ ! -e "$src" ]; then mkdir -p "$(dirname "$src")" && ln -s "$PWD" "$src"; fi
+echo "device: $(nvidia-smi --query-gpu=name,driver_version --format=csv,noheader), commit: $(cat build/commit.txt), $(date -u +%F)"
+status=0
+step() { # step NAME SECONDS CMD...: runs CMD with a limit, its log in $out/NAME.log, its tail shown
+  local name=$1 limit=$2; shift 2
+  echo "== $name"
+  timeout "$limit" "$@" > "$out/$name.log" 2>&1
+  local rc=$?
+  [ $rc -ne 0 ] && { echo "FAILED: $name (exit $rc)"; status=1; }
+  grep -E "FAIL|MISMATCH|rel L2|worst|TFLOPS|GB/s|ms|PASSED|tokens/s|error" "$out/$name.log" | tail -n "${TAIL:-12}"
+}
+case "${1:-check}" in
+  check)
+    for t in test_gpu_mla test_gpu_skinny test_gpu_sample test_gpu_plan test_gpu_rmsnorm_quant; do
+      [ -x build/$t ] && step "$t" 120 build/$t
+    done
+    DSCC_GEMM_TILE=wgmma step test_gpu_ops 200 build/test_gpu_ops
+    OUT=$(mktemp -d) TAIL=20 step e2e 150 bash tests/gpu/e2e.sh ;;
+  bench)
+    for m in 1 0; do
+      DSCC_MLA_DECODE=$m TAIL=40 step "bench_gpu_mla$m" 200 build/bench_gpu --layers 2 --dense 1 --prefill 1024 --hbm-gbps 4250 --peak-tflops 1300
+    done
+    TAIL=70 step bench_gemm 180 build/bench_gemm --check --table "$out/gemm_table.txt" ;;
+  peers)
+    TAIL=20 step peer_transformers 150 python3 bench/peer_transformers.py --layers 2 --dense 1 --prefill 1024
+    TAIL=20 step peer_deepseek 300 python3 bench/peer_deepseek.py --layers 2 --dense 1 --prefill 1024
+    TAIL=20 step bench_mtp 120 build/bench_mtp --layers 2 --dense 1 ;;
+esac
+exit $status
