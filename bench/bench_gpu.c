@@ -15,7 +15,9 @@
  * read back from the executor's routing; the embedding rows of its
  * tokens; the KV cache over its context) at --hbm-gbps, and its
  * tensor-core FLOPs (linears, routed rows of the expert linears, einsums,
- * attention over the keys each query sees) at --peak-tflops (FP8) and
+ * attention over the keys each query sees; the LM head over the one row
+ * per sequence it runs on: the model is compiled with logits_last_only,
+ * as dscc run compiles it) at --peak-tflops (FP8) and
  * --bf16-tflops (default half the FP8 peak): the floor is the larger;
  * "stage by stage" sums that larger figure op by op.
  * Prints markdown tables. Run on the GPU machine by bench/gpu_bench.sh,
@@ -266,8 +268,10 @@ int main(int argc, char **argv) {
     char l1[64], l2[64];
     snprintf(l1, sizeof l1, "%d", layers);
     snprintf(l2, sizeof l2, "%d", dense);
-    FeSetting sets[3] = {{"num_hidden_layers", l1}, {"first_k_dense_replace", l2}, {"num_nextn_predict_layers", "0"}};
-    FeOptions fo = {config, sets, 3};
+    /* logits_last_only: the LM head on each sequence's last position, as dscc run compiles it */
+    FeSetting sets[4] = {{"num_hidden_layers", l1}, {"first_k_dense_replace", l2}, {"num_nextn_predict_layers", "0"},
+                         {"logits_last_only", "true"}};
+    FeOptions fo = {config, sets, 4};
     IrGraph *g = fe_compile_file(a, d, DSCC_SOURCE_DIR "/models/deepseek_v3.dsl", &fo);
     PassPipeline pp;
     PassRunOptions ro = {0};

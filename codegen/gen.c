@@ -324,8 +324,9 @@ static void emit_value(Gen *G, const IrNode *n) {
         int ax = cg_axis(ir_node_attr_int(n, "axis", 0), x->type.rank);
         sb_printf(&f, "    const long long inner = %s, len = %s, mid = %s;\n", cg_dim(G, cg_suffix(&x->type, ax + 1)),
                   cg_dim(G, n->type.dims[ax]), cg_dim(G, x->type.dims[ax]));
-        ret = cg_read(G, x, arena_printf(G->a, "(i / (inner * len) * mid + %lldLL + i / inner %% len) * inner + i %% inner",
-                                         (long long)ir_node_attr_int(n, "start", 0)));
+        int64_t start = ir_node_attr_int(n, "start", 0); /* negative: counted from the axis end */
+        ret = cg_read(G, x, arena_printf(G->a, "(i / (inner * len) * mid + %s%lldLL + i / inner %% len) * inner + i %% inner",
+                                         start < 0 ? "mid + " : "", (long long)start));
         break;
     }
     case IR_OP_CONCAT: {

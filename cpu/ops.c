@@ -550,6 +550,7 @@ bool cpu_kernel(const KernelCtx *c, const IrNode *n, Ten *out, Ten *const *in) {
         int ax = norm_axis(ir_node_attr_int(n, "axis", 0), in[0]->rank);
         int64_t outer, mid, inner, start = ir_node_attr_int(n, "start", 0), len = out->d[ax];
         split3(in[0], ax, &outer, &mid, &inner);
+        if (start < 0) start += mid; /* counted from the axis end (shape.c checked it lies inside) */
         for (int64_t o = 0; o < outer; o++)
             memcpy(out->p + o * len * inner, in[0]->p + (o * mid + start) * inner, sizeof(float) * (size_t)(len * inner));
         return true;

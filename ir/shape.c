@@ -341,9 +341,20 @@ static bool infer_layout(Ctx *c, const IrNode *n, IrType *out) {
     case IR_OP_SLICE: {
         if (!norm_axis(c, ir_node_attr_int(n, "axis", 0), x->rank, &ax)) return false;
         int64_t start = ir_node_attr_int(n, "start", 0), len = ir_node_attr_int(n, "len", 0);
-        if (!ir_dim_is_const(x->dims[ax])) return fail(c, "cannot slice symbolic axis %d of %s", ax, ts(c, x));
-        if (start < 0 || len < 1 || start > x->dims[ax].coeff - len) {
+        if (!ir_dim_is_const(x->dims[ax])) { /* a symbolic axis: only its last position (start -1, len 1) */
+            if (start != -1 || len != 1)
+                return fail(c, "cannot slice symbolic axis %d of %s other than its last position (start=-1, len=1)", ax,
+                            ts(c, x));
+            *out = *x;
+            out->dims[ax] = ir_dim_const(1);
+            return true;
+        }
+        int64_t first = start < 0 ? start + x->dims[ax].coeff : start; /* a negative start counts from the axis end */
+        if (first < 0 || len < 1 || first > x->dims[ax].coeff - len) {
             int64_t end;
+            if (start < 0)
+                return fail(c, "slice of %lld from %lld (counted from the end) is outside axis %d of %s", (long long)len,
+                            (long long)start, ax, ts(c, x));
             if (!size_add(start, len, &end))
                 return fail(c, "slice of %lld from %lld is outside axis %d of %s", (long long)len, (long long)start,
                             ax, ts(c, x));

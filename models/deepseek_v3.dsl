@@ -309,6 +309,11 @@ fn mtp(h_main, next_tokens, L) {
 param mtp_hidden: bool = false;
 param mtp_draft: bool = false;
 
+// logits_last_only: the LM head runs on each sequence's last position
+// alone, so `logits` is [B, 1, vocab_size] (all a prefill or a decode step
+// reads to pick the next token); false keeps every position's [B, S, vocab_size].
+param logits_last_only: bool = false;
+
 // ---- the model ---------------------------------------------------------
 if mtp_draft {
   assert num_nextn_predict_layers >= 1, "mtp_draft needs num_nextn_predict_layers >= 1";
@@ -333,7 +338,11 @@ if mtp_draft {
     head_name = "model.embed_tokens.weight";
   }
   weight lm_head: bf16[vocab_size, hidden_size] = head_name;
-  output logits = cast(linear(rmsnorm(h, final_norm, eps=rms_norm_eps), lm_head), f32);
+  let h_out = h;
+  if logits_last_only {
+    h_out = slice(h, axis=1, start=-1, len=1);  // [B, 1, hidden_size]: the last position of each sequence
+  }
+  output logits = cast(linear(rmsnorm(h_out, final_norm, eps=rms_norm_eps), lm_head), f32);
 
   // V3 has one MTP module; only the first of num_nextn_predict_layers is
   // described. Its input is the token after each position's next token.

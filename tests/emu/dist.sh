@@ -50,6 +50,12 @@ if "$dscc" "${args[@]}" --nproc 2 --stats --trace "$out/trace.json" --dump-logit
   [ "$di" -eq 0 ] && [ "$ci" -eq 0 ] && [ "$da" -gt 0 ] && [ "$ca" -gt 0 ] ||
     fail "--nproc 2 --stats: bytes inter/intra dispatch $di/$da combine $ci/$ca (one node: no inter-node bytes)"
 else fail "--nproc 2"; cat "$out/ep2.err"; fi
+# ... without --dump-logits: the LM head on each row's last position alone (logits_last_only), the same tokens.
+if "$dscc" "${args[@]}" --nproc 2 --generate 2 > "$out/last2.txt" 2> "$out/last2.err"; then
+  [ "$(grep 'next token' "$out/last2.txt")" = "$(grep 'next token' "$out/ep2.txt")" ] ||
+    fail "--nproc 2, last-position logits: other next tokens than with every position's"
+  [ "$(grep -c 'generated: ' "$out/last2.txt")" -eq 2 ] || fail "--nproc 2, last-position logits: no generated rows"
+else fail "--nproc 2 without --dump-logits"; cat "$out/last2.err"; fi
 
 # --nproc 4 --nodes 2 over 2 rows: ranks 2 and 3 have no rows but serve their experts; two hops.
 if "$dscc" "${args[@]}" --nproc 4 --nodes 2 --stats --dump-logits "$out/ep4.npy" > "$out/ep4.txt" 2> "$out/ep4.err"; then

@@ -23,7 +23,15 @@ run() { # name, fixture, extra args...
 check() { "$cmp" "$@" || status=1; }
 run bf16 tiny_bf16 --precision bf16 --trace "$out/trace.json"
 run bf16_f32 tiny_bf16 --precision bf16 --storage f32
-run bf16_dec tiny_bf16 --precision bf16 --prefill 5
+run bf16_dec tiny_bf16 --precision bf16 --prefill 5 --generate 3
+# Without --dump-logits dscc run compiles the LM head for each step's last
+# position alone (logits_last_only): the same next tokens and continuation.
+fx=tests/fixtures/tiny_bf16
+if "$dscc" run models/deepseek_v3.dsl --weights $fx --tokens $fx/tokens.npy --backend cuda --precision bf16 --prefill 5 \
+     --generate 3 > "$out/bf16_last.txt" 2> "$out/bf16_last.err"; then
+  if ! diff "$out/bf16_dec.txt" "$out/bf16_last.txt"; then echo "FAILED: last-position logits give other tokens"; status=1; fi
+  grep -q "generated: " "$out/bf16_last.txt" || { echo "FAILED: no generated tokens"; status=1; }
+else echo "FAILED to run bf16_last:"; cat "$out/bf16_last.err"; status=1; fi
 run fp8_f32 tiny_fp8 --precision fp8 --storage f32
 run fp8deq tiny_fp8 --precision bf16
 check "tiny_bf16 --precision bf16 (bf16 storage) vs transformers" "$out/bf16.npy" tests/fixtures/tiny_bf16/logits.npy 2e-2 0.99

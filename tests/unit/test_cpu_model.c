@@ -111,6 +111,52 @@ static void test_decode_matches_full_forward(void **state) {
     cpu_exec_free(x);
 }
 
+/* logits_last_only: the LM head on each row's last position alone gives
+ * exactly the last row of the all-positions logits, in prefill and in a
+ * decode step through the cache. */
+static void test_logits_last_only(void **state) {
+    Fx *f = *state;
+    FeSetting set = {"logits_last_only", "true"};
+    FeOptions fo = {DSCC_SOURCE_DIR "/models/tiny/config.json", &set, 1};
+    IrGraph *g1 = fe_compile_file(f->a, f->d, DSCC_SOURCE_DIR "/models/deepseek_v3.dsl", &fo);
+    assert_non_null(g1);
+    assert_int_equal(ir_verify(g1, f->d), 0);
+    uint64_t s1 = 7, s2 = 7;
+    CpuWeightSource w1 = cpu_random_weights(&s1), w2 = cpu_random_weights(&s2);
+    CpuOptions o = {.threads = 2};
+    CpuExec *all = cpu_exec_new(f->g, &w1, &o, f->d), *last = cpu_exec_new(g1, &w2, &o, f->d);
+    assert_non_null(all);
+    assert_non_null(last);
+    float *full = calloc(B * T * V, sizeof(float));
+    step(f, all, 0, T - 1, full);
+    step(f, all, T - 1, T, full);
+    const int spans[2][2] = {{0, T - 1}, {T - 1, T}};
+    for (int k = 0; k < 2; k++) {
+        int S = spans[k][1] - spans[k][0];
+        float tok[B * T], pos[B * T];
+        for (int b = 0; b < B; b++)
+            for (int i = 0; i < S; i++) {
+                tok[b * S + i] = f->tok[b * T + spans[k][0] + i];
+                pos[b * S + i] = f->pos[b * T + spans[k][0] + i];
+            }
+        CpuInput in[2] = {{"tokens", 2, {B, S}, tok}, {"positions", 2, {B, S}, pos}};
+        assert_true(cpu_exec_run(last, in, 2, f->d));
+        int rank;
+        int64_t dims[IR_MAX_RANK];
+        const float *lg = cpu_exec_output(last, "logits", &rank, dims);
+        assert_non_null(lg);
+        assert_int_equal(rank, 3);
+        assert_int_equal(dims[0], B);
+        assert_int_equal(dims[1], 1);
+        assert_int_equal(dims[2], V);
+        for (int b = 0; b < B; b++)
+            assert_memory_equal(lg + (size_t)b * V, full + ((size_t)b * T + spans[k][1] - 1) * V, sizeof(float) * V);
+    }
+    free(full);
+    cpu_exec_free(all);
+    cpu_exec_free(last);
+}
+
 static void test_fp8_close_but_different(void **state) {
     Fx *f = *state;
     uint64_t seed = 7;
@@ -182,6 +228,7 @@ static void test_random_weights(void **state) {
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_decode_matches_full_forward, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_logits_last_only, setup, teardown),
         cmocka_unit_test_setup_teardown(test_fp8_close_but_different, setup, teardown),
         cmocka_unit_test_setup_teardown(test_bad_token, setup, teardown),
         cmocka_unit_test(test_random_weights),

@@ -104,7 +104,9 @@ static void run_help(FILE *o) {
                "                         time through the KV cache (logits equal a full forward)\n"
                "  --generate N           continue for N tokens (greedy, or as --temperature says) and\n"
                "                         print them\n"
-               "  --dump-logits OUT.npy  write float32 logits [B, T, vocab] of the positions run\n"
+               "  --dump-logits OUT.npy  write float32 logits [B, T, vocab] of the positions run (without\n"
+               "                         it the LM head runs on each step's last position alone:\n"
+               "                         --set logits_last_only=true, when the model has it)\n"
                "  --threads N            CPU threads (default: all)\n"
                "%s"
                "  -h, --help             show this help\n\n"
@@ -392,11 +394,14 @@ typedef struct {
     bool text;        /* --prompt, --chat: no logits kept beyond the last step's */
     bool dev_sample;  /* the backend draws the tokens (rt_exec_sample): no logits to the host */
     bool skip_logits; /* run_span leaves the logits on the device (they are sampled there) */
+    bool all_positions; /* --dump-logits: every position's logits are read */
     int rank;         /* this rank: 0 alone reads the prompt and prints */
     RunTimings tm;    /* load and compile filled by run_rank, the steps by the run */
 } Local;
 
-/* Runs positions [t0, t1) of every row of tok [B, T]; copies logits into all. */
+/* Runs positions [t0, t1) of every row of tok [B, T]; copies logits into
+ * all. A model compiled with logits_last_only gives [B, 1, V], the last
+ * position's: it goes to position t1 - 1 of all. */
 static bool run_span(Local *l, DiagEngine *d, const float *tok, int64_t T, int64_t t0, int64_t t1, float *all) {
     int64_t B = l->B, S = t1 - t0;
     if (!B && !rt_exec_expert_parallel(l->x)) return true; /* replicated experts: a rank without rows has no part in the step */
@@ -418,22 +423,27 @@ static bool run_span(Local *l, DiagEngine *d, const float *tok, int64_t T, int64
     int64_t dims[IR_MAX_RANK];
     bool fetch = ok && B && !l->skip_logits; /* sampled on the device: the logits stay there */
     const float *lg = fetch ? rt_exec_output(l->x, "logits", &rank, dims) : NULL;
-    if (fetch && (!lg || rank != 3 || dims[0] != B || dims[1] != S || (l->V && dims[2] != l->V))) {
-        diag_error(d, (SrcLoc){0}, "the model has no output 'logits' of shape [B, S, vocab]");
+    if (fetch && (!lg || rank != 3 || dims[0] != B || (dims[1] != S && dims[1] != 1) || (l->V && dims[2] != l->V))) {
+        diag_error(d, (SrcLoc){0}, "the model has no output 'logits' of shape [B, S, vocab] (or [B, 1, vocab]: the last position's)");
+        ok = false;
+    }
+    int64_t n = fetch && ok ? dims[1] : S; /* positions with logits: the last n of the span */
+    if (fetch && ok && n != S && l->all_positions) {
+        diag_error(d, (SrcLoc){0}, "--dump-logits needs every position's logits, but the model gives only the last (logits_last_only)");
         ok = false;
     }
     if (fetch && ok && !l->V) l->V = dims[2]; /* the first span learns V (a rank without rows has no logits) */
-    for (int64_t i = 0; fetch && ok && i < B * S * l->V; i++)
+    for (int64_t i = 0; fetch && ok && i < B * n * l->V; i++)
         if (isnan(lg[i])) { /* argmax would answer token 0: a silent wrong answer */
             diag_error(d, (SrcLoc){0}, "the logits of row %lld at position %lld are NaN (vocabulary entry %lld first)",
-                       (long long)(i / (S * l->V)), (long long)(t0 + i / l->V % S), (long long)(i % l->V));
+                       (long long)(i / (n * l->V)), (long long)(t1 - n + i / l->V % n), (long long)(i % l->V));
             l->nan = true;
             ok = false;
         }
     if (ok && !l->text && !l->logits && !(l->logits = malloc(sizeof(float) * (size_t)(B * l->T * l->V + 1)))) ok = false;
     if (fetch && ok && all)
         for (int64_t b = 0; b < B; b++)
-            memcpy(all + (b * T + t0) * l->V, lg + b * S * l->V, sizeof(float) * (size_t)(S * l->V));
+            memcpy(all + (b * T + t1 - n) * l->V, lg + b * n * l->V, sizeof(float) * (size_t)(n * l->V));
     free(t);
     free(p);
     return ok;
@@ -488,8 +498,10 @@ static bool run_local(const RunArgs *r, Local *l, DiagEngine *d, const float *to
     if (!B && !rt_exec_expert_parallel(l->x)) return true; /* replicated experts: nothing to take part in */
     double t0 = driver_now();
     if (!run_span(l, d, tok, T, 0, P, NULL)) return false;
-    const float *first = B ? rt_exec_output(l->x, "logits", &(int){0}, (int64_t[IR_MAX_RANK]){0}) : NULL;
-    for (int64_t b = 0; b < B; b++) memcpy(l->logits + b * T * l->V, first + b * P * l->V, sizeof(float) * (size_t)(P * l->V));
+    int64_t fd[IR_MAX_RANK] = {0};
+    const float *first = B ? rt_exec_output(l->x, "logits", &(int){0}, fd) : NULL;
+    for (int64_t b = 0; b < B; b++) /* the last fd[1] of the P positions (all, or the last alone) */
+        memcpy(l->logits + (b * T + P - fd[1]) * l->V, first + b * fd[1] * l->V, sizeof(float) * (size_t)(fd[1] * l->V));
     for (int64_t t = P; t < T; t++)
         if (!run_span(l, d, tok, T, t, t + 1, l->logits)) return false;
     l->tm.ttft_s = driver_now() - t0;
@@ -623,6 +635,30 @@ const char *driver_pipeline(Arena *a, bool fp8, int W, int nodes, int gpn, int64
     return pass_preset(a, "default", &p);
 }
 
+/* The model's graph for the logits a run reads: without --dump-logits
+ * only each step's last position's (--set logits_last_only=true: the LM
+ * head on one row of each sequence, not S), when the model has that
+ * parameter and --set does not name it. A model without it compiles as
+ * given; the first try's warnings are replayed into d. */
+static IrGraph *compile_model(const RunArgs *r, Arena *a, DiagEngine *d, const char *model) {
+    FeOptions fo = driver_fe_options(&r->mo);
+    bool named = false;
+    for (int i = 0; i < fo.nsets; i++) named |= strcmp(fo.sets[i].name, "logits_last_only") == 0;
+    if (!r->dump && !named) {
+        FeSetting *sets = arena_alloc(a, sizeof(FeSetting) * (size_t)(fo.nsets + 1));
+        if (fo.nsets) memcpy(sets, fo.sets, sizeof(FeSetting) * (size_t)fo.nsets);
+        sets[fo.nsets] = (FeSetting){"logits_last_only", "true"};
+        FeOptions last = {fo.config_path, sets, fo.nsets + 1};
+        DiagEngine *quiet = diag_new(a, NULL);
+        IrGraph *g = fe_compile_file(a, quiet, model, &last);
+        if (g) {
+            for (const Diag *q = diag_first(quiet); q; q = q->next) diag_report(d, q->level, q->loc, "%s", q->msg);
+            return g;
+        }
+    }
+    return fe_compile_file(a, d, model, &fo);
+}
+
 /* Compiles the model, reads the tokens and runs the passes; NULL after
  * reporting (*rc says why). */
 static IrGraph *compile(RunArgs *r, Arena *a, DiagEngine *d, RtCheckpoint **ck, RtArray *tok, const RtRankInfo *ri, int nodes,
@@ -637,9 +673,8 @@ static IrGraph *compile(RunArgs *r, Arena *a, DiagEngine *d, RtCheckpoint **ck, 
         if (fp8 < 0) return NULL;
         r->fp8 = fp8 == 1;
     }
-    FeOptions fo = driver_fe_options(&r->mo);
     const char *model = driver_resolve_model(a, d, r->model); /* a path, or an installed model's name */
-    IrGraph *g = model ? fe_compile_file(a, d, model, &fo) : NULL;
+    IrGraph *g = model ? compile_model(r, a, d, model) : NULL;
     if (!g || ir_verify(g, d) || (r->tokens && !rt_npy_read(d, r->tokens, tok))) return NULL;
     if (tok->rank == 2 && tok->was_int && (tok->shape[0] < 1 || tok->shape[1] < 1)) {
         diag_error(d, ((SrcLoc){r->tokens, 0, 0}), "the token array is empty (shape [%lld, %lld]): give at least one row of at least one token id",
@@ -1166,6 +1201,7 @@ static int run_rank(RunArgs *r, Arena *a, DiagEngine *d) {
     l.device = device;
     /* A rank without rows runs empty steps: the executor still serves its experts in every exchange. */
     l.text = !r->tokens;
+    l.all_positions = r->dump != NULL;
     l.dev_sample = rt_exec_samples(l.x); /* the GPU draws the tokens: only their ids come back */
     rc = r->chat ? (ri.rank ? chat_follow(r, &l, d) : chat(r, &l, d, tk))
          : l.text ? generate_text(r, &l, d, tk, ids, T) : execute(r, &l, d, &ri, &tok, nodes, gpn);

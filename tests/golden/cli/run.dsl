@@ -30,3 +30,9 @@
 // CHECK: DIR/model.safetensors: error: header length 9223372036854775807 is over the 100 MB limit
 // RUN: d=$(mktemp -d); dscc run models/deepseek_v3.dsl --weights $d --tokens tests/fixtures/tiny_bf16/tokens.npy 2>&1 | sed "s|$d|DIR|g"; rm -rf $d
 // CHECK: DIR: error: no model.safetensors or model.safetensors.index.json in this directory
+// Without --dump-logits the run compiles the model with logits_last_only (the
+// LM head on each step's last position); asking for every position's logits
+// of a model that gives only the last one is an error, not a short file.
+// RUN: d=$(mktemp -d); dscc run models/deepseek_v3.dsl --weights tests/fixtures/tiny_bf16 --tokens tests/fixtures/tiny_bf16/tokens.npy --set logits_last_only=true --dump-logits $d/l.npy; echo "exit=$?"; ls $d; rm -rf $d
+// CHECK: error: --dump-logits needs every position's logits, but the model gives only the last (logits_last_only)
+// CHECK-NEXT: exit=1
