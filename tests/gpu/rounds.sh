@@ -7,6 +7,8 @@
 #   rounds.sh bench   bench_gpu (two full-width V3 layers) with the MLA
 #                     decode kernel and without it (DSCC_MLA_DECODE=0, the
 #                     baseline in the same run), then the FP8 GEMM sweep;
+#   rounds.sh quick   the new kernels' tests and one bench_gpu run, for a
+#                     call with little device time left;
 #   rounds.sh peers   transformers, DeepSeek's inference code (.peers, from
 #                     tools/fetch_peers.sh) and bench_mtp.
 # Logs go to $OUT (or a temporary folder). build/ comes from
@@ -40,6 +42,9 @@ case "${1:-check}" in
       DSCC_MLA_DECODE=$m TAIL=40 step "bench_gpu_mla$m" 200 build/bench_gpu --layers 2 --dense 1 --prefill 1024 --hbm-gbps 4250 --peak-tflops 1300
     done
     TAIL=70 step bench_gemm 180 build/bench_gemm --check --table "$out/gemm_table.txt" ;;
+  quick)
+    for t in test_gpu_mla test_gpu_skinny test_gpu_sample; do step "$t" 60 build/$t; done
+    TAIL=40 step bench_gpu 200 build/bench_gpu --layers 2 --dense 1 --prefill 1024 --hbm-gbps 4250 --peak-tflops 1300 ;;
   peers)
     TAIL=20 step peer_transformers 150 python3 bench/peer_transformers.py --layers 2 --dense 1 --prefill 1024
     TAIL=20 step peer_deepseek 300 python3 bench/peer_deepseek.py --layers 2 --dense 1 --prefill 1024
