@@ -31,6 +31,7 @@
 #include "passes/passes.h"
 #include "runtime/gpu.h"
 #include "runtime/runtime.h"
+#include "tests/unit/testutil.h"
 
 static const char *model(Arena *a, int heads) {
     return arena_printf(a,
@@ -206,17 +207,7 @@ int main(void) {
     fprintf(stderr, "inputs from seed %llu (DSCC_TEST_SEED=%llu reruns them)\n", (unsigned long long)rng, (unsigned long long)rng);
     const struct CMUnitTest rule[] = {cmocka_unit_test(test_mla_splits_rule)};
     if (cmocka_run_group_tests(rule, NULL, NULL)) return 1;
-    Arena *a = arena_new();
-    DiagEngine *q = diag_new(a, NULL);
-    RtCuda *c = rt_cuda_open(q, 0);
-    if (!c || rt_cuda_sm(c) < 90) {
-        printf("skipped: %s\n", c ? "the GPU is not a Hopper (sm_90)" : "no CUDA GPU on this machine");
-        rt_cuda_close(c);
-        arena_free(a);
-        return 77;
-    }
-    rt_cuda_close(c);
-    arena_free(a);
+    if (!tu_hopper()) return 77;
     const char *tile = getenv("DSCC_GEMM_TILE");
     if (tile && strcmp(tile, "mma") == 0) {
         printf("skipped: DSCC_GEMM_TILE=mma (the MLA decode kernel runs on the wgmma tile)\n");

@@ -28,6 +28,7 @@
 #include "passes/passes.h"
 #include "runtime/gpu.h"
 #include "runtime/runtime.h"
+#include "tests/unit/testutil.h"
 
 #define FIX DSCC_SOURCE_DIR "/tests/fixtures/tiny_fp8"
 
@@ -185,17 +186,7 @@ static void test_plan_for_another_run_is_refused(void **state) {
 }
 
 int main(void) {
-    Arena *a = arena_new();
-    DiagEngine *q = diag_new(a, NULL);
-    RtCuda *c = rt_cuda_open(q, 0);
-    if (!c || rt_cuda_sm(c) < 90) {
-        printf("skipped: %s\n", c ? "the GPU is not a Hopper (sm_90)" : "no CUDA GPU on this machine");
-        rt_cuda_close(c);
-        arena_free(a);
-        return 77;
-    }
-    rt_cuda_close(c);
-    arena_free(a);
+    if (!tu_hopper()) return 77;
     const struct CMUnitTest tests[] = {cmocka_unit_test(test_executor_takes_the_plan), cmocka_unit_test(test_planted_hazard_is_refused),
                                        cmocka_unit_test(test_plan_for_another_run_is_refused)};
     return cmocka_run_group_tests(tests, setup, teardown);

@@ -32,6 +32,7 @@
 #include "passes/passes.h"
 #include "runtime/gpu.h"
 #include "runtime/runtime.h"
+#include "tests/unit/testutil.h"
 
 typedef struct {
     const IrGraph *g;
@@ -149,17 +150,7 @@ static void test_ragged_f32(void **state) { (void)state, check_shape(100, 720, t
 static void test_two_groups(void **state) { (void)state, check_shape(4224, 640, false, (const int64_t[][2]){{1, 1}, {2, 16}}, 2); }
 
 int main(void) {
-    Arena *a = arena_new();
-    DiagEngine *q = diag_new(a, NULL);
-    RtCuda *c = rt_cuda_open(q, 0);
-    if (!c || rt_cuda_sm(c) < 90) {
-        printf("skipped: %s\n", c ? "the GPU is not a Hopper (sm_90)" : "no CUDA GPU on this machine");
-        rt_cuda_close(c);
-        arena_free(a);
-        return 77;
-    }
-    rt_cuda_close(c);
-    arena_free(a);
+    if (!tu_hopper()) return 77;
     const struct CMUnitTest tests[] = {cmocka_unit_test(test_kv_a), cmocka_unit_test(test_qkv_a), cmocka_unit_test(test_ragged_f32),
                                        cmocka_unit_test(test_two_groups)};
     return cmocka_run_group_tests(tests, NULL, NULL);

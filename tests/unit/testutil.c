@@ -7,6 +7,8 @@
 
 #include "tests/unit/testutil.h"
 
+#include "runtime/cuda.h"
+
 #include <arpa/inet.h>
 #include <netinet/in.h>
 #include <stdio.h>
@@ -119,4 +121,14 @@ int tu_wait(pid_t pid) {
     int st;
     if (waitpid(pid, &st, 0) != pid) return -1;
     return WIFEXITED(st) ? WEXITSTATUS(st) : WIFSIGNALED(st) ? 128 + WTERMSIG(st) : -1;
+}
+
+bool tu_hopper(void) {
+    Arena *a = arena_new();
+    RtCuda *c = rt_cuda_open(diag_new(a, NULL), 0);
+    bool ok = c && rt_cuda_sm(c) >= 90;
+    if (!ok) printf("skipped: %s\n", c ? "the GPU is not a Hopper (sm_90)" : "no CUDA GPU on this machine");
+    rt_cuda_close(c);
+    arena_free(a);
+    return ok;
 }

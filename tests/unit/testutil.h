@@ -49,4 +49,8 @@ pid_t tu_fork(int (*fn)(void *), void *arg);
 /* Waits for pid: its exit status, 128 + the signal that killed it, or -1. */
 int tu_wait(pid_t pid);
 
+/* Whether device 0 is a Hopper GPU (sm_90, real or emulated); when it is
+ * not, prints "skipped: <why>" and the test's main returns 77 (CTest's skip). */
+bool tu_hopper(void);
+
 #endif
