@@ -215,16 +215,6 @@ static bool note_kernel(Buf *log, const char *s, size_t i, Kernel *k, const char
         snprintf(k->name, sizeof k->name, "%s", entry);
     }
     p += n;
-    /* a name given by a macro (codegen/kernels/: `#define DSCC_ENTRY name` above the file): the entry exports the name */
-    char def[160];
-    snprintf(def, sizeof def, "#define %s ", k->name);
-    const char *m = strstr(s, def);
-    if (m && (m == s || m[-1] == '\n')) {
-        m += strlen(def);
-        size_t mn = 0;
-        while (is_ident(m[mn])) mn++;
-        if (mn) snprintf(k->name, sizeof k->name, "%.*s", (int)mn, m);
-    }
     const char *close = strchr(p, ')');
     char params[256];
     snprintf(params, sizeof params, "%.*s", close ? (int)(close - p) : 0, p);
