@@ -237,14 +237,33 @@ static double floor_ms(const Floor *f, double hbm, double pfp8, double pbf16) {
 
 
 
+enum { MAX_SETS = 8 };
+
+static void usage(FILE *f) {
+    fprintf(f, "usage: bench_gpu [--layers L] [--dense K] [--prefill N] [--hbm-gbps G] [--peak-tflops P] [--bf16-tflops Q]\n"
+               "                 [--set NAME=VALUE]... [--quick]\n"
+               "  --layers L       decoder layers at full width (default 2), the first K dense (--dense, default 1)\n"
+               "  --prefill N      tokens of the prefill row (default 1024)\n"
+               "  --hbm-gbps G     achievable HBM bandwidth for the floors (default 3024)\n"
+               "  --peak-tflops P  FP8 tensor-core peak for the floors (default 1388); --bf16-tflops Q (default P / 2)\n"
+               "  --set NAME=VALUE a model parameter, as dscc compile --set (e.g. attn_impl=auto; at most %d)\n"
+               "  --quick          the tiny model and small steps: proves the benchmark runs\n", MAX_SETS);
+}
+
 int main(int argc, char **argv) {
     int layers = 2, dense = 1;
     int64_t prefill = 1024, LONG_CTX = 4096; /* the long-context decode attention case */
     int64_t batches[3] = {1, 32, 128};
     const char *config = NULL; /* the model's config (NULL: the DSL's defaults, DeepSeek-V3) */
     double hbm = 3024, peak = 1388, bf16 = 0;
+    FeSetting sets[4 + MAX_SETS] = {{"num_hidden_layers", NULL}, {"first_k_dense_replace", NULL}, {"num_nextn_predict_layers", "0"},
+                                    {"logits_last_only", "true"}};
+    int nsets = 4;
     for (int i = 1; i < argc; i += 2) {
-        if (!strcmp(argv[i], "--quick")) { /* the tiny model, small steps: proves the benchmark runs (the emulated device) */
+        if (!strcmp(argv[i], "-h") || !strcmp(argv[i], "--help")) {
+            usage(stdout);
+            return 0;
+        } else if (!strcmp(argv[i], "--quick")) { /* the tiny model, small steps: proves the benchmark runs (the emulated device) */
             config = DSCC_SOURCE_DIR "/models/tiny/config.json", prefill = 32, LONG_CTX = 64;
             batches[1] = 2, batches[2] = 4;
             i--;
@@ -257,8 +276,12 @@ int main(int argc, char **argv) {
         else if (!strcmp(argv[i], "--hbm-gbps")) hbm = atof(argv[i + 1]);
         else if (!strcmp(argv[i], "--peak-tflops")) peak = atof(argv[i + 1]);
         else if (!strcmp(argv[i], "--bf16-tflops")) bf16 = atof(argv[i + 1]);
-        else {
-            fprintf(stderr, "usage: bench_gpu [--layers L] [--dense K] [--prefill N] [--hbm-gbps G] [--peak-tflops P] [--bf16-tflops Q] [--quick]\n");
+        else if (!strcmp(argv[i], "--set") && nsets < 4 + MAX_SETS && strchr(argv[i + 1], '=')) {
+            char *eq = strchr(argv[i + 1], '=');
+            *eq = 0;
+            sets[nsets++] = (FeSetting){argv[i + 1], eq + 1};
+        } else {
+            usage(stderr);
             return 2;
         }
     }
@@ -269,9 +292,8 @@ int main(int argc, char **argv) {
     snprintf(l1, sizeof l1, "%d", layers);
     snprintf(l2, sizeof l2, "%d", dense);
     /* logits_last_only: the LM head on each sequence's last position, as dscc run compiles it */
-    FeSetting sets[4] = {{"num_hidden_layers", l1}, {"first_k_dense_replace", l2}, {"num_nextn_predict_layers", "0"},
-                         {"logits_last_only", "true"}};
-    FeOptions fo = {config, sets, 4};
+    sets[0].value = l1, sets[1].value = l2;
+    FeOptions fo = {config, sets, nsets};
     IrGraph *g = fe_compile_file(a, d, DSCC_SOURCE_DIR "/models/deepseek_v3.dsl", &fo);
     PassPipeline pp;
     PassRunOptions ro = {0};

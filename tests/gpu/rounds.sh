@@ -6,7 +6,9 @@
 #                     wgmma tile, the fixtures end to end;
 #   rounds.sh bench   bench_gpu (two full-width V3 layers) with the MLA
 #                     decode kernel and without it (DSCC_MLA_DECODE=0, the
-#                     baseline in the same run), then the FP8 GEMM sweep;
+#                     baseline in the same run), with prefill in MLA's
+#                     naive form where it costs less (attn_impl=auto),
+#                     then the FP8 GEMM sweep;
 #   rounds.sh quick   the new kernels' tests and one bench_gpu run, for a
 #                     call with little device time left;
 #   rounds.sh peers   transformers, DeepSeek's inference code (.peers, from
@@ -41,6 +43,7 @@ case "${1:-check}" in
     for m in 1 0; do
       DSCC_MLA_DECODE=$m TAIL=40 step "bench_gpu_mla$m" 200 build/bench_gpu --layers 2 --dense 1 --prefill 1024 --hbm-gbps 4250 --peak-tflops 1300
     done
+    TAIL=40 step bench_gpu_auto 200 build/bench_gpu --layers 2 --dense 1 --prefill 1024 --hbm-gbps 4250 --peak-tflops 1300 --set attn_impl=auto
     TAIL=70 step bench_gemm 180 build/bench_gemm --check --table "$out/gemm_table.txt" ;;
   quick)
     for t in test_gpu_mla test_gpu_skinny test_gpu_sample; do step "$t" 60 build/$t; done
