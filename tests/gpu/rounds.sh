@@ -11,6 +11,8 @@
 #                     then the FP8 GEMM sweep;
 #   rounds.sh quick   the new kernels' tests and one bench_gpu run, for a
 #                     call with little device time left;
+#   rounds.sh trace   a traced run (dscc run --trace, random weights) and
+#                     the kernels of its batch-1 decode step by time;
 #   rounds.sh peers   transformers, DeepSeek's inference code (.peers, from
 #                     tools/fetch_peers.sh) and bench_mtp.
 # Logs go to $OUT (or a temporary folder). build/ comes from
@@ -48,6 +50,13 @@ case "${1:-check}" in
   quick)
     for t in test_gpu_mla test_gpu_skinny test_gpu_sample; do step "$t" 60 build/$t; done
     TAIL=40 step bench_gpu 200 build/bench_gpu --layers 2 --dense 1 --prefill 1024 --hbm-gbps 4250 --peak-tflops 1300 ;;
+  trace) # per-kernel times of a batch-1 decode step on the two full-width layers (random weights)
+    python3 -c "import numpy as np; np.save('$out/ids.npy', (np.arange(16, dtype=np.int64) * 7919 % 129280).reshape(1, 16))"
+    TAIL=4 step trace_run 240 build/dscc run models/deepseek_v3.dsl --random-weights 1 --set num_hidden_layers=2 \
+      --set first_k_dense_replace=1 --set num_nextn_predict_layers=0 --tokens "$out/ids.npy" --backend cuda \
+      --prefill 16 --generate 4 --trace "$out/trace.json"
+    TAIL=60 step trace_top 60 python3 bench/trace_top.py "$out/trace.json" 45 --step "decode 3" --peak-gbs 4250 --peak-tflops 1300
+    TAIL=40 step trace_top_prefill 60 python3 bench/trace_top.py "$out/trace.json" 30 --step prefill --peak-gbs 4250 --peak-tflops 1300 ;;
   peers)
     TAIL=20 step peer_transformers 150 python3 bench/peer_transformers.py --layers 2 --dense 1 --prefill 1024
     TAIL=20 step peer_deepseek 300 python3 bench/peer_deepseek.py --layers 2 --dense 1 --prefill 1024
