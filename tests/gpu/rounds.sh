@@ -13,6 +13,7 @@
 #                     call with little device time left;
 #   rounds.sh trace   a traced run (dscc run --trace, random weights) and
 #                     the kernels of its batch-1 decode step by time;
+#   rounds.sh deepgemm  DeepGEMM's FP8 GEMM at bench_gemm's shapes (DG_S seconds);
 #   rounds.sh peers   transformers, DeepSeek's inference code (.peers, from
 #                     tools/fetch_peers.sh) and bench_mtp.
 # Logs go to $OUT (or a temporary folder). build/ comes from
@@ -61,5 +62,10 @@ case "${1:-check}" in
     TAIL=20 step peer_transformers 150 python3 bench/peer_transformers.py --layers 2 --dense 1 --prefill 1024
     TAIL=20 step peer_deepseek 300 python3 bench/peer_deepseek.py --layers 2 --dense 1 --prefill 1024
     TAIL=20 step bench_mtp 120 build/bench_mtp --layers 2 --dense 1 ;;
+  deepgemm) # DeepGEMM's FP8 GEMM alone at bench_gemm's shapes (the wheel into a scratch folder)
+    site=$(mktemp -d)
+    if python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --target "$site" .peers/whl/sgl_deep_gemm-*.whl; then
+      PYTHONPATH="$site${PYTHONPATH:+:$PYTHONPATH}" TAIL=60 step peer_deepgemm "${DG_S:-300}" python3 bench/peer_deepgemm.py --budget-s "$(( ${DG_S:-300} - 30 ))"
+    else echo "DeepGEMM peer: not run: the wheel did not install"; fi ;;
 esac
 exit $status
