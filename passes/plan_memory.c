@@ -268,10 +268,8 @@ static bool schedule(IrGraph *g, DiagEngine *d) {
     return ok;
 }
 
-/* Which values the kernels store (a weight or cache has memory of its
- * own), and their dtypes. */
-static bool storage(PassCtx *c, const IrGraph *g, bool *stored, IrDType *dtype) {
-    bool wide = pass_opt_int(c, "f32-storage") != 0;
+/* What the kernels store (cg_stored_values), less weights and caches. */
+static bool slab_values(PassCtx *c, const IrGraph *g, bool wide, bool *stored, IrDType *dtype) {
 #ifdef DSCC_HAVE_NVRTC
     Arena *a = arena_new();
     IrDType *dt = NULL;
@@ -294,6 +292,25 @@ static bool storage(PassCtx *c, const IrGraph *g, bool *stored, IrDType *dtype) 
     }
     return true;
 #endif
+}
+
+/* Which values the kernels store in the slab (a weight or cache has
+ * memory of its own, and so do the values of weights alone computed at
+ * load: ir_weight_values), and their dtypes. */
+static bool storage(PassCtx *c, const IrGraph *g, bool *stored, IrDType *dtype, bool *kept) {
+    bool wide = pass_opt_int(c, "f32-storage") != 0;
+    unsigned char *wv = malloc((size_t)g->nnodes + 1);
+    bool ok = wv && slab_values(c, g, wide, stored, dtype);
+    if (ok && !ir_weight_values(g, stored, wv)) {
+        diag_error(pass_diag(c), (SrcLoc){0}, "plan-memory: out of host memory");
+        ok = false;
+    }
+    for (int i = 0; ok && i < g->nnodes; i++) {
+        kept[i] = stored[i] && ir_wv_kept(wv[i]);
+        stored[i] &= !kept[i];
+    }
+    free(wv);
+    return ok;
 }
 
 typedef struct {
@@ -390,27 +407,37 @@ static bool lay_out(PassCtx *c, IrGraph *g, const bool *stored, const IrDType *d
 
 PassResult pass_plan_memory(PassCtx *c, IrGraph *g) {
     DiagEngine *d = pass_diag(c);
-    int64_t sym[IR_MAX_DIM_SYMS], kv = 0, b;
+    int64_t sym[IR_MAX_DIM_SYMS], kv = 0;
     int t;
     if (!bind_dims(c, g, sym, &t) || !schedule(g, d)) return PASS_FAILED;
     int n = g->nnodes;
-    bool *stored = malloc((size_t)n + 1);
+    bool *stored = malloc((size_t)n + 1), *kept = malloc((size_t)n + 1);
     IrDType *dtype = malloc(sizeof(IrDType) * ((size_t)n + 1));
     Plan p = {{NULL, 0}, 0, 0};
-    bool ok = stored && dtype;
+    bool ok = stored && kept && dtype;
     if (!ok) diag_error(d, (SrcLoc){0}, "plan-memory: out of host memory");
-    ok = ok && storage(c, g, stored, dtype) && lay_out(c, g, stored, dtype, sym, &p);
+    ok = ok && storage(c, g, stored, dtype, kept) && lay_out(c, g, stored, dtype, sym, &p);
+    int64_t held = 0, b;
+    for (int i = 0; ok && i < n; i++) /* values of weights alone: with the weights */
+        if (kept[i]) {
+            g->nodes[i]->mem = IR_MEM_WEIGHTS;
+            if (!ir_value_bytes_as(g->nodes[i], dtype[i], sym, &b) || !size_add(held, b, &held)) {
+                diag_error(d, g->nodes[i]->loc, "plan-memory: the values of weights alone overflow int64 bytes");
+                ok = false;
+            }
+        }
     for (int i = 0; ok && i < n; i++)
         if (g->nodes[i]->op == IR_OP_KV_CACHE && !(cache_bytes(g->nodes[i], sym, &b) && size_add(kv, b, &kv))) {
             diag_error(d, g->nodes[i]->loc, "plan-memory: the KV cache's size overflows int64 at these sizes");
             ok = false;
         }
-    free(stored), free(dtype);
+    free(stored), free(kept), free(dtype);
     if (!ok) return PASS_FAILED;
     g->mem_planned = true;
     memcpy(g->mem_dims, sym, sizeof sym);
-    pass_report(c, "batch %lld, seq %lld, ctx %lld: activation slab %.2f MB (%.2f MB without reuse), KV cache %.2f MB",
+    pass_report(c, "batch %lld, seq %lld, ctx %lld: activation slab %.2f MB (%.2f MB without reuse), KV cache %.2f MB, "
+                "values of weights alone held with the weights %.2f MB",
                 (long long)sym[0], (long long)pass_opt_int(c, "seq"), (long long)(t >= 0 ? sym[t] : 0), (double)p.peak / 1e6,
-                (double)p.total / 1e6, (double)kv / 1e6);
+                (double)p.total / 1e6, (double)kv / 1e6, (double)held / 1e6);
     return PASS_CHANGED;
 }
