@@ -16,14 +16,19 @@
  * stream), so a buffer is never reused while an op on another stream may
  * still read or write it. The block goes back to the free gaps at the main
  * stream's (stream 0) position, and stays pending for another stream until
- * its own (Frees below). Inputs and values of weights alone are placed
- * before everything else (written before the step); results, routing
- * choices and values of weights alone stay to the end. The free gaps are
+ * its own (Frees below). Values of weights alone that kernels of their
+ * own compute (ir_weight_values: DERIVED, JOINED) are not in the slab: the
+ * backend holds them with the weights, computed (or loaded in place) at
+ * load; their mem is IR_MEM_WEIGHTS. Inputs and the values of weights alone
+ * fused with ops of the step are placed before everything else (written
+ * before the step); results, routing choices and those values stay to
+ * the end. The free gaps are
  * kept in an offset-ordered tree (IrSpans): O(n log n). Sizes are
  * evaluated at the pass's batch (padded to whole micro-batches), seq (new
  * tokens) and ctx (context, default = seq), checked for overflow, and
  * recorded in the graph (g->mem_dims). The report gives the slab size,
- * what it would be without reuse, and the KV cache. Offsets are 256-byte
+ * what it would be without reuse, the KV cache, and the values held with
+ * the weights. Offsets are 256-byte
  * aligned. */
 #include "passes/passes.h"
 
