@@ -187,6 +187,38 @@ typedef struct {
     int nu, *unit, *first, *mstart, *members, *estart, *edst, *indeg;
 } Units;
 
+/* Per group, the group whose kernel runs it: itself, except a kv_cache's
+ * group of it alone whose input codegen stores with the append
+ * (absorb_caches: the input fusible, in a group without a template, rank
+ * >= 2, on the cache's stream, one cache per input): the input's group.
+ * The schedule keeps them together, as the kernel is: merge-linears puts
+ * the latent's ops (a slice of the merged q_a + kv_a GEMM) before q_b's
+ * GEMM, and the cache append after it. NULL without memory. */
+static int *cache_groups(const IrGraph *g, int ng) {
+    int n = g->nnodes, *alias = malloc(sizeof(int) * ((size_t)ng + 1)), *size = calloc((size_t)ng + 1, sizeof(int));
+    bool *tm = calloc((size_t)ng + 1, 1), *taken = calloc((size_t)n + 1, 1);
+    if (!alias || !size || !tm || !taken) {
+        free(alias), free(size), free(tm), free(taken);
+        return NULL;
+    }
+    for (int k = 0; k < ng; k++) alias[k] = k;
+    for (int i = 0; i < n; i++)
+        if (g->nodes[i]->group >= 0) {
+            size[g->nodes[i]->group]++;
+            tm[g->nodes[i]->group] |= !ir_op_fusible(g->nodes[i]->op);
+        }
+    for (int i = 0; i < n; i++) {
+        const IrNode *c = g->nodes[i], *x = c->nops ? c->ops[0] : NULL;
+        if (c->op != IR_OP_KV_CACHE || c->group < 0 || size[c->group] != 1 || c->nwaits || !x || x->group < 0 ||
+            !ir_op_fusible(x->op) || tm[x->group] || x->type.rank < 2 || c->stream != x->stream || taken[x->id])
+            continue;
+        taken[x->id] = true;
+        alias[c->group] = x->group;
+    }
+    free(size), free(tm), free(taken);
+    return alias;
+}
+
 static bool units_build(const IrGraph *g, Units *u) {
     int n = g->nnodes, ng = 0, ne = 0;
     for (int i = 0; i < n; i++) {
@@ -203,9 +235,14 @@ static bool units_build(const IrGraph *g, Units *u) {
         return false;
     }
     for (int k = 0; k < ng; k++) gunit[k] = -1;
+    int *alias = cache_groups(g, ng);
+    if (!alias) {
+        free(gunit);
+        return false;
+    }
     u->nu = 0;
     for (int i = 0; i < n; i++) {
-        int grp = g->nodes[i]->group;
+        int grp = g->nodes[i]->group >= 0 ? alias[g->nodes[i]->group] : -1;
         if (grp >= 0 && gunit[grp] >= 0) u->unit[i] = gunit[grp];
         else {
             u->unit[i] = u->nu;
@@ -214,7 +251,7 @@ static bool units_build(const IrGraph *g, Units *u) {
         }
         u->mstart[u->unit[i] + 1]++;
     }
-    free(gunit);
+    free(gunit), free(alias);
     for (int k = 0; k < u->nu; k++) u->mstart[k + 1] += u->mstart[k];
     for (int i = 0, *at = u->indeg; i < n; i++) u->members[u->mstart[u->unit[i]] + at[u->unit[i]]++] = i;
     memset(u->indeg, 0, sizeof(int) * ((size_t)n + 1));

@@ -12,10 +12,11 @@
  * of a dispatch the communication stream may still be reading. The
  * checker must report it, and the executor must refuse the graph. Last,
  * values of weights alone: with merge-linears (the fixture's config at
- * sizes it merges, random weights, one stream) its concats and kv_b_proj's
+ * sizes it merges, random weights) its concats and kv_b_proj's
  * slices have no slab offset but are held with the weights, no weight is
  * held twice (no more weight bytes than without the merge), and the
- * logits still match the CPU executor's. Exits 77 without a GPU
+ * logits still match the CPU executor's (with the overlap: the kernel
+ * order the plan follows holds there too). Exits 77 without a GPU
  * (emu.test_gpu_plan runs it on the emulated device). */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -192,13 +193,18 @@ static void test_plan_for_another_run_is_refused(void **state) {
 
 /* The fixture's config at sizes merge-linears merges (a block-aligned
  * part first: q_a's 128 rows beside kv_a, gate and up), merged or not,
- * planned at the executor's capacity: one stream. */
+ * over two streams as above, planned at the executor's capacity. (The
+ * merged latent's ops come before q_b's GEMM, the cache append that
+ * codegen puts in their kernel after it: plan-memory schedules the two
+ * together, or the executor refuses the plan's kernel order.) */
 static IrGraph *merge_graph(Fix *f, bool merge) {
     static const FeSetting sets[] = {{"q_lora_rank", "128"}, {"intermediate_size", "256"}, {"moe_intermediate_size", "128"}};
     FeOptions fo = {rt_checkpoint_config_path(f->ck), sets, 3};
     IrGraph *g = fe_compile_file(f->a, f->d, DSCC_SOURCE_DIR "/models/deepseek_v3.dsl", &fo);
     assert_non_null(g);
-    const char *pipe = arena_printf(f->a, "shape-infer,fold-constants,dce,fp8-quant,cse,dce,%sfuse,plan-memory{batch=%lld,seq=%lld,ctx=%lld,f32-storage=1}",
+    const char *pipe = arena_printf(f->a,
+                                    "shape-infer,fold-constants,dce,fp8-quant,cse,dce,%snode-limited-routing{nodes=1,gpus-per-node=2},"
+                                    "microbatch-overlap{n=2},fuse,plan-memory{batch=%lld,seq=%lld,ctx=%lld,f32-storage=1}",
                                     merge ? "merge-linears," : "", (long long)f->B, (long long)f->S, (long long)f->S);
     PassPipeline pp;
     PassRunOptions ro = {0};
