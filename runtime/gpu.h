@@ -164,7 +164,9 @@ void gpu_exec_graph_stats(const GpuExec *x, GpuGraphStats *s);
  * (all zero without a GpuDist). */
 void gpu_exec_comm_bytes(const GpuExec *x, GpuCommBytes *last, GpuCommBytes *total);
 /* Bytes of the weight slab on this GPU (with a GpuDist: the replicated
- * tensors and this rank's experts only), and of the activation slab. */
+ * tensors and this rank's experts only; with the values of weights alone
+ * computed at load, without the weights only they read, freed then), and
+ * of the activation slab. */
 int64_t gpu_exec_weight_bytes(const GpuExec *x);
 int64_t gpu_exec_activation_bytes(const GpuExec *x);
 
@@ -175,8 +177,9 @@ int64_t gpu_exec_activation_bytes(const GpuExec *x);
  * rows so far, [B, len, ...].
  * Valid until the next call. */
 /* The byte offset of node id's value in the activation slab (the
- * plan-memory pass's, when the graph has a plan), or -1 (not stored
- * there: weights, caches, values inlined into their readers). */
+ * plan-memory pass's, when the graph has a plan), IR_MEM_WEIGHTS for a
+ * value of weights alone held with the weights (as the plan marks it), or
+ * -1 (not stored: weights, caches, values inlined into their readers). */
 int64_t gpu_exec_offset(const GpuExec *x, int id);
 const float *gpu_exec_value(GpuExec *x, int id, int64_t *numel);
 

@@ -70,7 +70,10 @@ struct GpuExec {
     CgProgram *p;
     Launch *launch;    /* per kernel */
     RtDevPtr wslab, aslab, scratch, err;
-    int64_t *woff, *aoff; /* per node id, -1 = none */
+    RtDevPtr lslab;       /* the weights only load-time kernels read (freed once they ran; 0 after) */
+    int64_t *woff, *aoff; /* per node id, -1 = none; woff: in wslab, or lslab for a weight of home 2 */
+    unsigned char *wv;    /* per node id: ir_weight_values's kind */
+    unsigned char *home;  /* per node id: 1 wslab, 2 lslab (weights), 0 none */
     int64_t *elo, *ehi;   /* per weight node: the experts [elo, ehi) of a stacked weight held here (0, count: all) */
     KvBuf *kv;         /* per node id */
     int64_t cap, len, cache_batch;
@@ -103,13 +106,15 @@ struct GpuExec {
     bool keep_all;    /* DSCC_CUDA_SYNC=1: wait after every launch, to name a failing kernel */
     int launches, runs;
     int lib_calls;    /* GEMMs of the last run that cuBLASLt ran */
-    bool *konst;      /* per kernel: every member a function of weights alone (a slice of kv_b_proj): run once, kept */
+    bool *konst;      /* per kernel: every member a function of weights alone: run once (at load, or by the first run), kept */
+    unsigned char *atload; /* per kernel: 1 its values are held with the weights (ir_weight_values), computed at load;
+                            * 2 a JOINED concat, which the load put in place: never launched */
     bool *idle[2];    /* per kernel, for a step with nothing cached [0] or a cached context [1]: nothing that step uses
                        * (only fresh_select's other operand): not launched (NULL: no fresh_select in the graph) */
     bool *need[2];    /* per node, the same: its value is computed in such a step */
     int last_kind;    /* the last run's: 0 nothing was cached before it, 1 a context was */
     const char *no_blas_why; /* why blas is NULL */
-    int64_t wbytes, abytes;  /* weight and activation slabs */
+    int64_t wbytes, abytes;  /* weight (what stays after load) and activation slabs */
     GpuDist dist;            /* size 0: one process */
     GpuCommBytes comm_last, comm_total;
     /* streams (the IR's stream field: 0 compute, 1 communication) */
@@ -250,7 +255,9 @@ static bool bind_capacity(GpuExec *x, const GpuOptions *o, int64_t *smax, DiagEn
 }
 
 /* Which kernels compute only functions of the weights: their values are
- * computed by the first run and kept (x->konst). */
+ * computed once and kept (x->konst): at load for the values held with
+ * the weights (x->atload), else by the first run (a value of weights alone
+ * that another value of its kernel's group is not). */
 static void find_constant_kernels(GpuExec *x) {
     const IrGraph *g = x->g;
     const CgProgram *p = x->p;
@@ -269,6 +276,40 @@ static void find_constant_kernels(GpuExec *x) {
         x->konst[k] = all;
     }
     free(c);
+}
+
+/* The kernels that compute, at load, the values held with the weights
+ * (x->atload); false, reported, where the kernels and ir_weight_values
+ * disagree: a held value in a kernel with ops of the step, or a JOINED
+ * concat not alone in its kernel or stored in another dtype. */
+static bool find_load_kernels(GpuExec *x, DiagEngine *d) {
+    const IrGraph *g = x->g;
+    const CgProgram *p = x->p;
+    x->atload = calloc((size_t)p->nkernels + 1, 1);
+    if (!x->atload || !ir_weight_values(g, p->stored, x->wv)) {
+        diag_error(d, (SrcLoc){0}, "out of host memory classifying the values of weights alone");
+        return false;
+    }
+    for (int k = 0; k < p->nkernels; k++) {
+        const CgKernel *ck = &p->kernels[k];
+        int kept = 0, held = 0;
+        bool joined = false, bad = false;
+        for (int j = 0; j < ck->nnodes; j++) {
+            const IrNode *n = g->nodes[ck->nodes[j]];
+            kept += ir_wv_kept(x->wv[n->id]);
+            held += ir_wv_kept(x->wv[n->id]) && p->stored[n->id];
+            if (x->wv[n->id] != IR_WV_JOINED) continue;
+            joined = true;
+            bad |= ck->nnodes != 1;
+            for (int q = 0; q < n->nops; q++) bad |= p->dtype[n->ops[q]->id] != p->dtype[n->id];
+        }
+        if (bad || (held && kept != ck->nnodes)) {
+            diag_error(d, ck->loc, "internal: kernel %s does not hold values of weights alone as ir_weight_values says", ck->name);
+            return false;
+        }
+        x->atload[k] = joined ? 2 : kept == ck->nnodes && kept ? 1 : 0;
+    }
+    return true;
 }
 
 /* For graphs with fresh_select: per node and kernel, whether a step of
@@ -304,7 +345,7 @@ static void find_step_kernels(GpuExec *x) {
 /* Whether kernel k is not launched this step: a function of the weights
  * the first run computed, or nothing this kind of step uses. */
 static bool not_launched(const GpuExec *x, int k) {
-    return (x->konst[k] && x->runs > 0) || (x->idle[0] && !x->konst[k] && x->idle[x->len == 0 ? 0 : 1][k]);
+    return x->atload[k] || (x->konst[k] && x->runs > 0) || (x->idle[0] && !x->konst[k] && x->idle[x->len == 0 ? 0 : 1][k]);
 }
 
 /* The kernels run in program order (the plan-memory pass put the ops in
@@ -341,12 +382,16 @@ static bool take_plan(GpuExec *x, const int64_t *smax, bool keep_all, int64_t *a
         diag_warning(d, (SrcLoc){0}, "the graph has no memory plan (run plan-memory last): every activation gets bytes of its own");
     for (int i = 0; i < nn; i++) {
         const IrNode *n = g->nodes[i];
-        bool st = p->stored[i] && ir_op_has_result(n->op) && n->op != IR_OP_WEIGHT && n->op != IR_OP_KV_CACHE;
+        bool st = p->stored[i] && ir_op_has_result(n->op) && n->op != IR_OP_WEIGHT && n->op != IR_OP_KV_CACHE && !ir_wv_kept(x->wv[i]);
         size[i] = -1;
         if (st && !ir_value_bytes_as(n, p->dtype[i], smax, &size[i])) size[i] = INT64_MAX;
+        bool held = p->stored[i] && ir_wv_kept(x->wv[i]); /* with the weights */
         if (plan && st != (n->mem >= 0) && bad++ < 4)
             diag_error(d, n->loc, "the memory plan %s node %d (%s), which the kernels %s", st ? "has no place for" : "places", i,
                        ir_op_name(n->op), st ? "store" : "do not store");
+        else if (plan && held != (n->mem == IR_MEM_WEIGHTS) && bad++ < 4)
+            diag_error(d, n->loc, "the memory plan %s node %d (%s) with the weights, which the kernels %s", held ? "does not hold" : "holds",
+                       i, ir_op_name(n->op), held ? "store" : "do not store");
         x->aoff[i] = !st ? -1 : plan ? n->mem : end;
         if (st && !plan) end = size[i] == INT64_MAX || end > INT64_MAX - size[i] ? INT64_MAX : end + size[i];
     }
@@ -433,27 +478,71 @@ static void *slice_worker(void *arg) {
     }
 }
 
-/* Every weight into the slab: slices prepared by a pool of threads (the
+/* Offsets of what the weight memory holds: in wslab the weights the step
+ * reads (this rank's experts of a stacked one), each JOINED concat with
+ * its parts at their rows' offsets in it (the first part first), and the
+ * other values held with the weights (computed at load); in lslab the
+ * weights only load kernels read (IR_WV_LOAD), freed once they ran.
+ * Each block 256-byte aligned. */
+static bool lay_out_weights(GpuExec *x, int64_t *total, int64_t *ltotal, DiagEngine *d) {
+    const IrGraph *g = x->g;
+    const CgProgram *p = x->p;
+    int64_t zero[IR_MAX_DIM_SYMS] = {0};
+    bool *step = calloc((size_t)g->nnodes + 1, 1); /* read by a kernel of the step */
+    if (!step) {
+        diag_error(d, (SrcLoc){0}, "out of host memory placing the weights");
+        return false;
+    }
+    for (int k = 0; k < p->nkernels; k++)
+        for (int s = 0; s < p->kernels[k].nslots && !x->atload[k]; s++)
+            if (p->kernels[k].slots[s].kind == CG_SLOT_VALUE) step[p->kernels[k].slots[s].node] = true;
+    *total = *ltotal = 0;
+    for (int i = 0; i < g->nnodes; i++) {
+        const IrNode *n = g->nodes[i];
+        bool w = n->op == IR_OP_WEIGHT && x->wv[i] != IR_WV_PART, kept = ir_wv_kept(x->wv[i]) && p->stored[i];
+        if (!w && !kept) continue;
+        bool stacked = w && ir_node_attr_str(n, "stack", NULL);
+        int64_t count = stacked ? ir_dim_eval(n->type.dims[0], zero) : 1;
+        bool l = x->wv[i] == IR_WV_LOAD && !step[i]; /* read only by load kernels: freed once they ran */
+        int64_t *at = l ? ltotal : total;
+        x->home[i] = l ? 2 : 1;
+        x->woff[i] = *at;
+        /* only this rank's experts of a stacked expert weight (all of them on one process) */
+        if (!size_add(*at, align256(bytes_of(x->p->dtype[i], numel_at(&n->type, zero) / (count ? count : 1) * (x->ehi[i] - x->elo[i]))),
+                      at))
+            *at = INT64_MAX;
+        int64_t off = 0;
+        for (int q = 0; x->wv[i] == IR_WV_JOINED && q < n->nops; q++) { /* its parts, row blocks of it */
+            const IrNode *part = n->ops[q];
+            x->home[part->id] = 1;
+            x->woff[part->id] = x->woff[i] + off;
+            off += bytes_of(p->dtype[part->id], numel_at(&part->type, zero));
+        }
+    }
+    free(step);
+    return true;
+}
+
+/* Where node i's data is, a weight's or a value's held with the weights
+ * (in wslab, or in lslab: 0 once that was freed). */
+static RtDevPtr held_at(const GpuExec *x, int i) {
+    RtDevPtr base = x->home[i] == 1 ? x->wslab : x->home[i] == 2 ? x->lslab : 0;
+    return base ? base + (RtDevPtr)x->woff[i] : 0;
+}
+
+/* Every weight into its place (lay_out_weights): slices prepared by a pool of threads (the
  * source's conversion, FP8 block quantization and packing are the slow
  * part), each taking the next slice as it finishes one, and uploaded in
  * order by this thread while the pool prepares the ones after it. */
 static bool load_weights(GpuExec *x, const CpuWeightSource *ws, DiagEngine *d) {
     const IrGraph *g = x->g;
-    int64_t zero[IR_MAX_DIM_SYMS] = {0}, total = 0, nslices = 0;
-    for (int i = 0; i < g->nnodes; i++) {
-        const IrNode *n = g->nodes[i];
-        if (n->op != IR_OP_WEIGHT) continue;
-        int64_t count = ir_node_attr_str(n, "stack", NULL) ? ir_dim_eval(n->type.dims[0], zero) : 1;
-        x->woff[i] = total;
-        /* only this rank's experts of a stacked expert weight (all of them on one process) */
-        if (!size_add(total, align256(bytes_of(x->p->dtype[i], numel_at(&n->type, zero) / (count ? count : 1) * (x->ehi[i] - x->elo[i]))),
-                      &total))
-            total = INT64_MAX;
-        nslices += x->ehi[i] - x->elo[i];
-    }
+    int64_t zero[IR_MAX_DIM_SYMS] = {0}, total = 0, ltotal = 0, nslices = 0;
+    if (!lay_out_weights(x, &total, &ltotal, d)) return false;
+    for (int i = 0; i < g->nnodes; i++) nslices += g->nodes[i]->op == IR_OP_WEIGHT ? x->ehi[i] - x->elo[i] : 0;
     x->wbytes = total;
-    if (!rt_cuda_alloc(x->cu, d, (size_t)total, &x->wslab)) {
-        diag_note(d, (SrcLoc){0}, "the weights need %.2f GiB on the GPU", (double)total / (1 << 30));
+    if (!rt_cuda_alloc(x->cu, d, (size_t)total, &x->wslab) || (ltotal && !rt_cuda_alloc(x->cu, d, (size_t)ltotal, &x->lslab))) {
+        diag_note(d, (SrcLoc){0}, "the weights need %.2f GiB on the GPU (%.2f GiB more while loading)", (double)total / (1 << 30),
+                  (double)ltotal / (1 << 30));
         return false;
     }
     SliceJob *jobs = calloc((size_t)nslices + 1, sizeof(SliceJob));
@@ -473,7 +562,7 @@ static bool load_weights(GpuExec *x, const CpuWeightSource *ws, DiagEngine *d) {
         int64_t ne = numel_at(&n->type, zero), count = ir_node_attr_str(n, "stack", NULL) ? ir_dim_eval(n->type.dims[0], zero) : 1;
         for (int64_t e = x->elo[i]; e < x->ehi[i]; e++, at++) {
             jobs[at] = (SliceJob){g, n, x->p->dtype[i], ws, e, ne / (count ? count : 1), NULL, false};
-            dst[at] = x->wslab + (RtDevPtr)x->woff[i] + (RtDevPtr)bytes_of(x->p->dtype[i], jobs[at].per * (e - x->elo[i]));
+            dst[at] = held_at(x, i) + (RtDevPtr)bytes_of(x->p->dtype[i], jobs[at].per * (e - x->elo[i]));
         }
     }
     long cpus = sysconf(_SC_NPROCESSORS_ONLN);
@@ -529,7 +618,7 @@ static bool load_weights(GpuExec *x, const CpuWeightSource *ws, DiagEngine *d) {
  * addresses used do not. */
 static RtDevPtr weight_base(const GpuExec *x, const IrNode *n) {
     int64_t zero[IR_MAX_DIM_SYMS] = {0};
-    RtDevPtr at = x->wslab + (RtDevPtr)x->woff[n->id];
+    RtDevPtr at = held_at(x, n->id);
     if (x->elo[n->id] == 0) return at;
     int64_t per = numel_at(&n->type, zero) / ir_dim_eval(n->type.dims[0], zero);
     return at - (RtDevPtr)bytes_of(x->p->dtype[n->id], per * x->elo[n->id]);
@@ -573,6 +662,7 @@ static RtDevPtr slot_ptr(GpuExec *x, const CgKernel *k, int s, const int64_t *sc
     const IrNode *n = x->g->nodes[sl->node];
     if (n->op == IR_OP_WEIGHT) return weight_base(x, n);
     if (n->op == IR_OP_KV_CACHE) return x->kv[n->id].buf;
+    if (x->home[n->id]) return held_at(x, n->id); /* a value held with the weights */
     return x->aslab + (RtDevPtr)x->aoff[n->id];
 }
 
@@ -688,6 +778,26 @@ static bool check_dist(const GpuDist *t, DiagEngine *d) {
     return true;
 }
 
+static bool launch_kernel(GpuExec *x, int k, const int64_t *sym, StepSeq *q, const StepMode *m, DiagEngine *d);
+
+/* Computes the values held with the weights (the load kernels, in program
+ * order, on stream 0), then frees the weights only they read. */
+static bool run_load_kernels(GpuExec *x, const int64_t *smax, DiagEngine *d) {
+    StepMode m = {0};
+    bool ok = true;
+    rt_cuda_use_stream(x->cu, 0);
+    for (int k = 0; k < x->p->nkernels && ok; k++) {
+        if (x->atload[k] != 1) continue;
+        memcpy(x->launch[k].args.sym, smax, sizeof x->launch[k].args.sym);
+        x->launch[k].args.len = 0;
+        ok = launch_kernel(x, k, smax, NULL, &m, d);
+    }
+    if (!ok || !rt_cuda_sync(x->cu, d)) return false;
+    rt_cuda_free(x->cu, x->lslab);
+    x->lslab = 0;
+    return true;
+}
+
 GpuExec *gpu_exec_new(const IrGraph *g, const CpuWeightSource *ws, const GpuOptions *opt, DiagEngine *d) {
     GpuOptions o = *opt;
     if (o.max_batch < 1 || o.max_seq < 1) {
@@ -717,6 +827,8 @@ GpuExec *gpu_exec_new(const IrGraph *g, const CpuWeightSource *ws, const GpuOpti
     x->elo = malloc(sizeof(int64_t) * (size_t)(nn + 1));
     x->ehi = malloc(sizeof(int64_t) * (size_t)(nn + 1));
     x->aoff = malloc(sizeof(int64_t) * (size_t)(nn + 1));
+    x->wv = calloc((size_t)nn + 1, 1);
+    x->home = calloc((size_t)nn + 1, 1);
     x->kv = calloc((size_t)nn + 1, sizeof(KvBuf));
     x->out = calloc((size_t)nn + 1, sizeof(float *));
     for (int i = 0; i < nn; i++) x->woff[i] = x->aoff[i] = -1;
@@ -747,7 +859,7 @@ GpuExec *gpu_exec_new(const IrGraph *g, const CpuWeightSource *ws, const GpuOpti
     /* memory: weights, activations, caches, scratch */
     find_constant_kernels(x);
     find_step_kernels(x);
-    if (!setup_streams(x, d) || (x->dist.size > 1 && !setup_ep(x, smax, d))) goto fail;
+    if (!find_load_kernels(x, d) || !setup_streams(x, d) || (x->dist.size > 1 && !setup_ep(x, smax, d))) goto fail;
     int64_t abytes = 0, sbytes = 0;
     if (!take_plan(x, smax, o.keep_all, &abytes, d)) goto fail;
     x->abytes = abytes;
@@ -766,7 +878,8 @@ GpuExec *gpu_exec_new(const IrGraph *g, const CpuWeightSource *ws, const GpuOpti
         for (int s2 = 0; s2 < p->kernels[k].nslots; s2++) {
             const CgSlot *sl = &p->kernels[k].slots[s2];
             const IrNode *n = g->nodes[sl->node];
-            if (sl->kind == CG_SLOT_VALUE && n->op != IR_OP_WEIGHT && n->op != IR_OP_KV_CACHE && x->aoff[n->id] < 0) {
+            if (sl->kind == CG_SLOT_VALUE && n->op != IR_OP_WEIGHT && n->op != IR_OP_KV_CACHE && x->aoff[n->id] < 0 &&
+                !(ir_wv_kept(x->wv[n->id]) && p->stored[n->id])) {
                 diag_error(d, n->loc, "internal: kernel %s reads %%%d (%s), which has no place in memory", p->kernels[k].name, n->id,
                            ir_op_name(n->op));
                 goto fail;
@@ -838,6 +951,7 @@ GpuExec *gpu_exec_new(const IrGraph *g, const CpuWeightSource *ws, const GpuOpti
             if (!(x->ev[k] = rt_cuda_event(x->cu, d))) goto fail;
         x->profile_on = o.profile;
     }
+    if (!run_load_kernels(x, smax, d)) goto fail;
     return x;
 fail:
     gpu_exec_free(x);
@@ -861,6 +975,7 @@ void gpu_exec_free(GpuExec *x) {
         for (int i = 0; i < GRAPH_CACHE; i++) rt_cuda_graph_free(x->cu, x->gcache[i].graph);
         rt_cuda_host_free(x->cu, x->staging);
         rt_cuda_free(x->cu, x->wslab);
+        rt_cuda_free(x->cu, x->lslab);
         rt_cuda_free(x->cu, x->aslab);
         rt_cuda_free(x->cu, x->scratch);
         rt_cuda_free(x->cu, x->err);
@@ -874,6 +989,9 @@ void gpu_exec_free(GpuExec *x) {
     free(x->ev);
     free(x->kms);
     free(x->konst);
+    free(x->atload);
+    free(x->wv);
+    free(x->home);
     for (int f = 0; f < 2; f++) free(x->idle[f]), free(x->need[f]);
     free(x->kstream);
     free(x->kwait);
@@ -894,7 +1012,10 @@ void gpu_exec_free(GpuExec *x) {
 const char *gpu_exec_device(const GpuExec *x) { return rt_cuda_device_name(x->cu); }
 int64_t gpu_exec_weight_bytes(const GpuExec *x) { return x->wbytes; }
 int64_t gpu_exec_activation_bytes(const GpuExec *x) { return x->abytes; }
-int64_t gpu_exec_offset(const GpuExec *x, int id) { return id >= 0 && id < x->g->nnodes ? x->aoff[id] : -1; }
+int64_t gpu_exec_offset(const GpuExec *x, int id) {
+    if (id < 0 || id >= x->g->nnodes) return -1;
+    return x->home[id] && x->g->nodes[id]->op != IR_OP_WEIGHT ? IR_MEM_WEIGHTS : x->aoff[id];
+}
 
 void gpu_exec_comm_bytes(const GpuExec *x, GpuCommBytes *last, GpuCommBytes *total) {
     if (last) *last = x->comm_last;
@@ -1470,8 +1591,9 @@ static bool run_step(GpuExec *x, const CpuInput *in, int nin, DiagEngine *d) {
  * events there are only the launch calls; the flush before each
  * repetition is outside them. */
 bool gpu_exec_time_kernel(GpuExec *x, int k, int reps, int64_t flush, double *ms, DiagEngine *d) {
-    if (!x->runs || k < 0 || k >= x->p->nkernels || (x->comm_node && x->comm_node[k] >= 0) || x->two_streams) {
-        diag_error(d, (SrcLoc){0}, "gpu_exec_time_kernel: kernel %d cannot be timed alone (after a run, one stream, no exchange)", k);
+    if (!x->runs || k < 0 || k >= x->p->nkernels || (x->comm_node && x->comm_node[k] >= 0) || x->two_streams || x->atload[k]) {
+        diag_error(d, (SrcLoc){0},
+                   "gpu_exec_time_kernel: kernel %d cannot be timed alone (after a run, one stream, no exchange, not one that ran at load)", k);
         return false;
     }
     if (flush > x->flush_bytes) {
@@ -1549,8 +1671,9 @@ static float *fetch(GpuExec *x, const IrNode *n, int64_t *numel) {
     RtDevPtr at;
     if (n->op == IR_OP_WEIGHT && x->ehi[n->id] - x->elo[n->id] != (ir_node_attr_str(n, "stack", NULL) ? n->type.dims[0].coeff : 1))
         return NULL; /* another rank holds some of its experts */
-    if (n->op == IR_OP_WEIGHT) at = x->wslab + (RtDevPtr)x->woff[n->id];
-    else if (n->op == IR_OP_KV_CACHE || x->aoff[n->id] < 0) return NULL;
+    if (x->home[n->id]) { /* a weight, or a value held with them */
+        if (!(at = held_at(x, n->id))) return NULL; /* a weight freed after load */
+    } else if (n->op == IR_OP_WEIGHT || x->aoff[n->id] < 0) return NULL;
     else at = x->aslab + (RtDevPtr)x->aoff[n->id];
     size_t nb = (size_t)bytes_of(x->p->dtype[n->id], ne);
     if (nb > x->staging_bytes) { /* page-locked staging: the copy runs at full PCIe speed */
