@@ -4,7 +4,9 @@
  * changed, swapped, garbage) cache entry is recompiled and counted, a
  * directory or FIFO in the cache's way is warned about once, a changed source misses, and a compile error names the
  * kernel, its location and NVRTC's log; the launch rules of split-key
- * attention; which router linears read through their casts. */
+ * attention; which router linears read through their casts; the launches
+ * of a two-layer V3 decode step (no scale transpose before a cuBLASLt GEMM,
+ * no cast after the LM head). */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
