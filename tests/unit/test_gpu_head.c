@@ -3,9 +3,11 @@
  * GEMM (no cast kernel after it), and the FP8 linears' activation scales
  * read K-block-major, the layout the quantize stores and cuBLASLt takes
  * (no transpose kernel before it). Exits 77 (skipped) without a GPU;
- * emu.test_gpu_head runs it on the emulated device, which has no cuBLASLt:
- * there the generated GEMMs read the layout, and test_codegen checks what
- * the library form is given (the stored scales, an f32 D).
+ * emu.test_gpu_head runs it on the emulated device with the generated
+ * GEMMs, emu.test_gpu_head.cublaslt (DSCC_EMU_CUBLASLT=1) with the
+ * stand-in cuBLASLt (tests/emu/emu_cublaslt.c) taking every GEMM it can:
+ * the head's BF16 GEMM at every M (D in f32), the FP8 one at M = 100 (its
+ * rows a multiple of 4), reading the scales where the quantize put them.
  *
  * Head: `cast(linear(x, w), f32)` at M = 1 (K split between blocks), 3, 17
  * and 100 (two row tiles). The program must hold one kernel for both ops,
@@ -13,7 +15,7 @@
  * (bf16 storage: the tile's bf16 products and f32 sums against the CPU's
  * f32 ones), and within 1e-5 with f32 storage (only the order of the f32
  * sums differs).
- * FP8: `silu(linear(x, w))` through fp8-quant at M = 1, 3, 100, with and
+ * FP8: `silu(linear(x, w))` through fp8-quant at M = 1, 3, 17, 100, with and
  * without the skinny form (DSCC_GEMM_SKINNY=0: the tile, split-K at one row
  * tile): the scales the GPU stored, copied out through the layout, equal
  * the CPU's (1e-6), and the fp8_linear on them is within 4e-3, as in
@@ -124,9 +126,12 @@ static void check_rows(const char *src, const char *pipe, int64_t K, bool f32, I
     check_program(g, f32, op == IR_OP_FP8_LINEAR);
     uint64_t seed = test_seed() + (uint64_t)K;
     CpuWeightSource ws = cpu_random_weights(&seed);
-    GpuOptions go = {.max_batch = 2, .max_seq = 64, .max_ctx = 64, .keep_all = true, .f32_storage = f32, .no_blas = true};
+    const char *eb = getenv("DSCC_EMU_CUBLASLT");
+    bool blas = eb && strcmp(eb, "1") == 0; /* the stand-in cuBLASLt takes what it can */
+    GpuOptions go = {.max_batch = 2, .max_seq = 64, .max_ctx = 64, .keep_all = true, .f32_storage = f32, .no_blas = !blas};
     GpuExec *gx = gpu_exec_new(g, &ws, &go, d);
     assert_non_null(gx);
+    if (blas && !f32) assert_non_null(gpu_exec_blas(gx)); /* f32 storage: no GEMM has a library form */
     Cmp m = {.g = g, .gx = gx, .op = op};
     CpuOptions co = {.threads = 4, .after_node = take_gpu, .hook_ctx = &m};
     CpuExec *cx = cpu_exec_new(g, &ws, &co, d);
@@ -144,8 +149,11 @@ static void check_rows(const char *src, const char *pipe, int64_t K, bool f32, I
         m.seen = 0, m.scales = -1;
         assert_true(gpu_exec_run(gx, in, 1, d));
         assert_true(cpu_exec_run(cx, in, 1, d));
-        fprintf(stderr, "%s, K %lld, M %lld, %s storage: rel L2 %.2e, act_scale %.2e\n", ir_op_name(op), (long long)K, (long long)(B * S),
-                f32 ? "f32" : "bf16", m.err, m.scales);
+        /* the library's calls: the BF16 head at any M, the FP8 linear at M % 4 == 0 (K % 512 == 0 here); none with f32 storage */
+        int lib = gpu_exec_last_lib_calls(gx), want = !blas || f32 ? 0 : op == IR_OP_CAST || B * S % 4 == 0;
+        fprintf(stderr, "%s, K %lld, M %lld, %s storage: rel L2 %.2e, act_scale %.2e, %d cuBLASLt call%s\n", ir_op_name(op), (long long)K,
+                (long long)(B * S), f32 ? "f32" : "bf16", m.err, m.scales, lib, lib == 1 ? "" : "s");
+        assert_int_equal(lib, want);
         assert_int_equal(m.seen, 1);
         assert_true(m.err <= bound);
         if (op == IR_OP_FP8_LINEAR) assert_true(m.scales >= 0 && m.scales <= 1e-6);
@@ -168,11 +176,12 @@ static void check_head(bool f32) {
 static void test_head(void **state) { (void)state, check_head(false); }
 static void test_head_f32(void **state) { (void)state, check_head(true); }
 
-/* an FP8 linear: K = 640 (5 K blocks), N = 200 (a ragged last tile), rows of the skinny form, the tile and its split-K form */
+/* an FP8 linear: K = 1024 (8 K blocks: cuBLASLt's whole groups of 4), N = 200 (a ragged last tile), rows of the skinny
+ * form, the tile and its split-K form */
 static void check_fp8(bool skinny) {
-    static const char src[] = "dim B, S;\ninput x: bf16[B, S, 640];\nweight w: bf16[200, 640] = \"w\";\noutput y = silu(linear(x, w));\n";
+    static const char src[] = "dim B, S;\ninput x: bf16[B, S, 1024];\nweight w: bf16[200, 1024] = \"w\";\noutput y = silu(linear(x, w));\n";
     if (!skinny) setenv("DSCC_GEMM_SKINNY", "0", 1);
-    check_rows(src, "shape-infer,fold-constants,dce,fp8-quant,cse,dce,fuse", 640, false, IR_OP_FP8_LINEAR, 4e-3, ROWS, 4);
+    check_rows(src, "shape-infer,fold-constants,dce,fp8-quant,cse,dce,fuse", 1024, false, IR_OP_FP8_LINEAR, 4e-3, ROWS, 4);
     unsetenv("DSCC_GEMM_SKINNY");
 }
 
