@@ -158,23 +158,24 @@ typedef struct {
 /* A library GEMM the runtime may run instead of the kernel's phases
  * (cuBLASLt, when it loads and has an algorithm for the step's shape)
  * instead of the template's phase; that phase computes the same thing and
- * runs otherwise. */
+ * runs otherwise. The library reads the operands as the kernels store
+ * them: nothing is converted for it. */
 typedef enum {
     CG_LIB_NONE,      /* the phases are the kernel */
-    CG_LIB_FP8_GEMM,  /* y[M, N] bf16 = x[M, K] e4m3 . w[N, K]^T e4m3 with DeepSeek's block scales; `prep` first
-                       * writes the activation scales xs[M][K/128] transposed to xs_t[K/128][M] */
-    CG_LIB_BF16_GEMM, /* y[M, N] bf16 = x[M, K] bf16 . w[N, K]^T bf16 */
+    CG_LIB_FP8_GEMM,  /* y[M, N] bf16 = x[M, K] e4m3 . w[N, K]^T e4m3 with DeepSeek's block scales, the activation
+                       * scales stored K-block-major (CgProgram.kblock: [K/128][M], cuBLASLt's VEC128 layout) */
+    CG_LIB_BF16_GEMM, /* y[M, N] bf16 (f32 with y_f32) = x[M, K] bf16 . w[N, K]^T bf16 */
 } CgLibKind;
 
 typedef struct {
     CgLibKind kind;
     IrDim M;
     int64_t N, K;
-    int x, xs, w, ws, y, xs_t; /* slots */
-    int phase;                 /* the template's first phase, which the library call replaces (the group's other phases,
-                                * such as the stores of fused values the GEMM reads, still run) */
-    CgPhase prep;              /* fn NULL when none */
-    int span;                  /* phases from `phase` the call replaces (the tile's split-K forms too); 0 means 1 */
+    int x, xs, w, ws, y; /* slots */
+    bool y_f32;          /* y is stored as f32 (the GEMM writes the f32 cast of its result: the LM head's logits) */
+    int phase;           /* the template's first phase, which the library call replaces (the group's other phases,
+                          * such as the stores of fused values the GEMM reads, still run) */
+    int span;            /* phases from `phase` the call replaces (the tile's split-K forms too); 0 means 1 */
 } CgLib;
 
 typedef struct {
@@ -199,6 +200,16 @@ typedef struct {
     int nmodules;
     bool *stored;       /* by node id: the value lives in memory */
     IrDType *dtype;     /* by node id: the dtype it is stored in (see CgGenOptions) */
+    /* By node id: an act_scale (x's FP8 scales, [..., M rows][nkb] as a
+     * value) stored K-block-major, element (m, kb) at kb * M + m: the layout
+     * cuBLASLt's VEC128 activation scales take, so its block-scaled GEMM
+     * reads them where the quantize wrote them (no transpose between). Every
+     * act_scale stored as f32 is, but one a communication op reads
+     * (dispatch ships a token's scales with its row). Generated code reads
+     * and writes such a value through its slot's loader and storer, which
+     * map the value's flat index to the layout; the runtime maps it back
+     * when it copies the value out (gpu_exec_value, outputs). */
+    bool *kblock;
 } CgProgram;
 
 typedef enum { CG_TILE_DEFAULT, CG_TILE_WGMMA, CG_TILE_MMA_SYNC } CgTile;

@@ -29,6 +29,9 @@ typedef struct {
     const IrNode *act;   /* an act_scale whose amax the store pass of its input's size computes (gen.c) */
     const int *pair;     /* by node id: the grouped expert GEMM that shares this one's kernel (gate beside up), -1 none */
     const int *cache_of; /* by node id: the KV cache a group's store of this value appends it to (gen.c), -1 none */
+    const bool *kblock;  /* by node id: scales stored K-block-major (CgProgram.kblock) */
+    const int *epi;      /* by node id: for a linear, the f32 cast of it in its kernel that its GEMM writes instead of
+                          * its own value (gen.c, epilogue_casts), else -1; -2 for that cast */
     const IrNode *sorted; /* the routing (idx) an earlier phase of this kernel sorted its rows by, NULL none ... */
     int sort_slots[3];    /* ... and its scratch slots: per-bucket counts, sorted rows, tiles (gen_expert.c) */
     const char *why;     /* set by a template that cannot handle its node */
@@ -43,6 +46,13 @@ int cg_axis(int64_t axis, int rank);
 /* Slot of n's stored value (emits its loader L<s> and storer S<s>), or a
  * new f32 scratch slot of `count` floats. */
 int cg_slot_value(Gen *G, const IrNode *n);
+/* The f32 activation scale of row m, K block kb (C expressions) of the
+ * scales in slot s ([..., M][nkb] as a value): read where the layout
+ * (CgProgram.kblock) puts it, without the flat index's division. */
+const char *cg_scale_at(Gen *G, int s, const char *m, const char *kb);
+/* The slot a template writes n's result to: that of the cast its GEMM
+ * writes instead (Gen.epi), else n's own. */
+int cg_slot_result(Gen *G, const IrNode *n);
 /* "bf16", "f32", ...: the dtype n is stored in (its ld_/st_ suffix). */
 const char *cg_stored_suffix(Gen *G, const IrNode *n);
 int cg_slot_scratch(Gen *G, const IrNode *n, IrDim count);

@@ -7,8 +7,9 @@
  * other operands depends on that group, which keeps the kernel graph
  * acyclic — so add -> rmsnorm -> act_scale -> quantize, or silu * mul ->
  * quantize, become one kernel, while a residual add never joins the norm
- * that feeds the GEMM it waits for. Constants and reshapes go with their
- * reader. The pass changes no value: the CPU executor computes identical
+ * that feeds the GEMM it waits for. A cast to f32 of a linear it alone
+ * reads joins the linear's kernel (the GEMM writes the f32 logits itself).
+ * Constants and reshapes go with their reader. The pass changes no value: the CPU executor computes identical
  * logits before and after it. */
 #include "passes/passes.h"
 
@@ -139,22 +140,35 @@ static int join_group(Deps *D, const IrNode *n) {
     return -1;
 }
 
+/* The group of linear o when n is a cast of it to f32 and its only reader
+ * (the LM head's logits): the GEMM writes the f32 value (codegen's
+ * epilogue cast), no kernel of its own converts it; -1 otherwise. */
+static int epilogue_group(const IrNode *n, const int *readers) {
+    if (n->op != IR_OP_CAST || n->nops != 1 || n->type.dtype != IR_DT_F32) return -1;
+    const IrNode *o = n->ops[0];
+    return o->op == IR_OP_LINEAR && o->group >= 0 && readers[o->id] == 1 && o->stream == n->stream ? o->group : -1;
+}
+
 PassResult pass_fuse(PassCtx *c, IrGraph *g) {
     size_t n1 = (size_t)g->nnodes + 1;
     Deps D = {g, malloc(sizeof(int) * n1), malloc(sizeof(int) * n1), malloc(sizeof(int) * n1), calloc(n1, sizeof(int)), 0,
               malloc(sizeof(IrNode *) * n1)};
-    if (!D.maxdep || !D.assign_at || !D.first || !D.stamp || !D.stack) {
-        free(D.maxdep), free(D.assign_at), free(D.first), free(D.stamp), free(D.stack);
+    int *readers = calloc(n1, sizeof(int));
+    if (!D.maxdep || !D.assign_at || !D.first || !D.stamp || !D.stack || !readers) {
+        free(D.maxdep), free(D.assign_at), free(D.first), free(D.stamp), free(D.stack), free(readers);
         diag_error(pass_diag(c), (SrcLoc){0}, "fuse: out of host memory");
         return PASS_FAILED;
     }
     int groups = 0, before = 0;
     for (int i = 0; i < g->nnodes; i++) g->nodes[i]->group = -1, D.assign_at[i] = -1;
+    for (int i = 0; i < g->nnodes; i++)
+        for (int k = 0; k < g->nodes[i]->nops; k++) readers[g->nodes[i]->ops[k]->id]++;
     for (int i = 0; i < g->nnodes; i++) {
         IrNode *n = g->nodes[i];
         if (ir_op_own_kernel(n->op)) { /* others are placed with their reader, but dependencies flow through them */
             before++;
             int grp = join_group(&D, n);
+            if (grp < 0) grp = epilogue_group(n, readers);
             if (grp < 0) D.first[grp = groups++] = i;
             n->group = grp;
             for (int k = 0; k < n->nops; k++) {
@@ -171,7 +185,7 @@ PassResult pass_fuse(PassCtx *c, IrGraph *g) {
         }
         D.maxdep[i] = m;
     }
-    free(D.maxdep), free(D.assign_at), free(D.first), free(D.stamp), free(D.stack);
+    free(D.maxdep), free(D.assign_at), free(D.first), free(D.stamp), free(D.stack), free(readers);
     pass_report(c, "%d ops with a kernel each before, %d kernels after", before, groups);
     report_scopes(c, g);
     return PASS_CHANGED;

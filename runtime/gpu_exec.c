@@ -20,7 +20,6 @@
 
 typedef struct {
     RtKernel **fn;     /* per phase */
-    RtKernel *prep;    /* the library form's preparation kernel (NULL: none) */
     CgArgs args;       /* slots filled at load; sym, len patched per run */
     int template_node; /* the op a data error is reported at */
 } Launch;
@@ -34,10 +33,10 @@ typedef struct {
  * step's context length reaches the kernels as an argument (CgArgs.len,
  * sym), which each replay sets in the graph's kernel nodes. */
 #define GRAPH_CACHE 8 /* shapes whose graphs are kept (the least recently used one is replaced) */
-enum { GL_PREP = -1, GL_LIB = -2 };
+enum { GL_LIB = -2 };
 
 typedef struct {
-    int k, ph;     /* kernel; its phase, GL_PREP (its cuBLASLt preparation kernel) or GL_LIB (the cuBLASLt GEMM) */
+    int k, ph;     /* kernel; its phase or GL_LIB (the cuBLASLt GEMM) */
     int64_t grid;  /* blocks; for GL_LIB the GEMM's M */
     void *node;    /* the graph node of a generated launch (NULL: not captured, or unknown) */
 } StepLaunch;
@@ -929,10 +928,6 @@ GpuExec *gpu_exec_new(const IrGraph *g, const CpuWeightSource *ws, const GpuOpti
                 at += align256(4 * ir_dim_eval(ck->slots[s].count, smax));
             }
         for (int s = 0; s < ck->nslots; s++) l->args.t[s] = slot_ptr(x, ck, s, scr);
-        if (ck->lib.kind != CG_LIB_NONE && ck->lib.prep.fn && !(l->prep = rt_cuda_function(x->cu, d, mods[ck->module], ck->lib.prep.fn))) {
-            free(scr);
-            goto fail;
-        }
         l->args.cap = x->cap;
         l->args.err = x->err;
         l->args.tag = k;
@@ -1191,7 +1186,8 @@ static const RtBlasPlan *lib_plan(GpuExec *x, int k, const int64_t *sym) {
     const CgLib *lb = &x->p->kernels[k].lib;
     if (!x->blas || lb->kind == CG_LIB_NONE) return NULL;
     /* the GEMM table's measured choice for the shape, else cuBLASLt wherever it has an algorithm */
-    return rt_blas_pick(x->blas, lb->kind == CG_LIB_FP8_GEMM ? RT_BLAS_FP8_BLOCK : RT_BLAS_BF16, ir_dim_eval(lb->M, sym), lb->N, lb->K);
+    RtBlasKind kind = lb->kind == CG_LIB_FP8_GEMM ? RT_BLAS_FP8_BLOCK : lb->y_f32 ? RT_BLAS_BF16_F32 : RT_BLAS_BF16;
+    return rt_blas_pick(x->blas, kind, ir_dim_eval(lb->M, sym), lb->N, lb->K);
 }
 
 /* Kernel k's GEMM by cuBLASLt with `plan`. */
@@ -1200,8 +1196,8 @@ static bool run_lib(GpuExec *x, int k, const RtBlasPlan *plan, const int64_t *sy
     const CgLib *lb = &ck->lib;
     Launch *l = &x->launch[k];
     const uint64_t *t = l->args.t;
-    bool fp8 = lb->kind == CG_LIB_FP8_GEMM; /* the scales: the transposed activation ones and the weight's */
-    if (!rt_blas_run(x->blas, d, plan, t[lb->x], fp8 ? t[lb->xs_t] : 0, t[lb->w], fp8 ? t[lb->ws] : 0, t[lb->y])) {
+    bool fp8 = lb->kind == CG_LIB_FP8_GEMM; /* the scales: the activations' as the quantize stored them (K-block-major), the weight's */
+    if (!rt_blas_run(x->blas, d, plan, t[lb->x], fp8 ? t[lb->xs] : 0, t[lb->w], fp8 ? t[lb->ws] : 0, t[lb->y])) {
         diag_note(d, ck->loc, "in kernel %s (cuBLASLt, %lld x %lld x %lld)", ck->name, (long long)ir_dim_eval(lb->M, sym), (long long)lb->N,
                   (long long)lb->K);
         return false;
@@ -1332,17 +1328,14 @@ static bool seq_add(StepSeq *q, int k, int ph, int64_t grid, void *node) {
     return true;
 }
 
-/* Appends one launch of kernel k (phase ph, or its cuBLASLt preparation)
- * to q and, unless dry, enqueues it; while capturing, with the graph node
+/* Appends one launch of kernel k (phase ph) to q and, unless dry, enqueues it; while capturing, with the graph node
  * it made. */
 static bool emit(GpuExec *x, StepSeq *q, int k, int ph, int64_t grid, const StepMode *m, DiagEngine *d) {
     Launch *l = &x->launch[k];
     bool ok = true;
     if (!m->dry) {
         void *args[] = {&l->args};
-        RtKernel *fn = ph == GL_PREP ? l->prep : l->fn[ph];
-        size_t smem = ph == GL_PREP ? 0 : (size_t)x->p->kernels[k].phases[ph].smem;
-        ok = rt_cuda_launch_async(x->cu, d, fn, (unsigned)grid, 256, smem, args);
+        ok = rt_cuda_launch_async(x->cu, d, l->fn[ph], (unsigned)grid, 256, (size_t)x->p->kernels[k].phases[ph].smem, args);
         if (ok && x->sync_each) ok = rt_cuda_sync(x->cu, d);
         x->launches++;
     }
@@ -1361,8 +1354,7 @@ static bool launch_kernel(GpuExec *x, int k, const int64_t *sym, StepSeq *q, con
     for (int ph = 0; ph < ck->nphases && ok; ph++) {
         const RtBlasPlan *plan = ph == ck->lib.phase ? lib_plan(x, k, sym) : NULL;
         if (plan) {
-            if (x->launch[k].prep) ok = emit(x, q, k, GL_PREP, ceil_div(cg_phase_items(&ck->lib.prep, sym), 256), m, d);
-            if (ok && !m->dry) ok = run_lib(x, k, plan, sym, d);
+            if (!m->dry) ok = run_lib(x, k, plan, sym, d);
             if (ok && !m->dry && x->sync_each) ok = rt_cuda_sync(x->cu, d);
             if (ok && q && !seq_add(q, k, GL_LIB, ir_dim_eval(ck->lib.M, sym), NULL)) {
                 diag_error(d, (SrcLoc){0}, "out of host memory recording a step's launches");
@@ -1444,9 +1436,9 @@ static bool graph_update(GpuExec *x, GraphEntry *e, const StepSeq *q, DiagEngine
         if (s->ph == GL_LIB || (e->len == x->len && s->grid == q->v[j].grid)) continue;
         Launch *l = &x->launch[s->k];
         void *args[] = {&l->args};
-        RtKernel *fn = s->ph == GL_PREP ? l->prep : l->fn[s->ph];
-        size_t smem = s->ph == GL_PREP ? 0 : (size_t)x->p->kernels[s->k].phases[s->ph].smem;
-        if (!rt_cuda_graph_set_kernel(x->cu, d, e->graph, s->node, fn, (unsigned)q->v[j].grid, 256, smem, args)) return false;
+        if (!rt_cuda_graph_set_kernel(x->cu, d, e->graph, s->node, l->fn[s->ph], (unsigned)q->v[j].grid, 256,
+                                      (size_t)x->p->kernels[s->k].phases[s->ph].smem, args))
+            return false;
         s->grid = q->v[j].grid;
         x->gstats.node_updates++;
     }
@@ -1614,8 +1606,7 @@ bool gpu_exec_time_kernel(GpuExec *x, int k, int reps, int64_t flush, double *ms
         for (int j = 0; j < q.n && ok; j++) {
             const StepLaunch *s = &q.v[j];
             if (s->ph == GL_LIB) ok = run_lib(x, k, plan, l->args.sym, d);
-            else ok = rt_cuda_launch_async(x->cu, d, s->ph == GL_PREP ? l->prep : l->fn[s->ph], (unsigned)s->grid, 256,
-                                           s->ph == GL_PREP ? 0 : (size_t)x->p->kernels[k].phases[s->ph].smem, args);
+            else ok = rt_cuda_launch_async(x->cu, d, l->fn[s->ph], (unsigned)s->grid, 256, (size_t)x->p->kernels[k].phases[s->ph].smem, args);
         }
         float t = 0;
         ok = ok && rt_cuda_event_record(x->cu, d, x->step[1]) && rt_cuda_event_ms(x->cu, d, x->step[0], x->step[1], &t);
@@ -1664,6 +1655,19 @@ static float *fetch_cache(GpuExec *x, const IrNode *n, int64_t *numel) {
     return v;
 }
 
+/* Scales stored K-block-major (CgProgram.kblock: [nkb][M]) back to the
+ * value's [M][nkb], in place. False when out of host memory. */
+static bool unblock_scales(const IrNode *n, int64_t ne, float *v) {
+    int64_t nkb = n->type.dims[n->type.rank - 1].coeff, M = nkb > 0 ? ne / nkb : 0;
+    float *t = malloc(sizeof(float) * (size_t)(ne + 1));
+    if (!t) return false;
+    for (int64_t kb = 0; kb < nkb; kb++)
+        for (int64_t m = 0; m < M; m++) t[m * nkb + kb] = v[kb * M + m];
+    memcpy(v, t, sizeof(float) * (size_t)ne);
+    free(t);
+    return true;
+}
+
 /* The stored value of node n after the last run, as f32 (malloc'd). */
 static float *fetch(GpuExec *x, const IrNode *n, int64_t *numel) {
     if (n->op == IR_OP_KV_CACHE) return fetch_cache(x, n, numel);
@@ -1688,6 +1692,10 @@ static float *fetch(GpuExec *x, const IrNode *n, int64_t *numel) {
         return NULL;
     }
     unpack(x->p->dtype[n->id], x->staging, ne, v);
+    if (x->p->kblock[n->id] && !unblock_scales(n, ne, v)) {
+        free(v);
+        return NULL;
+    }
     *numel = ne;
     return v;
 }

@@ -31,7 +31,9 @@
 //   SK_U              K blocks a warp loads before it uses one (SK_U * SK_RB KB in flight a warp; default 4 / SK_RB)
 //   SK_MINB           blocks an SM must hold (the register budget; default 2)
 //   SK_X, SK_W        x's and w's codes (const unsigned char *, over `a`)
-//   SK_XS(i), SK_WS(i) the f32 scales: x's [M][ceil(K/128)], w's [ceil(N/128)][ceil(K/128)]
+//   SK_XS(m, kb)      x's f32 scale of row m, K block kb (stored K-block-major: the quantize writes the layout
+//                     cuBLASLt reads, and every GEMM reads that one)
+//   SK_WS(i)          w's f32 scales [ceil(N/128)][ceil(K/128)]
 //   SK_STORE(i, v)    stores y[i] (f32 v) in y's dtype
 #ifndef SK_X // compiled on its own (test_codegen): a stand-in for the module's prelude
 typedef unsigned long long u64;
@@ -45,7 +47,7 @@ __device__ __forceinline__ void mma_e4m3(float *c, const unsigned *a, const unsi
 #define SK_N 7168LL
 #define SK_K 7168LL
 #define SK_X ((const unsigned char *)a.t[0])
-#define SK_XS(i) (((const float *)a.t[1])[i])
+#define SK_XS(m, kb) (((const float *)a.t[1])[(kb) * SK_M + (m)])
 #define SK_W ((const unsigned char *)a.t[2])
 #define SK_WS(i) (((const float *)a.t[3])[i])
 #define SK_STORE(i, v) (((float *)a.t[4])[i] = (v))
@@ -113,7 +115,7 @@ extern "C" __global__ void __launch_bounds__(256, SK_MINB) DSCC_ENTRY(Args a) {
                         const long long k = kb * 128 + h * 64 + q * 16;
                         xv[i][h] = m < M && k < K ? *(const uint4 *)(X + m * K + k) : make_uint4(0, 0, 0, 0);
                     }
-                    xs[i] = m < M ? SK_XS(m * nkb + kb) : 0.0f;
+                    xs[i] = m < M ? SK_XS(m, kb) : 0.0f;
                 }
 #pragma unroll
                 for (int r = 0; r < SK_RB; r++) {
