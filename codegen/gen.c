@@ -1051,7 +1051,7 @@ static void plan_storage(Gen *G, bool wide, Storage *st) {
         if (grp[i] < 0 || ir_op_fusible(n->op) || pair[i] == -2) continue; /* -2: the second of a pair, which its first generates */
         if (n->op == IR_OP_KV_CACHE && cache_of[n->ops[0]->id] == i) continue; /* appended by its input's store pass */
         if (chain[i] >= 0) continue; /* a down GEMM chained after its pair's kernel phases */
-        if (route[i] == 1) continue; /* the gather of a routing chain: its group_topk's kernel computes it */
+        if (route[i] == 1 || route[i] == 3) continue; /* in a routing chain (the gather): its group_topk's kernel computes it */
         if (tmpl[grp[i]] >= 0) { /* two templates in one group: give this one its own */
             grp[i] = ngroups++;
             tmpl = arena_realloc(a, tmpl, sizeof(int) * (size_t)ngroups, sizeof(int) * (size_t)(ngroups + 1));
@@ -1150,7 +1150,7 @@ CgProgram *cg_generate(Arena *a, DiagEngine *d, const IrGraph *g, const CgGenOpt
         for (int k = 0; k < nm; k++)
             if (chain[members[k]] >= 0) down = g->nodes[members[k]];
         bool ok = !down || cg_emit_template(&G, g->nodes[tmpl[gid]]);
-        if (tmpl[gid] >= 0 && G.route[tmpl[gid]]) /* a routing chain: the whole group is one kernel */
+        if (tmpl[gid] >= 0 && G.route[tmpl[gid]] == 2) /* a routing chain: the whole group is one kernel */
             ok = cg_route_kernel(&G, g->nodes[tmpl[gid]]);
         else {
             IrDim rows;

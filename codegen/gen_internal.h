@@ -31,7 +31,7 @@ typedef struct {
     const int *cache_of; /* by node id: the KV cache a group's store of this value appends it to (gen.c), -1 none */
     const IrNode *sorted; /* the routing (idx) an earlier phase of this kernel sorted its rows by, NULL none ... */
     int sort_slots[3];    /* ... and its scratch slots: per-bucket counts, sorted rows, tiles (gen_expert.c) */
-    const char *route;   /* by node id: 1 inside a fused routing chain (not stored), 2 its group_topk or last op; 0 none */
+    const char *route;   /* by node id: 1 inside a fused routing chain (not stored), 2 its group_topk, 3 its last op; 0 none */
     const char *why;     /* set by a template that cannot handle its node */
 } Gen;
 
@@ -123,7 +123,7 @@ void cg_k_sum(Gen *G, const char *what, IrDim M, int64_t O, const char *tiles, i
 /* The routing chains (cg_route_chain) the fuse pass put in one group with
  * their consts and nothing else (gen_ops.c): in[id] = 1 for the values
  * inside them, which the chain's kernel computes in registers and nothing
- * stores; 2 for the group_topk and the last op (the weights); 0 others.
+ * stores; 2 for the group_topk, 3 for the last op (the weights); 0 others.
  * A chain's ops read their consts as literals, not from memory. */
 void cg_route_groups(const IrGraph *g, const int *grp, char *in);
 /* The whole group of group_topk `topk` as the route_topk kernel, when

@@ -272,7 +272,7 @@ void cg_route_groups(const IrGraph *g, const int *grp, char *in) {
         for (int k = 0; k < c.n; k++) chain += grp[c.nodes[k]->id] == grp[i];
         for (int j = 0; j < g->nnodes; j++) members += grp[j] == grp[i] && g->nodes[j]->op != IR_OP_CONST;
         if (chain != c.n || members != c.n) continue;
-        for (int k = 0; k < c.n; k++) in[c.nodes[k]->id] = c.nodes[k] == t || c.nodes[k] == c.out ? 2 : 1;
+        for (int k = 0; k < c.n; k++) in[c.nodes[k]->id] = c.nodes[k] == t ? 2 : c.nodes[k] == c.out ? 3 : 1;
     }
 }
 

@@ -15,7 +15,8 @@
  * choice, so a kernel skipping any of them fails. Shapes: V3's gate (256
  * experts, 8 groups, 4 kept, top-8, the fast group form) at M = 1, 3, 32,
  * 300 rows; a gate whose groups fall across lanes (80 experts, 5 groups of
- * 16, group_top 3: the general group form); one without normalisation. */
+ * 16, group_top 3: the general group form); one without normalisation;
+ * one of the chosen scores alone. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -139,8 +140,9 @@ static void check_gate(const Gate *t, const int64_t (*bs)[2], int nbs) {
                              "let s = sigmoid(x);\n"
                              "let idx = group_topk(s + bias, k=%d, groups=%d, topk_groups=%d, group_top=%d);\n"
                              "let w = gather(s, idx, axis=-1);\n%s"
-                             "output ids = idx;\noutput wts = w * %.9g;\n",
-                             t->E, t->E, t->K, t->NG, t->TG, t->GT, t->norm ? "w = w / (sum(w, axis=-1, keepdim=true) + 1e-20);\n" : "", t->scale);
+                             "output ids = idx;\noutput wts = %s;\n",
+                             t->E, t->E, t->K, t->NG, t->TG, t->GT, t->norm ? "w = w / (sum(w, axis=-1, keepdim=true) + 1e-20);\n" : "",
+                             t->scale != 1.0 ? arena_printf(a, "w * %.9g", t->scale) : "w");
     IrGraph *g = fe_compile_string(a, d, "route.dsl", src, strlen(src), &(FeOptions){NULL, NULL, 0});
     assert_non_null(g);
     PassPipeline pp;
@@ -221,6 +223,11 @@ static void test_unnormalised(void **state) {
     check_gate(&(Gate){64, 4, 4, 2, 2, false, 16.0}, (const int64_t[][2]){{1, 1}, {2, 16}}, 2);
 }
 
+static void test_bare(void **state) { /* the chosen scores alone: the gather is the last op */
+    (void)state;
+    check_gate(&(Gate){64, 4, 4, 2, 2, false, 1.0}, (const int64_t[][2]){{1, 3}, {2, 16}}, 2);
+}
+
 int main(void) {
     Arena *a = arena_new();
     RtCuda *c = rt_cuda_open(diag_new(a, NULL), 0);
@@ -229,6 +236,7 @@ int main(void) {
     rt_cuda_close(c);
     arena_free(a);
     if (!gpu) return 77;
-    const struct CMUnitTest tests[] = {cmocka_unit_test(test_v3_gate), cmocka_unit_test(test_groups_across_lanes), cmocka_unit_test(test_unnormalised)};
+    const struct CMUnitTest tests[] = {cmocka_unit_test(test_v3_gate), cmocka_unit_test(test_groups_across_lanes), cmocka_unit_test(test_unnormalised),
+                                       cmocka_unit_test(test_bare)};
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
