@@ -2,8 +2,10 @@
  * its operands through their loaders (so any stored dtype, and the KV
  * cache's [B, cap, ...] layout, work alike) and computes in f32. GEMMs are
  * in gen_gemm.c, expert GEMMs in gen_expert.c, attention in gen_attn.c,
- * einsum in gen_einsum.c; here: routing (one thread per row), embedding, gather, cache
- * append, and the data movement of dispatch/combine/split/merge. */
+ * einsum in gen_einsum.c; here: routing (one warp or thread per row), the
+ * fused MoE gate (cg_route_chain: codegen/kernels/route_topk.cuh),
+ * embedding, gather, cache append, and the data movement of
+ * dispatch/combine/split/merge. */
 #include "codegen/gen_internal.h"
 #include "codegen/kernels.h"
 
