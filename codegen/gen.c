@@ -1100,6 +1100,9 @@ static void plan_storage(Gen *G, bool wide, Storage *st) {
     G->cache_of = cache_of;
     int *chain = arena_alloc(a, sizeof(int) * (size_t)(nn + 1));
     chain_expert_gemms(G, grp, pair, ngroups, chain);
+    char *route = arena_alloc(a, (size_t)nn + 1); /* routing chains one kernel computes (cg_route_groups) */
+    cg_route_groups(g, grp, route);
+    G->route = route;
     /* A group holds at most one op that is not inlined: the template (and a grouped expert GEMM's pair). */
     int *tmpl = arena_alloc(a, sizeof(int) * (size_t)(ngroups + 1));
     for (int k = 0; k < ngroups; k++) tmpl[k] = -1;
@@ -1108,6 +1111,7 @@ static void plan_storage(Gen *G, bool wide, Storage *st) {
         if (grp[i] < 0 || ir_op_fusible(n->op) || pair[i] == -2) continue; /* -2: the second of a pair, which its first generates */
         if (n->op == IR_OP_KV_CACHE && cache_of[n->ops[0]->id] == i) continue; /* appended by its input's store pass */
         if (chain[i] >= 0) continue; /* a down GEMM chained after its pair's kernel phases */
+        if (route[i] == 1 || route[i] == 3) continue; /* in a routing chain (the gather): its group_topk's kernel computes it */
         if (tmpl[grp[i]] >= 0) { /* two templates in one group: give this one its own */
             grp[i] = ngroups++;
             tmpl = arena_realloc(a, tmpl, sizeof(int) * (size_t)ngroups, sizeof(int) * (size_t)(ngroups + 1));
@@ -1121,11 +1125,12 @@ static void plan_storage(Gen *G, bool wide, Storage *st) {
     bool *stored = arena_alloc(a, (size_t)nn + 1);
     for (int i = 0; i < nn; i++) {
         const IrNode *n = g->nodes[i];
-        if (ir_op_has_result(n->op) && !unread[i] && (grp[i] < 0 || !ir_op_fusible(n->op)) && epi[i] < 0) stored[i] = true;
+        if (ir_op_has_result(n->op) && !unread[i] && route[i] != 1 && (grp[i] < 0 || !ir_op_fusible(n->op)) && epi[i] < 0) stored[i] = true;
         if (epi[i] == -2) stored[i] = true;
     }
     for (int j = 0; j < nn; j++) { /* over the readers: linear */
         const IrNode *r = g->nodes[j];
+        if (route[j]) continue; /* a routing chain's kernel reads only the chain's logits and bias, stored anyway */
         for (int k = 0; k < r->nops; k++) {
             const IrNode *n = r->ops[k];
             int i = n->id;
@@ -1212,17 +1217,21 @@ CgProgram *cg_generate(Arena *a, DiagEngine *d, const IrGraph *g, const CgGenOpt
         for (int k = 0; k < nm; k++)
             if (chain[members[k]] >= 0) down = g->nodes[members[k]];
         bool ok = !down || cg_emit_template(&G, g->nodes[tmpl[gid]]);
-        IrDim rows;
-        const IrNode *rown = tmpl[gid] < 0 ? row_norm(&G, members, nm, &rows) : NULL;
-        for (int k = 0; k < nm; k++) {
-            const IrNode *n = g->nodes[members[k]];
-            if (n == rown) G.stat[n->id] = cg_slot_scratch(&G, n, rows); /* the row kernel computes it */
-            else if (has_reduction_phase(n)) emit_reduction(&G, n);
-            if (ir_op_fusible(n->op) && st.epi[n->id] != -2) emit_value(&G, n); /* a cast its GEMM writes: none */
+        if (tmpl[gid] >= 0 && G.route[tmpl[gid]] == 2) /* a routing chain: the whole group is one kernel */
+            ok = cg_route_kernel(&G, g->nodes[tmpl[gid]]);
+        else {
+            IrDim rows;
+            const IrNode *rown = tmpl[gid] < 0 ? row_norm(&G, members, nm, &rows) : NULL;
+            for (int k = 0; k < nm; k++) {
+                const IrNode *n = g->nodes[members[k]];
+                if (n == rown) G.stat[n->id] = cg_slot_scratch(&G, n, rows); /* the row kernel computes it */
+                else if (has_reduction_phase(n)) emit_reduction(&G, n);
+                if (ir_op_fusible(n->op) && st.epi[n->id] != -2) emit_value(&G, n); /* a cast its GEMM writes: none */
+            }
+            if (rown) emit_row_kernel(&G, rown, rows, members, nm, done);
+            else if (!emit_stores_one(&G, members, nm, done)) emit_stores(&G, members, nm, done, NULL);
+            ok = ok && (down ? cg_emit_template(&G, down) : tmpl[gid] < 0 || cg_emit_template(&G, g->nodes[tmpl[gid]]));
         }
-        if (rown) emit_row_kernel(&G, rown, rows, members, nm, done);
-        else if (!emit_stores_one(&G, members, nm, done)) emit_stores(&G, members, nm, done, NULL);
-        ok = ok && (down ? cg_emit_template(&G, down) : tmpl[gid] < 0 || cg_emit_template(&G, g->nodes[tmpl[gid]]));
         const IrNode *first = g->nodes[members[0]];
         if (!ok || G.failed) {
             diag_error(d, first->loc, "codegen: cannot generate the kernel of %s (%s)", ir_op_name(g->nodes[tmpl[gid] >= 0 ? tmpl[gid] : members[0]]->op),

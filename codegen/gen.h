@@ -248,6 +248,23 @@ CgProgram *cg_generate(Arena *a, DiagEngine *d, const IrGraph *g, const CgGenOpt
  * decides, without generating code. The plan-memory pass lays out these. */
 bool *cg_stored_values(Arena *a, const IrGraph *g, const CgGenOptions *o, IrDType **dtype);
 
+/* DeepSeek-V3's gate after the router GEMM, as the DSL writes it:
+ * sig = sigmoid(logits), choice = sig + bias, topk = group_topk(choice),
+ * w = gather(sig, topk, axis=-1), then optionally w / (sum(w, -1, keepdim)
+ * + eps) and optionally w * scale (eps, scale: scalar consts). logits and
+ * bias are computed by no fusible op (a GEMM, a weight), every value but
+ * topk and the last is f32 and read only inside the chain, all on topk's
+ * stream, and the shapes fit codegen/kernels/route_topk.cuh (E <= 1024,
+ * k <= 32). The fuse pass puts such a chain in topk's group; the code
+ * generator then emits the whole group as that one kernel. */
+typedef struct {
+    const IrNode *logits, *bias, *sig, *choice, *topk, *gather, *sum, *den, *div, *scale, *out; /* sum, den, div, scale: NULL if absent */
+    const IrNode *eps, *factor;     /* the consts of den and scale */
+    int n;
+    const IrNode *nodes[8];         /* the chain's ops, topk included (not the consts) */
+} CgRouteChain;
+bool cg_route_chain(const IrGraph *g, const IrNode *topk, CgRouteChain *c);
+
 /* The full text of kernel k as --emit=cuda writes it: header comment, then
  * the module source. */
 char *cg_kernel_text(Arena *a, const CgProgram *p, const CgKernel *k);

@@ -2,13 +2,13 @@
 // NVRTC to sm_90a (no GPU needed), through a fresh cache and then from it;
 // --emit=cuda shows each kernel's IR ops and DSL locations.
 // RUN: d=$(mktemp -d); DSCC_CACHE_DIR=$d/cache dscc compile models/deepseek_v3.dsl --emit=cubin -o $d/cubin 2>&1 | sed 's/in [0-9.]* s/in T s/'; ls $d/cubin | wc -l; file=$(ls $d/cubin/g0_*.cubin); head -c 4 $file | od -An -c; DSCC_CACHE_DIR=$d/cache dscc compile models/deepseek_v3.dsl --emit=cubin -o $d/cubin 2>&1 | sed 's/in [0-9.]* s/in T s/'; truncate -s 5000 $(ls $d/cache/*.cubin | head -n 1); DSCC_CACHE_DIR=$d/cache dscc compile models/deepseek_v3.dsl --emit=cubin -o $d/cubin 2>&1 | sed 's/in [0-9.]* s/in T s/'; rm -rf $d
-// CHECK: compiled 37 modules for 1571 kernels with NVRTC (0 from the cache, 0 damaged cache entries compiled again) in T s
-// CHECK-NEXT: wrote 37 cubins (37 modules, identical ones once) of 1571 kernels and manifest.json to
-// CHECK-NEXT: 38
+// CHECK: compiled 33 modules for 1397 kernels with NVRTC (0 from the cache, 0 damaged cache entries compiled again) in T s
+// CHECK-NEXT: wrote 33 cubins (33 modules, identical ones once) of 1397 kernels and manifest.json to
+// CHECK-NEXT: 34
 // CHECK-NEXT: 177   E   L   F
-// CHECK-NEXT: compiled 37 modules for 1571 kernels with NVRTC (37 from the cache, 0 damaged cache entries compiled again) in T s
-// CHECK-NEXT: wrote 37 cubins (37 modules, identical ones once) of 1571 kernels and manifest.json to
-// CHECK-NEXT: compiled 37 modules for 1571 kernels with NVRTC (36 from the cache, 1 damaged cache entries compiled again) in T s
+// CHECK-NEXT: compiled 33 modules for 1397 kernels with NVRTC (33 from the cache, 0 damaged cache entries compiled again) in T s
+// CHECK-NEXT: wrote 33 cubins (33 modules, identical ones once) of 1397 kernels and manifest.json to
+// CHECK-NEXT: compiled 33 modules for 1397 kernels with NVRTC (32 from the cache, 1 damaged cache entries compiled again) in T s
 // RUN: dscc compile models/deepseek_v3.dsl --config models/tiny/config.json --emit=cuda | awk '/^\/\/ g1_rmsnorm/,/^\/\/ module/'
 // CHECK: // g1_rmsnorm_act_scale_quantize: 3 IR ops
 // CHECK-NEXT: = rmsnorm
