@@ -437,7 +437,7 @@ static bool gemm_fp8_mma(Gen *G, const IrNode *n, IrDim M, IrDim K, IrDim O) {
                             "    ((float *)a.t[%d])[i %% %lldLL * M + i / %lldLL] = L%d(a, i);\n"
                             "}\n",
                   cg_dim(G, M), (long long)nkb, st, (long long)nkb, (long long)nkb, sxs);
-        G->lib = (CgLib){CG_LIB_FP8_GEMM, M, O.coeff, K.coeff, sx, sxs, sw, sws, sy, st, G->nphases - span, {"t0", CG_LAUNCH_ELEM, cnt, ir_dim_const(1), 1, 1, 0, 0, CG_ITEMS_GRID, {0}, {0}, {0}, 0, 0, 0, 0, 0}, span};
+        G->lib = (CgLib){CG_LIB_FP8_GEMM, M, O.coeff, K.coeff, sx, sxs, sw, sws, sy, st, G->nphases - span, {"t0", CG_LAUNCH_ELEM, cnt, ir_dim_const(1), 1, 1, 0, 0, CG_ITEMS_GRID, {0}, {0}, {0}, 0, 0, 0, 0, 0, 0}, span};
     }
     return true;
 }
@@ -450,7 +450,7 @@ static bool gemm_bf16_mma(Gen *G, const IrNode *n, const IrNode *x, const IrNode
                                      x == n->ops[0] ? "" : ", on the bf16 values its f32 operands were cast from"),
                         true, M, K.coeff, O, sx, 0, sw, 0, sy);
     if (K.coeff % 16 == 0 && O.coeff % 8 == 0 && G->dtype[n->id] == IR_DT_BF16) /* cuBLASLt may run it */
-        G->lib = (CgLib){CG_LIB_BF16_GEMM, M, O.coeff, K.coeff, sx, 0, sw, 0, sy, 0, G->nphases - span, {NULL, CG_LAUNCH_ELEM, M, ir_dim_const(1), 1, 1, 0, 0, CG_ITEMS_GRID, {0}, {0}, {0}, 0, 0, 0, 0, 0}, span};
+        G->lib = (CgLib){CG_LIB_BF16_GEMM, M, O.coeff, K.coeff, sx, 0, sw, 0, sy, 0, G->nphases - span, {NULL, CG_LAUNCH_ELEM, M, ir_dim_const(1), 1, 1, 0, 0, CG_ITEMS_GRID, {0}, {0}, {0}, 0, 0, 0, 0, 0, 0}, span};
     return true;
 }
 

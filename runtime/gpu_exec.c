@@ -1211,6 +1211,11 @@ static bool seq_add(StepSeq *q, int k, int ph, int64_t grid, void *node) {
     return true;
 }
 
+/* The threads a block of kernel k's phase ph (or its preparation) runs. */
+static unsigned phase_threads(const GpuExec *x, int k, int ph) {
+    return ph == GL_PREP || !x->p->kernels[k].phases[ph].threads ? 256u : (unsigned)x->p->kernels[k].phases[ph].threads;
+}
+
 /* Appends one launch of kernel k (phase ph, or its cuBLASLt preparation)
  * to q and, unless dry, enqueues it; while capturing, with the graph node
  * it made. */
@@ -1221,7 +1226,7 @@ static bool emit(GpuExec *x, StepSeq *q, int k, int ph, int64_t grid, const Step
         void *args[] = {&l->args};
         RtKernel *fn = ph == GL_PREP ? l->prep : l->fn[ph];
         size_t smem = ph == GL_PREP ? 0 : (size_t)x->p->kernels[k].phases[ph].smem;
-        ok = rt_cuda_launch_async(x->cu, d, fn, (unsigned)grid, 256, smem, args);
+        ok = rt_cuda_launch_async(x->cu, d, fn, (unsigned)grid, phase_threads(x, k, ph), smem, args);
         if (ok && x->sync_each) ok = rt_cuda_sync(x->cu, d);
         x->launches++;
     }
@@ -1325,7 +1330,7 @@ static bool graph_update(GpuExec *x, GraphEntry *e, const StepSeq *q, DiagEngine
         void *args[] = {&l->args};
         RtKernel *fn = s->ph == GL_PREP ? l->prep : l->fn[s->ph];
         size_t smem = s->ph == GL_PREP ? 0 : (size_t)x->p->kernels[s->k].phases[s->ph].smem;
-        if (!rt_cuda_graph_set_kernel(x->cu, d, e->graph, s->node, fn, (unsigned)q->v[j].grid, 256, smem, args)) return false;
+        if (!rt_cuda_graph_set_kernel(x->cu, d, e->graph, s->node, fn, (unsigned)q->v[j].grid, phase_threads(x, s->k, s->ph), smem, args)) return false;
         s->grid = q->v[j].grid;
         x->gstats.node_updates++;
     }
@@ -1492,7 +1497,7 @@ bool gpu_exec_time_kernel(GpuExec *x, int k, int reps, int64_t flush, double *ms
         for (int j = 0; j < q.n && ok; j++) {
             const StepLaunch *s = &q.v[j];
             if (s->ph == GL_LIB) ok = run_lib(x, k, plan, l->args.sym, d);
-            else ok = rt_cuda_launch_async(x->cu, d, s->ph == GL_PREP ? l->prep : l->fn[s->ph], (unsigned)s->grid, 256,
+            else ok = rt_cuda_launch_async(x->cu, d, s->ph == GL_PREP ? l->prep : l->fn[s->ph], (unsigned)s->grid, phase_threads(x, k, s->ph),
                                            s->ph == GL_PREP ? 0 : (size_t)x->p->kernels[k].phases[s->ph].smem, args);
         }
         float t = 0;
