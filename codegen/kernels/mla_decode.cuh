@@ -110,12 +110,12 @@ struct Args { u64 t[64]; long long sym[8]; long long cap, len; u64 err; long lon
 __device__ __forceinline__ unsigned mla_swz(int r, int cb) {
     return (unsigned)((cb >> 7) * 8192 + r * 128 + ((((cb >> 4) & 7) ^ (r & 7)) << 4) + (cb & 15));
 }
-// Two floats as bf16, nearest even, lower half first.
+// Two floats as bf16, nearest even, lower half first: one cvt.rn.bf16x2.f32
+// (its first source goes to the upper half).
 __device__ __forceinline__ unsigned mla_bf16x2(float lo, float hi) {
-    unsigned u[2] = {__float_as_uint(lo), __float_as_uint(hi)}, r[2];
-    for (int k = 0; k < 2; k++)
-        r[k] = (u[k] & 0x7fffffffu) > 0x7f800000u ? (u[k] >> 16) | 0x40u : (u[k] + 0x7fffu + ((u[k] >> 16) & 1u)) >> 16;
-    return (r[0] & 0xffffu) | r[1] << 16;
+    unsigned r;
+    asm("cvt.rn.bf16x2.f32 %0, %1, %2;\n" : "=r"(r) : "f"(hi), "f"(lo));
+    return r;
 }
 __device__ __forceinline__ void mla_cp16(void *dst, const void *src, bool v) { // 16 bytes, zeros when !v
     unsigned s = (unsigned)__cvta_generic_to_shared(dst);
@@ -283,10 +283,12 @@ extern "C" __global__ void __launch_bounds__(MLA_THREADS, 1) DSCC_ENTRY(Args a) 
             // the other warps' S may still read the rope columns P overwrites: a wait ends only the warp's own
             mla_bar_sync(MLA_BAR_S, 128);
             float mx[2] = {NEG, NEG};
+            int lim[2]; // the last column of the block each of the thread's rows sees (63: all, < 0: none)
+#pragma unroll
+            for (int h = 0; h < 2; h++) lim[h] = last[h] - jb * 64 < 63 ? (int)(last[h] - jb * 64) : 63;
 #pragma unroll
             for (int i = 0; i < 32; i++) {
-                const long long j = jb * 64 + 8 * (i >> 2) + 2 * q4 + (i & 1);
-                s[i] = j <= last[(i >> 1) & 1] ? s[i] * SL2 : NEG;
+                s[i] = 8 * (i >> 2) + 2 * q4 + (i & 1) <= lim[(i >> 1) & 1] ? s[i] * SL2 : NEG;
                 mx[(i >> 1) & 1] = fmaxf(mx[(i >> 1) & 1], s[i]);
             }
             float corr[2];
@@ -309,13 +311,15 @@ extern "C" __global__ void __launch_bounds__(MLA_THREADS, 1) DSCC_ENTRY(Args a) 
             if (q4 == 0) s_corr[st][ra] = corr[0], s_corr[st][ra + 8] = corr[1];
             mla_fence_async();
             mla_bar_arrive(MLA_BAR_P + st, 256); // P and the corrections are ready for warpgroup 1
+            if (!__all_sync(0xffffffffu, corr[0] == 1.0f && corr[1] == 1.0f)) // the warp's rows kept their max: nothing to scale
 #pragma unroll
-            for (int i = 0; i < 128; i++) o[i] *= corr[(i >> 1) & 1];
+                for (int i = 0; i < 128; i++) o[i] *= corr[(i >> 1) & 1];
         } else {
             mla_bar_sync(MLA_BAR_P + st, 256);
             const float c0 = s_corr[st][ra], c1 = s_corr[st][ra + 8];
+            if (!__all_sync(0xffffffffu, c0 == 1.0f && c1 == 1.0f))
 #pragma unroll
-            for (int i = 0; i < 128; i++) o[i] *= (i >> 1) & 1 ? c1 : c0;
+                for (int i = 0; i < 128; i++) o[i] *= (i >> 1) & 1 ? c1 : c0;
         }
         mla_wg_fence();
 #pragma unroll

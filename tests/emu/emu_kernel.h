@@ -357,7 +357,15 @@ static inline void emu_setmaxnreg(int n, int line) {
         if (all[l] != n) emu_ctx->fault(emu_ctx, "setmaxnreg: the lanes of a warp ask different counts", line);
 }
 
+/* cvt.rn.bf16x2.f32 d, hi, lo: each nearest even, lo in the lower half; a NaN becomes the canonical 0x7fff */
+static inline unsigned emu_cvt_bf16x2(float lo, float hi) {
+    unsigned u[2] = {__float_as_uint(lo), __float_as_uint(hi)}, r[2];
+    for (int k = 0; k < 2; k++) r[k] = (u[k] & 0x7fffffffu) > 0x7f800000u ? 0x7fffu : (u[k] + 0x7fffu + ((u[k] >> 16) & 1u)) >> 16;
+    return (r[0] & 0xffffu) | r[1] << 16;
+}
+
 /* mla_decode.cuh's inline-PTX helpers */
+#define mla_bf16x2(lo, hi) emu_cvt_bf16x2((lo), (hi))
 #define mla_bar_sync(id, n) emu_bar_sync((id), (n), __LINE__)
 #define mla_bar_arrive(id, n) emu_bar_arrive((id), (n), __LINE__)
 #define mla_regs_producer() emu_setmaxnreg(MLA_REGS_PRODUCER, __LINE__)
