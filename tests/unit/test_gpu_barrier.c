@@ -102,7 +102,7 @@ static int run_case(void *arg) {
     }
     CgSource src = {"barriers", SRC, {"test_gpu_barrier.c", 1, 1}};
     CgBinary bin = {0};
-    CgOptions o = {0};
+    CgOptions o = {.cache_dir = getenv("DSCC_CACHE_DIR") ? NULL : ""}; /* the test's cache (ctest's), else none */
     if (cg_compile(a, d, &src, 1, &o, &bin) != 0) return C_ERROR;
     RtKernel *k = rt_cuda_kernel(gpu, d, bin.data, c->kernel);
     RtDevPtr out;
