@@ -45,7 +45,7 @@ typedef struct {
 typedef enum {
     CG_LAUNCH_ELEM,  /* one thread per item, 256 threads per block */
     CG_LAUNCH_WARP,  /* one warp per item, 8 items per block */
-    CG_LAUNCH_BLOCK, /* one 256-thread block per item */
+    CG_LAUNCH_BLOCK, /* one 256-thread block per item (CgPhase.threads: another count) */
 } CgLaunchMode;
 
 /* How a phase's item count is found at run time. */
@@ -138,6 +138,7 @@ typedef struct {
                        * S <= knb (the KEYS_* phases then only the others) */
     int64_t amin, amax; /* when set (> 0): the phase runs only for a > amin, or only for a <= amax (a GEMM's skinny-M form
                          * against its tile: CG_SKINNY_M) */
+    int threads;        /* CG_LAUNCH_BLOCK: threads a block when not 256 (0); MLA's decode kernel: 384 */
 } CgPhase;
 
 /* A GEMM over at most this many rows (a decode step's) runs its skinny-M

@@ -292,7 +292,7 @@ bool cg_attention_q_concat(const Gen *G, const IrNode *n) {
  * wgmma tile selected, v the first 512 columns of k's rows of 576 (V3's
  * latent and rope key), bf16 q and cache, a constant head count. */
 #define MLA_MAX_S 16
-#define MLA_SMEM (3 * 73728 + 8192 + 1024) /* q, two stages of 64 keys, P; 1 KB to align the swizzle */
+#define MLA_SMEM (3 * 73728 + 1024) /* q, two stages of 64 keys (P in each one's rope columns); 1 KB to align the swizzle */
 static bool mla_decode_shape(const Gen *G, const IrNode *n) {
     const char *env = getenv("DSCC_MLA_DECODE"); /* 0: the mma.sync form for every step (checked in cg_attention) */
     if (env && strcmp(env, "0") == 0) return false;
@@ -331,6 +331,7 @@ static void mla_decode(Gen *G, const IrNode *n, int sq, int sq1, int64_t qd0, in
     cg_phase(G, CG_LAUNCH_BLOCK, B, 1, ir_dim_mul(S, q->type.dims[2]), 64, MLA_SMEM);
     cg_phase_keys(G, CG_ITEMS_MLA_DECODE, B, S, T, Hq, 512);
     G->phases[G->nphases - 1].fn = "mla_decode";
+    G->phases[G->nphases - 1].threads = 384; /* two consumer warpgroups and the producer (MLA_THREADS) */
     G->phases[G->nphases - 1].knb = MLA_MAX_S;
     CgDefine c[] = {{"MLA_IN_MODULE", "1"}, d[1], d[2], d[4], d[10], d[11], d[12]};
     sb_puts(&G->decl, cg_kernel_instance(a, "mla_decode_combine", "mla_decode_combine", c, (int)(sizeof c / sizeof *c)));

@@ -1328,6 +1328,11 @@ static bool seq_add(StepSeq *q, int k, int ph, int64_t grid, void *node) {
     return true;
 }
 
+/* The threads a block of kernel k's phase ph runs (256 unless the phase says). */
+static unsigned phase_threads(const GpuExec *x, int k, int ph) {
+    return !x->p->kernels[k].phases[ph].threads ? 256u : (unsigned)x->p->kernels[k].phases[ph].threads;
+}
+
 /* Appends one launch of kernel k (phase ph) to q and, unless dry, enqueues it; while capturing, with the graph node
  * it made. */
 static bool emit(GpuExec *x, StepSeq *q, int k, int ph, int64_t grid, const StepMode *m, DiagEngine *d) {
@@ -1335,7 +1340,7 @@ static bool emit(GpuExec *x, StepSeq *q, int k, int ph, int64_t grid, const Step
     bool ok = true;
     if (!m->dry) {
         void *args[] = {&l->args};
-        ok = rt_cuda_launch_async(x->cu, d, l->fn[ph], (unsigned)grid, 256, (size_t)x->p->kernels[k].phases[ph].smem, args);
+        ok = rt_cuda_launch_async(x->cu, d, l->fn[ph], (unsigned)grid, phase_threads(x, k, ph), (size_t)x->p->kernels[k].phases[ph].smem, args);
         if (ok && x->sync_each) ok = rt_cuda_sync(x->cu, d);
         x->launches++;
     }
@@ -1436,7 +1441,7 @@ static bool graph_update(GpuExec *x, GraphEntry *e, const StepSeq *q, DiagEngine
         if (s->ph == GL_LIB || (e->len == x->len && s->grid == q->v[j].grid)) continue;
         Launch *l = &x->launch[s->k];
         void *args[] = {&l->args};
-        if (!rt_cuda_graph_set_kernel(x->cu, d, e->graph, s->node, l->fn[s->ph], (unsigned)q->v[j].grid, 256,
+        if (!rt_cuda_graph_set_kernel(x->cu, d, e->graph, s->node, l->fn[s->ph], (unsigned)q->v[j].grid, phase_threads(x, s->k, s->ph),
                                       (size_t)x->p->kernels[s->k].phases[s->ph].smem, args))
             return false;
         s->grid = q->v[j].grid;
@@ -1606,7 +1611,7 @@ bool gpu_exec_time_kernel(GpuExec *x, int k, int reps, int64_t flush, double *ms
         for (int j = 0; j < q.n && ok; j++) {
             const StepLaunch *s = &q.v[j];
             if (s->ph == GL_LIB) ok = run_lib(x, k, plan, l->args.sym, d);
-            else ok = rt_cuda_launch_async(x->cu, d, l->fn[s->ph], (unsigned)s->grid, 256, (size_t)x->p->kernels[k].phases[s->ph].smem, args);
+            else ok = rt_cuda_launch_async(x->cu, d, l->fn[s->ph], (unsigned)s->grid, phase_threads(x, k, s->ph), (size_t)x->p->kernels[k].phases[s->ph].smem, args);
         }
         float t = 0;
         ok = ok && rt_cuda_event_record(x->cu, d, x->step[1]) && rt_cuda_event_ms(x->cu, d, x->step[0], x->step[1], &t);

@@ -31,6 +31,10 @@ struct EmuCtx {
     void (*cp_async)(EmuCtx *c, void *dst, const void *src, int bytes, int src_bytes);
     void (*cp_commit)(EmuCtx *c);
     void (*cp_wait)(EmuCtx *c, int pending); /* all but the newest `pending` committed groups land */
+    /* bar.sync / bar.arrive id, count (named barriers, emu_cuda.c's ctx_named_barrier): the thread
+     * arrives at barrier `id` (1..15) of a phase of `count` threads; with `wait` it also waits for
+     * the phase to complete */
+    void (*named_barrier)(EmuCtx *c, int id, int count, int wait, int line);
     /* ends the launch with an error naming the kernel, block and thread (does not return) */
     void (*fault)(EmuCtx *c, const char *what, int line);
     void *priv; /* the driver's */

@@ -20,7 +20,9 @@
  * CUDA_ERROR_LAUNCH_FAILED and a message naming kernel, block, thread and
  * source line: divergent __syncthreads, warp collectives with exited or
  * absent lanes, deadlock, misaligned cp.async, too much shared memory,
- * blocks larger than __launch_bounds__. */
+ * blocks larger than __launch_bounds__, named barriers (bar.sync /
+ * bar.arrive id, count) whose arrivals disagree on the count or that can
+ * never complete. */
 
 #include "emu_abi.h"
 
@@ -356,7 +358,7 @@ EMU_API CUresult cuFuncSetAttribute(void *fn, int attr, int v) {
 
 /* ---- the block scheduler ----------------------------------------------------------- */
 
-enum { F_RUN, F_WAIT_BLOCK, F_WAIT_WARP, F_DONE };
+enum { F_RUN, F_WAIT_BLOCK, F_WAIT_WARP, F_WAIT_NAMED, F_DONE };
 
 typedef struct {
     void *dst;
@@ -374,7 +376,15 @@ typedef struct {
     EmuCopy *cp; /* cp.async issued, not landed */
     int ncp, capcp;
     unsigned groups;
+    int nb_id;       /* at a named barrier (F_WAIT_NAMED): its id */
+    unsigned nb_in;  /* bit id: arrived at named barrier id's current phase */
 } Fiber;
+
+/* A named barrier of the running block: the phase's expected and arrived threads (0 arrived: idle). */
+typedef struct {
+    int count, arrived, line;
+} NamedBar;
+#define EMU_NAMED_BARS 16
 
 typedef struct {
     const EmuFunc *fn;
@@ -396,6 +406,7 @@ typedef struct {
     unsigned char *smem;
     size_t smem_cap;
     unsigned char (*xbuf)[2][32][EMU_WARP_SLOT]; /* per warp, double-buffered */
+    NamedBar nb[EMU_NAMED_BARS];
     int cur, nthreads;
     long block;
     Launch *L;
@@ -458,6 +469,49 @@ static void ctx_warp_exchange(EmuCtx *c, unsigned mask, const void *mine, void *
     for (int l = 0; l < 32; l++)
         if (mask >> l & 1u) memcpy((char *)all + (size_t)l * bytes, w->xbuf[warp][f->parity][l], bytes);
     f->parity ^= 1;
+}
+
+/* bar.sync / bar.arrive id, count: a barrier's phase completes when `count`
+ * threads arrived (the PTX ISA counts threads; a warp's lanes each count),
+ * releasing the threads that wait in it; the barrier is then idle again.
+ * Faults: an id outside 1..15 (0 is __syncthreads', which the driver keeps
+ * apart), a count that is no multiple of 32 or exceeds the block, a thread
+ * that arrives with another count than the phase's first arrival or twice
+ * in one phase (a producer a phase ahead of its consumers). A phase that
+ * can never complete is found by resolve() (deadlock). */
+static void ctx_named_barrier(EmuCtx *c, int id, int count, int wait, int line) {
+    Worker *w = c->priv;
+    Fiber *f = &w->f[w->cur];
+    if (id < 1 || id >= EMU_NAMED_BARS) ctx_fault(c, "named barrier id outside 1..15 (0 is __syncthreads')", line);
+    if (count <= 0 || count % 32 || count > w->nthreads) ctx_fault(c, "named barrier count not a multiple of 32 within the block's threads", line);
+    NamedBar *b = &w->nb[id];
+    if (b->arrived && b->count != count) {
+        char m[200];
+        snprintf(m, sizeof m, "named barrier %d: this thread arrives expecting %d threads, the phase's first arrival (line %d) %d", id, count,
+                 b->line, b->count);
+        ctx_fault(c, m, line);
+    }
+    if (f->nb_in >> id & 1u) {
+        char m[200];
+        snprintf(m, sizeof m, "named barrier %d: this thread arrives twice in one phase (%d of %d threads arrived): it ran a phase ahead",
+                 id, b->arrived, b->count);
+        ctx_fault(c, m, line);
+    }
+    if (!b->arrived) b->count = count, b->line = line;
+    f->nb_in |= 1u << id;
+    if (++b->arrived < count) {
+        if (!wait) return;
+        f->state = F_WAIT_NAMED;
+        f->nb_id = id;
+        f->line = line;
+        yield_to_main(w);
+        return;
+    }
+    b->arrived = 0; /* the phase completes: its waiters run again */
+    for (int t = 0; t < w->nthreads; t++) {
+        w->f[t].nb_in &= ~(1u << id);
+        if (w->f[t].state == F_WAIT_NAMED && w->f[t].nb_id == id) w->f[t].state = F_RUN;
+    }
 }
 
 static void land(EmuCopy *c) {
@@ -563,6 +617,7 @@ static bool resolve(Worker *w) {
     if (moved) return true;
     int live = 0, at_block = 0, first = -1;
     for (int t = 0; t < n; t++) {
+        if (w->f[t].state == F_RUN) return true; /* released by a named barrier's phase */
         if (w->f[t].state == F_DONE) continue;
         live++;
         if (w->f[t].state == F_WAIT_BLOCK) {
@@ -587,7 +642,17 @@ static bool resolve(Worker *w) {
     for (int t = 0; t < n; t++)
         if (w->f[t].state == F_WAIT_WARP) {
             w->cur = t;
-            launch_fail(w, "deadlock: a warp collective waits for lanes held at __syncthreads", w->f[t].line);
+            launch_fail(w, "deadlock: a warp collective waits for lanes held at a barrier", w->f[t].line);
+            return false;
+        }
+    for (int t = 0; t < n; t++)
+        if (w->f[t].state == F_WAIT_NAMED) {
+            const NamedBar *b = &w->nb[w->f[t].nb_id];
+            char m[200];
+            snprintf(m, sizeof m, "deadlock: named barrier %d waits for %d threads, %d arrived, the others wait elsewhere or exited",
+                     w->f[t].nb_id, b->count, b->arrived);
+            w->cur = t;
+            launch_fail(w, m, w->f[t].line);
             return false;
         }
     launch_fail(w, "the scheduler lost track of the block", 0);
@@ -596,7 +661,12 @@ static bool resolve(Worker *w) {
 
 /* Runs block b: each fiber until it waits, in ascending order on even
  * blocks and descending on odd ones (an order a missing barrier cannot
- * pass both ways), then the barriers resolve. */
+ * pass both ways), then the barriers resolve. One warp, (b / 2) % warps,
+ * is starved: it runs only when no other thread can (or every
+ * EMU_STARVE_PASSES passes), so a consumer that does not wait for its
+ * producer (or a producer for its consumers) runs ahead of it and reads
+ * what was not written yet on some block. */
+#define EMU_STARVE_PASSES 64
 static void run_block(Worker *w, long b, ucontext_t *tmpl) {
     Launch *L = w->L;
     int n = w->nthreads;
@@ -615,12 +685,19 @@ static void run_block(Worker *w, long b, ucontext_t *tmpl) {
         f->ncp = 0;
         f->groups = 0;
         f->parity = 0;
+        f->nb_in = 0;
     }
+    memset(w->nb, 0, sizeof w->nb);
     bool down = b & 1;
+    int nwarps = (n + 31) / 32, lazy = nwarps > 1 ? (int)((b >> 1) % nwarps) : -1, starved = 0;
     do {
+        bool others = false, run_lazy;
+        for (int t = 0; t < n && !others; t++) others = w->f[t].state == F_RUN && t >> 5 != lazy;
+        run_lazy = !others || ++starved > EMU_STARVE_PASSES;
+        if (run_lazy) starved = 0;
         for (int i = 0; i < n && !atomic_load(&L->failed); i++) {
             int t = down ? n - 1 - i : i;
-            if (w->f[t].state != F_RUN) continue;
+            if (w->f[t].state != F_RUN || (t >> 5 == lazy && !run_lazy)) continue;
             w->cur = t;
             linear_to_dim3((unsigned)t, L->block, &w->ctx.thread_idx);
             swapcontext(&w->main, &w->f[t].uc);
@@ -741,7 +818,8 @@ static CUresult run_launch(const EmuFunc *fn, const unsigned grid[3], const unsi
         w->nthreads = (int)nthreads;
         w->ctx = (EmuCtx){.block_dim = {block[0], block[1], block[2]}, .grid_dim = {grid[0], grid[1], grid[2]}, .smem_bytes = smem,
                           .sync_block = ctx_sync_block, .warp_exchange = ctx_warp_exchange, .cp_async = ctx_cp_async,
-                          .cp_commit = ctx_cp_commit, .cp_wait = ctx_cp_wait, .fault = ctx_fault, .priv = w};
+                          .cp_commit = ctx_cp_commit, .cp_wait = ctx_cp_wait, .named_barrier = ctx_named_barrier,
+                          .fault = ctx_fault, .priv = w};
         if (smem + 16 > w->smem_cap) {
             free(w->smem);
             w->smem_cap = smem + 16 > 4096 ? smem + 16 : 4096;

@@ -341,7 +341,35 @@ static inline void emu_wgx_wait0(void) {
     emu_wgx_npending[t] = 0;
     wg_wait0();
 }
+/* ---- named barriers and register reallocation (a producer / consumer pipeline) ---- */
+/* bar.sync id, n and bar.arrive id, n: see ctx_named_barrier in emu_cuda.c
+ * (counts, count mismatches and deadlocks are the driver's). */
+static inline void emu_bar_sync(int id, int n, int line) { emu_ctx->named_barrier(emu_ctx, id, n, 1, line); }
+static inline void emu_bar_arrive(int id, int n, int line) { emu_ctx->named_barrier(emu_ctx, id, n, 0, line); }
+/* setmaxnreg.{inc,dec}.sync.aligned.u32 n: every lane of the warp at the same
+ * one (a warp collective here), n in 24..256 and a multiple of 8; the
+ * register file has no size on the emulated device */
+static inline void emu_setmaxnreg(int n, int line) {
+    if (n < 24 || n > 256 || n % 8) emu_ctx->fault(emu_ctx, "setmaxnreg count outside 24..256 or not a multiple of 8", line);
+    int all[32];
+    emu_ctx->warp_exchange(emu_ctx, 0xffffffffu, &n, all, sizeof n, line);
+    for (int l = 0; l < 32; l++)
+        if (all[l] != n) emu_ctx->fault(emu_ctx, "setmaxnreg: the lanes of a warp ask different counts", line);
+}
+
+/* cvt.rn.bf16x2.f32 d, hi, lo: each nearest even, lo in the lower half; a NaN becomes the canonical 0x7fff */
+static inline unsigned emu_cvt_bf16x2(float lo, float hi) {
+    unsigned u[2] = {__float_as_uint(lo), __float_as_uint(hi)}, r[2];
+    for (int k = 0; k < 2; k++) r[k] = (u[k] & 0x7fffffffu) > 0x7f800000u ? 0x7fffu : (u[k] + 0x7fffu + ((u[k] >> 16) & 1u)) >> 16;
+    return (r[0] & 0xffffu) | r[1] << 16;
+}
+
 /* mla_decode.cuh's inline-PTX helpers */
+#define mla_bf16x2(lo, hi) emu_cvt_bf16x2((lo), (hi))
+#define mla_bar_sync(id, n) emu_bar_sync((id), (n), __LINE__)
+#define mla_bar_arrive(id, n) emu_bar_arrive((id), (n), __LINE__)
+#define mla_regs_producer() emu_setmaxnreg(MLA_REGS_PRODUCER, __LINE__)
+#define mla_regs_consumer() emu_setmaxnreg(MLA_REGS_CONSUMER, __LINE__)
 #define mla_cp16(dst, src, v) emu_cp16((dst), (src), (v), __LINE__)
 static inline void mla_cp_commit(void) { cp_commit(); }
 static inline void mla_cp_wait0(void) { cp_wait0(); }

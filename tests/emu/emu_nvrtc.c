@@ -136,6 +136,7 @@ static const char *const PTX_HELPERS[] = {"h2f", "f2h", "fe4m3", "cp16", "cp_com
                                            /* codegen/kernels/mla_decode.cuh's */
                                            "mla_cp16", "mla_cp_commit", "mla_cp_wait0", "mla_fence_async", "mla_wg_fence", "mla_wg_commit",
                                            "mla_wg_wait0", "mla_hold32", "mla_hold128", "mla_wgmma_s", "mla_wgmma_pv",
+                                           "mla_bar_sync", "mla_bar_arrive", "mla_regs_producer", "mla_regs_consumer", "mla_bf16x2",
                                            /* codegen/kernels/gemm_skinny.cuh's */
                                            "ld_stream16"};
 
