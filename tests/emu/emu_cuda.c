@@ -354,9 +354,40 @@ EMU_API CUresult cuFuncSetAttribute(void *fn, int attr, int v) {
     return CU_OK;
 }
 
+/* ---- tensor maps (TMA) -------------------------------------------------------------- */
+
+/* cuTensorMapEncodeTiled: the map is emu_abi.h's EmuTensorMap in the
+ * 128-byte CUtensorMap. What the driver refuses is refused: a rank other
+ * than 1 or 2, an element type other than the 1-, 2- and 4-byte ones, an
+ * address not 16-aligned, a stride not a multiple of 16 or below a row, a
+ * box dimension of 0 or over 256, element strides other than 1 (not
+ * emulated), an interleave, and a box row wider than the swizzle's span. */
+EMU_API CUresult cuTensorMapEncodeTiled(void *map, int dtype, unsigned rank, void *addr, const unsigned long long *dim,
+                                        const unsigned long long *strides, const unsigned *box, const unsigned *estrides, int interleave,
+                                        int swizzle, int l2promo, int oobfill) {
+    (void)l2promo;
+    static const unsigned esize[] = {1, 2, 4, 4, 8, 8, 2, 4, 8, 2, 4, 4, 4}; /* CU_TENSOR_MAP_DATA_TYPE_* */
+    if (!map || ((uintptr_t)map & 63) || rank < 1 || rank > 2 || dtype < 0 || dtype > 12 || esize[dtype] == 8) return CU_INVALID_VALUE;
+    if (((uintptr_t)addr & 15) || interleave != 0 || swizzle < 0 || swizzle > 3 || oobfill != 0) return CU_INVALID_VALUE;
+    EmuTensorMap m = {EMU_TMAP_MAGIC, esize[dtype], rank, swizzle ? 16u << swizzle : 0u, (unsigned long long)(uintptr_t)addr, {1, 1}, 0, {1, 1}};
+    for (unsigned i = 0; i < rank; i++) {
+        if (!dim[i] || dim[i] > (1ull << 32) || !box[i] || box[i] > 256 || estrides[i] != 1) return CU_INVALID_VALUE;
+        m.dim[i] = dim[i];
+        m.box[i] = box[i];
+    }
+    if (rank == 2) {
+        if (strides[0] % 16 || strides[0] < dim[0] * m.esize || strides[0] >= (1ull << 40)) return CU_INVALID_VALUE;
+        m.stride1 = strides[0];
+    }
+    if ((box[0] * m.esize) % 16 || (m.swizzle && box[0] * m.esize > m.swizzle)) return CU_INVALID_VALUE;
+    memset(map, 0, 128);
+    memcpy(map, &m, sizeof m);
+    return CU_OK;
+}
+
 /* ---- the block scheduler ----------------------------------------------------------- */
 
-enum { F_RUN, F_WAIT_BLOCK, F_WAIT_WARP, F_DONE };
+enum { F_RUN, F_WAIT_BLOCK, F_WAIT_WARP, F_WAIT_MBAR, F_DONE };
 
 typedef struct {
     void *dst;
@@ -374,7 +405,14 @@ typedef struct {
     EmuCopy *cp; /* cp.async issued, not landed */
     int ncp, capcp;
     unsigned groups;
+    const void *mbar; /* at an mbarrier wait: the barrier and the parity it waits for */
+    unsigned mpar;
 } Fiber;
+
+typedef struct { /* a bulk tensor copy in flight (emu_abi.h's bulk_async) */
+    void *dst, *buf, *bar;
+    size_t bytes;
+} EmuBulk;
 
 typedef struct {
     const EmuFunc *fn;
@@ -400,6 +438,8 @@ typedef struct {
     long block;
     Launch *L;
     void *altstack;
+    EmuBulk *bulk; /* the block's bulk copies in flight */
+    int nbulk, capbulk;
 } Worker;
 
 static __thread Worker *tls_w;
@@ -495,6 +535,58 @@ static void ctx_cp_wait(EmuCtx *c, int pending) {
     f->ncp = keep;
 }
 
+/* ---- mbarriers and bulk tensor copies (TMA): emu_abi.h's mbar_wait, bulk_async --- */
+
+static void ctx_mbar_wait(EmuCtx *c, const void *bar, unsigned parity, int line) {
+    Worker *w = c->priv;
+    const unsigned char *b = bar;
+    if (b < w->smem || b + 8 > w->smem + w->ctx.smem_bytes || ((uintptr_t)b & 7)) ctx_fault(c, "mbarrier wait on an address that is no 8-byte word of the dynamic shared memory", line);
+    if (!emu_mbar_ok(bar)) ctx_fault(c, "mbarrier wait on a barrier that was never initialized (mbarrier.init)", line);
+    if (parity > 1) ctx_fault(c, "mbarrier wait with a parity other than 0 or 1", line);
+    if (emu_mbar_done(bar, parity)) return;
+    Fiber *f = &w->f[w->cur];
+    f->state = F_WAIT_MBAR;
+    f->line = line;
+    f->mbar = bar;
+    f->mpar = parity;
+    yield_to_main(w);
+}
+
+static void ctx_bulk_async(EmuCtx *c, void *dst, void *buf, size_t bytes, void *bar, int line) {
+    Worker *w = c->priv;
+    unsigned char *d = dst, *b = bar;
+    if (d < w->smem || d + bytes > w->smem + w->ctx.smem_bytes) ctx_fault(c, "bulk tensor copy to outside the block's dynamic shared memory", line);
+    if (b < w->smem || b + 8 > w->smem + w->ctx.smem_bytes || ((uintptr_t)b & 7) || !emu_mbar_ok(bar))
+        ctx_fault(c, "bulk tensor copy completing on no initialized mbarrier of the shared memory", line);
+    if (w->nbulk == w->capbulk) {
+        w->capbulk = w->capbulk ? 2 * w->capbulk : 64;
+        w->bulk = realloc(w->bulk, sizeof(EmuBulk) * (size_t)w->capbulk);
+    }
+    w->bulk[w->nbulk++] = (EmuBulk){dst, buf, bar, bytes};
+}
+
+/* Every bulk copy in flight lands, in issue order, and completes its bytes. */
+static bool land_bulk(Worker *w) {
+    for (int i = 0; i < w->nbulk; i++) {
+        EmuBulk *e = &w->bulk[i];
+        memcpy(e->dst, e->buf, e->bytes);
+        free(e->buf);
+        ((int *)e->bar)[1] -= (int)e->bytes;
+        emu_mbar_settle(e->bar);
+    }
+    bool any = w->nbulk > 0;
+    w->nbulk = 0;
+    return any;
+}
+
+/* Releases the fibers whose mbarrier phase has completed; whether any was. */
+static bool release_mbar(Worker *w) {
+    bool moved = false;
+    for (int t = 0; t < w->nthreads; t++)
+        if (w->f[t].state == F_WAIT_MBAR && emu_mbar_done(w->f[t].mbar, w->f[t].mpar)) w->f[t].state = F_RUN, moved = true;
+    return moved;
+}
+
 static void fiber_main(void) {
     Worker *w = tls_w;
     w->L->fn->entry(&w->ctx, w->L->params);
@@ -560,11 +652,14 @@ static bool resolve(Worker *w) {
             if (a->xmask >> l & 1u) w->f[w0 + l].state = F_RUN;
         moved = true;
     }
+    moved |= release_mbar(w);
+    if (!moved && land_bulk(w)) moved = release_mbar(w); /* nothing else can move: the copies land now */
     if (moved) return true;
-    int live = 0, at_block = 0, first = -1;
+    int live = 0, at_block = 0, at_mbar = 0, first = -1;
     for (int t = 0; t < n; t++) {
         if (w->f[t].state == F_DONE) continue;
         live++;
+        at_mbar += w->f[t].state == F_WAIT_MBAR;
         if (w->f[t].state == F_WAIT_BLOCK) {
             at_block++;
             if (first < 0) first = t;
@@ -578,7 +673,10 @@ static bool resolve(Worker *w) {
             }
         }
     }
-    if (!live) return false;
+    if (!live) {
+        if (w->nbulk) launch_fail(w, "the block exits with a bulk tensor copy in flight (no thread waited for it)", 0);
+        return false;
+    }
     if (at_block == live) {
         for (int t = 0; t < n; t++)
             if (w->f[t].state == F_WAIT_BLOCK) w->f[t].state = F_RUN;
@@ -588,6 +686,12 @@ static bool resolve(Worker *w) {
         if (w->f[t].state == F_WAIT_WARP) {
             w->cur = t;
             launch_fail(w, "deadlock: a warp collective waits for lanes held at __syncthreads", w->f[t].line);
+            return false;
+        }
+    for (int t = 0; t < n && at_mbar; t++)
+        if (w->f[t].state == F_WAIT_MBAR) {
+            w->cur = t;
+            launch_fail(w, "deadlock: an mbarrier wait that no arrival or copy left can complete (wrong parity or count?)", w->f[t].line);
             return false;
         }
     launch_fail(w, "the scheduler lost track of the block", 0);
@@ -616,6 +720,8 @@ static void run_block(Worker *w, long b, ucontext_t *tmpl) {
         f->groups = 0;
         f->parity = 0;
     }
+    for (int i = 0; i < w->nbulk; i++) free(w->bulk[i].buf); /* a failed block's */
+    w->nbulk = 0;
     bool down = b & 1;
     do {
         for (int i = 0; i < n && !atomic_load(&L->failed); i++) {
@@ -741,7 +847,8 @@ static CUresult run_launch(const EmuFunc *fn, const unsigned grid[3], const unsi
         w->nthreads = (int)nthreads;
         w->ctx = (EmuCtx){.block_dim = {block[0], block[1], block[2]}, .grid_dim = {grid[0], grid[1], grid[2]}, .smem_bytes = smem,
                           .sync_block = ctx_sync_block, .warp_exchange = ctx_warp_exchange, .cp_async = ctx_cp_async,
-                          .cp_commit = ctx_cp_commit, .cp_wait = ctx_cp_wait, .fault = ctx_fault, .priv = w};
+                          .cp_commit = ctx_cp_commit, .cp_wait = ctx_cp_wait, .fault = ctx_fault, .priv = w,
+                          .mbar_wait = ctx_mbar_wait, .bulk_async = ctx_bulk_async};
         if (smem + 16 > w->smem_cap) {
             free(w->smem);
             w->smem_cap = smem + 16 > 4096 ? smem + 16 : 4096;
