@@ -16,7 +16,14 @@
  * bf16, 2^-9; FP8 products are exact, only the f32 sums' order differs).
  * The same kernel with wgmma descriptors in the 64-byte swizzle (the maps
  * stay in the 128-byte one), or with the weight scales left out, must miss
- * the bound by far: the check can fail. */
+ * the bound by far: the check can fail.
+ *
+ * In the runtime: `silu(linear(x, w))` through fp8-quant (act_scale ->
+ * quantize -> fp8_linear as in the model) on both executors, the CPU taking
+ * each value the GPU stored, at M = 300 (1 x 300 and 2 x 150: the x map
+ * spans the buffer's 600 rows, a step's M fewer) where the rule runs the
+ * TMA kernel, and at M = 200 where it does not; with DSCC_GEMM_TMA=0 it
+ * never does. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -28,8 +35,12 @@
 #include <string.h>
 
 #include "codegen/codegen.h"
+#include "codegen/gen.h"
 #include "codegen/kernels.h"
 #include "cpu/cpu.h"
+#include "frontend/frontend.h"
+#include "passes/passes.h"
+#include "runtime/gpu.h"
 #include "runtime/runtime.h"
 #include "tests/unit/testutil.h"
 
@@ -138,6 +149,82 @@ static void test_wrong_scale_fails(void **state) {
     assert_true(run_shape(300, 256, 592, defs, 1) > 0.1);
 }
 
+typedef struct {
+    const IrGraph *g;
+    GpuExec *gx;
+    double err; /* the fp8_linear's rel L2 */
+} Cmp;
+
+/* After the CPU computes node id: the fp8_linear's error against the GPU's stored value; then every value continues from the GPU's. */
+static void take_gpu(void *ctx, int id, float *c, int64_t nc) {
+    Cmp *m = ctx;
+    const IrNode *n = m->g->nodes[id];
+    int64_t ng = 0;
+    const float *gv = n->op == IR_OP_INPUT || n->op == IR_OP_WEIGHT ? NULL : gpu_exec_value(m->gx, id, &ng);
+    if (!gv) return;
+    assert_int_equal(nc, ng);
+    if (n->op == IR_OP_FP8_LINEAR) {
+        double num = 0, den = 0;
+        for (int64_t k = 0; k < nc; k++) num += ((double)gv[k] - c[k]) * ((double)gv[k] - c[k]), den += (double)c[k] * c[k];
+        assert_true(den > 0);
+        m->err = sqrt(num / den);
+    }
+    memcpy(c, gv, sizeof(float) * (size_t)nc);
+}
+
+/* y = silu(linear(x, w)), w [256, 640], at each (B, S, whether the TMA kernel must run) on both executors. */
+static void check_runtime(const int64_t (*rows)[3], int nrows) {
+    const int64_t N = 256, K = 640;
+    Arena *a = arena_new();
+    DiagEngine *d = diag_new(a, stderr);
+    char *src = arena_printf(a, "dim B, S;\ninput x: bf16[B, S, %lld];\nweight w: bf16[%lld, %lld] = \"w\";\noutput y = silu(linear(x, w));\n",
+                             (long long)K, (long long)N, (long long)K);
+    IrGraph *g = fe_compile_string(a, d, "tma.dsl", src, strlen(src), &(FeOptions){NULL, NULL, 0});
+    assert_non_null(g);
+    PassPipeline pp;
+    PassRunOptions ro = {0};
+    assert_true(pass_pipeline_parse(a, d, "shape-infer,fold-constants,dce,fp8-quant,cse,dce,fuse", &pp) && pass_pipeline_run(&pp, g, &ro, d));
+    uint64_t seed = 17;
+    CpuWeightSource ws = cpu_random_weights(&seed);
+    GpuOptions go = {.max_batch = 2, .max_seq = 300, .max_ctx = 300, .keep_all = true, .no_blas = true};
+    GpuExec *gx = gpu_exec_new(g, &ws, &go, d);
+    assert_non_null(gx);
+    Cmp m = {.g = g, .gx = gx};
+    CpuOptions co = {.threads = 4, .after_node = take_gpu, .hook_ctx = &m};
+    CpuExec *cx = cpu_exec_new(g, &ws, &co, d);
+    assert_non_null(cx);
+    float *xv = malloc(sizeof(float) * (size_t)(600 * K));
+    for (int r = 0; r < nrows; r++) {
+        int64_t B = rows[r][0], S = rows[r][1];
+        for (int64_t i = 0; i < B * S * K; i++) xv[i] = rt_bf16_decode(rt_bf16_encode(urand() * (i / K % 7 == 3 ? 40.0f : 1.0f)));
+        CpuInput in[1] = {{"x", 3, {B, S, K}, xv}};
+        m.err = -1;
+        assert_true(gpu_exec_run(gx, in, 1, d));
+        assert_true(cpu_exec_run(cx, in, 1, d));
+        print_message("runtime, M %lld (%lld x %lld): TMA kernel runs %d, fp8_linear rel L2 %.2e\n", (long long)(B * S), (long long)B,
+                      (long long)S, gpu_exec_last_tma_calls(gx), m.err);
+        assert_int_equal(gpu_exec_last_tma_calls(gx), (int)rows[r][2]);
+        assert_true(m.err >= 0 && m.err <= 4e-3);
+    }
+    free(xv);
+    cpu_exec_free(cx);
+    gpu_exec_free(gx);
+    arena_free(a);
+}
+
+static void test_in_the_runtime(void **state) {
+    (void)state;
+    unsetenv("DSCC_GEMM_TMA");
+    check_runtime((const int64_t[][3]){{1, 300, 1}, {2, 150, 1}, {1, 200, 0}}, 3);
+}
+
+static void test_runtime_switch_off(void **state) {
+    (void)state;
+    setenv("DSCC_GEMM_TMA", "0", 1);
+    check_runtime((const int64_t[][3]){{1, 300, 0}}, 1);
+    unsetenv("DSCC_GEMM_TMA");
+}
+
 int main(void) {
     if (!tu_hopper()) return 77;
     Arena *a = arena_new();
@@ -148,7 +235,8 @@ int main(void) {
     }
     const struct CMUnitTest tests[] = {cmocka_unit_test(test_partial_tile), cmocka_unit_test(test_ragged_k), cmocka_unit_test(test_wide_n),
                                        cmocka_unit_test(test_long_k), cmocka_unit_test(test_wrong_swizzle_fails),
-                                       cmocka_unit_test(test_wrong_scale_fails)};
+                                       cmocka_unit_test(test_wrong_scale_fails), cmocka_unit_test(test_in_the_runtime),
+                                       cmocka_unit_test(test_runtime_switch_off)};
     int rc = cmocka_run_group_tests(tests, NULL, NULL);
     rt_cuda_close(gpu);
     arena_free(a);
