@@ -596,7 +596,8 @@ static bool setup_tma(GpuExec *x, const int64_t *smax, DiagEngine *d) {
     bool bad;
     x->gtable = rt_gemm_table_open(rt_cuda_sm(x->cu), d, &bad);
     if (bad) return false;
-    unsigned char *maps = calloc((size_t)x->p->nkernels, 256);
+    unsigned char *maps = aligned_alloc(64, (size_t)x->p->nkernels * 256); /* a CUtensorMap is 64-aligned */
+    if (maps) memset(maps, 0, (size_t)x->p->nkernels * 256);
     if (!maps || !rt_cuda_alloc(x->cu, d, (size_t)x->p->nkernels * 256, &x->tmaps)) {
         free(maps);
         return false;
