@@ -121,6 +121,16 @@ static inline long long cg_mla_splits(long long S, long long B, long long Hq, lo
 static inline CG_KEY_SPLITS_FN(CG_EXPAND)
 static inline CG_K_SPLITS_FN(CG_EXPAND)
 
+/* A phase that runs codegen/kernels/gemm_tma.cuh (an FP8 linear by TMA
+ * and wgmma): 384 threads a block, a persistent grid (at most one block an
+ * SM), its two tensor maps made by the runtime at plan time. */
+typedef struct {
+    IrDim M;
+    int64_t N, K;
+    int x, w, maps; /* slots: x's and w's E4M3 codes; the maps' (a scratch slot the runtime points at its own maps) */
+    int span;       /* phases after this one that compute the same GEMM (the tile's): not run when this one is */
+} CgTmaGemm;
+
 /* items as `rule` says; a and b evaluated at run time. */
 typedef struct {
     const char *fn;  /* __global__ function in the module */
@@ -139,6 +149,7 @@ typedef struct {
     int64_t amin, amax; /* when set (> 0): the phase runs only for a > amin, or only for a <= amax (a GEMM's skinny-M form
                          * against its tile: CG_SKINNY_M) */
     int threads;        /* CG_LAUNCH_BLOCK: threads a block when not 256 (0); MLA's decode kernel: 384 */
+    const CgTmaGemm *tma; /* non-NULL: the phase is the TMA GEMM, which the runtime runs instead of its tile or not at all */
 } CgPhase;
 
 /* A GEMM over at most this many rows (a decode step's) runs its skinny-M

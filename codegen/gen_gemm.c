@@ -413,21 +413,59 @@ static void gemm_skinny(Gen *G, IrDim M, int64_t K, int64_t N, int sx, int sxs, 
     G->phases[G->nphases - 1].amax = CG_SKINNY_M;
 }
 
+/* Dynamic shared memory of gemm_tma.cuh at its default 6 stages (GT_SMEM). */
+#define CG_TMA_SMEM (6 * 32768 + 16 * 6 + 1024)
+
+/* The large-M form of an fp8_linear (codegen/kernels/gemm_tma.cuh): one
+ * phase over the 128 x 128 output tiles that the runtime runs instead of
+ * the tile's phases where the GEMM table (or, without an entry, M >= 256)
+ * says so; `after` is set once the tile's phases are known. */
+static CgTmaGemm *gemm_tma(Gen *G, const IrNode *n, IrDim M, int64_t K, int64_t N, int sx, int sxs, int sw, int sws, int sy, bool skinny) {
+    CgTmaGemm *t = arena_alloc(G->a, sizeof *t);
+    *t = (CgTmaGemm){M, N, K, sx, sw, cg_slot_scratch(G, n, ir_dim_const(64)), 0}; /* 64 floats: room for the two 128-byte maps */
+    const char *entry = arena_printf(G->a, "p%d_fp8_linear_tma", G->nphases);
+    CgDefine defs[] = {
+        {"GT_IN_MODULE", "1"},
+        {"GT_M", cg_dim(G, M)},
+        {"GT_N", arena_printf(G->a, "%lldLL", (long long)N)},
+        {"GT_K", arena_printf(G->a, "%lldLL", (long long)K)},
+        {"GT_MAPS", arena_printf(G->a, "((const unsigned char *)a.t[%d])", t->maps)},
+        {"GT_XS(i)", arena_printf(G->a, "L%d(a, (i))", sxs)},
+        {"GT_WS(i)", arena_printf(G->a, "L%d(a, (i))", sws)},
+        {"GT_STORE(i, v)", arena_printf(G->a, "S%d(a, (i), (v))", sy)},
+    };
+    sb_puts(&G->decl, "// fp8_linear at large M: TMA loads into a 6-stage mbarrier ring, a producer warp and two wgmma m64n128k32 E4M3\n"
+                      "// consumer warpgroups over 128 x 128 tiles, a persistent grid, block scales promoted per K block\n");
+    sb_puts(&G->decl, cg_kernel_instance(G->a, "gemm_tma", entry, defs, (int)(sizeof defs / sizeof defs[0])));
+    cg_phase(G, CG_LAUNCH_BLOCK, M, 128, ir_dim_const(N), 128, CG_TMA_SMEM);
+    CgPhase *f = &G->phases[G->nphases - 1];
+    f->fn = entry;
+    f->tma = t;
+    f->threads = 384; /* a producer warpgroup and two consumer warpgroups */
+    if (skinny) f->amin = CG_SKINNY_M;
+    return t;
+}
+
 /* fp8_linear on the tensor cores (its skinny-M form first where the shape
- * allows it), and its cuBLASLt form where the shape allows it and the
- * activation scales are stored K-block-major, as cuBLASLt reads them. */
+ * allows it, then its TMA form on Hopper's wgmma), and its cuBLASLt form
+ * where the shape allows it and the activation scales are stored
+ * K-block-major, as cuBLASLt reads them. */
 static bool gemm_fp8_mma(Gen *G, const IrNode *n, IrDim M, IrDim K, IrDim O) {
     int sx = cg_slot_value(G, n->ops[0]), sxs = cg_slot_value(G, n->ops[1]);
     int sw = cg_slot_value(G, n->ops[2]), sws = cg_slot_value(G, n->ops[3]), sy = cg_slot_result(G, n);
     bool skinny = G->skinny && K.coeff % 16 == 0 && ir_dim_is_const(O) && O.coeff < (1LL << 31);
     if (skinny) gemm_skinny(G, M, K.coeff, O.coeff, sx, sxs, sw, sws, sy);
+    bool tma = G->wgmma && K.coeff % 16 == 0 && ir_dim_is_const(O) && O.coeff < (1LL << 31);
+    CgTmaGemm *t = tma ? gemm_tma(G, n, M, K.coeff, O.coeff, sx, sxs, sw, sws, sy, skinny) : NULL;
     int tile = G->nphases;
     int span = gemm_mma(G, n, arena_printf(G->a, "fp8_linear: tensor cores (%s), 64x128 tile, 1x128 / 128x128 block scales per K block", cg_tile_insn(G, false)),
                         false, M, K.coeff, O, sx, sxs, sw, sws, sy);
+    if (t) t->span = span;
     if (skinny) {
         for (int p = tile; p < G->nphases; p++) G->phases[p].amin = CG_SKINNY_M;
         span++;
     }
+    span += tma; /* the library call replaces the TMA form too */
     const IrNode *y = G->g->nodes[G->slots[sy].node];
     if (K.coeff % 512 == 0 && O.coeff % 8 == 0 && G->dtype[y->id] == IR_DT_BF16 && G->kblock[n->ops[1]->id]) /* cuBLASLt's block-scaled FP8 may run it */
         G->lib = (CgLib){CG_LIB_FP8_GEMM, M, O.coeff, K.coeff, sx, sxs, sw, sws, sy, false, G->nphases - span, span};

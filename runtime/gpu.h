@@ -138,6 +138,8 @@ bool gpu_exec_time_kernel(GpuExec *x, int k, int reps, int64_t flush, double *ms
  * kernels (FP8 block-scaled and BF16 linears whose shape it supports), and
  * its version ("cuBLASLt 130100"; NULL when not in use). */
 int gpu_exec_last_lib_calls(const GpuExec *x);
+/* How many FP8 GEMMs of the last run the TMA kernel (codegen/kernels/gemm_tma.cuh) ran. */
+int gpu_exec_last_tma_calls(const GpuExec *x);
 const char *gpu_exec_blas(const GpuExec *x);
 /* Why cuBLASLt is not in use ("DSCC_CUBLASLT=0", "libcublasLt.so.13 not found", ...); NULL when it is. */
 const char *gpu_exec_blas_why(const GpuExec *x);

@@ -4,6 +4,7 @@
 
 #include "codegen/gen.h"
 #include "runtime/blas.h"
+#include "runtime/gemm_table.h"
 #include "runtime/gpu_ep.h"
 #include "runtime/gpu_trace.h"
 #include "runtime/runtime.h"
@@ -108,6 +109,11 @@ struct GpuExec {
     bool *konst;      /* per kernel: every member a function of weights alone: run once (at load, or by the first run), kept */
     unsigned char *atload; /* per kernel: 1 its values are held with the weights (ir_weight_values), computed at load;
                             * 2 a JOINED concat, which the load put in place: never launched */
+    int tma_calls;    /* ... and the TMA GEMM kernel */
+    RtDevPtr tmaps;          /* the TMA GEMM phases' tensor maps, 256 bytes a kernel (0: none made) */
+    bool tma_on;             /* the TMA GEMM phases may run (tensor maps made, DSCC_GEMM_TMA not 0) */
+    bool tma_all;            /* DSCC_GEMM_TMA=all: wherever they can (bench_gemm's TMA path), the table not asked */
+    RtGemmTable *gtable;     /* the GEMM table their choice reads (NULL: the rule) */
     bool *idle[2];    /* per kernel, for a step with nothing cached [0] or a cached context [1]: nothing that step uses
                        * (only fresh_select's other operand): not launched (NULL: no fresh_select in the graph) */
     bool *need[2];    /* per node, the same: its value is computed in such a step */
@@ -655,6 +661,62 @@ static bool place_experts(GpuExec *x, DiagEngine *d) {
     return true;
 }
 
+/* The TMA GEMM phase of kernel k (gemm_tma.cuh), or -1. */
+static int tma_phase(const GpuExec *x, int k) {
+    const CgKernel *ck = &x->p->kernels[k];
+    for (int ph = 0; ph < ck->nphases; ph++)
+        if (ck->phases[ph].tma) return ph;
+    return -1;
+}
+
+/* The TMA GEMM phases' tensor maps, made once at plan time: x's over its
+ * buffer's rows at the largest dims (rows past a step's M are read, never
+ * stored), w's over the weight; 256 bytes a kernel in x->tmaps, which the
+ * phase's maps slot then points at. Without the driver's tensor maps, a
+ * Hopper GPU or with DSCC_GEMM_TMA=0 the phases never run; with
+ * DSCC_GEMM_TMA=all they run wherever they can (above the skinny form's
+ * rows), else where the GEMM table or its rule says (rt_gemm_use_tma). */
+static bool setup_tma(GpuExec *x, const int64_t *smax, DiagEngine *d) {
+    const char *env = getenv("DSCC_GEMM_TMA");
+    int n = 0;
+    for (int k = 0; k < x->p->nkernels; k++) n += tma_phase(x, k) >= 0;
+    if (!n || (env && strcmp(env, "0") == 0) || rt_cuda_sm(x->cu) < 90 || !rt_cuda_has_tensor_maps(x->cu)) return true;
+    bool bad;
+    x->gtable = rt_gemm_table_open(rt_cuda_sm(x->cu), d, &bad);
+    if (bad) return false;
+    unsigned char *maps = aligned_alloc(64, (size_t)x->p->nkernels * 256); /* a CUtensorMap is 64-aligned */
+    if (maps) memset(maps, 0, (size_t)x->p->nkernels * 256);
+    if (!maps || !rt_cuda_alloc(x->cu, d, (size_t)x->p->nkernels * 256, &x->tmaps)) {
+        free(maps);
+        return false;
+    }
+    bool ok = true;
+    for (int k = 0; k < x->p->nkernels && ok; k++) {
+        int ph = tma_phase(x, k);
+        if (ph < 0) continue;
+        const CgTmaGemm *t = x->p->kernels[k].phases[ph].tma;
+        Launch *l = &x->launch[k];
+        unsigned char *m = maps + (size_t)k * 256;
+        ok = rt_cuda_tensor_map_2d(x->cu, d, m, l->args.t[t->x], ir_dim_eval(t->M, smax), t->K, t->K, 128, 128) &&
+             rt_cuda_tensor_map_2d(x->cu, d, m + 128, l->args.t[t->w], t->N, t->K, t->K, 128, 128);
+        if (!ok) diag_note(d, x->p->kernels[k].loc, "for the TMA GEMM of kernel %s", x->p->kernels[k].name);
+        l->args.t[t->maps] = x->tmaps + (RtDevPtr)k * 256;
+    }
+    ok = ok && rt_cuda_upload(x->cu, d, x->tmaps, maps, (size_t)x->p->nkernels * 256);
+    free(maps);
+    x->tma_on = ok;
+    x->tma_all = env && strcmp(env, "all") == 0;
+    return ok;
+}
+
+/* Whether kernel k runs its TMA GEMM phase ph at dims sym instead of the tile's phases and cuBLASLt. */
+static bool use_tma(const GpuExec *x, int k, int ph, const int64_t *sym) {
+    if (!x->tma_on || ph < 0) return false;
+    const CgPhase *f = &x->p->kernels[k].phases[ph];
+    return cg_phase_items(f, sym) > 0 && (x->tma_all || rt_gemm_use_tma(x->gtable, ir_dim_eval(f->tma->M, sym), f->tma->N, f->tma->K));
+}
+
+
 static RtDevPtr slot_ptr(GpuExec *x, const CgKernel *k, int s, const int64_t *scr_off) {
     const CgSlot *sl = &k->slots[s];
     if (sl->kind == CG_SLOT_SCRATCH) return x->scratch + (RtDevPtr)scr_off[s];
@@ -933,6 +995,7 @@ GpuExec *gpu_exec_new(const IrGraph *g, const CpuWeightSource *ws, const GpuOpti
         l->args.tag = k;
     }
     free(scr);
+    if (!setup_tma(x, smax, d)) goto fail;
     bool any_lib = false;
     for (int k = 0; k < p->nkernels; k++) any_lib |= p->kernels[k].lib.kind != CG_LIB_NONE;
     x->no_blas_why = !any_lib ? "no GEMM of this graph has a cuBLASLt form" : o.no_blas ? "the generated kernels were asked for" : NULL;
@@ -960,6 +1023,8 @@ void gpu_exec_free(GpuExec *x) {
         if (x->ev)
             for (int k = 0; k <= x->p->nkernels; k++) rt_cuda_event_free(x->cu, x->ev[k]);
         rt_blas_close(x->blas);
+        rt_gemm_table_free(x->gtable);
+        rt_cuda_free(x->cu, x->tmaps);
         rt_dev_sampler_free(x->sampler);
         for (int k = 0; x->kev && k < x->p->nkernels; k++) rt_cuda_event_free(x->cu, x->kev[k]);
         rt_cuda_event_free(x->cu, x->join);
@@ -1206,6 +1271,7 @@ static bool run_lib(GpuExec *x, int k, const RtBlasPlan *plan, const int64_t *sy
 }
 
 int gpu_exec_last_lib_calls(const GpuExec *x) { return x->lib_calls; }
+int gpu_exec_last_tma_calls(const GpuExec *x) { return x->tma_calls; }
 const char *gpu_exec_blas(const GpuExec *x) { return x->blas ? rt_blas_version(x->blas) : NULL; }
 const char *gpu_exec_blas_why(const GpuExec *x) { return x->blas ? NULL : x->no_blas_why; }
 
@@ -1355,9 +1421,13 @@ static bool emit(GpuExec *x, StepSeq *q, int k, int ph, int64_t grid, const Step
 static bool launch_kernel(GpuExec *x, int k, const int64_t *sym, StepSeq *q, const StepMode *m, DiagEngine *d) {
     const CgKernel *ck = &x->p->kernels[k];
     int skip = -1, span = ck->lib.span > 1 ? ck->lib.span : 1; /* the template's phases when the library ran it */
+    int tph = tma_phase(x, k);
+    bool tma = use_tma(x, k, tph, sym); /* the TMA GEMM instead of the tile's phases (and of cuBLASLt) */
     bool ok = true;
     for (int ph = 0; ph < ck->nphases && ok; ph++) {
-        const RtBlasPlan *plan = ph == ck->lib.phase ? lib_plan(x, k, sym) : NULL;
+        if (ph == tph && !tma) continue;
+        if (tma && ph > tph && ph <= tph + ck->phases[tph].tma->span) continue;
+        const RtBlasPlan *plan = ph == ck->lib.phase && !tma ? lib_plan(x, k, sym) : NULL;
         if (plan) {
             if (!m->dry) ok = run_lib(x, k, plan, sym, d);
             if (ok && !m->dry && x->sync_each) ok = rt_cuda_sync(x->cu, d);
@@ -1373,11 +1443,13 @@ static bool launch_kernel(GpuExec *x, int k, const int64_t *sym, StepSeq *q, con
         int64_t items = cg_phase_items(f, sym);
         if (items <= 0) continue;
         int64_t grid = f->mode == CG_LAUNCH_ELEM ? ceil_div(items, 256) : f->mode == CG_LAUNCH_WARP ? ceil_div(items, 8) : items;
+        if (f->tma && grid > rt_cuda_sms(x->cu)) grid = rt_cuda_sms(x->cu); /* persistent: a block an SM walks the tiles */
         if (grid > 2147483647LL) {
             diag_error(d, ck->loc, "kernel %s: %lld blocks exceed the grid limit", ck->name, (long long)grid);
             return false;
         }
         ok = emit(x, q, k, ph, grid, m, d);
+        if (ok && f->tma && !m->dry) x->tma_calls++;
         if (!ok) diag_note(d, ck->loc, "in kernel %s, phase %d (%lld items)", ck->name, ph, (long long)items);
     }
     return ok;
@@ -1508,8 +1580,11 @@ static bool run_graph(GpuExec *x, const int64_t *sym, DiagEngine *d) {
     if (ok) {
         e->used = ++x->gclock;
         x->launches = q.n;
-        x->lib_calls = 0;
-        for (int j = 0; j < q.n; j++) x->lib_calls += q.v[j].ph == GL_LIB;
+        x->lib_calls = x->tma_calls = 0;
+        for (int j = 0; j < q.n; j++) {
+            x->lib_calls += q.v[j].ph == GL_LIB;
+            x->tma_calls += q.v[j].ph >= 0 && x->p->kernels[q.v[j].k].phases[q.v[j].ph].tma;
+        }
     }
     free(q.v);
     return ok && rt_cuda_event_record(x->cu, d, x->step[0]) && rt_cuda_graph_launch(x->cu, d, e->graph);
@@ -1521,7 +1596,7 @@ static bool run_step(GpuExec *x, const CpuInput *in, int nin, DiagEngine *d) {
     if (!rt_cuda_memset0(x->cu, d, x->err, 8)) return false;
     const CgProgram *p = x->p;
     x->launches = 0;
-    x->lib_calls = 0;
+    x->lib_calls = x->tma_calls = 0;
     char name[96];
     step_name(x, name, sizeof name);
     bool decode = x->sym_t >= 0 && x->len > 0, traced = x->trace && x->ev && rt_trace_begin_step(x->trace);

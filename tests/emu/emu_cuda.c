@@ -356,9 +356,40 @@ EMU_API CUresult cuFuncSetAttribute(void *fn, int attr, int v) {
     return CU_OK;
 }
 
+/* ---- tensor maps (TMA) -------------------------------------------------------------- */
+
+/* cuTensorMapEncodeTiled: the map is emu_abi.h's EmuTensorMap in the
+ * 128-byte CUtensorMap. What the driver refuses is refused: a rank other
+ * than 1 or 2, an element type other than the 1-, 2- and 4-byte ones, an
+ * address not 16-aligned, a stride not a multiple of 16 or below a row, a
+ * box dimension of 0 or over 256, element strides other than 1 (not
+ * emulated), an interleave, and a box row wider than the swizzle's span. */
+EMU_API CUresult cuTensorMapEncodeTiled(void *map, int dtype, unsigned rank, void *addr, const unsigned long long *dim,
+                                        const unsigned long long *strides, const unsigned *box, const unsigned *estrides, int interleave,
+                                        int swizzle, int l2promo, int oobfill) {
+    (void)l2promo;
+    static const unsigned esize[] = {1, 2, 4, 4, 8, 8, 2, 4, 8, 2, 4, 4, 4}; /* CU_TENSOR_MAP_DATA_TYPE_* */
+    if (!map || ((uintptr_t)map & 63) || rank < 1 || rank > 2 || dtype < 0 || dtype > 12 || esize[dtype] == 8) return CU_INVALID_VALUE;
+    if (((uintptr_t)addr & 15) || interleave != 0 || swizzle < 0 || swizzle > 3 || oobfill != 0) return CU_INVALID_VALUE;
+    EmuTensorMap m = {EMU_TMAP_MAGIC, esize[dtype], rank, swizzle ? 16u << swizzle : 0u, (unsigned long long)(uintptr_t)addr, {1, 1}, 0, {1, 1}};
+    for (unsigned i = 0; i < rank; i++) {
+        if (!dim[i] || dim[i] > (1ull << 32) || !box[i] || box[i] > 256 || estrides[i] != 1) return CU_INVALID_VALUE;
+        m.dim[i] = dim[i];
+        m.box[i] = box[i];
+    }
+    if (rank == 2) {
+        if (strides[0] % 16 || strides[0] < dim[0] * m.esize || strides[0] >= (1ull << 40)) return CU_INVALID_VALUE;
+        m.stride1 = strides[0];
+    }
+    if ((box[0] * m.esize) % 16 || (m.swizzle && box[0] * m.esize > m.swizzle)) return CU_INVALID_VALUE;
+    memset(map, 0, 128);
+    memcpy(map, &m, sizeof m);
+    return CU_OK;
+}
+
 /* ---- the block scheduler ----------------------------------------------------------- */
 
-enum { F_RUN, F_WAIT_BLOCK, F_WAIT_WARP, F_WAIT_NAMED, F_DONE };
+enum { F_RUN, F_WAIT_BLOCK, F_WAIT_WARP, F_WAIT_NAMED, F_WAIT_MBAR, F_DONE };
 
 typedef struct {
     void *dst;
@@ -378,6 +409,8 @@ typedef struct {
     unsigned groups;
     int nb_id;       /* at a named barrier (F_WAIT_NAMED): its id */
     unsigned nb_in;  /* bit id: arrived at named barrier id's current phase */
+    const void *mbar; /* at an mbarrier wait: the barrier and the parity it waits for */
+    unsigned mpar;
 } Fiber;
 
 /* A named barrier of the running block: the phase's expected and arrived threads (0 arrived: idle). */
@@ -385,6 +418,11 @@ typedef struct {
     int count, arrived, line;
 } NamedBar;
 #define EMU_NAMED_BARS 16
+
+typedef struct { /* a bulk tensor copy in flight (emu_abi.h's bulk_async) */
+    void *dst, *buf, *bar;
+    size_t bytes;
+} EmuBulk;
 
 typedef struct {
     const EmuFunc *fn;
@@ -411,6 +449,8 @@ typedef struct {
     long block;
     Launch *L;
     void *altstack;
+    EmuBulk *bulk; /* the block's bulk copies in flight */
+    int nbulk, capbulk;
 } Worker;
 
 static __thread Worker *tls_w;
@@ -549,6 +589,58 @@ static void ctx_cp_wait(EmuCtx *c, int pending) {
     f->ncp = keep;
 }
 
+/* ---- mbarriers and bulk tensor copies (TMA): emu_abi.h's mbar_wait, bulk_async --- */
+
+static void ctx_mbar_wait(EmuCtx *c, const void *bar, unsigned parity, int line) {
+    Worker *w = c->priv;
+    const unsigned char *b = bar;
+    if (b < w->smem || b + 8 > w->smem + w->ctx.smem_bytes || ((uintptr_t)b & 7)) ctx_fault(c, "mbarrier wait on an address that is no 8-byte word of the dynamic shared memory", line);
+    if (!emu_mbar_ok(bar)) ctx_fault(c, "mbarrier wait on a barrier that was never initialized (mbarrier.init)", line);
+    if (parity > 1) ctx_fault(c, "mbarrier wait with a parity other than 0 or 1", line);
+    if (emu_mbar_done(bar, parity)) return;
+    Fiber *f = &w->f[w->cur];
+    f->state = F_WAIT_MBAR;
+    f->line = line;
+    f->mbar = bar;
+    f->mpar = parity;
+    yield_to_main(w);
+}
+
+static void ctx_bulk_async(EmuCtx *c, void *dst, void *buf, size_t bytes, void *bar, int line) {
+    Worker *w = c->priv;
+    unsigned char *d = dst, *b = bar;
+    if (d < w->smem || d + bytes > w->smem + w->ctx.smem_bytes) ctx_fault(c, "bulk tensor copy to outside the block's dynamic shared memory", line);
+    if (b < w->smem || b + 8 > w->smem + w->ctx.smem_bytes || ((uintptr_t)b & 7) || !emu_mbar_ok(bar))
+        ctx_fault(c, "bulk tensor copy completing on no initialized mbarrier of the shared memory", line);
+    if (w->nbulk == w->capbulk) {
+        w->capbulk = w->capbulk ? 2 * w->capbulk : 64;
+        w->bulk = realloc(w->bulk, sizeof(EmuBulk) * (size_t)w->capbulk);
+    }
+    w->bulk[w->nbulk++] = (EmuBulk){dst, buf, bar, bytes};
+}
+
+/* Every bulk copy in flight lands, in issue order, and completes its bytes. */
+static bool land_bulk(Worker *w) {
+    for (int i = 0; i < w->nbulk; i++) {
+        EmuBulk *e = &w->bulk[i];
+        memcpy(e->dst, e->buf, e->bytes);
+        free(e->buf);
+        ((int *)e->bar)[1] -= (int)e->bytes;
+        emu_mbar_settle(e->bar);
+    }
+    bool any = w->nbulk > 0;
+    w->nbulk = 0;
+    return any;
+}
+
+/* Releases the fibers whose mbarrier phase has completed; whether any was. */
+static bool release_mbar(Worker *w) {
+    bool moved = false;
+    for (int t = 0; t < w->nthreads; t++)
+        if (w->f[t].state == F_WAIT_MBAR && emu_mbar_done(w->f[t].mbar, w->f[t].mpar)) w->f[t].state = F_RUN, moved = true;
+    return moved;
+}
+
 static void fiber_main(void) {
     Worker *w = tls_w;
     w->L->fn->entry(&w->ctx, w->L->params);
@@ -614,12 +706,15 @@ static bool resolve(Worker *w) {
             if (a->xmask >> l & 1u) w->f[w0 + l].state = F_RUN;
         moved = true;
     }
+    moved |= release_mbar(w);
+    if (!moved && land_bulk(w)) moved = release_mbar(w); /* nothing else can move: the copies land now */
     if (moved) return true;
-    int live = 0, at_block = 0, first = -1;
+    int live = 0, at_block = 0, at_mbar = 0, first = -1;
     for (int t = 0; t < n; t++) {
         if (w->f[t].state == F_RUN) return true; /* released by a named barrier's phase */
         if (w->f[t].state == F_DONE) continue;
         live++;
+        at_mbar += w->f[t].state == F_WAIT_MBAR;
         if (w->f[t].state == F_WAIT_BLOCK) {
             at_block++;
             if (first < 0) first = t;
@@ -633,7 +728,10 @@ static bool resolve(Worker *w) {
             }
         }
     }
-    if (!live) return false;
+    if (!live) {
+        if (w->nbulk) launch_fail(w, "the block exits with a bulk tensor copy in flight (no thread waited for it)", 0);
+        return false;
+    }
     if (at_block == live) {
         for (int t = 0; t < n; t++)
             if (w->f[t].state == F_WAIT_BLOCK) w->f[t].state = F_RUN;
@@ -653,6 +751,12 @@ static bool resolve(Worker *w) {
                      w->f[t].nb_id, b->count, b->arrived);
             w->cur = t;
             launch_fail(w, m, w->f[t].line);
+            return false;
+        }
+    for (int t = 0; t < n && at_mbar; t++)
+        if (w->f[t].state == F_WAIT_MBAR) {
+            w->cur = t;
+            launch_fail(w, "deadlock: an mbarrier wait that no arrival or copy left can complete (wrong parity or count?)", w->f[t].line);
             return false;
         }
     launch_fail(w, "the scheduler lost track of the block", 0);
@@ -688,6 +792,8 @@ static void run_block(Worker *w, long b, ucontext_t *tmpl) {
         f->nb_in = 0;
     }
     memset(w->nb, 0, sizeof w->nb);
+    for (int i = 0; i < w->nbulk; i++) free(w->bulk[i].buf); /* a failed block's */
+    w->nbulk = 0;
     bool down = b & 1;
     int nwarps = (n + 31) / 32, lazy = nwarps > 1 ? (int)((b >> 1) % nwarps) : -1, starved = 0;
     do {
@@ -819,7 +925,7 @@ static CUresult run_launch(const EmuFunc *fn, const unsigned grid[3], const unsi
         w->ctx = (EmuCtx){.block_dim = {block[0], block[1], block[2]}, .grid_dim = {grid[0], grid[1], grid[2]}, .smem_bytes = smem,
                           .sync_block = ctx_sync_block, .warp_exchange = ctx_warp_exchange, .cp_async = ctx_cp_async,
                           .cp_commit = ctx_cp_commit, .cp_wait = ctx_cp_wait, .named_barrier = ctx_named_barrier,
-                          .fault = ctx_fault, .priv = w};
+                          .fault = ctx_fault, .priv = w, .mbar_wait = ctx_mbar_wait, .bulk_async = ctx_bulk_async};
         if (smem + 16 > w->smem_cap) {
             free(w->smem);
             w->smem_cap = smem + 16 > 4096 ? smem + 16 : 4096;
