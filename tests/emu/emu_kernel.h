@@ -476,11 +476,7 @@ static inline void emu_gt_mbar_wait(void *bar, unsigned parity, int line) { emu_
 static inline void gt_mbar_fence_init(void) {}
 static inline void gt_fence_async(void) {}
 
-/* setmaxnreg.{inc,dec}.sync.aligned.u32 N: registers are not emulated; the
- * PTX ISA's rule on N (24 to 256, a multiple of 8) is checked */
-static inline void emu_setmaxnreg(int n, int line) {
-    if (n < 24 || n > 256 || n % 8) emu_ctx->fault(emu_ctx, "setmaxnreg with a count outside 24..256 or not a multiple of 8", line);
-}
+/* setmaxnreg: emu_setmaxnreg above (the named barriers' section) */
 #define gt_regs_producer() emu_setmaxnreg(GT_REGS_P, __LINE__)
 #define gt_regs_consumer() emu_setmaxnreg(GT_REGS_C, __LINE__)
 
