@@ -1425,7 +1425,6 @@ static bool launch_kernel(GpuExec *x, int k, const int64_t *sym, StepSeq *q, con
     bool tma = use_tma(x, k, tph, sym); /* the TMA GEMM instead of the tile's phases (and of cuBLASLt) */
     bool ok = true;
     for (int ph = 0; ph < ck->nphases && ok; ph++) {
-        if (ph == tph && !tma) continue;
         if (tma && ph > tph && ph <= tph + ck->phases[tph].tma->span) continue;
         const RtBlasPlan *plan = ph == ck->lib.phase && !tma ? lib_plan(x, k, sym) : NULL;
         if (plan) {
@@ -1439,6 +1438,7 @@ static bool launch_kernel(GpuExec *x, int k, const int64_t *sym, StepSeq *q, con
             skip = ph;
         }
         if ((skip >= 0 && ph >= skip && ph < skip + span) || !ok) continue;
+        if (ph == tph && !tma) continue; /* after the library's turn: its call may begin at the TMA phase */
         const CgPhase *f = &ck->phases[ph];
         int64_t items = cg_phase_items(f, sym);
         if (items <= 0) continue;
