@@ -51,7 +51,7 @@ static void attention_mma_kernel(Gen *G, const IrNode *n, bool split, int sq, in
     bool vk = cg_attention_v_in_k(G, n); /* v read from k's rows: row stride Dk, from column `start` */
     int64_t vs = vk ? Dk : Dv, v0 = vk ? ir_node_attr_int(v, "start", 0) : 0;
     const IrNode *vsrc = vk ? k : v; /* the tensor v's rows are read from */
-    const char *vt = vsrc->op == IR_OP_KV_CACHE ? "a.cap" : cg_dim(G, vsrc->type.dims[1]);
+    const char *vt = v->op == IR_OP_KV_CACHE ? "a.cap" : cg_dim(G, vsrc->type.dims[1]);
     const char *decomp = split ? arena_printf(G->a,
         "    const long long Bn = %s, rows = S * Hq, nrb = (rows + 63) / 64, nsp = cg_key_splits(S, Bn, Hq, T);\n"
         "    const long long bs = blockIdx.x / nrb, r0 = blockIdx.x %% nrb * 64, bb = bs / nsp, sp = bs %% nsp;  // sp: which part of the keys\n",
@@ -393,36 +393,35 @@ static bool attention_mma(Gen *G, const IrNode *n) {
  * with head dims of at most 256 (q, k) and 128 (v), multiples of 16, a
  * constant number of key heads dividing the query heads, bf16 q, k and v:
  * MLA's naive form (128 heads as batch rows, d_qk 192, d_v 128) and grouped
- * attention; MLA's absorbed form (d_qk 576) stays on the form above.
+ * attention. One key head under several query heads (MLA's absorbed form,
+ * v a slice of k) stays on the form above, which flattens the heads into
+ * its query rows and splits a decode step's keys between blocks.
  * DSCC_ATTN_PREFILL=0 turns it off (the forms above, for comparison). */
 #define ATTN_PREFILL_SMEM(Dk, Dv) (128 * ((Dk) * 2 + 16) + 2 * 64 * ((Dk) * 2 + 16 + (Dv) * 2 + 16))
-static bool attention_prefill_shape(const Gen *G, const IrNode *n, bool vk) {
+static bool attention_prefill_shape(const Gen *G, const IrNode *n) {
     const char *env = getenv("DSCC_ATTN_PREFILL");
     if (env && strcmp(env, "0") == 0) return false;
     const IrNode *q = n->ops[0], *k = n->ops[1], *v = n->ops[2];
-    if (k->type.rank != 4 || v->type.rank != 4) return false;
+    if (k->type.rank != 4 || v->type.rank != 4 || cg_attention_v_in_k(G, n)) return false;
     for (int d = 2; d < 4; d++)
         if (!ir_dim_is_const(q->type.dims[d]) || !ir_dim_is_const(k->type.dims[d]) || !ir_dim_is_const(v->type.dims[d])) return false;
     int64_t Hq = q->type.dims[2].coeff, Hk = k->type.dims[2].coeff, Dk = q->type.dims[3].coeff, Dv = v->type.dims[3].coeff;
-    const IrNode *vsrc = vk ? k : v;
     bool qbf = cg_attention_q_concat(G, n) || G->dtype[q->id] == IR_DT_BF16; /* a concat q: its parts (checked there) */
-    return Hk >= 1 && Hq % Hk == 0 && v->type.dims[2].coeff == Hk && k->type.dims[3].coeff == Dk && Dk % 16 == 0 && Dv % 16 == 0 &&
-           Dk <= 256 && Dv <= 128 && qbf && G->dtype[k->id] == IR_DT_BF16 && G->dtype[vsrc->id] == IR_DT_BF16;
+    return Hk >= 1 && (Hk > 1 || Hq == 1) && Hq % Hk == 0 && v->type.dims[2].coeff == Hk && k->type.dims[3].coeff == Dk &&
+           Dk % 16 == 0 && Dv % 16 == 0 && Dk <= 256 && Dv <= 128 && qbf && G->dtype[k->id] == IR_DT_BF16 && G->dtype[v->id] == IR_DT_BF16;
 }
 
 static bool attention_prefill(Gen *G, const IrNode *n) {
     const IrNode *q = n->ops[0], *k = n->ops[1], *v = n->ops[2];
-    bool vk = cg_attention_v_in_k(G, n); /* v read from k's rows (then k has one head) */
-    if (!attention_prefill_shape(G, n, vk)) return false;
+    if (!attention_prefill_shape(G, n)) return false;
     bool qc = cg_attention_q_concat(G, n);
     int64_t Hq = q->type.dims[2].coeff, Dk = q->type.dims[3].coeff, Dv = v->type.dims[3].coeff;
     int64_t qd0 = qc ? q->ops[0]->type.dims[3].coeff : Dk;
     int sq = cg_slot_value(G, qc ? q->ops[0] : q), sq1 = qc ? cg_slot_value(G, q->ops[1]) : sq;
-    int sk = cg_slot_value(G, k), sv = vk ? sk : cg_slot_value(G, v), so = cg_slot_value(G, n);
-    const IrNode *vsrc = vk ? k : v;
+    int sk = cg_slot_value(G, k), sv = cg_slot_value(G, v), so = cg_slot_value(G, n);
     Arena *a = G->a;
     const char *kt = k->op == IR_OP_KV_CACHE ? "(a.cap)" : cg_dim(G, k->type.dims[1]);
-    const char *vt = vsrc->op == IR_OP_KV_CACHE ? "(a.cap)" : cg_dim(G, vsrc->type.dims[1]);
+    const char *vt = v->op == IR_OP_KV_CACHE ? "(a.cap)" : cg_dim(G, v->type.dims[1]);
     IrDim B = q->type.dims[0], S = q->type.dims[1];
     cg_mma_helpers(G);
     const char *entry = arena_printf(a, "p%d_attention_prefill", G->nphases);
@@ -435,8 +434,8 @@ static bool attention_prefill(Gen *G, const IrNode *n) {
                     {"ATTN_DV", arena_printf(a, "%lldLL", (long long)Dv)},
                     {"ATTN_KT", kt},
                     {"ATTN_VT", vt},
-                    {"ATTN_VS", arena_printf(a, "%lldLL", (long long)(vk ? Dk : Dv))},
-                    {"ATTN_V0", arena_printf(a, "%lldLL", (long long)(vk ? ir_node_attr_int(v, "start", 0) : 0))},
+                    {"ATTN_VS", arena_printf(a, "%lldLL", (long long)Dv)},
+                    {"ATTN_V0", "0LL"},
                     {"ATTN_Q", arena_printf(a, "((const unsigned short *)a.t[%d])", sq)},
                     {"ATTN_Q1", arena_printf(a, "((const unsigned short *)a.t[%d])", sq1)},
                     {"ATTN_QD0", arena_printf(a, "%lldLL", (long long)qd0)},

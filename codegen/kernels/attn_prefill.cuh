@@ -11,7 +11,7 @@
 // * Keys and values come 64 at a time through a two-stage ring of cp.async
 //   loads (the next tile lands while this one is computed), rows padded by
 //   16 bytes so ldmatrix's eight row addresses hit distinct banks.
-// * S = Q K^T: q (ldmatrix.x4 from the block's q tile) against k
+// * S = Q K^T: q (its fragments in registers, loaded once by ldmatrix.x4) against k
 //   (ldmatrix.x4, two 8-key tiles per load); the scale and log2(e) folded
 //   into one multiply, the online softmax in base 2 in registers; P rounded
 //   to bf16 is already the A fragment of P V (FA2's register reuse); v read
@@ -168,6 +168,11 @@ extern "C" __global__ void __launch_bounds__(256, 1) DSCC_ENTRY(Args a) {
     const unsigned char *qa = Qs + (wr + (lane & 15)) * ATTN_QST + (lane >> 4) * 16;
     const int kro = ((lane & 7) + 8 * (lane >> 4)) * ATTN_QST + ((lane >> 3) & 1) * 16;
     const int vro = ((lane & 7) + 8 * ((lane >> 3) & 1)) * ATTN_VST + (lane >> 4) * 16;
+    cp_wait1(); // q has landed (the first tile may be in flight)
+    __syncthreads();
+    unsigned qf[ATTN_DK / 16][4]; // q's A fragments, read once: they stay in registers
+#pragma unroll
+    for (int ks = 0; ks < ATTN_DK / 16; ks++) ldsm_x4(qf[ks], qa + ks * 32);
     for (long long it = 0; it < nkt; it++) {
         const long long j0 = it * ATTN_BN;
         if (it + 1 < nkt) stage((int)((it + 1) & 1), j0 + ATTN_BN);
@@ -182,14 +187,12 @@ extern "C" __global__ void __launch_bounds__(256, 1) DSCC_ENTRY(Args a) {
             for (int c = 0; c < 4; c++) sc[t][c] = 0.0f;
 #pragma unroll
         for (int ks = 0; ks < ATTN_DK / 16; ks++) {
-            unsigned af[4];
-            ldsm_x4(af, qa + ks * 32);
 #pragma unroll
             for (int t = 0; t < ATTN_BN / 16; t++) { // two 8-key tiles per load
                 unsigned bf[4];
                 ldsm_x4(bf, Kc + kro + t * 16 * ATTN_QST + ks * 32);
-                mma_bf16(sc[2 * t], af, bf);
-                mma_bf16(sc[2 * t + 1], af, bf + 2);
+                mma_bf16(sc[2 * t], qf[ks], bf);
+                mma_bf16(sc[2 * t + 1], qf[ks], bf + 2);
             }
         }
         // the mask, only where a key of the tile may lie past a row's diagonal or past T

@@ -7,7 +7,8 @@
  *  - grouped heads (8 query heads over 2 key heads) with small dims over
  *    bf16 KV caches, a prefill then decode steps and a second prefill of
  *    130 positions: the causal diagonal offset by the cached positions;
- *  - a non-causal one (every key, the last tile cut short).
+ *  - a non-causal one (every key, the last tile cut short), one head, q
+ *    a concat of two halves the kernel reads where they are stored.
  * The generated program must run the attention on the kernel
  * (`attention_prefill` phases, nothing else of the attention). Every query
  * row is compared (relative L2 per row: 2e-2; q, k, v and P are rounded to
@@ -35,20 +36,23 @@
 
 typedef struct {
     int hq, hk, dk, dv;
-    bool cached, causal;
+    bool cached, causal, qcat; /* qcat: q the concat of two bf16 halves (read where they are stored) */
 } Shape;
 
 static const char *model(Arena *a, const Shape *s) {
     const char *kv = s->cached ? "let kc = kv_cache(cast(k, bf16), name=\"k\");\nlet vc = kv_cache(cast(v, bf16), name=\"v\");\n"
                                : "let kc = cast(k, bf16);\nlet vc = cast(v, bf16);\n";
+    const char *q = s->qcat ? arena_printf(a, "concat(cast(slice(q, axis=-1, start=0, len=%d), bf16), cast(slice(q, axis=-1, start=%d, len=%d), "
+                                              "bf16), axis=-1)", s->dk / 2, s->dk / 2, s->dk / 2)
+                            : "cast(q, bf16)";
     return arena_printf(a,
                         "dim B, S, T;\n"
                         "input q: f32[B, S, %d, %d];\n"
                         "input k: f32[B, S, %d, %d];\n"
                         "input v: f32[B, S, %d, %d];\n"
                         "%s"
-                        "output o = attention(cast(q, bf16), kc, vc, scale=0.0721687836, causal=%s);\n",
-                        s->hq, s->dk, s->hk, s->dk, s->hk, s->dv, kv, s->causal ? "true" : "false");
+                        "output o = attention(%s, kc, vc, scale=0.0721687836, causal=%s);\n",
+                        s->hq, s->dk, s->hk, s->dk, s->hk, s->dv, kv, q, s->causal ? "true" : "false");
 }
 
 static uint64_t rng; /* fresh each run (the clock), or DSCC_TEST_SEED: printed in main */
@@ -57,16 +61,20 @@ static float urand(void) { /* uniform in [-1, 1) */
     return (float)((rng >> 40) & 0xffffff) / 8388608.0f - 1.0f;
 }
 
-/* The attention's phases in the generated program: all of them the prefill kernel's. */
-static void check_program(Arena *a, DiagEngine *d, const IrGraph *g) {
+/* The generated program runs the attention as one phase of the prefill kernel; with a concat q, the
+ * kernel reads its two halves where they are stored (QD0 = half of d_qk). */
+static void check_program(Arena *a, DiagEngine *d, const IrGraph *g, const Shape *sh) {
     CgGenOptions o = {.tile = CG_TILE_WGMMA};
     CgProgram *p = cg_generate(a, d, g, &o);
     assert_non_null(p);
-    int prefill = 0, phases = 0;
+    int prefill = 0;
     for (int k = 0; k < p->nkernels; k++)
-        for (int f = 0; f < p->kernels[k].nphases; f++, phases++) prefill += strstr(p->kernels[k].phases[f].fn, "attention_prefill") != NULL;
+        for (int f = 0; f < p->kernels[k].nphases; f++) prefill += strstr(p->kernels[k].phases[f].fn, "attention_prefill") != NULL;
     assert_int_equal(prefill, 1);
-    (void)phases;
+    const char *qd0 = arena_printf(a, "#define ATTN_QD0 %dLL\n", sh->qcat ? sh->dk / 2 : sh->dk);
+    bool found = false;
+    for (int m = 0; m < p->nmodules; m++) found |= strstr(p->modules[m].source, qd0) != NULL;
+    assert_true(found);
 }
 
 /* Runs the steps (positions per step) on both executors with B batch rows; the worst row's relative L2. */
@@ -80,7 +88,7 @@ static double run_steps(const Shape *sh, int64_t B, const int *steps, int nsteps
     assert_true(pass_pipeline_parse(a, d, "shape-infer,fold-constants,dce,cse,dce,fuse", &pp));
     PassRunOptions ro = {0};
     assert_true(pass_pipeline_run(&pp, g, &ro, d));
-    check_program(a, d, g);
+    check_program(a, d, g, sh);
     int64_t maxs = 0, total = 0;
     for (int i = 0; i < nsteps; i++) maxs = steps[i] > maxs ? steps[i] : maxs, total += steps[i];
     uint64_t seed = 1;
@@ -138,7 +146,7 @@ static double run_steps(const Shape *sh, int64_t B, const int *steps, int nsteps
 /* MLA's naive form: 4 heads of d_qk 192 / d_v 128, each step fresh (T = S), lengths 1 .. 300 */
 static void test_attn_naive_shape(void **state) {
     (void)state;
-    static const Shape sh = {4, 4, 192, 128, false, true};
+    static const Shape sh = {4, 4, 192, 128, false, true, false};
     static const int steps[] = {1, 37, 64, 130, 300};
     assert_true(run_steps(&sh, 1, steps, 5) <= 2e-2);
 }
@@ -146,15 +154,16 @@ static void test_attn_naive_shape(void **state) {
 /* Grouped heads over caches: a prefill of 37, decode steps, 64 and 130 more (T up to 234) */
 static void test_attn_grouped_cached(void **state) {
     (void)state;
-    static const Shape sh = {8, 2, 64, 32, true, true};
+    static const Shape sh = {8, 2, 64, 32, true, true, false};
     static const int steps[] = {37, 1, 1, 64, 130, 1};
     assert_true(run_steps(&sh, 2, steps, 6) <= 2e-2);
 }
 
-/* Not causal: every row sees all T keys (two tiles, the second cut short) */
+/* Not causal: every row sees all T keys (two tiles, the second cut short); one head (the naive
+ * form's heads as batch rows), q the concat of two halves, as the absorbed form's q is */
 static void test_attn_not_causal(void **state) {
     (void)state;
-    static const Shape sh = {2, 2, 32, 16, false, false};
+    static const Shape sh = {1, 1, 32, 16, false, false, true};
     static const int steps[] = {100};
     assert_true(run_steps(&sh, 2, steps, 1) <= 2e-2);
 }
