@@ -9,6 +9,9 @@
 #                     baseline in the same run), with prefill in MLA's
 #                     naive form where it costs less (attn_impl=auto),
 #                     then the FP8 GEMM sweep;
+#   rounds.sh gpu     bench_gpu alone (absorbed, then attn_impl=auto);
+#   rounds.sh gemm    the FP8 GEMM sweep alone (writes gemm_table.txt);
+#   several parts run in one call in the order given (rounds.sh check gpu);
 #   rounds.sh quick   the new kernels' tests and one bench_gpu run, for a
 #                     call with little device time left;
 #   rounds.sh trace   a traced run (dscc run --trace, random weights) and
@@ -35,9 +38,10 @@ step() { # step NAME SECONDS CMD...: runs CMD with a limit, its log in $out/NAME
   [ $rc -ne 0 ] && { echo "FAILED: $name (exit $rc)"; status=1; }
   grep -E "FAIL|MISMATCH|rel L2|worst|TFLOPS|GB/s|ms|PASSED|tokens/s|error" "$out/$name.log" | tail -n "${TAIL:-12}"
 }
-case "${1:-check}" in
+for mode in "${@:-check}"; do
+case "$mode" in
   check)
-    for t in test_gpu_mla test_gpu_skinny test_gpu_sample test_gpu_plan test_gpu_rmsnorm_quant; do
+    for t in test_gpu_mla test_gpu_barrier test_gpu_attn test_gpu_gemm_tma test_gpu_head test_gpu_route test_gpu_skinny test_gpu_sample test_gpu_plan test_gpu_rmsnorm_quant; do
       [ -x build/$t ] && step "$t" 120 build/$t
     done
     DSCC_GEMM_TILE=wgmma step test_gpu_ops 200 build/test_gpu_ops
@@ -48,6 +52,10 @@ case "${1:-check}" in
     done
     TAIL=40 step bench_gpu_auto 200 build/bench_gpu --layers 2 --dense 1 --prefill 1024 --hbm-gbps 4250 --peak-tflops 1300 --set attn_impl=auto
     TAIL=70 step bench_gemm 180 build/bench_gemm --check --table "$out/gemm_table.txt" ;;
+  gpu) # bench_gpu alone, the absorbed and the auto prefill
+    TAIL=40 step bench_gpu 200 build/bench_gpu --layers 2 --dense 1 --prefill 1024 --hbm-gbps 4250 --peak-tflops 1300
+    TAIL=40 step bench_gpu_auto 200 build/bench_gpu --layers 2 --dense 1 --prefill 1024 --hbm-gbps 4250 --peak-tflops 1300 --set attn_impl=auto ;;
+  gemm) TAIL=70 step bench_gemm 180 build/bench_gemm --check --table "$out/gemm_table.txt" ;;
   quick)
     for t in test_gpu_mla test_gpu_skinny test_gpu_sample; do step "$t" 60 build/$t; done
     TAIL=40 step bench_gpu 200 build/bench_gpu --layers 2 --dense 1 --prefill 1024 --hbm-gbps 4250 --peak-tflops 1300 ;;
@@ -67,5 +75,7 @@ case "${1:-check}" in
     if python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --target "$site" .peers/whl/sgl_deep_gemm-*.whl; then
       PYTHONPATH="$site${PYTHONPATH:+:$PYTHONPATH}" TAIL=60 step peer_deepgemm "${DG_S:-300}" python3 bench/peer_deepgemm.py --budget-s "$(( ${DG_S:-300} - 30 ))"
     else echo "DeepGEMM peer: not run: the wheel did not install"; fi ;;
+  *) echo "rounds.sh: unknown part '$mode'"; status=1 ;;
 esac
+done
 exit $status
