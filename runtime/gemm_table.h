@@ -7,9 +7,11 @@
  * what was fastest as a table; the CUDA backend reads one
  * (DSCC_GEMM_TABLE=FILE, else the default measured on an H200, built into
  * dscc from runtime/gemm_table.txt) and asks it per GEMM and step. Where
- * it has no entry, the rule stands: the TMA kernel for FP8 at M >=
+ * it has no entry, the rule stands: cuBLASLt wherever it has an
+ * algorithm for the shape (on an H100 it ran V3's shapes at M >= 256 at
+ * 1.6-3x the TMA kernel's TFLOPS), else the TMA kernel for FP8 at M >=
  * RT_GEMM_TMA_MIN_M (where the device has tensor maps and DSCC_GEMM_TMA
- * is not 0), else cuBLASLt wherever it has an algorithm for the shape.
+ * is not 0; 1.1-1.8x the tile there), else the generated tile.
  *
  * The text form, one entry a line ('#' starts a comment):
  *   arch 90                        optional, once: the compute capability the
@@ -66,7 +68,8 @@ RtGemmChoice rt_gemm_table_pick(const RtGemmTable *t, RtGemmKind kind, int64_t M
 /* Whether cuBLASLt runs the GEMM: the table's choice, else the rule
  * (cuBLASLt wherever it has an algorithm); never where it has none. */
 bool rt_gemm_use_cublaslt(const RtGemmTable *t, RtGemmKind kind, int64_t M, int64_t N, int64_t K, bool has_algorithm);
-/* Whether the FP8 TMA kernel runs the GEMM: the table's choice, else the rule (M >= RT_GEMM_TMA_MIN_M). */
+/* Whether the FP8 TMA kernel may run the GEMM: the table's choice, else the rule (M >= RT_GEMM_TMA_MIN_M; the
+ * executor asks only where cuBLASLt does not take the GEMM). */
 bool rt_gemm_use_tma(const RtGemmTable *t, int64_t M, int64_t N, int64_t K);
 /* DSCC_GEMM_TABLE's file, else the built-in table; NULL without one
  * (`none`, or one measured on another architecture than sm) or after

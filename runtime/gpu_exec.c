@@ -1421,12 +1421,16 @@ static bool emit(GpuExec *x, StepSeq *q, int k, int ph, int64_t grid, const Step
 static bool launch_kernel(GpuExec *x, int k, const int64_t *sym, StepSeq *q, const StepMode *m, DiagEngine *d) {
     const CgKernel *ck = &x->p->kernels[k];
     int skip = -1, span = ck->lib.span > 1 ? ck->lib.span : 1; /* the template's phases when the library ran it */
+    /* cuBLASLt where the GEMM table (or, without an entry, its having an algorithm) says; else the TMA GEMM
+     * instead of the tile's phases where the table (or, without an entry, M >= 256) says */
+    const RtBlasPlan *lplan = ck->lib.kind != CG_LIB_NONE ? lib_plan(x, k, sym) : NULL;
     int tph = tma_phase(x, k);
-    bool tma = use_tma(x, k, tph, sym); /* the TMA GEMM instead of the tile's phases (and of cuBLASLt) */
+    bool tma = use_tma(x, k, tph, sym) && (x->tma_all || !lplan); /* DSCC_GEMM_TMA=all: the TMA GEMM wherever it can */
+    if (tma) lplan = NULL;
     bool ok = true;
     for (int ph = 0; ph < ck->nphases && ok; ph++) {
         if (tma && ph > tph && ph <= tph + ck->phases[tph].tma->span) continue;
-        const RtBlasPlan *plan = ph == ck->lib.phase && !tma ? lib_plan(x, k, sym) : NULL;
+        const RtBlasPlan *plan = ph == ck->lib.phase ? lplan : NULL;
         if (plan) {
             if (!m->dry) ok = run_lib(x, k, plan, sym, d);
             if (ok && !m->dry && x->sync_each) ok = rt_cuda_sync(x->cu, d);

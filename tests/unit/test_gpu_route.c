@@ -8,8 +8,9 @@
  * exact ties in the scores and in the biased choices), rows whose logits
  * are all equal (every group ties), a few infinities and NaNs, and a bias
  * large enough to change which experts win. The expert ids must equal the
- * CPU's and the weights must be bitwise equal (the same f32 operations in
- * the same order; on the emulated device expf is the host's). The test
+ * CPU's and the weights within 4 ulps of the CPU's (the same f32
+ * operations in the same order; a GPU's expf is within 2 ulps of the
+ * host's: on an H100 up to 11 weights of a run were not bitwise equal). The test
  * first checks that its data discriminates: in enough rows, dropping the
  * group limit, the bias, or the lower-index tie rule changes the CPU's
  * choice, so a kernel skipping any of them fails. Shapes: V3's gate (256
@@ -130,7 +131,18 @@ static int node_of(const IrGraph *g, IrOp op) {
     return -1;
 }
 
-static bool same_f32(float a, float b) { return (isnan(a) && isnan(b)) || memcmp(&a, &b, 4) == 0; }
+/* Whether a and b are within 4 units in the last place (both NaN counts): the
+ * device's expf is within 2 ulp of the host's correctly rounded one, so the
+ * same operations in the same order may end a few ulps apart; a wrong score,
+ * sum or scale is millions of ulps off. */
+static bool near_f32(float a, float b) {
+    if (isnan(a) || isnan(b)) return isnan(a) && isnan(b);
+    int32_t ia, ib;
+    memcpy(&ia, &a, 4), memcpy(&ib, &b, 4);
+    if ((ia < 0) != (ib < 0)) return a == b; /* +0 and -0 */
+    int64_t dist = (int64_t)ia - (int64_t)ib;
+    return dist >= -4 && dist <= 4;
+}
 
 static void check_gate(const Gate *t, const int64_t (*bs)[2], int nbs) {
     Arena *a = arena_new();
@@ -184,14 +196,14 @@ static void check_gate(const Gate *t, const int64_t (*bs)[2], int nbs) {
         assert_non_null(gw), assert_non_null(ci), assert_non_null(cw);
         assert_int_equal(ni, M * t->K), assert_int_equal(nc, M * t->K), assert_int_equal(nw, M * t->K), assert_int_equal(ncw, M * t->K);
         int64_t bad_i = 0, bad_w = 0;
-        for (int64_t i = 0; i < M * t->K; i++) bad_i += gi[i] != ci[i], bad_w += !same_f32(gw[i], cw[i]);
+        for (int64_t i = 0; i < M * t->K; i++) bad_i += gi[i] != ci[i], bad_w += !near_f32(gw[i], cw[i]);
         /* the data discriminates: the reference reproduces the CPU, its controls do not */
         assert_int_equal(rows_differing(t, x, bias, ci, M, true, true, true), 0);
         total += M;
         off_groups += rows_differing(t, x, bias, ci, M, false, true, true);
         off_bias += rows_differing(t, x, bias, ci, M, true, false, true);
         off_ties += rows_differing(t, x, bias, ci, M, true, true, false);
-        fprintf(stderr, "E %d, k %d, %d groups keep %d (top %d), M %lld: %lld ids and %lld weights differ from the CPU's\n", t->E, t->K, t->NG, t->TG, t->GT,
+        fprintf(stderr, "E %d, k %d, %d groups keep %d (top %d), M %lld: %lld ids and %lld weights (by over 4 ulps) differ from the CPU's\n", t->E, t->K, t->NG, t->TG, t->GT,
                 (long long)M, (long long)bad_i, (long long)bad_w);
         assert_int_equal(bad_i, 0);
         assert_int_equal(bad_w, 0);
