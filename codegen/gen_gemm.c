@@ -430,7 +430,7 @@ static CgTmaGemm *gemm_tma(Gen *G, const IrNode *n, IrDim M, int64_t K, int64_t 
         {"GT_N", arena_printf(G->a, "%lldLL", (long long)N)},
         {"GT_K", arena_printf(G->a, "%lldLL", (long long)K)},
         {"GT_MAPS", arena_printf(G->a, "((const unsigned char *)a.t[%d])", t->maps)},
-        {"GT_XS(i)", arena_printf(G->a, "L%d(a, (i))", sxs)},
+        {"GT_XS(m, kb)", cg_scale_at(G, sxs, "m", "kb")},
         {"GT_WS(i)", arena_printf(G->a, "L%d(a, (i))", sws)},
         {"GT_STORE(i, v)", arena_printf(G->a, "S%d(a, (i), (v))", sy)},
     };

@@ -30,7 +30,8 @@
 //                      x's [M][K] and w's [N][K] as 2-d UINT8 maps, box 128 x 128, 128-byte
 //                      swizzle (rt_cuda_tensor_map_2d). x's map may have more rows than M
 //                      (a buffer's capacity): rows past M are read, never stored.
-//   GT_XS(i), GT_WS(i) the f32 scales: x's [M][ceil(K/128)], w's [ceil(N/128)][ceil(K/128)]
+//   GT_XS(m, kb)       x's f32 scale of row m, K block kb (wherever its layout puts it)
+//   GT_WS(i)           w's f32 scales, [ceil(N/128)][ceil(K/128)]
 //   GT_STORE(i, v)     stores y[i] (f32 v) in y's dtype
 //   GT_STAGES          stages of the ring (default 6: 6 x 32 KB of shared memory)
 //   GT_DESC_SWZ        the wgmma descriptors' layout field (default 1, the 128-byte swizzle the
@@ -56,7 +57,7 @@ struct Args { u64 t[64]; long long sym[8]; long long cap, len; u64 err; long lon
 #define GT_MAPS ((const unsigned char *)a.t[5])
 #endif
 #ifndef GT_XS
-#define GT_XS(i) (((const float *)a.t[1])[i])
+#define GT_XS(m, kb) (((const float *)a.t[1])[(m) * ((GT_K + 127) / 128) + (kb)])
 #endif
 #ifndef GT_WS
 #define GT_WS(i) (((const float *)a.t[3])[i])
@@ -193,8 +194,8 @@ extern "C" __global__ void __launch_bounds__(384, 1) DSCC_ENTRY(Args a) {
             _Pragma("unroll") for (int k_ = 0; k_ < 4; k_++) gt_wgmma128(part, da_ + 2 * k_, db_ + 2 * k_, k_ > 0); \
             gt_wg_commit();                                                                                 \
             const float w_ = GT_WS(wsb + (kb));                                                             \
-            sa = (ra < M ? GT_XS(ra * nkb + (kb)) : 0.0f) * w_;                                            \
-            sb = (rb < M ? GT_XS(rb * nkb + (kb)) : 0.0f) * w_;                                            \
+            sa = (ra < M ? GT_XS(ra, (kb)) : 0.0f) * w_;                                                   \
+            sb = (rb < M ? GT_XS(rb, (kb)) : 0.0f) * w_;                                                   \
         }
         // the partial of K block kb done: its stage back to the producer, then acc += part * scales
 #define GT_PROMOTE(part, kb, sa, sb)                                                                        \
