@@ -137,7 +137,7 @@ static const char *const PTX_HELPERS[] = {"h2f", "f2h", "fe4m3", "cp16", "cp_com
                                            "mla_cp16", "mla_cp_commit", "mla_cp_wait0", "mla_fence_async", "mla_wg_fence", "mla_wg_commit",
                                            "mla_wg_wait0", "mla_hold32", "mla_hold128", "mla_wgmma_s", "mla_wgmma_pv",
                                            /* codegen/kernels/gemm_skinny.cuh's */
-                                           "ld_stream16"};
+                                           "ld_stream16_if", "ld_x16_if"};
 
 typedef struct {
     char name[128];
