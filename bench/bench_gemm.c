@@ -25,7 +25,9 @@
  * range of M: each measured M stands for the rows above the one measured
  * before it. Prints one markdown table; run on the GPU machine
  * (bench/gpu_bench.sh runs it after the baselines, which time cuBLASLt
- * alone at the same shapes). */
+ * alone at the same shapes). --skinny-sweep times instead the skinny
+ * form's tuning variants (DSCC_SKINNY values, --variants) per shape at
+ * M = 1, 8, 32, the same way, and prints the best per shape and M. */
 #include <errno.h>
 #include <math.h>
 #include <stdint.h>
@@ -81,7 +83,9 @@ static int usage(void) {
                     "  --shape NAME   one shape only: q_a, q_b, kv_a, o_proj, expert_gate_up, expert_down, dense_gate_up, dense_down\n"
                     "  --flush-mb N   MiB of device memory zeroed before each timed repetition, an L2 flush (default 256; 0: none)\n"
                     "  --table FILE   write the faster path per shape and range of M as a GEMM table (DSCC_GEMM_TABLE's form)\n"
-                    "  --skinny-sweep time the skinny form's variants (DSCC_SKINNY values) per shape at M = 1, 8, 32 (or --m) and print the best\n"
+                    "  --skinny-sweep time the skinny form's variants (DSCC_SKINNY values) per shape at M = 1, 8, 32 (or --m) and print the best;\n"
+                    "                 --shape takes a comma-separated list there (qkv_a, q_a, kv_a, q_b, o_proj, expert_gate_up, expert_down,\n"
+                    "                 dense_gate_up, dense_down)\n"
                     "  --variants L   the sweep's variants, ';'-separated DSCC_SKINNY values ('default': codegen's choice)\n");
     return 2;
 }
@@ -220,11 +224,16 @@ static bool parse_ms(const char *arg, int64_t *ms_list, int *nm) {
 
 /* The variants timed by default (DSCC_SKINNY values; "" is the shape's
  * default of codegen): 8-row groups a warp (rb), K blocks a warp loads
- * before it uses one (u), blocks an SM (minb, the register budget). */
+ * before it uses one (u), blocks an SM (minb, the register budget), CTAs
+ * of a cluster that split K (split). */
 static const char *const SWEEP_VARIANTS[] = {"",
-                                             "rb=1,u=1,minb=2", "rb=1,u=2,minb=2", "rb=1,u=4,minb=2", "rb=1,u=2,minb=1", "rb=1,u=4,minb=1",
-                                             "rb=1,u=8,minb=1", "rb=2,u=1,minb=2", "rb=2,u=2,minb=2", "rb=2,u=4,minb=1", "rb=4,u=1,minb=2",
-                                             "rb=4,u=2,minb=1"};
+                                             /* one CTA a column block */
+                                             "rb=1,u=2,minb=2", "rb=1,u=4,minb=2", "rb=2,u=1,minb=2", "rb=2,u=2,minb=2", "rb=2,u=4,minb=1",
+                                             "rb=4,u=1,minb=2", "rb=4,u=2,minb=1",
+                                             /* K split over a cluster of CTAs */
+                                             "rb=1,u=1,minb=2,split=2", "rb=1,u=2,minb=2,split=2", "rb=1,u=2,minb=2,split=4",
+                                             "rb=1,u=1,minb=2,split=8", "rb=1,u=4,minb=1,split=4", "rb=2,u=1,minb=2,split=2",
+                                             "rb=2,u=2,minb=2,split=4"};
 enum { SWEEP_MAX = 32 };
 
 /* The shapes of the sweep: bench_gemm's and the merged q_a + kv_a (N = 2112). */
@@ -272,7 +281,7 @@ static bool sweep_variant(const IrGraph *g, const Shape *sh, const char *var, co
 }
 
 /* One shape's sweep: a row per variant (us and weights TB/s at each M) and
- * the best variant per M. The number of variants over 2e-2 from the CPU, or -1 after reporting. */
+ * the best variant per M. The number of variants that failed or are over 2e-2 from the CPU, or -1 after reporting. */
 static int sweep_shape(const Shape *sh, const char *const *vars, int nv, const int64_t *ms_list, int nm, int64_t flush, bool check) {
     Arena *a = arena_new();
     DiagEngine *d = diag_new(a, stderr);
@@ -296,22 +305,23 @@ static int sweep_shape(const Shape *sh, const char *const *vars, int nv, const i
     bool ok = !check || cx;
     for (int v = 0; v < nv && ok; v++) {
         double err = -1;
-        ok = sweep_variant(g, sh, vars[v], ms_list, nm, flush, xv, &ws, cx, ms[v], &err, d);
-        if (!ok) {
-            fprintf(stderr, "bench_gemm: %s, DSCC_SKINNY='%s' failed\n", sh->name, vars[v]);
-            break;
-        }
         printf("| %s (%lld x %lld) | %s |", sh->name, (long long)sh->n, (long long)sh->k, *vars[v] ? vars[v] : "default");
+        if (!sweep_variant(g, sh, vars[v], ms_list, nm, flush, xv, &ws, cx, ms[v], &err, d)) { /* reported; the next may run */
+            printf(" failed |\n");
+            fflush(stdout);
+            bad++;
+            continue;
+        }
         for (int m = 0; m < nm; m++) {
             printf(" %.2f / %.2f |", ms[v][m] * 1e3, (double)sh->n * (double)sh->k / (ms[v][m] * 1e-3) / 1e12);
-            if (ms[v][m] < best[m]) best[m] = ms[v][m], bi[m] = v;
+            if (ms[v][m] < best[m] && !(check && err > 2e-2)) best[m] = ms[v][m], bi[m] = v; /* a wrong one is never the best */
         }
         if (check) printf(" %.2e%s |", err, err > 2e-2 ? " FAIL" : "");
         bad += check && err > 2e-2;
         printf("\n");
         fflush(stdout);
     }
-    for (int m = 0; m < nm && ok; m++)
+    for (int m = 0; m < nm && ok && bi[m] >= 0; m++)
         printf("best: %s (%lld x %lld) M %lld: %s, %.2f us, %.2f TB/s of weights\n", sh->name, (long long)sh->n, (long long)sh->k,
                (long long)ms_list[m], *vars[bi[m]] ? vars[bi[m]] : "default", best[m] * 1e3,
                (double)sh->n * (double)sh->k / (best[m] * 1e-3) / 1e12);
@@ -329,27 +339,39 @@ static int parse_variants(char *arg, const char **vars) {
     return nv;
 }
 
-/* The sweep over every shape (or `only`); the exit status. */
+/* Whether `name` is one of the comma-separated names of `list`. */
+static bool in_list(const char *list, const char *name) {
+    size_t n = strlen(name);
+    for (const char *p = list; p && *p; p = strchr(p, ',') ? strchr(p, ',') + 1 : NULL)
+        if (!strncmp(p, name, n) && (p[n] == ',' || !p[n])) return true;
+    return false;
+}
+
+/* The sweep over every shape (or those of `only`, comma-separated); the exit status. */
 static int skinny_sweep(const char *only, const char *const *vars, int nv, const int64_t *ms_list, int nm, int64_t flush, bool check) {
+    for (const char *p = only; p && *p; p = strchr(p, ',') ? strchr(p, ',') + 1 : NULL) { /* every name must be a shape */
+        size_t n = strcspn(p, ",");
+        bool known = false;
+        for (size_t s = 0; s < sizeof SWEEP_SHAPES / sizeof SWEEP_SHAPES[0]; s++)
+            known |= strlen(SWEEP_SHAPES[s].name) == n && !strncmp(p, SWEEP_SHAPES[s].name, n);
+        if (!known) {
+            fprintf(stderr, "bench_gemm: no shape '%.*s' in the sweep\n", (int)n, p);
+            return 2;
+        }
+    }
     printf("| shape (N x K) | DSCC_SKINNY |");
     for (int m = 0; m < nm; m++) printf(" M = %lld: us / weights TB/s |", (long long)ms_list[m]);
     printf("%s\n|---|---|", check ? " rel L2 vs CPU |" : "");
     for (int m = 0; m < nm; m++) printf("---|");
     printf("%s\n", check ? "---|" : "");
     int bad = 0;
-    bool any = false;
     for (size_t s = 0; s < sizeof SWEEP_SHAPES / sizeof SWEEP_SHAPES[0]; s++) {
-        if (only && strcmp(only, SWEEP_SHAPES[s].name) != 0) continue;
-        any = true;
+        if (only && !in_list(only, SWEEP_SHAPES[s].name)) continue;
         int b = sweep_shape(&SWEEP_SHAPES[s], vars, nv, ms_list, nm, flush, check);
         if (b < 0) return 1;
         bad += b;
     }
-    if (!any) {
-        fprintf(stderr, "bench_gemm: no shape '%s' in the sweep\n", only);
-        return 2;
-    }
-    if (bad) fprintf(stderr, "bench_gemm: %d variants further than 2e-2 from the CPU executor's\n", bad);
+    if (bad) fprintf(stderr, "bench_gemm: %d variants failed or are further than 2e-2 from the CPU executor's\n", bad);
     return bad ? 1 : 0;
 }
 

@@ -59,6 +59,9 @@ __device__ __forceinline__ void mma_e4m3(float *c, const unsigned *a, const unsi
 #ifndef SK_MINB
 #define SK_MINB 2                        // blocks an SM holds (registers: at most 65536 / (256 * SK_MINB) a thread)
 #endif
+#ifndef SK_SPLIT
+#define SK_SPLIT 1                       // CTAs of a cluster that split K (1..8)
+#endif
 #ifndef SK_MROWS
 #define SK_MROWS 32                      // the most rows M this instance runs at: 8 or 32
 #endif
@@ -66,6 +69,8 @@ __device__ __forceinline__ void mma_e4m3(float *c, const unsigned *a, const unsi
 #define SK_COLS (8 * SK_RB)              // output columns per block
 #define SK_XR (SK_MROWS == 8 ? 1 : 2)    // x rows a thread holds a row tile: g (and g + 8)
 #define SK_T (SK_MROWS == 8 ? 1 : 2)     // row tiles (of 16 rows; of 8 when SK_MROWS is 8)
+#define SK_KW (8 * SK_SPLIT)             // warps of a cluster: warp w of CTA c takes K blocks SK_SPLIT w + c, + SK_KW, ...
+#define SK_RED (8 * SK_COLS * (SK_MROWS + 1)) // floats of each warp's sums, then SK_COLS * (SK_MROWS + 1) of the CTA's
 
 #ifndef SK_HELPERS // once a module (each instance defines the rest)
 #define SK_HELPERS
@@ -85,6 +90,23 @@ __device__ __forceinline__ uint4 ld_x16_if(const void *p, bool v) {
                  : "=r"(r.x), "=r"(r.y), "=r"(r.z), "=r"(r.w) : "l"(p), "r"((int)v));
     return r;
 }
+// The CTA's rank in its cluster, the cluster barrier (release / acquire: the shared-memory writes before it are
+// seen by every CTA of the cluster after it), and a float of CTA `rank`'s shared memory at p's offset (DSMEM)
+__device__ __forceinline__ unsigned sk_cluster_rank() {
+    unsigned r;
+    asm volatile("mov.u32 %0, %%cluster_ctarank;\n" : "=r"(r));
+    return r;
+}
+__device__ __forceinline__ void sk_cluster_sync() {
+    asm volatile("barrier.cluster.arrive.release.aligned;\nbarrier.cluster.wait.acquire.aligned;\n" ::: "memory");
+}
+__device__ __forceinline__ float sk_dsmem_ld(const float *p, unsigned rank) {
+    unsigned r, l = (unsigned)__cvta_generic_to_shared(p);
+    float v;
+    asm volatile("mapa.shared::cluster.u32 %0, %1, %2;\n" : "=r"(r) : "r"(l), "r"(rank));
+    asm volatile("ld.shared::cluster.f32 %0, [%1];\n" : "=f"(v) : "r"(r) : "memory");
+    return v;
+}
 #endif
 
 // The weight scale of row n (all rows of a block share one 128-row weight block: 8 * SK_RB divides 128) and
@@ -95,7 +117,7 @@ __device__ __forceinline__ uint4 ld_x16_if(const void *p, bool v) {
 #define SK_WSA(n, kb) SK_WS((n) / 128 * SK_NKB + (kb))
 #define SK_XSA(m, kb) SK_XS((m) * SK_NKB + (kb))
 
-// One round of a warp: the products of its SK_U K blocks kb0 + 8u (u < SK_U) with the x rows of row tile t,
+// One round of a warp: the products of its SK_U K blocks kb0 + SK_KW u (u < SK_U) with the x rows of row tile t,
 // promoted into acc. Every load of the round (x's fragments and scales) is issued before the first product:
 // no load waits behind another one's latency (the weights and their scales are already in flight).
 __device__ __forceinline__ void SK_ROUND(const Args &a, float (&acc)[SK_RB][4], const uint4 (&wv)[SK_U][SK_RB][2], const float (&ws)[SK_U],
@@ -108,7 +130,7 @@ __device__ __forceinline__ void SK_ROUND(const Args &a, float (&acc)[SK_RB][4], 
     for (int u = 0; u < SK_U; u++)
 #pragma unroll
         for (int i = 0; i < SK_XR; i++) {
-            const long long kb = kb0 + 8 * u, m = t * 16 + g + i * 8;
+            const long long kb = kb0 + SK_KW * u, m = t * 16 + g + i * 8;
             const bool mk = m < M && kb < nkb;
 #pragma unroll
             for (int h = 0; h < 2; h++) {
@@ -120,7 +142,7 @@ __device__ __forceinline__ void SK_ROUND(const Args &a, float (&acc)[SK_RB][4], 
         }
 #pragma unroll
     for (int u = 0; u < SK_U; u++) {
-        if (kb0 + 8 * u >= nkb) break; // warp-uniform, after every load
+        if (kb0 + SK_KW * u >= nkb) break; // warp-uniform, after every load
 #pragma unroll
         for (int r = 0; r < SK_RB; r++) {
             float part[4] = {0.0f, 0.0f, 0.0f, 0.0f};
@@ -138,11 +160,14 @@ __device__ __forceinline__ void SK_ROUND(const Args &a, float (&acc)[SK_RB][4], 
     }
 }
 
-extern "C" __global__ void __launch_bounds__(256, SK_MINB) DSCC_ENTRY(Args a) {
-    __shared__ float sk_red[8][SK_COLS][SK_MROWS + 1]; // each warp's sums: [column][row of y], padded
+extern "C" __global__ void __launch_bounds__(256, SK_MINB) __cluster_dims__(SK_SPLIT, 1, 1) DSCC_ENTRY(Args a) {
+    extern __shared__ float sk_smem[]; // SK_RED: each warp's sums [warp][column][row of y]; then the CTA's [column][row]
+    float (*sk_red)[SK_COLS][SK_MROWS + 1] = (float (*)[SK_COLS][SK_MROWS + 1])sk_smem;
+    float (*sk_sum)[SK_MROWS + 1] = (float (*)[SK_MROWS + 1])(sk_smem + SK_RED);
     const long long M = SK_M, N = SK_N, K = SK_K, nkb = SK_NKB;
     const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31, g = lane >> 2, q = lane & 3;
-    const long long n0 = (long long)blockIdx.x * SK_COLS;
+    const unsigned rank = SK_SPLIT > 1 ? sk_cluster_rank() : 0; // the CTA's part of K
+    const long long n0 = (long long)(blockIdx.x / SK_SPLIT) * SK_COLS;
     const unsigned char *W = SK_W;
     const int mtn = SK_T > 1 && M > 16 ? 2 : 1; // row tiles of 16
     float acc[SK_T][SK_RB][4];
@@ -152,12 +177,12 @@ extern "C" __global__ void __launch_bounds__(256, SK_MINB) DSCC_ENTRY(Args a) {
         for (int r = 0; r < SK_RB; r++)
 #pragma unroll
             for (int c = 0; c < 4; c++) acc[t][r][c] = 0.0f;
-    for (long long kb0 = warp; kb0 < nkb; kb0 += 8 * SK_U) {
-        uint4 wv[SK_U][SK_RB][2]; // row n0 + 8r + g, K bytes kb * 128 + 64h + 16q ... + 15, kb = kb0 + 8u
+    for (long long kb0 = warp * SK_SPLIT + rank; kb0 < nkb; kb0 += SK_KW * SK_U) { // the cluster's CTAs in turn, then its warps
+        uint4 wv[SK_U][SK_RB][2]; // row n0 + 8r + g, K bytes kb * 128 + 64h + 16q ... + 15, kb = kb0 + SK_KW u
         float ws[SK_U];
 #pragma unroll
         for (int u = 0; u < SK_U; u++) {
-            const long long kb = kb0 + u * 8;
+            const long long kb = kb0 + u * SK_KW;
 #pragma unroll
             for (int r = 0; r < SK_RB; r++)
 #pragma unroll
@@ -171,7 +196,7 @@ extern "C" __global__ void __launch_bounds__(256, SK_MINB) DSCC_ENTRY(Args a) {
         SK_ROUND(a, acc[0], wv, ws, kb0, 0, g, q);
         if (SK_T > 1 && mtn > 1) SK_ROUND(a, acc[SK_T - 1], wv, ws, kb0, 1, g, q);
     }
-    // the 8 warps' sums: column 8r + 2q (+1) of the block, row of y 16t + g (+8)
+    // the 8 warps' sums: column 8r + 2q (+1) of the block, row of y 16t + g (+8); then the CTA's, in warp order
 #pragma unroll
     for (int t = 0; t < SK_T; t++)
 #pragma unroll
@@ -181,15 +206,29 @@ extern "C" __global__ void __launch_bounds__(256, SK_MINB) DSCC_ENTRY(Args a) {
     __syncthreads();
     for (int i = threadIdx.x; i < SK_COLS * SK_MROWS; i += 256) {
         const int col = i / SK_MROWS, m = i % SK_MROWS;
+        float s = 0.0f;
+#pragma unroll
+        for (int w = 0; w < 8; w++) s += sk_red[w][col][m];
+        sk_sum[col][m] = s;
+    }
+    if (SK_SPLIT > 1) sk_cluster_sync(); // every CTA's sums are written (and __syncthreads' for one CTA)
+    else __syncthreads();
+    // the cluster's sum, in rank order (the same bits every run): CTA c stores the outputs i = c, c + SK_SPLIT, ...
+    for (int i = rank + SK_SPLIT * threadIdx.x; i < SK_COLS * SK_MROWS; i += SK_SPLIT * 256) {
+        const int col = i / SK_MROWS, m = i % SK_MROWS;
         const long long n = n0 + col;
         if (m >= M || n >= N) continue;
         float s = 0.0f;
 #pragma unroll
-        for (int w = 0; w < 8; w++) s += sk_red[w][col][m];
+        for (unsigned c = 0; c < SK_SPLIT; c++) s += SK_SPLIT > 1 ? sk_dsmem_ld(&sk_sum[col][m], c) : sk_sum[col][m];
         SK_STORE(m * N + n, s);
     }
+    if (SK_SPLIT > 1) sk_cluster_sync(); // no CTA leaves while another reads its shared memory
 }
 #undef SK_WSA
+#undef SK_KW
+#undef SK_RED
+#undef SK_SPLIT
 #undef SK_XR
 #undef SK_T
 #undef SK_MROWS

@@ -34,12 +34,19 @@ struct EmuCtx {
     /* ends the launch with an error naming the kernel, block and thread (does not return) */
     void (*fault)(EmuCtx *c, const char *what, int line);
     void *priv; /* the driver's */
+    /* thread-block clusters (a kernel's __cluster_dims__(n, 1, 1)): this CTA's rank and the cluster's CTAs */
+    unsigned cluster_rank, cluster_size;
+    /* barrier.cluster.arrive.release + wait.acquire: every thread of every CTA of the cluster arrives */
+    void (*cluster_sync)(EmuCtx *c, int line);
+    /* mapa + ld/st.shared::cluster: where p (`bytes` of this CTA's dynamic shared memory) lies in CTA rank's */
+    void *(*cluster_map)(EmuCtx *c, const void *p, unsigned rank, size_t bytes, int line);
 };
 
 /* What a module exports per kernel NAME (emu_nvrtc.c writes them):
  *   void emu_entry_NAME(EmuCtx *, void **params)  runs one thread of NAME
  *   unsigned emu_bounds_NAME                      __launch_bounds__ (0: none)
- *   unsigned long emu_params_NAME                 bytes of its one parameter (the Args struct) */
+ *   unsigned long emu_params_NAME                 bytes of its one parameter (the Args struct)
+ *   unsigned emu_cluster_NAME                     its __cluster_dims__ x (absent: no cluster) */
 #define EMU_MODULE_MAGIC "DSCC-EMU-MODULE1" /* the tag after the .so in an emulated "cubin" */
 
 #endif
