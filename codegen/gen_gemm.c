@@ -385,36 +385,42 @@ static int gemm_mma(Gen *G, const IrNode *n, const char *what, bool bf16, IrDim 
  * most blocks). Four would need more registers than two blocks an SM allow. */
 int cg_skinny_groups(int64_t N) { return N >= 2 * 8 * 264 ? 2 : 1; }
 
-/* The skinny form's tuning parameters (gemm_skinny.cuh's SK_RB, SK_U, SK_MINB, SK_SPLIT). */
+/* The skinny form's tuning parameters (gemm_skinny.cuh's SK_RB, SK_U, SK_MINB, SK_SPLIT; u32: SK_U of the instance for M > 8). */
 typedef struct {
-    int rb, u, minb, split;
+    int rb, u, minb, split, u32;
 } SkinnyParams;
 
 /* The default parameters of an N x K weight, from Little's law on an
- * H200 (132 SMs, ~700 ns from HBM under load, 4.25 TB/s): about 3 MB must
- * be in flight, 24 KB an SM, and every SM must stream. Output columns
- * alone give ceil(N / (8 SK_RB)) blocks: kv_a's 576 only 72, q_a's 1536
- * 192, so a cluster of SK_SPLIT CTAs splits K (the smallest split that
- * gives ~2 CTAs an SM, 240+ CTAs; at most 8, the portable cluster size,
- * and no more than leaves each warp a K block). A round of a CTA loads 8
- * warps x SK_U x SK_RB KB (no more than its K: a round spans 8 SK_SPLIT
- * SK_U K blocks), and an SM holds min(SK_MINB, CTAs / 132) CTAs: SK_U is
- * the smallest power of two that puts 32 KB in flight an SM. */
+ * H200 (132 SMs, 4.25 TB/s, 0.7-1 us from HBM under load): 3-4 MB must be
+ * in flight, and every SM must stream; the target is 48 KB an SM (6 MB,
+ * margin for the latency under load). Output columns alone give
+ * ceil(N / (8 SK_RB)) blocks: kv_a's 576 only 72, q_a's 1536 192, so a
+ * cluster of SK_SPLIT CTAs splits K (the smallest split that gives 240+
+ * CTAs, ~2 an SM; at most 8, the portable cluster size, and no more than
+ * leaves each warp a K block). Two CTAs an SM (SK_MINB, the register
+ * budget: 128 a thread) unless one wave of one an SM holds them all. A
+ * round of a CTA loads 8 warps x SK_U x SK_RB KB (no more than its K: a
+ * round spans 8 SK_SPLIT SK_U K blocks): SK_U is the smallest power of
+ * two that reaches the target. The instance for M > 8 holds two rows of
+ * x a thread and two row tiles: at 128 registers it spills (NVRTC,
+ * sm_90a) from SK_RB x SK_U = 4 on, so it loads half as much a round. */
 static SkinnyParams skinny_default(int64_t N, int64_t K) {
-    SkinnyParams p = {cg_skinny_groups(N), 1, 2, 1};
+    SkinnyParams p = {cg_skinny_groups(N), 1, 2, 1, 1};
     int64_t blocks = (N + 8 * p.rb - 1) / (8 * p.rb), nkb = (K + 127) / 128;
     while (p.split < 8 && blocks * p.split < 240 && 8 * (p.split + 1) <= nkb) p.split++;
     int64_t ctas = blocks * p.split, kw = 8 * p.split;
-    if (ctas < 2 * 132) p.minb = 1;
-    int64_t per_sm = ctas >= 132 * p.minb ? p.minb : 1;
-    while (p.u < 8 && per_sm * 8 * p.u * p.rb < 32 && kw * p.u < nkb) p.u *= 2;
+    if (ctas <= 132) p.minb = 1;
+    while (p.u < 8 && p.minb * 8 * p.u * p.rb < 48 && kw * p.u < nkb) p.u *= 2;
+    p.u32 = p.rb * p.u > 2 && p.minb > 1 ? p.u / 2 : p.u;
     return p;
 }
 
-/* One value of DSCC_SKINNY ("rb=2,u=4,minb=1,split=4", any subset): false when it is not one. */
+/* One value of DSCC_SKINNY ("rb=2,u=4,minb=1,split=4", any subset, in
+ * order; u sets both instances', u32 that for M > 8 alone): false when it is not one. */
 static bool skinny_param(const char *key, size_t klen, long v, SkinnyParams *p) {
     if (klen == 2 && !strncmp(key, "rb", 2) && (v == 1 || v == 2 || v == 4)) p->rb = (int)v;
-    else if (klen == 1 && key[0] == 'u' && v >= 1 && v <= 8) p->u = (int)v;
+    else if (klen == 1 && key[0] == 'u' && v >= 1 && v <= 8) p->u = p->u32 = (int)v;
+    else if (klen == 3 && !strncmp(key, "u32", 3) && v >= 1 && v <= 8) p->u32 = (int)v;
     else if (klen == 4 && !strncmp(key, "minb", 4) && v >= 1 && v <= 4) p->minb = (int)v;
     else if (klen == 5 && !strncmp(key, "split", 5) && v >= 1 && v <= 8) p->split = (int)v;
     else return false;
@@ -434,7 +440,7 @@ static bool skinny_params(Gen *G, int64_t N, int64_t K, SkinnyParams *p) {
         char *vend;
         long v = eq && eq < end ? strtol(eq + 1, &vend, 10) : 0;
         if (!eq || eq > end || vend != end || (*end && !end[1]) || !skinny_param(s, (size_t)(eq - s), v, p)) {
-            G->why = arena_printf(G->a, "DSCC_SKINNY is '%s': expected comma-separated rb=1|2|4, u=1..8, minb=1..4, split=1..8", e);
+            G->why = arena_printf(G->a, "DSCC_SKINNY is '%s': expected comma-separated rb=1|2|4, u=1..8, u32=1..8, minb=1..4, split=1..8", e);
             return false;
         }
         s = *end ? end + 1 : end;
@@ -450,7 +456,7 @@ static void skinny_instance(Gen *G, const SkinnyParams *sp, IrDim M, int lo, int
     int64_t smem = (int64_t)sizeof(float) * 9 * 8 * sp->rb * (hi + 1); /* each warp's sums and the CTA's */
     const char *entry = arena_printf(G->a, "p%d_fp8_linear_skinny_m%d", G->nphases, hi);
     CgDefine defs[] = {
-        {"SK_U", arena_printf(G->a, "%d", sp->u)},
+        {"SK_U", arena_printf(G->a, "%d", hi > 8 ? sp->u32 : sp->u)},
         {"SK_MINB", arena_printf(G->a, "%d", sp->minb)},
         {"SK_MROWS", arena_printf(G->a, "%d", hi)},
         {"SK_SPLIT", arena_printf(G->a, "%d", sp->split)},
@@ -466,7 +472,7 @@ static void skinny_instance(Gen *G, const SkinnyParams *sp, IrDim M, int lo, int
     };
     sb_printf(&G->decl, "// fp8_linear at %d < M <= %d: weights streamed in 16-byte loads, mma m16n8k32 E4M3 with x as A, block scales per K block,\n"
                         "// %d weight rows per cluster of %d CTAs, K split between their warps, summed in shared memory (rb=%d u=%d minb=%d split=%d)\n",
-              lo, hi, 8 * sp->rb, sp->split, sp->rb, sp->u, sp->minb, sp->split);
+              lo, hi, 8 * sp->rb, sp->split, sp->rb, hi > 8 ? sp->u32 : sp->u, sp->minb, sp->split);
     sb_puts(&G->decl, cg_kernel_instance(G->a, "gemm_skinny", entry, defs, (int)(sizeof defs / sizeof defs[0])));
     cg_phase(G, CG_LAUNCH_BLOCK, M, hi, ir_dim_const(blocks), 1, smem);
     G->phases[G->nphases - 1].fn = entry;

@@ -180,7 +180,7 @@ static void test_split4(void **state) { (void)state, check_env(576, 2960, false,
 /* 6 K blocks over 24 warps, a last K block of 80, two 8-row groups a warp, the last with 4 rows; f32 y */
 static void test_split3_ragged(void **state) { (void)state, check_env(100, 720, true, "split=3,u=1,rb=2", 3); }
 /* 9 K blocks over 64 warps, four 8-row groups a warp */
-static void test_split8(void **state) { (void)state, check_env(264, 1040, false, "rb=4,u=2,split=8,minb=1", 8); }
+static void test_split8(void **state) { (void)state, check_env(264, 1040, false, "rb=4,u=2,split=8,minb=1,u32=1", 8); }
 
 /* A malformed DSCC_SKINNY: codegen stops and says why. */
 static void test_bad_env(void **state) {
