@@ -1,38 +1,53 @@
 // gemm_skinny.cuh — DeepSeek's block-scaled FP8 linear for a few rows
 // (decode: M <= 32), y[M, N] = x[M, K] . w[N, K]^T with E4M3 codes, one f32
 // scale per 1x128 tile of x and per 128x128 block of w. At such M the GEMM
-// only streams its weights, so the kernel is built around that stream:
+// only streams its weights, so the kernel is built around that stream
+// (Little's law: at 4.25 TB/s and 0.7-1 us from HBM, 3-4 MB in flight on
+// the chip, ~24-48 KB an SM, from every SM):
 //
-// * A block owns 8 * SK_RB output columns (weight rows) and the whole K;
-//   its 8 warps take the 128-wide K blocks in turn (warp w: kb = w, w + 8,
-//   ...) and each warp its SK_RB groups of 8 weight rows, so the block reads
-//   1 KB of each of its rows at a time and every SM gets blocks.
-// * Weights come in 16-byte loads that bypass L1 (ld.global.nc
-//   L1::no_allocate), SK_U K blocks per warp loaded before any is used (4 KB
-//   in flight per warp, 8 KB when there are fewer blocks than SMs).
+// * A cluster of SK_SPLIT CTAs owns 8 * SK_RB output columns (weight rows);
+//   its 8 * SK_SPLIT warps take the 128-wide K blocks in turn (warp w of
+//   CTA c: kb = SK_SPLIT w + c, + 8 SK_SPLIT, ...) and each warp its SK_RB
+//   groups of 8 weight rows. Narrow weights (kv_a's 576 rows: 72 column
+//   blocks) thus still put CTAs on every SM.
+// * A round of a warp issues all its loads before its first product: the
+//   weights of SK_U K blocks in 16-byte loads that bypass L1 (predicated
+//   ld.global.nc.L1::no_allocate: no branch, zeros past N or K), their
+//   scales, then x's fragments and scales: a round waits for one latency,
+//   not one per K block. SK_U * SK_RB KB in flight a warp.
 // * The products run on the tensor cores as mma.sync m16n8k32 E4M3 with
-//   the weights as the 8-column operand B and x as the 16-row operand A
-//   (M <= 16: one row tile, M <= 32: two). A thread's 16-byte load of row
-//   g (lane / 4) at K offset 16 * (lane % 4) feeds two mma's B registers
-//   directly: the K order inside a K block is permuted, the same way for x
-//   (whose fragment the thread reads at the same offsets), and a sum does
-//   not depend on the order of its terms.
+//   the weights as the 8-column operand B and x as the 16-row operand A.
+//   The instance for M <= 8 (SK_MROWS 8) holds one row of x a thread (A's
+//   rows 8..15 are zeros); the one for M <= 32 two, in one or two row
+//   tiles. A thread's 16-byte load of row g (lane / 4) at K offset
+//   16 * (lane % 4) feeds two mma's B registers directly: the K order
+//   inside a K block is permuted, the same way for x (whose fragment the
+//   thread reads at the same offsets), and a sum does not depend on the
+//   order of its terms.
 // * Each K block's product is promoted to the f32 accumulator with both
-//   scales (DeepSeek's promotion every 128 of K, as the tile does); the
-//   warps' partial sums are added in shared memory in a fixed order: no
-//   split-K pass, no atomics, the same bits every run.
+//   scales (DeepSeek's promotion every 128 of K, as the tile does). The
+//   warps' partial sums are added in shared memory, then (SK_SPLIT > 1)
+//   after barrier.cluster CTA c stores the outputs c, c + SK_SPLIT, ...,
+//   adding the CTAs' sums read through distributed shared memory
+//   (mapa + ld.shared::cluster) in rank order; a second barrier.cluster
+//   keeps every CTA's shared memory alive until then. No split-K pass, no
+//   atomics, the same bits every run.
 //
 // Parameters (#define; a module defines them all, the defaults below make
 // the file compile on its own):
 //   DSCC_ENTRY        the entry point's name
-//   SK_M              rows of x and y, an expression over the Args `a` (<= 32)
+//   SK_M              rows of x and y, an expression over the Args `a` (<= SK_MROWS)
+//   SK_MROWS          the most rows the instance runs at: 8 or 32
 //   SK_N, SK_K        output columns and K (K % 16 == 0: rows start 16-aligned)
 //   SK_RB             8-row weight groups per warp: 1, 2 or 4
-//   SK_U              K blocks a warp loads before it uses one (SK_U * SK_RB KB in flight a warp; default 4 / SK_RB)
-//   SK_MINB           blocks an SM must hold (the register budget; default 2)
+//   SK_U              K blocks a warp loads before it uses one (SK_U * SK_RB KB in flight a warp)
+//   SK_MINB           CTAs an SM must hold (the register budget; default 2)
+//   SK_SPLIT          CTAs of a cluster that split K (1..8; grid: SK_SPLIT per column block)
 //   SK_X, SK_W        x's and w's codes (const unsigned char *, over `a`)
 //   SK_XS(i), SK_WS(i) the f32 scales: x's [M][ceil(K/128)], w's [ceil(N/128)][ceil(K/128)]
+//                     (read only through SK_XSA / SK_WSA below)
 //   SK_STORE(i, v)    stores y[i] (f32 v) in y's dtype
+// Dynamic shared memory: 9 * 8 * SK_RB * (SK_MROWS + 1) floats.
 #ifndef SK_X // compiled on its own (test_codegen): a stand-in for the module's prelude
 typedef unsigned long long u64;
 struct Args { u64 t[64]; long long sym[8]; long long cap, len; u64 err; long long tag; };
