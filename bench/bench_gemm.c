@@ -1,9 +1,10 @@
 /* bench_gemm.c — dscc's block-scaled FP8 GEMM alone, at DeepSeek-V3's
  * linear shapes and M = 1 ... 4096 tokens: the generated kernel
- * (DSCC_CUBLASLT=0's path: the skinny-M form at M <= 32, the tensor-core
- * tile above), the tile alone at M <= 32 (DSCC_GEMM_SKINNY=0), and, where
- * it has an algorithm, cuBLASLt (the rule the CUDA backend follows where
- * its GEMM table has no entry; no table is read here).
+ * (DSCC_CUBLASLT=0 DSCC_GEMM_TMA=0's path: the skinny-M form at M <= 32,
+ * the tensor-core tile above), the tile alone at M <= 32
+ * (DSCC_GEMM_SKINNY=0), the TMA kernel above M = 32 (codegen/kernels/
+ * gemm_tma.cuh, DSCC_GEMM_TMA=all) and, where it has an algorithm,
+ * cuBLASLt (no table is read here).
  *
  * Each shape is a one-linear model (`y = silu(linear(x, w))` with x
  * bf16[B, S, K] and w [N, K]; a linear that is itself a graph output stays
@@ -21,7 +22,7 @@
  * over 2e-2 is marked FAIL and makes the exit status 1. --m and --shape
  * narrow the sweep (the emulated device of tests/emu runs
  * `--check --m 1,3 --shape kv_a` in under a minute). --table FILE writes
- * the GEMM table (runtime/gemm_table.h) of what was faster per shape and
+ * the GEMM table (runtime/gemm_table.h) of what was fastest per shape and
  * range of M: each measured M stands for the rows above the one measured
  * before it. Prints one markdown table; run on the GPU machine
  * (bench/gpu_bench.sh runs it after the baselines, which time cuBLASLt
@@ -82,7 +83,7 @@ static int usage(void) {
                     "  --m LIST       the token counts, ascending (default 1,8,32,64,128,512,1024,4096; at most 8)\n"
                     "  --shape NAME   one shape only: q_a, q_b, kv_a, o_proj, expert_gate_up, expert_down, dense_gate_up, dense_down\n"
                     "  --flush-mb N   MiB of device memory zeroed before each timed repetition, an L2 flush (default 256; 0: none)\n"
-                    "  --table FILE   write the faster path per shape and range of M as a GEMM table (DSCC_GEMM_TABLE's form)\n"
+                    "  --table FILE   write the fastest path per shape and range of M as a GEMM table (DSCC_GEMM_TABLE's form)\n"
                     "  --skinny-sweep time the skinny form's variants (DSCC_SKINNY values) per shape at M = 1, 8, 32 (or --m) and print the best;\n"
                     "                 --shape takes a comma-separated list there (qkv_a, q_a, kv_a, q_b, o_proj, expert_gate_up, expert_down,\n"
                     "                 dense_gate_up, dense_down)\n"
@@ -112,12 +113,14 @@ static int gpu_sm(void) {
     return sm;
 }
 
-enum { GENERATED, CUBLASLT, TILE, NPATHS }; /* the generated kernel, cuBLASLt where it can, the tile alone at M <= 32 */
+/* the generated kernel, cuBLASLt where it can, the tile alone at M <= 32, the TMA kernel above */
+enum { GENERATED, CUBLASLT, TILE, TMA, NPATHS };
 
 typedef struct {
     double ms[NPATHS][8]; /* 0: not run */
     double err[8];        /* --check: the worst path's, -1 unchecked */
     int lib[8];           /* cuBLASLt ran the GEMM */
+    int tma[8];           /* the TMA kernel did */
 } Times;
 
 /* Times path `path` of graph g at each M (and checks it against cx). False after reporting. */
@@ -128,17 +131,20 @@ static bool time_path(const IrGraph *g, const Shape *sh, int path, const int64_t
     /* the rule alone (no table) for cuBLASLt's times; the tile at every M for the tile's */
     setenv("DSCC_GEMM_TABLE", "none", 1);
     setenv("DSCC_GEMM_SKINNY", path == TILE ? "0" : "1", 1);
+    setenv("DSCC_GEMM_TMA", path == TMA ? "all" : "0", 1);
     /* keep_all: every value keeps its place, so the kernel timed alone reads what it read in the run */
     GpuOptions go = {.max_batch = 1, .max_seq = Mmax, .max_ctx = Mmax, .keep_all = true, .no_blas = path != CUBLASLT};
+    if (path == TMA && Mmax <= CG_SKINNY_M) return true;
     GpuExec *x = gpu_exec_new(g, ws, &go, d);
     if (!x) return false;
     bool ok = true;
     for (int m = 0; m < nm && ok; m++) {
         int64_t M = ms_list[m];
-        if (path == TILE && M > CG_SKINNY_M) continue;
+        if ((path == TILE && M > CG_SKINNY_M) || (path == TMA && M <= CG_SKINNY_M)) continue;
         CpuInput in[1] = {{"x", 3, {1, M, sh->k}, xv}};
         ok = (t->ms[path][m] = time_gemm(g, x, in, flush, d)) > 0;
         if (ok && path == CUBLASLT) t->lib[m] = gpu_exec_last_lib_calls(x);
+        if (ok && path == TMA && !(t->tma[m] = gpu_exec_last_tma_calls(x))) t->ms[TMA][m] = 0; /* no tensor maps here: the tile ran */
         if (ok && cx && M <= 128) { /* the output of this path against the CPU executor on the same inputs */
             double e = check_output(x, cx, in, M * sh->n, d);
             ok = e >= 0;
@@ -152,9 +158,10 @@ static bool time_path(const IrGraph *g, const Shape *sh, int path, const int64_t
 /* The GEMM table's lines of one shape: per measured M, the rows above the one measured before it. */
 static void write_table(FILE *f, const Shape *sh, const int64_t *ms_list, int nm, const Times *t) {
     for (int m = 0; m < nm; m++) {
-        double gen = t->ms[GENERATED][m] * 1e3, lib = t->lib[m] ? t->ms[CUBLASLT][m] * 1e3 : -1;
-        RtGemmEntry e = {RT_GEMM_FP8, sh->n, sh->k, m ? ms_list[m - 1] + 1 : 1, ms_list[m], lib >= 0 && lib < gen ? RT_GEMM_CUBLASLT : RT_GEMM_GENERATED,
-                         gen, lib};
+        double gen = t->ms[GENERATED][m] * 1e3, lib = t->lib[m] ? t->ms[CUBLASLT][m] * 1e3 : -1, tma = t->tma[m] ? t->ms[TMA][m] * 1e3 : -1;
+        RtGemmChoice c = lib >= 0 && lib < gen ? RT_GEMM_CUBLASLT : RT_GEMM_GENERATED;
+        if (tma >= 0 && tma < (c == RT_GEMM_CUBLASLT ? lib : gen)) c = RT_GEMM_TMA;
+        RtGemmEntry e = {RT_GEMM_FP8, sh->n, sh->k, m ? ms_list[m - 1] + 1 : 1, ms_list[m], c, gen, lib, tma};
         rt_gemm_table_write_entry(f, &e);
     }
 }
@@ -195,6 +202,8 @@ static int run_shape(const Shape *sh, const int64_t *ms_list, int nm, int64_t fl
         if (t.ms[TILE][m] > 0) printf("%.1f |", flop / (t.ms[TILE][m] * 1e-3) / 1e12);
         else printf("- |");
         printf(" %.1f | %s |", flop / (t.ms[CUBLASLT][m] * 1e-3) / 1e12, t.lib[m] ? "yes" : "no");
+        if (t.tma[m]) printf(" %.1f |", flop / (t.ms[TMA][m] * 1e-3) / 1e12);
+        else printf(" - |");
         if (check) printf(t.err[m] >= 0 ? " %.2e%s |" : " - |", t.err[m], t.err[m] > 2e-2 ? " FAIL" : "");
         bad += check && t.err[m] > 2e-2;
         printf("\n");
@@ -260,6 +269,7 @@ static bool sweep_variant(const IrGraph *g, const Shape *sh, const char *var, co
                           CpuWeightSource *ws, CpuExec *cx, double *ms, double *err, DiagEngine *d) {
     setenv("DSCC_GEMM_TABLE", "none", 1);
     setenv("DSCC_GEMM_SKINNY", "1", 1);
+    setenv("DSCC_GEMM_TMA", "0", 1);
     if (*var) setenv("DSCC_SKINNY", var, 1);
     else unsetenv("DSCC_SKINNY");
     GpuOptions go = {.max_batch = 1, .max_seq = ms_list[nm - 1], .max_ctx = ms_list[nm - 1], .keep_all = true, .no_blas = true};
@@ -434,10 +444,11 @@ int main(int argc, char **argv) {
     }
     if (table)
         fprintf(table, "# GEMM paths measured by bench_gemm (L2 flushed, kernel alone, median of 7)\narch %d\n"
-                       "# kind N K M_LO M_HI choice generated_us cublaslt_us\n", gpu_sm());
-    printf("| shape (N x K) | M | dscc generated FP8 TFLOPS | its weights TB/s | tile alone (M <= %d) TFLOPS | cuBLASLt where it can TFLOPS | GEMMs by cuBLASLt |%s\n",
-           CG_SKINNY_M, check ? " rel L2 vs CPU |" : "");
-    printf("|---|---|---|---|---|---|---|%s\n", check ? "---|" : "");
+                       "# kind N K M_LO M_HI choice generated_us cublaslt_us [tma_us]\n", gpu_sm());
+    printf("| shape (N x K) | M | dscc generated FP8 TFLOPS | its weights TB/s | tile alone (M <= %d) TFLOPS | cuBLASLt where it can TFLOPS | GEMMs by "
+           "cuBLASLt | TMA kernel (M > %d) TFLOPS |%s\n",
+           CG_SKINNY_M, CG_SKINNY_M, check ? " rel L2 vs CPU |" : "");
+    printf("|---|---|---|---|---|---|---|---|%s\n", check ? "---|" : "");
     int bad = 0;
     for (size_t s = 0; s < sizeof SHAPES / sizeof SHAPES[0]; s++) {
         if (only && strcmp(only, SHAPES[s].name) != 0) continue;

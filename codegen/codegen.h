@@ -53,7 +53,7 @@ bool cg_cache_read(const char *path, uint64_t key_hi, uint64_t key_lo, CgBinary 
  * *w, int D, float eps, bf16 *y, fp8 *q, float *scales)`: one block (256
  * threads, D floats of shared memory) per row of x[rows, D]: y = rmsnorm(x)
  * * w, and y's FP8 E4M3 codes q with one scale (amax/448) per 1x128 tile,
- * from the f32 values (the fused rmsnorm -> act_scale -> quantize group of
+ * stored K-block-major (scales[tile][row], as the GEMMs read them), from the f32 values (the fused rmsnorm -> act_scale -> quantize group of
  * DeepSeek-V3's FP8 linears). */
 char *cg_template_rmsnorm_quant(Arena *a, const char *name);
 

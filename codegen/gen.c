@@ -110,6 +110,16 @@ static void emit_loader(Gen *G, int s, const IrNode *n) {
                   s, cg_dim(G, per), cg_dim(G, n->type.dims[1]), cg_stored_suffix(G, n), s);
         return;
     }
+    if (G->kblock && G->kblock[n->id]) { /* flat index i = m * nkb + kb of [M][nkb], stored at kb * M + m */
+        IrDim nkb = n->type.dims[n->type.rank - 1], M;
+        ir_dim_div(ir_type_numel(&n->type), nkb, &M);
+        const char *at = arena_printf(G->a, "i %% %lldLL * %s + i / %lldLL", (long long)nkb.coeff, cg_dim(G, M), (long long)nkb.coeff);
+        sb_printf(&G->ldr,
+                  "__device__ __forceinline__ float L%d(const Args &a, long long i) { return ld_f32(a.t[%d], %s); }  // K-block-major\n"
+                  "__device__ __forceinline__ void S%d(const Args &a, long long i, float v) { st_f32(a.t[%d], %s, v); }\n",
+                  s, s, at, s, s, at);
+        return;
+    }
     sb_printf(&G->ldr, "__device__ __forceinline__ float L%d(const Args &a, long long i) { return ld_%s(a.t[%d], i); }\n", s,
               cg_stored_suffix(G, n), s);
     sb_printf(&G->ldr, "__device__ __forceinline__ void S%d(const Args &a, long long i, float v) { st_%s(a.t[%d], i, v); }\n", s,
@@ -127,6 +137,18 @@ int cg_slot_value(Gen *G, const IrNode *n) {
     G->slots[s] = (CgSlot){n->id, CG_SLOT_VALUE, ir_dim_const(0)};
     emit_loader(G, s, n);
     return s;
+}
+
+const char *cg_scale_at(Gen *G, int s, const char *m, const char *kb) {
+    const IrNode *n = G->g->nodes[G->slots[s].node];
+    IrDim nkb = n->type.dims[n->type.rank - 1], M;
+    if (!G->kblock || !G->kblock[n->id] || !ir_dim_div(ir_type_numel(&n->type), nkb, &M))
+        return arena_printf(G->a, "L%d(a, (long long)(%s) * %s + (%s))", s, m, cg_dim(G, nkb), kb);
+    return arena_printf(G->a, "ld_f32(a.t[%d], (long long)(%s) * %s + (%s))", s, kb, cg_dim(G, M), m);
+}
+
+int cg_slot_result(Gen *G, const IrNode *n) {
+    return cg_slot_value(G, G->epi && G->epi[n->id] >= 0 ? G->g->nodes[G->epi[n->id]] : n);
 }
 
 int cg_slot_scratch(Gen *G, const IrNode *n, IrDim count) {
@@ -147,7 +169,7 @@ const char *cg_read(Gen *G, const IrNode *m, const char *idx) {
 
 void cg_phase(Gen *G, CgLaunchMode mode, IrDim a, int64_t da, IrDim b, int64_t db, int64_t smem) {
     CgPhase *p = &G->phases[G->nphases];
-    *p = (CgPhase){arena_printf(G->a, "p%d", G->nphases), mode, a, b, da, db, smem, 0, CG_ITEMS_GRID, {0}, {0}, {0}, 0, 0, 0, 0, 0};
+    *p = (CgPhase){arena_printf(G->a, "p%d", G->nphases), mode, a, b, da, db, smem, 0, CG_ITEMS_GRID, {0}, {0}, {0}, 0, 0, 0, 0, 0, 0, NULL};
     G->nphases++;
 }
 
@@ -308,8 +330,8 @@ static void emit_value(Gen *G, const IrNode *n) {
         }
         ret = arena_printf(G->a, "ld_f32(a.t[%d], i)", G->stat[n->id]);
         break;
-    case IR_OP_ACT_SCALE:
-        ret = arena_printf(G->a, "ld_f32(a.t[%d], i)", G->stat[n->id]);
+    case IR_OP_ACT_SCALE: /* stored: through its slot's loader, which knows the layout */
+        ret = G->stored[n->id] ? arena_printf(G->a, "L%d(a, i)", G->stat[n->id]) : arena_printf(G->a, "ld_f32(a.t[%d], i)", G->stat[n->id]);
         break;
     case IR_OP_QUANTIZE: {
         int64_t b = ir_node_attr_int(n, "block", 128);
@@ -475,7 +497,8 @@ static void emit_reduction(Gen *G, const IrNode *n) {
 /* Members the store passes write: stored, inlined values (sum and
  * act_scale wrote theirs in their reduction phase). */
 static bool needs_store(const Gen *G, const IrNode *n) {
-    return G->local[n->id] >= 0 && G->stored[n->id] && (n->op != IR_OP_SUM || sum_inline(n)) && n->op != IR_OP_ACT_SCALE;
+    return G->local[n->id] >= 0 && G->stored[n->id] && (n->op != IR_OP_SUM || sum_inline(n)) && n->op != IR_OP_ACT_SCALE &&
+           G->epi[n->id] != -2; /* a cast its GEMM writes */
 }
 
 /* The store of member m at flat index i (indented by `ind`): its slot, and
@@ -1001,8 +1024,45 @@ typedef struct {
     bool *unread, *stored;
     int *grp, *tmpl;
     int *chain; /* chain_expert_gemms' */
+    int *epi;   /* epilogue_casts' */
+    bool *kblock; /* CgProgram.kblock */
     int ngroups;
 } Storage;
+
+/* A linear the fuse pass put in one kernel with its only reader, a cast to
+ * f32 (the LM head's logits: linear then cast): the GEMM writes the f32
+ * value itself, the bf16 one is neither rounded nor stored, and no kernel
+ * of its own copies it. epi[linear] = the cast, epi[cast] = -2, else -1. */
+static void epilogue_casts(const IrGraph *g, const int *grp, const int *tmpl, int *epi) {
+    int nn = g->nnodes, *readers = calloc((size_t)nn + 1, sizeof(int));
+    for (int i = 0; i < nn; i++) epi[i] = -1;
+    if (!readers) return;
+    for (int i = 0; i < nn; i++)
+        for (int k = 0; k < g->nodes[i]->nops; k++) readers[g->nodes[i]->ops[k]->id]++;
+    for (int i = 0; i < nn; i++) {
+        const IrNode *c = g->nodes[i], *x = c->nops == 1 ? c->ops[0] : NULL;
+        if (c->op != IR_OP_CAST || c->type.dtype != IR_DT_F32 || !x || x->op != IR_OP_LINEAR || grp[i] < 0 || grp[x->id] != grp[i] ||
+            tmpl[grp[i]] != x->id || readers[x->id] != 1 || ir_dtype_is_int(x->type.dtype))
+            continue;
+        epi[x->id] = i, epi[i] = -2;
+    }
+    free(readers);
+}
+
+/* CgProgram.kblock: the act_scales stored as f32 that no communication op reads. */
+static bool *kblock_scales(Arena *a, const IrGraph *g, const bool *stored, const IrDType *dtype) {
+    int nn = g->nnodes;
+    bool *kb = arena_alloc(a, (size_t)nn + 1);
+    for (int i = 0; i < nn; i++) {
+        const IrNode *n = g->nodes[i];
+        kb[i] = n->op == IR_OP_ACT_SCALE && stored[i] && dtype[i] == IR_DT_F32 && n->type.rank >= 1 &&
+                ir_dim_is_const(n->type.dims[n->type.rank - 1]) && n->type.dims[n->type.rank - 1].coeff > 0;
+    }
+    for (int i = 0; i < nn; i++)
+        if (ir_op_is_comm(g->nodes[i]->op))
+            for (int k = 0; k < g->nodes[i]->nops; k++) kb[g->nodes[i]->ops[k]->id] = false;
+    return kb;
+}
 
 static void plan_storage(Gen *G, bool wide, Storage *st) {
     Arena *a = G->a;
@@ -1040,6 +1100,9 @@ static void plan_storage(Gen *G, bool wide, Storage *st) {
     G->cache_of = cache_of;
     int *chain = arena_alloc(a, sizeof(int) * (size_t)(nn + 1));
     chain_expert_gemms(G, grp, pair, ngroups, chain);
+    char *route = arena_alloc(a, (size_t)nn + 1); /* routing chains one kernel computes (cg_route_groups) */
+    cg_route_groups(g, grp, route);
+    G->route = route;
     /* A group holds at most one op that is not inlined: the template (and a grouped expert GEMM's pair). */
     int *tmpl = arena_alloc(a, sizeof(int) * (size_t)(ngroups + 1));
     for (int k = 0; k < ngroups; k++) tmpl[k] = -1;
@@ -1048,20 +1111,26 @@ static void plan_storage(Gen *G, bool wide, Storage *st) {
         if (grp[i] < 0 || ir_op_fusible(n->op) || pair[i] == -2) continue; /* -2: the second of a pair, which its first generates */
         if (n->op == IR_OP_KV_CACHE && cache_of[n->ops[0]->id] == i) continue; /* appended by its input's store pass */
         if (chain[i] >= 0) continue; /* a down GEMM chained after its pair's kernel phases */
+        if (route[i] == 1 || route[i] == 3) continue; /* in a routing chain (the gather): its group_topk's kernel computes it */
         if (tmpl[grp[i]] >= 0) { /* two templates in one group: give this one its own */
             grp[i] = ngroups++;
             tmpl = arena_realloc(a, tmpl, sizeof(int) * (size_t)ngroups, sizeof(int) * (size_t)(ngroups + 1));
         }
         tmpl[grp[i]] = i;
     }
-    /* Stored: leaves, caches, templates, and members read outside their group or by a template. */
+    int *epi = arena_alloc(a, sizeof(int) * (size_t)(nn + 1));
+    epilogue_casts(g, grp, tmpl, epi);
+    /* Stored: leaves, caches, templates (but a GEMM whose cast it writes instead), members read outside their group or
+     * by a template, and a cast a GEMM writes. */
     bool *stored = arena_alloc(a, (size_t)nn + 1);
     for (int i = 0; i < nn; i++) {
         const IrNode *n = g->nodes[i];
-        if (ir_op_has_result(n->op) && !unread[i] && (grp[i] < 0 || !ir_op_fusible(n->op))) stored[i] = true;
+        if (ir_op_has_result(n->op) && !unread[i] && route[i] != 1 && (grp[i] < 0 || !ir_op_fusible(n->op)) && epi[i] < 0) stored[i] = true;
+        if (epi[i] == -2) stored[i] = true;
     }
     for (int j = 0; j < nn; j++) { /* over the readers: linear */
         const IrNode *r = g->nodes[j];
+        if (route[j]) continue; /* a routing chain's kernel reads only the chain's logits and bias, stored anyway */
         for (int k = 0; k < r->nops; k++) {
             const IrNode *n = r->ops[k];
             int i = n->id;
@@ -1071,7 +1140,7 @@ static void plan_storage(Gen *G, bool wide, Storage *st) {
             else stored[i] = true;
         }
     }
-    *st = (Storage){dtype, unread, stored, grp, tmpl, chain, ngroups};
+    *st = (Storage){dtype, unread, stored, grp, tmpl, chain, epi, kblock_scales(a, g, stored, dtype), ngroups};
 }
 
 bool *cg_stored_values(Arena *a, const IrGraph *g, const CgGenOptions *o, IrDType **dtype) {
@@ -1115,6 +1184,9 @@ CgProgram *cg_generate(Arena *a, DiagEngine *d, const IrGraph *g, const CgGenOpt
     CgProgram *p = arena_alloc(a, sizeof *p);
     p->stored = stored;
     p->dtype = dtype;
+    p->kblock = st.kblock;
+    G.kblock = st.kblock;
+    G.epi = st.epi;
     p->kernels = arena_alloc(a, sizeof(CgKernel) * (size_t)(ngroups + 1));
     p->modules = arena_alloc(a, sizeof(CgSource) * (size_t)(ngroups + 1));
     G.local = arena_alloc(a, sizeof(int) * (size_t)(nn + 1));
@@ -1145,17 +1217,21 @@ CgProgram *cg_generate(Arena *a, DiagEngine *d, const IrGraph *g, const CgGenOpt
         for (int k = 0; k < nm; k++)
             if (chain[members[k]] >= 0) down = g->nodes[members[k]];
         bool ok = !down || cg_emit_template(&G, g->nodes[tmpl[gid]]);
-        IrDim rows;
-        const IrNode *rown = tmpl[gid] < 0 ? row_norm(&G, members, nm, &rows) : NULL;
-        for (int k = 0; k < nm; k++) {
-            const IrNode *n = g->nodes[members[k]];
-            if (n == rown) G.stat[n->id] = cg_slot_scratch(&G, n, rows); /* the row kernel computes it */
-            else if (has_reduction_phase(n)) emit_reduction(&G, n);
-            if (ir_op_fusible(n->op)) emit_value(&G, n);
+        if (tmpl[gid] >= 0 && G.route[tmpl[gid]] == 2) /* a routing chain: the whole group is one kernel */
+            ok = cg_route_kernel(&G, g->nodes[tmpl[gid]]);
+        else {
+            IrDim rows;
+            const IrNode *rown = tmpl[gid] < 0 ? row_norm(&G, members, nm, &rows) : NULL;
+            for (int k = 0; k < nm; k++) {
+                const IrNode *n = g->nodes[members[k]];
+                if (n == rown) G.stat[n->id] = cg_slot_scratch(&G, n, rows); /* the row kernel computes it */
+                else if (has_reduction_phase(n)) emit_reduction(&G, n);
+                if (ir_op_fusible(n->op) && st.epi[n->id] != -2) emit_value(&G, n); /* a cast its GEMM writes: none */
+            }
+            if (rown) emit_row_kernel(&G, rown, rows, members, nm, done);
+            else if (!emit_stores_one(&G, members, nm, done)) emit_stores(&G, members, nm, done, NULL);
+            ok = ok && (down ? cg_emit_template(&G, down) : tmpl[gid] < 0 || cg_emit_template(&G, g->nodes[tmpl[gid]]));
         }
-        if (rown) emit_row_kernel(&G, rown, rows, members, nm, done);
-        else if (!emit_stores_one(&G, members, nm, done)) emit_stores(&G, members, nm, done, NULL);
-        ok = ok && (down ? cg_emit_template(&G, down) : tmpl[gid] < 0 || cg_emit_template(&G, g->nodes[tmpl[gid]]));
         const IrNode *first = g->nodes[members[0]];
         if (!ok || G.failed) {
             diag_error(d, first->loc, "codegen: cannot generate the kernel of %s (%s)", ir_op_name(g->nodes[tmpl[gid] >= 0 ? tmpl[gid] : members[0]]->op),

@@ -45,7 +45,7 @@ typedef struct {
 typedef enum {
     CG_LAUNCH_ELEM,  /* one thread per item, 256 threads per block */
     CG_LAUNCH_WARP,  /* one warp per item, 8 items per block */
-    CG_LAUNCH_BLOCK, /* one 256-thread block per item */
+    CG_LAUNCH_BLOCK, /* one 256-thread block per item (CgPhase.threads: another count) */
 } CgLaunchMode;
 
 /* How a phase's item count is found at run time. */
@@ -121,6 +121,16 @@ static inline long long cg_mla_splits(long long S, long long B, long long Hq, lo
 static inline CG_KEY_SPLITS_FN(CG_EXPAND)
 static inline CG_K_SPLITS_FN(CG_EXPAND)
 
+/* A phase that runs codegen/kernels/gemm_tma.cuh (an FP8 linear by TMA
+ * and wgmma): 384 threads a block, a persistent grid (at most one block an
+ * SM), its two tensor maps made by the runtime at plan time. */
+typedef struct {
+    IrDim M;
+    int64_t N, K;
+    int x, w, maps; /* slots: x's and w's E4M3 codes; the maps' (a scratch slot the runtime points at its own maps) */
+    int span;       /* phases after this one that compute the same GEMM (the tile's): not run when this one is */
+} CgTmaGemm;
+
 /* items as `rule` says; a and b evaluated at run time. */
 typedef struct {
     const char *fn;  /* __global__ function in the module */
@@ -138,6 +148,8 @@ typedef struct {
                        * S <= knb (the KEYS_* phases then only the others) */
     int64_t amin, amax; /* when set (> 0): the phase runs only for a > amin, or only for a <= amax (a GEMM's skinny-M form
                          * against its tile: CG_SKINNY_M) */
+    int threads;        /* CG_LAUNCH_BLOCK: threads a block when not 256 (0); MLA's decode kernel: 384 */
+    const CgTmaGemm *tma; /* non-NULL: the phase is the TMA GEMM, which the runtime runs instead of its tile or not at all */
 } CgPhase;
 
 /* A GEMM over at most this many rows (a decode step's) runs its skinny-M
@@ -158,23 +170,24 @@ typedef struct {
 /* A library GEMM the runtime may run instead of the kernel's phases
  * (cuBLASLt, when it loads and has an algorithm for the step's shape)
  * instead of the template's phase; that phase computes the same thing and
- * runs otherwise. */
+ * runs otherwise. The library reads the operands as the kernels store
+ * them: nothing is converted for it. */
 typedef enum {
     CG_LIB_NONE,      /* the phases are the kernel */
-    CG_LIB_FP8_GEMM,  /* y[M, N] bf16 = x[M, K] e4m3 . w[N, K]^T e4m3 with DeepSeek's block scales; `prep` first
-                       * writes the activation scales xs[M][K/128] transposed to xs_t[K/128][M] */
-    CG_LIB_BF16_GEMM, /* y[M, N] bf16 = x[M, K] bf16 . w[N, K]^T bf16 */
+    CG_LIB_FP8_GEMM,  /* y[M, N] bf16 = x[M, K] e4m3 . w[N, K]^T e4m3 with DeepSeek's block scales, the activation
+                       * scales stored K-block-major (CgProgram.kblock: [K/128][M], cuBLASLt's VEC128 layout) */
+    CG_LIB_BF16_GEMM, /* y[M, N] bf16 (f32 with y_f32) = x[M, K] bf16 . w[N, K]^T bf16 */
 } CgLibKind;
 
 typedef struct {
     CgLibKind kind;
     IrDim M;
     int64_t N, K;
-    int x, xs, w, ws, y, xs_t; /* slots */
-    int phase;                 /* the template's first phase, which the library call replaces (the group's other phases,
-                                * such as the stores of fused values the GEMM reads, still run) */
-    CgPhase prep;              /* fn NULL when none */
-    int span;                  /* phases from `phase` the call replaces (the tile's split-K forms too); 0 means 1 */
+    int x, xs, w, ws, y; /* slots */
+    bool y_f32;          /* y is stored as f32 (the GEMM writes the f32 cast of its result: the LM head's logits) */
+    int phase;           /* the template's first phase, which the library call replaces (the group's other phases,
+                          * such as the stores of fused values the GEMM reads, still run) */
+    int span;            /* phases from `phase` the call replaces (the tile's split-K forms too); 0 means 1 */
 } CgLib;
 
 typedef struct {
@@ -199,6 +212,16 @@ typedef struct {
     int nmodules;
     bool *stored;       /* by node id: the value lives in memory */
     IrDType *dtype;     /* by node id: the dtype it is stored in (see CgGenOptions) */
+    /* By node id: an act_scale (x's FP8 scales, [..., M rows][nkb] as a
+     * value) stored K-block-major, element (m, kb) at kb * M + m: the layout
+     * cuBLASLt's VEC128 activation scales take, so its block-scaled GEMM
+     * reads them where the quantize wrote them (no transpose between). Every
+     * act_scale stored as f32 is, but one a communication op reads
+     * (dispatch ships a token's scales with its row). Generated code reads
+     * and writes such a value through its slot's loader and storer, which
+     * map the value's flat index to the layout; the runtime maps it back
+     * when it copies the value out (gpu_exec_value, outputs). */
+    bool *kblock;
 } CgProgram;
 
 typedef enum { CG_TILE_DEFAULT, CG_TILE_WGMMA, CG_TILE_MMA_SYNC } CgTile;
@@ -236,6 +259,23 @@ CgProgram *cg_generate(Arena *a, DiagEngine *d, const IrGraph *g, const CgGenOpt
  * a template), and in which dtype (*dtype, by node id): what cg_generate
  * decides, without generating code. The plan-memory pass lays out these. */
 bool *cg_stored_values(Arena *a, const IrGraph *g, const CgGenOptions *o, IrDType **dtype);
+
+/* DeepSeek-V3's gate after the router GEMM, as the DSL writes it:
+ * sig = sigmoid(logits), choice = sig + bias, topk = group_topk(choice),
+ * w = gather(sig, topk, axis=-1), then optionally w / (sum(w, -1, keepdim)
+ * + eps) and optionally w * scale (eps, scale: scalar consts). logits and
+ * bias are computed by no fusible op (a GEMM, a weight), every value but
+ * topk and the last is f32 and read only inside the chain, all on topk's
+ * stream, and the shapes fit codegen/kernels/route_topk.cuh (E <= 1024,
+ * k <= 32). The fuse pass puts such a chain in topk's group; the code
+ * generator then emits the whole group as that one kernel. */
+typedef struct {
+    const IrNode *logits, *bias, *sig, *choice, *topk, *gather, *sum, *den, *div, *scale, *out; /* sum, den, div, scale: NULL if absent */
+    const IrNode *eps, *factor;     /* the consts of den and scale */
+    int n;
+    const IrNode *nodes[8];         /* the chain's ops, topk included (not the consts) */
+} CgRouteChain;
+bool cg_route_chain(const IrGraph *g, const IrNode *topk, CgRouteChain *c);
 
 /* The full text of kernel k as --emit=cuda writes it: header comment, then
  * the module source. */

@@ -51,7 +51,7 @@ static void attention_mma_kernel(Gen *G, const IrNode *n, bool split, int sq, in
     bool vk = cg_attention_v_in_k(G, n); /* v read from k's rows: row stride Dk, from column `start` */
     int64_t vs = vk ? Dk : Dv, v0 = vk ? ir_node_attr_int(v, "start", 0) : 0;
     const IrNode *vsrc = vk ? k : v; /* the tensor v's rows are read from */
-    const char *vt = vsrc->op == IR_OP_KV_CACHE ? "a.cap" : cg_dim(G, vsrc->type.dims[1]);
+    const char *vt = v->op == IR_OP_KV_CACHE ? "a.cap" : cg_dim(G, vsrc->type.dims[1]);
     const char *decomp = split ? arena_printf(G->a,
         "    const long long Bn = %s, rows = S * Hq, nrb = (rows + 63) / 64, nsp = cg_key_splits(S, Bn, Hq, T);\n"
         "    const long long bs = blockIdx.x / nrb, r0 = blockIdx.x %% nrb * 64, bb = bs / nsp, sp = bs %% nsp;  // sp: which part of the keys\n",
@@ -292,7 +292,7 @@ bool cg_attention_q_concat(const Gen *G, const IrNode *n) {
  * wgmma tile selected, v the first 512 columns of k's rows of 576 (V3's
  * latent and rope key), bf16 q and cache, a constant head count. */
 #define MLA_MAX_S 16
-#define MLA_SMEM (3 * 73728 + 8192 + 1024) /* q, two stages of 64 keys, P; 1 KB to align the swizzle */
+#define MLA_SMEM (3 * 73728 + 1024) /* q, two stages of 64 keys (P in each one's rope columns); 1 KB to align the swizzle */
 static bool mla_decode_shape(const Gen *G, const IrNode *n) {
     const char *env = getenv("DSCC_MLA_DECODE"); /* 0: the mma.sync form for every step (checked in cg_attention) */
     if (env && strcmp(env, "0") == 0) return false;
@@ -331,6 +331,7 @@ static void mla_decode(Gen *G, const IrNode *n, int sq, int sq1, int64_t qd0, in
     cg_phase(G, CG_LAUNCH_BLOCK, B, 1, ir_dim_mul(S, q->type.dims[2]), 64, MLA_SMEM);
     cg_phase_keys(G, CG_ITEMS_MLA_DECODE, B, S, T, Hq, 512);
     G->phases[G->nphases - 1].fn = "mla_decode";
+    G->phases[G->nphases - 1].threads = 384; /* two consumer warpgroups and the producer (MLA_THREADS) */
     G->phases[G->nphases - 1].knb = MLA_MAX_S;
     CgDefine c[] = {{"MLA_IN_MODULE", "1"}, d[1], d[2], d[4], d[10], d[11], d[12]};
     sb_puts(&G->decl, cg_kernel_instance(a, "mla_decode_combine", "mla_decode_combine", c, (int)(sizeof c / sizeof *c)));
@@ -389,6 +390,70 @@ static bool attention_mma(Gen *G, const IrNode *n) {
     return true;
 }
 
+/* The prefill kernel (codegen/kernels/attn_prefill.cuh) takes attention
+ * with head dims of at most 256 (q, k) and 128 (v), multiples of 16, a
+ * constant number of key heads dividing the query heads, bf16 q, k and v:
+ * MLA's naive form (128 heads as batch rows, d_qk 192, d_v 128) and grouped
+ * attention. One key head under several query heads (MLA's absorbed form,
+ * v a slice of k) stays on the form above, which flattens the heads into
+ * its query rows and splits a decode step's keys between blocks.
+ * DSCC_ATTN_PREFILL=0 turns it off (the forms above, for comparison). */
+#define ATTN_PREFILL_SMEM(Dk, Dv) (128 * ((Dk) * 2 + 16) + 2 * 64 * ((Dk) * 2 + 16 + (Dv) * 2 + 16))
+static bool attention_prefill_shape(const Gen *G, const IrNode *n) {
+    const char *env = getenv("DSCC_ATTN_PREFILL");
+    if (env && strcmp(env, "0") == 0) return false;
+    const IrNode *q = n->ops[0], *k = n->ops[1], *v = n->ops[2];
+    if (k->type.rank != 4 || v->type.rank != 4 || cg_attention_v_in_k(G, n)) return false;
+    for (int d = 2; d < 4; d++)
+        if (!ir_dim_is_const(q->type.dims[d]) || !ir_dim_is_const(k->type.dims[d]) || !ir_dim_is_const(v->type.dims[d])) return false;
+    int64_t Hq = q->type.dims[2].coeff, Hk = k->type.dims[2].coeff, Dk = q->type.dims[3].coeff, Dv = v->type.dims[3].coeff;
+    bool qbf = cg_attention_q_concat(G, n) || G->dtype[q->id] == IR_DT_BF16; /* a concat q: its parts (checked there) */
+    return Hk >= 1 && (Hk > 1 || Hq == 1) && Hq % Hk == 0 && v->type.dims[2].coeff == Hk && k->type.dims[3].coeff == Dk &&
+           Dk % 16 == 0 && Dv % 16 == 0 && Dk <= 256 && Dv <= 128 && qbf && G->dtype[k->id] == IR_DT_BF16 && G->dtype[v->id] == IR_DT_BF16;
+}
+
+static bool attention_prefill(Gen *G, const IrNode *n) {
+    const IrNode *q = n->ops[0], *k = n->ops[1], *v = n->ops[2];
+    if (!attention_prefill_shape(G, n)) return false;
+    bool qc = cg_attention_q_concat(G, n);
+    int64_t Hq = q->type.dims[2].coeff, Dk = q->type.dims[3].coeff, Dv = v->type.dims[3].coeff;
+    int64_t qd0 = qc ? q->ops[0]->type.dims[3].coeff : Dk;
+    int sq = cg_slot_value(G, qc ? q->ops[0] : q), sq1 = qc ? cg_slot_value(G, q->ops[1]) : sq;
+    int sk = cg_slot_value(G, k), sv = cg_slot_value(G, v), so = cg_slot_value(G, n);
+    Arena *a = G->a;
+    const char *kt = k->op == IR_OP_KV_CACHE ? "(a.cap)" : cg_dim(G, k->type.dims[1]);
+    const char *vt = v->op == IR_OP_KV_CACHE ? "(a.cap)" : cg_dim(G, v->type.dims[1]);
+    IrDim B = q->type.dims[0], S = q->type.dims[1];
+    cg_mma_helpers(G);
+    const char *entry = arena_printf(a, "p%d_attention_prefill", G->nphases);
+    CgDefine d[] = {{"ATTN_B", cg_dim(G, B)},
+                    {"ATTN_S", cg_dim(G, S)},
+                    {"ATTN_T", cg_dim(G, k->type.dims[1])},
+                    {"ATTN_HQ", arena_printf(a, "%lldLL", (long long)Hq)},
+                    {"ATTN_HK", arena_printf(a, "%lldLL", (long long)k->type.dims[2].coeff)},
+                    {"ATTN_DK", arena_printf(a, "%lldLL", (long long)Dk)},
+                    {"ATTN_DV", arena_printf(a, "%lldLL", (long long)Dv)},
+                    {"ATTN_KT", kt},
+                    {"ATTN_VT", vt},
+                    {"ATTN_VS", arena_printf(a, "%lldLL", (long long)Dv)},
+                    {"ATTN_V0", "0LL"},
+                    {"ATTN_Q", arena_printf(a, "((const unsigned short *)a.t[%d])", sq)},
+                    {"ATTN_Q1", arena_printf(a, "((const unsigned short *)a.t[%d])", sq1)},
+                    {"ATTN_QD0", arena_printf(a, "%lldLL", (long long)qd0)},
+                    {"ATTN_K", arena_printf(a, "((const unsigned short *)a.t[%d])", sk)},
+                    {"ATTN_V", arena_printf(a, "((const unsigned short *)a.t[%d])", sv)},
+                    {"ATTN_STORE(i, v)", arena_printf(a, "S%d(a, (i), (v))", so)},
+                    {"ATTN_CAUSAL", ir_node_attr_bool(n, "causal", false) ? "1" : "0"},
+                    {"ATTN_SCALE", arena_printf(a, "%.9ef", (double)(float)ir_node_attr_float(n, "scale", 1.0))}};
+    sb_puts(&G->decl, "// attention, d_qk <= 256: FlashAttention-2 style on mma m16n8k16 BF16, 128 query positions of one head a block,\n"
+                        "// 64-key tiles double-buffered by cp.async, online softmax in registers, causal tiles past the diagonal skipped\n");
+    sb_puts(&G->decl, cg_kernel_instance(a, "attn_prefill", entry, d, (int)(sizeof d / sizeof *d)));
+    /* blocks: (query tile, batch row x head), the last query tile (the most keys) first */
+    cg_phase(G, CG_LAUNCH_BLOCK, ir_dim_mul(B, ir_dim_const(Hq)), 1, S, 128, ATTN_PREFILL_SMEM(Dk, Dv));
+    G->phases[G->nphases - 1].fn = entry;
+    return true;
+}
+
 bool cg_attention(Gen *G, const IrNode *n) {
     const IrNode *q = n->ops[0], *k = n->ops[1], *v = n->ops[2];
     const char *env = getenv("DSCC_MLA_DECODE");
@@ -401,7 +466,12 @@ bool cg_attention(Gen *G, const IrNode *n) {
         G->why = "attention head dims must be constant and at most 1024";
         return false;
     }
-    if (attention_mma(G, n)) return true;
+    const char *pe = getenv("DSCC_ATTN_PREFILL");
+    if (pe && *pe && strcmp(pe, "0") && strcmp(pe, "1")) {
+        G->why = "DSCC_ATTN_PREFILL must be 0 (the prefill attention kernel off) or 1 (on where it applies)";
+        return false;
+    }
+    if (attention_prefill(G, n) || attention_mma(G, n)) return true;
     int64_t Dk = q->type.dims[3].coeff, Dv = v->type.dims[3].coeff;
     IrDim R = cg_prefix(&q->type, 3);
     int sq = cg_slot_value(G, q), sk = cg_slot_value(G, k), sv = cg_slot_value(G, v), so = cg_slot_value(G, n);

@@ -176,8 +176,8 @@ static void wgmma_tile_part(Gen *G, bool bf16, bool wt, int sx, int sxs, int sw,
         "#pragma unroll\n"
         "        for (int h = 0; h < 2; h++) {\n"
         "            const int r = srow[wm + g + 8 * h];\n"
-        "            xsc[h] = r >= 0 ? L%d(a, (long long)r * nkb + kb) : 0.0f;\n"
-        "        }\n", sws, sxs);
+        "            xsc[h] = r >= 0 ? %s : 0.0f;\n"
+        "        }\n", sws, cg_scale_at(G, sxs, "r", "kb"));
     const char *promo = bf16 ? "" :
         "#pragma unroll\n"
         "        for (int i = 0; i < 32; i++) acc[i] += part[i] * (xsc[(i >> 1) & 1] * wsc);  // promotion to f32 with both scales\n";
@@ -263,8 +263,8 @@ void cg_mma_tile_part(Gen *G, bool bf16, bool wt, int sx, int sxs, int sw, int s
         "#pragma unroll\n"
         "            for (int h = 0; h < 2; h++) {\n"
         "                const int r = srow[wm + i * 16 + g + 8 * h];\n"
-        "                xsc[i][h] = r >= 0 ? L%d(a, (long long)r * nkb + kb) : 0.0f;\n"
-        "            }", sws, sxs);
+        "                xsc[i][h] = r >= 0 ? %s : 0.0f;\n"
+        "            }", sws, cg_scale_at(G, sxs, "r", "kb"));
     sb_printf(b, "    if (kb0 < kb1) load(0, kb0);\n"
                  "    cp_commit();\n"
                  "    for (long long kb = kb0; kb < kb1; kb++) {\n"
@@ -466,7 +466,7 @@ static void skinny_instance(Gen *G, const SkinnyParams *sp, IrDim M, int lo, int
         {"SK_RB", arena_printf(G->a, "%d", sp->rb)},
         {"SK_X", arena_printf(G->a, "((const unsigned char *)a.t[%d])", slot[0])},
         {"SK_W", arena_printf(G->a, "((const unsigned char *)a.t[%d])", slot[2])},
-        {"SK_XS(i)", arena_printf(G->a, "L%d(a, (i))", slot[1])},
+        {"SK_XS(m, kb)", cg_scale_at(G, slot[1], "m", "kb")},
         {"SK_WS(i)", arena_printf(G->a, "L%d(a, (i))", slot[3])},
         {"SK_STORE(i, v)", arena_printf(G->a, "S%d(a, (i), (v))", slot[4])},
     };
@@ -494,44 +494,75 @@ static bool gemm_skinny(Gen *G, IrDim M, int64_t K, int64_t N, int sx, int sxs, 
     return true;
 }
 
+/* Dynamic shared memory of gemm_tma.cuh at its default 6 stages (GT_SMEM). */
+#define CG_TMA_SMEM (6 * 32768 + 16 * 6 + 1024)
+
+/* The large-M form of an fp8_linear (codegen/kernels/gemm_tma.cuh): one
+ * phase over the 128 x 128 output tiles that the runtime runs instead of
+ * the tile's phases where the GEMM table (or, without an entry, M >= 256)
+ * says so; `after` is set once the tile's phases are known. */
+static CgTmaGemm *gemm_tma(Gen *G, const IrNode *n, IrDim M, int64_t K, int64_t N, int sx, int sxs, int sw, int sws, int sy, bool skinny) {
+    CgTmaGemm *t = arena_alloc(G->a, sizeof *t);
+    *t = (CgTmaGemm){M, N, K, sx, sw, cg_slot_scratch(G, n, ir_dim_const(64)), 0}; /* 64 floats: room for the two 128-byte maps */
+    const char *entry = arena_printf(G->a, "p%d_fp8_linear_tma", G->nphases);
+    CgDefine defs[] = {
+        {"GT_IN_MODULE", "1"},
+        {"GT_M", cg_dim(G, M)},
+        {"GT_N", arena_printf(G->a, "%lldLL", (long long)N)},
+        {"GT_K", arena_printf(G->a, "%lldLL", (long long)K)},
+        {"GT_MAPS", arena_printf(G->a, "((const unsigned char *)a.t[%d])", t->maps)},
+        {"GT_XS(i)", arena_printf(G->a, "L%d(a, (i))", sxs)},
+        {"GT_WS(i)", arena_printf(G->a, "L%d(a, (i))", sws)},
+        {"GT_STORE(i, v)", arena_printf(G->a, "S%d(a, (i), (v))", sy)},
+    };
+    sb_puts(&G->decl, "// fp8_linear at large M: TMA loads into a 6-stage mbarrier ring, a producer warp and two wgmma m64n128k32 E4M3\n"
+                      "// consumer warpgroups over 128 x 128 tiles, a persistent grid, block scales promoted per K block\n");
+    sb_puts(&G->decl, cg_kernel_instance(G->a, "gemm_tma", entry, defs, (int)(sizeof defs / sizeof defs[0])));
+    cg_phase(G, CG_LAUNCH_BLOCK, M, 128, ir_dim_const(N), 128, CG_TMA_SMEM);
+    CgPhase *f = &G->phases[G->nphases - 1];
+    f->fn = entry;
+    f->tma = t;
+    f->threads = 384; /* a producer warpgroup and two consumer warpgroups */
+    if (skinny) f->amin = CG_SKINNY_M;
+    return t;
+}
+
 /* fp8_linear on the tensor cores (its skinny-M form first where the shape
- * allows it), and its cuBLASLt form where the shape allows it. */
+ * allows it, then its TMA form on Hopper's wgmma), and its cuBLASLt form
+ * where the shape allows it and the activation scales are stored
+ * K-block-major, as cuBLASLt reads them. */
 static bool gemm_fp8_mma(Gen *G, const IrNode *n, IrDim M, IrDim K, IrDim O) {
     int sx = cg_slot_value(G, n->ops[0]), sxs = cg_slot_value(G, n->ops[1]);
-    int sw = cg_slot_value(G, n->ops[2]), sws = cg_slot_value(G, n->ops[3]), sy = cg_slot_value(G, n);
+    int sw = cg_slot_value(G, n->ops[2]), sws = cg_slot_value(G, n->ops[3]), sy = cg_slot_result(G, n);
     bool skinny = G->skinny && K.coeff % 16 == 0 && ir_dim_is_const(O) && O.coeff < (1LL << 31);
     if (skinny && !gemm_skinny(G, M, K.coeff, O.coeff, sx, sxs, sw, sws, sy)) return false;
+    bool tma = G->wgmma && K.coeff % 16 == 0 && ir_dim_is_const(O) && O.coeff < (1LL << 31);
+    CgTmaGemm *t = tma ? gemm_tma(G, n, M, K.coeff, O.coeff, sx, sxs, sw, sws, sy, skinny) : NULL;
     int tile = G->nphases;
     int span = gemm_mma(G, n, arena_printf(G->a, "fp8_linear: tensor cores (%s), 64x128 tile, 1x128 / 128x128 block scales per K block", cg_tile_insn(G, false)),
                         false, M, K.coeff, O, sx, sxs, sw, sws, sy);
+    if (t) t->span = span;
     if (skinny) {
         for (int p = tile; p < G->nphases; p++) G->phases[p].amin = CG_SKINNY_M;
         span += 2; /* the skinny form's two phases */
     }
-    if (K.coeff % 512 == 0 && O.coeff % 8 == 0 && G->dtype[n->id] == IR_DT_BF16) { /* cuBLASLt's block-scaled FP8 may run it */
-        int64_t nkb = K.coeff / 128;
-        IrDim cnt = ir_dim_mul(M, ir_dim_const(nkb));
-        int st = cg_slot_scratch(G, n, cnt);
-        sb_printf(&G->decl, "extern \"C\" __global__ void __launch_bounds__(256) t0(Args a) {  // xs[M][K/128] -> [K/128][M] for cuBLASLt\n"
-                            "    const long long i = ITEM_ELEM(), M = %s;\n"
-                            "    if (i >= M * %lldLL) return;\n"
-                            "    ((float *)a.t[%d])[i %% %lldLL * M + i / %lldLL] = L%d(a, i);\n"
-                            "}\n",
-                  cg_dim(G, M), (long long)nkb, st, (long long)nkb, (long long)nkb, sxs);
-        G->lib = (CgLib){CG_LIB_FP8_GEMM, M, O.coeff, K.coeff, sx, sxs, sw, sws, sy, st, G->nphases - span, {"t0", CG_LAUNCH_ELEM, cnt, ir_dim_const(1), 1, 1, 0, 0, CG_ITEMS_GRID, {0}, {0}, {0}, 0, 0, 0, 0, 0}, span};
-    }
+    span += tma; /* the library call replaces the TMA form too */
+    const IrNode *y = G->g->nodes[G->slots[sy].node];
+    if (K.coeff % 512 == 0 && O.coeff % 8 == 0 && G->dtype[y->id] == IR_DT_BF16 && G->kblock[n->ops[1]->id]) /* cuBLASLt's block-scaled FP8 may run it */
+        G->lib = (CgLib){CG_LIB_FP8_GEMM, M, O.coeff, K.coeff, sx, sxs, sw, sws, sy, false, G->nphases - span, span};
     return true;
 }
 
 /* linear on bf16 values x, w on the tensor cores (mma m16n8k16 BF16, f32 accumulation), and its cuBLASLt form. */
 static bool gemm_bf16_mma(Gen *G, const IrNode *n, const IrNode *x, const IrNode *w, IrDim M, IrDim K, IrDim O) {
-    int sx = cg_slot_value(G, x), sw = cg_slot_value(G, w), sy = cg_slot_value(G, n);
+    int sx = cg_slot_value(G, x), sw = cg_slot_value(G, w), sy = cg_slot_result(G, n);
     int span = gemm_mma(G, n,
                         arena_printf(G->a, "linear: tensor cores (%s, f32 accumulation), 64x128 tile%s", cg_tile_insn(G, true),
                                      x == n->ops[0] ? "" : ", on the bf16 values its f32 operands were cast from"),
                         true, M, K.coeff, O, sx, 0, sw, 0, sy);
-    if (K.coeff % 16 == 0 && O.coeff % 8 == 0 && G->dtype[n->id] == IR_DT_BF16) /* cuBLASLt may run it */
-        G->lib = (CgLib){CG_LIB_BF16_GEMM, M, O.coeff, K.coeff, sx, 0, sw, 0, sy, 0, G->nphases - span, {NULL, CG_LAUNCH_ELEM, M, ir_dim_const(1), 1, 1, 0, 0, CG_ITEMS_GRID, {0}, {0}, {0}, 0, 0, 0, 0, 0}, span};
+    IrDType yt = G->dtype[G->slots[sy].node]; /* bf16, or f32 where the GEMM writes its f32 cast (cuBLASLt's D in f32) */
+    if (K.coeff % 16 == 0 && O.coeff % 8 == 0 && G->dtype[n->id] == IR_DT_BF16 && (yt == IR_DT_BF16 || yt == IR_DT_F32)) /* cuBLASLt may run it */
+        G->lib = (CgLib){CG_LIB_BF16_GEMM, M, O.coeff, K.coeff, sx, 0, sw, 0, sy, yt == IR_DT_F32, G->nphases - span, span};
     return true;
 }
 
@@ -572,7 +603,7 @@ bool cg_gemm(Gen *G, const IrNode *n, bool fp8) {
         return gemm_fp8_mma(G, n, M, K, O);
     if (!fp8 && dense && ir_dim_is_const(K) && K.coeff < (1LL << 30) && G->dtype[x->id] == IR_DT_BF16 && G->dtype[w->id] == IR_DT_BF16)
         return gemm_bf16_mma(G, n, x, w, M, K, O);
-    int sx = cg_slot_value(G, x), sw = cg_slot_value(G, w), sy = cg_slot_value(G, n);
+    int sx = cg_slot_value(G, x), sw = cg_slot_value(G, w), sy = cg_slot_result(G, n);
     int sxs = fp8 ? cg_slot_value(G, n->ops[1]) : 0, sws = fp8 ? cg_slot_value(G, n->ops[3]) : 0;
     cg_head(G, fp8 ? "fp8_linear: 64x64 tile, FP8 codes with 1x128 / 128x128 block scales" : "linear: 64x64 tile");
     StrBuf *b = &G->decl;
@@ -604,11 +635,11 @@ bool cg_gemm(Gen *G, const IrNode *n, bool fp8) {
                      "            for (int u = 0; u < 4; u++)\n"
                      "                for (int v = 0; v < 4; v++) {\n"
                      "                    const long long m = m0 + ty + 16 * u, o = o0 + tx + 16 * v;\n"
-                     "                    if (m < M && o < O) acc[u][v] += part[u][v] * L%d(a, m * nkb + kb) * L%d(a, o / 128 * nkb + kb);\n"
+                     "                    if (m < M && o < O) acc[u][v] += part[u][v] * %s * L%d(a, o / 128 * nkb + kb);\n"
                      "                    part[u][v] = 0.0f;\n"
                      "                }\n"
                      "        }\n",
-                  sxs, sws);
+                  cg_scale_at(G, sxs, "m", "kb"), sws);
     sb_puts(b, "    }\n");
     sb_printf(b, "    for (int u = 0; u < 4; u++)\n"
                  "        for (int v = 0; v < 4; v++) {\n"

@@ -29,8 +29,12 @@ typedef struct {
     const IrNode *act;   /* an act_scale whose amax the store pass of its input's size computes (gen.c) */
     const int *pair;     /* by node id: the grouped expert GEMM that shares this one's kernel (gate beside up), -1 none */
     const int *cache_of; /* by node id: the KV cache a group's store of this value appends it to (gen.c), -1 none */
+    const bool *kblock;  /* by node id: scales stored K-block-major (CgProgram.kblock) */
+    const int *epi;      /* by node id: for a linear, the f32 cast of it in its kernel that its GEMM writes instead of
+                          * its own value (gen.c, epilogue_casts), else -1; -2 for that cast */
     const IrNode *sorted; /* the routing (idx) an earlier phase of this kernel sorted its rows by, NULL none ... */
     int sort_slots[3];    /* ... and its scratch slots: per-bucket counts, sorted rows, tiles (gen_expert.c) */
+    const char *route;   /* by node id: 1 inside a fused routing chain (not stored), 2 its group_topk, 3 its last op; 0 none */
     const char *why;     /* set by a template that cannot handle its node */
 } Gen;
 
@@ -43,6 +47,13 @@ int cg_axis(int64_t axis, int rank);
 /* Slot of n's stored value (emits its loader L<s> and storer S<s>), or a
  * new f32 scratch slot of `count` floats. */
 int cg_slot_value(Gen *G, const IrNode *n);
+/* The f32 activation scale of row m, K block kb (C expressions) of the
+ * scales in slot s ([..., M][nkb] as a value): read where the layout
+ * (CgProgram.kblock) puts it, without the flat index's division. */
+const char *cg_scale_at(Gen *G, int s, const char *m, const char *kb);
+/* The slot a template writes n's result to: that of the cast its GEMM
+ * writes instead (Gen.epi), else n's own. */
+int cg_slot_result(Gen *G, const IrNode *n);
 /* "bf16", "f32", ...: the dtype n is stored in (its ld_/st_ suffix). */
 const char *cg_stored_suffix(Gen *G, const IrNode *n);
 int cg_slot_scratch(Gen *G, const IrNode *n, IrDim count);
@@ -118,6 +129,16 @@ void cg_phase_k(Gen *G, CgItems rule, int64_t nkb);
 /* 8-row weight groups per warp of an FP8 linear's skinny-M form over N outputs (1, 2 or 4). */
 int cg_skinny_groups(int64_t N);
 void cg_k_sum(Gen *G, const char *what, IrDim M, int64_t O, const char *tiles, int64_t nkb, int sp, int sy, int64_t plus);
+
+/* The routing chains (cg_route_chain) the fuse pass put in one group with
+ * their consts and nothing else (gen_ops.c): in[id] = 1 for the values
+ * inside them, which the chain's kernel computes in registers and nothing
+ * stores; 2 for the group_topk, 3 for the last op (the weights); 0 others.
+ * A chain's ops read their consts as literals, not from memory. */
+void cg_route_groups(const IrGraph *g, const int *grp, char *in);
+/* The whole group of group_topk `topk` as the route_topk kernel, when
+ * cg_route_groups found its chain there. */
+bool cg_route_kernel(Gen *G, const IrNode *topk);
 
 /* The phase(s) of a template op (GEMM, attention, routing, ...). False
  * with G->why set when the node's shapes are outside what it handles. */

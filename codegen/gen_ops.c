@@ -2,10 +2,14 @@
  * its operands through their loaders (so any stored dtype, and the KV
  * cache's [B, cap, ...] layout, work alike) and computes in f32. GEMMs are
  * in gen_gemm.c, expert GEMMs in gen_expert.c, attention in gen_attn.c,
- * einsum in gen_einsum.c; here: routing (one thread per row), embedding, gather, cache
- * append, and the data movement of dispatch/combine/split/merge. */
+ * einsum in gen_einsum.c; here: routing (one warp or thread per row), the
+ * fused MoE gate (cg_route_chain: codegen/kernels/route_topk.cuh),
+ * embedding, gather, cache append, and the data movement of
+ * dispatch/combine/split/merge. */
 #include "codegen/gen_internal.h"
+#include "codegen/kernels.h"
 
+#include <math.h>
 #include <string.h>
 
 _Static_assert(IR_OP_COUNT == 42, "a new op needs a kernel in codegen/ (inlined in gen.c or a template here)");
@@ -164,6 +168,152 @@ static bool routing(Gen *G, const IrNode *n) {
     }
     if (warp) routing_warp(G, n, R, E, k, sx, so);
     else routing_thread(G, n, R, E, k, sx, so);
+    return true;
+}
+
+/* ---- the fused gate (codegen/kernels/route_topk.cuh) ---------------------- */
+
+static bool route_f32(const IrNode *n, const IrNode *topk) { return n->type.dtype == IR_DT_F32 && n->stream == topk->stream; }
+
+static bool route_scalar_const(const IrNode *n) {
+    return n && n->op == IR_OP_CONST && n->type.rank == 0 && n->type.dtype == IR_DT_F32 && isfinite(ir_node_attr_float(n, "value", 0));
+}
+
+/* The other operand of binary n when one is x, else NULL. */
+static const IrNode *route_other(const IrNode *n, const IrNode *x) {
+    return n->nops != 2 ? NULL : n->ops[0] == x ? n->ops[1] : n->ops[1] == x ? n->ops[0] : NULL;
+}
+
+static bool route_last_axis(const IrNode *n, const IrType *in) {
+    int64_t ax = ir_node_attr_int(n, "axis", 0);
+    return ax == -1 || ax == in->rank - 1;
+}
+
+static bool route_dims_eq(const IrType *a, const IrType *b) {
+    bool eq = a->rank == b->rank;
+    for (int k = 0; k < a->rank && eq; k++) eq = ir_dim_eq(a->dims[k], b->dims[k]);
+    return eq;
+}
+
+/* The shapes route_topk.cuh takes (see its parameters). */
+static bool route_shapes(const CgRouteChain *c) {
+    const IrNode *t = c->topk, *x = c->logits;
+    const IrType *lt = &x->type, *it = &t->type;
+    if (lt->rank < 1 || lt->rank != it->rank || !ir_dim_is_const(lt->dims[lt->rank - 1]) || !ir_dim_is_const(it->dims[it->rank - 1])) return false;
+    for (int k = 0; k + 1 < lt->rank; k++)
+        if (!ir_dim_eq(lt->dims[k], it->dims[k])) return false;
+    int64_t E = lt->dims[lt->rank - 1].coeff, K = it->dims[it->rank - 1].coeff;
+    int64_t ng = ir_node_attr_int(t, "groups", 1), tg = ir_node_attr_int(t, "topk_groups", 1), gt = ir_node_attr_int(t, "group_top", 1);
+    const IrType *bt = &c->bias->type;
+    return E >= 1 && E <= 1024 && K >= 1 && K <= 32 && ng >= 1 && ng <= 64 && E % ng == 0 && tg >= 1 && tg <= ng && gt >= 1 &&
+           gt <= E / ng && gt <= 8 && K <= tg * (E / ng) && bt->rank == 1 && ir_dim_is_const(bt->dims[0]) && bt->dims[0].coeff == E &&
+           route_dims_eq(&c->sig->type, lt) && route_dims_eq(&c->choice->type, lt) && route_dims_eq(&c->gather->type, it);
+}
+
+/* After the gather: w / (sum(w) + eps) and w * scale, each optional (the
+ * readers of the chain's values are checked by the caller). */
+static void route_tail(const IrGraph *g, CgRouteChain *c) {
+    const IrNode *w = c->gather;
+    for (int i = w->id + 1; i < g->nnodes; i++) {
+        const IrNode *n = g->nodes[i];
+        if (!c->sum && n->op == IR_OP_SUM && n->nops == 1 && n->ops[0] == w && route_last_axis(n, &w->type) &&
+            ir_node_attr_bool(n, "keepdim", false))
+            c->sum = n;
+        else if (c->sum && !c->den && n->op == IR_OP_ADD && route_other(n, c->sum) && route_scalar_const(route_other(n, c->sum)))
+            c->den = n, c->eps = route_other(n, c->sum);
+        else if (c->den && !c->div && n->op == IR_OP_DIV && n->nops == 2 && n->ops[0] == w && n->ops[1] == c->den)
+            c->div = n;
+    }
+    if (!c->div) c->sum = c->den = c->eps = NULL;
+    const IrNode *x = c->div ? c->div : w;
+    for (int i = x->id + 1; i < g->nnodes && !c->scale; i++) {
+        const IrNode *n = g->nodes[i], *k = n->op == IR_OP_MUL ? route_other(n, x) : NULL;
+        if (k && k != x && route_scalar_const(k)) c->scale = n, c->factor = k;
+    }
+    c->out = c->scale ? c->scale : x;
+}
+
+bool cg_route_chain(const IrGraph *g, const IrNode *topk, CgRouteChain *c) {
+    *c = (CgRouteChain){0};
+    if (topk->op != IR_OP_GROUP_TOPK || topk->nops != 1 || topk->ops[0]->op != IR_OP_ADD) return false;
+    const IrNode *ch = topk->ops[0], *sig = ch->ops[0]->op == IR_OP_SIGMOID ? ch->ops[0] : ch->ops[1];
+    if (sig->op != IR_OP_SIGMOID || ch->nops != 2 || ch->ops[0] == ch->ops[1]) return false;
+    c->topk = topk, c->choice = ch, c->sig = sig, c->logits = sig->ops[0], c->bias = route_other(ch, sig);
+    if (ir_op_fusible(c->logits->op) || ir_op_fusible(c->bias->op)) return false;
+    for (int i = topk->id + 1; i < g->nnodes && !c->gather; i++) {
+        const IrNode *n = g->nodes[i];
+        if (n->op == IR_OP_GATHER && n->nops == 2 && n->ops[0] == sig && n->ops[1] == topk && route_last_axis(n, &sig->type)) c->gather = n;
+    }
+    if (!c->gather) return false;
+    route_tail(g, c);
+    const IrNode *in[] = {sig, ch, c->gather, c->sum, c->den, c->div, c->scale};
+    for (int k = 0; k < 7; k++)
+        if (in[k] && !route_f32(in[k], topk)) return false;
+    if (!route_shapes(c)) return false;
+    const IrNode *ops[] = {sig, ch, topk, c->gather, c->sum, c->den, c->div, c->scale};
+    for (int k = 0; k < 8; k++)
+        if (ops[k]) c->nodes[c->n++] = ops[k];
+    for (int i = sig->id + 1; i < g->nnodes; i++) { /* a value inside the chain is read by the chain alone */
+        const IrNode *n = g->nodes[i];
+        bool member = false;
+        for (int k = 0; k < c->n; k++) member |= c->nodes[k] == n;
+        for (int k = 0; k < n->nops && !member; k++)
+            for (int m = 0; m < c->n; m++)
+                if (n->ops[k] == c->nodes[m] && c->nodes[m] != topk && c->nodes[m] != c->out) return false;
+    }
+    return true;
+}
+
+void cg_route_groups(const IrGraph *g, const int *grp, char *in) {
+    for (int i = 0; i < g->nnodes; i++) in[i] = 0;
+    for (int i = 0; i < g->nnodes; i++) {
+        CgRouteChain c;
+        const IrNode *t = g->nodes[i];
+        if (t->op != IR_OP_GROUP_TOPK || grp[i] < 0 || !cg_route_chain(g, t, &c)) continue;
+        int members = 0, chain = 0; /* the group holds the chain's ops and consts, nothing else */
+        for (int k = 0; k < c.n; k++) chain += grp[c.nodes[k]->id] == grp[i];
+        for (int j = 0; j < g->nnodes; j++) members += grp[j] == grp[i] && g->nodes[j]->op != IR_OP_CONST;
+        if (chain != c.n || members != c.n) continue;
+        for (int k = 0; k < c.n; k++) in[c.nodes[k]->id] = c.nodes[k] == t ? 2 : c.nodes[k] == c.out ? 3 : 1;
+    }
+}
+
+static const char *route_float(Gen *G, const IrNode *k) { return arena_printf(G->a, "%.9ef", (double)(float)ir_node_attr_float(k, "value", 0)); }
+
+bool cg_route_kernel(Gen *G, const IrNode *topk) {
+    CgRouteChain c;
+    if (!cg_route_chain(G->g, topk, &c)) {
+        G->why = "not a fused routing chain";
+        return false;
+    }
+    const IrType *lt = &c.logits->type;
+    int64_t E = lt->dims[lt->rank - 1].coeff, K = topk->type.dims[topk->type.rank - 1].coeff, J = (E + 31) / 32;
+    int64_t ng = ir_node_attr_int(topk, "groups", 1), per = E / ng, seg = per % J == 0 ? per / J : 0;
+    if (E % 32 || (seg & (seg - 1)) || ir_node_attr_int(topk, "group_top", 1) > per) seg = 0; /* the fast group form: whole lanes, a power of two of them */
+    IrDim R;
+    ir_dim_div(ir_type_numel(lt), ir_dim_const(E), &R);
+    int sl = cg_slot_value(G, c.logits), sb = cg_slot_value(G, c.bias), si = cg_slot_value(G, topk), sw = cg_slot_value(G, c.out);
+    Arena *a = G->a;
+    const char *entry = arena_printf(a, "p%d_route_topk", G->nphases);
+    CgDefine d[] = {{"RT_ROWS", cg_dim(G, R)},
+                    {"RT_E", arena_printf(a, "%lld", (long long)E)},
+                    {"RT_K", arena_printf(a, "%lld", (long long)K)},
+                    {"RT_NG", arena_printf(a, "%lld", (long long)ng)},
+                    {"RT_TG", arena_printf(a, "%lld", (long long)ir_node_attr_int(topk, "topk_groups", 1))},
+                    {"RT_GT", arena_printf(a, "%lld", (long long)ir_node_attr_int(topk, "group_top", 1))},
+                    {"RT_SEG", arena_printf(a, "%lld", (long long)seg)},
+                    {"RT_LOGIT(i)", arena_printf(a, "L%d(a, (i))", sl)},
+                    {"RT_BIAS(i)", arena_printf(a, "L%d(a, (i))", sb)},
+                    {"RT_IDX(i, v)", arena_printf(a, "S%d(a, (i), (v))", si)},
+                    {"RT_W(i, v)", arena_printf(a, "S%d(a, (i), (v))", sw)},
+                    {"RT_NORM", c.div ? "1" : "0"},
+                    {"RT_EPS", c.eps ? route_float(G, c.eps) : "0.0f"},
+                    {"RT_SCALE", c.factor ? route_float(G, c.factor) : "1.0f"}};
+    sb_printf(&G->decl, "// the MoE gate after the router GEMM: sigmoid, + bias, group top-%lld, the chosen scores%s%s\n", (long long)K,
+              c.div ? ", normalised" : "", c.factor ? ", scaled" : "");
+    sb_puts(&G->decl, cg_kernel_instance(a, "route_topk", entry, d, (int)(sizeof d / sizeof *d)));
+    cg_phase(G, CG_LAUNCH_WARP, R, 1, ir_dim_const(1), 1, 0);
+    G->phases[G->nphases - 1].fn = entry;
     return true;
 }
 

@@ -25,4 +25,10 @@ IrGraph *fe_compile_file(Arena *a, DiagEngine *d, const char *path, const FeOpti
 IrGraph *fe_compile_string(Arena *a, DiagEngine *d, const char *file, const char *text, size_t len,
                            const FeOptions *opt);
 
+/* Whether the model file at path (following its imports) declares a
+ * `param` named `name`, from its parse alone (nothing is bound or
+ * lowered): *declares. False, with nothing reported, when the file does
+ * not parse (compiling it reports why). */
+bool fe_declares_param(Arena *a, const char *path, const char *name, bool *declares);
+
 #endif

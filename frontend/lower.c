@@ -725,6 +725,27 @@ IrGraph *fe_compile_string(Arena *a, DiagEngine *d, const char *file, const char
     return diag_error_count(d) > before ? NULL : L.g;
 }
 
+bool fe_declares_param(Arena *a, const char *path, const char *name, bool *declares) {
+    static const FeOptions none = {0};
+    DiagEngine *quiet = diag_new(a, NULL);
+    Lower L = {.a = a, .d = quiet, .opt = &none};
+    size_t len;
+    char *text = read_file_text(a, quiet, path, &len);
+    FeParseCtx ctx = {.arena = a, .diag = quiet, .file = arena_strdup(a, path)};
+    AstVec items = {0};
+    Imports im = {0};
+    char *real = realpath(path, NULL);
+    if (real) { /* as fe_compile_string: the file itself is not imported back */
+        const char *kept = arena_strdup(a, real);
+        ARENA_PUSH(a, im.seen, im.nseen, im.capseen, kept);
+        free(real);
+    }
+    *declares = false;
+    if (!text || !parse_file(&L, &ctx, text, len, &items, &im) || diag_error_count(quiet)) return false;
+    for (size_t i = 0; i < items.n; i++) *declares |= items.v[i]->kind == AST_PARAM && strcmp(items.v[i]->str, name) == 0;
+    return true;
+}
+
 IrGraph *fe_compile_file(Arena *a, DiagEngine *d, const char *path, const FeOptions *opt) {
     size_t len;
     char *text = read_file_text(a, d, path, &len);

@@ -175,6 +175,8 @@ int ir_schema_find(IrOp op, const char *name, IrAttrKind *kind, bool *optional);
 
 /* ---- graph -------------------------------------------------------------- */
 
+#define IR_MEM_WEIGHTS (-2) /* IrNode.mem of a value held with the weights */
+
 typedef struct IrNode {
     int id;               /* index in graph->nodes; printer renumbers values */
     IrOp op;
@@ -186,7 +188,8 @@ typedef struct IrNode {
     SrcLoc loc;           /* DSL location that created it */
     const char *scope;    /* '/'-joined DSL function call path, NULL at top level */
     int group;            /* fused-kernel group set by the fuse pass; -1 = none */
-    int64_t mem;          /* byte offset in the activation slab (plan-memory); -1 = none */
+    int64_t mem;          /* byte offset in the activation slab (plan-memory); -1 = none; IR_MEM_WEIGHTS: */
+                          /* a value of weights alone, held with the weights (ir_weight_values; not printed) */
     int stream;           /* stream the op is issued on (microbatch-overlap); -1 = unscheduled */
     int nwaits;
     struct IrNode **waits; /* ops on other streams whose completion this op waits for (events) */
@@ -335,6 +338,33 @@ void ir_order_free(IrOrder *o);
  * never released never is: it must survive the run). */
 bool ir_order_done_before(const IrOrder *o, int a, int b);
 
+/* Values of the weights alone that live with the weights, never in the
+ * activation slab (plan-memory leaves them out; the CUDA executor holds
+ * them in its weight memory), and the weights only they read:
+ *   IR_WV_DERIVED  computed once, when the weights load: a value of weights
+ *                  alone whose fused group holds only such values, each
+ *                  computed from weights and such values (the slices of
+ *                  kv_b_proj that absorbed MLA reads);
+ *   IR_WV_JOINED   a DERIVED axis-0 concat of unstacked weights (of 8 bits
+ *                  or more), alone in its group, each read by it alone (a
+ *                  merge-linears weight): row-major, each part's rows are a
+ *                  contiguous slice of it, so the weights load straight
+ *                  into their rows and nothing computes it;
+ *   IR_WV_PART     a weight loaded into its rows of the JOINED concat;
+ *   IR_WV_LOAD     a weight only DERIVED values read: needed while they
+ *                  are computed, freed after.
+ * Values of weights alone fused with ops of the step (recomputed by every
+ * step's kernel) are IR_WV_NONE, as is everything else. kind: per node.
+ * held: per node, whether the kernels store the value (cg_stored_values;
+ * a value they do not is computed where it is read: a DERIVED value the
+ * step reads that way keeps its weights loaded, and no concat that is not
+ * stored is JOINED); NULL: those a plan marked IR_MEM_WEIGHTS, and every
+ * one in a graph without a plan. False without host memory. */
+enum { IR_WV_NONE, IR_WV_DERIVED, IR_WV_JOINED, IR_WV_PART, IR_WV_LOAD };
+bool ir_weight_values(const IrGraph *g, const bool *held, unsigned char *kind);
+/* Whether kind (of ir_weight_values) is a computed value kept with the weights. */
+static inline bool ir_wv_kept(unsigned char kind) { return kind == IR_WV_DERIVED || kind == IR_WV_JOINED; }
+
 /* Spans: a set of byte ranges [off, off+len) ordered by offset, each tagged
  * with an id (the value it holds), in a balanced tree: insert, remove,
  * first fit and overlap queries in O(log n) (plus what they return). The
@@ -393,12 +423,17 @@ double ir_stats_node_bytes(const IrNode *n, int k, const int64_t *sym, int bits)
  * parallelism: every weight in its stored dtype (FP8 codes and their f32
  * scales where fp8-quant ran), except that a stacked weight (attribute
  * `stack`: the routed experts and their scales) holds only its share of
- * the slices, count / gpus. The activation slab is the extent of the
+ * the slices, count / gpus. Values of weights alone held with them
+ * (ir_weight_values: DERIVED ones; a JOINED one takes its parts' bytes)
+ * count with the replicated weights, and weights read only to compute
+ * them (IR_WV_LOAD: freed once they are) do not. The activation slab is the extent of the
  * offsets plan-memory gave (0 when it has not run), with its bindings:
  * batch rows, seq new positions, ctx cached + new (0 = seq), micro-batch
  * dims the batch over the parts, rounded up. */
 typedef struct {
-    int64_t replicated_bytes; /* weights every GPU holds */
+    int64_t replicated_bytes; /* weights every GPU holds (with the values of weights alone computed at load) */
+    int64_t derived_bytes;    /* of which values computed at load (IR_WV_DERIVED) */
+    int64_t load_only_bytes;  /* weights freed after load (IR_WV_LOAD), not counted above */
     int64_t expert_bytes;     /* this GPU's share of the stacked weights */
     int64_t experts, experts_per_gpu; /* largest stack count, its share */
     int64_t activation_bytes; /* plan-memory's slab */

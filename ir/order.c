@@ -227,6 +227,85 @@ bool ir_order_done_before(const IrOrder *o, int a, int b) {
     return starts_after(o, b, last);
 }
 
+/* ---- values of weights alone ----------------------------------------------- */
+
+/* An IR_WV_DERIVED concat that the weights it joins can load straight into. */
+static bool joinable(const IrNode *c, const int *uses, const int *members, int gid) {
+    int64_t axis = ir_node_attr_int(c, "axis", 0);
+    if (c->op != IR_OP_CONCAT || c->type.rank < 1 || members[gid] != 1 || ir_dtype_bits(c->type.dtype) < 8 ||
+        (axis < 0 ? axis + c->type.rank : axis) != 0)
+        return false;
+    for (int k = 0; k < c->nops; k++) {
+        const IrNode *w = c->ops[k];
+        if (w->op != IR_OP_WEIGHT || ir_node_attr_str(w, "stack", NULL) || uses[w->id] != 1 || w->type.dtype != c->type.dtype) return false;
+    }
+    return true;
+}
+
+/* Per node, whether a DERIVED value is held in memory: held[i], else as
+ * plan-memory marked it (IR_MEM_WEIGHTS), else (no plan) every one. */
+static bool is_held(const IrGraph *g, const bool *held, int i) {
+    return held ? held[i] : g->mem_planned ? g->nodes[i]->mem == IR_MEM_WEIGHTS : true;
+}
+
+bool ir_weight_values(const IrGraph *g, const bool *held, unsigned char *kind) {
+    int n = g->nnodes, ng = 0;
+    for (int i = 0; i < n; i++) ng = g->nodes[i]->group + 1 > ng ? g->nodes[i]->group + 1 : ng;
+    bool *konst = malloc((size_t)n + 1), *ok = malloc((size_t)(ng + n) + 1);
+    int *uses = calloc((size_t)n + 1, sizeof(int)), *members = calloc((size_t)(ng + n) + 1, sizeof(int));
+    if (!konst || !ok || !uses || !members) {
+        free(konst), free(ok), free(uses), free(members);
+        return false;
+    }
+#define GID(x) ((x)->group >= 0 ? (x)->group : ng + (x)->id)
+    for (int k = 0; k < ng + n; k++) ok[k] = true;
+    for (int i = 0; i < n; i++) { /* konst as mark_early's; a group is a candidate when all of it is */
+        const IrNode *x = g->nodes[i];
+        konst[i] = x->op == IR_OP_WEIGHT;
+        if (x->nops > 0 && ir_op_computed(x->op) && x->op != IR_OP_KV_CACHE) {
+            konst[i] = true;
+            for (int k = 0; k < x->nops; k++) konst[i] &= konst[x->ops[k]->id];
+        }
+        for (int k = 0; k < x->nops; k++) uses[x->ops[k]->id]++;
+        members[GID(x)]++;
+        ok[GID(x)] &= konst[i] && x->op != IR_OP_WEIGHT;
+    }
+    for (bool changed = true; changed;) { /* a group reads only weights, itself and kept groups: flags only fall */
+        changed = false;
+        for (int i = 0; i < n; i++) {
+            const IrNode *x = g->nodes[i];
+            for (int k = 0; k < x->nops && ok[GID(x)]; k++) {
+                const IrNode *o = x->ops[k];
+                if (o->op != IR_OP_WEIGHT && GID(o) != GID(x) && !ok[GID(o)]) ok[GID(x)] = false, changed = true;
+            }
+        }
+    }
+    for (int i = 0; i < n; i++) kind[i] = ok[GID(g->nodes[i])] ? IR_WV_DERIVED : IR_WV_NONE;
+    for (int i = 0; i < n; i++) {
+        const IrNode *x = g->nodes[i];
+        if (kind[i] != IR_WV_DERIVED || !is_held(g, held, i) || !joinable(x, uses, members, GID(x))) continue;
+        kind[i] = IR_WV_JOINED;
+        for (int k = 0; k < x->nops; k++) kind[x->ops[k]->id] = IR_WV_PART;
+    }
+#undef GID
+    /* read by the step (konst now means that): an operand of an op that is
+     * not DERIVED, or of a DERIVED value the step recomputes where it reads
+     * it (one not held that the step reads); readers come after operands */
+    for (int i = 0; i < n; i++) konst[i] = false;
+    for (int i = n - 1; i >= 0; i--) {
+        const IrNode *x = g->nodes[i];
+        bool step = kind[i] != IR_WV_DERIVED || (konst[i] && !is_held(g, held, i));
+        for (int k = 0; k < x->nops && step && kind[i] != IR_WV_JOINED; k++) konst[x->ops[k]->id] = true;
+    }
+    for (int i = 0; i < n; i++) {
+        const IrNode *x = g->nodes[i];
+        if (x->op == IR_OP_WEIGHT && kind[i] == IR_WV_NONE && uses[i] > 0 && !konst[i] && !ir_node_attr_str(x, "stack", NULL))
+            kind[i] = IR_WV_LOAD;
+    }
+    free(konst), free(ok), free(uses), free(members);
+    return true;
+}
+
 /* ---- spans: an offset-ordered set of byte ranges ----------------------- */
 
 /* A treap keyed by (off, id): a pseudo-random priority keeps it balanced in

@@ -15,6 +15,7 @@
  * 1/W of their size, so FLOPs per token do not grow with the world. */
 #include "ir/ir.h"
 
+#include <stdlib.h>
 #include <string.h>
 
 typedef struct {
@@ -227,9 +228,21 @@ bool ir_stats_memory(const IrGraph *g, DiagEngine *d, int gpus, int64_t batch, i
     memset(out, 0, sizeof *out);
     int64_t sym[IR_MAX_DIM_SYMS];
     plan_bindings(g, batch, seq, ctx, sym);
+    unsigned char *wv = malloc((size_t)g->nnodes + 1);
+    if (!wv || !ir_weight_values(g, NULL, wv)) {
+        free(wv);
+        diag_error(d, (SrcLoc){0}, "out of host memory sizing the weights");
+        return false;
+    }
     for (int i = 0; i < g->nnodes; i++) {
         const IrNode *n = g->nodes[i];
-        if (n->op == IR_OP_WEIGHT) {
+        bool held = wv[i] == IR_WV_DERIVED && (!g->mem_planned || n->mem == IR_MEM_WEIGHTS);
+        if (wv[i] == IR_WV_DERIVED && !held) continue; /* computed where it is read */
+        if (wv[i] == IR_WV_LOAD || held) {
+            int64_t b = bytes_of(&n->type, sym);
+            if (wv[i] == IR_WV_LOAD) out->load_only_bytes += b;
+            else out->derived_bytes += b, out->replicated_bytes += b;
+        } else if (n->op == IR_OP_WEIGHT) {
             int64_t b = bytes_of(&n->type, sym);
             if (!ir_node_attr_str(n, "stack", NULL)) {
                 out->replicated_bytes += b;
@@ -239,6 +252,7 @@ bool ir_stats_memory(const IrGraph *g, DiagEngine *d, int gpus, int64_t batch, i
             if (count % gpus) {
                 diag_error(d, n->loc, "weight %s stacks %lld slices, which do not spread evenly over %d GPUs",
                            ir_node_attr_str(n, "name", "?"), (long long)count, gpus);
+                free(wv);
                 return false;
             }
             out->expert_bytes += b / count * share;
@@ -253,5 +267,6 @@ bool ir_stats_memory(const IrGraph *g, DiagEngine *d, int gpus, int64_t batch, i
             if (end > out->activation_bytes) out->activation_bytes = end;
         }
     }
+    free(wv);
     return true;
 }

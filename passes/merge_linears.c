@@ -9,9 +9,12 @@
  * In DeepSeek-V3 that is q_a beside kv_a (N = 1,536 + 576) and gate beside
  * up in the dense MLP and the shared expert (w13): one launch (and one
  * split-K sum) instead of two, and the input read once. W and WS are
- * functions of the weights alone, so the CUDA backend computes them once,
- * at the first step, and keeps them (the same mechanism that transposes
- * W_UK); they cost their bytes again in the activation slab.
+ * functions of the weights alone, and concats along the output axis of
+ * row-major weights each read by them alone (ir_weight_values: JOINED):
+ * each part's rows are a contiguous block of the concat, so the CUDA
+ * backend loads every weight straight into its rows of W and WS. Nothing
+ * computes them, nothing holds a weight twice, and plan-memory gives them
+ * no bytes in the activation slab (the CPU executor computes the concat).
  *
  * The 128x128 block scales concatenate along N only where each part but
  * the last starts on a block boundary: every part but the last must have

@@ -16,14 +16,19 @@
  * stream), so a buffer is never reused while an op on another stream may
  * still read or write it. The block goes back to the free gaps at the main
  * stream's (stream 0) position, and stays pending for another stream until
- * its own (Frees below). Inputs and values of weights alone are placed
- * before everything else (written before the step); results, routing
- * choices and values of weights alone stay to the end. The free gaps are
+ * its own (Frees below). Values of weights alone that kernels of their
+ * own compute (ir_weight_values: DERIVED, JOINED) are not in the slab: the
+ * backend holds them with the weights, computed (or loaded in place) at
+ * load; their mem is IR_MEM_WEIGHTS. Inputs and the values of weights alone
+ * fused with ops of the step are placed before everything else (written
+ * before the step); results, routing choices and those values stay to
+ * the end. The free gaps are
  * kept in an offset-ordered tree (IrSpans): O(n log n). Sizes are
  * evaluated at the pass's batch (padded to whole micro-batches), seq (new
  * tokens) and ctx (context, default = seq), checked for overflow, and
  * recorded in the graph (g->mem_dims). The report gives the slab size,
- * what it would be without reuse, and the KV cache. Offsets are 256-byte
+ * what it would be without reuse, the KV cache, and the values held with
+ * the weights. Offsets are 256-byte
  * aligned. */
 #include "passes/passes.h"
 
@@ -182,6 +187,38 @@ typedef struct {
     int nu, *unit, *first, *mstart, *members, *estart, *edst, *indeg;
 } Units;
 
+/* Per group, the group whose kernel runs it: itself, except a kv_cache's
+ * group of it alone whose input codegen stores with the append
+ * (absorb_caches: the input fusible, in a group without a template, rank
+ * >= 2, on the cache's stream, one cache per input): the input's group.
+ * The schedule keeps them together, as the kernel is: merge-linears puts
+ * the latent's ops (a slice of the merged q_a + kv_a GEMM) before q_b's
+ * GEMM, and the cache append after it. NULL without memory. */
+static int *cache_groups(const IrGraph *g, int ng) {
+    int n = g->nnodes, *alias = malloc(sizeof(int) * ((size_t)ng + 1)), *size = calloc((size_t)ng + 1, sizeof(int));
+    bool *tm = calloc((size_t)ng + 1, 1), *taken = calloc((size_t)n + 1, 1);
+    if (!alias || !size || !tm || !taken) {
+        free(alias), free(size), free(tm), free(taken);
+        return NULL;
+    }
+    for (int k = 0; k < ng; k++) alias[k] = k;
+    for (int i = 0; i < n; i++)
+        if (g->nodes[i]->group >= 0) {
+            size[g->nodes[i]->group]++;
+            tm[g->nodes[i]->group] |= !ir_op_fusible(g->nodes[i]->op);
+        }
+    for (int i = 0; i < n; i++) {
+        const IrNode *c = g->nodes[i], *x = c->nops ? c->ops[0] : NULL;
+        if (c->op != IR_OP_KV_CACHE || c->group < 0 || size[c->group] != 1 || c->nwaits || !x || x->group < 0 ||
+            !ir_op_fusible(x->op) || tm[x->group] || x->type.rank < 2 || c->stream != x->stream || taken[x->id])
+            continue;
+        taken[x->id] = true;
+        alias[c->group] = x->group;
+    }
+    free(size), free(tm), free(taken);
+    return alias;
+}
+
 static bool units_build(const IrGraph *g, Units *u) {
     int n = g->nnodes, ng = 0, ne = 0;
     for (int i = 0; i < n; i++) {
@@ -198,9 +235,14 @@ static bool units_build(const IrGraph *g, Units *u) {
         return false;
     }
     for (int k = 0; k < ng; k++) gunit[k] = -1;
+    int *alias = cache_groups(g, ng);
+    if (!alias) {
+        free(gunit);
+        return false;
+    }
     u->nu = 0;
     for (int i = 0; i < n; i++) {
-        int grp = g->nodes[i]->group;
+        int grp = g->nodes[i]->group >= 0 ? alias[g->nodes[i]->group] : -1;
         if (grp >= 0 && gunit[grp] >= 0) u->unit[i] = gunit[grp];
         else {
             u->unit[i] = u->nu;
@@ -209,7 +251,7 @@ static bool units_build(const IrGraph *g, Units *u) {
         }
         u->mstart[u->unit[i] + 1]++;
     }
-    free(gunit);
+    free(gunit), free(alias);
     for (int k = 0; k < u->nu; k++) u->mstart[k + 1] += u->mstart[k];
     for (int i = 0, *at = u->indeg; i < n; i++) u->members[u->mstart[u->unit[i]] + at[u->unit[i]]++] = i;
     memset(u->indeg, 0, sizeof(int) * ((size_t)n + 1));
@@ -268,10 +310,8 @@ static bool schedule(IrGraph *g, DiagEngine *d) {
     return ok;
 }
 
-/* Which values the kernels store (a weight or cache has memory of its
- * own), and their dtypes. */
-static bool storage(PassCtx *c, const IrGraph *g, bool *stored, IrDType *dtype) {
-    bool wide = pass_opt_int(c, "f32-storage") != 0;
+/* What the kernels store (cg_stored_values), less weights and caches. */
+static bool slab_values(PassCtx *c, const IrGraph *g, bool wide, bool *stored, IrDType *dtype) {
 #ifdef DSCC_HAVE_NVRTC
     Arena *a = arena_new();
     IrDType *dt = NULL;
@@ -294,6 +334,25 @@ static bool storage(PassCtx *c, const IrGraph *g, bool *stored, IrDType *dtype) 
     }
     return true;
 #endif
+}
+
+/* Which values the kernels store in the slab (a weight or cache has
+ * memory of its own, and so do the values of weights alone computed at
+ * load: ir_weight_values), and their dtypes. */
+static bool storage(PassCtx *c, const IrGraph *g, bool *stored, IrDType *dtype, bool *kept) {
+    bool wide = pass_opt_int(c, "f32-storage") != 0;
+    unsigned char *wv = malloc((size_t)g->nnodes + 1);
+    bool ok = wv && slab_values(c, g, wide, stored, dtype);
+    if (ok && !ir_weight_values(g, stored, wv)) {
+        diag_error(pass_diag(c), (SrcLoc){0}, "plan-memory: out of host memory");
+        ok = false;
+    }
+    for (int i = 0; ok && i < g->nnodes; i++) {
+        kept[i] = stored[i] && ir_wv_kept(wv[i]);
+        stored[i] &= !kept[i];
+    }
+    free(wv);
+    return ok;
 }
 
 typedef struct {
@@ -390,27 +449,37 @@ static bool lay_out(PassCtx *c, IrGraph *g, const bool *stored, const IrDType *d
 
 PassResult pass_plan_memory(PassCtx *c, IrGraph *g) {
     DiagEngine *d = pass_diag(c);
-    int64_t sym[IR_MAX_DIM_SYMS], kv = 0, b;
+    int64_t sym[IR_MAX_DIM_SYMS], kv = 0;
     int t;
     if (!bind_dims(c, g, sym, &t) || !schedule(g, d)) return PASS_FAILED;
     int n = g->nnodes;
-    bool *stored = malloc((size_t)n + 1);
+    bool *stored = malloc((size_t)n + 1), *kept = malloc((size_t)n + 1);
     IrDType *dtype = malloc(sizeof(IrDType) * ((size_t)n + 1));
     Plan p = {{NULL, 0}, 0, 0};
-    bool ok = stored && dtype;
+    bool ok = stored && kept && dtype;
     if (!ok) diag_error(d, (SrcLoc){0}, "plan-memory: out of host memory");
-    ok = ok && storage(c, g, stored, dtype) && lay_out(c, g, stored, dtype, sym, &p);
+    ok = ok && storage(c, g, stored, dtype, kept) && lay_out(c, g, stored, dtype, sym, &p);
+    int64_t held = 0, b;
+    for (int i = 0; ok && i < n; i++) /* values of weights alone: with the weights */
+        if (kept[i]) {
+            g->nodes[i]->mem = IR_MEM_WEIGHTS;
+            if (!ir_value_bytes_as(g->nodes[i], dtype[i], sym, &b) || !size_add(held, b, &held)) {
+                diag_error(d, g->nodes[i]->loc, "plan-memory: the values of weights alone overflow int64 bytes");
+                ok = false;
+            }
+        }
     for (int i = 0; ok && i < n; i++)
         if (g->nodes[i]->op == IR_OP_KV_CACHE && !(cache_bytes(g->nodes[i], sym, &b) && size_add(kv, b, &kv))) {
             diag_error(d, g->nodes[i]->loc, "plan-memory: the KV cache's size overflows int64 at these sizes");
             ok = false;
         }
-    free(stored), free(dtype);
+    free(stored), free(kept), free(dtype);
     if (!ok) return PASS_FAILED;
     g->mem_planned = true;
     memcpy(g->mem_dims, sym, sizeof sym);
-    pass_report(c, "batch %lld, seq %lld, ctx %lld: activation slab %.2f MB (%.2f MB without reuse), KV cache %.2f MB",
+    pass_report(c, "batch %lld, seq %lld, ctx %lld: activation slab %.2f MB (%.2f MB without reuse), KV cache %.2f MB, "
+                "values of weights alone held with the weights %.2f MB",
                 (long long)sym[0], (long long)pass_opt_int(c, "seq"), (long long)(t >= 0 ? sym[t] : 0), (double)p.peak / 1e6,
-                (double)p.total / 1e6, (double)kv / 1e6);
+                (double)p.total / 1e6, (double)kv / 1e6, (double)held / 1e6);
     return PASS_CHANGED;
 }

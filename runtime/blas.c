@@ -156,20 +156,31 @@ void rt_blas_close(RtBlas *b) {
 
 const char *rt_blas_version(const RtBlas *b) { return b->version; }
 
-/* Descriptors, layouts and the heuristic's first algorithm for p's shape;
- * false when any step refuses (the shape is then unsupported). In
- * cuBLASLt's column-major terms y^T[N, M] = w[K, N]^T . x^T[K, M]: A = w
- * transposed, B = x, D = y^T, so the weight's 128x128 scales are A's and
- * the activations' 1x128 scales B's. */
+void rt_blas_desc(RtBlasKind kind, int64_t M, int64_t N, int64_t K, RtBlasDesc *o) {
+    bool fp8 = kind == RT_BLAS_FP8_BLOCK;
+    int in = fp8 ? CUDA_R_8F_E4M3 : CUDA_R_16BF;
+    *o = (RtBlasDesc){.a_type = in, .b_type = in, .d_type = kind == RT_BLAS_BF16_F32 ? CUDA_R_32F : CUDA_R_16BF,
+                      .compute = CUBLAS_COMPUTE_32F, .scale_type = CUDA_R_32F,
+                      .a_scale = fp8 ? CUBLASLT_MATMUL_MATRIX_SCALE_BLK128x128_32F : -1,
+                      .b_scale = fp8 ? CUBLASLT_MATMUL_MATRIX_SCALE_VEC128_32F : -1,
+                      .a_rows = (uint64_t)K, .a_cols = (uint64_t)N, .b_rows = (uint64_t)K, .b_cols = (uint64_t)M,
+                      .d_rows = (uint64_t)N, .d_cols = (uint64_t)M, .lda = K, .ldb = K, .ldd = N};
+}
+
+/* Descriptors, layouts and the heuristic's first algorithm for p's shape
+ * (rt_blas_desc's); false when any step refuses (the shape is then
+ * unsupported). The weight's 128x128 scales are A's, the activations'
+ * 1x128 ones B's: VEC128 scales of B are [K/128][M] (M-major, M a multiple
+ * of 4), which is how the quantize stores them. */
 static bool plan_make(RtBlas *b, RtBlasPlan *p) {
-    bool fp8 = p->kind == RT_BLAS_FP8_BLOCK;
-    cudaDataType in = fp8 ? CUDA_R_8F_E4M3 : CUDA_R_16BF;
+    RtBlasDesc s;
+    rt_blas_desc(p->kind, p->m, p->n, p->k, &s);
     cublasOperation_t ta = CUBLAS_OP_T, tb = CUBLAS_OP_N;
-    if (b->DescCreate(&p->op, CUBLAS_COMPUTE_32F, CUDA_R_32F) != CUBLAS_STATUS_SUCCESS) return false;
+    if (b->DescCreate(&p->op, (cublasComputeType_t)s.compute, (cudaDataType_t)s.scale_type) != CUBLAS_STATUS_SUCCESS) return false;
     if (b->DescSet(p->op, CUBLASLT_MATMUL_DESC_TRANSA, &ta, sizeof ta) || b->DescSet(p->op, CUBLASLT_MATMUL_DESC_TRANSB, &tb, sizeof tb))
         return false;
-    if (fp8) {
-        int32_t ma = CUBLASLT_MATMUL_MATRIX_SCALE_BLK128x128_32F, mb = CUBLASLT_MATMUL_MATRIX_SCALE_VEC128_32F;
+    if (s.a_scale >= 0) {
+        int32_t ma = s.a_scale, mb = s.b_scale;
         /* the heuristic wants the scale pointers set; each run sets the real ones */
         void *any = (void *)(uintptr_t)b->ws;
         if (b->DescSet(p->op, CUBLASLT_MATMUL_DESC_A_SCALE_MODE, &ma, sizeof ma) ||
@@ -178,8 +189,9 @@ static bool plan_make(RtBlas *b, RtBlasPlan *p) {
             b->DescSet(p->op, CUBLASLT_MATMUL_DESC_B_SCALE_POINTER, &any, sizeof any))
             return false;
     }
-    if (b->LayoutCreate(&p->la, in, (uint64_t)p->k, (uint64_t)p->n, p->k) || b->LayoutCreate(&p->lb, in, (uint64_t)p->k, (uint64_t)p->m, p->k) ||
-        b->LayoutCreate(&p->ld, CUDA_R_16BF, (uint64_t)p->n, (uint64_t)p->m, p->n))
+    if (b->LayoutCreate(&p->la, (cudaDataType)s.a_type, s.a_rows, s.a_cols, s.lda) ||
+        b->LayoutCreate(&p->lb, (cudaDataType)s.b_type, s.b_rows, s.b_cols, s.ldb) ||
+        b->LayoutCreate(&p->ld, (cudaDataType)s.d_type, s.d_rows, s.d_cols, s.ldd))
         return false;
     cublasLtMatmulPreference_t pref;
     if (b->PrefCreate(&pref)) return false;
@@ -210,6 +222,7 @@ const RtBlasPlan *rt_blas_plan(RtBlas *b, RtBlasKind kind, int64_t M, int64_t N,
 
 const RtBlasPlan *rt_blas_pick(RtBlas *b, RtBlasKind kind, int64_t M, int64_t N, int64_t K) {
     const RtBlasPlan *p = rt_blas_plan(b, kind, M, N, K);
+    /* the BF16 GEMM's measured choice holds for its f32-out form too: the same products, a wider store */
     return rt_gemm_use_cublaslt(b ? b->table : NULL, kind == RT_BLAS_FP8_BLOCK ? RT_GEMM_FP8 : RT_GEMM_BF16, M, N, K, p != NULL) ? p : NULL;
 }
 

@@ -95,6 +95,10 @@ struct RtCuda {
     /* optional (a graph's kernel nodes updated in place): NULL when the driver lacks them */
     CUresult (*get_capture_info)(CUstream, int *, unsigned long long *, CUgraph *, const CUgraphNode **, size_t *);
     CUresult (*exec_kernel_set)(CUgraphExec, CUgraphNode, const CuKernelNodeParams *);
+    /* optional (TMA tensor maps, CUDA 12): NULL when the driver lacks it */
+    CUresult (*tmap_encode)(void *, int, unsigned, void *, const unsigned long long *, const unsigned long long *, const unsigned *,
+                            const unsigned *, int, int, int, int);
+    int sms; /* multiprocessors */
 };
 
 /* Reports a failed driver call. */
@@ -149,6 +153,8 @@ RtCuda *rt_cuda_open(DiagEngine *d, int ordinal) {
     *(void **)&c->get_capture_info = dlsym(c->lib, "cuStreamGetCaptureInfo_v2");
     if (!(*(void **)&c->exec_kernel_set = dlsym(c->lib, "cuGraphExecKernelNodeSetParams_v2")))
         *(void **)&c->exec_kernel_set = dlsym(c->lib, "cuGraphExecKernelNodeSetParams");
+    *(void **)&c->tmap_encode = dlsym(c->lib, "cuTensorMapEncodeTiled");
+    if (c->cuDeviceGetAttribute(&c->sms, 16 /* MULTIPROCESSOR_COUNT */, c->dev) != 0 || c->sms < 1) c->sms = 1;
     size_t len = strlen(c->name);
     snprintf(c->name + len, sizeof c->name - len, ", sm_%d", c->sm);
     return c;
@@ -175,6 +181,28 @@ void rt_cuda_close(RtCuda *c) {
 
 const char *rt_cuda_device_name(const RtCuda *c) { return c->name; }
 int rt_cuda_sm(const RtCuda *c) { return c->sm; }
+int rt_cuda_sms(const RtCuda *c) { return c->sms; }
+bool rt_cuda_has_tensor_maps(const RtCuda *c) { return c->tmap_encode != NULL; }
+
+bool rt_cuda_tensor_map_2d(RtCuda *c, DiagEngine *d, void *map, RtDevPtr base, int64_t rows, int64_t cols, int64_t pitch, int box_rows,
+                           int box_cols) {
+    if (!c->tmap_encode) {
+        diag_error(d, ((SrcLoc){0}), "the CUDA driver lacks cuTensorMapEncodeTiled (TMA tensor maps need CUDA 12)");
+        return false;
+    }
+    const unsigned long long dim[2] = {(unsigned long long)cols, (unsigned long long)rows}, stride[1] = {(unsigned long long)pitch};
+    const unsigned box[2] = {(unsigned)box_cols, (unsigned)box_rows}, estride[2] = {1, 1};
+    /* UINT8 elements, no interleave, the 128-byte swizzle, L2 promotion 256 bytes, OOB elements zero */
+    CUresult r = c->tmap_encode(map, 0, 2, (void *)(uintptr_t)base, dim, stride, box, estride, 0, 3, 3, 0);
+    if (r != 0) {
+        const char *en = "?";
+        if (c->cuGetErrorName) c->cuGetErrorName(r, &en);
+        diag_error(d, ((SrcLoc){0}), "CUDA driver: cuTensorMapEncodeTiled failed (%s) for a %lld x %lld byte matrix (pitch %lld), box %d x %d",
+                   en, (long long)rows, (long long)cols, (long long)pitch, box_rows, box_cols);
+        return false;
+    }
+    return true;
+}
 
 bool rt_cuda_alloc(RtCuda *c, DiagEngine *d, size_t bytes, RtDevPtr *out) {
     if (c->cuMemAlloc_v2(out, bytes ? bytes : 1) == 0) return true;

@@ -21,6 +21,17 @@ void rt_cuda_close(RtCuda *c);
 /* "NVIDIA H100 80GB HBM3, sm_90" */
 const char *rt_cuda_device_name(const RtCuda *c);
 int rt_cuda_sm(const RtCuda *c); /* 90 for sm_90 */
+int rt_cuda_sms(const RtCuda *c); /* multiprocessors */
+
+/* TMA: a 2-d tensor map (CUtensorMap, 128 bytes, 64-aligned `map`) over a
+ * row-major byte matrix [rows][cols] at base with `pitch` bytes a row
+ * (a multiple of 16), boxes of box_rows x box_cols bytes (box_cols <= 128),
+ * in the 128-byte swizzle, elements outside the matrix read as zero
+ * (cuTensorMapEncodeTiled). False after reporting; has_tensor_maps says
+ * whether the driver has the call at all. */
+bool rt_cuda_has_tensor_maps(const RtCuda *c);
+bool rt_cuda_tensor_map_2d(RtCuda *c, DiagEngine *d, void *map, RtDevPtr base, int64_t rows, int64_t cols, int64_t pitch, int box_rows,
+                           int box_cols);
 
 /* Device memory; false after reporting how much was asked and is free. */
 bool rt_cuda_alloc(RtCuda *c, DiagEngine *d, size_t bytes, RtDevPtr *out);

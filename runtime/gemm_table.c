@@ -44,16 +44,18 @@ static bool parse_us(const char *s, double *v) {
     return true;
 }
 
-/* One entry from its 8 words; NULL when fine, else what is wrong. */
-static const char *parse_entry(char **w, RtGemmEntry *e) {
+/* One entry from its 8 or 9 words (nw); NULL when fine, else what is wrong. */
+static const char *parse_entry(char **w, int nw, RtGemmEntry *e) {
     if (strcmp(w[0], "fp8") && strcmp(w[0], "bf16")) return "the kind must be 'fp8' or 'bf16'";
     e->kind = strcmp(w[0], "fp8") == 0 ? RT_GEMM_FP8 : RT_GEMM_BF16;
     if (!parse_int(w[1], 1, &e->n) || !parse_int(w[2], 1, &e->k)) return "N and K must be positive integers";
     if (!parse_int(w[3], 1, &e->mlo) || !parse_int(w[4], 1, &e->mhi) || e->mhi < e->mlo) return "M_LO and M_HI must be integers with 1 <= M_LO <= M_HI";
-    if (strcmp(w[5], "generated") && strcmp(w[5], "cublaslt")) return "the choice must be 'generated' or 'cublaslt'";
-    e->choice = strcmp(w[5], "generated") == 0 ? RT_GEMM_GENERATED : RT_GEMM_CUBLASLT;
-    if (!parse_us(w[6], &e->gen_us) || !parse_us(w[7], &e->lib_us)) return "the times must be microseconds (>= 0) or '-'";
-    if ((e->choice == RT_GEMM_GENERATED ? e->gen_us : e->lib_us) < 0) return "the chosen path has no time";
+    if (strcmp(w[5], "generated") && strcmp(w[5], "cublaslt") && strcmp(w[5], "tma")) return "the choice must be 'generated', 'cublaslt' or 'tma'";
+    e->choice = strcmp(w[5], "generated") == 0 ? RT_GEMM_GENERATED : strcmp(w[5], "tma") == 0 ? RT_GEMM_TMA : RT_GEMM_CUBLASLT;
+    e->tma_us = -1;
+    if (!parse_us(w[6], &e->gen_us) || !parse_us(w[7], &e->lib_us) || (nw == 9 && !parse_us(w[8], &e->tma_us)))
+        return "the times must be microseconds (>= 0) or '-'";
+    if ((e->choice == RT_GEMM_GENERATED ? e->gen_us : e->choice == RT_GEMM_TMA ? e->tma_us : e->lib_us) < 0) return "the chosen path has no time";
     return NULL;
 }
 
@@ -68,8 +70,8 @@ static const RtGemmEntry *overlap(const RtGemmTable *t, const RtGemmEntry *e) {
 
 /* Line `ln` (NUL-terminated, modified) into t; false after reporting. */
 static bool parse_line(RtGemmTable *t, char *line, const char *file, int ln, int *arch_line, DiagEngine *d) {
-    char *w[9];
-    int nw = split_words(line, w, 8);
+    char *w[10];
+    int nw = split_words(line, w, 9);
     SrcLoc at = {file, ln, 1};
     if (nw == 0) return true;
     if (strcmp(w[0], "arch") == 0) {
@@ -85,13 +87,13 @@ static bool parse_line(RtGemmTable *t, char *line, const char *file, int ln, int
         t->arch = (int)v, *arch_line = ln;
         return true;
     }
-    if (nw != 8) {
-        diag_error(d, at, "GEMM table: expected 'KIND N K M_LO M_HI CHOICE GEN_US LIB_US' (8 words), found %s%d", nw > 8 ? "more than " : "",
-                   nw > 8 ? 8 : nw);
+    if (nw != 8 && nw != 9) {
+        diag_error(d, at, "GEMM table: expected 'KIND N K M_LO M_HI CHOICE GEN_US LIB_US [TMA_US]' (8 or 9 words), found %s%d",
+                   nw > 9 ? "more than " : "", nw > 9 ? 9 : nw);
         return false;
     }
     RtGemmEntry e;
-    const char *why = parse_entry(w, &e);
+    const char *why = parse_entry(w, nw, &e);
     if (why) {
         diag_error(d, at, "GEMM table: %s", why);
         return false;
@@ -166,7 +168,31 @@ RtGemmChoice rt_gemm_table_pick(const RtGemmTable *t, RtGemmKind kind, int64_t M
 }
 
 bool rt_gemm_use_cublaslt(const RtGemmTable *t, RtGemmKind kind, int64_t M, int64_t N, int64_t K, bool has_algorithm) {
-    return has_algorithm && rt_gemm_table_pick(t, kind, M, N, K) != RT_GEMM_GENERATED;
+    RtGemmChoice c = rt_gemm_table_pick(t, kind, M, N, K);
+    return has_algorithm && c != RT_GEMM_GENERATED && c != RT_GEMM_TMA;
+}
+
+bool rt_gemm_use_tma(const RtGemmTable *t, int64_t M, int64_t N, int64_t K) {
+    RtGemmChoice c = rt_gemm_table_pick(t, RT_GEMM_FP8, M, N, K);
+    return c == RT_GEMM_TMA || (c == RT_GEMM_RULE && M >= RT_GEMM_TMA_MIN_M);
+}
+
+RtGemmTable *rt_gemm_table_open(int sm, DiagEngine *d, bool *bad) {
+    const char *path = getenv("DSCC_GEMM_TABLE");
+    *bad = false;
+    if (path && strcmp(path, "none") == 0) return NULL;
+    bool user = path && *path;
+    RtGemmTable *t = user ? rt_gemm_table_load(path, d)
+                          : rt_gemm_table_parse(rt_gemm_table_default, strlen(rt_gemm_table_default), "runtime/gemm_table.txt (built in)", d);
+    if (!t) {
+        *bad = true;
+        return NULL;
+    }
+    if (t->arch && t->arch != sm) {
+        rt_gemm_table_free(t);
+        return NULL;
+    }
+    return t;
 }
 
 static void put_us(FILE *f, double us) {
@@ -176,8 +202,9 @@ static void put_us(FILE *f, double us) {
 
 void rt_gemm_table_write_entry(FILE *f, const RtGemmEntry *e) {
     fprintf(f, "%s %lld %lld %lld %lld %s", e->kind == RT_GEMM_FP8 ? "fp8" : "bf16", (long long)e->n, (long long)e->k, (long long)e->mlo,
-            (long long)e->mhi, e->choice == RT_GEMM_GENERATED ? "generated" : "cublaslt");
+            (long long)e->mhi, e->choice == RT_GEMM_GENERATED ? "generated" : e->choice == RT_GEMM_TMA ? "tma" : "cublaslt");
     put_us(f, e->gen_us);
     put_us(f, e->lib_us);
+    if (e->choice == RT_GEMM_TMA || e->tma_us > 0) put_us(f, e->tma_us);
     fputc('\n', f);
 }

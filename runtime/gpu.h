@@ -138,6 +138,8 @@ bool gpu_exec_time_kernel(GpuExec *x, int k, int reps, int64_t flush, double *ms
  * kernels (FP8 block-scaled and BF16 linears whose shape it supports), and
  * its version ("cuBLASLt 130100"; NULL when not in use). */
 int gpu_exec_last_lib_calls(const GpuExec *x);
+/* How many FP8 GEMMs of the last run the TMA kernel (codegen/kernels/gemm_tma.cuh) ran. */
+int gpu_exec_last_tma_calls(const GpuExec *x);
 const char *gpu_exec_blas(const GpuExec *x);
 /* Why cuBLASLt is not in use ("DSCC_CUBLASLT=0", "libcublasLt.so.13 not found", ...); NULL when it is. */
 const char *gpu_exec_blas_why(const GpuExec *x);
@@ -164,7 +166,9 @@ void gpu_exec_graph_stats(const GpuExec *x, GpuGraphStats *s);
  * (all zero without a GpuDist). */
 void gpu_exec_comm_bytes(const GpuExec *x, GpuCommBytes *last, GpuCommBytes *total);
 /* Bytes of the weight slab on this GPU (with a GpuDist: the replicated
- * tensors and this rank's experts only), and of the activation slab. */
+ * tensors and this rank's experts only; with the values of weights alone
+ * computed at load, without the weights only they read, freed then), and
+ * of the activation slab. */
 int64_t gpu_exec_weight_bytes(const GpuExec *x);
 int64_t gpu_exec_activation_bytes(const GpuExec *x);
 
@@ -175,8 +179,9 @@ int64_t gpu_exec_activation_bytes(const GpuExec *x);
  * rows so far, [B, len, ...].
  * Valid until the next call. */
 /* The byte offset of node id's value in the activation slab (the
- * plan-memory pass's, when the graph has a plan), or -1 (not stored
- * there: weights, caches, values inlined into their readers). */
+ * plan-memory pass's, when the graph has a plan), IR_MEM_WEIGHTS for a
+ * value of weights alone held with the weights (as the plan marks it), or
+ * -1 (not stored: weights, caches, values inlined into their readers). */
 int64_t gpu_exec_offset(const GpuExec *x, int id);
 const float *gpu_exec_value(GpuExec *x, int id, int64_t *numel);
 

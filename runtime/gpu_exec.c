@@ -4,6 +4,7 @@
 
 #include "codegen/gen.h"
 #include "runtime/blas.h"
+#include "runtime/gemm_table.h"
 #include "runtime/gpu_ep.h"
 #include "runtime/gpu_trace.h"
 #include "runtime/runtime.h"
@@ -20,7 +21,6 @@
 
 typedef struct {
     RtKernel **fn;     /* per phase */
-    RtKernel *prep;    /* the library form's preparation kernel (NULL: none) */
     CgArgs args;       /* slots filled at load; sym, len patched per run */
     int template_node; /* the op a data error is reported at */
 } Launch;
@@ -34,10 +34,10 @@ typedef struct {
  * step's context length reaches the kernels as an argument (CgArgs.len,
  * sym), which each replay sets in the graph's kernel nodes. */
 #define GRAPH_CACHE 8 /* shapes whose graphs are kept (the least recently used one is replaced) */
-enum { GL_PREP = -1, GL_LIB = -2 };
+enum { GL_LIB = -2 };
 
 typedef struct {
-    int k, ph;     /* kernel; its phase, GL_PREP (its cuBLASLt preparation kernel) or GL_LIB (the cuBLASLt GEMM) */
+    int k, ph;     /* kernel; its phase or GL_LIB (the cuBLASLt GEMM) */
     int64_t grid;  /* blocks; for GL_LIB the GEMM's M */
     void *node;    /* the graph node of a generated launch (NULL: not captured, or unknown) */
 } StepLaunch;
@@ -70,7 +70,10 @@ struct GpuExec {
     CgProgram *p;
     Launch *launch;    /* per kernel */
     RtDevPtr wslab, aslab, scratch, err;
-    int64_t *woff, *aoff; /* per node id, -1 = none */
+    RtDevPtr lslab;       /* the weights only load-time kernels read (freed once they ran; 0 after) */
+    int64_t *woff, *aoff; /* per node id, -1 = none; woff: in wslab, or lslab for a weight of home 2 */
+    unsigned char *wv;    /* per node id: ir_weight_values's kind */
+    unsigned char *home;  /* per node id: 1 wslab, 2 lslab (weights), 0 none */
     int64_t *elo, *ehi;   /* per weight node: the experts [elo, ehi) of a stacked weight held here (0, count: all) */
     KvBuf *kv;         /* per node id */
     int64_t cap, len, cache_batch;
@@ -103,13 +106,20 @@ struct GpuExec {
     bool keep_all;    /* DSCC_CUDA_SYNC=1: wait after every launch, to name a failing kernel */
     int launches, runs;
     int lib_calls;    /* GEMMs of the last run that cuBLASLt ran */
-    bool *konst;      /* per kernel: every member a function of weights alone (a slice of kv_b_proj): run once, kept */
+    bool *konst;      /* per kernel: every member a function of weights alone: run once (at load, or by the first run), kept */
+    unsigned char *atload; /* per kernel: 1 its values are held with the weights (ir_weight_values), computed at load;
+                            * 2 a JOINED concat, which the load put in place: never launched */
+    int tma_calls;    /* ... and the TMA GEMM kernel */
+    RtDevPtr tmaps;          /* the TMA GEMM phases' tensor maps, 256 bytes a kernel (0: none made) */
+    bool tma_on;             /* the TMA GEMM phases may run (tensor maps made, DSCC_GEMM_TMA not 0) */
+    bool tma_all;            /* DSCC_GEMM_TMA=all: wherever they can (bench_gemm's TMA path), the table not asked */
+    RtGemmTable *gtable;     /* the GEMM table their choice reads (NULL: the rule) */
     bool *idle[2];    /* per kernel, for a step with nothing cached [0] or a cached context [1]: nothing that step uses
                        * (only fresh_select's other operand): not launched (NULL: no fresh_select in the graph) */
     bool *need[2];    /* per node, the same: its value is computed in such a step */
     int last_kind;    /* the last run's: 0 nothing was cached before it, 1 a context was */
     const char *no_blas_why; /* why blas is NULL */
-    int64_t wbytes, abytes;  /* weight and activation slabs */
+    int64_t wbytes, abytes;  /* weight (what stays after load) and activation slabs */
     GpuDist dist;            /* size 0: one process */
     GpuCommBytes comm_last, comm_total;
     /* streams (the IR's stream field: 0 compute, 1 communication) */
@@ -250,7 +260,9 @@ static bool bind_capacity(GpuExec *x, const GpuOptions *o, int64_t *smax, DiagEn
 }
 
 /* Which kernels compute only functions of the weights: their values are
- * computed by the first run and kept (x->konst). */
+ * computed once and kept (x->konst): at load for the values held with
+ * the weights (x->atload), else by the first run (a value of weights alone
+ * that another value of its kernel's group is not). */
 static void find_constant_kernels(GpuExec *x) {
     const IrGraph *g = x->g;
     const CgProgram *p = x->p;
@@ -269,6 +281,40 @@ static void find_constant_kernels(GpuExec *x) {
         x->konst[k] = all;
     }
     free(c);
+}
+
+/* The kernels that compute, at load, the values held with the weights
+ * (x->atload); false, reported, where the kernels and ir_weight_values
+ * disagree: a held value in a kernel with ops of the step, or a JOINED
+ * concat not alone in its kernel or stored in another dtype. */
+static bool find_load_kernels(GpuExec *x, DiagEngine *d) {
+    const IrGraph *g = x->g;
+    const CgProgram *p = x->p;
+    x->atload = calloc((size_t)p->nkernels + 1, 1);
+    if (!x->atload || !ir_weight_values(g, p->stored, x->wv)) {
+        diag_error(d, (SrcLoc){0}, "out of host memory classifying the values of weights alone");
+        return false;
+    }
+    for (int k = 0; k < p->nkernels; k++) {
+        const CgKernel *ck = &p->kernels[k];
+        int kept = 0, held = 0;
+        bool joined = false, bad = false;
+        for (int j = 0; j < ck->nnodes; j++) {
+            const IrNode *n = g->nodes[ck->nodes[j]];
+            kept += ir_wv_kept(x->wv[n->id]);
+            held += ir_wv_kept(x->wv[n->id]) && p->stored[n->id];
+            if (x->wv[n->id] != IR_WV_JOINED) continue;
+            joined = true;
+            bad |= ck->nnodes != 1;
+            for (int q = 0; q < n->nops; q++) bad |= p->dtype[n->ops[q]->id] != p->dtype[n->id];
+        }
+        if (bad || (held && kept != ck->nnodes)) {
+            diag_error(d, ck->loc, "internal: kernel %s does not hold values of weights alone as ir_weight_values says", ck->name);
+            return false;
+        }
+        x->atload[k] = joined ? 2 : kept == ck->nnodes && kept ? 1 : 0;
+    }
+    return true;
 }
 
 /* For graphs with fresh_select: per node and kernel, whether a step of
@@ -304,7 +350,7 @@ static void find_step_kernels(GpuExec *x) {
 /* Whether kernel k is not launched this step: a function of the weights
  * the first run computed, or nothing this kind of step uses. */
 static bool not_launched(const GpuExec *x, int k) {
-    return (x->konst[k] && x->runs > 0) || (x->idle[0] && !x->konst[k] && x->idle[x->len == 0 ? 0 : 1][k]);
+    return x->atload[k] || (x->konst[k] && x->runs > 0) || (x->idle[0] && !x->konst[k] && x->idle[x->len == 0 ? 0 : 1][k]);
 }
 
 /* The kernels run in program order (the plan-memory pass put the ops in
@@ -341,12 +387,16 @@ static bool take_plan(GpuExec *x, const int64_t *smax, bool keep_all, int64_t *a
         diag_warning(d, (SrcLoc){0}, "the graph has no memory plan (run plan-memory last): every activation gets bytes of its own");
     for (int i = 0; i < nn; i++) {
         const IrNode *n = g->nodes[i];
-        bool st = p->stored[i] && ir_op_has_result(n->op) && n->op != IR_OP_WEIGHT && n->op != IR_OP_KV_CACHE;
+        bool st = p->stored[i] && ir_op_has_result(n->op) && n->op != IR_OP_WEIGHT && n->op != IR_OP_KV_CACHE && !ir_wv_kept(x->wv[i]);
         size[i] = -1;
         if (st && !ir_value_bytes_as(n, p->dtype[i], smax, &size[i])) size[i] = INT64_MAX;
+        bool held = p->stored[i] && ir_wv_kept(x->wv[i]); /* with the weights */
         if (plan && st != (n->mem >= 0) && bad++ < 4)
             diag_error(d, n->loc, "the memory plan %s node %d (%s), which the kernels %s", st ? "has no place for" : "places", i,
                        ir_op_name(n->op), st ? "store" : "do not store");
+        else if (plan && held != (n->mem == IR_MEM_WEIGHTS) && bad++ < 4)
+            diag_error(d, n->loc, "the memory plan %s node %d (%s) with the weights, which the kernels %s", held ? "does not hold" : "holds",
+                       i, ir_op_name(n->op), held ? "store" : "do not store");
         x->aoff[i] = !st ? -1 : plan ? n->mem : end;
         if (st && !plan) end = size[i] == INT64_MAX || end > INT64_MAX - size[i] ? INT64_MAX : end + size[i];
     }
@@ -433,27 +483,71 @@ static void *slice_worker(void *arg) {
     }
 }
 
-/* Every weight into the slab: slices prepared by a pool of threads (the
+/* Offsets of what the weight memory holds: in wslab the weights the step
+ * reads (this rank's experts of a stacked one), each JOINED concat with
+ * its parts at their rows' offsets in it (the first part first), and the
+ * other values held with the weights (computed at load); in lslab the
+ * weights only load kernels read (IR_WV_LOAD), freed once they ran.
+ * Each block 256-byte aligned. */
+static bool lay_out_weights(GpuExec *x, int64_t *total, int64_t *ltotal, DiagEngine *d) {
+    const IrGraph *g = x->g;
+    const CgProgram *p = x->p;
+    int64_t zero[IR_MAX_DIM_SYMS] = {0};
+    bool *step = calloc((size_t)g->nnodes + 1, 1); /* read by a kernel of the step */
+    if (!step) {
+        diag_error(d, (SrcLoc){0}, "out of host memory placing the weights");
+        return false;
+    }
+    for (int k = 0; k < p->nkernels; k++)
+        for (int s = 0; s < p->kernels[k].nslots && !x->atload[k]; s++)
+            if (p->kernels[k].slots[s].kind == CG_SLOT_VALUE) step[p->kernels[k].slots[s].node] = true;
+    *total = *ltotal = 0;
+    for (int i = 0; i < g->nnodes; i++) {
+        const IrNode *n = g->nodes[i];
+        bool w = n->op == IR_OP_WEIGHT && x->wv[i] != IR_WV_PART, kept = ir_wv_kept(x->wv[i]) && p->stored[i];
+        if (!w && !kept) continue;
+        bool stacked = w && ir_node_attr_str(n, "stack", NULL);
+        int64_t count = stacked ? ir_dim_eval(n->type.dims[0], zero) : 1;
+        bool l = x->wv[i] == IR_WV_LOAD && !step[i]; /* read only by load kernels: freed once they ran */
+        int64_t *at = l ? ltotal : total;
+        x->home[i] = l ? 2 : 1;
+        x->woff[i] = *at;
+        /* only this rank's experts of a stacked expert weight (all of them on one process) */
+        if (!size_add(*at, align256(bytes_of(x->p->dtype[i], numel_at(&n->type, zero) / (count ? count : 1) * (x->ehi[i] - x->elo[i]))),
+                      at))
+            *at = INT64_MAX;
+        int64_t off = 0;
+        for (int q = 0; x->wv[i] == IR_WV_JOINED && q < n->nops; q++) { /* its parts, row blocks of it */
+            const IrNode *part = n->ops[q];
+            x->home[part->id] = 1;
+            x->woff[part->id] = x->woff[i] + off;
+            off += bytes_of(p->dtype[part->id], numel_at(&part->type, zero));
+        }
+    }
+    free(step);
+    return true;
+}
+
+/* Where node i's data is, a weight's or a value's held with the weights
+ * (in wslab, or in lslab: 0 once that was freed). */
+static RtDevPtr held_at(const GpuExec *x, int i) {
+    RtDevPtr base = x->home[i] == 1 ? x->wslab : x->home[i] == 2 ? x->lslab : 0;
+    return base ? base + (RtDevPtr)x->woff[i] : 0;
+}
+
+/* Every weight into its place (lay_out_weights): slices prepared by a pool of threads (the
  * source's conversion, FP8 block quantization and packing are the slow
  * part), each taking the next slice as it finishes one, and uploaded in
  * order by this thread while the pool prepares the ones after it. */
 static bool load_weights(GpuExec *x, const CpuWeightSource *ws, DiagEngine *d) {
     const IrGraph *g = x->g;
-    int64_t zero[IR_MAX_DIM_SYMS] = {0}, total = 0, nslices = 0;
-    for (int i = 0; i < g->nnodes; i++) {
-        const IrNode *n = g->nodes[i];
-        if (n->op != IR_OP_WEIGHT) continue;
-        int64_t count = ir_node_attr_str(n, "stack", NULL) ? ir_dim_eval(n->type.dims[0], zero) : 1;
-        x->woff[i] = total;
-        /* only this rank's experts of a stacked expert weight (all of them on one process) */
-        if (!size_add(total, align256(bytes_of(x->p->dtype[i], numel_at(&n->type, zero) / (count ? count : 1) * (x->ehi[i] - x->elo[i]))),
-                      &total))
-            total = INT64_MAX;
-        nslices += x->ehi[i] - x->elo[i];
-    }
+    int64_t zero[IR_MAX_DIM_SYMS] = {0}, total = 0, ltotal = 0, nslices = 0;
+    if (!lay_out_weights(x, &total, &ltotal, d)) return false;
+    for (int i = 0; i < g->nnodes; i++) nslices += g->nodes[i]->op == IR_OP_WEIGHT ? x->ehi[i] - x->elo[i] : 0;
     x->wbytes = total;
-    if (!rt_cuda_alloc(x->cu, d, (size_t)total, &x->wslab)) {
-        diag_note(d, (SrcLoc){0}, "the weights need %.2f GiB on the GPU", (double)total / (1 << 30));
+    if (!rt_cuda_alloc(x->cu, d, (size_t)total, &x->wslab) || (ltotal && !rt_cuda_alloc(x->cu, d, (size_t)ltotal, &x->lslab))) {
+        diag_note(d, (SrcLoc){0}, "the weights need %.2f GiB on the GPU (%.2f GiB more while loading)", (double)total / (1 << 30),
+                  (double)ltotal / (1 << 30));
         return false;
     }
     SliceJob *jobs = calloc((size_t)nslices + 1, sizeof(SliceJob));
@@ -473,7 +567,7 @@ static bool load_weights(GpuExec *x, const CpuWeightSource *ws, DiagEngine *d) {
         int64_t ne = numel_at(&n->type, zero), count = ir_node_attr_str(n, "stack", NULL) ? ir_dim_eval(n->type.dims[0], zero) : 1;
         for (int64_t e = x->elo[i]; e < x->ehi[i]; e++, at++) {
             jobs[at] = (SliceJob){g, n, x->p->dtype[i], ws, e, ne / (count ? count : 1), NULL, false};
-            dst[at] = x->wslab + (RtDevPtr)x->woff[i] + (RtDevPtr)bytes_of(x->p->dtype[i], jobs[at].per * (e - x->elo[i]));
+            dst[at] = held_at(x, i) + (RtDevPtr)bytes_of(x->p->dtype[i], jobs[at].per * (e - x->elo[i]));
         }
     }
     long cpus = sysconf(_SC_NPROCESSORS_ONLN);
@@ -529,7 +623,7 @@ static bool load_weights(GpuExec *x, const CpuWeightSource *ws, DiagEngine *d) {
  * addresses used do not. */
 static RtDevPtr weight_base(const GpuExec *x, const IrNode *n) {
     int64_t zero[IR_MAX_DIM_SYMS] = {0};
-    RtDevPtr at = x->wslab + (RtDevPtr)x->woff[n->id];
+    RtDevPtr at = held_at(x, n->id);
     if (x->elo[n->id] == 0) return at;
     int64_t per = numel_at(&n->type, zero) / ir_dim_eval(n->type.dims[0], zero);
     return at - (RtDevPtr)bytes_of(x->p->dtype[n->id], per * x->elo[n->id]);
@@ -567,12 +661,69 @@ static bool place_experts(GpuExec *x, DiagEngine *d) {
     return true;
 }
 
+/* The TMA GEMM phase of kernel k (gemm_tma.cuh), or -1. */
+static int tma_phase(const GpuExec *x, int k) {
+    const CgKernel *ck = &x->p->kernels[k];
+    for (int ph = 0; ph < ck->nphases; ph++)
+        if (ck->phases[ph].tma) return ph;
+    return -1;
+}
+
+/* The TMA GEMM phases' tensor maps, made once at plan time: x's over its
+ * buffer's rows at the largest dims (rows past a step's M are read, never
+ * stored), w's over the weight; 256 bytes a kernel in x->tmaps, which the
+ * phase's maps slot then points at. Without the driver's tensor maps, a
+ * Hopper GPU or with DSCC_GEMM_TMA=0 the phases never run; with
+ * DSCC_GEMM_TMA=all they run wherever they can (above the skinny form's
+ * rows), else where the GEMM table or its rule says (rt_gemm_use_tma). */
+static bool setup_tma(GpuExec *x, const int64_t *smax, DiagEngine *d) {
+    const char *env = getenv("DSCC_GEMM_TMA");
+    int n = 0;
+    for (int k = 0; k < x->p->nkernels; k++) n += tma_phase(x, k) >= 0;
+    if (!n || (env && strcmp(env, "0") == 0) || rt_cuda_sm(x->cu) < 90 || !rt_cuda_has_tensor_maps(x->cu)) return true;
+    bool bad;
+    x->gtable = rt_gemm_table_open(rt_cuda_sm(x->cu), d, &bad);
+    if (bad) return false;
+    unsigned char *maps = aligned_alloc(64, (size_t)x->p->nkernels * 256); /* a CUtensorMap is 64-aligned */
+    if (maps) memset(maps, 0, (size_t)x->p->nkernels * 256);
+    if (!maps || !rt_cuda_alloc(x->cu, d, (size_t)x->p->nkernels * 256, &x->tmaps)) {
+        free(maps);
+        return false;
+    }
+    bool ok = true;
+    for (int k = 0; k < x->p->nkernels && ok; k++) {
+        int ph = tma_phase(x, k);
+        if (ph < 0) continue;
+        const CgTmaGemm *t = x->p->kernels[k].phases[ph].tma;
+        Launch *l = &x->launch[k];
+        unsigned char *m = maps + (size_t)k * 256;
+        ok = rt_cuda_tensor_map_2d(x->cu, d, m, l->args.t[t->x], ir_dim_eval(t->M, smax), t->K, t->K, 128, 128) &&
+             rt_cuda_tensor_map_2d(x->cu, d, m + 128, l->args.t[t->w], t->N, t->K, t->K, 128, 128);
+        if (!ok) diag_note(d, x->p->kernels[k].loc, "for the TMA GEMM of kernel %s", x->p->kernels[k].name);
+        l->args.t[t->maps] = x->tmaps + (RtDevPtr)k * 256;
+    }
+    ok = ok && rt_cuda_upload(x->cu, d, x->tmaps, maps, (size_t)x->p->nkernels * 256);
+    free(maps);
+    x->tma_on = ok;
+    x->tma_all = env && strcmp(env, "all") == 0;
+    return ok;
+}
+
+/* Whether kernel k runs its TMA GEMM phase ph at dims sym instead of the tile's phases and cuBLASLt. */
+static bool use_tma(const GpuExec *x, int k, int ph, const int64_t *sym) {
+    if (!x->tma_on || ph < 0) return false;
+    const CgPhase *f = &x->p->kernels[k].phases[ph];
+    return cg_phase_items(f, sym) > 0 && (x->tma_all || rt_gemm_use_tma(x->gtable, ir_dim_eval(f->tma->M, sym), f->tma->N, f->tma->K));
+}
+
+
 static RtDevPtr slot_ptr(GpuExec *x, const CgKernel *k, int s, const int64_t *scr_off) {
     const CgSlot *sl = &k->slots[s];
     if (sl->kind == CG_SLOT_SCRATCH) return x->scratch + (RtDevPtr)scr_off[s];
     const IrNode *n = x->g->nodes[sl->node];
     if (n->op == IR_OP_WEIGHT) return weight_base(x, n);
     if (n->op == IR_OP_KV_CACHE) return x->kv[n->id].buf;
+    if (x->home[n->id]) return held_at(x, n->id); /* a value held with the weights */
     return x->aslab + (RtDevPtr)x->aoff[n->id];
 }
 
@@ -688,6 +839,26 @@ static bool check_dist(const GpuDist *t, DiagEngine *d) {
     return true;
 }
 
+static bool launch_kernel(GpuExec *x, int k, const int64_t *sym, StepSeq *q, const StepMode *m, DiagEngine *d);
+
+/* Computes the values held with the weights (the load kernels, in program
+ * order, on stream 0), then frees the weights only they read. */
+static bool run_load_kernels(GpuExec *x, const int64_t *smax, DiagEngine *d) {
+    StepMode m = {0};
+    bool ok = true;
+    rt_cuda_use_stream(x->cu, 0);
+    for (int k = 0; k < x->p->nkernels && ok; k++) {
+        if (x->atload[k] != 1) continue;
+        memcpy(x->launch[k].args.sym, smax, sizeof x->launch[k].args.sym);
+        x->launch[k].args.len = 0;
+        ok = launch_kernel(x, k, smax, NULL, &m, d);
+    }
+    if (!ok || !rt_cuda_sync(x->cu, d)) return false;
+    rt_cuda_free(x->cu, x->lslab);
+    x->lslab = 0;
+    return true;
+}
+
 GpuExec *gpu_exec_new(const IrGraph *g, const CpuWeightSource *ws, const GpuOptions *opt, DiagEngine *d) {
     GpuOptions o = *opt;
     if (o.max_batch < 1 || o.max_seq < 1) {
@@ -717,6 +888,8 @@ GpuExec *gpu_exec_new(const IrGraph *g, const CpuWeightSource *ws, const GpuOpti
     x->elo = malloc(sizeof(int64_t) * (size_t)(nn + 1));
     x->ehi = malloc(sizeof(int64_t) * (size_t)(nn + 1));
     x->aoff = malloc(sizeof(int64_t) * (size_t)(nn + 1));
+    x->wv = calloc((size_t)nn + 1, 1);
+    x->home = calloc((size_t)nn + 1, 1);
     x->kv = calloc((size_t)nn + 1, sizeof(KvBuf));
     x->out = calloc((size_t)nn + 1, sizeof(float *));
     for (int i = 0; i < nn; i++) x->woff[i] = x->aoff[i] = -1;
@@ -747,7 +920,7 @@ GpuExec *gpu_exec_new(const IrGraph *g, const CpuWeightSource *ws, const GpuOpti
     /* memory: weights, activations, caches, scratch */
     find_constant_kernels(x);
     find_step_kernels(x);
-    if (!setup_streams(x, d) || (x->dist.size > 1 && !setup_ep(x, smax, d))) goto fail;
+    if (!find_load_kernels(x, d) || !setup_streams(x, d) || (x->dist.size > 1 && !setup_ep(x, smax, d))) goto fail;
     int64_t abytes = 0, sbytes = 0;
     if (!take_plan(x, smax, o.keep_all, &abytes, d)) goto fail;
     x->abytes = abytes;
@@ -766,7 +939,8 @@ GpuExec *gpu_exec_new(const IrGraph *g, const CpuWeightSource *ws, const GpuOpti
         for (int s2 = 0; s2 < p->kernels[k].nslots; s2++) {
             const CgSlot *sl = &p->kernels[k].slots[s2];
             const IrNode *n = g->nodes[sl->node];
-            if (sl->kind == CG_SLOT_VALUE && n->op != IR_OP_WEIGHT && n->op != IR_OP_KV_CACHE && x->aoff[n->id] < 0) {
+            if (sl->kind == CG_SLOT_VALUE && n->op != IR_OP_WEIGHT && n->op != IR_OP_KV_CACHE && x->aoff[n->id] < 0 &&
+                !(ir_wv_kept(x->wv[n->id]) && p->stored[n->id])) {
                 diag_error(d, n->loc, "internal: kernel %s reads %%%d (%s), which has no place in memory", p->kernels[k].name, n->id,
                            ir_op_name(n->op));
                 goto fail;
@@ -816,15 +990,12 @@ GpuExec *gpu_exec_new(const IrGraph *g, const CpuWeightSource *ws, const GpuOpti
                 at += align256(4 * ir_dim_eval(ck->slots[s].count, smax));
             }
         for (int s = 0; s < ck->nslots; s++) l->args.t[s] = slot_ptr(x, ck, s, scr);
-        if (ck->lib.kind != CG_LIB_NONE && ck->lib.prep.fn && !(l->prep = rt_cuda_function(x->cu, d, mods[ck->module], ck->lib.prep.fn))) {
-            free(scr);
-            goto fail;
-        }
         l->args.cap = x->cap;
         l->args.err = x->err;
         l->args.tag = k;
     }
     free(scr);
+    if (!setup_tma(x, smax, d)) goto fail;
     bool any_lib = false;
     for (int k = 0; k < p->nkernels; k++) any_lib |= p->kernels[k].lib.kind != CG_LIB_NONE;
     x->no_blas_why = !any_lib ? "no GEMM of this graph has a cuBLASLt form" : o.no_blas ? "the generated kernels were asked for" : NULL;
@@ -838,6 +1009,7 @@ GpuExec *gpu_exec_new(const IrGraph *g, const CpuWeightSource *ws, const GpuOpti
             if (!(x->ev[k] = rt_cuda_event(x->cu, d))) goto fail;
         x->profile_on = o.profile;
     }
+    if (!run_load_kernels(x, smax, d)) goto fail;
     return x;
 fail:
     gpu_exec_free(x);
@@ -851,6 +1023,8 @@ void gpu_exec_free(GpuExec *x) {
         if (x->ev)
             for (int k = 0; k <= x->p->nkernels; k++) rt_cuda_event_free(x->cu, x->ev[k]);
         rt_blas_close(x->blas);
+        rt_gemm_table_free(x->gtable);
+        rt_cuda_free(x->cu, x->tmaps);
         rt_dev_sampler_free(x->sampler);
         for (int k = 0; x->kev && k < x->p->nkernels; k++) rt_cuda_event_free(x->cu, x->kev[k]);
         rt_cuda_event_free(x->cu, x->join);
@@ -861,6 +1035,7 @@ void gpu_exec_free(GpuExec *x) {
         for (int i = 0; i < GRAPH_CACHE; i++) rt_cuda_graph_free(x->cu, x->gcache[i].graph);
         rt_cuda_host_free(x->cu, x->staging);
         rt_cuda_free(x->cu, x->wslab);
+        rt_cuda_free(x->cu, x->lslab);
         rt_cuda_free(x->cu, x->aslab);
         rt_cuda_free(x->cu, x->scratch);
         rt_cuda_free(x->cu, x->err);
@@ -874,6 +1049,9 @@ void gpu_exec_free(GpuExec *x) {
     free(x->ev);
     free(x->kms);
     free(x->konst);
+    free(x->atload);
+    free(x->wv);
+    free(x->home);
     for (int f = 0; f < 2; f++) free(x->idle[f]), free(x->need[f]);
     free(x->kstream);
     free(x->kwait);
@@ -894,7 +1072,10 @@ void gpu_exec_free(GpuExec *x) {
 const char *gpu_exec_device(const GpuExec *x) { return rt_cuda_device_name(x->cu); }
 int64_t gpu_exec_weight_bytes(const GpuExec *x) { return x->wbytes; }
 int64_t gpu_exec_activation_bytes(const GpuExec *x) { return x->abytes; }
-int64_t gpu_exec_offset(const GpuExec *x, int id) { return id >= 0 && id < x->g->nnodes ? x->aoff[id] : -1; }
+int64_t gpu_exec_offset(const GpuExec *x, int id) {
+    if (id < 0 || id >= x->g->nnodes) return -1;
+    return x->home[id] && x->g->nodes[id]->op != IR_OP_WEIGHT ? IR_MEM_WEIGHTS : x->aoff[id];
+}
 
 void gpu_exec_comm_bytes(const GpuExec *x, GpuCommBytes *last, GpuCommBytes *total) {
     if (last) *last = x->comm_last;
@@ -1070,7 +1251,8 @@ static const RtBlasPlan *lib_plan(GpuExec *x, int k, const int64_t *sym) {
     const CgLib *lb = &x->p->kernels[k].lib;
     if (!x->blas || lb->kind == CG_LIB_NONE) return NULL;
     /* the GEMM table's measured choice for the shape, else cuBLASLt wherever it has an algorithm */
-    return rt_blas_pick(x->blas, lb->kind == CG_LIB_FP8_GEMM ? RT_BLAS_FP8_BLOCK : RT_BLAS_BF16, ir_dim_eval(lb->M, sym), lb->N, lb->K);
+    RtBlasKind kind = lb->kind == CG_LIB_FP8_GEMM ? RT_BLAS_FP8_BLOCK : lb->y_f32 ? RT_BLAS_BF16_F32 : RT_BLAS_BF16;
+    return rt_blas_pick(x->blas, kind, ir_dim_eval(lb->M, sym), lb->N, lb->K);
 }
 
 /* Kernel k's GEMM by cuBLASLt with `plan`. */
@@ -1079,8 +1261,8 @@ static bool run_lib(GpuExec *x, int k, const RtBlasPlan *plan, const int64_t *sy
     const CgLib *lb = &ck->lib;
     Launch *l = &x->launch[k];
     const uint64_t *t = l->args.t;
-    bool fp8 = lb->kind == CG_LIB_FP8_GEMM; /* the scales: the transposed activation ones and the weight's */
-    if (!rt_blas_run(x->blas, d, plan, t[lb->x], fp8 ? t[lb->xs_t] : 0, t[lb->w], fp8 ? t[lb->ws] : 0, t[lb->y])) {
+    bool fp8 = lb->kind == CG_LIB_FP8_GEMM; /* the scales: the activations' as the quantize stored them (K-block-major), the weight's */
+    if (!rt_blas_run(x->blas, d, plan, t[lb->x], fp8 ? t[lb->xs] : 0, t[lb->w], fp8 ? t[lb->ws] : 0, t[lb->y])) {
         diag_note(d, ck->loc, "in kernel %s (cuBLASLt, %lld x %lld x %lld)", ck->name, (long long)ir_dim_eval(lb->M, sym), (long long)lb->N,
                   (long long)lb->K);
         return false;
@@ -1089,6 +1271,7 @@ static bool run_lib(GpuExec *x, int k, const RtBlasPlan *plan, const int64_t *sy
 }
 
 int gpu_exec_last_lib_calls(const GpuExec *x) { return x->lib_calls; }
+int gpu_exec_last_tma_calls(const GpuExec *x) { return x->tma_calls; }
 const char *gpu_exec_blas(const GpuExec *x) { return x->blas ? rt_blas_version(x->blas) : NULL; }
 const char *gpu_exec_blas_why(const GpuExec *x) { return x->blas ? NULL : x->no_blas_why; }
 
@@ -1211,17 +1394,19 @@ static bool seq_add(StepSeq *q, int k, int ph, int64_t grid, void *node) {
     return true;
 }
 
-/* Appends one launch of kernel k (phase ph, or its cuBLASLt preparation)
- * to q and, unless dry, enqueues it; while capturing, with the graph node
+/* The threads a block of kernel k's phase ph runs (256 unless the phase says). */
+static unsigned phase_threads(const GpuExec *x, int k, int ph) {
+    return !x->p->kernels[k].phases[ph].threads ? 256u : (unsigned)x->p->kernels[k].phases[ph].threads;
+}
+
+/* Appends one launch of kernel k (phase ph) to q and, unless dry, enqueues it; while capturing, with the graph node
  * it made. */
 static bool emit(GpuExec *x, StepSeq *q, int k, int ph, int64_t grid, const StepMode *m, DiagEngine *d) {
     Launch *l = &x->launch[k];
     bool ok = true;
     if (!m->dry) {
         void *args[] = {&l->args};
-        RtKernel *fn = ph == GL_PREP ? l->prep : l->fn[ph];
-        size_t smem = ph == GL_PREP ? 0 : (size_t)x->p->kernels[k].phases[ph].smem;
-        ok = rt_cuda_launch_async(x->cu, d, fn, (unsigned)grid, 256, smem, args);
+        ok = rt_cuda_launch_async(x->cu, d, l->fn[ph], (unsigned)grid, phase_threads(x, k, ph), (size_t)x->p->kernels[k].phases[ph].smem, args);
         if (ok && x->sync_each) ok = rt_cuda_sync(x->cu, d);
         x->launches++;
     }
@@ -1236,12 +1421,14 @@ static bool emit(GpuExec *x, StepSeq *q, int k, int ph, int64_t grid, const Step
 static bool launch_kernel(GpuExec *x, int k, const int64_t *sym, StepSeq *q, const StepMode *m, DiagEngine *d) {
     const CgKernel *ck = &x->p->kernels[k];
     int skip = -1, span = ck->lib.span > 1 ? ck->lib.span : 1; /* the template's phases when the library ran it */
+    int tph = tma_phase(x, k);
+    bool tma = use_tma(x, k, tph, sym); /* the TMA GEMM instead of the tile's phases (and of cuBLASLt) */
     bool ok = true;
     for (int ph = 0; ph < ck->nphases && ok; ph++) {
-        const RtBlasPlan *plan = ph == ck->lib.phase ? lib_plan(x, k, sym) : NULL;
+        if (tma && ph > tph && ph <= tph + ck->phases[tph].tma->span) continue;
+        const RtBlasPlan *plan = ph == ck->lib.phase && !tma ? lib_plan(x, k, sym) : NULL;
         if (plan) {
-            if (x->launch[k].prep) ok = emit(x, q, k, GL_PREP, ceil_div(cg_phase_items(&ck->lib.prep, sym), 256), m, d);
-            if (ok && !m->dry) ok = run_lib(x, k, plan, sym, d);
+            if (!m->dry) ok = run_lib(x, k, plan, sym, d);
             if (ok && !m->dry && x->sync_each) ok = rt_cuda_sync(x->cu, d);
             if (ok && q && !seq_add(q, k, GL_LIB, ir_dim_eval(ck->lib.M, sym), NULL)) {
                 diag_error(d, (SrcLoc){0}, "out of host memory recording a step's launches");
@@ -1251,15 +1438,18 @@ static bool launch_kernel(GpuExec *x, int k, const int64_t *sym, StepSeq *q, con
             skip = ph;
         }
         if ((skip >= 0 && ph >= skip && ph < skip + span) || !ok) continue;
+        if (ph == tph && !tma) continue; /* after the library's turn: its call may begin at the TMA phase */
         const CgPhase *f = &ck->phases[ph];
         int64_t items = cg_phase_items(f, sym);
         if (items <= 0) continue;
         int64_t grid = f->mode == CG_LAUNCH_ELEM ? ceil_div(items, 256) : f->mode == CG_LAUNCH_WARP ? ceil_div(items, 8) : items;
+        if (f->tma && grid > rt_cuda_sms(x->cu)) grid = rt_cuda_sms(x->cu); /* persistent: a block an SM walks the tiles */
         if (grid > 2147483647LL) {
             diag_error(d, ck->loc, "kernel %s: %lld blocks exceed the grid limit", ck->name, (long long)grid);
             return false;
         }
         ok = emit(x, q, k, ph, grid, m, d);
+        if (ok && f->tma && !m->dry) x->tma_calls++;
         if (!ok) diag_note(d, ck->loc, "in kernel %s, phase %d (%lld items)", ck->name, ph, (long long)items);
     }
     return ok;
@@ -1323,9 +1513,9 @@ static bool graph_update(GpuExec *x, GraphEntry *e, const StepSeq *q, DiagEngine
         if (s->ph == GL_LIB || (e->len == x->len && s->grid == q->v[j].grid)) continue;
         Launch *l = &x->launch[s->k];
         void *args[] = {&l->args};
-        RtKernel *fn = s->ph == GL_PREP ? l->prep : l->fn[s->ph];
-        size_t smem = s->ph == GL_PREP ? 0 : (size_t)x->p->kernels[s->k].phases[s->ph].smem;
-        if (!rt_cuda_graph_set_kernel(x->cu, d, e->graph, s->node, fn, (unsigned)q->v[j].grid, 256, smem, args)) return false;
+        if (!rt_cuda_graph_set_kernel(x->cu, d, e->graph, s->node, l->fn[s->ph], (unsigned)q->v[j].grid, phase_threads(x, s->k, s->ph),
+                                      (size_t)x->p->kernels[s->k].phases[s->ph].smem, args))
+            return false;
         s->grid = q->v[j].grid;
         x->gstats.node_updates++;
     }
@@ -1390,8 +1580,11 @@ static bool run_graph(GpuExec *x, const int64_t *sym, DiagEngine *d) {
     if (ok) {
         e->used = ++x->gclock;
         x->launches = q.n;
-        x->lib_calls = 0;
-        for (int j = 0; j < q.n; j++) x->lib_calls += q.v[j].ph == GL_LIB;
+        x->lib_calls = x->tma_calls = 0;
+        for (int j = 0; j < q.n; j++) {
+            x->lib_calls += q.v[j].ph == GL_LIB;
+            x->tma_calls += q.v[j].ph >= 0 && x->p->kernels[q.v[j].k].phases[q.v[j].ph].tma;
+        }
     }
     free(q.v);
     return ok && rt_cuda_event_record(x->cu, d, x->step[0]) && rt_cuda_graph_launch(x->cu, d, e->graph);
@@ -1403,7 +1596,7 @@ static bool run_step(GpuExec *x, const CpuInput *in, int nin, DiagEngine *d) {
     if (!rt_cuda_memset0(x->cu, d, x->err, 8)) return false;
     const CgProgram *p = x->p;
     x->launches = 0;
-    x->lib_calls = 0;
+    x->lib_calls = x->tma_calls = 0;
     char name[96];
     step_name(x, name, sizeof name);
     bool decode = x->sym_t >= 0 && x->len > 0, traced = x->trace && x->ev && rt_trace_begin_step(x->trace);
@@ -1470,8 +1663,9 @@ static bool run_step(GpuExec *x, const CpuInput *in, int nin, DiagEngine *d) {
  * events there are only the launch calls; the flush before each
  * repetition is outside them. */
 bool gpu_exec_time_kernel(GpuExec *x, int k, int reps, int64_t flush, double *ms, DiagEngine *d) {
-    if (!x->runs || k < 0 || k >= x->p->nkernels || (x->comm_node && x->comm_node[k] >= 0) || x->two_streams) {
-        diag_error(d, (SrcLoc){0}, "gpu_exec_time_kernel: kernel %d cannot be timed alone (after a run, one stream, no exchange)", k);
+    if (!x->runs || k < 0 || k >= x->p->nkernels || (x->comm_node && x->comm_node[k] >= 0) || x->two_streams || x->atload[k]) {
+        diag_error(d, (SrcLoc){0},
+                   "gpu_exec_time_kernel: kernel %d cannot be timed alone (after a run, one stream, no exchange, not one that ran at load)", k);
         return false;
     }
     if (flush > x->flush_bytes) {
@@ -1492,8 +1686,7 @@ bool gpu_exec_time_kernel(GpuExec *x, int k, int reps, int64_t flush, double *ms
         for (int j = 0; j < q.n && ok; j++) {
             const StepLaunch *s = &q.v[j];
             if (s->ph == GL_LIB) ok = run_lib(x, k, plan, l->args.sym, d);
-            else ok = rt_cuda_launch_async(x->cu, d, s->ph == GL_PREP ? l->prep : l->fn[s->ph], (unsigned)s->grid, 256,
-                                           s->ph == GL_PREP ? 0 : (size_t)x->p->kernels[k].phases[s->ph].smem, args);
+            else ok = rt_cuda_launch_async(x->cu, d, l->fn[s->ph], (unsigned)s->grid, phase_threads(x, k, s->ph), (size_t)x->p->kernels[k].phases[s->ph].smem, args);
         }
         float t = 0;
         ok = ok && rt_cuda_event_record(x->cu, d, x->step[1]) && rt_cuda_event_ms(x->cu, d, x->step[0], x->step[1], &t);
@@ -1542,6 +1735,19 @@ static float *fetch_cache(GpuExec *x, const IrNode *n, int64_t *numel) {
     return v;
 }
 
+/* Scales stored K-block-major (CgProgram.kblock: [nkb][M]) back to the
+ * value's [M][nkb], in place. False when out of host memory. */
+static bool unblock_scales(const IrNode *n, int64_t ne, float *v) {
+    int64_t nkb = n->type.dims[n->type.rank - 1].coeff, M = nkb > 0 ? ne / nkb : 0;
+    float *t = malloc(sizeof(float) * (size_t)(ne + 1));
+    if (!t) return false;
+    for (int64_t kb = 0; kb < nkb; kb++)
+        for (int64_t m = 0; m < M; m++) t[m * nkb + kb] = v[kb * M + m];
+    memcpy(v, t, sizeof(float) * (size_t)ne);
+    free(t);
+    return true;
+}
+
 /* The stored value of node n after the last run, as f32 (malloc'd). */
 static float *fetch(GpuExec *x, const IrNode *n, int64_t *numel) {
     if (n->op == IR_OP_KV_CACHE) return fetch_cache(x, n, numel);
@@ -1549,8 +1755,9 @@ static float *fetch(GpuExec *x, const IrNode *n, int64_t *numel) {
     RtDevPtr at;
     if (n->op == IR_OP_WEIGHT && x->ehi[n->id] - x->elo[n->id] != (ir_node_attr_str(n, "stack", NULL) ? n->type.dims[0].coeff : 1))
         return NULL; /* another rank holds some of its experts */
-    if (n->op == IR_OP_WEIGHT) at = x->wslab + (RtDevPtr)x->woff[n->id];
-    else if (n->op == IR_OP_KV_CACHE || x->aoff[n->id] < 0) return NULL;
+    if (x->home[n->id]) { /* a weight, or a value held with them */
+        if (!(at = held_at(x, n->id))) return NULL; /* a weight freed after load */
+    } else if (n->op == IR_OP_WEIGHT || x->aoff[n->id] < 0) return NULL;
     else at = x->aslab + (RtDevPtr)x->aoff[n->id];
     size_t nb = (size_t)bytes_of(x->p->dtype[n->id], ne);
     if (nb > x->staging_bytes) { /* page-locked staging: the copy runs at full PCIe speed */
@@ -1565,6 +1772,10 @@ static float *fetch(GpuExec *x, const IrNode *n, int64_t *numel) {
         return NULL;
     }
     unpack(x->p->dtype[n->id], x->staging, ne, v);
+    if (x->p->kblock[n->id] && !unblock_scales(n, ne, v)) {
+        free(v);
+        return NULL;
+    }
     *numel = ne;
     return v;
 }

@@ -44,8 +44,10 @@
 //   SK_MINB           CTAs an SM must hold (the register budget; default 2)
 //   SK_SPLIT          CTAs of a cluster that split K (1..8; grid: SK_SPLIT per column block)
 //   SK_X, SK_W        x's and w's codes (const unsigned char *, over `a`)
-//   SK_XS(i), SK_WS(i) the f32 scales: x's [M][ceil(K/128)], w's [ceil(N/128)][ceil(K/128)]
-//                     (read only through SK_XSA / SK_WSA below)
+//   SK_XS(m, kb)      x's f32 scale of row m, K block kb (stored K-block-major: the quantize writes the layout
+//                     cuBLASLt reads, and every GEMM reads that one)
+//   SK_WS(i)          w's f32 scales [ceil(N/128)][ceil(K/128)]
+//                     (both read only through SK_XSA / SK_WSA below)
 //   SK_STORE(i, v)    stores y[i] (f32 v) in y's dtype
 // Dynamic shared memory: 9 * 8 * SK_RB * (SK_MROWS + 1) floats.
 #ifndef SK_X // compiled on its own (test_codegen): a stand-in for the module's prelude
@@ -60,7 +62,7 @@ __device__ __forceinline__ void mma_e4m3(float *c, const unsigned *a, const unsi
 #define SK_N 7168LL
 #define SK_K 7168LL
 #define SK_X ((const unsigned char *)a.t[0])
-#define SK_XS(i) (((const float *)a.t[1])[i])
+#define SK_XS(m, kb) (((const float *)a.t[1])[(kb) * SK_M + (m)])
 #define SK_W ((const unsigned char *)a.t[2])
 #define SK_WS(i) (((const float *)a.t[3])[i])
 #define SK_STORE(i, v) (((float *)a.t[4])[i] = (v))
@@ -130,7 +132,7 @@ __device__ __forceinline__ float sk_dsmem_ld(const float *p, unsigned rank) {
 #define SK_PASTE(a, b) SK_PASTE2(a, b)
 #define SK_ROUND SK_PASTE(DSCC_ENTRY, _round) // one per instance: it reads the instance's parameters
 #define SK_WSA(n, kb) SK_WS((n) / 128 * SK_NKB + (kb))
-#define SK_XSA(m, kb) SK_XS((m) * SK_NKB + (kb))
+#define SK_XSA(m, kb) SK_XS((m), (kb))
 
 // One round of a warp: the products of its SK_U K blocks kb0 + SK_KW u (u < SK_U) with the x rows of row tile t,
 // promoted into acc. Every load of the round (x's fragments and scales) is issued before the first product:

@@ -3,7 +3,9 @@
 // so the activation never goes back to memory between the two.
 // Parameters: DSCC_ENTRY, the entry point's name. One block (256 threads, D
 // floats of dynamic shared memory) per row of x[rows, D]: y = rmsnorm(x) * w
-// and y's codes q with one scale (amax / 448) per 1x128 tile.
+// and y's codes q with one scale (amax / 448) per 1x128 tile, the scales
+// stored K-block-major, scales[tile][row] (rows = the grid's blocks): the
+// layout every GEMM of dscc and cuBLASLt's VEC128 scales read.
 #include <cuda_bf16.h>
 #include <cuda_fp8.h>
 // rmsnorm -> act_scale -> quantize, one block of 256 threads per row
@@ -44,7 +46,7 @@ extern "C" __global__ void DSCC_ENTRY(const __nv_bfloat16 *__restrict__ x, const
         for (int k = lane; k < n; k += 32) m = fmaxf(m, fabsf(row[k0 + k]));
         for (int o = 16; o > 0; o >>= 1) m = fmaxf(m, __shfl_xor_sync(0xffffffffu, m, o));
         const float s = m / 448.0f;
-        if (lane == 0) scales[(size_t)blockIdx.x * tiles + tl] = s;
+        if (lane == 0) scales[(size_t)tl * gridDim.x + blockIdx.x] = s;
         for (int k = lane; k < n; k += 32)
             q[base + k0 + k] = s > 0.0f ? __nv_fp8_e4m3(row[k0 + k] / s) : __nv_fp8_e4m3(0.0f);
     }

@@ -31,9 +31,20 @@ struct EmuCtx {
     void (*cp_async)(EmuCtx *c, void *dst, const void *src, int bytes, int src_bytes);
     void (*cp_commit)(EmuCtx *c);
     void (*cp_wait)(EmuCtx *c, int pending); /* all but the newest `pending` committed groups land */
+    /* bar.sync / bar.arrive id, count (named barriers, emu_cuda.c's ctx_named_barrier): the thread
+     * arrives at barrier `id` (1..15) of a phase of `count` threads; with `wait` it also waits for
+     * the phase to complete */
+    void (*named_barrier)(EmuCtx *c, int id, int count, int wait, int line);
     /* ends the launch with an error naming the kernel, block and thread (does not return) */
     void (*fault)(EmuCtx *c, const char *what, int line);
     void *priv; /* the driver's */
+    /* mbarrier.try_wait.parity in a loop: returns once the phase of parity `parity` of the
+     * barrier at `bar` (shared memory, the EMU_MBAR_* word) has completed */
+    void (*mbar_wait)(EmuCtx *c, const void *bar, unsigned parity, int line);
+    /* cp.async.bulk.tensor: `bytes` of `buf` (malloc'd, already in the destination's
+     * layout; the driver frees it) land at dst, then complete_tx(bytes) on the barrier at
+     * bar; as late as the hardware may make it (when every thread of the block waits) */
+    void (*bulk_async)(EmuCtx *c, void *dst, void *buf, size_t bytes, void *bar, int line);
     /* thread-block clusters (a kernel's __cluster_dims__(n, 1, 1)): this CTA's rank and the cluster's CTAs */
     unsigned cluster_rank, cluster_size;
     /* barrier.cluster.arrive.release + wait.acquire: every thread of every CTA of the cluster arrives */
@@ -41,6 +52,35 @@ struct EmuCtx {
     /* mapa + ld/st.shared::cluster: where p (`bytes` of this CTA's dynamic shared memory) lies in CTA rank's */
     void *(*cluster_map)(EmuCtx *c, const void *p, unsigned rank, size_t bytes, int line);
 };
+
+/* An mbarrier's 64-bit word in shared memory, as both sides read it: low
+ * 32 bits the pending arrivals (bits 0-11), a tag that marks it initialized
+ * (bits 12-15 = EMU_MBAR_TAG), the expected arrivals (16-30) and the phase
+ * parity (31); high 32 bits the transaction count still to come (signed).
+ * A phase completes when both its arrivals and its bytes are in. */
+#define EMU_MBAR_TAG 0xbu
+static inline int emu_mbar_ok(const void *bar) { return ((((const unsigned *)bar)[0] >> 12) & 15u) == EMU_MBAR_TAG && ((const unsigned *)bar)[0] >> 16 & 0x7fffu; }
+static inline unsigned emu_mbar_phase(const void *bar) { return ((const unsigned *)bar)[0] >> 31; }
+static inline void emu_mbar_init(void *bar, unsigned count) {
+    ((unsigned *)bar)[0] = count | EMU_MBAR_TAG << 12 | count << 16;
+    ((int *)bar)[1] = 0;
+}
+/* After an arrival or bytes: the phase completes (parity flips, the count starts over) when nothing is pending. */
+static inline void emu_mbar_settle(void *bar) {
+    unsigned w = ((unsigned *)bar)[0];
+    if ((w & 0xfffu) == 0 && ((int *)bar)[1] == 0) ((unsigned *)bar)[0] = ((w ^ 0x80000000u) & 0xffff0000u) | EMU_MBAR_TAG << 12 | (w >> 16 & 0x7fffu);
+}
+/* Whether the phase of parity p has completed: the current phase has the other parity. */
+static inline int emu_mbar_done(const void *bar, unsigned p) { return emu_mbar_phase(bar) != p; }
+
+/* The emulated driver's CUtensorMap (cuTensorMapEncodeTiled, 128 bytes):
+ * a tiled map of rank 1 or 2 over elements of `esize` bytes. */
+#define EMU_TMAP_MAGIC 0x544d4150u /* "TMAP" */
+typedef struct {
+    unsigned magic, esize, rank, swizzle; /* swizzle: bytes of its span (0: none, 32, 64, 128) */
+    unsigned long long addr, dim[2], stride1; /* stride1: bytes between consecutive indices of dim 1 */
+    unsigned box[2];
+} EmuTensorMap;
 
 /* What a module exports per kernel NAME (emu_nvrtc.c writes them):
  *   void emu_entry_NAME(EmuCtx *, void **params)  runs one thread of NAME

@@ -20,7 +20,9 @@
  * CUDA_ERROR_LAUNCH_FAILED and a message naming kernel, block, thread and
  * source line: divergent __syncthreads, warp collectives with exited or
  * absent lanes, deadlock, misaligned cp.async, too much shared memory,
- * blocks larger than __launch_bounds__. */
+ * blocks larger than __launch_bounds__, named barriers (bar.sync /
+ * bar.arrive id, count) whose arrivals disagree on the count or that can
+ * never complete. */
 
 #include "emu_abi.h"
 
@@ -358,9 +360,40 @@ EMU_API CUresult cuFuncSetAttribute(void *fn, int attr, int v) {
     return CU_OK;
 }
 
+/* ---- tensor maps (TMA) -------------------------------------------------------------- */
+
+/* cuTensorMapEncodeTiled: the map is emu_abi.h's EmuTensorMap in the
+ * 128-byte CUtensorMap. What the driver refuses is refused: a rank other
+ * than 1 or 2, an element type other than the 1-, 2- and 4-byte ones, an
+ * address not 16-aligned, a stride not a multiple of 16 or below a row, a
+ * box dimension of 0 or over 256, element strides other than 1 (not
+ * emulated), an interleave, and a box row wider than the swizzle's span. */
+EMU_API CUresult cuTensorMapEncodeTiled(void *map, int dtype, unsigned rank, void *addr, const unsigned long long *dim,
+                                        const unsigned long long *strides, const unsigned *box, const unsigned *estrides, int interleave,
+                                        int swizzle, int l2promo, int oobfill) {
+    (void)l2promo;
+    static const unsigned esize[] = {1, 2, 4, 4, 8, 8, 2, 4, 8, 2, 4, 4, 4}; /* CU_TENSOR_MAP_DATA_TYPE_* */
+    if (!map || ((uintptr_t)map & 63) || rank < 1 || rank > 2 || dtype < 0 || dtype > 12 || esize[dtype] == 8) return CU_INVALID_VALUE;
+    if (((uintptr_t)addr & 15) || interleave != 0 || swizzle < 0 || swizzle > 3 || oobfill != 0) return CU_INVALID_VALUE;
+    EmuTensorMap m = {EMU_TMAP_MAGIC, esize[dtype], rank, swizzle ? 16u << swizzle : 0u, (unsigned long long)(uintptr_t)addr, {1, 1}, 0, {1, 1}};
+    for (unsigned i = 0; i < rank; i++) {
+        if (!dim[i] || dim[i] > (1ull << 32) || !box[i] || box[i] > 256 || estrides[i] != 1) return CU_INVALID_VALUE;
+        m.dim[i] = dim[i];
+        m.box[i] = box[i];
+    }
+    if (rank == 2) {
+        if (strides[0] % 16 || strides[0] < dim[0] * m.esize || strides[0] >= (1ull << 40)) return CU_INVALID_VALUE;
+        m.stride1 = strides[0];
+    }
+    if ((box[0] * m.esize) % 16 || (m.swizzle && box[0] * m.esize > m.swizzle)) return CU_INVALID_VALUE;
+    memset(map, 0, 128);
+    memcpy(map, &m, sizeof m);
+    return CU_OK;
+}
+
 /* ---- the block scheduler ----------------------------------------------------------- */
 
-enum { F_RUN, F_WAIT_BLOCK, F_WAIT_WARP, F_DONE };
+enum { F_RUN, F_WAIT_BLOCK, F_WAIT_WARP, F_WAIT_NAMED, F_WAIT_MBAR, F_DONE };
 
 typedef struct {
     void *dst;
@@ -378,8 +411,23 @@ typedef struct {
     EmuCopy *cp; /* cp.async issued, not landed */
     int ncp, capcp;
     unsigned groups;
+    int nb_id;       /* at a named barrier (F_WAIT_NAMED): its id */
+    unsigned nb_in;  /* bit id: arrived at named barrier id's current phase */
+    const void *mbar; /* at an mbarrier wait: the barrier and the parity it waits for */
+    unsigned mpar;
     unsigned csync; /* barrier.cluster passed */
 } Fiber;
+
+/* A named barrier of the running block: the phase's expected and arrived threads (0 arrived: idle). */
+typedef struct {
+    int count, arrived, line;
+} NamedBar;
+#define EMU_NAMED_BARS 16
+
+typedef struct { /* a bulk tensor copy in flight (emu_abi.h's bulk_async) */
+    void *dst, *buf, *bar;
+    size_t bytes;
+} EmuBulk;
 
 typedef struct {
     const EmuFunc *fn;
@@ -401,10 +449,13 @@ typedef struct {
     unsigned char *smem;
     size_t smem_cap;
     unsigned char (*xbuf)[2][32][EMU_WARP_SLOT]; /* per warp, double-buffered */
+    NamedBar nb[EMU_NAMED_BARS];
     int cur, nthreads;
     long block;
     Launch *L;
     void *altstack;
+    EmuBulk *bulk; /* the block's bulk copies in flight */
+    int nbulk, capbulk;
     struct EmuCluster *cl; /* a cluster launch: the worker's group (emu_cluster_*), NULL otherwise */
     unsigned cl_passed;    /* barrier.cluster the block has passed */
 } Worker;
@@ -467,6 +518,49 @@ static void ctx_warp_exchange(EmuCtx *c, unsigned mask, const void *mine, void *
     f->parity ^= 1;
 }
 
+/* bar.sync / bar.arrive id, count: a barrier's phase completes when `count`
+ * threads arrived (the PTX ISA counts threads; a warp's lanes each count),
+ * releasing the threads that wait in it; the barrier is then idle again.
+ * Faults: an id outside 1..15 (0 is __syncthreads', which the driver keeps
+ * apart), a count that is no multiple of 32 or exceeds the block, a thread
+ * that arrives with another count than the phase's first arrival or twice
+ * in one phase (a producer a phase ahead of its consumers). A phase that
+ * can never complete is found by resolve() (deadlock). */
+static void ctx_named_barrier(EmuCtx *c, int id, int count, int wait, int line) {
+    Worker *w = c->priv;
+    Fiber *f = &w->f[w->cur];
+    if (id < 1 || id >= EMU_NAMED_BARS) ctx_fault(c, "named barrier id outside 1..15 (0 is __syncthreads')", line);
+    if (count <= 0 || count % 32 || count > w->nthreads) ctx_fault(c, "named barrier count not a multiple of 32 within the block's threads", line);
+    NamedBar *b = &w->nb[id];
+    if (b->arrived && b->count != count) {
+        char m[200];
+        snprintf(m, sizeof m, "named barrier %d: this thread arrives expecting %d threads, the phase's first arrival (line %d) %d", id, count,
+                 b->line, b->count);
+        ctx_fault(c, m, line);
+    }
+    if (f->nb_in >> id & 1u) {
+        char m[200];
+        snprintf(m, sizeof m, "named barrier %d: this thread arrives twice in one phase (%d of %d threads arrived): it ran a phase ahead",
+                 id, b->arrived, b->count);
+        ctx_fault(c, m, line);
+    }
+    if (!b->arrived) b->count = count, b->line = line;
+    f->nb_in |= 1u << id;
+    if (++b->arrived < count) {
+        if (!wait) return;
+        f->state = F_WAIT_NAMED;
+        f->nb_id = id;
+        f->line = line;
+        yield_to_main(w);
+        return;
+    }
+    b->arrived = 0; /* the phase completes: its waiters run again */
+    for (int t = 0; t < w->nthreads; t++) {
+        w->f[t].nb_in &= ~(1u << id);
+        if (w->f[t].state == F_WAIT_NAMED && w->f[t].nb_id == id) w->f[t].state = F_RUN;
+    }
+}
+
 static void land(EmuCopy *c) {
     memcpy(c->dst, c->src, (size_t)c->src_bytes);
     memset((char *)c->dst + c->src_bytes, 0, (size_t)(c->bytes - c->src_bytes));
@@ -500,6 +594,58 @@ static void ctx_cp_wait(EmuCtx *c, int pending) {
         else f->cp[keep++] = f->cp[i];
     }
     f->ncp = keep;
+}
+
+/* ---- mbarriers and bulk tensor copies (TMA): emu_abi.h's mbar_wait, bulk_async --- */
+
+static void ctx_mbar_wait(EmuCtx *c, const void *bar, unsigned parity, int line) {
+    Worker *w = c->priv;
+    const unsigned char *b = bar;
+    if (b < w->smem || b + 8 > w->smem + w->ctx.smem_bytes || ((uintptr_t)b & 7)) ctx_fault(c, "mbarrier wait on an address that is no 8-byte word of the dynamic shared memory", line);
+    if (!emu_mbar_ok(bar)) ctx_fault(c, "mbarrier wait on a barrier that was never initialized (mbarrier.init)", line);
+    if (parity > 1) ctx_fault(c, "mbarrier wait with a parity other than 0 or 1", line);
+    if (emu_mbar_done(bar, parity)) return;
+    Fiber *f = &w->f[w->cur];
+    f->state = F_WAIT_MBAR;
+    f->line = line;
+    f->mbar = bar;
+    f->mpar = parity;
+    yield_to_main(w);
+}
+
+static void ctx_bulk_async(EmuCtx *c, void *dst, void *buf, size_t bytes, void *bar, int line) {
+    Worker *w = c->priv;
+    unsigned char *d = dst, *b = bar;
+    if (d < w->smem || d + bytes > w->smem + w->ctx.smem_bytes) ctx_fault(c, "bulk tensor copy to outside the block's dynamic shared memory", line);
+    if (b < w->smem || b + 8 > w->smem + w->ctx.smem_bytes || ((uintptr_t)b & 7) || !emu_mbar_ok(bar))
+        ctx_fault(c, "bulk tensor copy completing on no initialized mbarrier of the shared memory", line);
+    if (w->nbulk == w->capbulk) {
+        w->capbulk = w->capbulk ? 2 * w->capbulk : 64;
+        w->bulk = realloc(w->bulk, sizeof(EmuBulk) * (size_t)w->capbulk);
+    }
+    w->bulk[w->nbulk++] = (EmuBulk){dst, buf, bar, bytes};
+}
+
+/* Every bulk copy in flight lands, in issue order, and completes its bytes. */
+static bool land_bulk(Worker *w) {
+    for (int i = 0; i < w->nbulk; i++) {
+        EmuBulk *e = &w->bulk[i];
+        memcpy(e->dst, e->buf, e->bytes);
+        free(e->buf);
+        ((int *)e->bar)[1] -= (int)e->bytes;
+        emu_mbar_settle(e->bar);
+    }
+    bool any = w->nbulk > 0;
+    w->nbulk = 0;
+    return any;
+}
+
+/* Releases the fibers whose mbarrier phase has completed; whether any was. */
+static bool release_mbar(Worker *w) {
+    bool moved = false;
+    for (int t = 0; t < w->nthreads; t++)
+        if (w->f[t].state == F_WAIT_MBAR && emu_mbar_done(w->f[t].mbar, w->f[t].mpar)) w->f[t].state = F_RUN, moved = true;
+    return moved;
 }
 
 static void fiber_main(void) {
@@ -567,11 +713,15 @@ static bool resolve(Worker *w) {
             if (a->xmask >> l & 1u) w->f[w0 + l].state = F_RUN;
         moved = true;
     }
+    moved |= release_mbar(w);
+    if (!moved && land_bulk(w)) moved = release_mbar(w); /* nothing else can move: the copies land now */
     if (moved) return true;
-    int live = 0, at_block = 0, first = -1;
+    int live = 0, at_block = 0, at_mbar = 0, first = -1;
     for (int t = 0; t < n; t++) {
+        if (w->f[t].state == F_RUN) return true; /* released by a named barrier's phase */
         if (w->f[t].state == F_DONE) continue;
         live++;
+        at_mbar += w->f[t].state == F_WAIT_MBAR;
         if (w->f[t].state == F_WAIT_BLOCK) {
             at_block++;
             if (first < 0) first = t;
@@ -585,7 +735,10 @@ static bool resolve(Worker *w) {
             }
         }
     }
-    if (!live) return false;
+    if (!live) {
+        if (w->nbulk) launch_fail(w, "the block exits with a bulk tensor copy in flight (no thread waited for it)", 0);
+        return false;
+    }
     if (at_block == live) {
         for (int t = 0; t < n; t++)
             if (w->f[t].state == F_WAIT_BLOCK) w->f[t].state = F_RUN;
@@ -594,7 +747,23 @@ static bool resolve(Worker *w) {
     for (int t = 0; t < n; t++)
         if (w->f[t].state == F_WAIT_WARP) {
             w->cur = t;
-            launch_fail(w, "deadlock: a warp collective waits for lanes held at __syncthreads", w->f[t].line);
+            launch_fail(w, "deadlock: a warp collective waits for lanes held at a barrier", w->f[t].line);
+            return false;
+        }
+    for (int t = 0; t < n; t++)
+        if (w->f[t].state == F_WAIT_NAMED) {
+            const NamedBar *b = &w->nb[w->f[t].nb_id];
+            char m[200];
+            snprintf(m, sizeof m, "deadlock: named barrier %d waits for %d threads, %d arrived, the others wait elsewhere or exited",
+                     w->f[t].nb_id, b->count, b->arrived);
+            w->cur = t;
+            launch_fail(w, m, w->f[t].line);
+            return false;
+        }
+    for (int t = 0; t < n && at_mbar; t++)
+        if (w->f[t].state == F_WAIT_MBAR) {
+            w->cur = t;
+            launch_fail(w, "deadlock: an mbarrier wait that no arrival or copy left can complete (wrong parity or count?)", w->f[t].line);
             return false;
         }
     launch_fail(w, "the scheduler lost track of the block", 0);
@@ -603,7 +772,12 @@ static bool resolve(Worker *w) {
 
 /* Runs block b: each fiber until it waits, in ascending order on even
  * blocks and descending on odd ones (an order a missing barrier cannot
- * pass both ways), then the barriers resolve. */
+ * pass both ways), then the barriers resolve. One warp, (b / 2) % warps,
+ * is starved: it runs only when no other thread can (or every
+ * EMU_STARVE_PASSES passes), so a consumer that does not wait for its
+ * producer (or a producer for its consumers) runs ahead of it and reads
+ * what was not written yet on some block. */
+#define EMU_STARVE_PASSES 64
 static void run_block(Worker *w, long b, ucontext_t *tmpl) {
     Launch *L = w->L;
     int n = w->nthreads;
@@ -622,14 +796,23 @@ static void run_block(Worker *w, long b, ucontext_t *tmpl) {
         f->ncp = 0;
         f->groups = 0;
         f->parity = 0;
+        f->nb_in = 0;
         f->csync = 0;
     }
     w->cl_passed = 0;
+    memset(w->nb, 0, sizeof w->nb);
+    for (int i = 0; i < w->nbulk; i++) free(w->bulk[i].buf); /* a failed block's */
+    w->nbulk = 0;
     bool down = b & 1;
+    int nwarps = (n + 31) / 32, lazy = nwarps > 1 ? (int)((b >> 1) % nwarps) : -1, starved = 0;
     do {
+        bool others = false, run_lazy;
+        for (int t = 0; t < n && !others; t++) others = w->f[t].state == F_RUN && t >> 5 != lazy;
+        run_lazy = !others || ++starved > EMU_STARVE_PASSES;
+        if (run_lazy) starved = 0;
         for (int i = 0; i < n && !atomic_load(&L->failed); i++) {
             int t = down ? n - 1 - i : i;
-            if (w->f[t].state != F_RUN) continue;
+            if (w->f[t].state != F_RUN || (t >> 5 == lazy && !run_lazy)) continue;
             w->cur = t;
             linear_to_dim3((unsigned)t, L->block, &w->ctx.thread_idx);
             swapcontext(&w->main, &w->f[t].uc);
@@ -898,7 +1081,8 @@ static CUresult run_launch(const EmuFunc *fn, const unsigned grid[3], const unsi
         w->nthreads = (int)nthreads;
         w->ctx = (EmuCtx){.block_dim = {block[0], block[1], block[2]}, .grid_dim = {grid[0], grid[1], grid[2]}, .smem_bytes = smem,
                           .sync_block = ctx_sync_block, .warp_exchange = ctx_warp_exchange, .cp_async = ctx_cp_async,
-                          .cp_commit = ctx_cp_commit, .cp_wait = ctx_cp_wait, .fault = ctx_fault, .priv = w};
+                          .cp_commit = ctx_cp_commit, .cp_wait = ctx_cp_wait, .named_barrier = ctx_named_barrier,
+                          .fault = ctx_fault, .priv = w, .mbar_wait = ctx_mbar_wait, .bulk_async = ctx_bulk_async};
         if (smem + 16 > w->smem_cap) {
             free(w->smem);
             w->smem_cap = smem + 16 > 4096 ? smem + 16 : 4096;

@@ -296,9 +296,15 @@ enum { EMU_WGX_PENDING = 40 };
 static thread_local EmuWgmmaX emu_wgx_pending[1024][EMU_WGX_PENDING];
 static thread_local int emu_wgx_npending[1024];
 /* around each thread's run of a kernel (emu_nvrtc.c's entries) */
-static inline void emu_thread_start(void) { emu_wg_npending[emu_tid()] = emu_wg_fenced[emu_tid()] = emu_wgx_npending[emu_tid()] = 0; }
+static inline void emu_gt_thread_start(void); /* gemm_tma.cuh's wgmma queue, below */
+static inline int emu_gt_pending(void);
+static inline void emu_thread_start(void) {
+    emu_wg_npending[emu_tid()] = emu_wg_fenced[emu_tid()] = emu_wgx_npending[emu_tid()] = 0;
+    emu_gt_thread_start();
+}
 static inline void emu_thread_end(void) {
-    if (emu_wg_npending[emu_tid()] || emu_wgx_npending[emu_tid()]) emu_ctx->fault(emu_ctx, "a thread exits with a wgmma it did not wait for", 0);
+    if (emu_wg_npending[emu_tid()] || emu_wgx_npending[emu_tid()] || emu_gt_pending())
+        emu_ctx->fault(emu_ctx, "a thread exits with a wgmma it did not wait for", 0);
 }
 /* the register fence around a wgmma batch: orders nothing more on one memory */
 #define wg_hold(d) (void)(d)
@@ -356,7 +362,35 @@ static inline void emu_wgx_wait0(void) {
     emu_wgx_npending[t] = 0;
     wg_wait0();
 }
+/* ---- named barriers and register reallocation (a producer / consumer pipeline) ---- */
+/* bar.sync id, n and bar.arrive id, n: see ctx_named_barrier in emu_cuda.c
+ * (counts, count mismatches and deadlocks are the driver's). */
+static inline void emu_bar_sync(int id, int n, int line) { emu_ctx->named_barrier(emu_ctx, id, n, 1, line); }
+static inline void emu_bar_arrive(int id, int n, int line) { emu_ctx->named_barrier(emu_ctx, id, n, 0, line); }
+/* setmaxnreg.{inc,dec}.sync.aligned.u32 n: every lane of the warp at the same
+ * one (a warp collective here), n in 24..256 and a multiple of 8; the
+ * register file has no size on the emulated device */
+static inline void emu_setmaxnreg(int n, int line) {
+    if (n < 24 || n > 256 || n % 8) emu_ctx->fault(emu_ctx, "setmaxnreg count outside 24..256 or not a multiple of 8", line);
+    int all[32];
+    emu_ctx->warp_exchange(emu_ctx, 0xffffffffu, &n, all, sizeof n, line);
+    for (int l = 0; l < 32; l++)
+        if (all[l] != n) emu_ctx->fault(emu_ctx, "setmaxnreg: the lanes of a warp ask different counts", line);
+}
+
+/* cvt.rn.bf16x2.f32 d, hi, lo: each nearest even, lo in the lower half; a NaN becomes the canonical 0x7fff */
+static inline unsigned emu_cvt_bf16x2(float lo, float hi) {
+    unsigned u[2] = {__float_as_uint(lo), __float_as_uint(hi)}, r[2];
+    for (int k = 0; k < 2; k++) r[k] = (u[k] & 0x7fffffffu) > 0x7f800000u ? 0x7fffu : (u[k] + 0x7fffu + ((u[k] >> 16) & 1u)) >> 16;
+    return (r[0] & 0xffffu) | r[1] << 16;
+}
+
 /* mla_decode.cuh's inline-PTX helpers */
+#define mla_bf16x2(lo, hi) emu_cvt_bf16x2((lo), (hi))
+#define mla_bar_sync(id, n) emu_bar_sync((id), (n), __LINE__)
+#define mla_bar_arrive(id, n) emu_bar_arrive((id), (n), __LINE__)
+#define mla_regs_producer() emu_setmaxnreg(MLA_REGS_PRODUCER, __LINE__)
+#define mla_regs_consumer() emu_setmaxnreg(MLA_REGS_CONSUMER, __LINE__)
 #define mla_cp16(dst, src, v) emu_cp16((dst), (src), (v), __LINE__)
 static inline void mla_cp_commit(void) { cp_commit(); }
 static inline void mla_cp_wait0(void) { cp_wait0(); }
@@ -424,3 +458,155 @@ static inline int atomicMin(int *p, int v) {
     }
     return old;
 }
+
+/* ---- gemm_tma.cuh's Hopper primitives: mbarriers, TMA, setmaxnreg, wgmma
+ * from descriptors with commit groups ------------------------------------ */
+
+/* mbarrier.init.shared::cta.b64 (count arrivals a phase) and the arrivals;
+ * the word's layout is emu_abi.h's. */
+static inline void *emu_mbar_at(void *bar, int line) {
+    const unsigned char *b = (const unsigned char *)bar;
+    if (b < emu_ctx->smem || b + 8 > emu_ctx->smem + emu_ctx->smem_bytes || ((uintptr_t)b & 7))
+        emu_ctx->fault(emu_ctx, "mbarrier at an address that is no 8-byte word of the dynamic shared memory", line);
+    return bar;
+}
+static inline void emu_gt_mbar_init(void *bar, unsigned count, int line) {
+    if (count == 0 || count > 4095) emu_ctx->fault(emu_ctx, "mbarrier.init with a count of 0 or above what the emulator holds", line);
+    emu_mbar_init(emu_mbar_at(bar, line), count);
+}
+static inline void emu_gt_mbar_arrive(void *bar, unsigned tx, int line) { /* mbarrier.arrive[.expect_tx] */
+    unsigned *w = (unsigned *)emu_mbar_at(bar, line);
+    if (!emu_mbar_ok(w)) emu_ctx->fault(emu_ctx, "mbarrier arrive on a barrier that was never initialized (mbarrier.init)", line);
+    if ((w[0] & 0xfffu) == 0) emu_ctx->fault(emu_ctx, "mbarrier arrive past the phase's count", line);
+    ((int *)w)[1] += (int)tx;
+    w[0]--;
+    emu_mbar_settle(w);
+}
+static inline void emu_gt_mbar_wait(void *bar, unsigned parity, int line) { emu_ctx->mbar_wait(emu_ctx, emu_mbar_at(bar, line), parity, line); }
+#define gt_mbar_init(bar, count) emu_gt_mbar_init((bar), (count), __LINE__)
+#define gt_mbar_arrive(bar) emu_gt_mbar_arrive((bar), 0u, __LINE__)
+#define gt_mbar_expect_tx(bar, bytes) emu_gt_mbar_arrive((bar), (bytes), __LINE__)
+#define gt_mbar_wait(bar, parity) emu_gt_mbar_wait((bar), (parity), __LINE__)
+/* fence.mbarrier_init, fence.proxy.async: one memory, one proxy here */
+static inline void gt_mbar_fence_init(void) {}
+static inline void gt_fence_async(void) {}
+
+/* setmaxnreg: emu_setmaxnreg above (the named barriers' section) */
+#define gt_regs_producer() emu_setmaxnreg(GT_REGS_P, __LINE__)
+#define gt_regs_consumer() emu_setmaxnreg(GT_REGS_C, __LINE__)
+
+/* Byte off of the shared memory after the swizzle of span `span` bytes (0,
+ * 32, 64, 128): the 16-byte unit (address bits 4..) is XORed with the
+ * 128-byte row within the pattern (bits 7..), log2(span / 16) bits of each. */
+static inline size_t emu_swz(size_t off, unsigned span) {
+    const size_t bits = span == 128 ? 7 : span == 64 ? 3 : span == 32 ? 1 : 0;
+    return off ^ (((off >> 7) & bits) << 4);
+}
+
+/* cp.async.bulk.tensor.2d.shared::cluster.global.mbarrier::complete_tx::bytes
+ * [dst], [map, {c0, c1}], [bar]: the box at element c0 of dim 0 and c1 of
+ * dim 1, rows of box[0] elements at consecutive addresses from dst, each
+ * byte where the map's swizzle puts it (its address's 16-byte unit XORed
+ * as the wgmma reader undoes it), elements outside the tensor zero; the
+ * whole box's bytes count to the barrier's transactions. The bytes are
+ * read now and land later (ctx->bulk_async). */
+static inline void emu_tma_2d(void *dst, const void *map, void *bar, int c0, int c1, int line) {
+    const EmuTensorMap *m = (const EmuTensorMap *)map;
+    if (!m || m->magic != EMU_TMAP_MAGIC || m->rank != 2) emu_ctx->fault(emu_ctx, "bulk tensor copy with no 2-d tensor map of cuTensorMapEncodeTiled", line);
+    const size_t row = (size_t)m->box[0] * m->esize, bytes = row * m->box[1], off = (size_t)((unsigned char *)dst - emu_ctx->smem);
+    if ((unsigned char *)dst < emu_ctx->smem || off + bytes > emu_ctx->smem_bytes || (off & 127))
+        emu_ctx->fault(emu_ctx, "bulk tensor copy to no 128-aligned box of the dynamic shared memory", line);
+    if (m->swizzle && row != m->swizzle) emu_ctx->fault(emu_ctx, "bulk tensor copy: a swizzled box whose rows are not the swizzle's span (not emulated)", line);
+    unsigned char *buf = (unsigned char *)malloc(bytes);
+    const unsigned char *g = (const unsigned char *)(uintptr_t)m->addr;
+    for (unsigned r = 0; r < m->box[1]; r++)
+        for (size_t k = 0; k < row; k++) {
+            const long long x = (long long)c0 + (long long)(k / m->esize), y = (long long)c1 + r;
+            const bool in = x >= 0 && y >= 0 && (unsigned long long)x < m->dim[0] && (unsigned long long)y < m->dim[1];
+            buf[emu_swz(off + r * row + k, m->swizzle) - off] = in ? g[(size_t)y * m->stride1 + (size_t)x * m->esize + k % m->esize] : 0;
+        }
+    emu_ctx->bulk_async(emu_ctx, dst, buf, bytes, emu_mbar_at(bar, line), line);
+}
+#define gt_tma_2d(dst, map, bar, c0, c1) emu_tma_2d((dst), (map), (bar), (c0), (c1), __LINE__)
+
+/* wgmma.mma_async.sync.aligned.m64nNk32.f32.e4m3.e4m3 d, a-desc, b-desc,
+ * scale-d, 1, 1 from two shared-memory matrix descriptors, both K-major.
+ * The descriptor as the PTX ISA defines it: start address >> 4 (bits
+ * 0-13), leading byte offset >> 4 (16-29), stride byte offset >> 4
+ * (32-45), base offset (49-51, must be 0 here), layout (62-63: 0 none, 1
+ * 128-byte swizzle, 2 64-byte, 3 32-byte). Row r, byte k of a K-major
+ * operand: swizzled, start + (r / 8) sbo + (r % 8) span + k, the span's
+ * swizzle applied to the address; unswizzled (core matrices of 8 rows x 16
+ * bytes), start + (r / 8) sbo + (r % 8) 16 + (k / 16) lbo + k % 16. So a
+ * descriptor whose layout does not match how the bytes were stored reads
+ * the wrong bytes. Queued per commit group (gt_wg_commit) and computed at
+ * gt_wg_wait0 / gt_wg_wait1 from the shared memory as it is then. */
+struct EmuGt { float *d; unsigned long long a, b; short n, acc; unsigned group; };
+enum { EMU_GT_PENDING = 32 };
+static thread_local EmuGt emu_gt_q[1024][EMU_GT_PENDING];
+static thread_local int emu_gt_n[1024], emu_gt_fenced[1024];
+static thread_local unsigned emu_gt_groups[1024];
+static inline void emu_gt_thread_start(void) { emu_gt_n[emu_tid()] = emu_gt_fenced[emu_tid()] = 0, emu_gt_groups[emu_tid()] = 0; }
+static inline int emu_gt_pending(void) { return emu_gt_n[emu_tid()]; }
+static inline size_t emu_desc_byte(unsigned long long desc, int r, int k) {
+    const size_t start = (size_t)(desc & 0x3fff) << 4, lbo = (size_t)(desc >> 16 & 0x3fff) << 4, sbo = (size_t)(desc >> 32 & 0x3fff) << 4;
+    const int layout = (int)(desc >> 62);
+    const unsigned span = layout == 1 ? 128 : layout == 2 ? 64 : layout == 3 ? 32 : 0;
+    if (!span) return start + (size_t)(r / 8) * sbo + (size_t)(r % 8) * 16 + (size_t)(k / 16) * lbo + (size_t)(k % 16);
+    return emu_swz(start + (size_t)(r / 8) * sbo + (size_t)(r % 8) * span + (size_t)k, span);
+}
+static inline void emu_gt_check_desc(unsigned long long desc, int rows, int line) {
+    if (desc >> 49 & 7) emu_ctx->fault(emu_ctx, "wgmma descriptor with a base offset (not emulated)", line);
+    const int layout = (int)(desc >> 62);
+    const size_t start = (size_t)(desc & 0x3fff) << 4;
+    const size_t span = layout == 1 ? 128u : layout == 2 ? 64u : 32u;
+    if (layout && (start & (span - 1)) + 32 > span) emu_ctx->fault(emu_ctx, "wgmma operand's 32 bytes of K cross its swizzle row", line);
+    size_t hi = 0;
+    for (int r = 0; r < rows; r += 7)
+        for (int k = 0; k < 32; k += 31) {
+            const size_t o = emu_desc_byte(desc, r, k);
+            hi = o > hi ? o : hi;
+        }
+    if (hi >= emu_ctx->smem_bytes) emu_ctx->fault(emu_ctx, "wgmma operand past the dynamic shared memory", line);
+}
+static inline void emu_gt_wgmma(float *d, unsigned long long da, unsigned long long db, int n, int acc, int line) {
+    const int t = emu_tid();
+    if (!emu_gt_fenced[t]) emu_ctx->fault(emu_ctx, "wgmma without a wgmma.fence before it", line);
+    emu_gt_check_desc(da, 64, line);
+    emu_gt_check_desc(db, n, line);
+    unsigned long long mine[3] = {da, db, (unsigned long long)acc}, all[32 * 3];
+    emu_ctx->warp_exchange(emu_ctx, 0xffffffffu, mine, all, sizeof mine, line);
+    for (int l = 0; l < 32; l++)
+        for (int k = 0; k < 3; k++)
+            if (all[3 * l + k] != mine[k]) emu_ctx->fault(emu_ctx, "wgmma: the lanes of a warp pass different operands", line);
+    if (emu_gt_n[t] == EMU_GT_PENDING) emu_ctx->fault(emu_ctx, "too many wgmma pending", line);
+    emu_gt_q[t][emu_gt_n[t]++] = EmuGt{d, da, db, (short)n, (short)acc, emu_gt_groups[t]};
+}
+/* wgmma.wait_group.sync.aligned N: every committed group but the newest N is computed */
+static inline void emu_gt_wait(unsigned keep, int line) {
+    const int t = emu_tid(), w = (t & 127) >> 5, l = t & 31;
+    int left = 0;
+    for (int p = 0; p < emu_gt_n[t]; p++) {
+        const EmuGt m = emu_gt_q[t][p];
+        if (m.group == emu_gt_groups[t]) emu_ctx->fault(emu_ctx, "wgmma.wait_group with a wgmma not committed (wgmma.commit_group)", line);
+        if (m.group + keep >= emu_gt_groups[t]) {
+            emu_gt_q[t][left++] = m;
+            continue;
+        }
+        for (int i = 0; i < m.n / 2; i++) {
+            const int row = 16 * w + l / 4 + 8 * ((i >> 1) & 1), col = 8 * (i >> 2) + 2 * (l % 4) + (i & 1);
+            double s = 0.0;
+            for (int k = 0; k < 32; k++)
+                s += (double)emu_e4m3(emu_ctx->smem[emu_desc_byte(m.a, row, k)]) * (double)emu_e4m3(emu_ctx->smem[emu_desc_byte(m.b, col, k)]);
+            m.d[i] = (float)((m.acc ? (double)m.d[i] : 0.0) + s);
+        }
+    }
+    emu_gt_n[t] = left;
+    emu_gt_fenced[t] = 0;
+}
+static inline void gt_wg_fence(void) { emu_gt_fenced[emu_tid()] = 1; }
+static inline void gt_wg_commit(void) { emu_gt_groups[emu_tid()]++; }
+#define gt_wg_wait0() emu_gt_wait(0, __LINE__)
+#define gt_wg_wait1() emu_gt_wait(1, __LINE__)
+#define gt_wgmma128(d, da, db, acc) emu_gt_wgmma((d), (da), (db), 128, (acc), __LINE__)
+#define gt_hold64(d) (void)(d)

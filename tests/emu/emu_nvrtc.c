@@ -136,8 +136,13 @@ static const char *const PTX_HELPERS[] = {"h2f", "f2h", "fe4m3", "cp16", "cp_com
                                            /* codegen/kernels/mla_decode.cuh's */
                                            "mla_cp16", "mla_cp_commit", "mla_cp_wait0", "mla_fence_async", "mla_wg_fence", "mla_wg_commit",
                                            "mla_wg_wait0", "mla_hold32", "mla_hold128", "mla_wgmma_s", "mla_wgmma_pv",
+                                           "mla_bar_sync", "mla_bar_arrive", "mla_regs_producer", "mla_regs_consumer", "mla_bf16x2",
                                            /* codegen/kernels/gemm_skinny.cuh's */
-                                           "ld_stream16_if", "ld_x16_if", "sk_cluster_rank", "sk_cluster_sync", "sk_dsmem_ld"};
+                                           "ld_stream16_if", "ld_x16_if", "sk_cluster_rank", "sk_cluster_sync", "sk_dsmem_ld",
+                                           /* codegen/kernels/gemm_tma.cuh's */
+                                           "gt_mbar_init", "gt_mbar_arrive", "gt_mbar_expect_tx", "gt_mbar_wait", "gt_mbar_fence_init",
+                                           "gt_fence_async", "gt_regs_producer", "gt_regs_consumer", "gt_tma_2d", "gt_wg_fence", "gt_wg_commit",
+                                           "gt_wg_wait0", "gt_wg_wait1", "gt_wgmma128", "gt_hold64"};
 
 typedef struct {
     char name[128];

@@ -9,8 +9,14 @@
 #                     baseline in the same run), with prefill in MLA's
 #                     naive form where it costs less (attn_impl=auto),
 #                     then the FP8 GEMM sweep;
+#   rounds.sh gpu     bench_gpu alone (absorbed, then attn_impl=auto);
+#   rounds.sh gemm    the FP8 GEMM sweep alone (writes gemm_table.txt);
+#   several parts run in one call in the order given (rounds.sh check gpu);
 #   rounds.sh quick   the new kernels' tests and one bench_gpu run, for a
 #                     call with little device time left;
+#   rounds.sh trace   a traced run (dscc run --trace, random weights) and
+#                     the kernels of its batch-1 decode step by time;
+#   rounds.sh deepgemm  DeepGEMM's FP8 GEMM at bench_gemm's shapes (DG_S seconds);
 #   rounds.sh peers   transformers, DeepSeek's inference code (.peers, from
 #                     tools/fetch_peers.sh) and bench_mtp.
 # Logs go to $OUT (or a temporary folder). build/ comes from
@@ -32,9 +38,10 @@ step() { # step NAME SECONDS CMD...: runs CMD with a limit, its log in $out/NAME
   [ $rc -ne 0 ] && { echo "FAILED: $name (exit $rc)"; status=1; }
   grep -E "FAIL|MISMATCH|rel L2|worst|TFLOPS|GB/s|ms|PASSED|tokens/s|error" "$out/$name.log" | tail -n "${TAIL:-12}"
 }
-case "${1:-check}" in
+for mode in "${@:-check}"; do
+case "$mode" in
   check)
-    for t in test_gpu_mla test_gpu_skinny test_gpu_sample test_gpu_plan test_gpu_rmsnorm_quant; do
+    for t in test_gpu_mla test_gpu_barrier test_gpu_attn test_gpu_gemm_tma test_gpu_head test_gpu_route test_gpu_skinny test_gpu_sample test_gpu_plan test_gpu_rmsnorm_quant; do
       [ -x build/$t ] && step "$t" 120 build/$t
     done
     DSCC_GEMM_TILE=wgmma step test_gpu_ops 200 build/test_gpu_ops
@@ -45,12 +52,30 @@ case "${1:-check}" in
     done
     TAIL=40 step bench_gpu_auto 200 build/bench_gpu --layers 2 --dense 1 --prefill 1024 --hbm-gbps 4250 --peak-tflops 1300 --set attn_impl=auto
     TAIL=70 step bench_gemm 180 build/bench_gemm --check --table "$out/gemm_table.txt" ;;
+  gpu) # bench_gpu alone, the absorbed and the auto prefill
+    TAIL=40 step bench_gpu 200 build/bench_gpu --layers 2 --dense 1 --prefill 1024 --hbm-gbps 4250 --peak-tflops 1300
+    TAIL=40 step bench_gpu_auto 200 build/bench_gpu --layers 2 --dense 1 --prefill 1024 --hbm-gbps 4250 --peak-tflops 1300 --set attn_impl=auto ;;
+  gemm) TAIL=70 step bench_gemm 180 build/bench_gemm --check --table "$out/gemm_table.txt" ;;
   quick)
     for t in test_gpu_mla test_gpu_skinny test_gpu_sample; do step "$t" 60 build/$t; done
     TAIL=40 step bench_gpu 200 build/bench_gpu --layers 2 --dense 1 --prefill 1024 --hbm-gbps 4250 --peak-tflops 1300 ;;
+  trace) # per-kernel times of a batch-1 decode step on the two full-width layers (random weights)
+    python3 -c "import numpy as np; np.save('$out/ids.npy', (np.arange(16, dtype=np.int64) * 7919 % 129280).reshape(1, 16))"
+    TAIL=4 step trace_run 240 build/dscc run models/deepseek_v3.dsl --random-weights 1 --set num_hidden_layers=2 \
+      --set first_k_dense_replace=1 --set num_nextn_predict_layers=0 --tokens "$out/ids.npy" --backend cuda \
+      --prefill 16 --generate 4 --trace "$out/trace.json"
+    TAIL=60 step trace_top 60 python3 bench/trace_top.py "$out/trace.json" 45 --step "decode 3" --peak-gbs 4250 --peak-tflops 1300
+    TAIL=40 step trace_top_prefill 60 python3 bench/trace_top.py "$out/trace.json" 30 --step prefill --peak-gbs 4250 --peak-tflops 1300 ;;
   peers)
     TAIL=20 step peer_transformers 150 python3 bench/peer_transformers.py --layers 2 --dense 1 --prefill 1024
     TAIL=20 step peer_deepseek 300 python3 bench/peer_deepseek.py --layers 2 --dense 1 --prefill 1024
     TAIL=20 step bench_mtp 120 build/bench_mtp --layers 2 --dense 1 ;;
+  deepgemm) # DeepGEMM's FP8 GEMM alone at bench_gemm's shapes (the wheel into a scratch folder)
+    site=$(mktemp -d)
+    if python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --target "$site" .peers/whl/sgl_deep_gemm-*.whl; then
+      PYTHONPATH="$site${PYTHONPATH:+:$PYTHONPATH}" TAIL=60 step peer_deepgemm "${DG_S:-300}" python3 bench/peer_deepgemm.py --budget-s "$(( ${DG_S:-300} - 30 ))"
+    else echo "DeepGEMM peer: not run: the wheel did not install"; fi ;;
+  *) echo "rounds.sh: unknown part '$mode'"; status=1 ;;
 esac
+done
 exit $status

@@ -4,7 +4,9 @@
  * changed, swapped, garbage) cache entry is recompiled and counted, a
  * directory or FIFO in the cache's way is warned about once, a changed source misses, and a compile error names the
  * kernel, its location and NVRTC's log; the launch rules of split-key
- * attention; which router linears read through their casts. */
+ * attention; which router linears read through their casts; the launches
+ * of a two-layer V3 decode step (no scale transpose before a cuBLASLt GEMM,
+ * no cast after the LM head). */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -465,7 +467,32 @@ static void test_cache_rejects_bad_entries(void **state) {
  * items, but kernels of weights alone (run once, at the first step).
  * 86 before merge-linears and the codegen glue, 53 after them; the
  * skinny-M GEMM (M <= 32) takes 9 of their 10 split-K sums inside the
- * GEMM, so 44 launches remain, one of them a split-K sum. */
+ * GEMM, so 44 launches remained, one of them a split-K sum; the MoE gate
+ * after the router GEMM in one kernel (route_topk.cuh) instead of four,
+ * and the LM head writing its f32 logits, leave 40. */
+/* Launches of kernel k at dims sym: its phases that run, or with
+ * cuBLASLt taking its GEMM (lib), the library call in place of the phases
+ * it replaces. */
+static int kernel_launches(const CgKernel *ck, const int64_t *sym, bool lib, int *sums) {
+    int n = 0, span = ck->lib.span > 1 ? ck->lib.span : 1;
+    lib = lib && ck->lib.kind != CG_LIB_NONE;
+    for (int f = 0; f < ck->nphases; f++) {
+        if (lib && f == ck->lib.phase) n++; /* the library call, and nothing before it */
+        if (lib && f >= ck->lib.phase && f < ck->lib.phase + span) continue;
+        if (cg_phase_items(&ck->phases[f], sym) <= 0) continue;
+        n++;
+        if (sums) *sums += ck->phases[f].rule == CG_ITEMS_K_SUM;
+    }
+    return n;
+}
+
+/* A two-layer V3 decode step (batch 1, one dense and one MoE layer):
+ * launches of the kernels that do not depend on the weights alone. No
+ * launch converts anything for cuBLASLt: its FP8 GEMMs read the activation
+ * scales where their quantize stored them (K-block-major), and taking a
+ * GEMM replaces its phases by one call (batch 32, every GEMM of a library
+ * form on cuBLASLt: no more launches than the library calls themselves).
+ * The LM head's GEMM writes the f32 logits: no cast kernel after it. */
 static void test_decode_launches(void **state) {
     (void)state;
     Arena *a = arena_new();
@@ -480,32 +507,69 @@ static void test_decode_launches(void **state) {
     assert_true(pass_pipeline_run(&pp, g, &ro, d));
     CgProgram *p = cg_generate(a, d, g, NULL);
     assert_non_null(p);
-    int64_t sym[IR_MAX_DIM_SYMS] = {0};
-    for (int s = 0; s < g->ndims; s++) sym[s] = strcmp(g->dim_names[s], "T") == 0 ? 17 : 1;
+    int64_t sym[IR_MAX_DIM_SYMS] = {0}, sym32[IR_MAX_DIM_SYMS] = {0};
+    for (int s = 0; s < g->ndims; s++) {
+        sym[s] = strcmp(g->dim_names[s], "T") == 0 ? 17 : 1;
+        sym32[s] = strcmp(g->dim_names[s], "T") == 0 ? 17 : strcmp(g->dim_names[s], "B") == 0 ? 32 : 1;
+    }
     bool *wonly = calloc((size_t)g->nnodes + 1, 1); /* a function of the weights alone */
+    int *kof = malloc(sizeof(int) * ((size_t)g->nnodes + 1));
     for (int i = 0; i < g->nnodes; i++) {
         const IrNode *n = g->nodes[i];
+        kof[i] = -1;
         wonly[i] = n->op == IR_OP_WEIGHT;
         if (n->op == IR_OP_INPUT || n->op == IR_OP_WEIGHT || n->op == IR_OP_KV_CACHE || n->op == IR_OP_OUTPUT || n->nops == 0) continue;
         wonly[i] = true;
         for (int k = 0; k < n->nops; k++) wonly[i] &= wonly[n->ops[k]->id];
     }
-    int launches = 0, sums = 0, sorts = 0;
+    int launches = 0, sums = 0, sorts = 0, with_lib = 0, lib_calls = 0, fp8_libs = 0;
     for (int k = 0; k < p->nkernels; k++) {
         const CgKernel *ck = &p->kernels[k];
         bool once = ck->nnodes > 0;
-        for (int j = 0; j < ck->nnodes; j++) once &= wonly[ck->nodes[j]];
-        for (int f = 0; f < ck->nphases && !once; f++) {
-            if (cg_phase_items(&ck->phases[f], sym) <= 0) continue;
-            launches++;
-            sums += ck->phases[f].rule == CG_ITEMS_K_SUM;
-            sorts += strstr(p->modules[ck->module].source, "sorted by expert") && f == 0;
-        }
+        for (int j = 0; j < ck->nnodes; j++) once &= wonly[ck->nodes[j]], kof[ck->nodes[j]] = k;
+        if (once) continue;
+        launches += kernel_launches(ck, sym, false, &sums);
+        for (int f = 0; f < ck->nphases; f++)
+            sorts += strstr(p->modules[ck->module].source, "sorted by expert") && f == 0 && cg_phase_items(&ck->phases[f], sym) > 0;
+        with_lib += kernel_launches(ck, sym32, true, NULL);
+        lib_calls += ck->lib.kind != CG_LIB_NONE;
+        if (ck->lib.kind != CG_LIB_FP8_GEMM) continue;
+        /* cuBLASLt reads the scales the quantize stored: the fp8_linear's own operand, K-block-major */
+        const IrNode *y = NULL;
+        for (int j = 0; j < ck->nnodes; j++)
+            if (g->nodes[ck->nodes[j]]->op == IR_OP_FP8_LINEAR) y = g->nodes[ck->nodes[j]];
+        assert_non_null(y);
+        assert_int_equal(ck->slots[ck->lib.xs].node, y->ops[1]->id);
+        assert_int_equal(ck->slots[ck->lib.xs].kind, CG_SLOT_VALUE);
+        assert_true(y->ops[1]->op == IR_OP_ACT_SCALE && p->kblock[y->ops[1]->id]);
+        fp8_libs++;
     }
-    free(wonly);
-    assert_int_equal(launches, 44);
+    /* no kernel of its own casts a linear's result: the LM head's GEMM writes the f32 logits, and so would cuBLASLt */
+    int heads = 0;
+    for (int i = 0; i < g->nnodes; i++) {
+        const IrNode *n = g->nodes[i];
+        if (n->op != IR_OP_CAST || n->ops[0]->op != IR_OP_LINEAR) continue;
+        const CgKernel *ck = &p->kernels[kof[i]];
+        assert_int_equal(kof[i], kof[n->ops[0]->id]);
+        assert_false(p->stored[n->ops[0]->id]);
+        assert_true(p->stored[i] && p->dtype[i] == IR_DT_F32);
+        assert_true(ck->lib.kind == CG_LIB_BF16_GEMM && ck->lib.y_f32 && ck->slots[ck->lib.y].node == i);
+        heads++;
+    }
+    free(wonly), free(kof);
+    assert_int_equal(heads, 1);
+    assert_int_equal(launches, 40); /* 44 before the LM head wrote its f32 logits and the MoE gate was one kernel */
+    int gates = 0; /* the MoE layer's gate is the route_topk kernel */
+    for (int k = 0; k < p->nkernels; k++)
+        for (int f = 0; f < p->kernels[k].nphases; f++) gates += strstr(p->kernels[k].phases[f].fn, "route_topk") != NULL;
+    assert_int_equal(gates, 1);
     assert_int_equal(sums, 1);
     assert_int_equal(sorts, 1); /* one expert sort for the MoE layer */
+    /* batch 32 with every GEMM of a library form on cuBLASLt (11, 10 of them FP8): 40 launches, the library calls among
+     * them; 57 before (a scale transpose before each FP8 call, the cast after the head, the MoE gate in four) */
+    assert_int_equal(fp8_libs, 10);
+    assert_int_equal(lib_calls, 11);
+    assert_int_equal(with_lib, 40);
     arena_free(a);
 }
 

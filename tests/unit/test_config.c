@@ -276,6 +276,38 @@ static void test_bad_sets(void **state) {
     }
 }
 
+/* fe_declares_param: a parameter of the file or of a file it imports
+ * (dscc run asks it for logits_last_only, then compiles once); a `let`
+ * or a dim is none; a file that does not parse or does not exist gives
+ * false, reporting nothing. */
+static void test_declares_param(void **state) {
+    Fx *f = *state;
+    char main_path[128], lib_path[128], bad_path[128];
+    snprintf(main_path, sizeof main_path, "%s/main.dsl", f->dir);
+    snprintf(lib_path, sizeof lib_path, "%s/lib.dsl", f->dir);
+    snprintf(bad_path, sizeof bad_path, "%s/bad.dsl", f->dir);
+    const char *files[][2] = {{lib_path, "param inner: bool = false;\n"},
+                              {main_path, "import \"lib.dsl\";\nparam hidden: int = 4;\ndim B;\nlet y = hidden;\n"},
+                              {bad_path, "param hidden int = 4;\n"}};
+    for (int i = 0; i < 3; i++) {
+        FILE *fp = fopen(files[i][0], "w");
+        assert_non_null(fp);
+        fputs(files[i][1], fp);
+        fclose(fp);
+    }
+    bool yes = true;
+    assert_true(fe_declares_param(f->a, main_path, "hidden", &yes) && yes);
+    assert_true(fe_declares_param(f->a, main_path, "inner", &yes) && yes);
+    assert_true(fe_declares_param(f->a, main_path, "y", &yes) && !yes);
+    assert_true(fe_declares_param(f->a, main_path, "B", &yes) && !yes);
+    assert_true(fe_declares_param(f->a, main_path, "logits_last_only", &yes) && !yes);
+    yes = true;
+    assert_false(fe_declares_param(f->a, bad_path, "hidden", &yes));
+    assert_false(yes);
+    assert_false(fe_declares_param(f->a, f->path, "hidden", &yes)); /* no such file (config.json is not written) */
+    for (int i = 0; i < 3; i++) unlink(files[i][0]);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_defaults_without_config, setup, teardown),
@@ -285,6 +317,7 @@ int main(void) {
         cmocka_unit_test_setup_teardown(test_malformed_config, setup, teardown),
         cmocka_unit_test_setup_teardown(test_model_type, setup, teardown),
         cmocka_unit_test_setup_teardown(test_bad_sets, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_declares_param, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

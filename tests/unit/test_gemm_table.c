@@ -3,7 +3,7 @@
  * FILE:LINE, the choice per kind, shape and M with the rule where it has
  * no entry, and the built-in table; and codegen's side of the choice: an
  * FP8 linear's skinny-M phase runs at M <= CG_SKINNY_M and its tile only
- * above, with M a run-time symbol. */
+ * above, with M a run-time symbol, and its TMA phase (gemm_tma.cuh) is there. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -27,7 +27,8 @@ static const char GOOD[] = "# measured\n"
                            "fp8 576 7168 2 32 generated 3.50 5.25\n"
                            "fp8 576 7168 33 64 cublaslt 9.00 8.00\n"
                            "\tbf16 576 7168 1 64 cublaslt 4 3.5\r\n"
-                           "fp8 24576 1536 1 4096 generated 10 12";
+                           "fp8 24576 1536 1 4096 generated 10 12\n"
+                           "fp8 7168 2048 512 4096 tma 30 25 20.5  # the TMA kernel's time: a 9th word";
 
 static void test_parse_and_pick(void **state) {
     (void)state;
@@ -37,7 +38,7 @@ static void test_parse_and_pick(void **state) {
     assert_non_null(t);
     assert_int_equal(diag_error_count(d), 0);
     assert_int_equal(t->arch, 90);
-    assert_int_equal(t->n, 5);
+    assert_int_equal(t->n, 6);
     assert_true(t->e[0].kind == RT_GEMM_FP8 && t->e[0].n == 576 && t->e[0].k == 7168 && t->e[0].mlo == 1 && t->e[0].mhi == 1);
     assert_true(t->e[0].gen_us == 3.10 && t->e[0].lib_us < 0);
     assert_true(t->e[3].kind == RT_GEMM_BF16 && t->e[3].lib_us == 3.5);
@@ -57,6 +58,14 @@ static void test_parse_and_pick(void **state) {
     assert_true(rt_gemm_use_cublaslt(t, RT_GEMM_FP8, 128, 576, 7168, true));  /* no entry: the rule */
     assert_true(rt_gemm_use_cublaslt(NULL, RT_GEMM_FP8, 128, 576, 7168, true));
     assert_false(rt_gemm_use_cublaslt(NULL, RT_GEMM_FP8, 128, 576, 7168, false));
+    /* the TMA kernel: where the table chooses it (then not cuBLASLt), else the rule from M = RT_GEMM_TMA_MIN_M */
+    assert_true(t->e[5].choice == RT_GEMM_TMA && t->e[5].tma_us == 20.5 && t->e[0].tma_us < 0);
+    assert_true(rt_gemm_use_tma(t, 1024, 7168, 2048));
+    assert_false(rt_gemm_use_cublaslt(t, RT_GEMM_FP8, 1024, 7168, 2048, true));
+    assert_false(rt_gemm_use_tma(t, 1024, 24576, 1536)); /* the table's generated */
+    assert_false(rt_gemm_use_tma(t, 48, 576, 7168));
+    assert_true(rt_gemm_use_tma(t, RT_GEMM_TMA_MIN_M, 576, 7168));      /* no entry: the rule */
+    assert_false(rt_gemm_use_tma(NULL, RT_GEMM_TMA_MIN_M - 1, 576, 7168));
     rt_gemm_table_free(t);
     arena_free(a);
 }
@@ -79,14 +88,16 @@ static void expect_error(const char *text, int line, const char *what) {
 
 static void test_bad_lines(void **state) {
     (void)state;
-    expect_error("fp8 576 7168 1 1 generated 3.1\n", 1, "8 words");
-    expect_error("# c\nfp8 576 7168 1 1 generated 3.1 - extra\n", 2, "more than 8");
+    expect_error("fp8 576 7168 1 1 generated 3.1\n", 1, "8 or 9 words");
+    expect_error("# c\nfp8 576 7168 1 1 generated 3.1 - 2 extra\n", 2, "more than 9");
+    expect_error("fp8 576 7168 1 4 tma 3.1 2\n", 1, "no time");       /* the TMA kernel chosen with no time of its own */
+    expect_error("fp8 576 7168 1 4 tma 3.1 2 fast\n", 1, "microseconds");
     expect_error("\n\nfp9 576 7168 1 1 generated 3.1 -\n", 3, "'fp8' or 'bf16'");
     expect_error("fp8 576x 7168 1 1 generated 3.1 -\n", 1, "N and K");
     expect_error("fp8 0 7168 1 1 generated 3.1 -\n", 1, "N and K");
     expect_error("fp8 576 7168 8 4 generated 3.1 -\n", 1, "M_LO <= M_HI");
     expect_error("fp8 576 7168 0 4 generated 3.1 -\n", 1, "M_LO <= M_HI");
-    expect_error("fp8 576 7168 1 4 cuBLAS 3.1 -\n", 1, "'generated' or 'cublaslt'");
+    expect_error("fp8 576 7168 1 4 cuBLAS 3.1 -\n", 1, "'generated', 'cublaslt' or 'tma'");
     expect_error("fp8 576 7168 1 4 generated fast -\n", 1, "microseconds");
     expect_error("fp8 576 7168 1 4 generated -3 -\n", 1, "microseconds");
     expect_error("fp8 576 7168 1 4 cublaslt 3.1 -\n", 1, "no time");
@@ -110,17 +121,19 @@ static void test_write_and_load(void **state) {
     snprintf(path, sizeof path, "%s/table.txt", dir);
     FILE *f = fopen(path, "w");
     assert_non_null(f);
-    RtGemmEntry e[2] = {{RT_GEMM_FP8, 2112, 7168, 1, 1, RT_GEMM_GENERATED, 4.25, -1},
-                        {RT_GEMM_BF16, 129280, 7168, 2, 64, RT_GEMM_CUBLASLT, 1000.5, 990.25}};
+    RtGemmEntry e[3] = {{RT_GEMM_FP8, 2112, 7168, 1, 1, RT_GEMM_GENERATED, 4.25, -1, -1},
+                        {RT_GEMM_BF16, 129280, 7168, 2, 64, RT_GEMM_CUBLASLT, 1000.5, 990.25, -1},
+                        {RT_GEMM_FP8, 7168, 2048, 256, 4096, RT_GEMM_TMA, 40.5, 35.25, 30.75}};
     fputs("arch 90\n", f);
-    for (int i = 0; i < 2; i++) rt_gemm_table_write_entry(f, &e[i]);
+    for (int i = 0; i < 3; i++) rt_gemm_table_write_entry(f, &e[i]);
     assert_int_equal(fclose(f), 0);
     Arena *a = arena_new();
     DiagEngine *d = diag_new(a, NULL);
     RtGemmTable *t = rt_gemm_table_load(path, d);
     assert_non_null(t);
-    assert_int_equal(t->n, 2);
-    for (int i = 0; i < 2; i++) {
+    assert_int_equal(t->n, 3);
+    assert_true(t->e[2].tma_us == 30.75 && t->e[0].tma_us < 0);
+    for (int i = 0; i < 3; i++) {
         assert_true(t->e[i].kind == e[i].kind && t->e[i].n == e[i].n && t->e[i].k == e[i].k && t->e[i].mlo == e[i].mlo);
         assert_true(t->e[i].mhi == e[i].mhi && t->e[i].choice == e[i].choice && t->e[i].gen_us == e[i].gen_us && t->e[i].lib_us == e[i].lib_us);
     }
@@ -174,7 +187,11 @@ static void test_skinny_choice(void **state) {
         for (int k = 0; k < p->nkernels; k++)
             if (p->kernels[k].lib.kind == CG_LIB_FP8_GEMM) ck = &p->kernels[k];
         assert_non_null(ck);
-        assert_int_equal(ck->lib.span, off ? 3 : 5); /* cuBLASLt replaces the skinny phases too */
+        assert_int_equal(ck->lib.span, off ? 4 : 6); /* cuBLASLt replaces the two skinny phases and the TMA phase too */
+        int tph = ck->lib.phase + (off ? 0 : 2); /* the TMA phase, after the two skinny ones: 128 x 128 tiles, 384 threads, above CG_SKINNY_M */
+        assert_non_null(ck->phases[tph].tma);
+        assert_true(ck->phases[tph].tma->span == 3 && ck->phases[tph].tma->N == 2112 && ck->phases[tph].tma->K == 1536);
+        assert_true(strstr(ck->phases[tph].fn, "fp8_linear_tma") != NULL);
         const char *text = p->modules[ck->module].source;
         assert_true((strstr(text, "#define DSCC_ENTRY p0_fp8_linear_skinny_m8\n") != NULL) == !off);
         int sm = ir_graph_find_dim(g, "M");

@@ -10,7 +10,8 @@
  * gen.h's own rule that its steps cover both, and from the generated
  * program's launch rules that a step of S <= 16 launches the MLA kernel
  * and nothing of the mma.sync form, a step of 20 the reverse (compared
- * too). The split rule itself is checked without a GPU. Every query row of every step
+ * too). The split rule itself is checked without a GPU, and the kernel
+ * alone with one split of six blocks of keys (its ring refilled). Every query row of every step
  * is compared (relative L2 per row: 2e-2; P and the output are rounded to
  * bf16, the CPU keeps f32). Exits 77 (skipped) without a GPU; CTest's
  * emu.test_gpu_mla runs it on the emulated device (tests/emu/). */
@@ -25,10 +26,13 @@
 #include <string.h>
 #include <time.h>
 
+#include "codegen/codegen.h"
 #include "codegen/gen.h"
+#include "codegen/kernels.h"
 #include "cpu/cpu.h"
 #include "frontend/frontend.h"
 #include "passes/passes.h"
+#include "runtime/cuda.h"
 #include "runtime/gpu.h"
 #include "runtime/runtime.h"
 #include "tests/unit/testutil.h"
@@ -185,6 +189,93 @@ static void test_mla_long_context(void **state) {
     assert_true(worst <= 2e-2);
 }
 
+/* bf16 of f, nearest even (finite f) */
+static uint16_t bf16(float f) {
+    uint32_t u;
+    memcpy(&u, &f, 4);
+    return (uint16_t)((u + 0x7fffu + ((u >> 16) & 1u)) >> 16);
+}
+static double from_bf16(uint16_t h) {
+    uint32_t u = (uint32_t)h << 16;
+    float f;
+    memcpy(&f, &u, 4);
+    return f;
+}
+
+/* The kernel's argument block when compiled alone (mla_decode.cuh's). */
+typedef struct {
+    unsigned long long t[64];
+    long long sym[8];
+    long long cap, len;
+    unsigned long long err;
+    long long tag;
+} MlaArgs;
+
+/* The kernel itself, launched here with one split over all 6 blocks of
+ * keys of T = 330 (the ring's two stages refilled four times, the last
+ * block partial), 64 heads (one tile), not causal, f32 out, against a
+ * double-precision reference of the bf16 inputs (relative L2 per row:
+ * 2e-2). The steps above never give a split more than two blocks: the
+ * split rule spreads short contexts over the SMs. */
+static void test_mla_kernel_ring(void **state) {
+    (void)state;
+    enum { T = 330, HQ = 64 };
+    const double scale = 0.1352337788;
+    Arena *a = arena_new();
+    DiagEngine *d = diag_new(a, stderr);
+    CgDefine defs[] = {{"MLA_B", "1LL"},     {"MLA_S", "1LL"},        {"MLA_T", "330LL"},  {"MLA_HQ", "64LL"},
+                       {"MLA_KT", "330LL"},  {"MLA_OUT_BF16", "0"},   {"MLA_CAUSAL", "0"}, {"MLA_SCALE", "0.1352337788f"}};
+    CgSource src = {"mla_ring", cg_kernel_instance(a, "mla_decode", "mla_ring", defs, (int)(sizeof defs / sizeof *defs)),
+                    {"codegen/kernels/mla_decode.cuh", 0, 0}};
+    CgBinary bin = {0};
+    CgOptions o = {.cache_dir = getenv("DSCC_CACHE_DIR") ? NULL : ""}; /* the test's cache (ctest's), else none */
+    assert_int_equal(cg_compile(a, d, &src, 1, &o, &bin), 0);
+    RtCuda *gpu = rt_cuda_open(d, 0);
+    assert_non_null(gpu);
+    RtKernel *k = rt_cuda_kernel(gpu, d, bin.data, "mla_ring");
+    assert_non_null(k);
+    uint16_t *q = malloc(sizeof(uint16_t) * HQ * 576), *kv = malloc(sizeof(uint16_t) * T * 576);
+    float *out = malloc(sizeof(float) * HQ * 512);
+    for (int i = 0; i < HQ * 576; i++) q[i] = bf16(urand());
+    for (int i = 0; i < T * 576; i++) kv[i] = bf16(urand());
+    RtDevPtr dq, dk, dout, dpart;
+    assert_true(rt_cuda_alloc(gpu, d, sizeof(uint16_t) * HQ * 576, &dq) && rt_cuda_alloc(gpu, d, sizeof(uint16_t) * T * 576, &dk));
+    assert_true(rt_cuda_alloc(gpu, d, sizeof(float) * HQ * 512, &dout) && rt_cuda_alloc(gpu, d, sizeof(float) * 64, &dpart));
+    assert_true(rt_cuda_upload(gpu, d, dq, q, sizeof(uint16_t) * HQ * 576) && rt_cuda_upload(gpu, d, dk, kv, sizeof(uint16_t) * T * 576));
+    MlaArgs args = {.t = {dq, dk, dout, dpart}};
+    void *p[] = {&args};
+    assert_true(rt_cuda_launch_async(gpu, d, k, 1, 384, 3 * 73728 + 1024, p) && rt_cuda_sync(gpu, d));
+    assert_true(rt_cuda_download(gpu, d, out, dout, sizeof(float) * HQ * 512));
+    double worst = 0, *sc = malloc(sizeof(double) * T);
+    for (int h = 0; h < HQ; h++) {
+        double mx = -1e300, sum = 0, num = 0, den = 0;
+        for (int j = 0; j < T; j++) {
+            double dot = 0;
+            for (int c = 0; c < 576; c++) dot += from_bf16(q[h * 576 + c]) * from_bf16(kv[j * 576 + c]);
+            sc[j] = dot * scale;
+            mx = sc[j] > mx ? sc[j] : mx;
+        }
+        for (int j = 0; j < T; j++) sum += (sc[j] = exp(sc[j] - mx));
+        for (int c = 0; c < 512; c++) {
+            double ref = 0;
+            for (int j = 0; j < T; j++) ref += sc[j] * from_bf16(kv[j * 576 + c]);
+            ref /= sum;
+            num += (out[h * 512 + c] - ref) * (out[h * 512 + c] - ref), den += ref * ref;
+        }
+        double rel = sqrt(num / (den > 0 ? den : 1e-30));
+        if (!(rel <= worst)) worst = rel;
+    }
+    fprintf(stderr, "  the kernel alone: 64 heads, T %d, one split of 6 blocks: worst row rel L2 %.2e\n", T, worst);
+    assert_true(worst <= 2e-2);
+    free(sc);
+    free(q);
+    free(kv);
+    free(out);
+    rt_cuda_close(gpu);
+    cg_binary_free(&bin);
+    arena_free(a);
+}
+
 /* gen.h's split rule (no GPU needed): one wave of one block per SM where the tiles allow, no empty split. */
 static void test_mla_splits_rule(void **state) {
     (void)state;
@@ -213,6 +304,7 @@ int main(void) {
         printf("skipped: DSCC_GEMM_TILE=mma (the MLA decode kernel runs on the wgmma tile)\n");
         return 77;
     }
-    const struct CMUnitTest tests[] = {cmocka_unit_test(test_mla_128_heads), cmocka_unit_test(test_mla_long_context)};
+    const struct CMUnitTest tests[] = {cmocka_unit_test(test_mla_kernel_ring), cmocka_unit_test(test_mla_128_heads),
+                                       cmocka_unit_test(test_mla_long_context)};
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -10,8 +10,14 @@
  * (a buffer reused too early would show there). Then it plants a hazard in
  * the same plan: a value of the compute stream written over the payload
  * of a dispatch the communication stream may still be reading. The
- * checker must report it, and the executor must refuse the graph. Exits
- * 77 without a GPU (emu.test_gpu_plan runs it on the emulated device). */
+ * checker must report it, and the executor must refuse the graph. Last,
+ * values of weights alone: with merge-linears (the fixture's config at
+ * sizes it merges, random weights) its concats and kv_b_proj's
+ * slices have no slab offset but are held with the weights, no weight is
+ * held twice (no more weight bytes than without the merge), and the
+ * logits still match the CPU executor's (with the overlap: the kernel
+ * order the plan follows holds there too). Exits 77 without a GPU
+ * (emu.test_gpu_plan runs it on the emulated device). */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -185,9 +191,75 @@ static void test_plan_for_another_run_is_refused(void **state) {
     assert_true(wrote(t2, "which the kernels do not store"));
 }
 
+/* The fixture's config at sizes merge-linears merges (a block-aligned
+ * part first: q_a's 128 rows beside kv_a, gate and up), merged or not,
+ * over two streams as above, planned at the executor's capacity. (The
+ * merged latent's ops come before q_b's GEMM, the cache append that
+ * codegen puts in their kernel after it: plan-memory schedules the two
+ * together, or the executor refuses the plan's kernel order.) */
+static IrGraph *merge_graph(Fix *f, bool merge) {
+    static const FeSetting sets[] = {{"q_lora_rank", "128"}, {"intermediate_size", "256"}, {"moe_intermediate_size", "128"}};
+    FeOptions fo = {rt_checkpoint_config_path(f->ck), sets, 3};
+    IrGraph *g = fe_compile_file(f->a, f->d, DSCC_SOURCE_DIR "/models/deepseek_v3.dsl", &fo);
+    assert_non_null(g);
+    const char *pipe = arena_printf(f->a,
+                                    "shape-infer,fold-constants,dce,fp8-quant,cse,dce,%snode-limited-routing{nodes=1,gpus-per-node=2},"
+                                    "microbatch-overlap{n=2},fuse,plan-memory{batch=%lld,seq=%lld,ctx=%lld,f32-storage=1}",
+                                    merge ? "merge-linears," : "", (long long)f->B, (long long)f->S, (long long)f->S);
+    PassPipeline pp;
+    PassRunOptions ro = {0};
+    assert_true(pass_pipeline_parse(f->a, f->d, pipe, &pp));
+    assert_true(pass_pipeline_run(&pp, g, &ro, f->d));
+    return g;
+}
+
+static void test_weight_values_held_once(void **state) {
+    Fix *f = *state;
+    uint64_t seed = 11;
+    CpuWeightSource ws = cpu_random_weights(&seed);
+    GpuOptions go = {.max_batch = f->B, .max_seq = f->S, .max_ctx = f->S, .f32_storage = true};
+    IrGraph *g = merge_graph(f, true), *g0 = merge_graph(f, false);
+    GpuExec *gx = gpu_exec_new(g, &ws, &go, f->d), *gx0 = gpu_exec_new(g0, &ws, &go, f->d);
+    assert_non_null(gx);
+    assert_non_null(gx0);
+    unsigned char *wv = malloc((size_t)g->nnodes + 1);
+    assert_true(wv && ir_weight_values(g, NULL, wv));
+    int count[IR_WV_LOAD + 1] = {0}, held = 0;
+    for (int i = 0; i < g->nnodes; i++) {
+        const IrNode *n = g->nodes[i];
+        count[wv[i]]++;
+        assert_false(ir_wv_kept(wv[i]) && n->mem >= 0); /* nothing of weights alone in the slab */
+        assert_int_equal(gpu_exec_offset(gx, i), n->mem);
+        held += n->mem == IR_MEM_WEIGHTS;
+    }
+    free(wv);
+    /* the merged weights (codes and scales of q_a + kv_a and the w13 pairs) loaded in place; kv_b_proj freed after load */
+    assert_true(count[IR_WV_JOINED] >= 4 && count[IR_WV_PART] == 2 * count[IR_WV_JOINED]);
+    assert_true(count[IR_WV_LOAD] > 0 && held > count[IR_WV_JOINED]);
+    int64_t w1 = gpu_exec_weight_bytes(gx), w0 = gpu_exec_weight_bytes(gx0);
+    fprintf(stderr, "%d values held with the weights; weights %lld bytes merged, %lld without merge-linears\n", held, (long long)w1,
+            (long long)w0);
+    assert_true(w1 <= w0); /* each part in its rows of the concat: no weight twice */
+    gpu_exec_free(gx0);
+    int64_t ng, nc;
+    float *lg = logits_of(f, gx, NULL, &ng);
+    CpuExec *cx = cpu_exec_new(g, &ws, NULL, f->d);
+    assert_non_null(cx);
+    float *lc = logits_of(f, NULL, cx, &nc);
+    assert_int_equal(ng, nc);
+    double num = 0, den = 0;
+    for (int64_t i = 0; i < ng; i++) num += ((double)lg[i] - lc[i]) * ((double)lg[i] - lc[i]), den += (double)lc[i] * lc[i];
+    fprintf(stderr, "merged, logits vs the CPU executor: rel L2 %.2e\n", sqrt(num / (den > 0 ? den : 1e-30)));
+    assert_true(den > 0 && sqrt(num / den) <= 1e-4);
+    free(lg), free(lc);
+    cpu_exec_free(cx);
+    gpu_exec_free(gx);
+}
+
 int main(void) {
     if (!tu_hopper()) return 77;
     const struct CMUnitTest tests[] = {cmocka_unit_test(test_executor_takes_the_plan), cmocka_unit_test(test_planted_hazard_is_refused),
-                                       cmocka_unit_test(test_plan_for_another_run_is_refused)};
+                                       cmocka_unit_test(test_plan_for_another_run_is_refused),
+                                       cmocka_unit_test(test_weight_values_held_once)};
     return cmocka_run_group_tests(tests, setup, teardown);
 }

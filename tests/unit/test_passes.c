@@ -454,6 +454,68 @@ static void test_merge_linears(void **state) {
     assert_int_equal(count_op(t, IR_OP_FP8_LINEAR), count_op(compile(f, "fp8-quant,cse,dce"), IR_OP_FP8_LINEAR));
 }
 
+/* ir_weight_values on a graph of its cases: a concat of weights each
+ * read by it alone is JOINED (its weights PART); one of a weight the step
+ * also reads is DERIVED, that weight NONE, the other LOAD; a transpose of
+ * a weight, an axis -1 concat and a sum of it are DERIVED (their weights
+ * LOAD); a value of weights alone fused with an op of the step (group 0)
+ * is NONE. plan-memory then gives the kept ones IR_MEM_WEIGHTS, no slab
+ * bytes. On the fixture after merge-linears: its 12 concats JOINED (24
+ * parts), kv_b_proj LOAD, its slices DERIVED, none in the slab. */
+static void test_weight_values(void **state) {
+    Fx *f = *state;
+    static const char text[] =
+        "graph @g dims(B) {\n  %0 = input {name=\"x\"} : f32[B,8]\n"
+        "  %1 = weight {name=\"a\"} : f32[4,8]\n  %2 = weight {name=\"b\"} : f32[2,8]\n"
+        "  %3 = concat %1, %2 {axis=0} : f32[6,8]\n  %4 = linear %0, %3 : f32[B,6]\n"
+        "  %5 = weight {name=\"c\"} : f32[4,8]\n  %6 = weight {name=\"d\"} : f32[2,8]\n"
+        "  %7 = concat %5, %6 {axis=0} : f32[6,8]\n  %8 = linear %0, %7 : f32[B,6]\n  %9 = linear %0, %6 : f32[B,2]\n"
+        "  %10 = weight {name=\"e\"} : f32[8,8]\n  %11 = transpose %10 {perm=[1,0]} : f32[8,8]\n  %12 = linear %0, %11 : f32[B,8]\n"
+        "  %13 = weight {name=\"f\"} : f32[4,8]\n  %14 = weight {name=\"g\"} : f32[4,8]\n"
+        "  %15 = concat %13, %14 {axis=-1} : f32[4,16]\n  %16 = sum %15 {axis=-1, keepdim=false} : f32[4]\n"
+        "  %17 = weight {name=\"h\"} : f32[8]\n  %18 = neg %17 : f32[8] group(0)\n  %19 = add %0, %18 : f32[B,8] group(0)\n"
+        "  output %4 {name=\"y\"}\n  output %8 {name=\"z\"}\n  output %9 {name=\"w\"}\n  output %12 {name=\"v\"}\n"
+        "  output %16 {name=\"u\"}\n  output %19 {name=\"t\"}\n}\n";
+    IrGraph *g = ir_parse(f->fx.a, f->fx.d, "wv.ir", text, strlen(text));
+    assert_non_null(g);
+    assert_int_equal(ir_verify(g, f->fx.d), 0);
+    unsigned char k[32];
+    assert_true(ir_weight_values(g, NULL, k));
+    const unsigned char want[20] = {IR_WV_NONE, IR_WV_PART, IR_WV_PART,    IR_WV_JOINED, IR_WV_NONE,    IR_WV_LOAD, IR_WV_NONE,
+                                    IR_WV_DERIVED, IR_WV_NONE, IR_WV_NONE, IR_WV_LOAD,   IR_WV_DERIVED, IR_WV_NONE, IR_WV_LOAD,
+                                    IR_WV_LOAD, IR_WV_DERIVED, IR_WV_DERIVED, IR_WV_NONE, IR_WV_NONE,   IR_WV_NONE};
+    for (int i = 0; i < 20; i++) {
+        if (k[i] != want[i]) fail_msg("%%%d (%s): kind %d, expected %d", i, ir_op_name(g->nodes[i]->op), k[i], want[i]);
+    }
+    PassPipeline pp;
+    PassRunOptions ro = {.verify_each = true};
+    assert_true(pass_pipeline_parse(f->fx.a, f->fx.d, "plan-memory{batch=2,seq=1}", &pp));
+    assert_true(pass_pipeline_run(&pp, g, &ro, f->fx.d));
+    for (int i = 0; i < g->nnodes; i++) { /* plan-memory renumbers: by op (the sum reads its concat where it sums: not stored) */
+        const IrNode *n = g->nodes[i];
+        bool kept = (n->op == IR_OP_CONCAT && ir_node_attr_int(n, "axis", 0) == 0) || n->op == IR_OP_TRANSPOSE || n->op == IR_OP_SUM;
+        if (n->op == IR_OP_CONCAT && !kept) continue;
+        if (kept != (n->mem == IR_MEM_WEIGHTS)) fail_msg("%%%d %s: mem %lld", i, ir_op_name(n->op), (long long)n->mem);
+    }
+    /* the fixture through merge-linears, fuse and plan-memory */
+    const char *sets[] = {"q_lora_rank=128", "intermediate_size=256", "moe_intermediate_size=128"};
+    IrGraph *v3 = tu_compile(&f->fx, "fp8-quant,cse,dce,merge-linears,fuse,plan-memory{batch=2,seq=12}", sets, 3);
+    unsigned char *wv = malloc((size_t)v3->nnodes + 1);
+    assert_true(wv && ir_weight_values(v3, NULL, wv));
+    int count[IR_WV_LOAD + 1] = {0}, kvb = 0;
+    for (int i = 0; i < v3->nnodes; i++) {
+        const IrNode *n = v3->nodes[i];
+        count[wv[i]]++;
+        assert_false(ir_wv_kept(wv[i]) && n->mem >= 0);
+        if (wv[i] == IR_WV_JOINED) assert_int_equal(n->mem, IR_MEM_WEIGHTS);
+        if (n->op == IR_OP_WEIGHT && strstr(ir_node_attr_str(n, "name", ""), "kv_b_proj.weight")) kvb += wv[i] == IR_WV_LOAD;
+    }
+    free(wv);
+    assert_int_equal(count[IR_WV_JOINED], 12);
+    assert_int_equal(count[IR_WV_PART], 24);
+    assert_true(kvb > 0 && count[IR_WV_DERIVED] >= 2 * kvb);
+}
+
 /* The presets spell the pipelines the tools used to copy; each parses. */
 static void test_presets(void **state) {
     Fx *f = *state;
@@ -475,6 +537,7 @@ int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_presets, setup, teardown),
         cmocka_unit_test_setup_teardown(test_merge_linears, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_weight_values, setup, teardown),
         cmocka_unit_test_setup_teardown(test_fuse_matches_reference, setup, teardown),
         cmocka_unit_test_setup_teardown(test_value_preserving_passes, setup, teardown),
         cmocka_unit_test_setup_teardown(test_fp8_quant_equals_emulation, setup, teardown),

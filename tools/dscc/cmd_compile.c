@@ -42,7 +42,8 @@ static bool parse_emit(const char *cmd, const char *v, EmitKind *out) {
 static const char *const launch_names[] = {"elem", "warp", "block"};
 
 /* One launch of a phase at the dims `sym`: the runtime's (gpu_exec.c)
- * 256-thread blocks, one per 256 items (elem), 8 items (warp) or item. */
+ * 256-thread blocks (or the phase's CgPhase.threads), one per 256 items
+ * (elem), 8 items (warp) or item. */
 static cJSON *phase_json(const CgPhase *f, const int64_t *sym) {
     int64_t items = cg_phase_items(f, sym);
     int64_t grid = items <= 0                    ? 0
@@ -54,7 +55,7 @@ static cJSON *phase_json(const CgPhase *f, const int64_t *sym) {
     cJSON_AddStringToObject(o, "launch", launch_names[f->mode]);
     cJSON_AddNumberToObject(o, "items", (double)(items > 0 ? items : 0));
     cJSON_AddNumberToObject(o, "grid", (double)grid);
-    cJSON_AddNumberToObject(o, "block", 256);
+    cJSON_AddNumberToObject(o, "block", f->threads ? f->threads : 256);
     cJSON_AddNumberToObject(o, "shared_memory", (double)f->smem);
     return o;
 }

@@ -637,24 +637,19 @@ const char *driver_pipeline(Arena *a, bool fp8, int W, int nodes, int gpn, int64
 
 /* The model's graph for the logits a run reads: without --dump-logits
  * only each step's last position's (--set logits_last_only=true: the LM
- * head on one row of each sequence, not S), when the model has that
- * parameter and --set does not name it. A model without it compiles as
- * given; the first try's warnings are replayed into d. */
+ * head on one row of each sequence, not S), when the model declares that
+ * parameter (fe_declares_param) and --set does not name it; a model
+ * without it compiles as given. One compile either way. */
 static IrGraph *compile_model(const RunArgs *r, Arena *a, DiagEngine *d, const char *model) {
     FeOptions fo = driver_fe_options(&r->mo);
-    bool named = false;
+    bool named = false, declared = false;
     for (int i = 0; i < fo.nsets; i++) named |= strcmp(fo.sets[i].name, "logits_last_only") == 0;
-    if (!r->dump && !named) {
+    if (!r->dump && !named && fe_declares_param(a, model, "logits_last_only", &declared) && declared) {
         FeSetting *sets = arena_alloc(a, sizeof(FeSetting) * (size_t)(fo.nsets + 1));
         if (fo.nsets) memcpy(sets, fo.sets, sizeof(FeSetting) * (size_t)fo.nsets);
         sets[fo.nsets] = (FeSetting){"logits_last_only", "true"};
-        FeOptions last = {fo.config_path, sets, fo.nsets + 1};
-        DiagEngine *quiet = diag_new(a, NULL);
-        IrGraph *g = fe_compile_file(a, quiet, model, &last);
-        if (g) {
-            for (const Diag *q = diag_first(quiet); q; q = q->next) diag_report(d, q->level, q->loc, "%s", q->msg);
-            return g;
-        }
+        fo.sets = sets;
+        fo.nsets++;
     }
     return fe_compile_file(a, d, model, &fo);
 }

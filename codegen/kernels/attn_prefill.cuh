@@ -1,0 +1,290 @@
+// attn_prefill.cuh — causal (or full) attention with a head dimension of at
+// most 256, many key heads: MLA's naive form (kv_b expanded into 128 heads
+// of d_qk 192 = 128 nope + 64 rope, d_v 128), or any grouped attention with
+// Hq a multiple of Hk. FlashAttention-2's design on mma.sync m16n8k16 BF16
+// (its design, not its code):
+//
+// * A block (8 warps) takes 128 query positions of one (batch row, query
+//   head); each warp owns 16 of them and the whole of their output, so a
+//   row's softmax never leaves its quad of lanes and nothing is exchanged
+//   between warps.
+// * Keys and values come 64 at a time through a two-stage ring of cp.async
+//   loads (the next tile lands while this one is computed), rows padded by
+//   16 bytes so ldmatrix's eight row addresses hit distinct banks.
+// * S = Q K^T: q (its fragments in registers, loaded once by ldmatrix.x4) against k
+//   (ldmatrix.x4, two 8-key tiles per load); the scale and log2(e) folded
+//   into one multiply, the online softmax in base 2 in registers; P rounded
+//   to bf16 is already the A fragment of P V (FA2's register reuse); v read
+//   as B fragments by ldmatrix.x4.trans.
+// * Causal: a block walks only the key tiles its last row sees; the mask is
+//   applied only on tiles that cross a row's diagonal (or the keys' end).
+//   Blocks are ordered longest first: the first B * HQ blocks take the last
+//   query tile (the most keys), so the short tiles fill the tail of the wave.
+//
+// Semantics, as gen_attn.c's other forms: q [B, S, HQ, DK], k [B, KT, HK,
+// DK] (KT = T, or a KV cache's capacity), v [B, VT, HK, ...] read from
+// column V0 of rows of VS elements; query position s sees keys 0 .. s + T -
+// S when causal (the step's positions follow the T - S cached ones), else
+// all T; head h reads key head h / (HQ / HK). out [B, S, HQ, DV] in f32
+// softmax(q k^T * scale) v, accumulated in f32, stored through ATTN_STORE.
+//
+// Parameters (#define; a module defines them all, the defaults below make
+// the file compile on its own):
+//   DSCC_ENTRY               the entry point's name
+//   ATTN_B, ATTN_S, ATTN_T   batch rows, query positions, keys (expressions over the Args `a`)
+//   ATTN_HQ, ATTN_HK         query and key heads (HQ % HK == 0)
+//   ATTN_DK, ATTN_DV         q/k and v head dims (multiples of 16; DK <= 256, DV <= 128)
+//   ATTN_KT                  rows of k per batch row in memory (a KV cache's capacity)
+//   ATTN_VT, ATTN_VS, ATTN_V0  v: rows per batch row, elements per row, first column
+//   ATTN_Q, ATTN_Q1, ATTN_QD0  q's first QD0 columns and its other DK - QD0 (bf16 pointers over `a`;
+//                            q stored as two tensors beside each other; one: Q1 = Q, QD0 = DK)
+//   ATTN_K, ATTN_V           k's and v's bf16 storage (pointers over `a`)
+//   ATTN_STORE(i, v)         stores out[i] (f32 v) in the output's dtype
+//   ATTN_CAUSAL              1: causal as above
+//   ATTN_SCALE               the softmax scale (a float literal)
+#ifndef ATTN_STORE // compiled on its own (test_codegen): a stand-in for the module's prelude
+typedef unsigned long long u64;
+struct Args { u64 t[64]; long long sym[8]; long long cap, len; u64 err; long long tag; };
+__device__ __forceinline__ void cp16(void *dst, const void *src, bool v) { // 16 bytes, zeros when !v
+    unsigned s = (unsigned)__cvta_generic_to_shared(dst);
+    asm volatile("cp.async.cg.shared.global [%0], [%1], 16, %2;\n" ::"r"(s), "l"(src), "r"(v ? 16 : 0));
+}
+__device__ __forceinline__ void cp_commit() { asm volatile("cp.async.commit_group;\n" ::); }
+__device__ __forceinline__ void cp_wait1() { asm volatile("cp.async.wait_group 1;\n" ::: "memory"); }
+__device__ __forceinline__ void cp_wait0() { asm volatile("cp.async.wait_group 0;\n" ::: "memory"); }
+__device__ __forceinline__ void mma_bf16(float *c, const unsigned *a, const unsigned *b) { // c[16x8] += a[16x16] . b[16x8]
+    asm volatile("mma.sync.aligned.m16n8k16.row.col.f32.bf16.bf16.f32 {%0,%1,%2,%3}, {%4,%5,%6,%7}, {%8,%9}, {%0,%1,%2,%3};\n"
+                 : "+f"(c[0]), "+f"(c[1]), "+f"(c[2]), "+f"(c[3])
+                 : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b[0]), "r"(b[1]));
+}
+#define ATTN_B (a.sym[0])
+#define ATTN_S (a.sym[1])
+#define ATTN_T (a.sym[1])
+#define ATTN_HQ 128LL
+#define ATTN_HK 128LL
+#define ATTN_DK 192LL
+#define ATTN_DV 128LL
+#define ATTN_KT ATTN_T
+#define ATTN_VT ATTN_T
+#define ATTN_VS 128LL
+#define ATTN_V0 0LL
+#define ATTN_Q ((const unsigned short *)a.t[0])
+#define ATTN_Q1 ATTN_Q
+#define ATTN_QD0 ATTN_DK
+#define ATTN_K ((const unsigned short *)a.t[1])
+#define ATTN_V ((const unsigned short *)a.t[2])
+#define ATTN_STORE(i, v) (((float *)a.t[3])[i] = (v))
+#define ATTN_CAUSAL 1
+#define ATTN_SCALE 0.1352337788f
+#endif
+
+#ifndef ATTN_PREFILL_HELPERS
+#define ATTN_PREFILL_HELPERS
+__device__ __forceinline__ void ldsm_x4(unsigned *r, const void *p) { // four 8x8 b16 matrices (row addresses from lanes 8i + j)
+    unsigned s = (unsigned)__cvta_generic_to_shared(p);
+    asm volatile("ldmatrix.sync.aligned.m8n8.x4.shared.b16 {%0,%1,%2,%3}, [%4];\n"
+                 : "=r"(r[0]), "=r"(r[1]), "=r"(r[2]), "=r"(r[3])
+                 : "r"(s));
+}
+__device__ __forceinline__ void ldsm_x4_t(unsigned *r, const void *p) { // the same, each matrix transposed
+    unsigned s = (unsigned)__cvta_generic_to_shared(p);
+    asm volatile("ldmatrix.sync.aligned.m8n8.x4.trans.shared.b16 {%0,%1,%2,%3}, [%4];\n"
+                 : "=r"(r[0]), "=r"(r[1]), "=r"(r[2]), "=r"(r[3])
+                 : "r"(s));
+}
+// Two floats as bf16, nearest even, lower half first (NaN kept a NaN).
+__device__ __forceinline__ unsigned attn_bf16x2(float lo, float hi) {
+    unsigned u[2] = {__float_as_uint(lo), __float_as_uint(hi)}, r[2];
+    for (int k = 0; k < 2; k++)
+        r[k] = (u[k] & 0x7fffffffu) > 0x7f800000u ? (u[k] >> 16) | 0x40u : (u[k] + 0x7fffu + ((u[k] >> 16) & 1u)) >> 16;
+    return (r[0] & 0xffffu) | r[1] << 16;
+}
+#endif
+
+#define ATTN_BM 128 // query positions per block (16 per warp)
+#define ATTN_BN 64  // keys per tile
+#define ATTN_QST (ATTN_DK * 2 + 16) // bytes per row of q and k in shared memory
+#define ATTN_VST (ATTN_DV * 2 + 16) // ... of v
+#define ATTN_STG (ATTN_BN * ATTN_QST + ATTN_BN * ATTN_VST) // bytes per stage
+
+extern "C" __global__ void __launch_bounds__(256, 1) DSCC_ENTRY(Args a) {
+    extern __shared__ __align__(16) unsigned char attn_sm[]; // q [BM][QST], then two stages of k [BN][QST] and v [BN][VST]
+    const long long B = ATTN_B, S = ATTN_S, T = ATTN_T, HQ = ATTN_HQ, HK = ATTN_HK, KT = ATTN_KT, VT = ATTN_VT;
+    const long long nbh = B * HQ, bh = blockIdx.x % nbh, qt = (S + ATTN_BM - 1) / ATTN_BM - 1 - blockIdx.x / nbh;
+    if (qt < 0) return;
+    const long long b = bh / HQ, h = bh % HQ, hk = h / (HQ / HK), s0 = qt * ATTN_BM;
+    const unsigned short *Q = ATTN_Q, *Q1 = ATTN_Q1, *Kg = ATTN_K, *Vg = ATTN_V;
+    unsigned char *const Qs = attn_sm, *const Ks = attn_sm + ATTN_BM * ATTN_QST;
+    const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31, g = lane >> 2, q4 = lane & 3;
+    const int qch = (int)(ATTN_DK / 8), vch = (int)(ATTN_DV / 8); // 16-byte chunks per row
+    for (int c = threadIdx.x; c < ATTN_BM * qch; c += 256) { // q's tile, zeros past S
+        const int i = c / qch, kc = c % qch;
+        const bool ok = s0 + i < S;
+        const long long qr = (b * S + s0 + i) * HQ + h;
+        const unsigned short *qs = kc * 8 < ATTN_QD0 ? Q + (qr * ATTN_QD0 + kc * 8) : Q1 + (qr * (ATTN_DK - ATTN_QD0) + kc * 8 - ATTN_QD0);
+        cp16(Qs + i * ATTN_QST + kc * 16, ok ? (const void *)qs : (const void *)Q, ok);
+    }
+    cp_commit();
+    // the keys this block sees: up to its last row's diagonal (causal), all T otherwise
+    const long long slast = s0 + ATTN_BM - 1 < S ? s0 + ATTN_BM - 1 : S - 1;
+    long long kend = ATTN_CAUSAL ? slast + T - S : T - 1;
+    if (kend > T - 1) kend = T - 1;
+    const long long nkt = kend / ATTN_BN + 1;
+    auto stage = [&](int st, long long j0) { // keys j0 .. j0 + BN - 1 of k and v into stage st, zeros past T
+        unsigned char *Kd = Ks + st * ATTN_STG, *Vd = Kd + ATTN_BN * ATTN_QST;
+        for (int c = threadIdx.x; c < ATTN_BN * qch; c += 256) {
+            const int jj = c / qch, kc = c % qch;
+            const bool ok = j0 + jj < T;
+            cp16(Kd + jj * ATTN_QST + kc * 16, ok ? (const void *)(Kg + (((b * KT + j0 + jj) * HK + hk) * ATTN_DK + kc * 8)) : (const void *)Kg, ok);
+        }
+        for (int c = threadIdx.x; c < ATTN_BN * vch; c += 256) {
+            const int jj = c / vch, vc = c % vch;
+            const bool ok = j0 + jj < T;
+            cp16(Vd + jj * ATTN_VST + vc * 16,
+                 ok ? (const void *)(Vg + (((b * VT + j0 + jj) * HK + hk) * ATTN_VS + ATTN_V0 + vc * 8)) : (const void *)Vg, ok);
+        }
+    };
+    stage(0, 0);
+    cp_commit();
+    // this thread's rows: wr + g and wr + g + 8 of the block; the last key each sees
+    const int wr = warp * 16;
+    long long last[2];
+    for (int hh = 0; hh < 2; hh++) {
+        long long s = s0 + wr + g + 8 * hh;
+        if (s > S - 1) s = S - 1; // a row past S: computed like the last, never stored
+        last[hh] = ATTN_CAUSAL ? s + T - S : T - 1;
+        if (last[hh] > T - 1) last[hh] = T - 1;
+    }
+    const long long wfirst = ATTN_CAUSAL ? (s0 + wr < S ? s0 + wr : S - 1) + T - S : T - 1; // the warp's smallest diagonal
+    const float sl2 = ATTN_SCALE * 1.4426950408889634f; // scores to base-2 exponents
+    const float NEG = __int_as_float(0xff800000);
+    float o[ATTN_DV / 8][4], m[2] = {NEG, NEG}, l[2] = {0.0f, 0.0f};
+#pragma unroll
+    for (int t = 0; t < ATTN_DV / 8; t++)
+#pragma unroll
+        for (int c = 0; c < 4; c++) o[t][c] = 0.0f;
+    // ldmatrix lane addresses: A (q) rows wr + (lane & 15), column half lane >> 4; B (k) keys (lane & 7) + 8 (lane >> 4),
+    // column half (lane >> 3) & 1; v (transposed) keys (lane & 7) + 8 ((lane >> 3) & 1), column half lane >> 4
+    const unsigned char *qa = Qs + (wr + (lane & 15)) * ATTN_QST + (lane >> 4) * 16;
+    const int kro = ((lane & 7) + 8 * (lane >> 4)) * ATTN_QST + ((lane >> 3) & 1) * 16;
+    const int vro = ((lane & 7) + 8 * ((lane >> 3) & 1)) * ATTN_VST + (lane >> 4) * 16;
+    cp_wait1(); // q has landed (the first tile may be in flight)
+    __syncthreads();
+    unsigned qf[ATTN_DK / 16][4]; // q's A fragments, read once: they stay in registers
+#pragma unroll
+    for (int ks = 0; ks < ATTN_DK / 16; ks++) ldsm_x4(qf[ks], qa + ks * 32);
+    for (long long it = 0; it < nkt; it++) {
+        const long long j0 = it * ATTN_BN;
+        if (it + 1 < nkt) stage((int)((it + 1) & 1), j0 + ATTN_BN);
+        cp_commit();
+        cp_wait1(); // q and this tile have landed (the next one may be in flight)
+        __syncthreads();
+        const unsigned char *Kc = Ks + (it & 1) * ATTN_STG, *Vc = Kc + ATTN_BN * ATTN_QST;
+        float sc[ATTN_BN / 8][4];
+#pragma unroll
+        for (int t = 0; t < ATTN_BN / 8; t++)
+#pragma unroll
+            for (int c = 0; c < 4; c++) sc[t][c] = 0.0f;
+#pragma unroll
+        for (int ks = 0; ks < ATTN_DK / 16; ks++) {
+#pragma unroll
+            for (int t = 0; t < ATTN_BN / 16; t++) { // two 8-key tiles per load
+                unsigned bf[4];
+                ldsm_x4(bf, Kc + kro + t * 16 * ATTN_QST + ks * 32);
+                mma_bf16(sc[2 * t], qf[ks], bf);
+                mma_bf16(sc[2 * t + 1], qf[ks], bf + 2);
+            }
+        }
+        // the mask, only where a key of the tile may lie past a row's diagonal or past T
+        const bool masked = j0 + ATTN_BN - 1 > wfirst || j0 + ATTN_BN > T;
+        float mx[2] = {NEG, NEG};
+#pragma unroll
+        for (int t = 0; t < ATTN_BN / 8; t++)
+#pragma unroll
+            for (int c = 0; c < 4; c++) {
+                const long long j = j0 + t * 8 + q4 * 2 + (c & 1);
+                const float x = sc[t][c] * sl2;
+                sc[t][c] = masked && j > last[c >> 1] ? NEG : x;
+                mx[c >> 1] = fmaxf(mx[c >> 1], sc[t][c]);
+            }
+        float corr[2], mb[2];
+#pragma unroll
+        for (int hh = 0; hh < 2; hh++) { // the row's max over its quad
+            mx[hh] = fmaxf(mx[hh], __shfl_xor_sync(0xffffffffu, mx[hh], 1));
+            mx[hh] = fmaxf(mx[hh], __shfl_xor_sync(0xffffffffu, mx[hh], 2));
+            const float mn = fmaxf(m[hh], mx[hh]);
+            mb[hh] = mn == NEG ? 0.0f : mn; // a row with no key yet: exponents of -inf give 0
+            corr[hh] = exp2f(m[hh] - mb[hh]);
+            m[hh] = mn;
+            l[hh] *= corr[hh];
+        }
+#pragma unroll
+        for (int t = 0; t < ATTN_DV / 8; t++)
+#pragma unroll
+            for (int c = 0; c < 4; c++) o[t][c] *= corr[c >> 1];
+#pragma unroll
+        for (int kk = 0; kk < ATTN_BN / 16; kk++) { // P V, 16 keys a step: P's fragment is the S tiles 2kk, 2kk + 1
+            float p[2][4];
+#pragma unroll
+            for (int u = 0; u < 2; u++)
+#pragma unroll
+                for (int c = 0; c < 4; c++) {
+                    p[u][c] = exp2f(sc[2 * kk + u][c] - mb[c >> 1]);
+                    l[c >> 1] += p[u][c];
+                }
+            const unsigned pa[4] = {attn_bf16x2(p[0][0], p[0][1]), attn_bf16x2(p[0][2], p[0][3]), attn_bf16x2(p[1][0], p[1][1]),
+                                    attn_bf16x2(p[1][2], p[1][3])};
+#pragma unroll
+            for (int t = 0; t < ATTN_DV / 16; t++) { // two 8-column tiles of v per load
+                unsigned vf[4];
+                ldsm_x4_t(vf, Vc + vro + kk * 16 * ATTN_VST + t * 32);
+                mma_bf16(o[2 * t], pa, vf);
+                mma_bf16(o[2 * t + 1], pa, vf + 2);
+            }
+        }
+        __syncthreads(); // every warp is done with this stage before the next step loads into it
+    }
+    cp_wait0();
+#pragma unroll
+    for (int hh = 0; hh < 2; hh++) { // the row's sum over its quad
+        l[hh] += __shfl_xor_sync(0xffffffffu, l[hh], 1);
+        l[hh] += __shfl_xor_sync(0xffffffffu, l[hh], 2);
+    }
+#pragma unroll
+    for (int hh = 0; hh < 2; hh++) {
+        const long long s = s0 + wr + g + 8 * hh;
+        if (s >= S) continue;
+        const float inv = 1.0f / l[hh];
+        const long long ob = ((b * S + s) * HQ + h) * ATTN_DV + q4 * 2;
+#pragma unroll
+        for (int t = 0; t < ATTN_DV / 8; t++) {
+            ATTN_STORE(ob + t * 8, o[t][2 * hh] * inv);
+            ATTN_STORE(ob + t * 8 + 1, o[t][2 * hh + 1] * inv);
+        }
+    }
+}
+#undef ATTN_BM
+#undef ATTN_BN
+#undef ATTN_QST
+#undef ATTN_VST
+#undef ATTN_STG
+#undef DSCC_ENTRY
+#undef ATTN_B
+#undef ATTN_S
+#undef ATTN_T
+#undef ATTN_HQ
+#undef ATTN_HK
+#undef ATTN_DK
+#undef ATTN_DV
+#undef ATTN_KT
+#undef ATTN_VT
+#undef ATTN_VS
+#undef ATTN_V0
+#undef ATTN_Q
+#undef ATTN_Q1
+#undef ATTN_QD0
+#undef ATTN_K
+#undef ATTN_V
+#undef ATTN_STORE
+#undef ATTN_CAUSAL
+#undef ATTN_SCALE

@@ -1,0 +1,249 @@
+// gemm_tma.cuh — DeepSeek's block-scaled FP8 linear at large M on Hopper,
+// in DeepGEMM's class (its design, our code): y[M, N] (bf16 or f32, through
+// GT_STORE) = x[M, K] . w[N, K]^T with E4M3 codes, one f32 scale per 1x128
+// tile of x and per 128x128 block of w, f32 accumulation with promotion.
+//
+// * 384 threads: warpgroup 0 is the producer (one thread issues the loads;
+//   setmaxnreg gives its registers to the others), warpgroups 1 and 2 the
+//   consumers, each 64 rows of the block's 128 x 128 output tile.
+// * Persistent: gridDim.x blocks (the SMs) walk the tiles t = blockIdx.x,
+//   + gridDim.x, ...; tile t is row tile t % mt of column tile t / mt, so
+//   blocks running at once share the weight tile (read once from HBM) and
+//   x's rows come from L2.
+// * Loads: TMA (cp.async.bulk.tensor.2d) of a 128-row x 128-byte box of x
+//   and of w per 128-wide K block, in the 128-byte swizzle, into a ring of
+//   GT_STAGES stages; each stage has a "full" mbarrier (the producer's
+//   arrive.expect_tx plus the copies' bytes) and an "empty" one (one
+//   arrival per consumer warp once its wgmma have read the stage). Rows
+//   past M or N and K past the end land as zeros (the tensor maps' bounds).
+// * Math: per K block, 4 wgmma m64n128k32 E4M3 into a fresh partial (scale-d
+//   0 first), committed as one group; the partial of block kb is promoted,
+//   acc += part * (xs[row][kb] * ws[col block][kb]), while the wgmma of
+//   kb + 1 run (two partials in turn, wgmma.wait_group 1): DeepSeek's
+//   promotion every 128 of K, the CPU's FP8 numerics.
+// * Epilogue: each thread stores its accumulators (rows < M, cols < N).
+//
+// Parameters (#define; expressions may use the kernel's Args `a`):
+//   DSCC_ENTRY         the entry point's name
+//   GT_M, GT_N, GT_K   rows of x and y, output columns, K (K % 16 == 0: the maps' row pitch)
+//   GT_MAPS            the address (global memory) of two CUtensorMaps, 128 bytes each:
+//                      x's [M][K] and w's [N][K] as 2-d UINT8 maps, box 128 x 128, 128-byte
+//                      swizzle (rt_cuda_tensor_map_2d). x's map may have more rows than M
+//                      (a buffer's capacity): rows past M are read, never stored.
+//   GT_XS(i), GT_WS(i) the f32 scales: x's [M][ceil(K/128)], w's [ceil(N/128)][ceil(K/128)]
+//   GT_STORE(i, v)     stores y[i] (f32 v) in y's dtype
+//   GT_STAGES          stages of the ring (default 6: 6 x 32 KB of shared memory)
+//   GT_DESC_SWZ        the wgmma descriptors' layout field (default 1, the 128-byte swizzle the
+//                      maps use; another value is for the test that sees it fail)
+//   GT_REGS_P, GT_REGS_C  registers a thread after setmaxnreg: producer, consumers (40, 232)
+//   GT_IN_MODULE       defined when the file is part of a generated module (its prelude has Args)
+// Shared memory: GT_SMEM bytes of dynamic shared memory (the launch's).
+#ifndef GT_IN_MODULE
+// compiled alone (test_codegen, test_gpu_gemm_tma): the generated prelude's argument block
+typedef unsigned long long u64;
+struct Args { u64 t[64]; long long sym[8]; long long cap, len; u64 err; long long tag; };
+#endif
+#ifndef GT_M
+#define GT_M (a.sym[0])
+#endif
+#ifndef GT_N
+#define GT_N (a.sym[1])
+#endif
+#ifndef GT_K
+#define GT_K (a.sym[2])
+#endif
+#ifndef GT_MAPS
+#define GT_MAPS ((const unsigned char *)a.t[5])
+#endif
+#ifndef GT_XS
+#define GT_XS(i) (((const float *)a.t[1])[i])
+#endif
+#ifndef GT_WS
+#define GT_WS(i) (((const float *)a.t[3])[i])
+#endif
+#ifndef GT_STORE
+#define GT_STORE(i, v) (((unsigned short *)a.t[4])[i] = gt_bf16(v))
+#endif
+#ifndef GT_STAGES
+#define GT_STAGES 6
+#endif
+#ifndef GT_DESC_SWZ
+#define GT_DESC_SWZ 1
+#endif
+#ifndef GT_REGS_P
+#define GT_REGS_P 40
+#endif
+#ifndef GT_REGS_C
+#define GT_REGS_C 232
+#endif
+
+#ifndef GEMM_TMA_HELPERS
+#define GEMM_TMA_HELPERS
+#define GT_TILE 16384                     // bytes of a 128-row x 128-byte box (one operand of a stage)
+#define GT_STAGE (2 * GT_TILE)            // x's box, then w's
+#define GT_SMEM (GT_STAGES * GT_STAGE + 16 * GT_STAGES + 1024) // stages, 2 barriers a stage, 1024-alignment slack
+
+// f32 -> bf16, nearest even (NaN stays NaN)
+__device__ __forceinline__ unsigned short gt_bf16(float f) {
+    const unsigned u = __float_as_uint(f);
+    return (unsigned short)((u & 0x7fffffffu) > 0x7f800000u ? (u >> 16) | 0x40u : (u + 0x7fffu + ((u >> 16) & 1u)) >> 16);
+}
+__device__ __forceinline__ void gt_mbar_init(unsigned long long *bar, unsigned count) {
+    asm volatile("mbarrier.init.shared::cta.b64 [%0], %1;\n" ::"r"((unsigned)__cvta_generic_to_shared(bar)), "r"(count) : "memory");
+}
+// the barriers' initialization made visible to the copy engine
+__device__ __forceinline__ void gt_mbar_fence_init() { asm volatile("fence.mbarrier_init.release.cluster;\n" ::: "memory"); }
+__device__ __forceinline__ void gt_fence_async() { asm volatile("fence.proxy.async.shared::cta;\n" ::: "memory"); }
+__device__ __forceinline__ void gt_mbar_arrive(unsigned long long *bar) {
+    asm volatile("mbarrier.arrive.shared::cta.b64 _, [%0];\n" ::"r"((unsigned)__cvta_generic_to_shared(bar)) : "memory");
+}
+// arrive, and `bytes` more to come by the copies of this phase
+__device__ __forceinline__ void gt_mbar_expect_tx(unsigned long long *bar, unsigned bytes) {
+    asm volatile("mbarrier.arrive.expect_tx.shared::cta.b64 _, [%0], %1;\n" ::"r"((unsigned)__cvta_generic_to_shared(bar)), "r"(bytes) : "memory");
+}
+// until the phase of parity `parity` has completed
+__device__ __forceinline__ void gt_mbar_wait(unsigned long long *bar, unsigned parity) {
+    const unsigned b = (unsigned)__cvta_generic_to_shared(bar);
+    unsigned done = 0;
+    while (!done)
+        asm volatile("{\n .reg .pred p;\n mbarrier.try_wait.parity.shared::cta.b64 p, [%1], %2;\n selp.u32 %0, 1, 0, p;\n}\n"
+                     : "=r"(done) : "r"(b), "r"(parity) : "memory");
+}
+// the box at element c0 of dim 0 (K) and row c1 into dst, completing on bar
+__device__ __forceinline__ void gt_tma_2d(void *dst, const void *map, unsigned long long *bar, int c0, int c1) {
+    asm volatile("cp.async.bulk.tensor.2d.shared::cluster.global.mbarrier::complete_tx::bytes [%0], [%1, {%2, %3}], [%4];\n"
+                 ::"r"((unsigned)__cvta_generic_to_shared(dst)), "l"(map), "r"(c0), "r"(c1), "r"((unsigned)__cvta_generic_to_shared(bar))
+                 : "memory");
+}
+__device__ __forceinline__ void gt_regs_producer() { asm volatile("setmaxnreg.dec.sync.aligned.u32 %0;\n" ::"n"(GT_REGS_P)); }
+__device__ __forceinline__ void gt_regs_consumer() { asm volatile("setmaxnreg.inc.sync.aligned.u32 %0;\n" ::"n"(GT_REGS_C)); }
+__device__ __forceinline__ void gt_wg_fence() { asm volatile("wgmma.fence.sync.aligned;\n" ::: "memory"); }
+__device__ __forceinline__ void gt_wg_commit() { asm volatile("wgmma.commit_group.sync.aligned;\n" ::: "memory"); }
+__device__ __forceinline__ void gt_wg_wait0() { asm volatile("wgmma.wait_group.sync.aligned 0;\n" ::: "memory"); }
+__device__ __forceinline__ void gt_wg_wait1() { asm volatile("wgmma.wait_group.sync.aligned 1;\n" ::: "memory"); }
+// d[64 x 128] (+)= a[64 rows][32 bytes] . b[128 rows][32 bytes]^T, both K-major, from descriptors
+__device__ __forceinline__ void gt_wgmma128(float *d, unsigned long long da, unsigned long long db, int acc) {
+    asm volatile("{\n .reg .pred p;\n setp.ne.b32 p, %66, 0;\n"
+                 " wgmma.mma_async.sync.aligned.m64n128k32.f32.e4m3.e4m3 {%0, %1, %2, %3, %4, %5, %6, %7, %8, %9, %10, %11, %12, %13, %14, %15, %16, %17, %18, %19, %20, %21, %22, %23, %24, %25, %26, %27, %28, %29, %30, %31, %32, %33, %34, %35, %36, %37, %38, %39, %40, %41, %42, %43, %44, %45, %46, %47, %48, %49, %50, %51, %52, %53, %54, %55, %56, %57, %58, %59, %60, %61, %62, %63}, %64, %65, p, 1, 1;\n}\n"
+                 : "+f"(d[0]), "+f"(d[1]), "+f"(d[2]), "+f"(d[3]), "+f"(d[4]), "+f"(d[5]), "+f"(d[6]), "+f"(d[7]), "+f"(d[8]), "+f"(d[9]), "+f"(d[10]), "+f"(d[11]), "+f"(d[12]), "+f"(d[13]), "+f"(d[14]), "+f"(d[15]), "+f"(d[16]), "+f"(d[17]), "+f"(d[18]), "+f"(d[19]), "+f"(d[20]), "+f"(d[21]), "+f"(d[22]), "+f"(d[23]), "+f"(d[24]), "+f"(d[25]), "+f"(d[26]), "+f"(d[27]), "+f"(d[28]), "+f"(d[29]), "+f"(d[30]), "+f"(d[31]), "+f"(d[32]), "+f"(d[33]), "+f"(d[34]), "+f"(d[35]), "+f"(d[36]), "+f"(d[37]), "+f"(d[38]), "+f"(d[39]), "+f"(d[40]), "+f"(d[41]), "+f"(d[42]), "+f"(d[43]), "+f"(d[44]), "+f"(d[45]), "+f"(d[46]), "+f"(d[47]), "+f"(d[48]), "+f"(d[49]), "+f"(d[50]), "+f"(d[51]), "+f"(d[52]), "+f"(d[53]), "+f"(d[54]), "+f"(d[55]), "+f"(d[56]), "+f"(d[57]), "+f"(d[58]), "+f"(d[59]), "+f"(d[60]), "+f"(d[61]), "+f"(d[62]), "+f"(d[63])
+                 : "l"(da), "l"(db), "r"(acc));
+}
+// after the wait: uses and definitions of d stay after it
+__device__ __forceinline__ void gt_hold64(float *d) { asm volatile("" : "+f"(d[0]), "+f"(d[1]), "+f"(d[2]), "+f"(d[3]), "+f"(d[4]), "+f"(d[5]), "+f"(d[6]), "+f"(d[7]), "+f"(d[8]), "+f"(d[9]), "+f"(d[10]), "+f"(d[11]), "+f"(d[12]), "+f"(d[13]), "+f"(d[14]), "+f"(d[15]), "+f"(d[16]), "+f"(d[17]), "+f"(d[18]), "+f"(d[19]), "+f"(d[20]), "+f"(d[21]), "+f"(d[22]), "+f"(d[23]), "+f"(d[24]), "+f"(d[25]), "+f"(d[26]), "+f"(d[27]), "+f"(d[28]), "+f"(d[29]), "+f"(d[30]), "+f"(d[31]), "+f"(d[32]), "+f"(d[33]), "+f"(d[34]), "+f"(d[35]), "+f"(d[36]), "+f"(d[37]), "+f"(d[38]), "+f"(d[39]), "+f"(d[40]), "+f"(d[41]), "+f"(d[42]), "+f"(d[43]), "+f"(d[44]), "+f"(d[45]), "+f"(d[46]), "+f"(d[47]), "+f"(d[48]), "+f"(d[49]), "+f"(d[50]), "+f"(d[51]), "+f"(d[52]), "+f"(d[53]), "+f"(d[54]), "+f"(d[55]), "+f"(d[56]), "+f"(d[57]), "+f"(d[58]), "+f"(d[59]), "+f"(d[60]), "+f"(d[61]), "+f"(d[62]), "+f"(d[63]) :: "memory"); }
+// A K-major operand in the 128-byte swizzle: start address >> 4, leading byte offset 16 (unused),
+// stride byte offset 1024 (8-row groups), layout GT_DESC_SWZ in bits 62-63
+__device__ __forceinline__ unsigned long long gt_desc(const void *p) {
+    const unsigned s = (unsigned)__cvta_generic_to_shared(p);
+    return (unsigned long long)((s & 0x3ffffu) >> 4) | 1ull << 16 | (1024ull >> 4) << 32 | (unsigned long long)GT_DESC_SWZ << 62;
+}
+#endif
+
+extern "C" __global__ void __launch_bounds__(384, 1) DSCC_ENTRY(Args a) {
+    extern __shared__ __align__(1024) unsigned char gt_dyn[];
+    unsigned char *sm = gt_dyn + ((1024 - ((unsigned)__cvta_generic_to_shared(gt_dyn) & 1023u)) & 1023u);
+    unsigned long long *full = (unsigned long long *)(sm + GT_STAGES * GT_STAGE), *empty = full + GT_STAGES;
+    const long long M = GT_M, N = GT_N, K = GT_K, nkb = (K + 127) / 128, mt = (M + 127) / 128, tiles = mt * ((N + 127) / 128);
+    const int wg = threadIdx.x >> 7, warp = threadIdx.x >> 5, lane = threadIdx.x & 31;
+    const unsigned char *maps = GT_MAPS;
+    if (threadIdx.x == 0) {
+        for (int s = 0; s < GT_STAGES; s++) {
+            gt_mbar_init(&full[s], 1);
+            gt_mbar_init(&empty[s], 8); // the consumers' 8 warps
+        }
+        gt_mbar_fence_init();
+        gt_fence_async();
+    }
+    __syncthreads();
+    if (wg == 0) { // the producer
+        gt_regs_producer();
+        if (threadIdx.x == 0) {
+            long long it = 0; // K blocks loaded so far: stage it % GT_STAGES, its use it / GT_STAGES
+            for (long long t = blockIdx.x; t < tiles; t += gridDim.x) {
+                const int m0 = (int)(t % mt * 128), n0 = (int)(t / mt * 128);
+                for (long long kb = 0; kb < nkb; kb++, it++) {
+                    const int s = (int)(it % GT_STAGES);
+                    gt_mbar_wait(&empty[s], (unsigned)((it / GT_STAGES) & 1) ^ 1u); // the consumers are done with its last use
+                    gt_mbar_expect_tx(&full[s], GT_STAGE);
+                    gt_tma_2d(sm + s * GT_STAGE, maps, &full[s], (int)(kb * 128), m0);
+                    gt_tma_2d(sm + s * GT_STAGE + GT_TILE, maps + 128, &full[s], (int)(kb * 128), n0);
+                }
+            }
+        }
+        return;
+    }
+    gt_regs_consumer();
+    const int c = wg - 1, wq = warp & 3;            // consumer c: rows 64c .. 64c + 63 of the tile
+    const int r0 = 64 * c + 16 * wq + (lane >> 2);  // this thread's rows r0, r0 + 8; cols 8j + 2(lane % 4) (+1)
+    float acc[64], p0[64], p1[64];
+    long long it = 0;
+    for (long long t = blockIdx.x; t < tiles; t += gridDim.x) {
+        const long long m0 = t % mt * 128, n0 = t / mt * 128, ra = m0 + r0, rb = ra + 8;
+        const long long wsb = n0 / 128 * nkb; // the tile's 128 columns share one weight block
+#pragma unroll
+        for (int i = 0; i < 64; i++) acc[i] = 0.0f;
+        float s0a = 0.0f, s0b = 0.0f, s1a = 0.0f, s1b = 0.0f; // the scales of the partials' K blocks
+        // K block kb into part: wait for its stage, 4 wgmma (K 32 each) committed as one group, its scales
+#define GT_ISSUE(part, kb, sa, sb)                                                                          \
+        {                                                                                                   \
+            const long long i_ = it + (kb);                                                                 \
+            const int s_ = (int)(i_ % GT_STAGES);                                                           \
+            gt_mbar_wait(&full[s_], (unsigned)((i_ / GT_STAGES) & 1));                                      \
+            const unsigned long long da_ = gt_desc(sm + s_ * GT_STAGE + c * 8192), db_ = gt_desc(sm + s_ * GT_STAGE + GT_TILE); \
+            gt_wg_fence();                                                                                  \
+            _Pragma("unroll") for (int k_ = 0; k_ < 4; k_++) gt_wgmma128(part, da_ + 2 * k_, db_ + 2 * k_, k_ > 0); \
+            gt_wg_commit();                                                                                 \
+            const float w_ = GT_WS(wsb + (kb));                                                             \
+            sa = (ra < M ? GT_XS(ra * nkb + (kb)) : 0.0f) * w_;                                            \
+            sb = (rb < M ? GT_XS(rb * nkb + (kb)) : 0.0f) * w_;                                            \
+        }
+        // the partial of K block kb done: its stage back to the producer, then acc += part * scales
+#define GT_PROMOTE(part, kb, sa, sb)                                                                        \
+        {                                                                                                   \
+            gt_hold64(part);                                                                                \
+            if (lane == 0) gt_mbar_arrive(&empty[(int)((it + (kb)) % GT_STAGES)]);                          \
+            _Pragma("unroll") for (int i_ = 0; i_ < 64; i_++) acc[i_] += part[i_] * ((i_ & 2) ? sb : sa);    \
+        }
+        // steady state: K block kb - 1 in p0 (issued), kb into p1, then kb + 1 into p0, each partial
+        // promoted while the other's wgmma run; straight-line bodies so the compiler keeps them overlapped
+        GT_ISSUE(p0, 0, s0a, s0b)
+        long long kb = 1;
+        for (; kb + 1 < nkb; kb += 2) {
+            GT_ISSUE(p1, kb, s1a, s1b)
+            gt_wg_wait1();
+            GT_PROMOTE(p0, kb - 1, s0a, s0b)
+            GT_ISSUE(p0, kb + 1, s0a, s0b)
+            gt_wg_wait1();
+            GT_PROMOTE(p1, kb, s1a, s1b)
+        }
+        if (kb < nkb) { // one K block left: p0 holds kb - 1
+            GT_ISSUE(p1, kb, s1a, s1b)
+            gt_wg_wait1();
+            GT_PROMOTE(p0, kb - 1, s0a, s0b)
+            gt_wg_wait0();
+            GT_PROMOTE(p1, kb, s1a, s1b)
+        } else {
+            gt_wg_wait0();
+            GT_PROMOTE(p0, kb - 1, s0a, s0b)
+        }
+#undef GT_ISSUE
+#undef GT_PROMOTE
+        it += nkb;
+#pragma unroll
+        for (int i = 0; i < 64; i++) {
+            const long long m = (i & 2) ? rb : ra, n = n0 + 8 * (i >> 2) + 2 * (lane & 3) + (i & 1);
+            if (m < M && n < N) GT_STORE(m * N + n, acc[i]);
+        }
+    }
+}
+#undef DSCC_ENTRY
+#undef GT_M
+#undef GT_N
+#undef GT_K
+#undef GT_MAPS
+#undef GT_XS
+#undef GT_WS
+#undef GT_STORE
+#undef GT_STAGES
+#undef GT_DESC_SWZ
+#undef GT_REGS_P
+#undef GT_REGS_C

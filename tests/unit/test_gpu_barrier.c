@@ -1,0 +1,199 @@
+/* test_gpu_barrier.c — named barriers (bar.sync / bar.arrive id, count),
+ * what a producer / consumer pipeline (codegen/kernels/mla_decode.cuh)
+ * synchronises with, on a GPU or the emulated device (ctest
+ * emu.test_gpu_barrier); without either it exits 77 (skipped).
+ *  - a ring of two slots, one warp filling it and one warp summing it,
+ *    "full" and "empty" barriers per slot: the exact sums, on even and odd
+ *    blocks (the emulator runs their threads in opposite orders);
+ *  - on the emulated device only (a GPU would hang or race): the same ring
+ *    without the "full" barriers gives wrong sums or runs a phase ahead
+ *    (the control: a missing wait shows), and a launch fails naming the fault for a
+ *    count one arrival disagrees on, a barrier that can never complete
+ *    (deadlock), barrier 0 (__syncthreads'), a count no multiple of 32 and
+ *    a thread arriving twice in one phase (a producer a phase ahead).
+ * Each case runs in a child process: a failed launch poisons the context. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "codegen/codegen.h"
+#include "runtime/cuda.h"
+#include "tests/unit/testutil.h"
+
+#define ROUNDS 16
+#define BLOCKS 4 /* the emulator starves warp (block / 2) % warps: blocks 2, 3 starve warp 1 */
+
+static const char *SRC =
+    "struct Args { unsigned long long t[64]; long long sym[8]; long long cap, len; unsigned long long err; long long tag; };\n"
+    "__device__ __forceinline__ void mla_bar_sync(int id, int n) { asm volatile(\"bar.sync %0, %1;\" ::\"r\"(id), \"r\"(n) : \"memory\"); }\n"
+    "__device__ __forceinline__ void mla_bar_arrive(int id, int n) { asm volatile(\"bar.arrive %0, %1;\" ::\"r\"(id), \"r\"(n) : \"memory\"); }\n"
+    "// warp 0 fills a ring of two slots, warp 1 sums it: slot s full at barrier 1 + s, empty at 3 + s;\n"
+    "// sym[0] == 0: no \"full\" barrier (the missing wait)\n"
+    "extern \"C\" __global__ void __launch_bounds__(64) ring(Args a) {\n"
+    "    __shared__ int slot[2][32];\n"
+    "    const int w = threadIdx.x >> 5, l = threadIdx.x & 31;\n"
+    "    if (w == 0) {\n"
+    "        for (int r = 0; r < 16; r++) {\n"
+    "            if (r >= 2) mla_bar_sync(3 + (r & 1), 64);\n"
+    "            slot[r & 1][l] = (int)blockIdx.x * 1000 + r * 32 + l;\n"
+    "            if (a.sym[0]) mla_bar_arrive(1 + (r & 1), 64);\n"
+    "        }\n"
+    "        return;\n"
+    "    }\n"
+    "    long long sum = 0;\n"
+    "    for (int r = 0; r < 16; r++) {\n"
+    "        if (a.sym[0]) mla_bar_sync(1 + (r & 1), 64);\n"
+    "        sum += slot[r & 1][l];\n"
+    "        if (r + 2 < 16) mla_bar_arrive(3 + (r & 1), 64);\n"
+    "    }\n"
+    "    ((long long *)a.t[0])[blockIdx.x * 32 + l] = sum;\n"
+    "}\n"
+    "// the faults, 128 threads: no set of arrivals completes barrier 1 with its own count\n"
+    "extern \"C\" __global__ void __launch_bounds__(128) bad_count(Args a) { mla_bar_sync(1, threadIdx.x < 32 ? 96 : 128); }\n"
+    "extern \"C\" __global__ void __launch_bounds__(128) deadlock(Args a) { if (threadIdx.x < 32) mla_bar_sync(2, 64); }\n"
+    "extern \"C\" __global__ void __launch_bounds__(128) bad_id(Args a) { mla_bar_sync(0, 64); }\n"
+    "extern \"C\" __global__ void __launch_bounds__(128) bad_n(Args a) { mla_bar_arrive(5, 48); }\n"
+    "extern \"C\" __global__ void __launch_bounds__(128) twice(Args a) {\n"
+    "    if (threadIdx.x < 32) mla_bar_arrive(6, 64), mla_bar_arrive(6, 64);\n"
+    "    else if (threadIdx.x < 64) mla_bar_sync(6, 64);\n"
+    "}\n";
+
+/* The Args block the kernels take (codegen's prelude's layout). */
+typedef struct {
+    unsigned long long t[64];
+    long long sym[8];
+    long long cap, len;
+    unsigned long long err;
+    long long tag;
+} Args;
+
+typedef struct {
+    const char *kernel;
+    int wait_full; /* ring: sym[0] */
+    const char *dir;
+} Case;
+
+enum { C_OK = 0, C_WRONG = 1, C_LAUNCH_FAILED = 2, C_ERROR = 3, C_NO_HOPPER = 77, C_NOT_EMULATED = 78 };
+
+/* In the child: compiles the module, launches `kernel` on BLOCKS blocks of 64
+ * threads (the faults: 128) and checks ring's sums; stderr goes to
+ * dir/<kernel>.err. */
+static int run_case(void *arg) {
+    const Case *c = arg;
+    char path[512];
+    snprintf(path, sizeof path, "%s/%s%d.err", c->dir, c->kernel, c->wait_full);
+    int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC, 0644);
+    if (fd < 0 || dup2(fd, 2) < 0) return C_ERROR;
+    Arena *a = arena_new();
+    DiagEngine *d = diag_new(a, stderr);
+    RtCuda *gpu = rt_cuda_open(d, 0);
+    if (!gpu || rt_cuda_sm(gpu) < 90) return C_NO_HOPPER;
+    bool emulated = strstr(rt_cuda_device_name(gpu), "mulated") != NULL;
+    if (strcmp(c->kernel, "ring") != 0 || !c->wait_full) {
+        if (!emulated) return C_NOT_EMULATED;
+    }
+    CgSource src = {"barriers", SRC, {"test_gpu_barrier.c", 1, 1}};
+    CgBinary bin = {0};
+    CgOptions o = {.cache_dir = getenv("DSCC_CACHE_DIR") ? NULL : ""}; /* the test's cache (ctest's), else none */
+    if (cg_compile(a, d, &src, 1, &o, &bin) != 0) return C_ERROR;
+    RtKernel *k = rt_cuda_kernel(gpu, d, bin.data, c->kernel);
+    RtDevPtr out;
+    if (!k || !rt_cuda_alloc(gpu, d, sizeof(long long) * 32 * BLOCKS, &out)) return C_ERROR;
+    Args args = {.sym = {c->wait_full}};
+    args.t[0] = out;
+    void *p[] = {&args};
+    if (!rt_cuda_launch(gpu, d, k, BLOCKS, strcmp(c->kernel, "ring") ? 128 : 64, 0, p) || !rt_cuda_sync(gpu, d)) return C_LAUNCH_FAILED;
+    long long sums[32 * BLOCKS];
+    if (!rt_cuda_download(gpu, d, sums, out, sizeof sums)) return C_ERROR;
+    int wrong = 0;
+    for (int b = 0; b < BLOCKS; b++)
+        for (int l = 0; l < 32; l++) {
+            long long want = 0;
+            for (int r = 0; r < ROUNDS; r++) want += b * 1000 + r * 32 + l;
+            wrong += sums[b * 32 + l] != want;
+        }
+    fprintf(stderr, "%s: %d of %d sums wrong\n", c->kernel, wrong, 32 * BLOCKS);
+    rt_cuda_close(gpu);
+    cg_binary_free(&bin);
+    arena_free(a);
+    return wrong ? C_WRONG : C_OK;
+}
+
+static char g_dir[] = "/tmp/dscc_barrier_XXXXXX";
+
+/* Runs a case in a child; *err: what it wrote on stderr (static). */
+static int child(const char *kernel, int wait_full, const char **err) {
+    Case c = {kernel, wait_full, g_dir};
+    int rc = tu_wait(tu_fork(run_case, &c));
+    static char text[8192];
+    char path[512];
+    snprintf(path, sizeof path, "%s/%s%d.err", g_dir, kernel, wait_full);
+    FILE *f = fopen(path, "r");
+    size_t n = f ? fread(text, 1, sizeof text - 1, f) : 0;
+    text[n] = 0;
+    if (f) fclose(f);
+    unlink(path);
+    *err = text;
+    return rc;
+}
+
+static void test_ring(void **state) {
+    (void)state;
+    const char *err;
+    int rc = child("ring", 1, &err);
+    if (rc != C_OK) fprintf(stderr, "%s", err);
+    assert_int_equal(rc, C_OK);
+}
+
+/* Emulated device only: the control and the faults. */
+static void test_faults(void **state) {
+    (void)state;
+    const char *err;
+    int rc = child("ring", 0, &err);
+    if (rc == C_NOT_EMULATED) {
+        printf("faults: not on a GPU (it would hang or race), only on the emulated device\n");
+        return;
+    }
+    /* the consumer runs ahead: it sums slots not filled yet, or arrives at "empty" a phase ahead */
+    bool shown = rc == C_WRONG || (rc == C_LAUNCH_FAILED && strstr(err, "arrives twice in one phase"));
+    if (!shown) fprintf(stderr, "%s", err);
+    assert_true(shown);
+    static const struct {
+        const char *kernel, *want;
+    } faults[] = {{"bad_count", "named barrier 1: this thread arrives expecting"},
+                  {"deadlock", "deadlock: named barrier 2 waits for 64 threads, 32 arrived"},
+                  {"bad_id", "named barrier id outside 1..15"},
+                  {"bad_n", "named barrier count not a multiple of 32"},
+                  {"twice", "named barrier 6: this thread arrives twice in one phase"}};
+    for (size_t i = 0; i < sizeof faults / sizeof *faults; i++) {
+        rc = child(faults[i].kernel, 1, &err);
+        if (rc != C_LAUNCH_FAILED || !strstr(err, faults[i].want))
+            fprintf(stderr, "%s: exit %d, expected a failed launch saying \"%s\"; it said:\n%s", faults[i].kernel, rc, faults[i].want, err);
+        assert_int_equal(rc, C_LAUNCH_FAILED);
+        assert_non_null(strstr(err, faults[i].want));
+        assert_non_null(strstr(err, faults[i].kernel));
+    }
+}
+
+int main(void) {
+    if (!mkdtemp(g_dir)) return 1;
+    const char *err;
+    int rc = child("ring", 1, &err); /* also: is there a Hopper, real or emulated */
+    if (rc == C_NO_HOPPER) {
+        printf("skipped: no Hopper GPU (sm_90), real or emulated\n");
+        rmdir(g_dir);
+        return 77;
+    }
+    const struct CMUnitTest tests[] = {cmocka_unit_test(test_ring), cmocka_unit_test(test_faults)};
+    int failed = cmocka_run_group_tests(tests, NULL, NULL);
+    rmdir(g_dir);
+    return failed;
+}

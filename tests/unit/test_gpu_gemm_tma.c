@@ -1,0 +1,244 @@
+/* test_gpu_gemm_tma.c — the large-M FP8 GEMM (codegen/kernels/gemm_tma.cuh:
+ * TMA loads into an mbarrier ring, a producer warp, two wgmma consumer
+ * warpgroups, a persistent grid) against the CPU executor's FP8 GEMM on the
+ * same E4M3 codes and block scales. Exits 77 (skipped) without a Hopper GPU;
+ * emu.test_gpu_gemm_tma runs it on the emulated device, whose TMA applies
+ * the 128-byte swizzle and whose wgmma reads its operands through the
+ * descriptors' layout field.
+ *
+ * Shapes (kept small enough for the emulator, each covering a ragged edge):
+ * M = 100 (one partial row tile) x N = 2112 (a half column tile) x K = 256;
+ * M = 300 (a ragged third row tile) x N = 256 x K = 592 (5 K blocks, the
+ * last 80 wide: no multiple of the ring's 6 stages, zeros past K from the
+ * maps' bounds); M = 64 x N = 7168 x K = 128 (56 column tiles over 132
+ * blocks); M = 100 x N = 128 x K = 7168 (56 K blocks: the ring wraps 9
+ * times). Bound, rel L2 of y: 4e-3 (y is stored as bf16, 2^-9; FP8
+ * products are exact, only the f32 sums' order differs).
+ * The same kernel with wgmma descriptors in the 64-byte swizzle (the maps
+ * stay in the 128-byte one), or with the weight scales left out, must miss
+ * the bound by far: the check can fail.
+ *
+ * In the runtime: `silu(linear(x, w))` through fp8-quant (act_scale ->
+ * quantize -> fp8_linear as in the model) on both executors, the CPU taking
+ * each value the GPU stored, at M = 300 (1 x 300 and 2 x 150: the x map
+ * spans the buffer's 600 rows, a step's M fewer) where the rule runs the
+ * TMA kernel, and at M = 200 where it does not; with DSCC_GEMM_TMA=0 it
+ * never does. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "codegen/codegen.h"
+#include "codegen/gen.h"
+#include "codegen/kernels.h"
+#include "cpu/cpu.h"
+#include "frontend/frontend.h"
+#include "passes/passes.h"
+#include "runtime/gpu.h"
+#include "runtime/runtime.h"
+#include "tests/unit/testutil.h"
+
+typedef unsigned long long u64;
+typedef struct { /* the kernel's Args (gemm_tma.cuh compiled alone) */
+    u64 t[64];
+    long long sym[8];
+    long long cap, len;
+    u64 err;
+    long long tag;
+} Args;
+
+static RtCuda *gpu;
+
+#define GT_SMEM_6 (6 * 32768 + 16 * 6 + 1024) /* gemm_tma.cuh's GT_SMEM at its default 6 stages */
+
+static float from_bf16(uint16_t h) {
+    uint32_t u = (uint32_t)h << 16;
+    float f;
+    memcpy(&f, &u, 4);
+    return f;
+}
+
+static uint64_t rng = 0x9e3779b97f4a7c15ull;
+static float urand(void) { /* [-1, 1) */
+    rng = rng * 6364136223846793005ull + 1442695040888963407ull;
+    return (float)((int64_t)(rng >> 33) % 20001 - 10000) / 10000.0f;
+}
+
+/* Rel L2 of the kernel's y against cpu_fp8_gemm at M x N x K, the kernel
+ * built with the extra definitions defs (NULL: none). */
+static double run_shape(int64_t M, int64_t N, int64_t K, const CgDefine *defs, int ndefs) {
+    Arena *a = arena_new();
+    DiagEngine *d = diag_new(a, stderr);
+    const int64_t nkb = (K + 127) / 128, nnb = (N + 127) / 128;
+    float *x = malloc(sizeof(float) * (size_t)(M * K)), *w = malloc(sizeof(float) * (size_t)(N * K));
+    float *xq = malloc(sizeof(float) * (size_t)(M * K)), *wq = malloc(sizeof(float) * (size_t)(N * K));
+    float *xs = malloc(sizeof(float) * (size_t)(M * nkb)), *ws = malloc(sizeof(float) * (size_t)(nnb * nkb));
+    float *y = malloc(sizeof(float) * (size_t)(M * N));
+    uint8_t *xb = malloc((size_t)(M * K)), *wb = malloc((size_t)(N * K));
+    uint16_t *gy = malloc(2 * (size_t)(M * N));
+    for (int64_t i = 0; i < M * K; i++) x[i] = urand() * (i % 61 == 0 ? 30.0f : 1.0f); /* outliers: tiles of other scales */
+    for (int64_t i = 0; i < N * K; i++) w[i] = urand() * 0.05f * (float)(1 + (i / K / 128 + i % K / 128) % 5); /* blocks of other scales */
+    cpu_fp8_act_quant(x, M, K, 128, xq, xs);
+    cpu_fp8_weight_quant(w, N, K, wq, ws);
+    cpu_fp8_gemm(xq, xs, wq, ws, y, M, K, N);
+    for (int64_t i = 0; i < M * K; i++) xb[i] = cpu_fp8_e4m3_encode(xq[i]);
+    for (int64_t i = 0; i < N * K; i++) wb[i] = cpu_fp8_e4m3_encode(wq[i]);
+
+    CgSource src = {"gemm_tma_test", cg_kernel_instance(a, "gemm_tma", "g0_gemm_tma", defs, ndefs), {0}};
+    assert_non_null(src.source);
+    CgBinary bin;
+    CgOptions o = {.cache_dir = ""};
+    assert_int_equal(cg_compile(a, d, &src, 1, &o, &bin), 0);
+    RtKernel *k = rt_cuda_kernel(gpu, d, bin.data, "g0_gemm_tma");
+    assert_non_null(k);
+    RtDevPtr dx, dxs, dw, dws, dy, dmaps;
+    assert_true(rt_cuda_alloc(gpu, d, (size_t)(M * K), &dx) && rt_cuda_alloc(gpu, d, 4 * (size_t)(M * nkb), &dxs) &&
+                rt_cuda_alloc(gpu, d, (size_t)(N * K), &dw) && rt_cuda_alloc(gpu, d, 4 * (size_t)(nnb * nkb), &dws) &&
+                rt_cuda_alloc(gpu, d, 2 * (size_t)(M * N), &dy) && rt_cuda_alloc(gpu, d, 256, &dmaps));
+    assert_true(rt_cuda_upload(gpu, d, dx, xb, (size_t)(M * K)) && rt_cuda_upload(gpu, d, dxs, xs, 4 * (size_t)(M * nkb)) &&
+                rt_cuda_upload(gpu, d, dw, wb, (size_t)(N * K)) && rt_cuda_upload(gpu, d, dws, ws, 4 * (size_t)(nnb * nkb)) &&
+                rt_cuda_memset0(gpu, d, dy, 2 * (size_t)(M * N)));
+    _Alignas(64) unsigned char maps[256];
+    assert_true(rt_cuda_tensor_map_2d(gpu, d, maps, dx, M, K, K, 128, 128) && rt_cuda_tensor_map_2d(gpu, d, maps + 128, dw, N, K, K, 128, 128));
+    assert_true(rt_cuda_upload(gpu, d, dmaps, maps, sizeof maps));
+    Args args = {0};
+    args.t[0] = dx, args.t[1] = dxs, args.t[2] = dw, args.t[3] = dws, args.t[4] = dy, args.t[5] = dmaps;
+    args.sym[0] = M, args.sym[1] = N, args.sym[2] = K;
+    void *params[] = {&args};
+    int64_t tiles = (M + 127) / 128 * nnb, grid = tiles < rt_cuda_sms(gpu) ? tiles : rt_cuda_sms(gpu);
+    assert_true(rt_cuda_launch_async(gpu, d, k, (unsigned)grid, 384, GT_SMEM_6, params));
+    assert_true(rt_cuda_sync(gpu, d));
+    assert_true(rt_cuda_download(gpu, d, gy, dy, 2 * (size_t)(M * N)));
+    double num = 0, den = 0;
+    for (int64_t i = 0; i < M * N; i++) {
+        double g = from_bf16(gy[i]), c = y[i];
+        num += (g - c) * (g - c), den += c * c;
+    }
+    rt_cuda_free(gpu, dx), rt_cuda_free(gpu, dxs), rt_cuda_free(gpu, dw), rt_cuda_free(gpu, dws), rt_cuda_free(gpu, dy), rt_cuda_free(gpu, dmaps);
+    cg_binary_free(&bin);
+    free(x), free(w), free(xq), free(wq), free(xs), free(ws), free(y), free(xb), free(wb), free(gy);
+    arena_free(a);
+    assert_true(den > 0);
+    double err = sqrt(num / den);
+    print_message("M %lld N %lld K %lld: rel L2 %.3g\n", (long long)M, (long long)N, (long long)K, err);
+    return err;
+}
+
+static void test_partial_tile(void **state) { (void)state, assert_true(run_shape(100, 2112, 256, NULL, 0) < 4e-3); }
+static void test_ragged_k(void **state) { (void)state, assert_true(run_shape(300, 256, 592, NULL, 0) < 4e-3); }
+static void test_wide_n(void **state) { (void)state, assert_true(run_shape(64, 7168, 128, NULL, 0) < 4e-3); }
+static void test_long_k(void **state) { (void)state, assert_true(run_shape(100, 128, 7168, NULL, 0) < 4e-3); }
+
+/* descriptors in the 64-byte swizzle over bytes the TMA stored in the 128-byte one */
+static void test_wrong_swizzle_fails(void **state) {
+    (void)state;
+    const CgDefine defs[] = {{"GT_DESC_SWZ", "2"}};
+    assert_true(run_shape(100, 256, 592, defs, 1) > 0.1);
+}
+
+/* the weight blocks' scales left out of the promotion */
+static void test_wrong_scale_fails(void **state) {
+    (void)state;
+    const CgDefine defs[] = {{"GT_WS(i)", "1.0f"}};
+    assert_true(run_shape(100, 256, 592, defs, 1) > 0.1);
+}
+
+typedef struct {
+    const IrGraph *g;
+    GpuExec *gx;
+    double err; /* the fp8_linear's rel L2 */
+} Cmp;
+
+/* After the CPU computes node id: the fp8_linear's error against the GPU's stored value; then every value continues from the GPU's. */
+static void take_gpu(void *ctx, int id, float *c, int64_t nc) {
+    Cmp *m = ctx;
+    const IrNode *n = m->g->nodes[id];
+    int64_t ng = 0;
+    const float *gv = n->op == IR_OP_INPUT || n->op == IR_OP_WEIGHT ? NULL : gpu_exec_value(m->gx, id, &ng);
+    if (!gv) return;
+    assert_int_equal(nc, ng);
+    if (n->op == IR_OP_FP8_LINEAR) {
+        double num = 0, den = 0;
+        for (int64_t k = 0; k < nc; k++) num += ((double)gv[k] - c[k]) * ((double)gv[k] - c[k]), den += (double)c[k] * c[k];
+        assert_true(den > 0);
+        m->err = sqrt(num / den);
+    }
+    memcpy(c, gv, sizeof(float) * (size_t)nc);
+}
+
+/* y = silu(linear(x, w)), w [256, 640], at each (B, S, whether the TMA kernel must run) on both executors. */
+static void check_runtime(const int64_t (*rows)[3], int nrows) {
+    const int64_t N = 256, K = 640;
+    Arena *a = arena_new();
+    DiagEngine *d = diag_new(a, stderr);
+    char *src = arena_printf(a, "dim B, S;\ninput x: bf16[B, S, %lld];\nweight w: bf16[%lld, %lld] = \"w\";\noutput y = silu(linear(x, w));\n",
+                             (long long)K, (long long)N, (long long)K);
+    IrGraph *g = fe_compile_string(a, d, "tma.dsl", src, strlen(src), &(FeOptions){NULL, NULL, 0});
+    assert_non_null(g);
+    PassPipeline pp;
+    PassRunOptions ro = {0};
+    assert_true(pass_pipeline_parse(a, d, "shape-infer,fold-constants,dce,fp8-quant,cse,dce,fuse", &pp) && pass_pipeline_run(&pp, g, &ro, d));
+    uint64_t seed = 17;
+    CpuWeightSource ws = cpu_random_weights(&seed);
+    GpuOptions go = {.max_batch = 2, .max_seq = 300, .max_ctx = 300, .keep_all = true, .no_blas = true};
+    GpuExec *gx = gpu_exec_new(g, &ws, &go, d);
+    assert_non_null(gx);
+    Cmp m = {.g = g, .gx = gx};
+    CpuOptions co = {.threads = 4, .after_node = take_gpu, .hook_ctx = &m};
+    CpuExec *cx = cpu_exec_new(g, &ws, &co, d);
+    assert_non_null(cx);
+    float *xv = malloc(sizeof(float) * (size_t)(600 * K));
+    for (int r = 0; r < nrows; r++) {
+        int64_t B = rows[r][0], S = rows[r][1];
+        for (int64_t i = 0; i < B * S * K; i++) xv[i] = rt_bf16_decode(rt_bf16_encode(urand() * (i / K % 7 == 3 ? 40.0f : 1.0f)));
+        CpuInput in[1] = {{"x", 3, {B, S, K}, xv}};
+        m.err = -1;
+        assert_true(gpu_exec_run(gx, in, 1, d));
+        assert_true(cpu_exec_run(cx, in, 1, d));
+        print_message("runtime, M %lld (%lld x %lld): TMA kernel runs %d, fp8_linear rel L2 %.2e\n", (long long)(B * S), (long long)B,
+                      (long long)S, gpu_exec_last_tma_calls(gx), m.err);
+        assert_int_equal(gpu_exec_last_tma_calls(gx), (int)rows[r][2]);
+        assert_true(m.err >= 0 && m.err <= 4e-3);
+    }
+    free(xv);
+    cpu_exec_free(cx);
+    gpu_exec_free(gx);
+    arena_free(a);
+}
+
+static void test_in_the_runtime(void **state) {
+    (void)state;
+    unsetenv("DSCC_GEMM_TMA");
+    check_runtime((const int64_t[][3]){{1, 300, 1}, {2, 150, 1}, {1, 200, 0}}, 3);
+}
+
+static void test_runtime_switch_off(void **state) {
+    (void)state;
+    setenv("DSCC_GEMM_TMA", "0", 1);
+    check_runtime((const int64_t[][3]){{1, 300, 0}}, 1);
+    unsetenv("DSCC_GEMM_TMA");
+}
+
+int main(void) {
+    if (!tu_hopper()) return 77;
+    Arena *a = arena_new();
+    gpu = rt_cuda_open(diag_new(a, stderr), 0);
+    if (!gpu || !rt_cuda_has_tensor_maps(gpu)) {
+        printf("skipped: the CUDA driver has no tensor maps\n");
+        return 77;
+    }
+    const struct CMUnitTest tests[] = {cmocka_unit_test(test_partial_tile), cmocka_unit_test(test_ragged_k), cmocka_unit_test(test_wide_n),
+                                       cmocka_unit_test(test_long_k), cmocka_unit_test(test_wrong_swizzle_fails),
+                                       cmocka_unit_test(test_wrong_scale_fails), cmocka_unit_test(test_in_the_runtime),
+                                       cmocka_unit_test(test_runtime_switch_off)};
+    int rc = cmocka_run_group_tests(tests, NULL, NULL);
+    rt_cuda_close(gpu);
+    arena_free(a);
+    return rc;
+}

@@ -1,0 +1,242 @@
+/* test_gpu_route.c — the fused MoE gate (codegen/kernels/route_topk.cuh:
+ * sigmoid, + bias, group top-k, the chosen scores, normalised and scaled,
+ * one kernel after the router GEMM) against the CPU executor running the
+ * same IR ops one by one. Exits 77 (skipped) without a GPU;
+ * emu.test_gpu_route runs it on the emulated device.
+ *
+ * Logits and bias are inputs the test draws: values on a coarse grid (many
+ * exact ties in the scores and in the biased choices), rows whose logits
+ * are all equal (every group ties), a few infinities and NaNs, and a bias
+ * large enough to change which experts win. The expert ids must equal the
+ * CPU's and the weights must be bitwise equal (the same f32 operations in
+ * the same order; on the emulated device expf is the host's). The test
+ * first checks that its data discriminates: in enough rows, dropping the
+ * group limit, the bias, or the lower-index tie rule changes the CPU's
+ * choice, so a kernel skipping any of them fails. Shapes: V3's gate (256
+ * experts, 8 groups, 4 kept, top-8, the fast group form) at M = 1, 3, 32,
+ * 300 rows; a gate whose groups fall across lanes (80 experts, 5 groups of
+ * 16, group_top 3: the general group form); one without normalisation;
+ * one of the chosen scores alone. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "codegen/gen.h"
+#include "cpu/cpu.h"
+#include "frontend/frontend.h"
+#include "passes/passes.h"
+#include "runtime/gpu.h"
+#include "runtime/runtime.h"
+#include "tests/unit/testutil.h"
+
+typedef struct {
+    int E, K, NG, TG, GT;
+    bool norm;
+    double scale;
+} Gate;
+
+static uint64_t test_seed(void) {
+    const char *e = getenv("DSCC_TEST_SEED");
+    static uint64_t seed;
+    if (!seed) {
+        seed = e && *e ? strtoull(e, NULL, 10) : (uint64_t)time(NULL);
+        fprintf(stderr, "random logits from seed %llu (DSCC_TEST_SEED reruns them)\n", (unsigned long long)seed);
+    }
+    return seed;
+}
+
+static uint32_t next(uint64_t *s) {
+    *s = *s * 6364136223846793005ull + 1442695040888963407ull;
+    return (uint32_t)(*s >> 33);
+}
+
+/* Row r of the logits: mostly a grid of 9 values (ties), every 7th row
+ * constant, now and then an infinity or a NaN. */
+static void draw(uint64_t *s, float *x, int64_t rows, int E) {
+    for (int64_t r = 0; r < rows; r++)
+        for (int e = 0; e < E; e++) {
+            float v = (float)((int)(next(s) % 9) - 4) * 0.5f;
+            if (r % 7 == 6) v = 0.25f;
+            uint32_t u = next(s) % 400;
+            if (r % 7 != 6 && u == 0) v = INFINITY;
+            if (r % 7 != 6 && u == 1) v = -INFINITY;
+            if (r % 7 != 6 && u == 2 && r % 5 == 3) v = NAN;
+            x[r * E + e] = v;
+        }
+}
+
+/* The CPU's rule (cpu/ops.c), with switches for the test's controls:
+ * groups (false: no group limit), bias (false: choose by the scores),
+ * lower (false: ties to the higher index). */
+static float key(float v) { return isnan(v) ? -INFINITY : v; }
+static bool better(float a, int ia, float b, int ib, bool lower) {
+    return key(a) > key(b) || (key(a) == key(b) && (lower ? ia < ib : ia > ib));
+}
+static void ref_route(const Gate *t, const float *x, const float *bias, bool groups, bool use_bias, bool lower, int *idx) {
+    int per = t->E / t->NG;
+    float c[1024], gs[64];
+    bool keep[1024], taken[1024], gk[64] = {0};
+    for (int e = 0; e < t->E; e++) c[e] = 1.0f / (1.0f + expf(-x[e])) + (use_bias ? bias[e] : 0.0f);
+    for (int g = 0; g < t->NG; g++) {
+        memset(taken, 0, sizeof taken);
+        gs[g] = 0.0f;
+        for (int r = 0; r < t->GT; r++) {
+            int b = -1;
+            for (int e = g * per; e < g * per + per; e++)
+                if (!taken[e] && (b < 0 || better(c[e], e, c[b], b, lower))) b = e;
+            taken[b] = true, gs[g] += key(c[b]);
+        }
+        gs[g] = key(gs[g]);
+    }
+    for (int r = 0; r < t->TG; r++) {
+        int b = -1;
+        for (int g = 0; g < t->NG; g++)
+            if (!gk[g] && (b < 0 || better(gs[g], g, gs[b], b, lower))) b = g;
+        gk[b] = true;
+    }
+    for (int e = 0; e < t->E; e++) keep[e] = !groups || gk[e / per], taken[e] = false;
+    for (int r = 0; r < t->K; r++) {
+        int b = -1;
+        for (int e = 0; e < t->E; e++)
+            if (keep[e] && !taken[e] && (b < 0 || better(c[e], e, c[b], b, lower))) b = e;
+        taken[b] = true, idx[r] = b;
+    }
+}
+
+/* Rows whose ids differ from the CPU's (ids as floats, [rows][K]). */
+static int64_t rows_differing(const Gate *t, const float *x, const float *bias, const float *cpu_idx, int64_t rows, bool groups, bool use_bias,
+                              bool lower) {
+    int64_t n = 0;
+    for (int64_t r = 0; r < rows; r++) {
+        int idx[32];
+        ref_route(t, x + r * t->E, bias, groups, use_bias, lower, idx);
+        bool same = true;
+        for (int k = 0; k < t->K; k++) same = same && (float)idx[k] == cpu_idx[r * t->K + k];
+        n += !same;
+    }
+    return n;
+}
+
+static int node_of(const IrGraph *g, IrOp op) {
+    for (int i = g->nnodes - 1; i >= 0; i--)
+        if (g->nodes[i]->op == op) return i;
+    return -1;
+}
+
+static bool same_f32(float a, float b) { return (isnan(a) && isnan(b)) || memcmp(&a, &b, 4) == 0; }
+
+static void check_gate(const Gate *t, const int64_t (*bs)[2], int nbs) {
+    Arena *a = arena_new();
+    DiagEngine *d = diag_new(a, stderr);
+    char *src = arena_printf(a,
+                             "dim B, S;\ninput x: f32[B, S, %d];\ninput bias: f32[%d];\n"
+                             "let s = sigmoid(x);\n"
+                             "let idx = group_topk(s + bias, k=%d, groups=%d, topk_groups=%d, group_top=%d);\n"
+                             "let w = gather(s, idx, axis=-1);\n%s"
+                             "output ids = idx;\noutput wts = %s;\n",
+                             t->E, t->E, t->K, t->NG, t->TG, t->GT, t->norm ? "w = w / (sum(w, axis=-1, keepdim=true) + 1e-20);\n" : "",
+                             t->scale != 1.0 ? arena_printf(a, "w * %.9g", t->scale) : "w");
+    IrGraph *g = fe_compile_string(a, d, "route.dsl", src, strlen(src), &(FeOptions){NULL, NULL, 0});
+    assert_non_null(g);
+    PassPipeline pp;
+    PassRunOptions ro = {0};
+    assert_true(pass_pipeline_parse(a, d, "shape-infer,fold-constants,dce,cse,dce,fuse", &pp) && pass_pipeline_run(&pp, g, &ro, d));
+    /* the gate is one kernel of one phase: the route_topk form */
+    CgProgram *p = cg_generate(a, d, g, NULL);
+    assert_non_null(p);
+    int gates = 0, phases = 0;
+    for (int k = 0; k < p->nkernels; k++)
+        for (int f = 0; f < p->kernels[k].nphases; f++) phases++, gates += strstr(p->kernels[k].phases[f].fn, "route_topk") != NULL;
+    assert_int_equal(gates, 1);
+    assert_int_equal(phases, 1);
+    uint64_t seed = test_seed() + (uint64_t)t->E * 31 + (uint64_t)t->K;
+    CpuWeightSource ws = cpu_random_weights(&seed);
+    GpuOptions go = {.max_batch = 4, .max_seq = 100, .max_ctx = 100, .keep_all = true, .no_blas = true};
+    GpuExec *gx = gpu_exec_new(g, &ws, &go, d);
+    assert_non_null(gx);
+    CpuExec *cx = cpu_exec_new(g, &ws, &(CpuOptions){.threads = 2}, d);
+    assert_non_null(cx);
+    int tid = node_of(g, IR_OP_GROUP_TOPK), wid = g->nodes[node_of(g, IR_OP_OUTPUT)]->ops[0]->id;
+    float *bias = malloc(sizeof(float) * (size_t)t->E), *x = malloc(sizeof(float) * 400 * (size_t)t->E);
+    uint64_t rng = seed;
+    for (int e = 0; e < t->E; e++) bias[e] = (float)((int)(next(&rng) % 5) - 2) * 0.25f; /* moves scores across the grid's steps */
+    int64_t total = 0, off_groups = 0, off_bias = 0, off_ties = 0;
+    for (int c = 0; c < nbs; c++) {
+        int64_t B = bs[c][0], S = bs[c][1], M = B * S;
+        draw(&rng, x, M, t->E);
+        CpuInput in[2] = {{"x", 3, {B, S, t->E}, x}, {"bias", 1, {t->E}, bias}};
+        assert_true(gpu_exec_run(gx, in, 2, d));
+        assert_true(cpu_exec_run(cx, in, 2, d));
+        int64_t ni = 0, nw = 0, nc = 0, ncw = 0;
+        const float *gv = gpu_exec_value(gx, tid, &ni); /* valid until the next call */
+        assert_non_null(gv);
+        float *gi = malloc(sizeof(float) * (size_t)ni);
+        memcpy(gi, gv, sizeof(float) * (size_t)ni);
+        const float *gw = gpu_exec_value(gx, wid, &nw);
+        float *ci = tu_output_copy(cx, "ids", &nc), *cw = tu_output_copy(cx, "wts", &ncw);
+        assert_non_null(gw), assert_non_null(ci), assert_non_null(cw);
+        assert_int_equal(ni, M * t->K), assert_int_equal(nc, M * t->K), assert_int_equal(nw, M * t->K), assert_int_equal(ncw, M * t->K);
+        int64_t bad_i = 0, bad_w = 0;
+        for (int64_t i = 0; i < M * t->K; i++) bad_i += gi[i] != ci[i], bad_w += !same_f32(gw[i], cw[i]);
+        /* the data discriminates: the reference reproduces the CPU, its controls do not */
+        assert_int_equal(rows_differing(t, x, bias, ci, M, true, true, true), 0);
+        total += M;
+        off_groups += rows_differing(t, x, bias, ci, M, false, true, true);
+        off_bias += rows_differing(t, x, bias, ci, M, true, false, true);
+        off_ties += rows_differing(t, x, bias, ci, M, true, true, false);
+        fprintf(stderr, "E %d, k %d, %d groups keep %d (top %d), M %lld: %lld ids and %lld weights differ from the CPU's\n", t->E, t->K, t->NG, t->TG, t->GT,
+                (long long)M, (long long)bad_i, (long long)bad_w);
+        assert_int_equal(bad_i, 0);
+        assert_int_equal(bad_w, 0);
+        free(gi), free(ci), free(cw);
+    }
+    fprintf(stderr, "of %lld rows, %lld change without the group limit, %lld without the bias, %lld with ties to the higher index\n",
+            (long long)total, (long long)off_groups, (long long)off_bias, (long long)off_ties);
+    assert_true(off_groups * 10 >= total && off_bias * 10 >= total && off_ties * 10 >= total);
+    free(bias), free(x);
+    cpu_exec_free(cx);
+    gpu_exec_free(gx);
+    arena_free(a);
+}
+
+static const int64_t ROWS[][2] = {{1, 1}, {1, 3}, {2, 16}, {3, 100}};
+
+static void test_v3_gate(void **state) {
+    (void)state;
+    check_gate(&(Gate){256, 8, 8, 4, 2, true, 2.5}, ROWS, 4);
+}
+
+static void test_groups_across_lanes(void **state) {
+    (void)state;
+    check_gate(&(Gate){80, 6, 5, 2, 3, true, 1.5}, (const int64_t[][2]){{1, 3}, {3, 100}}, 2);
+}
+
+static void test_unnormalised(void **state) {
+    (void)state;
+    check_gate(&(Gate){64, 4, 4, 2, 2, false, 16.0}, (const int64_t[][2]){{1, 1}, {2, 16}}, 2);
+}
+
+static void test_bare(void **state) { /* the chosen scores alone: the gather is the last op */
+    (void)state;
+    check_gate(&(Gate){64, 4, 4, 2, 2, false, 1.0}, (const int64_t[][2]){{1, 3}, {2, 16}}, 2);
+}
+
+int main(void) {
+    Arena *a = arena_new();
+    RtCuda *c = rt_cuda_open(diag_new(a, NULL), 0);
+    bool gpu = c != NULL;
+    if (!gpu) printf("skipped: no CUDA GPU on this machine\n");
+    rt_cuda_close(c);
+    arena_free(a);
+    if (!gpu) return 77;
+    const struct CMUnitTest tests[] = {cmocka_unit_test(test_v3_gate), cmocka_unit_test(test_groups_across_lanes), cmocka_unit_test(test_unnormalised),
+                                       cmocka_unit_test(test_bare)};
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
