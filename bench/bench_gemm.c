@@ -26,7 +26,9 @@
  * range of M: each measured M stands for the rows above the one measured
  * before it. Prints one markdown table; run on the GPU machine
  * (bench/gpu_bench.sh runs it after the baselines, which time cuBLASLt
- * alone at the same shapes). */
+ * alone at the same shapes). --skinny-sweep times instead the skinny
+ * form's tuning variants (DSCC_SKINNY values, --variants) per shape at
+ * M = 1, 8, 32, the same way, and prints the best per shape and M. */
 #include <errno.h>
 #include <math.h>
 #include <stdint.h>
@@ -76,12 +78,16 @@ static double time_gemm(const IrGraph *g, GpuExec *x, const CpuInput *in, int64_
 }
 
 static int usage(void) {
-    fprintf(stderr, "usage: bench_gemm [--check] [--m M1,M2,...] [--shape NAME] [--flush-mb N] [--table FILE]\n"
+    fprintf(stderr, "usage: bench_gemm [--check] [--m M1,M2,...] [--shape NAME] [--flush-mb N] [--table FILE] [--skinny-sweep [--variants 'V1;V2']]\n"
                     "  --check        compare each path with the CPU executor at M <= 128\n"
                     "  --m LIST       the token counts, ascending (default 1,8,32,64,128,512,1024,4096; at most 8)\n"
                     "  --shape NAME   one shape only: q_a, q_b, kv_a, o_proj, expert_gate_up, expert_down, dense_gate_up, dense_down\n"
                     "  --flush-mb N   MiB of device memory zeroed before each timed repetition, an L2 flush (default 256; 0: none)\n"
-                    "  --table FILE   write the fastest path per shape and range of M as a GEMM table (DSCC_GEMM_TABLE's form)\n");
+                    "  --table FILE   write the fastest path per shape and range of M as a GEMM table (DSCC_GEMM_TABLE's form)\n"
+                    "  --skinny-sweep time the skinny form's variants (DSCC_SKINNY values) per shape at M = 1, 8, 32 (or --m) and print the best;\n"
+                    "                 --shape takes a comma-separated list there (qkv_a, q_a, kv_a, q_b, o_proj, expert_gate_up, expert_down,\n"
+                    "                 dense_gate_up, dense_down)\n"
+                    "  --variants L   the sweep's variants, ';'-separated DSCC_SKINNY values ('default': codegen's choice)\n");
     return 2;
 }
 
@@ -223,9 +229,168 @@ static bool parse_ms(const char *arg, int64_t *ms_list, int *nm) {
     return *nm > 0;
 }
 
+/* ---- --skinny-sweep: the skinny form's tuning parameters, timed in one run ---- */
+
+/* The variants timed by default (DSCC_SKINNY values; "" is the shape's
+ * default of codegen): 8-row groups a warp (rb), K blocks a warp loads
+ * before it uses one (u), blocks an SM (minb, the register budget), CTAs
+ * of a cluster that split K (split). */
+static const char *const SWEEP_VARIANTS[] = {"",
+                                             /* one CTA a column block */
+                                             "rb=1,u=2,minb=2", "rb=1,u=4,minb=2", "rb=2,u=1,minb=2", "rb=2,u=2,minb=2", "rb=2,u=4,minb=1",
+                                             "rb=4,u=1,minb=2", "rb=4,u=2,minb=1",
+                                             /* K split over a cluster of CTAs */
+                                             "rb=1,u=1,minb=2,split=2", "rb=1,u=2,minb=2,split=2", "rb=1,u=2,minb=2,split=4",
+                                             "rb=1,u=1,minb=2,split=8", "rb=1,u=4,minb=1,split=4", "rb=2,u=1,minb=2,split=2",
+                                             "rb=2,u=2,minb=2,split=4"};
+enum { SWEEP_MAX = 32 };
+
+/* The shapes of the sweep: bench_gemm's and the merged q_a + kv_a (N = 2112). */
+static const Shape SWEEP_SHAPES[] = {{"qkv_a", 2112, 7168}, {"q_a", 1536, 7168}, {"kv_a", 576, 7168}, {"q_b", 24576, 1536},
+                                     {"o_proj", 7168, 16384}, {"expert_gate_up", 2048, 7168}, {"expert_down", 7168, 2048},
+                                     {"dense_gate_up", 18432, 7168}, {"dense_down", 7168, 18432}};
+
+/* y = silu(linear(x, w)) of one shape through the default pipeline, or NULL after reporting. */
+static IrGraph *sweep_graph(Arena *a, DiagEngine *d, const Shape *sh) {
+    char *src = arena_printf(a, "dim B, S;\ninput x: bf16[B, S, %lld];\nweight w: bf16[%lld, %lld] = \"w\";\noutput y = silu(linear(x, w));\n",
+                             (long long)sh->k, (long long)sh->n, (long long)sh->k);
+    IrGraph *g = fe_compile_string(a, d, "bench_gemm.dsl", src, strlen(src), &(FeOptions){NULL, NULL, 0});
+    PassPipeline pp;
+    PassRunOptions ro = {0};
+    if (!g || ir_verify(g, d) || !pass_pipeline_parse(a, d, pass_preset(a, "kernels", &(PassPreset){.fp8 = true}), &pp) ||
+        !pass_pipeline_run(&pp, g, &ro, d))
+        return NULL;
+    return g;
+}
+
+/* The generated kernel's ms at each M with DSCC_SKINNY = var (and, with cx,
+ * the worst rel L2 against the CPU in *err); false after reporting. */
+static bool sweep_variant(const IrGraph *g, const Shape *sh, const char *var, const int64_t *ms_list, int nm, int64_t flush, float *xv,
+                          CpuWeightSource *ws, CpuExec *cx, double *ms, double *err, DiagEngine *d) {
+    setenv("DSCC_GEMM_TABLE", "none", 1);
+    setenv("DSCC_GEMM_SKINNY", "1", 1);
+    setenv("DSCC_GEMM_TMA", "0", 1);
+    if (*var) setenv("DSCC_SKINNY", var, 1);
+    else unsetenv("DSCC_SKINNY");
+    GpuOptions go = {.max_batch = 1, .max_seq = ms_list[nm - 1], .max_ctx = ms_list[nm - 1], .keep_all = true, .no_blas = true};
+    GpuExec *x = gpu_exec_new(g, ws, &go, d);
+    unsetenv("DSCC_SKINNY");
+    if (!x) return false;
+    bool ok = true;
+    for (int m = 0; m < nm && ok; m++) {
+        CpuInput in[1] = {{"x", 3, {1, ms_list[m], sh->k}, xv}};
+        ok = (ms[m] = time_gemm(g, x, in, flush, d)) > 0;
+        if (ok && cx) {
+            double e = check_output(x, cx, in, ms_list[m] * sh->n, d);
+            ok = e >= 0;
+            if (e > *err) *err = e;
+        }
+    }
+    gpu_exec_free(x);
+    return ok;
+}
+
+/* One shape's sweep: a row per variant (us and weights TB/s at each M) and
+ * the best variant per M. The number of variants that failed or are over 2e-2 from the CPU, or -1 after reporting. */
+static int sweep_shape(const Shape *sh, const char *const *vars, int nv, const int64_t *ms_list, int nm, int64_t flush, bool check) {
+    Arena *a = arena_new();
+    DiagEngine *d = diag_new(a, stderr);
+    IrGraph *g = sweep_graph(a, d, sh);
+    if (!g) {
+        arena_free(a);
+        return -1;
+    }
+    int64_t Mmax = ms_list[nm - 1];
+    float *xv = malloc(sizeof(float) * (size_t)(Mmax * sh->k));
+    uint64_t seed = 11, rng = 5;
+    for (int64_t i = 0; i < Mmax * sh->k; i++) {
+        rng = rng * 6364136223846793005ull + 1442695040888963407ull;
+        xv[i] = rt_bf16_decode(rt_bf16_encode((float)((double)(rng >> 11) / 9007199254740992.0 * 2.0 - 1.0)));
+    }
+    CpuWeightSource ws = cpu_random_weights(&seed);
+    CpuExec *cx = check ? cpu_exec_new(g, &ws, &(CpuOptions){.threads = 0}, d) : NULL;
+    double ms[SWEEP_MAX][8], best[8];
+    int bi[8], bad = 0;
+    for (int m = 0; m < nm; m++) best[m] = 1e30, bi[m] = -1;
+    bool ok = !check || cx;
+    for (int v = 0; v < nv && ok; v++) {
+        double err = -1;
+        printf("| %s (%lld x %lld) | %s |", sh->name, (long long)sh->n, (long long)sh->k, *vars[v] ? vars[v] : "default");
+        if (!sweep_variant(g, sh, vars[v], ms_list, nm, flush, xv, &ws, cx, ms[v], &err, d)) { /* reported; the next may run */
+            printf(" failed |\n");
+            fflush(stdout);
+            bad++;
+            continue;
+        }
+        for (int m = 0; m < nm; m++) {
+            printf(" %.2f / %.2f |", ms[v][m] * 1e3, (double)sh->n * (double)sh->k / (ms[v][m] * 1e-3) / 1e12);
+            if (ms[v][m] < best[m] && !(check && err > 2e-2)) best[m] = ms[v][m], bi[m] = v; /* a wrong one is never the best */
+        }
+        if (check) printf(" %.2e%s |", err, err > 2e-2 ? " FAIL" : "");
+        bad += check && err > 2e-2;
+        printf("\n");
+        fflush(stdout);
+    }
+    for (int m = 0; m < nm && ok && bi[m] >= 0; m++)
+        printf("best: %s (%lld x %lld) M %lld: %s, %.2f us, %.2f TB/s of weights\n", sh->name, (long long)sh->n, (long long)sh->k,
+               (long long)ms_list[m], *vars[bi[m]] ? vars[bi[m]] : "default", best[m] * 1e3,
+               (double)sh->n * (double)sh->k / (best[m] * 1e-3) / 1e12);
+    fflush(stdout);
+    cpu_exec_free(cx);
+    free(xv);
+    arena_free(a);
+    return ok ? bad : -1;
+}
+
+/* --variants' list: up to SWEEP_MAX DSCC_SKINNY values separated by ';' ("default": codegen's own). */
+static int parse_variants(char *arg, const char **vars) {
+    int nv = 0;
+    for (char *t = strtok(arg, ";"); t && nv < SWEEP_MAX; t = strtok(NULL, ";")) vars[nv++] = strcmp(t, "default") == 0 ? "" : t;
+    return nv;
+}
+
+/* Whether `name` is one of the comma-separated names of `list`. */
+static bool in_list(const char *list, const char *name) {
+    size_t n = strlen(name);
+    for (const char *p = list; p && *p; p = strchr(p, ',') ? strchr(p, ',') + 1 : NULL)
+        if (!strncmp(p, name, n) && (p[n] == ',' || !p[n])) return true;
+    return false;
+}
+
+/* The sweep over every shape (or those of `only`, comma-separated); the exit status. */
+static int skinny_sweep(const char *only, const char *const *vars, int nv, const int64_t *ms_list, int nm, int64_t flush, bool check) {
+    for (const char *p = only; p && *p; p = strchr(p, ',') ? strchr(p, ',') + 1 : NULL) { /* every name must be a shape */
+        size_t n = strcspn(p, ",");
+        bool known = false;
+        for (size_t s = 0; s < sizeof SWEEP_SHAPES / sizeof SWEEP_SHAPES[0]; s++)
+            known |= strlen(SWEEP_SHAPES[s].name) == n && !strncmp(p, SWEEP_SHAPES[s].name, n);
+        if (!known) {
+            fprintf(stderr, "bench_gemm: no shape '%.*s' in the sweep\n", (int)n, p);
+            return 2;
+        }
+    }
+    printf("| shape (N x K) | DSCC_SKINNY |");
+    for (int m = 0; m < nm; m++) printf(" M = %lld: us / weights TB/s |", (long long)ms_list[m]);
+    printf("%s\n|---|---|", check ? " rel L2 vs CPU |" : "");
+    for (int m = 0; m < nm; m++) printf("---|");
+    printf("%s\n", check ? "---|" : "");
+    int bad = 0;
+    for (size_t s = 0; s < sizeof SWEEP_SHAPES / sizeof SWEEP_SHAPES[0]; s++) {
+        if (only && !in_list(only, SWEEP_SHAPES[s].name)) continue;
+        int b = sweep_shape(&SWEEP_SHAPES[s], vars, nv, ms_list, nm, flush, check);
+        if (b < 0) return 1;
+        bad += b;
+    }
+    if (bad) fprintf(stderr, "bench_gemm: %d variants failed or are further than 2e-2 from the CPU executor's\n", bad);
+    return bad ? 1 : 0;
+}
+
 int main(int argc, char **argv) {
-    bool check = false;
+    bool check = false, sweep = false, ms_given = false;
     const char *only = NULL, *table_path = NULL;
+    const char *vars[SWEEP_MAX];
+    int nv = (int)(sizeof SWEEP_VARIANTS / sizeof SWEEP_VARIANTS[0]);
+    memcpy(vars, SWEEP_VARIANTS, sizeof SWEEP_VARIANTS);
     int64_t flush = 256ll << 20;
     int64_t ms_list[8];
     int nm = (int)(sizeof MS / sizeof MS[0]);
@@ -233,6 +398,13 @@ int main(int argc, char **argv) {
     for (int i = 1; i < argc; i++) {
         if (strcmp(argv[i], "--check") == 0) check = true;
         else if (strcmp(argv[i], "--shape") == 0 && i + 1 < argc) only = argv[++i];
+        else if (strcmp(argv[i], "--skinny-sweep") == 0) sweep = true;
+        else if (strcmp(argv[i], "--variants") == 0 && i + 1 < argc) {
+            if (!(nv = parse_variants(argv[++i], vars))) {
+                fprintf(stderr, "bench_gemm: --variants wants DSCC_SKINNY values separated by ';'\n");
+                return 2;
+            }
+        }
         else if (strcmp(argv[i], "--table") == 0 && i + 1 < argc) table_path = argv[++i];
         else if (strcmp(argv[i], "--flush-mb") == 0 && i + 1 < argc) {
             char *end;
@@ -243,11 +415,21 @@ int main(int argc, char **argv) {
             }
             flush = (int64_t)v << 20;
         } else if (strcmp(argv[i], "--m") == 0 && i + 1 < argc) {
+            ms_given = true;
             if (!parse_ms(argv[++i], ms_list, &nm)) {
                 fprintf(stderr, "bench_gemm: --m wants up to 8 ascending comma-separated token counts in 1..65536, not '%s'\n", argv[i]);
                 return 2;
             }
         } else return usage();
+    }
+    if (sweep) {
+        static const int64_t SWEEP_MS[] = {1, 8, 32};
+        if (!ms_given) memcpy(ms_list, SWEEP_MS, sizeof SWEEP_MS), nm = 3;
+        if (ms_list[nm - 1] > CG_SKINNY_M) {
+            fprintf(stderr, "bench_gemm: --skinny-sweep times M <= %d only\n", CG_SKINNY_M);
+            return 2;
+        }
+        return skinny_sweep(only, vars, nv, ms_list, nm, flush, check);
     }
     bool known = !only;
     for (size_t s = 0; s < sizeof SHAPES / sizeof SHAPES[0]; s++) known |= only && strcmp(only, SHAPES[s].name) == 0;

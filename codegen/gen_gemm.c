@@ -16,6 +16,9 @@
 #include "codegen/gen_internal.h"
 #include "codegen/kernels.h"
 
+#include <stdlib.h>
+#include <string.h>
+
 /* Device helpers of the tensor-core templates: cp.async with zero fill,
  * ldmatrix (transposed), one mma. */
 static const char MMA_HELPERS[] =
@@ -382,35 +385,113 @@ static int gemm_mma(Gen *G, const IrNode *n, const char *what, bool bf16, IrDim 
  * most blocks). Four would need more registers than two blocks an SM allow. */
 int cg_skinny_groups(int64_t N) { return N >= 2 * 8 * 264 ? 2 : 1; }
 
-/* The skinny-M form of an fp8_linear (codegen/kernels/gemm_skinny.cuh): one
- * phase of ceil(N / (8 * groups)) blocks that runs only for M <= CG_SKINNY_M,
- * the tile's phases (which follow) only above. */
-static void gemm_skinny(Gen *G, IrDim M, int64_t K, int64_t N, int sx, int sxs, int sw, int sws, int sy) {
-    cg_mma_helpers(G);
-    int rb = cg_skinny_groups(N);
-    int64_t blocks = (N + 8 * rb - 1) / (8 * rb);
-    bool few = blocks < 132; /* fewer blocks than SMs (kv_a's 72): twice the bytes in flight a warp, one block an SM */
-    const char *entry = arena_printf(G->a, "p%d_fp8_linear_skinny", G->nphases);
+/* The skinny form's tuning parameters (gemm_skinny.cuh's SK_RB, SK_U, SK_MINB, SK_SPLIT; u32: SK_U of the instance for M > 8). */
+typedef struct {
+    int rb, u, minb, split, u32;
+} SkinnyParams;
+
+/* The default parameters of an N x K weight, from Little's law on an
+ * H200 (132 SMs, 4.25 TB/s, 0.7-1 us from HBM under load): 3-4 MB must be
+ * in flight, and every SM must stream; the target is 48 KB an SM (6 MB,
+ * margin for the latency under load). Output columns alone give
+ * ceil(N / (8 SK_RB)) blocks: kv_a's 576 only 72, q_a's 1536 192, so a
+ * cluster of SK_SPLIT CTAs splits K (the smallest split that gives 240+
+ * CTAs, ~2 an SM; at most 8, the portable cluster size, and no more than
+ * leaves each warp a K block). Two CTAs an SM (SK_MINB, the register
+ * budget: 128 a thread) unless one wave of one an SM holds them all. A
+ * round of a CTA loads 8 warps x SK_U x SK_RB KB (no more than its K: a
+ * round spans 8 SK_SPLIT SK_U K blocks): SK_U is the smallest power of
+ * two that reaches the target. The instance for M > 8 holds two rows of
+ * x a thread and two row tiles: at 128 registers it spills (NVRTC,
+ * sm_90a) from SK_RB x SK_U = 4 on, so it loads half as much a round. */
+static SkinnyParams skinny_default(int64_t N, int64_t K) {
+    SkinnyParams p = {cg_skinny_groups(N), 1, 2, 1, 1};
+    int64_t blocks = (N + 8 * p.rb - 1) / (8 * p.rb), nkb = (K + 127) / 128;
+    while (p.split < 8 && blocks * p.split < 240 && 8 * (p.split + 1) <= nkb) p.split++;
+    int64_t ctas = blocks * p.split, kw = 8 * p.split;
+    if (ctas <= 132) p.minb = 1;
+    while (p.u < 8 && p.minb * 8 * p.u * p.rb < 48 && kw * p.u < nkb) p.u *= 2;
+    p.u32 = p.rb * p.u > 2 && p.minb > 1 ? p.u / 2 : p.u;
+    return p;
+}
+
+/* One value of DSCC_SKINNY ("rb=2,u=4,minb=1,split=4", any subset, in
+ * order; u sets both instances', u32 that for M > 8 alone): false when it is not one. */
+static bool skinny_param(const char *key, size_t klen, long v, SkinnyParams *p) {
+    if (klen == 2 && !strncmp(key, "rb", 2) && (v == 1 || v == 2 || v == 4)) p->rb = (int)v;
+    else if (klen == 1 && key[0] == 'u' && v >= 1 && v <= 8) p->u = p->u32 = (int)v;
+    else if (klen == 3 && !strncmp(key, "u32", 3) && v >= 1 && v <= 8) p->u32 = (int)v;
+    else if (klen == 4 && !strncmp(key, "minb", 4) && v >= 1 && v <= 4) p->minb = (int)v;
+    else if (klen == 5 && !strncmp(key, "split", 5) && v >= 1 && v <= 8) p->split = (int)v;
+    else return false;
+    return true;
+}
+
+/* The parameters of an N x K weight: the shape's default, then what
+ * DSCC_SKINNY sets (the sweep of bench_gemm --skinny-sweep). False, with
+ * G->why, on a malformed value. */
+static bool skinny_params(Gen *G, int64_t N, int64_t K, SkinnyParams *p) {
+    *p = skinny_default(N, K);
+    const char *e = getenv("DSCC_SKINNY");
+    if (!e || !*e) return true;
+    for (const char *s = e; *s;) {
+        const char *eq = strchr(s, '='), *end = strchr(s, ',');
+        if (!end) end = s + strlen(s);
+        char *vend;
+        long v = eq && eq < end ? strtol(eq + 1, &vend, 10) : 0;
+        if (!eq || eq > end || vend != end || (*end && !end[1]) || !skinny_param(s, (size_t)(eq - s), v, p)) {
+            G->why = arena_printf(G->a, "DSCC_SKINNY is '%s': expected comma-separated rb=1|2|4, u=1..8, u32=1..8, minb=1..4, split=1..8", e);
+            return false;
+        }
+        s = *end ? end + 1 : end;
+    }
+    return true;
+}
+
+/* One instance of gemm_skinny.cuh for M in (lo, hi] (hi 8 or 32): its own
+ * phase, so the instance for M <= 8 holds one row of x a thread (the A
+ * operand's rows 8..15 are zeros) and gets the registers of that. */
+static void skinny_instance(Gen *G, const SkinnyParams *sp, IrDim M, int lo, int hi, int64_t K, int64_t N, const int *slot) {
+    int64_t blocks = (N + 8 * sp->rb - 1) / (8 * sp->rb) * sp->split;
+    int64_t smem = (int64_t)sizeof(float) * 9 * 8 * sp->rb * (hi + 1); /* each warp's sums and the CTA's */
+    const char *entry = arena_printf(G->a, "p%d_fp8_linear_skinny_m%d", G->nphases, hi);
     CgDefine defs[] = {
-        {"SK_U", few ? "8" : "(4 / SK_RB)"},
-        {"SK_MINB", few ? "1" : "2"},
+        {"SK_U", arena_printf(G->a, "%d", hi > 8 ? sp->u32 : sp->u)},
+        {"SK_MINB", arena_printf(G->a, "%d", sp->minb)},
+        {"SK_MROWS", arena_printf(G->a, "%d", hi)},
+        {"SK_SPLIT", arena_printf(G->a, "%d", sp->split)},
         {"SK_M", cg_dim(G, M)},
         {"SK_N", arena_printf(G->a, "%lldLL", (long long)N)},
         {"SK_K", arena_printf(G->a, "%lldLL", (long long)K)},
-        {"SK_RB", arena_printf(G->a, "%d", rb)},
-        {"SK_X", arena_printf(G->a, "((const unsigned char *)a.t[%d])", sx)},
-        {"SK_W", arena_printf(G->a, "((const unsigned char *)a.t[%d])", sw)},
-        {"SK_XS(m, kb)", cg_scale_at(G, sxs, "m", "kb")},
-        {"SK_WS(i)", arena_printf(G->a, "L%d(a, (i))", sws)},
-        {"SK_STORE(i, v)", arena_printf(G->a, "S%d(a, (i), (v))", sy)},
+        {"SK_RB", arena_printf(G->a, "%d", sp->rb)},
+        {"SK_X", arena_printf(G->a, "((const unsigned char *)a.t[%d])", slot[0])},
+        {"SK_W", arena_printf(G->a, "((const unsigned char *)a.t[%d])", slot[2])},
+        {"SK_XS(m, kb)", cg_scale_at(G, slot[1], "m", "kb")},
+        {"SK_WS(i)", arena_printf(G->a, "L%d(a, (i))", slot[3])},
+        {"SK_STORE(i, v)", arena_printf(G->a, "S%d(a, (i), (v))", slot[4])},
     };
-    sb_printf(&G->decl, "// fp8_linear at M <= %d: weights streamed in 16-byte loads, mma m16n8k32 E4M3 with x as A, block scales per K block,\n"
-                        "// %d weight rows per block, K split between its warps and summed in shared memory\n",
-              CG_SKINNY_M, 8 * rb);
+    sb_printf(&G->decl, "// fp8_linear at %d < M <= %d: weights streamed in 16-byte loads, mma m16n8k32 E4M3 with x as A, block scales per K block,\n"
+                        "// %d weight rows per cluster of %d CTAs, K split between their warps, summed in shared memory (rb=%d u=%d minb=%d split=%d)\n",
+              lo, hi, 8 * sp->rb, sp->split, sp->rb, hi > 8 ? sp->u32 : sp->u, sp->minb, sp->split);
     sb_puts(&G->decl, cg_kernel_instance(G->a, "gemm_skinny", entry, defs, (int)(sizeof defs / sizeof defs[0])));
-    cg_phase(G, CG_LAUNCH_BLOCK, M, CG_SKINNY_M, ir_dim_const(blocks), 1, 0);
+    cg_phase(G, CG_LAUNCH_BLOCK, M, hi, ir_dim_const(blocks), 1, smem);
     G->phases[G->nphases - 1].fn = entry;
-    G->phases[G->nphases - 1].amax = CG_SKINNY_M;
+    G->phases[G->nphases - 1].amin = lo;
+    G->phases[G->nphases - 1].amax = hi;
+}
+
+/* The skinny-M form of an fp8_linear (codegen/kernels/gemm_skinny.cuh): two
+ * phases of ceil(N / (8 * SK_RB)) clusters of SK_SPLIT CTAs, one for M <= 8 and one for
+ * 8 < M <= CG_SKINNY_M; the tile's phases (which follow) run only above.
+ * False, with G->why, on a malformed DSCC_SKINNY. */
+static bool gemm_skinny(Gen *G, IrDim M, int64_t K, int64_t N, int sx, int sxs, int sw, int sws, int sy) {
+    SkinnyParams sp;
+    if (!skinny_params(G, N, K, &sp)) return false;
+    cg_mma_helpers(G);
+    const int slot[5] = {sx, sxs, sw, sws, sy};
+    skinny_instance(G, &sp, M, 0, 8, K, N, slot);
+    skinny_instance(G, &sp, M, 8, CG_SKINNY_M, K, N, slot);
+    return true;
 }
 
 /* Dynamic shared memory of gemm_tma.cuh at its default 6 stages (GT_SMEM). */
@@ -454,7 +535,7 @@ static bool gemm_fp8_mma(Gen *G, const IrNode *n, IrDim M, IrDim K, IrDim O) {
     int sx = cg_slot_value(G, n->ops[0]), sxs = cg_slot_value(G, n->ops[1]);
     int sw = cg_slot_value(G, n->ops[2]), sws = cg_slot_value(G, n->ops[3]), sy = cg_slot_result(G, n);
     bool skinny = G->skinny && K.coeff % 16 == 0 && ir_dim_is_const(O) && O.coeff < (1LL << 31);
-    if (skinny) gemm_skinny(G, M, K.coeff, O.coeff, sx, sxs, sw, sws, sy);
+    if (skinny && !gemm_skinny(G, M, K.coeff, O.coeff, sx, sxs, sw, sws, sy)) return false;
     bool tma = G->wgmma && K.coeff % 16 == 0 && ir_dim_is_const(O) && O.coeff < (1LL << 31);
     CgTmaGemm *t = tma ? gemm_tma(G, n, M, K.coeff, O.coeff, sx, sxs, sw, sws, sy, skinny) : NULL;
     int tile = G->nphases;
@@ -463,7 +544,7 @@ static bool gemm_fp8_mma(Gen *G, const IrNode *n, IrDim M, IrDim K, IrDim O) {
     if (t) t->span = span;
     if (skinny) {
         for (int p = tile; p < G->nphases; p++) G->phases[p].amin = CG_SKINNY_M;
-        span++;
+        span += 2; /* the skinny form's two phases */
     }
     span += tma; /* the library call replaces the TMA form too */
     const IrNode *y = G->g->nodes[G->slots[sy].node];

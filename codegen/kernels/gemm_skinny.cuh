@@ -1,40 +1,55 @@
 // gemm_skinny.cuh — DeepSeek's block-scaled FP8 linear for a few rows
 // (decode: M <= 32), y[M, N] = x[M, K] . w[N, K]^T with E4M3 codes, one f32
 // scale per 1x128 tile of x and per 128x128 block of w. At such M the GEMM
-// only streams its weights, so the kernel is built around that stream:
+// only streams its weights, so the kernel is built around that stream
+// (Little's law: at 4.25 TB/s and 0.7-1 us from HBM, 3-4 MB in flight on
+// the chip, ~24-48 KB an SM, from every SM):
 //
-// * A block owns 8 * SK_RB output columns (weight rows) and the whole K;
-//   its 8 warps take the 128-wide K blocks in turn (warp w: kb = w, w + 8,
-//   ...) and each warp its SK_RB groups of 8 weight rows, so the block reads
-//   1 KB of each of its rows at a time and every SM gets blocks.
-// * Weights come in 16-byte loads that bypass L1 (ld.global.nc
-//   L1::no_allocate), SK_U K blocks per warp loaded before any is used (4 KB
-//   in flight per warp, 8 KB when there are fewer blocks than SMs).
+// * A cluster of SK_SPLIT CTAs owns 8 * SK_RB output columns (weight rows);
+//   its 8 * SK_SPLIT warps take the 128-wide K blocks in turn (warp w of
+//   CTA c: kb = SK_SPLIT w + c, + 8 SK_SPLIT, ...) and each warp its SK_RB
+//   groups of 8 weight rows. Narrow weights (kv_a's 576 rows: 72 column
+//   blocks) thus still put CTAs on every SM.
+// * A round of a warp issues all its loads before its first product: the
+//   weights of SK_U K blocks in 16-byte loads that bypass L1 (predicated
+//   ld.global.nc.L1::no_allocate: no branch, zeros past N or K), their
+//   scales, then x's fragments and scales: a round waits for one latency,
+//   not one per K block. SK_U * SK_RB KB in flight a warp.
 // * The products run on the tensor cores as mma.sync m16n8k32 E4M3 with
-//   the weights as the 8-column operand B and x as the 16-row operand A
-//   (M <= 16: one row tile, M <= 32: two). A thread's 16-byte load of row
-//   g (lane / 4) at K offset 16 * (lane % 4) feeds two mma's B registers
-//   directly: the K order inside a K block is permuted, the same way for x
-//   (whose fragment the thread reads at the same offsets), and a sum does
-//   not depend on the order of its terms.
+//   the weights as the 8-column operand B and x as the 16-row operand A.
+//   The instance for M <= 8 (SK_MROWS 8) holds one row of x a thread (A's
+//   rows 8..15 are zeros); the one for M <= 32 two, in one or two row
+//   tiles. A thread's 16-byte load of row g (lane / 4) at K offset
+//   16 * (lane % 4) feeds two mma's B registers directly: the K order
+//   inside a K block is permuted, the same way for x (whose fragment the
+//   thread reads at the same offsets), and a sum does not depend on the
+//   order of its terms.
 // * Each K block's product is promoted to the f32 accumulator with both
-//   scales (DeepSeek's promotion every 128 of K, as the tile does); the
-//   warps' partial sums are added in shared memory in a fixed order: no
-//   split-K pass, no atomics, the same bits every run.
+//   scales (DeepSeek's promotion every 128 of K, as the tile does). The
+//   warps' partial sums are added in shared memory, then (SK_SPLIT > 1)
+//   after barrier.cluster CTA c stores the outputs c, c + SK_SPLIT, ...,
+//   adding the CTAs' sums read through distributed shared memory
+//   (mapa + ld.shared::cluster) in rank order; a second barrier.cluster
+//   keeps every CTA's shared memory alive until then. No split-K pass, no
+//   atomics, the same bits every run.
 //
 // Parameters (#define; a module defines them all, the defaults below make
 // the file compile on its own):
 //   DSCC_ENTRY        the entry point's name
-//   SK_M              rows of x and y, an expression over the Args `a` (<= 32)
+//   SK_M              rows of x and y, an expression over the Args `a` (<= SK_MROWS)
+//   SK_MROWS          the most rows the instance runs at: 8 or 32
 //   SK_N, SK_K        output columns and K (K % 16 == 0: rows start 16-aligned)
 //   SK_RB             8-row weight groups per warp: 1, 2 or 4
-//   SK_U              K blocks a warp loads before it uses one (SK_U * SK_RB KB in flight a warp; default 4 / SK_RB)
-//   SK_MINB           blocks an SM must hold (the register budget; default 2)
+//   SK_U              K blocks a warp loads before it uses one (SK_U * SK_RB KB in flight a warp)
+//   SK_MINB           CTAs an SM must hold (the register budget; default 2)
+//   SK_SPLIT          CTAs of a cluster that split K (1..8; grid: SK_SPLIT per column block)
 //   SK_X, SK_W        x's and w's codes (const unsigned char *, over `a`)
 //   SK_XS(m, kb)      x's f32 scale of row m, K block kb (stored K-block-major: the quantize writes the layout
 //                     cuBLASLt reads, and every GEMM reads that one)
 //   SK_WS(i)          w's f32 scales [ceil(N/128)][ceil(K/128)]
+//                     (both read only through SK_XSA / SK_WSA below)
 //   SK_STORE(i, v)    stores y[i] (f32 v) in y's dtype
+// Dynamic shared memory: 9 * 8 * SK_RB * (SK_MROWS + 1) floats.
 #ifndef SK_X // compiled on its own (test_codegen): a stand-in for the module's prelude
 typedef unsigned long long u64;
 struct Args { u64 t[64]; long long sym[8]; long long cap, len; u64 err; long long tag; };
@@ -61,98 +76,183 @@ __device__ __forceinline__ void mma_e4m3(float *c, const unsigned *a, const unsi
 #ifndef SK_MINB
 #define SK_MINB 2                        // blocks an SM holds (registers: at most 65536 / (256 * SK_MINB) a thread)
 #endif
+#ifndef SK_SPLIT
+#define SK_SPLIT 1                       // CTAs of a cluster that split K (1..8)
+#endif
+#ifndef SK_MROWS
+#define SK_MROWS 32                      // the most rows M this instance runs at: 8 or 32
+#endif
 #define SK_NKB ((SK_K + 127) / 128)      // K blocks
 #define SK_COLS (8 * SK_RB)              // output columns per block
+#define SK_XR (SK_MROWS == 8 ? 1 : 2)    // x rows a thread holds a row tile: g (and g + 8)
+#define SK_T (SK_MROWS == 8 ? 1 : 2)     // row tiles (of 16 rows; of 8 when SK_MROWS is 8)
+#define SK_KW (8 * SK_SPLIT)             // warps of a cluster: warp w of CTA c takes K blocks SK_SPLIT w + c, + SK_KW, ...
+#define SK_RED (8 * SK_COLS * (SK_MROWS + 1)) // floats of each warp's sums, then SK_COLS * (SK_MROWS + 1) of the CTA's
 
-// 16 bytes of the weight stream: read once, so kept out of L1
-__device__ __forceinline__ uint4 ld_stream16(const void *p) {
-    uint4 v;
-    asm volatile("ld.global.nc.L1::no_allocate.v4.u32 {%0,%1,%2,%3}, [%4];\n"
-                 : "=r"(v.x), "=r"(v.y), "=r"(v.z), "=r"(v.w) : "l"(p));
+#ifndef SK_HELPERS // once a module (each instance defines the rest)
+#define SK_HELPERS
+// 16 bytes of the weight stream, read once, so kept out of L1; zeros where !v (no load: the predicate, not a branch)
+__device__ __forceinline__ uint4 ld_stream16_if(const void *p, bool v) {
+    uint4 r;
+    asm volatile("{\n .reg .pred p;\n setp.ne.b32 p, %5, 0;\n mov.b32 %0, 0;\n mov.b32 %1, 0;\n mov.b32 %2, 0;\n mov.b32 %3, 0;\n"
+                 " @p ld.global.nc.L1::no_allocate.v4.u32 {%0,%1,%2,%3}, [%4];\n}\n"
+                 : "=r"(r.x), "=r"(r.y), "=r"(r.z), "=r"(r.w) : "l"(p), "r"((int)v));
+    return r;
+}
+// 16 bytes of x (read by every block: it stays in L2), zeros where !v
+__device__ __forceinline__ uint4 ld_x16_if(const void *p, bool v) {
+    uint4 r;
+    asm volatile("{\n .reg .pred p;\n setp.ne.b32 p, %5, 0;\n mov.b32 %0, 0;\n mov.b32 %1, 0;\n mov.b32 %2, 0;\n mov.b32 %3, 0;\n"
+                 " @p ld.global.nc.v4.u32 {%0,%1,%2,%3}, [%4];\n}\n"
+                 : "=r"(r.x), "=r"(r.y), "=r"(r.z), "=r"(r.w) : "l"(p), "r"((int)v));
+    return r;
+}
+// The CTA's rank in its cluster, the cluster barrier (release / acquire: the shared-memory writes before it are
+// seen by every CTA of the cluster after it), and a float of CTA `rank`'s shared memory at p's offset (DSMEM)
+__device__ __forceinline__ unsigned sk_cluster_rank() {
+    unsigned r;
+    asm volatile("mov.u32 %0, %%cluster_ctarank;\n" : "=r"(r));
+    return r;
+}
+__device__ __forceinline__ void sk_cluster_sync() {
+    asm volatile("barrier.cluster.arrive.release.aligned;\nbarrier.cluster.wait.acquire.aligned;\n" ::: "memory");
+}
+__device__ __forceinline__ float sk_dsmem_ld(const float *p, unsigned rank) {
+    unsigned r, l = (unsigned)__cvta_generic_to_shared(p);
+    float v;
+    asm volatile("mapa.shared::cluster.u32 %0, %1, %2;\n" : "=r"(r) : "r"(l), "r"(rank));
+    asm volatile("ld.shared::cluster.f32 %0, [%1];\n" : "=f"(v) : "r"(r) : "memory");
     return v;
 }
+#endif
 
-extern "C" __global__ void __launch_bounds__(256, SK_MINB) DSCC_ENTRY(Args a) {
-    __shared__ float sk_red[8][SK_COLS][33]; // each warp's sums: [column][row of y], padded
+// The weight scale of row n (all rows of a block share one 128-row weight block: 8 * SK_RB divides 128) and
+// x's scale of row m, at K block kb (behind these two macros so the scale layouts stay the module's business)
+#define SK_PASTE2(a, b) a##b
+#define SK_PASTE(a, b) SK_PASTE2(a, b)
+#define SK_ROUND SK_PASTE(DSCC_ENTRY, _round) // one per instance: it reads the instance's parameters
+#define SK_WSA(n, kb) SK_WS((n) / 128 * SK_NKB + (kb))
+#define SK_XSA(m, kb) SK_XS((m), (kb))
+
+// One round of a warp: the products of its SK_U K blocks kb0 + SK_KW u (u < SK_U) with the x rows of row tile t,
+// promoted into acc. Every load of the round (x's fragments and scales) is issued before the first product:
+// no load waits behind another one's latency (the weights and their scales are already in flight).
+__device__ __forceinline__ void SK_ROUND(const Args &a, float (&acc)[SK_RB][4], const uint4 (&wv)[SK_U][SK_RB][2], const float (&ws)[SK_U],
+                                         long long kb0, int t, int g, int q) {
+    const long long M = SK_M, K = SK_K, nkb = SK_NKB;
+    const unsigned char *X = SK_X;
+    uint4 xv[SK_U][SK_XR][2]; // x's fragment: rows 16t + g (+ 8), at the offsets of the thread's weight bytes
+    float xs[SK_U][SK_XR];
+#pragma unroll
+    for (int u = 0; u < SK_U; u++)
+#pragma unroll
+        for (int i = 0; i < SK_XR; i++) {
+            const long long kb = kb0 + SK_KW * u, m = t * 16 + g + i * 8;
+            const bool mk = m < M && kb < nkb;
+#pragma unroll
+            for (int h = 0; h < 2; h++) {
+                const long long k = kb * 128 + h * 64 + q * 16;
+                xv[u][i][h] = ld_x16_if(X + m * K + k, mk && k < K);
+            }
+            const float s = SK_XSA(mk ? m : 0, kb < nkb ? kb : 0);
+            xs[u][i] = mk ? s : 0.0f;
+        }
+#pragma unroll
+    for (int u = 0; u < SK_U; u++) {
+        if (kb0 + SK_KW * u >= nkb) break; // warp-uniform, after every load
+#pragma unroll
+        for (int r = 0; r < SK_RB; r++) {
+            float part[4] = {0.0f, 0.0f, 0.0f, 0.0f};
+#pragma unroll
+            for (int h = 0; h < 2; h++) { // A's rows 8..15 are x's g + 8, or zeros when the instance has 8 rows
+                const uint4 x0 = xv[u][0][h], x1 = SK_XR > 1 ? xv[u][SK_XR - 1][h] : make_uint4(0, 0, 0, 0);
+                const unsigned a0[4] = {x0.x, x1.x, x0.y, x1.y}, b0[2] = {wv[u][r][h].x, wv[u][r][h].y};
+                const unsigned a1[4] = {x0.z, x1.z, x0.w, x1.w}, b1[2] = {wv[u][r][h].z, wv[u][r][h].w};
+                mma_e4m3(part, a0, b0);
+                mma_e4m3(part, a1, b1);
+            }
+#pragma unroll
+            for (int c = 0; c < 2 * SK_XR; c++) acc[r][c] += part[c] * (xs[u][c >> 1] * ws[u]); // promotion with both scales
+        }
+    }
+}
+
+extern "C" __global__ void __launch_bounds__(256, SK_MINB) __cluster_dims__(SK_SPLIT, 1, 1) DSCC_ENTRY(Args a) {
+    extern __shared__ float sk_smem[]; // SK_RED: each warp's sums [warp][column][row of y]; then the CTA's [column][row]
+    float (*sk_red)[SK_COLS][SK_MROWS + 1] = (float (*)[SK_COLS][SK_MROWS + 1])sk_smem;
+    float (*sk_sum)[SK_MROWS + 1] = (float (*)[SK_MROWS + 1])(sk_smem + SK_RED);
     const long long M = SK_M, N = SK_N, K = SK_K, nkb = SK_NKB;
     const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31, g = lane >> 2, q = lane & 3;
-    const long long n0 = (long long)blockIdx.x * SK_COLS;
-    const unsigned char *X = SK_X, *W = SK_W;
-    const int mtn = M > 16 ? 2 : 1; // row tiles of 16
-    float acc[SK_RB][2][4];
+    const unsigned rank = SK_SPLIT > 1 ? sk_cluster_rank() : 0; // the CTA's part of K
+    const long long n0 = (long long)(blockIdx.x / SK_SPLIT) * SK_COLS;
+    const unsigned char *W = SK_W;
+    const int mtn = SK_T > 1 && M > 16 ? 2 : 1; // row tiles of 16
+    float acc[SK_T][SK_RB][4];
 #pragma unroll
-    for (int r = 0; r < SK_RB; r++)
+    for (int t = 0; t < SK_T; t++)
 #pragma unroll
-        for (int t = 0; t < 2; t++)
+        for (int r = 0; r < SK_RB; r++)
 #pragma unroll
-            for (int c = 0; c < 4; c++) acc[r][t][c] = 0.0f;
-    for (long long kb0 = 0; kb0 < nkb; kb0 += 8 * SK_U) {
-        uint4 wv[SK_U][SK_RB][2]; // row n0 + 8r + g, K bytes kb * 128 + 64h + 16q ... + 15
+            for (int c = 0; c < 4; c++) acc[t][r][c] = 0.0f;
+    for (long long kb0 = warp * SK_SPLIT + rank; kb0 < nkb; kb0 += SK_KW * SK_U) { // the cluster's CTAs in turn, then its warps
+        uint4 wv[SK_U][SK_RB][2]; // row n0 + 8r + g, K bytes kb * 128 + 64h + 16q ... + 15, kb = kb0 + SK_KW u
+        float ws[SK_U];
 #pragma unroll
-        for (int u = 0; u < SK_U; u++)
+        for (int u = 0; u < SK_U; u++) {
+            const long long kb = kb0 + u * SK_KW;
 #pragma unroll
             for (int r = 0; r < SK_RB; r++)
 #pragma unroll
                 for (int h = 0; h < 2; h++) {
-                    const long long kb = kb0 + u * 8 + warp, n = n0 + r * 8 + g, k = kb * 128 + h * 64 + q * 16;
-                    wv[u][r][h] = kb < nkb && n < N && k < K ? ld_stream16(W + n * K + k) : make_uint4(0, 0, 0, 0);
+                    const long long n = n0 + r * 8 + g, k = kb * 128 + h * 64 + q * 16;
+                    wv[u][r][h] = ld_stream16_if(W + n * K + k, kb < nkb && n < N && k < K);
                 }
-#pragma unroll
-        for (int u = 0; u < SK_U; u++) {
-            const long long kb = kb0 + u * 8 + warp;
-            if (kb >= nkb) break; // warp-uniform
-#pragma unroll
-            for (int t = 0; t < 2; t++) {
-                if (t >= mtn) break;
-                // x's fragment: rows 16t + g and + 8, at the offsets of the thread's weight bytes
-                uint4 xv[2][2];
-                float xs[2];
-#pragma unroll
-                for (int i = 0; i < 2; i++) {
-                    const long long m = t * 16 + g + i * 8;
-#pragma unroll
-                    for (int h = 0; h < 2; h++) {
-                        const long long k = kb * 128 + h * 64 + q * 16;
-                        xv[i][h] = m < M && k < K ? *(const uint4 *)(X + m * K + k) : make_uint4(0, 0, 0, 0);
-                    }
-                    xs[i] = m < M ? SK_XS(m, kb) : 0.0f;
-                }
-#pragma unroll
-                for (int r = 0; r < SK_RB; r++) {
-                    const long long n = n0 + r * 8; // the group's 8 rows share one 128-row weight block
-                    const float ws = n < N ? SK_WS(n / 128 * nkb + kb) : 0.0f;
-                    float part[4] = {0.0f, 0.0f, 0.0f, 0.0f};
-#pragma unroll
-                    for (int h = 0; h < 2; h++) {
-                        const unsigned a0[4] = {xv[0][h].x, xv[1][h].x, xv[0][h].y, xv[1][h].y}, b0[2] = {wv[u][r][h].x, wv[u][r][h].y};
-                        const unsigned a1[4] = {xv[0][h].z, xv[1][h].z, xv[0][h].w, xv[1][h].w}, b1[2] = {wv[u][r][h].z, wv[u][r][h].w};
-                        mma_e4m3(part, a0, b0);
-                        mma_e4m3(part, a1, b1);
-                    }
-#pragma unroll
-                    for (int c = 0; c < 4; c++) acc[r][t][c] += part[c] * (xs[c >> 1] * ws); // promotion with both scales
-                }
-            }
+            const float s = SK_WSA(n0 < N ? n0 : 0, kb < nkb ? kb : 0);
+            ws[u] = kb < nkb && n0 < N ? s : 0.0f;
         }
+        SK_ROUND(a, acc[0], wv, ws, kb0, 0, g, q);
+        if (SK_T > 1 && mtn > 1) SK_ROUND(a, acc[SK_T - 1], wv, ws, kb0, 1, g, q);
     }
-    // the 8 warps' sums: column 8r + 2q (+1) of the block, row of y 16t + g (+8)
+    // the 8 warps' sums: column 8r + 2q (+1) of the block, row of y 16t + g (+8); then the CTA's, in warp order
 #pragma unroll
-    for (int r = 0; r < SK_RB; r++)
+    for (int t = 0; t < SK_T; t++)
 #pragma unroll
-        for (int t = 0; t < 2; t++)
+        for (int r = 0; r < SK_RB; r++)
 #pragma unroll
-            for (int c = 0; c < 4; c++) sk_red[warp][r * 8 + q * 2 + (c & 1)][t * 16 + g + 8 * (c >> 1)] = acc[r][t][c];
+            for (int c = 0; c < 2 * SK_XR; c++) sk_red[warp][r * 8 + q * 2 + (c & 1)][t * 16 + g + 8 * (c >> 1)] = acc[t][r][c];
     __syncthreads();
-    for (int i = threadIdx.x; i < SK_COLS * 32; i += 256) {
-        const int col = i >> 5, m = i & 31;
+    for (int i = threadIdx.x; i < SK_COLS * SK_MROWS; i += 256) {
+        const int col = i / SK_MROWS, m = i % SK_MROWS;
+        float s = 0.0f;
+#pragma unroll
+        for (int w = 0; w < 8; w++) s += sk_red[w][col][m];
+        sk_sum[col][m] = s;
+    }
+    if (SK_SPLIT > 1) sk_cluster_sync(); // every CTA's sums are written (and __syncthreads' for one CTA)
+    else __syncthreads();
+    // the cluster's sum, in rank order (the same bits every run): CTA c stores the outputs i = c, c + SK_SPLIT, ...
+    for (int i = rank + SK_SPLIT * threadIdx.x; i < SK_COLS * SK_MROWS; i += SK_SPLIT * 256) {
+        const int col = i / SK_MROWS, m = i % SK_MROWS;
         const long long n = n0 + col;
         if (m >= M || n >= N) continue;
         float s = 0.0f;
 #pragma unroll
-        for (int w = 0; w < 8; w++) s += sk_red[w][col][m];
+        for (unsigned c = 0; c < SK_SPLIT; c++) s += SK_SPLIT > 1 ? sk_dsmem_ld(&sk_sum[col][m], c) : sk_sum[col][m];
         SK_STORE(m * N + n, s);
     }
+    if (SK_SPLIT > 1) sk_cluster_sync(); // no CTA leaves while another reads its shared memory
 }
+#undef SK_WSA
+#undef SK_KW
+#undef SK_RED
+#undef SK_SPLIT
+#undef SK_XR
+#undef SK_T
+#undef SK_MROWS
+#undef SK_ROUND
+#undef SK_PASTE
+#undef SK_PASTE2
+#undef SK_XSA
 #undef SK_U
 #undef SK_MINB
 #undef SK_NKB

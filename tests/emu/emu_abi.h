@@ -45,6 +45,12 @@ struct EmuCtx {
      * layout; the driver frees it) land at dst, then complete_tx(bytes) on the barrier at
      * bar; as late as the hardware may make it (when every thread of the block waits) */
     void (*bulk_async)(EmuCtx *c, void *dst, void *buf, size_t bytes, void *bar, int line);
+    /* thread-block clusters (a kernel's __cluster_dims__(n, 1, 1)): this CTA's rank and the cluster's CTAs */
+    unsigned cluster_rank, cluster_size;
+    /* barrier.cluster.arrive.release + wait.acquire: every thread of every CTA of the cluster arrives */
+    void (*cluster_sync)(EmuCtx *c, int line);
+    /* mapa + ld/st.shared::cluster: where p (`bytes` of this CTA's dynamic shared memory) lies in CTA rank's */
+    void *(*cluster_map)(EmuCtx *c, const void *p, unsigned rank, size_t bytes, int line);
 };
 
 /* An mbarrier's 64-bit word in shared memory, as both sides read it: low
@@ -79,7 +85,8 @@ typedef struct {
 /* What a module exports per kernel NAME (emu_nvrtc.c writes them):
  *   void emu_entry_NAME(EmuCtx *, void **params)  runs one thread of NAME
  *   unsigned emu_bounds_NAME                      __launch_bounds__ (0: none)
- *   unsigned long emu_params_NAME                 bytes of its one parameter (the Args struct) */
+ *   unsigned long emu_params_NAME                 bytes of its one parameter (the Args struct)
+ *   unsigned emu_cluster_NAME                     its __cluster_dims__ x (absent: no cluster) */
 #define EMU_MODULE_MAGIC "DSCC-EMU-MODULE1" /* the tag after the .so in an emulated "cubin" */
 
 #endif

@@ -237,6 +237,7 @@ typedef struct {
     unsigned bounds;     /* __launch_bounds__, 0: none */
     size_t param_bytes;  /* of the one parameter */
     unsigned smem_optin; /* CU_FUNC_ATTRIBUTE_MAX_DYNAMIC_SHARED_SIZE_BYTES */
+    unsigned cluster;    /* __cluster_dims__'s x: CTAs a cluster, 1 without */
     char name[128];
     long launches, blocks; /* DSCC_EMU_PROFILE */
     double seconds;
@@ -342,6 +343,9 @@ EMU_API CUresult cuModuleGetFunction(void **fn, void *mod, const char *name) {
     *(void **)&f->entry = e;
     f->bounds = *b;
     f->param_bytes = *pb;
+    snprintf(sym, sizeof sym, "emu_cluster_%s", name);
+    const unsigned *cl = dlsym(m->so, sym);
+    f->cluster = cl ? *cl : 1;
     const char *mod_name = dlsym(m->so, "emu_module_name");
     snprintf(f->name, sizeof f->name, "%s.%s", mod_name ? mod_name : "?", name);
     *fn = f;
@@ -411,6 +415,7 @@ typedef struct {
     unsigned nb_in;  /* bit id: arrived at named barrier id's current phase */
     const void *mbar; /* at an mbarrier wait: the barrier and the parity it waits for */
     unsigned mpar;
+    unsigned csync; /* barrier.cluster passed */
 } Fiber;
 
 /* A named barrier of the running block: the phase's expected and arrived threads (0 arrived: idle). */
@@ -451,6 +456,8 @@ typedef struct {
     void *altstack;
     EmuBulk *bulk; /* the block's bulk copies in flight */
     int nbulk, capbulk;
+    struct EmuCluster *cl; /* a cluster launch: the worker's group (emu_cluster_*), NULL otherwise */
+    unsigned cl_passed;    /* barrier.cluster the block has passed */
 } Worker;
 
 static __thread Worker *tls_w;
@@ -790,7 +797,9 @@ static void run_block(Worker *w, long b, ucontext_t *tmpl) {
         f->groups = 0;
         f->parity = 0;
         f->nb_in = 0;
+        f->csync = 0;
     }
+    w->cl_passed = 0;
     memset(w->nb, 0, sizeof w->nb);
     for (int i = 0; i < w->nbulk; i++) free(w->bulk[i].buf); /* a failed block's */
     w->nbulk = 0;
@@ -875,6 +884,149 @@ static void *worker_run(void *arg) {
     return NULL;
 }
 
+/* ---- thread-block clusters -----------------------------------------------------------
+ *
+ * A cluster launch (a kernel's __cluster_dims__(n, 1, 1), n <= 8) runs the
+ * n CTAs of a cluster at once, each on its own host thread of a group of n
+ * workers (so each keeps its own static __shared__), the group taking the
+ * clusters in turn. barrier.cluster: the CTA's threads meet at a block
+ * barrier, one of them meets the other CTAs' at the group's barrier, then a
+ * second block barrier lets the CTA's threads on. A CTA reads another's
+ * dynamic shared memory (mapa + ld.shared::cluster) only while that one has
+ * not exited; CTAs that wait at different barriers (one at barrier.cluster,
+ * one exited) end the launch with an error. */
+
+#define EMU_MAX_CLUSTER 8 /* the portable cluster size */
+
+typedef struct EmuCluster {
+    pthread_mutex_t mu;
+    pthread_cond_t cv;
+    unsigned size;
+    int arrived, tag, line;
+    unsigned long gen;
+    long cluster;                        /* the cluster the group runs now */
+    Worker *member[EMU_MAX_CLUSTER];     /* by rank */
+    atomic_int exited[EMU_MAX_CLUSTER];  /* the rank's CTA has exited */
+} EmuCluster;
+
+enum { CL_SYNC = 1, CL_EXIT, CL_START };
+
+static EmuCluster g_clusters[EMU_MAX_WORKERS];
+
+/* The group's barrier of kind `tag`; false when the launch failed (also
+ * when the group's CTAs arrive at different kinds: the launch fails). */
+static bool cluster_wait(Worker *w, int tag, int line) {
+    EmuCluster *cl = w->cl;
+    Launch *L = w->L;
+    pthread_mutex_lock(&cl->mu);
+    if (cl->arrived && cl->tag != tag) {
+        int other = cl->line;
+        pthread_cond_broadcast(&cl->cv);
+        pthread_mutex_unlock(&cl->mu);
+        launch_fail(w, tag == CL_SYNC || cl->tag == CL_SYNC ? "a CTA of the cluster exited while another waits at barrier.cluster"
+                                                             : "the CTAs of a cluster lost step",
+                    line ? line : other);
+        return false;
+    }
+    cl->tag = tag;
+    cl->line = line;
+    unsigned long gen = cl->gen;
+    if (++cl->arrived == (int)cl->size) {
+        cl->arrived = 0;
+        cl->gen++;
+        pthread_cond_broadcast(&cl->cv);
+    }
+    while (cl->gen == gen && !atomic_load(&L->failed)) {
+        struct timespec ts;
+        clock_gettime(CLOCK_REALTIME, &ts);
+        ts.tv_nsec += 20000000;
+        if (ts.tv_nsec >= 1000000000) ts.tv_sec++, ts.tv_nsec -= 1000000000;
+        pthread_cond_timedwait(&cl->cv, &cl->mu, &ts);
+    }
+    bool ok = cl->gen != gen && !atomic_load(&L->failed);
+    pthread_mutex_unlock(&cl->mu);
+    return ok;
+}
+
+static void ctx_cluster_sync(EmuCtx *c, int line) {
+    Worker *w = c->priv;
+    ctx_sync_block(c, line); /* the CTA's threads are all here */
+    Fiber *f = &w->f[w->cur];
+    f->csync++;
+    if (w->cl && w->cl_passed < f->csync) { /* the first of them to run meets the other CTAs */
+        if (!cluster_wait(w, CL_SYNC, line)) ctx_fault(c, "barrier.cluster in a launch that failed", line);
+        w->cl_passed = f->csync;
+    }
+    ctx_sync_block(c, line);
+}
+
+static void *ctx_cluster_map(EmuCtx *c, const void *p, unsigned rank, size_t bytes, int line) {
+    Worker *w = c->priv;
+    const unsigned char *q = p;
+    if (rank >= c->cluster_size) ctx_fault(c, "mapa names a CTA rank outside the cluster", line);
+    if (q < w->smem || q + bytes > w->smem + c->smem_bytes)
+        ctx_fault(c, "mapa of an address outside the dynamic shared memory (the emulator maps only that)", line);
+    if ((uintptr_t)q % bytes) ctx_fault(c, "ld.shared::cluster from a misaligned address", line);
+    if (!w->cl) return (void *)q;
+    if (atomic_load(&w->cl->exited[rank]))
+        ctx_fault(c, "ld.shared::cluster from a CTA of the cluster that has exited (no barrier.cluster before its exit?)", line);
+    return w->cl->member[rank]->smem + (q - w->smem);
+}
+
+/* A worker of a cluster launch: with its group, cluster after cluster, the CTA of its rank. */
+static void *worker_run_cluster(void *arg) {
+    Worker *w = arg;
+    Launch *L = w->L;
+    EmuCluster *cl = w->cl;
+    tls_w = w;
+    if (!w->altstack) w->altstack = malloc(1 << 16);
+    stack_t ss = {.ss_sp = w->altstack, .ss_size = 1 << 16}, old_ss;
+    sigaltstack(&ss, &old_ss);
+    ucontext_t tmpl;
+    getcontext(&tmpl);
+    unsigned rank = w->ctx.cluster_rank, n = cl->size;
+    long gx = L->grid[0] / n, clusters = gx * L->grid[1] * L->grid[2];
+    for (;;) {
+        atomic_store(&cl->exited[rank], 0);
+        if (rank == 0) cl->cluster = atomic_fetch_add(&L->next, 1);
+        if (!cluster_wait(w, CL_START, 0)) break;
+        long c = cl->cluster;
+        if (c >= clusters) break;
+        run_block(w, c / gx * L->grid[0] + c % gx * n + rank, &tmpl);
+        atomic_store(&cl->exited[rank], 1);
+        if (atomic_load(&L->failed) || !cluster_wait(w, CL_EXIT, 0)) break;
+    }
+    sigaltstack(&old_ss, NULL);
+    tls_w = NULL;
+    return NULL;
+}
+
+/* Workers of a launch of fn: whole groups of its cluster size (at least one group). */
+static int cluster_workers(const EmuFunc *fn, int nw) {
+    int n = (int)fn->cluster;
+    return n <= 1 ? nw : (nw / n > 0 ? nw / n : 1) * n;
+}
+
+/* Worker i's part in a cluster launch of fn (none when fn has no cluster). */
+static void cluster_join(const EmuFunc *fn, Worker *w, int i) {
+    w->ctx.cluster_sync = ctx_cluster_sync;
+    w->ctx.cluster_map = ctx_cluster_map;
+    w->ctx.cluster_size = fn->cluster > 1 ? fn->cluster : 1;
+    w->ctx.cluster_rank = fn->cluster > 1 ? (unsigned)i % fn->cluster : 0;
+    w->cl = NULL;
+    if (fn->cluster <= 1) return;
+    EmuCluster *cl = &g_clusters[i / (int)fn->cluster];
+    if (w->ctx.cluster_rank == 0) {
+        pthread_mutex_init(&cl->mu, NULL);
+        pthread_cond_init(&cl->cv, NULL);
+        cl->size = fn->cluster;
+        cl->arrived = cl->tag = cl->line = 0;
+        cl->gen = 0;
+    }
+    cl->member[w->ctx.cluster_rank] = w;
+    w->cl = cl;
+}
+
 static int worker_count(long blocks) {
     const char *e = getenv("DSCC_EMU_THREADS");
     long n = e && *e ? strtol(e, NULL, 10) : sysconf(_SC_NPROCESSORS_ONLN);
@@ -898,6 +1050,11 @@ static CUresult launch_check(const EmuFunc *fn, const unsigned grid[3], const un
                 fn->smem_optin > EMU_SMEM_DEFAULT ? fn->smem_optin : EMU_SMEM_DEFAULT);
         return CU_LAUNCH_OUT_OF_RESOURCES;
     }
+    if (fn->cluster > 1 && (fn->cluster > EMU_MAX_CLUSTER || grid[0] % fn->cluster)) {
+        fprintf(stderr, "emulated CUDA: kernel %s has clusters of %u CTAs: at most %d, and a divisor of its grid's x (%u)\n", fn->name,
+                fn->cluster, EMU_MAX_CLUSTER, grid[0]);
+        return CU_INVALID_VALUE;
+    }
     return blocks ? CU_OK : CU_INVALID_VALUE;
 }
 
@@ -915,7 +1072,7 @@ static CUresult run_launch(const EmuFunc *fn, const unsigned grid[3], const unsi
     atomic_init(&L.next, 0);
     atomic_init(&L.failed, 0);
     pthread_mutex_init(&L.mu, NULL);
-    int nw = worker_count(blocks);
+    int nw = cluster_workers(fn, worker_count(blocks));
     bool ok = true;
     double t0 = now_s();
     for (int i = 0; i < nw && ok; i++) {
@@ -932,15 +1089,25 @@ static CUresult run_launch(const EmuFunc *fn, const unsigned grid[3], const unsi
             w->smem = aligned_alloc(128, (w->smem_cap + 127) & ~(size_t)127);
         }
         w->ctx.smem = w->smem;
+        cluster_join(fn, w, i);
         ok = w->smem && worker_reserve(w, (int)nthreads);
     }
+    void *(*run)(void *) = fn->cluster > 1 ? worker_run_cluster : worker_run;
     pthread_t th[EMU_MAX_WORKERS];
     int started = 0;
     for (int i = 1; i < nw && ok; i++)
-        if (pthread_create(&th[started], NULL, worker_run, &g_workers[i]) == 0) started++;
-    if (ok) worker_run(&g_workers[0]);
+        if (pthread_create(&th[started], NULL, run, &g_workers[i]) == 0) started++;
+    if (ok && (fn->cluster <= 1 || started == nw - 1)) run(&g_workers[0]);
+    else if (ok) { /* a group without all its threads would wait for ever */
+        atomic_store(&L.failed, 1);
+        snprintf(L.msg, sizeof L.msg, "emulated CUDA: kernel %s: no host threads for a cluster's CTAs", fn->name);
+    }
     for (int i = 0; i < started; i++) pthread_join(th[i], NULL);
     for (int i = 0; i < nw; i++) g_workers[i].L = NULL;
+    for (int i = 0; fn->cluster > 1 && i < nw; i += (int)fn->cluster) {
+        pthread_mutex_destroy(&g_clusters[i / (int)fn->cluster].mu);
+        pthread_cond_destroy(&g_clusters[i / (int)fn->cluster].cv);
+    }
     EmuFunc *pf = (EmuFunc *)fn;
     pf->seconds += now_s() - t0;
     pf->launches++;

@@ -30,6 +30,7 @@ static thread_local EmuCtx *emu_ctx; /* the host worker's context, set by each e
 #define __forceinline__ inline
 #define __noinline__ __attribute__((noinline))
 #define __launch_bounds__(...)
+#define __cluster_dims__(...) /* emu_nvrtc.c exports it as emu_cluster_NAME */
 #define __restrict__ __restrict
 #define __align__(n) alignas(n)
 #define __shared__ static thread_local /* one block at a time per host thread */
@@ -122,14 +123,28 @@ static inline void cp_commit(void) { emu_ctx->cp_commit(emu_ctx); }
 static inline void cp_wait0(void) { emu_ctx->cp_wait(emu_ctx, 0); }
 static inline void cp_wait1(void) { emu_ctx->cp_wait(emu_ctx, 1); }
 static inline void cp_wait2(void) { emu_ctx->cp_wait(emu_ctx, 2); }
-/* ld.global.nc.L1::no_allocate.v4.u32 (gemm_skinny.cuh's weight stream): 16 bytes from a 16-aligned address */
-static inline uint4 emu_ld_stream16(const void *p, int line) {
+/* @p ld.global.nc[.L1::no_allocate].v4.u32 (gemm_skinny.cuh's weight stream
+ * and x): 16 bytes from a 16-aligned address where v, zeros and no access
+ * where !v (the address may then lie outside every allocation) */
+static inline uint4 emu_ld16_if(const void *p, bool v, int line) {
+    uint4 r = {0, 0, 0, 0};
+    if (!v) return r;
     if ((uintptr_t)p & 15) emu_ctx->fault(emu_ctx, "16-byte load from a misaligned address", line);
-    uint4 v;
-    memcpy(&v, p, 16);
-    return v;
+    memcpy(&r, p, 16);
+    return r;
 }
-#define ld_stream16(p) emu_ld_stream16((p), __LINE__)
+#define ld_stream16_if(p, v) emu_ld16_if((p), (v), __LINE__)
+#define ld_x16_if(p, v) emu_ld16_if((p), (v), __LINE__)
+/* gemm_skinny.cuh's clusters: %cluster_ctarank, barrier.cluster, and
+ * mapa.shared::cluster + ld.shared::cluster.f32 of a float of CTA rank's
+ * shared memory at p's offset (p in the dynamic shared memory: the
+ * emulator keeps one static __shared__ a host thread, a CTA's own) */
+static inline float emu_dsmem_ld(const float *p, unsigned rank, int line) {
+    return *(const float *)emu_ctx->cluster_map(emu_ctx, p, rank, sizeof(float), line);
+}
+#define sk_cluster_rank() (emu_ctx->cluster_rank)
+#define sk_cluster_sync() emu_ctx->cluster_sync(emu_ctx, __LINE__)
+#define sk_dsmem_ld(p, rank) emu_dsmem_ld((p), (rank), __LINE__)
 /* fence.proxy.async.shared::cta: the emulated device has one memory and one proxy */
 static inline void fence_async_smem(void) {}
 

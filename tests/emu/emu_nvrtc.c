@@ -138,7 +138,7 @@ static const char *const PTX_HELPERS[] = {"h2f", "f2h", "fe4m3", "cp16", "cp_com
                                            "mla_wg_wait0", "mla_hold32", "mla_hold128", "mla_wgmma_s", "mla_wgmma_pv",
                                            "mla_bar_sync", "mla_bar_arrive", "mla_regs_producer", "mla_regs_consumer", "mla_bf16x2",
                                            /* codegen/kernels/gemm_skinny.cuh's */
-                                           "ld_stream16",
+                                           "ld_stream16_if", "ld_x16_if", "sk_cluster_rank", "sk_cluster_sync", "sk_dsmem_ld",
                                            /* codegen/kernels/gemm_tma.cuh's */
                                            "gt_mbar_init", "gt_mbar_arrive", "gt_mbar_expect_tx", "gt_mbar_wait", "gt_mbar_fence_init",
                                            "gt_fence_async", "gt_regs_producer", "gt_regs_consumer", "gt_tma_2d", "gt_wg_fence", "gt_wg_commit",
@@ -147,6 +147,7 @@ static const char *const PTX_HELPERS[] = {"h2f", "f2h", "fe4m3", "cp16", "cp_com
 typedef struct {
     char name[128];
     char bounds[32];
+    char cluster[3][64]; /* __cluster_dims__(x, y, z) as written; "" without */
 } Kernel;
 
 /* The name of the function whose header is s[a, b): the identifier before the first '('. */
@@ -189,7 +190,25 @@ static size_t put_extern_shared(Buf *b, Buf *log, const char *s, size_t i) {
     return (size_t)(semi - s) + 1;
 }
 
-/* `extern "C" __global__ void [__launch_bounds__(n)] name(Args a)` at s[i]: recorded; the text stays.
+/* `__cluster_dims__(x, y, z)` at p: its three values into k->cluster (none: ""); past it and the blanks, or NULL after reporting. */
+static const char *note_cluster(Buf *log, const char *p, Kernel *k) {
+    memset(k->cluster, 0, sizeof k->cluster);
+    if (strncmp(p, "__cluster_dims__(", 17) != 0) return p;
+    p += 17;
+    for (int d = 0; d < 3; d++) {
+        size_t n = strcspn(p, d < 2 ? ",)" : ")");
+        if (n == 0 || n >= sizeof k->cluster[d] || p[n] != (d < 2 ? ',' : ')')) {
+            buf_printf(log, "emulated NVRTC: __cluster_dims__ wants three values\n");
+            return NULL;
+        }
+        snprintf(k->cluster[d], sizeof k->cluster[d], "%.*s", (int)n, p);
+        p += n + 1;
+    }
+    while (isspace((unsigned char)*p)) p++;
+    return p;
+}
+
+/* `extern "C" __global__ void [__launch_bounds__(n)] [__cluster_dims__(x, y, z)] name(Args a)` at s[i]: recorded; the text stays.
  * A name that is DSCC_ENTRY (a kernel file of codegen/kernels/) is the one
  * the latest `#define DSCC_ENTRY name` before it gave, `entry`. */
 static bool note_kernel(Buf *log, const char *s, size_t i, Kernel *k, const char *entry) {
@@ -209,6 +228,7 @@ static bool note_kernel(Buf *log, const char *s, size_t i, Kernel *k, const char
         p = strchr(p, ')') + 1;
         while (isspace((unsigned char)*p)) p++;
     }
+    if (!(p = note_cluster(log, p, k))) return false;
     size_t n = 0;
     while (is_ident(p[n])) n++;
     snprintf(k->name, sizeof k->name, "%.*s", (int)n, p);
@@ -279,6 +299,9 @@ static char *translate(const char *s, const char *module, Buf *log) {
         }
         if (!strncmp(s + i, "extern \"C\" __global__", 21)) {
             if (nk == 64 || !note_kernel(log, s, i, &ks[nk], entry)) ok = false;
+            else if (ks[nk].cluster[0][0]) /* exported here, where the kernel file's parameters are defined; on the kernel's line */
+                buf_printf(&b, "EMU_EXPORT const unsigned emu_cluster_%s = (%s); static_assert((%s) == 1 && (%s) == 1, \"emulated clusters span x only\"); ",
+                           ks[nk].name, ks[nk].cluster[0], ks[nk].cluster[1], ks[nk].cluster[2]), nk++;
             else nk++;
             buf_put(&b, "extern \"C\"", 10); /* stays visible only through its entry */
             i += 10;

@@ -187,13 +187,13 @@ static void test_skinny_choice(void **state) {
         for (int k = 0; k < p->nkernels; k++)
             if (p->kernels[k].lib.kind == CG_LIB_FP8_GEMM) ck = &p->kernels[k];
         assert_non_null(ck);
-        assert_int_equal(ck->lib.span, off ? 4 : 5); /* cuBLASLt replaces the skinny and TMA phases too */
-        int tph = ck->lib.phase + !off; /* the TMA phase, after the skinny one: 128 x 128 tiles, 384 threads, above CG_SKINNY_M */
+        assert_int_equal(ck->lib.span, off ? 4 : 6); /* cuBLASLt replaces the two skinny phases and the TMA phase too */
+        int tph = ck->lib.phase + (off ? 0 : 2); /* the TMA phase, after the two skinny ones: 128 x 128 tiles, 384 threads, above CG_SKINNY_M */
         assert_non_null(ck->phases[tph].tma);
         assert_true(ck->phases[tph].tma->span == 3 && ck->phases[tph].tma->N == 2112 && ck->phases[tph].tma->K == 1536);
         assert_true(strstr(ck->phases[tph].fn, "fp8_linear_tma") != NULL);
         const char *text = p->modules[ck->module].source;
-        assert_true((strstr(text, "#define DSCC_ENTRY p0_fp8_linear_skinny\n") != NULL) == !off);
+        assert_true((strstr(text, "#define DSCC_ENTRY p0_fp8_linear_skinny_m8\n") != NULL) == !off);
         int sm = ir_graph_find_dim(g, "M");
         int64_t skinny, tile;
         /* 2112 outputs: one 8-row group a warp, 264 blocks; the tile splits K at small M */

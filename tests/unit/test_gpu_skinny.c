@@ -4,8 +4,15 @@
  * K is no multiple of 1024 and whose N is no multiple of a block's rows:
  * kv_a's N = 576 (K = 1536), q_a + kv_a's N = 2112 (K = 512), a ragged
  * N = 100 with K = 720 (a last K block of 80, a last 8-row group of 4), and
- * N = 4224 (two 8-row groups a warp). Exits 77 (skipped) without a GPU;
- * emu.test_gpu_skinny runs it on the emulated device.
+ * N = 4224 (two 8-row groups a warp). K split over clusters of CTAs
+ * (SK_SPLIT, summed through distributed shared memory): the default
+ * choice for N = 40, K = 4096 (5 column blocks: a cluster of 4), and
+ * DSCC_SKINNY's split=3, 4, 8 on ragged shapes where some warps get no K
+ * block, at M = 1, 3, 8, 9, 17, 32 (the instances for M <= 8 and above);
+ * a CTA's part left out of the sum shows as an error of the size of y.
+ * A malformed DSCC_SKINNY stops codegen with a message. Exits 77
+ * (skipped) without a GPU; emu.test_gpu_skinny runs it on the emulated
+ * device.
  *
  * Each graph is `silu(linear(x, w))` through fp8-quant, so the linear is
  * act_scale -> quantize -> fp8_linear as in the model. The CPU takes each
@@ -60,8 +67,9 @@ static void take_gpu(void *ctx, int id, float *c, int64_t nc) {
     memcpy(c, gv, sizeof(float) * (size_t)nc);
 }
 
-/* The phases of the program's fp8_linear that run at M rows: whether the skinny one does, and whether any other does. */
-static void phases_at(const IrGraph *g, bool f32, int64_t B, int64_t S, bool *skinny, bool *tile) {
+/* The phases of the program's fp8_linear that run at M rows: whether the skinny one does, and whether any other does;
+ * *split: the skinny form's K split (SK_SPLIT of its module). */
+static void phases_at(const IrGraph *g, bool f32, int64_t B, int64_t S, bool *skinny, bool *tile, int *split) {
     Arena *a = arena_new();
     DiagEngine *d = diag_new(a, stderr);
     CgGenOptions o = {.f32_storage = f32};
@@ -70,11 +78,14 @@ static void phases_at(const IrGraph *g, bool f32, int64_t B, int64_t S, bool *sk
     int64_t sym[IR_MAX_DIM_SYMS] = {0};
     sym[ir_graph_find_dim(g, "B")] = B, sym[ir_graph_find_dim(g, "S")] = S;
     *skinny = *tile = false;
+    *split = 0;
     for (int k = 0; k < p->nkernels; k++) {
         const CgKernel *ck = &p->kernels[k];
         bool lin = false;
         for (int j = 0; j < ck->nnodes; j++) lin |= g->nodes[ck->nodes[j]]->op == IR_OP_FP8_LINEAR;
         if (!lin) continue;
+        const char *sp = strstr(p->modules[ck->module].source, "#define SK_SPLIT ");
+        if (sp) *split = atoi(sp + strlen("#define SK_SPLIT "));
         for (int ph = 0; ph < ck->nphases; ph++) {
             const CgPhase *f = &ck->phases[ph];
             if (cg_phase_items(f, sym) <= 0) continue;
@@ -95,8 +106,9 @@ static uint64_t test_seed(void) {
     return seed;
 }
 
-/* y = silu(linear(x, w)) with w [N, K] through the fp8 pipeline, at each (B, S) of rows, on both executors. */
-static void check_shape(int64_t N, int64_t K, bool f32, const int64_t (*rows)[2], int nrows) {
+/* y = silu(linear(x, w)) with w [N, K] through the fp8 pipeline, at each (B, S) of rows, on both executors;
+ * the skinny form's K split must be `split` (0: any). */
+static void check_split(int64_t N, int64_t K, bool f32, const int64_t (*rows)[2], int nrows, int split) {
     Arena *a = arena_new();
     DiagEngine *d = diag_new(a, stderr);
     char *src = arena_printf(a, "dim B, S;\ninput x: bf16[B, S, %lld];\nweight w: bf16[%lld, %lld] = \"w\";\noutput y = silu(linear(x, w));\n",
@@ -129,11 +141,13 @@ static void check_shape(int64_t N, int64_t K, bool f32, const int64_t (*rows)[2]
         assert_true(gpu_exec_run(gx, in, 1, d));
         assert_true(cpu_exec_run(cx, in, 1, d));
         bool skinny, tile;
-        phases_at(g, f32, B, S, &skinny, &tile);
-        fprintf(stderr, "N %lld, K %lld, M %lld (%lld x %lld), %s storage: fp8_linear rel L2 %.2e%s\n", (long long)N, (long long)K,
-                (long long)(B * S), (long long)B, (long long)S, f32 ? "f32" : "bf16", m.err, skinny && !tile ? " (skinny form)" : "");
+        int sp;
+        phases_at(g, f32, B, S, &skinny, &tile, &sp);
+        fprintf(stderr, "N %lld, K %lld, M %lld (%lld x %lld), %s storage: fp8_linear rel L2 %.2e%s, K split %d\n", (long long)N, (long long)K,
+                (long long)(B * S), (long long)B, (long long)S, f32 ? "f32" : "bf16", m.err, skinny && !tile ? " (skinny form)" : "", sp);
         assert_int_equal(m.linears, 1);
         assert_true(skinny && !tile);
+        if (split) assert_int_equal(sp, split);
         assert_true(m.err <= (f32 ? 1e-5 : 4e-3));
     }
     free(xv);
@@ -142,16 +156,57 @@ static void check_shape(int64_t N, int64_t K, bool f32, const int64_t (*rows)[2]
     arena_free(a);
 }
 
+static void check_shape(int64_t N, int64_t K, bool f32, const int64_t (*rows)[2], int nrows) { check_split(N, K, f32, rows, nrows, 0); }
+
 static const int64_t ROWS[][2] = {{1, 1}, {1, 3}, {1, 17}, {2, 16}};
+static const int64_t SPLIT_ROWS[][2] = {{1, 1}, {1, 3}, {1, 8}, {1, 9}, {1, 17}, {2, 16}};
+
+/* K split over clusters: DSCC_SKINNY's `env` ("" none: codegen's choice) must give `split`. */
+static void check_env(int64_t N, int64_t K, bool f32, const char *env, int split) {
+    if (*env) setenv("DSCC_SKINNY", env, 1);
+    check_split(N, K, f32, SPLIT_ROWS, 6, split);
+    unsetenv("DSCC_SKINNY");
+}
 
 static void test_kv_a(void **state) { (void)state, check_shape(576, 1536, false, ROWS, 4); }
 static void test_qkv_a(void **state) { (void)state, check_shape(2112, 512, false, ROWS, 4); }
 static void test_ragged_f32(void **state) { (void)state, check_shape(100, 720, true, ROWS, 4); }
 static void test_two_groups(void **state) { (void)state, check_shape(4224, 640, false, (const int64_t[][2]){{1, 1}, {2, 16}}, 2); }
 
+/* 5 column blocks and 32 K blocks: codegen's own choice is a cluster of 4 */
+static void test_split_default(void **state) { (void)state, check_env(40, 4096, false, "", 4); }
+/* a last K block of 16 bytes, 24 K blocks over 32 warps */
+static void test_split4(void **state) { (void)state, check_env(576, 2960, false, "split=4", 4); }
+/* 6 K blocks over 24 warps, a last K block of 80, two 8-row groups a warp, the last with 4 rows; f32 y */
+static void test_split3_ragged(void **state) { (void)state, check_env(100, 720, true, "split=3,u=1,rb=2", 3); }
+/* 9 K blocks over 64 warps, four 8-row groups a warp */
+static void test_split8(void **state) { (void)state, check_env(264, 1040, false, "rb=4,u=2,split=8,minb=1,u32=1", 8); }
+
+/* A malformed DSCC_SKINNY: codegen stops and says why. */
+static void test_bad_env(void **state) {
+    (void)state;
+    static const char *const bad[] = {"split=9", "rb=3", "u=0", "minb=5", "split", "split=2,", "depth=2", "u=2x"};
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        Arena *a = arena_new();
+        DiagEngine *d = diag_new(a, NULL);
+        static const char src[] = "dim M;\ninput x: bf16[M, 512];\nweight w: bf16[64, 512] = \"w\";\noutput y = silu(linear(x, w));\n";
+        IrGraph *g = fe_compile_string(a, d, "k.dsl", src, sizeof src - 1, NULL);
+        PassPipeline pp;
+        PassRunOptions ro = {0};
+        assert_true(g && pass_pipeline_parse(a, d, "shape-infer,fp8-quant,fuse", &pp) && pass_pipeline_run(&pp, g, &ro, d));
+        setenv("DSCC_SKINNY", bad[i], 1);
+        CgProgram *p = cg_generate(a, d, g, &(CgGenOptions){0});
+        unsetenv("DSCC_SKINNY");
+        assert_null(p);
+        assert_true(diag_error_count(d) > 0);
+        arena_free(a);
+    }
+}
+
 int main(void) {
     if (!tu_hopper()) return 77;
-    const struct CMUnitTest tests[] = {cmocka_unit_test(test_kv_a), cmocka_unit_test(test_qkv_a), cmocka_unit_test(test_ragged_f32),
-                                       cmocka_unit_test(test_two_groups)};
+    const struct CMUnitTest tests[] = {cmocka_unit_test(test_kv_a),        cmocka_unit_test(test_qkv_a),         cmocka_unit_test(test_ragged_f32),
+                                       cmocka_unit_test(test_two_groups),  cmocka_unit_test(test_split_default), cmocka_unit_test(test_split4),
+                                       cmocka_unit_test(test_split3_ragged), cmocka_unit_test(test_split8),      cmocka_unit_test(test_bad_env)};
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
