@@ -397,7 +397,7 @@ static bool attention_mma(Gen *G, const IrNode *n) {
  * v a slice of k) stays on the form above, which flattens the heads into
  * its query rows and splits a decode step's keys between blocks.
  * DSCC_ATTN_PREFILL=0 turns it off (the forms above, for comparison). */
-#define ATTN_PREFILL_SMEM(Dk, Dv) (128 * ((Dk) * 2 + 16) + 2 * 64 * ((Dk) * 2 + 16 + (Dv) * 2 + 16))
+#define ATTN_PREFILL_SMEM(Dk, Dv) (128 * ((Dk) * 2 + 16) + 3 * 64 * ((Dk) * 2 + 16 + (Dv) * 2 + 16)) /* 216 KB at most */
 static bool attention_prefill_shape(const Gen *G, const IrNode *n) {
     const char *env = getenv("DSCC_ATTN_PREFILL");
     if (env && strcmp(env, "0") == 0) return false;
@@ -445,7 +445,7 @@ static bool attention_prefill(Gen *G, const IrNode *n) {
                     {"ATTN_CAUSAL", ir_node_attr_bool(n, "causal", false) ? "1" : "0"},
                     {"ATTN_SCALE", arena_printf(a, "%.9ef", (double)(float)ir_node_attr_float(n, "scale", 1.0))}};
     sb_puts(&G->decl, "// attention, d_qk <= 256: FlashAttention-2 style on mma m16n8k16 BF16, 128 query positions of one head a block,\n"
-                        "// 64-key tiles double-buffered by cp.async, online softmax in registers, causal tiles past the diagonal skipped\n");
+                        "// 64-key tiles in a three-stage cp.async ring, online softmax in registers, causal tiles past the diagonal skipped\n");
     sb_puts(&G->decl, cg_kernel_instance(a, "attn_prefill", entry, d, (int)(sizeof d / sizeof *d)));
     /* blocks: (query tile, batch row x head), the last query tile (the most keys) first */
     cg_phase(G, CG_LAUNCH_BLOCK, ir_dim_mul(B, ir_dim_const(Hq)), 1, S, 128, ATTN_PREFILL_SMEM(Dk, Dv));
