@@ -270,6 +270,8 @@ bool cg_attention_v_in_k(const Gen *G, const IrNode *n) {
            k->type.dims[3].coeff == n->ops[0]->type.dims[3].coeff && attention_mma_shape(G, n, true);
 }
 
+static bool attention_prefill_dims(const Gen *G, const IrNode *n);
+
 bool cg_attention_q_concat(const Gen *G, const IrNode *n) {
     if (n->op != IR_OP_ATTENTION) return false;
     const IrNode *q = n->ops[0];
@@ -284,7 +286,7 @@ bool cg_attention_q_concat(const Gen *G, const IrNode *n) {
         for (int d = 0; d < 3; d++)
             if (!ir_dim_eq(t->dims[d], q->type.dims[d])) return false;
     }
-    return cg_attention_v_in_k(G, n) || attention_mma_shape(G, n, false);
+    return cg_attention_v_in_k(G, n) || attention_mma_shape(G, n, false) || attention_prefill_dims(G, n);
 }
 
 /* MLA's wgmma decode kernel (codegen/kernels/mla_decode.cuh) takes the
@@ -398,18 +400,22 @@ static bool attention_mma(Gen *G, const IrNode *n) {
  * v a slice of k) stays on the form above, which flattens the heads into
  * its query rows and splits a decode step's keys between blocks.
  * DSCC_ATTN_PREFILL=0 turns it off (the forms above, for comparison). */
-#define ATTN_PREFILL_SMEM(Dk, Dv) (128 * ((Dk) * 2 + 16) + 2 * 64 * ((Dk) * 2 + 16 + (Dv) * 2 + 16))
-static bool attention_prefill_shape(const Gen *G, const IrNode *n) {
+#define ATTN_PREFILL_SMEM(Dk, Dv) (128 * ((Dk) * 2 + 16) + 3 * 64 * ((Dk) * 2 + 16 + (Dv) * 2 + 16)) /* 216 KB at most */
+/* Its shapes and k's and v's dtypes (q's: attention_prefill_shape, or
+ * its two parts when it is a concat read in place, cg_attention_q_concat). */
+static bool attention_prefill_dims(const Gen *G, const IrNode *n) {
     const char *env = getenv("DSCC_ATTN_PREFILL");
     if (env && strcmp(env, "0") == 0) return false;
     const IrNode *q = n->ops[0], *k = n->ops[1], *v = n->ops[2];
-    if (k->type.rank != 4 || v->type.rank != 4 || cg_attention_v_in_k(G, n)) return false;
+    if (q->type.rank != 4 || k->type.rank != 4 || v->type.rank != 4 || cg_attention_v_in_k(G, n)) return false;
     for (int d = 2; d < 4; d++)
         if (!ir_dim_is_const(q->type.dims[d]) || !ir_dim_is_const(k->type.dims[d]) || !ir_dim_is_const(v->type.dims[d])) return false;
     int64_t Hq = q->type.dims[2].coeff, Hk = k->type.dims[2].coeff, Dk = q->type.dims[3].coeff, Dv = v->type.dims[3].coeff;
-    bool qbf = cg_attention_q_concat(G, n) || G->dtype[q->id] == IR_DT_BF16; /* a concat q: its parts (checked there) */
     return Hk >= 1 && (Hk > 1 || Hq == 1) && Hq % Hk == 0 && v->type.dims[2].coeff == Hk && k->type.dims[3].coeff == Dk &&
-           Dk % 16 == 0 && Dv % 16 == 0 && Dk <= 256 && Dv <= 128 && qbf && G->dtype[k->id] == IR_DT_BF16 && G->dtype[v->id] == IR_DT_BF16;
+           Dk % 16 == 0 && Dv % 16 == 0 && Dk <= 256 && Dv <= 128 && G->dtype[k->id] == IR_DT_BF16 && G->dtype[v->id] == IR_DT_BF16;
+}
+static bool attention_prefill_shape(const Gen *G, const IrNode *n) {
+    return attention_prefill_dims(G, n) && (cg_attention_q_concat(G, n) || G->dtype[n->ops[0]->id] == IR_DT_BF16);
 }
 
 static bool attention_prefill(Gen *G, const IrNode *n) {
@@ -446,7 +452,7 @@ static bool attention_prefill(Gen *G, const IrNode *n) {
                     {"ATTN_CAUSAL", ir_node_attr_bool(n, "causal", false) ? "1" : "0"},
                     {"ATTN_SCALE", arena_printf(a, "%.9ef", (double)(float)ir_node_attr_float(n, "scale", 1.0))}};
     sb_puts(&G->decl, "// attention, d_qk <= 256: FlashAttention-2 style on mma m16n8k16 BF16, 128 query positions of one head a block,\n"
-                        "// 64-key tiles double-buffered by cp.async, online softmax in registers, causal tiles past the diagonal skipped\n");
+                        "// 64-key tiles in a three-stage cp.async ring, online softmax in registers, causal tiles past the diagonal skipped\n");
     sb_puts(&G->decl, cg_kernel_instance(a, "attn_prefill", entry, d, (int)(sizeof d / sizeof *d)));
     /* blocks: (query tile, batch row x head), the last query tile (the most keys) first */
     cg_phase(G, CG_LAUNCH_BLOCK, ir_dim_mul(B, ir_dim_const(Hq)), 1, S, 128, ATTN_PREFILL_SMEM(Dk, Dv));

@@ -195,16 +195,12 @@ fn mla_attention(h, l) {
 param attn_impl: str = "absorb";
 assert attn_impl == "absorb" || attn_impl == "naive" || attn_impl == "auto", "attn_impl must be \"absorb\", \"naive\" or \"auto\"";
 
-// x[B, L, H, d] with each head as its own batch row: [B * H, L, 1, d], the
-// one-key-head shape the attention kernels run on the tensor cores.
-fn heads_as_rows(x, L, d) {
-  return reshape(transpose(x, [0, 2, 1, 3]), [B * H, L, 1, d]);
-}
-
 // The naive form over L keys: lat [B, L, kv_lora_rank] (normalised latents)
 // and k_rot [B, L, 1, qk_rope_head_dim] (their roped keys) expanded through
 // wkv_b into keys [B, L, H, 192] and values [B, L, H, 128]; causal attention
-// of q = (q_nope, q_pe) over them. Returns [B, S, H, v_head_dim].
+// of q = (q_nope, q_pe) over them, as many key heads as query heads (the
+// prefill attention kernel reads the heads where they lie: no transposes).
+// Returns [B, S, H, v_head_dim].
 fn mla_naive(q_nope, q_pe, lat, k_rot, wkv_b, L) {
   let kv = reshape(linear(lat, wkv_b), [B, L, H, qk_nope_head_dim + v_head_dim]);
   let k_nope, v = split(kv, [qk_nope_head_dim, v_head_dim], axis=-1);
@@ -214,9 +210,7 @@ fn mla_naive(q_nope, q_pe, lat, k_rot, wkv_b, L) {
   let ones = reshape(w1, [H, 1]) * 0.0 + 1.0;
   let k = concat(k_nope, k_rot * ones, axis=-1);
   let q = concat(q_nope, q_pe, axis=-1);
-  let o = attention(heads_as_rows(q, S, qk_head_dim), heads_as_rows(k, L, qk_head_dim), heads_as_rows(v, L, v_head_dim),
-                    scale=softmax_scale, causal=true);                          // [B * H, S, 1, v_head_dim]
-  return transpose(reshape(o, [B, H, S, v_head_dim]), [0, 2, 1, 3]);
+  return attention(q, k, v, scale=softmax_scale, causal=true);                // [B, S, H, v_head_dim]
 }
 
 // The absorbed form over the whole cache [B, T, 1, 576]. Returns [B, S, H, v_head_dim].

@@ -8,9 +8,10 @@
 //   head); each warp owns 16 of them and the whole of their output, so a
 //   row's softmax never leaves its quad of lanes and nothing is exchanged
 //   between warps.
-// * Keys and values come 64 at a time through a two-stage ring of cp.async
-//   loads (the next tile lands while this one is computed), rows padded by
-//   16 bytes so ldmatrix's eight row addresses hit distinct banks.
+// * Keys and values come 64 at a time through a three-stage ring of
+//   cp.async loads (the next two tiles land while this one is computed; one
+//   barrier a tile), rows padded by 16 bytes so ldmatrix's eight row
+//   addresses hit distinct banks.
 // * S = Q K^T: q (its fragments in registers, loaded once by ldmatrix.x4) against k
 //   (ldmatrix.x4, two 8-key tiles per load); the scale and log2(e) folded
 //   into one multiply, the online softmax in base 2 in registers; P rounded
@@ -18,8 +19,9 @@
 //   as B fragments by ldmatrix.x4.trans.
 // * Causal: a block walks only the key tiles its last row sees; the mask is
 //   applied only on tiles that cross a row's diagonal (or the keys' end).
-//   Blocks are ordered longest first: the first B * HQ blocks take the last
-//   query tile (the most keys), so the short tiles fill the tail of the wave.
+//   Blocks come in groups of 16 (batch row, head) pairs, all their query
+//   tiles, longest (most keys) first: a group's blocks share its keys
+//   through L2, and the short tiles fill the tail of the wave.
 //
 // Semantics, as gen_attn.c's other forms: q [B, S, HQ, DK], k [B, KT, HK,
 // DK] (KT = T, or a KV cache's capacity), v [B, VT, HK, ...] read from
@@ -51,6 +53,7 @@ __device__ __forceinline__ void cp16(void *dst, const void *src, bool v) { // 16
 }
 __device__ __forceinline__ void cp_commit() { asm volatile("cp.async.commit_group;\n" ::); }
 __device__ __forceinline__ void cp_wait1() { asm volatile("cp.async.wait_group 1;\n" ::: "memory"); }
+__device__ __forceinline__ void cp_wait2() { asm volatile("cp.async.wait_group 2;\n" ::: "memory"); }
 __device__ __forceinline__ void cp_wait0() { asm volatile("cp.async.wait_group 0;\n" ::: "memory"); }
 __device__ __forceinline__ void mma_bf16(float *c, const unsigned *a, const unsigned *b) { // c[16x8] += a[16x16] . b[16x8]
     asm volatile("mma.sync.aligned.m16n8k16.row.col.f32.bf16.bf16.f32 {%0,%1,%2,%3}, {%4,%5,%6,%7}, {%8,%9}, {%0,%1,%2,%3};\n"
@@ -105,13 +108,18 @@ __device__ __forceinline__ unsigned attn_bf16x2(float lo, float hi) {
 #define ATTN_BN 64  // keys per tile
 #define ATTN_QST (ATTN_DK * 2 + 16) // bytes per row of q and k in shared memory
 #define ATTN_VST (ATTN_DV * 2 + 16) // ... of v
-#define ATTN_STG (ATTN_BN * ATTN_QST + ATTN_BN * ATTN_VST) // bytes per stage
+#define ATTN_STG (ATTN_BN * ATTN_QST + ATTN_BN * ATTN_VST) // bytes per stage (three: one being read, two loading)
+#define ATTN_GH 16 // (batch row, head) pairs whose blocks are scheduled together
 
 extern "C" __global__ void __launch_bounds__(256, 1) DSCC_ENTRY(Args a) {
-    extern __shared__ __align__(16) unsigned char attn_sm[]; // q [BM][QST], then two stages of k [BN][QST] and v [BN][VST]
+    extern __shared__ __align__(16) unsigned char attn_sm[]; // q [BM][QST], then three stages of k [BN][QST] and v [BN][VST]
     const long long B = ATTN_B, S = ATTN_S, T = ATTN_T, HQ = ATTN_HQ, HK = ATTN_HK, KT = ATTN_KT, VT = ATTN_VT;
-    const long long nbh = B * HQ, bh = blockIdx.x % nbh, qt = (S + ATTN_BM - 1) / ATTN_BM - 1 - blockIdx.x / nbh;
-    if (qt < 0) return;
+    // blocks in groups of ATTN_GH (batch row, head) pairs, each group's query tiles longest first: a group's
+    // blocks run at about the same time, so its keys are read from HBM once and then from L2
+    const long long nbh = B * HQ, nqt = (S + ATTN_BM - 1) / ATTN_BM, grp = blockIdx.x / (ATTN_GH * nqt);
+    const long long w = blockIdx.x % (ATTN_GH * nqt), gsz = nbh - grp * ATTN_GH < ATTN_GH ? nbh - grp * ATTN_GH : ATTN_GH;
+    const long long bh = grp * ATTN_GH + w % gsz, qt = nqt - 1 - w / gsz;
+    if (qt < 0 || bh >= nbh) return;
     const long long b = bh / HQ, h = bh % HQ, hk = h / (HQ / HK), s0 = qt * ATTN_BM;
     const unsigned short *Q = ATTN_Q, *Q1 = ATTN_Q1, *Kg = ATTN_K, *Vg = ATTN_V;
     unsigned char *const Qs = attn_sm, *const Ks = attn_sm + ATTN_BM * ATTN_QST;
@@ -146,6 +154,8 @@ extern "C" __global__ void __launch_bounds__(256, 1) DSCC_ENTRY(Args a) {
     };
     stage(0, 0);
     cp_commit();
+    if (nkt > 1) stage(1, ATTN_BN);
+    cp_commit();
     // this thread's rows: wr + g and wr + g + 8 of the block; the last key each sees
     const int wr = warp * 16;
     long long last[2];
@@ -168,18 +178,18 @@ extern "C" __global__ void __launch_bounds__(256, 1) DSCC_ENTRY(Args a) {
     const unsigned char *qa = Qs + (wr + (lane & 15)) * ATTN_QST + (lane >> 4) * 16;
     const int kro = ((lane & 7) + 8 * (lane >> 4)) * ATTN_QST + ((lane >> 3) & 1) * 16;
     const int vro = ((lane & 7) + 8 * ((lane >> 3) & 1)) * ATTN_VST + (lane >> 4) * 16;
-    cp_wait1(); // q has landed (the first tile may be in flight)
+    cp_wait2(); // q has landed (the first two tiles may be in flight)
     __syncthreads();
     unsigned qf[ATTN_DK / 16][4]; // q's A fragments, read once: they stay in registers
 #pragma unroll
     for (int ks = 0; ks < ATTN_DK / 16; ks++) ldsm_x4(qf[ks], qa + ks * 32);
     for (long long it = 0; it < nkt; it++) {
         const long long j0 = it * ATTN_BN;
-        if (it + 1 < nkt) stage((int)((it + 1) & 1), j0 + ATTN_BN);
+        cp_wait1(); // this tile has landed (the next one may be in flight)
+        __syncthreads(); // ... for every thread, and every warp is done with the previous tile's stage
+        if (it + 2 < nkt) stage((int)((it + 2) % 3), j0 + 2 * ATTN_BN); // into the stage the previous tile used
         cp_commit();
-        cp_wait1(); // q and this tile have landed (the next one may be in flight)
-        __syncthreads();
-        const unsigned char *Kc = Ks + (it & 1) * ATTN_STG, *Vc = Kc + ATTN_BN * ATTN_QST;
+        const unsigned char *Kc = Ks + (it % 3) * ATTN_STG, *Vc = Kc + ATTN_BN * ATTN_QST;
         float sc[ATTN_BN / 8][4];
 #pragma unroll
         for (int t = 0; t < ATTN_BN / 8; t++)
@@ -242,7 +252,6 @@ extern "C" __global__ void __launch_bounds__(256, 1) DSCC_ENTRY(Args a) {
                 mma_bf16(o[2 * t + 1], pa, vf + 2);
             }
         }
-        __syncthreads(); // every warp is done with this stage before the next step loads into it
     }
     cp_wait0();
 #pragma unroll
@@ -268,6 +277,7 @@ extern "C" __global__ void __launch_bounds__(256, 1) DSCC_ENTRY(Args a) {
 #undef ATTN_QST
 #undef ATTN_VST
 #undef ATTN_STG
+#undef ATTN_GH
 #undef DSCC_ENTRY
 #undef ATTN_B
 #undef ATTN_S
