@@ -233,16 +233,17 @@ static bool parse_ms(const char *arg, int64_t *ms_list, int *nm) {
 
 /* The variants timed by default (DSCC_SKINNY values; "" is the shape's
  * default of codegen): 8-row groups a warp (rb), K blocks a warp loads
- * before it uses one (u), blocks an SM (minb, the register budget), CTAs
- * of a cluster that split K (split). */
+ * before it uses one (u; u32 for the instance for M > 8 alone, which
+ * spills at 128 registers from rb x u = 4 on), blocks an SM (minb, the
+ * register budget), CTAs of a cluster that split K (split). */
 static const char *const SWEEP_VARIANTS[] = {"",
                                              /* one CTA a column block */
-                                             "rb=1,u=2,minb=2", "rb=1,u=4,minb=2", "rb=2,u=1,minb=2", "rb=2,u=2,minb=2", "rb=2,u=4,minb=1",
+                                             "rb=1,u=2,minb=2", "rb=1,u=4,u32=2,minb=2", "rb=2,u=1,minb=2", "rb=2,u=2,u32=1,minb=2", "rb=2,u=4,minb=1",
                                              "rb=4,u=1,minb=2", "rb=4,u=2,minb=1",
                                              /* K split over a cluster of CTAs */
                                              "rb=1,u=1,minb=2,split=2", "rb=1,u=2,minb=2,split=2", "rb=1,u=2,minb=2,split=4",
                                              "rb=1,u=1,minb=2,split=8", "rb=1,u=4,minb=1,split=4", "rb=2,u=1,minb=2,split=2",
-                                             "rb=2,u=2,minb=2,split=4"};
+                                             "rb=2,u=2,u32=1,minb=2,split=4"};
 enum { SWEEP_MAX = 32 };
 
 /* The shapes of the sweep: bench_gemm's and the merged q_a + kv_a (N = 2112). */
