@@ -1,157 +1,17 @@
-/* gpu_exec.c — the CUDA backend (see gpu.h). */
+/* gpu_exec.c — the CUDA backend (see gpu.h): setup (bind the capacity,
+ * compile, place activations, caches and scratch, fill the launches'
+ * arguments), a step's launches on its streams and as a CUDA graph, and
+ * the outputs' fetches. The executor's state and the other files' parts
+ * (the weights, the GEMM's form, the Chrome trace) are in
+ * gpu_exec_internal.h. */
 #ifdef DSCC_HAVE_NVRTC
-#include "runtime/gpu.h"
+#include "runtime/gpu_exec_internal.h"
 
-#include "codegen/gen.h"
-#include "runtime/blas.h"
-#include "runtime/gemm_table.h"
-#include "runtime/gpu_ep.h"
 #include "runtime/gpu_trace.h"
-#include "runtime/runtime.h"
-#include "runtime/trace.h"
-#include "runtime/sample.h"
 
-#include <cjson/cJSON.h>
-#include <errno.h>
-#include <math.h>
-#include <pthread.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <unistd.h>
-
-typedef struct {
-    RtKernel **fn;     /* per phase */
-    CgArgs args;       /* slots filled at load; sym, len patched per run */
-    int template_node; /* the op a data error is reported at */
-} Launch;
-
-typedef struct {
-    RtDevPtr buf;
-    int64_t per;       /* values per position */
-} KvBuf;
-
-/* CUDA graphs: one per step shape, captured once and replayed; a decode
- * step's context length reaches the kernels as an argument (CgArgs.len,
- * sym), which each replay sets in the graph's kernel nodes. */
-#define GRAPH_CACHE 8 /* shapes whose graphs are kept (the least recently used one is replaced) */
-enum { GL_LIB = -2 };
-
-typedef struct {
-    int k, ph;     /* kernel; its phase or GL_LIB (the cuBLASLt GEMM) */
-    int64_t grid;  /* blocks; for GL_LIB the GEMM's M */
-    void *node;    /* the graph node of a generated launch (NULL: not captured, or unknown) */
-} StepLaunch;
-
-typedef struct {
-    StepLaunch *v;
-    int n, cap;
-} StepSeq;
-
-typedef struct {
-    bool dry;      /* only list the launches */
-    bool capture;  /* being captured: keep each launch's node */
-} StepMode;
-
-typedef struct {
-    int64_t key[IR_MAX_DIM_SYMS]; /* the step's dims, the context length's set to 0 */
-    StepLaunch *seq;
-    int n;
-    RtGraph *graph; /* NULL: a free entry */
-    int64_t len;    /* the cache length its kernel nodes' arguments hold */
-    uint64_t used;  /* the last step that launched it */
-} GraphEntry;
-
-struct GpuExec {
-    const IrGraph *g;
-    RtCuda *cu;
-    RtBlas *blas;      /* cuBLASLt for the kernels with a library form (NULL: the generated kernels only) */
-    Arena *arena;
-    DiagEngine *diag;  /* for errors of calls that take none (output fetches) */
-    CgProgram *p;
-    Launch *launch;    /* per kernel */
-    RtDevPtr wslab, aslab, scratch, err;
-    RtDevPtr lslab;       /* the weights only load-time kernels read (freed once they ran; 0 after) */
-    int64_t *woff, *aoff; /* per node id, -1 = none; woff: in wslab, or lslab for a weight of home 2 */
-    unsigned char *wv;    /* per node id: ir_weight_values's kind */
-    unsigned char *home;  /* per node id: 1 wslab, 2 lslab (weights), 0 none */
-    int64_t *elo, *ehi;   /* per weight node: the experts [elo, ehi) of a stacked weight held here (0, count: all) */
-    KvBuf *kv;         /* per node id */
-    int64_t cap, len, cache_batch;
-    int sym_t, sym_b, sym_s; /* symbol indices (-1 when absent) */
-    int64_t sym[IR_MAX_DIM_SYMS];
-    int64_t max_b, max_s;
-    /* outputs of the last run */
-    float **out;       /* per node id of an output's operand */
-    float *val;        /* gpu_exec_value's buffer */
-    RtEvent **ev;      /* trace/profile events, nkernels + 1 */
-    double *kms;       /* per kernel: ms of the last run (profiling) */
-    RtEvent *step[2];  /* around each run: its GPU time */
-    RtTrace *trace;    /* where each step's kernels go (NULL: no trace) */
-    bool own_trace;    /* opened here from GpuOptions.trace, closed at free */
-    const char *trace_label; /* step names' prefix (NULL: "prefill", "decode N") */
-    int decodes;       /* steps since the cache was last empty (step names) */
-    const char **nvtx; /* per kernel: the NVTX range it opens (gpu_trace_ranges) */
-    double last_ms;
-    bool sync_each;
-    bool graphs;      /* launch each step as a CUDA graph */
-    RtGraph *graph;   /* recaptured each step, when the driver cannot update a graph's nodes */
-    RtDevPtr flush;   /* gpu_exec_time_kernel's L2 flush buffer */
-    int64_t flush_bytes;
-    GraphEntry gcache[GRAPH_CACHE];
-    uint64_t gclock;
-    GpuGraphStats gstats;
-    void *staging;    /* pinned host buffer for output fetches */
-    size_t staging_bytes;
-    bool profile_on;  /* record ev around each kernel (GpuOptions.profile; a traced step records them too) */
-    bool keep_all;    /* DSCC_CUDA_SYNC=1: wait after every launch, to name a failing kernel */
-    int launches, runs;
-    int lib_calls;    /* GEMMs of the last run that cuBLASLt ran */
-    bool *konst;      /* per kernel: every member a function of weights alone: run once (at load, or by the first run), kept */
-    unsigned char *atload; /* per kernel: 1 its values are held with the weights (ir_weight_values), computed at load;
-                            * 2 a JOINED concat, which the load put in place: never launched */
-    int tma_calls;    /* ... and the TMA GEMM kernel */
-    RtDevPtr tmaps;          /* the TMA GEMM phases' tensor maps, 256 bytes a kernel (0: none made) */
-    bool tma_on;             /* the TMA GEMM phases may run (tensor maps made, DSCC_GEMM_TMA not 0) */
-    bool tma_all;            /* DSCC_GEMM_TMA=all: wherever they can (bench_gemm's TMA path), the table not asked */
-    RtGemmTable *gtable;     /* the GEMM table their choice reads (NULL: the rule) */
-    bool *idle[2];    /* per kernel, for a step with nothing cached [0] or a cached context [1]: nothing that step uses
-                       * (only fresh_select's other operand): not launched (NULL: no fresh_select in the graph) */
-    bool *need[2];    /* per node, the same: its value is computed in such a step */
-    int last_kind;    /* the last run's: 0 nothing was cached before it, 1 a context was */
-    const char *no_blas_why; /* why blas is NULL */
-    int64_t wbytes, abytes;  /* weight (what stays after load) and activation slabs */
-    GpuDist dist;            /* size 0: one process */
-    GpuCommBytes comm_last, comm_total;
-    /* streams (the IR's stream field: 0 compute, 1 communication) */
-    int *kstream;            /* per kernel */
-    int **kwait;             /* per kernel: kernels on the other stream it waits for, -1 ended */
-    RtEvent **kev;           /* per kernel: recorded after it when another stream waits for it (NULL: none) */
-    RtEvent *join;           /* the communication stream's end of a step, which the compute stream waits for */
-    bool two_streams;
-    /* expert parallelism */
-    GpuEp *ep;
-    int *comm_node;          /* per kernel: its dispatch/combine node under a GpuDist, else -1 */
-    int *mb;                 /* per node: the micro-batch it belongs to (split_batch's index), -1 none */
-    int mb_parts;            /* micro-batches of the overlap pass (1: none) */
-    int64_t b_real;          /* rows of the last run before padding */
-    bool padded;             /* the last run's inputs were padded to b_real rows */
-    bool f32;                /* bf16/f16 values stored as f32 (GpuOptions.f32_storage) */
-    RtDevSampler *sampler;   /* gpu_exec_sample's, made on its first call */
-};
-
-static int64_t align256(int64_t v) { return (v + 255) & ~(int64_t)255; }
-
-/* Checked sizes: an overflowing count saturates at IR_MAX_TENSOR_BYTES,
- * which no allocation satisfies and a few of which still add up in int64. */
-static int64_t numel_at(const IrType *t, const int64_t *sym) {
-    int64_t n;
-    return ir_type_numel_at(t, sym, &n) && n < IR_MAX_TENSOR_BYTES ? n : IR_MAX_TENSOR_BYTES;
-}
-
-static int64_t bytes_of(IrDType dt, int64_t n) {
-    int64_t bits;
-    return size_mul(n, ir_dtype_bits(dt), &bits) && bits / 8 < IR_MAX_TENSOR_BYTES ? (bits + 7) / 8 : IR_MAX_TENSOR_BYTES;
-}
 
 /* ---- host conversions ------------------------------------------------- */
 
@@ -176,7 +36,7 @@ static uint16_t to_f16(float f) { /* nearest even, via the float bits */
 }
 
 /* f32 values -> dtype bytes (dst holds bytes_of(dt, n)). */
-static void pack(IrDType dt, const float *src, int64_t n, void *dst) {
+void gx_pack(IrDType dt, const float *src, int64_t n, void *dst) {
     for (int64_t i = 0; i < n; i++) switch (dt) {
         case IR_DT_F32: ((float *)dst)[i] = src[i]; break;
         case IR_DT_BF16: ((uint16_t *)dst)[i] = rt_bf16_encode(src[i]); break;
@@ -283,40 +143,6 @@ static void find_constant_kernels(GpuExec *x) {
     free(c);
 }
 
-/* The kernels that compute, at load, the values held with the weights
- * (x->atload); false, reported, where the kernels and ir_weight_values
- * disagree: a held value in a kernel with ops of the step, or a JOINED
- * concat not alone in its kernel or stored in another dtype. */
-static bool find_load_kernels(GpuExec *x, DiagEngine *d) {
-    const IrGraph *g = x->g;
-    const CgProgram *p = x->p;
-    x->atload = calloc((size_t)p->nkernels + 1, 1);
-    if (!x->atload || !ir_weight_values(g, p->stored, x->wv)) {
-        diag_error(d, (SrcLoc){0}, "out of host memory classifying the values of weights alone");
-        return false;
-    }
-    for (int k = 0; k < p->nkernels; k++) {
-        const CgKernel *ck = &p->kernels[k];
-        int kept = 0, held = 0;
-        bool joined = false, bad = false;
-        for (int j = 0; j < ck->nnodes; j++) {
-            const IrNode *n = g->nodes[ck->nodes[j]];
-            kept += ir_wv_kept(x->wv[n->id]);
-            held += ir_wv_kept(x->wv[n->id]) && p->stored[n->id];
-            if (x->wv[n->id] != IR_WV_JOINED) continue;
-            joined = true;
-            bad |= ck->nnodes != 1;
-            for (int q = 0; q < n->nops; q++) bad |= p->dtype[n->ops[q]->id] != p->dtype[n->id];
-        }
-        if (bad || (held && kept != ck->nnodes)) {
-            diag_error(d, ck->loc, "internal: kernel %s does not hold values of weights alone as ir_weight_values says", ck->name);
-            return false;
-        }
-        x->atload[k] = joined ? 2 : kept == ck->nnodes && kept ? 1 : 0;
-    }
-    return true;
-}
-
 /* For graphs with fresh_select: per node and kernel, whether a step of
  * each kind (0: nothing cached yet, 1: a cached context) uses it. From the
  * roots (outputs, cache appends, exchanges) back through the operands, of
@@ -345,12 +171,6 @@ static void find_step_kernels(GpuExec *x) {
             x->idle[f][k] = !used;
         }
     }
-}
-
-/* Whether kernel k is not launched this step: a function of the weights
- * the first run computed, or nothing this kind of step uses. */
-static bool not_launched(const GpuExec *x, int k) {
-    return x->atload[k] || (x->konst[k] && x->runs > 0) || (x->idle[0] && !x->konst[k] && x->idle[x->len == 0 ? 0 : 1][k]);
 }
 
 /* The kernels run in program order (the plan-memory pass put the ops in
@@ -427,303 +247,13 @@ static bool take_plan(GpuExec *x, const int64_t *smax, bool keep_all, int64_t *a
     return !bad && end < INT64_MAX;
 }
 
-/* One weight slice made ready for upload (values from the source, packed
- * to the weight's stored dtype) on a worker thread. */
-typedef struct {
-    const IrGraph *g;
-    const IrNode *n;
-    IrDType dt; /* stored dtype (the declared one, or f32 with f32_storage) */
-    const CpuWeightSource *ws;
-    int64_t e, per;
-    void *packed; /* malloc'd */
-    bool ok;
-} SliceJob;
-
-static void *prepare_slice(void *arg) {
-    SliceJob *j = arg;
-    Arena *a = arena_new();
-    DiagEngine *d = diag_new(a, stderr);
-    float *vals = malloc(sizeof(float) * (size_t)(j->per + 1));
-    j->packed = malloc((size_t)bytes_of(j->dt, j->per) + 8);
-    j->ok = vals && j->packed && cpu_weight_slice(j->g, j->n, j->ws, j->e, vals, d);
-    if (j->ok) pack(j->dt, vals, j->per, j->packed);
-    free(vals);
-    arena_free(a);
-    return NULL;
-}
-
-/* The workers of load_weights: each takes the next slice, prepares it and
- * marks it ready; at most `ahead` slices past the last uploaded one are
- * taken, so the packed bytes waiting for the uploader stay bounded. */
-typedef struct {
-    SliceJob *jobs;
-    bool *ready;
-    int64_t n, next, uploaded, ahead;
-    bool stop;
-    pthread_mutex_t mu;
-    pthread_cond_t cv;
-} SlicePool;
-
-static void *slice_worker(void *arg) {
-    SlicePool *p = arg;
-    for (;;) {
-        pthread_mutex_lock(&p->mu);
-        while (!p->stop && p->next < p->n && p->next - p->uploaded >= p->ahead) pthread_cond_wait(&p->cv, &p->mu);
-        if (p->stop || p->next >= p->n) {
-            pthread_mutex_unlock(&p->mu);
-            return NULL;
-        }
-        int64_t j = p->next++;
-        pthread_mutex_unlock(&p->mu);
-        prepare_slice(&p->jobs[j]);
-        pthread_mutex_lock(&p->mu);
-        p->ready[j] = true;
-        pthread_cond_broadcast(&p->cv);
-        pthread_mutex_unlock(&p->mu);
-    }
-}
-
-/* Offsets of what the weight memory holds: in wslab the weights the step
- * reads (this rank's experts of a stacked one), each JOINED concat with
- * its parts at their rows' offsets in it (the first part first), and the
- * other values held with the weights (computed at load); in lslab the
- * weights only load kernels read (IR_WV_LOAD), freed once they ran.
- * Each block 256-byte aligned. */
-static bool lay_out_weights(GpuExec *x, int64_t *total, int64_t *ltotal, DiagEngine *d) {
-    const IrGraph *g = x->g;
-    const CgProgram *p = x->p;
-    int64_t zero[IR_MAX_DIM_SYMS] = {0};
-    bool *step = calloc((size_t)g->nnodes + 1, 1); /* read by a kernel of the step */
-    if (!step) {
-        diag_error(d, (SrcLoc){0}, "out of host memory placing the weights");
-        return false;
-    }
-    for (int k = 0; k < p->nkernels; k++)
-        for (int s = 0; s < p->kernels[k].nslots && !x->atload[k]; s++)
-            if (p->kernels[k].slots[s].kind == CG_SLOT_VALUE) step[p->kernels[k].slots[s].node] = true;
-    *total = *ltotal = 0;
-    for (int i = 0; i < g->nnodes; i++) {
-        const IrNode *n = g->nodes[i];
-        bool w = n->op == IR_OP_WEIGHT && x->wv[i] != IR_WV_PART, kept = ir_wv_kept(x->wv[i]) && p->stored[i];
-        if (!w && !kept) continue;
-        bool stacked = w && ir_node_attr_str(n, "stack", NULL);
-        int64_t count = stacked ? ir_dim_eval(n->type.dims[0], zero) : 1;
-        bool l = x->wv[i] == IR_WV_LOAD && !step[i]; /* read only by load kernels: freed once they ran */
-        int64_t *at = l ? ltotal : total;
-        x->home[i] = l ? 2 : 1;
-        x->woff[i] = *at;
-        /* only this rank's experts of a stacked expert weight (all of them on one process) */
-        if (!size_add(*at, align256(bytes_of(x->p->dtype[i], numel_at(&n->type, zero) / (count ? count : 1) * (x->ehi[i] - x->elo[i]))),
-                      at))
-            *at = INT64_MAX;
-        int64_t off = 0;
-        for (int q = 0; x->wv[i] == IR_WV_JOINED && q < n->nops; q++) { /* its parts, row blocks of it */
-            const IrNode *part = n->ops[q];
-            x->home[part->id] = 1;
-            x->woff[part->id] = x->woff[i] + off;
-            off += bytes_of(p->dtype[part->id], numel_at(&part->type, zero));
-        }
-    }
-    free(step);
-    return true;
-}
-
-/* Where node i's data is, a weight's or a value's held with the weights
- * (in wslab, or in lslab: 0 once that was freed). */
-static RtDevPtr held_at(const GpuExec *x, int i) {
-    RtDevPtr base = x->home[i] == 1 ? x->wslab : x->home[i] == 2 ? x->lslab : 0;
-    return base ? base + (RtDevPtr)x->woff[i] : 0;
-}
-
-/* Every weight into its place (lay_out_weights): slices prepared by a pool of threads (the
- * source's conversion, FP8 block quantization and packing are the slow
- * part), each taking the next slice as it finishes one, and uploaded in
- * order by this thread while the pool prepares the ones after it. */
-static bool load_weights(GpuExec *x, const CpuWeightSource *ws, DiagEngine *d) {
-    const IrGraph *g = x->g;
-    int64_t zero[IR_MAX_DIM_SYMS] = {0}, total = 0, ltotal = 0, nslices = 0;
-    if (!lay_out_weights(x, &total, &ltotal, d)) return false;
-    for (int i = 0; i < g->nnodes; i++) nslices += g->nodes[i]->op == IR_OP_WEIGHT ? x->ehi[i] - x->elo[i] : 0;
-    x->wbytes = total;
-    if (!rt_cuda_alloc(x->cu, d, (size_t)total, &x->wslab) || (ltotal && !rt_cuda_alloc(x->cu, d, (size_t)ltotal, &x->lslab))) {
-        diag_note(d, (SrcLoc){0}, "the weights need %.2f GiB on the GPU (%.2f GiB more while loading)", (double)total / (1 << 30),
-                  (double)ltotal / (1 << 30));
-        return false;
-    }
-    SliceJob *jobs = calloc((size_t)nslices + 1, sizeof(SliceJob));
-    RtDevPtr *dst = calloc((size_t)nslices + 1, sizeof(RtDevPtr));
-    bool *ready = calloc((size_t)nslices + 1, 1);
-    if (!jobs || !dst || !ready) {
-        diag_error(d, (SrcLoc){0}, "out of host memory for the list of %lld weight slices", (long long)nslices);
-        free(jobs);
-        free(dst);
-        free(ready);
-        return false;
-    }
-    int64_t at = 0;
-    for (int i = 0; i < g->nnodes; i++) {
-        const IrNode *n = g->nodes[i];
-        if (n->op != IR_OP_WEIGHT) continue;
-        int64_t ne = numel_at(&n->type, zero), count = ir_node_attr_str(n, "stack", NULL) ? ir_dim_eval(n->type.dims[0], zero) : 1;
-        for (int64_t e = x->elo[i]; e < x->ehi[i]; e++, at++) {
-            jobs[at] = (SliceJob){g, n, x->p->dtype[i], ws, e, ne / (count ? count : 1), NULL, false};
-            dst[at] = held_at(x, i) + (RtDevPtr)bytes_of(x->p->dtype[i], jobs[at].per * (e - x->elo[i]));
-        }
-    }
-    long cpus = sysconf(_SC_NPROCESSORS_ONLN);
-    int nth = cpus > 16 ? 16 : cpus > 0 ? (int)cpus : 1, started = 0;
-    SlicePool pool = {.jobs = jobs, .ready = ready, .n = nslices, .ahead = (int64_t)nth + 4}; /* in flight: as the old batches of 16 */
-    pthread_mutex_init(&pool.mu, NULL);
-    pthread_cond_init(&pool.cv, NULL);
-    pthread_t th[16];
-    for (int t = 0; t < nth; t++)
-        if (pthread_create(&th[started], NULL, slice_worker, &pool) == 0) started++;
-    bool ok = true, tty = isatty(2);
-    for (int64_t j = 0; j < nslices && ok; j++) {
-        if (!started) prepare_slice(&jobs[j]); /* no thread could start: this one prepares too */
-        else {
-            pthread_mutex_lock(&pool.mu);
-            while (!ready[j]) pthread_cond_wait(&pool.cv, &pool.mu);
-            pthread_mutex_unlock(&pool.mu);
-        }
-        if (!jobs[j].ok) {
-            diag_error(d, jobs[j].n->loc, "weight %s (slice %lld) did not load", ir_node_attr_str(jobs[j].n, "name", "?"), (long long)jobs[j].e);
-            ok = false;
-        }
-        if (ok) ok = rt_cuda_upload(x->cu, d, dst[j], jobs[j].packed, (size_t)bytes_of(jobs[j].dt, jobs[j].per));
-        free(jobs[j].packed);
-        jobs[j].packed = NULL;
-        pthread_mutex_lock(&pool.mu);
-        pool.uploaded = j + 1;
-        pool.stop = !ok;
-        pthread_cond_broadcast(&pool.cv);
-        pthread_mutex_unlock(&pool.mu);
-        if (tty && ((j + 1) % 64 == 0 || j + 1 == nslices))
-            fprintf(stderr, "\rloading weights to the GPU: %lld/%lld tensors", (long long)(j + 1), (long long)nslices);
-    }
-    pthread_mutex_lock(&pool.mu);
-    pool.stop = true;
-    pthread_cond_broadcast(&pool.cv);
-    pthread_mutex_unlock(&pool.mu);
-    for (int t = 0; t < started; t++) pthread_join(th[t], NULL);
-    for (int64_t j = 0; j < nslices; j++) free(jobs[j].packed); /* prepared but not uploaded (after an error) */
-    pthread_mutex_destroy(&pool.mu);
-    pthread_cond_destroy(&pool.cv);
-    if (tty && nslices) fputc('\n', stderr);
-    free(jobs);
-    free(dst);
-    free(ready);
-    return ok;
-}
-
-/* Where a weight's expert 0 would be: a rank holding experts [lo, hi) of
- * a stacked weight places expert lo at its offset, so kernels indexing by
- * global expert id (the only ids a dispatched idx keeps on this rank) find
- * theirs. Unsigned arithmetic: the base may lie below the slab, the
- * addresses used do not. */
-static RtDevPtr weight_base(const GpuExec *x, const IrNode *n) {
-    int64_t zero[IR_MAX_DIM_SYMS] = {0};
-    RtDevPtr at = held_at(x, n->id);
-    if (x->elo[n->id] == 0) return at;
-    int64_t per = numel_at(&n->type, zero) / ir_dim_eval(n->type.dims[0], zero);
-    return at - (RtDevPtr)bytes_of(x->p->dtype[n->id], per * x->elo[n->id]);
-}
-
-/* The experts of each weight this process holds: every one, except for
- * the stacked weights (and scales) of routed experts under a GpuDist,
- * which each rank holds E / W of (rt_expert_rank's placement). */
-static bool place_experts(GpuExec *x, DiagEngine *d) {
-    const IrGraph *g = x->g;
-    int64_t zero[IR_MAX_DIM_SYMS] = {0};
-    for (int i = 0; i < g->nnodes; i++) {
-        const IrNode *n = g->nodes[i];
-        x->elo[i] = 0;
-        x->ehi[i] = n->op == IR_OP_WEIGHT && ir_node_attr_str(n, "stack", NULL) ? ir_dim_eval(n->type.dims[0], zero) : 1;
-    }
-    if (x->dist.size <= 1) return true;
-    for (int i = 0; i < g->nnodes; i++) {
-        const IrNode *n = g->nodes[i];
-        if (n->op != IR_OP_EXPERT_LINEAR && n->op != IR_OP_FP8_EXPERT_LINEAR) continue;
-        for (int k = n->op == IR_OP_EXPERT_LINEAR ? 1 : 2; k < (n->op == IR_OP_EXPERT_LINEAR ? 2 : 4); k++) {
-            const IrNode *w = n->ops[k];
-            if (w->op != IR_OP_WEIGHT || !ir_node_attr_str(w, "stack", NULL)) continue;
-            int64_t E = x->ehi[w->id] - x->elo[w->id], per = E / x->dist.size;
-            if (x->elo[w->id] || E != ir_dim_eval(w->type.dims[0], zero)) continue; /* placed already */
-            if (E % x->dist.size) {
-                diag_error(d, w->loc, "expert parallelism: %lld experts of '%s' do not spread evenly over %d ranks", (long long)E,
-                           ir_node_attr_str(w, "name", "?"), x->dist.size);
-                return false;
-            }
-            x->elo[w->id] = per * x->dist.rank;
-            x->ehi[w->id] = per * (x->dist.rank + 1);
-        }
-    }
-    return true;
-}
-
-/* The TMA GEMM phase of kernel k (gemm_tma.cuh), or -1. */
-static int tma_phase(const GpuExec *x, int k) {
-    const CgKernel *ck = &x->p->kernels[k];
-    for (int ph = 0; ph < ck->nphases; ph++)
-        if (ck->phases[ph].tma) return ph;
-    return -1;
-}
-
-/* The TMA GEMM phases' tensor maps, made once at plan time: x's over its
- * buffer's rows at the largest dims (rows past a step's M are read, never
- * stored), w's over the weight; 256 bytes a kernel in x->tmaps, which the
- * phase's maps slot then points at. Without the driver's tensor maps, a
- * Hopper GPU or with DSCC_GEMM_TMA=0 the phases never run; with
- * DSCC_GEMM_TMA=all they run wherever they can (above the skinny form's
- * rows), else where the GEMM table or its rule says (rt_gemm_use_tma). */
-static bool setup_tma(GpuExec *x, const int64_t *smax, DiagEngine *d) {
-    const char *env = getenv("DSCC_GEMM_TMA");
-    int n = 0;
-    for (int k = 0; k < x->p->nkernels; k++) n += tma_phase(x, k) >= 0;
-    if (!n || (env && strcmp(env, "0") == 0) || rt_cuda_sm(x->cu) < 90 || !rt_cuda_has_tensor_maps(x->cu)) return true;
-    bool bad;
-    x->gtable = rt_gemm_table_open(rt_cuda_sm(x->cu), d, &bad);
-    if (bad) return false;
-    unsigned char *maps = aligned_alloc(64, (size_t)x->p->nkernels * 256); /* a CUtensorMap is 64-aligned */
-    if (maps) memset(maps, 0, (size_t)x->p->nkernels * 256);
-    if (!maps || !rt_cuda_alloc(x->cu, d, (size_t)x->p->nkernels * 256, &x->tmaps)) {
-        free(maps);
-        return false;
-    }
-    bool ok = true;
-    for (int k = 0; k < x->p->nkernels && ok; k++) {
-        int ph = tma_phase(x, k);
-        if (ph < 0) continue;
-        const CgTmaGemm *t = x->p->kernels[k].phases[ph].tma;
-        Launch *l = &x->launch[k];
-        unsigned char *m = maps + (size_t)k * 256;
-        ok = rt_cuda_tensor_map_2d(x->cu, d, m, l->args.t[t->x], ir_dim_eval(t->M, smax), t->K, t->K, 128, 128) &&
-             rt_cuda_tensor_map_2d(x->cu, d, m + 128, l->args.t[t->w], t->N, t->K, t->K, 128, 128);
-        if (!ok) diag_note(d, x->p->kernels[k].loc, "for the TMA GEMM of kernel %s", x->p->kernels[k].name);
-        l->args.t[t->maps] = x->tmaps + (RtDevPtr)k * 256;
-    }
-    ok = ok && rt_cuda_upload(x->cu, d, x->tmaps, maps, (size_t)x->p->nkernels * 256);
-    free(maps);
-    x->tma_on = ok;
-    x->tma_all = env && strcmp(env, "all") == 0;
-    return ok;
-}
-
-/* Whether kernel k runs its TMA GEMM phase ph at dims sym instead of the tile's phases and cuBLASLt. */
-static bool use_tma(const GpuExec *x, int k, int ph, const int64_t *sym) {
-    if (!x->tma_on || ph < 0) return false;
-    const CgPhase *f = &x->p->kernels[k].phases[ph];
-    return cg_phase_items(f, sym) > 0 && (x->tma_all || rt_gemm_use_tma(x->gtable, ir_dim_eval(f->tma->M, sym), f->tma->N, f->tma->K));
-}
-
-
 static RtDevPtr slot_ptr(GpuExec *x, const CgKernel *k, int s, const int64_t *scr_off) {
     const CgSlot *sl = &k->slots[s];
     if (sl->kind == CG_SLOT_SCRATCH) return x->scratch + (RtDevPtr)scr_off[s];
     const IrNode *n = x->g->nodes[sl->node];
-    if (n->op == IR_OP_WEIGHT) return weight_base(x, n);
+    if (n->op == IR_OP_WEIGHT) return gx_weight_base(x, n);
     if (n->op == IR_OP_KV_CACHE) return x->kv[n->id].buf;
-    if (x->home[n->id]) return held_at(x, n->id); /* a value held with the weights */
+    if (x->home[n->id]) return gx_held_at(x, n->id); /* a value held with the weights */
     return x->aslab + (RtDevPtr)x->aoff[n->id];
 }
 
@@ -920,7 +450,7 @@ GpuExec *gpu_exec_new(const IrGraph *g, const CpuWeightSource *ws, const GpuOpti
     /* memory: weights, activations, caches, scratch */
     find_constant_kernels(x);
     find_step_kernels(x);
-    if (!find_load_kernels(x, d) || !setup_streams(x, d) || (x->dist.size > 1 && !setup_ep(x, smax, d))) goto fail;
+    if (!gx_find_load_kernels(x, d) || !setup_streams(x, d) || (x->dist.size > 1 && !setup_ep(x, smax, d))) goto fail;
     int64_t abytes = 0, sbytes = 0;
     if (!take_plan(x, smax, o.keep_all, &abytes, d)) goto fail;
     x->abytes = abytes;
@@ -963,7 +493,7 @@ GpuExec *gpu_exec_new(const IrGraph *g, const CpuWeightSource *ws, const GpuOpti
         free(scr);
         goto fail;
     }
-    if (!place_experts(x, d) || !load_weights(x, ws, d)) { /* before the arguments: they point into the weight slab */
+    if (!gx_place_experts(x, d) || !gx_load_weights(x, ws, d)) { /* before the arguments: they point into the weight slab */
         free(scr);
         goto fail;
     }
@@ -995,7 +525,7 @@ GpuExec *gpu_exec_new(const IrGraph *g, const CpuWeightSource *ws, const GpuOpti
         l->args.tag = k;
     }
     free(scr);
-    if (!setup_tma(x, smax, d)) goto fail;
+    if (!gx_setup_tma(x, smax, d)) goto fail;
     bool any_lib = false;
     for (int k = 0; k < p->nkernels; k++) any_lib |= p->kernels[k].lib.kind != CG_LIB_NONE;
     x->no_blas_why = !any_lib ? "no GEMM of this graph has a cuBLASLt form" : o.no_blas ? "the generated kernels were asked for" : NULL;
@@ -1164,7 +694,7 @@ static bool upload_inputs(GpuExec *x, const CpuInput *in, int nin, const int64_t
         int64_t ne = numel_at(&n->type, sym);
         IrDType dt = x->p->dtype[i];
         void *buf = malloc((size_t)bytes_of(dt, ne) + 8);
-        pack(dt, v->data, ne, buf);
+        gx_pack(dt, v->data, ne, buf);
         bool ok = rt_cuda_upload(x->cu, d, x->aslab + (RtDevPtr)x->aoff[i], buf, (size_t)bytes_of(dt, ne));
         free(buf);
         if (!ok) return false;
@@ -1173,107 +703,6 @@ static bool upload_inputs(GpuExec *x, const CpuInput *in, int nin, const int64_t
 }
 
 static int64_t ceil_div(int64_t a, int64_t b) { return (a + b - 1) / b; }
-
-/* ---- the Chrome trace: every step, as it ends ---------------------------- */
-
-/* ms from the step's first event to ev (0 when it cannot be read). */
-static double trace_at(GpuExec *x, RtEvent *ev, DiagEngine *d) {
-    float ms = 0;
-    return rt_cuda_event_ms(x->cu, d, x->step[0], ev, &ms) && ms > 0 ? ms : 0;
-}
-
-/* Metadata: the process (device, rank) and the threads (streams, steps). */
-static void trace_names(GpuExec *x, cJSON *evs, int pid) {
-    char buf[160];
-    snprintf(buf, sizeof buf, "%s (rank %d)", rt_cuda_device_name(x->cu), pid);
-    cJSON *e = rt_trace_event("process_name", "M", pid, 0);
-    cJSON_AddStringToObject(cJSON_AddObjectToObject(e, "args"), "name", buf);
-    cJSON_AddItemToArray(evs, e);
-    static const char *const tn[RT_CUDA_STREAMS + 1] = {"stream 0 (compute)", "stream 1 (communication)", "steps"};
-    for (int t = 0; t <= RT_CUDA_STREAMS; t++) {
-        e = rt_trace_event("thread_name", "M", pid, t);
-        cJSON_AddStringToObject(cJSON_AddObjectToObject(e, "args"), "name", tn[t]);
-        cJSON_AddItemToArray(evs, e);
-    }
-}
-
-/* The step's name ("prefill", "decode N", "LABEL prefill", "LABEL N";
- * "step N" for a graph without a cache), before it runs. */
-static void step_name(GpuExec *x, char *buf, size_t n) {
-    if (x->sym_t >= 0 && x->len == 0) x->decodes = 0;
-    const char *lb = x->trace_label;
-    if (x->sym_t < 0) snprintf(buf, n, "%s%sstep %d", lb ? lb : "", lb ? " " : "", x->runs + 1);
-    else if (x->len == 0) snprintf(buf, n, "%s%sprefill", lb ? lb : "", lb ? " " : "");
-    else snprintf(buf, n, "%s %d", lb ? lb : "decode", x->decodes + 1);
-}
-
-/* The step just run as Chrome trace events, written to x->trace: the step
- * a slice on tid RT_CUDA_STREAMS from t0_us (the host clock when its first
- * launch was made: the GPU is idle between steps, each ends with a
- * synchronising read) for its GPU time; each launched kernel an "X" slice
- * on its stream's tid, from the event recorded on that stream just before
- * it to the next one recorded on the same stream (the step's end event
- * for its last kernel), placed by those events in the step, so the two
- * streams' kernels overlap as they ran. A failed write is a warning. */
-static void write_trace(GpuExec *x, const int64_t *sym, const char *name, double t0_us, DiagEngine *d) {
-    int pid = x->dist.size > 1 ? x->dist.rank : 0, nk = x->p->nkernels;
-    cJSON *evs = cJSON_CreateArray();
-    if (rt_trace_claim_names(x->trace)) trace_names(x, evs, pid);
-    int64_t S = x->sym_s >= 0 ? sym[x->sym_s] : 1, B = x->sym_b >= 0 ? sym[x->sym_b] : 1;
-    cJSON *e = rt_trace_event(name, "X", pid, RT_CUDA_STREAMS), *a;
-    cJSON_AddStringToObject(e, "cat", "step");
-    cJSON_AddNumberToObject(e, "ts", t0_us);
-    cJSON_AddNumberToObject(e, "dur", x->last_ms * 1e3);
-    cJSON_AddItemToObject(e, "args", a = cJSON_CreateObject());
-    cJSON_AddNumberToObject(a, "batch", (double)B);
-    cJSON_AddNumberToObject(a, "tokens", (double)(B * S));
-    cJSON_AddNumberToObject(a, "cached", (double)x->len);
-    cJSON_AddNumberToObject(a, "launches", x->launches);
-    cJSON_AddItemToArray(evs, e);
-    double end_all = trace_at(x, x->ev[nk], d);
-    for (int k = 0; k < nk; k++) {
-        if (not_launched(x, k)) continue; /* its values are the first run's, or this step does not use them */
-        int s = x->kstream[k], j = k + 1;
-        while (j < nk && (x->kstream[j] != s || not_launched(x, j))) j++;
-        double t0 = trace_at(x, x->ev[k], d), t1 = j < nk ? trace_at(x, x->ev[j], d) : end_all, dur = (t1 > t0 ? t1 - t0 : 0) * 1e3;
-        e = rt_trace_event(x->p->kernels[k].name, "X", pid, s);
-        cJSON_AddStringToObject(e, "cat", x->comm_node && x->comm_node[k] >= 0 ? "communication" : "kernel");
-        cJSON_AddNumberToObject(e, "ts", t0_us + t0 * 1e3);
-        cJSON_AddNumberToObject(e, "dur", dur);
-        cJSON_AddItemToObject(e, "args", gpu_trace_kernel_args(x->g, x->p, k, sym, dur));
-        cJSON_AddItemToArray(evs, e);
-    }
-    rt_trace_write(x->trace, evs, d);
-}
-
-/* The cuBLASLt plan of kernel k at this step's shape (NULL: the generated phases run). */
-static const RtBlasPlan *lib_plan(GpuExec *x, int k, const int64_t *sym) {
-    const CgLib *lb = &x->p->kernels[k].lib;
-    if (!x->blas || lb->kind == CG_LIB_NONE) return NULL;
-    /* the GEMM table's measured choice for the shape, else cuBLASLt wherever it has an algorithm */
-    RtBlasKind kind = lb->kind == CG_LIB_FP8_GEMM ? RT_BLAS_FP8_BLOCK : lb->y_f32 ? RT_BLAS_BF16_F32 : RT_BLAS_BF16;
-    return rt_blas_pick(x->blas, kind, ir_dim_eval(lb->M, sym), lb->N, lb->K);
-}
-
-/* Kernel k's GEMM by cuBLASLt with `plan`. */
-static bool run_lib(GpuExec *x, int k, const RtBlasPlan *plan, const int64_t *sym, DiagEngine *d) {
-    const CgKernel *ck = &x->p->kernels[k];
-    const CgLib *lb = &ck->lib;
-    Launch *l = &x->launch[k];
-    const uint64_t *t = l->args.t;
-    bool fp8 = lb->kind == CG_LIB_FP8_GEMM; /* the scales: the activations' as the quantize stored them (K-block-major), the weight's */
-    if (!rt_blas_run(x->blas, d, plan, t[lb->x], fp8 ? t[lb->xs] : 0, t[lb->w], fp8 ? t[lb->ws] : 0, t[lb->y])) {
-        diag_note(d, ck->loc, "in kernel %s (cuBLASLt, %lld x %lld x %lld)", ck->name, (long long)ir_dim_eval(lb->M, sym), (long long)lb->N,
-                  (long long)lb->K);
-        return false;
-    }
-    return true;
-}
-
-int gpu_exec_last_lib_calls(const GpuExec *x) { return x->lib_calls; }
-int gpu_exec_last_tma_calls(const GpuExec *x) { return x->tma_calls; }
-const char *gpu_exec_blas(const GpuExec *x) { return x->blas ? rt_blas_version(x->blas) : NULL; }
-const char *gpu_exec_blas_why(const GpuExec *x) { return x->blas ? NULL : x->no_blas_why; }
 
 /* Under a GpuDist every rank runs the same number of rows (the world
  * layout's blocks have one size): the ranks agree on the largest local
@@ -1423,16 +852,16 @@ static bool launch_kernel(GpuExec *x, int k, const int64_t *sym, StepSeq *q, con
     int skip = -1, span = ck->lib.span > 1 ? ck->lib.span : 1; /* the template's phases when the library ran it */
     /* cuBLASLt where the GEMM table (or, without an entry, its having an algorithm) says; else the TMA GEMM
      * instead of the tile's phases where the table (or, without an entry, M >= 256) says */
-    const RtBlasPlan *lplan = ck->lib.kind != CG_LIB_NONE ? lib_plan(x, k, sym) : NULL;
-    int tph = tma_phase(x, k);
-    bool tma = use_tma(x, k, tph, sym) && (x->tma_all || !lplan); /* DSCC_GEMM_TMA=all: the TMA GEMM wherever it can */
+    const RtBlasPlan *lplan = ck->lib.kind != CG_LIB_NONE ? gx_lib_plan(x, k, sym) : NULL;
+    int tph = gx_tma_phase(x, k);
+    bool tma = gx_use_tma(x, k, tph, sym) && (x->tma_all || !lplan); /* DSCC_GEMM_TMA=all: the TMA GEMM wherever it can */
     if (tma) lplan = NULL;
     bool ok = true;
     for (int ph = 0; ph < ck->nphases && ok; ph++) {
         if (tma && ph > tph && ph <= tph + ck->phases[tph].tma->span) continue;
         const RtBlasPlan *plan = ph == ck->lib.phase ? lplan : NULL;
         if (plan) {
-            if (!m->dry) ok = run_lib(x, k, plan, sym, d);
+            if (!m->dry) ok = gx_run_lib(x, k, plan, sym, d);
             if (ok && !m->dry && x->sync_each) ok = rt_cuda_sync(x->cu, d);
             if (ok && q && !seq_add(q, k, GL_LIB, ir_dim_eval(ck->lib.M, sym), NULL)) {
                 diag_error(d, (SrcLoc){0}, "out of host memory recording a step's launches");
@@ -1602,7 +1031,7 @@ static bool run_step(GpuExec *x, const CpuInput *in, int nin, DiagEngine *d) {
     x->launches = 0;
     x->lib_calls = x->tma_calls = 0;
     char name[96];
-    step_name(x, name, sizeof name);
+    gx_step_name(x, name, sizeof name);
     bool decode = x->sym_t >= 0 && x->len > 0, traced = x->trace && x->ev && rt_trace_begin_step(x->trace);
     double t0_us = 0;
     /* per-kernel events and DSCC_CUDA_SYNC need the launches one by one */
@@ -1648,7 +1077,7 @@ static bool run_step(GpuExec *x, const CpuInput *in, int nin, DiagEngine *d) {
             rt_cuda_event_ms(x->cu, d, ev[k], ev[k + 1], &t);
             x->kms[k] = t;
         }
-    if (traced) write_trace(x, sym, name, t0_us, d);
+    if (traced) gx_write_trace(x, sym, name, t0_us, d);
     x->decodes += decode;
     x->cache_batch = x->sym_b >= 0 ? sym[x->sym_b] : 1;
     x->last_kind = x->len == 0 ? 0 : 1;
@@ -1682,14 +1111,14 @@ bool gpu_exec_time_kernel(GpuExec *x, int k, int reps, int64_t flush, double *ms
     StepMode dry = {.dry = true};
     Launch *l = &x->launch[k];
     bool ok = launch_kernel(x, k, l->args.sym, &q, &dry, d); /* at the last run's arguments, which it leaves as they are */
-    const RtBlasPlan *plan = lib_plan(x, k, l->args.sym);
+    const RtBlasPlan *plan = gx_lib_plan(x, k, l->args.sym);
     void *args[] = {&l->args};
     rt_cuda_use_stream(x->cu, 0);
     for (int r = 0; r < reps && ok; r++) {
         ok = (flush <= 0 || rt_cuda_memset0(x->cu, d, x->flush, (size_t)flush)) && rt_cuda_event_record(x->cu, d, x->step[0]);
         for (int j = 0; j < q.n && ok; j++) {
             const StepLaunch *s = &q.v[j];
-            if (s->ph == GL_LIB) ok = run_lib(x, k, plan, l->args.sym, d);
+            if (s->ph == GL_LIB) ok = gx_run_lib(x, k, plan, l->args.sym, d);
             else ok = rt_cuda_launch_async(x->cu, d, l->fn[s->ph], (unsigned)s->grid, phase_threads(x, k, s->ph), (size_t)x->p->kernels[k].phases[s->ph].smem, args);
         }
         float t = 0;
@@ -1760,7 +1189,7 @@ static float *fetch(GpuExec *x, const IrNode *n, int64_t *numel) {
     if (n->op == IR_OP_WEIGHT && x->ehi[n->id] - x->elo[n->id] != (ir_node_attr_str(n, "stack", NULL) ? n->type.dims[0].coeff : 1))
         return NULL; /* another rank holds some of its experts */
     if (x->home[n->id]) { /* a weight, or a value held with them */
-        if (!(at = held_at(x, n->id))) return NULL; /* a weight freed after load */
+        if (!(at = gx_held_at(x, n->id))) return NULL; /* a weight freed after load */
     } else if (n->op == IR_OP_WEIGHT || x->aoff[n->id] < 0) return NULL;
     else at = x->aslab + (RtDevPtr)x->aoff[n->id];
     size_t nb = (size_t)bytes_of(x->p->dtype[n->id], ne);

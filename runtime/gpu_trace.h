@@ -1,5 +1,5 @@
 /* gpu_trace.h — what the CUDA backend's trace and NVTX ranges say of a
- * generated kernel (internal to runtime/gpu_exec.c). */
+ * generated kernel (internal to runtime/gpu_exec.c and gpu_exec_trace.c). */
 #ifndef DSCC_RUNTIME_GPU_TRACE_H
 #define DSCC_RUNTIME_GPU_TRACE_H
 #ifdef DSCC_HAVE_NVRTC
