@@ -78,4 +78,5 @@ case "$mode" in
   *) echo "rounds.sh: unknown part '$mode'"; status=1 ;;
 esac
 done
+tar -C "$out" -czf "$out/logs.tgz" --exclude logs.tgz . 2>/dev/null && find "$out" -name "*.log" -delete
 exit $status
