@@ -166,29 +166,44 @@ static void write_table(FILE *f, const Shape *sh, const int64_t *ms_list, int nm
     }
 }
 
+/* The benchmark's graph of one shape: silu(linear(x, w)) with x [B, S, K]
+ * and w [N, K], through the kernels preset with FP8 (NULL after reporting). */
+static IrGraph *shape_graph(Arena *a, DiagEngine *d, const Shape *sh) {
+    char *src = arena_printf(a, "dim B, S;\ninput x: bf16[B, S, %lld];\nweight w: bf16[%lld, %lld] = \"w\";\noutput y = silu(linear(x, w));\n",
+                             (long long)sh->k, (long long)sh->n, (long long)sh->k);
+    IrGraph *g = fe_compile_string(a, d, "bench_gemm.dsl", src, strlen(src), &(FeOptions){NULL, NULL, 0});
+    PassPipeline pp;
+    PassRunOptions ro = {0};
+    if (!g || ir_verify(g, d) || !pass_pipeline_parse(a, d, pass_preset(a, "kernels", &(PassPreset){.fp8 = true}), &pp) ||
+        !pass_pipeline_run(&pp, g, &ro, d))
+        return NULL;
+    return g;
+}
+
+/* x for M rows of K: the same seeded values each call, rounded to bf16 so
+ * both executors see the same inputs (malloc'd). */
+static float *shape_input(int64_t M, int64_t K) {
+    float *xv = malloc(sizeof(float) * (size_t)(M * K));
+    uint64_t rng = 5;
+    for (int64_t i = 0; xv && i < M * K; i++) {
+        rng = rng * 6364136223846793005ull + 1442695040888963407ull;
+        xv[i] = rt_bf16_decode(rt_bf16_encode((float)((double)(rng >> 11) / 9007199254740992.0 * 2.0 - 1.0)));
+    }
+    return xv;
+}
+
 /* One shape's row per M; the number of outputs over 2e-2 from the CPU's, or -1 after reporting. */
 static int run_shape(const Shape *sh, const int64_t *ms_list, int nm, int64_t flush, bool check, FILE *table) {
     Arena *a = arena_new();
     DiagEngine *d = diag_new(a, stderr);
-    char *src = arena_printf(a, "dim B, S;\ninput x: bf16[B, S, %lld];\nweight w: bf16[%lld, %lld] = \"w\";\noutput y = silu(linear(x, w));\n",
-                             (long long)sh->k, (long long)sh->n, (long long)sh->k);
-    FeOptions fo = {NULL, NULL, 0};
-    IrGraph *g = fe_compile_string(a, d, "bench_gemm.dsl", src, strlen(src), &fo);
-    PassPipeline pp;
-    PassRunOptions ro = {0};
-    if (!g || ir_verify(g, d) || !pass_pipeline_parse(a, d, pass_preset(a, "kernels", &(PassPreset){.fp8 = true}), &pp) ||
-        !pass_pipeline_run(&pp, g, &ro, d)) {
+    IrGraph *g = shape_graph(a, d, sh);
+    if (!g) {
         arena_free(a);
         return -1;
     }
     int64_t Mmax = ms_list[nm - 1];
-    float *xv = malloc(sizeof(float) * (size_t)(Mmax * sh->k));
-    uint64_t seed = 11, rng = 5;
-    for (int64_t i = 0; i < Mmax * sh->k; i++) {
-        rng = rng * 6364136223846793005ull + 1442695040888963407ull;
-        /* x is bf16: give both executors the same bf16 values */
-        xv[i] = rt_bf16_decode(rt_bf16_encode((float)((double)(rng >> 11) / 9007199254740992.0 * 2.0 - 1.0)));
-    }
+    float *xv = shape_input(Mmax, sh->k);
+    uint64_t seed = 11;
     CpuWeightSource ws = cpu_random_weights(&seed);
     Times t = {.err = {-1, -1, -1, -1, -1, -1, -1, -1}};
     CpuExec *cx = check ? cpu_exec_new(g, &ws, &(CpuOptions){.threads = 0}, d) : NULL;
@@ -251,19 +266,6 @@ static const Shape SWEEP_SHAPES[] = {{"qkv_a", 2112, 7168}, {"q_a", 1536, 7168},
                                      {"o_proj", 7168, 16384}, {"expert_gate_up", 2048, 7168}, {"expert_down", 7168, 2048},
                                      {"dense_gate_up", 18432, 7168}, {"dense_down", 7168, 18432}};
 
-/* y = silu(linear(x, w)) of one shape through the default pipeline, or NULL after reporting. */
-static IrGraph *sweep_graph(Arena *a, DiagEngine *d, const Shape *sh) {
-    char *src = arena_printf(a, "dim B, S;\ninput x: bf16[B, S, %lld];\nweight w: bf16[%lld, %lld] = \"w\";\noutput y = silu(linear(x, w));\n",
-                             (long long)sh->k, (long long)sh->n, (long long)sh->k);
-    IrGraph *g = fe_compile_string(a, d, "bench_gemm.dsl", src, strlen(src), &(FeOptions){NULL, NULL, 0});
-    PassPipeline pp;
-    PassRunOptions ro = {0};
-    if (!g || ir_verify(g, d) || !pass_pipeline_parse(a, d, pass_preset(a, "kernels", &(PassPreset){.fp8 = true}), &pp) ||
-        !pass_pipeline_run(&pp, g, &ro, d))
-        return NULL;
-    return g;
-}
-
 /* The generated kernel's ms at each M with DSCC_SKINNY = var (and, with cx,
  * the worst rel L2 against the CPU in *err); false after reporting. */
 static bool sweep_variant(const IrGraph *g, const Shape *sh, const char *var, const int64_t *ms_list, int nm, int64_t flush, float *xv,
@@ -296,18 +298,14 @@ static bool sweep_variant(const IrGraph *g, const Shape *sh, const char *var, co
 static int sweep_shape(const Shape *sh, const char *const *vars, int nv, const int64_t *ms_list, int nm, int64_t flush, bool check) {
     Arena *a = arena_new();
     DiagEngine *d = diag_new(a, stderr);
-    IrGraph *g = sweep_graph(a, d, sh);
+    IrGraph *g = shape_graph(a, d, sh);
     if (!g) {
         arena_free(a);
         return -1;
     }
     int64_t Mmax = ms_list[nm - 1];
-    float *xv = malloc(sizeof(float) * (size_t)(Mmax * sh->k));
-    uint64_t seed = 11, rng = 5;
-    for (int64_t i = 0; i < Mmax * sh->k; i++) {
-        rng = rng * 6364136223846793005ull + 1442695040888963407ull;
-        xv[i] = rt_bf16_decode(rt_bf16_encode((float)((double)(rng >> 11) / 9007199254740992.0 * 2.0 - 1.0)));
-    }
+    float *xv = shape_input(Mmax, sh->k);
+    uint64_t seed = 11;
     CpuWeightSource ws = cpu_random_weights(&seed);
     CpuExec *cx = check ? cpu_exec_new(g, &ws, &(CpuOptions){.threads = 0}, d) : NULL;
     double ms[SWEEP_MAX][8], best[8];
