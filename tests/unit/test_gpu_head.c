@@ -48,13 +48,6 @@ typedef struct {
     int seen;
 } Cmp;
 
-static double rel_l2(const float *g, const float *c, int64_t n) {
-    double num = 0, den = 0;
-    for (int64_t k = 0; k < n; k++) num += ((double)g[k] - c[k]) * ((double)g[k] - c[k]), den += (double)c[k] * c[k];
-    assert_true(den > 0);
-    return sqrt(num / den);
-}
-
 /* After the CPU computes node id: the errors of the measured op and of the
  * act_scales against the GPU's stored values; then every value continues
  * from the GPU's. */
@@ -65,9 +58,9 @@ static void take_gpu(void *ctx, int id, float *c, int64_t nc) {
     const float *gv = n->op == IR_OP_INPUT || n->op == IR_OP_WEIGHT ? NULL : gpu_exec_value(m->gx, id, &ng);
     if (!gv) return;
     assert_int_equal(nc, ng);
-    if (n->op == m->op) m->err = rel_l2(gv, c, nc), m->seen++;
+    if (n->op == m->op) m->err = tu_rel_l2(gv, c, nc), m->seen++;
     if (n->op == IR_OP_ACT_SCALE) {
-        double e = rel_l2(gv, c, nc);
+        double e = tu_rel_l2(gv, c, nc);
         if (e > m->scales) m->scales = e;
     }
     memcpy(c, gv, sizeof(float) * (size_t)nc);

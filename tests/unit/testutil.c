@@ -10,6 +10,7 @@
 #include "runtime/cuda.h"
 
 #include <arpa/inet.h>
+#include <math.h>
 #include <netinet/in.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -102,6 +103,13 @@ int tu_free_port(void) {
     getsockname(fd, (struct sockaddr *)&sa, &len);
     close(fd);
     return ntohs(sa.sin_port);
+}
+
+double tu_rel_l2(const float *got, const float *want, int64_t n) {
+    double num = 0, den = 0;
+    for (int64_t k = 0; k < n; k++) num += ((double)got[k] - want[k]) * ((double)got[k] - want[k]), den += (double)want[k] * want[k];
+    assert_true(den > 0);
+    return sqrt(num / den);
 }
 
 double tu_now_s(void) {

@@ -43,6 +43,8 @@ void tu_expect_file(const char *path, const char *want);
 
 int tu_free_port(void); /* a TCP port free right now on loopback */
 double tu_now_s(void);  /* monotonic seconds */
+/* ||got - want|| / ||want|| in double (asserts want is not all zero) */
+double tu_rel_l2(const float *got, const float *want, int64_t n);
 /* Forks a child that runs fn(arg) and _exits with what it returns; the
  * child's pid (asserted). */
 pid_t tu_fork(int (*fn)(void *), void *arg);
