@@ -66,7 +66,7 @@ case "$mode" in
   trace) # per-kernel times of a batch-1 decode step on the two full-width layers (random weights)
     python3 -c "import numpy as np; np.save('$out/ids.npy', (np.arange(16, dtype=np.int64) * 7919 % 129280).reshape(1, 16))"
     TAIL=4 step trace_run 240 build/dscc run models/deepseek_v3.dsl --random-weights 1 --set num_hidden_layers=2 \
-      --set first_k_dense_replace=1 --set num_nextn_predict_layers=0 --tokens "$out/ids.npy" --backend cuda \
+      --set first_k_dense_replace=1 --set num_nextn_predict_layers=0 --tokens "$out/ids.npy" --backend cuda --precision fp8 \
       --prefill 16 --generate 4 --trace "$out/trace.json"
     TAIL=60 step trace_top 60 python3 bench/trace_top.py "$out/trace.json" 45 --step "decode 3" --peak-gbs 4250 --peak-tflops 1300
     TAIL=40 step trace_top_prefill 60 python3 bench/trace_top.py "$out/trace.json" 30 --step prefill --peak-gbs 4250 --peak-tflops 1300 ;;
