@@ -163,6 +163,7 @@ int cg_slot_scratch(Gen *G, const IrNode *n, IrDim count) {
 
 /* Reads node m at flat index `idx` from inside the group being generated. */
 const char *cg_read(Gen *G, const IrNode *m, const char *idx) {
+    if (m == G->rowc) return arena_printf(G->a, "RX(%s)", idx); /* in shared memory (emit_row_kernel) */
     if (G->local[m->id] >= 0) return arena_printf(G->a, "v%d(a, %s)", G->local[m->id], idx);
     return arena_printf(G->a, "L%d(a, %s)", cg_slot_value(G, m), idx);
 }
@@ -506,14 +507,51 @@ static bool needs_store(const Gen *G, const IrNode *n) {
  * (Gen.cache_of), at position a.len + s of its row. */
 static void emit_store_stmt(Gen *G, const IrNode *m, const char *ind) {
     const IrNode *kv = G->cache_of && G->cache_of[m->id] >= 0 ? G->g->nodes[G->cache_of[m->id]] : NULL;
+    const char *v = m == G->rowc ? "RX(i)" : arena_printf(G->a, "v%d(a, i)", G->local[m->id]);
     if (!kv) {
-        sb_printf(&G->decl, "%sS%d(a, i, v%d(a, i));\n", ind, cg_slot_value(G, m), G->local[m->id]);
+        sb_printf(&G->decl, "%sS%d(a, i, %s);\n", ind, cg_slot_value(G, m), v);
         return;
     }
-    sb_printf(&G->decl, "%s{\n%s    const float cv = v%d(a, i);\n%s    S%d(a, i, cv);\n", ind, ind, G->local[m->id], ind, cg_slot_value(G, m));
+    sb_printf(&G->decl, "%s{\n%s    const float cv = %s;\n%s    S%d(a, i, cv);\n", ind, ind, v, ind, cg_slot_value(G, m));
     sb_printf(&G->decl, "%s    const long long per = %s, S = %s, bs = i / per;  // appended to the cache\n"
                         "%s    st_%s(a.t[%d], ((bs / S) * a.cap + a.len + bs %% S) * per + i %% per, cv);\n%s}\n",
               ind, cg_dim(G, cg_suffix(&m->type, 2)), cg_dim(G, m->type.dims[1]), ind, cg_stored_suffix(G, kv), cg_slot_value(G, kv), ind);
+}
+
+/* The loops of a row kernel's store pass over the row's rb scale blocks
+ * (a warp each) and over its w elements (a thread each). The old form: the
+ * block's row. A wide form (G->rparts CTAs a row, G->rthreads threads a
+ * CTA): a member of the norm's width (own) in the CTA's own contiguous part
+ * of the row, whose values of the norm's input are in its shared memory
+ * (RX); any other size strided over the row's CTAs. */
+static void emit_row_blocks(Gen *G, int64_t rb, bool own) {
+    const int C = G->rparts, nw = G->rthreads / 32;
+    if (!G->rthreads)
+        sb_printf(&G->decl, "    for (long long it = row * %lldLL + (threadIdx.x >> 5); it < (row + 1) * %lldLL; it += 8) {  // act_scale and store\n",
+                  (long long)rb, (long long)rb);
+    else if (own && rb % C == 0)
+        sb_printf(&G->decl, "    for (long long it = (long long)blockIdx.x * %lldLL + (threadIdx.x >> 5); it < ((long long)blockIdx.x + 1) * %lldLL; it += %d) {  "
+                            "// act_scale and store: the CTA's part of the row, a warp a block\n",
+                  (long long)(rb / C), (long long)(rb / C), nw);
+    else
+        sb_printf(&G->decl, "    for (long long it = row * %lldLL + part * %d + (threadIdx.x >> 5); it < (row + 1) * %lldLL; it += %d) {  "
+                            "// act_scale and store: the row's blocks over its CTAs, a warp each\n",
+                  (long long)rb, nw, (long long)rb, C * nw);
+}
+
+static void emit_row_elems(Gen *G, int64_t w) {
+    const int C = G->rparts, T = G->rthreads;
+    if (!T)
+        sb_printf(&G->decl, "    for (long long i = row * %lldLL + threadIdx.x; i < (row + 1) * %lldLL; i += 256) {  // store\n", (long long)w,
+                  (long long)w);
+    else if (w == G->rowd)
+        sb_printf(&G->decl, "    for (long long i = (long long)blockIdx.x * %lldLL + threadIdx.x; i < ((long long)blockIdx.x + 1) * %lldLL; i += %d) {  "
+                            "// store: the CTA's part of the row\n",
+                  (long long)(w / C), (long long)(w / C), T);
+    else
+        sb_printf(&G->decl, "    for (long long i = row * %lldLL + part * %d + threadIdx.x; i < (row + 1) * %lldLL; i += %d) {  "
+                            "// store: the row over its CTAs\n",
+                  (long long)w, T, (long long)w, C * T);
 }
 
 /* One elementwise pass per distinct size, writing every member of that size
@@ -534,11 +572,11 @@ static void emit_stores(Gen *G, const int *members, int nm, bool *done, const Ir
             const IrNode *x = A->ops[0];
             int s = G->stat[A->id];
             IrDim rb;
-            if (rows && ir_dim_div(ir_type_numel(&A->type), *rows, &rb)) /* the row's scale blocks, a warp each */
-                sb_printf(&G->decl, "    for (long long it = row * %lldLL + (threadIdx.x >> 5); it < (row + 1) * %lldLL; it += 8) {  // act_scale and store\n"
-                                    "    const int lane = LANE();\n    const long long K = %s, nkb = (K + %lld) / %lld;\n",
-                          (long long)rb.coeff, (long long)rb.coeff, cg_dim(G, x->type.dims[x->type.rank - 1]), (long long)blk - 1, (long long)blk);
-            else {
+            if (rows && ir_dim_div(ir_type_numel(&A->type), *rows, &rb)) { /* the row's scale blocks, a warp each */
+                emit_row_blocks(G, rb.coeff, ir_dim_eq(cnt, ir_dim_mul(*rows, ir_dim_const(G->rowd))));
+                sb_printf(&G->decl, "    const int lane = LANE();\n    const long long K = %s, nkb = (K + %lld) / %lld;\n",
+                          cg_dim(G, x->type.dims[x->type.rank - 1]), (long long)blk - 1, (long long)blk);
+            } else {
                 sb_printf(&G->decl, "extern \"C\" __global__ void __launch_bounds__(256) p%d(Args a) {  // act_scale and store: one warp per %lld-wide block\n",
                           G->nphases, (long long)blk);
                 sb_printf(&G->decl, "    const long long it = ITEM_WARP(); const int lane = LANE();\n"
@@ -573,8 +611,7 @@ static void emit_stores(Gen *G, const int *members, int nm, bool *done, const Ir
         } else if (rows) { /* the row's elements, a thread each */
             IrDim w;
             ir_dim_div(cnt, *rows, &w);
-            sb_printf(&G->decl, "    for (long long i = row * %lldLL + threadIdx.x; i < (row + 1) * %lldLL; i += 256) {  // store\n",
-                      (long long)w.coeff, (long long)w.coeff);
+            emit_row_elems(G, w.coeff);
         } else {
             sb_printf(&G->decl, "extern \"C\" __global__ void __launch_bounds__(256) p%d(Args a) {  // store\n", G->nphases);
             sb_printf(&G->decl, "    const long long i = ITEM_ELEM();\n    if (i >= %s) return;\n", cg_dim(G, cnt));
@@ -585,6 +622,8 @@ static void emit_stores(Gen *G, const int *members, int nm, bool *done, const Ir
             /* the quantize of x by this scale: from the cached value and the scale in registers, the same arithmetic as its v-function */
             if (cache && m->op == IR_OP_QUANTIZE && m->ops[0] == A->ops[0] && m->ops[1] == A && ir_node_attr_int(m, "block", 128) == blk)
                 sb_printf(&G->decl, "        S%d(a, i, sc > 0.0f ? fp8r(xv[t] / sc) : 0.0f);\n", cg_slot_value(G, m));
+            else if (cache && G->rthreads && m == A->ops[0] && !(G->cache_of && G->cache_of[m->id] >= 0)) /* x itself, from its register */
+                sb_printf(&G->decl, "        S%d(a, i, xv[t]);\n", cg_slot_value(G, m));
             else emit_store_stmt(G, m, A ? "        " : "    ");
             done[j] = true;
         }
@@ -751,10 +790,10 @@ static const IrNode *row_norm(Gen *G, const int *members, int nm, IrDim *rows) {
     return norm;
 }
 
-/* The row kernel of a group row_norm accepted: rmsnorm `norm`'s statistic
- * for the block's row (its slot set in G->stat beforehand), then the
- * stores of the row. */
-static void emit_row_kernel(Gen *G, const IrNode *norm, IrDim rows, const int *members, int nm, bool *done) {
+/* The row kernel of a group row_norm accepted, in its old form (one
+ * 256-thread block a row): rmsnorm `norm`'s statistic for the block's row
+ * (its slot set in G->stat beforehand), then the stores of the row. */
+static void emit_row_kernel_one(Gen *G, const IrNode *norm, IrDim rows, const int *members, int nm, bool *done) {
     const IrNode *x = norm->ops[0];
     sb_printf(&G->decl, "extern \"C\" __global__ void __launch_bounds__(256) p%d(Args a) {  // rows: rmsnorm, then the row's stores; one block per row\n",
               G->nphases);
@@ -777,6 +816,166 @@ static void emit_row_kernel(Gen *G, const IrNode *norm, IrDim rows, const int *m
     emit_stores(G, members, nm, done, &rows);
     sb_puts(&G->decl, "}\n");
     cg_phase(G, CG_LAUNCH_BLOCK, rows, 1, ir_dim_const(1), 1, 0);
+}
+
+/* ---- wide row kernels ----------------------------------------------------
+ *
+ * A decode step has few rows (1 to 128) of 7,168, 1,536 or 512: one block a
+ * row leaves all but a few SMs idle and its stores recompute every fused
+ * value (the MoE combine re-reads its 8 expert rows). The wide forms
+ * (DSCC_ROWS_WIDE=0: the old one) split a row of D = 128 n over a cluster
+ * of C CTAs (C <= 8 dividing n, each part whole scale blocks) while the
+ * rows are at most CG_ROWS_SPLIT_MAX, their sums of squares added through
+ * distributed shared memory in rank order (every CTA gets the same bits);
+ * above, one CTA a row of D / 8 threads. Each CTA keeps its part of the
+ * norm's input x in shared memory (rowx, as the sum of squares reads it)
+ * when every member reading x, through any chain, reads it at its own
+ * flat index (row_cache_ok): its stores then read it there instead of
+ * recomputing it. A member of D wide is stored by the CTA that holds its
+ * part of the row; any other size strided over the row's CTAs. */
+#define CG_ROWS_SPLIT_MAX 64
+
+/* inline PTX the emulator replaces by name (tests/emu/emu_kernel.h: gemm_skinny.cuh's cluster helpers) */
+static const char ROW_CLUSTER_HELPERS[] =
+    "// the cluster barrier (release / acquire) and a float of CTA `rank`'s shared memory at p's offset (DSMEM)\n"
+    "__device__ __forceinline__ void sk_cluster_sync() {\n"
+    "    asm volatile(\"barrier.cluster.arrive.release.aligned;\\nbarrier.cluster.wait.acquire.aligned;\\n\" ::: \"memory\");\n"
+    "}\n"
+    "__device__ __forceinline__ float sk_dsmem_ld(const float *p, unsigned rank) {\n"
+    "    unsigned r, l = (unsigned)__cvta_generic_to_shared(p);\n"
+    "    float v;\n"
+    "    asm volatile(\"mapa.shared::cluster.u32 %0, %1, %2;\\n\" : \"=r\"(r) : \"r\"(l), \"r\"(rank));\n"
+    "    asm volatile(\"ld.shared::cluster.f32 %0, [%1];\\n\" : \"=f\"(v) : \"r\"(r) : \"memory\");\n"
+    "    return v;\n"
+    "}\n";
+
+/* CTAs a row of D for the cluster form: the most (<= 8) whose parts are whole 128-wide (and scale) blocks; 0: no wide form. */
+static int row_parts(const Gen *G, int64_t D) {
+    int64_t blk = G->act ? ir_node_attr_int(G->act, "block", 128) : 128;
+    if (D < 128 || D % 128 || blk < 1) return 0;
+    for (int c = 8; c >= 1; c--)
+        if (D % (128 * c) == 0 && (D / c) % blk == 0) return c;
+    return 0;
+}
+
+/* Whether member m reads o (its operand j) at its own flat index. */
+static bool same_index_read(const IrNode *m, const IrNode *o, int j) {
+    const IrType *t = &m->type, *ot = &o->type;
+    if (!ir_dim_eq(ir_type_numel(ot), ir_type_numel(t))) return false;
+    switch (m->op) {
+    case IR_OP_RESHAPE: case IR_OP_CAST: case IR_OP_SIGMOID: case IR_OP_EXP: case IR_OP_NEG: case IR_OP_SQRT: case IR_OP_RSQRT:
+    case IR_OP_SILU: case IR_OP_FRESH_SELECT:
+        return true;
+    case IR_OP_ADD: case IR_OP_SUB: case IR_OP_MUL: case IR_OP_DIV: case IR_OP_MAX: /* bcast_index's "i" */
+        if (ot->rank != t->rank) return false;
+        for (int k = 0; k < t->rank; k++)
+            if (!ir_dim_eq(ot->dims[k], t->dims[k])) return false;
+        return true;
+    case IR_OP_RMSNORM: case IR_OP_QUANTIZE: return j == 0;
+    default: return false;
+    }
+}
+
+/* Whether the group's members read x, directly or through others, only at their own flat index (the merged act_scale
+ * reads its blocks, which lie in one CTA's part): then a CTA's stores read x where it keeps its part. */
+static bool row_cache_ok(Gen *G, const IrNode *x, const int *members, int nm) {
+    bool *t = calloc((size_t)G->g->nnodes + 1, 1), ok = t != NULL;
+    if (t) t[x->id] = true;
+    for (int k = 0; k < nm && ok; k++) {
+        const IrNode *m = G->g->nodes[members[k]];
+        if (m == x || m == G->act) continue;
+        for (int j = 0; j < m->nops && ok; j++) {
+            if (!t[m->ops[j]->id]) continue;
+            ok = same_index_read(m, m->ops[j], j);
+            t[m->id] = true;
+        }
+    }
+    free(t);
+    return ok;
+}
+
+/* Before a wide row kernel's value functions: the cluster helpers, and x's row in shared memory (RX) when its readers
+ * may read it there. Returns the cluster form's CTAs a row (0: the old form). */
+static int row_prologue(Gen *G, const IrNode *norm, const int *members, int nm) {
+    const IrNode *x = norm->ops[0];
+    G->rowc = NULL, G->rparts = G->rthreads = 0, G->rowd = 0;
+    if (!G->rows_wide) return 0;
+    int64_t D = x->type.dims[x->type.rank - 1].coeff;
+    int C = row_parts(G, D);
+    if (!C) return 0;
+    G->rowd = D;
+    if (C > 1) sb_puts(&G->decl, ROW_CLUSTER_HELPERS);
+    if (row_cache_ok(G, x, members, nm)) {
+        sb_printf(&G->decl, "__shared__ float rowx[%lld];  // the CTA's part of the row of the norm's input, as its sum of squares read it\n"
+                            "__device__ __forceinline__ float RX(long long i) { return rowx[i %% %lldLL]; }\n",
+                  (long long)D, (long long)D);
+        G->rowc = x;
+    }
+    return C;
+}
+
+static int round_warps(int64_t n) { return n < 32 ? 32 : n > 1024 ? 1024 : (int)((n + 31) / 32 * 32); }
+
+/* One wide form: C CTAs a row (a cluster when C > 1) of T threads, for the rows `amin` < R <= `amax` (0: unbounded). */
+static void emit_row_form(Gen *G, const IrNode *norm, IrDim rows, const int *members, int nm, bool *done, int C, int T, int64_t amin,
+                          int64_t amax) {
+    const IrNode *x = norm->ops[0], *act = G->act, *rowc = G->rowc;
+    const int64_t D = G->rowd, CH = D / C;
+    G->rparts = C, G->rthreads = T;
+    G->rowc = NULL; /* the sum of squares computes x */
+    const char *xv = cg_read(G, x, "i");
+    G->rowc = rowc;
+    int ph = G->nphases;
+    if (C > 1)
+        sb_printf(&G->decl, "extern \"C\" __global__ void __launch_bounds__(%d) __cluster_dims__(%d, 1, 1) p%d(Args a) {  "
+                            "// rows: rmsnorm, then the row's stores; a cluster of %d CTAs a row, %lld wide each\n",
+                  T, C, ph, C, (long long)CH);
+    else
+        sb_printf(&G->decl, "extern \"C\" __global__ void __launch_bounds__(%d) p%d(Args a) {  // rows: rmsnorm, then the row's stores; one block a row\n", T, ph);
+    sb_printf(&G->decl, "    const long long row = blockIdx.x / %d, part = blockIdx.x %% %d;\n    if (row >= %s) return;  // the whole %s\n", C, C,
+              cg_dim(G, rows), C > 1 ? "cluster" : "block");
+    sb_printf(&G->decl, "    {\n    __shared__ float red[%d];\n    float ss = 0.0f;\n"
+                        "    for (long long i = (long long)blockIdx.x * %lldLL + threadIdx.x; i < ((long long)blockIdx.x + 1) * %lldLL; i += %d) {\n"
+                        "        const float v = %s;\n%s"
+                        "        ss += v * v;\n    }\n"
+                        "    ss = wsum(ss);\n    if ((threadIdx.x & 31) == 0) red[threadIdx.x >> 5] = ss;\n    __syncthreads();\n",
+              T / 32, (long long)CH, (long long)CH, T, xv, rowc ? arena_printf(G->a, "        rowx[i - row * %lldLL] = v;\n", (long long)D) : "");
+    const char *st = arena_printf(G->a, "st_f32(a.t[%d], row, 1.0f / sqrtf(t / %.1ff + %.9ef))", G->stat[norm->id], (double)D,
+                                  (double)(float)ir_node_attr_float(norm, "eps", 1e-6));
+    if (C > 1)
+        sb_printf(&G->decl, "    extern __shared__ float part_ss[];  // the CTA's part of the sum, which every CTA of the cluster reads\n"
+                            "    if (threadIdx.x == 0) {\n        float t = 0.0f;\n        for (int w = 0; w < %d; w++) t += red[w];\n        part_ss[0] = t;\n    }\n"
+                            "    sk_cluster_sync();  // every CTA's part\n"
+                            "    if (threadIdx.x == 0) {\n        float t = 0.0f;\n"
+                            "        for (unsigned r = 0; r < %du; r++) t += sk_dsmem_ld(part_ss, r);  // in rank order: the same bits in every CTA\n"
+                            "        %s;\n    }\n"
+                            "    sk_cluster_sync();  // the row's statistic for the CTA's stores; no CTA leaves while another reads its part\n    }\n",
+                  T / 32, C, st);
+    else
+        sb_printf(&G->decl, "    if (threadIdx.x == 0) {\n        float t = 0.0f;\n        for (int w = 0; w < %d; w++) t += red[w];\n        %s;\n    }\n"
+                            "    __syncthreads();  // the row's statistic, for every thread's stores\n    }\n",
+                  T / 32, st);
+    emit_stores(G, members, nm, done, &rows);
+    sb_puts(&G->decl, "}\n");
+    cg_phase(G, CG_LAUNCH_BLOCK, rows, 1, ir_dim_const(C), 1, C > 1 ? 16 : 0);
+    CgPhase *f = &G->phases[G->nphases - 1];
+    f->threads = T, f->amin = amin, f->amax = amax;
+    G->act = act; /* emit_stores took it: the next form merges it again */
+}
+
+/* The row kernel of a group row_norm accepted: the wide forms (a cluster
+ * of C CTAs a row up to CG_ROWS_SPLIT_MAX rows, one CTA a row above; C from
+ * row_prologue), or the old one (C = 0). */
+static void emit_row_kernel(Gen *G, const IrNode *norm, IrDim rows, const int *members, int nm, bool *done, int C) {
+    if (!C) {
+        emit_row_kernel_one(G, norm, rows, members, nm, done);
+        return;
+    }
+    const int64_t D = G->rowd;
+    if (C > 1) emit_row_form(G, norm, rows, members, nm, done, C, round_warps(D / C / 4), 0, CG_ROWS_SPLIT_MAX);
+    emit_row_form(G, norm, rows, members, nm, done, 1, round_warps(D / 8), C > 1 ? CG_ROWS_SPLIT_MAX : 0, 0);
+    G->act = NULL;
+    G->rowc = NULL, G->rparts = G->rthreads = 0, G->rowd = 0;
 }
 
 /* ---- groups ------------------------------------------------------------- */
@@ -1171,6 +1370,12 @@ CgProgram *cg_generate(Arena *a, DiagEngine *d, const IrGraph *g, const CgGenOpt
         return NULL;
     }
     G.skinny = !(o && o->no_skinny) && !(sk && strcmp(sk, "0") == 0);
+    const char *rw = getenv("DSCC_ROWS_WIDE");
+    if (rw && *rw && strcmp(rw, "0") && strcmp(rw, "1")) {
+        diag_error(d, (SrcLoc){0}, "DSCC_ROWS_WIDE is '%s': expected 0 or 1", rw);
+        return NULL;
+    }
+    G.rows_wide = !(rw && strcmp(rw, "0") == 0);
     Storage st;
     plan_storage(&G, wide, &st);
     IrDType *dtype = st.dtype;
@@ -1222,13 +1427,14 @@ CgProgram *cg_generate(Arena *a, DiagEngine *d, const IrGraph *g, const CgGenOpt
         else {
             IrDim rows;
             const IrNode *rown = tmpl[gid] < 0 ? row_norm(&G, members, nm, &rows) : NULL;
+            int rparts = rown ? row_prologue(&G, rown, members, nm) : 0;
             for (int k = 0; k < nm; k++) {
                 const IrNode *n = g->nodes[members[k]];
                 if (n == rown) G.stat[n->id] = cg_slot_scratch(&G, n, rows); /* the row kernel computes it */
                 else if (has_reduction_phase(n)) emit_reduction(&G, n);
                 if (ir_op_fusible(n->op) && st.epi[n->id] != -2) emit_value(&G, n); /* a cast its GEMM writes: none */
             }
-            if (rown) emit_row_kernel(&G, rown, rows, members, nm, done);
+            if (rown) emit_row_kernel(&G, rown, rows, members, nm, done, rparts);
             else if (!emit_stores_one(&G, members, nm, done)) emit_stores(&G, members, nm, done, NULL);
             ok = ok && (down ? cg_emit_template(&G, down) : tmpl[gid] < 0 || cg_emit_template(&G, g->nodes[tmpl[gid]]));
         }

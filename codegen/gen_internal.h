@@ -27,6 +27,10 @@ typedef struct {
     bool wgmma;          /* the tensor-core tile is the wgmma one (CgGenOptions.tile) */
     bool skinny;         /* FP8 linears get their skinny-M form (CgGenOptions.no_skinny, DSCC_GEMM_SKINNY) */
     const IrNode *act;   /* an act_scale whose amax the store pass of its input's size computes (gen.c) */
+    bool rows_wide;      /* row kernels in their wide forms (gen.c, emit_row_kernel; DSCC_ROWS_WIDE=0: one 256-thread block a row) */
+    const IrNode *rowc;  /* the norm input a wide row kernel keeps in shared memory (rowx): its readers read it there */
+    int rparts, rthreads; /* the wide row kernel form being emitted: CTAs a row (a cluster), threads a CTA; 0: the old form */
+    int64_t rowd;        /* ... and its norm's row width */
     const int *pair;     /* by node id: the grouped expert GEMM that shares this one's kernel (gate beside up), -1 none */
     const int *cache_of; /* by node id: the KV cache a group's store of this value appends it to (gen.c), -1 none */
     const bool *kblock;  /* by node id: scales stored K-block-major (CgProgram.kblock) */
