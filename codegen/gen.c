@@ -544,11 +544,13 @@ static void emit_row_elems(Gen *G, int64_t w) {
     if (!T)
         sb_printf(&G->decl, "    for (long long i = row * %lldLL + threadIdx.x; i < (row + 1) * %lldLL; i += 256) {  // store\n", (long long)w,
                   (long long)w);
-    else if (w == G->rowd)
-        sb_printf(&G->decl, "    for (long long i = (long long)blockIdx.x * %lldLL + threadIdx.x; i < ((long long)blockIdx.x + 1) * %lldLL; i += %d) {  "
-                            "// store: the CTA's part of the row\n",
-                  (long long)(w / C), (long long)(w / C), T);
-    else
+    else if (w == G->rowd) { /* a count known here, unrolled: the thread's loads in flight at once */
+        const int64_t CH = w / C;
+        sb_printf(&G->decl, "#pragma unroll\n    for (int t = 0; t < %lld; t++) {  // store: the CTA's part of the row\n"
+                            "    const long long i = (long long)blockIdx.x * %lldLL + threadIdx.x + t * %d;\n%s",
+                  (long long)((CH + T - 1) / T), (long long)CH, T,
+                  CH % T ? arena_printf(G->a, "    if (threadIdx.x + t * %d >= %lld) break;\n", T, (long long)CH) : "");
+    } else
         sb_printf(&G->decl, "    for (long long i = row * %lldLL + part * %d + threadIdx.x; i < (row + 1) * %lldLL; i += %d) {  "
                             "// store: the row over its CTAs\n",
                   (long long)w, T, (long long)w, C * T);
@@ -934,12 +936,17 @@ static void emit_row_form(Gen *G, const IrNode *norm, IrDim rows, const int *mem
         sb_printf(&G->decl, "extern \"C\" __global__ void __launch_bounds__(%d) p%d(Args a) {  // rows: rmsnorm, then the row's stores; one block a row\n", T, ph);
     sb_printf(&G->decl, "    const long long row = blockIdx.x / %d, part = blockIdx.x %% %d;\n    if (row >= %s) return;  // the whole %s\n", C, C,
               cg_dim(G, rows), C > 1 ? "cluster" : "block");
-    sb_printf(&G->decl, "    {\n    __shared__ float red[%d];\n    float ss = 0.0f;\n"
-                        "    for (long long i = (long long)blockIdx.x * %lldLL + threadIdx.x; i < ((long long)blockIdx.x + 1) * %lldLL; i += %d) {\n"
-                        "        const float v = %s;\n%s"
-                        "        ss += v * v;\n    }\n"
-                        "    ss = wsum(ss);\n    if ((threadIdx.x & 31) == 0) red[threadIdx.x >> 5] = ss;\n    __syncthreads();\n",
-              T / 32, (long long)CH, (long long)CH, T, xv, rowc ? arena_printf(G->a, "        rowx[i - row * %lldLL] = v;\n", (long long)D) : "");
+    const int64_t E = (CH + T - 1) / T;
+    const char *brk = CH % T ? arena_printf(G->a, "        if (threadIdx.x + t * %d >= %lld) break;\n", T, (long long)CH) : "";
+    sb_printf(&G->decl, "    {\n    __shared__ float red[%d];\n    float ss = 0.0f, xr[%lld];\n"
+                        "#pragma unroll\n    for (int t = 0; t < %lld; t++) {  // the thread's elements of the CTA's part, their loads in flight at once\n"
+                        "        const long long i = (long long)blockIdx.x * %lldLL + threadIdx.x + t * %d;\n%s"
+                        "        xr[t] = %s;\n        ss += xr[t] * xr[t];\n    }\n",
+              T / 32, (long long)E, (long long)E, (long long)CH, T, brk, xv);
+    if (rowc) /* after the loads (a generic store could alias them) */
+        sb_printf(&G->decl, "#pragma unroll\n    for (int t = 0; t < %lld; t++) {\n%s        rowx[part * %lldLL + threadIdx.x + t * %d] = xr[t];\n    }\n",
+                  (long long)E, brk, (long long)CH, T);
+    sb_puts(&G->decl, "    ss = wsum(ss);\n    if ((threadIdx.x & 31) == 0) red[threadIdx.x >> 5] = ss;\n    __syncthreads();\n");
     const char *st = arena_printf(G->a, "st_f32(a.t[%d], row, 1.0f / sqrtf(t / %.1ff + %.9ef))", G->stat[norm->id], (double)D,
                                   (double)(float)ir_node_attr_float(norm, "eps", 1e-6));
     if (C > 1)
