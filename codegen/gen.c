@@ -305,8 +305,11 @@ static void emit_value(Gen *G, const IrNode *n) {
     case IR_OP_RMSNORM: {
         const char *D = cg_dim(G, x->type.dims[x->type.rank - 1]);
         sb_printf(&f, "    const long long D = %s;\n", D);
-        ret = arena_printf(G->a, "%s * (%s * ld_f32(a.t[%d], i / D))", cg_read(G, n->ops[1], "i % D"), cg_read(G, x, "i"),
-                           G->stat[n->id]);
+        if (G->rowd && n == G->rown) /* a wide row kernel's: the CTA's row statistic (and weight) in shared memory */
+            ret = arena_printf(G->a, "%s * (%s * rstat)", G->rowg ? "RG(i)" : cg_read(G, n->ops[1], "i % D"), cg_read(G, x, "i"));
+        else
+            ret = arena_printf(G->a, "%s * (%s * ld_f32(a.t[%d], i / D))", cg_read(G, n->ops[1], "i % D"), cg_read(G, x, "i"),
+                               G->stat[n->id]);
         break;
     }
     case IR_OP_SOFTMAX: {
@@ -899,19 +902,28 @@ static bool row_cache_ok(Gen *G, const IrNode *x, const int *members, int nm) {
 /* Before a wide row kernel's value functions: the cluster helpers, and x's row in shared memory (RX) when its readers
  * may read it there. Returns the cluster form's CTAs a row (0: the old form). */
 static int row_prologue(Gen *G, const IrNode *norm, const int *members, int nm) {
-    const IrNode *x = norm->ops[0];
-    G->rowc = NULL, G->rparts = G->rthreads = 0, G->rowd = 0;
+    const IrNode *x = norm->ops[0], *w = norm->ops[1];
+    G->rowc = NULL, G->rparts = G->rthreads = 0, G->rowd = 0, G->rown = NULL, G->rowg = 0;
     if (!G->rows_wide) return 0;
     int64_t D = x->type.dims[x->type.rank - 1].coeff;
     int C = row_parts(G, D);
     if (!C) return 0;
-    G->rowd = D;
+    G->rowd = D, G->rown = norm;
     if (C > 1) sb_puts(&G->decl, ROW_CLUSTER_HELPERS);
+    sb_puts(&G->decl, "__shared__ float rstat;  // the CTA's row statistic\n");
     if (row_cache_ok(G, x, members, nm)) {
         sb_printf(&G->decl, "__shared__ float rowx[%lld];  // the CTA's part of the row of the norm's input, as its sum of squares read it\n"
                             "__device__ __forceinline__ float RX(long long i) { return rowx[i %% %lldLL]; }\n",
                   (long long)D, (long long)D);
         G->rowc = x;
+        /* the norm's weight beside it, within 44 KB of static shared memory (48 KB the most) */
+        bool wd = ir_dim_eq(ir_type_numel(&w->type), ir_dim_const(D));
+        G->rowg = !wd ? 0 : D * 8 <= 44 * 1024 ? 1 : D * 6 <= 44 * 1024 && G->local[w->id] < 0 && G->dtype[w->id] == IR_DT_BF16 ? 2 : 0;
+        if (G->rowg)
+            sb_printf(&G->decl, "__shared__ %s rowg[%lld];  // ... and of the norm's weight\n"
+                                "__device__ __forceinline__ float RG(long long i) { return %s; }\n",
+                      G->rowg == 1 ? "float" : "unsigned short", (long long)D,
+                      G->rowg == 1 ? arena_printf(G->a, "rowg[i %% %lldLL]", (long long)D) : arena_printf(G->a, "bf2f(rowg[i %% %lldLL])", (long long)D));
     }
     return C;
 }
@@ -938,17 +950,19 @@ static void emit_row_form(Gen *G, const IrNode *norm, IrDim rows, const int *mem
               cg_dim(G, rows), C > 1 ? "cluster" : "block");
     const int64_t E = (CH + T - 1) / T;
     const char *brk = CH % T ? arena_printf(G->a, "        if (threadIdx.x + t * %d >= %lld) break;\n", T, (long long)CH) : "";
-    sb_printf(&G->decl, "    {\n    __shared__ float red[%d];\n    float ss = 0.0f, xr[%lld];\n"
+    const char *gv = G->rowg ? arena_printf(G->a, "        gr[t] = %s;\n", cg_read(G, norm->ops[1], arena_printf(G->a, "i %% %lldLL", (long long)D))) : "";
+    sb_printf(&G->decl, "    {\n    __shared__ float red[%d];\n    float ss = 0.0f, xr[%lld]%s;\n"
                         "#pragma unroll\n    for (int t = 0; t < %lld; t++) {  // the thread's elements of the CTA's part, their loads in flight at once\n"
                         "        const long long i = (long long)blockIdx.x * %lldLL + threadIdx.x + t * %d;\n%s"
-                        "        xr[t] = %s;\n        ss += xr[t] * xr[t];\n    }\n",
-              T / 32, (long long)E, (long long)E, (long long)CH, T, brk, xv);
+                        "        xr[t] = %s;\n%s        ss += xr[t] * xr[t];\n    }\n",
+              T / 32, (long long)E, G->rowg ? arena_printf(G->a, ", gr[%lld]", (long long)E) : "", (long long)E, (long long)CH, T, brk, xv, gv);
     if (rowc) /* after the loads (a generic store could alias them) */
-        sb_printf(&G->decl, "#pragma unroll\n    for (int t = 0; t < %lld; t++) {\n%s        rowx[part * %lldLL + threadIdx.x + t * %d] = xr[t];\n    }\n",
-                  (long long)E, brk, (long long)CH, T);
+        sb_printf(&G->decl, "#pragma unroll\n    for (int t = 0; t < %lld; t++) {\n%s        rowx[part * %lldLL + threadIdx.x + t * %d] = xr[t];\n%s    }\n",
+                  (long long)E, brk, (long long)CH, T,
+                  !G->rowg ? "" : arena_printf(G->a, "        rowg[part * %lldLL + threadIdx.x + t * %d] = %s;\n", (long long)CH, T,
+                                               G->rowg == 1 ? "gr[t]" : "f2bf(gr[t])"));
     sb_puts(&G->decl, "    ss = wsum(ss);\n    if ((threadIdx.x & 31) == 0) red[threadIdx.x >> 5] = ss;\n    __syncthreads();\n");
-    const char *st = arena_printf(G->a, "st_f32(a.t[%d], row, 1.0f / sqrtf(t / %.1ff + %.9ef))", G->stat[norm->id], (double)D,
-                                  (double)(float)ir_node_attr_float(norm, "eps", 1e-6));
+    const char *st = arena_printf(G->a, "rstat = 1.0f / sqrtf(t / %.1ff + %.9ef)", (double)D, (double)(float)ir_node_attr_float(norm, "eps", 1e-6));
     if (C > 1)
         sb_printf(&G->decl, "    extern __shared__ float part_ss[];  // the CTA's part of the sum, which every CTA of the cluster reads\n"
                             "    if (threadIdx.x == 0) {\n        float t = 0.0f;\n        for (int w = 0; w < %d; w++) t += red[w];\n        part_ss[0] = t;\n    }\n"
@@ -982,7 +996,7 @@ static void emit_row_kernel(Gen *G, const IrNode *norm, IrDim rows, const int *m
     if (C > 1) emit_row_form(G, norm, rows, members, nm, done, C, round_warps(D / C / 4), 0, CG_ROWS_SPLIT_MAX);
     emit_row_form(G, norm, rows, members, nm, done, 1, round_warps(D / 8), C > 1 ? CG_ROWS_SPLIT_MAX : 0, 0);
     G->act = NULL;
-    G->rowc = NULL, G->rparts = G->rthreads = 0, G->rowd = 0;
+    G->rowc = NULL, G->rparts = G->rthreads = 0, G->rowd = 0, G->rown = NULL, G->rowg = 0;
 }
 
 /* ---- groups ------------------------------------------------------------- */

@@ -30,7 +30,9 @@ typedef struct {
     bool rows_wide;      /* row kernels in their wide forms (gen.c, emit_row_kernel; DSCC_ROWS_WIDE=0: one 256-thread block a row) */
     const IrNode *rowc;  /* the norm input a wide row kernel keeps in shared memory (rowx): its readers read it there */
     int rparts, rthreads; /* the wide row kernel form being emitted: CTAs a row (a cluster), threads a CTA; 0: the old form */
-    int64_t rowd;        /* ... and its norm's row width */
+    int64_t rowd;        /* ... and its norm's row width (0: no wide form) */
+    const IrNode *rown;  /* ... that norm, whose value function reads the row's statistic from shared memory (rstat) */
+    int rowg;            /* ... and its weight from there (RG): 1 as f32, 2 as bf16 (exact: a bf16 weight); 0 from memory */
     const int *pair;     /* by node id: the grouped expert GEMM that shares this one's kernel (gate beside up), -1 none */
     const int *cache_of; /* by node id: the KV cache a group's store of this value appends it to (gen.c), -1 none */
     const bool *kblock;  /* by node id: scales stored K-block-major (CgProgram.kblock) */
