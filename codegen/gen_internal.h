@@ -146,6 +146,27 @@ void cg_route_groups(const IrGraph *g, const int *grp, char *in);
  * cg_route_groups found its chain there. */
 bool cg_route_kernel(Gen *G, const IrNode *topk);
 
+/* gen.c's fused-group helpers the row kernels (gen_rows.c) use: whether a
+ * sum is inlined into its readers (a short axis), whether n gets a
+ * reduction phase of its own, and the store passes of a group (with rows:
+ * loops inside a row kernel, from cg_row_blocks / cg_row_elems). */
+bool cg_sum_inline(const IrNode *n);
+bool cg_has_reduction_phase(const IrNode *n);
+void cg_emit_stores(Gen *G, const int *members, int nm, bool *done, const IrDim *rows);
+/* Row kernels (gen_rows.c). cg_row_norm: the rmsnorm of a group whose
+ * members keep rows apart, and its rows (*rows), else NULL.
+ * cg_row_prologue: before the group's value functions, what the wide form
+ * declares; returns the cluster form's CTAs a row, 0 for the old form
+ * (DSCC_ROWS_WIDE=0, or a row not 128 n wide). cg_emit_row_kernel: the
+ * kernel, in the form(s) that count gave. cg_row_blocks / cg_row_elems:
+ * the store pass's loop over the row's rb scale blocks (own: the norm's
+ * width) or its w elements, for the form being emitted. */
+const IrNode *cg_row_norm(Gen *G, const int *members, int nm, IrDim *rows);
+int cg_row_prologue(Gen *G, const IrNode *norm, const int *members, int nm);
+void cg_emit_row_kernel(Gen *G, const IrNode *norm, IrDim rows, const int *members, int nm, bool *done, int C);
+void cg_row_blocks(Gen *G, int64_t rb, bool own);
+void cg_row_elems(Gen *G, int64_t w);
+
 /* The phase(s) of a template op (GEMM, attention, routing, ...). False
  * with G->why set when the node's shapes are outside what it handles. */
 bool cg_emit_template(Gen *G, const IrNode *n);
