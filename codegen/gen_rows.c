@@ -242,13 +242,13 @@ int cg_row_prologue(Gen *G, const IrNode *norm, const int *members, int nm) {
     G->rowd = D, G->rown = norm;
     if (C > 1) sb_puts(&G->decl, ROW_CLUSTER_HELPERS);
     sb_puts(&G->decl, "__shared__ float rstat;  // the CTA's row statistic\n");
-    if (row_cache_ok(G, x, members, nm)) {
+    if (D * 4 <= 44 * 1024 && row_cache_ok(G, x, members, nm)) { /* within 44 KB of static shared memory (48 KB the most) */
         sb_printf(&G->decl, "__shared__ long long rowb;  // the flat index of the row's first element (no 64-bit remainder a read)\n"
                             "__shared__ float rowx[%lld];  // the CTA's part of the row of the norm's input, as its sum of squares read it\n"
                             "__device__ __forceinline__ float RX(long long i) { return rowx[i - rowb]; }\n",
                   (long long)D);
         G->rowc = x;
-        /* the norm's weight beside it, within 44 KB of static shared memory (48 KB the most) */
+        /* the norm's weight beside it, within the same 44 KB */
         bool wd = ir_dim_eq(ir_type_numel(&w->type), ir_dim_const(D));
         G->rowg = !wd ? 0 : D * 8 <= 44 * 1024 ? 1 : D * 6 <= 44 * 1024 && G->local[w->id] < 0 && G->dtype[w->id] == IR_DT_BF16 ? 2 : 0;
         if (G->rowg)

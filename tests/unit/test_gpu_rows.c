@@ -6,7 +6,8 @@
  *   - the residual add, rmsnorm, act_scale and quantize before an FP8
  *     linear (the added row kept in shared memory: the stores read it
  *     there, the residual stored from it, the codes from the warp's
- *     registers), at D = 7,168 (8 CTAs a row) and 1,536 (6);
+ *     registers), at D = 7,168 (8 CTAs a row) and 1,536 (6), and at
+ *     16,384, too wide to keep (the stores recompute the row);
  *   - the MoE combine: sum of 8 f32 rows times their weights, cast, add,
  *     rmsnorm (the sum read once, kept in shared memory), D = 7,168 and 512;
  *   - rmsnorm then a concat along the row (the latent's kv_new), whose
@@ -182,7 +183,8 @@ static void check_case(const Case *c, const int64_t (*rows)[2], int nrows) {
         assert_true(m.checked >= 1);
         assert_int_equal(m.failed, 0);
         assert_int_equal(parts, M <= 64 ? c->parts : 1);
-        assert_int_equal(threads, M <= 64 ? (int)(D / c->parts / 4 < 32 ? 32 : D / c->parts / 4) : (int)(D / 8 < 32 ? 32 : D / 8));
+        int64_t want = M <= 64 ? D / c->parts / 4 : D / 8;
+        assert_int_equal(threads, want < 32 ? 32 : want > 1024 ? 1024 : want);
         assert_true(kept == c->kept);
     }
     cpu_exec_free(cx);
@@ -208,6 +210,8 @@ static void test_add_norm_1536_f32(void **state) {
 }
 static void test_combine_7168(void **state) { (void)state, check_case(&(Case){COMBINE, 7168, false, 8, true}, ROWS, 3); }
 static void test_combine_512_f32(void **state) { (void)state, check_case(&(Case){COMBINE, 512, true, 4, true}, ROWS, 3); }
+/* a row too wide to keep in 44 KB of shared memory (16,384: 64 KB): the stores recompute it; 1,024 threads a CTA above 64 rows */
+static void test_add_norm_16384(void **state) { (void)state, check_case(&(Case){ADD_NORM, 16384, false, 8, false}, ROWS, 3); }
 static void test_concat_512(void **state) { (void)state, check_case(&(Case){CONCAT, 512, false, 4, false}, ROWS, 3); }
 
 /* DSCC_ROWS_WIDE=0: the old form, one 256-thread block a row, at any row count; a malformed value stops codegen. */
@@ -236,6 +240,7 @@ int main(void) {
     if (!tu_hopper()) return 77;
     const struct CMUnitTest tests[] = {cmocka_unit_test(test_add_norm_7168), cmocka_unit_test(test_add_norm_1536_f32),
                                        cmocka_unit_test(test_combine_7168),  cmocka_unit_test(test_combine_512_f32),
-                                       cmocka_unit_test(test_concat_512),    cmocka_unit_test(test_env)};
+                                       cmocka_unit_test(test_add_norm_16384), cmocka_unit_test(test_concat_512),
+                                       cmocka_unit_test(test_env)};
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
