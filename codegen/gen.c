@@ -163,6 +163,7 @@ int cg_slot_scratch(Gen *G, const IrNode *n, IrDim count) {
 
 /* Reads node m at flat index `idx` from inside the group being generated. */
 const char *cg_read(Gen *G, const IrNode *m, const char *idx) {
+    if (m == G->rowc) return arena_printf(G->a, "RX(%s)", idx); /* in shared memory (emit_row_kernel) */
     if (G->local[m->id] >= 0) return arena_printf(G->a, "v%d(a, %s)", G->local[m->id], idx);
     return arena_printf(G->a, "L%d(a, %s)", cg_slot_value(G, m), idx);
 }
@@ -255,7 +256,7 @@ static const char *unary_expr(Gen *G, IrOp op, const char *x) {
  * coalesced across the threads, instead of one warp per output element
  * with 24 of its 32 lanes idle and a pass through scratch. */
 #define CG_SUM_INLINE_MAX 32
-static bool sum_inline(const IrNode *n) {
+bool cg_sum_inline(const IrNode *n) {
     if (n->op != IR_OP_SUM) return false;
     const IrType *t = &n->ops[0]->type;
     IrDim d = t->dims[cg_axis(ir_node_attr_int(n, "axis", -1), t->rank)];
@@ -263,8 +264,8 @@ static bool sum_inline(const IrNode *n) {
 }
 
 /* Whether n gets a reduction phase (emit_reduction) before the group's value functions. */
-static bool has_reduction_phase(const IrNode *n) {
-    return ir_op_class(n->op) == IR_CLASS_REDUCTION && !sum_inline(n);
+bool cg_has_reduction_phase(const IrNode *n) {
+    return ir_op_class(n->op) == IR_CLASS_REDUCTION && !cg_sum_inline(n);
 }
 
 /* The device function v<local>(a, i): node n's value at flat index i. */
@@ -304,8 +305,11 @@ static void emit_value(Gen *G, const IrNode *n) {
     case IR_OP_RMSNORM: {
         const char *D = cg_dim(G, x->type.dims[x->type.rank - 1]);
         sb_printf(&f, "    const long long D = %s;\n", D);
-        ret = arena_printf(G->a, "%s * (%s * ld_f32(a.t[%d], i / D))", cg_read(G, n->ops[1], "i % D"), cg_read(G, x, "i"),
-                           G->stat[n->id]);
+        if (G->rowd && n == G->rown) /* a wide row kernel's: the CTA's row statistic (and weight) in shared memory */
+            ret = arena_printf(G->a, "%s * (%s * rstat)", G->rowg ? "RG(i)" : cg_read(G, n->ops[1], "i % D"), cg_read(G, x, "i"));
+        else
+            ret = arena_printf(G->a, "%s * (%s * ld_f32(a.t[%d], i / D))", cg_read(G, n->ops[1], "i % D"), cg_read(G, x, "i"),
+                               G->stat[n->id]);
         break;
     }
     case IR_OP_SOFTMAX: {
@@ -318,7 +322,7 @@ static void emit_value(Gen *G, const IrNode *n) {
         break;
     }
     case IR_OP_SUM:
-        if (sum_inline(n)) {
+        if (cg_sum_inline(n)) {
             int ax = cg_axis(ir_node_attr_int(n, "axis", -1), x->type.rank);
             sb_printf(&f, "    const long long mid = %s, inner = %s, base = i / inner * mid * inner + i %% inner;\n"
                           "    float acc = 0.0f;\n"
@@ -497,7 +501,7 @@ static void emit_reduction(Gen *G, const IrNode *n) {
 /* Members the store passes write: stored, inlined values (sum and
  * act_scale wrote theirs in their reduction phase). */
 static bool needs_store(const Gen *G, const IrNode *n) {
-    return G->local[n->id] >= 0 && G->stored[n->id] && (n->op != IR_OP_SUM || sum_inline(n)) && n->op != IR_OP_ACT_SCALE &&
+    return G->local[n->id] >= 0 && G->stored[n->id] && (n->op != IR_OP_SUM || cg_sum_inline(n)) && n->op != IR_OP_ACT_SCALE &&
            G->epi[n->id] != -2; /* a cast its GEMM writes */
 }
 
@@ -506,21 +510,23 @@ static bool needs_store(const Gen *G, const IrNode *n) {
  * (Gen.cache_of), at position a.len + s of its row. */
 static void emit_store_stmt(Gen *G, const IrNode *m, const char *ind) {
     const IrNode *kv = G->cache_of && G->cache_of[m->id] >= 0 ? G->g->nodes[G->cache_of[m->id]] : NULL;
+    const char *v = m == G->rowc ? "RX(i)" : arena_printf(G->a, "v%d(a, i)", G->local[m->id]);
     if (!kv) {
-        sb_printf(&G->decl, "%sS%d(a, i, v%d(a, i));\n", ind, cg_slot_value(G, m), G->local[m->id]);
+        sb_printf(&G->decl, "%sS%d(a, i, %s);\n", ind, cg_slot_value(G, m), v);
         return;
     }
-    sb_printf(&G->decl, "%s{\n%s    const float cv = v%d(a, i);\n%s    S%d(a, i, cv);\n", ind, ind, G->local[m->id], ind, cg_slot_value(G, m));
+    sb_printf(&G->decl, "%s{\n%s    const float cv = %s;\n%s    S%d(a, i, cv);\n", ind, ind, v, ind, cg_slot_value(G, m));
     sb_printf(&G->decl, "%s    const long long per = %s, S = %s, bs = i / per;  // appended to the cache\n"
                         "%s    st_%s(a.t[%d], ((bs / S) * a.cap + a.len + bs %% S) * per + i %% per, cv);\n%s}\n",
               ind, cg_dim(G, cg_suffix(&m->type, 2)), cg_dim(G, m->type.dims[1]), ind, cg_stored_suffix(G, kv), cg_slot_value(G, kv), ind);
 }
 
+
 /* One elementwise pass per distinct size, writing every member of that size
  * that needs storing. `done` (nm flags) is scratch. With rows (a row
  * kernel, see row_norm), each pass is a loop over the elements (or scale
  * blocks) of the block's row `row` inside that kernel instead of a phase. */
-static void emit_stores(Gen *G, const int *members, int nm, bool *done, const IrDim *rows) {
+void cg_emit_stores(Gen *G, const int *members, int nm, bool *done, const IrDim *rows) {
     for (int k = 0; k < nm; k++) done[k] = !needs_store(G, G->g->nodes[members[k]]);
     for (int k = 0; k < nm; k++) {
         if (done[k]) continue;
@@ -534,11 +540,11 @@ static void emit_stores(Gen *G, const int *members, int nm, bool *done, const Ir
             const IrNode *x = A->ops[0];
             int s = G->stat[A->id];
             IrDim rb;
-            if (rows && ir_dim_div(ir_type_numel(&A->type), *rows, &rb)) /* the row's scale blocks, a warp each */
-                sb_printf(&G->decl, "    for (long long it = row * %lldLL + (threadIdx.x >> 5); it < (row + 1) * %lldLL; it += 8) {  // act_scale and store\n"
-                                    "    const int lane = LANE();\n    const long long K = %s, nkb = (K + %lld) / %lld;\n",
-                          (long long)rb.coeff, (long long)rb.coeff, cg_dim(G, x->type.dims[x->type.rank - 1]), (long long)blk - 1, (long long)blk);
-            else {
+            if (rows && ir_dim_div(ir_type_numel(&A->type), *rows, &rb)) { /* the row's scale blocks, a warp each */
+                cg_row_blocks(G, rb.coeff, ir_dim_eq(cnt, ir_dim_mul(*rows, ir_dim_const(G->rowd))));
+                sb_printf(&G->decl, "    const int lane = LANE();\n    const long long K = %s, nkb = (K + %lld) / %lld;\n",
+                          cg_dim(G, x->type.dims[x->type.rank - 1]), (long long)blk - 1, (long long)blk);
+            } else {
                 sb_printf(&G->decl, "extern \"C\" __global__ void __launch_bounds__(256) p%d(Args a) {  // act_scale and store: one warp per %lld-wide block\n",
                           G->nphases, (long long)blk);
                 sb_printf(&G->decl, "    const long long it = ITEM_WARP(); const int lane = LANE();\n"
@@ -573,8 +579,7 @@ static void emit_stores(Gen *G, const int *members, int nm, bool *done, const Ir
         } else if (rows) { /* the row's elements, a thread each */
             IrDim w;
             ir_dim_div(cnt, *rows, &w);
-            sb_printf(&G->decl, "    for (long long i = row * %lldLL + threadIdx.x; i < (row + 1) * %lldLL; i += 256) {  // store\n",
-                      (long long)w.coeff, (long long)w.coeff);
+            cg_row_elems(G, w.coeff);
         } else {
             sb_printf(&G->decl, "extern \"C\" __global__ void __launch_bounds__(256) p%d(Args a) {  // store\n", G->nphases);
             sb_printf(&G->decl, "    const long long i = ITEM_ELEM();\n    if (i >= %s) return;\n", cg_dim(G, cnt));
@@ -585,6 +590,8 @@ static void emit_stores(Gen *G, const int *members, int nm, bool *done, const Ir
             /* the quantize of x by this scale: from the cached value and the scale in registers, the same arithmetic as its v-function */
             if (cache && m->op == IR_OP_QUANTIZE && m->ops[0] == A->ops[0] && m->ops[1] == A && ir_node_attr_int(m, "block", 128) == blk)
                 sb_printf(&G->decl, "        S%d(a, i, sc > 0.0f ? fp8r(xv[t] / sc) : 0.0f);\n", cg_slot_value(G, m));
+            else if (cache && G->rthreads && m == A->ops[0] && !(G->cache_of && G->cache_of[m->id] >= 0)) /* x itself, from its register */
+                sb_printf(&G->decl, "        S%d(a, i, xv[t]);\n", cg_slot_value(G, m));
             else emit_store_stmt(G, m, A ? "        " : "    ");
             done[j] = true;
         }
@@ -650,7 +657,7 @@ static const IrNode *merged_act_scale(Gen *G, const int *members, int nm) {
     const IrNode *last = NULL;
     for (int k = 0; k < nm; k++) {
         const IrNode *n = G->g->nodes[members[k]];
-        if (has_reduction_phase(n)) last = n;
+        if (cg_has_reduction_phase(n)) last = n;
     }
     if (!last || last->op != IR_OP_ACT_SCALE || last->ops[0]->type.rank < 1) return NULL;
     IrDim cnt = ir_type_numel(&last->ops[0]->type);
@@ -674,110 +681,6 @@ static const IrNode *merged_act_scale(Gen *G, const int *members, int nm) {
     return ok && store ? last : NULL;
 }
 
-/* Rows of a group: the number of elements of the rmsnorm's input over its
- * last axis. For a group without a template whose one reduction phase is
- * an rmsnorm (the merged act_scale aside) and whose every member keeps
- * rows apart, element i of a member of R x W elements reading only row
- * i / W of the members it reads, the norm and the stores run as one
- * kernel of one block per row: the row's statistic, a barrier, then the
- * row's stores (add + rmsnorm + act_scale + quantize in one launch
- * instead of two). What keeps rows apart (reads_own_row): elementwise
- * ops on members of their own size or broadcast along the row's own dims,
- * RoPE, reshapes, slices and concats along the last axis, an inlined sum
- * within the row, quantize by the merged act_scale; loaded tensors and
- * constants are read freely (a member reading only those is computed
- * from memory). Any other read of a member (a transpose, ...) makes it
- * NULL, as does a reduction phase other than the norm's. */
-/* How many leading dims of t multiply to `rows` (-1: none do). */
-static int row_dims(const IrType *t, IrDim rows) {
-    IrDim d = ir_dim_const(1);
-    for (int k = 0; k <= t->rank; k++) {
-        if (ir_dim_eq(d, rows)) return k;
-        if (k < t->rank) d = ir_dim_mul(d, t->dims[k]);
-    }
-    return -1;
-}
-
-/* Whether member m reads its member operand o (operand j) within the row
- * its own element is in (see row_norm). */
-static bool reads_own_row(const Gen *G, const IrNode *m, const IrNode *o, int j, IrDim rows) {
-    const IrType *t = &m->type, *ot = &o->type;
-    switch (m->op) {
-    case IR_OP_SLICE: return cg_axis(ir_node_attr_int(m, "axis", 0), ot->rank) == ot->rank - 1;
-    case IR_OP_CONCAT: return cg_axis(ir_node_attr_int(m, "axis", 0), t->rank) == t->rank - 1;
-    case IR_OP_QUANTIZE: return j == 0 ? ir_dim_eq(ir_type_numel(ot), ir_type_numel(t)) : o == G->act;
-    case IR_OP_ACT_SCALE: return m == G->act; /* item it reads x's row it / nkb, in the same row */
-    case IR_OP_RMSNORM: case IR_OP_ROPE: return j == 0 && ir_dim_eq(ir_type_numel(ot), ir_type_numel(t));
-    case IR_OP_RESHAPE: return true;
-    case IR_OP_SUM: { /* inlined: out index i reads (i / inner) * mid * inner + j * inner + i % inner */
-        IrDim w, inner = cg_suffix(ot, cg_axis(ir_node_attr_int(m, "axis", -1), ot->rank) + 1);
-        return sum_inline(m) && ir_dim_div(ir_type_numel(t), rows, &w) && ir_dim_is_const(inner) && w.coeff % inner.coeff == 0;
-    }
-    default: break;
-    }
-    if (ir_op_class(m->op) != IR_CLASS_ELEMENTWISE) return false;
-    if (ir_dim_eq(ir_type_numel(ot), ir_type_numel(t))) return true;
-    int p = row_dims(t, rows); /* broadcast: the row dims must be o's own */
-    if (p < 0 || ot->rank != t->rank) return false;
-    for (int d = 0; d < p; d++)
-        if (!ir_dim_eq(ot->dims[d], t->dims[d])) return false;
-    return true;
-}
-
-static const IrNode *row_norm(Gen *G, const int *members, int nm, IrDim *rows) {
-    const IrGraph *g = G->g;
-    const IrNode *norm = NULL;
-    for (int k = 0; k < nm; k++) {
-        const IrNode *n = g->nodes[members[k]];
-        if (!has_reduction_phase(n) || n == G->act) continue;
-        if (norm || n->op != IR_OP_RMSNORM) return NULL;
-        norm = n;
-    }
-    if (!norm) return NULL;
-    const IrType *xt = &norm->ops[0]->type;
-    if (xt->rank < 1 || !ir_dim_is_const(xt->dims[xt->rank - 1]) || !ir_dim_div(ir_type_numel(xt), xt->dims[xt->rank - 1], rows))
-        return NULL;
-    for (int k = 0; k < nm; k++) {
-        const IrNode *m = g->nodes[members[k]];
-        IrDim w;
-        if (m->op == IR_OP_CONST || m->op == IR_OP_KV_CACHE) continue; /* a cache its input's store appends to */
-        if (!ir_dim_div(ir_type_numel(&m->type), *rows, &w) || !ir_dim_is_const(w)) return NULL;
-        for (int j = 0; j < m->nops; j++) {
-            const IrNode *o = m->ops[j];
-            if (G->local[o->id] < 0 || o->op == IR_OP_CONST) continue; /* loaded, or a constant */
-            if (!reads_own_row(G, m, o, j, *rows)) return NULL;
-        }
-    }
-    return norm;
-}
-
-/* The row kernel of a group row_norm accepted: rmsnorm `norm`'s statistic
- * for the block's row (its slot set in G->stat beforehand), then the
- * stores of the row. */
-static void emit_row_kernel(Gen *G, const IrNode *norm, IrDim rows, const int *members, int nm, bool *done) {
-    const IrNode *x = norm->ops[0];
-    sb_printf(&G->decl, "extern \"C\" __global__ void __launch_bounds__(256) p%d(Args a) {  // rows: rmsnorm, then the row's stores; one block per row\n",
-              G->nphases);
-    sb_printf(&G->decl, "    const long long row = blockIdx.x, D = %s;\n    if (row >= %s) return;  // the whole block\n",
-              cg_dim(G, x->type.dims[x->type.rank - 1]), cg_dim(G, rows));
-    sb_printf(&G->decl, "    {\n"
-                        "    __shared__ float red[8];\n"
-                        "    float ss = 0.0f;\n    for (long long j = threadIdx.x; j < D; j += 256) { const float v = %s; ss += v * v; }\n"
-                        "    ss = wsum(ss);\n"
-                        "    if ((threadIdx.x & 31) == 0) red[threadIdx.x >> 5] = ss;\n"
-                        "    __syncthreads();\n"
-                        "    if (threadIdx.x == 0) {\n"
-                        "        float t = 0.0f;\n"
-                        "        for (int w = 0; w < 8; w++) t += red[w];\n"
-                        "        st_f32(a.t[%d], row, 1.0f / sqrtf(t / (float)D + %.9ef));\n"
-                        "    }\n"
-                        "    __syncthreads();  // the row's statistic, for every thread's stores\n"
-                        "    }\n",
-              cg_read(G, x, "row * D + j"), G->stat[norm->id], (double)(float)ir_node_attr_float(norm, "eps", 1e-6));
-    emit_stores(G, members, nm, done, &rows);
-    sb_puts(&G->decl, "}\n");
-    cg_phase(G, CG_LAUNCH_BLOCK, rows, 1, ir_dim_const(1), 1, 0);
-}
 
 /* ---- groups ------------------------------------------------------------- */
 
@@ -1171,6 +1074,12 @@ CgProgram *cg_generate(Arena *a, DiagEngine *d, const IrGraph *g, const CgGenOpt
         return NULL;
     }
     G.skinny = !(o && o->no_skinny) && !(sk && strcmp(sk, "0") == 0);
+    const char *rw = getenv("DSCC_ROWS_WIDE");
+    if (rw && *rw && strcmp(rw, "0") && strcmp(rw, "1")) {
+        diag_error(d, (SrcLoc){0}, "DSCC_ROWS_WIDE is '%s': expected 0 or 1", rw);
+        return NULL;
+    }
+    G.rows_wide = !(rw && strcmp(rw, "0") == 0);
     Storage st;
     plan_storage(&G, wide, &st);
     IrDType *dtype = st.dtype;
@@ -1221,15 +1130,16 @@ CgProgram *cg_generate(Arena *a, DiagEngine *d, const IrGraph *g, const CgGenOpt
             ok = cg_route_kernel(&G, g->nodes[tmpl[gid]]);
         else {
             IrDim rows;
-            const IrNode *rown = tmpl[gid] < 0 ? row_norm(&G, members, nm, &rows) : NULL;
+            const IrNode *rown = tmpl[gid] < 0 ? cg_row_norm(&G, members, nm, &rows) : NULL;
+            int rparts = rown ? cg_row_prologue(&G, rown, members, nm) : 0;
             for (int k = 0; k < nm; k++) {
                 const IrNode *n = g->nodes[members[k]];
                 if (n == rown) G.stat[n->id] = cg_slot_scratch(&G, n, rows); /* the row kernel computes it */
-                else if (has_reduction_phase(n)) emit_reduction(&G, n);
+                else if (cg_has_reduction_phase(n)) emit_reduction(&G, n);
                 if (ir_op_fusible(n->op) && st.epi[n->id] != -2) emit_value(&G, n); /* a cast its GEMM writes: none */
             }
-            if (rown) emit_row_kernel(&G, rown, rows, members, nm, done);
-            else if (!emit_stores_one(&G, members, nm, done)) emit_stores(&G, members, nm, done, NULL);
+            if (rown) cg_emit_row_kernel(&G, rown, rows, members, nm, done, rparts);
+            else if (!emit_stores_one(&G, members, nm, done)) cg_emit_stores(&G, members, nm, done, NULL);
             ok = ok && (down ? cg_emit_template(&G, down) : tmpl[gid] < 0 || cg_emit_template(&G, g->nodes[tmpl[gid]]));
         }
         const IrNode *first = g->nodes[members[0]];

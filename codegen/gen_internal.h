@@ -27,6 +27,12 @@ typedef struct {
     bool wgmma;          /* the tensor-core tile is the wgmma one (CgGenOptions.tile) */
     bool skinny;         /* FP8 linears get their skinny-M form (CgGenOptions.no_skinny, DSCC_GEMM_SKINNY) */
     const IrNode *act;   /* an act_scale whose amax the store pass of its input's size computes (gen.c) */
+    bool rows_wide;      /* row kernels in their wide forms (gen.c, emit_row_kernel; DSCC_ROWS_WIDE=0: one 256-thread block a row) */
+    const IrNode *rowc;  /* the norm input a wide row kernel keeps in shared memory (rowx): its readers read it there */
+    int rparts, rthreads; /* the wide row kernel form being emitted: CTAs a row (a cluster), threads a CTA; 0: the old form */
+    int64_t rowd;        /* ... and its norm's row width (0: no wide form) */
+    const IrNode *rown;  /* ... that norm, whose value function reads the row's statistic from shared memory (rstat) */
+    int rowg;            /* ... and its weight from there (RG): 1 as f32, 2 as bf16 (exact: a bf16 weight); 0 from memory */
     const int *pair;     /* by node id: the grouped expert GEMM that shares this one's kernel (gate beside up), -1 none */
     const int *cache_of; /* by node id: the KV cache a group's store of this value appends it to (gen.c), -1 none */
     const bool *kblock;  /* by node id: scales stored K-block-major (CgProgram.kblock) */
@@ -139,6 +145,27 @@ void cg_route_groups(const IrGraph *g, const int *grp, char *in);
 /* The whole group of group_topk `topk` as the route_topk kernel, when
  * cg_route_groups found its chain there. */
 bool cg_route_kernel(Gen *G, const IrNode *topk);
+
+/* gen.c's fused-group helpers the row kernels (gen_rows.c) use: whether a
+ * sum is inlined into its readers (a short axis), whether n gets a
+ * reduction phase of its own, and the store passes of a group (with rows:
+ * loops inside a row kernel, from cg_row_blocks / cg_row_elems). */
+bool cg_sum_inline(const IrNode *n);
+bool cg_has_reduction_phase(const IrNode *n);
+void cg_emit_stores(Gen *G, const int *members, int nm, bool *done, const IrDim *rows);
+/* Row kernels (gen_rows.c). cg_row_norm: the rmsnorm of a group whose
+ * members keep rows apart, and its rows (*rows), else NULL.
+ * cg_row_prologue: before the group's value functions, what the wide form
+ * declares; returns the cluster form's CTAs a row, 0 for the old form
+ * (DSCC_ROWS_WIDE=0, or a row not 128 n wide). cg_emit_row_kernel: the
+ * kernel, in the form(s) that count gave. cg_row_blocks / cg_row_elems:
+ * the store pass's loop over the row's rb scale blocks (own: the norm's
+ * width) or its w elements, for the form being emitted. */
+const IrNode *cg_row_norm(Gen *G, const int *members, int nm, IrDim *rows);
+int cg_row_prologue(Gen *G, const IrNode *norm, const int *members, int nm);
+void cg_emit_row_kernel(Gen *G, const IrNode *norm, IrDim rows, const int *members, int nm, bool *done, int C);
+void cg_row_blocks(Gen *G, int64_t rb, bool own);
+void cg_row_elems(Gen *G, int64_t w);
 
 /* The phase(s) of a template op (GEMM, attention, routing, ...). False
  * with G->why set when the node's shapes are outside what it handles. */

@@ -44,14 +44,19 @@
 // CHECK-NEXT: 58 linear: tensor cores (wgmma m64n64k16 BF16, f32 accumulation), 64x128 tile, on the bf16 values its f32 operands were cast from, K split between blocks (one row tile): partial tiles to scratch
 // CHECK-NOT: for cuBLASLt
 // Every rmsnorm of V3 (61 x input, q_a, latent, post-attention, and the
-// final one) is one launch: its group keeps rows apart, so one block per
-// row takes the row's statistic and then stores the row (with the residual
-// add, the act_scale and the quantize of the next GEMM's input); the
-// latent's row kernel also appends the new row to the KV cache, so no
-// layer has a kernel of its own for that.
+// final one) is one kernel: its group keeps rows apart, so it takes the
+// row's statistic and then stores the row (with the residual add, the
+// act_scale and the quantize of the next GEMM's input); the latent's row
+// kernel also appends the new row to the KV cache, so no layer has a
+// kernel of its own for that. Each has two forms: up to 64 rows (a decode
+// step) a cluster of CTAs splits each row (the latent's 512 over 4, q_a's
+// 1,536 over 6, the hidden 7,168 over 8), above one block a row.
 // RUN: dscc compile models/deepseek_v3.dsl --emit=cuda | grep -E "^extern .*rmsnorm" | sed 's/.*) {  \/\/ //' | sort | uniq -c | sed 's/^ *//'
-// CHECK: 245 rows: rmsnorm, then the row's stores; one block per row
+// CHECK: 61 rows: rmsnorm, then the row's stores; a cluster of 4 CTAs a row, 128 wide each
+// CHECK-NEXT: 61 rows: rmsnorm, then the row's stores; a cluster of 6 CTAs a row, 256 wide each
+// CHECK-NEXT: 123 rows: rmsnorm, then the row's stores; a cluster of 8 CTAs a row, 896 wide each
+// CHECK-NEXT: 245 rows: rmsnorm, then the row's stores; one block a row
 // CHECK-NOT: rmsnorm
 // RUN: dscc compile models/deepseek_v3.dsl --emit=cuda | grep -oE "^extern .*kv_cache: append|appended to the cache" | sort | uniq -c | sed 's/^ *//'
-// CHECK: 61 appended to the cache
+// CHECK: 122 appended to the cache
 // CHECK-NOT: kv_cache: append

@@ -1,0 +1,333 @@
+/* gen_rows.c — the row kernels of fused groups whose one reduction is an
+ * rmsnorm and whose members keep rows apart (add + rmsnorm + act_scale +
+ * quantize, the MoE combine + norm, the latent's norm + RoPE + concat into
+ * the cache): the row's statistic, a barrier, then the row's stores, in
+ * one launch. The old form is one 256-thread block a row; the wide forms
+ * split a decode step's few rows over a thread-block cluster and keep the
+ * norm's input in shared memory (see "wide row kernels" below). The store
+ * passes themselves are gen.c's (cg_emit_stores), which asks this file for
+ * their loops (cg_row_blocks, cg_row_elems). */
+#include "codegen/gen_internal.h"
+
+#include <stdlib.h>
+
+/* The loops of a row kernel's store pass over the row's rb scale blocks
+ * (a warp each) and over its w elements (a thread each). The old form: the
+ * block's row. A wide form (G->rparts CTAs a row, G->rthreads threads a
+ * CTA): a member of the norm's width (own) in the CTA's own contiguous part
+ * of the row, whose values of the norm's input are in its shared memory
+ * (RX); any other size strided over the row's CTAs. */
+void cg_row_blocks(Gen *G, int64_t rb, bool own) {
+    const int C = G->rparts, nw = G->rthreads / 32;
+    if (!G->rthreads)
+        sb_printf(&G->decl, "    for (long long it = row * %lldLL + (threadIdx.x >> 5); it < (row + 1) * %lldLL; it += 8) {  // act_scale and store\n",
+                  (long long)rb, (long long)rb);
+    else if (own && rb % C == 0)
+        sb_printf(&G->decl, "    for (long long it = (long long)blockIdx.x * %lldLL + (threadIdx.x >> 5); it < ((long long)blockIdx.x + 1) * %lldLL; it += %d) {  "
+                            "// act_scale and store: the CTA's part of the row, a warp a block\n",
+                  (long long)(rb / C), (long long)(rb / C), nw);
+    else
+        sb_printf(&G->decl, "    for (long long it = row * %lldLL + part * %d + (threadIdx.x >> 5); it < (row + 1) * %lldLL; it += %d) {  "
+                            "// act_scale and store: the row's blocks over its CTAs, a warp each\n",
+                  (long long)rb, nw, (long long)rb, C * nw);
+}
+
+void cg_row_elems(Gen *G, int64_t w) {
+    const int C = G->rparts, T = G->rthreads;
+    if (!T)
+        sb_printf(&G->decl, "    for (long long i = row * %lldLL + threadIdx.x; i < (row + 1) * %lldLL; i += 256) {  // store\n", (long long)w,
+                  (long long)w);
+    else if (w == G->rowd) { /* a count known here, unrolled: the thread's loads in flight at once */
+        const int64_t CH = w / C;
+        sb_printf(&G->decl, "#pragma unroll\n    for (int t = 0; t < %lld; t++) {  // store: the CTA's part of the row\n"
+                            "    const long long i = (long long)blockIdx.x * %lldLL + threadIdx.x + t * %d;\n%s",
+                  (long long)((CH + T - 1) / T), (long long)CH, T,
+                  CH % T ? arena_printf(G->a, "    if (threadIdx.x + t * %d >= %lld) break;\n", T, (long long)CH) : "");
+    } else
+        sb_printf(&G->decl, "    for (long long i = row * %lldLL + part * %d + threadIdx.x; i < (row + 1) * %lldLL; i += %d) {  "
+                            "// store: the row over its CTAs\n",
+                  (long long)w, T, (long long)w, C * T);
+}
+
+/* Rows of a group: the number of elements of the rmsnorm's input over its
+ * last axis. For a group without a template whose one reduction phase is
+ * an rmsnorm (the merged act_scale aside) and whose every member keeps
+ * rows apart, element i of a member of R x W elements reading only row
+ * i / W of the members it reads, the norm and the stores run as one
+ * kernel of one block per row: the row's statistic, a barrier, then the
+ * row's stores (add + rmsnorm + act_scale + quantize in one launch
+ * instead of two). What keeps rows apart (reads_own_row): elementwise
+ * ops on members of their own size or broadcast along the row's own dims,
+ * RoPE, reshapes, slices and concats along the last axis, an inlined sum
+ * within the row, quantize by the merged act_scale; loaded tensors and
+ * constants are read freely (a member reading only those is computed
+ * from memory). Any other read of a member (a transpose, ...) makes it
+ * NULL, as does a reduction phase other than the norm's. */
+/* How many leading dims of t multiply to `rows` (-1: none do). */
+static int row_dims(const IrType *t, IrDim rows) {
+    IrDim d = ir_dim_const(1);
+    for (int k = 0; k <= t->rank; k++) {
+        if (ir_dim_eq(d, rows)) return k;
+        if (k < t->rank) d = ir_dim_mul(d, t->dims[k]);
+    }
+    return -1;
+}
+
+/* Whether member m reads its member operand o (operand j) within the row
+ * its own element is in (see row_norm). */
+static bool reads_own_row(const Gen *G, const IrNode *m, const IrNode *o, int j, IrDim rows) {
+    const IrType *t = &m->type, *ot = &o->type;
+    switch (m->op) {
+    case IR_OP_SLICE: return cg_axis(ir_node_attr_int(m, "axis", 0), ot->rank) == ot->rank - 1;
+    case IR_OP_CONCAT: return cg_axis(ir_node_attr_int(m, "axis", 0), t->rank) == t->rank - 1;
+    case IR_OP_QUANTIZE: return j == 0 ? ir_dim_eq(ir_type_numel(ot), ir_type_numel(t)) : o == G->act;
+    case IR_OP_ACT_SCALE: return m == G->act; /* item it reads x's row it / nkb, in the same row */
+    case IR_OP_RMSNORM: case IR_OP_ROPE: return j == 0 && ir_dim_eq(ir_type_numel(ot), ir_type_numel(t));
+    case IR_OP_RESHAPE: return true;
+    case IR_OP_SUM: { /* inlined: out index i reads (i / inner) * mid * inner + j * inner + i % inner */
+        IrDim w, inner = cg_suffix(ot, cg_axis(ir_node_attr_int(m, "axis", -1), ot->rank) + 1);
+        return cg_sum_inline(m) && ir_dim_div(ir_type_numel(t), rows, &w) && ir_dim_is_const(inner) && w.coeff % inner.coeff == 0;
+    }
+    default: break;
+    }
+    if (ir_op_class(m->op) != IR_CLASS_ELEMENTWISE) return false;
+    if (ir_dim_eq(ir_type_numel(ot), ir_type_numel(t))) return true;
+    int p = row_dims(t, rows); /* broadcast: the row dims must be o's own */
+    if (p < 0 || ot->rank != t->rank) return false;
+    for (int d = 0; d < p; d++)
+        if (!ir_dim_eq(ot->dims[d], t->dims[d])) return false;
+    return true;
+}
+
+const IrNode *cg_row_norm(Gen *G, const int *members, int nm, IrDim *rows) {
+    const IrGraph *g = G->g;
+    const IrNode *norm = NULL;
+    for (int k = 0; k < nm; k++) {
+        const IrNode *n = g->nodes[members[k]];
+        if (!cg_has_reduction_phase(n) || n == G->act) continue;
+        if (norm || n->op != IR_OP_RMSNORM) return NULL;
+        norm = n;
+    }
+    if (!norm) return NULL;
+    const IrType *xt = &norm->ops[0]->type;
+    if (xt->rank < 1 || !ir_dim_is_const(xt->dims[xt->rank - 1]) || !ir_dim_div(ir_type_numel(xt), xt->dims[xt->rank - 1], rows))
+        return NULL;
+    for (int k = 0; k < nm; k++) {
+        const IrNode *m = g->nodes[members[k]];
+        IrDim w;
+        if (m->op == IR_OP_CONST || m->op == IR_OP_KV_CACHE) continue; /* a cache its input's store appends to */
+        if (!ir_dim_div(ir_type_numel(&m->type), *rows, &w) || !ir_dim_is_const(w)) return NULL;
+        for (int j = 0; j < m->nops; j++) {
+            const IrNode *o = m->ops[j];
+            if (G->local[o->id] < 0 || o->op == IR_OP_CONST) continue; /* loaded, or a constant */
+            if (!reads_own_row(G, m, o, j, *rows)) return NULL;
+        }
+    }
+    return norm;
+}
+
+/* The row kernel of a group row_norm accepted, in its old form (one
+ * 256-thread block a row): rmsnorm `norm`'s statistic for the block's row
+ * (its slot set in G->stat beforehand), then the stores of the row. */
+static void emit_row_kernel_one(Gen *G, const IrNode *norm, IrDim rows, const int *members, int nm, bool *done) {
+    const IrNode *x = norm->ops[0];
+    sb_printf(&G->decl, "extern \"C\" __global__ void __launch_bounds__(256) p%d(Args a) {  // rows: rmsnorm, then the row's stores; one block per row\n",
+              G->nphases);
+    sb_printf(&G->decl, "    const long long row = blockIdx.x, D = %s;\n    if (row >= %s) return;  // the whole block\n",
+              cg_dim(G, x->type.dims[x->type.rank - 1]), cg_dim(G, rows));
+    sb_printf(&G->decl, "    {\n"
+                        "    __shared__ float red[8];\n"
+                        "    float ss = 0.0f;\n    for (long long j = threadIdx.x; j < D; j += 256) { const float v = %s; ss += v * v; }\n"
+                        "    ss = wsum(ss);\n"
+                        "    if ((threadIdx.x & 31) == 0) red[threadIdx.x >> 5] = ss;\n"
+                        "    __syncthreads();\n"
+                        "    if (threadIdx.x == 0) {\n"
+                        "        float t = 0.0f;\n"
+                        "        for (int w = 0; w < 8; w++) t += red[w];\n"
+                        "        st_f32(a.t[%d], row, 1.0f / sqrtf(t / (float)D + %.9ef));\n"
+                        "    }\n"
+                        "    __syncthreads();  // the row's statistic, for every thread's stores\n"
+                        "    }\n",
+              cg_read(G, x, "row * D + j"), G->stat[norm->id], (double)(float)ir_node_attr_float(norm, "eps", 1e-6));
+    cg_emit_stores(G, members, nm, done, &rows);
+    sb_puts(&G->decl, "}\n");
+    cg_phase(G, CG_LAUNCH_BLOCK, rows, 1, ir_dim_const(1), 1, 0);
+}
+
+/* ---- wide row kernels ----------------------------------------------------
+ *
+ * A decode step has few rows (1 to 128) of 7,168, 1,536 or 512: one block a
+ * row leaves all but a few SMs idle and its stores recompute every fused
+ * value (the MoE combine re-reads its 8 expert rows). The wide forms
+ * (DSCC_ROWS_WIDE=0: the old one) split a row of D = 128 n over a cluster
+ * of C CTAs (C <= 8 dividing n, each part whole scale blocks) while the
+ * rows are at most CG_ROWS_SPLIT_MAX, their sums of squares added through
+ * distributed shared memory in rank order (every CTA gets the same bits);
+ * above, one CTA a row of D / 8 threads. Each CTA keeps its part of the
+ * norm's input x in shared memory (rowx, as the sum of squares reads it)
+ * when every member reading x, through any chain, reads it at its own
+ * flat index (row_cache_ok): its stores then read it there instead of
+ * recomputing it. A member of D wide is stored by the CTA that holds its
+ * part of the row; any other size strided over the row's CTAs. */
+#define CG_ROWS_SPLIT_MAX 64
+
+/* inline PTX the emulator replaces by name (tests/emu/emu_kernel.h: gemm_skinny.cuh's cluster helpers) */
+static const char ROW_CLUSTER_HELPERS[] =
+    "// the cluster barrier (release / acquire) and a float of CTA `rank`'s shared memory at p's offset (DSMEM)\n"
+    "__device__ __forceinline__ void sk_cluster_sync() {\n"
+    "    asm volatile(\"barrier.cluster.arrive.release.aligned;\\nbarrier.cluster.wait.acquire.aligned;\\n\" ::: \"memory\");\n"
+    "}\n"
+    "__device__ __forceinline__ float sk_dsmem_ld(const float *p, unsigned rank) {\n"
+    "    unsigned r, l = (unsigned)__cvta_generic_to_shared(p);\n"
+    "    float v;\n"
+    "    asm volatile(\"mapa.shared::cluster.u32 %0, %1, %2;\\n\" : \"=r\"(r) : \"r\"(l), \"r\"(rank));\n"
+    "    asm volatile(\"ld.shared::cluster.f32 %0, [%1];\\n\" : \"=f\"(v) : \"r\"(r) : \"memory\");\n"
+    "    return v;\n"
+    "}\n";
+
+/* CTAs a row of D for the cluster form: the most (<= 8) whose parts are whole 128-wide (and scale) blocks; 0: no wide form. */
+static int row_parts(const Gen *G, int64_t D) {
+    int64_t blk = G->act ? ir_node_attr_int(G->act, "block", 128) : 128;
+    if (D < 128 || D % 128 || blk < 1) return 0;
+    for (int c = 8; c >= 1; c--)
+        if (D % (128 * c) == 0 && (D / c) % blk == 0) return c;
+    return 0;
+}
+
+/* Whether member m reads o (its operand j) at its own flat index. */
+static bool same_index_read(const IrNode *m, const IrNode *o, int j) {
+    const IrType *t = &m->type, *ot = &o->type;
+    if (!ir_dim_eq(ir_type_numel(ot), ir_type_numel(t))) return false;
+    switch (m->op) {
+    case IR_OP_RESHAPE: case IR_OP_CAST: case IR_OP_SIGMOID: case IR_OP_EXP: case IR_OP_NEG: case IR_OP_SQRT: case IR_OP_RSQRT:
+    case IR_OP_SILU: case IR_OP_FRESH_SELECT:
+        return true;
+    case IR_OP_ADD: case IR_OP_SUB: case IR_OP_MUL: case IR_OP_DIV: case IR_OP_MAX: /* bcast_index's "i" */
+        if (ot->rank != t->rank) return false;
+        for (int k = 0; k < t->rank; k++)
+            if (!ir_dim_eq(ot->dims[k], t->dims[k])) return false;
+        return true;
+    case IR_OP_RMSNORM: case IR_OP_QUANTIZE: return j == 0;
+    default: return false;
+    }
+}
+
+/* Whether the group's members read x, directly or through others, only at their own flat index (the merged act_scale
+ * reads its blocks, which lie in one CTA's part): then a CTA's stores read x where it keeps its part. */
+static bool row_cache_ok(Gen *G, const IrNode *x, const int *members, int nm) {
+    bool *t = calloc((size_t)G->g->nnodes + 1, 1), ok = t != NULL;
+    if (t) t[x->id] = true;
+    for (int k = 0; k < nm && ok; k++) {
+        const IrNode *m = G->g->nodes[members[k]];
+        if (m == x || m == G->act) continue;
+        for (int j = 0; j < m->nops && ok; j++) {
+            if (!t[m->ops[j]->id]) continue;
+            ok = same_index_read(m, m->ops[j], j);
+            t[m->id] = true;
+        }
+    }
+    free(t);
+    return ok;
+}
+
+/* Before a wide row kernel's value functions: the cluster helpers, and x's row in shared memory (RX) when its readers
+ * may read it there. Returns the cluster form's CTAs a row (0: the old form). */
+int cg_row_prologue(Gen *G, const IrNode *norm, const int *members, int nm) {
+    const IrNode *x = norm->ops[0], *w = norm->ops[1];
+    G->rowc = NULL, G->rparts = G->rthreads = 0, G->rowd = 0, G->rown = NULL, G->rowg = 0;
+    if (!G->rows_wide) return 0;
+    int64_t D = x->type.dims[x->type.rank - 1].coeff;
+    int C = row_parts(G, D);
+    if (!C) return 0;
+    G->rowd = D, G->rown = norm;
+    if (C > 1) sb_puts(&G->decl, ROW_CLUSTER_HELPERS);
+    sb_puts(&G->decl, "__shared__ float rstat;  // the CTA's row statistic\n");
+    if (D * 4 <= 44 * 1024 && row_cache_ok(G, x, members, nm)) { /* within 44 KB of static shared memory (48 KB the most) */
+        sb_printf(&G->decl, "__shared__ long long rowb;  // the flat index of the row's first element (no 64-bit remainder a read)\n"
+                            "__shared__ float rowx[%lld];  // the CTA's part of the row of the norm's input, as its sum of squares read it\n"
+                            "__device__ __forceinline__ float RX(long long i) { return rowx[i - rowb]; }\n",
+                  (long long)D);
+        G->rowc = x;
+        /* the norm's weight beside it, within the same 44 KB */
+        bool wd = ir_dim_eq(ir_type_numel(&w->type), ir_dim_const(D));
+        G->rowg = !wd ? 0 : D * 8 <= 44 * 1024 ? 1 : D * 6 <= 44 * 1024 && G->local[w->id] < 0 && G->dtype[w->id] == IR_DT_BF16 ? 2 : 0;
+        if (G->rowg)
+            sb_printf(&G->decl, "__shared__ %s rowg[%lld];  // ... and of the norm's weight\n"
+                                "__device__ __forceinline__ float RG(long long i) { return %s; }\n",
+                      G->rowg == 1 ? "float" : "unsigned short", (long long)D,
+                      G->rowg == 1 ? "rowg[i - rowb]" : "bf2f(rowg[i - rowb])");
+    }
+    return C;
+}
+
+static int round_warps(int64_t n) { return n < 32 ? 32 : n > 1024 ? 1024 : (int)((n + 31) / 32 * 32); }
+
+/* One wide form: C CTAs a row (a cluster when C > 1) of T threads, for the rows `amin` < R <= `amax` (0: unbounded). */
+static void emit_row_form(Gen *G, const IrNode *norm, IrDim rows, const int *members, int nm, bool *done, int C, int T, int64_t amin,
+                          int64_t amax) {
+    const IrNode *x = norm->ops[0], *act = G->act, *rowc = G->rowc;
+    const int64_t D = G->rowd, CH = D / C;
+    G->rparts = C, G->rthreads = T;
+    G->rowc = NULL; /* the sum of squares computes x */
+    const char *xv = cg_read(G, x, "i");
+    G->rowc = rowc;
+    int ph = G->nphases;
+    if (C > 1)
+        sb_printf(&G->decl, "extern \"C\" __global__ void __launch_bounds__(%d) __cluster_dims__(%d, 1, 1) p%d(Args a) {  "
+                            "// rows: rmsnorm, then the row's stores; a cluster of %d CTAs a row, %lld wide each\n",
+                  T, C, ph, C, (long long)CH);
+    else
+        sb_printf(&G->decl, "extern \"C\" __global__ void __launch_bounds__(%d) p%d(Args a) {  // rows: rmsnorm, then the row's stores; one block a row\n", T, ph);
+    sb_printf(&G->decl, "    const long long row = blockIdx.x / %d, part = blockIdx.x %% %d;\n    if (row >= %s) return;  // the whole %s\n", C, C,
+              cg_dim(G, rows), C > 1 ? "cluster" : "block");
+    if (rowc) sb_printf(&G->decl, "    if (threadIdx.x == 0) rowb = row * %lldLL;  // for RX and RG, after the barrier below\n", (long long)D);
+    const int64_t E = (CH + T - 1) / T;
+    const char *brk = CH % T ? arena_printf(G->a, "        if (threadIdx.x + t * %d >= %lld) break;\n", T, (long long)CH) : "";
+    const char *gv = G->rowg ? arena_printf(G->a, "        gr[t] = %s;\n", cg_read(G, norm->ops[1], arena_printf(G->a, "i %% %lldLL", (long long)D))) : "";
+    sb_printf(&G->decl, "    {\n    __shared__ float red[%d];\n    float ss = 0.0f, xr[%lld]%s;\n"
+                        "#pragma unroll\n    for (int t = 0; t < %lld; t++) {  // the thread's elements of the CTA's part, their loads in flight at once\n"
+                        "        const long long i = (long long)blockIdx.x * %lldLL + threadIdx.x + t * %d;\n%s"
+                        "        xr[t] = %s;\n%s        ss += xr[t] * xr[t];\n    }\n",
+              T / 32, (long long)E, G->rowg ? arena_printf(G->a, ", gr[%lld]", (long long)E) : "", (long long)E, (long long)CH, T, brk, xv, gv);
+    if (rowc) /* after the loads (a generic store could alias them) */
+        sb_printf(&G->decl, "#pragma unroll\n    for (int t = 0; t < %lld; t++) {\n%s        rowx[part * %lldLL + threadIdx.x + t * %d] = xr[t];\n%s    }\n",
+                  (long long)E, brk, (long long)CH, T,
+                  !G->rowg ? "" : arena_printf(G->a, "        rowg[part * %lldLL + threadIdx.x + t * %d] = %s;\n", (long long)CH, T,
+                                               G->rowg == 1 ? "gr[t]" : "f2bf(gr[t])"));
+    sb_puts(&G->decl, "    ss = wsum(ss);\n    if ((threadIdx.x & 31) == 0) red[threadIdx.x >> 5] = ss;\n    __syncthreads();\n");
+    const char *st = arena_printf(G->a, "rstat = 1.0f / sqrtf(t / %.1ff + %.9ef)", (double)D, (double)(float)ir_node_attr_float(norm, "eps", 1e-6));
+    if (C > 1)
+        sb_printf(&G->decl, "    extern __shared__ float part_ss[];  // the CTA's part of the sum, which every CTA of the cluster reads\n"
+                            "    if (threadIdx.x == 0) {\n        float t = 0.0f;\n        for (int w = 0; w < %d; w++) t += red[w];\n        part_ss[0] = t;\n    }\n"
+                            "    sk_cluster_sync();  // every CTA's part\n"
+                            "    if (threadIdx.x == 0) {\n        float t = 0.0f;\n"
+                            "        for (unsigned r = 0; r < %du; r++) t += sk_dsmem_ld(part_ss, r);  // in rank order: the same bits in every CTA\n"
+                            "        %s;\n    }\n"
+                            "    sk_cluster_sync();  // the row's statistic for the CTA's stores; no CTA leaves while another reads its part\n    }\n",
+                  T / 32, C, st);
+    else
+        sb_printf(&G->decl, "    if (threadIdx.x == 0) {\n        float t = 0.0f;\n        for (int w = 0; w < %d; w++) t += red[w];\n        %s;\n    }\n"
+                            "    __syncthreads();  // the row's statistic, for every thread's stores\n    }\n",
+                  T / 32, st);
+    cg_emit_stores(G, members, nm, done, &rows);
+    sb_puts(&G->decl, "}\n");
+    cg_phase(G, CG_LAUNCH_BLOCK, rows, 1, ir_dim_const(C), 1, C > 1 ? 16 : 0);
+    CgPhase *f = &G->phases[G->nphases - 1];
+    f->threads = T, f->amin = amin, f->amax = amax;
+    G->act = act; /* emit_stores took it: the next form merges it again */
+}
+
+/* The row kernel of a group row_norm accepted: the wide forms (a cluster
+ * of C CTAs a row up to CG_ROWS_SPLIT_MAX rows, one CTA a row above; C from
+ * row_prologue), or the old one (C = 0). */
+void cg_emit_row_kernel(Gen *G, const IrNode *norm, IrDim rows, const int *members, int nm, bool *done, int C) {
+    if (!C) {
+        emit_row_kernel_one(G, norm, rows, members, nm, done);
+        return;
+    }
+    const int64_t D = G->rowd;
+    if (C > 1) emit_row_form(G, norm, rows, members, nm, done, C, round_warps(D / C / 4), 0, CG_ROWS_SPLIT_MAX);
+    emit_row_form(G, norm, rows, members, nm, done, 1, round_warps(D / 8), C > 1 ? CG_ROWS_SPLIT_MAX : 0, 0);
+    G->act = NULL;
+    G->rowc = NULL, G->rparts = G->rthreads = 0, G->rowd = 0, G->rown = NULL, G->rowg = 0;
+}
