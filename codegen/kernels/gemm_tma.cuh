@@ -2,26 +2,39 @@
 // in DeepGEMM's class (its design, our code): y[M, N] (bf16 or f32, through
 // GT_STORE) = x[M, K] . w[N, K]^T with E4M3 codes, one f32 scale per 1x128
 // tile of x and per 128x128 block of w, f32 accumulation with promotion.
+// Two forms, by GT_BN (the output tile's columns):
 //
 // * 384 threads: warpgroup 0 is the producer (one thread issues the loads;
 //   setmaxnreg gives its registers to the others), warpgroups 1 and 2 the
-//   consumers, each 64 rows of the block's 128 x 128 output tile.
+//   consumers, each 64 rows of the block's 128 x GT_BN output tile.
 // * Persistent: gridDim.x blocks (the SMs) walk the tiles t = blockIdx.x,
 //   + gridDim.x, ...; tile t is row tile t % mt of column tile t / mt, so
 //   blocks running at once share the weight tile (read once from HBM) and
 //   x's rows come from L2.
 // * Loads: TMA (cp.async.bulk.tensor.2d) of a 128-row x 128-byte box of x
-//   and of w per 128-wide K block, in the 128-byte swizzle, into a ring of
-//   GT_STAGES stages; each stage has a "full" mbarrier (the producer's
-//   arrive.expect_tx plus the copies' bytes) and an "empty" one (one
-//   arrival per consumer warp once its wgmma have read the stage). Rows
-//   past M or N and K past the end land as zeros (the tensor maps' bounds).
-// * Math: per K block, 4 wgmma m64n128k32 E4M3 into a fresh partial (scale-d
-//   0 first), committed as one group; the partial of block kb is promoted,
-//   acc += part * (xs[row][kb] * ws[col block][kb]), while the wgmma of
-//   kb + 1 run (two partials in turn, wgmma.wait_group 1): DeepSeek's
-//   promotion every 128 of K, the CPU's FP8 numerics.
-// * Epilogue: each thread stores its accumulators (rows < M, cols < N).
+//   and GT_BN / 128 such boxes of w per 128-wide K block, in the 128-byte
+//   swizzle, into a ring of GT_STAGES stages; each stage has a "full"
+//   mbarrier (the producer's arrive.expect_tx plus the copies' bytes) and an
+//   "empty" one (one arrival per consumer warp once its wgmma have read the
+//   stage). Rows past M or N and K past the end land as zeros (the tensor
+//   maps' bounds).
+// * GT_BN 128 (DSCC_TMA_V2=0's form): per K block, 4 wgmma m64n128k32 E4M3
+//   into a fresh partial (scale-d 0 first), committed as one group; the
+//   partial of block kb is promoted, acc += part * (xs[row][kb] *
+//   ws[col block][kb]), while the wgmma of kb + 1 run (two partials in
+//   turn, wgmma.wait_group 1). 32 KB a stage, 6 stages.
+// * GT_BN 256 (the default form): each consumer warpgroup holds 64 x 256
+//   accumulators (128 registers a thread) and one 64 x 128 partial; per K
+//   block it runs the two 128-column halves in turn (4 wgmma m64n128k32
+//   each, then promotion with that half's weight scale), while the other
+//   warpgroup's wgmma keep the tensor cores busy. Half the shared-memory
+//   traffic per FLOP of the 128 x 128 tile (x's box serves 256 columns);
+//   the next K block's scales are loaded while the wgmma run; a column
+//   tile whose second half lies past N neither loads nor computes it.
+//   48 KB a stage, 4 stages.
+//   Both forms: DeepSeek's promotion every 128 of K, the CPU's FP8 numerics.
+// * Epilogue: each thread stores its accumulators (rows < M, cols < N), two
+//   adjacent columns at once through GT_STORE2 where N is even.
 //
 // Parameters (#define; expressions may use the kernel's Args `a`):
 //   DSCC_ENTRY         the entry point's name
@@ -33,7 +46,9 @@
 //   GT_XS(m, kb)       x's f32 scale of row m, K block kb (wherever its layout puts it)
 //   GT_WS(i)           w's f32 scales, [ceil(N/128)][ceil(K/128)]
 //   GT_STORE(i, v)     stores y[i] (f32 v) in y's dtype
-//   GT_STAGES          stages of the ring (default 6: 6 x 32 KB of shared memory)
+//   GT_STORE2(i, v0, v1)  stores y[i], y[i + 1] (i even, N even); default two GT_STOREs
+//   GT_BN              the output tile's columns: 256 (default) or 128
+//   GT_STAGES          stages of the ring (default 4 at GT_BN 256, 6 at 128)
 //   GT_DESC_SWZ        the wgmma descriptors' layout field (default 1, the 128-byte swizzle the
 //                      maps use; another value is for the test that sees it fail)
 //   GT_REGS_P, GT_REGS_C  registers a thread after setmaxnreg: producer, consumers (40, 232)
@@ -64,9 +79,18 @@ struct Args { u64 t[64]; long long sym[8]; long long cap, len; u64 err; long lon
 #endif
 #ifndef GT_STORE
 #define GT_STORE(i, v) (((unsigned short *)a.t[4])[i] = gt_bf16(v))
+#ifndef GT_STORE2
+#define GT_STORE2(i, v0, v1) (((unsigned *)a.t[4])[(i) >> 1] = (unsigned)gt_bf16(v0) | (unsigned)gt_bf16(v1) << 16)
+#endif
+#endif
+#ifndef GT_STORE2
+#define GT_STORE2(i, v0, v1) (GT_STORE((i), (v0)), GT_STORE((i) + 1, (v1)))
+#endif
+#ifndef GT_BN
+#define GT_BN 256
 #endif
 #ifndef GT_STAGES
-#define GT_STAGES 6
+#define GT_STAGES (GT_BN == 256 ? 4 : 6)
 #endif
 #ifndef GT_DESC_SWZ
 #define GT_DESC_SWZ 1
@@ -81,7 +105,7 @@ struct Args { u64 t[64]; long long sym[8]; long long cap, len; u64 err; long lon
 #ifndef GEMM_TMA_HELPERS
 #define GEMM_TMA_HELPERS
 #define GT_TILE 16384                     // bytes of a 128-row x 128-byte box (one operand of a stage)
-#define GT_STAGE (2 * GT_TILE)            // x's box, then w's
+#define GT_STAGE (GT_TILE + GT_BN * 128)  // x's box, then w's GT_BN / 128 boxes
 #define GT_SMEM (GT_STAGES * GT_STAGE + 16 * GT_STAGES + 1024) // stages, 2 barriers a stage, 1024-alignment slack
 
 // f32 -> bf16, nearest even (NaN stays NaN)
@@ -139,11 +163,15 @@ __device__ __forceinline__ unsigned long long gt_desc(const void *p) {
 }
 #endif
 
+#if GT_BN != 128 && GT_BN != 256
+#error "GT_BN must be 128 or 256"
+#endif
+// one entry point (the emulator's translation sees one kernel a file); the forms' bodies by GT_BN
 extern "C" __global__ void __launch_bounds__(384, 1) DSCC_ENTRY(Args a) {
     extern __shared__ __align__(1024) unsigned char gt_dyn[];
     unsigned char *sm = gt_dyn + ((1024 - ((unsigned)__cvta_generic_to_shared(gt_dyn) & 1023u)) & 1023u);
     unsigned long long *full = (unsigned long long *)(sm + GT_STAGES * GT_STAGE), *empty = full + GT_STAGES;
-    const long long M = GT_M, N = GT_N, K = GT_K, nkb = (K + 127) / 128, mt = (M + 127) / 128, tiles = mt * ((N + 127) / 128);
+    const long long M = GT_M, N = GT_N, K = GT_K, nkb = (K + 127) / 128, mt = (M + 127) / 128, tiles = mt * ((N + GT_BN - 1) / GT_BN);
     const int wg = threadIdx.x >> 7, warp = threadIdx.x >> 5, lane = threadIdx.x & 31;
     const unsigned char *maps = GT_MAPS;
     if (threadIdx.x == 0) {
@@ -155,6 +183,7 @@ extern "C" __global__ void __launch_bounds__(384, 1) DSCC_ENTRY(Args a) {
         gt_fence_async();
     }
     __syncthreads();
+#if GT_BN == 128
     if (wg == 0) { // the producer
         gt_regs_producer();
         if (threadIdx.x == 0) {
@@ -235,6 +264,90 @@ extern "C" __global__ void __launch_bounds__(384, 1) DSCC_ENTRY(Args a) {
             if (m < M && n < N) GT_STORE(m * N + n, acc[i]);
         }
     }
+#else // GT_BN == 256
+    if (wg == 0) { // the producer
+        gt_regs_producer();
+        if (threadIdx.x == 0) {
+            long long it = 0; // K blocks loaded so far: stage it % GT_STAGES, its use it / GT_STAGES
+            for (long long t = blockIdx.x; t < tiles; t += gridDim.x) {
+                const int m0 = (int)(t % mt * 128), n0 = (int)(t / mt * 256);
+                const bool two = n0 + 128 < N; // the tile's second 128 columns exist
+                for (long long kb = 0; kb < nkb; kb++, it++) {
+                    const int s = (int)(it % GT_STAGES);
+                    unsigned char *st = sm + s * GT_STAGE;
+                    gt_mbar_wait(&empty[s], (unsigned)((it / GT_STAGES) & 1) ^ 1u); // the consumers are done with its last use
+                    gt_mbar_expect_tx(&full[s], two ? 3 * GT_TILE : 2 * GT_TILE);
+                    gt_tma_2d(st, maps, &full[s], (int)(kb * 128), m0);
+                    gt_tma_2d(st + GT_TILE, maps + 128, &full[s], (int)(kb * 128), n0);
+                    if (two) gt_tma_2d(st + 2 * GT_TILE, maps + 128, &full[s], (int)(kb * 128), n0 + 128);
+                }
+            }
+        }
+        return;
+    }
+    gt_regs_consumer();
+    const int c = wg - 1, wq = warp & 3;            // consumer c: rows 64c .. 64c + 63 of the tile
+    const int r0 = 64 * c + 16 * wq + (lane >> 2);  // this thread's rows r0, r0 + 8; cols 128h + 8j + 2(lane % 4) (+1)
+    float acc[128], p[64];
+    long long it = 0;
+    for (long long t = blockIdx.x; t < tiles; t += gridDim.x) {
+        const long long m0 = t % mt * 128, n0 = t / mt * 256, ra = m0 + r0, rb = ra + 8;
+        const bool two = n0 + 128 < N;
+        const long long wsb = n0 / 128 * nkb; // the weight blocks of the halves: rows wsb / nkb and the next
+#pragma unroll
+        for (int i = 0; i < 128; i++) acc[i] = 0.0f;
+        // K block 0's scales: x's rows ra, rb and the halves' weight blocks
+        float xa = ra < M ? GT_XS(ra, 0) : 0.0f, xb = rb < M ? GT_XS(rb, 0) : 0.0f;
+        float w0 = GT_WS(wsb), w1 = two ? GT_WS(wsb + nkb) : 0.0f;
+        for (long long kb = 0; kb < nkb; kb++, it++) {
+            const int s = (int)(it % GT_STAGES);
+            unsigned char *st = sm + s * GT_STAGE;
+            gt_mbar_wait(&full[s], (unsigned)((it / GT_STAGES) & 1));
+            const unsigned long long da = gt_desc(st + c * 8192), db = gt_desc(st + GT_TILE);
+            gt_wg_fence();
+#pragma unroll
+            for (int k = 0; k < 4; k++) gt_wgmma128(p, da + 2 * k, db + 2 * k, k > 0);
+            gt_wg_commit();
+            // the next K block's scales, loaded while the wgmma run
+            const long long nk = kb + 1 < nkb ? kb + 1 : kb;
+            const float nxa = ra < M ? GT_XS(ra, nk) : 0.0f, nxb = rb < M ? GT_XS(rb, nk) : 0.0f;
+            const float nw0 = GT_WS(wsb + nk), nw1 = two ? GT_WS(wsb + nkb + nk) : 0.0f;
+            gt_wg_wait0();
+            gt_hold64(p);
+            if (!two && lane == 0) gt_mbar_arrive(&empty[s]); // the stage read: back to the producer
+            {
+                const float sa = xa * w0, sb = xb * w0;
+#pragma unroll
+                for (int i = 0; i < 64; i++) acc[i] += p[i] * ((i & 2) ? sb : sa);
+            }
+            if (two) { // the second half: the same rows of x, w's next 128 rows
+                const unsigned long long dc = gt_desc(st + 2 * GT_TILE);
+                gt_wg_fence();
+#pragma unroll
+                for (int k = 0; k < 4; k++) gt_wgmma128(p, da + 2 * k, dc + 2 * k, k > 0);
+                gt_wg_commit();
+                gt_wg_wait0();
+                gt_hold64(p);
+                if (lane == 0) gt_mbar_arrive(&empty[s]);
+                const float sa = xa * w1, sb = xb * w1;
+#pragma unroll
+                for (int i = 0; i < 64; i++) acc[64 + i] += p[i] * ((i & 2) ? sb : sa);
+            }
+            xa = nxa, xb = nxb, w0 = nw0, w1 = nw1;
+        }
+        // the epilogue: two adjacent columns a store where N is even (i even: columns n, n + 1)
+#pragma unroll
+        for (int i = 0; i < 128; i += 2) {
+            const long long m = (i & 2) ? rb : ra, n = n0 + 128 * (i >> 6) + 8 * ((i & 63) >> 2) + 2 * (lane & 3);
+            if (m >= M || n >= N) continue;
+            if (n + 1 < N && (N & 1) == 0) GT_STORE2(m * N + n, acc[i], acc[i + 1]);
+            else {
+                GT_STORE(m * N + n, acc[i]);
+                if (n + 1 < N) GT_STORE(m * N + n + 1, acc[i + 1]);
+            }
+        }
+    }
+#endif
 }
 #undef DSCC_ENTRY
 #undef GT_M
@@ -244,6 +357,8 @@ extern "C" __global__ void __launch_bounds__(384, 1) DSCC_ENTRY(Args a) {
 #undef GT_XS
 #undef GT_WS
 #undef GT_STORE
+#undef GT_STORE2
+#undef GT_BN
 #undef GT_STAGES
 #undef GT_DESC_SWZ
 #undef GT_REGS_P

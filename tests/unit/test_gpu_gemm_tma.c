@@ -55,7 +55,9 @@ typedef struct { /* the kernel's Args (gemm_tma.cuh compiled alone) */
 
 static RtCuda *gpu;
 
-#define GT_SMEM_6 (6 * 32768 + 16 * 6 + 1024) /* gemm_tma.cuh's GT_SMEM at its default 6 stages */
+/* gemm_tma.cuh's GT_SMEM at its default stages: 6 of 32 KB (GT_BN 128), 4 of 48 KB (GT_BN 256) */
+#define GT_SMEM_128 (6 * 32768 + 16 * 6 + 1024)
+#define GT_SMEM_256 (4 * 49152 + 16 * 4 + 1024)
 
 static float from_bf16(uint16_t h) {
     uint32_t u = (uint32_t)h << 16;
@@ -71,9 +73,13 @@ static float urand(void) { /* [-1, 1) */
 }
 
 /* Rel L2 of the kernel's y against cpu_fp8_gemm at M x N x K, the kernel
- * built with the extra definitions defs (NULL: none). */
-static double run_shape(int64_t M, int64_t N, int64_t K, const CgDefine *defs, int ndefs) {
+ * built with output tiles of bn columns (GT_BN) and the extra definitions
+ * defs (NULL: none). */
+static double run_shape(int64_t M, int64_t N, int64_t K, int bn, const CgDefine *defs, int ndefs) {
     Arena *a = arena_new();
+    CgDefine all[8] = {{"GT_BN", bn == 128 ? "128" : "256"}};
+    assert_true(ndefs < 8);
+    for (int i = 0; i < ndefs; i++) all[i + 1] = defs[i];
     DiagEngine *d = diag_new(a, stderr);
     const int64_t nkb = (K + 127) / 128, nnb = (N + 127) / 128;
     float *x = malloc(sizeof(float) * (size_t)(M * K)), *w = malloc(sizeof(float) * (size_t)(N * K));
@@ -90,7 +96,7 @@ static double run_shape(int64_t M, int64_t N, int64_t K, const CgDefine *defs, i
     for (int64_t i = 0; i < M * K; i++) xb[i] = cpu_fp8_e4m3_encode(xq[i]);
     for (int64_t i = 0; i < N * K; i++) wb[i] = cpu_fp8_e4m3_encode(wq[i]);
 
-    CgSource src = {"gemm_tma_test", cg_kernel_instance(a, "gemm_tma", "g0_gemm_tma", defs, ndefs), {0}};
+    CgSource src = {"gemm_tma_test", cg_kernel_instance(a, "gemm_tma", "g0_gemm_tma", all, ndefs + 1), {0}};
     assert_non_null(src.source);
     CgBinary bin;
     CgOptions o = {.cache_dir = ""};
@@ -111,8 +117,8 @@ static double run_shape(int64_t M, int64_t N, int64_t K, const CgDefine *defs, i
     args.t[0] = dx, args.t[1] = dxs, args.t[2] = dw, args.t[3] = dws, args.t[4] = dy, args.t[5] = dmaps;
     args.sym[0] = M, args.sym[1] = N, args.sym[2] = K;
     void *params[] = {&args};
-    int64_t tiles = (M + 127) / 128 * nnb, grid = tiles < rt_cuda_sms(gpu) ? tiles : rt_cuda_sms(gpu);
-    assert_true(rt_cuda_launch_async(gpu, d, k, (unsigned)grid, 384, GT_SMEM_6, params));
+    int64_t tiles = (M + 127) / 128 * ((N + bn - 1) / bn), grid = tiles < rt_cuda_sms(gpu) ? tiles : rt_cuda_sms(gpu);
+    assert_true(rt_cuda_launch_async(gpu, d, k, (unsigned)grid, 384, bn == 128 ? GT_SMEM_128 : GT_SMEM_256, params));
     assert_true(rt_cuda_sync(gpu, d));
     assert_true(rt_cuda_download(gpu, d, gy, dy, 2 * (size_t)(M * N)));
     double num = 0, den = 0;
@@ -126,27 +132,45 @@ static double run_shape(int64_t M, int64_t N, int64_t K, const CgDefine *defs, i
     arena_free(a);
     assert_true(den > 0);
     double err = sqrt(num / den);
-    print_message("M %lld N %lld K %lld: rel L2 %.3g\n", (long long)M, (long long)N, (long long)K, err);
+    print_message("GT_BN %d, M %lld N %lld K %lld: rel L2 %.3g\n", bn, (long long)M, (long long)N, (long long)K, err);
     return err;
 }
 
-static void test_partial_tile(void **state) { (void)state, assert_true(run_shape(100, 2112, 256, NULL, 0) < 4e-3); }
-static void test_ragged_k(void **state) { (void)state, assert_true(run_shape(300, 256, 592, NULL, 0) < 4e-3); }
-static void test_wide_n(void **state) { (void)state, assert_true(run_shape(64, 7168, 128, NULL, 0) < 4e-3); }
-static void test_long_k(void **state) { (void)state, assert_true(run_shape(100, 128, 7168, NULL, 0) < 4e-3); }
+/* the 128 x 256 tile (the default form) */
+static void test_partial_tile(void **state) { (void)state, assert_true(run_shape(100, 2112, 256, 256, NULL, 0) < 4e-3); }
+static void test_ragged_k(void **state) { (void)state, assert_true(run_shape(300, 256, 592, 256, NULL, 0) < 4e-3); }
+static void test_wide_n(void **state) { (void)state, assert_true(run_shape(64, 7168, 128, 256, NULL, 0) < 4e-3); }
+static void test_long_k(void **state) { (void)state, assert_true(run_shape(100, 256, 7168, 256, NULL, 0) < 4e-3); }
+/* N = 130 odd (both halves of a tile, the second 2 columns wide, stored one by one); N = 640 (2.5 column tiles) */
+static void test_odd_n(void **state) { (void)state, assert_true(run_shape(70, 130, 384, 256, NULL, 0) < 4e-3); }
+static void test_half_tile(void **state) { (void)state, assert_true(run_shape(200, 640, 256, 256, NULL, 0) < 4e-3); }
+
+/* the 128 x 128 tile (DSCC_TMA_V2=0's form) */
+static void test_narrow_partial_tile(void **state) { (void)state, assert_true(run_shape(100, 2112, 256, 128, NULL, 0) < 4e-3); }
+static void test_narrow_ragged_k(void **state) { (void)state, assert_true(run_shape(300, 256, 592, 128, NULL, 0) < 4e-3); }
+static void test_narrow_long_k(void **state) { (void)state, assert_true(run_shape(100, 128, 7168, 128, NULL, 0) < 4e-3); }
 
 /* descriptors in the 64-byte swizzle over bytes the TMA stored in the 128-byte one */
 static void test_wrong_swizzle_fails(void **state) {
     (void)state;
     const CgDefine defs[] = {{"GT_DESC_SWZ", "2"}};
-    assert_true(run_shape(100, 256, 592, defs, 1) > 0.1);
+    assert_true(run_shape(100, 256, 592, 256, defs, 1) > 0.1);
+    assert_true(run_shape(100, 256, 592, 128, defs, 1) > 0.1);
 }
 
 /* the weight blocks' scales left out of the promotion */
 static void test_wrong_scale_fails(void **state) {
     (void)state;
     const CgDefine defs[] = {{"GT_WS(i)", "1.0f"}};
-    assert_true(run_shape(100, 256, 592, defs, 1) > 0.1);
+    assert_true(run_shape(100, 256, 592, 256, defs, 1) > 0.1);
+    assert_true(run_shape(100, 256, 592, 128, defs, 1) > 0.1);
+}
+
+/* the second half's weight scale taken from the first half's block: only columns 128..255 go wrong */
+static void test_wrong_half_scale_fails(void **state) {
+    (void)state;
+    const CgDefine defs[] = {{"GT_WS(i)", "(((const float *)a.t[3])[(i) % ((GT_K + 127) / 128) + (i) / ((GT_K + 127) / 128) / 2 * 2 * ((GT_K + 127) / 128)])"}};
+    assert_true(run_shape(100, 256, 592, 256, defs, 1) > 0.1);
 }
 
 typedef struct {
@@ -222,6 +246,14 @@ static void test_runtime_switch_off(void **state) {
     unsetenv("DSCC_GEMM_TMA");
 }
 
+/* DSCC_TMA_V2=0 at codegen: the 128 x 128 form in the runtime */
+static void test_runtime_narrow(void **state) {
+    (void)state;
+    setenv("DSCC_TMA_V2", "0", 1);
+    check_runtime((const int64_t[][3]){{1, 300, 1}}, 1);
+    unsetenv("DSCC_TMA_V2");
+}
+
 int main(void) {
     if (!tu_hopper()) return 77;
     Arena *a = arena_new();
@@ -230,10 +262,14 @@ int main(void) {
         printf("skipped: the CUDA driver has no tensor maps\n");
         return 77;
     }
-    const struct CMUnitTest tests[] = {cmocka_unit_test(test_partial_tile), cmocka_unit_test(test_ragged_k), cmocka_unit_test(test_wide_n),
-                                       cmocka_unit_test(test_long_k), cmocka_unit_test(test_wrong_swizzle_fails),
-                                       cmocka_unit_test(test_wrong_scale_fails), cmocka_unit_test(test_in_the_runtime),
-                                       cmocka_unit_test(test_runtime_switch_off)};
+    const struct CMUnitTest tests[] = {cmocka_unit_test(test_partial_tile),        cmocka_unit_test(test_ragged_k),
+                                       cmocka_unit_test(test_wide_n),              cmocka_unit_test(test_long_k),
+                                       cmocka_unit_test(test_odd_n),               cmocka_unit_test(test_half_tile),
+                                       cmocka_unit_test(test_narrow_partial_tile), cmocka_unit_test(test_narrow_ragged_k),
+                                       cmocka_unit_test(test_narrow_long_k),       cmocka_unit_test(test_wrong_swizzle_fails),
+                                       cmocka_unit_test(test_wrong_scale_fails),   cmocka_unit_test(test_wrong_half_scale_fails),
+                                       cmocka_unit_test(test_in_the_runtime),      cmocka_unit_test(test_runtime_switch_off),
+                                       cmocka_unit_test(test_runtime_narrow)};
     int rc = cmocka_run_group_tests(tests, NULL, NULL);
     rt_cuda_close(gpu);
     arena_free(a);
