@@ -32,6 +32,16 @@
 //   the next K block's scales are loaded while the wgmma run; a column
 //   tile whose second half lies past N neither loads nor computes it.
 //   48 KB a stage, 4 stages.
+//   With GT_CLUSTER 2 the CTAs of a cluster take the row tiles 2u and 2u + 1
+//   of one column tile (unit u); CTA r loads w's box r of the tile with
+//   .multicast::cluster into both CTAs' stage (each full barrier expects the
+//   x box and both w boxes), so each weight byte crosses L2 once per two
+//   row tiles: 32 KB per 8.4 MFLOP. A stage is free only when the
+//   consumers of both CTAs have released it: each consumer warp arrives on
+//   its CTA's empty barrier and on the other's (16 arrivals a phase). A
+//   cluster barrier after the barriers' init; before a CTA's producer
+//   exits it waits for every stage's last release (so no arrival or copy
+//   from the other CTA comes after its exit).
 //   Both forms: DeepSeek's promotion every 128 of K, the CPU's FP8 numerics.
 // * Epilogue: each thread stores its accumulators (rows < M, cols < N), two
 //   adjacent columns at once through GT_STORE2 where N is even.
@@ -49,6 +59,8 @@
 //   GT_STORE2(i, v0, v1)  stores y[i], y[i + 1] (i even, N even); default two GT_STOREs
 //   GT_BN              the output tile's columns: 256 (default) or 128
 //   GT_STAGES          stages of the ring (default 4 at GT_BN 256, 6 at 128)
+//   GT_CLUSTER         CTAs a cluster (GT_BN 256 only): 1 (default) or 2, two row tiles of one
+//                      column tile whose weight boxes each CTA loads half of, multicast to both
 //   GT_DESC_SWZ        the wgmma descriptors' layout field (default 1, the 128-byte swizzle the
 //                      maps use; another value is for the test that sees it fail)
 //   GT_REGS_P, GT_REGS_C  registers a thread after setmaxnreg: producer, consumers (40, 232)
@@ -91,6 +103,9 @@ struct Args { u64 t[64]; long long sym[8]; long long cap, len; u64 err; long lon
 #endif
 #ifndef GT_STAGES
 #define GT_STAGES (GT_BN == 256 ? 4 : 6)
+#endif
+#ifndef GT_CLUSTER
+#define GT_CLUSTER 1
 #endif
 #ifndef GT_DESC_SWZ
 #define GT_DESC_SWZ 1
@@ -140,6 +155,31 @@ __device__ __forceinline__ void gt_tma_2d(void *dst, const void *map, unsigned l
                  ::"r"((unsigned)__cvta_generic_to_shared(dst)), "l"(map), "r"(c0), "r"(c1), "r"((unsigned)__cvta_generic_to_shared(bar))
                  : "memory");
 }
+// the CTA's rank in its cluster; barrier.cluster (every thread of the cluster's CTAs)
+__device__ __forceinline__ unsigned gt_cluster_rank() {
+    unsigned r;
+    asm volatile("mov.u32 %0, %%cluster_ctarank;\n" : "=r"(r));
+    return r;
+}
+__device__ __forceinline__ void gt_cluster_sync() {
+    asm volatile("barrier.cluster.arrive.release.aligned;\nbarrier.cluster.wait.acquire.aligned;\n" ::: "memory");
+}
+// an arrival on the barrier at bar's offset in CTA `rank` of the cluster
+__device__ __forceinline__ void gt_mbar_arrive_cluster(unsigned long long *bar, unsigned rank) {
+    asm volatile("{\n .reg .b32 ra;\n mapa.shared::cluster.u32 ra, %0, %1;\n mbarrier.arrive.release.cluster.shared::cluster.b64 _, [ra];\n}\n"
+                 ::"r"((unsigned)__cvta_generic_to_shared(bar)), "r"(rank) : "memory");
+}
+// gt_tma_2d into dst's offset in each CTA of `mask`, completing on bar's offset in each
+__device__ __forceinline__ void gt_tma_2d_mc(void *dst, const void *map, unsigned long long *bar, int c0, int c1, unsigned short mask) {
+    asm volatile("cp.async.bulk.tensor.2d.shared::cluster.global.mbarrier::complete_tx::bytes.multicast::cluster [%0], [%1, {%2, %3}], [%4], %5;\n"
+                 ::"r"((unsigned)__cvta_generic_to_shared(dst)), "l"(map), "r"(c0), "r"(c1), "r"((unsigned)__cvta_generic_to_shared(bar)), "h"(mask)
+                 : "memory");
+}
+// a consumer warp's release of a stage: to its CTA's producer and, in a cluster, CTA peer's (peer >= 0)
+__device__ __forceinline__ void gt_release(unsigned long long *bar, int peer) {
+    gt_mbar_arrive(bar);
+    if (peer >= 0) gt_mbar_arrive_cluster(bar, (unsigned)peer);
+}
 __device__ __forceinline__ void gt_regs_producer() { asm volatile("setmaxnreg.dec.sync.aligned.u32 %0;\n" ::"n"(GT_REGS_P)); }
 __device__ __forceinline__ void gt_regs_consumer() { asm volatile("setmaxnreg.inc.sync.aligned.u32 %0;\n" ::"n"(GT_REGS_C)); }
 __device__ __forceinline__ void gt_wg_fence() { asm volatile("wgmma.fence.sync.aligned;\n" ::: "memory"); }
@@ -166,8 +206,11 @@ __device__ __forceinline__ unsigned long long gt_desc(const void *p) {
 #if GT_BN != 128 && GT_BN != 256
 #error "GT_BN must be 128 or 256"
 #endif
+#if GT_CLUSTER != 1 && (GT_CLUSTER != 2 || GT_BN != 256)
+#error "GT_CLUSTER must be 1, or 2 with GT_BN 256"
+#endif
 // one entry point (the emulator's translation sees one kernel a file); the forms' bodies by GT_BN
-extern "C" __global__ void __launch_bounds__(384, 1) DSCC_ENTRY(Args a) {
+extern "C" __global__ void __launch_bounds__(384, 1) __cluster_dims__(GT_CLUSTER, 1, 1) DSCC_ENTRY(Args a) {
     extern __shared__ __align__(1024) unsigned char gt_dyn[];
     unsigned char *sm = gt_dyn + ((1024 - ((unsigned)__cvta_generic_to_shared(gt_dyn) & 1023u)) & 1023u);
     unsigned long long *full = (unsigned long long *)(sm + GT_STAGES * GT_STAGE), *empty = full + GT_STAGES;
@@ -177,7 +220,7 @@ extern "C" __global__ void __launch_bounds__(384, 1) DSCC_ENTRY(Args a) {
     if (threadIdx.x == 0) {
         for (int s = 0; s < GT_STAGES; s++) {
             gt_mbar_init(&full[s], 1);
-            gt_mbar_init(&empty[s], 8); // the consumers' 8 warps
+            gt_mbar_init(&empty[s], 8 * GT_CLUSTER); // the consumers' 8 warps (of each CTA of the cluster)
         }
         gt_mbar_fence_init();
         gt_fence_async();
@@ -265,12 +308,18 @@ extern "C" __global__ void __launch_bounds__(384, 1) DSCC_ENTRY(Args a) {
         }
     }
 #else // GT_BN == 256
+    // work unit u: row tiles GT_CLUSTER u / mt2 .. + GT_CLUSTER - 1 (this CTA's: + rank) of column tile u / mt2
+    const unsigned rank = GT_CLUSTER > 1 ? gt_cluster_rank() : 0u;
+    const long long mt2 = (mt + GT_CLUSTER - 1) / GT_CLUSTER, units = mt2 * ((N + 255) / 256);
+    const long long u0 = blockIdx.x / GT_CLUSTER, du = gridDim.x / GT_CLUSTER;
+    if (GT_CLUSTER > 1) gt_cluster_sync(); // the other CTA's barriers initialized before any copy or arrival reaches them
+    (void)tiles;
     if (wg == 0) { // the producer
         gt_regs_producer();
         if (threadIdx.x == 0) {
             long long it = 0; // K blocks loaded so far: stage it % GT_STAGES, its use it / GT_STAGES
-            for (long long t = blockIdx.x; t < tiles; t += gridDim.x) {
-                const int m0 = (int)(t % mt * 128), n0 = (int)(t / mt * 256);
+            for (long long u = u0; u < units; u += du) {
+                const int m0 = (int)((u % mt2 * GT_CLUSTER + rank) * 128), n0 = (int)(u / mt2 * 256);
                 const bool two = n0 + 128 < N; // the tile's second 128 columns exist
                 for (long long kb = 0; kb < nkb; kb++, it++) {
                     const int s = (int)(it % GT_STAGES);
@@ -278,20 +327,27 @@ extern "C" __global__ void __launch_bounds__(384, 1) DSCC_ENTRY(Args a) {
                     gt_mbar_wait(&empty[s], (unsigned)((it / GT_STAGES) & 1) ^ 1u); // the consumers are done with its last use
                     gt_mbar_expect_tx(&full[s], two ? 3 * GT_TILE : 2 * GT_TILE);
                     gt_tma_2d(st, maps, &full[s], (int)(kb * 128), m0);
-                    gt_tma_2d(st + GT_TILE, maps + 128, &full[s], (int)(kb * 128), n0);
-                    if (two) gt_tma_2d(st + 2 * GT_TILE, maps + 128, &full[s], (int)(kb * 128), n0 + 128);
+                    if (GT_CLUSTER == 1) {
+                        gt_tma_2d(st + GT_TILE, maps + 128, &full[s], (int)(kb * 128), n0);
+                        if (two) gt_tma_2d(st + 2 * GT_TILE, maps + 128, &full[s], (int)(kb * 128), n0 + 128);
+                    } else if (rank == 0 || two) // w's box `rank`, into both CTAs
+                        gt_tma_2d_mc(st + (1 + rank) * GT_TILE, maps + 128, &full[s], (int)(kb * 128), n0 + 128 * (int)rank, 3);
                 }
             }
+            // a cluster's CTA stays until both CTAs' consumers released each stage's last use
+            for (int i = 0; GT_CLUSTER > 1 && i < GT_STAGES; i++, it++)
+                gt_mbar_wait(&empty[it % GT_STAGES], (unsigned)((it / GT_STAGES) & 1) ^ 1u);
         }
         return;
     }
     gt_regs_consumer();
     const int c = wg - 1, wq = warp & 3;            // consumer c: rows 64c .. 64c + 63 of the tile
     const int r0 = 64 * c + 16 * wq + (lane >> 2);  // this thread's rows r0, r0 + 8; cols 128h + 8j + 2(lane % 4) (+1)
+    const int peer = GT_CLUSTER > 1 ? (int)(rank ^ 1u) : -1; // the other CTA of the cluster
     float acc[128], p[64];
     long long it = 0;
-    for (long long t = blockIdx.x; t < tiles; t += gridDim.x) {
-        const long long m0 = t % mt * 128, n0 = t / mt * 256, ra = m0 + r0, rb = ra + 8;
+    for (long long u = u0; u < units; u += du) {
+        const long long m0 = (u % mt2 * GT_CLUSTER + rank) * 128, n0 = u / mt2 * 256, ra = m0 + r0, rb = ra + 8;
         const bool two = n0 + 128 < N;
         const long long wsb = n0 / 128 * nkb; // the weight blocks of the halves: rows wsb / nkb and the next
 #pragma unroll
@@ -314,7 +370,7 @@ extern "C" __global__ void __launch_bounds__(384, 1) DSCC_ENTRY(Args a) {
             const float nw0 = GT_WS(wsb + nk), nw1 = two ? GT_WS(wsb + nkb + nk) : 0.0f;
             gt_wg_wait0();
             gt_hold64(p);
-            if (!two && lane == 0) gt_mbar_arrive(&empty[s]); // the stage read: back to the producer
+            if (!two && lane == 0) gt_release(&empty[s], peer); // the stage read: back to the producer(s)
             {
                 const float sa = xa * w0, sb = xb * w0;
 #pragma unroll
@@ -328,7 +384,7 @@ extern "C" __global__ void __launch_bounds__(384, 1) DSCC_ENTRY(Args a) {
                 gt_wg_commit();
                 gt_wg_wait0();
                 gt_hold64(p);
-                if (lane == 0) gt_mbar_arrive(&empty[s]);
+                if (lane == 0) gt_release(&empty[s], peer);
                 const float sa = xa * w1, sb = xb * w1;
 #pragma unroll
                 for (int i = 0; i < 64; i++) acc[64 + i] += p[i] * ((i & 2) ? sb : sa);
@@ -359,6 +415,7 @@ extern "C" __global__ void __launch_bounds__(384, 1) DSCC_ENTRY(Args a) {
 #undef GT_STORE
 #undef GT_STORE2
 #undef GT_BN
+#undef GT_CLUSTER
 #undef GT_STAGES
 #undef GT_DESC_SWZ
 #undef GT_REGS_P

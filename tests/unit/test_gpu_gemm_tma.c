@@ -73,13 +73,14 @@ static float urand(void) { /* [-1, 1) */
 }
 
 /* Rel L2 of the kernel's y against cpu_fp8_gemm at M x N x K, the kernel
- * built with output tiles of bn columns (GT_BN) and the extra definitions
- * defs (NULL: none). */
-static double run_shape(int64_t M, int64_t N, int64_t K, int bn, const CgDefine *defs, int ndefs) {
+ * built with output tiles of bn columns (GT_BN), clusters of `cl` CTAs
+ * (GT_CLUSTER) and the extra definitions defs (NULL: none). */
+static double run_shape_cl(int64_t M, int64_t N, int64_t K, int bn, int cl, const CgDefine *defs, int ndefs) {
     Arena *a = arena_new();
-    CgDefine all[8] = {{"GT_BN", bn == 128 ? "128" : "256"}};
-    assert_true(ndefs < 8);
-    for (int i = 0; i < ndefs; i++) all[i + 1] = defs[i];
+    CgDefine all[8] = {{"GT_BN", bn == 128 ? "128" : "256"}, {"GT_CLUSTER", cl == 2 ? "2" : "1"}};
+    assert_true(ndefs < 7);
+    for (int i = 0; i < ndefs; i++) all[i + 2] = defs[i];
+
     DiagEngine *d = diag_new(a, stderr);
     const int64_t nkb = (K + 127) / 128, nnb = (N + 127) / 128;
     float *x = malloc(sizeof(float) * (size_t)(M * K)), *w = malloc(sizeof(float) * (size_t)(N * K));
@@ -96,7 +97,7 @@ static double run_shape(int64_t M, int64_t N, int64_t K, int bn, const CgDefine 
     for (int64_t i = 0; i < M * K; i++) xb[i] = cpu_fp8_e4m3_encode(xq[i]);
     for (int64_t i = 0; i < N * K; i++) wb[i] = cpu_fp8_e4m3_encode(wq[i]);
 
-    CgSource src = {"gemm_tma_test", cg_kernel_instance(a, "gemm_tma", "g0_gemm_tma", all, ndefs + 1), {0}};
+    CgSource src = {"gemm_tma_test", cg_kernel_instance(a, "gemm_tma", "g0_gemm_tma", all, ndefs + 2), {0}};
     assert_non_null(src.source);
     CgBinary bin;
     CgOptions o = {.cache_dir = ""};
@@ -117,7 +118,8 @@ static double run_shape(int64_t M, int64_t N, int64_t K, int bn, const CgDefine 
     args.t[0] = dx, args.t[1] = dxs, args.t[2] = dw, args.t[3] = dws, args.t[4] = dy, args.t[5] = dmaps;
     args.sym[0] = M, args.sym[1] = N, args.sym[2] = K;
     void *params[] = {&args};
-    int64_t tiles = (M + 127) / 128 * ((N + bn - 1) / bn), grid = tiles < rt_cuda_sms(gpu) ? tiles : rt_cuda_sms(gpu);
+    /* units of cl row tiles of a column tile, cl CTAs each, at most the SMs (a multiple of cl) */
+    int64_t units = (M + 128 * cl - 1) / (128 * cl) * ((N + bn - 1) / bn), grid = units * cl < rt_cuda_sms(gpu) ? units * cl : rt_cuda_sms(gpu) / cl * cl;
     assert_true(rt_cuda_launch_async(gpu, d, k, (unsigned)grid, 384, bn == 128 ? GT_SMEM_128 : GT_SMEM_256, params));
     assert_true(rt_cuda_sync(gpu, d));
     assert_true(rt_cuda_download(gpu, d, gy, dy, 2 * (size_t)(M * N)));
@@ -132,8 +134,12 @@ static double run_shape(int64_t M, int64_t N, int64_t K, int bn, const CgDefine 
     arena_free(a);
     assert_true(den > 0);
     double err = sqrt(num / den);
-    print_message("GT_BN %d, M %lld N %lld K %lld: rel L2 %.3g\n", bn, (long long)M, (long long)N, (long long)K, err);
+    print_message("GT_BN %d, GT_CLUSTER %d, M %lld N %lld K %lld: rel L2 %.3g\n", bn, cl, (long long)M, (long long)N, (long long)K, err);
     return err;
+}
+
+static double run_shape(int64_t M, int64_t N, int64_t K, int bn, const CgDefine *defs, int ndefs) {
+    return run_shape_cl(M, N, K, bn, 1, defs, ndefs);
 }
 
 /* the 128 x 256 tile (the default form) */
@@ -144,6 +150,13 @@ static void test_long_k(void **state) { (void)state, assert_true(run_shape(100, 
 /* N = 130 odd (both halves of a tile, the second 2 columns wide, stored one by one); N = 640 (2.5 column tiles) */
 static void test_odd_n(void **state) { (void)state, assert_true(run_shape(70, 130, 384, 256, NULL, 0) < 4e-3); }
 static void test_half_tile(void **state) { (void)state, assert_true(run_shape(200, 640, 256, 256, NULL, 0) < 4e-3); }
+
+/* clusters of 2 CTAs, w's boxes multicast: M = 300 (3 row tiles: the second cluster's rank 1
+ * has no rows), N = 640 (the last column tile's second half past N: rank 1 loads nothing);
+ * a long K (the ring wraps, both CTAs' releases gate each stage); N = 2112 across units */
+static void test_cluster_ragged(void **state) { (void)state, assert_true(run_shape_cl(300, 640, 592, 256, 2, NULL, 0) < 4e-3); }
+static void test_cluster_long_k(void **state) { (void)state, assert_true(run_shape_cl(256, 256, 1024, 256, 2, NULL, 0) < 4e-3); }
+static void test_cluster_partial(void **state) { (void)state, assert_true(run_shape_cl(100, 2112, 256, 256, 2, NULL, 0) < 4e-3); }
 
 /* the 128 x 128 tile (DSCC_TMA_V2=0's form) */
 static void test_narrow_partial_tile(void **state) { (void)state, assert_true(run_shape(100, 2112, 256, 128, NULL, 0) < 4e-3); }
@@ -265,6 +278,8 @@ int main(void) {
     const struct CMUnitTest tests[] = {cmocka_unit_test(test_partial_tile),        cmocka_unit_test(test_ragged_k),
                                        cmocka_unit_test(test_wide_n),              cmocka_unit_test(test_long_k),
                                        cmocka_unit_test(test_odd_n),               cmocka_unit_test(test_half_tile),
+                                       cmocka_unit_test(test_cluster_ragged),      cmocka_unit_test(test_cluster_long_k),
+                                       cmocka_unit_test(test_cluster_partial),
                                        cmocka_unit_test(test_narrow_partial_tile), cmocka_unit_test(test_narrow_ragged_k),
                                        cmocka_unit_test(test_narrow_long_k),       cmocka_unit_test(test_wrong_swizzle_fails),
                                        cmocka_unit_test(test_wrong_scale_fails),   cmocka_unit_test(test_wrong_half_scale_fails),
