@@ -506,6 +506,14 @@ static bool tma_wide(void) {
     return !(e && strcmp(e, "0") == 0);
 }
 
+/* CTAs a cluster of the 128 x 256 form (gemm_tma.cuh's GT_CLUSTER): 2 with
+ * DSCC_TMA_CLUSTER=1 (w's boxes multicast to the two row tiles' CTAs),
+ * else 1, until GPU timing says which is faster. */
+static int tma_cluster(void) {
+    const char *e = getenv("DSCC_TMA_CLUSTER");
+    return e && strcmp(e, "1") == 0 ? 2 : 1;
+}
+
 /* GT_STORE2 for y in slot sy: both bf16 values of an even index in one
  * 32-bit store where y is stored as bf16; NULL (two GT_STOREs) otherwise. */
 static const char *tma_store2(Gen *G, int sy) {
@@ -524,10 +532,12 @@ static CgTmaGemm *gemm_tma(Gen *G, const IrNode *n, IrDim M, int64_t K, int64_t 
     *t = (CgTmaGemm){M, N, K, sx, sw, cg_slot_scratch(G, n, ir_dim_const(64)), 0}; /* 64 floats: room for the two 128-byte maps */
     const char *entry = arena_printf(G->a, "p%d_fp8_linear_tma", G->nphases);
     const bool wide = tma_wide();
+    const int cl = wide ? tma_cluster() : 1;
     const char *st2 = tma_store2(G, sy);
     CgDefine defs[] = {
         {"GT_IN_MODULE", "1"},
         {"GT_BN", wide ? "256" : "128"},
+        {"GT_CLUSTER", cl == 2 ? "2" : "1"},
         {"GT_M", cg_dim(G, M)},
         {"GT_N", arena_printf(G->a, "%lldLL", (long long)N)},
         {"GT_K", arena_printf(G->a, "%lldLL", (long long)K)},
@@ -538,13 +548,16 @@ static CgTmaGemm *gemm_tma(Gen *G, const IrNode *n, IrDim M, int64_t K, int64_t 
         {"GT_STORE2(i, v0, v1)", st2},
     };
     if (wide)
-        sb_puts(&G->decl, "// fp8_linear at large M: TMA loads into a 4-stage mbarrier ring, a producer warp and two consumer warpgroups,\n"
-                          "// each 64 x 256 of a 128 x 256 tile (wgmma m64n128k32 E4M3 by halves), a persistent grid, block scales promoted per K block\n");
+        sb_printf(&G->decl, "// fp8_linear at large M: TMA loads into a 4-stage mbarrier ring, a producer warp and two consumer warpgroups,\n"
+                            "// each 64 x 256 of a 128 x 256 tile (wgmma m64n128k32 E4M3 by halves), a persistent grid, block scales promoted per K block%s\n",
+                  cl == 2 ? ",\n// clusters of 2 CTAs (two row tiles) whose weight boxes are multicast" : "");
     else
         sb_puts(&G->decl, "// fp8_linear at large M: TMA loads into a 6-stage mbarrier ring, a producer warp and two wgmma m64n128k32 E4M3\n"
                           "// consumer warpgroups over 128 x 128 tiles, a persistent grid, block scales promoted per K block\n");
     sb_puts(&G->decl, cg_kernel_instance(G->a, "gemm_tma", entry, defs, (int)(sizeof defs / sizeof defs[0]) - (st2 == NULL)));
-    cg_phase(G, CG_LAUNCH_BLOCK, M, 128, ir_dim_const(N), wide ? 256 : 128, wide ? CG_TMA_SMEM_256 : CG_TMA_SMEM_128);
+    /* blocks: the tiles, in clusters: cl per unit of cl row tiles (the runtime caps them at the SMs) */
+    cg_phase(G, CG_LAUNCH_BLOCK, M, 128 * cl, ir_dim_const((N + (wide ? 255 : 127)) / (wide ? 256 : 128) * cl), 1,
+             wide ? CG_TMA_SMEM_256 : CG_TMA_SMEM_128);
     CgPhase *f = &G->phases[G->nphases - 1];
     f->fn = entry;
     f->tma = t;

@@ -267,6 +267,14 @@ static void test_runtime_narrow(void **state) {
     unsetenv("DSCC_TMA_V2");
 }
 
+/* DSCC_TMA_CLUSTER=1 at codegen: clusters of 2 CTAs in the runtime (M = 300: 3 row tiles, 2 clusters) */
+static void test_runtime_cluster(void **state) {
+    (void)state;
+    setenv("DSCC_TMA_CLUSTER", "1", 1);
+    check_runtime((const int64_t[][3]){{1, 300, 1}}, 1);
+    unsetenv("DSCC_TMA_CLUSTER");
+}
+
 int main(void) {
     if (!tu_hopper()) return 77;
     Arena *a = arena_new();
@@ -284,7 +292,7 @@ int main(void) {
                                        cmocka_unit_test(test_narrow_long_k),       cmocka_unit_test(test_wrong_swizzle_fails),
                                        cmocka_unit_test(test_wrong_scale_fails),   cmocka_unit_test(test_wrong_half_scale_fails),
                                        cmocka_unit_test(test_in_the_runtime),      cmocka_unit_test(test_runtime_switch_off),
-                                       cmocka_unit_test(test_runtime_narrow)};
+                                       cmocka_unit_test(test_runtime_narrow),      cmocka_unit_test(test_runtime_cluster)};
     int rc = cmocka_run_group_tests(tests, NULL, NULL);
     rt_cuda_close(gpu);
     arena_free(a);
