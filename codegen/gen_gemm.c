@@ -494,19 +494,50 @@ static bool gemm_skinny(Gen *G, IrDim M, int64_t K, int64_t N, int sx, int sxs, 
     return true;
 }
 
-/* Dynamic shared memory of gemm_tma.cuh at its default 6 stages (GT_SMEM). */
-#define CG_TMA_SMEM (6 * 32768 + 16 * 6 + 1024)
+/* Dynamic shared memory of gemm_tma.cuh (GT_SMEM) at its default stages:
+ * 6 of 32 KB for 128 x 128 tiles, 4 of 48 KB for 128 x 256. */
+#define CG_TMA_SMEM_128 (6 * 32768 + 16 * 6 + 1024)
+#define CG_TMA_SMEM_256 (4 * 49152 + 16 * 4 + 1024)
+
+/* Whether the TMA GEMM takes the 128 x 256 tile (gemm_tma.cuh's GT_BN 256):
+ * unless DSCC_TMA_V2=0, which restores the 128 x 128 form for A/B timing. */
+static bool tma_wide(void) {
+    const char *e = getenv("DSCC_TMA_V2");
+    return !(e && strcmp(e, "0") == 0);
+}
+
+/* CTAs a cluster of the 128 x 256 form (gemm_tma.cuh's GT_CLUSTER): 2 with
+ * DSCC_TMA_CLUSTER=1 (w's boxes multicast to the two row tiles' CTAs),
+ * else 1, until GPU timing says which is faster. */
+static int tma_cluster(void) {
+    const char *e = getenv("DSCC_TMA_CLUSTER");
+    return e && strcmp(e, "1") == 0 ? 2 : 1;
+}
+
+/* GT_STORE2 for y in slot sy: both bf16 values of an even index in one
+ * 32-bit store where y is stored as bf16; NULL (two GT_STOREs) otherwise. */
+static const char *tma_store2(Gen *G, int sy) {
+    const IrNode *y = G->g->nodes[G->slots[sy].node];
+    if (G->dtype[y->id] != IR_DT_BF16 || (G->kblock && G->kblock[y->id])) return NULL;
+    return arena_printf(G->a, "(((unsigned *)a.t[%d])[(i) >> 1] = (unsigned)f2bf(v0) | (unsigned)f2bf(v1) << 16)", sy);
+}
 
 /* The large-M form of an fp8_linear (codegen/kernels/gemm_tma.cuh): one
- * phase over the 128 x 128 output tiles that the runtime runs instead of
- * the tile's phases where the GEMM table (or, without an entry, M >= 256)
- * says so; `after` is set once the tile's phases are known. */
+ * phase over the 128 x 256 (DSCC_TMA_V2=0: 128 x 128) output tiles that
+ * the runtime runs instead of the tile's phases where the GEMM table (or,
+ * without an entry, M >= 256) says so; `after` is set once the tile's
+ * phases are known. */
 static CgTmaGemm *gemm_tma(Gen *G, const IrNode *n, IrDim M, int64_t K, int64_t N, int sx, int sxs, int sw, int sws, int sy, bool skinny) {
     CgTmaGemm *t = arena_alloc(G->a, sizeof *t);
     *t = (CgTmaGemm){M, N, K, sx, sw, cg_slot_scratch(G, n, ir_dim_const(64)), 0}; /* 64 floats: room for the two 128-byte maps */
     const char *entry = arena_printf(G->a, "p%d_fp8_linear_tma", G->nphases);
+    const bool wide = tma_wide();
+    const int cl = wide ? tma_cluster() : 1;
+    const char *st2 = tma_store2(G, sy);
     CgDefine defs[] = {
         {"GT_IN_MODULE", "1"},
+        {"GT_BN", wide ? "256" : "128"},
+        {"GT_CLUSTER", cl == 2 ? "2" : "1"},
         {"GT_M", cg_dim(G, M)},
         {"GT_N", arena_printf(G->a, "%lldLL", (long long)N)},
         {"GT_K", arena_printf(G->a, "%lldLL", (long long)K)},
@@ -514,11 +545,19 @@ static CgTmaGemm *gemm_tma(Gen *G, const IrNode *n, IrDim M, int64_t K, int64_t 
         {"GT_XS(m, kb)", cg_scale_at(G, sxs, "m", "kb")},
         {"GT_WS(i)", arena_printf(G->a, "L%d(a, (i))", sws)},
         {"GT_STORE(i, v)", arena_printf(G->a, "S%d(a, (i), (v))", sy)},
+        {"GT_STORE2(i, v0, v1)", st2},
     };
-    sb_puts(&G->decl, "// fp8_linear at large M: TMA loads into a 6-stage mbarrier ring, a producer warp and two wgmma m64n128k32 E4M3\n"
-                      "// consumer warpgroups over 128 x 128 tiles, a persistent grid, block scales promoted per K block\n");
-    sb_puts(&G->decl, cg_kernel_instance(G->a, "gemm_tma", entry, defs, (int)(sizeof defs / sizeof defs[0])));
-    cg_phase(G, CG_LAUNCH_BLOCK, M, 128, ir_dim_const(N), 128, CG_TMA_SMEM);
+    if (wide)
+        sb_printf(&G->decl, "// fp8_linear at large M: TMA loads into a 4-stage mbarrier ring, a producer warp and two consumer warpgroups,\n"
+                            "// each 64 x 256 of a 128 x 256 tile (wgmma m64n128k32 E4M3 by halves), a persistent grid, block scales promoted per K block%s\n",
+                  cl == 2 ? ",\n// clusters of 2 CTAs (two row tiles) whose weight boxes are multicast" : "");
+    else
+        sb_puts(&G->decl, "// fp8_linear at large M: TMA loads into a 6-stage mbarrier ring, a producer warp and two wgmma m64n128k32 E4M3\n"
+                          "// consumer warpgroups over 128 x 128 tiles, a persistent grid, block scales promoted per K block\n");
+    sb_puts(&G->decl, cg_kernel_instance(G->a, "gemm_tma", entry, defs, (int)(sizeof defs / sizeof defs[0]) - (st2 == NULL)));
+    /* blocks: the tiles, in clusters: cl per unit of cl row tiles (the runtime caps them at the SMs) */
+    cg_phase(G, CG_LAUNCH_BLOCK, M, 128 * cl, ir_dim_const((N + (wide ? 255 : 127)) / (wide ? 256 : 128) * cl), 1,
+             wide ? CG_TMA_SMEM_256 : CG_TMA_SMEM_128);
     CgPhase *f = &G->phases[G->nphases - 1];
     f->fn = entry;
     f->tma = t;

@@ -51,6 +51,9 @@ struct EmuCtx {
     void (*cluster_sync)(EmuCtx *c, int line);
     /* mapa + ld/st.shared::cluster: where p (`bytes` of this CTA's dynamic shared memory) lies in CTA rank's */
     void *(*cluster_map)(EmuCtx *c, const void *p, unsigned rank, size_t bytes, int line);
+    /* cp.async.bulk.tensor .multicast::cluster, CTA rank's part: like bulk_async, with dst and
+     * bar this CTA's addresses at the same offsets as in rank's shared memory */
+    void (*bulk_async_peer)(EmuCtx *c, unsigned rank, const void *dst, void *buf, size_t bytes, const void *bar, int line);
 };
 
 /* An mbarrier's 64-bit word in shared memory, as both sides read it: low
@@ -60,7 +63,7 @@ struct EmuCtx {
  * A phase completes when both its arrivals and its bytes are in. */
 #define EMU_MBAR_TAG 0xbu
 static inline int emu_mbar_ok(const void *bar) { return ((((const unsigned *)bar)[0] >> 12) & 15u) == EMU_MBAR_TAG && ((const unsigned *)bar)[0] >> 16 & 0x7fffu; }
-static inline unsigned emu_mbar_phase(const void *bar) { return ((const unsigned *)bar)[0] >> 31; }
+static inline unsigned emu_mbar_phase(const void *bar) { return __atomic_load_n((const unsigned *)bar, __ATOMIC_ACQUIRE) >> 31; }
 static inline void emu_mbar_init(void *bar, unsigned count) {
     ((unsigned *)bar)[0] = count | EMU_MBAR_TAG << 12 | count << 16;
     ((int *)bar)[1] = 0;
@@ -69,6 +72,18 @@ static inline void emu_mbar_init(void *bar, unsigned count) {
 static inline void emu_mbar_settle(void *bar) {
     unsigned w = ((unsigned *)bar)[0];
     if ((w & 0xfffu) == 0 && ((int *)bar)[1] == 0) ((unsigned *)bar)[0] = ((w ^ 0x80000000u) & 0xffff0000u) | EMU_MBAR_TAG << 12 | (w >> 16 & 0x7fffu);
+}
+/* `arrive` arrivals (0 or 1) and tx more bytes to come (negative: bytes landed), then the
+ * settle, as one atomic update: the CTAs of a cluster (threads of the emulator) arrive on
+ * and land bytes at each other's barriers. */
+static inline void emu_mbar_update(void *bar, unsigned arrive, int tx) {
+    unsigned long long *p = (unsigned long long *)bar, o = __atomic_load_n(p, __ATOMIC_ACQUIRE), n;
+    do {
+        unsigned w = (unsigned)o - arrive;
+        const int t = (int)(unsigned)(o >> 32) + tx;
+        if ((w & 0xfffu) == 0 && t == 0) w = ((w ^ 0x80000000u) & 0xffff0000u) | EMU_MBAR_TAG << 12 | (w >> 16 & 0x7fffu);
+        n = (unsigned long long)(unsigned)t << 32 | w;
+    } while (!__atomic_compare_exchange_n(p, &o, n, 0, __ATOMIC_ACQ_REL, __ATOMIC_ACQUIRE));
 }
 /* Whether the phase of parity p has completed: the current phase has the other parity. */
 static inline int emu_mbar_done(const void *bar, unsigned p) { return emu_mbar_phase(bar) != p; }

@@ -458,6 +458,7 @@ typedef struct {
     int nbulk, capbulk;
     struct EmuCluster *cl; /* a cluster launch: the worker's group (emu_cluster_*), NULL otherwise */
     unsigned cl_passed;    /* barrier.cluster the block has passed */
+    double stall_t0;       /* a cluster's CTA: since when only mbarrier waits hold it (0: it moves) */
 } Worker;
 
 static __thread Worker *tls_w;
@@ -626,14 +627,31 @@ static void ctx_bulk_async(EmuCtx *c, void *dst, void *buf, size_t bytes, void *
     w->bulk[w->nbulk++] = (EmuBulk){dst, buf, bar, bytes};
 }
 
-/* Every bulk copy in flight lands, in issue order, and completes its bytes. */
+static void *ctx_cluster_map(EmuCtx *c, const void *p, unsigned rank, size_t bytes, int line);
+
+/* A multicast copy's part for CTA rank of the cluster: queued here, landing in rank's shared
+ * memory (dst's and bar's offsets there) with this CTA's copies. */
+static void ctx_bulk_async_peer(EmuCtx *c, unsigned rank, const void *dst, void *buf, size_t bytes, const void *bar, int line) {
+    Worker *w = c->priv;
+    const unsigned char *d = dst;
+    if (d < w->smem || d + bytes > w->smem + w->ctx.smem_bytes) ctx_fault(c, "multicast bulk tensor copy to outside the dynamic shared memory", line);
+    void *pd = ctx_cluster_map(c, dst, rank, 1, line), *pb = ctx_cluster_map(c, bar, rank, 8, line);
+    if (!emu_mbar_ok(pb)) ctx_fault(c, "multicast bulk tensor copy completing on no initialized mbarrier of the other CTA", line);
+    if (w->nbulk == w->capbulk) {
+        w->capbulk = w->capbulk ? 2 * w->capbulk : 64;
+        w->bulk = realloc(w->bulk, sizeof(EmuBulk) * (size_t)w->capbulk);
+    }
+    w->bulk[w->nbulk++] = (EmuBulk){pd, buf, pb, bytes};
+}
+
+/* Every bulk copy in flight lands, in issue order, and completes its bytes
+ * (atomically: a multicast's lands at another CTA of the cluster). */
 static bool land_bulk(Worker *w) {
     for (int i = 0; i < w->nbulk; i++) {
         EmuBulk *e = &w->bulk[i];
         memcpy(e->dst, e->buf, e->bytes);
         free(e->buf);
-        ((int *)e->bar)[1] -= (int)e->bytes;
-        emu_mbar_settle(e->bar);
+        emu_mbar_update(e->bar, 0u, -(int)e->bytes);
     }
     bool any = w->nbulk > 0;
     w->nbulk = 0;
@@ -671,6 +689,20 @@ static bool worker_reserve(Worker *w, int n) {
         return false;
     }
     for (int i = 0; i < n; i++) mprotect(w->stacks + (EMU_STACK + 4096) * (size_t)i, 4096, PROT_NONE);
+    return true;
+}
+
+/* A cluster's CTA that only mbarrier waits hold: another CTA of the cluster
+ * may still arrive there or land a multicast copy, so it polls (true) for up
+ * to EMU_CLUSTER_STALL_S seconds before that counts as a deadlock (false). */
+#define EMU_CLUSTER_STALL_S 20.0
+static bool cluster_stall(Worker *w) {
+    if (!w->cl || atomic_load(&w->L->failed)) return false;
+    const double t = now_s();
+    if (w->stall_t0 == 0) w->stall_t0 = t;
+    if (t - w->stall_t0 > EMU_CLUSTER_STALL_S) return false;
+    struct timespec ts = {0, 50000}; /* 50 us */
+    nanosleep(&ts, NULL);
     return true;
 }
 
@@ -715,7 +747,10 @@ static bool resolve(Worker *w) {
     }
     moved |= release_mbar(w);
     if (!moved && land_bulk(w)) moved = release_mbar(w); /* nothing else can move: the copies land now */
-    if (moved) return true;
+    if (moved) {
+        w->stall_t0 = 0;
+        return true;
+    }
     int live = 0, at_block = 0, at_mbar = 0, first = -1;
     for (int t = 0; t < n; t++) {
         if (w->f[t].state == F_RUN) return true; /* released by a named barrier's phase */
@@ -760,6 +795,7 @@ static bool resolve(Worker *w) {
             launch_fail(w, m, w->f[t].line);
             return false;
         }
+    if (at_mbar && cluster_stall(w)) return true;
     for (int t = 0; t < n && at_mbar; t++)
         if (w->f[t].state == F_WAIT_MBAR) {
             w->cur = t;
@@ -800,6 +836,7 @@ static void run_block(Worker *w, long b, ucontext_t *tmpl) {
         f->csync = 0;
     }
     w->cl_passed = 0;
+    w->stall_t0 = 0;
     memset(w->nb, 0, sizeof w->nb);
     for (int i = 0; i < w->nbulk; i++) free(w->bulk[i].buf); /* a failed block's */
     w->nbulk = 0;
@@ -1082,7 +1119,8 @@ static CUresult run_launch(const EmuFunc *fn, const unsigned grid[3], const unsi
         w->ctx = (EmuCtx){.block_dim = {block[0], block[1], block[2]}, .grid_dim = {grid[0], grid[1], grid[2]}, .smem_bytes = smem,
                           .sync_block = ctx_sync_block, .warp_exchange = ctx_warp_exchange, .cp_async = ctx_cp_async,
                           .cp_commit = ctx_cp_commit, .cp_wait = ctx_cp_wait, .named_barrier = ctx_named_barrier,
-                          .fault = ctx_fault, .priv = w, .mbar_wait = ctx_mbar_wait, .bulk_async = ctx_bulk_async};
+                          .fault = ctx_fault, .priv = w, .mbar_wait = ctx_mbar_wait, .bulk_async = ctx_bulk_async,
+                          .bulk_async_peer = ctx_bulk_async_peer};
         if (smem + 16 > w->smem_cap) {
             free(w->smem);
             w->smem_cap = smem + 16 > 4096 ? smem + 16 : 4096;

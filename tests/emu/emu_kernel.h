@@ -477,11 +477,20 @@ static inline void emu_gt_mbar_init(void *bar, unsigned count, int line) {
 static inline void emu_gt_mbar_arrive(void *bar, unsigned tx, int line) { /* mbarrier.arrive[.expect_tx] */
     unsigned *w = (unsigned *)emu_mbar_at(bar, line);
     if (!emu_mbar_ok(w)) emu_ctx->fault(emu_ctx, "mbarrier arrive on a barrier that was never initialized (mbarrier.init)", line);
-    if ((w[0] & 0xfffu) == 0) emu_ctx->fault(emu_ctx, "mbarrier arrive past the phase's count", line);
-    ((int *)w)[1] += (int)tx;
-    w[0]--;
-    emu_mbar_settle(w);
+    if ((__atomic_load_n(w, __ATOMIC_ACQUIRE) & 0xfffu) == 0) emu_ctx->fault(emu_ctx, "mbarrier arrive past the phase's count", line);
+    emu_mbar_update(w, 1u, (int)tx);
 }
+/* mapa + mbarrier.arrive.release.cluster.shared::cluster: an arrival on the barrier at bar's offset in CTA rank */
+static inline void emu_gt_mbar_arrive_cluster(void *bar, unsigned rank, int line) {
+    unsigned *w = (unsigned *)emu_ctx->cluster_map(emu_ctx, emu_mbar_at(bar, line), rank, 8, line);
+    if (!emu_mbar_ok(w)) emu_ctx->fault(emu_ctx, "remote mbarrier arrive on a barrier that was never initialized (mbarrier.init)", line);
+    if ((__atomic_load_n(w, __ATOMIC_ACQUIRE) & 0xfffu) == 0) emu_ctx->fault(emu_ctx, "remote mbarrier arrive past the phase's count", line);
+    emu_mbar_update(w, 1u, 0);
+}
+#define gt_mbar_arrive_cluster(bar, rank) emu_gt_mbar_arrive_cluster((bar), (rank), __LINE__)
+/* %cluster_ctarank, barrier.cluster.arrive.release + wait.acquire */
+#define gt_cluster_rank() (emu_ctx->cluster_rank)
+#define gt_cluster_sync() emu_ctx->cluster_sync(emu_ctx, __LINE__)
 static inline void emu_gt_mbar_wait(void *bar, unsigned parity, int line) { emu_ctx->mbar_wait(emu_ctx, emu_mbar_at(bar, line), parity, line); }
 #define gt_mbar_init(bar, count) emu_gt_mbar_init((bar), (count), __LINE__)
 #define gt_mbar_arrive(bar) emu_gt_mbar_arrive((bar), 0u, __LINE__)
@@ -510,7 +519,7 @@ static inline size_t emu_swz(size_t off, unsigned span) {
  * as the wgmma reader undoes it), elements outside the tensor zero; the
  * whole box's bytes count to the barrier's transactions. The bytes are
  * read now and land later (ctx->bulk_async). */
-static inline void emu_tma_2d(void *dst, const void *map, void *bar, int c0, int c1, int line) {
+static inline unsigned char *emu_tma_box(void *dst, const void *map, int c0, int c1, size_t *nbytes, int line) {
     const EmuTensorMap *m = (const EmuTensorMap *)map;
     if (!m || m->magic != EMU_TMAP_MAGIC || m->rank != 2) emu_ctx->fault(emu_ctx, "bulk tensor copy with no 2-d tensor map of cuTensorMapEncodeTiled", line);
     const size_t row = (size_t)m->box[0] * m->esize, bytes = row * m->box[1], off = (size_t)((unsigned char *)dst - emu_ctx->smem);
@@ -525,8 +534,27 @@ static inline void emu_tma_2d(void *dst, const void *map, void *bar, int c0, int
             const bool in = x >= 0 && y >= 0 && (unsigned long long)x < m->dim[0] && (unsigned long long)y < m->dim[1];
             buf[emu_swz(off + r * row + k, m->swizzle) - off] = in ? g[(size_t)y * m->stride1 + (size_t)x * m->esize + k % m->esize] : 0;
         }
+    *nbytes = bytes;
+    return buf;
+}
+static inline void emu_tma_2d(void *dst, const void *map, void *bar, int c0, int c1, int line) {
+    size_t bytes;
+    unsigned char *buf = emu_tma_box(dst, map, c0, c1, &bytes, line);
     emu_ctx->bulk_async(emu_ctx, dst, buf, bytes, emu_mbar_at(bar, line), line);
 }
+/* ... .multicast::cluster [dst], [map, {c0, c1}], [bar], mask: the box at dst's offset in each
+ * CTA of mask, completing its bytes on bar's offset there; a copy per CTA, each landing late */
+static inline void emu_tma_2d_mc(void *dst, const void *map, void *bar, int c0, int c1, unsigned mask, int line) {
+    if (!mask || mask >> emu_ctx->cluster_size) emu_ctx->fault(emu_ctx, "multicast bulk tensor copy with a CTA mask empty or past the cluster", line);
+    for (unsigned r = 0; r < emu_ctx->cluster_size; r++) {
+        if (!(mask >> r & 1u)) continue;
+        size_t bytes;
+        unsigned char *buf = emu_tma_box(dst, map, c0, c1, &bytes, line);
+        if (r == emu_ctx->cluster_rank) emu_ctx->bulk_async(emu_ctx, dst, buf, bytes, emu_mbar_at(bar, line), line);
+        else emu_ctx->bulk_async_peer(emu_ctx, r, dst, buf, bytes, emu_mbar_at(bar, line), line);
+    }
+}
+#define gt_tma_2d_mc(dst, map, bar, c0, c1, mask) emu_tma_2d_mc((dst), (map), (bar), (c0), (c1), (mask), __LINE__)
 #define gt_tma_2d(dst, map, bar, c0, c1) emu_tma_2d((dst), (map), (bar), (c0), (c1), __LINE__)
 
 /* wgmma.mma_async.sync.aligned.m64nNk32.f32.e4m3.e4m3 d, a-desc, b-desc,
@@ -603,6 +631,10 @@ static inline void emu_gt_wait(unsigned keep, int line) {
     }
     emu_gt_n[t] = left;
     emu_gt_fenced[t] = 0;
+    /* .sync.aligned: no lane goes past the wait (to release the stage it read, say) before
+     * every lane of the warp has its products */
+    int mine = 0, all[32];
+    emu_ctx->warp_exchange(emu_ctx, 0xffffffffu, &mine, all, sizeof mine, line);
 }
 static inline void gt_wg_fence(void) { emu_gt_fenced[emu_tid()] = 1; }
 static inline void gt_wg_commit(void) { emu_gt_groups[emu_tid()]++; }

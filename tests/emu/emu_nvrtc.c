@@ -142,7 +142,8 @@ static const char *const PTX_HELPERS[] = {"h2f", "f2h", "fe4m3", "cp16", "cp_com
                                            /* codegen/kernels/gemm_tma.cuh's */
                                            "gt_mbar_init", "gt_mbar_arrive", "gt_mbar_expect_tx", "gt_mbar_wait", "gt_mbar_fence_init",
                                            "gt_fence_async", "gt_regs_producer", "gt_regs_consumer", "gt_tma_2d", "gt_wg_fence", "gt_wg_commit",
-                                           "gt_wg_wait0", "gt_wg_wait1", "gt_wgmma128", "gt_hold64"};
+                                           "gt_wg_wait0", "gt_wg_wait1", "gt_wgmma128", "gt_hold64", "gt_cluster_rank", "gt_cluster_sync",
+                                           "gt_mbar_arrive_cluster", "gt_tma_2d_mc"};
 
 typedef struct {
     char name[128];

@@ -14,6 +14,9 @@
 #   rounds.sh sweep   the skinny-M GEMM's variants per V3 shape;
 #   rounds.sh rows    test_gpu_rows, then bench_gpu with the wide row kernels
 #                     and without (DSCC_ROWS_WIDE=0, the baseline in the same run);
+#   rounds.sh tma     the large-M TMA GEMM's forms at M = 256, 1024, 4096:
+#                     128 x 128 (DSCC_TMA_V2=0), 128 x 256, 128 x 256 in
+#                     2-CTA clusters (DSCC_TMA_CLUSTER=1), beside cuBLASLt;
 #   several parts run in one call in the order given (rounds.sh check gpu);
 #   rounds.sh quick   the new kernels' tests and one bench_gpu run, for a
 #                     call with little device time left;
@@ -59,6 +62,10 @@ case "$mode" in
     TAIL=40 step bench_gpu 200 build/bench_gpu --layers 2 --dense 1 --prefill 1024 --hbm-gbps 4250 --peak-tflops 1300
     TAIL=40 step bench_gpu_auto 200 build/bench_gpu --layers 2 --dense 1 --prefill 1024 --hbm-gbps 4250 --peak-tflops 1300 --set attn_impl=auto ;;
   gemm) TAIL=70 step bench_gemm 180 build/bench_gemm --check --table "$out/gemm_table.txt" ;;
+  tma) # the TMA GEMM's forms, each checked against the generated kernel (--check above M = 128)
+    DSCC_TMA_V2=0 TAIL=30 step bench_gemm_tma128 180 build/bench_gemm --check --m 256,1024,4096
+    TAIL=30 step bench_gemm_tma256 180 build/bench_gemm --check --m 256,1024,4096
+    DSCC_TMA_CLUSTER=1 TAIL=30 step bench_gemm_tma256x2 180 build/bench_gemm --check --m 256,1024,4096 ;;
   sweep) # the skinny form's variants per shape at M = 1, 8, 32 (DSCC_SKINNY values), the best of each
     TAIL=30 step skinny_sweep_a 200 build/bench_gemm --skinny-sweep --check --shape qkv_a,q_a,kv_a,expert_gate_up,q_b
     TAIL=30 step skinny_sweep_b 200 build/bench_gemm --skinny-sweep --check --shape o_proj,expert_down,dense_gate_up,dense_down ;;
