@@ -11,8 +11,8 @@
 // Attention has both forms of DeepSeek's inference code (attn_impl, after
 // mla_attention): absorbed, kv_b_proj folded into the query (W_UK) and the
 // output (W_UV), and naive, kv_b_proj expanding latents into per-head keys
-// and values. The cache holds the normalised latent (kv_lora_rank) and the
-// roped shared key (qk_rope_head_dim) per token; both forms agree exactly.
+// and values (by default a prefill from position 0 naive, other steps
+// absorbed). The cache holds the normalised latent and the roped key.
 //
 // Each layer kind is a top-level call (mla_attention, dense_mlp, moe, mtp):
 // `dscc stats` groups its figures by the outermost function an op came from.
@@ -187,25 +187,30 @@ fn mla_attention(h, l) {
 // expands the context's latents through kv_b_proj into per-head keys and
 // values (d_qk 192 = nope + rope, d_v 128): far fewer FLOPs for a prefill
 // from position 0 (about 3.4x less attention at 1,024 tokens), far more
-// per decode step; "auto" holds both and each step takes one
+// per decode step; "auto" (the default) holds both and each step takes one
 // (fresh_select): the naive form, over the step's own tokens, when nothing
 // is cached yet, the absorbed form otherwise. The executors skip the form a
-// step does not take.
-param attn_impl: str = "absorb";
+// step does not take, so a cached step runs what "absorb" runs.
+param attn_impl: str = "auto";
 assert attn_impl == "absorb" || attn_impl == "naive" || attn_impl == "auto", "attn_impl must be \"absorb\", \"naive\" or \"auto\"";
 
 // The naive form over the whole cache [B, T, 1, 576]: its normalised
-// latents expanded through wkv_b into keys [B, T, H, 192] and values
-// [B, T, H, 128]; causal attention of q = (q_nope, q_pe) over them, as many
-// key heads as query heads. The prefill attention kernel reads q, k and v
-// where they lie (q_nope and q_pe, kv_b's output, the cache's rotary keys):
-// no concat, broadcast or slice is stored. Returns [B, S, H, v_head_dim].
+// latents expanded through kv_b_proj's two halves, W_UK and W_UV, into keys
+// [B, T, H, 192] and values [B, T, H, 128]; causal attention of q =
+// (q_nope, q_pe) over them, as many key heads as query heads. The halves
+// are values of the weights the absorbed form holds too (W_UV as it is),
+// so kv_b_proj itself is freed at load either way. The prefill attention
+// kernel reads q, k and v where they lie (q_nope and q_pe, the two
+// products, the cache's rotary keys): no concat, broadcast or slice is
+// stored. Returns [B, S, H, v_head_dim].
 fn mla_naive(q_nope, q_pe, cache, wkv_b) {
   // (sliced from a [B, T, 576] view: not the absorbed form's v, which it would
   // otherwise merge with (cse), making a cached step copy the latents)
   let lat = slice(reshape(cache, [B, T, kv_lora_rank + qk_rope_head_dim]), axis=-1, start=0, len=kv_lora_rank);
-  let kv = reshape(linear(lat, wkv_b), [B, T, H, qk_nope_head_dim + v_head_dim]);
-  let k_nope, v = split(kv, [qk_nope_head_dim, v_head_dim], axis=-1);
+  let w_uk, w_uv = split(reshape(wkv_b, [H, qk_nope_head_dim + v_head_dim, kv_lora_rank]),
+                         [qk_nope_head_dim, v_head_dim], axis=1);
+  let k_nope = reshape(linear(lat, reshape(w_uk, [H * qk_nope_head_dim, kv_lora_rank])), [B, T, H, qk_nope_head_dim]);
+  let v = reshape(linear(lat, reshape(w_uv, [H * v_head_dim, kv_lora_rank])), [B, T, H, v_head_dim]);
   // The shared rotary key repeated over the heads: times ones[H, 1] =
   // exp(w - w) of a slice of the weight, a function of the weights alone
   // (no constant in it, so it is computed once, at load). That element
