@@ -43,7 +43,7 @@ for blas in ${BLAS_MODES:-0 1}; do
 done
 if [ "${PEER:-1}" = 1 ]; then python3 bench/peer_transformers.py --layers "${LAYERS:-2}" --dense "${DENSE:-1}" --prefill "${PREFILL:-1024}"; fi
 # MLA attention's two forms on a prefill from position 0 (MLA=0 leaves it out): dscc run on the same
-# layers with attn_impl=absorb (the absorbed form every step) and attn_impl=auto (the naive form for
+# layers with attn_impl=absorb (the absorbed form every step) and attn_impl=auto (the default: the naive form for
 # a step with nothing cached, fresh_select): the step's GPU time and its largest kernels
 if [ "${MLA:-1}" = 1 ]; then
   tok=$(mktemp -d)

@@ -981,16 +981,28 @@ static void plan_storage(Gen *G, bool wide, Storage *st) {
         dtype[i] = wide && (n->type.dtype == IR_DT_BF16 || n->type.dtype == IR_DT_F16) ? IR_DT_F32 : n->type.dtype;
     }
     G->dtype = dtype;
-    /* A value that only templates reading through it (reads_through) read: not computed. */
+    /* A value that only templates reading through it (reads_through) read, or
+     * the attention that reads through it and others of its chain that are
+     * not computed (cg_attention_through: via), is not computed itself. */
     bool *unread = arena_alloc(a, (size_t)nn + 1), *other = arena_alloc(a, (size_t)nn + 1); /* other: read otherwise */
-    for (int j = 0; j < nn; j++) /* over the readers: linear */
+    bool *thr = arena_alloc(a, (size_t)nn + 1);
+    int *via = arena_alloc(a, sizeof(int) * (size_t)(nn + 1));
+    for (int i = 0; i < nn; i++) via[i] = -1;
+    for (int j = 0; j < nn; j++) {
+        const IrNode *ch[16];
+        for (int c = cg_attention_through(G, g->nodes[j], ch, 16) - 1; c >= 0; c--)
+            if (via[ch[c]->id] < 0) via[ch[c]->id] = j;
+    }
+    for (int j = nn - 1; j >= 0; j--) { /* readers before their operands: each reader's own fate is known */
+        unread[j] = thr[j] && !other[j];
         for (int k = 0; k < g->nodes[j]->nops; k++) {
             const IrNode *n = g->nodes[j]->ops[k];
-            if (n->op != IR_OP_CAST && n->op != IR_OP_SLICE && n->op != IR_OP_CONCAT) continue;
-            if (reads_through(G, g->nodes[j], n)) unread[n->id] = true;
+            int v = via[n->id];
+            if (n->op != IR_OP_CAST && n->op != IR_OP_SLICE && n->op != IR_OP_CONCAT && v < 0) continue;
+            if (reads_through(G, g->nodes[j], n) || v == j || (v >= 0 && via[j] == v && unread[j])) thr[n->id] = true;
             else other[n->id] = true;
         }
-    for (int i = 0; i < nn; i++) unread[i] &= !other[i];
+    }
     for (int i = 0; i < nn; i++) {
         const IrNode *n = g->nodes[i];
         grp[i] = ir_op_computed(n->op) && !unread[i] ? (n->group >= 0 ? n->group : ngroups++) : -1;
@@ -1042,6 +1054,8 @@ static void plan_storage(Gen *G, bool wide, Storage *st) {
                 for (int q = 0; q < n->nops; q++) stored[n->ops[q]->id] = true;
             else stored[i] = true;
         }
+        const IrNode *src[3];
+        for (int s = cg_attention_sources(G, r, src) - 1; s >= 0; s--) stored[src[s]->id] = true; /* what it reads in place */
     }
     *st = (Storage){dtype, unread, stored, grp, tmpl, chain, epi, kblock_scales(a, g, stored, dtype), ngroups};
 }

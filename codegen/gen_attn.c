@@ -392,6 +392,99 @@ static bool attention_mma(Gen *G, const IrNode *n) {
     return true;
 }
 
+/* ---- k and v read where they lie (the prefill kernel) -------------------
+ * A part of k or v is rows of a stored bf16 tensor read with strides: key
+ * j of batch row b, key head h, column c at src[(b * rows + j) * rs + h *
+ * hs + c0 + c]. Through a slice of the last axis (c0), a reshape that
+ * splits [B, L, H * D] into [B, L, H, D], and a product with ones[H, 1]
+ * that repeats one head over all (hs 0: MLA's rotary key) the kernel reads
+ * the stored tensor below them, so none of them is computed. */
+typedef struct {
+    const IrNode *src; /* the stored tensor read */
+    int64_t heads, rs, hs, c0, width;
+    int nthrough;
+    const IrNode *through[4]; /* the nodes read through on the way (not computed for the kernel) */
+} AttnPart;
+
+/* ones[H, 1] = exp(w - w) (models/deepseek_v3.dsl's mla_naive). */
+static bool is_ones(const IrNode *o) {
+    if (o->op != IR_OP_EXP || o->type.rank != 2 || !ir_dim_is_const(o->type.dims[0]) || !ir_dim_is_const(o->type.dims[1]) ||
+        o->type.dims[1].coeff != 1)
+        return false;
+    const IrNode *d = o->ops[0];
+    return d->op == IR_OP_SUB && d->ops[0] == d->ops[1];
+}
+
+static bool last_axis_slice(const IrNode *x) {
+    int64_t ax = ir_node_attr_int(x, "axis", -1);
+    return x->op == IR_OP_SLICE && (ax == -1 || ax == x->type.rank - 1) && ir_node_attr_int(x, "start", 0) >= 0;
+}
+
+/* x's part as a read of the tensor below it (rank 4, [B, L, heads, width]); false where it is none. */
+static bool attn_part(const Gen *G, const IrNode *x, AttnPart *p) {
+    const IrType *t = &x->type;
+    if (t->rank != 4 || !ir_dim_is_const(t->dims[2]) || !ir_dim_is_const(t->dims[3])) return false;
+    const IrNode *y = x->nops ? x->ops[0] : NULL;
+    if (last_axis_slice(x) && y->type.rank == 4 && attn_part(G, y, p) && p->nthrough < 3) {
+        p->c0 += ir_node_attr_int(x, "start", 0), p->width = t->dims[3].coeff;
+        p->through[p->nthrough++] = x;
+        return true;
+    }
+    if (x->op == IR_OP_RESHAPE && y->type.rank == 3 && ir_dim_eq(y->type.dims[0], t->dims[0]) && ir_dim_eq(y->type.dims[1], t->dims[1]) &&
+        ir_dim_is_const(y->type.dims[2]) && y->type.dims[2].coeff == t->dims[2].coeff * t->dims[3].coeff && G->dtype[y->id] == IR_DT_BF16 &&
+        y->op != IR_OP_KV_CACHE) {
+        *p = (AttnPart){y, t->dims[2].coeff, y->type.dims[2].coeff, t->dims[3].coeff, 0, t->dims[3].coeff, 1, {x}};
+        return true;
+    }
+    if (x->op == IR_OP_MUL) {
+        const IrNode *a = x->ops[0], *o = x->ops[1];
+        if (is_ones(a)) a = x->ops[1], o = x->ops[0];
+        if (is_ones(o) && o->type.dims[0].coeff == t->dims[2].coeff && a->type.rank == 4 &&
+            ir_dim_is_const(a->type.dims[2]) && a->type.dims[2].coeff == 1 && ir_dim_eq(a->type.dims[3], t->dims[3]) && attn_part(G, a, p) &&
+            p->nthrough < 4) {
+            p->heads = t->dims[2].coeff, p->hs = 0;
+            p->through[p->nthrough++] = x;
+            return true;
+        }
+    }
+    if (G->dtype[x->id] != IR_DT_BF16) return false;
+    *p = (AttnPart){x, t->dims[2].coeff, t->dims[2].coeff * t->dims[3].coeff, t->dims[3].coeff, 0, t->dims[3].coeff, 0, {0}};
+    return true;
+}
+
+/* Whether p's 16-byte loads are aligned and it has n's key heads and keys. */
+static bool attn_part_ok(const AttnPart *p, const IrNode *n) {
+    const IrNode *k = n->ops[1];
+    return p->rs % 8 == 0 && p->hs % 8 == 0 && p->c0 % 8 == 0 && p->width % 8 == 0 && p->heads == k->type.dims[2].coeff &&
+           ir_dim_eq(p->src->type.dims[0], k->type.dims[0]) && ir_dim_eq(p->src->type.dims[1], k->type.dims[1]);
+}
+
+/* x's part read through what lies below it where that works, else x itself
+ * stored (always with DSCC_ATTN_INPLACE=0: k, v and their parts stored as
+ * before, for comparison). */
+static bool attn_part_of(const Gen *G, const IrNode *x, const IrNode *n, AttnPart *p) {
+    const char *env = getenv("DSCC_ATTN_INPLACE");
+    if (!(env && strcmp(env, "0") == 0) && attn_part(G, x, p) && attn_part_ok(p, n)) return true;
+    const IrType *t = &x->type;
+    *p = (AttnPart){x, t->dims[2].coeff, t->dims[2].coeff * t->dims[3].coeff, t->dims[3].coeff, 0, t->dims[3].coeff, 0, {0}};
+    return G->dtype[x->id] == IR_DT_BF16 && attn_part_ok(p, n);
+}
+
+/* k as one part, or two when it is a concat on its last axis of two that
+ * are read in place, and v; false where they cannot be read this way. */
+static bool attn_kv_parts(const Gen *G, const IrNode *n, AttnPart kp[2], int *nk, AttnPart *vp) {
+    const IrNode *k = n->ops[1];
+    int64_t ax = ir_node_attr_int(k, "axis", -1);
+    *nk = 1;
+    const char *env = getenv("DSCC_ATTN_INPLACE");
+    if (!(env && strcmp(env, "0") == 0) && k->op == IR_OP_CONCAT && k->nops == 2 && (ax == -1 || ax == 3) && k != n->ops[0] && k != n->ops[2] &&
+        attn_part_of(G, k->ops[0], n, &kp[0]) && attn_part_of(G, k->ops[1], n, &kp[1]))
+        *nk = 2;
+    else if (!attn_part_of(G, k, n, &kp[0]))
+        return false;
+    return attn_part_of(G, n->ops[2], n, vp);
+}
+
 /* The prefill kernel (codegen/kernels/attn_prefill.cuh) takes attention
  * with head dims of at most 256 (q, k) and 128 (v), multiples of 16, a
  * constant number of key heads dividing the query heads, bf16 q, k and v:
@@ -411,11 +504,26 @@ static bool attention_prefill_dims(const Gen *G, const IrNode *n) {
     for (int d = 2; d < 4; d++)
         if (!ir_dim_is_const(q->type.dims[d]) || !ir_dim_is_const(k->type.dims[d]) || !ir_dim_is_const(v->type.dims[d])) return false;
     int64_t Hq = q->type.dims[2].coeff, Hk = k->type.dims[2].coeff, Dk = q->type.dims[3].coeff, Dv = v->type.dims[3].coeff;
+    AttnPart kp[2], vp;
+    int nk;
     return Hk >= 1 && (Hk > 1 || Hq == 1) && Hq % Hk == 0 && v->type.dims[2].coeff == Hk && k->type.dims[3].coeff == Dk &&
-           Dk % 16 == 0 && Dv % 16 == 0 && Dk <= 256 && Dv <= 128 && G->dtype[k->id] == IR_DT_BF16 && G->dtype[v->id] == IR_DT_BF16;
+           Dk % 16 == 0 && Dv % 16 == 0 && Dk <= 256 && Dv <= 128 && attn_kv_parts(G, n, kp, &nk, &vp);
 }
 static bool attention_prefill_shape(const Gen *G, const IrNode *n) {
     return attention_prefill_dims(G, n) && (cg_attention_q_concat(G, n) || G->dtype[n->ops[0]->id] == IR_DT_BF16);
+}
+
+/* The defines of one part of k (prefix K or K1) or v (V), its tensor in slot `slot`. */
+static void attn_part_defines(Gen *G, const AttnPart *p, const char *pre, CgDefine *d) {
+    Arena *a = G->a;
+    const char *rows = p->src->op == IR_OP_KV_CACHE ? "(a.cap)" : arena_printf(a, "(%s)", cg_dim(G, p->src->type.dims[1]));
+    int slot = cg_slot_value(G, p->src);
+    const char *f = arena_printf(a, "%s0", strcmp(pre, "K1") == 0 ? "K1" : pre);
+    d[0] = (CgDefine){arena_printf(a, "ATTN_%s", pre), arena_printf(a, "((const unsigned short *)a.t[%d])", slot)};
+    d[1] = (CgDefine){arena_printf(a, "ATTN_%sT", pre), rows};
+    d[2] = (CgDefine){arena_printf(a, "ATTN_%sRS", pre), arena_printf(a, "%lldLL", (long long)p->rs)};
+    d[3] = (CgDefine){arena_printf(a, "ATTN_%sHS", pre), arena_printf(a, "%lldLL", (long long)p->hs)};
+    d[4] = (CgDefine){arena_printf(a, "ATTN_%s", f), arena_printf(a, "%lldLL", (long long)p->c0)};
 }
 
 static bool attention_prefill(Gen *G, const IrNode *n) {
@@ -425,39 +533,63 @@ static bool attention_prefill(Gen *G, const IrNode *n) {
     int64_t Hq = q->type.dims[2].coeff, Dk = q->type.dims[3].coeff, Dv = v->type.dims[3].coeff;
     int64_t qd0 = qc ? q->ops[0]->type.dims[3].coeff : Dk;
     int sq = cg_slot_value(G, qc ? q->ops[0] : q), sq1 = qc ? cg_slot_value(G, q->ops[1]) : sq;
-    int sk = cg_slot_value(G, k), sv = cg_slot_value(G, v), so = cg_slot_value(G, n);
+    AttnPart kp[2], vp;
+    int nk;
+    if (!attn_kv_parts(G, n, kp, &nk, &vp)) return false;
+    if (nk == 1) kp[1] = kp[0];
+    int so = cg_slot_value(G, n);
     Arena *a = G->a;
-    const char *kt = k->op == IR_OP_KV_CACHE ? "(a.cap)" : cg_dim(G, k->type.dims[1]);
-    const char *vt = v->op == IR_OP_KV_CACHE ? "(a.cap)" : cg_dim(G, v->type.dims[1]);
     IrDim B = q->type.dims[0], S = q->type.dims[1];
     cg_mma_helpers(G);
     const char *entry = arena_printf(a, "p%d_attention_prefill", G->nphases);
-    CgDefine d[] = {{"ATTN_B", cg_dim(G, B)},
-                    {"ATTN_S", cg_dim(G, S)},
-                    {"ATTN_T", cg_dim(G, k->type.dims[1])},
-                    {"ATTN_HQ", arena_printf(a, "%lldLL", (long long)Hq)},
-                    {"ATTN_HK", arena_printf(a, "%lldLL", (long long)k->type.dims[2].coeff)},
-                    {"ATTN_DK", arena_printf(a, "%lldLL", (long long)Dk)},
-                    {"ATTN_DV", arena_printf(a, "%lldLL", (long long)Dv)},
-                    {"ATTN_KT", kt},
-                    {"ATTN_VT", vt},
-                    {"ATTN_VS", arena_printf(a, "%lldLL", (long long)Dv)},
-                    {"ATTN_V0", "0LL"},
-                    {"ATTN_Q", arena_printf(a, "((const unsigned short *)a.t[%d])", sq)},
-                    {"ATTN_Q1", arena_printf(a, "((const unsigned short *)a.t[%d])", sq1)},
-                    {"ATTN_QD0", arena_printf(a, "%lldLL", (long long)qd0)},
-                    {"ATTN_K", arena_printf(a, "((const unsigned short *)a.t[%d])", sk)},
-                    {"ATTN_V", arena_printf(a, "((const unsigned short *)a.t[%d])", sv)},
-                    {"ATTN_STORE(i, v)", arena_printf(a, "S%d(a, (i), (v))", so)},
-                    {"ATTN_CAUSAL", ir_node_attr_bool(n, "causal", false) ? "1" : "0"},
-                    {"ATTN_SCALE", arena_printf(a, "%.9ef", (double)(float)ir_node_attr_float(n, "scale", 1.0))}};
+    CgDefine d[30] = {{"ATTN_B", cg_dim(G, B)},
+                      {"ATTN_S", cg_dim(G, S)},
+                      {"ATTN_T", cg_dim(G, k->type.dims[1])},
+                      {"ATTN_HQ", arena_printf(a, "%lldLL", (long long)Hq)},
+                      {"ATTN_HK", arena_printf(a, "%lldLL", (long long)k->type.dims[2].coeff)},
+                      {"ATTN_DK", arena_printf(a, "%lldLL", (long long)Dk)},
+                      {"ATTN_DV", arena_printf(a, "%lldLL", (long long)Dv)},
+                      {"ATTN_KD0", arena_printf(a, "%lldLL", (long long)(nk == 2 ? kp[0].width : Dk))},
+                      {"ATTN_Q", arena_printf(a, "((const unsigned short *)a.t[%d])", sq)},
+                      {"ATTN_Q1", arena_printf(a, "((const unsigned short *)a.t[%d])", sq1)},
+                      {"ATTN_QD0", arena_printf(a, "%lldLL", (long long)qd0)},
+                      {"ATTN_STORE(i, v)", arena_printf(a, "S%d(a, (i), (v))", so)},
+                      {"ATTN_CAUSAL", ir_node_attr_bool(n, "causal", false) ? "1" : "0"},
+                      {"ATTN_SCALE", arena_printf(a, "%.9ef", (double)(float)ir_node_attr_float(n, "scale", 1.0))}};
+    attn_part_defines(G, &kp[0], "K", d + 14);
+    attn_part_defines(G, &kp[1], "K1", d + 19);
+    attn_part_defines(G, &vp, "V", d + 24);
     sb_puts(&G->decl, "// attention, d_qk <= 256: FlashAttention-2 style on mma m16n8k16 BF16, 128 query positions of one head a block,\n"
                         "// 64-key tiles in a three-stage cp.async ring, online softmax in registers, causal tiles past the diagonal skipped\n");
-    sb_puts(&G->decl, cg_kernel_instance(a, "attn_prefill", entry, d, (int)(sizeof d / sizeof *d)));
+    sb_puts(&G->decl, cg_kernel_instance(a, "attn_prefill", entry, d, 29));
     /* blocks: (query tile, batch row x head), the last query tile (the most keys) first */
     cg_phase(G, CG_LAUNCH_BLOCK, ir_dim_mul(B, ir_dim_const(Hq)), 1, S, 128, ATTN_PREFILL_SMEM(Dk, Dv));
     G->phases[G->nphases - 1].fn = entry;
     return true;
+}
+
+int cg_attention_through(const Gen *G, const IrNode *n, const IrNode **out, int max) {
+    int c = 0;
+    if (n->op != IR_OP_ATTENTION) return 0;
+    if (cg_attention_v_in_k(G, n) && c < max) out[c++] = n->ops[2];
+    if (cg_attention_q_concat(G, n) && c < max) out[c++] = n->ops[0];
+    AttnPart kp[2], vp;
+    int nk;
+    if (!attention_prefill_shape(G, n) || !attn_kv_parts(G, n, kp, &nk, &vp)) return c;
+    if (nk == 2 && c < max) out[c++] = n->ops[1];
+    for (int i = 0; i < nk; i++)
+        for (int j = 0; j < kp[i].nthrough && c < max; j++) out[c++] = kp[i].through[j];
+    for (int j = 0; j < vp.nthrough && c < max; j++) out[c++] = vp.through[j];
+    return c;
+}
+
+int cg_attention_sources(const Gen *G, const IrNode *n, const IrNode **out) {
+    AttnPart kp[2], vp;
+    int nk;
+    if (n->op != IR_OP_ATTENTION || !attention_prefill_shape(G, n) || !attn_kv_parts(G, n, kp, &nk, &vp)) return 0;
+    for (int i = 0; i < nk; i++) out[i] = kp[i].src;
+    out[nk] = vp.src;
+    return nk + 1;
 }
 
 bool cg_attention(Gen *G, const IrNode *n) {

@@ -99,6 +99,14 @@ bool cg_attention_v_in_k(const Gen *G, const IrNode *n);
  * (MLA's absorbed q_nope beside q_pe) reads each row of q from those two,
  * so the concat, [B, S, H, 576] written and read again, is not computed. */
 bool cg_attention_q_concat(const Gen *G, const IrNode *n);
+/* The nodes attention n reads through, none of them computed for it (at
+ * most max, into out): its q and v above, and on the prefill kernel the
+ * layout between k and v and the tensors they lie in (MLA's naive form:
+ * k = concat(k_nope, rope key x ones) and v, slices of kv_b's output and of
+ * the cache). cg_attention_sources: those tensors (at most 3), which it
+ * reads and which are stored. */
+int cg_attention_through(const Gen *G, const IrNode *n, const IrNode **out, int max);
+int cg_attention_sources(const Gen *G, const IrNode *n, const IrNode **out);
 bool cg_einsum(Gen *G, const IrNode *n); /* gen_einsum.c */
 /* The tensor-core tile (gen_gemm.c): emits, inside a phase whose
  * prologue has set `srow[64]` (source row of x per tile row, -1 = none),

@@ -161,17 +161,28 @@ static bool load_weight(CpuExec *x, const IrNode *n, const CpuWeightSource *ws, 
 
 /* The FP8 emulation covers linears on low-precision activations, the way
  * DeepSeek-V3 runs: f32 linears (the router) and the linear that makes an
- * output (the LM head, maybe behind a cast or reshape) stay in FP32. */
+ * output (the LM head, maybe behind a cast or reshape) stay in FP32, and
+ * so, as fp8-quant leaves them, do linears of a value of weights (MLA's
+ * naive form on kv_b_proj's halves) and of a weight an op other than a
+ * linear reads too. */
 static void mark_fp8(CpuExec *x) {
     const IrGraph *g = x->g;
-    bool *head = calloc((size_t)g->nnodes + 1, 1);
+    bool *head = calloc((size_t)g->nnodes + 1, 1), *shared = calloc((size_t)g->nnodes + 1, 1);
     ir_mark_output_producers(g, head);
     for (int i = 0; i < g->nnodes; i++) {
         const IrNode *n = g->nodes[i];
-        if ((n->op == IR_OP_LINEAR || n->op == IR_OP_EXPERT_LINEAR) && !head[i] && n->ops[0]->type.dtype != IR_DT_F32)
+        bool lin = n->op == IR_OP_LINEAR || n->op == IR_OP_EXPERT_LINEAR;
+        for (int k = 0; k < n->nops; k++)
+            if (n->ops[k]->op == IR_OP_WEIGHT && !(lin && k == 1)) shared[n->ops[k]->id] = true;
+    }
+    for (int i = 0; i < g->nnodes; i++) {
+        const IrNode *n = g->nodes[i];
+        if ((n->op == IR_OP_LINEAR || n->op == IR_OP_EXPERT_LINEAR) && !head[i] && n->ops[0]->type.dtype != IR_DT_F32 &&
+            n->ops[1]->op == IR_OP_WEIGHT && !shared[n->ops[1]->id])
             x->fp8_node[i] = true;
     }
     free(head);
+    free(shared);
 }
 
 /* Quantizes, once, each weight an FP8-emulated linear reads directly:

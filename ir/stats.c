@@ -123,6 +123,18 @@ bool ir_stats_compute(const IrGraph *g, DiagEngine *d, int64_t seq_len, IrStats 
             for (int k = 0; k < n->nops; k++)
                 if (share[n->ops[k]->id] < share[i]) share[i] = share[n->ops[k]->id];
     }
+    /* Two forms of a value (fresh_select: MLA's attn_impl=auto): the step
+     * counted has nothing cached (T = S), so only what the first operand
+     * needs computes; from the roots back, as the executors pick. */
+    bool any = false, *step = arena_alloc(a, (size_t)g->nnodes + 1);
+    for (int i = 0; i < g->nnodes; i++) any |= g->nodes[i]->op == IR_OP_FRESH_SELECT;
+    for (int i = g->nnodes - 1; i >= 0; i--) {
+        const IrNode *n = g->nodes[i];
+        IrOpClass c = ir_op_class(n->op);
+        step[i] |= !any || c == IR_CLASS_OUTPUT || c == IR_CLASS_STATE || c == IR_CLASS_COMM;
+        for (int k = 0; step[i] && k < n->nops; k++)
+            if (n->op != IR_OP_FRESH_SELECT || k == 0) step[n->ops[k]->id] = true;
+    }
     /* Tokens in a (batch 1) forward: every new position. For KV bytes, the
      * cache entry of one token is the operand's size per (B, S) element. */
     double tokens = (double)seq_len;
@@ -154,7 +166,7 @@ bool ir_stats_compute(const IrGraph *g, DiagEngine *d, int64_t seq_len, IrStats 
                 return false;
             }
         }
-        r->flops_per_token += node_flops(&e, n) * share[i] / tokens;
+        if (step[i]) r->flops_per_token += node_flops(&e, n) * share[i] / tokens;
     }
     IrStatsRow *t = &out->total;
     t->kind = "total";

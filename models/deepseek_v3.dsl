@@ -11,8 +11,8 @@
 // Attention has both forms of DeepSeek's inference code (attn_impl, after
 // mla_attention): absorbed, kv_b_proj folded into the query (W_UK) and the
 // output (W_UV), and naive, kv_b_proj expanding latents into per-head keys
-// and values. The cache holds the normalised latent (kv_lora_rank) and the
-// roped shared key (qk_rope_head_dim) per token; both forms agree exactly.
+// and values (by default a prefill from position 0 naive, other steps
+// absorbed). The cache holds the normalised latent and the roped key.
 //
 // Each layer kind is a top-level call (mla_attention, dense_mlp, moe, mtp):
 // `dscc stats` groups its figures by the outermost function an op came from.
@@ -170,14 +170,13 @@ fn mla_attention(h, l) {
   let cache = kv_cache(kv_new, name="layer{l}.kv");                    // [B, T, 1, 576]
 
   if attn_impl == "naive" {  // the whole context's latents expanded, every step
-    let lat_ctx = reshape(slice(cache, axis=-1, start=0, len=kv_lora_rank), [B, T, kv_lora_rank]);
-    let o_n = mla_naive(q_nope, q_pe, lat_ctx, slice(cache, axis=-1, start=kv_lora_rank, len=qk_rope_head_dim), wkv_b, T);
-    return linear(reshape(o_n, [B, S, H * v_head_dim]), wo);
+    return linear(reshape(mla_naive(q_nope, q_pe, cache, wkv_b), [B, S, H * v_head_dim]), wo);
   }
   let out = linear(reshape(mla_absorbed(q_nope, q_pe, cache, wkv_b), [B, S, H * v_head_dim]), wo);
-  if attn_impl == "auto" {  // a step with nothing cached (T = S) takes the naive form over its own tokens
-    // (joined after o_proj, so the join fuses into the residual add)
-    out = fresh_select(linear(reshape(mla_naive(q_nope, q_pe, lat, k_rot, wkv_b, S), [B, S, H * v_head_dim]), wo), out);
+  if attn_impl == "auto" {  // a step with nothing cached (T = S): the naive form over the cache it just filled
+    // (it reads only what the absorbed form stores too, so a cached step runs the absorbed graph's
+    // kernels; joined after o_proj, so the join fuses into the residual add)
+    out = fresh_select(linear(reshape(mla_naive(q_nope, q_pe, cache, wkv_b), [B, S, H * v_head_dim]), wo), out);
   }
   return out;
 }
@@ -188,27 +187,38 @@ fn mla_attention(h, l) {
 // expands the context's latents through kv_b_proj into per-head keys and
 // values (d_qk 192 = nope + rope, d_v 128): far fewer FLOPs for a prefill
 // from position 0 (about 3.4x less attention at 1,024 tokens), far more
-// per decode step; "auto" holds both and each step takes one
+// per decode step; "auto" (the default) holds both and each step takes one
 // (fresh_select): the naive form, over the step's own tokens, when nothing
 // is cached yet, the absorbed form otherwise. The executors skip the form a
-// step does not take.
-param attn_impl: str = "absorb";
+// step does not take, so a cached step runs what "absorb" runs.
+param attn_impl: str = "auto";
 assert attn_impl == "absorb" || attn_impl == "naive" || attn_impl == "auto", "attn_impl must be \"absorb\", \"naive\" or \"auto\"";
 
-// The naive form over L keys: lat [B, L, kv_lora_rank] (normalised latents)
-// and k_rot [B, L, 1, qk_rope_head_dim] (their roped keys) expanded through
-// wkv_b into keys [B, L, H, 192] and values [B, L, H, 128]; causal attention
-// of q = (q_nope, q_pe) over them, as many key heads as query heads (the
-// prefill attention kernel reads the heads where they lie: no transposes).
-// Returns [B, S, H, v_head_dim].
-fn mla_naive(q_nope, q_pe, lat, k_rot, wkv_b, L) {
-  let kv = reshape(linear(lat, wkv_b), [B, L, H, qk_nope_head_dim + v_head_dim]);
-  let k_nope, v = split(kv, [qk_nope_head_dim, v_head_dim], axis=-1);
-  // The shared rotary key repeated over the heads: times ones[H, 1] (made
-  // from a slice of the weight, so a function of the weights alone).
-  let w1 = slice(slice(reshape(wkv_b, [H, qk_nope_head_dim + v_head_dim, kv_lora_rank]), axis=1, start=0, len=1), axis=2, start=0, len=1);
-  let ones = reshape(w1, [H, 1]) * 0.0 + 1.0;
-  let k = concat(k_nope, k_rot * ones, axis=-1);
+// The naive form over the whole cache [B, T, 1, 576]: its normalised
+// latents expanded through kv_b_proj's two halves, W_UK and W_UV, into keys
+// [B, T, H, 192] and values [B, T, H, 128]; causal attention of q =
+// (q_nope, q_pe) over them, as many key heads as query heads. The halves
+// are values of the weights the absorbed form holds too (W_UV as it is),
+// so kv_b_proj itself is freed at load either way. The prefill attention
+// kernel reads q, k and v where they lie (q_nope and q_pe, the two
+// products, the cache's rotary keys): no concat, broadcast or slice is
+// stored. Returns [B, S, H, v_head_dim].
+fn mla_naive(q_nope, q_pe, cache, wkv_b) {
+  // (sliced from a [B, T, 576] view: not the absorbed form's v, which it would
+  // otherwise merge with (cse), making a cached step copy the latents)
+  let lat = slice(reshape(cache, [B, T, kv_lora_rank + qk_rope_head_dim]), axis=-1, start=0, len=kv_lora_rank);
+  let w_uk, w_uv = split(reshape(wkv_b, [H, qk_nope_head_dim + v_head_dim, kv_lora_rank]),
+                         [qk_nope_head_dim, v_head_dim], axis=1);
+  let k_nope = reshape(linear(lat, reshape(w_uk, [H * qk_nope_head_dim, kv_lora_rank])), [B, T, H, qk_nope_head_dim]);
+  let v = reshape(linear(lat, reshape(w_uv, [H * v_head_dim, kv_lora_rank])), [B, T, H, v_head_dim]);
+  // The shared rotary key repeated over the heads: times ones[H, 1] =
+  // exp(w - w) of a slice of the weight, a function of the weights alone
+  // (no constant in it, so it is computed once, at load). That element
+  // enters the head's k_nope sums, so were it not finite the head's output
+  // would be NaN either way.
+  let w1 = reshape(slice(slice(reshape(wkv_b, [H, qk_nope_head_dim + v_head_dim, kv_lora_rank]), axis=1, start=0, len=1), axis=2, start=0, len=1), [H, 1]);
+  let ones = exp(w1 - w1);
+  let k = concat(k_nope, slice(cache, axis=-1, start=kv_lora_rank, len=qk_rope_head_dim) * ones, axis=-1);
   let q = concat(q_nope, q_pe, axis=-1);
   return attention(q, k, v, scale=softmax_scale, causal=true);                // [B, S, H, v_head_dim]
 }

@@ -23,12 +23,15 @@
 //   tiles, longest (most keys) first: a group's blocks share its keys
 //   through L2, and the short tiles fill the tail of the wave.
 //
-// Semantics, as gen_attn.c's other forms: q [B, S, HQ, DK], k [B, KT, HK,
-// DK] (KT = T, or a KV cache's capacity), v [B, VT, HK, ...] read from
-// column V0 of rows of VS elements; query position s sees keys 0 .. s + T -
-// S when causal (the step's positions follow the T - S cached ones), else
-// all T; head h reads key head h / (HQ / HK). out [B, S, HQ, DV] in f32
+// Semantics, as gen_attn.c's other forms: q [B, S, HQ, DK], k [B, T, HK,
+// DK], v [B, T, HK, DV]; query position s sees keys 0 .. s + T - S when
+// causal (the step's positions follow the T - S cached ones), else all T;
+// head h reads key head h / (HQ / HK). out [B, S, HQ, DV] in f32
 // softmax(q k^T * scale) v, accumulated in f32, stored through ATTN_STORE.
+// k and v are read where they lie, with strides: k's first KD0 columns
+// from one tensor, the rest from another (MLA's naive form: k_nope in
+// kv_b's output, the rotary key in the cache, one row for every head: head
+// stride 0), v from a third (kv_b's output again, from column 128).
 //
 // Parameters (#define; a module defines them all, the defaults below make
 // the file compile on its own):
@@ -36,11 +39,16 @@
 //   ATTN_B, ATTN_S, ATTN_T   batch rows, query positions, keys (expressions over the Args `a`)
 //   ATTN_HQ, ATTN_HK         query and key heads (HQ % HK == 0)
 //   ATTN_DK, ATTN_DV         q/k and v head dims (multiples of 16; DK <= 256, DV <= 128)
-//   ATTN_KT                  rows of k per batch row in memory (a KV cache's capacity)
-//   ATTN_VT, ATTN_VS, ATTN_V0  v: rows per batch row, elements per row, first column
+//   ATTN_K, ATTN_KT, ATTN_KRS, ATTN_KHS, ATTN_K0
+//                            k's first ATTN_KD0 columns: key j of batch row b, key head hk, column c at
+//                            ATTN_K[(b * KT + j) * KRS + hk * KHS + K0 + c] (KT: rows per batch row, T or
+//                            a KV cache's capacity; KRS, KHS: elements per row and per head)
+//   ATTN_KD0                 ... its columns there (a multiple of 8); the other DK - KD0 from
+//   ATTN_K1, ATTN_K1T, ATTN_K1RS, ATTN_K1HS, ATTN_K10  the same way (K1HS 0: one row for every head)
+//   ATTN_V, ATTN_VT, ATTN_VRS, ATTN_VHS, ATTN_V0  v, the same way
+//   (every stride and first column a multiple of 8 elements: 16-byte loads)
 //   ATTN_Q, ATTN_Q1, ATTN_QD0  q's first QD0 columns and its other DK - QD0 (bf16 pointers over `a`;
 //                            q stored as two tensors beside each other; one: Q1 = Q, QD0 = DK)
-//   ATTN_K, ATTN_V           k's and v's bf16 storage (pointers over `a`)
 //   ATTN_STORE(i, v)         stores out[i] (f32 v) in the output's dtype
 //   ATTN_CAUSAL              1: causal as above
 //   ATTN_SCALE               the softmax scale (a float literal)
@@ -68,8 +76,18 @@ __device__ __forceinline__ void mma_bf16(float *c, const unsigned *a, const unsi
 #define ATTN_DK 192LL
 #define ATTN_DV 128LL
 #define ATTN_KT ATTN_T
+#define ATTN_KRS (ATTN_HK * ATTN_DK)
+#define ATTN_KHS ATTN_DK
+#define ATTN_K0 0LL
+#define ATTN_KD0 ATTN_DK
+#define ATTN_K1 ATTN_K
+#define ATTN_K1T ATTN_KT
+#define ATTN_K1RS ATTN_KRS
+#define ATTN_K1HS ATTN_KHS
+#define ATTN_K10 0LL
 #define ATTN_VT ATTN_T
-#define ATTN_VS 128LL
+#define ATTN_VRS (ATTN_HK * ATTN_DV)
+#define ATTN_VHS ATTN_DV
 #define ATTN_V0 0LL
 #define ATTN_Q ((const unsigned short *)a.t[0])
 #define ATTN_Q1 ATTN_Q
@@ -113,7 +131,7 @@ __device__ __forceinline__ unsigned attn_bf16x2(float lo, float hi) {
 
 extern "C" __global__ void __launch_bounds__(256, 1) DSCC_ENTRY(Args a) {
     extern __shared__ __align__(16) unsigned char attn_sm[]; // q [BM][QST], then three stages of k [BN][QST] and v [BN][VST]
-    const long long B = ATTN_B, S = ATTN_S, T = ATTN_T, HQ = ATTN_HQ, HK = ATTN_HK, KT = ATTN_KT, VT = ATTN_VT;
+    const long long B = ATTN_B, S = ATTN_S, T = ATTN_T, HQ = ATTN_HQ, HK = ATTN_HK, KT = ATTN_KT, K1T = ATTN_K1T, VT = ATTN_VT;
     // blocks in groups of ATTN_GH (batch row, head) pairs, each group's query tiles longest first: a group's
     // blocks run at about the same time, so its keys are read from HBM once and then from L2
     const long long nbh = B * HQ, nqt = (S + ATTN_BM - 1) / ATTN_BM, grp = blockIdx.x / (ATTN_GH * nqt);
@@ -121,7 +139,7 @@ extern "C" __global__ void __launch_bounds__(256, 1) DSCC_ENTRY(Args a) {
     const long long bh = grp * ATTN_GH + w % gsz, qt = nqt - 1 - w / gsz;
     if (qt < 0 || bh >= nbh) return;
     const long long b = bh / HQ, h = bh % HQ, hk = h / (HQ / HK), s0 = qt * ATTN_BM;
-    const unsigned short *Q = ATTN_Q, *Q1 = ATTN_Q1, *Kg = ATTN_K, *Vg = ATTN_V;
+    const unsigned short *Q = ATTN_Q, *Q1 = ATTN_Q1, *Kg = ATTN_K, *K1g = ATTN_K1, *Vg = ATTN_V;
     unsigned char *const Qs = attn_sm, *const Ks = attn_sm + ATTN_BM * ATTN_QST;
     const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31, g = lane >> 2, q4 = lane & 3;
     const int qch = (int)(ATTN_DK / 8), vch = (int)(ATTN_DV / 8); // 16-byte chunks per row
@@ -143,13 +161,15 @@ extern "C" __global__ void __launch_bounds__(256, 1) DSCC_ENTRY(Args a) {
         for (int c = threadIdx.x; c < ATTN_BN * qch; c += 256) {
             const int jj = c / qch, kc = c % qch;
             const bool ok = j0 + jj < T;
-            cp16(Kd + jj * ATTN_QST + kc * 16, ok ? (const void *)(Kg + (((b * KT + j0 + jj) * HK + hk) * ATTN_DK + kc * 8)) : (const void *)Kg, ok);
+            const unsigned short *ks = kc * 8 < ATTN_KD0 ? Kg + ((b * KT + j0 + jj) * ATTN_KRS + hk * ATTN_KHS + ATTN_K0 + kc * 8)
+                                                        : K1g + ((b * K1T + j0 + jj) * ATTN_K1RS + hk * ATTN_K1HS + ATTN_K10 + kc * 8 - ATTN_KD0);
+            cp16(Kd + jj * ATTN_QST + kc * 16, ok ? (const void *)ks : (const void *)Kg, ok);
         }
         for (int c = threadIdx.x; c < ATTN_BN * vch; c += 256) {
             const int jj = c / vch, vc = c % vch;
             const bool ok = j0 + jj < T;
             cp16(Vd + jj * ATTN_VST + vc * 16,
-                 ok ? (const void *)(Vg + (((b * VT + j0 + jj) * HK + hk) * ATTN_VS + ATTN_V0 + vc * 8)) : (const void *)Vg, ok);
+                 ok ? (const void *)(Vg + ((b * VT + j0 + jj) * ATTN_VRS + hk * ATTN_VHS + ATTN_V0 + vc * 8)) : (const void *)Vg, ok);
         }
     };
     stage(0, 0);
@@ -287,8 +307,18 @@ extern "C" __global__ void __launch_bounds__(256, 1) DSCC_ENTRY(Args a) {
 #undef ATTN_DK
 #undef ATTN_DV
 #undef ATTN_KT
+#undef ATTN_KRS
+#undef ATTN_KHS
+#undef ATTN_K0
+#undef ATTN_KD0
+#undef ATTN_K1
+#undef ATTN_K1T
+#undef ATTN_K1RS
+#undef ATTN_K1HS
+#undef ATTN_K10
 #undef ATTN_VT
-#undef ATTN_VS
+#undef ATTN_VRS
+#undef ATTN_VHS
 #undef ATTN_V0
 #undef ATTN_Q
 #undef ATTN_Q1

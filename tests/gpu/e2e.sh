@@ -2,7 +2,9 @@
 # e2e.sh — on the GPU machine: the tiny fixtures through `dscc run --backend
 # cuda`, compared with transformers' logits (made by tools/make_fixtures.py)
 # and with the CPU executor on the same graph; prefill + decode through the
-# KV cache against the full forward. Prints one line per check and exits
+# KV cache against the full forward (both absorbed, attn_impl=absorb; the
+# default, auto, takes the naive form for a prefill from position 0: its
+# prefill + decode is held to transformers). Prints one line per check and exits
 # non-zero if any is outside its bound. Expects build/ (see run.sh).
 set -uo pipefail
 cd "$(dirname "$0")/../.."
@@ -22,7 +24,9 @@ for fx in tiny_bf16 tiny_fp8; do
   for prec in bf16 fp8; do
     run gpu_${fx}_$prec --weights $f --tokens $f/tokens.npy --backend cuda --precision $prec --trace "$out/trace_${fx}_$prec.json"
     run cpu_${fx}_$prec --weights $f --tokens $f/tokens.npy --backend cpu --precision $prec
-    run gpudec_${fx}_$prec --weights $f --tokens $f/tokens.npy --backend cuda --precision $prec --prefill 3
+    run gpudec_${fx}_$prec --weights $f --tokens $f/tokens.npy --backend cuda --precision $prec --prefill 3 --set attn_impl=absorb
+    run gpuabs_${fx}_$prec --weights $f --tokens $f/tokens.npy --backend cuda --precision $prec --set attn_impl=absorb
+    run gpudecauto_${fx}_$prec --weights $f --tokens $f/tokens.npy --backend cuda --precision $prec --prefill 3
     run gpuf32_${fx}_$prec --weights $f --tokens $f/tokens.npy --backend cuda --precision $prec --storage f32
   done
 done
@@ -40,8 +44,8 @@ refs = {("tiny_bf16", "bf16"): "logits.npy", ("tiny_fp8", "bf16"): "logits_dequa
 for fx in ("tiny_bf16", "tiny_fp8"):
     for prec in ("bf16", "fp8"):
         ref = load(f"tests/fixtures/{fx}/{refs[fx, prec]}") if (fx, prec) in refs else None
-        g, c, gd, gw = (load(f"{out}/{k}_{fx}_{prec}.npy") for k in ("gpu", "cpu", "gpudec", "gpuf32"))
-        if g is None or c is None or gd is None or gw is None: bad += 1; continue
+        g, c, gd, gw, ga, gda = (load(f"{out}/{k}_{fx}_{prec}.npy") for k in ("gpu", "cpu", "gpudec", "gpuf32", "gpuabs", "gpudecauto"))
+        if g is None or c is None or gd is None or gw is None or ga is None or gda is None: bad += 1; continue
         # --storage f32 computes what the CPU computes (f32 between kernels):
         # the fidelity bounds of the CPU executor apply (README: 1e-3 vs
         # transformers, 1e-4 vs the FP8 emulation). Declared storage rounds
@@ -52,13 +56,15 @@ for fx in ("tiny_bf16", "tiny_fp8"):
         # reported only (bf16 rounding ahead of E4M3 moves codes, and the
         # FP8 forwards' routing margins are smaller than that).
         checks = [(f"{fx} {prec}: gpu --storage f32 vs cpu", gw, c, 1e-4, 1.0),
-                  (f"{fx} {prec}: prefill+decode vs full forward", gd, g, 1e-6, 1.0),
+                  (f"{fx} {prec}: prefill+decode vs full forward (absorb)", gd, ga, 1e-6, 1.0),
                   (f"{fx} {prec}: gpu (bf16 storage) vs cpu [info]", g, c, 0.5, 0.5)]
         if ref is not None:
             what = "transformers" if prec == "bf16" else "FP8 emulation"
             checks.append((f"{fx} {prec}: gpu --storage f32 vs {what}", gw, ref, 1e-3 if prec == "bf16" else 1e-4, 1.0))
             if prec == "bf16":
                 checks.append((f"{fx} {prec}: gpu (bf16 storage) vs {what}", g, ref, 2e-2, 0.99))
+                checks.append((f"{fx} {prec}: gpu absorb (bf16 storage) vs {what}", ga, ref, 2e-2, 0.99))
+                checks.append((f"{fx} {prec}: gpu prefill+decode (bf16 storage) vs {what}", gda, ref, 2e-2, 0.99))
             else:
                 checks.append((f"{fx} {prec}: gpu (bf16 storage) vs {what} [info]", g, ref, 0.5, 0.5))
         for name, a, b, bound, am in checks:

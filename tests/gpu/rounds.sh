@@ -6,10 +6,11 @@
 #                     wgmma tile, the fixtures end to end;
 #   rounds.sh bench   bench_gpu (two full-width V3 layers) with the MLA
 #                     decode kernel and without it (DSCC_MLA_DECODE=0, the
-#                     baseline in the same run), with prefill in MLA's
-#                     naive form where it costs less (attn_impl=auto),
-#                     then the FP8 GEMM sweep;
-#   rounds.sh gpu     bench_gpu alone (absorbed, then attn_impl=auto);
+#                     baseline in the same run), then with every step
+#                     absorbed (attn_impl=absorb; the default, auto, takes
+#                     the naive form for a prefill from position 0), then
+#                     the FP8 GEMM sweep;
+#   rounds.sh gpu     bench_gpu alone (attn_impl=absorb, then auto);
 #   rounds.sh gemm    the FP8 GEMM sweep alone (writes gemm_table.txt);
 #   rounds.sh sweep   the skinny-M GEMM's variants per V3 shape;
 #   rounds.sh rows    test_gpu_rows, then bench_gpu with the wide row kernels
@@ -56,10 +57,10 @@ case "$mode" in
     for m in 1 0; do
       DSCC_MLA_DECODE=$m TAIL=40 step "bench_gpu_mla$m" 200 build/bench_gpu --layers 2 --dense 1 --prefill 1024 --hbm-gbps 4250 --peak-tflops 1300
     done
-    TAIL=40 step bench_gpu_auto 200 build/bench_gpu --layers 2 --dense 1 --prefill 1024 --hbm-gbps 4250 --peak-tflops 1300 --set attn_impl=auto
+    TAIL=40 step bench_gpu_absorb 200 build/bench_gpu --layers 2 --dense 1 --prefill 1024 --hbm-gbps 4250 --peak-tflops 1300 --set attn_impl=absorb
     TAIL=70 step bench_gemm 180 build/bench_gemm --check --table "$out/gemm_table.txt" ;;
-  gpu) # bench_gpu alone, the absorbed and the auto prefill
-    TAIL=40 step bench_gpu 200 build/bench_gpu --layers 2 --dense 1 --prefill 1024 --hbm-gbps 4250 --peak-tflops 1300
+  gpu) # bench_gpu alone, every step absorbed, then auto (the naive form for a prefill from position 0)
+    TAIL=40 step bench_gpu_absorb 200 build/bench_gpu --layers 2 --dense 1 --prefill 1024 --hbm-gbps 4250 --peak-tflops 1300 --set attn_impl=absorb
     TAIL=40 step bench_gpu_auto 200 build/bench_gpu --layers 2 --dense 1 --prefill 1024 --hbm-gbps 4250 --peak-tflops 1300 --set attn_impl=auto ;;
   gemm) TAIL=70 step bench_gemm 180 build/bench_gemm --check --table "$out/gemm_table.txt" ;;
   tma) # the TMA GEMM's forms, each checked against the generated kernel (--check above M = 128)

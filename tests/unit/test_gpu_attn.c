@@ -10,7 +10,10 @@
  *    bf16 KV caches, a prefill then decode steps and a second prefill of
  *    130 positions: the causal diagonal offset by the cached positions;
  *  - a non-causal one (every key, the last tile cut short), one head, q
- *    a concat again.
+ *    a concat again;
+ *  - MLA's naive form read in place: k the concat of a slice of kv_b's
+ *    output and a rope key of one head times ones[H, 1], v another slice
+ *    of that output; none of them stored (ATTN_KD0, head stride 0).
  * The generated program must run the attention on the kernel
  * (`attention_prefill` phases, nothing else of the attention). Every query
  * row is compared (relative L2 per row: 2e-2; q, k, v and P are rounded to
@@ -39,7 +42,30 @@
 typedef struct {
     int hq, hk, dk, dv;
     bool cached, causal, qcat; /* qcat: q the concat of two bf16 halves (read where they are stored) */
+    int mla; /* > 0: k and v as MLA's naive form makes them, k's first mla columns beside a rope key shared by the heads */
 } Shape;
+
+/* MLA's naive form: kv [B, S, H * (dn + dv)] (kv_b's output) viewed as [B, S, H, dn + dv]; k = its first
+ * dn columns beside a rope key of one head repeated over the heads (times ones = exp(w - w)), that key
+ * from column dr of rows of 2 dr ([B, S, 1, 2 dr], as the cache's 576); v = kv's other dv columns. The
+ * kernel reads all of them in place: nothing between kv, the rope rows and it is computed. */
+static const char *model_mla(Arena *a, const Shape *s) {
+    int dn = s->mla, dr = s->dk - s->mla, h = s->hk;
+    return arena_printf(a,
+                        "dim B, S, T;\n"
+                        "input q: f32[B, S, %d, %d];\n"
+                        "input k: f32[B, S, %d, %d];\n"
+                        "input v: f32[B, S, %d, %d];\n"
+                        "weight w: bf16[%d, 1] = \"w\";\n"
+                        "let kv = reshape(cast(reshape(concat(slice(k, axis=-1, start=0, len=%d), v, axis=-1), [B, S, %d]), bf16), [B, S, %d, %d]);\n"
+                        "let k0 = slice(slice(k, axis=2, start=0, len=1), axis=-1, start=%d, len=%d);\n"
+                        "let rows = cast(concat(k0 * 0.5, k0, axis=-1), bf16);\n"
+                        "let kk = concat(slice(kv, axis=-1, start=0, len=%d), slice(rows, axis=-1, start=%d, len=%d) * exp(w - w), axis=-1);\n"
+                        "let q2 = concat(cast(slice(q, axis=-1, start=0, len=%d), bf16), cast(slice(q, axis=-1, start=%d, len=%d), bf16), axis=-1);\n"
+                        "output o = attention(q2, kk, slice(kv, axis=-1, start=%d, len=%d), scale=0.0721687836, causal=%s);\n",
+                        s->hq, s->dk, h, s->dk, h, s->dv, h, dn, h * (dn + s->dv), h, dn + s->dv, dn, dr, dn, dr, dr, s->dk / 2, s->dk / 2,
+                        s->dk / 2, dn, s->dv, s->causal ? "true" : "false");
+}
 
 static const char *model(Arena *a, const Shape *s) {
     const char *kv = s->cached ? "let kc = kv_cache(cast(k, bf16), name=\"k\");\nlet vc = kv_cache(cast(v, bf16), name=\"v\");\n"
@@ -69,6 +95,20 @@ static void check_program(Arena *a, DiagEngine *d, const IrGraph *g, const Shape
     CgGenOptions o = {.tile = CG_TILE_WGMMA};
     CgProgram *p = cg_generate(a, d, g, &o);
     assert_non_null(p);
+    for (int i = 0; sh->mla && i < g->nnodes; i++) { /* k, v and the layout between them and kv / the rope rows: not stored */
+        const IrNode *n = g->nodes[i];
+        if (n->op != IR_OP_ATTENTION) continue;
+        const IrNode *k = n->ops[1], *v = n->ops[2];
+        assert_true(!p->stored[k->id] && !p->stored[v->id] && !p->stored[k->ops[0]->id] && !p->stored[k->ops[1]->id]);
+        assert_true(p->stored[v->ops[0]->ops[0]->id]); /* kv, under its view */
+        const char *want[] = {arena_printf(a, "#define ATTN_KD0 %dLL\n", sh->mla), "#define ATTN_K1HS 0LL\n",
+                              arena_printf(a, "#define ATTN_K10 %dLL\n", sh->dk - sh->mla), arena_printf(a, "#define ATTN_V0 %dLL\n", sh->mla)};
+        for (int w = 0; w < 4; w++) {
+            bool has = false;
+            for (int m = 0; m < p->nmodules; m++) has |= strstr(p->modules[m].source, want[w]) != NULL;
+            if (!has) fail_msg("no '%s' in the program", want[w]);
+        }
+    }
     int prefill = 0;
     for (int k = 0; k < p->nkernels; k++)
         for (int f = 0; f < p->kernels[k].nphases; f++) prefill += strstr(p->kernels[k].phases[f].fn, "attention_prefill") != NULL;
@@ -83,7 +123,7 @@ static void check_program(Arena *a, DiagEngine *d, const IrGraph *g, const Shape
 static double run_steps(const Shape *sh, int64_t B, const int *steps, int nsteps) {
     Arena *a = arena_new();
     DiagEngine *d = diag_new(a, stderr);
-    const char *src = model(a, sh);
+    const char *src = sh->mla ? model_mla(a, sh) : model(a, sh);
     IrGraph *g = fe_compile_string(a, d, "attn.dsl", src, strlen(src), NULL);
     assert_non_null(g);
     PassPipeline pp;
@@ -149,15 +189,24 @@ static double run_steps(const Shape *sh, int64_t B, const int *steps, int nsteps
  * concat(q_nope, q_pe)), each step fresh (T = S), lengths 1 .. 300 */
 static void test_attn_naive_shape(void **state) {
     (void)state;
-    static const Shape sh = {4, 4, 192, 128, false, true, true};
+    static const Shape sh = {4, 4, 192, 128, false, true, true, 0};
     static const int steps[] = {1, 37, 64, 130, 300};
     assert_true(run_steps(&sh, 1, steps, 5) <= 2e-2);
+}
+
+/* ... with k and v read where MLA's naive form leaves them (model_mla): kv_b's output, the rope key
+ * of one head from column 64 of wider rows, repeated over the heads */
+static void test_attn_naive_in_place(void **state) {
+    (void)state;
+    static const Shape sh = {4, 4, 192, 128, false, true, true, 128};
+    static const int steps[] = {1, 64, 130};
+    assert_true(run_steps(&sh, 2, steps, 3) <= 2e-2);
 }
 
 /* Grouped heads over caches: a prefill of 37, decode steps, 64 and 130 more (T up to 234) */
 static void test_attn_grouped_cached(void **state) {
     (void)state;
-    static const Shape sh = {8, 2, 64, 32, true, true, false};
+    static const Shape sh = {8, 2, 64, 32, true, true, false, 0};
     static const int steps[] = {37, 1, 1, 64, 130, 1};
     assert_true(run_steps(&sh, 3, steps, 6) <= 2e-2); /* 24 (batch row, head) pairs: a group of 16 and one of 8 */
 }
@@ -166,7 +215,7 @@ static void test_attn_grouped_cached(void **state) {
  * form's heads as batch rows), q the concat of two halves, as the absorbed form's q is */
 static void test_attn_not_causal(void **state) {
     (void)state;
-    static const Shape sh = {1, 1, 32, 16, false, false, true};
+    static const Shape sh = {1, 1, 32, 16, false, false, true, 0};
     static const int steps[] = {100};
     assert_true(run_steps(&sh, 2, steps, 1) <= 2e-2);
 }
@@ -176,7 +225,8 @@ int main(void) {
     rng = seed && *seed ? strtoull(seed, NULL, 10) : (uint64_t)time(NULL);
     fprintf(stderr, "inputs from seed %llu (DSCC_TEST_SEED=%llu reruns them)\n", (unsigned long long)rng, (unsigned long long)rng);
     if (!tu_hopper()) return 77;
-    const struct CMUnitTest tests[] = {cmocka_unit_test(test_attn_naive_shape), cmocka_unit_test(test_attn_grouped_cached),
+    const struct CMUnitTest tests[] = {cmocka_unit_test(test_attn_naive_shape), cmocka_unit_test(test_attn_naive_in_place),
+                                       cmocka_unit_test(test_attn_grouped_cached),
                                        cmocka_unit_test(test_attn_not_causal)};
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -233,10 +233,13 @@ static void test_fp8_decode(void **state) { check_graph(NULL, LAST, 1, true, fal
 /* ... with a hidden size of 512, so the FP8 linears reading it have 4 K blocks and a decode step
  * (2 rows) splits their K between blocks (cg_k_splits); also cheap enough for the emulated device */
 static const FeSetting MID[] = {{"hidden_size", "512"}};
-static void test_fp8_mid_decode(void **state) { check_graph(NULL, MID, 1, true, false, false, 3, NULL); }
+/* (attn_impl "absorb" here: its prefill too in the absorbed form, which the default, "auto", leaves to
+ * decode steps) */
+static const FeSetting MID_ABSORB[] = {{"hidden_size", "512"}, {"attn_impl", "absorb"}};
+static void test_fp8_mid_decode(void **state) { check_graph(NULL, MID_ABSORB, 2, true, false, false, 3, NULL); }
 /* ... routed over 2 x 2 GPUs: a decode step's expert GEMMs split K between blocks, -1 tiles included */
 static void test_fp8_mid_decode_routed(void **state) { check_graph(NULL, MID, 1, true, false, false, 3, "{nodes=2,gpus-per-node=2}"); }
-/* attn_impl "auto": the prefill takes the naive form (kv_b expansion, each head a batch row of the
+/* attn_impl "auto" (the default): the prefill takes the naive form (kv_b expansion, each head a batch row of the
  * attention) and the decode steps the absorbed one; the kernels of the form a step does not take
  * are not launched (their values are not compared). d_qk 48 / d_v 32, so both forms run on the
  * attention's tensor-core form, as V3's do (one test: the emulated suite is near its time limit). */

@@ -8,7 +8,11 @@
  *     emulation, over a prefill and then one-token decode steps ("auto" takes
  *     the naive form for the prefill and the absorbed one after it);
  *   - "auto" has one fresh_select per attention layer and the absorbed
- *     graph none. */
+ *     graph none;
+ *   - generated for V3 at full width (two layers), a cached step of "auto"
+ *     runs the absorbed graph's kernels, the same code in the same order,
+ *     but for the join (fresh_select in the residual add's kernel): the
+ *     naive form costs a decode step nothing. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -19,6 +23,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "codegen/gen.h"
 #include "cpu/cpu.h"
 #include "frontend/frontend.h"
 #include "passes/passes.h"
@@ -160,8 +165,100 @@ static void test_forms_agree_fp8(void **state) {
     check_forms(true);
 }
 
+/* V3 at full width, two layers (one dense), FP8, through the "kernels" preset and the code generator. */
+static CgProgram *v3_program(Arena *a, DiagEngine *d, const char *impl, IrGraph **gp) {
+    FeSetting sets[4] = {{"attn_impl", impl}, {"num_hidden_layers", "2"}, {"first_k_dense_replace", "1"}, {"num_nextn_predict_layers", "0"}};
+    FeOptions fo = {NULL, sets, 4};
+    IrGraph *g = fe_compile_file(a, d, DSCC_SOURCE_DIR "/models/deepseek_v3.dsl", &fo);
+    assert_non_null(g);
+    PassPipeline pp;
+    PassRunOptions ro = {0};
+    PassPreset pr = {.fp8 = true};
+    assert_true(pass_pipeline_parse(a, d, pass_preset(a, "kernels", &pr), &pp));
+    assert_true(pass_pipeline_run(&pp, g, &ro, d));
+    CgGenOptions o = {.tile = CG_TILE_WGMMA};
+    CgProgram *p = cg_generate(a, d, g, &o);
+    assert_non_null(p);
+    *gp = g;
+    return p;
+}
+
+/* The kernels a cached step launches (as the runtime picks them: some member
+ * used by such a step, from the roots through fresh_select's second operand,
+ * and not all of them functions of the weights alone), into ks; their count. */
+static int cached_step_kernels(const IrGraph *g, const CgProgram *p, int *ks) {
+    bool *need = calloc((size_t)g->nnodes + 1, 1), *w = calloc((size_t)g->nnodes + 1, 1);
+    for (int i = 0; i < g->nnodes; i++) {
+        const IrNode *n = g->nodes[i];
+        w[i] = n->op == IR_OP_WEIGHT;
+        if (n->nops > 0 && ir_op_computed(n->op) && n->op != IR_OP_KV_CACHE) {
+            w[i] = true;
+            for (int k = 0; k < n->nops; k++) w[i] &= w[n->ops[k]->id];
+        }
+    }
+    for (int i = g->nnodes - 1; i >= 0; i--) {
+        const IrNode *n = g->nodes[i];
+        IrOpClass c = ir_op_class(n->op);
+        need[i] |= c == IR_CLASS_OUTPUT || c == IR_CLASS_STATE || c == IR_CLASS_COMM;
+        for (int k = 0; need[i] && k < n->nops; k++)
+            if (n->op != IR_OP_FRESH_SELECT || k == 1) need[n->ops[k]->id] = true;
+    }
+    int nk = 0;
+    for (int k = 0; k < p->nkernels; k++) {
+        bool used = false, konst = true;
+        for (int j = 0; j < p->kernels[k].nnodes; j++) used |= need[p->kernels[k].nodes[j]], konst &= w[p->kernels[k].nodes[j]];
+        if (used && !konst) ks[nk++] = k;
+    }
+    free(need);
+    free(w);
+    return nk;
+}
+
+/* A module's source without its comment lines (the IR ops' numbers and DSL lines). */
+static char *code_of(const CgProgram *p, int k) {
+    const char *s = p->modules[p->kernels[k].module].source;
+    char *out = malloc(strlen(s) + 1), *o = out;
+    while (*s) {
+        const char *e = strchr(s, '\n');
+        size_t len = e ? (size_t)(e - s + 1) : strlen(s);
+        if (strncmp(s, "//", 2) != 0) memcpy(o, s, len), o += len;
+        s += len;
+    }
+    *o = 0;
+    return out;
+}
+
+static void test_auto_cached_step_kernels(void **state) {
+    (void)state;
+    Arena *a = arena_new();
+    DiagEngine *d = diag_new(a, stderr);
+    IrGraph *ga, *gu;
+    CgProgram *pa = v3_program(a, d, "absorb", &ga), *pu = v3_program(a, d, "auto", &gu);
+    int ka[256], ku[256];
+    assert_true(pa->nkernels < 256 && pu->nkernels < 256);
+    int na = cached_step_kernels(ga, pa, ka), nu = cached_step_kernels(gu, pu, ku), joins = 0;
+    print_message("a cached step: %d kernels absorbed, %d auto (of %d / %d generated)\n", na, nu, pa->nkernels, pu->nkernels);
+    assert_int_equal(na, nu);
+    for (int i = 0; i < na; i++) {
+        const CgKernel *x = &pa->kernels[ka[i]], *y = &pu->kernels[ku[i]];
+        bool join = false;
+        for (int j = 0; j < y->nnodes; j++) join |= gu->nodes[y->nodes[j]]->op == IR_OP_FRESH_SELECT;
+        if (join) { /* the residual add's kernel, which reads one of the two forms' outputs */
+            joins++;
+            assert_int_equal(x->nnodes + 1, y->nnodes);
+            continue;
+        }
+        char *cx = code_of(pa, ka[i]), *cy = code_of(pu, ku[i]);
+        if (strcmp(cx, cy) != 0 || x->nphases != y->nphases || x->nslots != y->nslots) fail_msg("kernel %s differs from %s", y->name, x->name);
+        free(cx);
+        free(cy);
+    }
+    assert_int_equal(joins, 2); /* one per layer */
+    arena_free(a);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {cmocka_unit_test(test_fresh_select_picks_by_cache), cmocka_unit_test(test_forms_agree_bf16),
-                                       cmocka_unit_test(test_forms_agree_fp8)};
+                                       cmocka_unit_test(test_forms_agree_fp8), cmocka_unit_test(test_auto_cached_step_kernels)};
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -2,13 +2,13 @@
 // NVRTC to sm_90a (no GPU needed), through a fresh cache and then from it;
 // --emit=cuda shows each kernel's IR ops and DSL locations.
 // RUN: d=$(mktemp -d); DSCC_CACHE_DIR=$d/cache dscc compile models/deepseek_v3.dsl --emit=cubin -o $d/cubin 2>&1 | sed 's/in [0-9.]* s/in T s/'; ls $d/cubin | wc -l; file=$(ls $d/cubin/g0_*.cubin); head -c 4 $file | od -An -c; DSCC_CACHE_DIR=$d/cache dscc compile models/deepseek_v3.dsl --emit=cubin -o $d/cubin 2>&1 | sed 's/in [0-9.]* s/in T s/'; truncate -s 5000 $(ls $d/cache/*.cubin | head -n 1); DSCC_CACHE_DIR=$d/cache dscc compile models/deepseek_v3.dsl --emit=cubin -o $d/cubin 2>&1 | sed 's/in [0-9.]* s/in T s/'; rm -rf $d
-// CHECK: compiled 33 modules for 1397 kernels with NVRTC (0 from the cache, 0 damaged cache entries compiled again) in T s
-// CHECK-NEXT: wrote 33 cubins (33 modules, identical ones once) of 1397 kernels and manifest.json to
-// CHECK-NEXT: 34
+// CHECK: compiled 37 modules for 1763 kernels with NVRTC (0 from the cache, 0 damaged cache entries compiled again) in T s
+// CHECK-NEXT: wrote 37 cubins (37 modules, identical ones once) of 1763 kernels and manifest.json to
+// CHECK-NEXT: 38
 // CHECK-NEXT: 177   E   L   F
-// CHECK-NEXT: compiled 33 modules for 1397 kernels with NVRTC (33 from the cache, 0 damaged cache entries compiled again) in T s
-// CHECK-NEXT: wrote 33 cubins (33 modules, identical ones once) of 1397 kernels and manifest.json to
-// CHECK-NEXT: compiled 33 modules for 1397 kernels with NVRTC (32 from the cache, 1 damaged cache entries compiled again) in T s
+// CHECK-NEXT: compiled 37 modules for 1763 kernels with NVRTC (37 from the cache, 0 damaged cache entries compiled again) in T s
+// CHECK-NEXT: wrote 37 cubins (37 modules, identical ones once) of 1763 kernels and manifest.json to
+// CHECK-NEXT: compiled 37 modules for 1763 kernels with NVRTC (36 from the cache, 1 damaged cache entries compiled again) in T s
 // RUN: dscc compile models/deepseek_v3.dsl --config models/tiny/config.json --emit=cuda | awk '/^\/\/ g1_rmsnorm/,/^\/\/ module/'
 // CHECK: // g1_rmsnorm_act_scale_quantize: 3 IR ops
 // CHECK-NEXT: = rmsnorm
@@ -29,7 +29,8 @@
 // the latent cache every step are not computed either) and each row of q
 // from its two parts (nor are the 61 concats of q_nope and q_pe);
 // every linear but the LM head (1,010 output tiles) also has its split-K
-// form for decode steps.
+// form for decode steps. The naive form of attn_impl=auto (the default)
+// adds per layer its own o_proj and kv_b_proj's two halves as BF16 linears.
 // RUN: dscc compile models/deepseek_v3.dsl --emit=cuda | grep -E "^extern .*(tensor cores|one key head|for cuBLASLt|phase 1: routed|keys split)" | sed 's/.*) {  \/\/ //' | sort | uniq -c | sed 's/^ *//'
 // CHECK: 61 attention, a decode step's keys split: merge the parts
 // CHECK-NEXT: 61 attention, one key head, a decode step's keys split between blocks: tensor cores (mma m16n8k16 BF16), 64 query rows x 32 keys per step, online softmax, partial states to scratch
@@ -37,9 +38,10 @@
 // CHECK-NEXT: 61 einsum bshc,hdc->bshd per head on the tensor cores (wgmma m64n64k16 BF16), 64x128 tile
 // CHECK-NEXT: 61 einsum bshd,hcd->bshc per head on the tensor cores (wgmma m64n64k16 BF16), 64x128 tile
 // CHECK-NEXT: 58 fp8_expert_linear x 2 (gate and up), phase 1: routed rows sorted by expert (bucket E: id -1), cut into tiles of 64
-// CHECK-NEXT: 305 fp8_linear: tensor cores (wgmma m64n64k32 E4M3), 64x128 tile, 1x128 / 128x128 block scales per K block
-// CHECK-NEXT: 302 fp8_linear: tensor cores (wgmma m64n64k32 E4M3), 64x128 tile, 1x128 / 128x128 block scales per K block, K split between blocks (one row tile): partial tiles to scratch
-// CHECK-NEXT: 1 linear: tensor cores (wgmma m64n64k16 BF16, f32 accumulation), 64x128 tile
+// CHECK-NEXT: 366 fp8_linear: tensor cores (wgmma m64n64k32 E4M3), 64x128 tile, 1x128 / 128x128 block scales per K block
+// CHECK-NEXT: 363 fp8_linear: tensor cores (wgmma m64n64k32 E4M3), 64x128 tile, 1x128 / 128x128 block scales per K block, K split between blocks (one row tile): partial tiles to scratch
+// CHECK-NEXT: 123 linear: tensor cores (wgmma m64n64k16 BF16, f32 accumulation), 64x128 tile
+// CHECK-NEXT: 122 linear: tensor cores (wgmma m64n64k16 BF16, f32 accumulation), 64x128 tile, K split between blocks (one row tile): partial tiles to scratch
 // CHECK-NEXT: 58 linear: tensor cores (wgmma m64n64k16 BF16, f32 accumulation), 64x128 tile, on the bf16 values its f32 operands were cast from
 // CHECK-NEXT: 58 linear: tensor cores (wgmma m64n64k16 BF16, f32 accumulation), 64x128 tile, on the bf16 values its f32 operands were cast from, K split between blocks (one row tile): partial tiles to scratch
 // CHECK-NOT: for cuBLASLt

@@ -12,13 +12,18 @@
 //   active MoE per layer: 8/256 of the routed experts = 352,321,536, plus
 //           the rest = 398,204,160; x58 = 23,095,841,280
 //   KV cache: (512 latent + 64 rope key) x 2 bytes x 61 layers = 70,272
+//   attention FLOP/token at 4,096 positions, nothing cached: the naive form
+//           (attn_impl=auto): linears 2 x (1536*7168 + 24576*1536 + 576*7168
+//           + 32768*512 + 7168*16384) = 374.3M, attention over half of the
+//           4,096 keys 2 x 2048 x 128 x (192 + 128) = 167.8M: x61 = 33.07G
+//           (the absorbed form's: 57.63G)
 // RUN: dscc stats models/deepseek_v3.dsl
 // CHECK: model deepseek_v3 (models/deepseek_v3.dsl), batch 1, sequence 4096
 // CHECK: model                  1,853,365,248       1,853,365,248
-// CHECK-NEXT: mla_attention         11,413,984,256      11,413,984,256        57.63G          70,272
+// CHECK-NEXT: mla_attention         11,413,984,256      11,413,984,256        33.07G          70,272
 // CHECK-NEXT: dense_mlp              1,189,106,688       1,189,106,688
 // CHECK-NEXT: moe                  656,569,963,008      23,095,841,280
-// CHECK-NEXT: total                671,026,419,200      37,552,297,472       108.06G          70,272
+// CHECK-NEXT: total                671,026,419,200      37,552,297,472        83.50G          70,272
 // CHECK: parameters:            671.03B
 // CHECK-NEXT: activated per token:   37.55B
 // CHECK-NEXT: KV cache per token:    70272 bytes

@@ -2,7 +2,7 @@
 // dense), 16 experts in 4 groups, YaRN factor 4. KV cache: (32 + 16) x 2
 // bytes x 3 layers = 288.
 // RUN: dscc stats models/deepseek_v3.dsl --config models/tiny/config.json --seq 64
-// CHECK: total                        735,920             459,440       791.56K             288     216
+// CHECK: total                        735,920             459,440       776.44K             288     291
 // RUN: dscc compile models/deepseek_v3.dsl --config models/tiny/config.json --passes=none
 // CHECK: graph @deepseek_v3 dims(B, S, T) {
 // CHECK: {theta=10000.0, interleave=true, factor=4.0, original_max_position=64, beta_fast=32.0, beta_slow=1.0, mscale=1.0, mscale_all_dim=1.0}

@@ -15,14 +15,14 @@
 // and the weights dispatched to [4*B*S, ...] rows, the expert GEMMs on the
 // dispatched ids, the weighted sum replaced by combine.
 // RUN: dscc compile models/deepseek_v3.dsl --config models/tiny/config.json --passes='dce,fp8-quant,cse,dce,node-limited-routing{nodes=2,gpus-per-node=2}' | grep -E "= (dispatch|fp8_expert_linear|combine) " | sed -n 1,8p
-// CHECK: %138 = dispatch %137, %126 {nodes=2, gpus_per_node=2, max_nodes=2, hops=2} : fp8e4m3[4*B*S,96]
-// CHECK-NEXT: %139 = dispatch %136, %126 {nodes=2, gpus_per_node=2, max_nodes=2, hops=2} : f32[4*B*S,1]
-// CHECK-NEXT: %140 = dispatch %126, %126 {nodes=2, gpus_per_node=2, max_nodes=2, hops=2} : i32[4*B*S,4]
-// CHECK-NEXT: %141 = dispatch %133, %126 {nodes=2, gpus_per_node=2, max_nodes=2, hops=2} : f32[4*B*S,4]
-// CHECK-NEXT: %142 = fp8_expert_linear %138, %139, %134, %135, %140 : bf16[4*B*S,4,40]
-// CHECK-NEXT: %146 = fp8_expert_linear %138, %139, %144, %145, %140 : bf16[4*B*S,4,40]
-// CHECK-NEXT: %152 = fp8_expert_linear %151, %150, %148, %149, %140 : bf16[4*B*S,4,96]
-// CHECK-NEXT: %153 = combine %152, %141, %140, %126 {nodes=2, gpus_per_node=2, max_nodes=2, hops=2} : f32[B*S,96]
+// CHECK: %184 = dispatch %183, %172 {nodes=2, gpus_per_node=2, max_nodes=2, hops=2} : fp8e4m3[4*B*S,96]
+// CHECK-NEXT: %185 = dispatch %182, %172 {nodes=2, gpus_per_node=2, max_nodes=2, hops=2} : f32[4*B*S,1]
+// CHECK-NEXT: %186 = dispatch %172, %172 {nodes=2, gpus_per_node=2, max_nodes=2, hops=2} : i32[4*B*S,4]
+// CHECK-NEXT: %187 = dispatch %179, %172 {nodes=2, gpus_per_node=2, max_nodes=2, hops=2} : f32[4*B*S,4]
+// CHECK-NEXT: %188 = fp8_expert_linear %184, %185, %180, %181, %186 : bf16[4*B*S,4,40]
+// CHECK-NEXT: %192 = fp8_expert_linear %184, %185, %190, %191, %186 : bf16[4*B*S,4,40]
+// CHECK-NEXT: %198 = fp8_expert_linear %197, %196, %194, %195, %186 : bf16[4*B*S,4,96]
+// CHECK-NEXT: %199 = combine %198, %187, %186, %172 {nodes=2, gpus_per_node=2, max_nodes=2, hops=2} : f32[B*S,96]
 // RUN: dscc compile models/deepseek_v3.dsl --passes='node-limited-routing{nodes=8,gpus-per-node=8,max-nodes=2}' --pass-report 2>&1 | awk '/routers limited/ || (/= group_topk/ && !seen++)'
 // CHECK: node-limited-routing: 58 routers limited from topk_groups=4 to 2 (groups = nodes): routing changes
 // CHECK: {k=8, groups=8, topk_groups=2, group_top=2}

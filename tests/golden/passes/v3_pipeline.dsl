@@ -13,10 +13,10 @@
 // CHECK-NEXT: // -----// IR Dump After plan-memory //----- //
 // CHECK: fp8-quant
 // CHECK: total (
-// CHECK: fp8-quant: 601 linears to FP8 (1 kept in higher precision: head, excluded); converted weights 1336.08 GB -> 668.21 GB
+// CHECK: fp8-quant: 662 linears to FP8 (1 kept in higher precision: head, excluded); converted weights 1336.08 GB -> 668.21 GB
 // CHECK: merge-linears: 244 FP8 linears merged into 122 GEMMs over concatenated weights
 // CHECK: node-limited-routing: 58 MoE layers: dispatch 7456 B per token copy (FP8 + scales + ids + weights), combine 14336 B per partial sum (bf16)
-// CHECK: fuse: 4205 ops with a kernel each before, 1873 kernels after
+// CHECK: fuse: 5181 ops with a kernel each before, 2300 kernels after
 // CHECK: plan-memory: batch 1, seq 4096, ctx 4096: activation slab
 // RUN: d=$(mktemp -d); dscc compile models/deepseek_v3.dsl --config models/tiny/config.json --dump-dir=$d -o - >/dev/null && ls $d; rm -rf $d
 // CHECK: 00-input.ir
