@@ -7,8 +7,12 @@
 // (a split) of its keys, walked 64 at a time through a two-stage ring in
 // the 128-byte swizzle. Three warpgroups, 384 threads:
 //   warpgroup 2, the producer (setmaxnreg down to MLA_REGS_PRODUCER): q's
-//     tile and each block of keys by cp.async into the ring, then
-//     "stage full"; it waits for "stage empty" before reusing a stage;
+//     tile and each block of keys by cp.async into the ring; with MLA_V3
+//     each of a stage's 9 chunks of 64 columns (8 KB) completes an
+//     mbarrier of its own through cp.async.mbarrier.arrive.noinc, so the
+//     producer never waits for its copies and S starts on the first chunk
+//     while the others land (without: it waits for the whole stage, then
+//     "stage full"); it waits for "stage empty" before reusing a stage;
 //   warpgroup 0: S = Q K^T by 36 wgmma m64n64k16 (Q and K from shared
 //     memory), the mask, the online softmax (base 2, the scale folded in),
 //     P rounded to bf16 into the stage's rope columns (dead once S is
@@ -44,6 +48,10 @@
 //   MLA_SP               the scratch slot of the split parts (f32)
 //   MLA_CAUSAL           1: query position s sees keys 0 .. s + T - S
 //   MLA_SCALE            the softmax scale (a float literal)
+//   MLA_V3               1 (default): each stage's 9 chunks of 64 columns land on an mbarrier
+//                        of their own (cp.async.mbarrier.arrive.noinc), the producer never waits
+//                        for its copies, S starts on the first chunk; 0: the stage lands as a
+//                        whole (cp.async.wait_group, then the stage's named barrier)
 //   MLA_IN_MODULE        defined when the file is part of a generated module (its prelude has Args)
 #ifndef MLA_B
 #define MLA_B (a.sym[0])
@@ -87,6 +95,9 @@
 #ifndef MLA_SCALE
 #define MLA_SCALE 0.1352337788f
 #endif
+#ifndef MLA_V3
+#define MLA_V3 1
+#endif
 #ifndef MLA_IN_MODULE
 // compiled alone (test_codegen): the generated prelude's argument block
 typedef unsigned long long u64;
@@ -123,6 +134,24 @@ __device__ __forceinline__ void mla_cp16(void *dst, const void *src, bool v) { /
 }
 __device__ __forceinline__ void mla_cp_commit() { asm volatile("cp.async.commit_group;\n" ::); }
 __device__ __forceinline__ void mla_cp_wait0() { asm volatile("cp.async.wait_group 0;\n" ::: "memory"); }
+// mbarriers (8-byte words of shared memory): init with `n` arrivals a phase, the
+// init made visible, the wait for the phase of `parity` to complete, and the
+// arrival that comes when every cp.async this thread issued so far has landed
+// (.noinc: counted among the init's n)
+__device__ __forceinline__ void mla_mbar_init(void *bar, unsigned n) {
+    asm volatile("mbarrier.init.shared::cta.b64 [%0], %1;\n" ::"r"((unsigned)__cvta_generic_to_shared(bar)), "r"(n) : "memory");
+}
+__device__ __forceinline__ void mla_mbar_fence_init() { asm volatile("fence.mbarrier_init.release.cluster;\n" ::: "memory"); }
+__device__ __forceinline__ void mla_mbar_wait(void *bar, unsigned parity) {
+    const unsigned b = (unsigned)__cvta_generic_to_shared(bar);
+    unsigned done = 0;
+    while (!done)
+        asm volatile("{\n .reg .pred p;\n mbarrier.try_wait.parity.shared::cta.b64 p, [%1], %2;\n selp.u32 %0, 1, 0, p;\n}\n"
+                     : "=r"(done) : "r"(b), "r"(parity) : "memory");
+}
+__device__ __forceinline__ void mla_cp_arrive(void *bar) {
+    asm volatile("cp.async.mbarrier.arrive.noinc.shared::cta.b64 [%0];\n" ::"r"((unsigned)__cvta_generic_to_shared(bar)) : "memory");
+}
 // cp.async's and st.shared's writes made visible to the tensor cores' (async) proxy
 __device__ __forceinline__ void mla_fence_async() { asm volatile("fence.proxy.async.shared::cta;\n" ::: "memory"); }
 __device__ __forceinline__ void mla_wg_fence() { asm volatile("wgmma.fence.sync.aligned;\n" ::: "memory"); }
@@ -221,11 +250,50 @@ extern "C" __global__ void __launch_bounds__(MLA_THREADS, 1) DSCC_ENTRY(Args a) 
     // this split's blocks of 64 keys: [jb0, jb1) of the tile's
     const long long nkb = (T + 63) / 64, per = (nkb + nsp - 1) / nsp, jb0 = sp * per;
     const long long jb1 = jb0 + per < kend / 64 + 1 ? jb0 + per : kend / 64 + 1;
+#if MLA_V3
+    // after the tiles: [stage][chunk] "landed", 128 arrivals (the producer's threads' cp.async) a phase
+    unsigned long long *const full = (unsigned long long *)(sm + 3 * MLA_TILE);
+    if (tid == 0) {
+        for (int i = 0; i < 18; i++) mla_mbar_init(full + i, 128);
+        mla_mbar_fence_init();
+    }
+    __syncthreads();
+#endif
     if (wg == 2) { // the producer: q with the first block, each block into stage (its index) % 2
         mla_regs_producer();
         const unsigned short *Q0 = (const unsigned short *)a.t[MLA_SQ], *Q1 = (const unsigned short *)a.t[MLA_SQ1];
         const unsigned short *Kg = (const unsigned short *)a.t[MLA_SK];
         const int pt = tid - 256;
+#if MLA_V3
+        // chunk c of a stage, 64 rows x 128 bytes: thread pt copies the 16-byte unit pu of rows pr + 16 i
+        const int pr = pt >> 3, pu = pt & 7;
+        for (long long jb = jb0; jb < jb1; jb++) {
+            const int st = (int)((jb - jb0) & 1);
+            if (jb - jb0 >= 2) mla_bar_sync(MLA_BAR_EMPTY + st, MLA_THREADS); // the consumers are done with block jb - 2
+            unsigned char *Kd = Ks + st * MLA_TILE;
+            for (int c = 0; c < 9; c++) {
+                const int kc = c * 8 + pu; // the unit's 16 bytes among the row's 72
+                if (jb == jb0) // q's chunk with the first block's, on the same barrier
+#pragma unroll
+                    for (int i = 0; i < 4; i++) {
+                        const int r = pr + 16 * i;
+                        const bool ok = r0 + r < rows;
+                        const long long qr = bb * rows + r0 + r;
+                        const unsigned short *src = kc * 8 < MLA_QD0 ? Q0 + (qr * MLA_QD0 + kc * 8) : Q1 + (qr * (576 - MLA_QD0) + kc * 8 - MLA_QD0);
+                        mla_cp16(Qs + mla_swz(r, kc * 16), ok ? src : Q0, ok);
+                    }
+#pragma unroll
+                for (int i = 0; i < 4; i++) {
+                    const int jj = pr + 16 * i;
+                    const long long j = jb * 64 + jj;
+                    const bool ok = j < T;
+                    mla_cp16(Kd + mla_swz(jj, kc * 16), ok ? Kg + ((bb * KT + j) * 576 + kc * 8) : Kg, ok);
+                }
+                mla_cp_arrive(full + st * 9 + c);
+            }
+        }
+        mla_cp_wait0(); // the last copies land before the thread ends
+#else
         for (long long jb = jb0; jb < jb1; jb++) {
             const int st = (int)((jb - jb0) & 1);
             if (jb - jb0 >= 2) mla_bar_sync(MLA_BAR_EMPTY + st, MLA_THREADS); // the consumers are done with block jb - 2
@@ -249,6 +317,7 @@ extern "C" __global__ void __launch_bounds__(MLA_THREADS, 1) DSCC_ENTRY(Args a) 
             mla_fence_async();
             mla_bar_arrive(MLA_BAR_FULL + st, MLA_THREADS);
         }
+#endif
         return;
     }
     mla_regs_consumer();
@@ -267,16 +336,27 @@ extern "C" __global__ void __launch_bounds__(MLA_THREADS, 1) DSCC_ENTRY(Args a) 
     for (long long jb = jb0; jb < jb1; jb++) {
         const int st = (int)((jb - jb0) & 1);
         unsigned char *const Kc = Ks + st * MLA_TILE, *const Pc = Kc + 8 * 8192; // P over the rope columns
+#if MLA_V3
+        unsigned long long *const fb = full + st * 9;
+        const unsigned par = (unsigned)((jb - jb0) >> 1) & 1u; // the stage's use, mod 2
+#else
         mla_bar_sync(MLA_BAR_FULL + st, MLA_THREADS); // the keys (and q) landed
+#endif
         if (wg == 0) {
             float s[32];
 #pragma unroll
             for (int i = 0; i < 32; i++) s[i] = 0.0f;
             mla_wg_fence();
 #pragma unroll
-            for (int c = 0; c < 9; c++)
+            for (int c = 0; c < 9; c++) {
+#if MLA_V3
+                mla_mbar_wait(fb + c, par); // chunk c landed (the wgmma of the chunks before run meanwhile)
+                mla_fence_async();
+                mla_wg_fence();
+#endif
 #pragma unroll
                 for (int kk = 0; kk < 4; kk++) mla_wgmma_s(s, Qs + c * 8192 + kk * 32, Kc + c * 8192 + kk * 32, c | kk);
+            }
             mla_wg_commit();
             mla_wg_wait0();
             mla_hold32(s);
@@ -316,6 +396,10 @@ extern "C" __global__ void __launch_bounds__(MLA_THREADS, 1) DSCC_ENTRY(Args a) 
                 for (int i = 0; i < 128; i++) o[i] *= corr[(i >> 1) & 1];
         } else {
             mla_bar_sync(MLA_BAR_P + st, 256);
+#if MLA_V3
+            for (int c = 4; c < 8; c++) mla_mbar_wait(fb + c, par); // passed already (warpgroup 0 waited for them before P)
+            mla_fence_async();
+#endif
             const float c0 = s_corr[st][ra], c1 = s_corr[st][ra + 8];
             if (!__all_sync(0xffffffffu, c0 == 1.0f && c1 == 1.0f))
 #pragma unroll
@@ -377,3 +461,4 @@ extern "C" __global__ void __launch_bounds__(MLA_THREADS, 1) DSCC_ENTRY(Args a) 
 #undef MLA_SP
 #undef MLA_CAUSAL
 #undef MLA_SCALE
+#undef MLA_V3

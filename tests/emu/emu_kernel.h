@@ -400,6 +400,26 @@ static inline void mla_wg_commit(void) {}
 static inline void mla_wg_wait0(void) { emu_wgx_wait0(); }
 #define mla_hold32(d) (void)(d)
 #define mla_hold128(d) (void)(d)
+/* the v3 ring's mbarriers (gemm_tma.cuh's below). cp.async.mbarrier.arrive.noinc:
+ * the thread's copies land, it arrives, and then it waits until the phase it
+ * arrived in completes (every producer thread's copies of the chunk in), which
+ * the hardware does not: so the producer never runs a chunk ahead of the
+ * consumers, and a consumer that reads a chunk before its barrier completed
+ * reads the fill bytes there */
+#define mla_mbar_init(bar, n) emu_gt_mbar_init((bar), (n), __LINE__)
+static inline void mla_mbar_fence_init(void) {}
+#define mla_mbar_wait(bar, parity) emu_gt_mbar_wait((bar), (parity), __LINE__)
+static inline void emu_gt_mbar_arrive(void *bar, unsigned tx, int line);
+static inline void emu_gt_mbar_wait(void *bar, unsigned parity, int line);
+static inline void *emu_mbar_at(void *bar, int line);
+static inline void emu_mla_cp_arrive(void *bar, int line) {
+    const unsigned parity = emu_mbar_phase(emu_mbar_at(bar, line));
+    cp_commit();
+    cp_wait0();
+    emu_gt_mbar_arrive(bar, 0u, line);
+    emu_gt_mbar_wait(bar, parity, line);
+}
+#define mla_cp_arrive(bar) emu_mla_cp_arrive((bar), __LINE__)
 #define mla_wgmma_s(d, a, b, acc) emu_wgmma_x((d), (a), (b), 64, 0, 16, 1024, (acc), __LINE__)
 #define mla_wgmma_pv(d, a, b, lbo, sbo, acc) emu_wgmma_x((d), (a), (b), 256, 1, (lbo), (sbo), (acc), __LINE__)
 
