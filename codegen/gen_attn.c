@@ -314,7 +314,7 @@ static void mla_decode(Gen *G, const IrNode *n, int sq, int sq1, int64_t qd0, in
     int64_t Hq = q->type.dims[2].coeff;
     Arena *a = G->a;
     const char *bf = G->dtype[n->id] == IR_DT_BF16 ? "1" : "0";
-    const char *v3 = getenv("DSCC_MLA_V3"); /* checked in cg_attention */
+    const char *v3 = getenv("DSCC_MLA_V3"), *pf = getenv("DSCC_MLA_PREFETCH"); /* checked in cg_attention */
     CgDefine d[] = {{"MLA_IN_MODULE", "1"},
                     {"MLA_B", cg_dim(G, B)},
                     {"MLA_S", cg_dim(G, S)},
@@ -330,7 +330,8 @@ static void mla_decode(Gen *G, const IrNode *n, int sq, int sq1, int64_t qd0, in
                     {"MLA_SP", arena_printf(a, "%d", sp)},
                     {"MLA_CAUSAL", ir_node_attr_bool(n, "causal", false) ? "1" : "0"},
                     {"MLA_SCALE", arena_printf(a, "%.9ef", (double)(float)ir_node_attr_float(n, "scale", 1.0))},
-                    {"MLA_V3", v3 && strcmp(v3, "0") == 0 ? "0" : "1"}}; /* 0: the stage lands whole (the kernel before the chunk ring) */
+                    {"MLA_V3", v3 && strcmp(v3, "0") == 0 ? "0" : "1"}, /* 0: the stage lands whole (the kernel before the chunk ring) */
+                    {"MLA_PF", pf && *pf ? pf : "2"}}; /* blocks of keys the L2 prefetch runs ahead (0: none) */
     sb_puts(&G->decl, cg_kernel_instance(a, "mla_decode", "mla_decode", d, (int)(sizeof d / sizeof *d)));
     cg_phase(G, CG_LAUNCH_BLOCK, B, 1, ir_dim_mul(S, q->type.dims[2]), 64, MLA_SMEM);
     cg_phase_keys(G, CG_ITEMS_MLA_DECODE, B, S, T, Hq, 512);
@@ -472,6 +473,11 @@ bool cg_attention(Gen *G, const IrNode *n) {
     const char *v3 = getenv("DSCC_MLA_V3");
     if (v3 && *v3 && strcmp(v3, "0") && strcmp(v3, "1")) {
         G->why = "DSCC_MLA_V3 must be 0 (MLA's decode kernel waits for each stage whole) or 1 (chunk by chunk)";
+        return false;
+    }
+    const char *pf = getenv("DSCC_MLA_PREFETCH");
+    if (pf && *pf && (strlen(pf) != 1 || *pf < '0' || *pf > '8')) {
+        G->why = "DSCC_MLA_PREFETCH must be 0 to 8 (blocks of keys MLA's decode kernel prefetches into L2 ahead; 0: none)";
         return false;
     }
     if (q->type.rank != 4 || !ir_dim_is_const(q->type.dims[3]) || !ir_dim_is_const(v->type.dims[3]) || q->type.dims[3].coeff > 1024 ||

@@ -52,6 +52,9 @@
 //                        of their own (cp.async.mbarrier.arrive.noinc), the producer never waits
 //                        for its copies, S starts on the first chunk; 0: the stage lands as a
 //                        whole (cp.async.wait_group, then the stage's named barrier)
+//   MLA_PF               with MLA_V3: the producer asks L2 for the block of keys MLA_PF blocks
+//                        ahead of the one it loads (cp.async.bulk.prefetch.L2, the block's rows
+//                        being contiguous), so the ring's copies find it there; 0: none (default 2)
 //   MLA_IN_MODULE        defined when the file is part of a generated module (its prelude has Args)
 #ifndef MLA_B
 #define MLA_B (a.sym[0])
@@ -97,6 +100,9 @@
 #endif
 #ifndef MLA_V3
 #define MLA_V3 1
+#endif
+#ifndef MLA_PF
+#define MLA_PF 2
 #endif
 #ifndef MLA_IN_MODULE
 // compiled alone (test_codegen): the generated prelude's argument block
@@ -151,6 +157,10 @@ __device__ __forceinline__ void mla_mbar_wait(void *bar, unsigned parity) {
 }
 __device__ __forceinline__ void mla_cp_arrive(void *bar) {
     asm volatile("cp.async.mbarrier.arrive.noinc.shared::cta.b64 [%0];\n" ::"r"((unsigned)__cvta_generic_to_shared(bar)) : "memory");
+}
+// `bytes` (a multiple of 16) of global memory from p (16-byte aligned) into L2, no waiting
+__device__ __forceinline__ void mla_prefetch_l2(const void *p, unsigned bytes) {
+    asm volatile("cp.async.bulk.prefetch.L2.global [%0], %1;\n" ::"l"(p), "r"(bytes) : "memory");
 }
 // cp.async's and st.shared's writes made visible to the tensor cores' (async) proxy
 __device__ __forceinline__ void mla_fence_async() { asm volatile("fence.proxy.async.shared::cta;\n" ::: "memory"); }
@@ -271,6 +281,11 @@ extern "C" __global__ void __launch_bounds__(MLA_THREADS, 1) DSCC_ENTRY(Args a) 
             const int st = (int)((jb - jb0) & 1);
             if (jb - jb0 >= 2) mla_bar_sync(MLA_BAR_EMPTY + st, MLA_THREADS); // the consumers are done with block jb - 2
             unsigned char *Kd = Ks + st * MLA_TILE;
+            if (MLA_PF > 0 && pt == 0) // L2 prefetches: blocks jb0 + 2 .. jb0 + MLA_PF at the start, then jb + MLA_PF
+                for (long long p = jb == jb0 ? jb0 + 2 : jb + MLA_PF; p <= jb + MLA_PF && p < jb1; p++) {
+                    const long long n = T - p * 64 < 64 ? T - p * 64 : 64; // the block's keys (>= 1: p < jb1)
+                    mla_prefetch_l2(Kg + (bb * KT + p * 64) * 576, (unsigned)(n * 1152));
+                }
             for (int c = 0; c < 9; c++) {
                 const int kc = c * 8 + pu; // the unit's 16 bytes among the row's 72
                 if (jb == jb0) // q's chunk with the first block's, on the same barrier
@@ -462,3 +477,4 @@ extern "C" __global__ void __launch_bounds__(MLA_THREADS, 1) DSCC_ENTRY(Args a) 
 #undef MLA_CAUSAL
 #undef MLA_SCALE
 #undef MLA_V3
+#undef MLA_PF

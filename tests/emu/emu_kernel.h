@@ -420,6 +420,13 @@ static inline void emu_mla_cp_arrive(void *bar, int line) {
     emu_gt_mbar_wait(bar, parity, line);
 }
 #define mla_cp_arrive(bar) emu_mla_cp_arrive((bar), __LINE__)
+/* cp.async.bulk.prefetch.L2: a hint, nothing to do; its range must lie in one allocation */
+#define mla_prefetch_l2(p, bytes) emu_prefetch_l2((p), (bytes), __LINE__)
+static inline void emu_prefetch_l2(const void *p, unsigned bytes, int line) {
+    if (((uintptr_t)p & 15) || (bytes & 15) || !bytes) emu_ctx->fault(emu_ctx, "L2 prefetch of no 16-byte aligned range", line);
+    volatile const unsigned char *b = (const unsigned char *)p;
+    (void)b[0], (void)b[bytes - 1]; /* ASan sees a range past the buffer */
+}
 #define mla_wgmma_s(d, a, b, acc) emu_wgmma_x((d), (a), (b), 64, 0, 16, 1024, (acc), __LINE__)
 #define mla_wgmma_pv(d, a, b, lbo, sbo, acc) emu_wgmma_x((d), (a), (b), 256, 1, (lbo), (sbo), (acc), __LINE__)
 
