@@ -13,6 +13,8 @@
 #   rounds.sh gemm    the FP8 GEMM sweep alone (writes gemm_table.txt);
 #   rounds.sh sweep   the skinny-M GEMM's variants per V3 shape;
 #   several parts run in one call in the order given (rounds.sh check gpu);
+#   rounds.sh mla     MLA's decode kernel alone, its ring variants side by
+#                     side (bench_mla: batch 32, context 4,097, then 8,193);
 #   rounds.sh quick   the new kernels' tests and one bench_gpu run, for a
 #                     call with little device time left;
 #   rounds.sh trace   a traced run (dscc run --trace, random weights) and
@@ -56,6 +58,9 @@ case "$mode" in
   gpu) # bench_gpu alone, the absorbed and the auto prefill
     TAIL=40 step bench_gpu 200 build/bench_gpu --layers 2 --dense 1 --prefill 1024 --hbm-gbps 4250 --peak-tflops 1300
     TAIL=40 step bench_gpu_auto 200 build/bench_gpu --layers 2 --dense 1 --prefill 1024 --hbm-gbps 4250 --peak-tflops 1300 --set attn_impl=auto ;;
+  mla) # the MLA decode kernel's variants (DSCC_MLA_V3, DSCC_MLA_PREFETCH) in one process each
+    TAIL=12 step bench_mla 120 build/bench_mla
+    TAIL=12 step bench_mla_8k 120 build/bench_mla --ctx 8193 ;;
   gemm) TAIL=70 step bench_gemm 180 build/bench_gemm --check --table "$out/gemm_table.txt" ;;
   sweep) # the skinny form's variants per shape at M = 1, 8, 32 (DSCC_SKINNY values), the best of each
     TAIL=30 step skinny_sweep_a 200 build/bench_gemm --skinny-sweep --check --shape qkv_a,q_a,kv_a,expert_gate_up,q_b
