@@ -330,7 +330,7 @@ static void mla_decode(Gen *G, const IrNode *n, int sq, int sq1, int64_t qd0, in
                     {"MLA_SP", arena_printf(a, "%d", sp)},
                     {"MLA_CAUSAL", ir_node_attr_bool(n, "causal", false) ? "1" : "0"},
                     {"MLA_SCALE", arena_printf(a, "%.9ef", (double)(float)ir_node_attr_float(n, "scale", 1.0))},
-                    {"MLA_V3", v3 && strcmp(v3, "0") == 0 ? "0" : "1"}, /* 0: the stage lands whole (the kernel before the chunk ring) */
+                    {"MLA_V3", v3 && *v3 ? v3 : "1"}, /* 0: the stage lands whole (the kernel before the chunk ring); 2: the seesaw */
                     {"MLA_PF", pf && *pf ? pf : "2"}}; /* blocks of keys the L2 prefetch runs ahead (0: none) */
     sb_puts(&G->decl, cg_kernel_instance(a, "mla_decode", "mla_decode", d, (int)(sizeof d / sizeof *d)));
     cg_phase(G, CG_LAUNCH_BLOCK, B, 1, ir_dim_mul(S, q->type.dims[2]), 64, MLA_SMEM);
@@ -471,8 +471,8 @@ bool cg_attention(Gen *G, const IrNode *n) {
         return false;
     }
     const char *v3 = getenv("DSCC_MLA_V3");
-    if (v3 && *v3 && strcmp(v3, "0") && strcmp(v3, "1")) {
-        G->why = "DSCC_MLA_V3 must be 0 (MLA's decode kernel waits for each stage whole) or 1 (chunk by chunk)";
+    if (v3 && *v3 && strcmp(v3, "0") && strcmp(v3, "1") && strcmp(v3, "2")) {
+        G->why = "DSCC_MLA_V3 must be 0 (MLA's decode kernel waits for each stage whole), 1 (chunk by chunk) or 2 (the seesaw schedule)";
         return false;
     }
     const char *pf = getenv("DSCC_MLA_PREFETCH");
