@@ -2,8 +2,8 @@
  * mla_decode.cuh and its combine), its variants side by side in one
  * process on one GPU: the ring that waits for each stage whole (MLA_V3 0,
  * what DSCC_MLA_V3=0 generates), the chunk ring without L2 prefetch
- * (MLA_V3 1, MLA_PF 0) and with it 2 and 4 blocks ahead
- * (DSCC_MLA_PREFETCH; 2 is the default), and with prefetch 2 the waits
+ * (MLA_V3 1, MLA_PF 0: the default) and with it 2 and 4 blocks ahead
+ * (DSCC_MLA_PREFETCH), and with prefetch 2 the waits
  * for the chunks 3 at a time (MLA_WAITG 3: fewer proxy fences), and the
  * seesaw schedule (MLA_V3 2, DSCC_MLA_V3=2). The shape
  * is bench_gpu's long context: batch 32 (--batch), 4,097 keys (--ctx), 128
@@ -42,8 +42,8 @@ typedef struct {
 } Variant;
 
 static const Variant VARIANTS[] = {{"whole-stage ring (DSCC_MLA_V3=0)", "0", "0", "1"},
-                                   {"chunk ring, no L2 prefetch (DSCC_MLA_PREFETCH=0)", "1", "0", "1"},
-                                   {"chunk ring, L2 prefetch 2 ahead (default)", "1", "2", "1"},
+                                   {"chunk ring, no L2 prefetch (default)", "1", "0", "1"},
+                                   {"chunk ring, L2 prefetch 2 ahead (DSCC_MLA_PREFETCH=2)", "1", "2", "1"},
                                    {"chunk ring, prefetch 2, waits 3 chunks at a time (MLA_WAITG 3)", "1", "2", "3"},
                                    {"chunk ring, L2 prefetch 4 ahead (DSCC_MLA_PREFETCH=4)", "1", "4", "1"},
                                    {"seesaw schedule, prefetch 2 (DSCC_MLA_V3=2)", "2", "2", "1"}};

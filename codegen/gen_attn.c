@@ -331,7 +331,7 @@ static void mla_decode(Gen *G, const IrNode *n, int sq, int sq1, int64_t qd0, in
                     {"MLA_CAUSAL", ir_node_attr_bool(n, "causal", false) ? "1" : "0"},
                     {"MLA_SCALE", arena_printf(a, "%.9ef", (double)(float)ir_node_attr_float(n, "scale", 1.0))},
                     {"MLA_V3", v3 && *v3 ? v3 : "1"}, /* 0: the stage lands whole (the kernel before the chunk ring); 2: the seesaw */
-                    {"MLA_PF", pf && *pf ? pf : "2"}}; /* blocks of keys the L2 prefetch runs ahead (0: none) */
+                    {"MLA_PF", pf && *pf ? pf : "0"}}; /* blocks of keys the L2 prefetch runs ahead (0: none, the default: slower on an H100) */
     sb_puts(&G->decl, cg_kernel_instance(a, "mla_decode", "mla_decode", d, (int)(sizeof d / sizeof *d)));
     cg_phase(G, CG_LAUNCH_BLOCK, B, 1, ir_dim_mul(S, q->type.dims[2]), 64, MLA_SMEM);
     cg_phase_keys(G, CG_ITEMS_MLA_DECODE, B, S, T, Hq, 512);
