@@ -12,7 +12,8 @@
  * random bf16 inputs uploaded once; per variant 2 warm-up runs, then
  * --reps (default 20) runs of decode + combine, each timed by events right
  * around its two launches; the median and best time and TFLOPS (2 B H T
- * (576 + 512) FLOPs, bench_gpu's count) are printed per variant, and each
+ * (576 + 512) FLOPs, bench_gpu's count) are printed per variant, with the
+ * median time of the decode kernel alone (an event between the two), and each
  * variant's output is compared with the first's (the same arithmetic in
  * the same order: they agree exactly, but for the seesaw, which sums S's
  * chunks in another order: within 2e-2 of max(1, |x|)). Run on the GPU machine:
@@ -109,9 +110,9 @@ int main(int argc, char **argv) {
     const size_t nq = (size_t)(B * HQ * 576), nk = (size_t)(B * T * 576), no = (size_t)(n * 512);
     const size_t part = (size_t)(64 + nsp * n * 512 + nsp * n) * sizeof(float);
     uint16_t *q = malloc(nq * 2), *kv = malloc(nk * 2), *out = malloc(no * 2), *first = malloc(no * 2);
-    float *ms = malloc(sizeof(float) * (size_t)reps);
+    float *ms = malloc(sizeof(float) * (size_t)reps), *dms = malloc(sizeof(float) * (size_t)reps); /* decode + combine, decode */
     RtDevPtr dq, dk, dout, dpart;
-    if (!q || !kv || !out || !first || !ms) return 3;
+    if (!q || !kv || !out || !first || !ms || !dms) return 3;
     for (size_t i = 0; i < nq; i++) q[i] = rand_bf16();
     for (size_t i = 0; i < nk; i++) kv[i] = rand_bf16();
     if (!rt_cuda_alloc(gpu, d, nq * 2, &dq) || !rt_cuda_alloc(gpu, d, nk * 2, &dk) || !rt_cuda_alloc(gpu, d, no * 2, &dout) ||
@@ -120,7 +121,8 @@ int main(int argc, char **argv) {
     const double flops = 2.0 * (double)B * HQ * (double)T * (576 + 512);
     printf("MLA decode kernel alone: batch %lld, context %lld, 128 heads, %lld splits (%lld blocks), %d runs each\n\n", B, T, nsp,
            grid, reps);
-    printf("| variant | median ms | TFLOPS | best ms | TFLOPS | output as the first |\n|---|---|---|---|---|---|\n");
+    printf("| variant | median ms | TFLOPS | best ms | TFLOPS | decode alone, median ms | output as the first |\n"
+           "|---|---|---|---|---|---|---|\n");
     int status = 0;
     for (int vi = 0; vi < NV; vi++) {
         CgSource src[2];
@@ -129,18 +131,19 @@ int main(int argc, char **argv) {
         sources(a, &VARIANTS[vi], B, T, src);
         if (cg_compile(a, d, src, 2, &o, bin)) return 3;
         RtKernel *k = rt_cuda_kernel(gpu, d, bin[0].data, "mla_bench"), *kc = rt_cuda_kernel(gpu, d, bin[1].data, "mla_bench_combine");
-        RtEvent *e0 = rt_cuda_event(gpu, d), *e1 = rt_cuda_event(gpu, d);
-        if (!k || !kc || !e0 || !e1) return 3;
+        RtEvent *e0 = rt_cuda_event(gpu, d), *em = rt_cuda_event(gpu, d), *e1 = rt_cuda_event(gpu, d);
+        if (!k || !kc || !e0 || !em || !e1) return 3;
         MlaArgs args = {.t = {dq, dk, dout, dpart}};
         void *p[] = {&args};
         for (int r = -2; r < reps; r++) {
             if (!rt_cuda_event_record(gpu, d, e0) || !rt_cuda_launch_async(gpu, d, k, (unsigned)grid, 384, 3 * 73728 + 1024 + 256, p) ||
+                !rt_cuda_event_record(gpu, d, em) ||
                 (nsp > 1 && !rt_cuda_launch_async(gpu, d, kc, (unsigned)((n * 128 + 255) / 256), 256, 0, p)) ||
                 !rt_cuda_event_record(gpu, d, e1))
                 return 3;
-            float t;
-            if (!rt_cuda_event_ms(gpu, d, e0, e1, &t)) return 3;
-            if (r >= 0) ms[r] = t;
+            float t, td;
+            if (!rt_cuda_event_ms(gpu, d, e0, e1, &t) || !rt_cuda_event_ms(gpu, d, e0, em, &td)) return 3;
+            if (r >= 0) ms[r] = t, dms[r] = td;
         }
         if (!rt_cuda_download(gpu, d, vi ? out : first, dout, no * 2)) return 3;
         size_t diff = 0;
@@ -156,19 +159,21 @@ int main(int argc, char **argv) {
         char as[64];
         snprintf(as, sizeof as, vi == 0 ? "(the first)" : !diff ? "same" : worst <= 2e-2 ? "max diff %.1e" : "DIFFERS (max diff %.1e)", worst);
         qsort(ms, (size_t)reps, sizeof *ms, cmp_float);
+        qsort(dms, (size_t)reps, sizeof *dms, cmp_float);
         const double med = ms[reps / 2], best = ms[0];
-        printf("| %s | %.4f | %.1f | %.4f | %.1f | %s |\n", VARIANTS[vi].label, med, flops / (med * 1e-3) / 1e12, best,
-               flops / (best * 1e-3) / 1e12, as);
+        printf("| %s | %.4f | %.1f | %.4f | %.1f | %.4f | %s |\n", VARIANTS[vi].label, med, flops / (med * 1e-3) / 1e12, best,
+               flops / (best * 1e-3) / 1e12, dms[reps / 2], as);
         fflush(stdout); /* a later variant that hangs leaves these lines behind */
         if (!(worst <= 2e-2)) fprintf(stderr, "bench_mla: %s: %zu of %zu outputs differ from the first variant's\n", VARIANTS[vi].label, diff, no);
         status |= !(worst <= 2e-2);
         rt_cuda_event_free(gpu, e0);
+        rt_cuda_event_free(gpu, em);
         rt_cuda_event_free(gpu, e1);
         cg_binary_free(&bin[0]);
         cg_binary_free(&bin[1]);
     }
     rt_cuda_close(gpu);
-    free(q), free(kv), free(out), free(first), free(ms);
+    free(q), free(kv), free(out), free(first), free(ms), free(dms);
     arena_free(a);
     return status;
 }
