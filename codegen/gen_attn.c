@@ -294,7 +294,7 @@ bool cg_attention_q_concat(const Gen *G, const IrNode *n) {
  * wgmma tile selected, v the first 512 columns of k's rows of 576 (V3's
  * latent and rope key), bf16 q and cache, a constant head count. */
 #define MLA_MAX_S 16
-#define MLA_SMEM (3 * 73728 + 1024) /* q, two stages of 64 keys (P in each one's rope columns); 1 KB to align the swizzle */
+#define MLA_SMEM (3 * 73728 + 1024 + 256) /* q, two stages of 64 keys (P in each one's rope columns); 1 KB to align the swizzle; the mbarriers */
 static bool mla_decode_shape(const Gen *G, const IrNode *n) {
     const char *env = getenv("DSCC_MLA_DECODE"); /* 0: the mma.sync form for every step (checked in cg_attention) */
     if (env && strcmp(env, "0") == 0) return false;
@@ -314,6 +314,7 @@ static void mla_decode(Gen *G, const IrNode *n, int sq, int sq1, int64_t qd0, in
     int64_t Hq = q->type.dims[2].coeff;
     Arena *a = G->a;
     const char *bf = G->dtype[n->id] == IR_DT_BF16 ? "1" : "0";
+    const char *v3 = getenv("DSCC_MLA_V3"), *pf = getenv("DSCC_MLA_PREFETCH"); /* checked in cg_attention */
     CgDefine d[] = {{"MLA_IN_MODULE", "1"},
                     {"MLA_B", cg_dim(G, B)},
                     {"MLA_S", cg_dim(G, S)},
@@ -328,7 +329,9 @@ static void mla_decode(Gen *G, const IrNode *n, int sq, int sq1, int64_t qd0, in
                     {"MLA_OUT_BF16", bf},
                     {"MLA_SP", arena_printf(a, "%d", sp)},
                     {"MLA_CAUSAL", ir_node_attr_bool(n, "causal", false) ? "1" : "0"},
-                    {"MLA_SCALE", arena_printf(a, "%.9ef", (double)(float)ir_node_attr_float(n, "scale", 1.0))}};
+                    {"MLA_SCALE", arena_printf(a, "%.9ef", (double)(float)ir_node_attr_float(n, "scale", 1.0))},
+                    {"MLA_V3", v3 && *v3 ? v3 : "1"}, /* 0: the stage lands whole (the kernel before the chunk ring); 2: the seesaw */
+                    {"MLA_PF", pf && *pf ? pf : "0"}}; /* blocks of keys the L2 prefetch runs ahead (0: none, the default: slower on an H100) */
     sb_puts(&G->decl, cg_kernel_instance(a, "mla_decode", "mla_decode", d, (int)(sizeof d / sizeof *d)));
     cg_phase(G, CG_LAUNCH_BLOCK, B, 1, ir_dim_mul(S, q->type.dims[2]), 64, MLA_SMEM);
     cg_phase_keys(G, CG_ITEMS_MLA_DECODE, B, S, T, Hq, 512);
@@ -597,6 +600,16 @@ bool cg_attention(Gen *G, const IrNode *n) {
     const char *env = getenv("DSCC_MLA_DECODE");
     if (env && *env && strcmp(env, "0") && strcmp(env, "1")) {
         G->why = "DSCC_MLA_DECODE must be 0 (MLA's wgmma decode kernel off) or 1 (on where it applies)";
+        return false;
+    }
+    const char *v3 = getenv("DSCC_MLA_V3");
+    if (v3 && *v3 && strcmp(v3, "0") && strcmp(v3, "1") && strcmp(v3, "2")) {
+        G->why = "DSCC_MLA_V3 must be 0 (MLA's decode kernel waits for each stage whole), 1 (chunk by chunk) or 2 (the seesaw schedule)";
+        return false;
+    }
+    const char *pf = getenv("DSCC_MLA_PREFETCH");
+    if (pf && *pf && (strlen(pf) != 1 || *pf < '0' || *pf > '8')) {
+        G->why = "DSCC_MLA_PREFETCH must be 0 to 8 (blocks of keys MLA's decode kernel prefetches into L2 ahead; 0: none)";
         return false;
     }
     if (q->type.rank != 4 || !ir_dim_is_const(q->type.dims[3]) || !ir_dim_is_const(v->type.dims[3]) || q->type.dims[3].coeff > 1024 ||

@@ -7,8 +7,12 @@
 // (a split) of its keys, walked 64 at a time through a two-stage ring in
 // the 128-byte swizzle. Three warpgroups, 384 threads:
 //   warpgroup 2, the producer (setmaxnreg down to MLA_REGS_PRODUCER): q's
-//     tile and each block of keys by cp.async into the ring, then
-//     "stage full"; it waits for "stage empty" before reusing a stage;
+//     tile and each block of keys by cp.async into the ring; with MLA_V3
+//     each of a stage's 9 chunks of 64 columns (8 KB) completes an
+//     mbarrier of its own through cp.async.mbarrier.arrive.noinc, so the
+//     producer never waits for its copies and S starts on the first chunk
+//     while the others land (without: it waits for the whole stage, then
+//     "stage full"); it waits for "stage empty" before reusing a stage;
 //   warpgroup 0: S = Q K^T by 36 wgmma m64n64k16 (Q and K from shared
 //     memory), the mask, the online softmax (base 2, the scale folded in),
 //     P rounded to bf16 into the stage's rope columns (dead once S is
@@ -44,6 +48,17 @@
 //   MLA_SP               the scratch slot of the split parts (f32)
 //   MLA_CAUSAL           1: query position s sees keys 0 .. s + T - S
 //   MLA_SCALE            the softmax scale (a float literal)
+//   MLA_V3               1 (default): each stage's 9 chunks of 64 columns land on an mbarrier
+//                        of their own (cp.async.mbarrier.arrive.noinc), the producer never waits
+//                        for its copies, S starts on the first chunk; 0: the stage lands as a
+//                        whole (cp.async.wait_group, then the stage's named barrier); 2: the
+//                        chunk ring under FlashMLA's seesaw schedule (see the consumers' loop)
+//   MLA_WAITG            with MLA_V3: warpgroup 0 waits for the chunks MLA_WAITG at a time (1, 3
+//                        or 9; one proxy fence each wait), default 1
+//   MLA_PF               with MLA_V3: the producer asks L2 for the block of keys MLA_PF blocks
+//                        ahead of the one it loads (cp.async.bulk.prefetch.L2, the block's rows
+//                        being contiguous), so the ring's copies find it there; 0: none (default:
+//                        on an H100 2 and 4 ahead were 3% and 6% slower than none)
 //   MLA_IN_MODULE        defined when the file is part of a generated module (its prelude has Args)
 #ifndef MLA_B
 #define MLA_B (a.sym[0])
@@ -87,6 +102,15 @@
 #ifndef MLA_SCALE
 #define MLA_SCALE 0.1352337788f
 #endif
+#ifndef MLA_V3
+#define MLA_V3 1
+#endif
+#ifndef MLA_PF
+#define MLA_PF 0
+#endif
+#ifndef MLA_WAITG
+#define MLA_WAITG 1
+#endif
 #ifndef MLA_IN_MODULE
 // compiled alone (test_codegen): the generated prelude's argument block
 typedef unsigned long long u64;
@@ -105,6 +129,18 @@ struct Args { u64 t[64]; long long sym[8]; long long cap, len; u64 err; long lon
 #define MLA_BAR_P 5
 #define MLA_BAR_END 7
 #define MLA_BAR_S 8 // warpgroup 0 (128): every warp's S taken, the stage's rope columns free for P
+// the seesaw's (MLA_V3 2), over the ids the other rings use: the release groups of the
+// stages (the producer waits there before refilling them), the exchange of the rows'
+// max and factors, warpgroup 1's own S barrier, and each warpgroup's P ready for the other
+#define MLA_BAR_E0L 1 // stage 0's chunks 0-3 (warpgroup 0 done: its S and P V)
+#define MLA_BAR_E0R 2 // stage 0's chunks 4-8 (warpgroup 1's P V done)
+#define MLA_BAR_E1R 3 // stage 1's chunks 4-7 (warpgroup 1 done: its S and P V)
+#define MLA_BAR_E1L 4 // stage 1's chunks 0-3 and 8 (both warpgroups' P V done: 384 threads)
+#define MLA_BAR_SC0 5 // warpgroup 0's max and factor of block 0 of the pair
+#define MLA_BAR_SC1 6 // warpgroup 1's of block 1
+#define MLA_BAR_S1 9
+#define MLA_BAR_P0R 10
+#define MLA_BAR_P1R 11
 // Byte `cb` of row r of a 64-row tile in the 128-byte swizzle: chunk cb / 128
 // of 64 rows x 128 bytes, the 16-byte unit u of row r at (u ^ r % 8) * 16.
 __device__ __forceinline__ unsigned mla_swz(int r, int cb) {
@@ -123,11 +159,34 @@ __device__ __forceinline__ void mla_cp16(void *dst, const void *src, bool v) { /
 }
 __device__ __forceinline__ void mla_cp_commit() { asm volatile("cp.async.commit_group;\n" ::); }
 __device__ __forceinline__ void mla_cp_wait0() { asm volatile("cp.async.wait_group 0;\n" ::: "memory"); }
+// mbarriers (8-byte words of shared memory): init with `n` arrivals a phase, the
+// init made visible, the wait for the phase of `parity` to complete, and the
+// arrival that comes when every cp.async this thread issued so far has landed
+// (.noinc: counted among the init's n)
+__device__ __forceinline__ void mla_mbar_init(void *bar, unsigned n) {
+    asm volatile("mbarrier.init.shared::cta.b64 [%0], %1;\n" ::"r"((unsigned)__cvta_generic_to_shared(bar)), "r"(n) : "memory");
+}
+__device__ __forceinline__ void mla_mbar_fence_init() { asm volatile("fence.mbarrier_init.release.cluster;\n" ::: "memory"); }
+__device__ __forceinline__ void mla_mbar_wait(void *bar, unsigned parity) {
+    const unsigned b = (unsigned)__cvta_generic_to_shared(bar);
+    unsigned done = 0;
+    while (!done)
+        asm volatile("{\n .reg .pred p;\n mbarrier.try_wait.parity.shared::cta.b64 p, [%1], %2;\n selp.u32 %0, 1, 0, p;\n}\n"
+                     : "=r"(done) : "r"(b), "r"(parity) : "memory");
+}
+__device__ __forceinline__ void mla_cp_arrive(void *bar) {
+    asm volatile("cp.async.mbarrier.arrive.noinc.shared::cta.b64 [%0];\n" ::"r"((unsigned)__cvta_generic_to_shared(bar)) : "memory");
+}
+// `bytes` (a multiple of 16) of global memory from p (16-byte aligned) into L2, no waiting
+__device__ __forceinline__ void mla_prefetch_l2(const void *p, unsigned bytes) {
+    asm volatile("cp.async.bulk.prefetch.L2.global [%0], %1;\n" ::"l"(p), "r"(bytes) : "memory");
+}
 // cp.async's and st.shared's writes made visible to the tensor cores' (async) proxy
 __device__ __forceinline__ void mla_fence_async() { asm volatile("fence.proxy.async.shared::cta;\n" ::: "memory"); }
 __device__ __forceinline__ void mla_wg_fence() { asm volatile("wgmma.fence.sync.aligned;\n" ::: "memory"); }
 __device__ __forceinline__ void mla_wg_commit() { asm volatile("wgmma.commit_group.sync.aligned;\n" ::: "memory"); }
 __device__ __forceinline__ void mla_wg_wait0() { asm volatile("wgmma.wait_group.sync.aligned 0;\n" ::: "memory"); }
+__device__ __forceinline__ void mla_wg_wait1() { asm volatile("wgmma.wait_group.sync.aligned 1;\n" ::: "memory"); }
 // named barrier `id` of n threads: wait for the phase / only arrive (both order memory like __syncthreads)
 __device__ __forceinline__ void mla_bar_sync(int id, int n) { asm volatile("bar.sync %0, %1;\n" ::"r"(id), "r"(n) : "memory"); }
 __device__ __forceinline__ void mla_bar_arrive(int id, int n) { asm volatile("bar.arrive %0, %1;\n" ::"r"(id), "r"(n) : "memory"); }
@@ -202,11 +261,83 @@ __device__ __forceinline__ void mla_wgmma_pv(float *d, const void *pa, const voi
                  : MLA_F128(d)
                  : "l"(da), "l"(db), "r"(acc));
 }
+// ---- the seesaw's steps (MLA_V3 2) ----
+// S = Q K^T of one block of 64 keys: its 9 chunks in order (rot: 4-7, 0-3, 8, the
+// order warpgroup 1's stage is refilled in), each waited for on its barrier
+// (parity par) and fenced for the tensor cores just before its 4 wgmma.
+__device__ __forceinline__ void mla_s_block(float *s, const unsigned char *Q, const unsigned char *K, unsigned long long *bar, unsigned par, int rot) {
+#pragma unroll
+    for (int i = 0; i < 32; i++) s[i] = 0.0f;
+#pragma unroll
+    for (int k = 0; k < 9; k++) {
+        const int c = rot ? (k < 4 ? k + 4 : k < 8 ? k - 4 : 8) : k;
+        mla_mbar_wait(bar + c, par);
+        mla_fence_async();
+        mla_wg_fence();
+#pragma unroll
+        for (int kk = 0; kk < 4; kk++) mla_wgmma_s(s, Q + c * 8192 + kk * 32, K + c * 8192 + kk * 32, k | kk);
+    }
+    mla_wg_commit();
+    mla_wg_wait0();
+    mla_hold32(s);
+}
+// The online softmax of one block's S (base 2, the scale sl2 folded in): columns past
+// lim[h] masked, m[h] becomes the rows' max with this block's, sc[h] the factor of what
+// was relative to the old max, s the block's P (0 where masked), rs[h] this thread's
+// share of P's row sums.
+__device__ __forceinline__ void mla_softmax(float *s, const int *lim, float *m, float *sc, float *rs, int q4, float sl2) {
+    const float NEG = __int_as_float(0xff800000);
+    float mx[2] = {NEG, NEG};
+#pragma unroll
+    for (int i = 0; i < 32; i++) {
+        s[i] = 8 * (i >> 2) + 2 * q4 + (i & 1) <= lim[(i >> 1) & 1] ? s[i] * sl2 : NEG;
+        mx[(i >> 1) & 1] = fmaxf(mx[(i >> 1) & 1], s[i]);
+    }
+#pragma unroll
+    for (int h = 0; h < 2; h++) {
+        mx[h] = fmaxf(mx[h], __shfl_xor_sync(0xffffffffu, mx[h], 1));
+        mx[h] = fmaxf(mx[h], __shfl_xor_sync(0xffffffffu, mx[h], 2));
+        const float mn = fmaxf(m[h], mx[h]);
+        sc[h] = mn == NEG ? 1.0f : exp2f(m[h] - mn);
+        m[h] = mn;
+        rs[h] = 0.0f;
+    }
+#pragma unroll
+    for (int i = 0; i < 32; i++) {
+        const int h = (i >> 1) & 1;
+        s[i] = s[i] == NEG ? 0.0f : exp2f(s[i] - m[h]);
+        rs[h] += s[i];
+    }
+}
+// P (times the row's factor f) as bf16 into the rope chunk Pc, the A operand's layout
+__device__ __forceinline__ void mla_store_p(unsigned char *Pc, const float *s, const float *f, int ra, int q4) {
+#pragma unroll
+    for (int i = 0; i < 32; i += 2) {
+        const int h = (i >> 1) & 1;
+        *(unsigned *)(Pc + mla_swz(ra + 8 * h, 2 * (8 * (i >> 2) + 2 * q4))) = mla_bf16x2(s[i] * f[h], s[i + 1] * f[h]);
+    }
+}
+// o's rows times their factors, where a row of the warp's has one other than 1
+__device__ __forceinline__ void mla_scale_o(float *o, const float *f) {
+    if (!__all_sync(0xffffffffu, f[0] == 1.0f && f[1] == 1.0f))
+#pragma unroll
+        for (int i = 0; i < 128; i++) o[i] *= f[(i >> 1) & 1];
+}
+// o += P V: P in the rope chunk Pc, V the 4 chunks of the warpgroup's 256 columns from V
+__device__ __forceinline__ void mla_pv(float *o, const unsigned char *Pc, const unsigned char *V) {
+    mla_wg_fence();
+#pragma unroll
+    for (int kk = 0; kk < 4; kk++) mla_wgmma_pv(o, Pc + kk * 32, V + kk * 2048, 8192, 1024, 1);
+    mla_wg_commit();
+}
 #endif
 
 extern "C" __global__ void __launch_bounds__(MLA_THREADS, 1) DSCC_ENTRY(Args a) {
     extern __shared__ __align__(16) unsigned char mla_smem[];
-    __shared__ float s_corr[2][64], s_m[64], s_l[64];
+    __shared__ float s_corr[2][64], s_m[64], s_l[64], s_l1[64];
+#if MLA_V3 == 2
+    __shared__ float s_m1[64];
+#endif
     // the dynamic memory from its first 1024-aligned byte (the swizzle's period):
     // q's tile, then the two stages of 64 keys (P goes into a stage's chunk 8 once S is taken)
     unsigned char *const sm = mla_smem + ((1024u - (unsigned)(__cvta_generic_to_shared(mla_smem) & 1023u)) & 1023u);
@@ -221,11 +352,72 @@ extern "C" __global__ void __launch_bounds__(MLA_THREADS, 1) DSCC_ENTRY(Args a) 
     // this split's blocks of 64 keys: [jb0, jb1) of the tile's
     const long long nkb = (T + 63) / 64, per = (nkb + nsp - 1) / nsp, jb0 = sp * per;
     const long long jb1 = jb0 + per < kend / 64 + 1 ? jb0 + per : kend / 64 + 1;
+#if MLA_V3
+    // after the tiles: [stage][chunk] "landed", 128 arrivals (the producer's threads' cp.async) a phase, then q's
+    unsigned long long *const full = (unsigned long long *)(sm + 3 * MLA_TILE);
+    if (tid == 0) {
+        for (int i = 0; i < 19; i++) mla_mbar_init(full + i, 128); // 18: q's (the seesaw's)
+        mla_mbar_fence_init();
+    }
+    __syncthreads();
+#endif
     if (wg == 2) { // the producer: q with the first block, each block into stage (its index) % 2
         mla_regs_producer();
         const unsigned short *Q0 = (const unsigned short *)a.t[MLA_SQ], *Q1 = (const unsigned short *)a.t[MLA_SQ1];
         const unsigned short *Kg = (const unsigned short *)a.t[MLA_SK];
         const int pt = tid - 256;
+#if MLA_V3
+        // chunk c of a stage, 64 rows x 128 bytes: thread pt copies the 16-byte unit pu of rows pr + 16 i
+        const int pr = pt >> 3, pu = pt & 7;
+        if (MLA_V3 == 2) { // the seesaw: q first, on a barrier of its own (both warpgroups compute S)
+            for (int kc = pu; kc < 72; kc += 8)
+#pragma unroll
+                for (int i = 0; i < 4; i++) {
+                    const int r = pr + 16 * i;
+                    const bool ok = r0 + r < rows;
+                    const long long qr = bb * rows + r0 + r;
+                    const unsigned short *src = kc * 8 < MLA_QD0 ? Q0 + (qr * MLA_QD0 + kc * 8) : Q1 + (qr * (576 - MLA_QD0) + kc * 8 - MLA_QD0);
+                    mla_cp16(Qs + mla_swz(r, kc * 16), ok ? src : Q0, ok);
+                }
+            mla_cp_arrive(full + 18);
+        }
+        for (long long jb = jb0; jb < jb1; jb++) {
+            const int st = (int)((jb - jb0) & 1);
+            if (MLA_V3 == 1 && jb - jb0 >= 2) mla_bar_sync(MLA_BAR_EMPTY + st, MLA_THREADS); // the consumers are done with block jb - 2
+            unsigned char *Kd = Ks + st * MLA_TILE;
+            if (MLA_PF > 0 && pt == 0) // L2 prefetches: blocks jb0 + 2 .. jb0 + MLA_PF at the start, then jb + MLA_PF
+                for (long long p = jb == jb0 ? jb0 + 2 : jb + MLA_PF; p <= jb + MLA_PF && p < jb1; p++) {
+                    const long long n = T - p * 64 < 64 ? T - p * 64 : 64; // the block's keys (>= 1: p < jb1)
+                    mla_prefetch_l2(Kg + (bb * KT + p * 64) * 576, (unsigned)(n * 1152));
+                }
+            for (int k = 0; k < 9; k++) {
+                // the seesaw's stage 1 is released chunks 4-7 first, so it is filled in that order
+                const int c = MLA_V3 == 2 && st == 1 ? (k < 4 ? k + 4 : k < 8 ? k - 4 : 8) : k;
+                if (MLA_V3 == 2 && jb - jb0 >= 2 && (k == 0 || k == 4)) // the readers of these chunks are done with block jb - 2
+                    mla_bar_sync(st == 0 ? (k == 0 ? MLA_BAR_E0L : MLA_BAR_E0R) : (k == 0 ? MLA_BAR_E1R : MLA_BAR_E1L),
+                                 st == 1 && k == 4 ? MLA_THREADS : 256);
+                const int kc = c * 8 + pu; // the unit's 16 bytes among the row's 72
+                if (MLA_V3 == 1 && jb == jb0) // q's chunk with the first block's, on the same barrier
+#pragma unroll
+                    for (int i = 0; i < 4; i++) {
+                        const int r = pr + 16 * i;
+                        const bool ok = r0 + r < rows;
+                        const long long qr = bb * rows + r0 + r;
+                        const unsigned short *src = kc * 8 < MLA_QD0 ? Q0 + (qr * MLA_QD0 + kc * 8) : Q1 + (qr * (576 - MLA_QD0) + kc * 8 - MLA_QD0);
+                        mla_cp16(Qs + mla_swz(r, kc * 16), ok ? src : Q0, ok);
+                    }
+#pragma unroll
+                for (int i = 0; i < 4; i++) {
+                    const int jj = pr + 16 * i;
+                    const long long j = jb * 64 + jj;
+                    const bool ok = j < T;
+                    mla_cp16(Kd + mla_swz(jj, kc * 16), ok ? Kg + ((bb * KT + j) * 576 + kc * 8) : Kg, ok);
+                }
+                mla_cp_arrive(full + st * 9 + c);
+            }
+        }
+        mla_cp_wait0(); // the last copies land before the thread ends
+#else
         for (long long jb = jb0; jb < jb1; jb++) {
             const int st = (int)((jb - jb0) & 1);
             if (jb - jb0 >= 2) mla_bar_sync(MLA_BAR_EMPTY + st, MLA_THREADS); // the consumers are done with block jb - 2
@@ -249,6 +441,7 @@ extern "C" __global__ void __launch_bounds__(MLA_THREADS, 1) DSCC_ENTRY(Args a) 
             mla_fence_async();
             mla_bar_arrive(MLA_BAR_FULL + st, MLA_THREADS);
         }
+#endif
         return;
     }
     mla_regs_consumer();
@@ -264,19 +457,125 @@ extern "C" __global__ void __launch_bounds__(MLA_THREADS, 1) DSCC_ENTRY(Args a) 
 #pragma unroll
     for (int i = 0; i < 128; i++) o[i] = 0.0f;
     float m[2] = {NEG, NEG}, ls[2] = {0.0f, 0.0f}; // warpgroup 0: rows' running max (base 2) and this thread's share of the sum
+#if MLA_V3 == 2
+    // The seesaw (FlashMLA's schedule): blocks in pairs, b0 in stage 0, b1 = b0 + 1 in
+    // stage 1; warpgroup 0 computes S and P of b0, warpgroup 1 those of b1 at the same
+    // time; the rows' max runs m -> m0 (b0's, warpgroup 0) -> m1 (b1's, warpgroup 1), and
+    // each warpgroup's half of O and share of the sums (ls) follow it by the factors
+    // sc0 = 2^(m - m0) and sc1 = 2^(m0 - m1):
+    //   wg 0: O_L = (O_L sc0 + P0 V0_L) sc1 + P1 V1_L
+    //   wg 1: O_R = O_R sc0 sc1 + P1 V1_R + (P0 sc1) V0_R
+    // P0 and P1 as bf16 over their stage's rope columns; P0 rewritten as P0 sc1 once
+    // warpgroup 0's own P V has read it. The stages go back to the producer in halves
+    // as soon as their readers are done (MLA_BAR_E0L ... E1L).
+    mla_mbar_wait(full + 18, 0); // q landed
+    unsigned char *const K0 = Ks, *const K1 = Ks + MLA_TILE;
+    for (long long b0 = jb0; b0 < jb1; b0 += 2) {
+        const bool two = b0 + 1 < jb1;
+        const unsigned par = (unsigned)((b0 - jb0) >> 1) & 1u;
+        const long long bo = b0 + wg; // the block whose S this warpgroup computes
+        int lim[2]; // the last column of that block each of the thread's rows sees
+#pragma unroll
+        for (int h = 0; h < 2; h++) lim[h] = last[h] - bo * 64 < 63 ? (int)(last[h] - bo * 64) : 63;
+        float s[32], sc0[2], sc1[2], rs[2];
+        if (wg == 0) {
+            mla_s_block(s, Qs, K0, full, par, 0);
+            mla_bar_sync(MLA_BAR_S, 128); // every warp's S taken: P0 may overwrite the rope columns
+            mla_softmax(s, lim, m, sc0, rs, q4, SL2);
+            if (q4 == 0) s_m[ra] = m[0], s_m[ra + 8] = m[1], s_corr[0][ra] = sc0[0], s_corr[0][ra + 8] = sc0[1];
+            mla_bar_arrive(MLA_BAR_SC0, 256);
+#pragma unroll
+            for (int h = 0; h < 2; h++) ls[h] = ls[h] * sc0[h] + rs[h];
+            mla_scale_o(o, sc0);
+            const float one[2] = {1.0f, 1.0f};
+            mla_store_p(K0 + 8 * 8192, s, one, ra, q4);
+            mla_fence_async();
+            mla_pv(o, K0 + 8 * 8192, K0); // O_L += P0 V0_L
+            mla_bar_sync(MLA_BAR_SC1, 256); // warpgroup 1's max and factor of b1
+            sc1[0] = s_corr[1][ra], sc1[1] = s_corr[1][ra + 8], m[0] = s_m1[ra], m[1] = s_m1[ra + 8];
+            mla_wg_wait0();
+            mla_hold128(o);
+            if (b0 + 2 < jb1) mla_bar_arrive(MLA_BAR_E0L, 256); // stage 0's chunks 0-3 read for the last time
+            // P0 sc1 for warpgroup 1 over P0: the warp's wgmma read only its own 16 rows of P0, and
+            // its wait is the warp's (its lanes together: __syncwarp, for an emulator that runs them in turn)
+            __syncwarp();
+            mla_store_p(K0 + 8 * 8192, s, sc1, ra, q4);
+            mla_fence_async();
+            mla_bar_arrive(MLA_BAR_P0R, 256);
+#pragma unroll
+            for (int h = 0; h < 2; h++) ls[h] *= sc1[h];
+            mla_scale_o(o, sc1);
+            if (two) {
+                mla_bar_sync(MLA_BAR_P1R, 256);
+                mla_pv(o, K1 + 8 * 8192, K1); // O_L += P1 V1_L
+                mla_wg_wait0();
+                mla_hold128(o);
+                if (b0 + 3 < jb1) mla_bar_arrive(MLA_BAR_E1L, MLA_THREADS); // stage 1's chunks 0-3 and P1
+            }
+        } else {
+            if (two) {
+                mla_s_block(s, Qs, K1, full + 9, par, 1);
+                mla_bar_sync(MLA_BAR_S1, 128);
+            }
+            mla_bar_sync(MLA_BAR_SC0, 256); // warpgroup 0's max and factor of b0
+            m[0] = s_m[ra], m[1] = s_m[ra + 8], sc0[0] = s_corr[0][ra], sc0[1] = s_corr[0][ra + 8];
+            sc1[0] = sc1[1] = 1.0f, rs[0] = rs[1] = 0.0f;
+            if (two) mla_softmax(s, lim, m, sc1, rs, q4, SL2);
+            if (q4 == 0) s_m1[ra] = m[0], s_m1[ra + 8] = m[1], s_corr[1][ra] = sc1[0], s_corr[1][ra + 8] = sc1[1];
+            mla_bar_arrive(MLA_BAR_SC1, 256);
+            float f[2];
+#pragma unroll
+            for (int h = 0; h < 2; h++) f[h] = sc0[h] * sc1[h], ls[h] = ls[h] * f[h] + rs[h];
+            mla_scale_o(o, f);
+            if (two) {
+                const float one[2] = {1.0f, 1.0f};
+                mla_store_p(K1 + 8 * 8192, s, one, ra, q4);
+                mla_fence_async();
+                mla_bar_arrive(MLA_BAR_P1R, 256);
+                mla_pv(o, K1 + 8 * 8192, K1 + 4 * 8192); // O_R += P1 V1_R
+            }
+            mla_bar_sync(MLA_BAR_P0R, 256);
+            mla_pv(o, K0 + 8 * 8192, K0 + 4 * 8192); // O_R += (P0 sc1) V0_R
+            if (two) {
+                mla_wg_wait1(); // P1 V1_R done
+                if (b0 + 3 < jb1) {
+                    mla_bar_arrive(MLA_BAR_E1R, 256); // stage 1's chunks 4-7
+                    mla_bar_arrive(MLA_BAR_E1L, MLA_THREADS); // and this warpgroup's reads of P1
+                }
+            }
+            mla_wg_wait0();
+            mla_hold128(o);
+            if (b0 + 2 < jb1) mla_bar_arrive(MLA_BAR_E0R, 256); // stage 0's chunks 4-8
+        }
+    }
+#else
     for (long long jb = jb0; jb < jb1; jb++) {
         const int st = (int)((jb - jb0) & 1);
         unsigned char *const Kc = Ks + st * MLA_TILE, *const Pc = Kc + 8 * 8192; // P over the rope columns
+#if MLA_V3
+        unsigned long long *const fb = full + st * 9;
+        const unsigned par = (unsigned)((jb - jb0) >> 1) & 1u; // the stage's use, mod 2
+#else
         mla_bar_sync(MLA_BAR_FULL + st, MLA_THREADS); // the keys (and q) landed
+#endif
         if (wg == 0) {
             float s[32];
 #pragma unroll
             for (int i = 0; i < 32; i++) s[i] = 0.0f;
             mla_wg_fence();
 #pragma unroll
-            for (int c = 0; c < 9; c++)
+            for (int c = 0; c < 9; c++) {
+#if MLA_V3
+                if (c % MLA_WAITG == 0) { // chunks c .. c + MLA_WAITG - 1 landed (the wgmma of those before run meanwhile)
+#pragma unroll
+                    for (int g = c; g < c + MLA_WAITG && g < 9; g++) mla_mbar_wait(fb + g, par);
+                    mla_fence_async();
+                    mla_wg_fence();
+                }
+#endif
 #pragma unroll
                 for (int kk = 0; kk < 4; kk++) mla_wgmma_s(s, Qs + c * 8192 + kk * 32, Kc + c * 8192 + kk * 32, c | kk);
+            }
             mla_wg_commit();
             mla_wg_wait0();
             mla_hold32(s);
@@ -316,6 +615,10 @@ extern "C" __global__ void __launch_bounds__(MLA_THREADS, 1) DSCC_ENTRY(Args a) 
                 for (int i = 0; i < 128; i++) o[i] *= corr[(i >> 1) & 1];
         } else {
             mla_bar_sync(MLA_BAR_P + st, 256);
+#if MLA_V3
+            for (int c = 4; c < 8; c++) mla_mbar_wait(fb + c, par); // passed already (warpgroup 0 waited for them before P)
+            mla_fence_async();
+#endif
             const float c0 = s_corr[st][ra], c1 = s_corr[st][ra + 8];
             if (!__all_sync(0xffffffffu, c0 == 1.0f && c1 == 1.0f))
 #pragma unroll
@@ -329,13 +632,15 @@ extern "C" __global__ void __launch_bounds__(MLA_THREADS, 1) DSCC_ENTRY(Args a) 
         mla_hold128(o);
         if (jb + 2 < jb1) mla_bar_arrive(MLA_BAR_EMPTY + st, MLA_THREADS); // the producer may refill the stage
     }
-    if (wg == 0) { // the rows' max and sum over their quads, for both warpgroups
+#endif
+    if (wg == 0 || MLA_V3 == 2) { // the rows' max and sum over their quads, for both warpgroups (the seesaw: each its share)
 #pragma unroll
         for (int h = 0; h < 2; h++) {
             ls[h] += __shfl_xor_sync(0xffffffffu, ls[h], 1);
             ls[h] += __shfl_xor_sync(0xffffffffu, ls[h], 2);
         }
-        if (q4 == 0) s_m[ra] = m[0], s_l[ra] = ls[0], s_m[ra + 8] = m[1], s_l[ra + 8] = ls[1];
+        if (q4 == 0 && wg == 0) s_m[ra] = m[0], s_l[ra] = ls[0], s_m[ra + 8] = m[1], s_l[ra + 8] = ls[1];
+        if (q4 == 0 && wg == 1) s_l1[ra] = ls[0], s_l1[ra + 8] = ls[1];
     }
     mla_bar_sync(MLA_BAR_END, 256);
     float *part = (float *)a.t[MLA_SP];
@@ -346,7 +651,7 @@ extern "C" __global__ void __launch_bounds__(MLA_THREADS, 1) DSCC_ENTRY(Args a) 
         const int r = ra + 8 * h;
         const long long ri = bb * rows + r0 + r;
         if (r0 + r >= rows) continue;
-        const float lr = s_l[r], inv = lr > 0.0f ? 1.0f / lr : 0.0f;
+        const float lr = MLA_V3 == 2 ? s_l[r] + s_l1[r] : s_l[r], inv = lr > 0.0f ? 1.0f / lr : 0.0f;
         if (nsp == 1) {
 #pragma unroll
             for (int i = 2 * h; i < 128; i += 4) {
@@ -377,3 +682,6 @@ extern "C" __global__ void __launch_bounds__(MLA_THREADS, 1) DSCC_ENTRY(Args a) 
 #undef MLA_SP
 #undef MLA_CAUSAL
 #undef MLA_SCALE
+#undef MLA_V3
+#undef MLA_PF
+#undef MLA_WAITG

@@ -291,15 +291,16 @@ static inline void wg_wait0(void) {
  * + sbo (k / 8) from b, which must then start a 1024-aligned swizzle atom.
  * The swizzle is applied to each byte's address as above. Same fences,
  * waits, lane checks and faults as the m64n64 form; d holds N / 2 f32. */
-struct EmuWgmmaX { float *d; unsigned a, b, lbo, sbo; short n, tb, acc; };
+struct EmuWgmmaX { float *d; unsigned a, b, lbo, sbo; short n, tb, acc; unsigned group; };
 enum { EMU_WGX_PENDING = 40 };
 static thread_local EmuWgmmaX emu_wgx_pending[1024][EMU_WGX_PENDING];
 static thread_local int emu_wgx_npending[1024];
+static thread_local unsigned emu_wgx_groups[1024]; /* commit groups so far (mla_wg_commit), for mla_wg_wait1 */
 /* around each thread's run of a kernel (emu_nvrtc.c's entries) */
 static inline void emu_gt_thread_start(void); /* gemm_tma.cuh's wgmma queue, below */
 static inline int emu_gt_pending(void);
 static inline void emu_thread_start(void) {
-    emu_wg_npending[emu_tid()] = emu_wg_fenced[emu_tid()] = emu_wgx_npending[emu_tid()] = 0;
+    emu_wg_npending[emu_tid()] = emu_wg_fenced[emu_tid()] = emu_wgx_npending[emu_tid()] = 0, emu_wgx_groups[emu_tid()] = 0;
     emu_gt_thread_start();
 }
 static inline void emu_thread_end(void) {
@@ -340,13 +341,22 @@ static inline void emu_wgmma_x(float *d, const void *pa, const void *pb, int n, 
         for (int k = 0; k < 7; k++)
             if (all[7 * l + k] != mine[k]) emu_ctx->fault(emu_ctx, "wgmma: the lanes of a warp pass different operands", line);
     if (emu_wgx_npending[t] == EMU_WGX_PENDING) emu_ctx->fault(emu_ctx, "too many wgmma pending", line);
-    emu_wgx_pending[t][emu_wgx_npending[t]++] = EmuWgmmaX{d, (unsigned)a, (unsigned)b, lbo, sbo, (short)n, (short)tb, (short)acc};
+    emu_wgx_pending[t][emu_wgx_npending[t]++] = EmuWgmmaX{d, (unsigned)a, (unsigned)b, lbo, sbo, (short)n, (short)tb, (short)acc, emu_wgx_groups[t]};
 }
-/* wgmma.wait_group 0 for both forms: the general form's products, then the m64n64 form's (and the fence's end) */
-static inline void emu_wgx_wait0(void) {
+/* wgmma.wait_group 0 for both forms: the general form's products, then the
+ * m64n64 form's (and the fence's end); with keep 1 (wait_group 1) the
+ * products of the newest committed group, and any not committed, stay
+ * pending, read from the shared memory when they are waited for */
+static inline void emu_wgx_wait(unsigned keep, int line) {
     const int t = emu_tid(), w = (t & 127) >> 5, l = t & 31;
+    int left = 0;
     for (int p = 0; p < emu_wgx_npending[t]; p++) {
         const EmuWgmmaX &m = emu_wgx_pending[t][p];
+        if (keep && m.group == emu_wgx_groups[t]) emu_ctx->fault(emu_ctx, "wgmma.wait_group 1 with a wgmma not committed (wgmma.commit_group)", line);
+        if (keep && m.group + keep >= emu_wgx_groups[t]) {
+            emu_wgx_pending[t][left++] = m;
+            continue;
+        }
         for (int i = 0; i < m.n / 2; i++) {
             const int row = 16 * w + l / 4 + 8 * ((i >> 1) & 1), col = 8 * (i >> 2) + 2 * (l % 4) + (i & 1);
             double s = 0.0;
@@ -359,9 +369,10 @@ static inline void emu_wgx_wait0(void) {
             m.d[i] = (float)((m.acc ? (double)m.d[i] : 0.0) + s);
         }
     }
-    emu_wgx_npending[t] = 0;
+    emu_wgx_npending[t] = left;
     wg_wait0();
 }
+static inline void emu_wgx_wait0(void) { emu_wgx_wait(0, 0); }
 /* ---- named barriers and register reallocation (a producer / consumer pipeline) ---- */
 /* bar.sync id, n and bar.arrive id, n: see ctx_named_barrier in emu_cuda.c
  * (counts, count mismatches and deadlocks are the driver's). */
@@ -396,10 +407,38 @@ static inline void mla_cp_commit(void) { cp_commit(); }
 static inline void mla_cp_wait0(void) { cp_wait0(); }
 static inline void mla_fence_async(void) {}
 static inline void mla_wg_fence(void) { wg_fence(); }
-static inline void mla_wg_commit(void) {}
+static inline void mla_wg_commit(void) { emu_wgx_groups[emu_tid()]++; }
 static inline void mla_wg_wait0(void) { emu_wgx_wait0(); }
+#define mla_wg_wait1() emu_wgx_wait(1, __LINE__)
 #define mla_hold32(d) (void)(d)
 #define mla_hold128(d) (void)(d)
+/* the v3 ring's mbarriers (gemm_tma.cuh's below). cp.async.mbarrier.arrive.noinc:
+ * the thread's copies land, it arrives, and then it waits until the phase it
+ * arrived in completes (every producer thread's copies of the chunk in), which
+ * the hardware does not: so the producer never runs a chunk ahead of the
+ * consumers, and a consumer that reads a chunk before its barrier completed
+ * reads the fill bytes there */
+#define mla_mbar_init(bar, n) emu_gt_mbar_init((bar), (n), __LINE__)
+static inline void mla_mbar_fence_init(void) {}
+#define mla_mbar_wait(bar, parity) emu_gt_mbar_wait((bar), (parity), __LINE__)
+static inline void emu_gt_mbar_arrive(void *bar, unsigned tx, int line);
+static inline void emu_gt_mbar_wait(void *bar, unsigned parity, int line);
+static inline void *emu_mbar_at(void *bar, int line);
+static inline void emu_mla_cp_arrive(void *bar, int line) {
+    const unsigned parity = emu_mbar_phase(emu_mbar_at(bar, line));
+    cp_commit();
+    cp_wait0();
+    emu_gt_mbar_arrive(bar, 0u, line);
+    emu_gt_mbar_wait(bar, parity, line);
+}
+#define mla_cp_arrive(bar) emu_mla_cp_arrive((bar), __LINE__)
+/* cp.async.bulk.prefetch.L2: a hint, nothing to do; its range must lie in one allocation */
+#define mla_prefetch_l2(p, bytes) emu_prefetch_l2((p), (bytes), __LINE__)
+static inline void emu_prefetch_l2(const void *p, unsigned bytes, int line) {
+    if (((uintptr_t)p & 15) || (bytes & 15) || !bytes) emu_ctx->fault(emu_ctx, "L2 prefetch of no 16-byte aligned range", line);
+    volatile const unsigned char *b = (const unsigned char *)p;
+    (void)b[0], (void)b[bytes - 1]; /* ASan sees a range past the buffer */
+}
 #define mla_wgmma_s(d, a, b, acc) emu_wgmma_x((d), (a), (b), 64, 0, 16, 1024, (acc), __LINE__)
 #define mla_wgmma_pv(d, a, b, lbo, sbo, acc) emu_wgmma_x((d), (a), (b), 256, 1, (lbo), (sbo), (acc), __LINE__)
 

@@ -19,6 +19,8 @@
 #                     128 x 128 (DSCC_TMA_V2=0), 128 x 256, 128 x 256 in
 #                     2-CTA clusters (DSCC_TMA_CLUSTER=1), beside cuBLASLt;
 #   several parts run in one call in the order given (rounds.sh check gpu);
+#   rounds.sh mla     MLA's decode kernel alone, its ring variants side by
+#                     side (bench_mla: batch 32, context 4,097, then 8,193);
 #   rounds.sh quick   the new kernels' tests and one bench_gpu run, for a
 #                     call with little device time left;
 #   rounds.sh trace   a traced run (dscc run --trace, random weights) and
@@ -62,6 +64,9 @@ case "$mode" in
   gpu) # bench_gpu alone, every step absorbed, then auto (the naive form for a prefill from position 0)
     TAIL=40 step bench_gpu_absorb 200 build/bench_gpu --layers 2 --dense 1 --prefill 1024 --hbm-gbps 4250 --peak-tflops 1300 --set attn_impl=absorb
     TAIL=40 step bench_gpu_auto 200 build/bench_gpu --layers 2 --dense 1 --prefill 1024 --hbm-gbps 4250 --peak-tflops 1300 --set attn_impl=auto ;;
+  mla) # the MLA decode kernel's variants (DSCC_MLA_V3, DSCC_MLA_PREFETCH) in one process each
+    TAIL=12 step bench_mla 120 build/bench_mla
+    TAIL=12 step bench_mla_8k 120 build/bench_mla --ctx 8193 ;;
   gemm) TAIL=70 step bench_gemm 180 build/bench_gemm --check --table "$out/gemm_table.txt" ;;
   tma) # the TMA GEMM's forms, each checked against the generated kernel (--check above M = 128)
     DSCC_TMA_V2=0 TAIL=30 step bench_gemm_tma128 180 build/bench_gemm --check --m 256,1024,4096

@@ -11,7 +11,9 @@
  * program's launch rules that a step of S <= 16 launches the MLA kernel
  * and nothing of the mma.sync form, a step of 20 the reverse (compared
  * too). The split rule itself is checked without a GPU, and the kernel
- * alone with one split of six blocks of keys (its ring refilled). Every query row of every step
+ * alone with one split of six blocks of keys (its ring refilled), in both
+ * rings (MLA_V3 1: a stage's chunks land on mbarriers of their own; 0: the
+ * stage whole). Every query row of every step
  * is compared (relative L2 per row: 2e-2; P and the output are rounded to
  * bf16, the CPU keeps f32). Exits 77 (skipped) without a GPU; CTest's
  * emu.test_gpu_mla runs it on the emulated device (tests/emu/). */
@@ -211,20 +213,25 @@ typedef struct {
     long long tag;
 } MlaArgs;
 
-/* The kernel itself, launched here with one split over all 6 blocks of
- * keys of T = 330 (the ring's two stages refilled four times, the last
- * block partial), 64 heads (one tile), not causal, f32 out, against a
- * double-precision reference of the bf16 inputs (relative L2 per row:
- * 2e-2). The steps above never give a split more than two blocks: the
- * split rule spreads short contexts over the SMs. */
-static void test_mla_kernel_ring(void **state) {
-    (void)state;
-    enum { T = 330, HQ = 64 };
+/* The kernel itself, launched here with one split over all blocks of
+ * keys, B batch rows of 64 heads (one tile each), not causal, f32 out,
+ * against a double-precision reference of the bf16 inputs (relative L2
+ * per row: 2e-2): T = 330 (the ring's two stages refilled four times, the
+ * last block partial) in one block, and T = 200 in 24 blocks, so that the
+ * emulator starves each of the producer's warps on some block (warp
+ * (block / 2) % 12; the producer's are 8 to 11): a consumer that reads a
+ * chunk before all of its copies landed sees the fill bytes there. The
+ * steps above never give a split more than two blocks: the split rule
+ * spreads short contexts over the SMs. */
+static void kernel_ring(const char *v3, const char *waitg, const char *pf, int B, int T) {
+    enum { HQ = 64 };
     const double scale = 0.1352337788;
     Arena *a = arena_new();
     DiagEngine *d = diag_new(a, stderr);
-    CgDefine defs[] = {{"MLA_B", "1LL"},     {"MLA_S", "1LL"},        {"MLA_T", "330LL"},  {"MLA_HQ", "64LL"},
-                       {"MLA_KT", "330LL"},  {"MLA_OUT_BF16", "0"},   {"MLA_CAUSAL", "0"}, {"MLA_SCALE", "0.1352337788f"}};
+    const char *bs = arena_printf(a, "%dLL", B), *ts = arena_printf(a, "%dLL", T);
+    CgDefine defs[] = {{"MLA_B", bs},      {"MLA_S", "1LL"},      {"MLA_T", ts},       {"MLA_HQ", "64LL"},
+                       {"MLA_KT", ts},     {"MLA_OUT_BF16", "0"}, {"MLA_CAUSAL", "0"}, {"MLA_SCALE", "0.1352337788f"},
+                       {"MLA_V3", v3},     {"MLA_WAITG", waitg},  {"MLA_PF", pf}};
     CgSource src = {"mla_ring", cg_kernel_instance(a, "mla_decode", "mla_ring", defs, (int)(sizeof defs / sizeof *defs)),
                     {"codegen/kernels/mla_decode.cuh", 0, 0}};
     CgBinary bin = {0};
@@ -234,38 +241,45 @@ static void test_mla_kernel_ring(void **state) {
     assert_non_null(gpu);
     RtKernel *k = rt_cuda_kernel(gpu, d, bin.data, "mla_ring");
     assert_non_null(k);
-    uint16_t *q = malloc(sizeof(uint16_t) * HQ * 576), *kv = malloc(sizeof(uint16_t) * T * 576);
-    float *out = malloc(sizeof(float) * HQ * 512);
-    for (int i = 0; i < HQ * 576; i++) q[i] = bf16(urand());
-    for (int i = 0; i < T * 576; i++) kv[i] = bf16(urand());
+    const size_t nq = (size_t)B * HQ * 576, nk = (size_t)B * T * 576, no = (size_t)B * HQ * 512;
+    uint16_t *q = malloc(sizeof(uint16_t) * nq), *kv = malloc(sizeof(uint16_t) * nk);
+    float *out = malloc(sizeof(float) * no);
+    for (size_t i = 0; i < nq; i++) q[i] = bf16(urand());
+    for (size_t i = 0; i < nk; i++) kv[i] = bf16(urand());
     RtDevPtr dq, dk, dout, dpart;
-    assert_true(rt_cuda_alloc(gpu, d, sizeof(uint16_t) * HQ * 576, &dq) && rt_cuda_alloc(gpu, d, sizeof(uint16_t) * T * 576, &dk));
-    assert_true(rt_cuda_alloc(gpu, d, sizeof(float) * HQ * 512, &dout) && rt_cuda_alloc(gpu, d, sizeof(float) * 64, &dpart));
-    assert_true(rt_cuda_upload(gpu, d, dq, q, sizeof(uint16_t) * HQ * 576) && rt_cuda_upload(gpu, d, dk, kv, sizeof(uint16_t) * T * 576));
+    assert_true(rt_cuda_alloc(gpu, d, sizeof(uint16_t) * nq, &dq) && rt_cuda_alloc(gpu, d, sizeof(uint16_t) * nk, &dk));
+    assert_true(rt_cuda_alloc(gpu, d, sizeof(float) * no, &dout) && rt_cuda_alloc(gpu, d, sizeof(float) * 64, &dpart));
+    assert_true(rt_cuda_upload(gpu, d, dq, q, sizeof(uint16_t) * nq) && rt_cuda_upload(gpu, d, dk, kv, sizeof(uint16_t) * nk));
     MlaArgs args = {.t = {dq, dk, dout, dpart}};
     void *p[] = {&args};
-    assert_true(rt_cuda_launch_async(gpu, d, k, 1, 384, 3 * 73728 + 1024, p) && rt_cuda_sync(gpu, d));
-    assert_true(rt_cuda_download(gpu, d, out, dout, sizeof(float) * HQ * 512));
-    double worst = 0, *sc = malloc(sizeof(double) * T);
-    for (int h = 0; h < HQ; h++) {
-        double mx = -1e300, sum = 0, num = 0, den = 0;
-        for (int j = 0; j < T; j++) {
-            double dot = 0;
-            for (int c = 0; c < 576; c++) dot += from_bf16(q[h * 576 + c]) * from_bf16(kv[j * 576 + c]);
-            sc[j] = dot * scale;
-            mx = sc[j] > mx ? sc[j] : mx;
+    assert_true(rt_cuda_launch_async(gpu, d, k, (unsigned)B, 384, 3 * 73728 + 1024 + 256, p) && rt_cuda_sync(gpu, d));
+    assert_true(rt_cuda_download(gpu, d, out, dout, sizeof(float) * no));
+    double worst = 0, *sc = malloc(sizeof(double) * (size_t)T);
+    for (int b = 0; b < B; b++)
+        for (int h = 0; h < HQ; h++) {
+            const uint16_t *qr = q + ((size_t)b * HQ + h) * 576, *kb = kv + (size_t)b * T * 576;
+            const float *orow = out + ((size_t)b * HQ + h) * 512;
+            double mx = -1e300, sum = 0, num = 0, den = 0;
+            for (int j = 0; j < T; j++) {
+                double dot = 0;
+                for (int c = 0; c < 576; c++) dot += from_bf16(qr[c]) * from_bf16(kb[(size_t)j * 576 + c]);
+                sc[j] = dot * scale;
+                mx = sc[j] > mx ? sc[j] : mx;
+            }
+            for (int j = 0; j < T; j++) sum += (sc[j] = exp(sc[j] - mx));
+            for (int c = 0; c < 512; c++) {
+                double ref = 0;
+                for (int j = 0; j < T; j++) ref += sc[j] * from_bf16(kb[(size_t)j * 576 + c]);
+                ref /= sum;
+                num += (orow[c] - ref) * (orow[c] - ref), den += ref * ref;
+            }
+            double rel = sqrt(num / (den > 0 ? den : 1e-30));
+            if (!(rel <= worst)) worst = rel;
         }
-        for (int j = 0; j < T; j++) sum += (sc[j] = exp(sc[j] - mx));
-        for (int c = 0; c < 512; c++) {
-            double ref = 0;
-            for (int j = 0; j < T; j++) ref += sc[j] * from_bf16(kv[j * 576 + c]);
-            ref /= sum;
-            num += (out[h * 512 + c] - ref) * (out[h * 512 + c] - ref), den += ref * ref;
-        }
-        double rel = sqrt(num / (den > 0 ? den : 1e-30));
-        if (!(rel <= worst)) worst = rel;
-    }
-    fprintf(stderr, "  the kernel alone: 64 heads, T %d, one split of 6 blocks: worst row rel L2 %.2e\n", T, worst);
+    fprintf(stderr,
+            "  the kernel alone (MLA_V3 %s, MLA_WAITG %s, MLA_PF %s): %d x 64 heads, T %d, one split of %d blocks: "
+            "worst row rel L2 %.2e\n",
+            v3, waitg, pf, B, T, (T + 63) / 64, worst);
     assert_true(worst <= 2e-2);
     free(sc);
     free(q);
@@ -274,6 +288,19 @@ static void test_mla_kernel_ring(void **state) {
     rt_cuda_close(gpu);
     cg_binary_free(&bin);
     arena_free(a);
+}
+
+/* every ring: each stage's chunks on mbarriers of their own (MLA_V3 1; waited for one or three at a
+ * time, MLA_WAITG; with and without the L2 prefetch, MLA_PF), the stage whole (0), the seesaw (2) */
+static void test_mla_kernel_ring(void **state) {
+    (void)state;
+    kernel_ring("1", "1", "0", 1, 330);
+    kernel_ring("0", "1", "0", 1, 330);
+    kernel_ring("1", "3", "2", 1, 330); /* with the L2 prefetch (blocks 2 to 5, the last partial) */
+    kernel_ring("1", "1", "0", 24, 200);
+    kernel_ring("1", "3", "0", 24, 200);
+    kernel_ring("2", "1", "0", 1, 290); /* the seesaw: three pairs, the last one block */
+    kernel_ring("2", "1", "0", 24, 200);  /* two pairs, each producer warp starved on some block */
 }
 
 /* gen.h's split rule (no GPU needed): one wave of one block per SM where the tiles allow, no empty split. */

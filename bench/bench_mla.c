@@ -1,0 +1,179 @@
+/* bench_mla.c — MLA's decode attention kernel alone (codegen/kernels/
+ * mla_decode.cuh and its combine), its variants side by side in one
+ * process on one GPU: the ring that waits for each stage whole (MLA_V3 0,
+ * what DSCC_MLA_V3=0 generates), the chunk ring without L2 prefetch
+ * (MLA_V3 1, MLA_PF 0: the default) and with it 2 and 4 blocks ahead
+ * (DSCC_MLA_PREFETCH), and with prefetch 2 the waits
+ * for the chunks 3 at a time (MLA_WAITG 3: fewer proxy fences), and the
+ * seesaw schedule (MLA_V3 2, DSCC_MLA_V3=2). The shape
+ * is bench_gpu's long context: batch 32 (--batch), 4,097 keys (--ctx), 128
+ * heads, one query position, causal, bf16 q / cache / out, the split count
+ * gen.h's rule gives the executor (cg_mla_splits). No weights, no graph:
+ * random bf16 inputs uploaded once; per variant 2 warm-up runs, then
+ * --reps (default 20) runs of decode + combine, each timed by events right
+ * around its two launches; the median and best time and TFLOPS (2 B H T
+ * (576 + 512) FLOPs, bench_gpu's count) are printed per variant, with the
+ * median time of the decode kernel alone (an event between the two), and each
+ * variant's output is compared with the first's (the same arithmetic in
+ * the same order: they agree exactly, but for the seesaw, which sums S's
+ * chunks in another order: within 2e-2 of max(1, |x|)). Run on the GPU machine:
+ *   build/bench_mla [--batch B] [--ctx T] [--reps N]
+ * The emulated device (tests/emu) runs `--batch 1 --ctx 130 --reps 1`. */
+#include <math.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "codegen/codegen.h"
+#include "codegen/gen.h"
+#include "codegen/kernels.h"
+#include "runtime/cuda.h"
+
+typedef struct { /* the kernels' argument block when compiled alone (mla_decode.cuh's) */
+    unsigned long long t[64];
+    long long sym[8];
+    long long cap, len;
+    unsigned long long err;
+    long long tag;
+} MlaArgs;
+
+typedef struct {
+    const char *label, *v3, *pf, *waitg;
+} Variant;
+
+static const Variant VARIANTS[] = {{"whole-stage ring (DSCC_MLA_V3=0)", "0", "0", "1"},
+                                   {"chunk ring, no L2 prefetch (default)", "1", "0", "1"},
+                                   {"chunk ring, L2 prefetch 2 ahead (DSCC_MLA_PREFETCH=2)", "1", "2", "1"},
+                                   {"chunk ring, prefetch 2, waits 3 chunks at a time (MLA_WAITG 3)", "1", "2", "3"},
+                                   {"chunk ring, L2 prefetch 4 ahead (DSCC_MLA_PREFETCH=4)", "1", "4", "1"},
+                                   {"seesaw schedule, prefetch 2 (DSCC_MLA_V3=2)", "2", "2", "1"}};
+enum { NV = (int)(sizeof VARIANTS / sizeof *VARIANTS), HQ = 128 };
+
+static uint64_t rng = 88172645463325252ull;
+static uint16_t rand_bf16(void) { /* uniform in [-1, 1), as bf16 (truncated) */
+    rng ^= rng << 13, rng ^= rng >> 7, rng ^= rng << 17;
+    float f = (float)((rng >> 40) & 0xffffff) / 8388608.0f - 1.0f;
+    uint32_t u;
+    memcpy(&u, &f, 4);
+    return (uint16_t)(u >> 16);
+}
+
+static int cmp_float(const void *a, const void *b) {
+    float x = *(const float *)a, y = *(const float *)b;
+    return x < y ? -1 : x > y;
+}
+
+/* The decode kernel's and the combine's sources for variant v at (B, T). */
+static void sources(Arena *a, const Variant *v, long long B, long long T, CgSource src[2]) {
+    const char *bs = arena_printf(a, "%lldLL", B), *ts = arena_printf(a, "%lldLL", T);
+    CgDefine d[] = {{"MLA_B", bs},         {"MLA_S", "1LL"},      {"MLA_T", ts},       {"MLA_HQ", "128LL"},
+                    {"MLA_KT", ts},        {"MLA_OUT_BF16", "1"}, {"MLA_CAUSAL", "1"}, {"MLA_SCALE", "0.1352337788f"},
+                    {"MLA_V3", v->v3},     {"MLA_PF", v->pf},       {"MLA_WAITG", v->waitg}};
+    CgDefine c[] = {{"MLA_B", bs}, {"MLA_S", "1LL"}, {"MLA_HQ", "128LL"}, {"MLA_OUT_BF16", "1"}};
+    src[0] = (CgSource){"mla_bench", cg_kernel_instance(a, "mla_decode", "mla_bench", d, (int)(sizeof d / sizeof *d)),
+                        {"codegen/kernels/mla_decode.cuh", 0, 0}};
+    src[1] = (CgSource){"mla_bench_combine",
+                        cg_kernel_instance(a, "mla_decode_combine", "mla_bench_combine", c, (int)(sizeof c / sizeof *c)),
+                        {"codegen/kernels/mla_decode_combine.cuh", 0, 0}};
+}
+
+static bool parse_args(int argc, char **argv, long long *B, long long *T, int *reps) {
+    for (int i = 1; i < argc; i++) {
+        long long *dst = strcmp(argv[i], "--batch") == 0 ? B : strcmp(argv[i], "--ctx") == 0 ? T : NULL;
+        if ((dst || strcmp(argv[i], "--reps") == 0) && i + 1 < argc) {
+            char *end;
+            long long x = strtoll(argv[++i], &end, 10);
+            if (*end || x < 1 || x > (dst == T ? 1 << 20 : 4096)) {
+                fprintf(stderr, "bench_mla: %s takes a positive integer within bounds, not '%s'\n", argv[i - 1], argv[i]);
+                return false;
+            }
+            if (dst) *dst = x;
+            else *reps = (int)x;
+            continue;
+        }
+        fprintf(stderr, "usage: bench_mla [--batch B] [--ctx T] [--reps N]\n");
+        return false;
+    }
+    return true;
+}
+
+int main(int argc, char **argv) {
+    long long B = 32, T = 4097;
+    int reps = 20;
+    if (!parse_args(argc, argv, &B, &T, &reps)) return 2;
+    Arena *a = arena_new();
+    DiagEngine *d = diag_new(a, stderr);
+    RtCuda *gpu = rt_cuda_open(d, 0);
+    if (!gpu) return 3;
+    const long long nsp = cg_mla_splits(1, B, HQ, T), grid = B * 2 * nsp, n = B * HQ;
+    const size_t nq = (size_t)(B * HQ * 576), nk = (size_t)(B * T * 576), no = (size_t)(n * 512);
+    const size_t part = (size_t)(64 + nsp * n * 512 + nsp * n) * sizeof(float);
+    uint16_t *q = malloc(nq * 2), *kv = malloc(nk * 2), *out = malloc(no * 2), *first = malloc(no * 2);
+    float *ms = malloc(sizeof(float) * (size_t)reps), *dms = malloc(sizeof(float) * (size_t)reps); /* decode + combine, decode */
+    RtDevPtr dq, dk, dout, dpart;
+    if (!q || !kv || !out || !first || !ms || !dms) return 3;
+    for (size_t i = 0; i < nq; i++) q[i] = rand_bf16();
+    for (size_t i = 0; i < nk; i++) kv[i] = rand_bf16();
+    if (!rt_cuda_alloc(gpu, d, nq * 2, &dq) || !rt_cuda_alloc(gpu, d, nk * 2, &dk) || !rt_cuda_alloc(gpu, d, no * 2, &dout) ||
+        !rt_cuda_alloc(gpu, d, part, &dpart) || !rt_cuda_upload(gpu, d, dq, q, nq * 2) || !rt_cuda_upload(gpu, d, dk, kv, nk * 2))
+        return 3;
+    const double flops = 2.0 * (double)B * HQ * (double)T * (576 + 512);
+    printf("MLA decode kernel alone: batch %lld, context %lld, 128 heads, %lld splits (%lld blocks), %d runs each\n\n", B, T, nsp,
+           grid, reps);
+    printf("| variant | median ms | TFLOPS | best ms | TFLOPS | decode alone, median ms | output as the first |\n"
+           "|---|---|---|---|---|---|---|\n");
+    int status = 0;
+    for (int vi = 0; vi < NV; vi++) {
+        CgSource src[2];
+        CgBinary bin[2] = {{0}};
+        CgOptions o = {0};
+        sources(a, &VARIANTS[vi], B, T, src);
+        if (cg_compile(a, d, src, 2, &o, bin)) return 3;
+        RtKernel *k = rt_cuda_kernel(gpu, d, bin[0].data, "mla_bench"), *kc = rt_cuda_kernel(gpu, d, bin[1].data, "mla_bench_combine");
+        RtEvent *e0 = rt_cuda_event(gpu, d), *em = rt_cuda_event(gpu, d), *e1 = rt_cuda_event(gpu, d);
+        if (!k || !kc || !e0 || !em || !e1) return 3;
+        MlaArgs args = {.t = {dq, dk, dout, dpart}};
+        void *p[] = {&args};
+        for (int r = -2; r < reps; r++) {
+            if (!rt_cuda_event_record(gpu, d, e0) || !rt_cuda_launch_async(gpu, d, k, (unsigned)grid, 384, 3 * 73728 + 1024 + 256, p) ||
+                !rt_cuda_event_record(gpu, d, em) ||
+                (nsp > 1 && !rt_cuda_launch_async(gpu, d, kc, (unsigned)((n * 128 + 255) / 256), 256, 0, p)) ||
+                !rt_cuda_event_record(gpu, d, e1))
+                return 3;
+            float t, td;
+            if (!rt_cuda_event_ms(gpu, d, e0, e1, &t) || !rt_cuda_event_ms(gpu, d, e0, em, &td)) return 3;
+            if (r >= 0) ms[r] = t, dms[r] = td;
+        }
+        if (!rt_cuda_download(gpu, d, vi ? out : first, dout, no * 2)) return 3;
+        size_t diff = 0;
+        double worst = 0; /* the seesaw sums S's chunks in another order: its output may differ by a few bf16 steps */
+        for (size_t i = 0; vi && i < no; i++) {
+            const uint32_t ua = (uint32_t)out[i] << 16, ub = (uint32_t)first[i] << 16;
+            float fa, fb;
+            memcpy(&fa, &ua, 4), memcpy(&fb, &ub, 4);
+            const double e = fabs((double)fa - (double)fb) / (fabs((double)fb) > 1.0 ? fabs((double)fb) : 1.0);
+            diff += out[i] != first[i];
+            if (!(e <= worst)) worst = e;
+        }
+        char as[64];
+        snprintf(as, sizeof as, vi == 0 ? "(the first)" : !diff ? "same" : worst <= 2e-2 ? "max diff %.1e" : "DIFFERS (max diff %.1e)", worst);
+        qsort(ms, (size_t)reps, sizeof *ms, cmp_float);
+        qsort(dms, (size_t)reps, sizeof *dms, cmp_float);
+        const double med = ms[reps / 2], best = ms[0];
+        printf("| %s | %.4f | %.1f | %.4f | %.1f | %.4f | %s |\n", VARIANTS[vi].label, med, flops / (med * 1e-3) / 1e12, best,
+               flops / (best * 1e-3) / 1e12, dms[reps / 2], as);
+        fflush(stdout); /* a later variant that hangs leaves these lines behind */
+        if (!(worst <= 2e-2)) fprintf(stderr, "bench_mla: %s: %zu of %zu outputs differ from the first variant's\n", VARIANTS[vi].label, diff, no);
+        status |= !(worst <= 2e-2);
+        rt_cuda_event_free(gpu, e0);
+        rt_cuda_event_free(gpu, em);
+        rt_cuda_event_free(gpu, e1);
+        cg_binary_free(&bin[0]);
+        cg_binary_free(&bin[1]);
+    }
+    rt_cuda_close(gpu);
+    free(q), free(kv), free(out), free(first), free(ms), free(dms);
+    arena_free(a);
+    return status;
+}
