@@ -56,6 +56,7 @@ static void breakdown(const IrGraph *g, GpuExec *x, StrBuf *out) {
     double ms[32];
     int count[32], nk = 0;
     for (int k = 0; k < gpu_exec_kernels(x); k++) {
+        if (!gpu_exec_kernel_ran(x, k)) continue;
         const char *kd = kind_of(g, x, k);
         int j = 0;
         while (j < nk && strcmp(kinds[j], kd) != 0) j++;
@@ -70,7 +71,7 @@ static void attention_time(const IrGraph *g, GpuExec *x, double *ms, double *byt
     *ms = *bytes = 0;
     for (int k = 0; k < gpu_exec_kernels(x); k++) {
         int nid = gpu_exec_kernel_node(x, k);
-        if (nid < 0 || g->nodes[nid]->op != IR_OP_ATTENTION) continue;
+        if (nid < 0 || g->nodes[nid]->op != IR_OP_ATTENTION || !gpu_exec_kernel_ran(x, k)) continue;
         *ms += gpu_exec_kernel_ms(x, k);
         *bytes += (double)numel(&g->nodes[nid]->ops[1]->type, gpu_exec_dims(x)) * 2;
     }
@@ -91,7 +92,7 @@ static double attention_flops(const IrGraph *g, GpuExec *x) {
     const int64_t *sym = gpu_exec_dims(x);
     for (int k = 0; k < gpu_exec_kernels(x); k++) {
         int nid = gpu_exec_kernel_node(x, k);
-        if (nid < 0 || g->nodes[nid]->op != IR_OP_ATTENTION) continue;
+        if (nid < 0 || g->nodes[nid]->op != IR_OP_ATTENTION || !gpu_exec_kernel_ran(x, k)) continue;
         const IrNode *n = g->nodes[nid];
         const IrType *q = &n->ops[0]->type, *kt = &n->ops[1]->type, *v = &n->ops[2]->type;
         double dk = (double)ir_dim_eval(q->dims[q->rank - 1], sym), dv = (double)ir_dim_eval(v->dims[v->rank - 1], sym);
@@ -166,7 +167,8 @@ static double op_flops(const IrNode *n, const int64_t *sym, double routed_rows, 
 /* The floor of the last run of x over `rows` real token rows: the routing
  * read back from the executor (the distinct experts each MoE layer hit,
  * over all its expert linears), each weight, cache and embedding row
- * counted once, at the op that first reads it. False if the routing
+ * counted once, at the op that first reads it (of a graph with both
+ * attention forms, only the nodes this kind of step uses). False if the routing
  * cannot be read. */
 static bool step_floor(const IrGraph *g, GpuExec *x, int64_t rows, double hbm, double pfp8, double pbf16, Floor *f) {
     const int64_t *sym = gpu_exec_dims(x);
@@ -199,6 +201,7 @@ static bool step_floor(const IrGraph *g, GpuExec *x, int64_t rows, double hbm, d
     for (int i = 0; i < nn && ok; i++) {
         const IrNode *n = g->nodes[i];
         if (n->op == IR_OP_WEIGHT || n->op == IR_OP_INPUT || n->op == IR_OP_CONST || n->op == IR_OP_OUTPUT) continue;
+        if (!gpu_exec_node_used(x, n->id)) continue; /* the form a fresh_select did not take this step */
         double bytes = 0, flop;
         bool fp8;
         for (int o = 0; o < n->nops; o++) {

@@ -126,6 +126,12 @@ int gpu_exec_kernels(const GpuExec *x);
 const char *gpu_exec_kernel_name(const GpuExec *x, int k);
 double gpu_exec_kernel_ms(const GpuExec *x, int k);
 int gpu_exec_kernel_node(const GpuExec *x, int k);
+/* Whether kernel k was launched by the last run (not a weights-only kernel
+ * after the first run, nor one that kind of step does not use). */
+bool gpu_exec_kernel_ran(const GpuExec *x, int k);
+/* Whether the last run's kind of step (nothing cached / a cached context)
+ * uses node id: false only for the branch a fresh_select did not take. */
+bool gpu_exec_node_used(const GpuExec *x, int id);
 /* Kernel k of the last run timed alone, `reps` times: its launches (or
  * its cuBLASLt GEMM) as that run made them, between two events with no
  * host work but the launch calls; before each, outside the timing, a

@@ -1132,6 +1132,11 @@ bool gpu_exec_time_kernel(GpuExec *x, int k, int reps, int64_t flush, double *ms
 int gpu_exec_kernels(const GpuExec *x) { return x->p->nkernels; }
 const char *gpu_exec_kernel_name(const GpuExec *x, int k) { return x->p->kernels[k].name; }
 double gpu_exec_kernel_ms(const GpuExec *x, int k) { return x->kms ? x->kms[k] : 0.0; }
+bool gpu_exec_node_used(const GpuExec *x, int id) { return !x->need[0] || x->need[x->last_kind][id]; }
+bool gpu_exec_kernel_ran(const GpuExec *x, int k) {
+    if (x->atload[k] || (x->konst[k] && x->runs > 1)) return false;
+    return !(x->idle[0] && !x->konst[k] && x->idle[x->last_kind][k]);
+}
 const int64_t *gpu_exec_dims(const GpuExec *x) { return x->sym; }
 void gpu_exec_set_profile(GpuExec *x, bool on) { x->profile_on = on && x->ev; }
 void gpu_exec_set_graphs(GpuExec *x, bool on) { x->graphs = on; }
