@@ -135,6 +135,9 @@ static inline uint4 emu_ld16_if(const void *p, bool v, int line) {
 }
 #define ld_stream16_if(p, v) emu_ld16_if((p), (v), __LINE__)
 #define ld_x16_if(p, v) emu_ld16_if((p), (v), __LINE__)
+/* ... and expert_stream.cuh's, the same loads */
+#define ex_ld_w16(p, v) emu_ld16_if((p), (v), __LINE__)
+#define ex_ld_x16(p, v) emu_ld16_if((p), (v), __LINE__)
 /* gemm_skinny.cuh's clusters: %cluster_ctarank, barrier.cluster, and
  * mapa.shared::cluster + ld.shared::cluster.f32 of a float of CTA rank's
  * shared memory at p's offset (p in the dynamic shared memory: the

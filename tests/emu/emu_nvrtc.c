@@ -139,6 +139,8 @@ static const char *const PTX_HELPERS[] = {"h2f", "f2h", "fe4m3", "cp16", "cp_com
                                            "mla_bar_sync", "mla_bar_arrive", "mla_regs_producer", "mla_regs_consumer", "mla_bf16x2",
                                            /* codegen/kernels/gemm_skinny.cuh's */
                                            "ld_stream16_if", "ld_x16_if", "sk_cluster_rank", "sk_cluster_sync", "sk_dsmem_ld",
+                                           /* codegen/kernels/expert_stream.cuh's */
+                                           "ex_ld_w16", "ex_ld_x16",
                                            /* codegen/kernels/gemm_tma.cuh's */
                                            "gt_mbar_init", "gt_mbar_arrive", "gt_mbar_expect_tx", "gt_mbar_wait", "gt_mbar_fence_init",
                                            "gt_fence_async", "gt_regs_producer", "gt_regs_consumer", "gt_tma_2d", "gt_wg_fence", "gt_wg_commit",
