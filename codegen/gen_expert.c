@@ -116,7 +116,9 @@ static void expert_k_sum(Gen *G, IrDim R, int64_t O, int64_t nt, int64_t ntw, in
  * every row count; otherwise "1" or a comma-separated subset of maxr=N
  * (the most routed rows it runs at, default EXPERT_STREAM_MAXR: the tile's
  * phases run above), u=1..8 (K blocks a warp has in flight), minb=1..4
- * (blocks an SM holds; the grid is 132 of them an SM). */
+ * (blocks an SM holds; the grid is 132 of them an SM). The defaults, u=4
+ * minb=1, hold 8 KB a warp, 64 KB an SM in flight in 252 registers
+ * without a spill (ptxas, V3 shapes); minb=2 halves the registers and spills. */
 typedef struct {
     bool on;
     int64_t maxr;
@@ -125,7 +127,7 @@ typedef struct {
 #define EXPERT_STREAM_MAXR 2048 /* a decode step of 256 tokens x 8 experts: ~8 rows an expert */
 
 static bool expert_stream_params(Gen *G, ExpertStream *p) {
-    *p = (ExpertStream){true, EXPERT_STREAM_MAXR, 3, 2};
+    *p = (ExpertStream){true, EXPERT_STREAM_MAXR, 4, 1};
     const char *e = getenv("DSCC_EXPERT_V2");
     if (!e || !*e || !strcmp(e, "1")) return true;
     if (!strcmp(e, "0")) {

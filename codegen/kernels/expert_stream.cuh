@@ -42,8 +42,8 @@
 //   EX_CNT, EX_PERM, EX_TILES  the sort's counts and offsets, sorted rows, tiles (const int *)
 //   EX_NTILES            the tile count (an expression)
 //   EX_ID(r)             routed row r's expert id as a float (-1: none here)
-//   EX_U                 K blocks a warp loads before it uses one (default 3)
-//   EX_MINB              blocks an SM must hold (the register budget; default 2)
+//   EX_U                 K blocks a warp loads before it uses one (default 4)
+//   EX_MINB              blocks an SM must hold (the register budget; default 1)
 #ifndef EX_X // compiled on its own (test_codegen): a stand-in for the module's prelude
 typedef unsigned long long u64;
 struct Args { u64 t[64]; long long sym[8]; long long cap, len; u64 err; long long tag; };
@@ -69,10 +69,10 @@ __device__ __forceinline__ void mma_e4m3(float *c, const unsigned *a, const unsi
 #define EX_ID(r) ((float)((const int *)a.t[11])[r])
 #endif
 #ifndef EX_U
-#define EX_U 3
+#define EX_U 4
 #endif
 #ifndef EX_MINB
-#define EX_MINB 2
+#define EX_MINB 1
 #endif
 #define EX_NKB ((EX_K + 127) / 128)
 #define EX_NOB ((EX_O + 127) / 128)
