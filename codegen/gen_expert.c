@@ -9,6 +9,10 @@
  * scattering results back to their rows. There are at most ceil(R/64) + E
  * tiles for R routed rows and E experts, so that many blocks per output
  * tile are launched and the ones past the real count return at once.
+ * Up to a few routed rows an expert (a decode step, R <= maxr) the stream
+ * form runs instead (codegen/kernels/expert_stream.cuh: a warp per 16
+ * weight rows and a tile of at most 32 of the expert's rows, which the
+ * sort also cuts; DSCC_EXPERT_V2, expert_stream_params).
  * Otherwise: one block per routed row and 64 outputs, the row in shared
  * memory. Slots with expert id -1 (dispatched rows whose expert is on
  * another GPU, or that nobody sent: docs/IR.md) are not computed; their
@@ -32,8 +36,8 @@ static void expert_k_sum(Gen *G, IrDim R, int64_t O, int64_t nt, int64_t ntw, in
 
 /* The sort of phase 1 (see the file comment) into scratch slots sc, sp0,
  * st; with s32 >= 0 also the tiles of at most 32 rows the stream form
- * takes (expert_stream.cuh): their first sorted positions into s32, their
- * count to C[2 * EB + 1]. */
+ * takes (expert_stream.cuh): (first sorted position, expert or -1, rows)
+ * of each into s32, their count to C[2 * EB + 1]. */
 static void expert_sort(Gen *G, int64_t E, IrDim R, int si, int sc, int sp0, int st, int s32, bool pair) {
     cg_head(G, pair ? "fp8_expert_linear x 2 (gate and up), phase 1: routed rows sorted by expert (bucket E: id -1), cut into tiles of 64"
                     : "fp8_expert_linear, phase 1: routed rows sorted by expert (bucket E: id -1), cut into tiles of 64");
@@ -59,7 +63,9 @@ static void expert_sort(Gen *G, int64_t E, IrDim R, int si, int sc, int sp0, int
                         "            C[EB + e] = cur[e] = base;\n"
                         "            for (int s = 0; s < cnt[e]; s += 64) T[nt++] = base + s;\n",
               si, s32 >= 0 ? ", n32 = 0" : "");
-    if (s32 >= 0) sb_puts(&G->decl, "            for (int s = 0; s < cnt[e]; s += 32) T32[n32++] = base + s;\n");
+    if (s32 >= 0)
+        sb_puts(&G->decl, "            for (int s = 0; s < cnt[e]; s += 32, n32++)\n"
+                          "                T32[3 * n32] = base + s, T32[3 * n32 + 1] = e < E ? e : -1, T32[3 * n32 + 2] = cnt[e] - s < 32 ? cnt[e] - s : 32;\n");
     sb_printf(&G->decl, "            base += cnt[e];\n"
                         "        }\n"
                         "        C[2 * EB] = nt;\n"
@@ -116,18 +122,22 @@ static void expert_k_sum(Gen *G, IrDim R, int64_t O, int64_t nt, int64_t ntw, in
  * every row count; otherwise "1" or a comma-separated subset of maxr=N
  * (the most routed rows it runs at, default EXPERT_STREAM_MAXR: the tile's
  * phases run above), u=1..8 (K blocks a warp has in flight), minb=1..4
- * (blocks an SM holds; the grid is 132 of them an SM). The defaults, u=4
- * minb=1, hold 8 KB a warp, 64 KB an SM in flight in 252 registers
- * without a spill (ptxas, V3 shapes); minb=2 halves the registers and spills. */
+ * (blocks an SM holds; the grid is 132 of them an SM), ring=0|1 (the
+ * weights through d=4|6|8 cp.async stages a warp in shared memory, or u K
+ * blocks a warp in registers), d=. The default, ring=1 d=8 minb=1, keeps
+ * 7 K blocks (14 KB) a warp, 112 KB an SM in flight whatever the
+ * registers (164, no spill: ptxas on V3's shapes); the register form at
+ * u=4 minb=1 holds 8 KB a warp a round in 252 (minb=2 spills). */
 typedef struct {
     bool on;
     int64_t maxr;
     int u, minb;
+    int ring, d; /* ring = 1: the weights through a per-warp ring of d cp.async stages in shared memory */
 } ExpertStream;
 #define EXPERT_STREAM_MAXR 2048 /* a decode step of 256 tokens x 8 experts: ~8 rows an expert */
 
 static bool expert_stream_params(Gen *G, ExpertStream *p) {
-    *p = (ExpertStream){true, EXPERT_STREAM_MAXR, 4, 1};
+    *p = (ExpertStream){true, EXPERT_STREAM_MAXR, 4, 1, 1, 8};
     const char *e = getenv("DSCC_EXPERT_V2");
     if (!e || !*e || !strcmp(e, "1")) return true;
     if (!strcmp(e, "0")) {
@@ -144,8 +154,10 @@ static bool expert_stream_params(Gen *G, ExpertStream *p) {
         if (ok && kl == 4 && !strncmp(s, "maxr", 4) && v >= 1 && v <= (1LL << 30)) p->maxr = v;
         else if (ok && kl == 1 && s[0] == 'u' && v >= 1 && v <= 8) p->u = (int)v;
         else if (ok && kl == 4 && !strncmp(s, "minb", 4) && v >= 1 && v <= 4) p->minb = (int)v;
+        else if (ok && kl == 4 && !strncmp(s, "ring", 4) && (v == 0 || v == 1)) p->ring = (int)v;
+        else if (ok && kl == 1 && s[0] == 'd' && (v == 4 || v == 6 || v == 8)) p->d = (int)v;
         else {
-            G->why = arena_printf(G->a, "DSCC_EXPERT_V2 is '%s': expected 0, 1, or comma-separated maxr=N, u=1..8, minb=1..4", e);
+            G->why = arena_printf(G->a, "DSCC_EXPERT_V2 is '%s': expected 0, 1, or comma-separated maxr=N, u=1..8, minb=1..4, ring=0|1, d=4|6|8", e);
             return false;
         }
         s = *end ? end + 1 : end;
@@ -154,10 +166,9 @@ static bool expert_stream_params(Gen *G, ExpertStream *p) {
 }
 
 /* The stream form's phase over the nw weights of out (x in slot sx, its
- * scales sxs, routing si; the sort's counts sc, rows sp0, tiles of 32
- * s32): a persistent grid of 132 * minb blocks, run at R <= maxr routed rows. */
-static void expert_stream(Gen *G, const ExpertStream *xs, const IrNode *n, int nw, const ExpertOut *out, int sx, int sxs, int si,
-                          const char *src, int sc, int sp0, int s32) {
+ * scales sxs; the sort's counts sc, rows sp0, tiles of 32 s32): a persistent grid of 132 * minb blocks, run at R <= maxr routed rows. */
+static void expert_stream(Gen *G, const ExpertStream *xs, const IrNode *n, int nw, const ExpertOut *out, int sx, int sxs, const char *src,
+                          int sc, int sp0, int s32) {
     const IrNode *w = n->ops[2];
     int64_t E = w->type.dims[0].coeff, O = w->type.dims[1].coeff, I = w->type.dims[2].coeff;
     IrDim R = ir_type_numel(&n->ops[4]->type);
@@ -170,6 +181,8 @@ static void expert_stream(Gen *G, const ExpertStream *xs, const IrNode *n, int n
         {"EX_NW", arena_printf(G->a, "%d", nw)},
         {"EX_U", arena_printf(G->a, "%d", xs->u)},
         {"EX_MINB", arena_printf(G->a, "%d", xs->minb)},
+        {"EX_RING", arena_printf(G->a, "%d", xs->ring)},
+        {"EX_D", arena_printf(G->a, "%d", xs->d)},
         {"EX_X", arena_printf(G->a, "((const unsigned char *)a.t[%d])", sx)},
         {"EX_XS(m, kb)", cg_scale_at(G, sxs, "(m)", "(kb)")},
         {"EX_SRC(r)", src},
@@ -183,13 +196,14 @@ static void expert_stream(Gen *G, const ExpertStream *xs, const IrNode *n, int n
         {"EX_PERM", arena_printf(G->a, "((const int *)a.t[%d])", sp0)},
         {"EX_TILES", arena_printf(G->a, "((const int *)a.t[%d])", s32)},
         {"EX_NTILES", arena_printf(G->a, "(EX_CNT[%lld])", (long long)(2 * EB_OF(E) + 1))},
-        {"EX_ID(r)", arena_printf(G->a, "L%d(a, (r))", si)},
     };
     sb_printf(&G->decl, "// fp8_expert_linear%s at <= %lld routed rows: each warp streams 16 rows of an expert's weight over all of K in 16-byte\n"
-                        "// loads, mma m16n8k32 E4M3 with the weights as A and up to 32 of the expert's rows as B, a persistent grid (u=%d minb=%d)\n",
-              nw > 1 ? " x 2 (gate and up)" : "", (long long)xs->maxr, xs->u, xs->minb);
+                        "// loads, mma m16n8k32 E4M3 with the weights as A and up to 32 of the expert's rows as B, a persistent grid\n"
+                        "// (%s minb=%d)\n",
+              nw > 1 ? " x 2 (gate and up)" : "", (long long)xs->maxr,
+              xs->ring ? arena_printf(G->a, "ring of d=%d cp.async stages a warp", xs->d) : arena_printf(G->a, "u=%d", xs->u), xs->minb);
     sb_puts(&G->decl, cg_kernel_instance(G->a, "expert_stream", entry, defs, (int)(sizeof defs / sizeof defs[0])));
-    cg_phase(G, CG_LAUNCH_BLOCK, R, (int64_t)1 << 40, ir_dim_const(132 * xs->minb), 1, 0);
+    cg_phase(G, CG_LAUNCH_BLOCK, R, (int64_t)1 << 40, ir_dim_const(132 * xs->minb), 1, xs->ring ? 8 * xs->d * 2048 : 0);
     CgPhase *f = &G->phases[G->nphases - 1];
     f->fn = entry;
     f->amax = xs->maxr;
@@ -219,7 +233,9 @@ static bool expert_fp8_grouped(Gen *G, const IrNode *n, const IrNode *n2, int64_
         sc = cg_slot_scratch(G, n, ir_dim_const(2 * EB + (xs.on ? 2 : 1))); /* per bucket: row count, first sorted row; the tile counts */
         sp0 = cg_slot_scratch(G, n, R);                       /* sorted position -> routed row */
         st = cg_slot_scratch(G, n, R);                        /* tile -> its first sorted position (tiles <= R) */
-        s32 = xs.on ? cg_slot_scratch(G, n, R) : -1;          /* ... the stream form's tiles of 32 */
+        IrDim R3 = R;
+        R3.coeff *= 3;
+        s32 = xs.on ? cg_slot_scratch(G, n, R3) : -1;         /* ... the stream form's tiles of 32: (start, expert, rows) */
         expert_sort(G, E, R, si, sc, sp0, st, s32, n2 != NULL);
         G->sorted = idx;
         G->sort_slots[0] = sc, G->sort_slots[1] = sp0, G->sort_slots[2] = st, G->sort_slots[3] = s32;
@@ -227,7 +243,7 @@ static bool expert_fp8_grouped(Gen *G, const IrNode *n, const IrNode *n2, int64_
     IrDim O = w->type.dims[1];
     int64_t nt = (O.coeff + 127) / 128, ntw = nw * nt, nkb = (I + 127) / 128;
     bool stream = s32 >= 0 && I % 16 == 0 && O.coeff * I < (1LL << 40);
-    if (stream) expert_stream(G, &xs, n, (int)nw, out, sx, sxs, si, bcast ? arena_printf(G->a, "((r) / %s)", Ks) : "(r)", sc, sp0, s32);
+    if (stream) expert_stream(G, &xs, n, (int)nw, out, sx, sxs, bcast ? arena_printf(G->a, "((r) / %s)", Ks) : "(r)", sc, sp0, s32);
     int tile0 = G->nphases; /* the tile's phases from here: they run only above the stream form's rows */
     /* the most parts any step takes: R = 1, 2 tiles at most; none when the stream form takes every step that would split */
     int64_t parts = stream && xs.maxr >= 64 ? 1 : cg_k_splits(1, 2 * ntw, nkb);

@@ -7,17 +7,20 @@
 //
 // * Work items are warps' (not blocks'): (tile of at most 32 rows of one
 //   expert, 16 of its output rows, weight wsel of EX_NW). The sort phase
-//   before (gen_expert.c) lists the tiles: EX_TILES[t] is the tile's first
-//   sorted position, EX_NTILES how many there are, EX_PERM the sorted
-//   routed rows, EX_CNT[b] / EX_CNT[EX_E + 1 + b] bucket b's row count and
-//   first sorted position (bucket EX_E: the slots of id -1).
+//   before (gen_expert.c) lists the tiles: EX_TILES[3t .. 3t + 2] is tile
+//   t's first sorted position, expert (-1: the slots of id -1) and row
+//   count, EX_NTILES how many there are, EX_PERM the sorted routed rows:
+//   an item starts after two dependent loads.
 // * Persistent: gridDim.x blocks of 8 warps; warp w of the grid takes items
 //   w, w + 8 gridDim.x, ...; consecutive warps take consecutive 16-row
 //   groups of one expert's weight. No item waits for another: no block
 //   barrier, no K split, no second launch.
-// * Each warp streams its 16 weight rows over all of K, EX_U K blocks a
-//   round, every load of the round issued before its first product: 16-byte
-//   loads that bypass L1 (x, re-read by the items of its tile, keeps L1).
+// * Each warp streams its 16 weight rows over all of K: by default through
+//   a ring of EX_D cp.async stages of its own in shared memory (EX_D - 1 K
+//   blocks, 14 KB at 8, always in flight, whatever the registers: see
+//   EX_ITEM_RING); or (EX_RING 0) EX_U K blocks a round in registers, every
+//   load of the round issued before its first product, 16-byte loads that
+//   bypass L1 (x, re-read by the items of its tile, keeps L1).
 // * Swapped operands: the weights are mma.sync m16n8k32's 16-row A, the
 //   tokens its 8-column B (1 to 4 column tiles of 8, as the tile has rows),
 //   so a tile of 1 row wastes 7/8 of an 8-wide product, not 63/64 of a
@@ -41,9 +44,10 @@
 //   EX_STORE(s, i, v)    stores y_s[i] (f32 v) in its dtype
 //   EX_CNT, EX_PERM, EX_TILES  the sort's counts and offsets, sorted rows, tiles (const int *)
 //   EX_NTILES            the tile count (an expression)
-//   EX_ID(r)             routed row r's expert id as a float (-1: none here)
 //   EX_U                 K blocks a warp loads before it uses one (default 4)
 //   EX_MINB              blocks an SM must hold (the register budget; default 1)
+//   EX_RING, EX_D        1 (default): the ring form, EX_D stages a warp (4, 6 or 8; default 8); 0: the register form
+// Dynamic shared memory: 8 * EX_D * 2048 bytes in the ring form, none otherwise.
 #ifndef EX_X // compiled on its own (test_codegen): a stand-in for the module's prelude
 typedef unsigned long long u64;
 struct Args { u64 t[64]; long long sym[8]; long long cap, len; u64 err; long long tag; };
@@ -52,6 +56,11 @@ __device__ __forceinline__ void mma_e4m3(float *c, const unsigned *a, const unsi
                  : "+f"(c[0]), "+f"(c[1]), "+f"(c[2]), "+f"(c[3])
                  : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b[0]), "r"(b[1]));
 }
+__device__ __forceinline__ void cp16(void *dst, const void *src, bool v) {  // 16 bytes, zeros when !v
+    unsigned s = (unsigned)__cvta_generic_to_shared(dst);
+    asm volatile("cp.async.cg.shared.global [%0], [%1], 16, %2;\n" :: "r"(s), "l"(src), "r"(v ? 16 : 0));
+}
+__device__ __forceinline__ void cp_commit() { asm volatile("cp.async.commit_group;\n" ::); }
 #define EX_E 256
 #define EX_O 2048LL
 #define EX_K 7168LL
@@ -66,13 +75,18 @@ __device__ __forceinline__ void mma_e4m3(float *c, const unsigned *a, const unsi
 #define EX_PERM ((const int *)a.t[9])
 #define EX_TILES ((const int *)a.t[10])
 #define EX_NTILES (EX_CNT[2 * (EX_E + 1) + 1])
-#define EX_ID(r) ((float)((const int *)a.t[11])[r])
 #endif
 #ifndef EX_U
 #define EX_U 4
 #endif
 #ifndef EX_MINB
 #define EX_MINB 1
+#endif
+#ifndef EX_RING
+#define EX_RING 1 // 1: the weights through a per-warp ring of cp.async stages in shared memory (see EX_ITEM_RING)
+#endif
+#ifndef EX_D
+#define EX_D 8 // stages of a warp's ring (one K block of its 16 rows, 2 KB, each): 4, 6 or 8
 #endif
 #define EX_NKB ((EX_K + 127) / 128)
 #define EX_NOB ((EX_O + 127) / 128)
@@ -96,11 +110,25 @@ __device__ __forceinline__ uint4 ex_ld_x16(const void *p, bool v) {
                  : "=r"(r.x), "=r"(r.y), "=r"(r.z), "=r"(r.w) : "l"(p), "r"((int)v));
     return r;
 }
+// cp.async.wait_group N for the ring's depths: every group but the newest N has landed (this thread's copies)
+__device__ __forceinline__ void ex_cp_wait3() { asm volatile("cp.async.wait_group 3;\n" ::: "memory"); }
+__device__ __forceinline__ void ex_cp_wait5() { asm volatile("cp.async.wait_group 5;\n" ::: "memory"); }
+__device__ __forceinline__ void ex_cp_wait7() { asm volatile("cp.async.wait_group 7;\n" ::: "memory"); }
+#endif
+#if EX_D == 4
+#define EX_CP_WAIT() ex_cp_wait3()
+#elif EX_D == 6
+#define EX_CP_WAIT() ex_cp_wait5()
+#elif EX_D == 8
+#define EX_CP_WAIT() ex_cp_wait7()
+#else
+#error "EX_D must be 4, 6 or 8"
 #endif
 
 #define EX_PASTE2(a, b) a##b
 #define EX_PASTE(a, b) EX_PASTE2(a, b)
 #define EX_ITEM EX_PASTE(DSCC_ENTRY, _item) // one per instance: it reads the instance's parameters
+#define EX_ITEM_RING EX_PASTE(DSCC_ENTRY, _item_ring)
 
 // One item: weight wsel's rows n0 .. n0 + 15 of expert e (e < 0: zeros) times the nr (<= 32) tokens whose x rows
 // and y rows the warp's xrow / yrow hold, all of K.
@@ -180,26 +208,124 @@ __device__ __forceinline__ void EX_ITEM(const Args &a, int wsel, long long e, lo
     }
 }
 
+// The ring form of an item: the warp's 16 weight rows go through EX_D stages of its own in shared memory, one K block
+// (2 KB) a stage, by cp.async (16 bytes a lane, 4 whole 128-byte lines an instruction), EX_D - 1 K blocks always in
+// flight whatever the registers; row r's 16-byte chunk c sits at chunk c ^ 4 (r & 1) of its 128 bytes, so the
+// fragment reads (rows g and g + 1 of a quarter warp) hit 32 distinct banks. A lane reads other lanes' copies: each
+// lane waits for its own, then __syncwarp orders them for all; a stage is refilled only after a __syncwarp that
+// follows every lane's reads of it. x and the scales of K block kb are loaded while its stage lands.
+__device__ __forceinline__ void EX_ITEM_RING(const Args &a, int wsel, long long e, long long n0, int nr, const int *xrow, const int *yrow,
+                                             unsigned char *ring) {
+    const long long K = EX_K, O = EX_O, nkb = EX_NKB;
+    const int lane = threadIdx.x & 31, g = lane >> 2, q = lane & 3, nnt = (nr + 7) >> 3;
+    const unsigned char *W = EX_W(wsel) + ((e < 0 ? 0 : e) * O + n0) * K, *X = EX_X;
+    const long long wsb = ((e < 0 ? 0 : e) * EX_NOB + n0 / 128) * nkb;
+    const int lr = lane >> 3, lc = lane & 7; // the lane's copies: rows lr + 4j, chunk lc
+    float acc[4][4];
+#pragma unroll
+    for (int t = 0; t < 4; t++)
+#pragma unroll
+        for (int c = 0; c < 4; c++) acc[t][c] = 0.0f;
+    auto issue = [&](long long kb) { // K block kb into its stage, one commit group a K block (empty past the end)
+        if (kb < nkb) {
+            unsigned char *st = ring + (int)(kb % EX_D) * 2048;
+#pragma unroll
+            for (int j = 0; j < 4; j++) {
+                const int r = lr + 4 * j;
+                const bool v = n0 + r < O && kb * 128 + lc * 16 < K;
+                cp16(st + r * 128 + ((lc ^ ((r & 1) << 2)) << 4), v ? W + r * K + kb * 128 + lc * 16 : W, v);
+            }
+        }
+        cp_commit();
+    };
+    __syncwarp(); // the last item's reads of the ring are done
+    if (e >= 0) {
+#pragma unroll
+        for (int s = 0; s < EX_D - 1; s++) issue(s);
+        for (long long kb = 0; kb < nkb; kb++) {
+            __syncwarp(); // every lane is done with the stage K block kb + EX_D - 1 refills (kb - 1's)
+            issue(kb + EX_D - 1);
+            const float ws = EX_WS(wsel, wsb + kb);
+            uint4 xv[4][2];
+            float xs[4][2];
+#pragma unroll
+            for (int t = 0; t < 4; t++) {
+                const bool on = t < nnt;
+                const int xr = on ? xrow[t * 8 + g] : -1, m0 = on ? xrow[t * 8 + 2 * q] : -1, m1 = on ? xrow[t * 8 + 2 * q + 1] : -1;
+#pragma unroll
+                for (int h = 0; h < 2; h++) {
+                    const long long k = kb * 128 + h * 64 + q * 16;
+                    xv[t][h] = ex_ld_x16(X + (long long)(xr < 0 ? 0 : xr) * K + k, xr >= 0 && k < K);
+                }
+                const float s0 = EX_XS(m0 < 0 ? 0 : m0, kb), s1 = EX_XS(m1 < 0 ? 0 : m1, kb);
+                xs[t][0] = m0 >= 0 ? s0 : 0.0f;
+                xs[t][1] = m1 >= 0 ? s1 : 0.0f;
+            }
+            EX_CP_WAIT(); // this lane's copies of K block kb have landed ...
+            __syncwarp(); // ... and every lane's
+            const unsigned char *st = ring + (int)(kb % EX_D) * 2048;
+            uint4 w[2][2]; // rows g and g + 8 (the same swizzle: their parity is g's), chunks q and 4 + q
+#pragma unroll
+            for (int i = 0; i < 2; i++)
+#pragma unroll
+                for (int h = 0; h < 2; h++) w[i][h] = *(const uint4 *)(st + (g + 8 * i) * 128 + (((4 * h + q) ^ ((g & 1) << 2)) << 4));
+#pragma unroll
+            for (int t = 0; t < 4; t++) {
+                if (t >= nnt) break; // warp-uniform
+                float part[4] = {0.0f, 0.0f, 0.0f, 0.0f};
+#pragma unroll
+                for (int h = 0; h < 2; h++) {
+                    const unsigned a0[4] = {w[0][h].x, w[1][h].x, w[0][h].y, w[1][h].y}, b0[2] = {xv[t][h].x, xv[t][h].y};
+                    const unsigned a1[4] = {w[0][h].z, w[1][h].z, w[0][h].w, w[1][h].w}, b1[2] = {xv[t][h].z, xv[t][h].w};
+                    mma_e4m3(part, a0, b0);
+                    mma_e4m3(part, a1, b1);
+                }
+#pragma unroll
+                for (int c = 0; c < 4; c++) acc[t][c] += part[c] * (xs[t][c & 1] * ws);
+            }
+        }
+    }
+#pragma unroll
+    for (int t = 0; t < 4; t++) {
+        if (t >= nnt) break;
+#pragma unroll
+        for (int c = 0; c < 4; c++) {
+            const int tok = t * 8 + 2 * q + (c & 1);
+            const long long o = n0 + g + 8 * (c >> 1);
+            const int y = tok < nr ? yrow[tok] : -1;
+            if (y >= 0 && o < O) EX_STORE(wsel, (long long)y * O + o, acc[t][c]);
+        }
+    }
+}
+
 extern "C" __global__ void __launch_bounds__(256, EX_MINB) DSCC_ENTRY(Args a) {
     __shared__ int ex_rows[8][2][32]; // each warp's item: x row and y row of its tokens (-1: none)
+#if EX_RING
+    extern __shared__ __align__(128) unsigned char ex_ring[]; // each warp's EX_D stages of 2 KB
+#endif
     const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31;
-    const int *C = EX_CNT, *P = EX_PERM, *T = EX_TILES;
-    const long long EB = EX_E + 1, ncg = EX_NCG, items = (long long)EX_NTILES * EX_NW * ncg;
+    const int *P = EX_PERM, *T = EX_TILES;
+    const long long ncg = EX_NCG, items = (long long)EX_NTILES * EX_NW * ncg;
     for (long long it = (long long)blockIdx.x * 8 + warp; it < items; it += (long long)gridDim.x * 8) {
         const long long cg = it % ncg, rest = it / ncg, t = rest / EX_NW;
-        const int wsel = (int)(rest % EX_NW), start = T[t];
-        const float f = EX_ID(P[start]);
-        const long long e = f < 0.0f ? -1 : (long long)f, b = e < 0 ? EB - 1 : e;
-        const int left = C[EB + b] + C[b] - start, nr = left < 32 ? left : 32;
+        const int wsel = (int)(rest % EX_NW), start = T[3 * t], e = T[3 * t + 1], nr = T[3 * t + 2];
         __syncwarp(); // the last item's reads of the rows are done
         const int r = lane < nr ? P[start + lane] : -1;
         ex_rows[warp][0][lane] = r < 0 ? -1 : (int)(EX_SRC(r));
         ex_rows[warp][1][lane] = r;
         __syncwarp();
+#if EX_RING
+        EX_ITEM_RING(a, wsel, e, cg * 16, nr, ex_rows[warp][0], ex_rows[warp][1], ex_ring + warp * (EX_D * 2048));
+#else
         EX_ITEM(a, wsel, e, cg * 16, nr, ex_rows[warp][0], ex_rows[warp][1]);
+#endif
     }
 }
 #undef EX_ITEM
+#undef EX_ITEM_RING
+#undef EX_CP_WAIT
+#undef EX_RING
+#undef EX_D
 #undef EX_PASTE
 #undef EX_PASTE2
 #undef EX_NKB
@@ -222,4 +348,3 @@ extern "C" __global__ void __launch_bounds__(256, EX_MINB) DSCC_ENTRY(Args a) {
 #undef EX_PERM
 #undef EX_TILES
 #undef EX_NTILES
-#undef EX_ID

@@ -1,6 +1,8 @@
 /* test_gpu_expert.c — the routed experts' grouped FP8 GEMM in its stream
  * form (codegen/kernels/expert_stream.cuh: a warp per 16 weight rows, the
- * weights as the mma's A, up to 32 of an expert's rows as its B) against
+ * weights as the mma's A, up to 32 of an expert's rows as its B; the
+ * weights through a ring of cp.async stages a warp, or with
+ * DSCC_EXPERT_V2=ring=0 through registers) against
  * the CPU executor, on routings chosen to reach its edges: one row per
  * expert with most experts at zero rows, slots of id -1 (zeros, no
  * weights read), uneven counts, and one expert holding more than 64 rows
@@ -16,7 +18,9 @@
  * next op, so every expert GEMM is checked on the FP8 codes and scales the
  * kernel read. Bounds, rel L2 of each expert GEMM's output: 4e-3 with bf16
  * storage (y rounded to bf16), 1e-5 with f32 storage (FP8 products exact,
- * only the order of the f32 sums differs). A malformed DSCC_EXPERT_V2
+ * only the order of the f32 sums differs). The ring's missing waits or
+ * warp barriers, or a wrong swizzle, the emulator shows as stale bytes.
+ * A malformed DSCC_EXPERT_V2
  * stops codegen with a message. Exits 77 (skipped) without a GPU;
  * emu.test_gpu_expert runs it on the emulated device. */
 #include <setjmp.h>
@@ -75,20 +79,20 @@ static void take_gpu(void *ctx, int id, float *c, int64_t nc) {
 }
 
 /* Whether a phase of the stream form runs at T tokens, and whether a tile phase of an expert GEMM does. */
-static void phases_at(const IrGraph *g, bool f32, int64_t T, bool *stream, bool *tile) {
+static void phases_at(const IrGraph *g, bool f32, int64_t T, bool *stream, bool *tile, bool *ring) {
     Arena *a = arena_new();
     DiagEngine *d = diag_new(a, stderr);
     CgProgram *p = cg_generate(a, d, g, &(CgGenOptions){.f32_storage = f32});
     assert_non_null(p);
     int64_t sym[IR_MAX_DIM_SYMS] = {0};
     sym[ir_graph_find_dim(g, "T")] = T;
-    *stream = *tile = false;
+    *stream = *tile = *ring = false;
     for (int k = 0; k < p->nkernels; k++)
         for (int ph = 0; ph < p->kernels[k].nphases; ph++) {
             const CgPhase *f = &p->kernels[k].phases[ph];
             const char *src = p->modules[p->kernels[k].module].source;
             if (cg_phase_items(f, sym) <= 0) continue;
-            if (strstr(f->fn, "fp8_expert_stream")) *stream = true;
+            if (strstr(f->fn, "fp8_expert_stream")) *stream = true, *ring |= strstr(src, "#define EX_RING 1\n") != NULL;
             const char *head = strstr(src, arena_printf(a, " %s(Args a) {  // fp8_expert_linear, phase 2", f->fn));
             if (head) *tile = true;
         }
@@ -159,11 +163,13 @@ static void check(bool f32, bool stream) {
         m.worst = 0, m.gemms = 0;
         assert_true(gpu_exec_run(gx, in, 2, d));
         assert_true(cpu_exec_run(cx, in, 2, d));
-        bool st, tile;
-        phases_at(g, f32, T, &st, &tile);
+        bool st, tile, ring;
+        phases_at(g, f32, T, &st, &tile, &ring);
         static const char *const what[4] = {"one row per hit expert", "slots of id -1", "uneven rows", "an expert with > 64 rows"};
         fprintf(stderr, "T %lld (%s), %s storage, %s: %d expert GEMMs, worst rel L2 %.2e\n", (long long)T, what[kind], f32 ? "f32" : "bf16",
-                st ? "stream form" : "tile", m.gemms, m.worst);
+                st ? ring ? "stream form, ring" : "stream form" : "tile", m.gemms, m.worst);
+        const char *env = getenv("DSCC_EXPERT_V2");
+        assert_true(!st || ring == !(env && strstr(env, "ring=0") != NULL)); /* the ring form unless asked for the register one */
         assert_int_equal(m.gemms, 4);
         assert_true(st == stream && tile == !stream);
         assert_true(m.worst <= (f32 ? 1e-5 : 4e-3));
@@ -177,6 +183,26 @@ static void check(bool f32, bool stream) {
 
 static void test_stream(void **state) { (void)state, check(false, true); }
 static void test_stream_f32(void **state) { (void)state, check(true, true); }
+/* the register form: u K blocks a warp in registers (u=4 minb=1 and u=3 minb=2, which spills) */
+static void test_regs(void **state) {
+    (void)state;
+    setenv("DSCC_EXPERT_V2", "ring=0", 1);
+    check(false, true);
+    unsetenv("DSCC_EXPERT_V2");
+}
+static void test_regs_f32(void **state) {
+    (void)state;
+    setenv("DSCC_EXPERT_V2", "ring=0,u=3,minb=2", 1);
+    check(true, true);
+    unsetenv("DSCC_EXPERT_V2");
+}
+/* the ring form at 4 stages a warp, two blocks an SM */
+static void test_ring4(void **state) {
+    (void)state;
+    setenv("DSCC_EXPERT_V2", "d=4,minb=2", 1);
+    check(false, true);
+    unsetenv("DSCC_EXPERT_V2");
+}
 /* DSCC_EXPERT_V2=0: no stream phase, the tile at every row count (the same routings) */
 static void test_tile(void **state) {
     (void)state;
@@ -195,24 +221,25 @@ static void test_env(void **state) {
     PassRunOptions ro = {0};
     assert_true(g && pass_pipeline_parse(a, d, "shape-infer,fp8-quant,fuse", &pp) && pass_pipeline_run(&pp, g, &ro, d));
     setenv("DSCC_EXPERT_V2", "maxr=8,u=2,minb=1", 1);
-    bool st, tile;
-    phases_at(g, false, 2, &st, &tile); /* 8 routed rows */
+    bool st, tile, ring;
+    phases_at(g, false, 2, &st, &tile, &ring); /* 8 routed rows */
     assert_true(st && !tile);
-    phases_at(g, false, 3, &st, &tile); /* 12 */
+    phases_at(g, false, 3, &st, &tile, &ring); /* 12 */
     assert_true(!st && tile);
-    static const char *const bad[] = {"2", "u=9", "minb=0", "maxr", "maxr=8,", "depth=2", "u=2x", "maxr=0"};
+    static const char *const bad[] = {"2", "u=9", "minb=0", "maxr", "maxr=8,", "depth=2", "u=2x", "maxr=0", "ring=2", "d=5"};
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
         setenv("DSCC_EXPERT_V2", bad[i], 1);
         assert_null(cg_generate(a, d, g, &(CgGenOptions){0}));
     }
     unsetenv("DSCC_EXPERT_V2");
-    assert_true(diag_error_count(d) >= 8);
+    assert_true(diag_error_count(d) >= 10);
     arena_free(a);
 }
 
 int main(void) {
     if (!tu_hopper()) return 77;
-    const struct CMUnitTest tests[] = {cmocka_unit_test(test_stream), cmocka_unit_test(test_stream_f32), cmocka_unit_test(test_tile),
+    const struct CMUnitTest tests[] = {cmocka_unit_test(test_stream), cmocka_unit_test(test_stream_f32), cmocka_unit_test(test_regs),
+                                       cmocka_unit_test(test_regs_f32), cmocka_unit_test(test_ring4), cmocka_unit_test(test_tile),
                                        cmocka_unit_test(test_env)};
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
