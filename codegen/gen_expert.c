@@ -9,10 +9,11 @@
  * scattering results back to their rows. There are at most ceil(R/64) + E
  * tiles for R routed rows and E experts, so that many blocks per output
  * tile are launched and the ones past the real count return at once.
- * Up to a few routed rows an expert (a decode step, R <= maxr) the stream
- * form runs instead (codegen/kernels/expert_stream.cuh: a warp per 16
- * weight rows and a tile of at most 32 of the expert's rows, which the
- * sort also cuts; DSCC_EXPERT_V2, expert_stream_params).
+ * With DSCC_EXPERT_V2 set (opt-in: slower on an H100, see
+ * expert_stream_params), up to maxr routed rows (a decode step) the
+ * stream form runs instead (codegen/kernels/expert_stream.cuh: a warp per
+ * 16 weight rows and a tile of at most 32 of the expert's rows, which the
+ * sort also cuts).
  * Otherwise: one block per routed row and 64 outputs, the row in shared
  * memory. Slots with expert id -1 (dispatched rows whose expert is on
  * another GPU, or that nobody sent: docs/IR.md) are not computed; their
@@ -118,13 +119,17 @@ static void expert_k_sum(Gen *G, IrDim R, int64_t O, int64_t nt, int64_t ntw, in
 }
 
 /* The stream form (codegen/kernels/expert_stream.cuh) of the grouped GEMM
- * at decode: on unless DSCC_EXPERT_V2 is 0, which restores the tile at
- * every row count; otherwise "1" or a comma-separated subset of maxr=N
+ * at decode, opt-in: off (the tile at every row count) unless
+ * DSCC_EXPERT_V2 is set and not 0. Timed on an H100 (2026-12-06, two V3
+ * layers, bench_gpu, the ring form below) it was slower than the tile:
+ * fp8_expert_linear 0.191 / 2.289 / 4.127 ms against 0.168 / 1.886 /
+ * 3.089 ms at batch 1 / 32 / 128, so the tile stays the default.
+ * DSCC_EXPERT_V2 is "1" or a comma-separated subset of maxr=N
  * (the most routed rows it runs at, default EXPERT_STREAM_MAXR: the tile's
  * phases run above), u=1..8 (K blocks a warp has in flight), minb=1..4
  * (blocks an SM holds; the grid is 132 of them an SM), ring=0|1 (the
  * weights through d=4|6|8 cp.async stages a warp in shared memory, or u K
- * blocks a warp in registers), d=. The default, ring=1 d=8 minb=1, keeps
+ * blocks a warp in registers), d=. Its defaults, ring=1 d=8 minb=1, keep
  * 7 K blocks (14 KB) a warp, 112 KB an SM in flight whatever the
  * registers (164, no spill: ptxas on V3's shapes); the register form at
  * u=4 minb=1 holds 8 KB a warp a round in 252 (minb=2 spills). */
@@ -139,11 +144,11 @@ typedef struct {
 static bool expert_stream_params(Gen *G, ExpertStream *p) {
     *p = (ExpertStream){true, EXPERT_STREAM_MAXR, 4, 1, 1, 8};
     const char *e = getenv("DSCC_EXPERT_V2");
-    if (!e || !*e || !strcmp(e, "1")) return true;
-    if (!strcmp(e, "0")) {
+    if (!strcmp(e && *e ? e : "0", "0")) {
         p->on = false;
         return true;
     }
+    if (!strcmp(e, "1")) return true;
     for (const char *s = e; *s;) {
         const char *eq = strchr(s, '='), *end = strchr(s, ',');
         if (!end) end = s + strlen(s);

@@ -30,6 +30,9 @@
 //   alike for both operands: the sum does not depend on its order).
 // * Promotion per K block with both scales; the -1 bucket's tiles store
 //   zeros without reading any weight.
+// Opt-in (DSCC_EXPERT_V2, gen_expert.c): on an H100 it was slower than the
+// 64-row tile at batch 1 / 32 / 128 (0.191 / 2.289 / 4.127 ms against
+// 0.168 / 1.886 / 3.089 for two V3 layers' fp8_expert_linear).
 //
 // Parameters (#define; expressions may use the kernel's Args `a`):
 //   DSCC_ENTRY           the entry point's name

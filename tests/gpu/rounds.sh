@@ -13,8 +13,8 @@
 #   rounds.sh gemm    the FP8 GEMM sweep alone (writes gemm_table.txt);
 #   rounds.sh sweep   the skinny-M GEMM's variants per V3 shape;
 #   rounds.sh expert  test_gpu_expert, then bench_gpu with the routed
-#                     experts' stream form (its ring, default), its register
-#                     form (DSCC_EXPERT_V2=ring=0) and the tile (=0);
+#                     experts' stream form (DSCC_EXPERT_V2=1: its ring), its
+#                     register form (=ring=0) and the tile (=0, the default);
 #   several parts run in one call in the order given (rounds.sh check gpu);
 #   rounds.sh quick   the new kernels' tests and one bench_gpu run, for a
 #                     call with little device time left;
@@ -63,7 +63,7 @@ case "$mode" in
   sweep) # the skinny form's variants per shape at M = 1, 8, 32 (DSCC_SKINNY values), the best of each
     TAIL=30 step skinny_sweep_a 200 build/bench_gemm --skinny-sweep --check --shape qkv_a,q_a,kv_a,expert_gate_up,q_b
     TAIL=30 step skinny_sweep_b 200 build/bench_gemm --skinny-sweep --check --shape o_proj,expert_down,dense_gate_up,dense_down ;;
-  expert) # the routed experts' grouped GEMM: stream form (ring, default), its register form, the tile; fp8_expert_linear ms per step
+  expert) # the routed experts' grouped GEMM: stream form (opt-in: ring, registers), the tile (default); fp8_expert_linear ms per step
     step test_gpu_expert 120 build/test_gpu_expert
     for v in 1 ring=0 0; do
       DSCC_EXPERT_V2=$v TAIL=40 step "bench_gpu_expert_${v/=/}" 200 build/bench_gpu --layers 2 --dense 1 --prefill 1024 --hbm-gbps 4250 --peak-tflops 1300

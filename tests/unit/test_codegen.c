@@ -209,9 +209,13 @@ static void test_split_key_launch(void **state) {
         assert_true(cg_phase_items(&ck->phases[2], sym) == 2 * 4 * 32);
     }
     assert_int_equal(seen, 3); /* one attention per layer */
-    /* The grouped expert GEMM's stream form (expert_stream.cuh): a
-     * persistent grid of 132 blocks (one an SM) at up to 2048 routed rows, nothing
-     * above; its tile phases run only above. */
+    /* The grouped expert GEMM's stream form (expert_stream.cuh, opt-in:
+     * DSCC_EXPERT_V2=1): a persistent grid of 132 blocks (one an SM) at up
+     * to 2048 routed rows, nothing above; its tile phases run only above. */
+    setenv("DSCC_EXPERT_V2", "1", 1);
+    p = cg_generate(a, d, g, NULL);
+    unsetenv("DSCC_EXPERT_V2");
+    assert_non_null(p);
     int streams = 0, above = 0;
     for (int k = 0; k < p->nkernels; k++)
         for (int f = 0; f < p->kernels[k].nphases; f++) {
@@ -229,12 +233,10 @@ static void test_split_key_launch(void **state) {
         }
     assert_int_equal(streams, 2); /* gate and up (one phase over both weights): K = 96; the down's K = 40 is no multiple of 16 */
     assert_int_equal(above, 2);   /* ... and their tile phases */
-    /* The tile phase (DSCC_EXPERT_V2=0: at every row count): ceil(R / 64)
-     * tiles plus one per bucket that can have rows (the E experts and the
-     * slots of id -1), at most min(E + 1, R) of them. */
-    setenv("DSCC_EXPERT_V2", "0", 1);
+    /* The tile phase (by default: at every row count): ceil(R / 64) tiles
+     * plus one per bucket that can have rows (the E experts and the slots
+     * of id -1), at most min(E + 1, R) of them. */
     p = cg_generate(a, d, g, NULL);
-    unsetenv("DSCC_EXPERT_V2");
     assert_non_null(p);
     int experts = 0;
     for (int k = 0; k < p->nkernels; k++) {
