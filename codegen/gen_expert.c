@@ -9,6 +9,11 @@
  * scattering results back to their rows. There are at most ceil(R/64) + E
  * tiles for R routed rows and E experts, so that many blocks per output
  * tile are launched and the ones past the real count return at once.
+ * With DSCC_EXPERT_V2 set (opt-in: slower on an H100, see
+ * expert_stream_params), up to maxr routed rows (a decode step) the
+ * stream form runs instead (codegen/kernels/expert_stream.cuh: a warp per
+ * 16 weight rows and a tile of at most 32 of the expert's rows, which the
+ * sort also cuts).
  * Otherwise: one block per routed row and 64 outputs, the row in shared
  * memory. Slots with expert id -1 (dispatched rows whose expert is on
  * another GPU, or that nobody sent: docs/IR.md) are not computed; their
@@ -20,7 +25,9 @@
  * the down GEMM into that kernel (after the silu * mul quantize phase), its
  * tiles read the same sort: one sort per MoE layer. */
 #include "codegen/gen_internal.h"
+#include "codegen/kernels.h"
 
+#include <stdlib.h>
 #include <string.h>
 
 #define EB_OF(E) ((E) + 1) /* sort buckets: the experts, then the slots of id -1 */
@@ -28,15 +35,20 @@
 typedef struct ExpertOut ExpertOut;
 static void expert_k_sum(Gen *G, IrDim R, int64_t O, int64_t nt, int64_t ntw, int64_t nkb, int64_t EB, const struct ExpertOut *out, int nw);
 
-/* The sort of phase 1 (see the file comment) into scratch slots sc, sp0, st. */
-static void expert_sort(Gen *G, int64_t E, IrDim R, int si, int sc, int sp0, int st, bool pair) {
+/* The sort of phase 1 (see the file comment) into scratch slots sc, sp0,
+ * st; with s32 >= 0 also the tiles of at most 32 rows the stream form
+ * takes (expert_stream.cuh): (first sorted position, expert or -1, rows)
+ * of each into s32, their count to C[2 * EB + 1]. */
+static void expert_sort(Gen *G, int64_t E, IrDim R, int si, int sc, int sp0, int st, int s32, bool pair) {
     cg_head(G, pair ? "fp8_expert_linear x 2 (gate and up), phase 1: routed rows sorted by expert (bucket E: id -1), cut into tiles of 64"
                     : "fp8_expert_linear, phase 1: routed rows sorted by expert (bucket E: id -1), cut into tiles of 64");
     sb_printf(&G->decl, "    const int E = %lld, EB = E + 1;\n"
                         "    const long long R = %s;\n"
                         "    __shared__ int cnt[%lld], cur[%lld];\n"
-                        "    int *C = (int *)a.t[%d], *P = (int *)a.t[%d], *T = (int *)a.t[%d];\n"
-                        "    for (int e = threadIdx.x; e < EB; e += 256) cnt[e] = 0;\n"
+                        "    int *C = (int *)a.t[%d], *P = (int *)a.t[%d], *T = (int *)a.t[%d];\n",
+              (long long)E, cg_dim(G, R), (long long)EB_OF(E), (long long)EB_OF(E), sc, sp0, st);
+    if (s32 >= 0) sb_printf(&G->decl, "    int *T32 = (int *)a.t[%d];  // tiles of at most 32 rows (the stream form's)\n", s32);
+    sb_printf(&G->decl, "    for (int e = threadIdx.x; e < EB; e += 256) cnt[e] = 0;\n"
                         "    __syncthreads();\n"
                         "    for (long long r = threadIdx.x; r < R; r += 256) {\n"
                         "        const float f = L%d(a, r);\n"
@@ -46,14 +58,19 @@ static void expert_sort(Gen *G, int64_t E, IrDim R, int si, int sc, int sp0, int
                         "    }\n"
                         "    __syncthreads();\n"
                         "    if (threadIdx.x == 0) {\n"
-                        "        int base = 0, nt = 0;\n"
+                        "        int base = 0, nt = 0%s;\n"
                         "        for (int e = 0; e < EB; e++) {\n"
                         "            C[e] = cnt[e];\n"
                         "            C[EB + e] = cur[e] = base;\n"
-                        "            for (int s = 0; s < cnt[e]; s += 64) T[nt++] = base + s;\n"
-                        "            base += cnt[e];\n"
+                        "            for (int s = 0; s < cnt[e]; s += 64) T[nt++] = base + s;\n",
+              si, s32 >= 0 ? ", n32 = 0" : "");
+    if (s32 >= 0)
+        sb_puts(&G->decl, "            for (int s = 0; s < cnt[e]; s += 32, n32++)\n"
+                          "                T32[3 * n32] = base + s, T32[3 * n32 + 1] = e < E ? e : -1, T32[3 * n32 + 2] = cnt[e] - s < 32 ? cnt[e] - s : 32;\n");
+    sb_printf(&G->decl, "            base += cnt[e];\n"
                         "        }\n"
                         "        C[2 * EB] = nt;\n"
+                        "%s"
                         "    }\n"
                         "    __syncthreads();\n"
                         "    for (long long r = threadIdx.x; r < R; r += 256) {\n"
@@ -62,7 +79,7 @@ static void expert_sort(Gen *G, int64_t E, IrDim R, int si, int sc, int sp0, int
                         "        else if (f >= 0.0f && f < (float)E) P[atomicAdd(&cur[(int)f], 1)] = (int)r;\n"
                         "    }\n"
                         "}\n",
-              (long long)E, cg_dim(G, R), (long long)EB_OF(E), (long long)EB_OF(E), sc, sp0, st, si, si);
+              s32 >= 0 ? "        C[2 * EB + 1] = n32;\n" : "", si);
     cg_phase(G, CG_LAUNCH_BLOCK, ir_dim_const(1), 1, ir_dim_const(1), 1, 0);
 }
 
@@ -101,6 +118,102 @@ static void expert_k_sum(Gen *G, IrDim R, int64_t O, int64_t nt, int64_t ntw, in
     cg_phase_k(G, CG_ITEMS_K_SUM, nkb);
 }
 
+/* The stream form (codegen/kernels/expert_stream.cuh) of the grouped GEMM
+ * at decode, opt-in: off (the tile at every row count) unless
+ * DSCC_EXPERT_V2 is set and not 0. Timed on an H100 (2026-12-06, two V3
+ * layers, bench_gpu, the ring form below) it was slower than the tile:
+ * fp8_expert_linear 0.191 / 2.289 / 4.127 ms against 0.168 / 1.886 /
+ * 3.089 ms at batch 1 / 32 / 128, so the tile stays the default.
+ * DSCC_EXPERT_V2 is "1" or a comma-separated subset of maxr=N
+ * (the most routed rows it runs at, default EXPERT_STREAM_MAXR: the tile's
+ * phases run above), u=1..8 (K blocks a warp has in flight), minb=1..4
+ * (blocks an SM holds; the grid is 132 of them an SM), ring=0|1 (the
+ * weights through d=4|6|8 cp.async stages a warp in shared memory, or u K
+ * blocks a warp in registers), d=. Its defaults, ring=1 d=8 minb=1, keep
+ * 7 K blocks (14 KB) a warp, 112 KB an SM in flight whatever the
+ * registers (164, no spill: ptxas on V3's shapes); the register form at
+ * u=4 minb=1 holds 8 KB a warp a round in 252 (minb=2 spills). */
+typedef struct {
+    bool on;
+    int64_t maxr;
+    int u, minb;
+    int ring, d; /* ring = 1: the weights through a per-warp ring of d cp.async stages in shared memory */
+} ExpertStream;
+#define EXPERT_STREAM_MAXR 2048 /* a decode step of 256 tokens x 8 experts: ~8 rows an expert */
+
+static bool expert_stream_params(Gen *G, ExpertStream *p) {
+    *p = (ExpertStream){true, EXPERT_STREAM_MAXR, 4, 1, 1, 8};
+    const char *e = getenv("DSCC_EXPERT_V2");
+    if (!strcmp(e && *e ? e : "0", "0")) {
+        p->on = false;
+        return true;
+    }
+    if (!strcmp(e, "1")) return true;
+    for (const char *s = e; *s;) {
+        const char *eq = strchr(s, '='), *end = strchr(s, ',');
+        if (!end) end = s + strlen(s);
+        char *vend;
+        long long v = eq && eq < end ? strtoll(eq + 1, &vend, 10) : 0;
+        size_t kl = eq && eq < end ? (size_t)(eq - s) : 0;
+        bool ok = eq && eq < end && vend == end && !(*end && !end[1]);
+        if (ok && kl == 4 && !strncmp(s, "maxr", 4) && v >= 1 && v <= (1LL << 30)) p->maxr = v;
+        else if (ok && kl == 1 && s[0] == 'u' && v >= 1 && v <= 8) p->u = (int)v;
+        else if (ok && kl == 4 && !strncmp(s, "minb", 4) && v >= 1 && v <= 4) p->minb = (int)v;
+        else if (ok && kl == 4 && !strncmp(s, "ring", 4) && (v == 0 || v == 1)) p->ring = (int)v;
+        else if (ok && kl == 1 && s[0] == 'd' && (v == 4 || v == 6 || v == 8)) p->d = (int)v;
+        else {
+            G->why = arena_printf(G->a, "DSCC_EXPERT_V2 is '%s': expected 0, 1, or comma-separated maxr=N, u=1..8, minb=1..4, ring=0|1, d=4|6|8", e);
+            return false;
+        }
+        s = *end ? end + 1 : end;
+    }
+    return true;
+}
+
+/* The stream form's phase over the nw weights of out (x in slot sx, its
+ * scales sxs; the sort's counts sc, rows sp0, tiles of 32 s32): a persistent grid of 132 * minb blocks, run at R <= maxr routed rows. */
+static void expert_stream(Gen *G, const ExpertStream *xs, const IrNode *n, int nw, const ExpertOut *out, int sx, int sxs, const char *src,
+                          int sc, int sp0, int s32) {
+    const IrNode *w = n->ops[2];
+    int64_t E = w->type.dims[0].coeff, O = w->type.dims[1].coeff, I = w->type.dims[2].coeff;
+    IrDim R = ir_type_numel(&n->ops[4]->type);
+    const char *entry = arena_printf(G->a, "p%d_fp8_expert_stream", G->nphases);
+    cg_mma_helpers(G);
+    CgDefine defs[] = {
+        {"EX_E", arena_printf(G->a, "%lld", (long long)E)},
+        {"EX_O", arena_printf(G->a, "%lldLL", (long long)O)},
+        {"EX_K", arena_printf(G->a, "%lldLL", (long long)I)},
+        {"EX_NW", arena_printf(G->a, "%d", nw)},
+        {"EX_U", arena_printf(G->a, "%d", xs->u)},
+        {"EX_MINB", arena_printf(G->a, "%d", xs->minb)},
+        {"EX_RING", arena_printf(G->a, "%d", xs->ring)},
+        {"EX_D", arena_printf(G->a, "%d", xs->d)},
+        {"EX_X", arena_printf(G->a, "((const unsigned char *)a.t[%d])", sx)},
+        {"EX_XS(m, kb)", cg_scale_at(G, sxs, "(m)", "(kb)")},
+        {"EX_SRC(r)", src},
+        {"EX_W(s)", nw > 1 ? arena_printf(G->a, "((const unsigned char *)((s) ? a.t[%d] : a.t[%d]))", out[1].sw, out[0].sw)
+                           : arena_printf(G->a, "((const unsigned char *)a.t[%d])", out[0].sw)},
+        {"EX_WS(s, i)", nw > 1 ? arena_printf(G->a, "((s) ? L%d(a, (i)) : L%d(a, (i)))", out[1].sws, out[0].sws)
+                               : arena_printf(G->a, "L%d(a, (i))", out[0].sws)},
+        {"EX_STORE(s, i, v)", nw > 1 ? arena_printf(G->a, "((s) ? S%d(a, (i), (v)) : S%d(a, (i), (v)))", out[1].sy, out[0].sy)
+                                     : arena_printf(G->a, "S%d(a, (i), (v))", out[0].sy)},
+        {"EX_CNT", arena_printf(G->a, "((const int *)a.t[%d])", sc)},
+        {"EX_PERM", arena_printf(G->a, "((const int *)a.t[%d])", sp0)},
+        {"EX_TILES", arena_printf(G->a, "((const int *)a.t[%d])", s32)},
+        {"EX_NTILES", arena_printf(G->a, "(EX_CNT[%lld])", (long long)(2 * EB_OF(E) + 1))},
+    };
+    sb_printf(&G->decl, "// fp8_expert_linear%s at <= %lld routed rows: each warp streams 16 rows of an expert's weight over all of K in 16-byte\n"
+                        "// loads, mma m16n8k32 E4M3 with the weights as A and up to 32 of the expert's rows as B, a persistent grid\n"
+                        "// (%s minb=%d)\n",
+              nw > 1 ? " x 2 (gate and up)" : "", (long long)xs->maxr,
+              xs->ring ? arena_printf(G->a, "ring of d=%d cp.async stages a warp", xs->d) : arena_printf(G->a, "u=%d", xs->u), xs->minb);
+    sb_puts(&G->decl, cg_kernel_instance(G->a, "expert_stream", entry, defs, (int)(sizeof defs / sizeof defs[0])));
+    cg_phase(G, CG_LAUNCH_BLOCK, R, (int64_t)1 << 40, ir_dim_const(132 * xs->minb), 1, xs->ring ? 8 * xs->d * 2048 : 0);
+    CgPhase *f = &G->phases[G->nphases - 1];
+    f->fn = entry;
+    f->amax = xs->maxr;
+}
+
 /* fp8_expert_linear as a grouped tensor-core GEMM (see the file comment);
  * with n2 (gate and up: the same input and routing, weights alike), both
  * in one kernel: one sort, and the tile phase's blocks cover the output
@@ -115,21 +228,30 @@ static bool expert_fp8_grouped(Gen *G, const IrNode *n, const IrNode *n2, int64_
     ExpertOut out[2] = {{cg_slot_value(G, w), cg_slot_value(G, n->ops[3]), cg_slot_value(G, n), -1}, {0, 0, 0, -1}};
     if (n2) out[1] = (ExpertOut){cg_slot_value(G, n2->ops[2]), cg_slot_value(G, n2->ops[3]), cg_slot_value(G, n2), -1};
     int64_t EB = EB_OF(E);                                   /* buckets: the experts, then the slots of id -1 */
-    int sc, sp0, st;
+    ExpertStream xs;
+    if (!expert_stream_params(G, &xs)) return false;
+    int sc, sp0, st, s32;
     const char *Ks = cg_dim(G, idx->type.dims[1]);
     if (G->sorted == idx) { /* an earlier phase of this kernel sorted these rows (the down beside gate and up): reused */
-        sc = G->sort_slots[0], sp0 = G->sort_slots[1], st = G->sort_slots[2];
+        sc = G->sort_slots[0], sp0 = G->sort_slots[1], st = G->sort_slots[2], s32 = G->sort_slots[3];
     } else {
-        sc = cg_slot_scratch(G, n, ir_dim_const(2 * EB + 1)); /* per bucket: row count, first sorted row; then the tile count */
+        sc = cg_slot_scratch(G, n, ir_dim_const(2 * EB + (xs.on ? 2 : 1))); /* per bucket: row count, first sorted row; the tile counts */
         sp0 = cg_slot_scratch(G, n, R);                       /* sorted position -> routed row */
         st = cg_slot_scratch(G, n, R);                        /* tile -> its first sorted position (tiles <= R) */
-        expert_sort(G, E, R, si, sc, sp0, st, n2 != NULL);
+        IrDim R3 = R;
+        R3.coeff *= 3;
+        s32 = xs.on ? cg_slot_scratch(G, n, R3) : -1;         /* ... the stream form's tiles of 32: (start, expert, rows) */
+        expert_sort(G, E, R, si, sc, sp0, st, s32, n2 != NULL);
         G->sorted = idx;
-        G->sort_slots[0] = sc, G->sort_slots[1] = sp0, G->sort_slots[2] = st;
+        G->sort_slots[0] = sc, G->sort_slots[1] = sp0, G->sort_slots[2] = st, G->sort_slots[3] = s32;
     }
     IrDim O = w->type.dims[1];
     int64_t nt = (O.coeff + 127) / 128, ntw = nw * nt, nkb = (I + 127) / 128;
-    int64_t parts = cg_k_splits(1, 2 * ntw, nkb); /* the most parts any step takes: R = 1, 2 tiles at most */
+    bool stream = s32 >= 0 && I % 16 == 0 && O.coeff * I < (1LL << 40);
+    if (stream) expert_stream(G, &xs, n, (int)nw, out, sx, sxs, bcast ? arena_printf(G->a, "((r) / %s)", Ks) : "(r)", sc, sp0, s32);
+    int tile0 = G->nphases; /* the tile's phases from here: they run only above the stream form's rows */
+    /* the most parts any step takes: R = 1, 2 tiles at most; none when the stream form takes every step that would split */
+    int64_t parts = stream && xs.maxr >= 64 ? 1 : cg_k_splits(1, 2 * ntw, nkb);
     if (parts > 1)
         for (int k = 0; k < nw; k++) out[k].sp = cg_slot_scratch(G, k ? n2 : n, ir_dim_const(parts * 64 * O.coeff));
     if (parts > 1 && !(G->ldr.data && strstr(G->ldr.data, "cg_k_splits("))) /* once per module (a chained down may split too) */
@@ -185,6 +307,8 @@ static bool expert_fp8_grouped(Gen *G, const IrNode *n, const IrNode *n2, int64_
         if (parts > 1) cg_phase_k(G, split ? CG_ITEMS_K_SPLIT : CG_ITEMS_K_WHOLE, nkb);
     }
     if (parts > 1) expert_k_sum(G, R, O.coeff, nt, ntw, nkb, EB, out, nw);
+    if (stream)
+        for (int p = tile0; p < G->nphases; p++) G->phases[p].amin = xs.maxr;
     return true;
 }
 

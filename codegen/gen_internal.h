@@ -39,7 +39,7 @@ typedef struct {
     const int *epi;      /* by node id: for a linear, the f32 cast of it in its kernel that its GEMM writes instead of
                           * its own value (gen.c, epilogue_casts), else -1; -2 for that cast */
     const IrNode *sorted; /* the routing (idx) an earlier phase of this kernel sorted its rows by, NULL none ... */
-    int sort_slots[3];    /* ... and its scratch slots: per-bucket counts, sorted rows, tiles (gen_expert.c) */
+    int sort_slots[4];    /* ... and its scratch slots: per-bucket counts, sorted rows, tiles of 64, tiles of 32 (gen_expert.c) */
     const char *route;   /* by node id: 1 inside a fused routing chain (not stored), 2 its group_topk, 3 its last op; 0 none */
     const char *why;     /* set by a template that cannot handle its node */
 } Gen;

@@ -122,6 +122,9 @@ static inline void emu_cp16(void *dst, const void *src, bool v, int line) {
 static inline void cp_commit(void) { emu_ctx->cp_commit(emu_ctx); }
 static inline void cp_wait0(void) { emu_ctx->cp_wait(emu_ctx, 0); }
 static inline void cp_wait1(void) { emu_ctx->cp_wait(emu_ctx, 1); }
+static inline void ex_cp_wait3(void) { emu_ctx->cp_wait(emu_ctx, 3); } /* expert_stream.cuh's ring depths */
+static inline void ex_cp_wait5(void) { emu_ctx->cp_wait(emu_ctx, 5); }
+static inline void ex_cp_wait7(void) { emu_ctx->cp_wait(emu_ctx, 7); }
 static inline void cp_wait2(void) { emu_ctx->cp_wait(emu_ctx, 2); }
 /* @p ld.global.nc[.L1::no_allocate].v4.u32 (gemm_skinny.cuh's weight stream
  * and x): 16 bytes from a 16-aligned address where v, zeros and no access
@@ -135,6 +138,9 @@ static inline uint4 emu_ld16_if(const void *p, bool v, int line) {
 }
 #define ld_stream16_if(p, v) emu_ld16_if((p), (v), __LINE__)
 #define ld_x16_if(p, v) emu_ld16_if((p), (v), __LINE__)
+/* ... and expert_stream.cuh's, the same loads */
+#define ex_ld_w16(p, v) emu_ld16_if((p), (v), __LINE__)
+#define ex_ld_x16(p, v) emu_ld16_if((p), (v), __LINE__)
 /* gemm_skinny.cuh's clusters: %cluster_ctarank, barrier.cluster, and
  * mapa.shared::cluster + ld.shared::cluster.f32 of a float of CTA rank's
  * shared memory at p's offset (p in the dynamic shared memory: the

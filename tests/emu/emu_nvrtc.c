@@ -140,6 +140,8 @@ static const char *const PTX_HELPERS[] = {"h2f", "f2h", "fe4m3", "cp16", "cp_com
                                            "mla_mbar_init", "mla_mbar_fence_init", "mla_mbar_wait", "mla_cp_arrive", "mla_prefetch_l2",
                                            /* codegen/kernels/gemm_skinny.cuh's */
                                            "ld_stream16_if", "ld_x16_if", "sk_cluster_rank", "sk_cluster_sync", "sk_dsmem_ld",
+                                           /* codegen/kernels/expert_stream.cuh's */
+                                           "ex_ld_w16", "ex_ld_x16", "ex_cp_wait3", "ex_cp_wait5", "ex_cp_wait7",
                                            /* codegen/kernels/gemm_tma.cuh's */
                                            "gt_mbar_init", "gt_mbar_arrive", "gt_mbar_expect_tx", "gt_mbar_wait", "gt_mbar_fence_init",
                                            "gt_fence_async", "gt_regs_producer", "gt_regs_consumer", "gt_tma_2d", "gt_wg_fence", "gt_wg_commit",

@@ -18,6 +18,9 @@
 #   rounds.sh tma     the large-M TMA GEMM's forms at M = 256, 1024, 4096:
 #                     128 x 128 (DSCC_TMA_V2=0), 128 x 256, 128 x 256 in
 #                     2-CTA clusters (DSCC_TMA_CLUSTER=1), beside cuBLASLt;
+#   rounds.sh expert  test_gpu_expert, then bench_gpu with the routed
+#                     experts' stream form (DSCC_EXPERT_V2=1: its ring), its
+#                     register form (=ring=0) and the tile (=0, the default);
 #   several parts run in one call in the order given (rounds.sh check gpu);
 #   rounds.sh mla     MLA's decode kernel alone, its ring variants side by
 #                     side (bench_mla: batch 32, context 4,097, then 8,193);
@@ -50,7 +53,7 @@ step() { # step NAME SECONDS CMD...: runs CMD with a limit, its log in $out/NAME
 for mode in "${@:-check}"; do
 case "$mode" in
   check)
-    for t in test_gpu_mla test_gpu_barrier test_gpu_attn test_gpu_gemm_tma test_gpu_head test_gpu_route test_gpu_skinny test_gpu_rows test_gpu_sample test_gpu_plan test_gpu_rmsnorm_quant; do
+    for t in test_gpu_mla test_gpu_barrier test_gpu_attn test_gpu_gemm_tma test_gpu_head test_gpu_route test_gpu_skinny test_gpu_rows test_gpu_expert test_gpu_sample test_gpu_plan test_gpu_rmsnorm_quant; do
       [ -x build/$t ] && step "$t" 120 build/$t
     done
     DSCC_GEMM_TILE=wgmma step test_gpu_ops 200 build/test_gpu_ops
@@ -79,6 +82,11 @@ case "$mode" in
     [ -x build/test_gpu_rows ] && step test_gpu_rows 120 build/test_gpu_rows
     for w in 1 0; do
       DSCC_ROWS_WIDE=$w TAIL=60 step "bench_gpu_rows$w" 200 build/bench_gpu --layers 2 --dense 1 --prefill 1024 --hbm-gbps 4250 --peak-tflops 1300
+    done ;;
+  expert) # the routed experts' grouped GEMM: stream form (opt-in: ring, registers), the tile (default); fp8_expert_linear ms per step
+    step test_gpu_expert 120 build/test_gpu_expert
+    for v in 1 ring=0 0; do
+      DSCC_EXPERT_V2=$v TAIL=40 step "bench_gpu_expert_${v/=/}" 200 build/bench_gpu --layers 2 --dense 1 --prefill 1024 --hbm-gbps 4250 --peak-tflops 1300
     done ;;
   quick)
     for t in test_gpu_mla test_gpu_skinny test_gpu_sample; do step "$t" 60 build/$t; done

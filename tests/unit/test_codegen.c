@@ -209,14 +209,41 @@ static void test_split_key_launch(void **state) {
         assert_true(cg_phase_items(&ck->phases[2], sym) == 2 * 4 * 32);
     }
     assert_int_equal(seen, 3); /* one attention per layer */
-    /* The grouped expert GEMM's tile phase: ceil(R / 64) tiles plus one per
-     * bucket that can have rows (the E experts and the slots of id -1), at
-     * most min(E + 1, R) of them. */
+    /* The grouped expert GEMM's stream form (expert_stream.cuh, opt-in:
+     * DSCC_EXPERT_V2=1): a persistent grid of 132 blocks (one an SM) at up
+     * to 2048 routed rows, nothing above; its tile phases run only above. */
+    setenv("DSCC_EXPERT_V2", "1", 1);
+    p = cg_generate(a, d, g, NULL);
+    unsetenv("DSCC_EXPERT_V2");
+    assert_non_null(p);
+    int streams = 0, above = 0;
+    for (int k = 0; k < p->nkernels; k++)
+        for (int f = 0; f < p->kernels[k].nphases; f++) {
+            const CgPhase *ph = &p->kernels[k].phases[f];
+            int64_t sym[IR_MAX_DIM_SYMS] = {0};
+            sym[sb] = 1, sym[ss] = 1; /* a batch-1 decode step: 4 routed rows */
+            if (ph->plus && ph->amin == 2048) above++, assert_true(cg_phase_items(ph, sym) == 0);
+            if (!strstr(ph->fn, "fp8_expert_stream")) continue;
+            streams++;
+            assert_true(cg_phase_items(ph, sym) == 132);
+            sym[sb] = 4, sym[ss] = 128; /* 2048 routed rows */
+            assert_true(cg_phase_items(ph, sym) == 132);
+            sym[ss] = 129;
+            assert_true(cg_phase_items(ph, sym) == 0);
+        }
+    assert_int_equal(streams, 2); /* gate and up (one phase over both weights): K = 96; the down's K = 40 is no multiple of 16 */
+    assert_int_equal(above, 2);   /* ... and their tile phases */
+    /* The tile phase (by default: at every row count): ceil(R / 64) tiles
+     * plus one per bucket that can have rows (the E experts and the slots
+     * of id -1), at most min(E + 1, R) of them. */
+    p = cg_generate(a, d, g, NULL);
+    assert_non_null(p);
     int experts = 0;
     for (int k = 0; k < p->nkernels; k++) {
         const CgKernel *ck = &p->kernels[k];
         for (int f = 0; f < ck->nphases; f++) {
             const CgPhase *ph = &ck->phases[f];
+            assert_null(strstr(ph->fn, "fp8_expert_stream"));
             if (ph->plus == 0) continue;
             experts++;
             assert_int_equal(ph->plus, 17); /* the tiny model's 16 experts, and id -1 */
