@@ -388,6 +388,7 @@ int cg_skinny_groups(int64_t N) { return N >= 2 * 8 * 264 ? 2 : 1; }
 /* The skinny form's tuning parameters (gemm_skinny.cuh's SK_RB, SK_U, SK_MINB, SK_SPLIT; u32: SK_U of the instance for M > 8). */
 typedef struct {
     int rb, u, minb, split, u32;
+    int v2; /* gemm_skinny2.cuh at M <= 8: 1 yes, 0 no, -1 as DSCC_SKINNY_V2 says */
 } SkinnyParams;
 
 /* The default parameters of an N x K weight, from Little's law on an
@@ -405,7 +406,7 @@ typedef struct {
  * x a thread and two row tiles: at 128 registers it spills (NVRTC,
  * sm_90a) from SK_RB x SK_U = 4 on, so it loads half as much a round. */
 static SkinnyParams skinny_default(int64_t N, int64_t K) {
-    SkinnyParams p = {cg_skinny_groups(N), 1, 2, 1, 1};
+    SkinnyParams p = {cg_skinny_groups(N), 1, 2, 1, 1, -1};
     int64_t blocks = (N + 8 * p.rb - 1) / (8 * p.rb), nkb = (K + 127) / 128;
     while (p.split < 8 && blocks * p.split < 240 && 8 * (p.split + 1) <= nkb) p.split++;
     int64_t ctas = blocks * p.split, kw = 8 * p.split;
@@ -416,13 +417,15 @@ static SkinnyParams skinny_default(int64_t N, int64_t K) {
 }
 
 /* One value of DSCC_SKINNY ("rb=2,u=4,minb=1,split=4", any subset, in
- * order; u sets both instances', u32 that for M > 8 alone): false when it is not one. */
+ * order; u sets both instances', u32 that for M > 8 alone; v2=0|1 as
+ * DSCC_SKINNY_V2, which it overrides): false when it is not one. */
 static bool skinny_param(const char *key, size_t klen, long v, SkinnyParams *p) {
     if (klen == 2 && !strncmp(key, "rb", 2) && (v == 1 || v == 2 || v == 4)) p->rb = (int)v;
     else if (klen == 1 && key[0] == 'u' && v >= 1 && v <= 8) p->u = p->u32 = (int)v;
     else if (klen == 3 && !strncmp(key, "u32", 3) && v >= 1 && v <= 8) p->u32 = (int)v;
     else if (klen == 4 && !strncmp(key, "minb", 4) && v >= 1 && v <= 4) p->minb = (int)v;
     else if (klen == 5 && !strncmp(key, "split", 5) && v >= 1 && v <= 8) p->split = (int)v;
+    else if (klen == 2 && !strncmp(key, "v2", 2) && (v == 0 || v == 1)) p->v2 = (int)v;
     else return false;
     return true;
 }
@@ -440,7 +443,7 @@ static bool skinny_params(Gen *G, int64_t N, int64_t K, SkinnyParams *p) {
         char *vend;
         long v = eq && eq < end ? strtol(eq + 1, &vend, 10) : 0;
         if (!eq || eq > end || vend != end || (*end && !end[1]) || !skinny_param(s, (size_t)(eq - s), v, p)) {
-            G->why = arena_printf(G->a, "DSCC_SKINNY is '%s': expected comma-separated rb=1|2|4, u=1..8, u32=1..8, minb=1..4, split=1..8", e);
+            G->why = arena_printf(G->a, "DSCC_SKINNY is '%s': expected comma-separated rb=1|2|4, u=1..8, u32=1..8, minb=1..4, split=1..8, v2=0|1", e);
             return false;
         }
         s = *end ? end + 1 : end;
@@ -480,16 +483,96 @@ static void skinny_instance(Gen *G, const SkinnyParams *sp, IrDim M, int lo, int
     G->phases[G->nphases - 1].amax = hi;
 }
 
-/* The skinny-M form of an fp8_linear (codegen/kernels/gemm_skinny.cuh): two
- * phases of ceil(N / (8 * SK_RB)) clusters of SK_SPLIT CTAs, one for M <= 8 and one for
- * 8 < M <= CG_SKINNY_M; the tile's phases (which follow) run only above.
- * False, with G->why, on a malformed DSCC_SKINNY. */
+/* Dynamic shared memory of gemm_skinny2.cuh (its SK2_SMEM): the 3-stage
+ * weight ring, 8 rows of x (128-byte K blocks + 64 bytes a row), the warps'
+ * sums in two buffers. */
+static int64_t skinny2_smem(int rb, int u, int64_t K) {
+    return 3LL * u * 2 * rb * 256 * 16 + 8 * ((K + 127) / 128 * 128 + 64) + 4LL * 2 * 8 * 8 * rb * 9;
+}
+
+/* Shared memory an SM of an H100/H200 gives its blocks (228 KB, 1 KB of it
+ * reserved a block) and the most one block may have. */
+#define CG_SM_SMEM (228 * 1024)
+#define CG_BLOCK_SMEM_MAX (227 * 1024)
+
+/* The M <= 8 instance of gemm_skinny2.cuh for an N x K weight: rb 8-row
+ * groups a warp (DSCC_SKINNY's rb, else cg_skinny_groups), and SK_U K
+ * blocks a stage: the smallest of 1, 2, 4 that keeps 64 KB of weights in
+ * flight an SM (two stages of every warp of the blocks an SM holds; at most
+ * two blocks an SM), or else the largest whose shared memory fits (DSCC_SKINNY's u, rounded
+ * down to 1, 2 or 4, when it fits). A persistent grid of at most the blocks
+ * the 132 SMs hold, balanced so every block has the same number of column
+ * groups (or one fewer). */
+static void skinny2_instance(Gen *G, const SkinnyParams *sp, bool set_u, IrDim M, int64_t K, int64_t N, const int *slot) {
+    int rb = sp->rb, u = 0, occ = 1;
+    for (int c = 1; c <= 4; c *= 2) {
+        int64_t sm = skinny2_smem(rb, c, K);
+        if (sm > CG_BLOCK_SMEM_MAX) break;
+        int o = (int)(CG_SM_SMEM / (sm + 1024));
+        o = o > 2 ? 2 : o;
+        if (set_u && c > sp->u) break;
+        u = c, occ = o;
+        if (!set_u && (int64_t)o * 2 * c * rb * 8 >= 64) break;
+    }
+    if (u == 0) u = 1, occ = 1; /* x alone fills the shared memory (K > ~25,000): codegen keeps v1 for it, see gemm_skinny */
+    int64_t groups = (N + 8 * rb - 1) / (8 * rb), slots = 132LL * occ;
+    int64_t grid = groups < slots ? groups : slots;
+    int64_t per = (groups + grid - 1) / grid;
+    grid = (groups + per - 1) / per;
+    const char *entry = arena_printf(G->a, "p%d_fp8_linear_skinny2_m8", G->nphases);
+    CgDefine defs[] = {
+        {"SK_U", arena_printf(G->a, "%d", u)},
+        {"SK_MINB", arena_printf(G->a, "%d", occ)},
+        {"SK_GRID", arena_printf(G->a, "%lld", (long long)grid)},
+        {"SK_M", cg_dim(G, M)},
+        {"SK_N", arena_printf(G->a, "%lldLL", (long long)N)},
+        {"SK_K", arena_printf(G->a, "%lldLL", (long long)K)},
+        {"SK_RB", arena_printf(G->a, "%d", rb)},
+        {"SK_X", arena_printf(G->a, "((const unsigned char *)a.t[%d])", slot[0])},
+        {"SK_W", arena_printf(G->a, "((const unsigned char *)a.t[%d])", slot[2])},
+        {"SK_XS(m, kb)", cg_scale_at(G, slot[1], "m", "kb")},
+        {"SK_WS(i)", arena_printf(G->a, "L%d(a, (i))", slot[3])},
+        {"SK_STORE(i, v)", arena_printf(G->a, "S%d(a, (i), (v))", slot[4])},
+    };
+    sb_printf(&G->decl, "// fp8_linear at M <= 8: a persistent grid of %lld blocks over %lld groups of %d weight rows, K split between the 8 warps,\n"
+                        "// weights streamed by cp.async through a 3-stage ring (%d K blocks a warp a stage), x in shared memory once (rb=%d u=%d)\n",
+              (long long)grid, (long long)groups, 8 * rb, u, rb, u);
+    sb_puts(&G->decl, cg_kernel_instance(G->a, "gemm_skinny2", entry, defs, (int)(sizeof defs / sizeof defs[0])));
+    cg_phase(G, CG_LAUNCH_BLOCK, M, 8, ir_dim_const(grid), 1, skinny2_smem(rb, u, K));
+    G->phases[G->nphases - 1].fn = entry;
+    G->phases[G->nphases - 1].amin = 0;
+    G->phases[G->nphases - 1].amax = 8;
+}
+
+/* Whether gemm_skinny2.cuh runs the M <= 8 rows (DSCC_SKINNY_V2, default 1;
+ * 0: gemm_skinny.cuh's instance, the form before it): false too where 8 rows
+ * of x and the smallest ring do not fit a block's shared memory. DSCC_SKINNY's
+ * v2 overrides it. */
+static bool skinny2_on(const SkinnyParams *sp, int64_t K) {
+    const char *e = getenv("DSCC_SKINNY_V2");
+    bool on = sp->v2 >= 0 ? sp->v2 == 1 : !(e && strcmp(e, "0") == 0);
+    return on && skinny2_smem(sp->rb, 1, K) <= CG_BLOCK_SMEM_MAX;
+}
+
+/* The skinny-M form of an fp8_linear: two phases, one for M <= 8
+ * (codegen/kernels/gemm_skinny2.cuh, or gemm_skinny.cuh's with
+ * DSCC_SKINNY_V2=0) and one for 8 < M <= CG_SKINNY_M (gemm_skinny.cuh:
+ * ceil(N / (8 * SK_RB)) clusters of SK_SPLIT CTAs); the tile's phases
+ * (which follow) run only above. False, with G->why, on a malformed
+ * DSCC_SKINNY or DSCC_SKINNY_V2. */
 static bool gemm_skinny(Gen *G, IrDim M, int64_t K, int64_t N, int sx, int sxs, int sw, int sws, int sy) {
     SkinnyParams sp;
     if (!skinny_params(G, N, K, &sp)) return false;
+    const char *v2 = getenv("DSCC_SKINNY_V2");
+    if (v2 && *v2 && strcmp(v2, "0") && strcmp(v2, "1")) {
+        G->why = arena_printf(G->a, "DSCC_SKINNY_V2 is '%s': expected 0 or 1", v2);
+        return false;
+    }
+    const char *e = getenv("DSCC_SKINNY");
     cg_mma_helpers(G);
     const int slot[5] = {sx, sxs, sw, sws, sy};
-    skinny_instance(G, &sp, M, 0, 8, K, N, slot);
+    if (skinny2_on(&sp, K)) skinny2_instance(G, &sp, e && strstr(e, "u="), M, K, N, slot);
+    else skinny_instance(G, &sp, M, 0, 8, K, N, slot);
     skinny_instance(G, &sp, M, 8, CG_SKINNY_M, K, N, slot);
     return true;
 }

@@ -21,7 +21,15 @@
  * rel L2 of y: 4e-3 with bf16 storage (the GPU rounds y to bf16, 2^-9),
  * 1e-5 with f32 storage (FP8 products are exact, only the order of the
  * f32 sums differs). The test also checks that the skinny phase is the one
- * that ran: the program's FP8 linear runs it, and not the tile, at these M. */
+ * that ran: the program's FP8 linear runs it, and not the tile, at these M;
+ * at M <= 8 it is gemm_skinny2.cuh's (a persistent grid streaming through
+ * a cp.async ring), unless DSCC_SKINNY_V2=0 or DSCC_SKINNY's v2=0 asks for
+ * gemm_skinny.cuh's. N = 4000 with K = 2960 (500 column groups over 250
+ * blocks: two groups a block of two stages each, the ring running on from
+ * one group to the next through all three slots, a last K block of 16
+ * bytes), N = 40 with K = 4096, and the latter at u=1 (four stages a
+ * group) check the persistent grid; the same at DSCC_SKINNY_V2=0 checks the form
+ * before it. A malformed DSCC_SKINNY_V2 stops codegen too. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -66,7 +74,7 @@ static void take_gpu(void *ctx, int id, float *c, int64_t nc) {
 
 /* The phases of the program's fp8_linear that run at M rows: whether the skinny one does, and whether any other does;
  * *split: the skinny form's K split (SK_SPLIT of its module). */
-static void phases_at(const IrGraph *g, bool f32, int64_t B, int64_t S, bool *skinny, bool *tile, int *split) {
+static void phases_at(const IrGraph *g, bool f32, int64_t B, int64_t S, bool *skinny, bool *tile, int *split, bool *v2) {
     Arena *a = arena_new();
     DiagEngine *d = diag_new(a, stderr);
     CgGenOptions o = {.f32_storage = f32};
@@ -74,7 +82,7 @@ static void phases_at(const IrGraph *g, bool f32, int64_t B, int64_t S, bool *sk
     assert_non_null(p);
     int64_t sym[IR_MAX_DIM_SYMS] = {0};
     sym[ir_graph_find_dim(g, "B")] = B, sym[ir_graph_find_dim(g, "S")] = S;
-    *skinny = *tile = false;
+    *skinny = *tile = *v2 = false;
     *split = 0;
     for (int k = 0; k < p->nkernels; k++) {
         const CgKernel *ck = &p->kernels[k];
@@ -87,6 +95,7 @@ static void phases_at(const IrGraph *g, bool f32, int64_t B, int64_t S, bool *sk
             const CgPhase *f = &ck->phases[ph];
             if (cg_phase_items(f, sym) <= 0) continue;
             if (strstr(f->fn, "skinny")) *skinny = true;
+            if (strstr(f->fn, "skinny2")) *v2 = true;
             if (f->amin == CG_SKINNY_M) *tile = true; /* the tile's phases run only above */
         }
     }
@@ -137,13 +146,16 @@ static void check_split(int64_t N, int64_t K, bool f32, const int64_t (*rows)[2]
         m.linears = 0;
         assert_true(gpu_exec_run(gx, in, 1, d));
         assert_true(cpu_exec_run(cx, in, 1, d));
-        bool skinny, tile;
+        bool skinny, tile, v2;
         int sp;
-        phases_at(g, f32, B, S, &skinny, &tile, &sp);
+        phases_at(g, f32, B, S, &skinny, &tile, &sp, &v2);
         fprintf(stderr, "N %lld, K %lld, M %lld (%lld x %lld), %s storage: fp8_linear rel L2 %.2e%s, K split %d\n", (long long)N, (long long)K,
                 (long long)(B * S), (long long)B, (long long)S, f32 ? "f32" : "bf16", m.err, skinny && !tile ? " (skinny form)" : "", sp);
         assert_int_equal(m.linears, 1);
         assert_true(skinny && !tile);
+        const char *e2 = getenv("DSCC_SKINNY_V2"), *e1 = getenv("DSCC_SKINNY");
+        bool v2_off = (e2 && strcmp(e2, "0") == 0) || (e1 && strstr(e1, "v2=0"));
+        assert_int_equal(v2, B * S <= 8 && !v2_off);
         if (split) assert_int_equal(sp, split);
         assert_true(m.err <= (f32 ? 1e-5 : 4e-3));
     }
@@ -179,10 +191,45 @@ static void test_split3_ragged(void **state) { (void)state, check_env(100, 720, 
 /* 9 K blocks over 64 warps, four 8-row groups a warp */
 static void test_split8(void **state) { (void)state, check_env(264, 1040, false, "rb=4,u=2,split=8,minb=1,u32=1", 8); }
 
+/* gemm_skinny2.cuh's persistent grid: two column groups a block (and the same shapes with gemm_skinny.cuh) */
+static const int64_t V2_ROWS[][2] = {{1, 1}, {1, 5}, {1, 9}};
+static void check_v2(const char *v2) {
+    if (*v2) setenv("DSCC_SKINNY_V2", v2, 1);
+    check_shape(4000, 2960, true, V2_ROWS, 3);
+    check_shape(40, 4096, false, V2_ROWS, 3);
+    unsetenv("DSCC_SKINNY_V2");
+}
+static void test_v2_persistent(void **state) { (void)state, check_v2(""); }
+static void test_v2_off(void **state) { (void)state, check_v2("0"); }
+/* DSCC_SKINNY's v2=0 and u for gemm_skinny2.cuh (one K block a stage: four stages a group of 32 K blocks) */
+static void test_v2_env(void **state) {
+    (void)state;
+    check_env(40, 4096, false, "v2=0", 4);
+    check_env(40, 4096, false, "rb=2,u=1", 4);
+}
+
+/* A malformed DSCC_SKINNY_V2: codegen stops and says why. */
+static void test_bad_v2(void **state) {
+    (void)state;
+    Arena *a = arena_new();
+    DiagEngine *d = diag_new(a, NULL);
+    static const char src[] = "dim M;\ninput x: bf16[M, 512];\nweight w: bf16[64, 512] = \"w\";\noutput y = silu(linear(x, w));\n";
+    IrGraph *g = fe_compile_string(a, d, "k.dsl", src, sizeof src - 1, NULL);
+    PassPipeline pp;
+    PassRunOptions ro = {0};
+    assert_true(g && pass_pipeline_parse(a, d, "shape-infer,fp8-quant,fuse", &pp) && pass_pipeline_run(&pp, g, &ro, d));
+    setenv("DSCC_SKINNY_V2", "2", 1);
+    CgProgram *p = cg_generate(a, d, g, &(CgGenOptions){0});
+    unsetenv("DSCC_SKINNY_V2");
+    assert_null(p);
+    assert_true(diag_error_count(d) > 0);
+    arena_free(a);
+}
+
 /* A malformed DSCC_SKINNY: codegen stops and says why. */
 static void test_bad_env(void **state) {
     (void)state;
-    static const char *const bad[] = {"split=9", "rb=3", "u=0", "minb=5", "split", "split=2,", "depth=2", "u=2x"};
+    static const char *const bad[] = {"split=9", "rb=3", "u=0", "minb=5", "split", "split=2,", "depth=2", "u=2x", "v2=2"};
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
         Arena *a = arena_new();
         DiagEngine *d = diag_new(a, NULL);
@@ -204,6 +251,8 @@ int main(void) {
     if (!tu_hopper()) return 77;
     const struct CMUnitTest tests[] = {cmocka_unit_test(test_kv_a),        cmocka_unit_test(test_qkv_a),         cmocka_unit_test(test_ragged_f32),
                                        cmocka_unit_test(test_two_groups),  cmocka_unit_test(test_split_default), cmocka_unit_test(test_split4),
-                                       cmocka_unit_test(test_split3_ragged), cmocka_unit_test(test_split8),      cmocka_unit_test(test_bad_env)};
+                                       cmocka_unit_test(test_split3_ragged), cmocka_unit_test(test_split8),      cmocka_unit_test(test_bad_env),
+                                       cmocka_unit_test(test_v2_persistent), cmocka_unit_test(test_v2_off),      cmocka_unit_test(test_v2_env),
+                                       cmocka_unit_test(test_bad_v2)};
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
