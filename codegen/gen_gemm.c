@@ -495,30 +495,54 @@ static int64_t skinny2_smem(int rb, int u, int64_t K) {
 #define CG_SM_SMEM (228 * 1024)
 #define CG_BLOCK_SMEM_MAX (227 * 1024)
 
-/* The M <= 8 instance of gemm_skinny2.cuh for an N x K weight: rb 8-row
- * groups a warp (DSCC_SKINNY's rb, else cg_skinny_groups), and SK_U K
- * blocks a stage: the smallest of 1, 2, 4 that keeps 64 KB of weights in
- * flight an SM (two stages of every warp of the blocks an SM holds; at most
- * two blocks an SM), or else the largest whose shared memory fits (DSCC_SKINNY's u, rounded
- * down to 1, 2 or 4, when it fits). A persistent grid of at most the blocks
- * the 132 SMs hold, balanced so every block has the same number of column
- * groups (or one fewer). */
-static void skinny2_instance(Gen *G, const SkinnyParams *sp, bool set_u, IrDim M, int64_t K, int64_t N, const int *slot) {
-    int rb = sp->rb, u = 0, occ = 1;
+/* gemm_skinny2.cuh's shape for an N x K weight at rb 8-row groups a warp:
+ * SK_U K blocks a stage, the smallest of 1, 2, 4 that keeps 64 KB of
+ * weights in flight an SM (two stages of every warp of the blocks an SM
+ * holds at once: at most two, and no more than the groups give it), or
+ * else the largest whose shared memory fits (u_max, when set: the largest
+ * of those up to it); a persistent grid of at most the blocks the 132 SMs
+ * of an H100/H200 hold, balanced so every block has the same number of
+ * column groups or one fewer. */
+typedef struct {
+    int rb, u, occ;
+    int64_t groups, grid, per;
+} Skinny2Shape;
+
+static Skinny2Shape skinny2_shape(int rb, int u_max, int64_t N, int64_t K) {
+    Skinny2Shape s = {rb, 0, 1, (N + 8 * rb - 1) / (8 * rb), 0, 0};
+    int64_t fill = (s.groups + 131) / 132; /* blocks an SM gets from the groups */
     for (int c = 1; c <= 4; c *= 2) {
         int64_t sm = skinny2_smem(rb, c, K);
-        if (sm > CG_BLOCK_SMEM_MAX) break;
+        if (sm > CG_BLOCK_SMEM_MAX || (u_max && c > u_max)) break;
         int o = (int)(CG_SM_SMEM / (sm + 1024));
-        o = o > 2 ? 2 : o;
-        if (set_u && c > sp->u) break;
-        u = c, occ = o;
-        if (!set_u && (int64_t)o * 2 * c * rb * 8 >= 64) break;
+        s.u = c, s.occ = o > 2 ? 2 : o;
+        if (!u_max && (s.occ < fill ? s.occ : fill) * 2 * c * rb * 8 >= 64) break;
     }
-    if (u == 0) u = 1, occ = 1; /* x alone fills the shared memory (K > ~25,000): codegen keeps v1 for it, see gemm_skinny */
-    int64_t groups = (N + 8 * rb - 1) / (8 * rb), slots = 132LL * occ;
-    int64_t grid = groups < slots ? groups : slots;
-    int64_t per = (groups + grid - 1) / grid;
-    grid = (groups + per - 1) / per;
+    if (s.u == 0) s.u = 1; /* (skinny2_on keeps such a K on gemm_skinny.cuh) */
+    int64_t slots = 132LL * s.occ;
+    s.grid = s.groups < slots ? s.groups : slots;
+    s.per = (s.groups + s.grid - 1) / s.grid;
+    s.grid = (s.groups + s.per - 1) / s.per;
+    return s;
+}
+
+/* The M <= 8 instance of gemm_skinny2.cuh: rb from DSCC_SKINNY when it
+ * sets it, else the one of 2 and 1 whose busiest SM streams the fewest
+ * weight rows (blocks an SM x groups a block x rb; 2 on a tie: x's
+ * fragment serves both groups), e.g. o_proj's 7,168 rows: 448 groups of
+ * 16 on 112 blocks (4 each) against 896 of 8 on 128 (7 each). */
+static void skinny2_instance(Gen *G, const SkinnyParams *sp, bool set_rb, bool set_u, IrDim M, int64_t K, int64_t N, const int *slot) {
+    int u_max = set_u ? (sp->u >= 4 ? 4 : sp->u >= 2 ? 2 : 1) : 0;
+    set_rb = set_rb && skinny2_smem(sp->rb, 1, K) <= CG_BLOCK_SMEM_MAX; /* else as if unset */
+    Skinny2Shape s = skinny2_shape(set_rb ? sp->rb : 2, u_max, N, K);
+    if (!set_rb) {
+        Skinny2Shape s1 = skinny2_shape(1, u_max, N, K);
+        if (skinny2_smem(2, 1, K) > CG_BLOCK_SMEM_MAX ||
+            (s1.grid + 131) / 132 * s1.per * 1 < (s.grid + 131) / 132 * s.per * 2)
+            s = s1;
+    }
+    int rb = s.rb, u = s.u, occ = s.occ;
+    int64_t groups = s.groups, grid = s.grid;
     const char *entry = arena_printf(G->a, "p%d_fp8_linear_skinny2_m8", G->nphases);
     CgDefine defs[] = {
         {"SK_U", arena_printf(G->a, "%d", u)},
@@ -551,7 +575,7 @@ static void skinny2_instance(Gen *G, const SkinnyParams *sp, bool set_u, IrDim M
 static bool skinny2_on(const SkinnyParams *sp, int64_t K) {
     const char *e = getenv("DSCC_SKINNY_V2");
     bool on = sp->v2 >= 0 ? sp->v2 == 1 : !(e && strcmp(e, "0") == 0);
-    return on && skinny2_smem(sp->rb, 1, K) <= CG_BLOCK_SMEM_MAX;
+    return on && skinny2_smem(1, 1, K) <= CG_BLOCK_SMEM_MAX;
 }
 
 /* The skinny-M form of an fp8_linear: two phases, one for M <= 8
@@ -571,7 +595,7 @@ static bool gemm_skinny(Gen *G, IrDim M, int64_t K, int64_t N, int sx, int sxs, 
     const char *e = getenv("DSCC_SKINNY");
     cg_mma_helpers(G);
     const int slot[5] = {sx, sxs, sw, sws, sy};
-    if (skinny2_on(&sp, K)) skinny2_instance(G, &sp, e && strstr(e, "u="), M, K, N, slot);
+    if (skinny2_on(&sp, K)) skinny2_instance(G, &sp, e && strstr(e, "rb="), e && strstr(e, "u="), M, K, N, slot);
     else skinny_instance(G, &sp, M, 0, 8, K, N, slot);
     skinny_instance(G, &sp, M, 8, CG_SKINNY_M, K, N, slot);
     return true;
