@@ -454,10 +454,10 @@ static bool skinny_params(Gen *G, int64_t N, int64_t K, SkinnyParams *p) {
 /* One instance of gemm_skinny.cuh for M in (lo, hi] (hi 8 or 32): its own
  * phase, so the instance for M <= 8 holds one row of x a thread (the A
  * operand's rows 8..15 are zeros) and gets the registers of that. */
-static void skinny_instance(Gen *G, const SkinnyParams *sp, IrDim M, int lo, int hi, int64_t K, int64_t N, const int *slot) {
+static void skinny_instance(Gen *G, const SkinnyParams *sp, IrDim M, int lo, int hi, int64_t K, int64_t N, const int *slot, bool bf16) {
     int64_t blocks = (N + 8 * sp->rb - 1) / (8 * sp->rb) * sp->split;
     int64_t smem = (int64_t)sizeof(float) * 9 * 8 * sp->rb * (hi + 1); /* each warp's sums and the CTA's */
-    const char *entry = arena_printf(G->a, "p%d_fp8_linear_skinny_m%d", G->nphases, hi);
+    const char *entry = arena_printf(G->a, "p%d_%s_skinny_m%d", G->nphases, bf16 ? "linear_bf16" : "fp8_linear", hi);
     CgDefine defs[] = {
         {"SK_U", arena_printf(G->a, "%d", hi > 8 ? sp->u32 : sp->u)},
         {"SK_MINB", arena_printf(G->a, "%d", sp->minb)},
@@ -469,13 +469,15 @@ static void skinny_instance(Gen *G, const SkinnyParams *sp, IrDim M, int lo, int
         {"SK_RB", arena_printf(G->a, "%d", sp->rb)},
         {"SK_X", arena_printf(G->a, "((const unsigned char *)a.t[%d])", slot[0])},
         {"SK_W", arena_printf(G->a, "((const unsigned char *)a.t[%d])", slot[2])},
-        {"SK_XS(m, kb)", cg_scale_at(G, slot[1], "m", "kb")},
-        {"SK_WS(i)", arena_printf(G->a, "L%d(a, (i))", slot[3])},
+        {"SK_XS(m, kb)", bf16 ? "1.0f" : cg_scale_at(G, slot[1], "m", "kb")},
+        {"SK_WS(i)", bf16 ? "1.0f" : arena_printf(G->a, "L%d(a, (i))", slot[3])},
         {"SK_STORE(i, v)", arena_printf(G->a, "S%d(a, (i), (v))", slot[4])},
+        {"SK_BF16", bf16 ? "1" : "0"},
     };
-    sb_printf(&G->decl, "// fp8_linear at %d < M <= %d: weights streamed in 16-byte loads, mma m16n8k32 E4M3 with x as A, block scales per K block,\n"
+    sb_printf(&G->decl, "// %s at %d < M <= %d: weights streamed in 16-byte loads, mma %s with x as A%s,\n"
                         "// %d weight rows per cluster of %d CTAs, K split between their warps, summed in shared memory (rb=%d u=%d minb=%d split=%d)\n",
-              lo, hi, 8 * sp->rb, sp->split, sp->rb, hi > 8 ? sp->u32 : sp->u, sp->minb, sp->split);
+              bf16 ? "linear (bf16)" : "fp8_linear", lo, hi, bf16 ? "m16n8k16 BF16" : "m16n8k32 E4M3", bf16 ? "" : ", block scales per K block",
+              8 * sp->rb, sp->split, sp->rb, hi > 8 ? sp->u32 : sp->u, sp->minb, sp->split);
     sb_puts(&G->decl, cg_kernel_instance(G->a, "gemm_skinny", entry, defs, (int)(sizeof defs / sizeof defs[0])));
     cg_phase(G, CG_LAUNCH_BLOCK, M, hi, ir_dim_const(blocks), 1, smem);
     G->phases[G->nphases - 1].fn = entry;
@@ -531,19 +533,20 @@ static Skinny2Shape skinny2_shape(int rb, int u_max, int64_t N, int64_t K) {
  * weight rows (blocks an SM x groups a block x rb; 2 on a tie: x's
  * fragment serves both groups), e.g. o_proj's 7,168 rows: 448 groups of
  * 16 on 112 blocks (4 each) against 896 of 8 on 128 (7 each). */
-static void skinny2_instance(Gen *G, const SkinnyParams *sp, bool set_rb, bool set_u, IrDim M, int64_t K, int64_t N, const int *slot) {
+static void skinny2_instance(Gen *G, const SkinnyParams *sp, bool set_rb, bool set_u, IrDim M, int64_t K, int64_t N, const int *slot, bool bf16) {
+    const int64_t Kb = K * (bf16 ? 2 : 1); /* bytes a row */
     int u_max = set_u ? (sp->u >= 4 ? 4 : sp->u >= 2 ? 2 : 1) : 0;
-    set_rb = set_rb && skinny2_smem(sp->rb, 1, K) <= CG_BLOCK_SMEM_MAX; /* else as if unset */
-    Skinny2Shape s = skinny2_shape(set_rb ? sp->rb : 2, u_max, N, K);
+    set_rb = set_rb && skinny2_smem(sp->rb, 1, Kb) <= CG_BLOCK_SMEM_MAX; /* else as if unset */
+    Skinny2Shape s = skinny2_shape(set_rb ? sp->rb : 2, u_max, N, Kb);
     if (!set_rb) {
-        Skinny2Shape s1 = skinny2_shape(1, u_max, N, K);
-        if (skinny2_smem(2, 1, K) > CG_BLOCK_SMEM_MAX ||
+        Skinny2Shape s1 = skinny2_shape(1, u_max, N, Kb);
+        if (skinny2_smem(2, 1, Kb) > CG_BLOCK_SMEM_MAX ||
             (s1.grid + 131) / 132 * s1.per * 1 < (s.grid + 131) / 132 * s.per * 2)
             s = s1;
     }
     int rb = s.rb, u = s.u, occ = s.occ;
     int64_t groups = s.groups, grid = s.grid;
-    const char *entry = arena_printf(G->a, "p%d_fp8_linear_skinny2_m8", G->nphases);
+    const char *entry = arena_printf(G->a, "p%d_%s_skinny2_m8", G->nphases, bf16 ? "linear_bf16" : "fp8_linear");
     CgDefine defs[] = {
         {"SK_U", arena_printf(G->a, "%d", u)},
         {"SK_MINB", arena_printf(G->a, "%d", occ)},
@@ -554,15 +557,16 @@ static void skinny2_instance(Gen *G, const SkinnyParams *sp, bool set_rb, bool s
         {"SK_RB", arena_printf(G->a, "%d", rb)},
         {"SK_X", arena_printf(G->a, "((const unsigned char *)a.t[%d])", slot[0])},
         {"SK_W", arena_printf(G->a, "((const unsigned char *)a.t[%d])", slot[2])},
-        {"SK_XS(m, kb)", cg_scale_at(G, slot[1], "m", "kb")},
-        {"SK_WS(i)", arena_printf(G->a, "L%d(a, (i))", slot[3])},
+        {"SK_XS(m, kb)", bf16 ? "1.0f" : cg_scale_at(G, slot[1], "m", "kb")},
+        {"SK_WS(i)", bf16 ? "1.0f" : arena_printf(G->a, "L%d(a, (i))", slot[3])},
         {"SK_STORE(i, v)", arena_printf(G->a, "S%d(a, (i), (v))", slot[4])},
+        {"SK_BF16", bf16 ? "1" : "0"},
     };
-    sb_printf(&G->decl, "// fp8_linear at M <= 8: a persistent grid of %lld blocks over %lld groups of %d weight rows, K split between the 8 warps,\n"
+    sb_printf(&G->decl, "// %s at M <= 8: a persistent grid of %lld blocks over %lld groups of %d weight rows, K split between the 8 warps,\n"
                         "// weights streamed by cp.async through a 3-stage ring (%d K blocks a warp a stage), x in shared memory once (rb=%d u=%d)\n",
-              (long long)grid, (long long)groups, 8 * rb, u, rb, u);
+              bf16 ? "linear (bf16)" : "fp8_linear", (long long)grid, (long long)groups, 8 * rb, u, rb, u);
     sb_puts(&G->decl, cg_kernel_instance(G->a, "gemm_skinny2", entry, defs, (int)(sizeof defs / sizeof defs[0])));
-    cg_phase(G, CG_LAUNCH_BLOCK, M, 8, ir_dim_const(grid), 1, skinny2_smem(rb, u, K));
+    cg_phase(G, CG_LAUNCH_BLOCK, M, 8, ir_dim_const(grid), 1, skinny2_smem(rb, u, Kb));
     G->phases[G->nphases - 1].fn = entry;
     G->phases[G->nphases - 1].amin = 0;
     G->phases[G->nphases - 1].amax = 8;
@@ -578,15 +582,17 @@ static bool skinny2_on(const SkinnyParams *sp, int64_t K) {
     return on && skinny2_smem(1, 1, K) <= CG_BLOCK_SMEM_MAX;
 }
 
-/* The skinny-M form of an fp8_linear: two phases, one for M <= 8
+/* The skinny-M form of an fp8_linear, or (bf16) of a linear on BF16 x and
+ * w, over K values a row: two phases, one for M <= 8
  * (codegen/kernels/gemm_skinny2.cuh, or gemm_skinny.cuh's with
  * DSCC_SKINNY_V2=0) and one for 8 < M <= CG_SKINNY_M (gemm_skinny.cuh:
  * ceil(N / (8 * SK_RB)) clusters of SK_SPLIT CTAs); the tile's phases
  * (which follow) run only above. False, with G->why, on a malformed
  * DSCC_SKINNY or DSCC_SKINNY_V2. */
-static bool gemm_skinny(Gen *G, IrDim M, int64_t K, int64_t N, int sx, int sxs, int sw, int sws, int sy) {
+static bool gemm_skinny(Gen *G, IrDim M, int64_t K, int64_t N, const int *slot, bool bf16) {
     SkinnyParams sp;
-    if (!skinny_params(G, N, K, &sp)) return false;
+    const int64_t Kb = K * (bf16 ? 2 : 1); /* the tuning counts K blocks of 128 bytes */
+    if (!skinny_params(G, N, Kb, &sp)) return false;
     const char *v2 = getenv("DSCC_SKINNY_V2");
     if (v2 && *v2 && strcmp(v2, "0") && strcmp(v2, "1")) {
         G->why = arena_printf(G->a, "DSCC_SKINNY_V2 is '%s': expected 0 or 1", v2);
@@ -594,10 +600,9 @@ static bool gemm_skinny(Gen *G, IrDim M, int64_t K, int64_t N, int sx, int sxs, 
     }
     const char *e = getenv("DSCC_SKINNY");
     cg_mma_helpers(G);
-    const int slot[5] = {sx, sxs, sw, sws, sy};
-    if (skinny2_on(&sp, K)) skinny2_instance(G, &sp, e && strstr(e, "rb="), e && strstr(e, "u="), M, K, N, slot);
-    else skinny_instance(G, &sp, M, 0, 8, K, N, slot);
-    skinny_instance(G, &sp, M, 8, CG_SKINNY_M, K, N, slot);
+    if (skinny2_on(&sp, Kb)) skinny2_instance(G, &sp, e && strstr(e, "rb="), e && strstr(e, "u="), M, K, N, slot, bf16);
+    else skinny_instance(G, &sp, M, 0, 8, K, N, slot, bf16);
+    skinny_instance(G, &sp, M, 8, CG_SKINNY_M, K, N, slot, bf16);
     return true;
 }
 
@@ -642,7 +647,8 @@ static bool gemm_fp8_mma(Gen *G, const IrNode *n, IrDim M, IrDim K, IrDim O) {
     int sx = cg_slot_value(G, n->ops[0]), sxs = cg_slot_value(G, n->ops[1]);
     int sw = cg_slot_value(G, n->ops[2]), sws = cg_slot_value(G, n->ops[3]), sy = cg_slot_result(G, n);
     bool skinny = G->skinny && K.coeff % 16 == 0 && ir_dim_is_const(O) && O.coeff < (1LL << 31);
-    if (skinny && !gemm_skinny(G, M, K.coeff, O.coeff, sx, sxs, sw, sws, sy)) return false;
+    const int slot[5] = {sx, sxs, sw, sws, sy};
+    if (skinny && !gemm_skinny(G, M, K.coeff, O.coeff, slot, false)) return false;
     bool tma = G->wgmma && K.coeff % 16 == 0 && ir_dim_is_const(O) && O.coeff < (1LL << 31);
     CgTmaGemm *t = tma ? gemm_tma(G, n, M, K.coeff, O.coeff, sx, sxs, sw, sws, sy, skinny) : NULL;
     int tile = G->nphases;
@@ -663,10 +669,24 @@ static bool gemm_fp8_mma(Gen *G, const IrNode *n, IrDim M, IrDim K, IrDim O) {
 /* linear on bf16 values x, w on the tensor cores (mma m16n8k16 BF16, f32 accumulation), and its cuBLASLt form. */
 static bool gemm_bf16_mma(Gen *G, const IrNode *n, const IrNode *x, const IrNode *w, IrDim M, IrDim K, IrDim O) {
     int sx = cg_slot_value(G, x), sw = cg_slot_value(G, w), sy = cg_slot_result(G, n);
+    const int slot[5] = {sx, -1, sw, -1, sy};
+    const char *e = getenv("DSCC_SKINNY_BF16");
+    if (e && *e && strcmp(e, "0") && strcmp(e, "1")) {
+        G->why = arena_printf(G->a, "DSCC_SKINNY_BF16 is '%s': expected 0 or 1", e);
+        return false;
+    }
+    /* the skinny-M form (gemm_skinny2.cuh / gemm_skinny.cuh with SK_BF16) at M <= CG_SKINNY_M, unless DSCC_SKINNY_BF16=0 */
+    bool skinny = G->skinny && !(e && strcmp(e, "0") == 0) && K.coeff % 8 == 0 && ir_dim_is_const(O) && O.coeff < (1LL << 31);
+    if (skinny && !gemm_skinny(G, M, K.coeff, O.coeff, slot, true)) return false;
+    int tile = G->nphases;
     int span = gemm_mma(G, n,
                         arena_printf(G->a, "linear: tensor cores (%s, f32 accumulation), 64x128 tile%s", cg_tile_insn(G, true),
                                      x == n->ops[0] ? "" : ", on the bf16 values its f32 operands were cast from"),
                         true, M, K.coeff, O, sx, 0, sw, 0, sy);
+    if (skinny) {
+        for (int p = tile; p < G->nphases; p++) G->phases[p].amin = CG_SKINNY_M;
+        span += 2; /* the skinny form's two phases */
+    }
     IrDType yt = G->dtype[G->slots[sy].node]; /* bf16, or f32 where the GEMM writes its f32 cast (cuBLASLt's D in f32) */
     if (K.coeff % 16 == 0 && O.coeff % 8 == 0 && G->dtype[n->id] == IR_DT_BF16 && (yt == IR_DT_BF16 || yt == IR_DT_F32)) /* cuBLASLt may run it */
         G->lib = (CgLib){CG_LIB_BF16_GEMM, M, O.coeff, K.coeff, sx, 0, sw, 0, sy, yt == IR_DT_F32, G->nphases - span, span};

@@ -45,6 +45,8 @@
 //   SK_XS(m, kb)      x's f32 scale of row m, K block kb
 //   SK_WS(i)          w's f32 scales [ceil(N/128)][ceil(K/128)]
 //   SK_STORE(i, v)    stores y[i] (f32 v) in y's dtype
+//   SK_BF16           1: x and w are BF16 (a linear's): mma m16n8k16 BF16 in the same fragment order, K blocks of
+//                     128 bytes (64 values), SK_XS and SK_WS 1 (default 0)
 // Dynamic shared memory: SK2_SMEM bytes (gen_gemm.c computes the same sum).
 #ifndef SK_X // compiled on its own (test_codegen): a stand-in for the module's prelude
 typedef unsigned long long u64;
@@ -80,7 +82,11 @@ __device__ __forceinline__ void cp_wait0() { asm volatile("cp.async.wait_group 0
 #ifndef SK_MINB
 #define SK_MINB 1
 #endif
-#define SK2_NKB ((SK_K + 127) / 128)                   // K blocks
+#ifndef SK_BF16
+#define SK_BF16 0
+#endif
+#define SK2_KB (SK_K * (SK_BF16 ? 2 : 1))              // bytes of a row of x and w
+#define SK2_NKB ((SK2_KB + 127) / 128)                 // K blocks (of 128 bytes)
 #define SK2_T ((SK2_NKB + 8 * SK_U - 1) / (8 * SK_U))  // stages a column group (every warp the same count)
 #define SK2_COLS (8 * SK_RB)                           // output columns a group
 #define SK2_G ((SK_N + SK2_COLS - 1) / SK2_COLS)       // column groups
@@ -96,12 +102,15 @@ __device__ __forceinline__ void cp_wait0() { asm volatile("cp.async.wait_group 0
 #define SK2_ISSUE SK2_PASTE(DSCC_ENTRY, _issue) // one per instance: they read the instance's parameters
 #define SK2_STEP SK2_PASTE(DSCC_ENTRY, _step)
 #define SK2_WSA(n, kb) SK_WS((n) / 128 * SK2_NKB + (kb))
+#define SK2_MMA SK2_PASTE(mma_, SK2_PASTE(SK2_MMA_, SK_BF16)) // mma_bf16 or mma_e4m3
+#define SK2_MMA_0 e4m3
+#define SK2_MMA_1 bf16
 
 // Issues stage j of the thread (ring slot s) and its scales, then commits a group (an empty one past the last
 // stage: the count of groups in flight stays the same). The stage's K blocks are kb = warp + 8 (SK_U t + u).
 __device__ __forceinline__ void SK2_ISSUE(const Args &a, uint4 *ring, float (&ws)[3][SK_U], float (&xs)[3][SK_U], int s, long long j,
                                           long long J, int warp, int g, int q) {
-    const long long M = SK_M, N = SK_N, K = SK_K, nkb = SK2_NKB;
+    const long long M = SK_M, N = SK_N, K = SK2_KB, nkb = SK2_NKB;
     if (j < J) {
         const long long n0 = (blockIdx.x + j / SK2_T * (long long)SK_GRID) * SK2_COLS, t = j % SK2_T;
         const unsigned char *W = SK_W;
@@ -128,7 +137,7 @@ __device__ __forceinline__ void SK2_ISSUE(const Args &a, uint4 *ring, float (&ws
 // stores the group's outputs. Issues stage j + 2 into the slot stage j - 1 used first.
 __device__ __forceinline__ void SK2_STEP(const Args &a, uint4 *ring, const unsigned char *xsm, float *red, float (&ws)[3][SK_U],
                                          float (&xs)[3][SK_U], float (&acc)[SK_RB][2], int s, long long j, long long J, int warp, int g, int q) {
-    const long long M = SK_M, N = SK_N, K = SK_K, nkb = SK2_NKB;
+    const long long M = SK_M, N = SK_N, K = SK2_KB, nkb = SK2_NKB;
     SK2_ISSUE(a, ring, ws, xs, s == 0 ? 2 : s - 1, j + 2, J, warp, g, q);
     cp_wait2(); // this thread's stage j (and, before stage 0, its share of x) has landed
     if (j == 0) __syncthreads(); // every thread's share of x has
@@ -152,8 +161,8 @@ __device__ __forceinline__ void SK2_STEP(const Args &a, uint4 *ring, const unsig
                 const uint4 wv = ring[((s * SK_U + u) * SK2_CH + r * 2 + h) * 256 + threadIdx.x];
                 const unsigned a0[4] = {xv[h].x, 0u, xv[h].y, 0u}, b0[2] = {wv.x, wv.y};
                 const unsigned a1[4] = {xv[h].z, 0u, xv[h].w, 0u}, b1[2] = {wv.z, wv.w};
-                mma_e4m3(part, a0, b0);
-                mma_e4m3(part, a1, b1);
+                SK2_MMA(part, a0, b0);
+                SK2_MMA(part, a1, b1);
             }
             acc[r][0] += part[0] * sc, acc[r][1] += part[1] * sc; // promotion with both scales
         }
@@ -183,7 +192,7 @@ extern "C" __global__ void __launch_bounds__(256, SK_MINB) DSCC_ENTRY(Args a) {
     uint4 *ring = (uint4 *)sk2_smem;
     unsigned char *xsm = sk2_smem + SK2_RING;
     float *red = (float *)(sk2_smem + SK2_RING + SK2_XB);
-    const long long M = SK_M, K = SK_K;
+    const long long M = SK_M, K = SK2_KB;
     const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31, g = lane >> 2, q = lane & 3;
     const long long groups = (SK2_G - blockIdx.x + SK_GRID - 1) / SK_GRID, J = groups * SK2_T; // stages of the CTA
     const unsigned char *X = SK_X;
@@ -205,6 +214,11 @@ extern "C" __global__ void __launch_bounds__(256, SK_MINB) DSCC_ENTRY(Args a) {
     cp_wait0(); // (only empty groups remain)
 }
 #undef SK2_NKB
+#undef SK2_KB
+#undef SK2_MMA
+#undef SK2_MMA_0
+#undef SK2_MMA_1
+#undef SK_BF16
 #undef SK2_T
 #undef SK2_COLS
 #undef SK2_G

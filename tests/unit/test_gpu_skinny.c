@@ -29,7 +29,9 @@
  * one group to the next through all three slots, a last K block of 16
  * bytes), N = 40 with K = 4096, and the latter at u=1 (four stages a
  * group) check the persistent grid; the same at DSCC_SKINNY_V2=0 checks the form
- * before it. A malformed DSCC_SKINNY_V2 stops codegen too. */
+ * before it. A malformed DSCC_SKINNY_V2 stops codegen too. BF16 linears
+ * (the MoE router's f32 form and a ragged bf16 one) run the same two
+ * kernels with SK_BF16 (mma m16n8k16 BF16, no scales), bound 4e-3. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -52,8 +54,9 @@
 typedef struct {
     const IrGraph *g;
     GpuExec *gx;
-    double err; /* the fp8_linear's rel L2 */
+    double err; /* the fp8_linear's (linear's) rel L2 */
     int linears;
+    IrOp op; /* IR_OP_FP8_LINEAR, or IR_OP_LINEAR for the BF16 form */
 } Cmp;
 
 /* After the CPU computes node id: the fp8_linear's error against the GPU's
@@ -65,7 +68,7 @@ static void take_gpu(void *ctx, int id, float *c, int64_t nc) {
     const float *gv = n->op == IR_OP_INPUT || n->op == IR_OP_WEIGHT ? NULL : gpu_exec_value(m->gx, id, &ng);
     if (!gv) return;
     assert_int_equal(nc, ng);
-    if (n->op == IR_OP_FP8_LINEAR) {
+    if (n->op == m->op) {
         m->err = tu_rel_l2(gv, c, nc);
         m->linears++;
     }
@@ -74,7 +77,7 @@ static void take_gpu(void *ctx, int id, float *c, int64_t nc) {
 
 /* The phases of the program's fp8_linear that run at M rows: whether the skinny one does, and whether any other does;
  * *split: the skinny form's K split (SK_SPLIT of its module). */
-static void phases_at(const IrGraph *g, bool f32, int64_t B, int64_t S, bool *skinny, bool *tile, int *split, bool *v2) {
+static void phases_at(const IrGraph *g, IrOp op, bool f32, int64_t B, int64_t S, bool *skinny, bool *tile, int *split, bool *v2) {
     Arena *a = arena_new();
     DiagEngine *d = diag_new(a, stderr);
     CgGenOptions o = {.f32_storage = f32};
@@ -87,7 +90,7 @@ static void phases_at(const IrGraph *g, bool f32, int64_t B, int64_t S, bool *sk
     for (int k = 0; k < p->nkernels; k++) {
         const CgKernel *ck = &p->kernels[k];
         bool lin = false;
-        for (int j = 0; j < ck->nnodes; j++) lin |= g->nodes[ck->nodes[j]]->op == IR_OP_FP8_LINEAR;
+        for (int j = 0; j < ck->nnodes; j++) lin |= g->nodes[ck->nodes[j]]->op == op;
         if (!lin) continue;
         const char *sp = strstr(p->modules[ck->module].source, "#define SK_SPLIT ");
         if (sp) *split = atoi(sp + strlen("#define SK_SPLIT "));
@@ -112,24 +115,31 @@ static uint64_t test_seed(void) {
     return seed;
 }
 
-/* y = silu(linear(x, w)) with w [N, K] through the fp8 pipeline, at each (B, S) of rows, on both executors;
- * the skinny form's K split must be `split` (0: any). */
+/* The linear under test: FP8 (fp8-quant makes it an fp8_linear), or BF16 (bf16_y: bf16 y; else the router's form,
+ * f32 y of f32 casts of bf16 x and w, which the GEMM reads as bf16) */
+static enum { LIN_FP8, LIN_BF16, LIN_BF16_F32 } lin_kind;
+
+/* y = silu(linear(x, w)) with w [N, K] through the fp8 pipeline (or lin_kind's), at each (B, S) of rows, on both
+ * executors; the skinny form's K split must be `split` (0: any). */
 static void check_split(int64_t N, int64_t K, bool f32, const int64_t (*rows)[2], int nrows, int split) {
     Arena *a = arena_new();
     DiagEngine *d = diag_new(a, stderr);
-    char *src = arena_printf(a, "dim B, S;\ninput x: bf16[B, S, %lld];\nweight w: bf16[%lld, %lld] = \"w\";\noutput y = silu(linear(x, w));\n",
-                             (long long)K, (long long)N, (long long)K);
+    const char *lin = lin_kind == LIN_BF16_F32 ? "linear(cast(x, f32), cast(w, f32))" : "linear(x, w)";
+    char *src = arena_printf(a, "dim B, S;\ninput x: bf16[B, S, %lld];\nweight w: bf16[%lld, %lld] = \"w\";\noutput y = silu(%s);\n",
+                             (long long)K, (long long)N, (long long)K, lin);
     IrGraph *g = fe_compile_string(a, d, "skinny.dsl", src, strlen(src), &(FeOptions){NULL, NULL, 0});
     assert_non_null(g);
     PassPipeline pp;
     PassRunOptions ro = {0};
-    assert_true(pass_pipeline_parse(a, d, "shape-infer,fold-constants,dce,fp8-quant,cse,dce,fuse", &pp) && pass_pipeline_run(&pp, g, &ro, d));
+    const char *pipe = lin_kind == LIN_FP8 ? "shape-infer,fold-constants,dce,fp8-quant,cse,dce,fuse" : "shape-infer,fold-constants,dce,cse,dce,fuse";
+    assert_true(pass_pipeline_parse(a, d, pipe, &pp) && pass_pipeline_run(&pp, g, &ro, d));
+    const IrOp op = lin_kind == LIN_FP8 ? IR_OP_FP8_LINEAR : IR_OP_LINEAR;
     uint64_t seed = test_seed() + (uint64_t)(N * 131 + K);
     CpuWeightSource ws = cpu_random_weights(&seed);
     GpuOptions go = {.max_batch = 2, .max_seq = 32, .max_ctx = 32, .keep_all = true, .f32_storage = f32, .no_blas = true};
     GpuExec *gx = gpu_exec_new(g, &ws, &go, d);
     assert_non_null(gx);
-    Cmp m = {.g = g, .gx = gx};
+    Cmp m = {.g = g, .gx = gx, .op = op};
     CpuOptions co = {.threads = 4, .after_node = take_gpu, .hook_ctx = &m};
     CpuExec *cx = cpu_exec_new(g, &ws, &co, d);
     assert_non_null(cx);
@@ -148,9 +158,9 @@ static void check_split(int64_t N, int64_t K, bool f32, const int64_t (*rows)[2]
         assert_true(cpu_exec_run(cx, in, 1, d));
         bool skinny, tile, v2;
         int sp;
-        phases_at(g, f32, B, S, &skinny, &tile, &sp, &v2);
-        fprintf(stderr, "N %lld, K %lld, M %lld (%lld x %lld), %s storage: fp8_linear rel L2 %.2e%s, K split %d\n", (long long)N, (long long)K,
-                (long long)(B * S), (long long)B, (long long)S, f32 ? "f32" : "bf16", m.err, skinny && !tile ? " (skinny form)" : "", sp);
+        phases_at(g, op, f32, B, S, &skinny, &tile, &sp, &v2);
+        fprintf(stderr, "N %lld, K %lld, M %lld (%lld x %lld), %s storage: %s rel L2 %.2e%s, K split %d\n", (long long)N, (long long)K,
+                (long long)(B * S), (long long)B, (long long)S, f32 ? "f32" : "bf16", op == IR_OP_LINEAR ? "bf16 linear" : "fp8_linear", m.err, skinny && !tile ? " (skinny form)" : "", sp);
         assert_int_equal(m.linears, 1);
         assert_true(skinny && !tile);
         const char *e2 = getenv("DSCC_SKINNY_V2"), *e1 = getenv("DSCC_SKINNY");
@@ -208,6 +218,24 @@ static void test_v2_env(void **state) {
     check_env(40, 4096, false, "rb=2,u=1", 4);
 }
 
+/* BF16 linears (SK_BF16): the router's shape at a smaller K (256 x 1536, f32 y from the GEMM) and a ragged one with
+ * bf16 y (100 x 712: a last K block of 16 bytes), at M = 1, 3, 9, 17, 32; then the same with DSCC_SKINNY_V2=0 */
+static void check_bf16(void) {
+    static const int64_t rows[][2] = {{1, 1}, {1, 3}, {1, 9}, {1, 17}, {2, 16}};
+    lin_kind = LIN_BF16_F32;
+    check_shape(256, 1536, false, rows, 5);
+    lin_kind = LIN_BF16;
+    check_shape(100, 712, false, rows, 5);
+    lin_kind = LIN_FP8;
+}
+static void test_bf16(void **state) { (void)state, check_bf16(); }
+static void test_bf16_v1(void **state) {
+    (void)state;
+    setenv("DSCC_SKINNY_V2", "0", 1);
+    check_bf16();
+    unsetenv("DSCC_SKINNY_V2");
+}
+
 /* A malformed DSCC_SKINNY_V2: codegen stops and says why. */
 static void test_bad_v2(void **state) {
     (void)state;
@@ -253,6 +281,6 @@ int main(void) {
                                        cmocka_unit_test(test_two_groups),  cmocka_unit_test(test_split_default), cmocka_unit_test(test_split4),
                                        cmocka_unit_test(test_split3_ragged), cmocka_unit_test(test_split8),      cmocka_unit_test(test_bad_env),
                                        cmocka_unit_test(test_v2_persistent), cmocka_unit_test(test_v2_off),      cmocka_unit_test(test_v2_env),
-                                       cmocka_unit_test(test_bad_v2)};
+                                       cmocka_unit_test(test_bad_v2),        cmocka_unit_test(test_bf16),         cmocka_unit_test(test_bf16_v1)};
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
