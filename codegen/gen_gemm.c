@@ -498,7 +498,7 @@ static int64_t skinny2_smem(int rb, int u, int64_t K) {
 #define CG_BLOCK_SMEM_MAX (227 * 1024)
 
 /* gemm_skinny2.cuh's shape for an N x K weight at rb 8-row groups a warp:
- * SK_U K blocks a stage, the smallest of 1, 2, 4 that keeps 64 KB of
+ * SK_U K blocks a stage, the smallest of 1..4 that keeps 64 KB of
  * weights in flight an SM (two stages of every warp of the blocks an SM
  * holds at once: at most two, and no more than the groups give it), or
  * else the largest whose shared memory fits (u_max, when set: the largest
@@ -513,7 +513,7 @@ typedef struct {
 static Skinny2Shape skinny2_shape(int rb, int u_max, int64_t N, int64_t K) {
     Skinny2Shape s = {rb, 0, 1, (N + 8 * rb - 1) / (8 * rb), 0, 0};
     int64_t fill = (s.groups + 131) / 132; /* blocks an SM gets from the groups */
-    for (int c = 1; c <= 4; c *= 2) {
+    for (int c = 1; c <= 4; c++) {
         int64_t sm = skinny2_smem(rb, c, K);
         if (sm > CG_BLOCK_SMEM_MAX || (u_max && c > u_max)) break;
         int o = (int)(CG_SM_SMEM / (sm + 1024));
@@ -535,7 +535,7 @@ static Skinny2Shape skinny2_shape(int rb, int u_max, int64_t N, int64_t K) {
  * 16 on 112 blocks (4 each) against 896 of 8 on 128 (7 each). */
 static void skinny2_instance(Gen *G, const SkinnyParams *sp, bool set_rb, bool set_u, IrDim M, int64_t K, int64_t N, const int *slot, bool bf16) {
     const int64_t Kb = K * (bf16 ? 2 : 1); /* bytes a row */
-    int u_max = set_u ? (sp->u >= 4 ? 4 : sp->u >= 2 ? 2 : 1) : 0;
+    int u_max = set_u ? (sp->u >= 4 ? 4 : sp->u) : 0;
     set_rb = set_rb && skinny2_smem(sp->rb, 1, Kb) <= CG_BLOCK_SMEM_MAX; /* else as if unset */
     Skinny2Shape s = skinny2_shape(set_rb ? sp->rb : 2, u_max, N, Kb);
     if (!set_rb) {
@@ -587,10 +587,20 @@ static bool skinny2_on(const SkinnyParams *sp, int64_t K) {
  * (codegen/kernels/gemm_skinny2.cuh, or gemm_skinny.cuh's with
  * DSCC_SKINNY_V2=0) and one for 8 < M <= CG_SKINNY_M (gemm_skinny.cuh:
  * ceil(N / (8 * SK_RB)) clusters of SK_SPLIT CTAs); the tile's phases
- * (which follow) run only above. False, with G->why, on a malformed
- * DSCC_SKINNY or DSCC_SKINNY_V2. */
-static bool gemm_skinny(Gen *G, IrDim M, int64_t K, int64_t N, const int *slot, bool bf16) {
+ * (which follow) run only above. *top: the most rows it runs at,
+ * CG_SKINNY_M or DSCC_SKINNY_MAX (8..32: the tile from there on, for A/B
+ * at 9..32 rows). False, with G->why, on a malformed DSCC_SKINNY,
+ * DSCC_SKINNY_V2 or DSCC_SKINNY_MAX. */
+static bool gemm_skinny(Gen *G, IrDim M, int64_t K, int64_t N, const int *slot, bool bf16, int *top) {
     SkinnyParams sp;
+    const char *mx = getenv("DSCC_SKINNY_MAX");
+    char *end = NULL;
+    long t = mx && *mx ? strtol(mx, &end, 10) : CG_SKINNY_M;
+    if (mx && *mx && (*end || t < 8 || t > CG_SKINNY_M)) {
+        G->why = arena_printf(G->a, "DSCC_SKINNY_MAX is '%s': expected the most rows of the skinny-M form, 8..%d", mx, CG_SKINNY_M);
+        return false;
+    }
+    *top = (int)t;
     const int64_t Kb = K * (bf16 ? 2 : 1); /* the tuning counts K blocks of 128 bytes */
     if (!skinny_params(G, N, Kb, &sp)) return false;
     const char *v2 = getenv("DSCC_SKINNY_V2");
@@ -603,6 +613,7 @@ static bool gemm_skinny(Gen *G, IrDim M, int64_t K, int64_t N, const int *slot, 
     if (skinny2_on(&sp, Kb)) skinny2_instance(G, &sp, e && strstr(e, "rb="), e && strstr(e, "u="), M, K, N, slot, bf16);
     else skinny_instance(G, &sp, M, 0, 8, K, N, slot, bf16);
     skinny_instance(G, &sp, M, 8, CG_SKINNY_M, K, N, slot, bf16);
+    G->phases[G->nphases - 1].amax = *top > 8 ? *top : 8; /* (at 8: amin = amax, it never runs) */
     return true;
 }
 
@@ -613,7 +624,7 @@ static bool gemm_skinny(Gen *G, IrDim M, int64_t K, int64_t N, const int *slot, 
  * phase over the 128 x 128 output tiles that the runtime runs instead of
  * the tile's phases where the GEMM table (or, without an entry, M >= 256)
  * says so; `after` is set once the tile's phases are known. */
-static CgTmaGemm *gemm_tma(Gen *G, const IrNode *n, IrDim M, int64_t K, int64_t N, int sx, int sxs, int sw, int sws, int sy, bool skinny) {
+static CgTmaGemm *gemm_tma(Gen *G, const IrNode *n, IrDim M, int64_t K, int64_t N, int sx, int sxs, int sw, int sws, int sy, int top) {
     CgTmaGemm *t = arena_alloc(G->a, sizeof *t);
     *t = (CgTmaGemm){M, N, K, sx, sw, cg_slot_scratch(G, n, ir_dim_const(64)), 0}; /* 64 floats: room for the two 128-byte maps */
     const char *entry = arena_printf(G->a, "p%d_fp8_linear_tma", G->nphases);
@@ -635,7 +646,7 @@ static CgTmaGemm *gemm_tma(Gen *G, const IrNode *n, IrDim M, int64_t K, int64_t 
     f->fn = entry;
     f->tma = t;
     f->threads = 384; /* a producer warpgroup and two consumer warpgroups */
-    if (skinny) f->amin = CG_SKINNY_M;
+    if (top) f->amin = top; /* above the skinny form's rows */
     return t;
 }
 
@@ -648,15 +659,16 @@ static bool gemm_fp8_mma(Gen *G, const IrNode *n, IrDim M, IrDim K, IrDim O) {
     int sw = cg_slot_value(G, n->ops[2]), sws = cg_slot_value(G, n->ops[3]), sy = cg_slot_result(G, n);
     bool skinny = G->skinny && K.coeff % 16 == 0 && ir_dim_is_const(O) && O.coeff < (1LL << 31);
     const int slot[5] = {sx, sxs, sw, sws, sy};
-    if (skinny && !gemm_skinny(G, M, K.coeff, O.coeff, slot, false)) return false;
+    int top = 0; /* the most rows of the skinny form */
+    if (skinny && !gemm_skinny(G, M, K.coeff, O.coeff, slot, false, &top)) return false;
     bool tma = G->wgmma && K.coeff % 16 == 0 && ir_dim_is_const(O) && O.coeff < (1LL << 31);
-    CgTmaGemm *t = tma ? gemm_tma(G, n, M, K.coeff, O.coeff, sx, sxs, sw, sws, sy, skinny) : NULL;
+    CgTmaGemm *t = tma ? gemm_tma(G, n, M, K.coeff, O.coeff, sx, sxs, sw, sws, sy, top) : NULL;
     int tile = G->nphases;
     int span = gemm_mma(G, n, arena_printf(G->a, "fp8_linear: tensor cores (%s), 64x128 tile, 1x128 / 128x128 block scales per K block", cg_tile_insn(G, false)),
                         false, M, K.coeff, O, sx, sxs, sw, sws, sy);
     if (t) t->span = span;
     if (skinny) {
-        for (int p = tile; p < G->nphases; p++) G->phases[p].amin = CG_SKINNY_M;
+        for (int p = tile; p < G->nphases; p++) G->phases[p].amin = top;
         span += 2; /* the skinny form's two phases */
     }
     span += tma; /* the library call replaces the TMA form too */
@@ -677,14 +689,15 @@ static bool gemm_bf16_mma(Gen *G, const IrNode *n, const IrNode *x, const IrNode
     }
     /* the skinny-M form (gemm_skinny2.cuh / gemm_skinny.cuh with SK_BF16) at M <= CG_SKINNY_M, unless DSCC_SKINNY_BF16=0 */
     bool skinny = G->skinny && !(e && strcmp(e, "0") == 0) && K.coeff % 8 == 0 && ir_dim_is_const(O) && O.coeff < (1LL << 31);
-    if (skinny && !gemm_skinny(G, M, K.coeff, O.coeff, slot, true)) return false;
+    int top = 0;
+    if (skinny && !gemm_skinny(G, M, K.coeff, O.coeff, slot, true, &top)) return false;
     int tile = G->nphases;
     int span = gemm_mma(G, n,
                         arena_printf(G->a, "linear: tensor cores (%s, f32 accumulation), 64x128 tile%s", cg_tile_insn(G, true),
                                      x == n->ops[0] ? "" : ", on the bf16 values its f32 operands were cast from"),
                         true, M, K.coeff, O, sx, 0, sw, 0, sy);
     if (skinny) {
-        for (int p = tile; p < G->nphases; p++) G->phases[p].amin = CG_SKINNY_M;
+        for (int p = tile; p < G->nphases; p++) G->phases[p].amin = top;
         span += 2; /* the skinny form's two phases */
     }
     IrDType yt = G->dtype[G->slots[sy].node]; /* bf16, or f32 where the GEMM writes its f32 cast (cuBLASLt's D in f32) */

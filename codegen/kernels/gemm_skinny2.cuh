@@ -38,7 +38,7 @@
 //   SK_M              rows of x and y, an expression over the Args `a` (<= 8)
 //   SK_N, SK_K        output columns and K (K % 16 == 0)
 //   SK_RB             8-row weight groups a warp: 1, 2 or 4
-//   SK_U              K blocks a warp a stage (1, 2 or 4)
+//   SK_U              K blocks a warp a stage (1..4)
 //   SK_GRID           CTAs launched (<= the column groups)
 //   SK_MINB           CTAs an SM must hold (launch bounds)
 //   SK_X, SK_W        x's and w's codes (const unsigned char *, over `a`)

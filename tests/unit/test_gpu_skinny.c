@@ -31,7 +31,8 @@
  * group) check the persistent grid; the same at DSCC_SKINNY_V2=0 checks the form
  * before it. A malformed DSCC_SKINNY_V2 stops codegen too. BF16 linears
  * (the MoE router's f32 form and a ragged bf16 one) run the same two
- * kernels with SK_BF16 (mma m16n8k16 BF16, no scales), bound 4e-3. */
+ * kernels with SK_BF16 (mma m16n8k16 BF16, no scales), bound 4e-3.
+ * DSCC_SKINNY_MAX=16 hands M = 17 to the tile; a malformed one stops codegen. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -99,7 +100,7 @@ static void phases_at(const IrGraph *g, IrOp op, bool f32, int64_t B, int64_t S,
             if (cg_phase_items(f, sym) <= 0) continue;
             if (strstr(f->fn, "skinny")) *skinny = true;
             if (strstr(f->fn, "skinny2")) *v2 = true;
-            if (f->amin == CG_SKINNY_M) *tile = true; /* the tile's phases run only above */
+            if (!strstr(f->fn, "skinny") && f->amin > 0) *tile = true; /* the tile's phases run only above the skinny form's rows */
         }
     }
     arena_free(a);
@@ -162,7 +163,9 @@ static void check_split(int64_t N, int64_t K, bool f32, const int64_t (*rows)[2]
         fprintf(stderr, "N %lld, K %lld, M %lld (%lld x %lld), %s storage: %s rel L2 %.2e%s, K split %d\n", (long long)N, (long long)K,
                 (long long)(B * S), (long long)B, (long long)S, f32 ? "f32" : "bf16", op == IR_OP_LINEAR ? "bf16 linear" : "fp8_linear", m.err, skinny && !tile ? " (skinny form)" : "", sp);
         assert_int_equal(m.linears, 1);
-        assert_true(skinny && !tile);
+        const char *emax = getenv("DSCC_SKINNY_MAX");
+        const int64_t top = emax ? atoi(emax) : CG_SKINNY_M; /* the tile above */
+        assert_true(B * S <= top ? skinny && !tile : tile && !skinny);
         const char *e2 = getenv("DSCC_SKINNY_V2"), *e1 = getenv("DSCC_SKINNY");
         bool v2_off = (e2 && strcmp(e2, "0") == 0) || (e1 && strstr(e1, "v2=0"));
         assert_int_equal(v2, B * S <= 8 && !v2_off);
@@ -211,11 +214,12 @@ static void check_v2(const char *v2) {
 }
 static void test_v2_persistent(void **state) { (void)state, check_v2(""); }
 static void test_v2_off(void **state) { (void)state, check_v2("0"); }
-/* DSCC_SKINNY's v2=0 and u for gemm_skinny2.cuh (one K block a stage: four stages a group of 32 K blocks) */
+/* DSCC_SKINNY's v2=0, and u for gemm_skinny2.cuh (one K block a stage: four stages a group of 32 K blocks; three) */
 static void test_v2_env(void **state) {
     (void)state;
     check_env(40, 4096, false, "v2=0", 4);
     check_env(40, 4096, false, "rb=2,u=1", 4);
+    check_env(40, 4096, false, "rb=1,u=3", 4); /* 4 K blocks a warp in stages of 3: the second one partly empty */
 }
 
 /* BF16 linears (SK_BF16): the router's shape at a smaller K (256 x 1536, f32 y from the GEMM) and a ragged one with
@@ -236,7 +240,19 @@ static void test_bf16_v1(void **state) {
     unsetenv("DSCC_SKINNY_V2");
 }
 
-/* A malformed DSCC_SKINNY_V2: codegen stops and says why. */
+/* DSCC_SKINNY_MAX=16: the skinny form to 16 rows, the tile from 17 (FP8 and BF16) */
+static void test_max16(void **state) {
+    (void)state;
+    static const int64_t rows[][2] = {{1, 1}, {1, 16}, {1, 17}};
+    setenv("DSCC_SKINNY_MAX", "16", 1);
+    check_shape(576, 1536, false, rows, 3);
+    lin_kind = LIN_BF16_F32;
+    check_shape(256, 1536, false, rows, 3);
+    lin_kind = LIN_FP8;
+    unsetenv("DSCC_SKINNY_MAX");
+}
+
+/* A malformed DSCC_SKINNY_V2 (or DSCC_SKINNY_MAX): codegen stops and says why. */
 static void test_bad_v2(void **state) {
     (void)state;
     Arena *a = arena_new();
@@ -246,11 +262,15 @@ static void test_bad_v2(void **state) {
     PassPipeline pp;
     PassRunOptions ro = {0};
     assert_true(g && pass_pipeline_parse(a, d, "shape-infer,fp8-quant,fuse", &pp) && pass_pipeline_run(&pp, g, &ro, d));
-    setenv("DSCC_SKINNY_V2", "2", 1);
-    CgProgram *p = cg_generate(a, d, g, &(CgGenOptions){0});
-    unsetenv("DSCC_SKINNY_V2");
-    assert_null(p);
-    assert_true(diag_error_count(d) > 0);
+    static const char *const bad[][2] = {{"DSCC_SKINNY_V2", "2"}, {"DSCC_SKINNY_MAX", "7"}, {"DSCC_SKINNY_MAX", "33"}, {"DSCC_SKINNY_MAX", "16x"}};
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        int errs = diag_error_count(d);
+        setenv(bad[i][0], bad[i][1], 1);
+        CgProgram *p = cg_generate(a, d, g, &(CgGenOptions){0});
+        unsetenv(bad[i][0]);
+        assert_null(p);
+        assert_true(diag_error_count(d) > errs);
+    }
     arena_free(a);
 }
 
@@ -281,6 +301,7 @@ int main(void) {
                                        cmocka_unit_test(test_two_groups),  cmocka_unit_test(test_split_default), cmocka_unit_test(test_split4),
                                        cmocka_unit_test(test_split3_ragged), cmocka_unit_test(test_split8),      cmocka_unit_test(test_bad_env),
                                        cmocka_unit_test(test_v2_persistent), cmocka_unit_test(test_v2_off),      cmocka_unit_test(test_v2_env),
-                                       cmocka_unit_test(test_bad_v2),        cmocka_unit_test(test_bf16),         cmocka_unit_test(test_bf16_v1)};
+                                       cmocka_unit_test(test_bad_v2),        cmocka_unit_test(test_bf16),         cmocka_unit_test(test_bf16_v1),
+                                       cmocka_unit_test(test_max16)};
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
