@@ -485,11 +485,11 @@ static void skinny_instance(Gen *G, const SkinnyParams *sp, IrDim M, int lo, int
     G->phases[G->nphases - 1].amax = hi;
 }
 
-/* Dynamic shared memory of gemm_skinny2.cuh (its SK2_SMEM): the 3-stage
- * weight ring, 8 rows of x (128-byte K blocks + 64 bytes a row), the warps'
- * sums in two buffers. */
-static int64_t skinny2_smem(int rb, int u, int64_t K) {
-    return 3LL * u * 2 * rb * 256 * 16 + 8 * ((K + 127) / 128 * 128 + 64) + 4LL * 2 * 8 * 8 * rb * 9;
+/* Dynamic shared memory of gemm_skinny2.cuh (its SK2_SMEM) over K bytes a
+ * row: the 3-stage weight ring, mrows (8 or 16) rows of x (128-byte K
+ * blocks + 64 bytes a row), the warps' sums in two buffers. */
+static int64_t skinny2_smem(int rb, int u, int64_t K, int mrows) {
+    return 3LL * u * 2 * rb * 256 * 16 + mrows * ((K + 127) / 128 * 128 + 64) + 4LL * 2 * 8 * 8 * rb * (mrows + 1);
 }
 
 /* Shared memory an SM of an H100/H200 gives its blocks (228 KB, 1 KB of it
@@ -510,11 +510,11 @@ typedef struct {
     int64_t groups, grid, per;
 } Skinny2Shape;
 
-static Skinny2Shape skinny2_shape(int rb, int u_max, int64_t N, int64_t K) {
+static Skinny2Shape skinny2_shape(int rb, int u_max, int64_t N, int64_t K, int mrows) {
     Skinny2Shape s = {rb, 0, 1, (N + 8 * rb - 1) / (8 * rb), 0, 0};
     int64_t fill = (s.groups + 131) / 132; /* blocks an SM gets from the groups */
     for (int c = 1; c <= 4; c++) {
-        int64_t sm = skinny2_smem(rb, c, K);
+        int64_t sm = skinny2_smem(rb, c, K, mrows);
         if (sm > CG_BLOCK_SMEM_MAX || (u_max && c > u_max)) break;
         int o = (int)(CG_SM_SMEM / (sm + 1024));
         s.u = c, s.occ = o > 2 ? 2 : o;
@@ -533,21 +533,24 @@ static Skinny2Shape skinny2_shape(int rb, int u_max, int64_t N, int64_t K) {
  * weight rows (blocks an SM x groups a block x rb; 2 on a tie: x's
  * fragment serves both groups), e.g. o_proj's 7,168 rows: 448 groups of
  * 16 on 112 blocks (4 each) against 896 of 8 on 128 (7 each). */
-static void skinny2_instance(Gen *G, const SkinnyParams *sp, bool set_rb, bool set_u, IrDim M, int64_t K, int64_t N, const int *slot, bool bf16) {
+static void skinny2_instance(Gen *G, const SkinnyParams *sp, bool set_rb, bool set_u, IrDim M, int lo, int hi, int64_t K, int64_t N,
+                             const int *slot, bool bf16) {
     const int64_t Kb = K * (bf16 ? 2 : 1); /* bytes a row */
+    const int mrows = hi > 8 ? 16 : 8;
     int u_max = set_u ? (sp->u >= 4 ? 4 : sp->u) : 0;
-    set_rb = set_rb && skinny2_smem(sp->rb, 1, Kb) <= CG_BLOCK_SMEM_MAX; /* else as if unset */
-    Skinny2Shape s = skinny2_shape(set_rb ? sp->rb : 2, u_max, N, Kb);
+    set_rb = set_rb && skinny2_smem(sp->rb, 1, Kb, mrows) <= CG_BLOCK_SMEM_MAX; /* else as if unset */
+    Skinny2Shape s = skinny2_shape(set_rb ? sp->rb : 2, u_max, N, Kb, mrows);
     if (!set_rb) {
-        Skinny2Shape s1 = skinny2_shape(1, u_max, N, Kb);
-        if (skinny2_smem(2, 1, Kb) > CG_BLOCK_SMEM_MAX ||
+        Skinny2Shape s1 = skinny2_shape(1, u_max, N, Kb, mrows);
+        if (skinny2_smem(2, 1, Kb, mrows) > CG_BLOCK_SMEM_MAX ||
             (s1.grid + 131) / 132 * s1.per * 1 < (s.grid + 131) / 132 * s.per * 2)
             s = s1;
     }
     int rb = s.rb, u = s.u, occ = s.occ;
     int64_t groups = s.groups, grid = s.grid;
-    const char *entry = arena_printf(G->a, "p%d_%s_skinny2_m8", G->nphases, bf16 ? "linear_bf16" : "fp8_linear");
+    const char *entry = arena_printf(G->a, "p%d_%s_skinny2_m%d", G->nphases, bf16 ? "linear_bf16" : "fp8_linear", mrows);
     CgDefine defs[] = {
+        {"SK_MROWS", arena_printf(G->a, "%d", mrows)},
         {"SK_U", arena_printf(G->a, "%d", u)},
         {"SK_MINB", arena_printf(G->a, "%d", occ)},
         {"SK_GRID", arena_printf(G->a, "%lld", (long long)grid)},
@@ -562,24 +565,24 @@ static void skinny2_instance(Gen *G, const SkinnyParams *sp, bool set_rb, bool s
         {"SK_STORE(i, v)", arena_printf(G->a, "S%d(a, (i), (v))", slot[4])},
         {"SK_BF16", bf16 ? "1" : "0"},
     };
-    sb_printf(&G->decl, "// %s at M <= 8: a persistent grid of %lld blocks over %lld groups of %d weight rows, K split between the 8 warps,\n"
+    sb_printf(&G->decl, "// %s at %d < M <= %d: a persistent grid of %lld blocks over %lld groups of %d weight rows, K split between the 8 warps,\n"
                         "// weights streamed by cp.async through a 3-stage ring (%d K blocks a warp a stage), x in shared memory once (rb=%d u=%d)\n",
-              bf16 ? "linear (bf16)" : "fp8_linear", (long long)grid, (long long)groups, 8 * rb, u, rb, u);
+              bf16 ? "linear (bf16)" : "fp8_linear", lo, hi, (long long)grid, (long long)groups, 8 * rb, u, rb, u);
     sb_puts(&G->decl, cg_kernel_instance(G->a, "gemm_skinny2", entry, defs, (int)(sizeof defs / sizeof defs[0])));
-    cg_phase(G, CG_LAUNCH_BLOCK, M, 8, ir_dim_const(grid), 1, skinny2_smem(rb, u, Kb));
+    cg_phase(G, CG_LAUNCH_BLOCK, M, mrows, ir_dim_const(grid), 1, skinny2_smem(rb, u, Kb, mrows));
     G->phases[G->nphases - 1].fn = entry;
-    G->phases[G->nphases - 1].amin = 0;
-    G->phases[G->nphases - 1].amax = 8;
+    G->phases[G->nphases - 1].amin = lo;
+    G->phases[G->nphases - 1].amax = hi;
 }
 
 /* Whether gemm_skinny2.cuh runs the M <= 8 rows (DSCC_SKINNY_V2, default 1;
  * 0: gemm_skinny.cuh's instance, the form before it): false too where 8 rows
  * of x and the smallest ring do not fit a block's shared memory. DSCC_SKINNY's
  * v2 overrides it. */
-static bool skinny2_on(const SkinnyParams *sp, int64_t K) {
+static bool skinny2_on(const SkinnyParams *sp, int64_t K, int mrows) {
     const char *e = getenv("DSCC_SKINNY_V2");
     bool on = sp->v2 >= 0 ? sp->v2 == 1 : !(e && strcmp(e, "0") == 0);
-    return on && skinny2_smem(1, 1, K) <= CG_BLOCK_SMEM_MAX;
+    return on && skinny2_smem(1, 1, K, mrows) <= CG_BLOCK_SMEM_MAX;
 }
 
 /* The skinny-M form of an fp8_linear, or (bf16) of a linear on BF16 x and
@@ -588,19 +591,13 @@ static bool skinny2_on(const SkinnyParams *sp, int64_t K) {
  * DSCC_SKINNY_V2=0) and one for 8 < M <= CG_SKINNY_M (gemm_skinny.cuh:
  * ceil(N / (8 * SK_RB)) clusters of SK_SPLIT CTAs); the tile's phases
  * (which follow) run only above. *top: the most rows it runs at,
- * CG_SKINNY_M or DSCC_SKINNY_MAX (8..32: the tile from there on, for A/B
- * at 9..32 rows). False, with G->why, on a malformed DSCC_SKINNY,
- * DSCC_SKINNY_V2 or DSCC_SKINNY_MAX. */
+ * DSCC_SKINNY_MAX (8..32) where set; else 16 for an FP8 linear on
+ * gemm_skinny2.cuh, whose 8 < M <= 16 phase is then gemm_skinny2.cuh's
+ * 16-row instance (where 16 rows of x fit), and CG_SKINNY_M otherwise.
+ * False, with G->why, on a malformed DSCC_SKINNY, DSCC_SKINNY_V2 or
+ * DSCC_SKINNY_MAX. */
 static bool gemm_skinny(Gen *G, IrDim M, int64_t K, int64_t N, const int *slot, bool bf16, int *top) {
     SkinnyParams sp;
-    const char *mx = getenv("DSCC_SKINNY_MAX");
-    char *end = NULL;
-    long t = mx && *mx ? strtol(mx, &end, 10) : CG_SKINNY_M;
-    if (mx && *mx && (*end || t < 8 || t > CG_SKINNY_M)) {
-        G->why = arena_printf(G->a, "DSCC_SKINNY_MAX is '%s': expected the most rows of the skinny-M form, 8..%d", mx, CG_SKINNY_M);
-        return false;
-    }
-    *top = (int)t;
     const int64_t Kb = K * (bf16 ? 2 : 1); /* the tuning counts K blocks of 128 bytes */
     if (!skinny_params(G, N, Kb, &sp)) return false;
     const char *v2 = getenv("DSCC_SKINNY_V2");
@@ -608,11 +605,23 @@ static bool gemm_skinny(Gen *G, IrDim M, int64_t K, int64_t N, const int *slot, 
         G->why = arena_printf(G->a, "DSCC_SKINNY_V2 is '%s': expected 0 or 1", v2);
         return false;
     }
+    const char *mx = getenv("DSCC_SKINNY_MAX");
+    char *end = NULL;
+    long t = mx && *mx ? strtol(mx, &end, 10) : 0;
+    if (mx && *mx && (*end || t < 8 || t > CG_SKINNY_M)) {
+        G->why = arena_printf(G->a, "DSCC_SKINNY_MAX is '%s': expected the most rows of the skinny-M form, 8..%d", mx, CG_SKINNY_M);
+        return false;
+    }
+    bool on8 = skinny2_on(&sp, Kb, 8);
+    /* FP8 with gemm_skinny2.cuh: to 16 rows (the tile measured faster than gemm_skinny.cuh at 32 on every V3 shape) */
+    *top = t ? (int)t : on8 && !bf16 ? 16 : CG_SKINNY_M;
     const char *e = getenv("DSCC_SKINNY");
+    bool set_rb = e && strstr(e, "rb="), set_u = e && strstr(e, "u=");
     cg_mma_helpers(G);
-    if (skinny2_on(&sp, Kb)) skinny2_instance(G, &sp, e && strstr(e, "rb="), e && strstr(e, "u="), M, K, N, slot, bf16);
+    if (on8) skinny2_instance(G, &sp, set_rb, set_u, M, 0, 8, K, N, slot, bf16);
     else skinny_instance(G, &sp, M, 0, 8, K, N, slot, bf16);
-    skinny_instance(G, &sp, M, 8, CG_SKINNY_M, K, N, slot, bf16);
+    if (on8 && *top <= 16 && skinny2_on(&sp, Kb, 16)) skinny2_instance(G, &sp, set_rb, set_u, M, 8, 16, K, N, slot, bf16);
+    else skinny_instance(G, &sp, M, 8, CG_SKINNY_M, K, N, slot, bf16);
     G->phases[G->nphases - 1].amax = *top > 8 ? *top : 8; /* (at 8: amin = amax, it never runs) */
     return true;
 }

@@ -1,5 +1,5 @@
-// gemm_skinny2.cuh — DeepSeek's block-scaled FP8 linear at M <= 8 rows
-// (decode), y[M, N] = x[M, K] . w[N, K]^T with E4M3 codes, one f32 scale per
+// gemm_skinny2.cuh — DeepSeek's block-scaled FP8 linear at M <= 8 or 16
+// rows (decode), y[M, N] = x[M, K] . w[N, K]^T with E4M3 codes, one f32 scale per
 // 1x128 tile of x and per 128x128 block of w: the weight stream kept full.
 // At such M the GEMM only reads its weights, and the time is set by the
 // bytes each SM keeps in flight (Little's law: ~3-4 TB/s x ~1 us under load
@@ -22,9 +22,11 @@
 //   fixed at compile time: the loop is unrolled by three).
 // * x (rows < M) is copied into shared memory once per CTA, before the
 //   first stage lands (rows padded to 128 + 64 bytes: conflict-free reads).
+//   The 8-row instance holds one row of x a thread (A's rows 8..15 are
+//   zeros), the 16-row one two.
 // * The products run on the tensor cores as mma.sync m16n8k32 E4M3 with the
 //   weights as the 8-column operand B and x as the 16-row operand A (rows
-//   g = lane / 4; rows 8..15 zeros), in gemm_skinny.cuh's K order: a
+//   g = lane / 4 and g + 8), in gemm_skinny.cuh's K order: a
 //   thread's 16 bytes at K offset 16 (lane % 4) feed both B registers, and
 //   x's fragment is read at the same offsets. Each K block is promoted to
 //   the f32 accumulator with both scales.
@@ -35,7 +37,8 @@
 // Parameters (#define; a module defines them all, the defaults below make
 // the file compile on its own):
 //   DSCC_ENTRY        the entry point's name
-//   SK_M              rows of x and y, an expression over the Args `a` (<= 8)
+//   SK_M              rows of x and y, an expression over the Args `a` (<= SK_MROWS)
+//   SK_MROWS          the most rows the instance runs at: 8 or 16
 //   SK_N, SK_K        output columns and K (K % 16 == 0)
 //   SK_RB             8-row weight groups a warp: 1, 2 or 4
 //   SK_U              K blocks a warp a stage (1..4)
@@ -82,6 +85,10 @@ __device__ __forceinline__ void cp_wait0() { asm volatile("cp.async.wait_group 0
 #ifndef SK_MINB
 #define SK_MINB 1
 #endif
+#ifndef SK_MROWS
+#define SK_MROWS 8                                     // the most rows M this instance runs at: 8 or 16
+#endif
+#define SK2_XR (SK_MROWS / 8)                          // x rows a thread holds: g (and g + 8)
 #ifndef SK_BF16
 #define SK_BF16 0
 #endif
@@ -93,8 +100,8 @@ __device__ __forceinline__ void cp_wait0() { asm volatile("cp.async.wait_group 0
 #define SK2_CH (2 * SK_RB)                             // 16-byte weight pieces a thread a K block
 #define SK2_XST (SK2_NKB * 128 + 64)                   // bytes of a row of x in shared memory
 #define SK2_RING (3 * SK_U * SK2_CH * 256 * 16)        // the weight ring, bytes
-#define SK2_XB (8 * SK2_XST)                           // x, bytes
-#define SK2_RED (2 * 8 * SK2_COLS * 9)                 // each warp's sums, two buffers, floats
+#define SK2_XB (SK_MROWS * SK2_XST)                    // x, bytes
+#define SK2_RED (2 * 8 * SK2_COLS * (SK_MROWS + 1))    // each warp's sums, two buffers, floats
 #define SK2_SMEM (SK2_RING + SK2_XB + 4 * SK2_RED)
 
 #define SK2_PASTE2(a, b) a##b
@@ -108,7 +115,7 @@ __device__ __forceinline__ void cp_wait0() { asm volatile("cp.async.wait_group 0
 
 // Issues stage j of the thread (ring slot s) and its scales, then commits a group (an empty one past the last
 // stage: the count of groups in flight stays the same). The stage's K blocks are kb = warp + 8 (SK_U t + u).
-__device__ __forceinline__ void SK2_ISSUE(const Args &a, uint4 *ring, float (&ws)[3][SK_U], float (&xs)[3][SK_U], int s, long long j,
+__device__ __forceinline__ void SK2_ISSUE(const Args &a, uint4 *ring, float (&ws)[3][SK_U], float (&xs)[3][SK_U][SK2_XR], int s, long long j,
                                           long long J, int warp, int g, int q) {
     const long long M = SK_M, N = SK_N, K = SK2_KB, nkb = SK2_NKB;
     if (j < J) {
@@ -125,9 +132,14 @@ __device__ __forceinline__ void SK2_ISSUE(const Args &a, uint4 *ring, float (&ws
                     const long long n = n0 + r * 8 + g, k = kb * 128 + h * 64 + q * 16;
                     cp16(ring + ((s * SK_U + u) * SK2_CH + r * 2 + h) * 256 + threadIdx.x, W + n * K + k, ok && n < N && k < K);
                 }
-            const float w = SK2_WSA(n0, ok ? kb : 0), x = SK_XS(g < M ? g : 0, ok ? kb : 0);
+            const float w = SK2_WSA(n0, ok ? kb : 0);
             ws[s][u] = ok ? w : 0.0f;
-            xs[s][u] = ok && g < M ? x : 0.0f;
+#pragma unroll
+            for (int i = 0; i < SK2_XR; i++) {
+                const int m = g + 8 * i;
+                const float x = SK_XS(m < M ? m : 0, ok ? kb : 0);
+                xs[s][u][i] = ok && m < M ? x : 0.0f;
+            }
         }
     }
     cp_commit();
@@ -136,7 +148,8 @@ __device__ __forceinline__ void SK2_ISSUE(const Args &a, uint4 *ring, float (&ws
 // Stage j (ring slot s): waits for it, multiplies it into acc and, at its group's end, adds the warps' sums and
 // stores the group's outputs. Issues stage j + 2 into the slot stage j - 1 used first.
 __device__ __forceinline__ void SK2_STEP(const Args &a, uint4 *ring, const unsigned char *xsm, float *red, float (&ws)[3][SK_U],
-                                         float (&xs)[3][SK_U], float (&acc)[SK_RB][2], int s, long long j, long long J, int warp, int g, int q) {
+                                         float (&xs)[3][SK_U][SK2_XR], float (&acc)[SK_RB][2 * SK2_XR], int s, long long j, long long J, int warp,
+                                         int g, int q) {
     const long long M = SK_M, N = SK_N, K = SK2_KB, nkb = SK2_NKB;
     SK2_ISSUE(a, ring, ws, xs, s == 0 ? 2 : s - 1, j + 2, J, warp, g, q);
     cp_wait2(); // this thread's stage j (and, before stage 0, its share of x) has landed
@@ -146,38 +159,41 @@ __device__ __forceinline__ void SK2_STEP(const Args &a, uint4 *ring, const unsig
     for (int u = 0; u < SK_U; u++) {
         const long long kb = warp + 8 * (SK_U * t + u);
         if (kb >= nkb) break; // warp-uniform
-        uint4 xv[2];
+        uint4 xv[2][2]; // rows g, g + 8 (zeros past M or K, and for the second when the instance has 8 rows)
 #pragma unroll
-        for (int h = 0; h < 2; h++) {
-            const long long k = kb * 128 + h * 64 + q * 16;
-            xv[h] = g < M && k < K ? *(const uint4 *)(xsm + g * SK2_XST + k) : make_uint4(0, 0, 0, 0);
-        }
-        const float sc = xs[s][u] * ws[s][u];
+        for (int i = 0; i < 2; i++)
+#pragma unroll
+            for (int h = 0; h < 2; h++) {
+                const long long k = kb * 128 + h * 64 + q * 16;
+                const int m = g + 8 * i;
+                xv[i][h] = i < SK2_XR && m < M && k < K ? *(const uint4 *)(xsm + m * SK2_XST + k) : make_uint4(0, 0, 0, 0);
+            }
 #pragma unroll
         for (int r = 0; r < SK_RB; r++) {
             float part[4] = {0.0f, 0.0f, 0.0f, 0.0f};
 #pragma unroll
-            for (int h = 0; h < 2; h++) { // A's rows 8..15 are zeros
-                const uint4 wv = ring[((s * SK_U + u) * SK2_CH + r * 2 + h) * 256 + threadIdx.x];
-                const unsigned a0[4] = {xv[h].x, 0u, xv[h].y, 0u}, b0[2] = {wv.x, wv.y};
-                const unsigned a1[4] = {xv[h].z, 0u, xv[h].w, 0u}, b1[2] = {wv.z, wv.w};
+            for (int h = 0; h < 2; h++) { // A's rows 8..15: x's g + 8, or zeros when the instance has 8 rows
+                const uint4 wv = ring[((s * SK_U + u) * SK2_CH + r * 2 + h) * 256 + threadIdx.x], x0 = xv[0][h], x1 = xv[1][h];
+                const unsigned a0[4] = {x0.x, x1.x, x0.y, x1.y}, b0[2] = {wv.x, wv.y};
+                const unsigned a1[4] = {x0.z, x1.z, x0.w, x1.w}, b1[2] = {wv.z, wv.w};
                 SK2_MMA(part, a0, b0);
                 SK2_MMA(part, a1, b1);
             }
-            acc[r][0] += part[0] * sc, acc[r][1] += part[1] * sc; // promotion with both scales
+#pragma unroll
+            for (int c = 0; c < 2 * SK2_XR; c++) acc[r][c] += part[c] * (xs[s][u][c >> 1] * ws[s][u]); // promotion with both scales
         }
     }
     if (t != SK2_T - 1) return;
-    // the group's end: each warp's sums (column 8r + 2q (+1), row g), then their sum in warp order
+    // the group's end: each warp's sums (column 8r + 2q (+1), row g (+8)), then their sum in warp order
     const long long grp = j / SK2_T, n0 = (blockIdx.x + grp * (long long)SK_GRID) * SK2_COLS;
-    float (*rd)[SK2_COLS][9] = (float (*)[SK2_COLS][9])(red + (grp & 1) * (8 * SK2_COLS * 9));
+    float (*rd)[SK2_COLS][SK_MROWS + 1] = (float (*)[SK2_COLS][SK_MROWS + 1])(red + (grp & 1) * (8 * SK2_COLS * (SK_MROWS + 1)));
 #pragma unroll
     for (int r = 0; r < SK_RB; r++)
 #pragma unroll
-        for (int c = 0; c < 2; c++) rd[warp][r * 8 + q * 2 + c][g] = acc[r][c], acc[r][c] = 0.0f;
+        for (int c = 0; c < 2 * SK2_XR; c++) rd[warp][r * 8 + q * 2 + (c & 1)][g + 8 * (c >> 1)] = acc[r][c], acc[r][c] = 0.0f;
     __syncthreads(); // (the buffer is written again two groups on, after the next group's barrier: every read of it is done)
-    for (int i = threadIdx.x; i < SK2_COLS * 8; i += 256) {
-        const int col = i / 8, m = i % 8;
+    for (int i = threadIdx.x; i < SK2_COLS * SK_MROWS; i += 256) {
+        const int col = i / SK_MROWS, m = i % SK_MROWS;
         const long long n = n0 + col;
         if (m >= M || n >= N) continue;
         float v = 0.0f;
@@ -201,9 +217,11 @@ extern "C" __global__ void __launch_bounds__(256, SK_MINB) DSCC_ENTRY(Args a) {
         cp16(xsm + m * SK2_XST + c * 16, X + m * K + c * 16, true);
     }
     cp_commit();
-    float ws[3][SK_U], xs[3][SK_U], acc[SK_RB][2];
+    float ws[3][SK_U], xs[3][SK_U][SK2_XR], acc[SK_RB][2 * SK2_XR];
 #pragma unroll
-    for (int r = 0; r < SK_RB; r++) acc[r][0] = acc[r][1] = 0.0f;
+    for (int r = 0; r < SK_RB; r++)
+#pragma unroll
+        for (int c = 0; c < 2 * SK2_XR; c++) acc[r][c] = 0.0f;
     SK2_ISSUE(a, ring, ws, xs, 0, 0, J, warp, g, q);
     SK2_ISSUE(a, ring, ws, xs, 1, 1, J, warp, g, q);
     for (long long j = 0; j < J; j += 3) { // unrolled by the ring's three slots (their registers fixed at compile time)
@@ -214,6 +232,8 @@ extern "C" __global__ void __launch_bounds__(256, SK_MINB) DSCC_ENTRY(Args a) {
     cp_wait0(); // (only empty groups remain)
 }
 #undef SK2_NKB
+#undef SK2_XR
+#undef SK_MROWS
 #undef SK2_KB
 #undef SK2_MMA
 #undef SK2_MMA_0

@@ -1,6 +1,7 @@
-/* test_gpu_skinny.c — the skinny-M FP8 linear (codegen/kernels/gemm_skinny.cuh)
- * against the CPU executor, at decode row counts M = 1, 3, 17, 32 (the
- * last as B = 2 rows of S = 16: M is a product of symbols) on shapes whose
+/* test_gpu_skinny.c — the skinny-M FP8 linear (codegen/kernels/gemm_skinny2.cuh
+ * and gemm_skinny.cuh) against the CPU executor, at decode row counts
+ * M = 1, 3, 13, 32 (the last as B = 2 rows of S = 16: M is a product of
+ * symbols; by default FP8 runs gemm_skinny2.cuh to 16 rows, the tile above) on shapes whose
  * K is no multiple of 1024 and whose N is no multiple of a block's rows:
  * kv_a's N = 576 (K = 1536), q_a + kv_a's N = 2112 (K = 512), a ragged
  * N = 100 with K = 720 (a last K block of 80, a last 8-row group of 4), and
@@ -22,9 +23,11 @@
  * 1e-5 with f32 storage (FP8 products are exact, only the order of the
  * f32 sums differs). The test also checks that the skinny phase is the one
  * that ran: the program's FP8 linear runs it, and not the tile, at these M;
- * at M <= 8 it is gemm_skinny2.cuh's (a persistent grid streaming through
- * a cp.async ring), unless DSCC_SKINNY_V2=0 or DSCC_SKINNY's v2=0 asks for
- * gemm_skinny.cuh's. N = 4000 with K = 2960 (500 column groups over 250
+ * at M <= 8 (and 16, where the form stops there) it is gemm_skinny2.cuh's
+ * (a persistent grid streaming through a cp.async ring), unless
+ * DSCC_SKINNY_V2=0 or DSCC_SKINNY's v2=0 asks for gemm_skinny.cuh's (to 32
+ * rows). The cluster K splits run with DSCC_SKINNY_MAX=32 (gemm_skinny.cuh
+ * at 8 < M <= 32). N = 4000 with K = 2960 (500 column groups over 250
  * blocks: two groups a block of two stages each, the ring running on from
  * one group to the next through all three slots, a last K block of 16
  * bytes), N = 40 with K = 4096, and the latter at u=1 (four stages a
@@ -163,12 +166,13 @@ static void check_split(int64_t N, int64_t K, bool f32, const int64_t (*rows)[2]
         fprintf(stderr, "N %lld, K %lld, M %lld (%lld x %lld), %s storage: %s rel L2 %.2e%s, K split %d\n", (long long)N, (long long)K,
                 (long long)(B * S), (long long)B, (long long)S, f32 ? "f32" : "bf16", op == IR_OP_LINEAR ? "bf16 linear" : "fp8_linear", m.err, skinny && !tile ? " (skinny form)" : "", sp);
         assert_int_equal(m.linears, 1);
-        const char *emax = getenv("DSCC_SKINNY_MAX");
-        const int64_t top = emax ? atoi(emax) : CG_SKINNY_M; /* the tile above */
-        assert_true(B * S <= top ? skinny && !tile : tile && !skinny);
-        const char *e2 = getenv("DSCC_SKINNY_V2"), *e1 = getenv("DSCC_SKINNY");
+        const char *e2 = getenv("DSCC_SKINNY_V2"), *e1 = getenv("DSCC_SKINNY"), *emax = getenv("DSCC_SKINNY_MAX");
         bool v2_off = (e2 && strcmp(e2, "0") == 0) || (e1 && strstr(e1, "v2=0"));
-        assert_int_equal(v2, B * S <= 8 && !v2_off);
+        /* the tile above `top` rows: DSCC_SKINNY_MAX, else 16 for FP8 on gemm_skinny2.cuh, else 32 */
+        const int64_t top = emax ? atoi(emax) : lin_kind == LIN_FP8 && !v2_off ? 16 : CG_SKINNY_M;
+        assert_true(B * S <= top ? skinny && !tile : tile && !skinny);
+        /* gemm_skinny2.cuh at M <= 8, and at M <= 16 when the form stops there (these shapes' 16 rows of x fit) */
+        assert_int_equal(v2, !v2_off && (B * S <= 8 || (B * S <= top && top <= 16)));
         if (split) assert_int_equal(sp, split);
         assert_true(m.err <= (f32 ? 1e-5 : 4e-3));
     }
@@ -180,14 +184,17 @@ static void check_split(int64_t N, int64_t K, bool f32, const int64_t (*rows)[2]
 
 static void check_shape(int64_t N, int64_t K, bool f32, const int64_t (*rows)[2], int nrows) { check_split(N, K, f32, rows, nrows, 0); }
 
-static const int64_t ROWS[][2] = {{1, 1}, {1, 3}, {1, 17}, {2, 16}};
+static const int64_t ROWS[][2] = {{1, 1}, {1, 3}, {1, 13}, {2, 16}};
 static const int64_t SPLIT_ROWS[][2] = {{1, 1}, {1, 3}, {1, 8}, {1, 9}, {1, 17}, {2, 16}};
 
-/* K split over clusters: DSCC_SKINNY's `env` ("" none: codegen's choice) must give `split`. */
+/* K split over clusters: DSCC_SKINNY's `env` ("" none: codegen's choice) must give `split` (gemm_skinny.cuh at 8 < M <= 32:
+ * DSCC_SKINNY_MAX=32). */
 static void check_env(int64_t N, int64_t K, bool f32, const char *env, int split) {
     if (*env) setenv("DSCC_SKINNY", env, 1);
+    setenv("DSCC_SKINNY_MAX", "32", 1);
     check_split(N, K, f32, SPLIT_ROWS, 6, split);
     unsetenv("DSCC_SKINNY");
+    unsetenv("DSCC_SKINNY_MAX");
 }
 
 static void test_kv_a(void **state) { (void)state, check_shape(576, 1536, false, ROWS, 4); }
@@ -205,11 +212,11 @@ static void test_split3_ragged(void **state) { (void)state, check_env(100, 720, 
 static void test_split8(void **state) { (void)state, check_env(264, 1040, false, "rb=4,u=2,split=8,minb=1,u32=1", 8); }
 
 /* gemm_skinny2.cuh's persistent grid: two column groups a block (and the same shapes with gemm_skinny.cuh) */
-static const int64_t V2_ROWS[][2] = {{1, 1}, {1, 5}, {1, 9}};
+static const int64_t V2_ROWS[][2] = {{1, 1}, {1, 5}, {1, 9}, {1, 16}, {1, 17}};
 static void check_v2(const char *v2) {
     if (*v2) setenv("DSCC_SKINNY_V2", v2, 1);
-    check_shape(4000, 2960, true, V2_ROWS, 3);
-    check_shape(40, 4096, false, V2_ROWS, 3);
+    check_shape(4000, 2960, true, V2_ROWS, 5);
+    check_shape(40, 4096, false, V2_ROWS, 5);
     unsetenv("DSCC_SKINNY_V2");
 }
 static void test_v2_persistent(void **state) { (void)state, check_v2(""); }
