@@ -253,18 +253,19 @@ static bool parse_ms(const char *arg, int64_t *ms_list, int *nm) {
 /* ---- --skinny-sweep: the skinny form's tuning parameters, timed in one run ---- */
 
 /* The variants timed by default (DSCC_SKINNY values; "" is the shape's
- * default of codegen): gemm_skinny.cuh at M <= 8 too (v2=0, the form
- * before gemm_skinny2.cuh), 8-row groups a warp (rb), K blocks a warp
- * loads before it uses one (u: a stage of gemm_skinny2.cuh's ring; u32
- * for gemm_skinny.cuh's instance for M > 8 alone, which spills at 128
- * registers from rb x u = 4 on), blocks an SM (minb, the register
- * budget), CTAs of a cluster that split K (split). */
+ * default of codegen, gemm_skinny.cuh for FP8): gemm_skinny2.cuh (v2=1),
+ * 8-row groups a warp (rb), K blocks a warp loads before it uses one (u:
+ * a stage of gemm_skinny2.cuh's ring; u32 for gemm_skinny.cuh's instance
+ * for M > 8 alone, which spills at 128 registers from rb x u = 4 on),
+ * blocks an SM (minb, the register budget), CTAs of a cluster that split
+ * K (split). */
 static const char *const SWEEP_VARIANTS[] = {"",
-                                             /* M <= 8 as before gemm_skinny2.cuh */
-                                             "v2=0",
-                                             /* gemm_skinny2.cuh's groups a warp and K blocks a stage at M <= 8 (and
-                                              * gemm_skinny.cuh's at M > 8, whose u32 then follows u) */
-                                             "rb=1,u=1", "rb=1,u=2", "rb=1,u=4", "rb=2,u=1", "rb=2,u=2", "rb=4,u=1",
+                                             /* gemm_skinny2.cuh (opt-in for FP8) to 16 rows, the tile above */
+                                             "v2=1",
+                                             /* gemm_skinny2.cuh's groups a warp and K blocks a stage */
+                                             "v2=1,rb=1,u=2", "v2=1,rb=1,u=4", "v2=1,rb=2,u=1", "v2=1,rb=2,u=2",
+                                             /* gemm_skinny.cuh's */
+                                             "rb=1,u=2,minb=2", "rb=2,u=2,u32=1,minb=2", "rb=4,u=1,minb=2",
                                              /* gemm_skinny.cuh's K split over a cluster of CTAs at M > 8 */
                                              "rb=2,u=2,u32=1,minb=2,split=4"};
 enum { SWEEP_MAX = 32 };

@@ -575,20 +575,24 @@ static void skinny2_instance(Gen *G, const SkinnyParams *sp, bool set_rb, bool s
     G->phases[G->nphases - 1].amax = hi;
 }
 
-/* Whether gemm_skinny2.cuh runs the M <= 8 rows (DSCC_SKINNY_V2, default 1;
- * 0: gemm_skinny.cuh's instance, the form before it): false too where 8 rows
- * of x and the smallest ring do not fit a block's shared memory. DSCC_SKINNY's
- * v2 overrides it. */
-static bool skinny2_on(const SkinnyParams *sp, int64_t K, int mrows) {
+/* Whether gemm_skinny2.cuh runs the M <= mrows rows of a linear over K
+ * bytes a row: DSCC_SKINNY's v2, else DSCC_SKINNY_V2 (1 or 0), else for
+ * BF16 linears only. An H100 (run 1) timed it at 0.75-0.95x gemm_skinny.cuh
+ * on V3's FP8 shapes at M = 1 (q_b 1.57 against 2.02 TB/s, o_proj 1.96
+ * against 2.40; its scale loads then waited each stage, which they no
+ * longer do, untimed), and as fast as the tile on the BF16 router and LM
+ * head. False too where mrows rows of x and the smallest ring do not fit a
+ * block's shared memory. */
+static bool skinny2_on(const SkinnyParams *sp, int64_t K, int mrows, bool bf16) {
     const char *e = getenv("DSCC_SKINNY_V2");
-    bool on = sp->v2 >= 0 ? sp->v2 == 1 : !(e && strcmp(e, "0") == 0);
+    bool on = sp->v2 >= 0 ? sp->v2 == 1 : e && *e ? strcmp(e, "1") == 0 : bf16;
     return on && skinny2_smem(1, 1, K, mrows) <= CG_BLOCK_SMEM_MAX;
 }
 
 /* The skinny-M form of an fp8_linear, or (bf16) of a linear on BF16 x and
  * w, over K values a row: two phases, one for M <= 8
- * (codegen/kernels/gemm_skinny2.cuh, or gemm_skinny.cuh's with
- * DSCC_SKINNY_V2=0) and one for 8 < M <= CG_SKINNY_M (gemm_skinny.cuh:
+ * (codegen/kernels/gemm_skinny2.cuh where skinny2_on, else
+ * gemm_skinny.cuh's) and one for 8 < M <= CG_SKINNY_M (gemm_skinny.cuh:
  * ceil(N / (8 * SK_RB)) clusters of SK_SPLIT CTAs); the tile's phases
  * (which follow) run only above. *top: the most rows it runs at,
  * DSCC_SKINNY_MAX (8..32) where set; else 16 for an FP8 linear on
@@ -612,15 +616,16 @@ static bool gemm_skinny(Gen *G, IrDim M, int64_t K, int64_t N, const int *slot, 
         G->why = arena_printf(G->a, "DSCC_SKINNY_MAX is '%s': expected the most rows of the skinny-M form, 8..%d", mx, CG_SKINNY_M);
         return false;
     }
-    bool on8 = skinny2_on(&sp, Kb, 8);
-    /* FP8 with gemm_skinny2.cuh: to 16 rows (the tile measured faster than gemm_skinny.cuh at 32 on every V3 shape) */
+    bool on8 = skinny2_on(&sp, Kb, 8, bf16);
+    /* FP8 on gemm_skinny2.cuh (DSCC_SKINNY_V2=1): to 16 rows (the tile measured faster than gemm_skinny.cuh at 32 on every
+     * V3 shape) */
     *top = t ? (int)t : on8 && !bf16 ? 16 : CG_SKINNY_M;
     const char *e = getenv("DSCC_SKINNY");
     bool set_rb = e && strstr(e, "rb="), set_u = e && strstr(e, "u=");
     cg_mma_helpers(G);
     if (on8) skinny2_instance(G, &sp, set_rb, set_u, M, 0, 8, K, N, slot, bf16);
     else skinny_instance(G, &sp, M, 0, 8, K, N, slot, bf16);
-    if (on8 && *top <= 16 && skinny2_on(&sp, Kb, 16)) skinny2_instance(G, &sp, set_rb, set_u, M, 8, 16, K, N, slot, bf16);
+    if (on8 && *top <= 16 && skinny2_on(&sp, Kb, 16, bf16)) skinny2_instance(G, &sp, set_rb, set_u, M, 8, 16, K, N, slot, bf16);
     else skinny_instance(G, &sp, M, 8, CG_SKINNY_M, K, N, slot, bf16);
     G->phases[G->nphases - 1].amax = *top > 8 ? *top : 8; /* (at 8: amin = amax, it never runs) */
     return true;

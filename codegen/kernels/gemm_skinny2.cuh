@@ -19,7 +19,8 @@
 //   thread reads back only its own bytes: no barrier in the stream.
 // * The weight and activation block scales of a stage are loaded into
 //   registers when the stage is issued (a ring of three in registers, slots
-//   fixed at compile time: the loop is unrolled by three).
+//   fixed at compile time: the loop is unrolled by three), and nothing
+//   touches them before the stage's step.
 // * x (rows < M) is copied into shared memory once per CTA, before the
 //   first stage lands (rows padded to 128 + 64 bytes: conflict-free reads).
 //   The 8-row instance holds one row of x a thread (A's rows 8..15 are
@@ -132,14 +133,12 @@ __device__ __forceinline__ void SK2_ISSUE(const Args &a, uint4 *ring, float (&ws
                     const long long n = n0 + r * 8 + g, k = kb * 128 + h * 64 + q * 16;
                     cp16(ring + ((s * SK_U + u) * SK2_CH + r * 2 + h) * 256 + threadIdx.x, W + n * K + k, ok && n < N && k < K);
                 }
-            const float w = SK2_WSA(n0, ok ? kb : 0);
-            ws[s][u] = ok ? w : 0.0f;
+            // loaded straight into the register ring: nothing reads them before the stage's step (a select on the
+            // value here would wait for the load, a memory latency every stage); past K the step never uses them,
+            // past M they multiply zero rows
+            ws[s][u] = SK2_WSA(n0, ok ? kb : 0);
 #pragma unroll
-            for (int i = 0; i < SK2_XR; i++) {
-                const int m = g + 8 * i;
-                const float x = SK_XS(m < M ? m : 0, ok ? kb : 0);
-                xs[s][u][i] = ok && m < M ? x : 0.0f;
-            }
+            for (int i = 0; i < SK2_XR; i++) xs[s][u][i] = SK_XS(g + 8 * i < M ? g + 8 * i : 0, ok ? kb : 0);
         }
     }
     cp_commit();

@@ -193,17 +193,16 @@ static void test_skinny_choice(void **state) {
         assert_true(ck->phases[tph].tma->span == 3 && ck->phases[tph].tma->N == 2112 && ck->phases[tph].tma->K == 1536);
         assert_true(strstr(ck->phases[tph].fn, "fp8_linear_tma") != NULL);
         const char *text = p->modules[ck->module].source;
-        /* M <= 8 and 8 < M <= 16: gemm_skinny2.cuh's two instances; the tile above */
-        assert_true((strstr(text, "#define DSCC_ENTRY p0_fp8_linear_skinny2_m8\n") != NULL) == !off);
-        assert_true((strstr(text, "#define DSCC_ENTRY p1_fp8_linear_skinny2_m16\n") != NULL) == !off);
+        /* gemm_skinny.cuh's two instances (gemm_skinny2.cuh is opt-in for FP8: DSCC_SKINNY_V2=1) */
+        assert_true((strstr(text, "#define DSCC_ENTRY p0_fp8_linear_skinny_m8\n") != NULL) == !off);
+        assert_true((strstr(text, "#define DSCC_ENTRY p1_fp8_linear_skinny_m32\n") != NULL) == !off);
         int sm = ir_graph_find_dim(g, "M");
         int64_t skinny, tile;
-        /* 2112 outputs: at M <= 16 132 persistent blocks of one 16-row group each (gemm_skinny2.cuh); the tile above
-         * (faster than gemm_skinny.cuh at 32 rows), which splits K at small M */
+        /* 2112 outputs: one 8-row group a warp, 264 blocks; the tile splits K at small M */
         for (int64_t M = 1; M <= 80; M++) {
             items_at(ck, sm, M, &skinny, &tile);
-            if (off || M > 16) assert_true(skinny == 0 && tile > 0);
-            else assert_true(skinny == 132 && tile == 0);
+            if (off || M > CG_SKINNY_M) assert_true(skinny == 0 && tile > 0);
+            else assert_true(skinny == 264 && tile == 0);
         }
     }
     arena_free(a);

@@ -1,7 +1,7 @@
 /* test_gpu_skinny.c — the skinny-M FP8 linear (codegen/kernels/gemm_skinny2.cuh
  * and gemm_skinny.cuh) against the CPU executor, at decode row counts
  * M = 1, 3, 13, 32 (the last as B = 2 rows of S = 16: M is a product of
- * symbols; by default FP8 runs gemm_skinny2.cuh to 16 rows, the tile above) on shapes whose
+ * symbols) on shapes whose
  * K is no multiple of 1024 and whose N is no multiple of a block's rows:
  * kv_a's N = 576 (K = 1536), q_a + kv_a's N = 2112 (K = 512), a ragged
  * N = 100 with K = 720 (a last K block of 80, a last 8-row group of 4), and
@@ -23,11 +23,11 @@
  * 1e-5 with f32 storage (FP8 products are exact, only the order of the
  * f32 sums differs). The test also checks that the skinny phase is the one
  * that ran: the program's FP8 linear runs it, and not the tile, at these M;
- * at M <= 8 (and 16, where the form stops there) it is gemm_skinny2.cuh's
- * (a persistent grid streaming through a cp.async ring), unless
- * DSCC_SKINNY_V2=0 or DSCC_SKINNY's v2=0 asks for gemm_skinny.cuh's (to 32
- * rows). The cluster K splits run with DSCC_SKINNY_MAX=32 (gemm_skinny.cuh
- * at 8 < M <= 32). N = 4000 with K = 2960 (500 column groups over 250
+ * with DSCC_SKINNY_V2=1 (or DSCC_SKINNY's v2=1; BF16 linears by default) at
+ * M <= 8 it is gemm_skinny2.cuh's (a persistent grid streaming through a
+ * cp.async ring), and for FP8 at M <= 16 too, the tile above; else
+ * gemm_skinny.cuh's to 32 rows. The cluster K splits run with
+ * DSCC_SKINNY_MAX=32. N = 4000 with K = 2960 (500 column groups over 250
  * blocks: two groups a block of two stages each, the ring running on from
  * one group to the next through all three slots, a last K block of 16
  * bytes), N = 40 with K = 4096, and the latter at u=1 (four stages a
@@ -167,12 +167,13 @@ static void check_split(int64_t N, int64_t K, bool f32, const int64_t (*rows)[2]
                 (long long)(B * S), (long long)B, (long long)S, f32 ? "f32" : "bf16", op == IR_OP_LINEAR ? "bf16 linear" : "fp8_linear", m.err, skinny && !tile ? " (skinny form)" : "", sp);
         assert_int_equal(m.linears, 1);
         const char *e2 = getenv("DSCC_SKINNY_V2"), *e1 = getenv("DSCC_SKINNY"), *emax = getenv("DSCC_SKINNY_MAX");
-        bool v2_off = (e2 && strcmp(e2, "0") == 0) || (e1 && strstr(e1, "v2=0"));
+        /* gemm_skinny2.cuh: DSCC_SKINNY's v2, else DSCC_SKINNY_V2, else for BF16 only */
+        bool v2_on = e1 && strstr(e1, "v2=") ? strstr(e1, "v2=1") != NULL : e2 && *e2 ? strcmp(e2, "1") == 0 : lin_kind != LIN_FP8;
         /* the tile above `top` rows: DSCC_SKINNY_MAX, else 16 for FP8 on gemm_skinny2.cuh, else 32 */
-        const int64_t top = emax ? atoi(emax) : lin_kind == LIN_FP8 && !v2_off ? 16 : CG_SKINNY_M;
+        const int64_t top = emax ? atoi(emax) : lin_kind == LIN_FP8 && v2_on ? 16 : CG_SKINNY_M;
         assert_true(B * S <= top ? skinny && !tile : tile && !skinny);
         /* gemm_skinny2.cuh at M <= 8, and at M <= 16 when the form stops there (these shapes' 16 rows of x fit) */
-        assert_int_equal(v2, !v2_off && (B * S <= 8 || (B * S <= top && top <= 16)));
+        assert_int_equal(v2, v2_on && (B * S <= 8 || (B * S <= top && top <= 16)));
         if (split) assert_int_equal(sp, split);
         assert_true(m.err <= (f32 ? 1e-5 : 4e-3));
     }
@@ -219,14 +220,14 @@ static void check_v2(const char *v2) {
     check_shape(40, 4096, false, V2_ROWS, 5);
     unsetenv("DSCC_SKINNY_V2");
 }
-static void test_v2_persistent(void **state) { (void)state, check_v2(""); }
+static void test_v2_persistent(void **state) { (void)state, check_v2("1"); }
 static void test_v2_off(void **state) { (void)state, check_v2("0"); }
-/* DSCC_SKINNY's v2=0, and u for gemm_skinny2.cuh (one K block a stage: four stages a group of 32 K blocks; three) */
+/* DSCC_SKINNY's v2=0 and v2=1, and u for gemm_skinny2.cuh (one K block a stage: four stages a group of 32 K blocks; three) */
 static void test_v2_env(void **state) {
     (void)state;
     check_env(40, 4096, false, "v2=0", 4);
-    check_env(40, 4096, false, "rb=2,u=1", 4);
-    check_env(40, 4096, false, "rb=1,u=3", 4); /* 4 K blocks a warp in stages of 3: the second one partly empty */
+    check_env(40, 4096, false, "v2=1,rb=2,u=1", 4);
+    check_env(40, 4096, false, "v2=1,rb=1,u=3", 4); /* 4 K blocks a warp in stages of 3: the second one partly empty */
 }
 
 /* BF16 linears (SK_BF16): the router's shape at a smaller K (256 x 1536, f32 y from the GEMM) and a ragged one with
