@@ -30,7 +30,11 @@
  * (bench/gpu_bench.sh runs it after the baselines, which time cuBLASLt
  * alone at the same shapes). --skinny-sweep times instead the skinny
  * form's tuning variants (DSCC_SKINNY values, --variants) per shape at
- * M = 1, 8, 32, the same way, and prints the best per shape and M. */
+ * M = 1, 8, 32, the same way, and prints the best per shape and M; above
+ * the variants of each shape a row times a pure read of the same bytes
+ * (codegen/kernels/stream_read.cuh: 16-byte loads, 8 in flight a thread,
+ * every SM, the same flush and events), the least any kernel that reads
+ * the weights can take on this GPU, and each best line gives its share. */
 #include <errno.h>
 #include <math.h>
 #include <stdint.h>
@@ -38,7 +42,9 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "codegen/codegen.h"
 #include "codegen/gen.h"
+#include "codegen/kernels.h"
 #include "cpu/cpu.h"
 #include "frontend/frontend.h"
 #include "passes/passes.h"
@@ -286,17 +292,20 @@ static bool parse_ms(const char *arg, int64_t *ms_list, int *nm) {
 /* ---- --skinny-sweep: the skinny form's tuning parameters, timed in one run ---- */
 
 /* The variants timed by default (DSCC_SKINNY values; "" is the shape's
- * default of codegen): 8-row groups a warp (rb), K blocks a warp loads
- * before it uses one (u; u32 for the instance for M > 8 alone, which
- * spills at 128 registers from rb x u = 4 on), blocks an SM (minb, the
- * register budget), CTAs of a cluster that split K (split). */
+ * default of codegen, gemm_skinny.cuh for FP8): gemm_skinny2.cuh (v2=1),
+ * 8-row groups a warp (rb), K blocks a warp loads before it uses one (u:
+ * a stage of gemm_skinny2.cuh's ring; u32 for gemm_skinny.cuh's instance
+ * for M > 8 alone, which spills at 128 registers from rb x u = 4 on),
+ * blocks an SM (minb, the register budget), CTAs of a cluster that split
+ * K (split). */
 static const char *const SWEEP_VARIANTS[] = {"",
-                                             /* one CTA a column block */
-                                             "rb=1,u=2,minb=2", "rb=1,u=4,u32=2,minb=2", "rb=2,u=1,minb=2", "rb=2,u=2,u32=1,minb=2", "rb=2,u=4,minb=1",
-                                             "rb=4,u=1,minb=2", "rb=4,u=2,minb=1",
-                                             /* K split over a cluster of CTAs */
-                                             "rb=1,u=1,minb=2,split=2", "rb=1,u=2,minb=2,split=2", "rb=1,u=2,minb=2,split=4",
-                                             "rb=1,u=1,minb=2,split=8", "rb=1,u=4,minb=1,split=4", "rb=2,u=1,minb=2,split=2",
+                                             /* gemm_skinny2.cuh (opt-in for FP8) to 16 rows, the tile above */
+                                             "v2=1",
+                                             /* gemm_skinny2.cuh's groups a warp and K blocks a stage */
+                                             "v2=1,rb=1,u=2", "v2=1,rb=1,u=4", "v2=1,rb=2,u=1", "v2=1,rb=2,u=2",
+                                             /* gemm_skinny.cuh's */
+                                             "rb=1,u=2,minb=2", "rb=2,u=2,u32=1,minb=2", "rb=4,u=1,minb=2",
+                                             /* gemm_skinny.cuh's K split over a cluster of CTAs at M > 8 */
                                              "rb=2,u=2,u32=1,minb=2,split=4"};
 enum { SWEEP_MAX = 32 };
 
@@ -304,6 +313,53 @@ enum { SWEEP_MAX = 32 };
 static const Shape SWEEP_SHAPES[] = {{"qkv_a", 2112, 7168}, {"q_a", 1536, 7168}, {"kv_a", 576, 7168}, {"q_b", 24576, 1536},
                                      {"o_proj", 7168, 16384}, {"expert_gate_up", 2048, 7168}, {"expert_down", 7168, 2048},
                                      {"dense_gate_up", 18432, 7168}, {"dense_down", 7168, 18432}};
+
+/* The reference: the median ms over 7 repetitions of a pure read of
+ * `bytes` (codegen/kernels/stream_read.cuh: 16-byte loads, 8 in flight a
+ * thread, 4 blocks of 256 threads on every SM), each after the same L2
+ * flush (a memset of `flush` bytes) and timed the same way (events right
+ * around the launch): the least a kernel that reads the weights can take
+ * here. -1 after reporting. */
+static double time_read_ref(int64_t bytes, int64_t flush, DiagEngine *d) {
+    Arena *a = arena_new();
+    RtCuda *c = rt_cuda_open(d, 0);
+    const char *name = "bench_stream_read";
+    CgSource src = {name, cg_kernel_instance(a, "stream_read", name, NULL, 0), {"codegen/kernels/stream_read.cuh", 0, 0}};
+    CgBinary bin = {0};
+    RtDevPtr buf = 0, fl = 0, sink = 0;
+    RtEvent *e0 = NULL, *e1 = NULL;
+    RtKernel *k = NULL;
+    double t[7], ms = -1;
+    bool ok = c && src.source && cg_compile(a, d, &src, 1, &(CgOptions){0}, &bin) == 0 && (k = rt_cuda_kernel(c, d, bin.data, name)) &&
+              rt_cuda_alloc(c, d, (size_t)bytes, &buf) && rt_cuda_alloc(c, d, 64, &sink) && (flush <= 0 || rt_cuda_alloc(c, d, (size_t)flush, &fl)) &&
+              rt_cuda_memset0(c, d, buf, (size_t)bytes) && (e0 = rt_cuda_event(c, d)) && (e1 = rt_cuda_event(c, d));
+    struct {
+        RtDevPtr p;
+        long long n16;
+        RtDevPtr sink;
+    } ra = {buf, bytes / 16, sink}; /* stream_read.cuh's struct Args */
+    void *args[] = {&ra};
+    unsigned grid = c ? (unsigned)(4 * rt_cuda_sms(c)) : 0;
+    ok = ok && rt_cuda_launch(c, d, k, grid, 256, 0, args); /* once to load it */
+    for (int r = 0; r < 7 && ok; r++) {
+        float f = 0;
+        ok = (flush <= 0 || rt_cuda_memset0(c, d, fl, (size_t)flush)) && rt_cuda_event_record(c, d, e0) &&
+             rt_cuda_launch_async(c, d, k, grid, 256, 0, args) && rt_cuda_event_record(c, d, e1) && rt_cuda_event_ms(c, d, e0, e1, &f);
+        t[r] = f;
+    }
+    if (ok) {
+        qsort(t, 7, sizeof t[0], cmp_double);
+        ms = t[3];
+    }
+    if (c) {
+        rt_cuda_event_free(c, e0), rt_cuda_event_free(c, e1);
+        rt_cuda_free(c, buf), rt_cuda_free(c, fl), rt_cuda_free(c, sink);
+    }
+    rt_cuda_close(c);
+    cg_binary_free(&bin);
+    arena_free(a);
+    return ms;
+}
 
 /* The generated kernel's ms at each M with DSCC_SKINNY = var (and, with cx,
  * the worst rel L2 against the CPU in *err); false after reporting. */
@@ -351,6 +407,13 @@ static int sweep_shape(const Shape *sh, const char *const *vars, int nv, const i
     int bi[8], bad = 0;
     for (int m = 0; m < nm; m++) best[m] = 1e30, bi[m] = -1;
     bool ok = !check || cx;
+    double ref = ok ? time_read_ref(sh->n * sh->k, flush, d) : -1;
+    ok = ref > 0;
+    if (ok) { /* the same bytes at every M */
+        printf("| %s (%lld x %lld) | pure read of the weights (reference) |", sh->name, (long long)sh->n, (long long)sh->k);
+        for (int m = 0; m < nm; m++) printf(" %.2f / %.2f |", ref * 1e3, (double)sh->n * (double)sh->k / (ref * 1e-3) / 1e12);
+        printf("%s\n", check ? " - |" : "");
+    }
     for (int v = 0; v < nv && ok; v++) {
         double err = -1;
         printf("| %s (%lld x %lld) | %s |", sh->name, (long long)sh->n, (long long)sh->k, *vars[v] ? vars[v] : "default");
@@ -370,9 +433,10 @@ static int sweep_shape(const Shape *sh, const char *const *vars, int nv, const i
         fflush(stdout);
     }
     for (int m = 0; m < nm && ok && bi[m] >= 0; m++)
-        printf("best: %s (%lld x %lld) M %lld: %s, %.2f us, %.2f TB/s of weights\n", sh->name, (long long)sh->n, (long long)sh->k,
-               (long long)ms_list[m], *vars[bi[m]] ? vars[bi[m]] : "default", best[m] * 1e3,
-               (double)sh->n * (double)sh->k / (best[m] * 1e-3) / 1e12);
+        printf("best: %s (%lld x %lld) M %lld: %s, %.2f us, %.2f TB/s of weights; pure read %.2f us, %.2f TB/s: %.0f%% of it\n", sh->name,
+               (long long)sh->n, (long long)sh->k, (long long)ms_list[m], *vars[bi[m]] ? vars[bi[m]] : "default", best[m] * 1e3,
+               (double)sh->n * (double)sh->k / (best[m] * 1e-3) / 1e12, ref * 1e3, (double)sh->n * (double)sh->k / (ref * 1e-3) / 1e12,
+               100.0 * ref / best[m]);
     fflush(stdout);
     cpu_exec_free(cx);
     free(xv);

@@ -388,6 +388,7 @@ int cg_skinny_groups(int64_t N) { return N >= 2 * 8 * 264 ? 2 : 1; }
 /* The skinny form's tuning parameters (gemm_skinny.cuh's SK_RB, SK_U, SK_MINB, SK_SPLIT; u32: SK_U of the instance for M > 8). */
 typedef struct {
     int rb, u, minb, split, u32;
+    int v2; /* gemm_skinny2.cuh at M <= 8: 1 yes, 0 no, -1 as DSCC_SKINNY_V2 says */
 } SkinnyParams;
 
 /* The default parameters of an N x K weight, from Little's law on an
@@ -405,7 +406,7 @@ typedef struct {
  * x a thread and two row tiles: at 128 registers it spills (NVRTC,
  * sm_90a) from SK_RB x SK_U = 4 on, so it loads half as much a round. */
 static SkinnyParams skinny_default(int64_t N, int64_t K) {
-    SkinnyParams p = {cg_skinny_groups(N), 1, 2, 1, 1};
+    SkinnyParams p = {cg_skinny_groups(N), 1, 2, 1, 1, -1};
     int64_t blocks = (N + 8 * p.rb - 1) / (8 * p.rb), nkb = (K + 127) / 128;
     while (p.split < 8 && blocks * p.split < 240 && 8 * (p.split + 1) <= nkb) p.split++;
     int64_t ctas = blocks * p.split, kw = 8 * p.split;
@@ -416,13 +417,15 @@ static SkinnyParams skinny_default(int64_t N, int64_t K) {
 }
 
 /* One value of DSCC_SKINNY ("rb=2,u=4,minb=1,split=4", any subset, in
- * order; u sets both instances', u32 that for M > 8 alone): false when it is not one. */
+ * order; u sets both instances', u32 that for M > 8 alone; v2=0|1 as
+ * DSCC_SKINNY_V2, which it overrides): false when it is not one. */
 static bool skinny_param(const char *key, size_t klen, long v, SkinnyParams *p) {
     if (klen == 2 && !strncmp(key, "rb", 2) && (v == 1 || v == 2 || v == 4)) p->rb = (int)v;
     else if (klen == 1 && key[0] == 'u' && v >= 1 && v <= 8) p->u = p->u32 = (int)v;
     else if (klen == 3 && !strncmp(key, "u32", 3) && v >= 1 && v <= 8) p->u32 = (int)v;
     else if (klen == 4 && !strncmp(key, "minb", 4) && v >= 1 && v <= 4) p->minb = (int)v;
     else if (klen == 5 && !strncmp(key, "split", 5) && v >= 1 && v <= 8) p->split = (int)v;
+    else if (klen == 2 && !strncmp(key, "v2", 2) && (v == 0 || v == 1)) p->v2 = (int)v;
     else return false;
     return true;
 }
@@ -440,7 +443,7 @@ static bool skinny_params(Gen *G, int64_t N, int64_t K, SkinnyParams *p) {
         char *vend;
         long v = eq && eq < end ? strtol(eq + 1, &vend, 10) : 0;
         if (!eq || eq > end || vend != end || (*end && !end[1]) || !skinny_param(s, (size_t)(eq - s), v, p)) {
-            G->why = arena_printf(G->a, "DSCC_SKINNY is '%s': expected comma-separated rb=1|2|4, u=1..8, u32=1..8, minb=1..4, split=1..8", e);
+            G->why = arena_printf(G->a, "DSCC_SKINNY is '%s': expected comma-separated rb=1|2|4, u=1..8, u32=1..8, minb=1..4, split=1..8, v2=0|1", e);
             return false;
         }
         s = *end ? end + 1 : end;
@@ -451,10 +454,10 @@ static bool skinny_params(Gen *G, int64_t N, int64_t K, SkinnyParams *p) {
 /* One instance of gemm_skinny.cuh for M in (lo, hi] (hi 8 or 32): its own
  * phase, so the instance for M <= 8 holds one row of x a thread (the A
  * operand's rows 8..15 are zeros) and gets the registers of that. */
-static void skinny_instance(Gen *G, const SkinnyParams *sp, IrDim M, int lo, int hi, int64_t K, int64_t N, const int *slot) {
+static void skinny_instance(Gen *G, const SkinnyParams *sp, IrDim M, int lo, int hi, int64_t K, int64_t N, const int *slot, bool bf16) {
     int64_t blocks = (N + 8 * sp->rb - 1) / (8 * sp->rb) * sp->split;
     int64_t smem = (int64_t)sizeof(float) * 9 * 8 * sp->rb * (hi + 1); /* each warp's sums and the CTA's */
-    const char *entry = arena_printf(G->a, "p%d_fp8_linear_skinny_m%d", G->nphases, hi);
+    const char *entry = arena_printf(G->a, "p%d_%s_skinny_m%d", G->nphases, bf16 ? "linear_bf16" : "fp8_linear", hi);
     CgDefine defs[] = {
         {"SK_U", arena_printf(G->a, "%d", hi > 8 ? sp->u32 : sp->u)},
         {"SK_MINB", arena_printf(G->a, "%d", sp->minb)},
@@ -466,13 +469,15 @@ static void skinny_instance(Gen *G, const SkinnyParams *sp, IrDim M, int lo, int
         {"SK_RB", arena_printf(G->a, "%d", sp->rb)},
         {"SK_X", arena_printf(G->a, "((const unsigned char *)a.t[%d])", slot[0])},
         {"SK_W", arena_printf(G->a, "((const unsigned char *)a.t[%d])", slot[2])},
-        {"SK_XS(m, kb)", cg_scale_at(G, slot[1], "m", "kb")},
-        {"SK_WS(i)", arena_printf(G->a, "L%d(a, (i))", slot[3])},
+        {"SK_XS(m, kb)", bf16 ? "1.0f" : cg_scale_at(G, slot[1], "m", "kb")},
+        {"SK_WS(i)", bf16 ? "1.0f" : arena_printf(G->a, "L%d(a, (i))", slot[3])},
         {"SK_STORE(i, v)", arena_printf(G->a, "S%d(a, (i), (v))", slot[4])},
+        {"SK_BF16", bf16 ? "1" : "0"},
     };
-    sb_printf(&G->decl, "// fp8_linear at %d < M <= %d: weights streamed in 16-byte loads, mma m16n8k32 E4M3 with x as A, block scales per K block,\n"
+    sb_printf(&G->decl, "// %s at %d < M <= %d: weights streamed in 16-byte loads, mma %s with x as A%s,\n"
                         "// %d weight rows per cluster of %d CTAs, K split between their warps, summed in shared memory (rb=%d u=%d minb=%d split=%d)\n",
-              lo, hi, 8 * sp->rb, sp->split, sp->rb, hi > 8 ? sp->u32 : sp->u, sp->minb, sp->split);
+              bf16 ? "linear (bf16)" : "fp8_linear", lo, hi, bf16 ? "m16n8k16 BF16" : "m16n8k32 E4M3", bf16 ? "" : ", block scales per K block",
+              8 * sp->rb, sp->split, sp->rb, hi > 8 ? sp->u32 : sp->u, sp->minb, sp->split);
     sb_puts(&G->decl, cg_kernel_instance(G->a, "gemm_skinny", entry, defs, (int)(sizeof defs / sizeof defs[0])));
     cg_phase(G, CG_LAUNCH_BLOCK, M, hi, ir_dim_const(blocks), 1, smem);
     G->phases[G->nphases - 1].fn = entry;
@@ -480,17 +485,149 @@ static void skinny_instance(Gen *G, const SkinnyParams *sp, IrDim M, int lo, int
     G->phases[G->nphases - 1].amax = hi;
 }
 
-/* The skinny-M form of an fp8_linear (codegen/kernels/gemm_skinny.cuh): two
- * phases of ceil(N / (8 * SK_RB)) clusters of SK_SPLIT CTAs, one for M <= 8 and one for
- * 8 < M <= CG_SKINNY_M; the tile's phases (which follow) run only above.
- * False, with G->why, on a malformed DSCC_SKINNY. */
-static bool gemm_skinny(Gen *G, IrDim M, int64_t K, int64_t N, int sx, int sxs, int sw, int sws, int sy) {
+/* Dynamic shared memory of gemm_skinny2.cuh (its SK2_SMEM) over K bytes a
+ * row: the 3-stage weight ring, mrows (8 or 16) rows of x (128-byte K
+ * blocks + 64 bytes a row), the warps' sums in two buffers. */
+static int64_t skinny2_smem(int rb, int u, int64_t K, int mrows) {
+    return 3LL * u * 2 * rb * 256 * 16 + mrows * ((K + 127) / 128 * 128 + 64) + 4LL * 2 * 8 * 8 * rb * (mrows + 1);
+}
+
+/* Shared memory an SM of an H100/H200 gives its blocks (228 KB, 1 KB of it
+ * reserved a block) and the most one block may have. */
+#define CG_SM_SMEM (228 * 1024)
+#define CG_BLOCK_SMEM_MAX (227 * 1024)
+
+/* gemm_skinny2.cuh's shape for an N x K weight at rb 8-row groups a warp:
+ * SK_U K blocks a stage, the smallest of 1..4 that keeps 64 KB of
+ * weights in flight an SM (two stages of every warp of the blocks an SM
+ * holds at once: at most two, and no more than the groups give it), or
+ * else the largest whose shared memory fits (u_max, when set: the largest
+ * of those up to it); a persistent grid of at most the blocks the 132 SMs
+ * of an H100/H200 hold, balanced so every block has the same number of
+ * column groups or one fewer. */
+typedef struct {
+    int rb, u, occ;
+    int64_t groups, grid, per;
+} Skinny2Shape;
+
+static Skinny2Shape skinny2_shape(int rb, int u_max, int64_t N, int64_t K, int mrows) {
+    Skinny2Shape s = {rb, 0, 1, (N + 8 * rb - 1) / (8 * rb), 0, 0};
+    int64_t fill = (s.groups + 131) / 132; /* blocks an SM gets from the groups */
+    for (int c = 1; c <= 4; c++) {
+        int64_t sm = skinny2_smem(rb, c, K, mrows);
+        if (sm > CG_BLOCK_SMEM_MAX || (u_max && c > u_max)) break;
+        int o = (int)(CG_SM_SMEM / (sm + 1024));
+        s.u = c, s.occ = o > 2 ? 2 : o;
+        if (!u_max && (s.occ < fill ? s.occ : fill) * 2 * c * rb * 8 >= 64) break;
+    }
+    if (s.u == 0) s.u = 1; /* (skinny2_on keeps such a K on gemm_skinny.cuh) */
+    int64_t slots = 132LL * s.occ;
+    s.grid = s.groups < slots ? s.groups : slots;
+    s.per = (s.groups + s.grid - 1) / s.grid;
+    s.grid = (s.groups + s.per - 1) / s.per;
+    return s;
+}
+
+/* The M <= 8 instance of gemm_skinny2.cuh: rb from DSCC_SKINNY when it
+ * sets it, else the one of 2 and 1 whose busiest SM streams the fewest
+ * weight rows (blocks an SM x groups a block x rb; 2 on a tie: x's
+ * fragment serves both groups), e.g. o_proj's 7,168 rows: 448 groups of
+ * 16 on 112 blocks (4 each) against 896 of 8 on 128 (7 each). */
+static void skinny2_instance(Gen *G, const SkinnyParams *sp, bool set_rb, bool set_u, IrDim M, int lo, int hi, int64_t K, int64_t N,
+                             const int *slot, bool bf16) {
+    const int64_t Kb = K * (bf16 ? 2 : 1); /* bytes a row */
+    const int mrows = hi > 8 ? 16 : 8;
+    int u_max = set_u ? (sp->u >= 4 ? 4 : sp->u) : 0;
+    set_rb = set_rb && skinny2_smem(sp->rb, 1, Kb, mrows) <= CG_BLOCK_SMEM_MAX; /* else as if unset */
+    Skinny2Shape s = skinny2_shape(set_rb ? sp->rb : 2, u_max, N, Kb, mrows);
+    if (!set_rb) {
+        Skinny2Shape s1 = skinny2_shape(1, u_max, N, Kb, mrows);
+        if (skinny2_smem(2, 1, Kb, mrows) > CG_BLOCK_SMEM_MAX ||
+            (s1.grid + 131) / 132 * s1.per * 1 < (s.grid + 131) / 132 * s.per * 2)
+            s = s1;
+    }
+    int rb = s.rb, u = s.u, occ = s.occ;
+    int64_t groups = s.groups, grid = s.grid;
+    const char *entry = arena_printf(G->a, "p%d_%s_skinny2_m%d", G->nphases, bf16 ? "linear_bf16" : "fp8_linear", mrows);
+    CgDefine defs[] = {
+        {"SK_MROWS", arena_printf(G->a, "%d", mrows)},
+        {"SK_U", arena_printf(G->a, "%d", u)},
+        {"SK_MINB", arena_printf(G->a, "%d", occ)},
+        {"SK_GRID", arena_printf(G->a, "%lld", (long long)grid)},
+        {"SK_M", cg_dim(G, M)},
+        {"SK_N", arena_printf(G->a, "%lldLL", (long long)N)},
+        {"SK_K", arena_printf(G->a, "%lldLL", (long long)K)},
+        {"SK_RB", arena_printf(G->a, "%d", rb)},
+        {"SK_X", arena_printf(G->a, "((const unsigned char *)a.t[%d])", slot[0])},
+        {"SK_W", arena_printf(G->a, "((const unsigned char *)a.t[%d])", slot[2])},
+        {"SK_XS(m, kb)", bf16 ? "1.0f" : cg_scale_at(G, slot[1], "m", "kb")},
+        {"SK_WS(i)", bf16 ? "1.0f" : arena_printf(G->a, "L%d(a, (i))", slot[3])},
+        {"SK_STORE(i, v)", arena_printf(G->a, "S%d(a, (i), (v))", slot[4])},
+        {"SK_BF16", bf16 ? "1" : "0"},
+    };
+    sb_printf(&G->decl, "// %s at %d < M <= %d: a persistent grid of %lld blocks over %lld groups of %d weight rows, K split between the 8 warps,\n"
+                        "// weights streamed by cp.async through a 3-stage ring (%d K blocks a warp a stage), x in shared memory once (rb=%d u=%d)\n",
+              bf16 ? "linear (bf16)" : "fp8_linear", lo, hi, (long long)grid, (long long)groups, 8 * rb, u, rb, u);
+    sb_puts(&G->decl, cg_kernel_instance(G->a, "gemm_skinny2", entry, defs, (int)(sizeof defs / sizeof defs[0])));
+    cg_phase(G, CG_LAUNCH_BLOCK, M, mrows, ir_dim_const(grid), 1, skinny2_smem(rb, u, Kb, mrows));
+    G->phases[G->nphases - 1].fn = entry;
+    G->phases[G->nphases - 1].amin = lo;
+    G->phases[G->nphases - 1].amax = hi;
+}
+
+/* Whether gemm_skinny2.cuh runs the M <= mrows rows of a linear over K
+ * bytes a row: DSCC_SKINNY's v2, else DSCC_SKINNY_V2 (1 or 0), else for
+ * BF16 linears only. An H100 (run 1) timed it at 0.75-0.95x gemm_skinny.cuh
+ * on V3's FP8 shapes at M = 1 (q_b 1.57 against 2.02 TB/s, o_proj 1.96
+ * against 2.40; its scale loads then waited each stage, which they no
+ * longer do, untimed), and as fast as the tile on the BF16 router and LM
+ * head. False too where mrows rows of x and the smallest ring do not fit a
+ * block's shared memory. */
+static bool skinny2_on(const SkinnyParams *sp, int64_t K, int mrows, bool bf16) {
+    const char *e = getenv("DSCC_SKINNY_V2");
+    bool on = sp->v2 >= 0 ? sp->v2 == 1 : e && *e ? strcmp(e, "1") == 0 : bf16;
+    return on && skinny2_smem(1, 1, K, mrows) <= CG_BLOCK_SMEM_MAX;
+}
+
+/* The skinny-M form of an fp8_linear, or (bf16) of a linear on BF16 x and
+ * w, over K values a row: two phases, one for M <= 8
+ * (codegen/kernels/gemm_skinny2.cuh where skinny2_on, else
+ * gemm_skinny.cuh's) and one for 8 < M <= CG_SKINNY_M (gemm_skinny.cuh:
+ * ceil(N / (8 * SK_RB)) clusters of SK_SPLIT CTAs); the tile's phases
+ * (which follow) run only above. *top: the most rows it runs at,
+ * DSCC_SKINNY_MAX (8..32) where set; else 16 for an FP8 linear on
+ * gemm_skinny2.cuh, whose 8 < M <= 16 phase is then gemm_skinny2.cuh's
+ * 16-row instance (where 16 rows of x fit), and CG_SKINNY_M otherwise.
+ * False, with G->why, on a malformed DSCC_SKINNY, DSCC_SKINNY_V2 or
+ * DSCC_SKINNY_MAX. */
+static bool gemm_skinny(Gen *G, IrDim M, int64_t K, int64_t N, const int *slot, bool bf16, int *top) {
     SkinnyParams sp;
-    if (!skinny_params(G, N, K, &sp)) return false;
+    const int64_t Kb = K * (bf16 ? 2 : 1); /* the tuning counts K blocks of 128 bytes */
+    if (!skinny_params(G, N, Kb, &sp)) return false;
+    const char *v2 = getenv("DSCC_SKINNY_V2");
+    if (v2 && *v2 && strcmp(v2, "0") && strcmp(v2, "1")) {
+        G->why = arena_printf(G->a, "DSCC_SKINNY_V2 is '%s': expected 0 or 1", v2);
+        return false;
+    }
+    const char *mx = getenv("DSCC_SKINNY_MAX");
+    char *end = NULL;
+    long t = mx && *mx ? strtol(mx, &end, 10) : 0;
+    if (mx && *mx && (*end || t < 8 || t > CG_SKINNY_M)) {
+        G->why = arena_printf(G->a, "DSCC_SKINNY_MAX is '%s': expected the most rows of the skinny-M form, 8..%d", mx, CG_SKINNY_M);
+        return false;
+    }
+    bool on8 = skinny2_on(&sp, Kb, 8, bf16);
+    /* FP8 on gemm_skinny2.cuh (DSCC_SKINNY_V2=1): to 16 rows (the tile measured faster than gemm_skinny.cuh at 32 on every
+     * V3 shape) */
+    *top = t ? (int)t : on8 && !bf16 ? 16 : CG_SKINNY_M;
+    const char *e = getenv("DSCC_SKINNY");
+    bool set_rb = e && strstr(e, "rb="), set_u = e && strstr(e, "u=");
     cg_mma_helpers(G);
-    const int slot[5] = {sx, sxs, sw, sws, sy};
-    skinny_instance(G, &sp, M, 0, 8, K, N, slot);
-    skinny_instance(G, &sp, M, 8, CG_SKINNY_M, K, N, slot);
+    if (on8) skinny2_instance(G, &sp, set_rb, set_u, M, 0, 8, K, N, slot, bf16);
+    else skinny_instance(G, &sp, M, 0, 8, K, N, slot, bf16);
+    if (on8 && *top <= 16 && skinny2_on(&sp, Kb, 16, bf16)) skinny2_instance(G, &sp, set_rb, set_u, M, 8, 16, K, N, slot, bf16);
+    else skinny_instance(G, &sp, M, 8, CG_SKINNY_M, K, N, slot, bf16);
+    G->phases[G->nphases - 1].amax = *top > 8 ? *top : 8; /* (at 8: amin = amax, it never runs) */
     return true;
 }
 
@@ -527,7 +664,7 @@ static const char *tma_store2(Gen *G, int sy) {
  * the runtime runs instead of the tile's phases where the GEMM table (or,
  * without an entry, M >= 256) says so; `after` is set once the tile's
  * phases are known. */
-static CgTmaGemm *gemm_tma(Gen *G, const IrNode *n, IrDim M, int64_t K, int64_t N, int sx, int sxs, int sw, int sws, int sy, bool skinny) {
+static CgTmaGemm *gemm_tma(Gen *G, const IrNode *n, IrDim M, int64_t K, int64_t N, int sx, int sxs, int sw, int sws, int sy, int top) {
     CgTmaGemm *t = arena_alloc(G->a, sizeof *t);
     *t = (CgTmaGemm){M, N, K, sx, sw, cg_slot_scratch(G, n, ir_dim_const(64)), 0}; /* 64 floats: room for the two 128-byte maps */
     const char *entry = arena_printf(G->a, "p%d_fp8_linear_tma", G->nphases);
@@ -562,7 +699,7 @@ static CgTmaGemm *gemm_tma(Gen *G, const IrNode *n, IrDim M, int64_t K, int64_t 
     f->fn = entry;
     f->tma = t;
     f->threads = 384; /* a producer warpgroup and two consumer warpgroups */
-    if (skinny) f->amin = CG_SKINNY_M;
+    if (top) f->amin = top; /* above the skinny form's rows */
     return t;
 }
 
@@ -574,15 +711,17 @@ static bool gemm_fp8_mma(Gen *G, const IrNode *n, IrDim M, IrDim K, IrDim O) {
     int sx = cg_slot_value(G, n->ops[0]), sxs = cg_slot_value(G, n->ops[1]);
     int sw = cg_slot_value(G, n->ops[2]), sws = cg_slot_value(G, n->ops[3]), sy = cg_slot_result(G, n);
     bool skinny = G->skinny && K.coeff % 16 == 0 && ir_dim_is_const(O) && O.coeff < (1LL << 31);
-    if (skinny && !gemm_skinny(G, M, K.coeff, O.coeff, sx, sxs, sw, sws, sy)) return false;
+    const int slot[5] = {sx, sxs, sw, sws, sy};
+    int top = 0; /* the most rows of the skinny form */
+    if (skinny && !gemm_skinny(G, M, K.coeff, O.coeff, slot, false, &top)) return false;
     bool tma = G->wgmma && K.coeff % 16 == 0 && ir_dim_is_const(O) && O.coeff < (1LL << 31);
-    CgTmaGemm *t = tma ? gemm_tma(G, n, M, K.coeff, O.coeff, sx, sxs, sw, sws, sy, skinny) : NULL;
+    CgTmaGemm *t = tma ? gemm_tma(G, n, M, K.coeff, O.coeff, sx, sxs, sw, sws, sy, top) : NULL;
     int tile = G->nphases;
     int span = gemm_mma(G, n, arena_printf(G->a, "fp8_linear: tensor cores (%s), 64x128 tile, 1x128 / 128x128 block scales per K block", cg_tile_insn(G, false)),
                         false, M, K.coeff, O, sx, sxs, sw, sws, sy);
     if (t) t->span = span;
     if (skinny) {
-        for (int p = tile; p < G->nphases; p++) G->phases[p].amin = CG_SKINNY_M;
+        for (int p = tile; p < G->nphases; p++) G->phases[p].amin = top;
         span += 2; /* the skinny form's two phases */
     }
     span += tma; /* the library call replaces the TMA form too */
@@ -595,10 +734,25 @@ static bool gemm_fp8_mma(Gen *G, const IrNode *n, IrDim M, IrDim K, IrDim O) {
 /* linear on bf16 values x, w on the tensor cores (mma m16n8k16 BF16, f32 accumulation), and its cuBLASLt form. */
 static bool gemm_bf16_mma(Gen *G, const IrNode *n, const IrNode *x, const IrNode *w, IrDim M, IrDim K, IrDim O) {
     int sx = cg_slot_value(G, x), sw = cg_slot_value(G, w), sy = cg_slot_result(G, n);
+    const int slot[5] = {sx, -1, sw, -1, sy};
+    const char *e = getenv("DSCC_SKINNY_BF16");
+    if (e && *e && strcmp(e, "0") && strcmp(e, "1")) {
+        G->why = arena_printf(G->a, "DSCC_SKINNY_BF16 is '%s': expected 0 or 1", e);
+        return false;
+    }
+    /* the skinny-M form (gemm_skinny2.cuh / gemm_skinny.cuh with SK_BF16) at M <= CG_SKINNY_M, unless DSCC_SKINNY_BF16=0 */
+    bool skinny = G->skinny && !(e && strcmp(e, "0") == 0) && K.coeff % 8 == 0 && ir_dim_is_const(O) && O.coeff < (1LL << 31);
+    int top = 0;
+    if (skinny && !gemm_skinny(G, M, K.coeff, O.coeff, slot, true, &top)) return false;
+    int tile = G->nphases;
     int span = gemm_mma(G, n,
                         arena_printf(G->a, "linear: tensor cores (%s, f32 accumulation), 64x128 tile%s", cg_tile_insn(G, true),
                                      x == n->ops[0] ? "" : ", on the bf16 values its f32 operands were cast from"),
                         true, M, K.coeff, O, sx, 0, sw, 0, sy);
+    if (skinny) {
+        for (int p = tile; p < G->nphases; p++) G->phases[p].amin = top;
+        span += 2; /* the skinny form's two phases */
+    }
     IrDType yt = G->dtype[G->slots[sy].node]; /* bf16, or f32 where the GEMM writes its f32 cast (cuBLASLt's D in f32) */
     if (K.coeff % 16 == 0 && O.coeff % 8 == 0 && G->dtype[n->id] == IR_DT_BF16 && (yt == IR_DT_BF16 || yt == IR_DT_F32)) /* cuBLASLt may run it */
         G->lib = (CgLib){CG_LIB_BF16_GEMM, M, O.coeff, K.coeff, sx, 0, sw, 0, sy, yt == IR_DT_F32, G->nphases - span, span};

@@ -49,6 +49,9 @@
 //   SK_WS(i)          w's f32 scales [ceil(N/128)][ceil(K/128)]
 //                     (both read only through SK_XSA / SK_WSA below)
 //   SK_STORE(i, v)    stores y[i] (f32 v) in y's dtype
+//   SK_BF16           1: x and w are BF16 (a linear's), not E4M3 codes: mma m16n8k16 BF16 in the same fragment
+//                     order (a thread's 16 bytes are 8 values, two mma's B registers), K blocks of 128 bytes (64
+//                     values), and SK_XS, SK_WS are 1 (default 0)
 // Dynamic shared memory: 9 * 8 * SK_RB * (SK_MROWS + 1) floats.
 #ifndef SK_X // compiled on its own (test_codegen): a stand-in for the module's prelude
 typedef unsigned long long u64;
@@ -82,7 +85,14 @@ __device__ __forceinline__ void mma_e4m3(float *c, const unsigned *a, const unsi
 #ifndef SK_MROWS
 #define SK_MROWS 32                      // the most rows M this instance runs at: 8 or 32
 #endif
-#define SK_NKB ((SK_K + 127) / 128)      // K blocks
+#ifndef SK_BF16
+#define SK_BF16 0
+#endif
+#define SK_KB (SK_K * (SK_BF16 ? 2 : 1)) // bytes of a row of x and w
+#define SK_NKB ((SK_KB + 127) / 128)     // K blocks (of 128 bytes)
+#define SK_MMA SK_PASTE(mma_, SK_PASTE(SK_MMA_, SK_BF16)) // mma_bf16 or mma_e4m3
+#define SK_MMA_0 e4m3
+#define SK_MMA_1 bf16
 #define SK_COLS (8 * SK_RB)              // output columns per block
 #define SK_XR (SK_MROWS == 8 ? 1 : 2)    // x rows a thread holds a row tile: g (and g + 8)
 #define SK_T (SK_MROWS == 8 ? 1 : 2)     // row tiles (of 16 rows; of 8 when SK_MROWS is 8)
@@ -139,7 +149,7 @@ __device__ __forceinline__ float sk_dsmem_ld(const float *p, unsigned rank) {
 // no load waits behind another one's latency (the weights and their scales are already in flight).
 __device__ __forceinline__ void SK_ROUND(const Args &a, float (&acc)[SK_RB][4], const uint4 (&wv)[SK_U][SK_RB][2], const float (&ws)[SK_U],
                                          long long kb0, int t, int g, int q) {
-    const long long M = SK_M, K = SK_K, nkb = SK_NKB;
+    const long long M = SK_M, K = SK_KB, nkb = SK_NKB;
     const unsigned char *X = SK_X;
     uint4 xv[SK_U][SK_XR][2]; // x's fragment: rows 16t + g (+ 8), at the offsets of the thread's weight bytes
     float xs[SK_U][SK_XR];
@@ -168,8 +178,8 @@ __device__ __forceinline__ void SK_ROUND(const Args &a, float (&acc)[SK_RB][4], 
                 const uint4 x0 = xv[u][0][h], x1 = SK_XR > 1 ? xv[u][SK_XR - 1][h] : make_uint4(0, 0, 0, 0);
                 const unsigned a0[4] = {x0.x, x1.x, x0.y, x1.y}, b0[2] = {wv[u][r][h].x, wv[u][r][h].y};
                 const unsigned a1[4] = {x0.z, x1.z, x0.w, x1.w}, b1[2] = {wv[u][r][h].z, wv[u][r][h].w};
-                mma_e4m3(part, a0, b0);
-                mma_e4m3(part, a1, b1);
+                SK_MMA(part, a0, b0);
+                SK_MMA(part, a1, b1);
             }
 #pragma unroll
             for (int c = 0; c < 2 * SK_XR; c++) acc[r][c] += part[c] * (xs[u][c >> 1] * ws[u]); // promotion with both scales
@@ -181,7 +191,7 @@ extern "C" __global__ void __launch_bounds__(256, SK_MINB) __cluster_dims__(SK_S
     extern __shared__ float sk_smem[]; // SK_RED: each warp's sums [warp][column][row of y]; then the CTA's [column][row]
     float (*sk_red)[SK_COLS][SK_MROWS + 1] = (float (*)[SK_COLS][SK_MROWS + 1])sk_smem;
     float (*sk_sum)[SK_MROWS + 1] = (float (*)[SK_MROWS + 1])(sk_smem + SK_RED);
-    const long long M = SK_M, N = SK_N, K = SK_K, nkb = SK_NKB;
+    const long long M = SK_M, N = SK_N, K = SK_KB, nkb = SK_NKB;
     const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31, g = lane >> 2, q = lane & 3;
     const unsigned rank = SK_SPLIT > 1 ? sk_cluster_rank() : 0; // the CTA's part of K
     const long long n0 = (long long)(blockIdx.x / SK_SPLIT) * SK_COLS;
@@ -243,6 +253,11 @@ extern "C" __global__ void __launch_bounds__(256, SK_MINB) __cluster_dims__(SK_S
     if (SK_SPLIT > 1) sk_cluster_sync(); // no CTA leaves while another reads its shared memory
 }
 #undef SK_WSA
+#undef SK_BF16
+#undef SK_KB
+#undef SK_MMA
+#undef SK_MMA_0
+#undef SK_MMA_1
 #undef SK_KW
 #undef SK_RED
 #undef SK_SPLIT

@@ -285,23 +285,36 @@ static void test_k_split_launch(void **state) {
     PassPipeline pp;
     PassRunOptions ro = {0};
     assert_true(pass_pipeline_parse(a, d, "shape-infer,fuse", &pp) && pass_pipeline_run(&pp, g, &ro, d));
-    CgProgram *p = cg_generate(a, d, g, NULL);
-    assert_non_null(p);
-    const CgKernel *ck = NULL;
-    for (int k = 0; k < p->nkernels; k++)
-        if (p->kernels[k].lib.kind == CG_LIB_BF16_GEMM) ck = &p->kernels[k];
-    assert_non_null(ck);
-    assert_int_equal(ck->lib.span, 3);
-    const CgPhase *f = &ck->phases[ck->lib.phase];
-    assert_int_equal(f[0].rule, CG_ITEMS_K_WHOLE);
-    assert_int_equal(f[1].rule, CG_ITEMS_K_SPLIT);
-    assert_int_equal(f[2].rule, CG_ITEMS_K_SUM);
-    int sm = ir_graph_find_dim(g, "M");
-    int64_t sym[IR_MAX_DIM_SYMS] = {0};
-    sym[sm] = 1; /* 2 output tiles, 16 steps of 64 bf16: 8 parts of 2 */
-    assert_true(cg_phase_items(&f[0], sym) == 0 && cg_phase_items(&f[1], sym) == 8 * 2 && cg_phase_items(&f[2], sym) == 256);
-    sym[sm] = 100; /* two row tiles: the whole-K tile only */
-    assert_true(cg_phase_items(&f[0], sym) == 2 * 2 && cg_phase_items(&f[1], sym) == 0 && cg_phase_items(&f[2], sym) == 0);
+    for (int skinny = 0; skinny < 2; skinny++) { /* the tile alone (no_skinny), then the skinny-M form below it */
+        CgProgram *p = cg_generate(a, d, g, &(CgGenOptions){.no_skinny = !skinny});
+        assert_non_null(p);
+        const CgKernel *ck = NULL;
+        for (int k = 0; k < p->nkernels; k++)
+            if (p->kernels[k].lib.kind == CG_LIB_BF16_GEMM) ck = &p->kernels[k];
+        assert_non_null(ck);
+        assert_int_equal(ck->lib.span, skinny ? 5 : 3);
+        const CgPhase *sk = &ck->phases[ck->lib.phase], *f = sk + (skinny ? 2 : 0);
+        assert_int_equal(f[0].rule, CG_ITEMS_K_WHOLE);
+        assert_int_equal(f[1].rule, CG_ITEMS_K_SPLIT);
+        assert_int_equal(f[2].rule, CG_ITEMS_K_SUM);
+        int sm = ir_graph_find_dim(g, "M");
+        int64_t sym[IR_MAX_DIM_SYMS] = {0};
+        if (skinny) { /* BF16 through gemm_skinny2.cuh at M <= 8 (one launch: 32 groups of 8 rows), gemm_skinny.cuh to 32 */
+            assert_true(strstr(sk[0].fn, "linear_bf16_skinny2_m8") && strstr(sk[1].fn, "linear_bf16_skinny_m32"));
+            assert_true(strstr(p->modules[ck->module].source, "#define SK_BF16 1\n") != NULL);
+            for (int64_t M = 1; M <= 40; M++) {
+                sym[sm] = M;
+                int64_t n0 = cg_phase_items(&sk[0], sym), n1 = cg_phase_items(&sk[1], sym), t = 0;
+                for (int i = 0; i < 3; i++) t += cg_phase_items(&f[i], sym);
+                assert_true(M <= 8 ? n0 == 32 && n1 == 0 && t == 0 : M <= CG_SKINNY_M ? n0 == 0 && n1 > 0 && t == 0 : n0 == 0 && n1 == 0 && t > 0);
+            }
+            sym[sm] = 33; /* above: the tile's K split as without the skinny form */
+        } else
+            sym[sm] = 1; /* 2 output tiles, 16 steps of 64 bf16: 8 parts of 2 */
+        assert_true(cg_phase_items(&f[0], sym) == 0 && cg_phase_items(&f[1], sym) == 8 * 2 && cg_phase_items(&f[2], sym) == 256 * sym[sm]);
+        sym[sm] = 100; /* two row tiles: the whole-K tile only */
+        assert_true(cg_phase_items(&f[0], sym) == 2 * 2 && cg_phase_items(&f[1], sym) == 0 && cg_phase_items(&f[2], sym) == 0);
+    }
     arena_free(a);
 }
 
@@ -496,7 +509,8 @@ static void test_cache_rejects_bad_entries(void **state) {
  * skinny-M GEMM (M <= 32) takes 9 of their 10 split-K sums inside the
  * GEMM, so 44 launches remained, one of them a split-K sum; the MoE gate
  * after the router GEMM in one kernel (route_topk.cuh) instead of four,
- * and the LM head writing its f32 logits, leave 40. */
+ * and the LM head writing its f32 logits, leave 40; the BF16 router GEMM's
+ * skinny-M form (one launch instead of a K split and its sum) 39. */
 /* Launches of kernel k at dims sym: its phases that run, or with
  * cuBLASLt taking its GEMM (lib), the library call in place of the phases
  * it replaces. */
@@ -595,18 +609,20 @@ static void test_decode_launches(void **state) {
     }
     free(wonly), free(kof), free(used);
     assert_int_equal(heads, 1);
-    assert_int_equal(launches, 40); /* 44 before the LM head wrote its f32 logits and the MoE gate was one kernel */
+    assert_int_equal(launches, 39); /* 44 before the LM head wrote its f32 logits and the MoE gate was one kernel, 40 before the
+                                     * BF16 router GEMM's skinny-M form */
     int gates = 0; /* the MoE layer's gate is the route_topk kernel */
     for (int k = 0; k < p->nkernels; k++)
         for (int f = 0; f < p->kernels[k].nphases; f++) gates += strstr(p->kernels[k].phases[f].fn, "route_topk") != NULL;
     assert_int_equal(gates, 1);
-    assert_int_equal(sums, 1);
+    assert_int_equal(sums, 0); /* the router GEMM's was the last */
     assert_int_equal(sorts, 1); /* one expert sort for the MoE layer */
-    /* batch 32 with every GEMM of a library form on cuBLASLt (11, 10 of them FP8): 40 launches, the library calls among
-     * them; 57 before (a scale transpose before each FP8 call, the cast after the head, the MoE gate in four) */
+    /* batch 32 with every GEMM of a library form on cuBLASLt (11, 10 of them FP8): 39 launches, the library calls among
+     * them; 57 before (a scale transpose before each FP8 call, the cast after the head, the MoE gate in four), 40 before
+     * the router GEMM (f32 y from bf16 operands: no library form) ran its skinny-M form instead of a K split and its sum */
     assert_int_equal(fp8_libs, 10);
     assert_int_equal(lib_calls, 11);
-    assert_int_equal(with_lib, 40);
+    assert_int_equal(with_lib, 39);
     arena_free(a);
 }
 

@@ -9,8 +9,10 @@
  * the head's BF16 GEMM at every M (D in f32), the FP8 one at M = 100 (its
  * rows a multiple of 4), reading the scales where the quantize put them.
  *
- * Head: `cast(linear(x, w), f32)` at M = 1 (K split between blocks), 3, 17
- * and 100 (two row tiles). The program must hold one kernel for both ops,
+ * Head: `cast(linear(x, w), f32)` at M = 1, 3, 17 (the BF16 skinny-M form:
+ * gemm_skinny2.cuh at M <= 8, gemm_skinny.cuh above, writing f32; with
+ * DSCC_SKINNY_BF16=0 the tile, K split between blocks at M = 1) and 100
+ * (two row tiles). The program must hold one kernel for both ops,
  * the linear unstored; the logits must match the CPU's within 4e-3 rel L2
  * (bf16 storage: the tile's bf16 products and f32 sums against the CPU's
  * f32 ones), and within 1e-5 with f32 storage (only the order of the f32
@@ -78,7 +80,8 @@ static uint64_t test_seed(void) {
 
 /* The program's layout facts: the head's cast is written by its linear's
  * kernel (the linear not stored), every act_scale is stored K-block-major;
- * an FP8 linear has its skinny form only when DSCC_GEMM_SKINNY allows it. */
+ * an FP8 linear has its skinny form only when DSCC_GEMM_SKINNY allows it,
+ * the BF16 head (bf16 storage) only when DSCC_SKINNY_BF16 does too. */
 static void check_program(const IrGraph *g, bool f32, bool fp8) {
     Arena *a = arena_new();
     DiagEngine *d = diag_new(a, stderr);
@@ -103,7 +106,9 @@ static void check_program(const IrGraph *g, bool f32, bool fp8) {
     }
     assert_int_equal(casts, fp8 ? 0 : 1);
     assert_true(fp8 ? scales == 1 : scales == 0);
-    assert_int_equal(skinny, fp8 && !(env && strcmp(env, "0") == 0));
+    const char *eb = getenv("DSCC_SKINNY_BF16");
+    bool bf16_skinny = !f32 && !(eb && strcmp(eb, "0") == 0);
+    assert_int_equal(skinny, (fp8 || bf16_skinny) && !(env && strcmp(env, "0") == 0));
     arena_free(a);
 }
 
@@ -167,6 +172,12 @@ static void check_head(bool f32) {
 }
 
 static void test_head(void **state) { (void)state, check_head(false); }
+static void test_head_tile(void **state) {
+    (void)state;
+    setenv("DSCC_SKINNY_BF16", "0", 1);
+    check_head(false);
+    unsetenv("DSCC_SKINNY_BF16");
+}
 static void test_head_f32(void **state) { (void)state, check_head(true); }
 
 /* an FP8 linear: K = 1024 (8 K blocks: cuBLASLt's whole groups of 4), N = 200 (a ragged last tile), rows of the skinny
@@ -183,7 +194,7 @@ static void test_fp8_tile(void **state) { (void)state, check_fp8(false); }
 
 int main(void) {
     if (!tu_hopper()) return 77;
-    const struct CMUnitTest tests[] = {cmocka_unit_test(test_head), cmocka_unit_test(test_head_f32), cmocka_unit_test(test_fp8_skinny),
-                                       cmocka_unit_test(test_fp8_tile)};
+    const struct CMUnitTest tests[] = {cmocka_unit_test(test_head),       cmocka_unit_test(test_head_tile), cmocka_unit_test(test_head_f32),
+                                       cmocka_unit_test(test_fp8_skinny), cmocka_unit_test(test_fp8_tile)};
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -1,6 +1,7 @@
-/* test_gpu_skinny.c — the skinny-M FP8 linear (codegen/kernels/gemm_skinny.cuh)
- * against the CPU executor, at decode row counts M = 1, 3, 17, 32 (the
- * last as B = 2 rows of S = 16: M is a product of symbols) on shapes whose
+/* test_gpu_skinny.c — the skinny-M FP8 linear (codegen/kernels/gemm_skinny2.cuh
+ * and gemm_skinny.cuh) against the CPU executor, at decode row counts
+ * M = 1, 3, 13, 32 (the last as B = 2 rows of S = 16: M is a product of
+ * symbols) on shapes whose
  * K is no multiple of 1024 and whose N is no multiple of a block's rows:
  * kv_a's N = 576 (K = 1536), q_a + kv_a's N = 2112 (K = 512), a ragged
  * N = 100 with K = 720 (a last K block of 80, a last 8-row group of 4), and
@@ -21,7 +22,20 @@
  * rel L2 of y: 4e-3 with bf16 storage (the GPU rounds y to bf16, 2^-9),
  * 1e-5 with f32 storage (FP8 products are exact, only the order of the
  * f32 sums differs). The test also checks that the skinny phase is the one
- * that ran: the program's FP8 linear runs it, and not the tile, at these M. */
+ * that ran: the program's FP8 linear runs it, and not the tile, at these M;
+ * with DSCC_SKINNY_V2=1 (or DSCC_SKINNY's v2=1; BF16 linears by default) at
+ * M <= 8 it is gemm_skinny2.cuh's (a persistent grid streaming through a
+ * cp.async ring), and for FP8 at M <= 16 too, the tile above; else
+ * gemm_skinny.cuh's to 32 rows. The cluster K splits run with
+ * DSCC_SKINNY_MAX=32. N = 4000 with K = 2960 (500 column groups over 250
+ * blocks: two groups a block of two stages each, the ring running on from
+ * one group to the next through all three slots, a last K block of 16
+ * bytes), N = 40 with K = 4096, and the latter at u=1 (four stages a
+ * group) check the persistent grid; the same at DSCC_SKINNY_V2=0 checks the form
+ * before it. A malformed DSCC_SKINNY_V2 stops codegen too. BF16 linears
+ * (the MoE router's f32 form and a ragged bf16 one) run the same two
+ * kernels with SK_BF16 (mma m16n8k16 BF16, no scales), bound 4e-3.
+ * DSCC_SKINNY_MAX=16 hands M = 17 to the tile; a malformed one stops codegen. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -44,8 +58,9 @@
 typedef struct {
     const IrGraph *g;
     GpuExec *gx;
-    double err; /* the fp8_linear's rel L2 */
+    double err; /* the fp8_linear's (linear's) rel L2 */
     int linears;
+    IrOp op; /* IR_OP_FP8_LINEAR, or IR_OP_LINEAR for the BF16 form */
 } Cmp;
 
 /* After the CPU computes node id: the fp8_linear's error against the GPU's
@@ -57,7 +72,7 @@ static void take_gpu(void *ctx, int id, float *c, int64_t nc) {
     const float *gv = n->op == IR_OP_INPUT || n->op == IR_OP_WEIGHT ? NULL : gpu_exec_value(m->gx, id, &ng);
     if (!gv) return;
     assert_int_equal(nc, ng);
-    if (n->op == IR_OP_FP8_LINEAR) {
+    if (n->op == m->op) {
         m->err = tu_rel_l2(gv, c, nc);
         m->linears++;
     }
@@ -66,7 +81,7 @@ static void take_gpu(void *ctx, int id, float *c, int64_t nc) {
 
 /* The phases of the program's fp8_linear that run at M rows: whether the skinny one does, and whether any other does;
  * *split: the skinny form's K split (SK_SPLIT of its module). */
-static void phases_at(const IrGraph *g, bool f32, int64_t B, int64_t S, bool *skinny, bool *tile, int *split) {
+static void phases_at(const IrGraph *g, IrOp op, bool f32, int64_t B, int64_t S, bool *skinny, bool *tile, int *split, bool *v2) {
     Arena *a = arena_new();
     DiagEngine *d = diag_new(a, stderr);
     CgGenOptions o = {.f32_storage = f32};
@@ -74,12 +89,12 @@ static void phases_at(const IrGraph *g, bool f32, int64_t B, int64_t S, bool *sk
     assert_non_null(p);
     int64_t sym[IR_MAX_DIM_SYMS] = {0};
     sym[ir_graph_find_dim(g, "B")] = B, sym[ir_graph_find_dim(g, "S")] = S;
-    *skinny = *tile = false;
+    *skinny = *tile = *v2 = false;
     *split = 0;
     for (int k = 0; k < p->nkernels; k++) {
         const CgKernel *ck = &p->kernels[k];
         bool lin = false;
-        for (int j = 0; j < ck->nnodes; j++) lin |= g->nodes[ck->nodes[j]]->op == IR_OP_FP8_LINEAR;
+        for (int j = 0; j < ck->nnodes; j++) lin |= g->nodes[ck->nodes[j]]->op == op;
         if (!lin) continue;
         const char *sp = strstr(p->modules[ck->module].source, "#define SK_SPLIT ");
         if (sp) *split = atoi(sp + strlen("#define SK_SPLIT "));
@@ -87,7 +102,8 @@ static void phases_at(const IrGraph *g, bool f32, int64_t B, int64_t S, bool *sk
             const CgPhase *f = &ck->phases[ph];
             if (cg_phase_items(f, sym) <= 0) continue;
             if (strstr(f->fn, "skinny")) *skinny = true;
-            if (f->amin == CG_SKINNY_M) *tile = true; /* the tile's phases run only above */
+            if (strstr(f->fn, "skinny2")) *v2 = true;
+            if (!strstr(f->fn, "skinny") && f->amin > 0) *tile = true; /* the tile's phases run only above the skinny form's rows */
         }
     }
     arena_free(a);
@@ -103,24 +119,31 @@ static uint64_t test_seed(void) {
     return seed;
 }
 
-/* y = silu(linear(x, w)) with w [N, K] through the fp8 pipeline, at each (B, S) of rows, on both executors;
- * the skinny form's K split must be `split` (0: any). */
+/* The linear under test: FP8 (fp8-quant makes it an fp8_linear), or BF16 (bf16_y: bf16 y; else the router's form,
+ * f32 y of f32 casts of bf16 x and w, which the GEMM reads as bf16) */
+static enum { LIN_FP8, LIN_BF16, LIN_BF16_F32 } lin_kind;
+
+/* y = silu(linear(x, w)) with w [N, K] through the fp8 pipeline (or lin_kind's), at each (B, S) of rows, on both
+ * executors; the skinny form's K split must be `split` (0: any). */
 static void check_split(int64_t N, int64_t K, bool f32, const int64_t (*rows)[2], int nrows, int split) {
     Arena *a = arena_new();
     DiagEngine *d = diag_new(a, stderr);
-    char *src = arena_printf(a, "dim B, S;\ninput x: bf16[B, S, %lld];\nweight w: bf16[%lld, %lld] = \"w\";\noutput y = silu(linear(x, w));\n",
-                             (long long)K, (long long)N, (long long)K);
+    const char *lin = lin_kind == LIN_BF16_F32 ? "linear(cast(x, f32), cast(w, f32))" : "linear(x, w)";
+    char *src = arena_printf(a, "dim B, S;\ninput x: bf16[B, S, %lld];\nweight w: bf16[%lld, %lld] = \"w\";\noutput y = silu(%s);\n",
+                             (long long)K, (long long)N, (long long)K, lin);
     IrGraph *g = fe_compile_string(a, d, "skinny.dsl", src, strlen(src), &(FeOptions){NULL, NULL, 0});
     assert_non_null(g);
     PassPipeline pp;
     PassRunOptions ro = {0};
-    assert_true(pass_pipeline_parse(a, d, "shape-infer,fold-constants,dce,fp8-quant,cse,dce,fuse", &pp) && pass_pipeline_run(&pp, g, &ro, d));
+    const char *pipe = lin_kind == LIN_FP8 ? "shape-infer,fold-constants,dce,fp8-quant,cse,dce,fuse" : "shape-infer,fold-constants,dce,cse,dce,fuse";
+    assert_true(pass_pipeline_parse(a, d, pipe, &pp) && pass_pipeline_run(&pp, g, &ro, d));
+    const IrOp op = lin_kind == LIN_FP8 ? IR_OP_FP8_LINEAR : IR_OP_LINEAR;
     uint64_t seed = test_seed() + (uint64_t)(N * 131 + K);
     CpuWeightSource ws = cpu_random_weights(&seed);
     GpuOptions go = {.max_batch = 2, .max_seq = 32, .max_ctx = 32, .keep_all = true, .f32_storage = f32, .no_blas = true};
     GpuExec *gx = gpu_exec_new(g, &ws, &go, d);
     assert_non_null(gx);
-    Cmp m = {.g = g, .gx = gx};
+    Cmp m = {.g = g, .gx = gx, .op = op};
     CpuOptions co = {.threads = 4, .after_node = take_gpu, .hook_ctx = &m};
     CpuExec *cx = cpu_exec_new(g, &ws, &co, d);
     assert_non_null(cx);
@@ -137,13 +160,20 @@ static void check_split(int64_t N, int64_t K, bool f32, const int64_t (*rows)[2]
         m.linears = 0;
         assert_true(gpu_exec_run(gx, in, 1, d));
         assert_true(cpu_exec_run(cx, in, 1, d));
-        bool skinny, tile;
+        bool skinny, tile, v2;
         int sp;
-        phases_at(g, f32, B, S, &skinny, &tile, &sp);
-        fprintf(stderr, "N %lld, K %lld, M %lld (%lld x %lld), %s storage: fp8_linear rel L2 %.2e%s, K split %d\n", (long long)N, (long long)K,
-                (long long)(B * S), (long long)B, (long long)S, f32 ? "f32" : "bf16", m.err, skinny && !tile ? " (skinny form)" : "", sp);
+        phases_at(g, op, f32, B, S, &skinny, &tile, &sp, &v2);
+        fprintf(stderr, "N %lld, K %lld, M %lld (%lld x %lld), %s storage: %s rel L2 %.2e%s, K split %d\n", (long long)N, (long long)K,
+                (long long)(B * S), (long long)B, (long long)S, f32 ? "f32" : "bf16", op == IR_OP_LINEAR ? "bf16 linear" : "fp8_linear", m.err, skinny && !tile ? " (skinny form)" : "", sp);
         assert_int_equal(m.linears, 1);
-        assert_true(skinny && !tile);
+        const char *e2 = getenv("DSCC_SKINNY_V2"), *e1 = getenv("DSCC_SKINNY"), *emax = getenv("DSCC_SKINNY_MAX");
+        /* gemm_skinny2.cuh: DSCC_SKINNY's v2, else DSCC_SKINNY_V2, else for BF16 only */
+        bool v2_on = e1 && strstr(e1, "v2=") ? strstr(e1, "v2=1") != NULL : e2 && *e2 ? strcmp(e2, "1") == 0 : lin_kind != LIN_FP8;
+        /* the tile above `top` rows: DSCC_SKINNY_MAX, else 16 for FP8 on gemm_skinny2.cuh, else 32 */
+        const int64_t top = emax ? atoi(emax) : lin_kind == LIN_FP8 && v2_on ? 16 : CG_SKINNY_M;
+        assert_true(B * S <= top ? skinny && !tile : tile && !skinny);
+        /* gemm_skinny2.cuh at M <= 8, and at M <= 16 when the form stops there (these shapes' 16 rows of x fit) */
+        assert_int_equal(v2, v2_on && (B * S <= 8 || (B * S <= top && top <= 16)));
         if (split) assert_int_equal(sp, split);
         assert_true(m.err <= (f32 ? 1e-5 : 4e-3));
     }
@@ -155,14 +185,17 @@ static void check_split(int64_t N, int64_t K, bool f32, const int64_t (*rows)[2]
 
 static void check_shape(int64_t N, int64_t K, bool f32, const int64_t (*rows)[2], int nrows) { check_split(N, K, f32, rows, nrows, 0); }
 
-static const int64_t ROWS[][2] = {{1, 1}, {1, 3}, {1, 17}, {2, 16}};
+static const int64_t ROWS[][2] = {{1, 1}, {1, 3}, {1, 13}, {2, 16}};
 static const int64_t SPLIT_ROWS[][2] = {{1, 1}, {1, 3}, {1, 8}, {1, 9}, {1, 17}, {2, 16}};
 
-/* K split over clusters: DSCC_SKINNY's `env` ("" none: codegen's choice) must give `split`. */
+/* K split over clusters: DSCC_SKINNY's `env` ("" none: codegen's choice) must give `split` (gemm_skinny.cuh at 8 < M <= 32:
+ * DSCC_SKINNY_MAX=32). */
 static void check_env(int64_t N, int64_t K, bool f32, const char *env, int split) {
     if (*env) setenv("DSCC_SKINNY", env, 1);
+    setenv("DSCC_SKINNY_MAX", "32", 1);
     check_split(N, K, f32, SPLIT_ROWS, 6, split);
     unsetenv("DSCC_SKINNY");
+    unsetenv("DSCC_SKINNY_MAX");
 }
 
 static void test_kv_a(void **state) { (void)state, check_shape(576, 1536, false, ROWS, 4); }
@@ -179,10 +212,80 @@ static void test_split3_ragged(void **state) { (void)state, check_env(100, 720, 
 /* 9 K blocks over 64 warps, four 8-row groups a warp */
 static void test_split8(void **state) { (void)state, check_env(264, 1040, false, "rb=4,u=2,split=8,minb=1,u32=1", 8); }
 
+/* gemm_skinny2.cuh's persistent grid: two column groups a block (and the same shapes with gemm_skinny.cuh) */
+static const int64_t V2_ROWS[][2] = {{1, 1}, {1, 5}, {1, 9}, {1, 16}, {1, 17}};
+static void check_v2(const char *v2) {
+    if (*v2) setenv("DSCC_SKINNY_V2", v2, 1);
+    check_shape(4000, 2960, true, V2_ROWS, 5);
+    check_shape(40, 4096, false, V2_ROWS, 5);
+    unsetenv("DSCC_SKINNY_V2");
+}
+static void test_v2_persistent(void **state) { (void)state, check_v2("1"); }
+static void test_v2_off(void **state) { (void)state, check_v2("0"); }
+/* DSCC_SKINNY's v2=0 and v2=1, and u for gemm_skinny2.cuh (one K block a stage: four stages a group of 32 K blocks; three) */
+static void test_v2_env(void **state) {
+    (void)state;
+    check_env(40, 4096, false, "v2=0", 4);
+    check_env(40, 4096, false, "v2=1,rb=2,u=1", 4);
+    check_env(40, 4096, false, "v2=1,rb=1,u=3", 4); /* 4 K blocks a warp in stages of 3: the second one partly empty */
+}
+
+/* BF16 linears (SK_BF16): the router's shape at a smaller K (256 x 1536, f32 y from the GEMM) and a ragged one with
+ * bf16 y (100 x 712: a last K block of 16 bytes), at M = 1, 3, 9, 17, 32; then the same with DSCC_SKINNY_V2=0 */
+static void check_bf16(void) {
+    static const int64_t rows[][2] = {{1, 1}, {1, 3}, {1, 9}, {1, 17}, {2, 16}};
+    lin_kind = LIN_BF16_F32;
+    check_shape(256, 1536, false, rows, 5);
+    lin_kind = LIN_BF16;
+    check_shape(100, 712, false, rows, 5);
+    lin_kind = LIN_FP8;
+}
+static void test_bf16(void **state) { (void)state, check_bf16(); }
+static void test_bf16_v1(void **state) {
+    (void)state;
+    setenv("DSCC_SKINNY_V2", "0", 1);
+    check_bf16();
+    unsetenv("DSCC_SKINNY_V2");
+}
+
+/* DSCC_SKINNY_MAX=16: the skinny form to 16 rows, the tile from 17 (FP8 and BF16) */
+static void test_max16(void **state) {
+    (void)state;
+    static const int64_t rows[][2] = {{1, 1}, {1, 16}, {1, 17}};
+    setenv("DSCC_SKINNY_MAX", "16", 1);
+    check_shape(576, 1536, false, rows, 3);
+    lin_kind = LIN_BF16_F32;
+    check_shape(256, 1536, false, rows, 3);
+    lin_kind = LIN_FP8;
+    unsetenv("DSCC_SKINNY_MAX");
+}
+
+/* A malformed DSCC_SKINNY_V2 (or DSCC_SKINNY_MAX): codegen stops and says why. */
+static void test_bad_v2(void **state) {
+    (void)state;
+    Arena *a = arena_new();
+    DiagEngine *d = diag_new(a, NULL);
+    static const char src[] = "dim M;\ninput x: bf16[M, 512];\nweight w: bf16[64, 512] = \"w\";\noutput y = silu(linear(x, w));\n";
+    IrGraph *g = fe_compile_string(a, d, "k.dsl", src, sizeof src - 1, NULL);
+    PassPipeline pp;
+    PassRunOptions ro = {0};
+    assert_true(g && pass_pipeline_parse(a, d, "shape-infer,fp8-quant,fuse", &pp) && pass_pipeline_run(&pp, g, &ro, d));
+    static const char *const bad[][2] = {{"DSCC_SKINNY_V2", "2"}, {"DSCC_SKINNY_MAX", "7"}, {"DSCC_SKINNY_MAX", "33"}, {"DSCC_SKINNY_MAX", "16x"}};
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        int errs = diag_error_count(d);
+        setenv(bad[i][0], bad[i][1], 1);
+        CgProgram *p = cg_generate(a, d, g, &(CgGenOptions){0});
+        unsetenv(bad[i][0]);
+        assert_null(p);
+        assert_true(diag_error_count(d) > errs);
+    }
+    arena_free(a);
+}
+
 /* A malformed DSCC_SKINNY: codegen stops and says why. */
 static void test_bad_env(void **state) {
     (void)state;
-    static const char *const bad[] = {"split=9", "rb=3", "u=0", "minb=5", "split", "split=2,", "depth=2", "u=2x"};
+    static const char *const bad[] = {"split=9", "rb=3", "u=0", "minb=5", "split", "split=2,", "depth=2", "u=2x", "v2=2"};
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
         Arena *a = arena_new();
         DiagEngine *d = diag_new(a, NULL);
@@ -204,6 +307,9 @@ int main(void) {
     if (!tu_hopper()) return 77;
     const struct CMUnitTest tests[] = {cmocka_unit_test(test_kv_a),        cmocka_unit_test(test_qkv_a),         cmocka_unit_test(test_ragged_f32),
                                        cmocka_unit_test(test_two_groups),  cmocka_unit_test(test_split_default), cmocka_unit_test(test_split4),
-                                       cmocka_unit_test(test_split3_ragged), cmocka_unit_test(test_split8),      cmocka_unit_test(test_bad_env)};
+                                       cmocka_unit_test(test_split3_ragged), cmocka_unit_test(test_split8),      cmocka_unit_test(test_bad_env),
+                                       cmocka_unit_test(test_v2_persistent), cmocka_unit_test(test_v2_off),      cmocka_unit_test(test_v2_env),
+                                       cmocka_unit_test(test_bad_v2),        cmocka_unit_test(test_bf16),         cmocka_unit_test(test_bf16_v1),
+                                       cmocka_unit_test(test_max16)};
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
