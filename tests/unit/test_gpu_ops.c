@@ -54,6 +54,7 @@
 #include "passes/passes.h"
 #include "runtime/gpu.h"
 #include "runtime/runtime.h"
+#include "tests/unit/testutil.h"
 
 #define FIX DSCC_SOURCE_DIR "/tests/fixtures/"
 
@@ -103,21 +104,6 @@ static void compare_node(void *ctx, int id, float *c, int64_t nc) {
     if (n->op != IR_OP_WEIGHT) memcpy(c, gv, sizeof(float) * (size_t)nc);
 }
 
-/* The seed of a random model's weights and tokens: DSCC_TEST_SEED, or the
- * clock (a different model each run), printed so a failure can be rerun. */
-static uint64_t test_seed(void) {
-    static uint64_t seed;
-    static bool known;
-    if (!known) {
-        const char *e = getenv("DSCC_TEST_SEED");
-        seed = e && *e ? strtoull(e, NULL, 10) : (uint64_t)time(NULL);
-        known = true;
-        fprintf(stderr, "random models from seed %llu (DSCC_TEST_SEED=%llu reruns them)\n", (unsigned long long)seed,
-                (unsigned long long)seed);
-    }
-    return seed;
-}
-
 /* Compiles the model (fixture checkpoint `dir`, or seeded random weights
  * with models/tiny/config.json and `sets` when dir is NULL), runs both
  * executors on the same B x S tokens and compares every stored value. */
@@ -143,12 +129,12 @@ static void check_graph(const char *dir, const FeSetting *sets, int nsets, bool 
     } else { /* fresh random ids each run */
         tok.shape[0] = 2, tok.shape[1] = 96;
         tok.data = malloc(sizeof(float) * 2 * 96);
-        srand((unsigned)test_seed());
+        srand((unsigned)tu_test_seed());
         for (int i = 0; i < 2 * 96; i++) tok.data[i] = (float)(rand() % 1000);
     }
     int64_t B = tok.shape[0], S = tok.shape[1];
 
-    uint64_t seed = test_seed();
+    uint64_t seed = tu_test_seed();
     CpuWeightSource ws = ck ? (CpuWeightSource){rt_checkpoint_read_f32, ck} : cpu_random_weights(&seed);
     /* decode: the first S - decode positions as a prefill, then `decode` steps of one position each;
      * both executors take every step, the comparison covers every step */
@@ -289,9 +275,9 @@ static void test_fp8_decode_graphs(void **state) {
     assert_true(pass_pipeline_run(&pp, g, &ro, d));
     enum { B = 2, P = 40, STEPS = 5, V = 1000 };
     float tok[B * (P + STEPS)];
-    srand((unsigned)test_seed());
+    srand((unsigned)tu_test_seed());
     for (int i = 0; i < B * (P + STEPS); i++) tok[i] = (float)(rand() % V);
-    uint64_t seed = test_seed();
+    uint64_t seed = tu_test_seed();
     CpuWeightSource ws = cpu_random_weights(&seed);
     GpuOptions go = {.max_batch = B, .max_seq = P, .max_ctx = P + STEPS};
     GpuExec *gx = gpu_exec_new(g, &ws, &go, d);

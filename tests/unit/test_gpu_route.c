@@ -43,16 +43,6 @@ typedef struct {
     double scale;
 } Gate;
 
-static uint64_t test_seed(void) {
-    const char *e = getenv("DSCC_TEST_SEED");
-    static uint64_t seed;
-    if (!seed) {
-        seed = e && *e ? strtoull(e, NULL, 10) : (uint64_t)time(NULL);
-        fprintf(stderr, "random logits from seed %llu (DSCC_TEST_SEED reruns them)\n", (unsigned long long)seed);
-    }
-    return seed;
-}
-
 static uint32_t next(uint64_t *s) {
     *s = *s * 6364136223846793005ull + 1442695040888963407ull;
     return (uint32_t)(*s >> 33);
@@ -168,7 +158,7 @@ static void check_gate(const Gate *t, const int64_t (*bs)[2], int nbs) {
         for (int f = 0; f < p->kernels[k].nphases; f++) phases++, gates += strstr(p->kernels[k].phases[f].fn, "route_topk") != NULL;
     assert_int_equal(gates, 1);
     assert_int_equal(phases, 1);
-    uint64_t seed = test_seed() + (uint64_t)t->E * 31 + (uint64_t)t->K;
+    uint64_t seed = tu_test_seed() + (uint64_t)t->E * 31 + (uint64_t)t->K;
     CpuWeightSource ws = cpu_random_weights(&seed);
     GpuOptions go = {.max_batch = 4, .max_seq = 100, .max_ctx = 100, .keep_all = true, .no_blas = true};
     GpuExec *gx = gpu_exec_new(g, &ws, &go, d);

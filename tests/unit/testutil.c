@@ -140,3 +140,24 @@ bool tu_hopper(void) {
     arena_free(a);
     return ok;
 }
+
+uint64_t tu_test_seed(void) {
+    static uint64_t seed;
+    static bool known;
+    if (!known) {
+        const char *e = getenv("DSCC_TEST_SEED");
+        seed = e && *e ? strtoull(e, NULL, 10) : (uint64_t)time(NULL);
+        known = true;
+        fprintf(stderr, "random weights and inputs from seed %llu (DSCC_TEST_SEED=%llu reruns them)\n", (unsigned long long)seed,
+                (unsigned long long)seed);
+    }
+    return seed;
+}
+
+const float *tu_gpu_value(GpuExec *gx, const IrNode *n, int64_t nc) {
+    if (n->op == IR_OP_INPUT || n->op == IR_OP_WEIGHT) return NULL;
+    int64_t ng = 0;
+    const float *gv = gpu_exec_value(gx, n->id, &ng);
+    if (gv) assert_int_equal(nc, ng);
+    return gv;
+}

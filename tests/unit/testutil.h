@@ -11,6 +11,7 @@
 #include "cpu/cpu.h"
 #include "frontend/frontend.h"
 #include "passes/passes.h"
+#include "runtime/gpu.h"
 #include "runtime/runtime.h"
 
 /* ---- a checkpoint fixture --------------------------------------------- */
@@ -54,5 +55,13 @@ int tu_wait(pid_t pid);
 /* Whether device 0 is a Hopper GPU (sm_90, real or emulated); when it is
  * not, prints "skipped: <why>" and the test's main returns 77 (CTest's skip). */
 bool tu_hopper(void);
+
+/* The seed of a test's random weights and inputs: DSCC_TEST_SEED, or the
+ * clock (different data each run), printed once so a failure can be rerun. */
+uint64_t tu_test_seed(void);
+/* The GPU's stored value of node n for a CPU-side comparison (cpu_exec's
+ * per-node hook): NULL for inputs and weights and for values a fused kernel
+ * never stores; otherwise asserts that it holds nc elements. */
+const float *tu_gpu_value(GpuExec *gx, const IrNode *n, int64_t nc);
 
 #endif
