@@ -451,22 +451,16 @@ static bool skinny_params(Gen *G, int64_t N, int64_t K, SkinnyParams *p) {
     return true;
 }
 
-/* One instance of gemm_skinny.cuh for M in (lo, hi] (hi 8 or 32): its own
- * phase, so the instance for M <= 8 holds one row of x a thread (the A
- * operand's rows 8..15 are zeros) and gets the registers of that. */
-static void skinny_instance(Gen *G, const SkinnyParams *sp, IrDim M, int lo, int hi, int64_t K, int64_t N, const int *slot, bool bf16) {
-    int64_t blocks = (N + 8 * sp->rb - 1) / (8 * sp->rb) * sp->split;
-    int64_t smem = (int64_t)sizeof(float) * 9 * 8 * sp->rb * (hi + 1); /* each warp's sums and the CTA's */
-    const char *entry = arena_printf(G->a, "p%d_%s_skinny_m%d", G->nphases, bf16 ? "linear_bf16" : "fp8_linear", hi);
-    CgDefine defs[] = {
-        {"SK_U", arena_printf(G->a, "%d", hi > 8 ? sp->u32 : sp->u)},
-        {"SK_MINB", arena_printf(G->a, "%d", sp->minb)},
-        {"SK_MROWS", arena_printf(G->a, "%d", hi)},
-        {"SK_SPLIT", arena_printf(G->a, "%d", sp->split)},
+/* The defines gemm_skinny.cuh and gemm_skinny2.cuh share: the shape, rb
+ * weight-row octets a group, the operands' slots (x, x's scales, w, w's
+ * scales, y) and the BF16 form (no scales). Into out; their count. */
+#define SK_NDEFS 10
+static int skinny_defs(Gen *G, IrDim M, int64_t K, int64_t N, int rb, const int *slot, bool bf16, CgDefine *out) {
+    const CgDefine d[SK_NDEFS] = {
         {"SK_M", cg_dim(G, M)},
         {"SK_N", arena_printf(G->a, "%lldLL", (long long)N)},
         {"SK_K", arena_printf(G->a, "%lldLL", (long long)K)},
-        {"SK_RB", arena_printf(G->a, "%d", sp->rb)},
+        {"SK_RB", arena_printf(G->a, "%d", rb)},
         {"SK_X", arena_printf(G->a, "((const unsigned char *)a.t[%d])", slot[0])},
         {"SK_W", arena_printf(G->a, "((const unsigned char *)a.t[%d])", slot[2])},
         {"SK_XS(m, kb)", bf16 ? "1.0f" : cg_scale_at(G, slot[1], "m", "kb")},
@@ -474,11 +468,29 @@ static void skinny_instance(Gen *G, const SkinnyParams *sp, IrDim M, int lo, int
         {"SK_STORE(i, v)", arena_printf(G->a, "S%d(a, (i), (v))", slot[4])},
         {"SK_BF16", bf16 ? "1" : "0"},
     };
+    memcpy(out, d, sizeof d);
+    return SK_NDEFS;
+}
+
+/* One instance of gemm_skinny.cuh for M in (lo, hi] (hi 8 or 32): its own
+ * phase, so the instance for M <= 8 holds one row of x a thread (the A
+ * operand's rows 8..15 are zeros) and gets the registers of that. */
+static void skinny_instance(Gen *G, const SkinnyParams *sp, IrDim M, int lo, int hi, int64_t K, int64_t N, const int *slot, bool bf16) {
+    int64_t blocks = (N + 8 * sp->rb - 1) / (8 * sp->rb) * sp->split;
+    int64_t smem = (int64_t)sizeof(float) * 9 * 8 * sp->rb * (hi + 1); /* each warp's sums and the CTA's */
+    const char *entry = arena_printf(G->a, "p%d_%s_skinny_m%d", G->nphases, bf16 ? "linear_bf16" : "fp8_linear", hi);
+    CgDefine defs[4 + SK_NDEFS] = {
+        {"SK_U", arena_printf(G->a, "%d", hi > 8 ? sp->u32 : sp->u)},
+        {"SK_MINB", arena_printf(G->a, "%d", sp->minb)},
+        {"SK_MROWS", arena_printf(G->a, "%d", hi)},
+        {"SK_SPLIT", arena_printf(G->a, "%d", sp->split)},
+    };
+    int nd = skinny_defs(G, M, K, N, sp->rb, slot, bf16, defs + 4);
     sb_printf(&G->decl, "// %s at %d < M <= %d: weights streamed in 16-byte loads, mma %s with x as A%s,\n"
                         "// %d weight rows per cluster of %d CTAs, K split between their warps, summed in shared memory (rb=%d u=%d minb=%d split=%d)\n",
               bf16 ? "linear (bf16)" : "fp8_linear", lo, hi, bf16 ? "m16n8k16 BF16" : "m16n8k32 E4M3", bf16 ? "" : ", block scales per K block",
               8 * sp->rb, sp->split, sp->rb, hi > 8 ? sp->u32 : sp->u, sp->minb, sp->split);
-    sb_puts(&G->decl, cg_kernel_instance(G->a, "gemm_skinny", entry, defs, (int)(sizeof defs / sizeof defs[0])));
+    sb_puts(&G->decl, cg_kernel_instance(G->a, "gemm_skinny", entry, defs, 4 + nd));
     cg_phase(G, CG_LAUNCH_BLOCK, M, hi, ir_dim_const(blocks), 1, smem);
     G->phases[G->nphases - 1].fn = entry;
     G->phases[G->nphases - 1].amin = lo;
@@ -549,26 +561,17 @@ static void skinny2_instance(Gen *G, const SkinnyParams *sp, bool set_rb, bool s
     int rb = s.rb, u = s.u, occ = s.occ;
     int64_t groups = s.groups, grid = s.grid;
     const char *entry = arena_printf(G->a, "p%d_%s_skinny2_m%d", G->nphases, bf16 ? "linear_bf16" : "fp8_linear", mrows);
-    CgDefine defs[] = {
+    CgDefine defs[4 + SK_NDEFS] = {
         {"SK_MROWS", arena_printf(G->a, "%d", mrows)},
         {"SK_U", arena_printf(G->a, "%d", u)},
         {"SK_MINB", arena_printf(G->a, "%d", occ)},
         {"SK_GRID", arena_printf(G->a, "%lld", (long long)grid)},
-        {"SK_M", cg_dim(G, M)},
-        {"SK_N", arena_printf(G->a, "%lldLL", (long long)N)},
-        {"SK_K", arena_printf(G->a, "%lldLL", (long long)K)},
-        {"SK_RB", arena_printf(G->a, "%d", rb)},
-        {"SK_X", arena_printf(G->a, "((const unsigned char *)a.t[%d])", slot[0])},
-        {"SK_W", arena_printf(G->a, "((const unsigned char *)a.t[%d])", slot[2])},
-        {"SK_XS(m, kb)", bf16 ? "1.0f" : cg_scale_at(G, slot[1], "m", "kb")},
-        {"SK_WS(i)", bf16 ? "1.0f" : arena_printf(G->a, "L%d(a, (i))", slot[3])},
-        {"SK_STORE(i, v)", arena_printf(G->a, "S%d(a, (i), (v))", slot[4])},
-        {"SK_BF16", bf16 ? "1" : "0"},
     };
+    int nd = skinny_defs(G, M, K, N, rb, slot, bf16, defs + 4);
     sb_printf(&G->decl, "// %s at %d < M <= %d: a persistent grid of %lld blocks over %lld groups of %d weight rows, K split between the 8 warps,\n"
                         "// weights streamed by cp.async through a 3-stage ring (%d K blocks a warp a stage), x in shared memory once (rb=%d u=%d)\n",
               bf16 ? "linear (bf16)" : "fp8_linear", lo, hi, (long long)grid, (long long)groups, 8 * rb, u, rb, u);
-    sb_puts(&G->decl, cg_kernel_instance(G->a, "gemm_skinny2", entry, defs, (int)(sizeof defs / sizeof defs[0])));
+    sb_puts(&G->decl, cg_kernel_instance(G->a, "gemm_skinny2", entry, defs, 4 + nd));
     cg_phase(G, CG_LAUNCH_BLOCK, M, mrows, ir_dim_const(grid), 1, skinny2_smem(rb, u, Kb, mrows));
     G->phases[G->nphases - 1].fn = entry;
     G->phases[G->nphases - 1].amin = lo;
