@@ -139,11 +139,7 @@ static void check_split(int64_t N, int64_t K, bool f32, const int64_t (*rows)[2]
     uint64_t rng = seed;
     for (int r = 0; r < nrows; r++) {
         int64_t B = rows[r][0], S = rows[r][1];
-        for (int64_t i = 0; i < B * S * K; i++) { /* fresh bf16 values each step, a few rows larger than the rest */
-            rng = rng * 6364136223846793005ull + 1442695040888963407ull;
-            float v = (float)((double)(rng >> 11) / 9007199254740992.0 * 2.0 - 1.0) * (i / K % 5 == 2 ? 40.0f : 1.0f);
-            xv[i] = rt_bf16_decode(rt_bf16_encode(v));
-        }
+        tu_bf16_rows(xv, B * S, K, &rng); /* fresh values each step */
         CpuInput in[1] = {{"x", 3, {B, S, K}, xv}};
         m.linears = 0;
         assert_true(gpu_exec_run(gx, in, 1, d));

@@ -161,3 +161,11 @@ const float *tu_gpu_value(GpuExec *gx, const IrNode *n, int64_t nc) {
     if (gv) assert_int_equal(nc, ng);
     return gv;
 }
+
+void tu_bf16_rows(float *x, int64_t rows, int64_t K, uint64_t *rng) {
+    for (int64_t i = 0; i < rows * K; i++) {
+        *rng = *rng * 6364136223846793005ull + 1442695040888963407ull;
+        float v = (float)((double)(*rng >> 11) / 9007199254740992.0 * 2.0 - 1.0) * (i / K % 5 == 2 ? 40.0f : 1.0f);
+        x[i] = rt_bf16_decode(rt_bf16_encode(v));
+    }
+}

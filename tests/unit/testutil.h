@@ -63,5 +63,9 @@ uint64_t tu_test_seed(void);
  * per-node hook): NULL for inputs and weights and for values a fused kernel
  * never stores; otherwise asserts that it holds nc elements. */
 const float *tu_gpu_value(GpuExec *gx, const IrNode *n, int64_t nc);
+/* rows x K values uniform in [-1, 1) from the LCG state *rng, every fifth
+ * row (2, 7, ...) 40x larger, each rounded to bf16 (a GEMM input that
+ * exercises per-row activation scales). */
+void tu_bf16_rows(float *x, int64_t rows, int64_t K, uint64_t *rng);
 
 #endif
