@@ -29,6 +29,8 @@
 #   rounds.sh trace   a traced run (dscc run --trace, random weights) and
 #                     the kernels of its batch-1 decode step by time;
 #   rounds.sh deepgemm  DeepGEMM's FP8 GEMM at bench_gemm's shapes (DG_S seconds);
+#   rounds.sh trace1k the same for a 1,024-token prefill, its top 50 kernels;
+#   rounds.sh ncu     Nsight Compute on the MLA decode kernel, where ncu exists;
 #   rounds.sh peers   transformers, DeepSeek's inference code (.peers, from
 #                     tools/fetch_peers.sh) and bench_mtp.
 # Logs go to $OUT (or a temporary folder). build/ comes from
@@ -98,6 +100,17 @@ case "$mode" in
       --prefill 16 --generate 4 --trace "$out/trace.json"
     TAIL=60 step trace_top 60 python3 bench/trace_top.py "$out/trace.json" 45 --step "decode 3" --peak-gbs 4250 --peak-tflops 1300
     TAIL=40 step trace_top_prefill 60 python3 bench/trace_top.py "$out/trace.json" 30 --step prefill --peak-gbs 4250 --peak-tflops 1300 ;;
+  trace1k) # per-kernel times of a 1,024-token prefill on the two full-width layers (random weights)
+    python3 -c "import numpy as np; np.save('$out/ids1k.npy', (np.arange(1024, dtype=np.int64) * 7919 % 129280).reshape(1, 1024))"
+    TAIL=4 step trace1k_run 240 build/dscc run models/deepseek_v3.dsl --random-weights 1 --set num_hidden_layers=2 \
+      --set first_k_dense_replace=1 --set num_nextn_predict_layers=0 --tokens "$out/ids1k.npy" --backend cuda --precision fp8 \
+      --prefill 1024 --generate 2 --trace "$out/trace1k.json"
+    TAIL=60 step trace1k_top 60 python3 bench/trace_top.py "$out/trace1k.json" 50 --step prefill --peak-gbs 4250 --peak-tflops 1300 ;;
+  ncu) # Nsight Compute on the MLA decode kernel (bench_mla, one launch), clocks left as they are
+    n=$(command -v ncu || ls /usr/local/cuda*/bin/ncu /opt/nvidia/nsight-compute/*/ncu 2>/dev/null | head -n 1)
+    if [ -n "$n" ]; then
+      TAIL=80 step ncu_mla 240 "$n" --clock-control none --kernel-name regex:"attention|mla" --launch-skip 3 --launch-count 1 --set full build/bench_mla
+    else echo "ncu: not on this machine"; fi ;;
   peers)
     TAIL=20 step peer_transformers 150 python3 bench/peer_transformers.py --layers 2 --dense 1 --prefill 1024
     TAIL=20 step peer_deepseek 300 python3 bench/peer_deepseek.py --layers 2 --dense 1 --prefill 1024
