@@ -50,6 +50,17 @@ static const char *kind_of(const IrGraph *g, GpuExec *x, int k) {
     return n < 0 ? "fused elementwise/norm/quant" : ir_op_name(g->nodes[n]->op);
 }
 
+/* A GEMM weight's name for the table; a weight that merge_linears joined
+ * (a concat of weights along axis 0) is named by its parts, "a + b". */
+static const char *weight_label(const IrNode *w, StrBuf *sb) {
+    const char *name = ir_node_attr_str(w, "name", NULL);
+    if (name || w->op != IR_OP_CONCAT) return name ? name : "?";
+    sb->len = 0;
+    if (sb->data) sb->data[0] = '\0';
+    for (int i = 0; i < w->nops; i++) sb_printf(sb, "%s%s", i ? " + " : "", ir_node_attr_str(w->ops[i], "name", "?"));
+    return sb->data ? sb->data : "?";
+}
+
 /* GPU time of the last run by op kind, into out. */
 static void breakdown(const IrGraph *g, GpuExec *x, StrBuf *out) {
     const char *kinds[32];
@@ -355,15 +366,18 @@ int main(int argc, char **argv) {
     }
     printf("\n| GEMM | M | N x K | dscc FP8 TFLOPS |\n|---|---|---|---|\n");
     const int64_t *sym = gpu_exec_dims(x);
+    StrBuf lb;
+    sb_init(&lb);
     for (int k = 0; k < gpu_exec_kernels(x); k++) {
         int nid = gpu_exec_kernel_node(x, k);
-        if (nid < 0 || g->nodes[nid]->op != IR_OP_FP8_LINEAR) continue;
+        if (nid < 0 || g->nodes[nid]->op != IR_OP_FP8_LINEAR || !gpu_exec_kernel_ran(x, k)) continue; /* not the other attention form's */
         const IrNode *n = g->nodes[nid], *w = n->ops[2];
         int64_t N = w->type.dims[0].coeff, K = w->type.dims[1].coeff, M = numel(&n->ops[0]->type, sym) / K;
         double ms = gpu_exec_kernel_ms(x, k);
-        printf("| %s | %lld | %lld x %lld | %.1f |\n", ir_node_attr_str(w, "name", "?"), (long long)M, (long long)N, (long long)K,
+        printf("| %s | %lld | %lld x %lld | %.1f |\n", weight_label(w, &lb), (long long)M, (long long)N, (long long)K,
                ms > 0 ? 2.0 * M * N * K / (ms * 1e-3) / 1e12 : 0.0);
     }
+    sb_free(&lb);
 
     /* decode attention over the prefilled context: latent cache bytes / kernel time */
     if (!run(x, 1, 1, prefill, &rng, d)) return 1;
