@@ -42,6 +42,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "bench/bench_util.h"
 #include "codegen/codegen.h"
 #include "codegen/gen.h"
 #include "codegen/kernels.h"
@@ -314,53 +315,6 @@ static const Shape SWEEP_SHAPES[] = {{"qkv_a", 2112, 7168}, {"q_a", 1536, 7168},
                                      {"o_proj", 7168, 16384}, {"expert_gate_up", 2048, 7168}, {"expert_down", 7168, 2048},
                                      {"dense_gate_up", 18432, 7168}, {"dense_down", 7168, 18432}};
 
-/* The reference: the median ms over 7 repetitions of a pure read of
- * `bytes` (codegen/kernels/stream_read.cuh: 16-byte loads, 8 in flight a
- * thread, 4 blocks of 256 threads on every SM), each after the same L2
- * flush (a memset of `flush` bytes) and timed the same way (events right
- * around the launch): the least a kernel that reads the weights can take
- * here. -1 after reporting. */
-static double time_read_ref(int64_t bytes, int64_t flush, DiagEngine *d) {
-    Arena *a = arena_new();
-    RtCuda *c = rt_cuda_open(d, 0);
-    const char *name = "bench_stream_read";
-    CgSource src = {name, cg_kernel_instance(a, "stream_read", name, NULL, 0), {"codegen/kernels/stream_read.cuh", 0, 0}};
-    CgBinary bin = {0};
-    RtDevPtr buf = 0, fl = 0, sink = 0;
-    RtEvent *e0 = NULL, *e1 = NULL;
-    RtKernel *k = NULL;
-    double t[7], ms = -1;
-    bool ok = c && src.source && cg_compile(a, d, &src, 1, &(CgOptions){0}, &bin) == 0 && (k = rt_cuda_kernel(c, d, bin.data, name)) &&
-              rt_cuda_alloc(c, d, (size_t)bytes, &buf) && rt_cuda_alloc(c, d, 64, &sink) && (flush <= 0 || rt_cuda_alloc(c, d, (size_t)flush, &fl)) &&
-              rt_cuda_memset0(c, d, buf, (size_t)bytes) && (e0 = rt_cuda_event(c, d)) && (e1 = rt_cuda_event(c, d));
-    struct {
-        RtDevPtr p;
-        long long n16;
-        RtDevPtr sink;
-    } ra = {buf, bytes / 16, sink}; /* stream_read.cuh's struct Args */
-    void *args[] = {&ra};
-    unsigned grid = c ? (unsigned)(4 * rt_cuda_sms(c)) : 0;
-    ok = ok && rt_cuda_launch(c, d, k, grid, 256, 0, args); /* once to load it */
-    for (int r = 0; r < 7 && ok; r++) {
-        float f = 0;
-        ok = (flush <= 0 || rt_cuda_memset0(c, d, fl, (size_t)flush)) && rt_cuda_event_record(c, d, e0) &&
-             rt_cuda_launch_async(c, d, k, grid, 256, 0, args) && rt_cuda_event_record(c, d, e1) && rt_cuda_event_ms(c, d, e0, e1, &f);
-        t[r] = f;
-    }
-    if (ok) {
-        qsort(t, 7, sizeof t[0], cmp_double);
-        ms = t[3];
-    }
-    if (c) {
-        rt_cuda_event_free(c, e0), rt_cuda_event_free(c, e1);
-        rt_cuda_free(c, buf), rt_cuda_free(c, fl), rt_cuda_free(c, sink);
-    }
-    rt_cuda_close(c);
-    cg_binary_free(&bin);
-    arena_free(a);
-    return ms;
-}
-
 /* The generated kernel's ms at each M with DSCC_SKINNY = var (and, with cx,
  * the worst rel L2 against the CPU in *err); false after reporting. */
 static bool sweep_variant(const IrGraph *g, const Shape *sh, const char *var, const int64_t *ms_list, int nm, int64_t flush, float *xv,
@@ -407,7 +361,7 @@ static int sweep_shape(const Shape *sh, const char *const *vars, int nv, const i
     int bi[8], bad = 0;
     for (int m = 0; m < nm; m++) best[m] = 1e30, bi[m] = -1;
     bool ok = !check || cx;
-    double ref = ok ? time_read_ref(sh->n * sh->k, flush, d) : -1;
+    double ref = ok ? bench_read_ms(sh->n * sh->k, flush, d) : -1;
     ok = ref > 0;
     if (ok) { /* the same bytes at every M */
         printf("| %s (%lld x %lld) | pure read of the weights (reference) |", sh->name, (long long)sh->n, (long long)sh->k);

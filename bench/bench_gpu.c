@@ -13,7 +13,8 @@
  * Floors (prefill and each decode batch): the bytes the step must read
  * (every weight once, of the routed experts only those the step hit, as
  * read back from the executor's routing; the embedding rows of its
- * tokens; the KV cache over its context) at --hbm-gbps, and its
+ * tokens; the KV cache over its context) at --hbm-gbps (default: this
+ * GPU's pure-read bandwidth, measured first), and its
  * tensor-core FLOPs (linears, routed rows of the expert linears, einsums,
  * attention over the keys each query sees; the LM head over the one row
  * per sequence it runs on: the model is compiled with logits_last_only,
@@ -28,6 +29,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "bench/bench_util.h"
 #include "cpu/cpu.h"
 #include "frontend/frontend.h"
 #include "passes/passes.h"
@@ -258,7 +260,8 @@ static void usage(FILE *f) {
                "                 [--set NAME=VALUE]... [--quick]\n"
                "  --layers L       decoder layers at full width (default 2), the first K dense (--dense, default 1)\n"
                "  --prefill N      tokens of the prefill row (default 1024)\n"
-               "  --hbm-gbps G     achievable HBM bandwidth for the floors (default 3024)\n"
+               "  --hbm-gbps G     HBM bandwidth for the floors (default: this GPU's, measured as a 2 GiB pure read;\n"
+               "                   3024 with --quick)\n"
                "  --peak-tflops P  FP8 tensor-core peak for the floors (default 1388); --bf16-tflops Q (default P / 2)\n"
                "  --set NAME=VALUE a model parameter, as dscc compile --set (e.g. attn_impl=auto; at most %d)\n"
                "  --quick          the tiny model and small steps: proves the benchmark runs\n", MAX_SETS);
@@ -269,7 +272,7 @@ int main(int argc, char **argv) {
     int64_t prefill = 1024, LONG_CTX = 4096; /* the long-context decode attention case */
     int64_t batches[3] = {1, 32, 128};
     const char *config = NULL; /* the model's config (NULL: the DSL's defaults, DeepSeek-V3) */
-    double hbm = 3024, peak = 1388, bf16 = 0;
+    double hbm = -1, peak = 1388, bf16 = 0; /* hbm < 0: measured below */
     FeSetting sets[4 + MAX_SETS] = {{"num_hidden_layers", NULL}, {"first_k_dense_replace", NULL}, {"num_nextn_predict_layers", "0"},
                                     {"logits_last_only", "true"}};
     int nsets = 4;
@@ -279,6 +282,7 @@ int main(int argc, char **argv) {
             return 0;
         } else if (!strcmp(argv[i], "--quick")) { /* the tiny model, small steps: proves the benchmark runs (the emulated device) */
             config = DSCC_SOURCE_DIR "/models/tiny/config.json", prefill = 32, LONG_CTX = 64;
+            if (hbm < 0) hbm = 3024; /* an emulated device's "bandwidth" means nothing */
             batches[1] = 2, batches[2] = 4;
             i--;
         } else if (i + 1 >= argc) {
@@ -302,6 +306,13 @@ int main(int argc, char **argv) {
     if (bf16 <= 0) bf16 = peak / 2; /* dense BF16 runs at half the FP8 rate on Hopper */
     Arena *a = arena_new();
     DiagEngine *d = diag_new(a, stderr);
+    if (hbm < 0) { /* the floors at what this card's memory really reads, not at a figure from another card */
+        const int64_t rb = (int64_t)2 << 30;
+        double rms = bench_read_ms(rb, 0, d);
+        if (rms <= 0) return 1;
+        hbm = (double)rb / (rms * 1e-3) / 1e9;
+        printf("HBM: %.0f GB/s measured (a 2 GiB pure read, codegen/kernels/stream_read.cuh); the floors below use it\n", hbm);
+    }
     char l1[64], l2[64];
     snprintf(l1, sizeof l1, "%d", layers);
     snprintf(l2, sizeof l2, "%d", dense);

@@ -62,13 +62,13 @@ case "$mode" in
     OUT=$(mktemp -d) TAIL=20 step e2e 150 bash tests/gpu/e2e.sh ;;
   bench)
     for m in 1 0; do
-      DSCC_MLA_DECODE=$m TAIL=40 step "bench_gpu_mla$m" 200 build/bench_gpu --layers 2 --dense 1 --prefill 1024 --hbm-gbps 4250 --peak-tflops 1300
+      DSCC_MLA_DECODE=$m TAIL=40 step "bench_gpu_mla$m" 200 build/bench_gpu --layers 2 --dense 1 --prefill 1024 --peak-tflops 1300
     done
-    TAIL=40 step bench_gpu_absorb 200 build/bench_gpu --layers 2 --dense 1 --prefill 1024 --hbm-gbps 4250 --peak-tflops 1300 --set attn_impl=absorb
+    TAIL=40 step bench_gpu_absorb 200 build/bench_gpu --layers 2 --dense 1 --prefill 1024 --peak-tflops 1300 --set attn_impl=absorb
     TAIL=70 step bench_gemm 180 build/bench_gemm --check --table "$out/gemm_table.txt" ;;
   gpu) # bench_gpu alone, every step absorbed, then auto (the naive form for a prefill from position 0)
-    TAIL=40 step bench_gpu_absorb 200 build/bench_gpu --layers 2 --dense 1 --prefill 1024 --hbm-gbps 4250 --peak-tflops 1300 --set attn_impl=absorb
-    TAIL=40 step bench_gpu_auto 200 build/bench_gpu --layers 2 --dense 1 --prefill 1024 --hbm-gbps 4250 --peak-tflops 1300 --set attn_impl=auto ;;
+    TAIL=40 step bench_gpu_absorb 200 build/bench_gpu --layers 2 --dense 1 --prefill 1024 --peak-tflops 1300 --set attn_impl=absorb
+    TAIL=40 step bench_gpu_auto 200 build/bench_gpu --layers 2 --dense 1 --prefill 1024 --peak-tflops 1300 --set attn_impl=auto ;;
   mla) # the MLA decode kernel's variants (DSCC_MLA_V3, DSCC_MLA_PREFETCH) in one process each
     TAIL=12 step bench_mla 120 build/bench_mla
     TAIL=12 step bench_mla_8k 120 build/bench_mla --ctx 8193 ;;
@@ -83,16 +83,16 @@ case "$mode" in
   rows) # the fused rmsnorm row kernels' wide forms against the old one: decode steps by op kind (elementwise / norm kinds)
     [ -x build/test_gpu_rows ] && step test_gpu_rows 120 build/test_gpu_rows
     for w in 1 0; do
-      DSCC_ROWS_WIDE=$w TAIL=60 step "bench_gpu_rows$w" 200 build/bench_gpu --layers 2 --dense 1 --prefill 1024 --hbm-gbps 4250 --peak-tflops 1300
+      DSCC_ROWS_WIDE=$w TAIL=60 step "bench_gpu_rows$w" 200 build/bench_gpu --layers 2 --dense 1 --prefill 1024 --peak-tflops 1300
     done ;;
   expert) # the routed experts' grouped GEMM: stream form (opt-in: ring, registers), the tile (default); fp8_expert_linear ms per step
     step test_gpu_expert 120 build/test_gpu_expert
     for v in 1 ring=0 0; do
-      DSCC_EXPERT_V2=$v TAIL=40 step "bench_gpu_expert_${v/=/}" 200 build/bench_gpu --layers 2 --dense 1 --prefill 1024 --hbm-gbps 4250 --peak-tflops 1300
+      DSCC_EXPERT_V2=$v TAIL=40 step "bench_gpu_expert_${v/=/}" 200 build/bench_gpu --layers 2 --dense 1 --prefill 1024 --peak-tflops 1300
     done ;;
   quick)
     for t in test_gpu_mla test_gpu_skinny test_gpu_sample; do step "$t" 60 build/$t; done
-    TAIL=40 step bench_gpu 200 build/bench_gpu --layers 2 --dense 1 --prefill 1024 --hbm-gbps 4250 --peak-tflops 1300 ;;
+    TAIL=40 step bench_gpu 200 build/bench_gpu --layers 2 --dense 1 --prefill 1024 --peak-tflops 1300 ;;
   trace) # per-kernel times of a batch-1 decode step on the two full-width layers (random weights)
     python3 -c "import numpy as np; np.save('$out/ids.npy', (np.arange(16, dtype=np.int64) * 7919 % 129280).reshape(1, 16))"
     TAIL=4 step trace_run 240 build/dscc run models/deepseek_v3.dsl --random-weights 1 --set num_hidden_layers=2 \
