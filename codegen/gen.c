@@ -170,7 +170,7 @@ const char *cg_read(Gen *G, const IrNode *m, const char *idx) {
 
 void cg_phase(Gen *G, CgLaunchMode mode, IrDim a, int64_t da, IrDim b, int64_t db, int64_t smem) {
     CgPhase *p = &G->phases[G->nphases];
-    *p = (CgPhase){arena_printf(G->a, "p%d", G->nphases), mode, a, b, da, db, smem, 0, CG_ITEMS_GRID, {0}, {0}, {0}, 0, 0, 0, 0, 0, 0, NULL};
+    *p = (CgPhase){arena_printf(G->a, "p%d", G->nphases), mode, a, b, da, db, smem, 0, CG_ITEMS_GRID, {0}, {0}, {0}, 0, 0, 0, 0, 0, 0, NULL, NULL};
     G->nphases++;
 }
 

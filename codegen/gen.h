@@ -131,6 +131,19 @@ typedef struct {
     int span;       /* phases after this one that compute the same GEMM (the tile's): not run when this one is */
 } CgTmaGemm;
 
+/* The tensor maps a phase's kernel reads its weights through
+ * (codegen/kernels/expert_tma.cuh): 2-d UINT8 maps over slot[i]'s
+ * [rows[i]][cols[i]] codes (row pitch cols), box 128 x 128, the 128-byte
+ * swizzle, made by the runtime at plan time into memory of its own that
+ * slot `maps` then points at, 128 bytes a map. */
+#define CG_TMA_MAPS_MAX 2
+typedef struct {
+    int n;
+    int slot[CG_TMA_MAPS_MAX];
+    int64_t rows[CG_TMA_MAPS_MAX], cols[CG_TMA_MAPS_MAX];
+    int maps;
+} CgTmaMaps;
+
 /* items as `rule` says; a and b evaluated at run time. */
 typedef struct {
     const char *fn;  /* __global__ function in the module */
@@ -150,6 +163,7 @@ typedef struct {
                          * against its tile: CG_SKINNY_M) */
     int threads;        /* CG_LAUNCH_BLOCK: threads a block when not 256 (0); MLA's decode kernel: 384 */
     const CgTmaGemm *tma; /* non-NULL: the phase is the TMA GEMM, which the runtime runs instead of its tile or not at all */
+    const CgTmaMaps *tmaps; /* non-NULL: the tensor maps the phase reads its weights through (made at plan time) */
 } CgPhase;
 
 /* A GEMM over at most this many rows (a decode step's) runs its skinny-M

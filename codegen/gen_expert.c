@@ -9,6 +9,12 @@
  * scattering results back to their rows. There are at most ceil(R/64) + E
  * tiles for R routed rows and E experts, so that many blocks per output
  * tile are launched and the ones past the real count return at once.
+ * Above EXPERT_TMA_MINR routed rows (a prefill's; DSCC_EXPERT_TMA, see
+ * expert_tma_params) the TMA form runs instead of the tile's phases
+ * (codegen/kernels/expert_tma.cuh: a persistent grid over (expert, 128
+ * outputs) units, each block all of its expert's rows, the weights by TMA
+ * through maps the runtime makes, each weight byte read once); the sort
+ * then also lists the buckets that have rows, longest first.
  * With DSCC_EXPERT_V2 set (opt-in: slower on an H100, see
  * expert_stream_params), up to maxr routed rows (a decode step) the
  * stream form runs instead (codegen/kernels/expert_stream.cuh: a warp per
@@ -31,6 +37,7 @@
 #include <string.h>
 
 #define EB_OF(E) ((E) + 1) /* sort buckets: the experts, then the slots of id -1 */
+#define EXPERT_ORD(E) (2 * EB_OF(E) + 2) /* where the sort's ints hold the TMA form's bucket list (EB_OF(E) + 1 ints) */
 
 typedef struct ExpertOut ExpertOut;
 static void expert_k_sum(Gen *G, IrDim R, int64_t O, int64_t nt, int64_t ntw, int64_t nkb, int64_t EB, const struct ExpertOut *out, int nw);
@@ -39,7 +46,7 @@ static void expert_k_sum(Gen *G, IrDim R, int64_t O, int64_t nt, int64_t ntw, in
  * st; with s32 >= 0 also the tiles of at most 32 rows the stream form
  * takes (expert_stream.cuh): (first sorted position, expert or -1, rows)
  * of each into s32, their count to C[2 * EB + 1]. */
-static void expert_sort(Gen *G, int64_t E, IrDim R, int si, int sc, int sp0, int st, int s32, bool pair) {
+static void expert_sort(Gen *G, int64_t E, IrDim R, int si, int sc, int sp0, int st, int s32, bool pair, bool order) {
     cg_head(G, pair ? "fp8_expert_linear x 2 (gate and up), phase 1: routed rows sorted by expert (bucket E: id -1), cut into tiles of 64"
                     : "fp8_expert_linear, phase 1: routed rows sorted by expert (bucket E: id -1), cut into tiles of 64");
     sb_printf(&G->decl, "    const int E = %lld, EB = E + 1;\n"
@@ -77,9 +84,29 @@ static void expert_sort(Gen *G, int64_t E, IrDim R, int si, int sc, int sp0, int
                         "        const float f = L%d(a, r);\n"
                         "        if (f == -1.0f) P[atomicAdd(&cur[E], 1)] = (int)r;\n"
                         "        else if (f >= 0.0f && f < (float)E) P[atomicAdd(&cur[(int)f], 1)] = (int)r;\n"
-                        "    }\n"
-                        "}\n",
+                        "    }\n",
               s32 >= 0 ? "        C[2 * EB + 1] = n32;\n" : "", si);
+    if (order) /* the TMA form's work list (expert_tma.cuh's XT_ORD) */
+        sb_printf(&G->decl, "    // the buckets that have rows, longest first (ties: the lower expert), the slots of id -1 last; their count after\n"
+                            "    int *O = C + %lld;\n"
+                            "    __shared__ int nb;\n"
+                            "    if (threadIdx.x == 0) nb = 0;\n"
+                            "    __syncthreads();\n"
+                            "    for (int e = threadIdx.x; e < E; e += 256) {\n"
+                            "        const int n = cnt[e];\n"
+                            "        if (n == 0) continue;\n"
+                            "        int rank = 0;\n"
+                            "        for (int f = 0; f < E; f++) rank += cnt[f] > n || (cnt[f] == n && f < e);\n"
+                            "        O[rank] = e;\n"
+                            "        atomicAdd(&nb, 1);\n"
+                            "    }\n"
+                            "    __syncthreads();\n"
+                            "    if (threadIdx.x == 0) {\n"
+                            "        if (cnt[E] > 0) O[nb++] = E;\n"
+                            "        O[EB] = nb;\n"
+                            "    }\n",
+                  (long long)EXPERT_ORD(E));
+    sb_puts(&G->decl, "}\n");
     cg_phase(G, CG_LAUNCH_BLOCK, ir_dim_const(1), 1, ir_dim_const(1), 1, 0);
 }
 
@@ -214,6 +241,90 @@ static void expert_stream(Gen *G, const ExpertStream *xs, const IrNode *n, int n
     f->amax = xs->maxr;
 }
 
+/* The TMA form (codegen/kernels/expert_tma.cuh) of the grouped GEMM above
+ * minr routed rows (a prefill's), the tile's phases at or below: on unless
+ * DSCC_EXPERT_TMA=0 (read once at codegen: the tile at every row count,
+ * for A/B timing). DSCC_EXPERT_TMA is "0", "1" or a comma-separated subset
+ * of minr=N (N >= 1, default EXPERT_TMA_MINR) and mt=1|2 (row tiles of 64
+ * a consumer warpgroup holds: 128 or 256 of an expert's rows a pass over
+ * K, default 2). */
+typedef struct {
+    bool on;
+    int64_t minr;
+    int mt;
+} ExpertTma;
+#define EXPERT_TMA_MINR 2048 /* above a decode step of 256 tokens x 8 experts: the tile's rows */
+
+static bool expert_tma_params(Gen *G, ExpertTma *p) {
+    *p = (ExpertTma){true, EXPERT_TMA_MINR, 2};
+    const char *e = getenv("DSCC_EXPERT_TMA");
+    if (!e || !*e || !strcmp(e, "1")) return true;
+    if (!strcmp(e, "0")) {
+        p->on = false;
+        return true;
+    }
+    for (const char *s = e; *s;) {
+        const char *eq = strchr(s, '='), *end = strchr(s, ',');
+        if (!end) end = s + strlen(s);
+        char *vend;
+        long long v = eq && eq < end ? strtoll(eq + 1, &vend, 10) : 0;
+        size_t kl = eq && eq < end ? (size_t)(eq - s) : 0;
+        bool ok = eq && eq < end && eq + 1 < end && vend == end && !(*end && !end[1]);
+        if (ok && kl == 4 && !strncmp(s, "minr", 4) && v >= 1 && v <= (1LL << 30)) p->minr = v;
+        else if (ok && kl == 2 && !strncmp(s, "mt", 2) && (v == 1 || v == 2)) p->mt = (int)v;
+        else {
+            G->why = arena_printf(G->a, "DSCC_EXPERT_TMA is '%s': expected 0, 1, or comma-separated minr=N (N >= 1), mt=1|2", e);
+            return false;
+        }
+        s = *end ? end + 1 : end;
+    }
+    return true;
+}
+
+/* The TMA form's phase over the nw weights of out (x in slot sx, its
+ * scales sxs, src its row of a routed row r; the sort's ints sc, rows
+ * sp0): a persistent grid of 132 blocks of 384 threads, run above amin
+ * routed rows, its weights through tensor maps the runtime makes. */
+static void expert_tma(Gen *G, const ExpertTma *xt, int64_t amin, const IrNode *n, int nw, const ExpertOut *out, int sx, int sxs,
+                       const char *src, int sc, int sp0) {
+    const IrNode *w = n->ops[2];
+    int64_t E = w->type.dims[0].coeff, O = w->type.dims[1].coeff, I = w->type.dims[2].coeff;
+    IrDim R = ir_type_numel(&n->ops[4]->type);
+    CgTmaMaps *t = arena_alloc(G->a, sizeof *t);
+    *t = (CgTmaMaps){nw, {out[0].sw, nw > 1 ? out[1].sw : out[0].sw}, {E * O, E * O}, {I, I}, cg_slot_scratch(G, n, ir_dim_const(32))};
+    const char *entry = arena_printf(G->a, "p%d_fp8_expert_tma", G->nphases);
+    CgDefine defs[] = {
+        {"XT_E", arena_printf(G->a, "%lld", (long long)E)},
+        {"XT_N", arena_printf(G->a, "%lldLL", (long long)O)},
+        {"XT_K", arena_printf(G->a, "%lldLL", (long long)I)},
+        {"XT_NW", arena_printf(G->a, "%d", nw)},
+        {"XT_MT", arena_printf(G->a, "%d", xt->mt)},
+        {"XT_MAPS", arena_printf(G->a, "((const unsigned char *)a.t[%d])", t->maps)},
+        {"XT_X", arena_printf(G->a, "((const unsigned char *)a.t[%d])", sx)},
+        {"XT_SRC(r)", src},
+        {"XT_XS(m, kb)", cg_scale_at(G, sxs, "(m)", "(kb)")},
+        {"XT_WS(s, i)", nw > 1 ? arena_printf(G->a, "((s) ? L%d(a, (i)) : L%d(a, (i)))", out[1].sws, out[0].sws)
+                               : arena_printf(G->a, "L%d(a, (i))", out[0].sws)},
+        {"XT_STORE(s, i, v)", nw > 1 ? arena_printf(G->a, "((s) ? S%d(a, (i), (v)) : S%d(a, (i), (v)))", out[1].sy, out[0].sy)
+                                     : arena_printf(G->a, "S%d(a, (i), (v))", out[0].sy)},
+        {"XT_CNT", arena_printf(G->a, "((const int *)a.t[%d])", sc)},
+        {"XT_PERM", arena_printf(G->a, "((const int *)a.t[%d])", sp0)},
+        {"XT_ORD", arena_printf(G->a, "(XT_CNT + %lld)", (long long)EXPERT_ORD(E))},
+    };
+    sb_printf(&G->decl, "// fp8_expert_linear%s above %lld routed rows: a block per (expert, 128 outputs) takes all of the expert's\n"
+                        "// rows, %d a pass; the weights by TMA, the rows gathered by cp.async, into a %d-stage mbarrier ring; a producer\n"
+                        "// warpgroup, two wgmma m64n128k32 E4M3 consumer warpgroups; a persistent grid, the longest expert first\n",
+              nw > 1 ? " x 2 (gate and up)" : "", (long long)amin, 128 * xt->mt, xt->mt == 2 ? 4 : 6);
+    sb_puts(&G->decl, cg_kernel_instance(G->a, "expert_tma", entry, defs, (int)(sizeof defs / sizeof defs[0])));
+    int64_t stages = xt->mt == 2 ? 4 : 6, smem = stages * 16384 * (1 + xt->mt) + 16 * stages + 1024; /* XT_SMEM */
+    cg_phase(G, CG_LAUNCH_BLOCK, R, (int64_t)1 << 40, ir_dim_const(132), 1, smem);
+    CgPhase *f = &G->phases[G->nphases - 1];
+    f->fn = entry;
+    f->amin = amin;
+    f->threads = 384; /* a producer warpgroup and two consumer warpgroups */
+    f->tmaps = t;
+}
+
 /* fp8_expert_linear as a grouped tensor-core GEMM (see the file comment);
  * with n2 (gate and up: the same input and routing, weights alike), both
  * in one kernel: one sort, and the tile phase's blocks cover the output
@@ -229,27 +340,34 @@ static bool expert_fp8_grouped(Gen *G, const IrNode *n, const IrNode *n2, int64_
     if (n2) out[1] = (ExpertOut){cg_slot_value(G, n2->ops[2]), cg_slot_value(G, n2->ops[3]), cg_slot_value(G, n2), -1};
     int64_t EB = EB_OF(E);                                   /* buckets: the experts, then the slots of id -1 */
     ExpertStream xs;
-    if (!expert_stream_params(G, &xs)) return false;
+    ExpertTma xt;
+    if (!expert_stream_params(G, &xs) || !expert_tma_params(G, &xt)) return false;
     int sc, sp0, st, s32;
     const char *Ks = cg_dim(G, idx->type.dims[1]);
     if (G->sorted == idx) { /* an earlier phase of this kernel sorted these rows (the down beside gate and up): reused */
         sc = G->sort_slots[0], sp0 = G->sort_slots[1], st = G->sort_slots[2], s32 = G->sort_slots[3];
     } else {
-        sc = cg_slot_scratch(G, n, ir_dim_const(2 * EB + (xs.on ? 2 : 1))); /* per bucket: row count, first sorted row; the tile counts */
+        /* per bucket: row count, first sorted row; the tile counts; the TMA form's bucket list */
+        sc = cg_slot_scratch(G, n, ir_dim_const(xt.on ? EXPERT_ORD(E) + EB + 1 : 2 * EB + (xs.on ? 2 : 1)));
         sp0 = cg_slot_scratch(G, n, R);                       /* sorted position -> routed row */
         st = cg_slot_scratch(G, n, R);                        /* tile -> its first sorted position (tiles <= R) */
         IrDim R3 = R;
         R3.coeff *= 3;
         s32 = xs.on ? cg_slot_scratch(G, n, R3) : -1;         /* ... the stream form's tiles of 32: (start, expert, rows) */
-        expert_sort(G, E, R, si, sc, sp0, st, s32, n2 != NULL);
+        expert_sort(G, E, R, si, sc, sp0, st, s32, n2 != NULL, xt.on);
         G->sorted = idx;
         G->sort_slots[0] = sc, G->sort_slots[1] = sp0, G->sort_slots[2] = st, G->sort_slots[3] = s32;
     }
     IrDim O = w->type.dims[1];
     int64_t nt = (O.coeff + 127) / 128, ntw = nw * nt, nkb = (I + 127) / 128;
     bool stream = s32 >= 0 && I % 16 == 0 && O.coeff * I < (1LL << 40);
-    if (stream) expert_stream(G, &xs, n, (int)nw, out, sx, sxs, bcast ? arena_printf(G->a, "((r) / %s)", Ks) : "(r)", sc, sp0, s32);
-    int tile0 = G->nphases; /* the tile's phases from here: they run only above the stream form's rows */
+    const char *src = bcast ? arena_printf(G->a, "((r) / %s)", Ks) : "(r)";
+    if (stream) expert_stream(G, &xs, n, (int)nw, out, sx, sxs, src, sc, sp0, s32);
+    /* the TMA form above minr rows (and above the stream form's), the tile's phases between */
+    bool tma = xt.on && I % 16 == 0 && E * O.coeff < (1LL << 31);
+    int64_t tmin = stream && xs.maxr > xt.minr ? xs.maxr : xt.minr;
+    if (tma) expert_tma(G, &xt, tmin, n, (int)nw, out, sx, sxs, src, sc, sp0);
+    int tile0 = G->nphases; /* the tile's phases from here: they run only above the stream form's rows, up to the TMA form's */
     /* the most parts any step takes: R = 1, 2 tiles at most; none when the stream form takes every step that would split */
     int64_t parts = stream && xs.maxr >= 64 ? 1 : cg_k_splits(1, 2 * ntw, nkb);
     if (parts > 1)
@@ -307,8 +425,10 @@ static bool expert_fp8_grouped(Gen *G, const IrNode *n, const IrNode *n2, int64_
         if (parts > 1) cg_phase_k(G, split ? CG_ITEMS_K_SPLIT : CG_ITEMS_K_WHOLE, nkb);
     }
     if (parts > 1) expert_k_sum(G, R, O.coeff, nt, ntw, nkb, EB, out, nw);
-    if (stream)
-        for (int p = tile0; p < G->nphases; p++) G->phases[p].amin = xs.maxr;
+    for (int p = tile0; p < G->nphases; p++) {
+        if (stream) G->phases[p].amin = xs.maxr;
+        if (tma) G->phases[p].amax = tmin;
+    }
     return true;
 }
 

@@ -16,42 +16,83 @@ int gx_tma_phase(const GpuExec *x, int k) {
     return -1;
 }
 
-/* The TMA GEMM phases' tensor maps, made once at plan time: x's over its
- * buffer's rows at the largest dims (rows past a step's M are read, never
- * stored), w's over the weight; 256 bytes a kernel in x->tmaps, which the
- * phase's maps slot then points at. Without the driver's tensor maps, a
- * Hopper GPU or with DSCC_GEMM_TMA=0 the phases never run; with
- * DSCC_GEMM_TMA=all they run wherever they can (above the skinny form's
- * rows), else where the GEMM table or its rule says (rt_gemm_use_tma). */
+/* The bytes of x->tmaps a kernel has: its TMA GEMM's two maps, then the
+ * expert phases' (CgPhase.tmaps: gate and up's two, the down's one). */
+#define GX_MAPS_GEMM 256
+#define GX_MAPS_EXPERT 4
+#define GX_MAPS_KERNEL (GX_MAPS_GEMM + 128 * GX_MAPS_EXPERT)
+
+/* Kernel k's expert phases' maps (CgPhase.tmaps) into m (GX_MAPS_EXPERT
+ * of 128 bytes), each phase's maps slot pointed at its first in dev. */
+static bool expert_maps(GpuExec *x, int k, unsigned char *m, RtDevPtr dev, DiagEngine *d) {
+    const CgKernel *ck = &x->p->kernels[k];
+    Launch *l = &x->launch[k];
+    int used = 0;
+    for (int ph = 0; ph < ck->nphases; ph++) {
+        const CgTmaMaps *t = ck->phases[ph].tmaps;
+        if (!t) continue;
+        if (used + t->n > GX_MAPS_EXPERT) {
+            diag_error(d, ck->loc, "kernel %s: its expert phases read more than %d weights through tensor maps", ck->name, GX_MAPS_EXPERT);
+            return false;
+        }
+        l->args.t[t->maps] = dev + (RtDevPtr)used * 128;
+        for (int i = 0; i < t->n; i++, used++)
+            if (!rt_cuda_tensor_map_2d(x->cu, d, m + (size_t)used * 128, l->args.t[t->slot[i]], t->rows[i], t->cols[i], t->cols[i], 128, 128)) {
+                diag_note(d, ck->loc, "for the grouped expert GEMM of kernel %s", ck->name);
+                return false;
+            }
+    }
+    return true;
+}
+
+/* The tensor maps, made once at plan time: GX_MAPS_KERNEL bytes a kernel
+ * in x->tmaps. The TMA GEMM phases': x's over its buffer's rows at the
+ * largest dims (rows past a step's M are read, never stored), w's over the
+ * weight; the phase's maps slot then points at them. Without the driver's
+ * tensor maps, a Hopper GPU or with DSCC_GEMM_TMA=0 those phases never
+ * run; with DSCC_GEMM_TMA=all they run wherever they can (above the skinny
+ * form's rows), else where the GEMM table or its rule says
+ * (rt_gemm_use_tma). The expert phases' (expert_tma.cuh, chosen at codegen
+ * by DSCC_EXPERT_TMA) are made whatever DSCC_GEMM_TMA says: their phase
+ * runs by its rows, and without tensor maps the plan fails here. */
 bool gx_setup_tma(GpuExec *x, const int64_t *smax, DiagEngine *d) {
     const char *env = getenv("DSCC_GEMM_TMA");
-    int n = 0;
-    for (int k = 0; k < x->p->nkernels; k++) n += gx_tma_phase(x, k) >= 0;
-    if (!n || (env && strcmp(env, "0") == 0) || rt_cuda_sm(x->cu) < 90 || !rt_cuda_has_tensor_maps(x->cu)) return true;
-    bool bad;
-    x->gtable = rt_gemm_table_open(rt_cuda_sm(x->cu), d, &bad);
-    if (bad) return false;
-    unsigned char *maps = aligned_alloc(64, (size_t)x->p->nkernels * 256); /* a CUtensorMap is 64-aligned */
-    if (maps) memset(maps, 0, (size_t)x->p->nkernels * 256);
-    if (!maps || !rt_cuda_alloc(x->cu, d, (size_t)x->p->nkernels * 256, &x->tmaps)) {
+    int n = 0, ne = 0;
+    for (int k = 0; k < x->p->nkernels; k++) {
+        n += gx_tma_phase(x, k) >= 0;
+        for (int ph = 0; ph < x->p->kernels[k].nphases; ph++) ne += x->p->kernels[k].phases[ph].tmaps != NULL;
+    }
+    bool gemm = n && !(env && strcmp(env, "0") == 0) && rt_cuda_sm(x->cu) >= 90 && rt_cuda_has_tensor_maps(x->cu);
+    if (!gemm && !ne) return true;
+    if (gemm) {
+        bool bad;
+        x->gtable = rt_gemm_table_open(rt_cuda_sm(x->cu), d, &bad);
+        if (bad) return false;
+    }
+    size_t bytes = (size_t)x->p->nkernels * GX_MAPS_KERNEL;
+    unsigned char *maps = aligned_alloc(64, bytes); /* a CUtensorMap is 64-aligned */
+    if (maps) memset(maps, 0, bytes);
+    if (!maps || !rt_cuda_alloc(x->cu, d, bytes, &x->tmaps)) {
         free(maps);
         return false;
     }
     bool ok = true;
     for (int k = 0; k < x->p->nkernels && ok; k++) {
+        unsigned char *m = maps + (size_t)k * GX_MAPS_KERNEL;
+        RtDevPtr dev = x->tmaps + (RtDevPtr)k * GX_MAPS_KERNEL;
+        ok = expert_maps(x, k, m + GX_MAPS_GEMM, dev + GX_MAPS_GEMM, d);
         int ph = gx_tma_phase(x, k);
-        if (ph < 0) continue;
+        if (!ok || !gemm || ph < 0) continue;
         const CgTmaGemm *t = x->p->kernels[k].phases[ph].tma;
         Launch *l = &x->launch[k];
-        unsigned char *m = maps + (size_t)k * 256;
         ok = rt_cuda_tensor_map_2d(x->cu, d, m, l->args.t[t->x], ir_dim_eval(t->M, smax), t->K, t->K, 128, 128) &&
              rt_cuda_tensor_map_2d(x->cu, d, m + 128, l->args.t[t->w], t->N, t->K, t->K, 128, 128);
         if (!ok) diag_note(d, x->p->kernels[k].loc, "for the TMA GEMM of kernel %s", x->p->kernels[k].name);
-        l->args.t[t->maps] = x->tmaps + (RtDevPtr)k * 256;
+        l->args.t[t->maps] = dev;
     }
-    ok = ok && rt_cuda_upload(x->cu, d, x->tmaps, maps, (size_t)x->p->nkernels * 256);
+    ok = ok && rt_cuda_upload(x->cu, d, x->tmaps, maps, bytes);
     free(maps);
-    x->tma_on = ok;
+    x->tma_on = ok && gemm;
     x->tma_all = env && strcmp(env, "all") == 0;
     return ok;
 }

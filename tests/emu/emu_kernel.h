@@ -687,3 +687,23 @@ static inline void gt_wg_commit(void) { emu_gt_groups[emu_tid()]++; }
 #define gt_wg_wait1() emu_gt_wait(1, __LINE__)
 #define gt_wgmma128(d, da, db, acc) emu_gt_wgmma((d), (da), (db), 128, (acc), __LINE__)
 #define gt_hold64(d) (void)(d)
+
+/* ---- expert_tma.cuh's: gemm_tma.cuh's primitives under its own names, and
+ * the producer's cp.async gather (16 bytes, zeros when !v) with
+ * cp.async.mbarrier.arrive.noinc (mla_decode.cuh's, above) ---- */
+#define xt_mbar_init(bar, count) gt_mbar_init((bar), (count))
+static inline void xt_mbar_fence_init(void) {}
+static inline void xt_fence_async(void) {}
+#define xt_mbar_arrive(bar) gt_mbar_arrive((bar))
+#define xt_mbar_expect_tx(bar, bytes) gt_mbar_expect_tx((bar), (bytes))
+#define xt_mbar_wait(bar, parity) gt_mbar_wait((bar), (parity))
+#define xt_tma_2d(dst, map, bar, c0, c1) gt_tma_2d((dst), (map), (bar), (c0), (c1))
+#define xt_cp16(dst, src, v) emu_cp16((dst), (src), (v), __LINE__)
+#define xt_cp_arrive(bar) emu_mla_cp_arrive((bar), __LINE__)
+#define xt_regs_producer() emu_setmaxnreg(XT_REGS_P, __LINE__)
+#define xt_regs_consumer() emu_setmaxnreg(XT_REGS_C, __LINE__)
+#define xt_wg_fence() gt_wg_fence()
+#define xt_wg_commit() gt_wg_commit()
+#define xt_wg_wait0() gt_wg_wait0()
+#define xt_wgmma128(d, da, db, acc) gt_wgmma128((d), (da), (db), (acc))
+#define xt_hold64(d) (void)(d)

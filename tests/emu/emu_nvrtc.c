@@ -146,7 +146,11 @@ static const char *const PTX_HELPERS[] = {"h2f", "f2h", "fe4m3", "cp16", "cp_com
                                            "gt_mbar_init", "gt_mbar_arrive", "gt_mbar_expect_tx", "gt_mbar_wait", "gt_mbar_fence_init",
                                            "gt_fence_async", "gt_regs_producer", "gt_regs_consumer", "gt_tma_2d", "gt_wg_fence", "gt_wg_commit",
                                            "gt_wg_wait0", "gt_wg_wait1", "gt_wgmma128", "gt_hold64", "gt_cluster_rank", "gt_cluster_sync",
-                                           "gt_mbar_arrive_cluster", "gt_tma_2d_mc"};
+                                           "gt_mbar_arrive_cluster", "gt_tma_2d_mc",
+                                           /* codegen/kernels/expert_tma.cuh's */
+                                           "xt_mbar_init", "xt_mbar_fence_init", "xt_fence_async", "xt_mbar_arrive", "xt_mbar_expect_tx",
+                                           "xt_mbar_wait", "xt_tma_2d", "xt_cp16", "xt_cp_arrive", "xt_regs_producer", "xt_regs_consumer",
+                                           "xt_wg_fence", "xt_wg_commit", "xt_wg_wait0", "xt_wgmma128", "xt_hold64"};
 
 typedef struct {
     char name[128];

@@ -12,6 +12,13 @@
  * each output through neg, so fp8-quant quantizes the GEMM before it.
  * K is 528 and 176: a last K block of 16 bytes, K not a multiple of 128.
  *
+ * The TMA form (codegen/kernels/expert_tma.cuh, DSCC_EXPERT_TMA=minr=1 to
+ * run it at every row count) on the same routings and one more: two
+ * experts of 160 rows (with mt=2, consumers holding a second row tile, one
+ * without rows; with mt=1, two passes over K) and slots of id -1; N 176,
+ * 528 and 100 are not multiples of its 128-output tile, K 528 and 176 not
+ * of 128. A wrong swizzle of its gathered rows, a stage released early or
+ * a wrong row scattered shows as a rel L2 far above the bounds.
  * The stream form is opt-in (DSCC_EXPERT_V2=1 or its parameters: on an
  * H100 it was slower than the tile). Each step checks that the stream
  * phase is the one that ran (and, by default or with DSCC_EXPERT_V2=0,
@@ -77,21 +84,22 @@ static void take_gpu(void *ctx, int id, float *c, int64_t nc) {
     memcpy(c, gv, sizeof(float) * (size_t)nc);
 }
 
-/* Whether a phase of the stream form runs at T tokens, and whether a tile phase of an expert GEMM does. */
-static void phases_at(const IrGraph *g, bool f32, int64_t T, bool *stream, bool *tile, bool *ring) {
+/* Whether a phase of the stream form runs at T tokens, whether a tile phase of an expert GEMM does, and the TMA form's. */
+static void phases_at(const IrGraph *g, bool f32, int64_t T, bool *stream, bool *tile, bool *ring, bool *tma) {
     Arena *a = arena_new();
     DiagEngine *d = diag_new(a, stderr);
     CgProgram *p = cg_generate(a, d, g, &(CgGenOptions){.f32_storage = f32});
     assert_non_null(p);
     int64_t sym[IR_MAX_DIM_SYMS] = {0};
     sym[ir_graph_find_dim(g, "T")] = T;
-    *stream = *tile = *ring = false;
+    *stream = *tile = *ring = *tma = false;
     for (int k = 0; k < p->nkernels; k++)
         for (int ph = 0; ph < p->kernels[k].nphases; ph++) {
             const CgPhase *f = &p->kernels[k].phases[ph];
             const char *src = p->modules[p->kernels[k].module].source;
             if (cg_phase_items(f, sym) <= 0) continue;
             if (strstr(f->fn, "fp8_expert_stream")) *stream = true, *ring |= strstr(src, "#define EX_RING 1\n") != NULL;
+            if (strstr(f->fn, "fp8_expert_tma")) *tma = true, assert_non_null(f->tmaps);
             const char *head = strstr(src, arena_printf(a, " %s(Args a) {  // fp8_expert_linear, phase 2", f->fn));
             if (head) *tile = true;
         }
@@ -103,7 +111,8 @@ static uint64_t next(uint64_t *s) {
     return *s >> 33;
 }
 
-/* The routings, by kind: 0 one row per hit expert (T = 1), 1 with slots of id -1, 2 uneven, 3 one expert > 64 rows. */
+/* The routings, by kind: 0 one row per hit expert (T = 1), 1 with slots of id -1, 2 uneven, 3 one expert > 64 rows,
+ * 4 two experts > 128 rows (the TMA form's passes and its consumers' second row tiles) and slots of id -1. */
 static void routing(int kind, int64_t T, float *idx, uint64_t *rng) {
     for (int64_t t = 0; t < T; t++) {
         int used = 0;
@@ -111,7 +120,9 @@ static void routing(int kind, int64_t T, float *idx, uint64_t *rng) {
             int e;
             if (kind == 0) e = 2 * k + 1; /* experts 1, 3, 5, 7: one row each, the others none */
             else if (kind == 1 && (t + k) % 3 == 0) e = -1;
-            else if (kind == 3 && k == 0) e = 5; /* every token: expert 5 */
+            else if ((kind == 3 || kind == 4) && k == 0) e = 5; /* every token: expert 5 */
+            else if (kind == 4 && k == 1) e = 3;                /* ... and 3 */
+            else if (kind == 4 && k == 3 && t % 5 == 0) e = -1;
             else
                 do e = kind == 2 && next(rng) % 2 ? (int)(next(rng) % 3) : (int)(next(rng) % NE); /* uneven: experts 0-2 the most */
                 while (used >> e & 1);
@@ -121,8 +132,12 @@ static void routing(int kind, int64_t T, float *idx, uint64_t *rng) {
     }
 }
 
-/* Both executors on each routing kind at its token count; stream: whether the stream form must be the one that runs. */
-static void check(bool f32, bool stream) {
+enum { FORM_TILE, FORM_STREAM, FORM_TMA }; /* the form of the grouped GEMM that must run */
+
+/* Both executors on each routing kind at its token count (kind 4 with the TMA form only: its 160 tokens are slow
+ * on the emulated device); form: the one that must run. */
+static void check(bool f32, int form) {
+    const bool stream = form == FORM_STREAM;
     Arena *a = arena_new();
     DiagEngine *d = diag_new(a, stderr);
     IrGraph *g = fe_compile_string(a, d, "experts.dsl", SRC, sizeof SRC - 1, &(FeOptions){NULL, NULL, 0});
@@ -130,18 +145,19 @@ static void check(bool f32, bool stream) {
     PassPipeline pp;
     PassRunOptions ro = {0};
     assert_true(pass_pipeline_parse(a, d, "shape-infer,fold-constants,dce,fp8-quant,cse,dce,fuse", &pp) && pass_pipeline_run(&pp, g, &ro, d));
-    uint64_t seed = tu_test_seed() + (f32 ? 7 : 0) + (stream ? 0 : 13);
+    uint64_t seed = tu_test_seed() + (f32 ? 7 : 0) + (uint64_t)form * 13;
     CpuWeightSource ws = cpu_random_weights(&seed);
-    static const int64_t TOKENS[4] = {1, 2, 24, 80};
-    GpuOptions go = {.max_batch = 80, .max_seq = 1, .max_ctx = 1, .keep_all = true, .f32_storage = f32, .no_blas = true};
+    static const int64_t TOKENS[5] = {1, 2, 24, 80, 160};
+    const int kinds = form == FORM_TMA ? 5 : 4;
+    GpuOptions go = {.max_batch = TOKENS[kinds - 1], .max_seq = 1, .max_ctx = 1, .keep_all = true, .f32_storage = f32, .no_blas = true};
     GpuExec *gx = gpu_exec_new(g, &ws, &go, d);
     assert_non_null(gx);
     Cmp m = {.g = g, .gx = gx};
     CpuExec *cx = cpu_exec_new(g, &ws, &(CpuOptions){.threads = 4, .after_node = take_gpu, .hook_ctx = &m}, d);
     assert_non_null(cx);
-    float *xv = malloc(sizeof(float) * 80 * H), *iv = malloc(sizeof(float) * 80 * KS);
+    float *xv = malloc(sizeof(float) * 160 * H), *iv = malloc(sizeof(float) * 160 * KS);
     uint64_t rng = seed;
-    for (int kind = 0; kind < 4; kind++) {
+    for (int kind = 0; kind < kinds; kind++) {
         int64_t T = TOKENS[kind];
         for (int64_t i = 0; i < T * H; i++) {
             float v = (float)((double)next(&rng) / 2147483648.0 * 2.0 - 1.0) * (i / H % 5 == 2 ? 30.0f : 1.0f);
@@ -152,15 +168,16 @@ static void check(bool f32, bool stream) {
         m.worst = 0, m.gemms = 0;
         assert_true(gpu_exec_run(gx, in, 2, d));
         assert_true(cpu_exec_run(cx, in, 2, d));
-        bool st, tile, ring;
-        phases_at(g, f32, T, &st, &tile, &ring);
-        static const char *const what[4] = {"one row per hit expert", "slots of id -1", "uneven rows", "an expert with > 64 rows"};
+        bool st, tile, ring, tma;
+        phases_at(g, f32, T, &st, &tile, &ring, &tma);
+        static const char *const what[5] = {"one row per hit expert", "slots of id -1", "uneven rows", "an expert with > 64 rows",
+                                            "two experts with > 128 rows"};
         fprintf(stderr, "T %lld (%s), %s storage, %s: %d expert GEMMs, worst rel L2 %.2e\n", (long long)T, what[kind], f32 ? "f32" : "bf16",
-                st ? ring ? "stream form, ring" : "stream form" : "tile", m.gemms, m.worst);
+                st ? ring ? "stream form, ring" : "stream form" : tma ? "TMA form" : "tile", m.gemms, m.worst);
         const char *env = getenv("DSCC_EXPERT_V2");
         assert_true(!st || ring == !(env && strstr(env, "ring=0") != NULL)); /* the ring form unless asked for the register one */
         assert_int_equal(m.gemms, 4);
-        assert_true(st == stream && tile == !stream);
+        assert_true(st == stream && tma == (form == FORM_TMA) && tile == (form == FORM_TILE));
         assert_true(m.worst <= (f32 ? 1e-5 : 4e-3));
     }
     free(xv);
@@ -174,40 +191,54 @@ static void check(bool f32, bool stream) {
 static void test_stream(void **state) {
     (void)state;
     setenv("DSCC_EXPERT_V2", "1", 1);
-    check(false, true);
+    check(false, FORM_STREAM);
     unsetenv("DSCC_EXPERT_V2");
 }
 static void test_stream_f32(void **state) {
     (void)state;
     setenv("DSCC_EXPERT_V2", "1", 1);
-    check(true, true);
+    check(true, FORM_STREAM);
     unsetenv("DSCC_EXPERT_V2");
 }
 /* the register form: u K blocks a warp in registers (u=4 minb=1 and u=3 minb=2, which spills) */
 static void test_regs(void **state) {
     (void)state;
     setenv("DSCC_EXPERT_V2", "ring=0", 1);
-    check(false, true);
+    check(false, FORM_STREAM);
     unsetenv("DSCC_EXPERT_V2");
 }
 static void test_regs_f32(void **state) {
     (void)state;
     setenv("DSCC_EXPERT_V2", "ring=0,u=3,minb=2", 1);
-    check(true, true);
+    check(true, FORM_STREAM);
     unsetenv("DSCC_EXPERT_V2");
 }
 /* the ring form at 4 stages a warp, two blocks an SM */
 static void test_ring4(void **state) {
     (void)state;
     setenv("DSCC_EXPERT_V2", "d=4,minb=2", 1);
-    check(false, true);
+    check(false, FORM_STREAM);
     unsetenv("DSCC_EXPERT_V2");
 }
-/* by default (and with DSCC_EXPERT_V2=0): no stream phase, the tile at every row count (the same routings) */
+/* by default (and with DSCC_EXPERT_V2=0): no stream phase, the tile at these row counts (the TMA form's are above) */
 static void test_tile(void **state) {
     (void)state;
     unsetenv("DSCC_EXPERT_V2");
-    check(false, false);
+    check(false, FORM_TILE);
+}
+/* the TMA form (expert_tma.cuh) at every row count (minr=1: above 1 routed row), 256 rows a pass (mt=2: consumers with
+ * two row tiles), bf16 storage; then 128 a pass (mt=1: an expert of 160 rows takes two passes), f32 storage */
+static void test_tma(void **state) {
+    (void)state;
+    setenv("DSCC_EXPERT_TMA", "minr=1", 1);
+    check(false, FORM_TMA);
+    unsetenv("DSCC_EXPERT_TMA");
+}
+static void test_tma_f32(void **state) {
+    (void)state;
+    setenv("DSCC_EXPERT_TMA", "minr=1,mt=1", 1);
+    check(true, FORM_TMA);
+    unsetenv("DSCC_EXPERT_TMA");
 }
 
 /* maxr: the stream form at R <= maxr routed rows only, the tile above; a malformed value stops codegen. */
@@ -219,15 +250,15 @@ static void test_env(void **state) {
     PassPipeline pp;
     PassRunOptions ro = {0};
     assert_true(g && pass_pipeline_parse(a, d, "shape-infer,fp8-quant,fuse", &pp) && pass_pipeline_run(&pp, g, &ro, d));
-    bool st, tile, ring;
+    bool st, tile, ring, tma;
     setenv("DSCC_EXPERT_V2", "0", 1);
-    phases_at(g, false, 2, &st, &tile, &ring);
-    assert_true(!st && tile);
+    phases_at(g, false, 2, &st, &tile, &ring, &tma);
+    assert_true(!st && tile && !tma);
     setenv("DSCC_EXPERT_V2", "maxr=8,u=2,minb=1", 1);
-    phases_at(g, false, 2, &st, &tile, &ring); /* 8 routed rows */
-    assert_true(st && !tile);
-    phases_at(g, false, 3, &st, &tile, &ring); /* 12 */
-    assert_true(!st && tile);
+    phases_at(g, false, 2, &st, &tile, &ring, &tma); /* 8 routed rows */
+    assert_true(st && !tile && !tma);
+    phases_at(g, false, 3, &st, &tile, &ring, &tma); /* 12 */
+    assert_true(!st && tile && !tma);
     static const char *const bad[] = {"2", "u=9", "minb=0", "maxr", "maxr=8,", "depth=2", "u=2x", "maxr=0", "ring=2", "d=5"};
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
         setenv("DSCC_EXPERT_V2", bad[i], 1);
@@ -235,6 +266,29 @@ static void test_env(void **state) {
     }
     unsetenv("DSCC_EXPERT_V2");
     assert_true(diag_error_count(d) >= 10);
+    /* the TMA form above minr routed rows, the tile at or below; by default above 2,048 (a prefill of 512 tokens x 4
+     * slots here), and never with DSCC_EXPERT_TMA=0 */
+    setenv("DSCC_EXPERT_TMA", "minr=8", 1);
+    phases_at(g, false, 2, &st, &tile, &ring, &tma);
+    assert_true(!st && tile && !tma);
+    phases_at(g, false, 3, &st, &tile, &ring, &tma);
+    assert_true(!st && !tile && tma);
+    unsetenv("DSCC_EXPERT_TMA");
+    phases_at(g, false, 512, &st, &tile, &ring, &tma);
+    assert_true(!st && tile && !tma);
+    phases_at(g, false, 513, &st, &tile, &ring, &tma);
+    assert_true(!st && !tile && tma);
+    setenv("DSCC_EXPERT_TMA", "0", 1);
+    phases_at(g, false, 513, &st, &tile, &ring, &tma);
+    assert_true(!st && tile && !tma);
+    int before = diag_error_count(d);
+    static const char *const badt[] = {"2", "minr=0", "mt=3", "minr", "minr=", "mt=1,", "minr=8x", "depth=2"};
+    for (size_t i = 0; i < sizeof badt / sizeof badt[0]; i++) {
+        setenv("DSCC_EXPERT_TMA", badt[i], 1);
+        assert_null(cg_generate(a, d, g, &(CgGenOptions){0}));
+    }
+    unsetenv("DSCC_EXPERT_TMA");
+    assert_true(diag_error_count(d) >= before + 8);
     arena_free(a);
 }
 
@@ -242,6 +296,6 @@ int main(void) {
     if (!tu_hopper()) return 77;
     const struct CMUnitTest tests[] = {cmocka_unit_test(test_stream), cmocka_unit_test(test_stream_f32), cmocka_unit_test(test_regs),
                                        cmocka_unit_test(test_regs_f32), cmocka_unit_test(test_ring4), cmocka_unit_test(test_tile),
-                                       cmocka_unit_test(test_env)};
+                                       cmocka_unit_test(test_tma), cmocka_unit_test(test_tma_f32), cmocka_unit_test(test_env)};
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
