@@ -8,23 +8,28 @@
 // * Warpgroup 2, the producer (setmaxnreg down to AW_REGS_PRODUCER): q's
 //   tile, then each tile of AW_BN keys of k (its two source tensors, head
 //   stride 0 allowed) and v by 16-byte cp.async into a ring of AW_NST
-//   stages in the 128-byte swizzle; a stage's copies complete its mbarrier
-//   (cp.async.mbarrier.arrive.noinc: the producer never waits for them), and
-//   it waits at the stage's "empty" named barrier before refilling it.
+//   stages in the 128-byte swizzle; a stage's k and v each complete an
+//   mbarrier of their own (cp.async.mbarrier.arrive.noinc: the producer
+//   never waits for its copies), and it waits at the stage's k and v
+//   "read" named barriers before refilling them.
 // * Warpgroups 0 and 1, the consumers (setmaxnreg up to AW_REGS_CONSUMER),
-//   64 query rows each: per key tile one mbarrier wait, S = Q K^T by
-//   wgmma m64n128k16 (q and k from shared memory, K-major), the mask only
-//   on tiles that cross a row's diagonal or the keys' end, the online
-//   softmax in base 2 in registers (the scale and log2 e folded into one
-//   multiply), P rounded to bf16 in registers where S's accumulator lies,
-//   which is already wgmma's A fragment, then O += P V by wgmma
-//   m64n{64,128}k16 with A from registers and V from the stage (MN-major:
-//   the descriptor transposes it, no copy), then "empty" (bar.arrive).
-//   A warpgroup walks only the tiles its own last row sees.
+//   64 query rows each. Per key tile j: S_j = Q K_j^T by wgmma m64n128k16
+//   (q and k from shared memory, K-major) is issued, then O += P_{j-1}
+//   V_{j-1} by wgmma m64n{64,128}k16 with P from registers and V from its
+//   stage (MN-major: the descriptor transposes it, no copy); the wait for
+//   S_j alone (wait_group 1) lets k's stage go, and S_j's softmax (the mask
+//   only on tiles that cross a row's diagonal or the keys' end; base 2, the
+//   scale and log2 e folded into one multiply; the running max and sums in
+//   registers) runs while the tensor cores do P_{j-1} V_{j-1}; then P_j is
+//   rounded to bf16 in the registers where S_j's accumulator lay, which is
+//   already wgmma's A fragment, and v's stage goes. O is rescaled just
+//   before the next P V is issued. A warpgroup walks only the tiles its
+//   own last row sees (it releases the block's others unread).
 // * AW_PINGPONG 1 (default): the two consumers take turns at the tensor
-//   cores (FlashAttention-3's ping-pong): a warpgroup issues its S GEMM
-//   only after the other issued its P V, so one's softmax runs under the
-//   other's GEMMs; two named barriers pass the turn. 0: no ordering.
+//   cores (FlashAttention-3's ping-pong): a warpgroup issues S_j and
+//   P_{j-1} V_{j-1} only in its turn and hands the turn over once they are
+//   issued, so one's softmax runs under the other's GEMMs; two named
+//   barriers pass the turn. 0: no ordering between the consumers.
 //
 // Shared memory (dynamic, from its first 1024-aligned byte): q, two
 // warpgroups x ceil(DK / 64) chunks of 64 rows x 128 bytes (8 KB); then the
@@ -168,36 +173,54 @@ __device__ __forceinline__ void aw_wgmma_pv64(float *d, const unsigned *a, const
                  : AW_F32(d, 0)
                  : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "l"(db));
 }
+// 2^x by the MUFU unit alone (denormal results flushed to 0)
+__device__ __forceinline__ float aw_exp2(float x) {
+    float y;
+    asm("ex2.approx.ftz.f32 %0, %1;\n" : "=f"(y) : "f"(x));
+    return y;
+}
 // The online softmax of a tile's S (64 f32 a thread, rows r and r + 8 of the warp's, r = lane / 4;
-// columns j0 + 8 (i >> 2) + 2 (lane % 4) + (i & 1)) in base 2: where `masked`, keys past a row's
-// last[] get -inf; m (the rows' max) moves to this tile's, corr is its factor for what came before
-// (applied to l here, to O by the caller), s becomes P = 2^(s sl2 - m), l this thread's share of
-// the rows' sums
-__device__ __forceinline__ void aw_softmax(float *s, long long j0, bool masked, const long long *last, int q4, float sl2, float *m, float *l,
-                                           float *corr) {
+// column 8 (i >> 2) + 2 (lane % 4) + (i & 1) of the tile in register i) in base 2: where `masked`,
+// the columns past lim[] (a row's last key in the tile; < 0: none) get -inf; m (the rows' max,
+// scaled by sl2) moves to this tile's, corr is its factor for what came before (applied to l here,
+// to O by the caller), s becomes P = 2^(s sl2 - m) and l this thread's share of the rows' sums
+__device__ __forceinline__ void aw_softmax(float *s, bool masked, const int *lim, int q4, float sl2, float *m, float *l, float *corr) {
     const float NEG = __int_as_float(0xff800000);
-    float mx[2] = {NEG, NEG}, mb[2];
+    if (masked)
 #pragma unroll
-    for (int i = 0; i < 64; i++) {
-        const long long j = j0 + 8 * (i >> 2) + 2 * q4 + (i & 1);
-        const float x = s[i] * sl2;
-        s[i] = masked && j > last[(i >> 1) & 1] ? NEG : x;
-        mx[(i >> 1) & 1] = fmaxf(mx[(i >> 1) & 1], s[i]);
-    }
+        for (int i = 0; i < 64; i++)
+            if (8 * (i >> 2) + 2 * q4 + (i & 1) > lim[(i >> 1) & 1]) s[i] = NEG;
+    float mx[2] = {NEG, NEG}, nb[2];
+#pragma unroll
+    for (int i = 0; i < 64; i++) mx[(i >> 1) & 1] = fmaxf(mx[(i >> 1) & 1], s[i]);
 #pragma unroll
     for (int hh = 0; hh < 2; hh++) { // the row's max over its quad
         mx[hh] = fmaxf(mx[hh], __shfl_xor_sync(0xffffffffu, mx[hh], 1));
         mx[hh] = fmaxf(mx[hh], __shfl_xor_sync(0xffffffffu, mx[hh], 2));
-        const float mn = fmaxf(m[hh], mx[hh]);
-        mb[hh] = mn == NEG ? 0.0f : mn; // a row with no key yet: exponents of -inf give 0
-        corr[hh] = exp2f(m[hh] - mb[hh]);
+        const float mn = fmaxf(m[hh], mx[hh] * sl2), mb = mn == NEG ? 0.0f : mn; // no key yet: exponents of -inf give 0
+        corr[hh] = aw_exp2(m[hh] - mb);
         m[hh] = mn;
         l[hh] *= corr[hh];
+        nb[hh] = -mb;
     }
 #pragma unroll
     for (int i = 0; i < 64; i++) {
-        s[i] = exp2f(s[i] - mb[(i >> 1) & 1]);
+        s[i] = aw_exp2(fmaf(s[i], sl2, nb[(i >> 1) & 1]));
         l[(i >> 1) & 1] += s[i];
+    }
+}
+// O's rows times their factors, unless every row of the warp keeps its max
+__device__ __forceinline__ void aw_scale_o(float *o, int n, const float *corr) {
+    if (!__all_sync(0xffffffffu, corr[0] == 1.0f && corr[1] == 1.0f))
+#pragma unroll
+        for (int i = 0; i < n; i++) o[i] *= corr[(i >> 1) & 1];
+}
+// The last key of a tile from j0 each of a thread's rows sees, within the tile (-1: none, AW_BN - 1: all)
+__device__ __forceinline__ void aw_limits(int *lim, const long long *last, long long j0) {
+#pragma unroll
+    for (int hh = 0; hh < 2; hh++) {
+        const long long x = last[hh] - j0;
+        lim[hh] = x < -1 ? -1 : x > AW_BN - 1 ? AW_BN - 1 : (int)x;
     }
 }
 // S = Q K^T of a tile, issued and committed: q's 64 rows at Qw, the tile's keys at Kc, DK columns
@@ -327,15 +350,16 @@ extern "C" __global__ void __launch_bounds__(AW_THREADS, 1) DSCC_ENTRY(Args a) {
         aw_wg_wait0();
         aw_hold64(s);
         if (AW_NST < nkt) aw_bar_arrive(AW_BAR_KEMPTY, AW_THREADS); // the producer may refill k's stage
-        aw_softmax(s, 0, AW_BN - 1 > wfirst || AW_BN > T, last, q4, sl2, m, l, corr);
+        int lim[2];
+        aw_limits(lim, last, 0);
+        aw_softmax(s, AW_BN - 1 > wfirst || AW_BN > T, lim, q4, sl2, m, l, corr);
         aw_p_frag(pa, s);
     }
     for (long long it = 1; it < gnkt; it++) {
         const int st = (int)(it % AW_NST), pst = (int)((it - 1) % AW_NST);
         const long long j0 = it * AW_BN;
         const unsigned char *Vp = Ks + pst * AW_STG + AW_DKC * AW_BN * 128;
-#pragma unroll
-        for (int i = 0; i < AW_ON; i++) o[i] *= corr[(i >> 1) & 1]; // O to the max of tile it - 1
+        aw_scale_o(o, AW_ON, corr); // O to the max of tile it - 1
         aw_mbar_wait(vfull + pst, (unsigned)((it - 1) / AW_NST) & 1u);
         aw_mbar_wait(kfull + st, (unsigned)(it / AW_NST) & 1u);
         aw_fence_async();
@@ -349,7 +373,9 @@ extern "C" __global__ void __launch_bounds__(AW_THREADS, 1) DSCC_ENTRY(Args a) {
         aw_hold64(s);
         if (it + AW_NST < nkt) aw_bar_arrive(AW_BAR_KEMPTY + st, AW_THREADS);
         // the mask only where a key of the tile may lie past a row's diagonal or past T
-        aw_softmax(s, j0, j0 + AW_BN - 1 > wfirst || j0 + AW_BN > T, last, q4, sl2, m, l, corr);
+        int lim[2];
+        aw_limits(lim, last, j0);
+        aw_softmax(s, j0 + AW_BN - 1 > wfirst || j0 + AW_BN > T, lim, q4, sl2, m, l, corr);
         aw_wg_wait0(); // P_{it-1} V_{it-1} done: pa and v's stage free
         AW_HOLD_O(o);
         if (it - 1 + AW_NST < nkt) aw_bar_arrive(AW_BAR_VEMPTY + pst, AW_THREADS);
@@ -359,8 +385,7 @@ extern "C" __global__ void __launch_bounds__(AW_THREADS, 1) DSCC_ENTRY(Args a) {
     { // the last tile's P V
         const int pst = (int)((gnkt - 1) % AW_NST);
         const unsigned char *Vp = Ks + pst * AW_STG + AW_DKC * AW_BN * 128;
-#pragma unroll
-        for (int i = 0; i < AW_ON; i++) o[i] *= corr[(i >> 1) & 1];
+        aw_scale_o(o, AW_ON, corr);
         aw_mbar_wait(vfull + pst, (unsigned)((gnkt - 1) / AW_NST) & 1u);
         aw_fence_async();
         aw_wg_fence();

@@ -502,6 +502,10 @@ static inline void aw_wg_wait0(void) { emu_wgx_wait0(); }
 #define aw_regs_producer() emu_setmaxnreg(AW_REGS_PRODUCER, __LINE__)
 #define aw_regs_consumer() emu_setmaxnreg(AW_REGS_CONSUMER, __LINE__)
 #define aw_bf16x2(lo, hi) emu_cvt_bf16x2((lo), (hi))
+static inline float aw_exp2(float x) { /* ex2.approx.ftz.f32: 2^x, a denormal result flushed to 0 */
+    const float y = exp2f(x);
+    return fabsf(y) < 1.17549435e-38f ? 0.0f : y;
+}
 #define aw_hold32(d) (void)(d)
 #define aw_hold64(d) (void)(d)
 #define aw_wgmma_s(d, a, b, acc) emu_wgmma_x((d), (a), (b), 128, 0, 16, 1024, (acc), __LINE__)

@@ -150,7 +150,7 @@ static const char *const PTX_HELPERS[] = {"h2f", "f2h", "fe4m3", "cp16", "cp_com
                                            /* codegen/kernels/attn_prefill_wgmma.cuh's */
                                            "aw_cp16", "aw_cp_wait0", "aw_mbar_init", "aw_mbar_fence_init", "aw_mbar_wait", "aw_cp_arrive",
                                            "aw_fence_async", "aw_wg_fence", "aw_wg_commit", "aw_wg_wait0", "aw_wg_wait1", "aw_bar_sync",
-                                           "aw_bar_arrive", "aw_regs_producer", "aw_regs_consumer", "aw_bf16x2", "aw_hold32", "aw_hold64",
+                                           "aw_bar_arrive", "aw_regs_producer", "aw_regs_consumer", "aw_bf16x2", "aw_exp2", "aw_hold32", "aw_hold64",
                                            "aw_wgmma_s", "aw_wgmma_pv128", "aw_wgmma_pv64"};
 
 typedef struct {
