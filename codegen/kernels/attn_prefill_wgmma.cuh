@@ -277,40 +277,63 @@ extern "C" __global__ void __launch_bounds__(AW_THREADS, 1) DSCC_ENTRY(Args a) {
         aw_mbar_fence_init();
     }
     __syncthreads();
-    if (wg == 2) { // the producer
+    if (wg == 2) { // the producer: thread pt copies the 16-byte unit pu of rows pr, pr + 16, .. of each 64-column chunk
         aw_regs_producer();
-        const int pt = tid - 256;
+        const int pt = tid - 256, pu = pt & 7, pr = pt >> 3;
         const unsigned short *Q = ATTN_Q, *Q1 = ATTN_Q1, *Kg = ATTN_K, *K1g = ATTN_K1, *Vg = ATTN_V;
-        const long long KT = ATTN_KT, K1T = ATTN_K1T, VT = ATTN_VT;
-        const int qch = (int)(ATTN_DK / 8), vch = AW_DVC * 8; // 16-byte units a row (v's padded to its chunks)
-        for (int c = pt; c < 128 * qch; c += 128) { // q's tile, zeros past S (on the first stage's barrier)
-            const int i = c / qch, kc = c % qch;
-            const bool ok = s0 + i < S;
-            const long long qr = (b * S + s0 + i) * HQ + h;
-            const unsigned short *qs = kc * 8 < ATTN_QD0 ? Q + (qr * ATTN_QD0 + kc * 8) : Q1 + (qr * (ATTN_DK - ATTN_QD0) + kc * 8 - ATTN_QD0);
-            aw_cp16(Qs + ((i >> 6) * AW_DKC + (kc >> 3)) * 8192 + aw_swz(i & 63, kc), ok ? (const void *)qs : (const void *)Q, ok);
+#pragma unroll
+        for (int c = 0; c < AW_DKC; c++) { // q's tile, zeros past S (on the first stage's barrier); columns past DK never read
+            const int kc = c * 8 + pu;
+            if (kc * 8 >= ATTN_DK) continue;
+#pragma unroll
+            for (int i = 0; i < 8; i++) {
+                const int r = pr + 16 * i;
+                const bool ok = s0 + r < S;
+                const long long qr = (b * S + s0 + r) * HQ + h;
+                const unsigned short *qs = kc * 8 < ATTN_QD0 ? Q + (qr * ATTN_QD0 + kc * 8) : Q1 + (qr * (ATTN_DK - ATTN_QD0) + kc * 8 - ATTN_QD0);
+                aw_cp16(Qs + ((r >> 6) * AW_DKC + c) * 8192 + aw_swz(r & 63, pu), ok ? (const void *)qs : (const void *)Q, ok);
+            }
         }
+        // this thread's unit of key 0 in each chunk of k (the first KD0 columns from K, the others from K1) and of v, and
+        // the elements from one key to the next
+        const unsigned short *kp[AW_DKC], *vp[AW_DVC];
+        long long kst[AW_DKC];
+#pragma unroll
+        for (int c = 0; c < AW_DKC; c++) {
+            const int kc = c * 8 + pu;
+            const bool k0 = kc * 8 < ATTN_KD0;
+            kp[c] = k0 ? Kg + (b * ATTN_KT * ATTN_KRS + hk * ATTN_KHS + ATTN_K0 + kc * 8)
+                       : K1g + (b * ATTN_K1T * ATTN_K1RS + hk * ATTN_K1HS + ATTN_K10 + kc * 8 - ATTN_KD0);
+            kst[c] = k0 ? ATTN_KRS : ATTN_K1RS;
+        }
+#pragma unroll
+        for (int c = 0; c < AW_DVC; c++) vp[c] = Vg + (b * ATTN_VT * ATTN_VRS + hk * ATTN_VHS + ATTN_V0 + (c * 8 + pu) * 8);
         for (long long it = 0; it < nkt; it++) {
             const int st = (int)(it % AW_NST);
+            unsigned char *Kd = Ks + st * AW_STG + pr * 128 + ((pu ^ (pr & 7)) << 4), *Vd = Kd + AW_DKC * AW_BN * 128;
+            const long long j0 = it * AW_BN + pr;
             if (it >= AW_NST) aw_bar_sync(AW_BAR_KEMPTY + st, AW_THREADS); // the consumers' S of tile it - NST is done
-            unsigned char *Kd = Ks + st * AW_STG, *Vd = Kd + AW_DKC * AW_BN * 128;
-            const long long j0 = it * AW_BN;
-            for (int c = pt; c < AW_BN * qch; c += 128) { // keys j0 .., zeros past T
-                const int jj = c / qch, kc = c % qch;
-                const long long j = j0 + jj;
-                const bool ok = j < T;
-                const unsigned short *ks = kc * 8 < ATTN_KD0 ? Kg + ((b * KT + j) * ATTN_KRS + hk * ATTN_KHS + ATTN_K0 + kc * 8)
-                                                            : K1g + ((b * K1T + j) * ATTN_K1RS + hk * ATTN_K1HS + ATTN_K10 + kc * 8 - ATTN_KD0);
-                aw_cp16(Kd + (kc >> 3) * (AW_BN * 128) + aw_swz(jj, kc), ok ? (const void *)ks : (const void *)Kg, ok);
+#pragma unroll
+            for (int c = 0; c < AW_DKC; c++) { // keys it * BN .., zeros past T
+                if ((c * 8 + pu) * 8 >= ATTN_DK) continue;
+                const unsigned short *src = kp[c] + j0 * kst[c];
+#pragma unroll 4
+                for (int i = 0; i < AW_BN / 16; i++, src += 16 * kst[c]) {
+                    const bool ok = j0 + 16 * i < T;
+                    aw_cp16(Kd + c * (AW_BN * 128) + i * 2048, ok ? (const void *)src : (const void *)Kg, ok);
+                }
             }
             aw_cp_arrive(kfull + st);
             if (it >= AW_NST) aw_bar_sync(AW_BAR_VEMPTY + st, AW_THREADS); // ... and their P V
-            for (int c = pt; c < AW_BN * vch; c += 128) {
-                const int jj = c / vch, vc = c % vch;
-                const long long j = j0 + jj;
-                const bool ok = j < T && vc * 8 < ATTN_DV;
-                aw_cp16(Vd + (vc >> 3) * (AW_BN * 128) + aw_swz(jj, vc),
-                        ok ? (const void *)(Vg + ((b * VT + j) * ATTN_VRS + hk * ATTN_VHS + ATTN_V0 + vc * 8)) : (const void *)Vg, ok);
+#pragma unroll
+            for (int c = 0; c < AW_DVC; c++) { // columns past DV as zeros too (P V reads them)
+                const bool in = (c * 8 + pu) * 8 < ATTN_DV;
+                const unsigned short *src = vp[c] + j0 * ATTN_VRS;
+#pragma unroll 4
+                for (int i = 0; i < AW_BN / 16; i++, src += 16 * ATTN_VRS) {
+                    const bool ok = in && j0 + 16 * i < T;
+                    aw_cp16(Vd + c * (AW_BN * 128) + i * 2048, ok ? (const void *)src : (const void *)Vg, ok);
+                }
             }
             aw_cp_arrive(vfull + st);
         }
