@@ -529,6 +529,20 @@ static void attn_part_defines(Gen *G, const AttnPart *p, const char *pre, CgDefi
     d[4] = (CgDefine){arena_printf(a, "ATTN_%s", f), arena_printf(a, "%lldLL", (long long)p->c0)};
 }
 
+/* Its wgmma form (codegen/kernels/attn_prefill_wgmma.cuh: FlashAttention-3
+ * style, a producer warpgroup and two consumer warpgroups of 64 query rows)
+ * on Hopper for head dims it holds in shared memory: q's 128 rows and two
+ * stages of 128 keys, each dim in chunks of 64 columns (its AW_SMEM).
+ * DSCC_ATTN_WGMMA (read here, checked in cg_attention): 0 the mma.sync
+ * form above everywhere, 1 (default) the wgmma form with the consumers'
+ * ping-pong, 2 the wgmma form without it. */
+#define ATTN_WGMMA_SMEM(Dk, Dv) (1024 + 2 * (((Dk) + 63) / 64) * 8192 + 2 * (((Dk) + 63) / 64 + ((Dv) + 63) / 64) * 128 * 128 + 64)
+static const char *attention_prefill_wgmma(const Gen *G, int64_t Dk, int64_t Dv) {
+    const char *env = getenv("DSCC_ATTN_WGMMA");
+    if (!G->wgmma || (env && strcmp(env, "0") == 0) || Dk > 192 || ATTN_WGMMA_SMEM(Dk, Dv) > 227 * 1024) return NULL;
+    return env && strcmp(env, "2") == 0 ? "0" : "1";
+}
+
 static bool attention_prefill(Gen *G, const IrNode *n) {
     const IrNode *q = n->ops[0], *k = n->ops[1], *v = n->ops[2];
     if (!attention_prefill_shape(G, n)) return false;
@@ -544,7 +558,7 @@ static bool attention_prefill(Gen *G, const IrNode *n) {
     Arena *a = G->a;
     IrDim B = q->type.dims[0], S = q->type.dims[1];
     cg_mma_helpers(G);
-    const char *entry = arena_printf(a, "p%d_attention_prefill", G->nphases);
+    const char *entry = arena_printf(a, "p%d_attention_prefill", G->nphases), *pingpong = attention_prefill_wgmma(G, Dk, Dv);
     CgDefine d[30] = {{"ATTN_B", cg_dim(G, B)},
                       {"ATTN_S", cg_dim(G, S)},
                       {"ATTN_T", cg_dim(G, k->type.dims[1])},
@@ -562,12 +576,20 @@ static bool attention_prefill(Gen *G, const IrNode *n) {
     attn_part_defines(G, &kp[0], "K", d + 14);
     attn_part_defines(G, &kp[1], "K1", d + 19);
     attn_part_defines(G, &vp, "V", d + 24);
-    sb_puts(&G->decl, "// attention, d_qk <= 256: FlashAttention-2 style on mma m16n8k16 BF16, 128 query positions of one head a block,\n"
-                        "// 64-key tiles in a three-stage cp.async ring, online softmax in registers, causal tiles past the diagonal skipped\n");
-    sb_puts(&G->decl, cg_kernel_instance(a, "attn_prefill", entry, d, 29));
+    if (pingpong) {
+        d[29] = (CgDefine){"AW_PINGPONG", pingpong};
+        sb_puts(&G->decl, "// attention, d_qk <= 192: FlashAttention-3 style on wgmma, 128 query positions of one head a block, a producer\n"
+                            "// warpgroup and two consumers of 64 rows, 128-key tiles in a two-stage ring, P V with P from registers\n");
+        sb_puts(&G->decl, cg_kernel_instance(a, "attn_prefill_wgmma", entry, d, 30));
+    } else {
+        sb_puts(&G->decl, "// attention, d_qk <= 256: FlashAttention-2 style on mma m16n8k16 BF16, 128 query positions of one head a block,\n"
+                            "// 64-key tiles in a three-stage cp.async ring, online softmax in registers, causal tiles past the diagonal skipped\n");
+        sb_puts(&G->decl, cg_kernel_instance(a, "attn_prefill", entry, d, 29));
+    }
     /* blocks: (query tile, batch row x head), the last query tile (the most keys) first */
-    cg_phase(G, CG_LAUNCH_BLOCK, ir_dim_mul(B, ir_dim_const(Hq)), 1, S, 128, ATTN_PREFILL_SMEM(Dk, Dv));
+    cg_phase(G, CG_LAUNCH_BLOCK, ir_dim_mul(B, ir_dim_const(Hq)), 1, S, 128, pingpong ? ATTN_WGMMA_SMEM(Dk, Dv) : ATTN_PREFILL_SMEM(Dk, Dv));
     G->phases[G->nphases - 1].fn = entry;
+    if (pingpong) G->phases[G->nphases - 1].threads = 384; /* two consumer warpgroups and the producer */
     return true;
 }
 
@@ -620,6 +642,11 @@ bool cg_attention(Gen *G, const IrNode *n) {
     const char *pe = getenv("DSCC_ATTN_PREFILL");
     if (pe && *pe && strcmp(pe, "0") && strcmp(pe, "1")) {
         G->why = "DSCC_ATTN_PREFILL must be 0 (the prefill attention kernel off) or 1 (on where it applies)";
+        return false;
+    }
+    const char *pw = getenv("DSCC_ATTN_WGMMA");
+    if (pw && *pw && strcmp(pw, "0") && strcmp(pw, "1") && strcmp(pw, "2")) {
+        G->why = "DSCC_ATTN_WGMMA must be 0 (the prefill attention on mma.sync), 1 (on wgmma, the default) or 2 (on wgmma without the ping-pong)";
         return false;
     }
     if (attention_prefill(G, n) || attention_mma(G, n)) return true;

@@ -297,7 +297,7 @@ static inline void wg_wait0(void) {
  * + sbo (k / 8) from b, which must then start a 1024-aligned swizzle atom.
  * The swizzle is applied to each byte's address as above. Same fences,
  * waits, lane checks and faults as the m64n64 form; d holds N / 2 f32. */
-struct EmuWgmmaX { float *d; unsigned a, b, lbo, sbo; short n, tb, acc; unsigned group; };
+struct EmuWgmmaX { float *d; unsigned a, b, lbo, sbo; short n, tb, acc, rs; unsigned group; unsigned short ar[32]; };
 enum { EMU_WGX_PENDING = 40 };
 static thread_local EmuWgmmaX emu_wgx_pending[1024][EMU_WGX_PENDING];
 static thread_local int emu_wgx_npending[1024];
@@ -347,7 +347,46 @@ static inline void emu_wgmma_x(float *d, const void *pa, const void *pb, int n, 
         for (int k = 0; k < 7; k++)
             if (all[7 * l + k] != mine[k]) emu_ctx->fault(emu_ctx, "wgmma: the lanes of a warp pass different operands", line);
     if (emu_wgx_npending[t] == EMU_WGX_PENDING) emu_ctx->fault(emu_ctx, "too many wgmma pending", line);
-    emu_wgx_pending[t][emu_wgx_npending[t]++] = EmuWgmmaX{d, (unsigned)a, (unsigned)b, lbo, sbo, (short)n, (short)tb, (short)acc, emu_wgx_groups[t]};
+    emu_wgx_pending[t][emu_wgx_npending[t]++] = EmuWgmmaX{d, (unsigned)a, (unsigned)b, lbo, sbo, (short)n, (short)tb, (short)acc, 0, emu_wgx_groups[t], {0}};
+}
+/* ... with A from registers (wgmma.mma_async m64nNk16 .f32.bf16.bf16 d, {a0..a3},
+ * b-desc, scale-d, 1, 1, trans-b): the PTX ISA's register fragment of A, per
+ * warp its 16 rows of the 64 (warp % 4), as mma.sync's m16n8k16 A: register
+ * r of lane l holds row l / 4 + 8 (r & 1), cols 2 (l % 4) + 8 (r >> 1) and
+ * + 1, the lower half first. The fragments are read at the issue (a later
+ * write to them does not change the product, which the hardware does not
+ * promise: the kernel must not write them before the wait anyway); B from
+ * its descriptor as above, always accumulating (scale-d 1). */
+static inline void emu_wgmma_rs(float *d, const unsigned *ar, const void *pb, int n, int tb, unsigned lbo, unsigned sbo, int line) {
+    const int t = emu_tid(), l = emu_lane(), g = l >> 2;
+    const size_t b = emu_cvta_shared(pb, line);
+    if (!emu_wg_fenced[t]) emu_ctx->fault(emu_ctx, "wgmma without a wgmma.fence before it", line);
+    if ((lbo & 15) || (sbo & 15) || lbo >= (1u << 18) || sbo >= (1u << 18) || sbo == 0)
+        emu_ctx->fault(emu_ctx, "wgmma descriptor: leading or stride byte offset not a multiple of 16 below 2^18", line);
+    size_t bend;
+    if (tb) {
+        if (b & 1023) emu_ctx->fault(emu_ctx, "wgmma MN-major operand B not at the start of a 1024-aligned swizzle atom", line);
+        if (n % 64) emu_ctx->fault(emu_ctx, "wgmma MN-major operand B in the 128-byte swizzle with N not a multiple of 64", line);
+        bend = b + (size_t)(n / 64 - 1) * lbo + sbo + 1024;
+    } else {
+        if ((b & 15) || (b & 1023) + 32 > 128) emu_ctx->fault(emu_ctx, "wgmma operand B not 32 bytes inside the first row of a 1024-aligned swizzle group", line);
+        bend = (b & ~(size_t)1023) + (size_t)(n / 8 - 1) * sbo + 1024;
+    }
+    if (bend > emu_ctx->smem_bytes) emu_ctx->fault(emu_ctx, "wgmma operand past the dynamic shared memory", line);
+    size_t mine[5] = {b, (size_t)n, (size_t)tb, lbo, sbo}, all[32 * 5];
+    emu_ctx->warp_exchange(emu_ctx, 0xffffffffu, mine, all, sizeof mine, line);
+    for (int k = 0; k < 32 * 5; k++)
+        if (all[k] != mine[k % 5]) emu_ctx->fault(emu_ctx, "wgmma: the lanes of a warp pass different operands", line);
+    unsigned regs[4] = {ar[0], ar[1], ar[2], ar[3]}, fr[32 * 4];
+    emu_ctx->warp_exchange(emu_ctx, 0xffffffffu, regs, fr, sizeof regs, line);
+    if (emu_wgx_npending[t] == EMU_WGX_PENDING) emu_ctx->fault(emu_ctx, "too many wgmma pending", line);
+    EmuWgmmaX m = {d, 0, (unsigned)b, lbo, sbo, (short)n, (short)tb, 1, 1, emu_wgx_groups[t], {0}};
+    for (int h = 0; h < 2; h++) /* this lane's rows g and g + 8 of the warp's 16: k 0..15 */
+        for (int k = 0; k < 16; k++) {
+            const unsigned r = fr[(4 * g + (k & 7) / 2) * 4 + h + 2 * (k >> 3)];
+            m.ar[16 * h + k] = (unsigned short)(r >> (16 * (k & 1)));
+        }
+    emu_wgx_pending[t][emu_wgx_npending[t]++] = m;
 }
 /* wgmma.wait_group 0 for both forms: the general form's products, then the
  * m64n64 form's (and the fence's end); with keep 1 (wait_group 1) the
@@ -367,7 +406,8 @@ static inline void emu_wgx_wait(unsigned keep, int line) {
             const int row = 16 * w + l / 4 + 8 * ((i >> 1) & 1), col = 8 * (i >> 2) + 2 * (l % 4) + (i & 1);
             double s = 0.0;
             for (int k = 0; k < 16; k++) {
-                const float x = emu_wgx_bf16(m.a + (size_t)(row >> 3) * 1024 + (size_t)(row & 7) * 128 + 2 * k);
+                const float x = m.rs ? emu_bf16(m.ar[16 * ((i >> 1) & 1) + k])
+                                     : emu_wgx_bf16(m.a + (size_t)(row >> 3) * 1024 + (size_t)(row & 7) * 128 + 2 * k);
                 const size_t bo = m.tb ? m.b + (size_t)(col >> 6) * m.lbo + (size_t)(k >> 3) * m.sbo + (size_t)(k & 7) * 128 + 2 * (col & 63)
                                        : m.b + (size_t)(col >> 3) * m.sbo + (size_t)(col & 7) * 128 + 2 * k;
                 s += (double)x * (double)emu_wgx_bf16(bo);
@@ -445,6 +485,32 @@ static inline void emu_prefetch_l2(const void *p, unsigned bytes, int line) {
     volatile const unsigned char *b = (const unsigned char *)p;
     (void)b[0], (void)b[bytes - 1]; /* ASan sees a range past the buffer */
 }
+/* attn_prefill_wgmma.cuh's: the same primitives as mla_decode.cuh's under its names */
+#define aw_cp16(dst, src, v) emu_cp16((dst), (src), (v), __LINE__)
+static inline void aw_cp_wait0(void) { cp_wait0(); }
+#define aw_mbar_init(bar, n) emu_gt_mbar_init((bar), (n), __LINE__)
+static inline void aw_mbar_fence_init(void) {}
+#define aw_mbar_wait(bar, parity) emu_gt_mbar_wait((bar), (parity), __LINE__)
+#define aw_cp_arrive(bar) emu_mla_cp_arrive((bar), __LINE__)
+static inline void aw_fence_async(void) {}
+static inline void aw_wg_fence(void) { wg_fence(); }
+static inline void aw_wg_commit(void) { emu_wgx_groups[emu_tid()]++; }
+static inline void aw_wg_wait0(void) { emu_wgx_wait0(); }
+#define aw_wg_wait1() emu_wgx_wait(1, __LINE__)
+#define aw_bar_sync(id, n) emu_bar_sync((id), (n), __LINE__)
+#define aw_bar_arrive(id, n) emu_bar_arrive((id), (n), __LINE__)
+#define aw_regs_producer() emu_setmaxnreg(AW_REGS_PRODUCER, __LINE__)
+#define aw_regs_consumer() emu_setmaxnreg(AW_REGS_CONSUMER, __LINE__)
+#define aw_bf16x2(lo, hi) emu_cvt_bf16x2((lo), (hi))
+static inline float aw_exp2(float x) { /* ex2.approx.ftz.f32: 2^x, a denormal result flushed to 0 */
+    const float y = exp2f(x);
+    return fabsf(y) < 1.17549435e-38f ? 0.0f : y;
+}
+#define aw_hold32(d) (void)(d)
+#define aw_hold64(d) (void)(d)
+#define aw_wgmma_s(d, a, b, acc) emu_wgmma_x((d), (a), (b), 128, 0, 16, 1024, (acc), __LINE__)
+#define aw_wgmma_pv128(d, a, b, lbo) emu_wgmma_rs((d), (a), (b), 128, 1, (lbo), 1024, __LINE__)
+#define aw_wgmma_pv64(d, a, b, lbo) emu_wgmma_rs((d), (a), (b), 64, 1, (lbo), 1024, __LINE__)
 #define mla_wgmma_s(d, a, b, acc) emu_wgmma_x((d), (a), (b), 64, 0, 16, 1024, (acc), __LINE__)
 #define mla_wgmma_pv(d, a, b, lbo, sbo, acc) emu_wgmma_x((d), (a), (b), 256, 1, (lbo), (sbo), (acc), __LINE__)
 

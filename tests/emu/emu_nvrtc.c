@@ -150,7 +150,12 @@ static const char *const PTX_HELPERS[] = {"h2f", "f2h", "fe4m3", "cp16", "cp_com
                                            /* codegen/kernels/expert_tma.cuh's */
                                            "xt_mbar_init", "xt_mbar_fence_init", "xt_fence_async", "xt_mbar_arrive", "xt_mbar_expect_tx",
                                            "xt_mbar_wait", "xt_tma_2d", "xt_cp16", "xt_cp_arrive", "xt_regs_producer", "xt_regs_consumer",
-                                           "xt_wg_fence", "xt_wg_commit", "xt_wg_wait0", "xt_wgmma128", "xt_hold64"};
+                                           "xt_wg_fence", "xt_wg_commit", "xt_wg_wait0", "xt_wgmma128", "xt_hold64",
+                                           /* codegen/kernels/attn_prefill_wgmma.cuh's */
+                                           "aw_cp16", "aw_cp_wait0", "aw_mbar_init", "aw_mbar_fence_init", "aw_mbar_wait", "aw_cp_arrive",
+                                           "aw_fence_async", "aw_wg_fence", "aw_wg_commit", "aw_wg_wait0", "aw_wg_wait1", "aw_bar_sync",
+                                           "aw_bar_arrive", "aw_regs_producer", "aw_regs_consumer", "aw_bf16x2", "aw_exp2", "aw_hold32", "aw_hold64",
+                                           "aw_wgmma_s", "aw_wgmma_pv128", "aw_wgmma_pv64"};
 
 typedef struct {
     char name[128];

@@ -31,6 +31,11 @@
 #   rounds.sh deepgemm  DeepGEMM's FP8 GEMM at bench_gemm's shapes (DG_S seconds);
 #   rounds.sh trace1k the same for a 1,024-token prefill, its top 50 kernels;
 #   rounds.sh ncu     Nsight Compute on the MLA decode kernel, where ncu exists;
+#   rounds.sh attnp   the prefill attention: test_gpu_attn, its forms alone
+#                     side by side (bench_attn: MLA's naive shape, 1,024 and
+#                     4,096 positions), then bench_gpu with the wgmma form
+#                     (DSCC_ATTN_WGMMA=1) and the mma.sync one (=0, the
+#                     baseline in the same run): prefill's attention ms;
 #   rounds.sh peers   transformers, DeepSeek's inference code (.peers, from
 #                     tools/fetch_peers.sh) and bench_mtp.
 # Logs go to $OUT (or a temporary folder). build/ comes from
@@ -111,6 +116,13 @@ case "$mode" in
     if [ -n "$n" ]; then
       TAIL=80 step ncu_mla 240 "$n" --clock-control none --kernel-name regex:"attention|mla" --launch-skip 3 --launch-count 1 --set full build/bench_mla
     else echo "ncu: not on this machine"; fi ;;
+  attnp) # the prefill attention's wgmma form against mma.sync: bench_attn's table, bench_gpu's prefill "attention" line
+    step test_gpu_attn 120 build/test_gpu_attn
+    TAIL=6 step bench_attn 120 build/bench_attn
+    TAIL=6 step bench_attn_4k 120 build/bench_attn --seq 4096 --reps 10
+    for w in 1 0; do
+      DSCC_ATTN_WGMMA=$w TAIL=40 step "bench_gpu_attn$w" 200 build/bench_gpu --layers 2 --dense 1 --prefill 1024 --hbm-gbps 4250 --peak-tflops 1300
+    done ;;
   peers)
     TAIL=20 step peer_transformers 150 python3 bench/peer_transformers.py --layers 2 --dense 1 --prefill 1024
     TAIL=20 step peer_deepseek 300 python3 bench/peer_deepseek.py --layers 2 --dense 1 --prefill 1024

@@ -1,6 +1,7 @@
-/* test_gpu_attn.c — the prefill attention kernel (codegen/kernels/
- * attn_prefill.cuh: FlashAttention-2 style on mma.sync, head dims up to
- * 256 / 128, many key heads) against the CPU executor:
+/* test_gpu_attn.c — the prefill attention kernel in its two forms
+ * (codegen/kernels/attn_prefill_wgmma.cuh: FlashAttention-3 style on
+ * wgmma, the default; attn_prefill.cuh: FlashAttention-2 style on
+ * mma.sync, DSCC_ATTN_WGMMA=0) against the CPU executor:
  *  - MLA's naive shape (d_qk 192, d_v 128, as many key heads as query
  *    heads), causal, nothing cached (T = S), at ragged lengths S = 1, 37,
  *    64, 130, 300 (one to three 128-row query tiles, key tiles cut short),
@@ -13,9 +14,14 @@
  *    a concat again;
  *  - MLA's naive form read in place: k the concat of a slice of kv_b's
  *    output and a rope key of one head times ones[H, 1], v another slice
- *    of that output; none of them stored (ATTN_KD0, head stride 0).
- * The generated program must run the attention on the kernel
- * (`attention_prefill` phases, nothing else of the attention). Every query
+ *    of that output; none of them stored (ATTN_KD0, head stride 0);
+ *  - cached positions that end the first 64-row half of a query tile a
+ *    key tile before the second half (the wgmma form's warpgroup 0 walks
+ *    fewer tiles than warpgroup 1 and releases the others unread);
+ *  - the wgmma form without its ping-pong (DSCC_ATTN_WGMMA=2), and the
+ *    mma.sync form on the naive and grouped shapes.
+ * The generated program must run the attention on the kernel of the form
+ * asked for (`attention_prefill` phases, nothing else of the attention). Every query
  * row is compared (relative L2 per row: 2e-2; q, k, v and P are rounded to
  * bf16, the CPU keeps f32 on the same bf16 inputs). Exits 77 (skipped)
  * without a Hopper GPU; CTest's emu.test_gpu_attn runs it on the emulated
@@ -43,6 +49,7 @@ typedef struct {
     int hq, hk, dk, dv;
     bool cached, causal, qcat; /* qcat: q the concat of two bf16 halves (read where they are stored) */
     int mla; /* > 0: k and v as MLA's naive form makes them, k's first mla columns beside a rope key shared by the heads */
+    const char *form; /* DSCC_ATTN_WGMMA: "1" (the wgmma form), "2" (without its ping-pong) or "0" (mma.sync) */
 } Shape;
 
 /* MLA's naive form: kv [B, S, H * (dn + dv)] (kv_b's output) viewed as [B, S, H, dn + dv]; k = its first
@@ -113,6 +120,11 @@ static void check_program(Arena *a, DiagEngine *d, const IrGraph *g, const Shape
     for (int k = 0; k < p->nkernels; k++)
         for (int f = 0; f < p->kernels[k].nphases; f++) prefill += strstr(p->kernels[k].phases[f].fn, "attention_prefill") != NULL;
     assert_int_equal(prefill, 1);
+    const char *file = strcmp(sh->form, "0") == 0 ? "// ---- codegen/kernels/attn_prefill.cuh\n" : "// ---- codegen/kernels/attn_prefill_wgmma.cuh\n";
+    const char *pp = arena_printf(a, "#define AW_PINGPONG %s\n", strcmp(sh->form, "2") == 0 ? "0" : "1");
+    bool in = false, pingpong = false;
+    for (int m = 0; m < p->nmodules; m++) in |= strstr(p->modules[m].source, file) != NULL, pingpong |= strstr(p->modules[m].source, pp) != NULL;
+    if (!in || (strcmp(sh->form, "0") != 0 && !pingpong)) fail_msg("the attention is not on %s (AW_PINGPONG %s)", file + 8, pp + 20);
     const char *qd0 = arena_printf(a, "#define ATTN_QD0 %dLL\n", sh->qcat ? sh->dk / 2 : sh->dk);
     bool found = false;
     for (int m = 0; m < p->nmodules; m++) found |= strstr(p->modules[m].source, qd0) != NULL;
@@ -123,6 +135,7 @@ static void check_program(Arena *a, DiagEngine *d, const IrGraph *g, const Shape
 static double run_steps(const Shape *sh, int64_t B, const int *steps, int nsteps) {
     Arena *a = arena_new();
     DiagEngine *d = diag_new(a, stderr);
+    setenv("DSCC_ATTN_WGMMA", sh->form, 1); /* read at code generation */
     const char *src = sh->mla ? model_mla(a, sh) : model(a, sh);
     IrGraph *g = fe_compile_string(a, d, "attn.dsl", src, strlen(src), NULL);
     assert_non_null(g);
@@ -172,8 +185,8 @@ static double run_steps(const Shape *sh, int64_t B, const int *steps, int nsteps
             double rel = sqrt(num / (den > 0 ? den : 1e-30));
             if (!(rel <= step_worst)) step_worst = rel;
         }
-        fprintf(stderr, "  heads %d/%d, d %d/%d, B %lld, S %lld, T %lld%s: worst row rel L2 %.2e\n", sh->hq, sh->hk, sh->dk, sh->dv,
-                (long long)B, (long long)S, (long long)T, sh->causal ? "" : ", not causal", step_worst);
+        fprintf(stderr, "  DSCC_ATTN_WGMMA=%s heads %d/%d, d %d/%d, B %lld, S %lld, T %lld%s: worst row rel L2 %.2e\n", sh->form, sh->hq,
+                sh->hk, sh->dk, sh->dv, (long long)B, (long long)S, (long long)T, sh->causal ? "" : ", not causal", step_worst);
         if (!(step_worst <= worst)) worst = step_worst;
         free(q);
         free(k);
@@ -189,16 +202,25 @@ static double run_steps(const Shape *sh, int64_t B, const int *steps, int nsteps
  * concat(q_nope, q_pe)), each step fresh (T = S), lengths 1 .. 300 */
 static void test_attn_naive_shape(void **state) {
     (void)state;
-    static const Shape sh = {4, 4, 192, 128, false, true, true, 0};
+    static const Shape sh = {4, 4, 192, 128, false, true, true, 0, "1"};
     static const int steps[] = {1, 37, 64, 130, 300};
     assert_true(run_steps(&sh, 1, steps, 5) <= 2e-2);
+}
+
+/* ... on the mma.sync form (DSCC_ATTN_WGMMA=0) and on the wgmma form without its ping-pong (2) */
+static void test_attn_naive_other_forms(void **state) {
+    (void)state;
+    static const Shape sh0 = {4, 4, 192, 128, false, true, true, 0, "0"}, sh2 = {4, 4, 192, 128, false, true, true, 0, "2"};
+    static const int steps[] = {37, 300};
+    assert_true(run_steps(&sh0, 1, steps, 2) <= 2e-2);
+    assert_true(run_steps(&sh2, 1, steps, 2) <= 2e-2);
 }
 
 /* ... with k and v read where MLA's naive form leaves them (model_mla): kv_b's output, the rope key
  * of one head from column 64 of wider rows, repeated over the heads */
 static void test_attn_naive_in_place(void **state) {
     (void)state;
-    static const Shape sh = {4, 4, 192, 128, false, true, true, 128};
+    static const Shape sh = {4, 4, 192, 128, false, true, true, 128, "1"};
     static const int steps[] = {1, 64, 130};
     assert_true(run_steps(&sh, 2, steps, 3) <= 2e-2);
 }
@@ -206,16 +228,27 @@ static void test_attn_naive_in_place(void **state) {
 /* Grouped heads over caches: a prefill of 37, decode steps, 64 and 130 more (T up to 234) */
 static void test_attn_grouped_cached(void **state) {
     (void)state;
-    static const Shape sh = {8, 2, 64, 32, true, true, false, 0};
+    static const Shape sh = {8, 2, 64, 32, true, true, false, 0, "1"}, sh0 = {8, 2, 64, 32, true, true, false, 0, "0"};
     static const int steps[] = {37, 1, 1, 64, 130, 1};
     assert_true(run_steps(&sh, 3, steps, 6) <= 2e-2); /* 24 (batch row, head) pairs: a group of 16 and one of 8 */
+    static const int steps0[] = {37, 1, 130};
+    assert_true(run_steps(&sh0, 3, steps0, 3) <= 2e-2);
+}
+
+/* 64 cached positions, then 200: the first query tile's rows 0-63 see keys up to 127 (one tile of
+ * 128), rows 64-127 up to 191 (two); the second tile's 72 rows end in the keys' third tile */
+static void test_attn_cached_half_tile(void **state) {
+    (void)state;
+    static const Shape sh = {2, 2, 128, 128, true, true, false, 0, "1"};
+    static const int steps[] = {64, 200};
+    assert_true(run_steps(&sh, 1, steps, 2) <= 2e-2);
 }
 
 /* Not causal: every row sees all T keys (two tiles, the second cut short); one head (the naive
  * form's heads as batch rows), q the concat of two halves, as the absorbed form's q is */
 static void test_attn_not_causal(void **state) {
     (void)state;
-    static const Shape sh = {1, 1, 32, 16, false, false, true, 0};
+    static const Shape sh = {1, 1, 32, 16, false, false, true, 0, "1"};
     static const int steps[] = {100};
     assert_true(run_steps(&sh, 2, steps, 1) <= 2e-2);
 }
@@ -225,8 +258,8 @@ int main(void) {
     rng = seed && *seed ? strtoull(seed, NULL, 10) : (uint64_t)time(NULL);
     fprintf(stderr, "inputs from seed %llu (DSCC_TEST_SEED=%llu reruns them)\n", (unsigned long long)rng, (unsigned long long)rng);
     if (!tu_hopper()) return 77;
-    const struct CMUnitTest tests[] = {cmocka_unit_test(test_attn_naive_shape), cmocka_unit_test(test_attn_naive_in_place),
-                                       cmocka_unit_test(test_attn_grouped_cached),
-                                       cmocka_unit_test(test_attn_not_causal)};
+    const struct CMUnitTest tests[] = {cmocka_unit_test(test_attn_naive_shape),    cmocka_unit_test(test_attn_naive_other_forms),
+                                       cmocka_unit_test(test_attn_naive_in_place), cmocka_unit_test(test_attn_grouped_cached),
+                                       cmocka_unit_test(test_attn_cached_half_tile), cmocka_unit_test(test_attn_not_causal)};
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
