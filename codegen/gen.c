@@ -588,8 +588,12 @@ void cg_emit_stores(Gen *G, const int *members, int nm, bool *done, const IrDim 
             const IrNode *m = G->g->nodes[members[j]];
             if (done[j] || !ir_dim_eq(ir_type_numel(&m->type), cnt)) continue;
             /* the quantize of x by this scale: from the cached value and the scale in registers, the same arithmetic as its v-function */
-            if (cache && m->op == IR_OP_QUANTIZE && m->ops[0] == A->ops[0] && m->ops[1] == A && ir_node_attr_int(m, "block", 128) == blk)
-                sb_printf(&G->decl, "        S%d(a, i, sc > 0.0f ? fp8r(xv[t] / sc) : 0.0f);\n", cg_slot_value(G, m));
+            if (cache && m->op == IR_OP_QUANTIZE && m->ops[0] == A->ops[0] && m->ops[1] == A && ir_node_attr_int(m, "block", 128) == blk) {
+                int sq = cg_slot_value(G, m);
+                if (G->dtype[m->id] == IR_DT_FP8E4M3 && !(G->kblock && G->kblock[m->id])) /* the code itself: fe4m3 of its decoded value is it */
+                    sb_printf(&G->decl, "        ((unsigned char *)a.t[%d])[i] = sc > 0.0f ? fe4m3(xv[t] / sc) : (unsigned char)0;\n", sq);
+                else sb_printf(&G->decl, "        S%d(a, i, sc > 0.0f ? fp8r(xv[t] / sc) : 0.0f);\n", sq);
+            }
             else if (cache && G->rthreads && m == A->ops[0] && !(G->cache_of && G->cache_of[m->id] >= 0)) /* x itself, from its register */
                 sb_printf(&G->decl, "        S%d(a, i, xv[t]);\n", cg_slot_value(G, m));
             else emit_store_stmt(G, m, A ? "        " : "    ");
@@ -1094,6 +1098,12 @@ CgProgram *cg_generate(Arena *a, DiagEngine *d, const IrGraph *g, const CgGenOpt
         return NULL;
     }
     G.rows_wide = !(rw && strcmp(rw, "0") == 0);
+    const char *rp = getenv("DSCC_ROWS_PREFILL");
+    if (rp && *rp && strcmp(rp, "0") && strcmp(rp, "1")) {
+        diag_error(d, (SrcLoc){0}, "DSCC_ROWS_PREFILL is '%s': expected 0 or 1", rp);
+        return NULL;
+    }
+    G.rows_prefill = !(rp && strcmp(rp, "0") == 0);
     Storage st;
     plan_storage(&G, wide, &st);
     IrDType *dtype = st.dtype;

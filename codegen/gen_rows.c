@@ -23,7 +23,7 @@ void cg_row_blocks(Gen *G, int64_t rb, bool own) {
         sb_printf(&G->decl, "    for (long long it = row * %lldLL + (threadIdx.x >> 5); it < (row + 1) * %lldLL; it += 8) {  // act_scale and store\n",
                   (long long)rb, (long long)rb);
     else if (own && rb % C == 0)
-        sb_printf(&G->decl, "    for (long long it = (long long)blockIdx.x * %lldLL + (threadIdx.x >> 5); it < ((long long)blockIdx.x + 1) * %lldLL; it += %d) {  "
+        sb_printf(&G->decl, "    for (long long it = blk * %lldLL + (threadIdx.x >> 5); it < (blk + 1) * %lldLL; it += %d) {  "
                             "// act_scale and store: the CTA's part of the row, a warp a block\n",
                   (long long)(rb / C), (long long)(rb / C), nw);
     else
@@ -40,7 +40,7 @@ void cg_row_elems(Gen *G, int64_t w) {
     else if (w == G->rowd) { /* a count known here, unrolled: the thread's loads in flight at once */
         const int64_t CH = w / C;
         sb_printf(&G->decl, "#pragma unroll\n    for (int t = 0; t < %lld; t++) {  // store: the CTA's part of the row\n"
-                            "    const long long i = (long long)blockIdx.x * %lldLL + threadIdx.x + t * %d;\n%s",
+                            "    const long long i = blk * %lldLL + threadIdx.x + t * %d;\n%s",
                   (long long)((CH + T - 1) / T), (long long)CH, T,
                   CH % T ? arena_printf(G->a, "    if (threadIdx.x + t * %d >= %lld) break;\n", T, (long long)CH) : "");
     } else
@@ -170,6 +170,15 @@ static void emit_row_kernel_one(Gen *G, const IrNode *norm, IrDim rows, const in
  * recomputing it. A member of D wide is stored by the CTA that holds its
  * part of the row; any other size strided over the row's CTAs. */
 #define CG_ROWS_SPLIT_MAX 64
+/* The prefill form (DSCC_ROWS_PREFILL=0: none) of a row of at least
+ * CG_ROWS_PREFILL_D (V3's hidden 7,168): above CG_ROWS_PREFILL_MIN rows,
+ * CG_ROWS_PREFILL_ROWS rows a CTA in turn, the norm's weight read into
+ * shared memory once for them instead of once a row (a row's worth of L2
+ * reads, and its conversions, saved every other row). Narrower rows keep
+ * one CTA a row: there fewer warps would cost more than the weight saves. */
+#define CG_ROWS_PREFILL_MIN 128
+#define CG_ROWS_PREFILL_ROWS 2
+#define CG_ROWS_PREFILL_D 4096
 
 /* inline PTX the emulator replaces by name (tests/emu/emu_kernel.h: gemm_skinny.cuh's cluster helpers) */
 static const char ROW_CLUSTER_HELPERS[] =
@@ -262,38 +271,59 @@ int cg_row_prologue(Gen *G, const IrNode *norm, const int *members, int nm) {
 
 static int round_warps(int64_t n) { return n < 32 ? 32 : n > 1024 ? 1024 : (int)((n + 31) / 32 * 32); }
 
-/* One wide form: C CTAs a row (a cluster when C > 1) of T threads, for the rows `amin` < R <= `amax` (0: unbounded). */
-static void emit_row_form(Gen *G, const IrNode *norm, IrDim rows, const int *members, int nm, bool *done, int C, int T, int64_t amin,
-                          int64_t amax) {
-    const IrNode *x = norm->ops[0], *act = G->act, *rowc = G->rowc;
-    const int64_t D = G->rowd, CH = D / C;
-    G->rparts = C, G->rthreads = T;
+/* The load phase of a wide form: the thread's elements of the CTA's part of the row of x (their loads in flight at once,
+ * their sum of squares), the norm's weight beside them (RG) on the CTA's first row, then both into shared memory. */
+static void emit_row_loads(Gen *G, const IrNode *norm, const IrNode *rowc, int C, int T, int P) {
+    const IrNode *x = norm->ops[0];
+    const int64_t D = G->rowd, CH = D / C, E = (CH + T - 1) / T;
     G->rowc = NULL; /* the sum of squares computes x */
     const char *xv = cg_read(G, x, "i");
     G->rowc = rowc;
+    const char *first = P > 1 ? "if (first) " : "";
+    const char *brk = CH % T ? arena_printf(G->a, "        if (threadIdx.x + t * %d >= %lld) break;\n", T, (long long)CH) : "";
+    /* the weight at the element's column c (no 64-bit remainder an element) */
+    const char *gv = G->rowg ? arena_printf(G->a, "        %sgr[t] = %s;\n", first, cg_read(G, norm->ops[1], "c")) : "";
+    sb_printf(&G->decl, "    {\n    __shared__ float red[%d];\n    float ss = 0.0f, xr[%lld]%s;\n"
+                        "#pragma unroll\n    for (int t = 0; t < %lld; t++) {  // the thread's elements of the CTA's part, their loads in flight at once\n"
+                        "        const long long c = part * %lldLL + threadIdx.x + t * %d, i = row * %lldLL + c;\n%s"
+                        "        xr[t] = %s;\n%s        ss += xr[t] * xr[t];\n    }\n",
+              T / 32, (long long)E, G->rowg ? arena_printf(G->a, ", gr[%lld]", (long long)E) : "", (long long)E, (long long)CH, T, (long long)D,
+              brk, xv, gv);
+    if (rowc) /* after the loads (a generic store could alias them) */
+        sb_printf(&G->decl, "#pragma unroll\n    for (int t = 0; t < %lld; t++) {\n%s        rowx[part * %lldLL + threadIdx.x + t * %d] = xr[t];\n%s    }\n",
+                  (long long)E, brk, (long long)CH, T,
+                  !G->rowg ? "" : arena_printf(G->a, "        %srowg[part * %lldLL + threadIdx.x + t * %d] = %s;\n", first, (long long)CH, T,
+                                               G->rowg == 1 ? "gr[t]" : "f2bf(gr[t])"));
+}
+
+/* One wide form: C CTAs a row (a cluster when C > 1) of T threads, P rows a CTA in turn (C = 1 only: the norm's weight
+ * then kept from its first row on), for the rows `amin` < R <= `amax` (0: unbounded). */
+static void emit_row_form(Gen *G, const IrNode *norm, IrDim rows, const int *members, int nm, bool *done, int C, int T, int P,
+                          int64_t amin, int64_t amax) {
+    const IrNode *act = G->act, *rowc = G->rowc;
+    const int64_t D = G->rowd, CH = D / C;
+    G->rparts = C, G->rthreads = T;
     int ph = G->nphases;
     if (C > 1)
         sb_printf(&G->decl, "extern \"C\" __global__ void __launch_bounds__(%d) __cluster_dims__(%d, 1, 1) p%d(Args a) {  "
                             "// rows: rmsnorm, then the row's stores; a cluster of %d CTAs a row, %lld wide each\n",
                   T, C, ph, C, (long long)CH);
+    else if (P > 1)
+        sb_printf(&G->decl, "extern \"C\" __global__ void __launch_bounds__(%d) p%d(Args a) {  // rows: rmsnorm, then the row's stores; "
+                            "%d rows a block in turn\n", T, ph, P);
     else
         sb_printf(&G->decl, "extern \"C\" __global__ void __launch_bounds__(%d) p%d(Args a) {  // rows: rmsnorm, then the row's stores; one block a row\n", T, ph);
-    sb_printf(&G->decl, "    const long long row = blockIdx.x / %d, part = blockIdx.x %% %d;\n    if (row >= %s) return;  // the whole %s\n", C, C,
-              cg_dim(G, rows), C > 1 ? "cluster" : "block");
+    if (P > 1)
+        sb_printf(&G->decl, "    const long long part = 0;\n"
+                            "    for (long long row = (long long)blockIdx.x * %d; row < ((long long)blockIdx.x + 1) * %d; row++) {\n"
+                            "    const long long blk = row;\n    const bool first = row == (long long)blockIdx.x * %d;\n"
+                            "    if (row >= %s) return;  // the whole block\n",
+                  P, P, P, cg_dim(G, rows));
+    else
+        sb_printf(&G->decl, "    const long long row = blockIdx.x / %d, part = blockIdx.x %% %d, blk = blockIdx.x;\n    if (row >= %s) return;  // the whole %s\n",
+                  C, C, cg_dim(G, rows), C > 1 ? "cluster" : "block");
     if (rowc) sb_printf(&G->decl, "    if (threadIdx.x == 0) rowb = row * %lldLL;  // for RX and RG, after the barrier below\n", (long long)D);
-    const int64_t E = (CH + T - 1) / T;
-    const char *brk = CH % T ? arena_printf(G->a, "        if (threadIdx.x + t * %d >= %lld) break;\n", T, (long long)CH) : "";
-    const char *gv = G->rowg ? arena_printf(G->a, "        gr[t] = %s;\n", cg_read(G, norm->ops[1], arena_printf(G->a, "i %% %lldLL", (long long)D))) : "";
-    sb_printf(&G->decl, "    {\n    __shared__ float red[%d];\n    float ss = 0.0f, xr[%lld]%s;\n"
-                        "#pragma unroll\n    for (int t = 0; t < %lld; t++) {  // the thread's elements of the CTA's part, their loads in flight at once\n"
-                        "        const long long i = (long long)blockIdx.x * %lldLL + threadIdx.x + t * %d;\n%s"
-                        "        xr[t] = %s;\n%s        ss += xr[t] * xr[t];\n    }\n",
-              T / 32, (long long)E, G->rowg ? arena_printf(G->a, ", gr[%lld]", (long long)E) : "", (long long)E, (long long)CH, T, brk, xv, gv);
-    if (rowc) /* after the loads (a generic store could alias them) */
-        sb_printf(&G->decl, "#pragma unroll\n    for (int t = 0; t < %lld; t++) {\n%s        rowx[part * %lldLL + threadIdx.x + t * %d] = xr[t];\n%s    }\n",
-                  (long long)E, brk, (long long)CH, T,
-                  !G->rowg ? "" : arena_printf(G->a, "        rowg[part * %lldLL + threadIdx.x + t * %d] = %s;\n", (long long)CH, T,
-                                               G->rowg == 1 ? "gr[t]" : "f2bf(gr[t])"));
+    emit_row_loads(G, norm, rowc, C, T, P);
     sb_puts(&G->decl, "    ss = wsum(ss);\n    if ((threadIdx.x & 31) == 0) red[threadIdx.x >> 5] = ss;\n    __syncthreads();\n");
     const char *st = arena_printf(G->a, "rstat = 1.0f / sqrtf(t / %.1ff + %.9ef)", (double)D, (double)(float)ir_node_attr_float(norm, "eps", 1e-6));
     if (C > 1)
@@ -310,24 +340,28 @@ static void emit_row_form(Gen *G, const IrNode *norm, IrDim rows, const int *mem
                             "    __syncthreads();  // the row's statistic, for every thread's stores\n    }\n",
                   T / 32, st);
     cg_emit_stores(G, members, nm, done, &rows);
+    if (P > 1) sb_puts(&G->decl, "    __syncthreads();  // the row's stores done before the next row's loads take rowx, red and rstat\n    }\n");
     sb_puts(&G->decl, "}\n");
-    cg_phase(G, CG_LAUNCH_BLOCK, rows, 1, ir_dim_const(C), 1, C > 1 ? 16 : 0);
+    cg_phase(G, CG_LAUNCH_BLOCK, rows, P, ir_dim_const(C), 1, C > 1 ? 16 : 0);
     CgPhase *f = &G->phases[G->nphases - 1];
     f->threads = T, f->amin = amin, f->amax = amax;
     G->act = act; /* emit_stores took it: the next form merges it again */
 }
 
 /* The row kernel of a group row_norm accepted: the wide forms (a cluster
- * of C CTAs a row up to CG_ROWS_SPLIT_MAX rows, one CTA a row above; C from
- * row_prologue), or the old one (C = 0). */
+ * of C CTAs a row up to CG_ROWS_SPLIT_MAX rows, one CTA a row above, and
+ * above CG_ROWS_PREFILL_MIN the prefill form; C from row_prologue), or the
+ * old one (C = 0). */
 void cg_emit_row_kernel(Gen *G, const IrNode *norm, IrDim rows, const int *members, int nm, bool *done, int C) {
     if (!C) {
         emit_row_kernel_one(G, norm, rows, members, nm, done);
         return;
     }
     const int64_t D = G->rowd;
-    if (C > 1) emit_row_form(G, norm, rows, members, nm, done, C, round_warps(D / C / 4), 0, CG_ROWS_SPLIT_MAX);
-    emit_row_form(G, norm, rows, members, nm, done, 1, round_warps(D / 8), C > 1 ? CG_ROWS_SPLIT_MAX : 0, 0);
+    const bool pre = G->rows_prefill && D >= CG_ROWS_PREFILL_D;
+    if (C > 1) emit_row_form(G, norm, rows, members, nm, done, C, round_warps(D / C / 4), 1, 0, CG_ROWS_SPLIT_MAX);
+    emit_row_form(G, norm, rows, members, nm, done, 1, round_warps(D / 8), 1, C > 1 ? CG_ROWS_SPLIT_MAX : 0, pre ? CG_ROWS_PREFILL_MIN : 0);
+    if (pre) emit_row_form(G, norm, rows, members, nm, done, 1, round_warps(D / 8), CG_ROWS_PREFILL_ROWS, CG_ROWS_PREFILL_MIN, 0);
     G->act = NULL;
     G->rowc = NULL, G->rparts = G->rthreads = 0, G->rowd = 0, G->rown = NULL, G->rowg = 0;
 }

@@ -75,7 +75,7 @@ static IrGraph *compile(Arena *a, DiagEngine *d, const char *src) {
 
 /* The row kernel's phase that runs at B x S rows: its CTAs a row (*parts), threads a CTA (*threads, 0: 256, the old
  * form), and whether its module reads the kept row (RX). Exactly one phase of the kernel must run. */
-static void row_form(const IrGraph *g, bool f32, int64_t B, int64_t S, int *parts, int *threads, bool *kept) {
+static void row_form(const IrGraph *g, bool f32, int64_t B, int64_t S, int *parts, int *threads, int *per, bool *kept) {
     Arena *a = arena_new();
     DiagEngine *d = diag_new(a, stderr);
     CgGenOptions o = {.f32_storage = f32};
@@ -94,8 +94,8 @@ static void row_form(const IrGraph *g, bool f32, int64_t B, int64_t S, int *part
             const CgPhase *f = &ck->phases[ph];
             if (cg_phase_items(f, sym) <= 0) continue;
             runs++;
-            *parts = (int)f->b.coeff, *threads = f->threads;
-            assert_int_equal(cg_phase_items(f, sym), B * S * f->b.coeff);
+            *parts = (int)f->b.coeff, *threads = f->threads, *per = (int)f->da;
+            assert_int_equal(cg_phase_items(f, sym), (B * S + f->da - 1) / f->da * f->b.coeff);
         }
     }
     assert_int_equal(runs, 1);
@@ -132,7 +132,7 @@ static void check_case(const Case *c, const int64_t (*rows)[2], int nrows) {
     IrGraph *g = compile(a, d, src);
     uint64_t seed = tu_test_seed() + (uint64_t)c->D * 7919u;
     CpuWeightSource ws = cpu_random_weights(&seed);
-    GpuOptions go = {.max_batch = 2, .max_seq = 48, .max_ctx = 48, .keep_all = true, .f32_storage = c->f32, .no_blas = true};
+    GpuOptions go = {.max_batch = 2, .max_seq = 136, .max_ctx = 136, .keep_all = true, .f32_storage = c->f32, .no_blas = true};
     GpuExec *gx = gpu_exec_new(g, &ws, &go, d);
     assert_non_null(gx);
     Cmp m = {.g = g, .gx = gx, .f32 = c->f32};
@@ -161,11 +161,12 @@ static void check_case(const Case *c, const int64_t (*rows)[2], int nrows) {
         m.checked = m.failed = 0;
         assert_true(gpu_exec_run(gx, in, nin, d));
         assert_true(cpu_exec_run(cx, in, nin, d));
-        int parts = 0, threads = 0;
+        int parts = 0, threads = 0, per = 0;
         bool kept = false;
-        row_form(g, c->f32, B, S, &parts, &threads, &kept);
-        fprintf(stderr, "D %lld, %lld rows (%lld x %lld), %s storage: %d values checked, %d outside bounds; %d CTAs a row of %d threads%s\n",
-                (long long)D, (long long)M, (long long)B, (long long)S, c->f32 ? "f32" : "bf16", m.checked, m.failed, parts, threads,
+        row_form(g, c->f32, B, S, &parts, &threads, &per, &kept);
+        fprintf(stderr, "D %lld, %lld rows (%lld x %lld), %s storage: %d values checked, %d outside bounds; %d CTAs a row of %d threads, "
+                        "%d rows a CTA%s\n",
+                (long long)D, (long long)M, (long long)B, (long long)S, c->f32 ? "f32" : "bf16", m.checked, m.failed, parts, threads, per,
                 kept ? ", the row kept in shared memory" : "");
         for (int k = 0; k < nin; k++) free(buf[k]);
         assert_true(m.checked >= 1);
@@ -174,6 +175,7 @@ static void check_case(const Case *c, const int64_t (*rows)[2], int nrows) {
         int64_t want = M <= 64 ? D / c->parts / 4 : D / 8;
         assert_int_equal(threads, want < 32 ? 32 : want > 1024 ? 1024 : want);
         assert_true(kept == c->kept);
+        assert_int_equal(per, M > 128 && D >= 4096 ? 2 : 1); /* the prefill form: 2 rows a CTA above 128 rows of 4,096 or more */
     }
     cpu_exec_free(cx);
     gpu_exec_free(gx);
@@ -189,18 +191,19 @@ static const char COMBINE[] = "dim B, S;\ninput r: bf16[B, S, %D];\ninput y: bf1
 static const char CONCAT[] = "dim B, S;\ninput x: bf16[B, S, %D];\ninput z: bf16[B, S, 64];\nweight g: bf16[%D] = \"g\";\n"
                              "output c = concat(rmsnorm(x, g, eps=1e-6), z, axis=-1);\n";
 
-/* 1 row, a few, and more than CG_ROWS_SPLIT_MAX (64) */
-static const int64_t ROWS[][2] = {{1, 1}, {1, 3}, {2, 40}};
+/* 1 row, a few, more than CG_ROWS_SPLIT_MAX (64), and more than CG_ROWS_PREFILL_MIN (128), an odd count: the last CTA of the
+ * prefill form has one row */
+static const int64_t ROWS[][2] = {{1, 1}, {1, 3}, {2, 40}, {1, 131}};
 
-static void test_add_norm_7168(void **state) { (void)state, check_case(&(Case){ADD_NORM, 7168, false, 8, true}, ROWS, 3); }
+static void test_add_norm_7168(void **state) { (void)state, check_case(&(Case){ADD_NORM, 7168, false, 8, true}, ROWS, 4); }
 static void test_add_norm_1536_f32(void **state) {
     (void)state, check_case(&(Case){ADD_NORM, 1536, true, 6, true}, (const int64_t[][2]){{1, 1}, {1, 5}, {2, 35}}, 3);
 }
-static void test_combine_7168(void **state) { (void)state, check_case(&(Case){COMBINE, 7168, false, 8, true}, ROWS, 3); }
-static void test_combine_512_f32(void **state) { (void)state, check_case(&(Case){COMBINE, 512, true, 4, true}, ROWS, 3); }
+static void test_combine_7168(void **state) { (void)state, check_case(&(Case){COMBINE, 7168, false, 8, true}, ROWS, 4); }
+static void test_combine_512_f32(void **state) { (void)state, check_case(&(Case){COMBINE, 512, true, 4, true}, ROWS, 4); }
 /* a row too wide to keep in 44 KB of shared memory (16,384: 64 KB): the stores recompute it; 1,024 threads a CTA above 64 rows */
-static void test_add_norm_16384(void **state) { (void)state, check_case(&(Case){ADD_NORM, 16384, false, 8, false}, ROWS, 3); }
-static void test_concat_512(void **state) { (void)state, check_case(&(Case){CONCAT, 512, false, 4, false}, ROWS, 3); }
+static void test_add_norm_16384(void **state) { (void)state, check_case(&(Case){ADD_NORM, 16384, false, 8, false}, ROWS, 4); }
+static void test_concat_512(void **state) { (void)state, check_case(&(Case){CONCAT, 512, false, 4, false}, ROWS, 4); }
 
 /* DSCC_ROWS_WIDE=0: the old form, one 256-thread block a row, at any row count; a malformed value stops codegen. */
 static void test_env(void **state) {
@@ -213,7 +216,8 @@ static void test_env(void **state) {
     setenv("DSCC_ROWS_WIDE", "0", 1);
     int parts = 0, threads = -1;
     bool kept = true;
-    row_form(g, false, 1, 1, &parts, &threads, &kept);
+    int per = 0;
+    row_form(g, false, 1, 1, &parts, &threads, &per, &kept);
     assert_int_equal(parts, 1);
     assert_int_equal(threads, 0);
     assert_false(kept);
@@ -224,11 +228,36 @@ static void test_env(void **state) {
     arena_free(a);
 }
 
+/* DSCC_ROWS_PREFILL=0: one CTA a row above 128 rows of 7,168 too; a malformed value stops codegen. */
+static void test_env_prefill(void **state) {
+    (void)state;
+    Arena *a = arena_new();
+    DiagEngine *d = diag_new(a, NULL);
+    char *src = arena_strdup(a, ADD_NORM);
+    for (char *q; (q = strstr(src, "%D"));) *q = '\0', src = arena_printf(a, "%s7168%s", src, q + 2);
+    IrGraph *g = compile(a, d, src);
+    int parts = 0, threads = 0, per = 0;
+    bool kept = false;
+    row_form(g, false, 1, 200, &parts, &threads, &per, &kept);
+    assert_int_equal(per, 2);
+    setenv("DSCC_ROWS_PREFILL", "0", 1);
+    row_form(g, false, 1, 200, &parts, &threads, &per, &kept);
+    assert_int_equal(parts, 1);
+    assert_int_equal(threads, 896);
+    assert_int_equal(per, 1);
+    assert_true(kept);
+    setenv("DSCC_ROWS_PREFILL", "yes", 1);
+    assert_null(cg_generate(a, d, g, &(CgGenOptions){0}));
+    assert_true(diag_error_count(d) > 0);
+    unsetenv("DSCC_ROWS_PREFILL");
+    arena_free(a);
+}
+
 int main(void) {
     if (!tu_hopper()) return 77;
     const struct CMUnitTest tests[] = {cmocka_unit_test(test_add_norm_7168), cmocka_unit_test(test_add_norm_1536_f32),
                                        cmocka_unit_test(test_combine_7168),  cmocka_unit_test(test_combine_512_f32),
                                        cmocka_unit_test(test_add_norm_16384), cmocka_unit_test(test_concat_512),
-                                       cmocka_unit_test(test_env)};
+                                       cmocka_unit_test(test_env), cmocka_unit_test(test_env_prefill)};
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
