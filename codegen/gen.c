@@ -2,6 +2,7 @@
  * GEMMs, attention, routing and data movement are in gen_ops.c. See gen.h
  * for the scheme. */
 #include "codegen/gen_internal.h"
+#include "codegen/kernels.h"
 
 #include <math.h>
 #include <stdlib.h>
@@ -58,6 +59,14 @@ static const char PRELUDE[] =
     "    int *e = (int *)a.err;\n"
     "    if (atomicCAS(e, 0, (int)a.tag + 1) == 0) e[1] = (int)v;\n"
     "}\n"
+    "// programmatic dependent launch (codegen/kernels.h): an entry that calls DSCC_PDL_WAIT() may start before the\n"
+    "// kernel ahead of it has finished; each thread waits before it touches anything a kernel of the step writes\n"
+    "// (before: weights only, e.g. prefetched into L2), on every path. DSCC_PDL_LAUNCH_DEPENDENTS() lets the next start.\n"
+    "__device__ __forceinline__ void pdl_wait() { asm volatile(\"griddepcontrol.wait;\" ::: \"memory\"); }\n"
+    "__device__ __forceinline__ void pdl_launch_dependents() { asm volatile(\"griddepcontrol.launch_dependents;\" ::: \"memory\"); }\n"
+    "__device__ __forceinline__ void pdl_prefetch_l2(const void *p) { asm volatile(\"prefetch.global.L2 [%0];\" :: \"l\"(p)); }\n"
+    "#define DSCC_PDL_WAIT() pdl_wait()\n"
+    "#define DSCC_PDL_LAUNCH_DEPENDENTS() pdl_launch_dependents()\n"
     "#define ITEM_ELEM() (long long)blockIdx.x * 256 + threadIdx.x\n"
     "#define ITEM_WARP() (long long)blockIdx.x * 8 + (threadIdx.x >> 5)\n"
     "#define LANE() (int)(threadIdx.x & 31)\n";
@@ -170,7 +179,7 @@ const char *cg_read(Gen *G, const IrNode *m, const char *idx) {
 
 void cg_phase(Gen *G, CgLaunchMode mode, IrDim a, int64_t da, IrDim b, int64_t db, int64_t smem) {
     CgPhase *p = &G->phases[G->nphases];
-    *p = (CgPhase){arena_printf(G->a, "p%d", G->nphases), mode, a, b, da, db, smem, 0, CG_ITEMS_GRID, {0}, {0}, {0}, 0, 0, 0, 0, 0, 0, NULL, NULL};
+    *p = (CgPhase){arena_printf(G->a, "p%d", G->nphases), mode, a, b, da, db, smem, 0, CG_ITEMS_GRID, {0}, {0}, {0}, 0, 0, 0, 0, 0, 0, NULL, NULL, false};
     G->nphases++;
 }
 
@@ -1122,6 +1131,8 @@ CgProgram *cg_generate(Arena *a, DiagEngine *d, const IrGraph *g, const CgGenOpt
     G.epi = st.epi;
     p->kernels = arena_alloc(a, sizeof(CgKernel) * (size_t)(ngroups + 1));
     p->modules = arena_alloc(a, sizeof(CgSource) * (size_t)(ngroups + 1));
+    const char **raw = arena_alloc(a, sizeof(char *) * (size_t)(ngroups + 1)); /* each module's source before its PDL prologue */
+    int *first_of = arena_alloc(a, sizeof(int) * (size_t)(ngroups + 1));         /* the kernel each module was made for */
     G.local = arena_alloc(a, sizeof(int) * (size_t)(nn + 1));
     G.stat = arena_alloc(a, sizeof(int) * (size_t)(nn + 1));
     G.stored = stored;
@@ -1184,10 +1195,18 @@ CgProgram *cg_generate(Arena *a, DiagEngine *d, const IrGraph *g, const CgGenOpt
         k->comment = kernel_comment(&G, k->name, members, nm);
         k->module = -1;
         for (int b = 0; b < p->nmodules && k->module < 0; b++)
-            if (strcmp(p->modules[b].source, body) == 0) k->module = b;
-        if (k->module < 0) {
+            if (strcmp(raw[b], body) == 0) k->module = b;
+        if (k->module < 0) { /* every entry the generator wrote waits first (programmatic dependent launch); kernel files opt in */
             k->module = p->nmodules;
-            p->modules[p->nmodules++] = (CgSource){k->name, body, k->loc};
+            raw[p->nmodules] = body;
+            first_of[p->nmodules] = p->nkernels - 1;
+            p->modules[p->nmodules++] = (CgSource){k->name, cg_pdl_prologue(a, body), k->loc};
+            for (int ph = 0; ph < G.nphases; ph++) G.phases[ph].pdl = cg_kernel_waits(p->modules[k->module].source, G.phases[ph].fn);
+        } else { /* the same source: the same entries */
+            const CgKernel *k0 = &p->kernels[first_of[k->module]];
+            for (int ph = 0; ph < G.nphases; ph++)
+                for (int j = 0; j < k0->nphases; j++)
+                    if (strcmp(k0->phases[j].fn, G.phases[ph].fn) == 0) G.phases[ph].pdl = k0->phases[j].pdl;
         }
         k->nphases = G.nphases;
         k->phases = arena_alloc(a, sizeof(CgPhase) * (size_t)(G.nphases + 1));

@@ -164,6 +164,7 @@ typedef struct {
     int threads;        /* CG_LAUNCH_BLOCK: threads a block when not 256 (0); MLA's decode kernel: 384 */
     const CgTmaGemm *tma; /* non-NULL: the phase is the TMA GEMM, which the runtime runs instead of its tile or not at all */
     const CgTmaMaps *tmaps; /* non-NULL: the tensor maps the phase reads its weights through (made at plan time) */
+    bool pdl;             /* its entry calls DSCC_PDL_WAIT() (codegen/kernels.h): it may be launched programmatically */
 } CgPhase;
 
 /* A GEMM over at most this many rows (a decode step's) runs its skinny-M

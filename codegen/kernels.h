@@ -37,4 +37,32 @@ typedef struct {
  * by the file's text, in the arena; NULL when the file does not exist. */
 char *cg_kernel_instance(Arena *a, const char *file, const char *entry, const CgDefine *defs, int ndefs);
 
+/* Programmatic dependent launch (runtime/cuda.h's rt_cuda_launch_pdl): a
+ * kernel opts in by calling DSCC_PDL_WAIT() (griddepcontrol.wait, from
+ * the module prelude, codegen/gen.c) in the body of its entry point, in
+ * every thread, on every path, before it touches anything another kernel
+ * of the step writes: before the wait it may read only its weights (and
+ * prefetch them). DSCC_PDL_LAUNCH_DEPENDENTS() (griddepcontrol.
+ * launch_dependents) lets the kernel after it start its own prologue. The
+ * runtime launches a phase programmatically only when its entry opts in
+ * (CgPhase.pdl, from cg_kernel_waits): every other kernel, a kernel file
+ * that does not call the wait, the libraries', runs after the one before
+ * it has finished, as always. */
+
+/* Whether the __global__ function fn of module source src (its name as
+ * defined, or a kernel file's DSCC_ENTRY as `#define DSCC_ENTRY fn` names
+ * it) calls DSCC_PDL_WAIT() in its own body, outside comments. */
+bool cg_kernel_waits(const char *src, const char *fn);
+
+/* The statement cg_pdl_prologue puts first in an entry point. */
+#define CG_PDL_PROLOGUE "DSCC_PDL_WAIT(); DSCC_PDL_LAUNCH_DEPENDENTS();"
+
+/* src with CG_PDL_PROLOGUE as the first statement of every entry point the
+ * generator wrote itself (any name but a kernel file's DSCC_ENTRY) that
+ * does not call the wait yet: such a kernel does nothing before it, so it
+ * may be launched programmatically, and the next kernel may start its
+ * prologue (its weights) while it runs. Before the first statement, on its
+ * line (line numbers stay). A kernel file opts in on its own. */
+char *cg_pdl_prologue(Arena *a, const char *src);
+
 #endif

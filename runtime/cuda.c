@@ -20,6 +20,21 @@ typedef struct { /* CUDA_KERNEL_NODE_PARAMS_v2 (its v1 is the prefix up to extra
     void **params, **extra;
     void *kern, *ctx;
 } CuKernelNodeParams;
+typedef struct { /* CUlaunchAttribute: its id, padding to 8 bytes, a 64-byte value */
+    int id;
+    char pad[4];
+    union {
+        char bytes[64];
+        int programmatic_serialization; /* CU_LAUNCH_ATTRIBUTE_PROGRAMMATIC_STREAM_SERIALIZATION's value */
+    } value;
+} CuLaunchAttribute;
+typedef struct { /* CUlaunchConfig */
+    unsigned grid[3], block[3], shared;
+    CUstream stream;
+    CuLaunchAttribute *attrs;
+    unsigned nattrs;
+} CuLaunchConfig;
+#define CU_LAUNCH_ATTRIBUTE_PROGRAMMATIC_STREAM_SERIALIZATION 6
 
 #define CU_FUNCS(X)                                                                                         \
     X(cuInit, (unsigned))                                                                                   \
@@ -95,6 +110,9 @@ struct RtCuda {
     /* optional (a graph's kernel nodes updated in place): NULL when the driver lacks them */
     CUresult (*get_capture_info)(CUstream, int *, unsigned long long *, CUgraph *, const CUgraphNode **, size_t *);
     CUresult (*exec_kernel_set)(CUgraphExec, CUgraphNode, const CuKernelNodeParams *);
+    /* optional (programmatic dependent launch: cuLaunchKernelEx, a CUDA 12.3 driver for graphs to keep its edges):
+     * NULL when the driver lacks it or is older */
+    CUresult (*launch_ex)(const CuLaunchConfig *, CUfunction, void **, void **);
     /* optional (TMA tensor maps, CUDA 12): NULL when the driver lacks it */
     CUresult (*tmap_encode)(void *, int, unsigned, void *, const unsigned long long *, const unsigned long long *, const unsigned *,
                             const unsigned *, int, int, int, int);
@@ -154,6 +172,11 @@ RtCuda *rt_cuda_open(DiagEngine *d, int ordinal) {
     if (!(*(void **)&c->exec_kernel_set = dlsym(c->lib, "cuGraphExecKernelNodeSetParams_v2")))
         *(void **)&c->exec_kernel_set = dlsym(c->lib, "cuGraphExecKernelNodeSetParams");
     *(void **)&c->tmap_encode = dlsym(c->lib, "cuTensorMapEncodeTiled");
+    CUresult (*driver_version)(int *) = NULL;
+    *(void **)&driver_version = dlsym(c->lib, "cuDriverGetVersion");
+    int ver = 0;
+    if (driver_version && driver_version(&ver) == 0 && ver >= 12030 && c->sm >= 90)
+        *(void **)&c->launch_ex = dlsym(c->lib, "cuLaunchKernelEx");
     if (c->cuDeviceGetAttribute(&c->sms, 16 /* MULTIPROCESSOR_COUNT */, c->dev) != 0 || c->sms < 1) c->sms = 1;
     size_t len = strlen(c->name);
     snprintf(c->name + len, sizeof c->name - len, ", sm_%d", c->sm);
@@ -271,12 +294,27 @@ RtKernel *rt_cuda_function(RtCuda *c, DiagEngine *d, RtModule *m, const char *na
     return k;
 }
 
+/* Allows k `shared` bytes of dynamic shared memory, once per size (CU_FUNC_ATTRIBUTE_MAX_DYNAMIC_SHARED_SIZE_BYTES). */
+static bool smem_opt_in(RtCuda *c, DiagEngine *d, RtKernel *k, size_t shared) {
+    if (shared <= 48 * 1024 || shared <= k->smem_opt) return true;
+    if (!CU_CHECK(c, d, cuFuncSetAttribute(k->fn, 8, (int)shared))) return false;
+    k->smem_opt = shared;
+    return true;
+}
+
 bool rt_cuda_launch_async(RtCuda *c, DiagEngine *d, RtKernel *k, unsigned grid, unsigned block, size_t shared, void **args) {
-    if (shared > 48 * 1024 && shared > k->smem_opt) { /* opt in, once per size (CU_FUNC_ATTRIBUTE_MAX_DYNAMIC_SHARED_SIZE_BYTES) */
-        if (!CU_CHECK(c, d, cuFuncSetAttribute(k->fn, 8, (int)shared))) return false;
-        k->smem_opt = shared;
-    }
+    if (!smem_opt_in(c, d, k, shared)) return false;
     return CU_CHECK(c, d, cuLaunchKernel(k->fn, grid, 1, 1, block, 1, 1, (unsigned)shared, c->stream, args, NULL));
+}
+
+bool rt_cuda_has_pdl(const RtCuda *c) { return c->launch_ex != NULL; }
+
+bool rt_cuda_launch_pdl(RtCuda *c, DiagEngine *d, RtKernel *k, unsigned grid, unsigned block, size_t shared, void **args) {
+    if (!c->launch_ex) return rt_cuda_launch_async(c, d, k, grid, block, shared, args);
+    if (!smem_opt_in(c, d, k, shared)) return false;
+    CuLaunchAttribute attr = {.id = CU_LAUNCH_ATTRIBUTE_PROGRAMMATIC_STREAM_SERIALIZATION, .value.programmatic_serialization = 1};
+    CuLaunchConfig cfg = {.grid = {grid, 1, 1}, .block = {block, 1, 1}, .shared = (unsigned)shared, .stream = c->stream, .attrs = &attr, .nattrs = 1};
+    return CU_CHECK(c, d, launch_ex(&cfg, k->fn, args, NULL));
 }
 
 bool rt_cuda_memset0(RtCuda *c, DiagEngine *d, RtDevPtr p, size_t bytes) {

@@ -51,6 +51,19 @@ typedef struct RtModule RtModule;
 RtModule *rt_cuda_module(RtCuda *c, DiagEngine *d, const void *cubin, const char *what);
 RtKernel *rt_cuda_function(RtCuda *c, DiagEngine *d, RtModule *m, const char *name);
 bool rt_cuda_launch_async(RtCuda *c, DiagEngine *d, RtKernel *k, unsigned grid, unsigned block, size_t shared, void **args);
+/* Programmatic dependent launch (Hopper; cuLaunchKernelEx with
+ * CU_LAUNCH_ATTRIBUTE_PROGRAMMATIC_STREAM_SERIALIZATION, a driver of CUDA
+ * 12.3 or later, whose stream capture keeps the programmatic edges): k
+ * may start while the kernel before it on the stream still runs, as soon
+ * as that one's blocks have all executed griddepcontrol.launch_dependents
+ * or exited. So every thread of k must execute griddepcontrol.wait (it
+ * returns once the kernels before have completed and their writes are
+ * visible) before it reads or writes anything another kernel writes, on
+ * every path: a kernel that does not is launched with
+ * rt_cuda_launch_async. Without the driver support (has_pdl false) this
+ * is rt_cuda_launch_async, where the wait returns at once. */
+bool rt_cuda_has_pdl(const RtCuda *c);
+bool rt_cuda_launch_pdl(RtCuda *c, DiagEngine *d, RtKernel *k, unsigned grid, unsigned block, size_t shared, void **args);
 bool rt_cuda_memset0(RtCuda *c, DiagEngine *d, RtDevPtr p, size_t bytes);
 void rt_cuda_mem_info(RtCuda *c, size_t *free_b, size_t *total);
 /* Page-locked host memory, for fast transfers. */

@@ -118,6 +118,13 @@ bool gpu_exec_truncate(GpuExec *x, int64_t len);
  * step's graph with `graphs`). */
 double gpu_exec_last_ms(const GpuExec *x);
 int gpu_exec_last_launches(const GpuExec *x);
+/* How many of those launches were programmatic (runtime/cuda.h's
+ * rt_cuda_launch_pdl: kernels whose entry calls DSCC_PDL_WAIT(), started
+ * under the tail of the kernel before them), and whether the executor
+ * makes such launches at all (DSCC_PDL, read at creation: 1 by default
+ * where the driver supports it, 0 plain launches only). */
+int gpu_exec_last_pdl_launches(const GpuExec *x);
+bool gpu_exec_pdl(const GpuExec *x);
 
 /* With `profile` (or a trace): the kernels of the last run in launch
  * order, each one's GPU time, and the op its template computes (node id;

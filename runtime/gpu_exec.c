@@ -431,6 +431,12 @@ GpuExec *gpu_exec_new(const IrGraph *g, const CpuWeightSource *ws, const GpuOpti
     CgGenOptions go = {.f32_storage = o.f32_storage};
     if (!(x->p = cg_generate(x->arena, d, g, &go))) goto fail;
     if (!(x->cu = rt_cuda_open(d, o.device))) goto fail;
+    const char *pdl_env = getenv("DSCC_PDL");
+    if (pdl_env && *pdl_env && strcmp(pdl_env, "0") && strcmp(pdl_env, "1")) {
+        diag_error(d, (SrcLoc){0}, "DSCC_PDL is '%s': expected 0 (plain launches) or 1 (programmatic dependent launch)", pdl_env);
+        goto fail;
+    }
+    x->pdl = !(pdl_env && strcmp(pdl_env, "0") == 0) && rt_cuda_has_pdl(x->cu);
     if (rt_cuda_sm(x->cu) < 90) {
         diag_error(d, (SrcLoc){0}, "%s: the CUDA backend generates sm_90a code and needs a Hopper GPU (sm_90)",
                    rt_cuda_device_name(x->cu));
@@ -620,6 +626,8 @@ bool gpu_exec_truncate(GpuExec *x, int64_t len) {
 }
 double gpu_exec_last_ms(const GpuExec *x) { return x->last_ms; }
 int gpu_exec_last_launches(const GpuExec *x) { return x->launches; }
+int gpu_exec_last_pdl_launches(const GpuExec *x) { return x->pdl_launches; }
+bool gpu_exec_pdl(const GpuExec *x) { return x->pdl; }
 
 /* ---- running ------------------------------------------------------------ */
 
@@ -828,6 +836,12 @@ static unsigned phase_threads(const GpuExec *x, int k, int ph) {
     return !x->p->kernels[k].phases[ph].threads ? 256u : (unsigned)x->p->kernels[k].phases[ph].threads;
 }
 
+/* Whether kernel k's phase ph is launched programmatically in this run: its entry waits (CgPhase.pdl), and the
+ * kernel waits for nothing on the other stream (an event's dependency stays a full one). */
+static bool launch_pdl(const GpuExec *x, int k, int ph) {
+    return x->pdl_now && x->p->kernels[k].phases[ph].pdl && x->kwait[k][0] < 0;
+}
+
 /* Appends one launch of kernel k (phase ph) to q and, unless dry, enqueues it; while capturing, with the graph node
  * it made. */
 static bool emit(GpuExec *x, StepSeq *q, int k, int ph, int64_t grid, const StepMode *m, DiagEngine *d) {
@@ -835,9 +849,12 @@ static bool emit(GpuExec *x, StepSeq *q, int k, int ph, int64_t grid, const Step
     bool ok = true;
     if (!m->dry) {
         void *args[] = {&l->args};
-        ok = rt_cuda_launch_async(x->cu, d, l->fn[ph], (unsigned)grid, phase_threads(x, k, ph), (size_t)x->p->kernels[k].phases[ph].smem, args);
+        bool pdl = launch_pdl(x, k, ph);
+        ok = (pdl ? rt_cuda_launch_pdl : rt_cuda_launch_async)(x->cu, d, l->fn[ph], (unsigned)grid, phase_threads(x, k, ph),
+                                                              (size_t)x->p->kernels[k].phases[ph].smem, args);
         if (ok && x->sync_each) ok = rt_cuda_sync(x->cu, d);
         x->launches++;
+        x->pdl_launches += pdl;
     }
     if (ok && q && !seq_add(q, k, ph, grid, m->capture ? rt_cuda_capture_last(x->cu) : NULL)) {
         diag_error(d, (SrcLoc){0}, "out of host memory recording a step's launches");
@@ -1013,9 +1030,10 @@ static bool run_graph(GpuExec *x, const int64_t *sym, DiagEngine *d) {
     if (ok) {
         e->used = ++x->gclock;
         x->launches = q.n;
-        x->lib_calls = x->tma_calls = 0;
+        x->lib_calls = x->tma_calls = x->pdl_launches = 0;
         for (int j = 0; j < q.n; j++) {
             x->lib_calls += q.v[j].ph == GL_LIB;
+            x->pdl_launches += q.v[j].ph >= 0 && launch_pdl(x, q.v[j].k, q.v[j].ph);
             x->tma_calls += q.v[j].ph >= 0 && x->p->kernels[q.v[j].k].phases[q.v[j].ph].tma;
         }
     }
@@ -1029,7 +1047,7 @@ static bool run_step(GpuExec *x, const CpuInput *in, int nin, DiagEngine *d) {
     if (!rt_cuda_memset0(x->cu, d, x->err, 8)) return false;
     const CgProgram *p = x->p;
     x->launches = 0;
-    x->lib_calls = x->tma_calls = 0;
+    x->lib_calls = x->tma_calls = x->pdl_launches = 0;
     char name[96];
     gx_step_name(x, name, sizeof name);
     bool decode = x->sym_t >= 0 && x->len > 0, traced = x->trace && x->ev && rt_trace_begin_step(x->trace);
@@ -1040,6 +1058,7 @@ static bool run_step(GpuExec *x, const CpuInput *in, int nin, DiagEngine *d) {
      * host from the step's routing (idx copied back, counts exchanged), so
      * a step cannot be recorded once and replayed. */
     bool graph = x->graphs && !ev && !x->sync_each && !x->two_streams && !x->ep, ok;
+    x->pdl_now = x->pdl && !ev && !x->sync_each; /* kernels timed one by one: each runs alone */
     rt_nvtx_push(name);
     if (graph) ok = run_graph(x, sym, d);
     else {

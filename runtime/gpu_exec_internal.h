@@ -107,6 +107,10 @@ struct GpuExec {
     unsigned char *atload; /* per kernel: 1 its values are held with the weights (ir_weight_values), computed at load;
                             * 2 a JOINED concat, which the load put in place: never launched */
     int tma_calls;    /* ... and the TMA GEMM kernel */
+    bool pdl;         /* programmatic dependent launch (DSCC_PDL, default 1, where the driver has it): phases whose
+                       * entry waits (CgPhase.pdl) start under the tail of the kernel before them */
+    bool pdl_now;     /* ... in this run (not while kernels are timed one by one, DSCC_CUDA_SYNC=1 or at load) */
+    int pdl_launches; /* launches of the last run made programmatically */
     RtDevPtr tmaps;          /* the TMA GEMM phases' tensor maps, 256 bytes a kernel (0: none made) */
     bool tma_on;             /* the TMA GEMM phases may run (tensor maps made, DSCC_GEMM_TMA not 0) */
     bool tma_all;            /* DSCC_GEMM_TMA=all: wherever they can (bench_gemm's TMA path), the table not asked */

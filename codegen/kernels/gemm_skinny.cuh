@@ -32,6 +32,12 @@
 //   (mapa + ld.shared::cluster) in rank order; a second barrier.cluster
 //   keeps every CTA's shared memory alive until then. No split-K pass, no
 //   atomics, the same bits every run.
+// * Programmatic dependent launch (codegen/kernels.h): a warp loads its
+//   first round of weights (and their scales) before DSCC_PDL_WAIT(), so
+//   the stream starts under the tail of the kernel before (no kernel of a
+//   step writes weights); x and its scales are read after the wait. Once
+//   a CTA's weights are all loaded it lets the next kernel start
+//   (DSCC_PDL_LAUNCH_DEPENDENTS) during its sums and stores.
 //
 // Parameters (#define; a module defines them all, the defaults below make
 // the file compile on its own):
@@ -69,6 +75,10 @@ __device__ __forceinline__ void mma_e4m3(float *c, const unsigned *a, const unsi
 #define SK_W ((const unsigned char *)a.t[2])
 #define SK_WS(i) (((const float *)a.t[3])[i])
 #define SK_STORE(i, v) (((float *)a.t[4])[i] = (v))
+__device__ __forceinline__ void pdl_wait() { asm volatile("griddepcontrol.wait;" ::: "memory"); }
+__device__ __forceinline__ void pdl_launch_dependents() { asm volatile("griddepcontrol.launch_dependents;" ::: "memory"); }
+#define DSCC_PDL_WAIT() pdl_wait()
+#define DSCC_PDL_LAUNCH_DEPENDENTS() pdl_launch_dependents()
 #endif
 #ifndef SK_RB
 #define SK_RB 1
@@ -140,9 +150,31 @@ __device__ __forceinline__ float sk_dsmem_ld(const float *p, unsigned rank) {
 // x's scale of row m, at K block kb (behind these two macros so the scale layouts stay the module's business)
 #define SK_PASTE2(a, b) a##b
 #define SK_PASTE(a, b) SK_PASTE2(a, b)
-#define SK_ROUND SK_PASTE(DSCC_ENTRY, _round) // one per instance: it reads the instance's parameters
+#define SK_ROUND SK_PASTE(DSCC_ENTRY, _round) // one per instance: they read the instance's parameters
+#define SK_LOADW SK_PASTE(DSCC_ENTRY, _loadw)
 #define SK_WSA(n, kb) SK_WS((n) / 128 * SK_NKB + (kb))
 #define SK_XSA(m, kb) SK_XS((m), (kb))
+
+// A warp's weights of one round: K blocks kb0 + SK_KW u (u < SK_U) of its SK_RB 8-row groups, and their scales
+// (zeros past N or K). Read-only weights only: it may run before the kernel's DSCC_PDL_WAIT().
+__device__ __forceinline__ void SK_LOADW(const Args &a, uint4 (&wv)[SK_U][SK_RB][2], float (&ws)[SK_U], long long kb0, long long n0, int g,
+                                         int q) {
+    const long long N = SK_N, K = SK_KB, nkb = SK_NKB;
+    const unsigned char *W = SK_W;
+#pragma unroll
+    for (int u = 0; u < SK_U; u++) {
+        const long long kb = kb0 + u * SK_KW;
+#pragma unroll
+        for (int r = 0; r < SK_RB; r++)
+#pragma unroll
+            for (int h = 0; h < 2; h++) {
+                const long long n = n0 + r * 8 + g, k = kb * 128 + h * 64 + q * 16;
+                wv[u][r][h] = ld_stream16_if(W + n * K + k, kb < nkb && n < N && k < K);
+            }
+        const float s = SK_WSA(n0 < N ? n0 : 0, kb < nkb ? kb : 0);
+        ws[u] = kb < nkb && n0 < N ? s : 0.0f;
+    }
+}
 
 // One round of a warp: the products of its SK_U K blocks kb0 + SK_KW u (u < SK_U) with the x rows of row tile t,
 // promoted into acc. Every load of the round (x's fragments and scales) is issued before the first product:
@@ -195,7 +227,6 @@ extern "C" __global__ void __launch_bounds__(256, SK_MINB) __cluster_dims__(SK_S
     const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31, g = lane >> 2, q = lane & 3;
     const unsigned rank = SK_SPLIT > 1 ? sk_cluster_rank() : 0; // the CTA's part of K
     const long long n0 = (long long)(blockIdx.x / SK_SPLIT) * SK_COLS;
-    const unsigned char *W = SK_W;
     const int mtn = SK_T > 1 && M > 16 ? 2 : 1; // row tiles of 16
     float acc[SK_T][SK_RB][4];
 #pragma unroll
@@ -204,25 +235,18 @@ extern "C" __global__ void __launch_bounds__(256, SK_MINB) __cluster_dims__(SK_S
         for (int r = 0; r < SK_RB; r++)
 #pragma unroll
             for (int c = 0; c < 4; c++) acc[t][r][c] = 0.0f;
-    for (long long kb0 = warp * SK_SPLIT + rank; kb0 < nkb; kb0 += SK_KW * SK_U) { // the cluster's CTAs in turn, then its warps
-        uint4 wv[SK_U][SK_RB][2]; // row n0 + 8r + g, K bytes kb * 128 + 64h + 16q ... + 15, kb = kb0 + SK_KW u
-        float ws[SK_U];
-#pragma unroll
-        for (int u = 0; u < SK_U; u++) {
-            const long long kb = kb0 + u * SK_KW;
-#pragma unroll
-            for (int r = 0; r < SK_RB; r++)
-#pragma unroll
-                for (int h = 0; h < 2; h++) {
-                    const long long n = n0 + r * 8 + g, k = kb * 128 + h * 64 + q * 16;
-                    wv[u][r][h] = ld_stream16_if(W + n * K + k, kb < nkb && n < N && k < K);
-                }
-            const float s = SK_WSA(n0 < N ? n0 : 0, kb < nkb ? kb : 0);
-            ws[u] = kb < nkb && n0 < N ? s : 0.0f;
-        }
+    uint4 wv[SK_U][SK_RB][2]; // row n0 + 8r + g, K bytes kb * 128 + 64h + 16q ... + 15, kb = kb0 + SK_KW u
+    float ws[SK_U];
+    long long kb0 = warp * SK_SPLIT + rank; // the cluster's CTAs in turn, then its warps
+    SK_LOADW(a, wv, ws, kb0, n0, g, q); // the first round's weights: before the wait (nothing of the step writes them)
+    DSCC_PDL_WAIT();
+    while (kb0 < nkb) {
         SK_ROUND(a, acc[0], wv, ws, kb0, 0, g, q);
         if (SK_T > 1 && mtn > 1) SK_ROUND(a, acc[SK_T - 1], wv, ws, kb0, 1, g, q);
+        kb0 += SK_KW * SK_U;
+        if (kb0 < nkb) SK_LOADW(a, wv, ws, kb0, n0, g, q);
     }
+    DSCC_PDL_LAUNCH_DEPENDENTS(); // every load of the CTA's weights is done: the next kernel may start its prologue
     // the 8 warps' sums: column 8r + 2q (+1) of the block, row of y 16t + g (+8); then the CTA's, in warp order
 #pragma unroll
     for (int t = 0; t < SK_T; t++)
@@ -265,6 +289,7 @@ extern "C" __global__ void __launch_bounds__(256, SK_MINB) __cluster_dims__(SK_S
 #undef SK_T
 #undef SK_MROWS
 #undef SK_ROUND
+#undef SK_LOADW
 #undef SK_PASTE
 #undef SK_PASTE2
 #undef SK_XSA

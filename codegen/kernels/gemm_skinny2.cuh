@@ -67,6 +67,9 @@ __device__ __forceinline__ void cp16(void *dst, const void *src, bool v) {  // 1
 __device__ __forceinline__ void cp_commit() { asm volatile("cp.async.commit_group;\n" ::); }
 __device__ __forceinline__ void cp_wait2() { asm volatile("cp.async.wait_group 2;\n" ::: "memory"); }
 __device__ __forceinline__ void cp_wait0() { asm volatile("cp.async.wait_group 0;\n" ::: "memory"); }
+__device__ __forceinline__ void pdl_wait() { asm volatile("griddepcontrol.wait;" ::: "memory"); }
+__device__ __forceinline__ void pdl_prefetch_l2(const void *p) { asm volatile("prefetch.global.L2 [%0];" :: "l"(p)); }
+#define DSCC_PDL_WAIT() pdl_wait()
 #define SK_M (a.sym[0])
 #define SK_N 7168LL
 #define SK_K 7168LL
@@ -109,6 +112,7 @@ __device__ __forceinline__ void cp_wait0() { asm volatile("cp.async.wait_group 0
 #define SK2_PASTE(a, b) SK2_PASTE2(a, b)
 #define SK2_ISSUE SK2_PASTE(DSCC_ENTRY, _issue) // one per instance: they read the instance's parameters
 #define SK2_STEP SK2_PASTE(DSCC_ENTRY, _step)
+#define SK2_PREFETCH SK2_PASTE(DSCC_ENTRY, _prefetch)
 #define SK2_WSA(n, kb) SK_WS((n) / 128 * SK2_NKB + (kb))
 #define SK2_MMA SK2_PASTE(mma_, SK2_PASTE(SK2_MMA_, SK_BF16)) // mma_bf16 or mma_e4m3
 #define SK2_MMA_0 e4m3
@@ -142,6 +146,26 @@ __device__ __forceinline__ void SK2_ISSUE(const Args &a, uint4 *ring, float (&ws
         }
     }
     cp_commit();
+}
+
+// The weights of the thread's stage j into L2 (the addresses SK2_ISSUE copies from): read-only, so before the
+// kernel's DSCC_PDL_WAIT(), while the kernel ahead of it finishes (programmatic dependent launch).
+__device__ __forceinline__ void SK2_PREFETCH(const Args &a, long long j, long long J, int warp, int g, int q) {
+    const long long N = SK_N, K = SK2_KB, nkb = SK2_NKB;
+    if (j >= J) return;
+    const long long n0 = (blockIdx.x + j / SK2_T * (long long)SK_GRID) * SK2_COLS, t = j % SK2_T;
+    const unsigned char *W = SK_W;
+#pragma unroll
+    for (int u = 0; u < SK_U; u++) {
+        const long long kb = warp + 8 * (SK_U * t + u);
+#pragma unroll
+        for (int r = 0; r < SK_RB; r++)
+#pragma unroll
+            for (int h = 0; h < 2; h++) {
+                const long long n = n0 + r * 8 + g, k = kb * 128 + h * 64 + q * 16;
+                if (kb < nkb && n < N && k < K) pdl_prefetch_l2(W + n * K + k);
+            }
+    }
 }
 
 // Stage j (ring slot s): waits for it, multiplies it into acc and, at its group's end, adds the warps' sums and
@@ -210,6 +234,9 @@ extern "C" __global__ void __launch_bounds__(256, SK_MINB) DSCC_ENTRY(Args a) {
     const long long M = SK_M, K = SK2_KB;
     const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31, g = lane >> 2, q = lane & 3;
     const long long groups = (SK2_G - blockIdx.x + SK_GRID - 1) / SK_GRID, J = groups * SK2_T; // stages of the CTA
+    SK2_PREFETCH(a, 0, J, warp, g, q); // the first two stages' weights start under the tail of the kernel before
+    SK2_PREFETCH(a, 1, J, warp, g, q);
+    DSCC_PDL_WAIT(); // x, its scales and y are the step's: from here on
     const unsigned char *X = SK_X;
     for (long long i = threadIdx.x; i < M * (K / 16); i += 256) { // x's rows into shared memory, one group of copies
         const long long m = i / (K / 16), c = i % (K / 16);
@@ -251,6 +278,7 @@ extern "C" __global__ void __launch_bounds__(256, SK_MINB) DSCC_ENTRY(Args a) {
 #undef SK2_PASTE2
 #undef SK2_ISSUE
 #undef SK2_STEP
+#undef SK2_PREFETCH
 #undef SK2_WSA
 #undef SK_U
 #undef SK_MINB

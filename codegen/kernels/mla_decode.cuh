@@ -115,6 +115,8 @@
 // compiled alone (test_codegen): the generated prelude's argument block
 typedef unsigned long long u64;
 struct Args { u64 t[64]; long long sym[8]; long long cap, len; u64 err; long long tag; };
+__device__ __forceinline__ void pdl_wait() { asm volatile("griddepcontrol.wait;" ::: "memory"); }
+#define DSCC_PDL_WAIT() pdl_wait()
 #endif
 
 #ifndef MLA_DECODE_HELPERS
@@ -333,6 +335,7 @@ __device__ __forceinline__ void mla_pv(float *o, const unsigned char *Pc, const 
 #endif
 
 extern "C" __global__ void __launch_bounds__(MLA_THREADS, 1) DSCC_ENTRY(Args a) {
+    DSCC_PDL_WAIT(); // q and the cache are the step's (programmatic dependent launch: codegen/kernels.h)
     extern __shared__ __align__(16) unsigned char mla_smem[];
     __shared__ float s_corr[2][64], s_m[64], s_l[64], s_l1[64];
 #if MLA_V3 == 2

@@ -35,9 +35,12 @@
 // compiled alone (test_codegen): the generated prelude's argument block
 typedef unsigned long long u64;
 struct Args { u64 t[64]; long long sym[8]; long long cap, len; u64 err; long long tag; };
+__device__ __forceinline__ void pdl_wait() { asm volatile("griddepcontrol.wait;" ::: "memory"); }
+#define DSCC_PDL_WAIT() pdl_wait()
 #endif
 
 extern "C" __global__ void __launch_bounds__(256) DSCC_ENTRY(Args a) {
+    DSCC_PDL_WAIT(); // the splits' parts are the decode kernel's (programmatic dependent launch: codegen/kernels.h)
     const long long n = MLA_B * MLA_S * MLA_HQ, i = (long long)blockIdx.x * 256 + threadIdx.x;
     if (i >= n * 128) return;
     const float *part = (const float *)a.t[MLA_SP];

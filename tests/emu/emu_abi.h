@@ -54,6 +54,10 @@ struct EmuCtx {
     /* cp.async.bulk.tensor .multicast::cluster, CTA rank's part: like bulk_async, with dst and
      * bar this CTA's addresses at the same offsets as in rank's shared memory */
     void (*bulk_async_peer)(EmuCtx *c, unsigned rank, const void *dst, void *buf, size_t bytes, const void *bar, int line);
+    /* griddepcontrol.wait (the prelude's pdl_wait): kernels run one after another here, so there is
+     * nothing to wait for; the driver notes that the thread waited (in a launch with programmatic
+     * stream serialization every thread must, before it exits) */
+    void (*pdl_wait)(EmuCtx *c, int line);
 };
 
 /* An mbarrier's 64-bit word in shared memory, as both sides read it: low

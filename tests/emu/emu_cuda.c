@@ -416,6 +416,7 @@ typedef struct {
     const void *mbar; /* at an mbarrier wait: the barrier and the parity it waits for */
     unsigned mpar;
     unsigned csync; /* barrier.cluster passed */
+    bool pdl_waited; /* executed griddepcontrol.wait */
 } Fiber;
 
 /* A named barrier of the running block: the phase's expected and arrived threads (0 arrived: idle). */
@@ -434,6 +435,7 @@ typedef struct {
     unsigned grid[3], block[3];
     size_t smem;
     void **params;
+    bool pdl; /* launched with programmatic stream serialization: every thread must execute griddepcontrol.wait */
     atomic_long next; /* the next block to take */
     atomic_int failed;
     pthread_mutex_t mu;
@@ -669,7 +671,17 @@ static bool release_mbar(Worker *w) {
 static void fiber_main(void) {
     Worker *w = tls_w;
     w->L->fn->entry(&w->ctx, w->L->params);
+    if (w->L->pdl && !w->f[w->cur].pdl_waited) /* on a GPU it could have read what the kernel before was still writing */
+        launch_fail(w, "a thread of a kernel launched with programmatic stream serialization (PDL) exited without executing "
+                       "griddepcontrol.wait (DSCC_PDL_WAIT): launch it plainly, or wait on every path",
+                    0);
     w->f[w->cur].state = F_DONE; /* returns to w->main through uc_link */
+}
+
+static void ctx_pdl_wait(EmuCtx *c, int line) {
+    Worker *w = c->priv;
+    (void)line;
+    w->f[w->cur].pdl_waited = true;
 }
 
 /* Room for a block of n threads: fibers, their stacks (a guard page under each), exchange buffers. */
@@ -834,6 +846,7 @@ static void run_block(Worker *w, long b, ucontext_t *tmpl) {
         f->parity = 0;
         f->nb_in = 0;
         f->csync = 0;
+        f->pdl_waited = false;
     }
     w->cl_passed = 0;
     w->stall_t0 = 0;
@@ -1095,17 +1108,22 @@ static CUresult launch_check(const EmuFunc *fn, const unsigned grid[3], const un
     return blocks ? CU_OK : CU_INVALID_VALUE;
 }
 
-static CUresult run_launch(const EmuFunc *fn, const unsigned grid[3], const unsigned block[3], size_t smem, void **params) {
+/* Launches run, and of them with programmatic stream serialization (emuLaunchCounts). */
+static atomic_long g_launches, g_pdl_launches;
+
+static CUresult run_launch(const EmuFunc *fn, const unsigned grid[3], const unsigned block[3], size_t smem, void **params, bool pdl) {
     unsigned nthreads = block[0] * block[1] * block[2];
     long blocks = (long)grid[0] * grid[1] * grid[2];
     CUresult bad = launch_check(fn, grid, block, smem);
     if (bad) return bad;
     static int trace = -1; /* DSCC_EMU_TRACE=1: every launch on stderr */
     if (trace < 0) trace = getenv("DSCC_EMU_TRACE") && strcmp(getenv("DSCC_EMU_TRACE"), "0") != 0;
-    if (trace) fprintf(stderr, "emulated CUDA: launch %s <<<%ld, %u, %zu>>>\n", fn->name, blocks, nthreads, smem);
+    if (trace) fprintf(stderr, "emulated CUDA: launch %s <<<%ld, %u, %zu>>>%s\n", fn->name, blocks, nthreads, smem, pdl ? " pdl" : "");
+    atomic_fetch_add(&g_launches, 1);
+    if (pdl) atomic_fetch_add(&g_pdl_launches, 1);
     pthread_once(&g_sig_once, install_fault_handler);
     pthread_mutex_lock(&g_launch_mu);
-    Launch L = {.fn = fn, .grid = {grid[0], grid[1], grid[2]}, .block = {block[0], block[1], block[2]}, .smem = smem, .params = params};
+    Launch L = {.fn = fn, .grid = {grid[0], grid[1], grid[2]}, .block = {block[0], block[1], block[2]}, .smem = smem, .params = params, .pdl = pdl};
     atomic_init(&L.next, 0);
     atomic_init(&L.failed, 0);
     pthread_mutex_init(&L.mu, NULL);
@@ -1120,7 +1138,7 @@ static CUresult run_launch(const EmuFunc *fn, const unsigned grid[3], const unsi
                           .sync_block = ctx_sync_block, .warp_exchange = ctx_warp_exchange, .cp_async = ctx_cp_async,
                           .cp_commit = ctx_cp_commit, .cp_wait = ctx_cp_wait, .named_barrier = ctx_named_barrier,
                           .fault = ctx_fault, .priv = w, .mbar_wait = ctx_mbar_wait, .bulk_async = ctx_bulk_async,
-                          .bulk_async_peer = ctx_bulk_async_peer};
+                          .bulk_async_peer = ctx_bulk_async_peer, .pdl_wait = ctx_pdl_wait};
         if (smem + 16 > w->smem_cap) {
             free(w->smem);
             w->smem_cap = smem + 16 > 4096 ? smem + 16 : 4096;
@@ -1176,6 +1194,7 @@ enum { OP_LAUNCH, OP_MEMSET, OP_COPY, OP_HOST };
 typedef struct {
     int kind;
     const EmuFunc *fn; /* launch */
+    bool pdl;          /* ... with programmatic stream serialization */
     unsigned grid[3], block[3];
     size_t smem;
     unsigned char *param; /* launch: a copy of the one parameter; copy from the host: the bytes */
@@ -1276,7 +1295,7 @@ static CUresult op_run(const GraphOp *o) {
     switch (o->kind) {
     case OP_LAUNCH: {
         void *params[1] = {o->param};
-        return run_launch(o->fn, o->grid, o->block, o->smem, params);
+        return run_launch(o->fn, o->grid, o->block, o->smem, params, o->pdl);
     }
     case OP_MEMSET: memset(o->dst, o->value, o->bytes); return CU_OK;
     case OP_COPY: memmove(o->dst, o->param ? o->param : o->src, o->bytes); return CU_OK;
@@ -1639,18 +1658,67 @@ EMU_API CUresult cuMemcpyDtoDAsync_v2(CUdeviceptr dst, CUdeviceptr src, size_t n
 }
 EMU_API CUresult cuMemcpyAsync(CUdeviceptr dst, CUdeviceptr src, size_t n, void *s) { return cuMemcpyDtoDAsync_v2(dst, src, n, s); }
 
-EMU_API CUresult cuLaunchKernel(void *fn, unsigned gx, unsigned gy, unsigned gz, unsigned bx, unsigned by, unsigned bz, unsigned smem,
-                                void *s, void **params, void **extra) {
-    EmuFunc *f = fn;
+static CUresult launch(EmuFunc *f, const unsigned grid[3], const unsigned block[3], unsigned smem, void *s, void **params, void **extra,
+                       bool pdl) {
     if (g_sticky) return g_sticky;
     if (!f || extra || !params) return CU_INVALID_VALUE;
-    GraphOp op = {.kind = OP_LAUNCH, .fn = f, .grid = {gx, gy, gz}, .block = {bx, by, bz}, .smem = smem};
+    GraphOp op = {.kind = OP_LAUNCH, .fn = f, .pdl = pdl, .grid = {grid[0], grid[1], grid[2]}, .block = {block[0], block[1], block[2]},
+                  .smem = smem};
     CUresult bad = launch_check(f, op.grid, op.block, smem);
     if (bad) return bad;
     op.param = malloc(f->param_bytes ? f->param_bytes : 1);
     op.param_len = f->param_bytes ? f->param_bytes : 1;
     memcpy(op.param, params[0], f->param_bytes);
     return stream_op(s, &op, true);
+}
+
+EMU_API CUresult cuLaunchKernel(void *fn, unsigned gx, unsigned gy, unsigned gz, unsigned bx, unsigned by, unsigned bz, unsigned smem,
+                                void *s, void **params, void **extra) {
+    const unsigned grid[3] = {gx, gy, gz}, block[3] = {bx, by, bz};
+    return launch(fn, grid, block, smem, s, params, extra, false);
+}
+
+/* CUlaunchAttribute and CUlaunchConfig; of the attributes only programmatic stream serialization (6) is emulated. */
+typedef struct {
+    int id;
+    char pad[4];
+    union {
+        char bytes[64];
+        int value;
+    } v;
+} EmuLaunchAttribute;
+typedef struct {
+    unsigned grid[3], block[3], smem;
+    void *stream;
+    EmuLaunchAttribute *attrs;
+    unsigned nattrs;
+} EmuLaunchConfig;
+
+EMU_API CUresult cuLaunchKernelEx(const EmuLaunchConfig *c, void *fn, void **params, void **extra) {
+    if (!c || (c->nattrs && !c->attrs)) return CU_INVALID_VALUE;
+    bool pdl = false;
+    for (unsigned i = 0; i < c->nattrs; i++) {
+        if (c->attrs[i].id == 6) pdl = c->attrs[i].v.value != 0;
+        else if (c->attrs[i].id != 0) { /* another attribute: not emulated */
+            fprintf(stderr, "emulated CUDA: cuLaunchKernelEx: launch attribute %d is not emulated\n", c->attrs[i].id);
+            return CU_NOT_SUPPORTED;
+        }
+    }
+    return launch(fn, c->grid, c->block, c->smem, c->stream, params, extra, pdl);
+}
+
+/* A driver of CUDA 12.8 (programmatic launches captured into graphs since 12.3). */
+EMU_API CUresult cuDriverGetVersion(int *v) {
+    if (!v) return CU_INVALID_VALUE;
+    *v = 12080;
+    return CU_OK;
+}
+
+/* For tests (dlsym on the emulated driver): the kernel launches run so far, and how many of them were
+ * launched with programmatic stream serialization (directly or as a graph's nodes). */
+EMU_API void emuLaunchCounts(long *launches, long *pdl) {
+    if (launches) *launches = atomic_load(&g_launches);
+    if (pdl) *pdl = atomic_load(&g_pdl_launches);
 }
 
 EMU_API CUresult cuEventCreate(void **e, unsigned flags) {

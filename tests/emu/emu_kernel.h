@@ -478,6 +478,18 @@ static inline void emu_mla_cp_arrive(void *bar, int line) {
     emu_gt_mbar_wait(bar, parity, line);
 }
 #define mla_cp_arrive(bar) emu_mla_cp_arrive((bar), __LINE__)
+/* Programmatic dependent launch (the prelude's DSCC_PDL_WAIT / DSCC_PDL_LAUNCH_DEPENDENTS):
+ * griddepcontrol.wait is noted by the driver (emu_abi.h's pdl_wait), launch_dependents is a
+ * scheduling hint with nothing to do where kernels run in order */
+#define pdl_wait() emu_ctx->pdl_wait(emu_ctx, __LINE__)
+static inline void pdl_launch_dependents(void) {}
+/* prefetch.global.L2 of the line at p (the prelude's pdl_prefetch_l2): a hint; p must be an address that may be read */
+#define pdl_prefetch_l2(p) emu_prefetch_l2_line((p), __LINE__)
+static inline void emu_prefetch_l2_line(const void *p, int line) {
+    (void)line;
+    volatile const unsigned char *b = (const unsigned char *)p;
+    (void)b[0]; /* ASan and the fault handler see an address outside every allocation */
+}
 /* cp.async.bulk.prefetch.L2: a hint, nothing to do; its range must lie in one allocation */
 #define mla_prefetch_l2(p, bytes) emu_prefetch_l2((p), (bytes), __LINE__)
 static inline void emu_prefetch_l2(const void *p, unsigned bytes, int line) {
