@@ -1,11 +1,13 @@
 /* bench_mla.c — MLA's decode attention kernel alone (codegen/kernels/
  * mla_decode.cuh and its combine), its variants side by side in one
  * process on one GPU: the ring that waits for each stage whole (MLA_V3 0,
- * what DSCC_MLA_V3=0 generates), the chunk ring without L2 prefetch
- * (MLA_V3 1, MLA_PF 0: the default) and with it 2 and 4 blocks ahead
- * (DSCC_MLA_PREFETCH), and with prefetch 2 the waits
- * for the chunks 3 at a time (MLA_WAITG 3: fewer proxy fences), and the
- * seesaw schedule (MLA_V3 2, DSCC_MLA_V3=2). The shape
+ * what DSCC_MLA_V3=0 generates), the chunk ring (MLA_V3 1) as it was
+ * (MLA_LEAN 0) and with fewer instructions a block of keys, step by step
+ * (MLA_LEAN 1: the producer's copies at offsets fixed at compile time, 2:
+ * and S's wgmma descriptors precomputed, 3: and no mask on whole blocks,
+ * the default), the default with the L2 prefetch 2 blocks ahead
+ * (DSCC_MLA_PREFETCH=2), and the seesaw schedule (MLA_V3 2,
+ * DSCC_MLA_V3=2). The shape
  * is bench_gpu's long context: batch 32 (--batch), 4,097 keys (--ctx), 128
  * heads, one query position, causal, bf16 q / cache / out, the split count
  * gen.h's rule gives the executor (cg_mla_splits). No weights, no graph:
@@ -39,15 +41,16 @@ typedef struct { /* the kernels' argument block when compiled alone (mla_decode.
 } MlaArgs;
 
 typedef struct {
-    const char *label, *v3, *pf, *waitg;
+    const char *label, *v3, *pf, *waitg, *lean;
 } Variant;
 
-static const Variant VARIANTS[] = {{"whole-stage ring (DSCC_MLA_V3=0)", "0", "0", "1"},
-                                   {"chunk ring, no L2 prefetch (default)", "1", "0", "1"},
-                                   {"chunk ring, L2 prefetch 2 ahead (DSCC_MLA_PREFETCH=2)", "1", "2", "1"},
-                                   {"chunk ring, prefetch 2, waits 3 chunks at a time (MLA_WAITG 3)", "1", "2", "3"},
-                                   {"chunk ring, L2 prefetch 4 ahead (DSCC_MLA_PREFETCH=4)", "1", "4", "1"},
-                                   {"seesaw schedule, prefetch 2 (DSCC_MLA_V3=2)", "2", "2", "1"}};
+static const Variant VARIANTS[] = {{"whole-stage ring (DSCC_MLA_V3=0 DSCC_MLA_LEAN=0)", "0", "0", "1", "0"},
+                                   {"chunk ring, as before (DSCC_MLA_LEAN=0)", "1", "0", "1", "0"},
+                                   {"chunk ring, producer's copies at fixed offsets (DSCC_MLA_LEAN=1)", "1", "0", "1", "1"},
+                                   {"chunk ring, and S's descriptors precomputed (DSCC_MLA_LEAN=2)", "1", "0", "1", "2"},
+                                   {"chunk ring, and no mask on whole blocks (DSCC_MLA_LEAN=3, default)", "1", "0", "1", "3"},
+                                   {"chunk ring, lean, L2 prefetch 2 ahead (DSCC_MLA_PREFETCH=2)", "1", "2", "1", "3"},
+                                   {"seesaw schedule (DSCC_MLA_V3=2)", "2", "0", "1", "3"}};
 enum { NV = (int)(sizeof VARIANTS / sizeof *VARIANTS), HQ = 128 };
 
 static uint64_t rng = 88172645463325252ull;
@@ -69,7 +72,8 @@ static void sources(Arena *a, const Variant *v, long long B, long long T, CgSour
     const char *bs = arena_printf(a, "%lldLL", B), *ts = arena_printf(a, "%lldLL", T);
     CgDefine d[] = {{"MLA_B", bs},         {"MLA_S", "1LL"},      {"MLA_T", ts},       {"MLA_HQ", "128LL"},
                     {"MLA_KT", ts},        {"MLA_OUT_BF16", "1"}, {"MLA_CAUSAL", "1"}, {"MLA_SCALE", "0.1352337788f"},
-                    {"MLA_V3", v->v3},     {"MLA_PF", v->pf},       {"MLA_WAITG", v->waitg}};
+                    {"MLA_V3", v->v3},     {"MLA_PF", v->pf},       {"MLA_WAITG", v->waitg},
+                    {"MLA_LEAN", v->lean}};
     CgDefine c[] = {{"MLA_B", bs}, {"MLA_S", "1LL"}, {"MLA_HQ", "128LL"}, {"MLA_OUT_BF16", "1"}};
     src[0] = (CgSource){"mla_bench", cg_kernel_instance(a, "mla_decode", "mla_bench", d, (int)(sizeof d / sizeof *d)),
                         {"codegen/kernels/mla_decode.cuh", 0, 0}};

@@ -111,6 +111,9 @@
 #ifndef MLA_WAITG
 #define MLA_WAITG 1
 #endif
+#ifndef MLA_LEAN
+#define MLA_LEAN 3
+#endif
 #ifndef MLA_IN_MODULE
 // compiled alone (test_codegen): the generated prelude's argument block
 typedef unsigned long long u64;
@@ -226,6 +229,18 @@ __device__ __forceinline__ void mla_wgmma_s(float *d, const void *pa, const void
                  MLA_R8(16, 17, 18, 19, 20, 21, 22, 23) ", " MLA_R8(24, 25, 26, 27, 28, 29, 30, 31) "}, %32, %33, p, 1, 1, 0, 0;\n}\n"
                  : MLA_F32(d, 0)
                  : "l"(da), "l"(db), "r"(acc));
+}
+// The same from the descriptors' low words (MLA_LEAN >= 2): start address >> 4 |
+// LBO (16) >> 4 << 16, so that a chunk's or a k-step's is the block's plus a
+// constant (addresses below 2^18: no carry out of the 14 bits); the high word
+// is fixed: SBO 1024 >> 4 and the 128-byte swizzle (bit 62).
+__device__ __forceinline__ unsigned mla_desc_lo(const void *p) { return ((unsigned)__cvta_generic_to_shared(p) & 0x3ffffu) >> 4 | 1u << 16; }
+__device__ __forceinline__ void mla_wgmma_sd(float *d, unsigned alo, unsigned blo, int acc) {
+    asm volatile("{\n.reg .pred p;\n.reg .b64 da, db;\nsetp.ne.b32 p, %34, 0;\nmov.b64 da, {%32, %35};\nmov.b64 db, {%33, %35};\n"
+                 "wgmma.mma_async.sync.aligned.m64n64k16.f32.bf16.bf16 {" MLA_R8(0, 1, 2, 3, 4, 5, 6, 7) ", " MLA_R8(8, 9, 10, 11, 12, 13, 14, 15) ", "
+                 MLA_R8(16, 17, 18, 19, 20, 21, 22, 23) ", " MLA_R8(24, 25, 26, 27, 28, 29, 30, 31) "}, da, db, p, 1, 1, 0, 0;\n}\n"
+                 : MLA_F32(d, 0)
+                 : "r"(alo), "r"(blo), "r"(acc), "r"(0x40000040u));
 }
 // d[64 x 256] (+)= a[64 rows][16] . b[16][256]: a K-major as above, b the
 // 16 keys' rows of V, MN-major (imm-trans-b = 1).
@@ -390,6 +405,19 @@ extern "C" __global__ void __launch_bounds__(MLA_THREADS, 1) DSCC_ENTRY(Args a) 
                     const long long n = T - p * 64 < 64 ? T - p * 64 : 64; // the block's keys (>= 1: p < jb1)
                     mla_prefetch_l2(Kg + (bb * KT + p * 64) * 576, (unsigned)(n * 1152));
                 }
+#if MLA_LEAN >= 1
+            if (MLA_V3 == 1 && jb != jb0 && jb * 64 + 64 <= T) { // a whole block after the first: offsets fixed at compile time
+                const unsigned short *const src = Kg + ((bb * KT + jb * 64 + pr) * 576 + pu * 8); // row pr, unit pu of chunk 0
+                unsigned char *const dst = Kd + pr * 128 + ((pu ^ (pr & 7)) << 4); // mla_swz(pr + 16 i, 128 c + 16 pu) - 8192 c - 2048 i
+#pragma unroll
+                for (int c = 0; c < 9; c++) {
+#pragma unroll
+                    for (int i = 0; i < 4; i++) mla_cp16(dst + c * 8192 + i * 2048, src + (i * 16 * 576 + c * 64), true);
+                    mla_cp_arrive(full + st * 9 + c);
+                }
+                continue;
+            }
+#endif
             for (int k = 0; k < 9; k++) {
                 // the seesaw's stage 1 is released chunks 4-7 first, so it is filled in that order
                 const int c = MLA_V3 == 2 && st == 1 ? (k < 4 ? k + 4 : k < 8 ? k - 4 : 8) : k;
@@ -562,6 +590,10 @@ extern "C" __global__ void __launch_bounds__(MLA_THREADS, 1) DSCC_ENTRY(Args a) 
             float s[32];
 #pragma unroll
             for (int i = 0; i < 32; i++) s[i] = 0.0f;
+#if MLA_LEAN >= 2
+            // the low words of S's descriptors at chunk 0 (mla_wgmma_sd): q's tile and this stage
+            const unsigned qlo = mla_desc_lo(Qs), klo = mla_desc_lo(Kc);
+#endif
             mla_wg_fence();
 #pragma unroll
             for (int c = 0; c < 9; c++) {
@@ -574,7 +606,12 @@ extern "C" __global__ void __launch_bounds__(MLA_THREADS, 1) DSCC_ENTRY(Args a) 
                 }
 #endif
 #pragma unroll
-                for (int kk = 0; kk < 4; kk++) mla_wgmma_s(s, Qs + c * 8192 + kk * 32, Kc + c * 8192 + kk * 32, c | kk);
+                for (int kk = 0; kk < 4; kk++)
+#if MLA_LEAN >= 2
+                    mla_wgmma_sd(s, qlo + c * 512 + kk * 2, klo + c * 512 + kk * 2, c | kk);
+#else
+                    mla_wgmma_s(s, Qs + c * 8192 + kk * 32, Kc + c * 8192 + kk * 32, c | kk);
+#endif
             }
             mla_wg_commit();
             mla_wg_wait0();
@@ -585,11 +622,18 @@ extern "C" __global__ void __launch_bounds__(MLA_THREADS, 1) DSCC_ENTRY(Args a) 
             int lim[2]; // the last column of the block each of the thread's rows sees (63: all, < 0: none)
 #pragma unroll
             for (int h = 0; h < 2; h++) lim[h] = last[h] - jb * 64 < 63 ? (int)(last[h] - jb * 64) : 63;
+            if (MLA_LEAN >= 3 && lim[0] >= 63 && lim[1] >= 63) // the thread's rows see every key of the block: no mask
 #pragma unroll
-            for (int i = 0; i < 32; i++) {
-                s[i] = 8 * (i >> 2) + 2 * q4 + (i & 1) <= lim[(i >> 1) & 1] ? s[i] * SL2 : NEG;
-                mx[(i >> 1) & 1] = fmaxf(mx[(i >> 1) & 1], s[i]);
-            }
+                for (int i = 0; i < 32; i++) {
+                    s[i] *= SL2;
+                    mx[(i >> 1) & 1] = fmaxf(mx[(i >> 1) & 1], s[i]);
+                }
+            else
+#pragma unroll
+                for (int i = 0; i < 32; i++) {
+                    s[i] = 8 * (i >> 2) + 2 * q4 + (i & 1) <= lim[(i >> 1) & 1] ? s[i] * SL2 : NEG;
+                    mx[(i >> 1) & 1] = fmaxf(mx[(i >> 1) & 1], s[i]);
+                }
             float corr[2];
 #pragma unroll
             for (int h = 0; h < 2; h++) { // the row's max over its quad of lanes
@@ -685,3 +729,4 @@ extern "C" __global__ void __launch_bounds__(MLA_THREADS, 1) DSCC_ENTRY(Args a) 
 #undef MLA_V3
 #undef MLA_PF
 #undef MLA_WAITG
+#undef MLA_LEAN
