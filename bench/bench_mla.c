@@ -5,7 +5,10 @@
  * (MLA_LEAN 0) and with fewer instructions a block of keys, step by step
  * (MLA_LEAN 1: the producer's copies at offsets fixed at compile time, 2:
  * and S's wgmma descriptors precomputed, 3: and no mask on whole blocks,
- * the default), the default with the L2 prefetch 2 blocks ahead
+ * 4: and warpgroup 0 issues the next block's S before waiting for its P V),
+ * all with the exact rescale (MLA_LAZY 0), then MLA_LEAN 4 and 3 with O
+ * rescaled only when a row's max grows by more than 2^8 (MLA_LAZY 1; 4 and
+ * 1 are the default), the default with the L2 prefetch 2 blocks ahead
  * (DSCC_MLA_PREFETCH=2), and the seesaw schedule (MLA_V3 2,
  * DSCC_MLA_V3=2). The shape
  * is bench_gpu's long context: batch 32 (--batch), 4,097 keys (--ctx), 128
@@ -17,8 +20,9 @@
  * (576 + 512) FLOPs, bench_gpu's count) are printed per variant, with the
  * median time of the decode kernel alone (an event between the two), and each
  * variant's output is compared with the first's (the same arithmetic in
- * the same order: they agree exactly, but for the seesaw, which sums S's
- * chunks in another order: within 2e-2 of max(1, |x|)). Run on the GPU machine:
+ * the same order: they agree exactly, but for the lazy rescale and the
+ * seesaw, which sums S's chunks in another order: within 2e-2 of
+ * max(1, |x|)). Run on the GPU machine:
  *   build/bench_mla [--batch B] [--ctx T] [--reps N]
  * The emulated device (tests/emu) runs `--batch 1 --ctx 130 --reps 1`. */
 #include <math.h>
@@ -41,16 +45,19 @@ typedef struct { /* the kernels' argument block when compiled alone (mla_decode.
 } MlaArgs;
 
 typedef struct {
-    const char *label, *v3, *pf, *waitg, *lean;
+    const char *label, *v3, *pf, *waitg, *lean, *lazy;
 } Variant;
 
-static const Variant VARIANTS[] = {{"whole-stage ring (DSCC_MLA_V3=0 DSCC_MLA_LEAN=0)", "0", "0", "1", "0"},
-                                   {"chunk ring, as before (DSCC_MLA_LEAN=0)", "1", "0", "1", "0"},
-                                   {"chunk ring, producer's copies at fixed offsets (DSCC_MLA_LEAN=1)", "1", "0", "1", "1"},
-                                   {"chunk ring, and S's descriptors precomputed (DSCC_MLA_LEAN=2)", "1", "0", "1", "2"},
-                                   {"chunk ring, and no mask on whole blocks (DSCC_MLA_LEAN=3, default)", "1", "0", "1", "3"},
-                                   {"chunk ring, lean, L2 prefetch 2 ahead (DSCC_MLA_PREFETCH=2)", "1", "2", "1", "3"},
-                                   {"seesaw schedule (DSCC_MLA_V3=2)", "2", "0", "1", "3"}};
+static const Variant VARIANTS[] = {{"whole-stage ring (DSCC_MLA_V3=0 DSCC_MLA_LEAN=0 DSCC_MLA_LAZY=0)", "0", "0", "1", "0", "0"},
+                                   {"chunk ring, as before (DSCC_MLA_LEAN=0 DSCC_MLA_LAZY=0)", "1", "0", "1", "0", "0"},
+                                   {"chunk ring, producer's copies at fixed offsets (DSCC_MLA_LEAN=1 DSCC_MLA_LAZY=0)", "1", "0", "1", "1", "0"},
+                                   {"chunk ring, and S's descriptors precomputed (DSCC_MLA_LEAN=2 DSCC_MLA_LAZY=0)", "1", "0", "1", "2", "0"},
+                                   {"chunk ring, and no mask on whole blocks (DSCC_MLA_LEAN=3 DSCC_MLA_LAZY=0)", "1", "0", "1", "3", "0"},
+                                   {"chunk ring, and next S before P V's wait (DSCC_MLA_LEAN=4 DSCC_MLA_LAZY=0)", "1", "0", "1", "4", "0"},
+                                   {"chunk ring, lean 4, lazy rescale (default: DSCC_MLA_LEAN=4 DSCC_MLA_LAZY=1)", "1", "0", "1", "4", "1"},
+                                   {"chunk ring, lean 3, lazy rescale (DSCC_MLA_LEAN=3)", "1", "0", "1", "3", "1"},
+                                   {"default with L2 prefetch 2 ahead (DSCC_MLA_PREFETCH=2)", "1", "2", "1", "4", "1"},
+                                   {"seesaw schedule (DSCC_MLA_V3=2)", "2", "0", "1", "4", "0"}};
 enum { NV = (int)(sizeof VARIANTS / sizeof *VARIANTS), HQ = 128 };
 
 static uint64_t rng = 88172645463325252ull;
@@ -73,7 +80,7 @@ static void sources(Arena *a, const Variant *v, long long B, long long T, CgSour
     CgDefine d[] = {{"MLA_B", bs},         {"MLA_S", "1LL"},      {"MLA_T", ts},       {"MLA_HQ", "128LL"},
                     {"MLA_KT", ts},        {"MLA_OUT_BF16", "1"}, {"MLA_CAUSAL", "1"}, {"MLA_SCALE", "0.1352337788f"},
                     {"MLA_V3", v->v3},     {"MLA_PF", v->pf},       {"MLA_WAITG", v->waitg},
-                    {"MLA_LEAN", v->lean}};
+                    {"MLA_LEAN", v->lean}, {"MLA_LAZY", v->lazy}};
     CgDefine c[] = {{"MLA_B", bs}, {"MLA_S", "1LL"}, {"MLA_HQ", "128LL"}, {"MLA_OUT_BF16", "1"}};
     src[0] = (CgSource){"mla_bench", cg_kernel_instance(a, "mla_decode", "mla_bench", d, (int)(sizeof d / sizeof *d)),
                         {"codegen/kernels/mla_decode.cuh", 0, 0}};

@@ -112,7 +112,10 @@
 #define MLA_WAITG 1
 #endif
 #ifndef MLA_LEAN
-#define MLA_LEAN 3
+#define MLA_LEAN 4
+#endif
+#ifndef MLA_LAZY
+#define MLA_LAZY 1
 #endif
 #ifndef MLA_IN_MODULE
 // compiled alone (test_codegen): the generated prelude's argument block
@@ -612,6 +615,15 @@ extern "C" __global__ void __launch_bounds__(MLA_THREADS, 1) DSCC_ENTRY(Args a) 
 #else
                     mla_wgmma_s(s, Qs + c * 8192 + kk * 32, Kc + c * 8192 + kk * 32, c | kk);
 #endif
+#if MLA_LEAN >= 4
+                if (c == 0 && jb > jb0) { // this warpgroup's P V of the block before ran ahead of S's first chunk: done now
+                    mla_wg_commit();
+                    mla_wg_wait1();
+                    mla_hold128(o);
+                    if (jb + 1 < jb1) mla_bar_arrive(MLA_BAR_EMPTY + (st ^ 1), MLA_THREADS); // the producer may refill its stage
+                    mla_wg_fence(); // S's next wgmma after the wait
+                }
+#endif
             }
             mla_wg_commit();
             mla_wg_wait0();
@@ -639,7 +651,8 @@ extern "C" __global__ void __launch_bounds__(MLA_THREADS, 1) DSCC_ENTRY(Args a) 
             for (int h = 0; h < 2; h++) { // the row's max over its quad of lanes
                 mx[h] = fmaxf(mx[h], __shfl_xor_sync(0xffffffffu, mx[h], 1));
                 mx[h] = fmaxf(mx[h], __shfl_xor_sync(0xffffffffu, mx[h], 2));
-                const float mn = fmaxf(m[h], mx[h]);
+                // MLA_LAZY: the max P is relative to moves only when the block's is more than 2^8 above it
+                const float mn = MLA_LAZY && mx[h] <= m[h] + 8.0f ? m[h] : fmaxf(m[h], mx[h]);
                 corr[h] = mn == NEG ? 1.0f : exp2f(m[h] - mn);
                 m[h] = mn;
                 ls[h] *= corr[h];
@@ -672,9 +685,15 @@ extern "C" __global__ void __launch_bounds__(MLA_THREADS, 1) DSCC_ENTRY(Args a) 
 #pragma unroll
         for (int kk = 0; kk < 4; kk++) mla_wgmma_pv(o, Pc + kk * 32, Kc + 4 * wg * 8192 + kk * 2048, 8192, 1024, 1);
         mla_wg_commit();
+        if (MLA_LEAN < 4 || wg == 1) { // (MLA_LEAN 4: warpgroup 0 waits for its P V after issuing the next S's first chunk)
+            mla_wg_wait0();
+            mla_hold128(o);
+            if (jb + 2 < jb1) mla_bar_arrive(MLA_BAR_EMPTY + st, MLA_THREADS); // the producer may refill the stage
+        }
+    }
+    if (MLA_LEAN >= 4 && wg == 0) { // the last block's P V
         mla_wg_wait0();
         mla_hold128(o);
-        if (jb + 2 < jb1) mla_bar_arrive(MLA_BAR_EMPTY + st, MLA_THREADS); // the producer may refill the stage
     }
 #endif
     if (wg == 0 || MLA_V3 == 2) { // the rows' max and sum over their quads, for both warpgroups (the seesaw: each its share)
@@ -730,3 +749,4 @@ extern "C" __global__ void __launch_bounds__(MLA_THREADS, 1) DSCC_ENTRY(Args a) 
 #undef MLA_PF
 #undef MLA_WAITG
 #undef MLA_LEAN
+#undef MLA_LAZY

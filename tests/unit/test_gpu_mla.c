@@ -223,7 +223,7 @@ typedef struct {
  * chunk before all of its copies landed sees the fill bytes there. The
  * steps above never give a split more than two blocks: the split rule
  * spreads short contexts over the SMs. */
-static void kernel_ring(const char *v3, const char *waitg, const char *pf, const char *lean, int B, int T) {
+static void kernel_ring(const char *v3, const char *waitg, const char *pf, const char *lean, const char *lazy, int B, int T) {
     enum { HQ = 64 };
     const double scale = 0.1352337788;
     Arena *a = arena_new();
@@ -231,7 +231,8 @@ static void kernel_ring(const char *v3, const char *waitg, const char *pf, const
     const char *bs = arena_printf(a, "%dLL", B), *ts = arena_printf(a, "%dLL", T);
     CgDefine defs[] = {{"MLA_B", bs},      {"MLA_S", "1LL"},      {"MLA_T", ts},       {"MLA_HQ", "64LL"},
                        {"MLA_KT", ts},     {"MLA_OUT_BF16", "0"}, {"MLA_CAUSAL", "0"}, {"MLA_SCALE", "0.1352337788f"},
-                       {"MLA_V3", v3},     {"MLA_WAITG", waitg},  {"MLA_PF", pf},       {"MLA_LEAN", lean}};
+                       {"MLA_V3", v3},     {"MLA_WAITG", waitg},  {"MLA_PF", pf},       {"MLA_LEAN", lean},
+                       {"MLA_LAZY", lazy}};
     CgSource src = {"mla_ring", cg_kernel_instance(a, "mla_decode", "mla_ring", defs, (int)(sizeof defs / sizeof *defs)),
                     {"codegen/kernels/mla_decode.cuh", 0, 0}};
     CgBinary bin = {0};
@@ -277,9 +278,9 @@ static void kernel_ring(const char *v3, const char *waitg, const char *pf, const
             if (!(rel <= worst)) worst = rel;
         }
     fprintf(stderr,
-            "  the kernel alone (MLA_V3 %s, MLA_WAITG %s, MLA_PF %s, MLA_LEAN %s): %d x 64 heads, T %d, one split of %d blocks: "
-            "worst row rel L2 %.2e\n",
-            v3, waitg, pf, lean, B, T, (T + 63) / 64, worst);
+            "  the kernel alone (MLA_V3 %s, MLA_WAITG %s, MLA_PF %s, MLA_LEAN %s, MLA_LAZY %s): %d x 64 heads, T %d, one split of "
+            "%d blocks: worst row rel L2 %.2e\n",
+            v3, waitg, pf, lean, lazy, B, T, (T + 63) / 64, worst);
     assert_true(worst <= 2e-2);
     free(sc);
     free(q);
@@ -293,22 +294,25 @@ static void kernel_ring(const char *v3, const char *waitg, const char *pf, const
 /* every ring: each stage's chunks on mbarriers of their own (MLA_V3 1; waited for one or three at a
  * time, MLA_WAITG; with and without the L2 prefetch, MLA_PF), the stage whole (0), the seesaw (2);
  * the chunk ring with each of MLA_LEAN's steps (1: the producer's copies of the whole blocks after
- * the first at fixed offsets, 2: S from precomputed descriptors, 3: no mask on whole blocks) and
- * without them (0). T 330: blocks 1 to 4 whole, 5 partial; T 200: blocks 1, 2 whole */
+ * the first at fixed offsets, 2: S from precomputed descriptors, 3: no mask on whole blocks, 4: the
+ * next S issued before P V is waited for) and without them (0), with the lazy rescale (MLA_LAZY 1)
+ * and without. T 330: blocks 1 to 4 whole, 5 partial; T 200: blocks 1, 2 whole */
 static void test_mla_kernel_ring(void **state) {
     (void)state;
-    kernel_ring("1", "1", "0", "3", 1, 330);
-    kernel_ring("1", "1", "0", "0", 1, 330);
-    kernel_ring("1", "1", "0", "1", 1, 330);
-    kernel_ring("1", "1", "0", "2", 1, 330);
-    kernel_ring("0", "1", "0", "0", 1, 330);
-    kernel_ring("0", "1", "0", "3", 1, 330);
-    kernel_ring("1", "3", "2", "3", 1, 330); /* with the L2 prefetch (blocks 2 to 5, the last partial) */
-    kernel_ring("1", "1", "0", "3", 24, 200);
-    kernel_ring("1", "1", "0", "0", 24, 200);
-    kernel_ring("1", "3", "0", "3", 24, 200);
-    kernel_ring("2", "1", "0", "3", 1, 290); /* the seesaw: three pairs, the last one block */
-    kernel_ring("2", "1", "0", "3", 24, 200);  /* two pairs, each producer warp starved on some block */
+    kernel_ring("1", "1", "0", "4", "1", 1, 330);
+    kernel_ring("1", "1", "0", "0", "0", 1, 330);
+    kernel_ring("1", "1", "0", "1", "0", 1, 330);
+    kernel_ring("1", "1", "0", "2", "0", 1, 330);
+    kernel_ring("1", "1", "0", "3", "1", 1, 330);
+    kernel_ring("1", "1", "0", "4", "0", 1, 330);
+    kernel_ring("0", "1", "0", "0", "0", 1, 330);
+    kernel_ring("0", "1", "0", "4", "1", 1, 330);
+    kernel_ring("1", "3", "2", "4", "1", 1, 330); /* with the L2 prefetch (blocks 2 to 5, the last partial) */
+    kernel_ring("1", "1", "0", "4", "1", 24, 200);
+    kernel_ring("1", "1", "0", "0", "0", 24, 200);
+    kernel_ring("1", "3", "0", "4", "0", 24, 200);
+    kernel_ring("2", "1", "0", "4", "1", 1, 290); /* the seesaw: three pairs, the last one block */
+    kernel_ring("2", "1", "0", "4", "1", 24, 200);  /* two pairs, each producer warp starved on some block */
 }
 
 /* gen.h's split rule (no GPU needed): one wave of one block per SM where the tiles allow, no empty split. */
