@@ -59,6 +59,14 @@
 //                        ahead of the one it loads (cp.async.bulk.prefetch.L2, the block's rows
 //                        being contiguous), so the ring's copies find it there; 0: none (default:
 //                        on an H100 2 and 4 ahead were 3% and 6% slower than none)
+//   MLA_LEAN             fewer instructions a block of keys (each level includes those below; same
+//                        arithmetic): 1 with MLA_V3 1, the producer copies whole blocks after the
+//                        first at offsets fixed at compile time; 2 S's wgmma from precomputed
+//                        descriptor words (mla_wgmma_sd); 3 no mask on whole blocks; 4 (default)
+//                        warpgroup 0 issues the next block's S before waiting for its P V (it
+//                        waits, and releases the stage, after S's first chunk); 0: none
+//   MLA_LAZY             1 (default): a row's max moves only when a block's exceeds it by more
+//                        than 8 (base 2; P <= 2^8), so O's rescale is skipped on most blocks; 0: exact
 //   MLA_IN_MODULE        defined when the file is part of a generated module (its prelude has Args)
 #ifndef MLA_B
 #define MLA_B (a.sym[0])
