@@ -294,6 +294,9 @@ __device__ __forceinline__ void mla_wgmma_pv(float *d, const void *pa, const voi
 __device__ __forceinline__ void mla_s_block(float *s, const unsigned char *Q, const unsigned char *K, unsigned long long *bar, unsigned par, int rot) {
 #pragma unroll
     for (int i = 0; i < 32; i++) s[i] = 0.0f;
+#if MLA_LEAN >= 2
+    const unsigned qlo = mla_desc_lo(Q), klo = mla_desc_lo(K);
+#endif
 #pragma unroll
     for (int k = 0; k < 9; k++) {
         const int c = rot ? (k < 4 ? k + 4 : k < 8 ? k - 4 : 8) : k;
@@ -301,7 +304,12 @@ __device__ __forceinline__ void mla_s_block(float *s, const unsigned char *Q, co
         mla_fence_async();
         mla_wg_fence();
 #pragma unroll
-        for (int kk = 0; kk < 4; kk++) mla_wgmma_s(s, Q + c * 8192 + kk * 32, K + c * 8192 + kk * 32, k | kk);
+        for (int kk = 0; kk < 4; kk++)
+#if MLA_LEAN >= 2
+            mla_wgmma_sd(s, qlo + c * 512 + kk * 2, klo + c * 512 + kk * 2, k | kk);
+#else
+            mla_wgmma_s(s, Q + c * 8192 + kk * 32, K + c * 8192 + kk * 32, k | kk);
+#endif
     }
     mla_wg_commit();
     mla_wg_wait0();
@@ -314,16 +322,23 @@ __device__ __forceinline__ void mla_s_block(float *s, const unsigned char *Q, co
 __device__ __forceinline__ void mla_softmax(float *s, const int *lim, float *m, float *sc, float *rs, int q4, float sl2) {
     const float NEG = __int_as_float(0xff800000);
     float mx[2] = {NEG, NEG};
+    if (MLA_LEAN >= 3 && lim[0] >= 63 && lim[1] >= 63) // every key of the block seen: no mask
 #pragma unroll
-    for (int i = 0; i < 32; i++) {
-        s[i] = 8 * (i >> 2) + 2 * q4 + (i & 1) <= lim[(i >> 1) & 1] ? s[i] * sl2 : NEG;
-        mx[(i >> 1) & 1] = fmaxf(mx[(i >> 1) & 1], s[i]);
-    }
+        for (int i = 0; i < 32; i++) {
+            s[i] *= sl2;
+            mx[(i >> 1) & 1] = fmaxf(mx[(i >> 1) & 1], s[i]);
+        }
+    else
+#pragma unroll
+        for (int i = 0; i < 32; i++) {
+            s[i] = 8 * (i >> 2) + 2 * q4 + (i & 1) <= lim[(i >> 1) & 1] ? s[i] * sl2 : NEG;
+            mx[(i >> 1) & 1] = fmaxf(mx[(i >> 1) & 1], s[i]);
+        }
 #pragma unroll
     for (int h = 0; h < 2; h++) {
         mx[h] = fmaxf(mx[h], __shfl_xor_sync(0xffffffffu, mx[h], 1));
         mx[h] = fmaxf(mx[h], __shfl_xor_sync(0xffffffffu, mx[h], 2));
-        const float mn = fmaxf(m[h], mx[h]);
+        const float mn = MLA_LAZY && mx[h] <= m[h] + 8.0f ? m[h] : fmaxf(m[h], mx[h]); // MLA_LAZY: as in the chunk ring's loop
         sc[h] = mn == NEG ? 1.0f : exp2f(m[h] - mn);
         m[h] = mn;
         rs[h] = 0.0f;
@@ -417,11 +432,17 @@ extern "C" __global__ void __launch_bounds__(MLA_THREADS, 1) DSCC_ENTRY(Args a) 
                     mla_prefetch_l2(Kg + (bb * KT + p * 64) * 576, (unsigned)(n * 1152));
                 }
 #if MLA_LEAN >= 1
-            if (MLA_V3 == 1 && jb != jb0 && jb * 64 + 64 <= T) { // a whole block after the first: offsets fixed at compile time
+            // a whole block (after the first, which brings q's chunks along, but in the seesaw):
+            // the copies at offsets from this thread's row and unit, fixed but for the chunk
+            if ((MLA_V3 == 2 || jb != jb0) && jb * 64 + 64 <= T) {
                 const unsigned short *const src = Kg + ((bb * KT + jb * 64 + pr) * 576 + pu * 8); // row pr, unit pu of chunk 0
                 unsigned char *const dst = Kd + pr * 128 + ((pu ^ (pr & 7)) << 4); // mla_swz(pr + 16 i, 128 c + 16 pu) - 8192 c - 2048 i
 #pragma unroll
-                for (int c = 0; c < 9; c++) {
+                for (int k = 0; k < 9; k++) {
+                    const int c = MLA_V3 == 2 && st == 1 ? (k < 4 ? k + 4 : k < 8 ? k - 4 : 8) : k; // the seesaw's order, as below
+                    if (MLA_V3 == 2 && jb - jb0 >= 2 && (k == 0 || k == 4))
+                        mla_bar_sync(st == 0 ? (k == 0 ? MLA_BAR_E0L : MLA_BAR_E0R) : (k == 0 ? MLA_BAR_E1R : MLA_BAR_E1L),
+                                     st == 1 && k == 4 ? MLA_THREADS : 256);
 #pragma unroll
                     for (int i = 0; i < 4; i++) mla_cp16(dst + c * 8192 + i * 2048, src + (i * 16 * 576 + c * 64), true);
                     mla_cp_arrive(full + st * 9 + c);

@@ -306,6 +306,7 @@ static void test_mla_kernel_ring(void **state) {
         {"1", "1", "0", "4", "1", "1"}, {"1", "3", "0", "3", "1", "1"}, {"0", "1", "0", "0", "0", "0"},
         {"0", "1", "0", "4", "1", "1"}, {"1", "3", "2", "4", "1", "0"}, /* with the L2 prefetch (blocks 2 to 5, the last partial) */
         {"2", "1", "0", "4", "1", "1"},                                 /* the seesaw: three pairs (T 330), the last one block */
+        {"2", "1", "0", "0", "0", "0"},
     };
     for (int i = 0; i < (int)(sizeof rings / sizeof *rings); i++) {
         free(kernel_ring(rings[i][0], rings[i][1], rings[i][2], rings[i][3], rings[i][4], 1, 330));
@@ -315,7 +316,8 @@ static void test_mla_kernel_ring(void **state) {
 }
 
 /* MLA_LEAN's levels change no arithmetic: the kernel alone at 0 to 4 (exact rescale) gives the same
- * bits from the same inputs, over one split of six blocks (T 330) and of four in 24 blocks (T 200) */
+ * bits from the same inputs, over one split of six blocks (T 330) and of four in 24 blocks (T 200);
+ * the seesaw at 0 and 3 likewise */
 static void test_mla_lean_exact(void **state) {
     (void)state;
     static const int shape[][2] = {{1, 330}, {24, 200}};
@@ -330,6 +332,13 @@ static void test_mla_lean_exact(void **state) {
             assert_memory_equal(out, ref, no * sizeof(float));
             free(out);
         }
+        free(ref);
+        rng = seed; /* the seesaw: levels 1 to 3 apply to it (its producer, S's descriptors, the mask) */
+        ref = kernel_ring("2", "1", "0", "0", "0", shape[k][0], shape[k][1]);
+        rng = seed;
+        float *out = kernel_ring("2", "1", "0", "3", "0", shape[k][0], shape[k][1]);
+        assert_memory_equal(out, ref, no * sizeof(float));
+        free(out);
         free(ref);
     }
 }
