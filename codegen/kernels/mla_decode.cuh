@@ -135,8 +135,10 @@ struct Args { u64 t[64]; long long sym[8]; long long cap, len; u64 err; long lon
 #define MLA_DECODE_HELPERS
 #define MLA_TILE 73728 // bytes of 64 rows x 576 bf16: 9 chunks of 64 columns, 8 KB each
 #define MLA_THREADS 384 // consumer warpgroups 0 and 1, the producer 2
-#define MLA_REGS_PRODUCER 56
-#define MLA_REGS_CONSUMER 224 // 128 x 56 + 256 x 224 <= 65536
+// 128 x 56 + 256 x 224 = 128 x 72 + 256 x 216 = 384 x 168 (ptxas's count at launch): MLA_LEAN's producer
+// spills 16 bytes at 56, and the consumers need no more than 208 (ptxas -v, CUDA 13.0, every variant)
+#define MLA_REGS_PRODUCER (MLA_LEAN >= 1 ? 72 : 56)
+#define MLA_REGS_CONSUMER (MLA_LEAN >= 1 ? 216 : 224)
 // named barriers (0 is __syncthreads'): stage s full / empty (384 threads), P of stage s ready (256), the end (256)
 #define MLA_BAR_FULL 1
 #define MLA_BAR_EMPTY 3
@@ -247,7 +249,7 @@ __device__ __forceinline__ void mla_wgmma_s(float *d, const void *pa, const void
 // is fixed: SBO 1024 >> 4 and the 128-byte swizzle (bit 62).
 __device__ __forceinline__ unsigned mla_desc_lo(const void *p) { return ((unsigned)__cvta_generic_to_shared(p) & 0x3ffffu) >> 4 | 1u << 16; }
 __device__ __forceinline__ void mla_wgmma_sd(float *d, unsigned alo, unsigned blo, int acc) {
-    asm volatile("{\n.reg .pred p;\n.reg .b64 da, db;\nsetp.ne.b32 p, %34, 0;\nmov.b64 da, {%32, %35};\nmov.b64 db, {%33, %35};\n"
+    asm volatile("{\n.reg .pred p;\n.reg .u64 da, db;\nsetp.ne.b32 p, %34, 0;\nmov.b64 da, {%32, %35};\nmov.b64 db, {%33, %35};\n"
                  "wgmma.mma_async.sync.aligned.m64n64k16.f32.bf16.bf16 {" MLA_R8(0, 1, 2, 3, 4, 5, 6, 7) ", " MLA_R8(8, 9, 10, 11, 12, 13, 14, 15) ", "
                  MLA_R8(16, 17, 18, 19, 20, 21, 22, 23) ", " MLA_R8(24, 25, 26, 27, 28, 29, 30, 31) "}, da, db, p, 1, 1, 0, 0;\n}\n"
                  : MLA_F32(d, 0)
@@ -609,16 +611,18 @@ extern "C" __global__ void __launch_bounds__(MLA_THREADS, 1) DSCC_ENTRY(Args a) 
         }
     }
 #else
-    for (long long jb = jb0; jb < jb1; jb++) {
-        const int st = (int)((jb - jb0) & 1);
-        unsigned char *const Kc = Ks + st * MLA_TILE, *const Pc = Kc + 8 * 8192; // P over the rope columns
+    // a loop for each warpgroup: with MLA_LEAN 4 warpgroup 0's P V is still in flight at the end of an
+    // iteration, and ptxas must see no path from there into warpgroup 1's code (it would serialize the wgmma)
+    if (wg == 0) {
+        for (long long jb = jb0; jb < jb1; jb++) {
+            const int st = (int)((jb - jb0) & 1);
+            unsigned char *const Kc = Ks + st * MLA_TILE, *const Pc = Kc + 8 * 8192; // P over the rope columns
 #if MLA_V3
-        unsigned long long *const fb = full + st * 9;
-        const unsigned par = (unsigned)((jb - jb0) >> 1) & 1u; // the stage's use, mod 2
+            unsigned long long *const fb = full + st * 9;
+            const unsigned par = (unsigned)((jb - jb0) >> 1) & 1u; // the stage's use, mod 2
 #else
-        mla_bar_sync(MLA_BAR_FULL + st, MLA_THREADS); // the keys (and q) landed
+            mla_bar_sync(MLA_BAR_FULL + st, MLA_THREADS); // the keys (and q) landed
 #endif
-        if (wg == 0) {
             float s[32];
 #pragma unroll
             for (int i = 0; i < 32; i++) s[i] = 0.0f;
@@ -645,11 +649,13 @@ extern "C" __global__ void __launch_bounds__(MLA_THREADS, 1) DSCC_ENTRY(Args a) 
                     mla_wgmma_s(s, Qs + c * 8192 + kk * 32, Kc + c * 8192 + kk * 32, c | kk);
 #endif
 #if MLA_LEAN >= 4
-                if (c == 0 && jb > jb0) { // this warpgroup's P V of the block before ran ahead of S's first chunk: done now
+                if (c == 0) { // this warpgroup's P V of the block before ran ahead of S's first chunk: done now (on every
+                              // block, so that no path skips the wait; wait_group 0, not 1, which would leave S's first
+                              // chunk running on, but ptxas then takes o for pending and serializes every wgmma)
                     mla_wg_commit();
-                    mla_wg_wait1();
+                    mla_wg_wait0();
                     mla_hold128(o);
-                    if (jb + 1 < jb1) mla_bar_arrive(MLA_BAR_EMPTY + (st ^ 1), MLA_THREADS); // the producer may refill its stage
+                    if (jb > jb0 && jb + 1 < jb1) mla_bar_arrive(MLA_BAR_EMPTY + (st ^ 1), MLA_THREADS); // the producer may refill its stage
                     mla_wg_fence(); // S's next wgmma after the wait
                 }
 #endif
@@ -699,7 +705,30 @@ extern "C" __global__ void __launch_bounds__(MLA_THREADS, 1) DSCC_ENTRY(Args a) 
             if (!__all_sync(0xffffffffu, corr[0] == 1.0f && corr[1] == 1.0f)) // the warp's rows kept their max: nothing to scale
 #pragma unroll
                 for (int i = 0; i < 128; i++) o[i] *= corr[(i >> 1) & 1];
-        } else {
+            mla_wg_fence();
+#pragma unroll
+            for (int kk = 0; kk < 4; kk++) mla_wgmma_pv(o, Pc + kk * 32, Kc + kk * 2048, 8192, 1024, 1);
+            mla_wg_commit();
+            if (MLA_LEAN < 4) { // (MLA_LEAN 4: waited for once the next S's first chunk is issued)
+                mla_wg_wait0();
+                mla_hold128(o);
+                if (jb + 2 < jb1) mla_bar_arrive(MLA_BAR_EMPTY + st, MLA_THREADS); // the producer may refill the stage
+            }
+        }
+        if (MLA_LEAN >= 4) { // the last block's P V
+            mla_wg_wait0();
+            mla_hold128(o);
+        }
+    } else {
+        for (long long jb = jb0; jb < jb1; jb++) {
+            const int st = (int)((jb - jb0) & 1);
+            unsigned char *const Kc = Ks + st * MLA_TILE, *const Pc = Kc + 8 * 8192; // P over the rope columns
+#if MLA_V3
+            unsigned long long *const fb = full + st * 9;
+            const unsigned par = (unsigned)((jb - jb0) >> 1) & 1u; // the stage's use, mod 2
+#else
+            mla_bar_sync(MLA_BAR_FULL + st, MLA_THREADS); // the keys (and q) landed
+#endif
             mla_bar_sync(MLA_BAR_P + st, 256);
 #if MLA_V3
             for (int c = 4; c < 8; c++) mla_mbar_wait(fb + c, par); // passed already (warpgroup 0 waited for them before P)
@@ -709,20 +738,14 @@ extern "C" __global__ void __launch_bounds__(MLA_THREADS, 1) DSCC_ENTRY(Args a) 
             if (!__all_sync(0xffffffffu, c0 == 1.0f && c1 == 1.0f))
 #pragma unroll
                 for (int i = 0; i < 128; i++) o[i] *= (i >> 1) & 1 ? c1 : c0;
-        }
-        mla_wg_fence();
+            mla_wg_fence();
 #pragma unroll
-        for (int kk = 0; kk < 4; kk++) mla_wgmma_pv(o, Pc + kk * 32, Kc + 4 * wg * 8192 + kk * 2048, 8192, 1024, 1);
-        mla_wg_commit();
-        if (MLA_LEAN < 4 || wg == 1) { // (MLA_LEAN 4: warpgroup 0 waits for its P V after issuing the next S's first chunk)
+            for (int kk = 0; kk < 4; kk++) mla_wgmma_pv(o, Pc + kk * 32, Kc + 4 * 8192 + kk * 2048, 8192, 1024, 1);
+            mla_wg_commit();
             mla_wg_wait0();
             mla_hold128(o);
             if (jb + 2 < jb1) mla_bar_arrive(MLA_BAR_EMPTY + st, MLA_THREADS); // the producer may refill the stage
         }
-    }
-    if (MLA_LEAN >= 4 && wg == 0) { // the last block's P V
-        mla_wg_wait0();
-        mla_hold128(o);
     }
 #endif
     if (wg == 0 || MLA_V3 == 2) { // the rows' max and sum over their quads, for both warpgroups (the seesaw: each its share)
