@@ -1,11 +1,17 @@
 /* bench_mla.c — MLA's decode attention kernel alone (codegen/kernels/
  * mla_decode.cuh and its combine), its variants side by side in one
- * process on one GPU: the ring that waits for each stage whole (MLA_V3 0,
- * what DSCC_MLA_V3=0 generates), the chunk ring without L2 prefetch
- * (MLA_V3 1, MLA_PF 0: the default) and with it 2 and 4 blocks ahead
- * (DSCC_MLA_PREFETCH), and with prefetch 2 the waits
- * for the chunks 3 at a time (MLA_WAITG 3: fewer proxy fences), and the
- * seesaw schedule (MLA_V3 2, DSCC_MLA_V3=2). The shape
+ * process on one GPU: the chunk ring (MLA_V3 1) as it was (MLA_LEAN 0,
+ * the reference) and with fewer instructions a block of keys, step by
+ * step (MLA_LEAN 1: the producer's copies at offsets fixed at compile
+ * time, 2: and S's wgmma descriptors precomputed, 3: and no mask on whole
+ * blocks, 4: and warpgroup 0 issues the next block's S before waiting for
+ * its P V), all with the exact rescale (MLA_LAZY 0), then MLA_LEAN 4 with
+ * O rescaled only when a row's max grows by more than 2^8 (MLA_LAZY 1: the
+ * default), and the seesaw schedule (MLA_V3 2, DSCC_MLA_V3=2) as it was and
+ * with MLA_LEAN (1 to 3 apply to it: its producer's copies, S's
+ * descriptors, no mask on whole blocks) and the lazy rescale. (The
+ * whole-stage ring, DSCC_MLA_V3=0, and the L2 prefetch, DSCC_MLA_PREFETCH,
+ * were timed on 2026-12-06: docs/KERNELS.md.) The shape
  * is bench_gpu's long context: batch 32 (--batch), 4,097 keys (--ctx), 128
  * heads, one query position, causal, bf16 q / cache / out, the split count
  * gen.h's rule gives the executor (cg_mla_splits). No weights, no graph:
@@ -15,8 +21,9 @@
  * (576 + 512) FLOPs, bench_gpu's count) are printed per variant, with the
  * median time of the decode kernel alone (an event between the two), and each
  * variant's output is compared with the first's (the same arithmetic in
- * the same order: they agree exactly, but for the seesaw, which sums S's
- * chunks in another order: within 2e-2 of max(1, |x|)). Run on the GPU machine:
+ * the same order: they agree exactly, but for the lazy rescale and the
+ * seesaw, which sums S's chunks in another order: within 2e-2 of
+ * max(1, |x|)). Run on the GPU machine:
  *   build/bench_mla [--batch B] [--ctx T] [--reps N]
  * The emulated device (tests/emu) runs `--batch 1 --ctx 130 --reps 1`. */
 #include <math.h>
@@ -39,15 +46,17 @@ typedef struct { /* the kernels' argument block when compiled alone (mla_decode.
 } MlaArgs;
 
 typedef struct {
-    const char *label, *v3, *pf, *waitg;
+    const char *label, *v3, *pf, *waitg, *lean, *lazy;
 } Variant;
 
-static const Variant VARIANTS[] = {{"whole-stage ring (DSCC_MLA_V3=0)", "0", "0", "1"},
-                                   {"chunk ring, no L2 prefetch (default)", "1", "0", "1"},
-                                   {"chunk ring, L2 prefetch 2 ahead (DSCC_MLA_PREFETCH=2)", "1", "2", "1"},
-                                   {"chunk ring, prefetch 2, waits 3 chunks at a time (MLA_WAITG 3)", "1", "2", "3"},
-                                   {"chunk ring, L2 prefetch 4 ahead (DSCC_MLA_PREFETCH=4)", "1", "4", "1"},
-                                   {"seesaw schedule, prefetch 2 (DSCC_MLA_V3=2)", "2", "2", "1"}};
+static const Variant VARIANTS[] = {{"chunk ring, as before (DSCC_MLA_LEAN=0 DSCC_MLA_LAZY=0)", "1", "0", "1", "0", "0"},
+                                   {"producer's copies at fixed offsets (DSCC_MLA_LEAN=1 DSCC_MLA_LAZY=0)", "1", "0", "1", "1", "0"},
+                                   {"and S's descriptors precomputed (DSCC_MLA_LEAN=2 DSCC_MLA_LAZY=0)", "1", "0", "1", "2", "0"},
+                                   {"and no mask on whole blocks (DSCC_MLA_LEAN=3 DSCC_MLA_LAZY=0)", "1", "0", "1", "3", "0"},
+                                   {"and next S before P V's wait (DSCC_MLA_LEAN=4 DSCC_MLA_LAZY=0)", "1", "0", "1", "4", "0"},
+                                   {"and lazy rescale (the default: DSCC_MLA_LEAN=4 DSCC_MLA_LAZY=1)", "1", "0", "1", "4", "1"},
+                                   {"seesaw schedule as before (DSCC_MLA_V3=2 DSCC_MLA_LEAN=0 DSCC_MLA_LAZY=0)", "2", "0", "1", "0", "0"},
+                                   {"seesaw schedule, lean, lazy rescale (DSCC_MLA_V3=2)", "2", "0", "1", "4", "1"}};
 enum { NV = (int)(sizeof VARIANTS / sizeof *VARIANTS), HQ = 128 };
 
 static uint64_t rng = 88172645463325252ull;
@@ -69,7 +78,8 @@ static void sources(Arena *a, const Variant *v, long long B, long long T, CgSour
     const char *bs = arena_printf(a, "%lldLL", B), *ts = arena_printf(a, "%lldLL", T);
     CgDefine d[] = {{"MLA_B", bs},         {"MLA_S", "1LL"},      {"MLA_T", ts},       {"MLA_HQ", "128LL"},
                     {"MLA_KT", ts},        {"MLA_OUT_BF16", "1"}, {"MLA_CAUSAL", "1"}, {"MLA_SCALE", "0.1352337788f"},
-                    {"MLA_V3", v->v3},     {"MLA_PF", v->pf},       {"MLA_WAITG", v->waitg}};
+                    {"MLA_V3", v->v3},     {"MLA_PF", v->pf},       {"MLA_WAITG", v->waitg},
+                    {"MLA_LEAN", v->lean}, {"MLA_LAZY", v->lazy}};
     CgDefine c[] = {{"MLA_B", bs}, {"MLA_S", "1LL"}, {"MLA_HQ", "128LL"}, {"MLA_OUT_BF16", "1"}};
     src[0] = (CgSource){"mla_bench", cg_kernel_instance(a, "mla_decode", "mla_bench", d, (int)(sizeof d / sizeof *d)),
                         {"codegen/kernels/mla_decode.cuh", 0, 0}};

@@ -314,7 +314,8 @@ static void mla_decode(Gen *G, const IrNode *n, int sq, int sq1, int64_t qd0, in
     int64_t Hq = q->type.dims[2].coeff;
     Arena *a = G->a;
     const char *bf = G->dtype[n->id] == IR_DT_BF16 ? "1" : "0";
-    const char *v3 = getenv("DSCC_MLA_V3"), *pf = getenv("DSCC_MLA_PREFETCH"); /* checked in cg_attention */
+    const char *v3 = getenv("DSCC_MLA_V3"), *pf = getenv("DSCC_MLA_PREFETCH"), *lean = getenv("DSCC_MLA_LEAN"),
+               *lazy = getenv("DSCC_MLA_LAZY"); /* checked in cg_attention */
     CgDefine d[] = {{"MLA_IN_MODULE", "1"},
                     {"MLA_B", cg_dim(G, B)},
                     {"MLA_S", cg_dim(G, S)},
@@ -331,7 +332,9 @@ static void mla_decode(Gen *G, const IrNode *n, int sq, int sq1, int64_t qd0, in
                     {"MLA_CAUSAL", ir_node_attr_bool(n, "causal", false) ? "1" : "0"},
                     {"MLA_SCALE", arena_printf(a, "%.9ef", (double)(float)ir_node_attr_float(n, "scale", 1.0))},
                     {"MLA_V3", v3 && *v3 ? v3 : "1"}, /* 0: the stage lands whole (the kernel before the chunk ring); 2: the seesaw */
-                    {"MLA_PF", pf && *pf ? pf : "0"}}; /* blocks of keys the L2 prefetch runs ahead (0: none, the default: slower on an H100) */
+                    {"MLA_PF", pf && *pf ? pf : "0"}, /* blocks of keys the L2 prefetch runs ahead (0: none, the default: slower on an H100) */
+                    {"MLA_LEAN", lean && *lean ? lean : "4"}, /* fewer instructions a block of keys (mla_decode.cuh); 0: as before */
+                    {"MLA_LAZY", lazy && *lazy ? lazy : "1"}}; /* O rescaled only when a row's max grows by more than 2^8 */
     sb_puts(&G->decl, cg_kernel_instance(a, "mla_decode", "mla_decode", d, (int)(sizeof d / sizeof *d)));
     cg_phase(G, CG_LAUNCH_BLOCK, B, 1, ir_dim_mul(S, q->type.dims[2]), 64, MLA_SMEM);
     cg_phase_keys(G, CG_ITEMS_MLA_DECODE, B, S, T, Hq, 512);
@@ -632,6 +635,17 @@ bool cg_attention(Gen *G, const IrNode *n) {
     const char *pf = getenv("DSCC_MLA_PREFETCH");
     if (pf && *pf && (strlen(pf) != 1 || *pf < '0' || *pf > '8')) {
         G->why = "DSCC_MLA_PREFETCH must be 0 to 8 (blocks of keys MLA's decode kernel prefetches into L2 ahead; 0: none)";
+        return false;
+    }
+    const char *lean = getenv("DSCC_MLA_LEAN");
+    if (lean && *lean && (strlen(lean) != 1 || *lean < '0' || *lean > '4')) {
+        G->why = "DSCC_MLA_LEAN must be 0 to 4 (MLA's decode kernel: 1 the producer's copies at fixed offsets, 2 and S's descriptors, "
+                 "3 and no mask on whole blocks, 4 and the next S issued before P V is waited for; 0: none)";
+        return false;
+    }
+    const char *lazy = getenv("DSCC_MLA_LAZY");
+    if (lazy && *lazy && strcmp(lazy, "0") && strcmp(lazy, "1")) {
+        G->why = "DSCC_MLA_LAZY must be 0 (MLA's decode kernel rescales O whenever a row's max grows) or 1 (only when it grows by more than 2^8)";
         return false;
     }
     if (q->type.rank != 4 || !ir_dim_is_const(q->type.dims[3]) || !ir_dim_is_const(v->type.dims[3]) || q->type.dims[3].coeff > 1024 ||

@@ -59,6 +59,14 @@
 //                        ahead of the one it loads (cp.async.bulk.prefetch.L2, the block's rows
 //                        being contiguous), so the ring's copies find it there; 0: none (default:
 //                        on an H100 2 and 4 ahead were 3% and 6% slower than none)
+//   MLA_LEAN             fewer instructions a block of keys (each level includes those below; same
+//                        arithmetic): 1 with MLA_V3 1, the producer copies whole blocks after the
+//                        first at offsets fixed at compile time; 2 S's wgmma from precomputed
+//                        descriptor words (mla_wgmma_sd); 3 no mask on whole blocks; 4 (default)
+//                        warpgroup 0 issues the next block's S before waiting for its P V (it
+//                        waits, and releases the stage, after S's first chunk); 0: none
+//   MLA_LAZY             1 (default): a row's max moves only when a block's exceeds it by more
+//                        than 8 (base 2; P <= 2^8), so O's rescale is skipped on most blocks; 0: exact
 //   MLA_IN_MODULE        defined when the file is part of a generated module (its prelude has Args)
 #ifndef MLA_B
 #define MLA_B (a.sym[0])
@@ -111,6 +119,12 @@
 #ifndef MLA_WAITG
 #define MLA_WAITG 1
 #endif
+#ifndef MLA_LEAN
+#define MLA_LEAN 4
+#endif
+#ifndef MLA_LAZY
+#define MLA_LAZY 1
+#endif
 #ifndef MLA_IN_MODULE
 // compiled alone (test_codegen): the generated prelude's argument block
 typedef unsigned long long u64;
@@ -123,8 +137,10 @@ __device__ __forceinline__ void pdl_wait() { asm volatile("griddepcontrol.wait;"
 #define MLA_DECODE_HELPERS
 #define MLA_TILE 73728 // bytes of 64 rows x 576 bf16: 9 chunks of 64 columns, 8 KB each
 #define MLA_THREADS 384 // consumer warpgroups 0 and 1, the producer 2
-#define MLA_REGS_PRODUCER 56
-#define MLA_REGS_CONSUMER 224 // 128 x 56 + 256 x 224 <= 65536
+// 128 x 56 + 256 x 224 = 128 x 72 + 256 x 216 = 384 x 168 (ptxas's count at launch): MLA_LEAN's producer
+// spills 16 bytes at 56, and the consumers need no more than 208 (ptxas -v, CUDA 13.0, every variant)
+#define MLA_REGS_PRODUCER (MLA_LEAN >= 1 ? 72 : 56)
+#define MLA_REGS_CONSUMER (MLA_LEAN >= 1 ? 216 : 224)
 // named barriers (0 is __syncthreads'): stage s full / empty (384 threads), P of stage s ready (256), the end (256)
 #define MLA_BAR_FULL 1
 #define MLA_BAR_EMPTY 3
@@ -229,6 +245,18 @@ __device__ __forceinline__ void mla_wgmma_s(float *d, const void *pa, const void
                  : MLA_F32(d, 0)
                  : "l"(da), "l"(db), "r"(acc));
 }
+// The same from the descriptors' low words (MLA_LEAN >= 2): start address >> 4 |
+// LBO (16) >> 4 << 16, so that a chunk's or a k-step's is the block's plus a
+// constant (addresses below 2^18: no carry out of the 14 bits); the high word
+// is fixed: SBO 1024 >> 4 and the 128-byte swizzle (bit 62).
+__device__ __forceinline__ unsigned mla_desc_lo(const void *p) { return ((unsigned)__cvta_generic_to_shared(p) & 0x3ffffu) >> 4 | 1u << 16; }
+__device__ __forceinline__ void mla_wgmma_sd(float *d, unsigned alo, unsigned blo, int acc) {
+    asm volatile("{\n.reg .pred p;\n.reg .u64 da, db;\nsetp.ne.b32 p, %34, 0;\nmov.b64 da, {%32, %35};\nmov.b64 db, {%33, %35};\n"
+                 "wgmma.mma_async.sync.aligned.m64n64k16.f32.bf16.bf16 {" MLA_R8(0, 1, 2, 3, 4, 5, 6, 7) ", " MLA_R8(8, 9, 10, 11, 12, 13, 14, 15) ", "
+                 MLA_R8(16, 17, 18, 19, 20, 21, 22, 23) ", " MLA_R8(24, 25, 26, 27, 28, 29, 30, 31) "}, da, db, p, 1, 1, 0, 0;\n}\n"
+                 : MLA_F32(d, 0)
+                 : "r"(alo), "r"(blo), "r"(acc), "r"(0x40000040u));
+}
 // d[64 x 256] (+)= a[64 rows][16] . b[16][256]: a K-major as above, b the
 // 16 keys' rows of V, MN-major (imm-trans-b = 1).
 // The descriptor, from the PTX ISA's canonical MN-major layout in the
@@ -270,6 +298,9 @@ __device__ __forceinline__ void mla_wgmma_pv(float *d, const void *pa, const voi
 __device__ __forceinline__ void mla_s_block(float *s, const unsigned char *Q, const unsigned char *K, unsigned long long *bar, unsigned par, int rot) {
 #pragma unroll
     for (int i = 0; i < 32; i++) s[i] = 0.0f;
+#if MLA_LEAN >= 2
+    const unsigned qlo = mla_desc_lo(Q), klo = mla_desc_lo(K);
+#endif
 #pragma unroll
     for (int k = 0; k < 9; k++) {
         const int c = rot ? (k < 4 ? k + 4 : k < 8 ? k - 4 : 8) : k;
@@ -277,7 +308,12 @@ __device__ __forceinline__ void mla_s_block(float *s, const unsigned char *Q, co
         mla_fence_async();
         mla_wg_fence();
 #pragma unroll
-        for (int kk = 0; kk < 4; kk++) mla_wgmma_s(s, Q + c * 8192 + kk * 32, K + c * 8192 + kk * 32, k | kk);
+        for (int kk = 0; kk < 4; kk++)
+#if MLA_LEAN >= 2
+            mla_wgmma_sd(s, qlo + c * 512 + kk * 2, klo + c * 512 + kk * 2, k | kk);
+#else
+            mla_wgmma_s(s, Q + c * 8192 + kk * 32, K + c * 8192 + kk * 32, k | kk);
+#endif
     }
     mla_wg_commit();
     mla_wg_wait0();
@@ -290,16 +326,23 @@ __device__ __forceinline__ void mla_s_block(float *s, const unsigned char *Q, co
 __device__ __forceinline__ void mla_softmax(float *s, const int *lim, float *m, float *sc, float *rs, int q4, float sl2) {
     const float NEG = __int_as_float(0xff800000);
     float mx[2] = {NEG, NEG};
+    if (MLA_LEAN >= 3 && lim[0] >= 63 && lim[1] >= 63) // every key of the block seen: no mask
 #pragma unroll
-    for (int i = 0; i < 32; i++) {
-        s[i] = 8 * (i >> 2) + 2 * q4 + (i & 1) <= lim[(i >> 1) & 1] ? s[i] * sl2 : NEG;
-        mx[(i >> 1) & 1] = fmaxf(mx[(i >> 1) & 1], s[i]);
-    }
+        for (int i = 0; i < 32; i++) {
+            s[i] *= sl2;
+            mx[(i >> 1) & 1] = fmaxf(mx[(i >> 1) & 1], s[i]);
+        }
+    else
+#pragma unroll
+        for (int i = 0; i < 32; i++) {
+            s[i] = 8 * (i >> 2) + 2 * q4 + (i & 1) <= lim[(i >> 1) & 1] ? s[i] * sl2 : NEG;
+            mx[(i >> 1) & 1] = fmaxf(mx[(i >> 1) & 1], s[i]);
+        }
 #pragma unroll
     for (int h = 0; h < 2; h++) {
         mx[h] = fmaxf(mx[h], __shfl_xor_sync(0xffffffffu, mx[h], 1));
         mx[h] = fmaxf(mx[h], __shfl_xor_sync(0xffffffffu, mx[h], 2));
-        const float mn = fmaxf(m[h], mx[h]);
+        const float mn = MLA_LAZY && mx[h] <= m[h] + 8.0f ? m[h] : fmaxf(m[h], mx[h]); // MLA_LAZY: as in the chunk ring's loop
         sc[h] = mn == NEG ? 1.0f : exp2f(m[h] - mn);
         m[h] = mn;
         rs[h] = 0.0f;
@@ -393,6 +436,25 @@ extern "C" __global__ void __launch_bounds__(MLA_THREADS, 1) DSCC_ENTRY(Args a) 
                     const long long n = T - p * 64 < 64 ? T - p * 64 : 64; // the block's keys (>= 1: p < jb1)
                     mla_prefetch_l2(Kg + (bb * KT + p * 64) * 576, (unsigned)(n * 1152));
                 }
+#if MLA_LEAN >= 1
+            // a whole block (after the first, which brings q's chunks along, but in the seesaw):
+            // the copies at offsets from this thread's row and unit, fixed but for the chunk
+            if ((MLA_V3 == 2 || jb != jb0) && jb * 64 + 64 <= T) {
+                const unsigned short *const src = Kg + ((bb * KT + jb * 64 + pr) * 576 + pu * 8); // row pr, unit pu of chunk 0
+                unsigned char *const dst = Kd + pr * 128 + ((pu ^ (pr & 7)) << 4); // mla_swz(pr + 16 i, 128 c + 16 pu) - 8192 c - 2048 i
+#pragma unroll
+                for (int k = 0; k < 9; k++) {
+                    const int c = MLA_V3 == 2 && st == 1 ? (k < 4 ? k + 4 : k < 8 ? k - 4 : 8) : k; // the seesaw's order, as below
+                    if (MLA_V3 == 2 && jb - jb0 >= 2 && (k == 0 || k == 4))
+                        mla_bar_sync(st == 0 ? (k == 0 ? MLA_BAR_E0L : MLA_BAR_E0R) : (k == 0 ? MLA_BAR_E1R : MLA_BAR_E1L),
+                                     st == 1 && k == 4 ? MLA_THREADS : 256);
+#pragma unroll
+                    for (int i = 0; i < 4; i++) mla_cp16(dst + c * 8192 + i * 2048, src + (i * 16 * 576 + c * 64), true);
+                    mla_cp_arrive(full + st * 9 + c);
+                }
+                continue;
+            }
+#endif
             for (int k = 0; k < 9; k++) {
                 // the seesaw's stage 1 is released chunks 4-7 first, so it is filled in that order
                 const int c = MLA_V3 == 2 && st == 1 ? (k < 4 ? k + 4 : k < 8 ? k - 4 : 8) : k;
@@ -552,19 +614,25 @@ extern "C" __global__ void __launch_bounds__(MLA_THREADS, 1) DSCC_ENTRY(Args a) 
         }
     }
 #else
-    for (long long jb = jb0; jb < jb1; jb++) {
-        const int st = (int)((jb - jb0) & 1);
-        unsigned char *const Kc = Ks + st * MLA_TILE, *const Pc = Kc + 8 * 8192; // P over the rope columns
+    // a loop for each warpgroup: with MLA_LEAN 4 warpgroup 0's P V is still in flight at the end of an
+    // iteration, and ptxas must see no path from there into warpgroup 1's code (it would serialize the wgmma)
+    if (wg == 0) {
+        for (long long jb = jb0; jb < jb1; jb++) {
+            const int st = (int)((jb - jb0) & 1);
+            unsigned char *const Kc = Ks + st * MLA_TILE, *const Pc = Kc + 8 * 8192; // P over the rope columns
 #if MLA_V3
-        unsigned long long *const fb = full + st * 9;
-        const unsigned par = (unsigned)((jb - jb0) >> 1) & 1u; // the stage's use, mod 2
+            unsigned long long *const fb = full + st * 9;
+            const unsigned par = (unsigned)((jb - jb0) >> 1) & 1u; // the stage's use, mod 2
 #else
-        mla_bar_sync(MLA_BAR_FULL + st, MLA_THREADS); // the keys (and q) landed
+            mla_bar_sync(MLA_BAR_FULL + st, MLA_THREADS); // the keys (and q) landed
 #endif
-        if (wg == 0) {
             float s[32];
 #pragma unroll
             for (int i = 0; i < 32; i++) s[i] = 0.0f;
+#if MLA_LEAN >= 2
+            // the low words of S's descriptors at chunk 0 (mla_wgmma_sd): q's tile and this stage
+            const unsigned qlo = mla_desc_lo(Qs), klo = mla_desc_lo(Kc);
+#endif
             mla_wg_fence();
 #pragma unroll
             for (int c = 0; c < 9; c++) {
@@ -577,7 +645,23 @@ extern "C" __global__ void __launch_bounds__(MLA_THREADS, 1) DSCC_ENTRY(Args a) 
                 }
 #endif
 #pragma unroll
-                for (int kk = 0; kk < 4; kk++) mla_wgmma_s(s, Qs + c * 8192 + kk * 32, Kc + c * 8192 + kk * 32, c | kk);
+                for (int kk = 0; kk < 4; kk++)
+#if MLA_LEAN >= 2
+                    mla_wgmma_sd(s, qlo + c * 512 + kk * 2, klo + c * 512 + kk * 2, c | kk);
+#else
+                    mla_wgmma_s(s, Qs + c * 8192 + kk * 32, Kc + c * 8192 + kk * 32, c | kk);
+#endif
+#if MLA_LEAN >= 4
+                if (c == 0) { // this warpgroup's P V of the block before ran ahead of S's first chunk: done now (on every
+                              // block, so that no path skips the wait; wait_group 0, not 1, which would leave S's first
+                              // chunk running on, but ptxas then takes o for pending and serializes every wgmma)
+                    mla_wg_commit();
+                    mla_wg_wait0();
+                    mla_hold128(o);
+                    if (jb > jb0 && jb + 1 < jb1) mla_bar_arrive(MLA_BAR_EMPTY + (st ^ 1), MLA_THREADS); // the producer may refill its stage
+                    mla_wg_fence(); // S's next wgmma after the wait
+                }
+#endif
             }
             mla_wg_commit();
             mla_wg_wait0();
@@ -588,17 +672,25 @@ extern "C" __global__ void __launch_bounds__(MLA_THREADS, 1) DSCC_ENTRY(Args a) 
             int lim[2]; // the last column of the block each of the thread's rows sees (63: all, < 0: none)
 #pragma unroll
             for (int h = 0; h < 2; h++) lim[h] = last[h] - jb * 64 < 63 ? (int)(last[h] - jb * 64) : 63;
+            if (MLA_LEAN >= 3 && lim[0] >= 63 && lim[1] >= 63) // the thread's rows see every key of the block: no mask
 #pragma unroll
-            for (int i = 0; i < 32; i++) {
-                s[i] = 8 * (i >> 2) + 2 * q4 + (i & 1) <= lim[(i >> 1) & 1] ? s[i] * SL2 : NEG;
-                mx[(i >> 1) & 1] = fmaxf(mx[(i >> 1) & 1], s[i]);
-            }
+                for (int i = 0; i < 32; i++) {
+                    s[i] *= SL2;
+                    mx[(i >> 1) & 1] = fmaxf(mx[(i >> 1) & 1], s[i]);
+                }
+            else
+#pragma unroll
+                for (int i = 0; i < 32; i++) {
+                    s[i] = 8 * (i >> 2) + 2 * q4 + (i & 1) <= lim[(i >> 1) & 1] ? s[i] * SL2 : NEG;
+                    mx[(i >> 1) & 1] = fmaxf(mx[(i >> 1) & 1], s[i]);
+                }
             float corr[2];
 #pragma unroll
             for (int h = 0; h < 2; h++) { // the row's max over its quad of lanes
                 mx[h] = fmaxf(mx[h], __shfl_xor_sync(0xffffffffu, mx[h], 1));
                 mx[h] = fmaxf(mx[h], __shfl_xor_sync(0xffffffffu, mx[h], 2));
-                const float mn = fmaxf(m[h], mx[h]);
+                // MLA_LAZY: the max P is relative to moves only when the block's is more than 2^8 above it
+                const float mn = MLA_LAZY && mx[h] <= m[h] + 8.0f ? m[h] : fmaxf(m[h], mx[h]);
                 corr[h] = mn == NEG ? 1.0f : exp2f(m[h] - mn);
                 m[h] = mn;
                 ls[h] *= corr[h];
@@ -616,7 +708,30 @@ extern "C" __global__ void __launch_bounds__(MLA_THREADS, 1) DSCC_ENTRY(Args a) 
             if (!__all_sync(0xffffffffu, corr[0] == 1.0f && corr[1] == 1.0f)) // the warp's rows kept their max: nothing to scale
 #pragma unroll
                 for (int i = 0; i < 128; i++) o[i] *= corr[(i >> 1) & 1];
-        } else {
+            mla_wg_fence();
+#pragma unroll
+            for (int kk = 0; kk < 4; kk++) mla_wgmma_pv(o, Pc + kk * 32, Kc + kk * 2048, 8192, 1024, 1);
+            mla_wg_commit();
+            if (MLA_LEAN < 4) { // (MLA_LEAN 4: waited for once the next S's first chunk is issued)
+                mla_wg_wait0();
+                mla_hold128(o);
+                if (jb + 2 < jb1) mla_bar_arrive(MLA_BAR_EMPTY + st, MLA_THREADS); // the producer may refill the stage
+            }
+        }
+        if (MLA_LEAN >= 4) { // the last block's P V
+            mla_wg_wait0();
+            mla_hold128(o);
+        }
+    } else {
+        for (long long jb = jb0; jb < jb1; jb++) {
+            const int st = (int)((jb - jb0) & 1);
+            unsigned char *const Kc = Ks + st * MLA_TILE, *const Pc = Kc + 8 * 8192; // P over the rope columns
+#if MLA_V3
+            unsigned long long *const fb = full + st * 9;
+            const unsigned par = (unsigned)((jb - jb0) >> 1) & 1u; // the stage's use, mod 2
+#else
+            mla_bar_sync(MLA_BAR_FULL + st, MLA_THREADS); // the keys (and q) landed
+#endif
             mla_bar_sync(MLA_BAR_P + st, 256);
 #if MLA_V3
             for (int c = 4; c < 8; c++) mla_mbar_wait(fb + c, par); // passed already (warpgroup 0 waited for them before P)
@@ -626,14 +741,14 @@ extern "C" __global__ void __launch_bounds__(MLA_THREADS, 1) DSCC_ENTRY(Args a) 
             if (!__all_sync(0xffffffffu, c0 == 1.0f && c1 == 1.0f))
 #pragma unroll
                 for (int i = 0; i < 128; i++) o[i] *= (i >> 1) & 1 ? c1 : c0;
-        }
-        mla_wg_fence();
+            mla_wg_fence();
 #pragma unroll
-        for (int kk = 0; kk < 4; kk++) mla_wgmma_pv(o, Pc + kk * 32, Kc + 4 * wg * 8192 + kk * 2048, 8192, 1024, 1);
-        mla_wg_commit();
-        mla_wg_wait0();
-        mla_hold128(o);
-        if (jb + 2 < jb1) mla_bar_arrive(MLA_BAR_EMPTY + st, MLA_THREADS); // the producer may refill the stage
+            for (int kk = 0; kk < 4; kk++) mla_wgmma_pv(o, Pc + kk * 32, Kc + 4 * 8192 + kk * 2048, 8192, 1024, 1);
+            mla_wg_commit();
+            mla_wg_wait0();
+            mla_hold128(o);
+            if (jb + 2 < jb1) mla_bar_arrive(MLA_BAR_EMPTY + st, MLA_THREADS); // the producer may refill the stage
+        }
     }
 #endif
     if (wg == 0 || MLA_V3 == 2) { // the rows' max and sum over their quads, for both warpgroups (the seesaw: each its share)
@@ -688,3 +803,5 @@ extern "C" __global__ void __launch_bounds__(MLA_THREADS, 1) DSCC_ENTRY(Args a) 
 #undef MLA_V3
 #undef MLA_PF
 #undef MLA_WAITG
+#undef MLA_LEAN
+#undef MLA_LAZY

@@ -524,6 +524,13 @@ static inline float aw_exp2(float x) { /* ex2.approx.ftz.f32: 2^x, a denormal re
 #define aw_wgmma_pv128(d, a, b, lbo) emu_wgmma_rs((d), (a), (b), 128, 1, (lbo), 1024, __LINE__)
 #define aw_wgmma_pv64(d, a, b, lbo) emu_wgmma_rs((d), (a), (b), 64, 1, (lbo), 1024, __LINE__)
 #define mla_wgmma_s(d, a, b, acc) emu_wgmma_x((d), (a), (b), 64, 0, 16, 1024, (acc), __LINE__)
+/* mla_wgmma_s from its descriptors' low words (start >> 4 | LBO >> 4 << 16; the
+ * high word is the helper's own: SBO 1024, the 128-byte swizzle) */
+static inline void emu_mla_wgmma_sd(float *d, unsigned alo, unsigned blo, int acc, int line) {
+    if (alo >> 16 != 1u || blo >> 16 != 1u) emu_ctx->fault(emu_ctx, "wgmma descriptor's low word with a leading byte offset other than 16", line);
+    emu_wgmma_x(d, emu_ctx->smem + ((size_t)(alo & 0x3fffu) << 4), emu_ctx->smem + ((size_t)(blo & 0x3fffu) << 4), 64, 0, 16, 1024, acc, line);
+}
+#define mla_wgmma_sd(d, alo, blo, acc) emu_mla_wgmma_sd((d), (alo), (blo), (acc), __LINE__)
 #define mla_wgmma_pv(d, a, b, lbo, sbo, acc) emu_wgmma_x((d), (a), (b), 256, 1, (lbo), (sbo), (acc), __LINE__)
 
 /* ldmatrix.sync.aligned.m8n8.xN[.trans].shared.b16: N 8x8 matrices of

@@ -13,7 +13,9 @@
  * too). The split rule itself is checked without a GPU, and the kernel
  * alone with one split of six blocks of keys (its ring refilled), in both
  * rings (MLA_V3 1: a stage's chunks land on mbarriers of their own; 0: the
- * stage whole). Every query row of every step
+ * stage whole; 2: the seesaw), at MLA_LEAN's levels with and without the
+ * lazy rescale, and levels 0 to 4 bit for bit against each other (they
+ * change no arithmetic). Every query row of every step
  * is compared (relative L2 per row: 2e-2; P and the output are rounded to
  * bf16, the CPU keeps f32). Exits 77 (skipped) without a GPU; CTest's
  * emu.test_gpu_mla runs it on the emulated device (tests/emu/). */
@@ -223,7 +225,8 @@ typedef struct {
  * chunk before all of its copies landed sees the fill bytes there. The
  * steps above never give a split more than two blocks: the split rule
  * spreads short contexts over the SMs. */
-static void kernel_ring(const char *v3, const char *waitg, const char *pf, int B, int T) {
+/* Returns the output (B x 64 x 512 f32, the caller frees it). */
+static float *kernel_ring(const char *v3, const char *waitg, const char *pf, const char *lean, const char *lazy, int B, int T) {
     enum { HQ = 64 };
     const double scale = 0.1352337788;
     Arena *a = arena_new();
@@ -231,7 +234,8 @@ static void kernel_ring(const char *v3, const char *waitg, const char *pf, int B
     const char *bs = arena_printf(a, "%dLL", B), *ts = arena_printf(a, "%dLL", T);
     CgDefine defs[] = {{"MLA_B", bs},      {"MLA_S", "1LL"},      {"MLA_T", ts},       {"MLA_HQ", "64LL"},
                        {"MLA_KT", ts},     {"MLA_OUT_BF16", "0"}, {"MLA_CAUSAL", "0"}, {"MLA_SCALE", "0.1352337788f"},
-                       {"MLA_V3", v3},     {"MLA_WAITG", waitg},  {"MLA_PF", pf}};
+                       {"MLA_V3", v3},     {"MLA_WAITG", waitg},  {"MLA_PF", pf},       {"MLA_LEAN", lean},
+                       {"MLA_LAZY", lazy}};
     CgSource src = {"mla_ring", cg_kernel_instance(a, "mla_decode", "mla_ring", defs, (int)(sizeof defs / sizeof *defs)),
                     {"codegen/kernels/mla_decode.cuh", 0, 0}};
     CgBinary bin = {0};
@@ -277,30 +281,66 @@ static void kernel_ring(const char *v3, const char *waitg, const char *pf, int B
             if (!(rel <= worst)) worst = rel;
         }
     fprintf(stderr,
-            "  the kernel alone (MLA_V3 %s, MLA_WAITG %s, MLA_PF %s): %d x 64 heads, T %d, one split of %d blocks: "
-            "worst row rel L2 %.2e\n",
-            v3, waitg, pf, B, T, (T + 63) / 64, worst);
+            "  the kernel alone (MLA_V3 %s, MLA_WAITG %s, MLA_PF %s, MLA_LEAN %s, MLA_LAZY %s): %d x 64 heads, T %d, one split of "
+            "%d blocks: worst row rel L2 %.2e\n",
+            v3, waitg, pf, lean, lazy, B, T, (T + 63) / 64, worst);
     assert_true(worst <= 2e-2);
     free(sc);
     free(q);
     free(kv);
-    free(out);
     rt_cuda_close(gpu);
     cg_binary_free(&bin);
     arena_free(a);
+    return out;
 }
 
 /* every ring: each stage's chunks on mbarriers of their own (MLA_V3 1; waited for one or three at a
- * time, MLA_WAITG; with and without the L2 prefetch, MLA_PF), the stage whole (0), the seesaw (2) */
+ * time, MLA_WAITG; with and without the L2 prefetch, MLA_PF), the stage whole (0), the seesaw (2);
+ * the chunk ring with each of MLA_LEAN's steps (1: the producer's copies of the whole blocks after
+ * the first at fixed offsets, 2: S from precomputed descriptors, 3: no mask on whole blocks, 4: the
+ * next S issued before P V is waited for) and without them (0), with the lazy rescale (MLA_LAZY 1)
+ * and without. T 330: blocks 1 to 4 whole, 5 partial; T 200: blocks 1, 2 whole */
 static void test_mla_kernel_ring(void **state) {
     (void)state;
-    kernel_ring("1", "1", "0", 1, 330);
-    kernel_ring("0", "1", "0", 1, 330);
-    kernel_ring("1", "3", "2", 1, 330); /* with the L2 prefetch (blocks 2 to 5, the last partial) */
-    kernel_ring("1", "1", "0", 24, 200);
-    kernel_ring("1", "3", "0", 24, 200);
-    kernel_ring("2", "1", "0", 1, 290); /* the seesaw: three pairs, the last one block */
-    kernel_ring("2", "1", "0", 24, 200);  /* two pairs, each producer warp starved on some block */
+    static const char *const rings[][6] = { /* MLA_V3, MLA_WAITG, MLA_PF, MLA_LEAN, MLA_LAZY, "1": also in 24 blocks */
+        {"1", "1", "0", "4", "1", "1"}, {"1", "3", "0", "3", "1", "1"}, {"0", "1", "0", "0", "0", "0"},
+        {"0", "1", "0", "4", "1", "1"}, {"1", "3", "2", "4", "1", "0"}, /* with the L2 prefetch (blocks 2 to 5, the last partial) */
+        {"2", "1", "0", "4", "1", "1"},                                 /* the seesaw: three pairs (T 330), the last one block */
+        {"2", "1", "0", "0", "0", "0"},
+    };
+    for (int i = 0; i < (int)(sizeof rings / sizeof *rings); i++) {
+        free(kernel_ring(rings[i][0], rings[i][1], rings[i][2], rings[i][3], rings[i][4], 1, 330));
+        if (*rings[i][5] == '1') /* each producer warp starved on some block */
+            free(kernel_ring(rings[i][0], rings[i][1], rings[i][2], rings[i][3], rings[i][4], 24, 200));
+    }
+}
+
+/* MLA_LEAN's levels change no arithmetic: the kernel alone at 0 to 4 (exact rescale) gives the same
+ * bits from the same inputs, over one split of six blocks (T 330) and of four in 24 blocks (T 200);
+ * the seesaw at 0 and 3 likewise */
+static void test_mla_lean_exact(void **state) {
+    (void)state;
+    static const int shape[][2] = {{1, 330}, {24, 200}};
+    for (int k = 0; k < 2; k++) {
+        const uint64_t seed = rng;
+        const size_t no = (size_t)shape[k][0] * 64 * 512;
+        float *ref = kernel_ring("1", "1", "0", "0", "0", shape[k][0], shape[k][1]);
+        static const char *const levels[] = {"1", "2", "3", "4"};
+        for (int l = 0; l < 4; l++) {
+            rng = seed;
+            float *out = kernel_ring("1", "1", "0", levels[l], "0", shape[k][0], shape[k][1]);
+            assert_memory_equal(out, ref, no * sizeof(float));
+            free(out);
+        }
+        free(ref);
+        rng = seed; /* the seesaw: levels 1 to 3 apply to it (its producer, S's descriptors, the mask) */
+        ref = kernel_ring("2", "1", "0", "0", "0", shape[k][0], shape[k][1]);
+        rng = seed;
+        float *out = kernel_ring("2", "1", "0", "3", "0", shape[k][0], shape[k][1]);
+        assert_memory_equal(out, ref, no * sizeof(float));
+        free(out);
+        free(ref);
+    }
 }
 
 /* gen.h's split rule (no GPU needed): one wave of one block per SM where the tiles allow, no empty split. */
@@ -331,7 +371,7 @@ int main(void) {
         printf("skipped: DSCC_GEMM_TILE=mma (the MLA decode kernel runs on the wgmma tile)\n");
         return 77;
     }
-    const struct CMUnitTest tests[] = {cmocka_unit_test(test_mla_kernel_ring), cmocka_unit_test(test_mla_128_heads),
+    const struct CMUnitTest tests[] = {cmocka_unit_test(test_mla_kernel_ring), cmocka_unit_test(test_mla_lean_exact), cmocka_unit_test(test_mla_128_heads),
                                        cmocka_unit_test(test_mla_long_context)};
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
