@@ -24,6 +24,7 @@
 #   several parts run in one call in the order given (rounds.sh check gpu);
 #   rounds.sh mla     MLA's decode kernel alone, its ring variants side by
 #                     side (bench_mla: batch 32, context 4,097, then 8,193);
+#   rounds.sh ab      bench_gpu with the session's paths on, then all off;
 #   rounds.sh quick   the new kernels' tests and one bench_gpu run, for a
 #                     call with little device time left;
 #   rounds.sh trace   a traced run (dscc run --trace, random weights) and
@@ -95,6 +96,10 @@ case "$mode" in
     for v in 1 ring=0 0; do
       DSCC_EXPERT_V2=$v TAIL=40 step "bench_gpu_expert_${v/=/}" 200 build/bench_gpu --layers 2 --dense 1 --prefill 1024 --peak-tflops 1300
     done ;;
+  ab) # every kernel path of the 2026-12-06 fourth session on (the defaults) against all of them off, same card
+    TAIL=45 step bench_gpu_new 220 build/bench_gpu --layers 2 --dense 1 --prefill 1024 --peak-tflops 1300
+    DSCC_EXPERT_TMA=0 DSCC_ATTN_WGMMA=0 DSCC_ROWS_PREFILL=0 DSCC_PDL=0 DSCC_MLA_LEAN=0 DSCC_MLA_LAZY=0 \
+      TAIL=45 step bench_gpu_old 220 build/bench_gpu --layers 2 --dense 1 --prefill 1024 --peak-tflops 1300 ;;
   quick)
     for t in test_gpu_mla test_gpu_skinny test_gpu_sample; do step "$t" 60 build/$t; done
     TAIL=40 step bench_gpu 200 build/bench_gpu --layers 2 --dense 1 --prefill 1024 --peak-tflops 1300 ;;
@@ -135,5 +140,6 @@ case "$mode" in
   *) echo "rounds.sh: unknown part '$mode'"; status=1 ;;
 esac
 done
-tar -C "$out" -czf "$out/logs.tgz" --exclude logs.tgz . 2>/dev/null && find "$out" -name "*.log" -delete
+# one file back (the device tool returns a limited number of files): every log, table and trace in logs.tgz
+tar -C "$out" -czf "$out/logs.tgz" --exclude logs.tgz . 2>/dev/null && find "$out" -mindepth 1 ! -name logs.tgz -delete
 exit $status
