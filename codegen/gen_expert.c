@@ -245,18 +245,20 @@ static void expert_stream(Gen *G, const ExpertStream *xs, const IrNode *n, int n
  * minr routed rows (a prefill's), the tile's phases at or below: on unless
  * DSCC_EXPERT_TMA=0 (read once at codegen: the tile at every row count,
  * for A/B timing). DSCC_EXPERT_TMA is "0", "1" or a comma-separated subset
- * of minr=N (N >= 1, default EXPERT_TMA_MINR) and mt=1|2 (row tiles of 64
+ * of minr=N (N >= 1, default EXPERT_TMA_MINR), mt=1|2 (row tiles of 64
  * a consumer warpgroup holds: 128 or 256 of an expert's rows a pass over
- * K, default 2). */
+ * K, default 2) and grid=N (1..1024 blocks, default 132: an H100's or
+ * H200's SMs, the runtime caps it at the device's; fewer make each block
+ * walk more units, which the emulator's test wants). */
 typedef struct {
     bool on;
     int64_t minr;
-    int mt;
+    int mt, grid;
 } ExpertTma;
 #define EXPERT_TMA_MINR 2048 /* above a decode step of 256 tokens x 8 experts: the tile's rows */
 
 static bool expert_tma_params(Gen *G, ExpertTma *p) {
-    *p = (ExpertTma){true, EXPERT_TMA_MINR, 2};
+    *p = (ExpertTma){true, EXPERT_TMA_MINR, 2, 132};
     const char *e = getenv("DSCC_EXPERT_TMA");
     if (!e || !*e || !strcmp(e, "1")) return true;
     if (!strcmp(e, "0")) {
@@ -272,8 +274,9 @@ static bool expert_tma_params(Gen *G, ExpertTma *p) {
         bool ok = eq && eq < end && eq + 1 < end && vend == end && !(*end && !end[1]);
         if (ok && kl == 4 && !strncmp(s, "minr", 4) && v >= 1 && v <= (1LL << 30)) p->minr = v;
         else if (ok && kl == 2 && !strncmp(s, "mt", 2) && (v == 1 || v == 2)) p->mt = (int)v;
+        else if (ok && kl == 4 && !strncmp(s, "grid", 4) && v >= 1 && v <= 1024) p->grid = (int)v;
         else {
-            G->why = arena_printf(G->a, "DSCC_EXPERT_TMA is '%s': expected 0, 1, or comma-separated minr=N (N >= 1), mt=1|2", e);
+            G->why = arena_printf(G->a, "DSCC_EXPERT_TMA is '%s': expected 0, 1, or comma-separated minr=N (N >= 1), mt=1|2, grid=1..1024", e);
             return false;
         }
         s = *end ? end + 1 : end;
@@ -281,9 +284,19 @@ static bool expert_tma_params(Gen *G, ExpertTma *p) {
     return true;
 }
 
+/* XT_STORE2 of the TMA form (two bf16 values of an even index in one
+ * 32-bit store) where one weight's y (the down's) is stored as bf16; NULL
+ * (two XT_STOREs) otherwise: with gate and up the choice between their
+ * stores costs the consumers 52 bytes of spill (ptxas, V3's shapes), the
+ * scalar stores 4. */
+static const char *expert_store2(Gen *G, int nw, const ExpertOut *out) {
+    if (nw > 1 || strcmp(cg_stored_suffix(G, G->g->nodes[G->slots[out[0].sy].node]), "bf16") != 0) return NULL;
+    return arena_printf(G->a, "(((unsigned *)a.t[%d])[(i) >> 1] = (unsigned)f2bf(v0) | (unsigned)f2bf(v1) << 16)", out[0].sy);
+}
+
 /* The TMA form's phase over the nw weights of out (x in slot sx, its
  * scales sxs, src its row of a routed row r; the sort's ints sc, rows
- * sp0): a persistent grid of 132 blocks of 384 threads, run above amin
+ * sp0): a persistent grid of xt->grid blocks of 384 threads, run above amin
  * routed rows, its weights through tensor maps the runtime makes. */
 static void expert_tma(Gen *G, const ExpertTma *xt, int64_t amin, const IrNode *n, int nw, const ExpertOut *out, int sx, int sxs,
                        const char *src, int sc, int sp0) {
@@ -310,14 +323,16 @@ static void expert_tma(Gen *G, const ExpertTma *xt, int64_t amin, const IrNode *
         {"XT_CNT", arena_printf(G->a, "((const int *)a.t[%d])", sc)},
         {"XT_PERM", arena_printf(G->a, "((const int *)a.t[%d])", sp0)},
         {"XT_ORD", arena_printf(G->a, "(XT_CNT + %lld)", (long long)EXPERT_ORD(E))},
+        {"XT_STORE2(s, i, v0, v1)", expert_store2(G, nw, out)}, /* last: left out where NULL */
     };
+    const int nd = (int)(sizeof defs / sizeof defs[0]);
     sb_printf(&G->decl, "// fp8_expert_linear%s above %lld routed rows: a block per (expert, 128 outputs) takes all of the expert's\n"
                         "// rows, %d a pass; the weights by TMA, the rows gathered by cp.async, into a %d-stage mbarrier ring; a producer\n"
                         "// warpgroup, two wgmma m64n128k32 E4M3 consumer warpgroups; a persistent grid, the longest expert first\n",
               nw > 1 ? " x 2 (gate and up)" : "", (long long)amin, 128 * xt->mt, xt->mt == 2 ? 4 : 6);
-    sb_puts(&G->decl, cg_kernel_instance(G->a, "expert_tma", entry, defs, (int)(sizeof defs / sizeof defs[0])));
+    sb_puts(&G->decl, cg_kernel_instance(G->a, "expert_tma", entry, defs, nd - (defs[nd - 1].value == NULL)));
     int64_t stages = xt->mt == 2 ? 4 : 6, smem = stages * 16384 * (1 + xt->mt) + 16 * stages + 1024; /* XT_SMEM */
-    cg_phase(G, CG_LAUNCH_BLOCK, R, (int64_t)1 << 40, ir_dim_const(132), 1, smem);
+    cg_phase(G, CG_LAUNCH_BLOCK, R, (int64_t)1 << 40, ir_dim_const(xt->grid), 1, smem);
     CgPhase *f = &G->phases[G->nphases - 1];
     f->fn = entry;
     f->amin = amin;

@@ -50,12 +50,13 @@
 //   XT_XS(m, kb)        x's f32 scale of row m, K block kb
 //   XT_WS(s, i)         w_s's f32 scales [E][ceil(N/128)][ceil(K/128)]
 //   XT_STORE(s, i, v)   stores y_s[i] (f32 v) in its dtype (i = r * N + o)
+//   XT_STORE2(s, i, v0, v1)  stores y_s[i], y_s[i + 1] (i even, N even); default two XT_STOREs
 //   XT_CNT, XT_PERM     the sort's ints (count of bucket b at [b], its first sorted position at
 //                       [XT_E + 1 + b]) and sorted position -> routed row (const int *)
 //   XT_ORD              the bucket list (const int *; see above)
 //   XT_MT               row tiles of 64 a consumer holds: 1 or 2 (default 2: 256 rows a pass)
 //   XT_STAGES           stages of the ring (default 4 at XT_MT 2, 6 at 1)
-//   XT_REGS_P, XT_REGS_C  registers a thread after setmaxnreg: producer, consumers (40, 232)
+//   XT_REGS_P, XT_REGS_C  registers a thread after setmaxnreg: producer, consumers (48, 232: 128 x 48 + 256 x 232 = 65536)
 // Dynamic shared memory: XT_SMEM bytes (the launch's).
 #ifndef XT_X // compiled on its own (test_codegen): a stand-in for the module's prelude
 typedef unsigned long long u64;
@@ -74,6 +75,9 @@ struct Args { u64 t[64]; long long sym[8]; long long cap, len; u64 err; long lon
 #define XT_PERM ((const int *)a.t[8])
 #define XT_ORD (XT_CNT + 2 * (XT_E + 1) + 2)
 #endif
+#ifndef XT_STORE2
+#define XT_STORE2(s, i, v0, v1) (XT_STORE((s), (i), (v0)), XT_STORE((s), (i) + 1, (v1)))
+#endif
 #ifndef XT_MT
 #define XT_MT 2
 #endif
@@ -81,7 +85,7 @@ struct Args { u64 t[64]; long long sym[8]; long long cap, len; u64 err; long lon
 #define XT_STAGES (XT_MT == 2 ? 4 : 6)
 #endif
 #ifndef XT_REGS_P
-#define XT_REGS_P 40
+#define XT_REGS_P 48
 #endif
 #ifndef XT_REGS_C
 #define XT_REGS_C 232
@@ -159,10 +163,11 @@ extern "C" __global__ void __launch_bounds__(384, 1) DSCC_ENTRY(Args a) {
     extern __shared__ __align__(1024) unsigned char xt_dyn[];
     unsigned char *sm = xt_dyn + ((1024 - ((unsigned)__cvta_generic_to_shared(xt_dyn) & 1023u)) & 1023u);
     unsigned long long *full = (unsigned long long *)(sm + XT_STAGES * XT_STAGE), *empty = full + XT_STAGES;
-    const long long N = XT_N, K = XT_K, nkb = (K + 127) / 128, nt = (N + 127) / 128, ntw = XT_NW * nt;
+    const long long N = XT_N, K = XT_K;
+    const int nkb = (int)((K + 127) / 128), nt = (int)((N + 127) / 128), ntw = XT_NW * nt;
     const int EB = XT_E + 1, BM = 128 * XT_MT; // buckets; rows a pass
     const int *cnt = XT_CNT, *perm = XT_PERM, *ord = XT_ORD;
-    const long long units = (long long)ord[EB] * ntw;
+    const int units = ord[EB] * ntw;
     const int wg = threadIdx.x >> 7, warp = threadIdx.x >> 5, lane = threadIdx.x & 31;
     if (threadIdx.x == 0) {
         for (int s = 0; s < XT_STAGES; s++) {
@@ -176,11 +181,18 @@ extern "C" __global__ void __launch_bounds__(384, 1) DSCC_ENTRY(Args a) {
     if (wg == 0) { // the producer
         xt_regs_producer();
         const int p = threadIdx.x;
-        long long it = 0; // K blocks loaded so far: stage it % XT_STAGES, its use it / XT_STAGES
-        for (long long u = blockIdx.x; u < units; u += gridDim.x) {
+        int it = 0; // K blocks loaded so far: stage it % XT_STAGES, its use it / XT_STAGES
+        for (int u = blockIdx.x; u < units; u += gridDim.x) {
             const int b = ord[u / ntw], ws = (int)(u % ntw / nt);
-            if (b >= XT_E) continue; // the slots of id -1: zeros, nothing loaded
-            const int c0 = cnt[b], first = cnt[EB + b], wrow = (int)(b * N + u % ntw % nt * 128);
+            const int c0 = cnt[b], first = cnt[EB + b], wrow = (int)(b * N + u % ntw % nt * 128LL);
+            if (b >= XT_E) { // the slots of id -1: zeros (stored here: the consumers' registers hold the accumulators)
+                const long long n0 = u % ntw % nt * 128LL;
+                for (long long i = p; i < (long long)c0 * 128; i += 128) {
+                    const long long r = perm[first + i / 128], o = n0 + i % 128;
+                    if (o < N) XT_STORE(ws, r * N + o, 0.0f);
+                }
+                continue;
+            }
             const unsigned char *map = XT_MAPS + 128 * ws;
             for (int p0 = 0; p0 < c0; p0 += BM) {
                 const int rows = c0 - p0 < BM ? c0 - p0 : BM, tiles = (rows + 63) / 64;
@@ -190,8 +202,8 @@ extern "C" __global__ void __launch_bounds__(384, 1) DSCC_ENTRY(Args a) {
                     const int i = p + 128 * j;
                     src[j] = i < rows ? XT_X + (long long)XT_SRC((long long)perm[first + p0 + i]) * K : (const unsigned char *)0;
                 }
-                for (long long kb = 0; kb < nkb; kb++, it++) {
-                    const int s = (int)(it % XT_STAGES);
+                for (int kb = 0; kb < nkb; kb++, it++) {
+                    const int s = it % XT_STAGES;
                     unsigned char *st = sm + s * XT_STAGE;
                     xt_mbar_wait(&empty[s], (unsigned)((it / XT_STAGES) & 1) ^ 1u); // the consumers are done with its last use
                     if (p == 0) {
@@ -205,7 +217,7 @@ extern "C" __global__ void __launch_bounds__(384, 1) DSCC_ENTRY(Args a) {
                         unsigned char *row = st + XT_BOX + i * 128;
 #pragma unroll
                         for (int c = 0; c < 8; c++) {
-                            const long long k = kb * 128 + 16 * c;
+                            const long long k = 128LL * kb + 16 * c;
                             const bool v = src[j] && k < K;
                             xt_cp16(row + ((c ^ (i & 7)) << 4), v ? src[j] + k : XT_X, v);
                         }
@@ -217,37 +229,30 @@ extern "C" __global__ void __launch_bounds__(384, 1) DSCC_ENTRY(Args a) {
         return;
     }
     xt_regs_consumer();
-    const int c = wg - 1, wq = warp & 3, tc = threadIdx.x - 128; // consumer c: row tiles c, c + 2 of a pass
+    const int c = wg - 1, wq = warp & 3; // consumer c: row tiles c, c + 2 of a pass
     const int r0 = 16 * wq + (lane >> 2);                         // this thread's rows r0, r0 + 8 of a tile; cols 8j + 2(lane % 4) (+1)
     float acc[XT_MT][64], part[64];
-    long long it = 0;
-    for (long long u = blockIdx.x; u < units; u += gridDim.x) {
-        const int b = ord[u / ntw], ws = (int)(u % ntw / nt);
-        const long long ot = u % ntw % nt, n0 = ot * 128;
+    int it = 0;
+    for (int u = blockIdx.x; u < units; u += gridDim.x) {
+        const int b = ord[u / ntw], ws = (int)(u % ntw / nt), ot = (int)(u % ntw % nt), n0 = 128 * ot;
         const int c0 = cnt[b], first = cnt[EB + b];
-        if (b >= XT_E) { // the slots of id -1: zeros
-            for (long long i = tc; i < (long long)c0 * 128; i += 256) {
-                const long long r = perm[first + i / 128], o = n0 + i % 128;
-                if (o < N) XT_STORE(ws, r * N + o, 0.0f);
-            }
-            continue;
-        }
+        if (b >= XT_E) continue; // the slots of id -1: the producer stores their zeros
         const long long wsb = ((long long)b * nt + ot) * nkb; // w_s's scales of this tile, K block 0
         for (int p0 = 0; p0 < c0; p0 += BM) {
             const int rows = c0 - p0 < BM ? c0 - p0 : BM;
-            long long ra[XT_MT], rb[XT_MT]; // this thread's x rows (-1: past the pass's rows)
-            bool on[XT_MT];                 // the row tile has rows
+            int ra[XT_MT], rb[XT_MT]; // this thread's x rows (-1: past the pass's rows)
+            bool on[XT_MT];           // the row tile has rows
 #pragma unroll
             for (int j = 0; j < XT_MT; j++) {
                 const int ia = 64 * (c + 2 * j) + r0, ib = ia + 8;
                 on[j] = 64 * (c + 2 * j) < rows;
-                ra[j] = ia < rows ? (long long)XT_SRC((long long)perm[first + p0 + ia]) : -1;
-                rb[j] = ib < rows ? (long long)XT_SRC((long long)perm[first + p0 + ib]) : -1;
+                ra[j] = ia < rows ? (int)XT_SRC(perm[first + p0 + ia]) : -1;
+                rb[j] = ib < rows ? (int)XT_SRC(perm[first + p0 + ib]) : -1;
 #pragma unroll
                 for (int i = 0; i < 64; i++) acc[j][i] = 0.0f;
             }
-            for (long long kb = 0; kb < nkb; kb++, it++) {
-                const int s = (int)(it % XT_STAGES);
+            for (int kb = 0; kb < nkb; kb++, it++) {
+                const int s = it % XT_STAGES;
                 unsigned char *st = sm + s * XT_STAGE;
                 const float w = XT_WS(ws, wsb + kb);
                 xt_mbar_wait(&full[s], (unsigned)((it / XT_STAGES) & 1));
@@ -261,7 +266,7 @@ extern "C" __global__ void __launch_bounds__(384, 1) DSCC_ENTRY(Args a) {
 #pragma unroll
                     for (int k = 0; k < 4; k++) xt_wgmma128(part, da + 2 * k, db + 2 * k, k > 0);
                     xt_wg_commit();
-                    const float sa = ra[j] >= 0 ? XT_XS(ra[j], kb) * w : 0.0f, sb = rb[j] >= 0 ? XT_XS(rb[j], kb) * w : 0.0f;
+                    const float sa = ra[j] >= 0 ? XT_XS((long long)ra[j], kb) * w : 0.0f, sb = rb[j] >= 0 ? XT_XS((long long)rb[j], kb) * w : 0.0f;
                     xt_wg_wait0();
                     xt_hold64(part);
 #pragma unroll
@@ -269,18 +274,29 @@ extern "C" __global__ void __launch_bounds__(384, 1) DSCC_ENTRY(Args a) {
                 }
                 if (lane == 0) xt_mbar_arrive(&empty[s]); // the stage read: back to the producer
             }
-            // the epilogue: each accumulator to its routed row
-#pragma unroll
-            for (int j = 0; j < XT_MT; j++) {
-                if (!on[j]) continue;
-                const int ia = 64 * (c + 2 * j) + r0, ib = ia + 8;
-                const long long ya = ia < rows ? (long long)perm[first + p0 + ia] : -1, yb = ib < rows ? (long long)perm[first + p0 + ib] : -1;
-#pragma unroll
-                for (int i = 0; i < 64; i++) {
-                    const long long m = (i & 2) ? yb : ya, n = n0 + 8 * (i >> 2) + 2 * (lane & 3) + (i & 1);
-                    if (m >= 0 && n < N) XT_STORE(ws, m * N + n, acc[j][i]);
-                }
+            // the epilogue: each accumulator to its routed row, two adjacent columns at once where N is even
+            // (the weight's stores chosen once: XT_EPILOGUE(s) with s a constant)
+#define XT_EPILOGUE(S)                                                                                                  \
+    _Pragma("unroll") for (int j = 0; j < XT_MT; j++) {                                                                 \
+        if (!on[j]) continue;                                                                                           \
+        const int ia = 64 * (c + 2 * j) + r0, ib = ia + 8;                                                              \
+        const long long ya = ia < rows ? (long long)perm[first + p0 + ia] : -1, yb = ib < rows ? (long long)perm[first + p0 + ib] : -1; \
+        _Pragma("unroll") for (int i = 0; i < 64; i += 2) {                                                             \
+            const long long m = (i & 2) ? yb : ya, n = n0 + 8 * (i >> 2) + 2 * (lane & 3);                              \
+            if (m < 0 || n >= N) continue;                                                                              \
+            if (n + 1 < N && (N & 1) == 0) XT_STORE2((S), m * N + n, acc[j][i], acc[j][i + 1]);                         \
+            else {                                                                                                      \
+                XT_STORE((S), m * N + n, acc[j][i]);                                                                    \
+                if (n + 1 < N) XT_STORE((S), m * N + n + 1, acc[j][i + 1]);                                             \
+            }                                                                                                           \
+        }                                                                                                               \
+    }
+            if (XT_NW > 1 && ws) {
+                XT_EPILOGUE(1)
+            } else {
+                XT_EPILOGUE(0)
             }
+#undef XT_EPILOGUE
         }
     }
 }
@@ -295,6 +311,7 @@ extern "C" __global__ void __launch_bounds__(384, 1) DSCC_ENTRY(Args a) {
 #undef XT_XS
 #undef XT_WS
 #undef XT_STORE
+#undef XT_STORE2
 #undef XT_CNT
 #undef XT_PERM
 #undef XT_ORD

@@ -19,8 +19,12 @@
 #                     128 x 128 (DSCC_TMA_V2=0), 128 x 256, 128 x 256 in
 #                     2-CTA clusters (DSCC_TMA_CLUSTER=1), beside cuBLASLt;
 #   rounds.sh expert  test_gpu_expert, then bench_gpu with the routed
-#                     experts' stream form (DSCC_EXPERT_V2=1: its ring), its
-#                     register form (=ring=0) and the tile (=0, the default);
+#                     experts' TMA form above 2,048 routed rows (the prefill:
+#                     DSCC_EXPERT_TMA=1, the default) and without it (=0,
+#                     the tile everywhere: the baseline in the same run),
+#                     then at every row count (=minr=1: the decode steps
+#                     too) and with 128 rows a pass (=mt=1); compare the
+#                     steps' fp8_expert_linear ms;
 #   several parts run in one call in the order given (rounds.sh check gpu);
 #   rounds.sh mla     MLA's decode kernel alone, its ring variants side by
 #                     side (bench_mla: batch 32, context 4,097, then 8,193);
@@ -91,10 +95,10 @@ case "$mode" in
     for w in 1 0; do
       DSCC_ROWS_WIDE=$w TAIL=60 step "bench_gpu_rows$w" 200 build/bench_gpu --layers 2 --dense 1 --prefill 1024 --peak-tflops 1300
     done ;;
-  expert) # the routed experts' grouped GEMM: stream form (opt-in: ring, registers), the tile (default); fp8_expert_linear ms per step
+  expert) # the routed experts' grouped GEMM: the TMA form (default above 2,048 rows) against the tile; fp8_expert_linear ms per step
     step test_gpu_expert 120 build/test_gpu_expert
-    for v in 1 ring=0 0; do
-      DSCC_EXPERT_V2=$v TAIL=40 step "bench_gpu_expert_${v/=/}" 200 build/bench_gpu --layers 2 --dense 1 --prefill 1024 --peak-tflops 1300
+    for v in 1 0 minr=1 mt=1; do
+      DSCC_EXPERT_TMA=$v TAIL=40 step "bench_gpu_expert_tma_${v/=/}" 200 build/bench_gpu --layers 2 --dense 1 --prefill 1024 --peak-tflops 1300
     done ;;
   ab) # every kernel path of the 2026-12-06 fourth session on (the defaults) against all of them off, same card
     TAIL=45 step bench_gpu_new 220 build/bench_gpu --layers 2 --dense 1 --prefill 1024 --peak-tflops 1300
@@ -126,7 +130,7 @@ case "$mode" in
     TAIL=6 step bench_attn 120 build/bench_attn
     TAIL=6 step bench_attn_4k 120 build/bench_attn --seq 4096 --reps 10
     for w in 1 0; do
-      DSCC_ATTN_WGMMA=$w TAIL=40 step "bench_gpu_attn$w" 200 build/bench_gpu --layers 2 --dense 1 --prefill 1024 --hbm-gbps 4250 --peak-tflops 1300
+      DSCC_ATTN_WGMMA=$w TAIL=40 step "bench_gpu_attn$w" 200 build/bench_gpu --layers 2 --dense 1 --prefill 1024 --peak-tflops 1300
     done ;;
   peers)
     TAIL=20 step peer_transformers 150 python3 bench/peer_transformers.py --layers 2 --dense 1 --prefill 1024

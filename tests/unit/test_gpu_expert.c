@@ -134,9 +134,9 @@ static void routing(int kind, int64_t T, float *idx, uint64_t *rng) {
 
 enum { FORM_TILE, FORM_STREAM, FORM_TMA }; /* the form of the grouped GEMM that must run */
 
-/* Both executors on each routing kind at its token count (kind 4 with the TMA form only: its 160 tokens are slow
- * on the emulated device); form: the one that must run. */
-static void check(bool f32, int form) {
+/* Both executors on each routing kind of the mask `kinds` (bit k: kind k) at its token count (kind 4 with the TMA
+ * form only: its 160 tokens are slow on the emulated device); form: the one that must run. */
+static void check_kinds(bool f32, int form, unsigned kinds) {
     const bool stream = form == FORM_STREAM;
     Arena *a = arena_new();
     DiagEngine *d = diag_new(a, stderr);
@@ -148,8 +148,7 @@ static void check(bool f32, int form) {
     uint64_t seed = tu_test_seed() + (f32 ? 7 : 0) + (uint64_t)form * 13;
     CpuWeightSource ws = cpu_random_weights(&seed);
     static const int64_t TOKENS[5] = {1, 2, 24, 80, 160};
-    const int kinds = form == FORM_TMA ? 5 : 4;
-    GpuOptions go = {.max_batch = TOKENS[kinds - 1], .max_seq = 1, .max_ctx = 1, .keep_all = true, .f32_storage = f32, .no_blas = true};
+    GpuOptions go = {.max_batch = kinds >> 4 ? 160 : 80, .max_seq = 1, .max_ctx = 1, .keep_all = true, .f32_storage = f32, .no_blas = true};
     GpuExec *gx = gpu_exec_new(g, &ws, &go, d);
     assert_non_null(gx);
     Cmp m = {.g = g, .gx = gx};
@@ -157,7 +156,8 @@ static void check(bool f32, int form) {
     assert_non_null(cx);
     float *xv = malloc(sizeof(float) * 160 * H), *iv = malloc(sizeof(float) * 160 * KS);
     uint64_t rng = seed;
-    for (int kind = 0; kind < kinds; kind++) {
+    for (int kind = 0; kind < 5; kind++) {
+        if (!(kinds >> kind & 1)) continue;
         int64_t T = TOKENS[kind];
         for (int64_t i = 0; i < T * H; i++) {
             float v = (float)((double)next(&rng) / 2147483648.0 * 2.0 - 1.0) * (i / H % 5 == 2 ? 30.0f : 1.0f);
@@ -186,6 +186,9 @@ static void check(bool f32, int form) {
     gpu_exec_free(gx);
     arena_free(a);
 }
+
+/* the first four kinds (to 80 tokens) */
+static void check(bool f32, int form) { check_kinds(f32, form, 15u); }
 
 /* DSCC_EXPERT_V2=1: the stream form's defaults (the ring) */
 static void test_stream(void **state) {
@@ -227,17 +230,19 @@ static void test_tile(void **state) {
     check(false, FORM_TILE);
 }
 /* the TMA form (expert_tma.cuh) at every row count (minr=1: above 1 routed row), 256 rows a pass (mt=2: consumers with
- * two row tiles), bf16 storage; then 128 a pass (mt=1: an expert of 160 rows takes two passes), f32 storage */
+ * two row tiles), bf16 storage, a grid of 3 blocks (each walks many units: the ring's stages and phases carry over
+ * from unit to unit, the -1 bucket's among them); then 128 a pass (mt=1: an expert of 160 rows takes two passes), f32
+ * storage, a block a unit, on uneven rows and the two experts of 160 */
 static void test_tma(void **state) {
     (void)state;
-    setenv("DSCC_EXPERT_TMA", "minr=1", 1);
-    check(false, FORM_TMA);
+    setenv("DSCC_EXPERT_TMA", "minr=1,grid=3", 1);
+    check_kinds(false, FORM_TMA, 31u);
     unsetenv("DSCC_EXPERT_TMA");
 }
 static void test_tma_f32(void **state) {
     (void)state;
     setenv("DSCC_EXPERT_TMA", "minr=1,mt=1", 1);
-    check(true, FORM_TMA);
+    check_kinds(true, FORM_TMA, 1u << 2 | 1u << 4); /* uneven rows; two experts of 160 rows */
     unsetenv("DSCC_EXPERT_TMA");
 }
 
@@ -282,13 +287,13 @@ static void test_env(void **state) {
     phases_at(g, false, 513, &st, &tile, &ring, &tma);
     assert_true(!st && tile && !tma);
     int before = diag_error_count(d);
-    static const char *const badt[] = {"2", "minr=0", "mt=3", "minr", "minr=", "mt=1,", "minr=8x", "depth=2"};
+    static const char *const badt[] = {"2", "minr=0", "mt=3", "minr", "minr=", "mt=1,", "minr=8x", "depth=2", "grid=0", "grid=1025"};
     for (size_t i = 0; i < sizeof badt / sizeof badt[0]; i++) {
         setenv("DSCC_EXPERT_TMA", badt[i], 1);
         assert_null(cg_generate(a, d, g, &(CgGenOptions){0}));
     }
     unsetenv("DSCC_EXPERT_TMA");
-    assert_true(diag_error_count(d) >= before + 8);
+    assert_true(diag_error_count(d) >= before + 10);
     arena_free(a);
 }
 
