@@ -4,9 +4,11 @@
  * the cache): the row's statistic, a barrier, then the row's stores, in
  * one launch. The old form is one 256-thread block a row; the wide forms
  * split a decode step's few rows over a thread-block cluster and keep the
- * norm's input in shared memory (see "wide row kernels" below). The store
- * passes themselves are gen.c's (cg_emit_stores), which asks this file for
- * their loops (cg_row_blocks, cg_row_elems). */
+ * norm's input in shared memory (see "wide row kernels" below); a
+ * prefill's many rows take a third form (two rows a CTA at 7,168, and
+ * 16-byte stores where the group stores only the norm's input, the norm and
+ * its quantize). The generic store passes are gen.c's (cg_emit_stores),
+ * which asks this file for their loops (cg_row_blocks, cg_row_elems). */
 #include "codegen/gen_internal.h"
 
 #include <stdlib.h>
@@ -16,7 +18,8 @@
  * block's row. A wide form (G->rparts CTAs a row, G->rthreads threads a
  * CTA): a member of the norm's width (own) in the CTA's own contiguous part
  * of the row, whose values of the norm's input are in its shared memory
- * (RX); any other size strided over the row's CTAs. */
+ * (RX); any other size strided over the row's CTAs. `blk` is the CTA's
+ * part of the row (row * C + part), `row` and `part` the kernel's. */
 void cg_row_blocks(Gen *G, int64_t rb, bool own) {
     const int C = G->rparts, nw = G->rthreads / 32;
     if (!G->rthreads)
@@ -253,7 +256,7 @@ int cg_row_prologue(Gen *G, const IrNode *norm, const int *members, int nm) {
     sb_puts(&G->decl, "__shared__ float rstat;  // the CTA's row statistic\n");
     if (D * 4 <= 44 * 1024 && row_cache_ok(G, x, members, nm)) { /* within 44 KB of static shared memory (48 KB the most) */
         sb_printf(&G->decl, "__shared__ long long rowb;  // the flat index of the row's first element (no 64-bit remainder a read)\n"
-                            "__shared__ float rowx[%lld];  // the CTA's part of the row of the norm's input, as its sum of squares read it\n"
+                            "__align__(16) __shared__ float rowx[%lld];  // the CTA's part of the row of the norm's input, as its sum of squares read it\n"
                             "__device__ __forceinline__ float RX(long long i) { return rowx[i - rowb]; }\n",
                   (long long)D);
         G->rowc = x;
@@ -261,7 +264,7 @@ int cg_row_prologue(Gen *G, const IrNode *norm, const int *members, int nm) {
         bool wd = ir_dim_eq(ir_type_numel(&w->type), ir_dim_const(D));
         G->rowg = !wd ? 0 : D * 8 <= 44 * 1024 ? 1 : D * 6 <= 44 * 1024 && G->local[w->id] < 0 && G->dtype[w->id] == IR_DT_BF16 ? 2 : 0;
         if (G->rowg)
-            sb_printf(&G->decl, "__shared__ %s rowg[%lld];  // ... and of the norm's weight\n"
+            sb_printf(&G->decl, "__align__(16) __shared__ %s rowg[%lld];  // ... and of the norm's weight\n"
                                 "__device__ __forceinline__ float RG(long long i) { return %s; }\n",
                       G->rowg == 1 ? "float" : "unsigned short", (long long)D,
                       G->rowg == 1 ? "rowg[i - rowb]" : "bf2f(rowg[i - rowb])");
@@ -296,9 +299,138 @@ static void emit_row_loads(Gen *G, const IrNode *norm, const IrNode *rowc, int C
                                                G->rowg == 1 ? "gr[t]" : "f2bf(gr[t])"));
 }
 
+/* ---- the prefill form's vector stores ------------------------------------
+ *
+ * Where a group stores nothing but the quantize of its norm by the merged
+ * act_scale (block 128, E4M3 codes), that scale, and the kept norm input
+ * itself (the residual), the prefill form writes them 8 elements a thread:
+ * x from rowx and the weight from rowg in 16-byte reads, the 128-wide
+ * block's amax over a half-warp (4 shuffles), 8 codes in one 8-byte store
+ * and 8 residual values in one 16-byte store, the same arithmetic as the
+ * value functions (g * (x * rstat), amax / 448, code of y / scale). With a
+ * tensor not 16-byte aligned the generic stores run instead. */
+typedef struct {
+    const IrNode *q, *x; /* the quantize; the stored norm input (NULL: not stored here) */
+    const IrNode *y[2];  /* the stored norm, or reshapes of it (NULL: none) */
+} RowVec;
+
+/* Whether n is the norm's value: the norm, or a reshape of it. */
+static bool row_is_norm(const IrNode *n, const IrNode *norm) {
+    while (n->op == IR_OP_RESHAPE) n = n->ops[0];
+    return n == norm;
+}
+
+/* Members the store passes write (gen.c's needs_store). */
+static bool row_stores(const Gen *G, const IrNode *n) {
+    return G->local[n->id] >= 0 && G->stored[n->id] && (n->op != IR_OP_SUM || cg_sum_inline(n)) && n->op != IR_OP_ACT_SCALE &&
+           G->epi[n->id] != -2;
+}
+
+static bool row_vec_plain(const Gen *G, const IrNode *n) {
+    return !(G->kblock && G->kblock[n->id]) && !(G->cache_of && G->cache_of[n->id] >= 0) && n->op != IR_OP_KV_CACHE;
+}
+
+/* Whether the group's stores take the vector form (T threads a CTA, one a row), and what they are. */
+static bool row_vec_ok(const Gen *G, const IrNode *norm, const int *members, int nm, int T, RowVec *v) {
+    const IrNode *A = G->act, *x = norm->ops[0];
+    const int64_t D = G->rowd, NQ = D / 8;
+    *v = (RowVec){0};
+    if (!A || !row_is_norm(A->ops[0], norm) || ir_node_attr_int(A, "block", 128) != 128 || G->dtype[A->id] != IR_DT_F32 || G->rowc != x || !G->rowg ||
+        D % 128 || NQ % T || T % 32)
+        return false;
+    const IrDim nkb = A->type.dims[A->type.rank - 1]; /* the row's scale blocks */
+    if (A->type.rank < 1 || !ir_dim_is_const(nkb) || nkb.coeff != D / 128) return false;
+    for (int k = 0; k < nm; k++) {
+        const IrNode *m = G->g->nodes[members[k]];
+        if (!row_stores(G, m)) continue;
+        if (m->op == IR_OP_QUANTIZE && m->ops[0] == A->ops[0] && m->ops[1] == A && ir_node_attr_int(m, "block", 128) == 128 &&
+            G->dtype[m->id] == IR_DT_FP8E4M3 && row_vec_plain(G, m) && !v->q)
+            v->q = m;
+        else if (m == x && (G->dtype[m->id] == IR_DT_BF16 || G->dtype[m->id] == IR_DT_F32) && row_vec_plain(G, m) && !v->x)
+            v->x = m;
+        else if (row_is_norm(m, norm) && (G->dtype[m->id] == IR_DT_BF16 || G->dtype[m->id] == IR_DT_F32) && row_vec_plain(G, m) && !v->y[1])
+            v->y[v->y[0] != NULL] = m;
+        else return false;
+    }
+    return v->q != NULL;
+}
+
+/* The store of 8 values v[0..7] of member m at the thread's 8 elements: one 16-byte store of bf16, two of f32. */
+static void emit_row_vec_put(Gen *G, const IrNode *m, const char *v, const char *what) {
+    int s = cg_slot_value(G, m);
+    const long long D = (long long)G->rowd;
+    if (G->dtype[m->id] == IR_DT_BF16)
+        sb_printf(&G->decl, "        *(uint4 *)((unsigned short *)a.t[%d] + row * %lldLL + c) = make_uint4(  // %s\n"
+                            "            f2bf(%s[0]) | (unsigned)f2bf(%s[1]) << 16, f2bf(%s[2]) | (unsigned)f2bf(%s[3]) << 16,\n"
+                            "            f2bf(%s[4]) | (unsigned)f2bf(%s[5]) << 16, f2bf(%s[6]) | (unsigned)f2bf(%s[7]) << 16);\n",
+                  s, D, what, v, v, v, v, v, v, v, v);
+    else
+        sb_printf(&G->decl, "        *(float4 *)((float *)a.t[%d] + row * %lldLL + c) = make_float4(%s[0], %s[1], %s[2], %s[3]);  // %s\n"
+                            "        *(float4 *)((float *)a.t[%d] + row * %lldLL + c + 4) = make_float4(%s[4], %s[5], %s[6], %s[7]);\n",
+                  s, D, v, v, v, v, what, s, D, v, v, v, v);
+}
+
+/* The vector stores of the row `row` (see RowVec). */
+static void emit_row_vec(Gen *G, const RowVec *v, int T) {
+    const IrNode *A = G->act;
+    const int64_t D = G->rowd, NQ = D / 8;
+    int sq = cg_slot_value(G, v->q), s = G->stat[A->id];
+    const char *put = G->stored[A->id] ? arena_printf(G->a, "S%d(a, row * %lldLL + (q >> 4), sc)", s, (long long)(D / 128))
+                                       : arena_printf(G->a, "st_f32(a.t[%d], row * %lldLL + (q >> 4), sc)", s, (long long)(D / 128));
+    sb_printf(&G->decl, "#pragma unroll\n    for (int k = 0; k < %lld; k++) {  // 8 elements a thread, a half-warp a 128-wide scale block\n"
+                        "        const int q = threadIdx.x + k * %d, c = q * 8;\n"
+                        "        const float4 x0 = *(const float4 *)&rowx[c], x1 = *(const float4 *)&rowx[c + 4];\n"
+                        "        const float xv[8] = {x0.x, x0.y, x0.z, x0.w, x1.x, x1.y, x1.z, x1.w};\n",
+              (long long)(NQ / T), T);
+    if (G->rowg == 2)
+        sb_puts(&G->decl, "        const uint4 gw = *(const uint4 *)&rowg[c];\n        const unsigned gu[4] = {gw.x, gw.y, gw.z, gw.w};\n");
+    else sb_puts(&G->decl, "        const float4 g0 = *(const float4 *)&rowg[c], g1 = *(const float4 *)&rowg[c + 4];\n"
+                           "        const float gf[8] = {g0.x, g0.y, g0.z, g0.w, g1.x, g1.y, g1.z, g1.w};\n");
+    sb_printf(&G->decl, "        float y[8], m = 0.0f;\n#pragma unroll\n        for (int e = 0; e < 8; e++) {\n"
+                        "            y[e] = %s * (xv[e] * rstat);  // the norm's value function\n"
+                        "            m = fmaxf(m, fabsf(y[e]));\n        }\n"
+                        "        m = fmaxf(m, __shfl_xor_sync(0xffffffffu, m, 8));\n"
+                        "        m = fmaxf(m, __shfl_xor_sync(0xffffffffu, m, 4));\n"
+                        "        m = fmaxf(m, __shfl_xor_sync(0xffffffffu, m, 2));\n"
+                        "        m = fmaxf(m, __shfl_xor_sync(0xffffffffu, m, 1));  // the block's amax in its 16 lanes\n"
+                        "        const float sc = m / 448.0f;\n"
+                        "        if ((threadIdx.x & 15) == 0) %s;\n"
+                        "        unsigned w0 = 0u, w1 = 0u;\n"
+                        "        if (sc > 0.0f) {\n#pragma unroll\n            for (int e = 0; e < 4; e++) {\n"
+                        "                w0 |= (unsigned)fe4m3(y[e] / sc) << (8 * e);\n"
+                        "                w1 |= (unsigned)fe4m3(y[e + 4] / sc) << (8 * e);\n            }\n        }\n"
+                        "        *(uint2 *)((unsigned char *)a.t[%d] + row * %lldLL + c) = make_uint2(w0, w1);\n",
+              G->rowg == 2 ? "bf2f((unsigned short)(gu[e >> 1] >> (16 * (e & 1))))" : "gf[e]", put, sq, (long long)D);
+    if (v->x) emit_row_vec_put(G, v->x, "xv", "the norm's input");
+    for (int k = 0; k < 2; k++)
+        if (v->y[k]) emit_row_vec_put(G, v->y[k], "y", "the norm");
+    sb_puts(&G->decl, "    }\n");
+}
+
+/* The stores of a wide form: the vector ones where row_vec_ok (16-byte aligned tensors at run time), else gen.c's. */
+static void emit_row_stores(Gen *G, const IrNode *norm, IrDim rows, const int *members, int nm, bool *done, int T, bool vec) {
+    RowVec v;
+    if (!vec || !row_vec_ok(G, norm, members, nm, T, &v)) {
+        cg_emit_stores(G, members, nm, done, &rows);
+        return;
+    }
+    const IrNode *act = G->act;
+    int sq = cg_slot_value(G, v.q);
+    const char *sx = "";
+    const IrNode *o[3] = {v.x, v.y[0], v.y[1]};
+    for (int k = 0; k < 3; k++)
+        if (o[k]) sx = arena_printf(G->a, "%s | a.t[%d]", sx, cg_slot_value(G, o[k]));
+    sb_printf(&G->decl, "    if (((a.t[%d]%s) & 15) == 0) {  // 16-byte aligned: the vector stores\n", sq, sx);
+    emit_row_vec(G, &v, T);
+    sb_puts(&G->decl, "    } else {\n");
+    cg_emit_stores(G, members, nm, done, &rows);
+    sb_puts(&G->decl, "    }\n");
+    G->act = act;
+}
+
 /* One wide form: C CTAs a row (a cluster when C > 1) of T threads, P rows a CTA in turn (C = 1 only: the norm's weight
  * then kept from its first row on), for the rows `amin` < R <= `amax` (0: unbounded). */
-static void emit_row_form(Gen *G, const IrNode *norm, IrDim rows, const int *members, int nm, bool *done, int C, int T, int P,
+static void emit_row_form(Gen *G, const IrNode *norm, IrDim rows, const int *members, int nm, bool *done, int C, int T, int P, bool vec,
                           int64_t amin, int64_t amax) {
     const IrNode *act = G->act, *rowc = G->rowc;
     const int64_t D = G->rowd, CH = D / C;
@@ -339,7 +471,7 @@ static void emit_row_form(Gen *G, const IrNode *norm, IrDim rows, const int *mem
         sb_printf(&G->decl, "    if (threadIdx.x == 0) {\n        float t = 0.0f;\n        for (int w = 0; w < %d; w++) t += red[w];\n        %s;\n    }\n"
                             "    __syncthreads();  // the row's statistic, for every thread's stores\n    }\n",
                   T / 32, st);
-    cg_emit_stores(G, members, nm, done, &rows);
+    emit_row_stores(G, norm, rows, members, nm, done, T, vec);
     if (P > 1) sb_puts(&G->decl, "    __syncthreads();  // the row's stores done before the next row's loads take rowx, red and rstat\n    }\n");
     sb_puts(&G->decl, "}\n");
     cg_phase(G, CG_LAUNCH_BLOCK, rows, P, ir_dim_const(C), 1, C > 1 ? 16 : 0);
@@ -358,10 +490,12 @@ void cg_emit_row_kernel(Gen *G, const IrNode *norm, IrDim rows, const int *membe
         return;
     }
     const int64_t D = G->rowd;
-    const bool pre = G->rows_prefill && D >= CG_ROWS_PREFILL_D;
-    if (C > 1) emit_row_form(G, norm, rows, members, nm, done, C, round_warps(D / C / 4), 1, 0, CG_ROWS_SPLIT_MAX);
-    emit_row_form(G, norm, rows, members, nm, done, 1, round_warps(D / 8), 1, C > 1 ? CG_ROWS_SPLIT_MAX : 0, pre ? CG_ROWS_PREFILL_MIN : 0);
-    if (pre) emit_row_form(G, norm, rows, members, nm, done, 1, round_warps(D / 8), CG_ROWS_PREFILL_ROWS, CG_ROWS_PREFILL_MIN, 0);
+    const int T = round_warps(D / 8), P = D >= CG_ROWS_PREFILL_D ? CG_ROWS_PREFILL_ROWS : 1;
+    RowVec v;
+    const bool pre = G->rows_prefill && (P > 1 || row_vec_ok(G, norm, members, nm, T, &v));
+    if (C > 1) emit_row_form(G, norm, rows, members, nm, done, C, round_warps(D / C / 4), 1, false, 0, CG_ROWS_SPLIT_MAX);
+    emit_row_form(G, norm, rows, members, nm, done, 1, T, 1, false, C > 1 ? CG_ROWS_SPLIT_MAX : 0, pre ? CG_ROWS_PREFILL_MIN : 0);
+    if (pre) emit_row_form(G, norm, rows, members, nm, done, 1, T, P, true, CG_ROWS_PREFILL_MIN, 0);
     G->act = NULL;
     G->rowc = NULL, G->rparts = G->rthreads = 0, G->rowd = 0, G->rown = NULL, G->rowg = 0;
 }
