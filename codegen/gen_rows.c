@@ -276,9 +276,147 @@ static int round_warps(int64_t n) { return n < 32 ? 32 : n > 1024 ? 1024 : (int)
 
 /* The load phase of a wide form: the thread's elements of the CTA's part of the row of x (their loads in flight at once,
  * their sum of squares), the norm's weight beside them (RG) on the CTA's first row, then both into shared memory. */
-static void emit_row_loads(Gen *G, const IrNode *norm, const IrNode *rowc, int C, int T, int P) {
+/* ---- the prefill form's vector loads --------------------------------------
+ *
+ * Where the norm's input is computed from plain bf16 or f32 tensors read at
+ * the row's own columns (a slice of a wider row too) through reshapes,
+ * float casts, fresh_select and elementwise add, sub, mul and max of
+ * operands of its shape, the prefill form reads 8 consecutive elements a
+ * thread in 16-byte loads and computes the value functions' arithmetic on
+ * them; else (or a tensor not 16-byte aligned at run time) the value
+ * functions read element by element. */
+typedef struct {
+    StrBuf *b;   /* the code */
+    StrBuf *al;  /* " | a.t[s]" of every tensor read (the alignment test) */
+    IrDim rows;
+    int64_t D;
+    int n;       /* arrays declared so far */
+    const char *row; /* the row index ("0": a weight's one row) */
+} RowVecLd;
+
+/* v[8] = the 8 values of loaded tensor n at flat index row * W + off + c (W its row, off the column of the slice). */
+static const char *vec_leaf(Gen *G, RowVecLd *l, const IrNode *n, int64_t W, int64_t off) {
+    IrDType dt = G->dtype[n->id];
+    int es = dt == IR_DT_BF16 ? 2 : 4;
+    if (n->op == IR_OP_KV_CACHE || n->op == IR_OP_CONST || (G->kblock && G->kblock[n->id]) || (dt != IR_DT_BF16 && dt != IR_DT_F32) ||
+        !ir_dim_eq(ir_type_numel(&n->type), ir_dim_mul(l->rows, ir_dim_const(W))) || (W * es) % 16 || (off * es) % 16 || off < 0 || off + l->D > W)
+        return NULL;
+    int s = cg_slot_value(G, n), v = l->n++;
+    sb_printf(l->al, " | a.t[%d]", s);
+    if (dt == IR_DT_BF16)
+        sb_printf(l->b, "        float v%d[8];\n        {\n            const uint4 u = *(const uint4 *)((const unsigned short *)a.t[%d] + %s * %lldLL + %lldLL + c);\n"
+                        "            const unsigned w[4] = {u.x, u.y, u.z, u.w};\n"
+                        "#pragma unroll\n            for (int e = 0; e < 8; e++) v%d[e] = bf2f((unsigned short)(w[e >> 1] >> (16 * (e & 1))));\n        }\n",
+                  v, s, l->row, (long long)W, (long long)off, v);
+    else
+        sb_printf(l->b, "        float v%d[8];\n        {\n            const float *p = (const float *)a.t[%d] + %s * %lldLL + %lldLL + c;\n"
+                        "            const float4 u0 = *(const float4 *)p, u1 = *(const float4 *)(p + 4);\n"
+                        "            v%d[0] = u0.x, v%d[1] = u0.y, v%d[2] = u0.z, v%d[3] = u0.w, v%d[4] = u1.x, v%d[5] = u1.y, v%d[6] = u1.z, v%d[7] = u1.w;\n"
+                        "        }\n",
+                  v, s, l->row, (long long)W, (long long)off, v, v, v, v, v, v, v, v);
+    return arena_printf(G->a, "v%d", v);
+}
+
+static bool same_dims(const IrType *a, const IrType *b) {
+    if (a->rank != b->rank) return false;
+    for (int k = 0; k < a->rank; k++)
+        if (!ir_dim_eq(a->dims[k], b->dims[k])) return false;
+    return true;
+}
+
+/* The name of a float[8] holding node n's values at the thread's 8 columns c.. of row `row` (n's numel rows x D); NULL
+ * when n is not of the forms above. */
+static const char *vec_value(Gen *G, RowVecLd *l, const IrNode *n) {
+    if (G->local[n->id] < 0) return vec_leaf(G, l, n, l->D, 0);
+    if (!ir_dim_eq(ir_type_numel(&n->type), ir_dim_mul(l->rows, ir_dim_const(l->D)))) return NULL;
+    switch (n->op) {
+    case IR_OP_RESHAPE: return vec_value(G, l, n->ops[0]);
+    case IR_OP_CAST: return ir_dtype_is_int(n->type.dtype) ? NULL : vec_value(G, l, n->ops[0]);
+    case IR_OP_SLICE: {
+        const IrNode *o = n->ops[0];
+        const IrType *ot = &o->type;
+        if (G->local[o->id] >= 0 || cg_axis(ir_node_attr_int(n, "axis", 0), ot->rank) != ot->rank - 1 || !ir_dim_is_const(ot->dims[ot->rank - 1]))
+            return NULL;
+        return vec_leaf(G, l, o, ot->dims[ot->rank - 1].coeff, ir_node_attr_int(n, "start", 0));
+    }
+    case IR_OP_ADD: case IR_OP_SUB: case IR_OP_MUL: case IR_OP_MAX: {
+        if (!same_dims(&n->ops[0]->type, &n->type) || !same_dims(&n->ops[1]->type, &n->type)) return NULL;
+        const char *x = vec_value(G, l, n->ops[0]), *y = x ? vec_value(G, l, n->ops[1]) : NULL;
+        if (!y) return NULL;
+        int v = l->n++;
+        const char *op = n->op == IR_OP_ADD ? "x + y" : n->op == IR_OP_SUB ? "x - y" : n->op == IR_OP_MUL ? "x * y" : "fmaxf(x, y)";
+        sb_printf(l->b, "        float v%d[8];\n#pragma unroll\n        for (int e = 0; e < 8; e++) {\n"
+                        "            const float x = %s[e], y = %s[e];\n            v%d[e] = %s;  // %s\n        }\n",
+                  v, x, y, v, op, ir_op_name(n->op));
+        return arena_printf(G->a, "v%d", v);
+    }
+    case IR_OP_FRESH_SELECT: { /* only the chosen operand is read */
+        int v = l->n++;
+        sb_printf(l->b, "        float v%d[8];\n        if (a.len == 0) {  // fresh_select\n", v);
+        const char *x = vec_value(G, l, n->ops[0]);
+        if (!x) return NULL;
+        sb_printf(l->b, "#pragma unroll\n        for (int e = 0; e < 8; e++) v%d[e] = %s[e];\n        } else {\n", v, x);
+        const char *y = vec_value(G, l, n->ops[1]);
+        if (!y) return NULL;
+        sb_printf(l->b, "#pragma unroll\n        for (int e = 0; e < 8; e++) v%d[e] = %s[e];\n        }\n", v, y);
+        return arena_printf(G->a, "v%d", v);
+    }
+    default: return NULL;
+    }
+}
+
+/* The vector load phase of the prefill form (T threads, one CTA a row, its weight into rowg on the CTA's first row
+ * `first` when P > 1), emitted as the aligned branch before the element-wise one; false (nothing emitted) where it does
+ * not apply. Opens "if (aligned) {", closed by the caller. */
+static bool emit_row_vec_loads(Gen *G, const IrNode *norm, IrDim rows, int T, int P) {
+    const IrNode *x = norm->ops[0], *w = norm->ops[1];
+    const int64_t D = G->rowd, NQ = D / 8;
+    if (!G->rowc || !G->rowg || D % 128 || NQ % T || T % 32 || G->local[w->id] >= 0 || w->op == IR_OP_CONST || w->op == IR_OP_KV_CACHE || !ir_dim_eq(ir_type_numel(&w->type), ir_dim_const(D)) ||
+        (G->dtype[w->id] != IR_DT_BF16 && G->dtype[w->id] != IR_DT_F32) || (G->kblock && G->kblock[w->id]))
+        return false;
+    StrBuf b, al;
+    sb_init(&b), sb_init(&al);
+    RowVecLd l = {&b, &al, rows, D, 0, "row"};
+    const char *xv = vec_value(G, &l, x);
+    bool ok = xv != NULL;
+    if (ok) {
+        int sw = cg_slot_value(G, w);
+        const char *first = P > 1 ? "if (first) " : "";
+        sb_printf(&G->decl, "    if (((0ull%s | a.t[%d]) & 15) == 0) {  // 16-byte aligned: the vector loads\n"
+                            "#pragma unroll\n    for (int k = 0; k < %lld; k++) {  // 8 consecutive elements a thread\n"
+                            "        const int c = (threadIdx.x + k * %d) * 8;\n%s",
+                  al.data, sw, (long long)(NQ / T), T, b.data);
+        sb_printf(&G->decl, "#pragma unroll\n        for (int e = 0; e < 8; e++) ss += %s[e] * %s[e];\n"
+                            "        *(float4 *)&rowx[c] = make_float4(%s[0], %s[1], %s[2], %s[3]);\n"
+                            "        *(float4 *)&rowx[c + 4] = make_float4(%s[4], %s[5], %s[6], %s[7]);\n",
+                  xv, xv, xv, xv, xv, xv, xv, xv, xv, xv);
+        if (G->rowg == 2 && G->dtype[w->id] == IR_DT_BF16) /* the weight's bits as they are */
+            sb_printf(&G->decl, "        %s*(uint4 *)&rowg[c] = *(const uint4 *)((const unsigned short *)a.t[%d] + c);\n", first, sw);
+        else {
+            RowVecLd lw = {&b, &al, ir_dim_const(1), D, l.n, "0LL"};
+            b.len = 0;
+            if (b.data) b.data[0] = '\0';
+            const char *gv = vec_leaf(G, &lw, w, D, 0);
+            const char *cv = G->rowg == 1 ? "%s[%d]" : "f2bf(%s[%d])";
+            sb_printf(&G->decl, "        if (%s) {\n%s", P > 1 ? "first" : "true", b.data);
+            for (int e = 0; e < 8; e++) {
+                sb_printf(&G->decl, "        rowg[c + %d] = ", e);
+                sb_printf(&G->decl, cv, gv, e);
+                sb_puts(&G->decl, ";\n");
+            }
+            sb_puts(&G->decl, "        }\n");
+        }
+        sb_puts(&G->decl, "    }\n    } else {\n");
+    }
+    sb_free(&b), sb_free(&al);
+    return ok;
+}
+
+static void emit_row_loads(Gen *G, const IrNode *norm, IrDim rows, const IrNode *rowc, int C, int T, int P, bool vec) {
     const IrNode *x = norm->ops[0];
     const int64_t D = G->rowd, CH = D / C, E = (CH + T - 1) / T;
+    sb_printf(&G->decl, "    {\n    __shared__ float red[%d];\n    float ss = 0.0f;\n", T / 32);
+    const bool v = vec && C == 1 && emit_row_vec_loads(G, norm, rows, T, P); /* its aligned branch, then "} else {" */
     G->rowc = NULL; /* the sum of squares computes x */
     const char *xv = cg_read(G, x, "i");
     G->rowc = rowc;
@@ -286,17 +424,18 @@ static void emit_row_loads(Gen *G, const IrNode *norm, const IrNode *rowc, int C
     const char *brk = CH % T ? arena_printf(G->a, "        if (threadIdx.x + t * %d >= %lld) break;\n", T, (long long)CH) : "";
     /* the weight at the element's column c (no 64-bit remainder an element) */
     const char *gv = G->rowg ? arena_printf(G->a, "        %sgr[t] = %s;\n", first, cg_read(G, norm->ops[1], "c")) : "";
-    sb_printf(&G->decl, "    {\n    __shared__ float red[%d];\n    float ss = 0.0f, xr[%lld]%s;\n"
+    sb_printf(&G->decl, "    float xr[%lld]%s;\n"
                         "#pragma unroll\n    for (int t = 0; t < %lld; t++) {  // the thread's elements of the CTA's part, their loads in flight at once\n"
                         "        const long long c = part * %lldLL + threadIdx.x + t * %d, i = row * %lldLL + c;\n%s"
                         "        xr[t] = %s;\n%s        ss += xr[t] * xr[t];\n    }\n",
-              T / 32, (long long)E, G->rowg ? arena_printf(G->a, ", gr[%lld]", (long long)E) : "", (long long)E, (long long)CH, T, (long long)D,
+              (long long)E, G->rowg ? arena_printf(G->a, ", gr[%lld]", (long long)E) : "", (long long)E, (long long)CH, T, (long long)D,
               brk, xv, gv);
     if (rowc) /* after the loads (a generic store could alias them) */
         sb_printf(&G->decl, "#pragma unroll\n    for (int t = 0; t < %lld; t++) {\n%s        rowx[part * %lldLL + threadIdx.x + t * %d] = xr[t];\n%s    }\n",
                   (long long)E, brk, (long long)CH, T,
                   !G->rowg ? "" : arena_printf(G->a, "        %srowg[part * %lldLL + threadIdx.x + t * %d] = %s;\n", first, (long long)CH, T,
                                                G->rowg == 1 ? "gr[t]" : "f2bf(gr[t])"));
+    if (v) sb_puts(&G->decl, "    }\n");
 }
 
 /* ---- the prefill form's vector stores ------------------------------------
@@ -455,7 +594,7 @@ static void emit_row_form(Gen *G, const IrNode *norm, IrDim rows, const int *mem
         sb_printf(&G->decl, "    const long long row = blockIdx.x / %d, part = blockIdx.x %% %d, blk = blockIdx.x;\n    if (row >= %s) return;  // the whole %s\n",
                   C, C, cg_dim(G, rows), C > 1 ? "cluster" : "block");
     if (rowc) sb_printf(&G->decl, "    if (threadIdx.x == 0) rowb = row * %lldLL;  // for RX and RG, after the barrier below\n", (long long)D);
-    emit_row_loads(G, norm, rowc, C, T, P);
+    emit_row_loads(G, norm, rows, rowc, C, T, P, vec);
     sb_puts(&G->decl, "    ss = wsum(ss);\n    if ((threadIdx.x & 31) == 0) red[threadIdx.x >> 5] = ss;\n    __syncthreads();\n");
     const char *st = arena_printf(G->a, "rstat = 1.0f / sqrtf(t / %.1ff + %.9ef)", (double)D, (double)(float)ir_node_attr_float(norm, "eps", 1e-6));
     if (C > 1)

@@ -78,7 +78,7 @@ static IrGraph *compile(Arena *a, DiagEngine *d, const char *src) {
     return g;
 }
 
-static bool vec_stores; /* row_form's kernel has the prefill form's vector stores */
+static bool vec_stores; /* row_form's kernel has the prefill form's vector loads and stores */
 
 /* The row kernel's phase that runs at B x S rows: its CTAs a row (*parts), threads a CTA (*threads, 0: 256, the old
  * form), and whether its module reads the kept row (RX). Exactly one phase of the kernel must run. */
@@ -98,7 +98,8 @@ static void row_form(const IrGraph *g, bool f32, int64_t B, int64_t S, int *part
         for (int j = 0; j < ck->nnodes; j++) norm |= g->nodes[ck->nodes[j]]->op == IR_OP_RMSNORM;
         if (!norm) continue;
         *kept = strstr(p->modules[ck->module].source, "RX(i)") != NULL;
-        vec_stores = strstr(p->modules[ck->module].source, "the vector stores") != NULL;
+        vec_stores = strstr(p->modules[ck->module].source, "the vector stores") != NULL &&
+                     strstr(p->modules[ck->module].source, "the vector loads") != NULL;
         for (int ph = 0; ph < ck->nphases; ph++) {
             const CgPhase *f = &ck->phases[ph];
             if (cg_phase_items(f, sym) <= 0) continue;
@@ -249,8 +250,11 @@ static void stored_values(DiagEngine *d, const IrGraph *g, int64_t D, int64_t B,
     assert_non_null(gx);
     int64_t M = B * S;
     float *x = malloc(sizeof(float) * (size_t)(M * D)), *r = malloc(sizeof(float) * (size_t)(M * D));
-    fill(x, M * D, D, &rng, true);
-    fill(r, M * D, D, &rng, true);
+    for (int64_t i = 0; i < M * D; i++) { /* multiples of 1/8 in [-2, 2]: every sum of squares exact, in any order */
+        rng = rng * 6364136223846793005ull + 1442695040888963407ull;
+        x[i] = (float)((int)(rng >> 33) % 33 - 16) / 8.0f;
+        r[i] = (float)((int)(rng >> 45) % 33 - 16) / 8.0f;
+    }
     CpuInput in[2] = {{"x", 3, {B, S, D}, x}, {"r", 3, {B, S, D}, r}};
     assert_true(gpu_exec_run(gx, in, 2, d));
     for (int i = 0; i < g->nnodes; i++) {
@@ -265,8 +269,9 @@ static void stored_values(DiagEngine *d, const IrGraph *g, int64_t D, int64_t B,
     gpu_exec_free(gx);
 }
 
-/* The prefill form (vector stores; two rows a CTA at 7,168) stores the same bits as one CTA a row of gen.c's stores:
- * codes, scales, the residual and a stored reshape of the norm, at 131 rows (the last CTA's second row past the end). */
+/* The prefill form (vector loads and stores; two rows a CTA at 7,168) stores the same bits as one CTA a row (its value
+ * functions and gen.c's stores): codes, scales, the residual and a stored reshape of the norm, at 131 rows (the last
+ * CTA's second row past the end). The inputs make every sum of squares exact, so the forms' orders of summing agree. */
 static void check_prefill_exact(const char *tmpl, int64_t D) {
     Arena *a = arena_new();
     DiagEngine *d = diag_new(a, stderr);
