@@ -304,17 +304,17 @@ static const char *vec_leaf(Gen *G, RowVecLd *l, const IrNode *n, int64_t W, int
     int s = cg_slot_value(G, n), v = l->n++;
     sb_printf(l->al, " | a.t[%d]", s);
     if (dt == IR_DT_BF16)
-        sb_printf(l->b, "        float v%d[8];\n        {\n            const uint4 u = *(const uint4 *)((const unsigned short *)a.t[%d] + %s * %lldLL + %lldLL + c);\n"
+        sb_printf(l->b, "        float lv%d[8];\n        {\n            const uint4 u = *(const uint4 *)((const unsigned short *)a.t[%d] + %s * %lldLL + %lldLL + c);\n"
                         "            const unsigned w[4] = {u.x, u.y, u.z, u.w};\n"
-                        "#pragma unroll\n            for (int e = 0; e < 8; e++) v%d[e] = bf2f((unsigned short)(w[e >> 1] >> (16 * (e & 1))));\n        }\n",
+                        "#pragma unroll\n            for (int e = 0; e < 8; e++) lv%d[e] = bf2f((unsigned short)(w[e >> 1] >> (16 * (e & 1))));\n        }\n",
                   v, s, l->row, (long long)W, (long long)off, v);
     else
-        sb_printf(l->b, "        float v%d[8];\n        {\n            const float *p = (const float *)a.t[%d] + %s * %lldLL + %lldLL + c;\n"
+        sb_printf(l->b, "        float lv%d[8];\n        {\n            const float *p = (const float *)a.t[%d] + %s * %lldLL + %lldLL + c;\n"
                         "            const float4 u0 = *(const float4 *)p, u1 = *(const float4 *)(p + 4);\n"
-                        "            v%d[0] = u0.x, v%d[1] = u0.y, v%d[2] = u0.z, v%d[3] = u0.w, v%d[4] = u1.x, v%d[5] = u1.y, v%d[6] = u1.z, v%d[7] = u1.w;\n"
+                        "            lv%d[0] = u0.x, lv%d[1] = u0.y, lv%d[2] = u0.z, lv%d[3] = u0.w, lv%d[4] = u1.x, lv%d[5] = u1.y, lv%d[6] = u1.z, lv%d[7] = u1.w;\n"
                         "        }\n",
                   v, s, l->row, (long long)W, (long long)off, v, v, v, v, v, v, v, v);
-    return arena_printf(G->a, "v%d", v);
+    return arena_printf(G->a, "lv%d", v);
 }
 
 static bool same_dims(const IrType *a, const IrType *b) {
@@ -345,21 +345,21 @@ static const char *vec_value(Gen *G, RowVecLd *l, const IrNode *n) {
         if (!y) return NULL;
         int v = l->n++;
         const char *op = n->op == IR_OP_ADD ? "x + y" : n->op == IR_OP_SUB ? "x - y" : n->op == IR_OP_MUL ? "x * y" : "fmaxf(x, y)";
-        sb_printf(l->b, "        float v%d[8];\n#pragma unroll\n        for (int e = 0; e < 8; e++) {\n"
-                        "            const float x = %s[e], y = %s[e];\n            v%d[e] = %s;  // %s\n        }\n",
+        sb_printf(l->b, "        float lv%d[8];\n#pragma unroll\n        for (int e = 0; e < 8; e++) {\n"
+                        "            const float x = %s[e], y = %s[e];\n            lv%d[e] = %s;  // %s\n        }\n",
                   v, x, y, v, op, ir_op_name(n->op));
-        return arena_printf(G->a, "v%d", v);
+        return arena_printf(G->a, "lv%d", v);
     }
     case IR_OP_FRESH_SELECT: { /* only the chosen operand is read */
         int v = l->n++;
-        sb_printf(l->b, "        float v%d[8];\n        if (a.len == 0) {  // fresh_select\n", v);
+        sb_printf(l->b, "        float lv%d[8];\n        if (a.len == 0) {  // fresh_select\n", v);
         const char *x = vec_value(G, l, n->ops[0]);
         if (!x) return NULL;
-        sb_printf(l->b, "#pragma unroll\n        for (int e = 0; e < 8; e++) v%d[e] = %s[e];\n        } else {\n", v, x);
+        sb_printf(l->b, "#pragma unroll\n        for (int e = 0; e < 8; e++) lv%d[e] = %s[e];\n        } else {\n", v, x);
         const char *y = vec_value(G, l, n->ops[1]);
         if (!y) return NULL;
-        sb_printf(l->b, "#pragma unroll\n        for (int e = 0; e < 8; e++) v%d[e] = %s[e];\n        }\n", v, y);
-        return arena_printf(G->a, "v%d", v);
+        sb_printf(l->b, "#pragma unroll\n        for (int e = 0; e < 8; e++) lv%d[e] = %s[e];\n        }\n", v, y);
+        return arena_printf(G->a, "lv%d", v);
     }
     default: return NULL;
     }
