@@ -173,12 +173,13 @@ static void emit_row_kernel_one(Gen *G, const IrNode *norm, IrDim rows, const in
  * recomputing it. A member of D wide is stored by the CTA that holds its
  * part of the row; any other size strided over the row's CTAs. */
 #define CG_ROWS_SPLIT_MAX 64
-/* The prefill form (DSCC_ROWS_PREFILL=0: none) of a row of at least
- * CG_ROWS_PREFILL_D (V3's hidden 7,168): above CG_ROWS_PREFILL_MIN rows,
- * CG_ROWS_PREFILL_ROWS rows a CTA in turn, the norm's weight read into
- * shared memory once for them instead of once a row (a row's worth of L2
- * reads, and its conversions, saved every other row). Narrower rows keep
- * one CTA a row: there fewer warps would cost more than the weight saves. */
+/* The prefill form (DSCC_ROWS_PREFILL=0: none), above CG_ROWS_PREFILL_MIN
+ * rows where its vector loads and stores apply (see below): 8 elements a
+ * thread, as many CTAs an SM as fit; of a row of at least
+ * CG_ROWS_PREFILL_D (V3's hidden 7,168) CG_ROWS_PREFILL_ROWS rows a CTA in
+ * turn, 16 elements a thread, the norm's weight read into shared memory
+ * once for them instead of once a row. Narrower rows keep one CTA a row:
+ * there fewer warps would cost more than the weight saves. */
 #define CG_ROWS_PREFILL_MIN 128
 #define CG_ROWS_PREFILL_ROWS 2
 #define CG_ROWS_PREFILL_D 4096
@@ -365,6 +366,22 @@ static const char *vec_value(Gen *G, RowVecLd *l, const IrNode *n) {
     }
 }
 
+/* Whether the prefill form's vector loads apply (emit_row_vec_loads's tests, nothing emitted). */
+static bool row_vec_loads_ok(Gen *G, const IrNode *norm, IrDim rows, int T) {
+    const IrNode *w = norm->ops[1];
+    const int64_t D = G->rowd, NQ = D / 8;
+    if (!G->rowc || !G->rowg || D % 128 || NQ % T || T % 32 || G->local[w->id] >= 0 || w->op == IR_OP_CONST || w->op == IR_OP_KV_CACHE ||
+        !ir_dim_eq(ir_type_numel(&w->type), ir_dim_const(D)) || (G->dtype[w->id] != IR_DT_BF16 && G->dtype[w->id] != IR_DT_F32) ||
+        (G->kblock && G->kblock[w->id]))
+        return false;
+    StrBuf b, al;
+    sb_init(&b), sb_init(&al);
+    RowVecLd l = {&b, &al, rows, D, 0, "row"};
+    bool ok = vec_value(G, &l, norm->ops[0]) != NULL;
+    sb_free(&b), sb_free(&al);
+    return ok;
+}
+
 /* The vector load phase of the prefill form (T threads, one CTA a row, its weight into rowg on the CTA's first row
  * `first` when P > 1), emitted as the aligned branch before the element-wise one; false (nothing emitted) where it does
  * not apply. Opens "if (aligned) {", closed by the caller. */
@@ -423,6 +440,15 @@ static void emit_row_loads(Gen *G, const IrNode *norm, IrDim rows, const IrNode 
     const char *first = P > 1 ? "if (first) " : "";
     const char *brk = CH % T ? arena_printf(G->a, "        if (threadIdx.x + t * %d >= %lld) break;\n", T, (long long)CH) : "";
     /* the weight at the element's column c (no 64-bit remainder an element) */
+    if (v) { /* the fallback of the vector loads (a tensor not 16-byte aligned): one element at a time, few registers */
+        sb_printf(&G->decl, "#pragma unroll 1\n    for (int t = 0; t < %lld; t++) {  // the thread's elements, one at a time\n"
+                            "        const long long c = threadIdx.x + t * %d, i = row * %lldLL + c;\n"
+                            "        const float x = %s;\n        ss += x * x;\n        rowx[c] = x;\n",
+                  (long long)E, T, (long long)D, xv);
+        sb_printf(&G->decl, "        %srowg[c] = %s;\n    }\n    }\n", first,
+                  arena_printf(G->a, G->rowg == 1 ? "%s" : "f2bf(%s)", cg_read(G, norm->ops[1], "c")));
+        return;
+    }
     const char *gv = G->rowg ? arena_printf(G->a, "        %sgr[t] = %s;\n", first, cg_read(G, norm->ops[1], "c")) : "";
     sb_printf(&G->decl, "    float xr[%lld]%s;\n"
                         "#pragma unroll\n    for (int t = 0; t < %lld; t++) {  // the thread's elements of the CTA's part, their loads in flight at once\n"
@@ -435,7 +461,6 @@ static void emit_row_loads(Gen *G, const IrNode *norm, IrDim rows, const IrNode 
                   (long long)E, brk, (long long)CH, T,
                   !G->rowg ? "" : arena_printf(G->a, "        %srowg[part * %lldLL + threadIdx.x + t * %d] = %s;\n", first, (long long)CH, T,
                                                G->rowg == 1 ? "gr[t]" : "f2bf(gr[t])"));
-    if (v) sb_puts(&G->decl, "    }\n");
 }
 
 /* ---- the prefill form's vector stores ------------------------------------
@@ -567,6 +592,16 @@ static void emit_row_stores(Gen *G, const IrNode *norm, IrDim rows, const int *m
     G->act = act;
 }
 
+/* The prefill form's CTAs an SM: 2,048 threads, 227 KB of shared memory (rowx, rowg and a little), and at least 40
+ * registers a thread of the 64 K (fewer spill at 7,168: ptxas, sm_90). */
+static int row_min_blocks(const Gen *G, int T) {
+    int64_t smem = (G->rowc ? G->rowd * 4 : 0) + (G->rowg == 1 ? G->rowd * 4 : G->rowg == 2 ? G->rowd * 2 : 0) + 256;
+    int64_t b = 2048 / T, m = 227 * 1024 / smem, r = 65536 / ((int64_t)T * 40);
+    if (m < b) b = m;
+    if (r < b) b = r;
+    return b < 1 ? 1 : (int)b;
+}
+
 /* One wide form: C CTAs a row (a cluster when C > 1) of T threads, P rows a CTA in turn (C = 1 only: the norm's weight
  * then kept from its first row on), for the rows `amin` < R <= `amax` (0: unbounded). */
 static void emit_row_form(Gen *G, const IrNode *norm, IrDim rows, const int *members, int nm, bool *done, int C, int T, int P, bool vec,
@@ -579,9 +614,9 @@ static void emit_row_form(Gen *G, const IrNode *norm, IrDim rows, const int *mem
         sb_printf(&G->decl, "extern \"C\" __global__ void __launch_bounds__(%d) __cluster_dims__(%d, 1, 1) p%d(Args a) {  "
                             "// rows: rmsnorm, then the row's stores; a cluster of %d CTAs a row, %lld wide each\n",
                   T, C, ph, C, (long long)CH);
-    else if (P > 1)
-        sb_printf(&G->decl, "extern \"C\" __global__ void __launch_bounds__(%d) p%d(Args a) {  // rows: rmsnorm, then the row's stores; "
-                            "%d rows a block in turn\n", T, ph, P);
+    else if (vec) /* as many CTAs an SM as its threads and shared memory allow: the registers capped to fit them */
+        sb_printf(&G->decl, "extern \"C\" __global__ void __launch_bounds__(%d, %d) p%d(Args a) {  // rows: rmsnorm, then the row's stores; "
+                            "%d row%s a block%s\n", T, row_min_blocks(G, T), ph, P, P > 1 ? "s" : "", P > 1 ? " in turn" : "");
     else
         sb_printf(&G->decl, "extern \"C\" __global__ void __launch_bounds__(%d) p%d(Args a) {  // rows: rmsnorm, then the row's stores; one block a row\n", T, ph);
     if (P > 1)
@@ -629,12 +664,14 @@ void cg_emit_row_kernel(Gen *G, const IrNode *norm, IrDim rows, const int *membe
         return;
     }
     const int64_t D = G->rowd;
-    const int T = round_warps(D / 8), P = D >= CG_ROWS_PREFILL_D ? CG_ROWS_PREFILL_ROWS : 1;
-    RowVec v;
-    const bool pre = G->rows_prefill && (P > 1 || row_vec_ok(G, norm, members, nm, T, &v));
+    /* the prefill form: at 7,168 two rows a CTA of 16 elements a thread (4 CTAs an SM, 44 KB of shared memory each) */
+    const bool wide = D >= CG_ROWS_PREFILL_D;
+    const int T = round_warps(D / 8), P = wide ? CG_ROWS_PREFILL_ROWS : 1, TP = wide && (D / 8) % round_warps(D / 16) == 0 ? round_warps(D / 16) : T;
+    RowVec v; /* where its vector stores and loads both apply (else ptxas spills the two rows' values at 7,168) */
+    const bool pre = G->rows_prefill && row_vec_ok(G, norm, members, nm, TP, &v) && row_vec_loads_ok(G, norm, rows, TP);
     if (C > 1) emit_row_form(G, norm, rows, members, nm, done, C, round_warps(D / C / 4), 1, false, 0, CG_ROWS_SPLIT_MAX);
     emit_row_form(G, norm, rows, members, nm, done, 1, T, 1, false, C > 1 ? CG_ROWS_SPLIT_MAX : 0, pre ? CG_ROWS_PREFILL_MIN : 0);
-    if (pre) emit_row_form(G, norm, rows, members, nm, done, 1, T, P, true, CG_ROWS_PREFILL_MIN, 0);
+    if (pre) emit_row_form(G, norm, rows, members, nm, done, 1, TP, P, true, CG_ROWS_PREFILL_MIN, 0);
     G->act = NULL;
     G->rowc = NULL, G->rparts = G->rthreads = 0, G->rowd = 0, G->rown = NULL, G->rowg = 0;
 }

@@ -118,6 +118,7 @@ typedef struct {
     bool f32;
     int parts;        /* the cluster form's CTAs a row */
     bool kept;        /* the norm's input is kept in shared memory */
+    bool vec;         /* above 128 rows the prefill form (vector loads and stores) runs */
 } Case;
 
 /* fresh bf16 values, every 7th row 30 times larger (rows of different scales), f32 weights of the combine in [0, 1) */
@@ -182,10 +183,11 @@ static void check_case(const Case *c, const int64_t (*rows)[2], int nrows) {
         assert_true(m.checked >= 1);
         assert_int_equal(m.failed, 0);
         assert_int_equal(parts, M <= 64 ? c->parts : 1);
-        int64_t want = M <= 64 ? D / c->parts / 4 : D / 8;
+        bool pre = M > 128 && c->vec; /* the prefill form: 2 rows a CTA of 16 elements a thread at 4,096 or more */
+        int64_t want = M <= 64 ? D / c->parts / 4 : pre && D >= 4096 ? D / 16 : D / 8;
         assert_int_equal(threads, want < 32 ? 32 : want > 1024 ? 1024 : want);
         assert_true(kept == c->kept);
-        assert_int_equal(per, M > 128 && D >= 4096 ? 2 : 1); /* the prefill form: 2 rows a CTA above 128 rows of 4,096 or more */
+        assert_int_equal(per, pre && D >= 4096 ? 2 : 1);
     }
     cpu_exec_free(cx);
     gpu_exec_free(gx);
@@ -205,15 +207,16 @@ static const char CONCAT[] = "dim B, S;\ninput x: bf16[B, S, %D];\ninput z: bf16
  * prefill form has one row */
 static const int64_t ROWS[][2] = {{1, 1}, {1, 3}, {2, 40}, {1, 131}};
 
-static void test_add_norm_7168(void **state) { (void)state, check_case(&(Case){ADD_NORM, 7168, false, 8, true}, ROWS, 4); }
+static void test_add_norm_7168(void **state) { (void)state, check_case(&(Case){ADD_NORM, 7168, false, 8, true, true}, ROWS, 4); }
 static void test_add_norm_1536_f32(void **state) {
-    (void)state, check_case(&(Case){ADD_NORM, 1536, true, 6, true}, (const int64_t[][2]){{1, 1}, {1, 5}, {2, 35}}, 3);
+    (void)state, check_case(&(Case){ADD_NORM, 1536, true, 6, true, false}, (const int64_t[][2]){{1, 1}, {1, 5}, {2, 35}}, 3);
 }
-static void test_combine_7168(void **state) { (void)state, check_case(&(Case){COMBINE, 7168, false, 8, true}, ROWS, 4); }
-static void test_combine_512_f32(void **state) { (void)state, check_case(&(Case){COMBINE, 512, true, 4, true}, ROWS, 4); }
+static void test_add_norm_1536(void **state) { (void)state, check_case(&(Case){ADD_NORM, 1536, false, 6, true, true}, ROWS, 4); }
+static void test_combine_7168(void **state) { (void)state, check_case(&(Case){COMBINE, 7168, false, 8, true, false}, ROWS, 4); }
+static void test_combine_512_f32(void **state) { (void)state, check_case(&(Case){COMBINE, 512, true, 4, true, false}, ROWS, 4); }
 /* a row too wide to keep in 44 KB of shared memory (16,384: 64 KB): the stores recompute it; 1,024 threads a CTA above 64 rows */
-static void test_add_norm_16384(void **state) { (void)state, check_case(&(Case){ADD_NORM, 16384, false, 8, false}, ROWS, 4); }
-static void test_concat_512(void **state) { (void)state, check_case(&(Case){CONCAT, 512, false, 4, false}, ROWS, 4); }
+static void test_add_norm_16384(void **state) { (void)state, check_case(&(Case){ADD_NORM, 16384, false, 8, false, false}, ROWS, 4); }
+static void test_concat_512(void **state) { (void)state, check_case(&(Case){CONCAT, 512, false, 4, false, false}, ROWS, 4); }
 
 /* DSCC_ROWS_WIDE=0: the old form, one 256-thread block a row, at any row count; a malformed value stops codegen. */
 static void test_env(void **state) {
@@ -324,6 +327,7 @@ static void test_env_prefill(void **state) {
     bool kept = false;
     row_form(g, false, 1, 200, &parts, &threads, &per, &kept);
     assert_int_equal(per, 2);
+    assert_int_equal(threads, 448);
     setenv("DSCC_ROWS_PREFILL", "0", 1);
     row_form(g, false, 1, 200, &parts, &threads, &per, &kept);
     assert_int_equal(parts, 1);
@@ -339,7 +343,7 @@ static void test_env_prefill(void **state) {
 
 int main(void) {
     if (!tu_hopper()) return 77;
-    const struct CMUnitTest tests[] = {cmocka_unit_test(test_add_norm_7168), cmocka_unit_test(test_add_norm_1536_f32),
+    const struct CMUnitTest tests[] = {cmocka_unit_test(test_add_norm_7168), cmocka_unit_test(test_add_norm_1536_f32), cmocka_unit_test(test_add_norm_1536),
                                        cmocka_unit_test(test_combine_7168),  cmocka_unit_test(test_combine_512_f32),
                                        cmocka_unit_test(test_add_norm_16384), cmocka_unit_test(test_concat_512),
                                        cmocka_unit_test(test_env), cmocka_unit_test(test_env_prefill),
