@@ -15,6 +15,11 @@
 #   rounds.sh sweep   the skinny-M GEMM's variants per V3 shape;
 #   rounds.sh rows    test_gpu_rows, then bench_gpu with the wide row kernels
 #                     and without (DSCC_ROWS_WIDE=0, the baseline in the same run);
+#   rounds.sh glue    test_gpu_rows, then bench_gpu with the row kernels'
+#                     prefill form and without (DSCC_ROWS_PREFILL=0, the
+#                     baseline in the same run);
+#   rounds.sh gluetrace  the 1,024-token prefill traced with the prefill
+#                     form and without: the row kernels' times and GB/s;
 #   rounds.sh tma     the large-M TMA GEMM's forms at M = 256, 1024, 4096:
 #                     128 x 128 (DSCC_TMA_V2=0), 128 x 256, 128 x 256 in
 #                     2-CTA clusters (DSCC_TMA_CLUSTER=1), beside cuBLASLt;
@@ -94,6 +99,20 @@ case "$mode" in
     [ -x build/test_gpu_rows ] && step test_gpu_rows 120 build/test_gpu_rows
     for w in 1 0; do
       DSCC_ROWS_WIDE=$w TAIL=60 step "bench_gpu_rows$w" 200 build/bench_gpu --layers 2 --dense 1 --prefill 1024 --peak-tflops 1300
+    done ;;
+  glue) # the row kernels' prefill form (two rows a CTA at 7,168, 16-byte stores) against one CTA a row: prefill and decode
+    [ -x build/test_gpu_rows ] && step test_gpu_rows 120 build/test_gpu_rows
+    for p in 1 0; do
+      DSCC_ROWS_PREFILL=$p TAIL=60 step "bench_gpu_prefill$p" 200 build/bench_gpu --layers 2 --dense 1 --prefill 1024 --peak-tflops 1300
+    done ;;
+  gluetrace) # the same, kernel by kernel: a traced 1,024-token prefill each way, its rmsnorm kernels with their GB/s
+    python3 -c "import numpy as np; np.save('$out/ids1k.npy', (np.arange(1024, dtype=np.int64) * 7919 % 129280).reshape(1, 1024))"
+    for p in 1 0; do
+      DSCC_ROWS_PREFILL=$p TAIL=4 step "glue_trace$p" 240 build/dscc run models/deepseek_v3.dsl --random-weights 1 --set num_hidden_layers=2 \
+        --set first_k_dense_replace=1 --set num_nextn_predict_layers=0 --tokens "$out/ids1k.npy" --backend cuda --precision fp8 \
+        --prefill 1024 --generate 2 --trace "$out/trace1k_p$p.json"
+      python3 bench/trace_top.py "$out/trace1k_p$p.json" 60 --step prefill --peak-gbs 4250 --peak-tflops 1300 > "$out/glue_top$p.log" 2>&1
+      echo "== glue_top$p (DSCC_ROWS_PREFILL=$p): the row kernels"; grep -E "rmsnorm|[0-9]_linear" "$out/glue_top$p.log" | head -n 24
     done ;;
   expert) # the routed experts' grouped GEMM: the TMA form (default above 2,048 rows) against the tile; fp8_expert_linear ms per step
     step test_gpu_expert 120 build/test_gpu_expert

@@ -18,9 +18,14 @@
  * 1e-2 for floats and 0.15 for FP8 codes with bf16 storage, 1e-4 and
  * 0.02 with f32 storage (a CTA's part of the row missing or from another
  * row shows far above these). The test also checks which form ran (CTAs
- * a row, threads a CTA), that the kept row is used where it may be, that
- * DSCC_ROWS_WIDE=0 gives the old form, and that a malformed value stops
- * codegen. Exits 77 (skipped) without a GPU; emu.test_gpu_rows runs it on
+ * a row, threads a CTA, rows a CTA), that the kept row is used where it
+ * may be, that DSCC_ROWS_WIDE=0 gives the old form, and that a malformed
+ * value stops codegen. Above 128 rows (131: odd, so the prefill form's
+ * last CTA has one row) the prefill form runs; its vector stores store
+ * the same bits as one CTA a row (DSCC_ROWS_PREFILL=0) at 7,168 and 1,536,
+ * codes, scales, residual and a stored reshape of the norm alike. The
+ * linears' silu keeps them from being the LM head, which fp8-quant leaves
+ * in bf16: so the act_scale and quantize are the row kernel's. Exits 77 (skipped) without a GPU; emu.test_gpu_rows runs it on
  * the emulated device. */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -73,6 +78,8 @@ static IrGraph *compile(Arena *a, DiagEngine *d, const char *src) {
     return g;
 }
 
+static bool vec_stores; /* row_form's kernel has the prefill form's vector loads and stores */
+
 /* The row kernel's phase that runs at B x S rows: its CTAs a row (*parts), threads a CTA (*threads, 0: 256, the old
  * form), and whether its module reads the kept row (RX). Exactly one phase of the kernel must run. */
 static void row_form(const IrGraph *g, bool f32, int64_t B, int64_t S, int *parts, int *threads, int *per, bool *kept) {
@@ -84,12 +91,15 @@ static void row_form(const IrGraph *g, bool f32, int64_t B, int64_t S, int *part
     int64_t sym[IR_MAX_DIM_SYMS] = {0};
     sym[ir_graph_find_dim(g, "B")] = B, sym[ir_graph_find_dim(g, "S")] = S;
     int runs = 0;
+    vec_stores = false;
     for (int k = 0; k < p->nkernels; k++) {
         const CgKernel *ck = &p->kernels[k];
         bool norm = false;
         for (int j = 0; j < ck->nnodes; j++) norm |= g->nodes[ck->nodes[j]]->op == IR_OP_RMSNORM;
         if (!norm) continue;
         *kept = strstr(p->modules[ck->module].source, "RX(i)") != NULL;
+        vec_stores = strstr(p->modules[ck->module].source, "the vector stores") != NULL &&
+                     strstr(p->modules[ck->module].source, "the vector loads") != NULL;
         for (int ph = 0; ph < ck->nphases; ph++) {
             const CgPhase *f = &ck->phases[ph];
             if (cg_phase_items(f, sym) <= 0) continue;
@@ -108,6 +118,7 @@ typedef struct {
     bool f32;
     int parts;        /* the cluster form's CTAs a row */
     bool kept;        /* the norm's input is kept in shared memory */
+    bool vec;         /* above 128 rows the prefill form (vector loads and stores) runs */
 } Case;
 
 /* fresh bf16 values, every 7th row 30 times larger (rows of different scales), f32 weights of the combine in [0, 1) */
@@ -172,10 +183,11 @@ static void check_case(const Case *c, const int64_t (*rows)[2], int nrows) {
         assert_true(m.checked >= 1);
         assert_int_equal(m.failed, 0);
         assert_int_equal(parts, M <= 64 ? c->parts : 1);
-        int64_t want = M <= 64 ? D / c->parts / 4 : D / 8;
+        bool pre = M > 128 && c->vec; /* the prefill form: 2 rows a CTA of 16 elements a thread at 4,096 or more */
+        int64_t want = M <= 64 ? D / c->parts / 4 : pre && D >= 4096 ? D / 16 : D / 8;
         assert_int_equal(threads, want < 32 ? 32 : want > 1024 ? 1024 : want);
         assert_true(kept == c->kept);
-        assert_int_equal(per, M > 128 && D >= 4096 ? 2 : 1); /* the prefill form: 2 rows a CTA above 128 rows of 4,096 or more */
+        assert_int_equal(per, pre && D >= 4096 ? 2 : 1);
     }
     cpu_exec_free(cx);
     gpu_exec_free(gx);
@@ -183,8 +195,8 @@ static void check_case(const Case *c, const int64_t (*rows)[2], int nrows) {
 }
 
 static const char ADD_NORM[] = "dim B, S;\ninput x: bf16[B, S, %D];\ninput r: bf16[B, S, %D];\nweight g: bf16[%D] = \"g\";\n"
-                               "weight w: bf16[64, %D] = \"w\";\nlet h = x + r;\noutput hs = h;\n"
-                               "output y = linear(rmsnorm(h, g, eps=1e-6), w);\n";
+                               "weight w: bf16[128, %D] = \"w\";\nlet h = x + r;\noutput hs = h;\n"
+                               "output y = silu(linear(rmsnorm(h, g, eps=1e-6), w));\n";
 static const char COMBINE[] = "dim B, S;\ninput r: bf16[B, S, %D];\ninput y: bf16[B, S, 8, %D];\ninput p: f32[B, S, 8, 1];\n"
                               "weight g: bf16[%D] = \"g\";\nlet h = cast(sum(cast(y, f32) * p, axis=2), bf16) + r;\noutput hs = h;\n"
                               "output o = rmsnorm(h, g, eps=1e-6);\n";
@@ -195,15 +207,16 @@ static const char CONCAT[] = "dim B, S;\ninput x: bf16[B, S, %D];\ninput z: bf16
  * prefill form has one row */
 static const int64_t ROWS[][2] = {{1, 1}, {1, 3}, {2, 40}, {1, 131}};
 
-static void test_add_norm_7168(void **state) { (void)state, check_case(&(Case){ADD_NORM, 7168, false, 8, true}, ROWS, 4); }
+static void test_add_norm_7168(void **state) { (void)state, check_case(&(Case){ADD_NORM, 7168, false, 8, true, true}, ROWS, 4); }
 static void test_add_norm_1536_f32(void **state) {
-    (void)state, check_case(&(Case){ADD_NORM, 1536, true, 6, true}, (const int64_t[][2]){{1, 1}, {1, 5}, {2, 35}}, 3);
+    (void)state, check_case(&(Case){ADD_NORM, 1536, true, 6, true, false}, (const int64_t[][2]){{1, 1}, {1, 5}, {2, 35}}, 3);
 }
-static void test_combine_7168(void **state) { (void)state, check_case(&(Case){COMBINE, 7168, false, 8, true}, ROWS, 4); }
-static void test_combine_512_f32(void **state) { (void)state, check_case(&(Case){COMBINE, 512, true, 4, true}, ROWS, 4); }
+static void test_add_norm_1536(void **state) { (void)state, check_case(&(Case){ADD_NORM, 1536, false, 6, true, true}, ROWS, 4); }
+static void test_combine_7168(void **state) { (void)state, check_case(&(Case){COMBINE, 7168, false, 8, true, false}, ROWS, 4); }
+static void test_combine_512_f32(void **state) { (void)state, check_case(&(Case){COMBINE, 512, true, 4, true, false}, ROWS, 4); }
 /* a row too wide to keep in 44 KB of shared memory (16,384: 64 KB): the stores recompute it; 1,024 threads a CTA above 64 rows */
-static void test_add_norm_16384(void **state) { (void)state, check_case(&(Case){ADD_NORM, 16384, false, 8, false}, ROWS, 4); }
-static void test_concat_512(void **state) { (void)state, check_case(&(Case){CONCAT, 512, false, 4, false}, ROWS, 4); }
+static void test_add_norm_16384(void **state) { (void)state, check_case(&(Case){ADD_NORM, 16384, false, 8, false, false}, ROWS, 4); }
+static void test_concat_512(void **state) { (void)state, check_case(&(Case){CONCAT, 512, false, 4, false, false}, ROWS, 4); }
 
 /* DSCC_ROWS_WIDE=0: the old form, one 256-thread block a row, at any row count; a malformed value stops codegen. */
 static void test_env(void **state) {
@@ -228,6 +241,80 @@ static void test_env(void **state) {
     arena_free(a);
 }
 
+/* Every stored value of g's run at B x S rows (the same seeded inputs each call), the row kernel's prefill form on or off
+ * (read when gpu_exec_new generates the code); vals[id] NULL where none. Asserts the codes' place is 16-byte aligned
+ * (so the prefill form's vector stores run, not their fallback). */
+static void stored_values(DiagEngine *d, const IrGraph *g, int64_t D, int64_t B, int64_t S, bool prefill, float **vals, int64_t *counts) {
+    uint64_t seed = 7919u + (uint64_t)D, rng = seed;
+    CpuWeightSource ws = cpu_random_weights(&seed);
+    if (!prefill) setenv("DSCC_ROWS_PREFILL", "0", 1);
+    GpuExec *gx = gpu_exec_new(g, &ws, &(GpuOptions){.max_batch = 1, .max_seq = 136, .max_ctx = 136, .keep_all = true, .no_blas = true}, d);
+    unsetenv("DSCC_ROWS_PREFILL");
+    assert_non_null(gx);
+    int64_t M = B * S;
+    float *x = malloc(sizeof(float) * (size_t)(M * D)), *r = malloc(sizeof(float) * (size_t)(M * D));
+    for (int64_t i = 0; i < M * D; i++) { /* multiples of 1/8 in [-2, 2]: every sum of squares exact, in any order */
+        rng = rng * 6364136223846793005ull + 1442695040888963407ull;
+        x[i] = (float)((int)(rng >> 33) % 33 - 16) / 8.0f;
+        r[i] = (float)((int)(rng >> 45) % 33 - 16) / 8.0f;
+    }
+    CpuInput in[2] = {{"x", 3, {B, S, D}, x}, {"r", 3, {B, S, D}, r}};
+    assert_true(gpu_exec_run(gx, in, 2, d));
+    for (int i = 0; i < g->nnodes; i++) {
+        const IrNode *n = g->nodes[i];
+        int64_t nc = 0;
+        const float *v = n->op == IR_OP_INPUT || n->op == IR_OP_WEIGHT ? NULL : gpu_exec_value(gx, i, &nc);
+        vals[i] = v ? malloc(sizeof(float) * (size_t)nc) : NULL, counts[i] = v ? nc : 0;
+        if (v) memcpy(vals[i], v, sizeof(float) * (size_t)nc);
+        if (v && nc == M * D) assert_int_equal(gpu_exec_offset(gx, i) % 16, 0); /* the row kernel's stores of the rows */
+    }
+    free(x), free(r);
+    gpu_exec_free(gx);
+}
+
+/* The prefill form (vector loads and stores; two rows a CTA at 7,168) stores the same bits as one CTA a row (its value
+ * functions and gen.c's stores): codes, scales, the residual and a stored reshape of the norm, at 131 rows (the last
+ * CTA's second row past the end). The inputs make every sum of squares exact, so the forms' orders of summing agree. */
+static void check_prefill_exact(const char *tmpl, int64_t D) {
+    Arena *a = arena_new();
+    DiagEngine *d = diag_new(a, stderr);
+    char *src = arena_strdup(a, tmpl);
+    for (char *q; (q = strstr(src, "%D"));) *q = '\0', src = arena_printf(a, "%s%lld%s", src, (long long)D, q + 2);
+    IrGraph *g = compile(a, d, src);
+    int parts = 0, threads = 0, per = 0;
+    bool kept = false;
+    row_form(g, false, 1, 131, &parts, &threads, &per, &kept);
+    assert_int_equal(per, D >= 4096 ? 2 : 1);
+    assert_true(vec_stores);
+    float **on = calloc((size_t)g->nnodes, sizeof(float *)), **off = calloc((size_t)g->nnodes, sizeof(float *));
+    int64_t *con = calloc((size_t)g->nnodes, sizeof(int64_t)), *coff = calloc((size_t)g->nnodes, sizeof(int64_t));
+    stored_values(d, g, D, 1, 131, true, on, con);
+    stored_values(d, g, D, 1, 131, false, off, coff);
+    int compared = 0;
+    for (int i = 0; i < g->nnodes; i++) {
+        assert_true((on[i] == NULL) == (off[i] == NULL));
+        if (!on[i]) continue;
+        assert_int_equal(con[i], coff[i]);
+        int64_t diff = 0;
+        for (int64_t k = 0; k < con[i]; k++) diff += memcmp(&on[i][k], &off[i][k], sizeof(float)) != 0;
+        fprintf(stderr, "D %lld, %%%d %s: %lld values, %lld differ\n", (long long)D, i, ir_op_name(g->nodes[i]->op), (long long)con[i], (long long)diff);
+        assert_int_equal(diff, 0);
+        compared++;
+        free(on[i]), free(off[i]);
+    }
+    assert_true(compared >= 3);
+    free(on), free(off), free(con), free(coff);
+    arena_free(a);
+}
+
+static const char ADD_NORM_FLAT[] = "dim B, S;\ninput x: bf16[B, S, %D];\ninput r: bf16[B, S, %D];\nweight g: bf16[%D] = \"g\";\n"
+                                    "weight w: bf16[128, %D] = \"w\";\nlet h = x + r;\noutput hs = h;\n"
+                                    "let n = reshape(rmsnorm(h, g, eps=1e-6), [B * S, %D]);\noutput ns = n;\noutput y = silu(linear(n, w));\n";
+
+static void test_prefill_exact_7168(void **state) { (void)state, check_prefill_exact(ADD_NORM, 7168); }
+static void test_prefill_exact_1536(void **state) { (void)state, check_prefill_exact(ADD_NORM_FLAT, 1536); }
+static void test_prefill_exact_7168_flat(void **state) { (void)state, check_prefill_exact(ADD_NORM_FLAT, 7168); }
+
 /* DSCC_ROWS_PREFILL=0: one CTA a row above 128 rows of 7,168 too; a malformed value stops codegen. */
 static void test_env_prefill(void **state) {
     (void)state;
@@ -240,6 +327,7 @@ static void test_env_prefill(void **state) {
     bool kept = false;
     row_form(g, false, 1, 200, &parts, &threads, &per, &kept);
     assert_int_equal(per, 2);
+    assert_int_equal(threads, 448);
     setenv("DSCC_ROWS_PREFILL", "0", 1);
     row_form(g, false, 1, 200, &parts, &threads, &per, &kept);
     assert_int_equal(parts, 1);
@@ -255,9 +343,11 @@ static void test_env_prefill(void **state) {
 
 int main(void) {
     if (!tu_hopper()) return 77;
-    const struct CMUnitTest tests[] = {cmocka_unit_test(test_add_norm_7168), cmocka_unit_test(test_add_norm_1536_f32),
+    const struct CMUnitTest tests[] = {cmocka_unit_test(test_add_norm_7168), cmocka_unit_test(test_add_norm_1536_f32), cmocka_unit_test(test_add_norm_1536),
                                        cmocka_unit_test(test_combine_7168),  cmocka_unit_test(test_combine_512_f32),
                                        cmocka_unit_test(test_add_norm_16384), cmocka_unit_test(test_concat_512),
-                                       cmocka_unit_test(test_env), cmocka_unit_test(test_env_prefill)};
+                                       cmocka_unit_test(test_env), cmocka_unit_test(test_env_prefill),
+                                       cmocka_unit_test(test_prefill_exact_7168), cmocka_unit_test(test_prefill_exact_1536),
+                                       cmocka_unit_test(test_prefill_exact_7168_flat)};
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

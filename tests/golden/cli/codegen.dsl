@@ -52,9 +52,15 @@
 // kernel also appends the new row to the KV cache, so no layer has a
 // kernel of its own for that. Each has two forms: up to 64 rows (a decode
 // step) a cluster of CTAs splits each row (the latent's 512 over 4, q_a's
-// 1,536 over 6, the hidden 7,168 over 8), above one block a row.
+// 1,536 over 6, the hidden 7,168 over 8), above one block a row; above 128
+// rows (a prefill) a third where its 16-byte loads and stores apply (the
+// input of the first layer, and every norm after attention: not after a
+// MoE combine): the hidden 7,168's two rows a block in turn, q_a's one
+// block a row (DSCC_ROWS_PREFILL=0: none).
 // RUN: dscc compile models/deepseek_v3.dsl --emit=cuda | grep -E "^extern .*rmsnorm" | sed 's/.*) {  \/\/ //' | sort | uniq -c | sed 's/^ *//'
-// CHECK: 61 rows: rmsnorm, then the row's stores; a cluster of 4 CTAs a row, 128 wide each
+// CHECK: 61 rows: rmsnorm, then the row's stores; 1 row a block
+// CHECK-NEXT: 65 rows: rmsnorm, then the row's stores; 2 rows a block in turn
+// CHECK-NEXT: 61 rows: rmsnorm, then the row's stores; a cluster of 4 CTAs a row, 128 wide each
 // CHECK-NEXT: 61 rows: rmsnorm, then the row's stores; a cluster of 6 CTAs a row, 256 wide each
 // CHECK-NEXT: 123 rows: rmsnorm, then the row's stores; a cluster of 8 CTAs a row, 896 wide each
 // CHECK-NEXT: 245 rows: rmsnorm, then the row's stores; one block a row
