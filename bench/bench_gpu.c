@@ -406,8 +406,9 @@ int main(int argc, char **argv) {
     printf("\n## decode, context 17-20\n\n| batch | step ms (kernels timed one by one) | step ms, launches | step ms, CUDA graph | "
            "of which attention ms | experts hit per MoE layer | bytes read GB | floor ms | floor ms, stage by stage |\n"
            "|---|---|---|---|---|---|---|---|---|\n");
-    StrBuf steps_by_kind; /* printed after the table */
+    StrBuf steps_by_kind, pdl_note; /* printed after the table */
     sb_init(&steps_by_kind);
+    sb_init(&pdl_note);
     for (int bi = 0; bi < 3; bi++) {
         int64_t B = batches[bi];
         gpu_exec_reset(x);
@@ -431,6 +432,9 @@ int main(int argc, char **argv) {
                 double ms = gpu_exec_last_ms(x);
                 if (mode == 0) plain = ms < plain ? ms : plain;
                 else graphed = ms < graphed ? ms : graphed;
+                if (mode == 1 && s == 3) /* programmatic dependent launch (DSCC_PDL): how many of the step's launches */
+                    sb_printf(&pdl_note, "batch %lld: %d of %d launches of a graphed step programmatic\n", (long long)B,
+                              gpu_exec_last_pdl_launches(x), gpu_exec_last_launches(x));
             }
         }
         gpu_exec_set_graphs(x, false);
@@ -449,6 +453,8 @@ int main(int argc, char **argv) {
         sb_printf(&steps_by_kind, "\nbatch %lld step by op kind:\n", (long long)B);
         breakdown(g, x, &steps_by_kind);
     }
+    printf("\nprogrammatic dependent launch %s (DSCC_PDL)\n%s", gpu_exec_pdl(x) ? "on" : "off", pdl_note.data ? pdl_note.data : "");
+    sb_free(&pdl_note);
     fputs(steps_by_kind.data, stdout);
     sb_free(&steps_by_kind);
 

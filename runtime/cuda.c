@@ -109,6 +109,8 @@ struct RtCuda {
     RtModule *modules;
     /* optional (a graph's kernel nodes updated in place): NULL when the driver lacks them */
     CUresult (*get_capture_info)(CUstream, int *, unsigned long long *, CUgraph *, const CUgraphNode **, size_t *);
+    /* ... its v3 (CUDA 12.3), preferred: with programmatic edges in a capture the v2 query may refuse as lossy */
+    CUresult (*get_capture_info3)(CUstream, int *, unsigned long long *, CUgraph *, const CUgraphNode **, const void **, size_t *);
     CUresult (*exec_kernel_set)(CUgraphExec, CUgraphNode, const CuKernelNodeParams *);
     /* optional (programmatic dependent launch: cuLaunchKernelEx, a CUDA 12.3 driver for graphs to keep its edges):
      * NULL when the driver lacks it or is older */
@@ -169,6 +171,7 @@ RtCuda *rt_cuda_open(DiagEngine *d, int ordinal) {
     c->stream = c->streams[0];
     c->sm = major * 10 + minor;
     *(void **)&c->get_capture_info = dlsym(c->lib, "cuStreamGetCaptureInfo_v2");
+    *(void **)&c->get_capture_info3 = dlsym(c->lib, "cuStreamGetCaptureInfo_v3");
     if (!(*(void **)&c->exec_kernel_set = dlsym(c->lib, "cuGraphExecKernelNodeSetParams_v2")))
         *(void **)&c->exec_kernel_set = dlsym(c->lib, "cuGraphExecKernelNodeSetParams");
     *(void **)&c->tmap_encode = dlsym(c->lib, "cuTensorMapEncodeTiled");
@@ -366,14 +369,17 @@ bool rt_cuda_capture_end(RtCuda *c, DiagEngine *d, RtGraph **g) {
     return ok;
 }
 
-bool rt_cuda_graph_nodes(const RtCuda *c) { return c->get_capture_info && c->exec_kernel_set; }
+bool rt_cuda_graph_nodes(const RtCuda *c) { return (c->get_capture_info || c->get_capture_info3) && c->exec_kernel_set; }
 
 void *rt_cuda_capture_last(RtCuda *c) {
     int status = 0;
     const CUgraphNode *deps = NULL;
+    const void *edges = NULL; /* CUgraphEdgeData per dependency (programmatic or not): not needed */
     size_t n = 0;
-    if (!c->get_capture_info || c->get_capture_info(c->stream, &status, NULL, NULL, &deps, &n) != 0 || status != 1 || n != 1)
-        return NULL;
+    CUresult r = c->get_capture_info3 ? c->get_capture_info3(c->stream, &status, NULL, NULL, &deps, &edges, &n)
+                 : c->get_capture_info ? c->get_capture_info(c->stream, &status, NULL, NULL, &deps, &n)
+                                       : 1;
+    if (r != 0 || status != 1 || n != 1) return NULL;
     return deps[0];
 }
 

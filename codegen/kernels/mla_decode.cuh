@@ -130,7 +130,9 @@
 typedef unsigned long long u64;
 struct Args { u64 t[64]; long long sym[8]; long long cap, len; u64 err; long long tag; };
 __device__ __forceinline__ void pdl_wait() { asm volatile("griddepcontrol.wait;" ::: "memory"); }
+__device__ __forceinline__ void pdl_launch_dependents() { asm volatile("griddepcontrol.launch_dependents;" ::: "memory"); }
 #define DSCC_PDL_WAIT() pdl_wait()
+#define DSCC_PDL_LAUNCH_DEPENDENTS() pdl_launch_dependents()
 #endif
 
 #ifndef MLA_DECODE_HELPERS
@@ -379,6 +381,7 @@ __device__ __forceinline__ void mla_pv(float *o, const unsigned char *Pc, const 
 
 extern "C" __global__ void __launch_bounds__(MLA_THREADS, 1) DSCC_ENTRY(Args a) {
     DSCC_PDL_WAIT(); // q and the cache are the step's (programmatic dependent launch: codegen/kernels.h)
+    DSCC_PDL_LAUNCH_DEPENDENTS(); // the combine (or the next kernel) may take its place on the SMs as they free up
     extern __shared__ __align__(16) unsigned char mla_smem[];
     __shared__ float s_corr[2][64], s_m[64], s_l[64], s_l1[64];
 #if MLA_V3 == 2

@@ -36,11 +36,14 @@
 typedef unsigned long long u64;
 struct Args { u64 t[64]; long long sym[8]; long long cap, len; u64 err; long long tag; };
 __device__ __forceinline__ void pdl_wait() { asm volatile("griddepcontrol.wait;" ::: "memory"); }
+__device__ __forceinline__ void pdl_launch_dependents() { asm volatile("griddepcontrol.launch_dependents;" ::: "memory"); }
 #define DSCC_PDL_WAIT() pdl_wait()
+#define DSCC_PDL_LAUNCH_DEPENDENTS() pdl_launch_dependents()
 #endif
 
 extern "C" __global__ void __launch_bounds__(256) DSCC_ENTRY(Args a) {
     DSCC_PDL_WAIT(); // the splits' parts are the decode kernel's (programmatic dependent launch: codegen/kernels.h)
+    DSCC_PDL_LAUNCH_DEPENDENTS(); // the next kernel may start its prologue (its weights) meanwhile
     const long long n = MLA_B * MLA_S * MLA_HQ, i = (long long)blockIdx.x * 256 + threadIdx.x;
     if (i >= n * 128) return;
     const float *part = (const float *)a.t[MLA_SP];

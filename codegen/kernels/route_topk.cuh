@@ -48,7 +48,9 @@ struct Args { u64 t[64]; long long sym[8]; long long cap, len; u64 err; long lon
 #define RT_EPS 1e-20f
 #define RT_SCALE 2.5f
 __device__ __forceinline__ void pdl_wait() { asm volatile("griddepcontrol.wait;" ::: "memory"); }
+__device__ __forceinline__ void pdl_launch_dependents() { asm volatile("griddepcontrol.launch_dependents;" ::: "memory"); }
 #define DSCC_PDL_WAIT() pdl_wait()
+#define DSCC_PDL_LAUNCH_DEPENDENTS() pdl_launch_dependents()
 #endif
 
 #define RT_J ((RT_E + 31) / 32)
@@ -122,6 +124,7 @@ __device__ __forceinline__ void rt_group_scores(const float *c, int lane, float 
 
 extern "C" __global__ void __launch_bounds__(256) DSCC_ENTRY(Args a) {
     DSCC_PDL_WAIT(); // the logits are the router GEMM's (programmatic dependent launch: codegen/kernels.h)
+    DSCC_PDL_LAUNCH_DEPENDENTS(); // the experts' kernel may start its prologue meanwhile
     const long long row = ((long long)blockIdx.x * blockDim.x + threadIdx.x) / 32;
     const int lane = (int)(threadIdx.x & 31);
     if (row >= (long long)(RT_ROWS)) return;

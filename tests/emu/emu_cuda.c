@@ -1560,6 +1560,15 @@ EMU_API CUresult cuStreamGetCaptureInfo_v2(void *hs, int *status, unsigned long 
     if (ndeps) *ndeps = s->capture && s->capture_last ? 1 : 0;
     return CU_OK;
 }
+/* ... the v3 form: with each dependency's edge data (CUgraphEdgeData, 8 bytes; the emulated graph's edges are all default) */
+EMU_API CUresult cuStreamGetCaptureInfo_v3(void *hs, int *status, unsigned long long *id, void **graph, void *const **deps,
+                                           const void **edges, size_t *ndeps) {
+    static const unsigned char no_data[8];
+    CUresult r = cuStreamGetCaptureInfo_v2(hs, status, id, graph, deps, ndeps);
+    EmuStream *s = stream_of(hs);
+    if (edges) *edges = s->capture && s->capture_last ? no_data : NULL;
+    return r;
+}
 /* Streams that joined the capture through an event leave it with the stream that began it. */
 EMU_API CUresult cuStreamEndCapture(void *hs, void **graph) {
     EmuStream *s = stream_of(hs);

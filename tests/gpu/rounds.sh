@@ -41,6 +41,12 @@
 #   rounds.sh deepgemm  DeepGEMM's FP8 GEMM at bench_gemm's shapes (DG_S seconds);
 #   rounds.sh trace1k the same for a 1,024-token prefill, its top 50 kernels;
 #   rounds.sh ncu     Nsight Compute on the MLA decode kernel, where ncu exists;
+#   rounds.sh pdl     test_gpu_pdl, then bench_gpu with programmatic dependent
+#                     launch (DSCC_PDL=1, the default) and without (=0, the
+#                     baseline in the same run): the decode step's "CUDA graph"
+#                     column, and the line saying how many launches were
+#                     programmatic;
+#   rounds.sh pdlops  test_gpu_ops and the fixtures end to end under DSCC_PDL=1;
 #   rounds.sh attnp   the prefill attention: test_gpu_attn, its forms alone
 #                     side by side (bench_attn: MLA's naive shape, 1,024 and
 #                     4,096 positions), then bench_gpu with the wgmma form
@@ -70,7 +76,7 @@ step() { # step NAME SECONDS CMD...: runs CMD with a limit, its log in $out/NAME
 for mode in "${@:-check}"; do
 case "$mode" in
   check)
-    for t in test_gpu_mla test_gpu_barrier test_gpu_attn test_gpu_gemm_tma test_gpu_head test_gpu_route test_gpu_skinny test_gpu_rows test_gpu_expert test_gpu_sample test_gpu_plan test_gpu_rmsnorm_quant; do
+    for t in test_gpu_mla test_gpu_barrier test_gpu_attn test_gpu_gemm_tma test_gpu_head test_gpu_route test_gpu_skinny test_gpu_rows test_gpu_expert test_gpu_sample test_gpu_plan test_gpu_rmsnorm_quant test_gpu_pdl; do
       [ -x build/$t ] && step "$t" 120 build/$t
     done
     DSCC_GEMM_TILE=wgmma step test_gpu_ops 200 build/test_gpu_ops
@@ -144,6 +150,14 @@ case "$mode" in
     if [ -n "$n" ]; then
       TAIL=80 step ncu_mla 240 "$n" --clock-control none --kernel-name regex:"attention|mla" --launch-skip 3 --launch-count 1 --set full build/bench_mla
     else echo "ncu: not on this machine"; fi ;;
+  pdl) # programmatic dependent launch against plain launches, one card, one process each
+    step test_gpu_pdl 120 build/test_gpu_pdl
+    for p in 1 0; do
+      DSCC_PDL=$p TAIL=45 step "bench_gpu_pdl$p" 220 build/bench_gpu --layers 2 --dense 1 --prefill 1024 --peak-tflops 1300
+    done ;;
+  pdlops) # the fidelity bounds with it on
+    DSCC_PDL=1 DSCC_GEMM_TILE=wgmma step test_gpu_ops_pdl 200 build/test_gpu_ops
+    DSCC_PDL=1 OUT=$(mktemp -d) TAIL=20 step e2e_pdl 150 bash tests/gpu/e2e.sh ;;
   attnp) # the prefill attention's wgmma form against mma.sync: bench_attn's table, bench_gpu's prefill "attention" line
     step test_gpu_attn 120 build/test_gpu_attn
     TAIL=6 step bench_attn 120 build/bench_attn
