@@ -25,7 +25,8 @@
  * the same order: they agree exactly, but for the lazy rescale and the
  * seesaw, which sums S's chunks in another order: within 2e-2 of
  * max(1, |x|)). Run on the GPU machine:
- *   build/bench_mla [--batch B] [--ctx T] [--reps N]
+ *   build/bench_mla [--batch B] [--ctx T] [--reps N] [--variant K]
+ * (--variant K: the table's row K alone, e.g. for Nsight Compute)
  * The emulated device (tests/emu) runs `--batch 1 --ctx 130 --reps 1`. */
 #include <math.h>
 #include <stdint.h>
@@ -90,21 +91,23 @@ static void sources(Arena *a, const Variant *v, long long B, long long T, CgSour
                         {"codegen/kernels/mla_decode_combine.cuh", 0, 0}};
 }
 
-static bool parse_args(int argc, char **argv, long long *B, long long *T, int *reps) {
+static bool parse_args(int argc, char **argv, long long *B, long long *T, int *reps, int *only) {
     for (int i = 1; i < argc; i++) {
         long long *dst = strcmp(argv[i], "--batch") == 0 ? B : strcmp(argv[i], "--ctx") == 0 ? T : NULL;
-        if ((dst || strcmp(argv[i], "--reps") == 0) && i + 1 < argc) {
+        const bool var = strcmp(argv[i], "--variant") == 0;
+        if ((dst || var || strcmp(argv[i], "--reps") == 0) && i + 1 < argc) {
             char *end;
             long long x = strtoll(argv[++i], &end, 10);
-            if (*end || x < 1 || x > (dst == T ? 1 << 20 : 4096)) {
+            if (*end || x < 1 || x > (dst == T ? 1 << 20 : var ? NV : 4096)) {
                 fprintf(stderr, "bench_mla: %s takes a positive integer within bounds, not '%s'\n", argv[i - 1], argv[i]);
                 return false;
             }
             if (dst) *dst = x;
+            else if (var) *only = (int)x;
             else *reps = (int)x;
             continue;
         }
-        fprintf(stderr, "usage: bench_mla [--batch B] [--ctx T] [--reps N]\n");
+        fprintf(stderr, "usage: bench_mla [--batch B] [--ctx T] [--reps N] [--variant K (1 to %d: that row alone)]\n", NV);
         return false;
     }
     return true;
@@ -112,8 +115,8 @@ static bool parse_args(int argc, char **argv, long long *B, long long *T, int *r
 
 int main(int argc, char **argv) {
     long long B = 32, T = 4097;
-    int reps = 20;
-    if (!parse_args(argc, argv, &B, &T, &reps)) return 2;
+    int reps = 20, only = 0;
+    if (!parse_args(argc, argv, &B, &T, &reps, &only)) return 2;
     Arena *a = arena_new();
     DiagEngine *d = diag_new(a, stderr);
     RtCuda *gpu = rt_cuda_open(d, 0);
@@ -136,7 +139,8 @@ int main(int argc, char **argv) {
     printf("| variant | median ms | TFLOPS | best ms | TFLOPS | decode alone, median ms | output as the first |\n"
            "|---|---|---|---|---|---|---|\n");
     int status = 0;
-    for (int vi = 0; vi < NV; vi++) {
+    for (int vi = only ? only - 1 : 0; vi < (only ? only : NV); vi++) {
+        const bool ref = vi == (only ? only - 1 : 0); /* the first row run: the others are compared with it */
         CgSource src[2];
         CgBinary bin[2] = {{0}};
         CgOptions o = {0};
@@ -157,10 +161,10 @@ int main(int argc, char **argv) {
             if (!rt_cuda_event_ms(gpu, d, e0, e1, &t) || !rt_cuda_event_ms(gpu, d, e0, em, &td)) return 3;
             if (r >= 0) ms[r] = t, dms[r] = td;
         }
-        if (!rt_cuda_download(gpu, d, vi ? out : first, dout, no * 2)) return 3;
+        if (!rt_cuda_download(gpu, d, ref ? first : out, dout, no * 2)) return 3;
         size_t diff = 0;
         double worst = 0; /* the seesaw sums S's chunks in another order: its output may differ by a few bf16 steps */
-        for (size_t i = 0; vi && i < no; i++) {
+        for (size_t i = 0; !ref && i < no; i++) {
             const uint32_t ua = (uint32_t)out[i] << 16, ub = (uint32_t)first[i] << 16;
             float fa, fb;
             memcpy(&fa, &ua, 4), memcpy(&fb, &ub, 4);
@@ -169,7 +173,7 @@ int main(int argc, char **argv) {
             if (!(e <= worst)) worst = e;
         }
         char as[64];
-        snprintf(as, sizeof as, vi == 0 ? "(the first)" : !diff ? "same" : worst <= 2e-2 ? "max diff %.1e" : "DIFFERS (max diff %.1e)", worst);
+        snprintf(as, sizeof as, ref ? "(the first)" : !diff ? "same" : worst <= 2e-2 ? "max diff %.1e" : "DIFFERS (max diff %.1e)", worst);
         qsort(ms, (size_t)reps, sizeof *ms, cmp_float);
         qsort(dms, (size_t)reps, sizeof *dms, cmp_float);
         const double med = ms[reps / 2], best = ms[0];
