@@ -5,11 +5,12 @@
  * step (MLA_LEAN 1: the producer's copies at offsets fixed at compile
  * time, 2: and S's wgmma descriptors precomputed, 3: and no mask on whole
  * blocks, 4: and warpgroup 0 issues the next block's S before waiting for
- * its P V), all with the exact rescale (MLA_LAZY 0), then MLA_LEAN 4 with
- * O rescaled only when a row's max grows by more than 2^8 (MLA_LAZY 1: the
- * default), and the seesaw schedule (MLA_V3 2, DSCC_MLA_V3=2) as it was and
- * with MLA_LEAN (1 to 3 apply to it: its producer's copies, S's
- * descriptors, no mask on whole blocks) and the lazy rescale. (The
+ * its P V, 5: and P = ex2.approx.ftz on whole blocks), all with the exact
+ * rescale (MLA_LAZY 0), then MLA_LEAN 5 with O rescaled only when a row's
+ * max grows by more than 2^8 (MLA_LAZY 1: the default), and the seesaw
+ * schedule (MLA_V3 2, DSCC_MLA_V3=2) as it was and with MLA_LEAN (1 to 3
+ * and 5 apply to it: its producer's copies, S's descriptors, no mask and
+ * ex2.approx.ftz on whole blocks) and the lazy rescale. (The
  * whole-stage ring, DSCC_MLA_V3=0, and the L2 prefetch, DSCC_MLA_PREFETCH,
  * were timed on 2026-12-06: docs/KERNELS.md.) The shape
  * is bench_gpu's long context: batch 32 (--batch), 4,097 keys (--ctx), 128
@@ -24,7 +25,8 @@
  * the same order: they agree exactly, but for the lazy rescale and the
  * seesaw, which sums S's chunks in another order: within 2e-2 of
  * max(1, |x|)). Run on the GPU machine:
- *   build/bench_mla [--batch B] [--ctx T] [--reps N]
+ *   build/bench_mla [--batch B] [--ctx T] [--reps N] [--variant K]
+ * (--variant K: the table's row K alone, e.g. for Nsight Compute)
  * The emulated device (tests/emu) runs `--batch 1 --ctx 130 --reps 1`. */
 #include <math.h>
 #include <stdint.h>
@@ -54,9 +56,10 @@ static const Variant VARIANTS[] = {{"chunk ring, as before (DSCC_MLA_LEAN=0 DSCC
                                    {"and S's descriptors precomputed (DSCC_MLA_LEAN=2 DSCC_MLA_LAZY=0)", "1", "0", "1", "2", "0"},
                                    {"and no mask on whole blocks (DSCC_MLA_LEAN=3 DSCC_MLA_LAZY=0)", "1", "0", "1", "3", "0"},
                                    {"and next S before P V's wait (DSCC_MLA_LEAN=4 DSCC_MLA_LAZY=0)", "1", "0", "1", "4", "0"},
-                                   {"and lazy rescale (the default: DSCC_MLA_LEAN=4 DSCC_MLA_LAZY=1)", "1", "0", "1", "4", "1"},
+                                   {"and ex2.approx.ftz on whole blocks (DSCC_MLA_LEAN=5 DSCC_MLA_LAZY=0)", "1", "0", "1", "5", "0"},
+                                   {"and lazy rescale (the default: DSCC_MLA_LEAN=5 DSCC_MLA_LAZY=1)", "1", "0", "1", "5", "1"},
                                    {"seesaw schedule as before (DSCC_MLA_V3=2 DSCC_MLA_LEAN=0 DSCC_MLA_LAZY=0)", "2", "0", "1", "0", "0"},
-                                   {"seesaw schedule, lean, lazy rescale (DSCC_MLA_V3=2)", "2", "0", "1", "4", "1"}};
+                                   {"seesaw schedule, lean, lazy rescale (DSCC_MLA_V3=2)", "2", "0", "1", "5", "1"}};
 enum { NV = (int)(sizeof VARIANTS / sizeof *VARIANTS), HQ = 128 };
 
 static uint64_t rng = 88172645463325252ull;
@@ -88,21 +91,23 @@ static void sources(Arena *a, const Variant *v, long long B, long long T, CgSour
                         {"codegen/kernels/mla_decode_combine.cuh", 0, 0}};
 }
 
-static bool parse_args(int argc, char **argv, long long *B, long long *T, int *reps) {
+static bool parse_args(int argc, char **argv, long long *B, long long *T, int *reps, int *only) {
     for (int i = 1; i < argc; i++) {
         long long *dst = strcmp(argv[i], "--batch") == 0 ? B : strcmp(argv[i], "--ctx") == 0 ? T : NULL;
-        if ((dst || strcmp(argv[i], "--reps") == 0) && i + 1 < argc) {
+        const bool var = strcmp(argv[i], "--variant") == 0;
+        if ((dst || var || strcmp(argv[i], "--reps") == 0) && i + 1 < argc) {
             char *end;
             long long x = strtoll(argv[++i], &end, 10);
-            if (*end || x < 1 || x > (dst == T ? 1 << 20 : 4096)) {
+            if (*end || x < 1 || x > (dst == T ? 1 << 20 : var ? NV : 4096)) {
                 fprintf(stderr, "bench_mla: %s takes a positive integer within bounds, not '%s'\n", argv[i - 1], argv[i]);
                 return false;
             }
             if (dst) *dst = x;
+            else if (var) *only = (int)x;
             else *reps = (int)x;
             continue;
         }
-        fprintf(stderr, "usage: bench_mla [--batch B] [--ctx T] [--reps N]\n");
+        fprintf(stderr, "usage: bench_mla [--batch B] [--ctx T] [--reps N] [--variant K (1 to %d: that row alone)]\n", NV);
         return false;
     }
     return true;
@@ -110,8 +115,8 @@ static bool parse_args(int argc, char **argv, long long *B, long long *T, int *r
 
 int main(int argc, char **argv) {
     long long B = 32, T = 4097;
-    int reps = 20;
-    if (!parse_args(argc, argv, &B, &T, &reps)) return 2;
+    int reps = 20, only = 0;
+    if (!parse_args(argc, argv, &B, &T, &reps, &only)) return 2;
     Arena *a = arena_new();
     DiagEngine *d = diag_new(a, stderr);
     RtCuda *gpu = rt_cuda_open(d, 0);
@@ -134,7 +139,8 @@ int main(int argc, char **argv) {
     printf("| variant | median ms | TFLOPS | best ms | TFLOPS | decode alone, median ms | output as the first |\n"
            "|---|---|---|---|---|---|---|\n");
     int status = 0;
-    for (int vi = 0; vi < NV; vi++) {
+    for (int vi = only ? only - 1 : 0; vi < (only ? only : NV); vi++) {
+        const bool ref = vi == (only ? only - 1 : 0); /* the first row run: the others are compared with it */
         CgSource src[2];
         CgBinary bin[2] = {{0}};
         CgOptions o = {0};
@@ -155,10 +161,10 @@ int main(int argc, char **argv) {
             if (!rt_cuda_event_ms(gpu, d, e0, e1, &t) || !rt_cuda_event_ms(gpu, d, e0, em, &td)) return 3;
             if (r >= 0) ms[r] = t, dms[r] = td;
         }
-        if (!rt_cuda_download(gpu, d, vi ? out : first, dout, no * 2)) return 3;
+        if (!rt_cuda_download(gpu, d, ref ? first : out, dout, no * 2)) return 3;
         size_t diff = 0;
         double worst = 0; /* the seesaw sums S's chunks in another order: its output may differ by a few bf16 steps */
-        for (size_t i = 0; vi && i < no; i++) {
+        for (size_t i = 0; !ref && i < no; i++) {
             const uint32_t ua = (uint32_t)out[i] << 16, ub = (uint32_t)first[i] << 16;
             float fa, fb;
             memcpy(&fa, &ua, 4), memcpy(&fb, &ub, 4);
@@ -167,7 +173,7 @@ int main(int argc, char **argv) {
             if (!(e <= worst)) worst = e;
         }
         char as[64];
-        snprintf(as, sizeof as, vi == 0 ? "(the first)" : !diff ? "same" : worst <= 2e-2 ? "max diff %.1e" : "DIFFERS (max diff %.1e)", worst);
+        snprintf(as, sizeof as, ref ? "(the first)" : !diff ? "same" : worst <= 2e-2 ? "max diff %.1e" : "DIFFERS (max diff %.1e)", worst);
         qsort(ms, (size_t)reps, sizeof *ms, cmp_float);
         qsort(dms, (size_t)reps, sizeof *dms, cmp_float);
         const double med = ms[reps / 2], best = ms[0];

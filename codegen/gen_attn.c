@@ -333,7 +333,7 @@ static void mla_decode(Gen *G, const IrNode *n, int sq, int sq1, int64_t qd0, in
                     {"MLA_SCALE", arena_printf(a, "%.9ef", (double)(float)ir_node_attr_float(n, "scale", 1.0))},
                     {"MLA_V3", v3 && *v3 ? v3 : "1"}, /* 0: the stage lands whole (the kernel before the chunk ring); 2: the seesaw */
                     {"MLA_PF", pf && *pf ? pf : "0"}, /* blocks of keys the L2 prefetch runs ahead (0: none, the default: slower on an H100) */
-                    {"MLA_LEAN", lean && *lean ? lean : "4"}, /* fewer instructions a block of keys (mla_decode.cuh); 0: as before */
+                    {"MLA_LEAN", lean && *lean ? lean : "5"}, /* fewer instructions a block of keys (mla_decode.cuh); 0: as before */
                     {"MLA_LAZY", lazy && *lazy ? lazy : "1"}}; /* O rescaled only when a row's max grows by more than 2^8 */
     sb_puts(&G->decl, cg_kernel_instance(a, "mla_decode", "mla_decode", d, (int)(sizeof d / sizeof *d)));
     cg_phase(G, CG_LAUNCH_BLOCK, B, 1, ir_dim_mul(S, q->type.dims[2]), 64, MLA_SMEM);
@@ -638,9 +638,10 @@ bool cg_attention(Gen *G, const IrNode *n) {
         return false;
     }
     const char *lean = getenv("DSCC_MLA_LEAN");
-    if (lean && *lean && (strlen(lean) != 1 || *lean < '0' || *lean > '4')) {
-        G->why = "DSCC_MLA_LEAN must be 0 to 4 (MLA's decode kernel: 1 the producer's copies at fixed offsets, 2 and S's descriptors, "
-                 "3 and no mask on whole blocks, 4 and the next S issued before P V is waited for; 0: none)";
+    if (lean && *lean && (strlen(lean) != 1 || *lean < '0' || *lean > '5')) {
+        G->why = "DSCC_MLA_LEAN must be 0 to 5 (MLA's decode kernel: 1 the producer's copies at fixed offsets, 2 and S's descriptors, "
+                 "3 and no mask on whole blocks, 4 and the next S issued before P V is waited for, 5 and ex2.approx.ftz on whole "
+                 "blocks; 0: none)";
         return false;
     }
     const char *lazy = getenv("DSCC_MLA_LAZY");

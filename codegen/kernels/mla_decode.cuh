@@ -62,9 +62,11 @@
 //   MLA_LEAN             fewer instructions a block of keys (each level includes those below; same
 //                        arithmetic): 1 with MLA_V3 1, the producer copies whole blocks after the
 //                        first at offsets fixed at compile time; 2 S's wgmma from precomputed
-//                        descriptor words (mla_wgmma_sd); 3 no mask on whole blocks; 4 (default)
+//                        descriptor words (mla_wgmma_sd); 3 no mask on whole blocks; 4
 //                        warpgroup 0 issues the next block's S before waiting for its P V (it
-//                        waits, and releases the stage, after S's first chunk); 0: none
+//                        waits, and releases the stage, after S's first chunk); 5 (default) and whole
+//                        blocks take P = ex2.approx.ftz (no select for masked columns; a P below
+//                        2^-126 becomes 0, which exp2f keeps as a denormal); 0: none
 //   MLA_LAZY             1 (default): a row's max moves only when a block's exceeds it by more
 //                        than 8 (base 2; P <= 2^8), so O's rescale is skipped on most blocks; 0: exact
 //   MLA_IN_MODULE        defined when the file is part of a generated module (its prelude has Args)
@@ -120,7 +122,7 @@
 #define MLA_WAITG 1
 #endif
 #ifndef MLA_LEAN
-#define MLA_LEAN 4
+#define MLA_LEAN 5
 #endif
 #ifndef MLA_LAZY
 #define MLA_LAZY 1
@@ -171,6 +173,12 @@ __device__ __forceinline__ unsigned mla_swz(int r, int cb) {
 __device__ __forceinline__ unsigned mla_bf16x2(float lo, float hi) {
     unsigned r;
     asm("cvt.rn.bf16x2.f32 %0, %1, %2;\n" : "=r"(r) : "f"(hi), "f"(lo));
+    return r;
+}
+// 2^x, ex2.approx.ftz.f32: exp2f's instruction without its care for results below 2^-126 (flushed to 0)
+__device__ __forceinline__ float mla_ex2(float x) {
+    float r;
+    asm("ex2.approx.ftz.f32 %0, %1;\n" : "=f"(r) : "f"(x));
     return r;
 }
 __device__ __forceinline__ void mla_cp16(void *dst, const void *src, bool v) { // 16 bytes, zeros when !v
@@ -328,7 +336,8 @@ __device__ __forceinline__ void mla_s_block(float *s, const unsigned char *Q, co
 __device__ __forceinline__ void mla_softmax(float *s, const int *lim, float *m, float *sc, float *rs, int q4, float sl2) {
     const float NEG = __int_as_float(0xff800000);
     float mx[2] = {NEG, NEG};
-    if (MLA_LEAN >= 3 && lim[0] >= 63 && lim[1] >= 63) // every key of the block seen: no mask
+    const bool whole = MLA_LEAN >= 3 && lim[0] >= 63 && lim[1] >= 63; // every key of the block seen
+    if (whole) // no mask
 #pragma unroll
         for (int i = 0; i < 32; i++) {
             s[i] *= sl2;
@@ -349,12 +358,20 @@ __device__ __forceinline__ void mla_softmax(float *s, const int *lim, float *m, 
         m[h] = mn;
         rs[h] = 0.0f;
     }
+    if (MLA_LEAN >= 5 && whole) // no masked column: ex2.approx.ftz, no select
 #pragma unroll
-    for (int i = 0; i < 32; i++) {
-        const int h = (i >> 1) & 1;
-        s[i] = s[i] == NEG ? 0.0f : exp2f(s[i] - m[h]);
-        rs[h] += s[i];
-    }
+        for (int i = 0; i < 32; i++) {
+            const int h = (i >> 1) & 1;
+            s[i] = mla_ex2(s[i] - m[h]);
+            rs[h] += s[i];
+        }
+    else
+#pragma unroll
+        for (int i = 0; i < 32; i++) {
+            const int h = (i >> 1) & 1;
+            s[i] = s[i] == NEG ? 0.0f : exp2f(s[i] - m[h]);
+            rs[h] += s[i];
+        }
 }
 // P (times the row's factor f) as bf16 into the rope chunk Pc, the A operand's layout
 __device__ __forceinline__ void mla_store_p(unsigned char *Pc, const float *s, const float *f, int ra, int q4) {
@@ -675,7 +692,8 @@ extern "C" __global__ void __launch_bounds__(MLA_THREADS, 1) DSCC_ENTRY(Args a) 
             int lim[2]; // the last column of the block each of the thread's rows sees (63: all, < 0: none)
 #pragma unroll
             for (int h = 0; h < 2; h++) lim[h] = last[h] - jb * 64 < 63 ? (int)(last[h] - jb * 64) : 63;
-            if (MLA_LEAN >= 3 && lim[0] >= 63 && lim[1] >= 63) // the thread's rows see every key of the block: no mask
+            const bool whole = MLA_LEAN >= 3 && lim[0] >= 63 && lim[1] >= 63; // the thread's rows see every key of the block
+            if (whole) // no mask
 #pragma unroll
                 for (int i = 0; i < 32; i++) {
                     s[i] *= SL2;
@@ -698,13 +716,22 @@ extern "C" __global__ void __launch_bounds__(MLA_THREADS, 1) DSCC_ENTRY(Args a) 
                 m[h] = mn;
                 ls[h] *= corr[h];
             }
+            if (MLA_LEAN >= 5 && whole) // no masked column: ex2.approx.ftz, no select
 #pragma unroll
-            for (int i = 0; i < 32; i += 2) {
-                const int h = (i >> 1) & 1;
-                const float p0 = s[i] == NEG ? 0.0f : exp2f(s[i] - m[h]), p1 = s[i + 1] == NEG ? 0.0f : exp2f(s[i + 1] - m[h]);
-                ls[h] += p0 + p1;
-                *(unsigned *)(Pc + mla_swz(ra + 8 * h, 2 * (8 * (i >> 2) + 2 * q4))) = mla_bf16x2(p0, p1);
-            }
+                for (int i = 0; i < 32; i += 2) {
+                    const int h = (i >> 1) & 1;
+                    const float p0 = mla_ex2(s[i] - m[h]), p1 = mla_ex2(s[i + 1] - m[h]);
+                    ls[h] += p0 + p1;
+                    *(unsigned *)(Pc + mla_swz(ra + 8 * h, 2 * (8 * (i >> 2) + 2 * q4))) = mla_bf16x2(p0, p1);
+                }
+            else
+#pragma unroll
+                for (int i = 0; i < 32; i += 2) {
+                    const int h = (i >> 1) & 1;
+                    const float p0 = s[i] == NEG ? 0.0f : exp2f(s[i] - m[h]), p1 = s[i + 1] == NEG ? 0.0f : exp2f(s[i + 1] - m[h]);
+                    ls[h] += p0 + p1;
+                    *(unsigned *)(Pc + mla_swz(ra + 8 * h, 2 * (8 * (i >> 2) + 2 * q4))) = mla_bf16x2(p0, p1);
+                }
             if (q4 == 0) s_corr[st][ra] = corr[0], s_corr[st][ra + 8] = corr[1];
             mla_fence_async();
             mla_bar_arrive(MLA_BAR_P + st, 256); // P and the corrections are ready for warpgroup 1

@@ -444,6 +444,11 @@ static inline unsigned emu_cvt_bf16x2(float lo, float hi) {
 
 /* mla_decode.cuh's inline-PTX helpers */
 #define mla_bf16x2(lo, hi) emu_cvt_bf16x2((lo), (hi))
+/* ex2.approx.ftz.f32: 2^x with results below 2^-126 flushed to zero */
+static inline float mla_ex2(float x) {
+    const float r = exp2f(x);
+    return r < 1.17549435e-38f ? 0.0f : r;
+}
 #define mla_bar_sync(id, n) emu_bar_sync((id), (n), __LINE__)
 #define mla_bar_arrive(id, n) emu_bar_arrive((id), (n), __LINE__)
 #define mla_regs_producer() emu_setmaxnreg(MLA_REGS_PRODUCER, __LINE__)
