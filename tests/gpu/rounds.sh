@@ -133,12 +133,15 @@ case "$mode" in
       TAIL=45 step bench_gpu_old 220 build/bench_gpu --layers 2 --dense 1 --prefill 1024 --peak-tflops 1300 ;;
   final) # the session's paths one at a time through test_gpu_ops (the others off), all at once on one GPU, beside
           # the unit tests; a path whose run or unit test fails stays off in "new"; e2e on "new"; bench_gpu new vs old
-    declare -A vars=([expert]="DSCC_EXPERT_TMA" [attn]="DSCC_ATTN_WGMMA" [rows]="DSCC_ROWS_PREFILL" [pdl]="DSCC_PDL" [mla]="DSCC_MLA_LEAN DSCC_MLA_LAZY")
-    declare -A unit=([expert]=test_gpu_expert [attn]=test_gpu_attn [rows]=test_gpu_rows [pdl]=test_gpu_pdl [mla]=test_gpu_mla)
-    off_but() { local f v e=""; [ "$1" = all ] && return; for f in "${!vars[@]}"; do [ "$f" = "$1" ] && continue; for v in ${vars[$f]}; do e+="$v=0 "; done; done; echo "$e"; }
+    declare -A on=([expert]="DSCC_EXPERT_TMA=1" [attn]="DSCC_ATTN_WGMMA=1" [rows]="DSCC_ROWS_PREFILL=1" [pdl]="DSCC_PDL=1"
+                   [mla]="DSCC_MLA_LEAN=5 DSCC_MLA_LAZY=1" [router]="DSCC_GEMM_F32_LIB=1")
+    declare -A offv=([expert]="DSCC_EXPERT_TMA=0" [attn]="DSCC_ATTN_WGMMA=0" [rows]="DSCC_ROWS_PREFILL=0" [pdl]="DSCC_PDL=0"
+                     [mla]="DSCC_MLA_LEAN=0 DSCC_MLA_LAZY=0" [router]="DSCC_GEMM_F32_LIB=0")
+    declare -A unit=([expert]=test_gpu_expert [attn]=test_gpu_attn [rows]=test_gpu_rows [pdl]=test_gpu_pdl [mla]=test_gpu_mla [router]=none)
+    only() { local f e=""; for f in "${!on[@]}"; do if [ "$f" = "$1" ] || [ "$1" = all ]; then e+="${on[$f]} "; else e+="${offv[$f]} "; fi; done; echo "$e"; }
     pids=()
-    for f in "${!vars[@]}" all; do
-      ( env $(off_but "$f") DSCC_GEMM_TILE=wgmma timeout 170 build/test_gpu_ops > "$out/ops_$f.log" 2>&1; echo $? > "$out/ops_$f.rc" ) &
+    for f in "${!on[@]}" all; do
+      ( env $(only "$f") DSCC_GEMM_TILE=wgmma timeout 170 build/test_gpu_ops > "$out/ops_$f.log" 2>&1; echo $? > "$out/ops_$f.rc" ) &
       pids+=($!)
     done
     ( for t in test_gpu_expert test_gpu_attn test_gpu_mla test_gpu_rows test_gpu_pdl test_gpu_barrier test_gpu_gemm_tma test_gpu_head test_gpu_route test_gpu_skinny test_gpu_sample test_gpu_plan test_gpu_rmsnorm_quant; do
@@ -146,18 +149,18 @@ case "$mode" in
     pids+=($!)
     wait "${pids[@]}"
     newenv=""
-    for f in all "${!vars[@]}"; do
-      rc=$(cat "$out/ops_$f.rc"); echo "test_gpu_ops, $f alone on (all: every default): exit $rc; $(grep -cE 'outside tolerance' "$out/ops_$f.log") cases printed"
+    for f in all "${!on[@]}"; do
+      echo "test_gpu_ops, $f alone on (all: every path on): exit $(cat "$out/ops_$f.rc"); $(grep -cE 'outside tolerance' "$out/ops_$f.log") cases printed"
     done
     for t in "$out"/u_*.rc; do n=$(basename "$t" .rc); echo "${n#u_}: exit $(cat "$t")"; [ "$(cat "$t")" = 0 ] || { tail -n 8 "$out/${n}.log"; status=1; }; done
-    for f in "${!vars[@]}"; do
+    for f in "${!on[@]}"; do
       u=${unit[$f]}; urc=$(cat "$out/u_$u.rc" 2>/dev/null || echo 0)
-      if [ "$(cat "$out/ops_$f.rc")" != 0 ] || [ "$urc" != 0 ]; then echo "PATH OFF in new: $f"; status=1; for v in ${vars[$f]}; do newenv+="$v=0 "; done; fi
+      if [ "$(cat "$out/ops_$f.rc")" != 0 ] || [ "$urc" != 0 ]; then echo "PATH OFF in new: $f"; status=1; newenv+="${offv[$f]} "; else newenv+="${on[$f]} "; fi
     done
-    echo "new: ${newenv:-every default}"
+    echo "new: $newenv"
     OUT=$(mktemp -d) TAIL=20 step e2e 150 env $newenv bash tests/gpu/e2e.sh
     TAIL=45 step bench_gpu_new 220 env $newenv build/bench_gpu --layers 2 --dense 1 --prefill 1024 --peak-tflops 1300
-    TAIL=45 step bench_gpu_old 220 env $(off_but none) build/bench_gpu --layers 2 --dense 1 --prefill 1024 --peak-tflops 1300 ;;
+    TAIL=45 step bench_gpu_old 220 env $(only none) build/bench_gpu --layers 2 --dense 1 --prefill 1024 --peak-tflops 1300 ;;
   quick)
     for t in test_gpu_mla test_gpu_skinny test_gpu_sample; do step "$t" 60 build/$t; done
     TAIL=40 step bench_gpu 200 build/bench_gpu --layers 2 --dense 1 --prefill 1024 --peak-tflops 1300 ;;
