@@ -203,6 +203,7 @@ typedef struct {
     int phase;           /* the template's first phase, which the library call replaces (the group's other phases,
                           * such as the stores of fused values the GEMM reads, still run) */
     int span;            /* phases from `phase` the call replaces (the tile's split-K forms too); 0 means 1 */
+    int64_t mmin;        /* > 0: the call only above this many rows (the skinny form's own: the f32 router's) */
 } CgLib;
 
 typedef struct {

@@ -730,7 +730,7 @@ static bool gemm_fp8_mma(Gen *G, const IrNode *n, IrDim M, IrDim K, IrDim O) {
     span += tma; /* the library call replaces the TMA form too */
     const IrNode *y = G->g->nodes[G->slots[sy].node];
     if (K.coeff % 512 == 0 && O.coeff % 8 == 0 && G->dtype[y->id] == IR_DT_BF16 && G->kblock[n->ops[1]->id]) /* cuBLASLt's block-scaled FP8 may run it */
-        G->lib = (CgLib){CG_LIB_FP8_GEMM, M, O.coeff, K.coeff, sx, sxs, sw, sws, sy, false, G->nphases - span, span};
+        G->lib = (CgLib){CG_LIB_FP8_GEMM, M, O.coeff, K.coeff, sx, sxs, sw, sws, sy, false, G->nphases - span, span, 0};
     return true;
 }
 
@@ -757,8 +757,18 @@ static bool gemm_bf16_mma(Gen *G, const IrNode *n, const IrNode *x, const IrNode
         span += 2; /* the skinny form's two phases */
     }
     IrDType yt = G->dtype[G->slots[sy].node]; /* bf16, or f32 where the GEMM writes its f32 cast (cuBLASLt's D in f32) */
-    if (K.coeff % 16 == 0 && O.coeff % 8 == 0 && G->dtype[n->id] == IR_DT_BF16 && (yt == IR_DT_BF16 || yt == IR_DT_F32)) /* cuBLASLt may run it */
-        G->lib = (CgLib){CG_LIB_BF16_GEMM, M, O.coeff, K.coeff, sx, 0, sw, 0, sy, yt == IR_DT_F32, G->nphases - span, span};
+    /* an f32 linear of bf16 values (the MoE router) too, above the skinny form's rows, with DSCC_GEMM_F32_LIB=1 (opt-in: not
+     * yet run on a GPU; at 1,024 rows the tile took 96 us, 39 TFLOPS, on an H100) */
+    const char *fl = getenv("DSCC_GEMM_F32_LIB");
+    if (fl && *fl && strcmp(fl, "0") && strcmp(fl, "1")) {
+        G->why = arena_printf(G->a, "DSCC_GEMM_F32_LIB is '%s': expected 0 or 1", fl);
+        return false;
+    }
+    bool f32 = x != n->ops[0] && G->dtype[n->id] == IR_DT_F32 && yt == IR_DT_F32 && fl && strcmp(fl, "1") == 0;
+    if (K.coeff % 16 == 0 && O.coeff % 8 == 0 && (f32 || (G->dtype[n->id] == IR_DT_BF16 && (yt == IR_DT_BF16 || yt == IR_DT_F32)))) { /* cuBLASLt may run it */
+        G->lib = (CgLib){CG_LIB_BF16_GEMM, M, O.coeff, K.coeff, sx, 0, sw, 0, sy, yt == IR_DT_F32, G->nphases - span, span, 0};
+        if (f32) G->lib.mmin = skinny ? top : 0;
+    }
     return true;
 }
 

@@ -107,7 +107,7 @@ bool gx_use_tma(const GpuExec *x, int k, int ph, const int64_t *sym) {
 /* The cuBLASLt plan of kernel k at this step's shape (NULL: the generated phases run). */
 const RtBlasPlan *gx_lib_plan(GpuExec *x, int k, const int64_t *sym) {
     const CgLib *lb = &x->p->kernels[k].lib;
-    if (!x->blas || lb->kind == CG_LIB_NONE) return NULL;
+    if (!x->blas || lb->kind == CG_LIB_NONE || (lb->mmin > 0 && ir_dim_eval(lb->M, sym) <= lb->mmin)) return NULL;
     /* the GEMM table's measured choice for the shape, else cuBLASLt wherever it has an algorithm */
     RtBlasKind kind = lb->kind == CG_LIB_FP8_GEMM ? RT_BLAS_FP8_BLOCK : lb->y_f32 ? RT_BLAS_BF16_F32 : RT_BLAS_BF16;
     return rt_blas_pick(x->blas, kind, ir_dim_eval(lb->M, sym), lb->N, lb->K);

@@ -361,12 +361,16 @@ static void test_act_scale_merge(void **state) {
 /* The router's linear(cast(x, f32), cast(w, f32)) on bf16-stored x and w
  * reads x and w on the BF16 tile and its casts are not computed; with
  * --storage f32 (x stored as f32, not necessarily bf16 values) the casts
- * are computed and stored and the linear keeps the FP32 tile. */
+ * are computed and stored and the linear keeps the FP32 tile. With
+ * DSCC_GEMM_F32_LIB=1 the bf16 form also has cuBLASLt's (f32 D) above the
+ * skinny form's rows; by default, or =0, none; a malformed value stops
+ * codegen. */
 static void test_router_reads_bf16(void **state) {
     (void)state;
     Arena *a = arena_new();
     DiagEngine *d = diag_new(a, stderr);
     IrGraph *g = tiny_fp8_graph(a, d);
+    setenv("DSCC_GEMM_F32_LIB", "1", 1); /* its library form (opt-in) */
     for (int wide = 0; wide < 2; wide++) {
         CgGenOptions go = {.f32_storage = wide};
         CgProgram *p = cg_generate(a, d, g, &go);
@@ -382,17 +386,36 @@ static void test_router_reads_bf16(void **state) {
             assert_true(p->stored[n->id] && (wide || (p->stored[x->id] && p->stored[w->id]))); /* what the tile reads */
             assert_int_equal(p->dtype[n->id], IR_DT_F32);
             bool bf16_tile = false, found = false;
+            const CgLib *lib = NULL;
             for (int k = 0; k < p->nkernels; k++) {
                 const CgKernel *ck = &p->kernels[k];
                 for (int j = 0; j < ck->nnodes; j++) found |= ck->nodes[j] == n->ops[0]->id || ck->nodes[j] == n->ops[1]->id;
                 for (int j = 0; j < ck->nnodes; j++)
-                    if (ck->nodes[j] == n->id) bf16_tile = strstr(p->modules[ck->module].source, "the bf16 values its f32 operands were cast from") != NULL;
+                    if (ck->nodes[j] == n->id)
+                        bf16_tile = strstr(p->modules[ck->module].source, "the bf16 values its f32 operands were cast from") != NULL, lib = &ck->lib;
             }
             assert_int_equal(found, wide);  /* no kernel computes an unread cast */
             assert_int_equal(bf16_tile, !wide);
+            /* and cuBLASLt's BF16 GEMM with f32 D where it runs, above the skinny form's rows (bf16 storage only) */
+            assert_non_null(lib);
+            assert_int_equal(lib->kind, wide ? CG_LIB_NONE : CG_LIB_BF16_GEMM);
+            if (!wide) assert_true(lib->y_f32 && lib->mmin > 0 && lib->mmin <= CG_SKINNY_M);
         }
         assert_int_equal(routers, 2); /* the tiny model's two MoE layers */
     }
+    setenv("DSCC_GEMM_F32_LIB", "0", 1); /* no library form for the router (the default) */
+    CgProgram *p = cg_generate(a, d, g, &(CgGenOptions){0});
+    assert_non_null(p);
+    int libs = 0;
+    for (int k = 0; k < p->nkernels; k++)
+        for (int j = 0; j < p->kernels[k].nnodes; j++) {
+            const IrNode *n = g->nodes[p->kernels[k].nodes[j]];
+            libs += n->op == IR_OP_LINEAR && n->ops[0]->op == IR_OP_CAST && p->kernels[k].lib.kind != CG_LIB_NONE;
+        }
+    assert_int_equal(libs, 0);
+    setenv("DSCC_GEMM_F32_LIB", "on", 1);
+    assert_null(cg_generate(a, d, g, &(CgGenOptions){0}));
+    unsetenv("DSCC_GEMM_F32_LIB");
     arena_free(a);
 }
 
@@ -619,7 +642,8 @@ static void test_decode_launches(void **state) {
     assert_int_equal(sorts, 1); /* one expert sort for the MoE layer */
     /* batch 32 with every GEMM of a library form on cuBLASLt (11, 10 of them FP8): 39 launches, the library calls among
      * them; 57 before (a scale transpose before each FP8 call, the cast after the head, the MoE gate in four), 40 before
-     * the router GEMM (f32 y from bf16 operands: no library form) ran its skinny-M form instead of a K split and its sum */
+     * the router GEMM (f32 y from bf16 operands: a library form only with DSCC_GEMM_F32_LIB=1) ran its skinny-M form
+     * instead of a K split and its sum */
     assert_int_equal(fp8_libs, 10);
     assert_int_equal(lib_calls, 11);
     assert_int_equal(with_lib, 39);

@@ -267,6 +267,7 @@ static void stored_values(DiagEngine *d, const IrGraph *g, int64_t D, int64_t B,
         vals[i] = v ? malloc(sizeof(float) * (size_t)nc) : NULL, counts[i] = v ? nc : 0;
         if (v) memcpy(vals[i], v, sizeof(float) * (size_t)nc);
         if (v && nc == M * D) assert_int_equal(gpu_exec_offset(gx, i) % 16, 0); /* the row kernel's stores of the rows */
+        if (n->op == IR_OP_INPUT) assert_int_equal(gpu_exec_offset(gx, i) % 16, 0); /* ... and its loads */
     }
     free(x), free(r);
     gpu_exec_free(gx);
