@@ -1,6 +1,7 @@
 /* test_gpu_pdl.c — programmatic dependent launch (runtime/cuda.h's
  * rt_cuda_launch_pdl, codegen/kernels.h's DSCC_PDL_WAIT), on a GPU or the
- * emulated device (ctest emu.test_gpu_pdl); without either it exits 77.
+ * emulated device (ctest emu.test_gpu_pdl); without either only the
+ * codegen part runs.
  *  - codegen: every entry the generator writes gets the wait as its first
  *    statement (line numbers kept, not before a directive, not twice); a
  *    kernel file's entry opts in only by calling it (a call in a comment
@@ -364,13 +365,10 @@ static void test_model(void **state) {
 
 int main(void) {
     if (!mkdtemp(g_dir)) return 1;
-    if (!tu_hopper()) {
-        rmdir(g_dir);
-        return 77;
-    }
-    const struct CMUnitTest tests[] = {cmocka_unit_test(test_prologue), cmocka_unit_test(test_program_marks), cmocka_unit_test(test_pair),
-                                       cmocka_unit_test(test_model)};
-    int failed = cmocka_run_group_tests(tests, NULL, NULL);
+    const struct CMUnitTest codegen[] = {cmocka_unit_test(test_prologue), cmocka_unit_test(test_program_marks)};
+    const struct CMUnitTest device[] = {cmocka_unit_test(test_pair), cmocka_unit_test(test_model)};
+    int failed = cmocka_run_group_tests_name("codegen", codegen, NULL, NULL);
+    if (tu_hopper()) failed += cmocka_run_group_tests_name("device", device, NULL, NULL); /* else the device part is skipped */
     rmdir(g_dir);
     return failed;
 }
