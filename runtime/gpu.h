@@ -121,8 +121,8 @@ int gpu_exec_last_launches(const GpuExec *x);
 /* How many of those launches were programmatic (runtime/cuda.h's
  * rt_cuda_launch_pdl: kernels whose entry calls DSCC_PDL_WAIT(), started
  * under the tail of the kernel before them), and whether the executor
- * makes such launches at all (DSCC_PDL, read at creation: 1 by default
- * where the driver supports it, 0 plain launches only). */
+ * makes such launches at all (DSCC_PDL, read at creation: 1 where the
+ * driver supports it; 0, the default, plain launches only). */
 int gpu_exec_last_pdl_launches(const GpuExec *x);
 bool gpu_exec_pdl(const GpuExec *x);
 

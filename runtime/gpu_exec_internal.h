@@ -107,7 +107,7 @@ struct GpuExec {
     unsigned char *atload; /* per kernel: 1 its values are held with the weights (ir_weight_values), computed at load;
                             * 2 a JOINED concat, which the load put in place: never launched */
     int tma_calls;    /* ... and the TMA GEMM kernel */
-    bool pdl;         /* programmatic dependent launch (DSCC_PDL, default 1, where the driver has it): phases whose
+    bool pdl;         /* programmatic dependent launch (DSCC_PDL=1; default 0; where the driver has it): phases whose
                        * entry waits (CgPhase.pdl) start under the tail of the kernel before them */
     bool pdl_now;     /* ... in this run (not while kernels are timed one by one, DSCC_CUDA_SYNC=1 or at load) */
     int pdl_launches; /* launches of the last run made programmatically */

@@ -44,8 +44,8 @@
 #   rounds.sh trace1k the same for a 1,024-token prefill, its top 50 kernels;
 #   rounds.sh ncu     Nsight Compute on the MLA decode kernel, where ncu exists;
 #   rounds.sh pdl     test_gpu_pdl, then bench_gpu with programmatic dependent
-#                     launch (DSCC_PDL=1, the default) and without (=0, the
-#                     baseline in the same run): the decode step's "CUDA graph"
+#                     launch (DSCC_PDL=1; opt in) and without (=0, the default,
+#                     the baseline in the same run): the decode step's "CUDA graph"
 #                     column, and the line saying how many launches were
 #                     programmatic;
 #   rounds.sh pdlops  test_gpu_ops and the fixtures end to end under DSCC_PDL=1;
