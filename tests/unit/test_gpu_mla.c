@@ -14,8 +14,9 @@
  * alone with one split of six blocks of keys (its ring refilled), in both
  * rings (MLA_V3 1: a stage's chunks land on mbarriers of their own; 0: the
  * stage whole; 2: the seesaw), at MLA_LEAN's levels with and without the
- * lazy rescale, and levels 0 to 4 bit for bit against each other (they
- * change no arithmetic). Every query row of every step
+ * lazy rescale, and levels 0 to 5 against each other (they change no
+ * arithmetic: bit for bit on the emulated device, within 1e-3 on a GPU).
+ * Every query row of every step
  * is compared (relative L2 per row: 2e-2; P and the output are rounded to
  * bf16, the CPU keeps f32). Exits 77 (skipped) without a GPU; CTest's
  * emu.test_gpu_mla runs it on the emulated device (tests/emu/). */
@@ -315,31 +316,61 @@ static void test_mla_kernel_ring(void **state) {
     }
 }
 
+/* The largest relative L2 over the n rows of 512 of a against ref, and how many of their values differ (*nd). */
+static double rows_diff(const float *a, const float *ref, size_t n, size_t *nd) {
+    double worst = 0;
+    *nd = 0;
+    for (size_t r = 0; r < n; r++) {
+        double num = 0, den = 0;
+        for (size_t c = r * 512; c < r * 512 + 512; c++) {
+            *nd += memcmp(&a[c], &ref[c], sizeof(float)) != 0;
+            num += ((double)a[c] - ref[c]) * ((double)a[c] - ref[c]), den += (double)ref[c] * ref[c];
+        }
+        const double rel = sqrt(num / (den > 0 ? den : 1e-30));
+        if (!(rel <= worst)) worst = rel;
+    }
+    return worst;
+}
+
 /* MLA_LEAN's levels change no arithmetic (5's ex2.approx.ftz differs from exp2f only for P below
- * 2^-126, which these inputs never give): the kernel alone at 0 to 5 (exact rescale) gives the same
- * bits from the same inputs, over one split of six blocks (T 330) and of four in 24 blocks (T 200);
- * the seesaw at 0 and 5 likewise */
+ * 2^-126, which these inputs never give): from the same inputs the kernel alone at 1 to 5 (exact
+ * rescale) gives level 0's output, over one split of six blocks (T 330) and of four in 24 blocks
+ * (T 200), and the seesaw at 5 gives its own at 0 (and level 0 its own, run twice). Bit for bit on the emulated device
+ * (DSCC_EMULATED=1); on a GPU they agreed only within rounding (an H200, 2026-12-06: the tensor
+ * cores may round S's chain of wgmma differently where level 4 splits it with a wait), so there
+ * the bound is a row's relative L2 of 1e-3 (a wrong chunk or stage gives ~1); each level's count
+ * of differing values is printed. */
 static void test_mla_lean_exact(void **state) {
     (void)state;
+    const char *em = getenv("DSCC_EMULATED");
+    const bool exact = em && *em && strcmp(em, "0") != 0;
     static const int shape[][2] = {{1, 330}, {24, 200}};
     for (int k = 0; k < 2; k++) {
         const uint64_t seed = rng;
-        const size_t no = (size_t)shape[k][0] * 64 * 512;
-        float *ref = kernel_ring("1", "1", "0", "0", "0", shape[k][0], shape[k][1]);
-        static const char *const levels[] = {"1", "2", "3", "4", "5"};
-        for (int l = 0; l < 5; l++) {
-            rng = seed;
-            float *out = kernel_ring("1", "1", "0", levels[l], "0", shape[k][0], shape[k][1]);
-            assert_memory_equal(out, ref, no * sizeof(float));
-            free(out);
-        }
-        free(ref);
-        rng = seed; /* the seesaw: levels 1 to 3 and 5 apply to it (its producer, S's descriptors, the mask, ex2) */
-        ref = kernel_ring("2", "1", "0", "0", "0", shape[k][0], shape[k][1]);
+        const size_t rows = (size_t)shape[k][0] * 64, no = rows * 512;
+        /* MLA_V3, MLA_LEAN, compared with: 1 level 0's first run, 0 the run before; level 0 again first, so that a
+         * GPU run tells a level that departs from one that is not repeatable run to run */
+        static const char *const runs[][3] = {{"1", "0", "1"}, {"1", "1", "1"}, {"1", "2", "1"}, {"1", "3", "1"}, {"1", "4", "1"},
+                                              {"1", "5", "1"}, {"2", "0", "0"}, {"2", "5", "0"}};
+        float *ref = NULL, *prev = NULL;
         rng = seed;
-        float *out = kernel_ring("2", "1", "0", "5", "0", shape[k][0], shape[k][1]);
-        assert_memory_equal(out, ref, no * sizeof(float));
-        free(out);
+        ref = kernel_ring("1", "1", "0", "0", "0", shape[k][0], shape[k][1]);
+        for (int i = 0; i < (int)(sizeof runs / sizeof *runs); i++) {
+            rng = seed;
+            float *out = kernel_ring(runs[i][0], "1", "0", runs[i][1], "0", shape[k][0], shape[k][1]);
+            if (*runs[i][2] == '1' || prev) {
+                const float *base = *runs[i][2] == '1' ? ref : prev;
+                size_t nd;
+                const double worst = rows_diff(out, base, rows, &nd);
+                fprintf(stderr, "  MLA_V3 %s, MLA_LEAN %s against MLA_LEAN %s: %zu of %zu values differ, worst row rel L2 %.2e\n", runs[i][0],
+                        runs[i][1], *runs[i][2] == '1' ? "0" : runs[i - 1][1], nd, no, worst);
+                if (exact) assert_memory_equal(out, base, no * sizeof(float));
+                else assert_true(worst <= 1e-3);
+            }
+            free(prev);
+            prev = *runs[i][2] == '1' ? (free(out), NULL) : out;
+        }
+        free(prev);
         free(ref);
     }
 }
