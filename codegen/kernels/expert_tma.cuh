@@ -254,6 +254,8 @@ extern "C" __global__ void __launch_bounds__(384, 1) DSCC_ENTRY(Args a) {
             for (int j = 0; j < XT_MT; j++) src0[j] = srcn[j];
         }
 #undef XT_SRC_ROWS
+        // stay until the consumers released the ring's last uses: every copy this thread issued has landed then
+        for (int i = 0; i < XT_STAGES; i++, it++) xt_mbar_wait(&empty[it % XT_STAGES], (unsigned)((it / XT_STAGES) & 1) ^ 1u);
         return;
     }
     xt_regs_consumer();
