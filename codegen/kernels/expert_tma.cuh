@@ -54,9 +54,10 @@
 //   XT_CNT, XT_PERM     the sort's ints (count of bucket b at [b], its first sorted position at
 //                       [XT_E + 1 + b]) and sorted position -> routed row (const int *)
 //   XT_ORD              the bucket list (const int *; see above)
-//   XT_MT               row tiles of 64 a consumer holds: 1 or 2 (default 2: 256 rows a pass)
+//   XT_MT               row tiles of 64 a consumer holds: 1 or 2 (default 1: 128 rows a pass)
 //   XT_STAGES           stages of the ring (default 4 at XT_MT 2, 6 at 1)
-//   XT_REGS_P, XT_REGS_C  registers a thread after setmaxnreg: producer, consumers (48, 232: 128 x 48 + 256 x 232 = 65536)
+//   XT_REGS_P, XT_REGS_C  registers a thread after setmaxnreg: producer, consumers (56, 224 at XT_MT 1; 40, 232 at 2:
+//                       128 P + 256 C must not exceed the 384 x 168 the block is launched with)
 // Dynamic shared memory: XT_SMEM bytes (the launch's).
 #ifndef XT_X // compiled on its own (test_codegen): a stand-in for the module's prelude
 typedef unsigned long long u64;
@@ -79,20 +80,23 @@ struct Args { u64 t[64]; long long sym[8]; long long cap, len; u64 err; long lon
 #define XT_STORE2(s, i, v0, v1) (XT_STORE((s), (i), (v0)), XT_STORE((s), (i) + 1, (v1)))
 #endif
 #ifndef XT_MT
-#define XT_MT 2
+#define XT_MT 1
 #endif
 #ifndef XT_STAGES
 #define XT_STAGES (XT_MT == 2 ? 4 : 6)
 #endif
 #ifndef XT_REGS_P
-#define XT_REGS_P 48
+#define XT_REGS_P (XT_MT == 2 ? 40 : 56)
 #endif
 #ifndef XT_REGS_C
-#define XT_REGS_C 232
+#define XT_REGS_C (XT_MT == 2 ? 232 : 224)
 #endif
 #if XT_MT != 1 && XT_MT != 2
 #error "XT_MT must be 1 or 2"
 #endif
+// setmaxnreg only moves registers between the block's warps: the block holds what it was launched with, 168 a
+// thread at 384 threads (65536 / 384, a multiple of 8), and a consumer's setmaxnreg.inc waits for ever for more
+static_assert(128 * (XT_REGS_P) + 256 * (XT_REGS_C) <= 384 * 168, "expert_tma.cuh: the warpgroups' registers exceed the block's");
 #define XT_BOX 16384                                 // bytes of a 128-row x 128-byte box
 #define XT_STAGE (XT_BOX * (1 + XT_MT))              // w's box, then 128 XT_MT rows of x
 #define XT_SMEM (XT_STAGES * XT_STAGE + 16 * XT_STAGES + 1024) // stages, 2 barriers a stage, 1024-alignment slack

@@ -20,11 +20,11 @@
 #                     2-CTA clusters (DSCC_TMA_CLUSTER=1), beside cuBLASLt;
 #   rounds.sh expert  test_gpu_expert, then bench_gpu with the routed
 #                     experts' TMA form above 2,048 routed rows (the prefill:
-#                     DSCC_EXPERT_TMA=1, the default) and without it (=0,
-#                     the tile everywhere: the baseline in the same run),
-#                     then at every row count (=minr=1: the decode steps
-#                     too) and with 128 rows a pass (=mt=1); compare the
-#                     steps' fp8_expert_linear ms;
+#                     DSCC_EXPERT_TMA=1, opt-in) and without it (=0, the
+#                     default: the tile everywhere, the baseline in the same
+#                     run), then at every row count (=minr=1: the decode
+#                     steps too) and with 256 rows a pass (=mt=2); compare
+#                     the steps' fp8_expert_linear ms;
 #   several parts run in one call in the order given (rounds.sh check gpu);
 #   rounds.sh mla     MLA's decode kernel alone, its ring variants side by
 #                     side (bench_mla: batch 32, context 4,097, then 8,193);
@@ -89,9 +89,9 @@ case "$mode" in
     for w in 1 0; do
       DSCC_ROWS_WIDE=$w TAIL=60 step "bench_gpu_rows$w" 200 build/bench_gpu --layers 2 --dense 1 --prefill 1024 --hbm-gbps 4250 --peak-tflops 1300
     done ;;
-  expert) # the routed experts' grouped GEMM: the TMA form (default above 2,048 rows) against the tile; fp8_expert_linear ms per step
+  expert) # the routed experts' grouped GEMM: the TMA form (opt-in, above 2,048 rows) against the tile; fp8_expert_linear ms per step
     step test_gpu_expert 120 build/test_gpu_expert
-    for v in 1 0 minr=1 mt=1; do
+    for v in 1 0 minr=1 mt=2; do
       DSCC_EXPERT_TMA=$v TAIL=40 step "bench_gpu_expert_tma_${v/=/}" 200 build/bench_gpu --layers 2 --dense 1 --prefill 1024 --hbm-gbps 4250 --peak-tflops 1300
     done ;;
   quick)
