@@ -288,8 +288,8 @@ static bool expert_tma_params(Gen *G, ExpertTma *p) {
 /* XT_STORE2 of the TMA form (two bf16 values of an even index in one
  * 32-bit store) where one weight's y (the down's) is stored as bf16; NULL
  * (two XT_STOREs) otherwise: with gate and up the choice between their
- * stores costs the consumers 52 bytes of spill (ptxas, V3's shapes), the
- * scalar stores 4. */
+ * packed stores cost the consumers 52 bytes of spill (ptxas, V3's shapes,
+ * mt=2) where the scalar stores cost 4. */
 static const char *expert_store2(Gen *G, int nw, const ExpertOut *out) {
     if (nw > 1 || strcmp(cg_stored_suffix(G, G->g->nodes[G->slots[out[0].sy].node]), "bf16") != 0) return NULL;
     return arena_printf(G->a, "(((unsigned *)a.t[%d])[(i) >> 1] = (unsigned)f2bf(v0) | (unsigned)f2bf(v1) << 16)", out[0].sy);
