@@ -9,8 +9,8 @@
  * scattering results back to their rows. There are at most ceil(R/64) + E
  * tiles for R routed rows and E experts, so that many blocks per output
  * tile are launched and the ones past the real count return at once.
- * Above EXPERT_TMA_MINR routed rows (a prefill's; DSCC_EXPERT_TMA, see
- * expert_tma_params) the TMA form runs instead of the tile's phases
+ * With DSCC_EXPERT_TMA=1 (opt-in, see expert_tma_params), above
+ * EXPERT_TMA_MINR routed rows (a prefill's) the TMA form runs instead of the tile's phases
  * (codegen/kernels/expert_tma.cuh: a persistent grid over (expert, 128
  * outputs) units, each block all of its expert's rows, the weights by TMA
  * through maps the runtime makes, each weight byte read once); the sort
@@ -242,12 +242,15 @@ static void expert_stream(Gen *G, const ExpertStream *xs, const IrNode *n, int n
 }
 
 /* The TMA form (codegen/kernels/expert_tma.cuh) of the grouped GEMM above
- * minr routed rows (a prefill's), the tile's phases at or below: on unless
- * DSCC_EXPERT_TMA=0 (read once at codegen: the tile at every row count,
- * for A/B timing). DSCC_EXPERT_TMA is "0", "1" or a comma-separated subset
+ * minr routed rows (a prefill's), the tile's phases at or below: opt-in,
+ * with DSCC_EXPERT_TMA set and not 0 (read once at codegen; unset or 0:
+ * the tile at every row count). Its first GPU run (an H200, 2026-12-06)
+ * hung: its warpgroups asked setmaxnreg for more registers than the block
+ * holds (fixed, and now a static_assert in the file); it stays off until a
+ * GPU has run it. DSCC_EXPERT_TMA is "0", "1" or a comma-separated subset
  * of minr=N (N >= 1, default EXPERT_TMA_MINR), mt=1|2 (row tiles of 64
  * a consumer warpgroup holds: 128 or 256 of an expert's rows a pass over
- * K, default 2) and grid=N (1..1024 blocks, default 132: an H100's or
+ * K, default 1) and grid=N (1..1024 blocks, default 132: an H100's or
  * H200's SMs, the runtime caps it at the device's; fewer make each block
  * walk more units, which the emulator's test wants). */
 typedef struct {
@@ -258,13 +261,11 @@ typedef struct {
 #define EXPERT_TMA_MINR 2048 /* above a decode step of 256 tokens x 8 experts: the tile's rows */
 
 static bool expert_tma_params(Gen *G, ExpertTma *p) {
-    *p = (ExpertTma){true, EXPERT_TMA_MINR, 2, 132};
+    *p = (ExpertTma){false, EXPERT_TMA_MINR, 1, 132};
     const char *e = getenv("DSCC_EXPERT_TMA");
-    if (!e || !*e || !strcmp(e, "1")) return true;
-    if (!strcmp(e, "0")) {
-        p->on = false;
-        return true;
-    }
+    if (!e || !*e || !strcmp(e, "0")) return true;
+    p->on = true;
+    if (!strcmp(e, "1")) return true;
     for (const char *s = e; *s;) {
         const char *eq = strchr(s, '='), *end = strchr(s, ',');
         if (!end) end = s + strlen(s);
@@ -287,8 +288,8 @@ static bool expert_tma_params(Gen *G, ExpertTma *p) {
 /* XT_STORE2 of the TMA form (two bf16 values of an even index in one
  * 32-bit store) where one weight's y (the down's) is stored as bf16; NULL
  * (two XT_STOREs) otherwise: with gate and up the choice between their
- * stores costs the consumers 52 bytes of spill (ptxas, V3's shapes), the
- * scalar stores 4. */
+ * packed stores cost the consumers 52 bytes of spill (ptxas, V3's shapes,
+ * mt=2) where the scalar stores cost 4. */
 static const char *expert_store2(Gen *G, int nw, const ExpertOut *out) {
     if (nw > 1 || strcmp(cg_stored_suffix(G, G->g->nodes[G->slots[out[0].sy].node]), "bf16") != 0) return NULL;
     return arena_printf(G->a, "(((unsigned *)a.t[%d])[(i) >> 1] = (unsigned)f2bf(v0) | (unsigned)f2bf(v1) << 16)", out[0].sy);

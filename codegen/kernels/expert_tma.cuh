@@ -54,9 +54,10 @@
 //   XT_CNT, XT_PERM     the sort's ints (count of bucket b at [b], its first sorted position at
 //                       [XT_E + 1 + b]) and sorted position -> routed row (const int *)
 //   XT_ORD              the bucket list (const int *; see above)
-//   XT_MT               row tiles of 64 a consumer holds: 1 or 2 (default 2: 256 rows a pass)
+//   XT_MT               row tiles of 64 a consumer holds: 1 or 2 (default 1: 128 rows a pass)
 //   XT_STAGES           stages of the ring (default 4 at XT_MT 2, 6 at 1)
-//   XT_REGS_P, XT_REGS_C  registers a thread after setmaxnreg: producer, consumers (48, 232: 128 x 48 + 256 x 232 = 65536)
+//   XT_REGS_P, XT_REGS_C  registers a thread after setmaxnreg: producer, consumers (56, 224 at XT_MT 1; 40, 232 at 2:
+//                       128 P + 256 C must not exceed the 384 x 168 the block is launched with)
 // Dynamic shared memory: XT_SMEM bytes (the launch's).
 #ifndef XT_X // compiled on its own (test_codegen): a stand-in for the module's prelude
 typedef unsigned long long u64;
@@ -79,20 +80,23 @@ struct Args { u64 t[64]; long long sym[8]; long long cap, len; u64 err; long lon
 #define XT_STORE2(s, i, v0, v1) (XT_STORE((s), (i), (v0)), XT_STORE((s), (i) + 1, (v1)))
 #endif
 #ifndef XT_MT
-#define XT_MT 2
+#define XT_MT 1
 #endif
 #ifndef XT_STAGES
 #define XT_STAGES (XT_MT == 2 ? 4 : 6)
 #endif
 #ifndef XT_REGS_P
-#define XT_REGS_P 48
+#define XT_REGS_P (XT_MT == 2 ? 40 : 56)
 #endif
 #ifndef XT_REGS_C
-#define XT_REGS_C 232
+#define XT_REGS_C (XT_MT == 2 ? 232 : 224)
 #endif
 #if XT_MT != 1 && XT_MT != 2
 #error "XT_MT must be 1 or 2"
 #endif
+// setmaxnreg only moves registers between the block's warps: the block holds what it was launched with, 168 a
+// thread at 384 threads (65536 / 384, a multiple of 8), and a consumer's setmaxnreg.inc waits for ever for more
+static_assert(128 * (XT_REGS_P) + 256 * (XT_REGS_C) <= 384 * 168, "expert_tma.cuh: the warpgroups' registers exceed the block's");
 #define XT_BOX 16384                                 // bytes of a 128-row x 128-byte box
 #define XT_STAGE (XT_BOX * (1 + XT_MT))              // w's box, then 128 XT_MT rows of x
 #define XT_SMEM (XT_STAGES * XT_STAGE + 16 * XT_STAGES + 1024) // stages, 2 barriers a stage, 1024-alignment slack
@@ -182,61 +186,97 @@ extern "C" __global__ void __launch_bounds__(384, 1) DSCC_ENTRY(Args a) {
         xt_regs_producer();
         const int p = threadIdx.x;
         int it = 0; // K blocks loaded so far: stage it % XT_STAGES, its use it / XT_STAGES
-        for (int u = blockIdx.x; u < units; u += gridDim.x) {
-            const int b = ord[u / ntw], ws = (int)(u % ntw / nt);
-            const int c0 = cnt[b], first = cnt[EB + b], wrow = (int)(b * N + u % ntw % nt * 128LL);
+        // a unit's bucket b, rows c0, first sorted position and this thread's x rows of its first pass, loaded
+        // during the unit before (the loads' latency off the ring's critical path at the units' boundary)
+        int u = blockIdx.x, b = 0, c0 = 0, first = 0;
+        int src0[XT_MT];
+#define XT_SRC_ROWS(src, c0, first, p0) /* this thread's rows p + 128 j of the pass at p0: their rows of x (-1: zeros) */ \
+        _Pragma("unroll") for (int j = 0; j < XT_MT; j++) {                                                                 \
+            const int i_ = p + 128 * j;                                                                                     \
+            src[j] = i_ < (c0) - (p0) && i_ < BM ? (int)XT_SRC(perm[(first) + (p0) + i_]) : -1;                             \
+        }
+        if (u < units) {
+            b = ord[u / ntw], c0 = cnt[b], first = cnt[EB + b];
+            XT_SRC_ROWS(src0, c0, first, 0)
+        }
+        for (; u < units; u += gridDim.x) {
+            const int ws = (int)(u % ntw / nt), wrow = (int)(b * N + u % ntw % nt * 128LL);
+            const int un = u + gridDim.x, bn = un < units ? ord[un / ntw] : 0; // the next unit's bucket: its load issued
+            int cn = 0, fn = 0, srcn[XT_MT];
+#define XT_NEXT() /* the next unit's rows (once a unit: before its first K block's copies, or with the zeros) */              \
+            {                                                                                                               \
+                if (un < units) {                                                                                           \
+                    cn = cnt[bn], fn = cnt[EB + bn];                                                                        \
+                    XT_SRC_ROWS(srcn, cn, fn, 0)                                                                            \
+                }                                                                                                           \
+            }
             if (b >= XT_E) { // the slots of id -1: zeros (stored here: the consumers' registers hold the accumulators)
                 const long long n0 = u % ntw % nt * 128LL;
                 for (long long i = p; i < (long long)c0 * 128; i += 128) {
                     const long long r = perm[first + i / 128], o = n0 + i % 128;
                     if (o < N) XT_STORE(ws, r * N + o, 0.0f);
                 }
-                continue;
-            }
-            const unsigned char *map = XT_MAPS + 128 * ws;
-            for (int p0 = 0; p0 < c0; p0 += BM) {
-                const int rows = c0 - p0 < BM ? c0 - p0 : BM, tiles = (rows + 63) / 64;
-                const unsigned char *src[XT_MT]; // this thread's rows p + 128 j of the pass: their x rows (NULL: zeros)
+                XT_NEXT()
+            } else {
+                const unsigned char *map = XT_MAPS + 128 * ws;
+                for (int p0 = 0; p0 < c0; p0 += BM) {
+                    const int rows = c0 - p0 < BM ? c0 - p0 : BM, tiles = (rows + 63) / 64;
+                    int src[XT_MT];
+                    if (p0 == 0) {
 #pragma unroll
-                for (int j = 0; j < XT_MT; j++) {
-                    const int i = p + 128 * j;
-                    src[j] = i < rows ? XT_X + (long long)XT_SRC((long long)perm[first + p0 + i]) * K : (const unsigned char *)0;
-                }
-                for (int kb = 0; kb < nkb; kb++, it++) {
-                    const int s = it % XT_STAGES;
-                    unsigned char *st = sm + s * XT_STAGE;
-                    xt_mbar_wait(&empty[s], (unsigned)((it / XT_STAGES) & 1) ^ 1u); // the consumers are done with its last use
-                    if (p == 0) {
-                        xt_mbar_expect_tx(&full[s], XT_BOX);
-                        xt_tma_2d(st, map, &full[s], (int)(kb * 128), wrow);
-                    }
-#pragma unroll
-                    for (int j = 0; j < XT_MT; j++) {
-                        const int i = p + 128 * j;
-                        if (i / 64 >= tiles) continue; // a row tile without rows: not computed
-                        unsigned char *row = st + XT_BOX + i * 128;
-#pragma unroll
-                        for (int c = 0; c < 8; c++) {
-                            const long long k = 128LL * kb + 16 * c;
-                            const bool v = src[j] && k < K;
-                            xt_cp16(row + ((c ^ (i & 7)) << 4), v ? src[j] + k : XT_X, v);
+                        for (int j = 0; j < XT_MT; j++) src[j] = src0[j];
+                    } else
+                        XT_SRC_ROWS(src, c0, first, p0)
+                    for (int kb = 0; kb < nkb; kb++, it++) {
+                        const int s = it % XT_STAGES;
+                        unsigned char *st = sm + s * XT_STAGE;
+                        xt_mbar_wait(&empty[s], (unsigned)((it / XT_STAGES) & 1) ^ 1u); // the consumers are done with its last use
+                        if (p == 0) {
+                            xt_mbar_expect_tx(&full[s], XT_BOX);
+                            xt_tma_2d(st, map, &full[s], kb * 128, wrow);
                         }
+#pragma unroll
+                        for (int j = 0; j < XT_MT; j++) {
+                            const int i = p + 128 * j;
+                            if (i / 64 >= tiles) continue; // a row tile without rows: not computed
+                            unsigned char *row = st + XT_BOX + i * 128;
+                            const unsigned char *sx = XT_X + (src[j] < 0 ? 0LL : (long long)src[j] * K + 128LL * kb);
+#pragma unroll
+                            for (int c = 0; c < 8; c++) {
+                                const bool v = src[j] >= 0 && 128LL * kb + 16 * c < K;
+                                xt_cp16(row + ((c ^ (i & 7)) << 4), v ? sx + 16 * c : XT_X, v);
+                            }
+                        }
+                        xt_cp_arrive(&full[s]);
+                        if (p0 == 0 && kb == 0) XT_NEXT()
                     }
-                    xt_cp_arrive(&full[s]);
                 }
             }
+#undef XT_NEXT
+            b = bn, c0 = cn, first = fn;
+#pragma unroll
+            for (int j = 0; j < XT_MT; j++) src0[j] = srcn[j];
         }
+#undef XT_SRC_ROWS
+        // stay until the consumers released the ring's last uses: every copy this thread issued has landed then
+        for (int i = 0; i < XT_STAGES; i++, it++) xt_mbar_wait(&empty[it % XT_STAGES], (unsigned)((it / XT_STAGES) & 1) ^ 1u);
         return;
     }
     xt_regs_consumer();
     const int c = wg - 1, wq = warp & 3; // consumer c: row tiles c, c + 2 of a pass
     const int r0 = 16 * wq + (lane >> 2);                         // this thread's rows r0, r0 + 8 of a tile; cols 8j + 2(lane % 4) (+1)
     float acc[XT_MT][64], part[64];
-    int it = 0;
-    for (int u = blockIdx.x; u < units; u += gridDim.x) {
-        const int b = ord[u / ntw], ws = (int)(u % ntw / nt), ot = (int)(u % ntw % nt), n0 = 128 * ot;
-        const int c0 = cnt[b], first = cnt[EB + b];
-        if (b >= XT_E) continue; // the slots of id -1: the producer stores their zeros
+    int it = 0, u = blockIdx.x, b = 0, c0 = 0, first = 0; // the unit's bucket, rows, first sorted position: loaded a unit ahead
+    if (u < units) b = ord[u / ntw], c0 = cnt[b], first = cnt[EB + b];
+    for (; u < units; u += gridDim.x) {
+        const int ws = (int)(u % ntw / nt), ot = (int)(u % ntw % nt), n0 = 128 * ot;
+        const int un = u + gridDim.x, bn = un < units ? ord[un / ntw] : 0; // the next unit's bucket: its load issued
+        int cn = 0, fn = 0;
+        if (b >= XT_E) { // the slots of id -1: the producer stores their zeros
+            if (un < units) cn = cnt[bn], fn = cnt[EB + bn];
+            b = bn, c0 = cn, first = fn;
+            continue;
+        }
         const long long wsb = ((long long)b * nt + ot) * nkb; // w_s's scales of this tile, K block 0
         for (int p0 = 0; p0 < c0; p0 += BM) {
             const int rows = c0 - p0 < BM ? c0 - p0 : BM;
@@ -273,6 +313,7 @@ extern "C" __global__ void __launch_bounds__(384, 1) DSCC_ENTRY(Args a) {
                     for (int i = 0; i < 64; i++) acc[j][i] += part[i] * ((i & 2) ? sb : sa);
                 }
                 if (lane == 0) xt_mbar_arrive(&empty[s]); // the stage read: back to the producer
+                if (p0 == 0 && kb == 0 && un < units) cn = cnt[bn], fn = cnt[EB + bn];
             }
             // the epilogue: each accumulator to its routed row, two adjacent columns at once where N is even
             // (the weight's stores chosen once: XT_EPILOGUE(s) with s a constant)
@@ -298,6 +339,7 @@ extern "C" __global__ void __launch_bounds__(384, 1) DSCC_ENTRY(Args a) {
             }
 #undef XT_EPILOGUE
         }
+        b = bn, c0 = cn, first = fn;
     }
 }
 #undef DSCC_ENTRY

@@ -25,15 +25,14 @@
 #                     2-CTA clusters (DSCC_TMA_CLUSTER=1), beside cuBLASLt;
 #   rounds.sh expert  test_gpu_expert, then bench_gpu with the routed
 #                     experts' TMA form above 2,048 routed rows (the prefill:
-#                     DSCC_EXPERT_TMA=1, the default) and without it (=0,
-#                     the tile everywhere: the baseline in the same run),
-#                     then at every row count (=minr=1: the decode steps
-#                     too) and with 128 rows a pass (=mt=1); compare the
-#                     steps' fp8_expert_linear ms;
+#                     DSCC_EXPERT_TMA=1, opt-in) and without it (=0, the
+#                     default: the tile everywhere, the baseline in the same
+#                     run), then at every row count (=minr=1: the decode
+#                     steps too) and with 256 rows a pass (=mt=2); compare
+#                     the steps' fp8_expert_linear ms;
 #   several parts run in one call in the order given (rounds.sh check gpu);
 #   rounds.sh mla     MLA's decode kernel alone, its ring variants side by
 #                     side (bench_mla: batch 32, context 4,097, then 8,193);
-#   rounds.sh ab      bench_gpu with the session's paths on, then all off;
 #   rounds.sh final   each of the session's paths alone through test_gpu_ops (concurrently), the unit tests,
 #                     e2e and bench_gpu with the paths that passed, against all off;
 #   rounds.sh quick   the new kernels' tests and one bench_gpu run, for a
@@ -122,15 +121,11 @@ case "$mode" in
       python3 bench/trace_top.py "$out/trace1k_p$p.json" 60 --step prefill --peak-gbs 4250 --peak-tflops 1300 > "$out/glue_top$p.log" 2>&1
       echo "== glue_top$p (DSCC_ROWS_PREFILL=$p): the row kernels"; grep -E "rmsnorm|[0-9]_linear" "$out/glue_top$p.log" | head -n 24
     done ;;
-  expert) # the routed experts' grouped GEMM: the TMA form (default above 2,048 rows) against the tile; fp8_expert_linear ms per step
+  expert) # the routed experts' grouped GEMM: the TMA form (opt-in, above 2,048 rows) against the tile; fp8_expert_linear ms per step
     step test_gpu_expert 120 build/test_gpu_expert
-    for v in 1 0 minr=1 mt=1; do
+    for v in 1 0 minr=1 mt=2; do
       DSCC_EXPERT_TMA=$v TAIL=40 step "bench_gpu_expert_tma_${v/=/}" 200 build/bench_gpu --layers 2 --dense 1 --prefill 1024 --peak-tflops 1300
     done ;;
-  ab) # every kernel path of the 2026-12-06 fourth session on (the defaults) against all of them off, same card
-    TAIL=45 step bench_gpu_new 220 build/bench_gpu --layers 2 --dense 1 --prefill 1024 --peak-tflops 1300
-    DSCC_EXPERT_TMA=0 DSCC_ATTN_WGMMA=0 DSCC_ROWS_PREFILL=0 DSCC_PDL=0 DSCC_MLA_LEAN=0 DSCC_MLA_LAZY=0 \
-      TAIL=45 step bench_gpu_old 220 build/bench_gpu --layers 2 --dense 1 --prefill 1024 --peak-tflops 1300 ;;
   final) # the session's paths one at a time through test_gpu_ops (the others off), all at once on one GPU, beside
           # the unit tests; a path whose run or unit test fails stays off in "new"; e2e on "new"; bench_gpu new vs old
     declare -A on=([expert]="DSCC_EXPERT_TMA=1" [attn]="DSCC_ATTN_WGMMA=1" [rows]="DSCC_ROWS_PREFILL=1" [pdl]="DSCC_PDL=1"

@@ -12,10 +12,10 @@
  * each output through neg, so fp8-quant quantizes the GEMM before it.
  * K is 528 and 176: a last K block of 16 bytes, K not a multiple of 128.
  *
- * The TMA form (codegen/kernels/expert_tma.cuh, DSCC_EXPERT_TMA=minr=1 to
- * run it at every row count) on the same routings and one more: two
- * experts of 160 rows (with mt=2, consumers holding a second row tile, one
- * without rows; with mt=1, two passes over K) and slots of id -1; N 176,
+ * The TMA form (codegen/kernels/expert_tma.cuh, opt-in; DSCC_EXPERT_TMA=minr=1
+ * runs it at every row count) on the same routings and one more: two
+ * experts of 160 rows (with mt=1, two passes over K; with mt=2,
+ * consumers holding a second row tile, one without rows) and slots of id -1; N 176,
  * 528 and 100 are not multiples of its 128-output tile, K 528 and 176 not
  * of 128. A wrong swizzle of its gathered rows, a stage released early or
  * a wrong row scattered shows as a rel L2 far above the bounds.
@@ -229,10 +229,10 @@ static void test_tile(void **state) {
     unsetenv("DSCC_EXPERT_V2");
     check(false, FORM_TILE);
 }
-/* the TMA form (expert_tma.cuh) at every row count (minr=1: above 1 routed row), 256 rows a pass (mt=2: consumers with
- * two row tiles), bf16 storage, a grid of 3 blocks (each walks many units: the ring's stages and phases carry over
- * from unit to unit, the -1 bucket's among them); then 128 a pass (mt=1: an expert of 160 rows takes two passes), f32
- * storage, a block a unit, on uneven rows and the two experts of 160 */
+/* the TMA form (expert_tma.cuh) at every row count (minr=1: above 1 routed row), 128 rows a pass (mt=1, the default:
+ * an expert of 160 rows takes two passes), bf16 storage, a grid of 3 blocks (each walks many units: the ring's stages
+ * and phases carry over from unit to unit, the -1 bucket's among them); then 256 a pass (mt=2: consumers with two row
+ * tiles), f32 storage, a block a unit, on uneven rows and the two experts of 160 */
 static void test_tma(void **state) {
     (void)state;
     setenv("DSCC_EXPERT_TMA", "minr=1,grid=3", 1);
@@ -241,7 +241,7 @@ static void test_tma(void **state) {
 }
 static void test_tma_f32(void **state) {
     (void)state;
-    setenv("DSCC_EXPERT_TMA", "minr=1,mt=1", 1);
+    setenv("DSCC_EXPERT_TMA", "minr=1,mt=2", 1);
     check_kinds(true, FORM_TMA, 1u << 2 | 1u << 4); /* uneven rows; two experts of 160 rows */
     unsetenv("DSCC_EXPERT_TMA");
 }
@@ -271,18 +271,21 @@ static void test_env(void **state) {
     }
     unsetenv("DSCC_EXPERT_V2");
     assert_true(diag_error_count(d) >= 10);
-    /* the TMA form above minr routed rows, the tile at or below; by default above 2,048 (a prefill of 512 tokens x 4
-     * slots here), and never with DSCC_EXPERT_TMA=0 */
+    /* the TMA form above minr routed rows, the tile at or below; with DSCC_EXPERT_TMA=1 above 2,048 (a prefill of 512
+     * tokens x 4 slots here); never by default (opt-in) or with DSCC_EXPERT_TMA=0 */
     setenv("DSCC_EXPERT_TMA", "minr=8", 1);
     phases_at(g, false, 2, &st, &tile, &ring, &tma);
     assert_true(!st && tile && !tma);
     phases_at(g, false, 3, &st, &tile, &ring, &tma);
     assert_true(!st && !tile && tma);
-    unsetenv("DSCC_EXPERT_TMA");
+    setenv("DSCC_EXPERT_TMA", "1", 1);
     phases_at(g, false, 512, &st, &tile, &ring, &tma);
     assert_true(!st && tile && !tma);
     phases_at(g, false, 513, &st, &tile, &ring, &tma);
     assert_true(!st && !tile && tma);
+    unsetenv("DSCC_EXPERT_TMA");
+    phases_at(g, false, 513, &st, &tile, &ring, &tma);
+    assert_true(!st && tile && !tma);
     setenv("DSCC_EXPERT_TMA", "0", 1);
     phases_at(g, false, 513, &st, &tile, &ring, &tma);
     assert_true(!st && tile && !tma);
