@@ -436,7 +436,7 @@ GpuExec *gpu_exec_new(const IrGraph *g, const CpuWeightSource *ws, const GpuOpti
         diag_error(d, (SrcLoc){0}, "DSCC_PDL is '%s': expected 0 (plain launches) or 1 (programmatic dependent launch)", pdl_env);
         goto fail;
     }
-    x->pdl = pdl_env && strcmp(pdl_env, "1") == 0 && rt_cuda_has_pdl(x->cu); /* opt in until proven on the GPU */
+    x->pdl = !(pdl_env && strcmp(pdl_env, "0") == 0) && rt_cuda_has_pdl(x->cu); /* on by default: proven on an H100 (BENCHMARKS.md) */
     if (rt_cuda_sm(x->cu) < 90) {
         diag_error(d, (SrcLoc){0}, "%s: the CUDA backend generates sm_90a code and needs a Hopper GPU (sm_90)",
                    rt_cuda_device_name(x->cu));

@@ -178,7 +178,12 @@ static void check_kinds(bool f32, int form, unsigned kinds) {
         assert_true(!st || ring == !(env && strstr(env, "ring=0") != NULL)); /* the ring form unless asked for the register one */
         assert_int_equal(m.gemms, 4);
         assert_true(st == stream && tma == (form == FORM_TMA) && tile == (form == FORM_TILE));
-        assert_true(m.worst <= (f32 ? 1e-5 : 4e-3));
+        /* f32 storage: the tile and stream forms multiply in f32; the TMA form's FP8 wgmma accumulates E4M3 products at
+         * reduced precision between promotions on real Hopper tensor cores (1.75e-4 on an H100, 2026-12-06), exactly on
+         * the emulated device (DSCC_EMULATED=1) */
+        const char *em = getenv("DSCC_EMULATED");
+        const bool hw = !(em && strcmp(em, "1") == 0);
+        assert_true(m.worst <= (f32 ? (form == FORM_TMA && hw ? 1e-3 : 1e-5) : 4e-3));
     }
     free(xv);
     free(iv);
@@ -256,6 +261,7 @@ static void test_env(void **state) {
     PassRunOptions ro = {0};
     assert_true(g && pass_pipeline_parse(a, d, "shape-infer,fp8-quant,fuse", &pp) && pass_pipeline_run(&pp, g, &ro, d));
     bool st, tile, ring, tma;
+    unsetenv("DSCC_EXPERT_TMA"); /* what a test before may have left set when it failed */
     setenv("DSCC_EXPERT_V2", "0", 1);
     phases_at(g, false, 2, &st, &tile, &ring, &tma);
     assert_true(!st && tile && !tma);

@@ -19,7 +19,7 @@
  *    and DSCC_PDL=0: the same logits at every step, programmatic launches
  *    only with it on, and as many as the driver was given (the emulated
  *    driver counts them, graph nodes included); DSCC_PDL=2 is refused, and
- *    unset it is off (opt in for now). The pair runs in child processes
+ *    unset it is on where the driver has it (the default). The pair runs in child processes
  *    before this process initialises CUDA (a real driver refuses a process
  *    forked after that). */
 #include <setjmp.h>
@@ -362,9 +362,9 @@ static void test_model(void **state) {
     buf[got] = 0;
     fclose(t);
     assert_non_null(strstr(buf, "DSCC_PDL is '2'"));
-    GpuExec *gx = gpu_exec_new(g, &ws, &go, f.d); /* unset: plain launches (opt in until proven on the GPU) */
+    GpuExec *gx = gpu_exec_new(g, &ws, &go, f.d); /* unset: programmatic launches, the default */
     assert_non_null(gx);
-    assert_false(gpu_exec_pdl(gx));
+    assert_true(gpu_exec_pdl(gx));
     gpu_exec_free(gx);
     free(tok.data);
     tu_fixture_close(&f);
