@@ -15,6 +15,7 @@
 #include <netinet/in.h>
 #include <poll.h>
 #include <signal.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/prctl.h>
@@ -115,8 +116,37 @@ static const char *resolve_exe(Arena *a, const char *exe) {
     return NULL;
 }
 
-/* A TCP port nothing listens on right now (bound to port 0, then released). */
+/* Whether port can be bound now (nothing listens on it or holds it). */
+static bool port_free(int port) {
+    int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    struct sockaddr_in sa = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_ANY), .sin_port = htons((uint16_t)port)};
+    bool ok = fd >= 0 && bind(fd, (struct sockaddr *)&sa, sizeof sa) == 0;
+    if (fd >= 0) close(fd);
+    return ok;
+}
+
+/* A TCP port for the rendezvous that nothing holds right now, below the
+ * kernel's ephemeral range (ip_local_port_range: 32768 on Linux unless
+ * configured): a port the kernel hands out to outgoing connections could
+ * be taken by one between this check and rank 0's bind (another program's
+ * connection, or another world's ranks), which once failed a run with
+ * "Address already in use". Tries from a random start; 0 if none is free. */
 static int free_port(void) {
+    int lo = 32768;
+    FILE *f = fopen("/proc/sys/net/ipv4/ip_local_port_range", "r");
+    if (f) {
+        int a = 0, b = 0;
+        if (fscanf(f, "%d %d", &a, &b) == 2 && a > 2048 && a <= 65535) lo = a;
+        fclose(f);
+    }
+    const int base = 1024 + (lo > 12000 ? lo - 11000 : 1024); /* [base, lo): ~10,000 ports, 22792-32767 by default */
+    const int span = lo - base;
+    unsigned seed = (unsigned)getpid() ^ (unsigned)time(NULL) * 2654435761u;
+    for (int i = 0, start = (int)(seed % (unsigned)(span > 0 ? span : 1)); span > 0 && i < 64; i++) {
+        int port = base + (start + i * 157) % span;
+        if (port_free(port)) return port;
+    }
+    /* no port below the ephemeral range is free: one the kernel picks */
     int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
     struct sockaddr_in sa = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_ANY)};
     socklen_t len = sizeof sa;
