@@ -159,13 +159,30 @@ case "$mode" in
   quick)
     for t in test_gpu_mla test_gpu_skinny test_gpu_sample; do step "$t" 60 build/$t; done
     TAIL=40 step bench_gpu 200 build/bench_gpu --layers 2 --dense 1 --prefill 1024 --peak-tflops 1300 ;;
-  trace) # per-kernel times of a batch-1 decode step on the two full-width layers (random weights)
-    python3 -c "import numpy as np; np.save('$out/ids.npy', (np.arange(16, dtype=np.int64) * 7919 % 129280).reshape(1, 16))"
-    TAIL=4 step trace_run 240 build/dscc run models/deepseek_v3.dsl --random-weights 1 --set num_hidden_layers=2 \
-      --set first_k_dense_replace=1 --set num_nextn_predict_layers=0 --tokens "$out/ids.npy" --backend cuda --precision fp8 \
-      --prefill 16 --generate 4 --trace "$out/trace.json"
-    TAIL=60 step trace_top 60 python3 bench/trace_top.py "$out/trace.json" 45 --step "decode 3" --peak-gbs 4250 --peak-tflops 1300
-    TAIL=40 step trace_top_prefill 60 python3 bench/trace_top.py "$out/trace.json" 30 --step prefill --peak-gbs 4250 --peak-tflops 1300 ;;
+  trace) # per-kernel times of a decode step on the two full-width layers (random weights), at each batch of TRACE_BS (default 1)
+    for b in ${TRACE_BS:-1}; do
+      python3 -c "import numpy as np; np.save('$out/ids$b.npy', (np.arange(16 * $b, dtype=np.int64) * 7919 % 129280).reshape($b, 16))"
+      TAIL=4 step "trace_run_b$b" 240 build/dscc run models/deepseek_v3.dsl --random-weights 1 --set num_hidden_layers=2 \
+        --set first_k_dense_replace=1 --set num_nextn_predict_layers=0 --tokens "$out/ids$b.npy" --backend cuda --precision fp8 \
+        --prefill 16 --generate 4 --trace "$out/trace_b$b.json"
+      TAIL=60 step "trace_top_b$b" 60 python3 bench/trace_top.py "$out/trace_b$b.json" 45 --step "decode 3" --peak-gbs 3162 --peak-tflops 1300
+    done ;;
+  ncuexp) # Nsight Compute on the routed experts' grouped GEMM in a 1,024-token prefill: the tile, then the TMA form
+    n=$(command -v ncu || ls /usr/local/cuda*/bin/ncu /opt/nvidia/nsight-compute/*/ncu 2>/dev/null | head -n 1)
+    python3 -c "import numpy as np; np.save('$out/ids1k.npy', (np.arange(1024, dtype=np.int64) * 7919 % 129280).reshape(1, 1024))"
+    for v in 0 1; do
+      [ -n "$n" ] && DSCC_EXPERT_TMA=$v TAIL=30 step "ncu_expert_tma$v" 200 "$n" --clock-control none --kernel-name regex:"expert" \
+        --launch-count 6 --set full build/dscc run models/deepseek_v3.dsl --random-weights 1 --set num_hidden_layers=2 \
+        --set first_k_dense_replace=1 --set num_nextn_predict_layers=0 --tokens "$out/ids1k.npy" --backend cuda --precision fp8 \
+        --prefill 1024 --generate 1
+    done ;;
+  ncuskinny) # Nsight Compute on a batch-1 decode step's skinny GEMMs (gemm_skinny: one launch of each shape after the prefill)
+    n=$(command -v ncu || ls /usr/local/cuda*/bin/ncu /opt/nvidia/nsight-compute/*/ncu 2>/dev/null | head -n 1)
+    python3 -c "import numpy as np; np.save('$out/ids1.npy', (np.arange(16, dtype=np.int64) * 7919 % 129280).reshape(1, 16))"
+    [ -n "$n" ] && TAIL=30 step ncu_skinny 200 "$n" --clock-control none --kernel-name regex:"skinny" --launch-skip 12 \
+      --launch-count 8 --set full build/dscc run models/deepseek_v3.dsl --random-weights 1 --set num_hidden_layers=2 \
+      --set first_k_dense_replace=1 --set num_nextn_predict_layers=0 --tokens "$out/ids1.npy" --backend cuda --precision fp8 \
+      --prefill 16 --generate 3 ;;
   trace1k) # per-kernel times of a 1,024-token prefill on the two full-width layers (random weights)
     python3 -c "import numpy as np; np.save('$out/ids1k.npy', (np.arange(1024, dtype=np.int64) * 7919 % 129280).reshape(1, 1024))"
     TAIL=4 step trace1k_run 240 build/dscc run models/deepseek_v3.dsl --random-weights 1 --set num_hidden_layers=2 \
