@@ -1,5 +1,7 @@
 /* kernels.c — looks up the kernel files embedded from codegen/kernels/ and
- * instantiates one with its entry name and #define parameters. */
+ * instantiates one with its entry name and #define parameters, the files it
+ * includes (a shared prelude such as hopper.cuh) written in where it includes
+ * them: the module is one text, so the kernel cache keys all of it. */
 #include "codegen/kernels.h"
 #include "codegen/codegen.h"
 
@@ -11,6 +13,33 @@ const char *cg_kernel_file(const char *name) {
     return NULL;
 }
 
+/* text, the kernel file `name`, into b with each line `#include "F.cuh"` of an embedded file F
+ * replaced by F's text (its own includes likewise, up to a depth); any other include stays for
+ * NVRTC to report. */
+static void put_kernel_text(StrBuf *b, const char *name, const char *text, int depth) {
+    sb_printf(b, "// ---- codegen/kernels/%s.cuh\n", name);
+    for (const char *line = text; *line;) {
+        const char *end = strchr(line, '\n');
+        size_t n = end ? (size_t)(end - line) + 1 : strlen(line);
+        const char *inc = NULL;
+        char inc_name[64] = "";
+        if (depth < 4 && strncmp(line, "#include \"", 10) == 0) {
+            const char *q = strchr(line + 10, '"');
+            size_t k = q ? (size_t)(q - line - 10) : 0;
+            if (k > 4 && k - 4 < sizeof inc_name && q < line + n && strncmp(q - 4, ".cuh", 4) == 0) {
+                snprintf(inc_name, sizeof inc_name, "%.*s", (int)(k - 4), line + 10);
+                inc = cg_kernel_file(inc_name);
+            }
+        }
+        if (inc) {
+            put_kernel_text(b, inc_name, inc, depth + 1);
+            if (b->data[b->len - 1] != '\n') sb_putc(b, '\n');
+            sb_printf(b, "// ---- codegen/kernels/%s.cuh, after %s.cuh\n", name, inc_name);
+        } else sb_putn(b, line, n);
+        line += n;
+    }
+}
+
 char *cg_kernel_instance(Arena *a, const char *file, const char *entry, const CgDefine *defs, int ndefs) {
     const char *text = cg_kernel_file(file);
     if (!text) return NULL;
@@ -18,8 +47,9 @@ char *cg_kernel_instance(Arena *a, const char *file, const char *entry, const Cg
     sb_init(&b);
     sb_printf(&b, "#define DSCC_ENTRY %s\n", entry);
     for (int i = 0; i < ndefs; i++) sb_printf(&b, "#define %s %s\n", defs[i].name, defs[i].value);
-    sb_printf(&b, "// ---- codegen/kernels/%s.cuh\n", file);
-    sb_puts(&b, text);
+    put_kernel_text(&b, file, text, 0);
+    sb_puts(&b, "// ---- the instance's parameters end here (the next instance in the module defines its own)\n#undef DSCC_ENTRY\n");
+    for (int i = 0; i < ndefs; i++) sb_printf(&b, "#undef %.*s\n", (int)strcspn(defs[i].name, "( "), defs[i].name);
     char *out = arena_strdup(a, b.data);
     sb_free(&b);
     return out;

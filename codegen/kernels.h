@@ -7,7 +7,10 @@
  * cg_kernel_instance() prepends those definitions, so the text NVRTC
  * compiles is the file itself below a few #define lines: readable in
  * `--emit=cuda`, and the entry point carries its group's and phase's name
- * (`g12_rmsnorm_quant`), never a positional printf hole. */
+ * (`g12_rmsnorm_quant`), never a positional printf hole. A file of the
+ * folder with no entry point is a prelude the kernel files share (hopper.cuh:
+ * Hopper's inline-PTX primitives): a kernel file's line `#include "x.cuh"`
+ * becomes x.cuh's text in the instance, which guards it to one copy a module. */
 #ifndef DSCC_CODEGEN_KERNELS_H
 #define DSCC_CODEGEN_KERNELS_H
 
@@ -33,8 +36,10 @@ typedef struct {
     const char *value;
 } CgDefine;
 
-/* "#define DSCC_ENTRY <entry>\n#define <d.name> <d.value>\n...\n" followed
- * by the file's text, in the arena; NULL when the file does not exist. */
+/* "#define DSCC_ENTRY <entry>\n#define <d.name> <d.value>\n...\n", the
+ * file's text (its includes of embedded files written in), then an #undef of
+ * each of those names, so the instances of a module keep their parameters
+ * apart; in the arena; NULL when the file does not exist. */
 char *cg_kernel_instance(Arena *a, const char *file, const char *entry, const CgDefine *defs, int ndefs);
 
 /* Programmatic dependent launch (runtime/cuda.h's rt_cuda_launch_pdl): a

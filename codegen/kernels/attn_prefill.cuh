@@ -33,8 +33,8 @@
 // kv_b's output, the rotary key in the cache, one row for every head: head
 // stride 0), v from a third (kv_b's output again, from column 128).
 //
-// Parameters (#define; a module defines them all, the defaults below make
-// the file compile on its own):
+// Parameters (#define; a module's instance defines them all, the stand-ins
+// of attn_prefill_common.cuh make the file compile on its own):
 //   DSCC_ENTRY               the entry point's name
 //   ATTN_B, ATTN_S, ATTN_T   batch rows, query positions, keys (expressions over the Args `a`)
 //   ATTN_HQ, ATTN_HK         query and key heads (HQ % HK == 0)
@@ -52,9 +52,7 @@
 //   ATTN_STORE(i, v)         stores out[i] (f32 v) in the output's dtype
 //   ATTN_CAUSAL              1: causal as above
 //   ATTN_SCALE               the softmax scale (a float literal)
-#ifndef ATTN_STORE // compiled on its own (test_codegen): a stand-in for the module's prelude
-typedef unsigned long long u64;
-struct Args { u64 t[64]; long long sym[8]; long long cap, len; u64 err; long long tag; };
+#ifndef ATTN_STORE // compiled on its own (test_codegen): the module prelude's mma.sync helpers
 __device__ __forceinline__ void cp16(void *dst, const void *src, bool v) { // 16 bytes, zeros when !v
     unsigned s = (unsigned)__cvta_generic_to_shared(dst);
     asm volatile("cp.async.cg.shared.global [%0], [%1], 16, %2;\n" ::"r"(s), "l"(src), "r"(v ? 16 : 0));
@@ -68,36 +66,8 @@ __device__ __forceinline__ void mma_bf16(float *c, const unsigned *a, const unsi
                  : "+f"(c[0]), "+f"(c[1]), "+f"(c[2]), "+f"(c[3])
                  : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b[0]), "r"(b[1]));
 }
-#define ATTN_B (a.sym[0])
-#define ATTN_S (a.sym[1])
-#define ATTN_T (a.sym[1])
-#define ATTN_HQ 128LL
-#define ATTN_HK 128LL
-#define ATTN_DK 192LL
-#define ATTN_DV 128LL
-#define ATTN_KT ATTN_T
-#define ATTN_KRS (ATTN_HK * ATTN_DK)
-#define ATTN_KHS ATTN_DK
-#define ATTN_K0 0LL
-#define ATTN_KD0 ATTN_DK
-#define ATTN_K1 ATTN_K
-#define ATTN_K1T ATTN_KT
-#define ATTN_K1RS ATTN_KRS
-#define ATTN_K1HS ATTN_KHS
-#define ATTN_K10 0LL
-#define ATTN_VT ATTN_T
-#define ATTN_VRS (ATTN_HK * ATTN_DV)
-#define ATTN_VHS ATTN_DV
-#define ATTN_V0 0LL
-#define ATTN_Q ((const unsigned short *)a.t[0])
-#define ATTN_Q1 ATTN_Q
-#define ATTN_QD0 ATTN_DK
-#define ATTN_K ((const unsigned short *)a.t[1])
-#define ATTN_V ((const unsigned short *)a.t[2])
-#define ATTN_STORE(i, v) (((float *)a.t[3])[i] = (v))
-#define ATTN_CAUSAL 1
-#define ATTN_SCALE 0.1352337788f
 #endif
+#include "attn_prefill_common.cuh"
 
 #ifndef ATTN_PREFILL_HELPERS
 #define ATTN_PREFILL_HELPERS
@@ -127,17 +97,12 @@ __device__ __forceinline__ unsigned attn_bf16x2(float lo, float hi) {
 #define ATTN_QST (ATTN_DK * 2 + 16) // bytes per row of q and k in shared memory
 #define ATTN_VST (ATTN_DV * 2 + 16) // ... of v
 #define ATTN_STG (ATTN_BN * ATTN_QST + ATTN_BN * ATTN_VST) // bytes per stage (three: one being read, two loading)
-#define ATTN_GH 16 // (batch row, head) pairs whose blocks are scheduled together
 
 extern "C" __global__ void __launch_bounds__(256, 1) DSCC_ENTRY(Args a) {
     extern __shared__ __align__(16) unsigned char attn_sm[]; // q [BM][QST], then three stages of k [BN][QST] and v [BN][VST]
     const long long B = ATTN_B, S = ATTN_S, T = ATTN_T, HQ = ATTN_HQ, HK = ATTN_HK, KT = ATTN_KT, K1T = ATTN_K1T, VT = ATTN_VT;
-    // blocks in groups of ATTN_GH (batch row, head) pairs, each group's query tiles longest first: a group's
-    // blocks run at about the same time, so its keys are read from HBM once and then from L2
-    const long long nbh = B * HQ, nqt = (S + ATTN_BM - 1) / ATTN_BM, grp = blockIdx.x / (ATTN_GH * nqt);
-    const long long w = blockIdx.x % (ATTN_GH * nqt), gsz = nbh - grp * ATTN_GH < ATTN_GH ? nbh - grp * ATTN_GH : ATTN_GH;
-    const long long bh = grp * ATTN_GH + w % gsz, qt = nqt - 1 - w / gsz;
-    if (qt < 0 || bh >= nbh) return;
+    long long bh, qt;
+    if (!attn_block(B * HQ, (S + ATTN_BM - 1) / ATTN_BM, &bh, &qt)) return;
     const long long b = bh / HQ, h = bh % HQ, hk = h / (HQ / HK), s0 = qt * ATTN_BM;
     const unsigned short *Q = ATTN_Q, *Q1 = ATTN_Q1, *Kg = ATTN_K, *K1g = ATTN_K1, *Vg = ATTN_V;
     unsigned char *const Qs = attn_sm, *const Ks = attn_sm + ATTN_BM * ATTN_QST;
@@ -152,10 +117,7 @@ extern "C" __global__ void __launch_bounds__(256, 1) DSCC_ENTRY(Args a) {
     }
     cp_commit();
     // the keys this block sees: up to its last row's diagonal (causal), all T otherwise
-    const long long slast = s0 + ATTN_BM - 1 < S ? s0 + ATTN_BM - 1 : S - 1;
-    long long kend = ATTN_CAUSAL ? slast + T - S : T - 1;
-    if (kend > T - 1) kend = T - 1;
-    const long long nkt = kend / ATTN_BN + 1;
+    const long long nkt = attn_last_key(s0 + ATTN_BM - 1, S, T, ATTN_CAUSAL) / ATTN_BN + 1;
     auto stage = [&](int st, long long j0) { // keys j0 .. j0 + BN - 1 of k and v into stage st, zeros past T
         unsigned char *Kd = Ks + st * ATTN_STG, *Vd = Kd + ATTN_BN * ATTN_QST;
         for (int c = threadIdx.x; c < ATTN_BN * qch; c += 256) {
@@ -178,13 +140,7 @@ extern "C" __global__ void __launch_bounds__(256, 1) DSCC_ENTRY(Args a) {
     cp_commit();
     // this thread's rows: wr + g and wr + g + 8 of the block; the last key each sees
     const int wr = warp * 16;
-    long long last[2];
-    for (int hh = 0; hh < 2; hh++) {
-        long long s = s0 + wr + g + 8 * hh;
-        if (s > S - 1) s = S - 1; // a row past S: computed like the last, never stored
-        last[hh] = ATTN_CAUSAL ? s + T - S : T - 1;
-        if (last[hh] > T - 1) last[hh] = T - 1;
-    }
+    const long long last[2] = {attn_last_key(s0 + wr + g, S, T, ATTN_CAUSAL), attn_last_key(s0 + wr + g + 8, S, T, ATTN_CAUSAL)};
     const long long wfirst = ATTN_CAUSAL ? (s0 + wr < S ? s0 + wr : S - 1) + T - S : T - 1; // the warp's smallest diagonal
     const float sl2 = ATTN_SCALE * 1.4426950408889634f; // scores to base-2 exponents
     const float NEG = __int_as_float(0xff800000);
@@ -275,10 +231,7 @@ extern "C" __global__ void __launch_bounds__(256, 1) DSCC_ENTRY(Args a) {
     }
     cp_wait0();
 #pragma unroll
-    for (int hh = 0; hh < 2; hh++) { // the row's sum over its quad
-        l[hh] += __shfl_xor_sync(0xffffffffu, l[hh], 1);
-        l[hh] += __shfl_xor_sync(0xffffffffu, l[hh], 2);
-    }
+    for (int hh = 0; hh < 2; hh++) l[hh] = attn_quad_sum(l[hh]); // the row's sum
 #pragma unroll
     for (int hh = 0; hh < 2; hh++) {
         const long long s = s0 + wr + g + 8 * hh;
@@ -297,34 +250,3 @@ extern "C" __global__ void __launch_bounds__(256, 1) DSCC_ENTRY(Args a) {
 #undef ATTN_QST
 #undef ATTN_VST
 #undef ATTN_STG
-#undef ATTN_GH
-#undef DSCC_ENTRY
-#undef ATTN_B
-#undef ATTN_S
-#undef ATTN_T
-#undef ATTN_HQ
-#undef ATTN_HK
-#undef ATTN_DK
-#undef ATTN_DV
-#undef ATTN_KT
-#undef ATTN_KRS
-#undef ATTN_KHS
-#undef ATTN_K0
-#undef ATTN_KD0
-#undef ATTN_K1
-#undef ATTN_K1T
-#undef ATTN_K1RS
-#undef ATTN_K1HS
-#undef ATTN_K10
-#undef ATTN_VT
-#undef ATTN_VRS
-#undef ATTN_VHS
-#undef ATTN_V0
-#undef ATTN_Q
-#undef ATTN_Q1
-#undef ATTN_QD0
-#undef ATTN_K
-#undef ATTN_V
-#undef ATTN_STORE
-#undef ATTN_CAUSAL
-#undef ATTN_SCALE

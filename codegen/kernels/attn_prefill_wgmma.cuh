@@ -40,43 +40,12 @@
 //
 // Extra parameter: AW_PINGPONG (above). DK a multiple of 16 up to 192 and
 // DV a multiple of 16 up to 128 (v's columns past DV zero-filled to 64).
-#ifndef ATTN_STORE // compiled on its own (test_codegen): a stand-in for the module's prelude
-typedef unsigned long long u64;
-struct Args { u64 t[64]; long long sym[8]; long long cap, len; u64 err; long long tag; };
-#define ATTN_B (a.sym[0])
-#define ATTN_S (a.sym[1])
-#define ATTN_T (a.sym[1])
-#define ATTN_HQ 128LL
-#define ATTN_HK 128LL
-#define ATTN_DK 192LL
-#define ATTN_DV 128LL
-#define ATTN_KT ATTN_T
-#define ATTN_KRS (ATTN_HK * ATTN_DK)
-#define ATTN_KHS ATTN_DK
-#define ATTN_K0 0LL
-#define ATTN_KD0 ATTN_DK
-#define ATTN_K1 ATTN_K
-#define ATTN_K1T ATTN_KT
-#define ATTN_K1RS ATTN_KRS
-#define ATTN_K1HS ATTN_KHS
-#define ATTN_K10 0LL
-#define ATTN_VT ATTN_T
-#define ATTN_VRS (ATTN_HK * ATTN_DV)
-#define ATTN_VHS ATTN_DV
-#define ATTN_V0 0LL
-#define ATTN_Q ((const unsigned short *)a.t[0])
-#define ATTN_Q1 ATTN_Q
-#define ATTN_QD0 ATTN_DK
-#define ATTN_K ((const unsigned short *)a.t[1])
-#define ATTN_V ((const unsigned short *)a.t[2])
-#define ATTN_STORE(i, v) (((float *)a.t[3])[i] = (v))
-#define ATTN_CAUSAL 1
-#define ATTN_SCALE 0.1352337788f
-#endif
+#include "attn_prefill_common.cuh"
 #ifndef AW_PINGPONG
 #define AW_PINGPONG 1
 #endif
 
+#include "hopper.cuh"
 #ifndef ATTN_WGMMA_HELPERS
 #define ATTN_WGMMA_HELPERS
 #define AW_THREADS 384 // consumer warpgroups 0 and 1, the producer 2
@@ -84,7 +53,6 @@ struct Args { u64 t[64]; long long sym[8]; long long cap, len; u64 err; long lon
 #define AW_REGS_CONSUMER 224 // 128 x 56 + 256 x 224 <= 65536
 #define AW_BN 128 // keys per tile
 #define AW_NST 2  // stages of the ring
-#define AW_GH 16  // (batch row, head) pairs whose blocks are scheduled together
 // named barriers (0 is __syncthreads'): stage s's k / v read (384 threads), warpgroup w's turn at the tensor cores (256)
 #define AW_BAR_KEMPTY 1
 #define AW_BAR_VEMPTY 3
@@ -92,92 +60,30 @@ struct Args { u64 t[64]; long long sym[8]; long long cap, len; u64 err; long lon
 #define AW_SMEM(dk, dv) (1024 + 2 * (((dk) + 63) / 64) * 8192 + AW_NST * ((((dk) + 63) / 64) + (((dv) + 63) / 64)) * AW_BN * 128 + 64)
 // byte of column unit u (16 bytes) of row r of a chunk of 128-byte rows in the 128-byte swizzle
 __device__ __forceinline__ unsigned aw_swz(int r, int u) { return (unsigned)(r * 128 + (((u & 7) ^ (r & 7)) << 4)); }
-__device__ __forceinline__ void aw_cp16(void *dst, const void *src, bool v) { // 16 bytes, zeros when !v
-    unsigned s = (unsigned)__cvta_generic_to_shared(dst);
-    asm volatile("cp.async.cg.shared.global [%0], [%1], 16, %2;\n" ::"r"(s), "l"(src), "r"(v ? 16 : 0));
-}
-__device__ __forceinline__ void aw_cp_wait0() { asm volatile("cp.async.wait_all;\n" ::: "memory"); }
-// mbarriers: init with n arrivals a phase, the init made visible, the wait for the phase of
-// `parity`, the arrival when this thread's cp.async so far have landed (.noinc: among the n)
-__device__ __forceinline__ void aw_mbar_init(void *bar, unsigned n) {
-    asm volatile("mbarrier.init.shared::cta.b64 [%0], %1;\n" ::"r"((unsigned)__cvta_generic_to_shared(bar)), "r"(n) : "memory");
-}
-__device__ __forceinline__ void aw_mbar_fence_init() { asm volatile("fence.mbarrier_init.release.cluster;\n" ::: "memory"); }
-__device__ __forceinline__ void aw_mbar_wait(void *bar, unsigned parity) {
-    const unsigned b = (unsigned)__cvta_generic_to_shared(bar);
-    unsigned done = 0;
-    while (!done)
-        asm volatile("{\n .reg .pred p;\n mbarrier.try_wait.parity.shared::cta.b64 p, [%1], %2;\n selp.u32 %0, 1, 0, p;\n}\n"
-                     : "=r"(done) : "r"(b), "r"(parity) : "memory");
-}
-__device__ __forceinline__ void aw_cp_arrive(void *bar) {
-    asm volatile("cp.async.mbarrier.arrive.noinc.shared::cta.b64 [%0];\n" ::"r"((unsigned)__cvta_generic_to_shared(bar)) : "memory");
-}
-// cp.async's writes made visible to the tensor cores' (async) proxy
-__device__ __forceinline__ void aw_fence_async() { asm volatile("fence.proxy.async.shared::cta;\n" ::: "memory"); }
-__device__ __forceinline__ void aw_wg_fence() { asm volatile("wgmma.fence.sync.aligned;\n" ::: "memory"); }
-__device__ __forceinline__ void aw_wg_commit() { asm volatile("wgmma.commit_group.sync.aligned;\n" ::: "memory"); }
-__device__ __forceinline__ void aw_wg_wait0() { asm volatile("wgmma.wait_group.sync.aligned 0;\n" ::: "memory"); }
-__device__ __forceinline__ void aw_wg_wait1() { asm volatile("wgmma.wait_group.sync.aligned 1;\n" ::: "memory"); }
-__device__ __forceinline__ void aw_bar_sync(int id, int n) { asm volatile("bar.sync %0, %1;\n" ::"r"(id), "r"(n) : "memory"); }
-__device__ __forceinline__ void aw_bar_arrive(int id, int n) { asm volatile("bar.arrive %0, %1;\n" ::"r"(id), "r"(n) : "memory"); }
-__device__ __forceinline__ void aw_regs_producer() { asm volatile("setmaxnreg.dec.sync.aligned.u32 %0;\n" ::"n"(AW_REGS_PRODUCER)); }
-__device__ __forceinline__ void aw_regs_consumer() { asm volatile("setmaxnreg.inc.sync.aligned.u32 %0;\n" ::"n"(AW_REGS_CONSUMER)); }
-// two floats as bf16, nearest even, lower half first (cvt's first source goes to the upper half)
-__device__ __forceinline__ unsigned aw_bf16x2(float lo, float hi) {
-    unsigned r;
-    asm("cvt.rn.bf16x2.f32 %0, %1, %2;\n" : "=r"(r) : "f"(hi), "f"(lo));
-    return r;
-}
-#define AW_F4(d, i) "+f"(d[i]), "+f"(d[(i) + 1]), "+f"(d[(i) + 2]), "+f"(d[(i) + 3])
-#define AW_F16(d, i) AW_F4(d, i), AW_F4(d, (i) + 4), AW_F4(d, (i) + 8), AW_F4(d, (i) + 12)
-#define AW_F32(d, i) AW_F16(d, i), AW_F16(d, (i) + 16)
-#define AW_F64(d) AW_F32(d, 0), AW_F32(d, 32)
-// after a wait: the accumulators' uses stay after it
-__device__ __forceinline__ void aw_hold32(float *d) { asm volatile("" : AW_F32(d, 0)::"memory"); }
-__device__ __forceinline__ void aw_hold64(float *d) { asm volatile("" : AW_F64(d)::"memory"); }
-// a shared-memory matrix descriptor in the 128-byte swizzle (as mla_decode.cuh's): start >> 4,
-// leading byte offset >> 4 at 16, stride byte offset >> 4 at 32, base offset 0, mode 1 at 62
-__device__ __forceinline__ unsigned long long aw_desc(const void *p, unsigned lbo, unsigned sbo) {
-    const unsigned s = (unsigned)__cvta_generic_to_shared(p);
-    return (unsigned long long)((s & 0x3ffffu) >> 4) | (unsigned long long)((lbo & 0x3ffffu) >> 4) << 16 |
-           (unsigned long long)((sbo & 0x3ffffu) >> 4) << 32 | 1ull << 62;
-}
-#define AW_R8(a, b, c, d, e, f, g, h) "%" #a ", %" #b ", %" #c ", %" #d ", %" #e ", %" #f ", %" #g ", %" #h
-#define AW_R32 AW_R8(0, 1, 2, 3, 4, 5, 6, 7) ", " AW_R8(8, 9, 10, 11, 12, 13, 14, 15) ", " AW_R8(16, 17, 18, 19, 20, 21, 22, 23) ", " \
-               AW_R8(24, 25, 26, 27, 28, 29, 30, 31)
-#define AW_R64 AW_R32 ", " AW_R8(32, 33, 34, 35, 36, 37, 38, 39) ", " AW_R8(40, 41, 42, 43, 44, 45, 46, 47) ", " \
-               AW_R8(48, 49, 50, 51, 52, 53, 54, 55) ", " AW_R8(56, 57, 58, 59, 60, 61, 62, 63)
 // d[64 x 128] (+)= a[64 rows][16] . b[128 rows][16]^T, both K-major (32 bytes of each row at pa / pb,
 // rows 128 bytes apart, 8-row groups 1024 apart); d: 64 f32 a thread, register i at row
 // 16 (warp % 4) + lane / 4 + 8 ((i >> 1) & 1), col 8 (i >> 2) + 2 (lane % 4) + (i & 1)
 __device__ __forceinline__ void aw_wgmma_s(float *d, const void *pa, const void *pb, int acc) {
-    const unsigned long long da = aw_desc(pa, 16, 1024), db = aw_desc(pb, 16, 1024);
+    const unsigned long long da = hp_desc(pa, 16, 1024, 1), db = hp_desc(pb, 16, 1024, 1);
     asm volatile("{\n.reg .pred p;\nsetp.ne.b32 p, %66, 0;\n"
-                 "wgmma.mma_async.sync.aligned.m64n128k16.f32.bf16.bf16 {" AW_R64 "}, %64, %65, p, 1, 1, 0, 0;\n}\n"
-                 : AW_F64(d)
+                 "wgmma.mma_async.sync.aligned.m64n128k16.f32.bf16.bf16 {" HP_R64 "}, %64, %65, p, 1, 1, 0, 0;\n}\n"
+                 : HP_F64(d)
                  : "l"(da), "l"(db), "r"(acc));
 }
 // d[64 x N] += a[64][16] . b[16][N], N = 128 or 64: a from registers (4 a thread: rows lane / 4 and
 // + 8 of the warp's 16, cols 2 (lane % 4) and + 8, two bf16 each, as mma.sync's A), b MN-major:
 // element (n, k) at byte 2 (n % 64) + LBO (n / 64) + 128 (k % 8) + SBO (k / 8) before the swizzle
 __device__ __forceinline__ void aw_wgmma_pv128(float *d, const unsigned *a, const void *pb, unsigned lbo) {
-    const unsigned long long db = aw_desc(pb, lbo, 1024);
-    asm volatile("wgmma.mma_async.sync.aligned.m64n128k16.f32.bf16.bf16 {" AW_R64 "}, {%64, %65, %66, %67}, %68, 1, 1, 1, 1;\n"
-                 : AW_F64(d)
+    const unsigned long long db = hp_desc(pb, lbo, 1024, 1);
+    asm volatile("wgmma.mma_async.sync.aligned.m64n128k16.f32.bf16.bf16 {" HP_R64 "}, {%64, %65, %66, %67}, %68, 1, 1, 1, 1;\n"
+                 : HP_F64(d)
                  : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "l"(db));
 }
 __device__ __forceinline__ void aw_wgmma_pv64(float *d, const unsigned *a, const void *pb, unsigned lbo) {
-    const unsigned long long db = aw_desc(pb, lbo, 1024);
-    asm volatile("wgmma.mma_async.sync.aligned.m64n64k16.f32.bf16.bf16 {" AW_R32 "}, {%32, %33, %34, %35}, %36, 1, 1, 1, 1;\n"
-                 : AW_F32(d, 0)
+    const unsigned long long db = hp_desc(pb, lbo, 1024, 1);
+    asm volatile("wgmma.mma_async.sync.aligned.m64n64k16.f32.bf16.bf16 {" HP_R32 "}, {%32, %33, %34, %35}, %36, 1, 1, 1, 1;\n"
+                 : HP_F32(d, 0)
                  : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "l"(db));
-}
-// 2^x by the MUFU unit alone (denormal results flushed to 0)
-__device__ __forceinline__ float aw_exp2(float x) {
-    float y;
-    asm("ex2.approx.ftz.f32 %0, %1;\n" : "=f"(y) : "f"(x));
-    return y;
 }
 // The online softmax of a tile's S (64 f32 a thread, rows r and r + 8 of the warp's, r = lane / 4;
 // column 8 (i >> 2) + 2 (lane % 4) + (i & 1) of the tile in register i) in base 2: where `masked`,
@@ -198,14 +104,14 @@ __device__ __forceinline__ void aw_softmax(float *s, bool masked, const int *lim
         mx[hh] = fmaxf(mx[hh], __shfl_xor_sync(0xffffffffu, mx[hh], 1));
         mx[hh] = fmaxf(mx[hh], __shfl_xor_sync(0xffffffffu, mx[hh], 2));
         const float mn = fmaxf(m[hh], mx[hh] * sl2), mb = mn == NEG ? 0.0f : mn; // no key yet: exponents of -inf give 0
-        corr[hh] = aw_exp2(m[hh] - mb);
+        corr[hh] = hp_exp2(m[hh] - mb);
         m[hh] = mn;
         l[hh] *= corr[hh];
         nb[hh] = -mb;
     }
 #pragma unroll
     for (int i = 0; i < 64; i++) {
-        s[i] = aw_exp2(fmaf(s[i], sl2, nb[(i >> 1) & 1]));
+        s[i] = hp_exp2(fmaf(s[i], sl2, nb[(i >> 1) & 1]));
         l[(i >> 1) & 1] += s[i];
     }
 }
@@ -226,20 +132,20 @@ __device__ __forceinline__ void aw_limits(int *lim, const long long *last, long 
 // S = Q K^T of a tile, issued and committed: q's 64 rows at Qw, the tile's keys at Kc, DK columns
 // of each in chunks of 64 (8 KB for q's rows, AW_BN x 128 bytes for the keys)
 template <int DK> __device__ __forceinline__ void aw_s_gemm(float *s, const unsigned char *Qw, const unsigned char *Kc) {
-    aw_wg_fence();
+    hp_wg_fence();
 #pragma unroll
     for (int c = 0; c < (DK + 63) / 64; c++)
 #pragma unroll
         for (int kk = 0; kk < 4; kk++)
             if (c * 64 + kk * 16 < DK) aw_wgmma_s(s, Qw + c * 8192 + kk * 32, Kc + c * (AW_BN * 128) + kk * 32, c | kk);
-    aw_wg_commit();
+    hp_wg_commit();
 }
 // P (S's registers after aw_softmax) as bf16 A fragments: k-step kk's are registers 8 kk .. 8 kk + 7
 __device__ __forceinline__ void aw_p_frag(unsigned (*pa)[4], const float *s) {
 #pragma unroll
     for (int kk = 0; kk < AW_BN / 16; kk++)
 #pragma unroll
-        for (int r = 0; r < 4; r++) pa[kk][r] = aw_bf16x2(s[8 * kk + 2 * r], s[8 * kk + 2 * r + 1]);
+        for (int r = 0; r < 4; r++) pa[kk][r] = hp_bf16x2(s[8 * kk + 2 * r], s[8 * kk + 2 * r + 1]);
 }
 #endif
 
@@ -249,10 +155,10 @@ __device__ __forceinline__ void aw_p_frag(unsigned (*pa)[4], const float *s) {
 #define AW_STG ((AW_DKC + AW_DVC) * AW_BN * 128) // bytes per stage
 #if ATTN_DV > 64
 #define AW_PV(o, a, v) aw_wgmma_pv128((o), (a), (v), AW_BN * 128)
-#define AW_HOLD_O(o) aw_hold64(o)
+#define AW_HOLD_O(o) hp_hold64(o)
 #else
 #define AW_PV(o, a, v) aw_wgmma_pv64((o), (a), (v), AW_BN * 128)
-#define AW_HOLD_O(o) aw_hold32(o)
+#define AW_HOLD_O(o) hp_hold32(o)
 #endif
 
 extern "C" __global__ void __launch_bounds__(AW_THREADS, 1) DSCC_ENTRY(Args a) {
@@ -261,24 +167,19 @@ extern "C" __global__ void __launch_bounds__(AW_THREADS, 1) DSCC_ENTRY(Args a) {
     unsigned char *const Qs = sm, *const Ks = sm + 2 * AW_DKC * 8192;
     unsigned long long *const kfull = (unsigned long long *)(Ks + AW_NST * AW_STG), *const vfull = kfull + AW_NST; // stage s's k / v landed
     const long long B = ATTN_B, S = ATTN_S, T = ATTN_T, HQ = ATTN_HQ, HK = ATTN_HK;
-    const long long nbh = B * HQ, nqt = (S + 127) / 128, grp = blockIdx.x / (AW_GH * nqt);
-    const long long w = blockIdx.x % (AW_GH * nqt), gsz = nbh - grp * AW_GH < AW_GH ? nbh - grp * AW_GH : AW_GH;
-    const long long bh = grp * AW_GH + w % gsz, qt = nqt - 1 - w / gsz;
-    if (qt < 0 || bh >= nbh) return;
+    long long bh, qt;
+    if (!attn_block(B * HQ, (S + 127) / 128, &bh, &qt)) return;
     const long long b = bh / HQ, h = bh % HQ, hk = h / (HQ / HK), s0 = qt * 128;
     // the block's keys: up to its last row's diagonal (causal), all T otherwise
-    const long long slast = s0 + 127 < S ? s0 + 127 : S - 1;
-    long long kend = ATTN_CAUSAL ? slast + T - S : T - 1;
-    if (kend > T - 1) kend = T - 1;
-    const long long nkt = kend / AW_BN + 1;
+    const long long nkt = attn_last_key(s0 + 127, S, T, ATTN_CAUSAL) / AW_BN + 1;
     const int tid = threadIdx.x, wg = tid >> 7;
     if (tid == 0) {
-        for (int i = 0; i < 2 * AW_NST; i++) aw_mbar_init(kfull + i, 128); // the producer's threads' cp.async
-        aw_mbar_fence_init();
+        for (int i = 0; i < 2 * AW_NST; i++) hp_mbar_init(kfull + i, 128); // the producer's threads' cp.async
+        hp_mbar_fence_init();
     }
     __syncthreads();
     if (wg == 2) { // the producer: thread pt copies the 16-byte unit pu of rows pr, pr + 16, .. of each 64-column chunk
-        aw_regs_producer();
+        hp_setmaxnreg_dec<AW_REGS_PRODUCER>();
         const int pt = tid - 256, pu = pt & 7, pr = pt >> 3;
         const unsigned short *Q = ATTN_Q, *Q1 = ATTN_Q1, *Kg = ATTN_K, *K1g = ATTN_K1, *Vg = ATTN_V;
 #pragma unroll
@@ -291,7 +192,7 @@ extern "C" __global__ void __launch_bounds__(AW_THREADS, 1) DSCC_ENTRY(Args a) {
                 const bool ok = s0 + r < S;
                 const long long qr = (b * S + s0 + r) * HQ + h;
                 const unsigned short *qs = kc * 8 < ATTN_QD0 ? Q + (qr * ATTN_QD0 + kc * 8) : Q1 + (qr * (ATTN_DK - ATTN_QD0) + kc * 8 - ATTN_QD0);
-                aw_cp16(Qs + ((r >> 6) * AW_DKC + c) * 8192 + aw_swz(r & 63, pu), ok ? (const void *)qs : (const void *)Q, ok);
+                hp_cp16(Qs + ((r >> 6) * AW_DKC + c) * 8192 + aw_swz(r & 63, pu), ok ? (const void *)qs : (const void *)Q, ok);
             }
         }
         // this thread's unit of key 0 in each chunk of k (the first KD0 columns from K, the others from K1) and of v, and
@@ -312,7 +213,7 @@ extern "C" __global__ void __launch_bounds__(AW_THREADS, 1) DSCC_ENTRY(Args a) {
             const int st = (int)(it % AW_NST);
             unsigned char *Kd = Ks + st * AW_STG + pr * 128 + ((pu ^ (pr & 7)) << 4), *Vd = Kd + AW_DKC * AW_BN * 128;
             const long long j0 = it * AW_BN + pr;
-            if (it >= AW_NST) aw_bar_sync(AW_BAR_KEMPTY + st, AW_THREADS); // the consumers' S of tile it - NST is done
+            if (it >= AW_NST) hp_bar_sync(AW_BAR_KEMPTY + st, AW_THREADS); // the consumers' S of tile it - NST is done
 #pragma unroll
             for (int c = 0; c < AW_DKC; c++) { // keys it * BN .., zeros past T
                 if ((c * 8 + pu) * 8 >= ATTN_DK) continue;
@@ -320,11 +221,11 @@ extern "C" __global__ void __launch_bounds__(AW_THREADS, 1) DSCC_ENTRY(Args a) {
 #pragma unroll 4
                 for (int i = 0; i < AW_BN / 16; i++, src += 16 * kst[c]) {
                     const bool ok = j0 + 16 * i < T;
-                    aw_cp16(Kd + c * (AW_BN * 128) + i * 2048, ok ? (const void *)src : (const void *)Kg, ok);
+                    hp_cp16(Kd + c * (AW_BN * 128) + i * 2048, ok ? (const void *)src : (const void *)Kg, ok);
                 }
             }
-            aw_cp_arrive(kfull + st);
-            if (it >= AW_NST) aw_bar_sync(AW_BAR_VEMPTY + st, AW_THREADS); // ... and their P V
+            hp_cp_arrive(kfull + st);
+            if (it >= AW_NST) hp_bar_sync(AW_BAR_VEMPTY + st, AW_THREADS); // ... and their P V
 #pragma unroll
             for (int c = 0; c < AW_DVC; c++) { // columns past DV as zeros too (P V reads them)
                 const bool in = (c * 8 + pu) * 8 < ATTN_DV;
@@ -332,47 +233,39 @@ extern "C" __global__ void __launch_bounds__(AW_THREADS, 1) DSCC_ENTRY(Args a) {
 #pragma unroll 4
                 for (int i = 0; i < AW_BN / 16; i++, src += 16 * ATTN_VRS) {
                     const bool ok = in && j0 + 16 * i < T;
-                    aw_cp16(Vd + c * (AW_BN * 128) + i * 2048, ok ? (const void *)src : (const void *)Vg, ok);
+                    hp_cp16(Vd + c * (AW_BN * 128) + i * 2048, ok ? (const void *)src : (const void *)Vg, ok);
                 }
             }
-            aw_cp_arrive(vfull + st);
+            hp_cp_arrive(vfull + st);
         }
-        aw_cp_wait0(); // the last copies land before the thread ends
+        hp_cp_wait_all(); // the last copies land before the thread ends
         return;
     }
-    aw_regs_consumer();
+    hp_setmaxnreg_inc<AW_REGS_CONSUMER>();
     const int lane = tid & 31, wq = (tid >> 5) & 3, q4 = lane & 3, ra = 64 * wg + 16 * wq + (lane >> 2); // rows ra, ra + 8 of the block
     // the last key each of this thread's rows sees; the warp's smallest diagonal; the warpgroup's tiles
-    long long last[2];
-    for (int hh = 0; hh < 2; hh++) {
-        long long s = s0 + ra + 8 * hh;
-        if (s > S - 1) s = S - 1; // a row past S: computed like the last, never stored
-        last[hh] = ATTN_CAUSAL ? s + T - S : T - 1;
-        if (last[hh] > T - 1) last[hh] = T - 1;
-    }
+    const long long last[2] = {attn_last_key(s0 + ra, S, T, ATTN_CAUSAL), attn_last_key(s0 + ra + 8, S, T, ATTN_CAUSAL)};
     const long long wfirst = ATTN_CAUSAL ? (s0 + ra - (lane >> 2) < S ? s0 + ra - (lane >> 2) : S - 1) + T - S : T - 1;
-    long long gend = ATTN_CAUSAL ? (s0 + 64 * wg + 63 < S ? s0 + 64 * wg + 63 : S - 1) + T - S : T - 1;
-    if (gend > T - 1) gend = T - 1;
-    const long long gnkt = gend / AW_BN + 1;
+    const long long gnkt = attn_last_key(s0 + 64 * wg + 63, S, T, ATTN_CAUSAL) / AW_BN + 1;
     const float sl2 = ATTN_SCALE * 1.4426950408889634f, NEG = __int_as_float(0xff800000);
     const unsigned char *const Qw = Qs + wg * AW_DKC * 8192;
     float o[AW_ON], m[2] = {NEG, NEG}, l[2] = {0.0f, 0.0f}, corr[2] = {1.0f, 1.0f};
     unsigned pa[AW_BN / 16][4]; // the previous tile's P as bf16 (aw_p_frag)
 #pragma unroll
     for (int i = 0; i < AW_ON; i++) o[i] = 0.0f;
-    if (AW_PINGPONG && wg == 1) aw_bar_arrive(AW_BAR_TURN, 256); // warpgroup 0 goes first
+    if (AW_PINGPONG && wg == 1) hp_bar_arrive(AW_BAR_TURN, 256); // warpgroup 0 goes first
     // S of tile it: issued, and (it > 0) P_{it-1} V_{it-1} behind it, so S_it's softmax runs under that GEMM
 #define AW_S_ISSUE(it) aw_s_gemm<(int)ATTN_DK>(s, Qw, Ks + (int)((it) % AW_NST) * AW_STG)
     float s[64];
     { // tile 0: S alone
-        aw_mbar_wait(kfull, 0);
-        aw_fence_async();
-        if (AW_PINGPONG) aw_bar_sync(AW_BAR_TURN + wg, 256);
+        hp_mbar_wait(kfull, 0);
+        hp_fence_async();
+        if (AW_PINGPONG) hp_bar_sync(AW_BAR_TURN + wg, 256);
         AW_S_ISSUE(0);
-        if (AW_PINGPONG) aw_bar_arrive(AW_BAR_TURN + (wg ^ 1), 256);
-        aw_wg_wait0();
-        aw_hold64(s);
-        if (AW_NST < nkt) aw_bar_arrive(AW_BAR_KEMPTY, AW_THREADS); // the producer may refill k's stage
+        if (AW_PINGPONG) hp_bar_arrive(AW_BAR_TURN + (wg ^ 1), 256);
+        hp_wg_wait0();
+        hp_hold64(s);
+        if (AW_NST < nkt) hp_bar_arrive(AW_BAR_KEMPTY, AW_THREADS); // the producer may refill k's stage
         int lim[2];
         aw_limits(lim, last, 0);
         aw_softmax(s, AW_BN - 1 > wfirst || AW_BN > T, lim, q4, sl2, m, l, corr);
@@ -383,25 +276,25 @@ extern "C" __global__ void __launch_bounds__(AW_THREADS, 1) DSCC_ENTRY(Args a) {
         const long long j0 = it * AW_BN;
         const unsigned char *Vp = Ks + pst * AW_STG + AW_DKC * AW_BN * 128;
         aw_scale_o(o, AW_ON, corr); // O to the max of tile it - 1
-        aw_mbar_wait(vfull + pst, (unsigned)((it - 1) / AW_NST) & 1u);
-        aw_mbar_wait(kfull + st, (unsigned)(it / AW_NST) & 1u);
-        aw_fence_async();
-        if (AW_PINGPONG) aw_bar_sync(AW_BAR_TURN + wg, 256); // this warpgroup's turn at the tensor cores
+        hp_mbar_wait(vfull + pst, (unsigned)((it - 1) / AW_NST) & 1u);
+        hp_mbar_wait(kfull + st, (unsigned)(it / AW_NST) & 1u);
+        hp_fence_async();
+        if (AW_PINGPONG) hp_bar_sync(AW_BAR_TURN + wg, 256); // this warpgroup's turn at the tensor cores
         AW_S_ISSUE(it);
 #pragma unroll
         for (int kk = 0; kk < AW_BN / 16; kk++) AW_PV(o, pa[kk], Vp + kk * 2048);
-        aw_wg_commit();
-        if (AW_PINGPONG) aw_bar_arrive(AW_BAR_TURN + (wg ^ 1), 256); // the other warpgroup's turn
-        aw_wg_wait1(); // S_it (P V may still run)
-        aw_hold64(s);
-        if (it + AW_NST < nkt) aw_bar_arrive(AW_BAR_KEMPTY + st, AW_THREADS);
+        hp_wg_commit();
+        if (AW_PINGPONG) hp_bar_arrive(AW_BAR_TURN + (wg ^ 1), 256); // the other warpgroup's turn
+        hp_wg_wait1(); // S_it (P V may still run)
+        hp_hold64(s);
+        if (it + AW_NST < nkt) hp_bar_arrive(AW_BAR_KEMPTY + st, AW_THREADS);
         // the mask only where a key of the tile may lie past a row's diagonal or past T
         int lim[2];
         aw_limits(lim, last, j0);
         aw_softmax(s, j0 + AW_BN - 1 > wfirst || j0 + AW_BN > T, lim, q4, sl2, m, l, corr);
-        aw_wg_wait0(); // P_{it-1} V_{it-1} done: pa and v's stage free
+        hp_wg_wait0(); // P_{it-1} V_{it-1} done: pa and v's stage free
         AW_HOLD_O(o);
-        if (it - 1 + AW_NST < nkt) aw_bar_arrive(AW_BAR_VEMPTY + pst, AW_THREADS);
+        if (it - 1 + AW_NST < nkt) hp_bar_arrive(AW_BAR_VEMPTY + pst, AW_THREADS);
         aw_p_frag(pa, s);
     }
 #undef AW_S_ISSUE
@@ -409,32 +302,29 @@ extern "C" __global__ void __launch_bounds__(AW_THREADS, 1) DSCC_ENTRY(Args a) {
         const int pst = (int)((gnkt - 1) % AW_NST);
         const unsigned char *Vp = Ks + pst * AW_STG + AW_DKC * AW_BN * 128;
         aw_scale_o(o, AW_ON, corr);
-        aw_mbar_wait(vfull + pst, (unsigned)((gnkt - 1) / AW_NST) & 1u);
-        aw_fence_async();
-        aw_wg_fence();
+        hp_mbar_wait(vfull + pst, (unsigned)((gnkt - 1) / AW_NST) & 1u);
+        hp_fence_async();
+        hp_wg_fence();
 #pragma unroll
         for (int kk = 0; kk < AW_BN / 16; kk++) AW_PV(o, pa[kk], Vp + kk * 2048);
-        aw_wg_commit();
-        aw_wg_wait0();
+        hp_wg_commit();
+        hp_wg_wait0();
         AW_HOLD_O(o);
-        if (gnkt - 1 + AW_NST < nkt) aw_bar_arrive(AW_BAR_VEMPTY + pst, AW_THREADS);
+        if (gnkt - 1 + AW_NST < nkt) hp_bar_arrive(AW_BAR_VEMPTY + pst, AW_THREADS);
     }
     for (long long it = gnkt; it < nkt; it++) { // tiles past this warpgroup's last row (warpgroup 0's): released unread
         if (AW_PINGPONG) { // the turns stay paired with the other warpgroup's
-            aw_bar_sync(AW_BAR_TURN + wg, 256);
-            aw_bar_arrive(AW_BAR_TURN + (wg ^ 1), 256);
+            hp_bar_sync(AW_BAR_TURN + wg, 256);
+            hp_bar_arrive(AW_BAR_TURN + (wg ^ 1), 256);
         }
         if (it + AW_NST < nkt) {
-            aw_bar_arrive(AW_BAR_KEMPTY + (int)(it % AW_NST), AW_THREADS);
-            aw_bar_arrive(AW_BAR_VEMPTY + (int)(it % AW_NST), AW_THREADS);
+            hp_bar_arrive(AW_BAR_KEMPTY + (int)(it % AW_NST), AW_THREADS);
+            hp_bar_arrive(AW_BAR_VEMPTY + (int)(it % AW_NST), AW_THREADS);
         }
     }
-    if (AW_PINGPONG && wg == 0) aw_bar_sync(AW_BAR_TURN, 256); // warpgroup 1's last hand-over
+    if (AW_PINGPONG && wg == 0) hp_bar_sync(AW_BAR_TURN, 256); // warpgroup 1's last hand-over
 #pragma unroll
-    for (int hh = 0; hh < 2; hh++) { // the row's sum over its quad
-        l[hh] += __shfl_xor_sync(0xffffffffu, l[hh], 1);
-        l[hh] += __shfl_xor_sync(0xffffffffu, l[hh], 2);
-    }
+    for (int hh = 0; hh < 2; hh++) l[hh] = attn_quad_sum(l[hh]); // the row's sum
 #pragma unroll
     for (int hh = 0; hh < 2; hh++) {
         const long long s = s0 + ra + 8 * hh;
@@ -458,33 +348,3 @@ extern "C" __global__ void __launch_bounds__(AW_THREADS, 1) DSCC_ENTRY(Args a) {
 #undef AW_PV
 #undef AW_HOLD_O
 #undef AW_PINGPONG
-#undef DSCC_ENTRY
-#undef ATTN_B
-#undef ATTN_S
-#undef ATTN_T
-#undef ATTN_HQ
-#undef ATTN_HK
-#undef ATTN_DK
-#undef ATTN_DV
-#undef ATTN_KT
-#undef ATTN_KRS
-#undef ATTN_KHS
-#undef ATTN_K0
-#undef ATTN_KD0
-#undef ATTN_K1
-#undef ATTN_K1T
-#undef ATTN_K1RS
-#undef ATTN_K1HS
-#undef ATTN_K10
-#undef ATTN_VT
-#undef ATTN_VRS
-#undef ATTN_VHS
-#undef ATTN_V0
-#undef ATTN_Q
-#undef ATTN_Q1
-#undef ATTN_QD0
-#undef ATTN_K
-#undef ATTN_V
-#undef ATTN_STORE
-#undef ATTN_CAUSAL
-#undef ATTN_SCALE

@@ -117,6 +117,7 @@ struct Args { u64 t[64]; long long sym[8]; long long cap, len; u64 err; long lon
 #define GT_REGS_C 232
 #endif
 
+#include "hopper.cuh"
 #ifndef GEMM_TMA_HELPERS
 #define GEMM_TMA_HELPERS
 #define GT_TILE 16384                     // bytes of a 128-row x 128-byte box (one operand of a stage)
@@ -128,79 +129,14 @@ __device__ __forceinline__ unsigned short gt_bf16(float f) {
     const unsigned u = __float_as_uint(f);
     return (unsigned short)((u & 0x7fffffffu) > 0x7f800000u ? (u >> 16) | 0x40u : (u + 0x7fffu + ((u >> 16) & 1u)) >> 16);
 }
-__device__ __forceinline__ void gt_mbar_init(unsigned long long *bar, unsigned count) {
-    asm volatile("mbarrier.init.shared::cta.b64 [%0], %1;\n" ::"r"((unsigned)__cvta_generic_to_shared(bar)), "r"(count) : "memory");
-}
-// the barriers' initialization made visible to the copy engine
-__device__ __forceinline__ void gt_mbar_fence_init() { asm volatile("fence.mbarrier_init.release.cluster;\n" ::: "memory"); }
-__device__ __forceinline__ void gt_fence_async() { asm volatile("fence.proxy.async.shared::cta;\n" ::: "memory"); }
-__device__ __forceinline__ void gt_mbar_arrive(unsigned long long *bar) {
-    asm volatile("mbarrier.arrive.shared::cta.b64 _, [%0];\n" ::"r"((unsigned)__cvta_generic_to_shared(bar)) : "memory");
-}
-// arrive, and `bytes` more to come by the copies of this phase
-__device__ __forceinline__ void gt_mbar_expect_tx(unsigned long long *bar, unsigned bytes) {
-    asm volatile("mbarrier.arrive.expect_tx.shared::cta.b64 _, [%0], %1;\n" ::"r"((unsigned)__cvta_generic_to_shared(bar)), "r"(bytes) : "memory");
-}
-// until the phase of parity `parity` has completed
-__device__ __forceinline__ void gt_mbar_wait(unsigned long long *bar, unsigned parity) {
-    const unsigned b = (unsigned)__cvta_generic_to_shared(bar);
-    unsigned done = 0;
-    while (!done)
-        asm volatile("{\n .reg .pred p;\n mbarrier.try_wait.parity.shared::cta.b64 p, [%1], %2;\n selp.u32 %0, 1, 0, p;\n}\n"
-                     : "=r"(done) : "r"(b), "r"(parity) : "memory");
-}
-// the box at element c0 of dim 0 (K) and row c1 into dst, completing on bar
-__device__ __forceinline__ void gt_tma_2d(void *dst, const void *map, unsigned long long *bar, int c0, int c1) {
-    asm volatile("cp.async.bulk.tensor.2d.shared::cluster.global.mbarrier::complete_tx::bytes [%0], [%1, {%2, %3}], [%4];\n"
-                 ::"r"((unsigned)__cvta_generic_to_shared(dst)), "l"(map), "r"(c0), "r"(c1), "r"((unsigned)__cvta_generic_to_shared(bar))
-                 : "memory");
-}
-// the CTA's rank in its cluster; barrier.cluster (every thread of the cluster's CTAs)
-__device__ __forceinline__ unsigned gt_cluster_rank() {
-    unsigned r;
-    asm volatile("mov.u32 %0, %%cluster_ctarank;\n" : "=r"(r));
-    return r;
-}
-__device__ __forceinline__ void gt_cluster_sync() {
-    asm volatile("barrier.cluster.arrive.release.aligned;\nbarrier.cluster.wait.acquire.aligned;\n" ::: "memory");
-}
-// an arrival on the barrier at bar's offset in CTA `rank` of the cluster
-__device__ __forceinline__ void gt_mbar_arrive_cluster(unsigned long long *bar, unsigned rank) {
-    asm volatile("{\n .reg .b32 ra;\n mapa.shared::cluster.u32 ra, %0, %1;\n mbarrier.arrive.release.cluster.shared::cluster.b64 _, [ra];\n}\n"
-                 ::"r"((unsigned)__cvta_generic_to_shared(bar)), "r"(rank) : "memory");
-}
-// gt_tma_2d into dst's offset in each CTA of `mask`, completing on bar's offset in each
-__device__ __forceinline__ void gt_tma_2d_mc(void *dst, const void *map, unsigned long long *bar, int c0, int c1, unsigned short mask) {
-    asm volatile("cp.async.bulk.tensor.2d.shared::cluster.global.mbarrier::complete_tx::bytes.multicast::cluster [%0], [%1, {%2, %3}], [%4], %5;\n"
-                 ::"r"((unsigned)__cvta_generic_to_shared(dst)), "l"(map), "r"(c0), "r"(c1), "r"((unsigned)__cvta_generic_to_shared(bar)), "h"(mask)
-                 : "memory");
-}
 // a consumer warp's release of a stage: to its CTA's producer and, in a cluster, CTA peer's (peer >= 0)
 __device__ __forceinline__ void gt_release(unsigned long long *bar, int peer) {
-    gt_mbar_arrive(bar);
-    if (peer >= 0) gt_mbar_arrive_cluster(bar, (unsigned)peer);
+    hp_mbar_arrive(bar);
+    if (peer >= 0) hp_mbar_arrive_cluster(bar, (unsigned)peer);
 }
-__device__ __forceinline__ void gt_regs_producer() { asm volatile("setmaxnreg.dec.sync.aligned.u32 %0;\n" ::"n"(GT_REGS_P)); }
-__device__ __forceinline__ void gt_regs_consumer() { asm volatile("setmaxnreg.inc.sync.aligned.u32 %0;\n" ::"n"(GT_REGS_C)); }
-__device__ __forceinline__ void gt_wg_fence() { asm volatile("wgmma.fence.sync.aligned;\n" ::: "memory"); }
-__device__ __forceinline__ void gt_wg_commit() { asm volatile("wgmma.commit_group.sync.aligned;\n" ::: "memory"); }
-__device__ __forceinline__ void gt_wg_wait0() { asm volatile("wgmma.wait_group.sync.aligned 0;\n" ::: "memory"); }
-__device__ __forceinline__ void gt_wg_wait1() { asm volatile("wgmma.wait_group.sync.aligned 1;\n" ::: "memory"); }
-// d[64 x 128] (+)= a[64 rows][32 bytes] . b[128 rows][32 bytes]^T, both K-major, from descriptors
-__device__ __forceinline__ void gt_wgmma128(float *d, unsigned long long da, unsigned long long db, int acc) {
-    asm volatile("{\n .reg .pred p;\n setp.ne.b32 p, %66, 0;\n"
-                 " wgmma.mma_async.sync.aligned.m64n128k32.f32.e4m3.e4m3 {%0, %1, %2, %3, %4, %5, %6, %7, %8, %9, %10, %11, %12, %13, %14, %15, %16, %17, %18, %19, %20, %21, %22, %23, %24, %25, %26, %27, %28, %29, %30, %31, %32, %33, %34, %35, %36, %37, %38, %39, %40, %41, %42, %43, %44, %45, %46, %47, %48, %49, %50, %51, %52, %53, %54, %55, %56, %57, %58, %59, %60, %61, %62, %63}, %64, %65, p, 1, 1;\n}\n"
-                 : "+f"(d[0]), "+f"(d[1]), "+f"(d[2]), "+f"(d[3]), "+f"(d[4]), "+f"(d[5]), "+f"(d[6]), "+f"(d[7]), "+f"(d[8]), "+f"(d[9]), "+f"(d[10]), "+f"(d[11]), "+f"(d[12]), "+f"(d[13]), "+f"(d[14]), "+f"(d[15]), "+f"(d[16]), "+f"(d[17]), "+f"(d[18]), "+f"(d[19]), "+f"(d[20]), "+f"(d[21]), "+f"(d[22]), "+f"(d[23]), "+f"(d[24]), "+f"(d[25]), "+f"(d[26]), "+f"(d[27]), "+f"(d[28]), "+f"(d[29]), "+f"(d[30]), "+f"(d[31]), "+f"(d[32]), "+f"(d[33]), "+f"(d[34]), "+f"(d[35]), "+f"(d[36]), "+f"(d[37]), "+f"(d[38]), "+f"(d[39]), "+f"(d[40]), "+f"(d[41]), "+f"(d[42]), "+f"(d[43]), "+f"(d[44]), "+f"(d[45]), "+f"(d[46]), "+f"(d[47]), "+f"(d[48]), "+f"(d[49]), "+f"(d[50]), "+f"(d[51]), "+f"(d[52]), "+f"(d[53]), "+f"(d[54]), "+f"(d[55]), "+f"(d[56]), "+f"(d[57]), "+f"(d[58]), "+f"(d[59]), "+f"(d[60]), "+f"(d[61]), "+f"(d[62]), "+f"(d[63])
-                 : "l"(da), "l"(db), "r"(acc));
-}
-// after the wait: uses and definitions of d stay after it
-__device__ __forceinline__ void gt_hold64(float *d) { asm volatile("" : "+f"(d[0]), "+f"(d[1]), "+f"(d[2]), "+f"(d[3]), "+f"(d[4]), "+f"(d[5]), "+f"(d[6]), "+f"(d[7]), "+f"(d[8]), "+f"(d[9]), "+f"(d[10]), "+f"(d[11]), "+f"(d[12]), "+f"(d[13]), "+f"(d[14]), "+f"(d[15]), "+f"(d[16]), "+f"(d[17]), "+f"(d[18]), "+f"(d[19]), "+f"(d[20]), "+f"(d[21]), "+f"(d[22]), "+f"(d[23]), "+f"(d[24]), "+f"(d[25]), "+f"(d[26]), "+f"(d[27]), "+f"(d[28]), "+f"(d[29]), "+f"(d[30]), "+f"(d[31]), "+f"(d[32]), "+f"(d[33]), "+f"(d[34]), "+f"(d[35]), "+f"(d[36]), "+f"(d[37]), "+f"(d[38]), "+f"(d[39]), "+f"(d[40]), "+f"(d[41]), "+f"(d[42]), "+f"(d[43]), "+f"(d[44]), "+f"(d[45]), "+f"(d[46]), "+f"(d[47]), "+f"(d[48]), "+f"(d[49]), "+f"(d[50]), "+f"(d[51]), "+f"(d[52]), "+f"(d[53]), "+f"(d[54]), "+f"(d[55]), "+f"(d[56]), "+f"(d[57]), "+f"(d[58]), "+f"(d[59]), "+f"(d[60]), "+f"(d[61]), "+f"(d[62]), "+f"(d[63]) :: "memory"); }
 // A K-major operand in the 128-byte swizzle: start address >> 4, leading byte offset 16 (unused),
 // stride byte offset 1024 (8-row groups), layout GT_DESC_SWZ in bits 62-63
-__device__ __forceinline__ unsigned long long gt_desc(const void *p) {
-    const unsigned s = (unsigned)__cvta_generic_to_shared(p);
-    return (unsigned long long)((s & 0x3ffffu) >> 4) | 1ull << 16 | (1024ull >> 4) << 32 | (unsigned long long)GT_DESC_SWZ << 62;
-}
+__device__ __forceinline__ unsigned long long gt_desc(const void *p) { return hp_desc(p, 16, 1024, GT_DESC_SWZ); }
 #endif
 
 #if GT_BN != 128 && GT_BN != 256
@@ -219,32 +155,32 @@ extern "C" __global__ void __launch_bounds__(384, 1) __cluster_dims__(GT_CLUSTER
     const unsigned char *maps = GT_MAPS;
     if (threadIdx.x == 0) {
         for (int s = 0; s < GT_STAGES; s++) {
-            gt_mbar_init(&full[s], 1);
-            gt_mbar_init(&empty[s], 8 * GT_CLUSTER); // the consumers' 8 warps (of each CTA of the cluster)
+            hp_mbar_init(&full[s], 1);
+            hp_mbar_init(&empty[s], 8 * GT_CLUSTER); // the consumers' 8 warps (of each CTA of the cluster)
         }
-        gt_mbar_fence_init();
-        gt_fence_async();
+        hp_mbar_fence_init();
+        hp_fence_async();
     }
     __syncthreads();
 #if GT_BN == 128
     if (wg == 0) { // the producer
-        gt_regs_producer();
+        hp_setmaxnreg_dec<GT_REGS_P>();
         if (threadIdx.x == 0) {
             long long it = 0; // K blocks loaded so far: stage it % GT_STAGES, its use it / GT_STAGES
             for (long long t = blockIdx.x; t < tiles; t += gridDim.x) {
                 const int m0 = (int)(t % mt * 128), n0 = (int)(t / mt * 128);
                 for (long long kb = 0; kb < nkb; kb++, it++) {
                     const int s = (int)(it % GT_STAGES);
-                    gt_mbar_wait(&empty[s], (unsigned)((it / GT_STAGES) & 1) ^ 1u); // the consumers are done with its last use
-                    gt_mbar_expect_tx(&full[s], GT_STAGE);
-                    gt_tma_2d(sm + s * GT_STAGE, maps, &full[s], (int)(kb * 128), m0);
-                    gt_tma_2d(sm + s * GT_STAGE + GT_TILE, maps + 128, &full[s], (int)(kb * 128), n0);
+                    hp_mbar_wait(&empty[s], (unsigned)((it / GT_STAGES) & 1) ^ 1u); // the consumers are done with its last use
+                    hp_mbar_expect_tx(&full[s], GT_STAGE);
+                    hp_tma_2d(sm + s * GT_STAGE, maps, &full[s], (int)(kb * 128), m0);
+                    hp_tma_2d(sm + s * GT_STAGE + GT_TILE, maps + 128, &full[s], (int)(kb * 128), n0);
                 }
             }
         }
         return;
     }
-    gt_regs_consumer();
+    hp_setmaxnreg_inc<GT_REGS_C>();
     const int c = wg - 1, wq = warp & 3;            // consumer c: rows 64c .. 64c + 63 of the tile
     const int r0 = 64 * c + 16 * wq + (lane >> 2);  // this thread's rows r0, r0 + 8; cols 8j + 2(lane % 4) (+1)
     float acc[64], p0[64], p1[64];
@@ -260,11 +196,11 @@ extern "C" __global__ void __launch_bounds__(384, 1) __cluster_dims__(GT_CLUSTER
         {                                                                                                   \
             const long long i_ = it + (kb);                                                                 \
             const int s_ = (int)(i_ % GT_STAGES);                                                           \
-            gt_mbar_wait(&full[s_], (unsigned)((i_ / GT_STAGES) & 1));                                      \
+            hp_mbar_wait(&full[s_], (unsigned)((i_ / GT_STAGES) & 1));                                      \
             const unsigned long long da_ = gt_desc(sm + s_ * GT_STAGE + c * 8192), db_ = gt_desc(sm + s_ * GT_STAGE + GT_TILE); \
-            gt_wg_fence();                                                                                  \
-            _Pragma("unroll") for (int k_ = 0; k_ < 4; k_++) gt_wgmma128(part, da_ + 2 * k_, db_ + 2 * k_, k_ > 0); \
-            gt_wg_commit();                                                                                 \
+            hp_wg_fence();                                                                                  \
+            _Pragma("unroll") for (int k_ = 0; k_ < 4; k_++) hp_wgmma128_e4m3(part, da_ + 2 * k_, db_ + 2 * k_, k_ > 0); \
+            hp_wg_commit();                                                                                 \
             const float w_ = GT_WS(wsb + (kb));                                                             \
             sa = (ra < M ? GT_XS(ra, (kb)) : 0.0f) * w_;                                                   \
             sb = (rb < M ? GT_XS(rb, (kb)) : 0.0f) * w_;                                                   \
@@ -272,8 +208,8 @@ extern "C" __global__ void __launch_bounds__(384, 1) __cluster_dims__(GT_CLUSTER
         // the partial of K block kb done: its stage back to the producer, then acc += part * scales
 #define GT_PROMOTE(part, kb, sa, sb)                                                                        \
         {                                                                                                   \
-            gt_hold64(part);                                                                                \
-            if (lane == 0) gt_mbar_arrive(&empty[(int)((it + (kb)) % GT_STAGES)]);                          \
+            hp_hold64(part);                                                                                \
+            if (lane == 0) hp_mbar_arrive(&empty[(int)((it + (kb)) % GT_STAGES)]);                          \
             _Pragma("unroll") for (int i_ = 0; i_ < 64; i_++) acc[i_] += part[i_] * ((i_ & 2) ? sb : sa);    \
         }
         // steady state: K block kb - 1 in p0 (issued), kb into p1, then kb + 1 into p0, each partial
@@ -282,20 +218,20 @@ extern "C" __global__ void __launch_bounds__(384, 1) __cluster_dims__(GT_CLUSTER
         long long kb = 1;
         for (; kb + 1 < nkb; kb += 2) {
             GT_ISSUE(p1, kb, s1a, s1b)
-            gt_wg_wait1();
+            hp_wg_wait1();
             GT_PROMOTE(p0, kb - 1, s0a, s0b)
             GT_ISSUE(p0, kb + 1, s0a, s0b)
-            gt_wg_wait1();
+            hp_wg_wait1();
             GT_PROMOTE(p1, kb, s1a, s1b)
         }
         if (kb < nkb) { // one K block left: p0 holds kb - 1
             GT_ISSUE(p1, kb, s1a, s1b)
-            gt_wg_wait1();
+            hp_wg_wait1();
             GT_PROMOTE(p0, kb - 1, s0a, s0b)
-            gt_wg_wait0();
+            hp_wg_wait0();
             GT_PROMOTE(p1, kb, s1a, s1b)
         } else {
-            gt_wg_wait0();
+            hp_wg_wait0();
             GT_PROMOTE(p0, kb - 1, s0a, s0b)
         }
 #undef GT_ISSUE
@@ -309,13 +245,13 @@ extern "C" __global__ void __launch_bounds__(384, 1) __cluster_dims__(GT_CLUSTER
     }
 #else // GT_BN == 256
     // work unit u: row tiles GT_CLUSTER u / mt2 .. + GT_CLUSTER - 1 (this CTA's: + rank) of column tile u / mt2
-    const unsigned rank = GT_CLUSTER > 1 ? gt_cluster_rank() : 0u;
+    const unsigned rank = GT_CLUSTER > 1 ? hp_cluster_rank() : 0u;
     const long long mt2 = (mt + GT_CLUSTER - 1) / GT_CLUSTER, units = mt2 * ((N + 255) / 256);
     const long long u0 = blockIdx.x / GT_CLUSTER, du = gridDim.x / GT_CLUSTER;
-    if (GT_CLUSTER > 1) gt_cluster_sync(); // the other CTA's barriers initialized before any copy or arrival reaches them
+    if (GT_CLUSTER > 1) hp_cluster_sync(); // the other CTA's barriers initialized before any copy or arrival reaches them
     (void)tiles;
     if (wg == 0) { // the producer
-        gt_regs_producer();
+        hp_setmaxnreg_dec<GT_REGS_P>();
         if (threadIdx.x == 0) {
             long long it = 0; // K blocks loaded so far: stage it % GT_STAGES, its use it / GT_STAGES
             for (long long u = u0; u < units; u += du) {
@@ -324,23 +260,23 @@ extern "C" __global__ void __launch_bounds__(384, 1) __cluster_dims__(GT_CLUSTER
                 for (long long kb = 0; kb < nkb; kb++, it++) {
                     const int s = (int)(it % GT_STAGES);
                     unsigned char *st = sm + s * GT_STAGE;
-                    gt_mbar_wait(&empty[s], (unsigned)((it / GT_STAGES) & 1) ^ 1u); // the consumers are done with its last use
-                    gt_mbar_expect_tx(&full[s], two ? 3 * GT_TILE : 2 * GT_TILE);
-                    gt_tma_2d(st, maps, &full[s], (int)(kb * 128), m0);
+                    hp_mbar_wait(&empty[s], (unsigned)((it / GT_STAGES) & 1) ^ 1u); // the consumers are done with its last use
+                    hp_mbar_expect_tx(&full[s], two ? 3 * GT_TILE : 2 * GT_TILE);
+                    hp_tma_2d(st, maps, &full[s], (int)(kb * 128), m0);
                     if (GT_CLUSTER == 1) {
-                        gt_tma_2d(st + GT_TILE, maps + 128, &full[s], (int)(kb * 128), n0);
-                        if (two) gt_tma_2d(st + 2 * GT_TILE, maps + 128, &full[s], (int)(kb * 128), n0 + 128);
+                        hp_tma_2d(st + GT_TILE, maps + 128, &full[s], (int)(kb * 128), n0);
+                        if (two) hp_tma_2d(st + 2 * GT_TILE, maps + 128, &full[s], (int)(kb * 128), n0 + 128);
                     } else if (rank == 0 || two) // w's box `rank`, into both CTAs
-                        gt_tma_2d_mc(st + (1 + rank) * GT_TILE, maps + 128, &full[s], (int)(kb * 128), n0 + 128 * (int)rank, 3);
+                        hp_tma_2d_mc(st + (1 + rank) * GT_TILE, maps + 128, &full[s], (int)(kb * 128), n0 + 128 * (int)rank, 3);
                 }
             }
             // a cluster's CTA stays until both CTAs' consumers released each stage's last use
             for (int i = 0; GT_CLUSTER > 1 && i < GT_STAGES; i++, it++)
-                gt_mbar_wait(&empty[it % GT_STAGES], (unsigned)((it / GT_STAGES) & 1) ^ 1u);
+                hp_mbar_wait(&empty[it % GT_STAGES], (unsigned)((it / GT_STAGES) & 1) ^ 1u);
         }
         return;
     }
-    gt_regs_consumer();
+    hp_setmaxnreg_inc<GT_REGS_C>();
     const int c = wg - 1, wq = warp & 3;            // consumer c: rows 64c .. 64c + 63 of the tile
     const int r0 = 64 * c + 16 * wq + (lane >> 2);  // this thread's rows r0, r0 + 8; cols 128h + 8j + 2(lane % 4) (+1)
     const int peer = GT_CLUSTER > 1 ? (int)(rank ^ 1u) : -1; // the other CTA of the cluster
@@ -358,18 +294,18 @@ extern "C" __global__ void __launch_bounds__(384, 1) __cluster_dims__(GT_CLUSTER
         for (long long kb = 0; kb < nkb; kb++, it++) {
             const int s = (int)(it % GT_STAGES);
             unsigned char *st = sm + s * GT_STAGE;
-            gt_mbar_wait(&full[s], (unsigned)((it / GT_STAGES) & 1));
+            hp_mbar_wait(&full[s], (unsigned)((it / GT_STAGES) & 1));
             const unsigned long long da = gt_desc(st + c * 8192), db = gt_desc(st + GT_TILE);
-            gt_wg_fence();
+            hp_wg_fence();
 #pragma unroll
-            for (int k = 0; k < 4; k++) gt_wgmma128(p, da + 2 * k, db + 2 * k, k > 0);
-            gt_wg_commit();
+            for (int k = 0; k < 4; k++) hp_wgmma128_e4m3(p, da + 2 * k, db + 2 * k, k > 0);
+            hp_wg_commit();
             // the next K block's scales, loaded while the wgmma run
             const long long nk = kb + 1 < nkb ? kb + 1 : kb;
             const float nxa = ra < M ? GT_XS(ra, nk) : 0.0f, nxb = rb < M ? GT_XS(rb, nk) : 0.0f;
             const float nw0 = GT_WS(wsb + nk), nw1 = two ? GT_WS(wsb + nkb + nk) : 0.0f;
-            gt_wg_wait0();
-            gt_hold64(p);
+            hp_wg_wait0();
+            hp_hold64(p);
             if (!two && lane == 0) gt_release(&empty[s], peer); // the stage read: back to the producer(s)
             {
                 const float sa = xa * w0, sb = xb * w0;
@@ -378,12 +314,12 @@ extern "C" __global__ void __launch_bounds__(384, 1) __cluster_dims__(GT_CLUSTER
             }
             if (two) { // the second half: the same rows of x, w's next 128 rows
                 const unsigned long long dc = gt_desc(st + 2 * GT_TILE);
-                gt_wg_fence();
+                hp_wg_fence();
 #pragma unroll
-                for (int k = 0; k < 4; k++) gt_wgmma128(p, da + 2 * k, dc + 2 * k, k > 0);
-                gt_wg_commit();
-                gt_wg_wait0();
-                gt_hold64(p);
+                for (int k = 0; k < 4; k++) hp_wgmma128_e4m3(p, da + 2 * k, dc + 2 * k, k > 0);
+                hp_wg_commit();
+                hp_wg_wait0();
+                hp_hold64(p);
                 if (lane == 0) gt_release(&empty[s], peer);
                 const float sa = xa * w1, sb = xb * w1;
 #pragma unroll

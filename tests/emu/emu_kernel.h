@@ -502,29 +502,7 @@ static inline void emu_prefetch_l2(const void *p, unsigned bytes, int line) {
     volatile const unsigned char *b = (const unsigned char *)p;
     (void)b[0], (void)b[bytes - 1]; /* ASan sees a range past the buffer */
 }
-/* attn_prefill_wgmma.cuh's: the same primitives as mla_decode.cuh's under its names */
-#define aw_cp16(dst, src, v) emu_cp16((dst), (src), (v), __LINE__)
-static inline void aw_cp_wait0(void) { cp_wait0(); }
-#define aw_mbar_init(bar, n) emu_gt_mbar_init((bar), (n), __LINE__)
-static inline void aw_mbar_fence_init(void) {}
-#define aw_mbar_wait(bar, parity) emu_gt_mbar_wait((bar), (parity), __LINE__)
-#define aw_cp_arrive(bar) emu_mla_cp_arrive((bar), __LINE__)
-static inline void aw_fence_async(void) {}
-static inline void aw_wg_fence(void) { wg_fence(); }
-static inline void aw_wg_commit(void) { emu_wgx_groups[emu_tid()]++; }
-static inline void aw_wg_wait0(void) { emu_wgx_wait0(); }
-#define aw_wg_wait1() emu_wgx_wait(1, __LINE__)
-#define aw_bar_sync(id, n) emu_bar_sync((id), (n), __LINE__)
-#define aw_bar_arrive(id, n) emu_bar_arrive((id), (n), __LINE__)
-#define aw_regs_producer() emu_setmaxnreg(AW_REGS_PRODUCER, __LINE__)
-#define aw_regs_consumer() emu_setmaxnreg(AW_REGS_CONSUMER, __LINE__)
-#define aw_bf16x2(lo, hi) emu_cvt_bf16x2((lo), (hi))
-static inline float aw_exp2(float x) { /* ex2.approx.ftz.f32: 2^x, a denormal result flushed to 0 */
-    const float y = exp2f(x);
-    return fabsf(y) < 1.17549435e-38f ? 0.0f : y;
-}
-#define aw_hold32(d) (void)(d)
-#define aw_hold64(d) (void)(d)
+/* attn_prefill_wgmma.cuh's wgmma shapes (the rest is hopper.cuh's, below) */
 #define aw_wgmma_s(d, a, b, acc) emu_wgmma_x((d), (a), (b), 128, 0, 16, 1024, (acc), __LINE__)
 #define aw_wgmma_pv128(d, a, b, lbo) emu_wgmma_rs((d), (a), (b), 128, 1, (lbo), 1024, __LINE__)
 #define aw_wgmma_pv64(d, a, b, lbo) emu_wgmma_rs((d), (a), (b), 64, 1, (lbo), 1024, __LINE__)
@@ -594,8 +572,9 @@ static inline int atomicMin(int *p, int v) {
     return old;
 }
 
-/* ---- gemm_tma.cuh's Hopper primitives: mbarriers, TMA, setmaxnreg, wgmma
- * from descriptors with commit groups ------------------------------------ */
+/* ---- hopper.cuh's primitives (codegen/kernels/hopper.cuh, the kernel files'
+ * shared prelude): mbarriers, TMA and cp.async onto them, clusters, named
+ * barriers, setmaxnreg, wgmma from descriptors with commit groups --------- */
 
 /* mbarrier.init.shared::cta.b64 (count arrivals a phase) and the arrivals;
  * the word's layout is emu_abi.h's. */
@@ -622,22 +601,33 @@ static inline void emu_gt_mbar_arrive_cluster(void *bar, unsigned rank, int line
     if ((__atomic_load_n(w, __ATOMIC_ACQUIRE) & 0xfffu) == 0) emu_ctx->fault(emu_ctx, "remote mbarrier arrive past the phase's count", line);
     emu_mbar_update(w, 1u, 0);
 }
-#define gt_mbar_arrive_cluster(bar, rank) emu_gt_mbar_arrive_cluster((bar), (rank), __LINE__)
+#define hp_mbar_arrive_cluster(bar, rank) emu_gt_mbar_arrive_cluster((bar), (rank), __LINE__)
 /* %cluster_ctarank, barrier.cluster.arrive.release + wait.acquire */
-#define gt_cluster_rank() (emu_ctx->cluster_rank)
-#define gt_cluster_sync() emu_ctx->cluster_sync(emu_ctx, __LINE__)
+#define hp_cluster_rank() (emu_ctx->cluster_rank)
+#define hp_cluster_sync() emu_ctx->cluster_sync(emu_ctx, __LINE__)
 static inline void emu_gt_mbar_wait(void *bar, unsigned parity, int line) { emu_ctx->mbar_wait(emu_ctx, emu_mbar_at(bar, line), parity, line); }
-#define gt_mbar_init(bar, count) emu_gt_mbar_init((bar), (count), __LINE__)
-#define gt_mbar_arrive(bar) emu_gt_mbar_arrive((bar), 0u, __LINE__)
-#define gt_mbar_expect_tx(bar, bytes) emu_gt_mbar_arrive((bar), (bytes), __LINE__)
-#define gt_mbar_wait(bar, parity) emu_gt_mbar_wait((bar), (parity), __LINE__)
+#define hp_mbar_init(bar, count) emu_gt_mbar_init((bar), (count), __LINE__)
+#define hp_mbar_arrive(bar) emu_gt_mbar_arrive((bar), 0u, __LINE__)
+#define hp_mbar_expect_tx(bar, bytes) emu_gt_mbar_arrive((bar), (bytes), __LINE__)
+#define hp_mbar_wait(bar, parity) emu_gt_mbar_wait((bar), (parity), __LINE__)
 /* fence.mbarrier_init, fence.proxy.async: one memory, one proxy here */
-static inline void gt_mbar_fence_init(void) {}
-static inline void gt_fence_async(void) {}
-
-/* setmaxnreg: emu_setmaxnreg above (the named barriers' section) */
-#define gt_regs_producer() emu_setmaxnreg(GT_REGS_P, __LINE__)
-#define gt_regs_consumer() emu_setmaxnreg(GT_REGS_C, __LINE__)
+static inline void hp_mbar_fence_init(void) {}
+static inline void hp_fence_async(void) {}
+/* cp.async (16 bytes, zeros when !v), cp.async.mbarrier.arrive.noinc (mla_decode.cuh's, above), cp.async.wait_all */
+#define hp_cp16(dst, src, v) emu_cp16((dst), (src), (v), __LINE__)
+#define hp_cp_arrive(bar) emu_mla_cp_arrive((bar), __LINE__)
+static inline void hp_cp_wait_all(void) { cp_wait0(); }
+/* bar.sync / bar.arrive, setmaxnreg: the named barriers' section above (the caller's line from its default argument) */
+#define hp_bar_sync(id, n) emu_bar_sync((id), (n), __LINE__)
+#define hp_bar_arrive(id, n) emu_bar_arrive((id), (n), __LINE__)
+template <unsigned N> static inline void hp_setmaxnreg_dec(int line = __builtin_LINE()) { emu_setmaxnreg((int)N, line); }
+template <unsigned N> static inline void hp_setmaxnreg_inc(int line = __builtin_LINE()) { emu_setmaxnreg((int)N, line); }
+/* cvt.rn.bf16x2.f32; ex2.approx.ftz.f32: 2^x, a denormal result flushed to 0 */
+#define hp_bf16x2(lo, hi) emu_cvt_bf16x2((lo), (hi))
+static inline float hp_exp2(float x) {
+    const float y = exp2f(x);
+    return fabsf(y) < 1.17549435e-38f ? 0.0f : y;
+}
 
 /* Byte off of the shared memory after the swizzle of span `span` bytes (0,
  * 32, 64, 128): the 16-byte unit (address bits 4..) is XORed with the
@@ -689,8 +679,8 @@ static inline void emu_tma_2d_mc(void *dst, const void *map, void *bar, int c0, 
         else emu_ctx->bulk_async_peer(emu_ctx, r, dst, buf, bytes, emu_mbar_at(bar, line), line);
     }
 }
-#define gt_tma_2d_mc(dst, map, bar, c0, c1, mask) emu_tma_2d_mc((dst), (map), (bar), (c0), (c1), (mask), __LINE__)
-#define gt_tma_2d(dst, map, bar, c0, c1) emu_tma_2d((dst), (map), (bar), (c0), (c1), __LINE__)
+#define hp_tma_2d_mc(dst, map, bar, c0, c1, mask) emu_tma_2d_mc((dst), (map), (bar), (c0), (c1), (mask), __LINE__)
+#define hp_tma_2d(dst, map, bar, c0, c1) emu_tma_2d((dst), (map), (bar), (c0), (c1), __LINE__)
 
 /* wgmma.mma_async.sync.aligned.m64nNk32.f32.e4m3.e4m3 d, a-desc, b-desc,
  * scale-d, 1, 1 from two shared-memory matrix descriptors, both K-major.
@@ -702,8 +692,8 @@ static inline void emu_tma_2d_mc(void *dst, const void *map, void *bar, int c0, 
  * swizzle applied to the address; unswizzled (core matrices of 8 rows x 16
  * bytes), start + (r / 8) sbo + (r % 8) 16 + (k / 16) lbo + k % 16. So a
  * descriptor whose layout does not match how the bytes were stored reads
- * the wrong bytes. Queued per commit group (gt_wg_commit) and computed at
- * gt_wg_wait0 / gt_wg_wait1 from the shared memory as it is then. */
+ * the wrong bytes. Queued per commit group (hp_wg_commit) and computed at
+ * hp_wg_wait0 / hp_wg_wait1 from the shared memory as it is then. */
 struct EmuGt { float *d; unsigned long long a, b; short n, acc; unsigned group; };
 enum { EMU_GT_PENDING = 32 };
 static thread_local EmuGt emu_gt_q[1024][EMU_GT_PENDING];
@@ -771,29 +761,41 @@ static inline void emu_gt_wait(unsigned keep, int line) {
     int mine = 0, all[32];
     emu_ctx->warp_exchange(emu_ctx, 0xffffffffu, &mine, all, sizeof mine, line);
 }
-static inline void gt_wg_fence(void) { emu_gt_fenced[emu_tid()] = 1; }
-static inline void gt_wg_commit(void) { emu_gt_groups[emu_tid()]++; }
-#define gt_wg_wait0() emu_gt_wait(0, __LINE__)
-#define gt_wg_wait1() emu_gt_wait(1, __LINE__)
-#define gt_wgmma128(d, da, db, acc) emu_gt_wgmma((d), (da), (db), 128, (acc), __LINE__)
-#define gt_hold64(d) (void)(d)
+#define hp_wgmma128_e4m3(d, da, db, acc) emu_gt_wgmma((d), (da), (db), 128, (acc), __LINE__)
+/* wgmma.fence / commit_group / wait_group over both queues: the descriptor form's above and the
+ * general form's (emu_wgx_*: attn_prefill_wgmma.cuh's shapes); a kernel's wgmma use one of them */
+static inline void hp_wg_fence(void) {
+    wg_fence();
+    emu_gt_fenced[emu_tid()] = 1;
+}
+static inline void hp_wg_commit(void) {
+    emu_wgx_groups[emu_tid()]++;
+    emu_gt_groups[emu_tid()]++;
+}
+static inline void emu_hp_wg_wait(unsigned keep, int line) {
+    emu_wgx_wait(keep, line);
+    emu_gt_wait(keep, line);
+}
+#define hp_wg_wait0() emu_hp_wg_wait(0, __LINE__)
+#define hp_wg_wait1() emu_hp_wg_wait(1, __LINE__)
+/* the register fences around a wait: order nothing more on one memory */
+#define hp_hold32(d) (void)(d)
+#define hp_hold64(d) (void)(d)
 
-/* ---- expert_tma.cuh's: gemm_tma.cuh's primitives under its own names, and
- * the producer's cp.async gather (16 bytes, zeros when !v) with
- * cp.async.mbarrier.arrive.noinc (mla_decode.cuh's, above) ---- */
-#define xt_mbar_init(bar, count) gt_mbar_init((bar), (count))
+/* ---- expert_tma.cuh's: hopper.cuh's primitives under its own names (until it includes hopper.cuh) ---- */
+#define xt_mbar_init(bar, count) hp_mbar_init((bar), (count))
 static inline void xt_mbar_fence_init(void) {}
 static inline void xt_fence_async(void) {}
-#define xt_mbar_arrive(bar) gt_mbar_arrive((bar))
-#define xt_mbar_expect_tx(bar, bytes) gt_mbar_expect_tx((bar), (bytes))
-#define xt_mbar_wait(bar, parity) gt_mbar_wait((bar), (parity))
-#define xt_tma_2d(dst, map, bar, c0, c1) gt_tma_2d((dst), (map), (bar), (c0), (c1))
-#define xt_cp16(dst, src, v) emu_cp16((dst), (src), (v), __LINE__)
-#define xt_cp_arrive(bar) emu_mla_cp_arrive((bar), __LINE__)
+#define xt_mbar_arrive(bar) hp_mbar_arrive((bar))
+#define xt_mbar_expect_tx(bar, bytes) hp_mbar_expect_tx((bar), (bytes))
+#define xt_mbar_wait(bar, parity) hp_mbar_wait((bar), (parity))
+#define xt_tma_2d(dst, map, bar, c0, c1) hp_tma_2d((dst), (map), (bar), (c0), (c1))
+#define xt_cp16(dst, src, v) hp_cp16((dst), (src), (v))
+#define xt_cp_arrive(bar) hp_cp_arrive((bar))
 #define xt_regs_producer() emu_setmaxnreg(XT_REGS_P, __LINE__)
 #define xt_regs_consumer() emu_setmaxnreg(XT_REGS_C, __LINE__)
-#define xt_wg_fence() gt_wg_fence()
-#define xt_wg_commit() gt_wg_commit()
-#define xt_wg_wait0() gt_wg_wait0()
-#define xt_wgmma128(d, da, db, acc) gt_wgmma128((d), (da), (db), (acc))
+#define xt_wg_fence() hp_wg_fence()
+#define xt_wg_commit() hp_wg_commit()
+#define xt_wg_wait0() hp_wg_wait0()
+#define xt_wgmma128(d, da, db, acc) hp_wgmma128_e4m3((d), (da), (db), (acc))
 #define xt_hold64(d) (void)(d)

@@ -124,6 +124,17 @@ static size_t match_brace(const char *s, size_t i) {
     return i;
 }
 
+/* Whether `template <...> __device__` starts at s[i]: a helper templated on a constant (hopper.cuh's setmaxnreg). */
+static bool template_device(const char *s, size_t i) {
+    if (strncmp(s + i, "template", 8) != 0) return false;
+    const char *p = s + i + 8;
+    while (*p == ' ') p++;
+    const char *e = *p == '<' ? strchr(p, '>') : NULL;
+    if (!e) return false;
+    for (e++; *e == ' ';) e++;
+    return strncmp(e, "__device__", 10) == 0;
+}
+
 static void put_newlines(Buf *b, const char *s, size_t a, size_t e) {
     for (size_t i = a; i < e; i++)
         if (s[i] == '\n') buf_put(b, "\n", 1);
@@ -142,19 +153,17 @@ static const char *const PTX_HELPERS[] = {"h2f", "f2h", "fe4m3", "pdl_wait", "pd
                                            "ld_stream16_if", "ld_x16_if", "sk_cluster_rank", "sk_cluster_sync", "sk_dsmem_ld",
                                            /* codegen/kernels/expert_stream.cuh's */
                                            "ex_ld_w16", "ex_ld_x16", "ex_cp_wait3", "ex_cp_wait5", "ex_cp_wait7",
-                                           /* codegen/kernels/gemm_tma.cuh's */
-                                           "gt_mbar_init", "gt_mbar_arrive", "gt_mbar_expect_tx", "gt_mbar_wait", "gt_mbar_fence_init",
-                                           "gt_fence_async", "gt_regs_producer", "gt_regs_consumer", "gt_tma_2d", "gt_wg_fence", "gt_wg_commit",
-                                           "gt_wg_wait0", "gt_wg_wait1", "gt_wgmma128", "gt_hold64", "gt_cluster_rank", "gt_cluster_sync",
-                                           "gt_mbar_arrive_cluster", "gt_tma_2d_mc",
+                                           /* codegen/kernels/hopper.cuh's (the kernel files' shared prelude) */
+                                           "hp_mbar_init", "hp_mbar_fence_init", "hp_fence_async", "hp_mbar_arrive", "hp_mbar_expect_tx",
+                                           "hp_mbar_wait", "hp_cluster_rank", "hp_cluster_sync", "hp_mbar_arrive_cluster", "hp_tma_2d",
+                                           "hp_tma_2d_mc", "hp_cp16", "hp_cp_arrive", "hp_cp_wait_all", "hp_bar_sync", "hp_bar_arrive",
+                                           "hp_setmaxnreg_dec", "hp_setmaxnreg_inc", "hp_wg_fence", "hp_wg_commit", "hp_wg_wait0", "hp_wg_wait1",
+                                           "hp_hold32", "hp_hold64", "hp_wgmma128_e4m3", "hp_bf16x2", "hp_exp2",
                                            /* codegen/kernels/expert_tma.cuh's */
                                            "xt_mbar_init", "xt_mbar_fence_init", "xt_fence_async", "xt_mbar_arrive", "xt_mbar_expect_tx",
                                            "xt_mbar_wait", "xt_tma_2d", "xt_cp16", "xt_cp_arrive", "xt_regs_producer", "xt_regs_consumer",
                                            "xt_wg_fence", "xt_wg_commit", "xt_wg_wait0", "xt_wgmma128", "xt_hold64",
-                                           /* codegen/kernels/attn_prefill_wgmma.cuh's */
-                                           "aw_cp16", "aw_cp_wait0", "aw_mbar_init", "aw_mbar_fence_init", "aw_mbar_wait", "aw_cp_arrive",
-                                           "aw_fence_async", "aw_wg_fence", "aw_wg_commit", "aw_wg_wait0", "aw_wg_wait1", "aw_bar_sync",
-                                           "aw_bar_arrive", "aw_regs_producer", "aw_regs_consumer", "aw_bf16x2", "aw_exp2", "aw_hold32", "aw_hold64",
+                                           /* codegen/kernels/attn_prefill_wgmma.cuh's wgmma shapes */
                                            "aw_wgmma_s", "aw_wgmma_pv128", "aw_wgmma_pv64"};
 
 typedef struct {
@@ -285,7 +294,7 @@ static char *translate(const char *s, const char *module, Buf *log) {
             while (is_ident(s[i + 19 + n])) n++;
             snprintf(entry, sizeof entry, "%.*s", (int)n, s + i + 19);
         }
-        if (depth == 0 && line_start && !strncmp(s + i, "__device__", 10)) { /* a helper: dropped when it is inline PTX */
+        if (depth == 0 && line_start && (!strncmp(s + i, "__device__", 10) || template_device(s, i))) { /* a helper: dropped when it is inline PTX */
             size_t k = i;
             while (s[k] && s[k] != '{' && s[k] != ';') k = skip_lit(s, k) != k ? skip_lit(s, k) : k + 1;
             if (s[k] == '{') {
