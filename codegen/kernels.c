@@ -4,6 +4,7 @@
  * them: the module is one text, so the kernel cache keys all of it. */
 #include "codegen/kernels.h"
 #include "codegen/codegen.h"
+#include "codegen/cuda_scan.h"
 
 #include <string.h>
 
@@ -61,48 +62,6 @@ char *cg_template_rmsnorm_quant(Arena *a, const char *name) {
 
 /* ---- programmatic dependent launch: which entry points wait ------------- */
 
-/* The end of a comment or literal starting at s[i], or i when none starts there. */
-static size_t skip_lit(const char *s, size_t i) {
-    if (s[i] == '/' && s[i + 1] == '/') {
-        while (s[i] && s[i] != '\n') i++;
-        return i;
-    }
-    if (s[i] == '/' && s[i + 1] == '*') {
-        const char *e = strstr(s + i + 2, "*/");
-        return e ? (size_t)(e - s) + 2 : strlen(s);
-    }
-    if (s[i] == '"' || s[i] == '\'') {
-        char q = s[i++];
-        while (s[i] && s[i] != q) i += s[i] == '\\' && s[i + 1] ? 2 : 1;
-        return s[i] ? i + 1 : i;
-    }
-    return i;
-}
-
-static bool ident_char(char c) { return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '_'; }
-
-/* Whether the identifier w starts at s[i]. */
-static bool word_at(const char *s, size_t i, const char *w) {
-    size_t n = strlen(w);
-    return strncmp(s + i, w, n) == 0 && (i == 0 || !ident_char(s[i - 1])) && !ident_char(s[i + n]);
-}
-
-/* The index after the brace that closes the one at s[i] (comments and literals skipped). */
-static size_t brace_end(const char *s, size_t i) {
-    int depth = 0;
-    while (s[i]) {
-        size_t j = skip_lit(s, i);
-        if (j != i) {
-            i = j;
-            continue;
-        }
-        if (s[i] == '{') depth++;
-        if (s[i] == '}' && --depth == 0) return i + 1;
-        i++;
-    }
-    return i;
-}
-
 /* One __global__ definition of a module's text: its name as written (a kernel file's is DSCC_ENTRY), the name
  * it gets (for DSCC_ENTRY, the latest `#define DSCC_ENTRY name` before it), and its body [open, end). */
 typedef struct {
@@ -113,22 +72,21 @@ typedef struct {
 /* The next __global__ definition at or after *at (advanced past it); false when there is none. */
 static bool next_entry(const char *s, size_t *at, char *entry_def, Entry *e) {
     for (size_t i = *at; s[i];) {
-        size_t j = skip_lit(s, i);
+        size_t j = cg_scan_skip_lit(s, i);
         if (j != i) {
             i = j;
             continue;
         }
         if ((i == 0 || s[i - 1] == '\n') && strncmp(s + i, "#define DSCC_ENTRY ", 19) == 0) {
             size_t n = 0;
-            while (ident_char(s[i + 19 + n]) && n < 127) n++;
+            while (cg_scan_ident(s[i + 19 + n]) && n < 127) n++;
             snprintf(entry_def, 128, "%.*s", (int)n, s + i + 19);
         }
-        if (!word_at(s, i, "__global__")) {
+        if (!cg_scan_word_at(s, i, "__global__")) {
             i++;
             continue;
         }
-        size_t k = i;
-        while (s[k] && s[k] != '{' && s[k] != ';') k = skip_lit(s, k) != k ? skip_lit(s, k) : k + 1;
+        size_t k = cg_scan_decl_end(s, i);
         if (s[k] != '{') { /* a declaration */
             i = k;
             continue;
@@ -144,11 +102,11 @@ static bool next_entry(const char *s, size_t *at, char *entry_def, Entry *e) {
         size_t ne = p;
         while (ne > i && (s[ne - 1] == ' ' || s[ne - 1] == '\n' || s[ne - 1] == '\t')) ne--;
         size_t ns = ne;
-        while (ns > i && ident_char(s[ns - 1])) ns--;
+        while (ns > i && cg_scan_ident(s[ns - 1])) ns--;
         snprintf(e->written, sizeof e->written, "%.*s", (int)(ne - ns), s + ns);
         snprintf(e->name, sizeof e->name, "%s", strcmp(e->written, "DSCC_ENTRY") == 0 ? entry_def : e->written);
         e->open = k;
-        e->end = brace_end(s, k);
+        e->end = cg_scan_brace_end(s, k);
         *at = e->end;
         return true;
     }
@@ -158,18 +116,10 @@ static bool next_entry(const char *s, size_t *at, char *entry_def, Entry *e) {
 
 /* Whether s[a, b) calls DSCC_PDL_WAIT() outside comments and literals. */
 static bool calls_wait(const char *s, size_t a, size_t b) {
-    for (size_t i = a; i < b;) {
-        size_t j = skip_lit(s, i);
-        if (j != i) {
-            i = j;
-            continue;
-        }
-        if (word_at(s, i, "DSCC_PDL_WAIT")) {
-            size_t k = i + 13;
-            while (s[k] == ' ') k++;
-            if (s[k] == '(') return true;
-        }
-        i++;
+    for (size_t i = cg_scan_find_word(s, a, b, "DSCC_PDL_WAIT"); i < b; i = cg_scan_find_word(s, i + 13, b, "DSCC_PDL_WAIT")) {
+        size_t k = i + 13;
+        while (s[k] == ' ') k++;
+        if (s[k] == '(') return true;
     }
     return false;
 }
@@ -193,7 +143,7 @@ char *cg_pdl_prologue(Arena *a, const char *src) {
         size_t put = e.open + 1, i = put; /* after the brace; where only a comment follows it, after the next line's indentation */
         bool code = false;
         while (src[i] && src[i] != '\n' && !code) {
-            size_t j = skip_lit(src, i);
+            size_t j = cg_scan_skip_lit(src, i);
             code = j == i && src[i] != ' ' && src[i] != '\t';
             i = j != i ? j : i + 1;
         }

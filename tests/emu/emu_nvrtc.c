@@ -14,6 +14,7 @@
  * keeps emulated modules apart from real ones and from stale ones. */
 
 #include "emu_abi.h"
+#include "codegen/cuda_scan.h" /* the scanner codegen/kernels.c reads sources with */
 
 #include <ctype.h>
 #include <fcntl.h>
@@ -73,57 +74,6 @@ static void buf_printf(Buf *b, const char *f, ...) {
 
 /* ---- scanning C++ text ----------------------------------------------------------- */
 
-/* The end of a comment or literal starting at i, or i when none starts there. */
-static size_t skip_lit(const char *s, size_t i) {
-    if (s[i] == '/' && s[i + 1] == '/') {
-        while (s[i] && s[i] != '\n') i++;
-        return i;
-    }
-    if (s[i] == '/' && s[i + 1] == '*') {
-        const char *e = strstr(s + i + 2, "*/");
-        return e ? (size_t)(e - s) + 2 : strlen(s);
-    }
-    if (s[i] == '"' || s[i] == '\'') {
-        char q = s[i++];
-        while (s[i] && s[i] != q) i += s[i] == '\\' && s[i + 1] ? 2 : 1;
-        return s[i] ? i + 1 : i;
-    }
-    return i;
-}
-
-static bool is_ident(char c) { return isalnum((unsigned char)c) || c == '_'; }
-
-/* Whether word w occurs in s[a, b) as an identifier outside comments and literals. */
-static bool has_word(const char *s, size_t a, size_t b, const char *w) {
-    size_t n = strlen(w);
-    for (size_t i = a; i < b;) {
-        size_t j = skip_lit(s, i);
-        if (j != i) {
-            i = j;
-            continue;
-        }
-        if (!strncmp(s + i, w, n) && (i == 0 || !is_ident(s[i - 1])) && !is_ident(s[i + n])) return true;
-        i++;
-    }
-    return false;
-}
-
-/* The index after the brace that closes the one at s[i]. */
-static size_t match_brace(const char *s, size_t i) {
-    int depth = 0;
-    while (s[i]) {
-        size_t j = skip_lit(s, i);
-        if (j != i) {
-            i = j;
-            continue;
-        }
-        if (s[i] == '{') depth++;
-        if (s[i] == '}' && --depth == 0) return i + 1;
-        i++;
-    }
-    return i;
-}
-
 /* Whether `template <...> __device__` starts at s[i]: a helper templated on a constant (hopper.cuh's setmaxnreg). */
 static bool template_device(const char *s, size_t i) {
     if (strncmp(s + i, "template", 8) != 0) return false;
@@ -180,7 +130,7 @@ static void fn_name(const char *s, size_t a, size_t b, char *out, size_t cap) {
     const char *e = p;
     while (e > s + a && isspace((unsigned char)e[-1])) e--;
     const char *st = e;
-    while (st > s + a && is_ident(st[-1])) st--;
+    while (st > s + a && cg_scan_ident(st[-1])) st--;
     snprintf(out, cap, "%.*s", (int)(e - st), st);
 }
 
@@ -204,7 +154,7 @@ static size_t put_extern_shared(Buf *b, Buf *log, const char *s, size_t i) {
     char *e = br;
     while (e > decl && isspace((unsigned char)e[-1])) e--;
     char *st = e;
-    while (st > decl && is_ident(st[-1])) st--;
+    while (st > decl && cg_scan_ident(st[-1])) st--;
     char name[128], type[256];
     snprintf(name, sizeof name, "%.*s", (int)(e - st), st);
     snprintf(type, sizeof type, "%.*s", (int)(st - decl), decl);
@@ -252,7 +202,7 @@ static bool note_kernel(Buf *log, const char *s, size_t i, Kernel *k, const char
     }
     if (!(p = note_cluster(log, p, k))) return false;
     size_t n = 0;
-    while (is_ident(p[n])) n++;
+    while (cg_scan_ident(p[n])) n++;
     snprintf(k->name, sizeof k->name, "%.*s", (int)n, p);
     if (!strcmp(k->name, "DSCC_ENTRY")) {
         if (!entry[0]) {
@@ -282,7 +232,7 @@ static char *translate(const char *s, const char *module, Buf *log) {
     int depth = 0;
     char entry[128] = ""; /* the latest #define DSCC_ENTRY */
     for (size_t i = 0; s[i];) {
-        size_t j = skip_lit(s, i);
+        size_t j = cg_scan_skip_lit(s, i);
         if (j != i) {
             buf_put(&b, s + i, j - i);
             i = j;
@@ -291,15 +241,14 @@ static char *translate(const char *s, const char *module, Buf *log) {
         bool line_start = i == 0 || s[i - 1] == '\n';
         if (line_start && !strncmp(s + i, "#define DSCC_ENTRY ", 19)) {
             size_t n = 0;
-            while (is_ident(s[i + 19 + n])) n++;
+            while (cg_scan_ident(s[i + 19 + n])) n++;
             snprintf(entry, sizeof entry, "%.*s", (int)n, s + i + 19);
         }
         if (depth == 0 && line_start && (!strncmp(s + i, "__device__", 10) || template_device(s, i))) { /* a helper: dropped when it is inline PTX */
-            size_t k = i;
-            while (s[k] && s[k] != '{' && s[k] != ';') k = skip_lit(s, k) != k ? skip_lit(s, k) : k + 1;
+            size_t k = cg_scan_decl_end(s, i);
             if (s[k] == '{') {
-                size_t end = match_brace(s, k);
-                if (has_word(s, i, end, "asm")) {
+                size_t end = cg_scan_brace_end(s, k);
+                if (cg_scan_find_word(s, i, end, "asm") < end) {
                     char name[128];
                     fn_name(s, i, k, name, sizeof name);
                     bool known = false;
@@ -334,7 +283,7 @@ static char *translate(const char *s, const char *module, Buf *log) {
         buf_put(&b, s + i, 1);
         i++;
     }
-    if (has_word(b.s, 0, b.n, "asm")) {
+    if (cg_scan_find_word(b.s, 0, b.n, "asm") < b.n) {
         buf_printf(log, "emulated NVRTC: inline PTX outside the prelude's helpers\n");
         ok = false;
     }
