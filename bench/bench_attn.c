@@ -21,17 +21,11 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "bench/bench_util.h"
 #include "codegen/codegen.h"
+#include "codegen/gen.h"
 #include "codegen/kernels.h"
 #include "runtime/cuda.h"
-
-typedef struct { /* the kernels' argument block when compiled alone (the kernel files' stand-in) */
-    unsigned long long t[64];
-    long long sym[8];
-    long long cap, len;
-    unsigned long long err;
-    long long tag;
-} AttnArgs;
 
 typedef struct {
     const char *label, *file, *pingpong;
@@ -45,20 +39,6 @@ enum { NF = (int)(sizeof FORMS / sizeof *FORMS), DK = 192, DN = 128, DV = 128 };
 /* the forms' dynamic shared memory (gen_attn.c's ATTN_PREFILL_SMEM and ATTN_WGMMA_SMEM at d_qk 192, d_v 128) */
 static size_t form_smem(const Form *f) {
     return f->pingpong ? 1024 + 2 * 3 * 8192 + 2 * (3 + 2) * 128 * 128 + 64 : 128 * (DK * 2 + 16) + 3 * 64 * (DK * 2 + 16 + DV * 2 + 16);
-}
-
-static uint64_t rng = 88172645463325252ull;
-static uint16_t rand_bf16(void) { /* uniform in [-1, 1), as bf16 (truncated) */
-    rng ^= rng << 13, rng ^= rng >> 7, rng ^= rng << 17;
-    float f = (float)((rng >> 40) & 0xffffff) / 8388608.0f - 1.0f;
-    uint32_t u;
-    memcpy(&u, &f, 4);
-    return (uint16_t)(u >> 16);
-}
-
-static int cmp_float(const void *a, const void *b) {
-    float x = *(const float *)a, y = *(const float *)b;
-    return x < y ? -1 : x > y;
 }
 
 /* Form f's source at (B, S, H): slots 0 q, 1 kv_b's output, 2 the cache rows, 3 out. */
@@ -95,7 +75,7 @@ static CgSource source(Arena *a, const Form *f, long long B, long long S, long l
                     {"ATTN_V0", arena_printf(a, "%dLL", DN)},
                     {"AW_PINGPONG", f->pingpong ? f->pingpong : "1"}};
     const int nd = (int)(sizeof d / sizeof *d) - (f->pingpong ? 0 : 1);
-    /* the argument block a generated module's prelude declares (AttnArgs) */
+    /* the argument block a generated module's prelude declares (codegen/gen.h's CgArgs) */
     const char *text = arena_printf(a, "typedef unsigned long long u64;\nstruct Args { u64 t[64]; long long sym[8]; long long cap, len; u64 err; "
                                        "long long tag; };\n%s", cg_kernel_instance(a, f->file, "attn_bench", d, nd));
     return (CgSource){"attn_bench", text, {arena_printf(a, "codegen/kernels/%s.cuh", f->file), 0, 0}};
@@ -135,9 +115,8 @@ int main(int argc, char **argv) {
     float *out = malloc(no * 4), *first = malloc(no * 4), *ms = malloc(sizeof(float) * (size_t)reps);
     RtDevPtr dq, dkv, dr, dout;
     if (!q || !kv || !rows || !out || !first || !ms) return 3;
-    for (size_t i = 0; i < nq; i++) q[i] = rand_bf16();
-    for (size_t i = 0; i < nkv; i++) kv[i] = rand_bf16();
-    for (size_t i = 0; i < nr; i++) rows[i] = rand_bf16();
+    uint64_t rng = 88172645463325252ull;
+    bench_fill_bf16(q, nq, &rng), bench_fill_bf16(kv, nkv, &rng), bench_fill_bf16(rows, nr, &rng);
     if (!rt_cuda_alloc(gpu, d, nq * 2, &dq) || !rt_cuda_alloc(gpu, d, nkv * 2, &dkv) || !rt_cuda_alloc(gpu, d, nr * 2, &dr) ||
         !rt_cuda_alloc(gpu, d, no * 4, &dout) || !rt_cuda_upload(gpu, d, dq, q, nq * 2) || !rt_cuda_upload(gpu, d, dkv, kv, nkv * 2) ||
         !rt_cuda_upload(gpu, d, dr, rows, nr * 2))
@@ -151,12 +130,11 @@ int main(int argc, char **argv) {
         const Form *f = &FORMS[fi];
         CgSource src = source(a, f, B, S, H);
         CgBinary bin = {0};
-        CgOptions o = {0};
-        if (cg_compile(a, d, &src, 1, &o, &bin)) return 3;
-        RtKernel *k = rt_cuda_kernel(gpu, d, bin.data, "attn_bench");
+        RtKernel *k;
+        if (!bench_kernels(a, d, gpu, &src, 1, &bin, &k)) return 3;
         RtEvent *e0 = rt_cuda_event(gpu, d), *e1 = rt_cuda_event(gpu, d);
-        if (!k || !e0 || !e1) return 3;
-        AttnArgs args = {.t = {dq, dkv, dr, dout}};
+        if (!e0 || !e1) return 3;
+        CgArgs args = {.t = {dq, dkv, dr, dout}};
         void *p[] = {&args};
         for (int r = -2; r < reps; r++) {
             if (!rt_cuda_event_record(gpu, d, e0) || !rt_cuda_launch_async(gpu, d, k, (unsigned)grid, f->threads, form_smem(f), p) ||
@@ -174,7 +152,7 @@ int main(int argc, char **argv) {
         }
         char as[64];
         snprintf(as, sizeof as, fi == 0 ? "(the first)" : worst <= 2e-2 ? "max diff %.1e" : "DIFFERS (max diff %.1e)", worst);
-        qsort(ms, (size_t)reps, sizeof *ms, cmp_float);
+        bench_sort_ms(ms, reps);
         const double med = ms[reps / 2], best = ms[0];
         printf("| %s | %.4f | %.1f | %.4f | %.1f | %s |\n", f->label, med, flops / (med * 1e-3) / 1e12, best, flops / (best * 1e-3) / 1e12, as);
         fflush(stdout); /* a later form that hangs leaves these lines behind */

@@ -34,18 +34,11 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "bench/bench_util.h"
 #include "codegen/codegen.h"
 #include "codegen/gen.h"
 #include "codegen/kernels.h"
 #include "runtime/cuda.h"
-
-typedef struct { /* the kernels' argument block when compiled alone (mla_decode.cuh's) */
-    unsigned long long t[64];
-    long long sym[8];
-    long long cap, len;
-    unsigned long long err;
-    long long tag;
-} MlaArgs;
 
 typedef struct {
     const char *label, *v3, *pf, *waitg, *lean, *lazy;
@@ -61,20 +54,6 @@ static const Variant VARIANTS[] = {{"chunk ring, as before (DSCC_MLA_LEAN=0 DSCC
                                    {"seesaw schedule as before (DSCC_MLA_V3=2 DSCC_MLA_LEAN=0 DSCC_MLA_LAZY=0)", "2", "0", "1", "0", "0"},
                                    {"seesaw schedule, lean, lazy rescale (DSCC_MLA_V3=2)", "2", "0", "1", "5", "1"}};
 enum { NV = (int)(sizeof VARIANTS / sizeof *VARIANTS), HQ = 128 };
-
-static uint64_t rng = 88172645463325252ull;
-static uint16_t rand_bf16(void) { /* uniform in [-1, 1), as bf16 (truncated) */
-    rng ^= rng << 13, rng ^= rng >> 7, rng ^= rng << 17;
-    float f = (float)((rng >> 40) & 0xffffff) / 8388608.0f - 1.0f;
-    uint32_t u;
-    memcpy(&u, &f, 4);
-    return (uint16_t)(u >> 16);
-}
-
-static int cmp_float(const void *a, const void *b) {
-    float x = *(const float *)a, y = *(const float *)b;
-    return x < y ? -1 : x > y;
-}
 
 /* The decode kernel's and the combine's sources for variant v at (B, T). */
 static void sources(Arena *a, const Variant *v, long long B, long long T, CgSource src[2]) {
@@ -128,8 +107,8 @@ int main(int argc, char **argv) {
     float *ms = malloc(sizeof(float) * (size_t)reps), *dms = malloc(sizeof(float) * (size_t)reps); /* decode + combine, decode */
     RtDevPtr dq, dk, dout, dpart;
     if (!q || !kv || !out || !first || !ms || !dms) return 3;
-    for (size_t i = 0; i < nq; i++) q[i] = rand_bf16();
-    for (size_t i = 0; i < nk; i++) kv[i] = rand_bf16();
+    uint64_t rng = 88172645463325252ull;
+    bench_fill_bf16(q, nq, &rng), bench_fill_bf16(kv, nk, &rng);
     if (!rt_cuda_alloc(gpu, d, nq * 2, &dq) || !rt_cuda_alloc(gpu, d, nk * 2, &dk) || !rt_cuda_alloc(gpu, d, no * 2, &dout) ||
         !rt_cuda_alloc(gpu, d, part, &dpart) || !rt_cuda_upload(gpu, d, dq, q, nq * 2) || !rt_cuda_upload(gpu, d, dk, kv, nk * 2))
         return 3;
@@ -143,13 +122,13 @@ int main(int argc, char **argv) {
         const bool ref = vi == (only ? only - 1 : 0); /* the first row run: the others are compared with it */
         CgSource src[2];
         CgBinary bin[2] = {{0}};
-        CgOptions o = {0};
+        RtKernel *kk[2];
         sources(a, &VARIANTS[vi], B, T, src);
-        if (cg_compile(a, d, src, 2, &o, bin)) return 3;
-        RtKernel *k = rt_cuda_kernel(gpu, d, bin[0].data, "mla_bench"), *kc = rt_cuda_kernel(gpu, d, bin[1].data, "mla_bench_combine");
+        if (!bench_kernels(a, d, gpu, src, 2, bin, kk)) return 3;
+        RtKernel *k = kk[0], *kc = kk[1];
         RtEvent *e0 = rt_cuda_event(gpu, d), *em = rt_cuda_event(gpu, d), *e1 = rt_cuda_event(gpu, d);
-        if (!k || !kc || !e0 || !em || !e1) return 3;
-        MlaArgs args = {.t = {dq, dk, dout, dpart}};
+        if (!e0 || !em || !e1) return 3;
+        CgArgs args = {.t = {dq, dk, dout, dpart}};
         void *p[] = {&args};
         for (int r = -2; r < reps; r++) {
             if (!rt_cuda_event_record(gpu, d, e0) || !rt_cuda_launch_async(gpu, d, k, (unsigned)grid, 384, 3 * 73728 + 1024 + 256, p) ||
@@ -174,8 +153,8 @@ int main(int argc, char **argv) {
         }
         char as[64];
         snprintf(as, sizeof as, ref ? "(the first)" : !diff ? "same" : worst <= 2e-2 ? "max diff %.1e" : "DIFFERS (max diff %.1e)", worst);
-        qsort(ms, (size_t)reps, sizeof *ms, cmp_float);
-        qsort(dms, (size_t)reps, sizeof *dms, cmp_float);
+        bench_sort_ms(ms, reps);
+        bench_sort_ms(dms, reps);
         const double med = ms[reps / 2], best = ms[0];
         printf("| %s | %.4f | %.1f | %.4f | %.1f | %.4f | %s |\n", VARIANTS[vi].label, med, flops / (med * 1e-3) / 1e12, best,
                flops / (best * 1e-3) / 1e12, dms[reps / 2], as);

@@ -1,8 +1,10 @@
-/* bench_util.c — what more than one benchmark measures the same way: the
- * pure read of device memory that floors and skinny-GEMM references use. */
+/* bench_util.c — what more than one benchmark does the same way: the pure
+ * read of device memory that floors and skinny-GEMM references use; a
+ * kernel benchmark's modules, inputs and sorted times. */
 #include "bench/bench_util.h"
 
 #include <stdlib.h>
+#include <string.h>
 
 #include "codegen/codegen.h"
 #include "codegen/kernels.h"
@@ -29,7 +31,7 @@ double bench_read_ms(int64_t bytes, int64_t flush, DiagEngine *d) {
     RtEvent *e0 = NULL, *e1 = NULL;
     RtKernel *k = NULL;
     double t[7], ms = -1;
-    bool ok = c && src.source && cg_compile(a, d, &src, 1, &(CgOptions){0}, &bin) == 0 && (k = rt_cuda_kernel(c, d, bin.data, name)) &&
+    bool ok = c && src.source && bench_kernels(a, d, c, &src, 1, &bin, &k) &&
               rt_cuda_alloc(c, d, (size_t)bytes, &buf) && rt_cuda_alloc(c, d, 64, &sink) && (flush <= 0 || rt_cuda_alloc(c, d, (size_t)flush, &fl)) &&
               rt_cuda_memset0(c, d, buf, (size_t)bytes) && (e0 = rt_cuda_event(c, d)) && (e1 = rt_cuda_event(c, d));
     struct {
@@ -59,3 +61,27 @@ double bench_read_ms(int64_t bytes, int64_t flush, DiagEngine *d) {
     arena_free(a);
     return ms;
 }
+
+bool bench_kernels(Arena *a, DiagEngine *d, RtCuda *gpu, const CgSource *src, int n, CgBinary *bins, RtKernel **k) {
+    if (cg_compile(a, d, src, n, &(CgOptions){0}, bins) != 0) return false;
+    for (int i = 0; i < n; i++)
+        if (!(k[i] = rt_cuda_kernel(gpu, d, bins[i].data, src[i].name))) return false;
+    return true;
+}
+
+void bench_fill_bf16(uint16_t *p, size_t n, uint64_t *rng) {
+    for (size_t i = 0; i < n; i++) {
+        *rng ^= *rng << 13, *rng ^= *rng >> 7, *rng ^= *rng << 17;
+        float f = (float)((*rng >> 40) & 0xffffff) / 8388608.0f - 1.0f;
+        uint32_t u;
+        memcpy(&u, &f, 4);
+        p[i] = (uint16_t)(u >> 16);
+    }
+}
+
+static int cmp_float(const void *a, const void *b) {
+    float x = *(const float *)a, y = *(const float *)b;
+    return x < y ? -1 : x > y;
+}
+
+void bench_sort_ms(float *ms, int n) { qsort(ms, (size_t)n, sizeof *ms, cmp_float); }
