@@ -6,9 +6,9 @@
  * gen_gemm.c instead: x is read as [B*S*H, K] rows (row (b*S + s)*H + h),
  * head h's matrix is weight matrix e = h, the output rows likewise. At a
  * decode step's few rows (up to DSCC_EINSUM_ROWS, default 8; 0: the tile
- * at every row count) the "bshk,hnk->bshn" form runs
- * codegen/kernels/einsum_heads.cuh first: each weight row read once, in
- * one wave, the sums on the CUDA cores. */
+ * at every row count; above 8, a second instance for the rows past 8) the
+ * "bshk,hnk->bshn" form runs codegen/kernels/einsum_heads.cuh first: each
+ * weight row read once, in one wave, the sums on the CUDA cores. */
 #include "codegen/gen_internal.h"
 #include "codegen/kernels.h"
 
@@ -34,9 +34,9 @@ static int einsum_rows(Gen *G) {
     return (int)v;
 }
 
-/* The decode form at M <= mrows rows of x [M][H][K] and w [H][N][K] (einsum_heads.cuh): a block a 32 * R rows of
- * one head's w, R * (K / 64) <= 8 loads a lane. */
-static void einsum_heads_rows(Gen *G, int mrows, IrDim M, int64_t H, int64_t N, int64_t K, int sx, int sw, int sy) {
+/* The decode form at lo < M <= mrows rows of x [M][H][K] and w [H][N][K] (einsum_heads.cuh): a block a 32 * R rows
+ * of one head's w, R * (K / 64) <= 8 loads a lane. */
+static void einsum_heads_rows(Gen *G, int lo, int mrows, IrDim M, int64_t H, int64_t N, int64_t K, int sx, int sw, int sy) {
     Arena *a = G->a;
     const int64_t segs = K / 64, r = segs >= 8 ? 1 : 8 / segs, nb = (N + 32 * r - 1) / (32 * r);
     const char *entry = arena_printf(a, "p%d_einsum_heads_m%d", G->nphases, mrows);
@@ -50,12 +50,13 @@ static void einsum_heads_rows(Gen *G, int mrows, IrDim M, int64_t H, int64_t N, 
                     {"EH_X(i)", arena_printf(a, "L%d(a, (i))", sx)},
                     {"EH_W", arena_printf(a, "((const unsigned short *)a.t[%d])", sw)},
                     {"EH_STORE(i, v)", arena_printf(a, "S%d(a, (i), (v))", sy)}};
-    sb_printf(&G->decl, "// the per-head products at M <= %d: %lld blocks of %lld rows of one head's w, each weight row read once by 8 lanes,\n"
+    sb_printf(&G->decl, "// the per-head products at %sM <= %d: %lld blocks of %lld rows of one head's w, each weight row read once by 8 lanes,\n"
                         "// x's rows in shared memory, the sums on the CUDA cores\n",
-              mrows, (long long)(H * nb), (long long)(32 * r));
+              lo ? arena_printf(a, "%d < ", lo) : "", mrows, (long long)(H * nb), (long long)(32 * r));
     sb_puts(&G->decl, cg_kernel_instance(a, "einsum_heads", entry, d, (int)(sizeof d / sizeof *d)));
     cg_phase(G, CG_LAUNCH_BLOCK, M, mrows, ir_dim_const(H * nb), 1, (int64_t)mrows * K * 4);
     G->phases[G->nphases - 1].fn = entry;
+    G->phases[G->nphases - 1].amin = lo;
     G->phases[G->nphases - 1].amax = mrows;
 }
 
@@ -78,7 +79,9 @@ static bool einsum_heads_mma(Gen *G, const IrNode *n, const char *x, const char 
     IrDim M = ir_dim_mul(xv->type.dims[0], xv->type.dims[1]);
     int sx = cg_slot_value(G, xv), sw = cg_slot_value(G, wv), sy = cg_slot_value(G, n);
     const int mrows = wt || K.coeff % 64 || (G->kblock && G->kblock[wv->id]) ? 0 : rows;
-    if (mrows) einsum_heads_rows(G, mrows, M, H.coeff, N.coeff, K.coeff, sx, sw, sy);
+    /* above CG_EINSUM_ROWS a second instance, so that a step of a few rows keeps the small one's registers */
+    if (mrows) einsum_heads_rows(G, 0, mrows < CG_EINSUM_ROWS ? mrows : CG_EINSUM_ROWS, M, H.coeff, N.coeff, K.coeff, sx, sw, sy);
+    if (mrows > CG_EINSUM_ROWS) einsum_heads_rows(G, CG_EINSUM_ROWS, mrows, M, H.coeff, N.coeff, K.coeff, sx, sw, sy);
     cg_head(G, arena_printf(G->a, "einsum %s,%s->%s per head on the tensor cores (%s), 64x128 tile", x, w, o, cg_tile_insn(G, true)));
     sb_printf(&G->decl, "    extern __shared__ __align__(16) unsigned char sm[];\n"
                         "    __shared__ int srow[64], yrow[64];\n"

@@ -30,6 +30,7 @@
 //   EH_X(i)           x's value (f32) at flat index i of [M][H][K]
 //   EH_W              w's BF16 values, [H][N][K] (const unsigned short *, 16-byte aligned)
 //   EH_STORE(i, v)    stores y[i] (f32 v) at flat index i of [M][H][N]
+//   EH_MINB           blocks an SM the registers must allow (default: 4 up to 8 rows, else 2)
 // Launch: EH_H * ceil(EH_N / (32 * EH_R)) blocks of 256 threads, EH_MROWS *
 // EH_K * 4 bytes of dynamic shared memory.
 #ifndef EH_X // compiled on its own (test_codegen): a stand-in for the module's prelude
@@ -52,10 +53,16 @@ __device__ __forceinline__ void pdl_launch_dependents() { asm volatile("griddepc
 #define EH_STORE(i, v) (((float *)a.t[2])[i] = (v))
 #endif
 
+#ifndef EH_MINB // blocks an SM (registers capped to fit them): 4 at 8 rows, 512 blocks in one wave on 132 SMs (ptxas
+                // spills 20 bytes at K = 128); 2 above, whose sums need more registers
+#define EH_MINB (EH_MROWS <= 8 ? 4 : 2)
+#endif
 #define EH_PASS (EH_R * EH_SEGS < 8 ? EH_R * EH_SEGS : 8) // loads a lane issues at once
 #define EH_RB (32 * EH_R)                                 // rows of w a block
 #define EH_NB ((EH_N + EH_RB - 1) / EH_RB)                // blocks a head
 
+#ifndef EH_HELPERS // once a module (it may hold several instances)
+#define EH_HELPERS
 // acc += the 8 BF16 values of u times x[0..7]
 __device__ __forceinline__ void eh_fma8(float &acc, const uint4 u, const float *x) {
     const unsigned w[4] = {u.x, u.y, u.z, u.w};
@@ -65,8 +72,9 @@ __device__ __forceinline__ void eh_fma8(float &acc, const uint4 u, const float *
            bf2f((unsigned short)(w[2] & 0xffffu)) * x1.x + bf2f((unsigned short)(w[2] >> 16)) * x1.y +
            bf2f((unsigned short)(w[3] & 0xffffu)) * x1.z + bf2f((unsigned short)(w[3] >> 16)) * x1.w;
 }
+#endif
 
-extern "C" __global__ void __launch_bounds__(256) DSCC_ENTRY(Args a) {
+extern "C" __global__ void __launch_bounds__(256, EH_MINB) DSCC_ENTRY(Args a) {
     extern __shared__ __align__(16) float eh_x[]; // [EH_MROWS][EH_K]: the head's rows of x
     DSCC_PDL_WAIT(); // x is the step's (programmatic dependent launch: codegen/kernels.h)
     const long long M = EH_M;
@@ -106,19 +114,38 @@ extern "C" __global__ void __launch_bounds__(256) DSCC_ENTRY(Args a) {
             const int t = (u0 + u) / EH_SEGS, s = (u0 + u) % EH_SEGS, n = nb * EH_RB + g + 32 * t;
             const float *xp = eh_x + s * 64 + j * 8;
 #pragma unroll
-            for (int m = 0; m < EH_MROWS; m++)
-                if (m < M) eh_fma8(acc[m], wv[u], xp + m * EH_K);
+            for (int m = 0; m < EH_MROWS; m++) {
+                if (m >= M) break; // the same in every thread
+                eh_fma8(acc[m], wv[u], xp + m * EH_K);
+            }
             if (s == EH_SEGS - 1) { // the row's last segment: its sums, stored; the next row starts from zero
 #pragma unroll
                 for (int m = 0; m < EH_MROWS; m++) {
+                    if (m >= M) break; // the same in every thread: the whole warp shuffles
                     float v = acc[m];
                     v += __shfl_xor_sync(0xffffffffu, v, 4);
                     v += __shfl_xor_sync(0xffffffffu, v, 2);
                     v += __shfl_xor_sync(0xffffffffu, v, 1);
-                    if (m < M && n < EH_N && j == (m & 7)) EH_STORE(((long long)m * EH_H + h) * EH_N + n, v);
+                    if (n < EH_N && j == (m & 7)) EH_STORE(((long long)m * EH_H + h) * EH_N + n, v);
                     acc[m] = 0.0f;
                 }
             }
         }
     }
 }
+// the instance's parameters: the next instance of the module defines its own
+#undef EH_PASS
+#undef EH_MINB
+#undef EH_RB
+#undef EH_NB
+#undef DSCC_ENTRY
+#undef EH_M
+#undef EH_MROWS
+#undef EH_H
+#undef EH_N
+#undef EH_K
+#undef EH_SEGS
+#undef EH_R
+#undef EH_X
+#undef EH_W
+#undef EH_STORE

@@ -6,7 +6,8 @@
  *     N = 200 (a block's 128 rows: the last block of a head ragged), 3 heads;
  *   - K = 640 (ten segments: a pass of 8 loads, then one of 2), N = 40,
  *     2 heads.
- * At 1, 3, 8 rows (the decode form) and 9 (the tile), fresh inputs each
+ * At 1, 3, 8 rows (the decode form) and 9, 16, 17 (the tile; with
+ * DSCC_EINSUM_ROWS=16 the second instance to 16 rows), fresh inputs each
  * step (every 5th row of a head 40 times larger), each head's weights its own: a wrong head, row,
  * segment or sum is far above the bound (rel L2 1e-2, bf16 storage). The
  * test also checks which form ran, that DSCC_EINSUM_ROWS=0 gives the tile
@@ -85,21 +86,22 @@ static int decode_form(const IrGraph *g, int64_t M) {
     return dec;
 }
 
-static void check_shape(int64_t H, int64_t N, int64_t K) {
-    static const int64_t ROWS[][2] = {{1, 1}, {1, 3}, {2, 4}, {1, 9}};
+/* The shape at each row count of ROWS; the decode form runs up to `top` rows (DSCC_EINSUM_ROWS, set by the caller). */
+static void check_shape(int64_t H, int64_t N, int64_t K, int top) {
+    static const int64_t ROWS[][2] = {{1, 1}, {1, 3}, {2, 4}, {1, 9}, {2, 8}, {1, 17}};
     Arena *a = arena_new();
     DiagEngine *d = diag_new(a, stderr);
     IrGraph *g = compile(a, d, H, N, K);
     uint64_t seed = tu_test_seed() + (uint64_t)K;
     CpuWeightSource ws = cpu_random_weights(&seed);
-    GpuExec *gx = gpu_exec_new(g, &ws, &(GpuOptions){.max_batch = 2, .max_seq = 16, .max_ctx = 16, .keep_all = true, .no_blas = true}, d);
+    GpuExec *gx = gpu_exec_new(g, &ws, &(GpuOptions){.max_batch = 2, .max_seq = 17, .max_ctx = 17, .keep_all = true, .no_blas = true}, d);
     assert_non_null(gx);
     Cmp m = {.g = g, .gx = gx};
     CpuExec *cx = cpu_exec_new(g, &ws, &(CpuOptions){.threads = 4, .after_node = take_gpu, .hook_ctx = &m}, d);
     assert_non_null(cx);
-    float *xv = malloc(sizeof(float) * (size_t)(9 * H * K));
+    float *xv = malloc(sizeof(float) * (size_t)(17 * H * K));
     uint64_t rng = seed;
-    for (int r = 0; r < 4; r++) {
+    for (int r = 0; r < 6; r++) {
         int64_t B = ROWS[r][0], S = ROWS[r][1];
         tu_bf16_rows(xv, B * S * H, K, &rng);
         CpuInput in[1] = {{"x", 4, {B, S, H, K}, xv}};
@@ -111,7 +113,7 @@ static void check_shape(int64_t H, int64_t N, int64_t K) {
                 (long long)(B * S), m.err, dec ? "the decode form" : "the tile");
         assert_int_equal(m.seen, 1);
         assert_true(m.err <= 1e-2);
-        assert_int_equal(dec, B * S <= 8);
+        assert_int_equal(dec, B * S <= top);
     }
     free(xv);
     cpu_exec_free(cx);
@@ -119,8 +121,15 @@ static void check_shape(int64_t H, int64_t N, int64_t K) {
     arena_free(a);
 }
 
-static void test_k128(void **state) { (void)state, check_shape(3, 200, 128); }
-static void test_k640(void **state) { (void)state, check_shape(2, 40, 640); }
+static void test_k128(void **state) { (void)state, check_shape(3, 200, 128, 8); }
+static void test_k640(void **state) { (void)state, check_shape(2, 40, 640, 8); }
+/* DSCC_EINSUM_ROWS=16: a second instance for 8 < M <= 16 */
+static void test_k128_rows16(void **state) {
+    (void)state;
+    setenv("DSCC_EINSUM_ROWS", "16", 1);
+    check_shape(3, 200, 128, 16);
+    unsetenv("DSCC_EINSUM_ROWS");
+}
 
 static void test_env(void **state) {
     (void)state;
@@ -144,6 +153,7 @@ static void test_env(void **state) {
 
 int main(void) {
     if (!tu_hopper()) return 77;
-    const struct CMUnitTest tests[] = {cmocka_unit_test(test_k128), cmocka_unit_test(test_k640), cmocka_unit_test(test_env)};
+    const struct CMUnitTest tests[] = {cmocka_unit_test(test_k128), cmocka_unit_test(test_k640), cmocka_unit_test(test_k128_rows16),
+                                       cmocka_unit_test(test_env)};
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
