@@ -54,7 +54,7 @@ static void einsum_heads_rows(Gen *G, int lo, int mrows, IrDim M, int64_t H, int
                         "// x's rows in shared memory, the sums on the CUDA cores\n",
               lo ? arena_printf(a, "%d < ", lo) : "", mrows, (long long)(H * nb), (long long)(32 * r));
     sb_puts(&G->decl, cg_kernel_instance(a, "einsum_heads", entry, d, (int)(sizeof d / sizeof *d)));
-    cg_phase(G, CG_LAUNCH_BLOCK, M, mrows, ir_dim_const(H * nb), 1, (int64_t)mrows * K * 4);
+    cg_phase(G, CG_LAUNCH_BLOCK, M, mrows, ir_dim_const(H * nb), 1, (int64_t)mrows * K * 2);
     G->phases[G->nphases - 1].fn = entry;
     G->phases[G->nphases - 1].amin = lo;
     G->phases[G->nphases - 1].amax = mrows;

@@ -12,9 +12,9 @@
 //   lane of each 128-byte segment (64 values of K: one whole line a group),
 //   EH_R rows in turn: EH_R * EH_SEGS <= 8 loads a lane, all issued before
 //   anything waits on them (K beyond 8 segments: passes of 8).
-// * The head's rows of x (EH_M of them) are copied into shared memory as f32
-//   while the weights are in flight; every lane of a group reads the same
-//   64 values of a segment (4 groups a warp: broadcasts, no conflicts).
+// * The head's rows of x (EH_M of them) are copied into shared memory, as
+//   BF16, while the weights are in flight; a lane reads its 8 values of a
+//   segment in one 16-byte load (the 4 groups of a warp: the same addresses).
 // * Each lane keeps one partial sum a row of x; the 8 lanes of a group add
 //   theirs by three xor shuffles, in the same order every run, and lane
 //   m % 8 of the group stores y[m, h, n].
@@ -27,12 +27,12 @@
 //   EH_H, EH_N, EH_K  heads, outputs a head, K (EH_K % 64 == 0)
 //   EH_SEGS           EH_K / 64: the 128-byte segments of a row of w
 //   EH_R              rows of w a lane group reads (EH_R * EH_SEGS <= 8, or 1)
-//   EH_X(i)           x's value (f32) at flat index i of [M][H][K]
+//   EH_X(i)           x's value (f32, a BF16 value) at flat index i of [M][H][K]
 //   EH_W              w's BF16 values, [H][N][K] (const unsigned short *, 16-byte aligned)
 //   EH_STORE(i, v)    stores y[i] (f32 v) at flat index i of [M][H][N]
 //   EH_MINB           blocks an SM the registers must allow (default: 4 up to 8 rows, else 2)
 // Launch: EH_H * ceil(EH_N / (32 * EH_R)) blocks of 256 threads, EH_MROWS *
-// EH_K * 4 bytes of dynamic shared memory.
+// EH_K * 2 bytes of dynamic shared memory.
 #ifndef EH_X // compiled on its own (test_codegen): a stand-in for the module's prelude
 typedef unsigned long long u64;
 struct Args { u64 t[64]; long long sym[8]; long long cap, len; u64 err; long long tag; };
@@ -63,19 +63,17 @@ __device__ __forceinline__ void pdl_launch_dependents() { asm volatile("griddepc
 
 #ifndef EH_HELPERS // once a module (it may hold several instances)
 #define EH_HELPERS
-// acc += the 8 BF16 values of u times x[0..7]
-__device__ __forceinline__ void eh_fma8(float &acc, const uint4 u, const float *x) {
-    const unsigned w[4] = {u.x, u.y, u.z, u.w};
-    const float4 x0 = *(const float4 *)x, x1 = *(const float4 *)(x + 4);
-    acc += bf2f((unsigned short)(w[0] & 0xffffu)) * x0.x + bf2f((unsigned short)(w[0] >> 16)) * x0.y +
-           bf2f((unsigned short)(w[1] & 0xffffu)) * x0.z + bf2f((unsigned short)(w[1] >> 16)) * x0.w +
-           bf2f((unsigned short)(w[2] & 0xffffu)) * x1.x + bf2f((unsigned short)(w[2] >> 16)) * x1.y +
-           bf2f((unsigned short)(w[3] & 0xffffu)) * x1.z + bf2f((unsigned short)(w[3] >> 16)) * x1.w;
+// acc += the 8 BF16 values of u times the 8 of x (both as bits: a BF16 value is the top half of its f32)
+__device__ __forceinline__ float eh_lo(unsigned v) { return __uint_as_float(v << 16); }
+__device__ __forceinline__ float eh_hi(unsigned v) { return __uint_as_float(v & 0xffff0000u); }
+__device__ __forceinline__ void eh_fma8(float &acc, const uint4 u, const uint4 x) {
+    acc += eh_lo(u.x) * eh_lo(x.x) + eh_hi(u.x) * eh_hi(x.x) + eh_lo(u.y) * eh_lo(x.y) + eh_hi(u.y) * eh_hi(x.y) +
+           eh_lo(u.z) * eh_lo(x.z) + eh_hi(u.z) * eh_hi(x.z) + eh_lo(u.w) * eh_lo(x.w) + eh_hi(u.w) * eh_hi(x.w);
 }
 #endif
 
 extern "C" __global__ void __launch_bounds__(256, EH_MINB) DSCC_ENTRY(Args a) {
-    extern __shared__ __align__(16) float eh_x[]; // [EH_MROWS][EH_K]: the head's rows of x
+    extern __shared__ __align__(16) unsigned short eh_x[]; // [EH_MROWS][EH_K]: the head's rows of x, BF16
     DSCC_PDL_WAIT(); // x is the step's (programmatic dependent launch: codegen/kernels.h)
     const long long M = EH_M;
     const int h = (int)(blockIdx.x / EH_NB), nb = (int)(blockIdx.x % EH_NB);
@@ -91,7 +89,7 @@ extern "C" __global__ void __launch_bounds__(256, EH_MINB) DSCC_ENTRY(Args a) {
     }
     for (long long i = threadIdx.x; i < M * EH_K; i += 256) {
         const long long m = i / EH_K, k = i % EH_K;
-        eh_x[i] = EH_X((m * EH_H + h) * EH_K + k);
+        eh_x[i] = (unsigned short)(__float_as_uint(EH_X((m * EH_H + h) * EH_K + k)) >> 16); // a BF16 value: exact
     }
     __syncthreads();
     float acc[EH_MROWS];
@@ -112,11 +110,11 @@ extern "C" __global__ void __launch_bounds__(256, EH_MINB) DSCC_ENTRY(Args a) {
         for (int u = 0; u < EH_PASS; u++) {
             if (u0 + u >= EH_R * EH_SEGS) break; // past the block's rows (the last pass of a row over 8 segments)
             const int t = (u0 + u) / EH_SEGS, s = (u0 + u) % EH_SEGS, n = nb * EH_RB + g + 32 * t;
-            const float *xp = eh_x + s * 64 + j * 8;
+            const unsigned short *xp = eh_x + s * 64 + j * 8;
 #pragma unroll
             for (int m = 0; m < EH_MROWS; m++) {
                 if (m >= M) break; // the same in every thread
-                eh_fma8(acc[m], wv[u], xp + m * EH_K);
+                eh_fma8(acc[m], wv[u], *(const uint4 *)(xp + m * EH_K));
             }
             if (s == EH_SEGS - 1) { // the row's last segment: its sums, stored; the next row starts from zero
 #pragma unroll
