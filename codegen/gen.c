@@ -1113,6 +1113,12 @@ CgProgram *cg_generate(Arena *a, DiagEngine *d, const IrGraph *g, const CgGenOpt
         return NULL;
     }
     G.rows_prefill = !(rp && strcmp(rp, "0") == 0);
+    const char *ru = getenv("DSCC_ROWS_UPSTREAM");
+    if (ru && *ru && strcmp(ru, "0") && strcmp(ru, "1")) {
+        diag_error(d, (SrcLoc){0}, "DSCC_ROWS_UPSTREAM is '%s': expected 0 or 1", ru);
+        return NULL;
+    }
+    G.rows_upstream = !(ru && strcmp(ru, "0") == 0);
     Storage st;
     plan_storage(&G, wide, &st);
     IrDType *dtype = st.dtype;

@@ -4,13 +4,64 @@
  * The per-head matrix products of absorbed MLA, "bshk,hnk->bshn" and
  * "bshk,hkn->bshn" on bf16 values, run on the tensor-core tile of
  * gen_gemm.c instead: x is read as [B*S*H, K] rows (row (b*S + s)*H + h),
- * head h's matrix is weight matrix e = h, the output rows likewise. */
+ * head h's matrix is weight matrix e = h, the output rows likewise. At a
+ * decode step's few rows (up to DSCC_EINSUM_ROWS, default 8; 0: the tile
+ * at every row count; above 8, a second instance for the rows past 8) the
+ * "bshk,hnk->bshn" form runs codegen/kernels/einsum_heads.cuh first: each
+ * weight row read once, in one wave, the sums on the CUDA cores. */
 #include "codegen/gen_internal.h"
+#include "codegen/kernels.h"
 
+#include <stdlib.h>
 #include <string.h>
 
+/* The decode form of the per-head products (codegen/kernels/einsum_heads.cuh): at most this many rows by default. */
+#define CG_EINSUM_ROWS 8
+#define CG_EINSUM_ROWS_MAX 32
+
+/* The most rows of the decode form: DSCC_EINSUM_ROWS (0: none, the tile at every row count; 1..32), else
+ * CG_EINSUM_ROWS; -1 with G->why on a malformed value. */
+static int einsum_rows(Gen *G) {
+    const char *e = getenv("DSCC_EINSUM_ROWS");
+    if (!e || !*e) return CG_EINSUM_ROWS;
+    char *end = NULL;
+    long v = strtol(e, &end, 10);
+    if (*end || v < 0 || v > CG_EINSUM_ROWS_MAX) {
+        G->why = arena_printf(G->a, "DSCC_EINSUM_ROWS is '%s': expected the most rows of the per-head decode form, 0 (none) to %d", e,
+                              CG_EINSUM_ROWS_MAX);
+        return -1;
+    }
+    return (int)v;
+}
+
+/* The decode form at lo < M <= mrows rows of x [M][H][K] and w [H][N][K] (einsum_heads.cuh): a block a 32 * R rows
+ * of one head's w, R * (K / 64) <= 8 loads a lane. */
+static void einsum_heads_rows(Gen *G, int lo, int mrows, IrDim M, int64_t H, int64_t N, int64_t K, int sx, int sw, int sy) {
+    Arena *a = G->a;
+    const int64_t segs = K / 64, r = segs >= 8 ? 1 : 8 / segs, nb = (N + 32 * r - 1) / (32 * r);
+    const char *entry = arena_printf(a, "p%d_einsum_heads_m%d", G->nphases, mrows);
+    CgDefine d[] = {{"EH_M", cg_dim(G, M)},
+                    {"EH_MROWS", arena_printf(a, "%d", mrows)},
+                    {"EH_H", arena_printf(a, "%lld", (long long)H)},
+                    {"EH_N", arena_printf(a, "%lld", (long long)N)},
+                    {"EH_K", arena_printf(a, "%lld", (long long)K)},
+                    {"EH_SEGS", arena_printf(a, "%lld", (long long)segs)},
+                    {"EH_R", arena_printf(a, "%lld", (long long)r)},
+                    {"EH_X(i)", arena_printf(a, "L%d(a, (i))", sx)},
+                    {"EH_W", arena_printf(a, "((const unsigned short *)a.t[%d])", sw)},
+                    {"EH_STORE(i, v)", arena_printf(a, "S%d(a, (i), (v))", sy)}};
+    sb_printf(&G->decl, "// the per-head products at %sM <= %d: %lld blocks of %lld rows of one head's w, each weight row read once by 8 lanes,\n"
+                        "// x's rows in shared memory, the sums on the CUDA cores\n",
+              lo ? arena_printf(a, "%d < ", lo) : "", mrows, (long long)(H * nb), (long long)(32 * r));
+    sb_puts(&G->decl, cg_kernel_instance(a, "einsum_heads", entry, d, (int)(sizeof d / sizeof *d)));
+    cg_phase(G, CG_LAUNCH_BLOCK, M, mrows, ir_dim_const(H * nb), 1, (int64_t)mrows * K * 2);
+    G->phases[G->nphases - 1].fn = entry;
+    G->phases[G->nphases - 1].amin = lo;
+    G->phases[G->nphases - 1].amax = mrows;
+}
+
 /* The batched-over-heads form above, when n is one: false (no code) otherwise. */
-static bool einsum_heads_mma(Gen *G, const IrNode *n, const char *x, const char *w, const char *o) {
+static bool einsum_heads_mma(Gen *G, const IrNode *n, const char *x, const char *w, const char *o, int rows) {
     const IrNode *xv = n->ops[0], *wv = n->ops[1];
     if (strlen(x) != 4 || strlen(w) != 3 || strlen(o) != 4 || xv->type.rank != 4 || wv->type.rank != 3) return false;
     if (xv->op == IR_OP_KV_CACHE || wv->op == IR_OP_KV_CACHE) return false; /* read as dense rows: not a [B, capacity, ...] cache */
@@ -27,6 +78,10 @@ static bool einsum_heads_mma(Gen *G, const IrNode *n, const char *x, const char 
         return false;
     IrDim M = ir_dim_mul(xv->type.dims[0], xv->type.dims[1]);
     int sx = cg_slot_value(G, xv), sw = cg_slot_value(G, wv), sy = cg_slot_value(G, n);
+    const int mrows = wt || K.coeff % 64 || (G->kblock && G->kblock[wv->id]) ? 0 : rows;
+    /* above CG_EINSUM_ROWS a second instance, so that a step of a few rows keeps the small one's registers */
+    if (mrows) einsum_heads_rows(G, 0, mrows < CG_EINSUM_ROWS ? mrows : CG_EINSUM_ROWS, M, H.coeff, N.coeff, K.coeff, sx, sw, sy);
+    if (mrows > CG_EINSUM_ROWS) einsum_heads_rows(G, CG_EINSUM_ROWS, mrows, M, H.coeff, N.coeff, K.coeff, sx, sw, sy);
     cg_head(G, arena_printf(G->a, "einsum %s,%s->%s per head on the tensor cores (%s), 64x128 tile", x, w, o, cg_tile_insn(G, true)));
     sb_printf(&G->decl, "    extern __shared__ __align__(16) unsigned char sm[];\n"
                         "    __shared__ int srow[64], yrow[64];\n"
@@ -40,6 +95,7 @@ static bool einsum_heads_mma(Gen *G, const IrNode *n, const char *x, const char 
     sb_puts(&G->decl, "}\n");
     int64_t nob = (N.coeff + 127) / 128;
     cg_phase(G, CG_LAUNCH_BLOCK, M, 64, ir_dim_const(H.coeff * nob), 1, CG_TILE_SMEM(G));
+    G->phases[G->nphases - 1].amin = mrows; /* above the decode form's rows */
     return true;
 }
 
@@ -81,10 +137,11 @@ bool cg_einsum(Gen *G, const IrNode *n) {
             memcpy(xs, sub[0], (size_t)len[0]);
             memcpy(ws, sub[1], (size_t)len[1]);
             memcpy(os, osub, strlen(osub));
-            if (einsum_heads_mma(G, n, xs, ws, os)) {
+            const int rows = einsum_rows(G);
+            if (rows < 0 || einsum_heads_mma(G, n, xs, ws, os, rows)) {
                 for (int k = 0; k < 2; k++)
                     for (int l = 0; l < 26; l++) sb_free(&st[k][l]);
-                return true;
+                return rows >= 0;
             }
         }
     }

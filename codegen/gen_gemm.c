@@ -757,19 +757,19 @@ static bool gemm_bf16_mma(Gen *G, const IrNode *n, const IrNode *x, const IrNode
         span += 2; /* the skinny form's two phases */
     }
     IrDType yt = G->dtype[G->slots[sy].node]; /* bf16, or f32 where the GEMM writes its f32 cast (cuBLASLt's D in f32) */
-    /* an f32 linear of bf16 values (the MoE router) too, above the skinny form's rows, with DSCC_GEMM_F32_LIB=1 (opt-in;
-     * on an H100, 2026-12-06, test_gpu_ops and e2e passed with it and a 1,024-token prefill's BF16 linears took 0.954
-     * against 1.018 ms: the tile took 96 us, 39 TFLOPS, for the router; not yet the default, whose goldens and tests
-     * assume the tile) */
+    /* an f32 linear of bf16 values (the MoE router) too, above the skinny form's rows (DSCC_GEMM_F32_LIB=0: the tile;
+     * =2: at every row count, the skinny form's too, for timing). On an H100, 2026-12-06, test_gpu_ops and e2e passed
+     * with it, and a 1,024-token prefill's BF16 linears took 0.954 against 1.018 ms: the tile took 96 us, 39 TFLOPS, for
+     * the router, and 90.8 us at a batch-128 decode step (62 GB/s) */
     const char *fl = getenv("DSCC_GEMM_F32_LIB");
-    if (fl && *fl && strcmp(fl, "0") && strcmp(fl, "1")) {
-        G->why = arena_printf(G->a, "DSCC_GEMM_F32_LIB is '%s': expected 0 or 1", fl);
+    if (fl && *fl && strcmp(fl, "0") && strcmp(fl, "1") && strcmp(fl, "2")) {
+        G->why = arena_printf(G->a, "DSCC_GEMM_F32_LIB is '%s': expected 0 (the tile), 1 (cuBLASLt above the skinny rows) or 2 (at every row count)", fl);
         return false;
     }
-    bool f32 = x != n->ops[0] && G->dtype[n->id] == IR_DT_F32 && yt == IR_DT_F32 && fl && strcmp(fl, "1") == 0;
+    bool f32 = x != n->ops[0] && G->dtype[n->id] == IR_DT_F32 && yt == IR_DT_F32 && !(fl && strcmp(fl, "0") == 0);
     if (K.coeff % 16 == 0 && O.coeff % 8 == 0 && (f32 || (G->dtype[n->id] == IR_DT_BF16 && (yt == IR_DT_BF16 || yt == IR_DT_F32)))) { /* cuBLASLt may run it */
         G->lib = (CgLib){CG_LIB_BF16_GEMM, M, O.coeff, K.coeff, sx, 0, sw, 0, sy, yt == IR_DT_F32, G->nphases - span, span, 0};
-        if (f32) G->lib.mmin = skinny ? top : 0;
+        if (f32) G->lib.mmin = skinny && !(fl && strcmp(fl, "2") == 0) ? top : 0;
     }
     return true;
 }

@@ -29,6 +29,8 @@ typedef struct {
     const IrNode *act;   /* an act_scale whose amax the store pass of its input's size computes (gen.c) */
     bool rows_wide;      /* row kernels in their wide forms (gen.c, emit_row_kernel; DSCC_ROWS_WIDE=0: one 256-thread block a row) */
     bool rows_prefill;   /* ... and above CG_ROWS_PREFILL_MIN rows their prefill form (gen_rows.c; DSCC_ROWS_PREFILL=0: none) */
+    bool rows_upstream;  /* ... and for a group whose unstored values before the norm cross its rows (the last MoE layer's
+                          * combine read through the last position's slice; gen_rows.c; DSCC_ROWS_UPSTREAM=0: none) */
     const IrNode *rowc;  /* the norm input a wide row kernel keeps in shared memory (rowx): its readers read it there */
     int rparts, rthreads; /* the wide row kernel form being emitted: CTAs a row (a cluster), threads a CTA; 0: the old form */
     int64_t rowd;        /* ... and its norm's row width (0: no wide form) */

@@ -102,6 +102,33 @@ static bool reads_own_row(const Gen *G, const IrNode *m, const IrNode *o, int j,
     return true;
 }
 
+/* Members whose value a row kernel may compute at any index, in any CTA
+ * (G->rows_upstream): not stored, not appended to a cache, and reading
+ * neither the norm's input nor the norm nor the merged act_scale, through
+ * any chain of members (those read the CTA's row statistic or its kept
+ * row): pure functions of what earlier kernels wrote. The last MoE layer's
+ * combine is such a value: its [T, 8, 7,168] products and their sum over
+ * the experts are read through the slice of each sequence's last position
+ * (logits_last_only), rows of B * S above the norm's B. NULL when the form
+ * is off. */
+static bool *row_free_members(Gen *G, const IrNode *norm, const int *members, int nm) {
+    if (!G->rows_upstream) return NULL;
+    bool *bound = calloc((size_t)G->g->nnodes + 1, 1), *free_ = calloc((size_t)G->g->nnodes + 1, 1);
+    if (!bound || !free_) {
+        free(bound), free(free_);
+        return NULL;
+    }
+    for (int k = 0; k < nm; k++) { /* members in id order: operands first */
+        const IrNode *m = G->g->nodes[members[k]];
+        bool b = m == norm || m == norm->ops[0] || m == G->act;
+        for (int j = 0; j < m->nops && !b; j++) b = bound[m->ops[j]->id];
+        bound[m->id] = b;
+        free_[m->id] = !b && !G->stored[m->id] && !(G->cache_of && G->cache_of[m->id] >= 0) && m->op != IR_OP_KV_CACHE;
+    }
+    free(bound);
+    return free_;
+}
+
 const IrNode *cg_row_norm(Gen *G, const int *members, int nm, IrDim *rows) {
     const IrGraph *g = G->g;
     const IrNode *norm = NULL;
@@ -115,18 +142,22 @@ const IrNode *cg_row_norm(Gen *G, const int *members, int nm, IrDim *rows) {
     const IrType *xt = &norm->ops[0]->type;
     if (xt->rank < 1 || !ir_dim_is_const(xt->dims[xt->rank - 1]) || !ir_dim_div(ir_type_numel(xt), xt->dims[xt->rank - 1], rows))
         return NULL;
-    for (int k = 0; k < nm; k++) {
+    bool *fr = row_free_members(G, norm, members, nm);
+    const IrNode *ok = norm;
+    for (int k = 0; k < nm && ok; k++) {
         const IrNode *m = g->nodes[members[k]];
         IrDim w;
         if (m->op == IR_OP_CONST || m->op == IR_OP_KV_CACHE) continue; /* a cache its input's store appends to */
-        if (!ir_dim_div(ir_type_numel(&m->type), *rows, &w) || !ir_dim_is_const(w)) return NULL;
-        for (int j = 0; j < m->nops; j++) {
+        if (fr && fr[m->id]) continue;                                  /* computed wherever it is read */
+        if (!ir_dim_div(ir_type_numel(&m->type), *rows, &w) || !ir_dim_is_const(w)) ok = NULL;
+        for (int j = 0; j < m->nops && ok; j++) {
             const IrNode *o = m->ops[j];
-            if (G->local[o->id] < 0 || o->op == IR_OP_CONST) continue; /* loaded, or a constant */
-            if (!reads_own_row(G, m, o, j, *rows)) return NULL;
+            if (G->local[o->id] < 0 || o->op == IR_OP_CONST || (fr && fr[o->id])) continue; /* loaded, a constant, or free */
+            if (!reads_own_row(G, m, o, j, *rows)) ok = NULL;
         }
     }
-    return norm;
+    free(fr);
+    return ok;
 }
 
 /* The row kernel of a group row_norm accepted, in its old form (one

@@ -369,16 +369,14 @@ static void test_act_scale_merge(void **state) {
 /* The router's linear(cast(x, f32), cast(w, f32)) on bf16-stored x and w
  * reads x and w on the BF16 tile and its casts are not computed; with
  * --storage f32 (x stored as f32, not necessarily bf16 values) the casts
- * are computed and stored and the linear keeps the FP32 tile. With
- * DSCC_GEMM_F32_LIB=1 the bf16 form also has cuBLASLt's (f32 D) above the
- * skinny form's rows; by default, or =0, none; a malformed value stops
- * codegen. */
-static void test_router_reads_bf16(void **state) {
-    (void)state;
-    Arena *a = arena_new();
-    DiagEngine *d = diag_new(a, stderr);
-    IrGraph *g = tiny_fp8_graph(a, d);
-    setenv("DSCC_GEMM_F32_LIB", "1", 1); /* its library form (opt-in) */
+ * are computed and stored and the linear keeps the FP32 tile. By default
+ * (and with DSCC_GEMM_F32_LIB=1) the bf16 form also has cuBLASLt's (f32 D)
+ * above the skinny form's rows, with =2 at every row count; with =0 none;
+ * a malformed value stops codegen. */
+static void router_lib(Arena *a, DiagEngine *d, const IrGraph *g, const char *env) {
+    if (env) setenv("DSCC_GEMM_F32_LIB", env, 1);
+    else unsetenv("DSCC_GEMM_F32_LIB");
+    const bool all = env && strcmp(env, "2") == 0;
     for (int wide = 0; wide < 2; wide++) {
         CgGenOptions go = {.f32_storage = wide};
         CgProgram *p = cg_generate(a, d, g, &go);
@@ -407,11 +405,21 @@ static void test_router_reads_bf16(void **state) {
             /* and cuBLASLt's BF16 GEMM with f32 D where it runs, above the skinny form's rows (bf16 storage only) */
             assert_non_null(lib);
             assert_int_equal(lib->kind, wide ? CG_LIB_NONE : CG_LIB_BF16_GEMM);
-            if (!wide) assert_true(lib->y_f32 && lib->mmin > 0 && lib->mmin <= CG_SKINNY_M);
+            if (!wide) assert_true(lib->y_f32 && (all ? lib->mmin == 0 : lib->mmin > 0 && lib->mmin <= CG_SKINNY_M));
         }
         assert_int_equal(routers, 2); /* the tiny model's two MoE layers */
     }
-    setenv("DSCC_GEMM_F32_LIB", "0", 1); /* no library form for the router (the default) */
+}
+
+static void test_router_reads_bf16(void **state) {
+    (void)state;
+    Arena *a = arena_new();
+    DiagEngine *d = diag_new(a, stderr);
+    IrGraph *g = tiny_fp8_graph(a, d);
+    router_lib(a, d, g, NULL); /* the default: its library form */
+    router_lib(a, d, g, "1");
+    router_lib(a, d, g, "2");
+    setenv("DSCC_GEMM_F32_LIB", "0", 1); /* no library form for the router: the tile */
     CgProgram *p = cg_generate(a, d, g, &(CgGenOptions){0});
     assert_non_null(p);
     int libs = 0;
@@ -648,12 +656,12 @@ static void test_decode_launches(void **state) {
     assert_int_equal(gates, 1);
     assert_int_equal(sums, 0); /* the router GEMM's was the last */
     assert_int_equal(sorts, 1); /* one expert sort for the MoE layer */
-    /* batch 32 with every GEMM of a library form on cuBLASLt (11, 10 of them FP8): 39 launches, the library calls among
-     * them; 57 before (a scale transpose before each FP8 call, the cast after the head, the MoE gate in four), 40 before
-     * the router GEMM (f32 y from bf16 operands: a library form only with DSCC_GEMM_F32_LIB=1) ran its skinny-M form
-     * instead of a K split and its sum */
+    /* batch 32 with every GEMM of a library form on cuBLASLt (12, 10 of them FP8; the router's, f32 y from bf16 operands,
+     * only above its skinny form's 32 rows): 39 launches, the library calls among them; 57 before (a scale transpose
+     * before each FP8 call, the cast after the head, the MoE gate in four), 40 before the router GEMM ran its skinny-M
+     * form instead of a K split and its sum */
     assert_int_equal(fp8_libs, 10);
-    assert_int_equal(lib_calls, 11);
+    assert_int_equal(lib_calls, 12);
     assert_int_equal(with_lib, 39);
     arena_free(a);
 }

@@ -10,6 +10,10 @@
  *     16,384, too wide to keep (the stores recompute the row);
  *   - the MoE combine: sum of 8 f32 rows times their weights, cast, add,
  *     rmsnorm (the sum read once, kept in shared memory), D = 7,168 and 512;
+ *   - the last layer's combine read through each sequence's last position
+ *     (logits_last_only): the sum over the experts at the norm's B rows
+ *     only, inside the row kernel (DSCC_ROWS_UPSTREAM=0: the old two
+ *     launches);
  *   - rmsnorm then a concat along the row (the latent's kv_new), whose
  *     reads of the norm are not at their own index: nothing kept, the
  *     D + 64 wide stores strided over the row's CTAs.
@@ -82,7 +86,7 @@ static bool vec_stores; /* row_form's kernel has the prefill form's vector loads
 
 /* The row kernel's phase that runs at B x S rows: its CTAs a row (*parts), threads a CTA (*threads, 0: 256, the old
  * form), and whether its module reads the kept row (RX). Exactly one phase of the kernel must run. */
-static void row_form(const IrGraph *g, bool f32, int64_t B, int64_t S, int *parts, int *threads, int *per, bool *kept) {
+static void row_form(const IrGraph *g, bool f32, int64_t B, int64_t S, int64_t M, int *parts, int *threads, int *per, bool *kept) {
     Arena *a = arena_new();
     DiagEngine *d = diag_new(a, stderr);
     CgGenOptions o = {.f32_storage = f32};
@@ -105,7 +109,7 @@ static void row_form(const IrGraph *g, bool f32, int64_t B, int64_t S, int *part
             if (cg_phase_items(f, sym) <= 0) continue;
             runs++;
             *parts = (int)f->b.coeff, *threads = f->threads, *per = (int)f->da;
-            assert_int_equal(cg_phase_items(f, sym), (B * S + f->da - 1) / f->da * f->b.coeff);
+            assert_int_equal(cg_phase_items(f, sym), (M + f->da - 1) / f->da * f->b.coeff);
         }
     }
     assert_int_equal(runs, 1);
@@ -119,6 +123,8 @@ typedef struct {
     int parts;        /* the cluster form's CTAs a row */
     bool kept;        /* the norm's input is kept in shared memory */
     bool vec;         /* above 128 rows the prefill form (vector loads and stores) runs */
+    bool last;        /* the norm's rows are each sequence's last position (B of them), not B x S */
+    int64_t maxb, maxs; /* the executor's capacity (0: 2 x 136) */
 } Case;
 
 /* fresh bf16 values, every 7th row 30 times larger (rows of different scales), f32 weights of the combine in [0, 1) */
@@ -143,7 +149,8 @@ static void check_case(const Case *c, const int64_t (*rows)[2], int nrows) {
     IrGraph *g = compile(a, d, src);
     uint64_t seed = tu_test_seed() + (uint64_t)c->D * 7919u;
     CpuWeightSource ws = cpu_random_weights(&seed);
-    GpuOptions go = {.max_batch = 2, .max_seq = 136, .max_ctx = 136, .keep_all = true, .f32_storage = c->f32, .no_blas = true};
+    int64_t mb = c->maxb ? c->maxb : 2, ms = c->maxs ? c->maxs : 136;
+    GpuOptions go = {.max_batch = mb, .max_seq = ms, .max_ctx = ms, .keep_all = true, .f32_storage = c->f32, .no_blas = true};
     GpuExec *gx = gpu_exec_new(g, &ws, &go, d);
     assert_non_null(gx);
     Cmp m = {.g = g, .gx = gx, .f32 = c->f32};
@@ -152,7 +159,7 @@ static void check_case(const Case *c, const int64_t (*rows)[2], int nrows) {
     assert_non_null(cx);
     uint64_t rng = seed;
     for (int r = 0; r < nrows; r++) {
-        int64_t B = rows[r][0], S = rows[r][1], M = B * S, D = c->D;
+        int64_t B = rows[r][0], S = rows[r][1], M = c->last ? B : B * S, D = c->D;
         CpuInput in[4];
         int nin = 0;
         float *buf[4] = {0};
@@ -163,8 +170,8 @@ static void check_case(const Case *c, const int64_t (*rows)[2], int nrows) {
         } spec[] = {{"x", 1, D, true}, {"r", 1, D, true}, {"z", 1, 64, true}, {"y", 8, D, true}, {"p", 8, 1, false}};
         for (size_t s = 0; s < sizeof spec / sizeof spec[0]; s++) {
             if (!strstr(src, arena_printf(a, "input %s:", spec[s].name))) continue;
-            buf[nin] = malloc(sizeof(float) * (size_t)(M * spec[s].k * spec[s].w));
-            fill(buf[nin], M * spec[s].k * spec[s].w, spec[s].w, &rng, spec[s].bf16);
+            buf[nin] = malloc(sizeof(float) * (size_t)(B * S * spec[s].k * spec[s].w));
+            fill(buf[nin], B * S * spec[s].k * spec[s].w, spec[s].w, &rng, spec[s].bf16);
             in[nin] = spec[s].k > 1 ? (CpuInput){spec[s].name, 4, {B, S, spec[s].k, spec[s].w}, buf[nin]}
                                     : (CpuInput){spec[s].name, 3, {B, S, spec[s].w}, buf[nin]};
             nin++;
@@ -174,7 +181,7 @@ static void check_case(const Case *c, const int64_t (*rows)[2], int nrows) {
         assert_true(cpu_exec_run(cx, in, nin, d));
         int parts = 0, threads = 0, per = 0;
         bool kept = false;
-        row_form(g, c->f32, B, S, &parts, &threads, &per, &kept);
+        row_form(g, c->f32, B, S, M, &parts, &threads, &per, &kept);
         fprintf(stderr, "D %lld, %lld rows (%lld x %lld), %s storage: %d values checked, %d outside bounds; %d CTAs a row of %d threads, "
                         "%d rows a CTA%s\n",
                 (long long)D, (long long)M, (long long)B, (long long)S, c->f32 ? "f32" : "bf16", m.checked, m.failed, parts, threads, per,
@@ -200,6 +207,11 @@ static const char ADD_NORM[] = "dim B, S;\ninput x: bf16[B, S, %D];\ninput r: bf
 static const char COMBINE[] = "dim B, S;\ninput r: bf16[B, S, %D];\ninput y: bf16[B, S, 8, %D];\ninput p: f32[B, S, 8, 1];\n"
                               "weight g: bf16[%D] = \"g\";\nlet h = cast(sum(cast(y, f32) * p, axis=2), bf16) + r;\noutput hs = h;\n"
                               "output o = rmsnorm(h, g, eps=1e-6);\n";
+/* the last MoE layer's combine under logits_last_only: the norm reads the slice of each sequence's last position, so the
+ * products and their sum over the 8 experts (B x S rows, none stored) are computed only at the norm's B rows */
+static const char COMBINE_LAST[] = "dim B, S;\ninput r: bf16[B, S, %D];\ninput y: bf16[B, S, 8, %D];\ninput p: f32[B, S, 8, 1];\n"
+                                   "weight g: bf16[%D] = \"g\";\nlet h = cast(sum(cast(y, f32) * p, axis=2), bf16) + r;\n"
+                                   "output o = rmsnorm(slice(h, axis=1, start=-1, len=1), g, eps=1e-6);\n";
 static const char CONCAT[] = "dim B, S;\ninput x: bf16[B, S, %D];\ninput z: bf16[B, S, 64];\nweight g: bf16[%D] = \"g\";\n"
                              "output c = concat(rmsnorm(x, g, eps=1e-6), z, axis=-1);\n";
 
@@ -207,16 +219,24 @@ static const char CONCAT[] = "dim B, S;\ninput x: bf16[B, S, %D];\ninput z: bf16
  * prefill form has one row */
 static const int64_t ROWS[][2] = {{1, 1}, {1, 3}, {2, 40}, {1, 131}};
 
-static void test_add_norm_7168(void **state) { (void)state, check_case(&(Case){ADD_NORM, 7168, false, 8, true, true}, ROWS, 4); }
+static void test_add_norm_7168(void **state) { (void)state, check_case(&(Case){ADD_NORM, 7168, false, 8, true, true, false, 0, 0}, ROWS, 4); }
 static void test_add_norm_1536_f32(void **state) {
-    (void)state, check_case(&(Case){ADD_NORM, 1536, true, 6, true, false}, (const int64_t[][2]){{1, 1}, {1, 5}, {2, 35}}, 3);
+    (void)state, check_case(&(Case){ADD_NORM, 1536, true, 6, true, false, false, 0, 0}, (const int64_t[][2]){{1, 1}, {1, 5}, {2, 35}}, 3);
 }
-static void test_add_norm_1536(void **state) { (void)state, check_case(&(Case){ADD_NORM, 1536, false, 6, true, true}, ROWS, 4); }
-static void test_combine_7168(void **state) { (void)state, check_case(&(Case){COMBINE, 7168, false, 8, true, false}, ROWS, 4); }
-static void test_combine_512_f32(void **state) { (void)state, check_case(&(Case){COMBINE, 512, true, 4, true, false}, ROWS, 4); }
+static void test_add_norm_1536(void **state) { (void)state, check_case(&(Case){ADD_NORM, 1536, false, 6, true, true, false, 0, 0}, ROWS, 4); }
+static void test_combine_7168(void **state) { (void)state, check_case(&(Case){COMBINE, 7168, false, 8, true, false, false, 0, 0}, ROWS, 4); }
+static void test_combine_512_f32(void **state) { (void)state, check_case(&(Case){COMBINE, 512, true, 4, true, false, false, 0, 0}, ROWS, 4); }
+/* the last position of 1, 3 and 5 positions (a wrong position, expert, weight or sum shows far above the bounds), at the
+ * cluster's row counts; at 512, more sequences than CG_ROWS_SPLIT_MAX (one CTA a row) */
+static void test_combine_last_7168(void **state) {
+    (void)state, check_case(&(Case){COMBINE_LAST, 7168, false, 8, true, false, true, 2, 8}, (const int64_t[][2]){{1, 1}, {1, 3}, {2, 5}}, 3);
+}
+static void test_combine_last_512(void **state) {
+    (void)state, check_case(&(Case){COMBINE_LAST, 512, true, 4, true, false, true, 70, 4}, (const int64_t[][2]){{2, 4}, {70, 3}}, 2);
+}
 /* a row too wide to keep in 44 KB of shared memory (16,384: 64 KB): the stores recompute it; 1,024 threads a CTA above 64 rows */
-static void test_add_norm_16384(void **state) { (void)state, check_case(&(Case){ADD_NORM, 16384, false, 8, false, false}, ROWS, 4); }
-static void test_concat_512(void **state) { (void)state, check_case(&(Case){CONCAT, 512, false, 4, false, false}, ROWS, 4); }
+static void test_add_norm_16384(void **state) { (void)state, check_case(&(Case){ADD_NORM, 16384, false, 8, false, false, false, 0, 0}, ROWS, 4); }
+static void test_concat_512(void **state) { (void)state, check_case(&(Case){CONCAT, 512, false, 4, false, false, false, 0, 0}, ROWS, 4); }
 
 /* DSCC_ROWS_WIDE=0: the old form, one 256-thread block a row, at any row count; a malformed value stops codegen. */
 static void test_env(void **state) {
@@ -230,7 +250,7 @@ static void test_env(void **state) {
     int parts = 0, threads = -1;
     bool kept = true;
     int per = 0;
-    row_form(g, false, 1, 1, &parts, &threads, &per, &kept);
+    row_form(g, false, 1, 1, 1, &parts, &threads, &per, &kept);
     assert_int_equal(parts, 1);
     assert_int_equal(threads, 0);
     assert_false(kept);
@@ -284,7 +304,7 @@ static void check_prefill_exact(const char *tmpl, int64_t D) {
     IrGraph *g = compile(a, d, src);
     int parts = 0, threads = 0, per = 0;
     bool kept = false;
-    row_form(g, false, 1, 131, &parts, &threads, &per, &kept);
+    row_form(g, false, 1, 131, 131, &parts, &threads, &per, &kept);
     assert_int_equal(per, D >= 4096 ? 2 : 1);
     assert_true(vec_stores);
     float **on = calloc((size_t)g->nnodes, sizeof(float *)), **off = calloc((size_t)g->nnodes, sizeof(float *));
@@ -326,11 +346,11 @@ static void test_env_prefill(void **state) {
     IrGraph *g = compile(a, d, src);
     int parts = 0, threads = 0, per = 0;
     bool kept = false;
-    row_form(g, false, 1, 200, &parts, &threads, &per, &kept);
+    row_form(g, false, 1, 200, 200, &parts, &threads, &per, &kept);
     assert_int_equal(per, 2);
     assert_int_equal(threads, 448);
     setenv("DSCC_ROWS_PREFILL", "0", 1);
-    row_form(g, false, 1, 200, &parts, &threads, &per, &kept);
+    row_form(g, false, 1, 200, 200, &parts, &threads, &per, &kept);
     assert_int_equal(parts, 1);
     assert_int_equal(threads, 896);
     assert_int_equal(per, 1);
@@ -342,10 +362,54 @@ static void test_env_prefill(void **state) {
     arena_free(a);
 }
 
+/* DSCC_ROWS_UPSTREAM=0: the last combine's old form, the norm's statistic then a store pass (two launches); a malformed
+ * value stops codegen. */
+static int norm_phases(const IrGraph *g, int64_t B, int64_t S, bool *cluster) {
+    Arena *a = arena_new();
+    DiagEngine *d = diag_new(a, stderr);
+    CgProgram *p = cg_generate(a, d, g, &(CgGenOptions){0});
+    assert_non_null(p);
+    int64_t sym[IR_MAX_DIM_SYMS] = {0};
+    sym[ir_graph_find_dim(g, "B")] = B, sym[ir_graph_find_dim(g, "S")] = S;
+    int runs = 0;
+    for (int k = 0; k < p->nkernels; k++) {
+        const CgKernel *ck = &p->kernels[k];
+        bool norm = false;
+        for (int j = 0; j < ck->nnodes; j++) norm |= g->nodes[ck->nodes[j]]->op == IR_OP_RMSNORM;
+        if (!norm) continue;
+        *cluster = strstr(p->modules[ck->module].source, "__cluster_dims__") != NULL;
+        for (int ph = 0; ph < ck->nphases; ph++) runs += cg_phase_items(&ck->phases[ph], sym) > 0;
+    }
+    arena_free(a);
+    return runs;
+}
+
+static void test_env_upstream(void **state) {
+    (void)state;
+    Arena *a = arena_new();
+    DiagEngine *d = diag_new(a, NULL);
+    char *src = arena_strdup(a, COMBINE_LAST);
+    for (char *q; (q = strstr(src, "%D"));) *q = '\0', src = arena_printf(a, "%s7168%s", src, q + 2);
+    IrGraph *g = compile(a, d, src);
+    bool cluster = false;
+    assert_int_equal(norm_phases(g, 1, 3, &cluster), 1);
+    assert_true(cluster);
+    setenv("DSCC_ROWS_UPSTREAM", "0", 1);
+    assert_int_equal(norm_phases(g, 1, 3, &cluster), 2);
+    assert_false(cluster);
+    setenv("DSCC_ROWS_UPSTREAM", "on", 1);
+    assert_null(cg_generate(a, d, g, &(CgGenOptions){0}));
+    assert_true(diag_error_count(d) > 0);
+    unsetenv("DSCC_ROWS_UPSTREAM");
+    arena_free(a);
+}
+
 int main(void) {
     if (!tu_hopper()) return 77;
     const struct CMUnitTest tests[] = {cmocka_unit_test(test_add_norm_7168), cmocka_unit_test(test_add_norm_1536_f32), cmocka_unit_test(test_add_norm_1536),
                                        cmocka_unit_test(test_combine_7168),  cmocka_unit_test(test_combine_512_f32),
+                                       cmocka_unit_test(test_combine_last_7168), cmocka_unit_test(test_combine_last_512),
+                                       cmocka_unit_test(test_env_upstream),
                                        cmocka_unit_test(test_add_norm_16384), cmocka_unit_test(test_concat_512),
                                        cmocka_unit_test(test_env), cmocka_unit_test(test_env_prefill),
                                        cmocka_unit_test(test_prefill_exact_7168), cmocka_unit_test(test_prefill_exact_1536),

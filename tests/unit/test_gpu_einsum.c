@@ -1,0 +1,159 @@
+/* test_gpu_einsum.c — absorbed MLA's per-head products ("bshk,hnk->bshn",
+ * BF16 x and w) against the CPU executor: the decode form
+ * (codegen/kernels/einsum_heads.cuh, at most DSCC_EINSUM_ROWS rows, default
+ * 8) and the tensor-core tile above it. Two shapes:
+ *   - K = 128 (two 128-byte segments a weight row: 4 rows a lane group),
+ *     N = 200 (a block's 128 rows: the last block of a head ragged), 3 heads;
+ *   - K = 640 (ten segments: a pass of 8 loads, then one of 2), N = 40,
+ *     2 heads.
+ * At 1, 3, 8 rows (the decode form) and 9, 16, 17 (the tile; with
+ * DSCC_EINSUM_ROWS=16 the second instance to 16 rows), fresh inputs each
+ * step (every 5th row of a head 40 times larger), each head's weights its own: a wrong head, row,
+ * segment or sum is far above the bound (rel L2 1e-2, bf16 storage). The
+ * test also checks which form ran, that DSCC_EINSUM_ROWS=0 gives the tile
+ * at one row and =16 the decode form at 9, and that a malformed value
+ * stops codegen. Exits 77 (skipped) without a GPU; emu.test_gpu_einsum
+ * runs it on the emulated device. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "codegen/gen.h"
+#include "cpu/cpu.h"
+#include "frontend/frontend.h"
+#include "passes/passes.h"
+#include "runtime/gpu.h"
+#include "runtime/runtime.h"
+#include "tests/unit/testutil.h"
+
+typedef struct {
+    const IrGraph *g;
+    GpuExec *gx;
+    double err; /* the einsum's rel L2 */
+    int seen;
+} Cmp;
+
+static void take_gpu(void *ctx, int id, float *c, int64_t nc) {
+    Cmp *m = ctx;
+    const IrNode *n = m->g->nodes[id];
+    const float *gv = tu_gpu_value(m->gx, n, nc);
+    if (!gv) return;
+    if (n->op == IR_OP_EINSUM) m->err = tu_rel_l2(gv, c, nc), m->seen++;
+    memcpy(c, gv, sizeof(float) * (size_t)nc);
+}
+
+static IrGraph *compile(Arena *a, DiagEngine *d, int64_t H, int64_t N, int64_t K) {
+    const char *src = arena_printf(a, "dim B, S;\ninput x: bf16[B, S, %lld, %lld];\nweight w: bf16[%lld, %lld, %lld] = \"w\";\n"
+                                      "output y = einsum(\"bshk,hnk->bshn\", x, w);\n",
+                                   (long long)H, (long long)K, (long long)H, (long long)N, (long long)K);
+    IrGraph *g = fe_compile_string(a, d, "einsum.dsl", src, strlen(src), &(FeOptions){NULL, NULL, 0});
+    assert_non_null(g);
+    PassPipeline pp;
+    PassRunOptions ro = {0};
+    assert_true(pass_pipeline_parse(a, d, "shape-infer,fold-constants,dce,cse,fuse", &pp) && pass_pipeline_run(&pp, g, &ro, d));
+    return g;
+}
+
+/* Whether the einsum's kernel runs its decode form at M rows (exactly one of its phases runs); false: the tile. NULL
+ * program (a malformed DSCC_EINSUM_ROWS): -1. */
+static int decode_form(const IrGraph *g, int64_t M) {
+    Arena *a = arena_new();
+    DiagEngine *d = diag_new(a, NULL);
+    CgProgram *p = cg_generate(a, d, g, &(CgGenOptions){0});
+    if (!p) {
+        arena_free(a);
+        return -1;
+    }
+    int64_t sym[IR_MAX_DIM_SYMS] = {0};
+    sym[ir_graph_find_dim(g, "B")] = 1, sym[ir_graph_find_dim(g, "S")] = M;
+    int runs = 0, dec = 0;
+    for (int k = 0; k < p->nkernels; k++) {
+        const CgKernel *ck = &p->kernels[k];
+        for (int f = 0; f < ck->nphases; f++) {
+            if (cg_phase_items(&ck->phases[f], sym) <= 0) continue;
+            runs++;
+            dec += strstr(ck->phases[f].fn, "einsum_heads") != NULL;
+        }
+    }
+    assert_int_equal(runs, 1);
+    arena_free(a);
+    return dec;
+}
+
+/* The shape at each row count of ROWS; the decode form runs up to `top` rows (DSCC_EINSUM_ROWS, set by the caller). */
+static void check_shape(int64_t H, int64_t N, int64_t K, int top) {
+    static const int64_t ROWS[][2] = {{1, 1}, {1, 3}, {2, 4}, {1, 9}, {2, 8}, {1, 17}};
+    Arena *a = arena_new();
+    DiagEngine *d = diag_new(a, stderr);
+    IrGraph *g = compile(a, d, H, N, K);
+    uint64_t seed = tu_test_seed() + (uint64_t)K;
+    CpuWeightSource ws = cpu_random_weights(&seed);
+    GpuExec *gx = gpu_exec_new(g, &ws, &(GpuOptions){.max_batch = 2, .max_seq = 17, .max_ctx = 17, .keep_all = true, .no_blas = true}, d);
+    assert_non_null(gx);
+    Cmp m = {.g = g, .gx = gx};
+    CpuExec *cx = cpu_exec_new(g, &ws, &(CpuOptions){.threads = 4, .after_node = take_gpu, .hook_ctx = &m}, d);
+    assert_non_null(cx);
+    float *xv = malloc(sizeof(float) * (size_t)(17 * H * K));
+    uint64_t rng = seed;
+    for (int r = 0; r < 6; r++) {
+        int64_t B = ROWS[r][0], S = ROWS[r][1];
+        tu_bf16_rows(xv, B * S * H, K, &rng);
+        CpuInput in[1] = {{"x", 4, {B, S, H, K}, xv}};
+        m.seen = 0;
+        assert_true(gpu_exec_run(gx, in, 1, d));
+        assert_true(cpu_exec_run(cx, in, 1, d));
+        int dec = decode_form(g, B * S);
+        fprintf(stderr, "einsum, %lld heads, N %lld, K %lld, M %lld: rel L2 %.2e, %s\n", (long long)H, (long long)N, (long long)K,
+                (long long)(B * S), m.err, dec ? "the decode form" : "the tile");
+        assert_int_equal(m.seen, 1);
+        assert_true(m.err <= 1e-2);
+        assert_int_equal(dec, B * S <= top);
+    }
+    free(xv);
+    cpu_exec_free(cx);
+    gpu_exec_free(gx);
+    arena_free(a);
+}
+
+static void test_k128(void **state) { (void)state, check_shape(3, 200, 128, 8); }
+static void test_k640(void **state) { (void)state, check_shape(2, 40, 640, 8); }
+/* DSCC_EINSUM_ROWS=16: a second instance for 8 < M <= 16 */
+static void test_k128_rows16(void **state) {
+    (void)state;
+    setenv("DSCC_EINSUM_ROWS", "16", 1);
+    check_shape(3, 200, 128, 16);
+    unsetenv("DSCC_EINSUM_ROWS");
+}
+
+static void test_env(void **state) {
+    (void)state;
+    Arena *a = arena_new();
+    DiagEngine *d = diag_new(a, NULL);
+    IrGraph *g = compile(a, d, 2, 64, 128);
+    assert_int_equal(decode_form(g, 1), 1);
+    assert_int_equal(decode_form(g, 9), 0);
+    setenv("DSCC_EINSUM_ROWS", "0", 1);
+    assert_int_equal(decode_form(g, 1), 0);
+    setenv("DSCC_EINSUM_ROWS", "16", 1);
+    assert_int_equal(decode_form(g, 9), 1);
+    assert_int_equal(decode_form(g, 17), 0);
+    setenv("DSCC_EINSUM_ROWS", "64", 1);
+    assert_int_equal(decode_form(g, 1), -1);
+    setenv("DSCC_EINSUM_ROWS", "many", 1);
+    assert_int_equal(decode_form(g, 1), -1);
+    unsetenv("DSCC_EINSUM_ROWS");
+    arena_free(a);
+}
+
+int main(void) {
+    if (!tu_hopper()) return 77;
+    const struct CMUnitTest tests[] = {cmocka_unit_test(test_k128), cmocka_unit_test(test_k640), cmocka_unit_test(test_k128_rows16),
+                                       cmocka_unit_test(test_env)};
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
