@@ -99,7 +99,10 @@ case "$mode" in
     DSCC_TMA_V2=0 TAIL=30 step bench_gemm_tma128 180 build/bench_gemm --check --m 256,1024,4096
     TAIL=30 step bench_gemm_tma256 180 build/bench_gemm --check --m 256,1024,4096
     DSCC_TMA_CLUSTER=1 TAIL=30 step bench_gemm_tma256x2 180 build/bench_gemm --check --m 256,1024,4096 ;;
-  sweep) # the skinny form's variants per shape at M = 1, 8, 32 (DSCC_SKINNY values), the best of each
+  sweep) # the skinny form's variants per shape at M = 1, 8, 32 (DSCC_SKINNY values), the best of each; first the
+    # pipelined form (default at M <= 8) against the round form (pipe=0) and its deeper variants, M = 1 and 8
+    TAIL=40 step skinny_pipe 200 build/bench_gemm --skinny-sweep --check --m 1,8 --shape qkv_a,q_b,o_proj,dense_gate_up,dense_down \
+      --variants 'default;pipe=0;pipe=1,rb=1,u=4,minb=1;pipe=1,rb=2,u=2,minb=1;pipe=1,rb=1,u=2;pipe=1,rb=2,u=1'
     TAIL=30 step skinny_sweep_a 200 build/bench_gemm --skinny-sweep --check --shape qkv_a,q_a,kv_a,expert_gate_up,q_b
     TAIL=30 step skinny_sweep_b 200 build/bench_gemm --skinny-sweep --check --shape o_proj,expert_down,dense_gate_up,dense_down ;;
   rows) # the fused rmsnorm row kernels' wide forms against the old one: decode steps by op kind (elementwise / norm kinds)
