@@ -352,6 +352,7 @@ extern "C" __global__ void __launch_bounds__(256, SK_MINB) __cluster_dims__(SK_S
     SK_PLOAD(a, wa, sa, xa, ta, 0, ns, warp, g, q, false);
     SK_PLOAD(a, wb, sb, xb, tb, 1, ns, warp, g, q, false);
     for (long long s = 0; s < ns; s += 2) {
+        if (s + 2 >= ns) DSCC_PDL_LAUNCH_DEPENDENTS(); // the CTA's loads are all issued: the next kernel may start its prologue
         SK_PSTEP(a, acc, wa, sa, xa, ta, sk_smem, s, warp, g, q);
         SK_PLOAD(a, wa, sa, xa, ta, s + 2, ns, warp, g, q, true);
         SK_PLOAD(a, wa, sa, xa, ta, s + 2, ns, warp, g, q, false);
@@ -360,7 +361,6 @@ extern "C" __global__ void __launch_bounds__(256, SK_MINB) __cluster_dims__(SK_S
         SK_PLOAD(a, wb, sb, xb, tb, s + 3, ns, warp, g, q, true);
         SK_PLOAD(a, wb, sb, xb, tb, s + 3, ns, warp, g, q, false);
     }
-    DSCC_PDL_LAUNCH_DEPENDENTS();
 #else
     extern __shared__ float sk_smem[]; // SK_RED: each warp's sums [warp][column][row of y]; then the CTA's [column][row]
     float (*sk_red)[SK_COLS][SK_MROWS + 1] = (float (*)[SK_COLS][SK_MROWS + 1])sk_smem;
