@@ -293,21 +293,25 @@ static bool parse_ms(const char *arg, int64_t *ms_list, int *nm) {
 /* ---- --skinny-sweep: the skinny form's tuning parameters, timed in one run ---- */
 
 /* The variants timed by default (DSCC_SKINNY values; "" is the shape's
- * default of codegen, gemm_skinny.cuh for FP8): gemm_skinny2.cuh (v2=1),
- * 8-row groups a warp (rb), K blocks a warp loads before it uses one (u:
- * a stage of gemm_skinny2.cuh's ring; u32 for gemm_skinny.cuh's instance
- * for M > 8 alone, which spills at 128 registers from rb x u = 4 on),
- * blocks an SM (minb, the register budget), CTAs of a cluster that split
- * K (split). */
+ * default of codegen: for FP8 at M <= 8 gemm_skinny.cuh's persistent
+ * pipelined form where its column groups number 132 or more, the round
+ * form otherwise and above 8 rows): the pipelined form's 8-row groups a
+ * column group (rb), K blocks a warp a step (u: two steps in flight) and
+ * CTAs an SM (minb: 1 lifts the register budget to 255, no spill at
+ * rb x u = 4); the round form (pipe=0) with its own rb, u (u32 for its
+ * instance for M > 8 alone, which spills at 128 registers from rb x u = 4
+ * on), minb and K split over a cluster of CTAs (split);
+ * gemm_skinny2.cuh (v2=1). */
 static const char *const SWEEP_VARIANTS[] = {"",
+                                             /* the pipelined form (M <= 8) */
+                                             "pipe=1,rb=1,u=2", "pipe=1,rb=2,u=1", "pipe=1,rb=1,u=1", "pipe=1,rb=1,u=4,minb=1",
+                                             "pipe=1,rb=2,u=2,minb=1",
+                                             /* the round form (the default before the pipelined one) */
+                                             "pipe=0", "pipe=0,rb=1,u=2,minb=2", "pipe=0,rb=2,u=2,u32=1,minb=2", "pipe=0,rb=4,u=1,minb=2",
+                                             /* its K split over a cluster of CTAs at M > 8 */
+                                             "pipe=0,rb=2,u=2,u32=1,minb=2,split=4",
                                              /* gemm_skinny2.cuh (opt-in for FP8) to 16 rows, the tile above */
-                                             "v2=1",
-                                             /* gemm_skinny2.cuh's groups a warp and K blocks a stage */
-                                             "v2=1,rb=1,u=2", "v2=1,rb=1,u=4", "v2=1,rb=2,u=1", "v2=1,rb=2,u=2",
-                                             /* gemm_skinny.cuh's */
-                                             "rb=1,u=2,minb=2", "rb=2,u=2,u32=1,minb=2", "rb=4,u=1,minb=2",
-                                             /* gemm_skinny.cuh's K split over a cluster of CTAs at M > 8 */
-                                             "rb=2,u=2,u32=1,minb=2,split=4"};
+                                             "v2=1"};
 enum { SWEEP_MAX = 32 };
 
 /* The shapes of the sweep: bench_gemm's and the merged q_a + kv_a (N = 2112). */

@@ -388,7 +388,9 @@ int cg_skinny_groups(int64_t N) { return N >= 2 * 8 * 264 ? 2 : 1; }
 /* The skinny form's tuning parameters (gemm_skinny.cuh's SK_RB, SK_U, SK_MINB, SK_SPLIT; u32: SK_U of the instance for M > 8). */
 typedef struct {
     int rb, u, minb, split, u32;
-    int v2; /* gemm_skinny2.cuh at M <= 8: 1 yes, 0 no, -1 as DSCC_SKINNY_V2 says */
+    int v2;   /* gemm_skinny2.cuh at M <= 8: 1 yes, 0 no, -1 as DSCC_SKINNY_V2 says */
+    int pipe; /* gemm_skinny.cuh's persistent pipelined form at M <= 8 (SK_PIPE): 1 yes, 0 no, -1 as DSCC_SKINNY_PIPE says */
+    int grid; /* that form's most CTAs (0: the SMs' slots) */
 } SkinnyParams;
 
 /* The default parameters of an N x K weight, from Little's law on an
@@ -406,7 +408,7 @@ typedef struct {
  * x a thread and two row tiles: at 128 registers it spills (NVRTC,
  * sm_90a) from SK_RB x SK_U = 4 on, so it loads half as much a round. */
 static SkinnyParams skinny_default(int64_t N, int64_t K) {
-    SkinnyParams p = {cg_skinny_groups(N), 1, 2, 1, 1, -1};
+    SkinnyParams p = {cg_skinny_groups(N), 1, 2, 1, 1, -1, -1, 0};
     int64_t blocks = (N + 8 * p.rb - 1) / (8 * p.rb), nkb = (K + 127) / 128;
     while (p.split < 8 && blocks * p.split < 240 && 8 * (p.split + 1) <= nkb) p.split++;
     int64_t ctas = blocks * p.split, kw = 8 * p.split;
@@ -426,6 +428,8 @@ static bool skinny_param(const char *key, size_t klen, long v, SkinnyParams *p) 
     else if (klen == 4 && !strncmp(key, "minb", 4) && v >= 1 && v <= 4) p->minb = (int)v;
     else if (klen == 5 && !strncmp(key, "split", 5) && v >= 1 && v <= 8) p->split = (int)v;
     else if (klen == 2 && !strncmp(key, "v2", 2) && (v == 0 || v == 1)) p->v2 = (int)v;
+    else if (klen == 4 && !strncmp(key, "pipe", 4) && (v == 0 || v == 1)) p->pipe = (int)v;
+    else if (klen == 4 && !strncmp(key, "grid", 4) && v >= 1 && v <= 4096) p->grid = (int)v;
     else return false;
     return true;
 }
@@ -443,7 +447,7 @@ static bool skinny_params(Gen *G, int64_t N, int64_t K, SkinnyParams *p) {
         char *vend;
         long v = eq && eq < end ? strtol(eq + 1, &vend, 10) : 0;
         if (!eq || eq > end || vend != end || (*end && !end[1]) || !skinny_param(s, (size_t)(eq - s), v, p)) {
-            G->why = arena_printf(G->a, "DSCC_SKINNY is '%s': expected comma-separated rb=1|2|4, u=1..8, u32=1..8, minb=1..4, split=1..8, v2=0|1", e);
+            G->why = arena_printf(G->a, "DSCC_SKINNY is '%s': expected comma-separated rb=1|2|4, u=1..8, u32=1..8, minb=1..4, split=1..8, v2=0|1, pipe=0|1, grid=1..4096", e);
             return false;
         }
         s = *end ? end + 1 : end;
@@ -495,6 +499,53 @@ static void skinny_instance(Gen *G, const SkinnyParams *sp, IrDim M, int lo, int
     G->phases[G->nphases - 1].fn = entry;
     G->phases[G->nphases - 1].amin = lo;
     G->phases[G->nphases - 1].amax = hi;
+}
+
+/* Whether gemm_skinny.cuh's persistent pipelined form (SK_PIPE) runs the
+ * M <= 8 rows of an N-row weight: DSCC_SKINNY's pipe, else where its
+ * column groups give every one of the 132 SMs a CTA (kv_a's 576 rows, 72
+ * groups, keep the round form's cluster split of K) unless
+ * DSCC_SKINNY_PIPE=0 (which restores the round form, to time one against
+ * the other). */
+static bool skinny_pipe_on(const SkinnyParams *sp, int64_t N) {
+    const char *e = getenv("DSCC_SKINNY_PIPE");
+    if (sp->pipe >= 0) return sp->pipe == 1;
+    return !(e && strcmp(e, "0") == 0) && (N + 8 * sp->rb - 1) / (8 * sp->rb) >= 132;
+}
+
+/* The M <= 8 instance of gemm_skinny.cuh's persistent pipelined form: rb
+ * 8-row weight groups a column group (DSCC_SKINNY's, else the round form's
+ * choice), SK_U K blocks a warp a step (DSCC_SKINNY's u, else rb x u = 2:
+ * two stages of 2 KB a warp, 32-64 KB an SM in flight at two CTAs an SM),
+ * and a grid of at most the CTAs the 132 SMs hold (minb each, 2 unless
+ * DSCC_SKINNY sets it; DSCC_SKINNY's grid caps it), balanced so every CTA
+ * has the same number of column groups or one fewer (o_proj's 896 groups
+ * of 8 rows: 224 CTAs of 4, not 264 of 3 or 4). */
+static void skinny_pipe_instance(Gen *G, const SkinnyParams *sp, bool set_u, bool set_minb, IrDim M, int64_t K, int64_t N, const int *slot,
+                                 bool bf16) {
+    const int rb = sp->rb, u = set_u ? sp->u : (rb >= 2 ? 1 : 2), minb = set_minb ? sp->minb : 2;
+    const int64_t groups = (N + 8 * rb - 1) / (8 * rb);
+    int64_t slots = 132LL * minb;
+    if (sp->grid > 0 && sp->grid < slots) slots = sp->grid;
+    const int64_t per = (groups + slots - 1) / slots, grid = (groups + per - 1) / per;
+    const int64_t smem = (int64_t)sizeof(float) * 2 * 8 * 8 * (8 * rb + 1); /* two buffers of the warps' sums */
+    const char *entry = arena_printf(G->a, "p%d_%s_skinny_pipe_m8", G->nphases, bf16 ? "linear_bf16" : "fp8_linear");
+    CgDefine defs[5 + SK_NDEFS] = {
+        {"SK_PIPE", "1"},
+        {"SK_U", arena_printf(G->a, "%d", u)},
+        {"SK_MINB", arena_printf(G->a, "%d", minb)},
+        {"SK_MROWS", "8"},
+        {"SK_GRID", arena_printf(G->a, "%lld", (long long)grid)},
+    };
+    int nd = skinny_defs(G, M, K, N, rb, slot, bf16, defs + 5);
+    sb_printf(&G->decl, "// %s at M <= 8: a persistent grid of %lld CTAs over %lld groups of %d weight rows (%lld a CTA at most), K split\n"
+                        "// between the 8 warps, weights and x streamed through two register stages across group ends (rb=%d u=%d minb=%d)\n",
+              bf16 ? "linear (bf16)" : "fp8_linear", (long long)grid, (long long)groups, 8 * rb, (long long)per, rb, u, minb);
+    sb_puts(&G->decl, cg_kernel_instance(G->a, "gemm_skinny", entry, defs, 5 + nd));
+    cg_phase(G, CG_LAUNCH_BLOCK, M, 8, ir_dim_const(grid), 1, smem);
+    G->phases[G->nphases - 1].fn = entry;
+    G->phases[G->nphases - 1].amin = 0;
+    G->phases[G->nphases - 1].amax = 8;
 }
 
 /* Dynamic shared memory of gemm_skinny2.cuh (its SK2_SMEM) over K bytes a
@@ -612,6 +663,11 @@ static bool gemm_skinny(Gen *G, IrDim M, int64_t K, int64_t N, const int *slot, 
         G->why = arena_printf(G->a, "DSCC_SKINNY_V2 is '%s': expected 0 or 1", v2);
         return false;
     }
+    const char *pe = getenv("DSCC_SKINNY_PIPE");
+    if (pe && *pe && strcmp(pe, "0") && strcmp(pe, "1")) {
+        G->why = arena_printf(G->a, "DSCC_SKINNY_PIPE is '%s': expected 0 or 1", pe);
+        return false;
+    }
     const char *mx = getenv("DSCC_SKINNY_MAX");
     char *end = NULL;
     long t = mx && *mx ? strtol(mx, &end, 10) : 0;
@@ -624,9 +680,10 @@ static bool gemm_skinny(Gen *G, IrDim M, int64_t K, int64_t N, const int *slot, 
      * V3 shape) */
     *top = t ? (int)t : on8 && !bf16 ? 16 : CG_SKINNY_M;
     const char *e = getenv("DSCC_SKINNY");
-    bool set_rb = e && strstr(e, "rb="), set_u = e && strstr(e, "u=");
+    bool set_rb = e && strstr(e, "rb="), set_u = e && strstr(e, "u="), set_minb = e && strstr(e, "minb=");
     cg_mma_helpers(G);
     if (on8) skinny2_instance(G, &sp, set_rb, set_u, M, 0, 8, K, N, slot, bf16);
+    else if (skinny_pipe_on(&sp, N)) skinny_pipe_instance(G, &sp, set_u, set_minb, M, K, N, slot, bf16);
     else skinny_instance(G, &sp, M, 0, 8, K, N, slot, bf16);
     if (on8 && *top <= 16 && skinny2_on(&sp, Kb, 16, bf16)) skinny2_instance(G, &sp, set_rb, set_u, M, 8, 16, K, N, slot, bf16);
     else skinny_instance(G, &sp, M, 8, CG_SKINNY_M, K, N, slot, bf16);

@@ -39,6 +39,11 @@
 //   a CTA's weights are all loaded it lets the next kernel start
 //   (DSCC_PDL_LAUNCH_DEPENDENTS) during its sums and stores.
 //
+// * SK_PIPE 1 (the instance for M <= 8 where gen_gemm.c picks it): a
+//   persistent grid instead of one CTA per column block, each warp's loads
+//   pipelined through two register stages across column groups (see the
+//   comment above the form below and docs/KERNELS.md).
+//
 // Parameters (#define; a module defines them all, the defaults below make
 // the file compile on its own):
 //   DSCC_ENTRY        the entry point's name
@@ -55,10 +60,12 @@
 //   SK_WS(i)          w's f32 scales [ceil(N/128)][ceil(K/128)]
 //                     (both read only through SK_XSA / SK_WSA below)
 //   SK_STORE(i, v)    stores y[i] (f32 v) in y's dtype
+//   SK_PIPE           1: the persistent pipelined form (SK_MROWS 8, SK_SPLIT 1; default 0)
+//   SK_GRID           CTAs of that form (each owns column groups blockIdx.x + SK_GRID i)
 //   SK_BF16           1: x and w are BF16 (a linear's), not E4M3 codes: mma m16n8k16 BF16 in the same fragment
 //                     order (a thread's 16 bytes are 8 values, two mma's B registers), K blocks of 128 bytes (64
 //                     values), and SK_XS, SK_WS are 1 (default 0)
-// Dynamic shared memory: 9 * 8 * SK_RB * (SK_MROWS + 1) floats.
+// Dynamic shared memory: 9 * 8 * SK_RB * (SK_MROWS + 1) floats; SK_PIPE: 2 * 8 * 8 * (8 * SK_RB + 1).
 #ifndef SK_X // compiled on its own (test_codegen): a stand-in for the module's prelude
 typedef unsigned long long u64;
 struct Args { u64 t[64]; long long sym[8]; long long cap, len; u64 err; long long tag; };
@@ -97,6 +104,12 @@ __device__ __forceinline__ void pdl_launch_dependents() { asm volatile("griddepc
 #endif
 #ifndef SK_BF16
 #define SK_BF16 0
+#endif
+#ifndef SK_PIPE
+#define SK_PIPE 0                        // 1: the persistent pipelined form (M <= 8; SK_GRID CTAs)
+#endif
+#if SK_PIPE && !defined(SK_GRID)
+#define SK_GRID 264                      // CTAs of the persistent form
 #endif
 #define SK_KB (SK_K * (SK_BF16 ? 2 : 1)) // bytes of a row of x and w
 #define SK_NKB ((SK_KB + 127) / 128)     // K blocks (of 128 bytes)
@@ -219,7 +232,136 @@ __device__ __forceinline__ void SK_ROUND(const Args &a, float (&acc)[SK_RB][4], 
     }
 }
 
+#if SK_PIPE
+// The persistent, pipelined form (SK_PIPE 1, the instance for M <= 8 only; SK_SPLIT 1): SK_GRID CTAs, CTA c owns
+// the column groups c, c + SK_GRID, ... (8 * SK_RB weight rows each; gen_gemm.c balances them: every CTA the same
+// number or one fewer), its 8 warps split K as above (warp w: K blocks w, w + 8, ...). A warp's work is a flat
+// run of steps, SK_PNR a group (the same for every warp: a step past its K blocks loads nothing): step s is
+// group s / SK_PNR, K blocks w + 8 (SK_U (s % SK_PNR) + u), u < SK_U. Two register stages (a, b; the loop is
+// unrolled by two so their slots are fixed): step s + 1's weights, x and scales are in flight while step s is
+// multiplied, and step s + 2's are issued right after it, across group ends, so the stream never drains at a
+// group's end (the round form waits for each round's loads, and its short CTAs end in a ragged last wave).
+// At a group's end the warps' sums meet in shared memory (two buffers by group parity: one barrier a group) and
+// are added in warp order: the same bits every run.
+#define SK_PNR ((SK_NKB + 8 * SK_U - 1) / (8 * SK_U))     // steps a group
+#define SK_PGROUPS ((SK_N + SK_COLS - 1) / SK_COLS)        // column groups
+#define SK_PLOAD SK_PASTE(DSCC_ENTRY, _pload)
+#define SK_PSTEP SK_PASTE(DSCC_ENTRY, _pstep)
+#define SK_PEND SK_PASTE(DSCC_ENTRY, _pend)
+
+// Step s's loads (none at s >= ns): the weights and their scales (wx 1), or x's fragments and scales (wx 0: x is
+// written by the kernel before, so only after DSCC_PDL_WAIT())
+__device__ __forceinline__ void SK_PLOAD(const Args &a, uint4 (&wv)[SK_U][SK_RB][2], float (&ws)[SK_U], uint4 (&xv)[SK_U][2],
+                                         float (&xs)[SK_U], long long s, long long ns, int warp, int g, int q, bool wx) {
+    const long long N = SK_N, K = SK_KB, nkb = SK_NKB, M = SK_M;
+    const long long gi = s / SK_PNR, n0 = ((long long)blockIdx.x + gi * SK_GRID) * SK_COLS;
+    const long long kb0 = warp + 8LL * SK_U * (s - gi * SK_PNR);
+    const bool live = s < ns;
+#pragma unroll
+    for (int u = 0; u < SK_U; u++) {
+        const long long kb = kb0 + 8 * u;
+        const bool lk = live && kb < nkb;
+        if (wx) {
+#pragma unroll
+            for (int r = 0; r < SK_RB; r++)
+#pragma unroll
+                for (int h = 0; h < 2; h++) {
+                    const long long n = n0 + r * 8 + g, k = kb * 128 + h * 64 + q * 16;
+                    wv[u][r][h] = ld_stream16_if(SK_W + n * K + k, lk && n < N && k < K);
+                }
+            ws[u] = lk && n0 < N ? SK_WSA(n0, kb) : 0.0f;
+        } else {
+            const bool mk = lk && g < M;
+#pragma unroll
+            for (int h = 0; h < 2; h++) {
+                const long long k = kb * 128 + h * 64 + q * 16;
+                xv[u][h] = ld_x16_if(SK_X + g * K + k, mk && k < K);
+            }
+            xs[u] = mk ? SK_XSA(g, kb) : 0.0f;
+        }
+    }
+}
+
+// A group's end: the warps' sums (row g of y, column 8r + 2q + c of the group) into buffer gi & 1, one barrier,
+// then each output summed in warp order and stored (consecutive threads: consecutive columns)
+__device__ __forceinline__ void SK_PEND(const Args &a, float (&acc)[SK_RB][4], float *smem, long long gi, int warp, int g, int q) {
+    const long long N = SK_N, M = SK_M, n0 = ((long long)blockIdx.x + gi * SK_GRID) * SK_COLS;
+    float (*red)[8][SK_COLS + 1] = (float (*)[8][SK_COLS + 1])(smem + (gi & 1) * 8 * 8 * (SK_COLS + 1));
+#pragma unroll
+    for (int r = 0; r < SK_RB; r++)
+#pragma unroll
+        for (int c = 0; c < 2; c++) red[warp][g][r * 8 + q * 2 + c] = acc[r][c], acc[r][c] = 0.0f;
+    __syncthreads();
+    for (int i = threadIdx.x; i < 8 * SK_COLS; i += 256) {
+        const int m = i / SK_COLS, col = i % SK_COLS;
+        const long long n = n0 + col;
+        if (m >= M || n >= N) continue;
+        float v = 0.0f;
+#pragma unroll
+        for (int w = 0; w < 8; w++) v += red[w][m][col];
+        SK_STORE(m * N + n, v);
+    }
+}
+
+// Step s: the products of its K blocks with x's row g (A's rows 8..15 zeros), promoted into acc; the group's
+// end after its last step
+__device__ __forceinline__ void SK_PSTEP(const Args &a, float (&acc)[SK_RB][4], const uint4 (&wv)[SK_U][SK_RB][2], const float (&ws)[SK_U],
+                                         const uint4 (&xv)[SK_U][2], const float (&xs)[SK_U], float *smem, long long s, int warp, int g,
+                                         int q) {
+    const long long nkb = SK_NKB, gi = s / SK_PNR, ri = s - gi * SK_PNR, kb0 = warp + 8LL * SK_U * ri;
+#pragma unroll
+    for (int u = 0; u < SK_U; u++) {
+        if (kb0 + 8 * u >= nkb) break; // warp-uniform
+        const float sc = xs[u] * ws[u];
+#pragma unroll
+        for (int r = 0; r < SK_RB; r++) {
+            float part[4] = {0.0f, 0.0f, 0.0f, 0.0f};
+#pragma unroll
+            for (int h = 0; h < 2; h++) {
+                const uint4 x0 = xv[u][h];
+                const unsigned a0[4] = {x0.x, 0u, x0.y, 0u}, b0[2] = {wv[u][r][h].x, wv[u][r][h].y};
+                const unsigned a1[4] = {x0.z, 0u, x0.w, 0u}, b1[2] = {wv[u][r][h].z, wv[u][r][h].w};
+                SK_MMA(part, a0, b0);
+                SK_MMA(part, a1, b1);
+            }
+            acc[r][0] += part[0] * sc;
+            acc[r][1] += part[1] * sc;
+        }
+    }
+    if (ri == SK_PNR - 1) SK_PEND(a, acc, smem, gi, warp, g, q);
+}
+
+#endif
+
+// (one entry line for both forms: the emulator's translator reads it as text)
 extern "C" __global__ void __launch_bounds__(256, SK_MINB) __cluster_dims__(SK_SPLIT, 1, 1) DSCC_ENTRY(Args a) {
+#if SK_PIPE
+    extern __shared__ float sk_smem[]; // two buffers of [warp][row of y][column] sums
+    const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31, g = lane >> 2, q = lane & 3;
+    const long long ng = ((long long)SK_PGROUPS - blockIdx.x + SK_GRID - 1) / SK_GRID, ns = ng * SK_PNR;
+    float acc[SK_RB][4];
+#pragma unroll
+    for (int r = 0; r < SK_RB; r++)
+#pragma unroll
+        for (int c = 0; c < 4; c++) acc[r][c] = 0.0f;
+    uint4 wa[SK_U][SK_RB][2], wb[SK_U][SK_RB][2], xa[SK_U][2], xb[SK_U][2];
+    float sa[SK_U], sb[SK_U], ta[SK_U], tb[SK_U];
+    SK_PLOAD(a, wa, sa, xa, ta, 0, ns, warp, g, q, true); // weights before the wait (nothing of the step writes them)
+    SK_PLOAD(a, wb, sb, xb, tb, 1, ns, warp, g, q, true);
+    DSCC_PDL_WAIT();
+    SK_PLOAD(a, wa, sa, xa, ta, 0, ns, warp, g, q, false);
+    SK_PLOAD(a, wb, sb, xb, tb, 1, ns, warp, g, q, false);
+    for (long long s = 0; s < ns; s += 2) {
+        if (s + 2 >= ns) DSCC_PDL_LAUNCH_DEPENDENTS(); // the CTA's loads are all issued: the next kernel may start its prologue
+        SK_PSTEP(a, acc, wa, sa, xa, ta, sk_smem, s, warp, g, q);
+        SK_PLOAD(a, wa, sa, xa, ta, s + 2, ns, warp, g, q, true);
+        SK_PLOAD(a, wa, sa, xa, ta, s + 2, ns, warp, g, q, false);
+        if (s + 1 >= ns) break; // CTA-uniform
+        SK_PSTEP(a, acc, wb, sb, xb, tb, sk_smem, s + 1, warp, g, q);
+        SK_PLOAD(a, wb, sb, xb, tb, s + 3, ns, warp, g, q, true);
+        SK_PLOAD(a, wb, sb, xb, tb, s + 3, ns, warp, g, q, false);
+    }
+#else
     extern __shared__ float sk_smem[]; // SK_RED: each warp's sums [warp][column][row of y]; then the CTA's [column][row]
     float (*sk_red)[SK_COLS][SK_MROWS + 1] = (float (*)[SK_COLS][SK_MROWS + 1])sk_smem;
     float (*sk_sum)[SK_MROWS + 1] = (float (*)[SK_MROWS + 1])(sk_smem + SK_RED);
@@ -275,7 +417,17 @@ extern "C" __global__ void __launch_bounds__(256, SK_MINB) __cluster_dims__(SK_S
         SK_STORE(m * N + n, s);
     }
     if (SK_SPLIT > 1) sk_cluster_sync(); // no CTA leaves while another reads its shared memory
+#endif
 }
+#if SK_PIPE
+#undef SK_PNR
+#undef SK_PGROUPS
+#undef SK_PLOAD
+#undef SK_PSTEP
+#undef SK_PEND
+#undef SK_GRID
+#endif
+#undef SK_PIPE
 #undef SK_WSA
 #undef SK_BF16
 #undef SK_KB

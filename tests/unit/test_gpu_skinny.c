@@ -48,6 +48,7 @@
 #include <time.h>
 
 #include "codegen/gen.h"
+#include "codegen/gen_internal.h" /* cg_skinny_groups: the default rows a column group */
 #include "cpu/cpu.h"
 #include "frontend/frontend.h"
 #include "passes/passes.h"
@@ -79,7 +80,7 @@ static void take_gpu(void *ctx, int id, float *c, int64_t nc) {
 
 /* The phases of the program's fp8_linear that run at M rows: whether the skinny one does, and whether any other does;
  * *split: the skinny form's K split (SK_SPLIT of its module). */
-static void phases_at(const IrGraph *g, IrOp op, bool f32, int64_t B, int64_t S, bool *skinny, bool *tile, int *split, bool *v2) {
+static void phases_at(const IrGraph *g, IrOp op, bool f32, int64_t B, int64_t S, bool *skinny, bool *tile, int *split, bool *v2, bool *pipe) {
     Arena *a = arena_new();
     DiagEngine *d = diag_new(a, stderr);
     CgGenOptions o = {.f32_storage = f32};
@@ -87,20 +88,22 @@ static void phases_at(const IrGraph *g, IrOp op, bool f32, int64_t B, int64_t S,
     assert_non_null(p);
     int64_t sym[IR_MAX_DIM_SYMS] = {0};
     sym[ir_graph_find_dim(g, "B")] = B, sym[ir_graph_find_dim(g, "S")] = S;
-    *skinny = *tile = *v2 = false;
+    *skinny = *tile = *v2 = *pipe = false;
     *split = 0;
     for (int k = 0; k < p->nkernels; k++) {
         const CgKernel *ck = &p->kernels[k];
         bool lin = false;
         for (int j = 0; j < ck->nnodes; j++) lin |= g->nodes[ck->nodes[j]]->op == op;
         if (!lin) continue;
-        const char *sp = strstr(p->modules[ck->module].source, "#define SK_SPLIT ");
+        const char *m32 = strstr(p->modules[ck->module].source, "#define SK_MROWS 32\n"); /* the M > 8 instance's split */
+        const char *sp = m32 ? strstr(m32, "#define SK_SPLIT ") : NULL;
         if (sp) *split = atoi(sp + strlen("#define SK_SPLIT "));
         for (int ph = 0; ph < ck->nphases; ph++) {
             const CgPhase *f = &ck->phases[ph];
             if (cg_phase_items(f, sym) <= 0) continue;
             if (strstr(f->fn, "skinny")) *skinny = true;
             if (strstr(f->fn, "skinny2")) *v2 = true;
+            if (strstr(f->fn, "skinny_pipe")) *pipe = true;
             if (!strstr(f->fn, "skinny") && f->amin > 0) *tile = true; /* the tile's phases run only above the skinny form's rows */
         }
     }
@@ -144,9 +147,9 @@ static void check_split(int64_t N, int64_t K, bool f32, const int64_t (*rows)[2]
         m.linears = 0;
         assert_true(gpu_exec_run(gx, in, 1, d));
         assert_true(cpu_exec_run(cx, in, 1, d));
-        bool skinny, tile, v2;
+        bool skinny, tile, v2, piped;
         int sp;
-        phases_at(g, op, f32, B, S, &skinny, &tile, &sp, &v2);
+        phases_at(g, op, f32, B, S, &skinny, &tile, &sp, &v2, &piped);
         fprintf(stderr, "N %lld, K %lld, M %lld (%lld x %lld), %s storage: %s rel L2 %.2e%s, K split %d\n", (long long)N, (long long)K,
                 (long long)(B * S), (long long)B, (long long)S, f32 ? "f32" : "bf16", op == IR_OP_LINEAR ? "bf16 linear" : "fp8_linear", m.err, skinny && !tile ? " (skinny form)" : "", sp);
         assert_int_equal(m.linears, 1);
@@ -158,6 +161,12 @@ static void check_split(int64_t N, int64_t K, bool f32, const int64_t (*rows)[2]
         assert_true(B * S <= top ? skinny && !tile : tile && !skinny);
         /* gemm_skinny2.cuh at M <= 8, and at M <= 16 when the form stops there (these shapes' 16 rows of x fit) */
         assert_int_equal(v2, v2_on && (B * S <= 8 || (B * S <= top && top <= 16)));
+        /* gemm_skinny.cuh's persistent pipelined form at M <= 8 unless gemm_skinny2.cuh runs there: DSCC_SKINNY's pipe,
+         * else where the column groups number 132 or more, unless DSCC_SKINNY_PIPE=0 */
+        const char *ep = getenv("DSCC_SKINNY_PIPE");
+        const int rb = e1 && strstr(e1, "rb=") ? atoi(strstr(e1, "rb=") + 3) : cg_skinny_groups(N); /* where 132+ groups */
+        bool pipe_on = e1 && strstr(e1, "pipe=") ? strstr(e1, "pipe=1") != NULL : !(ep && strcmp(ep, "0") == 0) && (N + 8 * rb - 1) / (8 * rb) >= 132;
+        assert_int_equal(piped, !v2_on && pipe_on && B * S <= 8);
         if (split) assert_int_equal(sp, split);
         assert_true(m.err <= (f32 ? 1e-5 : 4e-3));
     }
@@ -214,6 +223,27 @@ static void test_v2_env(void **state) {
     check_env(40, 4096, false, "v2=1,rb=1,u=3", 4); /* 4 K blocks a warp in stages of 3: the second one partly empty */
 }
 
+/* gemm_skinny.cuh's persistent pipelined form (SK_PIPE) with few CTAs (DSCC_SKINNY's grid), so each runs several column
+ * groups and its two register stages run on across group ends: 13 groups of 8 rows on 4 CTAs (4, 3, 3, 3: odd and even
+ * step counts), 6 K blocks (warps 6 and 7 load nothing, a last K block of 80 bytes), f32 y; 25 groups on 7 CTAs (4 or 3
+ * each) at two steps a group (24 K blocks, u=2: 3 a warp, the second step half empty, a last K block of 16 bytes); two
+ * 8-row groups a column group with u=1 (13 on 3 CTAs); codegen's own grid; then DSCC_SKINNY_PIPE=0 (the round form) */
+static void test_pipe_grid(void **state) {
+    (void)state;
+    static const int64_t rows[][2] = {{1, 1}, {1, 8}};
+    setenv("DSCC_SKINNY", "pipe=1,rb=1,grid=4", 1);
+    check_shape(100, 720, true, rows, 2);
+    setenv("DSCC_SKINNY", "pipe=1,rb=1,u=2,grid=7", 1);
+    check_shape(200, 2960, false, rows, 2);
+    setenv("DSCC_SKINNY", "pipe=1,rb=2,u=1,grid=3", 1);
+    check_shape(200, 2960, true, rows, 2);
+    unsetenv("DSCC_SKINNY");
+    check_shape(4236, 640, false, rows, 2); /* the default: 265 groups of 16 rows (the last of 12) on 133 CTAs, two a CTA */
+    setenv("DSCC_SKINNY_PIPE", "0", 1);
+    check_shape(4236, 640, false, rows, 2);
+    unsetenv("DSCC_SKINNY_PIPE");
+}
+
 /* BF16 linears (SK_BF16): the router's shape at a smaller K (256 x 1536, f32 y from the GEMM) and a ragged one with
  * bf16 y (100 x 712: a last K block of 16 bytes), at M = 1, 3, 9, 17, 32; then the same with DSCC_SKINNY_V2=0 */
 static void check_bf16(void) {
@@ -254,7 +284,7 @@ static void test_bad_v2(void **state) {
     PassPipeline pp;
     PassRunOptions ro = {0};
     assert_true(g && pass_pipeline_parse(a, d, "shape-infer,fp8-quant,fuse", &pp) && pass_pipeline_run(&pp, g, &ro, d));
-    static const char *const bad[][2] = {{"DSCC_SKINNY_V2", "2"}, {"DSCC_SKINNY_MAX", "7"}, {"DSCC_SKINNY_MAX", "33"}, {"DSCC_SKINNY_MAX", "16x"}};
+    static const char *const bad[][2] = {{"DSCC_SKINNY_V2", "2"}, {"DSCC_SKINNY_MAX", "7"}, {"DSCC_SKINNY_MAX", "33"}, {"DSCC_SKINNY_MAX", "16x"}, {"DSCC_SKINNY_PIPE", "2"}};
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
         int errs = diag_error_count(d);
         setenv(bad[i][0], bad[i][1], 1);
@@ -269,7 +299,7 @@ static void test_bad_v2(void **state) {
 /* A malformed DSCC_SKINNY: codegen stops and says why. */
 static void test_bad_env(void **state) {
     (void)state;
-    static const char *const bad[] = {"split=9", "rb=3", "u=0", "minb=5", "split", "split=2,", "depth=2", "u=2x", "v2=2"};
+    static const char *const bad[] = {"split=9", "rb=3", "u=0", "minb=5", "split", "split=2,", "depth=2", "u=2x", "v2=2", "pipe=2", "grid=0"};
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
         Arena *a = arena_new();
         DiagEngine *d = diag_new(a, NULL);
@@ -294,6 +324,6 @@ int main(void) {
                                        cmocka_unit_test(test_split3_ragged), cmocka_unit_test(test_split8),      cmocka_unit_test(test_bad_env),
                                        cmocka_unit_test(test_v2_persistent), cmocka_unit_test(test_v2_off),      cmocka_unit_test(test_v2_env),
                                        cmocka_unit_test(test_bad_v2),        cmocka_unit_test(test_bf16),         cmocka_unit_test(test_bf16_v1),
-                                       cmocka_unit_test(test_max16)};
+                                       cmocka_unit_test(test_max16),         cmocka_unit_test(test_pipe_grid)};
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
