@@ -581,6 +581,8 @@ static inline int atomicCAS(int *p, int c, int v) { return emu_cas(p, c, v); }
 static inline unsigned atomicCAS(unsigned *p, unsigned c, unsigned v) { return emu_cas(p, c, v); }
 static inline unsigned long long atomicCAS(unsigned long long *p, unsigned long long c, unsigned long long v) { return emu_cas(p, c, v); }
 static inline int atomicExch(int *p, int v) { return __atomic_exchange_n(p, v, __ATOMIC_SEQ_CST); }
+/* ld.global.cg (L2 only, no L1): what another block wrote before it was counted (mla_decode.cuh's MLA_FUSE) */
+template <class T> static inline T __ldcg(const T *p) { return *p; }
 static inline int atomicMax(int *p, int v) {
     int old = __atomic_load_n(p, __ATOMIC_SEQ_CST);
     while (old < v && !__atomic_compare_exchange_n(p, &old, v, false, __ATOMIC_SEQ_CST, __ATOMIC_SEQ_CST)) {
