@@ -9,11 +9,13 @@
  * rescale (MLA_LAZY 0), then MLA_LEAN 5 with O rescaled only when a row's
  * max grows by more than 2^8 (MLA_LAZY 1), then with the splits merged by
  * the decode kernel's last block of each query tile instead of the combine
- * kernel (MLA_FUSE 1: the default; one launch), and the seesaw
+ * kernel (MLA_FUSE 1: the default; one launch), then MLA_LEAN 6 (the
+ * softmax's scale folded into P's exponent, the row max in four partial
+ * maxima: opt-in, the rounding of P changes), and the seesaw
  * schedule (MLA_V3 2, DSCC_MLA_V3=2) as it was and with MLA_LEAN (1 to 3
  * and 5 apply to it: its producer's copies, S's descriptors, no mask and
  * ex2.approx.ftz on whole blocks) and the lazy rescale, with the combine
- * kernel and without. (The
+ * kernel and without, and at MLA_LEAN 6. (The
  * whole-stage ring, DSCC_MLA_V3=0, and the L2 prefetch, DSCC_MLA_PREFETCH,
  * were timed on 2026-12-06: docs/KERNELS.md.) The shape
  * is bench_gpu's long context: batch 32 (--batch), 4,097 keys (--ctx), 128
@@ -64,9 +66,11 @@ static const Variant VARIANTS[] = {
     {"and ex2.approx.ftz on whole blocks (DSCC_MLA_LEAN=5 DSCC_MLA_LAZY=0 DSCC_MLA_FUSE=0)", "1", "0", "1", "5", "0", "0"},
     {"and lazy rescale (DSCC_MLA_LEAN=5 DSCC_MLA_LAZY=1 DSCC_MLA_FUSE=0: the default before)", "1", "0", "1", "5", "1", "0"},
     {"and the splits merged in the kernel (the default: DSCC_MLA_LEAN=5 DSCC_MLA_LAZY=1 DSCC_MLA_FUSE=1)", "1", "0", "1", "5", "1", "1"},
+    {"and the scale folded into P's exponent (DSCC_MLA_LEAN=6)", "1", "0", "1", "6", "1", "1"},
     {"seesaw schedule as before (DSCC_MLA_V3=2 DSCC_MLA_LEAN=0 DSCC_MLA_LAZY=0 DSCC_MLA_FUSE=0)", "2", "0", "1", "0", "0", "0"},
     {"seesaw schedule, lean, lazy rescale (DSCC_MLA_V3=2 DSCC_MLA_FUSE=0)", "2", "0", "1", "5", "1", "0"},
-    {"seesaw schedule, lean, lazy rescale, merged in the kernel (DSCC_MLA_V3=2)", "2", "0", "1", "5", "1", "1"}};
+    {"seesaw schedule, lean, lazy rescale, merged in the kernel (DSCC_MLA_V3=2)", "2", "0", "1", "5", "1", "1"},
+    {"seesaw schedule, and the scale folded into P's exponent (DSCC_MLA_V3=2 DSCC_MLA_LEAN=6)", "2", "0", "1", "6", "1", "1"}};
 enum { NV = (int)(sizeof VARIANTS / sizeof *VARIANTS), HQ = 128 };
 
 static uint64_t rng = 88172645463325252ull;

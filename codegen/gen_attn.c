@@ -643,10 +643,10 @@ bool cg_attention(Gen *G, const IrNode *n) {
         return false;
     }
     const char *lean = getenv("DSCC_MLA_LEAN");
-    if (lean && *lean && (strlen(lean) != 1 || *lean < '0' || *lean > '5')) {
-        G->why = "DSCC_MLA_LEAN must be 0 to 5 (MLA's decode kernel: 1 the producer's copies at fixed offsets, 2 and S's descriptors, "
+    if (lean && *lean && (strlen(lean) != 1 || *lean < '0' || *lean > '6')) {
+        G->why = "DSCC_MLA_LEAN must be 0 to 6 (MLA's decode kernel: 1 the producer's copies at fixed offsets, 2 and S's descriptors, "
                  "3 and no mask on whole blocks, 4 and the next S issued before P V is waited for, 5 and ex2.approx.ftz on whole "
-                 "blocks; 0: none)";
+                 "blocks, 6 and the scale folded into P's exponent; 0: none)";
         return false;
     }
     const char *fuse = getenv("DSCC_MLA_FUSE");

@@ -66,7 +66,9 @@
 //                        warpgroup 0 issues the next block's S before waiting for its P V (it
 //                        waits, and releases the stage, after S's first chunk); 5 (default) and whole
 //                        blocks take P = ex2.approx.ftz (no select for masked columns; a P below
-//                        2^-126 becomes 0, which exp2f keeps as a denormal); 0: none
+//                        2^-126 becomes 0, which exp2f keeps as a denormal); 6 (opt-in: the rounding
+//                        changes) the row max over S unscaled, four partial maxima a row, and on
+//                        whole blocks P = ex2(S scale - m) by one FFMA (one multiply fewer a score); 0: none
 //   MLA_LAZY             1 (default): a row's max moves only when a block's exceeds it by more
 //                        than 8 (base 2; P <= 2^8), so O's rescale is skipped on most blocks; 0: exact
 //   MLA_FUSE             1 (default): with several splits the splits' merge is the kernel's own: the
@@ -346,26 +348,34 @@ __device__ __forceinline__ void mla_s_block(float *s, const unsigned char *Q, co
 // ls[h] sc[h] plus P's columns, added two at a time.
 __device__ __forceinline__ void mla_softmax(float *s, const int *lim, float *m, float *sc, float *ls, int q4, float sl2) {
     const float NEG = __int_as_float(0xff800000);
-    float mx[2] = {NEG, NEG};
+    // MLA_LEAN 6: the max over S as it is (the scale is positive: the same max, scaled after), four
+    // partial maxima a row (fmaxf is exact: the same max in fewer dependent steps), and P's exponent
+    // S sl2 - m in one FFMA
+    const float ps = MLA_LEAN >= 6 ? 1.0f : sl2;
+    float mx[2][4] = {{NEG, NEG, NEG, NEG}, {NEG, NEG, NEG, NEG}};
     const bool whole = MLA_LEAN >= 3 && lim[0] >= 63 && lim[1] >= 63; // every key of the block seen (MLA_LEAN 3: no mask)
     if (whole)
 #pragma unroll
         for (int i = 0; i < 32; i++) {
-            s[i] *= sl2;
-            mx[(i >> 1) & 1] = fmaxf(mx[(i >> 1) & 1], s[i]);
+            if (MLA_LEAN < 6) s[i] *= sl2;
+            float *const x = &mx[(i >> 1) & 1][MLA_LEAN >= 6 ? (i >> 2) & 3 : 0];
+            *x = fmaxf(*x, s[i]);
         }
     else
 #pragma unroll
         for (int i = 0; i < 32; i++) {
-            s[i] = 8 * (i >> 2) + 2 * q4 + (i & 1) <= lim[(i >> 1) & 1] ? s[i] * sl2 : NEG;
-            mx[(i >> 1) & 1] = fmaxf(mx[(i >> 1) & 1], s[i]);
+            s[i] = 8 * (i >> 2) + 2 * q4 + (i & 1) <= lim[(i >> 1) & 1] ? s[i] * ps : NEG;
+            float *const x = &mx[(i >> 1) & 1][MLA_LEAN >= 6 ? (i >> 2) & 3 : 0];
+            *x = fmaxf(*x, s[i]);
         }
 #pragma unroll
     for (int h = 0; h < 2; h++) { // the row's max over its quad of lanes
-        mx[h] = fmaxf(mx[h], __shfl_xor_sync(0xffffffffu, mx[h], 1));
-        mx[h] = fmaxf(mx[h], __shfl_xor_sync(0xffffffffu, mx[h], 2));
+        float x = MLA_LEAN >= 6 ? fmaxf(fmaxf(mx[h][0], mx[h][1]), fmaxf(mx[h][2], mx[h][3])) : mx[h][0];
+        x = fmaxf(x, __shfl_xor_sync(0xffffffffu, x, 1));
+        x = fmaxf(x, __shfl_xor_sync(0xffffffffu, x, 2));
+        if (MLA_LEAN >= 6) x *= sl2;
         // MLA_LAZY: the max P is relative to moves only when the block's is more than 2^8 above it
-        const float mn = MLA_LAZY && mx[h] <= m[h] + 8.0f ? m[h] : fmaxf(m[h], mx[h]);
+        const float mn = MLA_LAZY && x <= m[h] + 8.0f ? m[h] : fmaxf(m[h], x);
         sc[h] = mn == NEG ? 1.0f : exp2f(m[h] - mn);
         m[h] = mn;
         ls[h] *= sc[h];
@@ -374,14 +384,20 @@ __device__ __forceinline__ void mla_softmax(float *s, const int *lim, float *m, 
 #pragma unroll
         for (int i = 0; i < 32; i += 2) {
             const int h = (i >> 1) & 1;
-            s[i] = mla_ex2(s[i] - m[h]), s[i + 1] = mla_ex2(s[i + 1] - m[h]);
+            if (MLA_LEAN >= 6)
+                s[i] = mla_ex2(fmaf(s[i], sl2, -m[h])), s[i + 1] = mla_ex2(fmaf(s[i + 1], sl2, -m[h]));
+            else
+                s[i] = mla_ex2(s[i] - m[h]), s[i + 1] = mla_ex2(s[i + 1] - m[h]);
             ls[h] += s[i] + s[i + 1];
         }
     else
 #pragma unroll
         for (int i = 0; i < 32; i += 2) {
             const int h = (i >> 1) & 1;
-            s[i] = s[i] == NEG ? 0.0f : exp2f(s[i] - m[h]), s[i + 1] = s[i + 1] == NEG ? 0.0f : exp2f(s[i + 1] - m[h]);
+            if (MLA_LEAN >= 6) // (s unscaled)
+                s[i] = s[i] == NEG ? 0.0f : exp2f(fmaf(s[i], sl2, -m[h])), s[i + 1] = s[i + 1] == NEG ? 0.0f : exp2f(fmaf(s[i + 1], sl2, -m[h]));
+            else
+                s[i] = s[i] == NEG ? 0.0f : exp2f(s[i] - m[h]), s[i + 1] = s[i + 1] == NEG ? 0.0f : exp2f(s[i + 1] - m[h]);
             ls[h] += s[i] + s[i + 1];
         }
 }

@@ -312,6 +312,7 @@ static void test_mla_kernel_ring(void **state) {
         {"0", "1", "0", "4", "1", "1"}, {"1", "3", "2", "4", "1", "0"}, /* with the L2 prefetch (blocks 2 to 5, the last partial) */
         {"2", "1", "0", "5", "1", "1"},                                 /* the seesaw: three pairs (T 330), the last one block */
         {"2", "1", "0", "0", "0", "0"},
+        {"1", "1", "0", "6", "1", "1"}, {"2", "1", "0", "6", "1", "0"}, /* MLA_LEAN 6: the scale folded into P's exponent */
     };
     for (int i = 0; i < (int)(sizeof rings / sizeof *rings); i++) {
         free(kernel_ring(rings[i][0], rings[i][1], rings[i][2], rings[i][3], rings[i][4], 1, 330));
