@@ -425,6 +425,9 @@ __device__ __forceinline__ void mla_pv(float *o, const unsigned char *Pc, const 
 // MLA_FUSE's tickets: at most this many (batch row, row tile) pairs in a launch of several splits
 // (gen.h's cg_mla_splits keeps splits x query rows within 33,792: at two splits or more, 16,896 rows)
 #define MLA_TICKETS 16896
+#ifndef MLA_MERGE_G
+#define MLA_MERGE_G (MLA_V3 == 2 ? 2 : 1) // the merge's passes over a row's 64 columns (this thread's): the seesaw spills 4 bytes at 1
+#endif
 #define MLA_CAT2(x, y) x##y
 #define MLA_CAT(x, y) MLA_CAT2(x, y)
 #endif
@@ -824,9 +827,13 @@ extern "C" __global__ void __launch_bounds__(MLA_THREADS, 1) DSCC_ENTRY(Args a) 
             const long long ri = bb * rows + r0 + tid;
             const float lr = MLA_V3 == 2 ? s_l[tid] + s_l1[tid] : s_l[tid], own = lr > 0.0f ? s_m[tid] + log2f(lr) : NEG;
             float mx = NEG, den = 0.0f;
-            for (long long s = 0; s < nsp; s++) mx = fmaxf(mx, s == sp ? own : __ldcg(lse + s * n + ri));
+            for (long long s = 0; s < nsp; s++) { // the lse of every split (kept for the second pass), their max
+                const float e = s == sp ? own : __ldcg(lse + s * n + ri);
+                wsp[s * 64 + tid] = e;
+                mx = fmaxf(mx, e);
+            }
             for (long long s = 0; s < nsp; s++) {
-                const float e = s == sp ? own : __ldcg(lse + s * n + ri), w = e == NEG ? -1.0f : exp2f(e - mx);
+                const float e = wsp[s * 64 + tid], w = e == NEG ? -1.0f : exp2f(e - mx);
                 wsp[s * 64 + tid] = w;
                 if (e != NEG) den += w;
             }
@@ -840,31 +847,31 @@ extern "C" __global__ void __launch_bounds__(MLA_THREADS, 1) DSCC_ENTRY(Args a) 
             const long long ri = bb * rows + r0 + r;
             const float lr = MLA_V3 == 2 ? s_l[r] + s_l1[r] : s_l[r], inv = lr > 0.0f ? 1.0f / lr : 0.0f, di = dinv[r];
 #pragma unroll
-            for (int g = 0; g < 2; g++) { // 32 of the row's 64 columns at a time
-                float acc[32];
+            for (int g = 0; g < MLA_MERGE_G; g++) { // 64 / MLA_MERGE_G of the row's 64 columns at a time
+                float acc[64 / MLA_MERGE_G];
 #pragma unroll
-                for (int k = 0; k < 32; k++) acc[k] = 0.0f;
+                for (int k = 0; k < 64 / MLA_MERGE_G; k++) acc[k] = 0.0f;
                 for (long long s = 0; s < nsp; s++) {
                     const float w = wsp[s * 64 + r];
                     if (w < 0.0f) continue;
                     if (s == sp) // this block's own part: O / l, as it would have written it
 #pragma unroll
-                        for (int k = 0; k < 16; k++) {
-                            const int i = 2 * h + 4 * (16 * g + k);
+                        for (int k = 0; k < 32 / MLA_MERGE_G; k++) {
+                            const int i = 2 * h + 4 * (32 / MLA_MERGE_G * g + k);
                             acc[2 * k] += w * (o[i] * inv), acc[2 * k + 1] += w * (o[i + 1] * inv);
                         }
                     else {
                         const float *const po = part + 64 + (s * n + ri) * 512 + 256 * wg + 2 * q4;
 #pragma unroll
-                        for (int k = 0; k < 16; k++) {
-                            const float2 v = __ldcg((const float2 *)(po + 8 * (16 * g + k)));
+                        for (int k = 0; k < 32 / MLA_MERGE_G; k++) {
+                            const float2 v = __ldcg((const float2 *)(po + 8 * (32 / MLA_MERGE_G * g + k)));
                             acc[2 * k] += w * v.x, acc[2 * k + 1] += w * v.y;
                         }
                     }
                 }
 #pragma unroll
-                for (int k = 0; k < 16; k++) {
-                    const long long col = 256 * wg + 8 * (16 * g + k) + 2 * q4;
+                for (int k = 0; k < 32 / MLA_MERGE_G; k++) {
+                    const long long col = 256 * wg + 8 * (32 / MLA_MERGE_G * g + k) + 2 * q4;
                     if (MLA_OUT_BF16) *(unsigned *)((unsigned short *)a.t[MLA_SO] + ri * 512 + col) = mla_bf16x2(acc[2 * k] * di, acc[2 * k + 1] * di);
                     else *(float2 *)((float *)a.t[MLA_SO] + ri * 512 + col) = make_float2(acc[2 * k] * di, acc[2 * k + 1] * di);
                 }
