@@ -11,7 +11,9 @@
  * the decode kernel's last block of each query tile instead of the combine
  * kernel (MLA_FUSE 1: the default; one launch), then MLA_LEAN 6 (the
  * softmax's scale folded into P's exponent, the row max in four partial
- * maxima: opt-in, the rounding of P changes), and the seesaw
+ * maxima: opt-in, the rounding of P changes), warpgroup 0's P V with P
+ * from registers (MLA_PREG 1: opt-in, the same arithmetic) at levels 5
+ * and 6, and the seesaw
  * schedule (MLA_V3 2, DSCC_MLA_V3=2) as it was and with MLA_LEAN (1 to 3
  * and 5 apply to it: its producer's copies, S's descriptors, no mask and
  * ex2.approx.ftz on whole blocks) and the lazy rescale, with the combine
@@ -54,23 +56,25 @@ typedef struct { /* the kernels' argument block when compiled alone (mla_decode.
 } MlaArgs;
 
 typedef struct {
-    const char *label, *v3, *pf, *waitg, *lean, *lazy, *fuse;
+    const char *label, *v3, *pf, *waitg, *lean, *lazy, *fuse, *preg;
 } Variant;
 
 static const Variant VARIANTS[] = {
-    {"chunk ring, as before (DSCC_MLA_LEAN=0 DSCC_MLA_LAZY=0 DSCC_MLA_FUSE=0)", "1", "0", "1", "0", "0", "0"},
-    {"producer's copies at fixed offsets (DSCC_MLA_LEAN=1 DSCC_MLA_LAZY=0 DSCC_MLA_FUSE=0)", "1", "0", "1", "1", "0", "0"},
-    {"and S's descriptors precomputed (DSCC_MLA_LEAN=2 DSCC_MLA_LAZY=0 DSCC_MLA_FUSE=0)", "1", "0", "1", "2", "0", "0"},
-    {"and no mask on whole blocks (DSCC_MLA_LEAN=3 DSCC_MLA_LAZY=0 DSCC_MLA_FUSE=0)", "1", "0", "1", "3", "0", "0"},
-    {"and next S before P V's wait (DSCC_MLA_LEAN=4 DSCC_MLA_LAZY=0 DSCC_MLA_FUSE=0)", "1", "0", "1", "4", "0", "0"},
-    {"and ex2.approx.ftz on whole blocks (DSCC_MLA_LEAN=5 DSCC_MLA_LAZY=0 DSCC_MLA_FUSE=0)", "1", "0", "1", "5", "0", "0"},
-    {"and lazy rescale (DSCC_MLA_LEAN=5 DSCC_MLA_LAZY=1 DSCC_MLA_FUSE=0: the default before)", "1", "0", "1", "5", "1", "0"},
-    {"and the splits merged in the kernel (the default: DSCC_MLA_LEAN=5 DSCC_MLA_LAZY=1 DSCC_MLA_FUSE=1)", "1", "0", "1", "5", "1", "1"},
-    {"and the scale folded into P's exponent (DSCC_MLA_LEAN=6)", "1", "0", "1", "6", "1", "1"},
-    {"seesaw schedule as before (DSCC_MLA_V3=2 DSCC_MLA_LEAN=0 DSCC_MLA_LAZY=0 DSCC_MLA_FUSE=0)", "2", "0", "1", "0", "0", "0"},
-    {"seesaw schedule, lean, lazy rescale (DSCC_MLA_V3=2 DSCC_MLA_FUSE=0)", "2", "0", "1", "5", "1", "0"},
-    {"seesaw schedule, lean, lazy rescale, merged in the kernel (DSCC_MLA_V3=2)", "2", "0", "1", "5", "1", "1"},
-    {"seesaw schedule, and the scale folded into P's exponent (DSCC_MLA_V3=2 DSCC_MLA_LEAN=6)", "2", "0", "1", "6", "1", "1"}};
+    {"chunk ring, as before (DSCC_MLA_LEAN=0 DSCC_MLA_LAZY=0 DSCC_MLA_FUSE=0)", "1", "0", "1", "0", "0", "0", "0"},
+    {"producer's copies at fixed offsets (DSCC_MLA_LEAN=1 DSCC_MLA_LAZY=0 DSCC_MLA_FUSE=0)", "1", "0", "1", "1", "0", "0", "0"},
+    {"and S's descriptors precomputed (DSCC_MLA_LEAN=2 DSCC_MLA_LAZY=0 DSCC_MLA_FUSE=0)", "1", "0", "1", "2", "0", "0", "0"},
+    {"and no mask on whole blocks (DSCC_MLA_LEAN=3 DSCC_MLA_LAZY=0 DSCC_MLA_FUSE=0)", "1", "0", "1", "3", "0", "0", "0"},
+    {"and next S before P V's wait (DSCC_MLA_LEAN=4 DSCC_MLA_LAZY=0 DSCC_MLA_FUSE=0)", "1", "0", "1", "4", "0", "0", "0"},
+    {"and ex2.approx.ftz on whole blocks (DSCC_MLA_LEAN=5 DSCC_MLA_LAZY=0 DSCC_MLA_FUSE=0)", "1", "0", "1", "5", "0", "0", "0"},
+    {"and lazy rescale (DSCC_MLA_LEAN=5 DSCC_MLA_LAZY=1 DSCC_MLA_FUSE=0: the default before)", "1", "0", "1", "5", "1", "0", "0"},
+    {"and the splits merged in the kernel (the default: DSCC_MLA_LEAN=5 DSCC_MLA_LAZY=1 DSCC_MLA_FUSE=1)", "1", "0", "1", "5", "1", "1", "0"},
+    {"and the scale folded into P's exponent (DSCC_MLA_LEAN=6)", "1", "0", "1", "6", "1", "1", "0"},
+    {"default, warpgroup 0's P V with P from registers (DSCC_MLA_PREG=1)", "1", "0", "1", "5", "1", "1", "1"},
+    {"LEAN 6 and P from registers (DSCC_MLA_LEAN=6 DSCC_MLA_PREG=1)", "1", "0", "1", "6", "1", "1", "1"},
+    {"seesaw schedule as before (DSCC_MLA_V3=2 DSCC_MLA_LEAN=0 DSCC_MLA_LAZY=0 DSCC_MLA_FUSE=0)", "2", "0", "1", "0", "0", "0", "0"},
+    {"seesaw schedule, lean, lazy rescale (DSCC_MLA_V3=2 DSCC_MLA_FUSE=0)", "2", "0", "1", "5", "1", "0", "0"},
+    {"seesaw schedule, lean, lazy rescale, merged in the kernel (DSCC_MLA_V3=2)", "2", "0", "1", "5", "1", "1", "0"},
+    {"seesaw schedule, and the scale folded into P's exponent (DSCC_MLA_V3=2 DSCC_MLA_LEAN=6)", "2", "0", "1", "6", "1", "1", "0"}};
 enum { NV = (int)(sizeof VARIANTS / sizeof *VARIANTS), HQ = 128 };
 
 static uint64_t rng = 88172645463325252ull;
@@ -93,7 +97,7 @@ static void sources(Arena *a, const Variant *v, long long B, long long T, CgSour
     CgDefine d[] = {{"MLA_B", bs},         {"MLA_S", "1LL"},      {"MLA_T", ts},       {"MLA_HQ", "128LL"},
                     {"MLA_KT", ts},        {"MLA_OUT_BF16", "1"}, {"MLA_CAUSAL", "1"}, {"MLA_SCALE", "0.1352337788f"},
                     {"MLA_V3", v->v3},     {"MLA_PF", v->pf},       {"MLA_WAITG", v->waitg},
-                    {"MLA_LEAN", v->lean}, {"MLA_LAZY", v->lazy}, {"MLA_FUSE", v->fuse}};
+                    {"MLA_LEAN", v->lean}, {"MLA_LAZY", v->lazy}, {"MLA_FUSE", v->fuse}, {"MLA_PREG", v->preg}};
     CgDefine c[] = {{"MLA_B", bs}, {"MLA_S", "1LL"}, {"MLA_HQ", "128LL"}, {"MLA_OUT_BF16", "1"}};
     src[0] = (CgSource){"mla_bench", cg_kernel_instance(a, "mla_decode", "mla_bench", d, (int)(sizeof d / sizeof *d)),
                         {"codegen/kernels/mla_decode.cuh", 0, 0}};

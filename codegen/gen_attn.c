@@ -317,7 +317,7 @@ static void mla_decode(Gen *G, const IrNode *n, int sq, int sq1, int64_t qd0, in
     Arena *a = G->a;
     const char *bf = G->dtype[n->id] == IR_DT_BF16 ? "1" : "0";
     const char *v3 = getenv("DSCC_MLA_V3"), *pf = getenv("DSCC_MLA_PREFETCH"), *lean = getenv("DSCC_MLA_LEAN"),
-               *lazy = getenv("DSCC_MLA_LAZY"), *fuse = getenv("DSCC_MLA_FUSE"); /* checked in cg_attention */
+               *lazy = getenv("DSCC_MLA_LAZY"), *fuse = getenv("DSCC_MLA_FUSE"), *preg = getenv("DSCC_MLA_PREG"); /* checked in cg_attention */
     bool fused = !(fuse && strcmp(fuse, "0") == 0);
     CgDefine d[] = {{"MLA_IN_MODULE", "1"},
                     {"MLA_B", cg_dim(G, B)},
@@ -338,7 +338,8 @@ static void mla_decode(Gen *G, const IrNode *n, int sq, int sq1, int64_t qd0, in
                     {"MLA_PF", pf && *pf ? pf : "0"}, /* blocks of keys the L2 prefetch runs ahead (0: none, the default: slower on an H100) */
                     {"MLA_LEAN", lean && *lean ? lean : "5"}, /* fewer instructions a block of keys (mla_decode.cuh); 0: as before */
                     {"MLA_LAZY", lazy && *lazy ? lazy : "1"}, /* O rescaled only when a row's max grows by more than 2^8 */
-                    {"MLA_FUSE", fused ? "1" : "0"}}; /* the splits merged by the last block of each tile, no combine kernel */
+                    {"MLA_FUSE", fused ? "1" : "0"}, /* the splits merged by the last block of each tile, no combine kernel */
+                    {"MLA_PREG", preg && *preg ? preg : "0"}}; /* warpgroup 0's P V with P from registers (opt-in) */
     sb_puts(&G->decl, cg_kernel_instance(a, "mla_decode", "mla_decode", d, (int)(sizeof d / sizeof *d)));
     cg_phase(G, CG_LAUNCH_BLOCK, B, 1, ir_dim_mul(S, q->type.dims[2]), 64, MLA_SMEM);
     cg_phase_keys(G, CG_ITEMS_MLA_DECODE, B, S, T, Hq, 512);
@@ -647,6 +648,11 @@ bool cg_attention(Gen *G, const IrNode *n) {
         G->why = "DSCC_MLA_LEAN must be 0 to 6 (MLA's decode kernel: 1 the producer's copies at fixed offsets, 2 and S's descriptors, "
                  "3 and no mask on whole blocks, 4 and the next S issued before P V is waited for, 5 and ex2.approx.ftz on whole "
                  "blocks, 6 and the scale folded into P's exponent; 0: none)";
+        return false;
+    }
+    const char *preg = getenv("DSCC_MLA_PREG");
+    if (preg && *preg && strcmp(preg, "0") && strcmp(preg, "1")) {
+        G->why = "DSCC_MLA_PREG must be 0 (MLA's decode kernel reads P from shared memory in both warpgroups) or 1 (warpgroup 0 from registers)";
         return false;
     }
     const char *fuse = getenv("DSCC_MLA_FUSE");

@@ -78,6 +78,10 @@
 //                        written) in mla_decode_combine.cuh's order and arithmetic, and writes out; the
 //                        others write their parts as below; no second launch. 0: every split writes its
 //                        part, the combine kernel (mla_decode_combine.cuh) merges them
+//   MLA_PREG             1 (opt-in): the chunk ring's warpgroup 0 issues its P V with P from registers
+//                        (wgmma's A operand: the same bf16 values), before it stores P for warpgroup 1,
+//                        so its P V starts earlier and reads no P from shared memory; 0 (default): from
+//                        shared memory after the stores
 //   MLA_IN_MODULE        defined when the file is part of a generated module (its prelude has Args)
 #ifndef MLA_B
 #define MLA_B (a.sym[0])
@@ -138,6 +142,9 @@
 #endif
 #ifndef MLA_FUSE
 #define MLA_FUSE 1
+#endif
+#ifndef MLA_PREG
+#define MLA_PREG 0
 #endif
 #ifndef MLA_IN_MODULE
 // compiled alone (test_codegen): the generated prelude's argument block
@@ -312,6 +319,23 @@ __device__ __forceinline__ void mla_wgmma_pv(float *d, const void *pa, const voi
                  "}, %128, %129, p, 1, 1, 0, 1;\n}\n"
                  : MLA_F128(d)
                  : "l"(da), "l"(db), "r"(acc));
+}
+// The same with A (P, 64 rows x 16 keys) from registers: a[0..3] the bf16 pairs of rows
+// r, r + 8 (r = 16 warp + lane / 4) at keys 2 (lane % 4) and 8 + 2 (lane % 4) (MLA_PREG)
+__device__ __forceinline__ void mla_wgmma_pv_rs(float *d, const unsigned *a, const void *pb, unsigned lbo, unsigned sbo) {
+    const unsigned long long db = mla_desc(pb, lbo, sbo);
+    asm volatile("wgmma.mma_async.sync.aligned.m64n256k16.f32.bf16.bf16 {"
+                 MLA_R8(0, 1, 2, 3, 4, 5, 6, 7) ", " MLA_R8(8, 9, 10, 11, 12, 13, 14, 15) ", "
+                 MLA_R8(16, 17, 18, 19, 20, 21, 22, 23) ", " MLA_R8(24, 25, 26, 27, 28, 29, 30, 31) ", "
+                 MLA_R8(32, 33, 34, 35, 36, 37, 38, 39) ", " MLA_R8(40, 41, 42, 43, 44, 45, 46, 47) ", "
+                 MLA_R8(48, 49, 50, 51, 52, 53, 54, 55) ", " MLA_R8(56, 57, 58, 59, 60, 61, 62, 63) ", "
+                 MLA_R8(64, 65, 66, 67, 68, 69, 70, 71) ", " MLA_R8(72, 73, 74, 75, 76, 77, 78, 79) ", "
+                 MLA_R8(80, 81, 82, 83, 84, 85, 86, 87) ", " MLA_R8(88, 89, 90, 91, 92, 93, 94, 95) ", "
+                 MLA_R8(96, 97, 98, 99, 100, 101, 102, 103) ", " MLA_R8(104, 105, 106, 107, 108, 109, 110, 111) ", "
+                 MLA_R8(112, 113, 114, 115, 116, 117, 118, 119) ", " MLA_R8(120, 121, 122, 123, 124, 125, 126, 127)
+                 "}, {%128, %129, %130, %131}, %132, 1, 1, 1, 1;\n"
+                 : MLA_F128(d)
+                 : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "l"(db));
 }
 // ---- the seesaw's steps (MLA_V3 2) ----
 // S = Q K^T of one block of 64 keys: its 9 chunks in order (rot: 4-7, 0-3, 8, the
@@ -744,8 +768,27 @@ extern "C" __global__ void __launch_bounds__(MLA_THREADS, 1) DSCC_ENTRY(Args a) 
 #pragma unroll
             for (int h = 0; h < 2; h++) lim[h] = last[h] - jb * 64 < 63 ? (int)(last[h] - jb * 64) : 63;
             float corr[2];
-            const float one[2] = {1.0f, 1.0f};
             mla_softmax(s, lim, m, corr, ls, q4, SL2);
+#if MLA_PREG
+            // P V first, P from registers (A's fragment is S's accumulator layout, as bf16 pairs), then P for warpgroup 1
+            unsigned pa[16];
+#pragma unroll
+            for (int j = 0; j < 16; j++) pa[j] = mla_bf16x2(s[2 * j], s[2 * j + 1]);
+            if (!__all_sync(0xffffffffu, corr[0] == 1.0f && corr[1] == 1.0f)) // the warp's rows kept their max: nothing to scale
+#pragma unroll
+                for (int i = 0; i < 128; i++) o[i] *= corr[(i >> 1) & 1];
+            mla_wg_fence();
+#pragma unroll
+            for (int kk = 0; kk < 4; kk++) mla_wgmma_pv_rs(o, pa + 4 * kk, Kc + kk * 2048, 8192, 1024);
+            mla_wg_commit();
+#pragma unroll
+            for (int j = 0; j < 16; j++) // pair j = s[2 j], s[2 j + 1]: row ra + 8 (j & 1), keys 8 (j >> 1) + 2 q4
+                *(unsigned *)(Pc + mla_swz(ra + 8 * (j & 1), 2 * (8 * (j >> 1) + 2 * q4))) = pa[j];
+            if (q4 == 0) s_corr[st][ra] = corr[0], s_corr[st][ra + 8] = corr[1];
+            mla_fence_async();
+            mla_bar_arrive(MLA_BAR_P + st, 256); // P and the corrections are ready for warpgroup 1
+#else
+            const float one[2] = {1.0f, 1.0f};
             mla_store_p(Pc, s, one, ra, q4);
             if (q4 == 0) s_corr[st][ra] = corr[0], s_corr[st][ra + 8] = corr[1];
             mla_fence_async();
@@ -757,6 +800,7 @@ extern "C" __global__ void __launch_bounds__(MLA_THREADS, 1) DSCC_ENTRY(Args a) 
 #pragma unroll
             for (int kk = 0; kk < 4; kk++) mla_wgmma_pv(o, Pc + kk * 32, Kc + kk * 2048, 8192, 1024, 1);
             mla_wg_commit();
+#endif
             if (MLA_LEAN < 4) { // (MLA_LEAN 4: waited for once the next S's first chunk is issued)
                 mla_wg_wait0();
                 mla_hold128(o);
@@ -929,3 +973,4 @@ extern "C" __global__ void __launch_bounds__(MLA_THREADS, 1) DSCC_ENTRY(Args a) 
 #undef MLA_LEAN
 #undef MLA_LAZY
 #undef MLA_FUSE
+#undef MLA_PREG

@@ -537,6 +537,7 @@ static inline void emu_mla_wgmma_sd(float *d, unsigned alo, unsigned blo, int ac
 }
 #define mla_wgmma_sd(d, alo, blo, acc) emu_mla_wgmma_sd((d), (alo), (blo), (acc), __LINE__)
 #define mla_wgmma_pv(d, a, b, lbo, sbo, acc) emu_wgmma_x((d), (a), (b), 256, 1, (lbo), (sbo), (acc), __LINE__)
+#define mla_wgmma_pv_rs(d, a, b, lbo, sbo) emu_wgmma_rs((d), (a), (b), 256, 1, (lbo), (sbo), __LINE__)
 
 /* ldmatrix.sync.aligned.m8n8.xN[.trans].shared.b16: N 8x8 matrices of
  * b16, row j of matrix i at the address lane 8i + j gives (16 bytes,

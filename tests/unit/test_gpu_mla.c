@@ -17,8 +17,9 @@
  * lazy rescale, and levels 0 to 5 against each other (they change no
  * arithmetic: bit for bit on the emulated device, within 1e-3 on a GPU),
  * and over 2 to 4 splits the kernel merging them itself (MLA_FUSE, the
- * default) against the combine kernel (the same: bit for bit on the
- * emulated device).
+ * default) against the combine kernel, and warpgroup 0's P V with P from
+ * registers (MLA_PREG) against from shared memory (the same arithmetic:
+ * bit for bit on the emulated device).
  * Every query row of every step
  * is compared (relative L2 per row: 2e-2; P and the output are rounded to
  * bf16, the CPU keeps f32). Exits 77 (skipped) without a GPU; CTest's
@@ -230,7 +231,8 @@ typedef struct {
  * chunk before all of its copies landed sees the fill bytes there. The
  * steps above never give a split more than two blocks: the split rule
  * spreads short contexts over the SMs. */
-/* Returns the output (B x 64 x 512 f32, the caller frees it). */
+/* Returns the output (B x 64 x 512 f32, the caller frees it). MLA_PREG is ring_preg's. */
+static const char *ring_preg = "0";
 static float *kernel_ring(const char *v3, const char *waitg, const char *pf, const char *lean, const char *lazy, int B, int T) {
     enum { HQ = 64 };
     const double scale = 0.1352337788;
@@ -240,7 +242,7 @@ static float *kernel_ring(const char *v3, const char *waitg, const char *pf, con
     CgDefine defs[] = {{"MLA_B", bs},      {"MLA_S", "1LL"},      {"MLA_T", ts},       {"MLA_HQ", "64LL"},
                        {"MLA_KT", ts},     {"MLA_OUT_BF16", "0"}, {"MLA_CAUSAL", "0"}, {"MLA_SCALE", "0.1352337788f"},
                        {"MLA_V3", v3},     {"MLA_WAITG", waitg},  {"MLA_PF", pf},       {"MLA_LEAN", lean},
-                       {"MLA_LAZY", lazy}};
+                       {"MLA_LAZY", lazy}, {"MLA_PREG", ring_preg}};
     CgSource src = {"mla_ring", cg_kernel_instance(a, "mla_decode", "mla_ring", defs, (int)(sizeof defs / sizeof *defs)),
                     {"codegen/kernels/mla_decode.cuh", 0, 0}};
     CgBinary bin = {0};
@@ -286,9 +288,9 @@ static float *kernel_ring(const char *v3, const char *waitg, const char *pf, con
             if (!(rel <= worst)) worst = rel;
         }
     fprintf(stderr,
-            "  the kernel alone (MLA_V3 %s, MLA_WAITG %s, MLA_PF %s, MLA_LEAN %s, MLA_LAZY %s): %d x 64 heads, T %d, one split of "
-            "%d blocks: worst row rel L2 %.2e\n",
-            v3, waitg, pf, lean, lazy, B, T, (T + 63) / 64, worst);
+            "  the kernel alone (MLA_V3 %s, MLA_WAITG %s, MLA_PF %s, MLA_LEAN %s, MLA_LAZY %s, MLA_PREG %s): %d x 64 heads, T %d, one "
+            "split of %d blocks: worst row rel L2 %.2e\n",
+            v3, waitg, pf, lean, lazy, ring_preg, B, T, (T + 63) / 64, worst);
     assert_true(worst <= 2e-2);
     free(sc);
     free(q);
@@ -464,6 +466,35 @@ static void test_mla_fused_combine(void **state) {
     }
 }
 
+/* Warpgroup 0's P V with P from registers (MLA_PREG 1) against from shared memory (0): the same bf16
+ * P, the same wgmma, so bit for bit on the emulated device (within 1e-3 a row on a GPU), each within
+ * the reference's bound (kernel_ring), at MLA_LEAN 3 to 6 (4 and up: its wait a block later), with
+ * and without the lazy rescale, one block (T 330) and 24 (T 200), and the whole-stage ring. */
+static void test_mla_p_registers(void **state) {
+    (void)state;
+    const char *em = getenv("DSCC_EMULATED");
+    const bool exact = em && *em && strcmp(em, "0") != 0;
+    static const struct { const char *v3, *lean, *lazy; int B, T; } cases[] = {
+        {"1", "5", "1", 1, 330}, {"1", "5", "1", 24, 200}, {"1", "3", "0", 1, 330}, {"1", "6", "1", 1, 330}, {"0", "4", "1", 24, 200}};
+    for (int c = 0; c < (int)(sizeof cases / sizeof *cases); c++) {
+        const uint64_t seed = rng;
+        ring_preg = "0";
+        float *smem = kernel_ring(cases[c].v3, "1", "0", cases[c].lean, cases[c].lazy, cases[c].B, cases[c].T);
+        rng = seed;
+        ring_preg = "1";
+        float *regs = kernel_ring(cases[c].v3, "1", "0", cases[c].lean, cases[c].lazy, cases[c].B, cases[c].T);
+        ring_preg = "0";
+        const size_t rows = (size_t)cases[c].B * 64;
+        size_t nd;
+        const double w = rows_diff(regs, smem, rows, &nd);
+        fprintf(stderr, "  MLA_PREG 1 against 0: %zu of %zu values differ, worst row rel L2 %.2e\n", nd, rows * 512, w);
+        if (exact) assert_memory_equal(regs, smem, rows * 512 * sizeof(float));
+        else assert_true(w <= 1e-3);
+        free(smem);
+        free(regs);
+    }
+}
+
 /* gen.h's split rule (no GPU needed): one wave of one block per SM where the tiles allow, no empty split. */
 static void test_mla_splits_rule(void **state) {
     (void)state;
@@ -493,7 +524,8 @@ int main(void) {
         return 77;
     }
     const struct CMUnitTest tests[] = {cmocka_unit_test(test_mla_kernel_ring), cmocka_unit_test(test_mla_lean_exact),
-                                       cmocka_unit_test(test_mla_fused_combine), cmocka_unit_test(test_mla_128_heads),
+                                       cmocka_unit_test(test_mla_fused_combine), cmocka_unit_test(test_mla_p_registers),
+                                       cmocka_unit_test(test_mla_128_heads),
                                        cmocka_unit_test(test_mla_long_context)};
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
