@@ -7,10 +7,17 @@
  * blocks, 4: and warpgroup 0 issues the next block's S before waiting for
  * its P V, 5: and P = ex2.approx.ftz on whole blocks), all with the exact
  * rescale (MLA_LAZY 0), then MLA_LEAN 5 with O rescaled only when a row's
- * max grows by more than 2^8 (MLA_LAZY 1: the default), and the seesaw
+ * max grows by more than 2^8 (MLA_LAZY 1), then with the splits merged by
+ * the decode kernel's last block of each query tile instead of the combine
+ * kernel (MLA_FUSE 1: the default; one launch), then MLA_LEAN 6 (the
+ * softmax's scale folded into P's exponent, the row max in four partial
+ * maxima: opt-in, the rounding of P changes), warpgroup 0's P V with P
+ * from registers (MLA_PREG 1: opt-in, the same arithmetic) at levels 5
+ * and 6, and the seesaw
  * schedule (MLA_V3 2, DSCC_MLA_V3=2) as it was and with MLA_LEAN (1 to 3
  * and 5 apply to it: its producer's copies, S's descriptors, no mask and
- * ex2.approx.ftz on whole blocks) and the lazy rescale. (The
+ * ex2.approx.ftz on whole blocks) and the lazy rescale, with the combine
+ * kernel and without, and at MLA_LEAN 6. (The
  * whole-stage ring, DSCC_MLA_V3=0, and the L2 prefetch, DSCC_MLA_PREFETCH,
  * were timed on 2026-12-06: docs/KERNELS.md.) The shape
  * is bench_gpu's long context: batch 32 (--batch), 4,097 keys (--ctx), 128
@@ -20,7 +27,8 @@
  * --reps (default 20) runs of decode + combine, each timed by events right
  * around its two launches; the median and best time and TFLOPS (2 B H T
  * (576 + 512) FLOPs, bench_gpu's count) are printed per variant, with the
- * median time of the decode kernel alone (an event between the two), and each
+ * median time of the decode kernel alone (an event between the two; all of
+ * it where the kernel merges the splits itself), and each
  * variant's output is compared with the first's (the same arithmetic in
  * the same order: they agree exactly, but for the lazy rescale and the
  * seesaw, which sums S's chunks in another order: within 2e-2 of
@@ -41,18 +49,25 @@
 #include "runtime/cuda.h"
 
 typedef struct {
-    const char *label, *v3, *pf, *waitg, *lean, *lazy;
+    const char *label, *v3, *pf, *waitg, *lean, *lazy, *fuse, *preg;
 } Variant;
 
-static const Variant VARIANTS[] = {{"chunk ring, as before (DSCC_MLA_LEAN=0 DSCC_MLA_LAZY=0)", "1", "0", "1", "0", "0"},
-                                   {"producer's copies at fixed offsets (DSCC_MLA_LEAN=1 DSCC_MLA_LAZY=0)", "1", "0", "1", "1", "0"},
-                                   {"and S's descriptors precomputed (DSCC_MLA_LEAN=2 DSCC_MLA_LAZY=0)", "1", "0", "1", "2", "0"},
-                                   {"and no mask on whole blocks (DSCC_MLA_LEAN=3 DSCC_MLA_LAZY=0)", "1", "0", "1", "3", "0"},
-                                   {"and next S before P V's wait (DSCC_MLA_LEAN=4 DSCC_MLA_LAZY=0)", "1", "0", "1", "4", "0"},
-                                   {"and ex2.approx.ftz on whole blocks (DSCC_MLA_LEAN=5 DSCC_MLA_LAZY=0)", "1", "0", "1", "5", "0"},
-                                   {"and lazy rescale (the default: DSCC_MLA_LEAN=5 DSCC_MLA_LAZY=1)", "1", "0", "1", "5", "1"},
-                                   {"seesaw schedule as before (DSCC_MLA_V3=2 DSCC_MLA_LEAN=0 DSCC_MLA_LAZY=0)", "2", "0", "1", "0", "0"},
-                                   {"seesaw schedule, lean, lazy rescale (DSCC_MLA_V3=2)", "2", "0", "1", "5", "1"}};
+static const Variant VARIANTS[] = {
+    {"chunk ring, as before (DSCC_MLA_LEAN=0 DSCC_MLA_LAZY=0 DSCC_MLA_FUSE=0)", "1", "0", "1", "0", "0", "0", "0"},
+    {"producer's copies at fixed offsets (DSCC_MLA_LEAN=1 DSCC_MLA_LAZY=0 DSCC_MLA_FUSE=0)", "1", "0", "1", "1", "0", "0", "0"},
+    {"and S's descriptors precomputed (DSCC_MLA_LEAN=2 DSCC_MLA_LAZY=0 DSCC_MLA_FUSE=0)", "1", "0", "1", "2", "0", "0", "0"},
+    {"and no mask on whole blocks (DSCC_MLA_LEAN=3 DSCC_MLA_LAZY=0 DSCC_MLA_FUSE=0)", "1", "0", "1", "3", "0", "0", "0"},
+    {"and next S before P V's wait (DSCC_MLA_LEAN=4 DSCC_MLA_LAZY=0 DSCC_MLA_FUSE=0)", "1", "0", "1", "4", "0", "0", "0"},
+    {"and ex2.approx.ftz on whole blocks (DSCC_MLA_LEAN=5 DSCC_MLA_LAZY=0 DSCC_MLA_FUSE=0)", "1", "0", "1", "5", "0", "0", "0"},
+    {"and lazy rescale (DSCC_MLA_LEAN=5 DSCC_MLA_LAZY=1 DSCC_MLA_FUSE=0: the default before)", "1", "0", "1", "5", "1", "0", "0"},
+    {"and the splits merged in the kernel (the default: DSCC_MLA_LEAN=5 DSCC_MLA_LAZY=1 DSCC_MLA_FUSE=1)", "1", "0", "1", "5", "1", "1", "0"},
+    {"and the scale folded into P's exponent (DSCC_MLA_LEAN=6)", "1", "0", "1", "6", "1", "1", "0"},
+    {"default, warpgroup 0's P V with P from registers (DSCC_MLA_PREG=1)", "1", "0", "1", "5", "1", "1", "1"},
+    {"LEAN 6 and P from registers (DSCC_MLA_LEAN=6 DSCC_MLA_PREG=1)", "1", "0", "1", "6", "1", "1", "1"},
+    {"seesaw schedule as before (DSCC_MLA_V3=2 DSCC_MLA_LEAN=0 DSCC_MLA_LAZY=0 DSCC_MLA_FUSE=0)", "2", "0", "1", "0", "0", "0", "0"},
+    {"seesaw schedule, lean, lazy rescale (DSCC_MLA_V3=2 DSCC_MLA_FUSE=0)", "2", "0", "1", "5", "1", "0", "0"},
+    {"seesaw schedule, lean, lazy rescale, merged in the kernel (DSCC_MLA_V3=2)", "2", "0", "1", "5", "1", "1", "0"},
+    {"seesaw schedule, and the scale folded into P's exponent (DSCC_MLA_V3=2 DSCC_MLA_LEAN=6)", "2", "0", "1", "6", "1", "1", "0"}};
 enum { NV = (int)(sizeof VARIANTS / sizeof *VARIANTS), HQ = 128 };
 
 /* The decode kernel's and the combine's sources for variant v at (B, T). */
@@ -61,7 +76,7 @@ static void sources(Arena *a, const Variant *v, long long B, long long T, CgSour
     CgDefine d[] = {{"MLA_B", bs},         {"MLA_S", "1LL"},      {"MLA_T", ts},       {"MLA_HQ", "128LL"},
                     {"MLA_KT", ts},        {"MLA_OUT_BF16", "1"}, {"MLA_CAUSAL", "1"}, {"MLA_SCALE", "0.1352337788f"},
                     {"MLA_V3", v->v3},     {"MLA_PF", v->pf},       {"MLA_WAITG", v->waitg},
-                    {"MLA_LEAN", v->lean}, {"MLA_LAZY", v->lazy}};
+                    {"MLA_LEAN", v->lean}, {"MLA_LAZY", v->lazy}, {"MLA_FUSE", v->fuse}, {"MLA_PREG", v->preg}};
     CgDefine c[] = {{"MLA_B", bs}, {"MLA_S", "1LL"}, {"MLA_HQ", "128LL"}, {"MLA_OUT_BF16", "1"}};
     src[0] = (CgSource){"mla_bench", cg_kernel_instance(a, "mla_decode", "mla_bench", d, (int)(sizeof d / sizeof *d)),
                         {"codegen/kernels/mla_decode.cuh", 0, 0}};
@@ -133,7 +148,7 @@ int main(int argc, char **argv) {
         for (int r = -2; r < reps; r++) {
             if (!rt_cuda_event_record(gpu, d, e0) || !rt_cuda_launch_async(gpu, d, k, (unsigned)grid, 384, 3 * 73728 + 1024 + 256, p) ||
                 !rt_cuda_event_record(gpu, d, em) ||
-                (nsp > 1 && !rt_cuda_launch_async(gpu, d, kc, (unsigned)((n * 128 + 255) / 256), 256, 0, p)) ||
+                (nsp > 1 && *VARIANTS[vi].fuse == '0' && !rt_cuda_launch_async(gpu, d, kc, (unsigned)((n * 128 + 255) / 256), 256, 0, p)) ||
                 !rt_cuda_event_record(gpu, d, e1))
                 return 3;
             float t, td;

@@ -305,9 +305,11 @@ static bool mla_decode_shape(const Gen *G, const IrNode *n) {
            ir_node_attr_int(v, "start", 0) == 0 && ir_dim_is_const(q->type.dims[2]) && (od == IR_DT_BF16 || od == IR_DT_F32);
 }
 
-/* Its two phases: the decode kernel (the split count from the launch) and
- * the combine of its splits, both launched only for steps of S <= MLA_MAX_S
- * (CG_ITEMS_MLA_*); sp: a scratch slot of 64 + CG_KEY_PARTS * 513 floats. */
+/* Its phases: the decode kernel (the split count from the launch) and,
+ * with DSCC_MLA_FUSE=0 only, the combine of its splits (by default the last
+ * block of each query tile merges them itself: MLA_FUSE), both launched
+ * only for steps of S <= MLA_MAX_S (CG_ITEMS_MLA_*); sp: a scratch slot of
+ * 64 + CG_KEY_PARTS * 513 floats. */
 static void mla_decode(Gen *G, const IrNode *n, int sq, int sq1, int64_t qd0, int sk, int so, int sp) {
     const IrNode *q = n->ops[0], *k = n->ops[1];
     IrDim B = q->type.dims[0], S = q->type.dims[1], T = k->type.dims[1];
@@ -315,7 +317,8 @@ static void mla_decode(Gen *G, const IrNode *n, int sq, int sq1, int64_t qd0, in
     Arena *a = G->a;
     const char *bf = G->dtype[n->id] == IR_DT_BF16 ? "1" : "0";
     const char *v3 = getenv("DSCC_MLA_V3"), *pf = getenv("DSCC_MLA_PREFETCH"), *lean = getenv("DSCC_MLA_LEAN"),
-               *lazy = getenv("DSCC_MLA_LAZY"); /* checked in cg_attention */
+               *lazy = getenv("DSCC_MLA_LAZY"), *fuse = getenv("DSCC_MLA_FUSE"), *preg = getenv("DSCC_MLA_PREG"); /* checked in cg_attention */
+    bool fused = !(fuse && strcmp(fuse, "0") == 0);
     CgDefine d[] = {{"MLA_IN_MODULE", "1"},
                     {"MLA_B", cg_dim(G, B)},
                     {"MLA_S", cg_dim(G, S)},
@@ -334,13 +337,16 @@ static void mla_decode(Gen *G, const IrNode *n, int sq, int sq1, int64_t qd0, in
                     {"MLA_V3", v3 && *v3 ? v3 : "1"}, /* 0: the stage lands whole (the kernel before the chunk ring); 2: the seesaw */
                     {"MLA_PF", pf && *pf ? pf : "0"}, /* blocks of keys the L2 prefetch runs ahead (0: none, the default: slower on an H100) */
                     {"MLA_LEAN", lean && *lean ? lean : "5"}, /* fewer instructions a block of keys (mla_decode.cuh); 0: as before */
-                    {"MLA_LAZY", lazy && *lazy ? lazy : "1"}}; /* O rescaled only when a row's max grows by more than 2^8 */
+                    {"MLA_LAZY", lazy && *lazy ? lazy : "1"}, /* O rescaled only when a row's max grows by more than 2^8 */
+                    {"MLA_FUSE", fused ? "1" : "0"}, /* the splits merged by the last block of each tile, no combine kernel */
+                    {"MLA_PREG", preg && *preg ? preg : "0"}}; /* warpgroup 0's P V with P from registers (opt-in) */
     sb_puts(&G->decl, cg_kernel_instance(a, "mla_decode", "mla_decode", d, (int)(sizeof d / sizeof *d)));
     cg_phase(G, CG_LAUNCH_BLOCK, B, 1, ir_dim_mul(S, q->type.dims[2]), 64, MLA_SMEM);
     cg_phase_keys(G, CG_ITEMS_MLA_DECODE, B, S, T, Hq, 512);
     G->phases[G->nphases - 1].fn = "mla_decode";
     G->phases[G->nphases - 1].threads = 384; /* two consumer warpgroups and the producer (MLA_THREADS) */
     G->phases[G->nphases - 1].knb = MLA_MAX_S;
+    if (fused) return;
     CgDefine c[] = {{"MLA_IN_MODULE", "1"}, d[1], d[2], d[4], d[10], d[11], d[12]};
     sb_puts(&G->decl, cg_kernel_instance(a, "mla_decode_combine", "mla_decode_combine", c, (int)(sizeof c / sizeof *c)));
     cg_phase(G, CG_LAUNCH_ELEM, ir_dim_mul(ir_dim_mul(B, S), ir_dim_const(Hq * 128)), 1, ir_dim_const(1), 1, 0);
@@ -638,10 +644,20 @@ bool cg_attention(Gen *G, const IrNode *n) {
         return false;
     }
     const char *lean = getenv("DSCC_MLA_LEAN");
-    if (lean && *lean && (strlen(lean) != 1 || *lean < '0' || *lean > '5')) {
-        G->why = "DSCC_MLA_LEAN must be 0 to 5 (MLA's decode kernel: 1 the producer's copies at fixed offsets, 2 and S's descriptors, "
+    if (lean && *lean && (strlen(lean) != 1 || *lean < '0' || *lean > '6')) {
+        G->why = "DSCC_MLA_LEAN must be 0 to 6 (MLA's decode kernel: 1 the producer's copies at fixed offsets, 2 and S's descriptors, "
                  "3 and no mask on whole blocks, 4 and the next S issued before P V is waited for, 5 and ex2.approx.ftz on whole "
-                 "blocks; 0: none)";
+                 "blocks, 6 and the scale folded into P's exponent; 0: none)";
+        return false;
+    }
+    const char *preg = getenv("DSCC_MLA_PREG");
+    if (preg && *preg && strcmp(preg, "0") && strcmp(preg, "1")) {
+        G->why = "DSCC_MLA_PREG must be 0 (MLA's decode kernel reads P from shared memory in both warpgroups) or 1 (warpgroup 0 from registers)";
+        return false;
+    }
+    const char *fuse = getenv("DSCC_MLA_FUSE");
+    if (fuse && *fuse && strcmp(fuse, "0") && strcmp(fuse, "1")) {
+        G->why = "DSCC_MLA_FUSE must be 0 (MLA's decode splits merged by a combine kernel) or 1 (by the last block of each query tile)";
         return false;
     }
     const char *lazy = getenv("DSCC_MLA_LAZY");

@@ -66,9 +66,22 @@
 //                        warpgroup 0 issues the next block's S before waiting for its P V (it
 //                        waits, and releases the stage, after S's first chunk); 5 (default) and whole
 //                        blocks take P = ex2.approx.ftz (no select for masked columns; a P below
-//                        2^-126 becomes 0, which exp2f keeps as a denormal); 0: none
+//                        2^-126 becomes 0, which exp2f keeps as a denormal); 6 (opt-in: the rounding
+//                        changes) the row max over S unscaled, four partial maxima a row, and on
+//                        whole blocks P = ex2(S scale - m) by one FFMA (one multiply fewer a score); 0: none
 //   MLA_LAZY             1 (default): a row's max moves only when a block's exceeds it by more
 //                        than 8 (base 2; P <= 2^8), so O's rescale is skipped on most blocks; 0: exact
+//   MLA_FUSE             1 (default): with several splits the splits' merge is the kernel's own: the
+//                        block of a (batch row, row tile) that takes the last ticket (an atomic counter
+//                        of the tile in the module's memory, MLA_TICKETS, back to 0 once used) waits for
+//                        the others' parts, merges them with its own output (held in registers, never
+//                        written) in mla_decode_combine.cuh's order and arithmetic, and writes out; the
+//                        others write their parts as below; no second launch. 0: every split writes its
+//                        part, the combine kernel (mla_decode_combine.cuh) merges them
+//   MLA_PREG             1 (opt-in): the chunk ring's warpgroup 0 issues its P V with P from registers
+//                        (wgmma's A operand: the same bf16 values), before it stores P for warpgroup 1,
+//                        so its P V starts earlier and reads no P from shared memory; 0 (default): from
+//                        shared memory after the stores
 //   MLA_IN_MODULE        defined when the file is part of a generated module (its prelude has Args)
 #ifndef MLA_B
 #define MLA_B (a.sym[0])
@@ -126,6 +139,12 @@
 #endif
 #ifndef MLA_LAZY
 #define MLA_LAZY 1
+#endif
+#ifndef MLA_FUSE
+#define MLA_FUSE 1
+#endif
+#ifndef MLA_PREG
+#define MLA_PREG 0
 #endif
 #ifndef MLA_IN_MODULE
 // compiled alone (test_codegen): the generated prelude's argument block
@@ -301,6 +320,23 @@ __device__ __forceinline__ void mla_wgmma_pv(float *d, const void *pa, const voi
                  : MLA_F128(d)
                  : "l"(da), "l"(db), "r"(acc));
 }
+// The same with A (P, 64 rows x 16 keys) from registers: a[0..3] the bf16 pairs of rows
+// r, r + 8 (r = 16 warp + lane / 4) at keys 2 (lane % 4) and 8 + 2 (lane % 4) (MLA_PREG)
+__device__ __forceinline__ void mla_wgmma_pv_rs(float *d, const unsigned *a, const void *pb, unsigned lbo, unsigned sbo) {
+    const unsigned long long db = mla_desc(pb, lbo, sbo);
+    asm volatile("wgmma.mma_async.sync.aligned.m64n256k16.f32.bf16.bf16 {"
+                 MLA_R8(0, 1, 2, 3, 4, 5, 6, 7) ", " MLA_R8(8, 9, 10, 11, 12, 13, 14, 15) ", "
+                 MLA_R8(16, 17, 18, 19, 20, 21, 22, 23) ", " MLA_R8(24, 25, 26, 27, 28, 29, 30, 31) ", "
+                 MLA_R8(32, 33, 34, 35, 36, 37, 38, 39) ", " MLA_R8(40, 41, 42, 43, 44, 45, 46, 47) ", "
+                 MLA_R8(48, 49, 50, 51, 52, 53, 54, 55) ", " MLA_R8(56, 57, 58, 59, 60, 61, 62, 63) ", "
+                 MLA_R8(64, 65, 66, 67, 68, 69, 70, 71) ", " MLA_R8(72, 73, 74, 75, 76, 77, 78, 79) ", "
+                 MLA_R8(80, 81, 82, 83, 84, 85, 86, 87) ", " MLA_R8(88, 89, 90, 91, 92, 93, 94, 95) ", "
+                 MLA_R8(96, 97, 98, 99, 100, 101, 102, 103) ", " MLA_R8(104, 105, 106, 107, 108, 109, 110, 111) ", "
+                 MLA_R8(112, 113, 114, 115, 116, 117, 118, 119) ", " MLA_R8(120, 121, 122, 123, 124, 125, 126, 127)
+                 "}, {%128, %129, %130, %131}, %132, 1, 1, 1, 1;\n"
+                 : MLA_F128(d)
+                 : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "l"(db));
+}
 // ---- the seesaw's steps (MLA_V3 2) ----
 // S = Q K^T of one block of 64 keys: its 9 chunks in order (rot: 4-7, 0-3, 8, the
 // order warpgroup 1's stage is refilled in), each waited for on its barrier
@@ -329,48 +365,64 @@ __device__ __forceinline__ void mla_s_block(float *s, const unsigned char *Q, co
     mla_wg_wait0();
     mla_hold32(s);
 }
-// The online softmax of one block's S (base 2, the scale sl2 folded in): columns past
-// lim[h] masked, m[h] becomes the rows' max with this block's, sc[h] the factor of what
-// was relative to the old max, s the block's P (0 where masked), rs[h] this thread's
-// share of P's row sums.
-__device__ __forceinline__ void mla_softmax(float *s, const int *lim, float *m, float *sc, float *rs, int q4, float sl2) {
+// The online softmax of one block's S (base 2, the scale sl2 folded in; the chunk ring's
+// warpgroup 0 and both of the seesaw's): columns past lim[h] masked, m[h] becomes the
+// rows' max with this block's, sc[h] the factor of what was relative to the old max, s
+// the block's P (0 where masked), and this thread's share of the rows' sums ls[h] becomes
+// ls[h] sc[h] plus P's columns, added two at a time.
+__device__ __forceinline__ void mla_softmax(float *s, const int *lim, float *m, float *sc, float *ls, int q4, float sl2) {
     const float NEG = __int_as_float(0xff800000);
-    float mx[2] = {NEG, NEG};
-    const bool whole = MLA_LEAN >= 3 && lim[0] >= 63 && lim[1] >= 63; // every key of the block seen
-    if (whole) // no mask
+    // MLA_LEAN 6: the max over S as it is (the scale is positive: the same max, scaled after), four
+    // partial maxima a row (fmaxf is exact: the same max in fewer dependent steps), and P's exponent
+    // S sl2 - m in one FFMA
+    const float ps = MLA_LEAN >= 6 ? 1.0f : sl2;
+    float mx[2][4] = {{NEG, NEG, NEG, NEG}, {NEG, NEG, NEG, NEG}};
+    const bool whole = MLA_LEAN >= 3 && lim[0] >= 63 && lim[1] >= 63; // every key of the block seen (MLA_LEAN 3: no mask)
+    if (whole)
 #pragma unroll
         for (int i = 0; i < 32; i++) {
-            s[i] *= sl2;
-            mx[(i >> 1) & 1] = fmaxf(mx[(i >> 1) & 1], s[i]);
+            if (MLA_LEAN < 6) s[i] *= sl2;
+            float *const x = &mx[(i >> 1) & 1][MLA_LEAN >= 6 ? (i >> 2) & 3 : 0];
+            *x = fmaxf(*x, s[i]);
         }
     else
 #pragma unroll
         for (int i = 0; i < 32; i++) {
-            s[i] = 8 * (i >> 2) + 2 * q4 + (i & 1) <= lim[(i >> 1) & 1] ? s[i] * sl2 : NEG;
-            mx[(i >> 1) & 1] = fmaxf(mx[(i >> 1) & 1], s[i]);
+            s[i] = 8 * (i >> 2) + 2 * q4 + (i & 1) <= lim[(i >> 1) & 1] ? s[i] * ps : NEG;
+            float *const x = &mx[(i >> 1) & 1][MLA_LEAN >= 6 ? (i >> 2) & 3 : 0];
+            *x = fmaxf(*x, s[i]);
         }
 #pragma unroll
-    for (int h = 0; h < 2; h++) {
-        mx[h] = fmaxf(mx[h], __shfl_xor_sync(0xffffffffu, mx[h], 1));
-        mx[h] = fmaxf(mx[h], __shfl_xor_sync(0xffffffffu, mx[h], 2));
-        const float mn = MLA_LAZY && mx[h] <= m[h] + 8.0f ? m[h] : fmaxf(m[h], mx[h]); // MLA_LAZY: as in the chunk ring's loop
+    for (int h = 0; h < 2; h++) { // the row's max over its quad of lanes
+        float x = MLA_LEAN >= 6 ? fmaxf(fmaxf(mx[h][0], mx[h][1]), fmaxf(mx[h][2], mx[h][3])) : mx[h][0];
+        x = fmaxf(x, __shfl_xor_sync(0xffffffffu, x, 1));
+        x = fmaxf(x, __shfl_xor_sync(0xffffffffu, x, 2));
+        if (MLA_LEAN >= 6) x *= sl2;
+        // MLA_LAZY: the max P is relative to moves only when the block's is more than 2^8 above it
+        const float mn = MLA_LAZY && x <= m[h] + 8.0f ? m[h] : fmaxf(m[h], x);
         sc[h] = mn == NEG ? 1.0f : exp2f(m[h] - mn);
         m[h] = mn;
-        rs[h] = 0.0f;
+        ls[h] *= sc[h];
     }
     if (MLA_LEAN >= 5 && whole) // no masked column: ex2.approx.ftz, no select
 #pragma unroll
-        for (int i = 0; i < 32; i++) {
+        for (int i = 0; i < 32; i += 2) {
             const int h = (i >> 1) & 1;
-            s[i] = mla_ex2(s[i] - m[h]);
-            rs[h] += s[i];
+            if (MLA_LEAN >= 6)
+                s[i] = mla_ex2(fmaf(s[i], sl2, -m[h])), s[i + 1] = mla_ex2(fmaf(s[i + 1], sl2, -m[h]));
+            else
+                s[i] = mla_ex2(s[i] - m[h]), s[i + 1] = mla_ex2(s[i + 1] - m[h]);
+            ls[h] += s[i] + s[i + 1];
         }
     else
 #pragma unroll
-        for (int i = 0; i < 32; i++) {
+        for (int i = 0; i < 32; i += 2) {
             const int h = (i >> 1) & 1;
-            s[i] = s[i] == NEG ? 0.0f : exp2f(s[i] - m[h]);
-            rs[h] += s[i];
+            if (MLA_LEAN >= 6) // (s unscaled)
+                s[i] = s[i] == NEG ? 0.0f : exp2f(fmaf(s[i], sl2, -m[h])), s[i + 1] = s[i + 1] == NEG ? 0.0f : exp2f(fmaf(s[i + 1], sl2, -m[h]));
+            else
+                s[i] = s[i] == NEG ? 0.0f : exp2f(s[i] - m[h]), s[i + 1] = s[i + 1] == NEG ? 0.0f : exp2f(s[i + 1] - m[h]);
+            ls[h] += s[i] + s[i + 1];
         }
 }
 // P (times the row's factor f) as bf16 into the rope chunk Pc, the A operand's layout
@@ -394,6 +446,20 @@ __device__ __forceinline__ void mla_pv(float *o, const unsigned char *Pc, const 
     for (int kk = 0; kk < 4; kk++) mla_wgmma_pv(o, Pc + kk * 32, V + kk * 2048, 8192, 1024, 1);
     mla_wg_commit();
 }
+// MLA_FUSE's tickets: at most this many (batch row, row tile) pairs in a launch of several splits
+// (gen.h's cg_mla_splits keeps splits x query rows within 33,792: at two splits or more, 16,896 rows)
+#define MLA_TICKETS 16896
+#ifndef MLA_MERGE_G
+#define MLA_MERGE_G (MLA_V3 == 2 ? 2 : 1) // the merge's passes over a row's 64 columns (this thread's): the seesaw spills 4 bytes at 1
+#endif
+#define MLA_CAT2(x, y) x##y
+#define MLA_CAT(x, y) MLA_CAT2(x, y)
+#endif
+
+#if MLA_FUSE
+// per (batch row, row tile): its blocks' tickets (low 16 bits) and the parts written (high 16 bits);
+// the block that merges sets it back to 0, so it is 0 at every launch (the module's memory starts at 0)
+__device__ unsigned MLA_CAT(DSCC_ENTRY, _ticket)[MLA_TICKETS];
 #endif
 
 extern "C" __global__ void __launch_bounds__(MLA_THREADS, 1) DSCC_ENTRY(Args a) {
@@ -401,6 +467,9 @@ extern "C" __global__ void __launch_bounds__(MLA_THREADS, 1) DSCC_ENTRY(Args a) 
     DSCC_PDL_LAUNCH_DEPENDENTS(); // the combine (or the next kernel) may take its place on the SMs as they free up
     extern __shared__ __align__(16) unsigned char mla_smem[];
     __shared__ float s_corr[2][64], s_m[64], s_l[64], s_l1[64];
+#if MLA_FUSE
+    __shared__ unsigned s_tick; // the block's ticket (the producer takes it while the consumers finish)
+#endif
 #if MLA_V3 == 2
     __shared__ float s_m1[64];
 #endif
@@ -527,6 +596,13 @@ extern "C" __global__ void __launch_bounds__(MLA_THREADS, 1) DSCC_ENTRY(Args a) 
             mla_bar_arrive(MLA_BAR_FULL + st, MLA_THREADS);
         }
 #endif
+#if MLA_FUSE
+        if (nsp > 1 && pt < 32) { // the producer's first warp: the block's ticket, to the consumers at the end
+            if (pt == 0) s_tick = atomicAdd(MLA_CAT(DSCC_ENTRY, _ticket) + bb * nrb + rt, 1u);
+            __syncwarp();
+            mla_bar_arrive(MLA_BAR_END, 288);
+        }
+#endif
         return;
     }
     mla_regs_consumer();
@@ -562,15 +638,13 @@ extern "C" __global__ void __launch_bounds__(MLA_THREADS, 1) DSCC_ENTRY(Args a) 
         int lim[2]; // the last column of that block each of the thread's rows sees
 #pragma unroll
         for (int h = 0; h < 2; h++) lim[h] = last[h] - bo * 64 < 63 ? (int)(last[h] - bo * 64) : 63;
-        float s[32], sc0[2], sc1[2], rs[2];
+        float s[32], sc0[2], sc1[2];
         if (wg == 0) {
             mla_s_block(s, Qs, K0, full, par, 0);
             mla_bar_sync(MLA_BAR_S, 128); // every warp's S taken: P0 may overwrite the rope columns
-            mla_softmax(s, lim, m, sc0, rs, q4, SL2);
+            mla_softmax(s, lim, m, sc0, ls, q4, SL2);
             if (q4 == 0) s_m[ra] = m[0], s_m[ra + 8] = m[1], s_corr[0][ra] = sc0[0], s_corr[0][ra + 8] = sc0[1];
             mla_bar_arrive(MLA_BAR_SC0, 256);
-#pragma unroll
-            for (int h = 0; h < 2; h++) ls[h] = ls[h] * sc0[h] + rs[h];
             mla_scale_o(o, sc0);
             const float one[2] = {1.0f, 1.0f};
             mla_store_p(K0 + 8 * 8192, s, one, ra, q4);
@@ -604,13 +678,15 @@ extern "C" __global__ void __launch_bounds__(MLA_THREADS, 1) DSCC_ENTRY(Args a) 
             }
             mla_bar_sync(MLA_BAR_SC0, 256); // warpgroup 0's max and factor of b0
             m[0] = s_m[ra], m[1] = s_m[ra + 8], sc0[0] = s_corr[0][ra], sc0[1] = s_corr[0][ra + 8];
-            sc1[0] = sc1[1] = 1.0f, rs[0] = rs[1] = 0.0f;
-            if (two) mla_softmax(s, lim, m, sc1, rs, q4, SL2);
+            sc1[0] = sc1[1] = 1.0f;
+#pragma unroll
+            for (int h = 0; h < 2; h++) ls[h] *= sc0[h];
+            if (two) mla_softmax(s, lim, m, sc1, ls, q4, SL2);
             if (q4 == 0) s_m1[ra] = m[0], s_m1[ra + 8] = m[1], s_corr[1][ra] = sc1[0], s_corr[1][ra + 8] = sc1[1];
             mla_bar_arrive(MLA_BAR_SC1, 256);
             float f[2];
 #pragma unroll
-            for (int h = 0; h < 2; h++) f[h] = sc0[h] * sc1[h], ls[h] = ls[h] * f[h] + rs[h];
+            for (int h = 0; h < 2; h++) f[h] = sc0[h] * sc1[h];
             mla_scale_o(o, f);
             if (two) {
                 const float one[2] = {1.0f, 1.0f};
@@ -688,50 +764,32 @@ extern "C" __global__ void __launch_bounds__(MLA_THREADS, 1) DSCC_ENTRY(Args a) 
             mla_hold32(s);
             // the other warps' S may still read the rope columns P overwrites: a wait ends only the warp's own
             mla_bar_sync(MLA_BAR_S, 128);
-            float mx[2] = {NEG, NEG};
             int lim[2]; // the last column of the block each of the thread's rows sees (63: all, < 0: none)
 #pragma unroll
             for (int h = 0; h < 2; h++) lim[h] = last[h] - jb * 64 < 63 ? (int)(last[h] - jb * 64) : 63;
-            const bool whole = MLA_LEAN >= 3 && lim[0] >= 63 && lim[1] >= 63; // the thread's rows see every key of the block
-            if (whole) // no mask
-#pragma unroll
-                for (int i = 0; i < 32; i++) {
-                    s[i] *= SL2;
-                    mx[(i >> 1) & 1] = fmaxf(mx[(i >> 1) & 1], s[i]);
-                }
-            else
-#pragma unroll
-                for (int i = 0; i < 32; i++) {
-                    s[i] = 8 * (i >> 2) + 2 * q4 + (i & 1) <= lim[(i >> 1) & 1] ? s[i] * SL2 : NEG;
-                    mx[(i >> 1) & 1] = fmaxf(mx[(i >> 1) & 1], s[i]);
-                }
             float corr[2];
+            mla_softmax(s, lim, m, corr, ls, q4, SL2);
+#if MLA_PREG
+            // P V first, P from registers (A's fragment is S's accumulator layout, as bf16 pairs), then P for warpgroup 1
+            unsigned pa[16];
 #pragma unroll
-            for (int h = 0; h < 2; h++) { // the row's max over its quad of lanes
-                mx[h] = fmaxf(mx[h], __shfl_xor_sync(0xffffffffu, mx[h], 1));
-                mx[h] = fmaxf(mx[h], __shfl_xor_sync(0xffffffffu, mx[h], 2));
-                // MLA_LAZY: the max P is relative to moves only when the block's is more than 2^8 above it
-                const float mn = MLA_LAZY && mx[h] <= m[h] + 8.0f ? m[h] : fmaxf(m[h], mx[h]);
-                corr[h] = mn == NEG ? 1.0f : exp2f(m[h] - mn);
-                m[h] = mn;
-                ls[h] *= corr[h];
-            }
-            if (MLA_LEAN >= 5 && whole) // no masked column: ex2.approx.ftz, no select
+            for (int j = 0; j < 16; j++) pa[j] = mla_bf16x2(s[2 * j], s[2 * j + 1]);
+            if (!__all_sync(0xffffffffu, corr[0] == 1.0f && corr[1] == 1.0f)) // the warp's rows kept their max: nothing to scale
 #pragma unroll
-                for (int i = 0; i < 32; i += 2) {
-                    const int h = (i >> 1) & 1;
-                    const float p0 = mla_ex2(s[i] - m[h]), p1 = mla_ex2(s[i + 1] - m[h]);
-                    ls[h] += p0 + p1;
-                    *(unsigned *)(Pc + mla_swz(ra + 8 * h, 2 * (8 * (i >> 2) + 2 * q4))) = mla_bf16x2(p0, p1);
-                }
-            else
+                for (int i = 0; i < 128; i++) o[i] *= corr[(i >> 1) & 1];
+            mla_wg_fence();
 #pragma unroll
-                for (int i = 0; i < 32; i += 2) {
-                    const int h = (i >> 1) & 1;
-                    const float p0 = s[i] == NEG ? 0.0f : exp2f(s[i] - m[h]), p1 = s[i + 1] == NEG ? 0.0f : exp2f(s[i + 1] - m[h]);
-                    ls[h] += p0 + p1;
-                    *(unsigned *)(Pc + mla_swz(ra + 8 * h, 2 * (8 * (i >> 2) + 2 * q4))) = mla_bf16x2(p0, p1);
-                }
+            for (int kk = 0; kk < 4; kk++) mla_wgmma_pv_rs(o, pa + 4 * kk, Kc + kk * 2048, 8192, 1024);
+            mla_wg_commit();
+#pragma unroll
+            for (int j = 0; j < 16; j++) // pair j = s[2 j], s[2 j + 1]: row ra + 8 (j & 1), keys 8 (j >> 1) + 2 q4
+                *(unsigned *)(Pc + mla_swz(ra + 8 * (j & 1), 2 * (8 * (j >> 1) + 2 * q4))) = pa[j];
+            if (q4 == 0) s_corr[st][ra] = corr[0], s_corr[st][ra + 8] = corr[1];
+            mla_fence_async();
+            mla_bar_arrive(MLA_BAR_P + st, 256); // P and the corrections are ready for warpgroup 1
+#else
+            const float one[2] = {1.0f, 1.0f};
+            mla_store_p(Pc, s, one, ra, q4);
             if (q4 == 0) s_corr[st][ra] = corr[0], s_corr[st][ra + 8] = corr[1];
             mla_fence_async();
             mla_bar_arrive(MLA_BAR_P + st, 256); // P and the corrections are ready for warpgroup 1
@@ -742,6 +800,7 @@ extern "C" __global__ void __launch_bounds__(MLA_THREADS, 1) DSCC_ENTRY(Args a) 
 #pragma unroll
             for (int kk = 0; kk < 4; kk++) mla_wgmma_pv(o, Pc + kk * 32, Kc + kk * 2048, 8192, 1024, 1);
             mla_wg_commit();
+#endif
             if (MLA_LEAN < 4) { // (MLA_LEAN 4: waited for once the next S's first chunk is issued)
                 mla_wg_wait0();
                 mla_hold128(o);
@@ -790,10 +849,81 @@ extern "C" __global__ void __launch_bounds__(MLA_THREADS, 1) DSCC_ENTRY(Args a) 
         if (q4 == 0 && wg == 0) s_m[ra] = m[0], s_l[ra] = ls[0], s_m[ra + 8] = m[1], s_l[ra + 8] = ls[1];
         if (q4 == 0 && wg == 1) s_l1[ra] = ls[0], s_l1[ra + 8] = ls[1];
     }
-    mla_bar_sync(MLA_BAR_END, 256);
+    mla_bar_sync(MLA_BAR_END, MLA_FUSE && nsp > 1 ? 288 : 256); // (MLA_FUSE: and the producer's warp with the ticket)
     float *part = (float *)a.t[MLA_SP];
-    if (nsp > 1 && blockIdx.x == 0 && tid == 0) ((int *)part)[0] = (int)nsp;
+    if (!MLA_FUSE && nsp > 1 && blockIdx.x == 0 && tid == 0) ((int *)part)[0] = (int)nsp;
     const long long n = B * rows; // query rows of the step
+#if MLA_FUSE
+    unsigned *const tick = MLA_CAT(DSCC_ENTRY, _ticket) + bb * nrb + rt;
+    if (nsp > 1 && (s_tick & 0xffffu) == (unsigned)(nsp - 1)) { // the tile's last ticket: merge the splits here
+        if (tid == 0) { // the other splits' parts written (each wrote, fenced, then counted)
+            while ((atomicAdd(tick, 0u) >> 16) < (unsigned)(nsp - 1)) {
+            }
+            *tick = 0u; // no block of this launch touches it again
+        }
+        __threadfence();
+        mla_bar_sync(MLA_BAR_END, 256);
+        // per row, by the first 64 threads: the splits' weights 2^(lse - max lse) (-1: a split past the row's keys,
+        // skipped) over q's tile (free now), and 1 / their sum; in the combine kernel's order and arithmetic
+        float *const wsp = (float *)Qs, *const dinv = wsp + 64 * 64;
+        const float *const lse = part + 64 + nsp * n * 512;
+        if (tid < 64 && r0 + tid < rows) {
+            const long long ri = bb * rows + r0 + tid;
+            const float lr = MLA_V3 == 2 ? s_l[tid] + s_l1[tid] : s_l[tid], own = lr > 0.0f ? s_m[tid] + log2f(lr) : NEG;
+            float mx = NEG, den = 0.0f;
+            for (long long s = 0; s < nsp; s++) { // the lse of every split (kept for the second pass), their max
+                const float e = s == sp ? own : __ldcg(lse + s * n + ri);
+                wsp[s * 64 + tid] = e;
+                mx = fmaxf(mx, e);
+            }
+            for (long long s = 0; s < nsp; s++) {
+                const float e = wsp[s * 64 + tid], w = e == NEG ? -1.0f : exp2f(e - mx);
+                wsp[s * 64 + tid] = w;
+                if (e != NEG) den += w;
+            }
+            dinv[tid] = den > 0.0f ? 1.0f / den : 0.0f;
+        }
+        mla_bar_sync(MLA_BAR_END, 256);
+#pragma unroll
+        for (int h = 0; h < 2; h++) {
+            const int r = ra + 8 * h;
+            if (r0 + r >= rows) continue;
+            const long long ri = bb * rows + r0 + r;
+            const float lr = MLA_V3 == 2 ? s_l[r] + s_l1[r] : s_l[r], inv = lr > 0.0f ? 1.0f / lr : 0.0f, di = dinv[r];
+#pragma unroll
+            for (int g = 0; g < MLA_MERGE_G; g++) { // 64 / MLA_MERGE_G of the row's 64 columns at a time
+                float acc[64 / MLA_MERGE_G];
+#pragma unroll
+                for (int k = 0; k < 64 / MLA_MERGE_G; k++) acc[k] = 0.0f;
+                for (long long s = 0; s < nsp; s++) {
+                    const float w = wsp[s * 64 + r];
+                    if (w < 0.0f) continue;
+                    if (s == sp) // this block's own part: O / l, as it would have written it
+#pragma unroll
+                        for (int k = 0; k < 32 / MLA_MERGE_G; k++) {
+                            const int i = 2 * h + 4 * (32 / MLA_MERGE_G * g + k);
+                            acc[2 * k] += w * (o[i] * inv), acc[2 * k + 1] += w * (o[i + 1] * inv);
+                        }
+                    else {
+                        const float *const po = part + 64 + (s * n + ri) * 512 + 256 * wg + 2 * q4;
+#pragma unroll
+                        for (int k = 0; k < 32 / MLA_MERGE_G; k++) {
+                            const float2 v = __ldcg((const float2 *)(po + 8 * (32 / MLA_MERGE_G * g + k)));
+                            acc[2 * k] += w * v.x, acc[2 * k + 1] += w * v.y;
+                        }
+                    }
+                }
+#pragma unroll
+                for (int k = 0; k < 32 / MLA_MERGE_G; k++) {
+                    const long long col = 256 * wg + 8 * (32 / MLA_MERGE_G * g + k) + 2 * q4;
+                    if (MLA_OUT_BF16) *(unsigned *)((unsigned short *)a.t[MLA_SO] + ri * 512 + col) = mla_bf16x2(acc[2 * k] * di, acc[2 * k + 1] * di);
+                    else *(float2 *)((float *)a.t[MLA_SO] + ri * 512 + col) = make_float2(acc[2 * k] * di, acc[2 * k + 1] * di);
+                }
+            }
+        }
+        return;
+    }
+#endif
 #pragma unroll
     for (int h = 0; h < 2; h++) {
         const int r = ra + 8 * h;
@@ -814,6 +944,13 @@ extern "C" __global__ void __launch_bounds__(MLA_THREADS, 1) DSCC_ENTRY(Args a) 
             if (wg == 0 && q4 == 0) part[64 + nsp * n * 512 + sp * n + ri] = lr > 0.0f ? s_m[r] + log2f(lr) : NEG;
         }
     }
+#if MLA_FUSE
+    if (nsp > 1) { // the part counted once every thread's writes are out (the merging block waits for the count)
+        __threadfence();
+        mla_bar_sync(MLA_BAR_END, 256);
+        if (tid == 0) atomicAdd(tick, 0x10000u);
+    }
+#endif
 }
 #undef DSCC_ENTRY
 #undef MLA_B
@@ -835,3 +972,5 @@ extern "C" __global__ void __launch_bounds__(MLA_THREADS, 1) DSCC_ENTRY(Args a) 
 #undef MLA_WAITG
 #undef MLA_LEAN
 #undef MLA_LAZY
+#undef MLA_FUSE
+#undef MLA_PREG

@@ -515,6 +515,7 @@ static inline void emu_mla_wgmma_sd(float *d, unsigned alo, unsigned blo, int ac
 }
 #define mla_wgmma_sd(d, alo, blo, acc) emu_mla_wgmma_sd((d), (alo), (blo), (acc), __LINE__)
 #define mla_wgmma_pv(d, a, b, lbo, sbo, acc) emu_wgmma_x((d), (a), (b), 256, 1, (lbo), (sbo), (acc), __LINE__)
+#define mla_wgmma_pv_rs(d, a, b, lbo, sbo) emu_wgmma_rs((d), (a), (b), 256, 1, (lbo), (sbo), __LINE__)
 
 /* ldmatrix.sync.aligned.m8n8.xN[.trans].shared.b16: N 8x8 matrices of
  * b16, row j of matrix i at the address lane 8i + j gives (16 bytes,
@@ -559,6 +560,8 @@ static inline int atomicCAS(int *p, int c, int v) { return emu_cas(p, c, v); }
 static inline unsigned atomicCAS(unsigned *p, unsigned c, unsigned v) { return emu_cas(p, c, v); }
 static inline unsigned long long atomicCAS(unsigned long long *p, unsigned long long c, unsigned long long v) { return emu_cas(p, c, v); }
 static inline int atomicExch(int *p, int v) { return __atomic_exchange_n(p, v, __ATOMIC_SEQ_CST); }
+/* ld.global.cg (L2 only, no L1): what another block wrote before it was counted (mla_decode.cuh's MLA_FUSE) */
+template <class T> static inline T __ldcg(const T *p) { return *p; }
 static inline int atomicMax(int *p, int v) {
     int old = __atomic_load_n(p, __ATOMIC_SEQ_CST);
     while (old < v && !__atomic_compare_exchange_n(p, &old, v, false, __ATOMIC_SEQ_CST, __ATOMIC_SEQ_CST)) {

@@ -33,8 +33,11 @@
 #                     steps too) and with 256 rows a pass (=mt=2); compare
 #                     the steps' fp8_expert_linear ms;
 #   several parts run in one call in the order given (rounds.sh check gpu);
-#   rounds.sh mla     MLA's decode kernel alone, its ring variants side by
-#                     side (bench_mla: batch 32, context 4,097, then 8,193);
+#   rounds.sh mla     MLA's decode kernel alone, its variants side by side
+#                     (bench_mla: batch 32, context 4,097, then 8,193, then
+#                     batch 1 and 128 at 4,097): the "median ms" column, the
+#                     splits merged in the kernel (DSCC_MLA_FUSE=1) against
+#                     the combine kernel (=0);
 #   rounds.sh final   each of the session's paths alone through test_gpu_ops (concurrently), the unit tests,
 #                     e2e and bench_gpu with the paths that passed, against all off;
 #   rounds.sh quick   the new kernels' tests and one bench_gpu run, for a
@@ -43,7 +46,9 @@
 #                     the kernels of its batch-1 decode step by time;
 #   rounds.sh deepgemm  DeepGEMM's FP8 GEMM at bench_gemm's shapes (DG_S seconds);
 #   rounds.sh trace1k the same for a 1,024-token prefill, its top 50 kernels;
-#   rounds.sh ncu     Nsight Compute on the MLA decode kernel, where ncu exists;
+#   rounds.sh ncu     Nsight Compute on the MLA decode kernel (bench_mla's default
+#                     variant), then on the combine kernel and the decode kernel of
+#                     the variant before (DSCC_MLA_FUSE=0), where ncu exists;
 #   rounds.sh pdl     test_gpu_pdl, then bench_gpu with programmatic dependent
 #                     launch (DSCC_PDL=1; opt in) and without (=0, the default,
 #                     the baseline in the same run): the decode step's "CUDA graph"
@@ -93,9 +98,12 @@ case "$mode" in
   gpu) # bench_gpu alone, every step absorbed, then auto (the naive form for a prefill from position 0)
     TAIL=40 step bench_gpu_absorb 200 build/bench_gpu --layers 2 --dense 1 --prefill 1024 --peak-tflops 1300 --set attn_impl=absorb
     TAIL=40 step bench_gpu_auto 200 build/bench_gpu --layers 2 --dense 1 --prefill 1024 --peak-tflops 1300 --set attn_impl=auto ;;
-  mla) # the MLA decode kernel's variants (DSCC_MLA_V3, DSCC_MLA_PREFETCH) in one process each
-    TAIL=12 step bench_mla 120 build/bench_mla
-    TAIL=12 step bench_mla_8k 120 build/bench_mla --ctx 8193 ;;
+  mla) # the MLA decode kernel's variants (DSCC_MLA_V3, DSCC_MLA_LEAN, DSCC_MLA_LAZY, DSCC_MLA_FUSE) in one process each
+    [ -x build/test_gpu_mla ] && step test_gpu_mla 120 build/test_gpu_mla
+    TAIL=14 step bench_mla 120 build/bench_mla
+    TAIL=14 step bench_mla_8k 120 build/bench_mla --ctx 8193
+    TAIL=14 step bench_mla_b1 120 build/bench_mla --batch 1
+    TAIL=14 step bench_mla_b128 120 build/bench_mla --batch 128 ;;
   gemm) TAIL=70 step bench_gemm 180 build/bench_gemm --check --table "$out/gemm_table.txt" ;;
   tma) # the TMA GEMM's forms, each checked against the generated kernel (--check above M = 128)
     DSCC_TMA_V2=0 TAIL=30 step bench_gemm_tma128 180 build/bench_gemm --check --m 256,1024,4096
@@ -198,10 +206,17 @@ case "$mode" in
       --set first_k_dense_replace=1 --set num_nextn_predict_layers=0 --tokens "$out/ids1k.npy" --backend cuda --precision fp8 \
       --prefill 1024 --generate 2 --trace "$out/trace1k.json"
     TAIL=60 step trace1k_top 60 python3 bench/trace_top.py "$out/trace1k.json" 50 --step prefill --peak-gbs 4250 --peak-tflops 1300 ;;
-  ncu) # Nsight Compute on the MLA decode kernel (bench_mla, one launch), clocks left as they are
+  ncu) # Nsight Compute on MLA's decode kernel (bench_mla's entry mla_bench, named exactly: the default variant, the
+       # splits merged in the kernel), its third launch (after the two warm-ups), clocks left as they are; then the
+       # combine kernel (mla_bench_combine) of the variant before (DSCC_MLA_FUSE=0), and that variant's decode kernel
     n=$(command -v ncu || ls /usr/local/cuda*/bin/ncu /opt/nvidia/nsight-compute/*/ncu 2>/dev/null | head -n 1)
     if [ -n "$n" ]; then
-      TAIL=80 step ncu_mla 240 "$n" --clock-control none --kernel-name regex:"attention|mla" --launch-skip 3 --launch-count 1 --set full build/bench_mla
+      TAIL=80 step ncu_mla 240 "$n" --clock-control none --kernel-name mla_bench --launch-skip 2 --launch-count 1 --set full \
+        build/bench_mla --variant 8 --reps 3
+      TAIL=40 step ncu_mla_combine 120 "$n" --clock-control none --kernel-name mla_bench_combine --launch-skip 2 --launch-count 1 \
+        --set full build/bench_mla --variant 7 --reps 3
+      TAIL=40 step ncu_mla_unfused 120 "$n" --clock-control none --kernel-name mla_bench --launch-skip 2 --launch-count 1 \
+        --set full build/bench_mla --variant 7 --reps 3
     else echo "ncu: not on this machine"; fi ;;
   pdl) # programmatic dependent launch against plain launches, one card, one process each
     step test_gpu_pdl 120 build/test_gpu_pdl

@@ -15,7 +15,11 @@
  * rings (MLA_V3 1: a stage's chunks land on mbarriers of their own; 0: the
  * stage whole; 2: the seesaw), at MLA_LEAN's levels with and without the
  * lazy rescale, and levels 0 to 5 against each other (they change no
- * arithmetic: bit for bit on the emulated device, within 1e-3 on a GPU).
+ * arithmetic: bit for bit on the emulated device, within 1e-3 on a GPU),
+ * and over 2 to 4 splits the kernel merging them itself (MLA_FUSE, the
+ * default) against the combine kernel, and warpgroup 0's P V with P from
+ * registers (MLA_PREG) against from shared memory (the same arithmetic:
+ * bit for bit on the emulated device).
  * Every query row of every step
  * is compared (relative L2 per row: 2e-2; P and the output are rounded to
  * bf16, the CPU keeps f32). Exits 77 (skipped) without a GPU; CTest's
@@ -60,7 +64,7 @@ static float urand(void) { /* uniform in [-1, 1) */
     return (float)((rng >> 40) & 0xffffff) / 8388608.0f - 1.0f;
 }
 
-/* The program as the GPU executor generates it; it has the MLA decode phase and its combine. */
+/* The program as the GPU executor generates it; it has the MLA decode phase, and its combine with DSCC_MLA_FUSE=0. */
 static CgProgram *mla_program(Arena *a, DiagEngine *d, const IrGraph *g) {
     CgGenOptions o = {.tile = CG_TILE_WGMMA};
     CgProgram *p = cg_generate(a, d, g, &o);
@@ -71,7 +75,8 @@ static CgProgram *mla_program(Arena *a, DiagEngine *d, const IrGraph *g) {
             dec |= strcmp(p->kernels[k].phases[f].fn, "mla_decode") == 0;
             comb |= strcmp(p->kernels[k].phases[f].fn, "mla_decode_combine") == 0;
         }
-    assert_true(dec && comb);
+    const char *fuse = getenv("DSCC_MLA_FUSE"); /* 0: the splits merged by the combine kernel; else by the decode kernel itself */
+    assert_true(dec && comb == (fuse && strcmp(fuse, "0") == 0));
     return p;
 }
 
@@ -226,7 +231,8 @@ typedef struct {
  * chunk before all of its copies landed sees the fill bytes there. The
  * steps above never give a split more than two blocks: the split rule
  * spreads short contexts over the SMs. */
-/* Returns the output (B x 64 x 512 f32, the caller frees it). */
+/* Returns the output (B x 64 x 512 f32, the caller frees it). MLA_PREG is ring_preg's. */
+static const char *ring_preg = "0";
 static float *kernel_ring(const char *v3, const char *waitg, const char *pf, const char *lean, const char *lazy, int B, int T) {
     enum { HQ = 64 };
     const double scale = 0.1352337788;
@@ -236,7 +242,7 @@ static float *kernel_ring(const char *v3, const char *waitg, const char *pf, con
     CgDefine defs[] = {{"MLA_B", bs},      {"MLA_S", "1LL"},      {"MLA_T", ts},       {"MLA_HQ", "64LL"},
                        {"MLA_KT", ts},     {"MLA_OUT_BF16", "0"}, {"MLA_CAUSAL", "0"}, {"MLA_SCALE", "0.1352337788f"},
                        {"MLA_V3", v3},     {"MLA_WAITG", waitg},  {"MLA_PF", pf},       {"MLA_LEAN", lean},
-                       {"MLA_LAZY", lazy}};
+                       {"MLA_LAZY", lazy}, {"MLA_PREG", ring_preg}};
     CgSource src = {"mla_ring", cg_kernel_instance(a, "mla_decode", "mla_ring", defs, (int)(sizeof defs / sizeof *defs)),
                     {"codegen/kernels/mla_decode.cuh", 0, 0}};
     CgBinary bin = {0};
@@ -282,9 +288,9 @@ static float *kernel_ring(const char *v3, const char *waitg, const char *pf, con
             if (!(rel <= worst)) worst = rel;
         }
     fprintf(stderr,
-            "  the kernel alone (MLA_V3 %s, MLA_WAITG %s, MLA_PF %s, MLA_LEAN %s, MLA_LAZY %s): %d x 64 heads, T %d, one split of "
-            "%d blocks: worst row rel L2 %.2e\n",
-            v3, waitg, pf, lean, lazy, B, T, (T + 63) / 64, worst);
+            "  the kernel alone (MLA_V3 %s, MLA_WAITG %s, MLA_PF %s, MLA_LEAN %s, MLA_LAZY %s, MLA_PREG %s): %d x 64 heads, T %d, one "
+            "split of %d blocks: worst row rel L2 %.2e\n",
+            v3, waitg, pf, lean, lazy, ring_preg, B, T, (T + 63) / 64, worst);
     assert_true(worst <= 2e-2);
     free(sc);
     free(q);
@@ -308,6 +314,7 @@ static void test_mla_kernel_ring(void **state) {
         {"0", "1", "0", "4", "1", "1"}, {"1", "3", "2", "4", "1", "0"}, /* with the L2 prefetch (blocks 2 to 5, the last partial) */
         {"2", "1", "0", "5", "1", "1"},                                 /* the seesaw: three pairs (T 330), the last one block */
         {"2", "1", "0", "0", "0", "0"},
+        {"1", "1", "0", "6", "1", "1"}, {"2", "1", "0", "6", "1", "0"}, /* MLA_LEAN 6: the scale folded into P's exponent */
     };
     for (int i = 0; i < (int)(sizeof rings / sizeof *rings); i++) {
         free(kernel_ring(rings[i][0], rings[i][1], rings[i][2], rings[i][3], rings[i][4], 1, 330));
@@ -375,6 +382,119 @@ static void test_mla_lean_exact(void **state) {
     }
 }
 
+/* The kernel alone with its keys split nsp ways (grid B * nsp, 64 heads: one tile a batch row; not
+ * causal, f32 out, the inputs drawn as kernel_ring draws them), the splits merged by the combine
+ * kernel (fuse "0") or by the decode kernel's last block of each tile (fuse "1", MLA_FUSE). Returns
+ * the output (B x 64 x 512 f32, the caller frees it). */
+static float *kernel_split(const char *fuse, const char *v3, int B, int T, int nsp) {
+    Arena *a = arena_new();
+    DiagEngine *d = diag_new(a, stderr);
+    const char *bs = arena_printf(a, "%dLL", B), *ts = arena_printf(a, "%dLL", T);
+    CgDefine defs[] = {{"MLA_B", bs},         {"MLA_S", "1LL"},      {"MLA_T", ts},       {"MLA_HQ", "64LL"},
+                       {"MLA_KT", ts},        {"MLA_OUT_BF16", "0"}, {"MLA_CAUSAL", "0"}, {"MLA_SCALE", "0.1352337788f"},
+                       {"MLA_V3", v3},        {"MLA_LEAN", "5"},     {"MLA_LAZY", "1"},   {"MLA_FUSE", fuse}};
+    CgDefine cdefs[] = {{"MLA_B", bs}, {"MLA_S", "1LL"}, {"MLA_HQ", "64LL"}, {"MLA_OUT_BF16", "0"}};
+    CgSource src[2] = {{"mla_split", cg_kernel_instance(a, "mla_decode", "mla_split", defs, (int)(sizeof defs / sizeof *defs)),
+                        {"codegen/kernels/mla_decode.cuh", 0, 0}},
+                       {"mla_split_combine", cg_kernel_instance(a, "mla_decode_combine", "mla_split_combine", cdefs, 4),
+                        {"codegen/kernels/mla_decode_combine.cuh", 0, 0}}};
+    CgBinary bin[2] = {{0}};
+    CgOptions o = {.cache_dir = getenv("DSCC_CACHE_DIR") ? NULL : ""};
+    assert_int_equal(cg_compile(a, d, src, 2, &o, bin), 0);
+    RtCuda *gpu = rt_cuda_open(d, 0);
+    assert_non_null(gpu);
+    RtKernel *k = rt_cuda_kernel(gpu, d, bin[0].data, "mla_split"), *kc = rt_cuda_kernel(gpu, d, bin[1].data, "mla_split_combine");
+    assert_true(k && kc);
+    const size_t nq = (size_t)B * 64 * 576, nk = (size_t)B * T * 576, no = (size_t)B * 64 * 512;
+    const size_t np = 64 + (size_t)nsp * B * 64 * 513;
+    uint16_t *q = malloc(sizeof(uint16_t) * nq), *kv = malloc(sizeof(uint16_t) * nk);
+    float *out = malloc(sizeof(float) * no);
+    for (size_t i = 0; i < nq; i++) q[i] = bf16(urand());
+    for (size_t i = 0; i < nk; i++) kv[i] = bf16(urand());
+    RtDevPtr dq, dk, dout, dpart;
+    assert_true(rt_cuda_alloc(gpu, d, sizeof(uint16_t) * nq, &dq) && rt_cuda_alloc(gpu, d, sizeof(uint16_t) * nk, &dk));
+    assert_true(rt_cuda_alloc(gpu, d, sizeof(float) * no, &dout) && rt_cuda_alloc(gpu, d, sizeof(float) * np, &dpart));
+    assert_true(rt_cuda_upload(gpu, d, dq, q, sizeof(uint16_t) * nq) && rt_cuda_upload(gpu, d, dk, kv, sizeof(uint16_t) * nk));
+    MlaArgs args = {.t = {dq, dk, dout, dpart}};
+    void *p[] = {&args};
+    for (int rep = 0; rep < 2; rep++) { /* twice: the tickets are back at 0 after a launch */
+        assert_true(rt_cuda_memset0(gpu, d, dout, sizeof(float) * no));
+        assert_true(rt_cuda_launch_async(gpu, d, k, (unsigned)(B * nsp), 384, 3 * 73728 + 1024 + 256, p));
+        if (*fuse == '0') assert_true(rt_cuda_launch_async(gpu, d, kc, (unsigned)((B * 64 * 128 + 255) / 256), 256, 0, p));
+        assert_true(rt_cuda_sync(gpu, d));
+    }
+    assert_true(rt_cuda_download(gpu, d, out, dout, sizeof(float) * no));
+    free(q);
+    free(kv);
+    rt_cuda_close(gpu);
+    cg_binary_free(&bin[0]);
+    cg_binary_free(&bin[1]);
+    arena_free(a);
+    return out;
+}
+
+/* The splits merged in the decode kernel (MLA_FUSE 1) against the combine kernel (0): the same
+ * arithmetic in the same order, so bit for bit on the emulated device (within 1e-3 a row on a GPU,
+ * where the two compile differently), and both within 2e-2 of one split over all the keys (kernel_ring,
+ * itself checked against a double-precision reference): 330 keys (six blocks) in 2 and 4 splits (the
+ * last one empty: no keys, its weight none), 200 keys (four blocks) in 3 splits over 24 tiles (the
+ * last empty), in the chunk ring and the seesaw. */
+static void test_mla_fused_combine(void **state) {
+    (void)state;
+    const char *em = getenv("DSCC_EMULATED");
+    const bool exact = em && *em && strcmp(em, "0") != 0;
+    static const struct { int B, T, nsp; const char *v3; } cases[] = {{1, 330, 2, "1"}, {2, 330, 4, "1"}, {24, 200, 3, "1"}, {2, 330, 3, "2"}};
+    for (int c = 0; c < (int)(sizeof cases / sizeof *cases); c++) {
+        const int B = cases[c].B, T = cases[c].T, nsp = cases[c].nsp;
+        const uint64_t seed = rng;
+        float *one = kernel_ring(cases[c].v3, "1", "0", "5", "1", B, T);
+        rng = seed;
+        float *comb = kernel_split("0", cases[c].v3, B, T, nsp);
+        rng = seed;
+        float *fused = kernel_split("1", cases[c].v3, B, T, nsp);
+        const size_t rows = (size_t)B * 64;
+        size_t nd, nd1;
+        const double wf = rows_diff(fused, comb, rows, &nd), w1 = rows_diff(comb, one, rows, &nd1);
+        fprintf(stderr, "  MLA_V3 %s, %d x 64 heads, T %d, %d splits: merged in the kernel against the combine kernel: %zu of %zu values "
+                "differ, worst row rel L2 %.2e; against one split %.2e\n", cases[c].v3, B, T, nsp, nd, rows * 512, wf, w1);
+        if (exact) assert_memory_equal(fused, comb, rows * 512 * sizeof(float));
+        else assert_true(wf <= 1e-3);
+        assert_true(w1 <= 2e-2);
+        free(one);
+        free(comb);
+        free(fused);
+    }
+}
+
+/* Warpgroup 0's P V with P from registers (MLA_PREG 1) against from shared memory (0): the same bf16
+ * P, the same wgmma, so bit for bit on the emulated device (within 1e-3 a row on a GPU), each within
+ * the reference's bound (kernel_ring), at MLA_LEAN 3 to 6 (4 and up: its wait a block later), with
+ * and without the lazy rescale, one block (T 330) and 24 (T 200), and the whole-stage ring. */
+static void test_mla_p_registers(void **state) {
+    (void)state;
+    const char *em = getenv("DSCC_EMULATED");
+    const bool exact = em && *em && strcmp(em, "0") != 0;
+    static const struct { const char *v3, *lean, *lazy; int B, T; } cases[] = {
+        {"1", "5", "1", 1, 330}, {"1", "5", "1", 24, 200}, {"1", "3", "0", 1, 330}, {"1", "6", "1", 1, 330}, {"0", "4", "1", 24, 200}};
+    for (int c = 0; c < (int)(sizeof cases / sizeof *cases); c++) {
+        const uint64_t seed = rng;
+        ring_preg = "0";
+        float *smem = kernel_ring(cases[c].v3, "1", "0", cases[c].lean, cases[c].lazy, cases[c].B, cases[c].T);
+        rng = seed;
+        ring_preg = "1";
+        float *regs = kernel_ring(cases[c].v3, "1", "0", cases[c].lean, cases[c].lazy, cases[c].B, cases[c].T);
+        ring_preg = "0";
+        const size_t rows = (size_t)cases[c].B * 64;
+        size_t nd;
+        const double w = rows_diff(regs, smem, rows, &nd);
+        fprintf(stderr, "  MLA_PREG 1 against 0: %zu of %zu values differ, worst row rel L2 %.2e\n", nd, rows * 512, w);
+        if (exact) assert_memory_equal(regs, smem, rows * 512 * sizeof(float));
+        else assert_true(w <= 1e-3);
+        free(smem);
+        free(regs);
+    }
+}
+
 /* gen.h's split rule (no GPU needed): one wave of one block per SM where the tiles allow, no empty split. */
 static void test_mla_splits_rule(void **state) {
     (void)state;
@@ -403,7 +523,9 @@ int main(void) {
         printf("skipped: DSCC_GEMM_TILE=mma (the MLA decode kernel runs on the wgmma tile)\n");
         return 77;
     }
-    const struct CMUnitTest tests[] = {cmocka_unit_test(test_mla_kernel_ring), cmocka_unit_test(test_mla_lean_exact), cmocka_unit_test(test_mla_128_heads),
+    const struct CMUnitTest tests[] = {cmocka_unit_test(test_mla_kernel_ring), cmocka_unit_test(test_mla_lean_exact),
+                                       cmocka_unit_test(test_mla_fused_combine), cmocka_unit_test(test_mla_p_registers),
+                                       cmocka_unit_test(test_mla_128_heads),
                                        cmocka_unit_test(test_mla_long_context)};
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
