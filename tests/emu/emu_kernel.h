@@ -789,6 +789,12 @@ static inline void xt_fence_async(void) {}
 #define xt_mbar_wait(bar, parity) gt_mbar_wait((bar), (parity))
 #define xt_tma_2d(dst, map, bar, c0, c1) gt_tma_2d((dst), (map), (bar), (c0), (c1))
 #define xt_cp16(dst, src, v) emu_cp16((dst), (src), (v), __LINE__)
+/* cp.async.ca.shared.global of 4 bytes (its level 2's scales), zeros when !v */
+static inline void emu_xt_cp4(void *dst, const void *src, bool v, int line) {
+    if (((uintptr_t)dst & 3) || (v && ((uintptr_t)src & 3))) emu_ctx->fault(emu_ctx, "cp.async of 4 bytes to or from a misaligned address", line);
+    emu_ctx->cp_async(emu_ctx, dst, src, 4, v ? 4 : 0);
+}
+#define xt_cp4(dst, src, v) emu_xt_cp4((dst), (src), (v), __LINE__)
 #define xt_cp_arrive(bar) emu_mla_cp_arrive((bar), __LINE__)
 #define xt_regs_producer() emu_setmaxnreg(XT_REGS_P, __LINE__)
 #define xt_regs_consumer() emu_setmaxnreg(XT_REGS_C, __LINE__)
