@@ -282,6 +282,10 @@ static void expert_stream(Gen *G, const ExpertStream *xs, const IrNode *n, int n
  * loads); it needs the scales stored as f32 (always so today; else level
  * 1 is generated). DSCC_EXPERT_TMA is "0", "1", "2", or comma-separated
  * items: a level first (1 or 2; 1 without it), then any of
+ * ef=0|1 (level 2: the weights' TMA loads under an L2 evict-first policy,
+ * so that the stream of weights read once does not push out the rows of
+ * x the units of an expert read again; default 1: an H100's ncu of level 1
+ * counted ~1.5 GB more DRAM reads than gate and up's weights hold),
  * minr=N (N >= 1, default EXPERT_TMA_MINR), mt=1|2 (row tiles of 64
  * a consumer warpgroup holds: 128 or 256 of an expert's rows a pass over
  * K, default 1) and grid=N (1..1024 blocks, default 132: an H100's or
@@ -292,14 +296,15 @@ typedef struct {
     int lvl; /* 1: the first form; 2: scales staged by the producer, rows gathered in whole sectors */
     int64_t minr;
     int64_t mt, grid;
+    int64_t ef; /* level 2: the weights' TMA loads under an L2 evict-first policy */
 } ExpertTma;
 #define EXPERT_TMA_MINR 2048 /* above a decode step of 256 tokens x 8 experts: the tile's rows */
 
 static bool expert_tma_params(Gen *G, ExpertTma *p) {
-    *p = (ExpertTma){false, 1, EXPERT_TMA_MINR, 1, 132};
-    const ExpertKey keys[] = {{"minr", 1, 1LL << 30, 0, &p->minr}, {"mt", 1, 2, 0, &p->mt}, {"grid", 1, 1024, 0, &p->grid}};
+    *p = (ExpertTma){false, 1, EXPERT_TMA_MINR, 1, 132, 1};
+    const ExpertKey keys[] = {{"minr", 1, 1LL << 30, 0, &p->minr}, {"mt", 1, 2, 0, &p->mt}, {"grid", 1, 1024, 0, &p->grid}, {"ef", 0, 1, 0, &p->ef}};
     if (!expert_env(G, "DSCC_EXPERT_TMA", 2, keys, (int)(sizeof keys / sizeof keys[0]),
-                    "0, 1, 2, or comma-separated minr=N (N >= 1), mt=1|2, grid=1..1024, after a level 1|2 or alone", &p->lvl))
+                    "0, 1, 2, or comma-separated minr=N (N >= 1), mt=1|2, grid=1..1024, ef=0|1, after a level 1|2 or alone", &p->lvl))
         return false;
     p->on = p->lvl > 0;
     return true;
@@ -365,6 +370,7 @@ static void expert_tma(Gen *G, const ExpertTma *xt, int64_t amin, const IrNode *
     const int lvl = xt->lvl == 2 && xsp && wsp ? 2 : 1;
     CgDefine defs[] = {
         {"XT_LVL", arena_printf(G->a, "%d", lvl)},
+        {"XT_EF", lvl == 2 && xt->ef ? "1" : "0"},
         {"XT_XSP(m, kb)", lvl == 2 ? xsp : "((const float *)0)"},
         {"XT_WSP(s, i)", lvl == 2 ? wsp : "((const float *)0)"},
         {"XT_E", arena_printf(G->a, "%lld", (long long)E)},
@@ -393,9 +399,10 @@ static void expert_tma(Gen *G, const ExpertTma *xt, int64_t amin, const IrNode *
     sb_printf(&G->decl, "// fp8_expert_linear%s above %lld routed rows: a block per (expert, 128 outputs) takes all of the expert's\n"
                         "// rows, %d a pass; the weights by TMA, the rows gathered by cp.async, into a %d-stage mbarrier ring; a producer\n"
                         "// warpgroup, two wgmma m64n128k32 E4M3 consumer warpgroups; a persistent grid, the longest expert first\n"
-                        "// (level %d%s)\n",
+                        "// (level %d%s%s)\n",
               nw > 1 ? " x 2 (gate and up)" : "", (long long)amin, 128 * (int)xt->mt, xt->mt == 2 ? 4 : 6, lvl,
-              lvl == 2 ? ": the scales staged by the producer, the rows gathered in whole sectors" : "");
+              lvl == 2 ? ": the scales staged by the producer, the rows gathered in whole sectors" : "",
+              lvl == 2 && xt->ef ? ", the weights evict-first in L2" : "");
     sb_puts(&G->decl, cg_kernel_instance(G->a, "expert_tma", entry, defs, nd));
     int64_t stages = xt->mt == 2 ? 4 : 6, smem = stages * 16384 * (1 + xt->mt) + 16 * stages + 1024; /* XT_SMEM */
     if (lvl == 2) smem += 4 * stages * (128 * xt->mt + 4) + 4 * 128 * xt->mt; /* the stages' scales, the pass's rows */

@@ -71,6 +71,7 @@
 //   XT_MT               row tiles of 64 a consumer holds: 1 or 2 (default 1: 128 rows a pass)
 //   XT_STAGES           stages of the ring (default 4 at XT_MT 2, 6 at 1)
 //   XT_LVL              1 or 2 (default 1; see above); level 2 also needs:
+//   XT_EF               level 2: 1 loads the weights under an L2 evict-first policy (default 0)
 //   XT_XSP(m, kb), XT_WSP(s, i)  the addresses (const float *) of XT_XS(m, kb) and XT_WS(s, i)
 //   XT_STORE4(s, i, v0, v1, v2, v3)  (optional, level 2) stores y_s[i .. i + 3] (i % 4 == 0, N % 4 == 0), a statement
 //   XT_REGS_P, XT_REGS_C  registers a thread after setmaxnreg: producer, consumers (56, 224 at XT_MT 1; 40, 232 at 2:
@@ -104,6 +105,9 @@ struct Args { u64 t[64]; long long sym[8]; long long cap, len; u64 err; long lon
 #endif
 #if XT_LVL != 1 && XT_LVL != 2
 #error "XT_LVL must be 1 or 2"
+#endif
+#ifndef XT_EF
+#define XT_EF 0
 #endif
 #ifndef XT_STAGES
 #define XT_STAGES (XT_MT == 2 ? 4 : 6)
@@ -167,6 +171,19 @@ __device__ __forceinline__ void xt_cp16(void *dst, const void *src, bool v) {
     asm volatile("cp.async.cg.shared.global [%0], [%1], 16, %2;\n" ::"r"((unsigned)__cvta_generic_to_shared(dst)), "l"(src), "r"(v ? 16 : 0)
                  : "memory");
 }
+// an L2 policy whose lines are evicted first (the weights: each byte read once, streamed past x's rows, which
+// the units of an expert read again while they run)
+__device__ __forceinline__ unsigned long long xt_policy_ef() {
+    unsigned long long p;
+    asm volatile("createpolicy.fractional.L2::evict_first.b64 %0, 1.0;\n" : "=l"(p));
+    return p;
+}
+// xt_tma_2d under the L2 policy pol
+__device__ __forceinline__ void xt_tma_2d_hint(void *dst, const void *map, unsigned long long *bar, int c0, int c1, unsigned long long pol) {
+    asm volatile("cp.async.bulk.tensor.2d.shared::cluster.global.mbarrier::complete_tx::bytes.L2::cache_hint [%0], [%1, {%2, %3}], [%4], %5;\n"
+                 ::"r"((unsigned)__cvta_generic_to_shared(dst)), "l"(map), "r"(c0), "r"(c1), "r"((unsigned)__cvta_generic_to_shared(bar)), "l"(pol)
+                 : "memory");
+}
 // 4 bytes global -> shared (cp.async.ca), zeros when !v
 __device__ __forceinline__ void xt_cp4(void *dst, const void *src, bool v) {
     asm volatile("cp.async.ca.shared.global [%0], [%1], 4, %2;\n" ::"r"((unsigned)__cvta_generic_to_shared(dst)), "l"(src), "r"(v ? 4 : 0)
@@ -221,6 +238,9 @@ extern "C" __global__ void __launch_bounds__(384, 1) DSCC_ENTRY(Args a) {
     if (wg == 0) { // the producer
         xt_regs_producer();
         const int p = threadIdx.x;
+#if XT_LVL == 2 && XT_EF
+        const unsigned long long pol = xt_policy_ef(); // the weights' L2 policy: evict first
+#endif
         int it = 0; // K blocks loaded so far: stage it % XT_STAGES, its use it / XT_STAGES
         // a unit's bucket b, rows c0, first sorted position and this thread's x rows of its first pass, loaded
         // during the unit before (the loads' latency off the ring's critical path at the units' boundary)
@@ -279,7 +299,11 @@ extern "C" __global__ void __launch_bounds__(384, 1) DSCC_ENTRY(Args a) {
                         xt_mbar_wait(&empty[s], (unsigned)((it / XT_STAGES) & 1) ^ 1u); // the consumers are done with its last use
                         if (p == 0) {
                             xt_mbar_expect_tx(&full[s], XT_BOX);
+#if XT_LVL == 2 && XT_EF
+                            xt_tma_2d_hint(st, map, &full[s], kb * 128, wrow, pol);
+#else
                             xt_tma_2d(st, map, &full[s], kb * 128, wrow);
+#endif
                         }
 #if XT_LVL == 2
                         float *sc = (float *)(sm + XT_SCL) + s * (BM + 4);
@@ -481,6 +505,7 @@ extern "C" __global__ void __launch_bounds__(384, 1) DSCC_ENTRY(Args a) {
 #undef XT_STAGE
 #undef XT_SMEM
 #undef XT_LVL
+#undef XT_EF
 #undef XT_OWN
 #undef XT_SCL
 #undef XT_SROW

@@ -788,6 +788,9 @@ static inline void xt_fence_async(void) {}
 #define xt_mbar_expect_tx(bar, bytes) gt_mbar_expect_tx((bar), (bytes))
 #define xt_mbar_wait(bar, parity) gt_mbar_wait((bar), (parity))
 #define xt_tma_2d(dst, map, bar, c0, c1) gt_tma_2d((dst), (map), (bar), (c0), (c1))
+/* an L2 cache policy: a hint, nothing to emulate */
+#define xt_policy_ef() 0ull
+#define xt_tma_2d_hint(dst, map, bar, c0, c1, pol) ((void)(pol), gt_tma_2d((dst), (map), (bar), (c0), (c1)))
 #define xt_cp16(dst, src, v) emu_cp16((dst), (src), (v), __LINE__)
 /* cp.async.ca.shared.global of 4 bytes (its level 2's scales), zeros when !v */
 static inline void emu_xt_cp4(void *dst, const void *src, bool v, int line) {

@@ -149,7 +149,7 @@ static const char *const PTX_HELPERS[] = {"h2f", "f2h", "fe4m3", "pdl_wait", "pd
                                            "gt_mbar_arrive_cluster", "gt_tma_2d_mc",
                                            /* codegen/kernels/expert_tma.cuh's */
                                            "xt_mbar_init", "xt_mbar_fence_init", "xt_fence_async", "xt_mbar_arrive", "xt_mbar_expect_tx",
-                                           "xt_mbar_wait", "xt_tma_2d", "xt_cp16", "xt_cp4", "xt_cp_arrive", "xt_regs_producer", "xt_regs_consumer",
+                                           "xt_mbar_wait", "xt_tma_2d", "xt_cp16", "xt_cp4", "xt_policy_ef", "xt_tma_2d_hint", "xt_cp_arrive", "xt_regs_producer", "xt_regs_consumer",
                                            "xt_wg_fence", "xt_wg_commit", "xt_wg_wait0", "xt_wgmma128", "xt_hold64",
                                            /* codegen/kernels/attn_prefill_wgmma.cuh's */
                                            "aw_cp16", "aw_cp_wait0", "aw_mbar_init", "aw_mbar_fence_init", "aw_mbar_wait", "aw_cp_arrive",

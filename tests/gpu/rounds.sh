@@ -28,8 +28,10 @@
 #                     at its level 2 (DSCC_EXPERT_TMA=2: scales staged by the
 #                     producer, whole-sector gathers and stores), its level 1
 #                     (=1) and without it (=0, the default: the tile
-#                     everywhere, the baseline in the same run), then level 2
-#                     at every row count (=2,minr=1: the decode steps too);
+#                     everywhere, the baseline in the same run), level 2
+#                     without its L2 evict-first hint on the weights
+#                     (=2,ef=0), then level 2 at every row count (=2,minr=1:
+#                     the decode steps too);
 #                     compare the steps' fp8_expert_linear ms;
 #   several parts run in one call in the order given (rounds.sh check gpu);
 #   rounds.sh mla     MLA's decode kernel alone, its ring variants side by
@@ -124,7 +126,7 @@ case "$mode" in
     done ;;
   expert) # the routed experts' grouped GEMM: the TMA form (opt-in, above 2,048 rows) against the tile; fp8_expert_linear ms per step
     step test_gpu_expert 120 build/test_gpu_expert
-    for v in 2 1 0 2,minr=1; do
+    for v in 2 1 0 2,ef=0 2,minr=1; do
       DSCC_EXPERT_TMA=$v TAIL=40 step "bench_gpu_expert_tma_${v//[=,]/_}" 200 build/bench_gpu --layers 2 --dense 1 --prefill 1024 --peak-tflops 1300
     done ;;
   final) # the session's paths one at a time through test_gpu_ops (the others off), all at once on one GPU, beside

@@ -111,20 +111,21 @@ static void phases_at(const IrGraph *g, bool f32, int64_t T, bool *stream, bool 
     arena_free(a);
 }
 
-/* The level the TMA form's phases were generated at (XT_LVL: 1 or 2; 0 without them). */
-static int tma_level(const IrGraph *g, bool f32) {
+/* Whether a module generated under the environment now holds `text`. */
+static bool generated_has(const IrGraph *g, bool f32, const char *text) {
     Arena *a = arena_new();
     DiagEngine *d = diag_new(a, stderr);
     CgProgram *p = cg_generate(a, d, g, &(CgGenOptions){.f32_storage = f32});
     assert_non_null(p);
-    int lvl = 0;
-    for (int m = 0; m < p->nmodules; m++) {
-        const char *src = p->modules[m].source;
-        if (strstr(src, "#define XT_LVL 2\n")) lvl = 2;
-        else if (strstr(src, "#define XT_LVL 1\n") && lvl == 0) lvl = 1;
-    }
+    bool has = false;
+    for (int m = 0; m < p->nmodules; m++) has |= strstr(p->modules[m].source, text) != NULL;
     arena_free(a);
-    return lvl;
+    return has;
+}
+
+/* The level the TMA form's phases were generated at (XT_LVL: 1 or 2; 0 without them). */
+static int tma_level(const IrGraph *g, bool f32) {
+    return generated_has(g, f32, "#define XT_LVL 2\n") ? 2 : generated_has(g, f32, "#define XT_LVL 1\n") ? 1 : 0;
 }
 
 static uint64_t next(uint64_t *s) {
@@ -171,7 +172,11 @@ static void check_kinds(bool f32, int form, unsigned kinds) {
     static const int64_t TOKENS[5] = {1, 2, 24, 80, 160};
     GpuOptions go = {.max_batch = kinds >> 4 ? 160 : 80, .max_seq = 1, .max_ctx = 1, .keep_all = true, .f32_storage = f32, .no_blas = true};
     const char *tenv = getenv("DSCC_EXPERT_TMA");
-    if (form == FORM_TMA) assert_int_equal(tma_level(g, f32), tenv && tenv[0] == '2' ? 2 : 1); /* DSCC_EXPERT_TMA=2...: level 2 */
+    if (form == FORM_TMA) { /* DSCC_EXPERT_TMA=2...: level 2, the weights evict-first unless ef=0 */
+        const bool two = tenv && tenv[0] == '2';
+        assert_int_equal(tma_level(g, f32), two ? 2 : 1);
+        assert_true(generated_has(g, f32, "#define XT_EF 1\n") == (two && !strstr(tenv, "ef=0")));
+    }
     GpuExec *gx = gpu_exec_new(g, &ws, &go, d);
     assert_non_null(gx);
     Cmp m = {.g = g, .gx = gx};
@@ -275,7 +280,8 @@ static void test_tma_f32(void **state) {
 }
 
 /* the TMA form's level 2 (DSCC_EXPERT_TMA=2: the producer copies the scales of a stage's rows and w's into shared memory
- * beside them, gathers the rows 8 lanes a row) on the same cases: 128 rows a pass and a grid of 3, bf16; 256 a pass, f32 */
+ * beside them, gathers the rows 8 lanes a row) on the same cases: 128 rows a pass and a grid of 3, bf16, the weights
+ * evict-first in L2 (the default); 256 a pass, f32, without the hint (ef=0) */
 static void test_tma2(void **state) {
     (void)state;
     setenv("DSCC_EXPERT_TMA", "2,minr=1,grid=3", 1);
@@ -284,7 +290,7 @@ static void test_tma2(void **state) {
 }
 static void test_tma2_f32(void **state) {
     (void)state;
-    setenv("DSCC_EXPERT_TMA", "2,minr=1,mt=2", 1);
+    setenv("DSCC_EXPERT_TMA", "2,minr=1,mt=2,ef=0", 1);
     check_kinds(true, FORM_TMA, 1u << 2 | 1u << 4);
     unsetenv("DSCC_EXPERT_TMA");
 }
@@ -344,13 +350,13 @@ static void test_env(void **state) {
     assert_true(!st && tile && !tma);
     int before = diag_error_count(d);
     static const char *const badt[] = {"3", "minr=0", "mt=3", "minr", "minr=", "mt=1,", "minr=8x", "depth=2", "grid=0", "grid=1025",
-                                       "mt=2,2", "2,", "2x", ",2", "2,mt=3", "-1"};
+                                       "mt=2,2", "2,", "2x", ",2", "2,mt=3", "-1", "2,ef=2"};
     for (size_t i = 0; i < sizeof badt / sizeof badt[0]; i++) {
         setenv("DSCC_EXPERT_TMA", badt[i], 1);
         assert_null(cg_generate(a, d, g, &(CgGenOptions){0}));
     }
     unsetenv("DSCC_EXPERT_TMA");
-    assert_true(diag_error_count(d) >= before + 16);
+    assert_true(diag_error_count(d) >= before + 17);
     arena_free(a);
 }
 
