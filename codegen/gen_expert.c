@@ -145,21 +145,6 @@ static void expert_k_sum(Gen *G, IrDim R, int64_t O, int64_t nt, int64_t ntw, in
     cg_phase_k(G, CG_ITEMS_K_SUM, nkb);
 }
 
-/* The stream form (codegen/kernels/expert_stream.cuh) of the grouped GEMM
- * at decode, opt-in: off (the tile at every row count) unless
- * DSCC_EXPERT_V2 is set and not 0. Timed on an H100 (2026-12-06, two V3
- * layers, bench_gpu, the ring form below) it was slower than the tile:
- * fp8_expert_linear 0.191 / 2.289 / 4.127 ms against 0.168 / 1.886 /
- * 3.089 ms at batch 1 / 32 / 128, so the tile stays the default.
- * DSCC_EXPERT_V2 is "1" or a comma-separated subset of maxr=N
- * (the most routed rows it runs at, default EXPERT_STREAM_MAXR: the tile's
- * phases run above), u=1..8 (K blocks a warp has in flight), minb=1..4
- * (blocks an SM holds; the grid is 132 of them an SM), ring=0|1 (the
- * weights through d=4|6|8 cp.async stages a warp in shared memory, or u K
- * blocks a warp in registers), d=. Its defaults, ring=1 d=8 minb=1, keep
- * 7 K blocks (14 KB) a warp, 112 KB an SM in flight whatever the
- * registers (164, no spill: ptxas on V3's shapes); the register form at
- * u=4 minb=1 holds 8 KB a warp a round in 252 (minb=2 spills). */
 /* One parameter of an opt-in switch: key=value with lo <= value <= hi
  * (and, where set is not 0, bit value of set on: the values allowed). */
 typedef struct {
@@ -205,6 +190,21 @@ static bool expert_env(Gen *G, const char *name, int maxlevel, const ExpertKey *
     return true;
 }
 
+/* The stream form (codegen/kernels/expert_stream.cuh) of the grouped GEMM
+ * at decode, opt-in: off (the tile at every row count) unless
+ * DSCC_EXPERT_V2 is set and not 0. Timed on an H100 (2026-12-06, two V3
+ * layers, bench_gpu, the ring form below) it was slower than the tile:
+ * fp8_expert_linear 0.191 / 2.289 / 4.127 ms against 0.168 / 1.886 /
+ * 3.089 ms at batch 1 / 32 / 128, so the tile stays the default.
+ * DSCC_EXPERT_V2 is "1" or a comma-separated subset of maxr=N
+ * (the most routed rows it runs at, default EXPERT_STREAM_MAXR: the tile's
+ * phases run above), u=1..8 (K blocks a warp has in flight), minb=1..4
+ * (blocks an SM holds; the grid is 132 of them an SM), ring=0|1 (the
+ * weights through d=4|6|8 cp.async stages a warp in shared memory, or u K
+ * blocks a warp in registers), d=. Its defaults, ring=1 d=8 minb=1, keep
+ * 7 K blocks (14 KB) a warp, 112 KB an SM in flight whatever the
+ * registers (164, no spill: ptxas on V3's shapes); the register form at
+ * u=4 minb=1 holds 8 KB a warp a round in 252 (minb=2 spills). */
 typedef struct {
     bool on;
     int64_t maxr;
