@@ -9,7 +9,7 @@
  * scattering results back to their rows. There are at most ceil(R/64) + E
  * tiles for R routed rows and E experts, so that many blocks per output
  * tile are launched and the ones past the real count return at once.
- * With DSCC_EXPERT_TMA=1 (opt-in, see expert_tma_params), above
+ * With DSCC_EXPERT_TMA=1 or 2 (opt-in, its level; see expert_tma_params), above
  * EXPERT_TMA_MINR routed rows (a prefill's) the TMA form runs instead of the tile's phases
  * (codegen/kernels/expert_tma.cuh: a persistent grid over (expert, 128
  * outputs) units, each block all of its expert's rows, the weights by TMA
@@ -145,6 +145,51 @@ static void expert_k_sum(Gen *G, IrDim R, int64_t O, int64_t nt, int64_t ntw, in
     cg_phase_k(G, CG_ITEMS_K_SUM, nkb);
 }
 
+/* One parameter of an opt-in switch: key=value with lo <= value <= hi
+ * (and, where set is not 0, bit value of set on: the values allowed). */
+typedef struct {
+    const char *key;
+    int64_t lo, hi;
+    uint64_t set;
+    int64_t *dst;
+} ExpertKey;
+
+/* The switch DSCC_<name> of a kernel form (read once, at codegen):
+ * unset, "" or "0": off (*level 0); otherwise comma-separated items, the
+ * first of which may be a level 1..maxlevel (level 1 without it), the
+ * others key=value of keys. A malformed value: false, with G->why naming
+ * the variable, its value and `usage`. */
+static bool expert_env(Gen *G, const char *name, int maxlevel, const ExpertKey *keys, int nkeys, const char *usage, int *level) {
+    const char *e = getenv(name);
+    *level = 0;
+    if (!e || !*e || !strcmp(e, "0")) return true;
+    *level = 1;
+    for (const char *s = e; *s;) {
+        const char *end = strchr(s, ',');
+        if (!end) end = s + strlen(s);
+        const char *eq = memchr(s, '=', (size_t)(end - s));
+        char *vend = NULL;
+        long long v = strtoll(eq ? eq + 1 : s, &vend, 10);
+        bool ok = !(*end && !end[1]) && vend == end && (eq ? eq + 1 < end : end > s && s[0] >= '0' && s[0] <= '9');
+        if (ok && !eq) ok = s == e && v >= 1 && v <= maxlevel; /* a level: the first item only */
+        if (ok && !eq) *level = (int)v;
+        for (int k = 0; ok && eq && k <= nkeys; k++) {
+            if (k == nkeys) ok = false; /* no such key */
+            else if ((size_t)(eq - s) == strlen(keys[k].key) && !strncmp(s, keys[k].key, (size_t)(eq - s))) {
+                ok = v >= keys[k].lo && v <= keys[k].hi && (!keys[k].set || (v < 64 && keys[k].set >> v & 1));
+                if (ok) *keys[k].dst = v;
+                break;
+            }
+        }
+        if (!ok) {
+            G->why = arena_printf(G->a, "%s is '%s': expected %s", name, e, usage);
+            return false;
+        }
+        s = *end ? end + 1 : end;
+    }
+    return true;
+}
+
 /* The stream form (codegen/kernels/expert_stream.cuh) of the grouped GEMM
  * at decode, opt-in: off (the tile at every row count) unless
  * DSCC_EXPERT_V2 is set and not 0. Timed on an H100 (2026-12-06, two V3
@@ -163,37 +208,20 @@ static void expert_k_sum(Gen *G, IrDim R, int64_t O, int64_t nt, int64_t ntw, in
 typedef struct {
     bool on;
     int64_t maxr;
-    int u, minb;
-    int ring, d; /* ring = 1: the weights through a per-warp ring of d cp.async stages in shared memory */
+    int64_t u, minb;
+    int64_t ring, d; /* ring = 1: the weights through a per-warp ring of d cp.async stages in shared memory */
 } ExpertStream;
 #define EXPERT_STREAM_MAXR 2048 /* a decode step of 256 tokens x 8 experts: ~8 rows an expert */
 
 static bool expert_stream_params(Gen *G, ExpertStream *p) {
     *p = (ExpertStream){true, EXPERT_STREAM_MAXR, 4, 1, 1, 8};
-    const char *e = getenv("DSCC_EXPERT_V2");
-    if (!strcmp(e && *e ? e : "0", "0")) {
-        p->on = false;
-        return true;
-    }
-    if (!strcmp(e, "1")) return true;
-    for (const char *s = e; *s;) {
-        const char *eq = strchr(s, '='), *end = strchr(s, ',');
-        if (!end) end = s + strlen(s);
-        char *vend;
-        long long v = eq && eq < end ? strtoll(eq + 1, &vend, 10) : 0;
-        size_t kl = eq && eq < end ? (size_t)(eq - s) : 0;
-        bool ok = eq && eq < end && vend == end && !(*end && !end[1]);
-        if (ok && kl == 4 && !strncmp(s, "maxr", 4) && v >= 1 && v <= (1LL << 30)) p->maxr = v;
-        else if (ok && kl == 1 && s[0] == 'u' && v >= 1 && v <= 8) p->u = (int)v;
-        else if (ok && kl == 4 && !strncmp(s, "minb", 4) && v >= 1 && v <= 4) p->minb = (int)v;
-        else if (ok && kl == 4 && !strncmp(s, "ring", 4) && (v == 0 || v == 1)) p->ring = (int)v;
-        else if (ok && kl == 1 && s[0] == 'd' && (v == 4 || v == 6 || v == 8)) p->d = (int)v;
-        else {
-            G->why = arena_printf(G->a, "DSCC_EXPERT_V2 is '%s': expected 0, 1, or comma-separated maxr=N, u=1..8, minb=1..4, ring=0|1, d=4|6|8", e);
-            return false;
-        }
-        s = *end ? end + 1 : end;
-    }
+    const ExpertKey keys[] = {{"maxr", 1, 1LL << 30, 0, &p->maxr}, {"u", 1, 8, 0, &p->u}, {"minb", 1, 4, 0, &p->minb},
+                              {"ring", 0, 1, 0, &p->ring}, {"d", 4, 8, 1u << 4 | 1u << 6 | 1u << 8, &p->d}};
+    int level;
+    if (!expert_env(G, "DSCC_EXPERT_V2", 1, keys, (int)(sizeof keys / sizeof keys[0]),
+                    "0, 1, or comma-separated maxr=N, u=1..8, minb=1..4, ring=0|1, d=4|6|8", &level))
+        return false;
+    p->on = level > 0;
     return true;
 }
 
@@ -211,10 +239,10 @@ static void expert_stream(Gen *G, const ExpertStream *xs, const IrNode *n, int n
         {"EX_O", arena_printf(G->a, "%lldLL", (long long)O)},
         {"EX_K", arena_printf(G->a, "%lldLL", (long long)I)},
         {"EX_NW", arena_printf(G->a, "%d", nw)},
-        {"EX_U", arena_printf(G->a, "%d", xs->u)},
-        {"EX_MINB", arena_printf(G->a, "%d", xs->minb)},
-        {"EX_RING", arena_printf(G->a, "%d", xs->ring)},
-        {"EX_D", arena_printf(G->a, "%d", xs->d)},
+        {"EX_U", arena_printf(G->a, "%d", (int)xs->u)},
+        {"EX_MINB", arena_printf(G->a, "%d", (int)xs->minb)},
+        {"EX_RING", arena_printf(G->a, "%d", (int)xs->ring)},
+        {"EX_D", arena_printf(G->a, "%d", (int)xs->d)},
         {"EX_X", arena_printf(G->a, "((const unsigned char *)a.t[%d])", sx)},
         {"EX_XS(m, kb)", cg_scale_at(G, sxs, "(m)", "(kb)")},
         {"EX_SRC(r)", src},
@@ -233,9 +261,9 @@ static void expert_stream(Gen *G, const ExpertStream *xs, const IrNode *n, int n
                         "// loads, mma m16n8k32 E4M3 with the weights as A and up to 32 of the expert's rows as B, a persistent grid\n"
                         "// (%s minb=%d)\n",
               nw > 1 ? " x 2 (gate and up)" : "", (long long)xs->maxr,
-              xs->ring ? arena_printf(G->a, "ring of d=%d cp.async stages a warp", xs->d) : arena_printf(G->a, "u=%d", xs->u), xs->minb);
+              xs->ring ? arena_printf(G->a, "ring of d=%d cp.async stages a warp", (int)xs->d) : arena_printf(G->a, "u=%d", (int)xs->u), (int)xs->minb);
     sb_puts(&G->decl, cg_kernel_instance(G->a, "expert_stream", entry, defs, (int)(sizeof defs / sizeof defs[0])));
-    cg_phase(G, CG_LAUNCH_BLOCK, R, (int64_t)1 << 40, ir_dim_const(132 * xs->minb), 1, xs->ring ? 8 * xs->d * 2048 : 0);
+    cg_phase(G, CG_LAUNCH_BLOCK, R, (int64_t)1 << 40, ir_dim_const(132 * (int)xs->minb), 1, xs->ring ? 8 * xs->d * 2048 : 0);
     CgPhase *f = &G->phases[G->nphases - 1];
     f->fn = entry;
     f->amax = xs->maxr;
@@ -247,41 +275,38 @@ static void expert_stream(Gen *G, const ExpertStream *xs, const IrNode *n, int n
  * the tile at every row count). Its first GPU run (an H200, 2026-12-06)
  * hung: its warpgroups asked setmaxnreg for more registers than the block
  * holds (fixed, and now a static_assert in the file); it stays off until a
- * GPU has run it. DSCC_EXPERT_TMA is "0", "1" or a comma-separated subset
- * of minr=N (N >= 1, default EXPERT_TMA_MINR), mt=1|2 (row tiles of 64
+ * GPU has run it. Level 2 (DSCC_EXPERT_TMA=2; expert_tma.cuh's XT_LVL)
+ * stages the scales in shared memory by the producer and gathers and
+ * stores whole sectors (an H100's ncu of level 1 at the 1,024-token
+ * prefill: 65% of the stalls on the consumers' scattered 4-byte scale
+ * loads); it needs the scales stored as f32 (always so today; else level
+ * 1 is generated). DSCC_EXPERT_TMA is "0", "1", "2", or comma-separated
+ * items: a level first (1 or 2; 1 without it), then any of
+ * ef=0|1 (level 2: the weights' TMA loads under an L2 evict-first policy,
+ * so that the stream of weights read once does not push out the rows of
+ * x the units of an expert read again; default 1: an H100's ncu of level 1
+ * counted ~1.5 GB more DRAM reads than gate and up's weights hold),
+ * minr=N (N >= 1, default EXPERT_TMA_MINR), mt=1|2 (row tiles of 64
  * a consumer warpgroup holds: 128 or 256 of an expert's rows a pass over
  * K, default 1) and grid=N (1..1024 blocks, default 132: an H100's or
  * H200's SMs, the runtime caps it at the device's; fewer make each block
  * walk more units, which the emulator's test wants). */
 typedef struct {
     bool on;
+    int lvl; /* 1: the first form; 2: scales staged by the producer, rows gathered in whole sectors */
     int64_t minr;
-    int mt, grid;
+    int64_t mt, grid;
+    int64_t ef; /* level 2: the weights' TMA loads under an L2 evict-first policy */
 } ExpertTma;
 #define EXPERT_TMA_MINR 2048 /* above a decode step of 256 tokens x 8 experts: the tile's rows */
 
 static bool expert_tma_params(Gen *G, ExpertTma *p) {
-    *p = (ExpertTma){false, EXPERT_TMA_MINR, 1, 132};
-    const char *e = getenv("DSCC_EXPERT_TMA");
-    if (!e || !*e || !strcmp(e, "0")) return true;
-    p->on = true;
-    if (!strcmp(e, "1")) return true;
-    for (const char *s = e; *s;) {
-        const char *eq = strchr(s, '='), *end = strchr(s, ',');
-        if (!end) end = s + strlen(s);
-        char *vend;
-        long long v = eq && eq < end ? strtoll(eq + 1, &vend, 10) : 0;
-        size_t kl = eq && eq < end ? (size_t)(eq - s) : 0;
-        bool ok = eq && eq < end && eq + 1 < end && vend == end && !(*end && !end[1]);
-        if (ok && kl == 4 && !strncmp(s, "minr", 4) && v >= 1 && v <= (1LL << 30)) p->minr = v;
-        else if (ok && kl == 2 && !strncmp(s, "mt", 2) && (v == 1 || v == 2)) p->mt = (int)v;
-        else if (ok && kl == 4 && !strncmp(s, "grid", 4) && v >= 1 && v <= 1024) p->grid = (int)v;
-        else {
-            G->why = arena_printf(G->a, "DSCC_EXPERT_TMA is '%s': expected 0, 1, or comma-separated minr=N (N >= 1), mt=1|2, grid=1..1024", e);
-            return false;
-        }
-        s = *end ? end + 1 : end;
-    }
+    *p = (ExpertTma){false, 1, EXPERT_TMA_MINR, 1, 132, 1};
+    const ExpertKey keys[] = {{"minr", 1, 1LL << 30, 0, &p->minr}, {"mt", 1, 2, 0, &p->mt}, {"grid", 1, 1024, 0, &p->grid}, {"ef", 0, 1, 0, &p->ef}};
+    if (!expert_env(G, "DSCC_EXPERT_TMA", 2, keys, (int)(sizeof keys / sizeof keys[0]),
+                    "0, 1, 2, or comma-separated minr=N (N >= 1), mt=1|2, grid=1..1024, ef=0|1, after a level 1|2 or alone", &p->lvl))
+        return false;
+    p->on = p->lvl > 0;
     return true;
 }
 
@@ -293,6 +318,34 @@ static bool expert_tma_params(Gen *G, ExpertTma *p) {
 static const char *expert_store2(Gen *G, int nw, const ExpertOut *out) {
     if (nw > 1 || strcmp(cg_stored_suffix(G, G->g->nodes[G->slots[out[0].sy].node]), "bf16") != 0) return NULL;
     return arena_printf(G->a, "(((unsigned *)a.t[%d])[(i) >> 1] = (unsigned)f2bf(v0) | (unsigned)f2bf(v1) << 16)", out[0].sy);
+}
+
+/* XT_STORE4 of the TMA form's level 2 (four values of an index i % 4 ==
+ * 0 in one store: 8 bytes of bf16, 16 of f32), where every weight's y is
+ * stored as bf16 or f32; NULL otherwise (the two-column stores). */
+static const char *expert_store4(Gen *G, int nw, const ExpertOut *out) {
+    const char *st[2] = {NULL, NULL};
+    for (int k = 0; k < nw; k++) {
+        const char *sfx = cg_stored_suffix(G, G->g->nodes[G->slots[out[k].sy].node]);
+        if (!strcmp(sfx, "bf16"))
+            st[k] = arena_printf(G->a, "((uint2 *)a.t[%d])[(i) >> 2] = make_uint2((unsigned)f2bf(v0) | (unsigned)f2bf(v1) << 16, "
+                                       "(unsigned)f2bf(v2) | (unsigned)f2bf(v3) << 16)", out[k].sy);
+        else if (!strcmp(sfx, "f32")) st[k] = arena_printf(G->a, "((float4 *)a.t[%d])[(i) >> 2] = make_float4(v0, v1, v2, v3)", out[k].sy);
+        else return NULL;
+    }
+    return nw > 1 ? arena_printf(G->a, "do { if (s) %s; else %s; } while (0)", st[1], st[0]) : arena_printf(G->a, "do { %s; } while (0)", st[0]);
+}
+
+/* The address of x's f32 scale of row m, K block kb (slot s, as
+ * cg_scale_at reads it), for the TMA form's level 2 to copy; NULL where
+ * the scales are not stored as f32. */
+static const char *expert_scale_ptr(Gen *G, int s, const char *m, const char *kb) {
+    const IrNode *n = G->g->nodes[G->slots[s].node];
+    IrDim nkb = n->type.dims[n->type.rank - 1], M;
+    if (G->kblock && G->kblock[n->id] && ir_dim_div(ir_type_numel(&n->type), nkb, &M)) /* [kb][M] */
+        return arena_printf(G->a, "((const float *)a.t[%d] + (long long)(%s) * %s + (%s))", s, kb, cg_dim(G, M), m);
+    if (strcmp(cg_stored_suffix(G, n), "f32") != 0) return NULL;
+    return arena_printf(G->a, "((const float *)a.t[%d] + (long long)(%s) * %s + (%s))", s, m, cg_dim(G, nkb), kb);
 }
 
 /* The TMA form's phase over the nw weights of out (x in slot sx, its
@@ -307,12 +360,24 @@ static void expert_tma(Gen *G, const ExpertTma *xt, int64_t amin, const IrNode *
     CgTmaMaps *t = arena_alloc(G->a, sizeof *t);
     *t = (CgTmaMaps){nw, {out[0].sw, nw > 1 ? out[1].sw : out[0].sw}, {E * O, E * O}, {I, I}, cg_slot_scratch(G, n, ir_dim_const(32))};
     const char *entry = arena_printf(G->a, "p%d_fp8_expert_tma", G->nphases);
+    /* level 2 copies the scales: their addresses (level 1 where a scale is not stored as f32) */
+    const char *xsp = expert_scale_ptr(G, sxs, "(m)", "(kb)"), *wsp = NULL;
+    bool wf32 = true;
+    for (int k = 0; k < nw; k++) wf32 = wf32 && !strcmp(cg_stored_suffix(G, G->g->nodes[G->slots[out[k].sws].node]), "f32");
+    if (wf32)
+        wsp = nw > 1 ? arena_printf(G->a, "((const float *)((s) ? a.t[%d] : a.t[%d]) + (i))", out[1].sws, out[0].sws)
+                     : arena_printf(G->a, "((const float *)a.t[%d] + (i))", out[0].sws);
+    const int lvl = xt->lvl == 2 && xsp && wsp ? 2 : 1;
     CgDefine defs[] = {
+        {"XT_LVL", arena_printf(G->a, "%d", lvl)},
+        {"XT_EF", lvl == 2 && xt->ef ? "1" : "0"},
+        {"XT_XSP(m, kb)", lvl == 2 ? xsp : "((const float *)0)"},
+        {"XT_WSP(s, i)", lvl == 2 ? wsp : "((const float *)0)"},
         {"XT_E", arena_printf(G->a, "%lld", (long long)E)},
         {"XT_N", arena_printf(G->a, "%lldLL", (long long)O)},
         {"XT_K", arena_printf(G->a, "%lldLL", (long long)I)},
         {"XT_NW", arena_printf(G->a, "%d", nw)},
-        {"XT_MT", arena_printf(G->a, "%d", xt->mt)},
+        {"XT_MT", arena_printf(G->a, "%d", (int)xt->mt)},
         {"XT_MAPS", arena_printf(G->a, "((const unsigned char *)a.t[%d])", t->maps)},
         {"XT_X", arena_printf(G->a, "((const unsigned char *)a.t[%d])", sx)},
         {"XT_SRC(r)", src},
@@ -324,16 +389,24 @@ static void expert_tma(Gen *G, const ExpertTma *xt, int64_t amin, const IrNode *
         {"XT_CNT", arena_printf(G->a, "((const int *)a.t[%d])", sc)},
         {"XT_PERM", arena_printf(G->a, "((const int *)a.t[%d])", sp0)},
         {"XT_ORD", arena_printf(G->a, "(XT_CNT + %lld)", (long long)EXPERT_ORD(E))},
-        {"XT_STORE2(s, i, v0, v1)", expert_store2(G, nw, out)}, /* last: left out where NULL */
+        {"XT_STORE2(s, i, v0, v1)", expert_store2(G, nw, out)}, /* last two: left out where NULL */
+        {"XT_STORE4(s, i, v0, v1, v2, v3)", lvl == 2 ? expert_store4(G, nw, out) : NULL},
     };
-    const int nd = (int)(sizeof defs / sizeof defs[0]);
+    int nd = (int)(sizeof defs / sizeof defs[0]);
+    if (!defs[nd - 1].value) nd--;
+    if (!defs[nd - 1].value) nd--;
+    else if (!defs[nd - 2].value) defs[nd - 2] = defs[nd - 1], nd--;
     sb_printf(&G->decl, "// fp8_expert_linear%s above %lld routed rows: a block per (expert, 128 outputs) takes all of the expert's\n"
                         "// rows, %d a pass; the weights by TMA, the rows gathered by cp.async, into a %d-stage mbarrier ring; a producer\n"
-                        "// warpgroup, two wgmma m64n128k32 E4M3 consumer warpgroups; a persistent grid, the longest expert first\n",
-              nw > 1 ? " x 2 (gate and up)" : "", (long long)amin, 128 * xt->mt, xt->mt == 2 ? 4 : 6);
-    sb_puts(&G->decl, cg_kernel_instance(G->a, "expert_tma", entry, defs, nd - (defs[nd - 1].value == NULL)));
+                        "// warpgroup, two wgmma m64n128k32 E4M3 consumer warpgroups; a persistent grid, the longest expert first\n"
+                        "// (level %d%s%s)\n",
+              nw > 1 ? " x 2 (gate and up)" : "", (long long)amin, 128 * (int)xt->mt, xt->mt == 2 ? 4 : 6, lvl,
+              lvl == 2 ? ": the scales staged by the producer, the rows gathered in whole sectors" : "",
+              lvl == 2 && xt->ef ? ", the weights evict-first in L2" : "");
+    sb_puts(&G->decl, cg_kernel_instance(G->a, "expert_tma", entry, defs, nd));
     int64_t stages = xt->mt == 2 ? 4 : 6, smem = stages * 16384 * (1 + xt->mt) + 16 * stages + 1024; /* XT_SMEM */
-    cg_phase(G, CG_LAUNCH_BLOCK, R, (int64_t)1 << 40, ir_dim_const(xt->grid), 1, smem);
+    if (lvl == 2) smem += 4 * stages * (128 * xt->mt + 4) + 4 * 128 * xt->mt; /* the stages' scales, the pass's rows */
+    cg_phase(G, CG_LAUNCH_BLOCK, R, (int64_t)1 << 40, ir_dim_const((int)xt->grid), 1, smem);
     CgPhase *f = &G->phases[G->nphases - 1];
     f->fn = entry;
     f->amin = amin;
@@ -391,8 +464,11 @@ static bool expert_fp8_grouped(Gen *G, const IrNode *n, const IrNode *n2, int64_
     if (parts > 1 && !(G->ldr.data && strstr(G->ldr.data, "cg_k_splits("))) /* once per module (a chained down may split too) */
         sb_puts(&G->ldr, "__device__ __forceinline__ " CG_K_SPLITS_FN(CG_QUOTE) "\n");
     for (int split = 0; split < (parts > 1 ? 2 : 1); split++) {
-        cg_head(G, split ? "fp8_expert_linear, phase 2, K split between blocks (at most 64 routed rows): partial tiles to scratch"
-                         : "fp8_expert_linear, phase 2: tensor-core FP8 tile per (expert tile of 64 rows, 128 outputs)");
+        /* named (pN_fp8_expert_tile[_split]) so that a profiler's kernel filter and a trace tell it from other groups' pN */
+        const char *entry = arena_printf(G->a, "p%d_fp8_expert_tile%s", G->nphases, split ? "_split" : "");
+        sb_printf(&G->decl, "extern \"C\" __global__ void __launch_bounds__(256) %s(Args a) {  // %s\n", entry,
+                  split ? "fp8_expert_linear, phase 2, K split between blocks (at most 64 routed rows): partial tiles to scratch"
+                        : "fp8_expert_linear, phase 2: tensor-core FP8 tile per (expert tile of 64 rows, 128 outputs)");
         sb_printf(&G->decl, "    extern __shared__ __align__(16) unsigned char sm[];\n"
                             "    __shared__ int srow[64], yrow[64];\n"
                             "    const int E = %lld, EB = E + 1;\n"
@@ -437,6 +513,7 @@ static bool expert_fp8_grouped(Gen *G, const IrNode *n, const IrNode *n2, int64_
         sb_puts(&G->decl, "}\n");
         /* blocks: (row tiles of 64 + the experts that have rows) x the output tiles of the nw weights */
         cg_phase(G, CG_LAUNCH_BLOCK, R, 64, ir_dim_const(ntw), 1, CG_TILE_SMEM(G));
+        G->phases[G->nphases - 1].fn = entry;
         G->phases[G->nphases - 1].plus = EB;
         if (parts > 1) cg_phase_k(G, split ? CG_ITEMS_K_SPLIT : CG_ITEMS_K_WHOLE, nkb);
     }

@@ -37,6 +37,20 @@
 // * Epilogue: each thread stores its accumulators (rows < the pass's,
 //   columns < N) to the routed rows they belong to (scattered through the
 //   permutation); the -1 bucket's units store zeros, nothing loaded.
+// * Level 2 (XT_LVL 2; an H100's ncu of level 1: 65% of the stalls on
+//   global loads that used 4.5 of each 32-byte sector, the consumers'
+//   scale loads of scattered rows on the critical path of every K block):
+//   the consumers read no global memory in the K loop. With each stage the
+//   producer also copies (4-byte cp.async, counted by the same "full"
+//   barrier) x's scale of each row of the pass and w's block scale into
+//   shared memory beside the ring (BM + 4 floats a stage); each producer
+//   warp resolves its 32 (64) rows of the pass into a table in shared
+//   memory once a pass (warp-private: __syncwarp), and gathers x 8 lanes a
+//   row, 16 bytes each, 4 whole 128-byte rows a warp an instruction (level
+//   1: a thread a row, 32 rows an instruction, half of each sector). Its
+//   epilogue, where N % 4 == 0 and XT_STORE4 is given: lanes 2q, 2q + 1
+//   of a quad trade halves of two adjacent 8-column blocks, each stores 4
+//   adjacent columns at once, 16 whole columns of a row a warp's store.
 //
 // Parameters (#define; expressions may use the kernel's Args `a`):
 //   DSCC_ENTRY          the entry point's name
@@ -56,9 +70,13 @@
 //   XT_ORD              the bucket list (const int *; see above)
 //   XT_MT               row tiles of 64 a consumer holds: 1 or 2 (default 1: 128 rows a pass)
 //   XT_STAGES           stages of the ring (default 4 at XT_MT 2, 6 at 1)
+//   XT_LVL              1 or 2 (default 1; see above); level 2 also needs:
+//   XT_EF               level 2: 1 loads the weights under an L2 evict-first policy (default 0)
+//   XT_XSP(m, kb), XT_WSP(s, i)  the addresses (const float *) of XT_XS(m, kb) and XT_WS(s, i)
+//   XT_STORE4(s, i, v0, v1, v2, v3)  (optional, level 2) stores y_s[i .. i + 3] (i % 4 == 0, N % 4 == 0), a statement
 //   XT_REGS_P, XT_REGS_C  registers a thread after setmaxnreg: producer, consumers (56, 224 at XT_MT 1; 40, 232 at 2:
 //                       128 P + 256 C must not exceed the 384 x 168 the block is launched with)
-// Dynamic shared memory: XT_SMEM bytes (the launch's).
+// Dynamic shared memory: XT_SMEM bytes (the launch's; level 2: 4 (XT_STAGES (128 XT_MT + 4) + 128 XT_MT) more).
 #ifndef XT_X // compiled on its own (test_codegen): a stand-in for the module's prelude
 typedef unsigned long long u64;
 struct Args { u64 t[64]; long long sym[8]; long long cap, len; u64 err; long long tag; };
@@ -82,6 +100,15 @@ struct Args { u64 t[64]; long long sym[8]; long long cap, len; u64 err; long lon
 #ifndef XT_MT
 #define XT_MT 1
 #endif
+#ifndef XT_LVL
+#define XT_LVL 1
+#endif
+#if XT_LVL != 1 && XT_LVL != 2
+#error "XT_LVL must be 1 or 2"
+#endif
+#ifndef XT_EF
+#define XT_EF 0
+#endif
 #ifndef XT_STAGES
 #define XT_STAGES (XT_MT == 2 ? 4 : 6)
 #endif
@@ -99,7 +126,15 @@ struct Args { u64 t[64]; long long sym[8]; long long cap, len; u64 err; long lon
 static_assert(128 * (XT_REGS_P) + 256 * (XT_REGS_C) <= 384 * 168, "expert_tma.cuh: the warpgroups' registers exceed the block's");
 #define XT_BOX 16384                                 // bytes of a 128-row x 128-byte box
 #define XT_STAGE (XT_BOX * (1 + XT_MT))              // w's box, then 128 XT_MT rows of x
+#if XT_LVL == 2 // after the barriers: each stage's scales (128 XT_MT of x's rows, then w's, 4 floats of pad), the pass's x rows
+#define XT_SCL (XT_STAGES * XT_STAGE + 16 * XT_STAGES)
+#define XT_SROW (XT_SCL + 4 * XT_STAGES * (128 * XT_MT + 4))
+#define XT_SMEM (XT_SROW + 4 * 128 * XT_MT + 1024)
+#define XT_OWN(p) (16 * (((p) & 31) >> 2) + 4 * ((p) >> 5) + ((p) & 3)) // the first row of the pass producer thread p resolves
+#else
 #define XT_SMEM (XT_STAGES * XT_STAGE + 16 * XT_STAGES + 1024) // stages, 2 barriers a stage, 1024-alignment slack
+#define XT_OWN(p) (p)
+#endif
 
 #ifndef XT_HELPERS // once a module
 #define XT_HELPERS
@@ -134,6 +169,24 @@ __device__ __forceinline__ void xt_tma_2d(void *dst, const void *map, unsigned l
 // 16 bytes global -> shared (cp.async.cg), zeros when !v
 __device__ __forceinline__ void xt_cp16(void *dst, const void *src, bool v) {
     asm volatile("cp.async.cg.shared.global [%0], [%1], 16, %2;\n" ::"r"((unsigned)__cvta_generic_to_shared(dst)), "l"(src), "r"(v ? 16 : 0)
+                 : "memory");
+}
+// an L2 policy whose lines are evicted first (the weights: each byte read once, streamed past x's rows, which
+// the units of an expert read again while they run)
+__device__ __forceinline__ unsigned long long xt_policy_ef() {
+    unsigned long long p;
+    asm volatile("createpolicy.fractional.L2::evict_first.b64 %0, 1.0;\n" : "=l"(p));
+    return p;
+}
+// xt_tma_2d under the L2 policy pol
+__device__ __forceinline__ void xt_tma_2d_hint(void *dst, const void *map, unsigned long long *bar, int c0, int c1, unsigned long long pol) {
+    asm volatile("cp.async.bulk.tensor.2d.shared::cluster.global.mbarrier::complete_tx::bytes.L2::cache_hint [%0], [%1, {%2, %3}], [%4], %5;\n"
+                 ::"r"((unsigned)__cvta_generic_to_shared(dst)), "l"(map), "r"(c0), "r"(c1), "r"((unsigned)__cvta_generic_to_shared(bar)), "l"(pol)
+                 : "memory");
+}
+// 4 bytes global -> shared (cp.async.ca), zeros when !v
+__device__ __forceinline__ void xt_cp4(void *dst, const void *src, bool v) {
+    asm volatile("cp.async.ca.shared.global [%0], [%1], 4, %2;\n" ::"r"((unsigned)__cvta_generic_to_shared(dst)), "l"(src), "r"(v ? 4 : 0)
                  : "memory");
 }
 // an arrival on bar once every cp.async this thread issued so far has landed (.noinc: counted in the init's count)
@@ -185,6 +238,9 @@ extern "C" __global__ void __launch_bounds__(384, 1) DSCC_ENTRY(Args a) {
     if (wg == 0) { // the producer
         xt_regs_producer();
         const int p = threadIdx.x;
+#if XT_LVL == 2 && XT_EF
+        const unsigned long long pol = xt_policy_ef(); // the weights' L2 policy: evict first
+#endif
         int it = 0; // K blocks loaded so far: stage it % XT_STAGES, its use it / XT_STAGES
         // a unit's bucket b, rows c0, first sorted position and this thread's x rows of its first pass, loaded
         // during the unit before (the loads' latency off the ring's critical path at the units' boundary)
@@ -192,7 +248,7 @@ extern "C" __global__ void __launch_bounds__(384, 1) DSCC_ENTRY(Args a) {
         int src0[XT_MT];
 #define XT_SRC_ROWS(src, c0, first, p0) /* this thread's rows p + 128 j of the pass at p0: their rows of x (-1: zeros) */ \
         _Pragma("unroll") for (int j = 0; j < XT_MT; j++) {                                                                 \
-            const int i_ = p + 128 * j;                                                                                     \
+            const int i_ = XT_OWN(p) + 128 * j;                                                                             \
             src[j] = i_ < (c0) - (p0) && i_ < BM ? (int)XT_SRC(perm[(first) + (p0) + i_]) : -1;                             \
         }
         if (u < units) {
@@ -201,6 +257,10 @@ extern "C" __global__ void __launch_bounds__(384, 1) DSCC_ENTRY(Args a) {
         }
         for (; u < units; u += gridDim.x) {
             const int ws = (int)(u % ntw / nt), wrow = (int)(b * N + u % ntw % nt * 128LL);
+#if XT_LVL == 2
+            const long long wsb = ((long long)b * nt + u % ntw % nt) * nkb; // w_s's scales of this tile, K block 0
+            int *srow = (int *)(sm + XT_SROW);
+#endif
             const int un = u + gridDim.x, bn = un < units ? ord[un / ntw] : 0; // the next unit's bucket: its load issued
             int cn = 0, fn = 0, srcn[XT_MT];
 #define XT_NEXT() /* the next unit's rows (once a unit: before its first K block's copies, or with the zeros) */              \
@@ -227,14 +287,42 @@ extern "C" __global__ void __launch_bounds__(384, 1) DSCC_ENTRY(Args a) {
                         for (int j = 0; j < XT_MT; j++) src[j] = src0[j];
                     } else
                         XT_SRC_ROWS(src, c0, first, p0)
+#if XT_LVL == 2
+                    __syncwarp(); // the warp's lanes read the last pass's rows: then the table is rewritten
+#pragma unroll
+                    for (int j = 0; j < XT_MT; j++) srow[XT_OWN(p) + 128 * j] = src[j];
+                    __syncwarp();
+#endif
                     for (int kb = 0; kb < nkb; kb++, it++) {
                         const int s = it % XT_STAGES;
                         unsigned char *st = sm + s * XT_STAGE;
                         xt_mbar_wait(&empty[s], (unsigned)((it / XT_STAGES) & 1) ^ 1u); // the consumers are done with its last use
                         if (p == 0) {
                             xt_mbar_expect_tx(&full[s], XT_BOX);
+#if XT_LVL == 2 && XT_EF
+                            xt_tma_2d_hint(st, map, &full[s], kb * 128, wrow, pol);
+#else
                             xt_tma_2d(st, map, &full[s], kb * 128, wrow);
+#endif
                         }
+#if XT_LVL == 2
+                        float *sc = (float *)(sm + XT_SCL) + s * (BM + 4);
+                        if (p == 0) xt_cp4(sc + BM, XT_WSP(ws, wsb + kb), true); // w's block scale
+#pragma unroll
+                        for (int j = 0; j < XT_MT; j++) { // x's scales of this thread's rows (zeros past the rows)
+                            const int i = XT_OWN(p) + 128 * j;
+                            if (i / 64 < tiles) xt_cp4(sc + i, XT_XSP(src[j] < 0 ? 0 : src[j], kb), src[j] >= 0);
+                        }
+                        // x's rows: 8 lanes a row, 16 bytes each, 4 rows a warp an instruction (whole sectors)
+#pragma unroll 4 // (8: the producer spills at setmaxnreg's 56 registers; ptxas, V3's shapes)
+                        for (int q = 0; q < 8 * XT_MT; q++) {
+                            const int i = 16 * q + 4 * (p >> 5) + ((p & 31) >> 3), ch = p & 7;
+                            if (i / 64 >= tiles) continue; // a row tile without rows: not computed (q / 4: the warp's alike)
+                            const int sr = srow[i];
+                            const bool v = sr >= 0 && 128LL * kb + 16 * ch < K;
+                            xt_cp16(st + XT_BOX + i * 128 + ((ch ^ (i & 7)) << 4), v ? XT_X + (long long)sr * K + 128LL * kb + 16 * ch : XT_X, v);
+                        }
+#else
 #pragma unroll
                         for (int j = 0; j < XT_MT; j++) {
                             const int i = p + 128 * j;
@@ -247,6 +335,7 @@ extern "C" __global__ void __launch_bounds__(384, 1) DSCC_ENTRY(Args a) {
                                 xt_cp16(row + ((c ^ (i & 7)) << 4), v ? sx + 16 * c : XT_X, v);
                             }
                         }
+#endif
                         xt_cp_arrive(&full[s]);
                         if (p0 == 0 && kb == 0) XT_NEXT()
                     }
@@ -277,26 +366,45 @@ extern "C" __global__ void __launch_bounds__(384, 1) DSCC_ENTRY(Args a) {
             b = bn, c0 = cn, first = fn;
             continue;
         }
+#if XT_LVL == 1
         const long long wsb = ((long long)b * nt + ot) * nkb; // w_s's scales of this tile, K block 0
+#endif
         for (int p0 = 0; p0 < c0; p0 += BM) {
             const int rows = c0 - p0 < BM ? c0 - p0 : BM;
+            bool on[XT_MT]; // the row tile has rows
+#if XT_LVL == 1
             int ra[XT_MT], rb[XT_MT]; // this thread's x rows (-1: past the pass's rows)
-            bool on[XT_MT];           // the row tile has rows
+#else
+            int ya[XT_MT], yb[XT_MT]; // the routed rows of this thread's rows (-1: past the pass's), for the epilogue: loaded now
+#endif
 #pragma unroll
             for (int j = 0; j < XT_MT; j++) {
-                const int ia = 64 * (c + 2 * j) + r0, ib = ia + 8;
                 on[j] = 64 * (c + 2 * j) < rows;
+#if XT_LVL == 2
+                const int ia = 64 * (c + 2 * j) + r0, ib = ia + 8;
+                ya[j] = ia < rows ? perm[first + p0 + ia] : -1;
+                yb[j] = ib < rows ? perm[first + p0 + ib] : -1;
+#else
+                const int ia = 64 * (c + 2 * j) + r0, ib = ia + 8;
                 ra[j] = ia < rows ? (int)XT_SRC(perm[first + p0 + ia]) : -1;
                 rb[j] = ib < rows ? (int)XT_SRC(perm[first + p0 + ib]) : -1;
+#endif
 #pragma unroll
                 for (int i = 0; i < 64; i++) acc[j][i] = 0.0f;
             }
             for (int kb = 0; kb < nkb; kb++, it++) {
                 const int s = it % XT_STAGES;
                 unsigned char *st = sm + s * XT_STAGE;
+#if XT_LVL == 2
+                xt_mbar_wait(&full[s], (unsigned)((it / XT_STAGES) & 1));
+                xt_fence_async();
+                const float *sc = (const float *)(sm + XT_SCL) + s * (BM + 4); // the producer's scales of the stage
+                const float w = sc[BM];
+#else
                 const float w = XT_WS(ws, wsb + kb);
                 xt_mbar_wait(&full[s], (unsigned)((it / XT_STAGES) & 1));
                 xt_fence_async();
+#endif
                 const unsigned long long db = xt_desc(st);
 #pragma unroll
                 for (int j = 0; j < XT_MT; j++) {
@@ -306,7 +414,11 @@ extern "C" __global__ void __launch_bounds__(384, 1) DSCC_ENTRY(Args a) {
 #pragma unroll
                     for (int k = 0; k < 4; k++) xt_wgmma128(part, da + 2 * k, db + 2 * k, k > 0);
                     xt_wg_commit();
+#if XT_LVL == 2
+                    const float sa = sc[64 * (c + 2 * j) + r0] * w, sb = sc[64 * (c + 2 * j) + r0 + 8] * w;
+#else
                     const float sa = ra[j] >= 0 ? XT_XS((long long)ra[j], kb) * w : 0.0f, sb = rb[j] >= 0 ? XT_XS((long long)rb[j], kb) * w : 0.0f;
+#endif
                     xt_wg_wait0();
                     xt_hold64(part);
 #pragma unroll
@@ -332,6 +444,33 @@ extern "C" __global__ void __launch_bounds__(384, 1) DSCC_ENTRY(Args a) {
             }                                                                                                           \
         }                                                                                                               \
     }
+#if XT_LVL == 2 && defined(XT_STORE4)
+            // level 2, N % 4 == 0: lanes 2q and 2q + 1 of a quad trade the halves of two adjacent 8-column blocks, so each
+            // stores 4 adjacent columns (16 or 8 bytes) and a warp's store covers 16 whole columns of each of its 8 rows
+#define XT_EPILOGUE4(S)                                                                                                 \
+    _Pragma("unroll") for (int j = 0; j < XT_MT; j++) {                                                                 \
+        if (!on[j]) continue; /* the consumer's warps alike: the shuffles below have every lane */                      \
+        const int q = lane & 3;                                                                                         \
+        _Pragma("unroll") for (int i = 0; i < 64; i += 8) {                                                             \
+            _Pragma("unroll") for (int h = 0; h < 4; h += 2) {                                                          \
+                const float s0 = (q & 1) ? acc[j][i + h] : acc[j][i + 4 + h], s1 = (q & 1) ? acc[j][i + 1 + h] : acc[j][i + 5 + h]; \
+                const float t0 = __shfl_xor_sync(0xffffffffu, s0, 1), t1 = __shfl_xor_sync(0xffffffffu, s1, 1);        \
+                const long long m = h ? yb[j] : ya[j], n = n0 + 8 * (i >> 2) + ((q & 1) ? 8 + 2 * (q - 1) : 2 * q);    \
+                if (m < 0 || n >= N) continue;                                                                          \
+                if (q & 1) XT_STORE4((S), m * N + n, t0, t1, acc[j][i + 4 + h], acc[j][i + 5 + h]);                     \
+                else XT_STORE4((S), m * N + n, acc[j][i + h], acc[j][i + 1 + h], t0, t1);                               \
+            }                                                                                                           \
+        }                                                                                                               \
+    }
+            if ((N & 3) == 0) {
+                if (XT_NW > 1 && ws) {
+                    XT_EPILOGUE4(1)
+                } else {
+                    XT_EPILOGUE4(0)
+                }
+            } else
+#undef XT_EPILOGUE4
+#endif
             if (XT_NW > 1 && ws) {
                 XT_EPILOGUE(1)
             } else {
@@ -354,6 +493,7 @@ extern "C" __global__ void __launch_bounds__(384, 1) DSCC_ENTRY(Args a) {
 #undef XT_WS
 #undef XT_STORE
 #undef XT_STORE2
+#undef XT_STORE4
 #undef XT_CNT
 #undef XT_PERM
 #undef XT_ORD
@@ -364,3 +504,10 @@ extern "C" __global__ void __launch_bounds__(384, 1) DSCC_ENTRY(Args a) {
 #undef XT_BOX
 #undef XT_STAGE
 #undef XT_SMEM
+#undef XT_LVL
+#undef XT_EF
+#undef XT_OWN
+#undef XT_SCL
+#undef XT_SROW
+#undef XT_XSP
+#undef XT_WSP

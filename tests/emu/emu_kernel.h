@@ -793,7 +793,16 @@ static inline void xt_fence_async(void) {}
 #define xt_mbar_expect_tx(bar, bytes) hp_mbar_expect_tx((bar), (bytes))
 #define xt_mbar_wait(bar, parity) hp_mbar_wait((bar), (parity))
 #define xt_tma_2d(dst, map, bar, c0, c1) hp_tma_2d((dst), (map), (bar), (c0), (c1))
+/* an L2 cache policy: a hint, nothing to emulate */
+#define xt_policy_ef() 0ull
+#define xt_tma_2d_hint(dst, map, bar, c0, c1, pol) ((void)(pol), hp_tma_2d((dst), (map), (bar), (c0), (c1)))
 #define xt_cp16(dst, src, v) hp_cp16((dst), (src), (v))
+/* cp.async.ca.shared.global of 4 bytes (its level 2's scales), zeros when !v */
+static inline void emu_xt_cp4(void *dst, const void *src, bool v, int line) {
+    if (((uintptr_t)dst & 3) || (v && ((uintptr_t)src & 3))) emu_ctx->fault(emu_ctx, "cp.async of 4 bytes to or from a misaligned address", line);
+    emu_ctx->cp_async(emu_ctx, dst, src, 4, v ? 4 : 0);
+}
+#define xt_cp4(dst, src, v) emu_xt_cp4((dst), (src), (v), __LINE__)
 #define xt_cp_arrive(bar) hp_cp_arrive((bar))
 #define xt_regs_producer() emu_setmaxnreg(XT_REGS_P, __LINE__)
 #define xt_regs_consumer() emu_setmaxnreg(XT_REGS_C, __LINE__)

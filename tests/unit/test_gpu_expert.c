@@ -18,7 +18,12 @@
  * consumers holding a second row tile, one without rows) and slots of id -1; N 176,
  * 528 and 100 are not multiples of its 128-output tile, K 528 and 176 not
  * of 128. A wrong swizzle of its gathered rows, a stage released early or
- * a wrong row scattered shows as a rel L2 far above the bounds.
+ * a wrong row scattered shows as a rel L2 far above the bounds. Its level
+ * 2 (DSCC_EXPERT_TMA=2,...: the scales copied into the stage by the
+ * producer, the rows gathered 8 lanes a row through a table in shared
+ * memory, the outputs stored 4 columns a lane after a quad shuffle) on the
+ * same cases, checked to be the level generated; a scale of the wrong row
+ * or K block, or a column pair traded the wrong way, fails the bounds.
  * The stream form is opt-in (DSCC_EXPERT_V2=1 or its parameters: on an
  * H100 it was slower than the tile). Each step checks that the stream
  * phase is the one that ran (and, by default or with DSCC_EXPERT_V2=0,
@@ -28,7 +33,7 @@
  * storage (y rounded to bf16), 1e-5 with f32 storage (FP8 products exact,
  * only the order of the f32 sums differs). The ring's missing waits or
  * warp barriers, or a wrong swizzle, the emulator shows as stale bytes.
- * A malformed DSCC_EXPERT_V2
+ * A malformed DSCC_EXPERT_V2 or DSCC_EXPERT_TMA
  * stops codegen with a message. Exits 77 (skipped) without a GPU;
  * emu.test_gpu_expert runs it on the emulated device. */
 #include <setjmp.h>
@@ -106,6 +111,23 @@ static void phases_at(const IrGraph *g, bool f32, int64_t T, bool *stream, bool 
     arena_free(a);
 }
 
+/* Whether a module generated under the environment now holds `text`. */
+static bool generated_has(const IrGraph *g, bool f32, const char *text) {
+    Arena *a = arena_new();
+    DiagEngine *d = diag_new(a, stderr);
+    CgProgram *p = cg_generate(a, d, g, &(CgGenOptions){.f32_storage = f32});
+    assert_non_null(p);
+    bool has = false;
+    for (int m = 0; m < p->nmodules; m++) has |= strstr(p->modules[m].source, text) != NULL;
+    arena_free(a);
+    return has;
+}
+
+/* The level the TMA form's phases were generated at (XT_LVL: 1 or 2; 0 without them). */
+static int tma_level(const IrGraph *g, bool f32) {
+    return generated_has(g, f32, "#define XT_LVL 2\n") ? 2 : generated_has(g, f32, "#define XT_LVL 1\n") ? 1 : 0;
+}
+
 static uint64_t next(uint64_t *s) {
     *s = *s * 6364136223846793005ull + 1442695040888963407ull;
     return *s >> 33;
@@ -149,6 +171,12 @@ static void check_kinds(bool f32, int form, unsigned kinds) {
     CpuWeightSource ws = cpu_random_weights(&seed);
     static const int64_t TOKENS[5] = {1, 2, 24, 80, 160};
     GpuOptions go = {.max_batch = kinds >> 4 ? 160 : 80, .max_seq = 1, .max_ctx = 1, .keep_all = true, .f32_storage = f32, .no_blas = true};
+    const char *tenv = getenv("DSCC_EXPERT_TMA");
+    if (form == FORM_TMA) { /* DSCC_EXPERT_TMA=2...: level 2, the weights evict-first unless ef=0 */
+        const bool two = tenv && tenv[0] == '2';
+        assert_int_equal(tma_level(g, f32), two ? 2 : 1);
+        assert_true(generated_has(g, f32, "#define XT_EF 1\n") == (two && !strstr(tenv, "ef=0")));
+    }
     GpuExec *gx = gpu_exec_new(g, &ws, &go, d);
     assert_non_null(gx);
     Cmp m = {.g = g, .gx = gx};
@@ -251,6 +279,22 @@ static void test_tma_f32(void **state) {
     unsetenv("DSCC_EXPERT_TMA");
 }
 
+/* the TMA form's level 2 (DSCC_EXPERT_TMA=2: the producer copies the scales of a stage's rows and w's into shared memory
+ * beside them, gathers the rows 8 lanes a row) on the same cases: 128 rows a pass and a grid of 3, bf16, the weights
+ * evict-first in L2 (the default); 256 a pass, f32, without the hint (ef=0) */
+static void test_tma2(void **state) {
+    (void)state;
+    setenv("DSCC_EXPERT_TMA", "2,minr=1,grid=3", 1);
+    check_kinds(false, FORM_TMA, 31u);
+    unsetenv("DSCC_EXPERT_TMA");
+}
+static void test_tma2_f32(void **state) {
+    (void)state;
+    setenv("DSCC_EXPERT_TMA", "2,minr=1,mt=2,ef=0", 1);
+    check_kinds(true, FORM_TMA, 1u << 2 | 1u << 4);
+    unsetenv("DSCC_EXPERT_TMA");
+}
+
 /* maxr: the stream form at R <= maxr routed rows only, the tile above; a malformed value stops codegen. */
 static void test_env(void **state) {
     (void)state;
@@ -270,13 +314,13 @@ static void test_env(void **state) {
     assert_true(st && !tile && !tma);
     phases_at(g, false, 3, &st, &tile, &ring, &tma); /* 12 */
     assert_true(!st && tile && !tma);
-    static const char *const bad[] = {"2", "u=9", "minb=0", "maxr", "maxr=8,", "depth=2", "u=2x", "maxr=0", "ring=2", "d=5"};
+    static const char *const bad[] = {"2", "u=9", "minb=0", "maxr", "maxr=8,", "depth=2", "u=2x", "maxr=0", "ring=2", "d=5", "u=2,1"};
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
         setenv("DSCC_EXPERT_V2", bad[i], 1);
         assert_null(cg_generate(a, d, g, &(CgGenOptions){0}));
     }
     unsetenv("DSCC_EXPERT_V2");
-    assert_true(diag_error_count(d) >= 10);
+    assert_true(diag_error_count(d) >= 11);
     /* the TMA form above minr routed rows, the tile at or below; with DSCC_EXPERT_TMA=1 above 2,048 (a prefill of 512
      * tokens x 4 slots here); never by default (opt-in) or with DSCC_EXPERT_TMA=0 */
     setenv("DSCC_EXPERT_TMA", "minr=8", 1);
@@ -289,6 +333,15 @@ static void test_env(void **state) {
     assert_true(!st && tile && !tma);
     phases_at(g, false, 513, &st, &tile, &ring, &tma);
     assert_true(!st && !tile && tma);
+    assert_int_equal(tma_level(g, false), 1);
+    setenv("DSCC_EXPERT_TMA", "2", 1); /* level 2 at the same rows */
+    phases_at(g, false, 512, &st, &tile, &ring, &tma);
+    assert_true(!st && tile && !tma);
+    phases_at(g, false, 513, &st, &tile, &ring, &tma);
+    assert_true(!st && !tile && tma);
+    assert_int_equal(tma_level(g, false), 2);
+    setenv("DSCC_EXPERT_TMA", "1,mt=2", 1);
+    assert_int_equal(tma_level(g, false), 1);
     unsetenv("DSCC_EXPERT_TMA");
     phases_at(g, false, 513, &st, &tile, &ring, &tma);
     assert_true(!st && tile && !tma);
@@ -296,13 +349,14 @@ static void test_env(void **state) {
     phases_at(g, false, 513, &st, &tile, &ring, &tma);
     assert_true(!st && tile && !tma);
     int before = diag_error_count(d);
-    static const char *const badt[] = {"2", "minr=0", "mt=3", "minr", "minr=", "mt=1,", "minr=8x", "depth=2", "grid=0", "grid=1025"};
+    static const char *const badt[] = {"3", "minr=0", "mt=3", "minr", "minr=", "mt=1,", "minr=8x", "depth=2", "grid=0", "grid=1025",
+                                       "mt=2,2", "2,", "2x", ",2", "2,mt=3", "-1", "2,ef=2"};
     for (size_t i = 0; i < sizeof badt / sizeof badt[0]; i++) {
         setenv("DSCC_EXPERT_TMA", badt[i], 1);
         assert_null(cg_generate(a, d, g, &(CgGenOptions){0}));
     }
     unsetenv("DSCC_EXPERT_TMA");
-    assert_true(diag_error_count(d) >= before + 10);
+    assert_true(diag_error_count(d) >= before + 17);
     arena_free(a);
 }
 
@@ -310,6 +364,7 @@ int main(void) {
     if (!tu_hopper()) return 77;
     const struct CMUnitTest tests[] = {cmocka_unit_test(test_stream), cmocka_unit_test(test_stream_f32), cmocka_unit_test(test_regs),
                                        cmocka_unit_test(test_regs_f32), cmocka_unit_test(test_ring4), cmocka_unit_test(test_tile),
-                                       cmocka_unit_test(test_tma), cmocka_unit_test(test_tma_f32), cmocka_unit_test(test_env)};
+                                       cmocka_unit_test(test_tma), cmocka_unit_test(test_tma_f32), cmocka_unit_test(test_tma2),
+                                       cmocka_unit_test(test_tma2_f32), cmocka_unit_test(test_env)};
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
