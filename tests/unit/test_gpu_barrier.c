@@ -18,13 +18,13 @@
 #include <stdint.h>
 #include <cmocka.h>
 
-#include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
 #include "codegen/codegen.h"
+#include "codegen/gen.h"
 #include "runtime/cuda.h"
 #include "tests/unit/testutil.h"
 
@@ -66,53 +66,30 @@ static const char *SRC =
     "    else if (threadIdx.x < 64) mla_bar_sync(6, 64);\n"
     "}\n";
 
-/* The Args block the kernels take (codegen's prelude's layout). */
-typedef struct {
-    unsigned long long t[64];
-    long long sym[8];
-    long long cap, len;
-    unsigned long long err;
-    long long tag;
-} Args;
-
 typedef struct {
     const char *kernel;
     int wait_full; /* ring: sym[0] */
-    const char *dir;
 } Case;
 
-enum { C_OK = 0, C_WRONG = 1, C_LAUNCH_FAILED = 2, C_ERROR = 3, C_NO_HOPPER = 77, C_NOT_EMULATED = 78 };
-
-/* In the child: compiles the module, launches `kernel` on BLOCKS blocks of 64
- * threads (the faults: 128) and checks ring's sums; stderr goes to
- * dir/<kernel>.err. */
+/* In a child (tu_child_stderr): compiles the module, launches `kernel` on
+ * BLOCKS blocks of 64 threads (the faults: 128) and checks ring's sums. */
 static int run_case(void *arg) {
     const Case *c = arg;
-    char path[512];
-    snprintf(path, sizeof path, "%s/%s%d.err", c->dir, c->kernel, c->wait_full);
-    int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC, 0644);
-    if (fd < 0 || dup2(fd, 2) < 0) return C_ERROR;
-    Arena *a = arena_new();
-    DiagEngine *d = diag_new(a, stderr);
-    RtCuda *gpu = rt_cuda_open(d, 0);
-    if (!gpu || rt_cuda_sm(gpu) < 90) return C_NO_HOPPER;
-    bool emulated = strstr(rt_cuda_device_name(gpu), "mulated") != NULL;
-    if (strcmp(c->kernel, "ring") != 0 || !c->wait_full) {
-        if (!emulated) return C_NOT_EMULATED;
-    }
-    CgSource src = {"barriers", SRC, {"test_gpu_barrier.c", 1, 1}};
-    CgBinary bin = {0};
-    CgOptions o = {.cache_dir = getenv("DSCC_CACHE_DIR") ? NULL : ""}; /* the test's cache (ctest's), else none */
-    if (cg_compile(a, d, &src, 1, &o, &bin) != 0) return C_ERROR;
-    RtKernel *k = rt_cuda_kernel(gpu, d, bin.data, c->kernel);
+    const CgSource src = {"barriers", SRC, {"test_gpu_barrier.c", 1, 1}};
+    TuModule m;
+    TuCase st = tu_module_open(&m, &src, strcmp(c->kernel, "ring") != 0 || !c->wait_full); /* the faults: emulated only */
+    if (st != TU_CASE_OK) return st;
+    DiagEngine *d = m.d;
+    RtCuda *gpu = m.gpu;
+    RtKernel *k = rt_cuda_kernel(gpu, d, m.bin.data, c->kernel);
     RtDevPtr out;
-    if (!k || !rt_cuda_alloc(gpu, d, sizeof(long long) * 32 * BLOCKS, &out)) return C_ERROR;
-    Args args = {.sym = {c->wait_full}};
+    if (!k || !rt_cuda_alloc(gpu, d, sizeof(long long) * 32 * BLOCKS, &out)) return TU_CASE_ERROR;
+    CgArgs args = {.sym = {c->wait_full}};
     args.t[0] = out;
     void *p[] = {&args};
-    if (!rt_cuda_launch(gpu, d, k, BLOCKS, strcmp(c->kernel, "ring") ? 128 : 64, 0, p) || !rt_cuda_sync(gpu, d)) return C_LAUNCH_FAILED;
+    if (!rt_cuda_launch(gpu, d, k, BLOCKS, strcmp(c->kernel, "ring") ? 128 : 64, 0, p) || !rt_cuda_sync(gpu, d)) return TU_CASE_LAUNCH_FAILED;
     long long sums[32 * BLOCKS];
-    if (!rt_cuda_download(gpu, d, sums, out, sizeof sums)) return C_ERROR;
+    if (!rt_cuda_download(gpu, d, sums, out, sizeof sums)) return TU_CASE_ERROR;
     int wrong = 0;
     for (int b = 0; b < BLOCKS; b++)
         for (int l = 0; l < 32; l++) {
@@ -121,36 +98,24 @@ static int run_case(void *arg) {
             wrong += sums[b * 32 + l] != want;
         }
     fprintf(stderr, "%s: %d of %d sums wrong\n", c->kernel, wrong, 32 * BLOCKS);
-    rt_cuda_close(gpu);
-    cg_binary_free(&bin);
-    arena_free(a);
-    return wrong ? C_WRONG : C_OK;
+    tu_module_close(&m);
+    return wrong ? TU_CASE_WRONG : TU_CASE_OK;
 }
 
 static char g_dir[] = "/tmp/dscc_barrier_XXXXXX";
 
 /* Runs a case in a child; *err: what it wrote on stderr (static). */
 static int child(const char *kernel, int wait_full, const char **err) {
-    Case c = {kernel, wait_full, g_dir};
-    int rc = tu_wait(tu_fork(run_case, &c));
-    static char text[8192];
-    char path[512];
-    snprintf(path, sizeof path, "%s/%s%d.err", g_dir, kernel, wait_full);
-    FILE *f = fopen(path, "r");
-    size_t n = f ? fread(text, 1, sizeof text - 1, f) : 0;
-    text[n] = 0;
-    if (f) fclose(f);
-    unlink(path);
-    *err = text;
-    return rc;
+    Case c = {kernel, wait_full};
+    return tu_child_stderr(run_case, &c, g_dir, err);
 }
 
 static void test_ring(void **state) {
     (void)state;
     const char *err;
     int rc = child("ring", 1, &err);
-    if (rc != C_OK) fprintf(stderr, "%s", err);
-    assert_int_equal(rc, C_OK);
+    if (rc != TU_CASE_OK) fprintf(stderr, "%s", err);
+    assert_int_equal(rc, TU_CASE_OK);
 }
 
 /* Emulated device only: the control and the faults. */
@@ -158,12 +123,12 @@ static void test_faults(void **state) {
     (void)state;
     const char *err;
     int rc = child("ring", 0, &err);
-    if (rc == C_NOT_EMULATED) {
+    if (rc == TU_CASE_NOT_EMULATED) {
         printf("faults: not on a GPU (it would hang or race), only on the emulated device\n");
         return;
     }
     /* the consumer runs ahead: it sums slots not filled yet, or arrives at "empty" a phase ahead */
-    bool shown = rc == C_WRONG || (rc == C_LAUNCH_FAILED && strstr(err, "arrives twice in one phase"));
+    bool shown = rc == TU_CASE_WRONG || (rc == TU_CASE_LAUNCH_FAILED && strstr(err, "arrives twice in one phase"));
     if (!shown) fprintf(stderr, "%s", err);
     assert_true(shown);
     static const struct {
@@ -175,9 +140,9 @@ static void test_faults(void **state) {
                   {"twice", "named barrier 6: this thread arrives twice in one phase"}};
     for (size_t i = 0; i < sizeof faults / sizeof *faults; i++) {
         rc = child(faults[i].kernel, 1, &err);
-        if (rc != C_LAUNCH_FAILED || !strstr(err, faults[i].want))
+        if (rc != TU_CASE_LAUNCH_FAILED || !strstr(err, faults[i].want))
             fprintf(stderr, "%s: exit %d, expected a failed launch saying \"%s\"; it said:\n%s", faults[i].kernel, rc, faults[i].want, err);
-        assert_int_equal(rc, C_LAUNCH_FAILED);
+        assert_int_equal(rc, TU_CASE_LAUNCH_FAILED);
         assert_non_null(strstr(err, faults[i].want));
         assert_non_null(strstr(err, faults[i].kernel));
     }
@@ -187,7 +152,7 @@ int main(void) {
     if (!mkdtemp(g_dir)) return 1;
     const char *err;
     int rc = child("ring", 1, &err); /* also: is there a Hopper, real or emulated */
-    if (rc == C_NO_HOPPER) {
+    if (rc == TU_CASE_NO_HOPPER) {
         printf("skipped: no Hopper GPU (sm_90), real or emulated\n");
         rmdir(g_dir);
         return 77;

@@ -212,15 +212,6 @@ static double from_bf16(uint16_t h) {
     return f;
 }
 
-/* The kernel's argument block when compiled alone (mla_decode.cuh's). */
-typedef struct {
-    unsigned long long t[64];
-    long long sym[8];
-    long long cap, len;
-    unsigned long long err;
-    long long tag;
-} MlaArgs;
-
 /* The kernel itself, launched here with one split over all blocks of
  * keys, B batch rows of 64 heads (one tile each), not causal, f32 out,
  * against a double-precision reference of the bf16 inputs (relative L2
@@ -245,12 +236,10 @@ static float *kernel_ring(const char *v3, const char *waitg, const char *pf, con
                        {"MLA_LAZY", lazy}, {"MLA_PREG", ring_preg}};
     CgSource src = {"mla_ring", cg_kernel_instance(a, "mla_decode", "mla_ring", defs, (int)(sizeof defs / sizeof *defs)),
                     {"codegen/kernels/mla_decode.cuh", 0, 0}};
-    CgBinary bin = {0};
-    CgOptions o = {.cache_dir = getenv("DSCC_CACHE_DIR") ? NULL : ""}; /* the test's cache (ctest's), else none */
-    assert_int_equal(cg_compile(a, d, &src, 1, &o, &bin), 0);
-    RtCuda *gpu = rt_cuda_open(d, 0);
-    assert_non_null(gpu);
-    RtKernel *k = rt_cuda_kernel(gpu, d, bin.data, "mla_ring");
+    TuModule m;
+    assert_int_equal(tu_module_open(&m, &src, false), TU_CASE_OK);
+    RtCuda *gpu = m.gpu;
+    RtKernel *k = rt_cuda_kernel(gpu, d, m.bin.data, "mla_ring");
     assert_non_null(k);
     const size_t nq = (size_t)B * HQ * 576, nk = (size_t)B * T * 576, no = (size_t)B * HQ * 512;
     uint16_t *q = malloc(sizeof(uint16_t) * nq), *kv = malloc(sizeof(uint16_t) * nk);
@@ -261,7 +250,7 @@ static float *kernel_ring(const char *v3, const char *waitg, const char *pf, con
     assert_true(rt_cuda_alloc(gpu, d, sizeof(uint16_t) * nq, &dq) && rt_cuda_alloc(gpu, d, sizeof(uint16_t) * nk, &dk));
     assert_true(rt_cuda_alloc(gpu, d, sizeof(float) * no, &dout) && rt_cuda_alloc(gpu, d, sizeof(float) * 64, &dpart));
     assert_true(rt_cuda_upload(gpu, d, dq, q, sizeof(uint16_t) * nq) && rt_cuda_upload(gpu, d, dk, kv, sizeof(uint16_t) * nk));
-    MlaArgs args = {.t = {dq, dk, dout, dpart}};
+    CgArgs args = {.t = {dq, dk, dout, dpart}};
     void *p[] = {&args};
     assert_true(rt_cuda_launch_async(gpu, d, k, (unsigned)B, 384, 3 * 73728 + 1024 + 256, p) && rt_cuda_sync(gpu, d));
     assert_true(rt_cuda_download(gpu, d, out, dout, sizeof(float) * no));
@@ -295,8 +284,7 @@ static float *kernel_ring(const char *v3, const char *waitg, const char *pf, con
     free(sc);
     free(q);
     free(kv);
-    rt_cuda_close(gpu);
-    cg_binary_free(&bin);
+    tu_module_close(&m);
     arena_free(a);
     return out;
 }

@@ -161,87 +161,55 @@ static const char *SRC =
     "    ((int *)a.t[1])[i] = ((const int *)a.t[0])[i] * 2;\n"
     "}\n";
 
-typedef struct {
-    unsigned long long t[64];
-    long long sym[8];
-    long long cap, len;
-    unsigned long long err;
-    long long tag;
-} Args;
-
-enum { C_OK, C_NO_HOPPER, C_NOT_EMULATED, C_ERROR, C_LAUNCH_FAILED, C_WRONG };
-
 static char g_dir[] = "/tmp/dscc_pdl_XXXXXX";
 
-/* In a child (a failed launch poisons the context): writer, then `reader` programmatically; stderr to dir/<reader>.err. */
+/* In a child (tu_child_stderr): writer, then `reader` programmatically. */
 static int run_pair(void *arg) {
     const char *reader = arg;
-    char path[512];
-    snprintf(path, sizeof path, "%s/%s.err", g_dir, reader);
-    int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC, 0644);
-    if (fd < 0 || dup2(fd, 2) < 0) return C_ERROR;
-    Arena *a = arena_new();
-    DiagEngine *d = diag_new(a, stderr);
-    RtCuda *gpu = rt_cuda_open(d, 0);
-    if (!gpu || rt_cuda_sm(gpu) < 90) return C_NO_HOPPER;
-    bool emulated = strstr(rt_cuda_device_name(gpu), "mulated") != NULL;
-    if (strcmp(reader, "reader") != 0 && !emulated) return C_NOT_EMULATED;
-    CgSource src = {"pdl_pair", SRC, {"test_gpu_pdl.c", 1, 1}};
-    CgBinary bin = {0};
-    CgOptions o = {.cache_dir = getenv("DSCC_CACHE_DIR") ? NULL : ""};
-    if (cg_compile(a, d, &src, 1, &o, &bin) != 0) return C_ERROR;
-    RtModule *m = rt_cuda_module(gpu, d, bin.data, "pdl_pair");
+    const CgSource src = {"pdl_pair", SRC, {"test_gpu_pdl.c", 1, 1}};
+    TuModule tm;
+    TuCase st = tu_module_open(&tm, &src, strcmp(reader, "reader") != 0); /* early: emulated only */
+    if (st != TU_CASE_OK) return st;
+    DiagEngine *d = tm.d;
+    RtCuda *gpu = tm.gpu;
+    RtModule *m = rt_cuda_module(gpu, d, tm.bin.data, "pdl_pair");
     RtKernel *kw = m ? rt_cuda_function(gpu, d, m, "writer") : NULL, *kr = m ? rt_cuda_function(gpu, d, m, reader) : NULL;
     RtDevPtr buf[2];
-    if (!kw || !kr || !rt_cuda_alloc(gpu, d, 4 * N_VALUES, &buf[0]) || !rt_cuda_alloc(gpu, d, 4 * N_VALUES, &buf[1])) return C_ERROR;
+    if (!kw || !kr || !rt_cuda_alloc(gpu, d, 4 * N_VALUES, &buf[0]) || !rt_cuda_alloc(gpu, d, 4 * N_VALUES, &buf[1])) return TU_CASE_ERROR;
     fprintf(stderr, "%s: programmatic launches %s\n", rt_cuda_device_name(gpu), rt_cuda_has_pdl(gpu) ? "supported" : "not supported");
     int wrong = 0;
     for (int rep = 0; rep < 4; rep++) {
-        Args args = {.sym = {2000, N_VALUES - 100}};
+        CgArgs args = {.sym = {2000, N_VALUES - 100}};
         args.t[0] = buf[0], args.t[1] = buf[1];
         void *p[] = {&args};
         if (!rt_cuda_memset0(gpu, d, buf[0], 4 * N_VALUES) || !rt_cuda_memset0(gpu, d, buf[1], 4 * N_VALUES) ||
             !rt_cuda_launch_async(gpu, d, kw, N_VALUES / 256, 256, 0, p) || !rt_cuda_launch_pdl(gpu, d, kr, N_VALUES / 256, 256, 0, p) ||
             !rt_cuda_sync(gpu, d))
-            return C_LAUNCH_FAILED;
+            return TU_CASE_LAUNCH_FAILED;
         int got[N_VALUES];
-        if (!rt_cuda_download(gpu, d, got, buf[1], sizeof got)) return C_ERROR;
+        if (!rt_cuda_download(gpu, d, got, buf[1], sizeof got)) return TU_CASE_ERROR;
         for (int i = 0; i < N_VALUES; i++) wrong += got[i] != (i < N_VALUES - 100 ? 2 * (i + 1) : 0);
     }
     fprintf(stderr, "%s: %d values wrong\n", reader, wrong);
-    rt_cuda_close(gpu);
-    cg_binary_free(&bin);
-    arena_free(a);
-    return wrong ? C_WRONG : C_OK;
+    tu_module_close(&tm);
+    return wrong ? TU_CASE_WRONG : TU_CASE_OK;
 }
 
-static int child(const char *reader, const char **err) {
-    int rc = tu_wait(tu_fork(run_pair, (void *)reader));
-    static char text[8192];
-    char path[512];
-    snprintf(path, sizeof path, "%s/%s.err", g_dir, reader);
-    FILE *f = fopen(path, "r");
-    size_t n = f ? fread(text, 1, sizeof text - 1, f) : 0;
-    text[n] = 0;
-    if (f) fclose(f);
-    unlink(path);
-    *err = text;
-    return rc;
-}
+static int child(const char *reader, const char **err) { return tu_child_stderr(run_pair, (void *)reader, g_dir, err); }
 
 static void test_pair(void **state) {
     (void)state;
     const char *err;
     int rc = child("reader", &err);
-    if (rc != C_OK) fprintf(stderr, "%s", err);
-    assert_int_equal(rc, C_OK);
+    if (rc != TU_CASE_OK) fprintf(stderr, "%s", err);
+    assert_int_equal(rc, TU_CASE_OK);
     rc = child("early", &err);
-    if (rc == C_NOT_EMULATED) {
+    if (rc == TU_CASE_NOT_EMULATED) {
         printf("a missing wait: not on a GPU (it would race), only on the emulated device\n");
         return;
     }
-    if (rc != C_LAUNCH_FAILED || !strstr(err, "exited without executing griddepcontrol.wait")) fprintf(stderr, "early: exit %d:\n%s", rc, err);
-    assert_int_equal(rc, C_LAUNCH_FAILED);
+    if (rc != TU_CASE_LAUNCH_FAILED || !strstr(err, "exited without executing griddepcontrol.wait")) fprintf(stderr, "early: exit %d:\n%s", rc, err);
+    assert_int_equal(rc, TU_CASE_LAUNCH_FAILED);
     assert_non_null(strstr(err, "griddepcontrol.wait"));
     assert_non_null(strstr(err, "early"));
 }
@@ -380,7 +348,7 @@ int main(void) {
      * initialises it only after them (and its first child says whether there is a Hopper GPU, real or emulated) */
     const char *err;
     int rc = child("reader", &err);
-    if (rc == C_NO_HOPPER) printf("skipped: no Hopper GPU (sm_90), real or emulated: the device part\n");
+    if (rc == TU_CASE_NO_HOPPER) printf("skipped: no Hopper GPU (sm_90), real or emulated: the device part\n");
     else failed += cmocka_run_group_tests_name("pair", pair, NULL, NULL) + cmocka_run_group_tests_name("model", model, NULL, NULL);
     rmdir(g_dir);
     return failed;

@@ -1,13 +1,15 @@
 /* testutil.h — scaffolding the unit tests share: a checkpoint fixture
  * (its arena, diagnostics and open checkpoint), models/deepseek_v3.dsl
- * compiled against it, one forward on the CPU executor; and ranks as
- * forked processes on loopback ports. Every helper asserts (cmocka) on
+ * compiled against it, one forward on the CPU executor; a kernel test's
+ * module on device 0, cases in child processes; and ranks as forked
+ * processes on loopback ports. Every helper asserts (cmocka) on
  * what it needs, so a test reads as what it checks. */
 #ifndef DSCC_TESTUTIL_H
 #define DSCC_TESTUTIL_H
 
 #include <sys/types.h>
 
+#include "codegen/codegen.h"
 #include "cpu/cpu.h"
 #include "frontend/frontend.h"
 #include "passes/passes.h"
@@ -39,6 +41,36 @@ float *tu_output_copy(CpuExec *x, const char *name, int64_t *n);
 
 /* Asserts that the file at path holds exactly want. */
 void tu_expect_file(const char *path, const char *want);
+
+/* ---- a module on device 0 (testutil_gpu.c: built with codegen) -------- */
+
+/* How a kernel test's case ends (the exit status of its child process). */
+typedef enum {
+    TU_CASE_OK,                /* the values are right */
+    TU_CASE_WRONG,             /* some are wrong */
+    TU_CASE_LAUNCH_FAILED,     /* a launch or the sync after it failed (the emulator names the fault) */
+    TU_CASE_ERROR,             /* anything else failed: the compile, an allocation, a copy */
+    TU_CASE_NO_HOPPER = 77,    /* no device 0, or no sm_90 (real or emulated) */
+    TU_CASE_NOT_EMULATED = 78, /* a case for the emulated device only, on a GPU */
+} TuCase;
+/* A kernel test's device and the module it compiled for it. */
+typedef struct {
+    Arena *a;
+    DiagEngine *d; /* prints to stderr */
+    RtCuda *gpu;
+    bool emulated; /* the emulated device (tests/emu) */
+    CgBinary bin;
+} TuModule;
+/* Opens device 0 and compiles src for it with the tests' kernel cache
+ * (ctest's DSCC_CACHE_DIR; none without it): TU_CASE_OK, or why not
+ * (TU_CASE_NOT_EMULATED for a GPU where emulated_only). */
+TuCase tu_module_open(TuModule *m, const CgSource *src, bool emulated_only);
+void tu_module_close(TuModule *m);
+/* Runs fn(arg) in a child process whose stderr goes to a file in dir (a
+ * failed launch poisons a process's CUDA context: each case gets its own);
+ * the child's exit status (tu_wait's), and in *err what it wrote (up to
+ * 8 KB, static: valid until the next call; the file is removed). */
+int tu_child_stderr(int (*fn)(void *), void *arg, const char *dir, const char **err);
 
 /* ---- ranks as processes ----------------------------------------------- */
 
