@@ -6,20 +6,24 @@
  * gen_gemm.c instead: x is read as [B*S*H, K] rows (row (b*S + s)*H + h),
  * head h's matrix is weight matrix e = h, the output rows likewise. At a
  * decode step's few rows (up to DSCC_EINSUM_ROWS, default 8; 0: the tile
- * at every row count; above 8, a second instance for the rows past 8) the
- * "bshk,hnk->bshn" form runs codegen/kernels/einsum_heads.cuh first: each
- * weight row read once, in one wave, the sums on the CUDA cores. */
+ * at every row count) the "bshk,hnk->bshn" form runs
+ * codegen/kernels/einsum_heads.cuh first: each weight row read once, in one
+ * wave, the sums on the CUDA cores; with DSCC_EINSUM_ROWS above 8 (to 128,
+ * opt-in until timed), einsum_heads_mma.cuh past 8 rows: the same weight
+ * stream, the sums on mma.sync. */
 #include "codegen/gen_internal.h"
 #include "codegen/kernels.h"
 
 #include <stdlib.h>
 #include <string.h>
 
-/* The decode form of the per-head products (codegen/kernels/einsum_heads.cuh): at most this many rows by default. */
+/* The decode forms of the per-head products: at most CG_EINSUM_ROWS rows by default on the CUDA cores
+ * (codegen/kernels/einsum_heads.cuh); with DSCC_EINSUM_ROWS above that, up to CG_EINSUM_ROWS_MAX on the tensor cores
+ * past them (einsum_heads_mma.cuh, opt-in until timed). */
 #define CG_EINSUM_ROWS 8
-#define CG_EINSUM_ROWS_MAX 32
+#define CG_EINSUM_ROWS_MAX 128
 
-/* The most rows of the decode form: DSCC_EINSUM_ROWS (0: none, the tile at every row count; 1..32), else
+/* The most rows of the decode forms: DSCC_EINSUM_ROWS (0: none, the tile at every row count; 1..128), else
  * CG_EINSUM_ROWS; -1 with G->why on a malformed value. */
 static int einsum_rows(Gen *G) {
     const char *e = getenv("DSCC_EINSUM_ROWS");
@@ -61,6 +65,30 @@ static void einsum_heads_rows(Gen *G, int lo, int mrows, IrDim M, int64_t H, int
 }
 
 /* The batched-over-heads form above, when n is one: false (no code) otherwise. */
+/* The tensor-core decode form at lo < M <= mrows rows (einsum_heads_mma.cuh): a block a 64 rows of one head's w. */
+static void einsum_heads_tc(Gen *G, int lo, int mrows, IrDim M, int64_t H, int64_t N, int64_t K, int sx, int sw, int sy) {
+    Arena *a = G->a;
+    const int mt = (mrows + 15) / 16;
+    const char *entry = arena_printf(a, "p%d_einsum_heads_mma_m%d", G->nphases, 16 * mt);
+    CgDefine d[] = {{"EH_M", cg_dim(G, M)},
+                    {"EH_MT", arena_printf(a, "%d", mt)},
+                    {"EH_H", arena_printf(a, "%lld", (long long)H)},
+                    {"EH_N", arena_printf(a, "%lld", (long long)N)},
+                    {"EH_K", arena_printf(a, "%lld", (long long)K)},
+                    {"EH_XB", arena_printf(a, "((const unsigned short *)a.t[%d])", sx)},
+                    {"EH_W", arena_printf(a, "((const unsigned short *)a.t[%d])", sw)},
+                    {"EH_STORE(i, v)", arena_printf(a, "S%d(a, (i), (v))", sy)}};
+    cg_mma_helpers(G);
+    sb_printf(&G->decl, "// the per-head products at %d < M <= %d: %lld blocks of 64 rows of one head's w, each weight row read once,\n"
+                        "// mma.sync m16n8k16 BF16 with x as A read from global memory\n",
+              lo, mrows, (long long)(H * ((N + 63) / 64)));
+    sb_puts(&G->decl, cg_kernel_instance(a, "einsum_heads_mma", entry, d, (int)(sizeof d / sizeof *d)));
+    cg_phase(G, CG_LAUNCH_BLOCK, M, mrows, ir_dim_const(H * ((N + 63) / 64)), 1, 0);
+    G->phases[G->nphases - 1].fn = entry;
+    G->phases[G->nphases - 1].amin = lo;
+    G->phases[G->nphases - 1].amax = mrows;
+}
+
 static bool einsum_heads_mma(Gen *G, const IrNode *n, const char *x, const char *w, const char *o, int rows) {
     const IrNode *xv = n->ops[0], *wv = n->ops[1];
     if (strlen(x) != 4 || strlen(w) != 3 || strlen(o) != 4 || xv->type.rank != 4 || wv->type.rank != 3) return false;
@@ -79,9 +107,9 @@ static bool einsum_heads_mma(Gen *G, const IrNode *n, const char *x, const char 
     IrDim M = ir_dim_mul(xv->type.dims[0], xv->type.dims[1]);
     int sx = cg_slot_value(G, xv), sw = cg_slot_value(G, wv), sy = cg_slot_value(G, n);
     const int mrows = wt || K.coeff % 64 || (G->kblock && G->kblock[wv->id]) ? 0 : rows;
-    /* above CG_EINSUM_ROWS a second instance, so that a step of a few rows keeps the small one's registers */
+    /* above CG_EINSUM_ROWS the tensor-core form, its sums 4 registers a 16-row tile */
     if (mrows) einsum_heads_rows(G, 0, mrows < CG_EINSUM_ROWS ? mrows : CG_EINSUM_ROWS, M, H.coeff, N.coeff, K.coeff, sx, sw, sy);
-    if (mrows > CG_EINSUM_ROWS) einsum_heads_rows(G, CG_EINSUM_ROWS, mrows, M, H.coeff, N.coeff, K.coeff, sx, sw, sy);
+    if (mrows > CG_EINSUM_ROWS) einsum_heads_tc(G, CG_EINSUM_ROWS, mrows, M, H.coeff, N.coeff, K.coeff, sx, sw, sy);
     cg_head(G, arena_printf(G->a, "einsum %s,%s->%s per head on the tensor cores (%s), 64x128 tile", x, w, o, cg_tile_insn(G, true)));
     sb_printf(&G->decl, "    extern __shared__ __align__(16) unsigned char sm[];\n"
                         "    __shared__ int srow[64], yrow[64];\n"

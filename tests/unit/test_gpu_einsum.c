@@ -6,12 +6,13 @@
  *     N = 200 (a block's 128 rows: the last block of a head ragged), 3 heads;
  *   - K = 640 (ten segments: a pass of 8 loads, then one of 2), N = 40,
  *     2 heads.
- * At 1, 3, 8 rows (the decode form) and 9, 16, 17 (the tile; with
- * DSCC_EINSUM_ROWS=16 the second instance to 16 rows), fresh inputs each
+ * At 1, 3, 8 rows (the decode form) and 9, 16, 17, 40, 41 (the tile; with
+ * DSCC_EINSUM_ROWS=40 the tensor-core decode form, einsum_heads_mma.cuh, to
+ * 40 rows), fresh inputs each
  * step (every 5th row of a head 40 times larger), each head's weights its own: a wrong head, row,
  * segment or sum is far above the bound (rel L2 1e-2, bf16 storage). The
  * test also checks which form ran, that DSCC_EINSUM_ROWS=0 gives the tile
- * at one row and =16 the decode form at 9, and that a malformed value
+ * at one row and =16 the decode forms to 16 rows, and that a malformed value
  * stops codegen. Exits 77 (skipped) without a GPU; emu.test_gpu_einsum
  * runs it on the emulated device. */
 #include <setjmp.h>
@@ -60,8 +61,8 @@ static IrGraph *compile(Arena *a, DiagEngine *d, int64_t H, int64_t N, int64_t K
     return g;
 }
 
-/* Whether the einsum's kernel runs its decode form at M rows (exactly one of its phases runs); false: the tile. NULL
- * program (a malformed DSCC_EINSUM_ROWS): -1. */
+/* Which form the einsum's kernel runs at M rows (exactly one of its phases runs): 1 the CUDA-core decode form, 2 the
+ * tensor-core one, 0 the tile; -1 for no program (a malformed DSCC_EINSUM_ROWS). */
 static int decode_form(const IrGraph *g, int64_t M) {
     Arena *a = arena_new();
     DiagEngine *d = diag_new(a, NULL);
@@ -78,7 +79,7 @@ static int decode_form(const IrGraph *g, int64_t M) {
         for (int f = 0; f < ck->nphases; f++) {
             if (cg_phase_items(&ck->phases[f], sym) <= 0) continue;
             runs++;
-            dec += strstr(ck->phases[f].fn, "einsum_heads") != NULL;
+            dec += strstr(ck->phases[f].fn, "einsum_heads_mma") ? 2 : strstr(ck->phases[f].fn, "einsum_heads") != NULL;
         }
     }
     assert_int_equal(runs, 1);
@@ -88,20 +89,20 @@ static int decode_form(const IrGraph *g, int64_t M) {
 
 /* The shape at each row count of ROWS; the decode form runs up to `top` rows (DSCC_EINSUM_ROWS, set by the caller). */
 static void check_shape(int64_t H, int64_t N, int64_t K, int top) {
-    static const int64_t ROWS[][2] = {{1, 1}, {1, 3}, {2, 4}, {1, 9}, {2, 8}, {1, 17}};
+    static const int64_t ROWS[][2] = {{1, 1}, {1, 3}, {2, 4}, {1, 9}, {2, 8}, {1, 17}, {2, 20}, {1, 41}};
     Arena *a = arena_new();
     DiagEngine *d = diag_new(a, stderr);
     IrGraph *g = compile(a, d, H, N, K);
     uint64_t seed = tu_test_seed() + (uint64_t)K;
     CpuWeightSource ws = cpu_random_weights(&seed);
-    GpuExec *gx = gpu_exec_new(g, &ws, &(GpuOptions){.max_batch = 2, .max_seq = 17, .max_ctx = 17, .keep_all = true, .no_blas = true}, d);
+    GpuExec *gx = gpu_exec_new(g, &ws, &(GpuOptions){.max_batch = 2, .max_seq = 41, .max_ctx = 41, .keep_all = true, .no_blas = true}, d);
     assert_non_null(gx);
     Cmp m = {.g = g, .gx = gx};
     CpuExec *cx = cpu_exec_new(g, &ws, &(CpuOptions){.threads = 4, .after_node = take_gpu, .hook_ctx = &m}, d);
     assert_non_null(cx);
-    float *xv = malloc(sizeof(float) * (size_t)(17 * H * K));
+    float *xv = malloc(sizeof(float) * (size_t)(41 * H * K));
     uint64_t rng = seed;
-    for (int r = 0; r < 6; r++) {
+    for (int r = 0; r < 8; r++) {
         int64_t B = ROWS[r][0], S = ROWS[r][1];
         tu_bf16_rows(xv, B * S * H, K, &rng);
         CpuInput in[1] = {{"x", 4, {B, S, H, K}, xv}};
@@ -110,10 +111,10 @@ static void check_shape(int64_t H, int64_t N, int64_t K, int top) {
         assert_true(cpu_exec_run(cx, in, 1, d));
         int dec = decode_form(g, B * S);
         fprintf(stderr, "einsum, %lld heads, N %lld, K %lld, M %lld: rel L2 %.2e, %s\n", (long long)H, (long long)N, (long long)K,
-                (long long)(B * S), m.err, dec ? "the decode form" : "the tile");
+                (long long)(B * S), m.err, dec == 2 ? "the tensor-core decode form" : dec ? "the decode form" : "the tile");
         assert_int_equal(m.seen, 1);
         assert_true(m.err <= 1e-2);
-        assert_int_equal(dec, B * S <= top);
+        assert_int_equal(dec, B * S > top ? 0 : B * S > 8 ? 2 : 1);
     }
     free(xv);
     cpu_exec_free(cx);
@@ -123,11 +124,17 @@ static void check_shape(int64_t H, int64_t N, int64_t K, int top) {
 
 static void test_k128(void **state) { (void)state, check_shape(3, 200, 128, 8); }
 static void test_k640(void **state) { (void)state, check_shape(2, 40, 640, 8); }
-/* DSCC_EINSUM_ROWS=16: a second instance for 8 < M <= 16 */
-static void test_k128_rows16(void **state) {
+/* DSCC_EINSUM_ROWS=40: the tensor-core form past 8 rows (three 16-row tiles, the last ragged), the tile above 40 */
+static void test_k128_mma(void **state) {
     (void)state;
-    setenv("DSCC_EINSUM_ROWS", "16", 1);
-    check_shape(3, 200, 128, 16);
+    setenv("DSCC_EINSUM_ROWS", "40", 1);
+    check_shape(3, 200, 128, 40);
+    unsetenv("DSCC_EINSUM_ROWS");
+}
+static void test_k640_mma(void **state) {
+    (void)state;
+    setenv("DSCC_EINSUM_ROWS", "40", 1);
+    check_shape(2, 40, 640, 40);
     unsetenv("DSCC_EINSUM_ROWS");
 }
 
@@ -136,14 +143,16 @@ static void test_env(void **state) {
     Arena *a = arena_new();
     DiagEngine *d = diag_new(a, NULL);
     IrGraph *g = compile(a, d, 2, 64, 128);
+    unsetenv("DSCC_EINSUM_ROWS"); /* the default, whatever a failed test before left */
     assert_int_equal(decode_form(g, 1), 1);
     assert_int_equal(decode_form(g, 9), 0);
     setenv("DSCC_EINSUM_ROWS", "0", 1);
     assert_int_equal(decode_form(g, 1), 0);
     setenv("DSCC_EINSUM_ROWS", "16", 1);
-    assert_int_equal(decode_form(g, 9), 1);
+    assert_int_equal(decode_form(g, 8), 1);
+    assert_int_equal(decode_form(g, 9), 2);
     assert_int_equal(decode_form(g, 17), 0);
-    setenv("DSCC_EINSUM_ROWS", "64", 1);
+    setenv("DSCC_EINSUM_ROWS", "129", 1);
     assert_int_equal(decode_form(g, 1), -1);
     setenv("DSCC_EINSUM_ROWS", "many", 1);
     assert_int_equal(decode_form(g, 1), -1);
@@ -153,7 +162,7 @@ static void test_env(void **state) {
 
 int main(void) {
     if (!tu_hopper()) return 77;
-    const struct CMUnitTest tests[] = {cmocka_unit_test(test_k128), cmocka_unit_test(test_k640), cmocka_unit_test(test_k128_rows16),
+    const struct CMUnitTest tests[] = {cmocka_unit_test(test_k128), cmocka_unit_test(test_k640), cmocka_unit_test(test_k128_mma), cmocka_unit_test(test_k640_mma),
                                        cmocka_unit_test(test_env)};
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
