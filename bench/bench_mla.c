@@ -9,7 +9,8 @@
  * rescale (MLA_LAZY 0), then MLA_LEAN 5 with O rescaled only when a row's
  * max grows by more than 2^8 (MLA_LAZY 1), then with the splits merged by
  * the decode kernel's last block of each query tile instead of the combine
- * kernel (MLA_FUSE 1: the default; one launch), then MLA_LEAN 6 (the
+ * kernel (MLA_FUSE 1: the default; one launch, up to MLA_FUSE_MAX splits,
+ * 4 or DSCC_MLA_FUSE_MAX as the executor takes it; the combine above), then MLA_LEAN 6 (the
  * softmax's scale folded into P's exponent, the row max in four partial
  * maxima: opt-in, the rounding of P changes), warpgroup 0's P V with P
  * from registers (MLA_PREG 1: opt-in, the same arithmetic) at levels 5
@@ -71,12 +72,13 @@ static const Variant VARIANTS[] = {
 enum { NV = (int)(sizeof VARIANTS / sizeof *VARIANTS), HQ = 128 };
 
 /* The decode kernel's and the combine's sources for variant v at (B, T). */
-static void sources(Arena *a, const Variant *v, long long B, long long T, CgSource src[2]) {
+static void sources(Arena *a, const Variant *v, long long B, long long T, const char *fmax, CgSource src[2]) {
     const char *bs = arena_printf(a, "%lldLL", B), *ts = arena_printf(a, "%lldLL", T);
     CgDefine d[] = {{"MLA_B", bs},         {"MLA_S", "1LL"},      {"MLA_T", ts},       {"MLA_HQ", "128LL"},
                     {"MLA_KT", ts},        {"MLA_OUT_BF16", "1"}, {"MLA_CAUSAL", "1"}, {"MLA_SCALE", "0.1352337788f"},
                     {"MLA_V3", v->v3},     {"MLA_PF", v->pf},       {"MLA_WAITG", v->waitg},
-                    {"MLA_LEAN", v->lean}, {"MLA_LAZY", v->lazy}, {"MLA_FUSE", v->fuse}, {"MLA_PREG", v->preg}};
+                    {"MLA_LEAN", v->lean}, {"MLA_LAZY", v->lazy}, {"MLA_FUSE", v->fuse}, {"MLA_PREG", v->preg},
+                    {"MLA_FUSE_MAX", fmax}};
     CgDefine c[] = {{"MLA_B", bs}, {"MLA_S", "1LL"}, {"MLA_HQ", "128LL"}, {"MLA_OUT_BF16", "1"}};
     src[0] = (CgSource){"mla_bench", cg_kernel_instance(a, "mla_decode", "mla_bench", d, (int)(sizeof d / sizeof *d)),
                         {"codegen/kernels/mla_decode.cuh", 0, 0}};
@@ -116,6 +118,12 @@ int main(int argc, char **argv) {
     RtCuda *gpu = rt_cuda_open(d, 0);
     if (!gpu) return 3;
     const long long nsp = cg_mla_splits(1, B, HQ, T), grid = B * 2 * nsp, n = B * HQ;
+    /* the most splits the kernel merges itself (gen_attn.c's default, or DSCC_MLA_FUSE_MAX as the executor takes it) */
+    const char *fenv = getenv("DSCC_MLA_FUSE_MAX"), *fmax = fenv && *fenv ? fenv : "4";
+    if (atoi(fmax) < 2 || atoi(fmax) > 64) {
+        fprintf(stderr, "bench_mla: DSCC_MLA_FUSE_MAX must be 2 to 64, not '%s'\n", fmax);
+        return 2;
+    }
     const size_t nq = (size_t)(B * HQ * 576), nk = (size_t)(B * T * 576), no = (size_t)(n * 512);
     const size_t part = (size_t)(64 + nsp * n * 512 + nsp * n) * sizeof(float);
     uint16_t *q = malloc(nq * 2), *kv = malloc(nk * 2), *out = malloc(no * 2), *first = malloc(no * 2);
@@ -128,8 +136,8 @@ int main(int argc, char **argv) {
         !rt_cuda_alloc(gpu, d, part, &dpart) || !rt_cuda_upload(gpu, d, dq, q, nq * 2) || !rt_cuda_upload(gpu, d, dk, kv, nk * 2))
         return 3;
     const double flops = 2.0 * (double)B * HQ * (double)T * (576 + 512);
-    printf("MLA decode kernel alone: batch %lld, context %lld, 128 heads, %lld splits (%lld blocks), %d runs each\n\n", B, T, nsp,
-           grid, reps);
+    printf("MLA decode kernel alone: batch %lld, context %lld, 128 heads, %lld splits (%lld blocks; the kernel merges up to %s itself), "
+           "%d runs each\n\n", B, T, nsp, grid, fmax, reps);
     printf("| variant | median ms | TFLOPS | best ms | TFLOPS | decode alone, median ms | output as the first |\n"
            "|---|---|---|---|---|---|---|\n");
     int status = 0;
@@ -138,7 +146,7 @@ int main(int argc, char **argv) {
         CgSource src[2];
         CgBinary bin[2] = {{0}};
         RtKernel *kk[2];
-        sources(a, &VARIANTS[vi], B, T, src);
+        sources(a, &VARIANTS[vi], B, T, fmax, src);
         if (!bench_kernels(a, d, gpu, src, 2, bin, kk)) return 3;
         RtKernel *k = kk[0], *kc = kk[1];
         RtEvent *e0 = rt_cuda_event(gpu, d), *em = rt_cuda_event(gpu, d), *e1 = rt_cuda_event(gpu, d);
@@ -148,7 +156,7 @@ int main(int argc, char **argv) {
         for (int r = -2; r < reps; r++) {
             if (!rt_cuda_event_record(gpu, d, e0) || !rt_cuda_launch_async(gpu, d, k, (unsigned)grid, 384, 3 * 73728 + 1024 + 256, p) ||
                 !rt_cuda_event_record(gpu, d, em) ||
-                (nsp > 1 && *VARIANTS[vi].fuse == '0' && !rt_cuda_launch_async(gpu, d, kc, (unsigned)((n * 128 + 255) / 256), 256, 0, p)) ||
+                (nsp > 1 && (*VARIANTS[vi].fuse == '0' || nsp > atoi(fmax)) && !rt_cuda_launch_async(gpu, d, kc, (unsigned)((n * 128 + 255) / 256), 256, 0, p)) ||
                 !rt_cuda_event_record(gpu, d, e1))
                 return 3;
             float t, td;

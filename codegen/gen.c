@@ -179,7 +179,7 @@ const char *cg_read(Gen *G, const IrNode *m, const char *idx) {
 
 void cg_phase(Gen *G, CgLaunchMode mode, IrDim a, int64_t da, IrDim b, int64_t db, int64_t smem) {
     CgPhase *p = &G->phases[G->nphases];
-    *p = (CgPhase){arena_printf(G->a, "p%d", G->nphases), mode, a, b, da, db, smem, 0, CG_ITEMS_GRID, {0}, {0}, {0}, 0, 0, 0, 0, 0, 0, NULL, NULL, false};
+    *p = (CgPhase){arena_printf(G->a, "p%d", G->nphases), mode, a, b, da, db, smem, 0, CG_ITEMS_GRID, {0}, {0}, {0}, 0, 0, 0, 0, 0, 0, NULL, NULL, false, 0};
     G->nphases++;
 }
 
@@ -207,7 +207,7 @@ int64_t cg_phase_items(const CgPhase *f, const int64_t *sym) {
     if (f->rule == CG_ITEMS_MLA_DECODE || f->rule == CG_ITEMS_MLA_COMBINE) {
         int64_t m = cg_mla_splits(S, B, f->khq, T);
         if (S > f->knb) return 0;
-        return f->rule == CG_ITEMS_MLA_DECODE ? B * ceil_div(S * f->khq, 64) * m : m > 1 ? B * S * f->khq * 128 : 0;
+        return f->rule == CG_ITEMS_MLA_DECODE ? B * ceil_div(S * f->khq, 64) * m : m > 1 && m > f->kfuse ? B * S * f->khq * 128 : 0;
     }
     if (f->knb > 0 && S <= f->knb) return 0; /* MLA's decode kernel takes this step */
     int64_t n = cg_key_splits(S, B, f->khq, T);

@@ -60,7 +60,8 @@ typedef enum {
     CG_ITEMS_K_SUM,      /* the sum of the n partial tiles (da, db as the tile's): a * b items when n > 1, else none */
     CG_ITEMS_MLA_DECODE, /* MLA's wgmma decode attention (mla_decode.cuh): B * ceil(S * Hq / 64) * cg_mla_splits(...) blocks
                           * when S <= knb, else none */
-    CG_ITEMS_MLA_COMBINE, /* ... the merge of its splits: B * S * Hq * 128 items when S <= knb and the splits are > 1 */
+    CG_ITEMS_MLA_COMBINE, /* ... the merge of its splits: B * S * Hq * 128 items when S <= knb and the splits are > 1 (and
+                           * > kfuse: the decode kernel merges up to kfuse itself) */
 } CgItems;
 
 /* Into how many parts the K of a GEMM over M rows, nt 128-wide output
@@ -165,6 +166,8 @@ typedef struct {
     const CgTmaGemm *tma; /* non-NULL: the phase is the TMA GEMM, which the runtime runs instead of its tile or not at all */
     const CgTmaMaps *tmaps; /* non-NULL: the tensor maps the phase reads its weights through (made at plan time) */
     bool pdl;             /* its entry calls DSCC_PDL_WAIT() (codegen/kernels.h): it may be launched programmatically */
+    int64_t kfuse;        /* CG_ITEMS_MLA_COMBINE: MLA's decode kernel merges up to this many splits itself (MLA_FUSE_MAX), the
+                           * combine runs only for more (0 or 1: for every step of several splits) */
 } CgPhase;
 
 /* A GEMM over at most this many rows (a decode step's) runs its skinny-M

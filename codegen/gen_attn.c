@@ -294,6 +294,10 @@ bool cg_attention_q_concat(const Gen *G, const IrNode *n) {
  * wgmma tile selected, v the first 512 columns of k's rows of 576 (V3's
  * latent and rope key), bf16 q and cache, a constant head count. */
 #define MLA_MAX_S 16
+/* The most splits MLA's decode kernel merges itself (MLA_FUSE_MAX, DSCC_MLA_FUSE_MAX): its merging
+ * block reads the other splits' parts alone (128 KB each), at one SM's share of L2's bandwidth; the
+ * combine kernel, launched for more, spreads them over the GPU. */
+#define MLA_FUSE_MAX 4
 #define MLA_SMEM (3 * 73728 + 1024 + 256) /* q, two stages of 64 keys (P in each one's rope columns); 1 KB to align the swizzle; the mbarriers */
 static bool mla_decode_shape(const Gen *G, const IrNode *n) {
     const char *env = getenv("DSCC_MLA_DECODE"); /* 0: the mma.sync form for every step (checked in cg_attention) */
@@ -305,11 +309,12 @@ static bool mla_decode_shape(const Gen *G, const IrNode *n) {
            ir_node_attr_int(v, "start", 0) == 0 && ir_dim_is_const(q->type.dims[2]) && (od == IR_DT_BF16 || od == IR_DT_F32);
 }
 
-/* Its phases: the decode kernel (the split count from the launch) and,
- * with DSCC_MLA_FUSE=0 only, the combine of its splits (by default the last
- * block of each query tile merges them itself: MLA_FUSE), both launched
- * only for steps of S <= MLA_MAX_S (CG_ITEMS_MLA_*); sp: a scratch slot of
- * 64 + CG_KEY_PARTS * 513 floats. */
+/* Its two phases: the decode kernel (the split count from the launch) and
+ * the combine of its splits, both launched only for steps of S <= MLA_MAX_S
+ * (CG_ITEMS_MLA_*), the combine only for more splits than the decode
+ * kernel merges itself (by default up to MLA_FUSE_MAX, in the last block
+ * of each query tile: MLA_FUSE; DSCC_MLA_FUSE=0: none); sp: a scratch slot
+ * of 64 + CG_KEY_PARTS * 513 floats. */
 static void mla_decode(Gen *G, const IrNode *n, int sq, int sq1, int64_t qd0, int sk, int so, int sp) {
     const IrNode *q = n->ops[0], *k = n->ops[1];
     IrDim B = q->type.dims[0], S = q->type.dims[1], T = k->type.dims[1];
@@ -318,7 +323,9 @@ static void mla_decode(Gen *G, const IrNode *n, int sq, int sq1, int64_t qd0, in
     const char *bf = G->dtype[n->id] == IR_DT_BF16 ? "1" : "0";
     const char *v3 = getenv("DSCC_MLA_V3"), *pf = getenv("DSCC_MLA_PREFETCH"), *lean = getenv("DSCC_MLA_LEAN"),
                *lazy = getenv("DSCC_MLA_LAZY"), *fuse = getenv("DSCC_MLA_FUSE"), *preg = getenv("DSCC_MLA_PREG"); /* checked in cg_attention */
+    const char *fmax = getenv("DSCC_MLA_FUSE_MAX");
     bool fused = !(fuse && strcmp(fuse, "0") == 0);
+    int kfuse = fused ? (fmax && *fmax ? atoi(fmax) : MLA_FUSE_MAX) : 1; /* splits the decode kernel merges itself, at most */
     CgDefine d[] = {{"MLA_IN_MODULE", "1"},
                     {"MLA_B", cg_dim(G, B)},
                     {"MLA_S", cg_dim(G, S)},
@@ -339,6 +346,7 @@ static void mla_decode(Gen *G, const IrNode *n, int sq, int sq1, int64_t qd0, in
                     {"MLA_LEAN", lean && *lean ? lean : "5"}, /* fewer instructions a block of keys (mla_decode.cuh); 0: as before */
                     {"MLA_LAZY", lazy && *lazy ? lazy : "1"}, /* O rescaled only when a row's max grows by more than 2^8 */
                     {"MLA_FUSE", fused ? "1" : "0"}, /* the splits merged by the last block of each tile, no combine kernel */
+                    {"MLA_FUSE_MAX", arena_printf(a, "%d", kfuse)}, /* ... up to this many splits (the combine kernel above) */
                     {"MLA_PREG", preg && *preg ? preg : "0"}}; /* warpgroup 0's P V with P from registers (opt-in) */
     sb_puts(&G->decl, cg_kernel_instance(a, "mla_decode", "mla_decode", d, (int)(sizeof d / sizeof *d)));
     cg_phase(G, CG_LAUNCH_BLOCK, B, 1, ir_dim_mul(S, q->type.dims[2]), 64, MLA_SMEM);
@@ -346,13 +354,13 @@ static void mla_decode(Gen *G, const IrNode *n, int sq, int sq1, int64_t qd0, in
     G->phases[G->nphases - 1].fn = "mla_decode";
     G->phases[G->nphases - 1].threads = 384; /* two consumer warpgroups and the producer (MLA_THREADS) */
     G->phases[G->nphases - 1].knb = MLA_MAX_S;
-    if (fused) return;
     CgDefine c[] = {{"MLA_IN_MODULE", "1"}, d[1], d[2], d[4], d[10], d[11], d[12]};
     sb_puts(&G->decl, cg_kernel_instance(a, "mla_decode_combine", "mla_decode_combine", c, (int)(sizeof c / sizeof *c)));
     cg_phase(G, CG_LAUNCH_ELEM, ir_dim_mul(ir_dim_mul(B, S), ir_dim_const(Hq * 128)), 1, ir_dim_const(1), 1, 0);
     cg_phase_keys(G, CG_ITEMS_MLA_COMBINE, B, S, T, Hq, 512);
     G->phases[G->nphases - 1].fn = "mla_decode_combine";
     G->phases[G->nphases - 1].knb = MLA_MAX_S;
+    G->phases[G->nphases - 1].kfuse = kfuse;
 }
 
 /* The tensor-core form (see the file comment); false (no code) when n is not of that shape. */
@@ -658,6 +666,11 @@ bool cg_attention(Gen *G, const IrNode *n) {
     const char *fuse = getenv("DSCC_MLA_FUSE");
     if (fuse && *fuse && strcmp(fuse, "0") && strcmp(fuse, "1")) {
         G->why = "DSCC_MLA_FUSE must be 0 (MLA's decode splits merged by a combine kernel) or 1 (by the last block of each query tile)";
+        return false;
+    }
+    const char *fmax = getenv("DSCC_MLA_FUSE_MAX");
+    if (fmax && *fmax && (strspn(fmax, "0123456789") != strlen(fmax) || strlen(fmax) > 2 || atoi(fmax) < 2 || atoi(fmax) > 64)) {
+        G->why = "DSCC_MLA_FUSE_MAX must be 2 to 64 (the most splits MLA's decode kernel merges itself; the combine kernel above)";
         return false;
     }
     const char *lazy = getenv("DSCC_MLA_LAZY");

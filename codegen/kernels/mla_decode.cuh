@@ -76,8 +76,12 @@
 //                        of the tile in the module's memory, MLA_TICKETS, back to 0 once used) waits for
 //                        the others' parts, merges them with its own output (held in registers, never
 //                        written) in mla_decode_combine.cuh's order and arithmetic, and writes out; the
-//                        others write their parts as below; no second launch. 0: every split writes its
-//                        part, the combine kernel (mla_decode_combine.cuh) merges them
+//                        others write their parts as below; no second launch. Only up to MLA_FUSE_MAX
+//                        splits (default 4): the merging block reads the nsp - 1 other parts alone, at
+//                        one SM's share of L2's bandwidth (batch 1 at 4,097 keys: 33 splits, 4 MB a
+//                        tile), where the combine kernel spreads them over the GPU; above, as with 0.
+//                        0: every split writes its part, the combine kernel (mla_decode_combine.cuh)
+//                        merges them
 //   MLA_PREG             1 (opt-in): the chunk ring's warpgroup 0 issues its P V with P from registers
 //                        (wgmma's A operand: the same bf16 values), before it stores P for warpgroup 1,
 //                        so its P V starts earlier and reads no P from shared memory; 0 (default): from
@@ -142,6 +146,9 @@
 #endif
 #ifndef MLA_FUSE
 #define MLA_FUSE 1
+#endif
+#ifndef MLA_FUSE_MAX
+#define MLA_FUSE_MAX 4
 #endif
 #ifndef MLA_PREG
 #define MLA_PREG 0
@@ -454,6 +461,7 @@ __device__ __forceinline__ void mla_pv(float *o, const unsigned char *Pc, const 
 #endif
 #define MLA_CAT2(x, y) x##y
 #define MLA_CAT(x, y) MLA_CAT2(x, y)
+#define MLA_FUSED(nsp) (MLA_FUSE && (nsp) > 1 && (nsp) <= MLA_FUSE_MAX) // the launch's splits merged by the kernel
 #endif
 
 #if MLA_FUSE
@@ -597,7 +605,7 @@ extern "C" __global__ void __launch_bounds__(MLA_THREADS, 1) DSCC_ENTRY(Args a) 
         }
 #endif
 #if MLA_FUSE
-        if (nsp > 1 && pt < 32) { // the producer's first warp: the block's ticket, to the consumers at the end
+        if (MLA_FUSED(nsp) && pt < 32) { // the producer's first warp: the block's ticket, to the consumers at the end
             if (pt == 0) s_tick = atomicAdd(MLA_CAT(DSCC_ENTRY, _ticket) + bb * nrb + rt, 1u);
             __syncwarp();
             mla_bar_arrive(MLA_BAR_END, 288);
@@ -849,13 +857,13 @@ extern "C" __global__ void __launch_bounds__(MLA_THREADS, 1) DSCC_ENTRY(Args a) 
         if (q4 == 0 && wg == 0) s_m[ra] = m[0], s_l[ra] = ls[0], s_m[ra + 8] = m[1], s_l[ra + 8] = ls[1];
         if (q4 == 0 && wg == 1) s_l1[ra] = ls[0], s_l1[ra + 8] = ls[1];
     }
-    mla_bar_sync(MLA_BAR_END, MLA_FUSE && nsp > 1 ? 288 : 256); // (MLA_FUSE: and the producer's warp with the ticket)
+    mla_bar_sync(MLA_BAR_END, MLA_FUSED(nsp) ? 288 : 256); // (MLA_FUSE: and the producer's warp with the ticket)
     float *part = (float *)a.t[MLA_SP];
-    if (!MLA_FUSE && nsp > 1 && blockIdx.x == 0 && tid == 0) ((int *)part)[0] = (int)nsp;
+    if (!MLA_FUSED(nsp) && nsp > 1 && blockIdx.x == 0 && tid == 0) ((int *)part)[0] = (int)nsp;
     const long long n = B * rows; // query rows of the step
 #if MLA_FUSE
     unsigned *const tick = MLA_CAT(DSCC_ENTRY, _ticket) + bb * nrb + rt;
-    if (nsp > 1 && (s_tick & 0xffffu) == (unsigned)(nsp - 1)) { // the tile's last ticket: merge the splits here
+    if (MLA_FUSED(nsp) && (s_tick & 0xffffu) == (unsigned)(nsp - 1)) { // the tile's last ticket: merge the splits here
         if (tid == 0) { // the other splits' parts written (each wrote, fenced, then counted)
             while ((atomicAdd(tick, 0u) >> 16) < (unsigned)(nsp - 1)) {
             }
@@ -945,7 +953,7 @@ extern "C" __global__ void __launch_bounds__(MLA_THREADS, 1) DSCC_ENTRY(Args a) 
         }
     }
 #if MLA_FUSE
-    if (nsp > 1) { // the part counted once every thread's writes are out (the merging block waits for the count)
+    if (MLA_FUSED(nsp)) { // the part counted once every thread's writes are out (the merging block waits for the count)
         __threadfence();
         mla_bar_sync(MLA_BAR_END, 256);
         if (tid == 0) atomicAdd(tick, 0x10000u);
@@ -973,4 +981,5 @@ extern "C" __global__ void __launch_bounds__(MLA_THREADS, 1) DSCC_ENTRY(Args a) 
 #undef MLA_LEAN
 #undef MLA_LAZY
 #undef MLA_FUSE
+#undef MLA_FUSE_MAX
 #undef MLA_PREG

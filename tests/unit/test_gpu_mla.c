@@ -64,7 +64,8 @@ static float urand(void) { /* uniform in [-1, 1) */
     return (float)((rng >> 40) & 0xffffff) / 8388608.0f - 1.0f;
 }
 
-/* The program as the GPU executor generates it; it has the MLA decode phase, and its combine with DSCC_MLA_FUSE=0. */
+/* The program as the GPU executor generates it; it has the MLA decode phase and its combine (launched for the
+ * steps of more splits than the decode kernel merges itself). */
 static CgProgram *mla_program(Arena *a, DiagEngine *d, const IrGraph *g) {
     CgGenOptions o = {.tile = CG_TILE_WGMMA};
     CgProgram *p = cg_generate(a, d, g, &o);
@@ -75,8 +76,7 @@ static CgProgram *mla_program(Arena *a, DiagEngine *d, const IrGraph *g) {
             dec |= strcmp(p->kernels[k].phases[f].fn, "mla_decode") == 0;
             comb |= strcmp(p->kernels[k].phases[f].fn, "mla_decode_combine") == 0;
         }
-    const char *fuse = getenv("DSCC_MLA_FUSE"); /* 0: the splits merged by the combine kernel; else by the decode kernel itself */
-    assert_true(dec && comb == (fuse && strcmp(fuse, "0") == 0));
+    assert_true(dec && comb);
     return p;
 }
 
@@ -372,15 +372,17 @@ static void test_mla_lean_exact(void **state) {
 
 /* The kernel alone with its keys split nsp ways (grid B * nsp, 64 heads: one tile a batch row; not
  * causal, f32 out, the inputs drawn as kernel_ring draws them), the splits merged by the combine
- * kernel (fuse "0") or by the decode kernel's last block of each tile (fuse "1", MLA_FUSE). Returns
+ * kernel (fuse "0", or nsp above fmax) or by the decode kernel's last block of each tile (fuse "1",
+ * MLA_FUSE, up to MLA_FUSE_MAX = fmax splits). Returns
  * the output (B x 64 x 512 f32, the caller frees it). */
-static float *kernel_split(const char *fuse, const char *v3, int B, int T, int nsp) {
+static float *kernel_split(const char *fuse, const char *fmax, const char *v3, int B, int T, int nsp) {
     Arena *a = arena_new();
     DiagEngine *d = diag_new(a, stderr);
     const char *bs = arena_printf(a, "%dLL", B), *ts = arena_printf(a, "%dLL", T);
     CgDefine defs[] = {{"MLA_B", bs},         {"MLA_S", "1LL"},      {"MLA_T", ts},       {"MLA_HQ", "64LL"},
                        {"MLA_KT", ts},        {"MLA_OUT_BF16", "0"}, {"MLA_CAUSAL", "0"}, {"MLA_SCALE", "0.1352337788f"},
-                       {"MLA_V3", v3},        {"MLA_LEAN", "5"},     {"MLA_LAZY", "1"},   {"MLA_FUSE", fuse}};
+                       {"MLA_V3", v3},        {"MLA_LEAN", "5"},     {"MLA_LAZY", "1"},   {"MLA_FUSE", fuse},
+                       {"MLA_FUSE_MAX", fmax}};
     CgDefine cdefs[] = {{"MLA_B", bs}, {"MLA_S", "1LL"}, {"MLA_HQ", "64LL"}, {"MLA_OUT_BF16", "0"}};
     CgSource src[2] = {{"mla_split", cg_kernel_instance(a, "mla_decode", "mla_split", defs, (int)(sizeof defs / sizeof *defs)),
                         {"codegen/kernels/mla_decode.cuh", 0, 0}},
@@ -408,7 +410,8 @@ static float *kernel_split(const char *fuse, const char *v3, int B, int T, int n
     for (int rep = 0; rep < 2; rep++) { /* twice: the tickets are back at 0 after a launch */
         assert_true(rt_cuda_memset0(gpu, d, dout, sizeof(float) * no));
         assert_true(rt_cuda_launch_async(gpu, d, k, (unsigned)(B * nsp), 384, 3 * 73728 + 1024 + 256, p));
-        if (*fuse == '0') assert_true(rt_cuda_launch_async(gpu, d, kc, (unsigned)((B * 64 * 128 + 255) / 256), 256, 0, p));
+        if (*fuse == '0' || nsp > atoi(fmax)) /* the kernel merges at most fmax splits itself */
+            assert_true(rt_cuda_launch_async(gpu, d, kc, (unsigned)((B * 64 * 128 + 255) / 256), 256, 0, p));
         assert_true(rt_cuda_sync(gpu, d));
     }
     assert_true(rt_cuda_download(gpu, d, out, dout, sizeof(float) * no));
@@ -426,25 +429,29 @@ static float *kernel_split(const char *fuse, const char *v3, int B, int T, int n
  * where the two compile differently), and both within 2e-2 of one split over all the keys (kernel_ring,
  * itself checked against a double-precision reference): 330 keys (six blocks) in 2 and 4 splits (the
  * last one empty: no keys, its weight none), 200 keys (four blocks) in 3 splits over 24 tiles (the
- * last empty), in the chunk ring and the seesaw. */
+ * last empty), in the chunk ring and the seesaw, and 3 splits in a kernel that merges at most 2
+ * (then the combine kernel's). */
 static void test_mla_fused_combine(void **state) {
     (void)state;
     const char *em = getenv("DSCC_EMULATED");
     const bool exact = em && *em && strcmp(em, "0") != 0;
-    static const struct { int B, T, nsp; const char *v3; } cases[] = {{1, 330, 2, "1"}, {2, 330, 4, "1"}, {24, 200, 3, "1"}, {2, 330, 3, "2"}};
+    static const struct { int B, T, nsp; const char *v3, *fmax; } cases[] = {
+        {1, 330, 2, "1", "4"}, {2, 330, 4, "1", "4"}, {24, 200, 3, "1", "4"}, {2, 330, 3, "2", "4"},
+        {2, 330, 3, "1", "2"}}; /* the last: more splits than the kernel merges itself (the combine kernel's, in a fused build) */
     for (int c = 0; c < (int)(sizeof cases / sizeof *cases); c++) {
         const int B = cases[c].B, T = cases[c].T, nsp = cases[c].nsp;
         const uint64_t seed = rng;
         float *one = kernel_ring(cases[c].v3, "1", "0", "5", "1", B, T);
         rng = seed;
-        float *comb = kernel_split("0", cases[c].v3, B, T, nsp);
+        float *comb = kernel_split("0", "1", cases[c].v3, B, T, nsp);
         rng = seed;
-        float *fused = kernel_split("1", cases[c].v3, B, T, nsp);
+        float *fused = kernel_split("1", cases[c].fmax, cases[c].v3, B, T, nsp);
         const size_t rows = (size_t)B * 64;
         size_t nd, nd1;
         const double wf = rows_diff(fused, comb, rows, &nd), w1 = rows_diff(comb, one, rows, &nd1);
-        fprintf(stderr, "  MLA_V3 %s, %d x 64 heads, T %d, %d splits: merged in the kernel against the combine kernel: %zu of %zu values "
-                "differ, worst row rel L2 %.2e; against one split %.2e\n", cases[c].v3, B, T, nsp, nd, rows * 512, wf, w1);
+        fprintf(stderr, "  MLA_V3 %s, %d x 64 heads, T %d, %d splits, MLA_FUSE_MAX %s: merged in the kernel against the combine kernel: "
+                "%zu of %zu values differ, worst row rel L2 %.2e; against one split %.2e\n", cases[c].v3, B, T, nsp, cases[c].fmax, nd,
+                rows * 512, wf, w1);
         if (exact) assert_memory_equal(fused, comb, rows * 512 * sizeof(float));
         else assert_true(wf <= 1e-3);
         assert_true(w1 <= 2e-2);
