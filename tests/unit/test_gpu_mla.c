@@ -405,7 +405,7 @@ static float *kernel_split(const char *fuse, const char *fmax, const char *v3, i
     assert_true(rt_cuda_alloc(gpu, d, sizeof(uint16_t) * nq, &dq) && rt_cuda_alloc(gpu, d, sizeof(uint16_t) * nk, &dk));
     assert_true(rt_cuda_alloc(gpu, d, sizeof(float) * no, &dout) && rt_cuda_alloc(gpu, d, sizeof(float) * np, &dpart));
     assert_true(rt_cuda_upload(gpu, d, dq, q, sizeof(uint16_t) * nq) && rt_cuda_upload(gpu, d, dk, kv, sizeof(uint16_t) * nk));
-    MlaArgs args = {.t = {dq, dk, dout, dpart}};
+    CgArgs args = {.t = {dq, dk, dout, dpart}};
     void *p[] = {&args};
     for (int rep = 0; rep < 2; rep++) { /* twice: the tickets are back at 0 after a launch */
         assert_true(rt_cuda_memset0(gpu, d, dout, sizeof(float) * no));
