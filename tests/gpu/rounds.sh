@@ -148,18 +148,19 @@ case "$mode" in
     done ;;
   final) # the session's paths one at a time through test_gpu_ops (the others off), all at once on one GPU, beside
           # the unit tests; a path whose run or unit test fails stays off in "new"; e2e on "new"; bench_gpu new vs old
-    declare -A on=([expert]="DSCC_EXPERT_TMA=1" [attn]="DSCC_ATTN_WGMMA=1" [rows]="DSCC_ROWS_PREFILL=1" [pdl]="DSCC_PDL=1"
-                   [mla]="DSCC_MLA_LEAN=5 DSCC_MLA_LAZY=1" [router]="DSCC_GEMM_F32_LIB=1")
-    declare -A offv=([expert]="DSCC_EXPERT_TMA=0" [attn]="DSCC_ATTN_WGMMA=0" [rows]="DSCC_ROWS_PREFILL=0" [pdl]="DSCC_PDL=0"
-                     [mla]="DSCC_MLA_LEAN=0 DSCC_MLA_LAZY=0" [router]="DSCC_GEMM_F32_LIB=0")
-    declare -A unit=([expert]=test_gpu_expert [attn]=test_gpu_attn [rows]=test_gpu_rows [pdl]=test_gpu_pdl [mla]=test_gpu_mla [router]=none)
+    declare -A on=([combine]="DSCC_ROWS_UPSTREAM=1" [router]="DSCC_GEMM_F32_LIB=1" [einsum]="DSCC_EINSUM_ROWS=8" [skinny]="DSCC_SKINNY_PIPE=1"
+                   [mlafuse]="DSCC_MLA_FUSE=1" [mlalean]="DSCC_MLA_LEAN=6" [mlapreg]="DSCC_MLA_PREG=1" [expert]="DSCC_EXPERT_TMA=2")
+    declare -A offv=([combine]="DSCC_ROWS_UPSTREAM=0" [router]="DSCC_GEMM_F32_LIB=0" [einsum]="DSCC_EINSUM_ROWS=0" [skinny]="DSCC_SKINNY_PIPE=0"
+                     [mlafuse]="DSCC_MLA_FUSE=0" [mlalean]="DSCC_MLA_LEAN=5" [mlapreg]="DSCC_MLA_PREG=0" [expert]="DSCC_EXPERT_TMA=0")
+    declare -A unit=([combine]=test_gpu_rows [router]=none [einsum]=test_gpu_einsum [skinny]=test_gpu_skinny [mlafuse]=test_gpu_mla
+                     [mlalean]=test_gpu_mla [mlapreg]=test_gpu_mla [expert]=test_gpu_expert)
     only() { local f e=""; for f in "${!on[@]}"; do if [ "$f" = "$1" ] || [ "$1" = all ]; then e+="${on[$f]} "; else e+="${offv[$f]} "; fi; done; echo "$e"; }
     pids=()
     for f in "${!on[@]}" all; do
       ( env $(only "$f") DSCC_GEMM_TILE=wgmma timeout 170 build/test_gpu_ops > "$out/ops_$f.log" 2>&1; echo $? > "$out/ops_$f.rc" ) &
       pids+=($!)
     done
-    ( for t in test_gpu_expert test_gpu_attn test_gpu_mla test_gpu_rows test_gpu_pdl test_gpu_barrier test_gpu_gemm_tma test_gpu_head test_gpu_route test_gpu_skinny test_gpu_sample test_gpu_plan test_gpu_rmsnorm_quant; do
+    ( for t in test_gpu_einsum test_gpu_expert test_gpu_attn test_gpu_mla test_gpu_rows test_gpu_pdl test_gpu_barrier test_gpu_gemm_tma test_gpu_head test_gpu_route test_gpu_skinny test_gpu_sample test_gpu_plan test_gpu_rmsnorm_quant; do
         [ -x build/$t ] || continue; timeout 100 build/$t > "$out/u_$t.log" 2>&1; echo $? > "$out/u_$t.rc"; done ) &
     pids+=($!)
     wait "${pids[@]}"
