@@ -270,10 +270,13 @@ static char *translate(const char *s, const char *module, Buf *log) {
         }
         if (!strncmp(s + i, "extern \"C\" __global__", 21)) {
             if (nk == 64 || !note_kernel(log, s, i, &ks[nk], entry)) ok = false;
-            else if (ks[nk].cluster[0][0]) /* exported here, where the kernel file's parameters are defined; on the kernel's line */
-                buf_printf(&b, "EMU_EXPORT const unsigned emu_cluster_%s = (%s); static_assert((%s) == 1 && (%s) == 1, \"emulated clusters span x only\"); ",
-                           ks[nk].name, ks[nk].cluster[0], ks[nk].cluster[1], ks[nk].cluster[2]), nk++;
-            else nk++;
+            else { /* exported here, where a kernel file's parameters are defined (its instance undefines them after it); on the kernel's line */
+                buf_printf(&b, "EMU_EXPORT const unsigned emu_bounds_%s = (%s); ", ks[nk].name, ks[nk].bounds[0] ? ks[nk].bounds : "0");
+                if (ks[nk].cluster[0][0])
+                    buf_printf(&b, "EMU_EXPORT const unsigned emu_cluster_%s = (%s); static_assert((%s) == 1 && (%s) == 1, \"emulated clusters span x only\"); ",
+                               ks[nk].name, ks[nk].cluster[0], ks[nk].cluster[1], ks[nk].cluster[2]);
+                nk++;
+            }
             buf_put(&b, "extern \"C\"", 10); /* stays visible only through its entry */
             i += 10;
             continue;
@@ -291,9 +294,8 @@ static char *translate(const char *s, const char *module, Buf *log) {
     for (int k = 0; k < nk; k++)
         buf_printf(&b,
                    "EMU_EXPORT void emu_entry_%s(EmuCtx *c, void **p) { emu_ctx = c; emu_thread_start(); %s(*(Args *)p[0]); emu_thread_end(); }\n"
-                   "EMU_EXPORT const unsigned emu_bounds_%s = %s;\n"
                    "EMU_EXPORT const unsigned long emu_params_%s = sizeof(Args);\n",
-                   ks[k].name, ks[k].name, ks[k].name, ks[k].bounds[0] ? ks[k].bounds : "0", ks[k].name);
+                   ks[k].name, ks[k].name, ks[k].name);
     if (!nk) buf_printf(log, "emulated NVRTC: no extern \"C\" __global__ kernel in the source\n");
     if (!ok || !nk) {
         free(b.s);
