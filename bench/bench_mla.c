@@ -7,18 +7,19 @@
  * blocks, 4: and warpgroup 0 issues the next block's S before waiting for
  * its P V, 5: and P = ex2.approx.ftz on whole blocks), all with the exact
  * rescale (MLA_LAZY 0), then MLA_LEAN 5 with O rescaled only when a row's
- * max grows by more than 2^8 (MLA_LAZY 1), then with the splits merged by
- * the decode kernel's last block of each query tile instead of the combine
- * kernel (MLA_FUSE 1: the default; one launch, up to MLA_FUSE_MAX splits,
- * 4 or DSCC_MLA_FUSE_MAX as the executor takes it; the combine above), then MLA_LEAN 6 (the
- * softmax's scale folded into P's exponent, the row max in four partial
- * maxima: opt-in, the rounding of P changes), warpgroup 0's P V with P
- * from registers (MLA_PREG 1: opt-in, the same arithmetic) at levels 5
- * and 6, and the seesaw
+ * max grows by more than 2^8 (MLA_LAZY 1: the default), then the default
+ * with MLA_LEAN 6 (the softmax's scale folded into P's exponent, the row
+ * max in four partial maxima: opt-in, the rounding of P changes), with
+ * warpgroup 0's P V taking P from registers (MLA_PREG 1: opt-in, the same
+ * arithmetic) and with both, then with the splits merged by the decode
+ * kernel's last block of each query tile instead of the combine kernel
+ * (MLA_FUSE 1, opt-in: one launch, up to MLA_FUSE_MAX splits, 4 or
+ * DSCC_MLA_FUSE_MAX as the executor takes it; the combine above) alone,
+ * with MLA_LEAN 6 and with MLA_PREG, and the seesaw
  * schedule (MLA_V3 2, DSCC_MLA_V3=2) as it was and with MLA_LEAN (1 to 3
  * and 5 apply to it: its producer's copies, S's descriptors, no mask and
- * ex2.approx.ftz on whole blocks) and the lazy rescale, with the combine
- * kernel and without, and at MLA_LEAN 6. (The
+ * ex2.approx.ftz on whole blocks) and the lazy rescale, at MLA_LEAN 6, and
+ * merging its splits itself. (The
  * whole-stage ring, DSCC_MLA_V3=0, and the L2 prefetch, DSCC_MLA_PREFETCH,
  * were timed on 2026-12-06: docs/KERNELS.md.) The shape
  * is bench_gpu's long context: batch 32 (--batch), 4,097 keys (--ctx), 128
@@ -54,21 +55,23 @@ typedef struct {
 } Variant;
 
 static const Variant VARIANTS[] = {
-    {"chunk ring, as before (DSCC_MLA_LEAN=0 DSCC_MLA_LAZY=0 DSCC_MLA_FUSE=0)", "1", "0", "1", "0", "0", "0", "0"},
-    {"producer's copies at fixed offsets (DSCC_MLA_LEAN=1 DSCC_MLA_LAZY=0 DSCC_MLA_FUSE=0)", "1", "0", "1", "1", "0", "0", "0"},
-    {"and S's descriptors precomputed (DSCC_MLA_LEAN=2 DSCC_MLA_LAZY=0 DSCC_MLA_FUSE=0)", "1", "0", "1", "2", "0", "0", "0"},
-    {"and no mask on whole blocks (DSCC_MLA_LEAN=3 DSCC_MLA_LAZY=0 DSCC_MLA_FUSE=0)", "1", "0", "1", "3", "0", "0", "0"},
-    {"and next S before P V's wait (DSCC_MLA_LEAN=4 DSCC_MLA_LAZY=0 DSCC_MLA_FUSE=0)", "1", "0", "1", "4", "0", "0", "0"},
-    {"and ex2.approx.ftz on whole blocks (DSCC_MLA_LEAN=5 DSCC_MLA_LAZY=0 DSCC_MLA_FUSE=0)", "1", "0", "1", "5", "0", "0", "0"},
-    {"and lazy rescale (DSCC_MLA_LEAN=5 DSCC_MLA_LAZY=1 DSCC_MLA_FUSE=0: the default before)", "1", "0", "1", "5", "1", "0", "0"},
-    {"and the splits merged in the kernel (the default: DSCC_MLA_LEAN=5 DSCC_MLA_LAZY=1 DSCC_MLA_FUSE=1)", "1", "0", "1", "5", "1", "1", "0"},
-    {"and the scale folded into P's exponent (DSCC_MLA_LEAN=6)", "1", "0", "1", "6", "1", "1", "0"},
-    {"default, warpgroup 0's P V with P from registers (DSCC_MLA_PREG=1)", "1", "0", "1", "5", "1", "1", "1"},
-    {"LEAN 6 and P from registers (DSCC_MLA_LEAN=6 DSCC_MLA_PREG=1)", "1", "0", "1", "6", "1", "1", "1"},
-    {"seesaw schedule as before (DSCC_MLA_V3=2 DSCC_MLA_LEAN=0 DSCC_MLA_LAZY=0 DSCC_MLA_FUSE=0)", "2", "0", "1", "0", "0", "0", "0"},
-    {"seesaw schedule, lean, lazy rescale (DSCC_MLA_V3=2 DSCC_MLA_FUSE=0)", "2", "0", "1", "5", "1", "0", "0"},
-    {"seesaw schedule, lean, lazy rescale, merged in the kernel (DSCC_MLA_V3=2)", "2", "0", "1", "5", "1", "1", "0"},
-    {"seesaw schedule, and the scale folded into P's exponent (DSCC_MLA_V3=2 DSCC_MLA_LEAN=6)", "2", "0", "1", "6", "1", "1", "0"}};
+    {"chunk ring, as before (DSCC_MLA_LEAN=0 DSCC_MLA_LAZY=0)", "1", "0", "1", "0", "0", "0", "0"},
+    {"producer's copies at fixed offsets (DSCC_MLA_LEAN=1 DSCC_MLA_LAZY=0)", "1", "0", "1", "1", "0", "0", "0"},
+    {"and S's descriptors precomputed (DSCC_MLA_LEAN=2 DSCC_MLA_LAZY=0)", "1", "0", "1", "2", "0", "0", "0"},
+    {"and no mask on whole blocks (DSCC_MLA_LEAN=3 DSCC_MLA_LAZY=0)", "1", "0", "1", "3", "0", "0", "0"},
+    {"and next S before P V's wait (DSCC_MLA_LEAN=4 DSCC_MLA_LAZY=0)", "1", "0", "1", "4", "0", "0", "0"},
+    {"and ex2.approx.ftz on whole blocks (DSCC_MLA_LEAN=5 DSCC_MLA_LAZY=0)", "1", "0", "1", "5", "0", "0", "0"},
+    {"and lazy rescale (the default: DSCC_MLA_LEAN=5 DSCC_MLA_LAZY=1)", "1", "0", "1", "5", "1", "0", "0"},
+    {"default, the scale folded into P's exponent (DSCC_MLA_LEAN=6)", "1", "0", "1", "6", "1", "0", "0"},
+    {"default, warpgroup 0's P V with P from registers (DSCC_MLA_PREG=1)", "1", "0", "1", "5", "1", "0", "1"},
+    {"default, LEAN 6 and P from registers (DSCC_MLA_LEAN=6 DSCC_MLA_PREG=1)", "1", "0", "1", "6", "1", "0", "1"},
+    {"default, the splits merged in the kernel (DSCC_MLA_FUSE=1)", "1", "0", "1", "5", "1", "1", "0"},
+    {"merged in the kernel, LEAN 6 (DSCC_MLA_FUSE=1 DSCC_MLA_LEAN=6)", "1", "0", "1", "6", "1", "1", "0"},
+    {"merged in the kernel, P from registers (DSCC_MLA_FUSE=1 DSCC_MLA_PREG=1)", "1", "0", "1", "5", "1", "1", "1"},
+    {"seesaw schedule as before (DSCC_MLA_V3=2 DSCC_MLA_LEAN=0 DSCC_MLA_LAZY=0)", "2", "0", "1", "0", "0", "0", "0"},
+    {"seesaw schedule, lean, lazy rescale (DSCC_MLA_V3=2)", "2", "0", "1", "5", "1", "0", "0"},
+    {"seesaw schedule, and the scale folded into P's exponent (DSCC_MLA_V3=2 DSCC_MLA_LEAN=6)", "2", "0", "1", "6", "1", "0", "0"},
+    {"seesaw schedule, lean, lazy rescale, merged in the kernel (DSCC_MLA_V3=2 DSCC_MLA_FUSE=1)", "2", "0", "1", "5", "1", "1", "0"}};
 enum { NV = (int)(sizeof VARIANTS / sizeof *VARIANTS), HQ = 128 };
 
 /* The decode kernel's and the combine's sources for variant v at (B, T). */

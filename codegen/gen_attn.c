@@ -312,8 +312,8 @@ static bool mla_decode_shape(const Gen *G, const IrNode *n) {
 /* Its two phases: the decode kernel (the split count from the launch) and
  * the combine of its splits, both launched only for steps of S <= MLA_MAX_S
  * (CG_ITEMS_MLA_*), the combine only for more splits than the decode
- * kernel merges itself (by default up to MLA_FUSE_MAX, in the last block
- * of each query tile: MLA_FUSE; DSCC_MLA_FUSE=0: none); sp: a scratch slot
+ * kernel merges itself (with DSCC_MLA_FUSE=1, opt-in, up to MLA_FUSE_MAX,
+ * in the last block of each query tile: MLA_FUSE; by default none); sp: a scratch slot
  * of 64 + CG_KEY_PARTS * 513 floats. */
 static void mla_decode(Gen *G, const IrNode *n, int sq, int sq1, int64_t qd0, int sk, int so, int sp) {
     const IrNode *q = n->ops[0], *k = n->ops[1];
@@ -324,7 +324,7 @@ static void mla_decode(Gen *G, const IrNode *n, int sq, int sq1, int64_t qd0, in
     const char *v3 = getenv("DSCC_MLA_V3"), *pf = getenv("DSCC_MLA_PREFETCH"), *lean = getenv("DSCC_MLA_LEAN"),
                *lazy = getenv("DSCC_MLA_LAZY"), *fuse = getenv("DSCC_MLA_FUSE"), *preg = getenv("DSCC_MLA_PREG"); /* checked in cg_attention */
     const char *fmax = getenv("DSCC_MLA_FUSE_MAX");
-    bool fused = !(fuse && strcmp(fuse, "0") == 0);
+    bool fused = fuse && strcmp(fuse, "1") == 0; /* opt-in: slower on an H100 (mla_decode.cuh's MLA_FUSE) */
     int kfuse = fused ? (fmax && *fmax ? atoi(fmax) : MLA_FUSE_MAX) : 1; /* splits the decode kernel merges itself, at most */
     CgDefine d[] = {{"MLA_IN_MODULE", "1"},
                     {"MLA_B", cg_dim(G, B)},
@@ -345,7 +345,7 @@ static void mla_decode(Gen *G, const IrNode *n, int sq, int sq1, int64_t qd0, in
                     {"MLA_PF", pf && *pf ? pf : "0"}, /* blocks of keys the L2 prefetch runs ahead (0: none, the default: slower on an H100) */
                     {"MLA_LEAN", lean && *lean ? lean : "5"}, /* fewer instructions a block of keys (mla_decode.cuh); 0: as before */
                     {"MLA_LAZY", lazy && *lazy ? lazy : "1"}, /* O rescaled only when a row's max grows by more than 2^8 */
-                    {"MLA_FUSE", fused ? "1" : "0"}, /* the splits merged by the last block of each tile, no combine kernel */
+                    {"MLA_FUSE", fused ? "1" : "0"}, /* the splits merged by the last block of each tile (opt-in) */
                     {"MLA_FUSE_MAX", arena_printf(a, "%d", kfuse)}, /* ... up to this many splits (the combine kernel above) */
                     {"MLA_PREG", preg && *preg ? preg : "0"}}; /* warpgroup 0's P V with P from registers (opt-in) */
     sb_puts(&G->decl, cg_kernel_instance(a, "mla_decode", "mla_decode", d, (int)(sizeof d / sizeof *d)));
@@ -665,7 +665,8 @@ bool cg_attention(Gen *G, const IrNode *n) {
     }
     const char *fuse = getenv("DSCC_MLA_FUSE");
     if (fuse && *fuse && strcmp(fuse, "0") && strcmp(fuse, "1")) {
-        G->why = "DSCC_MLA_FUSE must be 0 (MLA's decode splits merged by a combine kernel) or 1 (by the last block of each query tile)";
+        G->why = "DSCC_MLA_FUSE must be 0 (MLA's decode splits merged by a combine kernel, the default) or 1 (by the last block of each "
+                 "query tile)";
         return false;
     }
     const char *fmax = getenv("DSCC_MLA_FUSE_MAX");

@@ -71,7 +71,7 @@
 //                        whole blocks P = ex2(S scale - m) by one FFMA (one multiply fewer a score); 0: none
 //   MLA_LAZY             1 (default): a row's max moves only when a block's exceeds it by more
 //                        than 8 (base 2; P <= 2^8), so O's rescale is skipped on most blocks; 0: exact
-//   MLA_FUSE             1 (default): with several splits the splits' merge is the kernel's own: the
+//   MLA_FUSE             1 (opt-in: slower on an H100, below): with several splits the merge is the kernel's own: the
 //                        block of a (batch row, row tile) that takes the last ticket (an atomic counter
 //                        of the tile in the module's memory, MLA_TICKETS, back to 0 once used) waits for
 //                        the others' parts, merges them with its own output (held in registers, never
@@ -80,8 +80,11 @@
 //                        splits (default 4): the merging block reads the nsp - 1 other parts alone, at
 //                        one SM's share of L2's bandwidth (batch 1 at 4,097 keys: 33 splits, 4 MB a
 //                        tile), where the combine kernel spreads them over the GPU; above, as with 0.
-//                        0: every split writes its part, the combine kernel (mla_decode_combine.cuh)
-//                        merges them
+//                        0 (default): every split writes its part, the combine kernel
+//                        (mla_decode_combine.cuh) merges them. (An H100, 2026-12-06, bench_mla at
+//                        batch 32, 4,097 keys: 374.4 TFLOPS merged here against 385.0 with the
+//                        combine; at batch 128, one split, no merge at all, 460.7 against 477.2: the
+//                        merge's code alone costs the main loop ~3.5%, and its tail ~7 us at 2 splits)
 //   MLA_PREG             1 (opt-in): the chunk ring's warpgroup 0 issues its P V with P from registers
 //                        (wgmma's A operand: the same bf16 values), before it stores P for warpgroup 1,
 //                        so its P V starts earlier and reads no P from shared memory; 0 (default): from
@@ -145,7 +148,7 @@
 #define MLA_LAZY 1
 #endif
 #ifndef MLA_FUSE
-#define MLA_FUSE 1
+#define MLA_FUSE 0
 #endif
 #ifndef MLA_FUSE_MAX
 #define MLA_FUSE_MAX 4

@@ -39,8 +39,8 @@
 #   rounds.sh mla     MLA's decode kernel alone, its variants side by side
 #                     (bench_mla: batch 32, context 4,097, then 8,193, then
 #                     batch 1 and 128 at 4,097): the "median ms" column, the
-#                     splits merged in the kernel (DSCC_MLA_FUSE=1) against
-#                     the combine kernel (=0);
+#                     default against DSCC_MLA_LEAN=6, DSCC_MLA_PREG=1 and the
+#                     splits merged in the kernel (DSCC_MLA_FUSE=1);
 #   rounds.sh final   each of the session's paths alone through test_gpu_ops (concurrently), the unit tests,
 #                     e2e and bench_gpu with the paths that passed, against all off;
 #   rounds.sh quick   the new kernels' tests and one bench_gpu run, for a
@@ -50,8 +50,8 @@
 #   rounds.sh deepgemm  DeepGEMM's FP8 GEMM at bench_gemm's shapes (DG_S seconds);
 #   rounds.sh trace1k the same for a 1,024-token prefill, its top 50 kernels;
 #   rounds.sh ncu     Nsight Compute on the MLA decode kernel (bench_mla's default
-#                     variant), then on the combine kernel and the decode kernel of
-#                     the variant before (DSCC_MLA_FUSE=0), where ncu exists;
+#                     variant), then on its combine kernel and on the decode kernel
+#                     that merges the splits itself (DSCC_MLA_FUSE=1), where ncu exists;
 #   rounds.sh pdl     test_gpu_pdl, then bench_gpu with programmatic dependent
 #                     launch (DSCC_PDL=1; opt in) and without (=0, the default,
 #                     the baseline in the same run): the decode step's "CUDA graph"
@@ -212,17 +212,17 @@ case "$mode" in
       --set first_k_dense_replace=1 --set num_nextn_predict_layers=0 --tokens "$out/ids1k.npy" --backend cuda --precision fp8 \
       --prefill 1024 --generate 2 --trace "$out/trace1k.json"
     TAIL=60 step trace1k_top 60 python3 bench/trace_top.py "$out/trace1k.json" 50 --step prefill --peak-gbs 4250 --peak-tflops 1300 ;;
-  ncu) # Nsight Compute on MLA's decode kernel (bench_mla's entry mla_bench, named exactly: the default variant, the
-       # splits merged in the kernel), its third launch (after the two warm-ups), clocks left as they are; then the
-       # combine kernel (mla_bench_combine) of the variant before (DSCC_MLA_FUSE=0), and that variant's decode kernel
+  ncu) # Nsight Compute on MLA's decode kernel (bench_mla's entry mla_bench, named exactly: the default variant, row 7),
+       # its third launch (after the two warm-ups), clocks left as they are; then the combine kernel (mla_bench_combine)
+       # of the same variant, and the decode kernel that merges the splits itself (row 11, DSCC_MLA_FUSE=1)
     n=$(command -v ncu || ls /usr/local/cuda*/bin/ncu /opt/nvidia/nsight-compute/*/ncu 2>/dev/null | head -n 1)
     if [ -n "$n" ]; then
       TAIL=80 step ncu_mla 240 "$n" --clock-control none --kernel-name mla_bench --launch-skip 2 --launch-count 1 --set full \
-        build/bench_mla --variant 8 --reps 3
+        build/bench_mla --variant 7 --reps 3
       TAIL=40 step ncu_mla_combine 120 "$n" --clock-control none --kernel-name mla_bench_combine --launch-skip 2 --launch-count 1 \
         --set full build/bench_mla --variant 7 --reps 3
-      TAIL=40 step ncu_mla_unfused 120 "$n" --clock-control none --kernel-name mla_bench --launch-skip 2 --launch-count 1 \
-        --set full build/bench_mla --variant 7 --reps 3
+      TAIL=40 step ncu_mla_fused 120 "$n" --clock-control none --kernel-name mla_bench --launch-skip 2 --launch-count 1 \
+        --set full build/bench_mla --variant 11 --reps 3
     else echo "ncu: not on this machine"; fi ;;
   pdl) # programmatic dependent launch against plain launches, one card, one process each
     step test_gpu_pdl 120 build/test_gpu_pdl

@@ -16,8 +16,8 @@
  * stage whole; 2: the seesaw), at MLA_LEAN's levels with and without the
  * lazy rescale, and levels 0 to 5 against each other (they change no
  * arithmetic: bit for bit on the emulated device, within 1e-3 on a GPU),
- * and over 2 to 4 splits the kernel merging them itself (MLA_FUSE, the
- * default) against the combine kernel, and warpgroup 0's P V with P from
+ * and over 2 to 4 splits the kernel merging them itself (MLA_FUSE,
+ * opt-in) against the combine kernel, and warpgroup 0's P V with P from
  * registers (MLA_PREG) against from shared memory (the same arithmetic:
  * bit for bit on the emulated device).
  * Every query row of every step
