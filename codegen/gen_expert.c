@@ -9,7 +9,8 @@
  * scattering results back to their rows. There are at most ceil(R/64) + E
  * tiles for R routed rows and E experts, so that many blocks per output
  * tile are launched and the ones past the real count return at once.
- * With DSCC_EXPERT_TMA=1 or 2 (opt-in, its level; see expert_tma_params), above
+ * By default (level 2; DSCC_EXPERT_TMA=0: never, 1: level 1; see
+ * expert_tma_params), above
  * EXPERT_TMA_MINR routed rows (a prefill's) the TMA form runs instead of the tile's phases
  * (codegen/kernels/expert_tma.cuh: a persistent grid over (expert, 128
  * outputs) units, each block all of its expert's rows, the weights by TMA
@@ -155,15 +156,19 @@ typedef struct {
 } ExpertKey;
 
 /* The switch DSCC_<name> of a kernel form (read once, at codegen):
- * unset, "" or "0": off (*level 0); otherwise comma-separated items, the
- * first of which may be a level 1..maxlevel (level 1 without it), the
- * others key=value of keys. A malformed value: false, with G->why naming
- * the variable, its value and `usage`. */
-static bool expert_env(Gen *G, const char *name, int maxlevel, const ExpertKey *keys, int nkeys, const char *usage, int *level) {
+ * unset or "": level deflt (0: off); "0": off (*level 0); otherwise
+ * comma-separated items, the first of which may be a level 1..maxlevel
+ * (without it deflt, or 1 where deflt is 0), the others key=value of
+ * keys. A malformed value: false, with G->why naming the variable, its
+ * value and `usage`. */
+static bool expert_env(Gen *G, const char *name, int deflt, int maxlevel, const ExpertKey *keys, int nkeys, const char *usage,
+                       int *level) {
     const char *e = getenv(name);
+    *level = deflt;
+    if (!e || !*e) return true;
     *level = 0;
-    if (!e || !*e || !strcmp(e, "0")) return true;
-    *level = 1;
+    if (!strcmp(e, "0")) return true;
+    *level = deflt ? deflt : 1;
     for (const char *s = e; *s;) {
         const char *end = strchr(s, ',');
         if (!end) end = s + strlen(s);
@@ -218,7 +223,7 @@ static bool expert_stream_params(Gen *G, ExpertStream *p) {
     const ExpertKey keys[] = {{"maxr", 1, 1LL << 30, 0, &p->maxr}, {"u", 1, 8, 0, &p->u}, {"minb", 1, 4, 0, &p->minb},
                               {"ring", 0, 1, 0, &p->ring}, {"d", 4, 8, 1u << 4 | 1u << 6 | 1u << 8, &p->d}};
     int level;
-    if (!expert_env(G, "DSCC_EXPERT_V2", 1, keys, (int)(sizeof keys / sizeof keys[0]),
+    if (!expert_env(G, "DSCC_EXPERT_V2", 0, 1, keys, (int)(sizeof keys / sizeof keys[0]),
                     "0, 1, or comma-separated maxr=N, u=1..8, minb=1..4, ring=0|1, d=4|6|8", &level))
         return false;
     p->on = level > 0;
@@ -270,18 +275,21 @@ static void expert_stream(Gen *G, const ExpertStream *xs, const IrNode *n, int n
 }
 
 /* The TMA form (codegen/kernels/expert_tma.cuh) of the grouped GEMM above
- * minr routed rows (a prefill's), the tile's phases at or below: opt-in,
- * with DSCC_EXPERT_TMA set and not 0 (read once at codegen; unset or 0:
- * the tile at every row count). Its first GPU run (an H200, 2026-12-06)
+ * minr routed rows (a prefill's), the tile's phases at or below: by
+ * default at level 2 (DSCC_EXPERT_TMA, read once at codegen: 0 the tile
+ * at every row count, 1 level 1). Its first GPU run (an H200, 2026-12-06)
  * hung: its warpgroups asked setmaxnreg for more registers than the block
- * holds (fixed, and now a static_assert in the file); it stays off until a
- * GPU has run it. Level 2 (DSCC_EXPERT_TMA=2; expert_tma.cuh's XT_LVL)
+ * holds (fixed, and now a static_assert in the file). On an H100
+ * (2026-12-06, two V3 layers, bench_gpu) the 1,024-token prefill's
+ * fp8_expert_linear took 3.074 ms at level 2 against the tile's 3.895
+ * (level 1: 4.156 against 3.865), every GPU test passing, so level 2 is
+ * the default above minr. Level 2 (DSCC_EXPERT_TMA=2; expert_tma.cuh's XT_LVL)
  * stages the scales in shared memory by the producer and gathers and
  * stores whole sectors (an H100's ncu of level 1 at the 1,024-token
  * prefill: 65% of the stalls on the consumers' scattered 4-byte scale
  * loads); it needs the scales stored as f32 (always so today; else level
  * 1 is generated). DSCC_EXPERT_TMA is "0", "1", "2", or comma-separated
- * items: a level first (1 or 2; 1 without it), then any of
+ * items: a level first (1 or 2; 2 without it), then any of
  * ef=0|1 (level 2: the weights' TMA loads under an L2 evict-first policy,
  * so that the stream of weights read once does not push out the rows of
  * x the units of an expert read again; default 1: an H100's ncu of level 1
@@ -301,9 +309,9 @@ typedef struct {
 #define EXPERT_TMA_MINR 2048 /* above a decode step of 256 tokens x 8 experts: the tile's rows */
 
 static bool expert_tma_params(Gen *G, ExpertTma *p) {
-    *p = (ExpertTma){false, 1, EXPERT_TMA_MINR, 1, 132, 1};
+    *p = (ExpertTma){false, 2, EXPERT_TMA_MINR, 1, 132, 1};
     const ExpertKey keys[] = {{"minr", 1, 1LL << 30, 0, &p->minr}, {"mt", 1, 2, 0, &p->mt}, {"grid", 1, 1024, 0, &p->grid}, {"ef", 0, 1, 0, &p->ef}};
-    if (!expert_env(G, "DSCC_EXPERT_TMA", 2, keys, (int)(sizeof keys / sizeof keys[0]),
+    if (!expert_env(G, "DSCC_EXPERT_TMA", 2, 2, keys, (int)(sizeof keys / sizeof keys[0]),
                     "0, 1, 2, or comma-separated minr=N (N >= 1), mt=1|2, grid=1..1024, ef=0|1, after a level 1|2 or alone", &p->lvl))
         return false;
     p->on = p->lvl > 0;

@@ -27,9 +27,9 @@
 #                     2-CTA clusters (DSCC_TMA_CLUSTER=1), beside cuBLASLt;
 #   rounds.sh expert  test_gpu_expert, then bench_gpu with the routed
 #                     experts' TMA form above 2,048 routed rows (the prefill)
-#                     at its level 2 (DSCC_EXPERT_TMA=2: scales staged by the
-#                     producer, whole-sector gathers and stores), its level 1
-#                     (=1) and without it (=0, the default: the tile
+#                     at its level 2 (DSCC_EXPERT_TMA=2, the default: scales
+#                     staged by the producer, whole-sector gathers and
+#                     stores), its level 1 (=1) and without it (=0: the tile
 #                     everywhere, the baseline in the same run), level 2
 #                     without its L2 evict-first hint on the weights
 #                     (=2,ef=0), then level 2 at every row count (=2,minr=1:
@@ -141,7 +141,7 @@ case "$mode" in
       python3 bench/trace_top.py "$out/trace1k_p$p.json" 60 --step prefill --peak-gbs 4250 --peak-tflops 1300 > "$out/glue_top$p.log" 2>&1
       echo "== glue_top$p (DSCC_ROWS_PREFILL=$p): the row kernels"; grep -E "rmsnorm|[0-9]_linear" "$out/glue_top$p.log" | head -n 24
     done ;;
-  expert) # the routed experts' grouped GEMM: the TMA form (opt-in, above 2,048 rows) against the tile; fp8_expert_linear ms per step
+  expert) # the routed experts' grouped GEMM: the TMA form (default above 2,048 rows) against the tile; fp8_expert_linear ms per step
     step test_gpu_expert 120 build/test_gpu_expert
     for v in 2 1 0 2,ef=0 2,minr=1; do
       DSCC_EXPERT_TMA=$v TAIL=40 step "bench_gpu_expert_tma_${v//[=,]/_}" 200 build/bench_gpu --layers 2 --dense 1 --prefill 1024 --peak-tflops 1300

@@ -12,8 +12,9 @@
  * each output through neg, so fp8-quant quantizes the GEMM before it.
  * K is 528 and 176: a last K block of 16 bytes, K not a multiple of 128.
  *
- * The TMA form (codegen/kernels/expert_tma.cuh, opt-in; DSCC_EXPERT_TMA=minr=1
- * runs it at every row count) on the same routings and one more: two
+ * The TMA form (codegen/kernels/expert_tma.cuh, by default above 2,048
+ * routed rows, at level 2; DSCC_EXPERT_TMA=1,minr=1 runs its level 1 at
+ * every row count) on the same routings and one more: two
  * experts of 160 rows (with mt=1, two passes over K; with mt=2,
  * consumers holding a second row tile, one without rows) and slots of id -1; N 176,
  * 528 and 100 are not multiples of its 128-output tile, K 528 and 176 not
@@ -172,8 +173,8 @@ static void check_kinds(bool f32, int form, unsigned kinds) {
     static const int64_t TOKENS[5] = {1, 2, 24, 80, 160};
     GpuOptions go = {.max_batch = kinds >> 4 ? 160 : 80, .max_seq = 1, .max_ctx = 1, .keep_all = true, .f32_storage = f32, .no_blas = true};
     const char *tenv = getenv("DSCC_EXPERT_TMA");
-    if (form == FORM_TMA) { /* DSCC_EXPERT_TMA=2...: level 2, the weights evict-first unless ef=0 */
-        const bool two = tenv && tenv[0] == '2';
+    if (form == FORM_TMA) { /* level 2 (the weights evict-first unless ef=0) but where DSCC_EXPERT_TMA=1... asks for 1 */
+        const bool two = !(tenv && tenv[0] == '1');
         assert_int_equal(tma_level(g, f32), two ? 2 : 1);
         assert_true(generated_has(g, f32, "#define XT_EF 1\n") == (two && !strstr(tenv, "ef=0")));
     }
@@ -268,23 +269,23 @@ static void test_tile(void **state) {
  * tiles), f32 storage, a block a unit, on uneven rows and the two experts of 160 */
 static void test_tma(void **state) {
     (void)state;
-    setenv("DSCC_EXPERT_TMA", "minr=1,grid=3", 1);
+    setenv("DSCC_EXPERT_TMA", "1,minr=1,grid=3", 1);
     check_kinds(false, FORM_TMA, 31u);
     unsetenv("DSCC_EXPERT_TMA");
 }
 static void test_tma_f32(void **state) {
     (void)state;
-    setenv("DSCC_EXPERT_TMA", "minr=1,mt=2", 1);
+    setenv("DSCC_EXPERT_TMA", "1,minr=1,mt=2", 1);
     check_kinds(true, FORM_TMA, 1u << 2 | 1u << 4); /* uneven rows; two experts of 160 rows */
     unsetenv("DSCC_EXPERT_TMA");
 }
 
-/* the TMA form's level 2 (DSCC_EXPERT_TMA=2: the producer copies the scales of a stage's rows and w's into shared memory
- * beside them, gathers the rows 8 lanes a row) on the same cases: 128 rows a pass and a grid of 3, bf16, the weights
- * evict-first in L2 (the default); 256 a pass, f32, without the hint (ef=0) */
+/* the TMA form's level 2 (the default; DSCC_EXPERT_TMA=2: the producer copies the scales of a stage's rows and w's into
+ * shared memory beside them, gathers the rows 8 lanes a row) on the same cases: 128 rows a pass and a grid of 3, bf16,
+ * the weights evict-first in L2 (the default; the level left out: the default's); 256 a pass, f32, without the hint */
 static void test_tma2(void **state) {
     (void)state;
-    setenv("DSCC_EXPERT_TMA", "2,minr=1,grid=3", 1);
+    setenv("DSCC_EXPERT_TMA", "minr=1,grid=3", 1);
     check_kinds(false, FORM_TMA, 31u);
     unsetenv("DSCC_EXPERT_TMA");
 }
@@ -321,8 +322,8 @@ static void test_env(void **state) {
     }
     unsetenv("DSCC_EXPERT_V2");
     assert_true(diag_error_count(d) >= 11);
-    /* the TMA form above minr routed rows, the tile at or below; with DSCC_EXPERT_TMA=1 above 2,048 (a prefill of 512
-     * tokens x 4 slots here); never by default (opt-in) or with DSCC_EXPERT_TMA=0 */
+    /* the TMA form above minr routed rows, the tile at or below; by default (level 2) and with DSCC_EXPERT_TMA=1 or 2
+     * above 2,048 (a prefill of 512 tokens x 4 slots here); never with DSCC_EXPERT_TMA=0 */
     setenv("DSCC_EXPERT_TMA", "minr=8", 1);
     phases_at(g, false, 2, &st, &tile, &ring, &tma);
     assert_true(!st && tile && !tma);
@@ -343,8 +344,16 @@ static void test_env(void **state) {
     setenv("DSCC_EXPERT_TMA", "1,mt=2", 1);
     assert_int_equal(tma_level(g, false), 1);
     unsetenv("DSCC_EXPERT_TMA");
-    phases_at(g, false, 513, &st, &tile, &ring, &tma);
+    phases_at(g, false, 512, &st, &tile, &ring, &tma);
     assert_true(!st && tile && !tma);
+    phases_at(g, false, 513, &st, &tile, &ring, &tma);
+    assert_true(!st && !tile && tma);
+    assert_int_equal(tma_level(g, false), 2);
+    assert_true(generated_has(g, false, "#define XT_EF 1\n"));
+    setenv("DSCC_EXPERT_TMA", "minr=8", 1); /* keys alone: the default level */
+    assert_int_equal(tma_level(g, false), 2);
+    setenv("DSCC_EXPERT_TMA", "", 1);
+    assert_int_equal(tma_level(g, false), 2);
     setenv("DSCC_EXPERT_TMA", "0", 1);
     phases_at(g, false, 513, &st, &tile, &ring, &tma);
     assert_true(!st && tile && !tma);
