@@ -148,12 +148,11 @@ case "$mode" in
     done ;;
   final) # the session's paths one at a time through test_gpu_ops (the others off), all at once on one GPU, beside
           # the unit tests; a path whose run or unit test fails stays off in "new"; e2e on "new"; bench_gpu new vs old
-    declare -A on=([combine]="DSCC_ROWS_UPSTREAM=1" [router]="DSCC_GEMM_F32_LIB=1" [einsum]="DSCC_EINSUM_ROWS=8" [skinny]="DSCC_SKINNY_PIPE=1"
-                   [mlafuse]="DSCC_MLA_FUSE=1" [mlalean]="DSCC_MLA_LEAN=6" [mlapreg]="DSCC_MLA_PREG=1" [expert]="DSCC_EXPERT_TMA=2")
+    declare -A on=([combine]="DSCC_ROWS_UPSTREAM=1" [router]="DSCC_GEMM_F32_LIB=1" [einsum]="DSCC_EINSUM_ROWS=128" [skinny]="DSCC_SKINNY_PIPE=1"
+                   [expert]="DSCC_EXPERT_TMA=2")
     declare -A offv=([combine]="DSCC_ROWS_UPSTREAM=0" [router]="DSCC_GEMM_F32_LIB=0" [einsum]="DSCC_EINSUM_ROWS=0" [skinny]="DSCC_SKINNY_PIPE=0"
-                     [mlafuse]="DSCC_MLA_FUSE=0" [mlalean]="DSCC_MLA_LEAN=5" [mlapreg]="DSCC_MLA_PREG=0" [expert]="DSCC_EXPERT_TMA=0")
-    declare -A unit=([combine]=test_gpu_rows [router]=none [einsum]=test_gpu_einsum [skinny]=test_gpu_skinny [mlafuse]=test_gpu_mla
-                     [mlalean]=test_gpu_mla [mlapreg]=test_gpu_mla [expert]=test_gpu_expert)
+                     [expert]="DSCC_EXPERT_TMA=0")
+    declare -A unit=([combine]=test_gpu_rows [router]=none [einsum]=test_gpu_einsum [skinny]=test_gpu_skinny [expert]=test_gpu_expert)
     only() { local f e=""; for f in "${!on[@]}"; do if [ "$f" = "$1" ] || [ "$1" = all ]; then e+="${on[$f]} "; else e+="${offv[$f]} "; fi; done; echo "$e"; }
     pids=()
     for f in "${!on[@]}" all; do
@@ -176,7 +175,8 @@ case "$mode" in
     echo "new: $newenv"
     OUT=$(mktemp -d) TAIL=20 step e2e 150 env $newenv bash tests/gpu/e2e.sh
     TAIL=45 step bench_gpu_new 220 env $newenv build/bench_gpu --layers 2 --dense 1 --prefill 1024 --peak-tflops 1300
-    TAIL=45 step bench_gpu_old 220 env $(only none) build/bench_gpu --layers 2 --dense 1 --prefill 1024 --peak-tflops 1300 ;;
+    TAIL=45 step bench_gpu_old 220 env $(only none) build/bench_gpu --layers 2 --dense 1 --prefill 1024 --peak-tflops 1300
+    [ -n "${FINAL_ALSO:-}" ] && TAIL=45 step bench_gpu_also 220 env $newenv $FINAL_ALSO build/bench_gpu --layers 2 --dense 1 --prefill 1024 --peak-tflops 1300 ;;
   quick)
     for t in test_gpu_mla test_gpu_skinny test_gpu_sample; do step "$t" 60 build/$t; done
     TAIL=40 step bench_gpu 200 build/bench_gpu --layers 2 --dense 1 --prefill 1024 --peak-tflops 1300 ;;
