@@ -5,23 +5,22 @@
  * "bshk,hkn->bshn" on bf16 values, run on the tensor-core tile of
  * gen_gemm.c instead: x is read as [B*S*H, K] rows (row (b*S + s)*H + h),
  * head h's matrix is weight matrix e = h, the output rows likewise. At a
- * decode step's rows (up to DSCC_EINSUM_ROWS, default 128; 0: the tile at
- * every row count; 8: the tile above 8 rows) the "bshk,hnk->bshn" form
- * runs codegen/kernels/einsum_heads.cuh up to 8 rows, each weight row
- * read once, in one wave, the sums on the CUDA cores, and
- * einsum_heads_mma.cuh above: the same weight stream, the sums on
- * mma.sync. */
+ * decode step's few rows (up to DSCC_EINSUM_ROWS, default 8; 0: the tile
+ * at every row count) the "bshk,hnk->bshn" form runs
+ * codegen/kernels/einsum_heads.cuh first: each weight row read once, in one
+ * wave, the sums on the CUDA cores; with DSCC_EINSUM_ROWS above 8 (to 128,
+ * opt-in until timed), einsum_heads_mma.cuh past 8 rows: the same weight
+ * stream, the sums on mma.sync. */
 #include "codegen/gen_internal.h"
 #include "codegen/kernels.h"
 
 #include <stdlib.h>
 #include <string.h>
 
-/* The decode forms of the per-head products: up to CG_EINSUM_CUDA_ROWS rows on the CUDA cores
- * (codegen/kernels/einsum_heads.cuh), past them up to DSCC_EINSUM_ROWS (default CG_EINSUM_ROWS) on the tensor cores
- * (einsum_heads_mma.cuh); the tile above. */
-#define CG_EINSUM_CUDA_ROWS 8
-#define CG_EINSUM_ROWS 128
+/* The decode forms of the per-head products: at most CG_EINSUM_ROWS rows by default on the CUDA cores
+ * (codegen/kernels/einsum_heads.cuh); with DSCC_EINSUM_ROWS above that, up to CG_EINSUM_ROWS_MAX on the tensor cores
+ * past them (einsum_heads_mma.cuh, opt-in until timed). */
+#define CG_EINSUM_ROWS 8
 #define CG_EINSUM_ROWS_MAX 128
 
 /* The most rows of the decode forms: DSCC_EINSUM_ROWS (0: none, the tile at every row count; 1..128), else
@@ -108,10 +107,9 @@ static bool einsum_heads_mma(Gen *G, const IrNode *n, const char *x, const char 
     IrDim M = ir_dim_mul(xv->type.dims[0], xv->type.dims[1]);
     int sx = cg_slot_value(G, xv), sw = cg_slot_value(G, wv), sy = cg_slot_value(G, n);
     const int mrows = wt || K.coeff % 64 || (G->kblock && G->kblock[wv->id]) ? 0 : rows;
-    /* above CG_EINSUM_CUDA_ROWS the tensor-core form, its sums 4 registers a 16-row tile */
-    const int cuda = mrows < CG_EINSUM_CUDA_ROWS ? mrows : CG_EINSUM_CUDA_ROWS;
-    if (mrows) einsum_heads_rows(G, 0, cuda, M, H.coeff, N.coeff, K.coeff, sx, sw, sy);
-    if (mrows > cuda) einsum_heads_tc(G, cuda, mrows, M, H.coeff, N.coeff, K.coeff, sx, sw, sy);
+    /* above CG_EINSUM_ROWS the tensor-core form, its sums 4 registers a 16-row tile */
+    if (mrows) einsum_heads_rows(G, 0, mrows < CG_EINSUM_ROWS ? mrows : CG_EINSUM_ROWS, M, H.coeff, N.coeff, K.coeff, sx, sw, sy);
+    if (mrows > CG_EINSUM_ROWS) einsum_heads_tc(G, CG_EINSUM_ROWS, mrows, M, H.coeff, N.coeff, K.coeff, sx, sw, sy);
     cg_head(G, arena_printf(G->a, "einsum %s,%s->%s per head on the tensor cores (%s), 64x128 tile", x, w, o, cg_tile_insn(G, true)));
     sb_printf(&G->decl, "    extern __shared__ __align__(16) unsigned char sm[];\n"
                         "    __shared__ int srow[64], yrow[64];\n"
