@@ -785,14 +785,7 @@ static inline void emu_hp_wg_wait(unsigned keep, int line) {
 #define hp_hold32(d) (void)(d)
 #define hp_hold64(d) (void)(d)
 
-/* ---- expert_tma.cuh's: hopper.cuh's primitives under its own names (until it includes hopper.cuh) ---- */
-#define xt_mbar_init(bar, count) hp_mbar_init((bar), (count))
-static inline void xt_mbar_fence_init(void) {}
-static inline void xt_fence_async(void) {}
-#define xt_mbar_arrive(bar) hp_mbar_arrive((bar))
-#define xt_mbar_expect_tx(bar, bytes) hp_mbar_expect_tx((bar), (bytes))
-#define xt_mbar_wait(bar, parity) hp_mbar_wait((bar), (parity))
-#define xt_tma_2d(dst, map, bar, c0, c1) hp_tma_2d((dst), (map), (bar), (c0), (c1))
+/* ---- expert_tma.cuh's own (the rest is hopper.cuh's) ---- */
 /* an L2 cache policy: a hint, nothing to emulate */
 #define xt_policy_ef() 0ull
 #define xt_tma_2d_hint(dst, map, bar, c0, c1, pol) ((void)(pol), hp_tma_2d((dst), (map), (bar), (c0), (c1)))
@@ -803,11 +796,3 @@ static inline void emu_xt_cp4(void *dst, const void *src, bool v, int line) {
     emu_ctx->cp_async(emu_ctx, dst, src, 4, v ? 4 : 0);
 }
 #define xt_cp4(dst, src, v) emu_xt_cp4((dst), (src), (v), __LINE__)
-#define xt_cp_arrive(bar) hp_cp_arrive((bar))
-#define xt_regs_producer() emu_setmaxnreg(XT_REGS_P, __LINE__)
-#define xt_regs_consumer() emu_setmaxnreg(XT_REGS_C, __LINE__)
-#define xt_wg_fence() hp_wg_fence()
-#define xt_wg_commit() hp_wg_commit()
-#define xt_wg_wait0() hp_wg_wait0()
-#define xt_wgmma128(d, da, db, acc) hp_wgmma128_e4m3((d), (da), (db), (acc))
-#define xt_hold64(d) (void)(d)

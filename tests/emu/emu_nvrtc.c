@@ -109,10 +109,8 @@ static const char *const PTX_HELPERS[] = {"h2f", "f2h", "fe4m3", "pdl_wait", "pd
                                            "hp_tma_2d_mc", "hp_cp16", "hp_cp_arrive", "hp_cp_wait_all", "hp_bar_sync", "hp_bar_arrive",
                                            "hp_setmaxnreg_dec", "hp_setmaxnreg_inc", "hp_wg_fence", "hp_wg_commit", "hp_wg_wait0", "hp_wg_wait1",
                                            "hp_hold32", "hp_hold64", "hp_wgmma128_e4m3", "hp_bf16x2", "hp_exp2",
-                                           /* codegen/kernels/expert_tma.cuh's */
-                                           "xt_mbar_init", "xt_mbar_fence_init", "xt_fence_async", "xt_mbar_arrive", "xt_mbar_expect_tx",
-                                           "xt_mbar_wait", "xt_tma_2d", "xt_cp16", "xt_cp4", "xt_policy_ef", "xt_tma_2d_hint", "xt_cp_arrive", "xt_regs_producer", "xt_regs_consumer",
-                                           "xt_wg_fence", "xt_wg_commit", "xt_wg_wait0", "xt_wgmma128", "xt_hold64",
+                                           /* codegen/kernels/expert_tma.cuh's own */
+                                           "xt_cp16", "xt_cp4", "xt_policy_ef", "xt_tma_2d_hint",
                                            /* codegen/kernels/attn_prefill_wgmma.cuh's wgmma shapes */
                                            "aw_wgmma_s", "aw_wgmma_pv128", "aw_wgmma_pv64"};
 
