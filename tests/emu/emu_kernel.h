@@ -442,26 +442,12 @@ static inline unsigned emu_cvt_bf16x2(float lo, float hi) {
     return (r[0] & 0xffffu) | r[1] << 16;
 }
 
-/* mla_decode.cuh's inline-PTX helpers */
-#define mla_bf16x2(lo, hi) emu_cvt_bf16x2((lo), (hi))
-/* ex2.approx.ftz.f32: 2^x with results below 2^-126 flushed to zero */
-static inline float mla_ex2(float x) {
-    const float r = exp2f(x);
-    return r < 1.17549435e-38f ? 0.0f : r;
-}
+/* mla_decode.cuh's own inline-PTX helpers (the rest is hopper.cuh's, below); mla_bar_sync
+ * and mla_bar_arrive stay for tests/unit/test_gpu_barrier.c's kernels */
 #define mla_bar_sync(id, n) emu_bar_sync((id), (n), __LINE__)
 #define mla_bar_arrive(id, n) emu_bar_arrive((id), (n), __LINE__)
-#define mla_regs_producer() emu_setmaxnreg(MLA_REGS_PRODUCER, __LINE__)
-#define mla_regs_consumer() emu_setmaxnreg(MLA_REGS_CONSUMER, __LINE__)
-#define mla_cp16(dst, src, v) emu_cp16((dst), (src), (v), __LINE__)
 static inline void mla_cp_commit(void) { cp_commit(); }
 static inline void mla_cp_wait0(void) { cp_wait0(); }
-static inline void mla_fence_async(void) {}
-static inline void mla_wg_fence(void) { wg_fence(); }
-static inline void mla_wg_commit(void) { emu_wgx_groups[emu_tid()]++; }
-static inline void mla_wg_wait0(void) { emu_wgx_wait0(); }
-#define mla_wg_wait1() emu_wgx_wait(1, __LINE__)
-#define mla_hold32(d) (void)(d)
 #define mla_hold128(d) (void)(d)
 /* the v3 ring's mbarriers (gemm_tma.cuh's below). cp.async.mbarrier.arrive.noinc:
  * the thread's copies land, it arrives, and then it waits until the phase it
@@ -469,9 +455,6 @@ static inline void mla_wg_wait0(void) { emu_wgx_wait0(); }
  * the hardware does not: so the producer never runs a chunk ahead of the
  * consumers, and a consumer that reads a chunk before its barrier completed
  * reads the fill bytes there */
-#define mla_mbar_init(bar, n) emu_gt_mbar_init((bar), (n), __LINE__)
-static inline void mla_mbar_fence_init(void) {}
-#define mla_mbar_wait(bar, parity) emu_gt_mbar_wait((bar), (parity), __LINE__)
 static inline void emu_gt_mbar_arrive(void *bar, unsigned tx, int line);
 static inline void emu_gt_mbar_wait(void *bar, unsigned parity, int line);
 static inline void *emu_mbar_at(void *bar, int line);
@@ -482,7 +465,6 @@ static inline void emu_mla_cp_arrive(void *bar, int line) {
     emu_gt_mbar_arrive(bar, 0u, line);
     emu_gt_mbar_wait(bar, parity, line);
 }
-#define mla_cp_arrive(bar) emu_mla_cp_arrive((bar), __LINE__)
 /* Programmatic dependent launch (the prelude's DSCC_PDL_WAIT / DSCC_PDL_LAUNCH_DEPENDENTS):
  * griddepcontrol.wait is noted by the driver (emu_abi.h's pdl_wait), launch_dependents is a
  * scheduling hint with nothing to do where kernels run in order */
