@@ -136,36 +136,9 @@ static_assert(128 * (XT_REGS_P) + 256 * (XT_REGS_C) <= 384 * 168, "expert_tma.cu
 #define XT_OWN(p) (p)
 #endif
 
+#include "hopper.cuh"
 #ifndef XT_HELPERS // once a module
 #define XT_HELPERS
-__device__ __forceinline__ void xt_mbar_init(unsigned long long *bar, unsigned count) {
-    asm volatile("mbarrier.init.shared::cta.b64 [%0], %1;\n" ::"r"((unsigned)__cvta_generic_to_shared(bar)), "r"(count) : "memory");
-}
-// the barriers' initialization made visible to the copy engine
-__device__ __forceinline__ void xt_mbar_fence_init() { asm volatile("fence.mbarrier_init.release.cluster;\n" ::: "memory"); }
-// cp.async's writes (generic proxy) made visible to the wgmma's reads (async proxy)
-__device__ __forceinline__ void xt_fence_async() { asm volatile("fence.proxy.async.shared::cta;\n" ::: "memory"); }
-__device__ __forceinline__ void xt_mbar_arrive(unsigned long long *bar) {
-    asm volatile("mbarrier.arrive.shared::cta.b64 _, [%0];\n" ::"r"((unsigned)__cvta_generic_to_shared(bar)) : "memory");
-}
-// arrive, and `bytes` more to come by the bulk copies of this phase
-__device__ __forceinline__ void xt_mbar_expect_tx(unsigned long long *bar, unsigned bytes) {
-    asm volatile("mbarrier.arrive.expect_tx.shared::cta.b64 _, [%0], %1;\n" ::"r"((unsigned)__cvta_generic_to_shared(bar)), "r"(bytes) : "memory");
-}
-// until the phase of parity `parity` has completed
-__device__ __forceinline__ void xt_mbar_wait(unsigned long long *bar, unsigned parity) {
-    const unsigned b = (unsigned)__cvta_generic_to_shared(bar);
-    unsigned done = 0;
-    while (!done)
-        asm volatile("{\n .reg .pred p;\n mbarrier.try_wait.parity.shared::cta.b64 p, [%1], %2;\n selp.u32 %0, 1, 0, p;\n}\n"
-                     : "=r"(done) : "r"(b), "r"(parity) : "memory");
-}
-// the box at element c0 of dim 0 (K) and row c1 into dst, completing on bar
-__device__ __forceinline__ void xt_tma_2d(void *dst, const void *map, unsigned long long *bar, int c0, int c1) {
-    asm volatile("cp.async.bulk.tensor.2d.shared::cluster.global.mbarrier::complete_tx::bytes [%0], [%1, {%2, %3}], [%4];\n"
-                 ::"r"((unsigned)__cvta_generic_to_shared(dst)), "l"(map), "r"(c0), "r"(c1), "r"((unsigned)__cvta_generic_to_shared(bar))
-                 : "memory");
-}
 // 16 bytes global -> shared (cp.async.cg), zeros when !v
 __device__ __forceinline__ void xt_cp16(void *dst, const void *src, bool v) {
     asm volatile("cp.async.cg.shared.global [%0], [%1], 16, %2;\n" ::"r"((unsigned)__cvta_generic_to_shared(dst)), "l"(src), "r"(v ? 16 : 0)
@@ -178,8 +151,8 @@ __device__ __forceinline__ unsigned long long xt_policy_ef() {
     asm volatile("createpolicy.fractional.L2::evict_first.b64 %0, 1.0;\n" : "=l"(p));
     return p;
 }
-// xt_tma_2d under the L2 policy pol
-__device__ __forceinline__ void xt_tma_2d_hint(void *dst, const void *map, unsigned long long *bar, int c0, int c1, unsigned long long pol) {
+// hp_tma_2d under the L2 policy pol
+__device__ __forceinline__ void xt_tma_2d_hint(void *dst, const void *map, void *bar, int c0, int c1, unsigned long long pol) {
     asm volatile("cp.async.bulk.tensor.2d.shared::cluster.global.mbarrier::complete_tx::bytes.L2::cache_hint [%0], [%1, {%2, %3}], [%4], %5;\n"
                  ::"r"((unsigned)__cvta_generic_to_shared(dst)), "l"(map), "r"(c0), "r"(c1), "r"((unsigned)__cvta_generic_to_shared(bar)), "l"(pol)
                  : "memory");
@@ -189,24 +162,6 @@ __device__ __forceinline__ void xt_cp4(void *dst, const void *src, bool v) {
     asm volatile("cp.async.ca.shared.global [%0], [%1], 4, %2;\n" ::"r"((unsigned)__cvta_generic_to_shared(dst)), "l"(src), "r"(v ? 4 : 0)
                  : "memory");
 }
-// an arrival on bar once every cp.async this thread issued so far has landed (.noinc: counted in the init's count)
-__device__ __forceinline__ void xt_cp_arrive(unsigned long long *bar) {
-    asm volatile("cp.async.mbarrier.arrive.noinc.shared::cta.b64 [%0];\n" ::"r"((unsigned)__cvta_generic_to_shared(bar)) : "memory");
-}
-__device__ __forceinline__ void xt_regs_producer() { asm volatile("setmaxnreg.dec.sync.aligned.u32 %0;\n" ::"n"(XT_REGS_P)); }
-__device__ __forceinline__ void xt_regs_consumer() { asm volatile("setmaxnreg.inc.sync.aligned.u32 %0;\n" ::"n"(XT_REGS_C)); }
-__device__ __forceinline__ void xt_wg_fence() { asm volatile("wgmma.fence.sync.aligned;\n" ::: "memory"); }
-__device__ __forceinline__ void xt_wg_commit() { asm volatile("wgmma.commit_group.sync.aligned;\n" ::: "memory"); }
-__device__ __forceinline__ void xt_wg_wait0() { asm volatile("wgmma.wait_group.sync.aligned 0;\n" ::: "memory"); }
-// d[64 x 128] (+)= a[64 rows][32 bytes] . b[128 rows][32 bytes]^T, both K-major, from descriptors
-__device__ __forceinline__ void xt_wgmma128(float *d, unsigned long long da, unsigned long long db, int acc) {
-    asm volatile("{\n .reg .pred p;\n setp.ne.b32 p, %66, 0;\n"
-                 " wgmma.mma_async.sync.aligned.m64n128k32.f32.e4m3.e4m3 {%0, %1, %2, %3, %4, %5, %6, %7, %8, %9, %10, %11, %12, %13, %14, %15, %16, %17, %18, %19, %20, %21, %22, %23, %24, %25, %26, %27, %28, %29, %30, %31, %32, %33, %34, %35, %36, %37, %38, %39, %40, %41, %42, %43, %44, %45, %46, %47, %48, %49, %50, %51, %52, %53, %54, %55, %56, %57, %58, %59, %60, %61, %62, %63}, %64, %65, p, 1, 1;\n}\n"
-                 : "+f"(d[0]), "+f"(d[1]), "+f"(d[2]), "+f"(d[3]), "+f"(d[4]), "+f"(d[5]), "+f"(d[6]), "+f"(d[7]), "+f"(d[8]), "+f"(d[9]), "+f"(d[10]), "+f"(d[11]), "+f"(d[12]), "+f"(d[13]), "+f"(d[14]), "+f"(d[15]), "+f"(d[16]), "+f"(d[17]), "+f"(d[18]), "+f"(d[19]), "+f"(d[20]), "+f"(d[21]), "+f"(d[22]), "+f"(d[23]), "+f"(d[24]), "+f"(d[25]), "+f"(d[26]), "+f"(d[27]), "+f"(d[28]), "+f"(d[29]), "+f"(d[30]), "+f"(d[31]), "+f"(d[32]), "+f"(d[33]), "+f"(d[34]), "+f"(d[35]), "+f"(d[36]), "+f"(d[37]), "+f"(d[38]), "+f"(d[39]), "+f"(d[40]), "+f"(d[41]), "+f"(d[42]), "+f"(d[43]), "+f"(d[44]), "+f"(d[45]), "+f"(d[46]), "+f"(d[47]), "+f"(d[48]), "+f"(d[49]), "+f"(d[50]), "+f"(d[51]), "+f"(d[52]), "+f"(d[53]), "+f"(d[54]), "+f"(d[55]), "+f"(d[56]), "+f"(d[57]), "+f"(d[58]), "+f"(d[59]), "+f"(d[60]), "+f"(d[61]), "+f"(d[62]), "+f"(d[63])
-                 : "l"(da), "l"(db), "r"(acc));
-}
-// after the wait: uses and definitions of d stay after it
-__device__ __forceinline__ void xt_hold64(float *d) { asm volatile("" : "+f"(d[0]), "+f"(d[1]), "+f"(d[2]), "+f"(d[3]), "+f"(d[4]), "+f"(d[5]), "+f"(d[6]), "+f"(d[7]), "+f"(d[8]), "+f"(d[9]), "+f"(d[10]), "+f"(d[11]), "+f"(d[12]), "+f"(d[13]), "+f"(d[14]), "+f"(d[15]), "+f"(d[16]), "+f"(d[17]), "+f"(d[18]), "+f"(d[19]), "+f"(d[20]), "+f"(d[21]), "+f"(d[22]), "+f"(d[23]), "+f"(d[24]), "+f"(d[25]), "+f"(d[26]), "+f"(d[27]), "+f"(d[28]), "+f"(d[29]), "+f"(d[30]), "+f"(d[31]), "+f"(d[32]), "+f"(d[33]), "+f"(d[34]), "+f"(d[35]), "+f"(d[36]), "+f"(d[37]), "+f"(d[38]), "+f"(d[39]), "+f"(d[40]), "+f"(d[41]), "+f"(d[42]), "+f"(d[43]), "+f"(d[44]), "+f"(d[45]), "+f"(d[46]), "+f"(d[47]), "+f"(d[48]), "+f"(d[49]), "+f"(d[50]), "+f"(d[51]), "+f"(d[52]), "+f"(d[53]), "+f"(d[54]), "+f"(d[55]), "+f"(d[56]), "+f"(d[57]), "+f"(d[58]), "+f"(d[59]), "+f"(d[60]), "+f"(d[61]), "+f"(d[62]), "+f"(d[63]) :: "memory"); }
 // A K-major operand in the 128-byte swizzle: start address >> 4, leading byte offset 16 (unused),
 // stride byte offset 1024 (8-row groups), layout 1 (the 128-byte swizzle) in bits 62-63
 __device__ __forceinline__ unsigned long long xt_desc(const void *p) {
@@ -228,15 +183,15 @@ extern "C" __global__ void __launch_bounds__(384, 1) DSCC_ENTRY(Args a) {
     const int wg = threadIdx.x >> 7, warp = threadIdx.x >> 5, lane = threadIdx.x & 31;
     if (threadIdx.x == 0) {
         for (int s = 0; s < XT_STAGES; s++) {
-            xt_mbar_init(&full[s], 1 + 128); // thread 0's expect_tx, the producer threads' cp.async arrivals
-            xt_mbar_init(&empty[s], 8);      // the consumers' 8 warps
+            hp_mbar_init(&full[s], 1 + 128); // thread 0's expect_tx, the producer threads' cp.async arrivals
+            hp_mbar_init(&empty[s], 8);      // the consumers' 8 warps
         }
-        xt_mbar_fence_init();
-        xt_fence_async();
+        hp_mbar_fence_init();
+        hp_fence_async();
     }
     __syncthreads();
     if (wg == 0) { // the producer
-        xt_regs_producer();
+        hp_setmaxnreg_dec<XT_REGS_P>();
         const int p = threadIdx.x;
 #if XT_LVL == 2 && XT_EF
         const unsigned long long pol = xt_policy_ef(); // the weights' L2 policy: evict first
@@ -296,13 +251,13 @@ extern "C" __global__ void __launch_bounds__(384, 1) DSCC_ENTRY(Args a) {
                     for (int kb = 0; kb < nkb; kb++, it++) {
                         const int s = it % XT_STAGES;
                         unsigned char *st = sm + s * XT_STAGE;
-                        xt_mbar_wait(&empty[s], (unsigned)((it / XT_STAGES) & 1) ^ 1u); // the consumers are done with its last use
+                        hp_mbar_wait(&empty[s], (unsigned)((it / XT_STAGES) & 1) ^ 1u); // the consumers are done with its last use
                         if (p == 0) {
-                            xt_mbar_expect_tx(&full[s], XT_BOX);
+                            hp_mbar_expect_tx(&full[s], XT_BOX);
 #if XT_LVL == 2 && XT_EF
                             xt_tma_2d_hint(st, map, &full[s], kb * 128, wrow, pol);
 #else
-                            xt_tma_2d(st, map, &full[s], kb * 128, wrow);
+                            hp_tma_2d(st, map, &full[s], kb * 128, wrow);
 #endif
                         }
 #if XT_LVL == 2
@@ -336,7 +291,7 @@ extern "C" __global__ void __launch_bounds__(384, 1) DSCC_ENTRY(Args a) {
                             }
                         }
 #endif
-                        xt_cp_arrive(&full[s]);
+                        hp_cp_arrive(&full[s]);
                         if (p0 == 0 && kb == 0) XT_NEXT()
                     }
                 }
@@ -348,10 +303,10 @@ extern "C" __global__ void __launch_bounds__(384, 1) DSCC_ENTRY(Args a) {
         }
 #undef XT_SRC_ROWS
         // stay until the consumers released the ring's last uses: every copy this thread issued has landed then
-        for (int i = 0; i < XT_STAGES; i++, it++) xt_mbar_wait(&empty[it % XT_STAGES], (unsigned)((it / XT_STAGES) & 1) ^ 1u);
+        for (int i = 0; i < XT_STAGES; i++, it++) hp_mbar_wait(&empty[it % XT_STAGES], (unsigned)((it / XT_STAGES) & 1) ^ 1u);
         return;
     }
-    xt_regs_consumer();
+    hp_setmaxnreg_inc<XT_REGS_C>();
     const int c = wg - 1, wq = warp & 3; // consumer c: row tiles c, c + 2 of a pass
     const int r0 = 16 * wq + (lane >> 2);                         // this thread's rows r0, r0 + 8 of a tile; cols 8j + 2(lane % 4) (+1)
     float acc[XT_MT][64], part[64];
@@ -396,35 +351,35 @@ extern "C" __global__ void __launch_bounds__(384, 1) DSCC_ENTRY(Args a) {
                 const int s = it % XT_STAGES;
                 unsigned char *st = sm + s * XT_STAGE;
 #if XT_LVL == 2
-                xt_mbar_wait(&full[s], (unsigned)((it / XT_STAGES) & 1));
-                xt_fence_async();
+                hp_mbar_wait(&full[s], (unsigned)((it / XT_STAGES) & 1));
+                hp_fence_async();
                 const float *sc = (const float *)(sm + XT_SCL) + s * (BM + 4); // the producer's scales of the stage
                 const float w = sc[BM];
 #else
                 const float w = XT_WS(ws, wsb + kb);
-                xt_mbar_wait(&full[s], (unsigned)((it / XT_STAGES) & 1));
-                xt_fence_async();
+                hp_mbar_wait(&full[s], (unsigned)((it / XT_STAGES) & 1));
+                hp_fence_async();
 #endif
                 const unsigned long long db = xt_desc(st);
 #pragma unroll
                 for (int j = 0; j < XT_MT; j++) {
                     if (!on[j]) continue;
                     const unsigned long long da = xt_desc(st + XT_BOX + (c + 2 * j) * 8192);
-                    xt_wg_fence();
+                    hp_wg_fence();
 #pragma unroll
-                    for (int k = 0; k < 4; k++) xt_wgmma128(part, da + 2 * k, db + 2 * k, k > 0);
-                    xt_wg_commit();
+                    for (int k = 0; k < 4; k++) hp_wgmma128_e4m3(part, da + 2 * k, db + 2 * k, k > 0);
+                    hp_wg_commit();
 #if XT_LVL == 2
                     const float sa = sc[64 * (c + 2 * j) + r0] * w, sb = sc[64 * (c + 2 * j) + r0 + 8] * w;
 #else
                     const float sa = ra[j] >= 0 ? XT_XS((long long)ra[j], kb) * w : 0.0f, sb = rb[j] >= 0 ? XT_XS((long long)rb[j], kb) * w : 0.0f;
 #endif
-                    xt_wg_wait0();
-                    xt_hold64(part);
+                    hp_wg_wait0();
+                    hp_hold64(part);
 #pragma unroll
                     for (int i = 0; i < 64; i++) acc[j][i] += part[i] * ((i & 2) ? sb : sa);
                 }
-                if (lane == 0) xt_mbar_arrive(&empty[s]); // the stage read: back to the producer
+                if (lane == 0) hp_mbar_arrive(&empty[s]); // the stage read: back to the producer
                 if (p0 == 0 && kb == 0 && un < units) cn = cnt[bn], fn = cnt[EB + bn];
             }
             // the epilogue: each accumulator to its routed row, two adjacent columns at once where N is even

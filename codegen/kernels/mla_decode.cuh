@@ -166,6 +166,7 @@ __device__ __forceinline__ void pdl_launch_dependents() { asm volatile("griddepc
 #define DSCC_PDL_LAUNCH_DEPENDENTS() pdl_launch_dependents()
 #endif
 
+#include "hopper.cuh"
 #ifndef MLA_DECODE_HELPERS
 #define MLA_DECODE_HELPERS
 #define MLA_TILE 73728 // bytes of 64 rows x 576 bf16: 9 chunks of 64 columns, 8 KB each
@@ -197,66 +198,18 @@ __device__ __forceinline__ void pdl_launch_dependents() { asm volatile("griddepc
 __device__ __forceinline__ unsigned mla_swz(int r, int cb) {
     return (unsigned)((cb >> 7) * 8192 + r * 128 + ((((cb >> 4) & 7) ^ (r & 7)) << 4) + (cb & 15));
 }
-// Two floats as bf16, nearest even, lower half first: one cvt.rn.bf16x2.f32
-// (its first source goes to the upper half).
-__device__ __forceinline__ unsigned mla_bf16x2(float lo, float hi) {
-    unsigned r;
-    asm("cvt.rn.bf16x2.f32 %0, %1, %2;\n" : "=r"(r) : "f"(hi), "f"(lo));
-    return r;
-}
-// 2^x, ex2.approx.ftz.f32: exp2f's instruction without its care for results below 2^-126 (flushed to 0)
-__device__ __forceinline__ float mla_ex2(float x) {
-    float r;
-    asm("ex2.approx.ftz.f32 %0, %1;\n" : "=f"(r) : "f"(x));
-    return r;
-}
-__device__ __forceinline__ void mla_cp16(void *dst, const void *src, bool v) { // 16 bytes, zeros when !v
-    unsigned s = (unsigned)__cvta_generic_to_shared(dst);
-    asm volatile("cp.async.cg.shared.global [%0], [%1], 16, %2;\n" ::"r"(s), "l"(src), "r"(v ? 16 : 0));
-}
 __device__ __forceinline__ void mla_cp_commit() { asm volatile("cp.async.commit_group;\n" ::); }
 __device__ __forceinline__ void mla_cp_wait0() { asm volatile("cp.async.wait_group 0;\n" ::: "memory"); }
-// mbarriers (8-byte words of shared memory): init with `n` arrivals a phase, the
-// init made visible, the wait for the phase of `parity` to complete, and the
-// arrival that comes when every cp.async this thread issued so far has landed
-// (.noinc: counted among the init's n)
-__device__ __forceinline__ void mla_mbar_init(void *bar, unsigned n) {
-    asm volatile("mbarrier.init.shared::cta.b64 [%0], %1;\n" ::"r"((unsigned)__cvta_generic_to_shared(bar)), "r"(n) : "memory");
-}
-__device__ __forceinline__ void mla_mbar_fence_init() { asm volatile("fence.mbarrier_init.release.cluster;\n" ::: "memory"); }
-__device__ __forceinline__ void mla_mbar_wait(void *bar, unsigned parity) {
-    const unsigned b = (unsigned)__cvta_generic_to_shared(bar);
-    unsigned done = 0;
-    while (!done)
-        asm volatile("{\n .reg .pred p;\n mbarrier.try_wait.parity.shared::cta.b64 p, [%1], %2;\n selp.u32 %0, 1, 0, p;\n}\n"
-                     : "=r"(done) : "r"(b), "r"(parity) : "memory");
-}
-__device__ __forceinline__ void mla_cp_arrive(void *bar) {
-    asm volatile("cp.async.mbarrier.arrive.noinc.shared::cta.b64 [%0];\n" ::"r"((unsigned)__cvta_generic_to_shared(bar)) : "memory");
-}
 // `bytes` (a multiple of 16) of global memory from p (16-byte aligned) into L2, no waiting
 __device__ __forceinline__ void mla_prefetch_l2(const void *p, unsigned bytes) {
     asm volatile("cp.async.bulk.prefetch.L2.global [%0], %1;\n" ::"l"(p), "r"(bytes) : "memory");
 }
-// cp.async's and st.shared's writes made visible to the tensor cores' (async) proxy
-__device__ __forceinline__ void mla_fence_async() { asm volatile("fence.proxy.async.shared::cta;\n" ::: "memory"); }
-__device__ __forceinline__ void mla_wg_fence() { asm volatile("wgmma.fence.sync.aligned;\n" ::: "memory"); }
-__device__ __forceinline__ void mla_wg_commit() { asm volatile("wgmma.commit_group.sync.aligned;\n" ::: "memory"); }
-__device__ __forceinline__ void mla_wg_wait0() { asm volatile("wgmma.wait_group.sync.aligned 0;\n" ::: "memory"); }
-__device__ __forceinline__ void mla_wg_wait1() { asm volatile("wgmma.wait_group.sync.aligned 1;\n" ::: "memory"); }
-// named barrier `id` of n threads: wait for the phase / only arrive (both order memory like __syncthreads)
-__device__ __forceinline__ void mla_bar_sync(int id, int n) { asm volatile("bar.sync %0, %1;\n" ::"r"(id), "r"(n) : "memory"); }
-__device__ __forceinline__ void mla_bar_arrive(int id, int n) { asm volatile("bar.arrive %0, %1;\n" ::"r"(id), "r"(n) : "memory"); }
-// the warpgroup's registers a thread: the producer gives, the consumers take
-__device__ __forceinline__ void mla_regs_producer() { asm volatile("setmaxnreg.dec.sync.aligned.u32 %0;\n" ::"n"(MLA_REGS_PRODUCER)); }
-__device__ __forceinline__ void mla_regs_consumer() { asm volatile("setmaxnreg.inc.sync.aligned.u32 %0;\n" ::"n"(MLA_REGS_CONSUMER)); }
 // inline-PTX operands: accumulators d[i .. i + 3] (+ 15, + 31, all 128) read and written
 #define MLA_F4(d, i) "+f"(d[i]), "+f"(d[(i) + 1]), "+f"(d[(i) + 2]), "+f"(d[(i) + 3])
 #define MLA_F16(d, i) MLA_F4(d, i), MLA_F4(d, (i) + 4), MLA_F4(d, (i) + 8), MLA_F4(d, (i) + 12)
 #define MLA_F32(d, i) MLA_F16(d, i), MLA_F16(d, (i) + 16)
 #define MLA_F128(d) MLA_F32(d, 0), MLA_F32(d, 32), MLA_F32(d, 64), MLA_F32(d, 96)
 // after the wait: uses of the accumulators stay after it
-__device__ __forceinline__ void mla_hold32(float *d) { asm volatile("" : MLA_F32(d, 0)::"memory"); }
 __device__ __forceinline__ void mla_hold128(float *d) { asm volatile("" : MLA_F128(d)::"memory"); }
 // A shared-memory matrix descriptor in the 128-byte swizzle (PTX ISA,
 // "matrix descriptor format"): bits 0-13 start address >> 4, 16-29 the
@@ -360,9 +313,9 @@ __device__ __forceinline__ void mla_s_block(float *s, const unsigned char *Q, co
 #pragma unroll
     for (int k = 0; k < 9; k++) {
         const int c = rot ? (k < 4 ? k + 4 : k < 8 ? k - 4 : 8) : k;
-        mla_mbar_wait(bar + c, par);
-        mla_fence_async();
-        mla_wg_fence();
+        hp_mbar_wait(bar + c, par);
+        hp_fence_async();
+        hp_wg_fence();
 #pragma unroll
         for (int kk = 0; kk < 4; kk++)
 #if MLA_LEAN >= 2
@@ -371,9 +324,9 @@ __device__ __forceinline__ void mla_s_block(float *s, const unsigned char *Q, co
             mla_wgmma_s(s, Q + c * 8192 + kk * 32, K + c * 8192 + kk * 32, k | kk);
 #endif
     }
-    mla_wg_commit();
-    mla_wg_wait0();
-    mla_hold32(s);
+    hp_wg_commit();
+    hp_wg_wait0();
+    hp_hold32(s);
 }
 // The online softmax of one block's S (base 2, the scale sl2 folded in; the chunk ring's
 // warpgroup 0 and both of the seesaw's): columns past lim[h] masked, m[h] becomes the
@@ -419,9 +372,9 @@ __device__ __forceinline__ void mla_softmax(float *s, const int *lim, float *m, 
         for (int i = 0; i < 32; i += 2) {
             const int h = (i >> 1) & 1;
             if (MLA_LEAN >= 6)
-                s[i] = mla_ex2(fmaf(s[i], sl2, -m[h])), s[i + 1] = mla_ex2(fmaf(s[i + 1], sl2, -m[h]));
+                s[i] = hp_exp2(fmaf(s[i], sl2, -m[h])), s[i + 1] = hp_exp2(fmaf(s[i + 1], sl2, -m[h]));
             else
-                s[i] = mla_ex2(s[i] - m[h]), s[i + 1] = mla_ex2(s[i + 1] - m[h]);
+                s[i] = hp_exp2(s[i] - m[h]), s[i + 1] = hp_exp2(s[i + 1] - m[h]);
             ls[h] += s[i] + s[i + 1];
         }
     else
@@ -440,7 +393,7 @@ __device__ __forceinline__ void mla_store_p(unsigned char *Pc, const float *s, c
 #pragma unroll
     for (int i = 0; i < 32; i += 2) {
         const int h = (i >> 1) & 1;
-        *(unsigned *)(Pc + mla_swz(ra + 8 * h, 2 * (8 * (i >> 2) + 2 * q4))) = mla_bf16x2(s[i] * f[h], s[i + 1] * f[h]);
+        *(unsigned *)(Pc + mla_swz(ra + 8 * h, 2 * (8 * (i >> 2) + 2 * q4))) = hp_bf16x2(s[i] * f[h], s[i + 1] * f[h]);
     }
 }
 // o's rows times their factors, where a row of the warp's has one other than 1
@@ -451,10 +404,10 @@ __device__ __forceinline__ void mla_scale_o(float *o, const float *f) {
 }
 // o += P V: P in the rope chunk Pc, V the 4 chunks of the warpgroup's 256 columns from V
 __device__ __forceinline__ void mla_pv(float *o, const unsigned char *Pc, const unsigned char *V) {
-    mla_wg_fence();
+    hp_wg_fence();
 #pragma unroll
     for (int kk = 0; kk < 4; kk++) mla_wgmma_pv(o, Pc + kk * 32, V + kk * 2048, 8192, 1024, 1);
-    mla_wg_commit();
+    hp_wg_commit();
 }
 // MLA_FUSE's tickets: at most this many (batch row, row tile) pairs in a launch of several splits
 // (gen.h's cg_mla_splits keeps splits x query rows within 33,792: at two splits or more, 16,896 rows)
@@ -502,13 +455,13 @@ extern "C" __global__ void __launch_bounds__(MLA_THREADS, 1) DSCC_ENTRY(Args a) 
     // after the tiles: [stage][chunk] "landed", 128 arrivals (the producer's threads' cp.async) a phase, then q's
     unsigned long long *const full = (unsigned long long *)(sm + 3 * MLA_TILE);
     if (tid == 0) {
-        for (int i = 0; i < 19; i++) mla_mbar_init(full + i, 128); // 18: q's (the seesaw's)
-        mla_mbar_fence_init();
+        for (int i = 0; i < 19; i++) hp_mbar_init(full + i, 128); // 18: q's (the seesaw's)
+        hp_mbar_fence_init();
     }
     __syncthreads();
 #endif
     if (wg == 2) { // the producer: q with the first block, each block into stage (its index) % 2
-        mla_regs_producer();
+        hp_setmaxnreg_dec<MLA_REGS_PRODUCER>();
         const unsigned short *Q0 = (const unsigned short *)a.t[MLA_SQ], *Q1 = (const unsigned short *)a.t[MLA_SQ1];
         const unsigned short *Kg = (const unsigned short *)a.t[MLA_SK];
         const int pt = tid - 256;
@@ -523,13 +476,13 @@ extern "C" __global__ void __launch_bounds__(MLA_THREADS, 1) DSCC_ENTRY(Args a) 
                     const bool ok = r0 + r < rows;
                     const long long qr = bb * rows + r0 + r;
                     const unsigned short *src = kc * 8 < MLA_QD0 ? Q0 + (qr * MLA_QD0 + kc * 8) : Q1 + (qr * (576 - MLA_QD0) + kc * 8 - MLA_QD0);
-                    mla_cp16(Qs + mla_swz(r, kc * 16), ok ? src : Q0, ok);
+                    hp_cp16(Qs + mla_swz(r, kc * 16), ok ? src : Q0, ok);
                 }
-            mla_cp_arrive(full + 18);
+            hp_cp_arrive(full + 18);
         }
         for (long long jb = jb0; jb < jb1; jb++) {
             const int st = (int)((jb - jb0) & 1);
-            if (MLA_V3 == 1 && jb - jb0 >= 2) mla_bar_sync(MLA_BAR_EMPTY + st, MLA_THREADS); // the consumers are done with block jb - 2
+            if (MLA_V3 == 1 && jb - jb0 >= 2) hp_bar_sync(MLA_BAR_EMPTY + st, MLA_THREADS); // the consumers are done with block jb - 2
             unsigned char *Kd = Ks + st * MLA_TILE;
             if (MLA_PF > 0 && pt == 0) // L2 prefetches: blocks jb0 + 2 .. jb0 + MLA_PF at the start, then jb + MLA_PF
                 for (long long p = jb == jb0 ? jb0 + 2 : jb + MLA_PF; p <= jb + MLA_PF && p < jb1; p++) {
@@ -546,11 +499,11 @@ extern "C" __global__ void __launch_bounds__(MLA_THREADS, 1) DSCC_ENTRY(Args a) 
                 for (int k = 0; k < 9; k++) {
                     const int c = MLA_V3 == 2 && st == 1 ? (k < 4 ? k + 4 : k < 8 ? k - 4 : 8) : k; // the seesaw's order, as below
                     if (MLA_V3 == 2 && jb - jb0 >= 2 && (k == 0 || k == 4))
-                        mla_bar_sync(st == 0 ? (k == 0 ? MLA_BAR_E0L : MLA_BAR_E0R) : (k == 0 ? MLA_BAR_E1R : MLA_BAR_E1L),
+                        hp_bar_sync(st == 0 ? (k == 0 ? MLA_BAR_E0L : MLA_BAR_E0R) : (k == 0 ? MLA_BAR_E1R : MLA_BAR_E1L),
                                      st == 1 && k == 4 ? MLA_THREADS : 256);
 #pragma unroll
-                    for (int i = 0; i < 4; i++) mla_cp16(dst + c * 8192 + i * 2048, src + (i * 16 * 576 + c * 64), true);
-                    mla_cp_arrive(full + st * 9 + c);
+                    for (int i = 0; i < 4; i++) hp_cp16(dst + c * 8192 + i * 2048, src + (i * 16 * 576 + c * 64), true);
+                    hp_cp_arrive(full + st * 9 + c);
                 }
                 continue;
             }
@@ -559,7 +512,7 @@ extern "C" __global__ void __launch_bounds__(MLA_THREADS, 1) DSCC_ENTRY(Args a) 
                 // the seesaw's stage 1 is released chunks 4-7 first, so it is filled in that order
                 const int c = MLA_V3 == 2 && st == 1 ? (k < 4 ? k + 4 : k < 8 ? k - 4 : 8) : k;
                 if (MLA_V3 == 2 && jb - jb0 >= 2 && (k == 0 || k == 4)) // the readers of these chunks are done with block jb - 2
-                    mla_bar_sync(st == 0 ? (k == 0 ? MLA_BAR_E0L : MLA_BAR_E0R) : (k == 0 ? MLA_BAR_E1R : MLA_BAR_E1L),
+                    hp_bar_sync(st == 0 ? (k == 0 ? MLA_BAR_E0L : MLA_BAR_E0R) : (k == 0 ? MLA_BAR_E1R : MLA_BAR_E1L),
                                  st == 1 && k == 4 ? MLA_THREADS : 256);
                 const int kc = c * 8 + pu; // the unit's 16 bytes among the row's 72
                 if (MLA_V3 == 1 && jb == jb0) // q's chunk with the first block's, on the same barrier
@@ -569,54 +522,54 @@ extern "C" __global__ void __launch_bounds__(MLA_THREADS, 1) DSCC_ENTRY(Args a) 
                         const bool ok = r0 + r < rows;
                         const long long qr = bb * rows + r0 + r;
                         const unsigned short *src = kc * 8 < MLA_QD0 ? Q0 + (qr * MLA_QD0 + kc * 8) : Q1 + (qr * (576 - MLA_QD0) + kc * 8 - MLA_QD0);
-                        mla_cp16(Qs + mla_swz(r, kc * 16), ok ? src : Q0, ok);
+                        hp_cp16(Qs + mla_swz(r, kc * 16), ok ? src : Q0, ok);
                     }
 #pragma unroll
                 for (int i = 0; i < 4; i++) {
                     const int jj = pr + 16 * i;
                     const long long j = jb * 64 + jj;
                     const bool ok = j < T;
-                    mla_cp16(Kd + mla_swz(jj, kc * 16), ok ? Kg + ((bb * KT + j) * 576 + kc * 8) : Kg, ok);
+                    hp_cp16(Kd + mla_swz(jj, kc * 16), ok ? Kg + ((bb * KT + j) * 576 + kc * 8) : Kg, ok);
                 }
-                mla_cp_arrive(full + st * 9 + c);
+                hp_cp_arrive(full + st * 9 + c);
             }
         }
         mla_cp_wait0(); // the last copies land before the thread ends
 #else
         for (long long jb = jb0; jb < jb1; jb++) {
             const int st = (int)((jb - jb0) & 1);
-            if (jb - jb0 >= 2) mla_bar_sync(MLA_BAR_EMPTY + st, MLA_THREADS); // the consumers are done with block jb - 2
+            if (jb - jb0 >= 2) hp_bar_sync(MLA_BAR_EMPTY + st, MLA_THREADS); // the consumers are done with block jb - 2
             if (jb == jb0)
                 for (int c = pt; c < 64 * 72; c += 128) { // q: 72 16-byte units a row, zeros past the step's rows
                     const int i = c / 72, kc = c % 72;
                     const bool ok = r0 + i < rows;
                     const long long qr = bb * rows + r0 + i;
                     const unsigned short *src = kc * 8 < MLA_QD0 ? Q0 + (qr * MLA_QD0 + kc * 8) : Q1 + (qr * (576 - MLA_QD0) + kc * 8 - MLA_QD0);
-                    mla_cp16(Qs + mla_swz(i, kc * 16), ok ? src : Q0, ok);
+                    hp_cp16(Qs + mla_swz(i, kc * 16), ok ? src : Q0, ok);
                 }
             unsigned char *Kd = Ks + st * MLA_TILE;
             for (int c = pt; c < 64 * 72; c += 128) { // keys jb * 64 .., zeros past T
                 const int jj = c / 72, kc = c % 72;
                 const long long j = jb * 64 + jj;
                 const bool ok = j < T;
-                mla_cp16(Kd + mla_swz(jj, kc * 16), ok ? Kg + ((bb * KT + j) * 576 + kc * 8) : Kg, ok);
+                hp_cp16(Kd + mla_swz(jj, kc * 16), ok ? Kg + ((bb * KT + j) * 576 + kc * 8) : Kg, ok);
             }
             mla_cp_commit();
             mla_cp_wait0();
-            mla_fence_async();
-            mla_bar_arrive(MLA_BAR_FULL + st, MLA_THREADS);
+            hp_fence_async();
+            hp_bar_arrive(MLA_BAR_FULL + st, MLA_THREADS);
         }
 #endif
 #if MLA_FUSE
         if (MLA_FUSED(nsp) && pt < 32) { // the producer's first warp: the block's ticket, to the consumers at the end
             if (pt == 0) s_tick = atomicAdd(MLA_CAT(DSCC_ENTRY, _ticket) + bb * nrb + rt, 1u);
             __syncwarp();
-            mla_bar_arrive(MLA_BAR_END, 288);
+            hp_bar_arrive(MLA_BAR_END, 288);
         }
 #endif
         return;
     }
-    mla_regs_consumer();
+    hp_setmaxnreg_inc<MLA_REGS_CONSUMER>();
     // the last key each of this thread's rows (ra, ra + 8) sees
     long long last[2];
 #pragma unroll
@@ -640,7 +593,7 @@ extern "C" __global__ void __launch_bounds__(MLA_THREADS, 1) DSCC_ENTRY(Args a) 
     // P0 and P1 as bf16 over their stage's rope columns; P0 rewritten as P0 sc1 once
     // warpgroup 0's own P V has read it. The stages go back to the producer in halves
     // as soon as their readers are done (MLA_BAR_E0L ... E1L).
-    mla_mbar_wait(full + 18, 0); // q landed
+    hp_mbar_wait(full + 18, 0); // q landed
     unsigned char *const K0 = Ks, *const K1 = Ks + MLA_TILE;
     for (long long b0 = jb0; b0 < jb1; b0 += 2) {
         const bool two = b0 + 1 < jb1;
@@ -652,49 +605,49 @@ extern "C" __global__ void __launch_bounds__(MLA_THREADS, 1) DSCC_ENTRY(Args a) 
         float s[32], sc0[2], sc1[2];
         if (wg == 0) {
             mla_s_block(s, Qs, K0, full, par, 0);
-            mla_bar_sync(MLA_BAR_S, 128); // every warp's S taken: P0 may overwrite the rope columns
+            hp_bar_sync(MLA_BAR_S, 128); // every warp's S taken: P0 may overwrite the rope columns
             mla_softmax(s, lim, m, sc0, ls, q4, SL2);
             if (q4 == 0) s_m[ra] = m[0], s_m[ra + 8] = m[1], s_corr[0][ra] = sc0[0], s_corr[0][ra + 8] = sc0[1];
-            mla_bar_arrive(MLA_BAR_SC0, 256);
+            hp_bar_arrive(MLA_BAR_SC0, 256);
             mla_scale_o(o, sc0);
             const float one[2] = {1.0f, 1.0f};
             mla_store_p(K0 + 8 * 8192, s, one, ra, q4);
-            mla_fence_async();
+            hp_fence_async();
             mla_pv(o, K0 + 8 * 8192, K0); // O_L += P0 V0_L
-            mla_bar_sync(MLA_BAR_SC1, 256); // warpgroup 1's max and factor of b1
+            hp_bar_sync(MLA_BAR_SC1, 256); // warpgroup 1's max and factor of b1
             sc1[0] = s_corr[1][ra], sc1[1] = s_corr[1][ra + 8], m[0] = s_m1[ra], m[1] = s_m1[ra + 8];
-            mla_wg_wait0();
+            hp_wg_wait0();
             mla_hold128(o);
-            if (b0 + 2 < jb1) mla_bar_arrive(MLA_BAR_E0L, 256); // stage 0's chunks 0-3 read for the last time
+            if (b0 + 2 < jb1) hp_bar_arrive(MLA_BAR_E0L, 256); // stage 0's chunks 0-3 read for the last time
             // P0 sc1 for warpgroup 1 over P0: the warp's wgmma read only its own 16 rows of P0, and
             // its wait is the warp's (its lanes together: __syncwarp, for an emulator that runs them in turn)
             __syncwarp();
             mla_store_p(K0 + 8 * 8192, s, sc1, ra, q4);
-            mla_fence_async();
-            mla_bar_arrive(MLA_BAR_P0R, 256);
+            hp_fence_async();
+            hp_bar_arrive(MLA_BAR_P0R, 256);
 #pragma unroll
             for (int h = 0; h < 2; h++) ls[h] *= sc1[h];
             mla_scale_o(o, sc1);
             if (two) {
-                mla_bar_sync(MLA_BAR_P1R, 256);
+                hp_bar_sync(MLA_BAR_P1R, 256);
                 mla_pv(o, K1 + 8 * 8192, K1); // O_L += P1 V1_L
-                mla_wg_wait0();
+                hp_wg_wait0();
                 mla_hold128(o);
-                if (b0 + 3 < jb1) mla_bar_arrive(MLA_BAR_E1L, MLA_THREADS); // stage 1's chunks 0-3 and P1
+                if (b0 + 3 < jb1) hp_bar_arrive(MLA_BAR_E1L, MLA_THREADS); // stage 1's chunks 0-3 and P1
             }
         } else {
             if (two) {
                 mla_s_block(s, Qs, K1, full + 9, par, 1);
-                mla_bar_sync(MLA_BAR_S1, 128);
+                hp_bar_sync(MLA_BAR_S1, 128);
             }
-            mla_bar_sync(MLA_BAR_SC0, 256); // warpgroup 0's max and factor of b0
+            hp_bar_sync(MLA_BAR_SC0, 256); // warpgroup 0's max and factor of b0
             m[0] = s_m[ra], m[1] = s_m[ra + 8], sc0[0] = s_corr[0][ra], sc0[1] = s_corr[0][ra + 8];
             sc1[0] = sc1[1] = 1.0f;
 #pragma unroll
             for (int h = 0; h < 2; h++) ls[h] *= sc0[h];
             if (two) mla_softmax(s, lim, m, sc1, ls, q4, SL2);
             if (q4 == 0) s_m1[ra] = m[0], s_m1[ra + 8] = m[1], s_corr[1][ra] = sc1[0], s_corr[1][ra + 8] = sc1[1];
-            mla_bar_arrive(MLA_BAR_SC1, 256);
+            hp_bar_arrive(MLA_BAR_SC1, 256);
             float f[2];
 #pragma unroll
             for (int h = 0; h < 2; h++) f[h] = sc0[h] * sc1[h];
@@ -702,22 +655,22 @@ extern "C" __global__ void __launch_bounds__(MLA_THREADS, 1) DSCC_ENTRY(Args a) 
             if (two) {
                 const float one[2] = {1.0f, 1.0f};
                 mla_store_p(K1 + 8 * 8192, s, one, ra, q4);
-                mla_fence_async();
-                mla_bar_arrive(MLA_BAR_P1R, 256);
+                hp_fence_async();
+                hp_bar_arrive(MLA_BAR_P1R, 256);
                 mla_pv(o, K1 + 8 * 8192, K1 + 4 * 8192); // O_R += P1 V1_R
             }
-            mla_bar_sync(MLA_BAR_P0R, 256);
+            hp_bar_sync(MLA_BAR_P0R, 256);
             mla_pv(o, K0 + 8 * 8192, K0 + 4 * 8192); // O_R += (P0 sc1) V0_R
             if (two) {
-                mla_wg_wait1(); // P1 V1_R done
+                hp_wg_wait1(); // P1 V1_R done
                 if (b0 + 3 < jb1) {
-                    mla_bar_arrive(MLA_BAR_E1R, 256); // stage 1's chunks 4-7
-                    mla_bar_arrive(MLA_BAR_E1L, MLA_THREADS); // and this warpgroup's reads of P1
+                    hp_bar_arrive(MLA_BAR_E1R, 256); // stage 1's chunks 4-7
+                    hp_bar_arrive(MLA_BAR_E1L, MLA_THREADS); // and this warpgroup's reads of P1
                 }
             }
-            mla_wg_wait0();
+            hp_wg_wait0();
             mla_hold128(o);
-            if (b0 + 2 < jb1) mla_bar_arrive(MLA_BAR_E0R, 256); // stage 0's chunks 4-8
+            if (b0 + 2 < jb1) hp_bar_arrive(MLA_BAR_E0R, 256); // stage 0's chunks 4-8
         }
     }
 #else
@@ -731,7 +684,7 @@ extern "C" __global__ void __launch_bounds__(MLA_THREADS, 1) DSCC_ENTRY(Args a) 
             unsigned long long *const fb = full + st * 9;
             const unsigned par = (unsigned)((jb - jb0) >> 1) & 1u; // the stage's use, mod 2
 #else
-            mla_bar_sync(MLA_BAR_FULL + st, MLA_THREADS); // the keys (and q) landed
+            hp_bar_sync(MLA_BAR_FULL + st, MLA_THREADS); // the keys (and q) landed
 #endif
             float s[32];
 #pragma unroll
@@ -740,15 +693,15 @@ extern "C" __global__ void __launch_bounds__(MLA_THREADS, 1) DSCC_ENTRY(Args a) 
             // the low words of S's descriptors at chunk 0 (mla_wgmma_sd): q's tile and this stage
             const unsigned qlo = mla_desc_lo(Qs), klo = mla_desc_lo(Kc);
 #endif
-            mla_wg_fence();
+            hp_wg_fence();
 #pragma unroll
             for (int c = 0; c < 9; c++) {
 #if MLA_V3
                 if (c % MLA_WAITG == 0) { // chunks c .. c + MLA_WAITG - 1 landed (the wgmma of those before run meanwhile)
 #pragma unroll
-                    for (int g = c; g < c + MLA_WAITG && g < 9; g++) mla_mbar_wait(fb + g, par);
-                    mla_fence_async();
-                    mla_wg_fence();
+                    for (int g = c; g < c + MLA_WAITG && g < 9; g++) hp_mbar_wait(fb + g, par);
+                    hp_fence_async();
+                    hp_wg_fence();
                 }
 #endif
 #pragma unroll
@@ -762,19 +715,19 @@ extern "C" __global__ void __launch_bounds__(MLA_THREADS, 1) DSCC_ENTRY(Args a) 
                 if (c == 0) { // this warpgroup's P V of the block before ran ahead of S's first chunk: done now (on every
                               // block, so that no path skips the wait; wait_group 0, not 1, which would leave S's first
                               // chunk running on, but ptxas then takes o for pending and serializes every wgmma)
-                    mla_wg_commit();
-                    mla_wg_wait0();
+                    hp_wg_commit();
+                    hp_wg_wait0();
                     mla_hold128(o);
-                    if (jb > jb0 && jb + 1 < jb1) mla_bar_arrive(MLA_BAR_EMPTY + (st ^ 1), MLA_THREADS); // the producer may refill its stage
-                    mla_wg_fence(); // S's next wgmma after the wait
+                    if (jb > jb0 && jb + 1 < jb1) hp_bar_arrive(MLA_BAR_EMPTY + (st ^ 1), MLA_THREADS); // the producer may refill its stage
+                    hp_wg_fence(); // S's next wgmma after the wait
                 }
 #endif
             }
-            mla_wg_commit();
-            mla_wg_wait0();
-            mla_hold32(s);
+            hp_wg_commit();
+            hp_wg_wait0();
+            hp_hold32(s);
             // the other warps' S may still read the rope columns P overwrites: a wait ends only the warp's own
-            mla_bar_sync(MLA_BAR_S, 128);
+            hp_bar_sync(MLA_BAR_S, 128);
             int lim[2]; // the last column of the block each of the thread's rows sees (63: all, < 0: none)
 #pragma unroll
             for (int h = 0; h < 2; h++) lim[h] = last[h] - jb * 64 < 63 ? (int)(last[h] - jb * 64) : 63;
@@ -784,42 +737,42 @@ extern "C" __global__ void __launch_bounds__(MLA_THREADS, 1) DSCC_ENTRY(Args a) 
             // P V first, P from registers (A's fragment is S's accumulator layout, as bf16 pairs), then P for warpgroup 1
             unsigned pa[16];
 #pragma unroll
-            for (int j = 0; j < 16; j++) pa[j] = mla_bf16x2(s[2 * j], s[2 * j + 1]);
+            for (int j = 0; j < 16; j++) pa[j] = hp_bf16x2(s[2 * j], s[2 * j + 1]);
             if (!__all_sync(0xffffffffu, corr[0] == 1.0f && corr[1] == 1.0f)) // the warp's rows kept their max: nothing to scale
 #pragma unroll
                 for (int i = 0; i < 128; i++) o[i] *= corr[(i >> 1) & 1];
-            mla_wg_fence();
+            hp_wg_fence();
 #pragma unroll
             for (int kk = 0; kk < 4; kk++) mla_wgmma_pv_rs(o, pa + 4 * kk, Kc + kk * 2048, 8192, 1024);
-            mla_wg_commit();
+            hp_wg_commit();
 #pragma unroll
             for (int j = 0; j < 16; j++) // pair j = s[2 j], s[2 j + 1]: row ra + 8 (j & 1), keys 8 (j >> 1) + 2 q4
                 *(unsigned *)(Pc + mla_swz(ra + 8 * (j & 1), 2 * (8 * (j >> 1) + 2 * q4))) = pa[j];
             if (q4 == 0) s_corr[st][ra] = corr[0], s_corr[st][ra + 8] = corr[1];
-            mla_fence_async();
-            mla_bar_arrive(MLA_BAR_P + st, 256); // P and the corrections are ready for warpgroup 1
+            hp_fence_async();
+            hp_bar_arrive(MLA_BAR_P + st, 256); // P and the corrections are ready for warpgroup 1
 #else
             const float one[2] = {1.0f, 1.0f};
             mla_store_p(Pc, s, one, ra, q4);
             if (q4 == 0) s_corr[st][ra] = corr[0], s_corr[st][ra + 8] = corr[1];
-            mla_fence_async();
-            mla_bar_arrive(MLA_BAR_P + st, 256); // P and the corrections are ready for warpgroup 1
+            hp_fence_async();
+            hp_bar_arrive(MLA_BAR_P + st, 256); // P and the corrections are ready for warpgroup 1
             if (!__all_sync(0xffffffffu, corr[0] == 1.0f && corr[1] == 1.0f)) // the warp's rows kept their max: nothing to scale
 #pragma unroll
                 for (int i = 0; i < 128; i++) o[i] *= corr[(i >> 1) & 1];
-            mla_wg_fence();
+            hp_wg_fence();
 #pragma unroll
             for (int kk = 0; kk < 4; kk++) mla_wgmma_pv(o, Pc + kk * 32, Kc + kk * 2048, 8192, 1024, 1);
-            mla_wg_commit();
+            hp_wg_commit();
 #endif
             if (MLA_LEAN < 4) { // (MLA_LEAN 4: waited for once the next S's first chunk is issued)
-                mla_wg_wait0();
+                hp_wg_wait0();
                 mla_hold128(o);
-                if (jb + 2 < jb1) mla_bar_arrive(MLA_BAR_EMPTY + st, MLA_THREADS); // the producer may refill the stage
+                if (jb + 2 < jb1) hp_bar_arrive(MLA_BAR_EMPTY + st, MLA_THREADS); // the producer may refill the stage
             }
         }
         if (MLA_LEAN >= 4) { // the last block's P V
-            mla_wg_wait0();
+            hp_wg_wait0();
             mla_hold128(o);
         }
     } else {
@@ -830,24 +783,24 @@ extern "C" __global__ void __launch_bounds__(MLA_THREADS, 1) DSCC_ENTRY(Args a) 
             unsigned long long *const fb = full + st * 9;
             const unsigned par = (unsigned)((jb - jb0) >> 1) & 1u; // the stage's use, mod 2
 #else
-            mla_bar_sync(MLA_BAR_FULL + st, MLA_THREADS); // the keys (and q) landed
+            hp_bar_sync(MLA_BAR_FULL + st, MLA_THREADS); // the keys (and q) landed
 #endif
-            mla_bar_sync(MLA_BAR_P + st, 256);
+            hp_bar_sync(MLA_BAR_P + st, 256);
 #if MLA_V3
-            for (int c = 4; c < 8; c++) mla_mbar_wait(fb + c, par); // passed already (warpgroup 0 waited for them before P)
-            mla_fence_async();
+            for (int c = 4; c < 8; c++) hp_mbar_wait(fb + c, par); // passed already (warpgroup 0 waited for them before P)
+            hp_fence_async();
 #endif
             const float c0 = s_corr[st][ra], c1 = s_corr[st][ra + 8];
             if (!__all_sync(0xffffffffu, c0 == 1.0f && c1 == 1.0f))
 #pragma unroll
                 for (int i = 0; i < 128; i++) o[i] *= (i >> 1) & 1 ? c1 : c0;
-            mla_wg_fence();
+            hp_wg_fence();
 #pragma unroll
             for (int kk = 0; kk < 4; kk++) mla_wgmma_pv(o, Pc + kk * 32, Kc + 4 * 8192 + kk * 2048, 8192, 1024, 1);
-            mla_wg_commit();
-            mla_wg_wait0();
+            hp_wg_commit();
+            hp_wg_wait0();
             mla_hold128(o);
-            if (jb + 2 < jb1) mla_bar_arrive(MLA_BAR_EMPTY + st, MLA_THREADS); // the producer may refill the stage
+            if (jb + 2 < jb1) hp_bar_arrive(MLA_BAR_EMPTY + st, MLA_THREADS); // the producer may refill the stage
         }
     }
 #endif
@@ -860,7 +813,7 @@ extern "C" __global__ void __launch_bounds__(MLA_THREADS, 1) DSCC_ENTRY(Args a) 
         if (q4 == 0 && wg == 0) s_m[ra] = m[0], s_l[ra] = ls[0], s_m[ra + 8] = m[1], s_l[ra + 8] = ls[1];
         if (q4 == 0 && wg == 1) s_l1[ra] = ls[0], s_l1[ra + 8] = ls[1];
     }
-    mla_bar_sync(MLA_BAR_END, MLA_FUSED(nsp) ? 288 : 256); // (MLA_FUSE: and the producer's warp with the ticket)
+    hp_bar_sync(MLA_BAR_END, MLA_FUSED(nsp) ? 288 : 256); // (MLA_FUSE: and the producer's warp with the ticket)
     float *part = (float *)a.t[MLA_SP];
     if (!MLA_FUSED(nsp) && nsp > 1 && blockIdx.x == 0 && tid == 0) ((int *)part)[0] = (int)nsp;
     const long long n = B * rows; // query rows of the step
@@ -873,7 +826,7 @@ extern "C" __global__ void __launch_bounds__(MLA_THREADS, 1) DSCC_ENTRY(Args a) 
             *tick = 0u; // no block of this launch touches it again
         }
         __threadfence();
-        mla_bar_sync(MLA_BAR_END, 256);
+        hp_bar_sync(MLA_BAR_END, 256);
         // per row, by the first 64 threads: the splits' weights 2^(lse - max lse) (-1: a split past the row's keys,
         // skipped) over q's tile (free now), and 1 / their sum; in the combine kernel's order and arithmetic
         float *const wsp = (float *)Qs, *const dinv = wsp + 64 * 64;
@@ -894,7 +847,7 @@ extern "C" __global__ void __launch_bounds__(MLA_THREADS, 1) DSCC_ENTRY(Args a) 
             }
             dinv[tid] = den > 0.0f ? 1.0f / den : 0.0f;
         }
-        mla_bar_sync(MLA_BAR_END, 256);
+        hp_bar_sync(MLA_BAR_END, 256);
 #pragma unroll
         for (int h = 0; h < 2; h++) {
             const int r = ra + 8 * h;
@@ -927,7 +880,7 @@ extern "C" __global__ void __launch_bounds__(MLA_THREADS, 1) DSCC_ENTRY(Args a) 
 #pragma unroll
                 for (int k = 0; k < 32 / MLA_MERGE_G; k++) {
                     const long long col = 256 * wg + 8 * (32 / MLA_MERGE_G * g + k) + 2 * q4;
-                    if (MLA_OUT_BF16) *(unsigned *)((unsigned short *)a.t[MLA_SO] + ri * 512 + col) = mla_bf16x2(acc[2 * k] * di, acc[2 * k + 1] * di);
+                    if (MLA_OUT_BF16) *(unsigned *)((unsigned short *)a.t[MLA_SO] + ri * 512 + col) = hp_bf16x2(acc[2 * k] * di, acc[2 * k + 1] * di);
                     else *(float2 *)((float *)a.t[MLA_SO] + ri * 512 + col) = make_float2(acc[2 * k] * di, acc[2 * k + 1] * di);
                 }
             }
@@ -945,7 +898,7 @@ extern "C" __global__ void __launch_bounds__(MLA_THREADS, 1) DSCC_ENTRY(Args a) 
 #pragma unroll
             for (int i = 2 * h; i < 128; i += 4) {
                 const long long col = 256 * wg + 8 * (i >> 2) + 2 * q4;
-                if (MLA_OUT_BF16) *(unsigned *)((unsigned short *)a.t[MLA_SO] + ri * 512 + col) = mla_bf16x2(o[i] * inv, o[i + 1] * inv);
+                if (MLA_OUT_BF16) *(unsigned *)((unsigned short *)a.t[MLA_SO] + ri * 512 + col) = hp_bf16x2(o[i] * inv, o[i + 1] * inv);
                 else *(float2 *)((float *)a.t[MLA_SO] + ri * 512 + col) = make_float2(o[i] * inv, o[i + 1] * inv);
             }
         } else { // this split's normalised output and the log2 of its sum, for the combine
@@ -958,7 +911,7 @@ extern "C" __global__ void __launch_bounds__(MLA_THREADS, 1) DSCC_ENTRY(Args a) 
 #if MLA_FUSE
     if (MLA_FUSED(nsp)) { // the part counted once every thread's writes are out (the merging block waits for the count)
         __threadfence();
-        mla_bar_sync(MLA_BAR_END, 256);
+        hp_bar_sync(MLA_BAR_END, 256);
         if (tid == 0) atomicAdd(tick, 0x10000u);
     }
 #endif

@@ -442,26 +442,12 @@ static inline unsigned emu_cvt_bf16x2(float lo, float hi) {
     return (r[0] & 0xffffu) | r[1] << 16;
 }
 
-/* mla_decode.cuh's inline-PTX helpers */
-#define mla_bf16x2(lo, hi) emu_cvt_bf16x2((lo), (hi))
-/* ex2.approx.ftz.f32: 2^x with results below 2^-126 flushed to zero */
-static inline float mla_ex2(float x) {
-    const float r = exp2f(x);
-    return r < 1.17549435e-38f ? 0.0f : r;
-}
+/* mla_decode.cuh's own inline-PTX helpers (the rest is hopper.cuh's, below); mla_bar_sync
+ * and mla_bar_arrive stay for tests/unit/test_gpu_barrier.c's kernels */
 #define mla_bar_sync(id, n) emu_bar_sync((id), (n), __LINE__)
 #define mla_bar_arrive(id, n) emu_bar_arrive((id), (n), __LINE__)
-#define mla_regs_producer() emu_setmaxnreg(MLA_REGS_PRODUCER, __LINE__)
-#define mla_regs_consumer() emu_setmaxnreg(MLA_REGS_CONSUMER, __LINE__)
-#define mla_cp16(dst, src, v) emu_cp16((dst), (src), (v), __LINE__)
 static inline void mla_cp_commit(void) { cp_commit(); }
 static inline void mla_cp_wait0(void) { cp_wait0(); }
-static inline void mla_fence_async(void) {}
-static inline void mla_wg_fence(void) { wg_fence(); }
-static inline void mla_wg_commit(void) { emu_wgx_groups[emu_tid()]++; }
-static inline void mla_wg_wait0(void) { emu_wgx_wait0(); }
-#define mla_wg_wait1() emu_wgx_wait(1, __LINE__)
-#define mla_hold32(d) (void)(d)
 #define mla_hold128(d) (void)(d)
 /* the v3 ring's mbarriers (gemm_tma.cuh's below). cp.async.mbarrier.arrive.noinc:
  * the thread's copies land, it arrives, and then it waits until the phase it
@@ -469,9 +455,6 @@ static inline void mla_wg_wait0(void) { emu_wgx_wait0(); }
  * the hardware does not: so the producer never runs a chunk ahead of the
  * consumers, and a consumer that reads a chunk before its barrier completed
  * reads the fill bytes there */
-#define mla_mbar_init(bar, n) emu_gt_mbar_init((bar), (n), __LINE__)
-static inline void mla_mbar_fence_init(void) {}
-#define mla_mbar_wait(bar, parity) emu_gt_mbar_wait((bar), (parity), __LINE__)
 static inline void emu_gt_mbar_arrive(void *bar, unsigned tx, int line);
 static inline void emu_gt_mbar_wait(void *bar, unsigned parity, int line);
 static inline void *emu_mbar_at(void *bar, int line);
@@ -482,7 +465,6 @@ static inline void emu_mla_cp_arrive(void *bar, int line) {
     emu_gt_mbar_arrive(bar, 0u, line);
     emu_gt_mbar_wait(bar, parity, line);
 }
-#define mla_cp_arrive(bar) emu_mla_cp_arrive((bar), __LINE__)
 /* Programmatic dependent launch (the prelude's DSCC_PDL_WAIT / DSCC_PDL_LAUNCH_DEPENDENTS):
  * griddepcontrol.wait is noted by the driver (emu_abi.h's pdl_wait), launch_dependents is a
  * scheduling hint with nothing to do where kernels run in order */
@@ -785,14 +767,7 @@ static inline void emu_hp_wg_wait(unsigned keep, int line) {
 #define hp_hold32(d) (void)(d)
 #define hp_hold64(d) (void)(d)
 
-/* ---- expert_tma.cuh's: hopper.cuh's primitives under its own names (until it includes hopper.cuh) ---- */
-#define xt_mbar_init(bar, count) hp_mbar_init((bar), (count))
-static inline void xt_mbar_fence_init(void) {}
-static inline void xt_fence_async(void) {}
-#define xt_mbar_arrive(bar) hp_mbar_arrive((bar))
-#define xt_mbar_expect_tx(bar, bytes) hp_mbar_expect_tx((bar), (bytes))
-#define xt_mbar_wait(bar, parity) hp_mbar_wait((bar), (parity))
-#define xt_tma_2d(dst, map, bar, c0, c1) hp_tma_2d((dst), (map), (bar), (c0), (c1))
+/* ---- expert_tma.cuh's own (the rest is hopper.cuh's) ---- */
 /* an L2 cache policy: a hint, nothing to emulate */
 #define xt_policy_ef() 0ull
 #define xt_tma_2d_hint(dst, map, bar, c0, c1, pol) ((void)(pol), hp_tma_2d((dst), (map), (bar), (c0), (c1)))
@@ -803,11 +778,3 @@ static inline void emu_xt_cp4(void *dst, const void *src, bool v, int line) {
     emu_ctx->cp_async(emu_ctx, dst, src, 4, v ? 4 : 0);
 }
 #define xt_cp4(dst, src, v) emu_xt_cp4((dst), (src), (v), __LINE__)
-#define xt_cp_arrive(bar) hp_cp_arrive((bar))
-#define xt_regs_producer() emu_setmaxnreg(XT_REGS_P, __LINE__)
-#define xt_regs_consumer() emu_setmaxnreg(XT_REGS_C, __LINE__)
-#define xt_wg_fence() hp_wg_fence()
-#define xt_wg_commit() hp_wg_commit()
-#define xt_wg_wait0() hp_wg_wait0()
-#define xt_wgmma128(d, da, db, acc) hp_wgmma128_e4m3((d), (da), (db), (acc))
-#define xt_hold64(d) (void)(d)

@@ -94,11 +94,9 @@ static void put_newlines(Buf *b, const char *s, size_t a, size_t e) {
 static const char *const PTX_HELPERS[] = {"h2f", "f2h", "fe4m3", "pdl_wait", "pdl_launch_dependents", "pdl_prefetch_l2", "cp16", "cp_commit", "cp_wait0", "cp_wait1", "mma_e4m3", "mma_bf16",
                                            "ldsm_x1", "ldsm_x2", "ldsm_x4", "ldsm_x1_t", "ldsm_x2_t", "ldsm_x4_t",
                                            "cp_wait2", "fence_async_smem", "wg_fence", "wg_commit", "wg_wait0", "wg_hold", "wgmma_e4m3", "wgmma_bf16",
-                                           /* codegen/kernels/mla_decode.cuh's */
-                                           "mla_cp16", "mla_cp_commit", "mla_cp_wait0", "mla_fence_async", "mla_wg_fence", "mla_wg_commit", "mla_wg_wait1",
-                                           "mla_wg_wait0", "mla_hold32", "mla_hold128", "mla_wgmma_s", "mla_wgmma_sd", "mla_wgmma_pv", "mla_wgmma_pv_rs",
-                                           "mla_bar_sync", "mla_bar_arrive", "mla_regs_producer", "mla_regs_consumer", "mla_bf16x2",
-                                           "mla_mbar_init", "mla_mbar_fence_init", "mla_mbar_wait", "mla_cp_arrive", "mla_prefetch_l2", "mla_ex2",
+                                           /* codegen/kernels/mla_decode.cuh's own (mla_bar_sync, mla_bar_arrive: tests/unit/test_gpu_barrier.c's) */
+                                           "mla_cp_commit", "mla_cp_wait0", "mla_hold128", "mla_wgmma_s", "mla_wgmma_sd", "mla_wgmma_pv", "mla_wgmma_pv_rs",
+                                           "mla_bar_sync", "mla_bar_arrive", "mla_prefetch_l2",
                                            /* codegen/kernels/gemm_skinny.cuh's */
                                            "ld_stream16_if", "ld_x16_if", "sk_cluster_rank", "sk_cluster_sync", "sk_dsmem_ld",
                                            /* codegen/kernels/expert_stream.cuh's */
@@ -109,10 +107,8 @@ static const char *const PTX_HELPERS[] = {"h2f", "f2h", "fe4m3", "pdl_wait", "pd
                                            "hp_tma_2d_mc", "hp_cp16", "hp_cp_arrive", "hp_cp_wait_all", "hp_bar_sync", "hp_bar_arrive",
                                            "hp_setmaxnreg_dec", "hp_setmaxnreg_inc", "hp_wg_fence", "hp_wg_commit", "hp_wg_wait0", "hp_wg_wait1",
                                            "hp_hold32", "hp_hold64", "hp_wgmma128_e4m3", "hp_bf16x2", "hp_exp2",
-                                           /* codegen/kernels/expert_tma.cuh's */
-                                           "xt_mbar_init", "xt_mbar_fence_init", "xt_fence_async", "xt_mbar_arrive", "xt_mbar_expect_tx",
-                                           "xt_mbar_wait", "xt_tma_2d", "xt_cp16", "xt_cp4", "xt_policy_ef", "xt_tma_2d_hint", "xt_cp_arrive", "xt_regs_producer", "xt_regs_consumer",
-                                           "xt_wg_fence", "xt_wg_commit", "xt_wg_wait0", "xt_wgmma128", "xt_hold64",
+                                           /* codegen/kernels/expert_tma.cuh's own */
+                                           "xt_cp16", "xt_cp4", "xt_policy_ef", "xt_tma_2d_hint",
                                            /* codegen/kernels/attn_prefill_wgmma.cuh's wgmma shapes */
                                            "aw_wgmma_s", "aw_wgmma_pv128", "aw_wgmma_pv64"};
 
