@@ -43,6 +43,8 @@
 #                     splits merged in the kernel (DSCC_MLA_FUSE=1);
 #   rounds.sh final   each of the session's paths alone through test_gpu_ops (concurrently), the unit tests,
 #                     e2e and bench_gpu with the paths that passed, against all off;
+#   rounds.sh base    main as it is: every GPU test, e2e, bench_gpu with the defaults and with
+#                     each opt-in of BASE_ALSO, bench_mla;
 #   rounds.sh quick   the new kernels' tests and one bench_gpu run, for a
 #                     call with little device time left;
 #   rounds.sh trace   a traced run (dscc run --trace, random weights) and
@@ -177,6 +179,22 @@ case "$mode" in
     TAIL=45 step bench_gpu_new 220 env $newenv build/bench_gpu --layers 2 --dense 1 --prefill 1024 --peak-tflops 1300
     TAIL=45 step bench_gpu_old 220 env $(only none) build/bench_gpu --layers 2 --dense 1 --prefill 1024 --peak-tflops 1300
     [ -n "${FINAL_ALSO:-}" ] && TAIL=45 step bench_gpu_also 220 env $newenv $FINAL_ALSO build/bench_gpu --layers 2 --dense 1 --prefill 1024 --peak-tflops 1300 ;;
+  base) # main as it is: every test_gpu_* binary beside test_gpu_ops (concurrently), e2e, then bench_gpu with the
+        # defaults and with each opt-in of BASE_ALSO (default: the tensor-core einsums above 8 rows, the experts'
+        # TMA form at every row count), then bench_mla at batch 32, context 4,097 (its variant table)
+    ( DSCC_GEMM_TILE=wgmma timeout 170 build/test_gpu_ops > "$out/ops.log" 2>&1; echo $? > "$out/ops.rc" ) & p1=$!
+    ( for t in build/test_gpu_*; do n=$(basename "$t"); [ "$n" = test_gpu_ops ] && continue; [ -x "$t" ] || continue
+        timeout 100 "$t" > "$out/u_$n.log" 2>&1; echo $? > "$out/u_$n.rc"; done ) & p2=$!
+    wait $p1 $p2
+    echo "test_gpu_ops: exit $(cat "$out/ops.rc")"; [ "$(cat "$out/ops.rc")" = 0 ] || { tail -n 12 "$out/ops.log"; status=1; }
+    for t in "$out"/u_*.rc; do n=$(basename "$t" .rc); echo "${n#u_}: exit $(cat "$t")"; [ "$(cat "$t")" = 0 ] || { tail -n 8 "$out/${n}.log"; status=1; }; done
+    OUT=$(mktemp -d) TAIL=20 step e2e 150 bash tests/gpu/e2e.sh
+    TAIL=45 step bench_gpu_base 220 build/bench_gpu --layers 2 --dense 1 --prefill 1024 --peak-tflops 1300
+    i=0
+    for e in ${BASE_ALSO:-DSCC_EINSUM_ROWS=128 DSCC_EXPERT_TMA=2,minr=1}; do
+      i=$((i + 1)); TAIL=45 step "bench_gpu_also$i" 220 env $e build/bench_gpu --layers 2 --dense 1 --prefill 1024 --peak-tflops 1300
+    done
+    TAIL=14 step bench_mla 120 build/bench_mla ;;
   quick)
     for t in test_gpu_mla test_gpu_skinny test_gpu_sample; do step "$t" 60 build/$t; done
     TAIL=40 step bench_gpu 200 build/bench_gpu --layers 2 --dense 1 --prefill 1024 --peak-tflops 1300 ;;
@@ -193,7 +211,7 @@ case "$mode" in
           # prefill's two launches (gate and up, then the down) of the one MoE layer
     n=$(command -v ncu || ls /usr/local/cuda*/bin/ncu /opt/nvidia/nsight-compute/*/ncu 2>/dev/null | head -n 1)
     python3 -c "import numpy as np; np.save('$out/ids1k.npy', (np.arange(1024, dtype=np.int64) * 7919 % 129280).reshape(1, 1024))"
-    for v in 0 1 2; do
+    for v in ${NCUEXP_LV:-0 1 2}; do
       [ -n "$n" ] && DSCC_EXPERT_TMA=$v TAIL=30 step "ncu_expert_tma$v" 200 "$n" --clock-control none --kernel-name regex:"fp8_expert_(tile|tma)" \
         --launch-count 2 --set full build/dscc run models/deepseek_v3.dsl --random-weights 1 --set num_hidden_layers=2 \
         --set first_k_dense_replace=1 --set num_nextn_predict_layers=0 --tokens "$out/ids1k.npy" --backend cuda --precision fp8 \
