@@ -45,6 +45,8 @@
 #                     e2e and bench_gpu with the paths that passed, against all off;
 #   rounds.sh base    main as it is: every GPU test, e2e, bench_gpu with the defaults and with
 #                     each opt-in of BASE_ALSO, bench_mla;
+#   rounds.sh sixth   the sixth session's paths, each alone and together, through the GPU tests,
+#                     then bench_gpu new / old / the defaults and bench_mla;
 #   rounds.sh quick   the new kernels' tests and one bench_gpu run, for a
 #                     call with little device time left;
 #   rounds.sh trace   a traced run (dscc run --trace, random weights) and
@@ -195,6 +197,36 @@ case "$mode" in
       i=$((i + 1)); TAIL=45 step "bench_gpu_also$i" 220 env $e build/bench_gpu --layers 2 --dense 1 --prefill 1024 --peak-tflops 1300
     done
     TAIL=14 step bench_mla 120 build/bench_mla ;;
+  sixth) # the sixth session's paths: each alone through test_gpu_ops (the others at their old settings), all at once,
+         # beside every test_gpu_* binary; e2e on "new" (every path that passed); bench_gpu with "new", "old" (each
+         # path off) and the tree's defaults ("defaults"); bench_mla's variant table (the new MLA forms are its rows)
+    declare -A on=([minr]="DSCC_EXPERT_TMA=2,minr=1" [lvl3]="DSCC_EXPERT_TMA=3" [bulk]="DSCC_SKINNY_BULK=1"
+                   [vec]="DSCC_ELEM_VEC=1 DSCC_ROWS_GATHER=1" [mla3]="DSCC_MLA_V3=3")
+    declare -A offv=([minr]="DSCC_EXPERT_TMA=2,minr=2049" [lvl3]="" [bulk]="DSCC_SKINNY_BULK=0"
+                     [vec]="DSCC_ELEM_VEC=0 DSCC_ROWS_GATHER=0" [mla3]="DSCC_MLA_V3=1")
+    only() { local f e="" x=""; for f in minr lvl3 bulk vec mla3; do if [ "$f" = "$1" ]; then x="${on[$f]}"; else e+="${offv[$f]} "; fi; done; echo "$e $x"; }
+    pids=()
+    for f in "${!on[@]}"; do
+      ( env $(only "$f") DSCC_GEMM_TILE=wgmma timeout 170 build/test_gpu_ops > "$out/ops_$f.log" 2>&1; echo $? > "$out/ops_$f.rc" ) &
+      pids+=($!)
+    done
+    ( env ${SIXTH_ALL:-DSCC_EXPERT_TMA=3 DSCC_SKINNY_BULK=1 DSCC_ELEM_VEC=1 DSCC_ROWS_GATHER=1 DSCC_MLA_V3=3} DSCC_GEMM_TILE=wgmma \
+        timeout 170 build/test_gpu_ops > "$out/ops_all.log" 2>&1; echo $? > "$out/ops_all.rc" ) & pids+=($!)
+    ( for t in build/test_gpu_*; do n=$(basename "$t"); [ "$n" = test_gpu_ops ] && continue; [ -x "$t" ] || continue
+        timeout 100 "$t" > "$out/u_$n.log" 2>&1; echo $? > "$out/u_$n.rc"; done ) & pids+=($!)
+    wait "${pids[@]}"
+    for f in all "${!on[@]}"; do echo "test_gpu_ops, $f alone on: exit $(cat "$out/ops_$f.rc")"; done
+    for t in "$out"/u_*.rc; do n=$(basename "$t" .rc); echo "${n#u_}: exit $(cat "$t")"; [ "$(cat "$t")" = 0 ] || { tail -n 8 "$out/${n}.log"; status=1; }; done
+    newenv=""
+    for f in minr vec bulk lvl3 mla3; do
+      if [ "$(cat "$out/ops_$f.rc")" != 0 ]; then echo "PATH OFF in new: $f"; status=1; newenv+="${offv[$f]} "; else newenv+="${on[$f]} "; fi
+    done
+    echo "new: $newenv"
+    OUT=$(mktemp -d) TAIL=20 step e2e 150 env $newenv bash tests/gpu/e2e.sh
+    TAIL=45 step bench_gpu_new 220 env $newenv build/bench_gpu --layers 2 --dense 1 --prefill 1024 --peak-tflops 1300
+    TAIL=45 step bench_gpu_old 220 env $(only none) build/bench_gpu --layers 2 --dense 1 --prefill 1024 --peak-tflops 1300
+    TAIL=45 step bench_gpu_defaults 220 build/bench_gpu --layers 2 --dense 1 --prefill 1024 --peak-tflops 1300
+    TAIL=24 step bench_mla 120 build/bench_mla ;;
   quick)
     for t in test_gpu_mla test_gpu_skinny test_gpu_sample; do step "$t" 60 build/$t; done
     TAIL=40 step bench_gpu 200 build/bench_gpu --layers 2 --dense 1 --prefill 1024 --peak-tflops 1300 ;;
