@@ -224,7 +224,7 @@ int64_t cg_phase_items(const CgPhase *f, const int64_t *sym) {
 static bool is_literal_one(IrDim d) { return ir_dim_is_const(d) && d.coeff == 1; }
 
 /* Flat index into operand `op` (broadcast to `out`) of output index i. */
-static const char *bcast_index(Gen *G, StrBuf *f, const IrType *out, const IrType *op, int which) {
+const char *cg_bcast_index(Gen *G, StrBuf *f, const IrType *out, const IrType *op, int which) {
     if (op->rank == 0) return "0LL";
     if (ir_type_numel(op).coeff == ir_type_numel(out).coeff && op->rank == out->rank) {
         bool same = true;
@@ -301,8 +301,8 @@ static void emit_value(Gen *G, const IrNode *n) {
         ret = unary_expr(G, n->op, "x");
         break;
     case IR_OP_ADD: case IR_OP_SUB: case IR_OP_MUL: case IR_OP_DIV: case IR_OP_MAX: {
-        const char *ia = bcast_index(G, &f, &n->type, &n->ops[0]->type, 0);
-        const char *ib = bcast_index(G, &f, &n->type, &n->ops[1]->type, 1);
+        const char *ia = cg_bcast_index(G, &f, &n->type, &n->ops[0]->type, 0);
+        const char *ib = cg_bcast_index(G, &f, &n->type, &n->ops[1]->type, 1);
         sb_printf(&f, "    const float x = %s, y = %s;\n", cg_read(G, n->ops[0], ia), cg_read(G, n->ops[1], ib));
         ret = n->op == IR_OP_ADD ? "x + y" : n->op == IR_OP_SUB ? "x - y" : n->op == IR_OP_MUL ? "x * y"
             : n->op == IR_OP_DIV ? "x / y" : "fmaxf(x, y)";
@@ -543,6 +543,10 @@ void cg_emit_stores(Gen *G, const int *members, int nm, bool *done, const IrDim 
         const IrNode *A = G->act && ir_dim_eq(ir_type_numel(&G->act->ops[0]->type), cnt) ? G->act : NULL;
         /* the merged pass keeps a lane's values of x in registers (blocks of 32 x up to 8) and its scale
          * from the warp's max, so x is computed once and the scale is not read back from memory */
+        if (!rows && cg_vec_stores(G, members, nm, done, &cnt, 1, A)) { /* the vector form (gen_vec.c) */
+            if (A) G->act = NULL;
+            continue;
+        }
         int64_t blk = A ? ir_node_attr_int(A, "block", 128) : 0, per = blk / 32;
         bool cache = A && blk % 32 == 0 && per >= 1 && per <= 8 && G->dtype[A->id] == IR_DT_F32;
         if (A) { /* one warp per scale block: its amax, its scale, then its elements */
@@ -585,9 +589,10 @@ void cg_emit_stores(Gen *G, const int *members, int nm, bool *done, const IrDim 
                 sb_printf(&G->decl, "    m = wmax(m);\n    const float sc = m / 448.0f;\n    if (lane == 0) %s;\n    __syncwarp();  // the scale, for the lanes' quantize\n", put);
                 sb_puts(&G->decl, "    for (long long j = lane; j < n; j += 32) {\n        const long long i = base + j;\n");
             }
-        } else if (rows) { /* the row's elements, a thread each */
+        } else if (rows) { /* the row's elements, a thread each (8 a thread: the vector form, gen_vec.c) */
             IrDim w;
             ir_dim_div(cnt, *rows, &w);
+            if (cg_vec_row_stores(G, members, nm, done, cnt, w.coeff)) continue;
             cg_row_elems(G, w.coeff);
         } else {
             sb_printf(&G->decl, "extern \"C\" __global__ void __launch_bounds__(256) p%d(Args a) {  // store\n", G->nphases);
@@ -646,6 +651,8 @@ static bool emit_stores_one(Gen *G, const int *members, int nm, bool *done) {
         cnt[nsz++] = c, total += q.coeff;
     }
     if (nsz < 2) return false;
+    for (int k = 0; k < nm; k++) done[k] = !needs_store(G, G->g->nodes[members[k]]);
+    if (cg_vec_stores(G, members, nm, done, cnt, nsz, NULL)) return true; /* the vector form (gen_vec.c) */
     sb_printf(&G->decl, "extern \"C\" __global__ void __launch_bounds__(256) p%d(Args a) {  // store, %d sizes in turn\n"
                         "    long long i = ITEM_ELEM();\n", G->nphases, nsz);
     for (int j = 0; j < nsz; j++) {
@@ -1119,6 +1126,18 @@ CgProgram *cg_generate(Arena *a, DiagEngine *d, const IrGraph *g, const CgGenOpt
         return NULL;
     }
     G.rows_upstream = !(ru && strcmp(ru, "0") == 0);
+    const char *rg = getenv("DSCC_ROWS_GATHER");
+    if (rg && *rg && strcmp(rg, "0") && strcmp(rg, "1")) {
+        diag_error(d, (SrcLoc){0}, "DSCC_ROWS_GATHER is '%s': expected 0 or 1", rg);
+        return NULL;
+    }
+    G.rows_gather = !(rg && strcmp(rg, "0") == 0);
+    const char *ev = getenv("DSCC_ELEM_VEC");
+    if (ev && *ev && strcmp(ev, "0") && strcmp(ev, "1")) {
+        diag_error(d, (SrcLoc){0}, "DSCC_ELEM_VEC is '%s': expected 0 or 1", ev);
+        return NULL;
+    }
+    G.elem_vec = !(ev && strcmp(ev, "0") == 0);
     Storage st;
     plan_storage(&G, wide, &st);
     IrDType *dtype = st.dtype;
@@ -1154,7 +1173,7 @@ CgProgram *cg_generate(Arena *a, DiagEngine *d, const IrGraph *g, const CgGenOpt
         G.nslots = 0;
         G.nphases = 0;
         G.failed = false;
-        G.mma_helpers = G.wgmma_helpers = G.tile_off = false;
+        G.mma_helpers = G.wgmma_helpers = G.tile_off = G.vec_helpers = false;
         G.lib = (CgLib){.kind = CG_LIB_NONE};
         sb_init(&G.decl);
         sb_init(&G.ldr);

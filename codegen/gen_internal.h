@@ -31,6 +31,10 @@ typedef struct {
     bool rows_prefill;   /* ... and above CG_ROWS_PREFILL_MIN rows their prefill form (gen_rows.c; DSCC_ROWS_PREFILL=0: none) */
     bool rows_upstream;  /* ... and for a group whose unstored values before the norm cross its rows (the last MoE layer's
                           * combine read through the last position's slice; gen_rows.c; DSCC_ROWS_UPSTREAM=0: none) */
+    bool rows_gather;    /* the cluster row form's parts of the sum of squares read a lane each, at once (gen_rows.c;
+                          * DSCC_ROWS_GATHER=0: one after the other by one thread) */
+    bool elem_vec;       /* fused store passes and the embedding in their vector form, 8 elements a thread (gen_vec.c; DSCC_ELEM_VEC=0: none) */
+    bool vec_helpers;    /* ... whose ld8_ / st8_ helpers are in this module */
     const IrNode *rowc;  /* the norm input a wide row kernel keeps in shared memory (rowx): its readers read it there */
     int rparts, rthreads; /* the wide row kernel form being emitted: CTAs a row (a cluster), threads a CTA; 0: the old form */
     int64_t rowd;        /* ... and its norm's row width (0: no wide form) */
@@ -177,6 +181,17 @@ int cg_row_prologue(Gen *G, const IrNode *norm, const int *members, int nm);
 void cg_emit_row_kernel(Gen *G, const IrNode *norm, IrDim rows, const int *members, int nm, bool *done, int C);
 void cg_row_blocks(Gen *G, int64_t rb, bool own);
 void cg_row_elems(Gen *G, int64_t w);
+
+/* The flat index into operand type op (broadcast to out) of output index i: "i", "0LL", or a variable i<which> whose
+ * computation it appends to f (gen.c). */
+const char *cg_bcast_index(Gen *G, StrBuf *f, const IrType *out, const IrType *op, int which);
+/* The vector forms (gen_vec.c, Gen.elem_vec): one store pass over the sizes cnt[0..nsz) of the members not done, 8
+ * elements a thread (A: the pass's merged act_scale, one size only); the embedding n. False, nothing emitted, where
+ * the form does not apply (the old one then runs). */
+bool cg_vec_stores(Gen *G, const int *members, int nm, bool *done, const IrDim *cnt, int nsz, const IrNode *A);
+bool cg_vec_embedding(Gen *G, const IrNode *n);
+/* ... and a row kernel's store pass over the row's w elements (no merged act_scale), in the form being emitted. */
+bool cg_vec_row_stores(Gen *G, const int *members, int nm, bool *done, IrDim cnt, int64_t w);
 
 /* The phase(s) of a template op (GEMM, attention, routing, ...). False
  * with G->why set when the node's shapes are outside what it handles. */

@@ -328,6 +328,7 @@ bool cg_emit_template(Gen *G, const IrNode *n) {
     case IR_OP_ATTENTION: return cg_attention(G, n);
     case IR_OP_TOPK: case IR_OP_GROUP_TOPK: return routing(G, n);
     case IR_OP_EMBEDDING: {
+        if (cg_vec_embedding(G, n)) return true;
         const IrNode *tab = n->ops[0], *ids = n->ops[1];
         int st = cg_slot_value(G, tab), si = cg_slot_value(G, ids), so = cg_slot_value(G, n);
         cg_elem(G, n, ir_type_numel(&n->type), "embedding",

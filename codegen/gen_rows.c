@@ -663,7 +663,18 @@ static void emit_row_form(Gen *G, const IrNode *norm, IrDim rows, const int *mem
     emit_row_loads(G, norm, rows, rowc, C, T, P, vec);
     sb_puts(&G->decl, "    ss = wsum(ss);\n    if ((threadIdx.x & 31) == 0) red[threadIdx.x >> 5] = ss;\n    __syncthreads();\n");
     const char *st = arena_printf(G->a, "rstat = 1.0f / sqrtf(t / %.1ff + %.9ef)", (double)D, (double)(float)ir_node_attr_float(norm, "eps", 1e-6));
-    if (C > 1)
+    if (C > 1 && G->rows_gather) /* the C parts read at once, a lane each, then summed in rank order in lane 0 (the same bits) */
+        sb_printf(&G->decl, "    extern __shared__ float part_ss[];  // the CTA's part of the sum, which every CTA of the cluster reads\n"
+                            "    if (threadIdx.x == 0) {\n        float t = 0.0f;\n        for (int w = 0; w < %d; w++) t += red[w];\n        part_ss[0] = t;\n    }\n"
+                            "    sk_cluster_sync();  // every CTA's part\n"
+                            "    if (threadIdx.x < 32) {\n"
+                            "        const float pr = threadIdx.x < %du ? sk_dsmem_ld(part_ss, threadIdx.x) : 0.0f;  // the parts' reads in flight at once\n"
+                            "        float t = 0.0f;\n"
+                            "#pragma unroll\n        for (int r = 0; r < %d; r++) t += __shfl_sync(0xffffffffu, pr, r);  // in rank order: the same bits in every CTA\n"
+                            "        if (threadIdx.x == 0) %s;\n    }\n"
+                            "    sk_cluster_sync();  // the row's statistic for the CTA's stores; no CTA leaves while another reads its part\n    }\n",
+                  T / 32, C, C, st);
+    else if (C > 1)
         sb_printf(&G->decl, "    extern __shared__ float part_ss[];  // the CTA's part of the sum, which every CTA of the cluster reads\n"
                             "    if (threadIdx.x == 0) {\n        float t = 0.0f;\n        for (int w = 0; w < %d; w++) t += red[w];\n        part_ss[0] = t;\n    }\n"
                             "    sk_cluster_sync();  // every CTA's part\n"

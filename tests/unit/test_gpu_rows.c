@@ -29,8 +29,10 @@
  * the same bits as one CTA a row (DSCC_ROWS_PREFILL=0) at 7,168 and 1,536,
  * codes, scales, residual and a stored reshape of the norm alike. The
  * linears' silu keeps them from being the LM head, which fp8-quant leaves
- * in bf16: so the act_scale and quantize are the row kernel's. Exits 77 (skipped) without a GPU; emu.test_gpu_rows runs it on
- * the emulated device. */
+ * in bf16: so the act_scale and quantize are the row kernel's. The other fused store passes' vector form (gen_vec.c,
+ * 8 elements a thread: RoPE beside the q slices, broadcasts, silu * mul under act_scale + quantize, the embedding) is
+ * held to the CPU's bounds and to the old form's bits (DSCC_ELEM_VEC=0). Exits 77 (skipped) without a GPU;
+ * emu.test_gpu_rows runs it on the emulated device. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -404,6 +406,173 @@ static void test_env_upstream(void **state) {
     arena_free(a);
 }
 
+/* ---- the vector form of the other fused store passes (codegen/gen_vec.c) ----
+ *
+ * Groups without a norm whose stores take 8 elements a thread: the q slices
+ * beside RoPE (interleaved and not, the latter YaRN-scaled), a weight
+ * broadcast along the rows and a value along the last axis, the MoE
+ * combine's inlined sum; gate * up through silu under a merged act_scale
+ * and quantize (a half-warp a 128-wide block); the embedding. Each is held
+ * to the CPU's bounds and to the old form's bits (DSCC_ELEM_VEC=0), at 1, 5
+ * (a chunk count not a multiple of the warp) and 131 rows. */
+static const char VEC_ROPE[] = "dim B, S;\ninput x: bf16[B, S, 4, 96];\ninput positions: i32[B, S];\ninput p: f32[B, S, 4, 1];\n"
+                               "weight wv: bf16[96] = \"wv\";\n"
+                               "let pe = slice(x, axis=-1, start=32, len=64);\noutput n = slice(x, axis=-1, start=0, len=32);\n"
+                               "output q = rope(pe, positions, theta=10000.0, interleave=true);\n"
+                               "output k = rope(pe, positions, theta=10000.0, interleave=false, factor=40.0, original_max_position=4096, "
+                               "beta_fast=32.0, beta_slow=1.0);\n"
+                               "output c = x * wv;\noutput b = cast(x, f32) * p;\n"
+                               "output s = cast(sum(cast(x, f32) * p, axis=2), bf16);\n";
+static const char VEC_SILU[] = "dim B, S;\ninput x: bf16[B, S, 512];\nweight w: bf16[128, 256] = \"w\";\n"
+                               "output y = silu(linear(silu(slice(x, axis=-1, start=0, len=256)) * slice(x, axis=-1, start=256, len=256), w));\n";
+static const char VEC_EMB[] = "dim B, S;\ninput ids: i32[B, S];\nweight tab: bf16[1000, 256] = \"tab\";\noutput e = embedding(tab, ids);\n";
+
+/* Whether g's generated modules hold the vector form (the switch as the environment has it). */
+static bool vec_form(const IrGraph *g) {
+    Arena *a = arena_new();
+    DiagEngine *d = diag_new(a, stderr);
+    CgProgram *p = cg_generate(a, d, g, &(CgGenOptions){0});
+    assert_non_null(p);
+    bool vec = false;
+    for (int k = 0; k < p->nmodules; k++) vec |= strstr(p->modules[k].source, "8 elements a thread") != NULL;
+    arena_free(a);
+    return vec;
+}
+
+/* g's inputs at B x S: bf16-exact floats in [-2, 2) (every 7th row 30 times larger), ids and positions in [0, 1000). */
+static int vec_inputs(const IrGraph *g, int64_t B, int64_t S, uint64_t *rng, CpuInput *in, float **buf) {
+    int n = 0;
+    int64_t sym[IR_MAX_DIM_SYMS] = {0};
+    sym[ir_graph_find_dim(g, "B")] = B, sym[ir_graph_find_dim(g, "S")] = S;
+    for (int i = 0; i < g->nnodes && n < 4; i++) {
+        const IrNode *x = g->nodes[i];
+        if (x->op != IR_OP_INPUT) continue;
+        int64_t cnt = 1, w = x->type.dims[x->type.rank - 1].coeff;
+        in[n] = (CpuInput){ir_node_attr_str(x, "name", ""), x->type.rank, {0}, NULL};
+        for (int k = 0; k < x->type.rank; k++) in[n].dims[k] = ir_dim_eval(x->type.dims[k], sym), cnt *= in[n].dims[k];
+        buf[n] = malloc(sizeof(float) * (size_t)cnt);
+        for (int64_t j = 0; j < cnt; j++) {
+            *rng = *rng * 6364136223846793005ull + 1442695040888963407ull;
+            double u = (double)(*rng >> 11) / 9007199254740992.0;
+            buf[n][j] = ir_dtype_is_int(x->type.dtype) ? (float)(int)(u * 1000.0)
+                                                        : rt_bf16_decode(rt_bf16_encode((float)(u * 4.0 - 2.0) * (j / w % 7 == 3 ? 30.0f : 1.0f)));
+        }
+        in[n].data = buf[n];
+        n++;
+    }
+    return n;
+}
+
+/* Every stored value of one GPU run of g (the vector form on or off) at B x S, checked against the CPU executor; vals[id]
+ * NULL where none. */
+static void vec_run(DiagEngine *d, const IrGraph *g, bool vec, int64_t B, int64_t S, float **vals, int64_t *counts) {
+    uint64_t seed = 4099u, rng = seed;
+    CpuWeightSource ws = cpu_random_weights(&seed);
+    if (!vec) setenv("DSCC_ELEM_VEC", "0", 1);
+    GpuExec *gx = gpu_exec_new(g, &ws, &(GpuOptions){.max_batch = 2, .max_seq = 136, .max_ctx = 136, .keep_all = true, .no_blas = true}, d);
+    unsetenv("DSCC_ELEM_VEC");
+    assert_non_null(gx);
+    Cmp m = {.g = g, .gx = gx};
+    CpuExec *cx = cpu_exec_new(g, &ws, &(CpuOptions){.threads = 4, .after_node = take_gpu, .hook_ctx = &m}, d);
+    assert_non_null(cx);
+    CpuInput in[4];
+    float *buf[4] = {0};
+    int nin = vec_inputs(g, B, S, &rng, in, buf);
+    assert_true(gpu_exec_run(gx, in, nin, d));
+    assert_true(cpu_exec_run(cx, in, nin, d));
+    for (int i = 0; i < g->nnodes; i++) {
+        const IrNode *n = g->nodes[i];
+        int64_t nc = 0;
+        const float *v = n->op == IR_OP_INPUT || n->op == IR_OP_WEIGHT ? NULL : gpu_exec_value(gx, i, &nc);
+        vals[i] = v ? malloc(sizeof(float) * (size_t)nc) : NULL, counts[i] = v ? nc : 0;
+        if (v) memcpy(vals[i], v, sizeof(float) * (size_t)nc);
+    }
+    fprintf(stderr, "%lld x %lld rows, vector form %s: %d values checked, %d outside bounds\n", (long long)B, (long long)S, vec ? "on" : "off",
+            m.checked, m.failed);
+    assert_true(m.checked >= 1);
+    assert_int_equal(m.failed, 0);
+    for (int k = 0; k < nin; k++) free(buf[k]);
+    cpu_exec_free(cx);
+    gpu_exec_free(gx);
+}
+
+static void check_vec(const char *src, int min_compared) {
+    Arena *a = arena_new();
+    DiagEngine *d = diag_new(a, stderr);
+    IrGraph *g = compile(a, d, src);
+    assert_true(vec_form(g));
+    setenv("DSCC_ELEM_VEC", "0", 1);
+    assert_false(vec_form(g));
+    unsetenv("DSCC_ELEM_VEC");
+    static const int64_t rows[][2] = {{1, 1}, {1, 5}, {1, 131}};
+    for (int r = 0; r < 3; r++) {
+        float **on = calloc((size_t)g->nnodes, sizeof(float *)), **off = calloc((size_t)g->nnodes, sizeof(float *));
+        int64_t *con = calloc((size_t)g->nnodes, sizeof(int64_t)), *coff = calloc((size_t)g->nnodes, sizeof(int64_t));
+        vec_run(d, g, true, rows[r][0], rows[r][1], on, con);
+        vec_run(d, g, false, rows[r][0], rows[r][1], off, coff);
+        int compared = 0;
+        for (int i = 0; i < g->nnodes; i++) {
+            assert_true((on[i] == NULL) == (off[i] == NULL));
+            if (!on[i]) continue;
+            assert_int_equal(con[i], coff[i]);
+            int64_t diff = 0;
+            for (int64_t k = 0; k < con[i]; k++) diff += memcmp(&on[i][k], &off[i][k], sizeof(float)) != 0;
+            if (diff) fprintf(stderr, "  %%%d %s: %lld of %lld values differ from the old form's\n", i, ir_op_name(g->nodes[i]->op), (long long)diff, (long long)con[i]);
+            assert_int_equal(diff, 0);
+            compared++;
+            free(on[i]), free(off[i]);
+        }
+        assert_true(compared >= min_compared);
+        free(on), free(off), free(con), free(coff);
+    }
+    arena_free(a);
+}
+
+static void test_vec_rope(void **state) { (void)state, check_vec(VEC_ROPE, 6); }
+static void test_vec_silu_quant(void **state) { (void)state, check_vec(VEC_SILU, 3); }
+static void test_vec_embedding(void **state) { (void)state, check_vec(VEC_EMB, 1); }
+
+/* A malformed DSCC_ELEM_VEC stops codegen. */
+static void test_env_vec(void **state) {
+    (void)state;
+    Arena *a = arena_new();
+    DiagEngine *d = diag_new(a, NULL);
+    IrGraph *g = compile(a, d, VEC_EMB);
+    setenv("DSCC_ELEM_VEC", "vec", 1);
+    assert_null(cg_generate(a, d, g, &(CgGenOptions){0}));
+    assert_true(diag_error_count(d) > 0);
+    unsetenv("DSCC_ELEM_VEC");
+    arena_free(a);
+}
+
+/* The cluster form's parts of the sum of squares read a lane each (DSCC_ROWS_GATHER=0: one thread, one after the
+ * other; the cluster cases above run the default); a malformed value stops codegen. */
+static void test_env_gather(void **state) {
+    (void)state;
+    Arena *a = arena_new();
+    DiagEngine *d = diag_new(a, NULL);
+    char *src = arena_strdup(a, ADD_NORM);
+    for (char *q; (q = strstr(src, "%D"));) *q = '\0', src = arena_printf(a, "%s7168%s", src, q + 2);
+    IrGraph *g = compile(a, d, src);
+    for (int off = 0; off < 2; off++) {
+        if (off) setenv("DSCC_ROWS_GATHER", "0", 1);
+        CgProgram *p = cg_generate(a, d, g, &(CgGenOptions){0});
+        assert_non_null(p);
+        bool gather = false, cluster = false;
+        for (int k = 0; k < p->nmodules; k++) {
+            gather |= strstr(p->modules[k].source, "the parts' reads in flight at once") != NULL;
+            cluster |= strstr(p->modules[k].source, "sk_dsmem_ld(part_ss") != NULL;
+        }
+        assert_true(cluster);
+        assert_true(gather == !off);
+    }
+    setenv("DSCC_ROWS_GATHER", "lanes", 1);
+    assert_null(cg_generate(a, d, g, &(CgGenOptions){0}));
+    assert_true(diag_error_count(d) > 0);
+    unsetenv("DSCC_ROWS_GATHER");
+    arena_free(a);
+}
+
 int main(void) {
     if (!tu_hopper()) return 77;
     const struct CMUnitTest tests[] = {cmocka_unit_test(test_add_norm_7168), cmocka_unit_test(test_add_norm_1536_f32), cmocka_unit_test(test_add_norm_1536),
@@ -413,6 +582,9 @@ int main(void) {
                                        cmocka_unit_test(test_add_norm_16384), cmocka_unit_test(test_concat_512),
                                        cmocka_unit_test(test_env), cmocka_unit_test(test_env_prefill),
                                        cmocka_unit_test(test_prefill_exact_7168), cmocka_unit_test(test_prefill_exact_1536),
-                                       cmocka_unit_test(test_prefill_exact_7168_flat)};
+                                       cmocka_unit_test(test_prefill_exact_7168_flat),
+                                       cmocka_unit_test(test_vec_rope), cmocka_unit_test(test_vec_silu_quant),
+                                       cmocka_unit_test(test_vec_embedding), cmocka_unit_test(test_env_vec),
+                                       cmocka_unit_test(test_env_gather)};
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
