@@ -8,12 +8,10 @@
 #include <stdlib.h>
 #include <string.h>
 
-/* ---- the prelude every module starts with ------------------------------ */
+/* ---- the prelude every module starts with (after args.cuh) --------------- */
 
 static const char PRELUDE[] =
     "// dtype conversions, loads and stores, warp reductions (no headers: NVRTC compiles this alone)\n"
-    "typedef unsigned long long u64;\n"
-    "struct Args { u64 t[64]; long long sym[8]; long long cap, len; u64 err; long long tag; };\n"
     "__device__ __forceinline__ float bf2f(unsigned short h) { return __uint_as_float((unsigned)h << 16); }\n"
     "__device__ __forceinline__ unsigned short f2bf(float f) {            // nearest even\n"
     "    unsigned u = __float_as_uint(f);\n"
@@ -59,14 +57,6 @@ static const char PRELUDE[] =
     "    int *e = (int *)a.err;\n"
     "    if (atomicCAS(e, 0, (int)a.tag + 1) == 0) e[1] = (int)v;\n"
     "}\n"
-    "// programmatic dependent launch (codegen/kernels.h): an entry that calls DSCC_PDL_WAIT() may start before the\n"
-    "// kernel ahead of it has finished; each thread waits before it touches anything a kernel of the step writes\n"
-    "// (before: weights only, e.g. prefetched into L2), on every path. DSCC_PDL_LAUNCH_DEPENDENTS() lets the next start.\n"
-    "__device__ __forceinline__ void pdl_wait() { asm volatile(\"griddepcontrol.wait;\" ::: \"memory\"); }\n"
-    "__device__ __forceinline__ void pdl_launch_dependents() { asm volatile(\"griddepcontrol.launch_dependents;\" ::: \"memory\"); }\n"
-    "__device__ __forceinline__ void pdl_prefetch_l2(const void *p) { asm volatile(\"prefetch.global.L2 [%0];\" :: \"l\"(p)); }\n"
-    "#define DSCC_PDL_WAIT() pdl_wait()\n"
-    "#define DSCC_PDL_LAUNCH_DEPENDENTS() pdl_launch_dependents()\n"
     "#define ITEM_ELEM() (long long)blockIdx.x * 256 + threadIdx.x\n"
     "#define ITEM_WARP() (long long)blockIdx.x * 8 + (threadIdx.x >> 5)\n"
     "#define LANE() (int)(threadIdx.x & 31)\n";
@@ -1158,6 +1148,7 @@ CgProgram *cg_generate(Arena *a, DiagEngine *d, const IrGraph *g, const CgGenOpt
     p->modules = arena_alloc(a, sizeof(CgSource) * (size_t)(ngroups + 1));
     const char **raw = arena_alloc(a, sizeof(char *) * (size_t)(ngroups + 1)); /* each module's source before its PDL prologue */
     int *first_of = arena_alloc(a, sizeof(int) * (size_t)(ngroups + 1));         /* the kernel each module was made for */
+    const char *args = cg_kernel_prelude(a, "args"); /* Args and the PDL helpers (codegen/kernels/args.cuh), before PRELUDE */
     G.local = arena_alloc(a, sizeof(int) * (size_t)(nn + 1));
     G.stat = arena_alloc(a, sizeof(int) * (size_t)(nn + 1));
     G.stored = stored;
@@ -1210,7 +1201,7 @@ CgProgram *cg_generate(Arena *a, DiagEngine *d, const IrGraph *g, const CgGenOpt
             sb_free(&G.ldr);
             return NULL;
         }
-        char *body = arena_printf(a, "%s%s%s", PRELUDE, G.ldr.data ? G.ldr.data : "", G.decl.data ? G.decl.data : "");
+        char *body = arena_printf(a, "%s%s%s%s", args, PRELUDE, G.ldr.data ? G.ldr.data : "", G.decl.data ? G.decl.data : "");
         sb_free(&G.decl);
         sb_free(&G.ldr);
         CgKernel *k = &p->kernels[p->nkernels++];

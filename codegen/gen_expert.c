@@ -230,6 +230,17 @@ static bool expert_stream_params(Gen *G, ExpertStream *p) {
     return true;
 }
 
+/* The stream and TMA forms' WS(s, i): the scale i of weight s (0 or 1) of the nw weights of out. */
+static const char *expert_ws(Gen *G, int nw, const ExpertOut *out) {
+    return nw > 1 ? arena_printf(G->a, "((s) ? L%d(a, (i)) : L%d(a, (i)))", out[1].sws, out[0].sws) : arena_printf(G->a, "L%d(a, (i))", out[0].sws);
+}
+
+/* The stream and TMA forms' STORE(s, i, v): v into y of weight s at index i. */
+static const char *expert_store(Gen *G, int nw, const ExpertOut *out) {
+    return nw > 1 ? arena_printf(G->a, "((s) ? S%d(a, (i), (v)) : S%d(a, (i), (v)))", out[1].sy, out[0].sy)
+                  : arena_printf(G->a, "S%d(a, (i), (v))", out[0].sy);
+}
+
 /* The stream form's phase over the nw weights of out (x in slot sx, its
  * scales sxs; the sort's counts sc, rows sp0, tiles of 32 s32): a persistent grid of 132 * minb blocks, run at R <= maxr routed rows. */
 static void expert_stream(Gen *G, const ExpertStream *xs, const IrNode *n, int nw, const ExpertOut *out, int sx, int sxs, const char *src,
@@ -253,10 +264,8 @@ static void expert_stream(Gen *G, const ExpertStream *xs, const IrNode *n, int n
         {"EX_SRC(r)", src},
         {"EX_W(s)", nw > 1 ? arena_printf(G->a, "((const unsigned char *)((s) ? a.t[%d] : a.t[%d]))", out[1].sw, out[0].sw)
                            : arena_printf(G->a, "((const unsigned char *)a.t[%d])", out[0].sw)},
-        {"EX_WS(s, i)", nw > 1 ? arena_printf(G->a, "((s) ? L%d(a, (i)) : L%d(a, (i)))", out[1].sws, out[0].sws)
-                               : arena_printf(G->a, "L%d(a, (i))", out[0].sws)},
-        {"EX_STORE(s, i, v)", nw > 1 ? arena_printf(G->a, "((s) ? S%d(a, (i), (v)) : S%d(a, (i), (v)))", out[1].sy, out[0].sy)
-                                     : arena_printf(G->a, "S%d(a, (i), (v))", out[0].sy)},
+        {"EX_WS(s, i)", expert_ws(G, nw, out)},
+        {"EX_STORE(s, i, v)", expert_store(G, nw, out)},
         {"EX_CNT", arena_printf(G->a, "((const int *)a.t[%d])", sc)},
         {"EX_PERM", arena_printf(G->a, "((const int *)a.t[%d])", sp0)},
         {"EX_TILES", arena_printf(G->a, "((const int *)a.t[%d])", s32)},
@@ -390,10 +399,8 @@ static void expert_tma(Gen *G, const ExpertTma *xt, int64_t amin, const IrNode *
         {"XT_X", arena_printf(G->a, "((const unsigned char *)a.t[%d])", sx)},
         {"XT_SRC(r)", src},
         {"XT_XS(m, kb)", cg_scale_at(G, sxs, "(m)", "(kb)")},
-        {"XT_WS(s, i)", nw > 1 ? arena_printf(G->a, "((s) ? L%d(a, (i)) : L%d(a, (i)))", out[1].sws, out[0].sws)
-                               : arena_printf(G->a, "L%d(a, (i))", out[0].sws)},
-        {"XT_STORE(s, i, v)", nw > 1 ? arena_printf(G->a, "((s) ? S%d(a, (i), (v)) : S%d(a, (i), (v)))", out[1].sy, out[0].sy)
-                                     : arena_printf(G->a, "S%d(a, (i), (v))", out[0].sy)},
+        {"XT_WS(s, i)", expert_ws(G, nw, out)},
+        {"XT_STORE(s, i, v)", expert_store(G, nw, out)},
         {"XT_CNT", arena_printf(G->a, "((const int *)a.t[%d])", sc)},
         {"XT_PERM", arena_printf(G->a, "((const int *)a.t[%d])", sp0)},
         {"XT_ORD", arena_printf(G->a, "(XT_CNT + %lld)", (long long)EXPERT_ORD(E))},

@@ -56,6 +56,17 @@ char *cg_kernel_instance(Arena *a, const char *file, const char *entry, const Cg
     return out;
 }
 
+char *cg_kernel_prelude(Arena *a, const char *name) {
+    const char *text = cg_kernel_file(name);
+    if (!text) return NULL;
+    StrBuf b;
+    sb_init(&b);
+    put_kernel_text(&b, name, text, 0);
+    char *out = arena_strdup(a, b.data);
+    sb_free(&b);
+    return out;
+}
+
 char *cg_template_rmsnorm_quant(Arena *a, const char *name) {
     return cg_kernel_instance(a, "rmsnorm_quant", name, NULL, 0);
 }

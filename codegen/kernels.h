@@ -9,8 +9,9 @@
  * `--emit=cuda`, and the entry point carries its group's and phase's name
  * (`g12_rmsnorm_quant`), never a positional printf hole. A file of the
  * folder with no entry point is a prelude the kernel files share (hopper.cuh:
- * Hopper's inline-PTX primitives): a kernel file's line `#include "x.cuh"`
- * becomes x.cuh's text in the instance, which guards it to one copy a module. */
+ * Hopper's inline-PTX primitives; args.cuh: the argument block, which every
+ * module starts with): a kernel file's line `#include "x.cuh"` becomes
+ * x.cuh's text in the instance, which guards it to one copy a module. */
 #ifndef DSCC_CODEGEN_KERNELS_H
 #define DSCC_CODEGEN_KERNELS_H
 
@@ -41,6 +42,13 @@ typedef struct {
  * each of those names, so the instances of a module keep their parameters
  * apart; in the arena; NULL when the file does not exist. */
 char *cg_kernel_instance(Arena *a, const char *file, const char *entry, const CgDefine *defs, int ndefs);
+
+/* The embedded prelude codegen/kernels/NAME.cuh as an include writes it in
+ * (under a `// ---- codegen/kernels/NAME.cuh` line, its own includes written
+ * in), for a source that is no kernel file: the module prelude (args.cuh,
+ * codegen/gen.c), a test's kernels; in the arena; NULL when there is no
+ * such file. */
+char *cg_kernel_prelude(Arena *a, const char *name);
 
 /* Programmatic dependent launch (runtime/cuda.h's rt_cuda_launch_pdl): a
  * kernel opts in by calling DSCC_PDL_WAIT() (griddepcontrol.wait, from

@@ -34,13 +34,8 @@
 // Launch: EH_H * ceil(EH_N / (32 * EH_R)) blocks of 256 threads, EH_MROWS *
 // EH_K * 2 bytes of dynamic shared memory.
 #ifndef EH_X // compiled on its own (test_codegen): a stand-in for the module's prelude
-typedef unsigned long long u64;
-struct Args { u64 t[64]; long long sym[8]; long long cap, len; u64 err; long long tag; };
+#include "args.cuh"
 __device__ __forceinline__ float bf2f(unsigned short h) { return __uint_as_float((unsigned)h << 16); }
-__device__ __forceinline__ void pdl_wait() { asm volatile("griddepcontrol.wait;" ::: "memory"); }
-__device__ __forceinline__ void pdl_launch_dependents() { asm volatile("griddepcontrol.launch_dependents;" ::: "memory"); }
-#define DSCC_PDL_WAIT() pdl_wait()
-#define DSCC_PDL_LAUNCH_DEPENDENTS() pdl_launch_dependents()
 #define EH_M (a.sym[0])
 #define EH_MROWS 8
 #define EH_H 128

@@ -223,6 +223,18 @@ __device__ __forceinline__ unsigned long long mla_desc(const void *p, unsigned l
            (unsigned long long)((sbo & 0x3ffffu) >> 4) << 32 | 1ull << 62;
 }
 #define MLA_R8(a, b, c, d, e, f, g, h) "%" #a ", %" #b ", %" #c ", %" #d ", %" #e ", %" #f ", %" #g ", %" #h
+// the accumulator operands of a wgmma: registers %0 .. %31 (m64n64), %0 .. %127 (m64n256)
+#define MLA_R32 \
+    MLA_R8(0, 1, 2, 3, 4, 5, 6, 7) ", " MLA_R8(8, 9, 10, 11, 12, 13, 14, 15) ", " \
+    MLA_R8(16, 17, 18, 19, 20, 21, 22, 23) ", " MLA_R8(24, 25, 26, 27, 28, 29, 30, 31)
+#define MLA_R128 \
+    MLA_R32 ", " \
+    MLA_R8(32, 33, 34, 35, 36, 37, 38, 39) ", " MLA_R8(40, 41, 42, 43, 44, 45, 46, 47) ", " \
+    MLA_R8(48, 49, 50, 51, 52, 53, 54, 55) ", " MLA_R8(56, 57, 58, 59, 60, 61, 62, 63) ", " \
+    MLA_R8(64, 65, 66, 67, 68, 69, 70, 71) ", " MLA_R8(72, 73, 74, 75, 76, 77, 78, 79) ", " \
+    MLA_R8(80, 81, 82, 83, 84, 85, 86, 87) ", " MLA_R8(88, 89, 90, 91, 92, 93, 94, 95) ", " \
+    MLA_R8(96, 97, 98, 99, 100, 101, 102, 103) ", " MLA_R8(104, 105, 106, 107, 108, 109, 110, 111) ", " \
+    MLA_R8(112, 113, 114, 115, 116, 117, 118, 119) ", " MLA_R8(120, 121, 122, 123, 124, 125, 126, 127)
 // d[64 x 64] (+)= a[64 rows][16] . b[64 rows][16]^T, both K-major (32 bytes of
 // each row at pa / pb, rows 128 bytes apart, 8-row groups 1024 apart: the
 // canonical K-major 128-byte-swizzle layout ((8, m), (T, 2k)) : ((8T, SBO),
@@ -232,8 +244,7 @@ __device__ __forceinline__ unsigned long long mla_desc(const void *p, unsigned l
 __device__ __forceinline__ void mla_wgmma_s(float *d, const void *pa, const void *pb, int acc) {
     const unsigned long long da = mla_desc(pa, 16, 1024), db = mla_desc(pb, 16, 1024);
     asm volatile("{\n.reg .pred p;\nsetp.ne.b32 p, %34, 0;\n"
-                 "wgmma.mma_async.sync.aligned.m64n64k16.f32.bf16.bf16 {" MLA_R8(0, 1, 2, 3, 4, 5, 6, 7) ", " MLA_R8(8, 9, 10, 11, 12, 13, 14, 15) ", "
-                 MLA_R8(16, 17, 18, 19, 20, 21, 22, 23) ", " MLA_R8(24, 25, 26, 27, 28, 29, 30, 31) "}, %32, %33, p, 1, 1, 0, 0;\n}\n"
+                 "wgmma.mma_async.sync.aligned.m64n64k16.f32.bf16.bf16 {" MLA_R32 "}, %32, %33, p, 1, 1, 0, 0;\n}\n"
                  : MLA_F32(d, 0)
                  : "l"(da), "l"(db), "r"(acc));
 }
@@ -244,8 +255,7 @@ __device__ __forceinline__ void mla_wgmma_s(float *d, const void *pa, const void
 __device__ __forceinline__ unsigned mla_desc_lo(const void *p) { return ((unsigned)__cvta_generic_to_shared(p) & 0x3ffffu) >> 4 | 1u << 16; }
 __device__ __forceinline__ void mla_wgmma_sd(float *d, unsigned alo, unsigned blo, int acc) {
     asm volatile("{\n.reg .pred p;\n.reg .u64 da, db;\nsetp.ne.b32 p, %34, 0;\nmov.b64 da, {%32, %35};\nmov.b64 db, {%33, %35};\n"
-                 "wgmma.mma_async.sync.aligned.m64n64k16.f32.bf16.bf16 {" MLA_R8(0, 1, 2, 3, 4, 5, 6, 7) ", " MLA_R8(8, 9, 10, 11, 12, 13, 14, 15) ", "
-                 MLA_R8(16, 17, 18, 19, 20, 21, 22, 23) ", " MLA_R8(24, 25, 26, 27, 28, 29, 30, 31) "}, da, db, p, 1, 1, 0, 0;\n}\n"
+                 "wgmma.mma_async.sync.aligned.m64n64k16.f32.bf16.bf16 {" MLA_R32 "}, da, db, p, 1, 1, 0, 0;\n}\n"
                  : MLA_F32(d, 0)
                  : "r"(alo), "r"(blo), "r"(acc), "r"(0x40000040u));
 }
@@ -270,15 +280,7 @@ __device__ __forceinline__ void mla_wgmma_sd(float *d, unsigned alo, unsigned bl
 __device__ __forceinline__ void mla_wgmma_pv(float *d, const void *pa, const void *pb, unsigned lbo, unsigned sbo, int acc) {
     const unsigned long long da = mla_desc(pa, 16, 1024), db = mla_desc(pb, lbo, sbo);
     asm volatile("{\n.reg .pred p;\nsetp.ne.b32 p, %130, 0;\n"
-                 "wgmma.mma_async.sync.aligned.m64n256k16.f32.bf16.bf16 {"
-                 MLA_R8(0, 1, 2, 3, 4, 5, 6, 7) ", " MLA_R8(8, 9, 10, 11, 12, 13, 14, 15) ", "
-                 MLA_R8(16, 17, 18, 19, 20, 21, 22, 23) ", " MLA_R8(24, 25, 26, 27, 28, 29, 30, 31) ", "
-                 MLA_R8(32, 33, 34, 35, 36, 37, 38, 39) ", " MLA_R8(40, 41, 42, 43, 44, 45, 46, 47) ", "
-                 MLA_R8(48, 49, 50, 51, 52, 53, 54, 55) ", " MLA_R8(56, 57, 58, 59, 60, 61, 62, 63) ", "
-                 MLA_R8(64, 65, 66, 67, 68, 69, 70, 71) ", " MLA_R8(72, 73, 74, 75, 76, 77, 78, 79) ", "
-                 MLA_R8(80, 81, 82, 83, 84, 85, 86, 87) ", " MLA_R8(88, 89, 90, 91, 92, 93, 94, 95) ", "
-                 MLA_R8(96, 97, 98, 99, 100, 101, 102, 103) ", " MLA_R8(104, 105, 106, 107, 108, 109, 110, 111) ", "
-                 MLA_R8(112, 113, 114, 115, 116, 117, 118, 119) ", " MLA_R8(120, 121, 122, 123, 124, 125, 126, 127)
+                 "wgmma.mma_async.sync.aligned.m64n256k16.f32.bf16.bf16 {" MLA_R128
                  "}, %128, %129, p, 1, 1, 0, 1;\n}\n"
                  : MLA_F128(d)
                  : "l"(da), "l"(db), "r"(acc));
@@ -287,15 +289,7 @@ __device__ __forceinline__ void mla_wgmma_pv(float *d, const void *pa, const voi
 // r, r + 8 (r = 16 warp + lane / 4) at keys 2 (lane % 4) and 8 + 2 (lane % 4) (MLA_PREG)
 __device__ __forceinline__ void mla_wgmma_pv_rs(float *d, const unsigned *a, const void *pb, unsigned lbo, unsigned sbo) {
     const unsigned long long db = mla_desc(pb, lbo, sbo);
-    asm volatile("wgmma.mma_async.sync.aligned.m64n256k16.f32.bf16.bf16 {"
-                 MLA_R8(0, 1, 2, 3, 4, 5, 6, 7) ", " MLA_R8(8, 9, 10, 11, 12, 13, 14, 15) ", "
-                 MLA_R8(16, 17, 18, 19, 20, 21, 22, 23) ", " MLA_R8(24, 25, 26, 27, 28, 29, 30, 31) ", "
-                 MLA_R8(32, 33, 34, 35, 36, 37, 38, 39) ", " MLA_R8(40, 41, 42, 43, 44, 45, 46, 47) ", "
-                 MLA_R8(48, 49, 50, 51, 52, 53, 54, 55) ", " MLA_R8(56, 57, 58, 59, 60, 61, 62, 63) ", "
-                 MLA_R8(64, 65, 66, 67, 68, 69, 70, 71) ", " MLA_R8(72, 73, 74, 75, 76, 77, 78, 79) ", "
-                 MLA_R8(80, 81, 82, 83, 84, 85, 86, 87) ", " MLA_R8(88, 89, 90, 91, 92, 93, 94, 95) ", "
-                 MLA_R8(96, 97, 98, 99, 100, 101, 102, 103) ", " MLA_R8(104, 105, 106, 107, 108, 109, 110, 111) ", "
-                 MLA_R8(112, 113, 114, 115, 116, 117, 118, 119) ", " MLA_R8(120, 121, 122, 123, 124, 125, 126, 127)
+    asm volatile("wgmma.mma_async.sync.aligned.m64n256k16.f32.bf16.bf16 {" MLA_R128
                  "}, {%128, %129, %130, %131}, %132, 1, 1, 1, 1;\n"
                  : MLA_F128(d)
                  : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "l"(db));

@@ -32,13 +32,8 @@
 #define MLA_SP 3
 #endif
 #if !defined(MLA_IN_MODULE) && !defined(MLA_DECODE_HELPERS)
-// compiled alone (test_codegen): the generated prelude's argument block
-typedef unsigned long long u64;
-struct Args { u64 t[64]; long long sym[8]; long long cap, len; u64 err; long long tag; };
-__device__ __forceinline__ void pdl_wait() { asm volatile("griddepcontrol.wait;" ::: "memory"); }
-__device__ __forceinline__ void pdl_launch_dependents() { asm volatile("griddepcontrol.launch_dependents;" ::: "memory"); }
-#define DSCC_PDL_WAIT() pdl_wait()
-#define DSCC_PDL_LAUNCH_DEPENDENTS() pdl_launch_dependents()
+// compiled alone (test_codegen, test_gpu_mla, bench_mla): the generated prelude's argument block
+#include "args.cuh"
 #endif
 
 extern "C" __global__ void __launch_bounds__(256) DSCC_ENTRY(Args a) {

@@ -31,8 +31,7 @@
 //   RT_NORM           1: divide by the sum of the K weights + RT_EPS; 0: not
 //   RT_EPS, RT_SCALE  f32 literals
 #ifndef RT_LOGIT // compiled on its own (test_codegen): a stand-in for the module's prelude
-typedef unsigned long long u64;
-struct Args { u64 t[64]; long long sym[8]; long long cap, len; u64 err; long long tag; };
+#include "args.cuh"
 #define RT_ROWS (a.sym[0])
 #define RT_E 256
 #define RT_K 8
@@ -47,10 +46,6 @@ struct Args { u64 t[64]; long long sym[8]; long long cap, len; u64 err; long lon
 #define RT_NORM 1
 #define RT_EPS 1e-20f
 #define RT_SCALE 2.5f
-__device__ __forceinline__ void pdl_wait() { asm volatile("griddepcontrol.wait;" ::: "memory"); }
-__device__ __forceinline__ void pdl_launch_dependents() { asm volatile("griddepcontrol.launch_dependents;" ::: "memory"); }
-#define DSCC_PDL_WAIT() pdl_wait()
-#define DSCC_PDL_LAUNCH_DEPENDENTS() pdl_launch_dependents()
 #endif
 
 #define RT_J ((RT_E + 31) / 32)

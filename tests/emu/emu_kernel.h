@@ -442,10 +442,7 @@ static inline unsigned emu_cvt_bf16x2(float lo, float hi) {
     return (r[0] & 0xffffu) | r[1] << 16;
 }
 
-/* mla_decode.cuh's own inline-PTX helpers (the rest is hopper.cuh's, below); mla_bar_sync
- * and mla_bar_arrive stay for tests/unit/test_gpu_barrier.c's kernels */
-#define mla_bar_sync(id, n) emu_bar_sync((id), (n), __LINE__)
-#define mla_bar_arrive(id, n) emu_bar_arrive((id), (n), __LINE__)
+/* mla_decode.cuh's own inline-PTX helpers (the rest is hopper.cuh's, below) */
 static inline void mla_cp_commit(void) { cp_commit(); }
 static inline void mla_cp_wait0(void) { cp_wait0(); }
 #define mla_hold128(d) (void)(d)

@@ -1,6 +1,7 @@
-/* test_gpu_barrier.c — named barriers (bar.sync / bar.arrive id, count),
- * what a producer / consumer pipeline (codegen/kernels/mla_decode.cuh)
- * synchronises with, on a GPU or the emulated device (ctest
+/* test_gpu_barrier.c — named barriers (bar.sync / bar.arrive id, count:
+ * codegen/kernels/hopper.cuh's hp_bar_sync, hp_bar_arrive), what the
+ * producer / consumer pipelines (mla_decode.cuh, attn_prefill_wgmma.cuh)
+ * synchronise with, on a GPU or the emulated device (ctest
  * emu.test_gpu_barrier); without either it exits 77 (skipped).
  *  - a ring of two slots, one warp filling it and one warp summing it,
  *    "full" and "empty" barriers per slot: the exact sums, on even and odd
@@ -25,16 +26,15 @@
 
 #include "codegen/codegen.h"
 #include "codegen/gen.h"
+#include "codegen/kernels.h"
 #include "runtime/cuda.h"
 #include "tests/unit/testutil.h"
 
 #define ROUNDS 16
 #define BLOCKS 4 /* the emulator starves warp (block / 2) % warps: blocks 2, 3 starve warp 1 */
 
+/* after codegen/kernels/args.cuh (Args) and hopper.cuh (hp_bar_sync, hp_bar_arrive), as a kernel file takes them */
 static const char *SRC =
-    "struct Args { unsigned long long t[64]; long long sym[8]; long long cap, len; unsigned long long err; long long tag; };\n"
-    "__device__ __forceinline__ void mla_bar_sync(int id, int n) { asm volatile(\"bar.sync %0, %1;\" ::\"r\"(id), \"r\"(n) : \"memory\"); }\n"
-    "__device__ __forceinline__ void mla_bar_arrive(int id, int n) { asm volatile(\"bar.arrive %0, %1;\" ::\"r\"(id), \"r\"(n) : \"memory\"); }\n"
     "// warp 0 fills a ring of two slots, warp 1 sums it: slot s full at barrier 1 + s, empty at 3 + s;\n"
     "// sym[0] == 0: no \"full\" barrier (the missing wait)\n"
     "extern \"C\" __global__ void __launch_bounds__(64) ring(Args a) {\n"
@@ -42,28 +42,28 @@ static const char *SRC =
     "    const int w = threadIdx.x >> 5, l = threadIdx.x & 31;\n"
     "    if (w == 0) {\n"
     "        for (int r = 0; r < 16; r++) {\n"
-    "            if (r >= 2) mla_bar_sync(3 + (r & 1), 64);\n"
+    "            if (r >= 2) hp_bar_sync(3 + (r & 1), 64);\n"
     "            slot[r & 1][l] = (int)blockIdx.x * 1000 + r * 32 + l;\n"
-    "            if (a.sym[0]) mla_bar_arrive(1 + (r & 1), 64);\n"
+    "            if (a.sym[0]) hp_bar_arrive(1 + (r & 1), 64);\n"
     "        }\n"
     "        return;\n"
     "    }\n"
     "    long long sum = 0;\n"
     "    for (int r = 0; r < 16; r++) {\n"
-    "        if (a.sym[0]) mla_bar_sync(1 + (r & 1), 64);\n"
+    "        if (a.sym[0]) hp_bar_sync(1 + (r & 1), 64);\n"
     "        sum += slot[r & 1][l];\n"
-    "        if (r + 2 < 16) mla_bar_arrive(3 + (r & 1), 64);\n"
+    "        if (r + 2 < 16) hp_bar_arrive(3 + (r & 1), 64);\n"
     "    }\n"
     "    ((long long *)a.t[0])[blockIdx.x * 32 + l] = sum;\n"
     "}\n"
     "// the faults, 128 threads: no set of arrivals completes barrier 1 with its own count\n"
-    "extern \"C\" __global__ void __launch_bounds__(128) bad_count(Args a) { mla_bar_sync(1, threadIdx.x < 32 ? 96 : 128); }\n"
-    "extern \"C\" __global__ void __launch_bounds__(128) deadlock(Args a) { if (threadIdx.x < 32) mla_bar_sync(2, 64); }\n"
-    "extern \"C\" __global__ void __launch_bounds__(128) bad_id(Args a) { mla_bar_sync(0, 64); }\n"
-    "extern \"C\" __global__ void __launch_bounds__(128) bad_n(Args a) { mla_bar_arrive(5, 48); }\n"
+    "extern \"C\" __global__ void __launch_bounds__(128) bad_count(Args a) { hp_bar_sync(1, threadIdx.x < 32 ? 96 : 128); }\n"
+    "extern \"C\" __global__ void __launch_bounds__(128) deadlock(Args a) { if (threadIdx.x < 32) hp_bar_sync(2, 64); }\n"
+    "extern \"C\" __global__ void __launch_bounds__(128) bad_id(Args a) { hp_bar_sync(0, 64); }\n"
+    "extern \"C\" __global__ void __launch_bounds__(128) bad_n(Args a) { hp_bar_arrive(5, 48); }\n"
     "extern \"C\" __global__ void __launch_bounds__(128) twice(Args a) {\n"
-    "    if (threadIdx.x < 32) mla_bar_arrive(6, 64), mla_bar_arrive(6, 64);\n"
-    "    else if (threadIdx.x < 64) mla_bar_sync(6, 64);\n"
+    "    if (threadIdx.x < 32) hp_bar_arrive(6, 64), hp_bar_arrive(6, 64);\n"
+    "    else if (threadIdx.x < 64) hp_bar_sync(6, 64);\n"
     "}\n";
 
 typedef struct {
@@ -75,9 +75,12 @@ typedef struct {
  * BLOCKS blocks of 64 threads (the faults: 128) and checks ring's sums. */
 static int run_case(void *arg) {
     const Case *c = arg;
-    const CgSource src = {"barriers", SRC, {"test_gpu_barrier.c", 1, 1}};
+    Arena *a = arena_new();
+    const CgSource src = {"barriers", arena_printf(a, "%s%s%s", cg_kernel_prelude(a, "args"), cg_kernel_prelude(a, "hopper"), SRC),
+                          {"test_gpu_barrier.c", 1, 1}};
     TuModule m;
     TuCase st = tu_module_open(&m, &src, strcmp(c->kernel, "ring") != 0 || !c->wait_full); /* the faults: emulated only */
+    arena_free(a);
     if (st != TU_CASE_OK) return st;
     DiagEngine *d = m.d;
     RtCuda *gpu = m.gpu;

@@ -193,22 +193,9 @@ static void test_wrong_half_scale_fails(void **state) {
     assert_true(run_shape(100, 256, 592, 256, defs, 1) > 0.1);
 }
 
-typedef struct {
-    const IrGraph *g;
-    GpuExec *gx;
-    double err; /* the fp8_linear's rel L2 */
-} Cmp;
-
-/* After the CPU computes node id: the fp8_linear's error against the GPU's stored value; then every value continues from the GPU's. */
-static void take_gpu(void *ctx, int id, float *c, int64_t nc) {
-    Cmp *m = ctx;
-    const IrNode *n = m->g->nodes[id];
-    const float *gv = tu_gpu_value(m->gx, n, nc);
-    if (!gv) return;
-    if (n->op == IR_OP_FP8_LINEAR) {
-        m->err = tu_rel_l2(gv, c, nc);
-    }
-    memcpy(c, gv, sizeof(float) * (size_t)nc);
+/* tu_take_gpu's check: the fp8_linear's error (into the double at ctx) against the GPU's stored value. */
+static void check_node(void *ctx, const IrNode *n, const float *gv, const float *c, int64_t nc) {
+    if (n->op == IR_OP_FP8_LINEAR) *(double *)ctx = tu_rel_l2(gv, c, nc);
 }
 
 /* y = silu(linear(x, w)), w [256, 640], at each (B, S, whether the TMA kernel must run) on both executors. */
@@ -228,8 +215,9 @@ static void check_runtime(const int64_t (*rows)[3], int nrows) {
     GpuOptions go = {.max_batch = 2, .max_seq = 300, .max_ctx = 300, .keep_all = true, .no_blas = true};
     GpuExec *gx = gpu_exec_new(g, &ws, &go, d);
     assert_non_null(gx);
-    Cmp m = {.g = g, .gx = gx};
-    CpuOptions co = {.threads = 4, .after_node = take_gpu, .hook_ctx = &m};
+    double err = -1;
+    TuGpuCmp t = {g, gx, check_node, &err};
+    CpuOptions co = {.threads = 4, .after_node = tu_take_gpu, .hook_ctx = &t};
     CpuExec *cx = cpu_exec_new(g, &ws, &co, d);
     assert_non_null(cx);
     float *xv = malloc(sizeof(float) * (size_t)(600 * K));
@@ -237,13 +225,13 @@ static void check_runtime(const int64_t (*rows)[3], int nrows) {
         int64_t B = rows[r][0], S = rows[r][1];
         for (int64_t i = 0; i < B * S * K; i++) xv[i] = rt_bf16_decode(rt_bf16_encode(urand() * (i / K % 7 == 3 ? 40.0f : 1.0f)));
         CpuInput in[1] = {{"x", 3, {B, S, K}, xv}};
-        m.err = -1;
+        err = -1;
         assert_true(gpu_exec_run(gx, in, 1, d));
         assert_true(cpu_exec_run(cx, in, 1, d));
         print_message("runtime, M %lld (%lld x %lld): TMA kernel runs %d, fp8_linear rel L2 %.2e\n", (long long)(B * S), (long long)B,
-                      (long long)S, gpu_exec_last_tma_calls(gx), m.err);
+                      (long long)S, gpu_exec_last_tma_calls(gx), err);
         assert_int_equal(gpu_exec_last_tma_calls(gx), (int)rows[r][2]);
-        assert_true(m.err >= 0 && m.err <= 4e-3);
+        assert_true(err >= 0 && err <= 4e-3);
     }
     free(xv);
     cpu_exec_free(cx);

@@ -42,28 +42,21 @@
 #include "tests/unit/testutil.h"
 
 typedef struct {
-    const IrGraph *g;
-    GpuExec *gx;
     IrOp op;       /* the op whose error is measured */
     double err;    /* its rel L2 */
     double scales; /* the act_scales' rel L2 (-1: none compared) */
     int seen;
 } Cmp;
 
-/* After the CPU computes node id: the errors of the measured op and of the
- * act_scales against the GPU's stored values; then every value continues
- * from the GPU's. */
-static void take_gpu(void *ctx, int id, float *c, int64_t nc) {
+/* tu_take_gpu's check: the errors of the measured op and of the act_scales
+ * against the GPU's stored values. */
+static void check_node(void *ctx, const IrNode *n, const float *gv, const float *c, int64_t nc) {
     Cmp *m = ctx;
-    const IrNode *n = m->g->nodes[id];
-    const float *gv = tu_gpu_value(m->gx, n, nc);
-    if (!gv) return;
     if (n->op == m->op) m->err = tu_rel_l2(gv, c, nc), m->seen++;
     if (n->op == IR_OP_ACT_SCALE) {
         double e = tu_rel_l2(gv, c, nc);
         if (e > m->scales) m->scales = e;
     }
-    memcpy(c, gv, sizeof(float) * (size_t)nc);
 }
 
 /* The program's layout facts: the head's cast is written by its linear's
@@ -118,8 +111,9 @@ static void check_rows(const char *src, const char *pipe, int64_t K, bool f32, I
     GpuExec *gx = gpu_exec_new(g, &ws, &go, d);
     assert_non_null(gx);
     if (blas && !f32) assert_non_null(gpu_exec_blas(gx)); /* f32 storage: no GEMM has a library form */
-    Cmp m = {.g = g, .gx = gx, .op = op};
-    CpuOptions co = {.threads = 4, .after_node = take_gpu, .hook_ctx = &m};
+    Cmp m = {.op = op};
+    TuGpuCmp t = {g, gx, check_node, &m};
+    CpuOptions co = {.threads = 4, .after_node = tu_take_gpu, .hook_ctx = &t};
     CpuExec *cx = cpu_exec_new(g, &ws, &co, d);
     assert_non_null(cx);
     float *xv = malloc(sizeof(float) * (size_t)(128 * K));

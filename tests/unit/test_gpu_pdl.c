@@ -132,12 +132,8 @@ static void test_program_marks(void **state) {
 
 #define N_VALUES 4096
 
+/* after codegen/kernels/args.cuh (Args, DSCC_PDL_WAIT, DSCC_PDL_LAUNCH_DEPENDENTS), as in a generated module */
 static const char *SRC =
-    "struct Args { unsigned long long t[64]; long long sym[8]; long long cap, len; unsigned long long err; long long tag; };\n"
-    "__device__ __forceinline__ void pdl_wait() { asm volatile(\"griddepcontrol.wait;\" ::: \"memory\"); }\n"
-    "__device__ __forceinline__ void pdl_launch_dependents() { asm volatile(\"griddepcontrol.launch_dependents;\" ::: \"memory\"); }\n"
-    "#define DSCC_PDL_WAIT() pdl_wait()\n"
-    "#define DSCC_PDL_LAUNCH_DEPENDENTS() pdl_launch_dependents()\n"
     "// t[0][i] = i + 1 after a delay (the reader may start before it ends), its dependents let start at once\n"
     "extern \"C\" __global__ void __launch_bounds__(256) writer(Args a) {\n"
     "    DSCC_PDL_LAUNCH_DEPENDENTS();\n"
@@ -166,9 +162,11 @@ static char g_dir[] = "/tmp/dscc_pdl_XXXXXX";
 /* In a child (tu_child_stderr): writer, then `reader` programmatically. */
 static int run_pair(void *arg) {
     const char *reader = arg;
-    const CgSource src = {"pdl_pair", SRC, {"test_gpu_pdl.c", 1, 1}};
+    Arena *a = arena_new();
+    const CgSource src = {"pdl_pair", arena_printf(a, "%s%s", cg_kernel_prelude(a, "args"), SRC), {"test_gpu_pdl.c", 1, 1}};
     TuModule tm;
     TuCase st = tu_module_open(&tm, &src, strcmp(reader, "reader") != 0); /* early: emulated only */
+    arena_free(a);
     if (st != TU_CASE_OK) return st;
     DiagEngine *d = tm.d;
     RtCuda *gpu = tm.gpu;

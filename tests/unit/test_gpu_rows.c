@@ -53,26 +53,20 @@
 #include "tests/unit/testutil.h"
 
 typedef struct {
-    const IrGraph *g;
-    GpuExec *gx;
     bool f32;
     int checked, failed;
 } Cmp;
 
-/* After the CPU computes node id: its error against the GPU's stored value; then every value continues from the GPU's. */
-static void take_gpu(void *ctx, int id, float *c, int64_t nc) {
+/* tu_take_gpu's check: every stored value's error against the GPU's, within its dtype's bound. */
+static void check_node(void *ctx, const IrNode *n, const float *gv, const float *c, int64_t nc) {
     Cmp *m = ctx;
-    const IrNode *n = m->g->nodes[id];
-    const float *gv = tu_gpu_value(m->gx, n, nc);
-    if (!gv) return;
     double err = tu_rel_l2(gv, c, nc), bound = n->type.dtype == IR_DT_FP8E4M3 ? (m->f32 ? 0.02 : 0.15) : m->f32 ? 1e-4 : 1e-2;
     if (n->op != IR_OP_FP8_LINEAR) m->checked++; /* the GEMM is not this test's business, but is held to the bounds too */
     if (!(err <= bound)) {
-        fprintf(stderr, "  MISMATCH %%%d %s %s: rel L2 %.3e (%lld values)\n", id, ir_op_name(n->op), ir_dtype_name(n->type.dtype), err,
+        fprintf(stderr, "  MISMATCH %%%d %s %s: rel L2 %.3e (%lld values)\n", n->id, ir_op_name(n->op), ir_dtype_name(n->type.dtype), err,
                 (long long)nc);
         m->failed++;
     }
-    memcpy(c, gv, sizeof(float) * (size_t)nc);
 }
 
 static IrGraph *compile(Arena *a, DiagEngine *d, const char *src) {
@@ -155,8 +149,9 @@ static void check_case(const Case *c, const int64_t (*rows)[2], int nrows) {
     GpuOptions go = {.max_batch = mb, .max_seq = ms, .max_ctx = ms, .keep_all = true, .f32_storage = c->f32, .no_blas = true};
     GpuExec *gx = gpu_exec_new(g, &ws, &go, d);
     assert_non_null(gx);
-    Cmp m = {.g = g, .gx = gx, .f32 = c->f32};
-    CpuOptions co = {.threads = 4, .after_node = take_gpu, .hook_ctx = &m};
+    Cmp m = {.f32 = c->f32};
+    TuGpuCmp t = {g, gx, check_node, &m};
+    CpuOptions co = {.threads = 4, .after_node = tu_take_gpu, .hook_ctx = &t};
     CpuExec *cx = cpu_exec_new(g, &ws, &co, d);
     assert_non_null(cx);
     uint64_t rng = seed;

@@ -162,6 +162,15 @@ const float *tu_gpu_value(GpuExec *gx, const IrNode *n, int64_t nc) {
     return gv;
 }
 
+void tu_take_gpu(void *cmp, int id, float *c, int64_t nc) {
+    const TuGpuCmp *t = cmp;
+    const IrNode *n = t->g->nodes[id];
+    const float *gv = tu_gpu_value(t->gx, n, nc);
+    if (!gv) return;
+    t->check(t->ctx, n, gv, c, nc);
+    memcpy(c, gv, sizeof(float) * (size_t)nc);
+}
+
 void tu_bf16_rows(float *x, int64_t rows, int64_t K, uint64_t *rng) {
     for (int64_t i = 0; i < rows * K; i++) {
         *rng = *rng * 6364136223846793005ull + 1442695040888963407ull;

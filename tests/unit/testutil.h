@@ -95,6 +95,18 @@ uint64_t tu_test_seed(void);
  * per-node hook): NULL for inputs and weights and for values a fused kernel
  * never stores; otherwise asserts that it holds nc elements. */
 const float *tu_gpu_value(GpuExec *gx, const IrNode *n, int64_t nc);
+/* A kernel test's comparison of the two executors, as cpu_exec's per-node
+ * hook (CpuOptions .after_node = tu_take_gpu, .hook_ctx = a TuGpuCmp): after
+ * the CPU computes a node whose value the GPU stored, check(ctx, n, gv, c,
+ * nc) with the GPU's values gv and the CPU's c; then the CPU continues from
+ * the GPU's (c = gv), so that each op is judged on its own inputs. */
+typedef struct {
+    const IrGraph *g;
+    GpuExec *gx;
+    void (*check)(void *ctx, const IrNode *n, const float *gv, const float *c, int64_t nc);
+    void *ctx; /* the check's */
+} TuGpuCmp;
+void tu_take_gpu(void *cmp, int id, float *c, int64_t nc);
 /* rows x K values uniform in [-1, 1) from the LCG state *rng, every fifth
  * row (2, 7, ...) 40x larger, each rounded to bf16 (a GEMM input that
  * exercises per-row activation scales). */
