@@ -247,6 +247,7 @@ extern "C" __global__ void __launch_bounds__(288, 1) __cluster_dims__(SK_SPLIT, 
     }
     DSCC_PDL_LAUNCH_DEPENDENTS(); // every copy of the CTA has landed: the next kernel may start its prologue
     if (SK_SPLIT > 1) { // one group a cluster: its CTAs' parts of K, summed in rank order (the same bits every run)
+        __syncwarp();   // (barrier.cluster's .aligned: the warp converged)
         hp_cluster_sync();
         const long long n0 = cl * SKB_R;
         for (int i = rank + SK_SPLIT * threadIdx.x; i < 8 * SKB_R; i += SK_SPLIT * 288) {

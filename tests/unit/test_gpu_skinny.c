@@ -1,5 +1,5 @@
-/* test_gpu_skinny.c — the skinny-M FP8 linear (codegen/kernels/gemm_skinny2.cuh
- * and gemm_skinny.cuh) against the CPU executor, at decode row counts
+/* test_gpu_skinny.c — the skinny-M FP8 linear (codegen/kernels/gemm_skinny2.cuh,
+ * gemm_skinny.cuh and gemm_skinny_bulk.cuh) against the CPU executor, at decode row counts
  * M = 1, 3, 13, 32 (the last as B = 2 rows of S = 16: M is a product of
  * symbols) on shapes whose
  * K is no multiple of 1024 and whose N is no multiple of a block's rows:
@@ -35,7 +35,12 @@
  * before it. A malformed DSCC_SKINNY_V2 stops codegen too. BF16 linears
  * (the MoE router's f32 form and a ragged bf16 one) run the same two
  * kernels with SK_BF16 (mma m16n8k16 BF16, no scales), bound 4e-3.
- * DSCC_SKINNY_MAX=16 hands M = 17 to the tile; a malformed one stops codegen. */
+ * DSCC_SKINNY_MAX=16 hands M = 17 to the tile; a malformed one stops codegen.
+ * gemm_skinny_bulk.cuh (DSCC_SKINNY_BULK=1, DSCC_SKINNY's bulk=1): hopper.cuh's
+ * 1-D bulk copy on its own (test_bulk_copy: the bytes where they belong;
+ * on the emulated device a count the mbarrier does not expect, a misaligned
+ * address, a count no multiple of 16 and a copy past the shared memory
+ * fail the launch, naming the fault), then the GEMM (test_bulk). */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
