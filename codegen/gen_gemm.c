@@ -704,11 +704,14 @@ static void skinny_bulk_instance(Gen *G, const SkinnyBulkShape *s, IrDim M, int 
 }
 
 /* Whether gemm_skinny_bulk.cuh runs the M <= 8 rows: DSCC_SKINNY's bulk,
- * else DSCC_SKINNY_BULK=1 (off by default until a GPU has timed it), and
- * only where a ring of two stages fits. */
-static bool skinny_bulk_on(const SkinnyParams *sp, const SkinnyBulkShape *s) {
+ * else DSCC_SKINNY_BULK=1 for FP8 linears (BF16 ones only by DSCC_SKINNY's
+ * bulk=1: an H100 timed the LM head at M = 1 at 1.271 ms against
+ * gemm_skinny2.cuh's 0.660), and only where a ring of two stages fits. Off
+ * by default: the same run timed the decode step's FP8 linears at batch 1
+ * at 0.383 ms against 0.336 (docs/KERNELS.md). */
+static bool skinny_bulk_on(const SkinnyParams *sp, const SkinnyBulkShape *s, bool bf16) {
     const char *e = getenv("DSCC_SKINNY_BULK");
-    bool on = sp->bulk >= 0 ? sp->bulk == 1 : e && strcmp(e, "1") == 0;
+    bool on = sp->bulk >= 0 ? sp->bulk == 1 : !bf16 && e && strcmp(e, "1") == 0;
     return on && s->stages >= 2;
 }
 
@@ -772,7 +775,7 @@ static bool gemm_skinny(Gen *G, IrDim M, int64_t K, int64_t N, const int *slot, 
     SkinnyBulkShape b1 = skinny_bulk_shape(&sp, set_rb, set_u, e && strstr(e, "split="), N, Kb, 1);
     SkinnyBulkShape b8 = skinny_bulk_shape(&sp, set_rb, set_u, e && strstr(e, "split="), N, Kb, 8);
     cg_mma_helpers(G);
-    if (skinny_bulk_on(&sp, &b8)) { /* M = 1 (the deeper ring), then 1 < M <= 8 */
+    if (skinny_bulk_on(&sp, &b8, bf16)) { /* M = 1 (the deeper ring), then 1 < M <= 8 */
         skinny_bulk_instance(G, &b1, M, 0, K, N, slot, bf16);
         skinny_bulk_instance(G, &b8, M, 1, K, N, slot, bf16);
     } else if (on8) skinny2_instance(G, &sp, set_rb, set_u, M, 0, 8, K, N, slot, bf16);
