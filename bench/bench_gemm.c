@@ -301,7 +301,9 @@ static bool parse_ms(const char *arg, int64_t *ms_list, int *nm) {
  * rb x u = 4); the round form (pipe=0) with its own rb, u (u32 for its
  * instance for M > 8 alone, which spills at 128 registers from rb x u = 4
  * on), minb and K split over a cluster of CTAs (split);
- * gemm_skinny2.cuh (v2=1). */
+ * gemm_skinny2.cuh (v2=1); gemm_skinny_bulk.cuh (bulk=1: its weights and
+ * x by 1-D bulk copies into a shared-memory ring) with its rb, u, stages
+ * and split. */
 static const char *const SWEEP_VARIANTS[] = {"",
                                              /* the pipelined form (M <= 8) */
                                              "pipe=1,rb=1,u=2", "pipe=1,rb=2,u=1", "pipe=1,rb=1,u=1", "pipe=1,rb=1,u=4,minb=1",
@@ -311,7 +313,11 @@ static const char *const SWEEP_VARIANTS[] = {"",
                                              /* its K split over a cluster of CTAs at M > 8 */
                                              "pipe=0,rb=2,u=2,u32=1,minb=2,split=4",
                                              /* gemm_skinny2.cuh (opt-in for FP8) to 16 rows, the tile above */
-                                             "v2=1"};
+                                             "v2=1",
+                                             /* gemm_skinny_bulk.cuh (M <= 8; opt-in, DSCC_SKINNY_BULK=1): codegen's shape, then
+                                              * 8- or 16-row groups, 1-4 KB of K a stage, a shallower ring, a K split */
+                                             "bulk=1", "bulk=1,rb=1,u=2", "bulk=1,rb=2,u=1", "bulk=1,rb=1,u=1", "bulk=1,rb=1,u=4",
+                                             "bulk=1,rb=2,u=2", "bulk=1,stages=4", "bulk=1,rb=1,u=1,split=2"};
 enum { SWEEP_MAX = 32 };
 
 /* The shapes of the sweep: bench_gemm's and the merged q_a + kv_a (N = 2112). */

@@ -391,6 +391,8 @@ typedef struct {
     int v2;   /* gemm_skinny2.cuh at M <= 8: 1 yes, 0 no, -1 as DSCC_SKINNY_V2 says */
     int pipe; /* gemm_skinny.cuh's persistent pipelined form at M <= 8 (SK_PIPE): 1 yes, 0 no, -1 as DSCC_SKINNY_PIPE says */
     int grid; /* that form's most CTAs (0: the SMs' slots) */
+    int bulk; /* gemm_skinny_bulk.cuh at M <= 8: 1 yes, 0 no, -1 as DSCC_SKINNY_BULK says */
+    int stages; /* its ring's stages (0: as many as fit, at most 8) */
 } SkinnyParams;
 
 /* The default parameters of an N x K weight, from Little's law on an
@@ -408,7 +410,7 @@ typedef struct {
  * x a thread and two row tiles: at 128 registers it spills (NVRTC,
  * sm_90a) from SK_RB x SK_U = 4 on, so it loads half as much a round. */
 static SkinnyParams skinny_default(int64_t N, int64_t K) {
-    SkinnyParams p = {cg_skinny_groups(N), 1, 2, 1, 1, -1, -1, 0};
+    SkinnyParams p = {cg_skinny_groups(N), 1, 2, 1, 1, -1, -1, 0, -1, 0};
     int64_t blocks = (N + 8 * p.rb - 1) / (8 * p.rb), nkb = (K + 127) / 128;
     while (p.split < 8 && blocks * p.split < 240 && 8 * (p.split + 1) <= nkb) p.split++;
     int64_t ctas = blocks * p.split, kw = 8 * p.split;
@@ -430,6 +432,8 @@ static bool skinny_param(const char *key, size_t klen, long v, SkinnyParams *p) 
     else if (klen == 2 && !strncmp(key, "v2", 2) && (v == 0 || v == 1)) p->v2 = (int)v;
     else if (klen == 4 && !strncmp(key, "pipe", 4) && (v == 0 || v == 1)) p->pipe = (int)v;
     else if (klen == 4 && !strncmp(key, "grid", 4) && v >= 1 && v <= 4096) p->grid = (int)v;
+    else if (klen == 4 && !strncmp(key, "bulk", 4) && (v == 0 || v == 1)) p->bulk = (int)v;
+    else if (klen == 6 && !strncmp(key, "stages", 6) && v >= 2 && v <= 16) p->stages = (int)v;
     else return false;
     return true;
 }
@@ -447,7 +451,7 @@ static bool skinny_params(Gen *G, int64_t N, int64_t K, SkinnyParams *p) {
         char *vend;
         long v = eq && eq < end ? strtol(eq + 1, &vend, 10) : 0;
         if (!eq || eq > end || vend != end || (*end && !end[1]) || !skinny_param(s, (size_t)(eq - s), v, p)) {
-            G->why = arena_printf(G->a, "DSCC_SKINNY is '%s': expected comma-separated rb=1|2|4, u=1..8, u32=1..8, minb=1..4, split=1..8, v2=0|1, pipe=0|1, grid=1..4096", e);
+            G->why = arena_printf(G->a, "DSCC_SKINNY is '%s': expected comma-separated rb=1|2|4, u=1..8, u32=1..8, minb=1..4, split=1..8, v2=0|1, pipe=0|1, grid=1..4096, bulk=0|1, stages=2..16", e);
             return false;
         }
         s = *end ? end + 1 : end;
@@ -629,6 +633,88 @@ static void skinny2_instance(Gen *G, const SkinnyParams *sp, bool set_rb, bool s
     G->phases[G->nphases - 1].amax = hi;
 }
 
+/* gemm_skinny_bulk.cuh's shape for an N x K weight (Kb bytes a row): rb
+ * 8-row groups a column group (DSCC_SKINNY's, else the one of 1 and 2
+ * whose busiest SM streams the fewest rows, 2 on a tie: x's copy serves
+ * both), u K blocks a warp a stage (DSCC_SKINNY's, else 16 KB of weights a
+ * stage: 2 at rb 1, 1 at rb 2), a K split over clusters of `split` CTAs
+ * where the groups number under the 132 SMs (DSCC_SKINNY's split, else
+ * the most up to 8 that keeps one wave: the router's 32 groups of 8 rows
+ * on 4 x 32 CTAs; never more than the K blocks), else a persistent grid of
+ * one CTA an SM (DSCC_SKINNY's grid caps it) balanced so every CTA has the
+ * same number of groups or one fewer; and the ring's stages, as many as
+ * fit one CTA's shared memory up to 16 (DSCC_SKINNY's stages) with room
+ * for mrows rows of x a stage (1 or 8: the instance for M = 1 has the
+ * deeper ring). stages 0: no ring of 2 fits. */
+typedef struct {
+    int rb, u, split, stages, mrows;
+    int64_t groups, grid, per, smem;
+} SkinnyBulkShape;
+
+static int64_t skinny_bulk_smem(int rb, int u, int mrows, int stages, int64_t per, int64_t nkb) {
+    const int64_t sb = (8LL * rb + mrows) * (1024LL * u + 64), red = 2LL * 8 * 8 * (8 * rb + 1);
+    return stages * sb + 16LL * stages + 4 * (per * nkb + 8 * nkb + red + 8LL * rb * 8);
+}
+
+static SkinnyBulkShape skinny_bulk_shape(const SkinnyParams *sp, bool set_rb, bool set_u, bool set_split, int64_t N, int64_t Kb, int mrows) {
+    SkinnyBulkShape s = {0};
+    s.mrows = mrows;
+    const int64_t nkb = (Kb + 127) / 128, g1 = (N + 7) / 8, g2 = (N + 15) / 16;
+    s.rb = set_rb ? sp->rb : g1 < 132 || (g1 + 131) / 132 < (g2 + 131) / 132 * 2 ? 1 : 2;
+    s.u = set_u ? (sp->u > 4 ? 4 : sp->u) : s.rb == 1 ? 2 : 1;
+    s.groups = (N + 8 * s.rb - 1) / (8 * s.rb);
+    s.split = set_split ? sp->split : 1;
+    if (!set_split && !sp->grid) /* (DSCC_SKINNY's grid: the persistent grid) */
+        while (s.split < 8 && s.groups * (s.split + 1) <= 132) s.split++;
+    if (s.split > nkb) s.split = (int)nkb;
+    if (s.split > 1) s.grid = s.groups * s.split, s.per = 1;
+    else {
+        int64_t slots = sp->grid > 0 && sp->grid < 132 ? sp->grid : 132;
+        s.per = (s.groups + slots - 1) / slots, s.grid = (s.groups + s.per - 1) / s.per;
+    }
+    for (int st = sp->stages ? sp->stages : 16; st >= 2; st--)
+        if (skinny_bulk_smem(s.rb, s.u, mrows, st, s.per, nkb) <= CG_BLOCK_SMEM_MAX) {
+            s.stages = st;
+            break;
+        }
+    s.smem = skinny_bulk_smem(s.rb, s.u, mrows, s.stages, s.per, nkb);
+    return s;
+}
+
+/* The instance of gemm_skinny_bulk.cuh for M in (lo, s->mrows] (its shape above). */
+static void skinny_bulk_instance(Gen *G, const SkinnyBulkShape *s, IrDim M, int lo, int64_t K, int64_t N, const int *slot, bool bf16) {
+    const char *entry = arena_printf(G->a, "p%d_%s_skinny_bulk_m%d", G->nphases, bf16 ? "linear_bf16" : "fp8_linear", s->mrows);
+    CgDefine defs[6 + SK_NDEFS] = {
+        {"SK_MROWS", arena_printf(G->a, "%d", s->mrows)},
+        {"SK_U", arena_printf(G->a, "%d", s->u)},
+        {"SK_STAGES", arena_printf(G->a, "%d", s->stages)},
+        {"SK_GRID", arena_printf(G->a, "%lld", (long long)s->grid)},
+        {"SK_SPLIT", arena_printf(G->a, "%d", s->split)},
+        {"SK_PER", arena_printf(G->a, "%lld", (long long)s->per)},
+    };
+    int nd = skinny_defs(G, M, K, N, s->rb, slot, bf16, defs + 6);
+    sb_printf(&G->decl, "// %s at %d < M <= %d: %lld groups of %d weight rows on %lld CTAs (%lld a CTA at most, clusters of %d splitting K),\n"
+                        "// weights and x streamed by 1-D bulk copies through a ring of %d stages of %d bytes of K (rb=%d u=%d)\n",
+              bf16 ? "linear (bf16)" : "fp8_linear", lo, s->mrows, (long long)s->groups, 8 * s->rb, (long long)s->grid, (long long)s->per, s->split,
+              s->stages, 1024 * s->u, s->rb, s->u);
+    sb_puts(&G->decl, cg_kernel_instance(G->a, "gemm_skinny_bulk", entry, defs, 6 + nd));
+    cg_phase(G, CG_LAUNCH_BLOCK, M, 8, ir_dim_const(s->grid), 1, s->smem);
+    CgPhase *f = &G->phases[G->nphases - 1];
+    f->fn = entry, f->threads = 288, f->amin = lo, f->amax = s->mrows;
+}
+
+/* Whether gemm_skinny_bulk.cuh runs the M <= 8 rows: DSCC_SKINNY's bulk,
+ * else DSCC_SKINNY_BULK=1 for FP8 linears (BF16 ones only by DSCC_SKINNY's
+ * bulk=1: an H100 timed the LM head at M = 1 at 1.271 ms against
+ * gemm_skinny2.cuh's 0.660), and only where a ring of two stages fits. Off
+ * by default: the same run timed the decode step's FP8 linears at batch 1
+ * at 0.383 ms against 0.336 (docs/KERNELS.md). */
+static bool skinny_bulk_on(const SkinnyParams *sp, const SkinnyBulkShape *s, bool bf16) {
+    const char *e = getenv("DSCC_SKINNY_BULK");
+    bool on = sp->bulk >= 0 ? sp->bulk == 1 : !bf16 && e && strcmp(e, "1") == 0;
+    return on && s->stages >= 2;
+}
+
 /* Whether gemm_skinny2.cuh runs the M <= mrows rows of a linear over K
  * bytes a row: DSCC_SKINNY's v2, else DSCC_SKINNY_V2 (1 or 0), else for
  * BF16 linears only. An H100 (run 1) timed it at 0.75-0.95x gemm_skinny.cuh
@@ -668,6 +754,11 @@ static bool gemm_skinny(Gen *G, IrDim M, int64_t K, int64_t N, const int *slot, 
         G->why = arena_printf(G->a, "DSCC_SKINNY_PIPE is '%s': expected 0 or 1", pe);
         return false;
     }
+    const char *be = getenv("DSCC_SKINNY_BULK");
+    if (be && *be && strcmp(be, "0") && strcmp(be, "1")) {
+        G->why = arena_printf(G->a, "DSCC_SKINNY_BULK is '%s': expected 0 or 1", be);
+        return false;
+    }
     const char *mx = getenv("DSCC_SKINNY_MAX");
     char *end = NULL;
     long t = mx && *mx ? strtol(mx, &end, 10) : 0;
@@ -681,8 +772,13 @@ static bool gemm_skinny(Gen *G, IrDim M, int64_t K, int64_t N, const int *slot, 
     *top = t ? (int)t : on8 && !bf16 ? 16 : CG_SKINNY_M;
     const char *e = getenv("DSCC_SKINNY");
     bool set_rb = e && strstr(e, "rb="), set_u = e && strstr(e, "u="), set_minb = e && strstr(e, "minb=");
+    SkinnyBulkShape b1 = skinny_bulk_shape(&sp, set_rb, set_u, e && strstr(e, "split="), N, Kb, 1);
+    SkinnyBulkShape b8 = skinny_bulk_shape(&sp, set_rb, set_u, e && strstr(e, "split="), N, Kb, 8);
     cg_mma_helpers(G);
-    if (on8) skinny2_instance(G, &sp, set_rb, set_u, M, 0, 8, K, N, slot, bf16);
+    if (skinny_bulk_on(&sp, &b8, bf16)) { /* M = 1 (the deeper ring), then 1 < M <= 8 */
+        skinny_bulk_instance(G, &b1, M, 0, K, N, slot, bf16);
+        skinny_bulk_instance(G, &b8, M, 1, K, N, slot, bf16);
+    } else if (on8) skinny2_instance(G, &sp, set_rb, set_u, M, 0, 8, K, N, slot, bf16);
     else if (skinny_pipe_on(&sp, N)) skinny_pipe_instance(G, &sp, set_u, set_minb, M, K, N, slot, bf16);
     else skinny_instance(G, &sp, M, 0, 8, K, N, slot, bf16);
     if (on8 && *top <= 16 && skinny2_on(&sp, Kb, 16, bf16)) skinny2_instance(G, &sp, set_rb, set_u, M, 8, 16, K, N, slot, bf16);

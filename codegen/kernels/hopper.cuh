@@ -65,6 +65,21 @@ __device__ __forceinline__ void hp_tma_2d_mc(void *dst, const void *map, void *b
                  ::"r"((unsigned)__cvta_generic_to_shared(dst)), "l"(map), "r"(c0), "r"(c1), "r"((unsigned)__cvta_generic_to_shared(bar)), "h"(mask)
                  : "memory");
 }
+// 1-D bulk copy (the non-tensor TMA): `bytes` contiguous bytes of global memory at src into dst, completing
+// them on bar's transaction count (16-byte aligned src and dst, bytes a multiple of 16); one thread issues it
+__device__ __forceinline__ void hp_bulk_g2s(void *dst, const void *src, unsigned bytes, void *bar) {
+    asm volatile("cp.async.bulk.shared::cluster.global.mbarrier::complete_tx::bytes [%0], [%1], %2, [%3];\n"
+                 ::"r"((unsigned)__cvta_generic_to_shared(dst)), "l"(src), "r"(bytes), "r"((unsigned)__cvta_generic_to_shared(bar))
+                 : "memory");
+}
+// a float of CTA `rank`'s shared memory at p's offset (distributed shared memory: mapa + ld.shared::cluster)
+__device__ __forceinline__ float hp_dsmem_ld(const float *p, unsigned rank) {
+    unsigned r;
+    float v;
+    asm volatile("mapa.shared::cluster.u32 %0, %1, %2;\n" : "=r"(r) : "r"((unsigned)__cvta_generic_to_shared(p)), "r"(rank));
+    asm volatile("ld.shared::cluster.f32 %0, [%1];\n" : "=f"(v) : "r"(r) : "memory");
+    return v;
+}
 // cp.async of 16 bytes, zeros when !v
 __device__ __forceinline__ void hp_cp16(void *dst, const void *src, bool v) {
     unsigned s = (unsigned)__cvta_generic_to_shared(dst);

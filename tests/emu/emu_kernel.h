@@ -663,6 +663,22 @@ static inline void emu_tma_2d_mc(void *dst, const void *map, void *bar, int c0, 
 }
 #define hp_tma_2d_mc(dst, map, bar, c0, c1, mask) emu_tma_2d_mc((dst), (map), (bar), (c0), (c1), (mask), __LINE__)
 #define hp_tma_2d(dst, map, bar, c0, c1) emu_tma_2d((dst), (map), (bar), (c0), (c1), __LINE__)
+/* cp.async.bulk.shared::cluster.global.mbarrier::complete_tx::bytes [dst], [src], bytes, [bar]: the
+ * 1-D bulk copy, src and dst 16-byte aligned, bytes a nonzero multiple of 16 (the hardware's rules: a
+ * copy that breaks one faults here), dst within the dynamic shared memory; the bytes are read now and
+ * land later, completing bytes on bar (a count that disagrees with the expect_tx never completes) */
+static inline void emu_bulk_g2s(void *dst, const void *src, unsigned bytes, void *bar, int line) {
+    const unsigned char *d = (const unsigned char *)dst;
+    if (bytes == 0 || bytes % 16) emu_ctx->fault(emu_ctx, "bulk copy of a byte count that is 0 or no multiple of 16", line);
+    if (((uintptr_t)src & 15) || ((uintptr_t)dst & 15)) emu_ctx->fault(emu_ctx, "bulk copy from or to an address that is not 16-byte aligned", line);
+    if (d < emu_ctx->smem || d + bytes > emu_ctx->smem + emu_ctx->smem_bytes) emu_ctx->fault(emu_ctx, "bulk copy to outside the dynamic shared memory", line);
+    unsigned char *buf = (unsigned char *)malloc(bytes);
+    memcpy(buf, src, bytes);
+    emu_ctx->bulk_async(emu_ctx, dst, buf, bytes, emu_mbar_at(bar, line), line);
+}
+#define hp_bulk_g2s(dst, src, bytes, bar) emu_bulk_g2s((dst), (src), (bytes), (bar), __LINE__)
+/* mapa + ld.shared::cluster.f32: gemm_skinny.cuh's sk_dsmem_ld (above) */
+#define hp_dsmem_ld(p, rank) emu_dsmem_ld((p), (rank), __LINE__)
 
 /* wgmma.mma_async.sync.aligned.m64nNk32.f32.e4m3.e4m3 d, a-desc, b-desc,
  * scale-d, 1, 1 from two shared-memory matrix descriptors, both K-major.

@@ -12,9 +12,10 @@
 #                     the FP8 GEMM sweep;
 #   rounds.sh gpu     bench_gpu alone (attn_impl=absorb, then auto);
 #   rounds.sh gemm    the FP8 GEMM sweep alone (writes gemm_table.txt);
-#   rounds.sh sweep   the skinny-M GEMM's variants per V3 shape: first the pipelined form
-#                     against the round form (DSCC_SKINNY_PIPE=0) at M = 1, 8 and in
-#                     bench_gpu's decode steps, then every variant at M = 1, 8, 32;
+#   rounds.sh sweep   the skinny-M GEMM's variants per V3 shape: first the bulk-copy ring
+#                     (DSCC_SKINNY_BULK=1) against the pipelined form (the default) and
+#                     the round form at M = 1, 8, and the bulk form in bench_gpu's decode
+#                     steps and without, then every variant at M = 1, 8, 32;
 #   rounds.sh rows    test_gpu_rows, then bench_gpu with the wide row kernels
 #                     and without (DSCC_ROWS_WIDE=0, the baseline in the same run);
 #   rounds.sh glue    test_gpu_rows, then bench_gpu with the row kernels'
@@ -117,12 +118,13 @@ case "$mode" in
     TAIL=30 step bench_gemm_tma256 180 build/bench_gemm --check --m 256,1024,4096
     DSCC_TMA_CLUSTER=1 TAIL=30 step bench_gemm_tma256x2 180 build/bench_gemm --check --m 256,1024,4096 ;;
   sweep) # the skinny form's variants per shape at M = 1, 8, 32 (DSCC_SKINNY values), the best of each; first the
-    # pipelined form (default at M <= 8) against the round form (pipe=0) and its deeper variants, M = 1 and 8
-    TAIL=40 step skinny_pipe 200 build/bench_gemm --skinny-sweep --check --m 1,8 --shape qkv_a,q_b,o_proj,dense_gate_up,dense_down \
-      --variants 'default;pipe=0;pipe=1,rb=1,u=4,minb=1;pipe=1,rb=2,u=2,minb=1;pipe=1,rb=1,u=2;pipe=1,rb=2,u=1'
-    # the decode steps with the pipelined form and without (the round form: the baseline in the same run); compare fp8_linear ms
-    for p in 1 0; do
-      DSCC_SKINNY_PIPE=$p TAIL=40 step "bench_gpu_pipe$p" 200 build/bench_gpu --layers 2 --dense 1 --prefill 1024 --peak-tflops 1300
+    # bulk-copy ring (gemm_skinny_bulk.cuh, bulk=1) against the default (the pipelined form at M <= 8) and the round
+    # form (pipe=0), M = 1 and 8
+    TAIL=40 step skinny_bulk 240 build/bench_gemm --skinny-sweep --check --m 1,8 --shape qkv_a,q_b,o_proj,dense_gate_up,dense_down \
+      --variants 'default;pipe=0;bulk=1;bulk=1,rb=1,u=2;bulk=1,rb=2,u=1;bulk=1,rb=1,u=4;bulk=1,rb=2,u=2;bulk=1,stages=4'
+    # the decode steps with the bulk form and without (the default: the baseline in the same run); compare fp8_linear ms
+    for b in 1 0; do
+      DSCC_SKINNY_BULK=$b TAIL=40 step "bench_gpu_bulk$b" 200 build/bench_gpu --layers 2 --dense 1 --prefill 1024 --peak-tflops 1300
     done
     TAIL=30 step skinny_sweep_a 200 build/bench_gemm --skinny-sweep --check --shape qkv_a,q_a,kv_a,expert_gate_up,q_b
     TAIL=30 step skinny_sweep_b 200 build/bench_gemm --skinny-sweep --check --shape o_proj,expert_down,dense_gate_up,dense_down ;;

@@ -1,5 +1,5 @@
-/* test_gpu_skinny.c — the skinny-M FP8 linear (codegen/kernels/gemm_skinny2.cuh
- * and gemm_skinny.cuh) against the CPU executor, at decode row counts
+/* test_gpu_skinny.c — the skinny-M FP8 linear (codegen/kernels/gemm_skinny2.cuh,
+ * gemm_skinny.cuh and gemm_skinny_bulk.cuh) against the CPU executor, at decode row counts
  * M = 1, 3, 13, 32 (the last as B = 2 rows of S = 16: M is a product of
  * symbols) on shapes whose
  * K is no multiple of 1024 and whose N is no multiple of a block's rows:
@@ -35,7 +35,12 @@
  * before it. A malformed DSCC_SKINNY_V2 stops codegen too. BF16 linears
  * (the MoE router's f32 form and a ragged bf16 one) run the same two
  * kernels with SK_BF16 (mma m16n8k16 BF16, no scales), bound 4e-3.
- * DSCC_SKINNY_MAX=16 hands M = 17 to the tile; a malformed one stops codegen. */
+ * DSCC_SKINNY_MAX=16 hands M = 17 to the tile; a malformed one stops codegen.
+ * gemm_skinny_bulk.cuh (DSCC_SKINNY_BULK=1, DSCC_SKINNY's bulk=1): hopper.cuh's
+ * 1-D bulk copy on its own (test_bulk_copy: the bytes where they belong;
+ * on the emulated device a count the mbarrier does not expect, a misaligned
+ * address, a count no multiple of 16 and a copy past the shared memory
+ * fail the launch, naming the fault), then the GEMM (test_bulk). */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -46,9 +51,12 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
+#include "codegen/codegen.h"
 #include "codegen/gen.h"
 #include "codegen/gen_internal.h" /* cg_skinny_groups: the default rows a column group */
+#include "codegen/kernels.h"
 #include "cpu/cpu.h"
 #include "frontend/frontend.h"
 #include "passes/passes.h"
@@ -80,7 +88,8 @@ static void take_gpu(void *ctx, int id, float *c, int64_t nc) {
 
 /* The phases of the program's fp8_linear that run at M rows: whether the skinny one does, and whether any other does;
  * *split: the skinny form's K split (SK_SPLIT of its module). */
-static void phases_at(const IrGraph *g, IrOp op, bool f32, int64_t B, int64_t S, bool *skinny, bool *tile, int *split, bool *v2, bool *pipe) {
+static void phases_at(const IrGraph *g, IrOp op, bool f32, int64_t B, int64_t S, bool *skinny, bool *tile, int *split, bool *v2, bool *pipe,
+                      bool *bulk, int *bsplit) {
     Arena *a = arena_new();
     DiagEngine *d = diag_new(a, stderr);
     CgGenOptions o = {.f32_storage = f32};
@@ -88,8 +97,8 @@ static void phases_at(const IrGraph *g, IrOp op, bool f32, int64_t B, int64_t S,
     assert_non_null(p);
     int64_t sym[IR_MAX_DIM_SYMS] = {0};
     sym[ir_graph_find_dim(g, "B")] = B, sym[ir_graph_find_dim(g, "S")] = S;
-    *skinny = *tile = *v2 = *pipe = false;
-    *split = 0;
+    *skinny = *tile = *v2 = *pipe = *bulk = false;
+    *split = *bsplit = 0;
     for (int k = 0; k < p->nkernels; k++) {
         const CgKernel *ck = &p->kernels[k];
         bool lin = false;
@@ -98,17 +107,24 @@ static void phases_at(const IrGraph *g, IrOp op, bool f32, int64_t B, int64_t S,
         const char *m32 = strstr(p->modules[ck->module].source, "#define SK_MROWS 32\n"); /* the M > 8 instance's split */
         const char *sp = m32 ? strstr(m32, "#define SK_SPLIT ") : NULL;
         if (sp) *split = atoi(sp + strlen("#define SK_SPLIT "));
+        const char *b1 = strstr(p->modules[ck->module].source, "_skinny_bulk_m1\n"); /* the bulk form's split (M = 1) */
+        const char *bs = b1 ? strstr(b1, "#define SK_SPLIT ") : NULL;
+        if (bs) *bsplit = atoi(bs + strlen("#define SK_SPLIT "));
         for (int ph = 0; ph < ck->nphases; ph++) {
             const CgPhase *f = &ck->phases[ph];
             if (cg_phase_items(f, sym) <= 0) continue;
             if (strstr(f->fn, "skinny")) *skinny = true;
             if (strstr(f->fn, "skinny2")) *v2 = true;
             if (strstr(f->fn, "skinny_pipe")) *pipe = true;
+            if (strstr(f->fn, "skinny_bulk")) *bulk = true;
             if (!strstr(f->fn, "skinny") && f->amin > 0) *tile = true; /* the tile's phases run only above the skinny form's rows */
         }
     }
     arena_free(a);
 }
+
+/* gemm_skinny_bulk.cuh's K split the case must have (0: any) */
+static int bulk_split;
 
 /* The linear under test: FP8 (fp8-quant makes it an fp8_linear), or BF16 (bf16_y: bf16 y; else the router's form,
  * f32 y of f32 casts of bf16 x and w, which the GEMM reads as bf16) */
@@ -147,26 +163,31 @@ static void check_split(int64_t N, int64_t K, bool f32, const int64_t (*rows)[2]
         m.linears = 0;
         assert_true(gpu_exec_run(gx, in, 1, d));
         assert_true(cpu_exec_run(cx, in, 1, d));
-        bool skinny, tile, v2, piped;
-        int sp;
-        phases_at(g, op, f32, B, S, &skinny, &tile, &sp, &v2, &piped);
+        bool skinny, tile, v2, piped, bulk;
+        int sp, bsp;
+        phases_at(g, op, f32, B, S, &skinny, &tile, &sp, &v2, &piped, &bulk, &bsp);
         fprintf(stderr, "N %lld, K %lld, M %lld (%lld x %lld), %s storage: %s rel L2 %.2e%s, K split %d\n", (long long)N, (long long)K,
                 (long long)(B * S), (long long)B, (long long)S, f32 ? "f32" : "bf16", op == IR_OP_LINEAR ? "bf16 linear" : "fp8_linear", m.err, skinny && !tile ? " (skinny form)" : "", sp);
         assert_int_equal(m.linears, 1);
         const char *e2 = getenv("DSCC_SKINNY_V2"), *e1 = getenv("DSCC_SKINNY"), *emax = getenv("DSCC_SKINNY_MAX");
+        /* gemm_skinny_bulk.cuh at M <= 8: DSCC_SKINNY's bulk, else DSCC_SKINNY_BULK=1 for FP8 (these shapes' rings fit) */
+        const char *eb = getenv("DSCC_SKINNY_BULK");
+        const bool bulk_on = e1 && strstr(e1, "bulk=") ? strstr(e1, "bulk=1") != NULL : lin_kind == LIN_FP8 && eb && strcmp(eb, "1") == 0;
+        assert_int_equal(bulk, bulk_on && B * S <= 8);
+        if (bulk_on && bulk_split) assert_int_equal(bsp, bulk_split);
         /* gemm_skinny2.cuh: DSCC_SKINNY's v2, else DSCC_SKINNY_V2, else for BF16 only */
         bool v2_on = e1 && strstr(e1, "v2=") ? strstr(e1, "v2=1") != NULL : e2 && *e2 ? strcmp(e2, "1") == 0 : lin_kind != LIN_FP8;
         /* the tile above `top` rows: DSCC_SKINNY_MAX, else 16 for FP8 on gemm_skinny2.cuh, else 32 */
         const int64_t top = emax ? atoi(emax) : lin_kind == LIN_FP8 && v2_on ? 16 : CG_SKINNY_M;
         assert_true(B * S <= top ? skinny && !tile : tile && !skinny);
         /* gemm_skinny2.cuh at M <= 8, and at M <= 16 when the form stops there (these shapes' 16 rows of x fit) */
-        assert_int_equal(v2, v2_on && (B * S <= 8 || (B * S <= top && top <= 16)));
+        assert_int_equal(v2, v2_on && ((B * S <= 8 && !bulk_on) || (B * S > 8 && B * S <= top && top <= 16)));
         /* gemm_skinny.cuh's persistent pipelined form at M <= 8 unless gemm_skinny2.cuh runs there: DSCC_SKINNY's pipe,
          * else where the column groups number 132 or more, unless DSCC_SKINNY_PIPE=0 */
         const char *ep = getenv("DSCC_SKINNY_PIPE");
         const int rb = e1 && strstr(e1, "rb=") ? atoi(strstr(e1, "rb=") + 3) : cg_skinny_groups(N); /* where 132+ groups */
         bool pipe_on = e1 && strstr(e1, "pipe=") ? strstr(e1, "pipe=1") != NULL : !(ep && strcmp(ep, "0") == 0) && (N + 8 * rb - 1) / (8 * rb) >= 132;
-        assert_int_equal(piped, !v2_on && pipe_on && B * S <= 8);
+        assert_int_equal(piped, !bulk_on && !v2_on && pipe_on && B * S <= 8);
         if (split) assert_int_equal(sp, split);
         assert_true(m.err <= (f32 ? 1e-5 : 4e-3));
     }
@@ -244,6 +265,144 @@ static void test_pipe_grid(void **state) {
     unsetenv("DSCC_SKINNY_PIPE");
 }
 
+/* gemm_skinny_bulk.cuh (DSCC_SKINNY_BULK=1 or DSCC_SKINNY's bulk=1): weights and x through a ring of 1-D bulk copies.
+ * Two instances: M = 1 (a stage holds one row of x: the deeper ring) and 1 < M <= 8. A ragged N and K (100 x 720: a
+ * last group of 4 rows, a last K block of 80) on codegen's choice (13 groups: a K split over a cluster of 6, one K
+ * block each); 25 groups of 8 rows on 3 CTAs (9, 8, 8) with 3 stages a group (K 2960 in
+ * stages of 1024: the last of 912) through a ring of 2 (every slot reused many times, both parities); a cluster of 3
+ * splitting 6 K blocks (two each); 16-row groups (q_a + kv_a's N = 2112 at a small K: 132 groups, one a CTA) and
+ * 32-row ones (rb=4, 9 groups on 5 CTAs, a last K block of 16 bytes); the router's BF16 form (256 x 1536, f32 y: 32
+ * groups in clusters of 4), which DSCC_SKINNY_BULK=1 leaves to gemm_skinny2.cuh and DSCC_SKINNY's bulk=1 takes. At M = 1, 3, 8 (and 9: the form for M > 8); the K split each must have. */
+static void test_bulk(void **state) {
+    (void)state;
+    static const int64_t rows[][2] = {{1, 1}, {1, 3}, {1, 8}, {1, 9}};
+    setenv("DSCC_SKINNY_BULK", "1", 1);
+    bulk_split = 6;
+    check_shape(100, 720, true, rows, 4);
+    bulk_split = 1;
+    check_shape(2112, 512, false, rows, 3);
+    lin_kind = LIN_BF16_F32; /* BF16: DSCC_SKINNY_BULK=1 leaves it on gemm_skinny2.cuh, DSCC_SKINNY's bulk=1 takes it */
+    check_shape(256, 1536, false, rows, 1);
+    setenv("DSCC_SKINNY", "bulk=1", 1);
+    bulk_split = 4;
+    check_shape(256, 1536, false, rows, 3);
+    unsetenv("DSCC_SKINNY");
+    lin_kind = LIN_FP8;
+    unsetenv("DSCC_SKINNY_BULK");
+    setenv("DSCC_SKINNY", "bulk=1,rb=1,u=1,grid=3,stages=2", 1);
+    bulk_split = 1;
+    check_shape(200, 2960, true, rows, 3);
+    setenv("DSCC_SKINNY", "bulk=1,rb=1,u=1,split=3", 1);
+    bulk_split = 3;
+    check_shape(100, 720, true, rows, 3);
+    setenv("DSCC_SKINNY", "bulk=1,rb=4,u=1,grid=5", 1);
+    bulk_split = 1;
+    check_shape(264, 1040, false, rows, 3);
+    bulk_split = 0;
+    setenv("DSCC_SKINNY", "bulk=0", 1); /* DSCC_SKINNY's bulk=0 overrides DSCC_SKINNY_BULK=1 */
+    setenv("DSCC_SKINNY_BULK", "1", 1);
+    check_shape(100, 720, true, rows, 1);
+    unsetenv("DSCC_SKINNY_BULK");
+    unsetenv("DSCC_SKINNY");
+}
+
+/* hopper.cuh's 1-D bulk copy (hp_bulk_g2s) alone: thread 0 expects `expect` bytes on an mbarrier and copies `bytes`
+ * from src + soff to dst + doff of a shared buffer filled with 0xee; every thread waits, then the buffer is stored. */
+static const char BULK_SRC[] =
+    "struct Args { unsigned long long t[64]; long long sym[8]; long long cap, len; unsigned long long err; long long tag; };\n"
+    "extern \"C\" __global__ void __launch_bounds__(64) bulk_copy(Args a) {\n"
+    "    extern __shared__ __align__(128) unsigned char sm[];\n"
+    "    unsigned long long *bar = (unsigned long long *)sm;\n"
+    "    unsigned char *buf = sm + 128;\n"
+    "    for (int i = threadIdx.x; i < 1024; i += 64) buf[i] = 0xee;\n"
+    "    if (threadIdx.x == 0) hp_mbar_init(bar, 1), hp_mbar_fence_init();\n"
+    "    __syncthreads();\n"
+    "    hp_fence_async();\n"
+    "    if (threadIdx.x == 0) {\n"
+    "        hp_mbar_expect_tx(bar, (unsigned)a.sym[1]);\n"
+    "        hp_bulk_g2s(buf + a.sym[3], (const unsigned char *)a.t[0] + a.sym[2], (unsigned)a.sym[0], bar);\n"
+    "    }\n"
+    "    hp_mbar_wait(bar, 0);\n"
+    "    for (int i = threadIdx.x; i < 1024; i += 64) ((unsigned char *)a.t[1])[i] = buf[i];\n"
+    "}\n";
+
+typedef struct {
+    long long bytes, expect, soff, doff; /* the copy */
+    long long want_doff;                 /* where the check expects it to land */
+} BulkCase;
+
+/* The copy on one block, then every byte of the buffer against what it must hold. A valid copy runs in the test's
+ * process (on a GPU a forked child cannot initialize CUDA once the parent has), a fault in a child (it poisons the
+ * context; the emulated device only). */
+static bool bulk_emulated; /* the device of the last case in the test's process */
+static int bulk_run(const BulkCase *c, TuModule *m, Arena *a) {
+    const bool ok_case = c->bytes == c->expect && c->bytes % 16 == 0 && c->soff % 16 == 0 && c->doff % 16 == 0 && c->doff + c->bytes <= 1024;
+    const char *text = arena_printf(a, "%s\n%s", cg_kernel_file("hopper"), BULK_SRC);
+    const CgSource src = {"bulk_copy", text, {"test_gpu_skinny.c", 1, 1}};
+    TuCase st = tu_module_open(m, &src, !ok_case); /* the faults: emulated only (a GPU would hang or trap) */
+    if (st != TU_CASE_OK) return st;
+    bulk_emulated = m->emulated;
+    RtKernel *k = rt_cuda_kernel(m->gpu, m->d, m->bin.data, "bulk_copy");
+    unsigned char host[2048], out[1024];
+    for (int i = 0; i < 2048; i++) host[i] = (unsigned char)(i * 7 + 3);
+    RtDevPtr in, o;
+    if (!k || !rt_cuda_alloc(m->gpu, m->d, sizeof host, &in) || !rt_cuda_alloc(m->gpu, m->d, sizeof out, &o) ||
+        !rt_cuda_upload(m->gpu, m->d, in, host, sizeof host))
+        return TU_CASE_ERROR;
+    CgArgs args = {.sym = {c->bytes, c->expect, c->soff, c->doff}};
+    args.t[0] = in, args.t[1] = o;
+    void *p[] = {&args};
+    if (!rt_cuda_launch(m->gpu, m->d, k, 1, 64, 128 + 1024, p) || !rt_cuda_sync(m->gpu, m->d)) return TU_CASE_LAUNCH_FAILED;
+    if (!rt_cuda_download(m->gpu, m->d, out, o, sizeof out)) return TU_CASE_ERROR;
+    int wrong = 0;
+    for (long long i = 0; i < 1024; i++) {
+        const bool in_copy = i >= c->want_doff && i < c->want_doff + c->bytes;
+        wrong += out[i] != (in_copy ? host[c->soff + i - c->want_doff] : 0xee);
+    }
+    fprintf(stderr, "bulk copy of %lld bytes (%lld expected) from +%lld to +%lld: %d of 1024 bytes wrong\n", c->bytes, c->expect, c->soff, c->doff, wrong);
+    return wrong ? TU_CASE_WRONG : TU_CASE_OK;
+}
+static int bulk_case(void *arg) {
+    TuModule m = {0};
+    Arena *a = arena_new();
+    int rc = bulk_run(arg, &m, a);
+    if (m.gpu) tu_module_close(&m);
+    else if (m.a) arena_free(m.a);
+    arena_free(a);
+    return rc;
+}
+
+/* The copy lands where it should, byte for byte (two offsets); the check sees a copy that lands 16 bytes off; on the
+ * emulated device, a byte count the mbarrier does not expect (more or fewer: the wait never completes), a
+ * misaligned source, a count no multiple of 16 and a copy past the shared memory are faults that name themselves. */
+static void test_bulk_copy(void **state) {
+    (void)state;
+    static const BulkCase ok[] = {{512, 512, 48, 256, 256}, {16, 16, 2032, 1008, 1008}};
+    for (size_t i = 0; i < 2; i++) assert_int_equal(bulk_case((void *)&ok[i]), TU_CASE_OK);
+    const BulkCase off = {512, 512, 48, 272, 256};
+    assert_int_equal(bulk_case((void *)&off), TU_CASE_WRONG);
+    if (!bulk_emulated) return; /* on a GPU: the faults are the emulated device's */
+    char dir[] = "/tmp/dscc_bulk_XXXXXX";
+    assert_non_null(mkdtemp(dir));
+    const char *err;
+    static const struct {
+        BulkCase c;
+        const char *want;
+    } faults[] = {{{512, 528, 48, 256, 256}, "deadlock: an mbarrier wait"},
+                  {{512, 496, 48, 256, 256}, "deadlock: an mbarrier wait"},
+                  {{512, 512, 40, 256, 256}, "not 16-byte aligned"},
+                  {{520, 520, 48, 256, 256}, "no multiple of 16"},
+                  {{512, 512, 48, 768, 768}, "bulk copy to outside the dynamic shared memory"}};
+    for (size_t i = 0; i < sizeof faults / sizeof *faults; i++) {
+        int rc = tu_child_stderr(bulk_case, (void *)&faults[i].c, dir, &err);
+        if (rc != TU_CASE_LAUNCH_FAILED || !strstr(err, faults[i].want))
+            fprintf(stderr, "case %zu: exit %d, expected a failed launch saying \"%s\"; it said:\n%s", i, rc, faults[i].want, err);
+        assert_int_equal(rc, TU_CASE_LAUNCH_FAILED);
+        assert_non_null(strstr(err, faults[i].want));
+    }
+    rmdir(dir);
+}
+
 /* BF16 linears (SK_BF16): the router's shape at a smaller K (256 x 1536, f32 y from the GEMM) and a ragged one with
  * bf16 y (100 x 712: a last K block of 16 bytes), at M = 1, 3, 9, 17, 32; then the same with DSCC_SKINNY_V2=0 */
 static void check_bf16(void) {
@@ -284,7 +443,7 @@ static void test_bad_v2(void **state) {
     PassPipeline pp;
     PassRunOptions ro = {0};
     assert_true(g && pass_pipeline_parse(a, d, "shape-infer,fp8-quant,fuse", &pp) && pass_pipeline_run(&pp, g, &ro, d));
-    static const char *const bad[][2] = {{"DSCC_SKINNY_V2", "2"}, {"DSCC_SKINNY_MAX", "7"}, {"DSCC_SKINNY_MAX", "33"}, {"DSCC_SKINNY_MAX", "16x"}, {"DSCC_SKINNY_PIPE", "2"}};
+    static const char *const bad[][2] = {{"DSCC_SKINNY_V2", "2"}, {"DSCC_SKINNY_MAX", "7"}, {"DSCC_SKINNY_MAX", "33"}, {"DSCC_SKINNY_MAX", "16x"}, {"DSCC_SKINNY_PIPE", "2"}, {"DSCC_SKINNY_BULK", "on"}};
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
         int errs = diag_error_count(d);
         setenv(bad[i][0], bad[i][1], 1);
@@ -299,7 +458,7 @@ static void test_bad_v2(void **state) {
 /* A malformed DSCC_SKINNY: codegen stops and says why. */
 static void test_bad_env(void **state) {
     (void)state;
-    static const char *const bad[] = {"split=9", "rb=3", "u=0", "minb=5", "split", "split=2,", "depth=2", "u=2x", "v2=2", "pipe=2", "grid=0"};
+    static const char *const bad[] = {"split=9", "rb=3", "u=0", "minb=5", "split", "split=2,", "depth=2", "u=2x", "v2=2", "pipe=2", "grid=0", "bulk=2", "stages=1", "stages=17"};
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
         Arena *a = arena_new();
         DiagEngine *d = diag_new(a, NULL);
@@ -324,6 +483,9 @@ int main(void) {
                                        cmocka_unit_test(test_split3_ragged), cmocka_unit_test(test_split8),      cmocka_unit_test(test_bad_env),
                                        cmocka_unit_test(test_v2_persistent), cmocka_unit_test(test_v2_off),      cmocka_unit_test(test_v2_env),
                                        cmocka_unit_test(test_bad_v2),        cmocka_unit_test(test_bf16),         cmocka_unit_test(test_bf16_v1),
-                                       cmocka_unit_test(test_max16),         cmocka_unit_test(test_pipe_grid)};
+                                       cmocka_unit_test(test_max16),         cmocka_unit_test(test_pipe_grid),
+                                       cmocka_unit_test(test_bulk), cmocka_unit_test(test_bulk_copy)};
+    const char *only = getenv("DSCC_TEST_FILTER"); /* e.g. '*bulk*': run the matching tests alone */
+    if (only && *only) cmocka_set_test_filter(only);
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
