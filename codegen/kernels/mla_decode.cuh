@@ -52,7 +52,14 @@
 //                        of their own (cp.async.mbarrier.arrive.noinc), the producer never waits
 //                        for its copies, S starts on the first chunk; 0: the stage lands as a
 //                        whole (cp.async.wait_group, then the stage's named barrier); 2: the
-//                        chunk ring under FlashMLA's seesaw schedule (see the consumers' loop)
+//                        chunk ring under FlashMLA's seesaw schedule (see the consumers' loop); 3
+//                        (opt-in until timed): the chunk ring without a producer warpgroup, 256
+//                        threads as FlashMLA's (whose consumers issue its TMA): warpgroup 1, idle
+//                        while warpgroup 0 computes S and P, copies q and the first two blocks,
+//                        then each block two ahead (mla_load_block, the same cp.async and chunk
+//                        mbarriers) as soon as both warpgroups are done with its stage (it waits at
+//                        "stage empty", which warpgroup 0 arrives at); no setmaxnreg (255 registers
+//                        a thread at most); MLA_PF does not apply, MLA_FUSE is refused
 //   MLA_WAITG            with MLA_V3: warpgroup 0 waits for the chunks MLA_WAITG at a time (1, 3
 //                        or 9; one proxy fence each wait), default 1
 //   MLA_PF               with MLA_V3: the producer asks L2 for the block of keys MLA_PF blocks
@@ -170,7 +177,7 @@ __device__ __forceinline__ void pdl_launch_dependents() { asm volatile("griddepc
 #ifndef MLA_DECODE_HELPERS
 #define MLA_DECODE_HELPERS
 #define MLA_TILE 73728 // bytes of 64 rows x 576 bf16: 9 chunks of 64 columns, 8 KB each
-#define MLA_THREADS 384 // consumer warpgroups 0 and 1, the producer 2
+#define MLA_THREADS (MLA_V3 == 3 ? 256 : 384) // consumer warpgroups 0 and 1, the producer 2 (MLA_V3 3: none, warpgroup 1 loads)
 // 128 x 56 + 256 x 224 = 128 x 72 + 256 x 216 = 384 x 168 (ptxas's count at launch): MLA_LEAN's producer
 // spills 16 bytes at 56, and the consumers need no more than 208 (ptxas -v, CUDA 13.0, every variant)
 #define MLA_REGS_PRODUCER (MLA_LEAN >= 1 ? 72 : 56)
@@ -409,6 +416,47 @@ __device__ __forceinline__ void mla_pv(float *o, const unsigned char *Pc, const 
     for (int kk = 0; kk < 4; kk++) mla_wgmma_pv(o, Pc + kk * 32, V + kk * 2048, 8192, 1024, 1);
     hp_wg_commit();
 }
+// MLA_V3 3 (no producer warpgroup): block jb of keys (64 rows of 576 bf16, the batch row's first at Kg's row kr0;
+// keys past T land as zeros) into the stage Kd by the 128 threads of warpgroup 1 (pt 0 .. 127: rows pr + 16 i, the
+// 16-byte unit pu of each chunk), each chunk's copies on its mbarrier fb + c (cp.async.mbarrier.arrive.noinc, 128
+// arrivals a phase, as the producer's); with Qs, q's tile too (the step's rows qr0 .., zeros from row nq on) on
+// the same barriers. A whole block without q: the copies at offsets fixed but for the chunk (MLA_LEAN 1's form).
+__device__ __forceinline__ void mla_load_block(unsigned char *Kd, const unsigned short *Kg, long long kr0, long long jb, long long T,
+                                               unsigned char *Qs, const unsigned short *Q0, const unsigned short *Q1, int qd0,
+                                               long long qr0, long long nq, unsigned long long *fb, int pt) {
+    const int pr = pt >> 3, pu = pt & 7;
+    if (!Qs && jb * 64 + 64 <= T) {
+        const unsigned short *const src = Kg + ((kr0 + jb * 64 + pr) * 576 + pu * 8); // row pr, unit pu of chunk 0
+        unsigned char *const dst = Kd + pr * 128 + ((pu ^ (pr & 7)) << 4); // mla_swz(pr + 16 i, 128 c + 16 pu) - 8192 c - 2048 i
+#pragma unroll
+        for (int c = 0; c < 9; c++) {
+#pragma unroll
+            for (int i = 0; i < 4; i++) hp_cp16(dst + c * 8192 + i * 2048, src + (i * 16 * 576 + c * 64), true);
+            hp_cp_arrive(fb + c);
+        }
+        return;
+    }
+    for (int c = 0; c < 9; c++) {
+        const int kc = c * 8 + pu; // the unit's 16 bytes among the row's 72
+        if (Qs)
+#pragma unroll
+            for (int i = 0; i < 4; i++) {
+                const int r = pr + 16 * i;
+                const bool ok = r < nq;
+                const long long qr = qr0 + r;
+                const unsigned short *src = kc * 8 < qd0 ? Q0 + (qr * qd0 + kc * 8) : Q1 + (qr * (576 - qd0) + kc * 8 - qd0);
+                hp_cp16(Qs + mla_swz(r, kc * 16), ok ? src : Q0, ok);
+            }
+#pragma unroll
+        for (int i = 0; i < 4; i++) {
+            const int jj = pr + 16 * i;
+            const long long j = jb * 64 + jj;
+            const bool ok = j < T;
+            hp_cp16(Kd + mla_swz(jj, kc * 16), ok ? Kg + ((kr0 + j) * 576 + kc * 8) : Kg, ok);
+        }
+        hp_cp_arrive(fb + c);
+    }
+}
 // MLA_FUSE's tickets: at most this many (batch row, row tile) pairs in a launch of several splits
 // (gen.h's cg_mla_splits keeps splits x query rows within 33,792: at two splits or more, 16,896 rows)
 #define MLA_TICKETS 16896
@@ -420,6 +468,9 @@ __device__ __forceinline__ void mla_pv(float *o, const unsigned char *Pc, const 
 #define MLA_FUSED(nsp) (MLA_FUSE && (nsp) > 1 && (nsp) <= MLA_FUSE_MAX) // the launch's splits merged by the kernel
 #endif
 
+#if MLA_V3 == 3 && MLA_FUSE
+#error "MLA_FUSE needs the producer warpgroup (it takes the ticket): MLA_V3 0 to 2"
+#endif
 #if MLA_FUSE
 // per (batch row, row tile): its blocks' tickets (low 16 bits) and the parts written (high 16 bits);
 // the block that merges sets it back to 0, so it is 0 at every launch (the module's memory starts at 0)
@@ -460,6 +511,7 @@ extern "C" __global__ void __launch_bounds__(MLA_THREADS, 1) DSCC_ENTRY(Args a) 
     }
     __syncthreads();
 #endif
+#if MLA_V3 != 3 // (3: no producer warpgroup)
     if (wg == 2) { // the producer: q with the first block, each block into stage (its index) % 2
         hp_setmaxnreg_dec<MLA_REGS_PRODUCER>();
         const unsigned short *Q0 = (const unsigned short *)a.t[MLA_SQ], *Q1 = (const unsigned short *)a.t[MLA_SQ1];
@@ -570,6 +622,7 @@ extern "C" __global__ void __launch_bounds__(MLA_THREADS, 1) DSCC_ENTRY(Args a) 
         return;
     }
     hp_setmaxnreg_inc<MLA_REGS_CONSUMER>();
+#endif
     // the last key each of this thread's rows (ra, ra + 8) sees
     long long last[2];
 #pragma unroll
@@ -776,6 +829,16 @@ extern "C" __global__ void __launch_bounds__(MLA_THREADS, 1) DSCC_ENTRY(Args a) 
             mla_hold128(o);
         }
     } else {
+#if MLA_V3 == 3
+        // no producer: this warpgroup loads q and the first two blocks, then each block two ahead
+        // as soon as both warpgroups are done with its stage (FlashMLA's two warpgroups)
+        const unsigned short *const Q0 = (const unsigned short *)a.t[MLA_SQ], *const Q1 = (const unsigned short *)a.t[MLA_SQ1];
+        const unsigned short *const Kg = (const unsigned short *)a.t[MLA_SK];
+        const int pt = tid - 128;
+        for (long long jb = jb0; jb < jb1 && jb < jb0 + 2; jb++)
+            mla_load_block(Ks + (jb - jb0) * MLA_TILE, Kg, bb * KT, jb, T, jb == jb0 ? Qs : (unsigned char *)0, Q0, Q1, MLA_QD0,
+                           bb * rows + r0, rows - r0, full + (jb - jb0) * 9, pt);
+#endif
         for (long long jb = jb0; jb < jb1; jb++) {
             const int st = (int)((jb - jb0) & 1);
             unsigned char *const Kc = Ks + st * MLA_TILE, *const Pc = Kc + 8 * 8192; // P over the rope columns
@@ -800,8 +863,18 @@ extern "C" __global__ void __launch_bounds__(MLA_THREADS, 1) DSCC_ENTRY(Args a) 
             hp_wg_commit();
             hp_wg_wait0();
             mla_hold128(o);
+#if MLA_V3 == 3
+            if (jb + 2 < jb1) { // warpgroup 0 done with the stage too (its S and P V): block jb + 2 into it
+                hp_bar_sync(MLA_BAR_EMPTY + st, MLA_THREADS);
+                mla_load_block(Kc, Kg, bb * KT, jb + 2, T, (unsigned char *)0, Q0, Q1, MLA_QD0, 0, 0, fb, pt);
+            }
+#else
             if (jb + 2 < jb1) hp_bar_arrive(MLA_BAR_EMPTY + st, MLA_THREADS); // the producer may refill the stage
+#endif
         }
+#if MLA_V3 == 3
+        hp_cp_wait_all(); // (every copy landed already: warpgroup 0 waited for each before its S)
+#endif
     }
 #endif
     if (wg == 0 || MLA_V3 == 2) { // the rows' max and sum over their quads, for both warpgroups (the seesaw: each its share)

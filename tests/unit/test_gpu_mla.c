@@ -19,7 +19,10 @@
  * and over 2 to 4 splits the kernel merging them itself (MLA_FUSE,
  * opt-in) against the combine kernel, and warpgroup 0's P V with P from
  * registers (MLA_PREG) against from shared memory (the same arithmetic:
- * bit for bit on the emulated device).
+ * bit for bit on the emulated device), and the ring without a producer
+ * warpgroup (MLA_V3 3: warpgroup 1 loads) against the ring with one, bit
+ * for bit, alone (1 to 330 keys, 1 to 128 tiles, splits of one block) and
+ * through the executor (DSCC_MLA_V3=3: causal, q in two tensors).
  * Every query row of every step
  * is compared (relative L2 per row: 2e-2; P and the output are rounded to
  * bf16, the CPU keeps f32). Exits 77 (skipped) without a GPU; CTest's
@@ -252,7 +255,8 @@ static float *kernel_ring(const char *v3, const char *waitg, const char *pf, con
     assert_true(rt_cuda_upload(gpu, d, dq, q, sizeof(uint16_t) * nq) && rt_cuda_upload(gpu, d, dk, kv, sizeof(uint16_t) * nk));
     CgArgs args = {.t = {dq, dk, dout, dpart}};
     void *p[] = {&args};
-    assert_true(rt_cuda_launch_async(gpu, d, k, (unsigned)B, 384, 3 * 73728 + 1024 + 256, p) && rt_cuda_sync(gpu, d));
+    const unsigned nt = strcmp(v3, "3") ? 384 : 256; /* MLA_V3 3: no producer warpgroup */
+    assert_true(rt_cuda_launch_async(gpu, d, k, (unsigned)B, nt, 3 * 73728 + 1024 + 256, p) && rt_cuda_sync(gpu, d));
     assert_true(rt_cuda_download(gpu, d, out, dout, sizeof(float) * no));
     double worst = 0, *sc = malloc(sizeof(double) * (size_t)T);
     for (int b = 0; b < B; b++)
@@ -409,7 +413,7 @@ static float *kernel_split(const char *fuse, const char *fmax, const char *v3, i
     void *p[] = {&args};
     for (int rep = 0; rep < 2; rep++) { /* twice: the tickets are back at 0 after a launch */
         assert_true(rt_cuda_memset0(gpu, d, dout, sizeof(float) * no));
-        assert_true(rt_cuda_launch_async(gpu, d, k, (unsigned)(B * nsp), 384, 3 * 73728 + 1024 + 256, p));
+        assert_true(rt_cuda_launch_async(gpu, d, k, (unsigned)(B * nsp), strcmp(v3, "3") ? 384 : 256, 3 * 73728 + 1024 + 256, p));
         if (*fuse == '0' || nsp > atoi(fmax)) /* the kernel merges at most fmax splits itself */
             assert_true(rt_cuda_launch_async(gpu, d, kc, (unsigned)((B * 64 * 128 + 255) / 256), 256, 0, p));
         assert_true(rt_cuda_sync(gpu, d));
@@ -490,6 +494,73 @@ static void test_mla_p_registers(void **state) {
     }
 }
 
+/* The chunk ring without a producer warpgroup (MLA_V3 3: 256 threads, warpgroup 1 copies q and each
+ * block of keys, two ahead, once both warpgroups are done with its stage) against the ring with one
+ * (MLA_V3 1): only who issues the copies changes, not the arithmetic, so bit for bit on the emulated
+ * device (within 1e-3 a row on a GPU), each within the double-precision reference's bound
+ * (kernel_ring). One split over all the keys (kernel_ring): 1 key (the only block partial), 64 (one
+ * whole block, brought with q), 128 (two: no refill), 129 (a refill, the last block of one key), 330
+ * (four refills, the last partial), each in one tile; 200 keys in 24 tiles (the emulator starves
+ * each of warpgroup 1's warps on some block), 65 keys in 128 tiles; at MLA_LEAN 5 with the lazy
+ * rescale, 0 without, and with P from registers (MLA_PREG). Several splits merged by the combine
+ * (kernel_split): 200 keys in 4 splits of one block each, 330 in 3 of two blocks, over 2 tiles. */
+static void test_mla_no_producer(void **state) {
+    (void)state;
+    const char *em = getenv("DSCC_EMULATED");
+    const bool exact = em && *em && strcmp(em, "0") != 0;
+    static const struct { const char *lean, *lazy, *preg; int B, T, nsp; } cases[] = {
+        {"5", "1", "0", 1, 1, 1},    {"5", "1", "0", 1, 64, 1},  {"5", "1", "0", 1, 128, 1}, {"5", "1", "0", 1, 129, 1},
+        {"5", "1", "0", 1, 330, 1},  {"0", "0", "0", 1, 330, 1}, {"5", "1", "1", 1, 330, 1}, {"6", "1", "0", 1, 330, 1},
+        {"5", "1", "0", 24, 200, 1}, {"5", "1", "0", 128, 65, 1}, {"5", "1", "0", 2, 200, 4}, {"5", "1", "0", 2, 330, 3}};
+    for (int c = 0; c < (int)(sizeof cases / sizeof *cases); c++) {
+        const int B = cases[c].B, T = cases[c].T, nsp = cases[c].nsp;
+        const uint64_t seed = rng;
+        float *with, *without;
+        ring_preg = cases[c].preg;
+        if (nsp == 1) {
+            with = kernel_ring("1", "1", "0", cases[c].lean, cases[c].lazy, B, T);
+            rng = seed;
+            without = kernel_ring("3", "1", "0", cases[c].lean, cases[c].lazy, B, T);
+        } else { /* (kernel_split: MLA_LEAN 5, the lazy rescale) */
+            with = kernel_split("0", "1", "1", B, T, nsp);
+            rng = seed;
+            without = kernel_split("0", "1", "3", B, T, nsp);
+        }
+        ring_preg = "0";
+        const size_t rows = (size_t)B * 64;
+        size_t nd;
+        const double w = rows_diff(without, with, rows, &nd);
+        fprintf(stderr, "  MLA_V3 3 against 1 (MLA_LEAN %s, MLA_LAZY %s, MLA_PREG %s): %d x 64 heads, T %d, %d split%s: %zu of %zu values "
+                "differ, worst row rel L2 %.2e\n", cases[c].lean, cases[c].lazy, cases[c].preg, B, T, nsp, nsp == 1 ? "" : "s", nd,
+                rows * 512, w);
+        if (exact) assert_memory_equal(without, with, rows * 512 * sizeof(float));
+        else assert_true(w <= 1e-3);
+        free(with);
+        free(without);
+    }
+}
+
+/* The executor's MLA steps with DSCC_MLA_V3=3 (read at codegen): causal, q in two tensors (the
+ * kernel's second q slot), rows past the step's in a tile (8 heads), 1 to 16 positions a step,
+ * contexts 1 .. 65 and one or several splits, against the CPU executor as test_mla_long_context. */
+static void test_mla_no_producer_steps(void **state) {
+    (void)state;
+    static const int steps[] = {1, 16, 16, 16, 14, 1, 1, 2};
+    const char *old = getenv("DSCC_MLA_V3");
+    char *keep = old ? strdup(old) : NULL;
+    setenv("DSCC_MLA_V3", "3", 1);
+    double worst;
+    int cover = run_steps(8, 3, steps, (int)(sizeof steps / sizeof *steps), &worst);
+    static const int steps128[] = {1, 2, 1};
+    double worst128;
+    run_steps(128, 2, steps128, 3, &worst128);
+    if (keep) setenv("DSCC_MLA_V3", keep, 1);
+    else unsetenv("DSCC_MLA_V3");
+    free(keep);
+    assert_int_equal(cover, 3); /* steps with one split and with several */
+    assert_true(worst <= 2e-2 && worst128 <= 2e-2);
+}
+
 /* gen.h's split rule (no GPU needed): one wave of one block per SM where the tiles allow, no empty split. */
 static void test_mla_splits_rule(void **state) {
     (void)state;
@@ -520,6 +591,7 @@ int main(void) {
     }
     const struct CMUnitTest tests[] = {cmocka_unit_test(test_mla_kernel_ring), cmocka_unit_test(test_mla_lean_exact),
                                        cmocka_unit_test(test_mla_fused_combine), cmocka_unit_test(test_mla_p_registers),
+                                       cmocka_unit_test(test_mla_no_producer), cmocka_unit_test(test_mla_no_producer_steps),
                                        cmocka_unit_test(test_mla_128_heads),
                                        cmocka_unit_test(test_mla_long_context)};
     return cmocka_run_group_tests(tests, NULL, NULL);
