@@ -501,7 +501,7 @@ static void test_mla_p_registers(void **state) {
  * (kernel_ring). One split over all the keys (kernel_ring): 1 key (the only block partial), 64 (one
  * whole block, brought with q), 128 (two: no refill), 129 (a refill, the last block of one key), 330
  * (four refills, the last partial), each in one tile; 200 keys in 24 tiles (the emulator starves
- * each of warpgroup 1's warps on some block), 65 keys in 128 tiles; at MLA_LEAN 5 with the lazy
+ * each of warpgroup 1's warps on some block), 1 key in 128 tiles; at MLA_LEAN 5 with the lazy
  * rescale, 0 without, and with P from registers (MLA_PREG). Several splits merged by the combine
  * (kernel_split): 200 keys in 4 splits of one block each, 330 in 3 of two blocks, over 2 tiles. */
 static void test_mla_no_producer(void **state) {
@@ -511,7 +511,7 @@ static void test_mla_no_producer(void **state) {
     static const struct { const char *lean, *lazy, *preg; int B, T, nsp; } cases[] = {
         {"5", "1", "0", 1, 1, 1},    {"5", "1", "0", 1, 64, 1},  {"5", "1", "0", 1, 128, 1}, {"5", "1", "0", 1, 129, 1},
         {"5", "1", "0", 1, 330, 1},  {"0", "0", "0", 1, 330, 1}, {"5", "1", "1", 1, 330, 1}, {"6", "1", "0", 1, 330, 1},
-        {"5", "1", "0", 24, 200, 1}, {"5", "1", "0", 128, 65, 1}, {"5", "1", "0", 2, 200, 4}, {"5", "1", "0", 2, 330, 3}};
+        {"5", "1", "0", 24, 200, 1}, {"5", "1", "0", 128, 1, 1},  {"5", "1", "0", 2, 200, 4}, {"5", "1", "0", 2, 330, 3}};
     for (int c = 0; c < (int)(sizeof cases / sizeof *cases); c++) {
         const int B = cases[c].B, T = cases[c].T, nsp = cases[c].nsp;
         const uint64_t seed = rng;
