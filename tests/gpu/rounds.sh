@@ -41,8 +41,8 @@
 #                     batch 1 and 128 at 4,097): the "median ms" column, the
 #                     default against DSCC_MLA_LEAN=6, DSCC_MLA_PREG=1, the
 #                     splits merged in the kernel (DSCC_MLA_FUSE=1) and the
-#                     ring without a producer warpgroup (DSCC_MLA_V3=3, the
-#                     last three rows);
+#                     ring without a producer warpgroup (DSCC_MLA_V3=3, rows
+#                     18-20) and the seesaw without one (=4, rows 21-22);
 #   rounds.sh final   each of the session's paths alone through test_gpu_ops (concurrently), the unit tests,
 #                     e2e and bench_gpu with the paths that passed, against all off;
 #   rounds.sh base    main as it is: every GPU test, e2e, bench_gpu with the defaults and with
@@ -236,7 +236,7 @@ case "$mode" in
   ncu) # Nsight Compute on MLA's decode kernel (bench_mla's entry mla_bench, named exactly: the default variant, row 7),
        # its third launch (after the two warm-ups), clocks left as they are; then the combine kernel (mla_bench_combine)
        # of the same variant, the decode kernel that merges the splits itself (row 11, DSCC_MLA_FUSE=1), and the one
-       # without a producer warpgroup (row 18, DSCC_MLA_V3=3)
+       # without a producer warpgroup (row 18, DSCC_MLA_V3=3), and the seesaw without one (row 21, DSCC_MLA_V3=4)
     n=$(command -v ncu || ls /usr/local/cuda*/bin/ncu /opt/nvidia/nsight-compute/*/ncu 2>/dev/null | head -n 1)
     if [ -n "$n" ]; then
       TAIL=80 step ncu_mla 240 "$n" --clock-control none --kernel-name mla_bench --launch-skip 2 --launch-count 1 --set full \
@@ -247,6 +247,8 @@ case "$mode" in
         --set full build/bench_mla --variant 11 --reps 3
       TAIL=80 step ncu_mla_v3 240 "$n" --clock-control none --kernel-name mla_bench --launch-skip 2 --launch-count 1 --set full \
         build/bench_mla --variant 18 --reps 3 # (no producer warpgroup, DSCC_MLA_V3=3)
+      TAIL=80 step ncu_mla_v4 240 "$n" --clock-control none --kernel-name mla_bench --launch-skip 2 --launch-count 1 --set full \
+        build/bench_mla --variant 21 --reps 3 # (the seesaw without a producer, DSCC_MLA_V3=4)
     else echo "ncu: not on this machine"; fi ;;
   pdl) # programmatic dependent launch against plain launches, one card, one process each
     step test_gpu_pdl 120 build/test_gpu_pdl

@@ -20,9 +20,10 @@
  * opt-in) against the combine kernel, and warpgroup 0's P V with P from
  * registers (MLA_PREG) against from shared memory (the same arithmetic:
  * bit for bit on the emulated device), and the ring without a producer
- * warpgroup (MLA_V3 3: warpgroup 1 loads) against the ring with one, bit
- * for bit, alone (1 to 330 keys, 1 to 128 tiles, splits of one block) and
- * through the executor (DSCC_MLA_V3=3: causal, q in two tensors).
+ * warpgroup (MLA_V3 3: warpgroup 1 loads) against the ring with one, and
+ * the seesaw without one (4) against the seesaw (2), bit for bit, alone
+ * (1 to 330 keys, 1 to 128 tiles, splits of one block) and through the
+ * executor (DSCC_MLA_V3=3 and 4: causal, q in two tensors).
  * Every query row of every step
  * is compared (relative L2 per row: 2e-2; P and the output are rounded to
  * bf16, the CPU keeps f32). Exits 77 (skipped) without a GPU; CTest's
@@ -255,7 +256,7 @@ static float *kernel_ring(const char *v3, const char *waitg, const char *pf, con
     assert_true(rt_cuda_upload(gpu, d, dq, q, sizeof(uint16_t) * nq) && rt_cuda_upload(gpu, d, dk, kv, sizeof(uint16_t) * nk));
     CgArgs args = {.t = {dq, dk, dout, dpart}};
     void *p[] = {&args};
-    const unsigned nt = strcmp(v3, "3") ? 384 : 256; /* MLA_V3 3: no producer warpgroup */
+    const unsigned nt = *v3 >= '3' ? 256 : 384; /* MLA_V3 3, 4: no producer warpgroup */
     assert_true(rt_cuda_launch_async(gpu, d, k, (unsigned)B, nt, 3 * 73728 + 1024 + 256, p) && rt_cuda_sync(gpu, d));
     assert_true(rt_cuda_download(gpu, d, out, dout, sizeof(float) * no));
     double worst = 0, *sc = malloc(sizeof(double) * (size_t)T);
@@ -413,7 +414,7 @@ static float *kernel_split(const char *fuse, const char *fmax, const char *v3, i
     void *p[] = {&args};
     for (int rep = 0; rep < 2; rep++) { /* twice: the tickets are back at 0 after a launch */
         assert_true(rt_cuda_memset0(gpu, d, dout, sizeof(float) * no));
-        assert_true(rt_cuda_launch_async(gpu, d, k, (unsigned)(B * nsp), strcmp(v3, "3") ? 384 : 256, 3 * 73728 + 1024 + 256, p));
+        assert_true(rt_cuda_launch_async(gpu, d, k, (unsigned)(B * nsp), *v3 >= '3' ? 256 : 384, 3 * 73728 + 1024 + 256, p));
         if (*fuse == '0' || nsp > atoi(fmax)) /* the kernel merges at most fmax splits itself */
             assert_true(rt_cuda_launch_async(gpu, d, kc, (unsigned)((B * 64 * 128 + 255) / 256), 256, 0, p));
         assert_true(rt_cuda_sync(gpu, d));
@@ -503,36 +504,45 @@ static void test_mla_p_registers(void **state) {
  * (four refills, the last partial), each in one tile; 200 keys in 24 tiles (the emulator starves
  * each of warpgroup 1's warps on some block), 1 key in 128 tiles; at MLA_LEAN 5 with the lazy
  * rescale, 0 without, and with P from registers (MLA_PREG). Several splits merged by the combine
- * (kernel_split): 200 keys in 4 splits of one block each, 330 in 3 of two blocks, over 2 tiles. */
+ * (kernel_split): 200 keys in 4 splits of one block each, 330 in 3 of two blocks, over 2 tiles. And
+ * the seesaw without a producer (MLA_V3 4: each consumer refills the chunks it read last) against
+ * the seesaw with one (2), bit for bit likewise, over the same edges (its blocks go in pairs: 1,
+ * 128, 129 and 330 keys give a pair of one block, one pair, a pair and one, three pairs). */
 static void test_mla_no_producer(void **state) {
     (void)state;
     const char *em = getenv("DSCC_EMULATED");
     const bool exact = em && *em && strcmp(em, "0") != 0;
-    static const struct { const char *lean, *lazy, *preg; int B, T, nsp; } cases[] = {
-        {"5", "1", "0", 1, 1, 1},    {"5", "1", "0", 1, 64, 1},  {"5", "1", "0", 1, 128, 1}, {"5", "1", "0", 1, 129, 1},
-        {"5", "1", "0", 1, 330, 1},  {"0", "0", "0", 1, 330, 1}, {"5", "1", "1", 1, 330, 1}, {"6", "1", "0", 1, 330, 1},
-        {"5", "1", "0", 24, 200, 1}, {"5", "1", "0", 128, 1, 1},  {"5", "1", "0", 2, 200, 4}, {"5", "1", "0", 2, 330, 3}};
+    static const struct { const char *ref, *v3, *lean, *lazy, *preg; int B, T, nsp; } cases[] = {
+        {"1", "3", "5", "1", "0", 1, 1, 1},    {"1", "3", "5", "1", "0", 1, 64, 1},  {"1", "3", "5", "1", "0", 1, 128, 1},
+        {"1", "3", "5", "1", "0", 1, 129, 1},  {"1", "3", "5", "1", "0", 1, 330, 1}, {"1", "3", "0", "0", "0", 1, 330, 1},
+        {"1", "3", "5", "1", "1", 1, 330, 1},  {"1", "3", "6", "1", "0", 1, 330, 1}, {"1", "3", "5", "1", "0", 24, 200, 1},
+        {"1", "3", "5", "1", "0", 128, 1, 1},  {"1", "3", "5", "1", "0", 2, 200, 4}, {"1", "3", "5", "1", "0", 2, 330, 3},
+        /* the seesaw without a producer against the seesaw with one: one block (a pair of one), one pair, a pair and
+         * one block, three pairs (the last partial), two pairs in 24 tiles, splits of one and two blocks */
+        {"2", "4", "5", "1", "0", 1, 1, 1},    {"2", "4", "5", "1", "0", 1, 128, 1}, {"2", "4", "5", "1", "0", 1, 129, 1},
+        {"2", "4", "5", "1", "0", 1, 330, 1},  {"2", "4", "0", "0", "0", 1, 330, 1}, {"2", "4", "6", "1", "0", 1, 330, 1},
+        {"2", "4", "5", "1", "0", 24, 200, 1}, {"2", "4", "5", "1", "0", 2, 200, 4},  {"2", "4", "5", "1", "0", 2, 330, 3}};
     for (int c = 0; c < (int)(sizeof cases / sizeof *cases); c++) {
         const int B = cases[c].B, T = cases[c].T, nsp = cases[c].nsp;
         const uint64_t seed = rng;
         float *with, *without;
         ring_preg = cases[c].preg;
         if (nsp == 1) {
-            with = kernel_ring("1", "1", "0", cases[c].lean, cases[c].lazy, B, T);
+            with = kernel_ring(cases[c].ref, "1", "0", cases[c].lean, cases[c].lazy, B, T);
             rng = seed;
-            without = kernel_ring("3", "1", "0", cases[c].lean, cases[c].lazy, B, T);
+            without = kernel_ring(cases[c].v3, "1", "0", cases[c].lean, cases[c].lazy, B, T);
         } else { /* (kernel_split: MLA_LEAN 5, the lazy rescale) */
-            with = kernel_split("0", "1", "1", B, T, nsp);
+            with = kernel_split("0", "1", cases[c].ref, B, T, nsp);
             rng = seed;
-            without = kernel_split("0", "1", "3", B, T, nsp);
+            without = kernel_split("0", "1", cases[c].v3, B, T, nsp);
         }
         ring_preg = "0";
         const size_t rows = (size_t)B * 64;
         size_t nd;
         const double w = rows_diff(without, with, rows, &nd);
-        fprintf(stderr, "  MLA_V3 3 against 1 (MLA_LEAN %s, MLA_LAZY %s, MLA_PREG %s): %d x 64 heads, T %d, %d split%s: %zu of %zu values "
-                "differ, worst row rel L2 %.2e\n", cases[c].lean, cases[c].lazy, cases[c].preg, B, T, nsp, nsp == 1 ? "" : "s", nd,
-                rows * 512, w);
+        fprintf(stderr, "  MLA_V3 %s against %s (MLA_LEAN %s, MLA_LAZY %s, MLA_PREG %s): %d x 64 heads, T %d, %d split%s: %zu of %zu "
+                "values differ, worst row rel L2 %.2e\n", cases[c].v3, cases[c].ref, cases[c].lean, cases[c].lazy, cases[c].preg, B, T, nsp,
+                nsp == 1 ? "" : "s", nd, rows * 512, w);
         if (exact) assert_memory_equal(without, with, rows * 512 * sizeof(float));
         else assert_true(w <= 1e-3);
         free(with);
@@ -540,25 +550,71 @@ static void test_mla_no_producer(void **state) {
     }
 }
 
-/* The executor's MLA steps with DSCC_MLA_V3=3 (read at codegen): causal, q in two tensors (the
+/* The executor's MLA steps with DSCC_MLA_V3=3 and =4 (read at codegen): causal, q in two tensors (the
  * kernel's second q slot), rows past the step's in a tile (8 heads), 1 to 16 positions a step,
- * contexts 1 .. 65 and one or several splits, against the CPU executor as test_mla_long_context. */
+ * contexts 1 .. 65 and one or several splits, against the CPU executor as test_mla_long_context;
+ * with 4, also 128 heads (two tiles a batch row, a step of two positions). */
 static void test_mla_no_producer_steps(void **state) {
     (void)state;
     static const int steps[] = {1, 16, 16, 16, 14, 1, 1, 2};
     const char *old = getenv("DSCC_MLA_V3");
     char *keep = old ? strdup(old) : NULL;
-    setenv("DSCC_MLA_V3", "3", 1);
-    double worst;
-    int cover = run_steps(8, 3, steps, (int)(sizeof steps / sizeof *steps), &worst);
     static const int steps128[] = {1, 2, 1};
-    double worst128;
-    run_steps(128, 2, steps128, 3, &worst128);
+    for (int v = 0; v < 2; v++) {
+        setenv("DSCC_MLA_V3", v ? "4" : "3", 1);
+        double worst, worst128 = 0;
+        int cover = run_steps(8, 3, steps, (int)(sizeof steps / sizeof *steps), &worst);
+        if (v) run_steps(128, 2, steps128, 3, &worst128); /* 128 heads (two tiles a batch row): the seesaw's alone */
+        assert_int_equal(cover, 3); /* steps with one split and with several */
+        assert_true(worst <= 2e-2 && worst128 <= 2e-2);
+    }
     if (keep) setenv("DSCC_MLA_V3", keep, 1);
     else unsetenv("DSCC_MLA_V3");
     free(keep);
-    assert_int_equal(cover, 3); /* steps with one split and with several */
-    assert_true(worst <= 2e-2 && worst128 <= 2e-2);
+}
+
+/* DSCC_MLA_V3 (no GPU needed): 0 to 4 generate the program, anything else is a codegen error naming
+ * the variable and its values; with 3 and 4 the decode phase runs 256 threads (no producer), else 384. */
+static void test_mla_v3_env(void **state) {
+    (void)state;
+    const char *old = getenv("DSCC_MLA_V3");
+    char *keep = old ? strdup(old) : NULL;
+    static const char *const vals[] = {"0", "1", "2", "3", "4", "5", "12", "x"};
+    for (int i = 0; i < (int)(sizeof vals / sizeof *vals); i++) {
+        Arena *a = arena_new();
+        char *msg = NULL;
+        size_t len = 0;
+        FILE *f = open_memstream(&msg, &len);
+        assert_non_null(f);
+        DiagEngine *d = diag_new(a, f);
+        const char *src = model(a, 8);
+        IrGraph *g = fe_compile_string(a, d, "mla.dsl", src, strlen(src), NULL);
+        assert_non_null(g);
+        PassPipeline pp;
+        assert_true(pass_pipeline_parse(a, d, "shape-infer,fold-constants,dce,cse,dce,fuse", &pp));
+        PassRunOptions ro = {0};
+        assert_true(pass_pipeline_run(&pp, g, &ro, d));
+        setenv("DSCC_MLA_V3", vals[i], 1);
+        CgGenOptions o = {.tile = CG_TILE_WGMMA};
+        CgProgram *p = cg_generate(a, d, g, &o);
+        fclose(f);
+        if (i < 5) {
+            assert_non_null(p);
+            int threads = 0;
+            for (int k = 0; k < p->nkernels; k++)
+                for (int ph = 0; ph < p->kernels[k].nphases; ph++)
+                    if (!strcmp(p->kernels[k].phases[ph].fn, "mla_decode")) threads = p->kernels[k].phases[ph].threads;
+            assert_int_equal(threads, i >= 3 ? 256 : 384);
+        } else {
+            assert_null(p);
+            assert_non_null(strstr(msg, "DSCC_MLA_V3 must be 0"));
+        }
+        free(msg);
+        arena_free(a);
+    }
+    if (keep) setenv("DSCC_MLA_V3", keep, 1);
+    else unsetenv("DSCC_MLA_V3");
+    free(keep);
 }
 
 /* gen.h's split rule (no GPU needed): one wave of one block per SM where the tiles allow, no empty split. */
@@ -581,7 +637,7 @@ int main(void) {
     const char *seed = getenv("DSCC_TEST_SEED");
     rng = seed && *seed ? strtoull(seed, NULL, 10) : (uint64_t)time(NULL);
     fprintf(stderr, "inputs from seed %llu (DSCC_TEST_SEED=%llu reruns them)\n", (unsigned long long)rng, (unsigned long long)rng);
-    const struct CMUnitTest rule[] = {cmocka_unit_test(test_mla_splits_rule)};
+    const struct CMUnitTest rule[] = {cmocka_unit_test(test_mla_splits_rule), cmocka_unit_test(test_mla_v3_env)};
     if (cmocka_run_group_tests(rule, NULL, NULL)) return 1;
     if (!tu_hopper()) return 77;
     const char *tile = getenv("DSCC_GEMM_TILE");
