@@ -426,12 +426,13 @@ __device__ __forceinline__ void mla_pv(float *o, const unsigned char *Pc, const 
     for (int kk = 0; kk < 4; kk++) mla_wgmma_pv(o, Pc + kk * 32, V + kk * 2048, 8192, 1024, 1);
     hp_wg_commit();
 }
-// MLA_V3 3, 4 (no producer warpgroup): the chunks of cmask (bit c: chunk c) of block jb of keys (64 rows of 576 bf16, the batch row's first at Kg's row kr0;
-// keys past T land as zeros) into the stage Kd by the 128 threads of warpgroup 1 (pt 0 .. 127: rows pr + 16 i, the
-// 16-byte unit pu of each chunk), each chunk's copies on its mbarrier fb + c (cp.async.mbarrier.arrive.noinc, 128
-// arrivals a phase, as the producer's); with Qs, q's tile too (the step's rows qr0 .., zeros from row nq on) on
-// the same barriers. A whole block without q: the copies at offsets fixed but for the chunk (MLA_LEAN 1's form).
-// By the 128 threads of one warpgroup (pt: the thread's index in it), each chunk by one warpgroup a use.
+// MLA_V3 3, 4 (no producer warpgroup): the chunks of cmask (bit c: chunk c) of block jb of keys (64 rows
+// of 576 bf16, the batch row's first at Kg's row kr0; keys past T land as zeros) into the stage Kd by the
+// 128 threads of one warpgroup (pt 0 .. 127, the thread's index in it: rows pr + 16 i, the 16-byte unit
+// pu of each chunk), each chunk's copies on its mbarrier fb + c (cp.async.mbarrier.arrive.noinc, 128
+// arrivals a phase, as the producer's: each chunk by one warpgroup a use); with Qs, q's tile too (the
+// step's rows qr0 .., zeros from row nq on) on the same barriers. A whole block without q: the copies at
+// offsets fixed but for the chunk (MLA_LEAN 1's form).
 __device__ __forceinline__ void mla_load_block(unsigned char *Kd, const unsigned short *Kg, long long kr0, long long jb, long long T,
                                                unsigned char *Qs, const unsigned short *Q0, const unsigned short *Q1, int qd0,
                                                long long qr0, long long nq, unsigned long long *fb, int pt, unsigned cmask = 0x1ffu) {
