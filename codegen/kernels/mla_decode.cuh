@@ -53,14 +53,14 @@
 //                        for its copies, S starts on the first chunk; 0: the stage lands as a
 //                        whole (cp.async.wait_group, then the stage's named barrier); 2: the
 //                        chunk ring under FlashMLA's seesaw schedule (see the consumers' loop); 3
-//                        (opt-in until timed): the chunk ring without a producer warpgroup, 256
+//                        (opt-in: slower on an H100, docs/KERNELS.md): the chunk ring without a producer warpgroup, 256
 //                        threads as FlashMLA's (whose consumers issue its TMA): warpgroup 1, idle
 //                        while warpgroup 0 computes S and P, copies q and the first two blocks,
 //                        then each block two ahead (mla_load_block, the same cp.async and chunk
 //                        mbarriers) as soon as both warpgroups are done with its stage (it waits at
 //                        "stage empty", which warpgroup 0 arrives at); no setmaxnreg (255 registers
-//                        a thread at most); MLA_PF does not apply, MLA_FUSE is refused; 4 (opt-in until
-//                        timed): the seesaw (2) without a producer warpgroup, 256 threads: each consumer
+//                        a thread at most); MLA_PF does not apply, MLA_FUSE is refused; 4 (opt-in:
+//                        slower than 1 on an H100): the seesaw (2) without a producer warpgroup, 256 threads: each consumer
 //                        refills the chunks whose last reader it is, as FlashMLA's issue their TMA
 //                        (warpgroup 0 stage 0's chunks 0-3 after its P0 V0_L and stage 1's 0-3 and 8
 //                        once warpgroup 1 is also done with them, "E1L"; warpgroup 1 the others), q and
