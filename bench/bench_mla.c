@@ -19,7 +19,12 @@
  * schedule (MLA_V3 2, DSCC_MLA_V3=2) as it was and with MLA_LEAN (1 to 3
  * and 5 apply to it: its producer's copies, S's descriptors, no mask and
  * ex2.approx.ftz on whole blocks) and the lazy rescale, at MLA_LEAN 6, and
- * merging its splits itself. (The
+ * merging its splits itself, then the chunk ring without a producer
+ * warpgroup (MLA_V3 3, DSCC_MLA_V3=3: 256 threads, warpgroup 1 issues the
+ * copies as FlashMLA's consumers issue its TMA) at the defaults, with
+ * MLA_PREG and at MLA_LEAN 6, and the seesaw without a producer
+ * warpgroup (MLA_V3 4, DSCC_MLA_V3=4: each consumer refills the chunks it
+ * read last, as FlashMLA's) at the defaults and at MLA_LEAN 6. (The
  * whole-stage ring, DSCC_MLA_V3=0, and the L2 prefetch, DSCC_MLA_PREFETCH,
  * were timed on 2026-12-06: docs/KERNELS.md.) The shape
  * is bench_gpu's long context: batch 32 (--batch), 4,097 keys (--ctx), 128
@@ -71,7 +76,12 @@ static const Variant VARIANTS[] = {
     {"seesaw schedule as before (DSCC_MLA_V3=2 DSCC_MLA_LEAN=0 DSCC_MLA_LAZY=0)", "2", "0", "1", "0", "0", "0", "0"},
     {"seesaw schedule, lean, lazy rescale (DSCC_MLA_V3=2)", "2", "0", "1", "5", "1", "0", "0"},
     {"seesaw schedule, and the scale folded into P's exponent (DSCC_MLA_V3=2 DSCC_MLA_LEAN=6)", "2", "0", "1", "6", "1", "0", "0"},
-    {"seesaw schedule, lean, lazy rescale, merged in the kernel (DSCC_MLA_V3=2 DSCC_MLA_FUSE=1)", "2", "0", "1", "5", "1", "1", "0"}};
+    {"seesaw schedule, lean, lazy rescale, merged in the kernel (DSCC_MLA_V3=2 DSCC_MLA_FUSE=1)", "2", "0", "1", "5", "1", "1", "0"},
+    {"no producer warpgroup, 256 threads, warpgroup 1 loads (DSCC_MLA_V3=3)", "3", "0", "1", "5", "1", "0", "0"},
+    {"no producer, P from registers (DSCC_MLA_V3=3 DSCC_MLA_PREG=1)", "3", "0", "1", "5", "1", "0", "1"},
+    {"no producer, the scale folded into P's exponent (DSCC_MLA_V3=3 DSCC_MLA_LEAN=6)", "3", "0", "1", "6", "1", "0", "0"},
+    {"seesaw schedule without a producer, the consumers load (DSCC_MLA_V3=4)", "4", "0", "1", "5", "1", "0", "0"},
+    {"seesaw without a producer, the scale folded into P's exponent (DSCC_MLA_V3=4 DSCC_MLA_LEAN=6)", "4", "0", "1", "6", "1", "0", "0"}};
 enum { NV = (int)(sizeof VARIANTS / sizeof *VARIANTS), HQ = 128 };
 
 /* The decode kernel's and the combine's sources for variant v at (B, T). */
@@ -157,7 +167,7 @@ int main(int argc, char **argv) {
         CgArgs args = {.t = {dq, dk, dout, dpart}};
         void *p[] = {&args};
         for (int r = -2; r < reps; r++) {
-            if (!rt_cuda_event_record(gpu, d, e0) || !rt_cuda_launch_async(gpu, d, k, (unsigned)grid, 384, 3 * 73728 + 1024 + 256, p) ||
+            if (!rt_cuda_event_record(gpu, d, e0) || !rt_cuda_launch_async(gpu, d, k, (unsigned)grid, *VARIANTS[vi].v3 >= '3' ? 256 : 384, 3 * 73728 + 1024 + 256, p) ||
                 !rt_cuda_event_record(gpu, d, em) ||
                 (nsp > 1 && (*VARIANTS[vi].fuse == '0' || nsp > atoi(fmax)) && !rt_cuda_launch_async(gpu, d, kc, (unsigned)((n * 128 + 255) / 256), 256, 0, p)) ||
                 !rt_cuda_event_record(gpu, d, e1))

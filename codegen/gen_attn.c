@@ -324,7 +324,8 @@ static void mla_decode(Gen *G, const IrNode *n, int sq, int sq1, int64_t qd0, in
     const char *v3 = getenv("DSCC_MLA_V3"), *pf = getenv("DSCC_MLA_PREFETCH"), *lean = getenv("DSCC_MLA_LEAN"),
                *lazy = getenv("DSCC_MLA_LAZY"), *fuse = getenv("DSCC_MLA_FUSE"), *preg = getenv("DSCC_MLA_PREG"); /* checked in cg_attention */
     const char *fmax = getenv("DSCC_MLA_FUSE_MAX");
-    bool fused = fuse && strcmp(fuse, "1") == 0; /* opt-in: slower on an H100 (mla_decode.cuh's MLA_FUSE) */
+    bool noprod = v3 && (strcmp(v3, "3") == 0 || strcmp(v3, "4") == 0); /* 256 threads, the consumers load (MLA_V3 3, 4) */
+    bool fused = fuse && strcmp(fuse, "1") == 0 && !noprod; /* opt-in: slower on an H100 (MLA_FUSE; its ticket is the producer's) */
     int kfuse = fused ? (fmax && *fmax ? atoi(fmax) : MLA_FUSE_MAX) : 1; /* splits the decode kernel merges itself, at most */
     CgDefine d[] = {{"MLA_IN_MODULE", "1"},
                     {"MLA_B", cg_dim(G, B)},
@@ -341,7 +342,7 @@ static void mla_decode(Gen *G, const IrNode *n, int sq, int sq1, int64_t qd0, in
                     {"MLA_SP", arena_printf(a, "%d", sp)},
                     {"MLA_CAUSAL", ir_node_attr_bool(n, "causal", false) ? "1" : "0"},
                     {"MLA_SCALE", arena_printf(a, "%.9ef", (double)(float)ir_node_attr_float(n, "scale", 1.0))},
-                    {"MLA_V3", v3 && *v3 ? v3 : "1"}, /* 0: the stage lands whole (the kernel before the chunk ring); 2: the seesaw */
+                    {"MLA_V3", v3 && *v3 ? v3 : "1"}, /* 0: the stage lands whole (the kernel before the chunk ring); 2: the seesaw; 3, 4: 1, 2 without the producer */
                     {"MLA_PF", pf && *pf ? pf : "0"}, /* blocks of keys the L2 prefetch runs ahead (0: none, the default: slower on an H100) */
                     {"MLA_LEAN", lean && *lean ? lean : "5"}, /* fewer instructions a block of keys (mla_decode.cuh); 0: as before */
                     {"MLA_LAZY", lazy && *lazy ? lazy : "1"}, /* O rescaled only when a row's max grows by more than 2^8 */
@@ -352,7 +353,7 @@ static void mla_decode(Gen *G, const IrNode *n, int sq, int sq1, int64_t qd0, in
     cg_phase(G, CG_LAUNCH_BLOCK, B, 1, ir_dim_mul(S, q->type.dims[2]), 64, MLA_SMEM);
     cg_phase_keys(G, CG_ITEMS_MLA_DECODE, B, S, T, Hq, 512);
     G->phases[G->nphases - 1].fn = "mla_decode";
-    G->phases[G->nphases - 1].threads = 384; /* two consumer warpgroups and the producer (MLA_THREADS) */
+    G->phases[G->nphases - 1].threads = noprod ? 256 : 384; /* two consumer warpgroups and the producer (MLA_THREADS) */
     G->phases[G->nphases - 1].knb = MLA_MAX_S;
     CgDefine c[] = {{"MLA_IN_MODULE", "1"}, d[1], d[2], d[4], d[10], d[11], d[12]};
     sb_puts(&G->decl, cg_kernel_instance(a, "mla_decode_combine", "mla_decode_combine", c, (int)(sizeof c / sizeof *c)));
@@ -642,8 +643,9 @@ bool cg_attention(Gen *G, const IrNode *n) {
         return false;
     }
     const char *v3 = getenv("DSCC_MLA_V3");
-    if (v3 && *v3 && strcmp(v3, "0") && strcmp(v3, "1") && strcmp(v3, "2")) {
-        G->why = "DSCC_MLA_V3 must be 0 (MLA's decode kernel waits for each stage whole), 1 (chunk by chunk) or 2 (the seesaw schedule)";
+    if (v3 && *v3 && strcmp(v3, "0") && strcmp(v3, "1") && strcmp(v3, "2") && strcmp(v3, "3") && strcmp(v3, "4")) {
+        G->why = "DSCC_MLA_V3 must be 0 (MLA's decode kernel waits for each stage whole), 1 (chunk by chunk), 2 (the seesaw schedule), "
+                 "3 (chunk by chunk, no producer warpgroup: warpgroup 1 loads) or 4 (the seesaw, no producer warpgroup)";
         return false;
     }
     const char *pf = getenv("DSCC_MLA_PREFETCH");

@@ -52,7 +52,19 @@
 //                        of their own (cp.async.mbarrier.arrive.noinc), the producer never waits
 //                        for its copies, S starts on the first chunk; 0: the stage lands as a
 //                        whole (cp.async.wait_group, then the stage's named barrier); 2: the
-//                        chunk ring under FlashMLA's seesaw schedule (see the consumers' loop)
+//                        chunk ring under FlashMLA's seesaw schedule (see the consumers' loop); 3
+//                        (opt-in: slower on an H100, docs/KERNELS.md): the chunk ring without a producer warpgroup, 256
+//                        threads as FlashMLA's (whose consumers issue its TMA): warpgroup 1, idle
+//                        while warpgroup 0 computes S and P, copies q and the first two blocks,
+//                        then each block two ahead (mla_load_block, the same cp.async and chunk
+//                        mbarriers) as soon as both warpgroups are done with its stage (it waits at
+//                        "stage empty", which warpgroup 0 arrives at); no setmaxnreg (255 registers
+//                        a thread at most); MLA_PF does not apply, MLA_FUSE is refused; 4 (opt-in:
+//                        slower than 1 on an H100): the seesaw (2) without a producer warpgroup, 256 threads: each consumer
+//                        refills the chunks whose last reader it is, as FlashMLA's issue their TMA
+//                        (warpgroup 0 stage 0's chunks 0-3 after its P0 V0_L and stage 1's 0-3 and 8
+//                        once warpgroup 1 is also done with them, "E1L"; warpgroup 1 the others), q and
+//                        the first block by warpgroup 0, the second by warpgroup 1; as 3 otherwise
 //   MLA_WAITG            with MLA_V3: warpgroup 0 waits for the chunks MLA_WAITG at a time (1, 3
 //                        or 9; one proxy fence each wait), default 1
 //   MLA_PF               with MLA_V3: the producer asks L2 for the block of keys MLA_PF blocks
@@ -170,7 +182,8 @@ __device__ __forceinline__ void pdl_launch_dependents() { asm volatile("griddepc
 #ifndef MLA_DECODE_HELPERS
 #define MLA_DECODE_HELPERS
 #define MLA_TILE 73728 // bytes of 64 rows x 576 bf16: 9 chunks of 64 columns, 8 KB each
-#define MLA_THREADS 384 // consumer warpgroups 0 and 1, the producer 2
+#define MLA_THREADS (MLA_V3 >= 3 ? 256 : 384) // consumer warpgroups 0 and 1, the producer 2 (MLA_V3 3, 4: none, the consumers load)
+#define MLA_SEESAW (MLA_V3 == 2 || MLA_V3 == 4) // the seesaw schedule (4: without the producer)
 // 128 x 56 + 256 x 224 = 128 x 72 + 256 x 216 = 384 x 168 (ptxas's count at launch): MLA_LEAN's producer
 // spills 16 bytes at 56, and the consumers need no more than 208 (ptxas -v, CUDA 13.0, every variant)
 #define MLA_REGS_PRODUCER (MLA_LEAN >= 1 ? 72 : 56)
@@ -193,6 +206,10 @@ __device__ __forceinline__ void pdl_launch_dependents() { asm volatile("griddepc
 #define MLA_BAR_S1 9
 #define MLA_BAR_P0R 10
 #define MLA_BAR_P1R 11
+// MLA_V3 4: each consumer warpgroup's own (128 threads): all its warps' wgmma done reading a chunk before
+// any of its threads refills it (a warp's wgmma.wait_group covers only that warp's part, which reads all of B)
+#define MLA_BAR_W0 12
+#define MLA_BAR_W1 13
 // Byte `cb` of row r of a 64-row tile in the 128-byte swizzle: chunk cb / 128
 // of 64 rows x 128 bytes, the 16-byte unit u of row r at (u ^ r % 8) * 16.
 __device__ __forceinline__ unsigned mla_swz(int r, int cb) {
@@ -403,17 +420,80 @@ __device__ __forceinline__ void mla_pv(float *o, const unsigned char *Pc, const 
     for (int kk = 0; kk < 4; kk++) mla_wgmma_pv(o, Pc + kk * 32, V + kk * 2048, 8192, 1024, 1);
     hp_wg_commit();
 }
+// MLA_V3 3, 4 (no producer warpgroup): the chunks of cmask (bit c: chunk c) of block jb of keys (64 rows
+// of 576 bf16, the batch row's first at Kg's row kr0; keys past T land as zeros) into the stage Kd by the
+// 128 threads of one warpgroup (pt 0 .. 127, the thread's index in it: rows pr + 16 i, the 16-byte unit
+// pu of each chunk), each chunk's copies on its mbarrier fb + c (cp.async.mbarrier.arrive.noinc, 128
+// arrivals a phase, as the producer's: each chunk by one warpgroup a use); with Qs, q's tile too (the
+// step's rows qr0 .., zeros from row nq on) on the same barriers. A whole block without q: the copies at
+// offsets fixed but for the chunk (MLA_LEAN 1's form).
+__device__ __forceinline__ void mla_load_block(unsigned char *Kd, const unsigned short *Kg, long long kr0, long long jb, long long T,
+                                               unsigned char *Qs, const unsigned short *Q0, const unsigned short *Q1, int qd0,
+                                               long long qr0, long long nq, unsigned long long *fb, int pt, unsigned cmask = 0x1ffu) {
+    const int pr = pt >> 3, pu = pt & 7;
+    if (!Qs && jb * 64 + 64 <= T) {
+        const unsigned short *const src = Kg + ((kr0 + jb * 64 + pr) * 576 + pu * 8); // row pr, unit pu of chunk 0
+        unsigned char *const dst = Kd + pr * 128 + ((pu ^ (pr & 7)) << 4); // mla_swz(pr + 16 i, 128 c + 16 pu) - 8192 c - 2048 i
+#pragma unroll
+        for (int c = 0; c < 9; c++) {
+            if (!(cmask >> c & 1u)) continue;
+#pragma unroll
+            for (int i = 0; i < 4; i++) hp_cp16(dst + c * 8192 + i * 2048, src + (i * 16 * 576 + c * 64), true);
+            hp_cp_arrive(fb + c);
+        }
+        return;
+    }
+    for (int c = 0; c < 9; c++) {
+        if (!(cmask >> c & 1u)) continue;
+        const int kc = c * 8 + pu; // the unit's 16 bytes among the row's 72
+        if (Qs)
+#pragma unroll
+            for (int i = 0; i < 4; i++) {
+                const int r = pr + 16 * i;
+                const bool ok = r < nq;
+                const long long qr = qr0 + r;
+                const unsigned short *src = kc * 8 < qd0 ? Q0 + (qr * qd0 + kc * 8) : Q1 + (qr * (576 - qd0) + kc * 8 - qd0);
+                hp_cp16(Qs + mla_swz(r, kc * 16), ok ? src : Q0, ok);
+            }
+#pragma unroll
+        for (int i = 0; i < 4; i++) {
+            const int jj = pr + 16 * i;
+            const long long j = jb * 64 + jj;
+            const bool ok = j < T;
+            hp_cp16(Kd + mla_swz(jj, kc * 16), ok ? Kg + ((kr0 + j) * 576 + kc * 8) : Kg, ok);
+        }
+        hp_cp_arrive(fb + c);
+    }
+}
+// MLA_V3 4: q's tile alone (the step's rows qr0 .., zeros from row nq on) on its own mbarrier, by one warpgroup
+__device__ __forceinline__ void mla_load_q(unsigned char *Qs, const unsigned short *Q0, const unsigned short *Q1, int qd0, long long qr0,
+                                           long long nq, unsigned long long *bar, int pt) {
+    const int pr = pt >> 3, pu = pt & 7;
+    for (int kc = pu; kc < 72; kc += 8)
+#pragma unroll
+        for (int i = 0; i < 4; i++) {
+            const int r = pr + 16 * i;
+            const bool ok = r < nq;
+            const long long qr = qr0 + r;
+            const unsigned short *src = kc * 8 < qd0 ? Q0 + (qr * qd0 + kc * 8) : Q1 + (qr * (576 - qd0) + kc * 8 - qd0);
+            hp_cp16(Qs + mla_swz(r, kc * 16), ok ? src : Q0, ok);
+        }
+    hp_cp_arrive(bar);
+}
 // MLA_FUSE's tickets: at most this many (batch row, row tile) pairs in a launch of several splits
 // (gen.h's cg_mla_splits keeps splits x query rows within 33,792: at two splits or more, 16,896 rows)
 #define MLA_TICKETS 16896
 #ifndef MLA_MERGE_G
-#define MLA_MERGE_G (MLA_V3 == 2 ? 2 : 1) // the merge's passes over a row's 64 columns (this thread's): the seesaw spills 4 bytes at 1
+#define MLA_MERGE_G (MLA_SEESAW ? 2 : 1) // the merge's passes over a row's 64 columns (this thread's): the seesaw spills 4 bytes at 1
 #endif
 #define MLA_CAT2(x, y) x##y
 #define MLA_CAT(x, y) MLA_CAT2(x, y)
 #define MLA_FUSED(nsp) (MLA_FUSE && (nsp) > 1 && (nsp) <= MLA_FUSE_MAX) // the launch's splits merged by the kernel
 #endif
 
+#if MLA_V3 >= 3 && MLA_FUSE
+#error "MLA_FUSE needs the producer warpgroup (it takes the ticket): MLA_V3 0 to 2"
+#endif
 #if MLA_FUSE
 // per (batch row, row tile): its blocks' tickets (low 16 bits) and the parts written (high 16 bits);
 // the block that merges sets it back to 0, so it is 0 at every launch (the module's memory starts at 0)
@@ -428,7 +508,7 @@ extern "C" __global__ void __launch_bounds__(MLA_THREADS, 1) DSCC_ENTRY(Args a) 
 #if MLA_FUSE
     __shared__ unsigned s_tick; // the block's ticket (the producer takes it while the consumers finish)
 #endif
-#if MLA_V3 == 2
+#if MLA_SEESAW
     __shared__ float s_m1[64];
 #endif
     // the dynamic memory from its first 1024-aligned byte (the swizzle's period):
@@ -454,6 +534,7 @@ extern "C" __global__ void __launch_bounds__(MLA_THREADS, 1) DSCC_ENTRY(Args a) 
     }
     __syncthreads();
 #endif
+#if MLA_V3 < 3 // (3, 4: no producer warpgroup)
     if (wg == 2) { // the producer: q with the first block, each block into stage (its index) % 2
         hp_setmaxnreg_dec<MLA_REGS_PRODUCER>();
         const unsigned short *Q0 = (const unsigned short *)a.t[MLA_SQ], *Q1 = (const unsigned short *)a.t[MLA_SQ1];
@@ -564,6 +645,7 @@ extern "C" __global__ void __launch_bounds__(MLA_THREADS, 1) DSCC_ENTRY(Args a) 
         return;
     }
     hp_setmaxnreg_inc<MLA_REGS_CONSUMER>();
+#endif
     // the last key each of this thread's rows (ra, ra + 8) sees
     long long last[2];
 #pragma unroll
@@ -576,7 +658,7 @@ extern "C" __global__ void __launch_bounds__(MLA_THREADS, 1) DSCC_ENTRY(Args a) 
 #pragma unroll
     for (int i = 0; i < 128; i++) o[i] = 0.0f;
     float m[2] = {NEG, NEG}, ls[2] = {0.0f, 0.0f}; // warpgroup 0: rows' running max (base 2) and this thread's share of the sum
-#if MLA_V3 == 2
+#if MLA_SEESAW
     // The seesaw (FlashMLA's schedule): blocks in pairs, b0 in stage 0, b1 = b0 + 1 in
     // stage 1; warpgroup 0 computes S and P of b0, warpgroup 1 those of b1 at the same
     // time; the rows' max runs m -> m0 (b0's, warpgroup 0) -> m1 (b1's, warpgroup 1), and
@@ -587,8 +669,21 @@ extern "C" __global__ void __launch_bounds__(MLA_THREADS, 1) DSCC_ENTRY(Args a) 
     // P0 and P1 as bf16 over their stage's rope columns; P0 rewritten as P0 sc1 once
     // warpgroup 0's own P V has read it. The stages go back to the producer in halves
     // as soon as their readers are done (MLA_BAR_E0L ... E1L).
-    hp_mbar_wait(full + 18, 0); // q landed
     unsigned char *const K0 = Ks, *const K1 = Ks + MLA_TILE;
+#if MLA_V3 == 4
+    // no producer: warpgroup 0 loads q and the first block, warpgroup 1 the second; later each refills
+    // the chunks whose last reader it is (FlashMLA's: warpgroup 0 chunks 0-3 of stage 0 after its P V
+    // of V0_L, and 0-3 and 8 of stage 1 once both are done with them; warpgroup 1 the rest)
+    const unsigned short *const Q0 = (const unsigned short *)a.t[MLA_SQ], *const Q1 = (const unsigned short *)a.t[MLA_SQ1];
+    const unsigned short *const Kg = (const unsigned short *)a.t[MLA_SK];
+    const int pt = tid & 127;
+    if (wg == 0) {
+        mla_load_q(Qs, Q0, Q1, MLA_QD0, bb * rows + r0, rows - r0, full + 18, pt);
+        if (jb0 < jb1) mla_load_block(K0, Kg, bb * KT, jb0, T, (unsigned char *)0, Q0, Q1, MLA_QD0, 0, 0, full, pt);
+    } else if (jb0 + 1 < jb1)
+        mla_load_block(K1, Kg, bb * KT, jb0 + 1, T, (unsigned char *)0, Q0, Q1, MLA_QD0, 0, 0, full + 9, pt);
+#endif
+    hp_mbar_wait(full + 18, 0); // q landed
     for (long long b0 = jb0; b0 < jb1; b0 += 2) {
         const bool two = b0 + 1 < jb1;
         const unsigned par = (unsigned)((b0 - jb0) >> 1) & 1u;
@@ -612,7 +707,14 @@ extern "C" __global__ void __launch_bounds__(MLA_THREADS, 1) DSCC_ENTRY(Args a) 
             sc1[0] = s_corr[1][ra], sc1[1] = s_corr[1][ra + 8], m[0] = s_m1[ra], m[1] = s_m1[ra + 8];
             hp_wg_wait0();
             mla_hold128(o);
+#if MLA_V3 == 4
+            if (b0 + 2 < jb1) { // stage 0's chunks 0-3 read for the last time (by this warpgroup only): block b0 + 2's
+                hp_bar_sync(MLA_BAR_W0, 128);
+                mla_load_block(K0, Kg, bb * KT, b0 + 2, T, (unsigned char *)0, Q0, Q1, MLA_QD0, 0, 0, full, pt, 0x00fu);
+            }
+#else
             if (b0 + 2 < jb1) hp_bar_arrive(MLA_BAR_E0L, 256); // stage 0's chunks 0-3 read for the last time
+#endif
             // P0 sc1 for warpgroup 1 over P0: the warp's wgmma read only its own 16 rows of P0, and
             // its wait is the warp's (its lanes together: __syncwarp, for an emulator that runs them in turn)
             __syncwarp();
@@ -627,7 +729,14 @@ extern "C" __global__ void __launch_bounds__(MLA_THREADS, 1) DSCC_ENTRY(Args a) 
                 mla_pv(o, K1 + 8 * 8192, K1); // O_L += P1 V1_L
                 hp_wg_wait0();
                 mla_hold128(o);
+#if MLA_V3 == 4
+                if (b0 + 3 < jb1) { // stage 1's chunks 0-3 and P1, once warpgroup 1 is done with them too: block b0 + 3's
+                    hp_bar_sync(MLA_BAR_E1L, MLA_THREADS);
+                    mla_load_block(K1, Kg, bb * KT, b0 + 3, T, (unsigned char *)0, Q0, Q1, MLA_QD0, 0, 0, full + 9, pt, 0x10fu);
+                }
+#else
                 if (b0 + 3 < jb1) hp_bar_arrive(MLA_BAR_E1L, MLA_THREADS); // stage 1's chunks 0-3 and P1
+#endif
             }
         } else {
             if (two) {
@@ -658,15 +767,32 @@ extern "C" __global__ void __launch_bounds__(MLA_THREADS, 1) DSCC_ENTRY(Args a) 
             if (two) {
                 hp_wg_wait1(); // P1 V1_R done
                 if (b0 + 3 < jb1) {
+#if MLA_V3 == 4
+                    hp_bar_arrive(MLA_BAR_E1L, MLA_THREADS); // this warpgroup's reads of stage 1's chunks 0-3 and P1 done
+                    // stage 1's chunks 4-7 (read by this warpgroup only): block b0 + 3's
+                    hp_bar_sync(MLA_BAR_W1, 128);
+                    mla_load_block(K1, Kg, bb * KT, b0 + 3, T, (unsigned char *)0, Q0, Q1, MLA_QD0, 0, 0, full + 9, pt, 0x0f0u);
+#else
                     hp_bar_arrive(MLA_BAR_E1R, 256); // stage 1's chunks 4-7
                     hp_bar_arrive(MLA_BAR_E1L, MLA_THREADS); // and this warpgroup's reads of P1
+#endif
                 }
             }
             hp_wg_wait0();
             mla_hold128(o);
+#if MLA_V3 == 4
+            if (b0 + 2 < jb1) { // stage 0's chunks 4-8 (warpgroup 0 done with P0 before "P0 sc1 ready"): block b0 + 2's
+                hp_bar_sync(MLA_BAR_W1, 128);
+                mla_load_block(K0, Kg, bb * KT, b0 + 2, T, (unsigned char *)0, Q0, Q1, MLA_QD0, 0, 0, full, pt, 0x1f0u);
+            }
+#else
             if (b0 + 2 < jb1) hp_bar_arrive(MLA_BAR_E0R, 256); // stage 0's chunks 4-8
+#endif
         }
     }
+#if MLA_V3 == 4
+    hp_cp_wait_all(); // (every copy landed already: each was waited for before the S that read it)
+#endif
 #else
     // a loop for each warpgroup: with MLA_LEAN 4 warpgroup 0's P V is still in flight at the end of an
     // iteration, and ptxas must see no path from there into warpgroup 1's code (it would serialize the wgmma)
@@ -770,6 +896,16 @@ extern "C" __global__ void __launch_bounds__(MLA_THREADS, 1) DSCC_ENTRY(Args a) 
             mla_hold128(o);
         }
     } else {
+#if MLA_V3 == 3
+        // no producer: this warpgroup loads q and the first two blocks, then each block two ahead
+        // as soon as both warpgroups are done with its stage (FlashMLA's two warpgroups)
+        const unsigned short *const Q0 = (const unsigned short *)a.t[MLA_SQ], *const Q1 = (const unsigned short *)a.t[MLA_SQ1];
+        const unsigned short *const Kg = (const unsigned short *)a.t[MLA_SK];
+        const int pt = tid - 128;
+        for (long long jb = jb0; jb < jb1 && jb < jb0 + 2; jb++)
+            mla_load_block(Ks + (jb - jb0) * MLA_TILE, Kg, bb * KT, jb, T, jb == jb0 ? Qs : (unsigned char *)0, Q0, Q1, MLA_QD0,
+                           bb * rows + r0, rows - r0, full + (jb - jb0) * 9, pt);
+#endif
         for (long long jb = jb0; jb < jb1; jb++) {
             const int st = (int)((jb - jb0) & 1);
             unsigned char *const Kc = Ks + st * MLA_TILE, *const Pc = Kc + 8 * 8192; // P over the rope columns
@@ -794,11 +930,21 @@ extern "C" __global__ void __launch_bounds__(MLA_THREADS, 1) DSCC_ENTRY(Args a) 
             hp_wg_commit();
             hp_wg_wait0();
             mla_hold128(o);
+#if MLA_V3 == 3
+            if (jb + 2 < jb1) { // warpgroup 0 done with the stage too (its S and P V): block jb + 2 into it
+                hp_bar_sync(MLA_BAR_EMPTY + st, MLA_THREADS);
+                mla_load_block(Kc, Kg, bb * KT, jb + 2, T, (unsigned char *)0, Q0, Q1, MLA_QD0, 0, 0, fb, pt);
+            }
+#else
             if (jb + 2 < jb1) hp_bar_arrive(MLA_BAR_EMPTY + st, MLA_THREADS); // the producer may refill the stage
+#endif
         }
+#if MLA_V3 == 3
+        hp_cp_wait_all(); // (every copy landed already: warpgroup 0 waited for each before its S)
+#endif
     }
 #endif
-    if (wg == 0 || MLA_V3 == 2) { // the rows' max and sum over their quads, for both warpgroups (the seesaw: each its share)
+    if (wg == 0 || MLA_SEESAW) { // the rows' max and sum over their quads, for both warpgroups (the seesaw: each its share)
 #pragma unroll
         for (int h = 0; h < 2; h++) {
             ls[h] += __shfl_xor_sync(0xffffffffu, ls[h], 1);
@@ -827,7 +973,7 @@ extern "C" __global__ void __launch_bounds__(MLA_THREADS, 1) DSCC_ENTRY(Args a) 
         const float *const lse = part + 64 + nsp * n * 512;
         if (tid < 64 && r0 + tid < rows) {
             const long long ri = bb * rows + r0 + tid;
-            const float lr = MLA_V3 == 2 ? s_l[tid] + s_l1[tid] : s_l[tid], own = lr > 0.0f ? s_m[tid] + log2f(lr) : NEG;
+            const float lr = MLA_SEESAW ? s_l[tid] + s_l1[tid] : s_l[tid], own = lr > 0.0f ? s_m[tid] + log2f(lr) : NEG;
             float mx = NEG, den = 0.0f;
             for (long long s = 0; s < nsp; s++) { // the lse of every split (kept for the second pass), their max
                 const float e = s == sp ? own : __ldcg(lse + s * n + ri);
@@ -847,7 +993,7 @@ extern "C" __global__ void __launch_bounds__(MLA_THREADS, 1) DSCC_ENTRY(Args a) 
             const int r = ra + 8 * h;
             if (r0 + r >= rows) continue;
             const long long ri = bb * rows + r0 + r;
-            const float lr = MLA_V3 == 2 ? s_l[r] + s_l1[r] : s_l[r], inv = lr > 0.0f ? 1.0f / lr : 0.0f, di = dinv[r];
+            const float lr = MLA_SEESAW ? s_l[r] + s_l1[r] : s_l[r], inv = lr > 0.0f ? 1.0f / lr : 0.0f, di = dinv[r];
 #pragma unroll
             for (int g = 0; g < MLA_MERGE_G; g++) { // 64 / MLA_MERGE_G of the row's 64 columns at a time
                 float acc[64 / MLA_MERGE_G];
@@ -887,7 +1033,7 @@ extern "C" __global__ void __launch_bounds__(MLA_THREADS, 1) DSCC_ENTRY(Args a) 
         const int r = ra + 8 * h;
         const long long ri = bb * rows + r0 + r;
         if (r0 + r >= rows) continue;
-        const float lr = MLA_V3 == 2 ? s_l[r] + s_l1[r] : s_l[r], inv = lr > 0.0f ? 1.0f / lr : 0.0f;
+        const float lr = MLA_SEESAW ? s_l[r] + s_l1[r] : s_l[r], inv = lr > 0.0f ? 1.0f / lr : 0.0f;
         if (nsp == 1) {
 #pragma unroll
             for (int i = 2 * h; i < 128; i += 4) {

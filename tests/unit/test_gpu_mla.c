@@ -19,7 +19,15 @@
  * and over 2 to 4 splits the kernel merging them itself (MLA_FUSE,
  * opt-in) against the combine kernel, and warpgroup 0's P V with P from
  * registers (MLA_PREG) against from shared memory (the same arithmetic:
- * bit for bit on the emulated device).
+ * bit for bit on the emulated device), and the ring without a producer
+ * warpgroup (MLA_V3 3: warpgroup 1 loads) against the ring with one, and
+ * the seesaw without one (4) against the seesaw (2), bit for bit, alone
+ * (1 to 330 keys, 1 to 128 tiles, splits of one block) and through the
+ * executor (DSCC_MLA_V3=3 and 4: causal, q in two tensors).
+ * On a real GPU (DSCC_EMULATED unset) the kernel-alone tests run a subset
+ * (each kernel there is an NVRTC compile of its own; the file stays within
+ * a minute on an H100) and the executor with DSCC_MLA_V3=3 and 4 is left
+ * to test_gpu_ops (tests/gpu/rounds.sh); the emulated device runs all.
  * Every query row of every step
  * is compared (relative L2 per row: 2e-2; P and the output are rounded to
  * bf16, the CPU keeps f32). Exits 77 (skipped) without a GPU; CTest's
@@ -224,6 +232,11 @@ static double from_bf16(uint16_t h) {
  * spreads short contexts over the SMs. */
 /* Returns the output (B x 64 x 512 f32, the caller frees it). MLA_PREG is ring_preg's. */
 static const char *ring_preg = "0";
+/* Whether the device is the emulated one (DSCC_EMULATED, set in main). On a real GPU each kernel is an
+ * NVRTC compile of its own (~1 s, no cache), so the kernel-alone tests run a subset there (marked
+ * "on a GPU" below) and the whole set on the emulated device, which also proves the variants equal bit
+ * for bit: the file stays within a minute on an H100. */
+static bool emu_dev;
 static float *kernel_ring(const char *v3, const char *waitg, const char *pf, const char *lean, const char *lazy, int B, int T) {
     enum { HQ = 64 };
     const double scale = 0.1352337788;
@@ -252,7 +265,8 @@ static float *kernel_ring(const char *v3, const char *waitg, const char *pf, con
     assert_true(rt_cuda_upload(gpu, d, dq, q, sizeof(uint16_t) * nq) && rt_cuda_upload(gpu, d, dk, kv, sizeof(uint16_t) * nk));
     CgArgs args = {.t = {dq, dk, dout, dpart}};
     void *p[] = {&args};
-    assert_true(rt_cuda_launch_async(gpu, d, k, (unsigned)B, 384, 3 * 73728 + 1024 + 256, p) && rt_cuda_sync(gpu, d));
+    const unsigned nt = *v3 >= '3' ? 256 : 384; /* MLA_V3 3, 4: no producer warpgroup */
+    assert_true(rt_cuda_launch_async(gpu, d, k, (unsigned)B, nt, 3 * 73728 + 1024 + 256, p) && rt_cuda_sync(gpu, d));
     assert_true(rt_cuda_download(gpu, d, out, dout, sizeof(float) * no));
     double worst = 0, *sc = malloc(sizeof(double) * (size_t)T);
     for (int b = 0; b < B; b++)
@@ -297,16 +311,17 @@ static float *kernel_ring(const char *v3, const char *waitg, const char *pf, con
  * and without. T 330: blocks 1 to 4 whole, 5 partial; T 200: blocks 1, 2 whole */
 static void test_mla_kernel_ring(void **state) {
     (void)state;
-    static const char *const rings[][6] = { /* MLA_V3, MLA_WAITG, MLA_PF, MLA_LEAN, MLA_LAZY, "1": also in 24 blocks */
-        {"1", "1", "0", "5", "1", "1"}, {"1", "3", "0", "3", "1", "1"}, {"0", "1", "0", "0", "0", "0"},
-        {"0", "1", "0", "4", "1", "1"}, {"1", "3", "2", "4", "1", "0"}, /* with the L2 prefetch (blocks 2 to 5, the last partial) */
-        {"2", "1", "0", "5", "1", "1"},                                 /* the seesaw: three pairs (T 330), the last one block */
-        {"2", "1", "0", "0", "0", "0"},
-        {"1", "1", "0", "6", "1", "1"}, {"2", "1", "0", "6", "1", "0"}, /* MLA_LEAN 6: the scale folded into P's exponent */
+    static const char *const rings[][7] = { /* MLA_V3, MLA_WAITG, MLA_PF, MLA_LEAN, MLA_LAZY, "1": also in 24 blocks, "1": on a GPU */
+        {"1", "1", "0", "5", "1", "1", "1"}, {"1", "3", "0", "3", "1", "1", "0"}, {"0", "1", "0", "0", "0", "0", "1"},
+        {"0", "1", "0", "4", "1", "1", "0"}, {"1", "3", "2", "4", "1", "0", "0"}, /* with the L2 prefetch (blocks 2 to 5, the last partial) */
+        {"2", "1", "0", "5", "1", "1", "1"},                                      /* the seesaw: three pairs (T 330), the last one block */
+        {"2", "1", "0", "0", "0", "0", "0"},
+        {"1", "1", "0", "6", "1", "1", "1"}, {"2", "1", "0", "6", "1", "0", "0"}, /* MLA_LEAN 6: the scale folded into P's exponent */
     };
     for (int i = 0; i < (int)(sizeof rings / sizeof *rings); i++) {
+        if (!emu_dev && *rings[i][6] != '1') continue;
         free(kernel_ring(rings[i][0], rings[i][1], rings[i][2], rings[i][3], rings[i][4], 1, 330));
-        if (*rings[i][5] == '1') /* each producer warp starved on some block */
+        if (*rings[i][5] == '1' && (emu_dev || i == 0 || i == 5)) /* each producer warp starved on some block */
             free(kernel_ring(rings[i][0], rings[i][1], rings[i][2], rings[i][3], rings[i][4], 24, 200));
     }
 }
@@ -340,7 +355,7 @@ static void test_mla_lean_exact(void **state) {
     const char *em = getenv("DSCC_EMULATED");
     const bool exact = em && *em && strcmp(em, "0") != 0;
     static const int shape[][2] = {{1, 330}, {24, 200}};
-    for (int k = 0; k < 2; k++) {
+    for (int k = 0; k < (emu_dev ? 2 : 1); k++) { /* (on a GPU: T 330 alone) */
         const uint64_t seed = rng;
         const size_t rows = (size_t)shape[k][0] * 64, no = rows * 512;
         /* MLA_V3, MLA_LEAN, compared with: 1 level 0's first run, 0 the run before; level 0 again first, so that a
@@ -351,6 +366,7 @@ static void test_mla_lean_exact(void **state) {
         rng = seed;
         ref = kernel_ring("1", "1", "0", "0", "0", shape[k][0], shape[k][1]);
         for (int i = 0; i < (int)(sizeof runs / sizeof *runs); i++) {
+            if (!emu_dev && i >= 1 && i <= 4) continue; /* on a GPU: levels 0 and 5 and the seesaw's */
             rng = seed;
             float *out = kernel_ring(runs[i][0], "1", "0", runs[i][1], "0", shape[k][0], shape[k][1]);
             if (*runs[i][2] == '1' || prev) {
@@ -409,7 +425,7 @@ static float *kernel_split(const char *fuse, const char *fmax, const char *v3, i
     void *p[] = {&args};
     for (int rep = 0; rep < 2; rep++) { /* twice: the tickets are back at 0 after a launch */
         assert_true(rt_cuda_memset0(gpu, d, dout, sizeof(float) * no));
-        assert_true(rt_cuda_launch_async(gpu, d, k, (unsigned)(B * nsp), 384, 3 * 73728 + 1024 + 256, p));
+        assert_true(rt_cuda_launch_async(gpu, d, k, (unsigned)(B * nsp), *v3 >= '3' ? 256 : 384, 3 * 73728 + 1024 + 256, p));
         if (*fuse == '0' || nsp > atoi(fmax)) /* the kernel merges at most fmax splits itself */
             assert_true(rt_cuda_launch_async(gpu, d, kc, (unsigned)((B * 64 * 128 + 255) / 256), 256, 0, p));
         assert_true(rt_cuda_sync(gpu, d));
@@ -439,6 +455,7 @@ static void test_mla_fused_combine(void **state) {
         {1, 330, 2, "1", "4"}, {2, 330, 4, "1", "4"}, {24, 200, 3, "1", "4"}, {2, 330, 3, "2", "4"},
         {2, 330, 3, "1", "2"}}; /* the last: more splits than the kernel merges itself (the combine kernel's, in a fused build) */
     for (int c = 0; c < (int)(sizeof cases / sizeof *cases); c++) {
+        if (!emu_dev && c != 0 && c != 3) continue; /* on a GPU: the chunk ring's first case and the seesaw's */
         const int B = cases[c].B, T = cases[c].T, nsp = cases[c].nsp;
         const uint64_t seed = rng;
         float *one = kernel_ring(cases[c].v3, "1", "0", "5", "1", B, T);
@@ -472,6 +489,7 @@ static void test_mla_p_registers(void **state) {
     static const struct { const char *v3, *lean, *lazy; int B, T; } cases[] = {
         {"1", "5", "1", 1, 330}, {"1", "5", "1", 24, 200}, {"1", "3", "0", 1, 330}, {"1", "6", "1", 1, 330}, {"0", "4", "1", 24, 200}};
     for (int c = 0; c < (int)(sizeof cases / sizeof *cases); c++) {
+        if (!emu_dev && c != 0) continue; /* on a GPU: the first */
         const uint64_t seed = rng;
         ring_preg = "0";
         float *smem = kernel_ring(cases[c].v3, "1", "0", cases[c].lean, cases[c].lazy, cases[c].B, cases[c].T);
@@ -488,6 +506,133 @@ static void test_mla_p_registers(void **state) {
         free(smem);
         free(regs);
     }
+}
+
+/* The chunk ring without a producer warpgroup (MLA_V3 3: 256 threads, warpgroup 1 copies q and each
+ * block of keys, two ahead, once both warpgroups are done with its stage) against the ring with one
+ * (MLA_V3 1): only who issues the copies changes, not the arithmetic, so bit for bit on the emulated
+ * device (within 1e-3 a row on a GPU), each within the double-precision reference's bound
+ * (kernel_ring). One split over all the keys (kernel_ring): 1 key (the only block partial), 64 (one
+ * whole block, brought with q), 128 (two: no refill), 129 (a refill, the last block of one key), 330
+ * (four refills, the last partial), each in one tile; 200 keys in 24 tiles (the emulator starves
+ * each of warpgroup 1's warps on some block), 1 key in 128 tiles; at MLA_LEAN 5 with the lazy
+ * rescale, 0 without, and with P from registers (MLA_PREG). Several splits merged by the combine
+ * (kernel_split): 200 keys in 4 splits of one block each, 330 in 3 of two blocks, over 2 tiles. And
+ * the seesaw without a producer (MLA_V3 4: each consumer refills the chunks it read last) against
+ * the seesaw with one (2), bit for bit likewise, over the same edges (its blocks go in pairs: 1,
+ * 128, 129 and 330 keys give a pair of one block, one pair, a pair and one, three pairs). */
+static void test_mla_no_producer(void **state) {
+    (void)state;
+    const char *em = getenv("DSCC_EMULATED");
+    const bool exact = em && *em && strcmp(em, "0") != 0;
+    static const struct { const char *ref, *v3, *lean, *lazy, *preg; int B, T, nsp; } cases[] = { /* on a GPU: 4, 15, 18 */
+        {"1", "3", "5", "1", "0", 1, 1, 1},    {"1", "3", "5", "1", "0", 1, 64, 1},  {"1", "3", "5", "1", "0", 1, 128, 1},
+        {"1", "3", "5", "1", "0", 1, 129, 1},  {"1", "3", "5", "1", "0", 1, 330, 1}, {"1", "3", "0", "0", "0", 1, 330, 1},
+        {"1", "3", "5", "1", "1", 1, 330, 1},  {"1", "3", "6", "1", "0", 1, 330, 1}, {"1", "3", "5", "1", "0", 24, 200, 1},
+        {"1", "3", "5", "1", "0", 128, 1, 1},  {"1", "3", "5", "1", "0", 2, 200, 4}, {"1", "3", "5", "1", "0", 2, 330, 3},
+        /* the seesaw without a producer against the seesaw with one: one block (a pair of one), one pair, a pair and
+         * one block, three pairs (the last partial), two pairs in 24 tiles, splits of one and two blocks */
+        {"2", "4", "5", "1", "0", 1, 1, 1},    {"2", "4", "5", "1", "0", 1, 128, 1}, {"2", "4", "5", "1", "0", 1, 129, 1},
+        {"2", "4", "5", "1", "0", 1, 330, 1},  {"2", "4", "0", "0", "0", 1, 330, 1}, {"2", "4", "6", "1", "0", 1, 330, 1},
+        {"2", "4", "5", "1", "0", 24, 200, 1}, {"2", "4", "5", "1", "0", 2, 200, 4},  {"2", "4", "5", "1", "0", 2, 330, 3}};
+    for (int c = 0; c < (int)(sizeof cases / sizeof *cases); c++) {
+        if (!emu_dev && c != 4 && c != 15 && c != 18) continue; /* 330 keys in each form, the seesaw's in 24 tiles */
+        const int B = cases[c].B, T = cases[c].T, nsp = cases[c].nsp;
+        const uint64_t seed = rng;
+        float *with, *without;
+        ring_preg = cases[c].preg;
+        if (nsp == 1) {
+            with = kernel_ring(cases[c].ref, "1", "0", cases[c].lean, cases[c].lazy, B, T);
+            rng = seed;
+            without = kernel_ring(cases[c].v3, "1", "0", cases[c].lean, cases[c].lazy, B, T);
+        } else { /* (kernel_split: MLA_LEAN 5, the lazy rescale) */
+            with = kernel_split("0", "1", cases[c].ref, B, T, nsp);
+            rng = seed;
+            without = kernel_split("0", "1", cases[c].v3, B, T, nsp);
+        }
+        ring_preg = "0";
+        const size_t rows = (size_t)B * 64;
+        size_t nd;
+        const double w = rows_diff(without, with, rows, &nd);
+        fprintf(stderr, "  MLA_V3 %s against %s (MLA_LEAN %s, MLA_LAZY %s, MLA_PREG %s): %d x 64 heads, T %d, %d split%s: %zu of %zu "
+                "values differ, worst row rel L2 %.2e\n", cases[c].v3, cases[c].ref, cases[c].lean, cases[c].lazy, cases[c].preg, B, T, nsp,
+                nsp == 1 ? "" : "s", nd, rows * 512, w);
+        if (exact) assert_memory_equal(without, with, rows * 512 * sizeof(float));
+        else assert_true(w <= 1e-3);
+        free(with);
+        free(without);
+    }
+}
+
+/* The executor's MLA steps with DSCC_MLA_V3=3 and =4 (read at codegen): causal, q in two tensors (the
+ * kernel's second q slot), rows past the step's in a tile (8 heads), 1 to 16 positions a step,
+ * contexts 1 .. 65 and one or several splits, against the CPU executor as test_mla_long_context;
+ * with 4, also 128 heads (two tiles a batch row, a step of two positions). */
+static void test_mla_no_producer_steps(void **state) {
+    (void)state;
+    static const int steps[] = {1, 16, 16, 16, 14, 1, 1, 2};
+    if (!emu_dev) { /* (on a GPU test_gpu_ops runs the executor with DSCC_MLA_V3 set: tests/gpu/rounds.sh) */
+        printf("emulated device only: the executor with DSCC_MLA_V3=3 and 4\n");
+        return;
+    }
+    const char *old = getenv("DSCC_MLA_V3");
+    char *keep = old ? strdup(old) : NULL;
+    static const int steps128[] = {1, 2, 1};
+    for (int v = 0; v < 2; v++) {
+        setenv("DSCC_MLA_V3", v ? "4" : "3", 1);
+        double worst, worst128 = 0;
+        int cover = run_steps(8, 3, steps, (int)(sizeof steps / sizeof *steps), &worst);
+        if (v) run_steps(128, 2, steps128, 3, &worst128); /* 128 heads (two tiles a batch row): the seesaw's alone */
+        assert_int_equal(cover, 3); /* steps with one split and with several */
+        assert_true(worst <= 2e-2 && worst128 <= 2e-2);
+    }
+    if (keep) setenv("DSCC_MLA_V3", keep, 1);
+    else unsetenv("DSCC_MLA_V3");
+    free(keep);
+}
+
+/* DSCC_MLA_V3 (no GPU needed): 0 to 4 generate the program, anything else is a codegen error naming
+ * the variable and its values; with 3 and 4 the decode phase runs 256 threads (no producer), else 384. */
+static void test_mla_v3_env(void **state) {
+    (void)state;
+    const char *old = getenv("DSCC_MLA_V3");
+    char *keep = old ? strdup(old) : NULL;
+    static const char *const vals[] = {"0", "1", "2", "3", "4", "5", "12", "x"};
+    for (int i = 0; i < (int)(sizeof vals / sizeof *vals); i++) {
+        Arena *a = arena_new();
+        char *msg = NULL;
+        size_t len = 0;
+        FILE *f = open_memstream(&msg, &len);
+        assert_non_null(f);
+        DiagEngine *d = diag_new(a, f);
+        const char *src = model(a, 8);
+        IrGraph *g = fe_compile_string(a, d, "mla.dsl", src, strlen(src), NULL);
+        assert_non_null(g);
+        PassPipeline pp;
+        assert_true(pass_pipeline_parse(a, d, "shape-infer,fold-constants,dce,cse,dce,fuse", &pp));
+        PassRunOptions ro = {0};
+        assert_true(pass_pipeline_run(&pp, g, &ro, d));
+        setenv("DSCC_MLA_V3", vals[i], 1);
+        CgGenOptions o = {.tile = CG_TILE_WGMMA};
+        CgProgram *p = cg_generate(a, d, g, &o);
+        fclose(f);
+        if (i < 5) {
+            assert_non_null(p);
+            int threads = 0;
+            for (int k = 0; k < p->nkernels; k++)
+                for (int ph = 0; ph < p->kernels[k].nphases; ph++)
+                    if (!strcmp(p->kernels[k].phases[ph].fn, "mla_decode")) threads = p->kernels[k].phases[ph].threads;
+            assert_int_equal(threads, i >= 3 ? 256 : 384);
+        } else {
+            assert_null(p);
+            assert_non_null(strstr(msg, "DSCC_MLA_V3 must be 0"));
+        }
+        free(msg);
+        arena_free(a);
+    }
+    if (keep) setenv("DSCC_MLA_V3", keep, 1);
+    else unsetenv("DSCC_MLA_V3");
+    free(keep);
 }
 
 /* gen.h's split rule (no GPU needed): one wave of one block per SM where the tiles allow, no empty split. */
@@ -509,8 +654,10 @@ static void test_mla_splits_rule(void **state) {
 int main(void) {
     const char *seed = getenv("DSCC_TEST_SEED");
     rng = seed && *seed ? strtoull(seed, NULL, 10) : (uint64_t)time(NULL);
+    const char *em = getenv("DSCC_EMULATED");
+    emu_dev = em && *em && strcmp(em, "0") != 0;
     fprintf(stderr, "inputs from seed %llu (DSCC_TEST_SEED=%llu reruns them)\n", (unsigned long long)rng, (unsigned long long)rng);
-    const struct CMUnitTest rule[] = {cmocka_unit_test(test_mla_splits_rule)};
+    const struct CMUnitTest rule[] = {cmocka_unit_test(test_mla_splits_rule), cmocka_unit_test(test_mla_v3_env)};
     if (cmocka_run_group_tests(rule, NULL, NULL)) return 1;
     if (!tu_hopper()) return 77;
     const char *tile = getenv("DSCC_GEMM_TILE");
@@ -520,6 +667,7 @@ int main(void) {
     }
     const struct CMUnitTest tests[] = {cmocka_unit_test(test_mla_kernel_ring), cmocka_unit_test(test_mla_lean_exact),
                                        cmocka_unit_test(test_mla_fused_combine), cmocka_unit_test(test_mla_p_registers),
+                                       cmocka_unit_test(test_mla_no_producer), cmocka_unit_test(test_mla_no_producer_steps),
                                        cmocka_unit_test(test_mla_128_heads),
                                        cmocka_unit_test(test_mla_long_context)};
     return cmocka_run_group_tests(tests, NULL, NULL);
