@@ -10,8 +10,8 @@
  * tiles for R routed rows and E experts, so that many blocks per output
  * tile are launched and the ones past the real count return at once.
  * By default (level 2; DSCC_EXPERT_TMA=0: never, 1: level 1; see
- * expert_tma_params), above
- * EXPERT_TMA_MINR routed rows (a prefill's) the TMA form runs instead of the tile's phases
+ * expert_tma_params), above EXPERT_TMA_MINR routed rows (1: every decode
+ * step and prefill) the TMA form runs instead of the tile's phases
  * (codegen/kernels/expert_tma.cuh: a persistent grid over (expert, 128
  * outputs) units, each block all of its expert's rows, the weights by TMA
  * through maps the runtime makes, each weight byte read once); the sort
@@ -275,7 +275,7 @@ static void expert_stream(Gen *G, const ExpertStream *xs, const IrNode *n, int n
 }
 
 /* The TMA form (codegen/kernels/expert_tma.cuh) of the grouped GEMM above
- * minr routed rows (a prefill's), the tile's phases at or below: by
+ * minr routed rows (every step's), the tile's phases at or below: by
  * default at level 2 (DSCC_EXPERT_TMA, read once at codegen: 0 the tile
  * at every row count, 1 level 1). Its first GPU run (an H200, 2026-12-06)
  * hung: its warpgroups asked setmaxnreg for more registers than the block
@@ -283,7 +283,10 @@ static void expert_stream(Gen *G, const ExpertStream *xs, const IrNode *n, int n
  * (2026-12-06, two V3 layers, bench_gpu) the 1,024-token prefill's
  * fp8_expert_linear took 3.074 ms at level 2 against the tile's 3.895
  * (level 1: 4.156 against 3.865), every GPU test passing, so level 2 is
- * the default above minr. Level 2 (DSCC_EXPERT_TMA=2; expert_tma.cuh's XT_LVL)
+ * the default; at decode too since (minr=1: batch 1 / 32 / 128
+ * fp8_expert_linear 0.164 / 1.738 / 2.815 ms against the tile's 0.178 /
+ * 1.980 / 3.176, the graphed step 1.258 / 3.003 / 4.170 against 1.280 /
+ * 3.220 / 4.491; one H100 run). Level 2 (DSCC_EXPERT_TMA=2; expert_tma.cuh's XT_LVL)
  * stages the scales in shared memory by the producer and gathers and
  * stores whole sectors (an H100's ncu of level 1 at the 1,024-token
  * prefill: 65% of the stalls on the consumers' scattered 4-byte scale
@@ -294,7 +297,8 @@ static void expert_stream(Gen *G, const ExpertStream *xs, const IrNode *n, int n
  * so that the stream of weights read once does not push out the rows of
  * x the units of an expert read again; default 1: an H100's ncu of level 1
  * counted ~1.5 GB more DRAM reads than gate and up's weights hold),
- * minr=N (N >= 1, default EXPERT_TMA_MINR), mt=1|2 (row tiles of 64
+ * minr=N (N >= 1: the tile at up to N routed rows; default
+ * EXPERT_TMA_MINR, minr=2048 the old default: decode on the tile), mt=1|2 (row tiles of 64
  * a consumer warpgroup holds: 128 or 256 of an expert's rows a pass over
  * K, default 1) and grid=N (1..1024 blocks, default 132: an H100's or
  * H200's SMs, the runtime caps it at the device's; fewer make each block
@@ -306,7 +310,7 @@ typedef struct {
     int64_t mt, grid;
     int64_t ef; /* level 2: the weights' TMA loads under an L2 evict-first policy */
 } ExpertTma;
-#define EXPERT_TMA_MINR 2048 /* above a decode step of 256 tokens x 8 experts: the tile's rows */
+#define EXPERT_TMA_MINR 1 /* every step of more than one routed row (minr=2048: decode steps on the tile, as before) */
 
 static bool expert_tma_params(Gen *G, ExpertTma *p) {
     *p = (ExpertTma){false, 2, EXPERT_TMA_MINR, 1, 132, 1};

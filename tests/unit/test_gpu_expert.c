@@ -12,9 +12,9 @@
  * each output through neg, so fp8-quant quantizes the GEMM before it.
  * K is 528 and 176: a last K block of 16 bytes, K not a multiple of 128.
  *
- * The TMA form (codegen/kernels/expert_tma.cuh, by default above 2,048
- * routed rows, at level 2; DSCC_EXPERT_TMA=1,minr=1 runs its level 1 at
- * every row count) on the same routings and one more: two
+ * The TMA form (codegen/kernels/expert_tma.cuh, by default above one
+ * routed row: every step, at level 2; DSCC_EXPERT_TMA=1,minr=1 runs its
+ * level 1 at every row count) on the same routings and one more: two
  * experts of 160 rows (with mt=1, two passes over K; with mt=2,
  * consumers holding a second row tile, one without rows) and slots of id -1; N 176,
  * 528 and 100 are not multiples of its 128-output tile, K 528 and 176 not
@@ -25,10 +25,16 @@
  * memory, the outputs stored 4 columns a lane after a quad shuffle) on the
  * same cases, checked to be the level generated; a scale of the wrong row
  * or K block, or a column pair traded the wrong way, fails the bounds.
+ * Level 2 by default (no switch set) also at decode-like shapes: 32
+ * experts, 1, 8, 32 and 128 tokens of 4 slots (a few rows an expert,
+ * experts 24-31 never hit, others at zero rows at the smaller counts), on
+ * the default grid of 132 blocks (most of them without a unit at 1 token)
+ * and on one of 5.
  * The stream form is opt-in (DSCC_EXPERT_V2=1 or its parameters: on an
  * H100 it was slower than the tile). Each step checks that the stream
- * phase is the one that ran (and, by default or with DSCC_EXPERT_V2=0,
- * that it is not generated and the tile runs: the A/B switch); the CPU takes each value the GPU stored before it computes the
+ * phase is the one that ran (and, with DSCC_EXPERT_V2=0 or unset, that it
+ * is not generated: the TMA form runs, or the tile with
+ * DSCC_EXPERT_TMA=minr=2048, the old default, or =0); the CPU takes each value the GPU stored before it computes the
  * next op, so every expert GEMM is checked on the FP8 codes and scales the
  * kernel read. Bounds, rel L2 of each expert GEMM's output: 4e-3 with bf16
  * storage (y rounded to bf16), 1e-5 with f32 storage (FP8 products exact,
@@ -257,11 +263,14 @@ static void test_ring4(void **state) {
     check(false, FORM_STREAM);
     unsetenv("DSCC_EXPERT_V2");
 }
-/* by default (and with DSCC_EXPERT_V2=0): no stream phase, the tile at these row counts (the TMA form's are above) */
+/* without DSCC_EXPERT_V2 and with DSCC_EXPERT_TMA=minr=2048 (the TMA form above 2,048 routed rows: the old default):
+ * no stream phase, the tile at these row counts */
 static void test_tile(void **state) {
     (void)state;
     unsetenv("DSCC_EXPERT_V2");
+    setenv("DSCC_EXPERT_TMA", "minr=2048", 1);
     check(false, FORM_TILE);
+    unsetenv("DSCC_EXPERT_TMA");
 }
 /* the TMA form (expert_tma.cuh) at every row count (minr=1: above 1 routed row), 128 rows a pass (mt=1, the default:
  * an expert of 160 rows takes two passes), bf16 storage, a grid of 3 blocks (each walks many units: the ring's stages
@@ -296,6 +305,89 @@ static void test_tma2_f32(void **state) {
     unsetenv("DSCC_EXPERT_TMA");
 }
 
+/* Decode-like shapes: V3's SwiGLU over 32 experts (gate and up K 272: a last K block of 16 bytes; N 176, the down's
+ * 272: neither a multiple of 128), 4 slots a token, each token's experts drawn from 0..23 (experts 24-31 never hit). */
+static const char SRC_DEC[] = "dim T;\n"
+                              "input x: bf16[T, 272];\n"
+                              "input idx: i32[T, 4];\n"
+                              "weight wg[e: 32]: bf16[176, 272] = \"g.{e}\";\n"
+                              "weight wu[e: 32]: bf16[176, 272] = \"u.{e}\";\n"
+                              "weight wd[e: 32]: bf16[272, 176] = \"d.{e}\";\n"
+                              "output y = neg(expert_linear(silu(expert_linear(x, wg, idx)) * expert_linear(x, wu, idx), wd, idx));\n";
+
+/* SRC_DEC on both executors at 1, 8, 32 and 128 tokens under the environment now set: the TMA form at level 2 must run
+ * at each (the tile at none); bounds as check_kinds'. */
+static void check_decode(bool f32) {
+    Arena *a = arena_new();
+    DiagEngine *d = diag_new(a, stderr);
+    IrGraph *g = fe_compile_string(a, d, "experts_decode.dsl", SRC_DEC, sizeof SRC_DEC - 1, &(FeOptions){NULL, NULL, 0});
+    assert_non_null(g);
+    PassPipeline pp;
+    PassRunOptions ro = {0};
+    assert_true(pass_pipeline_parse(a, d, "shape-infer,fold-constants,dce,fp8-quant,cse,dce,fuse", &pp) && pass_pipeline_run(&pp, g, &ro, d));
+    assert_int_equal(tma_level(g, f32), 2);
+    uint64_t seed = tu_test_seed() + (f32 ? 29 : 31);
+    CpuWeightSource ws = cpu_random_weights(&seed);
+    GpuOptions go = {.max_batch = 128, .max_seq = 1, .max_ctx = 1, .keep_all = true, .f32_storage = f32, .no_blas = true};
+    GpuExec *gx = gpu_exec_new(g, &ws, &go, d);
+    assert_non_null(gx);
+    Cmp m = {.g = g, .gx = gx};
+    CpuExec *cx = cpu_exec_new(g, &ws, &(CpuOptions){.threads = 4, .after_node = take_gpu, .hook_ctx = &m}, d);
+    assert_non_null(cx);
+    float *xv = malloc(sizeof(float) * 128 * 272), *iv = malloc(sizeof(float) * 128 * KS);
+    uint64_t rng = seed;
+    static const int64_t TOKENS[4] = {1, 8, 32, 128};
+    for (int c = 0; c < 4; c++) {
+        const int64_t T = TOKENS[c];
+        for (int64_t i = 0; i < T * 272; i++) xv[i] = rt_bf16_decode(rt_bf16_encode((float)((double)next(&rng) / 2147483648.0 * 2.0 - 1.0)));
+        int hit[24] = {0}, nhit = 0;
+        for (int64_t t = 0; t < T; t++) {
+            unsigned used = 0;
+            for (int k = 0; k < KS; k++) {
+                int e;
+                do e = (int)(next(&rng) % 24);
+                while (used >> e & 1);
+                used |= 1u << e;
+                nhit += hit[e]++ == 0;
+                iv[t * KS + k] = (float)e;
+            }
+        }
+        CpuInput in[2] = {{"x", 2, {T, 272}, xv}, {"idx", 2, {T, KS}, iv}};
+        m.worst = 0, m.gemms = 0;
+        assert_true(gpu_exec_run(gx, in, 2, d));
+        assert_true(cpu_exec_run(cx, in, 2, d));
+        bool st, tile, ring, tma;
+        phases_at(g, f32, T, &st, &tile, &ring, &tma);
+        fprintf(stderr, "T %lld (decode-like: %d of 32 experts hit), %s storage, %s: %d expert GEMMs, worst rel L2 %.2e\n", (long long)T,
+                nhit, f32 ? "f32" : "bf16", tma ? "TMA form" : tile ? "tile" : "other", m.gemms, m.worst);
+        assert_int_equal(m.gemms, 3);
+        assert_true(tma && !tile && !st);
+        const char *em = getenv("DSCC_EMULATED");
+        const bool hw = !(em && strcmp(em, "1") == 0);
+        assert_true(m.worst <= (f32 ? (hw ? 1e-3 : 1e-5) : 4e-3));
+    }
+    free(xv);
+    free(iv);
+    cpu_exec_free(cx);
+    gpu_exec_free(gx);
+    arena_free(a);
+}
+
+/* the defaults (no switch set: level 2 at every row count, 132 blocks, the weights evict-first), bf16; then f32 on a
+ * grid of 5 (each block walks many units) with the level and minr given as the default's */
+static void test_tma2_decode(void **state) {
+    (void)state;
+    unsetenv("DSCC_EXPERT_TMA");
+    unsetenv("DSCC_EXPERT_V2");
+    check_decode(false);
+}
+static void test_tma2_decode_f32(void **state) {
+    (void)state;
+    setenv("DSCC_EXPERT_TMA", "2,minr=1,grid=5", 1);
+    check_decode(true);
+    unsetenv("DSCC_EXPERT_TMA");
+}
+
 /* maxr: the stream form at R <= maxr routed rows only, the tile above; a malformed value stops codegen. */
 static void test_env(void **state) {
     (void)state;
@@ -309,12 +401,18 @@ static void test_env(void **state) {
     unsetenv("DSCC_EXPERT_TMA"); /* what a test before may have left set when it failed */
     setenv("DSCC_EXPERT_V2", "0", 1);
     phases_at(g, false, 2, &st, &tile, &ring, &tma);
-    assert_true(!st && tile && !tma);
-    setenv("DSCC_EXPERT_V2", "maxr=8,u=2,minb=1", 1);
+    assert_true(!st && !tile && tma);
+    setenv("DSCC_EXPERT_V2", "maxr=8,u=2,minb=1", 1); /* the stream form up to 8 routed rows, the TMA form above */
     phases_at(g, false, 2, &st, &tile, &ring, &tma); /* 8 routed rows */
     assert_true(st && !tile && !tma);
     phases_at(g, false, 3, &st, &tile, &ring, &tma); /* 12 */
+    assert_true(!st && !tile && tma);
+    setenv("DSCC_EXPERT_TMA", "0", 1); /* ... the tile above */
+    phases_at(g, false, 2, &st, &tile, &ring, &tma);
+    assert_true(st && !tile && !tma);
+    phases_at(g, false, 3, &st, &tile, &ring, &tma);
     assert_true(!st && tile && !tma);
+    unsetenv("DSCC_EXPERT_TMA");
     static const char *const bad[] = {"2", "u=9", "minb=0", "maxr", "maxr=8,", "depth=2", "u=2x", "maxr=0", "ring=2", "d=5", "u=2,1"};
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
         setenv("DSCC_EXPERT_V2", bad[i], 1);
@@ -323,31 +421,36 @@ static void test_env(void **state) {
     unsetenv("DSCC_EXPERT_V2");
     assert_true(diag_error_count(d) >= 11);
     /* the TMA form above minr routed rows, the tile at or below; by default (level 2) and with DSCC_EXPERT_TMA=1 or 2
-     * above 2,048 (a prefill of 512 tokens x 4 slots here); never with DSCC_EXPERT_TMA=0 */
+     * above 1 (every step: a token has 4 slots here), with minr=2048 above 2,048 (a prefill of 512 tokens x 4 slots);
+     * never with DSCC_EXPERT_TMA=0 */
     setenv("DSCC_EXPERT_TMA", "minr=8", 1);
     phases_at(g, false, 2, &st, &tile, &ring, &tma);
     assert_true(!st && tile && !tma);
     phases_at(g, false, 3, &st, &tile, &ring, &tma);
     assert_true(!st && !tile && tma);
-    setenv("DSCC_EXPERT_TMA", "1", 1);
+    setenv("DSCC_EXPERT_TMA", "1,minr=2048", 1);
     phases_at(g, false, 512, &st, &tile, &ring, &tma);
     assert_true(!st && tile && !tma);
     phases_at(g, false, 513, &st, &tile, &ring, &tma);
     assert_true(!st && !tile && tma);
     assert_int_equal(tma_level(g, false), 1);
-    setenv("DSCC_EXPERT_TMA", "2", 1); /* level 2 at the same rows */
+    setenv("DSCC_EXPERT_TMA", "2,minr=2048", 1); /* level 2 at the same rows */
     phases_at(g, false, 512, &st, &tile, &ring, &tma);
     assert_true(!st && tile && !tma);
     phases_at(g, false, 513, &st, &tile, &ring, &tma);
     assert_true(!st && !tile && tma);
     assert_int_equal(tma_level(g, false), 2);
+    setenv("DSCC_EXPERT_TMA", "1", 1); /* level 1 at every row count */
+    phases_at(g, false, 1, &st, &tile, &ring, &tma);
+    assert_true(!st && !tile && tma);
+    assert_int_equal(tma_level(g, false), 1);
     setenv("DSCC_EXPERT_TMA", "1,mt=2", 1);
     assert_int_equal(tma_level(g, false), 1);
     unsetenv("DSCC_EXPERT_TMA");
-    phases_at(g, false, 512, &st, &tile, &ring, &tma);
-    assert_true(!st && tile && !tma);
-    phases_at(g, false, 513, &st, &tile, &ring, &tma);
-    assert_true(!st && !tile && tma);
+    for (int64_t T = 1; T <= 1024; T *= 4) { /* the default: level 2 at every step */
+        phases_at(g, false, T, &st, &tile, &ring, &tma);
+        assert_true(!st && !tile && tma);
+    }
     assert_int_equal(tma_level(g, false), 2);
     assert_true(generated_has(g, false, "#define XT_EF 1\n"));
     setenv("DSCC_EXPERT_TMA", "minr=8", 1); /* keys alone: the default level */
@@ -369,11 +472,13 @@ static void test_env(void **state) {
     arena_free(a);
 }
 
-int main(void) {
+int main(int argc, char **argv) {
     if (!tu_hopper()) return 77;
     const struct CMUnitTest tests[] = {cmocka_unit_test(test_stream), cmocka_unit_test(test_stream_f32), cmocka_unit_test(test_regs),
                                        cmocka_unit_test(test_regs_f32), cmocka_unit_test(test_ring4), cmocka_unit_test(test_tile),
                                        cmocka_unit_test(test_tma), cmocka_unit_test(test_tma_f32), cmocka_unit_test(test_tma2),
-                                       cmocka_unit_test(test_tma2_f32), cmocka_unit_test(test_env)};
+                                       cmocka_unit_test(test_tma2_f32), cmocka_unit_test(test_tma2_decode),
+                                       cmocka_unit_test(test_tma2_decode_f32), cmocka_unit_test(test_env)};
+    if (argc > 1) cmocka_set_test_filter(argv[1]); /* one test (a glob) while iterating: test_gpu_expert 'test_tma2*' */
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
