@@ -183,6 +183,7 @@ static void check_kinds(bool f32, int form, unsigned kinds) {
         const bool two = !(tenv && tenv[0] == '1');
         assert_int_equal(tma_level(g, f32), two ? 2 : 1);
         assert_true(generated_has(g, f32, "#define XT_EF 1\n") == (two && !strstr(tenv, "ef=0")));
+        assert_true(generated_has(g, f32, "#define XT_SPLIT 1\n") == (tenv && tenv[0] == '3')); /* level 3: 2 with split units */
     }
     GpuExec *gx = gpu_exec_new(g, &ws, &go, d);
     assert_non_null(gx);
@@ -305,6 +306,16 @@ static void test_tma2_f32(void **state) {
     unsetenv("DSCC_EXPERT_TMA");
 }
 
+/* the TMA form's level 3 (DSCC_EXPERT_TMA=3: level 2 with a unit a pass, the passes of one weight tile adjacent
+ * units, the sort listing the passes) on the same cases: bf16 on a grid of 3 (the two experts of 160 rows: two passes,
+ * units of their own, walked by different blocks) */
+static void test_tma3(void **state) {
+    (void)state;
+    setenv("DSCC_EXPERT_TMA", "3,minr=1,grid=3", 1);
+    check_kinds(false, FORM_TMA, 31u);
+    unsetenv("DSCC_EXPERT_TMA");
+}
+
 /* Decode-like shapes: V3's SwiGLU over 32 experts (gate and up K 272: a last K block of 16 bytes; N 176, the down's
  * 272: neither a multiple of 128), 4 slots a token, each token's experts drawn from 0..23 (experts 24-31 never hit). */
 static const char SRC_DEC[] = "dim T;\n"
@@ -387,6 +398,13 @@ static void test_tma2_decode_f32(void **state) {
     check_decode(true);
     unsetenv("DSCC_EXPERT_TMA");
 }
+/* level 3 at the decode-like shapes: f32, 256 rows a pass (mt=2), a grid of 7, without the L2 hint */
+static void test_tma3_decode_f32(void **state) {
+    (void)state;
+    setenv("DSCC_EXPERT_TMA", "3,mt=2,grid=7,ef=0", 1);
+    check_decode(true);
+    unsetenv("DSCC_EXPERT_TMA");
+}
 
 /* maxr: the stream form at R <= maxr routed rows only, the tile above; a malformed value stops codegen. */
 static void test_env(void **state) {
@@ -446,6 +464,13 @@ static void test_env(void **state) {
     assert_int_equal(tma_level(g, false), 1);
     setenv("DSCC_EXPERT_TMA", "1,mt=2", 1);
     assert_int_equal(tma_level(g, false), 1);
+    setenv("DSCC_EXPERT_TMA", "3", 1); /* level 3: level 2's kernel with split units, at every row count */
+    assert_int_equal(tma_level(g, false), 2);
+    assert_true(generated_has(g, false, "#define XT_SPLIT 1\n"));
+    phases_at(g, false, 1, &st, &tile, &ring, &tma);
+    assert_true(!st && !tile && tma);
+    setenv("DSCC_EXPERT_TMA", "2", 1);
+    assert_false(generated_has(g, false, "#define XT_SPLIT 1\n"));
     unsetenv("DSCC_EXPERT_TMA");
     for (int64_t T = 1; T <= 1024; T *= 4) { /* the default: level 2 at every step */
         phases_at(g, false, T, &st, &tile, &ring, &tma);
@@ -461,7 +486,7 @@ static void test_env(void **state) {
     phases_at(g, false, 513, &st, &tile, &ring, &tma);
     assert_true(!st && tile && !tma);
     int before = diag_error_count(d);
-    static const char *const badt[] = {"3", "minr=0", "mt=3", "minr", "minr=", "mt=1,", "minr=8x", "depth=2", "grid=0", "grid=1025",
+    static const char *const badt[] = {"4", "minr=0", "mt=3", "minr", "minr=", "mt=1,", "minr=8x", "depth=2", "grid=0", "grid=1025",
                                        "mt=2,2", "2,", "2x", ",2", "2,mt=3", "-1", "2,ef=2"};
     for (size_t i = 0; i < sizeof badt / sizeof badt[0]; i++) {
         setenv("DSCC_EXPERT_TMA", badt[i], 1);
@@ -478,7 +503,8 @@ int main(int argc, char **argv) {
                                        cmocka_unit_test(test_regs_f32), cmocka_unit_test(test_ring4), cmocka_unit_test(test_tile),
                                        cmocka_unit_test(test_tma), cmocka_unit_test(test_tma_f32), cmocka_unit_test(test_tma2),
                                        cmocka_unit_test(test_tma2_f32), cmocka_unit_test(test_tma2_decode),
-                                       cmocka_unit_test(test_tma2_decode_f32), cmocka_unit_test(test_env)};
+                                       cmocka_unit_test(test_tma2_decode_f32), cmocka_unit_test(test_tma3),
+                                       cmocka_unit_test(test_tma3_decode_f32), cmocka_unit_test(test_env)};
     if (argc > 1) cmocka_set_test_filter(argv[1]); /* one test (a glob) while iterating: test_gpu_expert 'test_tma2*' */
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
