@@ -28,8 +28,8 @@
  * Level 2 by default (no switch set) also at decode-like shapes: 32
  * experts, 1, 8, 32 and 128 tokens of 4 slots (a few rows an expert,
  * experts 24-31 never hit, others at zero rows at the smaller counts), on
- * the default grid of 132 blocks (most of them without a unit at 1 token)
- * and on one of 5.
+ * the default grid of 132 blocks (most of them without a unit at 1
+ * token); level 3 on the same cases and at the decode-like shapes.
  * The stream form is opt-in (DSCC_EXPERT_V2=1 or its parameters: on an
  * H100 it was slower than the tile). Each step checks that the stream
  * phase is the one that ran (and, with DSCC_EXPERT_V2=0 or unset, that it
@@ -384,21 +384,16 @@ static void check_decode(bool f32) {
     arena_free(a);
 }
 
-/* the defaults (no switch set: level 2 at every row count, 132 blocks, the weights evict-first), bf16; then f32 on a
- * grid of 5 (each block walks many units) with the level and minr given as the default's */
+/* the defaults (no switch set: level 2 at every row count, 132 blocks, the weights evict-first), bf16 (level 2 with f32
+ * storage, many units a block: test_tma2_f32, test_tma2) */
 static void test_tma2_decode(void **state) {
     (void)state;
     unsetenv("DSCC_EXPERT_TMA");
     unsetenv("DSCC_EXPERT_V2");
     check_decode(false);
 }
-static void test_tma2_decode_f32(void **state) {
-    (void)state;
-    setenv("DSCC_EXPERT_TMA", "2,minr=1,grid=5", 1);
-    check_decode(true);
-    unsetenv("DSCC_EXPERT_TMA");
-}
-/* level 3 at the decode-like shapes: f32, 256 rows a pass (mt=2), a grid of 7, without the L2 hint */
+/* level 3 at the decode-like shapes: f32, 256 rows a pass (mt=2), a grid of 7 (many units a block), without the L2
+ * hint */
 static void test_tma3_decode_f32(void **state) {
     (void)state;
     setenv("DSCC_EXPERT_TMA", "3,mt=2,grid=7,ef=0", 1);
@@ -502,8 +497,7 @@ int main(int argc, char **argv) {
     const struct CMUnitTest tests[] = {cmocka_unit_test(test_stream), cmocka_unit_test(test_stream_f32), cmocka_unit_test(test_regs),
                                        cmocka_unit_test(test_regs_f32), cmocka_unit_test(test_ring4), cmocka_unit_test(test_tile),
                                        cmocka_unit_test(test_tma), cmocka_unit_test(test_tma_f32), cmocka_unit_test(test_tma2),
-                                       cmocka_unit_test(test_tma2_f32), cmocka_unit_test(test_tma2_decode),
-                                       cmocka_unit_test(test_tma2_decode_f32), cmocka_unit_test(test_tma3),
+                                       cmocka_unit_test(test_tma2_f32), cmocka_unit_test(test_tma2_decode), cmocka_unit_test(test_tma3),
                                        cmocka_unit_test(test_tma3_decode_f32), cmocka_unit_test(test_env)};
     if (argc > 1) cmocka_set_test_filter(argv[1]); /* one test (a glob) while iterating: test_gpu_expert 'test_tma2*' */
     return cmocka_run_group_tests(tests, NULL, NULL);
