@@ -234,7 +234,13 @@ extern "C" __global__ void __launch_bounds__(384, 1) DSCC_ENTRY(Args a) {
         int it = 0; // K blocks loaded so far: stage it % XT_STAGES, its use it / XT_STAGES
         // a unit's bucket b, rows c0, first sorted position and this thread's x rows of its first pass, loaded
         // during the unit before (the loads' latency off the ring's critical path at the units' boundary)
-        int u = blockIdx.x, b = 0, c0 = 0, first = 0, wt = 0, solo = 1; // solo: the unit is its weight tile's only reader
+        int u = blockIdx.x, b = 0, c0 = 0, first = 0;
+#if XT_SPLIT
+        int wt = 0, solo = 1; // the unit's weight tile (of ntw); whether it is the tile's only reader
+#define XT_WT wt
+#else
+#define XT_WT (u % ntw) // (level 2: from u, no register held; ptxas spills more at mt=2 with it held)
+#endif
         int src0[XT_MT];
 #define XT_SRC_ROWS(src, c0, first, p0) /* this thread's rows p + 128 j of the pass at p0: their rows of x (-1: zeros) */ \
         _Pragma("unroll") for (int j = 0; j < XT_MT; j++) {                                                                 \
@@ -247,14 +253,14 @@ extern "C" __global__ void __launch_bounds__(384, 1) DSCC_ENTRY(Args a) {
             xt_pass_load(q, XT_PASSES, u / ntw);
             xt_unit(q, u, ntw, BM, b, c0, first, wt, solo);
 #else
-            b = ord[u / ntw], c0 = cnt[b], first = cnt[EB + b], wt = u % ntw;
+            b = ord[u / ntw], c0 = cnt[b], first = cnt[EB + b];
 #endif
             XT_SRC_ROWS(src0, c0, first, 0)
         }
         for (; u < units; u += gridDim.x) {
-            const int ws = wt / nt, wrow = (int)(b * N + wt % nt * 128LL);
+            const int ws = XT_WT / nt, wrow = (int)(b * N + XT_WT % nt * 128LL);
 #if XT_LVL == 2
-            const long long wsb = ((long long)b * nt + wt % nt) * nkb; // w_s's scales of this tile, K block 0
+            const long long wsb = ((long long)b * nt + XT_WT % nt) * nkb; // w_s's scales of this tile, K block 0
             int *srow = (int *)(sm + XT_SROW);
 #endif
             // the next unit: its bucket's load issued (level 3 loads its pass entry at XT_NEXT, where level 2 loads the
@@ -270,9 +276,12 @@ extern "C" __global__ void __launch_bounds__(384, 1) DSCC_ENTRY(Args a) {
             }
 #else
             const int bn = un < units ? ord[un / ntw] : 0;
-#define XT_NEXT_UNIT() (cn = cnt[bn], fn = cnt[EB + bn], wn = un % ntw)
+#define XT_NEXT_UNIT() (cn = cnt[bn], fn = cnt[EB + bn])
 #endif
-            int cn = 0, fn = 0, wn = 0, sn = 1, srcn[XT_MT];
+            int cn = 0, fn = 0, srcn[XT_MT];
+#if XT_SPLIT
+            int wn = 0, sn = 1;
+#endif
 #define XT_NEXT() /* the next unit's rows (once a unit: before its first K block's copies, or with the zeros) */              \
             {                                                                                                               \
                 if (un < units) {                                                                                           \
@@ -281,7 +290,7 @@ extern "C" __global__ void __launch_bounds__(384, 1) DSCC_ENTRY(Args a) {
                 }                                                                                                           \
             }
             if (b >= XT_E) { // the slots of id -1: zeros (stored here: the consumers' registers hold the accumulators)
-                const long long n0 = wt % nt * 128LL;
+                const long long n0 = XT_WT % nt * 128LL;
                 for (long long i = p; i < (long long)c0 * 128; i += 128) {
                     const long long r = perm[first + i / 128], o = n0 + i % 128;
                     if (o < N) XT_STORE(ws, r * N + o, 0.0f);
@@ -312,10 +321,10 @@ extern "C" __global__ void __launch_bounds__(384, 1) DSCC_ENTRY(Args a) {
 #if XT_LVL == 2 && XT_EF
 #if XT_SPLIT
                             if (solo) xt_tma_2d_hint(st, map, &full[s], kb * 128, wrow, xt_policy_ef()); // (made here: 2 registers fewer)
-#else
-                            if (solo) xt_tma_2d_hint(st, map, &full[s], kb * 128, wrow, pol);
-#endif
                             else hp_tma_2d(st, map, &full[s], kb * 128, wrow); // other units read the tile: kept
+#else
+                            xt_tma_2d_hint(st, map, &full[s], kb * 128, wrow, pol);
+#endif
 #else
                             hp_tma_2d(st, map, &full[s], kb * 128, wrow);
 #endif
@@ -358,11 +367,15 @@ extern "C" __global__ void __launch_bounds__(384, 1) DSCC_ENTRY(Args a) {
             }
 #undef XT_NEXT
 #undef XT_NEXT_UNIT
-            b = bn, c0 = cn, first = fn, wt = wn, solo = sn;
+            b = bn, c0 = cn, first = fn;
+#if XT_SPLIT
+            wt = wn, solo = sn;
+#endif
 #pragma unroll
             for (int j = 0; j < XT_MT; j++) src0[j] = srcn[j];
         }
 #undef XT_SRC_ROWS
+#undef XT_WT
         // stay until the consumers released the ring's last uses: every copy this thread issued has landed then
         for (int i = 0; i < XT_STAGES; i++, it++) hp_mbar_wait(&empty[it % XT_STAGES], (unsigned)((it / XT_STAGES) & 1) ^ 1u);
         return;
@@ -372,19 +385,25 @@ extern "C" __global__ void __launch_bounds__(384, 1) DSCC_ENTRY(Args a) {
     const int r0 = 16 * wq + (lane >> 2);                         // this thread's rows r0, r0 + 8 of a tile; cols 8j + 2(lane % 4) (+1)
     float acc[XT_MT][64], part[64];
     // the unit's bucket, rows, first sorted position, weight tile: loaded a unit ahead
-    int it = 0, u = blockIdx.x, b = 0, c0 = 0, first = 0, wt = 0, solo = 1;
+    int it = 0, u = blockIdx.x, b = 0, c0 = 0, first = 0;
+#if XT_SPLIT
+    int wt = 0, solo = 1;
+#define XT_WT wt
+#else
+#define XT_WT (u % ntw)
+#endif
     if (u < units) {
 #if XT_SPLIT
         int q[4];
         xt_pass_load(q, XT_PASSES, u / ntw);
         xt_unit(q, u, ntw, BM, b, c0, first, wt, solo);
+        (void)solo;
 #else
-        b = ord[u / ntw], c0 = cnt[b], first = cnt[EB + b], wt = u % ntw;
+        b = ord[u / ntw], c0 = cnt[b], first = cnt[EB + b];
 #endif
     }
-    (void)solo;
     for (; u < units; u += gridDim.x) {
-        const int ws = wt / nt, ot = wt % nt, n0 = 128 * ot;
+        const int ws = XT_WT / nt, ot = XT_WT % nt, n0 = 128 * ot;
         const int un = u + gridDim.x; // the next unit: its bucket's (pass's) load issued
 #if XT_SPLIT
         int qn[4] = {0, 0, 0, 1}, bn = 0;
@@ -392,12 +411,18 @@ extern "C" __global__ void __launch_bounds__(384, 1) DSCC_ENTRY(Args a) {
 #define XT_NEXT_UNIT() xt_unit(qn, un, ntw, BM, bn, cn, fn, wn, solo)
 #else
         const int bn = un < units ? ord[un / ntw] : 0;
-#define XT_NEXT_UNIT() (cn = cnt[bn], fn = cnt[EB + bn], wn = un % ntw)
+#define XT_NEXT_UNIT() (cn = cnt[bn], fn = cnt[EB + bn])
 #endif
-        int cn = 0, fn = 0, wn = 0;
+        int cn = 0, fn = 0;
+#if XT_SPLIT
+        int wn = 0;
+#endif
         if (b >= XT_E) { // the slots of id -1: the producer stores their zeros
             if (un < units) XT_NEXT_UNIT();
-            b = bn, c0 = cn, first = fn, wt = wn;
+            b = bn, c0 = cn, first = fn;
+#if XT_SPLIT
+            wt = wn;
+#endif
             continue;
         }
 #if XT_LVL == 1
@@ -512,9 +537,13 @@ extern "C" __global__ void __launch_bounds__(384, 1) DSCC_ENTRY(Args a) {
             }
 #undef XT_EPILOGUE
         }
-        b = bn, c0 = cn, first = fn, wt = wn;
+        b = bn, c0 = cn, first = fn;
+#if XT_SPLIT
+        wt = wn;
+#endif
 #undef XT_NEXT_UNIT
     }
+#undef XT_WT
 }
 #undef DSCC_ENTRY
 #undef XT_E
