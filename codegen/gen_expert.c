@@ -9,9 +9,10 @@
  * scattering results back to their rows. There are at most ceil(R/64) + E
  * tiles for R routed rows and E experts, so that many blocks per output
  * tile are launched and the ones past the real count return at once.
- * By default (level 2; DSCC_EXPERT_TMA=0: never, 1: level 1; see
- * expert_tma_params), above EXPERT_TMA_MINR routed rows (1: every decode
- * step and prefill) the TMA form runs instead of the tile's phases
+ * By default (level 3 where the tile is wgmma's, not at f32 storage;
+ * DSCC_EXPERT_TMA=0: never, 1 or 2: levels 1, 2; see expert_tma_params),
+ * above EXPERT_TMA_MINR routed rows (1: every decode step and prefill)
+ * the TMA form runs instead of the tile's phases
  * (codegen/kernels/expert_tma.cuh: a persistent grid over (expert, 128
  * outputs) units, each block all of its expert's rows, the weights by TMA
  * through maps the runtime makes, each weight byte read once); the sort
@@ -92,8 +93,13 @@ static void expert_sort(Gen *G, int64_t E, IrDim R, int si, int sc, int sp0, int
                         "        else if (f >= 0.0f && f < (float)E) P[atomicAdd(&cur[(int)f], 1)] = (int)r;\n"
                         "    }\n",
               s32 >= 0 ? "        C[2 * EB + 1] = n32;\n" : "", si);
-    if (order) /* the TMA form's work list (expert_tma.cuh's XT_ORD) */
-        sb_printf(&G->decl, "    // the buckets that have rows, longest first (ties: the lower expert), the slots of id -1 last; their count after\n"
+    if (!order) { /* no TMA form: no work list */
+        sb_puts(&G->decl, "}\n");
+        cg_phase(G, CG_LAUNCH_BLOCK, ir_dim_const(1), 1, ir_dim_const(1), 1, 0);
+        return;
+    }
+    /* the TMA form's work list (expert_tma.cuh's XT_ORD) */
+    sb_printf(&G->decl, "    // the buckets that have rows, longest first (ties: the lower expert), the slots of id -1 last; their count after\n"
                             "    int *O = C + %lld;\n"
                             "    __shared__ int nb%s;\n"
                             "    if (threadIdx.x == 0) nb = 0%s;\n"
@@ -309,8 +315,10 @@ static void expert_stream(Gen *G, const ExpertStream *xs, const IrNode *n, int n
 
 /* The TMA form (codegen/kernels/expert_tma.cuh) of the grouped GEMM above
  * minr routed rows (every step's), the tile's phases at or below: by
- * default at level 2 (DSCC_EXPERT_TMA, read once at codegen: 0 the tile
- * at every row count, 1 level 1). Its first GPU run (an H200, 2026-12-06)
+ * default at level 3 (DSCC_EXPERT_TMA, read once at codegen: 0 the tile
+ * at every row count, 1 or 2 levels 1, 2), but not where the GEMM tile is
+ * mma.sync's (f32 storage's default: exact) unless DSCC_EXPERT_TMA is set.
+ * Its first GPU run (an H200, 2026-12-06)
  * hung: its warpgroups asked setmaxnreg for more registers than the block
  * holds (fixed, and now a static_assert in the file). On an H100
  * (2026-12-06, two V3 layers, bench_gpu) the 1,024-token prefill's
@@ -324,7 +332,10 @@ static void expert_stream(Gen *G, const ExpertStream *xs, const IrNode *n, int n
  * stores whole sectors (an H100's ncu of level 1 at the 1,024-token
  * prefill: 65% of the stalls on the consumers' scattered 4-byte scale
  * loads); it needs the scales stored as f32 (always so today; else level
- * 1 is generated). Level 3 (DSCC_EXPERT_TMA=3, opt-in, not yet timed) is
+ * 1 is generated). Level 3 (DSCC_EXPERT_TMA=3, the default since one
+ * H100 run, 2026-12-06: prefill fp8_expert_linear 2.967 against level
+ * 2's 3.190 ms, decode 0.160 / 1.757 / 2.835 against 0.167 / 1.814 /
+ * 2.907 at batch 1 / 32 / 128) is
  * level 2 with split units (expert_tma.cuh's XT_SPLIT): a unit a pass of
  * at most 128 mt rows, the passes of one weight tile adjacent units that
  * run side by side, so an expert of more rows than a pass reads its
@@ -333,7 +344,7 @@ static void expert_stream(Gen *G, const ExpertStream *xs, const IrNode *n, int n
  * GB more DRAM reads for gate and up than their weights hold, which such
  * repeats would explain); the sort lists the passes.
  * DSCC_EXPERT_TMA is "0", "1", "2", "3", or comma-separated
- * items: a level first (1, 2 or 3; 2 without it), then any of
+ * items: a level first (1, 2 or 3; 3 without it), then any of
  * ef=0|1 (levels 2 and 3: the weights' TMA loads under an L2 evict-first
  * policy, so that the stream of weights read once does not push out the
  * rows of x the units of an expert read again; default 1: an H100's ncu
@@ -355,12 +366,16 @@ typedef struct {
 #define EXPERT_TMA_MINR 1 /* every step of more than one routed row (minr=2048: decode steps on the tile, as before) */
 
 static bool expert_tma_params(Gen *G, ExpertTma *p) {
-    *p = (ExpertTma){false, 2, EXPERT_TMA_MINR, 1, 132, 1};
+    *p = (ExpertTma){false, 3, EXPERT_TMA_MINR, 1, 132, 1};
     const ExpertKey keys[] = {{"minr", 1, 1LL << 30, 0, &p->minr}, {"mt", 1, 2, 0, &p->mt}, {"grid", 1, 1024, 0, &p->grid}, {"ef", 0, 1, 0, &p->ef}};
-    if (!expert_env(G, "DSCC_EXPERT_TMA", 2, 3, keys, (int)(sizeof keys / sizeof keys[0]),
+    if (!expert_env(G, "DSCC_EXPERT_TMA", 3, 3, keys, (int)(sizeof keys / sizeof keys[0]),
                     "0, 1, 2, 3, or comma-separated minr=N (N >= 1), mt=1|2, grid=1..1024, ef=0|1, after a level 1|2|3 or alone", &p->lvl))
         return false;
-    p->on = p->lvl > 0;
+    /* without the wgmma tile (f32 storage's default: the exact mma.sync tile, gen.h's CgGenOptions.tile) the tile unless
+     * DSCC_EXPERT_TMA is set: FP8 wgmma sums with fewer bits than f32 (e2e's and test_gpu_plan's f32 fixtures 1.07e-2 of
+     * the logits against a 1e-4 bound on an H100 with the TMA form at every row count) */
+    const char *e = getenv("DSCC_EXPERT_TMA");
+    p->on = p->lvl > 0 && (G->wgmma || (e && *e));
     return true;
 }
 

@@ -26,14 +26,15 @@
 #                     128 x 128 (DSCC_TMA_V2=0), 128 x 256, 128 x 256 in
 #                     2-CTA clusters (DSCC_TMA_CLUSTER=1), beside cuBLASLt;
 #   rounds.sh expert  test_gpu_expert, then bench_gpu with each
-#                     DSCC_EXPERT_TMA value of EXPERT_LV (default: 2, the
-#                     default, the routed experts' TMA form at level 2 at
-#                     every row count; 2,minr=2048 the tile at up to 2,048
-#                     routed rows, decode steps: the old default; 0 the tile
-#                     everywhere; 2,ef=0 level 2 without its L2 evict-first
-#                     hint on the weights; 3 level 3, split units: a unit a
-#                     pass of 128 rows, the passes of a weight tile side by
-#                     side, its weights read once; 3,ef=0 without the hint);
+#                     DSCC_EXPERT_TMA value of EXPERT_LV (default: 3, the
+#                     default, the routed experts' TMA form at level 3 at
+#                     every row count: a unit a pass of 128 rows, the passes
+#                     of a weight tile side by side, its weights read once;
+#                     2 level 2, a block all of an expert's rows; 3,ef=0
+#                     level 3 without its L2 evict-first hint on the
+#                     weights; 3,mt=2 passes of 256 rows; 3,minr=2048 the
+#                     tile at up to 2,048 routed rows, decode steps; 0 the
+#                     tile everywhere);
 #                     compare the steps' fp8_expert_linear ms;
 #   several parts run in one call in the order given (rounds.sh check gpu);
 #   rounds.sh mla     MLA's decode kernel alone, its variants side by side
@@ -145,7 +146,7 @@ case "$mode" in
     done ;;
   expert) # the routed experts' grouped GEMM: the TMA form (default above 2,048 rows) against the tile; fp8_expert_linear ms per step
     step test_gpu_expert 120 build/test_gpu_expert
-    for v in ${EXPERT_LV:-2 3 2,minr=2048 0 2,ef=0 3,ef=0}; do
+    for v in ${EXPERT_LV:-3 2 3,ef=0 3,mt=2 3,minr=2048 0}; do
       DSCC_EXPERT_TMA=$v TAIL=40 step "bench_gpu_expert_tma_${v//[=,]/_}" 200 build/bench_gpu --layers 2 --dense 1 --prefill 1024 --peak-tflops 1300
     done ;;
   final) # the session's paths one at a time through test_gpu_ops (the others off), all at once on one GPU, beside

@@ -13,8 +13,9 @@
  * K is 528 and 176: a last K block of 16 bytes, K not a multiple of 128.
  *
  * The TMA form (codegen/kernels/expert_tma.cuh, by default above one
- * routed row: every step, at level 2; DSCC_EXPERT_TMA=1,minr=1 runs its
- * level 1 at every row count) on the same routings and one more: two
+ * routed row: every step, at level 3, but at f32 storage only where
+ * DSCC_EXPERT_TMA is set; DSCC_EXPERT_TMA=1,minr=1 runs its level 1 at
+ * every row count) on the same routings and one more: two
  * experts of 160 rows (with mt=1, two passes over K; with mt=2,
  * consumers holding a second row tile, one without rows) and slots of id -1; N 176,
  * 528 and 100 are not multiples of its 128-output tile, K 528 and 176 not
@@ -25,11 +26,12 @@
  * memory, the outputs stored 4 columns a lane after a quad shuffle) on the
  * same cases, checked to be the level generated; a scale of the wrong row
  * or K block, or a column pair traded the wrong way, fails the bounds.
- * Level 2 by default (no switch set) also at decode-like shapes: 32
+ * Level 2 also at decode-like shapes: 32
  * experts, 1, 8, 32 and 128 tokens of 4 slots (a few rows an expert,
  * experts 24-31 never hit, others at zero rows at the smaller counts), on
  * the default grid of 132 blocks (most of them without a unit at 1
- * token); level 3 on the same cases and at the decode-like shapes.
+ * token); level 3 (the default: level 2 with a unit a pass) on the same
+ * cases and at the decode-like shapes.
  * The stream form is opt-in (DSCC_EXPERT_V2=1 or its parameters: on an
  * H100 it was slower than the tile). Each step checks that the stream
  * phase is the one that ran (and, with DSCC_EXPERT_V2=0 or unset, that it
@@ -183,7 +185,9 @@ static void check_kinds(bool f32, int form, unsigned kinds) {
         const bool two = !(tenv && tenv[0] == '1');
         assert_int_equal(tma_level(g, f32), two ? 2 : 1);
         assert_true(generated_has(g, f32, "#define XT_EF 1\n") == (two && !strstr(tenv, "ef=0")));
-        assert_true(generated_has(g, f32, "#define XT_SPLIT 1\n") == (tenv && tenv[0] == '3')); /* level 3: 2 with split units */
+        /* level 3 (the default, and where only keys are given): level 2 with split units */
+        const bool lvl_given = tenv && tenv[0] >= '1' && tenv[0] <= '3' && (tenv[1] == ',' || !tenv[1]);
+        assert_true(generated_has(g, f32, "#define XT_SPLIT 1\n") == (!lvl_given || tenv[0] == '3'));
     }
     GpuExec *gx = gpu_exec_new(g, &ws, &go, d);
     assert_non_null(gx);
@@ -264,12 +268,12 @@ static void test_ring4(void **state) {
     check(false, FORM_STREAM);
     unsetenv("DSCC_EXPERT_V2");
 }
-/* without DSCC_EXPERT_V2 and with DSCC_EXPERT_TMA=minr=2048 (the TMA form above 2,048 routed rows: the old default):
- * no stream phase, the tile at these row counts */
+/* without DSCC_EXPERT_V2 and with DSCC_EXPERT_TMA=0 (no TMA form: the sort without its work list): no stream phase,
+ * the tile at every row count */
 static void test_tile(void **state) {
     (void)state;
     unsetenv("DSCC_EXPERT_V2");
-    setenv("DSCC_EXPERT_TMA", "minr=2048", 1);
+    setenv("DSCC_EXPERT_TMA", "0", 1);
     check(false, FORM_TILE);
     unsetenv("DSCC_EXPERT_TMA");
 }
@@ -290,12 +294,12 @@ static void test_tma_f32(void **state) {
     unsetenv("DSCC_EXPERT_TMA");
 }
 
-/* the TMA form's level 2 (the default; DSCC_EXPERT_TMA=2: the producer copies the scales of a stage's rows and w's into
- * shared memory beside them, gathers the rows 8 lanes a row) on the same cases: 128 rows a pass and a grid of 3, bf16,
- * the weights evict-first in L2 (the default; the level left out: the default's); 256 a pass, f32, without the hint */
+/* the TMA form's level 2 (DSCC_EXPERT_TMA=2: the producer copies the scales of a stage's rows and w's into shared
+ * memory beside them, gathers the rows 8 lanes a row) on the same cases: 128 rows a pass and a grid of 3, bf16, the
+ * weights evict-first in L2 (the default); 256 a pass, f32, without the hint */
 static void test_tma2(void **state) {
     (void)state;
-    setenv("DSCC_EXPERT_TMA", "minr=1,grid=3", 1);
+    setenv("DSCC_EXPERT_TMA", "2,minr=1,grid=3", 1);
     check_kinds(false, FORM_TMA, 31u);
     unsetenv("DSCC_EXPERT_TMA");
 }
@@ -306,12 +310,12 @@ static void test_tma2_f32(void **state) {
     unsetenv("DSCC_EXPERT_TMA");
 }
 
-/* the TMA form's level 3 (DSCC_EXPERT_TMA=3: level 2 with a unit a pass, the passes of one weight tile adjacent
- * units, the sort listing the passes) on the same cases: bf16 on a grid of 3 (the two experts of 160 rows: two passes,
- * units of their own, walked by different blocks) */
+/* the TMA form's level 3 (the default; DSCC_EXPERT_TMA=3: level 2 with a unit a pass, the passes of one weight tile
+ * adjacent units, the sort listing the passes) on the same cases: bf16 on a grid of 3 (the two experts of 160 rows: two
+ * passes, units of their own, walked by different blocks; the level left out: the default's) */
 static void test_tma3(void **state) {
     (void)state;
-    setenv("DSCC_EXPERT_TMA", "3,minr=1,grid=3", 1);
+    setenv("DSCC_EXPERT_TMA", "minr=1,grid=3", 1);
     check_kinds(false, FORM_TMA, 31u);
     unsetenv("DSCC_EXPERT_TMA");
 }
@@ -384,13 +388,14 @@ static void check_decode(bool f32) {
     arena_free(a);
 }
 
-/* the defaults (no switch set: level 2 at every row count, 132 blocks, the weights evict-first), bf16 (level 2 with f32
- * storage, many units a block: test_tma2_f32, test_tma2) */
+/* level 2 at every row count (DSCC_EXPERT_TMA=2: 132 blocks, the weights evict-first), bf16 (level 2 with f32 storage,
+ * many units a block: test_tma2_f32, test_tma2) */
 static void test_tma2_decode(void **state) {
     (void)state;
-    unsetenv("DSCC_EXPERT_TMA");
+    setenv("DSCC_EXPERT_TMA", "2", 1);
     unsetenv("DSCC_EXPERT_V2");
     check_decode(false);
+    unsetenv("DSCC_EXPERT_TMA");
 }
 /* level 3 at the decode-like shapes: f32, 256 rows a pass (mt=2), a grid of 7 (many units a block), without the L2
  * hint */
@@ -467,11 +472,21 @@ static void test_env(void **state) {
     setenv("DSCC_EXPERT_TMA", "2", 1);
     assert_false(generated_has(g, false, "#define XT_SPLIT 1\n"));
     unsetenv("DSCC_EXPERT_TMA");
-    for (int64_t T = 1; T <= 1024; T *= 4) { /* the default: level 2 at every step */
+    for (int64_t T = 1; T <= 1024; T *= 4) { /* the default: level 3 at every step; at f32 storage (the mma.sync tile:
+                                                 * exact, FP8 wgmma is not) the tile unless DSCC_EXPERT_TMA is set */
         phases_at(g, false, T, &st, &tile, &ring, &tma);
         assert_true(!st && !tile && tma);
+        phases_at(g, true, T, &st, &tile, &ring, &tma);
+        assert_true(!st && tile && !tma);
     }
     assert_int_equal(tma_level(g, false), 2);
+    assert_true(generated_has(g, false, "#define XT_SPLIT 1\n"));
+    assert_int_equal(tma_level(g, true), 0);
+    setenv("DSCC_EXPERT_TMA", "2", 1);
+    phases_at(g, true, 1, &st, &tile, &ring, &tma);
+    assert_true(!st && !tile && tma);
+    assert_int_equal(tma_level(g, true), 2);
+    unsetenv("DSCC_EXPERT_TMA");
     assert_true(generated_has(g, false, "#define XT_EF 1\n"));
     setenv("DSCC_EXPERT_TMA", "minr=8", 1); /* keys alone: the default level */
     assert_int_equal(tma_level(g, false), 2);
