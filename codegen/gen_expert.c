@@ -9,9 +9,10 @@
  * scattering results back to their rows. There are at most ceil(R/64) + E
  * tiles for R routed rows and E experts, so that many blocks per output
  * tile are launched and the ones past the real count return at once.
- * By default (level 2; DSCC_EXPERT_TMA=0: never, 1: level 1; see
- * expert_tma_params), above
- * EXPERT_TMA_MINR routed rows (a prefill's) the TMA form runs instead of the tile's phases
+ * By default (level 3 where the tile is wgmma's, not at f32 storage;
+ * DSCC_EXPERT_TMA=0: never, 1 or 2: levels 1, 2; see expert_tma_params),
+ * above EXPERT_TMA_MINR routed rows (1: every decode step and prefill)
+ * the TMA form runs instead of the tile's phases
  * (codegen/kernels/expert_tma.cuh: a persistent grid over (expert, 128
  * outputs) units, each block all of its expert's rows, the weights by TMA
  * through maps the runtime makes, each weight byte read once); the sort
@@ -39,6 +40,7 @@
 
 #define EB_OF(E) ((E) + 1) /* sort buckets: the experts, then the slots of id -1 */
 #define EXPERT_ORD(E) (2 * EB_OF(E) + 2) /* where the sort's ints hold the TMA form's bucket list (EB_OF(E) + 1 ints) */
+#define EXPERT_NPASS(E) (EXPERT_ORD(E) + EB_OF(E) + 1) /* ... then its level 3's count of passes */
 
 typedef struct ExpertOut ExpertOut;
 static void expert_k_sum(Gen *G, IrDim R, int64_t O, int64_t nt, int64_t ntw, int64_t nkb, int64_t EB, const struct ExpertOut *out, int nw);
@@ -46,8 +48,12 @@ static void expert_k_sum(Gen *G, IrDim R, int64_t O, int64_t nt, int64_t ntw, in
 /* The sort of phase 1 (see the file comment) into scratch slots sc, sp0,
  * st; with s32 >= 0 also the tiles of at most 32 rows the stream form
  * takes (expert_stream.cuh): (first sorted position, expert or -1, rows)
- * of each into s32, their count to C[2 * EB + 1]. */
-static void expert_sort(Gen *G, int64_t E, IrDim R, int si, int sc, int sp0, int st, int s32, bool pair, bool order) {
+ * of each into s32, their count to C[2 * EB + 1]. With order, the TMA
+ * form's bucket list; with bm > 0 also its level 3's passes of at most bm
+ * rows into passes (an int * expression), their count to
+ * C[EXPERT_NPASS(E)]. */
+static void expert_sort(Gen *G, int64_t E, IrDim R, int si, int sc, int sp0, int st, int s32, bool pair, bool order, int bm,
+                        const char *passes) {
     cg_head(G, pair ? "fp8_expert_linear x 2 (gate and up), phase 1: routed rows sorted by expert (bucket E: id -1), cut into tiles of 64"
                     : "fp8_expert_linear, phase 1: routed rows sorted by expert (bucket E: id -1), cut into tiles of 64");
     sb_printf(&G->decl, "    const int E = %lld, EB = E + 1;\n"
@@ -87,26 +93,59 @@ static void expert_sort(Gen *G, int64_t E, IrDim R, int si, int sc, int sp0, int
                         "        else if (f >= 0.0f && f < (float)E) P[atomicAdd(&cur[(int)f], 1)] = (int)r;\n"
                         "    }\n",
               s32 >= 0 ? "        C[2 * EB + 1] = n32;\n" : "", si);
-    if (order) /* the TMA form's work list (expert_tma.cuh's XT_ORD) */
-        sb_printf(&G->decl, "    // the buckets that have rows, longest first (ties: the lower expert), the slots of id -1 last; their count after\n"
+    if (!order) { /* no TMA form: no work list */
+        sb_puts(&G->decl, "}\n");
+        cg_phase(G, CG_LAUNCH_BLOCK, ir_dim_const(1), 1, ir_dim_const(1), 1, 0);
+        return;
+    }
+    /* the TMA form's work list (expert_tma.cuh's XT_ORD) */
+    sb_printf(&G->decl, "    // the buckets that have rows, longest first (ties: the lower expert), the slots of id -1 last; their count after\n"
                             "    int *O = C + %lld;\n"
-                            "    __shared__ int nb;\n"
-                            "    if (threadIdx.x == 0) nb = 0;\n"
+                            "    __shared__ int nb%s;\n"
+                            "    if (threadIdx.x == 0) nb = 0%s;\n"
                             "    __syncthreads();\n"
                             "    for (int e = threadIdx.x; e < E; e += 256) {\n"
                             "        const int n = cnt[e];\n"
-                            "        if (n == 0) continue;\n"
-                            "        int rank = 0;\n"
-                            "        for (int f = 0; f < E; f++) rank += cnt[f] > n || (cnt[f] == n && f < e);\n"
+                            "        if (n == 0) continue;\n",
+                  (long long)EXPERT_ORD(E), bm > 0 ? ", npass" : "", bm > 0 ? ", npass = 0" : "");
+    if (bm > 0) /* level 3: also each bucket's passes of at most bm rows, at the list's place of its first (p0: the passes of the buckets before) */
+        sb_printf(&G->decl, "        int rank = 0, p0 = 0;\n"
+                            "        for (int f = 0; f < E; f++) {\n"
+                            "            const int m = cnt[f];\n"
+                            "            const bool before = m > n || (m == n && f < e);\n"
+                            "            rank += before, p0 += before ? (m + %d) / %d : 0;\n"
+                            "        }\n"
                             "        O[rank] = e;\n"
                             "        atomicAdd(&nb, 1);\n"
+                            "        atomicAdd(&npass, (n + %d) / %d);\n"
+                            "        // level 3's passes: (bucket, its first pass, first sorted position, rows) each (cur: the bucket's end now)\n"
+                            "        for (int s = 0; s < n; s += %d) {\n"
+                            "            int *q = %s + 4 * (p0 + s / %d);\n"
+                            "            q[0] = e, q[1] = p0, q[2] = cur[e] - n, q[3] = n;\n"
+                            "        }\n"
                             "    }\n"
                             "    __syncthreads();\n"
                             "    if (threadIdx.x == 0) {\n"
                             "        if (cnt[E] > 0) O[nb++] = E;\n"
                             "        O[EB] = nb;\n"
+                            "        for (int s = 0; s < cnt[E]; s += %d) {  // the slots of id -1: their passes last\n"
+                            "            int *q = %s + 4 * (npass + s / %d);\n"
+                            "            q[0] = E, q[1] = npass, q[2] = cur[E] - cnt[E], q[3] = cnt[E];\n"
+                            "        }\n"
+                            "        C[%lld] = npass + (cnt[E] + %d) / %d;\n"
                             "    }\n",
-                  (long long)EXPERT_ORD(E));
+                  bm - 1, bm, bm - 1, bm, bm, passes, bm, bm, passes, bm, (long long)EXPERT_NPASS(E), bm - 1, bm);
+    else
+        sb_puts(&G->decl, "        int rank = 0;\n"
+                          "        for (int f = 0; f < E; f++) rank += cnt[f] > n || (cnt[f] == n && f < e);\n"
+                          "        O[rank] = e;\n"
+                          "        atomicAdd(&nb, 1);\n"
+                          "    }\n"
+                          "    __syncthreads();\n"
+                          "    if (threadIdx.x == 0) {\n"
+                          "        if (cnt[E] > 0) O[nb++] = E;\n"
+                          "        O[EB] = nb;\n"
+                          "    }\n");
     sb_puts(&G->decl, "}\n");
     cg_phase(G, CG_LAUNCH_BLOCK, ir_dim_const(1), 1, ir_dim_const(1), 1, 0);
 }
@@ -284,46 +323,68 @@ static void expert_stream(Gen *G, const ExpertStream *xs, const IrNode *n, int n
 }
 
 /* The TMA form (codegen/kernels/expert_tma.cuh) of the grouped GEMM above
- * minr routed rows (a prefill's), the tile's phases at or below: by
- * default at level 2 (DSCC_EXPERT_TMA, read once at codegen: 0 the tile
- * at every row count, 1 level 1). Its first GPU run (an H200, 2026-12-06)
+ * minr routed rows (every step's), the tile's phases at or below: by
+ * default at level 3 (DSCC_EXPERT_TMA, read once at codegen: 0 the tile
+ * at every row count, 1 or 2 levels 1, 2), but not where the GEMM tile is
+ * mma.sync's (f32 storage's default: exact) unless DSCC_EXPERT_TMA is set.
+ * Its first GPU run (an H200, 2026-12-06)
  * hung: its warpgroups asked setmaxnreg for more registers than the block
  * holds (fixed, and now a static_assert in the file). On an H100
  * (2026-12-06, two V3 layers, bench_gpu) the 1,024-token prefill's
  * fp8_expert_linear took 3.074 ms at level 2 against the tile's 3.895
  * (level 1: 4.156 against 3.865), every GPU test passing, so level 2 is
- * the default above minr. Level 2 (DSCC_EXPERT_TMA=2; expert_tma.cuh's XT_LVL)
+ * the default; at decode too since (minr=1: batch 1 / 32 / 128
+ * fp8_expert_linear 0.164 / 1.738 / 2.815 ms against the tile's 0.178 /
+ * 1.980 / 3.176, the graphed step 1.258 / 3.003 / 4.170 against 1.280 /
+ * 3.220 / 4.491; one H100 run). Level 2 (DSCC_EXPERT_TMA=2; expert_tma.cuh's XT_LVL)
  * stages the scales in shared memory by the producer and gathers and
  * stores whole sectors (an H100's ncu of level 1 at the 1,024-token
  * prefill: 65% of the stalls on the consumers' scattered 4-byte scale
  * loads); it needs the scales stored as f32 (always so today; else level
- * 1 is generated). DSCC_EXPERT_TMA is "0", "1", "2", or comma-separated
- * items: a level first (1 or 2; 2 without it), then any of
- * ef=0|1 (level 2: the weights' TMA loads under an L2 evict-first policy,
- * so that the stream of weights read once does not push out the rows of
- * x the units of an expert read again; default 1: an H100's ncu of level 1
- * counted ~1.5 GB more DRAM reads than gate and up's weights hold),
- * minr=N (N >= 1, default EXPERT_TMA_MINR), mt=1|2 (row tiles of 64
+ * 1 is generated). Level 3 (DSCC_EXPERT_TMA=3, the default since one
+ * H100 run, 2026-12-06: prefill fp8_expert_linear 2.967 against level
+ * 2's 3.190 ms, decode 0.160 / 1.757 / 2.835 against 0.167 / 1.814 /
+ * 2.907 at batch 1 / 32 / 128) is
+ * level 2 with split units (expert_tma.cuh's XT_SPLIT): a unit a pass of
+ * at most 128 mt rows, the passes of one weight tile adjacent units that
+ * run side by side, so an expert of more rows than a pass reads its
+ * weights from HBM once, not once a pass (at the 1,024-token prefill,
+ * 1 to ~300 rows an expert: up to 3 passes; level 1's ncu counted ~1.5
+ * GB more DRAM reads for gate and up than their weights hold, which such
+ * repeats would explain); the sort lists the passes.
+ * DSCC_EXPERT_TMA is "0", "1", "2", "3", or comma-separated
+ * items: a level first (1, 2 or 3; 3 without it), then any of
+ * ef=0|1 (levels 2 and 3: the weights' TMA loads under an L2 evict-first
+ * policy, so that the stream of weights read once does not push out the
+ * rows of x the units of an expert read again; default 1: an H100's ncu
+ * of level 1 counted ~1.5 GB more DRAM reads than gate and up's weights
+ * hold; level 3 leaves out the hint where other units read the tile),
+ * minr=N (N >= 1: the tile at up to N routed rows; default
+ * EXPERT_TMA_MINR, minr=2048 the old default: decode on the tile), mt=1|2 (row tiles of 64
  * a consumer warpgroup holds: 128 or 256 of an expert's rows a pass over
  * K, default 1) and grid=N (1..1024 blocks, default 132: an H100's or
  * H200's SMs, the runtime caps it at the device's; fewer make each block
  * walk more units, which the emulator's test wants). */
 typedef struct {
     bool on;
-    int lvl; /* 1: the first form; 2: scales staged by the producer, rows gathered in whole sectors */
+    int lvl; /* 1: the first form; 2: scales staged by the producer, rows gathered in whole sectors; 3: 2 with split units */
     int64_t minr;
     int64_t mt, grid;
     int64_t ef; /* level 2: the weights' TMA loads under an L2 evict-first policy */
 } ExpertTma;
-#define EXPERT_TMA_MINR 2048 /* above a decode step of 256 tokens x 8 experts: the tile's rows */
+#define EXPERT_TMA_MINR 1 /* every step of more than one routed row (minr=2048: decode steps on the tile, as before) */
 
 static bool expert_tma_params(Gen *G, ExpertTma *p) {
-    *p = (ExpertTma){false, 2, EXPERT_TMA_MINR, 1, 132, 1};
+    *p = (ExpertTma){false, 3, EXPERT_TMA_MINR, 1, 132, 1};
     const ExpertKey keys[] = {{"minr", 1, 1LL << 30, 0, &p->minr}, {"mt", 1, 2, 0, &p->mt}, {"grid", 1, 1024, 0, &p->grid}, {"ef", 0, 1, 0, &p->ef}};
-    if (!expert_env(G, "DSCC_EXPERT_TMA", 2, 2, keys, (int)(sizeof keys / sizeof keys[0]),
-                    "0, 1, 2, or comma-separated minr=N (N >= 1), mt=1|2, grid=1..1024, ef=0|1, after a level 1|2 or alone", &p->lvl))
+    if (!expert_env(G, "DSCC_EXPERT_TMA", 3, 3, keys, (int)(sizeof keys / sizeof keys[0]),
+                    "0, 1, 2, 3, or comma-separated minr=N (N >= 1), mt=1|2, grid=1..1024, ef=0|1, after a level 1|2|3 or alone", &p->lvl))
         return false;
-    p->on = p->lvl > 0;
+    /* without the wgmma tile (f32 storage's default: the exact mma.sync tile, gen.h's CgGenOptions.tile) the tile unless
+     * DSCC_EXPERT_TMA is set: FP8 wgmma sums with fewer bits than f32 (e2e's and test_gpu_plan's f32 fixtures 1.07e-2 of
+     * the logits against a 1e-4 bound on an H100 with the TMA form at every row count) */
+    const char *e = getenv("DSCC_EXPERT_TMA");
+    p->on = p->lvl > 0 && (G->wgmma || (e && *e));
     return true;
 }
 
@@ -370,7 +431,7 @@ static const char *expert_scale_ptr(Gen *G, int s, const char *m, const char *kb
  * sp0): a persistent grid of xt->grid blocks of 384 threads, run above amin
  * routed rows, its weights through tensor maps the runtime makes. */
 static void expert_tma(Gen *G, const ExpertTma *xt, int64_t amin, const IrNode *n, int nw, const ExpertOut *out, int sx, int sxs,
-                       const char *src, int sc, int sp0) {
+                       const char *src, int sc, int sp0, const char *passes) {
     const IrNode *w = n->ops[2];
     int64_t E = w->type.dims[0].coeff, O = w->type.dims[1].coeff, I = w->type.dims[2].coeff;
     IrDim R = ir_type_numel(&n->ops[4]->type);
@@ -384,9 +445,12 @@ static void expert_tma(Gen *G, const ExpertTma *xt, int64_t amin, const IrNode *
     if (wf32)
         wsp = nw > 1 ? arena_printf(G->a, "((const float *)((s) ? a.t[%d] : a.t[%d]) + (i))", out[1].sws, out[0].sws)
                      : arena_printf(G->a, "((const float *)a.t[%d] + (i))", out[0].sws);
-    const int lvl = xt->lvl == 2 && xsp && wsp ? 2 : 1;
+    const int lvl = xt->lvl >= 2 && xsp && wsp ? 2 : 1, split = xt->lvl == 3;
     CgDefine defs[] = {
         {"XT_LVL", arena_printf(G->a, "%d", lvl)},
+        {"XT_SPLIT", split ? "1" : "0"},
+        {"XT_PASSES", split ? passes : "((const int *)0)"},
+        {"XT_NPASS", split ? arena_printf(G->a, "(XT_CNT[%lld])", (long long)EXPERT_NPASS(E)) : "0"},
         {"XT_EF", lvl == 2 && xt->ef ? "1" : "0"},
         {"XT_XSP(m, kb)", lvl == 2 ? xsp : "((const float *)0)"},
         {"XT_WSP(s, i)", lvl == 2 ? wsp : "((const float *)0)"},
@@ -414,9 +478,10 @@ static void expert_tma(Gen *G, const ExpertTma *xt, int64_t amin, const IrNode *
     sb_printf(&G->decl, "// fp8_expert_linear%s above %lld routed rows: a block per (expert, 128 outputs) takes all of the expert's\n"
                         "// rows, %d a pass; the weights by TMA, the rows gathered by cp.async, into a %d-stage mbarrier ring; a producer\n"
                         "// warpgroup, two wgmma m64n128k32 E4M3 consumer warpgroups; a persistent grid, the longest expert first\n"
-                        "// (level %d%s%s)\n",
+                        "// (level %d%s%s%s)\n",
               nw > 1 ? " x 2 (gate and up)" : "", (long long)amin, 128 * (int)xt->mt, xt->mt == 2 ? 4 : 6, lvl,
               lvl == 2 ? ": the scales staged by the producer, the rows gathered in whole sectors" : "",
+              split ? "; split units: a block a pass, the passes of a weight tile side by side" : "",
               lvl == 2 && xt->ef ? ", the weights evict-first in L2" : "");
     sb_puts(&G->decl, cg_kernel_instance(G->a, "expert_tma", entry, defs, nd));
     int64_t stages = xt->mt == 2 ? 4 : 6, smem = stages * 16384 * (1 + xt->mt) + 16 * stages + 1024; /* XT_SMEM */
@@ -427,6 +492,13 @@ static void expert_tma(Gen *G, const ExpertTma *xt, int64_t amin, const IrNode *
     f->amin = amin;
     f->threads = 384; /* a producer warpgroup and two consumer warpgroups */
     f->tmaps = t;
+}
+
+/* Where the TMA form's level 3 passes are (an int * expression): slot s32,
+ * after the stream form's 3 R ints where it is on. */
+static const char *expert_passes(Gen *G, int s32, bool stream, IrDim R) {
+    if (s32 < 0) return NULL;
+    return stream ? arena_printf(G->a, "((int *)a.t[%d] + 3LL * %s)", s32, cg_dim(G, R)) : arena_printf(G->a, "((int *)a.t[%d])", s32);
 }
 
 /* fp8_expert_linear as a grouped tensor-core GEMM (see the file comment);
@@ -448,29 +520,32 @@ static bool expert_fp8_grouped(Gen *G, const IrNode *n, const IrNode *n2, int64_
     if (!expert_stream_params(G, &xs) || !expert_tma_params(G, &xt)) return false;
     int sc, sp0, st, s32;
     const char *Ks = cg_dim(G, idx->type.dims[1]);
+    const bool xsplit = xt.on && xt.lvl == 3; /* the TMA form's passes listed by the sort (at most R: a row each at least) */
     if (G->sorted == idx) { /* an earlier phase of this kernel sorted these rows (the down beside gate and up): reused */
         sc = G->sort_slots[0], sp0 = G->sort_slots[1], st = G->sort_slots[2], s32 = G->sort_slots[3];
     } else {
-        /* per bucket: row count, first sorted row; the tile counts; the TMA form's bucket list */
-        sc = cg_slot_scratch(G, n, ir_dim_const(xt.on ? EXPERT_ORD(E) + EB + 1 : 2 * EB + (xs.on ? 2 : 1)));
+        /* per bucket: row count, first sorted row; the tile counts; the TMA form's bucket list (and its count of passes) */
+        sc = cg_slot_scratch(G, n, ir_dim_const(xt.on ? EXPERT_NPASS(E) + xsplit : 2 * EB + (xs.on ? 2 : 1)));
         sp0 = cg_slot_scratch(G, n, R);                       /* sorted position -> routed row */
         st = cg_slot_scratch(G, n, R);                        /* tile -> its first sorted position (tiles <= R) */
-        IrDim R3 = R;
-        R3.coeff *= 3;
-        s32 = xs.on ? cg_slot_scratch(G, n, R3) : -1;         /* ... the stream form's tiles of 32: (start, expert, rows) */
-        expert_sort(G, E, R, si, sc, sp0, st, s32, n2 != NULL, xt.on);
+        IrDim R7 = R;
+        R7.coeff *= (xs.on ? 3 : 0) + (xsplit ? 4 : 0);
+        /* the stream form's tiles of 32: (start, expert, rows); after them the TMA form's passes (4 ints each) */
+        s32 = xs.on || xsplit ? cg_slot_scratch(G, n, R7) : -1;
+        expert_sort(G, E, R, si, sc, sp0, st, xs.on ? s32 : -1, n2 != NULL, xt.on, xsplit ? 128 * (int)xt.mt : 0,
+                    expert_passes(G, s32, xs.on, R));
         G->sorted = idx;
         G->sort_slots[0] = sc, G->sort_slots[1] = sp0, G->sort_slots[2] = st, G->sort_slots[3] = s32;
     }
     IrDim O = w->type.dims[1];
     int64_t nt = (O.coeff + 127) / 128, ntw = nw * nt, nkb = (I + 127) / 128;
-    bool stream = s32 >= 0 && I % 16 == 0 && O.coeff * I < (1LL << 40);
+    bool stream = xs.on && I % 16 == 0 && O.coeff * I < (1LL << 40);
     const char *src = bcast ? arena_printf(G->a, "((r) / %s)", Ks) : "(r)";
     if (stream) expert_stream(G, &xs, n, (int)nw, out, sx, sxs, src, sc, sp0, s32);
     /* the TMA form above minr rows (and above the stream form's), the tile's phases between */
     bool tma = xt.on && I % 16 == 0 && E * O.coeff < (1LL << 31);
     int64_t tmin = stream && xs.maxr > xt.minr ? xs.maxr : xt.minr;
-    if (tma) expert_tma(G, &xt, tmin, n, (int)nw, out, sx, sxs, src, sc, sp0);
+    if (tma) expert_tma(G, &xt, tmin, n, (int)nw, out, sx, sxs, src, sc, sp0, expert_passes(G, s32, xs.on, R));
     int tile0 = G->nphases; /* the tile's phases from here: they run only above the stream form's rows, up to the TMA form's */
     /* the most parts any step takes: R = 1, 2 tiles at most; none when the stream form takes every step that would split */
     int64_t parts = stream && xs.maxr >= 64 ? 1 : cg_k_splits(1, 2 * ntw, nkb);

@@ -51,6 +51,19 @@
 //   epilogue, where N % 4 == 0 and XT_STORE4 is given: lanes 2q, 2q + 1
 //   of a quad trade halves of two adjacent 8-column blocks, each stores 4
 //   adjacent columns at once, 16 whole columns of a row a warp's store.
+// * Split units (XT_SPLIT 1, DSCC_EXPERT_TMA=3): a unit is (pass of at most
+//   128 XT_MT rows of a bucket, weight s, 128-output tile), so a block takes
+//   one pass and an expert's passes are units of their own; the sort phase
+//   lists the passes (XT_PASSES: per pass its bucket, the bucket's first
+//   pass, first sorted position and rows; XT_NPASS of them, the longest
+//   bucket's first). Unit u is of pass-list entry u / ntw (the same
+//   bucket), and within a bucket of np passes and first pass P0 local
+//   index l = u - ntw P0 is weight tile l / np, pass l % np: the passes of
+//   one weight tile are adjacent units, run side by side on adjacent SMs,
+//   so each weight byte crosses HBM once (the others read it from L2)
+//   where one block's passes re-read it from HBM ~40 us later (level 2 at
+//   a 1,024-token prefill: Σ(passes - 1) x 44 MB more). The weights load
+//   evict-first (XT_EF) only where a unit is its tile's only reader.
 //
 // Parameters (#define; expressions may use the kernel's Args `a`):
 //   DSCC_ENTRY          the entry point's name
@@ -68,6 +81,8 @@
 //   XT_CNT, XT_PERM     the sort's ints (count of bucket b at [b], its first sorted position at
 //                       [XT_E + 1 + b]) and sorted position -> routed row (const int *)
 //   XT_ORD              the bucket list (const int *; see above)
+//   XT_SPLIT            1: the split units (see above; default 0), which also need:
+//   XT_PASSES, XT_NPASS the pass list (const int *, 4 ints a pass) and its length (an int expression)
 //   XT_MT               row tiles of 64 a consumer holds: 1 or 2 (default 1: 128 rows a pass)
 //   XT_STAGES           stages of the ring (default 4 at XT_MT 2, 6 at 1)
 //   XT_LVL              1 or 2 (default 1; see above); level 2 also needs:
@@ -108,6 +123,9 @@ struct Args { u64 t[64]; long long sym[8]; long long cap, len; u64 err; long lon
 #endif
 #ifndef XT_EF
 #define XT_EF 0
+#endif
+#ifndef XT_SPLIT
+#define XT_SPLIT 0
 #endif
 #ifndef XT_STAGES
 #define XT_STAGES (XT_MT == 2 ? 4 : 6)
@@ -162,6 +180,18 @@ __device__ __forceinline__ void xt_cp4(void *dst, const void *src, bool v) {
     asm volatile("cp.async.ca.shared.global [%0], [%1], 4, %2;\n" ::"r"((unsigned)__cvta_generic_to_shared(dst)), "l"(src), "r"(v ? 4 : 0)
                  : "memory");
 }
+// The split units' pass entry (XT_SPLIT): the 4 ints of pass-list entry i, raw (decoded by xt_unit when used, so
+// that the loads' latency overlaps the unit before)
+__device__ __forceinline__ void xt_pass_load(int *q, const int *passes, int i) {
+#pragma unroll
+    for (int k = 0; k < 4; k++) q[k] = passes[4 * i + k];
+}
+// ... unit u of entry q: its bucket, rows, first sorted position, weight tile (of ntw) and whether it is the tile's
+// only reader (the bucket has one pass); bm rows a pass
+__device__ __forceinline__ void xt_unit(const int *q, int u, int ntw, int bm, int &b, int &c0, int &first, int &wt, int &solo) {
+    const int np = (q[3] + bm - 1) / bm, l = u - ntw * q[1], ps = l % np;
+    b = q[0], wt = l / np, first = q[2] + bm * ps, c0 = q[3] - bm * ps < bm ? q[3] - bm * ps : bm, solo = np == 1;
+}
 // A K-major operand in the 128-byte swizzle: start address >> 4, leading byte offset 16 (unused),
 // stride byte offset 1024 (8-row groups), layout 1 (the 128-byte swizzle) in bits 62-63
 __device__ __forceinline__ unsigned long long xt_desc(const void *p) {
@@ -179,7 +209,12 @@ extern "C" __global__ void __launch_bounds__(384, 1) DSCC_ENTRY(Args a) {
     const int nkb = (int)((K + 127) / 128), nt = (int)((N + 127) / 128), ntw = XT_NW * nt;
     const int EB = XT_E + 1, BM = 128 * XT_MT; // buckets; rows a pass
     const int *cnt = XT_CNT, *perm = XT_PERM, *ord = XT_ORD;
+#if XT_SPLIT
+    const int units = (XT_NPASS) * ntw;
+    (void)EB, (void)cnt, (void)ord; // the pass list holds what the bucket list's counts give at level 2
+#else
     const int units = ord[EB] * ntw;
+#endif
     const int wg = threadIdx.x >> 7, warp = threadIdx.x >> 5, lane = threadIdx.x & 31;
     if (threadIdx.x == 0) {
         for (int s = 0; s < XT_STAGES; s++) {
@@ -193,13 +228,19 @@ extern "C" __global__ void __launch_bounds__(384, 1) DSCC_ENTRY(Args a) {
     if (wg == 0) { // the producer
         hp_setmaxnreg_dec<XT_REGS_P>();
         const int p = threadIdx.x;
-#if XT_LVL == 2 && XT_EF
+#if XT_LVL == 2 && XT_EF && !XT_SPLIT
         const unsigned long long pol = xt_policy_ef(); // the weights' L2 policy: evict first
 #endif
         int it = 0; // K blocks loaded so far: stage it % XT_STAGES, its use it / XT_STAGES
         // a unit's bucket b, rows c0, first sorted position and this thread's x rows of its first pass, loaded
         // during the unit before (the loads' latency off the ring's critical path at the units' boundary)
         int u = blockIdx.x, b = 0, c0 = 0, first = 0;
+#if XT_SPLIT
+        int wt = 0, solo = 1; // the unit's weight tile (of ntw); whether it is the tile's only reader
+#define XT_WT wt
+#else
+#define XT_WT (u % ntw) // (level 2: from u, no register held; ptxas spills more at mt=2 with it held)
+#endif
         int src0[XT_MT];
 #define XT_SRC_ROWS(src, c0, first, p0) /* this thread's rows p + 128 j of the pass at p0: their rows of x (-1: zeros) */ \
         _Pragma("unroll") for (int j = 0; j < XT_MT; j++) {                                                                 \
@@ -207,26 +248,49 @@ extern "C" __global__ void __launch_bounds__(384, 1) DSCC_ENTRY(Args a) {
             src[j] = i_ < (c0) - (p0) && i_ < BM ? (int)XT_SRC(perm[(first) + (p0) + i_]) : -1;                             \
         }
         if (u < units) {
+#if XT_SPLIT
+            int q[4];
+            xt_pass_load(q, XT_PASSES, u / ntw);
+            xt_unit(q, u, ntw, BM, b, c0, first, wt, solo);
+#else
             b = ord[u / ntw], c0 = cnt[b], first = cnt[EB + b];
+#endif
             XT_SRC_ROWS(src0, c0, first, 0)
         }
         for (; u < units; u += gridDim.x) {
-            const int ws = (int)(u % ntw / nt), wrow = (int)(b * N + u % ntw % nt * 128LL);
+            const int ws = XT_WT / nt, wrow = (int)(b * N + XT_WT % nt * 128LL);
 #if XT_LVL == 2
-            const long long wsb = ((long long)b * nt + u % ntw % nt) * nkb; // w_s's scales of this tile, K block 0
+            const long long wsb = ((long long)b * nt + XT_WT % nt) * nkb; // w_s's scales of this tile, K block 0
             int *srow = (int *)(sm + XT_SROW);
 #endif
-            const int un = u + gridDim.x, bn = un < units ? ord[un / ntw] : 0; // the next unit's bucket: its load issued
+            // the next unit: its bucket's load issued (level 3 loads its pass entry at XT_NEXT, where level 2 loads the
+            // bucket's counts: its 4 ints held from here spilled at 56 registers; ptxas, V3's shapes)
+            const int un = u + gridDim.x;
+#if XT_SPLIT
+            int bn = 0;
+#define XT_NEXT_UNIT()                                                                                                  \
+            {                                                                                                               \
+                int qn[4];                                                                                                  \
+                xt_pass_load(qn, XT_PASSES, un / ntw);                                                                      \
+                xt_unit(qn, un, ntw, BM, bn, cn, fn, wn, sn);                                                               \
+            }
+#else
+            const int bn = un < units ? ord[un / ntw] : 0;
+#define XT_NEXT_UNIT() (cn = cnt[bn], fn = cnt[EB + bn])
+#endif
             int cn = 0, fn = 0, srcn[XT_MT];
+#if XT_SPLIT
+            int wn = 0, sn = 1;
+#endif
 #define XT_NEXT() /* the next unit's rows (once a unit: before its first K block's copies, or with the zeros) */              \
             {                                                                                                               \
                 if (un < units) {                                                                                           \
-                    cn = cnt[bn], fn = cnt[EB + bn];                                                                        \
+                    XT_NEXT_UNIT();                                                                                         \
                     XT_SRC_ROWS(srcn, cn, fn, 0)                                                                            \
                 }                                                                                                           \
             }
             if (b >= XT_E) { // the slots of id -1: zeros (stored here: the consumers' registers hold the accumulators)
-                const long long n0 = u % ntw % nt * 128LL;
+                const long long n0 = XT_WT % nt * 128LL;
                 for (long long i = p; i < (long long)c0 * 128; i += 128) {
                     const long long r = perm[first + i / 128], o = n0 + i % 128;
                     if (o < N) XT_STORE(ws, r * N + o, 0.0f);
@@ -255,7 +319,12 @@ extern "C" __global__ void __launch_bounds__(384, 1) DSCC_ENTRY(Args a) {
                         if (p == 0) {
                             hp_mbar_expect_tx(&full[s], XT_BOX);
 #if XT_LVL == 2 && XT_EF
+#if XT_SPLIT
+                            if (solo) xt_tma_2d_hint(st, map, &full[s], kb * 128, wrow, xt_policy_ef()); // (made here: 2 registers fewer)
+                            else hp_tma_2d(st, map, &full[s], kb * 128, wrow); // other units read the tile: kept
+#else
                             xt_tma_2d_hint(st, map, &full[s], kb * 128, wrow, pol);
+#endif
 #else
                             hp_tma_2d(st, map, &full[s], kb * 128, wrow);
 #endif
@@ -297,11 +366,16 @@ extern "C" __global__ void __launch_bounds__(384, 1) DSCC_ENTRY(Args a) {
                 }
             }
 #undef XT_NEXT
+#undef XT_NEXT_UNIT
             b = bn, c0 = cn, first = fn;
+#if XT_SPLIT
+            wt = wn, solo = sn;
+#endif
 #pragma unroll
             for (int j = 0; j < XT_MT; j++) src0[j] = srcn[j];
         }
 #undef XT_SRC_ROWS
+#undef XT_WT
         // stay until the consumers released the ring's last uses: every copy this thread issued has landed then
         for (int i = 0; i < XT_STAGES; i++, it++) hp_mbar_wait(&empty[it % XT_STAGES], (unsigned)((it / XT_STAGES) & 1) ^ 1u);
         return;
@@ -310,15 +384,45 @@ extern "C" __global__ void __launch_bounds__(384, 1) DSCC_ENTRY(Args a) {
     const int c = wg - 1, wq = warp & 3; // consumer c: row tiles c, c + 2 of a pass
     const int r0 = 16 * wq + (lane >> 2);                         // this thread's rows r0, r0 + 8 of a tile; cols 8j + 2(lane % 4) (+1)
     float acc[XT_MT][64], part[64];
-    int it = 0, u = blockIdx.x, b = 0, c0 = 0, first = 0; // the unit's bucket, rows, first sorted position: loaded a unit ahead
-    if (u < units) b = ord[u / ntw], c0 = cnt[b], first = cnt[EB + b];
+    // the unit's bucket, rows, first sorted position, weight tile: loaded a unit ahead
+    int it = 0, u = blockIdx.x, b = 0, c0 = 0, first = 0;
+#if XT_SPLIT
+    int wt = 0, solo = 1;
+#define XT_WT wt
+#else
+#define XT_WT (u % ntw)
+#endif
+    if (u < units) {
+#if XT_SPLIT
+        int q[4];
+        xt_pass_load(q, XT_PASSES, u / ntw);
+        xt_unit(q, u, ntw, BM, b, c0, first, wt, solo);
+        (void)solo;
+#else
+        b = ord[u / ntw], c0 = cnt[b], first = cnt[EB + b];
+#endif
+    }
     for (; u < units; u += gridDim.x) {
-        const int ws = (int)(u % ntw / nt), ot = (int)(u % ntw % nt), n0 = 128 * ot;
-        const int un = u + gridDim.x, bn = un < units ? ord[un / ntw] : 0; // the next unit's bucket: its load issued
+        const int ws = XT_WT / nt, ot = XT_WT % nt, n0 = 128 * ot;
+        const int un = u + gridDim.x; // the next unit: its bucket's (pass's) load issued
+#if XT_SPLIT
+        int qn[4] = {0, 0, 0, 1}, bn = 0;
+        if (un < units) xt_pass_load(qn, XT_PASSES, un / ntw);
+#define XT_NEXT_UNIT() xt_unit(qn, un, ntw, BM, bn, cn, fn, wn, solo)
+#else
+        const int bn = un < units ? ord[un / ntw] : 0;
+#define XT_NEXT_UNIT() (cn = cnt[bn], fn = cnt[EB + bn])
+#endif
         int cn = 0, fn = 0;
+#if XT_SPLIT
+        int wn = 0;
+#endif
         if (b >= XT_E) { // the slots of id -1: the producer stores their zeros
-            if (un < units) cn = cnt[bn], fn = cnt[EB + bn];
+            if (un < units) XT_NEXT_UNIT();
             b = bn, c0 = cn, first = fn;
+#if XT_SPLIT
+            wt = wn;
+#endif
             continue;
         }
 #if XT_LVL == 1
@@ -380,7 +484,7 @@ extern "C" __global__ void __launch_bounds__(384, 1) DSCC_ENTRY(Args a) {
                     for (int i = 0; i < 64; i++) acc[j][i] += part[i] * ((i & 2) ? sb : sa);
                 }
                 if (lane == 0) hp_mbar_arrive(&empty[s]); // the stage read: back to the producer
-                if (p0 == 0 && kb == 0 && un < units) cn = cnt[bn], fn = cnt[EB + bn];
+                if (p0 == 0 && kb == 0 && un < units) XT_NEXT_UNIT();
             }
             // the epilogue: each accumulator to its routed row, two adjacent columns at once where N is even
             // (the weight's stores chosen once: XT_EPILOGUE(s) with s a constant)
@@ -434,7 +538,12 @@ extern "C" __global__ void __launch_bounds__(384, 1) DSCC_ENTRY(Args a) {
 #undef XT_EPILOGUE
         }
         b = bn, c0 = cn, first = fn;
+#if XT_SPLIT
+        wt = wn;
+#endif
+#undef XT_NEXT_UNIT
     }
+#undef XT_WT
 }
 #undef DSCC_ENTRY
 #undef XT_E
@@ -461,6 +570,9 @@ extern "C" __global__ void __launch_bounds__(384, 1) DSCC_ENTRY(Args a) {
 #undef XT_SMEM
 #undef XT_LVL
 #undef XT_EF
+#undef XT_SPLIT
+#undef XT_PASSES
+#undef XT_NPASS
 #undef XT_OWN
 #undef XT_SCL
 #undef XT_SROW

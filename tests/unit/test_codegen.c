@@ -241,10 +241,13 @@ static void test_split_key_launch(void **state) {
         }
     assert_int_equal(streams, 2); /* gate and up (one phase over both weights): K = 96; the down's K = 40 is no multiple of 16 */
     assert_int_equal(above, 2);   /* ... and their tile phases */
-    /* The tile phase (by default: at every row count): ceil(R / 64) tiles
-     * plus one per bucket that can have rows (the E experts and the slots
-     * of id -1), at most min(E + 1, R) of them. */
+    /* The tile phase (DSCC_EXPERT_TMA=0: at every row count; by default
+     * the TMA form runs above one routed row): ceil(R / 64) tiles plus one
+     * per bucket that can have rows (the E experts and the slots of id
+     * -1), at most min(E + 1, R) of them. */
+    setenv("DSCC_EXPERT_TMA", "0", 1);
     p = cg_generate(a, d, g, NULL);
+    unsetenv("DSCC_EXPERT_TMA");
     assert_non_null(p);
     int experts = 0;
     for (int k = 0; k < p->nkernels; k++) {

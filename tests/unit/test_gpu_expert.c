@@ -12,8 +12,9 @@
  * each output through neg, so fp8-quant quantizes the GEMM before it.
  * K is 528 and 176: a last K block of 16 bytes, K not a multiple of 128.
  *
- * The TMA form (codegen/kernels/expert_tma.cuh, by default above 2,048
- * routed rows, at level 2; DSCC_EXPERT_TMA=1,minr=1 runs its level 1 at
+ * The TMA form (codegen/kernels/expert_tma.cuh, by default above one
+ * routed row: every step, at level 3, but at f32 storage only where
+ * DSCC_EXPERT_TMA is set; DSCC_EXPERT_TMA=1,minr=1 runs its level 1 at
  * every row count) on the same routings and one more: two
  * experts of 160 rows (with mt=1, two passes over K; with mt=2,
  * consumers holding a second row tile, one without rows) and slots of id -1; N 176,
@@ -25,10 +26,17 @@
  * memory, the outputs stored 4 columns a lane after a quad shuffle) on the
  * same cases, checked to be the level generated; a scale of the wrong row
  * or K block, or a column pair traded the wrong way, fails the bounds.
+ * Level 2 also at decode-like shapes: 32
+ * experts, 1, 8, 32 and 128 tokens of 4 slots (a few rows an expert,
+ * experts 24-31 never hit, others at zero rows at the smaller counts), on
+ * the default grid of 132 blocks (most of them without a unit at 1
+ * token); level 3 (the default: level 2 with a unit a pass) on the same
+ * cases and at the decode-like shapes.
  * The stream form is opt-in (DSCC_EXPERT_V2=1 or its parameters: on an
  * H100 it was slower than the tile). Each step checks that the stream
- * phase is the one that ran (and, by default or with DSCC_EXPERT_V2=0,
- * that it is not generated and the tile runs: the A/B switch); the CPU takes each value the GPU stored before it computes the
+ * phase is the one that ran (and, with DSCC_EXPERT_V2=0 or unset, that it
+ * is not generated: the TMA form runs, or the tile with
+ * DSCC_EXPERT_TMA=minr=2048, the old default, or =0); the CPU takes each value the GPU stored before it computes the
  * next op, so every expert GEMM is checked on the FP8 codes and scales the
  * kernel read. Bounds, rel L2 of each expert GEMM's output: 4e-3 with bf16
  * storage (y rounded to bf16), 1e-5 with f32 storage (FP8 products exact,
@@ -172,6 +180,9 @@ static void check_kinds(bool f32, int form, unsigned kinds) {
         const bool two = !(tenv && tenv[0] == '1');
         assert_int_equal(tma_level(g, f32), two ? 2 : 1);
         assert_true(generated_has(g, f32, "#define XT_EF 1\n") == (two && !strstr(tenv, "ef=0")));
+        /* level 3 (the default, and where only keys are given): level 2 with split units */
+        const bool lvl_given = tenv && tenv[0] >= '1' && tenv[0] <= '3' && (tenv[1] == ',' || !tenv[1]);
+        assert_true(generated_has(g, f32, "#define XT_SPLIT 1\n") == (!lvl_given || tenv[0] == '3'));
     }
     GpuExec *gx = gpu_exec_new(g, &ws, &go, d);
     assert_non_null(gx);
@@ -253,11 +264,14 @@ static void test_ring4(void **state) {
     check(false, FORM_STREAM);
     unsetenv("DSCC_EXPERT_V2");
 }
-/* by default (and with DSCC_EXPERT_V2=0): no stream phase, the tile at these row counts (the TMA form's are above) */
+/* without DSCC_EXPERT_V2 and with DSCC_EXPERT_TMA=0 (no TMA form: the sort without its work list): no stream phase,
+ * the tile at every row count */
 static void test_tile(void **state) {
     (void)state;
     unsetenv("DSCC_EXPERT_V2");
+    setenv("DSCC_EXPERT_TMA", "0", 1);
     check(false, FORM_TILE);
+    unsetenv("DSCC_EXPERT_TMA");
 }
 /* the TMA form (expert_tma.cuh) at every row count (minr=1: above 1 routed row), 128 rows a pass (mt=1, the default:
  * an expert of 160 rows takes two passes), bf16 storage, a grid of 3 blocks (each walks many units: the ring's stages
@@ -276,12 +290,12 @@ static void test_tma_f32(void **state) {
     unsetenv("DSCC_EXPERT_TMA");
 }
 
-/* the TMA form's level 2 (the default; DSCC_EXPERT_TMA=2: the producer copies the scales of a stage's rows and w's into
- * shared memory beside them, gathers the rows 8 lanes a row) on the same cases: 128 rows a pass and a grid of 3, bf16,
- * the weights evict-first in L2 (the default; the level left out: the default's); 256 a pass, f32, without the hint */
+/* the TMA form's level 2 (DSCC_EXPERT_TMA=2: the producer copies the scales of a stage's rows and w's into shared
+ * memory beside them, gathers the rows 8 lanes a row) on the same cases: 128 rows a pass and a grid of 3, bf16, the
+ * weights evict-first in L2 (the default); 256 a pass, f32, without the hint */
 static void test_tma2(void **state) {
     (void)state;
-    setenv("DSCC_EXPERT_TMA", "minr=1,grid=3", 1);
+    setenv("DSCC_EXPERT_TMA", "2,minr=1,grid=3", 1);
     check_kinds(false, FORM_TMA, 31u);
     unsetenv("DSCC_EXPERT_TMA");
 }
@@ -289,6 +303,102 @@ static void test_tma2_f32(void **state) {
     (void)state;
     setenv("DSCC_EXPERT_TMA", "2,minr=1,mt=2,ef=0", 1);
     check_kinds(true, FORM_TMA, 1u << 2 | 1u << 4);
+    unsetenv("DSCC_EXPERT_TMA");
+}
+
+/* the TMA form's level 3 (the default; DSCC_EXPERT_TMA=3: level 2 with a unit a pass, the passes of one weight tile
+ * adjacent units, the sort listing the passes) on the same cases: bf16 on a grid of 3 (the two experts of 160 rows: two
+ * passes, units of their own, walked by different blocks; the level left out: the default's) */
+static void test_tma3(void **state) {
+    (void)state;
+    setenv("DSCC_EXPERT_TMA", "minr=1,grid=3", 1);
+    check_kinds(false, FORM_TMA, 31u);
+    unsetenv("DSCC_EXPERT_TMA");
+}
+
+/* Decode-like shapes: V3's SwiGLU over 32 experts (gate and up K 272: a last K block of 16 bytes; N 176, the down's
+ * 272: neither a multiple of 128), 4 slots a token, each token's experts drawn from 0..23 (experts 24-31 never hit). */
+static const char SRC_DEC[] = "dim T;\n"
+                              "input x: bf16[T, 272];\n"
+                              "input idx: i32[T, 4];\n"
+                              "weight wg[e: 32]: bf16[176, 272] = \"g.{e}\";\n"
+                              "weight wu[e: 32]: bf16[176, 272] = \"u.{e}\";\n"
+                              "weight wd[e: 32]: bf16[272, 176] = \"d.{e}\";\n"
+                              "output y = neg(expert_linear(silu(expert_linear(x, wg, idx)) * expert_linear(x, wu, idx), wd, idx));\n";
+
+/* SRC_DEC on both executors at 1, 8, 32 and 128 tokens under the environment now set: the TMA form at level 2 must run
+ * at each (the tile at none); bounds as check_kinds'. */
+static void check_decode(bool f32) {
+    Arena *a = arena_new();
+    DiagEngine *d = diag_new(a, stderr);
+    IrGraph *g = fe_compile_string(a, d, "experts_decode.dsl", SRC_DEC, sizeof SRC_DEC - 1, &(FeOptions){NULL, NULL, 0});
+    assert_non_null(g);
+    PassPipeline pp;
+    PassRunOptions ro = {0};
+    assert_true(pass_pipeline_parse(a, d, "shape-infer,fold-constants,dce,fp8-quant,cse,dce,fuse", &pp) && pass_pipeline_run(&pp, g, &ro, d));
+    assert_int_equal(tma_level(g, f32), 2);
+    uint64_t seed = tu_test_seed() + (f32 ? 29 : 31);
+    CpuWeightSource ws = cpu_random_weights(&seed);
+    GpuOptions go = {.max_batch = 128, .max_seq = 1, .max_ctx = 1, .keep_all = true, .f32_storage = f32, .no_blas = true};
+    GpuExec *gx = gpu_exec_new(g, &ws, &go, d);
+    assert_non_null(gx);
+    Cmp m = {.g = g, .gx = gx};
+    CpuExec *cx = cpu_exec_new(g, &ws, &(CpuOptions){.threads = 4, .after_node = take_gpu, .hook_ctx = &m}, d);
+    assert_non_null(cx);
+    float *xv = malloc(sizeof(float) * 128 * 272), *iv = malloc(sizeof(float) * 128 * KS);
+    uint64_t rng = seed;
+    static const int64_t TOKENS[4] = {1, 8, 32, 128};
+    for (int c = 0; c < 4; c++) {
+        const int64_t T = TOKENS[c];
+        for (int64_t i = 0; i < T * 272; i++) xv[i] = rt_bf16_decode(rt_bf16_encode((float)((double)next(&rng) / 2147483648.0 * 2.0 - 1.0)));
+        int hit[24] = {0}, nhit = 0;
+        for (int64_t t = 0; t < T; t++) {
+            unsigned used = 0;
+            for (int k = 0; k < KS; k++) {
+                int e;
+                do e = (int)(next(&rng) % 24);
+                while (used >> e & 1);
+                used |= 1u << e;
+                nhit += hit[e]++ == 0;
+                iv[t * KS + k] = (float)e;
+            }
+        }
+        CpuInput in[2] = {{"x", 2, {T, 272}, xv}, {"idx", 2, {T, KS}, iv}};
+        m.worst = 0, m.gemms = 0;
+        assert_true(gpu_exec_run(gx, in, 2, d));
+        assert_true(cpu_exec_run(cx, in, 2, d));
+        bool st, tile, ring, tma;
+        phases_at(g, f32, T, &st, &tile, &ring, &tma);
+        fprintf(stderr, "T %lld (decode-like: %d of 32 experts hit), %s storage, %s: %d expert GEMMs, worst rel L2 %.2e\n", (long long)T,
+                nhit, f32 ? "f32" : "bf16", tma ? "TMA form" : tile ? "tile" : "other", m.gemms, m.worst);
+        assert_int_equal(m.gemms, 3);
+        assert_true(tma && !tile && !st);
+        const char *em = getenv("DSCC_EMULATED");
+        const bool hw = !(em && strcmp(em, "1") == 0);
+        assert_true(m.worst <= (f32 ? (hw ? 1e-3 : 1e-5) : 4e-3));
+    }
+    free(xv);
+    free(iv);
+    cpu_exec_free(cx);
+    gpu_exec_free(gx);
+    arena_free(a);
+}
+
+/* level 2 at every row count (DSCC_EXPERT_TMA=2: 132 blocks, the weights evict-first), bf16 (level 2 with f32 storage,
+ * many units a block: test_tma2_f32, test_tma2) */
+static void test_tma2_decode(void **state) {
+    (void)state;
+    setenv("DSCC_EXPERT_TMA", "2", 1);
+    unsetenv("DSCC_EXPERT_V2");
+    check_decode(false);
+    unsetenv("DSCC_EXPERT_TMA");
+}
+/* level 3 at the decode-like shapes: f32, 256 rows a pass (mt=2), a grid of 7 (many units a block), without the L2
+ * hint */
+static void test_tma3_decode_f32(void **state) {
+    (void)state;
+    setenv("DSCC_EXPERT_TMA", "3,mt=2,grid=7,ef=0", 1);
+    check_decode(true);
     unsetenv("DSCC_EXPERT_TMA");
 }
 
@@ -305,12 +415,18 @@ static void test_env(void **state) {
     unsetenv("DSCC_EXPERT_TMA"); /* what a test before may have left set when it failed */
     setenv("DSCC_EXPERT_V2", "0", 1);
     phases_at(g, false, 2, &st, &tile, &ring, &tma);
-    assert_true(!st && tile && !tma);
-    setenv("DSCC_EXPERT_V2", "maxr=8,u=2,minb=1", 1);
+    assert_true(!st && !tile && tma);
+    setenv("DSCC_EXPERT_V2", "maxr=8,u=2,minb=1", 1); /* the stream form up to 8 routed rows, the TMA form above */
     phases_at(g, false, 2, &st, &tile, &ring, &tma); /* 8 routed rows */
     assert_true(st && !tile && !tma);
     phases_at(g, false, 3, &st, &tile, &ring, &tma); /* 12 */
+    assert_true(!st && !tile && tma);
+    setenv("DSCC_EXPERT_TMA", "0", 1); /* ... the tile above */
+    phases_at(g, false, 2, &st, &tile, &ring, &tma);
+    assert_true(st && !tile && !tma);
+    phases_at(g, false, 3, &st, &tile, &ring, &tma);
     assert_true(!st && tile && !tma);
+    unsetenv("DSCC_EXPERT_TMA");
     static const char *const bad[] = {"2", "u=9", "minb=0", "maxr", "maxr=8,", "depth=2", "u=2x", "maxr=0", "ring=2", "d=5", "u=2,1"};
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
         setenv("DSCC_EXPERT_V2", bad[i], 1);
@@ -319,32 +435,54 @@ static void test_env(void **state) {
     unsetenv("DSCC_EXPERT_V2");
     assert_true(diag_error_count(d) >= 11);
     /* the TMA form above minr routed rows, the tile at or below; by default (level 2) and with DSCC_EXPERT_TMA=1 or 2
-     * above 2,048 (a prefill of 512 tokens x 4 slots here); never with DSCC_EXPERT_TMA=0 */
+     * above 1 (every step: a token has 4 slots here), with minr=2048 above 2,048 (a prefill of 512 tokens x 4 slots);
+     * never with DSCC_EXPERT_TMA=0 */
     setenv("DSCC_EXPERT_TMA", "minr=8", 1);
     phases_at(g, false, 2, &st, &tile, &ring, &tma);
     assert_true(!st && tile && !tma);
     phases_at(g, false, 3, &st, &tile, &ring, &tma);
     assert_true(!st && !tile && tma);
-    setenv("DSCC_EXPERT_TMA", "1", 1);
+    setenv("DSCC_EXPERT_TMA", "1,minr=2048", 1);
     phases_at(g, false, 512, &st, &tile, &ring, &tma);
     assert_true(!st && tile && !tma);
     phases_at(g, false, 513, &st, &tile, &ring, &tma);
     assert_true(!st && !tile && tma);
     assert_int_equal(tma_level(g, false), 1);
-    setenv("DSCC_EXPERT_TMA", "2", 1); /* level 2 at the same rows */
+    setenv("DSCC_EXPERT_TMA", "2,minr=2048", 1); /* level 2 at the same rows */
     phases_at(g, false, 512, &st, &tile, &ring, &tma);
     assert_true(!st && tile && !tma);
     phases_at(g, false, 513, &st, &tile, &ring, &tma);
     assert_true(!st && !tile && tma);
     assert_int_equal(tma_level(g, false), 2);
+    setenv("DSCC_EXPERT_TMA", "1", 1); /* level 1 at every row count */
+    phases_at(g, false, 1, &st, &tile, &ring, &tma);
+    assert_true(!st && !tile && tma);
+    assert_int_equal(tma_level(g, false), 1);
     setenv("DSCC_EXPERT_TMA", "1,mt=2", 1);
     assert_int_equal(tma_level(g, false), 1);
-    unsetenv("DSCC_EXPERT_TMA");
-    phases_at(g, false, 512, &st, &tile, &ring, &tma);
-    assert_true(!st && tile && !tma);
-    phases_at(g, false, 513, &st, &tile, &ring, &tma);
-    assert_true(!st && !tile && tma);
+    setenv("DSCC_EXPERT_TMA", "3", 1); /* level 3: level 2's kernel with split units, at every row count */
     assert_int_equal(tma_level(g, false), 2);
+    assert_true(generated_has(g, false, "#define XT_SPLIT 1\n"));
+    phases_at(g, false, 1, &st, &tile, &ring, &tma);
+    assert_true(!st && !tile && tma);
+    setenv("DSCC_EXPERT_TMA", "2", 1);
+    assert_false(generated_has(g, false, "#define XT_SPLIT 1\n"));
+    unsetenv("DSCC_EXPERT_TMA");
+    for (int64_t T = 1; T <= 1024; T *= 4) { /* the default: level 3 at every step; at f32 storage (the mma.sync tile:
+                                                 * exact, FP8 wgmma is not) the tile unless DSCC_EXPERT_TMA is set */
+        phases_at(g, false, T, &st, &tile, &ring, &tma);
+        assert_true(!st && !tile && tma);
+        phases_at(g, true, T, &st, &tile, &ring, &tma);
+        assert_true(!st && tile && !tma);
+    }
+    assert_int_equal(tma_level(g, false), 2);
+    assert_true(generated_has(g, false, "#define XT_SPLIT 1\n"));
+    assert_int_equal(tma_level(g, true), 0);
+    setenv("DSCC_EXPERT_TMA", "2", 1);
+    phases_at(g, true, 1, &st, &tile, &ring, &tma);
+    assert_true(!st && !tile && tma);
+    assert_int_equal(tma_level(g, true), 2);
+    unsetenv("DSCC_EXPERT_TMA");
     assert_true(generated_has(g, false, "#define XT_EF 1\n"));
     setenv("DSCC_EXPERT_TMA", "minr=8", 1); /* keys alone: the default level */
     assert_int_equal(tma_level(g, false), 2);
@@ -354,7 +492,7 @@ static void test_env(void **state) {
     phases_at(g, false, 513, &st, &tile, &ring, &tma);
     assert_true(!st && tile && !tma);
     int before = diag_error_count(d);
-    static const char *const badt[] = {"3", "minr=0", "mt=3", "minr", "minr=", "mt=1,", "minr=8x", "depth=2", "grid=0", "grid=1025",
+    static const char *const badt[] = {"4", "minr=0", "mt=3", "minr", "minr=", "mt=1,", "minr=8x", "depth=2", "grid=0", "grid=1025",
                                        "mt=2,2", "2,", "2x", ",2", "2,mt=3", "-1", "2,ef=2"};
     for (size_t i = 0; i < sizeof badt / sizeof badt[0]; i++) {
         setenv("DSCC_EXPERT_TMA", badt[i], 1);
@@ -365,11 +503,13 @@ static void test_env(void **state) {
     arena_free(a);
 }
 
-int main(void) {
+int main(int argc, char **argv) {
     if (!tu_hopper()) return 77;
     const struct CMUnitTest tests[] = {cmocka_unit_test(test_stream), cmocka_unit_test(test_stream_f32), cmocka_unit_test(test_regs),
                                        cmocka_unit_test(test_regs_f32), cmocka_unit_test(test_ring4), cmocka_unit_test(test_tile),
                                        cmocka_unit_test(test_tma), cmocka_unit_test(test_tma_f32), cmocka_unit_test(test_tma2),
-                                       cmocka_unit_test(test_tma2_f32), cmocka_unit_test(test_env)};
+                                       cmocka_unit_test(test_tma2_f32), cmocka_unit_test(test_tma2_decode), cmocka_unit_test(test_tma3),
+                                       cmocka_unit_test(test_tma3_decode_f32), cmocka_unit_test(test_env)};
+    if (argc > 1) cmocka_set_test_filter(argv[1]); /* one test (a glob) while iterating: test_gpu_expert 'test_tma2*' */
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
