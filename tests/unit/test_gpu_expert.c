@@ -342,8 +342,9 @@ static void check_decode(bool f32) {
     GpuOptions go = {.max_batch = 128, .max_seq = 1, .max_ctx = 1, .keep_all = true, .f32_storage = f32, .no_blas = true};
     GpuExec *gx = gpu_exec_new(g, &ws, &go, d);
     assert_non_null(gx);
-    Cmp m = {.g = g, .gx = gx};
-    CpuExec *cx = cpu_exec_new(g, &ws, &(CpuOptions){.threads = 4, .after_node = take_gpu, .hook_ctx = &m}, d);
+    Cmp m = {0};
+    TuGpuCmp tc = {g, gx, check_node, &m};
+    CpuExec *cx = cpu_exec_new(g, &ws, &(CpuOptions){.threads = 4, .after_node = tu_take_gpu, .hook_ctx = &tc}, d);
     assert_non_null(cx);
     float *xv = malloc(sizeof(float) * 128 * 272), *iv = malloc(sizeof(float) * 128 * KS);
     uint64_t rng = seed;

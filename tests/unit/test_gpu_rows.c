@@ -467,8 +467,9 @@ static void vec_run(DiagEngine *d, const IrGraph *g, bool vec, int64_t B, int64_
     GpuExec *gx = gpu_exec_new(g, &ws, &(GpuOptions){.max_batch = 2, .max_seq = 136, .max_ctx = 136, .keep_all = true, .no_blas = true}, d);
     unsetenv("DSCC_ELEM_VEC");
     assert_non_null(gx);
-    Cmp m = {.g = g, .gx = gx};
-    CpuExec *cx = cpu_exec_new(g, &ws, &(CpuOptions){.threads = 4, .after_node = take_gpu, .hook_ctx = &m}, d);
+    Cmp m = {0};
+    TuGpuCmp tc = {g, gx, check_node, &m};
+    CpuExec *cx = cpu_exec_new(g, &ws, &(CpuOptions){.threads = 4, .after_node = tu_take_gpu, .hook_ctx = &tc}, d);
     assert_non_null(cx);
     CpuInput in[4];
     float *buf[4] = {0};
