@@ -159,7 +159,7 @@ case "$mode" in
   final) # the session's paths one at a time through test_gpu_ops (the others off), all at once on one GPU, beside
           # the unit tests; a path whose run or unit test fails stays off in "new"; e2e on "new"; bench_gpu new vs old
     declare -A on=([combine]="DSCC_ROWS_UPSTREAM=1" [router]="DSCC_GEMM_F32_LIB=1" [einsum]="DSCC_EINSUM_ROWS=128" [skinny]="DSCC_SKINNY_PIPE=1"
-                   [expert]="DSCC_EXPERT_TMA=2")
+                   [expert]="DSCC_EXPERT_TMA=3")
     declare -A offv=([combine]="DSCC_ROWS_UPSTREAM=0" [router]="DSCC_GEMM_F32_LIB=0" [einsum]="DSCC_EINSUM_ROWS=0" [skinny]="DSCC_SKINNY_PIPE=0"
                      [expert]="DSCC_EXPERT_TMA=0")
     declare -A unit=([combine]=test_gpu_rows [router]=none [einsum]=test_gpu_einsum [skinny]=test_gpu_skinny [expert]=test_gpu_expert)
@@ -188,8 +188,8 @@ case "$mode" in
     TAIL=45 step bench_gpu_old 220 env $(only none) build/bench_gpu --layers 2 --dense 1 --prefill 1024 --peak-tflops 1300
     [ -n "${FINAL_ALSO:-}" ] && TAIL=45 step bench_gpu_also 220 env $newenv $FINAL_ALSO build/bench_gpu --layers 2 --dense 1 --prefill 1024 --peak-tflops 1300 ;;
   base) # main as it is: every test_gpu_* binary beside test_gpu_ops (concurrently), e2e, then bench_gpu with the
-        # defaults and with each opt-in of BASE_ALSO (default: the tensor-core einsums above 8 rows, the experts'
-        # TMA form at every row count), then bench_mla at batch 32, context 4,097 (its variant table)
+        # defaults and with each setting of BASE_ALSO (default: the tensor-core einsums above 8 rows, the experts'
+        # TMA level 2 against the default level 3), then bench_mla at batch 32, context 4,097 (its variant table)
     ( DSCC_GEMM_TILE=wgmma timeout 170 build/test_gpu_ops > "$out/ops.log" 2>&1; echo $? > "$out/ops.rc" ) & p1=$!
     ( for t in build/test_gpu_*; do n=$(basename "$t"); [ "$n" = test_gpu_ops ] && continue; [ -x "$t" ] || continue
         timeout 100 "$t" > "$out/u_$n.log" 2>&1; echo $? > "$out/u_$n.rc"; done ) & p2=$!
@@ -199,7 +199,7 @@ case "$mode" in
     OUT=$(mktemp -d) TAIL=20 step e2e 150 bash tests/gpu/e2e.sh
     TAIL=45 step bench_gpu_base 220 build/bench_gpu --layers 2 --dense 1 --prefill 1024 --peak-tflops 1300
     i=0
-    for e in ${BASE_ALSO:-DSCC_EINSUM_ROWS=128 DSCC_EXPERT_TMA=2,minr=1}; do
+    for e in ${BASE_ALSO:-DSCC_EINSUM_ROWS=128 DSCC_EXPERT_TMA=2}; do
       i=$((i + 1)); TAIL=45 step "bench_gpu_also$i" 220 env $e build/bench_gpu --layers 2 --dense 1 --prefill 1024 --peak-tflops 1300
     done
     TAIL=14 step bench_mla 120 build/bench_mla ;;
