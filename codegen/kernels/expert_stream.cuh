@@ -52,8 +52,7 @@
 //   EX_RING, EX_D        1 (default): the ring form, EX_D stages a warp (4, 6 or 8; default 8); 0: the register form
 // Dynamic shared memory: 8 * EX_D * 2048 bytes in the ring form, none otherwise.
 #ifndef EX_X // compiled on its own (test_codegen): a stand-in for the module's prelude
-typedef unsigned long long u64;
-struct Args { u64 t[64]; long long sym[8]; long long cap, len; u64 err; long long tag; };
+#include "args.cuh"
 __device__ __forceinline__ void mma_e4m3(float *c, const unsigned *a, const unsigned *b) {  // c[16x8] += a[16x32] . b[32x8]
     asm volatile("mma.sync.aligned.m16n8k32.row.col.f32.e4m3.e4m3.f32 {%0,%1,%2,%3}, {%4,%5,%6,%7}, {%8,%9}, {%0,%1,%2,%3};\n"
                  : "+f"(c[0]), "+f"(c[1]), "+f"(c[2]), "+f"(c[3])

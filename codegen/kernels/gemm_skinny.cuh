@@ -67,8 +67,7 @@
 //                     values), and SK_XS, SK_WS are 1 (default 0)
 // Dynamic shared memory: 9 * 8 * SK_RB * (SK_MROWS + 1) floats; SK_PIPE: 2 * 8 * 8 * (8 * SK_RB + 1).
 #ifndef SK_X // compiled on its own (test_codegen): a stand-in for the module's prelude
-typedef unsigned long long u64;
-struct Args { u64 t[64]; long long sym[8]; long long cap, len; u64 err; long long tag; };
+#include "args.cuh"
 __device__ __forceinline__ void mma_e4m3(float *c, const unsigned *a, const unsigned *b) {  // c[16x8] += a[16x32] . b[32x8]
     asm volatile("mma.sync.aligned.m16n8k32.row.col.f32.e4m3.e4m3.f32 {%0,%1,%2,%3}, {%4,%5,%6,%7}, {%8,%9}, {%0,%1,%2,%3};\n"
                  : "+f"(c[0]), "+f"(c[1]), "+f"(c[2]), "+f"(c[3])
@@ -82,10 +81,6 @@ __device__ __forceinline__ void mma_e4m3(float *c, const unsigned *a, const unsi
 #define SK_W ((const unsigned char *)a.t[2])
 #define SK_WS(i) (((const float *)a.t[3])[i])
 #define SK_STORE(i, v) (((float *)a.t[4])[i] = (v))
-__device__ __forceinline__ void pdl_wait() { asm volatile("griddepcontrol.wait;" ::: "memory"); }
-__device__ __forceinline__ void pdl_launch_dependents() { asm volatile("griddepcontrol.launch_dependents;" ::: "memory"); }
-#define DSCC_PDL_WAIT() pdl_wait()
-#define DSCC_PDL_LAUNCH_DEPENDENTS() pdl_launch_dependents()
 #endif
 #ifndef SK_RB
 #define SK_RB 1
