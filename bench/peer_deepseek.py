@@ -334,6 +334,7 @@ def run_mode(gemm, attn):
         ms = min(timed(lambda: model(prefill_ids, 0)) for _ in range(3))
         cells.append(f"{ms:.2f} ({a.prefill / ms * 1e3:,.0f})")
         hit_cells.append(f"{experts_hit():.1f}")
+        note(f"  prefill 1 x {a.prefill}: {cells[-1]} ms (tokens/s)")
         for B in BATCHES:
             ctx, steps = decode_ids[B]
             set_caches(attn, B, CTX + STEPS)
@@ -344,6 +345,7 @@ def run_mode(gemm, attn):
             best = min(timed(lambda: model(steps[s], CTX + s)) for _ in range(2) for s in range(STEPS))
             cells.append(f"{best:.2f} ({B / best * 1e3:,.0f})")
             hit_cells.append(f"{experts_hit():.1f}")
+            note(f"  decode batch {B}: {cells[-1]} ms (tokens/s)")
     set_caches("absorb", 1, 1)
     return cells, hit_cells
 

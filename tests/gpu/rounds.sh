@@ -72,8 +72,11 @@
 #                     4,096 positions), then bench_gpu with the wgmma form
 #                     (DSCC_ATTN_WGMMA=1) and the mma.sync one (=0, the
 #                     baseline in the same run): prefill's attention ms;
-#   rounds.sh peers   transformers, DeepSeek's inference code (.peers, from
-#                     tools/fetch_peers.sh) and bench_mtp.
+#   rounds.sh peers   transformers, bench_mtp and DeepSeek's inference code (.peers, from
+#                     tools/fetch_peers.sh);
+#   rounds.sh deepseek  DeepSeek's inference code alone: the modes of PEER_MODES (default all
+#                     three; e.g. fp8/absorb), PEER_S seconds at most (default 300), each
+#                     cell in its log as it is measured;
 # Logs go to $OUT (or a temporary folder). build/ comes from
 # tools/gpu_stage.sh (a trimmed copy carried as build-gpu is renamed first).
 set -uo pipefail
@@ -300,10 +303,12 @@ case "$mode" in
     for w in 1 0; do
       DSCC_ATTN_WGMMA=$w TAIL=40 step "bench_gpu_attn$w" 200 build/bench_gpu --layers 2 --dense 1 --prefill 1024 --peak-tflops 1300
     done ;;
-  peers)
+  peers) # transformers and bench_mtp, then on into the DeepSeek part
     TAIL=20 step peer_transformers 150 python3 bench/peer_transformers.py --layers 2 --dense 1 --prefill 1024
-    TAIL=20 step peer_deepseek 300 python3 bench/peer_deepseek.py --layers 2 --dense 1 --prefill 1024
-    TAIL=20 step bench_mtp 120 build/bench_mtp --layers 2 --dense 1 ;;
+    TAIL=20 step bench_mtp 120 build/bench_mtp --layers 2 --dense 1 ;&
+  deepseek) # DeepSeek's inference code (its Triton autotuning takes minutes a mode)
+    TAIL=30 step peer_deepseek "${PEER_S:-300}" python3 bench/peer_deepseek.py --layers 2 --dense 1 --prefill 1024 \
+      --modes "${PEER_MODES:-bf16/absorb,fp8/absorb,fp8/naive}" ;;
   deepgemm) # DeepGEMM's FP8 GEMM alone at bench_gemm's shapes (the wheel into a scratch folder)
     site=$(mktemp -d)
     if python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --target "$site" .peers/whl/sgl_deep_gemm-*.whl; then
