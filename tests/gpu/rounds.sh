@@ -49,6 +49,8 @@
 #                     e2e and bench_gpu with the paths that passed, against all off;
 #   rounds.sh base    main as it is: every GPU test, e2e, bench_gpu with the defaults and with
 #                     each opt-in of BASE_ALSO, bench_mla;
+#   rounds.sh seventh the seventh session's merge: every GPU test and e2e with SEV_NEW's paths on, bench_gpu
+#                     with the defaults, SEV_NEW and each of SEV_ALSO, bench_mla;
 #   rounds.sh sixth   the sixth session's paths, each alone and together, through the GPU tests,
 #                     then bench_gpu new / old / the defaults and bench_mla;
 #   rounds.sh quick   the new kernels' tests and one bench_gpu run, for a
@@ -206,6 +208,24 @@ case "$mode" in
       i=$((i + 1)); TAIL=45 step "bench_gpu_also$i" 220 env $e build/bench_gpu --layers 2 --dense 1 --prefill 1024 --peak-tflops 1300
     done
     TAIL=14 step bench_mla 120 build/bench_mla ;;
+  seventh) # the seventh session's merge: every GPU test and e2e with the new paths on (SEV_NEW: settings joined
+           # by '+', e.g. DSCC_MLA_TMA=1+DSCC_X=2), bench_gpu with the defaults, with SEV_NEW, and with each
+           # setting of SEV_ALSO (space-separated, each '+'-joined), then bench_mla (its variant table)
+    nw=$(echo "${SEV_NEW:-}" | tr + ' ')
+    ( env $nw DSCC_GEMM_TILE=wgmma timeout 170 build/test_gpu_ops > "$out/ops.log" 2>&1; echo $? > "$out/ops.rc" ) & p1=$!
+    ( for t in build/test_gpu_*; do n=$(basename "$t"); [ "$n" = test_gpu_ops ] && continue; [ -x "$t" ] || continue
+        env $nw timeout 100 "$t" > "$out/u_$n.log" 2>&1; echo $? > "$out/u_$n.rc"; done ) & p2=$!
+    wait $p1 $p2
+    echo "test_gpu_ops (${SEV_NEW:-defaults}): exit $(cat "$out/ops.rc")"; [ "$(cat "$out/ops.rc")" = 0 ] || { tail -n 12 "$out/ops.log"; status=1; }
+    for t in "$out"/u_*.rc; do n=$(basename "$t" .rc); echo "${n#u_}: exit $(cat "$t")"; [ "$(cat "$t")" = 0 ] || { tail -n 8 "$out/${n}.log"; status=1; }; done
+    OUT=$(mktemp -d) TAIL=6 step e2e 150 env $nw bash tests/gpu/e2e.sh
+    TAIL=45 step bench_gpu_defaults 220 build/bench_gpu --layers 2 --dense 1 --prefill 1024 --peak-tflops 1300
+    [ -n "$nw" ] && TAIL=45 step bench_gpu_new 220 env $nw build/bench_gpu --layers 2 --dense 1 --prefill 1024 --peak-tflops 1300
+    i=0
+    for e in ${SEV_ALSO:-}; do
+      i=$((i + 1)); TAIL=45 step "bench_gpu_also$i" 220 env $(echo "$e" | tr + ' ') build/bench_gpu --layers 2 --dense 1 --prefill 1024 --peak-tflops 1300
+    done
+    TAIL=30 step bench_mla 120 build/bench_mla ;;
   sixth) # the sixth session's paths: each alone through test_gpu_ops (the others at their old settings), all at once,
          # beside every test_gpu_* binary; e2e on "new" (every path that passed); bench_gpu with "new", "old" (each
          # path off) and the tree's defaults ("defaults"); bench_mla's variant table (the new MLA forms are its rows)
