@@ -244,9 +244,7 @@ extern "C" __global__ void __launch_bounds__(288, 1) __cluster_dims__(SK_SPLIT, 
         for (int i = rank + SK_SPLIT * threadIdx.x; i < 8 * SKB_R; i += SK_SPLIT * 288) {
             const int m = i / SKB_R, col = i % SKB_R;
             if (m >= M || n0 + col >= N) continue;
-            float v = 0.0f;
-#pragma unroll
-            for (unsigned c = 0; c < SK_SPLIT; c++) v += hp_dsmem_ld(sum + i, c);
+            const float v = hp_cluster_sum<SK_SPLIT>(sum + i);
             SK_STORE(m * N + n0 + col, v);
         }
         hp_cluster_sync(); // no CTA leaves while another reads its shared memory
