@@ -75,8 +75,10 @@ static CgSource source(Arena *a, const Form *f, long long B, long long S, long l
                     {"ATTN_V0", arena_printf(a, "%dLL", DN)},
                     {"AW_PINGPONG", f->pingpong ? f->pingpong : "1"}};
     const int nd = (int)(sizeof d / sizeof *d) - (f->pingpong ? 0 : 1);
-    /* after args.cuh, as a generated module begins (the argument block, codegen/gen.h's CgArgs) */
-    const char *text = arena_printf(a, "%s%s", cg_kernel_prelude(a, "args"), cg_kernel_instance(a, f->file, "attn_bench", d, nd));
+    /* after args.cuh and mma.cuh, as a generated module with the attention begins (the argument block, codegen/gen.h's
+     * CgArgs; the mma.sync form's helpers, cg_mma_helpers) */
+    const char *text = arena_printf(a, "%s%s%s", cg_kernel_prelude(a, "args"), cg_kernel_prelude(a, "mma"),
+                                    cg_kernel_instance(a, f->file, "attn_bench", d, nd));
     return (CgSource){"attn_bench", text, {arena_printf(a, "codegen/kernels/%s.cuh", f->file), 0, 0}};
 }
 
