@@ -18,6 +18,7 @@
 
 #include "cpu/cpu.h"
 #include "frontend/frontend.h"
+#include "tests/unit/testutil.h"
 
 #define B 2
 #define L 11 /* sequence length */
@@ -71,13 +72,6 @@ static int setup(void **state) {
         f->tok[i] = (float)((s >> 33) % V);
     }
     *state = f;
-    return 0;
-}
-
-static int teardown(void **state) {
-    Fx *f = *state;
-    arena_free(f->a);
-    free(f);
     return 0;
 }
 
@@ -238,10 +232,10 @@ static void test_one_cache_per_name(void **state) {
 
 int main(void) {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test_setup_teardown(test_prefill_then_steps_equals_full, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_failed_step_and_reset, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_one_cache_per_name, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_truncate, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_prefill_then_steps_equals_full, setup, tu_arena_teardown),
+        cmocka_unit_test_setup_teardown(test_failed_step_and_reset, setup, tu_arena_teardown),
+        cmocka_unit_test_setup_teardown(test_one_cache_per_name, setup, tu_arena_teardown),
+        cmocka_unit_test_setup_teardown(test_truncate, setup, tu_arena_teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -20,6 +20,22 @@
 #include <time.h>
 #include <unistd.h>
 
+int tu_arena_setup(void **state) {
+    TuArena *t = calloc(1, sizeof *t);
+    assert_non_null(t);
+    t->a = arena_new();
+    t->d = diag_new(t->a, NULL);
+    *state = t;
+    return 0;
+}
+
+int tu_arena_teardown(void **state) {
+    Arena **a = *state; /* the state's first member */
+    arena_free(*a);
+    free(*state);
+    return 0;
+}
+
 void tu_fixture_open(TuFixture *f, const char *dir) {
     f->a = arena_new();
     f->d = diag_new(f->a, stderr);

@@ -16,6 +16,21 @@
 #include "runtime/gpu.h"
 #include "runtime/runtime.h"
 
+/* ---- a test's arena (a cmocka fixture) ------------------------------- */
+
+/* An arena and its diagnostics (quiet): a test's state, or the start of a
+ * larger one. */
+typedef struct {
+    Arena *a;
+    DiagEngine *d;
+} TuArena;
+/* cmocka setup: a calloc'd TuArena into *state. */
+int tu_arena_setup(void **state);
+/* cmocka teardown of a calloc'd state whose first member is its Arena *
+ * (a TuArena, or a struct that begins with one): frees the arena, then the
+ * state. */
+int tu_arena_teardown(void **state);
+
 /* ---- a checkpoint fixture --------------------------------------------- */
 
 typedef struct {
