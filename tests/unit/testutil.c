@@ -128,6 +128,43 @@ double tu_rel_l2(const float *got, const float *want, int64_t n) {
     return sqrt(num / den);
 }
 
+double tu_rel_maxdiff(const float *got, const float *want, size_t n) {
+    double num = 0, den = 0;
+    for (size_t i = 0; i < n; i++) {
+        num = fmax(num, fabs((double)got[i] - want[i]));
+        den = fmax(den, fabs((double)want[i]));
+    }
+    return num / den;
+}
+
+void tu_expect_npy(const float *got, const char *ref_path, int64_t n, int64_t V, double bound, const char *what) {
+    RtArray ref;
+    Arena *a = arena_new();
+    assert_true(rt_npy_read(diag_new(a, stderr), ref_path, &ref));
+    assert_int_equal(ref.numel, n);
+    double num = 0, den = 0;
+    for (int64_t i = 0; i < n; i++) {
+        num += ((double)got[i] - ref.data[i]) * ((double)got[i] - ref.data[i]);
+        den += (double)ref.data[i] * ref.data[i];
+    }
+    int64_t agree = 0, rows = V ? n / V : 0;
+    for (int64_t r = 0; r < rows; r++) {
+        int64_t ga = 0, ra = 0;
+        for (int64_t v = 1; v < V; v++) {
+            if (got[r * V + v] > got[r * V + ga]) ga = v;
+            if (ref.data[r * V + v] > ref.data[r * V + ra]) ra = v;
+        }
+        agree += ga == ra;
+    }
+    double rel = sqrt(num / den);
+    print_message("%s: rel L2 %.3g (bound %.0e), argmax agreement %lld/%lld\n", what, rel, bound, (long long)agree,
+                  (long long)rows);
+    assert_true(rel < bound);
+    assert_int_equal(agree, rows);
+    free(ref.data);
+    arena_free(a);
+}
+
 double tu_now_s(void) {
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
