@@ -75,5 +75,7 @@ for s in "$@"; do
         | sed -n 's|^// ---- codegen/kernels/\([a-z0-9_]*\)\.cuh$|\1|p' | sort | uniq -c > "$dir/files.txt"
     # shellcheck disable=SC2086
     env $envs "$build/dscc" compile "$root/models/deepseek_v3.dsl" $sets --emit=cubin -o "$dir" > /dev/null
-    echo "$s: $(ls "$dir" | grep -c cubin) modules; files: $(awk '{printf "%s ", $2}' "$dir/files.txt")"
+    n=0
+    for f in "$dir"/*.cubin; do [ -f "$f" ] && n=$((n + 1)); done
+    echo "$s: $n modules; files: $(awk '{printf "%s ", $2}' "$dir/files.txt")"
 done
