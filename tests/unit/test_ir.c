@@ -10,6 +10,7 @@
 #include <string.h>
 
 #include "ir/ir.h"
+#include "tests/unit/testutil.h"
 
 typedef struct {
     Arena *a;
@@ -27,13 +28,6 @@ static int setup(void **state) {
     f->S = ir_graph_add_dim(f->g, "S");
     f->T = ir_graph_add_dim(f->g, "T");
     *state = f;
-    return 0;
-}
-
-static int teardown(void **state) {
-    Fx *f = *state;
-    arena_free(f->a);
-    free(f);
     return 0;
 }
 
@@ -346,15 +340,15 @@ int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_op_classes),
         cmocka_unit_test(test_op_declared_types),
-        cmocka_unit_test_setup_teardown(test_dims, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_sizes, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_linear_and_errors, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_elementwise_broadcast, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_attention_cache_rope, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_routing_and_layout, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_einsum, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_verify, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_verify_no_output, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_dims, setup, tu_arena_teardown),
+        cmocka_unit_test_setup_teardown(test_sizes, setup, tu_arena_teardown),
+        cmocka_unit_test_setup_teardown(test_linear_and_errors, setup, tu_arena_teardown),
+        cmocka_unit_test_setup_teardown(test_elementwise_broadcast, setup, tu_arena_teardown),
+        cmocka_unit_test_setup_teardown(test_attention_cache_rope, setup, tu_arena_teardown),
+        cmocka_unit_test_setup_teardown(test_routing_and_layout, setup, tu_arena_teardown),
+        cmocka_unit_test_setup_teardown(test_einsum, setup, tu_arena_teardown),
+        cmocka_unit_test_setup_teardown(test_verify, setup, tu_arena_teardown),
+        cmocka_unit_test_setup_teardown(test_verify_no_output, setup, tu_arena_teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -12,6 +12,7 @@
 #include <string.h>
 
 #include "ir/ir.h"
+#include "tests/unit/testutil.h"
 
 typedef struct {
     Arena *a;
@@ -29,13 +30,6 @@ static int setup(void **state) {
     f->S = ir_dim_sym(ir_graph_add_dim(f->g, "S"));
     ir_graph_add_dim(f->g, "T");
     *state = f;
-    return 0;
-}
-
-static int teardown(void **state) {
-    Fx *f = *state;
-    arena_free(f->a);
-    free(f);
     return 0;
 }
 
@@ -475,17 +469,17 @@ static void test_fp8_and_microbatch(void **state) {
 
 int main(void) {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test_setup_teardown(test_dim_algebra, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_tables, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_attribute_schema, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_leaves, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_embedding_linear_norm, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_unary_binary, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_reductions_and_layout, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_routing, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_einsum_errors, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_attention_cache_errors, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_fp8_and_microbatch, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_dim_algebra, setup, tu_arena_teardown),
+        cmocka_unit_test_setup_teardown(test_tables, setup, tu_arena_teardown),
+        cmocka_unit_test_setup_teardown(test_attribute_schema, setup, tu_arena_teardown),
+        cmocka_unit_test_setup_teardown(test_leaves, setup, tu_arena_teardown),
+        cmocka_unit_test_setup_teardown(test_embedding_linear_norm, setup, tu_arena_teardown),
+        cmocka_unit_test_setup_teardown(test_unary_binary, setup, tu_arena_teardown),
+        cmocka_unit_test_setup_teardown(test_reductions_and_layout, setup, tu_arena_teardown),
+        cmocka_unit_test_setup_teardown(test_routing, setup, tu_arena_teardown),
+        cmocka_unit_test_setup_teardown(test_einsum_errors, setup, tu_arena_teardown),
+        cmocka_unit_test_setup_teardown(test_attention_cache_errors, setup, tu_arena_teardown),
+        cmocka_unit_test_setup_teardown(test_fp8_and_microbatch, setup, tu_arena_teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
