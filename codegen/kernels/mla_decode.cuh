@@ -101,6 +101,15 @@
 //                        (wgmma's A operand: the same bf16 values), before it stores P for warpgroup 1,
 //                        so its P V starts earlier and reads no P from shared memory; 0 (default): from
 //                        shared memory after the stores
+//   MLA_TMA              1 (opt-in, MLA_V3 1 only): the producer's first thread brings each whole block of
+//                        keys by TMA, 9 boxes of 64 keys x 64 columns (128 bytes) through the tensor map
+//                        at MLA_KMAP (a 2-d UINT8 map over the cache's rows of 1,152 bytes, B x KT of them,
+//                        box 64 rows x 128 bytes, the 128-byte swizzle: rt_cuda_tensor_map_2d), chunk c of
+//                        the stage on its mbarrier by complete_tx (one arrival a phase: arrive.expect_tx);
+//                        q, and a block that ends past T (its rows from T on as zeros), by the producer's
+//                        cp.async as before, which it waits for, then one thread arrives (q on the
+//                        barrier of its own, 18, that warpgroup 0 waits at before the first S); 0: cp.async
+//   MLA_KMAP             with MLA_TMA: the tensor map's address (default a.t[4])
 //   MLA_IN_MODULE        defined when the file is part of a generated module (its prelude has Args)
 #ifndef MLA_B
 #define MLA_B (a.sym[0])
@@ -168,6 +177,12 @@
 #ifndef MLA_PREG
 #define MLA_PREG 0
 #endif
+#ifndef MLA_TMA
+#define MLA_TMA 0
+#endif
+#ifndef MLA_KMAP
+#define MLA_KMAP ((const void *)a.t[4])
+#endif
 #ifndef MLA_IN_MODULE
 // compiled alone (test_codegen): the generated prelude's argument block
 typedef unsigned long long u64;
@@ -210,6 +225,7 @@ __device__ __forceinline__ void pdl_launch_dependents() { asm volatile("griddepc
 // any of its threads refills it (a warp's wgmma.wait_group covers only that warp's part, which reads all of B)
 #define MLA_BAR_W0 12
 #define MLA_BAR_W1 13
+#define MLA_BAR_PROD 14 // MLA_TMA: the producer's 128 threads' cp.async landed (before its first thread arrives for them)
 // Byte `cb` of row r of a 64-row tile in the 128-byte swizzle: chunk cb / 128
 // of 64 rows x 128 bytes, the 16-byte unit u of row r at (u ^ r % 8) * 16.
 __device__ __forceinline__ unsigned mla_swz(int r, int cb) {
@@ -491,6 +507,9 @@ __device__ __forceinline__ void mla_load_q(unsigned char *Qs, const unsigned sho
 #define MLA_FUSED(nsp) (MLA_FUSE && (nsp) > 1 && (nsp) <= MLA_FUSE_MAX) // the launch's splits merged by the kernel
 #endif
 
+#if MLA_TMA && MLA_V3 != 1
+#error "MLA_TMA needs the chunk ring with its producer: MLA_V3 1"
+#endif
 #if MLA_V3 >= 3 && MLA_FUSE
 #error "MLA_FUSE needs the producer warpgroup (it takes the ticket): MLA_V3 0 to 2"
 #endif
@@ -529,7 +548,7 @@ extern "C" __global__ void __launch_bounds__(MLA_THREADS, 1) DSCC_ENTRY(Args a) 
     // after the tiles: [stage][chunk] "landed", 128 arrivals (the producer's threads' cp.async) a phase, then q's
     unsigned long long *const full = (unsigned long long *)(sm + 3 * MLA_TILE);
     if (tid == 0) {
-        for (int i = 0; i < 19; i++) hp_mbar_init(full + i, 128); // 18: q's (the seesaw's)
+        for (int i = 0; i < 19; i++) hp_mbar_init(full + i, MLA_TMA ? 1 : 128); // 18: q's (the seesaw's, MLA_TMA's)
         hp_mbar_fence_init();
     }
     __syncthreads();
@@ -540,7 +559,54 @@ extern "C" __global__ void __launch_bounds__(MLA_THREADS, 1) DSCC_ENTRY(Args a) 
         const unsigned short *Q0 = (const unsigned short *)a.t[MLA_SQ], *Q1 = (const unsigned short *)a.t[MLA_SQ1];
         const unsigned short *Kg = (const unsigned short *)a.t[MLA_SK];
         const int pt = tid - 256;
-#if MLA_V3
+#if MLA_TMA
+        // whole blocks by TMA (the first thread), q and a block that ends past T by everyone's cp.async
+        const void *const kmap = MLA_KMAP;
+        const int pr = pt >> 3, pu = pt & 7;
+        for (long long jb = jb0; jb < jb1; jb++) {
+            const int st = (int)((jb - jb0) & 1);
+            if (jb - jb0 >= 2) hp_bar_sync(MLA_BAR_EMPTY + st, MLA_THREADS); // the consumers are done with block jb - 2
+            unsigned char *const Kd = Ks + st * MLA_TILE;
+            unsigned long long *const fb = full + st * 9;
+            const bool whole = jb * 64 + 64 <= T;
+            if (whole && pt == 0)
+#pragma unroll
+                for (int c = 0; c < 9; c++) {
+                    hp_mbar_expect_tx(fb + c, 8192);
+                    hp_tma_2d(Kd + c * 8192, kmap, fb + c, c * 128, (int)(bb * KT + jb * 64));
+                }
+            if (whole && jb != jb0) continue;
+            for (int c = 0; c < 9; c++) {
+                const int kc = c * 8 + pu; // the unit's 16 bytes among the row's 72
+                if (jb == jb0)
+#pragma unroll
+                    for (int i = 0; i < 4; i++) {
+                        const int r = pr + 16 * i;
+                        const bool ok = r0 + r < rows;
+                        const long long qr = bb * rows + r0 + r;
+                        const unsigned short *src = kc * 8 < MLA_QD0 ? Q0 + (qr * MLA_QD0 + kc * 8) : Q1 + (qr * (576 - MLA_QD0) + kc * 8 - MLA_QD0);
+                        hp_cp16(Qs + mla_swz(r, kc * 16), ok ? src : Q0, ok);
+                    }
+                if (!whole)
+#pragma unroll
+                    for (int i = 0; i < 4; i++) {
+                        const int jj = pr + 16 * i;
+                        const long long j = jb * 64 + jj;
+                        const bool ok = j < T;
+                        hp_cp16(Kd + mla_swz(jj, kc * 16), ok ? Kg + ((bb * KT + j) * 576 + kc * 8) : Kg, ok);
+                    }
+            }
+            mla_cp_commit();
+            mla_cp_wait0();
+            hp_fence_async(); // for the tensor cores
+            hp_bar_sync(MLA_BAR_PROD, 128); // every producer thread's copies landed
+            if (pt == 0) {
+                if (jb == jb0) hp_mbar_arrive(full + 18);
+                if (!whole)
+                    for (int c = 0; c < 9; c++) hp_mbar_arrive(fb + c);
+            }
+        }
+#elif MLA_V3
         // chunk c of a stage, 64 rows x 128 bytes: thread pt copies the 16-byte unit pu of rows pr + 16 i
         const int pr = pt >> 3, pu = pt & 7;
         if (MLA_V3 == 2) { // the seesaw: q first, on a barrier of its own (both warpgroups compute S)
@@ -812,6 +878,9 @@ extern "C" __global__ void __launch_bounds__(MLA_THREADS, 1) DSCC_ENTRY(Args a) 
 #if MLA_LEAN >= 2
             // the low words of S's descriptors at chunk 0 (mla_wgmma_sd): q's tile and this stage
             const unsigned qlo = mla_desc_lo(Qs), klo = mla_desc_lo(Kc);
+#endif
+#if MLA_TMA
+            if (jb == jb0) hp_mbar_wait(full + 18, 0); // q landed (the keys by TMA, q apart)
 #endif
             hp_wg_fence();
 #pragma unroll
