@@ -436,6 +436,35 @@ __device__ __forceinline__ void mla_pv(float *o, const unsigned char *Pc, const 
     for (int kk = 0; kk < 4; kk++) mla_wgmma_pv(o, Pc + kk * 32, V + kk * 2048, 8192, 1024, 1);
     hp_wg_commit();
 }
+// The copies of a loading warpgroup's thread (pr = its index / 8 of 0 .. 127), the producer's and
+// mla_load_block's and mla_load_q's, all cp.async of 16 bytes into a 64-row tile in the 128-byte swizzle,
+// rows r = pr + 16 i (i < 4) of the tile, unit kc (of the row's 72) of each:
+// q's rows qr0 + r, zeros where rb + r >= nq (the producer: rb the tile's first row, nq the step's rows;
+// the forms without a producer: 0 and the rows left; in each caller's form, so that the code compiles as
+// it did before the helper, byte for byte); q stored as two tensors beside each other, Q0's first qd0
+// columns and Q1's rest
+__device__ __forceinline__ void mla_copy_q(unsigned char *Qs, const unsigned short *Q0, const unsigned short *Q1, int qd0, long long qr0,
+                                           long long rb, long long nq, int pr, int kc) {
+#pragma unroll
+    for (int i = 0; i < 4; i++) {
+        const int r = pr + 16 * i;
+        const bool ok = rb + r < nq;
+        const long long qr = qr0 + r;
+        const unsigned short *src = kc * 8 < qd0 ? Q0 + (qr * qd0 + kc * 8) : Q1 + (qr * (576 - qd0) + kc * 8 - qd0);
+        hp_cp16(Qs + mla_swz(r, kc * 16), ok ? src : Q0, ok);
+    }
+}
+// block jb of keys (64 rows of 576 bf16, the batch row's first at Kg's row kr0), unit kc of each row, zeros from key T on
+__device__ __forceinline__ void mla_copy_rows(unsigned char *Kd, const unsigned short *Kg, long long kr0, long long jb, long long T, int pr,
+                                              int kc) {
+#pragma unroll
+    for (int i = 0; i < 4; i++) {
+        const int jj = pr + 16 * i;
+        const long long j = jb * 64 + jj;
+        const bool ok = j < T;
+        hp_cp16(Kd + mla_swz(jj, kc * 16), ok ? Kg + ((kr0 + j) * 576 + kc * 8) : Kg, ok);
+    }
+}
 // MLA_V3 3, 4 (no producer warpgroup): the chunks of cmask (bit c: chunk c) of block jb of keys (64 rows
 // of 576 bf16, the batch row's first at Kg's row kr0; keys past T land as zeros) into the stage Kd by the
 // 128 threads of one warpgroup (pt 0 .. 127, the thread's index in it: rows pr + 16 i, the 16-byte unit
@@ -462,22 +491,8 @@ __device__ __forceinline__ void mla_load_block(unsigned char *Kd, const unsigned
     for (int c = 0; c < 9; c++) {
         if (!(cmask >> c & 1u)) continue;
         const int kc = c * 8 + pu; // the unit's 16 bytes among the row's 72
-        if (Qs)
-#pragma unroll
-            for (int i = 0; i < 4; i++) {
-                const int r = pr + 16 * i;
-                const bool ok = r < nq;
-                const long long qr = qr0 + r;
-                const unsigned short *src = kc * 8 < qd0 ? Q0 + (qr * qd0 + kc * 8) : Q1 + (qr * (576 - qd0) + kc * 8 - qd0);
-                hp_cp16(Qs + mla_swz(r, kc * 16), ok ? src : Q0, ok);
-            }
-#pragma unroll
-        for (int i = 0; i < 4; i++) {
-            const int jj = pr + 16 * i;
-            const long long j = jb * 64 + jj;
-            const bool ok = j < T;
-            hp_cp16(Kd + mla_swz(jj, kc * 16), ok ? Kg + ((kr0 + j) * 576 + kc * 8) : Kg, ok);
-        }
+        if (Qs) mla_copy_q(Qs, Q0, Q1, qd0, qr0, 0, nq, pr, kc);
+        mla_copy_rows(Kd, Kg, kr0, jb, T, pr, kc);
         hp_cp_arrive(fb + c);
     }
 }
@@ -485,15 +500,7 @@ __device__ __forceinline__ void mla_load_block(unsigned char *Kd, const unsigned
 __device__ __forceinline__ void mla_load_q(unsigned char *Qs, const unsigned short *Q0, const unsigned short *Q1, int qd0, long long qr0,
                                            long long nq, unsigned long long *bar, int pt) {
     const int pr = pt >> 3, pu = pt & 7;
-    for (int kc = pu; kc < 72; kc += 8)
-#pragma unroll
-        for (int i = 0; i < 4; i++) {
-            const int r = pr + 16 * i;
-            const bool ok = r < nq;
-            const long long qr = qr0 + r;
-            const unsigned short *src = kc * 8 < qd0 ? Q0 + (qr * qd0 + kc * 8) : Q1 + (qr * (576 - qd0) + kc * 8 - qd0);
-            hp_cp16(Qs + mla_swz(r, kc * 16), ok ? src : Q0, ok);
-        }
+    for (int kc = pu; kc < 72; kc += 8) mla_copy_q(Qs, Q0, Q1, qd0, qr0, 0, nq, pr, kc);
     hp_cp_arrive(bar);
 }
 // MLA_FUSE's tickets: at most this many (batch row, row tile) pairs in a launch of several splits
@@ -578,23 +585,8 @@ extern "C" __global__ void __launch_bounds__(MLA_THREADS, 1) DSCC_ENTRY(Args a) 
             if (whole && jb != jb0) continue;
             for (int c = 0; c < 9; c++) {
                 const int kc = c * 8 + pu; // the unit's 16 bytes among the row's 72
-                if (jb == jb0)
-#pragma unroll
-                    for (int i = 0; i < 4; i++) {
-                        const int r = pr + 16 * i;
-                        const bool ok = r0 + r < rows;
-                        const long long qr = bb * rows + r0 + r;
-                        const unsigned short *src = kc * 8 < MLA_QD0 ? Q0 + (qr * MLA_QD0 + kc * 8) : Q1 + (qr * (576 - MLA_QD0) + kc * 8 - MLA_QD0);
-                        hp_cp16(Qs + mla_swz(r, kc * 16), ok ? src : Q0, ok);
-                    }
-                if (!whole)
-#pragma unroll
-                    for (int i = 0; i < 4; i++) {
-                        const int jj = pr + 16 * i;
-                        const long long j = jb * 64 + jj;
-                        const bool ok = j < T;
-                        hp_cp16(Kd + mla_swz(jj, kc * 16), ok ? Kg + ((bb * KT + j) * 576 + kc * 8) : Kg, ok);
-                    }
+                if (jb == jb0) mla_copy_q(Qs, Q0, Q1, MLA_QD0, bb * rows + r0, r0, rows, pr, kc);
+                if (!whole) mla_copy_rows(Kd, Kg, bb * KT, jb, T, pr, kc);
             }
             mla_cp_commit();
             mla_cp_wait0();
@@ -610,15 +602,7 @@ extern "C" __global__ void __launch_bounds__(MLA_THREADS, 1) DSCC_ENTRY(Args a) 
         // chunk c of a stage, 64 rows x 128 bytes: thread pt copies the 16-byte unit pu of rows pr + 16 i
         const int pr = pt >> 3, pu = pt & 7;
         if (MLA_V3 == 2) { // the seesaw: q first, on a barrier of its own (both warpgroups compute S)
-            for (int kc = pu; kc < 72; kc += 8)
-#pragma unroll
-                for (int i = 0; i < 4; i++) {
-                    const int r = pr + 16 * i;
-                    const bool ok = r0 + r < rows;
-                    const long long qr = bb * rows + r0 + r;
-                    const unsigned short *src = kc * 8 < MLA_QD0 ? Q0 + (qr * MLA_QD0 + kc * 8) : Q1 + (qr * (576 - MLA_QD0) + kc * 8 - MLA_QD0);
-                    hp_cp16(Qs + mla_swz(r, kc * 16), ok ? src : Q0, ok);
-                }
+            for (int kc = pu; kc < 72; kc += 8) mla_copy_q(Qs, Q0, Q1, MLA_QD0, bb * rows + r0, r0, rows, pr, kc);
             hp_cp_arrive(full + 18);
         }
         for (long long jb = jb0; jb < jb1; jb++) {
@@ -657,21 +641,8 @@ extern "C" __global__ void __launch_bounds__(MLA_THREADS, 1) DSCC_ENTRY(Args a) 
                                  st == 1 && k == 4 ? MLA_THREADS : 256);
                 const int kc = c * 8 + pu; // the unit's 16 bytes among the row's 72
                 if (MLA_V3 == 1 && jb == jb0) // q's chunk with the first block's, on the same barrier
-#pragma unroll
-                    for (int i = 0; i < 4; i++) {
-                        const int r = pr + 16 * i;
-                        const bool ok = r0 + r < rows;
-                        const long long qr = bb * rows + r0 + r;
-                        const unsigned short *src = kc * 8 < MLA_QD0 ? Q0 + (qr * MLA_QD0 + kc * 8) : Q1 + (qr * (576 - MLA_QD0) + kc * 8 - MLA_QD0);
-                        hp_cp16(Qs + mla_swz(r, kc * 16), ok ? src : Q0, ok);
-                    }
-#pragma unroll
-                for (int i = 0; i < 4; i++) {
-                    const int jj = pr + 16 * i;
-                    const long long j = jb * 64 + jj;
-                    const bool ok = j < T;
-                    hp_cp16(Kd + mla_swz(jj, kc * 16), ok ? Kg + ((bb * KT + j) * 576 + kc * 8) : Kg, ok);
-                }
+                    mla_copy_q(Qs, Q0, Q1, MLA_QD0, bb * rows + r0, r0, rows, pr, kc);
+                mla_copy_rows(Kd, Kg, bb * KT, jb, T, pr, kc);
                 hp_cp_arrive(full + st * 9 + c);
             }
         }
