@@ -27,7 +27,9 @@
  * read last, as FlashMLA's) at the defaults and at MLA_LEAN 6, and the
  * chunk ring with its whole blocks of keys by TMA (MLA_TMA 1,
  * DSCC_MLA_TMA=1: rows 23 and 24, the defaults and MLA_LEAN 6; the tensor
- * map made here as the runtime makes it over a KV cache). (The
+ * map made here as the runtime makes it over a KV cache), and by TMA
+ * without a producer (rows 25, DSCC_MLA_V3=3, and 26, =4: FlashMLA's
+ * organisation and load path). (The
  * whole-stage ring, DSCC_MLA_V3=0, and the L2 prefetch, DSCC_MLA_PREFETCH,
  * were timed on 2026-12-06: docs/KERNELS.md.) The shape
  * is bench_gpu's long context: batch 32 (--batch), 4,097 keys (--ctx), 128
@@ -87,7 +89,9 @@ static const Variant VARIANTS[] = {
     {"seesaw without a producer, the scale folded into P's exponent (DSCC_MLA_V3=4 DSCC_MLA_LEAN=6)", "4", "0", "1", "6", "1", "0", "0", "0"},
     /* the whole blocks of keys by TMA through a tensor map over the cache (rows of 1,152 bytes, box 64 x 128 bytes) */
     {"default, the keys by TMA (DSCC_MLA_TMA=1)", "1", "0", "1", "5", "1", "0", "0", "1"},
-    {"keys by TMA, the scale folded into P's exponent (DSCC_MLA_TMA=1 DSCC_MLA_LEAN=6)", "1", "0", "1", "6", "1", "0", "0", "1"}};
+    {"keys by TMA, the scale folded into P's exponent (DSCC_MLA_TMA=1 DSCC_MLA_LEAN=6)", "1", "0", "1", "6", "1", "0", "0", "1"},
+    {"no producer, keys by TMA from warpgroup 1 (DSCC_MLA_V3=3 DSCC_MLA_TMA=1)", "3", "0", "1", "5", "1", "0", "0", "1"},
+    {"seesaw without a producer, keys by TMA from each consumer (DSCC_MLA_V3=4 DSCC_MLA_TMA=1)", "4", "0", "1", "5", "1", "0", "0", "1"}};
 enum { NV = (int)(sizeof VARIANTS / sizeof *VARIANTS), HQ = 128 };
 
 /* The decode kernel's and the combine's sources for variant v at (B, T). */

@@ -324,7 +324,7 @@ static void mla_decode(Gen *G, const IrNode *n, int sq, int sq1, int64_t qd0, in
     const char *v3 = getenv("DSCC_MLA_V3"), *pf = getenv("DSCC_MLA_PREFETCH"), *lean = getenv("DSCC_MLA_LEAN"),
                *lazy = getenv("DSCC_MLA_LAZY"), *fuse = getenv("DSCC_MLA_FUSE"), *preg = getenv("DSCC_MLA_PREG"); /* checked in cg_attention */
     const char *fmax = getenv("DSCC_MLA_FUSE_MAX"), *tma = getenv("DSCC_MLA_TMA");
-    /* DSCC_MLA_TMA=1 (opt-in, checked in cg_attention with MLA_V3 1): a KV cache's whole blocks by TMA through a map the
+    /* DSCC_MLA_TMA=1 (opt-in, checked in cg_attention: MLA_V3 1, 3 or 4): a KV cache's whole blocks by TMA through a map the
      * runtime makes at plan time over its max_b x cap rows of 1,152 bytes (CgTmaMaps rows 0), box 64 rows x 128 bytes */
     CgTmaMaps *tm = NULL;
     if (tma && strcmp(tma, "1") == 0 && k->op == IR_OP_KV_CACHE) {
@@ -697,8 +697,8 @@ bool cg_attention(Gen *G, const IrNode *n) {
                  "cache by TMA)";
         return false;
     }
-    if (tma && strcmp(tma, "1") == 0 && v3 && *v3 && strcmp(v3, "1")) {
-        G->why = "DSCC_MLA_TMA=1 needs the chunk ring with its producer (DSCC_MLA_V3=1, the default)";
+    if (tma && strcmp(tma, "1") == 0 && v3 && (strcmp(v3, "0") == 0 || strcmp(v3, "2") == 0)) {
+        G->why = "DSCC_MLA_TMA=1 needs the chunk ring (DSCC_MLA_V3=1, the default, or 3) or the seesaw without a producer (DSCC_MLA_V3=4)";
         return false;
     }
     if (q->type.rank != 4 || !ir_dim_is_const(q->type.dims[3]) || !ir_dim_is_const(v->type.dims[3]) || q->type.dims[3].coeff > 1024 ||

@@ -101,14 +101,15 @@
 //                        (wgmma's A operand: the same bf16 values), before it stores P for warpgroup 1,
 //                        so its P V starts earlier and reads no P from shared memory; 0 (default): from
 //                        shared memory after the stores
-//   MLA_TMA              1 (opt-in, MLA_V3 1 only): the producer's first thread brings each whole block of
-//                        keys by TMA, 9 boxes of 64 keys x 64 columns (128 bytes) through the tensor map
-//                        at MLA_KMAP (a 2-d UINT8 map over the cache's rows of 1,152 bytes, B x KT of them,
-//                        box 64 rows x 128 bytes, the 128-byte swizzle: rt_cuda_tensor_map_2d), chunk c of
-//                        the stage on its mbarrier by complete_tx (one arrival a phase: arrive.expect_tx);
-//                        q, and a block that ends past T (its rows from T on as zeros), by the producer's
-//                        cp.async as before, which it waits for, then one thread arrives (q on the
-//                        barrier of its own, 18, that warpgroup 0 waits at before the first S); 0: cp.async
+//   MLA_TMA              1 (opt-in, MLA_V3 1, 3 or 4): the loading warpgroup's first thread brings each whole
+//                        block of keys by TMA, 9 boxes of 64 keys x 64 columns (128 bytes) through the
+//                        tensor map at MLA_KMAP (a 2-d UINT8 map over the cache's rows of 1,152 bytes, B x
+//                        KT of them, box 64 rows x 128 bytes, the 128-byte swizzle: rt_cuda_tensor_map_2d),
+//                        chunk c of the stage on its mbarrier by complete_tx (one arrival a phase:
+//                        arrive.expect_tx); q, and a block that ends past T (its rows from T on as zeros),
+//                        by the warpgroup's cp.async as before, which it waits for, then one thread arrives
+//                        (MLA_V3 1: q on the barrier of its own, 18, that warpgroup 0 waits at before the
+//                        first S; 3: q with the first block, all by cp.async; 4: q on 18); 0: cp.async
 //   MLA_KMAP             with MLA_TMA: the tensor map's address (default a.t[4])
 //   MLA_IN_MODULE        defined when the file is part of a generated module (its prelude has Args)
 #ifndef MLA_B
@@ -471,11 +472,24 @@ __device__ __forceinline__ void mla_copy_rows(unsigned char *Kd, const unsigned 
 // pu of each chunk), each chunk's copies on its mbarrier fb + c (cp.async.mbarrier.arrive.noinc, 128
 // arrivals a phase, as the producer's: each chunk by one warpgroup a use); with Qs, q's tile too (the
 // step's rows qr0 .., zeros from row nq on) on the same barriers. A whole block without q: the copies at
-// offsets fixed but for the chunk (MLA_LEAN 1's form).
+// offsets fixed but for the chunk (MLA_LEAN 1's form). With kmap (MLA_TMA: the barriers count one arrival
+// a phase), a whole block without q by TMA from thread pt 0 (arrive.expect_tx, then the chunk's box), and
+// otherwise the copies as above, waited for, the warpgroup's named barrier wb, then pt 0's arrival on each.
 __device__ __forceinline__ void mla_load_block(unsigned char *Kd, const unsigned short *Kg, long long kr0, long long jb, long long T,
                                                unsigned char *Qs, const unsigned short *Q0, const unsigned short *Q1, int qd0,
-                                               long long qr0, long long nq, unsigned long long *fb, int pt, unsigned cmask = 0x1ffu) {
+                                               long long qr0, long long nq, unsigned long long *fb, int pt, unsigned cmask = 0x1ffu,
+                                               const void *kmap = 0, int wb = 0) {
     const int pr = pt >> 3, pu = pt & 7;
+    if (kmap && !Qs && jb * 64 + 64 <= T) {
+        if (pt == 0)
+#pragma unroll
+            for (int c = 0; c < 9; c++) {
+                if (!(cmask >> c & 1u)) continue;
+                hp_mbar_expect_tx(fb + c, 8192);
+                hp_tma_2d(Kd + c * 8192, kmap, fb + c, c * 128, (int)(kr0 + jb * 64));
+            }
+        return;
+    }
     if (!Qs && jb * 64 + 64 <= T) {
         const unsigned short *const src = Kg + ((kr0 + jb * 64 + pr) * 576 + pu * 8); // row pr, unit pu of chunk 0
         unsigned char *const dst = Kd + pr * 128 + ((pu ^ (pr & 7)) << 4); // mla_swz(pr + 16 i, 128 c + 16 pu) - 8192 c - 2048 i
@@ -493,15 +507,34 @@ __device__ __forceinline__ void mla_load_block(unsigned char *Kd, const unsigned
         const int kc = c * 8 + pu; // the unit's 16 bytes among the row's 72
         if (Qs) mla_copy_q(Qs, Q0, Q1, qd0, qr0, 0, nq, pr, kc);
         mla_copy_rows(Kd, Kg, kr0, jb, T, pr, kc);
-        hp_cp_arrive(fb + c);
+        if (!kmap) hp_cp_arrive(fb + c);
+    }
+    if (kmap) {
+        mla_cp_commit();
+        mla_cp_wait0();
+        hp_fence_async(); // for the tensor cores
+        hp_bar_sync(wb, 128); // the warpgroup's copies landed
+        if (pt == 0)
+            for (int c = 0; c < 9; c++)
+                if (cmask >> c & 1u) hp_mbar_arrive(fb + c);
     }
 }
 // MLA_V3 4: q's tile alone (the step's rows qr0 .., zeros from row nq on) on its own mbarrier, by one warpgroup
+// (one: the barrier counts one arrival a phase, MLA_TMA's; the copies waited for, the warpgroup's named
+// barrier wb, then pt 0's arrival)
 __device__ __forceinline__ void mla_load_q(unsigned char *Qs, const unsigned short *Q0, const unsigned short *Q1, int qd0, long long qr0,
-                                           long long nq, unsigned long long *bar, int pt) {
+                                           long long nq, unsigned long long *bar, int pt, bool one = false, int wb = 0) {
     const int pr = pt >> 3, pu = pt & 7;
     for (int kc = pu; kc < 72; kc += 8) mla_copy_q(Qs, Q0, Q1, qd0, qr0, 0, nq, pr, kc);
-    hp_cp_arrive(bar);
+    if (!one) {
+        hp_cp_arrive(bar);
+        return;
+    }
+    mla_cp_commit();
+    mla_cp_wait0();
+    hp_fence_async();
+    hp_bar_sync(wb, 128);
+    if (pt == 0) hp_mbar_arrive(bar);
 }
 // MLA_FUSE's tickets: at most this many (batch row, row tile) pairs in a launch of several splits
 // (gen.h's cg_mla_splits keeps splits x query rows within 33,792: at two splits or more, 16,896 rows)
@@ -514,8 +547,8 @@ __device__ __forceinline__ void mla_load_q(unsigned char *Qs, const unsigned sho
 #define MLA_FUSED(nsp) (MLA_FUSE && (nsp) > 1 && (nsp) <= MLA_FUSE_MAX) // the launch's splits merged by the kernel
 #endif
 
-#if MLA_TMA && MLA_V3 != 1
-#error "MLA_TMA needs the chunk ring with its producer: MLA_V3 1"
+#if MLA_TMA && (MLA_V3 == 0 || MLA_V3 == 2)
+#error "MLA_TMA needs the chunk ring (MLA_V3 1 or 3) or the seesaw without a producer (4)"
 #endif
 #if MLA_V3 >= 3 && MLA_FUSE
 #error "MLA_FUSE needs the producer warpgroup (it takes the ticket): MLA_V3 0 to 2"
@@ -714,11 +747,12 @@ extern "C" __global__ void __launch_bounds__(MLA_THREADS, 1) DSCC_ENTRY(Args a) 
     const unsigned short *const Q0 = (const unsigned short *)a.t[MLA_SQ], *const Q1 = (const unsigned short *)a.t[MLA_SQ1];
     const unsigned short *const Kg = (const unsigned short *)a.t[MLA_SK];
     const int pt = tid & 127;
+    const void *const kmap = MLA_TMA ? MLA_KMAP : (const void *)0; // MLA_TMA: whole blocks by TMA
     if (wg == 0) {
-        mla_load_q(Qs, Q0, Q1, MLA_QD0, bb * rows + r0, rows - r0, full + 18, pt);
-        if (jb0 < jb1) mla_load_block(K0, Kg, bb * KT, jb0, T, (unsigned char *)0, Q0, Q1, MLA_QD0, 0, 0, full, pt);
+        mla_load_q(Qs, Q0, Q1, MLA_QD0, bb * rows + r0, rows - r0, full + 18, pt, MLA_TMA, MLA_BAR_W0);
+        if (jb0 < jb1) mla_load_block(K0, Kg, bb * KT, jb0, T, (unsigned char *)0, Q0, Q1, MLA_QD0, 0, 0, full, pt, 0x1ffu, kmap, MLA_BAR_W0);
     } else if (jb0 + 1 < jb1)
-        mla_load_block(K1, Kg, bb * KT, jb0 + 1, T, (unsigned char *)0, Q0, Q1, MLA_QD0, 0, 0, full + 9, pt);
+        mla_load_block(K1, Kg, bb * KT, jb0 + 1, T, (unsigned char *)0, Q0, Q1, MLA_QD0, 0, 0, full + 9, pt, 0x1ffu, kmap, MLA_BAR_W1);
 #endif
     hp_mbar_wait(full + 18, 0); // q landed
     for (long long b0 = jb0; b0 < jb1; b0 += 2) {
@@ -747,7 +781,7 @@ extern "C" __global__ void __launch_bounds__(MLA_THREADS, 1) DSCC_ENTRY(Args a) 
 #if MLA_V3 == 4
             if (b0 + 2 < jb1) { // stage 0's chunks 0-3 read for the last time (by this warpgroup only): block b0 + 2's
                 hp_bar_sync(MLA_BAR_W0, 128);
-                mla_load_block(K0, Kg, bb * KT, b0 + 2, T, (unsigned char *)0, Q0, Q1, MLA_QD0, 0, 0, full, pt, 0x00fu);
+                mla_load_block(K0, Kg, bb * KT, b0 + 2, T, (unsigned char *)0, Q0, Q1, MLA_QD0, 0, 0, full, pt, 0x00fu, kmap, MLA_BAR_W0);
             }
 #else
             if (b0 + 2 < jb1) hp_bar_arrive(MLA_BAR_E0L, 256); // stage 0's chunks 0-3 read for the last time
@@ -769,7 +803,7 @@ extern "C" __global__ void __launch_bounds__(MLA_THREADS, 1) DSCC_ENTRY(Args a) 
 #if MLA_V3 == 4
                 if (b0 + 3 < jb1) { // stage 1's chunks 0-3 and P1, once warpgroup 1 is done with them too: block b0 + 3's
                     hp_bar_sync(MLA_BAR_E1L, MLA_THREADS);
-                    mla_load_block(K1, Kg, bb * KT, b0 + 3, T, (unsigned char *)0, Q0, Q1, MLA_QD0, 0, 0, full + 9, pt, 0x10fu);
+                    mla_load_block(K1, Kg, bb * KT, b0 + 3, T, (unsigned char *)0, Q0, Q1, MLA_QD0, 0, 0, full + 9, pt, 0x10fu, kmap, MLA_BAR_W0);
                 }
 #else
                 if (b0 + 3 < jb1) hp_bar_arrive(MLA_BAR_E1L, MLA_THREADS); // stage 1's chunks 0-3 and P1
@@ -808,7 +842,7 @@ extern "C" __global__ void __launch_bounds__(MLA_THREADS, 1) DSCC_ENTRY(Args a) 
                     hp_bar_arrive(MLA_BAR_E1L, MLA_THREADS); // this warpgroup's reads of stage 1's chunks 0-3 and P1 done
                     // stage 1's chunks 4-7 (read by this warpgroup only): block b0 + 3's
                     hp_bar_sync(MLA_BAR_W1, 128);
-                    mla_load_block(K1, Kg, bb * KT, b0 + 3, T, (unsigned char *)0, Q0, Q1, MLA_QD0, 0, 0, full + 9, pt, 0x0f0u);
+                    mla_load_block(K1, Kg, bb * KT, b0 + 3, T, (unsigned char *)0, Q0, Q1, MLA_QD0, 0, 0, full + 9, pt, 0x0f0u, kmap, MLA_BAR_W1);
 #else
                     hp_bar_arrive(MLA_BAR_E1R, 256); // stage 1's chunks 4-7
                     hp_bar_arrive(MLA_BAR_E1L, MLA_THREADS); // and this warpgroup's reads of P1
@@ -820,7 +854,7 @@ extern "C" __global__ void __launch_bounds__(MLA_THREADS, 1) DSCC_ENTRY(Args a) 
 #if MLA_V3 == 4
             if (b0 + 2 < jb1) { // stage 0's chunks 4-8 (warpgroup 0 done with P0 before "P0 sc1 ready"): block b0 + 2's
                 hp_bar_sync(MLA_BAR_W1, 128);
-                mla_load_block(K0, Kg, bb * KT, b0 + 2, T, (unsigned char *)0, Q0, Q1, MLA_QD0, 0, 0, full, pt, 0x1f0u);
+                mla_load_block(K0, Kg, bb * KT, b0 + 2, T, (unsigned char *)0, Q0, Q1, MLA_QD0, 0, 0, full, pt, 0x1f0u, kmap, MLA_BAR_W1);
             }
 #else
             if (b0 + 2 < jb1) hp_bar_arrive(MLA_BAR_E0R, 256); // stage 0's chunks 4-8
@@ -850,8 +884,8 @@ extern "C" __global__ void __launch_bounds__(MLA_THREADS, 1) DSCC_ENTRY(Args a) 
             // the low words of S's descriptors at chunk 0 (mla_wgmma_sd): q's tile and this stage
             const unsigned qlo = mla_desc_lo(Qs), klo = mla_desc_lo(Kc);
 #endif
-#if MLA_TMA
-            if (jb == jb0) hp_mbar_wait(full + 18, 0); // q landed (the keys by TMA, q apart)
+#if MLA_TMA && MLA_V3 == 1
+            if (jb == jb0) hp_mbar_wait(full + 18, 0); // q landed (the producer's keys by TMA, q apart; MLA_V3 3: with the first block)
 #endif
             hp_wg_fence();
 #pragma unroll
@@ -942,9 +976,10 @@ extern "C" __global__ void __launch_bounds__(MLA_THREADS, 1) DSCC_ENTRY(Args a) 
         const unsigned short *const Q0 = (const unsigned short *)a.t[MLA_SQ], *const Q1 = (const unsigned short *)a.t[MLA_SQ1];
         const unsigned short *const Kg = (const unsigned short *)a.t[MLA_SK];
         const int pt = tid - 128;
+        const void *const kmap = MLA_TMA ? MLA_KMAP : (const void *)0; // MLA_TMA: whole blocks by TMA
         for (long long jb = jb0; jb < jb1 && jb < jb0 + 2; jb++)
             mla_load_block(Ks + (jb - jb0) * MLA_TILE, Kg, bb * KT, jb, T, jb == jb0 ? Qs : (unsigned char *)0, Q0, Q1, MLA_QD0,
-                           bb * rows + r0, rows - r0, full + (jb - jb0) * 9, pt);
+                           bb * rows + r0, rows - r0, full + (jb - jb0) * 9, pt, 0x1ffu, kmap, MLA_BAR_W1);
 #endif
         for (long long jb = jb0; jb < jb1; jb++) {
             const int st = (int)((jb - jb0) & 1);
@@ -973,7 +1008,7 @@ extern "C" __global__ void __launch_bounds__(MLA_THREADS, 1) DSCC_ENTRY(Args a) 
 #if MLA_V3 == 3
             if (jb + 2 < jb1) { // warpgroup 0 done with the stage too (its S and P V): block jb + 2 into it
                 hp_bar_sync(MLA_BAR_EMPTY + st, MLA_THREADS);
-                mla_load_block(Kc, Kg, bb * KT, jb + 2, T, (unsigned char *)0, Q0, Q1, MLA_QD0, 0, 0, fb, pt);
+                mla_load_block(Kc, Kg, bb * KT, jb + 2, T, (unsigned char *)0, Q0, Q1, MLA_QD0, 0, 0, fb, pt, 0x1ffu, kmap, MLA_BAR_W1);
             }
 #else
             if (jb + 2 < jb1) hp_bar_arrive(MLA_BAR_EMPTY + st, MLA_THREADS); // the producer may refill the stage

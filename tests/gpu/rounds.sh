@@ -45,9 +45,10 @@
 #                     splits merged in the kernel (DSCC_MLA_FUSE=1) and the
 #                     ring without a producer warpgroup (DSCC_MLA_V3=3, rows
 #                     18-20), the seesaw without one (=4, rows 21-22) and the
-#                     keys by TMA (DSCC_MLA_TMA=1, rows 23-24, against row 7),
-#                     and test_gpu_ops with DSCC_MLA_TMA=1 (the executor's map
-#                     over each KV cache);
+#                     keys by TMA (DSCC_MLA_TMA=1, rows 23-24, against row 7;
+#                     25 with DSCC_MLA_V3=3 against 18, 26 with =4 against 21),
+#                     and test_gpu_ops with DSCC_MLA_TMA=1, alone and with
+#                     DSCC_MLA_V3=4 (the executor's map over each KV cache);
 #   rounds.sh final   each of the session's paths alone through test_gpu_ops (concurrently), the unit tests,
 #                     e2e and bench_gpu with the paths that passed, against all off;
 #   rounds.sh base    main as it is: every GPU test, e2e, bench_gpu with the defaults and with
@@ -121,7 +122,8 @@ case "$mode" in
     TAIL=26 step bench_mla_8k 120 build/bench_mla --ctx 8193
     TAIL=26 step bench_mla_b1 120 build/bench_mla --batch 1
     TAIL=26 step bench_mla_b128 120 build/bench_mla --batch 128
-    DSCC_MLA_TMA=1 DSCC_GEMM_TILE=wgmma step test_gpu_ops_mlatma 200 build/test_gpu_ops ;;
+    DSCC_MLA_TMA=1 DSCC_GEMM_TILE=wgmma step test_gpu_ops_mlatma 200 build/test_gpu_ops
+    DSCC_MLA_TMA=1 DSCC_MLA_V3=4 DSCC_GEMM_TILE=wgmma step test_gpu_ops_mlatma4 200 build/test_gpu_ops ;;
   gemm) TAIL=70 step bench_gemm 180 build/bench_gemm --check --table "$out/gemm_table.txt" ;;
   tma) # the TMA GEMM's forms, each checked against the generated kernel (--check above M = 128)
     DSCC_TMA_V2=0 TAIL=30 step bench_gemm_tma128 180 build/bench_gemm --check --m 256,1024,4096
@@ -293,6 +295,8 @@ case "$mode" in
         build/bench_mla --variant 21 --reps 3 # (the seesaw without a producer, DSCC_MLA_V3=4)
       TAIL=80 step ncu_mla_tma 240 "$n" --clock-control none --kernel-name mla_bench --launch-skip 2 --launch-count 1 --set full \
         build/bench_mla --variant 23 --reps 3 # (the keys by TMA, DSCC_MLA_TMA=1)
+      TAIL=80 step ncu_mla_tma4 240 "$n" --clock-control none --kernel-name mla_bench --launch-skip 2 --launch-count 1 --set full \
+        build/bench_mla --variant 26 --reps 3 # (FlashMLA's organisation and loads: DSCC_MLA_V3=4 DSCC_MLA_TMA=1)
     else echo "ncu: not on this machine"; fi ;;
   pdl) # programmatic dependent launch against plain launches, one card, one process each
     step test_gpu_pdl 120 build/test_gpu_pdl

@@ -594,61 +594,74 @@ static void test_mla_no_producer(void **state) {
     compare_forms(cases, (int)(sizeof cases / sizeof *cases), 1u << 4 | 1u << 15 | 1u << 18);
 }
 
-/* The chunk ring's keys by TMA (MLA_TMA 1: whole blocks through the tensor map, q and a block that
- * ends past T by cp.async, zeros past T) against by cp.async (MLA_TMA 0): only how the bytes come in
- * changes, so bit for bit on the emulated device. One split over all the keys: 1 key (the only block
- * partial, with q), 64 (one whole block: TMA beside q's cp.async), 330 (four refills, the last
- * partial: 10 keys), 200 in 24 tiles (each producer warp starved on some
- * block), 64 keys in 128 tiles (one whole block each, by TMA); at MLA_LEAN 5 and 6; several splits merged by the combine (kernel_split): 200 keys in 4 splits of one block each
- * (the blocks after the first split's by TMA, each first of its split), 330 in 3 of two blocks. */
+/* The keys by TMA (MLA_TMA 1: whole blocks through the tensor map, q and a block that ends past T by
+ * cp.async, zeros past T) against by cp.async (MLA_TMA 0): only how the bytes come in changes, so bit
+ * for bit on the emulated device. The chunk ring with its producer, one split over all the keys: 1 key
+ * (the only block partial, with q), 64 (one whole block: TMA beside q's cp.async), 330 (four refills,
+ * the last partial: 10 keys), 200 in 24 tiles (each producer warp starved on some block), 64 keys in
+ * 128 tiles (one whole block each, by TMA); at MLA_LEAN 5 and 6; several splits merged by the combine
+ * (kernel_split): 200 keys in 4 splits of one block each (the blocks after the first split's by TMA,
+ * each first of its split), 330 in 3 of two blocks. Without a producer (MLA_V3 3: warpgroup 1's first
+ * thread issues the boxes, q with the first block by cp.async; 4: each consumer's first thread its
+ * chunks): 64, 330 keys, 200 in 24 tiles, 4 splits; the seesaw's 1 key, 129 (a pair and a block of
+ * one key), 330, 200 in 24 tiles, 3 splits. */
 static void test_mla_tma(void **state) {
     (void)state;
     static const RingCase cases[] = { /* on a GPU: 2, 3, 6 */
         {"1", "1", "1", "5", "1", "0", 1, 1, 1},   {"1", "1", "1", "5", "1", "0", 1, 64, 1},  {"1", "1", "1", "5", "1", "0", 1, 330, 1},
         {"1", "1", "1", "5", "1", "0", 24, 200, 1}, {"1", "1", "1", "5", "1", "0", 128, 64, 1}, {"1", "1", "1", "6", "1", "0", 1, 330, 1},
-        {"1", "1", "1", "5", "1", "0", 2, 200, 4},  {"1", "1", "1", "5", "1", "0", 2, 330, 3}};
-    compare_forms(cases, (int)(sizeof cases / sizeof *cases), 1u << 2 | 1u << 3 | 1u << 6);
+        {"1", "1", "1", "5", "1", "0", 2, 200, 4},  {"1", "1", "1", "5", "1", "0", 2, 330, 3},
+        /* without a producer: the ring's warpgroup 1 (MLA_V3 3) against the ring with one by cp.async, the seesaw's
+         * consumers (4) against the seesaw with one; each issuing thread the first of the loading warpgroup */
+        {"1", "3", "1", "5", "1", "0", 1, 64, 1},   {"1", "3", "1", "5", "1", "0", 1, 330, 1}, {"1", "3", "1", "5", "1", "0", 24, 200, 1},
+        {"1", "3", "1", "5", "1", "0", 2, 200, 4},  {"2", "4", "1", "5", "1", "0", 1, 1, 1},   {"2", "4", "1", "5", "1", "0", 1, 129, 1},
+        {"2", "4", "1", "5", "1", "0", 1, 330, 1},  {"2", "4", "1", "5", "1", "0", 24, 200, 1}, {"2", "4", "1", "5", "1", "0", 2, 330, 3}};
+    compare_forms(cases, (int)(sizeof cases / sizeof *cases), 1u << 2 | 1u << 3 | 1u << 6 | 1u << 9 | 1u << 14);
 }
 
-/* The executor's MLA steps with DSCC_MLA_V3=3, DSCC_MLA_V3=4 and DSCC_MLA_TMA=1 (read at codegen; TMA
- * through the map the runtime makes over the KV cache at plan time): causal, q in two tensors (the
- * kernel's second q slot), rows past the step's in a tile (8 heads), 1 to 16 positions a step,
- * contexts 1 .. 67 (a whole block at 64, then a partial one) and one or several splits, against the
- * CPU executor as test_mla_long_context; with 4 and TMA also 128 heads (two tiles a batch row, a step
- * of two positions). */
+/* The executor's MLA steps with DSCC_MLA_V3=3, =4, DSCC_MLA_TMA=1 and both =4 and TMA=1 (read at
+ * codegen; TMA through the map the runtime makes over the KV cache at plan time): causal, q in two
+ * tensors (the kernel's second q slot), rows past the step's in a tile (8 heads), 1 to 16 positions a
+ * step, contexts 1 .. 67 (a whole block at 64, then a partial one) and one or several splits, against
+ * the CPU executor as test_mla_long_context; with =4 and with TMA=1 also 128 heads (two tiles a batch
+ * row, a step of two positions). */
 static void test_mla_env_steps(void **state) {
     (void)state;
     static const int steps[] = {1, 16, 16, 16, 14, 1, 1, 2};
     static const int steps128[] = {1, 2, 1};
-    static const struct { const char *var, *val; bool h128; } forms[] = {
-        {"DSCC_MLA_V3", "3", false}, {"DSCC_MLA_V3", "4", true}, {"DSCC_MLA_TMA", "1", true}};
+    static const struct { const char *v3, *tma; bool h128; } forms[] = {{"3", "0", false}, {"4", "0", true}, {"1", "1", true}, {"4", "1", false}};
     if (!emu_dev) { /* (on a GPU test_gpu_ops runs the executor with these set: tests/gpu/rounds.sh) */
         printf("emulated device only: the executor with DSCC_MLA_V3=3 and 4 and DSCC_MLA_TMA=1\n");
         return;
     }
+    static const char *const vars[2] = {"DSCC_MLA_V3", "DSCC_MLA_TMA"};
+    char *keep[2];
+    for (int i = 0; i < 2; i++) keep[i] = getenv(vars[i]) ? strdup(getenv(vars[i])) : NULL;
     for (int v = 0; v < (int)(sizeof forms / sizeof *forms); v++) {
-        const char *old = getenv(forms[v].var);
-        char *keep = old ? strdup(old) : NULL;
-        setenv(forms[v].var, forms[v].val, 1);
-        fprintf(stderr, "  %s=%s:\n", forms[v].var, forms[v].val);
+        setenv(vars[0], forms[v].v3, 1);
+        setenv(vars[1], forms[v].tma, 1);
+        fprintf(stderr, "  DSCC_MLA_V3=%s DSCC_MLA_TMA=%s:\n", forms[v].v3, forms[v].tma);
         double worst, worst128 = 0;
         int cover = run_steps(8, 3, steps, (int)(sizeof steps / sizeof *steps), &worst);
         if (forms[v].h128) run_steps(128, 2, steps128, 3, &worst128); /* 128 heads (two tiles a batch row) */
-        if (keep) setenv(forms[v].var, keep, 1);
-        else unsetenv(forms[v].var);
-        free(keep);
         assert_int_equal(cover, 3); /* steps with one split and with several */
         assert_true(worst <= 2e-2 && worst128 <= 2e-2);
     }
+    for (int i = 0; i < 2; i++) {
+        if (keep[i]) setenv(vars[i], keep[i], 1);
+        else unsetenv(vars[i]);
+        free(keep[i]);
+    }
 }
 
-/* DSCC_MLA_TMA (no GPU needed): 0 and 1 generate the program, 1 with a tensor map over the KV cache
- * on the decode phase (box 64 rows) and 0 without; 1 with DSCC_MLA_V3=2 and any other value are
- * codegen errors naming the variable. */
+/* DSCC_MLA_TMA (no GPU needed): 0 and 1 generate the program, 1 (with DSCC_MLA_V3 1, 3 or 4) with a
+ * tensor map over the KV cache on the decode phase (box 64 rows) and 0 without; 1 with DSCC_MLA_V3=0
+ * or 2 and any other value are codegen errors naming the variable. */
 static void test_mla_tma_env(void **state) {
     (void)state;
     static const struct { const char *tma, *v3, *err; } vals[] = {
-        {"0", "1", NULL}, {"1", "1", NULL}, {"1", "", NULL}, {"1", "2", "DSCC_MLA_TMA=1 needs"}, {"2", "1", "DSCC_MLA_TMA must be 0"}};
+        {"0", "1", NULL}, {"1", "1", NULL}, {"1", "", NULL}, {"1", "3", NULL}, {"1", "4", NULL}, {"1", "2", "DSCC_MLA_TMA=1 needs"},
+        {"1", "0", "DSCC_MLA_TMA=1 needs"}, {"2", "1", "DSCC_MLA_TMA must be 0"}};
     const char *old = getenv("DSCC_MLA_TMA"), *old3 = getenv("DSCC_MLA_V3");
     char *keep = old ? strdup(old) : NULL, *keep3 = old3 ? strdup(old3) : NULL;
     for (int i = 0; i < (int)(sizeof vals / sizeof *vals); i++) {
