@@ -133,8 +133,10 @@ typedef struct {
 } CgTmaGemm;
 
 /* The tensor maps a phase's kernel reads its weights through
- * (codegen/kernels/expert_tma.cuh): 2-d UINT8 maps over slot[i]'s
- * [rows[i]][cols[i]] codes (row pitch cols), box 128 x 128, the 128-byte
+ * (codegen/kernels/expert_tma.cuh) or MLA's decode kernel its KV cache
+ * (mla_decode.cuh's MLA_TMA): 2-d UINT8 maps over slot[i]'s
+ * [rows[i]][cols[i]] bytes (row pitch cols; rows 0: a KV cache's, its
+ * max_b x cap positions), box box_rows (0: 128) x 128, the 128-byte
  * swizzle, made by the runtime at plan time into memory of its own that
  * slot `maps` then points at, 128 bytes a map. */
 #define CG_TMA_MAPS_MAX 2
@@ -143,6 +145,7 @@ typedef struct {
     int slot[CG_TMA_MAPS_MAX];
     int64_t rows[CG_TMA_MAPS_MAX], cols[CG_TMA_MAPS_MAX];
     int maps;
+    int box_rows;
 } CgTmaMaps;
 
 /* items as `rule` says; a and b evaluated at run time. */

@@ -323,7 +323,14 @@ static void mla_decode(Gen *G, const IrNode *n, int sq, int sq1, int64_t qd0, in
     const char *bf = G->dtype[n->id] == IR_DT_BF16 ? "1" : "0";
     const char *v3 = getenv("DSCC_MLA_V3"), *pf = getenv("DSCC_MLA_PREFETCH"), *lean = getenv("DSCC_MLA_LEAN"),
                *lazy = getenv("DSCC_MLA_LAZY"), *fuse = getenv("DSCC_MLA_FUSE"), *preg = getenv("DSCC_MLA_PREG"); /* checked in cg_attention */
-    const char *fmax = getenv("DSCC_MLA_FUSE_MAX");
+    const char *fmax = getenv("DSCC_MLA_FUSE_MAX"), *tma = getenv("DSCC_MLA_TMA");
+    /* DSCC_MLA_TMA=1 (opt-in, checked in cg_attention: MLA_V3 1, 3 or 4): a KV cache's whole blocks by TMA through a map the
+     * runtime makes at plan time over its max_b x cap rows of 1,152 bytes (CgTmaMaps rows 0), box 64 rows x 128 bytes */
+    CgTmaMaps *tm = NULL;
+    if (tma && strcmp(tma, "1") == 0 && k->op == IR_OP_KV_CACHE) {
+        tm = arena_alloc(a, sizeof *tm);
+        *tm = (CgTmaMaps){1, {sk, sk}, {0, 0}, {1152, 1152}, cg_slot_scratch(G, n, ir_dim_const(32)), 64};
+    }
     bool noprod = v3 && (strcmp(v3, "3") == 0 || strcmp(v3, "4") == 0); /* 256 threads, the consumers load (MLA_V3 3, 4) */
     bool fused = fuse && strcmp(fuse, "1") == 0 && !noprod; /* opt-in: slower on an H100 (MLA_FUSE; its ticket is the producer's) */
     int kfuse = fused ? (fmax && *fmax ? atoi(fmax) : MLA_FUSE_MAX) : 1; /* splits the decode kernel merges itself, at most */
@@ -348,13 +355,16 @@ static void mla_decode(Gen *G, const IrNode *n, int sq, int sq1, int64_t qd0, in
                     {"MLA_LAZY", lazy && *lazy ? lazy : "1"}, /* O rescaled only when a row's max grows by more than 2^8 */
                     {"MLA_FUSE", fused ? "1" : "0"}, /* the splits merged by the last block of each tile (opt-in) */
                     {"MLA_FUSE_MAX", arena_printf(a, "%d", kfuse)}, /* ... up to this many splits (the combine kernel above) */
-                    {"MLA_PREG", preg && *preg ? preg : "0"}}; /* warpgroup 0's P V with P from registers (opt-in) */
-    sb_puts(&G->decl, cg_kernel_instance(a, "mla_decode", "mla_decode", d, (int)(sizeof d / sizeof *d)));
+                    {"MLA_PREG", preg && *preg ? preg : "0"}, /* warpgroup 0's P V with P from registers (opt-in) */
+                    {"MLA_TMA", tm ? "1" : "0"}, /* whole blocks of keys by TMA (opt-in) */
+                    {"MLA_KMAP", tm ? arena_printf(a, "((const void *)a.t[%d])", tm->maps) : "0"}};
+    sb_puts(&G->decl, cg_kernel_instance(a, "mla_decode", "mla_decode", d, (int)(sizeof d / sizeof *d) - (tm ? 0 : 2)));
     cg_phase(G, CG_LAUNCH_BLOCK, B, 1, ir_dim_mul(S, q->type.dims[2]), 64, MLA_SMEM);
     cg_phase_keys(G, CG_ITEMS_MLA_DECODE, B, S, T, Hq, 512);
     G->phases[G->nphases - 1].fn = "mla_decode";
     G->phases[G->nphases - 1].threads = noprod ? 256 : 384; /* two consumer warpgroups and the producer (MLA_THREADS) */
     G->phases[G->nphases - 1].knb = MLA_MAX_S;
+    G->phases[G->nphases - 1].tmaps = tm;
     CgDefine c[] = {{"MLA_IN_MODULE", "1"}, d[1], d[2], d[4], d[10], d[11], d[12]};
     sb_puts(&G->decl, cg_kernel_instance(a, "mla_decode_combine", "mla_decode_combine", c, (int)(sizeof c / sizeof *c)));
     cg_phase(G, CG_LAUNCH_ELEM, ir_dim_mul(ir_dim_mul(B, S), ir_dim_const(Hq * 128)), 1, ir_dim_const(1), 1, 0);
@@ -679,6 +689,16 @@ bool cg_attention(Gen *G, const IrNode *n) {
     const char *lazy = getenv("DSCC_MLA_LAZY");
     if (lazy && *lazy && strcmp(lazy, "0") && strcmp(lazy, "1")) {
         G->why = "DSCC_MLA_LAZY must be 0 (MLA's decode kernel rescales O whenever a row's max grows) or 1 (only when it grows by more than 2^8)";
+        return false;
+    }
+    const char *tma = getenv("DSCC_MLA_TMA");
+    if (tma && *tma && strcmp(tma, "0") && strcmp(tma, "1")) {
+        G->why = "DSCC_MLA_TMA must be 0 (MLA's decode kernel copies its keys by cp.async, the default) or 1 (the whole blocks of a KV "
+                 "cache by TMA)";
+        return false;
+    }
+    if (tma && strcmp(tma, "1") == 0 && v3 && (strcmp(v3, "0") == 0 || strcmp(v3, "2") == 0)) {
+        G->why = "DSCC_MLA_TMA=1 needs the chunk ring (DSCC_MLA_V3=1, the default, or 3) or the seesaw without a producer (DSCC_MLA_V3=4)";
         return false;
     }
     if (q->type.rank != 4 || !ir_dim_is_const(q->type.dims[3]) || !ir_dim_is_const(v->type.dims[3]) || q->type.dims[3].coeff > 1024 ||

@@ -436,7 +436,7 @@ static void expert_tma(Gen *G, const ExpertTma *xt, int64_t amin, const IrNode *
     int64_t E = w->type.dims[0].coeff, O = w->type.dims[1].coeff, I = w->type.dims[2].coeff;
     IrDim R = ir_type_numel(&n->ops[4]->type);
     CgTmaMaps *t = arena_alloc(G->a, sizeof *t);
-    *t = (CgTmaMaps){nw, {out[0].sw, nw > 1 ? out[1].sw : out[0].sw}, {E * O, E * O}, {I, I}, cg_slot_scratch(G, n, ir_dim_const(32))};
+    *t = (CgTmaMaps){nw, {out[0].sw, nw > 1 ? out[1].sw : out[0].sw}, {E * O, E * O}, {I, I}, cg_slot_scratch(G, n, ir_dim_const(32)), 0};
     const char *entry = arena_printf(G->a, "p%d_fp8_expert_tma", G->nphases);
     /* level 2 copies the scales: their addresses (level 1 where a scale is not stored as f32) */
     const char *xsp = expert_scale_ptr(G, sxs, "(m)", "(kb)"), *wsp = NULL;

@@ -894,7 +894,8 @@ static bool launch_kernel(GpuExec *x, int k, const int64_t *sym, StepSeq *q, con
         if (items <= 0) continue;
         int64_t grid = f->mode == CG_LAUNCH_ELEM ? ceil_div(items, 256) : f->mode == CG_LAUNCH_WARP ? ceil_div(items, 8) : items;
         if (f->tma && grid > rt_cuda_sms(x->cu)) grid = rt_cuda_sms(x->cu) / 2 * 2; /* persistent: a block an SM walks the tiles (clusters of 2) */
-        if (f->tmaps && grid > rt_cuda_sms(x->cu)) grid = rt_cuda_sms(x->cu); /* expert_tma.cuh: persistent, a block an SM */
+        if (f->tmaps && f->rule != CG_ITEMS_MLA_DECODE && grid > rt_cuda_sms(x->cu)) /* expert_tma.cuh: persistent, a block */
+            grid = rt_cuda_sms(x->cu); /* an SM (MLA's decode phase, maps over its cache, has a block a tile and split) */
         if (grid > 2147483647LL) {
             diag_error(d, ck->loc, "kernel %s: %lld blocks exceed the grid limit", ck->name, (long long)grid);
             return false;

@@ -22,8 +22,9 @@ int gx_tma_phase(const GpuExec *x, int k) {
 #define GX_MAPS_EXPERT 4
 #define GX_MAPS_KERNEL (GX_MAPS_GEMM + 128 * GX_MAPS_EXPERT)
 
-/* Kernel k's expert phases' maps (CgPhase.tmaps) into m (GX_MAPS_EXPERT
- * of 128 bytes), each phase's maps slot pointed at its first in dev. */
+/* Kernel k's expert phases' maps (CgPhase.tmaps; also MLA's decode phase's
+ * over its KV cache) into m (GX_MAPS_EXPERT of 128 bytes), each phase's
+ * maps slot pointed at its first in dev. */
 static bool expert_maps(GpuExec *x, int k, unsigned char *m, RtDevPtr dev, DiagEngine *d) {
     const CgKernel *ck = &x->p->kernels[k];
     Launch *l = &x->launch[k];
@@ -36,11 +37,14 @@ static bool expert_maps(GpuExec *x, int k, unsigned char *m, RtDevPtr dev, DiagE
             return false;
         }
         l->args.t[t->maps] = dev + (RtDevPtr)used * 128;
-        for (int i = 0; i < t->n; i++, used++)
-            if (!rt_cuda_tensor_map_2d(x->cu, d, m + (size_t)used * 128, l->args.t[t->slot[i]], t->rows[i], t->cols[i], t->cols[i], 128, 128)) {
-                diag_note(d, ck->loc, "for the grouped expert GEMM of kernel %s", ck->name);
+        for (int i = 0; i < t->n; i++, used++) {
+            const int64_t rows = t->rows[i] ? t->rows[i] : x->max_b * x->cap; /* 0: a KV cache's (MLA's decode kernel) */
+            if (!rt_cuda_tensor_map_2d(x->cu, d, m + (size_t)used * 128, l->args.t[t->slot[i]], rows, t->cols[i], t->cols[i],
+                                       t->box_rows ? t->box_rows : 128, 128)) {
+                diag_note(d, ck->loc, "for the %s of kernel %s", t->rows[i] ? "grouped expert GEMM" : "KV cache read by TMA", ck->name);
                 return false;
             }
+        }
     }
     return true;
 }

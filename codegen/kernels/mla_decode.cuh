@@ -101,6 +101,16 @@
 //                        (wgmma's A operand: the same bf16 values), before it stores P for warpgroup 1,
 //                        so its P V starts earlier and reads no P from shared memory; 0 (default): from
 //                        shared memory after the stores
+//   MLA_TMA              1 (opt-in, MLA_V3 1, 3 or 4): the loading warpgroup's first thread brings each whole
+//                        block of keys by TMA, 9 boxes of 64 keys x 64 columns (128 bytes) through the
+//                        tensor map at MLA_KMAP (a 2-d UINT8 map over the cache's rows of 1,152 bytes, B x
+//                        KT of them, box 64 rows x 128 bytes, the 128-byte swizzle: rt_cuda_tensor_map_2d),
+//                        chunk c of the stage on its mbarrier by complete_tx (one arrival a phase:
+//                        arrive.expect_tx); q, and a block that ends past T (its rows from T on as zeros),
+//                        by the warpgroup's cp.async as before, which it waits for, then one thread arrives
+//                        (MLA_V3 1: q on the barrier of its own, 18, that warpgroup 0 waits at before the
+//                        first S; 3: q with the first block, all by cp.async; 4: q on 18); 0: cp.async
+//   MLA_KMAP             with MLA_TMA: the tensor map's address (default a.t[4])
 //   MLA_IN_MODULE        defined when the file is part of a generated module (its prelude has Args)
 #ifndef MLA_B
 #define MLA_B (a.sym[0])
@@ -168,6 +178,12 @@
 #ifndef MLA_PREG
 #define MLA_PREG 0
 #endif
+#ifndef MLA_TMA
+#define MLA_TMA 0
+#endif
+#ifndef MLA_KMAP
+#define MLA_KMAP ((const void *)a.t[4])
+#endif
 #ifndef MLA_IN_MODULE
 // compiled alone (test_codegen): the generated prelude's argument block
 typedef unsigned long long u64;
@@ -210,6 +226,7 @@ __device__ __forceinline__ void pdl_launch_dependents() { asm volatile("griddepc
 // any of its threads refills it (a warp's wgmma.wait_group covers only that warp's part, which reads all of B)
 #define MLA_BAR_W0 12
 #define MLA_BAR_W1 13
+#define MLA_BAR_PROD 14 // MLA_TMA: the producer's 128 threads' cp.async landed (before its first thread arrives for them)
 // Byte `cb` of row r of a 64-row tile in the 128-byte swizzle: chunk cb / 128
 // of 64 rows x 128 bytes, the 16-byte unit u of row r at (u ^ r % 8) * 16.
 __device__ __forceinline__ unsigned mla_swz(int r, int cb) {
@@ -420,17 +437,59 @@ __device__ __forceinline__ void mla_pv(float *o, const unsigned char *Pc, const 
     for (int kk = 0; kk < 4; kk++) mla_wgmma_pv(o, Pc + kk * 32, V + kk * 2048, 8192, 1024, 1);
     hp_wg_commit();
 }
+// The copies of a loading warpgroup's thread (pr = its index / 8 of 0 .. 127), the producer's and
+// mla_load_block's and mla_load_q's, all cp.async of 16 bytes into a 64-row tile in the 128-byte swizzle,
+// rows r = pr + 16 i (i < 4) of the tile, unit kc (of the row's 72) of each:
+// q's rows qr0 + r, zeros where rb + r >= nq (the producer: rb the tile's first row, nq the step's rows;
+// the forms without a producer: 0 and the rows left; in each caller's form, so that the code compiles as
+// it did before the helper, byte for byte); q stored as two tensors beside each other, Q0's first qd0
+// columns and Q1's rest
+__device__ __forceinline__ void mla_copy_q(unsigned char *Qs, const unsigned short *Q0, const unsigned short *Q1, int qd0, long long qr0,
+                                           long long rb, long long nq, int pr, int kc) {
+#pragma unroll
+    for (int i = 0; i < 4; i++) {
+        const int r = pr + 16 * i;
+        const bool ok = rb + r < nq;
+        const long long qr = qr0 + r;
+        const unsigned short *src = kc * 8 < qd0 ? Q0 + (qr * qd0 + kc * 8) : Q1 + (qr * (576 - qd0) + kc * 8 - qd0);
+        hp_cp16(Qs + mla_swz(r, kc * 16), ok ? src : Q0, ok);
+    }
+}
+// block jb of keys (64 rows of 576 bf16, the batch row's first at Kg's row kr0), unit kc of each row, zeros from key T on
+__device__ __forceinline__ void mla_copy_rows(unsigned char *Kd, const unsigned short *Kg, long long kr0, long long jb, long long T, int pr,
+                                              int kc) {
+#pragma unroll
+    for (int i = 0; i < 4; i++) {
+        const int jj = pr + 16 * i;
+        const long long j = jb * 64 + jj;
+        const bool ok = j < T;
+        hp_cp16(Kd + mla_swz(jj, kc * 16), ok ? Kg + ((kr0 + j) * 576 + kc * 8) : Kg, ok);
+    }
+}
 // MLA_V3 3, 4 (no producer warpgroup): the chunks of cmask (bit c: chunk c) of block jb of keys (64 rows
 // of 576 bf16, the batch row's first at Kg's row kr0; keys past T land as zeros) into the stage Kd by the
 // 128 threads of one warpgroup (pt 0 .. 127, the thread's index in it: rows pr + 16 i, the 16-byte unit
 // pu of each chunk), each chunk's copies on its mbarrier fb + c (cp.async.mbarrier.arrive.noinc, 128
 // arrivals a phase, as the producer's: each chunk by one warpgroup a use); with Qs, q's tile too (the
 // step's rows qr0 .., zeros from row nq on) on the same barriers. A whole block without q: the copies at
-// offsets fixed but for the chunk (MLA_LEAN 1's form).
+// offsets fixed but for the chunk (MLA_LEAN 1's form). With kmap (MLA_TMA: the barriers count one arrival
+// a phase), a whole block without q by TMA from thread pt 0 (arrive.expect_tx, then the chunk's box), and
+// otherwise the copies as above, waited for, the warpgroup's named barrier wb, then pt 0's arrival on each.
 __device__ __forceinline__ void mla_load_block(unsigned char *Kd, const unsigned short *Kg, long long kr0, long long jb, long long T,
                                                unsigned char *Qs, const unsigned short *Q0, const unsigned short *Q1, int qd0,
-                                               long long qr0, long long nq, unsigned long long *fb, int pt, unsigned cmask = 0x1ffu) {
+                                               long long qr0, long long nq, unsigned long long *fb, int pt, unsigned cmask = 0x1ffu,
+                                               const void *kmap = 0, int wb = 0) {
     const int pr = pt >> 3, pu = pt & 7;
+    if (kmap && !Qs && jb * 64 + 64 <= T) {
+        if (pt == 0)
+#pragma unroll
+            for (int c = 0; c < 9; c++) {
+                if (!(cmask >> c & 1u)) continue;
+                hp_mbar_expect_tx(fb + c, 8192);
+                hp_tma_2d(Kd + c * 8192, kmap, fb + c, c * 128, (int)(kr0 + jb * 64));
+            }
+        return;
+    }
     if (!Qs && jb * 64 + 64 <= T) {
         const unsigned short *const src = Kg + ((kr0 + jb * 64 + pr) * 576 + pu * 8); // row pr, unit pu of chunk 0
         unsigned char *const dst = Kd + pr * 128 + ((pu ^ (pr & 7)) << 4); // mla_swz(pr + 16 i, 128 c + 16 pu) - 8192 c - 2048 i
@@ -446,39 +505,36 @@ __device__ __forceinline__ void mla_load_block(unsigned char *Kd, const unsigned
     for (int c = 0; c < 9; c++) {
         if (!(cmask >> c & 1u)) continue;
         const int kc = c * 8 + pu; // the unit's 16 bytes among the row's 72
-        if (Qs)
-#pragma unroll
-            for (int i = 0; i < 4; i++) {
-                const int r = pr + 16 * i;
-                const bool ok = r < nq;
-                const long long qr = qr0 + r;
-                const unsigned short *src = kc * 8 < qd0 ? Q0 + (qr * qd0 + kc * 8) : Q1 + (qr * (576 - qd0) + kc * 8 - qd0);
-                hp_cp16(Qs + mla_swz(r, kc * 16), ok ? src : Q0, ok);
-            }
-#pragma unroll
-        for (int i = 0; i < 4; i++) {
-            const int jj = pr + 16 * i;
-            const long long j = jb * 64 + jj;
-            const bool ok = j < T;
-            hp_cp16(Kd + mla_swz(jj, kc * 16), ok ? Kg + ((kr0 + j) * 576 + kc * 8) : Kg, ok);
-        }
-        hp_cp_arrive(fb + c);
+        if (Qs) mla_copy_q(Qs, Q0, Q1, qd0, qr0, 0, nq, pr, kc);
+        mla_copy_rows(Kd, Kg, kr0, jb, T, pr, kc);
+        if (!kmap) hp_cp_arrive(fb + c);
+    }
+    if (kmap) {
+        mla_cp_commit();
+        mla_cp_wait0();
+        hp_fence_async(); // for the tensor cores
+        hp_bar_sync(wb, 128); // the warpgroup's copies landed
+        if (pt == 0)
+            for (int c = 0; c < 9; c++)
+                if (cmask >> c & 1u) hp_mbar_arrive(fb + c);
     }
 }
 // MLA_V3 4: q's tile alone (the step's rows qr0 .., zeros from row nq on) on its own mbarrier, by one warpgroup
+// (one: the barrier counts one arrival a phase, MLA_TMA's; the copies waited for, the warpgroup's named
+// barrier wb, then pt 0's arrival)
 __device__ __forceinline__ void mla_load_q(unsigned char *Qs, const unsigned short *Q0, const unsigned short *Q1, int qd0, long long qr0,
-                                           long long nq, unsigned long long *bar, int pt) {
+                                           long long nq, unsigned long long *bar, int pt, bool one = false, int wb = 0) {
     const int pr = pt >> 3, pu = pt & 7;
-    for (int kc = pu; kc < 72; kc += 8)
-#pragma unroll
-        for (int i = 0; i < 4; i++) {
-            const int r = pr + 16 * i;
-            const bool ok = r < nq;
-            const long long qr = qr0 + r;
-            const unsigned short *src = kc * 8 < qd0 ? Q0 + (qr * qd0 + kc * 8) : Q1 + (qr * (576 - qd0) + kc * 8 - qd0);
-            hp_cp16(Qs + mla_swz(r, kc * 16), ok ? src : Q0, ok);
-        }
-    hp_cp_arrive(bar);
+    for (int kc = pu; kc < 72; kc += 8) mla_copy_q(Qs, Q0, Q1, qd0, qr0, 0, nq, pr, kc);
+    if (!one) {
+        hp_cp_arrive(bar);
+        return;
+    }
+    mla_cp_commit();
+    mla_cp_wait0();
+    hp_fence_async();
+    hp_bar_sync(wb, 128);
+    if (pt == 0) hp_mbar_arrive(bar);
 }
 // MLA_FUSE's tickets: at most this many (batch row, row tile) pairs in a launch of several splits
 // (gen.h's cg_mla_splits keeps splits x query rows within 33,792: at two splits or more, 16,896 rows)
@@ -491,6 +547,9 @@ __device__ __forceinline__ void mla_load_q(unsigned char *Qs, const unsigned sho
 #define MLA_FUSED(nsp) (MLA_FUSE && (nsp) > 1 && (nsp) <= MLA_FUSE_MAX) // the launch's splits merged by the kernel
 #endif
 
+#if MLA_TMA && (MLA_V3 == 0 || MLA_V3 == 2)
+#error "MLA_TMA needs the chunk ring (MLA_V3 1 or 3) or the seesaw without a producer (4)"
+#endif
 #if MLA_V3 >= 3 && MLA_FUSE
 #error "MLA_FUSE needs the producer warpgroup (it takes the ticket): MLA_V3 0 to 2"
 #endif
@@ -529,7 +588,7 @@ extern "C" __global__ void __launch_bounds__(MLA_THREADS, 1) DSCC_ENTRY(Args a) 
     // after the tiles: [stage][chunk] "landed", 128 arrivals (the producer's threads' cp.async) a phase, then q's
     unsigned long long *const full = (unsigned long long *)(sm + 3 * MLA_TILE);
     if (tid == 0) {
-        for (int i = 0; i < 19; i++) hp_mbar_init(full + i, 128); // 18: q's (the seesaw's)
+        for (int i = 0; i < 19; i++) hp_mbar_init(full + i, MLA_TMA ? 1 : 128); // 18: q's (the seesaw's, MLA_TMA's)
         hp_mbar_fence_init();
     }
     __syncthreads();
@@ -540,19 +599,43 @@ extern "C" __global__ void __launch_bounds__(MLA_THREADS, 1) DSCC_ENTRY(Args a) 
         const unsigned short *Q0 = (const unsigned short *)a.t[MLA_SQ], *Q1 = (const unsigned short *)a.t[MLA_SQ1];
         const unsigned short *Kg = (const unsigned short *)a.t[MLA_SK];
         const int pt = tid - 256;
-#if MLA_V3
+#if MLA_TMA
+        // whole blocks by TMA (the first thread), q and a block that ends past T by everyone's cp.async
+        const void *const kmap = MLA_KMAP;
+        const int pr = pt >> 3, pu = pt & 7;
+        for (long long jb = jb0; jb < jb1; jb++) {
+            const int st = (int)((jb - jb0) & 1);
+            if (jb - jb0 >= 2) hp_bar_sync(MLA_BAR_EMPTY + st, MLA_THREADS); // the consumers are done with block jb - 2
+            unsigned char *const Kd = Ks + st * MLA_TILE;
+            unsigned long long *const fb = full + st * 9;
+            const bool whole = jb * 64 + 64 <= T;
+            if (whole && pt == 0)
+#pragma unroll
+                for (int c = 0; c < 9; c++) {
+                    hp_mbar_expect_tx(fb + c, 8192);
+                    hp_tma_2d(Kd + c * 8192, kmap, fb + c, c * 128, (int)(bb * KT + jb * 64));
+                }
+            if (whole && jb != jb0) continue;
+            for (int c = 0; c < 9; c++) {
+                const int kc = c * 8 + pu; // the unit's 16 bytes among the row's 72
+                if (jb == jb0) mla_copy_q(Qs, Q0, Q1, MLA_QD0, bb * rows + r0, r0, rows, pr, kc);
+                if (!whole) mla_copy_rows(Kd, Kg, bb * KT, jb, T, pr, kc);
+            }
+            mla_cp_commit();
+            mla_cp_wait0();
+            hp_fence_async(); // for the tensor cores
+            hp_bar_sync(MLA_BAR_PROD, 128); // every producer thread's copies landed
+            if (pt == 0) {
+                if (jb == jb0) hp_mbar_arrive(full + 18);
+                if (!whole)
+                    for (int c = 0; c < 9; c++) hp_mbar_arrive(fb + c);
+            }
+        }
+#elif MLA_V3
         // chunk c of a stage, 64 rows x 128 bytes: thread pt copies the 16-byte unit pu of rows pr + 16 i
         const int pr = pt >> 3, pu = pt & 7;
         if (MLA_V3 == 2) { // the seesaw: q first, on a barrier of its own (both warpgroups compute S)
-            for (int kc = pu; kc < 72; kc += 8)
-#pragma unroll
-                for (int i = 0; i < 4; i++) {
-                    const int r = pr + 16 * i;
-                    const bool ok = r0 + r < rows;
-                    const long long qr = bb * rows + r0 + r;
-                    const unsigned short *src = kc * 8 < MLA_QD0 ? Q0 + (qr * MLA_QD0 + kc * 8) : Q1 + (qr * (576 - MLA_QD0) + kc * 8 - MLA_QD0);
-                    hp_cp16(Qs + mla_swz(r, kc * 16), ok ? src : Q0, ok);
-                }
+            for (int kc = pu; kc < 72; kc += 8) mla_copy_q(Qs, Q0, Q1, MLA_QD0, bb * rows + r0, r0, rows, pr, kc);
             hp_cp_arrive(full + 18);
         }
         for (long long jb = jb0; jb < jb1; jb++) {
@@ -591,21 +674,8 @@ extern "C" __global__ void __launch_bounds__(MLA_THREADS, 1) DSCC_ENTRY(Args a) 
                                  st == 1 && k == 4 ? MLA_THREADS : 256);
                 const int kc = c * 8 + pu; // the unit's 16 bytes among the row's 72
                 if (MLA_V3 == 1 && jb == jb0) // q's chunk with the first block's, on the same barrier
-#pragma unroll
-                    for (int i = 0; i < 4; i++) {
-                        const int r = pr + 16 * i;
-                        const bool ok = r0 + r < rows;
-                        const long long qr = bb * rows + r0 + r;
-                        const unsigned short *src = kc * 8 < MLA_QD0 ? Q0 + (qr * MLA_QD0 + kc * 8) : Q1 + (qr * (576 - MLA_QD0) + kc * 8 - MLA_QD0);
-                        hp_cp16(Qs + mla_swz(r, kc * 16), ok ? src : Q0, ok);
-                    }
-#pragma unroll
-                for (int i = 0; i < 4; i++) {
-                    const int jj = pr + 16 * i;
-                    const long long j = jb * 64 + jj;
-                    const bool ok = j < T;
-                    hp_cp16(Kd + mla_swz(jj, kc * 16), ok ? Kg + ((bb * KT + j) * 576 + kc * 8) : Kg, ok);
-                }
+                    mla_copy_q(Qs, Q0, Q1, MLA_QD0, bb * rows + r0, r0, rows, pr, kc);
+                mla_copy_rows(Kd, Kg, bb * KT, jb, T, pr, kc);
                 hp_cp_arrive(full + st * 9 + c);
             }
         }
@@ -677,11 +747,12 @@ extern "C" __global__ void __launch_bounds__(MLA_THREADS, 1) DSCC_ENTRY(Args a) 
     const unsigned short *const Q0 = (const unsigned short *)a.t[MLA_SQ], *const Q1 = (const unsigned short *)a.t[MLA_SQ1];
     const unsigned short *const Kg = (const unsigned short *)a.t[MLA_SK];
     const int pt = tid & 127;
+    const void *const kmap = MLA_TMA ? MLA_KMAP : (const void *)0; // MLA_TMA: whole blocks by TMA
     if (wg == 0) {
-        mla_load_q(Qs, Q0, Q1, MLA_QD0, bb * rows + r0, rows - r0, full + 18, pt);
-        if (jb0 < jb1) mla_load_block(K0, Kg, bb * KT, jb0, T, (unsigned char *)0, Q0, Q1, MLA_QD0, 0, 0, full, pt);
+        mla_load_q(Qs, Q0, Q1, MLA_QD0, bb * rows + r0, rows - r0, full + 18, pt, MLA_TMA, MLA_BAR_W0);
+        if (jb0 < jb1) mla_load_block(K0, Kg, bb * KT, jb0, T, (unsigned char *)0, Q0, Q1, MLA_QD0, 0, 0, full, pt, 0x1ffu, kmap, MLA_BAR_W0);
     } else if (jb0 + 1 < jb1)
-        mla_load_block(K1, Kg, bb * KT, jb0 + 1, T, (unsigned char *)0, Q0, Q1, MLA_QD0, 0, 0, full + 9, pt);
+        mla_load_block(K1, Kg, bb * KT, jb0 + 1, T, (unsigned char *)0, Q0, Q1, MLA_QD0, 0, 0, full + 9, pt, 0x1ffu, kmap, MLA_BAR_W1);
 #endif
     hp_mbar_wait(full + 18, 0); // q landed
     for (long long b0 = jb0; b0 < jb1; b0 += 2) {
@@ -710,7 +781,7 @@ extern "C" __global__ void __launch_bounds__(MLA_THREADS, 1) DSCC_ENTRY(Args a) 
 #if MLA_V3 == 4
             if (b0 + 2 < jb1) { // stage 0's chunks 0-3 read for the last time (by this warpgroup only): block b0 + 2's
                 hp_bar_sync(MLA_BAR_W0, 128);
-                mla_load_block(K0, Kg, bb * KT, b0 + 2, T, (unsigned char *)0, Q0, Q1, MLA_QD0, 0, 0, full, pt, 0x00fu);
+                mla_load_block(K0, Kg, bb * KT, b0 + 2, T, (unsigned char *)0, Q0, Q1, MLA_QD0, 0, 0, full, pt, 0x00fu, kmap, MLA_BAR_W0);
             }
 #else
             if (b0 + 2 < jb1) hp_bar_arrive(MLA_BAR_E0L, 256); // stage 0's chunks 0-3 read for the last time
@@ -732,7 +803,7 @@ extern "C" __global__ void __launch_bounds__(MLA_THREADS, 1) DSCC_ENTRY(Args a) 
 #if MLA_V3 == 4
                 if (b0 + 3 < jb1) { // stage 1's chunks 0-3 and P1, once warpgroup 1 is done with them too: block b0 + 3's
                     hp_bar_sync(MLA_BAR_E1L, MLA_THREADS);
-                    mla_load_block(K1, Kg, bb * KT, b0 + 3, T, (unsigned char *)0, Q0, Q1, MLA_QD0, 0, 0, full + 9, pt, 0x10fu);
+                    mla_load_block(K1, Kg, bb * KT, b0 + 3, T, (unsigned char *)0, Q0, Q1, MLA_QD0, 0, 0, full + 9, pt, 0x10fu, kmap, MLA_BAR_W0);
                 }
 #else
                 if (b0 + 3 < jb1) hp_bar_arrive(MLA_BAR_E1L, MLA_THREADS); // stage 1's chunks 0-3 and P1
@@ -771,7 +842,7 @@ extern "C" __global__ void __launch_bounds__(MLA_THREADS, 1) DSCC_ENTRY(Args a) 
                     hp_bar_arrive(MLA_BAR_E1L, MLA_THREADS); // this warpgroup's reads of stage 1's chunks 0-3 and P1 done
                     // stage 1's chunks 4-7 (read by this warpgroup only): block b0 + 3's
                     hp_bar_sync(MLA_BAR_W1, 128);
-                    mla_load_block(K1, Kg, bb * KT, b0 + 3, T, (unsigned char *)0, Q0, Q1, MLA_QD0, 0, 0, full + 9, pt, 0x0f0u);
+                    mla_load_block(K1, Kg, bb * KT, b0 + 3, T, (unsigned char *)0, Q0, Q1, MLA_QD0, 0, 0, full + 9, pt, 0x0f0u, kmap, MLA_BAR_W1);
 #else
                     hp_bar_arrive(MLA_BAR_E1R, 256); // stage 1's chunks 4-7
                     hp_bar_arrive(MLA_BAR_E1L, MLA_THREADS); // and this warpgroup's reads of P1
@@ -783,7 +854,7 @@ extern "C" __global__ void __launch_bounds__(MLA_THREADS, 1) DSCC_ENTRY(Args a) 
 #if MLA_V3 == 4
             if (b0 + 2 < jb1) { // stage 0's chunks 4-8 (warpgroup 0 done with P0 before "P0 sc1 ready"): block b0 + 2's
                 hp_bar_sync(MLA_BAR_W1, 128);
-                mla_load_block(K0, Kg, bb * KT, b0 + 2, T, (unsigned char *)0, Q0, Q1, MLA_QD0, 0, 0, full, pt, 0x1f0u);
+                mla_load_block(K0, Kg, bb * KT, b0 + 2, T, (unsigned char *)0, Q0, Q1, MLA_QD0, 0, 0, full, pt, 0x1f0u, kmap, MLA_BAR_W1);
             }
 #else
             if (b0 + 2 < jb1) hp_bar_arrive(MLA_BAR_E0R, 256); // stage 0's chunks 4-8
@@ -812,6 +883,9 @@ extern "C" __global__ void __launch_bounds__(MLA_THREADS, 1) DSCC_ENTRY(Args a) 
 #if MLA_LEAN >= 2
             // the low words of S's descriptors at chunk 0 (mla_wgmma_sd): q's tile and this stage
             const unsigned qlo = mla_desc_lo(Qs), klo = mla_desc_lo(Kc);
+#endif
+#if MLA_TMA && MLA_V3 == 1
+            if (jb == jb0) hp_mbar_wait(full + 18, 0); // q landed (the producer's keys by TMA, q apart; MLA_V3 3: with the first block)
 #endif
             hp_wg_fence();
 #pragma unroll
@@ -902,9 +976,10 @@ extern "C" __global__ void __launch_bounds__(MLA_THREADS, 1) DSCC_ENTRY(Args a) 
         const unsigned short *const Q0 = (const unsigned short *)a.t[MLA_SQ], *const Q1 = (const unsigned short *)a.t[MLA_SQ1];
         const unsigned short *const Kg = (const unsigned short *)a.t[MLA_SK];
         const int pt = tid - 128;
+        const void *const kmap = MLA_TMA ? MLA_KMAP : (const void *)0; // MLA_TMA: whole blocks by TMA
         for (long long jb = jb0; jb < jb1 && jb < jb0 + 2; jb++)
             mla_load_block(Ks + (jb - jb0) * MLA_TILE, Kg, bb * KT, jb, T, jb == jb0 ? Qs : (unsigned char *)0, Q0, Q1, MLA_QD0,
-                           bb * rows + r0, rows - r0, full + (jb - jb0) * 9, pt);
+                           bb * rows + r0, rows - r0, full + (jb - jb0) * 9, pt, 0x1ffu, kmap, MLA_BAR_W1);
 #endif
         for (long long jb = jb0; jb < jb1; jb++) {
             const int st = (int)((jb - jb0) & 1);
@@ -933,7 +1008,7 @@ extern "C" __global__ void __launch_bounds__(MLA_THREADS, 1) DSCC_ENTRY(Args a) 
 #if MLA_V3 == 3
             if (jb + 2 < jb1) { // warpgroup 0 done with the stage too (its S and P V): block jb + 2 into it
                 hp_bar_sync(MLA_BAR_EMPTY + st, MLA_THREADS);
-                mla_load_block(Kc, Kg, bb * KT, jb + 2, T, (unsigned char *)0, Q0, Q1, MLA_QD0, 0, 0, fb, pt);
+                mla_load_block(Kc, Kg, bb * KT, jb + 2, T, (unsigned char *)0, Q0, Q1, MLA_QD0, 0, 0, fb, pt, 0x1ffu, kmap, MLA_BAR_W1);
             }
 #else
             if (jb + 2 < jb1) hp_bar_arrive(MLA_BAR_EMPTY + st, MLA_THREADS); // the producer may refill the stage

@@ -44,7 +44,11 @@
 #                     default against DSCC_MLA_LEAN=6, DSCC_MLA_PREG=1, the
 #                     splits merged in the kernel (DSCC_MLA_FUSE=1) and the
 #                     ring without a producer warpgroup (DSCC_MLA_V3=3, rows
-#                     18-20) and the seesaw without one (=4, rows 21-22);
+#                     18-20), the seesaw without one (=4, rows 21-22) and the
+#                     keys by TMA (DSCC_MLA_TMA=1, rows 23-24, against row 7;
+#                     25 with DSCC_MLA_V3=3 against 18, 26 with =4 against 21),
+#                     and test_gpu_ops with DSCC_MLA_TMA=1, alone and with
+#                     DSCC_MLA_V3=4 (the executor's map over each KV cache);
 #   rounds.sh final   each of the session's paths alone through test_gpu_ops (concurrently), the unit tests,
 #                     e2e and bench_gpu with the paths that passed, against all off;
 #   rounds.sh base    main as it is: every GPU test, e2e, bench_gpu with the defaults and with
@@ -61,8 +65,10 @@
 #   rounds.sh trace1k the same for a 1,024-token prefill, its top 50 kernels;
 #   rounds.sh ncu     Nsight Compute on the MLA decode kernel (bench_mla's default
 #                     variant), then on its combine kernel and on the decode kernel
-#                     that merges the splits itself (DSCC_MLA_FUSE=1), and on the one
-#                     without a producer warpgroup (DSCC_MLA_V3=3), where ncu exists;
+#                     that merges the splits itself (DSCC_MLA_FUSE=1), on the one
+#                     without a producer warpgroup (DSCC_MLA_V3=3), the seesaw
+#                     without one (=4) and the keys by TMA (DSCC_MLA_TMA=1),
+#                     where ncu exists;
 #   rounds.sh pdl     test_gpu_pdl, then bench_gpu with programmatic dependent
 #                     launch (DSCC_PDL=1; opt in) and without (=0, the default,
 #                     the baseline in the same run): the decode step's "CUDA graph"
@@ -117,10 +123,12 @@ case "$mode" in
     TAIL=40 step bench_gpu_auto 200 build/bench_gpu --layers 2 --dense 1 --prefill 1024 --peak-tflops 1300 --set attn_impl=auto ;;
   mla) # the MLA decode kernel's variants (DSCC_MLA_V3, DSCC_MLA_LEAN, DSCC_MLA_LAZY, DSCC_MLA_FUSE) in one process each
     [ -x build/test_gpu_mla ] && step test_gpu_mla 120 build/test_gpu_mla
-    TAIL=24 step bench_mla 120 build/bench_mla
-    TAIL=24 step bench_mla_8k 120 build/bench_mla --ctx 8193
-    TAIL=24 step bench_mla_b1 120 build/bench_mla --batch 1
-    TAIL=24 step bench_mla_b128 120 build/bench_mla --batch 128 ;;
+    TAIL=26 step bench_mla 120 build/bench_mla
+    TAIL=26 step bench_mla_8k 120 build/bench_mla --ctx 8193
+    TAIL=26 step bench_mla_b1 120 build/bench_mla --batch 1
+    TAIL=26 step bench_mla_b128 120 build/bench_mla --batch 128
+    DSCC_MLA_TMA=1 DSCC_GEMM_TILE=wgmma step test_gpu_ops_mlatma 200 build/test_gpu_ops
+    DSCC_MLA_TMA=1 DSCC_MLA_V3=4 DSCC_GEMM_TILE=wgmma step test_gpu_ops_mlatma4 200 build/test_gpu_ops ;;
   gemm) TAIL=70 step bench_gemm 180 build/bench_gemm --check --table "$out/gemm_table.txt" ;;
   tma) # the TMA GEMM's forms, each checked against the generated kernel (--check above M = 128)
     DSCC_TMA_V2=0 TAIL=30 step bench_gemm_tma128 180 build/bench_gemm --check --m 256,1024,4096
@@ -294,7 +302,8 @@ case "$mode" in
   ncu) # Nsight Compute on MLA's decode kernel (bench_mla's entry mla_bench, named exactly: the default variant, row 7),
        # its third launch (after the two warm-ups), clocks left as they are; then the combine kernel (mla_bench_combine)
        # of the same variant, the decode kernel that merges the splits itself (row 11, DSCC_MLA_FUSE=1), and the one
-       # without a producer warpgroup (row 18, DSCC_MLA_V3=3), and the seesaw without one (row 21, DSCC_MLA_V3=4)
+       # without a producer warpgroup (row 18, DSCC_MLA_V3=3), the seesaw without one (row 21, DSCC_MLA_V3=4), and the
+       # keys by TMA (row 23, DSCC_MLA_TMA=1)
     n=$(command -v ncu || ls /usr/local/cuda*/bin/ncu /opt/nvidia/nsight-compute/*/ncu 2>/dev/null | head -n 1)
     if [ -n "$n" ]; then
       TAIL=80 step ncu_mla 240 "$n" --clock-control none --kernel-name mla_bench --launch-skip 2 --launch-count 1 --set full \
@@ -307,6 +316,10 @@ case "$mode" in
         build/bench_mla --variant 18 --reps 3 # (no producer warpgroup, DSCC_MLA_V3=3)
       TAIL=80 step ncu_mla_v4 240 "$n" --clock-control none --kernel-name mla_bench --launch-skip 2 --launch-count 1 --set full \
         build/bench_mla --variant 21 --reps 3 # (the seesaw without a producer, DSCC_MLA_V3=4)
+      TAIL=80 step ncu_mla_tma 240 "$n" --clock-control none --kernel-name mla_bench --launch-skip 2 --launch-count 1 --set full \
+        build/bench_mla --variant 23 --reps 3 # (the keys by TMA, DSCC_MLA_TMA=1)
+      TAIL=80 step ncu_mla_tma4 240 "$n" --clock-control none --kernel-name mla_bench --launch-skip 2 --launch-count 1 --set full \
+        build/bench_mla --variant 26 --reps 3 # (FlashMLA's organisation and loads: DSCC_MLA_V3=4 DSCC_MLA_TMA=1)
     else echo "ncu: not on this machine"; fi ;;
   pdl) # programmatic dependent launch against plain launches, one card, one process each
     step test_gpu_pdl 120 build/test_gpu_pdl

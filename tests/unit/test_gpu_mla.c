@@ -23,10 +23,14 @@
  * warpgroup (MLA_V3 3: warpgroup 1 loads) against the ring with one, and
  * the seesaw without one (4) against the seesaw (2), bit for bit, alone
  * (1 to 330 keys, 1 to 128 tiles, splits of one block) and through the
- * executor (DSCC_MLA_V3=3 and 4: causal, q in two tensors).
+ * executor (DSCC_MLA_V3=3 and 4: causal, q in two tensors), and the
+ * chunk ring's keys by TMA (MLA_TMA, DSCC_MLA_TMA=1: whole blocks through a
+ * tensor map, the rest by cp.async) against by cp.async, bit for bit, alone
+ * and through the executor (the map the runtime makes over the KV cache).
  * On a real GPU (DSCC_EMULATED unset) the kernel-alone tests run a subset
  * (each kernel there is an NVRTC compile of its own; the file stays within
- * a minute on an H100) and the executor with DSCC_MLA_V3=3 and 4 is left
+ * a minute on an H100) and the executor with DSCC_MLA_V3=3 and 4 and
+ * DSCC_MLA_TMA=1 is left
  * to test_gpu_ops (tests/gpu/rounds.sh); the emulated device runs all.
  * Every query row of every step
  * is compared (relative L2 per row: 2e-2; P and the output are rounded to
@@ -232,6 +236,18 @@ static double from_bf16(uint16_t h) {
  * spreads short contexts over the SMs. */
 /* Returns the output (B x 64 x 512 f32, the caller frees it). MLA_PREG is ring_preg's. */
 static const char *ring_preg = "0";
+/* MLA_TMA for kernel_ring and kernel_split ("1": whole blocks of keys by TMA through kv_map's map in a.t[4]) */
+static const char *ring_tma = "0";
+/* MLA_TMA's tensor map over the rows of 576 bf16 at dk (box 64 rows x 128 bytes, the 128-byte swizzle), in device memory */
+static RtDevPtr kv_map(RtCuda *gpu, DiagEngine *d, RtDevPtr dk, size_t rows) {
+    unsigned char *m = aligned_alloc(64, 128);
+    RtDevPtr dm = 0;
+    assert_non_null(m);
+    assert_true(rt_cuda_tensor_map_2d(gpu, d, m, dk, (int64_t)rows, 1152, 1152, 64, 128));
+    assert_true(rt_cuda_alloc(gpu, d, 128, &dm) && rt_cuda_upload(gpu, d, dm, m, 128));
+    free(m);
+    return dm;
+}
 /* Whether the device is the emulated one (DSCC_EMULATED, set in main). On a real GPU each kernel is an
  * NVRTC compile of its own (~1 s, no cache), so the kernel-alone tests run a subset there (marked
  * "on a GPU" below) and the whole set on the emulated device, which also proves the variants equal bit
@@ -246,7 +262,7 @@ static float *kernel_ring(const char *v3, const char *waitg, const char *pf, con
     CgDefine defs[] = {{"MLA_B", bs},      {"MLA_S", "1LL"},      {"MLA_T", ts},       {"MLA_HQ", "64LL"},
                        {"MLA_KT", ts},     {"MLA_OUT_BF16", "0"}, {"MLA_CAUSAL", "0"}, {"MLA_SCALE", "0.1352337788f"},
                        {"MLA_V3", v3},     {"MLA_WAITG", waitg},  {"MLA_PF", pf},       {"MLA_LEAN", lean},
-                       {"MLA_LAZY", lazy}, {"MLA_PREG", ring_preg}};
+                       {"MLA_LAZY", lazy}, {"MLA_PREG", ring_preg}, {"MLA_TMA", ring_tma}};
     CgSource src = {"mla_ring", cg_kernel_instance(a, "mla_decode", "mla_ring", defs, (int)(sizeof defs / sizeof *defs)),
                     {"codegen/kernels/mla_decode.cuh", 0, 0}};
     TuModule m;
@@ -263,7 +279,7 @@ static float *kernel_ring(const char *v3, const char *waitg, const char *pf, con
     assert_true(rt_cuda_alloc(gpu, d, sizeof(uint16_t) * nq, &dq) && rt_cuda_alloc(gpu, d, sizeof(uint16_t) * nk, &dk));
     assert_true(rt_cuda_alloc(gpu, d, sizeof(float) * no, &dout) && rt_cuda_alloc(gpu, d, sizeof(float) * 64, &dpart));
     assert_true(rt_cuda_upload(gpu, d, dq, q, sizeof(uint16_t) * nq) && rt_cuda_upload(gpu, d, dk, kv, sizeof(uint16_t) * nk));
-    CgArgs args = {.t = {dq, dk, dout, dpart}};
+    CgArgs args = {.t = {dq, dk, dout, dpart, *ring_tma == '1' ? kv_map(gpu, d, dk, (size_t)B * T) : 0}};
     void *p[] = {&args};
     const unsigned nt = *v3 >= '3' ? 256 : 384; /* MLA_V3 3, 4: no producer warpgroup */
     assert_true(rt_cuda_launch_async(gpu, d, k, (unsigned)B, nt, 3 * 73728 + 1024 + 256, p) && rt_cuda_sync(gpu, d));
@@ -291,9 +307,9 @@ static float *kernel_ring(const char *v3, const char *waitg, const char *pf, con
             if (!(rel <= worst)) worst = rel;
         }
     fprintf(stderr,
-            "  the kernel alone (MLA_V3 %s, MLA_WAITG %s, MLA_PF %s, MLA_LEAN %s, MLA_LAZY %s, MLA_PREG %s): %d x 64 heads, T %d, one "
-            "split of %d blocks: worst row rel L2 %.2e\n",
-            v3, waitg, pf, lean, lazy, ring_preg, B, T, (T + 63) / 64, worst);
+            "  the kernel alone (MLA_V3 %s, MLA_WAITG %s, MLA_PF %s, MLA_LEAN %s, MLA_LAZY %s, MLA_PREG %s, MLA_TMA %s): %d x 64 heads, T %d, "
+            "one split of %d blocks: worst row rel L2 %.2e\n",
+            v3, waitg, pf, lean, lazy, ring_preg, ring_tma, B, T, (T + 63) / 64, worst);
     assert_true(worst <= 2e-2);
     free(sc);
     free(q);
@@ -398,7 +414,7 @@ static float *kernel_split(const char *fuse, const char *fmax, const char *v3, i
     CgDefine defs[] = {{"MLA_B", bs},         {"MLA_S", "1LL"},      {"MLA_T", ts},       {"MLA_HQ", "64LL"},
                        {"MLA_KT", ts},        {"MLA_OUT_BF16", "0"}, {"MLA_CAUSAL", "0"}, {"MLA_SCALE", "0.1352337788f"},
                        {"MLA_V3", v3},        {"MLA_LEAN", "5"},     {"MLA_LAZY", "1"},   {"MLA_FUSE", fuse},
-                       {"MLA_FUSE_MAX", fmax}};
+                       {"MLA_FUSE_MAX", fmax}, {"MLA_TMA", ring_tma}};
     CgDefine cdefs[] = {{"MLA_B", bs}, {"MLA_S", "1LL"}, {"MLA_HQ", "64LL"}, {"MLA_OUT_BF16", "0"}};
     CgSource src[2] = {{"mla_split", cg_kernel_instance(a, "mla_decode", "mla_split", defs, (int)(sizeof defs / sizeof *defs)),
                         {"codegen/kernels/mla_decode.cuh", 0, 0}},
@@ -421,7 +437,7 @@ static float *kernel_split(const char *fuse, const char *fmax, const char *v3, i
     assert_true(rt_cuda_alloc(gpu, d, sizeof(uint16_t) * nq, &dq) && rt_cuda_alloc(gpu, d, sizeof(uint16_t) * nk, &dk));
     assert_true(rt_cuda_alloc(gpu, d, sizeof(float) * no, &dout) && rt_cuda_alloc(gpu, d, sizeof(float) * np, &dpart));
     assert_true(rt_cuda_upload(gpu, d, dq, q, sizeof(uint16_t) * nq) && rt_cuda_upload(gpu, d, dk, kv, sizeof(uint16_t) * nk));
-    CgArgs args = {.t = {dq, dk, dout, dpart}};
+    CgArgs args = {.t = {dq, dk, dout, dpart, *ring_tma == '1' ? kv_map(gpu, d, dk, (size_t)B * T) : 0}};
     void *p[] = {&args};
     for (int rep = 0; rep < 2; rep++) { /* twice: the tickets are back at 0 after a launch */
         assert_true(rt_cuda_memset0(gpu, d, dout, sizeof(float) * no));
@@ -508,6 +524,48 @@ static void test_mla_p_registers(void **state) {
     }
 }
 
+/* A form of the kernel against a reference form that must give the same output (the same arithmetic,
+ * other copies): the reference (MLA_V3 ref, cp.async) and the form (MLA_V3 v3, MLA_TMA tma) from the
+ * same inputs, at MLA_LEAN lean, MLA_LAZY lazy, MLA_PREG preg, B tiles of 64 heads, T keys, in nsp
+ * splits (1: kernel_ring; more: kernel_split, merged by the combine). */
+typedef struct {
+    const char *ref, *v3, *tma, *lean, *lazy, *preg;
+    int B, T, nsp;
+} RingCase;
+/* The cases, bit for bit on the emulated device, within 1e-3 a row on a GPU (where only the cases
+ * whose bit in `gpu` is set run: each is an NVRTC compile of its own). */
+static void compare_forms(const RingCase *cases, int n, uint64_t gpu) {
+    const char *em = getenv("DSCC_EMULATED");
+    const bool exact = em && *em && strcmp(em, "0") != 0;
+    for (int c = 0; c < n; c++) {
+        if (!emu_dev && !(gpu >> c & 1u)) continue;
+        const RingCase *k = &cases[c];
+        const uint64_t seed = rng;
+        float *with, *without;
+        ring_preg = k->preg;
+        if (k->nsp == 1) {
+            with = kernel_ring(k->ref, "1", "0", k->lean, k->lazy, k->B, k->T);
+            rng = seed, ring_tma = k->tma;
+            without = kernel_ring(k->v3, "1", "0", k->lean, k->lazy, k->B, k->T);
+        } else { /* (kernel_split: MLA_LEAN 5, the lazy rescale) */
+            with = kernel_split("0", "1", k->ref, k->B, k->T, k->nsp);
+            rng = seed, ring_tma = k->tma;
+            without = kernel_split("0", "1", k->v3, k->B, k->T, k->nsp);
+        }
+        ring_preg = "0", ring_tma = "0";
+        const size_t rows = (size_t)k->B * 64;
+        size_t nd;
+        const double w = rows_diff(without, with, rows, &nd);
+        fprintf(stderr, "  MLA_V3 %s%s against %s (MLA_LEAN %s, MLA_LAZY %s, MLA_PREG %s): %d x 64 heads, T %d, %d split%s: %zu of %zu "
+                "values differ, worst row rel L2 %.2e\n", k->v3, *k->tma == '1' ? " MLA_TMA 1" : "", k->ref, k->lean, k->lazy, k->preg, k->B,
+                k->T, k->nsp, k->nsp == 1 ? "" : "s", nd, rows * 512, w);
+        if (exact) assert_memory_equal(without, with, rows * 512 * sizeof(float));
+        else assert_true(w <= 1e-3);
+        free(with);
+        free(without);
+    }
+}
+
 /* The chunk ring without a producer warpgroup (MLA_V3 3: 256 threads, warpgroup 1 copies q and each
  * block of keys, two ahead, once both warpgroups are done with its stage) against the ring with one
  * (MLA_V3 1): only who issues the copies changes, not the arithmetic, so bit for bit on the emulated
@@ -523,72 +581,129 @@ static void test_mla_p_registers(void **state) {
  * 128, 129 and 330 keys give a pair of one block, one pair, a pair and one, three pairs). */
 static void test_mla_no_producer(void **state) {
     (void)state;
-    const char *em = getenv("DSCC_EMULATED");
-    const bool exact = em && *em && strcmp(em, "0") != 0;
-    static const struct { const char *ref, *v3, *lean, *lazy, *preg; int B, T, nsp; } cases[] = { /* on a GPU: 4, 15, 18 */
-        {"1", "3", "5", "1", "0", 1, 1, 1},    {"1", "3", "5", "1", "0", 1, 64, 1},  {"1", "3", "5", "1", "0", 1, 128, 1},
-        {"1", "3", "5", "1", "0", 1, 129, 1},  {"1", "3", "5", "1", "0", 1, 330, 1}, {"1", "3", "0", "0", "0", 1, 330, 1},
-        {"1", "3", "5", "1", "1", 1, 330, 1},  {"1", "3", "6", "1", "0", 1, 330, 1}, {"1", "3", "5", "1", "0", 24, 200, 1},
-        {"1", "3", "5", "1", "0", 128, 1, 1},  {"1", "3", "5", "1", "0", 2, 200, 4}, {"1", "3", "5", "1", "0", 2, 330, 3},
+    static const RingCase cases[] = { /* on a GPU: 4, 15, 18 */
+        {"1", "3", "0", "5", "1", "0", 1, 1, 1},    {"1", "3", "0", "5", "1", "0", 1, 64, 1},  {"1", "3", "0", "5", "1", "0", 1, 128, 1},
+        {"1", "3", "0", "5", "1", "0", 1, 129, 1},  {"1", "3", "0", "5", "1", "0", 1, 330, 1}, {"1", "3", "0", "0", "0", "0", 1, 330, 1},
+        {"1", "3", "0", "5", "1", "1", 1, 330, 1},  {"1", "3", "0", "6", "1", "0", 1, 330, 1}, {"1", "3", "0", "5", "1", "0", 24, 200, 1},
+        {"1", "3", "0", "5", "1", "0", 128, 1, 1},  {"1", "3", "0", "5", "1", "0", 2, 200, 4}, {"1", "3", "0", "5", "1", "0", 2, 330, 3},
         /* the seesaw without a producer against the seesaw with one: one block (a pair of one), one pair, a pair and
          * one block, three pairs (the last partial), two pairs in 24 tiles, splits of one and two blocks */
-        {"2", "4", "5", "1", "0", 1, 1, 1},    {"2", "4", "5", "1", "0", 1, 128, 1}, {"2", "4", "5", "1", "0", 1, 129, 1},
-        {"2", "4", "5", "1", "0", 1, 330, 1},  {"2", "4", "0", "0", "0", 1, 330, 1}, {"2", "4", "6", "1", "0", 1, 330, 1},
-        {"2", "4", "5", "1", "0", 24, 200, 1}, {"2", "4", "5", "1", "0", 2, 200, 4},  {"2", "4", "5", "1", "0", 2, 330, 3}};
-    for (int c = 0; c < (int)(sizeof cases / sizeof *cases); c++) {
-        if (!emu_dev && c != 4 && c != 15 && c != 18) continue; /* 330 keys in each form, the seesaw's in 24 tiles */
-        const int B = cases[c].B, T = cases[c].T, nsp = cases[c].nsp;
-        const uint64_t seed = rng;
-        float *with, *without;
-        ring_preg = cases[c].preg;
-        if (nsp == 1) {
-            with = kernel_ring(cases[c].ref, "1", "0", cases[c].lean, cases[c].lazy, B, T);
-            rng = seed;
-            without = kernel_ring(cases[c].v3, "1", "0", cases[c].lean, cases[c].lazy, B, T);
-        } else { /* (kernel_split: MLA_LEAN 5, the lazy rescale) */
-            with = kernel_split("0", "1", cases[c].ref, B, T, nsp);
-            rng = seed;
-            without = kernel_split("0", "1", cases[c].v3, B, T, nsp);
-        }
-        ring_preg = "0";
-        const size_t rows = (size_t)B * 64;
-        size_t nd;
-        const double w = rows_diff(without, with, rows, &nd);
-        fprintf(stderr, "  MLA_V3 %s against %s (MLA_LEAN %s, MLA_LAZY %s, MLA_PREG %s): %d x 64 heads, T %d, %d split%s: %zu of %zu "
-                "values differ, worst row rel L2 %.2e\n", cases[c].v3, cases[c].ref, cases[c].lean, cases[c].lazy, cases[c].preg, B, T, nsp,
-                nsp == 1 ? "" : "s", nd, rows * 512, w);
-        if (exact) assert_memory_equal(without, with, rows * 512 * sizeof(float));
-        else assert_true(w <= 1e-3);
-        free(with);
-        free(without);
-    }
+        {"2", "4", "0", "5", "1", "0", 1, 1, 1},    {"2", "4", "0", "5", "1", "0", 1, 128, 1}, {"2", "4", "0", "5", "1", "0", 1, 129, 1},
+        {"2", "4", "0", "5", "1", "0", 1, 330, 1},  {"2", "4", "0", "0", "0", "0", 1, 330, 1}, {"2", "4", "0", "6", "1", "0", 1, 330, 1},
+        {"2", "4", "0", "5", "1", "0", 24, 200, 1}, {"2", "4", "0", "5", "1", "0", 2, 200, 4},  {"2", "4", "0", "5", "1", "0", 2, 330, 3}};
+    compare_forms(cases, (int)(sizeof cases / sizeof *cases), 1u << 4 | 1u << 15 | 1u << 18);
 }
 
-/* The executor's MLA steps with DSCC_MLA_V3=3 and =4 (read at codegen): causal, q in two tensors (the
- * kernel's second q slot), rows past the step's in a tile (8 heads), 1 to 16 positions a step,
- * contexts 1 .. 65 and one or several splits, against the CPU executor as test_mla_long_context;
- * with 4, also 128 heads (two tiles a batch row, a step of two positions). */
-static void test_mla_no_producer_steps(void **state) {
+/* The keys by TMA (MLA_TMA 1: whole blocks through the tensor map, q and a block that ends past T by
+ * cp.async, zeros past T) against by cp.async (MLA_TMA 0): only how the bytes come in changes, so bit
+ * for bit on the emulated device. The chunk ring with its producer, one split over all the keys: 1 key
+ * (the only block partial, with q), 64 (one whole block: TMA beside q's cp.async), 330 (four refills,
+ * the last partial: 10 keys), 200 in 24 tiles (each producer warp starved on some block), 64 keys in
+ * 128 tiles (one whole block each, by TMA); at MLA_LEAN 5 and 6; several splits merged by the combine
+ * (kernel_split): 200 keys in 4 splits of one block each (the blocks after the first split's by TMA,
+ * each first of its split), 330 in 3 of two blocks. Without a producer (MLA_V3 3: warpgroup 1's first
+ * thread issues the boxes, q with the first block by cp.async; 4: each consumer's first thread its
+ * chunks): 64, 330 keys, 200 in 24 tiles, 4 splits; the seesaw's 1 key, 129 (a pair and a block of
+ * one key), 330, 200 in 24 tiles, 3 splits. */
+static void test_mla_tma(void **state) {
+    (void)state;
+    static const RingCase cases[] = { /* on a GPU: 2, 3, 6 */
+        {"1", "1", "1", "5", "1", "0", 1, 1, 1},   {"1", "1", "1", "5", "1", "0", 1, 64, 1},  {"1", "1", "1", "5", "1", "0", 1, 330, 1},
+        {"1", "1", "1", "5", "1", "0", 24, 200, 1}, {"1", "1", "1", "5", "1", "0", 128, 64, 1}, {"1", "1", "1", "6", "1", "0", 1, 330, 1},
+        {"1", "1", "1", "5", "1", "0", 2, 200, 4},  {"1", "1", "1", "5", "1", "0", 2, 330, 3},
+        /* without a producer: the ring's warpgroup 1 (MLA_V3 3) against the ring with one by cp.async, the seesaw's
+         * consumers (4) against the seesaw with one; each issuing thread the first of the loading warpgroup */
+        {"1", "3", "1", "5", "1", "0", 1, 64, 1},   {"1", "3", "1", "5", "1", "0", 1, 330, 1}, {"1", "3", "1", "5", "1", "0", 24, 200, 1},
+        {"1", "3", "1", "5", "1", "0", 2, 200, 4},  {"2", "4", "1", "5", "1", "0", 1, 1, 1},   {"2", "4", "1", "5", "1", "0", 1, 129, 1},
+        {"2", "4", "1", "5", "1", "0", 1, 330, 1},  {"2", "4", "1", "5", "1", "0", 24, 200, 1}, {"2", "4", "1", "5", "1", "0", 2, 330, 3}};
+    compare_forms(cases, (int)(sizeof cases / sizeof *cases), 1u << 2 | 1u << 3 | 1u << 6 | 1u << 9 | 1u << 14);
+}
+
+/* The executor's MLA steps with DSCC_MLA_V3=3, =4, DSCC_MLA_TMA=1 and both =4 and TMA=1 (read at
+ * codegen; TMA through the map the runtime makes over the KV cache at plan time): causal, q in two
+ * tensors (the kernel's second q slot), rows past the step's in a tile (8 heads), 1 to 16 positions a
+ * step, contexts 1 .. 67 (a whole block at 64, then a partial one) and one or several splits, against
+ * the CPU executor as test_mla_long_context; with =4 and with TMA=1 also 128 heads (two tiles a batch
+ * row, a step of two positions). */
+static void test_mla_env_steps(void **state) {
     (void)state;
     static const int steps[] = {1, 16, 16, 16, 14, 1, 1, 2};
-    if (!emu_dev) { /* (on a GPU test_gpu_ops runs the executor with DSCC_MLA_V3 set: tests/gpu/rounds.sh) */
-        printf("emulated device only: the executor with DSCC_MLA_V3=3 and 4\n");
+    static const int steps128[] = {1, 2, 1};
+    static const struct { const char *v3, *tma; bool h128; } forms[] = {{"3", "0", false}, {"4", "0", true}, {"1", "1", true}, {"4", "1", false}};
+    if (!emu_dev) { /* (on a GPU test_gpu_ops runs the executor with these set: tests/gpu/rounds.sh) */
+        printf("emulated device only: the executor with DSCC_MLA_V3=3 and 4 and DSCC_MLA_TMA=1\n");
         return;
     }
-    const char *old = getenv("DSCC_MLA_V3");
-    char *keep = old ? strdup(old) : NULL;
-    static const int steps128[] = {1, 2, 1};
-    for (int v = 0; v < 2; v++) {
-        setenv("DSCC_MLA_V3", v ? "4" : "3", 1);
+    static const char *const vars[2] = {"DSCC_MLA_V3", "DSCC_MLA_TMA"};
+    char *keep[2];
+    for (int i = 0; i < 2; i++) keep[i] = getenv(vars[i]) ? strdup(getenv(vars[i])) : NULL;
+    for (int v = 0; v < (int)(sizeof forms / sizeof *forms); v++) {
+        setenv(vars[0], forms[v].v3, 1);
+        setenv(vars[1], forms[v].tma, 1);
+        fprintf(stderr, "  DSCC_MLA_V3=%s DSCC_MLA_TMA=%s:\n", forms[v].v3, forms[v].tma);
         double worst, worst128 = 0;
         int cover = run_steps(8, 3, steps, (int)(sizeof steps / sizeof *steps), &worst);
-        if (v) run_steps(128, 2, steps128, 3, &worst128); /* 128 heads (two tiles a batch row): the seesaw's alone */
+        if (forms[v].h128) run_steps(128, 2, steps128, 3, &worst128); /* 128 heads (two tiles a batch row) */
         assert_int_equal(cover, 3); /* steps with one split and with several */
         assert_true(worst <= 2e-2 && worst128 <= 2e-2);
     }
-    if (keep) setenv("DSCC_MLA_V3", keep, 1);
+    for (int i = 0; i < 2; i++) {
+        if (keep[i]) setenv(vars[i], keep[i], 1);
+        else unsetenv(vars[i]);
+        free(keep[i]);
+    }
+}
+
+/* DSCC_MLA_TMA (no GPU needed): 0 and 1 generate the program, 1 (with DSCC_MLA_V3 1, 3 or 4) with a
+ * tensor map over the KV cache on the decode phase (box 64 rows) and 0 without; 1 with DSCC_MLA_V3=0
+ * or 2 and any other value are codegen errors naming the variable. */
+static void test_mla_tma_env(void **state) {
+    (void)state;
+    static const struct { const char *tma, *v3, *err; } vals[] = {
+        {"0", "1", NULL}, {"1", "1", NULL}, {"1", "", NULL}, {"1", "3", NULL}, {"1", "4", NULL}, {"1", "2", "DSCC_MLA_TMA=1 needs"},
+        {"1", "0", "DSCC_MLA_TMA=1 needs"}, {"2", "1", "DSCC_MLA_TMA must be 0"}};
+    const char *old = getenv("DSCC_MLA_TMA"), *old3 = getenv("DSCC_MLA_V3");
+    char *keep = old ? strdup(old) : NULL, *keep3 = old3 ? strdup(old3) : NULL;
+    for (int i = 0; i < (int)(sizeof vals / sizeof *vals); i++) {
+        Arena *a = arena_new();
+        char *msg = NULL;
+        size_t len = 0;
+        FILE *f = open_memstream(&msg, &len);
+        assert_non_null(f);
+        DiagEngine *d = diag_new(a, f);
+        const char *src = model(a, 8);
+        IrGraph *g = fe_compile_string(a, d, "mla.dsl", src, strlen(src), NULL);
+        assert_non_null(g);
+        PassPipeline pp;
+        assert_true(pass_pipeline_parse(a, d, "shape-infer,fold-constants,dce,cse,dce,fuse", &pp));
+        PassRunOptions ro = {0};
+        assert_true(pass_pipeline_run(&pp, g, &ro, d));
+        setenv("DSCC_MLA_TMA", vals[i].tma, 1);
+        setenv("DSCC_MLA_V3", vals[i].v3, 1);
+        CgGenOptions o = {.tile = CG_TILE_WGMMA};
+        CgProgram *p = cg_generate(a, d, g, &o);
+        fclose(f);
+        if (!vals[i].err) {
+            assert_non_null(p);
+            const CgTmaMaps *t = NULL;
+            for (int k = 0; k < p->nkernels; k++)
+                for (int ph = 0; ph < p->kernels[k].nphases; ph++)
+                    if (!strcmp(p->kernels[k].phases[ph].fn, "mla_decode")) t = p->kernels[k].phases[ph].tmaps;
+            if (*vals[i].tma == '1') assert_true(t && t->n == 1 && t->rows[0] == 0 && t->cols[0] == 1152 && t->box_rows == 64);
+            else assert_null(t);
+        } else {
+            assert_null(p);
+            assert_non_null(strstr(msg, vals[i].err));
+        }
+        free(msg);
+        arena_free(a);
+    }
+    if (keep) setenv("DSCC_MLA_TMA", keep, 1);
+    else unsetenv("DSCC_MLA_TMA");
+    if (keep3) setenv("DSCC_MLA_V3", keep3, 1);
     else unsetenv("DSCC_MLA_V3");
     free(keep);
+    free(keep3);
 }
 
 /* DSCC_MLA_V3 (no GPU needed): 0 to 4 generate the program, anything else is a codegen error naming
@@ -657,7 +772,8 @@ int main(void) {
     const char *em = getenv("DSCC_EMULATED");
     emu_dev = em && *em && strcmp(em, "0") != 0;
     fprintf(stderr, "inputs from seed %llu (DSCC_TEST_SEED=%llu reruns them)\n", (unsigned long long)rng, (unsigned long long)rng);
-    const struct CMUnitTest rule[] = {cmocka_unit_test(test_mla_splits_rule), cmocka_unit_test(test_mla_v3_env)};
+    const struct CMUnitTest rule[] = {cmocka_unit_test(test_mla_splits_rule), cmocka_unit_test(test_mla_v3_env),
+                                      cmocka_unit_test(test_mla_tma_env)};
     if (cmocka_run_group_tests(rule, NULL, NULL)) return 1;
     if (!tu_hopper()) return 77;
     const char *tile = getenv("DSCC_GEMM_TILE");
@@ -667,7 +783,8 @@ int main(void) {
     }
     const struct CMUnitTest tests[] = {cmocka_unit_test(test_mla_kernel_ring), cmocka_unit_test(test_mla_lean_exact),
                                        cmocka_unit_test(test_mla_fused_combine), cmocka_unit_test(test_mla_p_registers),
-                                       cmocka_unit_test(test_mla_no_producer), cmocka_unit_test(test_mla_no_producer_steps),
+                                       cmocka_unit_test(test_mla_no_producer), cmocka_unit_test(test_mla_tma),
+                                       cmocka_unit_test(test_mla_env_steps),
                                        cmocka_unit_test(test_mla_128_heads),
                                        cmocka_unit_test(test_mla_long_context)};
     return cmocka_run_group_tests(tests, NULL, NULL);
