@@ -183,6 +183,8 @@ static void check_kinds(bool f32, int form, unsigned kinds) {
         /* level 3 (the default, and where only keys are given): level 2 with split units */
         const bool lvl_given = tenv && tenv[0] >= '1' && tenv[0] <= '3' && (tenv[1] == ',' || !tenv[1]);
         assert_true(generated_has(g, f32, "#define XT_SPLIT 1\n") == (!lvl_given || tenv[0] == '3'));
+        /* dyn=1: level 3's units handed out by the atomic counter */
+        assert_true(generated_has(g, f32, "#define XT_DYN 1\n") == (tenv && strstr(tenv, "dyn=1") != NULL));
     }
     GpuExec *gx = gpu_exec_new(g, &ws, &go, d);
     assert_non_null(gx);
@@ -313,6 +315,17 @@ static void test_tma3(void **state) {
     (void)state;
     setenv("DSCC_EXPERT_TMA", "minr=1,grid=3", 1);
     check_kinds(false, FORM_TMA, 31u);
+    unsetenv("DSCC_EXPERT_TMA");
+}
+
+/* level 3 with dynamic units (DSCC_EXPERT_TMA=3,dyn=1: the next unit from an atomic counter the sort zeroes, passed
+ * to the consumers through a queue in shared memory; the last grab sets the counter back to 0, so the chained down's
+ * phase, on the same sort, starts from 0 too): slots of id -1 (zero units handed out like the others) and the two
+ * experts of 160 rows (two passes a weight tile), on a grid of 5 (the blocks' host threads racing for the units) */
+static void test_tma3_dyn(void **state) {
+    (void)state;
+    setenv("DSCC_EXPERT_TMA", "3,dyn=1,grid=5", 1);
+    check_kinds(false, FORM_TMA, 1u << 1 | 1u << 4);
     unsetenv("DSCC_EXPERT_TMA");
 }
 
@@ -466,6 +479,11 @@ static void test_env(void **state) {
     assert_true(generated_has(g, false, "#define XT_SPLIT 1\n"));
     phases_at(g, false, 1, &st, &tile, &ring, &tma);
     assert_true(!st && !tile && tma);
+    assert_false(generated_has(g, false, "#define XT_DYN 1\n")); /* the static walk unless dyn=1 */
+    setenv("DSCC_EXPERT_TMA", "dyn=1", 1);                      /* keys alone: level 3 */
+    assert_true(generated_has(g, false, "#define XT_DYN 1\n"));
+    setenv("DSCC_EXPERT_TMA", "3,dyn=0", 1);
+    assert_false(generated_has(g, false, "#define XT_DYN 1\n"));
     setenv("DSCC_EXPERT_TMA", "2", 1);
     assert_false(generated_has(g, false, "#define XT_SPLIT 1\n"));
     unsetenv("DSCC_EXPERT_TMA");
@@ -494,13 +512,13 @@ static void test_env(void **state) {
     assert_true(!st && tile && !tma);
     int before = diag_error_count(d);
     static const char *const badt[] = {"4", "minr=0", "mt=3", "minr", "minr=", "mt=1,", "minr=8x", "depth=2", "grid=0", "grid=1025",
-                                       "mt=2,2", "2,", "2x", ",2", "2,mt=3", "-1", "2,ef=2"};
+                                       "mt=2,2", "2,", "2x", ",2", "2,mt=3", "-1", "2,ef=2", "2,dyn=1", "1,dyn=1", "dyn=2"};
     for (size_t i = 0; i < sizeof badt / sizeof badt[0]; i++) {
         setenv("DSCC_EXPERT_TMA", badt[i], 1);
         assert_null(cg_generate(a, d, g, &(CgGenOptions){0}));
     }
     unsetenv("DSCC_EXPERT_TMA");
-    assert_true(diag_error_count(d) >= before + 17);
+    assert_true(diag_error_count(d) >= before + 20);
     arena_free(a);
 }
 
@@ -510,6 +528,7 @@ int main(int argc, char **argv) {
                                        cmocka_unit_test(test_regs_f32), cmocka_unit_test(test_ring4), cmocka_unit_test(test_tile),
                                        cmocka_unit_test(test_tma), cmocka_unit_test(test_tma_f32), cmocka_unit_test(test_tma2),
                                        cmocka_unit_test(test_tma2_f32), cmocka_unit_test(test_tma2_decode), cmocka_unit_test(test_tma3),
+                                       cmocka_unit_test(test_tma3_dyn),
                                        cmocka_unit_test(test_tma3_decode_f32), cmocka_unit_test(test_env)};
     if (argc > 1) cmocka_set_test_filter(argv[1]); /* one test (a glob) while iterating: test_gpu_expert 'test_tma2*' */
     return cmocka_run_group_tests(tests, NULL, NULL);
