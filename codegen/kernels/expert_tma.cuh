@@ -109,7 +109,8 @@
 //   XT_EF               level 2: 1 loads the weights under an L2 evict-first policy (default 0)
 //   XT_XSP(m, kb), XT_WSP(s, i)  the addresses (const float *) of XT_XS(m, kb) and XT_WS(s, i)
 //   XT_STORE4(s, i, v0, v1, v2, v3)  (optional, level 2) stores y_s[i .. i + 3] (i % 4 == 0, N % 4 == 0), a statement
-//   XT_REGS_P, XT_REGS_C  registers a thread after setmaxnreg: producer, consumers (56, 224 at XT_MT 1; 40, 232 at 2:
+//   XT_REGS_P, XT_REGS_C  registers a thread after setmaxnreg: producer, consumers (56, 224 at XT_MT 1, 80, 208 with
+//                       XT_DYN; 40, 232 at 2:
 //                       128 P + 256 C must not exceed the 384 x 168 the block is launched with)
 // Dynamic shared memory: XT_SMEM bytes (the launch's; level 2: 4 (XT_STAGES (128 XT_MT + 4) + 128 XT_MT) more;
 // XT_DYN: XT_UQB more).
@@ -157,11 +158,13 @@ struct Args { u64 t[64]; long long sym[8]; long long cap, len; u64 err; long lon
 #ifndef XT_STAGES
 #define XT_STAGES (XT_MT == 2 ? 4 : 6)
 #endif
+// (XT_DYN at XT_MT 1: 80 and 208, none spilled, where 56 / 224 spilled 52-60 bytes and 72 / 216 4 bytes in the producer;
+// ptxas, CUDA 13, V3's shapes; the consumers hold no next unit there)
 #ifndef XT_REGS_P
-#define XT_REGS_P (XT_MT == 2 ? 40 : 56)
+#define XT_REGS_P (XT_MT == 2 ? 40 : XT_DYN ? 80 : 56)
 #endif
 #ifndef XT_REGS_C
-#define XT_REGS_C (XT_MT == 2 ? 232 : 224)
+#define XT_REGS_C (XT_MT == 2 ? 232 : XT_DYN ? 208 : 224)
 #endif
 #if XT_MT != 1 && XT_MT != 2
 #error "XT_MT must be 1 or 2"
