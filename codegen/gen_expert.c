@@ -375,7 +375,10 @@ static void expert_stream(Gen *G, const ExpertStream *xs, const IrNode *n, int n
  * once; default 0, the static walk u += grid: an H100's ncu of level 3 at
  * the 1,024-token prefill counted ~4.6 GB of DRAM traffic for gate and up
  * against ~3.7 GB of weights, the blocks of a tile's passes drifting
- * apart over their ~40 units each). */
+ * apart over their ~40 units each) and kp=1..3 (levels 2 and 3: the
+ * weights' boxes of kp adjacent K blocks issued at once, each weight row's
+ * kp 128-byte blocks one burst to HBM; default 1: a box a stage, the same
+ * ncu's gate and up at 68.6% of DRAM bandwidth). */
 typedef struct {
     bool on;
     int lvl; /* 1: the first form; 2: scales staged by the producer, rows gathered in whole sectors; 3: 2 with split units */
@@ -383,18 +386,24 @@ typedef struct {
     int64_t mt, grid;
     int64_t ef;  /* level 2: the weights' TMA loads under an L2 evict-first policy */
     int64_t dyn; /* level 3: dynamic units (an atomic counter) */
+    int64_t kp;  /* levels 2 and 3: the weights' boxes of kp adjacent K blocks issued at once */
 } ExpertTma;
 #define EXPERT_TMA_MINR 1 /* every step of more than one routed row (minr=2048: decode steps on the tile, as before) */
 
 static bool expert_tma_params(Gen *G, ExpertTma *p) {
-    *p = (ExpertTma){false, 3, EXPERT_TMA_MINR, 1, 132, 1, 0};
+    *p = (ExpertTma){false, 3, EXPERT_TMA_MINR, 1, 132, 1, 0, 1};
     const ExpertKey keys[] = {{"minr", 1, 1LL << 30, 0, &p->minr}, {"mt", 1, 2, 0, &p->mt}, {"grid", 1, 1024, 0, &p->grid}, {"ef", 0, 1, 0, &p->ef},
-                              {"dyn", 0, 1, 0, &p->dyn}};
-    static const char usage[] = "0, 1, 2, 3, or comma-separated minr=N (N >= 1), mt=1|2, grid=1..1024, ef=0|1, dyn=0|1 (level 3), after a "
-                                "level 1|2|3 or alone";
+                              {"dyn", 0, 1, 0, &p->dyn}, {"kp", 1, 3, 0, &p->kp}};
+    static const char usage[] = "0, 1, 2, 3, or comma-separated minr=N (N >= 1), mt=1|2, grid=1..1024, ef=0|1, dyn=0|1 (level 3), kp=1..3 "
+                                "(levels 2, 3), after a level 1|2|3 or alone";
     if (!expert_env(G, "DSCC_EXPERT_TMA", 3, 3, keys, (int)(sizeof keys / sizeof keys[0]), usage, &p->lvl)) return false;
     if (p->dyn && p->lvl != 3) {
         G->why = arena_printf(G->a, "DSCC_EXPERT_TMA is '%s': dyn=1 needs level 3; expected %s", getenv("DSCC_EXPERT_TMA"), usage);
+        return false;
+    }
+    if (p->kp > 1 && p->lvl < 2) {
+        G->why = arena_printf(G->a, "DSCC_EXPERT_TMA is '%s': kp=%lld needs level 2 or 3; expected %s", getenv("DSCC_EXPERT_TMA"),
+                              (long long)p->kp, usage);
         return false;
     }
     /* without the wgmma tile (f32 storage's default: the exact mma.sync tile, gen.h's CgGenOptions.tile) the tile unless
@@ -467,6 +476,7 @@ static void expert_tma(Gen *G, const ExpertTma *xt, int64_t amin, const IrNode *
         {"XT_LVL", arena_printf(G->a, "%d", lvl)},
         {"XT_SPLIT", split ? "1" : "0"},
         {"XT_DYN", split && xt->dyn ? "1" : "0"},
+        {"XT_KP", arena_printf(G->a, "%d", lvl == 2 ? (int)xt->kp : 1)},
         {"XT_CTR", split && xt->dyn ? arena_printf(G->a, "((int *)a.t[%d] + %lld)", sc, (long long)EXPERT_CTR(E)) : "((int *)0)"},
         {"XT_PASSES", split ? passes : "((const int *)0)"},
         {"XT_NPASS", split ? arena_printf(G->a, "(XT_CNT[%lld])", (long long)EXPERT_NPASS(E)) : "0"},
@@ -497,11 +507,12 @@ static void expert_tma(Gen *G, const ExpertTma *xt, int64_t amin, const IrNode *
     sb_printf(&G->decl, "// fp8_expert_linear%s above %lld routed rows: a block per (expert, 128 outputs) takes all of the expert's\n"
                         "// rows, %d a pass; the weights by TMA, the rows gathered by cp.async, into a %d-stage mbarrier ring; a producer\n"
                         "// warpgroup, two wgmma m64n128k32 E4M3 consumer warpgroups; a persistent grid, the longest expert first\n"
-                        "// (level %d%s%s%s%s)\n",
+                        "// (level %d%s%s%s%s%s)\n",
               nw > 1 ? " x 2 (gate and up)" : "", (long long)amin, 128 * (int)xt->mt, xt->mt == 2 ? 4 : 6, lvl,
               lvl == 2 ? ": the scales staged by the producer, the rows gathered in whole sectors" : "",
               split ? "; split units: a block a pass, the passes of a weight tile side by side" : "",
               split && xt->dyn ? ", handed out by an atomic counter" : "",
+              lvl == 2 && xt->kp > 1 ? arena_printf(G->a, ", the weights' boxes of %d K blocks issued together", (int)xt->kp) : "",
               lvl == 2 && xt->ef ? ", the weights evict-first in L2" : "");
     sb_puts(&G->decl, cg_kernel_instance(G->a, "expert_tma", entry, defs, nd));
     int64_t stages = xt->mt == 2 ? 4 : 6, smem = stages * 16384 * (1 + xt->mt) + 16 * stages + 1024; /* XT_SMEM */

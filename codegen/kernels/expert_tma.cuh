@@ -82,6 +82,12 @@
 //   mbarrier pair a slot; a unit >= the count ends the block). The block
 //   whose grab is the launch's last sets the counter back to 0 (the chained
 //   down's phase reads the same sort).
+// * Weight bursts (XT_KP 2 or 3, DSCC_EXPERT_TMA=...,kp=N): thread 0 issues
+//   the weight's boxes of XT_KP adjacent K blocks together (waiting for the
+//   later stages' release first), so that each of the tile's 128 rows asks
+//   HBM for 256 (384) adjacent bytes at once, where one box a stage asks
+//   for 128 bytes of each of 128 rows 7 KB apart, its neighbour a stage
+//   (~1 us) later.
 //
 // Parameters (#define; expressions may use the kernel's Args `a`):
 //   DSCC_ENTRY          the entry point's name
@@ -103,6 +109,7 @@
 //   XT_PASSES, XT_NPASS the pass list (const int *, 4 ints a pass) and its length (an int expression)
 //   XT_DYN              1: dynamic units (see above; default 0; needs XT_SPLIT), which also need:
 //   XT_CTR              the units' counter (int *, 0 at the launch; 0 again after it)
+//   XT_KP               the weights' boxes of XT_KP adjacent K blocks issued at once (1, 2, 3; default 1; see above)
 //   XT_MT               row tiles of 64 a consumer holds: 1 or 2 (default 1: 128 rows a pass)
 //   XT_STAGES           stages of the ring (default 4 at XT_MT 2, 6 at 1)
 //   XT_LVL              1 or 2 (default 1; see above); level 2 also needs:
@@ -151,6 +158,12 @@ struct Args { u64 t[64]; long long sym[8]; long long cap, len; u64 err; long lon
 #endif
 #ifndef XT_DYN
 #define XT_DYN 0
+#endif
+#ifndef XT_KP
+#define XT_KP 1
+#endif
+#if XT_KP < 1 || XT_KP > 3
+#error "XT_KP must be 1, 2 or 3"
 #endif
 #if XT_DYN && !XT_SPLIT
 #error "XT_DYN needs XT_SPLIT"
@@ -405,19 +418,34 @@ extern "C" __global__ void __launch_bounds__(384, 1) DSCC_ENTRY(Args a) {
                         const int s = it % XT_STAGES;
                         unsigned char *st = sm + s * XT_STAGE;
                         hp_mbar_wait(&empty[s], (unsigned)((it / XT_STAGES) & 1) ^ 1u); // the consumers are done with its last use
+#if XT_LVL == 2 && XT_EF && XT_SPLIT
+#define XT_TMA(dst, bar, k) /* the weight's box of K block k into dst */                                                   \
+    {                                                                                                                       \
+        if (solo) xt_tma_2d_hint((dst), map, (bar), (k) * 128, wrow, xt_policy_ef()); /* (made here: 2 registers fewer) */   \
+        else hp_tma_2d((dst), map, (bar), (k) * 128, wrow); /* other units read the tile: kept */                           \
+    }
+#elif XT_LVL == 2 && XT_EF
+#define XT_TMA(dst, bar, k) xt_tma_2d_hint((dst), map, (bar), (k) * 128, wrow, pol);
+#else
+#define XT_TMA(dst, bar, k) hp_tma_2d((dst), map, (bar), (k) * 128, wrow);
+#endif
+#if XT_KP > 1
+                        // XT_KP K blocks' boxes issued together (thread 0 waits for the later stages' release first), so
+                        // that each weight row's XT_KP adjacent 128-byte blocks reach HBM as one burst
+                        if (p == 0 && kb % XT_KP == 0)
+                            for (int j = 0; j < XT_KP && kb + j < nkb; j++) {
+                                const int sj = (it + j) % XT_STAGES;
+                                if (j) hp_mbar_wait(&empty[sj], (unsigned)(((it + j) / XT_STAGES) & 1) ^ 1u);
+                                hp_mbar_expect_tx(&full[sj], XT_BOX);
+                                XT_TMA(sm + sj * XT_STAGE, &full[sj], kb + j)
+                            }
+#else
                         if (p == 0) {
                             hp_mbar_expect_tx(&full[s], XT_BOX);
-#if XT_LVL == 2 && XT_EF
-#if XT_SPLIT
-                            if (solo) xt_tma_2d_hint(st, map, &full[s], kb * 128, wrow, xt_policy_ef()); // (made here: 2 registers fewer)
-                            else hp_tma_2d(st, map, &full[s], kb * 128, wrow); // other units read the tile: kept
-#else
-                            xt_tma_2d_hint(st, map, &full[s], kb * 128, wrow, pol);
-#endif
-#else
-                            hp_tma_2d(st, map, &full[s], kb * 128, wrow);
-#endif
+                            XT_TMA(st, &full[s], kb)
                         }
+#endif
+#undef XT_TMA
 #if XT_LVL == 2
                         float *sc = (float *)(sm + XT_SCL) + s * (BM + 4);
                         if (p == 0) xt_cp4(sc + BM, XT_WSP(ws, wsb + kb), true); // w's block scale
@@ -694,6 +722,7 @@ extern "C" __global__ void __launch_bounds__(384, 1) DSCC_ENTRY(Args a) {
 #undef XT_EF
 #undef XT_SPLIT
 #undef XT_DYN
+#undef XT_KP
 #undef XT_CTR
 #undef XT_UQ
 #undef XT_UQB

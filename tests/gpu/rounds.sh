@@ -32,11 +32,14 @@
 #                     counter, so that a weight tile's passes run side by
 #                     side; 3, the default, the routed experts' TMA form at
 #                     level 3 at every row count: a unit a pass of 128
-#                     rows, the static walk u += 132; 3,dyn=1,ef=0 dynamic
-#                     without the L2 evict-first hint on the weights of
-#                     one-pass tiles; other values: 2 level 2, a block all
-#                     of an expert's rows; 3,mt=2 passes of 256 rows
-#                     (dyn=1 with mt=2 spills 144-184 bytes); 3,minr=2048
+#                     rows, the static walk u += 132; 3,dyn=1,kp=2 and
+#                     3,dyn=1,kp=3 dynamic with the weights' boxes of 2 or
+#                     3 adjacent K blocks issued together (a burst a
+#                     weight row); other values: 3,dyn=1,ef=0 without the
+#                     L2 evict-first hint on one-pass tiles' weights; 2
+#                     level 2, a block all of an expert's rows; 3,mt=2
+#                     passes of 256 rows (dyn=1 with mt=2 spills 144-184
+#                     bytes, kp=2 without dyn 40-48); 3,minr=2048
 #                     the tile at up to 2,048 routed rows, decode steps; 0
 #                     the tile everywhere);
 #                     compare the steps' fp8_expert_linear ms;
@@ -156,7 +159,7 @@ case "$mode" in
     done ;;
   expert) # the routed experts' grouped GEMM: the TMA form (default above 2,048 rows) against the tile; fp8_expert_linear ms per step
     step test_gpu_expert 120 build/test_gpu_expert
-    for v in ${EXPERT_LV:-3,dyn=1 3 3,dyn=1,ef=0}; do
+    for v in ${EXPERT_LV:-3,dyn=1 3 3,dyn=1,kp=2 3,dyn=1,kp=3}; do
       DSCC_EXPERT_TMA=$v TAIL=40 step "bench_gpu_expert_tma_${v//[=,]/_}" 200 build/bench_gpu --layers 2 --dense 1 --prefill 1024 --peak-tflops 1300
     done ;;
   final) # the session's paths one at a time through test_gpu_ops (the others off), all at once on one GPU, beside

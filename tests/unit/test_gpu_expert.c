@@ -185,6 +185,7 @@ static void check_kinds(bool f32, int form, unsigned kinds) {
         assert_true(generated_has(g, f32, "#define XT_SPLIT 1\n") == (!lvl_given || tenv[0] == '3'));
         /* dyn=1: level 3's units handed out by the atomic counter */
         assert_true(generated_has(g, f32, "#define XT_DYN 1\n") == (tenv && strstr(tenv, "dyn=1") != NULL));
+        assert_true(generated_has(g, f32, "#define XT_KP 2\n") == (tenv && strstr(tenv, "kp=2") != NULL));
     }
     GpuExec *gx = gpu_exec_new(g, &ws, &go, d);
     assert_non_null(gx);
@@ -321,10 +322,11 @@ static void test_tma3(void **state) {
 /* level 3 with dynamic units (DSCC_EXPERT_TMA=3,dyn=1: the next unit from an atomic counter the sort zeroes, passed
  * to the consumers through a queue in shared memory; the last grab sets the counter back to 0, so the chained down's
  * phase, on the same sort, starts from 0 too): slots of id -1 (zero units handed out like the others) and the two
- * experts of 160 rows (two passes a weight tile), on a grid of 5 (the blocks' host threads racing for the units) */
+ * experts of 160 rows (two passes a weight tile), on a grid of 5 (the blocks' host threads racing for the units); the
+ * weights' boxes of 2 K blocks issued together (kp=2: K 528 and 176, 5 and 2 K blocks, a last pair of one) */
 static void test_tma3_dyn(void **state) {
     (void)state;
-    setenv("DSCC_EXPERT_TMA", "3,dyn=1,grid=5", 1);
+    setenv("DSCC_EXPERT_TMA", "3,dyn=1,grid=5,kp=2", 1);
     check_kinds(false, FORM_TMA, 1u << 1 | 1u << 4);
     unsetenv("DSCC_EXPERT_TMA");
 }
@@ -350,6 +352,8 @@ static void check_decode(bool f32) {
     PassRunOptions ro = {0};
     assert_true(pass_pipeline_parse(a, d, "shape-infer,fold-constants,dce,fp8-quant,cse,dce,fuse", &pp) && pass_pipeline_run(&pp, g, &ro, d));
     assert_int_equal(tma_level(g, f32), 2);
+    const char *tenv = getenv("DSCC_EXPERT_TMA"); /* kp=3: generated as asked */
+    assert_true(generated_has(g, f32, "#define XT_KP 3\n") == (tenv && strstr(tenv, "kp=3") != NULL));
     uint64_t seed = tu_test_seed() + (f32 ? 29 : 31);
     CpuWeightSource ws = cpu_random_weights(&seed);
     GpuOptions go = {.max_batch = 128, .max_seq = 1, .max_ctx = 1, .keep_all = true, .f32_storage = f32, .no_blas = true};
@@ -408,10 +412,11 @@ static void test_tma2_decode(void **state) {
     unsetenv("DSCC_EXPERT_TMA");
 }
 /* level 3 at the decode-like shapes: f32, 256 rows a pass (mt=2), a grid of 7 (many units a block), without the L2
- * hint */
+ * hint, the weights' boxes of 3 K blocks issued together (kp=3: K 272 and 176, 3 and 2 K blocks, on a ring of 4
+ * stages) */
 static void test_tma3_decode_f32(void **state) {
     (void)state;
-    setenv("DSCC_EXPERT_TMA", "3,mt=2,grid=7,ef=0", 1);
+    setenv("DSCC_EXPERT_TMA", "3,mt=2,grid=7,ef=0,kp=3", 1);
     check_decode(true);
     unsetenv("DSCC_EXPERT_TMA");
 }
@@ -501,6 +506,9 @@ static void test_env(void **state) {
     phases_at(g, true, 1, &st, &tile, &ring, &tma);
     assert_true(!st && !tile && tma);
     assert_int_equal(tma_level(g, true), 2);
+    assert_true(generated_has(g, false, "#define XT_KP 1\n"));
+    setenv("DSCC_EXPERT_TMA", "2,kp=3", 1); /* kp at level 2 too */
+    assert_true(generated_has(g, false, "#define XT_KP 3\n"));
     unsetenv("DSCC_EXPERT_TMA");
     assert_true(generated_has(g, false, "#define XT_EF 1\n"));
     setenv("DSCC_EXPERT_TMA", "minr=8", 1); /* keys alone: the default level */
@@ -512,13 +520,13 @@ static void test_env(void **state) {
     assert_true(!st && tile && !tma);
     int before = diag_error_count(d);
     static const char *const badt[] = {"4", "minr=0", "mt=3", "minr", "minr=", "mt=1,", "minr=8x", "depth=2", "grid=0", "grid=1025",
-                                       "mt=2,2", "2,", "2x", ",2", "2,mt=3", "-1", "2,ef=2", "2,dyn=1", "1,dyn=1", "dyn=2"};
+                                       "mt=2,2", "2,", "2x", ",2", "2,mt=3", "-1", "2,ef=2", "2,dyn=1", "1,dyn=1", "dyn=2", "kp=0", "kp=4", "1,kp=2"};
     for (size_t i = 0; i < sizeof badt / sizeof badt[0]; i++) {
         setenv("DSCC_EXPERT_TMA", badt[i], 1);
         assert_null(cg_generate(a, d, g, &(CgGenOptions){0}));
     }
     unsetenv("DSCC_EXPERT_TMA");
-    assert_true(diag_error_count(d) >= before + 20);
+    assert_true(diag_error_count(d) >= before + 23);
     arena_free(a);
 }
 
