@@ -389,18 +389,22 @@ typedef struct {
     int64_t kp;  /* levels 2 and 3: the weights' boxes of kp adjacent K blocks issued at once */
 } ExpertTma;
 #define EXPERT_TMA_MINR 1 /* every step of more than one routed row (minr=2048: decode steps on the tile, as before) */
+#define EXPERT_TMA_DYN 0  /* dyn where not given: at level 3 with mt=1 (mt=2 spills with it) */
+#define EXPERT_TMA_KP 1   /* kp where not given: with dyn (the static walk's producer spills with kp > 1) */
 
 static bool expert_tma_params(Gen *G, ExpertTma *p) {
-    *p = (ExpertTma){false, 3, EXPERT_TMA_MINR, 1, 132, 1, 0, 1};
+    *p = (ExpertTma){false, 3, EXPERT_TMA_MINR, 1, 132, 1, -1, -1}; /* dyn, kp: -1 until resolved */
     const ExpertKey keys[] = {{"minr", 1, 1LL << 30, 0, &p->minr}, {"mt", 1, 2, 0, &p->mt}, {"grid", 1, 1024, 0, &p->grid}, {"ef", 0, 1, 0, &p->ef},
                               {"dyn", 0, 1, 0, &p->dyn}, {"kp", 1, 3, 0, &p->kp}};
     static const char usage[] = "0, 1, 2, 3, or comma-separated minr=N (N >= 1), mt=1|2, grid=1..1024, ef=0|1, dyn=0|1 (level 3), kp=1..3 "
                                 "(levels 2, 3), after a level 1|2|3 or alone";
     if (!expert_env(G, "DSCC_EXPERT_TMA", 3, 3, keys, (int)(sizeof keys / sizeof keys[0]), usage, &p->lvl)) return false;
-    if (p->dyn && p->lvl != 3) {
+    if (p->dyn > 0 && p->lvl != 3) {
         G->why = arena_printf(G->a, "DSCC_EXPERT_TMA is '%s': dyn=1 needs level 3; expected %s", getenv("DSCC_EXPERT_TMA"), usage);
         return false;
     }
+    if (p->dyn < 0) p->dyn = p->lvl == 3 && p->mt == 1 ? EXPERT_TMA_DYN : 0;
+    if (p->kp < 0) p->kp = p->dyn ? EXPERT_TMA_KP : 1;
     if (p->kp > 1 && p->lvl < 2) {
         G->why = arena_printf(G->a, "DSCC_EXPERT_TMA is '%s': kp=%lld needs level 2 or 3; expected %s", getenv("DSCC_EXPERT_TMA"),
                               (long long)p->kp, usage);
