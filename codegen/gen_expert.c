@@ -41,6 +41,7 @@
 #define EB_OF(E) ((E) + 1) /* sort buckets: the experts, then the slots of id -1 */
 #define EXPERT_ORD(E) (2 * EB_OF(E) + 2) /* where the sort's ints hold the TMA form's bucket list (EB_OF(E) + 1 ints) */
 #define EXPERT_NPASS(E) (EXPERT_ORD(E) + EB_OF(E) + 1) /* ... then its level 3's count of passes */
+#define EXPERT_CTR(E) (EXPERT_NPASS(E) + 1)            /* ... then the dynamic units' counter (dyn=1) */
 
 typedef struct ExpertOut ExpertOut;
 static void expert_k_sum(Gen *G, IrDim R, int64_t O, int64_t nt, int64_t ntw, int64_t nkb, int64_t EB, const struct ExpertOut *out, int nw);
@@ -51,9 +52,10 @@ static void expert_k_sum(Gen *G, IrDim R, int64_t O, int64_t nt, int64_t ntw, in
  * of each into s32, their count to C[2 * EB + 1]. With order, the TMA
  * form's bucket list; with bm > 0 also its level 3's passes of at most bm
  * rows into passes (an int * expression), their count to
- * C[EXPERT_NPASS(E)]. */
+ * C[EXPERT_NPASS(E)]; with ctr also C[EXPERT_CTR(E)] zeroed (the dynamic
+ * units' counter). */
 static void expert_sort(Gen *G, int64_t E, IrDim R, int si, int sc, int sp0, int st, int s32, bool pair, bool order, int bm,
-                        const char *passes) {
+                        const char *passes, bool ctr) {
     cg_head(G, pair ? "fp8_expert_linear x 2 (gate and up), phase 1: routed rows sorted by expert (bucket E: id -1), cut into tiles of 64"
                     : "fp8_expert_linear, phase 1: routed rows sorted by expert (bucket E: id -1), cut into tiles of 64");
     sb_printf(&G->decl, "    const int E = %lld, EB = E + 1;\n"
@@ -133,8 +135,10 @@ static void expert_sort(Gen *G, int64_t E, IrDim R, int si, int sc, int sp0, int
                             "            q[0] = E, q[1] = npass, q[2] = cur[E] - cnt[E], q[3] = cnt[E];\n"
                             "        }\n"
                             "        C[%lld] = npass + (cnt[E] + %d) / %d;\n"
+                            "%s"
                             "    }\n",
-                  bm - 1, bm, bm - 1, bm, bm, passes, bm, bm, passes, bm, (long long)EXPERT_NPASS(E), bm - 1, bm);
+                  bm - 1, bm, bm - 1, bm, bm, passes, bm, bm, passes, bm, (long long)EXPERT_NPASS(E), bm - 1, bm,
+                  ctr ? arena_printf(G->a, "        C[%lld] = 0;  // the dynamic units' counter\n", (long long)EXPERT_CTR(E)) : "");
     else
         sb_puts(&G->decl, "        int rank = 0;\n"
                           "        for (int f = 0; f < E; f++) rank += cnt[f] > n || (cnt[f] == n && f < e);\n"
@@ -362,24 +366,50 @@ static void expert_stream(Gen *G, const ExpertStream *xs, const IrNode *n, int n
  * minr=N (N >= 1: the tile at up to N routed rows; default
  * EXPERT_TMA_MINR, minr=2048 the old default: decode on the tile), mt=1|2 (row tiles of 64
  * a consumer warpgroup holds: 128 or 256 of an expert's rows a pass over
- * K, default 1) and grid=N (1..1024 blocks, default 132: an H100's or
+ * K, default 1), grid=N (1..1024 blocks, default 132: an H100's or
  * H200's SMs, the runtime caps it at the device's; fewer make each block
- * walk more units, which the emulator's test wants). */
+ * walk more units, which the emulator's test wants) and dyn=0|1 (level 3
+ * only: 1 hands the units out through an atomic counter in the sort's
+ * ints, each block's next one taken near the end of its current one, so
+ * that the passes of a weight tile start together and read it from HBM
+ * once; default 0, the static walk u += grid: an H100's ncu of level 3 at
+ * the 1,024-token prefill counted ~4.6 GB of DRAM traffic for gate and up
+ * against ~3.7 GB of weights, the blocks of a tile's passes drifting
+ * apart over their ~40 units each) and kp=1..3 (levels 2 and 3: the
+ * weights' boxes of kp adjacent K blocks issued at once, each weight row's
+ * kp 128-byte blocks one burst to HBM; default 1: a box a stage, the same
+ * ncu's gate and up at 68.6% of DRAM bandwidth). */
 typedef struct {
     bool on;
     int lvl; /* 1: the first form; 2: scales staged by the producer, rows gathered in whole sectors; 3: 2 with split units */
     int64_t minr;
     int64_t mt, grid;
-    int64_t ef; /* level 2: the weights' TMA loads under an L2 evict-first policy */
+    int64_t ef;  /* level 2: the weights' TMA loads under an L2 evict-first policy */
+    int64_t dyn; /* level 3: dynamic units (an atomic counter) */
+    int64_t kp;  /* levels 2 and 3: the weights' boxes of kp adjacent K blocks issued at once */
 } ExpertTma;
 #define EXPERT_TMA_MINR 1 /* every step of more than one routed row (minr=2048: decode steps on the tile, as before) */
+#define EXPERT_TMA_DYN 0  /* dyn where not given: at level 3 with mt=1 (mt=2 spills with it) */
+#define EXPERT_TMA_KP 1   /* kp where not given: with dyn (the static walk's producer spills with kp > 1) */
 
 static bool expert_tma_params(Gen *G, ExpertTma *p) {
-    *p = (ExpertTma){false, 3, EXPERT_TMA_MINR, 1, 132, 1};
-    const ExpertKey keys[] = {{"minr", 1, 1LL << 30, 0, &p->minr}, {"mt", 1, 2, 0, &p->mt}, {"grid", 1, 1024, 0, &p->grid}, {"ef", 0, 1, 0, &p->ef}};
-    if (!expert_env(G, "DSCC_EXPERT_TMA", 3, 3, keys, (int)(sizeof keys / sizeof keys[0]),
-                    "0, 1, 2, 3, or comma-separated minr=N (N >= 1), mt=1|2, grid=1..1024, ef=0|1, after a level 1|2|3 or alone", &p->lvl))
+    *p = (ExpertTma){false, 3, EXPERT_TMA_MINR, 1, 132, 1, -1, -1}; /* dyn, kp: -1 until resolved */
+    const ExpertKey keys[] = {{"minr", 1, 1LL << 30, 0, &p->minr}, {"mt", 1, 2, 0, &p->mt}, {"grid", 1, 1024, 0, &p->grid}, {"ef", 0, 1, 0, &p->ef},
+                              {"dyn", 0, 1, 0, &p->dyn}, {"kp", 1, 3, 0, &p->kp}};
+    static const char usage[] = "0, 1, 2, 3, or comma-separated minr=N (N >= 1), mt=1|2, grid=1..1024, ef=0|1, dyn=0|1 (level 3), kp=1..3 "
+                                "(levels 2, 3), after a level 1|2|3 or alone";
+    if (!expert_env(G, "DSCC_EXPERT_TMA", 3, 3, keys, (int)(sizeof keys / sizeof keys[0]), usage, &p->lvl)) return false;
+    if (p->dyn > 0 && p->lvl != 3) {
+        G->why = arena_printf(G->a, "DSCC_EXPERT_TMA is '%s': dyn=1 needs level 3; expected %s", getenv("DSCC_EXPERT_TMA"), usage);
         return false;
+    }
+    if (p->dyn < 0) p->dyn = p->lvl == 3 && p->mt == 1 ? EXPERT_TMA_DYN : 0;
+    if (p->kp < 0) p->kp = p->dyn ? EXPERT_TMA_KP : 1;
+    if (p->kp > 1 && p->lvl < 2) {
+        G->why = arena_printf(G->a, "DSCC_EXPERT_TMA is '%s': kp=%lld needs level 2 or 3; expected %s", getenv("DSCC_EXPERT_TMA"),
+                              (long long)p->kp, usage);
+        return false;
+    }
     /* without the wgmma tile (f32 storage's default: the exact mma.sync tile, gen.h's CgGenOptions.tile) the tile unless
      * DSCC_EXPERT_TMA is set: FP8 wgmma sums with fewer bits than f32 (e2e's and test_gpu_plan's f32 fixtures 1.07e-2 of
      * the logits against a 1e-4 bound on an H100 with the TMA form at every row count) */
@@ -449,6 +479,9 @@ static void expert_tma(Gen *G, const ExpertTma *xt, int64_t amin, const IrNode *
     CgDefine defs[] = {
         {"XT_LVL", arena_printf(G->a, "%d", lvl)},
         {"XT_SPLIT", split ? "1" : "0"},
+        {"XT_DYN", split && xt->dyn ? "1" : "0"},
+        {"XT_KP", arena_printf(G->a, "%d", lvl == 2 ? (int)xt->kp : 1)},
+        {"XT_CTR", split && xt->dyn ? arena_printf(G->a, "((int *)a.t[%d] + %lld)", sc, (long long)EXPERT_CTR(E)) : "((int *)0)"},
         {"XT_PASSES", split ? passes : "((const int *)0)"},
         {"XT_NPASS", split ? arena_printf(G->a, "(XT_CNT[%lld])", (long long)EXPERT_NPASS(E)) : "0"},
         {"XT_EF", lvl == 2 && xt->ef ? "1" : "0"},
@@ -478,14 +511,17 @@ static void expert_tma(Gen *G, const ExpertTma *xt, int64_t amin, const IrNode *
     sb_printf(&G->decl, "// fp8_expert_linear%s above %lld routed rows: a block per (expert, 128 outputs) takes all of the expert's\n"
                         "// rows, %d a pass; the weights by TMA, the rows gathered by cp.async, into a %d-stage mbarrier ring; a producer\n"
                         "// warpgroup, two wgmma m64n128k32 E4M3 consumer warpgroups; a persistent grid, the longest expert first\n"
-                        "// (level %d%s%s%s)\n",
+                        "// (level %d%s%s%s%s%s)\n",
               nw > 1 ? " x 2 (gate and up)" : "", (long long)amin, 128 * (int)xt->mt, xt->mt == 2 ? 4 : 6, lvl,
               lvl == 2 ? ": the scales staged by the producer, the rows gathered in whole sectors" : "",
               split ? "; split units: a block a pass, the passes of a weight tile side by side" : "",
+              split && xt->dyn ? ", handed out by an atomic counter" : "",
+              lvl == 2 && xt->kp > 1 ? arena_printf(G->a, ", the weights' boxes of %d K blocks issued together", (int)xt->kp) : "",
               lvl == 2 && xt->ef ? ", the weights evict-first in L2" : "");
     sb_puts(&G->decl, cg_kernel_instance(G->a, "expert_tma", entry, defs, nd));
     int64_t stages = xt->mt == 2 ? 4 : 6, smem = stages * 16384 * (1 + xt->mt) + 16 * stages + 1024; /* XT_SMEM */
     if (lvl == 2) smem += 4 * stages * (128 * xt->mt + 4) + 4 * 128 * xt->mt; /* the stages' scales, the pass's rows */
+    if (split && xt->dyn) smem += 128;                                          /* XT_UQB: the unit queue */
     cg_phase(G, CG_LAUNCH_BLOCK, R, (int64_t)1 << 40, ir_dim_const((int)xt->grid), 1, smem);
     CgPhase *f = &G->phases[G->nphases - 1];
     f->fn = entry;
@@ -521,11 +557,12 @@ static bool expert_fp8_grouped(Gen *G, const IrNode *n, const IrNode *n2, int64_
     int sc, sp0, st, s32;
     const char *Ks = cg_dim(G, idx->type.dims[1]);
     const bool xsplit = xt.on && xt.lvl == 3; /* the TMA form's passes listed by the sort (at most R: a row each at least) */
+    const bool xdyn = xsplit && xt.dyn;        /* ... and its dynamic units' counter, after their count */
     if (G->sorted == idx) { /* an earlier phase of this kernel sorted these rows (the down beside gate and up): reused */
         sc = G->sort_slots[0], sp0 = G->sort_slots[1], st = G->sort_slots[2], s32 = G->sort_slots[3];
     } else {
         /* per bucket: row count, first sorted row; the tile counts; the TMA form's bucket list (and its count of passes) */
-        sc = cg_slot_scratch(G, n, ir_dim_const(xt.on ? EXPERT_NPASS(E) + xsplit : 2 * EB + (xs.on ? 2 : 1)));
+        sc = cg_slot_scratch(G, n, ir_dim_const(xt.on ? EXPERT_NPASS(E) + xsplit + xdyn : 2 * EB + (xs.on ? 2 : 1)));
         sp0 = cg_slot_scratch(G, n, R);                       /* sorted position -> routed row */
         st = cg_slot_scratch(G, n, R);                        /* tile -> its first sorted position (tiles <= R) */
         IrDim R7 = R;
@@ -533,7 +570,7 @@ static bool expert_fp8_grouped(Gen *G, const IrNode *n, const IrNode *n2, int64_
         /* the stream form's tiles of 32: (start, expert, rows); after them the TMA form's passes (4 ints each) */
         s32 = xs.on || xsplit ? cg_slot_scratch(G, n, R7) : -1;
         expert_sort(G, E, R, si, sc, sp0, st, xs.on ? s32 : -1, n2 != NULL, xt.on, xsplit ? 128 * (int)xt.mt : 0,
-                    expert_passes(G, s32, xs.on, R));
+                    expert_passes(G, s32, xs.on, R), xdyn);
         G->sorted = idx;
         G->sort_slots[0] = sc, G->sort_slots[1] = sp0, G->sort_slots[2] = st, G->sort_slots[3] = s32;
     }

@@ -64,6 +64,30 @@
 //   where one block's passes re-read it from HBM ~40 us later (level 2 at
 //   a 1,024-token prefill: Σ(passes - 1) x 44 MB more). The weights load
 //   evict-first (XT_EF) only where a unit is its tile's only reader.
+// * Dynamic units (XT_DYN 1, split units only; DSCC_EXPERT_TMA=3,dyn=1):
+//   a block's first unit is blockIdx.x, each next one gridDim.x + the value
+//   of an atomicAdd on a counter (XT_CTR) the sort phase zeroes, taken a few
+//   K blocks before the block's current unit ends, so that the units start
+//   in their list's order, each when an SM frees up. With the static walk
+//   (u += gridDim.x) the blocks drift apart over the ~40 units each walks
+//   (the units' rows differ), so the passes of one weight tile, adjacent
+//   units on adjacent blocks, no longer run side by side: at a 1,024-token
+//   prefill the later pass reads the tile again from HBM (an H100's ncu of
+//   gate and up: ~4.6 GB from DRAM against ~3.7 GB of weights). Producer
+//   thread 32 issues the atomic XT_GRAB_AHEAD K blocks before the
+//   producer needs the value, XT_NEXT_AT K blocks before the unit's end (its
+//   latency off the ring), the producer warpgroup shares it
+//   through shared memory (named barrier 1), thread 0 passes the decoded
+//   unit to the consumers through a 2-slot queue in shared memory (an
+//   mbarrier pair a slot; a unit >= the count ends the block). The block
+//   whose grab is the launch's last sets the counter back to 0 (the chained
+//   down's phase reads the same sort).
+// * Weight bursts (XT_KP 2 or 3, DSCC_EXPERT_TMA=...,kp=N): thread 0 issues
+//   the weight's boxes of XT_KP adjacent K blocks together (waiting for the
+//   later stages' release first), so that each of the tile's 128 rows asks
+//   HBM for 256 (384) adjacent bytes at once, where one box a stage asks
+//   for 128 bytes of each of 128 rows 7 KB apart, its neighbour a stage
+//   (~1 us) later.
 //
 // Parameters (#define; expressions may use the kernel's Args `a`):
 //   DSCC_ENTRY          the entry point's name
@@ -83,15 +107,20 @@
 //   XT_ORD              the bucket list (const int *; see above)
 //   XT_SPLIT            1: the split units (see above; default 0), which also need:
 //   XT_PASSES, XT_NPASS the pass list (const int *, 4 ints a pass) and its length (an int expression)
+//   XT_DYN              1: dynamic units (see above; default 0; needs XT_SPLIT), which also need:
+//   XT_CTR              the units' counter (int *, 0 at the launch; 0 again after it)
+//   XT_KP               the weights' boxes of XT_KP adjacent K blocks issued at once (1, 2, 3; default 1; see above)
 //   XT_MT               row tiles of 64 a consumer holds: 1 or 2 (default 1: 128 rows a pass)
 //   XT_STAGES           stages of the ring (default 4 at XT_MT 2, 6 at 1)
 //   XT_LVL              1 or 2 (default 1; see above); level 2 also needs:
 //   XT_EF               level 2: 1 loads the weights under an L2 evict-first policy (default 0)
 //   XT_XSP(m, kb), XT_WSP(s, i)  the addresses (const float *) of XT_XS(m, kb) and XT_WS(s, i)
 //   XT_STORE4(s, i, v0, v1, v2, v3)  (optional, level 2) stores y_s[i .. i + 3] (i % 4 == 0, N % 4 == 0), a statement
-//   XT_REGS_P, XT_REGS_C  registers a thread after setmaxnreg: producer, consumers (56, 224 at XT_MT 1; 40, 232 at 2:
+//   XT_REGS_P, XT_REGS_C  registers a thread after setmaxnreg: producer, consumers (56, 224 at XT_MT 1, 80, 208 with
+//                       XT_DYN; 40, 232 at 2:
 //                       128 P + 256 C must not exceed the 384 x 168 the block is launched with)
-// Dynamic shared memory: XT_SMEM bytes (the launch's; level 2: 4 (XT_STAGES (128 XT_MT + 4) + 128 XT_MT) more).
+// Dynamic shared memory: XT_SMEM bytes (the launch's; level 2: 4 (XT_STAGES (128 XT_MT + 4) + 128 XT_MT) more;
+// XT_DYN: XT_UQB more).
 #ifndef XT_X // compiled on its own (test_codegen): a stand-in for the module's prelude
 #include "args.cuh"
 #define XT_E 256
@@ -126,14 +155,28 @@
 #ifndef XT_SPLIT
 #define XT_SPLIT 0
 #endif
+#ifndef XT_DYN
+#define XT_DYN 0
+#endif
+#ifndef XT_KP
+#define XT_KP 1
+#endif
+#if XT_KP < 1 || XT_KP > 3
+#error "XT_KP must be 1, 2 or 3"
+#endif
+#if XT_DYN && !XT_SPLIT
+#error "XT_DYN needs XT_SPLIT"
+#endif
 #ifndef XT_STAGES
 #define XT_STAGES (XT_MT == 2 ? 4 : 6)
 #endif
+// (XT_DYN at XT_MT 1: 80 and 208, none spilled, where 56 / 224 spilled 52-60 bytes and 72 / 216 4 bytes in the producer;
+// ptxas, CUDA 13, V3's shapes; the consumers hold no next unit there)
 #ifndef XT_REGS_P
-#define XT_REGS_P (XT_MT == 2 ? 40 : 56)
+#define XT_REGS_P (XT_MT == 2 ? 40 : XT_DYN ? 80 : 56)
 #endif
 #ifndef XT_REGS_C
-#define XT_REGS_C (XT_MT == 2 ? 232 : 224)
+#define XT_REGS_C (XT_MT == 2 ? 232 : XT_DYN ? 208 : 224)
 #endif
 #if XT_MT != 1 && XT_MT != 2
 #error "XT_MT must be 1 or 2"
@@ -141,15 +184,20 @@
 // setmaxnreg only moves registers between the block's warps: the block holds what it was launched with, 168 a
 // thread at 384 threads (65536 / 384, a multiple of 8), and a consumer's setmaxnreg.inc waits for ever for more
 static_assert(128 * (XT_REGS_P) + 256 * (XT_REGS_C) <= 384 * 168, "expert_tma.cuh: the warpgroups' registers exceed the block's");
+#define XT_UQB 128                                   // XT_DYN's unit queue: 4 mbarriers, 2 slots of 8 ints, 2 ints
+#define XT_NEXT_AT 3                                 // XT_DYN: the next unit decoded this many K blocks before a unit's end,
+#define XT_GRAB_AHEAD 2                              // ... its atomic issued this many K blocks before that
 #define XT_BOX 16384                                 // bytes of a 128-row x 128-byte box
 #define XT_STAGE (XT_BOX * (1 + XT_MT))              // w's box, then 128 XT_MT rows of x
 #if XT_LVL == 2 // after the barriers: each stage's scales (128 XT_MT of x's rows, then w's, 4 floats of pad), the pass's x rows
 #define XT_SCL (XT_STAGES * XT_STAGE + 16 * XT_STAGES)
 #define XT_SROW (XT_SCL + 4 * XT_STAGES * (128 * XT_MT + 4))
-#define XT_SMEM (XT_SROW + 4 * 128 * XT_MT + 1024)
+#define XT_UQ (XT_SROW + 4 * 128 * XT_MT) // XT_DYN: the unit queue (XT_UQB bytes; see the kernel)
+#define XT_SMEM (XT_UQ + (XT_DYN ? XT_UQB : 0) + 1024)
 #define XT_OWN(p) (16 * (((p) & 31) >> 2) + 4 * ((p) >> 5) + ((p) & 3)) // the first row of the pass producer thread p resolves
 #else
-#define XT_SMEM (XT_STAGES * XT_STAGE + 16 * XT_STAGES + 1024) // stages, 2 barriers a stage, 1024-alignment slack
+#define XT_UQ (XT_STAGES * XT_STAGE + 16 * XT_STAGES) // XT_DYN: the unit queue (XT_UQB bytes; see the kernel)
+#define XT_SMEM (XT_UQ + (XT_DYN ? XT_UQB : 0) + 1024) // stages, 2 barriers a stage, 1024-alignment slack
 #define XT_OWN(p) (p)
 #endif
 
@@ -204,6 +252,11 @@ extern "C" __global__ void __launch_bounds__(384, 1) DSCC_ENTRY(Args a) {
     extern __shared__ __align__(1024) unsigned char xt_dyn[];
     unsigned char *sm = xt_dyn + ((1024 - ((unsigned)__cvta_generic_to_shared(xt_dyn) & 1023u)) & 1023u);
     unsigned long long *full = (unsigned long long *)(sm + XT_STAGES * XT_STAGE), *empty = full + XT_STAGES;
+#if XT_DYN // the unit queue: a slot's full (the producer's thread 0) and empty (the consumers' 8 warps) mbarriers, the 2
+           // slots (unit, bucket, rows, first sorted position, weight tile), the producer warpgroup's shared grab (2)
+    unsigned long long *ufull = (unsigned long long *)(sm + XT_UQ), *uempty = ufull + 2;
+    int *uslot = (int *)(ufull + 4), *ushare = uslot + 16;
+#endif
     const long long N = XT_N, K = XT_K;
     const int nkb = (int)((K + 127) / 128), nt = (int)((N + 127) / 128), ntw = XT_NW * nt;
     const int EB = XT_E + 1, BM = 128 * XT_MT; // buckets; rows a pass
@@ -220,6 +273,9 @@ extern "C" __global__ void __launch_bounds__(384, 1) DSCC_ENTRY(Args a) {
             hp_mbar_init(&full[s], 1 + 128); // thread 0's expect_tx, the producer threads' cp.async arrivals
             hp_mbar_init(&empty[s], 8);      // the consumers' 8 warps
         }
+#if XT_DYN
+        for (int s = 0; s < 2; s++) hp_mbar_init(&ufull[s], 1), hp_mbar_init(&uempty[s], 8);
+#endif
         hp_mbar_fence_init();
         hp_fence_async();
     }
@@ -256,7 +312,29 @@ extern "C" __global__ void __launch_bounds__(384, 1) DSCC_ENTRY(Args a) {
 #endif
             XT_SRC_ROWS(src0, c0, first, 0)
         }
-        for (; u < units; u += gridDim.x) {
+#if XT_DYN
+        // kq: the units passed to the consumers; gv: thread 32's grab; glast: the launch's last grab (each block with
+        // a unit makes one that fails, past the units gridDim.x hands out)
+        int kq = 0, gv = 0;
+        const int glast = (units > (int)gridDim.x ? units - (int)gridDim.x : 0) + (units < (int)gridDim.x ? units : (int)gridDim.x) - 1;
+        const int g2 = nkb > XT_NEXT_AT ? nkb - XT_NEXT_AT : 0, g1 = g2 > XT_GRAB_AHEAD ? g2 - XT_GRAB_AHEAD : 0;
+#define XT_PUSH(uu, bb, cc, ff, ww) /* the unit to the consumers' queue (thread 0) */                                    \
+        {                                                                                                                   \
+            if (p == 0) {                                                                                                   \
+                hp_mbar_wait(&uempty[kq & 1], (unsigned)((kq >> 1) & 1) ^ 1u);                                              \
+                int *sl_ = uslot + 8 * (kq & 1);                                                                            \
+                sl_[0] = (uu), sl_[1] = (bb), sl_[2] = (cc), sl_[3] = (ff), sl_[4] = (ww);                                  \
+                hp_mbar_arrive(&ufull[kq & 1]);                                                                             \
+            }                                                                                                               \
+            kq++;                                                                                                           \
+        }
+#define XT_GRAB() /* thread 32 takes the next unit's number (used at XT_NEXT) */                                          \
+        {                                                                                                                   \
+            if (p == 32) gv = atomicAdd(XT_CTR, 1);                                                                         \
+        }
+        XT_PUSH(u < units ? u : units, b, c0, first, wt)
+#endif
+        for (; u < units;) {
             const int ws = XT_WT / nt, wrow = (int)(b * N + XT_WT % nt * 128LL);
 #if XT_LVL == 2
             const long long wsb = ((long long)b * nt + XT_WT % nt) * nkb; // w_s's scales of this tile, K block 0
@@ -264,7 +342,11 @@ extern "C" __global__ void __launch_bounds__(384, 1) DSCC_ENTRY(Args a) {
 #endif
             // the next unit: its bucket's load issued (level 3 loads its pass entry at XT_NEXT, where level 2 loads the
             // bucket's counts: its 4 ints held from here spilled at 56 registers; ptxas, V3's shapes)
+#if XT_DYN
+            int un = units; // the next unit: taken at XT_NEXT
+#else
             const int un = u + gridDim.x;
+#endif
 #if XT_SPLIT
             int bn = 0;
 #define XT_NEXT_UNIT()                                                                                                  \
@@ -281,6 +363,22 @@ extern "C" __global__ void __launch_bounds__(384, 1) DSCC_ENTRY(Args a) {
 #if XT_SPLIT
             int wn = 0, sn = 1;
 #endif
+#if XT_DYN
+#define XT_NEXT() /* the next unit (once a unit: XT_NEXT_AT K blocks before its end, or with the zeros) and its rows */       \
+            {                                                                                                               \
+                if (p == 32) {                                                                                              \
+                    if (gv == glast) atomicExch(XT_CTR, 0); /* the launch's last grab: the counter as it found it */        \
+                    ushare[kq & 1] = (int)gridDim.x + gv;                                                                   \
+                }                                                                                                           \
+                hp_bar_sync(1, 128);                                                                                        \
+                un = ushare[kq & 1];                                                                                        \
+                if (un < units) {                                                                                           \
+                    XT_NEXT_UNIT();                                                                                         \
+                    XT_SRC_ROWS(srcn, cn, fn, 0)                                                                            \
+                }                                                                                                           \
+                XT_PUSH(un, bn, cn, fn, wn)                                                                                 \
+            }
+#else
 #define XT_NEXT() /* the next unit's rows (once a unit: before its first K block's copies, or with the zeros) */              \
             {                                                                                                               \
                 if (un < units) {                                                                                           \
@@ -288,12 +386,16 @@ extern "C" __global__ void __launch_bounds__(384, 1) DSCC_ENTRY(Args a) {
                     XT_SRC_ROWS(srcn, cn, fn, 0)                                                                            \
                 }                                                                                                           \
             }
+#endif
             if (b >= XT_E) { // the slots of id -1: zeros (stored here: the consumers' registers hold the accumulators)
                 const long long n0 = XT_WT % nt * 128LL;
                 for (long long i = p; i < (long long)c0 * 128; i += 128) {
                     const long long r = perm[first + i / 128], o = n0 + i % 128;
                     if (o < N) XT_STORE(ws, r * N + o, 0.0f);
                 }
+#if XT_DYN
+                XT_GRAB()
+#endif
                 XT_NEXT()
             } else {
                 const unsigned char *map = XT_MAPS + 128 * ws;
@@ -315,19 +417,34 @@ extern "C" __global__ void __launch_bounds__(384, 1) DSCC_ENTRY(Args a) {
                         const int s = it % XT_STAGES;
                         unsigned char *st = sm + s * XT_STAGE;
                         hp_mbar_wait(&empty[s], (unsigned)((it / XT_STAGES) & 1) ^ 1u); // the consumers are done with its last use
+#if XT_LVL == 2 && XT_EF && XT_SPLIT
+#define XT_TMA(dst, bar, k) /* the weight's box of K block k into dst */                                                   \
+    {                                                                                                                       \
+        if (solo) xt_tma_2d_hint((dst), map, (bar), (k) * 128, wrow, xt_policy_ef()); /* (made here: 2 registers fewer) */   \
+        else hp_tma_2d((dst), map, (bar), (k) * 128, wrow); /* other units read the tile: kept */                           \
+    }
+#elif XT_LVL == 2 && XT_EF
+#define XT_TMA(dst, bar, k) xt_tma_2d_hint((dst), map, (bar), (k) * 128, wrow, pol);
+#else
+#define XT_TMA(dst, bar, k) hp_tma_2d((dst), map, (bar), (k) * 128, wrow);
+#endif
+#if XT_KP > 1
+                        // XT_KP K blocks' boxes issued together (thread 0 waits for the later stages' release first), so
+                        // that each weight row's XT_KP adjacent 128-byte blocks reach HBM as one burst
+                        if (p == 0 && kb % XT_KP == 0)
+                            for (int j = 0; j < XT_KP && kb + j < nkb; j++) {
+                                const int sj = (it + j) % XT_STAGES;
+                                if (j) hp_mbar_wait(&empty[sj], (unsigned)(((it + j) / XT_STAGES) & 1) ^ 1u);
+                                hp_mbar_expect_tx(&full[sj], XT_BOX);
+                                XT_TMA(sm + sj * XT_STAGE, &full[sj], kb + j)
+                            }
+#else
                         if (p == 0) {
                             hp_mbar_expect_tx(&full[s], XT_BOX);
-#if XT_LVL == 2 && XT_EF
-#if XT_SPLIT
-                            if (solo) xt_tma_2d_hint(st, map, &full[s], kb * 128, wrow, xt_policy_ef()); // (made here: 2 registers fewer)
-                            else hp_tma_2d(st, map, &full[s], kb * 128, wrow); // other units read the tile: kept
-#else
-                            xt_tma_2d_hint(st, map, &full[s], kb * 128, wrow, pol);
-#endif
-#else
-                            hp_tma_2d(st, map, &full[s], kb * 128, wrow);
-#endif
+                            XT_TMA(st, &full[s], kb)
                         }
+#endif
+#undef XT_TMA
 #if XT_LVL == 2
                         float *sc = (float *)(sm + XT_SCL) + s * (BM + 4);
                         if (p == 0) xt_cp4(sc + BM, XT_WSP(ws, wsb + kb), true); // w's block scale
@@ -360,7 +477,12 @@ extern "C" __global__ void __launch_bounds__(384, 1) DSCC_ENTRY(Args a) {
                         }
 #endif
                         hp_cp_arrive(&full[s]);
+#if XT_DYN
+                        if (p0 == 0 && kb == g1) XT_GRAB()
+                        if (p0 == 0 && kb == g2) XT_NEXT()
+#else
                         if (p0 == 0 && kb == 0) XT_NEXT()
+#endif
                     }
                 }
             }
@@ -372,7 +494,16 @@ extern "C" __global__ void __launch_bounds__(384, 1) DSCC_ENTRY(Args a) {
 #endif
 #pragma unroll
             for (int j = 0; j < XT_MT; j++) src0[j] = srcn[j];
+#if XT_DYN
+            u = un;
+#else
+            u += gridDim.x;
+#endif
         }
+#if XT_DYN
+#undef XT_PUSH
+#undef XT_GRAB
+#endif
 #undef XT_SRC_ROWS
 #undef XT_WT
         // stay until the consumers released the ring's last uses: every copy this thread issued has landed then
@@ -391,6 +522,10 @@ extern "C" __global__ void __launch_bounds__(384, 1) DSCC_ENTRY(Args a) {
 #else
 #define XT_WT (u % ntw)
 #endif
+#if XT_DYN // (one brace opens the loop's body on both paths: the emulated NVRTC counts braces unpreprocessed)
+    int kq = 0; // the units taken from the producer's queue
+    for (;;)
+#else
     if (u < units) {
 #if XT_SPLIT
         int q[4];
@@ -401,9 +536,24 @@ extern "C" __global__ void __launch_bounds__(384, 1) DSCC_ENTRY(Args a) {
         b = ord[u / ntw], c0 = cnt[b], first = cnt[EB + b];
 #endif
     }
-    for (; u < units; u += gridDim.x) {
-        const int ws = XT_WT / nt, ot = XT_WT % nt, n0 = 128 * ot;
+    for (; u < units; u += gridDim.x)
+#endif
+    {
+#if XT_DYN
+        hp_mbar_wait(&ufull[kq & 1], (unsigned)((kq >> 1) & 1));
+        {
+            const int *sl_ = uslot + 8 * (kq & 1);
+            u = sl_[0], b = sl_[1], c0 = sl_[2], first = sl_[3], wt = sl_[4];
+        }
+        __syncwarp(); // the warp's lanes have read the slot: it goes back to the producer
+        if (lane == 0) hp_mbar_arrive(&uempty[kq & 1]);
+        kq++;
+        if (u >= units) break;
+        const int un = units; // (the next unit comes through the queue)
+#else
         const int un = u + gridDim.x; // the next unit: its bucket's (pass's) load issued
+#endif
+        const int ws = XT_WT / nt, ot = XT_WT % nt, n0 = 128 * ot;
 #if XT_SPLIT
         int qn[4] = {0, 0, 0, 1}, bn = 0;
         if (un < units) xt_pass_load(qn, XT_PASSES, un / ntw);
@@ -570,6 +720,13 @@ extern "C" __global__ void __launch_bounds__(384, 1) DSCC_ENTRY(Args a) {
 #undef XT_LVL
 #undef XT_EF
 #undef XT_SPLIT
+#undef XT_DYN
+#undef XT_KP
+#undef XT_CTR
+#undef XT_UQ
+#undef XT_UQB
+#undef XT_NEXT_AT
+#undef XT_GRAB_AHEAD
 #undef XT_PASSES
 #undef XT_NPASS
 #undef XT_OWN

@@ -27,15 +27,21 @@
 #                     128 x 128 (DSCC_TMA_V2=0), 128 x 256, 128 x 256 in
 #                     2-CTA clusters (DSCC_TMA_CLUSTER=1), beside cuBLASLt;
 #   rounds.sh expert  test_gpu_expert, then bench_gpu with each
-#                     DSCC_EXPERT_TMA value of EXPERT_LV (default: 3, the
-#                     default, the routed experts' TMA form at level 3 at
-#                     every row count: a unit a pass of 128 rows, the passes
-#                     of a weight tile side by side, its weights read once;
-#                     2 level 2, a block all of an expert's rows; 3,ef=0
-#                     level 3 without its L2 evict-first hint on the
-#                     weights; 3,mt=2 passes of 256 rows; 3,minr=2048 the
-#                     tile at up to 2,048 routed rows, decode steps; 0 the
-#                     tile everywhere);
+#                     DSCC_EXPERT_TMA value of EXPERT_LV (default: 3,dyn=1
+#                     level 3 with its units handed out by an atomic
+#                     counter, so that a weight tile's passes run side by
+#                     side; 3, the default, the routed experts' TMA form at
+#                     level 3 at every row count: a unit a pass of 128
+#                     rows, the static walk u += 132; 3,dyn=1,kp=2 and
+#                     3,dyn=1,kp=3 dynamic with the weights' boxes of 2 or
+#                     3 adjacent K blocks issued together (a burst a
+#                     weight row); other values: 3,dyn=1,ef=0 without the
+#                     L2 evict-first hint on one-pass tiles' weights; 2
+#                     level 2, a block all of an expert's rows; 3,mt=2
+#                     passes of 256 rows (dyn=1 with mt=2 spills 144-184
+#                     bytes, kp=2 without dyn 40-48); 3,minr=2048
+#                     the tile at up to 2,048 routed rows, decode steps; 0
+#                     the tile everywhere);
 #                     compare the steps' fp8_expert_linear ms;
 #   several parts run in one call in the order given (rounds.sh check gpu);
 #   rounds.sh mla     MLA's decode kernel alone, its variants side by side
@@ -166,7 +172,7 @@ case "$mode" in
     done ;;
   expert) # the routed experts' grouped GEMM: the TMA form (default above 2,048 rows) against the tile; fp8_expert_linear ms per step
     step test_gpu_expert 120 build/test_gpu_expert
-    for v in ${EXPERT_LV:-3 2 3,ef=0 3,mt=2 3,minr=2048 0}; do
+    for v in ${EXPERT_LV:-3,dyn=1 3 3,dyn=1,kp=2 3,dyn=1,kp=3}; do
       DSCC_EXPERT_TMA=$v TAIL=40 step "bench_gpu_expert_tma_${v//[=,]/_}" 200 build/bench_gpu --layers 2 --dense 1 --prefill 1024 --peak-tflops 1300
     done ;;
   final) # the session's paths one at a time through test_gpu_ops (the others off), all at once on one GPU, beside
@@ -276,12 +282,12 @@ case "$mode" in
       TAIL=60 step "trace_top_b$b" 60 python3 bench/trace_top.py "$out/trace_b$b.json" 45 --step "decode 3" --peak-gbs 3162 --peak-tflops 1300
     done ;;
   ncuexp) # Nsight Compute on the routed experts' grouped GEMM in a 1,024-token prefill at each DSCC_EXPERT_TMA of
-          # NCUEXP_LV (default: the TMA form's levels 2 and 3; 0 the tile); their entries pN_fp8_expert_tile and
+          # NCUEXP_LV (default: level 3 with dyn=1 and without; 0 the tile); their entries pN_fp8_expert_tile and
           # pN_fp8_expert_tma, the prefill's two launches (gate and up, then the down) of the one MoE layer
     n=$(command -v ncu || ls /usr/local/cuda*/bin/ncu /opt/nvidia/nsight-compute/*/ncu 2>/dev/null | head -n 1)
     python3 -c "import numpy as np; np.save('$out/ids1k.npy', (np.arange(1024, dtype=np.int64) * 7919 % 129280).reshape(1, 1024))"
-    for v in ${NCUEXP_LV:-2 3}; do
-      [ -n "$n" ] && DSCC_EXPERT_TMA=$v TAIL=30 step "ncu_expert_tma$v" 200 "$n" --clock-control none --kernel-name regex:"fp8_expert_(tile|tma)" \
+    for v in ${NCUEXP_LV:-3,dyn=1 3}; do
+      [ -n "$n" ] && DSCC_EXPERT_TMA=$v TAIL=30 step "ncu_expert_tma${v//[=,]/_}" 200 "$n" --clock-control none --kernel-name regex:"fp8_expert_(tile|tma)" \
         --launch-count 2 --set full build/dscc run models/deepseek_v3.dsl --random-weights 1 --set num_hidden_layers=2 \
         --set first_k_dense_replace=1 --set num_nextn_predict_layers=0 --tokens "$out/ids1k.npy" --backend cuda --precision fp8 \
         --prefill 1024 --generate 1

@@ -31,7 +31,12 @@
  * experts 24-31 never hit, others at zero rows at the smaller counts), on
  * the default grid of 132 blocks (most of them without a unit at 1
  * token); level 3 (the default: level 2 with a unit a pass) on the same
- * cases and at the decode-like shapes.
+ * cases and at the decode-like shapes (level 1 on most of them). Level 3
+ * with dynamic units (dyn=1: an atomic counter, a queue in shared memory
+ * to the consumers, the counter reset by the launch's last grab for the
+ * chained down) on slots of id -1 and the two experts of 160 rows; the
+ * weights' boxes of 2 or 3 K blocks issued together (kp=2, 3) there and at
+ * the decode-like shapes.
  * The stream form is opt-in (DSCC_EXPERT_V2=1 or its parameters: on an
  * H100 it was slower than the tile). Each step checks that the stream
  * phase is the one that ran (and, with DSCC_EXPERT_V2=0 or unset, that it
@@ -183,6 +188,9 @@ static void check_kinds(bool f32, int form, unsigned kinds) {
         /* level 3 (the default, and where only keys are given): level 2 with split units */
         const bool lvl_given = tenv && tenv[0] >= '1' && tenv[0] <= '3' && (tenv[1] == ',' || !tenv[1]);
         assert_true(generated_has(g, f32, "#define XT_SPLIT 1\n") == (!lvl_given || tenv[0] == '3'));
+        /* dyn=1: level 3's units handed out by the atomic counter */
+        assert_true(generated_has(g, f32, "#define XT_DYN 1\n") == (tenv && strstr(tenv, "dyn=1") != NULL));
+        assert_true(generated_has(g, f32, "#define XT_KP 2\n") == (tenv && strstr(tenv, "kp=2") != NULL));
     }
     GpuExec *gx = gpu_exec_new(g, &ws, &go, d);
     assert_non_null(gx);
@@ -273,20 +281,21 @@ static void test_tile(void **state) {
     check(false, FORM_TILE);
     unsetenv("DSCC_EXPERT_TMA");
 }
-/* the TMA form (expert_tma.cuh) at every row count (minr=1: above 1 routed row), 128 rows a pass (mt=1, the default:
- * an expert of 160 rows takes two passes), bf16 storage, a grid of 3 blocks (each walks many units: the ring's stages
+/* the TMA form's level 1 (expert_tma.cuh) at every row count (minr=1: above 1 routed row), 128 rows a pass (mt=1: an
+ * expert of 160 rows takes two passes), bf16 storage, a grid of 3 blocks (each walks many units: the ring's stages
  * and phases carry over from unit to unit, the -1 bucket's among them); then 256 a pass (mt=2: consumers with two row
- * tiles), f32 storage, a block a unit, on uneven rows and the two experts of 160 */
+ * tiles), f32 storage, a block a unit, on the two experts of 160. (The expert of 80 rows, and uneven rows at mt=2, run
+ * at levels 2 and 3, whose passes are level 1's: left out here to keep the test's time with test_tma3_dyn's added.) */
 static void test_tma(void **state) {
     (void)state;
     setenv("DSCC_EXPERT_TMA", "1,minr=1,grid=3", 1);
-    check_kinds(false, FORM_TMA, 31u);
+    check_kinds(false, FORM_TMA, 1u | 1u << 1 | 1u << 2 | 1u << 4);
     unsetenv("DSCC_EXPERT_TMA");
 }
 static void test_tma_f32(void **state) {
     (void)state;
     setenv("DSCC_EXPERT_TMA", "1,minr=1,mt=2", 1);
-    check_kinds(true, FORM_TMA, 1u << 2 | 1u << 4); /* uneven rows; two experts of 160 rows */
+    check_kinds(true, FORM_TMA, 1u << 4); /* two experts of 160 rows */
     unsetenv("DSCC_EXPERT_TMA");
 }
 
@@ -316,6 +325,18 @@ static void test_tma3(void **state) {
     unsetenv("DSCC_EXPERT_TMA");
 }
 
+/* level 3 with dynamic units (DSCC_EXPERT_TMA=3,dyn=1: the next unit from an atomic counter the sort zeroes, passed
+ * to the consumers through a queue in shared memory; the last grab sets the counter back to 0, so the chained down's
+ * phase, on the same sort, starts from 0 too): slots of id -1 (zero units handed out like the others) and the two
+ * experts of 160 rows (two passes a weight tile), on a grid of 5 (the blocks' host threads racing for the units); the
+ * weights' boxes of 2 K blocks issued together (kp=2: K 528 and 176, 5 and 2 K blocks, a last pair of one) */
+static void test_tma3_dyn(void **state) {
+    (void)state;
+    setenv("DSCC_EXPERT_TMA", "3,dyn=1,grid=5,kp=2", 1);
+    check_kinds(false, FORM_TMA, 1u << 1 | 1u << 4);
+    unsetenv("DSCC_EXPERT_TMA");
+}
+
 /* Decode-like shapes: V3's SwiGLU over 32 experts (gate and up K 272: a last K block of 16 bytes; N 176, the down's
  * 272: neither a multiple of 128), 4 slots a token, each token's experts drawn from 0..23 (experts 24-31 never hit). */
 static const char SRC_DEC[] = "dim T;\n"
@@ -337,6 +358,8 @@ static void check_decode(bool f32) {
     PassRunOptions ro = {0};
     assert_true(pass_pipeline_parse(a, d, "shape-infer,fold-constants,dce,fp8-quant,cse,dce,fuse", &pp) && pass_pipeline_run(&pp, g, &ro, d));
     assert_int_equal(tma_level(g, f32), 2);
+    const char *tenv = getenv("DSCC_EXPERT_TMA"); /* kp=3: generated as asked */
+    assert_true(generated_has(g, f32, "#define XT_KP 3\n") == (tenv && strstr(tenv, "kp=3") != NULL));
     uint64_t seed = tu_test_seed() + (f32 ? 29 : 31);
     CpuWeightSource ws = cpu_random_weights(&seed);
     GpuOptions go = {.max_batch = 128, .max_seq = 1, .max_ctx = 1, .keep_all = true, .f32_storage = f32, .no_blas = true};
@@ -395,10 +418,11 @@ static void test_tma2_decode(void **state) {
     unsetenv("DSCC_EXPERT_TMA");
 }
 /* level 3 at the decode-like shapes: f32, 256 rows a pass (mt=2), a grid of 7 (many units a block), without the L2
- * hint */
+ * hint, the weights' boxes of 3 K blocks issued together (kp=3: K 272 and 176, 3 and 2 K blocks, on a ring of 4
+ * stages) */
 static void test_tma3_decode_f32(void **state) {
     (void)state;
-    setenv("DSCC_EXPERT_TMA", "3,mt=2,grid=7,ef=0", 1);
+    setenv("DSCC_EXPERT_TMA", "3,mt=2,grid=7,ef=0,kp=3", 1);
     check_decode(true);
     unsetenv("DSCC_EXPERT_TMA");
 }
@@ -466,6 +490,11 @@ static void test_env(void **state) {
     assert_true(generated_has(g, false, "#define XT_SPLIT 1\n"));
     phases_at(g, false, 1, &st, &tile, &ring, &tma);
     assert_true(!st && !tile && tma);
+    assert_false(generated_has(g, false, "#define XT_DYN 1\n")); /* the static walk unless dyn=1 */
+    setenv("DSCC_EXPERT_TMA", "dyn=1", 1);                      /* keys alone: level 3 */
+    assert_true(generated_has(g, false, "#define XT_DYN 1\n"));
+    setenv("DSCC_EXPERT_TMA", "3,dyn=0", 1);
+    assert_false(generated_has(g, false, "#define XT_DYN 1\n"));
     setenv("DSCC_EXPERT_TMA", "2", 1);
     assert_false(generated_has(g, false, "#define XT_SPLIT 1\n"));
     unsetenv("DSCC_EXPERT_TMA");
@@ -483,6 +512,9 @@ static void test_env(void **state) {
     phases_at(g, true, 1, &st, &tile, &ring, &tma);
     assert_true(!st && !tile && tma);
     assert_int_equal(tma_level(g, true), 2);
+    assert_true(generated_has(g, false, "#define XT_KP 1\n"));
+    setenv("DSCC_EXPERT_TMA", "2,kp=3", 1); /* kp at level 2 too */
+    assert_true(generated_has(g, false, "#define XT_KP 3\n"));
     unsetenv("DSCC_EXPERT_TMA");
     assert_true(generated_has(g, false, "#define XT_EF 1\n"));
     setenv("DSCC_EXPERT_TMA", "minr=8", 1); /* keys alone: the default level */
@@ -494,13 +526,13 @@ static void test_env(void **state) {
     assert_true(!st && tile && !tma);
     int before = diag_error_count(d);
     static const char *const badt[] = {"4", "minr=0", "mt=3", "minr", "minr=", "mt=1,", "minr=8x", "depth=2", "grid=0", "grid=1025",
-                                       "mt=2,2", "2,", "2x", ",2", "2,mt=3", "-1", "2,ef=2"};
+                                       "mt=2,2", "2,", "2x", ",2", "2,mt=3", "-1", "2,ef=2", "2,dyn=1", "1,dyn=1", "dyn=2", "kp=0", "kp=4", "1,kp=2"};
     for (size_t i = 0; i < sizeof badt / sizeof badt[0]; i++) {
         setenv("DSCC_EXPERT_TMA", badt[i], 1);
         assert_null(cg_generate(a, d, g, &(CgGenOptions){0}));
     }
     unsetenv("DSCC_EXPERT_TMA");
-    assert_true(diag_error_count(d) >= before + 17);
+    assert_true(diag_error_count(d) >= before + 23);
     arena_free(a);
 }
 
@@ -510,6 +542,7 @@ int main(int argc, char **argv) {
                                        cmocka_unit_test(test_regs_f32), cmocka_unit_test(test_ring4), cmocka_unit_test(test_tile),
                                        cmocka_unit_test(test_tma), cmocka_unit_test(test_tma_f32), cmocka_unit_test(test_tma2),
                                        cmocka_unit_test(test_tma2_f32), cmocka_unit_test(test_tma2_decode), cmocka_unit_test(test_tma3),
+                                       cmocka_unit_test(test_tma3_dyn),
                                        cmocka_unit_test(test_tma3_decode_f32), cmocka_unit_test(test_env)};
     if (argc > 1) cmocka_set_test_filter(argv[1]); /* one test (a glob) while iterating: test_gpu_expert 'test_tma2*' */
     return cmocka_run_group_tests(tests, NULL, NULL);
