@@ -461,8 +461,9 @@ static bool skinny_params(Gen *G, int64_t N, int64_t K, SkinnyParams *p) {
 
 /* The defines gemm_skinny.cuh and gemm_skinny2.cuh share: the shape, rb
  * weight-row octets a group, the operands' slots (x, x's scales, w, w's
- * scales, y) and the BF16 form (no scales). Into out; their count. */
-#define SK_NDEFS 10
+ * scales, y), the BF16 form (no scales) and where the kernel lets the
+ * next one launch (DSCC_PDL_EARLY). Into out; their count. */
+#define SK_NDEFS 11
 static int skinny_defs(Gen *G, IrDim M, int64_t K, int64_t N, int rb, const int *slot, bool bf16, CgDefine *out) {
     const CgDefine d[SK_NDEFS] = {
         {"SK_M", cg_dim(G, M)},
@@ -475,6 +476,7 @@ static int skinny_defs(Gen *G, IrDim M, int64_t K, int64_t N, int rb, const int 
         {"SK_WS(i)", bf16 ? "1.0f" : arena_printf(G->a, "L%d(a, (i))", slot[3])},
         {"SK_STORE(i, v)", arena_printf(G->a, "S%d(a, (i), (v))", slot[4])},
         {"SK_BF16", bf16 ? "1" : "0"},
+        {"SK_EARLY", cg_pdl_early() == 1 ? "1" : "0"}, /* the trigger first (DSCC_PDL_EARLY=1; gemm_skinny_bulk.cuh keeps its own) */
     };
     memcpy(out, d, sizeof d);
     return SK_NDEFS;

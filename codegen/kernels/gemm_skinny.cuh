@@ -62,6 +62,9 @@
 //   SK_STORE(i, v)    stores y[i] (f32 v) in y's dtype
 //   SK_PIPE           1: the persistent pipelined form (SK_MROWS 8, SK_SPLIT 1; default 0)
 //   SK_GRID           CTAs of that form (each owns column groups blockIdx.x + SK_GRID i)
+//   SK_EARLY          1 (DSCC_PDL_EARLY=1): DSCC_PDL_LAUNCH_DEPENDENTS() first, so the next kernel may launch while
+//                     this one runs (it waits for this one's end; its prologue, and that of a kernel after it which
+//                     triggers early too, runs under this one's tail); 0 (default): once the CTA's loads are issued
 //   SK_BF16           1: x and w are BF16 (a linear's), not E4M3 codes: mma m16n8k16 BF16 in the same fragment
 //                     order (a thread's 16 bytes are 8 values, two mma's B registers), K blocks of 128 bytes (64
 //                     values), and SK_XS, SK_WS are 1 (default 0)
@@ -99,6 +102,9 @@ __device__ __forceinline__ void mma_e4m3(float *c, const unsigned *a, const unsi
 #endif
 #ifndef SK_BF16
 #define SK_BF16 0
+#endif
+#ifndef SK_EARLY
+#define SK_EARLY 0
 #endif
 #ifndef SK_PIPE
 #define SK_PIPE 0                        // 1: the persistent pipelined form (M <= 8; SK_GRID CTAs)
@@ -330,6 +336,9 @@ __device__ __forceinline__ void SK_PSTEP(const Args &a, float (&acc)[SK_RB][4], 
 
 // (one entry line for both forms: the emulator's translator reads it as text)
 extern "C" __global__ void __launch_bounds__(256, SK_MINB) __cluster_dims__(SK_SPLIT, 1, 1) DSCC_ENTRY(Args a) {
+#if SK_EARLY
+    DSCC_PDL_LAUNCH_DEPENDENTS(); // the next kernel may launch now (every CTA of this one is placed once all trigger)
+#endif
 #if SK_PIPE
     extern __shared__ float sk_smem[]; // two buffers of [warp][row of y][column] sums
     const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31, g = lane >> 2, q = lane & 3;
@@ -347,7 +356,7 @@ extern "C" __global__ void __launch_bounds__(256, SK_MINB) __cluster_dims__(SK_S
     SK_PLOAD(a, wa, sa, xa, ta, 0, ns, warp, g, q, false);
     SK_PLOAD(a, wb, sb, xb, tb, 1, ns, warp, g, q, false);
     for (long long s = 0; s < ns; s += 2) {
-        if (s + 2 >= ns) DSCC_PDL_LAUNCH_DEPENDENTS(); // the CTA's loads are all issued: the next kernel may start its prologue
+        if (!SK_EARLY && s + 2 >= ns) DSCC_PDL_LAUNCH_DEPENDENTS(); // the CTA's loads are all issued: the next kernel may start
         SK_PSTEP(a, acc, wa, sa, xa, ta, sk_smem, s, warp, g, q);
         SK_PLOAD(a, wa, sa, xa, ta, s + 2, ns, warp, g, q, true);
         SK_PLOAD(a, wa, sa, xa, ta, s + 2, ns, warp, g, q, false);
@@ -383,7 +392,7 @@ extern "C" __global__ void __launch_bounds__(256, SK_MINB) __cluster_dims__(SK_S
         kb0 += SK_KW * SK_U;
         if (kb0 < nkb) SK_LOADW(a, wv, ws, kb0, n0, g, q);
     }
-    DSCC_PDL_LAUNCH_DEPENDENTS(); // every load of the CTA's weights is done: the next kernel may start its prologue
+    if (!SK_EARLY) DSCC_PDL_LAUNCH_DEPENDENTS(); // every load of the CTA's weights is done: the next kernel may start
     // the 8 warps' sums: column 8r + 2q (+1) of the block, row of y 16t + g (+8); then the CTA's, in warp order
 #pragma unroll
     for (int t = 0; t < SK_T; t++)
@@ -423,6 +432,7 @@ extern "C" __global__ void __launch_bounds__(256, SK_MINB) __cluster_dims__(SK_S
 #undef SK_GRID
 #endif
 #undef SK_PIPE
+#undef SK_EARLY
 #undef SK_WSA
 #undef SK_BF16
 #undef SK_KB

@@ -49,6 +49,8 @@
 //   SK_XS(m, kb)      x's f32 scale of row m, K block kb
 //   SK_WS(i)          w's f32 scales [ceil(N/128)][ceil(K/128)]
 //   SK_STORE(i, v)    stores y[i] (f32 v) in y's dtype
+//   SK_EARLY          1 (DSCC_PDL_EARLY=1): DSCC_PDL_LAUNCH_DEPENDENTS() first, so the next kernel may launch while
+//                     this one runs (it waits for this one's end); 0 (default): never (it launches at this one's end)
 //   SK_BF16           1: x and w are BF16 (a linear's): mma m16n8k16 BF16 in the same fragment order, K blocks of
 //                     128 bytes (64 values), SK_XS and SK_WS 1 (default 0)
 // Dynamic shared memory: SK2_SMEM bytes (gen_gemm.c computes the same sum).
@@ -91,6 +93,9 @@ __device__ __forceinline__ void cp_wait0() { asm volatile("cp.async.wait_group 0
 #define SK2_XR (SK_MROWS / 8)                          // x rows a thread holds: g (and g + 8)
 #ifndef SK_BF16
 #define SK_BF16 0
+#endif
+#ifndef SK_EARLY
+#define SK_EARLY 0
 #endif
 #define SK2_KB (SK_K * (SK_BF16 ? 2 : 1))              // bytes of a row of x and w
 #define SK2_NKB ((SK2_KB + 127) / 128)                 // K blocks (of 128 bytes)
@@ -230,6 +235,9 @@ extern "C" __global__ void __launch_bounds__(256, SK_MINB) DSCC_ENTRY(Args a) {
     const long long M = SK_M, K = SK2_KB;
     const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31, g = lane >> 2, q = lane & 3;
     const long long groups = (SK2_G - blockIdx.x + SK_GRID - 1) / SK_GRID, J = groups * SK2_T; // stages of the CTA
+#if SK_EARLY
+    DSCC_PDL_LAUNCH_DEPENDENTS(); // the next kernel may launch now (every CTA of this one is placed once all trigger)
+#endif
     SK2_PREFETCH(a, 0, J, warp, g, q); // the first two stages' weights start under the tail of the kernel before
     SK2_PREFETCH(a, 1, J, warp, g, q);
     DSCC_PDL_WAIT(); // x, its scales and y are the step's: from here on
@@ -261,6 +269,7 @@ extern "C" __global__ void __launch_bounds__(256, SK_MINB) DSCC_ENTRY(Args a) {
 #undef SK2_MMA_0
 #undef SK2_MMA_1
 #undef SK_BF16
+#undef SK_EARLY
 #undef SK2_T
 #undef SK2_COLS
 #undef SK2_G
