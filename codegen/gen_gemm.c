@@ -717,17 +717,23 @@ static bool skinny_bulk_on(const SkinnyParams *sp, const SkinnyBulkShape *s, boo
     return on && s->stages >= 2;
 }
 
-/* Whether gemm_skinny2.cuh runs the M <= mrows rows of a linear over K
+/* Whether gemm_skinny2.cuh runs the M <= mrows rows of an N-row linear over K
  * bytes a row: DSCC_SKINNY's v2, else DSCC_SKINNY_V2 (1 or 0), else for
- * BF16 linears only. An H100 (run 1) timed it at 0.75-0.95x gemm_skinny.cuh
- * on V3's FP8 shapes at M = 1 (q_b 1.57 against 2.02 TB/s, o_proj 1.96
+ * BF16 linears only, and of those only where the 8-row column groups give
+ * each of the 132 SMs one (the LM head): a narrower one (the MoE router's
+ * 256 rows: 32 CTAs of gemm_skinny2.cuh, 3.7 MB at ~0.4 TB/s in a decode
+ * step's trace on an H100) takes gemm_skinny.cuh's round form, whose
+ * clusters split K (256 CTAs, every load of a warp in one round), unless
+ * DSCC_SKINNY_BF16_SPLIT=0 (which restores gemm_skinny2.cuh there). An
+ * H100 (run 1) timed it at 0.75-0.95x gemm_skinny.cuh on V3's FP8 shapes at M = 1 (q_b 1.57 against 2.02 TB/s, o_proj 1.96
  * against 2.40; its scale loads then waited each stage, which they no
  * longer do, untimed), and as fast as the tile on the BF16 router and LM
  * head. False too where mrows rows of x and the smallest ring do not fit a
  * block's shared memory. */
-static bool skinny2_on(const SkinnyParams *sp, int64_t K, int mrows, bool bf16) {
-    const char *e = getenv("DSCC_SKINNY_V2");
-    bool on = sp->v2 >= 0 ? sp->v2 == 1 : e && *e ? strcmp(e, "1") == 0 : bf16;
+static bool skinny2_on(const SkinnyParams *sp, int64_t N, int64_t K, int mrows, bool bf16) {
+    const char *e = getenv("DSCC_SKINNY_V2"), *bs = getenv("DSCC_SKINNY_BF16_SPLIT");
+    const bool narrow = (N + 7) / 8 < 132 && !(bs && strcmp(bs, "0") == 0);
+    bool on = sp->v2 >= 0 ? sp->v2 == 1 : e && *e ? strcmp(e, "1") == 0 : bf16 && !narrow;
     return on && skinny2_smem(1, 1, K, mrows) <= CG_BLOCK_SMEM_MAX;
 }
 
@@ -761,6 +767,11 @@ static bool gemm_skinny(Gen *G, IrDim M, int64_t K, int64_t N, const int *slot, 
         G->why = arena_printf(G->a, "DSCC_SKINNY_BULK is '%s': expected 0 or 1", be);
         return false;
     }
+    const char *bs = getenv("DSCC_SKINNY_BF16_SPLIT");
+    if (bs && *bs && strcmp(bs, "0") && strcmp(bs, "1")) {
+        G->why = arena_printf(G->a, "DSCC_SKINNY_BF16_SPLIT is '%s': expected 0 or 1", bs);
+        return false;
+    }
     const char *mx = getenv("DSCC_SKINNY_MAX");
     char *end = NULL;
     long t = mx && *mx ? strtol(mx, &end, 10) : 0;
@@ -768,7 +779,7 @@ static bool gemm_skinny(Gen *G, IrDim M, int64_t K, int64_t N, const int *slot, 
         G->why = arena_printf(G->a, "DSCC_SKINNY_MAX is '%s': expected the most rows of the skinny-M form, 8..%d", mx, CG_SKINNY_M);
         return false;
     }
-    bool on8 = skinny2_on(&sp, Kb, 8, bf16);
+    bool on8 = skinny2_on(&sp, N, Kb, 8, bf16);
     /* FP8 on gemm_skinny2.cuh (DSCC_SKINNY_V2=1): to 16 rows (the tile measured faster than gemm_skinny.cuh at 32 on every
      * V3 shape) */
     *top = t ? (int)t : on8 && !bf16 ? 16 : CG_SKINNY_M;
@@ -783,7 +794,7 @@ static bool gemm_skinny(Gen *G, IrDim M, int64_t K, int64_t N, const int *slot, 
     } else if (on8) skinny2_instance(G, &sp, set_rb, set_u, M, 0, 8, K, N, slot, bf16);
     else if (skinny_pipe_on(&sp, N)) skinny_pipe_instance(G, &sp, set_u, set_minb, M, K, N, slot, bf16);
     else skinny_instance(G, &sp, M, 0, 8, K, N, slot, bf16);
-    if (on8 && *top <= 16 && skinny2_on(&sp, Kb, 16, bf16)) skinny2_instance(G, &sp, set_rb, set_u, M, 8, 16, K, N, slot, bf16);
+    if (on8 && *top <= 16 && skinny2_on(&sp, N, Kb, 16, bf16)) skinny2_instance(G, &sp, set_rb, set_u, M, 8, 16, K, N, slot, bf16);
     else skinny_instance(G, &sp, M, 8, CG_SKINNY_M, K, N, slot, bf16);
     G->phases[G->nphases - 1].amax = *top > 8 ? *top : 8; /* (at 8: amin = amax, it never runs) */
     return true;
