@@ -393,6 +393,7 @@ typedef struct {
     int grid; /* that form's most CTAs (0: the SMs' slots) */
     int bulk; /* gemm_skinny_bulk.cuh at M <= 8: 1 yes, 0 no, -1 as DSCC_SKINNY_BULK says */
     int stages; /* its ring's stages (0: as many as fit, at most 8) */
+    int pf;     /* the L2 prefetch distance in steps of the pipelined form and gemm_skinny2.cuh (SK_PF; 0: none) */
 } SkinnyParams;
 
 /* The default parameters of an N x K weight, from Little's law on an
@@ -410,7 +411,7 @@ typedef struct {
  * x a thread and two row tiles: at 128 registers it spills (NVRTC,
  * sm_90a) from SK_RB x SK_U = 4 on, so it loads half as much a round. */
 static SkinnyParams skinny_default(int64_t N, int64_t K) {
-    SkinnyParams p = {cg_skinny_groups(N), 1, 2, 1, 1, -1, -1, 0, -1, 0};
+    SkinnyParams p = {cg_skinny_groups(N), 1, 2, 1, 1, -1, -1, 0, -1, 0, 0};
     int64_t blocks = (N + 8 * p.rb - 1) / (8 * p.rb), nkb = (K + 127) / 128;
     while (p.split < 8 && blocks * p.split < 240 && 8 * (p.split + 1) <= nkb) p.split++;
     int64_t ctas = blocks * p.split, kw = 8 * p.split;
@@ -434,6 +435,7 @@ static bool skinny_param(const char *key, size_t klen, long v, SkinnyParams *p) 
     else if (klen == 4 && !strncmp(key, "grid", 4) && v >= 1 && v <= 4096) p->grid = (int)v;
     else if (klen == 4 && !strncmp(key, "bulk", 4) && (v == 0 || v == 1)) p->bulk = (int)v;
     else if (klen == 6 && !strncmp(key, "stages", 6) && v >= 2 && v <= 16) p->stages = (int)v;
+    else if (klen == 2 && !strncmp(key, "pf", 2) && v >= 0 && v <= 8) p->pf = (int)v;
     else return false;
     return true;
 }
@@ -451,7 +453,7 @@ static bool skinny_params(Gen *G, int64_t N, int64_t K, SkinnyParams *p) {
         char *vend;
         long v = eq && eq < end ? strtol(eq + 1, &vend, 10) : 0;
         if (!eq || eq > end || vend != end || (*end && !end[1]) || !skinny_param(s, (size_t)(eq - s), v, p)) {
-            G->why = arena_printf(G->a, "DSCC_SKINNY is '%s': expected comma-separated rb=1|2|4, u=1..8, u32=1..8, minb=1..4, split=1..8, v2=0|1, pipe=0|1, grid=1..4096, bulk=0|1, stages=2..16", e);
+            G->why = arena_printf(G->a, "DSCC_SKINNY is '%s': expected comma-separated rb=1|2|4, u=1..8, u32=1..8, minb=1..4, split=1..8, v2=0|1, pipe=0|1, grid=1..4096, bulk=0|1, stages=2..16, pf=0..8", e);
             return false;
         }
         s = *end ? end + 1 : end;
@@ -536,18 +538,19 @@ static void skinny_pipe_instance(Gen *G, const SkinnyParams *sp, bool set_u, boo
     const int64_t per = (groups + slots - 1) / slots, grid = (groups + per - 1) / per;
     const int64_t smem = (int64_t)sizeof(float) * 2 * 8 * 8 * (8 * rb + 1); /* two buffers of the warps' sums */
     const char *entry = arena_printf(G->a, "p%d_%s_skinny_pipe_m8", G->nphases, bf16 ? "linear_bf16" : "fp8_linear");
-    CgDefine defs[5 + SK_NDEFS] = {
+    CgDefine defs[6 + SK_NDEFS] = {
         {"SK_PIPE", "1"},
         {"SK_U", arena_printf(G->a, "%d", u)},
         {"SK_MINB", arena_printf(G->a, "%d", minb)},
         {"SK_MROWS", "8"},
         {"SK_GRID", arena_printf(G->a, "%lld", (long long)grid)},
+        {"SK_PF", arena_printf(G->a, "%d", sp->pf)},
     };
-    int nd = skinny_defs(G, M, K, N, rb, slot, bf16, defs + 5);
+    int nd = skinny_defs(G, M, K, N, rb, slot, bf16, defs + 6);
     sb_printf(&G->decl, "// %s at M <= 8: a persistent grid of %lld CTAs over %lld groups of %d weight rows (%lld a CTA at most), K split\n"
-                        "// between the 8 warps, weights and x streamed through two register stages across group ends (rb=%d u=%d minb=%d)\n",
-              bf16 ? "linear (bf16)" : "fp8_linear", (long long)grid, (long long)groups, 8 * rb, (long long)per, rb, u, minb);
-    sb_puts(&G->decl, cg_kernel_instance(G->a, "gemm_skinny", entry, defs, 5 + nd));
+                        "// between the 8 warps, weights and x streamed through two register stages across group ends (rb=%d u=%d minb=%d pf=%d)\n",
+              bf16 ? "linear (bf16)" : "fp8_linear", (long long)grid, (long long)groups, 8 * rb, (long long)per, rb, u, minb, sp->pf);
+    sb_puts(&G->decl, cg_kernel_instance(G->a, "gemm_skinny", entry, defs, 6 + nd));
     cg_phase(G, CG_LAUNCH_BLOCK, M, 8, ir_dim_const(grid), 1, smem);
     G->phases[G->nphases - 1].fn = entry;
     G->phases[G->nphases - 1].amin = 0;
@@ -618,17 +621,18 @@ static void skinny2_instance(Gen *G, const SkinnyParams *sp, bool set_rb, bool s
     int rb = s.rb, u = s.u, occ = s.occ;
     int64_t groups = s.groups, grid = s.grid;
     const char *entry = arena_printf(G->a, "p%d_%s_skinny2_m%d", G->nphases, bf16 ? "linear_bf16" : "fp8_linear", mrows);
-    CgDefine defs[4 + SK_NDEFS] = {
+    CgDefine defs[5 + SK_NDEFS] = {
         {"SK_MROWS", arena_printf(G->a, "%d", mrows)},
         {"SK_U", arena_printf(G->a, "%d", u)},
         {"SK_MINB", arena_printf(G->a, "%d", occ)},
         {"SK_GRID", arena_printf(G->a, "%lld", (long long)grid)},
+        {"SK_PF", arena_printf(G->a, "%d", sp->pf)},
     };
-    int nd = skinny_defs(G, M, K, N, rb, slot, bf16, defs + 4);
+    int nd = skinny_defs(G, M, K, N, rb, slot, bf16, defs + 5);
     sb_printf(&G->decl, "// %s at %d < M <= %d: a persistent grid of %lld blocks over %lld groups of %d weight rows, K split between the 8 warps,\n"
                         "// weights streamed by cp.async through a 3-stage ring (%d K blocks a warp a stage), x in shared memory once (rb=%d u=%d)\n",
               bf16 ? "linear (bf16)" : "fp8_linear", lo, hi, (long long)grid, (long long)groups, 8 * rb, u, rb, u);
-    sb_puts(&G->decl, cg_kernel_instance(G->a, "gemm_skinny2", entry, defs, 4 + nd));
+    sb_puts(&G->decl, cg_kernel_instance(G->a, "gemm_skinny2", entry, defs, 5 + nd));
     cg_phase(G, CG_LAUNCH_BLOCK, M, mrows, ir_dim_const(grid), 1, skinny2_smem(rb, u, Kb, mrows));
     G->phases[G->nphases - 1].fn = entry;
     G->phases[G->nphases - 1].amin = lo;

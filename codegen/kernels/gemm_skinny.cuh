@@ -62,6 +62,10 @@
 //   SK_STORE(i, v)    stores y[i] (f32 v) in y's dtype
 //   SK_PIPE           1: the persistent pipelined form (SK_MROWS 8, SK_SPLIT 1; default 0)
 //   SK_GRID           CTAs of that form (each owns column groups blockIdx.x + SK_GRID i)
+//   SK_PF             the pipelined form's L2 prefetch distance in steps (default 0: none): before its wait a warp
+//                     prefetches steps 2 .. SK_PF + 1 of its weights into L2 (prefetch.global.L2, a 32-byte sector a
+//                     lane), then with each step's loads the step SK_PF further on: bytes in flight that hold no
+//                     register (the register stages then read them from L2)
 //   SK_EARLY          1 (DSCC_PDL_EARLY=1): DSCC_PDL_LAUNCH_DEPENDENTS() first, so the next kernel may launch while
 //                     this one runs (it waits for this one's end; its prologue, and that of a kernel after it which
 //                     triggers early too, runs under this one's tail); 0 (default): once the CTA's loads are issued
@@ -105,6 +109,9 @@ __device__ __forceinline__ void mma_e4m3(float *c, const unsigned *a, const unsi
 #endif
 #ifndef SK_EARLY
 #define SK_EARLY 0
+#endif
+#ifndef SK_PF
+#define SK_PF 0                          // the pipelined form's L2 prefetch distance (steps)
 #endif
 #ifndef SK_PIPE
 #define SK_PIPE 0                        // 1: the persistent pipelined form (M <= 8; SK_GRID CTAs)
@@ -249,6 +256,7 @@ __device__ __forceinline__ void SK_ROUND(const Args &a, float (&acc)[SK_RB][4], 
 #define SK_PLOAD SK_PASTE(DSCC_ENTRY, _pload)
 #define SK_PSTEP SK_PASTE(DSCC_ENTRY, _pstep)
 #define SK_PEND SK_PASTE(DSCC_ENTRY, _pend)
+#define SK_PPREF SK_PASTE(DSCC_ENTRY, _ppref)
 
 // Step s's loads (none at s >= ns): the weights and their scales (wx 1), or x's fragments and scales (wx 0: x is
 // written by the kernel before, so only after DSCC_PDL_WAIT())
@@ -280,6 +288,26 @@ __device__ __forceinline__ void SK_PLOAD(const Args &a, uint4 (&wv)[SK_U][SK_RB]
             }
             xs[u] = mk ? SK_XSA(g, kb) : 0.0f;
         }
+    }
+}
+
+// Step s's weights into L2 (none at s >= ns): the sectors SK_PLOAD reads, one 32-byte sector a lane of an even q
+// (its 16 bytes and the odd neighbour's). Read-only weights only: it may run before the kernel's DSCC_PDL_WAIT().
+__device__ __forceinline__ void SK_PPREF(const Args &a, long long s, long long ns, int warp, int g, int q) {
+    const long long N = SK_N, K = SK_KB, nkb = SK_NKB;
+    if (s >= ns || (q & 1)) return;
+    const long long gi = s / SK_PNR, n0 = ((long long)blockIdx.x + gi * SK_GRID) * SK_COLS;
+    const long long kb0 = warp + 8LL * SK_U * (s - gi * SK_PNR);
+#pragma unroll
+    for (int u = 0; u < SK_U; u++) {
+        const long long kb = kb0 + 8 * u;
+#pragma unroll
+        for (int r = 0; r < SK_RB; r++)
+#pragma unroll
+            for (int h = 0; h < 2; h++) {
+                const long long n = n0 + r * 8 + g, k = kb * 128 + h * 64 + q * 16;
+                if (kb < nkb && n < N && k < K) pdl_prefetch_l2(SK_W + n * K + k);
+            }
     }
 }
 
@@ -352,6 +380,8 @@ extern "C" __global__ void __launch_bounds__(256, SK_MINB) __cluster_dims__(SK_S
     float sa[SK_U], sb[SK_U], ta[SK_U], tb[SK_U];
     SK_PLOAD(a, wa, sa, xa, ta, 0, ns, warp, g, q, true); // weights before the wait (nothing of the step writes them)
     SK_PLOAD(a, wb, sb, xb, tb, 1, ns, warp, g, q, true);
+#pragma unroll
+    for (int p = 0; p < SK_PF; p++) SK_PPREF(a, 2 + p, ns, warp, g, q); // (SK_PF) the next steps' weights into L2
     DSCC_PDL_WAIT();
     SK_PLOAD(a, wa, sa, xa, ta, 0, ns, warp, g, q, false);
     SK_PLOAD(a, wb, sb, xb, tb, 1, ns, warp, g, q, false);
@@ -359,10 +389,12 @@ extern "C" __global__ void __launch_bounds__(256, SK_MINB) __cluster_dims__(SK_S
         if (!SK_EARLY && s + 2 >= ns) DSCC_PDL_LAUNCH_DEPENDENTS(); // the CTA's loads are all issued: the next kernel may start
         SK_PSTEP(a, acc, wa, sa, xa, ta, sk_smem, s, warp, g, q);
         SK_PLOAD(a, wa, sa, xa, ta, s + 2, ns, warp, g, q, true);
+        if (SK_PF) SK_PPREF(a, s + 2 + SK_PF, ns, warp, g, q);
         SK_PLOAD(a, wa, sa, xa, ta, s + 2, ns, warp, g, q, false);
         if (s + 1 >= ns) break; // CTA-uniform
         SK_PSTEP(a, acc, wb, sb, xb, tb, sk_smem, s + 1, warp, g, q);
         SK_PLOAD(a, wb, sb, xb, tb, s + 3, ns, warp, g, q, true);
+        if (SK_PF) SK_PPREF(a, s + 3 + SK_PF, ns, warp, g, q);
         SK_PLOAD(a, wb, sb, xb, tb, s + 3, ns, warp, g, q, false);
     }
 #else
@@ -429,10 +461,12 @@ extern "C" __global__ void __launch_bounds__(256, SK_MINB) __cluster_dims__(SK_S
 #undef SK_PLOAD
 #undef SK_PSTEP
 #undef SK_PEND
+#undef SK_PPREF
 #undef SK_GRID
 #endif
 #undef SK_PIPE
 #undef SK_EARLY
+#undef SK_PF
 #undef SK_WSA
 #undef SK_BF16
 #undef SK_KB

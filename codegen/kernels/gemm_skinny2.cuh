@@ -49,6 +49,8 @@
 //   SK_XS(m, kb)      x's f32 scale of row m, K block kb
 //   SK_WS(i)          w's f32 scales [ceil(N/128)][ceil(K/128)]
 //   SK_STORE(i, v)    stores y[i] (f32 v) in y's dtype
+//   SK_PF             the L2 prefetch distance in stages (default 0: none): with each stage it issues, a thread
+//                     prefetches into L2 the weights of the stage SK_PF further on (one lane of two: a 32-byte sector)
 //   SK_EARLY          1 (DSCC_PDL_EARLY=1): DSCC_PDL_LAUNCH_DEPENDENTS() first, so the next kernel may launch while
 //                     this one runs (it waits for this one's end); 0 (default): never (it launches at this one's end)
 //   SK_BF16           1: x and w are BF16 (a linear's): mma m16n8k16 BF16 in the same fragment order, K blocks of
@@ -96,6 +98,9 @@ __device__ __forceinline__ void cp_wait0() { asm volatile("cp.async.wait_group 0
 #endif
 #ifndef SK_EARLY
 #define SK_EARLY 0
+#endif
+#ifndef SK_PF
+#define SK_PF 0
 #endif
 #define SK2_KB (SK_K * (SK_BF16 ? 2 : 1))              // bytes of a row of x and w
 #define SK2_NKB ((SK2_KB + 127) / 128)                 // K blocks (of 128 bytes)
@@ -150,10 +155,11 @@ __device__ __forceinline__ void SK2_ISSUE(const Args &a, uint4 *ring, float (&ws
 }
 
 // The weights of the thread's stage j into L2 (the addresses SK2_ISSUE copies from): read-only, so before the
-// kernel's DSCC_PDL_WAIT(), while the kernel ahead of it finishes (programmatic dependent launch).
-__device__ __forceinline__ void SK2_PREFETCH(const Args &a, long long j, long long J, int warp, int g, int q) {
+// kernel's DSCC_PDL_WAIT(), while the kernel ahead of it finishes (programmatic dependent launch); with `half`, only
+// lanes of an even q (each 32-byte sector once: its own 16 bytes and its odd neighbour's).
+__device__ __forceinline__ void SK2_PREFETCH(const Args &a, long long j, long long J, int warp, int g, int q, bool half = false) {
     const long long N = SK_N, K = SK2_KB, nkb = SK2_NKB;
-    if (j >= J) return;
+    if (j >= J || (half && (q & 1))) return;
     const long long n0 = (blockIdx.x + j / SK2_T * (long long)SK_GRID) * SK2_COLS, t = j % SK2_T;
     const unsigned char *W = SK_W;
 #pragma unroll
@@ -176,6 +182,7 @@ __device__ __forceinline__ void SK2_STEP(const Args &a, uint4 *ring, const unsig
                                          int g, int q) {
     const long long M = SK_M, N = SK_N, K = SK2_KB, nkb = SK2_NKB;
     SK2_ISSUE(a, ring, ws, xs, s == 0 ? 2 : s - 1, j + 2, J, warp, g, q);
+    if (SK_PF) SK2_PREFETCH(a, j + 2 + SK_PF, J, warp, g, q, true); // (SK_PF) a stage further on into L2
     cp_wait2(); // this thread's stage j (and, before stage 0, its share of x) has landed
     if (j == 0) __syncthreads(); // every thread's share of x has
     const long long t = j % SK2_T;
@@ -240,6 +247,8 @@ extern "C" __global__ void __launch_bounds__(256, SK_MINB) DSCC_ENTRY(Args a) {
 #endif
     SK2_PREFETCH(a, 0, J, warp, g, q); // the first two stages' weights start under the tail of the kernel before
     SK2_PREFETCH(a, 1, J, warp, g, q);
+#pragma unroll
+    for (int p = 0; p < SK_PF; p++) SK2_PREFETCH(a, 2 + p, J, warp, g, q, true); // (SK_PF) the stages after them
     DSCC_PDL_WAIT(); // x, its scales and y are the step's: from here on
     const unsigned char *X = SK_X;
     for (long long i = threadIdx.x; i < M * (K / 16); i += 256) { // x's rows into shared memory, one group of copies
@@ -270,6 +279,7 @@ extern "C" __global__ void __launch_bounds__(256, SK_MINB) DSCC_ENTRY(Args a) {
 #undef SK2_MMA_1
 #undef SK_BF16
 #undef SK_EARLY
+#undef SK_PF
 #undef SK2_T
 #undef SK2_COLS
 #undef SK2_G

@@ -270,6 +270,24 @@ static void test_pipe_grid(void **state) {
     unsetenv("DSCC_SKINNY_PIPE");
 }
 
+/* The pipelined form's L2 prefetch (DSCC_SKINNY's pf): 4 CTAs of 3-4 groups at one step a group (pf=3: every step
+ * after the two in registers prefetched before the wait, the rest past the CTA's last step), 7 CTAs of 3-4 groups at two steps a group with
+ * a half-empty second step (pf=1, and pf=8: far past the end); gemm_skinny2.cuh's at pf=3; the emulated device reads every address prefetched
+ * (ASan: none outside w) */
+static void test_pipe_pf(void **state) {
+    (void)state;
+    static const int64_t rows[][2] = {{1, 1}, {1, 8}};
+    setenv("DSCC_SKINNY", "pipe=1,rb=1,grid=4,pf=3", 1);
+    check_shape(100, 720, true, rows, 2);
+    setenv("DSCC_SKINNY", "pipe=1,rb=1,u=2,grid=7,pf=1", 1);
+    check_shape(200, 2960, false, rows, 2);
+    setenv("DSCC_SKINNY", "pipe=1,rb=1,u=2,grid=7,pf=8", 1);
+    check_shape(200, 2960, false, rows, 2);
+    setenv("DSCC_SKINNY", "v2=1,rb=1,u=1,pf=3", 1); /* gemm_skinny2.cuh's: 4 stages a group of 32 K blocks */
+    check_shape(40, 4096, false, rows, 2);
+    unsetenv("DSCC_SKINNY");
+}
+
 /* gemm_skinny_bulk.cuh (DSCC_SKINNY_BULK=1 or DSCC_SKINNY's bulk=1): weights and x through a ring of 1-D bulk copies.
  * Two instances: M = 1 (a stage holds one row of x: the deeper ring) and 1 < M <= 8. A ragged N and K (100 x 720: a
  * last group of 4 rows, a last K block of 80) on codegen's choice (13 groups: a K split over a cluster of 6, one K
@@ -478,7 +496,7 @@ static void test_bad_v2(void **state) {
 /* A malformed DSCC_SKINNY: codegen stops and says why. */
 static void test_bad_env(void **state) {
     (void)state;
-    static const char *const bad[] = {"split=9", "rb=3", "u=0", "minb=5", "split", "split=2,", "depth=2", "u=2x", "v2=2", "pipe=2", "grid=0", "bulk=2", "stages=1", "stages=17"};
+    static const char *const bad[] = {"split=9", "rb=3", "u=0", "minb=5", "split", "split=2,", "depth=2", "u=2x", "v2=2", "pipe=2", "grid=0", "bulk=2", "stages=1", "stages=17", "pf=9", "pf=-1"};
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
         Arena *a = arena_new();
         DiagEngine *d = diag_new(a, NULL);
@@ -503,7 +521,7 @@ int main(void) {
                                        cmocka_unit_test(test_split3_ragged), cmocka_unit_test(test_split8),      cmocka_unit_test(test_bad_env),
                                        cmocka_unit_test(test_v2_persistent), cmocka_unit_test(test_v2_off),      cmocka_unit_test(test_v2_env),
                                        cmocka_unit_test(test_bad_v2),        cmocka_unit_test(test_bf16),         cmocka_unit_test(test_bf16_v1), cmocka_unit_test(test_bf16_narrow_v2),
-                                       cmocka_unit_test(test_max16),         cmocka_unit_test(test_pipe_grid),
+                                       cmocka_unit_test(test_max16),         cmocka_unit_test(test_pipe_grid), cmocka_unit_test(test_pipe_pf),
                                        cmocka_unit_test(test_bulk), cmocka_unit_test(test_bulk_copy)};
     const char *only = getenv("DSCC_TEST_FILTER"); /* e.g. '*bulk*': run the matching tests alone */
     if (only && *only) cmocka_set_test_filter(only);
