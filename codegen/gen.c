@@ -1128,6 +1128,10 @@ CgProgram *cg_generate(Arena *a, DiagEngine *d, const IrGraph *g, const CgGenOpt
         return NULL;
     }
     G.elem_vec = !(ev && strcmp(ev, "0") == 0);
+    if (cg_pdl_early() < 0) {
+        diag_error(d, (SrcLoc){0}, "DSCC_PDL_EARLY is '%s': expected 0 or 1", getenv("DSCC_PDL_EARLY"));
+        return NULL;
+    }
     Storage st;
     plan_storage(&G, wide, &st);
     IrDType *dtype = st.dtype;

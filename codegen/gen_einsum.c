@@ -10,7 +10,9 @@
  * codegen/kernels/einsum_heads.cuh first: each weight row read once, in one
  * wave, the sums on the CUDA cores; with DSCC_EINSUM_ROWS above 8 (to 128,
  * opt-in until timed), einsum_heads_mma.cuh past 8 rows: the same weight
- * stream, the sums on mma.sync. */
+ * stream, the sums on mma.sync. The decode form issues its first loads of
+ * a w of weights alone before its wait for the kernel before it
+ * (DSCC_EINSUM_PRE=0: after it). */
 #include "codegen/gen_internal.h"
 #include "codegen/kernels.h"
 
@@ -38,9 +40,32 @@ static int einsum_rows(Gen *G) {
     return (int)v;
 }
 
+/* DSCC_EINSUM_PRE: 1 (unset) the decode form loads w before its DSCC_PDL_WAIT() where w is a value of weights alone
+ * (einsum_pre), 0 after it (to time one against the other); -1 with G->why on a malformed value. */
+static int einsum_pre_env(Gen *G) {
+    const char *e = getenv("DSCC_EINSUM_PRE");
+    if (!e || !*e) return 1;
+    if (strcmp(e, "0") && strcmp(e, "1")) {
+        G->why = arena_printf(G->a, "DSCC_EINSUM_PRE is '%s': expected 0 or 1", e);
+        return -1;
+    }
+    return e[0] == '1';
+}
+
+/* Whether w (value wv) is a value of weights alone that no kernel of a step writes (einsum_heads.cuh's EH_PRE): a
+ * weight, or a stored value ir_weight_values keeps with the weights (computed when they load: absorbed MLA's W_UK
+ * and W_UV, slices of kv_b_proj). */
+static bool einsum_pre(Gen *G, const IrNode *wv) {
+    if (wv->op == IR_OP_WEIGHT) return true;
+    unsigned char *kind = malloc((size_t)G->g->nnodes + 1);
+    bool pre = kind && ir_weight_values(G->g, G->stored, kind) && ir_wv_kept(kind[wv->id]) && G->stored[wv->id];
+    free(kind);
+    return pre;
+}
+
 /* The decode form at lo < M <= mrows rows of x [M][H][K] and w [H][N][K] (einsum_heads.cuh): a block a 32 * R rows
  * of one head's w, R * (K / 64) <= 8 loads a lane. */
-static void einsum_heads_rows(Gen *G, int lo, int mrows, IrDim M, int64_t H, int64_t N, int64_t K, int sx, int sw, int sy) {
+static void einsum_heads_rows(Gen *G, int lo, int mrows, IrDim M, int64_t H, int64_t N, int64_t K, int sx, int sw, int sy, bool pre) {
     Arena *a = G->a;
     const int64_t segs = K / 64, r = segs >= 8 ? 1 : 8 / segs, nb = (N + 32 * r - 1) / (32 * r);
     const char *entry = arena_printf(a, "p%d_einsum_heads_m%d", G->nphases, mrows);
@@ -53,10 +78,13 @@ static void einsum_heads_rows(Gen *G, int lo, int mrows, IrDim M, int64_t H, int
                     {"EH_R", arena_printf(a, "%lld", (long long)r)},
                     {"EH_X(i)", arena_printf(a, "L%d(a, (i))", sx)},
                     {"EH_W", arena_printf(a, "((const unsigned short *)a.t[%d])", sw)},
-                    {"EH_STORE(i, v)", arena_printf(a, "S%d(a, (i), (v))", sy)}};
+                    {"EH_STORE(i, v)", arena_printf(a, "S%d(a, (i), (v))", sy)},
+                    {"EH_PRE", pre ? "1" : "0"},
+                    {"EH_EARLY", cg_pdl_early() == 1 ? "1" : "0"}};
     sb_printf(&G->decl, "// the per-head products at %sM <= %d: %lld blocks of %lld rows of one head's w, each weight row read once by 8 lanes,\n"
-                        "// x's rows in shared memory, the sums on the CUDA cores\n",
-              lo ? arena_printf(a, "%d < ", lo) : "", mrows, (long long)(H * nb), (long long)(32 * r));
+                        "// x's rows in shared memory, the sums on the CUDA cores%s\n",
+              lo ? arena_printf(a, "%d < ", lo) : "", mrows, (long long)(H * nb), (long long)(32 * r),
+              pre ? "; w's first loads before the wait (a value of weights alone)" : "");
     sb_puts(&G->decl, cg_kernel_instance(a, "einsum_heads", entry, d, (int)(sizeof d / sizeof *d)));
     cg_phase(G, CG_LAUNCH_BLOCK, M, mrows, ir_dim_const(H * nb), 1, (int64_t)mrows * K * 2);
     G->phases[G->nphases - 1].fn = entry;
@@ -89,7 +117,7 @@ static void einsum_heads_tc(Gen *G, int lo, int mrows, IrDim M, int64_t H, int64
     G->phases[G->nphases - 1].amax = mrows;
 }
 
-static bool einsum_heads_mma(Gen *G, const IrNode *n, const char *x, const char *w, const char *o, int rows) {
+static bool einsum_heads_mma(Gen *G, const IrNode *n, const char *x, const char *w, const char *o, int rows, bool pre_on) {
     const IrNode *xv = n->ops[0], *wv = n->ops[1];
     if (strlen(x) != 4 || strlen(w) != 3 || strlen(o) != 4 || xv->type.rank != 4 || wv->type.rank != 3) return false;
     if (xv->op == IR_OP_KV_CACHE || wv->op == IR_OP_KV_CACHE) return false; /* read as dense rows: not a [B, capacity, ...] cache */
@@ -108,7 +136,8 @@ static bool einsum_heads_mma(Gen *G, const IrNode *n, const char *x, const char 
     int sx = cg_slot_value(G, xv), sw = cg_slot_value(G, wv), sy = cg_slot_value(G, n);
     const int mrows = wt || K.coeff % 64 || (G->kblock && G->kblock[wv->id]) ? 0 : rows;
     /* above CG_EINSUM_ROWS the tensor-core form, its sums 4 registers a 16-row tile */
-    if (mrows) einsum_heads_rows(G, 0, mrows < CG_EINSUM_ROWS ? mrows : CG_EINSUM_ROWS, M, H.coeff, N.coeff, K.coeff, sx, sw, sy);
+    const bool pre = mrows && pre_on && einsum_pre(G, wv);
+    if (mrows) einsum_heads_rows(G, 0, mrows < CG_EINSUM_ROWS ? mrows : CG_EINSUM_ROWS, M, H.coeff, N.coeff, K.coeff, sx, sw, sy, pre);
     if (mrows > CG_EINSUM_ROWS) einsum_heads_tc(G, CG_EINSUM_ROWS, mrows, M, H.coeff, N.coeff, K.coeff, sx, sw, sy);
     cg_head(G, arena_printf(G->a, "einsum %s,%s->%s per head on the tensor cores (%s), 64x128 tile", x, w, o, cg_tile_insn(G, true)));
     sb_printf(&G->decl, "    extern __shared__ __align__(16) unsigned char sm[];\n"
@@ -165,11 +194,11 @@ bool cg_einsum(Gen *G, const IrNode *n) {
             memcpy(xs, sub[0], (size_t)len[0]);
             memcpy(ws, sub[1], (size_t)len[1]);
             memcpy(os, osub, strlen(osub));
-            const int rows = einsum_rows(G);
-            if (rows < 0 || einsum_heads_mma(G, n, xs, ws, os, rows)) {
+            const int rows = einsum_rows(G), pre = rows < 0 ? 0 : einsum_pre_env(G);
+            if (rows < 0 || pre < 0 || einsum_heads_mma(G, n, xs, ws, os, rows, pre == 1)) {
                 for (int k = 0; k < 2; k++)
                     for (int l = 0; l < 26; l++) sb_free(&st[k][l]);
-                return rows >= 0;
+                return rows >= 0 && pre >= 0;
             }
         }
     }

@@ -369,6 +369,7 @@ typedef struct {
     int grid; /* that form's most CTAs (0: the SMs' slots) */
     int bulk; /* gemm_skinny_bulk.cuh at M <= 8: 1 yes, 0 no, -1 as DSCC_SKINNY_BULK says */
     int stages; /* its ring's stages (0: as many as fit, at most 8) */
+    int pf;     /* the L2 prefetch distance in steps of the pipelined form and gemm_skinny2.cuh (SK_PF; 0: none) */
 } SkinnyParams;
 
 /* The default parameters of an N x K weight, from Little's law on an
@@ -386,7 +387,7 @@ typedef struct {
  * x a thread and two row tiles: at 128 registers it spills (NVRTC,
  * sm_90a) from SK_RB x SK_U = 4 on, so it loads half as much a round. */
 static SkinnyParams skinny_default(int64_t N, int64_t K) {
-    SkinnyParams p = {cg_skinny_groups(N), 1, 2, 1, 1, -1, -1, 0, -1, 0};
+    SkinnyParams p = {cg_skinny_groups(N), 1, 2, 1, 1, -1, -1, 0, -1, 0, 0};
     int64_t blocks = (N + 8 * p.rb - 1) / (8 * p.rb), nkb = (K + 127) / 128;
     while (p.split < 8 && blocks * p.split < 240 && 8 * (p.split + 1) <= nkb) p.split++;
     int64_t ctas = blocks * p.split, kw = 8 * p.split;
@@ -410,6 +411,7 @@ static bool skinny_param(const char *key, size_t klen, long v, SkinnyParams *p) 
     else if (klen == 4 && !strncmp(key, "grid", 4) && v >= 1 && v <= 4096) p->grid = (int)v;
     else if (klen == 4 && !strncmp(key, "bulk", 4) && (v == 0 || v == 1)) p->bulk = (int)v;
     else if (klen == 6 && !strncmp(key, "stages", 6) && v >= 2 && v <= 16) p->stages = (int)v;
+    else if (klen == 2 && !strncmp(key, "pf", 2) && v >= 0 && v <= 8) p->pf = (int)v;
     else return false;
     return true;
 }
@@ -427,7 +429,7 @@ static bool skinny_params(Gen *G, int64_t N, int64_t K, SkinnyParams *p) {
         char *vend;
         long v = eq && eq < end ? strtol(eq + 1, &vend, 10) : 0;
         if (!eq || eq > end || vend != end || (*end && !end[1]) || !skinny_param(s, (size_t)(eq - s), v, p)) {
-            G->why = arena_printf(G->a, "DSCC_SKINNY is '%s': expected comma-separated rb=1|2|4, u=1..8, u32=1..8, minb=1..4, split=1..8, v2=0|1, pipe=0|1, grid=1..4096, bulk=0|1, stages=2..16", e);
+            G->why = arena_printf(G->a, "DSCC_SKINNY is '%s': expected comma-separated rb=1|2|4, u=1..8, u32=1..8, minb=1..4, split=1..8, v2=0|1, pipe=0|1, grid=1..4096, bulk=0|1, stages=2..16, pf=0..8", e);
             return false;
         }
         s = *end ? end + 1 : end;
@@ -437,8 +439,9 @@ static bool skinny_params(Gen *G, int64_t N, int64_t K, SkinnyParams *p) {
 
 /* The defines gemm_skinny.cuh and gemm_skinny2.cuh share: the shape, rb
  * weight-row octets a group, the operands' slots (x, x's scales, w, w's
- * scales, y) and the BF16 form (no scales). Into out; their count. */
-#define SK_NDEFS 10
+ * scales, y), the BF16 form (no scales) and where the kernel lets the
+ * next one launch (DSCC_PDL_EARLY). Into out; their count. */
+#define SK_NDEFS 11
 static int skinny_defs(Gen *G, IrDim M, int64_t K, int64_t N, int rb, const int *slot, bool bf16, CgDefine *out) {
     const CgDefine d[SK_NDEFS] = {
         {"SK_M", cg_dim(G, M)},
@@ -451,6 +454,7 @@ static int skinny_defs(Gen *G, IrDim M, int64_t K, int64_t N, int rb, const int 
         {"SK_WS(i)", bf16 ? "1.0f" : arena_printf(G->a, "L%d(a, (i))", slot[3])},
         {"SK_STORE(i, v)", arena_printf(G->a, "S%d(a, (i), (v))", slot[4])},
         {"SK_BF16", bf16 ? "1" : "0"},
+        {"SK_EARLY", cg_pdl_early() == 1 ? "1" : "0"}, /* the trigger first (DSCC_PDL_EARLY=1; gemm_skinny_bulk.cuh keeps its own) */
     };
     memcpy(out, d, sizeof d);
     return SK_NDEFS;
@@ -510,18 +514,19 @@ static void skinny_pipe_instance(Gen *G, const SkinnyParams *sp, bool set_u, boo
     const int64_t per = (groups + slots - 1) / slots, grid = (groups + per - 1) / per;
     const int64_t smem = (int64_t)sizeof(float) * 2 * 8 * 8 * (8 * rb + 1); /* two buffers of the warps' sums */
     const char *entry = arena_printf(G->a, "p%d_%s_skinny_pipe_m8", G->nphases, bf16 ? "linear_bf16" : "fp8_linear");
-    CgDefine defs[5 + SK_NDEFS] = {
+    CgDefine defs[6 + SK_NDEFS] = {
         {"SK_PIPE", "1"},
         {"SK_U", arena_printf(G->a, "%d", u)},
         {"SK_MINB", arena_printf(G->a, "%d", minb)},
         {"SK_MROWS", "8"},
         {"SK_GRID", arena_printf(G->a, "%lld", (long long)grid)},
+        {"SK_PF", arena_printf(G->a, "%d", sp->pf)},
     };
-    int nd = skinny_defs(G, M, K, N, rb, slot, bf16, defs + 5);
+    int nd = skinny_defs(G, M, K, N, rb, slot, bf16, defs + 6);
     sb_printf(&G->decl, "// %s at M <= 8: a persistent grid of %lld CTAs over %lld groups of %d weight rows (%lld a CTA at most), K split\n"
-                        "// between the 8 warps, weights and x streamed through two register stages across group ends (rb=%d u=%d minb=%d)\n",
-              bf16 ? "linear (bf16)" : "fp8_linear", (long long)grid, (long long)groups, 8 * rb, (long long)per, rb, u, minb);
-    sb_puts(&G->decl, cg_kernel_instance(G->a, "gemm_skinny", entry, defs, 5 + nd));
+                        "// between the 8 warps, weights and x streamed through two register stages across group ends (rb=%d u=%d minb=%d pf=%d)\n",
+              bf16 ? "linear (bf16)" : "fp8_linear", (long long)grid, (long long)groups, 8 * rb, (long long)per, rb, u, minb, sp->pf);
+    sb_puts(&G->decl, cg_kernel_instance(G->a, "gemm_skinny", entry, defs, 6 + nd));
     cg_phase(G, CG_LAUNCH_BLOCK, M, 8, ir_dim_const(grid), 1, smem);
     G->phases[G->nphases - 1].fn = entry;
     G->phases[G->nphases - 1].amin = 0;
@@ -592,17 +597,18 @@ static void skinny2_instance(Gen *G, const SkinnyParams *sp, bool set_rb, bool s
     int rb = s.rb, u = s.u, occ = s.occ;
     int64_t groups = s.groups, grid = s.grid;
     const char *entry = arena_printf(G->a, "p%d_%s_skinny2_m%d", G->nphases, bf16 ? "linear_bf16" : "fp8_linear", mrows);
-    CgDefine defs[4 + SK_NDEFS] = {
+    CgDefine defs[5 + SK_NDEFS] = {
         {"SK_MROWS", arena_printf(G->a, "%d", mrows)},
         {"SK_U", arena_printf(G->a, "%d", u)},
         {"SK_MINB", arena_printf(G->a, "%d", occ)},
         {"SK_GRID", arena_printf(G->a, "%lld", (long long)grid)},
+        {"SK_PF", arena_printf(G->a, "%d", sp->pf)},
     };
-    int nd = skinny_defs(G, M, K, N, rb, slot, bf16, defs + 4);
+    int nd = skinny_defs(G, M, K, N, rb, slot, bf16, defs + 5);
     sb_printf(&G->decl, "// %s at %d < M <= %d: a persistent grid of %lld blocks over %lld groups of %d weight rows, K split between the 8 warps,\n"
                         "// weights streamed by cp.async through a 3-stage ring (%d K blocks a warp a stage), x in shared memory once (rb=%d u=%d)\n",
               bf16 ? "linear (bf16)" : "fp8_linear", lo, hi, (long long)grid, (long long)groups, 8 * rb, u, rb, u);
-    sb_puts(&G->decl, cg_kernel_instance(G->a, "gemm_skinny2", entry, defs, 4 + nd));
+    sb_puts(&G->decl, cg_kernel_instance(G->a, "gemm_skinny2", entry, defs, 5 + nd));
     cg_phase(G, CG_LAUNCH_BLOCK, M, mrows, ir_dim_const(grid), 1, skinny2_smem(rb, u, Kb, mrows));
     G->phases[G->nphases - 1].fn = entry;
     G->phases[G->nphases - 1].amin = lo;
@@ -691,17 +697,23 @@ static bool skinny_bulk_on(const SkinnyParams *sp, const SkinnyBulkShape *s, boo
     return on && s->stages >= 2;
 }
 
-/* Whether gemm_skinny2.cuh runs the M <= mrows rows of a linear over K
+/* Whether gemm_skinny2.cuh runs the M <= mrows rows of an N-row linear over K
  * bytes a row: DSCC_SKINNY's v2, else DSCC_SKINNY_V2 (1 or 0), else for
- * BF16 linears only. An H100 (run 1) timed it at 0.75-0.95x gemm_skinny.cuh
- * on V3's FP8 shapes at M = 1 (q_b 1.57 against 2.02 TB/s, o_proj 1.96
+ * BF16 linears only, and of those only where the 8-row column groups give
+ * each of the 132 SMs one (the LM head): a narrower one (the MoE router's
+ * 256 rows: 32 CTAs of gemm_skinny2.cuh, 3.7 MB at ~0.4 TB/s in a decode
+ * step's trace on an H100) takes gemm_skinny.cuh's round form, whose
+ * clusters split K (256 CTAs, every load of a warp in one round), unless
+ * DSCC_SKINNY_BF16_SPLIT=0 (which restores gemm_skinny2.cuh there). An
+ * H100 (run 1) timed it at 0.75-0.95x gemm_skinny.cuh on V3's FP8 shapes at M = 1 (q_b 1.57 against 2.02 TB/s, o_proj 1.96
  * against 2.40; its scale loads then waited each stage, which they no
  * longer do, untimed), and as fast as the tile on the BF16 router and LM
  * head. False too where mrows rows of x and the smallest ring do not fit a
  * block's shared memory. */
-static bool skinny2_on(const SkinnyParams *sp, int64_t K, int mrows, bool bf16) {
-    const char *e = getenv("DSCC_SKINNY_V2");
-    bool on = sp->v2 >= 0 ? sp->v2 == 1 : e && *e ? strcmp(e, "1") == 0 : bf16;
+static bool skinny2_on(const SkinnyParams *sp, int64_t N, int64_t K, int mrows, bool bf16) {
+    const char *e = getenv("DSCC_SKINNY_V2"), *bs = getenv("DSCC_SKINNY_BF16_SPLIT");
+    const bool narrow = (N + 7) / 8 < 132 && !(bs && strcmp(bs, "0") == 0);
+    bool on = sp->v2 >= 0 ? sp->v2 == 1 : e && *e ? strcmp(e, "1") == 0 : bf16 && !narrow;
     return on && skinny2_smem(1, 1, K, mrows) <= CG_BLOCK_SMEM_MAX;
 }
 
@@ -735,6 +747,11 @@ static bool gemm_skinny(Gen *G, IrDim M, int64_t K, int64_t N, const int *slot, 
         G->why = arena_printf(G->a, "DSCC_SKINNY_BULK is '%s': expected 0 or 1", be);
         return false;
     }
+    const char *bs = getenv("DSCC_SKINNY_BF16_SPLIT");
+    if (bs && *bs && strcmp(bs, "0") && strcmp(bs, "1")) {
+        G->why = arena_printf(G->a, "DSCC_SKINNY_BF16_SPLIT is '%s': expected 0 or 1", bs);
+        return false;
+    }
     const char *mx = getenv("DSCC_SKINNY_MAX");
     char *end = NULL;
     long t = mx && *mx ? strtol(mx, &end, 10) : 0;
@@ -742,7 +759,7 @@ static bool gemm_skinny(Gen *G, IrDim M, int64_t K, int64_t N, const int *slot, 
         G->why = arena_printf(G->a, "DSCC_SKINNY_MAX is '%s': expected the most rows of the skinny-M form, 8..%d", mx, CG_SKINNY_M);
         return false;
     }
-    bool on8 = skinny2_on(&sp, Kb, 8, bf16);
+    bool on8 = skinny2_on(&sp, N, Kb, 8, bf16);
     /* FP8 on gemm_skinny2.cuh (DSCC_SKINNY_V2=1): to 16 rows (the tile measured faster than gemm_skinny.cuh at 32 on every
      * V3 shape) */
     *top = t ? (int)t : on8 && !bf16 ? 16 : CG_SKINNY_M;
@@ -757,7 +774,7 @@ static bool gemm_skinny(Gen *G, IrDim M, int64_t K, int64_t N, const int *slot, 
     } else if (on8) skinny2_instance(G, &sp, set_rb, set_u, M, 0, 8, K, N, slot, bf16);
     else if (skinny_pipe_on(&sp, N)) skinny_pipe_instance(G, &sp, set_u, set_minb, M, K, N, slot, bf16);
     else skinny_instance(G, &sp, M, 0, 8, K, N, slot, bf16);
-    if (on8 && *top <= 16 && skinny2_on(&sp, Kb, 16, bf16)) skinny2_instance(G, &sp, set_rb, set_u, M, 8, 16, K, N, slot, bf16);
+    if (on8 && *top <= 16 && skinny2_on(&sp, N, Kb, 16, bf16)) skinny2_instance(G, &sp, set_rb, set_u, M, 8, 16, K, N, slot, bf16);
     else skinny_instance(G, &sp, M, 8, CG_SKINNY_M, K, N, slot, bf16);
     G->phases[G->nphases - 1].amax = *top > 8 ? *top : 8; /* (at 8: amin = amax, it never runs) */
     return true;

@@ -6,6 +6,7 @@
 #include "codegen/codegen.h"
 #include "codegen/cuda_scan.h"
 
+#include <stdlib.h>
 #include <string.h>
 
 const char *cg_kernel_file(const char *name) {
@@ -143,7 +144,14 @@ bool cg_kernel_waits(const char *src, const char *fn) {
     return false;
 }
 
+int cg_pdl_early(void) {
+    const char *e = getenv("DSCC_PDL_EARLY");
+    if (!e || !*e || strcmp(e, "0") == 0) return 0;
+    return strcmp(e, "1") == 0 ? 1 : -1;
+}
+
 char *cg_pdl_prologue(Arena *a, const char *src) {
+    const char *pro = cg_pdl_early() == 1 ? CG_PDL_PROLOGUE_EARLY : CG_PDL_PROLOGUE;
     StrBuf b;
     sb_init(&b);
     char def[128] = "";
@@ -164,7 +172,7 @@ char *cg_pdl_prologue(Arena *a, const char *src) {
             if (src[n] != '#') put = n; /* not before a directive (#pragma unroll) */
         }
         sb_printf(&b, "%.*s", (int)(put - from), src + from);
-        sb_puts(&b, put == e.open + 1 ? " " CG_PDL_PROLOGUE " " : CG_PDL_PROLOGUE " ");
+        sb_printf(&b, put == e.open + 1 ? " %s " : "%s ", pro);
         from = put;
     }
     sb_puts(&b, src + from);

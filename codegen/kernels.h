@@ -67,8 +67,21 @@ char *cg_kernel_prelude(Arena *a, const char *name);
  * it) calls DSCC_PDL_WAIT() in its own body, outside comments. */
 bool cg_kernel_waits(const char *src, const char *fn);
 
-/* The statement cg_pdl_prologue puts first in an entry point. */
+/* The statement cg_pdl_prologue puts first in an entry point; with
+ * DSCC_PDL_EARLY=1 the early one, which lets the next kernel launch before
+ * the wait: that kernel's prologue (its weights) may then run under the tail
+ * of the kernel before this one too. The order stays whole: the next kernel
+ * waits for this one to complete, which waits for the one before it. A
+ * kernel's trigger never takes room from its own CTAs (the next launches
+ * once every CTA of this one has triggered, so has been placed). */
 #define CG_PDL_PROLOGUE "DSCC_PDL_WAIT(); DSCC_PDL_LAUNCH_DEPENDENTS();"
+#define CG_PDL_PROLOGUE_EARLY "DSCC_PDL_LAUNCH_DEPENDENTS(); DSCC_PDL_WAIT();"
+
+/* DSCC_PDL_EARLY, read where the code is generated: 1 set (the kernel
+ * files the generator picks take it as their own define, the entries it
+ * writes the early prologue), 0 unset or "0", -1 any other value (cg_generate
+ * refuses it). */
+int cg_pdl_early(void);
 
 /* src with CG_PDL_PROLOGUE as the first statement of every entry point the
  * generator wrote itself (any name but a kernel file's DSCC_ENTRY) that

@@ -13,7 +13,8 @@
 //   EH_R rows in turn: EH_R * EH_SEGS <= 8 loads a lane, all issued before
 //   anything waits on them (K beyond 8 segments: passes of 8).
 // * The head's rows of x (EH_M of them) are copied into shared memory, as
-//   BF16, while the weights are in flight; a lane reads its 8 values of a
+//   BF16, while the weights are in flight (with EH_PRE, issued before the
+//   kernel's DSCC_PDL_WAIT(): under the tail of the kernel before); a lane reads its 8 values of a
 //   segment in one 16-byte load (the 4 groups of a warp: the same addresses).
 // * Each lane keeps one partial sum a row of x; the 8 lanes of a group add
 //   theirs by three xor shuffles, in the same order every run, and lane
@@ -31,6 +32,11 @@
 //   EH_W              w's BF16 values, [H][N][K] (const unsigned short *, 16-byte aligned)
 //   EH_STORE(i, v)    stores y[i] (f32 v) at flat index i of [M][H][N]
 //   EH_MINB           blocks an SM the registers must allow (default: 4 up to 8 rows, else 2)
+//   EH_PRE            1: w is a value of weights alone (a weight, or computed from weights when they load), so the
+//                     first pass of its loads is issued before DSCC_PDL_WAIT(): under the kernel before (default 0)
+//   EH_EARLY          1 (DSCC_PDL_EARLY=1): DSCC_PDL_LAUNCH_DEPENDENTS() first, so the kernel after this one may
+//                     launch (and start its own prologue) while this one waits and runs (default 0: never: it
+//                     launches at this one's end)
 // Launch: EH_H * ceil(EH_N / (32 * EH_R)) blocks of 256 threads, EH_MROWS *
 // EH_K * 2 bytes of dynamic shared memory.
 #ifndef EH_X // compiled on its own (test_codegen): a stand-in for the module's prelude
@@ -52,6 +58,12 @@ __device__ __forceinline__ float bf2f(unsigned short h) { return __uint_as_float
                 // spills 20 bytes at K = 128); 2 above, whose sums need more registers
 #define EH_MINB (EH_MROWS <= 8 ? 4 : 2)
 #endif
+#ifndef EH_PRE
+#define EH_PRE 0
+#endif
+#ifndef EH_EARLY
+#define EH_EARLY 0
+#endif
 #define EH_PASS (EH_R * EH_SEGS < 8 ? EH_R * EH_SEGS : 8) // loads a lane issues at once
 #define EH_RB (32 * EH_R)                                 // rows of w a block
 #define EH_NB ((EH_N + EH_RB - 1) / EH_RB)                // blocks a head
@@ -69,8 +81,12 @@ __device__ __forceinline__ void eh_fma8(float &acc, const uint4 u, const uint4 x
 
 extern "C" __global__ void __launch_bounds__(256, EH_MINB) DSCC_ENTRY(Args a) {
     extern __shared__ __align__(16) unsigned short eh_x[]; // [EH_MROWS][EH_K]: the head's rows of x, BF16
+#if EH_EARLY
+    DSCC_PDL_LAUNCH_DEPENDENTS(); // the next kernel may launch now; it waits for this one's end (codegen/kernels.h)
+#endif
+#if !EH_PRE
     DSCC_PDL_WAIT(); // x is the step's (programmatic dependent launch: codegen/kernels.h)
-    const long long M = EH_M;
+#endif
     const int h = (int)(blockIdx.x / EH_NB), nb = (int)(blockIdx.x % EH_NB);
     const int lane = threadIdx.x & 31, j = lane & 7;
     const int g = (int)(threadIdx.x >> 3); // the lane group: rows nb * EH_RB + g + 32 * t, t < EH_R
@@ -82,6 +98,10 @@ extern "C" __global__ void __launch_bounds__(256, EH_MINB) DSCC_ENTRY(Args a) {
         const int t = u / EH_SEGS, s = u % EH_SEGS, n = nb * EH_RB + g + 32 * t;
         wv[u] = n < EH_N ? *(const uint4 *)(W + (long long)n * EH_K + s * 64) : make_uint4(0u, 0u, 0u, 0u);
     }
+#if EH_PRE
+    DSCC_PDL_WAIT(); // x is the step's: from here on (the loads above read w alone, which no kernel of a step writes)
+#endif
+    const long long M = EH_M;
     for (long long i = threadIdx.x; i < M * EH_K; i += 256) {
         const long long m = i / EH_K, k = i % EH_K;
         eh_x[i] = (unsigned short)(__float_as_uint(EH_X((m * EH_H + h) * EH_K + k)) >> 16); // a BF16 value: exact
@@ -128,6 +148,8 @@ extern "C" __global__ void __launch_bounds__(256, EH_MINB) DSCC_ENTRY(Args a) {
 }
 // the instance's parameters: the next instance of the module defines its own
 #undef EH_PASS
+#undef EH_PRE
+#undef EH_EARLY
 #undef EH_MINB
 #undef EH_RB
 #undef EH_NB

@@ -62,6 +62,13 @@
 //   SK_STORE(i, v)    stores y[i] (f32 v) in y's dtype
 //   SK_PIPE           1: the persistent pipelined form (SK_MROWS 8, SK_SPLIT 1; default 0)
 //   SK_GRID           CTAs of that form (each owns column groups blockIdx.x + SK_GRID i)
+//   SK_PF             the pipelined form's L2 prefetch distance in steps (default 0: none): before its wait a warp
+//                     prefetches steps 2 .. SK_PF + 1 of its weights into L2 (prefetch.global.L2, a 32-byte sector a
+//                     lane), then with each step's loads the step SK_PF further on: bytes in flight that hold no
+//                     register (the register stages then read them from L2)
+//   SK_EARLY          1 (DSCC_PDL_EARLY=1): DSCC_PDL_LAUNCH_DEPENDENTS() first, so the next kernel may launch while
+//                     this one runs (it waits for this one's end; its prologue, and that of a kernel after it which
+//                     triggers early too, runs under this one's tail); 0 (default): once the CTA's loads are issued
 //   SK_BF16           1: x and w are BF16 (a linear's), not E4M3 codes: mma m16n8k16 BF16 in the same fragment
 //                     order (a thread's 16 bytes are 8 values, two mma's B registers), K blocks of 128 bytes (64
 //                     values), and SK_XS, SK_WS are 1 (default 0)
@@ -95,6 +102,12 @@
 #endif
 #ifndef SK_BF16
 #define SK_BF16 0
+#endif
+#ifndef SK_EARLY
+#define SK_EARLY 0
+#endif
+#ifndef SK_PF
+#define SK_PF 0                          // the pipelined form's L2 prefetch distance (steps)
 #endif
 #ifndef SK_PIPE
 #define SK_PIPE 0                        // 1: the persistent pipelined form (M <= 8; SK_GRID CTAs)
@@ -223,6 +236,7 @@ __device__ __forceinline__ void SK_ROUND(const Args &a, float (&acc)[SK_RB][4], 
 #define SK_PLOAD SK_PASTE(DSCC_ENTRY, _pload)
 #define SK_PSTEP SK_PASTE(DSCC_ENTRY, _pstep)
 #define SK_PEND SK_PASTE(DSCC_ENTRY, _pend)
+#define SK_PPREF SK_PASTE(DSCC_ENTRY, _ppref)
 
 // Step s's loads (none at s >= ns): the weights and their scales (wx 1), or x's fragments and scales (wx 0: x is
 // written by the kernel before, so only after DSCC_PDL_WAIT())
@@ -254,6 +268,26 @@ __device__ __forceinline__ void SK_PLOAD(const Args &a, uint4 (&wv)[SK_U][SK_RB]
             }
             xs[u] = mk ? SK_XSA(g, kb) : 0.0f;
         }
+    }
+}
+
+// Step s's weights into L2 (none at s >= ns): the sectors SK_PLOAD reads, one 32-byte sector a lane of an even q
+// (its 16 bytes and the odd neighbour's). Read-only weights only: it may run before the kernel's DSCC_PDL_WAIT().
+__device__ __forceinline__ void SK_PPREF(const Args &a, long long s, long long ns, int warp, int g, int q) {
+    const long long N = SK_N, K = SK_KB, nkb = SK_NKB;
+    if (s >= ns || (q & 1)) return;
+    const long long gi = s / SK_PNR, n0 = ((long long)blockIdx.x + gi * SK_GRID) * SK_COLS;
+    const long long kb0 = warp + 8LL * SK_U * (s - gi * SK_PNR);
+#pragma unroll
+    for (int u = 0; u < SK_U; u++) {
+        const long long kb = kb0 + 8 * u;
+#pragma unroll
+        for (int r = 0; r < SK_RB; r++)
+#pragma unroll
+            for (int h = 0; h < 2; h++) {
+                const long long n = n0 + r * 8 + g, k = kb * 128 + h * 64 + q * 16;
+                if (kb < nkb && n < N && k < K) pdl_prefetch_l2(SK_W + n * K + k);
+            }
     }
 }
 
@@ -310,6 +344,9 @@ __device__ __forceinline__ void SK_PSTEP(const Args &a, float (&acc)[SK_RB][4], 
 
 // (one entry line for both forms: the emulator's translator reads it as text)
 extern "C" __global__ void __launch_bounds__(256, SK_MINB) __cluster_dims__(SK_SPLIT, 1, 1) DSCC_ENTRY(Args a) {
+#if SK_EARLY
+    DSCC_PDL_LAUNCH_DEPENDENTS(); // the next kernel may launch now (every CTA of this one is placed once all trigger)
+#endif
 #if SK_PIPE
     extern __shared__ float sk_smem[]; // two buffers of [warp][row of y][column] sums
     const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31, g = lane >> 2, q = lane & 3;
@@ -323,17 +360,21 @@ extern "C" __global__ void __launch_bounds__(256, SK_MINB) __cluster_dims__(SK_S
     float sa[SK_U], sb[SK_U], ta[SK_U], tb[SK_U];
     SK_PLOAD(a, wa, sa, xa, ta, 0, ns, warp, g, q, true); // weights before the wait (nothing of the step writes them)
     SK_PLOAD(a, wb, sb, xb, tb, 1, ns, warp, g, q, true);
+#pragma unroll
+    for (int p = 0; p < SK_PF; p++) SK_PPREF(a, 2 + p, ns, warp, g, q); // (SK_PF) the next steps' weights into L2
     DSCC_PDL_WAIT();
     SK_PLOAD(a, wa, sa, xa, ta, 0, ns, warp, g, q, false);
     SK_PLOAD(a, wb, sb, xb, tb, 1, ns, warp, g, q, false);
     for (long long s = 0; s < ns; s += 2) {
-        if (s + 2 >= ns) DSCC_PDL_LAUNCH_DEPENDENTS(); // the CTA's loads are all issued: the next kernel may start its prologue
+        if (!SK_EARLY && s + 2 >= ns) DSCC_PDL_LAUNCH_DEPENDENTS(); // the CTA's loads are all issued: the next kernel may start
         SK_PSTEP(a, acc, wa, sa, xa, ta, sk_smem, s, warp, g, q);
         SK_PLOAD(a, wa, sa, xa, ta, s + 2, ns, warp, g, q, true);
+        if (SK_PF) SK_PPREF(a, s + 2 + SK_PF, ns, warp, g, q);
         SK_PLOAD(a, wa, sa, xa, ta, s + 2, ns, warp, g, q, false);
         if (s + 1 >= ns) break; // CTA-uniform
         SK_PSTEP(a, acc, wb, sb, xb, tb, sk_smem, s + 1, warp, g, q);
         SK_PLOAD(a, wb, sb, xb, tb, s + 3, ns, warp, g, q, true);
+        if (SK_PF) SK_PPREF(a, s + 3 + SK_PF, ns, warp, g, q);
         SK_PLOAD(a, wb, sb, xb, tb, s + 3, ns, warp, g, q, false);
     }
 #else
@@ -363,7 +404,7 @@ extern "C" __global__ void __launch_bounds__(256, SK_MINB) __cluster_dims__(SK_S
         kb0 += SK_KW * SK_U;
         if (kb0 < nkb) SK_LOADW(a, wv, ws, kb0, n0, g, q);
     }
-    DSCC_PDL_LAUNCH_DEPENDENTS(); // every load of the CTA's weights is done: the next kernel may start its prologue
+    if (!SK_EARLY) DSCC_PDL_LAUNCH_DEPENDENTS(); // every load of the CTA's weights is done: the next kernel may start
     // the 8 warps' sums: column 8r + 2q (+1) of the block, row of y 16t + g (+8); then the CTA's, in warp order
 #pragma unroll
     for (int t = 0; t < SK_T; t++)
@@ -398,9 +439,12 @@ extern "C" __global__ void __launch_bounds__(256, SK_MINB) __cluster_dims__(SK_S
 #undef SK_PLOAD
 #undef SK_PSTEP
 #undef SK_PEND
+#undef SK_PPREF
 #undef SK_GRID
 #endif
 #undef SK_PIPE
+#undef SK_EARLY
+#undef SK_PF
 #undef SK_WSA
 #undef SK_BF16
 #undef SK_KB

@@ -49,6 +49,10 @@
 //   SK_XS(m, kb)      x's f32 scale of row m, K block kb
 //   SK_WS(i)          w's f32 scales [ceil(N/128)][ceil(K/128)]
 //   SK_STORE(i, v)    stores y[i] (f32 v) in y's dtype
+//   SK_PF             the L2 prefetch distance in stages (default 0: none): with each stage it issues, a thread
+//                     prefetches into L2 the weights of the stage SK_PF further on (one lane of two: a 32-byte sector)
+//   SK_EARLY          1 (DSCC_PDL_EARLY=1): DSCC_PDL_LAUNCH_DEPENDENTS() first, so the next kernel may launch while
+//                     this one runs (it waits for this one's end); 0 (default): never (it launches at this one's end)
 //   SK_BF16           1: x and w are BF16 (a linear's): mma m16n8k16 BF16 in the same fragment order, K blocks of
 //                     128 bytes (64 values), SK_XS and SK_WS 1 (default 0)
 // Dynamic shared memory: SK2_SMEM bytes (gen_gemm.c computes the same sum).
@@ -80,6 +84,12 @@
 #define SK2_XR (SK_MROWS / 8)                          // x rows a thread holds: g (and g + 8)
 #ifndef SK_BF16
 #define SK_BF16 0
+#endif
+#ifndef SK_EARLY
+#define SK_EARLY 0
+#endif
+#ifndef SK_PF
+#define SK_PF 0
 #endif
 #define SK2_KB (SK_K * (SK_BF16 ? 2 : 1))              // bytes of a row of x and w
 #define SK2_NKB ((SK2_KB + 127) / 128)                 // K blocks (of 128 bytes)
@@ -134,10 +144,11 @@ __device__ __forceinline__ void SK2_ISSUE(const Args &a, uint4 *ring, float (&ws
 }
 
 // The weights of the thread's stage j into L2 (the addresses SK2_ISSUE copies from): read-only, so before the
-// kernel's DSCC_PDL_WAIT(), while the kernel ahead of it finishes (programmatic dependent launch).
-__device__ __forceinline__ void SK2_PREFETCH(const Args &a, long long j, long long J, int warp, int g, int q) {
+// kernel's DSCC_PDL_WAIT(), while the kernel ahead of it finishes (programmatic dependent launch); with `half`, only
+// lanes of an even q (each 32-byte sector once: its own 16 bytes and its odd neighbour's).
+__device__ __forceinline__ void SK2_PREFETCH(const Args &a, long long j, long long J, int warp, int g, int q, bool half = false) {
     const long long N = SK_N, K = SK2_KB, nkb = SK2_NKB;
-    if (j >= J) return;
+    if (j >= J || (half && (q & 1))) return;
     const long long n0 = (blockIdx.x + j / SK2_T * (long long)SK_GRID) * SK2_COLS, t = j % SK2_T;
     const unsigned char *W = SK_W;
 #pragma unroll
@@ -160,6 +171,7 @@ __device__ __forceinline__ void SK2_STEP(const Args &a, uint4 *ring, const unsig
                                          int g, int q) {
     const long long M = SK_M, N = SK_N, K = SK2_KB, nkb = SK2_NKB;
     SK2_ISSUE(a, ring, ws, xs, s == 0 ? 2 : s - 1, j + 2, J, warp, g, q);
+    if (SK_PF) SK2_PREFETCH(a, j + 2 + SK_PF, J, warp, g, q, true); // (SK_PF) a stage further on into L2
     cp_wait2(); // this thread's stage j (and, before stage 0, its share of x) has landed
     if (j == 0) __syncthreads(); // every thread's share of x has
     const long long t = j % SK2_T;
@@ -219,8 +231,13 @@ extern "C" __global__ void __launch_bounds__(256, SK_MINB) DSCC_ENTRY(Args a) {
     const long long M = SK_M, K = SK2_KB;
     const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31, g = lane >> 2, q = lane & 3;
     const long long groups = (SK2_G - blockIdx.x + SK_GRID - 1) / SK_GRID, J = groups * SK2_T; // stages of the CTA
+#if SK_EARLY
+    DSCC_PDL_LAUNCH_DEPENDENTS(); // the next kernel may launch now (every CTA of this one is placed once all trigger)
+#endif
     SK2_PREFETCH(a, 0, J, warp, g, q); // the first two stages' weights start under the tail of the kernel before
     SK2_PREFETCH(a, 1, J, warp, g, q);
+#pragma unroll
+    for (int p = 0; p < SK_PF; p++) SK2_PREFETCH(a, 2 + p, J, warp, g, q, true); // (SK_PF) the stages after them
     DSCC_PDL_WAIT(); // x, its scales and y are the step's: from here on
     const unsigned char *X = SK_X;
     for (long long i = threadIdx.x; i < M * (K / 16); i += 256) { // x's rows into shared memory, one group of copies
@@ -250,6 +267,8 @@ extern "C" __global__ void __launch_bounds__(256, SK_MINB) DSCC_ENTRY(Args a) {
 #undef SK2_MMA_0
 #undef SK2_MMA_1
 #undef SK_BF16
+#undef SK_EARLY
+#undef SK_PF
 #undef SK2_T
 #undef SK2_COLS
 #undef SK2_G

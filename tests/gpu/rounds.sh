@@ -12,10 +12,12 @@
 #                     the FP8 GEMM sweep;
 #   rounds.sh gpu     bench_gpu alone (attn_impl=absorb, then auto);
 #   rounds.sh gemm    the FP8 GEMM sweep alone (writes gemm_table.txt);
-#   rounds.sh sweep   the skinny-M GEMM's variants per V3 shape: first the bulk-copy ring
-#                     (DSCC_SKINNY_BULK=1) against the pipelined form (the default) and
-#                     the round form at M = 1, 8, and the bulk form in bench_gpu's decode
-#                     steps and without, then every variant at M = 1, 8, 32;
+#   rounds.sh sweep   the decode step's switches: the pipelined skinny form's L2
+#                     prefetch (pf) per V3 shape at M = 1, then bench_gpu with each
+#                     set of SWEEP_SETS (default: the defaults; DSCC_EINSUM_PRE=0
+#                     DSCC_SKINNY_BF16_SPLIT=0, the old paths; DSCC_PDL_EARLY=1;
+#                     the same with DSCC_SKINNY=pf=2): the batch-1 "step ms, CUDA
+#                     graph" and its per-kind ms;
 #   rounds.sh rows    test_gpu_rows, then bench_gpu with the wide row kernels
 #                     and without (DSCC_ROWS_WIDE=0, the baseline in the same run);
 #   rounds.sh glue    test_gpu_rows, then bench_gpu with the row kernels'
@@ -140,17 +142,21 @@ case "$mode" in
     DSCC_TMA_V2=0 TAIL=30 step bench_gemm_tma128 180 build/bench_gemm --check --m 256,1024,4096
     TAIL=30 step bench_gemm_tma256 180 build/bench_gemm --check --m 256,1024,4096
     DSCC_TMA_CLUSTER=1 TAIL=30 step bench_gemm_tma256x2 180 build/bench_gemm --check --m 256,1024,4096 ;;
-  sweep) # the skinny form's variants per shape at M = 1, 8, 32 (DSCC_SKINNY values), the best of each; first the
-    # bulk-copy ring (gemm_skinny_bulk.cuh, bulk=1) against the default (the pipelined form at M <= 8) and the round
-    # form (pipe=0), M = 1 and 8
-    TAIL=40 step skinny_bulk 240 build/bench_gemm --skinny-sweep --check --m 1,8 --shape qkv_a,q_b,o_proj,dense_gate_up,dense_down \
-      --variants 'default;pipe=0;bulk=1;bulk=1,rb=1,u=2;bulk=1,rb=2,u=1;bulk=1,rb=1,u=4;bulk=1,rb=2,u=2;bulk=1,stages=4'
-    # the decode steps with the bulk form and without (the default: the baseline in the same run); compare fp8_linear ms
-    for b in 1 0; do
-      DSCC_SKINNY_BULK=$b TAIL=40 step "bench_gpu_bulk$b" 200 build/bench_gpu --layers 2 --dense 1 --prefill 1024 --peak-tflops 1300
-    done
-    TAIL=30 step skinny_sweep_a 200 build/bench_gemm --skinny-sweep --check --shape qkv_a,q_a,kv_a,expert_gate_up,q_b
-    TAIL=30 step skinny_sweep_b 200 build/bench_gemm --skinny-sweep --check --shape o_proj,expert_down,dense_gate_up,dense_down ;;
+  sweep) # the decode step's switches of the seventh session, each against the defaults in the same run: first the
+    # pipelined skinny form's L2 prefetch (DSCC_SKINNY's pf) per V3 shape at M = 1 (the "us" and "TB/s" columns), then
+    # bench_gpu once per set of SWEEP_SETS (';'-separated; "" the defaults: the einsums' weights before their wait, the
+    # router on the round form's K split), logs bench_gpu_dec0, 1, ...: compare the "decode" table's batch-1 row, "step
+    # ms, CUDA graph", and the batch-1 per-kind ms (einsum, linear, fp8_linear)
+    TAIL=30 step skinny_pf 200 build/bench_gemm --skinny-sweep --check --m 1 --shape qkv_a,q_b,o_proj,dense_gate_up,dense_down \
+      --variants 'default;pf=1;pf=2;pf=4'
+    IFS=';' read -ra sets <<< "${SWEEP_SETS:-;DSCC_EINSUM_PRE=0 DSCC_SKINNY_BF16_SPLIT=0;DSCC_PDL_EARLY=1;DSCC_PDL_EARLY=1 DSCC_SKINNY=pf=2}"
+    i=0
+    for v in "${sets[@]}"; do
+      echo "bench_gpu_dec$i: ${v:-the defaults}"
+      # shellcheck disable=SC2086
+      TAIL=40 step "bench_gpu_dec$i" 200 env $v build/bench_gpu --layers 2 --dense 1 --prefill 1024 --peak-tflops 1300
+      i=$((i + 1))
+    done ;;
   rows) # the fused rmsnorm row kernels' wide forms against the old one: decode steps by op kind (elementwise / norm kinds)
     [ -x build/test_gpu_rows ] && step test_gpu_rows 120 build/test_gpu_rows
     for w in 1 0; do

@@ -296,6 +296,7 @@ static void test_k_split_launch(void **state) {
     PassPipeline pp;
     PassRunOptions ro = {0};
     assert_true(pass_pipeline_parse(a, d, "shape-infer,fuse", &pp) && pass_pipeline_run(&pp, g, &ro, d));
+    setenv("DSCC_SKINNY_BF16_SPLIT", "0", 1); /* this narrow BF16 linear on gemm_skinny2.cuh (test_gpu_skinny: the default) */
     for (int skinny = 0; skinny < 2; skinny++) { /* the tile alone (no_skinny), then the skinny-M form below it */
         CgProgram *p = cg_generate(a, d, g, &(CgGenOptions){.no_skinny = !skinny});
         assert_non_null(p);
@@ -326,6 +327,7 @@ static void test_k_split_launch(void **state) {
         sym[sm] = 100; /* two row tiles: the whole-K tile only */
         assert_true(cg_phase_items(&f[0], sym) == 2 * 2 && cg_phase_items(&f[1], sym) == 0 && cg_phase_items(&f[2], sym) == 0);
     }
+    unsetenv("DSCC_SKINNY_BF16_SPLIT");
     arena_free(a);
 }
 

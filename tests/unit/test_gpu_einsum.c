@@ -13,7 +13,9 @@
  * segment or sum is far above the bound (rel L2 1e-2, bf16 storage). The
  * test also checks which form ran, that DSCC_EINSUM_ROWS=0 gives the tile
  * at one row and =16 the decode forms to 16 rows, and that a malformed value
- * stops codegen. Exits 77 (skipped) without a GPU; emu.test_gpu_einsum
+ * stops codegen; that the decode form loads w before its wait for a weight or
+ * a value of weights alone (W_UK's transpose: one shape run that way, with
+ * DSCC_PDL_EARLY=1), not for a value of the step nor with DSCC_EINSUM_PRE=0. Exits 77 (skipped) without a GPU; emu.test_gpu_einsum
  * runs it on the emulated device. */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -44,10 +46,17 @@ static void check_node(void *ctx, const IrNode *n, const float *gv, const float 
     if (n->op == IR_OP_EINSUM) m->err = tu_rel_l2(gv, c, nc), m->seen++;
 }
 
-static IrGraph *compile(Arena *a, DiagEngine *d, int64_t H, int64_t N, int64_t K) {
-    const char *src = arena_printf(a, "dim B, S;\ninput x: bf16[B, S, %lld, %lld];\nweight w: bf16[%lld, %lld, %lld] = \"w\";\n"
-                                      "output y = einsum(\"bshk,hnk->bshn\", x, w);\n",
-                                   (long long)H, (long long)K, (long long)H, (long long)N, (long long)K);
+/* w: W_WEIGHT a weight [H][N][K]; W_DERIVED the transpose of a weight [H][K][N] (a value of weights alone, computed
+ * when they load, as absorbed MLA's W_UK); W_INPUT an input of the step (no weight). */
+enum { W_WEIGHT, W_DERIVED, W_INPUT };
+
+static IrGraph *compile_w(Arena *a, DiagEngine *d, int64_t H, int64_t N, int64_t K, int wform) {
+    const long long h = H, n = N, k = K;
+    const char *wdecl = wform == W_WEIGHT    ? arena_printf(a, "weight w: bf16[%lld, %lld, %lld] = \"w\";\n", h, n, k)
+                        : wform == W_DERIVED ? arena_printf(a, "weight w0: bf16[%lld, %lld, %lld] = \"w\";\n", h, k, n)
+                                             : arena_printf(a, "input w: bf16[%lld, %lld, %lld];\n", h, n, k);
+    const char *src = arena_printf(a, "dim B, S;\ninput x: bf16[B, S, %lld, %lld];\n%soutput y = einsum(\"bshk,hnk->bshn\", x, %s);\n", h, k,
+                                   wdecl, wform == W_DERIVED ? "transpose(w0, [0, 2, 1])" : "w");
     IrGraph *g = fe_compile_string(a, d, "einsum.dsl", src, strlen(src), &(FeOptions){NULL, NULL, 0});
     assert_non_null(g);
     PassPipeline pp;
@@ -55,6 +64,8 @@ static IrGraph *compile(Arena *a, DiagEngine *d, int64_t H, int64_t N, int64_t K
     assert_true(pass_pipeline_parse(a, d, "shape-infer,fold-constants,dce,cse,fuse", &pp) && pass_pipeline_run(&pp, g, &ro, d));
     return g;
 }
+
+static IrGraph *compile(Arena *a, DiagEngine *d, int64_t H, int64_t N, int64_t K) { return compile_w(a, d, H, N, K, W_WEIGHT); }
 
 /* Which form the einsum's kernel runs at M rows (exactly one of its phases runs): 1 the CUDA-core decode form, 2 the
  * tensor-core one, 0 the tile; -1 for no program (a malformed DSCC_EINSUM_ROWS). */
@@ -71,6 +82,7 @@ static int decode_form(const IrGraph *g, int64_t M) {
     int runs = 0, dec = 0;
     for (int k = 0; k < p->nkernels; k++) {
         const CgKernel *ck = &p->kernels[k];
+        if (!strstr(ck->name, "einsum")) continue; /* (a value of weights alone: its own kernel) */
         for (int f = 0; f < ck->nphases; f++) {
             if (cg_phase_items(&ck->phases[f], sym) <= 0) continue;
             runs++;
@@ -82,12 +94,13 @@ static int decode_form(const IrGraph *g, int64_t M) {
     return dec;
 }
 
-/* The shape at each row count of ROWS; the decode form runs up to `top` rows (DSCC_EINSUM_ROWS, set by the caller). */
-static void check_shape(int64_t H, int64_t N, int64_t K, int top) {
+/* The shape at each row count of ROWS, w in form wform; the decode form runs up to `top` rows (DSCC_EINSUM_ROWS, set by
+ * the caller). */
+static void check_shape_w(int64_t H, int64_t N, int64_t K, int top, int wform) {
     static const int64_t ROWS[][2] = {{1, 1}, {1, 3}, {2, 4}, {1, 9}, {2, 8}, {1, 17}, {2, 20}, {1, 41}};
     Arena *a = arena_new();
     DiagEngine *d = diag_new(a, stderr);
-    IrGraph *g = compile(a, d, H, N, K);
+    IrGraph *g = compile_w(a, d, H, N, K, wform);
     uint64_t seed = tu_test_seed() + (uint64_t)K;
     CpuWeightSource ws = cpu_random_weights(&seed);
     GpuExec *gx = gpu_exec_new(g, &ws, &(GpuOptions){.max_batch = 2, .max_seq = 41, .max_ctx = 41, .keep_all = true, .no_blas = true}, d);
@@ -118,7 +131,17 @@ static void check_shape(int64_t H, int64_t N, int64_t K, int top) {
     arena_free(a);
 }
 
+static void check_shape(int64_t H, int64_t N, int64_t K, int top) { check_shape_w(H, N, K, top, W_WEIGHT); }
+
 static void test_k128(void **state) { (void)state, check_shape(3, 200, 128, 8); }
+/* w a value of weights alone (held with the weights: the decode form loads it before its wait), every generated
+ * kernel letting the next one launch first (DSCC_PDL_EARLY=1) */
+static void test_k128_derived_early(void **state) {
+    (void)state;
+    setenv("DSCC_PDL_EARLY", "1", 1);
+    check_shape_w(3, 200, 128, 8, W_DERIVED);
+    unsetenv("DSCC_PDL_EARLY");
+}
 static void test_k640(void **state) { (void)state, check_shape(2, 40, 640, 8); }
 /* DSCC_EINSUM_ROWS=40: the tensor-core form past 8 rows (three 16-row tiles, the last ragged), the tile above 40 */
 static void test_k128_mma(void **state) {
@@ -156,9 +179,49 @@ static void test_env(void **state) {
     arena_free(a);
 }
 
+/* The decode form's module text (NULL: no program, or no decode form) for w in form wform. */
+static const char *decode_source(Arena *a, int wform) {
+    DiagEngine *d = diag_new(a, NULL);
+    IrGraph *g = compile_w(a, d, 2, 64, 128, wform);
+    CgProgram *p = cg_generate(a, d, g, &(CgGenOptions){0});
+    for (int k = 0; p && k < p->nkernels; k++)
+        for (int f = 0; f < p->kernels[k].nphases; f++)
+            if (strstr(p->kernels[k].phases[f].fn, "einsum_heads")) return p->modules[p->kernels[k].module].source;
+    return NULL;
+}
+
+/* Whether the decode form loads w before its wait (EH_PRE): for a weight and a value of weights alone, not for a
+ * value of the step, nor with DSCC_EINSUM_PRE=0; a malformed value stops codegen. DSCC_PDL_EARLY=1: it lets the next
+ * kernel launch first (EH_EARLY); a malformed value stops codegen. */
+static void test_env_pre(void **state) {
+    (void)state;
+    Arena *a = arena_new();
+    unsetenv("DSCC_EINSUM_PRE"), unsetenv("DSCC_PDL_EARLY");
+    const char *s = decode_source(a, W_WEIGHT);
+    assert_non_null(s);
+    assert_non_null(strstr(s, "#define EH_PRE 1\n"));
+    assert_non_null(strstr(s, "#define EH_EARLY 0\n"));
+    assert_non_null(strstr(s, "w's first loads before the wait"));
+    assert_non_null(strstr(decode_source(a, W_DERIVED), "#define EH_PRE 1\n"));
+    assert_non_null(strstr(decode_source(a, W_INPUT), "#define EH_PRE 0\n"));
+    setenv("DSCC_EINSUM_PRE", "0", 1);
+    assert_non_null(strstr(decode_source(a, W_WEIGHT), "#define EH_PRE 0\n"));
+    setenv("DSCC_EINSUM_PRE", "yes", 1);
+    assert_null(decode_source(a, W_WEIGHT));
+    unsetenv("DSCC_EINSUM_PRE");
+    setenv("DSCC_PDL_EARLY", "1", 1);
+    assert_non_null(strstr(decode_source(a, W_WEIGHT), "#define EH_EARLY 1\n"));
+    setenv("DSCC_PDL_EARLY", "2", 1);
+    assert_null(decode_source(a, W_WEIGHT));
+    unsetenv("DSCC_PDL_EARLY");
+    arena_free(a);
+}
+
 int main(void) {
-    if (!tu_hopper()) return 77;
+    const struct CMUnitTest codegen[] = {cmocka_unit_test(test_env_pre)}; /* no device needed */
+    int failed = cmocka_run_group_tests_name("codegen", codegen, NULL, NULL);
+    if (failed || !tu_hopper()) return failed ? failed : 77;
     const struct CMUnitTest tests[] = {cmocka_unit_test(test_k128), cmocka_unit_test(test_k640), cmocka_unit_test(test_k128_mma), cmocka_unit_test(test_k640_mma),
-                                       cmocka_unit_test(test_env)};
+                                       cmocka_unit_test(test_env), cmocka_unit_test(test_k128_derived_early)};
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -14,9 +14,11 @@
  *    of whose threads returns before the wait fails its launch naming the
  *    missing griddepcontrol.wait (the check that keeps a kernel that does
  *    not declare the wait from being launched programmatically);
+ *  - with DSCC_PDL_EARLY=1 the generator's entries let the next kernel
+ *    launch before their wait (the early prologue), still once;
  *  - the tiny FP8 model, a prefill then decode steps (CUDA graphs: captured,
  *    replayed with updated nodes; then launches one by one) with DSCC_PDL=1
- *    and DSCC_PDL=0: the same logits at every step, programmatic launches
+ *    (the first pair with DSCC_PDL_EARLY=1 too) and DSCC_PDL=0: the same logits at every step, programmatic launches
  *    only with it on, and as many as the driver was given (the emulated
  *    driver counts them, graph nodes included); DSCC_PDL=2 is refused, and
  *    unset it is on where the driver has it (the default). The pair runs in child processes
@@ -93,6 +95,15 @@ static void test_prologue(void **state) {
     assert_true(cg_kernel_waits(out, "g2_file"));
     assert_false(cg_kernel_waits(out, "no_such_kernel"));
     assert_string_equal(cg_pdl_prologue(a, out), out); /* once */
+    setenv("DSCC_PDL_EARLY", "1", 1); /* the trigger first: the next kernel may launch before this one waits */
+    char *early = cg_pdl_prologue(a, src);
+    unsetenv("DSCC_PDL_EARLY");
+    assert_int_equal(lines(early), lines(src));
+    assert_non_null(strstr(early, "p0(Args a) {  // store\n    " CG_PDL_PROLOGUE_EARLY " const int i = 1;\n"));
+    assert_non_null(strstr(early, "p2(Args a) { " CG_PDL_PROLOGUE_EARLY "  return; }"));
+    assert_null(strstr(early, CG_PDL_PROLOGUE));
+    assert_true(cg_kernel_waits(early, "p1"));
+    assert_false(cg_kernel_waits(early, "g1_file"));
     arena_free(a);
 }
 
@@ -228,17 +239,19 @@ static LaunchCounts emu_counts(void) {
 
 /* Runs the steps with DSCC_PDL=pdl (and DSCC_GEMM_TMA=tma, NULL: unset); the logits of each step into lg[step]
  * (malloc'd), the launches per step and how many were programmatic. */
-static void run_model(TuFixture *f, IrGraph *g, const RtArray *tok, const char *pdl, const char *tma, float *lg[STEPS], int64_t *n,
-                      int pdl_launches[STEPS], int launches[STEPS]) {
+static void run_model(TuFixture *f, IrGraph *g, const RtArray *tok, const char *pdl, const char *tma, bool early, float *lg[STEPS],
+                      int64_t *n, int pdl_launches[STEPS], int launches[STEPS]) {
     int64_t B = tok->shape[0], S = tok->shape[1], P = S - (STEPS - 1);
     setenv("DSCC_PDL", pdl, 1);
     if (tma) setenv("DSCC_GEMM_TMA", tma, 1), setenv("DSCC_GEMM_SKINNY", "0", 1);
+    if (early) setenv("DSCC_PDL_EARLY", "1", 1);
     CpuWeightSource ws = {rt_checkpoint_read_f32, f->ck};
     GpuOptions go = {.max_batch = B, .max_seq = P, .max_ctx = S, .graphs = true};
     GpuExec *gx = gpu_exec_new(g, &ws, &go, f->d);
     unsetenv("DSCC_PDL");
     unsetenv("DSCC_GEMM_TMA");
     unsetenv("DSCC_GEMM_SKINNY");
+    unsetenv("DSCC_PDL_EARLY");
     assert_non_null(gx);
     if (strcmp(pdl, "0") == 0) assert_false(gpu_exec_pdl(gx));
     else if (strstr(gpu_exec_device(gx), "mulated")) assert_true(gpu_exec_pdl(gx)); /* the emulated driver has it */
@@ -278,17 +291,19 @@ static void run_model(TuFixture *f, IrGraph *g, const RtArray *tok, const char *
     gpu_exec_free(gx);
 }
 
-/* The steps with DSCC_PDL=1 and =0 (DSCC_GEMM_TMA=tma): the same bits, as many launches, programmatic ones only with
- * it on; how many launches of the PDL=1 run were plain. */
-static int compare_runs(TuFixture *f, IrGraph *g, const RtArray *tok, const char *tma) {
+/* The steps with DSCC_PDL=1 (and DSCC_PDL_EARLY=1 where early: every kernel that can lets the next launch first) and
+ * =0 (DSCC_GEMM_TMA=tma): the same bits, as many launches, programmatic ones only with it on; how many launches of
+ * the PDL=1 run were plain. */
+static int compare_runs(TuFixture *f, IrGraph *g, const RtArray *tok, const char *tma, bool early) {
     float *on[STEPS], *off[STEPS];
     int64_t non[STEPS], noff[STEPS];
     int pon[STEPS], poff[STEPS], lon[STEPS], loff[STEPS], plain = 0;
-    run_model(f, g, tok, "1", tma, on, non, pon, lon);
-    run_model(f, g, tok, "0", tma, off, noff, poff, loff);
+    run_model(f, g, tok, "1", tma, early, on, non, pon, lon);
+    run_model(f, g, tok, "0", tma, false, off, noff, poff, loff);
     for (int s = 0; s < STEPS; s++) {
-        fprintf(stderr, "%sstep %d: %d of %d launches programmatic with DSCC_PDL=1, %d of %d with 0; %lld logits, the same bits\n",
-                tma ? "DSCC_GEMM_TMA=all DSCC_GEMM_SKINNY=0, " : "", s, pon[s], lon[s], poff[s], loff[s], (long long)non[s]);
+        fprintf(stderr, "%sstep %d: %d of %d launches programmatic with DSCC_PDL=1%s, %d of %d with 0; %lld logits, the same bits\n",
+                tma ? "DSCC_GEMM_TMA=all DSCC_GEMM_SKINNY=0, " : "", s, pon[s], lon[s], early ? " DSCC_PDL_EARLY=1" : "", poff[s], loff[s],
+                (long long)non[s]);
         assert_int_equal(non[s], noff[s]);
         assert_int_equal(lon[s], loff[s]);
         assert_memory_equal(on[s], off[s], sizeof(float) * (size_t)non[s]); /* the same kernels in the same order: the same bits */
@@ -309,10 +324,10 @@ static void test_model(void **state) {
     RtArray tok;
     tu_read_npy(&f, FIX "/tokens.npy", &tok);
     assert_true(tok.shape[1] > STEPS);
-    compare_runs(&f, g, &tok, NULL);
+    compare_runs(&f, g, &tok, NULL, true); /* the early trigger (DSCC_PDL_EARLY=1): on a GPU the kernels overlap more */
     /* the TMA GEMM (codegen/kernels/gemm_tma.cuh) does not wait: where it runs (every FP8 linear, the skinny form
      * off), it is launched plainly (the emulated driver fails a programmatic launch of a kernel that does not wait) */
-    int plain = compare_runs(&f, g, &tok, "all");
+    int plain = compare_runs(&f, g, &tok, "all", false);
     if (emu_counts()) assert_true(plain > 0);
     /* a bad value is refused at creation */
     setenv("DSCC_PDL", "2", 1);

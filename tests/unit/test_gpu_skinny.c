@@ -34,7 +34,9 @@
  * group) check the persistent grid; the same at DSCC_SKINNY_V2=0 checks the form
  * before it. A malformed DSCC_SKINNY_V2 stops codegen too. BF16 linears
  * (the MoE router's f32 form and a ragged bf16 one) run the same two
- * kernels with SK_BF16 (mma m16n8k16 BF16, no scales), bound 4e-3.
+ * kernels with SK_BF16 (mma m16n8k16 BF16, no scales), bound 4e-3: narrow
+ * ones on gemm_skinny.cuh's K split by default, on gemm_skinny2.cuh with
+ * DSCC_SKINNY_BF16_SPLIT=0, a wide one (1,100 rows) on gemm_skinny2.cuh.
  * DSCC_SKINNY_MAX=16 hands M = 17 to the tile; a malformed one stops codegen.
  * gemm_skinny_bulk.cuh (DSCC_SKINNY_BULK=1, DSCC_SKINNY's bulk=1): hopper.cuh's
  * 1-D bulk copy on its own (test_bulk_copy: the bytes where they belong;
@@ -175,8 +177,11 @@ static void check_split(int64_t N, int64_t K, bool f32, const int64_t (*rows)[2]
         const bool bulk_on = e1 && strstr(e1, "bulk=") ? strstr(e1, "bulk=1") != NULL : lin_kind == LIN_FP8 && eb && strcmp(eb, "1") == 0;
         assert_int_equal(bulk, bulk_on && B * S <= 8);
         if (bulk_on && bulk_split) assert_int_equal(bsp, bulk_split);
-        /* gemm_skinny2.cuh: DSCC_SKINNY's v2, else DSCC_SKINNY_V2, else for BF16 only */
-        bool v2_on = e1 && strstr(e1, "v2=") ? strstr(e1, "v2=1") != NULL : e2 && *e2 ? strcmp(e2, "1") == 0 : lin_kind != LIN_FP8;
+        /* gemm_skinny2.cuh: DSCC_SKINNY's v2, else DSCC_SKINNY_V2, else for BF16 only, and (unless
+         * DSCC_SKINNY_BF16_SPLIT=0) only where the 8-row groups number 132 or more */
+        const char *ebs = getenv("DSCC_SKINNY_BF16_SPLIT");
+        const bool narrow = (N + 7) / 8 < 132 && !(ebs && strcmp(ebs, "0") == 0);
+        bool v2_on = e1 && strstr(e1, "v2=") ? strstr(e1, "v2=1") != NULL : e2 && *e2 ? strcmp(e2, "1") == 0 : lin_kind != LIN_FP8 && !narrow;
         /* the tile above `top` rows: DSCC_SKINNY_MAX, else 16 for FP8 on gemm_skinny2.cuh, else 32 */
         const int64_t top = emax ? atoi(emax) : lin_kind == LIN_FP8 && v2_on ? 16 : CG_SKINNY_M;
         assert_true(B * S <= top ? skinny && !tile : tile && !skinny);
@@ -263,6 +268,24 @@ static void test_pipe_grid(void **state) {
     setenv("DSCC_SKINNY_PIPE", "0", 1);
     check_shape(4236, 640, false, rows, 2);
     unsetenv("DSCC_SKINNY_PIPE");
+}
+
+/* The pipelined form's L2 prefetch (DSCC_SKINNY's pf): 4 CTAs of 3-4 groups at one step a group (pf=3: every step
+ * after the two in registers prefetched before the wait, the rest past the CTA's last step), 7 CTAs of 3-4 groups at two steps a group with
+ * a half-empty second step (pf=1, and pf=8: far past the end); gemm_skinny2.cuh's at pf=3; the emulated device reads every address prefetched
+ * (ASan: none outside w) */
+static void test_pipe_pf(void **state) {
+    (void)state;
+    static const int64_t rows[][2] = {{1, 1}, {1, 8}};
+    setenv("DSCC_SKINNY", "pipe=1,rb=1,grid=4,pf=3", 1);
+    check_shape(100, 720, true, rows, 2);
+    setenv("DSCC_SKINNY", "pipe=1,rb=1,u=2,grid=7,pf=1", 1);
+    check_shape(200, 2960, false, rows, 2);
+    setenv("DSCC_SKINNY", "pipe=1,rb=1,u=2,grid=7,pf=8", 1);
+    check_shape(200, 2960, false, rows, 2);
+    setenv("DSCC_SKINNY", "v2=1,rb=1,u=1,pf=3", 1); /* gemm_skinny2.cuh's: 4 stages a group of 32 K blocks */
+    check_shape(40, 4096, false, rows, 2);
+    unsetenv("DSCC_SKINNY");
 }
 
 /* gemm_skinny_bulk.cuh (DSCC_SKINNY_BULK=1 or DSCC_SKINNY's bulk=1): weights and x through a ring of 1-D bulk copies.
@@ -404,7 +427,8 @@ static void test_bulk_copy(void **state) {
 }
 
 /* BF16 linears (SK_BF16): the router's shape at a smaller K (256 x 1536, f32 y from the GEMM) and a ragged one with
- * bf16 y (100 x 712: a last K block of 16 bytes), at M = 1, 3, 9, 17, 32; then the same with DSCC_SKINNY_V2=0 */
+ * bf16 y (100 x 712: a last K block of 16 bytes), at M = 1, 3, 9, 17, 32 (both narrow: gemm_skinny.cuh's round form
+ * with a K split by default, gemm_skinny2.cuh with DSCC_SKINNY_BF16_SPLIT=0); then the same with DSCC_SKINNY_V2=0 */
 static void check_bf16(void) {
     static const int64_t rows[][2] = {{1, 1}, {1, 3}, {1, 9}, {1, 17}, {2, 16}};
     lin_kind = LIN_BF16_F32;
@@ -414,6 +438,20 @@ static void check_bf16(void) {
     lin_kind = LIN_FP8;
 }
 static void test_bf16(void **state) { (void)state, check_bf16(); }
+/* DSCC_SKINNY_BF16_SPLIT=0: the narrow BF16 linears back on gemm_skinny2.cuh; and a wide one (1,100 rows: 138 groups,
+ * the LM head's kind) on it by default */
+static void test_bf16_narrow_v2(void **state) {
+    (void)state;
+    static const int64_t rows[][2] = {{1, 1}, {1, 3}};
+    setenv("DSCC_SKINNY_BF16_SPLIT", "0", 1);
+    lin_kind = LIN_BF16_F32;
+    check_shape(256, 1536, false, rows, 2);
+    lin_kind = LIN_BF16;
+    check_shape(100, 712, false, rows, 2);
+    unsetenv("DSCC_SKINNY_BF16_SPLIT");
+    check_shape(1100, 256, false, rows, 2);
+    lin_kind = LIN_FP8;
+}
 static void test_bf16_v1(void **state) {
     (void)state;
     setenv("DSCC_SKINNY_V2", "0", 1);
@@ -443,7 +481,7 @@ static void test_bad_v2(void **state) {
     PassPipeline pp;
     PassRunOptions ro = {0};
     assert_true(g && pass_pipeline_parse(a, d, "shape-infer,fp8-quant,fuse", &pp) && pass_pipeline_run(&pp, g, &ro, d));
-    static const char *const bad[][2] = {{"DSCC_SKINNY_V2", "2"}, {"DSCC_SKINNY_MAX", "7"}, {"DSCC_SKINNY_MAX", "33"}, {"DSCC_SKINNY_MAX", "16x"}, {"DSCC_SKINNY_PIPE", "2"}, {"DSCC_SKINNY_BULK", "on"}};
+    static const char *const bad[][2] = {{"DSCC_SKINNY_V2", "2"}, {"DSCC_SKINNY_MAX", "7"}, {"DSCC_SKINNY_MAX", "33"}, {"DSCC_SKINNY_MAX", "16x"}, {"DSCC_SKINNY_PIPE", "2"}, {"DSCC_SKINNY_BULK", "on"}, {"DSCC_SKINNY_BF16_SPLIT", "yes"}};
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
         int errs = diag_error_count(d);
         setenv(bad[i][0], bad[i][1], 1);
@@ -458,7 +496,7 @@ static void test_bad_v2(void **state) {
 /* A malformed DSCC_SKINNY: codegen stops and says why. */
 static void test_bad_env(void **state) {
     (void)state;
-    static const char *const bad[] = {"split=9", "rb=3", "u=0", "minb=5", "split", "split=2,", "depth=2", "u=2x", "v2=2", "pipe=2", "grid=0", "bulk=2", "stages=1", "stages=17"};
+    static const char *const bad[] = {"split=9", "rb=3", "u=0", "minb=5", "split", "split=2,", "depth=2", "u=2x", "v2=2", "pipe=2", "grid=0", "bulk=2", "stages=1", "stages=17", "pf=9", "pf=-1"};
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
         Arena *a = arena_new();
         DiagEngine *d = diag_new(a, NULL);
@@ -482,8 +520,8 @@ int main(void) {
                                        cmocka_unit_test(test_two_groups),  cmocka_unit_test(test_split_default), cmocka_unit_test(test_split4),
                                        cmocka_unit_test(test_split3_ragged), cmocka_unit_test(test_split8),      cmocka_unit_test(test_bad_env),
                                        cmocka_unit_test(test_v2_persistent), cmocka_unit_test(test_v2_off),      cmocka_unit_test(test_v2_env),
-                                       cmocka_unit_test(test_bad_v2),        cmocka_unit_test(test_bf16),         cmocka_unit_test(test_bf16_v1),
-                                       cmocka_unit_test(test_max16),         cmocka_unit_test(test_pipe_grid),
+                                       cmocka_unit_test(test_bad_v2),        cmocka_unit_test(test_bf16),         cmocka_unit_test(test_bf16_v1), cmocka_unit_test(test_bf16_narrow_v2),
+                                       cmocka_unit_test(test_max16),         cmocka_unit_test(test_pipe_grid), cmocka_unit_test(test_pipe_pf),
                                        cmocka_unit_test(test_bulk), cmocka_unit_test(test_bulk_copy)};
     const char *only = getenv("DSCC_TEST_FILTER"); /* e.g. '*bulk*': run the matching tests alone */
     if (only && *only) cmocka_set_test_filter(only);
