@@ -15,7 +15,8 @@ if [ ! -x build/bench/baselines ] || [ bench/baselines.cu -nt build/bench/baseli
   "$nvcc" -O2 -gencode=arch=compute_90a,code=sm_90a -o build/bench/baselines bench/baselines.cu -lcublasLt
 fi
 for lib in libcmocka.so.0 libcjson.so.1 libxxhash.so.0 libpcre2-8.so.0; do
-  p=$(ldconfig -p | awk -v l="$lib" '$1 == l && /x86-64/ {print $NF; exit}')
+  # awk reads all of ldconfig's list (an early exit would end ldconfig by SIGPIPE, and pipefail this script)
+  p=$(ldconfig -p | awk -v l="$lib" '$1 == l && /x86-64/ && p == "" {p = $NF} END {print p}')
   [ -n "$p" ] && cp -L "$p" build/gpu-libs/
 done
 # the emulated device's module cache (tests/emu) is not needed there and only grows the carry (64 MiB at most)
