@@ -20,6 +20,13 @@
 #include <time.h>
 #include <unistd.h>
 
+const char *tu_last_error(const DiagEngine *d) {
+    const Diag *last = NULL;
+    for (const Diag *g = diag_first(d); g; g = g->next)
+        if (g->level == DIAG_ERROR) last = g;
+    return last ? last->msg : "";
+}
+
 int tu_arena_setup(void **state) {
     TuArena *t = calloc(1, sizeof *t);
     assert_non_null(t);

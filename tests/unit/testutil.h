@@ -24,6 +24,8 @@ typedef struct {
     Arena *a;
     DiagEngine *d;
 } TuArena;
+/* The message of the last error reported to d, or "" when there is none. */
+const char *tu_last_error(const DiagEngine *d);
 /* cmocka setup: a calloc'd TuArena into *state. */
 int tu_arena_setup(void **state);
 /* cmocka teardown of a calloc'd state whose first member is its Arena *
