@@ -165,6 +165,16 @@ static void routing(int kind, int64_t T, float *idx, uint64_t *rng) {
 
 enum { FORM_TILE, FORM_STREAM, FORM_TMA }; /* the form of the grouped GEMM that must run */
 
+#define DYN_DEFAULT 0 /* gen_expert.c's EXPERT_TMA_DYN: level 3's dynamic units where dyn is not given (at mt=1) */
+
+/* Whether DSCC_EXPERT_TMA = v (NULL: unset) generates level 3's dynamic units: dyn=1, or by default at level 3 (given,
+ * or no level given) with mt=1 unless dyn=0. */
+static bool want_dyn(const char *v) {
+    if (v && strstr(v, "dyn=1")) return true;
+    const bool lvl_given = v && v[0] >= '1' && v[0] <= '3' && (v[1] == ',' || !v[1]);
+    return DYN_DEFAULT && (!lvl_given || v[0] == '3') && !(v && (strstr(v, "dyn=0") || strstr(v, "mt=2")));
+}
+
 /* Both executors on each routing kind of the mask `kinds` (bit k: kind k) at its token count (kind 4 with the TMA
  * form only: its 160 tokens are slow on the emulated device); form: the one that must run. */
 static void check_kinds(bool f32, int form, unsigned kinds) {
@@ -189,7 +199,7 @@ static void check_kinds(bool f32, int form, unsigned kinds) {
         const bool lvl_given = tenv && tenv[0] >= '1' && tenv[0] <= '3' && (tenv[1] == ',' || !tenv[1]);
         assert_true(generated_has(g, f32, "#define XT_SPLIT 1\n") == (!lvl_given || tenv[0] == '3'));
         /* dyn=1: level 3's units handed out by the atomic counter */
-        assert_true(generated_has(g, f32, "#define XT_DYN 1\n") == (tenv && strstr(tenv, "dyn=1") != NULL));
+        assert_true(generated_has(g, f32, "#define XT_DYN 1\n") == want_dyn(tenv));
         assert_true(generated_has(g, f32, "#define XT_KP 2\n") == (tenv && strstr(tenv, "kp=2") != NULL));
     }
     GpuExec *gx = gpu_exec_new(g, &ws, &go, d);
@@ -490,7 +500,9 @@ static void test_env(void **state) {
     assert_true(generated_has(g, false, "#define XT_SPLIT 1\n"));
     phases_at(g, false, 1, &st, &tile, &ring, &tma);
     assert_true(!st && !tile && tma);
-    assert_false(generated_has(g, false, "#define XT_DYN 1\n")); /* the static walk unless dyn=1 */
+    assert_true(generated_has(g, false, "#define XT_DYN 1\n") == DYN_DEFAULT); /* level 3's default walk */
+    setenv("DSCC_EXPERT_TMA", "3,mt=2", 1);                                     /* the static walk at mt=2 */
+    assert_false(generated_has(g, false, "#define XT_DYN 1\n"));
     setenv("DSCC_EXPERT_TMA", "dyn=1", 1);                      /* keys alone: level 3 */
     assert_true(generated_has(g, false, "#define XT_DYN 1\n"));
     setenv("DSCC_EXPERT_TMA", "3,dyn=0", 1);
