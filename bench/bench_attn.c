@@ -75,9 +75,10 @@ static CgSource source(Arena *a, const Form *f, long long B, long long S, long l
                     {"ATTN_V0", arena_printf(a, "%dLL", DN)},
                     {"AW_PINGPONG", f->pingpong ? f->pingpong : "1"}};
     const int nd = (int)(sizeof d / sizeof *d) - (f->pingpong ? 0 : 1);
-    /* the argument block a generated module's prelude declares (codegen/gen.h's CgArgs) */
-    const char *text = arena_printf(a, "typedef unsigned long long u64;\nstruct Args { u64 t[64]; long long sym[8]; long long cap, len; u64 err; "
-                                       "long long tag; };\n%s", cg_kernel_instance(a, f->file, "attn_bench", d, nd));
+    /* after args.cuh and mma.cuh, as a generated module with the attention begins (the argument block, codegen/gen.h's
+     * CgArgs; the mma.sync form's helpers, cg_mma_helpers) */
+    const char *text = arena_printf(a, "%s%s%s", cg_kernel_prelude(a, "args"), cg_kernel_prelude(a, "mma"),
+                                    cg_kernel_instance(a, f->file, "attn_bench", d, nd));
     return (CgSource){"attn_bench", text, {arena_printf(a, "codegen/kernels/%s.cuh", f->file), 0, 0}};
 }
 

@@ -1078,6 +1078,18 @@ bool *cg_stored_values(Arena *a, const IrGraph *g, const CgGenOptions *o, IrDTyp
     return st.stored;
 }
 
+/* *on: whether the switch `name` of a form on by default is on (set to 0: off; unset, empty or 1: on); false,
+ * with an error naming it, on any other value. */
+static bool env_on(DiagEngine *d, const char *name, bool *on) {
+    const char *e = getenv(name);
+    if (e && *e && strcmp(e, "0") && strcmp(e, "1")) {
+        diag_error(d, (SrcLoc){0}, "%s is '%s': expected 0 or 1", name, e);
+        return false;
+    }
+    *on = !(e && strcmp(e, "0") == 0);
+    return true;
+}
+
 CgProgram *cg_generate(Arena *a, DiagEngine *d, const IrGraph *g, const CgGenOptions *o) {
     int nn = g->nnodes;
     bool wide = o && o->f32_storage;
@@ -1092,42 +1104,11 @@ CgProgram *cg_generate(Arena *a, DiagEngine *d, const IrGraph *g, const CgGenOpt
         tile = strcmp(env, "wgmma") == 0 ? CG_TILE_WGMMA : CG_TILE_MMA_SYNC;
     }
     G.wgmma = tile == CG_TILE_WGMMA || (tile == CG_TILE_DEFAULT && !wide);
-    const char *sk = getenv("DSCC_GEMM_SKINNY");
-    if (sk && *sk && strcmp(sk, "0") && strcmp(sk, "1")) {
-        diag_error(d, (SrcLoc){0}, "DSCC_GEMM_SKINNY is '%s': expected 0 or 1", sk);
+    if (!env_on(d, "DSCC_GEMM_SKINNY", &G.skinny) || !env_on(d, "DSCC_ROWS_WIDE", &G.rows_wide) ||
+        !env_on(d, "DSCC_ROWS_PREFILL", &G.rows_prefill) || !env_on(d, "DSCC_ROWS_UPSTREAM", &G.rows_upstream) ||
+        !env_on(d, "DSCC_ROWS_GATHER", &G.rows_gather) || !env_on(d, "DSCC_ELEM_VEC", &G.elem_vec))
         return NULL;
-    }
-    G.skinny = !(o && o->no_skinny) && !(sk && strcmp(sk, "0") == 0);
-    const char *rw = getenv("DSCC_ROWS_WIDE");
-    if (rw && *rw && strcmp(rw, "0") && strcmp(rw, "1")) {
-        diag_error(d, (SrcLoc){0}, "DSCC_ROWS_WIDE is '%s': expected 0 or 1", rw);
-        return NULL;
-    }
-    G.rows_wide = !(rw && strcmp(rw, "0") == 0);
-    const char *rp = getenv("DSCC_ROWS_PREFILL");
-    if (rp && *rp && strcmp(rp, "0") && strcmp(rp, "1")) {
-        diag_error(d, (SrcLoc){0}, "DSCC_ROWS_PREFILL is '%s': expected 0 or 1", rp);
-        return NULL;
-    }
-    G.rows_prefill = !(rp && strcmp(rp, "0") == 0);
-    const char *ru = getenv("DSCC_ROWS_UPSTREAM");
-    if (ru && *ru && strcmp(ru, "0") && strcmp(ru, "1")) {
-        diag_error(d, (SrcLoc){0}, "DSCC_ROWS_UPSTREAM is '%s': expected 0 or 1", ru);
-        return NULL;
-    }
-    G.rows_upstream = !(ru && strcmp(ru, "0") == 0);
-    const char *rg = getenv("DSCC_ROWS_GATHER");
-    if (rg && *rg && strcmp(rg, "0") && strcmp(rg, "1")) {
-        diag_error(d, (SrcLoc){0}, "DSCC_ROWS_GATHER is '%s': expected 0 or 1", rg);
-        return NULL;
-    }
-    G.rows_gather = !(rg && strcmp(rg, "0") == 0);
-    const char *ev = getenv("DSCC_ELEM_VEC");
-    if (ev && *ev && strcmp(ev, "0") && strcmp(ev, "1")) {
-        diag_error(d, (SrcLoc){0}, "DSCC_ELEM_VEC is '%s': expected 0 or 1", ev);
-        return NULL;
-    }
-    G.elem_vec = !(ev && strcmp(ev, "0") == 0);
+    G.skinny = G.skinny && !(o && o->no_skinny);
     if (cg_pdl_early() < 0) {
         diag_error(d, (SrcLoc){0}, "DSCC_PDL_EARLY is '%s': expected 0 or 1", getenv("DSCC_PDL_EARLY"));
         return NULL;

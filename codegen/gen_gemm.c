@@ -19,34 +19,10 @@
 #include <stdlib.h>
 #include <string.h>
 
-/* Device helpers of the tensor-core templates: cp.async with zero fill,
- * ldmatrix (transposed), one mma. */
-static const char MMA_HELPERS[] =
-    "__device__ __forceinline__ void cp16(void *dst, const void *src, bool v) {  // 16 bytes, zeros when !v\n"
-    "    unsigned s = (unsigned)__cvta_generic_to_shared(dst);\n"
-    "    asm volatile(\"cp.async.cg.shared.global [%0], [%1], 16, %2;\\n\" :: \"r\"(s), \"l\"(src), \"r\"(v ? 16 : 0));\n"
-    "}\n"
-    "__device__ __forceinline__ void cp_commit() { asm volatile(\"cp.async.commit_group;\\n\" ::); }\n"
-    "__device__ __forceinline__ void cp_wait1() { asm volatile(\"cp.async.wait_group 1;\\n\" ::: \"memory\"); }\n"
-    "__device__ __forceinline__ void cp_wait2() { asm volatile(\"cp.async.wait_group 2;\\n\" ::: \"memory\"); }\n"
-    "__device__ __forceinline__ void cp_wait0() { asm volatile(\"cp.async.wait_group 0;\\n\" ::: \"memory\"); }\n"
-    "__device__ __forceinline__ void ldsm_x2_t(unsigned *r, const void *p) {  // two 8x8 b16 matrices, transposed (rows from lanes 0-15)\n"
-    "    unsigned s = (unsigned)__cvta_generic_to_shared(p);\n"
-    "    asm volatile(\"ldmatrix.sync.aligned.m8n8.x2.trans.shared.b16 {%0,%1}, [%2];\\n\" : \"=r\"(r[0]), \"=r\"(r[1]) : \"r\"(s));\n"
-    "}\n"
-    "__device__ __forceinline__ void mma_e4m3(float *c, const unsigned *a, const unsigned *b) {  // c[16x8] += a[16x32] . b[32x8]\n"
-    "    asm volatile(\"mma.sync.aligned.m16n8k32.row.col.f32.e4m3.e4m3.f32 {%0,%1,%2,%3}, {%4,%5,%6,%7}, {%8,%9}, {%0,%1,%2,%3};\\n\"\n"
-    "                 : \"+f\"(c[0]), \"+f\"(c[1]), \"+f\"(c[2]), \"+f\"(c[3])\n"
-    "                 : \"r\"(a[0]), \"r\"(a[1]), \"r\"(a[2]), \"r\"(a[3]), \"r\"(b[0]), \"r\"(b[1]));\n"
-    "}\n"
-    "__device__ __forceinline__ void mma_bf16(float *c, const unsigned *a, const unsigned *b) {  // c[16x8] += a[16x16] . b[16x8]\n"
-    "    asm volatile(\"mma.sync.aligned.m16n8k16.row.col.f32.bf16.bf16.f32 {%0,%1,%2,%3}, {%4,%5,%6,%7}, {%8,%9}, {%0,%1,%2,%3};\\n\"\n"
-    "                 : \"+f\"(c[0]), \"+f\"(c[1]), \"+f\"(c[2]), \"+f\"(c[3])\n"
-    "                 : \"r\"(a[0]), \"r\"(a[1]), \"r\"(a[2]), \"r\"(a[3]), \"r\"(b[0]), \"r\"(b[1]));\n"
-    "}\n";
-
+/* The device helpers of the tensor-core templates (codegen/kernels/mma.cuh:
+ * cp.async with zero fill, ldmatrix (transposed), one mma), once a module. */
 void cg_mma_helpers(Gen *G) {
-    if (!G->mma_helpers) sb_puts(&G->ldr, MMA_HELPERS);
+    if (!G->mma_helpers) sb_puts(&G->ldr, cg_kernel_prelude(G->a, "mma"));
     G->mma_helpers = true;
 }
 

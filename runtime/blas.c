@@ -64,30 +64,6 @@ static bool blas_ok(RtBlas *b, DiagEngine *d, cublasStatus_t s, const char *call
 }
 #define BLAS_CHECK(b, d, call) blas_ok(b, d, (call), #call)
 
-/* DSCC_GEMM_TABLE's file, else the built-in table; NULL without a table
- * (`none`, or one measured on another architecture) or after reporting
- * (*bad set). */
-static RtGemmTable *table_open(RtCuda *c, DiagEngine *d, bool *bad) {
-    const char *path = getenv("DSCC_GEMM_TABLE");
-    *bad = false;
-    if (path && strcmp(path, "none") == 0) return NULL;
-    bool user = path && *path;
-    RtGemmTable *t = user ? rt_gemm_table_load(path, d)
-                          : rt_gemm_table_parse(rt_gemm_table_default, strlen(rt_gemm_table_default), "runtime/gemm_table.txt (built in)", d);
-    if (!t) {
-        *bad = true;
-        if (user) diag_note(d, (SrcLoc){0}, "DSCC_GEMM_TABLE names the GEMM table; DSCC_GEMM_TABLE=none runs without one");
-        return NULL;
-    }
-    if (t->arch && t->arch != rt_cuda_sm(c)) {
-        if (user)
-            diag_warning(d, (SrcLoc){path, 0, 0}, "GEMM table measured on sm_%d, this GPU is sm_%d: not used", t->arch, rt_cuda_sm(c));
-        rt_gemm_table_free(t);
-        return NULL;
-    }
-    return t;
-}
-
 RtBlas *rt_blas_open(RtCuda *c, DiagEngine *d, const char **why) {
     const char *env = getenv("DSCC_CUBLASLT");
     if (env && strcmp(env, "0") == 0) {
@@ -95,7 +71,7 @@ RtBlas *rt_blas_open(RtCuda *c, DiagEngine *d, const char **why) {
         return NULL;
     }
     bool bad;
-    RtGemmTable *table = table_open(c, d, &bad);
+    RtGemmTable *table = rt_gemm_table_open(rt_cuda_sm(c), d, true, &bad);
     if (bad) {
         *why = "the GEMM table does not read";
         return NULL;

@@ -177,7 +177,7 @@ bool rt_gemm_use_tma(const RtGemmTable *t, int64_t M, int64_t N, int64_t K) {
     return c == RT_GEMM_TMA || (c == RT_GEMM_RULE && M >= RT_GEMM_TMA_MIN_M);
 }
 
-RtGemmTable *rt_gemm_table_open(int sm, DiagEngine *d, bool *bad) {
+RtGemmTable *rt_gemm_table_open(int sm, DiagEngine *d, bool explain, bool *bad) {
     const char *path = getenv("DSCC_GEMM_TABLE");
     *bad = false;
     if (path && strcmp(path, "none") == 0) return NULL;
@@ -186,9 +186,11 @@ RtGemmTable *rt_gemm_table_open(int sm, DiagEngine *d, bool *bad) {
                           : rt_gemm_table_parse(rt_gemm_table_default, strlen(rt_gemm_table_default), "runtime/gemm_table.txt (built in)", d);
     if (!t) {
         *bad = true;
+        if (user && explain) diag_note(d, (SrcLoc){0}, "DSCC_GEMM_TABLE names the GEMM table; DSCC_GEMM_TABLE=none runs without one");
         return NULL;
     }
     if (t->arch && t->arch != sm) {
+        if (user && explain) diag_warning(d, (SrcLoc){path, 0, 0}, "GEMM table measured on sm_%d, this GPU is sm_%d: not used", t->arch, sm);
         rt_gemm_table_free(t);
         return NULL;
     }

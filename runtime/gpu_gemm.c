@@ -66,7 +66,7 @@ bool gx_setup_tma(GpuExec *x, const int64_t *smax, DiagEngine *d) {
     if (!gemm && !ne) return true;
     if (gemm) {
         bool bad;
-        x->gtable = rt_gemm_table_open(rt_cuda_sm(x->cu), d, &bad);
+        x->gtable = rt_gemm_table_open(rt_cuda_sm(x->cu), d, false, &bad);
         if (bad) return false;
     }
     size_t bytes = (size_t)x->p->nkernels * GX_MAPS_KERNEL;

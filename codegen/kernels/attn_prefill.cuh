@@ -53,19 +53,7 @@
 //   ATTN_CAUSAL              1: causal as above
 //   ATTN_SCALE               the softmax scale (a float literal)
 #ifndef ATTN_STORE // compiled on its own (test_codegen): the module prelude's mma.sync helpers
-__device__ __forceinline__ void cp16(void *dst, const void *src, bool v) { // 16 bytes, zeros when !v
-    unsigned s = (unsigned)__cvta_generic_to_shared(dst);
-    asm volatile("cp.async.cg.shared.global [%0], [%1], 16, %2;\n" ::"r"(s), "l"(src), "r"(v ? 16 : 0));
-}
-__device__ __forceinline__ void cp_commit() { asm volatile("cp.async.commit_group;\n" ::); }
-__device__ __forceinline__ void cp_wait1() { asm volatile("cp.async.wait_group 1;\n" ::: "memory"); }
-__device__ __forceinline__ void cp_wait2() { asm volatile("cp.async.wait_group 2;\n" ::: "memory"); }
-__device__ __forceinline__ void cp_wait0() { asm volatile("cp.async.wait_group 0;\n" ::: "memory"); }
-__device__ __forceinline__ void mma_bf16(float *c, const unsigned *a, const unsigned *b) { // c[16x8] += a[16x16] . b[16x8]
-    asm volatile("mma.sync.aligned.m16n8k16.row.col.f32.bf16.bf16.f32 {%0,%1,%2,%3}, {%4,%5,%6,%7}, {%8,%9}, {%0,%1,%2,%3};\n"
-                 : "+f"(c[0]), "+f"(c[1]), "+f"(c[2]), "+f"(c[3])
-                 : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b[0]), "r"(b[1]));
-}
+#include "mma.cuh"
 #endif
 #include "attn_prefill_common.cuh"
 

@@ -5,8 +5,7 @@
 // in attn_prefill.cuh's opening comment), the order in which blocks take
 // (batch row x head, query tile) pairs, and the last key a query row sees.
 #ifndef ATTN_STORE // compiled on its own (test_codegen): a stand-in for the module's prelude
-typedef unsigned long long u64;
-struct Args { u64 t[64]; long long sym[8]; long long cap, len; u64 err; long long tag; };
+#include "args.cuh"
 #define ATTN_B (a.sym[0])
 #define ATTN_S (a.sym[1])
 #define ATTN_T (a.sym[1])

@@ -53,16 +53,7 @@
 // Dynamic shared memory: 8 * EX_D * 2048 bytes in the ring form, none otherwise.
 #ifndef EX_X // compiled on its own (test_codegen): a stand-in for the module's prelude
 #include "args.cuh"
-__device__ __forceinline__ void mma_e4m3(float *c, const unsigned *a, const unsigned *b) {  // c[16x8] += a[16x32] . b[32x8]
-    asm volatile("mma.sync.aligned.m16n8k32.row.col.f32.e4m3.e4m3.f32 {%0,%1,%2,%3}, {%4,%5,%6,%7}, {%8,%9}, {%0,%1,%2,%3};\n"
-                 : "+f"(c[0]), "+f"(c[1]), "+f"(c[2]), "+f"(c[3])
-                 : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b[0]), "r"(b[1]));
-}
-__device__ __forceinline__ void cp16(void *dst, const void *src, bool v) {  // 16 bytes, zeros when !v
-    unsigned s = (unsigned)__cvta_generic_to_shared(dst);
-    asm volatile("cp.async.cg.shared.global [%0], [%1], 16, %2;\n" :: "r"(s), "l"(src), "r"(v ? 16 : 0));
-}
-__device__ __forceinline__ void cp_commit() { asm volatile("cp.async.commit_group;\n" ::); }
+#include "mma.cuh"
 #define EX_E 256
 #define EX_O 2048LL
 #define EX_K 7168LL

@@ -93,8 +93,7 @@
 //                       128 P + 256 C must not exceed the 384 x 168 the block is launched with)
 // Dynamic shared memory: XT_SMEM bytes (the launch's; level 2: 4 (XT_STAGES (128 XT_MT + 4) + 128 XT_MT) more).
 #ifndef XT_X // compiled on its own (test_codegen): a stand-in for the module's prelude
-typedef unsigned long long u64;
-struct Args { u64 t[64]; long long sym[8]; long long cap, len; u64 err; long long tag; };
+#include "args.cuh"
 #define XT_E 256
 #define XT_N 2048LL
 #define XT_K 7168LL

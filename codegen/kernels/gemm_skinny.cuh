@@ -75,11 +75,7 @@
 // Dynamic shared memory: 9 * 8 * SK_RB * (SK_MROWS + 1) floats; SK_PIPE: 2 * 8 * 8 * (8 * SK_RB + 1).
 #ifndef SK_X // compiled on its own (test_codegen): a stand-in for the module's prelude
 #include "args.cuh"
-__device__ __forceinline__ void mma_e4m3(float *c, const unsigned *a, const unsigned *b) {  // c[16x8] += a[16x32] . b[32x8]
-    asm volatile("mma.sync.aligned.m16n8k32.row.col.f32.e4m3.e4m3.f32 {%0,%1,%2,%3}, {%4,%5,%6,%7}, {%8,%9}, {%0,%1,%2,%3};\n"
-                 : "+f"(c[0]), "+f"(c[1]), "+f"(c[2]), "+f"(c[3])
-                 : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b[0]), "r"(b[1]));
-}
+#include "mma.cuh"
 #define SK_M (a.sym[0])
 #define SK_N 7168LL
 #define SK_K 7168LL
@@ -130,6 +126,7 @@ __device__ __forceinline__ void mma_e4m3(float *c, const unsigned *a, const unsi
 #define SK_KW (8 * SK_SPLIT)             // warps of a cluster: warp w of CTA c takes K blocks SK_SPLIT w + c, + SK_KW, ...
 #define SK_RED (8 * SK_COLS * (SK_MROWS + 1)) // floats of each warp's sums, then SK_COLS * (SK_MROWS + 1) of the CTA's
 
+#include "hopper.cuh" // the cluster's rank, barrier and sum (hp_cluster_*)
 #ifndef SK_HELPERS // once a module (each instance defines the rest)
 #define SK_HELPERS
 // 16 bytes of the weight stream, read once, so kept out of L1; zeros where !v (no load: the predicate, not a branch)
@@ -147,23 +144,6 @@ __device__ __forceinline__ uint4 ld_x16_if(const void *p, bool v) {
                  " @p ld.global.nc.v4.u32 {%0,%1,%2,%3}, [%4];\n}\n"
                  : "=r"(r.x), "=r"(r.y), "=r"(r.z), "=r"(r.w) : "l"(p), "r"((int)v));
     return r;
-}
-// The CTA's rank in its cluster, the cluster barrier (release / acquire: the shared-memory writes before it are
-// seen by every CTA of the cluster after it), and a float of CTA `rank`'s shared memory at p's offset (DSMEM)
-__device__ __forceinline__ unsigned sk_cluster_rank() {
-    unsigned r;
-    asm volatile("mov.u32 %0, %%cluster_ctarank;\n" : "=r"(r));
-    return r;
-}
-__device__ __forceinline__ void sk_cluster_sync() {
-    asm volatile("barrier.cluster.arrive.release.aligned;\nbarrier.cluster.wait.acquire.aligned;\n" ::: "memory");
-}
-__device__ __forceinline__ float sk_dsmem_ld(const float *p, unsigned rank) {
-    unsigned r, l = (unsigned)__cvta_generic_to_shared(p);
-    float v;
-    asm volatile("mapa.shared::cluster.u32 %0, %1, %2;\n" : "=r"(r) : "r"(l), "r"(rank));
-    asm volatile("ld.shared::cluster.f32 %0, [%1];\n" : "=f"(v) : "r"(r) : "memory");
-    return v;
 }
 #endif
 
@@ -403,7 +383,7 @@ extern "C" __global__ void __launch_bounds__(256, SK_MINB) __cluster_dims__(SK_S
     float (*sk_sum)[SK_MROWS + 1] = (float (*)[SK_MROWS + 1])(sk_smem + SK_RED);
     const long long M = SK_M, N = SK_N, K = SK_KB, nkb = SK_NKB;
     const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31, g = lane >> 2, q = lane & 3;
-    const unsigned rank = SK_SPLIT > 1 ? sk_cluster_rank() : 0; // the CTA's part of K
+    const unsigned rank = SK_SPLIT > 1 ? hp_cluster_rank() : 0; // the CTA's part of K
     const long long n0 = (long long)(blockIdx.x / SK_SPLIT) * SK_COLS;
     const int mtn = SK_T > 1 && M > 16 ? 2 : 1; // row tiles of 16
     float acc[SK_T][SK_RB][4];
@@ -440,19 +420,17 @@ extern "C" __global__ void __launch_bounds__(256, SK_MINB) __cluster_dims__(SK_S
         for (int w = 0; w < 8; w++) s += sk_red[w][col][m];
         sk_sum[col][m] = s;
     }
-    if (SK_SPLIT > 1) sk_cluster_sync(); // every CTA's sums are written (and __syncthreads' for one CTA)
+    if (SK_SPLIT > 1) hp_cluster_sync(); // every CTA's sums are written (and __syncthreads' for one CTA)
     else __syncthreads();
     // the cluster's sum, in rank order (the same bits every run): CTA c stores the outputs i = c, c + SK_SPLIT, ...
     for (int i = rank + SK_SPLIT * threadIdx.x; i < SK_COLS * SK_MROWS; i += SK_SPLIT * 256) {
         const int col = i / SK_MROWS, m = i % SK_MROWS;
         const long long n = n0 + col;
         if (m >= M || n >= N) continue;
-        float s = 0.0f;
-#pragma unroll
-        for (unsigned c = 0; c < SK_SPLIT; c++) s += SK_SPLIT > 1 ? sk_dsmem_ld(&sk_sum[col][m], c) : sk_sum[col][m];
+        const float s = hp_cluster_sum<SK_SPLIT>(&sk_sum[col][m]);
         SK_STORE(m * N + n, s);
     }
-    if (SK_SPLIT > 1) sk_cluster_sync(); // no CTA leaves while another reads its shared memory
+    if (SK_SPLIT > 1) hp_cluster_sync(); // no CTA leaves while another reads its shared memory
 #endif
 }
 #if SK_PIPE

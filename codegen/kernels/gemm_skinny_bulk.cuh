@@ -57,11 +57,7 @@
 // Dynamic shared memory: SKB_SMEM bytes (gen_gemm.c's skinny_bulk_smem computes the same sum).
 #ifndef SK_X // compiled on its own (test_codegen): a stand-in for the module's prelude
 #include "args.cuh"
-__device__ __forceinline__ void mma_e4m3(float *c, const unsigned *a, const unsigned *b) {  // c[16x8] += a[16x32] . b[32x8]
-    asm volatile("mma.sync.aligned.m16n8k32.row.col.f32.e4m3.e4m3.f32 {%0,%1,%2,%3}, {%4,%5,%6,%7}, {%8,%9}, {%0,%1,%2,%3};\n"
-                 : "+f"(c[0]), "+f"(c[1]), "+f"(c[2]), "+f"(c[3])
-                 : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b[0]), "r"(b[1]));
-}
+#include "mma.cuh"
 #define SK_M (a.sym[0])
 #define SK_N 7168LL
 #define SK_K 16384LL
@@ -248,9 +244,7 @@ extern "C" __global__ void __launch_bounds__(288, 1) __cluster_dims__(SK_SPLIT, 
         for (int i = rank + SK_SPLIT * threadIdx.x; i < 8 * SKB_R; i += SK_SPLIT * 288) {
             const int m = i / SKB_R, col = i % SKB_R;
             if (m >= M || n0 + col >= N) continue;
-            float v = 0.0f;
-#pragma unroll
-            for (unsigned c = 0; c < SK_SPLIT; c++) v += hp_dsmem_ld(sum + i, c);
+            const float v = hp_cluster_sum<SK_SPLIT>(sum + i);
             SK_STORE(m * N + n0 + col, v);
         }
         hp_cluster_sync(); // no CTA leaves while another reads its shared memory

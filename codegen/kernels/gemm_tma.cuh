@@ -68,8 +68,7 @@
 // Shared memory: GT_SMEM bytes of dynamic shared memory (the launch's).
 #ifndef GT_IN_MODULE
 // compiled alone (test_codegen, test_gpu_gemm_tma): the generated prelude's argument block
-typedef unsigned long long u64;
-struct Args { u64 t[64]; long long sym[8]; long long cap, len; u64 err; long long tag; };
+#include "args.cuh"
 #endif
 #ifndef GT_M
 #define GT_M (a.sym[0])

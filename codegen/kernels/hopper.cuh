@@ -80,6 +80,14 @@ __device__ __forceinline__ float hp_dsmem_ld(const float *p, unsigned rank) {
     asm volatile("ld.shared::cluster.f32 %0, [%1];\n" : "=f"(v) : "r"(r) : "memory");
     return v;
 }
+// the sum of the float at p's offset over the N CTAs of the cluster, in rank order (the same bits every run);
+// N 1: this CTA's own (a shared load: also outside a cluster launch)
+template <unsigned N> __device__ __forceinline__ float hp_cluster_sum(const float *p) {
+    float v = 0.0f;
+#pragma unroll
+    for (unsigned c = 0; c < N; c++) v += N > 1 ? hp_dsmem_ld(p, c) : *p;
+    return v;
+}
 // cp.async of 16 bytes, zeros when !v
 __device__ __forceinline__ void hp_cp16(void *dst, const void *src, bool v) {
     unsigned s = (unsigned)__cvta_generic_to_shared(dst);

@@ -141,14 +141,13 @@ static inline uint4 emu_ld16_if(const void *p, bool v, int line) {
 /* ... and expert_stream.cuh's, the same loads */
 #define ex_ld_w16(p, v) emu_ld16_if((p), (v), __LINE__)
 #define ex_ld_x16(p, v) emu_ld16_if((p), (v), __LINE__)
-/* gemm_skinny.cuh's clusters: %cluster_ctarank, barrier.cluster, and
+/* gen_rows.c's clusters (hopper.cuh's hp_cluster_* below): barrier.cluster, and
  * mapa.shared::cluster + ld.shared::cluster.f32 of a float of CTA rank's
  * shared memory at p's offset (p in the dynamic shared memory: the
  * emulator keeps one static __shared__ a host thread, a CTA's own) */
 static inline float emu_dsmem_ld(const float *p, unsigned rank, int line) {
     return *(const float *)emu_ctx->cluster_map(emu_ctx, p, rank, sizeof(float), line);
 }
-#define sk_cluster_rank() (emu_ctx->cluster_rank)
 #define sk_cluster_sync() emu_ctx->cluster_sync(emu_ctx, __LINE__)
 #define sk_dsmem_ld(p, rank) emu_dsmem_ld((p), (rank), __LINE__)
 /* fence.proxy.async.shared::cta: the emulated device has one memory and one proxy */
@@ -677,7 +676,7 @@ static inline void emu_bulk_g2s(void *dst, const void *src, unsigned bytes, void
     emu_ctx->bulk_async(emu_ctx, dst, buf, bytes, emu_mbar_at(bar, line), line);
 }
 #define hp_bulk_g2s(dst, src, bytes, bar) emu_bulk_g2s((dst), (src), (bytes), (bar), __LINE__)
-/* mapa + ld.shared::cluster.f32: gemm_skinny.cuh's sk_dsmem_ld (above) */
+/* mapa + ld.shared::cluster.f32: gen_rows.c's sk_dsmem_ld (above) */
 #define hp_dsmem_ld(p, rank) emu_dsmem_ld((p), (rank), __LINE__)
 
 /* wgmma.mma_async.sync.aligned.m64nNk32.f32.e4m3.e4m3 d, a-desc, b-desc,

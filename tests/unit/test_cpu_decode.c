@@ -18,6 +18,7 @@
 
 #include "cpu/cpu.h"
 #include "frontend/frontend.h"
+#include "tests/unit/testutil.h"
 
 #define B 2
 #define L 11 /* sequence length */
@@ -74,13 +75,6 @@ static int setup(void **state) {
     return 0;
 }
 
-static int teardown(void **state) {
-    Fx *f = *state;
-    arena_free(f->a);
-    free(f);
-    return 0;
-}
-
 /* Runs positions [t0, t1) of every row; copies y into all [B][L][D]. */
 static bool step(Fx *f, CpuExec *x, int t0, int t1, float *all, DiagEngine *d) {
     int S = t1 - t0;
@@ -100,16 +94,6 @@ static bool step(Fx *f, CpuExec *x, int t0, int t1, float *all, DiagEngine *d) {
     assert_true(dims[0] == B && dims[1] == S && dims[2] == D);
     for (int b = 0; b < B; b++) memcpy(all + ((size_t)b * L + t0) * D, y + (size_t)b * S * D, sizeof(float) * (size_t)S * D);
     return true;
-}
-
-/* max |a - b| over max |b|: the relative max-abs difference. */
-static double rel_maxdiff(const float *a, const float *b, size_t n) {
-    double num = 0, den = 0;
-    for (size_t i = 0; i < n; i++) {
-        num = fmax(num, fabs((double)a[i] - b[i]));
-        den = fmax(den, fabs((double)b[i]));
-    }
-    return num / den;
 }
 
 static void test_prefill_then_steps_equals_full(void **state) {
@@ -137,20 +121,20 @@ static void test_prefill_then_steps_equals_full(void **state) {
             assert_true(step(f, x, t, t + 1, inc, f->d));
             assert_int_equal(cpu_exec_cache_len(x), t + 1);
         }
-        double err = rel_maxdiff(inc, full, B * L * D);
+        double err = tu_rel_maxdiff(inc, full, B * L * D);
         print_message("prefill %d + %d one-token steps vs one forward: max abs diff / max %.3g\n", P, L - P, err);
         assert_true(err <= 1e-5);
         /* the last step's context is the full run's: T = L */
         const float *k = cpu_exec_output(x, "keys", &rank, dims);
         assert_true(dims[1] == L);
-        assert_true(rel_maxdiff(k, keys_full, B * L * 8) <= 1e-6);
+        assert_true(tu_rel_maxdiff(k, keys_full, B * L * 8) <= 1e-6);
     }
     /* outputs depend on the context: a later position differs from a fresh
      * one-token run of the same token at the same position */
     cpu_exec_reset(x);
     static float alone[B * L * D];
     assert_true(step(f, x, L - 1, L, alone, f->d));
-    assert_true(rel_maxdiff(alone + (L - 1) * D, full + (L - 1) * D, D) > 1e-3);
+    assert_true(tu_rel_maxdiff(alone + (L - 1) * D, full + (L - 1) * D, D) > 1e-3);
     cpu_exec_free(x);
 }
 
@@ -172,7 +156,7 @@ static void test_failed_step_and_reset(void **state) {
     assert_int_equal(diag_first(quiet)->loc.line, 22);
     assert_int_equal(cpu_exec_cache_len(x), 4);
     for (int t = 4; t < L; t++) assert_true(step(f, x, t, t + 1, inc, f->d));
-    assert_true(rel_maxdiff(inc, full, B * L * D) <= 1e-5);
+    assert_true(tu_rel_maxdiff(inc, full, B * L * D) <= 1e-5);
     /* after reset a different batch size is fine: one row of the sequence */
     cpu_exec_reset(x);
     float pos[L];
@@ -183,7 +167,7 @@ static void test_failed_step_and_reset(void **state) {
     int64_t dims[IR_MAX_RANK];
     const float *y = cpu_exec_output(x, "y", &rank, dims);
     assert_true(dims[0] == 1 && dims[1] == L);
-    assert_true(rel_maxdiff(y, full + L * D, L * D) <= 1e-5); /* rows are independent */
+    assert_true(tu_rel_maxdiff(y, full + L * D, L * D) <= 1e-5); /* rows are independent */
     /* without a reset, the batch may not change */
     CpuInput two[2] = {{"tokens", 2, {B, 1}, f->tok}, {"positions", 2, {B, 1}, pos}};
     assert_false(cpu_exec_run(x, two, 2, quiet));
@@ -216,10 +200,10 @@ static void test_truncate(void **state) {
     memcpy(f->tok, saved, sizeof saved);
     assert_true(step(f, x, 5, 7, inc, f->d)); /* two positions at once, as a verify step */
     for (int t = 7; t < L; t++) assert_true(step(f, x, t, t + 1, inc, f->d));
-    double err = rel_maxdiff(inc, full, B * L * D);
+    double err = tu_rel_maxdiff(inc, full, B * L * D);
     print_message("after a rollback of 2 positions vs one forward: max abs diff / max %.3g\n", err);
     assert_true(err <= 1e-5);
-    assert_true(rel_maxdiff(junk + 5 * D, full + 5 * D, 2 * D) > 1e-3); /* the wrong tokens did differ */
+    assert_true(tu_rel_maxdiff(junk + 5 * D, full + 5 * D, 2 * D) > 1e-3); /* the wrong tokens did differ */
     cpu_exec_free(x);
 }
 
@@ -238,10 +222,10 @@ static void test_one_cache_per_name(void **state) {
 
 int main(void) {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test_setup_teardown(test_prefill_then_steps_equals_full, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_failed_step_and_reset, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_one_cache_per_name, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_truncate, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_prefill_then_steps_equals_full, setup, tu_arena_teardown),
+        cmocka_unit_test_setup_teardown(test_failed_step_and_reset, setup, tu_arena_teardown),
+        cmocka_unit_test_setup_teardown(test_one_cache_per_name, setup, tu_arena_teardown),
+        cmocka_unit_test_setup_teardown(test_truncate, setup, tu_arena_teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

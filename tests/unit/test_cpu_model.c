@@ -15,6 +15,7 @@
 
 #include "cpu/cpu.h"
 #include "frontend/frontend.h"
+#include "tests/unit/testutil.h"
 
 #define B 2
 #define T 9
@@ -42,13 +43,6 @@ static int setup(void **state) {
         f->pos[i] = (float)(i % T);
     }
     *state = f;
-    return 0;
-}
-
-static int teardown(void **state) {
-    Fx *f = *state;
-    arena_free(f->a);
-    free(f);
     return 0;
 }
 
@@ -227,10 +221,10 @@ static void test_random_weights(void **state) {
 
 int main(void) {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test_setup_teardown(test_decode_matches_full_forward, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_logits_last_only, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_fp8_close_but_different, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_bad_token, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_decode_matches_full_forward, setup, tu_arena_teardown),
+        cmocka_unit_test_setup_teardown(test_logits_last_only, setup, tu_arena_teardown),
+        cmocka_unit_test_setup_teardown(test_fp8_close_but_different, setup, tu_arena_teardown),
+        cmocka_unit_test_setup_teardown(test_bad_token, setup, tu_arena_teardown),
         cmocka_unit_test(test_random_weights),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

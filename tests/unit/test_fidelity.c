@@ -27,6 +27,7 @@
 #include "cpu/cpu.h"
 #include "frontend/frontend.h"
 #include "runtime/runtime.h"
+#include "tests/unit/testutil.h"
 
 #define FIX DSCC_SOURCE_DIR "/tests/fixtures/"
 
@@ -96,40 +97,12 @@ static float *run(Fx *f, bool fp8, int64_t prefill, int64_t *V) {
     return all;
 }
 
-static void compare(const float *got, const char *ref_path, int64_t n, int64_t V, double bound, const char *what) {
-    Arena *a = arena_new();
-    DiagEngine *dd = diag_new(a, stderr);
-    RtArray ref;
-    assert_true(rt_npy_read(dd, ref_path, &ref));
-    assert_int_equal(ref.numel, n);
-    double num = 0, den = 0;
-    int64_t agree = 0, rows = n / V;
-    for (int64_t i = 0; i < n; i++) {
-        num += ((double)got[i] - ref.data[i]) * ((double)got[i] - ref.data[i]);
-        den += (double)ref.data[i] * ref.data[i];
-    }
-    for (int64_t r = 0; r < rows; r++) {
-        int64_t ga = 0, ra = 0;
-        for (int64_t v = 1; v < V; v++) {
-            if (got[r * V + v] > got[r * V + ga]) ga = v;
-            if (ref.data[r * V + v] > ref.data[r * V + ra]) ra = v;
-        }
-        agree += ga == ra;
-    }
-    double rel = sqrt(num / den);
-    print_message("%s: rel L2 %.3g (bound %.0e), argmax agreement %lld/%lld\n", what, rel, bound, (long long)agree, (long long)rows);
-    assert_true(rel < bound);
-    assert_int_equal(agree, rows);
-    free(ref.data);
-    arena_free(a);
-}
-
 static void test_bf16_checkpoint(void **state) {
     (void)state;
     Fx *f = open_fixture(FIX "tiny_bf16");
     int64_t V, n = f->tok.numel;
     float *full = run(f, false, f->tok.shape[1], &V);
-    compare(full, FIX "tiny_bf16/logits.npy", n * V, V, 1e-3, "bf16 checkpoint vs transformers FP32");
+    tu_expect_npy(full, FIX "tiny_bf16/logits.npy", n * V, V, 1e-3, "bf16 checkpoint vs transformers FP32");
     float *inc = run(f, false, 5, &V);
     double num = 0, den = 0;
     for (int64_t i = 0; i < n * V; i++) {
@@ -148,9 +121,9 @@ static void test_fp8_checkpoint(void **state) {
     Fx *f = open_fixture(FIX "tiny_fp8");
     int64_t V, n = f->tok.numel;
     float *deq = run(f, false, f->tok.shape[1], &V);
-    compare(deq, FIX "tiny_fp8/logits_dequant.npy", n * V, V, 1e-3, "fp8 checkpoint, bf16 precision vs dequantized reference");
+    tu_expect_npy(deq, FIX "tiny_fp8/logits_dequant.npy", n * V, V, 1e-3, "fp8 checkpoint, bf16 precision vs dequantized reference");
     float *q = run(f, true, 4, &V);
-    compare(q, FIX "tiny_fp8/logits_fp8.npy", n * V, V, 1e-4, "fp8 checkpoint, fp8 precision (prefill 4 + decode) vs FP8 emulation");
+    tu_expect_npy(q, FIX "tiny_fp8/logits_fp8.npy", n * V, V, 1e-4, "fp8 checkpoint, fp8 precision (prefill 4 + decode) vs FP8 emulation");
     free(deq);
     free(q);
     close_fixture(f);

@@ -20,6 +20,7 @@
 #include <unistd.h>
 
 #include "support/support.h"
+#include "tests/unit/testutil.h"
 
 typedef struct {
     char dir[64];
@@ -52,16 +53,6 @@ static void random_text(char *buf, size_t n) {
     buf[n - 1] = 0;
 }
 
-static void assert_file_holds(const char *path, const char *want) {
-    FILE *f = fopen(path, "rb");
-    assert_non_null(f);
-    char got[4096] = {0};
-    size_t n = fread(got, 1, sizeof got - 1, f);
-    fclose(f);
-    assert_int_equal(n, strlen(want));
-    assert_string_equal(got, want);
-}
-
 static int write_text(const char *path, const char *text) {
     return file_write(path, &(FileChunk){text, strlen(text)}, 1);
 }
@@ -76,11 +67,11 @@ static void test_write_regular_atomic(void **state) {
     const char *p = tmp_path(&t, "out.txt");
     FileChunk two[2] = {{a, 40}, {a + 40, strlen(a) - 40}};
     assert_int_equal(file_write(p, two, 2), 0);
-    assert_file_holds(p, a);
+    tu_expect_file(p, a);
     /* a replaced file keeps its permissions and leaves no temporary behind */
     assert_int_equal(chmod(p, 0600), 0);
     assert_int_equal(write_text(p, b), 0);
-    assert_file_holds(p, b);
+    tu_expect_file(p, b);
     struct stat sb;
     assert_int_equal(stat(p, &sb), 0);
     assert_int_equal(sb.st_mode & 0777, 0600);
@@ -111,13 +102,13 @@ static void test_write_through_symlink(void **state) {
     assert_true(S_ISLNK(sb.st_mode));
     assert_int_equal(lstat(tmp_path(&t, "link2"), &sb), 0);
     assert_true(S_ISLNK(sb.st_mode));
-    assert_file_holds(tmp_path(&t, "target"), a);
+    tu_expect_file(tmp_path(&t, "target"), a);
     /* a dangling link gets its target created */
     assert_int_equal(symlink("made", tmp_path(&t, "dangling")), 0);
     assert_int_equal(write_text(tmp_path(&t, "dangling"), a), 0);
     assert_int_equal(lstat(tmp_path(&t, "dangling"), &sb), 0);
     assert_true(S_ISLNK(sb.st_mode));
-    assert_file_holds(tmp_path(&t, "made"), a);
+    tu_expect_file(tmp_path(&t, "made"), a);
     /* a loop of links is an error, not a hang */
     assert_int_equal(symlink("loop_b", tmp_path(&t, "loop_a")), 0);
     assert_int_equal(symlink("loop_a", tmp_path(&t, "loop_b")), 0);

@@ -14,26 +14,9 @@
 #include <unistd.h>
 
 #include "frontend/frontend.h"
+#include "tests/unit/testutil.h"
 
-typedef struct {
-    Arena *a;
-    DiagEngine *d;
-} Fx;
-
-static int setup(void **state) {
-    Fx *f = calloc(1, sizeof *f);
-    f->a = arena_new();
-    f->d = diag_new(f->a, NULL);
-    *state = f;
-    return 0;
-}
-
-static int teardown(void **state) {
-    Fx *f = *state;
-    arena_free(f->a);
-    free(f);
-    return 0;
-}
+typedef TuArena Fx;
 
 static IrGraph *compile(Fx *f, const char *src, const FeOptions *o) {
     return fe_compile_string(f->a, f->d, "m.dsl", src, strlen(src), o);
@@ -317,15 +300,15 @@ static void test_import(void **state) {
 
 int main(void) {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test_setup_teardown(test_lower_tiny, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_config_and_sets, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_absent_and_nested_keys, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_tuples_split_stacked, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_syntax_errors_recover, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_semantic_errors, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_errors_in_fn_have_call_notes, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_recursion_and_lexer_errors, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_import, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_lower_tiny, tu_arena_setup, tu_arena_teardown),
+        cmocka_unit_test_setup_teardown(test_config_and_sets, tu_arena_setup, tu_arena_teardown),
+        cmocka_unit_test_setup_teardown(test_absent_and_nested_keys, tu_arena_setup, tu_arena_teardown),
+        cmocka_unit_test_setup_teardown(test_tuples_split_stacked, tu_arena_setup, tu_arena_teardown),
+        cmocka_unit_test_setup_teardown(test_syntax_errors_recover, tu_arena_setup, tu_arena_teardown),
+        cmocka_unit_test_setup_teardown(test_semantic_errors, tu_arena_setup, tu_arena_teardown),
+        cmocka_unit_test_setup_teardown(test_errors_in_fn_have_call_notes, tu_arena_setup, tu_arena_teardown),
+        cmocka_unit_test_setup_teardown(test_recursion_and_lexer_errors, tu_arena_setup, tu_arena_teardown),
+        cmocka_unit_test_setup_teardown(test_import, tu_arena_setup, tu_arena_teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

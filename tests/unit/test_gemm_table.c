@@ -112,15 +112,20 @@ static void test_bad_lines(void **state) {
     arena_free(a);
 }
 
+/* A fresh temporary folder in dir (a mkdtemp template) and its table.txt, in path, open for writing. */
+static FILE *table_file(char *dir, char path[128]) {
+    assert_non_null(mkdtemp(dir));
+    snprintf(path, 128, "%s/table.txt", dir);
+    FILE *f = fopen(path, "w");
+    assert_non_null(f);
+    return f;
+}
+
 /* Written entries read back; a file that is not there is an error naming it. */
 static void test_write_and_load(void **state) {
     (void)state;
-    char dir[] = "/tmp/dscc_gemm_table_XXXXXX";
-    assert_non_null(mkdtemp(dir));
-    char path[128];
-    snprintf(path, sizeof path, "%s/table.txt", dir);
-    FILE *f = fopen(path, "w");
-    assert_non_null(f);
+    char dir[] = "/tmp/dscc_gemm_table_XXXXXX", path[128];
+    FILE *f = table_file(dir, path);
     RtGemmEntry e[3] = {{RT_GEMM_FP8, 2112, 7168, 1, 1, RT_GEMM_GENERATED, 4.25, -1, -1},
                         {RT_GEMM_BF16, 129280, 7168, 2, 64, RT_GEMM_CUBLASLT, 1000.5, 990.25, -1},
                         {RT_GEMM_FP8, 7168, 2048, 256, 4096, RT_GEMM_TMA, 40.5, 35.25, 30.75}};
@@ -142,6 +147,45 @@ static void test_write_and_load(void **state) {
     assert_null(rt_gemm_table_load(path, d));
     const Diag *g = diag_first(d);
     assert_true(diag_error_count(d) == 1 && ((g->loc.file && strstr(g->loc.file, "table.txt")) || strstr(g->msg, "table.txt")));
+    assert_int_equal(rmdir(dir), 0);
+    arena_free(a);
+}
+
+/* rt_gemm_table_open: DSCC_GEMM_TABLE=none, the built-in table, and a user's table measured on another architecture
+ * (not used: a warning only where the opener explains) or one that does not read (an error, and the note on
+ * DSCC_GEMM_TABLE=none where it explains). */
+static void test_open(void **state) {
+    (void)state;
+    char dir[] = "/tmp/dscc_gemm_table_XXXXXX", path[128];
+    FILE *f = table_file(dir, path);
+    fputs("arch 80\nfp8 7168 2048 1 8 generated 4.5 5.5\n", f);
+    assert_int_equal(fclose(f), 0);
+    Arena *a = arena_new();
+    DiagEngine *d = diag_new(a, NULL);
+    bool bad = true;
+    setenv("DSCC_GEMM_TABLE", "none", 1);
+    assert_null(rt_gemm_table_open(90, d, true, &bad));
+    assert_false(bad);
+    unsetenv("DSCC_GEMM_TABLE");
+    RtGemmTable *t = rt_gemm_table_open(90, d, true, &bad);
+    assert_true(t && !bad && t->arch == 90);
+    rt_gemm_table_free(t);
+    setenv("DSCC_GEMM_TABLE", path, 1);
+    t = rt_gemm_table_open(80, d, true, &bad);
+    assert_true(t && !bad && t->n == 1);
+    rt_gemm_table_free(t);
+    assert_null(rt_gemm_table_open(90, d, false, &bad));
+    assert_true(!bad && diag_first(d) == NULL);
+    assert_null(rt_gemm_table_open(90, d, true, &bad));
+    assert_false(bad);
+    assert_int_equal(diag_error_count(d), 0);
+    assert_non_null(diag_first(d));
+    assert_non_null(strstr(diag_first(d)->msg, "measured on sm_80, this GPU is sm_90: not used"));
+    assert_int_equal(unlink(path), 0);
+    assert_null(rt_gemm_table_open(90, d, true, &bad));
+    assert_true(bad && diag_error_count(d) == 1);
+    assert_non_null(strstr(diag_first(d)->next->next->msg, "DSCC_GEMM_TABLE=none runs without one"));
+    unsetenv("DSCC_GEMM_TABLE");
     assert_int_equal(rmdir(dir), 0);
     arena_free(a);
 }
@@ -211,7 +255,7 @@ static void test_skinny_choice(void **state) {
 
 int main(void) {
     const struct CMUnitTest tests[] = {cmocka_unit_test(test_parse_and_pick), cmocka_unit_test(test_bad_lines),
-                                       cmocka_unit_test(test_write_and_load), cmocka_unit_test(test_builtin),
+                                       cmocka_unit_test(test_write_and_load), cmocka_unit_test(test_open), cmocka_unit_test(test_builtin),
                                        cmocka_unit_test(test_skinny_choice)};
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -17,20 +17,18 @@
 #include <stdint.h>
 #include <cmocka.h>
 
-#include <arpa/inet.h>
 #include <dlfcn.h>
-#include <netinet/in.h>
 #include <poll.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/socket.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 
 #include "runtime/nccl.h"
+#include "tests/unit/testutil.h"
 
 const char *__lsan_default_suppressions(void);
 const char *__lsan_default_suppressions(void) { return "leak:libnccl.so\nleak:libcuda.so\n"; }
@@ -42,16 +40,6 @@ static double now_s(void) {
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
     return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
-}
-
-static int free_port(void) {
-    int fd = socket(AF_INET, SOCK_STREAM, 0);
-    struct sockaddr_in sa = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
-    socklen_t len = sizeof sa;
-    bind(fd, (struct sockaddr *)&sa, sizeof sa);
-    getsockname(fd, (struct sockaddr *)&sa, &len);
-    close(fd);
-    return ntohs(sa.sin_port);
 }
 
 /* The value rank r puts at index i of buffer `which`: small integers, so sums are exact in f32. */
@@ -252,7 +240,7 @@ typedef struct {
 } Child;
 
 static void spawn(Child *ch, Mode mode, int size) {
-    int port = free_port();
+    int port = tu_free_port();
     for (int r = 0; r < size; r++) {
         int rep[2], note[2];
         assert_int_equal(pipe(rep), 0);

@@ -235,14 +235,19 @@ static void test_combine_last_512(void **state) {
 static void test_add_norm_16384(void **state) { (void)state, check_case(&(Case){ADD_NORM, 16384, false, 8, false, false, false, 0, 0}, ROWS, 4); }
 static void test_concat_512(void **state) { (void)state, check_case(&(Case){CONCAT, 512, false, 4, false, false, false, 0, 0}, ROWS, 4); }
 
-/* DSCC_ROWS_WIDE=0: the old form, one 256-thread block a row, at any row count; a malformed value stops codegen. */
+/* The graph of a case's DSL with each %D the row width D. */
+static IrGraph *compile_at(Arena *a, DiagEngine *d, const char *tmpl, int64_t D) {
+    char *src = arena_strdup(a, tmpl);
+    for (char *q; (q = strstr(src, "%D"));) *q = '\0', src = arena_printf(a, "%s%lld%s", src, (long long)D, q + 2);
+    return compile(a, d, src);
+}
+
+/* DSCC_ROWS_WIDE=0: the old form, one 256-thread block a row, at any row count. */
 static void test_env(void **state) {
     (void)state;
     Arena *a = arena_new();
     DiagEngine *d = diag_new(a, NULL);
-    char *src = arena_strdup(a, ADD_NORM);
-    for (char *q; (q = strstr(src, "%D"));) *q = '\0', src = arena_printf(a, "%s512%s", src, q + 2);
-    IrGraph *g = compile(a, d, src);
+    IrGraph *g = compile_at(a, d, ADD_NORM, 512);
     setenv("DSCC_ROWS_WIDE", "0", 1);
     int parts = 0, threads = -1;
     bool kept = true;
@@ -251,9 +256,6 @@ static void test_env(void **state) {
     assert_int_equal(parts, 1);
     assert_int_equal(threads, 0);
     assert_false(kept);
-    setenv("DSCC_ROWS_WIDE", "wide", 1);
-    assert_null(cg_generate(a, d, g, &(CgGenOptions){0}));
-    assert_true(diag_error_count(d) > 0);
     unsetenv("DSCC_ROWS_WIDE");
     arena_free(a);
 }
@@ -333,14 +335,12 @@ static void test_prefill_exact_7168(void **state) { (void)state, check_prefill_e
 static void test_prefill_exact_1536(void **state) { (void)state, check_prefill_exact(ADD_NORM_FLAT, 1536); }
 static void test_prefill_exact_7168_flat(void **state) { (void)state, check_prefill_exact(ADD_NORM_FLAT, 7168); }
 
-/* DSCC_ROWS_PREFILL=0: one CTA a row above 128 rows of 7,168 too; a malformed value stops codegen. */
+/* DSCC_ROWS_PREFILL=0: one CTA a row above 128 rows of 7,168 too. */
 static void test_env_prefill(void **state) {
     (void)state;
     Arena *a = arena_new();
     DiagEngine *d = diag_new(a, NULL);
-    char *src = arena_strdup(a, ADD_NORM);
-    for (char *q; (q = strstr(src, "%D"));) *q = '\0', src = arena_printf(a, "%s7168%s", src, q + 2);
-    IrGraph *g = compile(a, d, src);
+    IrGraph *g = compile_at(a, d, ADD_NORM, 7168);
     int parts = 0, threads = 0, per = 0;
     bool kept = false;
     row_form(g, false, 1, 200, 200, &parts, &threads, &per, &kept);
@@ -352,15 +352,11 @@ static void test_env_prefill(void **state) {
     assert_int_equal(threads, 896);
     assert_int_equal(per, 1);
     assert_true(kept);
-    setenv("DSCC_ROWS_PREFILL", "yes", 1);
-    assert_null(cg_generate(a, d, g, &(CgGenOptions){0}));
-    assert_true(diag_error_count(d) > 0);
     unsetenv("DSCC_ROWS_PREFILL");
     arena_free(a);
 }
 
-/* DSCC_ROWS_UPSTREAM=0: the last combine's old form, the norm's statistic then a store pass (two launches); a malformed
- * value stops codegen. */
+/* DSCC_ROWS_UPSTREAM=0: the last combine's old form, the norm's statistic then a store pass (two launches). */
 static int norm_phases(const IrGraph *g, int64_t B, int64_t S, bool *cluster) {
     Arena *a = arena_new();
     DiagEngine *d = diag_new(a, stderr);
@@ -385,18 +381,13 @@ static void test_env_upstream(void **state) {
     (void)state;
     Arena *a = arena_new();
     DiagEngine *d = diag_new(a, NULL);
-    char *src = arena_strdup(a, COMBINE_LAST);
-    for (char *q; (q = strstr(src, "%D"));) *q = '\0', src = arena_printf(a, "%s7168%s", src, q + 2);
-    IrGraph *g = compile(a, d, src);
+    IrGraph *g = compile_at(a, d, COMBINE_LAST, 7168);
     bool cluster = false;
     assert_int_equal(norm_phases(g, 1, 3, &cluster), 1);
     assert_true(cluster);
     setenv("DSCC_ROWS_UPSTREAM", "0", 1);
     assert_int_equal(norm_phases(g, 1, 3, &cluster), 2);
     assert_false(cluster);
-    setenv("DSCC_ROWS_UPSTREAM", "on", 1);
-    assert_null(cg_generate(a, d, g, &(CgGenOptions){0}));
-    assert_true(diag_error_count(d) > 0);
     unsetenv("DSCC_ROWS_UPSTREAM");
     arena_free(a);
 }
@@ -528,28 +519,13 @@ static void test_vec_rope(void **state) { (void)state, check_vec(VEC_ROPE, 6); }
 static void test_vec_silu_quant(void **state) { (void)state, check_vec(VEC_SILU, 3); }
 static void test_vec_embedding(void **state) { (void)state, check_vec(VEC_EMB, 1); }
 
-/* A malformed DSCC_ELEM_VEC stops codegen. */
-static void test_env_vec(void **state) {
-    (void)state;
-    Arena *a = arena_new();
-    DiagEngine *d = diag_new(a, NULL);
-    IrGraph *g = compile(a, d, VEC_EMB);
-    setenv("DSCC_ELEM_VEC", "vec", 1);
-    assert_null(cg_generate(a, d, g, &(CgGenOptions){0}));
-    assert_true(diag_error_count(d) > 0);
-    unsetenv("DSCC_ELEM_VEC");
-    arena_free(a);
-}
-
 /* The cluster form's parts of the sum of squares read a lane each (DSCC_ROWS_GATHER=0: one thread, one after the
- * other; the cluster cases above run the default); a malformed value stops codegen. */
+ * other; the cluster cases above run the default). */
 static void test_env_gather(void **state) {
     (void)state;
     Arena *a = arena_new();
     DiagEngine *d = diag_new(a, NULL);
-    char *src = arena_strdup(a, ADD_NORM);
-    for (char *q; (q = strstr(src, "%D"));) *q = '\0', src = arena_printf(a, "%s7168%s", src, q + 2);
-    IrGraph *g = compile(a, d, src);
+    IrGraph *g = compile_at(a, d, ADD_NORM, 7168);
     for (int off = 0; off < 2; off++) {
         if (off) setenv("DSCC_ROWS_GATHER", "0", 1);
         CgProgram *p = cg_generate(a, d, g, &(CgGenOptions){0});
@@ -562,11 +538,32 @@ static void test_env_gather(void **state) {
         assert_true(cluster);
         assert_true(gather == !off);
     }
-    setenv("DSCC_ROWS_GATHER", "lanes", 1);
-    assert_null(cg_generate(a, d, g, &(CgGenOptions){0}));
-    assert_true(diag_error_count(d) > 0);
     unsetenv("DSCC_ROWS_GATHER");
     arena_free(a);
+}
+
+/* A malformed value of each switch of the row and vector forms stops codegen with an error that names it, on a graph
+ * that generates without it. */
+static void test_env_malformed(void **state) {
+    (void)state;
+    static const struct {
+        const char *name, *value, *src;
+        int64_t D;
+    } bad[] = {{"DSCC_ROWS_WIDE", "wide", ADD_NORM, 512},       {"DSCC_ROWS_PREFILL", "yes", ADD_NORM, 7168},
+               {"DSCC_ROWS_UPSTREAM", "on", COMBINE_LAST, 7168}, {"DSCC_ROWS_GATHER", "lanes", ADD_NORM, 7168},
+               {"DSCC_ELEM_VEC", "vec", VEC_EMB, 0}};
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        Arena *a = arena_new();
+        DiagEngine *d = diag_new(a, NULL);
+        IrGraph *g = compile_at(a, d, bad[i].src, bad[i].D);
+        assert_non_null(cg_generate(a, d, g, &(CgGenOptions){0}));
+        setenv(bad[i].name, bad[i].value, 1);
+        assert_null(cg_generate(a, d, g, &(CgGenOptions){0}));
+        unsetenv(bad[i].name);
+        assert_int_equal(diag_error_count(d), 1);
+        assert_non_null(strstr(diag_first(d)->msg, arena_printf(a, "%s is '%s'", bad[i].name, bad[i].value)));
+        arena_free(a);
+    }
 }
 
 int main(void) {
@@ -580,7 +577,7 @@ int main(void) {
                                        cmocka_unit_test(test_prefill_exact_7168), cmocka_unit_test(test_prefill_exact_1536),
                                        cmocka_unit_test(test_prefill_exact_7168_flat),
                                        cmocka_unit_test(test_vec_rope), cmocka_unit_test(test_vec_silu_quant),
-                                       cmocka_unit_test(test_vec_embedding), cmocka_unit_test(test_env_vec),
+                                       cmocka_unit_test(test_vec_embedding), cmocka_unit_test(test_env_malformed),
                                        cmocka_unit_test(test_env_gather)};
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

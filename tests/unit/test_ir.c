@@ -10,6 +10,7 @@
 #include <string.h>
 
 #include "ir/ir.h"
+#include "tests/unit/testutil.h"
 
 typedef struct {
     Arena *a;
@@ -27,13 +28,6 @@ static int setup(void **state) {
     f->S = ir_graph_add_dim(f->g, "S");
     f->T = ir_graph_add_dim(f->g, "T");
     *state = f;
-    return 0;
-}
-
-static int teardown(void **state) {
-    Fx *f = *state;
-    arena_free(f->a);
-    free(f);
     return 0;
 }
 
@@ -68,12 +62,6 @@ static char *type_text(Fx *f, const IrType *t) {
     char *s = arena_strdup(f->a, sb.data);
     sb_free(&sb);
     return s;
-}
-
-static const char *last_error(Fx *f) {
-    const Diag *g = diag_first(f->d), *last = NULL;
-    for (; g; g = g->next) last = g;
-    return last ? last->msg : "";
 }
 
 static bool has_error(Fx *f, const char *msg) {
@@ -126,17 +114,17 @@ static void test_sizes(void **state) {
     assert_false(ir_type_numel_at(&neg, NULL, &n));
     /* the shape rules: no empty axis, at most 2^60 bytes */
     assert_null(weight(f, "w0", ty(IR_DT_F32, 2, C(0), C(4))));
-    assert_string_equal(last_error(f), "weight: f32[0,4] has an empty axis 0; every extent must be at least 1");
+    assert_string_equal(tu_last_error(f->d), "weight: f32[0,4] has an empty axis 0; every extent must be at least 1");
     assert_non_null(weight(f, "w1", ty(IR_DT_FP8E4M3, 1, C((int64_t)1 << 60))));
     assert_null(weight(f, "w2", ty(IR_DT_BF16, 1, C((int64_t)1 << 60))));
-    assert_string_equal(last_error(f), "weight: bf16[1152921504606846976] is too large: more than 2^60 bytes");
+    assert_string_equal(tu_last_error(f->d), "weight: bf16[1152921504606846976] is too large: more than 2^60 bytes");
     IrNode *x = input(f, "x", ty(IR_DT_FP8E4M3, 2, ir_dim_sym(f->B), C((int64_t)1 << 59)));
     IrAttr ax = {.name = "axis", .kind = IR_ATTR_INT, .u.i = 1};
     IrNode *two[2] = {x, x}, *many[16];
     assert_non_null(op(f, IR_OP_CONCAT, 2, two, 1, &ax));
     for (int i = 0; i < 16; i++) many[i] = x;
     assert_null(op(f, IR_OP_CONCAT, 16, many, 1, &ax));
-    assert_string_equal(last_error(f), "concat: the concat axis overflows int64");
+    assert_string_equal(tu_last_error(f->d), "concat: the concat axis overflows int64");
 }
 
 static void test_linear_and_errors(void **state) {
@@ -150,11 +138,11 @@ static void test_linear_and_errors(void **state) {
     IrNode *bad = weight(f, "w2", ty(IR_DT_BF16, 2, C(32), C(60)));
     IrNode *ops2[2] = {x, bad};
     assert_null(op(f, IR_OP_LINEAR, 2, ops2, 0, NULL));
-    assert_string_equal(last_error(f), "linear: x bf16[B,S,64] has 64 input features but w is bf16[32,60]");
+    assert_string_equal(tu_last_error(f->d), "linear: x bf16[B,S,64] has 64 input features but w is bf16[32,60]");
     assert_int_equal(diag_first(f->d)->loc.line, 3);
     /* arity */
     assert_null(op(f, IR_OP_LINEAR, 1, ops, 0, NULL));
-    assert_string_equal(last_error(f), "linear: expects 2 operands, got 1");
+    assert_string_equal(tu_last_error(f->d), "linear: expects 2 operands, got 1");
     int n = f->g->nnodes;
     assert_int_equal(n, 4); /* failed nodes are not appended */
 }
@@ -170,7 +158,7 @@ static void test_elementwise_broadcast(void **state) {
     IrNode *c = input(f, "c", ty(IR_DT_F32, 1, C(4)));
     IrNode *ops2[2] = {a, c};
     assert_null(op(f, IR_OP_ADD, 2, ops2, 0, NULL));
-    assert_non_null(strstr(last_error(f), "do not broadcast"));
+    assert_non_null(strstr(tu_last_error(f->d), "do not broadcast"));
     /* a rank-0 const adopts the tensor's dtype */
     IrType st = ty(IR_DT_BF16, 0);
     IrAttr v = {.name = "value", .kind = IR_ATTR_INT, .u.i = 2};
@@ -205,10 +193,10 @@ static void test_attention_cache_rope(void **state) {
     IrNode *k3 = input(f, "k3", ty(IR_DT_BF16, 4, B, T, C(3), C(96)));
     IrNode *ao2[3] = {q, k3, k3};
     assert_null(op(f, IR_OP_ATTENTION, 3, ao2, 2, at));
-    assert_non_null(strstr(last_error(f), "not a multiple of kv heads 3"));
+    assert_non_null(strstr(tu_last_error(f->d), "not a multiple of kv heads 3"));
     /* missing attribute */
     assert_null(op(f, IR_OP_ATTENTION, 3, ao, 1, at));
-    assert_string_equal(last_error(f), "attention: missing attribute 'causal'");
+    assert_string_equal(tu_last_error(f->d), "attention: missing attribute 'causal'");
 }
 
 static void test_routing_and_layout(void **state) {
@@ -221,7 +209,7 @@ static void test_routing_and_layout(void **state) {
     assert_string_equal(type_text(f, &idx->type), "i32[B*S,8]");
     ga[0].u.i = 129; /* more than 4 groups of 32 */
     assert_null(op(f, IR_OP_GROUP_TOPK, 1, &s, 4, ga));
-    assert_non_null(strstr(last_error(f), "k=129 must be in 1..128"));
+    assert_non_null(strstr(tu_last_error(f->d), "k=129 must be in 1..128"));
     IrAttr gx = {.name = "axis", .kind = IR_ATTR_INT, .u.i = -1};
     IrNode *go[2] = {s, idx};
     IrNode *w = op(f, IR_OP_GATHER, 2, go, 1, &gx);
@@ -248,7 +236,7 @@ static void test_routing_and_layout(void **state) {
     assert_string_equal(type_text(f, &op(f, IR_OP_TRANSPOSE, 1, &y, 1, &pa)->type), "bf16[8,B*S,16]");
     cat.u.i = 5;
     assert_null(op(f, IR_OP_SOFTMAX, 1, &y, 1, &cat));
-    assert_string_equal(last_error(f), "softmax: axis 5 is out of range for rank 3");
+    assert_string_equal(tu_last_error(f->d), "softmax: axis 5 is out of range for rank 3");
 }
 
 static void test_einsum(void **state) {
@@ -263,7 +251,7 @@ static void test_einsum(void **state) {
     IrNode *ops2[2] = {q, w2};
     sp.u.s = "bshd,hdc->bshc";
     assert_null(op(f, IR_OP_EINSUM, 2, ops2, 1, &sp));
-    assert_string_equal(last_error(f), "einsum: spec \"bshd,hdc->bshc\": 'h' is 4 in one place and 5 in another");
+    assert_string_equal(tu_last_error(f->d), "einsum: spec \"bshd,hdc->bshc\": 'h' is 4 in one place and 5 in another");
     sp.u.s = "bsh,hdc->bsc";
     assert_null(op(f, IR_OP_EINSUM, 2, ops, 1, &sp));
 }
@@ -296,7 +284,7 @@ static void test_verify_no_output(void **state) {
     Fx *f = *state;
     input(f, "x", ty(IR_DT_F32, 1, C(4)));
     assert_int_equal(ir_verify(f->g, f->d), 1);
-    assert_string_equal(last_error(f), "graph @t has no output");
+    assert_string_equal(tu_last_error(f->d), "graph @t has no output");
 }
 
 /* Which ops take their result type from the node (the rest infer it, and
@@ -346,15 +334,15 @@ int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_op_classes),
         cmocka_unit_test(test_op_declared_types),
-        cmocka_unit_test_setup_teardown(test_dims, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_sizes, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_linear_and_errors, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_elementwise_broadcast, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_attention_cache_rope, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_routing_and_layout, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_einsum, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_verify, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_verify_no_output, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_dims, setup, tu_arena_teardown),
+        cmocka_unit_test_setup_teardown(test_sizes, setup, tu_arena_teardown),
+        cmocka_unit_test_setup_teardown(test_linear_and_errors, setup, tu_arena_teardown),
+        cmocka_unit_test_setup_teardown(test_elementwise_broadcast, setup, tu_arena_teardown),
+        cmocka_unit_test_setup_teardown(test_attention_cache_rope, setup, tu_arena_teardown),
+        cmocka_unit_test_setup_teardown(test_routing_and_layout, setup, tu_arena_teardown),
+        cmocka_unit_test_setup_teardown(test_einsum, setup, tu_arena_teardown),
+        cmocka_unit_test_setup_teardown(test_verify, setup, tu_arena_teardown),
+        cmocka_unit_test_setup_teardown(test_verify_no_output, setup, tu_arena_teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

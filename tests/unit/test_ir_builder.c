@@ -12,6 +12,7 @@
 #include <string.h>
 
 #include "ir/ir.h"
+#include "tests/unit/testutil.h"
 
 typedef struct {
     Arena *a;
@@ -29,13 +30,6 @@ static int setup(void **state) {
     f->S = ir_dim_sym(ir_graph_add_dim(f->g, "S"));
     ir_graph_add_dim(f->g, "T");
     *state = f;
-    return 0;
-}
-
-static int teardown(void **state) {
-    Fx *f = *state;
-    arena_free(f->a);
-    free(f);
     return 0;
 }
 
@@ -76,20 +70,13 @@ static const char *tt(Fx *f, const IrNode *n) {
     return s;
 }
 
-static const char *last_error(Fx *f) {
-    const Diag *g = diag_first(f->d), *last = NULL;
-    for (; g; g = g->next) last = g;
-    assert_non_null(last);
-    return last->msg;
-}
-
 /* The last error contains `want`, and the failed node was not appended. */
 #define assert_fails(f, expr, want)                                                \
     do {                                                                           \
         int n0_ = (f)->g->nnodes;                                                  \
         assert_null(expr);                                                         \
         assert_int_equal((f)->g->nnodes, n0_);                                     \
-        if (!strstr(last_error(f), (want))) fail_msg("got: %s", last_error(f));    \
+        if (!strstr(tu_last_error(f->d), (want))) fail_msg("got: %s", tu_last_error(f->d));    \
     } while (0)
 
 static void test_dim_algebra(void **state) {
@@ -420,7 +407,7 @@ static void test_attention_cache_errors(void **state) {
     IrType xt = ty(IR_DT_BF16, 3, f->B, C(3), C(8));
     IrNode *x = ir_graph_add_node(g2, f->d, IR_OP_INPUT, NULL, 0, &xn, 1, &xt, (SrcLoc){0}, NULL);
     assert_null(ir_graph_add_node(g2, f->d, IR_OP_KV_CACHE, &x, 1, &cn, 1, NULL, (SrcLoc){0}, NULL));
-    assert_non_null(strstr(last_error(f), "kv_cache needs a symbolic dim T"));
+    assert_non_null(strstr(tu_last_error(f->d), "kv_cache needs a symbolic dim T"));
     IrNode *x1 = leaf(f, IR_OP_INPUT, xt);
     assert_string_equal(tt(f, build(f, IR_OP_KV_CACHE, 1, &x1, 1, &cn, NULL)), "bf16[B,T,8]");
     /* rope: the rotary dim must be even */
@@ -475,17 +462,17 @@ static void test_fp8_and_microbatch(void **state) {
 
 int main(void) {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test_setup_teardown(test_dim_algebra, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_tables, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_attribute_schema, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_leaves, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_embedding_linear_norm, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_unary_binary, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_reductions_and_layout, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_routing, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_einsum_errors, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_attention_cache_errors, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_fp8_and_microbatch, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_dim_algebra, setup, tu_arena_teardown),
+        cmocka_unit_test_setup_teardown(test_tables, setup, tu_arena_teardown),
+        cmocka_unit_test_setup_teardown(test_attribute_schema, setup, tu_arena_teardown),
+        cmocka_unit_test_setup_teardown(test_leaves, setup, tu_arena_teardown),
+        cmocka_unit_test_setup_teardown(test_embedding_linear_norm, setup, tu_arena_teardown),
+        cmocka_unit_test_setup_teardown(test_unary_binary, setup, tu_arena_teardown),
+        cmocka_unit_test_setup_teardown(test_reductions_and_layout, setup, tu_arena_teardown),
+        cmocka_unit_test_setup_teardown(test_routing, setup, tu_arena_teardown),
+        cmocka_unit_test_setup_teardown(test_einsum_errors, setup, tu_arena_teardown),
+        cmocka_unit_test_setup_teardown(test_attention_cache_errors, setup, tu_arena_teardown),
+        cmocka_unit_test_setup_teardown(test_fp8_and_microbatch, setup, tu_arena_teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

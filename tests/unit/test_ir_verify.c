@@ -11,6 +11,7 @@
 #include <string.h>
 
 #include "ir/ir.h"
+#include "tests/unit/testutil.h"
 
 typedef struct {
     Arena *a;
@@ -46,13 +47,6 @@ static int setup(void **state) {
     assert_non_null(f->out);
     assert_int_equal(diag_error_count(f->d), 0);
     *state = f;
-    return 0;
-}
-
-static int teardown(void **state) {
-    Fx *f = *state;
-    arena_free(f->a);
-    free(f);
     return 0;
 }
 
@@ -261,17 +255,17 @@ static void test_order(void **state) {
 
 int main(void) {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test_setup_teardown(test_sound_graph, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_dominance, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_operand_from_elsewhere, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_wrong_recorded_type, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_arity_and_attributes, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_names, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_names_at_scale, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_no_output_and_ids, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_schedule, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_sound_graph, setup, tu_arena_teardown),
+        cmocka_unit_test_setup_teardown(test_dominance, setup, tu_arena_teardown),
+        cmocka_unit_test_setup_teardown(test_operand_from_elsewhere, setup, tu_arena_teardown),
+        cmocka_unit_test_setup_teardown(test_wrong_recorded_type, setup, tu_arena_teardown),
+        cmocka_unit_test_setup_teardown(test_arity_and_attributes, setup, tu_arena_teardown),
+        cmocka_unit_test_setup_teardown(test_names, setup, tu_arena_teardown),
+        cmocka_unit_test_setup_teardown(test_names_at_scale, setup, tu_arena_teardown),
+        cmocka_unit_test_setup_teardown(test_no_output_and_ids, setup, tu_arena_teardown),
+        cmocka_unit_test_setup_teardown(test_schedule, setup, tu_arena_teardown),
         cmocka_unit_test(test_spans),
-        cmocka_unit_test_setup_teardown(test_order, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_order, setup, tu_arena_teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -16,26 +16,9 @@
 #include <unistd.h>
 
 #include "frontend/frontend.h"
+#include "tests/unit/testutil.h"
 
-typedef struct {
-    Arena *a;
-    DiagEngine *d;
-} Fx;
-
-static int setup(void **state) {
-    Fx *f = calloc(1, sizeof *f);
-    f->a = arena_new();
-    f->d = diag_new(f->a, NULL);
-    *state = f;
-    return 0;
-}
-
-static int teardown(void **state) {
-    Fx *f = *state;
-    arena_free(f->a);
-    free(f);
-    return 0;
-}
+typedef TuArena Fx;
 
 static IrGraph *lower(Fx *f, const char *src) {
     return fe_compile_string(f->a, f->d, "l.dsl", src, strlen(src), NULL);
@@ -382,15 +365,15 @@ static void test_imports(void **state) {
 
 int main(void) {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test_setup_teardown(test_loops_and_ifs, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_fns_scopes_and_locations, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_weights, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_split_concat_builtins, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_conditional_input_and_model_name, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_errors_located, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_call_notes_arity_recursion, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_weight_type_conflict, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_imports, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_loops_and_ifs, tu_arena_setup, tu_arena_teardown),
+        cmocka_unit_test_setup_teardown(test_fns_scopes_and_locations, tu_arena_setup, tu_arena_teardown),
+        cmocka_unit_test_setup_teardown(test_weights, tu_arena_setup, tu_arena_teardown),
+        cmocka_unit_test_setup_teardown(test_split_concat_builtins, tu_arena_setup, tu_arena_teardown),
+        cmocka_unit_test_setup_teardown(test_conditional_input_and_model_name, tu_arena_setup, tu_arena_teardown),
+        cmocka_unit_test_setup_teardown(test_errors_located, tu_arena_setup, tu_arena_teardown),
+        cmocka_unit_test_setup_teardown(test_call_notes_arity_recursion, tu_arena_setup, tu_arena_teardown),
+        cmocka_unit_test_setup_teardown(test_weight_type_conflict, tu_arena_setup, tu_arena_teardown),
+        cmocka_unit_test_setup_teardown(test_imports, tu_arena_setup, tu_arena_teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

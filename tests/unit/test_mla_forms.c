@@ -27,6 +27,7 @@
 #include "cpu/cpu.h"
 #include "frontend/frontend.h"
 #include "passes/passes.h"
+#include "tests/unit/testutil.h"
 
 static const char *pick_model = "dim B, S, T;\n"
                                 "input x: f32[B, S];\n"
@@ -123,16 +124,6 @@ static float *run_model(const char *impl, bool fp8, int *nselect, int64_t *vocab
     return all;
 }
 
-/* max |a - b| over max |b| */
-static double rel_maxdiff(const float *a, const float *b, size_t n) {
-    double num = 0, den = 0;
-    for (size_t i = 0; i < n; i++) {
-        num = fmax(num, fabs((double)a[i] - b[i]));
-        den = fmax(den, fabs((double)b[i]));
-    }
-    return num / den;
-}
-
 static void check_forms(bool fp8) {
     int ns[3];
     int64_t V = 0;
@@ -141,7 +132,7 @@ static void check_forms(bool fp8) {
     assert_int_equal(ns[1], 0);
     assert_int_equal(ns[2], 3); /* one per layer of the tiny model */
     size_t n = (size_t)(B * L * V);
-    double en = rel_maxdiff(naive, absorb, n), ea = rel_maxdiff(autom, absorb, n);
+    double en = tu_rel_maxdiff(naive, absorb, n), ea = tu_rel_maxdiff(autom, absorb, n);
     print_message("%s: naive vs absorbed %.3g, auto vs absorbed %.3g (max abs diff / max, %d-token prefill + %d steps)\n",
                   fp8 ? "fp8" : "bf16", en, ea, P, L - P);
     /* the same arithmetic up to f32 rounding (the CPU runs FP32; with FP8 the
@@ -149,7 +140,7 @@ static void check_forms(bool fp8) {
     assert_true(en <= 2e-5);
     assert_true(ea <= 2e-5);
     /* and not vacuously: the logits vary */
-    assert_true(rel_maxdiff(absorb, absorb + V, (size_t)V) > 1e-3);
+    assert_true(tu_rel_maxdiff(absorb, absorb + V, (size_t)V) > 1e-3);
     free(absorb);
     free(naive);
     free(autom);

@@ -57,35 +57,6 @@ static CpuExec *make(Fx *f, const char *set) {
     return tu_exec(&f->fx, tu_compile(&f->fx, NULL, &set, 1), &(CpuOptions){.threads = 2});
 }
 
-/* rel L2 of got against the reference file; argmax agreement per row of V when V > 0. */
-static void compare(const float *got, const char *ref_path, int64_t n, int64_t V, double bound, const char *what) {
-    RtArray ref;
-    Arena *a = arena_new();
-    assert_true(rt_npy_read(diag_new(a, stderr), ref_path, &ref));
-    assert_int_equal(ref.numel, n);
-    double num = 0, den = 0;
-    for (int64_t i = 0; i < n; i++) {
-        num += ((double)got[i] - ref.data[i]) * ((double)got[i] - ref.data[i]);
-        den += (double)ref.data[i] * ref.data[i];
-    }
-    int64_t agree = 0, rows = V ? n / V : 0;
-    for (int64_t r = 0; r < rows; r++) {
-        int64_t ga = 0, ra = 0;
-        for (int64_t v = 1; v < V; v++) {
-            if (got[r * V + v] > got[r * V + ga]) ga = v;
-            if (ref.data[r * V + v] > ref.data[r * V + ra]) ra = v;
-        }
-        agree += ga == ra;
-    }
-    double rel = sqrt(num / den);
-    print_message("%s: rel L2 %.3g (bound %.0e), argmax agreement %lld/%lld\n", what, rel, bound, (long long)agree,
-                  (long long)rows);
-    assert_true(rel < bound);
-    assert_int_equal(agree, rows);
-    free(ref.data);
-    arena_free(a);
-}
-
 /* Runs positions [t0, t1) of every row with the inputs the graph has. */
 static void run_span(Fx *f, CpuExec *x, int64_t t0, int64_t t1, bool mtp_tokens, bool h_main) {
     int64_t B = f->seq.shape[0], T = f->seq.shape[1], S = t1 - t0, H = f->hidden.shape[2];
@@ -124,9 +95,9 @@ static void test_one_graph(void **state) {
     CpuExec *x = make(f, "mtp=true");
     run_span(f, x, 0, T, true, false);
     const float *v = out(x, "logits", B, T, &V);
-    compare(v, FIX "logits.npy", B * T * V, V, 1e-3, "main model vs transformers");
+    tu_expect_npy(v, FIX "logits.npy", B * T * V, V, 1e-3, "main model vs transformers");
     v = out(x, "mtp_logits", B, T, &V);
-    compare(v, FIX "mtp_logits.npy", B * T * V, V, 1e-3, "MTP module vs the fixture's PyTorch");
+    tu_expect_npy(v, FIX "mtp_logits.npy", B * T * V, V, 1e-3, "MTP module vs the fixture's PyTorch");
     cpu_exec_free(x);
 }
 
@@ -136,12 +107,12 @@ static void test_step_graphs(void **state) {
     CpuExec *x = make(f, "mtp_hidden=true");
     run_span(f, x, 0, T, false, false);
     const float *h = out(x, "hidden", B, T, &H);
-    compare(h, FIX "hidden.npy", B * T * H, 0, 1e-3, "verify graph's hidden state");
+    tu_expect_npy(h, FIX "hidden.npy", B * T * H, 0, 1e-3, "verify graph's hidden state");
     cpu_exec_free(x);
     x = make(f, "mtp_draft=true");
     run_span(f, x, 0, T, false, true);
     const float *full = out(x, "mtp_logits", B, T, &V);
-    compare(full, FIX "mtp_logits.npy", B * T * V, V, 1e-3, "draft graph vs the fixture's PyTorch");
+    tu_expect_npy(full, FIX "mtp_logits.npy", B * T * V, V, 1e-3, "draft graph vs the fixture's PyTorch");
     float *all = malloc(sizeof(float) * (size_t)(B * T * V));
     memcpy(all, full, sizeof(float) * (size_t)(B * T * V));
     /* as decoding runs it: a prefill, then steps of 1 and 2 positions */

@@ -17,6 +17,7 @@
 #include "cpu/cpu.h"
 #include "frontend/frontend.h"
 #include "runtime/runtime.h"
+#include "tests/unit/testutil.h"
 
 typedef struct {
     char dir[64];
@@ -54,13 +55,6 @@ static void write_st(Fx *f, const char *name, const char *header, const void *da
     fwrite(header, 1, len, fp);
     if (n) fwrite(data, 1, n, fp);
     fclose(fp);
-}
-
-static const char *last_msg(Fx *f) {
-    const Diag *g = diag_first(f->d), *last = NULL;
-    for (; g; g = g->next)
-        if (g->level == DIAG_ERROR) last = g;
-    return last ? last->msg : "";
 }
 
 static void test_conversions(void **state) {
@@ -106,16 +100,16 @@ static void test_fp8_block_dequant_and_shape_checks(void **state) {
     /* shape from a config that disagrees */
     IrType bad = {.dtype = IR_DT_BF16, .rank = 2, .dims = {ir_dim_const(128), ir_dim_const(I)}};
     assert_false(rt_checkpoint_read_f32(c, "w.weight", &bad, w, f->d));
-    assert_non_null(strstr(last_msg(f), "tensor 'w.weight' is F8_E4M3[130,200] in the checkpoint but the model expects bf16[128,200]"));
+    assert_non_null(strstr(tu_last_error(f->d), "tensor 'w.weight' is F8_E4M3[130,200] in the checkpoint but the model expects bf16[128,200]"));
     assert_false(rt_checkpoint_read_f32(c, "nope.weight", &t, w, f->d));
-    assert_non_null(strstr(last_msg(f), "tensor 'nope.weight' is missing from the checkpoint"));
+    assert_non_null(strstr(tu_last_error(f->d), "tensor 'nope.weight' is missing from the checkpoint"));
     rt_checkpoint_close(c);
     /* FP8 without its scales */
     snprintf(hdr, sizeof hdr, "{\"w.weight\": {\"dtype\": \"F8_E4M3\", \"shape\": [%d, %d], \"data_offsets\": [0, %zu]}}", O, I, wn);
     write_st(f, "model.safetensors", hdr, buf, wn);
     c = rt_checkpoint_open(f->a, f->d, f->dir);
     assert_false(rt_checkpoint_read_f32(c, "w.weight", &t, w, f->d));
-    assert_non_null(strstr(last_msg(f), "tensor 'w.weight' is F8_E4M3 but 'w.weight_scale_inv' (its block scales) is missing"));
+    assert_non_null(strstr(tu_last_error(f->d), "tensor 'w.weight' is F8_E4M3 but 'w.weight_scale_inv' (its block scales) is missing"));
     rt_checkpoint_close(c);
     free(w);
     free(buf);
@@ -216,7 +210,7 @@ static void test_corrupt_headers(void **state) {
         char path[256];
         snprintf(path, sizeof path, "%s/model.safetensors", f->dir);
         assert_null(rt_safetensors_open(f->a, f->d, path));
-        if (!strstr(last_msg(f), cases[i].msg)) fail_msg("case %zu: got '%s'", i, last_msg(f));
+        if (!strstr(tu_last_error(f->d), cases[i].msg)) fail_msg("case %zu: got '%s'", i, tu_last_error(f->d));
         assert_string_equal(diag_first(f->d)->loc.file, path);
     }
     /* header length past the end */
@@ -228,7 +222,7 @@ static void test_corrupt_headers(void **state) {
     fputs("{}", fp);
     fclose(fp);
     assert_null(rt_safetensors_open(f->a, f->d, path));
-    assert_string_equal(last_msg(f), "header length 1000 is past the end of the file (truncated file?)");
+    assert_string_equal(tu_last_error(f->d), "header length 1000 is past the end of the file (truncated file?)");
 }
 
 static void test_shards(void **state) {
@@ -252,12 +246,12 @@ static void test_shards(void **state) {
     fputs("{\"weight_map\": {\"x\": \"part-2.safetensors\"}}", fp);
     fclose(fp);
     assert_null(rt_checkpoint_open(f->a, f->d, f->dir));
-    assert_string_equal(last_msg(f), "tensor 'x' is mapped to part-2.safetensors, which does not hold it");
+    assert_string_equal(tu_last_error(f->d), "tensor 'x' is mapped to part-2.safetensors, which does not hold it");
     fp = fopen(path, "w");
     fputs("{\"weight_map\": {\"x\": \"../elsewhere.safetensors\"}}", fp);
     fclose(fp);
     assert_null(rt_checkpoint_open(f->a, f->d, f->dir));
-    assert_non_null(strstr(last_msg(f), "the shard must be a plain file name"));
+    assert_non_null(strstr(tu_last_error(f->d), "the shard must be a plain file name"));
 }
 
 static void test_npy_roundtrip(void **state) {
@@ -278,7 +272,7 @@ static void test_npy_roundtrip(void **state) {
     fputs("not numpy at all", fp);
     fclose(fp);
     assert_false(rt_npy_read(f->d, path, &arr));
-    assert_string_equal(last_msg(f), "not a NumPy .npy file");
+    assert_string_equal(tu_last_error(f->d), "not a NumPy .npy file");
 }
 
 /* The loaders read FP8 weights from a pool of threads: every expert weight
@@ -423,14 +417,14 @@ static void test_npy_versions_and_lengths(void **state) {
     RtArray arr;
     write_npy(path, 2, ids, 2, 3, 6, 70000);
     assert_false(rt_npy_read(f->d, path, &arr));
-    assert_string_equal(last_msg(f), "header length 70000 is past the end of the file (152 bytes; truncated file?)");
+    assert_string_equal(tu_last_error(f->d), "header length 70000 is past the end of the file (152 bytes; truncated file?)");
     write_npy(path, 1, ids, 2, 3, 6, 65535);
     assert_false(rt_npy_read(f->d, path, &arr));
-    assert_string_equal(last_msg(f), "header length 65535 is past the end of the file (152 bytes; truncated file?)");
+    assert_string_equal(tu_last_error(f->d), "header length 65535 is past the end of the file (152 bytes; truncated file?)");
     /* data cut short is still "truncated", an empty array is read as such */
     write_npy(path, 1, ids, 4, 3, 6, 0);
     assert_false(rt_npy_read(f->d, path, &arr));
-    assert_string_equal(last_msg(f), "truncated .npy: expected 12 elements");
+    assert_string_equal(tu_last_error(f->d), "truncated .npy: expected 12 elements");
     write_npy(path, 3, ids, 1, 0, 0, 0);
     assert_true(rt_npy_read(f->d, path, &arr));
     assert_int_equal(arr.numel, 0);
@@ -444,11 +438,11 @@ static void test_checkpoint_folder_messages(void **state) {
     char path[256];
     snprintf(path, sizeof path, "%s/nonexistent", f->dir);
     assert_null(rt_checkpoint_open(f->a, f->d, path));
-    assert_string_equal(last_msg(f), "the checkpoint folder does not exist");
+    assert_string_equal(tu_last_error(f->d), "the checkpoint folder does not exist");
     write_st(f, "model.safetensors", "{}", NULL, 0);
     snprintf(path, sizeof path, "%s/model.safetensors", f->dir);
     assert_null(rt_checkpoint_open(f->a, f->d, path));
-    assert_string_equal(last_msg(f), "is not a folder (--weights names a checkpoint folder of safetensors files)");
+    assert_string_equal(tu_last_error(f->d), "is not a folder (--weights names a checkpoint folder of safetensors files)");
 }
 
 int main(void) {

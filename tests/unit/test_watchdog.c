@@ -10,18 +10,16 @@
 #include <stdint.h>
 #include <cmocka.h>
 
-#include <arpa/inet.h>
-#include <netinet/in.h>
 #include <poll.h>
 #include <signal.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/socket.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 
 #include "runtime/watchdog.h"
+#include "tests/unit/testutil.h"
 
 static double now_s(void) {
     struct timespec ts;
@@ -155,16 +153,6 @@ static void test_timeout_parse(void **state) {
 
 /* ---- real ranks on loopback ---------------------------------------------- */
 
-static int free_port(void) {
-    int fd = socket(AF_INET, SOCK_STREAM, 0);
-    struct sockaddr_in sa = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
-    socklen_t len = sizeof sa;
-    bind(fd, (struct sockaddr *)&sa, sizeof sa);
-    getsockname(fd, (struct sockaddr *)&sa, &len);
-    close(fd);
-    return ntohs(sa.sin_port);
-}
-
 typedef struct {
     int cause, culprit, ok;
     double when; /* CLOCK_MONOTONIC seconds: shared by the processes of one machine */
@@ -222,7 +210,7 @@ static void rank_main(int r, int size, int port, Role role, int ready, int repor
 }
 
 static void spawn_world(Rank *ranks, int size, const Role *roles) {
-    int port = free_port();
+    int port = tu_free_port();
     for (int r = 0; r < size; r++) {
         int ready[2], report[2];
         assert_int_equal(pipe(ready), 0);
@@ -356,7 +344,7 @@ static void test_join_mismatch(void **state) {
     Arena *a = arena_new();
     DiagEngine *d = diag_new(a, NULL);
     RtWatchdog *w = rt_watchdog_new(d, &(RtWatchdogOptions){.rank = 1, .size = 2});
-    RtRankInfo ri = {RT_LAUNCH_TORCHRUN, 0, 2, 0, "127.0.0.1", free_port()};
+    RtRankInfo ri = {RT_LAUNCH_TORCHRUN, 0, 2, 0, "127.0.0.1", tu_free_port()};
     uint8_t blob[8];
     assert_false(rt_watchdog_join(w, d, &ri, blob, sizeof blob, 100));
     assert_string_equal(diag_first(d)->msg, "watchdog: made for rank 1 of 2, joined as rank 0 of 2");

@@ -20,6 +20,29 @@
 #include <time.h>
 #include <unistd.h>
 
+const char *tu_last_error(const DiagEngine *d) {
+    const Diag *last = NULL;
+    for (const Diag *g = diag_first(d); g; g = g->next)
+        if (g->level == DIAG_ERROR) last = g;
+    return last ? last->msg : "";
+}
+
+int tu_arena_setup(void **state) {
+    TuArena *t = calloc(1, sizeof *t);
+    assert_non_null(t);
+    t->a = arena_new();
+    t->d = diag_new(t->a, NULL);
+    *state = t;
+    return 0;
+}
+
+int tu_arena_teardown(void **state) {
+    Arena **a = *state; /* the state's first member */
+    arena_free(*a);
+    free(*state);
+    return 0;
+}
+
 void tu_fixture_open(TuFixture *f, const char *dir) {
     f->a = arena_new();
     f->d = diag_new(f->a, stderr);
@@ -110,6 +133,43 @@ double tu_rel_l2(const float *got, const float *want, int64_t n) {
     for (int64_t k = 0; k < n; k++) num += ((double)got[k] - want[k]) * ((double)got[k] - want[k]), den += (double)want[k] * want[k];
     assert_true(den > 0);
     return sqrt(num / den);
+}
+
+double tu_rel_maxdiff(const float *got, const float *want, size_t n) {
+    double num = 0, den = 0;
+    for (size_t i = 0; i < n; i++) {
+        num = fmax(num, fabs((double)got[i] - want[i]));
+        den = fmax(den, fabs((double)want[i]));
+    }
+    return num / den;
+}
+
+void tu_expect_npy(const float *got, const char *ref_path, int64_t n, int64_t V, double bound, const char *what) {
+    RtArray ref;
+    Arena *a = arena_new();
+    assert_true(rt_npy_read(diag_new(a, stderr), ref_path, &ref));
+    assert_int_equal(ref.numel, n);
+    double num = 0, den = 0;
+    for (int64_t i = 0; i < n; i++) {
+        num += ((double)got[i] - ref.data[i]) * ((double)got[i] - ref.data[i]);
+        den += (double)ref.data[i] * ref.data[i];
+    }
+    int64_t agree = 0, rows = V ? n / V : 0;
+    for (int64_t r = 0; r < rows; r++) {
+        int64_t ga = 0, ra = 0;
+        for (int64_t v = 1; v < V; v++) {
+            if (got[r * V + v] > got[r * V + ga]) ga = v;
+            if (ref.data[r * V + v] > ref.data[r * V + ra]) ra = v;
+        }
+        agree += ga == ra;
+    }
+    double rel = sqrt(num / den);
+    print_message("%s: rel L2 %.3g (bound %.0e), argmax agreement %lld/%lld\n", what, rel, bound, (long long)agree,
+                  (long long)rows);
+    assert_true(rel < bound);
+    assert_int_equal(agree, rows);
+    free(ref.data);
+    arena_free(a);
 }
 
 double tu_now_s(void) {

@@ -16,6 +16,23 @@
 #include "runtime/gpu.h"
 #include "runtime/runtime.h"
 
+/* ---- a test's arena (a cmocka fixture) ------------------------------- */
+
+/* An arena and its diagnostics (quiet): a test's state, or the start of a
+ * larger one. */
+typedef struct {
+    Arena *a;
+    DiagEngine *d;
+} TuArena;
+/* The message of the last error reported to d, or "" when there is none. */
+const char *tu_last_error(const DiagEngine *d);
+/* cmocka setup: a calloc'd TuArena into *state. */
+int tu_arena_setup(void **state);
+/* cmocka teardown of a calloc'd state whose first member is its Arena *
+ * (a TuArena, or a struct that begins with one): frees the arena, then the
+ * state. */
+int tu_arena_teardown(void **state);
+
 /* ---- a checkpoint fixture --------------------------------------------- */
 
 typedef struct {
@@ -78,6 +95,12 @@ int tu_free_port(void); /* a TCP port free right now on loopback */
 double tu_now_s(void);  /* monotonic seconds */
 /* ||got - want|| / ||want|| in double (asserts want is not all zero) */
 double tu_rel_l2(const float *got, const float *want, int64_t n);
+/* max |got - want| over max |want|, in double */
+double tu_rel_maxdiff(const float *got, const float *want, size_t n);
+/* Asserts that got[n] is within rel L2 `bound` of the .npy file at ref_path
+ * (n values) and, when V > 0, that each row of V has the reference's argmax;
+ * prints both figures under `what`. */
+void tu_expect_npy(const float *got, const char *ref_path, int64_t n, int64_t V, double bound, const char *what);
 /* Forks a child that runs fn(arg) and _exits with what it returns; the
  * child's pid (asserted). */
 pid_t tu_fork(int (*fn)(void *), void *arg);
