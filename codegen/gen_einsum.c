@@ -11,8 +11,8 @@
  * wave, the sums on the CUDA cores; with DSCC_EINSUM_ROWS above 8 (to 128,
  * opt-in until timed), einsum_heads_mma.cuh past 8 rows: the same weight
  * stream, the sums on mma.sync. The decode form issues its first loads of
- * a w of weights alone before its wait for the kernel before it
- * (DSCC_EINSUM_PRE=0: after it). */
+ * a w of weights alone before its wait for the kernel before it with
+ * DSCC_EINSUM_PRE=1 (opt-in until timed; else after it). */
 #include "codegen/gen_internal.h"
 #include "codegen/kernels.h"
 
@@ -40,11 +40,11 @@ static int einsum_rows(Gen *G) {
     return (int)v;
 }
 
-/* DSCC_EINSUM_PRE: 1 (unset) the decode form loads w before its DSCC_PDL_WAIT() where w is a value of weights alone
- * (einsum_pre), 0 after it (to time one against the other); -1 with G->why on a malformed value. */
+/* DSCC_EINSUM_PRE: 1 the decode form loads w before its DSCC_PDL_WAIT() where w is a value of weights alone
+ * (einsum_pre), 0 (unset: opt-in until timed on a GPU) after it; -1 with G->why on a malformed value. */
 static int einsum_pre_env(Gen *G) {
     const char *e = getenv("DSCC_EINSUM_PRE");
-    if (!e || !*e) return 1;
+    if (!e || !*e) return 0;
     if (strcmp(e, "0") && strcmp(e, "1")) {
         G->why = arena_printf(G->a, "DSCC_EINSUM_PRE is '%s': expected 0 or 1", e);
         return -1;

@@ -703,8 +703,8 @@ static bool skinny_bulk_on(const SkinnyParams *sp, const SkinnyBulkShape *s, boo
  * each of the 132 SMs one (the LM head): a narrower one (the MoE router's
  * 256 rows: 32 CTAs of gemm_skinny2.cuh, 3.7 MB at ~0.4 TB/s in a decode
  * step's trace on an H100) takes gemm_skinny.cuh's round form, whose
- * clusters split K (256 CTAs, every load of a warp in one round), unless
- * DSCC_SKINNY_BF16_SPLIT=0 (which restores gemm_skinny2.cuh there). An
+ * clusters split K (256 CTAs, every load of a warp in one round), with
+ * DSCC_SKINNY_BF16_SPLIT=1 (opt-in until timed on a GPU). An
  * H100 (run 1) timed it at 0.75-0.95x gemm_skinny.cuh on V3's FP8 shapes at M = 1 (q_b 1.57 against 2.02 TB/s, o_proj 1.96
  * against 2.40; its scale loads then waited each stage, which they no
  * longer do, untimed), and as fast as the tile on the BF16 router and LM
@@ -712,7 +712,7 @@ static bool skinny_bulk_on(const SkinnyParams *sp, const SkinnyBulkShape *s, boo
  * block's shared memory. */
 static bool skinny2_on(const SkinnyParams *sp, int64_t N, int64_t K, int mrows, bool bf16) {
     const char *e = getenv("DSCC_SKINNY_V2"), *bs = getenv("DSCC_SKINNY_BF16_SPLIT");
-    const bool narrow = (N + 7) / 8 < 132 && !(bs && strcmp(bs, "0") == 0);
+    const bool narrow = (N + 7) / 8 < 132 && bs && strcmp(bs, "1") == 0;
     bool on = sp->v2 >= 0 ? sp->v2 == 1 : e && *e ? strcmp(e, "1") == 0 : bf16 && !narrow;
     return on && skinny2_smem(1, 1, K, mrows) <= CG_BLOCK_SMEM_MAX;
 }

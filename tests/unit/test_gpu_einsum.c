@@ -138,9 +138,9 @@ static void test_k128(void **state) { (void)state, check_shape(3, 200, 128, 8); 
  * kernel letting the next one launch first (DSCC_PDL_EARLY=1) */
 static void test_k128_derived_early(void **state) {
     (void)state;
-    setenv("DSCC_PDL_EARLY", "1", 1);
+    setenv("DSCC_PDL_EARLY", "1", 1), setenv("DSCC_EINSUM_PRE", "1", 1);
     check_shape_w(3, 200, 128, 8, W_DERIVED);
-    unsetenv("DSCC_PDL_EARLY");
+    unsetenv("DSCC_PDL_EARLY"), unsetenv("DSCC_EINSUM_PRE");
 }
 static void test_k640(void **state) { (void)state, check_shape(2, 40, 640, 8); }
 /* DSCC_EINSUM_ROWS=40: the tensor-core form past 8 rows (three 16-row tiles, the last ragged), the tile above 40 */
@@ -199,8 +199,11 @@ static void test_env_pre(void **state) {
     unsetenv("DSCC_EINSUM_PRE"), unsetenv("DSCC_PDL_EARLY");
     const char *s = decode_source(a, W_WEIGHT);
     assert_non_null(s);
-    assert_non_null(strstr(s, "#define EH_PRE 1\n"));
+    assert_non_null(strstr(s, "#define EH_PRE 0\n")); /* opt-in until timed */
     assert_non_null(strstr(s, "#define EH_EARLY 0\n"));
+    setenv("DSCC_EINSUM_PRE", "1", 1);
+    s = decode_source(a, W_WEIGHT);
+    assert_non_null(strstr(s, "#define EH_PRE 1\n"));
     assert_non_null(strstr(s, "w's first loads before the wait"));
     assert_non_null(strstr(decode_source(a, W_DERIVED), "#define EH_PRE 1\n"));
     assert_non_null(strstr(decode_source(a, W_INPUT), "#define EH_PRE 0\n"));

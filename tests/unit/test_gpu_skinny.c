@@ -35,8 +35,8 @@
  * before it. A malformed DSCC_SKINNY_V2 stops codegen too. BF16 linears
  * (the MoE router's f32 form and a ragged bf16 one) run the same two
  * kernels with SK_BF16 (mma m16n8k16 BF16, no scales), bound 4e-3: narrow
- * ones on gemm_skinny.cuh's K split by default, on gemm_skinny2.cuh with
- * DSCC_SKINNY_BF16_SPLIT=0, a wide one (1,100 rows) on gemm_skinny2.cuh.
+ * ones on gemm_skinny2.cuh by default, on gemm_skinny.cuh's K split with
+ * DSCC_SKINNY_BF16_SPLIT=1, a wide one (1,100 rows) on gemm_skinny2.cuh.
  * DSCC_SKINNY_MAX=16 hands M = 17 to the tile; a malformed one stops codegen.
  * gemm_skinny_bulk.cuh (DSCC_SKINNY_BULK=1, DSCC_SKINNY's bulk=1): hopper.cuh's
  * 1-D bulk copy on its own (test_bulk_copy: the bytes where they belong;
@@ -178,9 +178,9 @@ static void check_split(int64_t N, int64_t K, bool f32, const int64_t (*rows)[2]
         assert_int_equal(bulk, bulk_on && B * S <= 8);
         if (bulk_on && bulk_split) assert_int_equal(bsp, bulk_split);
         /* gemm_skinny2.cuh: DSCC_SKINNY's v2, else DSCC_SKINNY_V2, else for BF16 only, and (unless
-         * DSCC_SKINNY_BF16_SPLIT=0) only where the 8-row groups number 132 or more */
+         * DSCC_SKINNY_BF16_SPLIT=1, opt-in) only where the 8-row groups number 132 or more */
         const char *ebs = getenv("DSCC_SKINNY_BF16_SPLIT");
-        const bool narrow = (N + 7) / 8 < 132 && !(ebs && strcmp(ebs, "0") == 0);
+        const bool narrow = (N + 7) / 8 < 132 && ebs && strcmp(ebs, "1") == 0;
         bool v2_on = e1 && strstr(e1, "v2=") ? strstr(e1, "v2=1") != NULL : e2 && *e2 ? strcmp(e2, "1") == 0 : lin_kind != LIN_FP8 && !narrow;
         /* the tile above `top` rows: DSCC_SKINNY_MAX, else 16 for FP8 on gemm_skinny2.cuh, else 32 */
         const int64_t top = emax ? atoi(emax) : lin_kind == LIN_FP8 && v2_on ? 16 : CG_SKINNY_M;
@@ -427,8 +427,8 @@ static void test_bulk_copy(void **state) {
 }
 
 /* BF16 linears (SK_BF16): the router's shape at a smaller K (256 x 1536, f32 y from the GEMM) and a ragged one with
- * bf16 y (100 x 712: a last K block of 16 bytes), at M = 1, 3, 9, 17, 32 (both narrow: gemm_skinny.cuh's round form
- * with a K split by default, gemm_skinny2.cuh with DSCC_SKINNY_BF16_SPLIT=0); then the same with DSCC_SKINNY_V2=0 */
+ * bf16 y (100 x 712: a last K block of 16 bytes), at M = 1, 3, 9, 17, 32 (both narrow: gemm_skinny2.cuh by default,
+ * gemm_skinny.cuh's round form with a K split with DSCC_SKINNY_BF16_SPLIT=1); then the same with DSCC_SKINNY_V2=0 */
 static void check_bf16(void) {
     static const int64_t rows[][2] = {{1, 1}, {1, 3}, {1, 9}, {1, 17}, {2, 16}};
     lin_kind = LIN_BF16_F32;
@@ -438,12 +438,12 @@ static void check_bf16(void) {
     lin_kind = LIN_FP8;
 }
 static void test_bf16(void **state) { (void)state, check_bf16(); }
-/* DSCC_SKINNY_BF16_SPLIT=0: the narrow BF16 linears back on gemm_skinny2.cuh; and a wide one (1,100 rows: 138 groups,
+/* DSCC_SKINNY_BF16_SPLIT=1: the narrow BF16 linears on gemm_skinny.cuh's K split; and a wide one (1,100 rows: 138 groups,
  * the LM head's kind) on it by default */
 static void test_bf16_narrow_v2(void **state) {
     (void)state;
     static const int64_t rows[][2] = {{1, 1}, {1, 3}};
-    setenv("DSCC_SKINNY_BF16_SPLIT", "0", 1);
+    setenv("DSCC_SKINNY_BF16_SPLIT", "1", 1);
     lin_kind = LIN_BF16_F32;
     check_shape(256, 1536, false, rows, 2);
     lin_kind = LIN_BF16;
