@@ -654,6 +654,26 @@ static void test_mla_env_steps(void **state) {
     }
 }
 
+/* The 8-head model compiled and generated (wgmma tile) under the DSCC_MLA_* switches as the caller set
+ * them (codegen reads them); the diagnostics in *msg, which the caller frees. */
+static CgProgram *generate_8_heads(Arena *a, char **msg) {
+    size_t len = 0;
+    FILE *f = open_memstream(msg, &len);
+    assert_non_null(f);
+    DiagEngine *d = diag_new(a, f);
+    const char *src = model(a, 8);
+    IrGraph *g = fe_compile_string(a, d, "mla.dsl", src, strlen(src), NULL);
+    assert_non_null(g);
+    PassPipeline pp;
+    assert_true(pass_pipeline_parse(a, d, "shape-infer,fold-constants,dce,cse,dce,fuse", &pp));
+    PassRunOptions ro = {0};
+    assert_true(pass_pipeline_run(&pp, g, &ro, d));
+    CgGenOptions o = {.tile = CG_TILE_WGMMA};
+    CgProgram *p = cg_generate(a, d, g, &o);
+    fclose(f);
+    return p;
+}
+
 /* DSCC_MLA_TMA (no GPU needed): 0 and 1 generate the program, 1 (with DSCC_MLA_V3 1, 3 or 4) with a
  * tensor map over the KV cache on the decode phase (box 64 rows) and 0 without; 1 with DSCC_MLA_V3=0
  * or 2 and any other value are codegen errors naming the variable. */
@@ -667,22 +687,9 @@ static void test_mla_tma_env(void **state) {
     for (int i = 0; i < (int)(sizeof vals / sizeof *vals); i++) {
         Arena *a = arena_new();
         char *msg = NULL;
-        size_t len = 0;
-        FILE *f = open_memstream(&msg, &len);
-        assert_non_null(f);
-        DiagEngine *d = diag_new(a, f);
-        const char *src = model(a, 8);
-        IrGraph *g = fe_compile_string(a, d, "mla.dsl", src, strlen(src), NULL);
-        assert_non_null(g);
-        PassPipeline pp;
-        assert_true(pass_pipeline_parse(a, d, "shape-infer,fold-constants,dce,cse,dce,fuse", &pp));
-        PassRunOptions ro = {0};
-        assert_true(pass_pipeline_run(&pp, g, &ro, d));
         setenv("DSCC_MLA_TMA", vals[i].tma, 1);
         setenv("DSCC_MLA_V3", vals[i].v3, 1);
-        CgGenOptions o = {.tile = CG_TILE_WGMMA};
-        CgProgram *p = cg_generate(a, d, g, &o);
-        fclose(f);
+        CgProgram *p = generate_8_heads(a, &msg);
         if (!vals[i].err) {
             assert_non_null(p);
             const CgTmaMaps *t = NULL;
@@ -710,27 +717,15 @@ static void test_mla_tma_env(void **state) {
  * the variable and its values; with 3 and 4 the decode phase runs 256 threads (no producer), else 384. */
 static void test_mla_v3_env(void **state) {
     (void)state;
-    const char *old = getenv("DSCC_MLA_V3");
-    char *keep = old ? strdup(old) : NULL;
+    const char *old = getenv("DSCC_MLA_V3"), *oldt = getenv("DSCC_MLA_TMA");
+    char *keep = old ? strdup(old) : NULL, *keept = oldt ? strdup(oldt) : NULL;
+    setenv("DSCC_MLA_TMA", "0", 1); /* the cp.async forms, whatever the environment asks (TMA refuses 0 and 2) */
     static const char *const vals[] = {"0", "1", "2", "3", "4", "5", "12", "x"};
     for (int i = 0; i < (int)(sizeof vals / sizeof *vals); i++) {
         Arena *a = arena_new();
         char *msg = NULL;
-        size_t len = 0;
-        FILE *f = open_memstream(&msg, &len);
-        assert_non_null(f);
-        DiagEngine *d = diag_new(a, f);
-        const char *src = model(a, 8);
-        IrGraph *g = fe_compile_string(a, d, "mla.dsl", src, strlen(src), NULL);
-        assert_non_null(g);
-        PassPipeline pp;
-        assert_true(pass_pipeline_parse(a, d, "shape-infer,fold-constants,dce,cse,dce,fuse", &pp));
-        PassRunOptions ro = {0};
-        assert_true(pass_pipeline_run(&pp, g, &ro, d));
         setenv("DSCC_MLA_V3", vals[i], 1);
-        CgGenOptions o = {.tile = CG_TILE_WGMMA};
-        CgProgram *p = cg_generate(a, d, g, &o);
-        fclose(f);
+        CgProgram *p = generate_8_heads(a, &msg);
         if (i < 5) {
             assert_non_null(p);
             int threads = 0;
@@ -747,7 +742,10 @@ static void test_mla_v3_env(void **state) {
     }
     if (keep) setenv("DSCC_MLA_V3", keep, 1);
     else unsetenv("DSCC_MLA_V3");
+    if (keept) setenv("DSCC_MLA_TMA", keept, 1);
+    else unsetenv("DSCC_MLA_TMA");
     free(keep);
+    free(keept);
 }
 
 /* gen.h's split rule (no GPU needed): one wave of one block per SM where the tiles allow, no empty split. */

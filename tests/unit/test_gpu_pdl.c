@@ -55,6 +55,7 @@ static int lines(const char *s) {
 
 static void test_prologue(void **state) {
     (void)state;
+    setenv("DSCC_PDL_EARLY", "0", 1); /* the plain prologue first, whatever the environment asks */
     Arena *a = arena_new();
     const char *src = "struct Args { int x; };\n"
                       "extern \"C\" __global__ void __launch_bounds__(256) p0(Args a) {  // store\n"
