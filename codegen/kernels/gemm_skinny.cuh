@@ -44,8 +44,8 @@
 //   pipelined through two register stages across column groups (see the
 //   comment above the form below and docs/KERNELS.md).
 //
-// Parameters (#define; a module defines them all, the defaults below make
-// the file compile on its own):
+// Parameters (#define; a module defines them all, the defaults below and
+// gemm_skinny_common.cuh's stand-ins make the file compile on its own):
 //   DSCC_ENTRY        the entry point's name
 //   SK_M              rows of x and y, an expression over the Args `a` (<= SK_MROWS)
 //   SK_MROWS          the most rows the instance runs at: 8 or 32
@@ -73,18 +73,7 @@
 //                     order (a thread's 16 bytes are 8 values, two mma's B registers), K blocks of 128 bytes (64
 //                     values), and SK_XS, SK_WS are 1 (default 0)
 // Dynamic shared memory: 9 * 8 * SK_RB * (SK_MROWS + 1) floats; SK_PIPE: 2 * 8 * 8 * (8 * SK_RB + 1).
-#ifndef SK_X // compiled on its own (test_codegen): a stand-in for the module's prelude
-#include "args.cuh"
-#include "mma.cuh"
-#define SK_M (a.sym[0])
-#define SK_N 7168LL
-#define SK_K 7168LL
-#define SK_X ((const unsigned char *)a.t[0])
-#define SK_XS(m, kb) (((const float *)a.t[1])[(kb) * SK_M + (m)])
-#define SK_W ((const unsigned char *)a.t[2])
-#define SK_WS(i) (((const float *)a.t[3])[i])
-#define SK_STORE(i, v) (((float *)a.t[4])[i] = (v))
-#endif
+#include "gemm_skinny_common.cuh"
 #ifndef SK_RB
 #define SK_RB 1
 #endif
@@ -274,21 +263,9 @@ __device__ __forceinline__ void SK_PLOAD(const Args &a, uint4 (&wv)[SK_U][SK_RB]
 // Step s's weights into L2 (none at s >= ns): the sectors SK_PLOAD reads, one 32-byte sector a lane of an even q
 // (its 16 bytes and the odd neighbour's). Read-only weights only: it may run before the kernel's DSCC_PDL_WAIT().
 __device__ __forceinline__ void SK_PPREF(const Args &a, long long s, long long ns, int warp, int g, int q) {
-    const long long N = SK_N, K = SK_KB, nkb = SK_NKB;
     if (s >= ns || (q & 1)) return;
     const long long gi = s / SK_PNR, n0 = ((long long)blockIdx.x + gi * SK_GRID) * SK_COLS;
-    const long long kb0 = warp + 8LL * SK_U * (s - gi * SK_PNR);
-#pragma unroll
-    for (int u = 0; u < SK_U; u++) {
-        const long long kb = kb0 + 8 * u;
-#pragma unroll
-        for (int r = 0; r < SK_RB; r++)
-#pragma unroll
-            for (int h = 0; h < 2; h++) {
-                const long long n = n0 + r * 8 + g, k = kb * 128 + h * 64 + q * 16;
-                if (kb < nkb && n < N && k < K) pdl_prefetch_l2(SK_W + n * K + k);
-            }
-    }
+    hp_prefetch_w16<SK_U, SK_RB>(SK_W, SK_N, SK_KB, n0, warp, s - gi * SK_PNR, g, q);
 }
 
 // A group's end: the warps' sums (row g of y, column 8r + 2q + c of the group) into buffer gi & 1, one barrier,
@@ -440,39 +417,22 @@ extern "C" __global__ void __launch_bounds__(256, SK_MINB) __cluster_dims__(SK_S
 #undef SK_PSTEP
 #undef SK_PEND
 #undef SK_PPREF
-#undef SK_GRID
 #endif
-#undef SK_PIPE
-#undef SK_EARLY
-#undef SK_PF
 #undef SK_WSA
-#undef SK_BF16
 #undef SK_KB
 #undef SK_MMA
 #undef SK_MMA_0
 #undef SK_MMA_1
 #undef SK_KW
 #undef SK_RED
-#undef SK_SPLIT
 #undef SK_XR
 #undef SK_T
-#undef SK_MROWS
 #undef SK_ROUND
 #undef SK_LOADW
 #undef SK_PASTE
 #undef SK_PASTE2
 #undef SK_XSA
-#undef SK_U
-#undef SK_MINB
 #undef SK_NKB
 #undef SK_COLS
-#undef DSCC_ENTRY
-#undef SK_M
-#undef SK_N
-#undef SK_K
-#undef SK_RB
-#undef SK_X
-#undef SK_W
-#undef SK_XS
-#undef SK_WS
-#undef SK_STORE
+#define SK_COMMON_END // (the parameters' #undefs)
+#include "gemm_skinny_common.cuh"
