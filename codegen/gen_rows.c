@@ -10,6 +10,7 @@
  * its quantize). The generic store passes are gen.c's (cg_emit_stores),
  * which asks this file for their loops (cg_row_blocks, cg_row_elems). */
 #include "codegen/gen_internal.h"
+#include "codegen/kernels.h"
 
 #include <stdlib.h>
 
@@ -215,20 +216,6 @@ static void emit_row_kernel_one(Gen *G, const IrNode *norm, IrDim rows, const in
 #define CG_ROWS_PREFILL_ROWS 2
 #define CG_ROWS_PREFILL_D 4096
 
-/* inline PTX the emulator replaces by name (tests/emu/emu_kernel.h: gemm_skinny.cuh's cluster helpers) */
-static const char ROW_CLUSTER_HELPERS[] =
-    "// the cluster barrier (release / acquire) and a float of CTA `rank`'s shared memory at p's offset (DSMEM)\n"
-    "__device__ __forceinline__ void sk_cluster_sync() {\n"
-    "    asm volatile(\"barrier.cluster.arrive.release.aligned;\\nbarrier.cluster.wait.acquire.aligned;\\n\" ::: \"memory\");\n"
-    "}\n"
-    "__device__ __forceinline__ float sk_dsmem_ld(const float *p, unsigned rank) {\n"
-    "    unsigned r, l = (unsigned)__cvta_generic_to_shared(p);\n"
-    "    float v;\n"
-    "    asm volatile(\"mapa.shared::cluster.u32 %0, %1, %2;\\n\" : \"=r\"(r) : \"r\"(l), \"r\"(rank));\n"
-    "    asm volatile(\"ld.shared::cluster.f32 %0, [%1];\\n\" : \"=f\"(v) : \"r\"(r) : \"memory\");\n"
-    "    return v;\n"
-    "}\n";
-
 /* CTAs a row of D for the cluster form: the most (<= 8) whose parts are whole 128-wide (and scale) blocks; 0: no wide form. */
 static int row_parts(const Gen *G, int64_t D) {
     int64_t blk = G->act ? ir_node_attr_int(G->act, "block", 128) : 128;
@@ -284,7 +271,7 @@ int cg_row_prologue(Gen *G, const IrNode *norm, const int *members, int nm) {
     int C = row_parts(G, D);
     if (!C) return 0;
     G->rowd = D, G->rown = norm;
-    if (C > 1) sb_puts(&G->decl, ROW_CLUSTER_HELPERS);
+    if (C > 1) sb_puts(&G->decl, cg_kernel_prelude(G->a, "hopper")); /* the cluster helpers (hp_cluster_*, hp_dsmem_ld) */
     sb_puts(&G->decl, "__shared__ float rstat;  // the CTA's row statistic\n");
     if (D * 4 <= 44 * 1024 && row_cache_ok(G, x, members, nm)) { /* within 44 KB of static shared memory (48 KB the most) */
         sb_printf(&G->decl, "__shared__ long long rowb;  // the flat index of the row's first element (no 64-bit remainder a read)\n"
@@ -666,22 +653,22 @@ static void emit_row_form(Gen *G, const IrNode *norm, IrDim rows, const int *mem
     if (C > 1 && G->rows_gather) /* the C parts read at once, a lane each, then summed in rank order in lane 0 (the same bits) */
         sb_printf(&G->decl, "    extern __shared__ float part_ss[];  // the CTA's part of the sum, which every CTA of the cluster reads\n"
                             "    if (threadIdx.x == 0) {\n        float t = 0.0f;\n        for (int w = 0; w < %d; w++) t += red[w];\n        part_ss[0] = t;\n    }\n"
-                            "    sk_cluster_sync();  // every CTA's part\n"
+                            "    hp_cluster_sync();  // every CTA's part\n"
                             "    if (threadIdx.x < 32) {\n"
-                            "        const float pr = threadIdx.x < %du ? sk_dsmem_ld(part_ss, threadIdx.x) : 0.0f;  // the parts' reads in flight at once\n"
+                            "        const float pr = threadIdx.x < %du ? hp_dsmem_ld(part_ss, threadIdx.x) : 0.0f;  // the parts' reads in flight at once\n"
                             "        float t = 0.0f;\n"
                             "#pragma unroll\n        for (int r = 0; r < %d; r++) t += __shfl_sync(0xffffffffu, pr, r);  // in rank order: the same bits in every CTA\n"
                             "        if (threadIdx.x == 0) %s;\n    }\n"
-                            "    sk_cluster_sync();  // the row's statistic for the CTA's stores; no CTA leaves while another reads its part\n    }\n",
+                            "    hp_cluster_sync();  // the row's statistic for the CTA's stores; no CTA leaves while another reads its part\n    }\n",
                   T / 32, C, C, st);
     else if (C > 1)
         sb_printf(&G->decl, "    extern __shared__ float part_ss[];  // the CTA's part of the sum, which every CTA of the cluster reads\n"
                             "    if (threadIdx.x == 0) {\n        float t = 0.0f;\n        for (int w = 0; w < %d; w++) t += red[w];\n        part_ss[0] = t;\n    }\n"
-                            "    sk_cluster_sync();  // every CTA's part\n"
-                            "    if (threadIdx.x == 0) {\n        float t = 0.0f;\n"
-                            "        for (unsigned r = 0; r < %du; r++) t += sk_dsmem_ld(part_ss, r);  // in rank order: the same bits in every CTA\n"
+                            "    hp_cluster_sync();  // every CTA's part\n"
+                            "    if (threadIdx.x == 0) {\n"
+                            "        const float t = hp_cluster_sum<%d>(part_ss);  // in rank order: the same bits in every CTA\n"
                             "        %s;\n    }\n"
-                            "    sk_cluster_sync();  // the row's statistic for the CTA's stores; no CTA leaves while another reads its part\n    }\n",
+                            "    hp_cluster_sync();  // the row's statistic for the CTA's stores; no CTA leaves while another reads its part\n    }\n",
                   T / 32, C, st);
     else
         sb_printf(&G->decl, "    if (threadIdx.x == 0) {\n        float t = 0.0f;\n        for (int w = 0; w < %d; w++) t += red[w];\n        %s;\n    }\n"

@@ -30,11 +30,7 @@
 // Launch: EH_H * ceil(EH_N / 64) blocks of 256 threads, no shared memory.
 #ifndef EH_XB // compiled on its own (test_codegen): a stand-in for the module's prelude
 #include "args.cuh"
-__device__ __forceinline__ void mma_bf16(float *c, const unsigned *a, const unsigned *b) {  // c[16x8] += a[16x16] . b[16x8]
-    asm volatile("mma.sync.aligned.m16n8k16.row.col.f32.bf16.bf16.f32 {%0,%1,%2,%3}, {%4,%5,%6,%7}, {%8,%9}, {%0,%1,%2,%3};\n"
-                 : "+f"(c[0]), "+f"(c[1]), "+f"(c[2]), "+f"(c[3])
-                 : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b[0]), "r"(b[1]));
-}
+#include "mma.cuh"
 #define EH_M (a.sym[0])
 #define EH_MT 2
 #define EH_H 128

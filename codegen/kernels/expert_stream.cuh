@@ -85,24 +85,10 @@
 #define EX_NOB ((EX_O + 127) / 128)
 #define EX_NCG ((EX_O + 15) / 16) // 16-row groups of a weight
 
+// the weights' and x's 16-byte loads (ld_stream16_if, ld_x16_if)
+#include "ld_stream.cuh"
 #ifndef EX_HELPERS // once a module
 #define EX_HELPERS
-// 16 bytes of the weight stream (read once: kept out of L1); zeros where !v (a predicate, not a branch)
-__device__ __forceinline__ uint4 ex_ld_w16(const void *p, bool v) {
-    uint4 r;
-    asm volatile("{\n .reg .pred p;\n setp.ne.b32 p, %5, 0;\n mov.b32 %0, 0;\n mov.b32 %1, 0;\n mov.b32 %2, 0;\n mov.b32 %3, 0;\n"
-                 " @p ld.global.nc.L1::no_allocate.v4.u32 {%0,%1,%2,%3}, [%4];\n}\n"
-                 : "=r"(r.x), "=r"(r.y), "=r"(r.z), "=r"(r.w) : "l"(p), "r"((int)v));
-    return r;
-}
-// 16 bytes of x (re-read by every item of its tile: cached), zeros where !v
-__device__ __forceinline__ uint4 ex_ld_x16(const void *p, bool v) {
-    uint4 r;
-    asm volatile("{\n .reg .pred p;\n setp.ne.b32 p, %5, 0;\n mov.b32 %0, 0;\n mov.b32 %1, 0;\n mov.b32 %2, 0;\n mov.b32 %3, 0;\n"
-                 " @p ld.global.nc.v4.u32 {%0,%1,%2,%3}, [%4];\n}\n"
-                 : "=r"(r.x), "=r"(r.y), "=r"(r.z), "=r"(r.w) : "l"(p), "r"((int)v));
-    return r;
-}
 // cp.async.wait_group N for the ring's depths: every group but the newest N has landed (this thread's copies)
 __device__ __forceinline__ void ex_cp_wait3() { asm volatile("cp.async.wait_group 3;\n" ::: "memory"); }
 __device__ __forceinline__ void ex_cp_wait5() { asm volatile("cp.async.wait_group 5;\n" ::: "memory"); }
@@ -146,7 +132,7 @@ __device__ __forceinline__ void EX_ITEM(const Args &a, int wsel, long long e, lo
 #pragma unroll
                 for (int h = 0; h < 2; h++) {
                     const long long n = n0 + g + 8 * i, k = kb * 128 + h * 64 + q * 16;
-                    wv[u][i][h] = ex_ld_w16(W + n * K + k, kb < nkb && n < O && k < K);
+                    wv[u][i][h] = ld_stream16_if(W + n * K + k, kb < nkb && n < O && k < K);
                 }
             const float s = EX_WS(wsel, wsb + (kb < nkb ? kb : 0));
             ws[u] = kb < nkb ? s : 0.0f;
@@ -163,7 +149,7 @@ __device__ __forceinline__ void EX_ITEM(const Args &a, int wsel, long long e, lo
 #pragma unroll
                 for (int h = 0; h < 2; h++) {
                     const long long k = kb * 128 + h * 64 + q * 16;
-                    xv[u][h] = ex_ld_x16(X + (long long)(xr < 0 ? 0 : xr) * K + k, xr >= 0 && kb < nkb && k < K);
+                    xv[u][h] = ld_x16_if(X + (long long)(xr < 0 ? 0 : xr) * K + k, xr >= 0 && kb < nkb && k < K);
                 }
                 const long long kbs = kb < nkb ? kb : 0;
                 const float s0 = EX_XS(m0 < 0 ? 0 : m0, kbs), s1 = EX_XS(m1 < 0 ? 0 : m1, kbs);
@@ -248,7 +234,7 @@ __device__ __forceinline__ void EX_ITEM_RING(const Args &a, int wsel, long long 
 #pragma unroll
                 for (int h = 0; h < 2; h++) {
                     const long long k = kb * 128 + h * 64 + q * 16;
-                    xv[t][h] = ex_ld_x16(X + (long long)(xr < 0 ? 0 : xr) * K + k, xr >= 0 && k < K);
+                    xv[t][h] = ld_x16_if(X + (long long)(xr < 0 ? 0 : xr) * K + k, xr >= 0 && k < K);
                 }
                 const float s0 = EX_XS(m0 < 0 ? 0 : m0, kb), s1 = EX_XS(m1 < 0 ? 0 : m1, kb);
                 xs[t][0] = m0 >= 0 ? s0 : 0.0f;

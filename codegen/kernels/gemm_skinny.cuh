@@ -116,25 +116,8 @@
 #define SK_RED (8 * SK_COLS * (SK_MROWS + 1)) // floats of each warp's sums, then SK_COLS * (SK_MROWS + 1) of the CTA's
 
 #include "hopper.cuh" // the cluster's rank, barrier and sum (hp_cluster_*)
-#ifndef SK_HELPERS // once a module (each instance defines the rest)
-#define SK_HELPERS
-// 16 bytes of the weight stream, read once, so kept out of L1; zeros where !v (no load: the predicate, not a branch)
-__device__ __forceinline__ uint4 ld_stream16_if(const void *p, bool v) {
-    uint4 r;
-    asm volatile("{\n .reg .pred p;\n setp.ne.b32 p, %5, 0;\n mov.b32 %0, 0;\n mov.b32 %1, 0;\n mov.b32 %2, 0;\n mov.b32 %3, 0;\n"
-                 " @p ld.global.nc.L1::no_allocate.v4.u32 {%0,%1,%2,%3}, [%4];\n}\n"
-                 : "=r"(r.x), "=r"(r.y), "=r"(r.z), "=r"(r.w) : "l"(p), "r"((int)v));
-    return r;
-}
-// 16 bytes of x (read by every block: it stays in L2), zeros where !v
-__device__ __forceinline__ uint4 ld_x16_if(const void *p, bool v) {
-    uint4 r;
-    asm volatile("{\n .reg .pred p;\n setp.ne.b32 p, %5, 0;\n mov.b32 %0, 0;\n mov.b32 %1, 0;\n mov.b32 %2, 0;\n mov.b32 %3, 0;\n"
-                 " @p ld.global.nc.v4.u32 {%0,%1,%2,%3}, [%4];\n}\n"
-                 : "=r"(r.x), "=r"(r.y), "=r"(r.z), "=r"(r.w) : "l"(p), "r"((int)v));
-    return r;
-}
-#endif
+// the weights' and x's 16-byte loads (ld_stream16_if, ld_x16_if)
+#include "ld_stream.cuh"
 
 // The weight scale of row n (all rows of a block share one 128-row weight block: 8 * SK_RB divides 128) and
 // x's scale of row m, at K block kb (behind these two macros so the scale layouts stay the module's business)

@@ -14,13 +14,8 @@
 #define SR_LOADS 8
 #endif
 
-__device__ __forceinline__ uint4 ld_stream16_if(const void *p, bool v) {
-    uint4 r;
-    asm volatile("{\n .reg .pred p;\n setp.ne.b32 p, %5, 0;\n mov.b32 %0, 0;\n mov.b32 %1, 0;\n mov.b32 %2, 0;\n mov.b32 %3, 0;\n"
-                 " @p ld.global.nc.L1::no_allocate.v4.u32 {%0,%1,%2,%3}, [%4];\n}\n"
-                 : "=r"(r.x), "=r"(r.y), "=r"(r.z), "=r"(r.w) : "l"(p), "r"((int)v));
-    return r;
-}
+// ld_stream16_if: the skinny GEMM's weight load
+#include "ld_stream.cuh"
 
 struct Args { // bench_gemm's layout of it
     const uint4 *p;    // n16 x 16 bytes, 16-aligned

@@ -126,8 +126,8 @@ static inline void ex_cp_wait3(void) { emu_ctx->cp_wait(emu_ctx, 3); } /* expert
 static inline void ex_cp_wait5(void) { emu_ctx->cp_wait(emu_ctx, 5); }
 static inline void ex_cp_wait7(void) { emu_ctx->cp_wait(emu_ctx, 7); }
 static inline void cp_wait2(void) { emu_ctx->cp_wait(emu_ctx, 2); }
-/* @p ld.global.nc[.L1::no_allocate].v4.u32 (gemm_skinny.cuh's weight stream
- * and x): 16 bytes from a 16-aligned address where v, zeros and no access
+/* @p ld.global.nc[.L1::no_allocate].v4.u32 (ld_stream.cuh's, the weight
+ * streams and x of gemm_skinny.cuh and expert_stream.cuh): 16 bytes from a 16-aligned address where v, zeros and no access
  * where !v (the address may then lie outside every allocation) */
 static inline uint4 emu_ld16_if(const void *p, bool v, int line) {
     uint4 r = {0, 0, 0, 0};
@@ -138,18 +138,13 @@ static inline uint4 emu_ld16_if(const void *p, bool v, int line) {
 }
 #define ld_stream16_if(p, v) emu_ld16_if((p), (v), __LINE__)
 #define ld_x16_if(p, v) emu_ld16_if((p), (v), __LINE__)
-/* ... and expert_stream.cuh's, the same loads */
-#define ex_ld_w16(p, v) emu_ld16_if((p), (v), __LINE__)
-#define ex_ld_x16(p, v) emu_ld16_if((p), (v), __LINE__)
-/* gen_rows.c's clusters (hopper.cuh's hp_cluster_* below): barrier.cluster, and
- * mapa.shared::cluster + ld.shared::cluster.f32 of a float of CTA rank's
- * shared memory at p's offset (p in the dynamic shared memory: the
- * emulator keeps one static __shared__ a host thread, a CTA's own) */
+/* mapa.shared::cluster + ld.shared::cluster.f32 of a float of CTA rank's
+ * shared memory at p's offset (hopper.cuh's hp_dsmem_ld, below; p in the
+ * dynamic shared memory: the emulator keeps one static __shared__ a host
+ * thread, a CTA's own) */
 static inline float emu_dsmem_ld(const float *p, unsigned rank, int line) {
     return *(const float *)emu_ctx->cluster_map(emu_ctx, p, rank, sizeof(float), line);
 }
-#define sk_cluster_sync() emu_ctx->cluster_sync(emu_ctx, __LINE__)
-#define sk_dsmem_ld(p, rank) emu_dsmem_ld((p), (rank), __LINE__)
 /* fence.proxy.async.shared::cta: the emulated device has one memory and one proxy */
 static inline void fence_async_smem(void) {}
 
@@ -676,7 +671,7 @@ static inline void emu_bulk_g2s(void *dst, const void *src, unsigned bytes, void
     emu_ctx->bulk_async(emu_ctx, dst, buf, bytes, emu_mbar_at(bar, line), line);
 }
 #define hp_bulk_g2s(dst, src, bytes, bar) emu_bulk_g2s((dst), (src), (bytes), (bar), __LINE__)
-/* mapa + ld.shared::cluster.f32: gen_rows.c's sk_dsmem_ld (above) */
+/* mapa + ld.shared::cluster.f32 (emu_dsmem_ld above) */
 #define hp_dsmem_ld(p, rank) emu_dsmem_ld((p), (rank), __LINE__)
 
 /* wgmma.mma_async.sync.aligned.m64nNk32.f32.e4m3.e4m3 d, a-desc, b-desc,

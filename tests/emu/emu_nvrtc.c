@@ -97,10 +97,10 @@ static const char *const PTX_HELPERS[] = {"h2f", "f2h", "fe4m3", "pdl_wait", "pd
                                            /* codegen/kernels/mla_decode.cuh's own */
                                            "mla_cp_commit", "mla_cp_wait0", "mla_hold128", "mla_wgmma_s", "mla_wgmma_sd", "mla_wgmma_pv", "mla_wgmma_pv_rs",
                                            "mla_prefetch_l2",
-                                           /* codegen/kernels/gemm_skinny.cuh's; codegen/gen_rows.c's cluster helpers */
-                                           "ld_stream16_if", "ld_x16_if", "sk_cluster_sync", "sk_dsmem_ld",
+                                           /* codegen/kernels/ld_stream.cuh's */
+                                           "ld_stream16_if", "ld_x16_if",
                                            /* codegen/kernels/expert_stream.cuh's */
-                                           "ex_ld_w16", "ex_ld_x16", "ex_cp_wait3", "ex_cp_wait5", "ex_cp_wait7",
+                                           "ex_cp_wait3", "ex_cp_wait5", "ex_cp_wait7",
                                            /* codegen/kernels/hopper.cuh's (the kernel files' shared prelude) */
                                            "hp_mbar_init", "hp_mbar_fence_init", "hp_fence_async", "hp_mbar_arrive", "hp_mbar_expect_tx",
                                            "hp_mbar_wait", "hp_cluster_rank", "hp_cluster_sync", "hp_mbar_arrive_cluster", "hp_tma_2d",

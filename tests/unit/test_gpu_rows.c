@@ -242,22 +242,38 @@ static IrGraph *compile_at(Arena *a, DiagEngine *d, const char *tmpl, int64_t D)
     return compile(a, d, src);
 }
 
+/* A switch's test: the graph of tmpl at row width D in an arena of its own; env_done unsets the switch and frees it. */
+typedef struct {
+    Arena *a;
+    DiagEngine *d;
+    IrGraph *g;
+} EnvCase;
+
+static EnvCase env_case(const char *tmpl, int64_t D) {
+    EnvCase c = {arena_new(), NULL, NULL};
+    c.d = diag_new(c.a, NULL);
+    c.g = compile_at(c.a, c.d, tmpl, D);
+    return c;
+}
+
+static void env_done(EnvCase *c, const char *name) {
+    unsetenv(name);
+    arena_free(c->a);
+}
+
 /* DSCC_ROWS_WIDE=0: the old form, one 256-thread block a row, at any row count. */
 static void test_env(void **state) {
     (void)state;
-    Arena *a = arena_new();
-    DiagEngine *d = diag_new(a, NULL);
-    IrGraph *g = compile_at(a, d, ADD_NORM, 512);
+    EnvCase c = env_case(ADD_NORM, 512);
     setenv("DSCC_ROWS_WIDE", "0", 1);
     int parts = 0, threads = -1;
     bool kept = true;
     int per = 0;
-    row_form(g, false, 1, 1, 1, &parts, &threads, &per, &kept);
+    row_form(c.g, false, 1, 1, 1, &parts, &threads, &per, &kept);
     assert_int_equal(parts, 1);
     assert_int_equal(threads, 0);
     assert_false(kept);
-    unsetenv("DSCC_ROWS_WIDE");
-    arena_free(a);
+    env_done(&c, "DSCC_ROWS_WIDE");
 }
 
 /* Every stored value of g's run at B x S rows (the same seeded inputs each call), the row kernel's prefill form on or off
@@ -338,22 +354,19 @@ static void test_prefill_exact_7168_flat(void **state) { (void)state, check_pref
 /* DSCC_ROWS_PREFILL=0: one CTA a row above 128 rows of 7,168 too. */
 static void test_env_prefill(void **state) {
     (void)state;
-    Arena *a = arena_new();
-    DiagEngine *d = diag_new(a, NULL);
-    IrGraph *g = compile_at(a, d, ADD_NORM, 7168);
+    EnvCase c = env_case(ADD_NORM, 7168);
     int parts = 0, threads = 0, per = 0;
     bool kept = false;
-    row_form(g, false, 1, 200, 200, &parts, &threads, &per, &kept);
+    row_form(c.g, false, 1, 200, 200, &parts, &threads, &per, &kept);
     assert_int_equal(per, 2);
     assert_int_equal(threads, 448);
     setenv("DSCC_ROWS_PREFILL", "0", 1);
-    row_form(g, false, 1, 200, 200, &parts, &threads, &per, &kept);
+    row_form(c.g, false, 1, 200, 200, &parts, &threads, &per, &kept);
     assert_int_equal(parts, 1);
     assert_int_equal(threads, 896);
     assert_int_equal(per, 1);
     assert_true(kept);
-    unsetenv("DSCC_ROWS_PREFILL");
-    arena_free(a);
+    env_done(&c, "DSCC_ROWS_PREFILL");
 }
 
 /* DSCC_ROWS_UPSTREAM=0: the last combine's old form, the norm's statistic then a store pass (two launches). */
@@ -379,17 +392,14 @@ static int norm_phases(const IrGraph *g, int64_t B, int64_t S, bool *cluster) {
 
 static void test_env_upstream(void **state) {
     (void)state;
-    Arena *a = arena_new();
-    DiagEngine *d = diag_new(a, NULL);
-    IrGraph *g = compile_at(a, d, COMBINE_LAST, 7168);
+    EnvCase c = env_case(COMBINE_LAST, 7168);
     bool cluster = false;
-    assert_int_equal(norm_phases(g, 1, 3, &cluster), 1);
+    assert_int_equal(norm_phases(c.g, 1, 3, &cluster), 1);
     assert_true(cluster);
     setenv("DSCC_ROWS_UPSTREAM", "0", 1);
-    assert_int_equal(norm_phases(g, 1, 3, &cluster), 2);
+    assert_int_equal(norm_phases(c.g, 1, 3, &cluster), 2);
     assert_false(cluster);
-    unsetenv("DSCC_ROWS_UPSTREAM");
-    arena_free(a);
+    env_done(&c, "DSCC_ROWS_UPSTREAM");
 }
 
 /* ---- the vector form of the other fused store passes (codegen/gen_vec.c) ----
@@ -523,23 +533,20 @@ static void test_vec_embedding(void **state) { (void)state, check_vec(VEC_EMB, 1
  * other; the cluster cases above run the default). */
 static void test_env_gather(void **state) {
     (void)state;
-    Arena *a = arena_new();
-    DiagEngine *d = diag_new(a, NULL);
-    IrGraph *g = compile_at(a, d, ADD_NORM, 7168);
+    EnvCase c = env_case(ADD_NORM, 7168);
     for (int off = 0; off < 2; off++) {
         if (off) setenv("DSCC_ROWS_GATHER", "0", 1);
-        CgProgram *p = cg_generate(a, d, g, &(CgGenOptions){0});
+        CgProgram *p = cg_generate(c.a, c.d, c.g, &(CgGenOptions){0});
         assert_non_null(p);
         bool gather = false, cluster = false;
         for (int k = 0; k < p->nmodules; k++) {
             gather |= strstr(p->modules[k].source, "the parts' reads in flight at once") != NULL;
-            cluster |= strstr(p->modules[k].source, "sk_dsmem_ld(part_ss") != NULL;
+            cluster |= strstr(p->modules[k].source, "float part_ss[];") != NULL;
         }
         assert_true(cluster);
         assert_true(gather == !off);
     }
-    unsetenv("DSCC_ROWS_GATHER");
-    arena_free(a);
+    env_done(&c, "DSCC_ROWS_GATHER");
 }
 
 /* A malformed value of each switch of the row and vector forms stops codegen with an error that names it, on a graph
