@@ -267,88 +267,97 @@ static void usage(FILE *f) {
                "  --quick          the tiny model and small steps: proves the benchmark runs\n", MAX_SETS);
 }
 
-int main(int argc, char **argv) {
-    int layers = 2, dense = 1;
-    int64_t prefill = 1024, LONG_CTX = 4096; /* the long-context decode attention case */
-    int64_t batches[3] = {1, 32, 128};
-    const char *config = NULL; /* the model's config (NULL: the DSL's defaults, DeepSeek-V3) */
-    double hbm = -1, peak = 1388, bf16 = 0; /* hbm < 0: measured below */
-    FeSetting sets[4 + MAX_SETS] = {{"num_hidden_layers", NULL}, {"first_k_dense_replace", NULL}, {"num_nextn_predict_layers", "0"},
-                                    {"logits_last_only", "true"}};
-    int nsets = 4;
+/* The command line: layers, the prefill row, the floors' peaks, the model settings. */
+typedef struct {
+    int layers, dense;
+    int64_t prefill, long_ctx; /* long_ctx: the long-context decode attention case */
+    int64_t batches[3];
+    const char *config; /* the model's config (NULL: the DSL's defaults, DeepSeek-V3) */
+    double hbm, peak, bf16; /* hbm < 0: measured */
+    FeSetting sets[4 + MAX_SETS];
+    int nsets;
+} BenchArgs;
+
+/* Reads the command line into o; -1 to go on, else the exit code (help 0, a usage error 2). */
+static int parse_args(int argc, char **argv, BenchArgs *o) {
+    *o = (BenchArgs){.layers = 2, .dense = 1, .prefill = 1024, .long_ctx = 4096, .batches = {1, 32, 128}, .hbm = -1, .peak = 1388,
+                     .sets = {{"num_hidden_layers", NULL}, {"first_k_dense_replace", NULL}, {"num_nextn_predict_layers", "0"},
+                              {"logits_last_only", "true"}},
+                     .nsets = 4};
     for (int i = 1; i < argc; i += 2) {
         if (!strcmp(argv[i], "-h") || !strcmp(argv[i], "--help")) {
             usage(stdout);
             return 0;
         } else if (!strcmp(argv[i], "--quick")) { /* the tiny model, small steps: proves the benchmark runs (the emulated device) */
-            config = DSCC_SOURCE_DIR "/models/tiny/config.json", prefill = 32, LONG_CTX = 64;
-            if (hbm < 0) hbm = 3024; /* an emulated device's "bandwidth" means nothing */
-            batches[1] = 2, batches[2] = 4;
+            o->config = DSCC_SOURCE_DIR "/models/tiny/config.json", o->prefill = 32, o->long_ctx = 64;
+            if (o->hbm < 0) o->hbm = 3024; /* an emulated device's "bandwidth" means nothing */
+            o->batches[1] = 2, o->batches[2] = 4;
             i--;
         } else if (i + 1 >= argc) {
             fprintf(stderr, "bench_gpu: %s wants a value\n", argv[i]);
             return 2;
-        } else if (!strcmp(argv[i], "--layers")) layers = atoi(argv[i + 1]);
-        else if (!strcmp(argv[i], "--dense")) dense = atoi(argv[i + 1]);
-        else if (!strcmp(argv[i], "--prefill")) prefill = atoll(argv[i + 1]);
-        else if (!strcmp(argv[i], "--hbm-gbps")) hbm = atof(argv[i + 1]);
-        else if (!strcmp(argv[i], "--peak-tflops")) peak = atof(argv[i + 1]);
-        else if (!strcmp(argv[i], "--bf16-tflops")) bf16 = atof(argv[i + 1]);
-        else if (!strcmp(argv[i], "--set") && nsets < 4 + MAX_SETS && strchr(argv[i + 1], '=')) {
+        } else if (!strcmp(argv[i], "--layers")) o->layers = atoi(argv[i + 1]);
+        else if (!strcmp(argv[i], "--dense")) o->dense = atoi(argv[i + 1]);
+        else if (!strcmp(argv[i], "--prefill")) o->prefill = atoll(argv[i + 1]);
+        else if (!strcmp(argv[i], "--hbm-gbps")) o->hbm = atof(argv[i + 1]);
+        else if (!strcmp(argv[i], "--peak-tflops")) o->peak = atof(argv[i + 1]);
+        else if (!strcmp(argv[i], "--bf16-tflops")) o->bf16 = atof(argv[i + 1]);
+        else if (!strcmp(argv[i], "--set") && o->nsets < 4 + MAX_SETS && strchr(argv[i + 1], '=')) {
             char *eq = strchr(argv[i + 1], '=');
             *eq = 0;
-            sets[nsets++] = (FeSetting){argv[i + 1], eq + 1};
+            o->sets[o->nsets++] = (FeSetting){argv[i + 1], eq + 1};
         } else {
             usage(stderr);
             return 2;
         }
     }
-    if (bf16 <= 0) bf16 = peak / 2; /* dense BF16 runs at half the FP8 rate on Hopper */
-    Arena *a = arena_new();
-    DiagEngine *d = diag_new(a, stderr);
-    if (hbm < 0) { /* the floors at what this card's memory really reads, not at a figure from another card */
-        const int64_t rb = (int64_t)2 << 30;
-        double rms = bench_read_ms(rb, 0, d);
-        if (rms <= 0) return 1;
-        hbm = (double)rb / (rms * 1e-3) / 1e9;
-        printf("HBM: %.0f GB/s measured (a 2 GiB pure read, codegen/kernels/stream_read.cuh); the floors below use it\n", hbm);
-    }
-    char l1[64], l2[64];
-    snprintf(l1, sizeof l1, "%d", layers);
-    snprintf(l2, sizeof l2, "%d", dense);
+    if (o->bf16 <= 0) o->bf16 = o->peak / 2; /* dense BF16 runs at half the FP8 rate on Hopper */
+    return -1;
+}
+
+/* The benchmarked graph: o's layers of the DSL's model through the FP8 kernel passes; NULL on an error (reported). */
+static IrGraph *bench_graph(Arena *a, DiagEngine *d, BenchArgs *o) {
     /* logits_last_only: the LM head on each sequence's last position, as dscc run compiles it */
-    sets[0].value = l1, sets[1].value = l2;
-    FeOptions fo = {config, sets, nsets};
+    o->sets[0].value = arena_printf(a, "%d", o->layers), o->sets[1].value = arena_printf(a, "%d", o->dense);
+    FeOptions fo = {o->config, o->sets, o->nsets};
     IrGraph *g = fe_compile_file(a, d, DSCC_SOURCE_DIR "/models/deepseek_v3.dsl", &fo);
     PassPipeline pp;
     PassRunOptions ro = {0};
     if (!g || ir_verify(g, d) ||
         !pass_pipeline_parse(a, d, pass_preset(a, "kernels", &(PassPreset){.fp8 = true}), &pp) ||
         !pass_pipeline_run(&pp, g, &ro, d))
-        return 1;
+        return NULL;
     for (int i = 0; i < g->nnodes; i++)
         if (g->nodes[i]->op == IR_OP_EMBEDDING) g_vocab = g->nodes[i]->ops[0]->type.dims[0].coeff;
-    uint64_t seed = 1, rng = 7;
-    CpuWeightSource ws = cpu_random_weights(&seed);
-    /* two executors, one after the other: capacities 1 x prefill, then 128 x 16 (+ decode steps) */
-    GpuOptions go = {.max_batch = 1, .max_seq = prefill, .max_ctx = prefill + 4, .profile = true};
-    double t = now();
-    if (!plan_memory(a, d, g, go.max_batch, go.max_seq, go.max_ctx)) return 1;
-    GpuExec *x = gpu_exec_new(g, &ws, &go, d);
-    if (!x) return 1;
-    int64_t zero[IR_MAX_DIM_SYMS] = {0}, wbytes = 0;
-    for (int i = 0; i < g->nnodes; i++)
-        if (g->nodes[i]->op == IR_OP_WEIGHT) wbytes += numel(&g->nodes[i]->type, zero) * ir_dtype_bits(g->nodes[i]->type.dtype) / 8;
-    printf("%s: %d layers (%d dense) of DeepSeek-V3 at full width, %.2f GB of weights, loaded in %.1f s\n", gpu_exec_device(x),
-           layers, dense, (double)wbytes / 1e9, now() - t);
-    printf("GEMMs: %s\n", gpu_exec_blas(x) ? arena_printf(a, "%s where it has an algorithm for the shape, the generated kernels elsewhere",
-                                                          gpu_exec_blas(x))
-                                         : "the generated kernels only (cuBLASLt not in use)");
+    return g;
+}
 
-    /* ---- prefill ---- */
+/* The FP8 GEMMs of the last run: each one's M, N x K and TFLOPS (only those that ran: not the other attention form's). */
+static void gemm_table(const IrGraph *g, GpuExec *x) {
+    printf("\n| GEMM | M | N x K | dscc FP8 TFLOPS |\n|---|---|---|---|\n");
+    const int64_t *sym = gpu_exec_dims(x);
+    StrBuf lb;
+    sb_init(&lb);
+    for (int k = 0; k < gpu_exec_kernels(x); k++) {
+        int nid = gpu_exec_kernel_node(x, k);
+        if (nid < 0 || g->nodes[nid]->op != IR_OP_FP8_LINEAR || !gpu_exec_kernel_ran(x, k)) continue;
+        const IrNode *n = g->nodes[nid], *w = n->ops[2];
+        int64_t N = w->type.dims[0].coeff, K = w->type.dims[1].coeff, M = numel(&n->ops[0]->type, sym) / K;
+        double ms = gpu_exec_kernel_ms(x, k);
+        printf("| %s | %lld | %lld x %lld | %.1f |\n", weight_label(w, &lb), (long long)M, (long long)N, (long long)K,
+               ms > 0 ? 2.0 * M * N * K / (ms * 1e-3) / 1e12 : 0.0);
+    }
+    sb_free(&lb);
+}
+
+/* The prefill row (1 x o->prefill tokens, timed on its second run) beside its floors, by op kind and GEMM; then the
+ * decode attention of one step over that context. False on a failed run (reported). */
+static bool bench_prefill(const IrGraph *g, GpuExec *x, const BenchArgs *o, uint64_t *rng, DiagEngine *d) {
+    const int64_t prefill = o->prefill, zero[IR_MAX_DIM_SYMS] = {0};
+    const double hbm = o->hbm, peak = o->peak, bf16 = o->bf16;
     for (int rep = 0; rep < 2; rep++) {
         gpu_exec_reset(x);
-        if (!run(x, 1, prefill, 0, &rng, d)) return 1;
+        if (!run(x, 1, prefill, 0, rng, d)) return false;
     }
     double pms = gpu_exec_last_ms(x);
     double act_params = 0; /* activated weights: every non-expert weight, 8 of 256 experts */
@@ -360,7 +369,7 @@ int main(int argc, char **argv) {
     }
     double roof_ms = 2.0 * act_params * (double)prefill / (peak * 1e12) * 1e3;
     Floor pf;
-    if (!step_floor(g, x, prefill, hbm, peak, bf16, &pf)) return 1;
+    if (!step_floor(g, x, prefill, hbm, peak, bf16, &pf)) return false;
     printf("\n## prefill, 1 x %lld tokens\n\n%.3f ms, %.0f tokens/s; FP8 GEMM roofline for its linears (%.2f G activated FP8 "
            "weights, %.0f TFLOPS): %.3f ms\n",
            (long long)prefill, pms, (double)prefill / (pms * 1e-3), act_params / 1e9, peak, roof_ms);
@@ -368,107 +377,144 @@ int main(int argc, char **argv) {
            "%.1f TFLOP FP8 at %.0f + %.1f TFLOP BF16 at %.0f TFLOPS); stage by stage %.3f ms; dscc at %.2fx the floor\n",
            floor_ms(&pf, hbm, peak, bf16), pf.bytes / 1e9, pf.moe ? pf.hit / pf.moe : 0.0, hbm, pf.fp8 / 1e12, peak, pf.bf16 / 1e12, bf16,
            pf.stage_ms, pms / floor_ms(&pf, hbm, peak, bf16));
-    {
-        StrBuf sb;
-        sb_init(&sb);
-        breakdown(g, x, &sb);
-        fputs(sb.data, stdout);
-        sb_free(&sb);
-    }
-    printf("\n| GEMM | M | N x K | dscc FP8 TFLOPS |\n|---|---|---|---|\n");
-    const int64_t *sym = gpu_exec_dims(x);
-    StrBuf lb;
-    sb_init(&lb);
-    for (int k = 0; k < gpu_exec_kernels(x); k++) {
-        int nid = gpu_exec_kernel_node(x, k);
-        if (nid < 0 || g->nodes[nid]->op != IR_OP_FP8_LINEAR || !gpu_exec_kernel_ran(x, k)) continue; /* not the other attention form's */
-        const IrNode *n = g->nodes[nid], *w = n->ops[2];
-        int64_t N = w->type.dims[0].coeff, K = w->type.dims[1].coeff, M = numel(&n->ops[0]->type, sym) / K;
-        double ms = gpu_exec_kernel_ms(x, k);
-        printf("| %s | %lld | %lld x %lld | %.1f |\n", weight_label(w, &lb), (long long)M, (long long)N, (long long)K,
-               ms > 0 ? 2.0 * M * N * K / (ms * 1e-3) / 1e12 : 0.0);
-    }
-    sb_free(&lb);
+    StrBuf sb;
+    sb_init(&sb);
+    breakdown(g, x, &sb);
+    fputs(sb.data, stdout);
+    sb_free(&sb);
+    gemm_table(g, x);
 
     /* decode attention over the prefilled context: latent cache bytes / kernel time */
-    if (!run(x, 1, 1, prefill, &rng, d)) return 1;
+    if (!run(x, 1, 1, prefill, rng, d)) return false;
     double att_ms, att_bytes;
     attention_time(g, x, &att_ms, &att_bytes);
     printf("\nMLA decode attention, batch 1, context %lld: %.3f ms for %.1f MB of latent cache: %.0f GB/s (HBM copy %.0f GB/s), "
            "%.1f TFLOPS\n",
            (long long)prefill + 1, att_ms, att_bytes / 1e6, att_bytes / (att_ms * 1e-3) / 1e9, hbm,
            attention_flops(g, x) / (att_ms * 1e-3) / 1e12);
+    return true;
+}
 
-    /* ---- decode ---- */
-    gpu_exec_free(x);
-    GpuOptions gd = {.max_batch = batches[2], .max_seq = 16, .max_ctx = LONG_CTX + 4, .profile = true}; /* room for the long-context case below */
-    if (!plan_memory(a, d, g, gd.max_batch, gd.max_seq, gd.max_ctx) || !(x = gpu_exec_new(g, &ws, &gd, d))) return 1;
+/* A prefill of 16 tokens at batch B, then 4 decode steps; the steps' least ms (with the executor's profile as set)
+ * in *best when not NULL. */
+static bool decode_steps(GpuExec *x, int64_t B, uint64_t *rng, DiagEngine *d, double *best) {
+    gpu_exec_reset(x);
+    if (!run(x, B, 16, 0, rng, d)) return false;
+    for (int s = 0; s < 4; s++) {
+        if (!run(x, B, 1, 16 + s, rng, d)) return false;
+        double ms = gpu_exec_last_ms(x);
+        if (best && (s == 0 || ms < *best)) *best = ms;
+    }
+    return true;
+}
+
+/* One row of the decode table, batch B: the steps timed kernel by kernel, as plain launches and as CUDA graphs (the
+ * launches' programmatic count into pdl), the floor of the experts the last step really hit; its kinds into kinds. */
+static bool bench_decode_batch(const IrGraph *g, GpuExec *x, const BenchArgs *o, int64_t B, uint64_t *rng, DiagEngine *d, StrBuf *kinds,
+                               StrBuf *pdl) {
+    double best = 0;
+    if (!decode_steps(x, B, rng, d, &best)) return false;
+    /* the same steps untimed per kernel: plain launches, then one CUDA graph per step */
+    double plain = 1e30, graphed = 1e30;
+    gpu_exec_set_profile(x, false);
+    for (int mode = 0; mode < 2; mode++) {
+        gpu_exec_set_graphs(x, mode == 1);
+        gpu_exec_reset(x);
+        if (!run(x, B, 16, 0, rng, d)) return false;
+        for (int s = 0; s < 4; s++) {
+            if (!run(x, B, 1, 16 + s, rng, d)) return false;
+            double ms = gpu_exec_last_ms(x);
+            if (mode == 0) plain = ms < plain ? ms : plain;
+            else graphed = ms < graphed ? ms : graphed;
+            if (mode == 1 && s == 3) /* programmatic dependent launch (DSCC_PDL): how many of the step's launches */
+                sb_printf(pdl, "batch %lld: %d of %d launches of a graphed step programmatic\n", (long long)B, gpu_exec_last_pdl_launches(x),
+                          gpu_exec_last_launches(x));
+        }
+    }
+    gpu_exec_set_graphs(x, false);
+    gpu_exec_set_profile(x, true);
+    if (!decode_steps(x, B, rng, d, NULL)) return false; /* leave the profiled state of this batch for the breakdown below */
+    /* the floor of the last step: the experts it really hit, read back */
+    Floor df;
+    if (!step_floor(g, x, B, o->hbm, o->peak, o->bf16, &df)) return false;
+    double att, cache_bytes;
+    attention_time(g, x, &att, &cache_bytes);
+    printf("| %lld | %.3f | %.3f | %.3f | %.3f | %.1f | %.3f | %.3f | %.3f |\n", (long long)B, best, plain, graphed, att,
+           df.moe ? df.hit / df.moe : 0.0, df.bytes / 1e9, floor_ms(&df, o->hbm, o->peak, o->bf16), df.stage_ms);
+    sb_printf(kinds, "\nbatch %lld step by op kind:\n", (long long)B);
+    breakdown(g, x, kinds);
+    return true;
+}
+
+/* The decode table (each batch of o), its per-kind breakdowns, then the decode attention over a long context: batch
+ * o->batches[1], o->long_ctx positions cached (prefilled 16 at a time), one step. */
+static bool bench_decode(const IrGraph *g, GpuExec *x, const BenchArgs *o, uint64_t *rng, DiagEngine *d) {
     printf("\n## decode, context 17-20\n\n| batch | step ms (kernels timed one by one) | step ms, launches | step ms, CUDA graph | "
            "of which attention ms | experts hit per MoE layer | bytes read GB | floor ms | floor ms, stage by stage |\n"
            "|---|---|---|---|---|---|---|---|---|\n");
     StrBuf steps_by_kind, pdl_note; /* printed after the table */
     sb_init(&steps_by_kind);
     sb_init(&pdl_note);
-    for (int bi = 0; bi < 3; bi++) {
-        int64_t B = batches[bi];
-        gpu_exec_reset(x);
-        if (!run(x, B, 16, 0, &rng, d)) return 1;
-        double steps[4];
-        for (int s = 0; s < 4; s++) {
-            if (!run(x, B, 1, 16 + s, &rng, d)) return 1;
-            steps[s] = gpu_exec_last_ms(x);
-        }
-        double best = steps[0];
-        for (int s = 1; s < 4; s++) best = steps[s] < best ? steps[s] : best;
-        /* the same steps untimed per kernel: plain launches, then one CUDA graph per step */
-        double plain = 1e30, graphed = 1e30;
-        gpu_exec_set_profile(x, false);
-        for (int mode = 0; mode < 2; mode++) {
-            gpu_exec_set_graphs(x, mode == 1);
-            gpu_exec_reset(x);
-            if (!run(x, B, 16, 0, &rng, d)) return 1;
-            for (int s = 0; s < 4; s++) {
-                if (!run(x, B, 1, 16 + s, &rng, d)) return 1;
-                double ms = gpu_exec_last_ms(x);
-                if (mode == 0) plain = ms < plain ? ms : plain;
-                else graphed = ms < graphed ? ms : graphed;
-                if (mode == 1 && s == 3) /* programmatic dependent launch (DSCC_PDL): how many of the step's launches */
-                    sb_printf(&pdl_note, "batch %lld: %d of %d launches of a graphed step programmatic\n", (long long)B,
-                              gpu_exec_last_pdl_launches(x), gpu_exec_last_launches(x));
-            }
-        }
-        gpu_exec_set_graphs(x, false);
-        gpu_exec_set_profile(x, true);
-        gpu_exec_reset(x); /* leave the profiled state of this batch for the breakdown below */
-        if (!run(x, B, 16, 0, &rng, d)) return 1;
-        for (int s = 0; s < 4; s++)
-            if (!run(x, B, 1, 16 + s, &rng, d)) return 1;
-        /* the floor of the last step: the experts it really hit, read back */
-        Floor df;
-        if (!step_floor(g, x, B, hbm, peak, bf16, &df)) return 1;
-        double att, cache_bytes;
-        attention_time(g, x, &att, &cache_bytes);
-        printf("| %lld | %.3f | %.3f | %.3f | %.3f | %.1f | %.3f | %.3f | %.3f |\n", (long long)B, best, plain, graphed, att,
-               df.moe ? df.hit / df.moe : 0.0, df.bytes / 1e9, floor_ms(&df, hbm, peak, bf16), df.stage_ms);
-        sb_printf(&steps_by_kind, "\nbatch %lld step by op kind:\n", (long long)B);
-        breakdown(g, x, &steps_by_kind);
+    bool ok = true;
+    for (int bi = 0; bi < 3 && ok; bi++) ok = bench_decode_batch(g, x, o, o->batches[bi], rng, d, &steps_by_kind, &pdl_note);
+    if (ok) {
+        printf("\nprogrammatic dependent launch %s (DSCC_PDL)\n%s", gpu_exec_pdl(x) ? "on" : "off", pdl_note.data ? pdl_note.data : "");
+        fputs(steps_by_kind.data, stdout);
     }
-    printf("\nprogrammatic dependent launch %s (DSCC_PDL)\n%s", gpu_exec_pdl(x) ? "on" : "off", pdl_note.data ? pdl_note.data : "");
     sb_free(&pdl_note);
-    fputs(steps_by_kind.data, stdout);
     sb_free(&steps_by_kind);
+    if (!ok) return false;
 
-    /* decode attention over a long context: batch 32, LONG_CTX positions cached (prefilled 16 at a time), one step */
     gpu_exec_reset(x);
-    for (int64_t t0 = 0; t0 < LONG_CTX; t0 += 16)
-        if (!run(x, batches[1], 16, t0, &rng, d)) return 1;
-    if (!run(x, batches[1], 1, LONG_CTX, &rng, d)) return 1;
+    for (int64_t t0 = 0; t0 < o->long_ctx; t0 += 16)
+        if (!run(x, o->batches[1], 16, t0, rng, d)) return false;
+    if (!run(x, o->batches[1], 1, o->long_ctx, rng, d)) return false;
     double lat_ms, lat_bytes;
     attention_time(g, x, &lat_ms, &lat_bytes);
     printf("\nMLA decode attention, batch %lld, context %lld: %.3f ms for %.1f MB of latent cache: %.0f GB/s (HBM copy %.0f GB/s), "
            "%.1f TFLOPS (2 B H T (576 + 512) FLOPs)\n",
-           (long long)batches[1], (long long)LONG_CTX + 1, lat_ms, lat_bytes / 1e6, lat_bytes / (lat_ms * 1e-3) / 1e9, hbm,
+           (long long)o->batches[1], (long long)o->long_ctx + 1, lat_ms, lat_bytes / 1e6, lat_bytes / (lat_ms * 1e-3) / 1e9, o->hbm,
            attention_flops(g, x) / (lat_ms * 1e-3) / 1e12);
+    return true;
+}
+
+int main(int argc, char **argv) {
+    BenchArgs o;
+    int rc = parse_args(argc, argv, &o);
+    if (rc >= 0) return rc;
+    Arena *a = arena_new();
+    DiagEngine *d = diag_new(a, stderr);
+    if (o.hbm < 0) { /* the floors at what this card's memory really reads, not at a figure from another card */
+        const int64_t rb = (int64_t)2 << 30;
+        double rms = bench_read_ms(rb, 0, d);
+        if (rms <= 0) return 1;
+        o.hbm = (double)rb / (rms * 1e-3) / 1e9;
+        printf("HBM: %.0f GB/s measured (a 2 GiB pure read, codegen/kernels/stream_read.cuh); the floors below use it\n", o.hbm);
+    }
+    IrGraph *g = bench_graph(a, d, &o);
+    if (!g) return 1;
+    uint64_t seed = 1, rng = 7;
+    CpuWeightSource ws = cpu_random_weights(&seed);
+    /* two executors, one after the other: capacities 1 x prefill, then 128 x 16 (+ decode steps) */
+    GpuOptions go = {.max_batch = 1, .max_seq = o.prefill, .max_ctx = o.prefill + 4, .profile = true};
+    double t = now();
+    if (!plan_memory(a, d, g, go.max_batch, go.max_seq, go.max_ctx)) return 1;
+    GpuExec *x = gpu_exec_new(g, &ws, &go, d);
+    if (!x) return 1;
+    int64_t zero[IR_MAX_DIM_SYMS] = {0}, wbytes = 0;
+    for (int i = 0; i < g->nnodes; i++)
+        if (g->nodes[i]->op == IR_OP_WEIGHT) wbytes += numel(&g->nodes[i]->type, zero) * ir_dtype_bits(g->nodes[i]->type.dtype) / 8;
+    printf("%s: %d layers (%d dense) of DeepSeek-V3 at full width, %.2f GB of weights, loaded in %.1f s\n", gpu_exec_device(x),
+           o.layers, o.dense, (double)wbytes / 1e9, now() - t);
+    printf("GEMMs: %s\n", gpu_exec_blas(x) ? arena_printf(a, "%s where it has an algorithm for the shape, the generated kernels elsewhere",
+                                                          gpu_exec_blas(x))
+                                         : "the generated kernels only (cuBLASLt not in use)");
+    if (!bench_prefill(g, x, &o, &rng, d)) return 1;
+    gpu_exec_free(x);
+    /* room for the long-context case of bench_decode */
+    GpuOptions gd = {.max_batch = o.batches[2], .max_seq = 16, .max_ctx = o.long_ctx + 4, .profile = true};
+    if (!plan_memory(a, d, g, gd.max_batch, gd.max_seq, gd.max_ctx) || !(x = gpu_exec_new(g, &ws, &gd, d))) return 1;
+    if (!bench_decode(g, x, &o, &rng, d)) return 1;
     gpu_exec_free(x);
     arena_free(a);
     return 0;
