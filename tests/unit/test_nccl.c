@@ -314,12 +314,33 @@ static int aborts_within(int want, double s) {
     return atomic_load(&fk.aborts);
 }
 
+/* A test of the library over the fake NCCL: fk reset (a test sets its knobs after), an arena, diagnostics, the library;
+ * fake_close checks that no two calls into NCCL overlapped and frees them. */
+typedef struct {
+    Arena *a;
+    DiagEngine *d;
+    RtNccl *n;
+} FakeRun;
+
+static FakeRun fake_open(void) {
+    fake_reset();
+    FakeRun f = {arena_new(), NULL, NULL};
+    f.d = diag_new(f.a, NULL);
+    f.n = rt_nccl_open_api(f.d, &fake_api);
+    return f;
+}
+
+static void fake_close(FakeRun *f) {
+    assert_int_equal(atomic_load(&fk.overlaps), 0);
+    rt_nccl_close(f->n);
+    arena_free(f->a);
+}
+
 static void test_fake_lifecycle(void **state) {
     (void)state;
-    fake_reset();
-    Arena *a = arena_new();
-    DiagEngine *d = diag_new(a, NULL);
-    RtNccl *n = rt_nccl_open_api(d, &fake_api);
+    FakeRun f = fake_open();
+    DiagEngine *d = f.d;
+    RtNccl *n = f.n;
     RtNcclId id;
     assert_true(rt_nccl_unique_id(n, d, &id));
     RtNcclComm *c = rt_nccl_comm_init_rank(n, d, &id, 1, 4, NULL, 2000);
@@ -355,18 +376,15 @@ static void test_fake_lifecycle(void **state) {
     assert_int_equal(atomic_load(&fk.destroys), 1);
     assert_int_equal(atomic_load(&fk.aborts), 0);
     assert_int_equal(diag_error_count(d), 0);
-    assert_int_equal(atomic_load(&fk.overlaps), 0);
-    rt_nccl_close(n);
-    arena_free(a);
+    fake_close(&f);
 }
 
 static void test_fake_init_hangs(void **state) {
     (void)state;
-    fake_reset();
+    FakeRun f = fake_open();
     fk.init_polls = -1;
-    Arena *a = arena_new();
-    DiagEngine *d = diag_new(a, NULL);
-    RtNccl *n = rt_nccl_open_api(d, &fake_api);
+    DiagEngine *d = f.d;
+    RtNccl *n = f.n;
     RtNcclId id = {{0}};
     double t0 = tu_now_s();
     assert_null(rt_nccl_comm_init_rank(n, d, &id, 0, 1, NULL, 300));
@@ -375,19 +393,16 @@ static void test_fake_init_hangs(void **state) {
     assert_int_equal(diag_error_count(d), 1);
     assert_string_equal(diag_first(d)->msg, "rank 0: ncclCommInitRankConfig (rank 0 of 1) did not finish within 0.3 s");
     assert_int_equal(atomic_load(&fk.aborts), 1);
-    assert_int_equal(atomic_load(&fk.overlaps), 0);
-    rt_nccl_close(n);
-    arena_free(a);
+    fake_close(&f);
 }
 
 static void test_fake_wait_times_out(void **state) {
     (void)state;
-    fake_reset();
+    FakeRun f = fake_open();
     fk.init_result = 0;
     fk.init_polls = 0;
-    Arena *a = arena_new();
-    DiagEngine *d = diag_new(a, NULL);
-    RtNccl *n = rt_nccl_open_api(d, &fake_api);
+    DiagEngine *d = f.d;
+    RtNccl *n = f.n;
     RtNcclId id = {{0}};
     RtNcclComm *c = rt_nccl_comm_init_rank(n, d, &id, 0, 2, NULL, 5000);
     assert_non_null(c);
@@ -410,18 +425,16 @@ static void test_fake_wait_times_out(void **state) {
     assert_int_equal(atomic_load(&fk.finalizes), 0);
     assert_int_equal(atomic_load(&fk.destroys), 0);
     assert_int_equal(atomic_load(&fk.aborts), 1);
-    assert_int_equal(atomic_load(&fk.overlaps), 0);
-    rt_nccl_close(n);
-    arena_free(a);
+    fake_close(&f);
 }
 
 static void test_fake_nccl_errors(void **state) {
     (void)state;
-    fake_reset();
+    FakeRun f = fake_open();
     fk.fail_send_peer = 3;
-    Arena *a = arena_new();
-    DiagEngine *d = diag_new(a, NULL);
-    RtNccl *n = rt_nccl_open_api(d, &fake_api);
+    Arena *a = f.a;
+    DiagEngine *d = f.d;
+    RtNccl *n = f.n;
     RtNcclId id = {{0}};
     RtNcclComm *c = rt_nccl_comm_init_rank(n, d, &id, 0, 4, NULL, 5000);
     assert_non_null(c);
@@ -461,9 +474,7 @@ static void test_fake_nccl_errors(void **state) {
     assert_false(rt_nccl_send(c, d, 0x100, 1, RT_NCCL_U8, 2, NULL));
     assert_non_null(strstr(diag_first(d)->next->msg, "ncclSend of 1 bytes to rank 2: there is no rank 2 in a world of 2"));
     rt_nccl_comm_abort(c);
-    assert_int_equal(atomic_load(&fk.overlaps), 0);
-    rt_nccl_close(n);
-    arena_free(a);
+    fake_close(&f);
 }
 
 /* Two processes with the fake NCCL and real watchdogs: rank 1 is killed
