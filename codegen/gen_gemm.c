@@ -505,28 +505,87 @@ static bool skinny_pipe_on(const SkinnyParams *sp, int64_t N) {
  * DSCC_SKINNY sets it; DSCC_SKINNY's grid caps it), balanced so every CTA
  * has the same number of column groups or one fewer (o_proj's 896 groups
  * of 8 rows: 224 CTAs of 4, not 264 of 3 or 4). */
+/* The pipelined form's shape: rb, SK_U, the cluster's K split and the
+ * balanced grid over `slots` CTA slots. */
+typedef struct {
+    int rb, u, split;
+    int64_t groups, per, grid; /* column groups, the most a cluster owns, CTAs */
+} SkinnyPipeShape;
+
+static SkinnyPipeShape skinny_pipe_shape(int rb, int u, int split, int64_t N, int64_t slots) {
+    SkinnyPipeShape s = {rb, u, split, (N + 8 * rb - 1) / (8 * rb), 0, 0};
+    const int64_t clusters = slots / split;
+    s.per = (s.groups + clusters - 1) / clusters;
+    s.grid = (s.groups + s.per - 1) / s.per * split;
+    return s;
+}
+
+/* K blocks the busiest warp of a shape streams, times its 8-row groups: what
+ * the shapes are ranked by (ragged K splits count whole steps). */
+static int64_t skinny_pipe_load(const SkinnyPipeShape *s, int64_t nkb) {
+    const int64_t kw = 8LL * s->split * s->u, steps = (nkb + kw - 1) / kw;
+    return s->per * steps * s->u * s->rb;
+}
+
+/* Whether the pipelined form may split K over a cluster (DSCC_SKINNY_PSPLIT=1;
+ * read where the code is generated; opt-in until timed on a GPU): 1 yes, 0
+ * no, -1 a malformed value. */
+static int skinny_psplit_env(void) {
+    const char *e = getenv("DSCC_SKINNY_PSPLIT");
+    if (!e || !*e || strcmp(e, "0") == 0) return 0;
+    return strcmp(e, "1") == 0 ? 1 : -1;
+}
+
+/* The pipelined form's shape at rb 8-row groups a column group and SK_U u
+ * (DSCC_SKINNY's or the default): with DSCC_SKINNY_PSPLIT=1 (and u not
+ * set) a cluster of 2 or 4 CTAs may split K instead (rb 1 or 2, at u = 2 /
+ * rb), where that lowers the K blocks the busiest warp streams: a weight
+ * whose groups leave slots idle (o_proj's 448 groups of 16 rows on 224 of
+ * the 264 slots, 2 a CTA) fills them in halves of groups (896 groups of 8
+ * rows on 128 clusters of 2, 3.5 groups' worth a CTA). Every warp keeps a K
+ * block (8 x split <= K blocks). */
+static SkinnyPipeShape skinny_pipe_pick(int rb, int u, bool set_u, int64_t N, int64_t nkb, int64_t slots) {
+    SkinnyPipeShape best = skinny_pipe_shape(rb, u, 1, N, slots);
+    if (skinny_psplit_env() != 1 || set_u) return best;
+    int64_t load = skinny_pipe_load(&best, nkb);
+    for (int sp = 2; sp <= 4; sp *= 2)
+        for (int r = 1; r <= 2; r++) {
+            if (8LL * sp > nkb || slots / sp < 1) continue;
+            SkinnyPipeShape c = skinny_pipe_shape(r, 2 / r, sp, N, slots);
+            const int64_t l = skinny_pipe_load(&c, nkb);
+            if (l < load) best = c, load = l;
+        }
+    return best;
+}
+
 static void skinny_pipe_instance(Gen *G, const SkinnyParams *sp, bool set_u, bool set_minb, IrDim M, int64_t K, int64_t N, const int *slot,
                                  bool bf16) {
-    const int rb = sp->rb, u = set_u ? sp->u : (rb >= 2 ? 1 : 2), minb = set_minb ? sp->minb : 2;
-    const int64_t groups = (N + 8 * rb - 1) / (8 * rb);
+    const int minb = set_minb ? sp->minb : 2;
     int64_t slots = 132LL * minb;
     if (sp->grid > 0 && sp->grid < slots) slots = sp->grid;
-    const int64_t per = (groups + slots - 1) / slots, grid = (groups + per - 1) / per;
-    const int64_t smem = (int64_t)sizeof(float) * 2 * 8 * 8 * (8 * rb + 1); /* two buffers of the warps' sums */
+    const int64_t nkb = (K * (bf16 ? 2 : 1) + 127) / 128;
+    const SkinnyPipeShape ps = skinny_pipe_pick(sp->rb, set_u ? sp->u : (sp->rb >= 2 ? 1 : 2), set_u, N, nkb, slots);
+    const int rb = ps.rb, u = ps.u;
+    const int64_t groups = ps.groups, per = ps.per, grid = ps.grid;
+    /* two buffers of the warps' sums, and (split) two of the CTA's */
+    const int64_t smem = (int64_t)sizeof(float) * 2 * 8 * (8 + (ps.split > 1)) * (8 * rb + 1);
     const char *entry = arena_printf(G->a, "p%d_%s_skinny_pipe_m8", G->nphases, bf16 ? "linear_bf16" : "fp8_linear");
-    CgDefine defs[6 + SK_NDEFS] = {
+    CgDefine defs[7 + SK_NDEFS] = {
         {"SK_PIPE", "1"},
         {"SK_U", arena_printf(G->a, "%d", u)},
         {"SK_MINB", arena_printf(G->a, "%d", minb)},
         {"SK_MROWS", "8"},
         {"SK_GRID", arena_printf(G->a, "%lld", (long long)grid)},
         {"SK_PF", arena_printf(G->a, "%d", sp->pf)},
+        {"SK_SPLIT", arena_printf(G->a, "%d", ps.split)},
     };
-    int nd = skinny_defs(G, M, K, N, rb, slot, bf16, defs + 6);
-    sb_printf(&G->decl, "// %s at M <= 8: a persistent grid of %lld CTAs over %lld groups of %d weight rows (%lld a CTA at most), K split\n"
-                        "// between the 8 warps, weights and x streamed through two register stages across group ends (rb=%d u=%d minb=%d pf=%d)\n",
-              bf16 ? "linear (bf16)" : "fp8_linear", (long long)grid, (long long)groups, 8 * rb, (long long)per, rb, u, minb, sp->pf);
-    sb_puts(&G->decl, cg_kernel_instance(G->a, "gemm_skinny", entry, defs, 6 + nd));
+    int nd = skinny_defs(G, M, K, N, rb, slot, bf16, defs + 7);
+    sb_printf(&G->decl, "// %s at M <= 8: a persistent grid of %lld CTAs over %lld groups of %d weight rows (%lld a cluster at most), K split\n"
+                        "// between the 8 warps of a cluster's %d CTAs, weights and x streamed through two register stages across group ends\n"
+                        "// (rb=%d u=%d minb=%d pf=%d split=%d)\n",
+              bf16 ? "linear (bf16)" : "fp8_linear", (long long)grid, (long long)groups, 8 * rb, (long long)per, ps.split, rb, u, minb, sp->pf,
+              ps.split);
+    sb_puts(&G->decl, cg_kernel_instance(G->a, "gemm_skinny", entry, defs, 7 + nd));
     cg_phase(G, CG_LAUNCH_BLOCK, M, 8, ir_dim_const(grid), 1, smem);
     G->phases[G->nphases - 1].fn = entry;
     G->phases[G->nphases - 1].amin = 0;
@@ -750,6 +809,10 @@ static bool gemm_skinny(Gen *G, IrDim M, int64_t K, int64_t N, const int *slot, 
     const char *bs = getenv("DSCC_SKINNY_BF16_SPLIT");
     if (bs && *bs && strcmp(bs, "0") && strcmp(bs, "1")) {
         G->why = arena_printf(G->a, "DSCC_SKINNY_BF16_SPLIT is '%s': expected 0 or 1", bs);
+        return false;
+    }
+    if (skinny_psplit_env() < 0) {
+        G->why = arena_printf(G->a, "DSCC_SKINNY_PSPLIT is '%s': expected 0 or 1", getenv("DSCC_SKINNY_PSPLIT"));
         return false;
     }
     const char *mx = getenv("DSCC_SKINNY_MAX");

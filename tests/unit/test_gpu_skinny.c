@@ -88,6 +88,10 @@ static void take_gpu(void *ctx, int id, float *c, int64_t nc) {
     memcpy(c, gv, sizeof(float) * (size_t)nc);
 }
 
+/* The pipelined form's K split in the last program phases_at generated (0: no pipelined form), and the one the case
+ * must have (0: any) */
+static int pipe_split_got, pipe_split;
+
 /* The phases of the program's fp8_linear that run at M rows: whether the skinny one does, and whether any other does;
  * *split: the skinny form's K split (SK_SPLIT of its module). */
 static void phases_at(const IrGraph *g, IrOp op, bool f32, int64_t B, int64_t S, bool *skinny, bool *tile, int *split, bool *v2, bool *pipe,
@@ -100,7 +104,7 @@ static void phases_at(const IrGraph *g, IrOp op, bool f32, int64_t B, int64_t S,
     int64_t sym[IR_MAX_DIM_SYMS] = {0};
     sym[ir_graph_find_dim(g, "B")] = B, sym[ir_graph_find_dim(g, "S")] = S;
     *skinny = *tile = *v2 = *pipe = *bulk = false;
-    *split = *bsplit = 0;
+    *split = *bsplit = pipe_split_got = 0;
     for (int k = 0; k < p->nkernels; k++) {
         const CgKernel *ck = &p->kernels[k];
         bool lin = false;
@@ -109,6 +113,9 @@ static void phases_at(const IrGraph *g, IrOp op, bool f32, int64_t B, int64_t S,
         const char *m32 = strstr(p->modules[ck->module].source, "#define SK_MROWS 32\n"); /* the M > 8 instance's split */
         const char *sp = m32 ? strstr(m32, "#define SK_SPLIT ") : NULL;
         if (sp) *split = atoi(sp + strlen("#define SK_SPLIT "));
+        const char *pm = strstr(p->modules[ck->module].source, "_skinny_pipe_m8\n"); /* the pipelined form's split */
+        const char *ps = pm ? strstr(pm, "#define SK_SPLIT ") : NULL;
+        if (ps) pipe_split_got = atoi(ps + strlen("#define SK_SPLIT "));
         const char *b1 = strstr(p->modules[ck->module].source, "_skinny_bulk_m1\n"); /* the bulk form's split (M = 1) */
         const char *bs = b1 ? strstr(b1, "#define SK_SPLIT ") : NULL;
         if (bs) *bsplit = atoi(bs + strlen("#define SK_SPLIT "));
@@ -193,6 +200,7 @@ static void check_split(int64_t N, int64_t K, bool f32, const int64_t (*rows)[2]
         const int rb = e1 && strstr(e1, "rb=") ? atoi(strstr(e1, "rb=") + 3) : cg_skinny_groups(N); /* where 132+ groups */
         bool pipe_on = e1 && strstr(e1, "pipe=") ? strstr(e1, "pipe=1") != NULL : !(ep && strcmp(ep, "0") == 0) && (N + 8 * rb - 1) / (8 * rb) >= 132;
         assert_int_equal(piped, !bulk_on && !v2_on && pipe_on && B * S <= 8);
+        if (pipe_split) assert_int_equal(pipe_split_got, pipe_split);
         if (split) assert_int_equal(sp, split);
         assert_true(m.err <= (f32 ? 1e-5 : 4e-3));
     }
@@ -286,6 +294,64 @@ static void test_pipe_pf(void **state) {
     setenv("DSCC_SKINNY", "v2=1,rb=1,u=1,pf=3", 1); /* gemm_skinny2.cuh's: 4 stages a group of 32 K blocks */
     check_shape(40, 4096, false, rows, 2);
     unsetenv("DSCC_SKINNY");
+}
+
+/* The pipelined form with a cluster splitting K (DSCC_SKINNY_PSPLIT=1), at M = 1, 2, 4, 8: 25 groups of 8 rows on 6
+ * slots (DSCC_SKINNY's grid) take clusters of 2 (9, 8, 8 groups: odd and even step counts across group ends), 24 K
+ * blocks over 16 warps (warps 4..7 of each CTA get one K block, the rest two; a last K block of 16 bytes), f32 y; 5
+ * groups over K = 8,192 take clusters of 4 (64 K blocks: one step a group, 32 warps) with bf16 y; then the same
+ * shapes with the switch off (no split; a malformed switch stops codegen: test_bad_v2). A CTA's part left out of a sum shows
+ * as an error of the size of y. */
+static void test_pipe_split(void **state) {
+    (void)state;
+    static const int64_t rows[][2] = {{1, 1}, {1, 2}, {1, 4}, {1, 8}};
+    setenv("DSCC_SKINNY_PSPLIT", "1", 1);
+    setenv("DSCC_SKINNY", "pipe=1,grid=6", 1);
+    pipe_split = 2;
+    check_shape(200, 2960, true, rows, 4);
+    setenv("DSCC_SKINNY", "pipe=1", 1);
+    pipe_split = 4;
+    check_shape(40, 8192, false, rows, 4);
+    setenv("DSCC_SKINNY_PSPLIT", "0", 1);
+    pipe_split = 1;
+    check_shape(40, 8192, false, rows, 2);
+    unsetenv("DSCC_SKINNY_PSPLIT");
+    setenv("DSCC_SKINNY", "pipe=1,grid=6", 1);
+    check_shape(200, 2960, true, rows, 2);
+    unsetenv("DSCC_SKINNY");
+    pipe_split = 0;
+}
+
+/* Which split DSCC_SKINNY_PSPLIT=1 gives V3's decode linears (codegen alone, nothing runs): o_proj's 7,168 x 16,384
+ * and the dense down's 7,168 x 18,432 (448 groups of 16 rows on 224 of 264 slots) clusters of 2; q_b's 24,576 x
+ * 1,536 (12 K blocks: no split leaves every warp one) and w13's 36,864 x 7,168 none; without the switch none. */
+static int pipe_split_of(int64_t N, int64_t K) {
+    Arena *a = arena_new();
+    DiagEngine *d = diag_new(a, stderr);
+    char *src = arena_printf(a, "dim B, S;\ninput x: bf16[B, S, %lld];\nweight w: bf16[%lld, %lld] = \"w\";\noutput y = silu(linear(x, w));\n",
+                             (long long)K, (long long)N, (long long)K);
+    IrGraph *g = fe_compile_string(a, d, "skinny.dsl", src, strlen(src), &(FeOptions){NULL, NULL, 0});
+    assert_non_null(g);
+    PassPipeline pp;
+    PassRunOptions ro = {0};
+    assert_true(pass_pipeline_parse(a, d, "shape-infer,fold-constants,dce,fp8-quant,cse,dce,fuse", &pp) && pass_pipeline_run(&pp, g, &ro, d));
+    bool sk, tile, v2, pipe, bulk;
+    int sp, bsp;
+    phases_at(g, IR_OP_FP8_LINEAR, false, 1, 1, &sk, &tile, &sp, &v2, &pipe, &bulk, &bsp);
+    assert_true(pipe);
+    arena_free(a);
+    return pipe_split_got;
+}
+
+static void test_pipe_split_v3(void **state) {
+    (void)state;
+    setenv("DSCC_SKINNY_PSPLIT", "1", 1);
+    assert_int_equal(pipe_split_of(7168, 16384), 2);
+    assert_int_equal(pipe_split_of(7168, 18432), 2);
+    assert_int_equal(pipe_split_of(24576, 1536), 1);
+    assert_int_equal(pipe_split_of(36864, 7168), 1);
+    unsetenv("DSCC_SKINNY_PSPLIT");
+    assert_int_equal(pipe_split_of(7168, 16384), 1);
 }
 
 /* gemm_skinny_bulk.cuh (DSCC_SKINNY_BULK=1 or DSCC_SKINNY's bulk=1): weights and x through a ring of 1-D bulk copies.
@@ -481,7 +547,7 @@ static void test_bad_v2(void **state) {
     PassPipeline pp;
     PassRunOptions ro = {0};
     assert_true(g && pass_pipeline_parse(a, d, "shape-infer,fp8-quant,fuse", &pp) && pass_pipeline_run(&pp, g, &ro, d));
-    static const char *const bad[][2] = {{"DSCC_SKINNY_V2", "2"}, {"DSCC_SKINNY_MAX", "7"}, {"DSCC_SKINNY_MAX", "33"}, {"DSCC_SKINNY_MAX", "16x"}, {"DSCC_SKINNY_PIPE", "2"}, {"DSCC_SKINNY_BULK", "on"}, {"DSCC_SKINNY_BF16_SPLIT", "yes"}};
+    static const char *const bad[][2] = {{"DSCC_SKINNY_V2", "2"}, {"DSCC_SKINNY_MAX", "7"}, {"DSCC_SKINNY_MAX", "33"}, {"DSCC_SKINNY_MAX", "16x"}, {"DSCC_SKINNY_PIPE", "2"}, {"DSCC_SKINNY_BULK", "on"}, {"DSCC_SKINNY_BF16_SPLIT", "yes"}, {"DSCC_SKINNY_PSPLIT", "2"}};
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
         int errs = diag_error_count(d);
         setenv(bad[i][0], bad[i][1], 1);
@@ -522,6 +588,7 @@ int main(void) {
                                        cmocka_unit_test(test_v2_persistent), cmocka_unit_test(test_v2_off),      cmocka_unit_test(test_v2_env),
                                        cmocka_unit_test(test_bad_v2),        cmocka_unit_test(test_bf16),         cmocka_unit_test(test_bf16_v1), cmocka_unit_test(test_bf16_narrow_v2),
                                        cmocka_unit_test(test_max16),         cmocka_unit_test(test_pipe_grid), cmocka_unit_test(test_pipe_pf),
+                                       cmocka_unit_test(test_pipe_split), cmocka_unit_test(test_pipe_split_v3),
                                        cmocka_unit_test(test_bulk), cmocka_unit_test(test_bulk_copy)};
     const char *only = getenv("DSCC_TEST_FILTER"); /* e.g. '*bulk*': run the matching tests alone */
     if (only && *only) cmocka_set_test_filter(only);
