@@ -370,6 +370,7 @@ typedef struct {
     int bulk; /* gemm_skinny_bulk.cuh at M <= 8: 1 yes, 0 no, -1 as DSCC_SKINNY_BULK says */
     int stages; /* its ring's stages (0: as many as fit, at most 8) */
     int pf;     /* the L2 prefetch distance in steps of the pipelined form and gemm_skinny2.cuh (SK_PF; 0: none) */
+    int psplit; /* the pipelined form's cluster K split: 1 may, 0 no, -1 as DSCC_SKINNY_PSPLIT says */
 } SkinnyParams;
 
 /* The default parameters of an N x K weight, from Little's law on an
@@ -387,7 +388,7 @@ typedef struct {
  * x a thread and two row tiles: at 128 registers it spills (NVRTC,
  * sm_90a) from SK_RB x SK_U = 4 on, so it loads half as much a round. */
 static SkinnyParams skinny_default(int64_t N, int64_t K) {
-    SkinnyParams p = {cg_skinny_groups(N), 1, 2, 1, 1, -1, -1, 0, -1, 0, 0};
+    SkinnyParams p = {cg_skinny_groups(N), 1, 2, 1, 1, -1, -1, 0, -1, 0, 0, -1};
     int64_t blocks = (N + 8 * p.rb - 1) / (8 * p.rb), nkb = (K + 127) / 128;
     while (p.split < 8 && blocks * p.split < 240 && 8 * (p.split + 1) <= nkb) p.split++;
     int64_t ctas = blocks * p.split, kw = 8 * p.split;
@@ -412,6 +413,7 @@ static bool skinny_param(const char *key, size_t klen, long v, SkinnyParams *p) 
     else if (klen == 4 && !strncmp(key, "bulk", 4) && (v == 0 || v == 1)) p->bulk = (int)v;
     else if (klen == 6 && !strncmp(key, "stages", 6) && v >= 2 && v <= 16) p->stages = (int)v;
     else if (klen == 2 && !strncmp(key, "pf", 2) && v >= 0 && v <= 8) p->pf = (int)v;
+    else if (klen == 6 && !strncmp(key, "psplit", 6) && (v == 0 || v == 1)) p->psplit = (int)v;
     else return false;
     return true;
 }
@@ -429,7 +431,7 @@ static bool skinny_params(Gen *G, int64_t N, int64_t K, SkinnyParams *p) {
         char *vend;
         long v = eq && eq < end ? strtol(eq + 1, &vend, 10) : 0;
         if (!eq || eq > end || vend != end || (*end && !end[1]) || !skinny_param(s, (size_t)(eq - s), v, p)) {
-            G->why = arena_printf(G->a, "DSCC_SKINNY is '%s': expected comma-separated rb=1|2|4, u=1..8, u32=1..8, minb=1..4, split=1..8, v2=0|1, pipe=0|1, grid=1..4096, bulk=0|1, stages=2..16, pf=0..8", e);
+            G->why = arena_printf(G->a, "DSCC_SKINNY is '%s': expected comma-separated rb=1|2|4, u=1..8, u32=1..8, minb=1..4, split=1..8, v2=0|1, pipe=0|1, grid=1..4096, bulk=0|1, stages=2..16, pf=0..8, psplit=0|1", e);
             return false;
         }
         s = *end ? end + 1 : end;
@@ -527,9 +529,9 @@ static int64_t skinny_pipe_load(const SkinnyPipeShape *s, int64_t nkb) {
     return s->per * steps * s->u * s->rb;
 }
 
-/* Whether the pipelined form may split K over a cluster (DSCC_SKINNY_PSPLIT=1;
- * read where the code is generated; opt-in until timed on a GPU): 1 yes, 0
- * no, -1 a malformed value. */
+/* Whether the pipelined form may split K over a cluster (DSCC_SKINNY_PSPLIT=1,
+ * which DSCC_SKINNY's psplit overrides; read where the code is generated;
+ * opt-in until timed on a GPU): 1 yes, 0 no, -1 a malformed value. */
 static int skinny_psplit_env(void) {
     const char *e = getenv("DSCC_SKINNY_PSPLIT");
     if (!e || !*e || strcmp(e, "0") == 0) return 0;
@@ -537,16 +539,16 @@ static int skinny_psplit_env(void) {
 }
 
 /* The pipelined form's shape at rb 8-row groups a column group and SK_U u
- * (DSCC_SKINNY's or the default): with DSCC_SKINNY_PSPLIT=1 (and u not
- * set) a cluster of 2 or 4 CTAs may split K instead (rb 1 or 2, at u = 2 /
- * rb), where that lowers the K blocks the busiest warp streams: a weight
+ * (DSCC_SKINNY's or the default): with DSCC_SKINNY_PSPLIT=1 or DSCC_SKINNY's
+ * psplit=1 (and u not set) a cluster of 2 or 4 CTAs may split K instead (rb
+ * 1 or 2, at u = 2 / rb), where that lowers the K blocks the busiest warp streams: a weight
  * whose groups leave slots idle (o_proj's 448 groups of 16 rows on 224 of
  * the 264 slots, 2 a CTA) fills them in halves of groups (896 groups of 8
  * rows on 128 clusters of 2, 3.5 groups' worth a CTA). Every warp keeps a K
  * block (8 x split <= K blocks). */
-static SkinnyPipeShape skinny_pipe_pick(int rb, int u, bool set_u, int64_t N, int64_t nkb, int64_t slots) {
+static SkinnyPipeShape skinny_pipe_pick(int rb, int u, bool set_u, int psplit, int64_t N, int64_t nkb, int64_t slots) {
     SkinnyPipeShape best = skinny_pipe_shape(rb, u, 1, N, slots);
-    if (skinny_psplit_env() != 1 || set_u) return best;
+    if ((psplit >= 0 ? psplit : skinny_psplit_env()) != 1 || set_u) return best;
     int64_t load = skinny_pipe_load(&best, nkb);
     for (int sp = 2; sp <= 4; sp *= 2)
         for (int r = 1; r <= 2; r++) {
@@ -564,7 +566,7 @@ static void skinny_pipe_instance(Gen *G, const SkinnyParams *sp, bool set_u, boo
     int64_t slots = 132LL * minb;
     if (sp->grid > 0 && sp->grid < slots) slots = sp->grid;
     const int64_t nkb = (K * (bf16 ? 2 : 1) + 127) / 128;
-    const SkinnyPipeShape ps = skinny_pipe_pick(sp->rb, set_u ? sp->u : (sp->rb >= 2 ? 1 : 2), set_u, N, nkb, slots);
+    const SkinnyPipeShape ps = skinny_pipe_pick(sp->rb, set_u ? sp->u : (sp->rb >= 2 ? 1 : 2), set_u, sp->psplit, N, nkb, slots);
     const int rb = ps.rb, u = ps.u;
     const int64_t groups = ps.groups, per = ps.per, grid = ps.grid;
     /* two buffers of the warps' sums, and (split) two of the CTA's */

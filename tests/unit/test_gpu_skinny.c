@@ -299,8 +299,8 @@ static void test_pipe_pf(void **state) {
 /* The pipelined form with a cluster splitting K (DSCC_SKINNY_PSPLIT=1), at M = 1, 2, 4, 8: 25 groups of 8 rows on 6
  * slots (DSCC_SKINNY's grid) take clusters of 2 (9, 8, 8 groups: odd and even step counts across group ends), 24 K
  * blocks over 16 warps (warps 4..7 of each CTA get one K block, the rest two; a last K block of 16 bytes), f32 y; 5
- * groups over K = 8,192 take clusters of 4 (64 K blocks: one step a group, 32 warps) with bf16 y; then the same
- * shapes with the switch off (no split; a malformed switch stops codegen: test_bad_v2). A CTA's part left out of a sum shows
+ * groups over K = 8,192 take clusters of 4 (64 K blocks: one step a group, 32 warps) with bf16 y (DSCC_SKINNY's
+ * psplit=1 alone); then the same shapes with the split off (DSCC_SKINNY's psplit=0 over the switch, the switch unset; a malformed switch stops codegen: test_bad_v2). A CTA's part left out of a sum shows
  * as an error of the size of y. */
 static void test_pipe_split(void **state) {
     (void)state;
@@ -309,10 +309,12 @@ static void test_pipe_split(void **state) {
     setenv("DSCC_SKINNY", "pipe=1,grid=6", 1);
     pipe_split = 2;
     check_shape(200, 2960, true, rows, 4);
-    setenv("DSCC_SKINNY", "pipe=1", 1);
+    unsetenv("DSCC_SKINNY_PSPLIT");
+    setenv("DSCC_SKINNY", "pipe=1,psplit=1", 1); /* DSCC_SKINNY's psplit alone */
     pipe_split = 4;
     check_shape(40, 8192, false, rows, 4);
-    setenv("DSCC_SKINNY_PSPLIT", "0", 1);
+    setenv("DSCC_SKINNY_PSPLIT", "1", 1);
+    setenv("DSCC_SKINNY", "pipe=1,psplit=0", 1); /* which overrides the switch */
     pipe_split = 1;
     check_shape(40, 8192, false, rows, 2);
     unsetenv("DSCC_SKINNY_PSPLIT");
@@ -562,7 +564,7 @@ static void test_bad_v2(void **state) {
 /* A malformed DSCC_SKINNY: codegen stops and says why. */
 static void test_bad_env(void **state) {
     (void)state;
-    static const char *const bad[] = {"split=9", "rb=3", "u=0", "minb=5", "split", "split=2,", "depth=2", "u=2x", "v2=2", "pipe=2", "grid=0", "bulk=2", "stages=1", "stages=17", "pf=9", "pf=-1"};
+    static const char *const bad[] = {"split=9", "rb=3", "u=0", "minb=5", "split", "split=2,", "depth=2", "u=2x", "v2=2", "pipe=2", "grid=0", "bulk=2", "stages=1", "stages=17", "pf=9", "pf=-1", "psplit=2"};
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
         Arena *a = arena_new();
         DiagEngine *d = diag_new(a, NULL);
