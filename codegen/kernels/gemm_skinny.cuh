@@ -70,6 +70,12 @@
 //   SK_EARLY          1 (DSCC_PDL_EARLY=1): DSCC_PDL_LAUNCH_DEPENDENTS() first, so the next kernel may launch while
 //                     this one runs (it waits for this one's end; its prologue, and that of a kernel after it which
 //                     triggers early too, runs under this one's tail); 0 (default): once the CTA's loads are issued
+//   SK_FOLD           1 (DSCC_SKINNY_FOLD=1; the pipelined form at M <= 4 only): x is not read from memory; after the
+//                     wait SK_FOLDX (the module's DSCC_ENTRY##_foldx(a, codes, scales, sums), which gen_gemm.c writes
+//                     from the ops of the row kernel it replaces: rmsnorm, silu * mul, slices) computes x's rows, their
+//                     act_scale and quantize into shared memory (codes [4][SK_KB] at float SK_FOLD_XQ, scales
+//                     [4][SK_NKB] at SK_FOLD_XS, 32 floats of the norm's sums before them; CTA 0 also stores both
+//                     where the row kernel would have), and the steps read x's fragments and scales there (default 0)
 //   SK_BF16           1: x and w are BF16 (a linear's), not E4M3 codes: mma m16n8k16 BF16 in the same fragment
 //                     order (a thread's 16 bytes are 8 values, two mma's B registers), K blocks of 128 bytes (64
 //                     values), and SK_XS, SK_WS are 1 (default 0)
@@ -110,6 +116,9 @@
 #endif
 #ifndef SK_PF
 #define SK_PF 0                          // the pipelined form's L2 prefetch distance (steps)
+#endif
+#ifndef SK_FOLD
+#define SK_FOLD 0                        // 1: x computed and quantized in the prologue (the pipelined form at M <= 4)
 #endif
 #ifndef SK_PIPE
 #define SK_PIPE 0                        // 1: the persistent pipelined form (M <= 8; SK_GRID CTAs)
@@ -249,6 +258,11 @@ __device__ __forceinline__ void SK_ROUND(const Args &a, float (&acc)[SK_RB][4], 
 #define SK_PSTEP SK_PASTE(DSCC_ENTRY, _pstep)
 #define SK_PEND SK_PASTE(DSCC_ENTRY, _pend)
 #define SK_PPREF SK_PASTE(DSCC_ENTRY, _ppref)
+#define SK_FOLDX SK_PASTE(DSCC_ENTRY, _foldx)
+// (SK_FOLD) float offsets in the dynamic shared memory, after the sums' buffers: x's scales [4][SK_NKB] (the norm's
+// sums, 32 floats, just before), then x's codes [4][SK_KB] bytes (16-aligned)
+#define SK_FOLD_XS (((2 * 8 * (8 + (SK_SPLIT > 1)) * (SK_COLS + 1) + 3) / 4) * 4 + 32)
+#define SK_FOLD_XQ (SK_FOLD_XS + ((4 * SK_NKB + 3) / 4) * 4)
 
 // Step s's loads (none at s >= ns): the weights and their scales (wx 1), or x's fragments and scales (wx 0: x is
 // written by the kernel before, so only after DSCC_PDL_WAIT())
@@ -273,12 +287,23 @@ __device__ __forceinline__ void SK_PLOAD(const Args &a, uint4 (&wv)[SK_U][SK_RB]
             ws[u] = lk && n0 < N ? SK_WSA(n0, kb) : 0.0f;
         } else {
             const bool mk = lk && g < M;
+#if SK_FOLD // from the codes and scales the prologue put in shared memory
+            extern __shared__ float sk_smem[];
+            const unsigned char *xq = (const unsigned char *)(sk_smem + SK_FOLD_XQ);
+#pragma unroll
+            for (int h = 0; h < 2; h++) {
+                const long long k = kb * 128 + h * 64 + q * 16;
+                xv[u][h] = mk && k < K ? *(const uint4 *)(xq + g * K + k) : make_uint4(0, 0, 0, 0);
+            }
+            xs[u] = mk ? sk_smem[SK_FOLD_XS + g * nkb + kb] : 0.0f;
+#else
 #pragma unroll
             for (int h = 0; h < 2; h++) {
                 const long long k = kb * 128 + h * 64 + q * 16;
                 xv[u][h] = ld_x16_if(SK_X + g * K + k, mk && k < K);
             }
             xs[u] = mk ? SK_XSA(g, kb) : 0.0f;
+#endif
         }
     }
 }
@@ -395,6 +420,10 @@ extern "C" __global__ void __launch_bounds__(256, SK_MINB) __cluster_dims__(SK_S
 #pragma unroll
     for (int p = 0; p < SK_PF; p++) SK_PPREF(a, 2 + p, ns, warp, g, q); // (SK_PF) the next steps' weights into L2
     DSCC_PDL_WAIT();
+#if SK_FOLD // x's rows, scales and codes into shared memory (the row kernel before does not run)
+    SK_FOLDX(a, (unsigned char *)(sk_smem + SK_FOLD_XQ), sk_smem + SK_FOLD_XS, sk_smem + SK_FOLD_XS - 32);
+    __syncthreads();
+#endif
     SK_PLOAD(a, wa, sa, xa, ta, 0, ns, warp, g, q, false);
     SK_PLOAD(a, wb, sb, xb, tb, 1, ns, warp, g, q, false);
     for (long long s = 0; s < ns; s += 2) {
@@ -477,8 +506,12 @@ extern "C" __global__ void __launch_bounds__(256, SK_MINB) __cluster_dims__(SK_S
 #undef SK_PCL
 #undef SK_PRANK
 #undef SK_PKB0
+#undef SK_FOLDX
+#undef SK_FOLD_XS
+#undef SK_FOLD_XQ
 #undef SK_GRID
 #endif
+#undef SK_FOLD
 #undef SK_PIPE
 #undef SK_EARLY
 #undef SK_PF
