@@ -44,8 +44,8 @@
 //   pipelined through two register stages across column groups (see the
 //   comment above the form below and docs/KERNELS.md).
 //
-// Parameters (#define; a module defines them all, the defaults below make
-// the file compile on its own):
+// Parameters (#define; a module defines them all, the defaults below and
+// gemm_skinny_common.cuh's stand-ins make the file compile on its own):
 //   DSCC_ENTRY        the entry point's name
 //   SK_M              rows of x and y, an expression over the Args `a` (<= SK_MROWS)
 //   SK_MROWS          the most rows the instance runs at: 8 or 32
@@ -81,18 +81,7 @@
 //                     values), and SK_XS, SK_WS are 1 (default 0)
 // Dynamic shared memory: 9 * 8 * SK_RB * (SK_MROWS + 1) floats; SK_PIPE: 2 * 8 * 8 * (8 * SK_RB + 1), and with
 // SK_SPLIT > 1 another 2 * 8 * (8 * SK_RB + 1).
-#ifndef SK_X // compiled on its own (test_codegen): a stand-in for the module's prelude
-#include "args.cuh"
-#include "mma.cuh"
-#define SK_M (a.sym[0])
-#define SK_N 7168LL
-#define SK_K 7168LL
-#define SK_X ((const unsigned char *)a.t[0])
-#define SK_XS(m, kb) (((const float *)a.t[1])[(kb) * SK_M + (m)])
-#define SK_W ((const unsigned char *)a.t[2])
-#define SK_WS(i) (((const float *)a.t[3])[i])
-#define SK_STORE(i, v) (((float *)a.t[4])[i] = (v))
-#endif
+#include "gemm_skinny_common.cuh"
 #ifndef SK_RB
 #define SK_RB 1
 #endif
@@ -311,10 +300,10 @@ __device__ __forceinline__ void SK_PLOAD(const Args &a, uint4 (&wv)[SK_U][SK_RB]
 // Step s's weights into L2 (none at s >= ns): the sectors SK_PLOAD reads, one 32-byte sector a lane of an even q
 // (its 16 bytes and the odd neighbour's). Read-only weights only: it may run before the kernel's DSCC_PDL_WAIT().
 __device__ __forceinline__ void SK_PPREF(const Args &a, long long s, long long ns, int warp, int g, int q) {
-    const long long N = SK_N, K = SK_KB, nkb = SK_NKB;
     if (s >= ns || (q & 1)) return;
     const long long gi = s / SK_PNR, n0 = (SK_PCL + gi * SK_PCLS) * SK_COLS;
-    const long long kb0 = SK_PKB0(s, gi);
+#if SK_SPLIT > 1 // the cluster's K split: warp w of CTA r takes K blocks SK_SPLIT w + r + SK_KW (SK_U t + u)
+    const long long N = SK_N, K = SK_KB, nkb = SK_NKB, kb0 = SK_PKB0(s, gi);
 #pragma unroll
     for (int u = 0; u < SK_U; u++) {
         const long long kb = kb0 + SK_KW * u;
@@ -326,6 +315,9 @@ __device__ __forceinline__ void SK_PPREF(const Args &a, long long s, long long n
                 if (kb < nkb && n < N && k < K) pdl_prefetch_l2(SK_W + n * K + k);
             }
     }
+#else
+    hp_prefetch_w16<SK_U, SK_RB>(SK_W, SK_N, SK_KB, n0, warp, s - gi * SK_PNR, g, q);
+#endif
 }
 
 // A group's end: the warps' sums (row g of y, column 8r + 2q + c of the group) into buffer gi & 1, one barrier,
@@ -509,40 +501,23 @@ extern "C" __global__ void __launch_bounds__(256, SK_MINB) __cluster_dims__(SK_S
 #undef SK_FOLDX
 #undef SK_FOLD_XS
 #undef SK_FOLD_XQ
-#undef SK_GRID
 #endif
 #undef SK_FOLD
-#undef SK_PIPE
-#undef SK_EARLY
-#undef SK_PF
 #undef SK_WSA
-#undef SK_BF16
 #undef SK_KB
 #undef SK_MMA
 #undef SK_MMA_0
 #undef SK_MMA_1
 #undef SK_KW
 #undef SK_RED
-#undef SK_SPLIT
 #undef SK_XR
 #undef SK_T
-#undef SK_MROWS
 #undef SK_ROUND
 #undef SK_LOADW
 #undef SK_PASTE
 #undef SK_PASTE2
 #undef SK_XSA
-#undef SK_U
-#undef SK_MINB
 #undef SK_NKB
 #undef SK_COLS
-#undef DSCC_ENTRY
-#undef SK_M
-#undef SK_N
-#undef SK_K
-#undef SK_RB
-#undef SK_X
-#undef SK_W
-#undef SK_XS
-#undef SK_WS
-#undef SK_STORE
+#define SK_COMMON_END // (the parameters' #undefs)
+#include "gemm_skinny_common.cuh"

@@ -35,8 +35,8 @@
 //   group parity: one barrier a group) and are added in warp order: the same
 //   bits every run, no atomics, no second launch.
 //
-// Parameters (#define; a module defines them all, the defaults below make
-// the file compile on its own):
+// Parameters (#define; a module defines them all, the defaults below and
+// gemm_skinny_common.cuh's stand-ins make the file compile on its own):
 //   DSCC_ENTRY        the entry point's name
 //   SK_M              rows of x and y, an expression over the Args `a` (<= SK_MROWS)
 //   SK_MROWS          the most rows the instance runs at: 8 or 16
@@ -56,19 +56,11 @@
 //   SK_BF16           1: x and w are BF16 (a linear's): mma m16n8k16 BF16 in the same fragment order, K blocks of
 //                     128 bytes (64 values), SK_XS and SK_WS 1 (default 0)
 // Dynamic shared memory: SK2_SMEM bytes (gen_gemm.c computes the same sum).
-#ifndef SK_X // compiled on its own (test_codegen): a stand-in for the module's prelude
-#include "args.cuh"
-#include "mma.cuh"
-#define SK_M (a.sym[0])
-#define SK_N 7168LL
-#define SK_K 7168LL
+#ifndef SK_X // compiled on its own: the stand-in's grid (the rest in gemm_skinny_common.cuh)
 #define SK_GRID 132
-#define SK_X ((const unsigned char *)a.t[0])
-#define SK_XS(m, kb) (((const float *)a.t[1])[(kb) * SK_M + (m)])
-#define SK_W ((const unsigned char *)a.t[2])
-#define SK_WS(i) (((const float *)a.t[3])[i])
-#define SK_STORE(i, v) (((float *)a.t[4])[i] = (v))
 #endif
+#include "gemm_skinny_common.cuh"
+#include "hopper.cuh" // (hp_prefetch_w16)
 #ifndef SK_RB
 #define SK_RB 2
 #endif
@@ -147,21 +139,9 @@ __device__ __forceinline__ void SK2_ISSUE(const Args &a, uint4 *ring, float (&ws
 // kernel's DSCC_PDL_WAIT(), while the kernel ahead of it finishes (programmatic dependent launch); with `half`, only
 // lanes of an even q (each 32-byte sector once: its own 16 bytes and its odd neighbour's).
 __device__ __forceinline__ void SK2_PREFETCH(const Args &a, long long j, long long J, int warp, int g, int q, bool half = false) {
-    const long long N = SK_N, K = SK2_KB, nkb = SK2_NKB;
     if (j >= J || (half && (q & 1))) return;
     const long long n0 = (blockIdx.x + j / SK2_T * (long long)SK_GRID) * SK2_COLS, t = j % SK2_T;
-    const unsigned char *W = SK_W;
-#pragma unroll
-    for (int u = 0; u < SK_U; u++) {
-        const long long kb = warp + 8 * (SK_U * t + u);
-#pragma unroll
-        for (int r = 0; r < SK_RB; r++)
-#pragma unroll
-            for (int h = 0; h < 2; h++) {
-                const long long n = n0 + r * 8 + g, k = kb * 128 + h * 64 + q * 16;
-                if (kb < nkb && n < N && k < K) pdl_prefetch_l2(W + n * K + k);
-            }
-    }
+    hp_prefetch_w16<SK_U, SK_RB>(SK_W, SK_N, SK2_KB, n0, warp, t, g, q);
 }
 
 // Stage j (ring slot s): waits for it, multiplies it into acc and, at its group's end, adds the warps' sums and
@@ -261,14 +241,10 @@ extern "C" __global__ void __launch_bounds__(256, SK_MINB) DSCC_ENTRY(Args a) {
 }
 #undef SK2_NKB
 #undef SK2_XR
-#undef SK_MROWS
 #undef SK2_KB
 #undef SK2_MMA
 #undef SK2_MMA_0
 #undef SK2_MMA_1
-#undef SK_BF16
-#undef SK_EARLY
-#undef SK_PF
 #undef SK2_T
 #undef SK2_COLS
 #undef SK2_G
@@ -284,16 +260,5 @@ extern "C" __global__ void __launch_bounds__(256, SK_MINB) DSCC_ENTRY(Args a) {
 #undef SK2_STEP
 #undef SK2_PREFETCH
 #undef SK2_WSA
-#undef SK_U
-#undef SK_MINB
-#undef SK_GRID
-#undef DSCC_ENTRY
-#undef SK_M
-#undef SK_N
-#undef SK_K
-#undef SK_RB
-#undef SK_X
-#undef SK_W
-#undef SK_XS
-#undef SK_WS
-#undef SK_STORE
+#define SK_COMMON_END // (the parameters' #undefs)
+#include "gemm_skinny_common.cuh"

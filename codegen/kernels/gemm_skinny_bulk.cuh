@@ -37,8 +37,8 @@
 //   Bytes past the chunk's end in a stage are stale (the ring is reused):
 //   the consumers zero both operands there.
 //
-// Parameters (#define; a module defines them all, the defaults below make
-// the file compile on its own):
+// Parameters (#define; a module defines them all, the defaults below and
+// gemm_skinny_common.cuh's stand-ins make the file compile on its own):
 //   DSCC_ENTRY        the entry point's name
 //   SK_M              rows of x and y, an expression over the Args `a` (<= SK_MROWS)
 //   SK_MROWS          the most rows the instance runs at: 1 or 8 (the rows of x a stage holds)
@@ -55,20 +55,12 @@
 //   SK_STORE(i, v)    stores y[i] (f32 v) in y's dtype
 //   SK_BF16           1: x and w are BF16 (a linear's): K blocks of 128 bytes (64 values), SK_XS and SK_WS 1
 // Dynamic shared memory: SKB_SMEM bytes (gen_gemm.c's skinny_bulk_smem computes the same sum).
-#ifndef SK_X // compiled on its own (test_codegen): a stand-in for the module's prelude
-#include "args.cuh"
-#include "mma.cuh"
-#define SK_M (a.sym[0])
-#define SK_N 7168LL
+#ifndef SK_X // compiled on its own: the stand-in's K, grid and groups a CTA (the rest in gemm_skinny_common.cuh)
 #define SK_K 16384LL
 #define SK_GRID 128
 #define SK_PER 7
-#define SK_X ((const unsigned char *)a.t[0])
-#define SK_XS(m, kb) (((const float *)a.t[1])[(kb) * SK_M + (m)])
-#define SK_W ((const unsigned char *)a.t[2])
-#define SK_WS(i) (((const float *)a.t[3])[i])
-#define SK_STORE(i, v) (((float *)a.t[4])[i] = (v))
 #endif
+#include "gemm_skinny_common.cuh"
 #include "hopper.cuh"
 #ifndef SK_RB
 #define SK_RB 1
@@ -270,20 +262,5 @@ extern "C" __global__ void __launch_bounds__(288, 1) __cluster_dims__(SK_SPLIT, 
 #undef SKB_ISSUE
 #undef SKB_STEP
 #undef SKB_END
-#undef SK_BF16
-#undef SK_MROWS
-#undef SK_U
-#undef SK_STAGES
-#undef SK_SPLIT
-#undef SK_PER
-#undef SK_GRID
-#undef DSCC_ENTRY
-#undef SK_M
-#undef SK_N
-#undef SK_K
-#undef SK_RB
-#undef SK_X
-#undef SK_W
-#undef SK_XS
-#undef SK_WS
-#undef SK_STORE
+#define SK_COMMON_END // (the parameters' #undefs)
+#include "gemm_skinny_common.cuh"

@@ -88,6 +88,26 @@ template <unsigned N> __device__ __forceinline__ float hp_cluster_sum(const floa
     for (unsigned c = 0; c < N; c++) v += N > 1 ? hp_dsmem_ld(p, c) : *p;
     return v;
 }
+// prefetch.global.L2 (args.cuh's pdl_prefetch_l2) of what a thread of a skinny-M GEMM loads of its weights w
+// (rows of k bytes, below row n) in step t of its warp (of 8 warps splitting K; gemm_skinny.cuh's pipelined form,
+// gemm_skinny2.cuh): the K blocks kb = warp + 8 (U t + u), u < U, of the RB 8-row groups from row n0, 16 bytes at
+// K byte 128 kb + 64h + 16q (h < 2) of row n0 + 8r + g, none past n or k. Read-only data only: it may run before
+// DSCC_PDL_WAIT().
+template <int U, int RB> __device__ __forceinline__ void hp_prefetch_w16(const unsigned char *w, long long n, long long k, long long n0, int warp,
+                                                                          long long t, int g, int q) {
+    const long long nkb = (k + 127) / 128;
+#pragma unroll
+    for (int u = 0; u < U; u++) {
+        const long long kb = warp + 8 * (U * t + u);
+#pragma unroll
+        for (int r = 0; r < RB; r++)
+#pragma unroll
+            for (int h = 0; h < 2; h++) {
+                const long long row = n0 + r * 8 + g, c = kb * 128 + h * 64 + q * 16;
+                if (kb < nkb && row < n && c < k) pdl_prefetch_l2(w + row * k + c);
+            }
+    }
+}
 // cp.async of 16 bytes, zeros when !v
 __device__ __forceinline__ void hp_cp16(void *dst, const void *src, bool v) {
     unsigned s = (unsigned)__cvta_generic_to_shared(dst);

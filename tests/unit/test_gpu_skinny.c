@@ -315,6 +315,8 @@ static void test_pipe_split(void **state) {
     setenv("DSCC_SKINNY", "pipe=1,grid=6", 1);
     pipe_split = 2;
     check_shape(200, 2960, true, rows, 4);
+    setenv("DSCC_SKINNY", "pipe=1,grid=6,pf=2", 1); /* the split's own L2 prefetch: its K blocks, before the wait too */
+    check_shape(200, 2960, true, rows, 2);
     unsetenv("DSCC_SKINNY_PSPLIT");
     setenv("DSCC_SKINNY", "pipe=1,psplit=1", 1); /* DSCC_SKINNY's psplit alone */
     pipe_split = 4;
