@@ -825,7 +825,7 @@ static bool fold_expr_ok(const Gen *G, const IrNode *n, int P, const int *grp, I
     switch (n->op) {
     case IR_OP_RESHAPE: case IR_OP_SILU: return fold_expr_ok(G, x, P, grp, M, seen, norms);
     case IR_OP_CAST: return fold_float(n->type.dtype) && fold_float(x->type.dtype) && fold_expr_ok(G, x, P, grp, M, seen, norms);
-    case IR_OP_ADD: case IR_OP_MUL:
+    case IR_OP_ADD: case IR_OP_MUL: case IR_OP_FRESH_SELECT:
         return ir_type_eq(&n->type, &n->ops[0]->type) && ir_type_eq(&n->type, &n->ops[1]->type) &&
                fold_expr_ok(G, n->ops[0], P, grp, M, seen, norms) && fold_expr_ok(G, n->ops[1], P, grp, M, seen, norms);
     case IR_OP_SLICE:
@@ -913,10 +913,17 @@ static int fold_group(Gen *G, const IrNode *L, const int *grp, const int *tmpl, 
     seen[q->id] = seen[s->id] = 1;
     for (int i = 0; i < g->nnodes; i++) {
         const IrNode *n = g->nodes[i];
-        if (grp[i] == P && (!seen[i] || (G->stored[i] && n != q && n != s) || n->nwaits || n->stream != L->stream))
-            return -1; /* another op, another value stored, or a wait for another stream (which L would not make) */
-        for (int k = 0; k < n->nops; k++)
-            if ((n->ops[k] == q || n->ops[k] == s) && n != L && n != q) return -1; /* x's codes or scales read by another op */
+        if (grp[i] == P && (!seen[i] || n->nwaits || n->stream != L->stream))
+            return -1; /* another op, or a wait for another stream (which L would not make) */
+        for (int k = 0; k < n->nops; k++) {
+            const IrNode *o = n->ops[k];
+            if ((o == q || o == s) && n != L && n != q) return -1; /* x's codes or scales read by another op */
+            /* another value P stores (the residual of an add + rmsnorm), which CTA 0 of L stores instead: read only
+             * after L, on its stream */
+            if (grp[o->id] == P && grp[i] != P && o != q && o != s &&
+                (grp[i] < 0 || pos[grp[i]] <= pos[grp[L->id]] || n->stream != L->stream))
+                return -1;
+        }
     }
     if (!skinny_pipe_form(G, w->type.dims[0].coeff, w->type.dims[1].coeff) || !fold_memory_ok(G, L, P, grp, pos)) return -1;
     return P;
@@ -983,6 +990,9 @@ static void fold_emit_fn(Gen *G, const char *E, const IrNode *n, int P, const in
         sb_printf(&f, "    const float x = %s;\n", fold_ref(G, E, x, P, grp, "i"));
         ret = "x / (1.0f + expf(-x))";
         break;
+    case IR_OP_FRESH_SELECT: /* a.len: positions cached before this step; only the chosen operand is read */
+        ret = arena_printf(G->a, "a.len == 0 ? %s : %s", fold_ref(G, E, n->ops[0], P, grp, "i"), fold_ref(G, E, n->ops[1], P, grp, "i"));
+        break;
     case IR_OP_ADD: case IR_OP_MUL:
         sb_printf(&f, "    const float x = %s, y = %s;\n", fold_ref(G, E, n->ops[0], P, grp, "i"), fold_ref(G, E, n->ops[1], P, grp, "i"));
         ret = n->op == IR_OP_ADD ? "x + y" : "x * y";
@@ -1041,6 +1051,7 @@ static void fold_emit(Gen *G, const char *E, const IrNode *L) {
         sb_printf(&G->decl, "    const long long D = %lldLL;\n"
                             "    for (long long m = 0; m < M; m++) {  // the rmsnorm's sums of squares: each warp's part\n"
                             "        float ss = 0.0f;\n"
+                            "#pragma unroll 4\n"
                             "        for (long long j = threadIdx.x; j < D; j += 256) { const float v = %s; ss += v * v; }\n"
                             "        ss = wsum(ss);\n"
                             "        if (lane == 0) sums[m * 8 + warp] = ss;\n"
@@ -1053,7 +1064,8 @@ static void fold_emit(Gen *G, const char *E, const IrNode *L) {
                             "    }\n",
                   (long long)D, fold_ref(G, E, nrm->ops[0], P, grp, "m * D + j"), (double)(float)ir_node_attr_float(nrm, "eps", 1e-6));
     }
-    sb_printf(&G->decl, "    for (long long it = warp; it < M * nkb; it += 8) {  // a K block of a row a warp, 4 values a lane\n"
+    sb_printf(&G->decl, "#pragma unroll 2\n"
+                        "    for (long long it = warp; it < M * nkb; it += 8) {  // a K block of a row a warp, 4 values a lane\n"
                         "        const long long m = it / nkb, kb = it %% nkb, k0 = kb * 128 + lane * 4;\n"
                         "        float v[4], mx = 0.0f;\n"
                         "#pragma unroll\n"
@@ -1073,9 +1085,16 @@ static void fold_emit(Gen *G, const char *E, const IrNode *L) {
                         "        if (k0 < K) *(unsigned *)(xq + m * K + k0) = pk;\n"
                         "        if (lane == 0) xsc[m * nkb + kb] = sc;\n"
                         "        if (lane == 0 && blockIdx.x == 0) S%d(a, m * nkb + kb, sc);\n"
-                        "    }\n"
-                        "}\n",
+                        "    }\n",
               fold_ref(G, E, X, P, grp, "m * K + k0 + j"), sq, ss);
+    for (int i = 0; i < G->g->nnodes; i++) { /* the row group's other stored values (a residual add), by CTA 0 */
+        const IrNode *n = G->g->nodes[i];
+        if (grp[i] != P || !G->stored[i] || n == q || n == s) continue;
+        sb_printf(&G->decl, "    if (blockIdx.x == 0)  // %s, stored for its readers after this kernel\n"
+                            "        for (long long i = threadIdx.x; i < %s; i += 256) S%d(a, i, %s);\n",
+                  ir_op_name(n->op), cg_dim(G, ir_type_numel(&n->type)), cg_slot_value(G, n), fold_ref(G, E, n, P, grp, "i"));
+    }
+    sb_puts(&G->decl, "}\n");
 }
 
 /* Dynamic shared memory of the pipelined form (gemm_skinny.cuh): two buffers of the warps' sums, two of the CTA's

@@ -76,6 +76,7 @@ typedef struct {
     int linears;
     IrOp op; /* IR_OP_FP8_LINEAR, or IR_OP_LINEAR for the BF16 form */
     double qerr, serr; /* the quantize's and the act_scale's rel L2 (GPU against the CPU's from the same inputs) */
+    double aerr;       /* the largest of the adds' */
 } Cmp;
 
 /* After the CPU computes node id: the fp8_linear's error against the GPU's
@@ -91,6 +92,7 @@ static void take_gpu(void *ctx, int id, float *c, int64_t nc) {
     }
     if (n->op == IR_OP_QUANTIZE) m->qerr = tu_rel_l2(gv, c, nc);
     if (n->op == IR_OP_ACT_SCALE) m->serr = tu_rel_l2(gv, c, nc);
+    if (n->op == IR_OP_ADD && tu_rel_l2(gv, c, nc) > m->aerr) m->aerr = tu_rel_l2(gv, c, nc);
     memcpy(c, gv, sizeof(float) * (size_t)nc);
 }
 
@@ -376,6 +378,7 @@ static void check_fold(const char *what, const char *body, int64_t N, int64_t K,
         CpuInput in[1] = {{"x", 3, {B, S, K_in}, xv}};
         m.linears = 0;
         m.qerr = m.serr = -1.0;
+        m.aerr = 0.0;
         assert_true(gpu_exec_run(gx, in, 1, d));
         assert_true(cpu_exec_run(cx, in, 1, d));
         int64_t sym[IR_MAX_DIM_SYMS] = {0};
@@ -385,13 +388,14 @@ static void check_fold(const char *what, const char *body, int64_t N, int64_t K,
         for (int ph = 0; ph < p->kernels[krow].nphases; ph++) row_items += cg_phase_items(&p->kernels[krow].phases[ph], sym);
         for (int ph = 0; ph < p->kernels[klin].nphases; ph++)
             folded |= strstr(p->kernels[klin].phases[ph].fn, "skinny_pipe_fold") && cg_phase_items(&p->kernels[klin].phases[ph], sym) > 0;
-        fprintf(stderr, "%s: N %lld, K %lld, M %lld: fp8_linear rel L2 %.2e, codes %.2e, scales %.2e%s\n", what, (long long)N, (long long)K,
-                (long long)M, m.err, m.qerr, m.serr, folded ? " (folded)" : "");
+        fprintf(stderr, "%s: N %lld, K %lld, M %lld: fp8_linear rel L2 %.2e, codes %.2e, scales %.2e, adds %.2e%s\n", what, (long long)N,
+                (long long)K, (long long)M, m.err, m.qerr, m.serr, m.aerr, folded ? " (folded)" : "");
         assert_int_equal(m.linears, 1);
         assert_int_equal(folded, M <= 4);
         assert_int_equal(row_items == 0, M <= 4);
         assert_true(m.err >= 0.0 && m.err <= 4e-3);
         assert_true(m.qerr >= 0.0 && m.qerr <= 5e-2 && m.serr >= 0.0 && m.serr <= 1e-2); /* the CPU rounds x to bf16 first */
+        assert_true(m.aerr <= 4e-3); /* a residual add the row group stores (CTA 0 of the folded form does) */
     }
     arena_free(pa);
     free(xv);
@@ -404,7 +408,8 @@ static const int64_t FOLD_ROWS[][2] = {{1, 1}, {1, 2}, {1, 3}, {2, 2}, {1, 8}, {
 
 /* The patterns of V3's row kernels before an FP8 linear, on the pipelined form with several groups a CTA (25 groups
  * on 6 CTAs) and K = 2,960 or 1,040 (a last K block of 16): the input norm (rmsnorm of x), q_a's (rmsnorm of a slice
- * of x), the MLP's silu(gate) * up (two slices), plain act_scale + quantize (o_proj's), and the norm with a cluster
+ * of x), the MLP's silu(gate) * up (two slices), plain act_scale + quantize (o_proj's), a residual add + rmsnorm whose
+ * sum the row group stores for a reader after the linear (CTA 0 of the folded form stores it), and the norm with a cluster
  * K split (DSCC_SKINNY_PSPLIT=1: clusters of 2); then the switch off (the row kernel at every M: check_fold fails) */
 static void test_fold(void **state) {
     (void)state;
@@ -416,6 +421,8 @@ static void test_fold(void **state) {
     check_fold("silu mul", "let u, v = split(x, [1040, 1040], axis=-1);\noutput y = silu(linear(silu(u) * v, w));\n", 200, 1040, 2080,
                FOLD_ROWS, 6);
     check_fold("plain", "output y = silu(linear(x, w));\n", 200, 2960, 2960, FOLD_ROWS, 6);
+    check_fold("add rmsnorm", "let u, v = split(x, [1040, 1040], axis=-1);\nlet h = u + v;\noutput z = h + linear(rmsnorm(h, g, eps=1e-6), w);\n",
+               1040, 1040, 2080, FOLD_ROWS, 6);
     setenv("DSCC_SKINNY_PSPLIT", "1", 1);
     check_fold("rmsnorm split", "output y = silu(linear(rmsnorm(x, g, eps=1e-6), w));\n", 200, 2960, 2960, FOLD_ROWS, 6);
     unsetenv("DSCC_SKINNY_PSPLIT");
