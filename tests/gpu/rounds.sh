@@ -12,7 +12,8 @@
 #                     the FP8 GEMM sweep;
 #   rounds.sh gpu     bench_gpu alone (attn_impl=absorb, then auto);
 #   rounds.sh gemm    the FP8 GEMM sweep alone (writes gemm_table.txt);
-#   rounds.sh sweep   the decode step's switches: the pipelined skinny form's
+#   rounds.sh sweep   the decode step's switches: test_gpu_skinny, test_gpu_ops with
+#                     DSCC_SKINNY_PSPLIT=1 DSCC_SKINNY_FOLD=1, the pipelined skinny form's
 #                     cluster K split (psplit=1) per V3 shape at M = 1, then bench_gpu
 #                     with each set of SWEEP_SETS (default: the defaults;
 #                     DSCC_SKINNY_PSPLIT=1; DSCC_SKINNY_FOLD=1; both): the
@@ -148,6 +149,10 @@ case "$mode" in
     # linears at batch 1, 29 launches instead of 36)
     # bench_gpu once per set of SWEEP_SETS (';'-separated; "" the defaults), logs bench_gpu_dec0, 1, ...: compare the "decode" table's batch-1 row, "step
     # ms, CUDA graph", and the batch-1 per-kind ms (einsum, linear, fp8_linear)
+    # first the new paths on the GPU: test_gpu_skinny (test_pipe_split, test_fold) and test_gpu_ops with both switches on
+    # (and the pipelined form forced: the test model's linears are narrow)
+    step test_gpu_skinny 120 build/test_gpu_skinny
+    DSCC_SKINNY=pipe=1 DSCC_SKINNY_PSPLIT=1 DSCC_SKINNY_FOLD=1 DSCC_GEMM_TILE=wgmma step test_gpu_ops_fold 200 build/test_gpu_ops
     TAIL=30 step skinny_psplit 200 build/bench_gemm --skinny-sweep --check --m 1 --shape qkv_a,q_b,o_proj,dense_gate_up,dense_down \
       --variants 'default;psplit=1'
     IFS=';' read -ra sets <<< "${SWEEP_SETS:-;DSCC_SKINNY_PSPLIT=1;DSCC_SKINNY_FOLD=1;DSCC_SKINNY_PSPLIT=1 DSCC_SKINNY_FOLD=1}"
