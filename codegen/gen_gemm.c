@@ -1051,7 +1051,7 @@ static void fold_emit(Gen *G, const char *E, const IrNode *L) {
         sb_printf(&G->decl, "    const long long D = %lldLL;\n"
                             "    for (long long m = 0; m < M; m++) {  // the rmsnorm's sums of squares: each warp's part\n"
                             "        float ss = 0.0f;\n"
-                            "#pragma unroll 4\n"
+                            "#pragma unroll 8\n"
                             "        for (long long j = threadIdx.x; j < D; j += 256) { const float v = %s; ss += v * v; }\n"
                             "        ss = wsum(ss);\n"
                             "        if (lane == 0) sums[m * 8 + warp] = ss;\n"
