@@ -1141,6 +1141,10 @@ CgProgram *cg_generate(Arena *a, DiagEngine *d, const IrGraph *g, const CgGenOpt
     bool *done = arena_alloc(a, (size_t)nn + 1);
     G.phases = arena_alloc(a, sizeof(CgPhase) * (size_t)(nn + 8));
     for (int i = 0; i < nn; i++) G.local[i] = -1;
+    int *pos = arena_alloc(a, sizeof(int) * (size_t)(ngroups + 1)); /* by group id: its place in the launch order */
+    for (int k = 0; k < ngroups; k++) pos[k] = -1;
+    for (int at = 0; at < ngroups; at++) pos[order[at]] = at;
+    if (!cg_fold_plan(&G, grp, tmpl, pos, ngroups)) return NULL; /* DSCC_SKINNY_FOLD (gen_gemm.c) */
     for (int at = 0; at < ngroups; at++) {
         int gid = order[at], nm = 0;
         for (int i = 0; i < nn; i++)
@@ -1178,6 +1182,7 @@ CgProgram *cg_generate(Arena *a, DiagEngine *d, const IrGraph *g, const CgGenOpt
             else if (!emit_stores_one(&G, members, nm, done)) cg_emit_stores(&G, members, nm, done, NULL);
             ok = ok && (down ? cg_emit_template(&G, down) : tmpl[gid] < 0 || cg_emit_template(&G, g->nodes[tmpl[gid]]));
         }
+        if (ok && !G.failed && G.fold && G.fold[gid] >= 0) cg_fold_gate(&G, gid); /* its phases skip M <= 4 */
         const IrNode *first = g->nodes[members[0]];
         if (!ok || G.failed) {
             diag_error(d, first->loc, "codegen: cannot generate the kernel of %s (%s)", ir_op_name(g->nodes[tmpl[gid] >= 0 ? tmpl[gid] : members[0]]->op),

@@ -370,6 +370,7 @@ typedef struct {
     int bulk; /* gemm_skinny_bulk.cuh at M <= 8: 1 yes, 0 no, -1 as DSCC_SKINNY_BULK says */
     int stages; /* its ring's stages (0: as many as fit, at most 8) */
     int pf;     /* the L2 prefetch distance in steps of the pipelined form and gemm_skinny2.cuh (SK_PF; 0: none) */
+    int psplit; /* the pipelined form's cluster K split: 1 may, 0 no, -1 as DSCC_SKINNY_PSPLIT says */
 } SkinnyParams;
 
 /* The default parameters of an N x K weight, from Little's law on an
@@ -387,7 +388,7 @@ typedef struct {
  * x a thread and two row tiles: at 128 registers it spills (NVRTC,
  * sm_90a) from SK_RB x SK_U = 4 on, so it loads half as much a round. */
 static SkinnyParams skinny_default(int64_t N, int64_t K) {
-    SkinnyParams p = {cg_skinny_groups(N), 1, 2, 1, 1, -1, -1, 0, -1, 0, 0};
+    SkinnyParams p = {cg_skinny_groups(N), 1, 2, 1, 1, -1, -1, 0, -1, 0, 0, -1};
     int64_t blocks = (N + 8 * p.rb - 1) / (8 * p.rb), nkb = (K + 127) / 128;
     while (p.split < 8 && blocks * p.split < 240 && 8 * (p.split + 1) <= nkb) p.split++;
     int64_t ctas = blocks * p.split, kw = 8 * p.split;
@@ -412,6 +413,7 @@ static bool skinny_param(const char *key, size_t klen, long v, SkinnyParams *p) 
     else if (klen == 4 && !strncmp(key, "bulk", 4) && (v == 0 || v == 1)) p->bulk = (int)v;
     else if (klen == 6 && !strncmp(key, "stages", 6) && v >= 2 && v <= 16) p->stages = (int)v;
     else if (klen == 2 && !strncmp(key, "pf", 2) && v >= 0 && v <= 8) p->pf = (int)v;
+    else if (klen == 6 && !strncmp(key, "psplit", 6) && (v == 0 || v == 1)) p->psplit = (int)v;
     else return false;
     return true;
 }
@@ -429,7 +431,7 @@ static bool skinny_params(Gen *G, int64_t N, int64_t K, SkinnyParams *p) {
         char *vend;
         long v = eq && eq < end ? strtol(eq + 1, &vend, 10) : 0;
         if (!eq || eq > end || vend != end || (*end && !end[1]) || !skinny_param(s, (size_t)(eq - s), v, p)) {
-            G->why = arena_printf(G->a, "DSCC_SKINNY is '%s': expected comma-separated rb=1|2|4, u=1..8, u32=1..8, minb=1..4, split=1..8, v2=0|1, pipe=0|1, grid=1..4096, bulk=0|1, stages=2..16, pf=0..8", e);
+            G->why = arena_printf(G->a, "DSCC_SKINNY is '%s': expected comma-separated rb=1|2|4, u=1..8, u32=1..8, minb=1..4, split=1..8, v2=0|1, pipe=0|1, grid=1..4096, bulk=0|1, stages=2..16, pf=0..8, psplit=0|1", e);
             return false;
         }
         s = *end ? end + 1 : end;
@@ -505,32 +507,98 @@ static bool skinny_pipe_on(const SkinnyParams *sp, int64_t N) {
  * DSCC_SKINNY sets it; DSCC_SKINNY's grid caps it), balanced so every CTA
  * has the same number of column groups or one fewer (o_proj's 896 groups
  * of 8 rows: 224 CTAs of 4, not 264 of 3 or 4). */
+#define CG_FOLD_M 4 /* the most rows of the folded form (DSCC_SKINNY_FOLD, below) */
+static void fold_emit(Gen *G, const char *E, const IrNode *L);
+static int64_t skinny_pipe_smem(int rb, int split, bool fold, int64_t Kb);
+
+/* The pipelined form's shape: rb, SK_U, the cluster's K split and the
+ * balanced grid over `slots` CTA slots. */
+typedef struct {
+    int rb, u, split;
+    int64_t groups, per, grid; /* column groups, the most a cluster owns, CTAs */
+} SkinnyPipeShape;
+
+static SkinnyPipeShape skinny_pipe_shape(int rb, int u, int split, int64_t N, int64_t slots) {
+    SkinnyPipeShape s = {rb, u, split, (N + 8 * rb - 1) / (8 * rb), 0, 0};
+    const int64_t clusters = slots / split;
+    s.per = (s.groups + clusters - 1) / clusters;
+    s.grid = (s.groups + s.per - 1) / s.per * split;
+    return s;
+}
+
+/* K blocks the busiest warp of a shape streams, times its 8-row groups: what
+ * the shapes are ranked by (ragged K splits count whole steps). */
+static int64_t skinny_pipe_load(const SkinnyPipeShape *s, int64_t nkb) {
+    const int64_t kw = 8LL * s->split * s->u, steps = (nkb + kw - 1) / kw;
+    return s->per * steps * s->u * s->rb;
+}
+
+/* Whether the pipelined form may split K over a cluster (DSCC_SKINNY_PSPLIT=1,
+ * which DSCC_SKINNY's psplit overrides; read where the code is generated;
+ * opt-in until timed on a GPU): 1 yes, 0 no, -1 a malformed value. */
+static int skinny_psplit_env(void) {
+    const char *e = getenv("DSCC_SKINNY_PSPLIT");
+    if (!e || !*e || strcmp(e, "0") == 0) return 0;
+    return strcmp(e, "1") == 0 ? 1 : -1;
+}
+
+/* The pipelined form's shape at rb 8-row groups a column group and SK_U u
+ * (DSCC_SKINNY's or the default): with DSCC_SKINNY_PSPLIT=1 or DSCC_SKINNY's
+ * psplit=1 (and u not set) a cluster of 2 or 4 CTAs may split K instead (rb
+ * 1 or 2, at u = 2 / rb), where that lowers the K blocks the busiest warp streams: a weight
+ * whose groups leave slots idle (o_proj's 448 groups of 16 rows on 224 of
+ * the 264 slots, 2 a CTA) fills them in halves of groups (896 groups of 8
+ * rows on 128 clusters of 2, 3.5 groups' worth a CTA). Every warp keeps a K
+ * block (8 x split <= K blocks). */
+static SkinnyPipeShape skinny_pipe_pick(int rb, int u, bool set_u, int psplit, int64_t N, int64_t nkb, int64_t slots) {
+    SkinnyPipeShape best = skinny_pipe_shape(rb, u, 1, N, slots);
+    if ((psplit >= 0 ? psplit : skinny_psplit_env()) != 1 || set_u) return best;
+    int64_t load = skinny_pipe_load(&best, nkb);
+    for (int sp = 2; sp <= 4; sp *= 2)
+        for (int r = 1; r <= 2; r++) {
+            if (8LL * sp > nkb || slots / sp < 1) continue;
+            SkinnyPipeShape c = skinny_pipe_shape(r, 2 / r, sp, N, slots);
+            const int64_t l = skinny_pipe_load(&c, nkb);
+            if (l < load) best = c, load = l;
+        }
+    return best;
+}
+
+/* fold: the instance for M <= CG_FOLD_M that computes x itself (SK_FOLD, fp8_linear G->fold_lin); else the one for
+ * M <= 8, above CG_FOLD_M where `after_fold`. */
 static void skinny_pipe_instance(Gen *G, const SkinnyParams *sp, bool set_u, bool set_minb, IrDim M, int64_t K, int64_t N, const int *slot,
-                                 bool bf16) {
-    const int rb = sp->rb, u = set_u ? sp->u : (rb >= 2 ? 1 : 2), minb = set_minb ? sp->minb : 2;
-    const int64_t groups = (N + 8 * rb - 1) / (8 * rb);
+                                 bool bf16, bool fold, bool after_fold) {
+    const int minb = set_minb ? sp->minb : 2;
     int64_t slots = 132LL * minb;
     if (sp->grid > 0 && sp->grid < slots) slots = sp->grid;
-    const int64_t per = (groups + slots - 1) / slots, grid = (groups + per - 1) / per;
-    const int64_t smem = (int64_t)sizeof(float) * 2 * 8 * 8 * (8 * rb + 1); /* two buffers of the warps' sums */
-    const char *entry = arena_printf(G->a, "p%d_%s_skinny_pipe_m8", G->nphases, bf16 ? "linear_bf16" : "fp8_linear");
-    CgDefine defs[6 + SK_NDEFS] = {
+    const int64_t nkb = (K * (bf16 ? 2 : 1) + 127) / 128;
+    const SkinnyPipeShape ps = skinny_pipe_pick(sp->rb, set_u ? sp->u : (sp->rb >= 2 ? 1 : 2), set_u, sp->psplit, N, nkb, slots);
+    const int rb = ps.rb, u = ps.u;
+    const int64_t groups = ps.groups, per = ps.per, grid = ps.grid;
+    const int64_t smem = skinny_pipe_smem(rb, ps.split, fold, K * (bf16 ? 2 : 1));
+    const char *entry = arena_printf(G->a, "p%d_%s_skinny_pipe_%s", G->nphases, bf16 ? "linear_bf16" : "fp8_linear", fold ? "fold_m4" : "m8");
+    if (fold) fold_emit(G, entry, G->fold_lin);
+    CgDefine defs[8 + SK_NDEFS] = {
         {"SK_PIPE", "1"},
         {"SK_U", arena_printf(G->a, "%d", u)},
         {"SK_MINB", arena_printf(G->a, "%d", minb)},
         {"SK_MROWS", "8"},
         {"SK_GRID", arena_printf(G->a, "%lld", (long long)grid)},
         {"SK_PF", arena_printf(G->a, "%d", sp->pf)},
+        {"SK_SPLIT", arena_printf(G->a, "%d", ps.split)},
+        {"SK_FOLD", fold ? "1" : "0"},
     };
-    int nd = skinny_defs(G, M, K, N, rb, slot, bf16, defs + 6);
-    sb_printf(&G->decl, "// %s at M <= 8: a persistent grid of %lld CTAs over %lld groups of %d weight rows (%lld a CTA at most), K split\n"
-                        "// between the 8 warps, weights and x streamed through two register stages across group ends (rb=%d u=%d minb=%d pf=%d)\n",
-              bf16 ? "linear (bf16)" : "fp8_linear", (long long)grid, (long long)groups, 8 * rb, (long long)per, rb, u, minb, sp->pf);
-    sb_puts(&G->decl, cg_kernel_instance(G->a, "gemm_skinny", entry, defs, 6 + nd));
+    int nd = skinny_defs(G, M, K, N, rb, slot, bf16, defs + 8);
+    sb_printf(&G->decl, "// %s at M <= %d: a persistent grid of %lld CTAs over %lld groups of %d weight rows (%lld a cluster at most), K split\n"
+                        "// between the 8 warps of a cluster's %d CTAs, weights and x streamed through two register stages across group ends\n"
+                        "// (rb=%d u=%d minb=%d pf=%d split=%d)\n",
+              bf16 ? "linear (bf16)" : "fp8_linear", fold ? CG_FOLD_M : 8, (long long)grid, (long long)groups, 8 * rb, (long long)per, ps.split,
+              rb, u, minb, sp->pf, ps.split);
+    sb_puts(&G->decl, cg_kernel_instance(G->a, "gemm_skinny", entry, defs, 8 + nd));
     cg_phase(G, CG_LAUNCH_BLOCK, M, 8, ir_dim_const(grid), 1, smem);
     G->phases[G->nphases - 1].fn = entry;
-    G->phases[G->nphases - 1].amin = 0;
-    G->phases[G->nphases - 1].amax = 8;
+    G->phases[G->nphases - 1].amin = after_fold ? CG_FOLD_M : 0;
+    G->phases[G->nphases - 1].amax = fold ? CG_FOLD_M : 8;
 }
 
 /* Dynamic shared memory of gemm_skinny2.cuh (its SK2_SMEM) over K bytes a
@@ -717,6 +785,327 @@ static bool skinny2_on(const SkinnyParams *sp, int64_t N, int64_t K, int mrows, 
     return on && skinny2_smem(1, 1, K, mrows) <= CG_BLOCK_SMEM_MAX;
 }
 
+/* ---- DSCC_SKINNY_FOLD: an fp8_linear's M <= 4 form quantizes its own x ----
+ *
+ * At a decode step's few rows the row kernel before an FP8 linear (the
+ * rmsnorm, silu * mul or plain act_scale + quantize of its x) is a launch
+ * and a kernel boundary of its own for ~14 KB of work. With the switch
+ * the linear's pipelined form gets an instance for M <= 4 whose CTAs, once
+ * their first weights are in flight, compute those rows themselves into
+ * shared memory (gemm_skinny.cuh's SK_FOLD), and the row kernel's phases
+ * skip M <= 4. It applies where the row group stores nothing but x's codes
+ * and scales, only the linear reads them, and every op of it is one this
+ * file can write per element (reshape, cast, slice of the last axis, silu,
+ * add or mul of two values of one shape, one rmsnorm over rows of x), on
+ * the linear's stream without a wait for another; and, with a memory plan, where no value the plan lets share the bytes of what
+ * the fold reads (the row group's inputs) is written from the row group's
+ * place in the launch order to the linear's, or later on another stream:
+ * the plan frees those inputs after the row group, which no longer reads
+ * them at M <= 4. CTA 0 stores the codes and scales where the row kernel
+ * would have (same arithmetic: the same values, but for the order of the
+ * norm's sum of squares). */
+#define CG_FOLD_GATE_MAX 16 /* phases of a row group the gate handles */
+
+/* DSCC_SKINNY_FOLD: 1 on, 0 off (unset), -1 a malformed value. */
+static int skinny_fold_env(void) {
+    const char *e = getenv("DSCC_SKINNY_FOLD");
+    if (!e || !*e || strcmp(e, "0") == 0) return 0;
+    return strcmp(e, "1") == 0 ? 1 : -1;
+}
+
+static bool fold_float(IrDType t) { return t == IR_DT_F32 || t == IR_DT_BF16 || t == IR_DT_F16; }
+
+/* Whether member n of row group P (or a value outside it, read from memory) is one the fold computes per element of
+ * x's rows (M of them); marks P's members it reaches in `seen`, counts rmsnorms in *norms. */
+static bool fold_expr_ok(const Gen *G, const IrNode *n, int P, const int *grp, IrDim M, char *seen, int *norms) {
+    if (grp[n->id] != P) return G->stored[n->id] && n->op != IR_OP_KV_CACHE && fold_float(n->type.dtype);
+    seen[n->id] = 1;
+    const IrNode *x = n->nops ? n->ops[0] : NULL;
+    const int r = n->type.rank;
+    switch (n->op) {
+    case IR_OP_RESHAPE: case IR_OP_SILU: return fold_expr_ok(G, x, P, grp, M, seen, norms);
+    case IR_OP_CAST: return fold_float(n->type.dtype) && fold_float(x->type.dtype) && fold_expr_ok(G, x, P, grp, M, seen, norms);
+    case IR_OP_ADD: case IR_OP_MUL: case IR_OP_FRESH_SELECT:
+        return ir_type_eq(&n->type, &n->ops[0]->type) && ir_type_eq(&n->type, &n->ops[1]->type) &&
+               fold_expr_ok(G, n->ops[0], P, grp, M, seen, norms) && fold_expr_ok(G, n->ops[1], P, grp, M, seen, norms);
+    case IR_OP_SLICE:
+        return r >= 1 && cg_axis(ir_node_attr_int(n, "axis", 0), r) == r - 1 && ir_node_attr_int(n, "start", 0) >= 0 &&
+               ir_dim_is_const(x->type.dims[r - 1]) && fold_expr_ok(G, x, P, grp, M, seen, norms);
+    case IR_OP_RMSNORM: { /* over the last axis, one statistic a row of x */
+        IrDim rows;
+        const IrNode *w = n->ops[1];
+        if (++*norms > 1 || r < 1 || !ir_dim_is_const(n->type.dims[r - 1]) || !ir_dim_div(ir_type_numel(&n->type), n->type.dims[r - 1], &rows) ||
+            !ir_dim_eq(rows, M) || w->type.rank != 1 || grp[w->id] == P || !G->stored[w->id] || !fold_float(w->type.dtype))
+            return false;
+        return fold_expr_ok(G, x, P, grp, M, seen, norms);
+    }
+    default: return false;
+    }
+}
+
+/* The values outside P the fold reads (its leaves), into out (n of them, at most cap). */
+static void fold_leaves(const IrNode *n, int P, const int *grp, const IrNode **out, int *n_out, int cap) {
+    if (grp[n->id] != P) {
+        for (int k = 0; k < *n_out; k++)
+            if (out[k] == n) return;
+        if (*n_out < cap) out[(*n_out)++] = n;
+        return;
+    }
+    for (int k = 0; k < n->nops; k++) fold_leaves(n->ops[k], P, grp, out, n_out, cap);
+}
+
+/* With a memory plan: whether the plan keeps the fold's leaves intact until the linear L has run (see above). */
+static bool fold_memory_ok(const Gen *G, const IrNode *L, int P, const int *grp, const int *pos) {
+    const IrGraph *g = G->g;
+    if (!g->mem_planned) return true; /* every value its own buffer */
+    const IrNode *lv[16];
+    int nl = 0;
+    fold_leaves(L->ops[0]->ops[0], P, grp, lv, &nl, 16);
+    if (nl >= 16) return false;
+    const int pl = pos[grp[L->id]], pp = pos[P];
+    for (int k = 0; k < nl; k++) {
+        const IrNode *v = lv[k];
+        int64_t vb, wb;
+        if (v->mem < 0) continue; /* a weight, or a value held with them: never written during a step */
+        if (!ir_value_bytes_as(v, G->dtype[v->id], g->mem_dims, &vb)) return false;
+        for (int i = 0; i < g->nnodes; i++) {
+            const IrNode *w = g->nodes[i];
+            if (w == v || w->mem < 0 || !G->stored[i] || !ir_value_bytes_as(w, G->dtype[i], g->mem_dims, &wb)) continue;
+            if (w->mem >= v->mem + vb || v->mem >= w->mem + wb) continue; /* apart */
+            const int pw = grp[i] >= 0 ? pos[grp[i]] : -1;
+            if (pw < 0 || (pw >= pp && pw <= pl) || (pw > pp && w->stream != L->stream)) return false;
+        }
+    }
+    return true;
+}
+
+/* Whether an fp8_linear at M <= 8 over this N x K weight runs gemm_skinny.cuh's pipelined form (as gemm_skinny picks). */
+static bool skinny_pipe_form(Gen *G, int64_t N, int64_t K) {
+    SkinnyParams sp;
+    const char *why = G->why;
+    if (!skinny_params(G, N, K, &sp)) {
+        G->why = why; /* gemm_skinny reports it */
+        return false;
+    }
+    const char *e = getenv("DSCC_SKINNY");
+    SkinnyBulkShape b8 = skinny_bulk_shape(&sp, e && strstr(e, "rb="), e && strstr(e, "u="), e && strstr(e, "split="), N, K, 8);
+    return !skinny_bulk_on(&sp, &b8, false) && !skinny2_on(&sp, N, K, 8, false) && skinny_pipe_on(&sp, N);
+}
+
+/* The row group whose x fp8_linear L may compute itself, or -1. */
+static int fold_group(Gen *G, const IrNode *L, const int *grp, const int *tmpl, const int *pos, char *seen) {
+    const IrGraph *g = G->g;
+    const IrNode *q = L->ops[0], *s = L->ops[1];
+    if (q->op != IR_OP_QUANTIZE || s->op != IR_OP_ACT_SCALE || q->ops[1] != s || s->ops[0] != q->ops[0] ||
+        ir_node_attr_int(q, "block", 128) != 128 || ir_node_attr_int(s, "block", 128) != 128)
+        return -1;
+    const IrNode *X = q->ops[0], *w = L->ops[2];
+    const int P = grp[q->id], r = X->type.rank;
+    IrDim M;
+    if (P < 0 || grp[s->id] != P || grp[L->id] < 0 || P == grp[L->id] || tmpl[P] >= 0 || tmpl[grp[L->id]] != L->id || r < 2 ||
+        w->type.rank != 2 || !ir_dim_is_const(w->type.dims[0]) || !ir_dim_is_const(w->type.dims[1]) ||
+        !ir_dim_eq(X->type.dims[r - 1], w->type.dims[1]) || w->type.dims[1].coeff % 16 || w->type.dims[0].coeff >= (1LL << 31) ||
+        !ir_dim_div(ir_type_numel(&X->type), X->type.dims[r - 1], &M) || G->dtype[q->id] != IR_DT_FP8E4M3 || pos[P] < 0 || pos[P] > pos[grp[L->id]])
+        return -1;
+    for (int i = 0; i < g->nnodes; i++) seen[i] = 0;
+    int norms = 0;
+    if (!fold_expr_ok(G, X, P, grp, M, seen, &norms)) return -1;
+    seen[q->id] = seen[s->id] = 1;
+    for (int i = 0; i < g->nnodes; i++) {
+        const IrNode *n = g->nodes[i];
+        if (grp[i] == P && (!seen[i] || n->nwaits || n->stream != L->stream))
+            return -1; /* another op, or a wait for another stream (which L would not make) */
+        for (int k = 0; k < n->nops; k++) {
+            const IrNode *o = n->ops[k];
+            if ((o == q || o == s) && n != L && n != q) return -1; /* x's codes or scales read by another op */
+            /* another value P stores (the residual of an add + rmsnorm), which CTA 0 of L stores instead: read only
+             * after L, on its stream */
+            if (grp[o->id] == P && grp[i] != P && o != q && o != s &&
+                (grp[i] < 0 || pos[grp[i]] <= pos[grp[L->id]] || n->stream != L->stream))
+                return -1;
+        }
+    }
+    if (!skinny_pipe_form(G, w->type.dims[0].coeff, w->type.dims[1].coeff) || !fold_memory_ok(G, L, P, grp, pos)) return -1;
+    return P;
+}
+
+bool cg_fold_plan(Gen *G, const int *grp, const int *tmpl, const int *pos, int ngroups) {
+    G->fold = NULL;
+    G->fold_ok = NULL;
+    const int on = skinny_fold_env();
+    if (on < 0) {
+        diag_error(G->d, (SrcLoc){0}, "DSCC_SKINNY_FOLD is '%s': expected 0 or 1", getenv("DSCC_SKINNY_FOLD"));
+        return false;
+    }
+    if (!on || !G->skinny) return true;
+    const IrGraph *g = G->g;
+    G->fold_grp = grp;
+    G->fold = arena_alloc(G->a, sizeof(int) * (size_t)(ngroups + 1));
+    G->fold_ok = arena_alloc(G->a, (size_t)g->nnodes + 1);
+    char *seen = arena_alloc(G->a, (size_t)g->nnodes + 1);
+    for (int k = 0; k < ngroups; k++) G->fold[k] = -1;
+    for (int i = 0; i < g->nnodes; i++) {
+        G->fold_ok[i] = 0;
+        if (g->nodes[i]->op != IR_OP_FP8_LINEAR) continue;
+        const int P = fold_group(G, g->nodes[i], grp, tmpl, pos, seen);
+        if (P >= 0 && G->fold[P] < 0) G->fold[P] = i;
+    }
+    return true;
+}
+
+void cg_fold_gate(Gen *G, int gid) {
+    const IrNode *L = G->g->nodes[G->fold[gid]], *X = L->ops[0]->ops[0];
+    IrDim M;
+    if (!G->nphases || !ir_dim_div(ir_type_numel(&X->type), X->type.dims[X->type.rank - 1], &M)) return;
+    int64_t at[CG_FOLD_GATE_MAX];
+    if (G->nphases > CG_FOLD_GATE_MAX) return;
+    for (int p = 0; p < G->nphases; p++) { /* each over c rows' worth (c constant): it runs above CG_FOLD_M c (and its own amin) */
+        const CgPhase *f = &G->phases[p];
+        IrDim c;
+        if (f->tma || !ir_dim_div(f->a, M, &c) || !ir_dim_is_const(c) || c.coeff < 1) return;
+        at[p] = CG_FOLD_M * c.coeff > f->amin ? CG_FOLD_M * c.coeff : f->amin;
+    }
+    for (int p = 0; p < G->nphases; p++) G->phases[p].amin = at[p];
+    G->fold_ok[L->id] = 1;
+}
+
+/* A read of node n at flat index idx inside the fold: a value outside P from memory, else its helper function. */
+static const char *fold_ref(Gen *G, const char *E, const IrNode *n, int P, const int *grp, const char *idx) {
+    if (grp[n->id] != P) return arena_printf(G->a, "L%d(a, %s)", cg_slot_value(G, n), idx);
+    return arena_printf(G->a, "%s_f%d(a, rinv, %s)", E, n->id, idx);
+}
+
+/* The helper function of member n (and of the members it reads first), once each (done by node id). */
+static void fold_emit_fn(Gen *G, const char *E, const IrNode *n, int P, const int *grp, char *done) {
+    if (grp[n->id] != P || done[n->id]) return;
+    done[n->id] = 1;
+    for (int k = 0; k < n->nops; k++) fold_emit_fn(G, E, n->ops[k], P, grp, done);
+    const IrNode *x = n->nops ? n->ops[0] : NULL;
+    StrBuf f;
+    sb_init(&f);
+    const char *ret;
+    switch (n->op) {
+    case IR_OP_RESHAPE: case IR_OP_CAST: ret = fold_ref(G, E, x, P, grp, "i"); break;
+    case IR_OP_SILU:
+        sb_printf(&f, "    const float x = %s;\n", fold_ref(G, E, x, P, grp, "i"));
+        ret = "x / (1.0f + expf(-x))";
+        break;
+    case IR_OP_FRESH_SELECT: /* a.len: positions cached before this step; only the chosen operand is read */
+        ret = arena_printf(G->a, "a.len == 0 ? %s : %s", fold_ref(G, E, n->ops[0], P, grp, "i"), fold_ref(G, E, n->ops[1], P, grp, "i"));
+        break;
+    case IR_OP_ADD: case IR_OP_MUL:
+        sb_printf(&f, "    const float x = %s, y = %s;\n", fold_ref(G, E, n->ops[0], P, grp, "i"), fold_ref(G, E, n->ops[1], P, grp, "i"));
+        ret = n->op == IR_OP_ADD ? "x + y" : "x * y";
+        break;
+    case IR_OP_SLICE: {
+        const int r = n->type.rank;
+        sb_printf(&f, "    const long long len = %s, mid = %lldLL;\n", cg_dim(G, n->type.dims[r - 1]), (long long)x->type.dims[r - 1].coeff);
+        ret = fold_ref(G, E, x, P, grp, arena_printf(G->a, "i / len * mid + %lldLL + i %% len", (long long)ir_node_attr_int(n, "start", 0)));
+        break;
+    }
+    default: /* IR_OP_RMSNORM: the row's statistic from rinv (its v-function's arithmetic) */
+        sb_printf(&f, "    const long long D = %lldLL;\n", (long long)n->type.dims[n->type.rank - 1].coeff);
+        ret = arena_printf(G->a, "%s * (%s * rinv[i / D])", fold_ref(G, E, n->ops[1], P, grp, "i % D"), fold_ref(G, E, x, P, grp, "i"));
+        break;
+    }
+    sb_printf(&G->decl, "__device__ __forceinline__ float %s_f%d(const Args &a, const float *rinv, long long i) {  // %s\n%s    return %s;\n}\n",
+              E, n->id, ir_op_name(n->op), f.data ? f.data : "", ret);
+    sb_free(&f);
+}
+
+/* The rmsnorm the fold computes, or NULL. */
+static const IrNode *fold_norm(const IrNode *n, int P, const int *grp) {
+    if (grp[n->id] != P) return NULL;
+    if (n->op == IR_OP_RMSNORM) return n;
+    for (int k = 0; k < n->nops; k++) {
+        const IrNode *r = fold_norm(n->ops[k], P, grp);
+        if (r) return r;
+    }
+    return NULL;
+}
+
+/* E##_foldx (gemm_skinny.cuh's SK_FOLDX) for fp8_linear L: x's rows (at most CG_FOLD_M), the norm's statistic first
+ * (each warp's part of each row's sum of squares into sums, added in warp order), then a K block of a row a warp: its
+ * value, amax, scale (amax / 448) and codes, as the row kernel computes them, into the shared memory; CTA 0 also stores
+ * them to x's codes and scales. */
+static void fold_emit(Gen *G, const char *E, const IrNode *L) {
+    const int *grp = G->fold_grp;
+    const IrNode *q = L->ops[0], *s = L->ops[1], *X = q->ops[0];
+    const int P = grp[q->id];
+    const int64_t K = X->type.dims[X->type.rank - 1].coeff;
+    IrDim M;
+    ir_dim_div(ir_type_numel(&X->type), X->type.dims[X->type.rank - 1], &M);
+    char *done = arena_alloc(G->a, (size_t)G->g->nnodes + 1);
+    memset(done, 0, (size_t)G->g->nnodes + 1);
+    fold_emit_fn(G, E, X, P, grp, done);
+    const IrNode *nrm = fold_norm(X, P, grp);
+    const int sq = cg_slot_value(G, q), ss = cg_slot_value(G, s);
+    sb_printf(&G->decl, "// x of the fp8_linear at M <= %d, computed here instead of by its row kernel (DSCC_SKINNY_FOLD=1)\n"
+                        "__device__ __forceinline__ void %s_foldx(const Args &a, unsigned char *xq, float *xsc, float *sums) {\n"
+                        "    const long long M = %s, K = %lldLL, nkb = (K + 127) / 128;\n"
+                        "    const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31;\n"
+                        "    float rinv[%d] = {};\n",
+              CG_FOLD_M, E, cg_dim(G, M), (long long)K, CG_FOLD_M);
+    if (nrm) {
+        const int64_t D = nrm->type.dims[nrm->type.rank - 1].coeff;
+        sb_printf(&G->decl, "    const long long D = %lldLL;\n"
+                            "    for (long long m = 0; m < M; m++) {  // the rmsnorm's sums of squares: each warp's part\n"
+                            "        float ss = 0.0f;\n"
+                            "#pragma unroll 8\n"
+                            "        for (long long j = threadIdx.x; j < D; j += 256) { const float v = %s; ss += v * v; }\n"
+                            "        ss = wsum(ss);\n"
+                            "        if (lane == 0) sums[m * 8 + warp] = ss;\n"
+                            "    }\n"
+                            "    __syncthreads();\n"
+                            "    for (long long m = 0; m < M; m++) {\n"
+                            "        float ss = 0.0f;\n"
+                            "        for (int w = 0; w < 8; w++) ss += sums[m * 8 + w];\n"
+                            "        rinv[m] = 1.0f / sqrtf(ss / (float)D + %.9ef);\n"
+                            "    }\n",
+                  (long long)D, fold_ref(G, E, nrm->ops[0], P, grp, "m * D + j"), (double)(float)ir_node_attr_float(nrm, "eps", 1e-6));
+    }
+    sb_printf(&G->decl, "#pragma unroll 2\n"
+                        "    for (long long it = warp; it < M * nkb; it += 8) {  // a K block of a row a warp, 4 values a lane\n"
+                        "        const long long m = it / nkb, kb = it %% nkb, k0 = kb * 128 + lane * 4;\n"
+                        "        float v[4], mx = 0.0f;\n"
+                        "#pragma unroll\n"
+                        "        for (int j = 0; j < 4; j++) {\n"
+                        "            v[j] = k0 + j < K ? %s : 0.0f;\n"
+                        "            mx = fmaxf(mx, fabsf(v[j]));\n"
+                        "        }\n"
+                        "        mx = wmax(mx);\n"
+                        "        const float sc = mx / 448.0f;\n"
+                        "        unsigned pk = 0u;\n"
+                        "#pragma unroll\n"
+                        "        for (int j = 0; j < 4; j++) {\n"
+                        "            const float c = sc > 0.0f ? fp8r(v[j] / sc) : 0.0f;\n"
+                        "            pk |= (unsigned)fe4m3(c) << (8 * j);\n"
+                        "            if (blockIdx.x == 0 && k0 + j < K) S%d(a, m * K + k0 + j, c);\n"
+                        "        }\n"
+                        "        if (k0 < K) *(unsigned *)(xq + m * K + k0) = pk;\n"
+                        "        if (lane == 0) xsc[m * nkb + kb] = sc;\n"
+                        "        if (lane == 0 && blockIdx.x == 0) S%d(a, m * nkb + kb, sc);\n"
+                        "    }\n",
+              fold_ref(G, E, X, P, grp, "m * K + k0 + j"), sq, ss);
+    for (int i = 0; i < G->g->nnodes; i++) { /* the row group's other stored values (a residual add), by CTA 0 */
+        const IrNode *n = G->g->nodes[i];
+        if (grp[i] != P || !G->stored[i] || n == q || n == s) continue;
+        sb_printf(&G->decl, "    if (blockIdx.x == 0)  // %s, stored for its readers after this kernel\n"
+                            "        for (long long i = threadIdx.x; i < %s; i += 256) S%d(a, i, %s);\n",
+                  ir_op_name(n->op), cg_dim(G, ir_type_numel(&n->type)), cg_slot_value(G, n), fold_ref(G, E, n, P, grp, "i"));
+    }
+    sb_puts(&G->decl, "}\n");
+}
+
+/* Dynamic shared memory of the pipelined form (gemm_skinny.cuh): two buffers of the warps' sums, two of the CTA's
+ * (split), and with fold the norm's sums, x's scales and codes (SK_FOLD_XS, SK_FOLD_XQ). */
+static int64_t skinny_pipe_smem(int rb, int split, bool fold, int64_t Kb) {
+    const int64_t sums = 2LL * 8 * (8 + (split > 1)) * (8 * rb + 1);
+    if (!fold) return (int64_t)sizeof(float) * sums;
+    const int64_t nkb = (Kb + 127) / 128, xs = (sums + 3) / 4 * 4 + 32, xq = xs + (4 * nkb + 3) / 4 * 4;
+    return (int64_t)sizeof(float) * xq + CG_FOLD_M * Kb;
+}
+
 /* The skinny-M form of an fp8_linear, or (bf16) of a linear on BF16 x and
  * w, over K values a row: two phases, one for M <= 8
  * (codegen/kernels/gemm_skinny2.cuh where skinny2_on, else
@@ -752,6 +1141,14 @@ static bool gemm_skinny(Gen *G, IrDim M, int64_t K, int64_t N, const int *slot, 
         G->why = arena_printf(G->a, "DSCC_SKINNY_BF16_SPLIT is '%s': expected 0 or 1", bs);
         return false;
     }
+    if (skinny_fold_env() < 0) {
+        G->why = arena_printf(G->a, "DSCC_SKINNY_FOLD is '%s': expected 0 or 1", getenv("DSCC_SKINNY_FOLD"));
+        return false;
+    }
+    if (skinny_psplit_env() < 0) {
+        G->why = arena_printf(G->a, "DSCC_SKINNY_PSPLIT is '%s': expected 0 or 1", getenv("DSCC_SKINNY_PSPLIT"));
+        return false;
+    }
     const char *mx = getenv("DSCC_SKINNY_MAX");
     char *end = NULL;
     long t = mx && *mx ? strtol(mx, &end, 10) : 0;
@@ -772,8 +1169,14 @@ static bool gemm_skinny(Gen *G, IrDim M, int64_t K, int64_t N, const int *slot, 
         skinny_bulk_instance(G, &b1, M, 0, K, N, slot, bf16);
         skinny_bulk_instance(G, &b8, M, 1, K, N, slot, bf16);
     } else if (on8) skinny2_instance(G, &sp, set_rb, set_u, M, 0, 8, K, N, slot, bf16);
-    else if (skinny_pipe_on(&sp, N)) skinny_pipe_instance(G, &sp, set_u, set_minb, M, K, N, slot, bf16);
-    else skinny_instance(G, &sp, M, 0, 8, K, N, slot, bf16);
+    else if (skinny_pipe_on(&sp, N)) {
+        if (G->fold_lin) skinny_pipe_instance(G, &sp, set_u, set_minb, M, K, N, slot, bf16, true, false); /* DSCC_SKINNY_FOLD: M <= 4 */
+        skinny_pipe_instance(G, &sp, set_u, set_minb, M, K, N, slot, bf16, false, G->fold_lin != NULL);
+    } else skinny_instance(G, &sp, M, 0, 8, K, N, slot, bf16);
+    if (G->fold_lin && (bf16 || on8 || !skinny_pipe_on(&sp, N) || skinny_bulk_on(&sp, &b8, bf16))) {
+        G->why = "DSCC_SKINNY_FOLD: the linear's M <= 8 form is not the pipelined one its row kernel was skipped for"; /* cannot happen */
+        return false;
+    }
     if (on8 && *top <= 16 && skinny2_on(&sp, N, Kb, 16, bf16)) skinny2_instance(G, &sp, set_rb, set_u, M, 8, 16, K, N, slot, bf16);
     else skinny_instance(G, &sp, M, 8, CG_SKINNY_M, K, N, slot, bf16);
     G->phases[G->nphases - 1].amax = *top > 8 ? *top : 8; /* (at 8: amin = amax, it never runs) */
@@ -862,7 +1265,11 @@ static bool gemm_fp8_mma(Gen *G, const IrNode *n, IrDim M, IrDim K, IrDim O) {
     bool skinny = G->skinny && K.coeff % 16 == 0 && ir_dim_is_const(O) && O.coeff < (1LL << 31);
     const int slot[5] = {sx, sxs, sw, sws, sy};
     int top = 0; /* the most rows of the skinny form */
-    if (skinny && !gemm_skinny(G, M, K.coeff, O.coeff, slot, false, &top)) return false;
+    const bool fold = skinny && G->fold_ok && G->fold_ok[n->id]; /* DSCC_SKINNY_FOLD: its row kernel skips M <= 4 */
+    G->fold_lin = fold ? n : NULL;
+    const bool sk_ok = !skinny || gemm_skinny(G, M, K.coeff, O.coeff, slot, false, &top);
+    G->fold_lin = NULL;
+    if (!sk_ok) return false;
     bool tma = G->wgmma && K.coeff % 16 == 0 && ir_dim_is_const(O) && O.coeff < (1LL << 31);
     CgTmaGemm *t = tma ? gemm_tma(G, n, M, K.coeff, O.coeff, sx, sxs, sw, sws, sy, top) : NULL;
     int tile = G->nphases;
@@ -871,12 +1278,12 @@ static bool gemm_fp8_mma(Gen *G, const IrNode *n, IrDim M, IrDim K, IrDim O) {
     if (t) t->span = span;
     if (skinny) {
         for (int p = tile; p < G->nphases; p++) G->phases[p].amin = top;
-        span += 2; /* the skinny form's two phases */
+        span += 2 + fold; /* the skinny form's two phases (three with the folded one) */
     }
     span += tma; /* the library call replaces the TMA form too */
     const IrNode *y = G->g->nodes[G->slots[sy].node];
     if (K.coeff % 512 == 0 && O.coeff % 8 == 0 && G->dtype[y->id] == IR_DT_BF16 && G->kblock[n->ops[1]->id]) /* cuBLASLt's block-scaled FP8 may run it */
-        G->lib = (CgLib){CG_LIB_FP8_GEMM, M, O.coeff, K.coeff, sx, sxs, sw, sws, sy, false, G->nphases - span, span, 0};
+        G->lib = (CgLib){CG_LIB_FP8_GEMM, M, O.coeff, K.coeff, sx, sxs, sw, sws, sy, false, G->nphases - span, span, fold ? CG_FOLD_M : 0};
     return true;
 }
 

@@ -49,6 +49,11 @@ typedef struct {
     int sort_slots[4];    /* ... and its scratch slots: per-bucket counts, sorted rows, tiles of 64, tiles of 32 (gen_expert.c) */
     const char *route;   /* by node id: 1 inside a fused routing chain (not stored), 2 its group_topk, 3 its last op; 0 none */
     const char *why;     /* set by a template that cannot handle its node */
+    int *fold;           /* by group id: the fp8_linear whose M <= 4 form computes this row group's x itself
+                          * (DSCC_SKINNY_FOLD=1, cg_fold_plan), -1 none; NULL: the switch is off */
+    char *fold_ok;       /* by node id: 1 for such an fp8_linear once its row group's phases skip M <= 4 (cg_fold_gate) */
+    const int *fold_grp; /* by node id: the group codegen gives it (cg_fold_plan) */
+    const IrNode *fold_lin; /* the fp8_linear being generated when it gets its folded form (gen_gemm.c), else NULL */
 } Gen;
 
 /* "(coeff*a.sym[i]*...)": a dim as a C expression over the Args. */
@@ -149,6 +154,13 @@ const char *cg_tile_insn(const Gen *G, bool bf16);
 void cg_phase_k(Gen *G, CgItems rule, int64_t nkb);
 /* 8-row weight groups per warp of an FP8 linear's skinny-M form over N outputs (1, 2 or 4). */
 int cg_skinny_groups(int64_t N);
+/* DSCC_SKINNY_FOLD=1 (gen_gemm.c): which row groups' act_scale + quantize (with their rmsnorm, silu * mul, slices) an
+ * fp8_linear's M <= 4 form computes itself, so their kernel does not run there. cg_fold_plan, before the groups are
+ * generated (pos: by group id, its place in the launch order): G->fold; false after reporting a malformed switch.
+ * cg_fold_gate, after row group gid's phases: they skip M <= 4 where each runs over a multiple of the rows, and the
+ * linear then gets its folded form (G->fold_ok). */
+bool cg_fold_plan(Gen *G, const int *grp, const int *tmpl, const int *pos, int ngroups);
+void cg_fold_gate(Gen *G, int gid);
 void cg_k_sum(Gen *G, const char *what, IrDim M, int64_t O, const char *tiles, int64_t nkb, int sp, int sy, int64_t plus);
 
 /* The routing chains (cg_route_chain) the fuse pass put in one group with

@@ -60,8 +60,9 @@
 //   SK_WS(i)          w's f32 scales [ceil(N/128)][ceil(K/128)]
 //                     (both read only through SK_XSA / SK_WSA below)
 //   SK_STORE(i, v)    stores y[i] (f32 v) in y's dtype
-//   SK_PIPE           1: the persistent pipelined form (SK_MROWS 8, SK_SPLIT 1; default 0)
-//   SK_GRID           CTAs of that form (each owns column groups blockIdx.x + SK_GRID i)
+//   SK_PIPE           1: the persistent pipelined form (SK_MROWS 8; default 0)
+//   SK_GRID           CTAs of that form (a multiple of SK_SPLIT; cluster c = blockIdx.x / SK_SPLIT owns column groups
+//                     c + (SK_GRID / SK_SPLIT) i, its CTAs splitting K: DSCC_SKINNY_PSPLIT=1, else SK_SPLIT 1)
 //   SK_PF             the pipelined form's L2 prefetch distance in steps (default 0: none): before its wait a warp
 //                     prefetches steps 2 .. SK_PF + 1 of its weights into L2 (prefetch.global.L2, a 32-byte sector a
 //                     lane), then with each step's loads the step SK_PF further on: bytes in flight that hold no
@@ -69,10 +70,17 @@
 //   SK_EARLY          1 (DSCC_PDL_EARLY=1): DSCC_PDL_LAUNCH_DEPENDENTS() first, so the next kernel may launch while
 //                     this one runs (it waits for this one's end; its prologue, and that of a kernel after it which
 //                     triggers early too, runs under this one's tail); 0 (default): once the CTA's loads are issued
+//   SK_FOLD           1 (DSCC_SKINNY_FOLD=1; the pipelined form at M <= 4 only): x is not read from memory; after the
+//                     wait SK_FOLDX (the module's DSCC_ENTRY##_foldx(a, codes, scales, sums), which gen_gemm.c writes
+//                     from the ops of the row kernel it replaces: rmsnorm, silu * mul, slices) computes x's rows, their
+//                     act_scale and quantize into shared memory (codes [4][SK_KB] at float SK_FOLD_XQ, scales
+//                     [4][SK_NKB] at SK_FOLD_XS, 32 floats of the norm's sums before them; CTA 0 also stores both
+//                     where the row kernel would have), and the steps read x's fragments and scales there (default 0)
 //   SK_BF16           1: x and w are BF16 (a linear's), not E4M3 codes: mma m16n8k16 BF16 in the same fragment
 //                     order (a thread's 16 bytes are 8 values, two mma's B registers), K blocks of 128 bytes (64
 //                     values), and SK_XS, SK_WS are 1 (default 0)
-// Dynamic shared memory: 9 * 8 * SK_RB * (SK_MROWS + 1) floats; SK_PIPE: 2 * 8 * 8 * (8 * SK_RB + 1).
+// Dynamic shared memory: 9 * 8 * SK_RB * (SK_MROWS + 1) floats; SK_PIPE: 2 * 8 * 8 * (8 * SK_RB + 1), and with
+// SK_SPLIT > 1 another 2 * 8 * (8 * SK_RB + 1).
 #include "gemm_skinny_common.cuh"
 #ifndef SK_RB
 #define SK_RB 1
@@ -97,6 +105,9 @@
 #endif
 #ifndef SK_PF
 #define SK_PF 0                          // the pipelined form's L2 prefetch distance (steps)
+#endif
+#ifndef SK_FOLD
+#define SK_FOLD 0                        // 1: x computed and quantized in the prologue (the pipelined form at M <= 4)
 #endif
 #ifndef SK_PIPE
 #define SK_PIPE 0                        // 1: the persistent pipelined form (M <= 8; SK_GRID CTAs)
@@ -193,7 +204,7 @@ __device__ __forceinline__ void SK_ROUND(const Args &a, float (&acc)[SK_RB][4], 
 }
 
 #if SK_PIPE
-// The persistent, pipelined form (SK_PIPE 1, the instance for M <= 8 only; SK_SPLIT 1): SK_GRID CTAs, CTA c owns
+// The persistent, pipelined form (SK_PIPE 1, the instance for M <= 8 only; SK_SPLIT 1 here): SK_GRID CTAs, CTA c owns
 // the column groups c, c + SK_GRID, ... (8 * SK_RB weight rows each; gen_gemm.c balances them: every CTA the same
 // number or one fewer), its 8 warps split K as above (warp w: K blocks w, w + 8, ...). A warp's work is a flat
 // run of steps, SK_PNR a group (the same for every warp: a step past its K blocks loads nothing): step s is
@@ -203,24 +214,39 @@ __device__ __forceinline__ void SK_ROUND(const Args &a, float (&acc)[SK_RB][4], 
 // group's end (the round form waits for each round's loads, and its short CTAs end in a ragged last wave).
 // At a group's end the warps' sums meet in shared memory (two buffers by group parity: one barrier a group) and
 // are added in warp order: the same bits every run.
-#define SK_PNR ((SK_NKB + 8 * SK_U - 1) / (8 * SK_U))     // steps a group
+// With SK_SPLIT > 1 (DSCC_SKINNY_PSPLIT=1) a cluster of SK_SPLIT CTAs owns the column groups c, c + SK_PCLS, ... and
+// its 8 SK_SPLIT warps split K as the round form's do (warp w of CTA r: K blocks SK_SPLIT w + r, + SK_KW, ...), so a
+// weight whose groups do not divide over the SMs' slots (o_proj's 896 over 264) fills them all in halves of groups.
+// A group's end then adds each CTA's warp sums in shared memory, meets the cluster at barrier.cluster, and CTA r
+// stores the outputs r, r + SK_SPLIT, ..., the CTAs' sums read through DSMEM in rank order (the two buffers by
+// group parity keep a CTA's sums alive until every CTA has passed the next group's barrier).
+#define SK_PNR ((SK_NKB + SK_KW * SK_U - 1) / (SK_KW * SK_U)) // steps a group
 #define SK_PGROUPS ((SK_N + SK_COLS - 1) / SK_COLS)        // column groups
+#define SK_PCLS (SK_GRID / SK_SPLIT)                       // clusters (SK_GRID is a multiple of SK_SPLIT)
+#define SK_PCL ((long long)blockIdx.x / SK_SPLIT)          // the CTA's cluster
+#define SK_PRANK (SK_SPLIT > 1 ? (long long)hp_cluster_rank() : 0LL) // its part of K
+#define SK_PKB0(s, gi) (SK_SPLIT * (long long)warp + SK_PRANK + (long long)SK_KW * SK_U * ((s) - (gi) * SK_PNR)) // step s's first K block
 #define SK_PLOAD SK_PASTE(DSCC_ENTRY, _pload)
 #define SK_PSTEP SK_PASTE(DSCC_ENTRY, _pstep)
 #define SK_PEND SK_PASTE(DSCC_ENTRY, _pend)
 #define SK_PPREF SK_PASTE(DSCC_ENTRY, _ppref)
+#define SK_FOLDX SK_PASTE(DSCC_ENTRY, _foldx)
+// (SK_FOLD) float offsets in the dynamic shared memory, after the sums' buffers: x's scales [4][SK_NKB] (the norm's
+// sums, 32 floats, just before), then x's codes [4][SK_KB] bytes (16-aligned)
+#define SK_FOLD_XS (((2 * 8 * (8 + (SK_SPLIT > 1)) * (SK_COLS + 1) + 3) / 4) * 4 + 32)
+#define SK_FOLD_XQ (SK_FOLD_XS + ((4 * SK_NKB + 3) / 4) * 4)
 
 // Step s's loads (none at s >= ns): the weights and their scales (wx 1), or x's fragments and scales (wx 0: x is
 // written by the kernel before, so only after DSCC_PDL_WAIT())
 __device__ __forceinline__ void SK_PLOAD(const Args &a, uint4 (&wv)[SK_U][SK_RB][2], float (&ws)[SK_U], uint4 (&xv)[SK_U][2],
                                          float (&xs)[SK_U], long long s, long long ns, int warp, int g, int q, bool wx) {
     const long long N = SK_N, K = SK_KB, nkb = SK_NKB, M = SK_M;
-    const long long gi = s / SK_PNR, n0 = ((long long)blockIdx.x + gi * SK_GRID) * SK_COLS;
-    const long long kb0 = warp + 8LL * SK_U * (s - gi * SK_PNR);
+    const long long gi = s / SK_PNR, n0 = (SK_PCL + gi * SK_PCLS) * SK_COLS;
+    const long long kb0 = SK_PKB0(s, gi);
     const bool live = s < ns;
 #pragma unroll
     for (int u = 0; u < SK_U; u++) {
-        const long long kb = kb0 + 8 * u;
+        const long long kb = kb0 + SK_KW * u;
         const bool lk = live && kb < nkb;
         if (wx) {
 #pragma unroll
@@ -233,12 +259,23 @@ __device__ __forceinline__ void SK_PLOAD(const Args &a, uint4 (&wv)[SK_U][SK_RB]
             ws[u] = lk && n0 < N ? SK_WSA(n0, kb) : 0.0f;
         } else {
             const bool mk = lk && g < M;
+#if SK_FOLD // from the codes and scales the prologue put in shared memory
+            extern __shared__ float sk_smem[];
+            const unsigned char *xq = (const unsigned char *)(sk_smem + SK_FOLD_XQ);
+#pragma unroll
+            for (int h = 0; h < 2; h++) {
+                const long long k = kb * 128 + h * 64 + q * 16;
+                xv[u][h] = mk && k < K ? *(const uint4 *)(xq + g * K + k) : make_uint4(0, 0, 0, 0);
+            }
+            xs[u] = mk ? sk_smem[SK_FOLD_XS + g * nkb + kb] : 0.0f;
+#else
 #pragma unroll
             for (int h = 0; h < 2; h++) {
                 const long long k = kb * 128 + h * 64 + q * 16;
                 xv[u][h] = ld_x16_if(SK_X + g * K + k, mk && k < K);
             }
             xs[u] = mk ? SK_XSA(g, kb) : 0.0f;
+#endif
         }
     }
 }
@@ -247,20 +284,54 @@ __device__ __forceinline__ void SK_PLOAD(const Args &a, uint4 (&wv)[SK_U][SK_RB]
 // (its 16 bytes and the odd neighbour's). Read-only weights only: it may run before the kernel's DSCC_PDL_WAIT().
 __device__ __forceinline__ void SK_PPREF(const Args &a, long long s, long long ns, int warp, int g, int q) {
     if (s >= ns || (q & 1)) return;
-    const long long gi = s / SK_PNR, n0 = ((long long)blockIdx.x + gi * SK_GRID) * SK_COLS;
+    const long long gi = s / SK_PNR, n0 = (SK_PCL + gi * SK_PCLS) * SK_COLS;
+#if SK_SPLIT > 1 // the cluster's K split: warp w of CTA r takes K blocks SK_SPLIT w + r + SK_KW (SK_U t + u)
+    const long long N = SK_N, K = SK_KB, nkb = SK_NKB, kb0 = SK_PKB0(s, gi);
+#pragma unroll
+    for (int u = 0; u < SK_U; u++) {
+        const long long kb = kb0 + SK_KW * u;
+#pragma unroll
+        for (int r = 0; r < SK_RB; r++)
+#pragma unroll
+            for (int h = 0; h < 2; h++) {
+                const long long n = n0 + r * 8 + g, k = kb * 128 + h * 64 + q * 16;
+                if (kb < nkb && n < N && k < K) pdl_prefetch_l2(SK_W + n * K + k);
+            }
+    }
+#else
     hp_prefetch_w16<SK_U, SK_RB>(SK_W, SK_N, SK_KB, n0, warp, s - gi * SK_PNR, g, q);
+#endif
 }
 
 // A group's end: the warps' sums (row g of y, column 8r + 2q + c of the group) into buffer gi & 1, one barrier,
-// then each output summed in warp order and stored (consecutive threads: consecutive columns)
+// then each output summed in warp order and stored (consecutive threads: consecutive columns); with SK_SPLIT > 1
+// the CTA's sums into its buffer gi & 1 (after the warps' buffers), barrier.cluster, and the cluster's sums in
+// rank order, CTA r storing the outputs r, r + SK_SPLIT, ...
 __device__ __forceinline__ void SK_PEND(const Args &a, float (&acc)[SK_RB][4], float *smem, long long gi, int warp, int g, int q) {
-    const long long N = SK_N, M = SK_M, n0 = ((long long)blockIdx.x + gi * SK_GRID) * SK_COLS;
+    const long long N = SK_N, M = SK_M, n0 = (SK_PCL + gi * SK_PCLS) * SK_COLS;
     float (*red)[8][SK_COLS + 1] = (float (*)[8][SK_COLS + 1])(smem + (gi & 1) * 8 * 8 * (SK_COLS + 1));
 #pragma unroll
     for (int r = 0; r < SK_RB; r++)
 #pragma unroll
         for (int c = 0; c < 2; c++) red[warp][g][r * 8 + q * 2 + c] = acc[r][c], acc[r][c] = 0.0f;
     __syncthreads();
+#if SK_SPLIT > 1
+    float (*csum)[SK_COLS + 1] = (float (*)[SK_COLS + 1])(smem + 2 * 8 * 8 * (SK_COLS + 1) + (gi & 1) * 8 * (SK_COLS + 1));
+    for (int i = threadIdx.x; i < 8 * SK_COLS; i += 256) {
+        const int m = i / SK_COLS, col = i % SK_COLS;
+        float v = 0.0f;
+#pragma unroll
+        for (int w = 0; w < 8; w++) v += red[w][m][col];
+        csum[m][col] = v;
+    }
+    hp_cluster_sync(); // every CTA's sums of the group are written
+    for (long long i = SK_PRANK + SK_SPLIT * (long long)threadIdx.x; i < 8 * SK_COLS; i += SK_SPLIT * 256) {
+        const int m = (int)(i / SK_COLS), col = (int)(i % SK_COLS);
+        const long long n = n0 + col;
+        if (m >= M || n >= N) continue;
+        SK_STORE(m * N + n, hp_cluster_sum<SK_SPLIT>(&csum[m][col]));
+    }
+#else
     for (int i = threadIdx.x; i < 8 * SK_COLS; i += 256) {
         const int m = i / SK_COLS, col = i % SK_COLS;
         const long long n = n0 + col;
@@ -270,6 +341,7 @@ __device__ __forceinline__ void SK_PEND(const Args &a, float (&acc)[SK_RB][4], f
         for (int w = 0; w < 8; w++) v += red[w][m][col];
         SK_STORE(m * N + n, v);
     }
+#endif
 }
 
 // Step s: the products of its K blocks with x's row g (A's rows 8..15 zeros), promoted into acc; the group's
@@ -277,10 +349,10 @@ __device__ __forceinline__ void SK_PEND(const Args &a, float (&acc)[SK_RB][4], f
 __device__ __forceinline__ void SK_PSTEP(const Args &a, float (&acc)[SK_RB][4], const uint4 (&wv)[SK_U][SK_RB][2], const float (&ws)[SK_U],
                                          const uint4 (&xv)[SK_U][2], const float (&xs)[SK_U], float *smem, long long s, int warp, int g,
                                          int q) {
-    const long long nkb = SK_NKB, gi = s / SK_PNR, ri = s - gi * SK_PNR, kb0 = warp + 8LL * SK_U * ri;
+    const long long nkb = SK_NKB, gi = s / SK_PNR, ri = s - gi * SK_PNR, kb0 = SK_PKB0(s, gi);
 #pragma unroll
     for (int u = 0; u < SK_U; u++) {
-        if (kb0 + 8 * u >= nkb) break; // warp-uniform
+        if (kb0 + SK_KW * u >= nkb) break; // warp-uniform
         const float sc = xs[u] * ws[u];
 #pragma unroll
         for (int r = 0; r < SK_RB; r++) {
@@ -310,7 +382,7 @@ extern "C" __global__ void __launch_bounds__(256, SK_MINB) __cluster_dims__(SK_S
 #if SK_PIPE
     extern __shared__ float sk_smem[]; // two buffers of [warp][row of y][column] sums
     const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31, g = lane >> 2, q = lane & 3;
-    const long long ng = ((long long)SK_PGROUPS - blockIdx.x + SK_GRID - 1) / SK_GRID, ns = ng * SK_PNR;
+    const long long ng = ((long long)SK_PGROUPS - SK_PCL + SK_PCLS - 1) / SK_PCLS, ns = ng * SK_PNR; // the same in a cluster
     float acc[SK_RB][4];
 #pragma unroll
     for (int r = 0; r < SK_RB; r++)
@@ -323,6 +395,10 @@ extern "C" __global__ void __launch_bounds__(256, SK_MINB) __cluster_dims__(SK_S
 #pragma unroll
     for (int p = 0; p < SK_PF; p++) SK_PPREF(a, 2 + p, ns, warp, g, q); // (SK_PF) the next steps' weights into L2
     DSCC_PDL_WAIT();
+#if SK_FOLD // x's rows, scales and codes into shared memory (the row kernel before does not run)
+    SK_FOLDX(a, (unsigned char *)(sk_smem + SK_FOLD_XQ), sk_smem + SK_FOLD_XS, sk_smem + SK_FOLD_XS - 32);
+    __syncthreads();
+#endif
     SK_PLOAD(a, wa, sa, xa, ta, 0, ns, warp, g, q, false);
     SK_PLOAD(a, wb, sb, xb, tb, 1, ns, warp, g, q, false);
     for (long long s = 0; s < ns; s += 2) {
@@ -337,6 +413,7 @@ extern "C" __global__ void __launch_bounds__(256, SK_MINB) __cluster_dims__(SK_S
         if (SK_PF) SK_PPREF(a, s + 3 + SK_PF, ns, warp, g, q);
         SK_PLOAD(a, wb, sb, xb, tb, s + 3, ns, warp, g, q, false);
     }
+    if (SK_SPLIT > 1) hp_cluster_sync(); // no CTA leaves while another reads its sums
 #else
     extern __shared__ float sk_smem[]; // SK_RED: each warp's sums [warp][column][row of y]; then the CTA's [column][row]
     float (*sk_red)[SK_COLS][SK_MROWS + 1] = (float (*)[SK_COLS][SK_MROWS + 1])sk_smem;
@@ -400,7 +477,15 @@ extern "C" __global__ void __launch_bounds__(256, SK_MINB) __cluster_dims__(SK_S
 #undef SK_PSTEP
 #undef SK_PEND
 #undef SK_PPREF
+#undef SK_PCLS
+#undef SK_PCL
+#undef SK_PRANK
+#undef SK_PKB0
+#undef SK_FOLDX
+#undef SK_FOLD_XS
+#undef SK_FOLD_XQ
 #endif
+#undef SK_FOLD
 #undef SK_WSA
 #undef SK_KB
 #undef SK_MMA

@@ -12,12 +12,13 @@
 #                     the FP8 GEMM sweep;
 #   rounds.sh gpu     bench_gpu alone (attn_impl=absorb, then auto);
 #   rounds.sh gemm    the FP8 GEMM sweep alone (writes gemm_table.txt);
-#   rounds.sh sweep   the decode step's switches: the pipelined skinny form's L2
-#                     prefetch (pf) per V3 shape at M = 1, then bench_gpu with each
-#                     set of SWEEP_SETS (default: the defaults; DSCC_EINSUM_PRE=1
-#                     DSCC_SKINNY_BF16_SPLIT=1; DSCC_PDL_EARLY=1;
-#                     the same with DSCC_SKINNY=pf=2): the batch-1 "step ms, CUDA
-#                     graph" and its per-kind ms;
+#   rounds.sh sweep   the decode step's switches: test_gpu_skinny, test_gpu_ops with
+#                     DSCC_SKINNY_PSPLIT=1 DSCC_SKINNY_FOLD=1, the pipelined skinny form's
+#                     cluster K split (psplit=1) per V3 shape at M = 1, then bench_gpu
+#                     with each set of SWEEP_SETS (default: the defaults;
+#                     DSCC_SKINNY_PSPLIT=1; DSCC_SKINNY_FOLD=1; both): the
+#                     batch-1 "step ms, CUDA graph", its per-kind ms
+#                     (fp8_linear, elementwise) and its launches;
 #   rounds.sh rows    test_gpu_rows, then bench_gpu with the wide row kernels
 #                     and without (DSCC_ROWS_WIDE=0, the baseline in the same run);
 #   rounds.sh glue    test_gpu_rows, then bench_gpu with the row kernels'
@@ -142,13 +143,19 @@ case "$mode" in
     DSCC_TMA_V2=0 TAIL=30 step bench_gemm_tma128 180 build/bench_gemm --check --m 256,1024,4096
     TAIL=30 step bench_gemm_tma256 180 build/bench_gemm --check --m 256,1024,4096
     DSCC_TMA_CLUSTER=1 TAIL=30 step bench_gemm_tma256x2 180 build/bench_gemm --check --m 256,1024,4096 ;;
-  sweep) # the decode step's switches of the seventh session, each against the defaults in the same run: first the
-    # pipelined skinny form's L2 prefetch (DSCC_SKINNY's pf) per V3 shape at M = 1 (the "us" and "TB/s" columns), then
+  sweep) # the decode step's switches of the eighth session, each against the defaults in the same run: first the
+    # pipelined skinny form's cluster K split (DSCC_SKINNY's psplit=1: o_proj and dense_down take clusters of 2) per V3
+    # shape at M = 1 (the "us" and "TB/s" columns), then (DSCC_SKINNY_FOLD=1: seven row kernels folded into their
+    # linears at batch 1, 29 launches instead of 36)
     # bench_gpu once per set of SWEEP_SETS (';'-separated; "" the defaults), logs bench_gpu_dec0, 1, ...: compare the "decode" table's batch-1 row, "step
     # ms, CUDA graph", and the batch-1 per-kind ms (einsum, linear, fp8_linear)
-    TAIL=30 step skinny_pf 200 build/bench_gemm --skinny-sweep --check --m 1 --shape qkv_a,q_b,o_proj,dense_gate_up,dense_down \
-      --variants 'default;pf=1;pf=2;pf=4'
-    IFS=';' read -ra sets <<< "${SWEEP_SETS:-;DSCC_EINSUM_PRE=1 DSCC_SKINNY_BF16_SPLIT=1;DSCC_PDL_EARLY=1;DSCC_PDL_EARLY=1 DSCC_SKINNY=pf=2}"
+    # first the new paths on the GPU: test_gpu_skinny (test_pipe_split, test_fold) and test_gpu_ops with both switches on
+    # (and the pipelined form forced: the test model's linears are narrow)
+    step test_gpu_skinny 120 build/test_gpu_skinny
+    DSCC_SKINNY=pipe=1 DSCC_SKINNY_PSPLIT=1 DSCC_SKINNY_FOLD=1 DSCC_GEMM_TILE=wgmma step test_gpu_ops_fold 200 build/test_gpu_ops
+    TAIL=30 step skinny_psplit 200 build/bench_gemm --skinny-sweep --check --m 1 --shape qkv_a,q_b,o_proj,dense_gate_up,dense_down \
+      --variants 'default;psplit=1'
+    IFS=';' read -ra sets <<< "${SWEEP_SETS:-;DSCC_SKINNY_PSPLIT=1;DSCC_SKINNY_FOLD=1;DSCC_SKINNY_PSPLIT=1 DSCC_SKINNY_FOLD=1}"
     i=0
     for v in "${sets[@]}"; do
       echo "bench_gpu_dec$i: ${v:-the defaults}"

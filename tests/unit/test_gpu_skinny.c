@@ -42,7 +42,10 @@
  * 1-D bulk copy on its own (test_bulk_copy: the bytes where they belong;
  * on the emulated device a count the mbarrier does not expect, a misaligned
  * address, a count no multiple of 16 and a copy past the shared memory
- * fail the launch, naming the fault), then the GEMM (test_bulk). */
+ * fail the launch, naming the fault), then the GEMM (test_bulk). The pipelined form's cluster K split
+ * (DSCC_SKINNY_PSPLIT=1, test_pipe_split: clusters of 2 and 4 at M = 1, 2, 4, 8; test_pipe_split_v3: the split V3's
+ * shapes get) and its row kernel folded in (DSCC_SKINNY_FOLD=1, test_fold: at M <= 4 the linear computes x's norm,
+ * silu * mul, codes and scales itself and the row kernel launches nothing). */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -72,6 +75,8 @@ typedef struct {
     double err; /* the fp8_linear's (linear's) rel L2 */
     int linears;
     IrOp op; /* IR_OP_FP8_LINEAR, or IR_OP_LINEAR for the BF16 form */
+    double qerr, serr; /* the quantize's and the act_scale's rel L2 (GPU against the CPU's from the same inputs) */
+    double aerr;       /* the largest of the adds' */
 } Cmp;
 
 /* After the CPU computes node id: the fp8_linear's error against the GPU's
@@ -85,8 +90,15 @@ static void take_gpu(void *ctx, int id, float *c, int64_t nc) {
         m->err = tu_rel_l2(gv, c, nc);
         m->linears++;
     }
+    if (n->op == IR_OP_QUANTIZE) m->qerr = tu_rel_l2(gv, c, nc);
+    if (n->op == IR_OP_ACT_SCALE) m->serr = tu_rel_l2(gv, c, nc);
+    if (n->op == IR_OP_ADD && tu_rel_l2(gv, c, nc) > m->aerr) m->aerr = tu_rel_l2(gv, c, nc);
     memcpy(c, gv, sizeof(float) * (size_t)nc);
 }
+
+/* The pipelined form's K split in the last program phases_at generated (0: no pipelined form), and the one the case
+ * must have (0: any) */
+static int pipe_split_got, pipe_split;
 
 /* The phases of the program's fp8_linear that run at M rows: whether the skinny one does, and whether any other does;
  * *split: the skinny form's K split (SK_SPLIT of its module). */
@@ -100,7 +112,7 @@ static void phases_at(const IrGraph *g, IrOp op, bool f32, int64_t B, int64_t S,
     int64_t sym[IR_MAX_DIM_SYMS] = {0};
     sym[ir_graph_find_dim(g, "B")] = B, sym[ir_graph_find_dim(g, "S")] = S;
     *skinny = *tile = *v2 = *pipe = *bulk = false;
-    *split = *bsplit = 0;
+    *split = *bsplit = pipe_split_got = 0;
     for (int k = 0; k < p->nkernels; k++) {
         const CgKernel *ck = &p->kernels[k];
         bool lin = false;
@@ -109,6 +121,9 @@ static void phases_at(const IrGraph *g, IrOp op, bool f32, int64_t B, int64_t S,
         const char *m32 = strstr(p->modules[ck->module].source, "#define SK_MROWS 32\n"); /* the M > 8 instance's split */
         const char *sp = m32 ? strstr(m32, "#define SK_SPLIT ") : NULL;
         if (sp) *split = atoi(sp + strlen("#define SK_SPLIT "));
+        const char *pm = strstr(p->modules[ck->module].source, "_skinny_pipe_m8\n"); /* the pipelined form's split */
+        const char *ps = pm ? strstr(pm, "#define SK_SPLIT ") : NULL;
+        if (ps) pipe_split_got = atoi(ps + strlen("#define SK_SPLIT "));
         const char *b1 = strstr(p->modules[ck->module].source, "_skinny_bulk_m1\n"); /* the bulk form's split (M = 1) */
         const char *bs = b1 ? strstr(b1, "#define SK_SPLIT ") : NULL;
         if (bs) *bsplit = atoi(bs + strlen("#define SK_SPLIT "));
@@ -193,6 +208,7 @@ static void check_split(int64_t N, int64_t K, bool f32, const int64_t (*rows)[2]
         const int rb = e1 && strstr(e1, "rb=") ? atoi(strstr(e1, "rb=") + 3) : cg_skinny_groups(N); /* where 132+ groups */
         bool pipe_on = e1 && strstr(e1, "pipe=") ? strstr(e1, "pipe=1") != NULL : !(ep && strcmp(ep, "0") == 0) && (N + 8 * rb - 1) / (8 * rb) >= 132;
         assert_int_equal(piped, !bulk_on && !v2_on && pipe_on && B * S <= 8);
+        if (pipe_split) assert_int_equal(pipe_split_got, pipe_split);
         if (split) assert_int_equal(sp, split);
         assert_true(m.err <= (f32 ? 1e-5 : 4e-3));
     }
@@ -286,6 +302,164 @@ static void test_pipe_pf(void **state) {
     setenv("DSCC_SKINNY", "v2=1,rb=1,u=1,pf=3", 1); /* gemm_skinny2.cuh's: 4 stages a group of 32 K blocks */
     check_shape(40, 4096, false, rows, 2);
     unsetenv("DSCC_SKINNY");
+}
+
+/* The pipelined form with a cluster splitting K (DSCC_SKINNY_PSPLIT=1), at M = 1, 2, 4, 8: 25 groups of 8 rows on 6
+ * slots (DSCC_SKINNY's grid) take clusters of 2 (9, 8, 8 groups: odd and even step counts across group ends), 24 K
+ * blocks over 16 warps (warps 4..7 of each CTA get one K block, the rest two; a last K block of 16 bytes), f32 y; 5
+ * groups over K = 8,192 take clusters of 4 (64 K blocks: one step a group, 32 warps) with bf16 y (DSCC_SKINNY's
+ * psplit=1 alone); then the same shapes with the split off (DSCC_SKINNY's psplit=0 over the switch, the switch unset; a malformed switch stops codegen: test_bad_v2). A CTA's part left out of a sum shows
+ * as an error of the size of y. */
+static void test_pipe_split(void **state) {
+    (void)state;
+    static const int64_t rows[][2] = {{1, 1}, {1, 2}, {1, 4}, {1, 8}};
+    setenv("DSCC_SKINNY_PSPLIT", "1", 1);
+    setenv("DSCC_SKINNY", "pipe=1,grid=6", 1);
+    pipe_split = 2;
+    check_shape(200, 2960, true, rows, 4);
+    setenv("DSCC_SKINNY", "pipe=1,grid=6,pf=2", 1); /* the split's own L2 prefetch: its K blocks, before the wait too */
+    check_shape(200, 2960, true, rows, 2);
+    unsetenv("DSCC_SKINNY_PSPLIT");
+    setenv("DSCC_SKINNY", "pipe=1,psplit=1", 1); /* DSCC_SKINNY's psplit alone */
+    pipe_split = 4;
+    check_shape(40, 8192, false, rows, 4);
+    setenv("DSCC_SKINNY_PSPLIT", "1", 1);
+    setenv("DSCC_SKINNY", "pipe=1,psplit=0", 1); /* which overrides the switch */
+    pipe_split = 1;
+    check_shape(40, 8192, false, rows, 2);
+    unsetenv("DSCC_SKINNY_PSPLIT");
+    setenv("DSCC_SKINNY", "pipe=1,grid=6", 1);
+    check_shape(200, 2960, true, rows, 2);
+    unsetenv("DSCC_SKINNY");
+    pipe_split = 0;
+}
+
+/* DSCC_SKINNY_FOLD=1: at M <= 4 the fp8_linear's pipelined form computes its x (the row group's rmsnorm, silu * mul,
+ * slices, act_scale and quantize) itself and the row group's kernel does not run; above, both run as before. `body`
+ * is the DSL after the dims (x's K_in values a row, w [N, K]); at each (B, S) of rows: the fp8_linear's error on the
+ * codes and scales the GPU stored (CTA 0 stores them), the codes' and scales' against the CPU's from the same inputs
+ * (which rounds x to bf16 before its act_scale, as the row kernel does not: ~1e-2 either way), and which kernels ran. */
+static void check_fold(const char *what, const char *body, int64_t N, int64_t K, int64_t K_in, const int64_t (*rows)[2], int nrows) {
+    Arena *a = arena_new();
+    DiagEngine *d = diag_new(a, stderr);
+    char *src = arena_printf(a, "dim B, S;\ninput x: bf16[B, S, %lld];\nweight g: bf16[%lld] = \"g\";\nweight w: bf16[%lld, %lld] = \"w\";\n%s",
+                             (long long)K_in, (long long)K, (long long)N, (long long)K, body);
+    IrGraph *g = fe_compile_string(a, d, "fold.dsl", src, strlen(src), &(FeOptions){NULL, NULL, 0});
+    assert_non_null(g);
+    PassPipeline pp;
+    PassRunOptions ro = {0};
+    assert_true(pass_pipeline_parse(a, d, "shape-infer,fold-constants,dce,fp8-quant,cse,dce,fuse", &pp) && pass_pipeline_run(&pp, g, &ro, d));
+    uint64_t seed = tu_test_seed() + (uint64_t)(N * 131 + K);
+    CpuWeightSource ws = cpu_random_weights(&seed);
+    GpuOptions go = {.max_batch = 2, .max_seq = 32, .max_ctx = 32, .keep_all = true, .no_blas = true};
+    GpuExec *gx = gpu_exec_new(g, &ws, &go, d);
+    assert_non_null(gx);
+    Cmp m = {.g = g, .gx = gx, .op = IR_OP_FP8_LINEAR};
+    CpuOptions co = {.threads = 4, .after_node = take_gpu, .hook_ctx = &m};
+    CpuExec *cx = cpu_exec_new(g, &ws, &co, d);
+    assert_non_null(cx);
+    float *xv = malloc(sizeof(float) * (size_t)(64 * K_in));
+    uint64_t rng = seed;
+    /* the program's kernels: the one with the quantize (the row group) and the linear's */
+    Arena *pa = arena_new();
+    CgProgram *p = cg_generate(pa, diag_new(pa, stderr), g, &(CgGenOptions){0});
+    assert_non_null(p);
+    int krow = -1, klin = -1;
+    for (int k = 0; k < p->nkernels; k++)
+        for (int j = 0; j < p->kernels[k].nnodes; j++) {
+            IrOp op = g->nodes[p->kernels[k].nodes[j]]->op;
+            if (op == IR_OP_QUANTIZE) krow = k;
+            if (op == IR_OP_FP8_LINEAR) klin = k;
+        }
+    assert_true(krow >= 0 && klin >= 0 && krow != klin);
+    for (int r = 0; r < nrows; r++) {
+        int64_t B = rows[r][0], S = rows[r][1], M = B * S;
+        tu_bf16_rows(xv, M, K_in, &rng);
+        CpuInput in[1] = {{"x", 3, {B, S, K_in}, xv}};
+        m.linears = 0;
+        m.qerr = m.serr = -1.0;
+        m.aerr = 0.0;
+        assert_true(gpu_exec_run(gx, in, 1, d));
+        assert_true(cpu_exec_run(cx, in, 1, d));
+        int64_t sym[IR_MAX_DIM_SYMS] = {0};
+        sym[ir_graph_find_dim(g, "B")] = B, sym[ir_graph_find_dim(g, "S")] = S;
+        int64_t row_items = 0;
+        bool folded = false;
+        for (int ph = 0; ph < p->kernels[krow].nphases; ph++) row_items += cg_phase_items(&p->kernels[krow].phases[ph], sym);
+        for (int ph = 0; ph < p->kernels[klin].nphases; ph++)
+            folded |= strstr(p->kernels[klin].phases[ph].fn, "skinny_pipe_fold") && cg_phase_items(&p->kernels[klin].phases[ph], sym) > 0;
+        fprintf(stderr, "%s: N %lld, K %lld, M %lld: fp8_linear rel L2 %.2e, codes %.2e, scales %.2e, adds %.2e%s\n", what, (long long)N,
+                (long long)K, (long long)M, m.err, m.qerr, m.serr, m.aerr, folded ? " (folded)" : "");
+        assert_int_equal(m.linears, 1);
+        assert_int_equal(folded, M <= 4);
+        assert_int_equal(row_items == 0, M <= 4);
+        assert_true(m.err >= 0.0 && m.err <= 4e-3);
+        assert_true(m.qerr >= 0.0 && m.qerr <= 5e-2 && m.serr >= 0.0 && m.serr <= 1e-2); /* the CPU rounds x to bf16 first */
+        assert_true(m.aerr <= 4e-3); /* a residual add the row group stores (CTA 0 of the folded form does) */
+    }
+    arena_free(pa);
+    free(xv);
+    cpu_exec_free(cx);
+    gpu_exec_free(gx);
+    arena_free(a);
+}
+
+static const int64_t FOLD_ROWS[][2] = {{1, 1}, {1, 2}, {1, 3}, {2, 2}, {1, 8}, {1, 5}};
+
+/* The patterns of V3's row kernels before an FP8 linear, on the pipelined form with several groups a CTA (25 groups
+ * on 6 CTAs) and K = 2,960 or 1,040 (a last K block of 16): the input norm (rmsnorm of x), q_a's (rmsnorm of a slice
+ * of x), the MLP's silu(gate) * up (two slices), plain act_scale + quantize (o_proj's), a residual add + rmsnorm whose
+ * sum the row group stores for a reader after the linear (CTA 0 of the folded form stores it), and the norm with a cluster
+ * K split (DSCC_SKINNY_PSPLIT=1: clusters of 2); then the switch off (the row kernel at every M: check_fold fails) */
+static void test_fold(void **state) {
+    (void)state;
+    setenv("DSCC_SKINNY_FOLD", "1", 1);
+    setenv("DSCC_SKINNY", "pipe=1,grid=6", 1);
+    check_fold("rmsnorm", "output y = silu(linear(rmsnorm(x, g, eps=1e-6), w));\n", 200, 2960, 2960, FOLD_ROWS, 6);
+    check_fold("slice rmsnorm", "let p, r = split(x, [1040, 64], axis=-1);\noutput y = silu(linear(rmsnorm(p, g, eps=1e-6), w));\n", 200,
+               1040, 1104, FOLD_ROWS, 6);
+    check_fold("silu mul", "let u, v = split(x, [1040, 1040], axis=-1);\noutput y = silu(linear(silu(u) * v, w));\n", 200, 1040, 2080,
+               FOLD_ROWS, 6);
+    check_fold("plain", "output y = silu(linear(x, w));\n", 200, 2960, 2960, FOLD_ROWS, 6);
+    check_fold("add rmsnorm", "let u, v = split(x, [1040, 1040], axis=-1);\nlet h = u + v;\noutput z = h + linear(rmsnorm(h, g, eps=1e-6), w);\n",
+               1040, 1040, 2080, FOLD_ROWS, 6);
+    setenv("DSCC_SKINNY_PSPLIT", "1", 1);
+    check_fold("rmsnorm split", "output y = silu(linear(rmsnorm(x, g, eps=1e-6), w));\n", 200, 2960, 2960, FOLD_ROWS, 6);
+    unsetenv("DSCC_SKINNY_PSPLIT");
+    unsetenv("DSCC_SKINNY");
+    unsetenv("DSCC_SKINNY_FOLD");
+}
+
+/* Which split DSCC_SKINNY_PSPLIT=1 gives V3's decode linears (codegen alone, nothing runs): o_proj's 7,168 x 16,384
+ * and the dense down's 7,168 x 18,432 (448 groups of 16 rows on 224 of 264 slots) clusters of 2; q_b's 24,576 x
+ * 1,536 (12 K blocks: no split leaves every warp one) and w13's 36,864 x 7,168 none; without the switch none. */
+static int pipe_split_of(int64_t N, int64_t K) {
+    Arena *a = arena_new();
+    DiagEngine *d = diag_new(a, stderr);
+    char *src = arena_printf(a, "dim B, S;\ninput x: bf16[B, S, %lld];\nweight w: bf16[%lld, %lld] = \"w\";\noutput y = silu(linear(x, w));\n",
+                             (long long)K, (long long)N, (long long)K);
+    IrGraph *g = fe_compile_string(a, d, "skinny.dsl", src, strlen(src), &(FeOptions){NULL, NULL, 0});
+    assert_non_null(g);
+    PassPipeline pp;
+    PassRunOptions ro = {0};
+    assert_true(pass_pipeline_parse(a, d, "shape-infer,fold-constants,dce,fp8-quant,cse,dce,fuse", &pp) && pass_pipeline_run(&pp, g, &ro, d));
+    bool sk, tile, v2, pipe, bulk;
+    int sp, bsp;
+    phases_at(g, IR_OP_FP8_LINEAR, false, 1, 1, &sk, &tile, &sp, &v2, &pipe, &bulk, &bsp);
+    assert_true(pipe);
+    arena_free(a);
+    return pipe_split_got;
+}
+
+static void test_pipe_split_v3(void **state) {
+    (void)state;
+    setenv("DSCC_SKINNY_PSPLIT", "1", 1);
+    assert_int_equal(pipe_split_of(7168, 16384), 2);
+    assert_int_equal(pipe_split_of(7168, 18432), 2);
+    assert_int_equal(pipe_split_of(24576, 1536), 1);
+    assert_int_equal(pipe_split_of(36864, 7168), 1);
+    unsetenv("DSCC_SKINNY_PSPLIT");
+    assert_int_equal(pipe_split_of(7168, 16384), 1);
 }
 
 /* gemm_skinny_bulk.cuh (DSCC_SKINNY_BULK=1 or DSCC_SKINNY's bulk=1): weights and x through a ring of 1-D bulk copies.
@@ -481,7 +655,7 @@ static void test_bad_v2(void **state) {
     PassPipeline pp;
     PassRunOptions ro = {0};
     assert_true(g && pass_pipeline_parse(a, d, "shape-infer,fp8-quant,fuse", &pp) && pass_pipeline_run(&pp, g, &ro, d));
-    static const char *const bad[][2] = {{"DSCC_SKINNY_V2", "2"}, {"DSCC_SKINNY_MAX", "7"}, {"DSCC_SKINNY_MAX", "33"}, {"DSCC_SKINNY_MAX", "16x"}, {"DSCC_SKINNY_PIPE", "2"}, {"DSCC_SKINNY_BULK", "on"}, {"DSCC_SKINNY_BF16_SPLIT", "yes"}};
+    static const char *const bad[][2] = {{"DSCC_SKINNY_V2", "2"}, {"DSCC_SKINNY_MAX", "7"}, {"DSCC_SKINNY_MAX", "33"}, {"DSCC_SKINNY_MAX", "16x"}, {"DSCC_SKINNY_PIPE", "2"}, {"DSCC_SKINNY_BULK", "on"}, {"DSCC_SKINNY_BF16_SPLIT", "yes"}, {"DSCC_SKINNY_PSPLIT", "2"}, {"DSCC_SKINNY_FOLD", "on"}};
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
         int errs = diag_error_count(d);
         setenv(bad[i][0], bad[i][1], 1);
@@ -496,7 +670,7 @@ static void test_bad_v2(void **state) {
 /* A malformed DSCC_SKINNY: codegen stops and says why. */
 static void test_bad_env(void **state) {
     (void)state;
-    static const char *const bad[] = {"split=9", "rb=3", "u=0", "minb=5", "split", "split=2,", "depth=2", "u=2x", "v2=2", "pipe=2", "grid=0", "bulk=2", "stages=1", "stages=17", "pf=9", "pf=-1"};
+    static const char *const bad[] = {"split=9", "rb=3", "u=0", "minb=5", "split", "split=2,", "depth=2", "u=2x", "v2=2", "pipe=2", "grid=0", "bulk=2", "stages=1", "stages=17", "pf=9", "pf=-1", "psplit=2"};
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
         Arena *a = arena_new();
         DiagEngine *d = diag_new(a, NULL);
@@ -522,6 +696,7 @@ int main(void) {
                                        cmocka_unit_test(test_v2_persistent), cmocka_unit_test(test_v2_off),      cmocka_unit_test(test_v2_env),
                                        cmocka_unit_test(test_bad_v2),        cmocka_unit_test(test_bf16),         cmocka_unit_test(test_bf16_v1), cmocka_unit_test(test_bf16_narrow_v2),
                                        cmocka_unit_test(test_max16),         cmocka_unit_test(test_pipe_grid), cmocka_unit_test(test_pipe_pf),
+                                       cmocka_unit_test(test_pipe_split), cmocka_unit_test(test_pipe_split_v3), cmocka_unit_test(test_fold),
                                        cmocka_unit_test(test_bulk), cmocka_unit_test(test_bulk_copy)};
     const char *only = getenv("DSCC_TEST_FILTER"); /* e.g. '*bulk*': run the matching tests alone */
     if (only && *only) cmocka_set_test_filter(only);
