@@ -333,6 +333,11 @@ static void mla_decode(Gen *G, const IrNode *n, int sq, int sq1, int64_t qd0, in
     }
     bool noprod = v3 && (strcmp(v3, "3") == 0 || strcmp(v3, "4") == 0); /* 256 threads, the consumers load (MLA_V3 3, 4) */
     bool fused = fuse && strcmp(fuse, "1") == 0 && !noprod; /* opt-in: slower on an H100 (MLA_FUSE; its ticket is the producer's) */
+    /* DSCC_MLA_MC=1 (opt-in until timed, checked in cg_attention: with DSCC_MLA_TMA=1 on the chunk ring): a batch row's two
+     * row tiles as a cluster of 2 CTAs whose producers multicast the boxes of keys into both (MLA_MC); where the tiles
+     * do not pair within a batch row (heads no multiple of 128) or the keys are no KV cache (no map), each CTA alone */
+    const char *mce = getenv("DSCC_MLA_MC");
+    bool mc = mce && strcmp(mce, "1") == 0 && tm && !noprod && !fused && Hq % 128 == 0;
     int kfuse = fused ? (fmax && *fmax ? atoi(fmax) : MLA_FUSE_MAX) : 1; /* splits the decode kernel merges itself, at most */
     CgDefine d[] = {{"MLA_IN_MODULE", "1"},
                     {"MLA_B", cg_dim(G, B)},
@@ -356,9 +361,11 @@ static void mla_decode(Gen *G, const IrNode *n, int sq, int sq1, int64_t qd0, in
                     {"MLA_FUSE", fused ? "1" : "0"}, /* the splits merged by the last block of each tile (opt-in) */
                     {"MLA_FUSE_MAX", arena_printf(a, "%d", kfuse)}, /* ... up to this many splits (the combine kernel above) */
                     {"MLA_PREG", preg && *preg ? preg : "0"}, /* warpgroup 0's P V with P from registers (opt-in) */
+                    {"MLA_MC", mc ? "1" : "0"}, /* a batch row's tiles in a cluster, the keys multicast (opt-in) */
                     {"MLA_TMA", tm ? "1" : "0"}, /* whole blocks of keys by TMA (opt-in) */
                     {"MLA_KMAP", tm ? arena_printf(a, "((const void *)a.t[%d])", tm->maps) : "0"}};
-    sb_puts(&G->decl, cg_kernel_instance(a, "mla_decode", "mla_decode", d, (int)(sizeof d / sizeof *d) - (tm ? 0 : 2)));
+    /* (without a map: neither MLA_MC, MLA_TMA nor MLA_KMAP, the file's defaults, so the source is as before) */
+    sb_puts(&G->decl, cg_kernel_instance(a, "mla_decode", "mla_decode", d, (int)(sizeof d / sizeof *d) - (tm ? 0 : 3)));
     cg_phase(G, CG_LAUNCH_BLOCK, B, 1, ir_dim_mul(S, q->type.dims[2]), 64, MLA_SMEM);
     cg_phase_keys(G, CG_ITEMS_MLA_DECODE, B, S, T, Hq, 512);
     G->phases[G->nphases - 1].fn = "mla_decode";
@@ -695,6 +702,18 @@ bool cg_attention(Gen *G, const IrNode *n) {
     if (tma && *tma && strcmp(tma, "0") && strcmp(tma, "1")) {
         G->why = "DSCC_MLA_TMA must be 0 (MLA's decode kernel copies its keys by cp.async, the default) or 1 (the whole blocks of a KV "
                  "cache by TMA)";
+        return false;
+    }
+    const char *mc = getenv("DSCC_MLA_MC");
+    if (mc && *mc && strcmp(mc, "0") && strcmp(mc, "1")) {
+        G->why = "DSCC_MLA_MC must be 0 (each of MLA's decode blocks loads its own keys, the default) or 1 (a batch row's two row "
+                 "tiles in a cluster, the keys multicast)";
+        return false;
+    }
+    if (mc && strcmp(mc, "1") == 0 &&
+        (!tma || strcmp(tma, "1") || (v3 && *v3 && strcmp(v3, "1")) || (fuse && strcmp(fuse, "1") == 0))) {
+        G->why = "DSCC_MLA_MC=1 needs DSCC_MLA_TMA=1 on the chunk ring with its producer (DSCC_MLA_V3=1, the default) and not "
+                 "DSCC_MLA_FUSE=1";
         return false;
     }
     if (tma && strcmp(tma, "1") == 0 && v3 && (strcmp(v3, "0") == 0 || strcmp(v3, "2") == 0)) {

@@ -111,6 +111,15 @@
 //                        (MLA_V3 1: q on the barrier of its own, 18, that warpgroup 0 waits at before the
 //                        first S; 3: q with the first block, all by cp.async; 4: q on 18); 0: cp.async
 //   MLA_KMAP             with MLA_TMA: the tensor map's address (default a.t[4])
+//   MLA_MC               1 (opt-in until timed; MLA_TMA 1 with the producer, MLA_V3 1, not MLA_FUSE; query tiles
+//                        in pairs of one batch row and split: HQ a multiple of 128): the two row tiles of a batch
+//                        row (blocks 2k and 2k + 1: the same keys) run as a cluster of 2 CTAs and each whole
+//                        block's 9 boxes are split between their producers, each box multicast into both CTAs'
+//                        stage (chunk c by the CTA of rank (c + jb) % 2), so L2 sends each block once a pair, not
+//                        twice; each CTA's producer still expects its stage's 9 x 8 KB on its own chunk barriers, and
+//                        refills a stage only once both CTAs' consumers are done with it (its "stage empty", then an
+//                        arrival on the other CTA's mbarrier 19 + stage and a wait on its own); q and a block that
+//                        ends past T by each CTA's cp.async as with MLA_TMA; 0 (default): each CTA loads its own
 //   MLA_IN_MODULE        defined when the file is part of a generated module (its prelude has Args)
 #ifndef MLA_B
 #define MLA_B (a.sym[0])
@@ -180,6 +189,9 @@
 #endif
 #ifndef MLA_TMA
 #define MLA_TMA 0
+#endif
+#ifndef MLA_MC
+#define MLA_MC 0
 #endif
 #ifndef MLA_KMAP
 #define MLA_KMAP ((const void *)a.t[4])
@@ -550,6 +562,9 @@ __device__ __forceinline__ void mla_load_q(unsigned char *Qs, const unsigned sho
 #if MLA_TMA && (MLA_V3 == 0 || MLA_V3 == 2)
 #error "MLA_TMA needs the chunk ring (MLA_V3 1 or 3) or the seesaw without a producer (4)"
 #endif
+#if MLA_MC && (!MLA_TMA || MLA_V3 != 1 || MLA_FUSE)
+#error "MLA_MC needs the keys by TMA in the chunk ring with its producer (MLA_TMA 1, MLA_V3 1) and not MLA_FUSE"
+#endif
 #if MLA_V3 >= 3 && MLA_FUSE
 #error "MLA_FUSE needs the producer warpgroup (it takes the ticket): MLA_V3 0 to 2"
 #endif
@@ -559,7 +574,8 @@ __device__ __forceinline__ void mla_load_q(unsigned char *Qs, const unsigned sho
 __device__ unsigned MLA_CAT(DSCC_ENTRY, _ticket)[MLA_TICKETS];
 #endif
 
-extern "C" __global__ void __launch_bounds__(MLA_THREADS, 1) DSCC_ENTRY(Args a) {
+// (MLA_MC: clusters of 2 CTAs, a batch row's two row tiles; otherwise of 1, as a launch without one)
+extern "C" __global__ void __launch_bounds__(MLA_THREADS, 1) __cluster_dims__(MLA_MC + 1, 1, 1) DSCC_ENTRY(Args a) {
     DSCC_PDL_WAIT(); // q and the cache are the step's (programmatic dependent launch: codegen/kernels.h)
     DSCC_PDL_LAUNCH_DEPENDENTS(); // the combine (or the next kernel) may take its place on the SMs as they free up
     extern __shared__ __align__(16) unsigned char mla_smem[];
@@ -588,10 +604,15 @@ extern "C" __global__ void __launch_bounds__(MLA_THREADS, 1) DSCC_ENTRY(Args a) 
     // after the tiles: [stage][chunk] "landed", 128 arrivals (the producer's threads' cp.async) a phase, then q's
     unsigned long long *const full = (unsigned long long *)(sm + 3 * MLA_TILE);
     if (tid == 0) {
-        for (int i = 0; i < 19; i++) hp_mbar_init(full + i, MLA_TMA ? 1 : 128); // 18: q's (the seesaw's, MLA_TMA's)
+        // 18: q's (the seesaw's, MLA_TMA's); MLA_MC: 19 + s, the other CTA's consumers done with stage s (its producer arrives)
+        for (int i = 0; i < 19 + 2 * MLA_MC; i++) hp_mbar_init(full + i, MLA_TMA ? 1 : 128);
         hp_mbar_fence_init();
     }
+#if MLA_MC
+    hp_cluster_sync(); // the other CTA's barriers initialized before any box or arrival of this one reaches them
+#else
     __syncthreads();
+#endif
 #endif
 #if MLA_V3 < 3 // (3, 4: no producer warpgroup)
     if (wg == 2) { // the producer: q with the first block, each block into stage (its index) % 2
@@ -609,12 +630,27 @@ extern "C" __global__ void __launch_bounds__(MLA_THREADS, 1) DSCC_ENTRY(Args a) 
             unsigned char *const Kd = Ks + st * MLA_TILE;
             unsigned long long *const fb = full + st * 9;
             const bool whole = jb * 64 + 64 <= T;
+#if MLA_MC
+            if (whole && pt == 0) { // half the boxes, each into both CTAs' stage (the other CTA's producer the rest)
+                const unsigned rank = hp_cluster_rank();
+                if (jb - jb0 >= 2) { // the other CTA's consumers are done with the stage too
+                    hp_mbar_arrive_cluster(full + 19 + st, rank ^ 1u);
+                    hp_mbar_wait(full + 19 + st, (unsigned)((jb - jb0 - 2) >> 1) & 1u);
+                }
+#pragma unroll
+                for (int c = 0; c < 9; c++) hp_mbar_expect_tx(fb + c, 8192);
+#pragma unroll
+                for (int c = 0; c < 9; c++)
+                    if ((unsigned)((c + jb) & 1) == rank) hp_tma_2d_mc(Kd + c * 8192, kmap, fb + c, c * 128, (int)(bb * KT + jb * 64), 3);
+            }
+#else
             if (whole && pt == 0)
 #pragma unroll
                 for (int c = 0; c < 9; c++) {
                     hp_mbar_expect_tx(fb + c, 8192);
                     hp_tma_2d(Kd + c * 8192, kmap, fb + c, c * 128, (int)(bb * KT + jb * 64));
                 }
+#endif
             if (whole && jb != jb0) continue;
             for (int c = 0; c < 9; c++) {
                 const int kc = c * 8 + pu; // the unit's 16 bytes among the row's 72
@@ -1154,3 +1190,4 @@ extern "C" __global__ void __launch_bounds__(MLA_THREADS, 1) DSCC_ENTRY(Args a) 
 #undef MLA_FUSE
 #undef MLA_FUSE_MAX
 #undef MLA_PREG
+#undef MLA_MC

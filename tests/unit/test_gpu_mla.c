@@ -238,6 +238,10 @@ static double from_bf16(uint16_t h) {
 static const char *ring_preg = "0";
 /* MLA_TMA for kernel_ring and kernel_split ("1": whole blocks of keys by TMA through kv_map's map in a.t[4]) */
 static const char *ring_tma = "0";
+/* MLA_MC for kernel_ring and kernel_split ("1": a batch row's two tiles a cluster, the keys multicast), and the
+ * heads a batch row (64: every tile a batch row of its own; 128: tiles 2k and 2k + 1 share batch row k's keys) */
+static const char *ring_mc = "0";
+static int ring_hq = 64;
 /* MLA_TMA's tensor map over the rows of 576 bf16 at dk (box 64 rows x 128 bytes, the 128-byte swizzle), in device memory */
 static RtDevPtr kv_map(RtCuda *gpu, DiagEngine *d, RtDevPtr dk, size_t rows) {
     unsigned char *m = aligned_alloc(64, 128);
@@ -255,14 +259,15 @@ static RtDevPtr kv_map(RtCuda *gpu, DiagEngine *d, RtDevPtr dk, size_t rows) {
 static bool emu_dev;
 static float *kernel_ring(const char *v3, const char *waitg, const char *pf, const char *lean, const char *lazy, int B, int T) {
     enum { HQ = 64 };
+    const int nb = B * HQ / ring_hq; /* batch rows (ring_hq 128: two tiles each) */
     const double scale = 0.1352337788;
     Arena *a = arena_new();
     DiagEngine *d = diag_new(a, stderr);
-    const char *bs = arena_printf(a, "%dLL", B), *ts = arena_printf(a, "%dLL", T);
-    CgDefine defs[] = {{"MLA_B", bs},      {"MLA_S", "1LL"},      {"MLA_T", ts},       {"MLA_HQ", "64LL"},
+    const char *bs = arena_printf(a, "%dLL", nb), *ts = arena_printf(a, "%dLL", T), *hs = arena_printf(a, "%dLL", ring_hq);
+    CgDefine defs[] = {{"MLA_B", bs},      {"MLA_S", "1LL"},      {"MLA_T", ts},       {"MLA_HQ", hs},
                        {"MLA_KT", ts},     {"MLA_OUT_BF16", "0"}, {"MLA_CAUSAL", "0"}, {"MLA_SCALE", "0.1352337788f"},
                        {"MLA_V3", v3},     {"MLA_WAITG", waitg},  {"MLA_PF", pf},       {"MLA_LEAN", lean},
-                       {"MLA_LAZY", lazy}, {"MLA_PREG", ring_preg}, {"MLA_TMA", ring_tma}};
+                       {"MLA_LAZY", lazy}, {"MLA_PREG", ring_preg}, {"MLA_TMA", ring_tma}, {"MLA_MC", ring_mc}};
     CgSource src = {"mla_ring", cg_kernel_instance(a, "mla_decode", "mla_ring", defs, (int)(sizeof defs / sizeof *defs)),
                     {"codegen/kernels/mla_decode.cuh", 0, 0}};
     TuModule m;
@@ -270,7 +275,7 @@ static float *kernel_ring(const char *v3, const char *waitg, const char *pf, con
     RtCuda *gpu = m.gpu;
     RtKernel *k = rt_cuda_kernel(gpu, d, m.bin.data, "mla_ring");
     assert_non_null(k);
-    const size_t nq = (size_t)B * HQ * 576, nk = (size_t)B * T * 576, no = (size_t)B * HQ * 512;
+    const size_t nq = (size_t)B * HQ * 576, nk = (size_t)nb * T * 576, no = (size_t)B * HQ * 512;
     uint16_t *q = malloc(sizeof(uint16_t) * nq), *kv = malloc(sizeof(uint16_t) * nk);
     float *out = malloc(sizeof(float) * no);
     for (size_t i = 0; i < nq; i++) q[i] = bf16(urand());
@@ -279,7 +284,7 @@ static float *kernel_ring(const char *v3, const char *waitg, const char *pf, con
     assert_true(rt_cuda_alloc(gpu, d, sizeof(uint16_t) * nq, &dq) && rt_cuda_alloc(gpu, d, sizeof(uint16_t) * nk, &dk));
     assert_true(rt_cuda_alloc(gpu, d, sizeof(float) * no, &dout) && rt_cuda_alloc(gpu, d, sizeof(float) * 64, &dpart));
     assert_true(rt_cuda_upload(gpu, d, dq, q, sizeof(uint16_t) * nq) && rt_cuda_upload(gpu, d, dk, kv, sizeof(uint16_t) * nk));
-    CgArgs args = {.t = {dq, dk, dout, dpart, *ring_tma == '1' ? kv_map(gpu, d, dk, (size_t)B * T) : 0}};
+    CgArgs args = {.t = {dq, dk, dout, dpart, *ring_tma == '1' ? kv_map(gpu, d, dk, (size_t)nb * T) : 0}};
     void *p[] = {&args};
     const unsigned nt = *v3 >= '3' ? 256 : 384; /* MLA_V3 3, 4: no producer warpgroup */
     assert_true(rt_cuda_launch_async(gpu, d, k, (unsigned)B, nt, 3 * 73728 + 1024 + 256, p) && rt_cuda_sync(gpu, d));
@@ -287,7 +292,7 @@ static float *kernel_ring(const char *v3, const char *waitg, const char *pf, con
     double worst = 0, *sc = malloc(sizeof(double) * (size_t)T);
     for (int b = 0; b < B; b++)
         for (int h = 0; h < HQ; h++) {
-            const uint16_t *qr = q + ((size_t)b * HQ + h) * 576, *kb = kv + (size_t)b * T * 576;
+            const uint16_t *qr = q + ((size_t)b * HQ + h) * 576, *kb = kv + (size_t)(b * HQ / ring_hq) * T * 576;
             const float *orow = out + ((size_t)b * HQ + h) * 512;
             double mx = -1e300, sum = 0, num = 0, den = 0;
             for (int j = 0; j < T; j++) {
@@ -307,9 +312,9 @@ static float *kernel_ring(const char *v3, const char *waitg, const char *pf, con
             if (!(rel <= worst)) worst = rel;
         }
     fprintf(stderr,
-            "  the kernel alone (MLA_V3 %s, MLA_WAITG %s, MLA_PF %s, MLA_LEAN %s, MLA_LAZY %s, MLA_PREG %s, MLA_TMA %s): %d x 64 heads, T %d, "
-            "one split of %d blocks: worst row rel L2 %.2e\n",
-            v3, waitg, pf, lean, lazy, ring_preg, ring_tma, B, T, (T + 63) / 64, worst);
+            "  the kernel alone (MLA_V3 %s, MLA_WAITG %s, MLA_PF %s, MLA_LEAN %s, MLA_LAZY %s, MLA_PREG %s, MLA_TMA %s, MLA_MC %s): %d x 64 "
+            "heads (%d a batch row), T %d, one split of %d blocks: worst row rel L2 %.2e\n",
+            v3, waitg, pf, lean, lazy, ring_preg, ring_tma, ring_mc, B, ring_hq, T, (T + 63) / 64, worst);
     assert_true(worst <= 2e-2);
     free(sc);
     free(q);
@@ -410,12 +415,13 @@ static void test_mla_lean_exact(void **state) {
 static float *kernel_split(const char *fuse, const char *fmax, const char *v3, int B, int T, int nsp) {
     Arena *a = arena_new();
     DiagEngine *d = diag_new(a, stderr);
-    const char *bs = arena_printf(a, "%dLL", B), *ts = arena_printf(a, "%dLL", T);
-    CgDefine defs[] = {{"MLA_B", bs},         {"MLA_S", "1LL"},      {"MLA_T", ts},       {"MLA_HQ", "64LL"},
+    const int nb = B * 64 / ring_hq; /* batch rows (ring_hq 128: two tiles each) */
+    const char *bs = arena_printf(a, "%dLL", nb), *ts = arena_printf(a, "%dLL", T), *hs = arena_printf(a, "%dLL", ring_hq);
+    CgDefine defs[] = {{"MLA_B", bs},         {"MLA_S", "1LL"},      {"MLA_T", ts},       {"MLA_HQ", hs},
                        {"MLA_KT", ts},        {"MLA_OUT_BF16", "0"}, {"MLA_CAUSAL", "0"}, {"MLA_SCALE", "0.1352337788f"},
                        {"MLA_V3", v3},        {"MLA_LEAN", "5"},     {"MLA_LAZY", "1"},   {"MLA_FUSE", fuse},
-                       {"MLA_FUSE_MAX", fmax}, {"MLA_TMA", ring_tma}};
-    CgDefine cdefs[] = {{"MLA_B", bs}, {"MLA_S", "1LL"}, {"MLA_HQ", "64LL"}, {"MLA_OUT_BF16", "0"}};
+                       {"MLA_FUSE_MAX", fmax}, {"MLA_TMA", ring_tma}, {"MLA_MC", ring_mc}};
+    CgDefine cdefs[] = {{"MLA_B", bs}, {"MLA_S", "1LL"}, {"MLA_HQ", hs}, {"MLA_OUT_BF16", "0"}};
     CgSource src[2] = {{"mla_split", cg_kernel_instance(a, "mla_decode", "mla_split", defs, (int)(sizeof defs / sizeof *defs)),
                         {"codegen/kernels/mla_decode.cuh", 0, 0}},
                        {"mla_split_combine", cg_kernel_instance(a, "mla_decode_combine", "mla_split_combine", cdefs, 4),
@@ -427,7 +433,7 @@ static float *kernel_split(const char *fuse, const char *fmax, const char *v3, i
     assert_non_null(gpu);
     RtKernel *k = rt_cuda_kernel(gpu, d, bin[0].data, "mla_split"), *kc = rt_cuda_kernel(gpu, d, bin[1].data, "mla_split_combine");
     assert_true(k && kc);
-    const size_t nq = (size_t)B * 64 * 576, nk = (size_t)B * T * 576, no = (size_t)B * 64 * 512;
+    const size_t nq = (size_t)B * 64 * 576, nk = (size_t)nb * T * 576, no = (size_t)B * 64 * 512;
     const size_t np = 64 + (size_t)nsp * B * 64 * 513;
     uint16_t *q = malloc(sizeof(uint16_t) * nq), *kv = malloc(sizeof(uint16_t) * nk);
     float *out = malloc(sizeof(float) * no);
@@ -437,7 +443,7 @@ static float *kernel_split(const char *fuse, const char *fmax, const char *v3, i
     assert_true(rt_cuda_alloc(gpu, d, sizeof(uint16_t) * nq, &dq) && rt_cuda_alloc(gpu, d, sizeof(uint16_t) * nk, &dk));
     assert_true(rt_cuda_alloc(gpu, d, sizeof(float) * no, &dout) && rt_cuda_alloc(gpu, d, sizeof(float) * np, &dpart));
     assert_true(rt_cuda_upload(gpu, d, dq, q, sizeof(uint16_t) * nq) && rt_cuda_upload(gpu, d, dk, kv, sizeof(uint16_t) * nk));
-    CgArgs args = {.t = {dq, dk, dout, dpart, *ring_tma == '1' ? kv_map(gpu, d, dk, (size_t)B * T) : 0}};
+    CgArgs args = {.t = {dq, dk, dout, dpart, *ring_tma == '1' ? kv_map(gpu, d, dk, (size_t)nb * T) : 0}};
     void *p[] = {&args};
     for (int rep = 0; rep < 2; rep++) { /* twice: the tickets are back at 0 after a launch */
         assert_true(rt_cuda_memset0(gpu, d, dout, sizeof(float) * no));
@@ -619,49 +625,91 @@ static void test_mla_tma(void **state) {
     compare_forms(cases, (int)(sizeof cases / sizeof *cases), 1u << 2 | 1u << 3 | 1u << 6 | 1u << 9 | 1u << 13);
 }
 
+/* The keys multicast to a batch row's two row tiles (MLA_MC 1: the tiles a cluster of 2 CTAs whose producers
+ * each issue half of a whole block's boxes into both CTAs' stage) against each CTA's own boxes (MLA_MC 0),
+ * both by TMA with 128 heads a batch row (two tiles): only who issues which box changes, so bit for bit on
+ * the emulated device (within 1e-3 a row on a GPU). One split over the keys (kernel_ring, itself against
+ * the double-precision reference): 1 key (the only block partial: no box), 64 (one whole block, beside q's
+ * cp.async), 330 (four refills, each once both CTAs' consumers are done with the stage; the last block
+ * partial), 129 at MLA_LEAN 6 (one refill, a block of one key), 200 in 24 tiles (12 clusters: each producer warp starved on some block);
+ * several splits merged by the combine (kernel_split): 200 keys in 4 splits of one block, 330 in 3 of two. */
+static void test_mla_multicast(void **state) {
+    (void)state;
+    static const struct { const char *lean; int B, T, nsp; } cases[] = { /* on a GPU: 2 and 5 */
+        {"5", 2, 1, 1}, {"5", 2, 64, 1}, {"5", 2, 330, 1}, {"6", 2, 129, 1}, {"5", 24, 200, 1}, {"5", 4, 200, 4}, {"5", 2, 330, 3}};
+    const char *em = getenv("DSCC_EMULATED");
+    const bool exact = em && *em && strcmp(em, "0") != 0;
+    for (int c = 0; c < (int)(sizeof cases / sizeof *cases); c++) {
+        if (!emu_dev && c != 2 && c != 5) continue;
+        const uint64_t seed = rng;
+        float *out[2];
+        ring_hq = 128, ring_tma = "1";
+        for (int mc = 0; mc < 2; mc++) {
+            rng = seed, ring_mc = mc ? "1" : "0";
+            out[mc] = cases[c].nsp == 1 ? kernel_ring("1", "1", "0", cases[c].lean, "1", cases[c].B, cases[c].T)
+                                        : kernel_split("0", "1", "1", cases[c].B, cases[c].T, cases[c].nsp);
+        }
+        ring_hq = 64, ring_tma = "0", ring_mc = "0";
+        const size_t rows = (size_t)cases[c].B * 64;
+        size_t nd;
+        const double w = rows_diff(out[1], out[0], rows, &nd);
+        fprintf(stderr, "  MLA_MC 1 against 0 (MLA_TMA 1, MLA_LEAN %s): %d x 64 heads (128 a batch row), T %d, %d split%s: %zu of %zu "
+                "values differ, worst row rel L2 %.2e\n", cases[c].lean, cases[c].B, cases[c].T, cases[c].nsp, cases[c].nsp == 1 ? "" : "s",
+                nd, rows * 512, w);
+        if (exact) assert_memory_equal(out[1], out[0], rows * 512 * sizeof(float));
+        else assert_true(w <= 1e-3);
+        free(out[0]);
+        free(out[1]);
+    }
+}
+
 /* The executor's MLA steps with DSCC_MLA_V3=3, =4, DSCC_MLA_TMA=1 and both =4 and TMA=1 (read at
  * codegen; TMA through the map the runtime makes over the KV cache at plan time): causal, q in two
  * tensors (the kernel's second q slot), rows past the step's in a tile (8 heads), 1 to 16 positions a
  * step, contexts 1 .. 67 (a whole block at 64, then a partial one) and one or several splits, against
  * the CPU executor as test_mla_long_context; with =4 and with TMA=1 also 128 heads (two tiles a batch
- * row, a step of two positions). */
+ * row, a step of two positions); with TMA=1 and DSCC_MLA_MC=1 (the two tiles a cluster, the keys
+ * multicast) 128 heads alone (8 heads take no clusters: the TMA=1 form above). */
 static void test_mla_env_steps(void **state) {
     (void)state;
     static const int steps[] = {1, 16, 16, 16, 14, 1, 1, 2};
     static const int steps128[] = {1, 2, 1};
-    static const struct { const char *v3, *tma; bool h128; } forms[] = {{"3", "0", false}, {"4", "0", true}, {"1", "1", true}, {"4", "1", false}};
+    static const struct { const char *v3, *tma, *mc; bool h128; } forms[] = {
+        {"3", "0", "0", false}, {"4", "0", "0", true}, {"1", "1", "0", true}, {"4", "1", "0", false}, {"1", "1", "1", true}};
     if (!emu_dev) { /* (on a GPU test_gpu_ops runs the executor with these set: tests/gpu/rounds.sh) */
         printf("emulated device only: the executor with DSCC_MLA_V3=3 and 4 and DSCC_MLA_TMA=1\n");
         return;
     }
-    static const char *const vars[2] = {"DSCC_MLA_V3", "DSCC_MLA_TMA"};
-    char *keep[2];
-    for (int i = 0; i < 2; i++) keep[i] = getenv(vars[i]) ? strdup(getenv(vars[i])) : NULL;
+    static const char *const vars[3] = {"DSCC_MLA_V3", "DSCC_MLA_TMA", "DSCC_MLA_MC"};
+    char *keep[3];
+    for (int i = 0; i < 3; i++) keep[i] = getenv(vars[i]) ? strdup(getenv(vars[i])) : NULL;
     for (int v = 0; v < (int)(sizeof forms / sizeof *forms); v++) {
         setenv(vars[0], forms[v].v3, 1);
         setenv(vars[1], forms[v].tma, 1);
-        fprintf(stderr, "  DSCC_MLA_V3=%s DSCC_MLA_TMA=%s:\n", forms[v].v3, forms[v].tma);
-        double worst, worst128 = 0;
-        int cover = run_steps(8, 3, steps, (int)(sizeof steps / sizeof *steps), &worst);
+        setenv(vars[2], forms[v].mc, 1);
+        fprintf(stderr, "  DSCC_MLA_V3=%s DSCC_MLA_TMA=%s DSCC_MLA_MC=%s:\n", forms[v].v3, forms[v].tma, forms[v].mc);
+        double worst = 0, worst128 = 0;
+        const bool mc = *forms[v].mc == '1';
+        int cover = mc ? 3 : run_steps(8, 3, steps, (int)(sizeof steps / sizeof *steps), &worst);
         if (forms[v].h128) run_steps(128, 2, steps128, 3, &worst128); /* 128 heads (two tiles a batch row) */
         assert_int_equal(cover, 3); /* steps with one split and with several */
         assert_true(worst <= 2e-2 && worst128 <= 2e-2);
     }
-    for (int i = 0; i < 2; i++) {
+    for (int i = 0; i < 3; i++) {
         if (keep[i]) setenv(vars[i], keep[i], 1);
         else unsetenv(vars[i]);
         free(keep[i]);
     }
 }
 
-/* The 8-head model compiled and generated (wgmma tile) under the DSCC_MLA_* switches as the caller set
- * them (codegen reads them); the diagnostics in *msg, which the caller frees. */
-static CgProgram *generate_8_heads(Arena *a, char **msg) {
+/* The model of `heads` heads compiled and generated (wgmma tile) under the DSCC_MLA_* switches as the caller
+ * set them (codegen reads them); the diagnostics in *msg, which the caller frees. */
+static CgProgram *generate_heads(Arena *a, char **msg, int heads) {
     size_t len = 0;
     FILE *f = open_memstream(msg, &len);
     assert_non_null(f);
     DiagEngine *d = diag_new(a, f);
-    const char *src = model(a, 8);
+    const char *src = model(a, heads);
     IrGraph *g = fe_compile_string(a, d, "mla.dsl", src, strlen(src), NULL);
     assert_non_null(g);
     PassPipeline pp;
@@ -682,14 +730,15 @@ static void test_mla_tma_env(void **state) {
     static const struct { const char *tma, *v3, *err; } vals[] = {
         {"0", "1", NULL}, {"1", "1", NULL}, {"1", "", NULL}, {"1", "3", NULL}, {"1", "4", NULL}, {"1", "2", "DSCC_MLA_TMA=1 needs"},
         {"1", "0", "DSCC_MLA_TMA=1 needs"}, {"2", "1", "DSCC_MLA_TMA must be 0"}};
-    const char *old = getenv("DSCC_MLA_TMA"), *old3 = getenv("DSCC_MLA_V3");
-    char *keep = old ? strdup(old) : NULL, *keep3 = old3 ? strdup(old3) : NULL;
+    const char *old = getenv("DSCC_MLA_TMA"), *old3 = getenv("DSCC_MLA_V3"), *oldm = getenv("DSCC_MLA_MC");
+    char *keep = old ? strdup(old) : NULL, *keep3 = old3 ? strdup(old3) : NULL, *keepm = oldm ? strdup(oldm) : NULL;
+    setenv("DSCC_MLA_MC", "0", 1); /* (DSCC_MLA_MC=1 refuses DSCC_MLA_TMA=0 and DSCC_MLA_V3=3, 4) */
     for (int i = 0; i < (int)(sizeof vals / sizeof *vals); i++) {
         Arena *a = arena_new();
         char *msg = NULL;
         setenv("DSCC_MLA_TMA", vals[i].tma, 1);
         setenv("DSCC_MLA_V3", vals[i].v3, 1);
-        CgProgram *p = generate_8_heads(a, &msg);
+        CgProgram *p = generate_heads(a, &msg, 8);
         if (!vals[i].err) {
             assert_non_null(p);
             const CgTmaMaps *t = NULL;
@@ -709,23 +758,67 @@ static void test_mla_tma_env(void **state) {
     else unsetenv("DSCC_MLA_TMA");
     if (keep3) setenv("DSCC_MLA_V3", keep3, 1);
     else unsetenv("DSCC_MLA_V3");
+    if (keepm) setenv("DSCC_MLA_MC", keepm, 1);
+    else unsetenv("DSCC_MLA_MC");
     free(keep);
     free(keep3);
+    free(keepm);
+}
+
+/* DSCC_MLA_MC (no GPU needed): 0 and 1 generate the program; 1 with DSCC_MLA_TMA=1 (and DSCC_MLA_V3 1 or unset)
+ * gives the decode kernel MLA_MC 1 at 128 heads (two tiles a batch row) and 0 at 8 (one tile: no pair); 1
+ * without DSCC_MLA_TMA=1, with DSCC_MLA_V3=3 or with DSCC_MLA_FUSE=1, and any other value, are codegen errors
+ * naming the variable. */
+static void test_mla_mc_env(void **state) {
+    (void)state;
+    static const struct { const char *mc, *tma, *v3, *fuse, *err; int heads; bool on; } vals[] = {
+        {"0", "1", "", "0", NULL, 128, false},  {"1", "1", "", "0", NULL, 128, true}, {"1", "1", "1", "0", NULL, 8, false},
+        {"1", "0", "", "0", "DSCC_MLA_MC=1 needs", 128, false}, {"1", "1", "3", "0", "DSCC_MLA_MC=1 needs", 128, false},
+        {"1", "1", "", "1", "DSCC_MLA_MC=1 needs", 128, false}, {"2", "1", "", "0", "DSCC_MLA_MC must be 0", 128, false}};
+    static const char *const vars[4] = {"DSCC_MLA_MC", "DSCC_MLA_TMA", "DSCC_MLA_V3", "DSCC_MLA_FUSE"};
+    char *keep[4];
+    for (int i = 0; i < 4; i++) keep[i] = getenv(vars[i]) ? strdup(getenv(vars[i])) : NULL;
+    for (int i = 0; i < (int)(sizeof vals / sizeof *vals); i++) {
+        Arena *a = arena_new();
+        char *msg = NULL;
+        setenv(vars[0], vals[i].mc, 1);
+        setenv(vars[1], vals[i].tma, 1);
+        setenv(vars[2], vals[i].v3, 1);
+        setenv(vars[3], vals[i].fuse, 1);
+        CgProgram *p = generate_heads(a, &msg, vals[i].heads);
+        if (!vals[i].err) {
+            assert_non_null(p);
+            bool on = false; /* the instance's parameter (the file's own default is 0) */
+            for (int m = 0; m < p->nmodules; m++) on |= strstr(p->modules[m].source, "#define MLA_MC 1\n") != NULL;
+            assert_true(on == vals[i].on);
+        } else {
+            assert_null(p);
+            assert_non_null(strstr(msg, vals[i].err));
+        }
+        free(msg);
+        arena_free(a);
+    }
+    for (int i = 0; i < 4; i++) {
+        if (keep[i]) setenv(vars[i], keep[i], 1);
+        else unsetenv(vars[i]);
+        free(keep[i]);
+    }
 }
 
 /* DSCC_MLA_V3 (no GPU needed): 0 to 4 generate the program, anything else is a codegen error naming
  * the variable and its values; with 3 and 4 the decode phase runs 256 threads (no producer), else 384. */
 static void test_mla_v3_env(void **state) {
     (void)state;
-    const char *old = getenv("DSCC_MLA_V3"), *oldt = getenv("DSCC_MLA_TMA");
-    char *keep = old ? strdup(old) : NULL, *keept = oldt ? strdup(oldt) : NULL;
+    const char *old = getenv("DSCC_MLA_V3"), *oldt = getenv("DSCC_MLA_TMA"), *oldm = getenv("DSCC_MLA_MC");
+    char *keep = old ? strdup(old) : NULL, *keept = oldt ? strdup(oldt) : NULL, *keepm = oldm ? strdup(oldm) : NULL;
     setenv("DSCC_MLA_TMA", "0", 1); /* the cp.async forms, whatever the environment asks (TMA refuses 0 and 2) */
+    setenv("DSCC_MLA_MC", "0", 1); /* (which DSCC_MLA_MC=1 refuses) */
     static const char *const vals[] = {"0", "1", "2", "3", "4", "5", "12", "x"};
     for (int i = 0; i < (int)(sizeof vals / sizeof *vals); i++) {
         Arena *a = arena_new();
         char *msg = NULL;
         setenv("DSCC_MLA_V3", vals[i], 1);
-        CgProgram *p = generate_8_heads(a, &msg);
+        CgProgram *p = generate_heads(a, &msg, 8);
         if (i < 5) {
             assert_non_null(p);
             int threads = 0;
@@ -744,8 +837,11 @@ static void test_mla_v3_env(void **state) {
     else unsetenv("DSCC_MLA_V3");
     if (keept) setenv("DSCC_MLA_TMA", keept, 1);
     else unsetenv("DSCC_MLA_TMA");
+    if (keepm) setenv("DSCC_MLA_MC", keepm, 1);
+    else unsetenv("DSCC_MLA_MC");
     free(keep);
     free(keept);
+    free(keepm);
 }
 
 /* gen.h's split rule (no GPU needed): one wave of one block per SM where the tiles allow, no empty split. */
@@ -765,13 +861,15 @@ static void test_mla_splits_rule(void **state) {
 }
 
 int main(void) {
+    const char *only = getenv("DSCC_TEST_FILTER"); /* e.g. '*multicast*': the matching tests alone */
+    if (only && *only) cmocka_set_test_filter(only);
     const char *seed = getenv("DSCC_TEST_SEED");
     rng = seed && *seed ? strtoull(seed, NULL, 10) : (uint64_t)time(NULL);
     const char *em = getenv("DSCC_EMULATED");
     emu_dev = em && *em && strcmp(em, "0") != 0;
     fprintf(stderr, "inputs from seed %llu (DSCC_TEST_SEED=%llu reruns them)\n", (unsigned long long)rng, (unsigned long long)rng);
     const struct CMUnitTest rule[] = {cmocka_unit_test(test_mla_splits_rule), cmocka_unit_test(test_mla_v3_env),
-                                      cmocka_unit_test(test_mla_tma_env)};
+                                      cmocka_unit_test(test_mla_tma_env), cmocka_unit_test(test_mla_mc_env)};
     if (cmocka_run_group_tests(rule, NULL, NULL)) return 1;
     if (!tu_hopper()) return 77;
     const char *tile = getenv("DSCC_GEMM_TILE");
@@ -782,6 +880,7 @@ int main(void) {
     const struct CMUnitTest tests[] = {cmocka_unit_test(test_mla_kernel_ring), cmocka_unit_test(test_mla_lean_exact),
                                        cmocka_unit_test(test_mla_fused_combine), cmocka_unit_test(test_mla_p_registers),
                                        cmocka_unit_test(test_mla_no_producer), cmocka_unit_test(test_mla_tma),
+                                       cmocka_unit_test(test_mla_multicast),
                                        cmocka_unit_test(test_mla_env_steps),
                                        cmocka_unit_test(test_mla_128_heads),
                                        cmocka_unit_test(test_mla_long_context)};
