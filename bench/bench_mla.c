@@ -52,8 +52,9 @@
  * the same order: they agree exactly, but for the lazy rescale and the
  * seesaw, which sums S's chunks in another order: within 2e-2 of
  * max(1, |x|)). Run on the GPU machine:
- *   build/bench_mla [--batch B] [--ctx T] [--reps N] [--variant K]
- * (--variant K: the table's row K alone, e.g. for Nsight Compute)
+ *   build/bench_mla [--batch B] [--ctx T] [--reps N] [--variant K[,K...]]
+ * (--variant K: the table's row K alone, e.g. for Nsight Compute; 23,27:
+ * those rows, the first the one the others' outputs are compared with)
  * The emulated device (tests/emu) runs `--batch 1 --ctx 130 --reps 1`. */
 #include <math.h>
 #include <stdint.h>
@@ -105,6 +106,7 @@ static const Variant VARIANTS[] = {
     {"keys by TMA, multicast, the scale folded into P's exponent (DSCC_MLA_TMA=1 DSCC_MLA_MC=1 DSCC_MLA_LEAN=6)", "1", "0", "1", "6", "1",
      "0", "0", "1", "1"}};
 enum { NV = (int)(sizeof VARIANTS / sizeof *VARIANTS), HQ = 128 };
+_Static_assert(NV <= 64, "--variant's rows are the bits of a 64-bit word");
 
 /* The decode kernel's and the combine's sources for variant v at (B, T). */
 static void sources(Arena *a, const Variant *v, long long B, long long T, const char *fmax, CgSource src[2]) {
@@ -148,23 +150,41 @@ static bool launch_runs(RtCuda *gpu, DiagEngine *d, const Variant *v, RtKernel *
     return ok;
 }
 
-static bool parse_args(int argc, char **argv, long long *B, long long *T, int *reps, int *only) {
+/* --variant's list "K[,K...]" (rows 1 to NV) into the bits of *rows; false on anything else */
+static bool parse_rows(const char *s, uint64_t *rows) {
+    *rows = 0;
+    for (const char *p = s;; p++) {
+        char *end;
+        long long x = strtoll(p, &end, 10);
+        if (end == p || x < 1 || x > NV || (*end && *end != ',')) return false;
+        *rows |= 1ull << (x - 1);
+        if (!*end) return true;
+        p = end;
+    }
+}
+
+static bool parse_args(int argc, char **argv, long long *B, long long *T, int *reps, uint64_t *rows) {
     for (int i = 1; i < argc; i++) {
         long long *dst = strcmp(argv[i], "--batch") == 0 ? B : strcmp(argv[i], "--ctx") == 0 ? T : NULL;
-        const bool var = strcmp(argv[i], "--variant") == 0;
-        if ((dst || var || strcmp(argv[i], "--reps") == 0) && i + 1 < argc) {
+        if (strcmp(argv[i], "--variant") == 0 && i + 1 < argc) {
+            if (!parse_rows(argv[++i], rows)) {
+                fprintf(stderr, "bench_mla: --variant takes rows 1 to %d, one or several separated by commas, not '%s'\n", NV, argv[i]);
+                return false;
+            }
+            continue;
+        }
+        if ((dst || strcmp(argv[i], "--reps") == 0) && i + 1 < argc) {
             char *end;
             long long x = strtoll(argv[++i], &end, 10);
-            if (*end || x < 1 || x > (dst == T ? 1 << 20 : var ? NV : 4096)) {
+            if (*end || x < 1 || x > (dst == T ? 1 << 20 : 4096)) {
                 fprintf(stderr, "bench_mla: %s takes a positive integer within bounds, not '%s'\n", argv[i - 1], argv[i]);
                 return false;
             }
             if (dst) *dst = x;
-            else if (var) *only = (int)x;
             else *reps = (int)x;
             continue;
         }
-        fprintf(stderr, "usage: bench_mla [--batch B] [--ctx T] [--reps N] [--variant K (1 to %d: that row alone)]\n", NV);
+        fprintf(stderr, "usage: bench_mla [--batch B] [--ctx T] [--reps N] [--variant K[,K...] (rows 1 to %d: those alone)]\n", NV);
         return false;
     }
     return true;
@@ -172,8 +192,10 @@ static bool parse_args(int argc, char **argv, long long *B, long long *T, int *r
 
 int main(int argc, char **argv) {
     long long B = 32, T = 4097;
-    int reps = 20, only = 0;
-    if (!parse_args(argc, argv, &B, &T, &reps, &only)) return 2;
+    int reps = 20;
+    uint64_t rows = 0; /* --variant's rows (0: all) */
+    if (!parse_args(argc, argv, &B, &T, &reps, &rows)) return 2;
+    if (!rows) rows = NV == 64 ? ~0ull : (1ull << NV) - 1;
     Arena *a = arena_new();
     DiagEngine *d = diag_new(a, stderr);
     RtCuda *gpu = rt_cuda_open(d, 0);
@@ -209,8 +231,10 @@ int main(int argc, char **argv) {
     printf("| variant | median ms | TFLOPS | best ms | TFLOPS | decode alone, median ms | back to back: median ms | TFLOPS | decode "
            "alone, ms | output as the first |\n|---|---|---|---|---|---|---|---|---|---|\n");
     int status = 0;
-    for (int vi = only ? only - 1 : 0; vi < (only ? only : NV); vi++) {
-        const bool ref = vi == (only ? only - 1 : 0); /* the first row run: the others are compared with it */
+    for (int vi = 0, lead = 1; vi < NV; vi++) {
+        if (!(rows >> vi & 1u)) continue;
+        const bool ref = lead; /* the first row run: the others are compared with it */
+        lead = 0;
         CgSource src[2];
         CgBinary bin[2] = {{0}};
         RtKernel *kk[2];
