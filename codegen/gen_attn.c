@@ -323,7 +323,7 @@ static void mla_decode(Gen *G, const IrNode *n, int sq, int sq1, int64_t qd0, in
     const char *bf = G->dtype[n->id] == IR_DT_BF16 ? "1" : "0";
     const char *v3 = getenv("DSCC_MLA_V3"), *pf = getenv("DSCC_MLA_PREFETCH"), *lean = getenv("DSCC_MLA_LEAN"),
                *lazy = getenv("DSCC_MLA_LAZY"), *fuse = getenv("DSCC_MLA_FUSE"), *preg = getenv("DSCC_MLA_PREG"); /* checked in cg_attention */
-    const char *fmax = getenv("DSCC_MLA_FUSE_MAX"), *tma = getenv("DSCC_MLA_TMA");
+    const char *fmax = getenv("DSCC_MLA_FUSE_MAX"), *tma = getenv("DSCC_MLA_TMA"), *qreg = getenv("DSCC_MLA_QREG");
     /* DSCC_MLA_TMA=1 (opt-in, checked in cg_attention: MLA_V3 1, 3 or 4): a KV cache's whole blocks by TMA through a map the
      * runtime makes at plan time over its max_b x cap rows of 1,152 bytes (CgTmaMaps rows 0), box 64 rows x 128 bytes */
     CgTmaMaps *tm = NULL;
@@ -361,6 +361,7 @@ static void mla_decode(Gen *G, const IrNode *n, int sq, int sq1, int64_t qd0, in
                     {"MLA_FUSE", fused ? "1" : "0"}, /* the splits merged by the last block of each tile (opt-in) */
                     {"MLA_FUSE_MAX", arena_printf(a, "%d", kfuse)}, /* ... up to this many splits (the combine kernel above) */
                     {"MLA_PREG", preg && *preg ? preg : "0"}, /* warpgroup 0's P V with P from registers (opt-in) */
+                    {"MLA_QREG", qreg && *qreg ? qreg : "0"}, /* q's last chunks in warpgroup 0's registers (opt-in) */
                     {"MLA_MC", mc ? "1" : "0"}, /* a batch row's tiles in a cluster, the keys multicast (opt-in) */
                     {"MLA_TMA", tm ? "1" : "0"}, /* whole blocks of keys by TMA (opt-in) */
                     {"MLA_KMAP", tm ? arena_printf(a, "((const void *)a.t[%d])", tm->maps) : "0"}};
@@ -702,6 +703,18 @@ bool cg_attention(Gen *G, const IrNode *n) {
     if (tma && *tma && strcmp(tma, "0") && strcmp(tma, "1")) {
         G->why = "DSCC_MLA_TMA must be 0 (MLA's decode kernel copies its keys by cp.async, the default) or 1 (the whole blocks of a KV "
                  "cache by TMA)";
+        return false;
+    }
+    const char *qreg = getenv("DSCC_MLA_QREG");
+    if (qreg && *qreg && strcmp(qreg, "0") && strcmp(qreg, "1") && strcmp(qreg, "2")) {
+        G->why = "DSCC_MLA_QREG must be 0 (MLA's decode kernel reads all of q from shared memory, the default), 1 or 2 (q's last "
+                 "chunks of 64 columns from warpgroup 0's registers)";
+        return false;
+    }
+    if (qreg && *qreg && strcmp(qreg, "0") &&
+        ((v3 && *v3 && strcmp(v3, "1") && strcmp(v3, "3")) || (lean && *lean && *lean < '2') || (preg && strcmp(preg, "1") == 0))) {
+        G->why = "DSCC_MLA_QREG=1 or 2 needs the chunk ring (DSCC_MLA_V3=1, the default, or 3) at DSCC_MLA_LEAN=2 or more and not "
+                 "DSCC_MLA_PREG=1";
         return false;
     }
     const char *mc = getenv("DSCC_MLA_MC");

@@ -111,6 +111,13 @@
 //                        (MLA_V3 1: q on the barrier of its own, 18, that warpgroup 0 waits at before the
 //                        first S; 3: q with the first block, all by cp.async; 4: q on 18); 0: cp.async
 //   MLA_KMAP             with MLA_TMA: the tensor map's address (default a.t[4])
+//   MLA_QREG             0 (default), 1 or 2 (opt-in until timed; the chunk ring, MLA_V3 1 or 3, MLA_LEAN >= 2):
+//                        warpgroup 0 keeps q's last MLA_QREG chunks of 64 columns (1: the rope chunk, as FlashMLA's
+//                        kernel; 16 registers a chunk) in registers, loaded once q has landed, and S's wgmma of those
+//                        chunks take A from them (mla_wgmma_sr): 8 KB fewer of shared memory's reads a block a chunk
+//                        (S's 36 wgmma m64n64k16 otherwise read 2 KB of q and 2 KB of keys per 32 tensor cycles: the
+//                        whole 128 bytes a cycle shared memory gives); 2 moves 16 registers a thread from the producer
+//                        to each consumer (MLA_REGS_*); not with MLA_PREG (ptxas serializes the wgmma for registers)
 //   MLA_MC               1 (opt-in until timed; MLA_TMA 1 with the producer, MLA_V3 1, not MLA_FUSE; query tiles
 //                        in pairs of one batch row and split: HQ a multiple of 128): the two row tiles of a batch
 //                        row (blocks 2k and 2k + 1: the same keys) run as a cluster of 2 CTAs and each whole
@@ -193,6 +200,9 @@
 #ifndef MLA_MC
 #define MLA_MC 0
 #endif
+#ifndef MLA_QREG
+#define MLA_QREG 0
+#endif
 #ifndef MLA_KMAP
 #define MLA_KMAP ((const void *)a.t[4])
 #endif
@@ -214,8 +224,11 @@ __device__ __forceinline__ void pdl_launch_dependents() { asm volatile("griddepc
 #define MLA_SEESAW (MLA_V3 == 2 || MLA_V3 == 4) // the seesaw schedule (4: without the producer)
 // 128 x 56 + 256 x 224 = 128 x 72 + 256 x 216 = 384 x 168 (ptxas's count at launch): MLA_LEAN's producer
 // spills 16 bytes at 56, and the consumers need no more than 208 (ptxas -v, CUDA 13.0, every variant)
-#define MLA_REGS_PRODUCER (MLA_LEAN >= 1 ? 72 : 56)
-#define MLA_REGS_CONSUMER (MLA_LEAN >= 1 ? 216 : 224)
+// MLA_QREG 2: 56 / 224 (ptxas, CUDA 13.0: no spills with MLA_TMA, the cp.async producer spills 16 bytes; 72 / 216
+// spill 32 bytes; the counts must be the same for both consumers: ptxas holds each to the lower, and 3 or 4 chunks
+// spill at any split of the 504)
+#define MLA_REGS_PRODUCER (MLA_QREG >= 2 ? 56 : MLA_LEAN >= 1 ? 72 : 56)
+#define MLA_REGS_CONSUMER (MLA_QREG >= 2 ? 224 : MLA_LEAN >= 1 ? 216 : 224)
 // named barriers (0 is __syncthreads'): stage s full / empty (384 threads), P of stage s ready (256), the end (256)
 #define MLA_BAR_FULL 1
 #define MLA_BAR_EMPTY 3
@@ -304,6 +317,15 @@ __device__ __forceinline__ void mla_wgmma_sd(float *d, unsigned alo, unsigned bl
                  "wgmma.mma_async.sync.aligned.m64n64k16.f32.bf16.bf16 {" MLA_R32 "}, da, db, p, 1, 1, 0, 0;\n}\n"
                  : MLA_F32(d, 0)
                  : "r"(alo), "r"(blo), "r"(acc), "r"(0x40000040u));
+}
+// MLA_QREG: d[64 x 64] += a . b^T with a (q's 64 rows x 16 columns) from registers, the fragment of
+// mla_wgmma_pv_rs (mla_load_qa), b K-major from its descriptor's low word as mla_wgmma_sd; always
+// accumulating (the caller zeroes d before the block's first wgmma)
+__device__ __forceinline__ void mla_wgmma_sr(float *d, const unsigned *a, unsigned blo) {
+    asm volatile("{\n.reg .u64 db;\nmov.b64 db, {%36, %37};\n"
+                 "wgmma.mma_async.sync.aligned.m64n64k16.f32.bf16.bf16 {" MLA_R32 "}, {%32, %33, %34, %35}, db, 1, 1, 1, 0;\n}\n"
+                 : MLA_F32(d, 0)
+                 : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(blo), "r"(0x40000040u));
 }
 // d[64 x 256] (+)= a[64 rows][16] . b[16][256]: a K-major as above, b the
 // 16 keys' rows of V, MN-major (imm-trans-b = 1).
@@ -436,6 +458,13 @@ __device__ __forceinline__ void mla_store_p(unsigned char *Pc, const float *s, c
         *(unsigned *)(Pc + mla_swz(ra + 8 * h, 2 * (8 * (i >> 2) + 2 * q4))) = hp_bf16x2(s[i] * f[h], s[i + 1] * f[h]);
     }
 }
+// MLA_QREG: the A fragment of q's columns 64 c + 16 kk .. + 15 (rows ra, ra + 8; mla_wgmma_pv_rs's layout)
+// from q's tile Qs in the 128-byte swizzle
+__device__ __forceinline__ void mla_load_qa(unsigned *a, const unsigned char *Qs, int c, int kk, int ra, int q4) {
+    const int cb = 2 * (64 * c + 16 * kk + 2 * q4); // the byte of the row's pair at column 2 q4
+    a[0] = *(const unsigned *)(Qs + mla_swz(ra, cb)), a[1] = *(const unsigned *)(Qs + mla_swz(ra + 8, cb));
+    a[2] = *(const unsigned *)(Qs + mla_swz(ra, cb + 16)), a[3] = *(const unsigned *)(Qs + mla_swz(ra + 8, cb + 16));
+}
 // o's rows times their factors, where a row of the warp's has one other than 1
 __device__ __forceinline__ void mla_scale_o(float *o, const float *f) {
     if (!__all_sync(0xffffffffu, f[0] == 1.0f && f[1] == 1.0f))
@@ -564,6 +593,9 @@ __device__ __forceinline__ void mla_load_q(unsigned char *Qs, const unsigned sho
 #endif
 #if MLA_MC && (!MLA_TMA || MLA_V3 != 1 || MLA_FUSE)
 #error "MLA_MC needs the keys by TMA in the chunk ring with its producer (MLA_TMA 1, MLA_V3 1) and not MLA_FUSE"
+#endif
+#if MLA_QREG < 0 || MLA_QREG > 2 || (MLA_QREG && ((MLA_V3 != 1 && MLA_V3 != 3) || MLA_LEAN < 2 || MLA_PREG))
+#error "MLA_QREG must be 0 to 2, and above 0 needs the chunk ring (MLA_V3 1 or 3) at MLA_LEAN 2 or more, without MLA_PREG"
 #endif
 #if MLA_V3 >= 3 && MLA_FUSE
 #error "MLA_FUSE needs the producer warpgroup (it takes the ticket): MLA_V3 0 to 2"
@@ -904,6 +936,20 @@ extern "C" __global__ void __launch_bounds__(MLA_THREADS, 1) __cluster_dims__(ML
     // a loop for each warpgroup: with MLA_LEAN 4 warpgroup 0's P V is still in flight at the end of an
     // iteration, and ptxas must see no path from there into warpgroup 1's code (it would serialize the wgmma)
     if (wg == 0) {
+#if MLA_QREG
+        unsigned qa[MLA_QREG][4][4]; // q's chunks 9 - MLA_QREG .. 8 as wgmma's A fragments, once q has landed
+        if (jb0 < jb1) { // (an empty split loads no q)
+#if MLA_TMA && MLA_V3 == 1
+            hp_mbar_wait(full + 18, 0); // q on its own barrier
+#else
+            for (int c = 9 - MLA_QREG; c < 9; c++) hp_mbar_wait(full + c, 0); // q's chunk c with the first block's, in stage 0
+#endif
+#pragma unroll
+            for (int c = 0; c < MLA_QREG; c++)
+#pragma unroll
+                for (int kk = 0; kk < 4; kk++) mla_load_qa(qa[c][kk], Qs, 9 - MLA_QREG + c, kk, ra, q4);
+        }
+#endif
         for (long long jb = jb0; jb < jb1; jb++) {
             const int st = (int)((jb - jb0) & 1);
             unsigned char *const Kc = Ks + st * MLA_TILE, *const Pc = Kc + 8 * 8192; // P over the rope columns
@@ -932,6 +978,13 @@ extern "C" __global__ void __launch_bounds__(MLA_THREADS, 1) __cluster_dims__(ML
                     for (int g = c; g < c + MLA_WAITG && g < 9; g++) hp_mbar_wait(fb + g, par);
                     hp_fence_async();
                     hp_wg_fence();
+                }
+#endif
+#if MLA_QREG
+                if (c >= 9 - MLA_QREG) { // this chunk of q from registers
+#pragma unroll
+                    for (int kk = 0; kk < 4; kk++) mla_wgmma_sr(s, qa[c - (9 - MLA_QREG)][kk], klo + c * 512 + kk * 2);
+                    continue;
                 }
 #endif
 #pragma unroll
@@ -1191,3 +1244,4 @@ extern "C" __global__ void __launch_bounds__(MLA_THREADS, 1) __cluster_dims__(ML
 #undef MLA_FUSE_MAX
 #undef MLA_PREG
 #undef MLA_MC
+#undef MLA_QREG

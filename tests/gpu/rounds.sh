@@ -58,13 +58,17 @@
 #                     and test_gpu_ops with DSCC_MLA_TMA=1, alone and with
 #                     DSCC_MLA_V3=4 (the executor's map over each KV cache),
 #                     and with DSCC_MLA_MC=1 (the keys multicast to a batch
-#                     row's two tiles, rows 27-28 against 23-24); every table
+#                     row's two tiles, rows 27-28 against 23-24) and with q's
+#                     last chunks in registers (DSCC_MLA_QREG=1, 2: rows 29-30
+#                     against 23, 31-32 with the multicast against 27); every table
 #                     also has "back to back" columns (the runs queued at once:
 #                     no host launch latency inside the events);
-#   rounds.sh mlamc   the multicast alone, for a short call: test_gpu_mla's
-#                     multicast cases, then bench_mla rows 7, 23, 27, 24, 28 in
-#                     one process (batch 32 at 4,097 and 8,193 keys, batch 128),
-#                     then test_gpu_ops with DSCC_MLA_TMA=1 DSCC_MLA_MC=1;
+#   rounds.sh mlamc   this session's two MLA switches alone, for a short call:
+#                     test_gpu_mla's multicast and q-in-registers cases, then
+#                     bench_mla rows 7, 23, 27, 29, 30, 31, 32 in one process
+#                     (batch 32 at 4,097 and 8,193 keys, batch 128), then
+#                     test_gpu_ops with DSCC_MLA_TMA=1 DSCC_MLA_MC=1
+#                     DSCC_MLA_QREG=2 and with DSCC_MLA_TMA=1 DSCC_MLA_QREG=1;
 #   rounds.sh final   each of the session's paths alone through test_gpu_ops (concurrently), the unit tests,
 #                     e2e and bench_gpu with the paths that passed, against all off;
 #   rounds.sh base    main as it is: every GPU test, e2e, bench_gpu with the defaults and with
@@ -139,20 +143,24 @@ case "$mode" in
     TAIL=40 step bench_gpu_auto 200 build/bench_gpu --layers 2 --dense 1 --prefill 1024 --peak-tflops 1300 --set attn_impl=auto ;;
   mla) # the MLA decode kernel's variants (DSCC_MLA_V3, DSCC_MLA_LEAN, DSCC_MLA_LAZY, DSCC_MLA_FUSE) in one process each
     [ -x build/test_gpu_mla ] && step test_gpu_mla 120 build/test_gpu_mla
-    TAIL=30 step bench_mla 150 build/bench_mla
-    TAIL=30 step bench_mla_8k 150 build/bench_mla --ctx 8193
-    TAIL=30 step bench_mla_b1 150 build/bench_mla --batch 1
-    TAIL=30 step bench_mla_b128 150 build/bench_mla --batch 128
+    TAIL=34 step bench_mla 160 build/bench_mla
+    TAIL=34 step bench_mla_8k 160 build/bench_mla --ctx 8193
+    TAIL=34 step bench_mla_b1 160 build/bench_mla --batch 1
+    TAIL=34 step bench_mla_b128 160 build/bench_mla --batch 128
     DSCC_MLA_TMA=1 DSCC_GEMM_TILE=wgmma step test_gpu_ops_mlatma 200 build/test_gpu_ops
     DSCC_MLA_TMA=1 DSCC_MLA_V3=4 DSCC_GEMM_TILE=wgmma step test_gpu_ops_mlatma4 200 build/test_gpu_ops
-    DSCC_MLA_TMA=1 DSCC_MLA_MC=1 DSCC_GEMM_TILE=wgmma step test_gpu_ops_mlamc 200 build/test_gpu_ops ;;
-  mlamc) # the keys multicast to a batch row's two tiles (DSCC_MLA_MC=1, bench_mla rows 27-28) against the keys by TMA
-    # alone (23-24) and the cp.async default (7), one process a shape: compare the "median ms" and "back to back" columns
+    DSCC_MLA_TMA=1 DSCC_MLA_MC=1 DSCC_GEMM_TILE=wgmma step test_gpu_ops_mlamc 200 build/test_gpu_ops
+    DSCC_MLA_TMA=1 DSCC_MLA_QREG=2 DSCC_GEMM_TILE=wgmma step test_gpu_ops_mlaqreg 200 build/test_gpu_ops ;;
+  mlamc) # the keys multicast to a batch row's two tiles (DSCC_MLA_MC=1, bench_mla row 27) and q's last chunks in
+    # registers (DSCC_MLA_QREG=1, 2: rows 29, 30; with the multicast 31, 32) against the keys by TMA alone (23) and the
+    # cp.async default (7), one process a shape: compare the "median ms" and "back to back" columns
     [ -x build/test_gpu_mla ] && DSCC_TEST_FILTER='*multicast*' step test_gpu_mla_mc 120 build/test_gpu_mla
-    TAIL=8 step bench_mla_mc 90 build/bench_mla --variant 7,23,27,24,28
-    TAIL=8 step bench_mla_mc_8k 90 build/bench_mla --variant 7,23,27,24,28 --ctx 8193
-    TAIL=8 step bench_mla_mc_b128 90 build/bench_mla --variant 7,23,27,24,28 --batch 128
-    DSCC_MLA_TMA=1 DSCC_MLA_MC=1 DSCC_GEMM_TILE=wgmma step test_gpu_ops_mlamc 200 build/test_gpu_ops ;;
+    [ -x build/test_gpu_mla ] && DSCC_TEST_FILTER='*qreg*' step test_gpu_mla_qreg 120 build/test_gpu_mla
+    TAIL=10 step bench_mla_mc 120 build/bench_mla --variant 7,23,27,29,30,31,32
+    TAIL=10 step bench_mla_mc_8k 120 build/bench_mla --variant 7,23,27,29,30,31,32 --ctx 8193
+    TAIL=10 step bench_mla_mc_b128 120 build/bench_mla --variant 7,23,27,29,30,31,32 --batch 128
+    DSCC_MLA_TMA=1 DSCC_MLA_MC=1 DSCC_MLA_QREG=2 DSCC_GEMM_TILE=wgmma step test_gpu_ops_mlamc 200 build/test_gpu_ops
+    DSCC_MLA_TMA=1 DSCC_MLA_QREG=1 DSCC_GEMM_TILE=wgmma step test_gpu_ops_mlaqreg 200 build/test_gpu_ops ;;
   gemm) TAIL=70 step bench_gemm 180 build/bench_gemm --check --table "$out/gemm_table.txt" ;;
   tma) # the TMA GEMM's forms, each checked against the generated kernel (--check above M = 128)
     DSCC_TMA_V2=0 TAIL=30 step bench_gemm_tma128 180 build/bench_gemm --check --m 256,1024,4096

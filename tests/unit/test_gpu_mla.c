@@ -242,6 +242,8 @@ static const char *ring_tma = "0";
  * heads a batch row (64: every tile a batch row of its own; 128: tiles 2k and 2k + 1 share batch row k's keys) */
 static const char *ring_mc = "0";
 static int ring_hq = 64;
+/* MLA_QREG for kernel_ring and kernel_split (q's last chunks from warpgroup 0's registers) */
+static const char *ring_qreg = "0";
 /* MLA_TMA's tensor map over the rows of 576 bf16 at dk (box 64 rows x 128 bytes, the 128-byte swizzle), in device memory */
 static RtDevPtr kv_map(RtCuda *gpu, DiagEngine *d, RtDevPtr dk, size_t rows) {
     unsigned char *m = aligned_alloc(64, 128);
@@ -267,7 +269,8 @@ static float *kernel_ring(const char *v3, const char *waitg, const char *pf, con
     CgDefine defs[] = {{"MLA_B", bs},      {"MLA_S", "1LL"},      {"MLA_T", ts},       {"MLA_HQ", hs},
                        {"MLA_KT", ts},     {"MLA_OUT_BF16", "0"}, {"MLA_CAUSAL", "0"}, {"MLA_SCALE", "0.1352337788f"},
                        {"MLA_V3", v3},     {"MLA_WAITG", waitg},  {"MLA_PF", pf},       {"MLA_LEAN", lean},
-                       {"MLA_LAZY", lazy}, {"MLA_PREG", ring_preg}, {"MLA_TMA", ring_tma}, {"MLA_MC", ring_mc}};
+                       {"MLA_LAZY", lazy}, {"MLA_PREG", ring_preg}, {"MLA_TMA", ring_tma}, {"MLA_MC", ring_mc},
+                       {"MLA_QREG", ring_qreg}};
     CgSource src = {"mla_ring", cg_kernel_instance(a, "mla_decode", "mla_ring", defs, (int)(sizeof defs / sizeof *defs)),
                     {"codegen/kernels/mla_decode.cuh", 0, 0}};
     TuModule m;
@@ -312,9 +315,9 @@ static float *kernel_ring(const char *v3, const char *waitg, const char *pf, con
             if (!(rel <= worst)) worst = rel;
         }
     fprintf(stderr,
-            "  the kernel alone (MLA_V3 %s, MLA_WAITG %s, MLA_PF %s, MLA_LEAN %s, MLA_LAZY %s, MLA_PREG %s, MLA_TMA %s, MLA_MC %s): %d x 64 "
-            "heads (%d a batch row), T %d, one split of %d blocks: worst row rel L2 %.2e\n",
-            v3, waitg, pf, lean, lazy, ring_preg, ring_tma, ring_mc, B, ring_hq, T, (T + 63) / 64, worst);
+            "  the kernel alone (MLA_V3 %s, MLA_WAITG %s, MLA_PF %s, MLA_LEAN %s, MLA_LAZY %s, MLA_PREG %s, MLA_TMA %s, MLA_MC %s, MLA_QREG %s): "
+            "%d x 64 heads (%d a batch row), T %d, one split of %d blocks: worst row rel L2 %.2e\n",
+            v3, waitg, pf, lean, lazy, ring_preg, ring_tma, ring_mc, ring_qreg, B, ring_hq, T, (T + 63) / 64, worst);
     assert_true(worst <= 2e-2);
     free(sc);
     free(q);
@@ -420,7 +423,7 @@ static float *kernel_split(const char *fuse, const char *fmax, const char *v3, i
     CgDefine defs[] = {{"MLA_B", bs},         {"MLA_S", "1LL"},      {"MLA_T", ts},       {"MLA_HQ", hs},
                        {"MLA_KT", ts},        {"MLA_OUT_BF16", "0"}, {"MLA_CAUSAL", "0"}, {"MLA_SCALE", "0.1352337788f"},
                        {"MLA_V3", v3},        {"MLA_LEAN", "5"},     {"MLA_LAZY", "1"},   {"MLA_FUSE", fuse},
-                       {"MLA_FUSE_MAX", fmax}, {"MLA_TMA", ring_tma}, {"MLA_MC", ring_mc}};
+                       {"MLA_FUSE_MAX", fmax}, {"MLA_TMA", ring_tma}, {"MLA_MC", ring_mc}, {"MLA_QREG", ring_qreg}};
     CgDefine cdefs[] = {{"MLA_B", bs}, {"MLA_S", "1LL"}, {"MLA_HQ", hs}, {"MLA_OUT_BF16", "0"}};
     CgSource src[2] = {{"mla_split", cg_kernel_instance(a, "mla_decode", "mla_split", defs, (int)(sizeof defs / sizeof *defs)),
                         {"codegen/kernels/mla_decode.cuh", 0, 0}},
@@ -663,31 +666,75 @@ static void test_mla_multicast(void **state) {
     }
 }
 
+/* q's last chunks of 64 columns from warpgroup 0's registers (MLA_QREG 1: the rope chunk; 2: and chunk 7),
+ * S's wgmma for them taking A from registers, against all of q from shared memory (0): the same products
+ * in the same order, so bit for bit on the emulated device (within 1e-3 a row on a GPU). The keys by TMA
+ * (q on its own barrier): 1 key, 330 (the fragments kept over four refills), 129 at MLA_LEAN 6, 200 in 24
+ * tiles (each warp of warpgroup 0 starved on some block), 200 in 4 splits (one block each); by cp.async (q's chunks with the first block's): 330 keys,
+ * and 4 splits of 200 with a split past the keys (no q: no wait); without a producer (MLA_V3 3): 330 keys;
+ * with the multicast (MLA_MC 1, 128 heads a batch row): 330 keys. */
+static void test_mla_qreg(void **state) {
+    (void)state;
+    static const struct { const char *v3, *tma, *mc, *lean, *qreg; int B, T, nsp; } cases[] = { /* on a GPU: 1, 2 */
+        {"1", "1", "0", "5", "1", 1, 1, 1},   {"1", "1", "0", "5", "1", 1, 330, 1}, {"1", "1", "0", "5", "2", 1, 330, 1},
+        {"1", "1", "0", "6", "2", 1, 129, 1}, {"1", "1", "0", "5", "2", 24, 200, 1}, {"1", "1", "0", "5", "2", 2, 200, 4},
+        {"1", "0", "0", "5", "2", 1, 330, 1}, {"1", "0", "0", "5", "1", 2, 130, 4}, {"3", "1", "0", "5", "2", 1, 330, 1},
+        {"1", "1", "1", "5", "2", 2, 330, 1}};
+    const char *em = getenv("DSCC_EMULATED");
+    const bool exact = em && *em && strcmp(em, "0") != 0;
+    for (int c = 0; c < (int)(sizeof cases / sizeof *cases); c++) {
+        if (!emu_dev && c != 1 && c != 2) continue;
+        const uint64_t seed = rng;
+        float *out[2];
+        ring_tma = cases[c].tma, ring_mc = cases[c].mc, ring_hq = *cases[c].mc == '1' ? 128 : 64;
+        for (int q = 0; q < 2; q++) {
+            rng = seed, ring_qreg = q ? cases[c].qreg : "0";
+            out[q] = cases[c].nsp == 1 ? kernel_ring(cases[c].v3, "1", "0", cases[c].lean, "1", cases[c].B, cases[c].T)
+                                       : kernel_split("0", "1", cases[c].v3, cases[c].B, cases[c].T, cases[c].nsp);
+        }
+        ring_tma = "0", ring_mc = "0", ring_hq = 64, ring_qreg = "0";
+        const size_t rows = (size_t)cases[c].B * 64;
+        size_t nd;
+        const double w = rows_diff(out[1], out[0], rows, &nd);
+        fprintf(stderr, "  MLA_QREG %s against 0 (MLA_V3 %s, MLA_TMA %s, MLA_MC %s, MLA_LEAN %s): %d x 64 heads, T %d, %d split%s: %zu of %zu "
+                "values differ, worst row rel L2 %.2e\n", cases[c].qreg, cases[c].v3, cases[c].tma, cases[c].mc, cases[c].lean, cases[c].B,
+                cases[c].T, cases[c].nsp, cases[c].nsp == 1 ? "" : "s", nd, rows * 512, w);
+        if (exact) assert_memory_equal(out[1], out[0], rows * 512 * sizeof(float));
+        else assert_true(w <= 1e-3);
+        free(out[0]);
+        free(out[1]);
+    }
+}
+
 /* The executor's MLA steps with DSCC_MLA_V3=3, =4, DSCC_MLA_TMA=1 and both =4 and TMA=1 (read at
  * codegen; TMA through the map the runtime makes over the KV cache at plan time): causal, q in two
  * tensors (the kernel's second q slot), rows past the step's in a tile (8 heads), 1 to 16 positions a
  * step, contexts 1 .. 67 (a whole block at 64, then a partial one) and one or several splits, against
  * the CPU executor as test_mla_long_context; with =4 and with TMA=1 also 128 heads (two tiles a batch
- * row, a step of two positions); with TMA=1 and DSCC_MLA_MC=1 (the two tiles a cluster, the keys
- * multicast) 128 heads alone (8 heads take no clusters: the TMA=1 form above). */
+ * row, a step of two positions); with TMA=1, DSCC_MLA_MC=1 (the two tiles a cluster, the keys
+ * multicast) and DSCC_MLA_QREG=2 (q's last two chunks from registers) 128 heads alone (8 heads take no
+ * clusters: the TMA=1 form above). */
 static void test_mla_env_steps(void **state) {
     (void)state;
     static const int steps[] = {1, 16, 16, 16, 14, 1, 1, 2};
     static const int steps128[] = {1, 2, 1};
-    static const struct { const char *v3, *tma, *mc; bool h128; } forms[] = {
-        {"3", "0", "0", false}, {"4", "0", "0", true}, {"1", "1", "0", true}, {"4", "1", "0", false}, {"1", "1", "1", true}};
+    static const struct { const char *v3, *tma, *mc, *qreg; bool h128; } forms[] = {
+        {"3", "0", "0", "0", false}, {"4", "0", "0", "0", true}, {"1", "1", "0", "0", true}, {"4", "1", "0", "0", false},
+        {"1", "1", "1", "2", true}};
     if (!emu_dev) { /* (on a GPU test_gpu_ops runs the executor with these set: tests/gpu/rounds.sh) */
         printf("emulated device only: the executor with DSCC_MLA_V3=3 and 4 and DSCC_MLA_TMA=1\n");
         return;
     }
-    static const char *const vars[3] = {"DSCC_MLA_V3", "DSCC_MLA_TMA", "DSCC_MLA_MC"};
-    char *keep[3];
-    for (int i = 0; i < 3; i++) keep[i] = getenv(vars[i]) ? strdup(getenv(vars[i])) : NULL;
+    static const char *const vars[4] = {"DSCC_MLA_V3", "DSCC_MLA_TMA", "DSCC_MLA_MC", "DSCC_MLA_QREG"};
+    char *keep[4];
+    for (int i = 0; i < 4; i++) keep[i] = getenv(vars[i]) ? strdup(getenv(vars[i])) : NULL;
     for (int v = 0; v < (int)(sizeof forms / sizeof *forms); v++) {
         setenv(vars[0], forms[v].v3, 1);
         setenv(vars[1], forms[v].tma, 1);
         setenv(vars[2], forms[v].mc, 1);
-        fprintf(stderr, "  DSCC_MLA_V3=%s DSCC_MLA_TMA=%s DSCC_MLA_MC=%s:\n", forms[v].v3, forms[v].tma, forms[v].mc);
+        setenv(vars[3], forms[v].qreg, 1);
+        fprintf(stderr, "  DSCC_MLA_V3=%s DSCC_MLA_TMA=%s DSCC_MLA_MC=%s DSCC_MLA_QREG=%s:\n", forms[v].v3, forms[v].tma, forms[v].mc,
+                forms[v].qreg);
         double worst = 0, worst128 = 0;
         const bool mc = *forms[v].mc == '1';
         int cover = mc ? 3 : run_steps(8, 3, steps, (int)(sizeof steps / sizeof *steps), &worst);
@@ -695,7 +742,7 @@ static void test_mla_env_steps(void **state) {
         assert_int_equal(cover, 3); /* steps with one split and with several */
         assert_true(worst <= 2e-2 && worst128 <= 2e-2);
     }
-    for (int i = 0; i < 3; i++) {
+    for (int i = 0; i < 4; i++) {
         if (keep[i]) setenv(vars[i], keep[i], 1);
         else unsetenv(vars[i]);
         free(keep[i]);
@@ -733,6 +780,9 @@ static void test_mla_tma_env(void **state) {
     const char *old = getenv("DSCC_MLA_TMA"), *old3 = getenv("DSCC_MLA_V3"), *oldm = getenv("DSCC_MLA_MC");
     char *keep = old ? strdup(old) : NULL, *keep3 = old3 ? strdup(old3) : NULL, *keepm = oldm ? strdup(oldm) : NULL;
     setenv("DSCC_MLA_MC", "0", 1); /* (DSCC_MLA_MC=1 refuses DSCC_MLA_TMA=0 and DSCC_MLA_V3=3, 4) */
+    const char *oldq = getenv("DSCC_MLA_QREG");
+    char *keepq = oldq ? strdup(oldq) : NULL;
+    setenv("DSCC_MLA_QREG", "0", 1); /* (DSCC_MLA_QREG=1 refuses DSCC_MLA_V3=0, 2 and 4) */
     for (int i = 0; i < (int)(sizeof vals / sizeof *vals); i++) {
         Arena *a = arena_new();
         char *msg = NULL;
@@ -760,9 +810,12 @@ static void test_mla_tma_env(void **state) {
     else unsetenv("DSCC_MLA_V3");
     if (keepm) setenv("DSCC_MLA_MC", keepm, 1);
     else unsetenv("DSCC_MLA_MC");
+    if (keepq) setenv("DSCC_MLA_QREG", keepq, 1);
+    else unsetenv("DSCC_MLA_QREG");
     free(keep);
     free(keep3);
     free(keepm);
+    free(keepq);
 }
 
 /* DSCC_MLA_MC (no GPU needed): 0 and 1 generate the program; 1 with DSCC_MLA_TMA=1 (and DSCC_MLA_V3 1 or unset)
@@ -805,6 +858,48 @@ static void test_mla_mc_env(void **state) {
     }
 }
 
+/* DSCC_MLA_QREG (no GPU needed): 0, 1 and 2 generate the program with that MLA_QREG; 1 or 2 with DSCC_MLA_V3=2,
+ * DSCC_MLA_LEAN=1 or DSCC_MLA_PREG=1, and any other value, are codegen errors naming the variable. */
+static void test_mla_qreg_env(void **state) {
+    (void)state;
+    static const struct { const char *qreg, *v3, *lean, *preg, *err; } vals[] = {
+        {"0", "", "", "0", NULL}, {"1", "", "", "0", NULL}, {"2", "3", "6", "0", NULL}, {"3", "", "", "0", "DSCC_MLA_QREG must be 0"},
+        {"1", "2", "", "0", "DSCC_MLA_QREG=1 or 2 needs"}, {"2", "", "1", "0", "DSCC_MLA_QREG=1 or 2 needs"},
+        {"1", "", "", "1", "DSCC_MLA_QREG=1 or 2 needs"}};
+    static const char *const vars[6] = {"DSCC_MLA_QREG", "DSCC_MLA_V3", "DSCC_MLA_LEAN", "DSCC_MLA_PREG", "DSCC_MLA_TMA", "DSCC_MLA_MC"};
+    char *keep[6];
+    for (int i = 0; i < 6; i++) keep[i] = getenv(vars[i]) ? strdup(getenv(vars[i])) : NULL;
+    setenv("DSCC_MLA_TMA", "0", 1); /* (TMA refuses DSCC_MLA_V3=2) */
+    setenv("DSCC_MLA_MC", "0", 1);  /* (which needs TMA) */
+    for (int i = 0; i < (int)(sizeof vals / sizeof *vals); i++) {
+        Arena *a = arena_new();
+        char *msg = NULL;
+        setenv(vars[0], vals[i].qreg, 1);
+        setenv(vars[1], vals[i].v3, 1);
+        setenv(vars[2], vals[i].lean, 1);
+        setenv(vars[3], vals[i].preg, 1);
+        CgProgram *p = generate_heads(a, &msg, 8);
+        if (!vals[i].err) {
+            assert_non_null(p);
+            char want[32];
+            snprintf(want, sizeof want, "#define MLA_QREG %s\n", vals[i].qreg);
+            bool on = false;
+            for (int m = 0; m < p->nmodules; m++) on |= strstr(p->modules[m].source, want) != NULL;
+            assert_true(on);
+        } else {
+            assert_null(p);
+            assert_non_null(strstr(msg, vals[i].err));
+        }
+        free(msg);
+        arena_free(a);
+    }
+    for (int i = 0; i < 6; i++) {
+        if (keep[i]) setenv(vars[i], keep[i], 1);
+        else unsetenv(vars[i]);
+        free(keep[i]);
+    }
+}
+
 /* DSCC_MLA_V3 (no GPU needed): 0 to 4 generate the program, anything else is a codegen error naming
  * the variable and its values; with 3 and 4 the decode phase runs 256 threads (no producer), else 384. */
 static void test_mla_v3_env(void **state) {
@@ -813,6 +908,9 @@ static void test_mla_v3_env(void **state) {
     char *keep = old ? strdup(old) : NULL, *keept = oldt ? strdup(oldt) : NULL, *keepm = oldm ? strdup(oldm) : NULL;
     setenv("DSCC_MLA_TMA", "0", 1); /* the cp.async forms, whatever the environment asks (TMA refuses 0 and 2) */
     setenv("DSCC_MLA_MC", "0", 1); /* (which DSCC_MLA_MC=1 refuses) */
+    const char *oldq = getenv("DSCC_MLA_QREG");
+    char *keepq = oldq ? strdup(oldq) : NULL;
+    setenv("DSCC_MLA_QREG", "0", 1); /* (DSCC_MLA_QREG=1 refuses DSCC_MLA_V3=0, 2 and 4) */
     static const char *const vals[] = {"0", "1", "2", "3", "4", "5", "12", "x"};
     for (int i = 0; i < (int)(sizeof vals / sizeof *vals); i++) {
         Arena *a = arena_new();
@@ -839,9 +937,12 @@ static void test_mla_v3_env(void **state) {
     else unsetenv("DSCC_MLA_TMA");
     if (keepm) setenv("DSCC_MLA_MC", keepm, 1);
     else unsetenv("DSCC_MLA_MC");
+    if (keepq) setenv("DSCC_MLA_QREG", keepq, 1);
+    else unsetenv("DSCC_MLA_QREG");
     free(keep);
     free(keept);
     free(keepm);
+    free(keepq);
 }
 
 /* gen.h's split rule (no GPU needed): one wave of one block per SM where the tiles allow, no empty split. */
@@ -869,7 +970,8 @@ int main(void) {
     emu_dev = em && *em && strcmp(em, "0") != 0;
     fprintf(stderr, "inputs from seed %llu (DSCC_TEST_SEED=%llu reruns them)\n", (unsigned long long)rng, (unsigned long long)rng);
     const struct CMUnitTest rule[] = {cmocka_unit_test(test_mla_splits_rule), cmocka_unit_test(test_mla_v3_env),
-                                      cmocka_unit_test(test_mla_tma_env), cmocka_unit_test(test_mla_mc_env)};
+                                      cmocka_unit_test(test_mla_tma_env), cmocka_unit_test(test_mla_mc_env),
+                                      cmocka_unit_test(test_mla_qreg_env)};
     if (cmocka_run_group_tests(rule, NULL, NULL)) return 1;
     if (!tu_hopper()) return 77;
     const char *tile = getenv("DSCC_GEMM_TILE");
@@ -880,7 +982,7 @@ int main(void) {
     const struct CMUnitTest tests[] = {cmocka_unit_test(test_mla_kernel_ring), cmocka_unit_test(test_mla_lean_exact),
                                        cmocka_unit_test(test_mla_fused_combine), cmocka_unit_test(test_mla_p_registers),
                                        cmocka_unit_test(test_mla_no_producer), cmocka_unit_test(test_mla_tma),
-                                       cmocka_unit_test(test_mla_multicast),
+                                       cmocka_unit_test(test_mla_multicast), cmocka_unit_test(test_mla_qreg),
                                        cmocka_unit_test(test_mla_env_steps),
                                        cmocka_unit_test(test_mla_128_heads),
                                        cmocka_unit_test(test_mla_long_context)};
