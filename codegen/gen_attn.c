@@ -324,6 +324,8 @@ static void mla_decode(Gen *G, const IrNode *n, int sq, int sq1, int64_t qd0, in
     const char *v3 = getenv("DSCC_MLA_V3"), *pf = getenv("DSCC_MLA_PREFETCH"), *lean = getenv("DSCC_MLA_LEAN"),
                *lazy = getenv("DSCC_MLA_LAZY"), *fuse = getenv("DSCC_MLA_FUSE"), *preg = getenv("DSCC_MLA_PREG"); /* checked in cg_attention */
     const char *fmax = getenv("DSCC_MLA_FUSE_MAX"), *tma = getenv("DSCC_MLA_TMA"), *qreg = getenv("DSCC_MLA_QREG");
+    const char *pbf = getenv("DSCC_MLA_PART_BF16"); /* 1: the splits' parts as bf16 (opt-in, checked in cg_attention) */
+    const char *pb = pbf && strcmp(pbf, "1") == 0 ? "1" : "0";
     /* DSCC_MLA_TMA=1 (opt-in, checked in cg_attention: MLA_V3 1, 3 or 4): a KV cache's whole blocks by TMA through a map the
      * runtime makes at plan time over its max_b x cap rows of 1,152 bytes (CgTmaMaps rows 0), box 64 rows x 128 bytes */
     CgTmaMaps *tm = NULL;
@@ -362,6 +364,7 @@ static void mla_decode(Gen *G, const IrNode *n, int sq, int sq1, int64_t qd0, in
                     {"MLA_FUSE_MAX", arena_printf(a, "%d", kfuse)}, /* ... up to this many splits (the combine kernel above) */
                     {"MLA_PREG", preg && *preg ? preg : "0"}, /* warpgroup 0's P V with P from registers (opt-in) */
                     {"MLA_QREG", qreg && *qreg ? qreg : "0"}, /* q's last chunks in warpgroup 0's registers (opt-in) */
+                    {"MLA_PART_BF16", pb}, /* the splits' parts for the combine as bf16 (opt-in) */
                     {"MLA_MC", mc ? "1" : "0"}, /* a batch row's tiles in a cluster, the keys multicast (opt-in) */
                     {"MLA_TMA", tm ? "1" : "0"}, /* whole blocks of keys by TMA (opt-in) */
                     {"MLA_KMAP", tm ? arena_printf(a, "((const void *)a.t[%d])", tm->maps) : "0"}};
@@ -373,7 +376,7 @@ static void mla_decode(Gen *G, const IrNode *n, int sq, int sq1, int64_t qd0, in
     G->phases[G->nphases - 1].threads = noprod ? 256 : 384; /* two consumer warpgroups and the producer (MLA_THREADS) */
     G->phases[G->nphases - 1].knb = MLA_MAX_S;
     G->phases[G->nphases - 1].tmaps = tm;
-    CgDefine c[] = {{"MLA_IN_MODULE", "1"}, d[1], d[2], d[4], d[10], d[11], d[12]};
+    CgDefine c[] = {{"MLA_IN_MODULE", "1"}, d[1], d[2], d[4], d[10], d[11], d[12], {"MLA_PART_BF16", pb}};
     sb_puts(&G->decl, cg_kernel_instance(a, "mla_decode_combine", "mla_decode_combine", c, (int)(sizeof c / sizeof *c)));
     cg_phase(G, CG_LAUNCH_ELEM, ir_dim_mul(ir_dim_mul(B, S), ir_dim_const(Hq * 128)), 1, ir_dim_const(1), 1, 0);
     cg_phase_keys(G, CG_ITEMS_MLA_COMBINE, B, S, T, Hq, 512);
@@ -715,6 +718,15 @@ bool cg_attention(Gen *G, const IrNode *n) {
         ((v3 && *v3 && strcmp(v3, "1") && strcmp(v3, "3")) || (lean && *lean && *lean < '2') || (preg && strcmp(preg, "1") == 0))) {
         G->why = "DSCC_MLA_QREG=1 or 2 needs the chunk ring (DSCC_MLA_V3=1, the default, or 3) at DSCC_MLA_LEAN=2 or more and not "
                  "DSCC_MLA_PREG=1";
+        return false;
+    }
+    const char *pbf = getenv("DSCC_MLA_PART_BF16");
+    if (pbf && *pbf && strcmp(pbf, "0") && strcmp(pbf, "1")) {
+        G->why = "DSCC_MLA_PART_BF16 must be 0 (MLA's decode splits leave f32 parts for the combine, the default) or 1 (bf16 parts)";
+        return false;
+    }
+    if (pbf && strcmp(pbf, "1") == 0 && fuse && strcmp(fuse, "1") == 0) {
+        G->why = "DSCC_MLA_PART_BF16=1 is the combine kernel's layout, not DSCC_MLA_FUSE=1's (its merge reads f32 parts)";
         return false;
     }
     const char *mc = getenv("DSCC_MLA_MC");

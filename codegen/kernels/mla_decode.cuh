@@ -111,6 +111,11 @@
 //                        (MLA_V3 1: q on the barrier of its own, 18, that warpgroup 0 waits at before the
 //                        first S; 3: q with the first block, all by cp.async; 4: q on 18); 0: cp.async
 //   MLA_KMAP             with MLA_TMA: the tensor map's address (default a.t[4])
+//   MLA_PART_BF16        1 (opt-in until timed; not with MLA_FUSE): with several splits each split's normalised
+//                        output goes to the scratch as bf16 (mla_decode_combine.cuh with the same parameter reads it
+//                        so), half of the f32 parts' bytes written at the kernel's end and read by the combine (16.8 MB
+//                        -> 8.4 MB at batch 32): one more rounding of each part to bf16 (2^-9 relative) before the
+//                        merge, whose output is rounded to bf16 anyway; the lse stay f32 where they were; 0: f32
 //   MLA_QREG             0 (default), 1 or 2 (opt-in until timed; the chunk ring, MLA_V3 1 or 3, MLA_LEAN >= 2):
 //                        warpgroup 0 keeps q's last MLA_QREG chunks of 64 columns (1: the rope chunk, as FlashMLA's
 //                        kernel; 16 registers a chunk) in registers, loaded once q has landed, and S's wgmma of those
@@ -202,6 +207,9 @@
 #endif
 #ifndef MLA_QREG
 #define MLA_QREG 0
+#endif
+#ifndef MLA_PART_BF16
+#define MLA_PART_BF16 0
 #endif
 #ifndef MLA_KMAP
 #define MLA_KMAP ((const void *)a.t[4])
@@ -596,6 +604,9 @@ __device__ __forceinline__ void mla_load_q(unsigned char *Qs, const unsigned sho
 #endif
 #if MLA_QREG < 0 || MLA_QREG > 2 || (MLA_QREG && ((MLA_V3 != 1 && MLA_V3 != 3) || MLA_LEAN < 2 || MLA_PREG))
 #error "MLA_QREG must be 0 to 2, and above 0 needs the chunk ring (MLA_V3 1 or 3) at MLA_LEAN 2 or more, without MLA_PREG"
+#endif
+#if MLA_PART_BF16 && MLA_FUSE
+#error "MLA_PART_BF16 is the combine kernel's layout: not with MLA_FUSE (whose merge reads f32 parts)"
 #endif
 #if MLA_V3 >= 3 && MLA_FUSE
 #error "MLA_FUSE needs the producer warpgroup (it takes the ticket): MLA_V3 0 to 2"
@@ -1206,9 +1217,15 @@ extern "C" __global__ void __launch_bounds__(MLA_THREADS, 1) __cluster_dims__(ML
                 else *(float2 *)((float *)a.t[MLA_SO] + ri * 512 + col) = make_float2(o[i] * inv, o[i + 1] * inv);
             }
         } else { // this split's normalised output and the log2 of its sum, for the combine
+#if MLA_PART_BF16
+            unsigned short *pb = (unsigned short *)(part + 64) + (sp * n + ri) * 512; // (bf16 over the f32 layout's first half)
+#pragma unroll
+            for (int i = 2 * h; i < 128; i += 4) *(unsigned *)(pb + 256 * wg + 8 * (i >> 2) + 2 * q4) = hp_bf16x2(o[i] * inv, o[i + 1] * inv);
+#else
             float *po = part + 64 + (sp * n + ri) * 512;
 #pragma unroll
             for (int i = 2 * h; i < 128; i += 4) *(float2 *)(po + 256 * wg + 8 * (i >> 2) + 2 * q4) = make_float2(o[i] * inv, o[i + 1] * inv);
+#endif
             if (wg == 0 && q4 == 0) part[64 + nsp * n * 512 + sp * n + ri] = lr > 0.0f ? s_m[r] + log2f(lr) : NEG;
         }
     }
@@ -1245,3 +1262,4 @@ extern "C" __global__ void __launch_bounds__(MLA_THREADS, 1) __cluster_dims__(ML
 #undef MLA_PREG
 #undef MLA_MC
 #undef MLA_QREG
+#undef MLA_PART_BF16

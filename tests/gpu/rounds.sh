@@ -60,15 +60,18 @@
 #                     and with DSCC_MLA_MC=1 (the keys multicast to a batch
 #                     row's two tiles, rows 27-28 against 23-24) and with q's
 #                     last chunks in registers (DSCC_MLA_QREG=1, 2: rows 29-30
-#                     against 23, 31-32 with the multicast against 27); every table
+#                     against 23, 31-32 with the multicast against 27) and the
+#                     splits' parts as bf16 (DSCC_MLA_PART_BF16=1: 33 against 7,
+#                     34 against 23, 35 all three against 32); every table
 #                     also has "back to back" columns (the runs queued at once:
 #                     no host launch latency inside the events);
-#   rounds.sh mlamc   this session's two MLA switches alone, for a short call:
-#                     test_gpu_mla's multicast and q-in-registers cases, then
-#                     bench_mla rows 7, 23, 27, 29, 30, 31, 32 in one process
-#                     (batch 32 at 4,097 and 8,193 keys, batch 128), then
-#                     test_gpu_ops with DSCC_MLA_TMA=1 DSCC_MLA_MC=1
-#                     DSCC_MLA_QREG=2 and with DSCC_MLA_TMA=1 DSCC_MLA_QREG=1;
+#   rounds.sh mlamc   this session's three MLA switches alone, for a short call:
+#                     test_gpu_mla's multicast, q-in-registers and bf16-part
+#                     cases, then bench_mla rows 7, 23, 27, 29, 30, 31, 32, 33,
+#                     34, 35 in one process (batch 32 at 4,097 and 8,193 keys,
+#                     batch 128), then test_gpu_ops with DSCC_MLA_TMA=1
+#                     DSCC_MLA_MC=1 DSCC_MLA_QREG=2 DSCC_MLA_PART_BF16=1 and with
+#                     DSCC_MLA_TMA=1 DSCC_MLA_QREG=1;
 #   rounds.sh final   each of the session's paths alone through test_gpu_ops (concurrently), the unit tests,
 #                     e2e and bench_gpu with the paths that passed, against all off;
 #   rounds.sh base    main as it is: every GPU test, e2e, bench_gpu with the defaults and with
@@ -143,23 +146,25 @@ case "$mode" in
     TAIL=40 step bench_gpu_auto 200 build/bench_gpu --layers 2 --dense 1 --prefill 1024 --peak-tflops 1300 --set attn_impl=auto ;;
   mla) # the MLA decode kernel's variants (DSCC_MLA_V3, DSCC_MLA_LEAN, DSCC_MLA_LAZY, DSCC_MLA_FUSE) in one process each
     [ -x build/test_gpu_mla ] && step test_gpu_mla 120 build/test_gpu_mla
-    TAIL=34 step bench_mla 160 build/bench_mla
-    TAIL=34 step bench_mla_8k 160 build/bench_mla --ctx 8193
-    TAIL=34 step bench_mla_b1 160 build/bench_mla --batch 1
-    TAIL=34 step bench_mla_b128 160 build/bench_mla --batch 128
+    TAIL=37 step bench_mla 170 build/bench_mla
+    TAIL=37 step bench_mla_8k 170 build/bench_mla --ctx 8193
+    TAIL=37 step bench_mla_b1 170 build/bench_mla --batch 1
+    TAIL=37 step bench_mla_b128 170 build/bench_mla --batch 128
     DSCC_MLA_TMA=1 DSCC_GEMM_TILE=wgmma step test_gpu_ops_mlatma 200 build/test_gpu_ops
     DSCC_MLA_TMA=1 DSCC_MLA_V3=4 DSCC_GEMM_TILE=wgmma step test_gpu_ops_mlatma4 200 build/test_gpu_ops
     DSCC_MLA_TMA=1 DSCC_MLA_MC=1 DSCC_GEMM_TILE=wgmma step test_gpu_ops_mlamc 200 build/test_gpu_ops
     DSCC_MLA_TMA=1 DSCC_MLA_QREG=2 DSCC_GEMM_TILE=wgmma step test_gpu_ops_mlaqreg 200 build/test_gpu_ops ;;
-  mlamc) # the keys multicast to a batch row's two tiles (DSCC_MLA_MC=1, bench_mla row 27) and q's last chunks in
+  mlamc) # the keys multicast to a batch row's two tiles (DSCC_MLA_MC=1, bench_mla row 27), q's last chunks in
     # registers (DSCC_MLA_QREG=1, 2: rows 29, 30; with the multicast 31, 32) against the keys by TMA alone (23) and the
-    # cp.async default (7), one process a shape: compare the "median ms" and "back to back" columns
+    # cp.async default (7), and the splits' parts as bf16 (DSCC_MLA_PART_BF16=1: 33 against 7, 34 against 23, 35 against
+    # 32), one process a shape (batch 128: one split, no parts): compare the "median ms" and "back to back" columns
     [ -x build/test_gpu_mla ] && DSCC_TEST_FILTER='*multicast*' step test_gpu_mla_mc 120 build/test_gpu_mla
     [ -x build/test_gpu_mla ] && DSCC_TEST_FILTER='*qreg*' step test_gpu_mla_qreg 120 build/test_gpu_mla
-    TAIL=10 step bench_mla_mc 120 build/bench_mla --variant 7,23,27,29,30,31,32
-    TAIL=10 step bench_mla_mc_8k 120 build/bench_mla --variant 7,23,27,29,30,31,32 --ctx 8193
-    TAIL=10 step bench_mla_mc_b128 120 build/bench_mla --variant 7,23,27,29,30,31,32 --batch 128
-    DSCC_MLA_TMA=1 DSCC_MLA_MC=1 DSCC_MLA_QREG=2 DSCC_GEMM_TILE=wgmma step test_gpu_ops_mlamc 200 build/test_gpu_ops
+    [ -x build/test_gpu_mla ] && DSCC_TEST_FILTER='*part*' step test_gpu_mla_part 120 build/test_gpu_mla
+    TAIL=13 step bench_mla_mc 150 build/bench_mla --variant 7,23,27,29,30,31,32,33,34,35
+    TAIL=13 step bench_mla_mc_8k 150 build/bench_mla --variant 7,23,27,29,30,31,32,33,34,35 --ctx 8193
+    TAIL=13 step bench_mla_mc_b128 150 build/bench_mla --variant 7,23,27,29,30,31,32,33,34,35 --batch 128
+    DSCC_MLA_TMA=1 DSCC_MLA_MC=1 DSCC_MLA_QREG=2 DSCC_MLA_PART_BF16=1 DSCC_GEMM_TILE=wgmma step test_gpu_ops_mlamc 200 build/test_gpu_ops
     DSCC_MLA_TMA=1 DSCC_MLA_QREG=1 DSCC_GEMM_TILE=wgmma step test_gpu_ops_mlaqreg 200 build/test_gpu_ops ;;
   gemm) TAIL=70 step bench_gemm 180 build/bench_gemm --check --table "$out/gemm_table.txt" ;;
   tma) # the TMA GEMM's forms, each checked against the generated kernel (--check above M = 128)

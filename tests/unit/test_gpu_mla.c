@@ -244,6 +244,8 @@ static const char *ring_mc = "0";
 static int ring_hq = 64;
 /* MLA_QREG for kernel_ring and kernel_split (q's last chunks from warpgroup 0's registers) */
 static const char *ring_qreg = "0";
+/* MLA_PART_BF16 for kernel_split's two kernels (the splits' parts as bf16) */
+static const char *ring_pbf = "0";
 /* MLA_TMA's tensor map over the rows of 576 bf16 at dk (box 64 rows x 128 bytes, the 128-byte swizzle), in device memory */
 static RtDevPtr kv_map(RtCuda *gpu, DiagEngine *d, RtDevPtr dk, size_t rows) {
     unsigned char *m = aligned_alloc(64, 128);
@@ -423,11 +425,12 @@ static float *kernel_split(const char *fuse, const char *fmax, const char *v3, i
     CgDefine defs[] = {{"MLA_B", bs},         {"MLA_S", "1LL"},      {"MLA_T", ts},       {"MLA_HQ", hs},
                        {"MLA_KT", ts},        {"MLA_OUT_BF16", "0"}, {"MLA_CAUSAL", "0"}, {"MLA_SCALE", "0.1352337788f"},
                        {"MLA_V3", v3},        {"MLA_LEAN", "5"},     {"MLA_LAZY", "1"},   {"MLA_FUSE", fuse},
-                       {"MLA_FUSE_MAX", fmax}, {"MLA_TMA", ring_tma}, {"MLA_MC", ring_mc}, {"MLA_QREG", ring_qreg}};
-    CgDefine cdefs[] = {{"MLA_B", bs}, {"MLA_S", "1LL"}, {"MLA_HQ", hs}, {"MLA_OUT_BF16", "0"}};
+                       {"MLA_FUSE_MAX", fmax}, {"MLA_TMA", ring_tma}, {"MLA_MC", ring_mc}, {"MLA_QREG", ring_qreg},
+                       {"MLA_PART_BF16", ring_pbf}};
+    CgDefine cdefs[] = {{"MLA_B", bs}, {"MLA_S", "1LL"}, {"MLA_HQ", hs}, {"MLA_OUT_BF16", "0"}, {"MLA_PART_BF16", ring_pbf}};
     CgSource src[2] = {{"mla_split", cg_kernel_instance(a, "mla_decode", "mla_split", defs, (int)(sizeof defs / sizeof *defs)),
                         {"codegen/kernels/mla_decode.cuh", 0, 0}},
-                       {"mla_split_combine", cg_kernel_instance(a, "mla_decode_combine", "mla_split_combine", cdefs, 4),
+                       {"mla_split_combine", cg_kernel_instance(a, "mla_decode_combine", "mla_split_combine", cdefs, 5),
                         {"codegen/kernels/mla_decode_combine.cuh", 0, 0}}};
     CgBinary bin[2] = {{0}};
     CgOptions o = {.cache_dir = getenv("DSCC_CACHE_DIR") ? NULL : ""};
@@ -706,11 +709,43 @@ static void test_mla_qreg(void **state) {
     }
 }
 
+/* The splits' parts for the combine as bf16 (MLA_PART_BF16 1, both kernels) against f32 (0), the kernel and the
+ * combine alone (kernel_split): one more rounding of each part (2^-9 relative) before the merge, so within
+ * 5e-3 a row (relative L2) of the f32 parts' output, and not equal (the bf16 path taken): 200 keys in 4 splits of
+ * one block, 330 in 3 of two (one split with no keys: its part never read), by TMA, and with the multicast and
+ * q's chunks in registers (MLA_MC 1, MLA_QREG 2, 128 heads a batch row). */
+static void test_mla_part_bf16(void **state) {
+    (void)state;
+    static const struct { const char *v3, *tma, *mc, *qreg; int B, T, nsp; } cases[] = { /* on a GPU: 0 */
+        {"1", "0", "0", "0", 2, 200, 4}, {"1", "0", "0", "0", 2, 130, 4}, {"1", "1", "0", "0", 2, 330, 3}, {"1", "1", "1", "2", 4, 200, 4}};
+    for (int c = 0; c < (int)(sizeof cases / sizeof *cases); c++) {
+        if (!emu_dev && c != 0) continue;
+        const uint64_t seed = rng;
+        float *out[2];
+        ring_tma = cases[c].tma, ring_mc = cases[c].mc, ring_qreg = cases[c].qreg, ring_hq = *cases[c].mc == '1' ? 128 : 64;
+        for (int b = 0; b < 2; b++) {
+            rng = seed, ring_pbf = b ? "1" : "0";
+            out[b] = kernel_split("0", "1", cases[c].v3, cases[c].B, cases[c].T, cases[c].nsp);
+        }
+        ring_tma = "0", ring_mc = "0", ring_qreg = "0", ring_hq = 64, ring_pbf = "0";
+        const size_t rows = (size_t)cases[c].B * 64;
+        size_t nd;
+        const double w = rows_diff(out[1], out[0], rows, &nd);
+        fprintf(stderr, "  MLA_PART_BF16 1 against 0 (MLA_TMA %s, MLA_MC %s, MLA_QREG %s): %d x 64 heads, T %d, %d splits: %zu of %zu values "
+                "differ, worst row rel L2 %.2e\n", cases[c].tma, cases[c].mc, cases[c].qreg, cases[c].B, cases[c].T, cases[c].nsp, nd,
+                rows * 512, w);
+        assert_true(nd > 0 && w <= 5e-3);
+        free(out[0]);
+        free(out[1]);
+    }
+}
+
 /* The executor's MLA steps with DSCC_MLA_V3=3, =4, DSCC_MLA_TMA=1 and both =4 and TMA=1 (read at
  * codegen; TMA through the map the runtime makes over the KV cache at plan time): causal, q in two
  * tensors (the kernel's second q slot), rows past the step's in a tile (8 heads), 1 to 16 positions a
  * step, contexts 1 .. 67 (a whole block at 64, then a partial one) and one or several splits, against
- * the CPU executor as test_mla_long_context; with =4 and with TMA=1 also 128 heads (two tiles a batch
+ * the CPU executor as test_mla_long_context (=3 with DSCC_MLA_PART_BF16=1: the splits' parts as bf16); with =4
+ * and with TMA=1 also 128 heads (two tiles a batch
  * row, a step of two positions); with TMA=1, DSCC_MLA_MC=1 (the two tiles a cluster, the keys
  * multicast) and DSCC_MLA_QREG=2 (q's last two chunks from registers) 128 heads alone (8 heads take no
  * clusters: the TMA=1 form above). */
@@ -718,23 +753,24 @@ static void test_mla_env_steps(void **state) {
     (void)state;
     static const int steps[] = {1, 16, 16, 16, 14, 1, 1, 2};
     static const int steps128[] = {1, 2, 1};
-    static const struct { const char *v3, *tma, *mc, *qreg; bool h128; } forms[] = {
-        {"3", "0", "0", "0", false}, {"4", "0", "0", "0", true}, {"1", "1", "0", "0", true}, {"4", "1", "0", "0", false},
-        {"1", "1", "1", "2", true}};
+    static const struct { const char *v3, *tma, *mc, *qreg, *pbf; bool h128; } forms[] = {
+        {"3", "0", "0", "0", "1", false}, {"4", "0", "0", "0", "0", true}, {"1", "1", "0", "0", "0", true}, {"4", "1", "0", "0", "0", false},
+        {"1", "1", "1", "2", "0", true}};
     if (!emu_dev) { /* (on a GPU test_gpu_ops runs the executor with these set: tests/gpu/rounds.sh) */
         printf("emulated device only: the executor with DSCC_MLA_V3=3 and 4 and DSCC_MLA_TMA=1\n");
         return;
     }
-    static const char *const vars[4] = {"DSCC_MLA_V3", "DSCC_MLA_TMA", "DSCC_MLA_MC", "DSCC_MLA_QREG"};
-    char *keep[4];
-    for (int i = 0; i < 4; i++) keep[i] = getenv(vars[i]) ? strdup(getenv(vars[i])) : NULL;
+    static const char *const vars[5] = {"DSCC_MLA_V3", "DSCC_MLA_TMA", "DSCC_MLA_MC", "DSCC_MLA_QREG", "DSCC_MLA_PART_BF16"};
+    char *keep[5];
+    for (int i = 0; i < 5; i++) keep[i] = getenv(vars[i]) ? strdup(getenv(vars[i])) : NULL;
     for (int v = 0; v < (int)(sizeof forms / sizeof *forms); v++) {
         setenv(vars[0], forms[v].v3, 1);
         setenv(vars[1], forms[v].tma, 1);
         setenv(vars[2], forms[v].mc, 1);
         setenv(vars[3], forms[v].qreg, 1);
-        fprintf(stderr, "  DSCC_MLA_V3=%s DSCC_MLA_TMA=%s DSCC_MLA_MC=%s DSCC_MLA_QREG=%s:\n", forms[v].v3, forms[v].tma, forms[v].mc,
-                forms[v].qreg);
+        setenv(vars[4], forms[v].pbf, 1);
+        fprintf(stderr, "  DSCC_MLA_V3=%s DSCC_MLA_TMA=%s DSCC_MLA_MC=%s DSCC_MLA_QREG=%s DSCC_MLA_PART_BF16=%s:\n", forms[v].v3, forms[v].tma,
+                forms[v].mc, forms[v].qreg, forms[v].pbf);
         double worst = 0, worst128 = 0;
         const bool mc = *forms[v].mc == '1';
         int cover = mc ? 3 : run_steps(8, 3, steps, (int)(sizeof steps / sizeof *steps), &worst);
@@ -742,7 +778,7 @@ static void test_mla_env_steps(void **state) {
         assert_int_equal(cover, 3); /* steps with one split and with several */
         assert_true(worst <= 2e-2 && worst128 <= 2e-2);
     }
-    for (int i = 0; i < 4; i++) {
+    for (int i = 0; i < 5; i++) {
         if (keep[i]) setenv(vars[i], keep[i], 1);
         else unsetenv(vars[i]);
         free(keep[i]);
@@ -828,9 +864,11 @@ static void test_mla_mc_env(void **state) {
         {"0", "1", "", "0", NULL, 128, false},  {"1", "1", "", "0", NULL, 128, true}, {"1", "1", "1", "0", NULL, 8, false},
         {"1", "0", "", "0", "DSCC_MLA_MC=1 needs", 128, false}, {"1", "1", "3", "0", "DSCC_MLA_MC=1 needs", 128, false},
         {"1", "1", "", "1", "DSCC_MLA_MC=1 needs", 128, false}, {"2", "1", "", "0", "DSCC_MLA_MC must be 0", 128, false}};
-    static const char *const vars[4] = {"DSCC_MLA_MC", "DSCC_MLA_TMA", "DSCC_MLA_V3", "DSCC_MLA_FUSE"};
-    char *keep[4];
-    for (int i = 0; i < 4; i++) keep[i] = getenv(vars[i]) ? strdup(getenv(vars[i])) : NULL;
+    static const char *const vars[6] = {"DSCC_MLA_MC", "DSCC_MLA_TMA", "DSCC_MLA_V3", "DSCC_MLA_FUSE", "DSCC_MLA_PART_BF16", "DSCC_MLA_QREG"};
+    char *keep[6];
+    for (int i = 0; i < 6; i++) keep[i] = getenv(vars[i]) ? strdup(getenv(vars[i])) : NULL;
+    setenv(vars[4], "0", 1); /* (DSCC_MLA_PART_BF16=1 refuses DSCC_MLA_FUSE=1) */
+    setenv(vars[5], "0", 1);
     for (int i = 0; i < (int)(sizeof vals / sizeof *vals); i++) {
         Arena *a = arena_new();
         char *msg = NULL;
@@ -851,7 +889,45 @@ static void test_mla_mc_env(void **state) {
         free(msg);
         arena_free(a);
     }
-    for (int i = 0; i < 4; i++) {
+    for (int i = 0; i < 6; i++) {
+        if (keep[i]) setenv(vars[i], keep[i], 1);
+        else unsetenv(vars[i]);
+        free(keep[i]);
+    }
+}
+
+/* DSCC_MLA_PART_BF16 (no GPU needed): 0 and 1 generate the program with both MLA kernels' MLA_PART_BF16 that
+ * value; 1 with DSCC_MLA_FUSE=1, and any other value, are codegen errors naming the variable. */
+static void test_mla_part_env(void **state) {
+    (void)state;
+    static const struct { const char *pbf, *fuse, *err; } vals[] = {
+        {"0", "0", NULL}, {"1", "0", NULL}, {"2", "0", "DSCC_MLA_PART_BF16 must be 0"}, {"1", "1", "DSCC_MLA_PART_BF16=1 is the combine"}};
+    static const char *const vars[3] = {"DSCC_MLA_PART_BF16", "DSCC_MLA_FUSE", "DSCC_MLA_MC"};
+    char *keep[3];
+    for (int i = 0; i < 3; i++) keep[i] = getenv(vars[i]) ? strdup(getenv(vars[i])) : NULL;
+    setenv(vars[2], "0", 1); /* (DSCC_MLA_MC=1 refuses DSCC_MLA_FUSE=1) */
+    for (int i = 0; i < (int)(sizeof vals / sizeof *vals); i++) {
+        Arena *a = arena_new();
+        char *msg = NULL;
+        setenv(vars[0], vals[i].pbf, 1);
+        setenv(vars[1], vals[i].fuse, 1);
+        CgProgram *p = generate_heads(a, &msg, 8);
+        if (!vals[i].err) {
+            assert_non_null(p);
+            char want[40];
+            snprintf(want, sizeof want, "#define MLA_PART_BF16 %s\n", vals[i].pbf);
+            int n = 0; /* the decode kernel's and the combine's */
+            for (int m = 0; m < p->nmodules; m++)
+                for (const char *t = p->modules[m].source; (t = strstr(t, want)) != NULL; t++) n++;
+            assert_true(*vals[i].pbf == '1' ? n == 2 : n >= 2);
+        } else {
+            assert_null(p);
+            assert_non_null(strstr(msg, vals[i].err));
+        }
+        free(msg);
+        arena_free(a);
+    }
+    for (int i = 0; i < 3; i++) {
         if (keep[i]) setenv(vars[i], keep[i], 1);
         else unsetenv(vars[i]);
         free(keep[i]);
@@ -971,7 +1047,7 @@ int main(void) {
     fprintf(stderr, "inputs from seed %llu (DSCC_TEST_SEED=%llu reruns them)\n", (unsigned long long)rng, (unsigned long long)rng);
     const struct CMUnitTest rule[] = {cmocka_unit_test(test_mla_splits_rule), cmocka_unit_test(test_mla_v3_env),
                                       cmocka_unit_test(test_mla_tma_env), cmocka_unit_test(test_mla_mc_env),
-                                      cmocka_unit_test(test_mla_qreg_env)};
+                                      cmocka_unit_test(test_mla_qreg_env), cmocka_unit_test(test_mla_part_env)};
     if (cmocka_run_group_tests(rule, NULL, NULL)) return 1;
     if (!tu_hopper()) return 77;
     const char *tile = getenv("DSCC_GEMM_TILE");
@@ -983,6 +1059,7 @@ int main(void) {
                                        cmocka_unit_test(test_mla_fused_combine), cmocka_unit_test(test_mla_p_registers),
                                        cmocka_unit_test(test_mla_no_producer), cmocka_unit_test(test_mla_tma),
                                        cmocka_unit_test(test_mla_multicast), cmocka_unit_test(test_mla_qreg),
+                                       cmocka_unit_test(test_mla_part_bf16),
                                        cmocka_unit_test(test_mla_env_steps),
                                        cmocka_unit_test(test_mla_128_heads),
                                        cmocka_unit_test(test_mla_long_context)};
