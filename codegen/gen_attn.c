@@ -326,10 +326,13 @@ static void mla_decode(Gen *G, const IrNode *n, int sq, int sq1, int64_t qd0, in
     const char *fmax = getenv("DSCC_MLA_FUSE_MAX"), *tma = getenv("DSCC_MLA_TMA"), *qreg = getenv("DSCC_MLA_QREG");
     const char *pbf = getenv("DSCC_MLA_PART_BF16"); /* 1: the splits' parts as bf16 (opt-in, checked in cg_attention) */
     const char *pb = pbf && strcmp(pbf, "1") == 0 ? "1" : "0";
-    /* DSCC_MLA_TMA=1 (opt-in, checked in cg_attention: MLA_V3 1, 3 or 4): a KV cache's whole blocks by TMA through a map the
-     * runtime makes at plan time over its max_b x cap rows of 1,152 bytes (CgTmaMaps rows 0), box 64 rows x 128 bytes */
+    /* The keys by TMA (the default since an H100 and an H200 timed it faster with every GPU test passing; DSCC_MLA_TMA=0:
+     * cp.async; checked in cg_attention: =1 needs MLA_V3 1, 3 or 4, and unset it applies there): a KV cache's whole
+     * blocks by TMA through a map the runtime makes at plan time over its max_b x cap rows of 1,152 bytes (CgTmaMaps rows
+     * 0), box 64 rows x 128 bytes */
+    const bool tma_ring = !v3 || !*v3 || (strcmp(v3, "0") && strcmp(v3, "2")); /* the rings that take it (MLA_V3 1, 3, 4) */
     CgTmaMaps *tm = NULL;
-    if (tma && strcmp(tma, "1") == 0 && k->op == IR_OP_KV_CACHE) {
+    if ((tma && *tma ? strcmp(tma, "1") == 0 : tma_ring) && k->op == IR_OP_KV_CACHE) {
         tm = arena_alloc(a, sizeof *tm);
         *tm = (CgTmaMaps){1, {sk, sk}, {0, 0}, {1152, 1152}, cg_slot_scratch(G, n, ir_dim_const(32)), 64};
     }
@@ -704,8 +707,8 @@ bool cg_attention(Gen *G, const IrNode *n) {
     }
     const char *tma = getenv("DSCC_MLA_TMA");
     if (tma && *tma && strcmp(tma, "0") && strcmp(tma, "1")) {
-        G->why = "DSCC_MLA_TMA must be 0 (MLA's decode kernel copies its keys by cp.async, the default) or 1 (the whole blocks of a KV "
-                 "cache by TMA)";
+        G->why = "DSCC_MLA_TMA must be 0 (MLA's decode kernel copies its keys by cp.async) or 1 (the whole blocks of a KV cache by "
+                 "TMA, the default)";
         return false;
     }
     const char *qreg = getenv("DSCC_MLA_QREG");
@@ -736,9 +739,9 @@ bool cg_attention(Gen *G, const IrNode *n) {
         return false;
     }
     if (mc && strcmp(mc, "1") == 0 &&
-        (!tma || strcmp(tma, "1") || (v3 && *v3 && strcmp(v3, "1")) || (fuse && strcmp(fuse, "1") == 0))) {
-        G->why = "DSCC_MLA_MC=1 needs DSCC_MLA_TMA=1 on the chunk ring with its producer (DSCC_MLA_V3=1, the default) and not "
-                 "DSCC_MLA_FUSE=1";
+        ((tma && strcmp(tma, "0") == 0) || (v3 && *v3 && strcmp(v3, "1")) || (fuse && strcmp(fuse, "1") == 0))) {
+        G->why = "DSCC_MLA_MC=1 needs the keys by TMA (DSCC_MLA_TMA=1, the default) on the chunk ring with its producer "
+                 "(DSCC_MLA_V3=1, the default) and not DSCC_MLA_FUSE=1";
         return false;
     }
     if (tma && strcmp(tma, "1") == 0 && v3 && (strcmp(v3, "0") == 0 || strcmp(v3, "2") == 0)) {

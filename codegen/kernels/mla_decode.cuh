@@ -101,7 +101,8 @@
 //                        (wgmma's A operand: the same bf16 values), before it stores P for warpgroup 1,
 //                        so its P V starts earlier and reads no P from shared memory; 0 (default): from
 //                        shared memory after the stores
-//   MLA_TMA              1 (opt-in, MLA_V3 1, 3 or 4): the loading warpgroup's first thread brings each whole
+//   MLA_TMA              1 (codegen's default where the keys are a KV cache, MLA_V3 1, 3 or 4; DSCC_MLA_TMA=0:
+//                        cp.async; the file's own default 0): the loading warpgroup's first thread brings each whole
 //                        block of keys by TMA, 9 boxes of 64 keys x 64 columns (128 bytes) through the
 //                        tensor map at MLA_KMAP (a 2-d UINT8 map over the cache's rows of 1,152 bytes, B x
 //                        KT of them, box 64 rows x 128 bytes, the 128-byte swizzle: rt_cuda_tensor_map_2d),

@@ -24,14 +24,17 @@
  * the seesaw without one (4) against the seesaw (2), bit for bit, alone
  * (1 to 330 keys, 1 to 128 tiles, splits of one block) and through the
  * executor (DSCC_MLA_V3=3 and 4: causal, q in two tensors), and the
- * chunk ring's keys by TMA (MLA_TMA, DSCC_MLA_TMA=1: whole blocks through a
- * tensor map, the rest by cp.async) against by cp.async, bit for bit, alone
- * and through the executor (the map the runtime makes over the KV cache).
+ * chunk ring's keys by TMA (MLA_TMA, the executor's default; DSCC_MLA_TMA=0:
+ * cp.async: whole blocks through a tensor map, the rest by cp.async) against
+ * by cp.async, bit for bit, alone and through the executor (the map the
+ * runtime makes over the KV cache), the keys multicast to a batch row's two
+ * tiles (MLA_MC), q's last chunks from registers (MLA_QREG) and the splits'
+ * parts as bf16 (MLA_PART_BF16).
  * On a real GPU (DSCC_EMULATED unset) the kernel-alone tests run a subset
  * (each kernel there is an NVRTC compile of its own; the file stays within
- * a minute on an H100) and the executor with DSCC_MLA_V3=3 and 4 and
- * DSCC_MLA_TMA=1 is left
- * to test_gpu_ops (tests/gpu/rounds.sh); the emulated device runs all.
+ * a minute on an H100) and the executor in the forms other than the
+ * defaults is left to test_gpu_ops (tests/gpu/rounds.sh); the emulated
+ * device runs all. DSCC_TEST_FILTER (a glob) runs the matching tests alone.
  * Every query row of every step
  * is compared (relative L2 per row: 2e-2; P and the output are rounded to
  * bf16, the CPU keeps f32). Exits 77 (skipped) without a GPU; CTest's
@@ -740,24 +743,24 @@ static void test_mla_part_bf16(void **state) {
     }
 }
 
-/* The executor's MLA steps with DSCC_MLA_V3=3, =4, DSCC_MLA_TMA=1 and both =4 and TMA=1 (read at
- * codegen; TMA through the map the runtime makes over the KV cache at plan time): causal, q in two
- * tensors (the kernel's second q slot), rows past the step's in a tile (8 heads), 1 to 16 positions a
- * step, contexts 1 .. 67 (a whole block at 64, then a partial one) and one or several splits, against
- * the CPU executor as test_mla_long_context (=3 with DSCC_MLA_PART_BF16=1: the splits' parts as bf16); with =4
- * and with TMA=1 also 128 heads (two tiles a batch
- * row, a step of two positions); with TMA=1, DSCC_MLA_MC=1 (the two tiles a cluster, the keys
- * multicast) and DSCC_MLA_QREG=2 (q's last two chunks from registers) 128 heads alone (8 heads take no
- * clusters: the TMA=1 form above). */
+/* The executor's MLA steps in the forms the defaults (the keys by TMA, test_mla_long_context and
+ * test_mla_128_heads) leave out, read at codegen: DSCC_MLA_V3=3 (with DSCC_MLA_PART_BF16=1: the splits'
+ * parts as bf16) and =4 by cp.async (DSCC_MLA_TMA=0), the chunk ring by cp.async (=1, TMA=0), =4 by TMA
+ * (through the map the runtime makes over the KV cache at plan time): causal, q in two tensors (the
+ * kernel's second q slot), rows past the step's in a tile (8 heads), 1 to 16 positions a step, contexts
+ * 1 .. 67 (a whole block at 64, then a partial one) and one or several splits, against the CPU executor
+ * as test_mla_long_context; with =4 and the cp.async chunk ring also 128 heads (two tiles a batch row, a
+ * step of two positions); with DSCC_MLA_MC=1 (the two tiles a cluster, the keys multicast) and
+ * DSCC_MLA_QREG=2 (q's last two chunks from registers) 128 heads alone (8 heads take no clusters). */
 static void test_mla_env_steps(void **state) {
     (void)state;
     static const int steps[] = {1, 16, 16, 16, 14, 1, 1, 2};
     static const int steps128[] = {1, 2, 1};
     static const struct { const char *v3, *tma, *mc, *qreg, *pbf; bool h128; } forms[] = {
-        {"3", "0", "0", "0", "1", false}, {"4", "0", "0", "0", "0", true}, {"1", "1", "0", "0", "0", true}, {"4", "1", "0", "0", "0", false},
+        {"3", "0", "0", "0", "1", false}, {"4", "0", "0", "0", "0", true}, {"1", "0", "0", "0", "0", true}, {"4", "1", "0", "0", "0", false},
         {"1", "1", "1", "2", "0", true}};
     if (!emu_dev) { /* (on a GPU test_gpu_ops runs the executor with these set: tests/gpu/rounds.sh) */
-        printf("emulated device only: the executor with DSCC_MLA_V3=3 and 4 and DSCC_MLA_TMA=1\n");
+        printf("emulated device only: the executor with DSCC_MLA_V3=3 and 4, DSCC_MLA_TMA=0 and 1, DSCC_MLA_MC=1\n");
         return;
     }
     static const char *const vars[5] = {"DSCC_MLA_V3", "DSCC_MLA_TMA", "DSCC_MLA_MC", "DSCC_MLA_QREG", "DSCC_MLA_PART_BF16"};
@@ -805,14 +808,17 @@ static CgProgram *generate_heads(Arena *a, char **msg, int heads) {
     return p;
 }
 
-/* DSCC_MLA_TMA (no GPU needed): 0 and 1 generate the program, 1 (with DSCC_MLA_V3 1, 3 or 4) with a
- * tensor map over the KV cache on the decode phase (box 64 rows) and 0 without; 1 with DSCC_MLA_V3=0
- * or 2 and any other value are codegen errors naming the variable. */
+/* DSCC_MLA_TMA (no GPU needed): 0, 1 and unset generate the program, 1 (with DSCC_MLA_V3 1, 3 or 4) with a
+ * tensor map over the KV cache on the decode phase (box 64 rows) and 0 without; unset (the default) as 1
+ * on those rings and as 0 on the others (DSCC_MLA_V3=0, 2); 1 with DSCC_MLA_V3=0 or 2 and any other value
+ * are codegen errors naming the variable. */
 static void test_mla_tma_env(void **state) {
     (void)state;
-    static const struct { const char *tma, *v3, *err; } vals[] = {
-        {"0", "1", NULL}, {"1", "1", NULL}, {"1", "", NULL}, {"1", "3", NULL}, {"1", "4", NULL}, {"1", "2", "DSCC_MLA_TMA=1 needs"},
-        {"1", "0", "DSCC_MLA_TMA=1 needs"}, {"2", "1", "DSCC_MLA_TMA must be 0"}};
+    static const struct { const char *tma, *v3, *err; bool map; } vals[] = {
+        {"0", "1", NULL, false},  {"1", "1", NULL, true}, {"1", "", NULL, true}, {"1", "3", NULL, true}, {"1", "4", NULL, true},
+        {"", "", NULL, true},     {"", "3", NULL, true},  {"", "4", NULL, true}, {"", "0", NULL, false}, {"", "2", NULL, false},
+        {"0", "", NULL, false},   {"1", "2", "DSCC_MLA_TMA=1 needs", false}, {"1", "0", "DSCC_MLA_TMA=1 needs", false},
+        {"2", "1", "DSCC_MLA_TMA must be 0", false}};
     const char *old = getenv("DSCC_MLA_TMA"), *old3 = getenv("DSCC_MLA_V3"), *oldm = getenv("DSCC_MLA_MC");
     char *keep = old ? strdup(old) : NULL, *keep3 = old3 ? strdup(old3) : NULL, *keepm = oldm ? strdup(oldm) : NULL;
     setenv("DSCC_MLA_MC", "0", 1); /* (DSCC_MLA_MC=1 refuses DSCC_MLA_TMA=0 and DSCC_MLA_V3=3, 4) */
@@ -831,7 +837,7 @@ static void test_mla_tma_env(void **state) {
             for (int k = 0; k < p->nkernels; k++)
                 for (int ph = 0; ph < p->kernels[k].nphases; ph++)
                     if (!strcmp(p->kernels[k].phases[ph].fn, "mla_decode")) t = p->kernels[k].phases[ph].tmaps;
-            if (*vals[i].tma == '1') assert_true(t && t->n == 1 && t->rows[0] == 0 && t->cols[0] == 1152 && t->box_rows == 64);
+            if (vals[i].map) assert_true(t && t->n == 1 && t->rows[0] == 0 && t->cols[0] == 1152 && t->box_rows == 64);
             else assert_null(t);
         } else {
             assert_null(p);
@@ -854,14 +860,15 @@ static void test_mla_tma_env(void **state) {
     free(keepq);
 }
 
-/* DSCC_MLA_MC (no GPU needed): 0 and 1 generate the program; 1 with DSCC_MLA_TMA=1 (and DSCC_MLA_V3 1 or unset)
- * gives the decode kernel MLA_MC 1 at 128 heads (two tiles a batch row) and 0 at 8 (one tile: no pair); 1
- * without DSCC_MLA_TMA=1, with DSCC_MLA_V3=3 or with DSCC_MLA_FUSE=1, and any other value, are codegen errors
- * naming the variable. */
+/* DSCC_MLA_MC (no GPU needed): 0 and 1 generate the program; 1 with the keys by TMA (DSCC_MLA_TMA=1 or unset,
+ * DSCC_MLA_V3 1 or unset) gives the decode kernel MLA_MC 1 at 128 heads (two tiles a batch row) and 0 at 8 (one
+ * tile: no pair); 1 with DSCC_MLA_TMA=0, with DSCC_MLA_V3=3 or with DSCC_MLA_FUSE=1, and any other value, are
+ * codegen errors naming the variable. */
 static void test_mla_mc_env(void **state) {
     (void)state;
     static const struct { const char *mc, *tma, *v3, *fuse, *err; int heads; bool on; } vals[] = {
         {"0", "1", "", "0", NULL, 128, false},  {"1", "1", "", "0", NULL, 128, true}, {"1", "1", "1", "0", NULL, 8, false},
+        {"1", "", "", "0", NULL, 128, true},
         {"1", "0", "", "0", "DSCC_MLA_MC=1 needs", 128, false}, {"1", "1", "3", "0", "DSCC_MLA_MC=1 needs", 128, false},
         {"1", "1", "", "1", "DSCC_MLA_MC=1 needs", 128, false}, {"2", "1", "", "0", "DSCC_MLA_MC must be 0", 128, false}};
     static const char *const vars[6] = {"DSCC_MLA_MC", "DSCC_MLA_TMA", "DSCC_MLA_V3", "DSCC_MLA_FUSE", "DSCC_MLA_PART_BF16", "DSCC_MLA_QREG"};
