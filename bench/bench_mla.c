@@ -29,7 +29,15 @@
  * DSCC_MLA_TMA=1: rows 23 and 24, the defaults and MLA_LEAN 6; the tensor
  * map made here as the runtime makes it over a KV cache), and by TMA
  * without a producer (rows 25, DSCC_MLA_V3=3, and 26, =4: FlashMLA's
- * organisation and load path). (The
+ * organisation and load path), and with a batch row's two row tiles in a
+ * cluster of 2 CTAs whose producers multicast each box into both (MLA_MC
+ * 1, DSCC_MLA_MC=1: rows 27 and 28, against rows 23 and 24), and with
+ * q's last one or two chunks of 64 columns in warpgroup 0's registers
+ * (MLA_QREG, DSCC_MLA_QREG=1 and 2: rows 29 and 30 against row 23; with
+ * the multicast rows 31 and 32 against 27), and with the splits' parts
+ * for the combine as bf16 (MLA_PART_BF16, DSCC_MLA_PART_BF16=1: rows 33
+ * and 34 against 7 and 23, 35 all of this session's switches against 32;
+ * one more rounding: within 2e-2 of the first, like the lazy rescale). (The
  * whole-stage ring, DSCC_MLA_V3=0, and the L2 prefetch, DSCC_MLA_PREFETCH,
  * were timed on 2026-12-06: docs/KERNELS.md.) The shape
  * is bench_gpu's long context: batch 32 (--batch), 4,097 keys (--ctx), 128
@@ -40,13 +48,19 @@
  * around its two launches; the median and best time and TFLOPS (2 B H T
  * (576 + 512) FLOPs, bench_gpu's count) are printed per variant, with the
  * median time of the decode kernel alone (an event between the two; all of
- * it where the kernel merges the splits itself), and each
+ * it where the kernel merges the splits itself). Those runs each start on
+ * an idle GPU (the host reads each run's events before it launches the
+ * next), so their times also hold the host's launch latency, before the
+ * decode kernel and again before the combine; the "back to back" columns
+ * time the same runs queued all at once, the host ahead of the GPU, as a
+ * CUDA graph replays them (median ms, TFLOPS, the decode kernel alone). Each
  * variant's output is compared with the first's (the same arithmetic in
  * the same order: they agree exactly, but for the lazy rescale and the
  * seesaw, which sums S's chunks in another order: within 2e-2 of
  * max(1, |x|)). Run on the GPU machine:
- *   build/bench_mla [--batch B] [--ctx T] [--reps N] [--variant K]
- * (--variant K: the table's row K alone, e.g. for Nsight Compute)
+ *   build/bench_mla [--batch B] [--ctx T] [--reps N] [--variant K[,K...]]
+ * (--variant K: the table's row K alone, e.g. for Nsight Compute; 23,27:
+ * those rows, the first the one the others' outputs are compared with)
  * The emulated device (tests/emu) runs `--batch 1 --ctx 130 --reps 1`. */
 #include <math.h>
 #include <stdint.h>
@@ -62,37 +76,55 @@
 
 typedef struct {
     const char *label, *v3, *pf, *waitg, *lean, *lazy, *fuse, *preg, *tma;
+    const char *mc, *qreg, *pbf; /* MLA_MC, MLA_QREG, MLA_PART_BF16 */
 } Variant;
 
 static const Variant VARIANTS[] = {
-    {"chunk ring, as before (DSCC_MLA_LEAN=0 DSCC_MLA_LAZY=0)", "1", "0", "1", "0", "0", "0", "0", "0"},
-    {"producer's copies at fixed offsets (DSCC_MLA_LEAN=1 DSCC_MLA_LAZY=0)", "1", "0", "1", "1", "0", "0", "0", "0"},
-    {"and S's descriptors precomputed (DSCC_MLA_LEAN=2 DSCC_MLA_LAZY=0)", "1", "0", "1", "2", "0", "0", "0", "0"},
-    {"and no mask on whole blocks (DSCC_MLA_LEAN=3 DSCC_MLA_LAZY=0)", "1", "0", "1", "3", "0", "0", "0", "0"},
-    {"and next S before P V's wait (DSCC_MLA_LEAN=4 DSCC_MLA_LAZY=0)", "1", "0", "1", "4", "0", "0", "0", "0"},
-    {"and ex2.approx.ftz on whole blocks (DSCC_MLA_LEAN=5 DSCC_MLA_LAZY=0)", "1", "0", "1", "5", "0", "0", "0", "0"},
-    {"and lazy rescale (the default: DSCC_MLA_LEAN=5 DSCC_MLA_LAZY=1)", "1", "0", "1", "5", "1", "0", "0", "0"},
-    {"default, the scale folded into P's exponent (DSCC_MLA_LEAN=6)", "1", "0", "1", "6", "1", "0", "0", "0"},
-    {"default, warpgroup 0's P V with P from registers (DSCC_MLA_PREG=1)", "1", "0", "1", "5", "1", "0", "1", "0"},
-    {"default, LEAN 6 and P from registers (DSCC_MLA_LEAN=6 DSCC_MLA_PREG=1)", "1", "0", "1", "6", "1", "0", "1", "0"},
-    {"default, the splits merged in the kernel (DSCC_MLA_FUSE=1)", "1", "0", "1", "5", "1", "1", "0", "0"},
-    {"merged in the kernel, LEAN 6 (DSCC_MLA_FUSE=1 DSCC_MLA_LEAN=6)", "1", "0", "1", "6", "1", "1", "0", "0"},
-    {"merged in the kernel, P from registers (DSCC_MLA_FUSE=1 DSCC_MLA_PREG=1)", "1", "0", "1", "5", "1", "1", "1", "0"},
-    {"seesaw schedule as before (DSCC_MLA_V3=2 DSCC_MLA_LEAN=0 DSCC_MLA_LAZY=0)", "2", "0", "1", "0", "0", "0", "0", "0"},
-    {"seesaw schedule, lean, lazy rescale (DSCC_MLA_V3=2)", "2", "0", "1", "5", "1", "0", "0", "0"},
-    {"seesaw schedule, and the scale folded into P's exponent (DSCC_MLA_V3=2 DSCC_MLA_LEAN=6)", "2", "0", "1", "6", "1", "0", "0", "0"},
-    {"seesaw schedule, lean, lazy rescale, merged in the kernel (DSCC_MLA_V3=2 DSCC_MLA_FUSE=1)", "2", "0", "1", "5", "1", "1", "0", "0"},
-    {"no producer warpgroup, 256 threads, warpgroup 1 loads (DSCC_MLA_V3=3)", "3", "0", "1", "5", "1", "0", "0", "0"},
-    {"no producer, P from registers (DSCC_MLA_V3=3 DSCC_MLA_PREG=1)", "3", "0", "1", "5", "1", "0", "1", "0"},
-    {"no producer, the scale folded into P's exponent (DSCC_MLA_V3=3 DSCC_MLA_LEAN=6)", "3", "0", "1", "6", "1", "0", "0", "0"},
-    {"seesaw schedule without a producer, the consumers load (DSCC_MLA_V3=4)", "4", "0", "1", "5", "1", "0", "0", "0"},
-    {"seesaw without a producer, the scale folded into P's exponent (DSCC_MLA_V3=4 DSCC_MLA_LEAN=6)", "4", "0", "1", "6", "1", "0", "0", "0"},
+    {"chunk ring, as before (DSCC_MLA_LEAN=0 DSCC_MLA_LAZY=0)", "1", "0", "1", "0", "0", "0", "0", "0", "0", "0", "0"},
+    {"producer's copies at fixed offsets (DSCC_MLA_LEAN=1 DSCC_MLA_LAZY=0)", "1", "0", "1", "1", "0", "0", "0", "0", "0", "0", "0"},
+    {"and S's descriptors precomputed (DSCC_MLA_LEAN=2 DSCC_MLA_LAZY=0)", "1", "0", "1", "2", "0", "0", "0", "0", "0", "0", "0"},
+    {"and no mask on whole blocks (DSCC_MLA_LEAN=3 DSCC_MLA_LAZY=0)", "1", "0", "1", "3", "0", "0", "0", "0", "0", "0", "0"},
+    {"and next S before P V's wait (DSCC_MLA_LEAN=4 DSCC_MLA_LAZY=0)", "1", "0", "1", "4", "0", "0", "0", "0", "0", "0", "0"},
+    {"and ex2.approx.ftz on whole blocks (DSCC_MLA_LEAN=5 DSCC_MLA_LAZY=0)", "1", "0", "1", "5", "0", "0", "0", "0", "0", "0", "0"},
+    {"and lazy rescale (the default: DSCC_MLA_LEAN=5 DSCC_MLA_LAZY=1)", "1", "0", "1", "5", "1", "0", "0", "0", "0", "0", "0"},
+    {"default, the scale folded into P's exponent (DSCC_MLA_LEAN=6)", "1", "0", "1", "6", "1", "0", "0", "0", "0", "0", "0"},
+    {"default, warpgroup 0's P V with P from registers (DSCC_MLA_PREG=1)", "1", "0", "1", "5", "1", "0", "1", "0", "0", "0", "0"},
+    {"default, LEAN 6 and P from registers (DSCC_MLA_LEAN=6 DSCC_MLA_PREG=1)", "1", "0", "1", "6", "1", "0", "1", "0", "0", "0", "0"},
+    {"default, the splits merged in the kernel (DSCC_MLA_FUSE=1)", "1", "0", "1", "5", "1", "1", "0", "0", "0", "0", "0"},
+    {"merged in the kernel, LEAN 6 (DSCC_MLA_FUSE=1 DSCC_MLA_LEAN=6)", "1", "0", "1", "6", "1", "1", "0", "0", "0", "0", "0"},
+    {"merged in the kernel, P from registers (DSCC_MLA_FUSE=1 DSCC_MLA_PREG=1)", "1", "0", "1", "5", "1", "1", "1", "0", "0", "0", "0"},
+    {"seesaw schedule as before (DSCC_MLA_V3=2 DSCC_MLA_LEAN=0 DSCC_MLA_LAZY=0)", "2", "0", "1", "0", "0", "0", "0", "0", "0", "0", "0"},
+    {"seesaw schedule, lean, lazy rescale (DSCC_MLA_V3=2)", "2", "0", "1", "5", "1", "0", "0", "0", "0", "0", "0"},
+    {"seesaw schedule, and the scale folded into P's exponent (DSCC_MLA_V3=2 DSCC_MLA_LEAN=6)", "2", "0", "1", "6", "1", "0", "0", "0", "0", "0", "0"},
+    {"seesaw schedule, lean, lazy rescale, merged in the kernel (DSCC_MLA_V3=2 DSCC_MLA_FUSE=1)", "2", "0", "1", "5", "1", "1", "0", "0", "0", "0", "0"},
+    {"no producer warpgroup, 256 threads, warpgroup 1 loads (DSCC_MLA_V3=3)", "3", "0", "1", "5", "1", "0", "0", "0", "0", "0", "0"},
+    {"no producer, P from registers (DSCC_MLA_V3=3 DSCC_MLA_PREG=1)", "3", "0", "1", "5", "1", "0", "1", "0", "0", "0", "0"},
+    {"no producer, the scale folded into P's exponent (DSCC_MLA_V3=3 DSCC_MLA_LEAN=6)", "3", "0", "1", "6", "1", "0", "0", "0", "0", "0", "0"},
+    {"seesaw schedule without a producer, the consumers load (DSCC_MLA_V3=4)", "4", "0", "1", "5", "1", "0", "0", "0", "0", "0", "0"},
+    {"seesaw without a producer, the scale folded into P's exponent (DSCC_MLA_V3=4 DSCC_MLA_LEAN=6)", "4", "0", "1", "6", "1", "0", "0", "0", "0", "0", "0"},
     /* the whole blocks of keys by TMA through a tensor map over the cache (rows of 1,152 bytes, box 64 x 128 bytes) */
-    {"default, the keys by TMA (DSCC_MLA_TMA=1)", "1", "0", "1", "5", "1", "0", "0", "1"},
-    {"keys by TMA, the scale folded into P's exponent (DSCC_MLA_TMA=1 DSCC_MLA_LEAN=6)", "1", "0", "1", "6", "1", "0", "0", "1"},
-    {"no producer, keys by TMA from warpgroup 1 (DSCC_MLA_V3=3 DSCC_MLA_TMA=1)", "3", "0", "1", "5", "1", "0", "0", "1"},
-    {"seesaw without a producer, keys by TMA from each consumer (DSCC_MLA_V3=4 DSCC_MLA_TMA=1)", "4", "0", "1", "5", "1", "0", "0", "1"}};
+    {"default, the keys by TMA (DSCC_MLA_TMA=1)", "1", "0", "1", "5", "1", "0", "0", "1", "0", "0", "0"},
+    {"keys by TMA, the scale folded into P's exponent (DSCC_MLA_TMA=1 DSCC_MLA_LEAN=6)", "1", "0", "1", "6", "1", "0", "0", "1", "0", "0", "0"},
+    {"no producer, keys by TMA from warpgroup 1 (DSCC_MLA_V3=3 DSCC_MLA_TMA=1)", "3", "0", "1", "5", "1", "0", "0", "1", "0", "0", "0"},
+    {"seesaw without a producer, keys by TMA from each consumer (DSCC_MLA_V3=4 DSCC_MLA_TMA=1)", "4", "0", "1", "5", "1", "0", "0", "1", "0", "0", "0"},
+    /* a batch row's two row tiles as a cluster of 2 CTAs, each box of keys multicast into both (L2 sends a block once a pair) */
+    {"keys by TMA, multicast to a batch row's two tiles (DSCC_MLA_TMA=1 DSCC_MLA_MC=1)", "1", "0", "1", "5", "1", "0", "0", "1", "1", "0", "0"},
+    {"keys by TMA, multicast, the scale folded into P's exponent (DSCC_MLA_TMA=1 DSCC_MLA_MC=1 DSCC_MLA_LEAN=6)", "1", "0", "1", "6", "1",
+     "0", "0", "1", "1", "0", "0"},
+    /* q's last chunks of 64 columns in warpgroup 0's registers (the rope chunk; and the one before), S's wgmma for them RS */
+    {"keys by TMA, q's rope chunk from registers (DSCC_MLA_TMA=1 DSCC_MLA_QREG=1)", "1", "0", "1", "5", "1", "0", "0", "1", "0", "1", "0"},
+    {"keys by TMA, q's last two chunks from registers (DSCC_MLA_TMA=1 DSCC_MLA_QREG=2)", "1", "0", "1", "5", "1", "0", "0", "1", "0", "2", "0"},
+    {"keys by TMA, multicast, q's rope chunk from registers (DSCC_MLA_TMA=1 DSCC_MLA_MC=1 DSCC_MLA_QREG=1)", "1", "0", "1", "5", "1", "0",
+     "0", "1", "1", "1", "0"},
+    {"keys by TMA, multicast, q's last two chunks from registers (DSCC_MLA_TMA=1 DSCC_MLA_MC=1 DSCC_MLA_QREG=2)", "1", "0", "1", "5",
+     "1", "0", "0", "1", "1", "2", "0"},
+    /* the splits' parts for the combine as bf16 (half the bytes written by the decode kernel and read by the combine) */
+    {"default, the splits' parts as bf16 (DSCC_MLA_PART_BF16=1)", "1", "0", "1", "5", "1", "0", "0", "0", "0", "0", "1"},
+    {"keys by TMA, the parts as bf16 (DSCC_MLA_TMA=1 DSCC_MLA_PART_BF16=1)", "1", "0", "1", "5", "1", "0", "0", "1", "0", "0", "1"},
+    {"keys by TMA, multicast, q's last two chunks from registers, the parts as bf16 (DSCC_MLA_TMA=1 DSCC_MLA_MC=1 "
+     "DSCC_MLA_QREG=2 DSCC_MLA_PART_BF16=1)", "1", "0", "1", "5", "1", "0", "0", "1", "1", "2", "1"}};
 enum { NV = (int)(sizeof VARIANTS / sizeof *VARIANTS), HQ = 128 };
+_Static_assert(NV <= 64, "--variant's rows are the bits of a 64-bit word");
 
 /* The decode kernel's and the combine's sources for variant v at (B, T). */
 static void sources(Arena *a, const Variant *v, long long B, long long T, const char *fmax, CgSource src[2]) {
@@ -101,8 +133,9 @@ static void sources(Arena *a, const Variant *v, long long B, long long T, const 
                     {"MLA_KT", ts},        {"MLA_OUT_BF16", "1"}, {"MLA_CAUSAL", "1"}, {"MLA_SCALE", "0.1352337788f"},
                     {"MLA_V3", v->v3},     {"MLA_PF", v->pf},       {"MLA_WAITG", v->waitg},
                     {"MLA_LEAN", v->lean}, {"MLA_LAZY", v->lazy}, {"MLA_FUSE", v->fuse}, {"MLA_PREG", v->preg},
-                    {"MLA_FUSE_MAX", fmax}, {"MLA_TMA", v->tma}};
-    CgDefine c[] = {{"MLA_B", bs}, {"MLA_S", "1LL"}, {"MLA_HQ", "128LL"}, {"MLA_OUT_BF16", "1"}};
+                    {"MLA_FUSE_MAX", fmax}, {"MLA_TMA", v->tma}, {"MLA_MC", v->mc}, {"MLA_QREG", v->qreg},
+                    {"MLA_PART_BF16", v->pbf}};
+    CgDefine c[] = {{"MLA_B", bs}, {"MLA_S", "1LL"}, {"MLA_HQ", "128LL"}, {"MLA_OUT_BF16", "1"}, {"MLA_PART_BF16", v->pbf}};
     src[0] = (CgSource){"mla_bench", cg_kernel_instance(a, "mla_decode", "mla_bench", d, (int)(sizeof d / sizeof *d)),
                         {"codegen/kernels/mla_decode.cuh", 0, 0}};
     src[1] = (CgSource){"mla_bench_combine",
@@ -110,23 +143,67 @@ static void sources(Arena *a, const Variant *v, long long B, long long T, const 
                         {"codegen/kernels/mla_decode_combine.cuh", 0, 0}};
 }
 
-static bool parse_args(int argc, char **argv, long long *B, long long *T, int *reps, int *only) {
+/* reps runs of variant v (decode, then the combine where the decode kernel does not merge the splits itself),
+ * after 2 more not timed, each timed by events right around its launches: ms[r] the two, dms[r] the decode
+ * kernel alone (an event between them). queued false: each run's times read before the next is launched (the
+ * GPU idle before each run, so its time also holds the host's launch latency); true: all queued first, the
+ * host ahead of the GPU, then read (the kernels back to back, as in a CUDA graph). */
+static bool launch_runs(RtCuda *gpu, DiagEngine *d, const Variant *v, RtKernel *k, RtKernel *kc, long long grid, long long nsp, long long n,
+                        const char *fmax, void **p, int reps, bool queued, float *ms, float *dms) {
+    const int nr = reps + 2;
+    RtEvent **ev = calloc((size_t)(3 * nr), sizeof *ev);
+    bool ok = ev != NULL;
+    for (int i = 0; ok && i < (queued ? 3 * nr : 3); i++) ok = (ev[i] = rt_cuda_event(gpu, d)) != NULL;
+    const bool comb = nsp > 1 && (*v->fuse == '0' || nsp > atoi(fmax)); /* the kernel merges at most fmax splits itself */
+    for (int r = 0; ok && r < nr; r++) {
+        RtEvent **e = ev + (queued ? 3 * r : 0);
+        ok = rt_cuda_event_record(gpu, d, e[0]) && rt_cuda_launch_async(gpu, d, k, (unsigned)grid, *v->v3 >= '3' ? 256 : 384, 3 * 73728 + 1024 + 256, p) &&
+             rt_cuda_event_record(gpu, d, e[1]) && (!comb || rt_cuda_launch_async(gpu, d, kc, (unsigned)((n * 128 + 255) / 256), 256, 0, p)) &&
+             rt_cuda_event_record(gpu, d, e[2]);
+        if (ok && !queued && r >= 2) ok = rt_cuda_event_ms(gpu, d, e[0], e[2], &ms[r - 2]) && rt_cuda_event_ms(gpu, d, e[0], e[1], &dms[r - 2]);
+    }
+    for (int r = 2; ok && queued && r < nr; r++)
+        ok = rt_cuda_event_ms(gpu, d, ev[3 * r], ev[3 * r + 2], &ms[r - 2]) && rt_cuda_event_ms(gpu, d, ev[3 * r], ev[3 * r + 1], &dms[r - 2]);
+    for (int i = 0; ev && i < 3 * nr; i++) rt_cuda_event_free(gpu, ev[i]);
+    free(ev);
+    return ok;
+}
+
+/* --variant's list "K[,K...]" (rows 1 to NV) into the bits of *rows; false on anything else */
+static bool parse_rows(const char *s, uint64_t *rows) {
+    *rows = 0;
+    for (const char *p = s;; p++) {
+        char *end;
+        long long x = strtoll(p, &end, 10);
+        if (end == p || x < 1 || x > NV || (*end && *end != ',')) return false;
+        *rows |= 1ull << (x - 1);
+        if (!*end) return true;
+        p = end;
+    }
+}
+
+static bool parse_args(int argc, char **argv, long long *B, long long *T, int *reps, uint64_t *rows) {
     for (int i = 1; i < argc; i++) {
         long long *dst = strcmp(argv[i], "--batch") == 0 ? B : strcmp(argv[i], "--ctx") == 0 ? T : NULL;
-        const bool var = strcmp(argv[i], "--variant") == 0;
-        if ((dst || var || strcmp(argv[i], "--reps") == 0) && i + 1 < argc) {
+        if (strcmp(argv[i], "--variant") == 0 && i + 1 < argc) {
+            if (!parse_rows(argv[++i], rows)) {
+                fprintf(stderr, "bench_mla: --variant takes rows 1 to %d, one or several separated by commas, not '%s'\n", NV, argv[i]);
+                return false;
+            }
+            continue;
+        }
+        if ((dst || strcmp(argv[i], "--reps") == 0) && i + 1 < argc) {
             char *end;
             long long x = strtoll(argv[++i], &end, 10);
-            if (*end || x < 1 || x > (dst == T ? 1 << 20 : var ? NV : 4096)) {
+            if (*end || x < 1 || x > (dst == T ? 1 << 20 : 4096)) {
                 fprintf(stderr, "bench_mla: %s takes a positive integer within bounds, not '%s'\n", argv[i - 1], argv[i]);
                 return false;
             }
             if (dst) *dst = x;
-            else if (var) *only = (int)x;
             else *reps = (int)x;
             continue;
         }
-        fprintf(stderr, "usage: bench_mla [--batch B] [--ctx T] [--reps N] [--variant K (1 to %d: that row alone)]\n", NV);
+        fprintf(stderr, "usage: bench_mla [--batch B] [--ctx T] [--reps N] [--variant K[,K...] (rows 1 to %d: those alone)]\n", NV);
         return false;
     }
     return true;
@@ -134,8 +211,10 @@ static bool parse_args(int argc, char **argv, long long *B, long long *T, int *r
 
 int main(int argc, char **argv) {
     long long B = 32, T = 4097;
-    int reps = 20, only = 0;
-    if (!parse_args(argc, argv, &B, &T, &reps, &only)) return 2;
+    int reps = 20;
+    uint64_t rows = 0; /* --variant's rows (0: all) */
+    if (!parse_args(argc, argv, &B, &T, &reps, &rows)) return 2;
+    if (!rows) rows = NV == 64 ? ~0ull : (1ull << NV) - 1;
     Arena *a = arena_new();
     DiagEngine *d = diag_new(a, stderr);
     RtCuda *gpu = rt_cuda_open(d, 0);
@@ -168,31 +247,30 @@ int main(int argc, char **argv) {
     const double flops = 2.0 * (double)B * HQ * (double)T * (576 + 512);
     printf("MLA decode kernel alone: batch %lld, context %lld, 128 heads, %lld splits (%lld blocks; the kernel merges up to %s itself), "
            "%d runs each\n\n", B, T, nsp, grid, fmax, reps);
-    printf("| variant | median ms | TFLOPS | best ms | TFLOPS | decode alone, median ms | output as the first |\n"
-           "|---|---|---|---|---|---|---|\n");
+    printf("| variant | median ms | TFLOPS | best ms | TFLOPS | decode alone, median ms | back to back: median ms | TFLOPS | decode "
+           "alone, ms | output as the first |\n|---|---|---|---|---|---|---|---|---|---|\n");
     int status = 0;
-    for (int vi = only ? only - 1 : 0; vi < (only ? only : NV); vi++) {
-        const bool ref = vi == (only ? only - 1 : 0); /* the first row run: the others are compared with it */
+    for (int vi = 0, lead = 1; vi < NV; vi++) {
+        if (!(rows >> vi & 1u)) continue;
+        const bool ref = lead; /* the first row run: the others are compared with it */
+        lead = 0;
         CgSource src[2];
         CgBinary bin[2] = {{0}};
         RtKernel *kk[2];
         sources(a, &VARIANTS[vi], B, T, fmax, src);
         if (!bench_kernels(a, d, gpu, src, 2, bin, kk)) return 3;
         RtKernel *k = kk[0], *kc = kk[1];
-        RtEvent *e0 = rt_cuda_event(gpu, d), *em = rt_cuda_event(gpu, d), *e1 = rt_cuda_event(gpu, d);
-        if (!e0 || !em || !e1) return 3;
         CgArgs args = {.t = {dq, dk, dout, dpart, *VARIANTS[vi].tma == '1' ? dmap : 0}};
         void *p[] = {&args};
-        for (int r = -2; r < reps; r++) {
-            if (!rt_cuda_event_record(gpu, d, e0) || !rt_cuda_launch_async(gpu, d, k, (unsigned)grid, *VARIANTS[vi].v3 >= '3' ? 256 : 384, 3 * 73728 + 1024 + 256, p) ||
-                !rt_cuda_event_record(gpu, d, em) ||
-                (nsp > 1 && (*VARIANTS[vi].fuse == '0' || nsp > atoi(fmax)) && !rt_cuda_launch_async(gpu, d, kc, (unsigned)((n * 128 + 255) / 256), 256, 0, p)) ||
-                !rt_cuda_event_record(gpu, d, e1))
-                return 3;
-            float t, td;
-            if (!rt_cuda_event_ms(gpu, d, e0, e1, &t) || !rt_cuda_event_ms(gpu, d, e0, em, &td)) return 3;
-            if (r >= 0) ms[r] = t, dms[r] = td;
-        }
+        /* each run alone (the GPU idle before it: the host's launch time between the events too), as before; then the
+         * same runs queued back to back, the host ahead of the GPU (launch_runs: bb, the median of those) */
+        if (!launch_runs(gpu, d, &VARIANTS[vi], k, kc, grid, nsp, n, fmax, p, reps, false, ms, dms)) return 3;
+        float *bb = malloc(sizeof(float) * (size_t)reps), *bbd = malloc(sizeof(float) * (size_t)reps);
+        if (!bb || !bbd || !launch_runs(gpu, d, &VARIANTS[vi], k, kc, grid, nsp, n, fmax, p, reps, true, bb, bbd)) return 3;
+        bench_sort_ms(bb, reps);
+        bench_sort_ms(bbd, reps);
+        const double bmed = bb[reps / 2], bdec = bbd[reps / 2];
+        free(bb), free(bbd);
         if (!rt_cuda_download(gpu, d, ref ? first : out, dout, no * 2)) return 3;
         size_t diff = 0;
         double worst = 0; /* the seesaw sums S's chunks in another order: its output may differ by a few bf16 steps */
@@ -209,14 +287,11 @@ int main(int argc, char **argv) {
         bench_sort_ms(ms, reps);
         bench_sort_ms(dms, reps);
         const double med = ms[reps / 2], best = ms[0];
-        printf("| %s | %.4f | %.1f | %.4f | %.1f | %.4f | %s |\n", VARIANTS[vi].label, med, flops / (med * 1e-3) / 1e12, best,
-               flops / (best * 1e-3) / 1e12, dms[reps / 2], as);
+        printf("| %s | %.4f | %.1f | %.4f | %.1f | %.4f | %.4f | %.1f | %.4f | %s |\n", VARIANTS[vi].label, med, flops / (med * 1e-3) / 1e12,
+               best, flops / (best * 1e-3) / 1e12, dms[reps / 2], bmed, flops / (bmed * 1e-3) / 1e12, bdec, as);
         fflush(stdout); /* a later variant that hangs leaves these lines behind */
         if (!(worst <= 2e-2)) fprintf(stderr, "bench_mla: %s: %zu of %zu outputs differ from the first variant's\n", VARIANTS[vi].label, diff, no);
         status |= !(worst <= 2e-2);
-        rt_cuda_event_free(gpu, e0);
-        rt_cuda_event_free(gpu, em);
-        rt_cuda_event_free(gpu, e1);
         cg_binary_free(&bin[0]);
         cg_binary_free(&bin[1]);
     }

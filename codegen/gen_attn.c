@@ -323,16 +323,26 @@ static void mla_decode(Gen *G, const IrNode *n, int sq, int sq1, int64_t qd0, in
     const char *bf = G->dtype[n->id] == IR_DT_BF16 ? "1" : "0";
     const char *v3 = getenv("DSCC_MLA_V3"), *pf = getenv("DSCC_MLA_PREFETCH"), *lean = getenv("DSCC_MLA_LEAN"),
                *lazy = getenv("DSCC_MLA_LAZY"), *fuse = getenv("DSCC_MLA_FUSE"), *preg = getenv("DSCC_MLA_PREG"); /* checked in cg_attention */
-    const char *fmax = getenv("DSCC_MLA_FUSE_MAX"), *tma = getenv("DSCC_MLA_TMA");
-    /* DSCC_MLA_TMA=1 (opt-in, checked in cg_attention: MLA_V3 1, 3 or 4): a KV cache's whole blocks by TMA through a map the
-     * runtime makes at plan time over its max_b x cap rows of 1,152 bytes (CgTmaMaps rows 0), box 64 rows x 128 bytes */
+    const char *fmax = getenv("DSCC_MLA_FUSE_MAX"), *tma = getenv("DSCC_MLA_TMA"), *qreg = getenv("DSCC_MLA_QREG");
+    const char *pbf = getenv("DSCC_MLA_PART_BF16"); /* 1: the splits' parts as bf16 (opt-in, checked in cg_attention) */
+    const char *pb = pbf && strcmp(pbf, "1") == 0 ? "1" : "0";
+    /* The keys by TMA (the default since an H100 and an H200 timed it faster with every GPU test passing; DSCC_MLA_TMA=0:
+     * cp.async; checked in cg_attention: =1 needs MLA_V3 1, 3 or 4, and unset it applies there): a KV cache's whole
+     * blocks by TMA through a map the runtime makes at plan time over its max_b x cap rows of 1,152 bytes (CgTmaMaps rows
+     * 0), box 64 rows x 128 bytes */
+    const bool tma_ring = !v3 || !*v3 || (strcmp(v3, "0") && strcmp(v3, "2")); /* the rings that take it (MLA_V3 1, 3, 4) */
     CgTmaMaps *tm = NULL;
-    if (tma && strcmp(tma, "1") == 0 && k->op == IR_OP_KV_CACHE) {
+    if ((tma && *tma ? strcmp(tma, "1") == 0 : tma_ring) && k->op == IR_OP_KV_CACHE) {
         tm = arena_alloc(a, sizeof *tm);
         *tm = (CgTmaMaps){1, {sk, sk}, {0, 0}, {1152, 1152}, cg_slot_scratch(G, n, ir_dim_const(32)), 64};
     }
     bool noprod = v3 && (strcmp(v3, "3") == 0 || strcmp(v3, "4") == 0); /* 256 threads, the consumers load (MLA_V3 3, 4) */
     bool fused = fuse && strcmp(fuse, "1") == 0 && !noprod; /* opt-in: slower on an H100 (MLA_FUSE; its ticket is the producer's) */
+    /* DSCC_MLA_MC=1 (opt-in until timed, checked in cg_attention: with DSCC_MLA_TMA=1 on the chunk ring): a batch row's two
+     * row tiles as a cluster of 2 CTAs whose producers multicast the boxes of keys into both (MLA_MC); where the tiles
+     * do not pair within a batch row (heads no multiple of 128) or the keys are no KV cache (no map), each CTA alone */
+    const char *mce = getenv("DSCC_MLA_MC");
+    bool mc = mce && strcmp(mce, "1") == 0 && tm && !noprod && !fused && Hq % 128 == 0;
     int kfuse = fused ? (fmax && *fmax ? atoi(fmax) : MLA_FUSE_MAX) : 1; /* splits the decode kernel merges itself, at most */
     CgDefine d[] = {{"MLA_IN_MODULE", "1"},
                     {"MLA_B", cg_dim(G, B)},
@@ -356,16 +366,20 @@ static void mla_decode(Gen *G, const IrNode *n, int sq, int sq1, int64_t qd0, in
                     {"MLA_FUSE", fused ? "1" : "0"}, /* the splits merged by the last block of each tile (opt-in) */
                     {"MLA_FUSE_MAX", arena_printf(a, "%d", kfuse)}, /* ... up to this many splits (the combine kernel above) */
                     {"MLA_PREG", preg && *preg ? preg : "0"}, /* warpgroup 0's P V with P from registers (opt-in) */
+                    {"MLA_QREG", qreg && *qreg ? qreg : "0"}, /* q's last chunks in warpgroup 0's registers (opt-in) */
+                    {"MLA_PART_BF16", pb}, /* the splits' parts for the combine as bf16 (opt-in) */
+                    {"MLA_MC", mc ? "1" : "0"}, /* a batch row's tiles in a cluster, the keys multicast (opt-in) */
                     {"MLA_TMA", tm ? "1" : "0"}, /* whole blocks of keys by TMA (opt-in) */
                     {"MLA_KMAP", tm ? arena_printf(a, "((const void *)a.t[%d])", tm->maps) : "0"}};
-    sb_puts(&G->decl, cg_kernel_instance(a, "mla_decode", "mla_decode", d, (int)(sizeof d / sizeof *d) - (tm ? 0 : 2)));
+    /* (without a map: neither MLA_MC, MLA_TMA nor MLA_KMAP, the file's defaults, so the source is as before) */
+    sb_puts(&G->decl, cg_kernel_instance(a, "mla_decode", "mla_decode", d, (int)(sizeof d / sizeof *d) - (tm ? 0 : 3)));
     cg_phase(G, CG_LAUNCH_BLOCK, B, 1, ir_dim_mul(S, q->type.dims[2]), 64, MLA_SMEM);
     cg_phase_keys(G, CG_ITEMS_MLA_DECODE, B, S, T, Hq, 512);
     G->phases[G->nphases - 1].fn = "mla_decode";
     G->phases[G->nphases - 1].threads = noprod ? 256 : 384; /* two consumer warpgroups and the producer (MLA_THREADS) */
     G->phases[G->nphases - 1].knb = MLA_MAX_S;
     G->phases[G->nphases - 1].tmaps = tm;
-    CgDefine c[] = {{"MLA_IN_MODULE", "1"}, d[1], d[2], d[4], d[10], d[11], d[12]};
+    CgDefine c[] = {{"MLA_IN_MODULE", "1"}, d[1], d[2], d[4], d[10], d[11], d[12], {"MLA_PART_BF16", pb}};
     sb_puts(&G->decl, cg_kernel_instance(a, "mla_decode_combine", "mla_decode_combine", c, (int)(sizeof c / sizeof *c)));
     cg_phase(G, CG_LAUNCH_ELEM, ir_dim_mul(ir_dim_mul(B, S), ir_dim_const(Hq * 128)), 1, ir_dim_const(1), 1, 0);
     cg_phase_keys(G, CG_ITEMS_MLA_COMBINE, B, S, T, Hq, 512);
@@ -693,8 +707,41 @@ bool cg_attention(Gen *G, const IrNode *n) {
     }
     const char *tma = getenv("DSCC_MLA_TMA");
     if (tma && *tma && strcmp(tma, "0") && strcmp(tma, "1")) {
-        G->why = "DSCC_MLA_TMA must be 0 (MLA's decode kernel copies its keys by cp.async, the default) or 1 (the whole blocks of a KV "
-                 "cache by TMA)";
+        G->why = "DSCC_MLA_TMA must be 0 (MLA's decode kernel copies its keys by cp.async) or 1 (the whole blocks of a KV cache by "
+                 "TMA, the default)";
+        return false;
+    }
+    const char *qreg = getenv("DSCC_MLA_QREG");
+    if (qreg && *qreg && strcmp(qreg, "0") && strcmp(qreg, "1") && strcmp(qreg, "2")) {
+        G->why = "DSCC_MLA_QREG must be 0 (MLA's decode kernel reads all of q from shared memory, the default), 1 or 2 (q's last "
+                 "chunks of 64 columns from warpgroup 0's registers)";
+        return false;
+    }
+    if (qreg && *qreg && strcmp(qreg, "0") &&
+        ((v3 && *v3 && strcmp(v3, "1") && strcmp(v3, "3")) || (lean && *lean && *lean < '2') || (preg && strcmp(preg, "1") == 0))) {
+        G->why = "DSCC_MLA_QREG=1 or 2 needs the chunk ring (DSCC_MLA_V3=1, the default, or 3) at DSCC_MLA_LEAN=2 or more and not "
+                 "DSCC_MLA_PREG=1";
+        return false;
+    }
+    const char *pbf = getenv("DSCC_MLA_PART_BF16");
+    if (pbf && *pbf && strcmp(pbf, "0") && strcmp(pbf, "1")) {
+        G->why = "DSCC_MLA_PART_BF16 must be 0 (MLA's decode splits leave f32 parts for the combine, the default) or 1 (bf16 parts)";
+        return false;
+    }
+    if (pbf && strcmp(pbf, "1") == 0 && fuse && strcmp(fuse, "1") == 0) {
+        G->why = "DSCC_MLA_PART_BF16=1 is the combine kernel's layout, not DSCC_MLA_FUSE=1's (its merge reads f32 parts)";
+        return false;
+    }
+    const char *mc = getenv("DSCC_MLA_MC");
+    if (mc && *mc && strcmp(mc, "0") && strcmp(mc, "1")) {
+        G->why = "DSCC_MLA_MC must be 0 (each of MLA's decode blocks loads its own keys, the default) or 1 (a batch row's two row "
+                 "tiles in a cluster, the keys multicast)";
+        return false;
+    }
+    if (mc && strcmp(mc, "1") == 0 &&
+        ((tma && strcmp(tma, "0") == 0) || (v3 && *v3 && strcmp(v3, "1")) || (fuse && strcmp(fuse, "1") == 0))) {
+        G->why = "DSCC_MLA_MC=1 needs the keys by TMA (DSCC_MLA_TMA=1, the default) on the chunk ring with its producer "
+                 "(DSCC_MLA_V3=1, the default) and not DSCC_MLA_FUSE=1";
         return false;
     }
     if (tma && strcmp(tma, "1") == 0 && v3 && (strcmp(v3, "0") == 0 || strcmp(v3, "2") == 0)) {

@@ -101,7 +101,8 @@
 //                        (wgmma's A operand: the same bf16 values), before it stores P for warpgroup 1,
 //                        so its P V starts earlier and reads no P from shared memory; 0 (default): from
 //                        shared memory after the stores
-//   MLA_TMA              1 (opt-in, MLA_V3 1, 3 or 4): the loading warpgroup's first thread brings each whole
+//   MLA_TMA              1 (codegen's default where the keys are a KV cache, MLA_V3 1, 3 or 4; DSCC_MLA_TMA=0:
+//                        cp.async; the file's own default 0): the loading warpgroup's first thread brings each whole
 //                        block of keys by TMA, 9 boxes of 64 keys x 64 columns (128 bytes) through the
 //                        tensor map at MLA_KMAP (a 2-d UINT8 map over the cache's rows of 1,152 bytes, B x
 //                        KT of them, box 64 rows x 128 bytes, the 128-byte swizzle: rt_cuda_tensor_map_2d),
@@ -111,6 +112,27 @@
 //                        (MLA_V3 1: q on the barrier of its own, 18, that warpgroup 0 waits at before the
 //                        first S; 3: q with the first block, all by cp.async; 4: q on 18); 0: cp.async
 //   MLA_KMAP             with MLA_TMA: the tensor map's address (default a.t[4])
+//   MLA_PART_BF16        1 (opt-in until timed; not with MLA_FUSE): with several splits each split's normalised
+//                        output goes to the scratch as bf16 (mla_decode_combine.cuh with the same parameter reads it
+//                        so), half of the f32 parts' bytes written at the kernel's end and read by the combine (16.8 MB
+//                        -> 8.4 MB at batch 32): one more rounding of each part to bf16 (2^-9 relative) before the
+//                        merge, whose output is rounded to bf16 anyway; the lse stay f32 where they were; 0: f32
+//   MLA_QREG             0 (default), 1 or 2 (opt-in until timed; the chunk ring, MLA_V3 1 or 3, MLA_LEAN >= 2):
+//                        warpgroup 0 keeps q's last MLA_QREG chunks of 64 columns (1: the rope chunk, as FlashMLA's
+//                        kernel; 16 registers a chunk) in registers, loaded once q has landed, and S's wgmma of those
+//                        chunks take A from them (mla_wgmma_sr): 8 KB fewer of shared memory's reads a block a chunk
+//                        (S's 36 wgmma m64n64k16 otherwise read 2 KB of q and 2 KB of keys per 32 tensor cycles: the
+//                        whole 128 bytes a cycle shared memory gives); 2 moves 16 registers a thread from the producer
+//                        to each consumer (MLA_REGS_*); not with MLA_PREG (ptxas serializes the wgmma for registers)
+//   MLA_MC               1 (opt-in until timed; MLA_TMA 1 with the producer, MLA_V3 1, not MLA_FUSE; query tiles
+//                        in pairs of one batch row and split: HQ a multiple of 128): the two row tiles of a batch
+//                        row (blocks 2k and 2k + 1: the same keys) run as a cluster of 2 CTAs and each whole
+//                        block's 9 boxes are split between their producers, each box multicast into both CTAs'
+//                        stage (chunk c by the CTA of rank (c + jb) % 2), so L2 sends each block once a pair, not
+//                        twice; each CTA's producer still expects its stage's 9 x 8 KB on its own chunk barriers, and
+//                        refills a stage only once both CTAs' consumers are done with it (its "stage empty", then an
+//                        arrival on the other CTA's mbarrier 19 + stage and a wait on its own); q and a block that
+//                        ends past T by each CTA's cp.async as with MLA_TMA; 0 (default): each CTA loads its own
 //   MLA_IN_MODULE        defined when the file is part of a generated module (its prelude has Args)
 #ifndef MLA_B
 #define MLA_B (a.sym[0])
@@ -181,6 +203,15 @@
 #ifndef MLA_TMA
 #define MLA_TMA 0
 #endif
+#ifndef MLA_MC
+#define MLA_MC 0
+#endif
+#ifndef MLA_QREG
+#define MLA_QREG 0
+#endif
+#ifndef MLA_PART_BF16
+#define MLA_PART_BF16 0
+#endif
 #ifndef MLA_KMAP
 #define MLA_KMAP ((const void *)a.t[4])
 #endif
@@ -202,8 +233,11 @@ __device__ __forceinline__ void pdl_launch_dependents() { asm volatile("griddepc
 #define MLA_SEESAW (MLA_V3 == 2 || MLA_V3 == 4) // the seesaw schedule (4: without the producer)
 // 128 x 56 + 256 x 224 = 128 x 72 + 256 x 216 = 384 x 168 (ptxas's count at launch): MLA_LEAN's producer
 // spills 16 bytes at 56, and the consumers need no more than 208 (ptxas -v, CUDA 13.0, every variant)
-#define MLA_REGS_PRODUCER (MLA_LEAN >= 1 ? 72 : 56)
-#define MLA_REGS_CONSUMER (MLA_LEAN >= 1 ? 216 : 224)
+// MLA_QREG 2: 56 / 224 (ptxas, CUDA 13.0: no spills with MLA_TMA, the cp.async producer spills 16 bytes; 72 / 216
+// spill 32 bytes; the counts must be the same for both consumers: ptxas holds each to the lower, and 3 or 4 chunks
+// spill at any split of the 504)
+#define MLA_REGS_PRODUCER (MLA_QREG >= 2 ? 56 : MLA_LEAN >= 1 ? 72 : 56)
+#define MLA_REGS_CONSUMER (MLA_QREG >= 2 ? 224 : MLA_LEAN >= 1 ? 216 : 224)
 // named barriers (0 is __syncthreads'): stage s full / empty (384 threads), P of stage s ready (256), the end (256)
 #define MLA_BAR_FULL 1
 #define MLA_BAR_EMPTY 3
@@ -292,6 +326,15 @@ __device__ __forceinline__ void mla_wgmma_sd(float *d, unsigned alo, unsigned bl
                  "wgmma.mma_async.sync.aligned.m64n64k16.f32.bf16.bf16 {" MLA_R32 "}, da, db, p, 1, 1, 0, 0;\n}\n"
                  : MLA_F32(d, 0)
                  : "r"(alo), "r"(blo), "r"(acc), "r"(0x40000040u));
+}
+// MLA_QREG: d[64 x 64] += a . b^T with a (q's 64 rows x 16 columns) from registers, the fragment of
+// mla_wgmma_pv_rs (mla_load_qa), b K-major from its descriptor's low word as mla_wgmma_sd; always
+// accumulating (the caller zeroes d before the block's first wgmma)
+__device__ __forceinline__ void mla_wgmma_sr(float *d, const unsigned *a, unsigned blo) {
+    asm volatile("{\n.reg .u64 db;\nmov.b64 db, {%36, %37};\n"
+                 "wgmma.mma_async.sync.aligned.m64n64k16.f32.bf16.bf16 {" MLA_R32 "}, {%32, %33, %34, %35}, db, 1, 1, 1, 0;\n}\n"
+                 : MLA_F32(d, 0)
+                 : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(blo), "r"(0x40000040u));
 }
 // d[64 x 256] (+)= a[64 rows][16] . b[16][256]: a K-major as above, b the
 // 16 keys' rows of V, MN-major (imm-trans-b = 1).
@@ -424,6 +467,13 @@ __device__ __forceinline__ void mla_store_p(unsigned char *Pc, const float *s, c
         *(unsigned *)(Pc + mla_swz(ra + 8 * h, 2 * (8 * (i >> 2) + 2 * q4))) = hp_bf16x2(s[i] * f[h], s[i + 1] * f[h]);
     }
 }
+// MLA_QREG: the A fragment of q's columns 64 c + 16 kk .. + 15 (rows ra, ra + 8; mla_wgmma_pv_rs's layout)
+// from q's tile Qs in the 128-byte swizzle
+__device__ __forceinline__ void mla_load_qa(unsigned *a, const unsigned char *Qs, int c, int kk, int ra, int q4) {
+    const int cb = 2 * (64 * c + 16 * kk + 2 * q4); // the byte of the row's pair at column 2 q4
+    a[0] = *(const unsigned *)(Qs + mla_swz(ra, cb)), a[1] = *(const unsigned *)(Qs + mla_swz(ra + 8, cb));
+    a[2] = *(const unsigned *)(Qs + mla_swz(ra, cb + 16)), a[3] = *(const unsigned *)(Qs + mla_swz(ra + 8, cb + 16));
+}
 // o's rows times their factors, where a row of the warp's has one other than 1
 __device__ __forceinline__ void mla_scale_o(float *o, const float *f) {
     if (!__all_sync(0xffffffffu, f[0] == 1.0f && f[1] == 1.0f))
@@ -550,6 +600,15 @@ __device__ __forceinline__ void mla_load_q(unsigned char *Qs, const unsigned sho
 #if MLA_TMA && (MLA_V3 == 0 || MLA_V3 == 2)
 #error "MLA_TMA needs the chunk ring (MLA_V3 1 or 3) or the seesaw without a producer (4)"
 #endif
+#if MLA_MC && (!MLA_TMA || MLA_V3 != 1 || MLA_FUSE)
+#error "MLA_MC needs the keys by TMA in the chunk ring with its producer (MLA_TMA 1, MLA_V3 1) and not MLA_FUSE"
+#endif
+#if MLA_QREG < 0 || MLA_QREG > 2 || (MLA_QREG && ((MLA_V3 != 1 && MLA_V3 != 3) || MLA_LEAN < 2 || MLA_PREG))
+#error "MLA_QREG must be 0 to 2, and above 0 needs the chunk ring (MLA_V3 1 or 3) at MLA_LEAN 2 or more, without MLA_PREG"
+#endif
+#if MLA_PART_BF16 && MLA_FUSE
+#error "MLA_PART_BF16 is the combine kernel's layout: not with MLA_FUSE (whose merge reads f32 parts)"
+#endif
 #if MLA_V3 >= 3 && MLA_FUSE
 #error "MLA_FUSE needs the producer warpgroup (it takes the ticket): MLA_V3 0 to 2"
 #endif
@@ -559,7 +618,8 @@ __device__ __forceinline__ void mla_load_q(unsigned char *Qs, const unsigned sho
 __device__ unsigned MLA_CAT(DSCC_ENTRY, _ticket)[MLA_TICKETS];
 #endif
 
-extern "C" __global__ void __launch_bounds__(MLA_THREADS, 1) DSCC_ENTRY(Args a) {
+// (MLA_MC: clusters of 2 CTAs, a batch row's two row tiles; otherwise of 1, as a launch without one)
+extern "C" __global__ void __launch_bounds__(MLA_THREADS, 1) __cluster_dims__(MLA_MC + 1, 1, 1) DSCC_ENTRY(Args a) {
     DSCC_PDL_WAIT(); // q and the cache are the step's (programmatic dependent launch: codegen/kernels.h)
     DSCC_PDL_LAUNCH_DEPENDENTS(); // the combine (or the next kernel) may take its place on the SMs as they free up
     extern __shared__ __align__(16) unsigned char mla_smem[];
@@ -588,10 +648,15 @@ extern "C" __global__ void __launch_bounds__(MLA_THREADS, 1) DSCC_ENTRY(Args a) 
     // after the tiles: [stage][chunk] "landed", 128 arrivals (the producer's threads' cp.async) a phase, then q's
     unsigned long long *const full = (unsigned long long *)(sm + 3 * MLA_TILE);
     if (tid == 0) {
-        for (int i = 0; i < 19; i++) hp_mbar_init(full + i, MLA_TMA ? 1 : 128); // 18: q's (the seesaw's, MLA_TMA's)
+        // 18: q's (the seesaw's, MLA_TMA's); MLA_MC: 19 + s, the other CTA's consumers done with stage s (its producer arrives)
+        for (int i = 0; i < 19 + 2 * MLA_MC; i++) hp_mbar_init(full + i, MLA_TMA ? 1 : 128);
         hp_mbar_fence_init();
     }
+#if MLA_MC
+    hp_cluster_sync(); // the other CTA's barriers initialized before any box or arrival of this one reaches them
+#else
     __syncthreads();
+#endif
 #endif
 #if MLA_V3 < 3 // (3, 4: no producer warpgroup)
     if (wg == 2) { // the producer: q with the first block, each block into stage (its index) % 2
@@ -609,12 +674,27 @@ extern "C" __global__ void __launch_bounds__(MLA_THREADS, 1) DSCC_ENTRY(Args a) 
             unsigned char *const Kd = Ks + st * MLA_TILE;
             unsigned long long *const fb = full + st * 9;
             const bool whole = jb * 64 + 64 <= T;
+#if MLA_MC
+            if (whole && pt == 0) { // half the boxes, each into both CTAs' stage (the other CTA's producer the rest)
+                const unsigned rank = hp_cluster_rank();
+                if (jb - jb0 >= 2) { // the other CTA's consumers are done with the stage too
+                    hp_mbar_arrive_cluster(full + 19 + st, rank ^ 1u);
+                    hp_mbar_wait(full + 19 + st, (unsigned)((jb - jb0 - 2) >> 1) & 1u);
+                }
+#pragma unroll
+                for (int c = 0; c < 9; c++) hp_mbar_expect_tx(fb + c, 8192);
+#pragma unroll
+                for (int c = 0; c < 9; c++)
+                    if ((unsigned)((c + jb) & 1) == rank) hp_tma_2d_mc(Kd + c * 8192, kmap, fb + c, c * 128, (int)(bb * KT + jb * 64), 3);
+            }
+#else
             if (whole && pt == 0)
 #pragma unroll
                 for (int c = 0; c < 9; c++) {
                     hp_mbar_expect_tx(fb + c, 8192);
                     hp_tma_2d(Kd + c * 8192, kmap, fb + c, c * 128, (int)(bb * KT + jb * 64));
                 }
+#endif
             if (whole && jb != jb0) continue;
             for (int c = 0; c < 9; c++) {
                 const int kc = c * 8 + pu; // the unit's 16 bytes among the row's 72
@@ -868,6 +948,20 @@ extern "C" __global__ void __launch_bounds__(MLA_THREADS, 1) DSCC_ENTRY(Args a) 
     // a loop for each warpgroup: with MLA_LEAN 4 warpgroup 0's P V is still in flight at the end of an
     // iteration, and ptxas must see no path from there into warpgroup 1's code (it would serialize the wgmma)
     if (wg == 0) {
+#if MLA_QREG
+        unsigned qa[MLA_QREG][4][4]; // q's chunks 9 - MLA_QREG .. 8 as wgmma's A fragments, once q has landed
+        if (jb0 < jb1) { // (an empty split loads no q)
+#if MLA_TMA && MLA_V3 == 1
+            hp_mbar_wait(full + 18, 0); // q on its own barrier
+#else
+            for (int c = 9 - MLA_QREG; c < 9; c++) hp_mbar_wait(full + c, 0); // q's chunk c with the first block's, in stage 0
+#endif
+#pragma unroll
+            for (int c = 0; c < MLA_QREG; c++)
+#pragma unroll
+                for (int kk = 0; kk < 4; kk++) mla_load_qa(qa[c][kk], Qs, 9 - MLA_QREG + c, kk, ra, q4);
+        }
+#endif
         for (long long jb = jb0; jb < jb1; jb++) {
             const int st = (int)((jb - jb0) & 1);
             unsigned char *const Kc = Ks + st * MLA_TILE, *const Pc = Kc + 8 * 8192; // P over the rope columns
@@ -896,6 +990,13 @@ extern "C" __global__ void __launch_bounds__(MLA_THREADS, 1) DSCC_ENTRY(Args a) 
                     for (int g = c; g < c + MLA_WAITG && g < 9; g++) hp_mbar_wait(fb + g, par);
                     hp_fence_async();
                     hp_wg_fence();
+                }
+#endif
+#if MLA_QREG
+                if (c >= 9 - MLA_QREG) { // this chunk of q from registers
+#pragma unroll
+                    for (int kk = 0; kk < 4; kk++) mla_wgmma_sr(s, qa[c - (9 - MLA_QREG)][kk], klo + c * 512 + kk * 2);
+                    continue;
                 }
 #endif
 #pragma unroll
@@ -1117,9 +1218,15 @@ extern "C" __global__ void __launch_bounds__(MLA_THREADS, 1) DSCC_ENTRY(Args a) 
                 else *(float2 *)((float *)a.t[MLA_SO] + ri * 512 + col) = make_float2(o[i] * inv, o[i + 1] * inv);
             }
         } else { // this split's normalised output and the log2 of its sum, for the combine
+#if MLA_PART_BF16
+            unsigned short *pb = (unsigned short *)(part + 64) + (sp * n + ri) * 512; // (bf16 over the f32 layout's first half)
+#pragma unroll
+            for (int i = 2 * h; i < 128; i += 4) *(unsigned *)(pb + 256 * wg + 8 * (i >> 2) + 2 * q4) = hp_bf16x2(o[i] * inv, o[i + 1] * inv);
+#else
             float *po = part + 64 + (sp * n + ri) * 512;
 #pragma unroll
             for (int i = 2 * h; i < 128; i += 4) *(float2 *)(po + 256 * wg + 8 * (i >> 2) + 2 * q4) = make_float2(o[i] * inv, o[i + 1] * inv);
+#endif
             if (wg == 0 && q4 == 0) part[64 + nsp * n * 512 + sp * n + ri] = lr > 0.0f ? s_m[r] + log2f(lr) : NEG;
         }
     }
@@ -1154,3 +1261,6 @@ extern "C" __global__ void __launch_bounds__(MLA_THREADS, 1) DSCC_ENTRY(Args a) 
 #undef MLA_FUSE
 #undef MLA_FUSE_MAX
 #undef MLA_PREG
+#undef MLA_MC
+#undef MLA_QREG
+#undef MLA_PART_BF16

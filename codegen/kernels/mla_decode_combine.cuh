@@ -12,6 +12,8 @@
 //   MLA_B, MLA_S, MLA_HQ batch rows, query positions, query heads
 //   MLA_SO, MLA_OUT_BF16 the output's slot; 1: bf16, 0: f32
 //   MLA_SP               the scratch slot of the split parts
+//   MLA_PART_BF16        1: the outputs are bf16 (mla_decode.cuh's MLA_PART_BF16: [split][row][512] from float 64
+//                        as 16-bit values, the lse where the f32 layout has them); 0 (default): f32
 //   MLA_IN_MODULE        defined when the file is part of a generated module (its prelude has Args)
 #ifndef MLA_B
 #define MLA_B (a.sym[0])
@@ -30,6 +32,9 @@
 #endif
 #ifndef MLA_SP
 #define MLA_SP 3
+#endif
+#ifndef MLA_PART_BF16
+#define MLA_PART_BF16 0
 #endif
 #if !defined(MLA_IN_MODULE) && !defined(MLA_DECODE_HELPERS)
 // compiled alone (test_codegen, test_gpu_mla, bench_mla): the generated prelude's argument block
@@ -52,7 +57,13 @@ extern "C" __global__ void __launch_bounds__(256) DSCC_ENTRY(Args a) {
         const float e = lse[s * n + ri];
         if (e == NEG) continue; // a split past the row's keys weighs nothing
         const float w = exp2f(e - mx);
+#if MLA_PART_BF16
+        const uint2 u = *(const uint2 *)((const unsigned short *)po + (s * n + ri) * 512 + c4); // 4 bf16, the lower first
+        const float4 v = make_float4(__uint_as_float(u.x << 16), __uint_as_float(u.x & 0xffff0000u), __uint_as_float(u.y << 16),
+                                     __uint_as_float(u.y & 0xffff0000u));
+#else
         const float4 v = *(const float4 *)(po + (s * n + ri) * 512 + c4);
+#endif
         den += w;
         acc[0] += w * v.x, acc[1] += w * v.y, acc[2] += w * v.z, acc[3] += w * v.w;
     }
@@ -73,3 +84,4 @@ extern "C" __global__ void __launch_bounds__(256) DSCC_ENTRY(Args a) {
 #undef MLA_SO
 #undef MLA_OUT_BF16
 #undef MLA_SP
+#undef MLA_PART_BF16

@@ -797,6 +797,9 @@ static bool resolve(Worker *w) {
             launch_fail(w, "deadlock: a warp collective waits for lanes held at a barrier", w->f[t].line);
             return false;
         }
+    /* a cluster's CTA: a thread at an mbarrier may be released by another CTA (its arrival or multicast
+     * copy), and the threads at a named barrier by it: poll before calling either a deadlock */
+    if (at_mbar && cluster_stall(w)) return true;
     for (int t = 0; t < n; t++)
         if (w->f[t].state == F_WAIT_NAMED) {
             const NamedBar *b = &w->nb[w->f[t].nb_id];
@@ -807,7 +810,6 @@ static bool resolve(Worker *w) {
             launch_fail(w, m, w->f[t].line);
             return false;
         }
-    if (at_mbar && cluster_stall(w)) return true;
     for (int t = 0; t < n && at_mbar; t++)
         if (w->f[t].state == F_WAIT_MBAR) {
             w->cur = t;

@@ -489,6 +489,12 @@ static inline void emu_mla_wgmma_sd(float *d, unsigned alo, unsigned blo, int ac
 #define mla_wgmma_sd(d, alo, blo, acc) emu_mla_wgmma_sd((d), (alo), (blo), (acc), __LINE__)
 #define mla_wgmma_pv(d, a, b, lbo, sbo, acc) emu_wgmma_x((d), (a), (b), 256, 1, (lbo), (sbo), (acc), __LINE__)
 #define mla_wgmma_pv_rs(d, a, b, lbo, sbo) emu_wgmma_rs((d), (a), (b), 256, 1, (lbo), (sbo), __LINE__)
+/* mla_wgmma_sd with A (q) from registers: B from its descriptor's low word, always accumulating */
+static inline void emu_mla_wgmma_sr(float *d, const unsigned *a, unsigned blo, int line) {
+    if (blo >> 16 != 1u) emu_ctx->fault(emu_ctx, "wgmma descriptor's low word with a leading byte offset other than 16", line);
+    emu_wgmma_rs(d, a, emu_ctx->smem + ((size_t)(blo & 0x3fffu) << 4), 64, 0, 16, 1024, line);
+}
+#define mla_wgmma_sr(d, a, blo) emu_mla_wgmma_sr((d), (a), (blo), __LINE__)
 
 /* ldmatrix.sync.aligned.m8n8.xN[.trans].shared.b16: N 8x8 matrices of
  * b16, row j of matrix i at the address lane 8i + j gives (16 bytes,

@@ -57,7 +57,22 @@
 #                     keys by TMA (DSCC_MLA_TMA=1, rows 23-24, against row 7;
 #                     25 with DSCC_MLA_V3=3 against 18, 26 with =4 against 21),
 #                     and test_gpu_ops with DSCC_MLA_TMA=1, alone and with
-#                     DSCC_MLA_V3=4 (the executor's map over each KV cache);
+#                     DSCC_MLA_V3=4 (the executor's map over each KV cache),
+#                     and with DSCC_MLA_MC=1 (the keys multicast to a batch
+#                     row's two tiles, rows 27-28 against 23-24) and with q's
+#                     last chunks in registers (DSCC_MLA_QREG=1, 2: rows 29-30
+#                     against 23, 31-32 with the multicast against 27) and the
+#                     splits' parts as bf16 (DSCC_MLA_PART_BF16=1: 33 against 7,
+#                     34 against 23, 35 all three against 32); every table
+#                     also has "back to back" columns (the runs queued at once:
+#                     no host launch latency inside the events);
+#   rounds.sh mlamc   this session's three MLA switches alone, for a short call:
+#                     test_gpu_mla's multicast, q-in-registers and bf16-part
+#                     cases, then bench_mla rows 7, 23, 27, 29, 30, 31, 32, 33,
+#                     34, 35 in one process (batch 32 at 4,097 and 8,193 keys,
+#                     batch 128), then test_gpu_ops with DSCC_MLA_TMA=1
+#                     DSCC_MLA_MC=1 DSCC_MLA_QREG=2 DSCC_MLA_PART_BF16=1 and with
+#                     DSCC_MLA_TMA=1 DSCC_MLA_QREG=1;
 #   rounds.sh final   each of the session's paths alone through test_gpu_ops (concurrently), the unit tests,
 #                     e2e and bench_gpu with the paths that passed, against all off;
 #   rounds.sh base    main as it is: every GPU test, e2e, bench_gpu with the defaults and with
@@ -76,8 +91,8 @@
 #                     variant), then on its combine kernel and on the decode kernel
 #                     that merges the splits itself (DSCC_MLA_FUSE=1), on the one
 #                     without a producer warpgroup (DSCC_MLA_V3=3), the seesaw
-#                     without one (=4) and the keys by TMA (DSCC_MLA_TMA=1),
-#                     where ncu exists;
+#                     without one (=4), the keys by TMA (DSCC_MLA_TMA=1) and
+#                     multicast (and DSCC_MLA_MC=1), where ncu exists;
 #   rounds.sh pdl     test_gpu_pdl, then bench_gpu with programmatic dependent
 #                     launch (DSCC_PDL=1; opt in) and without (=0, the default,
 #                     the baseline in the same run): the decode step's "CUDA graph"
@@ -132,12 +147,26 @@ case "$mode" in
     TAIL=40 step bench_gpu_auto 200 build/bench_gpu --layers 2 --dense 1 --prefill 1024 --peak-tflops 1300 --set attn_impl=auto ;;
   mla) # the MLA decode kernel's variants (DSCC_MLA_V3, DSCC_MLA_LEAN, DSCC_MLA_LAZY, DSCC_MLA_FUSE) in one process each
     [ -x build/test_gpu_mla ] && step test_gpu_mla 120 build/test_gpu_mla
-    TAIL=26 step bench_mla 120 build/bench_mla
-    TAIL=26 step bench_mla_8k 120 build/bench_mla --ctx 8193
-    TAIL=26 step bench_mla_b1 120 build/bench_mla --batch 1
-    TAIL=26 step bench_mla_b128 120 build/bench_mla --batch 128
+    TAIL=37 step bench_mla 170 build/bench_mla
+    TAIL=37 step bench_mla_8k 170 build/bench_mla --ctx 8193
+    TAIL=37 step bench_mla_b1 170 build/bench_mla --batch 1
+    TAIL=37 step bench_mla_b128 170 build/bench_mla --batch 128
     DSCC_MLA_TMA=1 DSCC_GEMM_TILE=wgmma step test_gpu_ops_mlatma 200 build/test_gpu_ops
-    DSCC_MLA_TMA=1 DSCC_MLA_V3=4 DSCC_GEMM_TILE=wgmma step test_gpu_ops_mlatma4 200 build/test_gpu_ops ;;
+    DSCC_MLA_TMA=1 DSCC_MLA_V3=4 DSCC_GEMM_TILE=wgmma step test_gpu_ops_mlatma4 200 build/test_gpu_ops
+    DSCC_MLA_TMA=1 DSCC_MLA_MC=1 DSCC_GEMM_TILE=wgmma step test_gpu_ops_mlamc 200 build/test_gpu_ops
+    DSCC_MLA_TMA=1 DSCC_MLA_QREG=2 DSCC_GEMM_TILE=wgmma step test_gpu_ops_mlaqreg 200 build/test_gpu_ops ;;
+  mlamc) # the keys multicast to a batch row's two tiles (DSCC_MLA_MC=1, bench_mla row 27), q's last chunks in
+    # registers (DSCC_MLA_QREG=1, 2: rows 29, 30; with the multicast 31, 32) against the keys by TMA alone (23) and the
+    # cp.async default (7), and the splits' parts as bf16 (DSCC_MLA_PART_BF16=1: 33 against 7, 34 against 23, 35 against
+    # 32), one process a shape (batch 128: one split, no parts): compare the "median ms" and "back to back" columns
+    [ -x build/test_gpu_mla ] && DSCC_TEST_FILTER='*multicast*' step test_gpu_mla_mc 120 build/test_gpu_mla
+    [ -x build/test_gpu_mla ] && DSCC_TEST_FILTER='*qreg*' step test_gpu_mla_qreg 120 build/test_gpu_mla
+    [ -x build/test_gpu_mla ] && DSCC_TEST_FILTER='*part*' step test_gpu_mla_part 120 build/test_gpu_mla
+    TAIL=13 step bench_mla_mc 150 build/bench_mla --variant 7,23,27,29,30,31,32,33,34,35
+    TAIL=13 step bench_mla_mc_8k 150 build/bench_mla --variant 7,23,27,29,30,31,32,33,34,35 --ctx 8193
+    TAIL=13 step bench_mla_mc_b128 150 build/bench_mla --variant 7,23,27,29,30,31,32,33,34,35 --batch 128
+    DSCC_MLA_TMA=1 DSCC_MLA_MC=1 DSCC_MLA_QREG=2 DSCC_MLA_PART_BF16=1 DSCC_GEMM_TILE=wgmma step test_gpu_ops_mlamc 200 build/test_gpu_ops
+    DSCC_MLA_TMA=1 DSCC_MLA_QREG=1 DSCC_GEMM_TILE=wgmma step test_gpu_ops_mlaqreg 200 build/test_gpu_ops ;;
   gemm) TAIL=70 step bench_gemm 180 build/bench_gemm --check --table "$out/gemm_table.txt" ;;
   tma) # the TMA GEMM's forms, each checked against the generated kernel (--check above M = 128)
     DSCC_TMA_V2=0 TAIL=30 step bench_gemm_tma128 180 build/bench_gemm --check --m 256,1024,4096
@@ -338,6 +367,8 @@ case "$mode" in
         build/bench_mla --variant 23 --reps 3 # (the keys by TMA, DSCC_MLA_TMA=1)
       TAIL=80 step ncu_mla_tma4 240 "$n" --clock-control none --kernel-name mla_bench --launch-skip 2 --launch-count 1 --set full \
         build/bench_mla --variant 26 --reps 3 # (FlashMLA's organisation and loads: DSCC_MLA_V3=4 DSCC_MLA_TMA=1)
+      TAIL=80 step ncu_mla_mc 240 "$n" --clock-control none --kernel-name mla_bench --launch-skip 2 --launch-count 1 --set full \
+        build/bench_mla --variant 27 --reps 3 # (the keys multicast to a batch row's two tiles: DSCC_MLA_TMA=1 DSCC_MLA_MC=1)
     else echo "ncu: not on this machine"; fi ;;
   pdl) # programmatic dependent launch against plain launches, one card, one process each
     step test_gpu_pdl 120 build/test_gpu_pdl

@@ -24,14 +24,17 @@
  * the seesaw without one (4) against the seesaw (2), bit for bit, alone
  * (1 to 330 keys, 1 to 128 tiles, splits of one block) and through the
  * executor (DSCC_MLA_V3=3 and 4: causal, q in two tensors), and the
- * chunk ring's keys by TMA (MLA_TMA, DSCC_MLA_TMA=1: whole blocks through a
- * tensor map, the rest by cp.async) against by cp.async, bit for bit, alone
- * and through the executor (the map the runtime makes over the KV cache).
+ * chunk ring's keys by TMA (MLA_TMA, the executor's default; DSCC_MLA_TMA=0:
+ * cp.async: whole blocks through a tensor map, the rest by cp.async) against
+ * by cp.async, bit for bit, alone and through the executor (the map the
+ * runtime makes over the KV cache), the keys multicast to a batch row's two
+ * tiles (MLA_MC), q's last chunks from registers (MLA_QREG) and the splits'
+ * parts as bf16 (MLA_PART_BF16).
  * On a real GPU (DSCC_EMULATED unset) the kernel-alone tests run a subset
  * (each kernel there is an NVRTC compile of its own; the file stays within
- * a minute on an H100) and the executor with DSCC_MLA_V3=3 and 4 and
- * DSCC_MLA_TMA=1 is left
- * to test_gpu_ops (tests/gpu/rounds.sh); the emulated device runs all.
+ * a minute on an H100) and the executor in the forms other than the
+ * defaults is left to test_gpu_ops (tests/gpu/rounds.sh); the emulated
+ * device runs all. DSCC_TEST_FILTER (a glob) runs the matching tests alone.
  * Every query row of every step
  * is compared (relative L2 per row: 2e-2; P and the output are rounded to
  * bf16, the CPU keeps f32). Exits 77 (skipped) without a GPU; CTest's
@@ -238,6 +241,14 @@ static double from_bf16(uint16_t h) {
 static const char *ring_preg = "0";
 /* MLA_TMA for kernel_ring and kernel_split ("1": whole blocks of keys by TMA through kv_map's map in a.t[4]) */
 static const char *ring_tma = "0";
+/* MLA_MC for kernel_ring and kernel_split ("1": a batch row's two tiles a cluster, the keys multicast), and the
+ * heads a batch row (64: every tile a batch row of its own; 128: tiles 2k and 2k + 1 share batch row k's keys) */
+static const char *ring_mc = "0";
+static int ring_hq = 64;
+/* MLA_QREG for kernel_ring and kernel_split (q's last chunks from warpgroup 0's registers) */
+static const char *ring_qreg = "0";
+/* MLA_PART_BF16 for kernel_split's two kernels (the splits' parts as bf16) */
+static const char *ring_pbf = "0";
 /* MLA_TMA's tensor map over the rows of 576 bf16 at dk (box 64 rows x 128 bytes, the 128-byte swizzle), in device memory */
 static RtDevPtr kv_map(RtCuda *gpu, DiagEngine *d, RtDevPtr dk, size_t rows) {
     unsigned char *m = aligned_alloc(64, 128);
@@ -255,14 +266,16 @@ static RtDevPtr kv_map(RtCuda *gpu, DiagEngine *d, RtDevPtr dk, size_t rows) {
 static bool emu_dev;
 static float *kernel_ring(const char *v3, const char *waitg, const char *pf, const char *lean, const char *lazy, int B, int T) {
     enum { HQ = 64 };
+    const int nb = B * HQ / ring_hq; /* batch rows (ring_hq 128: two tiles each) */
     const double scale = 0.1352337788;
     Arena *a = arena_new();
     DiagEngine *d = diag_new(a, stderr);
-    const char *bs = arena_printf(a, "%dLL", B), *ts = arena_printf(a, "%dLL", T);
-    CgDefine defs[] = {{"MLA_B", bs},      {"MLA_S", "1LL"},      {"MLA_T", ts},       {"MLA_HQ", "64LL"},
+    const char *bs = arena_printf(a, "%dLL", nb), *ts = arena_printf(a, "%dLL", T), *hs = arena_printf(a, "%dLL", ring_hq);
+    CgDefine defs[] = {{"MLA_B", bs},      {"MLA_S", "1LL"},      {"MLA_T", ts},       {"MLA_HQ", hs},
                        {"MLA_KT", ts},     {"MLA_OUT_BF16", "0"}, {"MLA_CAUSAL", "0"}, {"MLA_SCALE", "0.1352337788f"},
                        {"MLA_V3", v3},     {"MLA_WAITG", waitg},  {"MLA_PF", pf},       {"MLA_LEAN", lean},
-                       {"MLA_LAZY", lazy}, {"MLA_PREG", ring_preg}, {"MLA_TMA", ring_tma}};
+                       {"MLA_LAZY", lazy}, {"MLA_PREG", ring_preg}, {"MLA_TMA", ring_tma}, {"MLA_MC", ring_mc},
+                       {"MLA_QREG", ring_qreg}};
     CgSource src = {"mla_ring", cg_kernel_instance(a, "mla_decode", "mla_ring", defs, (int)(sizeof defs / sizeof *defs)),
                     {"codegen/kernels/mla_decode.cuh", 0, 0}};
     TuModule m;
@@ -270,7 +283,7 @@ static float *kernel_ring(const char *v3, const char *waitg, const char *pf, con
     RtCuda *gpu = m.gpu;
     RtKernel *k = rt_cuda_kernel(gpu, d, m.bin.data, "mla_ring");
     assert_non_null(k);
-    const size_t nq = (size_t)B * HQ * 576, nk = (size_t)B * T * 576, no = (size_t)B * HQ * 512;
+    const size_t nq = (size_t)B * HQ * 576, nk = (size_t)nb * T * 576, no = (size_t)B * HQ * 512;
     uint16_t *q = malloc(sizeof(uint16_t) * nq), *kv = malloc(sizeof(uint16_t) * nk);
     float *out = malloc(sizeof(float) * no);
     for (size_t i = 0; i < nq; i++) q[i] = bf16(urand());
@@ -279,7 +292,7 @@ static float *kernel_ring(const char *v3, const char *waitg, const char *pf, con
     assert_true(rt_cuda_alloc(gpu, d, sizeof(uint16_t) * nq, &dq) && rt_cuda_alloc(gpu, d, sizeof(uint16_t) * nk, &dk));
     assert_true(rt_cuda_alloc(gpu, d, sizeof(float) * no, &dout) && rt_cuda_alloc(gpu, d, sizeof(float) * 64, &dpart));
     assert_true(rt_cuda_upload(gpu, d, dq, q, sizeof(uint16_t) * nq) && rt_cuda_upload(gpu, d, dk, kv, sizeof(uint16_t) * nk));
-    CgArgs args = {.t = {dq, dk, dout, dpart, *ring_tma == '1' ? kv_map(gpu, d, dk, (size_t)B * T) : 0}};
+    CgArgs args = {.t = {dq, dk, dout, dpart, *ring_tma == '1' ? kv_map(gpu, d, dk, (size_t)nb * T) : 0}};
     void *p[] = {&args};
     const unsigned nt = *v3 >= '3' ? 256 : 384; /* MLA_V3 3, 4: no producer warpgroup */
     assert_true(rt_cuda_launch_async(gpu, d, k, (unsigned)B, nt, 3 * 73728 + 1024 + 256, p) && rt_cuda_sync(gpu, d));
@@ -287,7 +300,7 @@ static float *kernel_ring(const char *v3, const char *waitg, const char *pf, con
     double worst = 0, *sc = malloc(sizeof(double) * (size_t)T);
     for (int b = 0; b < B; b++)
         for (int h = 0; h < HQ; h++) {
-            const uint16_t *qr = q + ((size_t)b * HQ + h) * 576, *kb = kv + (size_t)b * T * 576;
+            const uint16_t *qr = q + ((size_t)b * HQ + h) * 576, *kb = kv + (size_t)(b * HQ / ring_hq) * T * 576;
             const float *orow = out + ((size_t)b * HQ + h) * 512;
             double mx = -1e300, sum = 0, num = 0, den = 0;
             for (int j = 0; j < T; j++) {
@@ -307,9 +320,9 @@ static float *kernel_ring(const char *v3, const char *waitg, const char *pf, con
             if (!(rel <= worst)) worst = rel;
         }
     fprintf(stderr,
-            "  the kernel alone (MLA_V3 %s, MLA_WAITG %s, MLA_PF %s, MLA_LEAN %s, MLA_LAZY %s, MLA_PREG %s, MLA_TMA %s): %d x 64 heads, T %d, "
-            "one split of %d blocks: worst row rel L2 %.2e\n",
-            v3, waitg, pf, lean, lazy, ring_preg, ring_tma, B, T, (T + 63) / 64, worst);
+            "  the kernel alone (MLA_V3 %s, MLA_WAITG %s, MLA_PF %s, MLA_LEAN %s, MLA_LAZY %s, MLA_PREG %s, MLA_TMA %s, MLA_MC %s, MLA_QREG %s): "
+            "%d x 64 heads (%d a batch row), T %d, one split of %d blocks: worst row rel L2 %.2e\n",
+            v3, waitg, pf, lean, lazy, ring_preg, ring_tma, ring_mc, ring_qreg, B, ring_hq, T, (T + 63) / 64, worst);
     assert_true(worst <= 2e-2);
     free(sc);
     free(q);
@@ -410,15 +423,17 @@ static void test_mla_lean_exact(void **state) {
 static float *kernel_split(const char *fuse, const char *fmax, const char *v3, int B, int T, int nsp) {
     Arena *a = arena_new();
     DiagEngine *d = diag_new(a, stderr);
-    const char *bs = arena_printf(a, "%dLL", B), *ts = arena_printf(a, "%dLL", T);
-    CgDefine defs[] = {{"MLA_B", bs},         {"MLA_S", "1LL"},      {"MLA_T", ts},       {"MLA_HQ", "64LL"},
+    const int nb = B * 64 / ring_hq; /* batch rows (ring_hq 128: two tiles each) */
+    const char *bs = arena_printf(a, "%dLL", nb), *ts = arena_printf(a, "%dLL", T), *hs = arena_printf(a, "%dLL", ring_hq);
+    CgDefine defs[] = {{"MLA_B", bs},         {"MLA_S", "1LL"},      {"MLA_T", ts},       {"MLA_HQ", hs},
                        {"MLA_KT", ts},        {"MLA_OUT_BF16", "0"}, {"MLA_CAUSAL", "0"}, {"MLA_SCALE", "0.1352337788f"},
                        {"MLA_V3", v3},        {"MLA_LEAN", "5"},     {"MLA_LAZY", "1"},   {"MLA_FUSE", fuse},
-                       {"MLA_FUSE_MAX", fmax}, {"MLA_TMA", ring_tma}};
-    CgDefine cdefs[] = {{"MLA_B", bs}, {"MLA_S", "1LL"}, {"MLA_HQ", "64LL"}, {"MLA_OUT_BF16", "0"}};
+                       {"MLA_FUSE_MAX", fmax}, {"MLA_TMA", ring_tma}, {"MLA_MC", ring_mc}, {"MLA_QREG", ring_qreg},
+                       {"MLA_PART_BF16", ring_pbf}};
+    CgDefine cdefs[] = {{"MLA_B", bs}, {"MLA_S", "1LL"}, {"MLA_HQ", hs}, {"MLA_OUT_BF16", "0"}, {"MLA_PART_BF16", ring_pbf}};
     CgSource src[2] = {{"mla_split", cg_kernel_instance(a, "mla_decode", "mla_split", defs, (int)(sizeof defs / sizeof *defs)),
                         {"codegen/kernels/mla_decode.cuh", 0, 0}},
-                       {"mla_split_combine", cg_kernel_instance(a, "mla_decode_combine", "mla_split_combine", cdefs, 4),
+                       {"mla_split_combine", cg_kernel_instance(a, "mla_decode_combine", "mla_split_combine", cdefs, 5),
                         {"codegen/kernels/mla_decode_combine.cuh", 0, 0}}};
     CgBinary bin[2] = {{0}};
     CgOptions o = {.cache_dir = getenv("DSCC_CACHE_DIR") ? NULL : ""};
@@ -427,7 +442,7 @@ static float *kernel_split(const char *fuse, const char *fmax, const char *v3, i
     assert_non_null(gpu);
     RtKernel *k = rt_cuda_kernel(gpu, d, bin[0].data, "mla_split"), *kc = rt_cuda_kernel(gpu, d, bin[1].data, "mla_split_combine");
     assert_true(k && kc);
-    const size_t nq = (size_t)B * 64 * 576, nk = (size_t)B * T * 576, no = (size_t)B * 64 * 512;
+    const size_t nq = (size_t)B * 64 * 576, nk = (size_t)nb * T * 576, no = (size_t)B * 64 * 512;
     const size_t np = 64 + (size_t)nsp * B * 64 * 513;
     uint16_t *q = malloc(sizeof(uint16_t) * nq), *kv = malloc(sizeof(uint16_t) * nk);
     float *out = malloc(sizeof(float) * no);
@@ -437,7 +452,7 @@ static float *kernel_split(const char *fuse, const char *fmax, const char *v3, i
     assert_true(rt_cuda_alloc(gpu, d, sizeof(uint16_t) * nq, &dq) && rt_cuda_alloc(gpu, d, sizeof(uint16_t) * nk, &dk));
     assert_true(rt_cuda_alloc(gpu, d, sizeof(float) * no, &dout) && rt_cuda_alloc(gpu, d, sizeof(float) * np, &dpart));
     assert_true(rt_cuda_upload(gpu, d, dq, q, sizeof(uint16_t) * nq) && rt_cuda_upload(gpu, d, dk, kv, sizeof(uint16_t) * nk));
-    CgArgs args = {.t = {dq, dk, dout, dpart, *ring_tma == '1' ? kv_map(gpu, d, dk, (size_t)B * T) : 0}};
+    CgArgs args = {.t = {dq, dk, dout, dpart, *ring_tma == '1' ? kv_map(gpu, d, dk, (size_t)nb * T) : 0}};
     void *p[] = {&args};
     for (int rep = 0; rep < 2; rep++) { /* twice: the tickets are back at 0 after a launch */
         assert_true(rt_cuda_memset0(gpu, d, dout, sizeof(float) * no));
@@ -619,49 +634,167 @@ static void test_mla_tma(void **state) {
     compare_forms(cases, (int)(sizeof cases / sizeof *cases), 1u << 2 | 1u << 3 | 1u << 6 | 1u << 9 | 1u << 13);
 }
 
-/* The executor's MLA steps with DSCC_MLA_V3=3, =4, DSCC_MLA_TMA=1 and both =4 and TMA=1 (read at
- * codegen; TMA through the map the runtime makes over the KV cache at plan time): causal, q in two
- * tensors (the kernel's second q slot), rows past the step's in a tile (8 heads), 1 to 16 positions a
- * step, contexts 1 .. 67 (a whole block at 64, then a partial one) and one or several splits, against
- * the CPU executor as test_mla_long_context; with =4 and with TMA=1 also 128 heads (two tiles a batch
- * row, a step of two positions). */
+/* The keys multicast to a batch row's two row tiles (MLA_MC 1: the tiles a cluster of 2 CTAs whose producers
+ * each issue half of a whole block's boxes into both CTAs' stage) against each CTA's own boxes (MLA_MC 0),
+ * both by TMA with 128 heads a batch row (two tiles): only who issues which box changes, so bit for bit on
+ * the emulated device (within 1e-3 a row on a GPU). One split over the keys (kernel_ring, itself against
+ * the double-precision reference): 64 keys (one whole block, beside q's cp.async), 330 (four refills, each
+ * once both CTAs' consumers are done with the stage; the last block partial: by cp.async), 200 in 24 tiles
+ * (12 clusters: each producer warp starved on some block); several splits merged by the combine
+ * (kernel_split): 200 keys in 4 splits of one block. */
+static void test_mla_multicast(void **state) {
+    (void)state;
+    static const struct { const char *lean; int B, T, nsp; } cases[] = { /* on a GPU: 1 and 3 */
+        {"5", 2, 64, 1}, {"5", 2, 330, 1}, {"5", 24, 200, 1}, {"5", 4, 200, 4}};
+    const char *em = getenv("DSCC_EMULATED");
+    const bool exact = em && *em && strcmp(em, "0") != 0;
+    for (int c = 0; c < (int)(sizeof cases / sizeof *cases); c++) {
+        if (!emu_dev && c != 1 && c != 3) continue;
+        const uint64_t seed = rng;
+        float *out[2];
+        ring_hq = 128, ring_tma = "1";
+        for (int mc = 0; mc < 2; mc++) {
+            rng = seed, ring_mc = mc ? "1" : "0";
+            out[mc] = cases[c].nsp == 1 ? kernel_ring("1", "1", "0", cases[c].lean, "1", cases[c].B, cases[c].T)
+                                        : kernel_split("0", "1", "1", cases[c].B, cases[c].T, cases[c].nsp);
+        }
+        ring_hq = 64, ring_tma = "0", ring_mc = "0";
+        const size_t rows = (size_t)cases[c].B * 64;
+        size_t nd;
+        const double w = rows_diff(out[1], out[0], rows, &nd);
+        fprintf(stderr, "  MLA_MC 1 against 0 (MLA_TMA 1, MLA_LEAN %s): %d x 64 heads (128 a batch row), T %d, %d split%s: %zu of %zu "
+                "values differ, worst row rel L2 %.2e\n", cases[c].lean, cases[c].B, cases[c].T, cases[c].nsp, cases[c].nsp == 1 ? "" : "s",
+                nd, rows * 512, w);
+        if (exact) assert_memory_equal(out[1], out[0], rows * 512 * sizeof(float));
+        else assert_true(w <= 1e-3);
+        free(out[0]);
+        free(out[1]);
+    }
+}
+
+/* q's last chunks of 64 columns from warpgroup 0's registers (MLA_QREG 1: the rope chunk; 2: and chunk 7),
+ * S's wgmma for them taking A from registers, against all of q from shared memory (0): the same products
+ * in the same order, so bit for bit on the emulated device (within 1e-3 a row on a GPU). The keys by TMA
+ * (q on its own barrier): 330 keys (the fragments kept over four refills), 129 at MLA_LEAN 6, 200 in 24
+ * tiles (each warp of warpgroup 0 starved on some block); by cp.async (q's chunks with the first block's): 330 keys,
+ * and 130 keys in 4 splits with a split past the keys (no q: no wait); without a producer (MLA_V3 3): 330 keys;
+ * with the multicast (MLA_MC 1, 128 heads a batch row): 330 keys. */
+static void test_mla_qreg(void **state) {
+    (void)state;
+    static const struct { const char *v3, *tma, *mc, *lean, *qreg; int B, T, nsp; } cases[] = { /* on a GPU: 0, 1 */
+        {"1", "1", "0", "5", "1", 1, 330, 1}, {"1", "1", "0", "5", "2", 1, 330, 1}, {"1", "1", "0", "6", "2", 1, 129, 1},
+        {"1", "1", "0", "5", "2", 24, 200, 1}, {"1", "0", "0", "5", "2", 1, 330, 1}, {"1", "0", "0", "5", "1", 2, 130, 4},
+        {"3", "1", "0", "5", "2", 1, 330, 1},  {"1", "1", "1", "5", "2", 2, 330, 1}};
+    const char *em = getenv("DSCC_EMULATED");
+    const bool exact = em && *em && strcmp(em, "0") != 0;
+    for (int c = 0; c < (int)(sizeof cases / sizeof *cases); c++) {
+        if (!emu_dev && c > 1) continue;
+        const uint64_t seed = rng;
+        float *out[2];
+        ring_tma = cases[c].tma, ring_mc = cases[c].mc, ring_hq = *cases[c].mc == '1' ? 128 : 64;
+        for (int q = 0; q < 2; q++) {
+            rng = seed, ring_qreg = q ? cases[c].qreg : "0";
+            out[q] = cases[c].nsp == 1 ? kernel_ring(cases[c].v3, "1", "0", cases[c].lean, "1", cases[c].B, cases[c].T)
+                                       : kernel_split("0", "1", cases[c].v3, cases[c].B, cases[c].T, cases[c].nsp);
+        }
+        ring_tma = "0", ring_mc = "0", ring_hq = 64, ring_qreg = "0";
+        const size_t rows = (size_t)cases[c].B * 64;
+        size_t nd;
+        const double w = rows_diff(out[1], out[0], rows, &nd);
+        fprintf(stderr, "  MLA_QREG %s against 0 (MLA_V3 %s, MLA_TMA %s, MLA_MC %s, MLA_LEAN %s): %d x 64 heads, T %d, %d split%s: %zu of %zu "
+                "values differ, worst row rel L2 %.2e\n", cases[c].qreg, cases[c].v3, cases[c].tma, cases[c].mc, cases[c].lean, cases[c].B,
+                cases[c].T, cases[c].nsp, cases[c].nsp == 1 ? "" : "s", nd, rows * 512, w);
+        if (exact) assert_memory_equal(out[1], out[0], rows * 512 * sizeof(float));
+        else assert_true(w <= 1e-3);
+        free(out[0]);
+        free(out[1]);
+    }
+}
+
+/* The splits' parts for the combine as bf16 (MLA_PART_BF16 1, both kernels) against f32 (0), the kernel and the
+ * combine alone (kernel_split): one more rounding of each part (2^-9 relative) before the merge, so within
+ * 5e-3 a row (relative L2) of the f32 parts' output, and not equal (the bf16 path taken): 130 keys in 4 splits
+ * (one with no keys: its part never read) by cp.async, and 200 keys in 4 splits by TMA with the multicast and
+ * q's chunks in registers (MLA_MC 1, MLA_QREG 2, 128 heads a batch row). */
+static void test_mla_part_bf16(void **state) {
+    (void)state;
+    static const struct { const char *v3, *tma, *mc, *qreg; int B, T, nsp; } cases[] = { /* on a GPU: 0 */
+        {"1", "0", "0", "0", 2, 130, 4}, {"1", "1", "1", "2", 4, 200, 4}};
+    for (int c = 0; c < (int)(sizeof cases / sizeof *cases); c++) {
+        if (!emu_dev && c != 0) continue;
+        const uint64_t seed = rng;
+        float *out[2];
+        ring_tma = cases[c].tma, ring_mc = cases[c].mc, ring_qreg = cases[c].qreg, ring_hq = *cases[c].mc == '1' ? 128 : 64;
+        for (int b = 0; b < 2; b++) {
+            rng = seed, ring_pbf = b ? "1" : "0";
+            out[b] = kernel_split("0", "1", cases[c].v3, cases[c].B, cases[c].T, cases[c].nsp);
+        }
+        ring_tma = "0", ring_mc = "0", ring_qreg = "0", ring_hq = 64, ring_pbf = "0";
+        const size_t rows = (size_t)cases[c].B * 64;
+        size_t nd;
+        const double w = rows_diff(out[1], out[0], rows, &nd);
+        fprintf(stderr, "  MLA_PART_BF16 1 against 0 (MLA_TMA %s, MLA_MC %s, MLA_QREG %s): %d x 64 heads, T %d, %d splits: %zu of %zu values "
+                "differ, worst row rel L2 %.2e\n", cases[c].tma, cases[c].mc, cases[c].qreg, cases[c].B, cases[c].T, cases[c].nsp, nd,
+                rows * 512, w);
+        assert_true(nd > 0 && w <= 5e-3);
+        free(out[0]);
+        free(out[1]);
+    }
+}
+
+/* The executor's MLA steps in the forms the defaults (the keys by TMA, test_mla_long_context and
+ * test_mla_128_heads) leave out, read at codegen: DSCC_MLA_V3=3 (with DSCC_MLA_PART_BF16=1: the splits'
+ * parts as bf16) and =4 by cp.async (DSCC_MLA_TMA=0), the chunk ring by cp.async (=1, TMA=0), =4 by TMA
+ * (through the map the runtime makes over the KV cache at plan time): causal, q in two tensors (the
+ * kernel's second q slot), rows past the step's in a tile (8 heads), 1 to 16 positions a step, contexts
+ * 1 .. 67 (a whole block at 64, then a partial one) and one or several splits, against the CPU executor
+ * as test_mla_long_context; with =4 and the cp.async chunk ring also 128 heads (two tiles a batch row, a
+ * step of two positions); with DSCC_MLA_MC=1 (the two tiles a cluster, the keys multicast) and
+ * DSCC_MLA_QREG=2 (q's last two chunks from registers) 128 heads alone (8 heads take no clusters). */
 static void test_mla_env_steps(void **state) {
     (void)state;
     static const int steps[] = {1, 16, 16, 16, 14, 1, 1, 2};
     static const int steps128[] = {1, 2, 1};
-    static const struct { const char *v3, *tma; bool h128; } forms[] = {{"3", "0", false}, {"4", "0", true}, {"1", "1", true}, {"4", "1", false}};
+    static const struct { const char *v3, *tma, *mc, *qreg, *pbf; bool h128; } forms[] = {
+        {"3", "0", "0", "0", "1", false}, {"4", "0", "0", "0", "0", true}, {"1", "0", "0", "0", "0", true}, {"4", "1", "0", "0", "0", false},
+        {"1", "1", "1", "2", "0", true}};
     if (!emu_dev) { /* (on a GPU test_gpu_ops runs the executor with these set: tests/gpu/rounds.sh) */
-        printf("emulated device only: the executor with DSCC_MLA_V3=3 and 4 and DSCC_MLA_TMA=1\n");
+        printf("emulated device only: the executor with DSCC_MLA_V3=3 and 4, DSCC_MLA_TMA=0 and 1, DSCC_MLA_MC=1\n");
         return;
     }
-    static const char *const vars[2] = {"DSCC_MLA_V3", "DSCC_MLA_TMA"};
-    char *keep[2];
-    for (int i = 0; i < 2; i++) keep[i] = getenv(vars[i]) ? strdup(getenv(vars[i])) : NULL;
+    static const char *const vars[5] = {"DSCC_MLA_V3", "DSCC_MLA_TMA", "DSCC_MLA_MC", "DSCC_MLA_QREG", "DSCC_MLA_PART_BF16"};
+    char *keep[5];
+    for (int i = 0; i < 5; i++) keep[i] = getenv(vars[i]) ? strdup(getenv(vars[i])) : NULL;
     for (int v = 0; v < (int)(sizeof forms / sizeof *forms); v++) {
         setenv(vars[0], forms[v].v3, 1);
         setenv(vars[1], forms[v].tma, 1);
-        fprintf(stderr, "  DSCC_MLA_V3=%s DSCC_MLA_TMA=%s:\n", forms[v].v3, forms[v].tma);
-        double worst, worst128 = 0;
-        int cover = run_steps(8, 3, steps, (int)(sizeof steps / sizeof *steps), &worst);
+        setenv(vars[2], forms[v].mc, 1);
+        setenv(vars[3], forms[v].qreg, 1);
+        setenv(vars[4], forms[v].pbf, 1);
+        fprintf(stderr, "  DSCC_MLA_V3=%s DSCC_MLA_TMA=%s DSCC_MLA_MC=%s DSCC_MLA_QREG=%s DSCC_MLA_PART_BF16=%s:\n", forms[v].v3, forms[v].tma,
+                forms[v].mc, forms[v].qreg, forms[v].pbf);
+        double worst = 0, worst128 = 0;
+        const bool mc = *forms[v].mc == '1';
+        int cover = mc ? 3 : run_steps(8, 3, steps, (int)(sizeof steps / sizeof *steps), &worst);
         if (forms[v].h128) run_steps(128, 2, steps128, 3, &worst128); /* 128 heads (two tiles a batch row) */
         assert_int_equal(cover, 3); /* steps with one split and with several */
         assert_true(worst <= 2e-2 && worst128 <= 2e-2);
     }
-    for (int i = 0; i < 2; i++) {
+    for (int i = 0; i < 5; i++) {
         if (keep[i]) setenv(vars[i], keep[i], 1);
         else unsetenv(vars[i]);
         free(keep[i]);
     }
 }
 
-/* The 8-head model compiled and generated (wgmma tile) under the DSCC_MLA_* switches as the caller set
- * them (codegen reads them); the diagnostics in *msg, which the caller frees. */
-static CgProgram *generate_8_heads(Arena *a, char **msg) {
+/* The model of `heads` heads compiled and generated (wgmma tile) under the DSCC_MLA_* switches as the caller
+ * set them (codegen reads them); the diagnostics in *msg, which the caller frees. */
+static CgProgram *generate_heads(Arena *a, char **msg, int heads) {
     size_t len = 0;
     FILE *f = open_memstream(msg, &len);
     assert_non_null(f);
     DiagEngine *d = diag_new(a, f);
-    const char *src = model(a, 8);
+    const char *src = model(a, heads);
     IrGraph *g = fe_compile_string(a, d, "mla.dsl", src, strlen(src), NULL);
     assert_non_null(g);
     PassPipeline pp;
@@ -674,29 +807,36 @@ static CgProgram *generate_8_heads(Arena *a, char **msg) {
     return p;
 }
 
-/* DSCC_MLA_TMA (no GPU needed): 0 and 1 generate the program, 1 (with DSCC_MLA_V3 1, 3 or 4) with a
- * tensor map over the KV cache on the decode phase (box 64 rows) and 0 without; 1 with DSCC_MLA_V3=0
- * or 2 and any other value are codegen errors naming the variable. */
+/* DSCC_MLA_TMA (no GPU needed): 0, 1 and unset generate the program, 1 (with DSCC_MLA_V3 1, 3 or 4) with a
+ * tensor map over the KV cache on the decode phase (box 64 rows) and 0 without; unset (the default) as 1
+ * on those rings and as 0 on the others (DSCC_MLA_V3=0, 2); 1 with DSCC_MLA_V3=0 or 2 and any other value
+ * are codegen errors naming the variable. */
 static void test_mla_tma_env(void **state) {
     (void)state;
-    static const struct { const char *tma, *v3, *err; } vals[] = {
-        {"0", "1", NULL}, {"1", "1", NULL}, {"1", "", NULL}, {"1", "3", NULL}, {"1", "4", NULL}, {"1", "2", "DSCC_MLA_TMA=1 needs"},
-        {"1", "0", "DSCC_MLA_TMA=1 needs"}, {"2", "1", "DSCC_MLA_TMA must be 0"}};
-    const char *old = getenv("DSCC_MLA_TMA"), *old3 = getenv("DSCC_MLA_V3");
-    char *keep = old ? strdup(old) : NULL, *keep3 = old3 ? strdup(old3) : NULL;
+    static const struct { const char *tma, *v3, *err; bool map; } vals[] = {
+        {"0", "1", NULL, false},  {"1", "1", NULL, true}, {"1", "", NULL, true}, {"1", "3", NULL, true}, {"1", "4", NULL, true},
+        {"", "", NULL, true},     {"", "3", NULL, true},  {"", "4", NULL, true}, {"", "0", NULL, false}, {"", "2", NULL, false},
+        {"0", "", NULL, false},   {"1", "2", "DSCC_MLA_TMA=1 needs", false}, {"1", "0", "DSCC_MLA_TMA=1 needs", false},
+        {"2", "1", "DSCC_MLA_TMA must be 0", false}};
+    const char *old = getenv("DSCC_MLA_TMA"), *old3 = getenv("DSCC_MLA_V3"), *oldm = getenv("DSCC_MLA_MC");
+    char *keep = old ? strdup(old) : NULL, *keep3 = old3 ? strdup(old3) : NULL, *keepm = oldm ? strdup(oldm) : NULL;
+    setenv("DSCC_MLA_MC", "0", 1); /* (DSCC_MLA_MC=1 refuses DSCC_MLA_TMA=0 and DSCC_MLA_V3=3, 4) */
+    const char *oldq = getenv("DSCC_MLA_QREG");
+    char *keepq = oldq ? strdup(oldq) : NULL;
+    setenv("DSCC_MLA_QREG", "0", 1); /* (DSCC_MLA_QREG=1 refuses DSCC_MLA_V3=0, 2 and 4) */
     for (int i = 0; i < (int)(sizeof vals / sizeof *vals); i++) {
         Arena *a = arena_new();
         char *msg = NULL;
         setenv("DSCC_MLA_TMA", vals[i].tma, 1);
         setenv("DSCC_MLA_V3", vals[i].v3, 1);
-        CgProgram *p = generate_8_heads(a, &msg);
+        CgProgram *p = generate_heads(a, &msg, 8);
         if (!vals[i].err) {
             assert_non_null(p);
             const CgTmaMaps *t = NULL;
             for (int k = 0; k < p->nkernels; k++)
                 for (int ph = 0; ph < p->kernels[k].nphases; ph++)
                     if (!strcmp(p->kernels[k].phases[ph].fn, "mla_decode")) t = p->kernels[k].phases[ph].tmaps;
-            if (*vals[i].tma == '1') assert_true(t && t->n == 1 && t->rows[0] == 0 && t->cols[0] == 1152 && t->box_rows == 64);
+            if (vals[i].map) assert_true(t && t->n == 1 && t->rows[0] == 0 && t->cols[0] == 1152 && t->box_rows == 64);
             else assert_null(t);
         } else {
             assert_null(p);
@@ -709,23 +849,156 @@ static void test_mla_tma_env(void **state) {
     else unsetenv("DSCC_MLA_TMA");
     if (keep3) setenv("DSCC_MLA_V3", keep3, 1);
     else unsetenv("DSCC_MLA_V3");
+    if (keepm) setenv("DSCC_MLA_MC", keepm, 1);
+    else unsetenv("DSCC_MLA_MC");
+    if (keepq) setenv("DSCC_MLA_QREG", keepq, 1);
+    else unsetenv("DSCC_MLA_QREG");
     free(keep);
     free(keep3);
+    free(keepm);
+    free(keepq);
+}
+
+/* DSCC_MLA_MC (no GPU needed): 0 and 1 generate the program; 1 with the keys by TMA (DSCC_MLA_TMA=1 or unset,
+ * DSCC_MLA_V3 1 or unset) gives the decode kernel MLA_MC 1 at 128 heads (two tiles a batch row) and 0 at 8 (one
+ * tile: no pair); 1 with DSCC_MLA_TMA=0, with DSCC_MLA_V3=3 or with DSCC_MLA_FUSE=1, and any other value, are
+ * codegen errors naming the variable. */
+static void test_mla_mc_env(void **state) {
+    (void)state;
+    static const struct { const char *mc, *tma, *v3, *fuse, *err; int heads; bool on; } vals[] = {
+        {"0", "1", "", "0", NULL, 128, false},  {"1", "1", "", "0", NULL, 128, true}, {"1", "1", "1", "0", NULL, 8, false},
+        {"1", "", "", "0", NULL, 128, true},
+        {"1", "0", "", "0", "DSCC_MLA_MC=1 needs", 128, false}, {"1", "1", "3", "0", "DSCC_MLA_MC=1 needs", 128, false},
+        {"1", "1", "", "1", "DSCC_MLA_MC=1 needs", 128, false}, {"2", "1", "", "0", "DSCC_MLA_MC must be 0", 128, false}};
+    static const char *const vars[6] = {"DSCC_MLA_MC", "DSCC_MLA_TMA", "DSCC_MLA_V3", "DSCC_MLA_FUSE", "DSCC_MLA_PART_BF16", "DSCC_MLA_QREG"};
+    char *keep[6];
+    for (int i = 0; i < 6; i++) keep[i] = getenv(vars[i]) ? strdup(getenv(vars[i])) : NULL;
+    setenv(vars[4], "0", 1); /* (DSCC_MLA_PART_BF16=1 refuses DSCC_MLA_FUSE=1) */
+    setenv(vars[5], "0", 1);
+    for (int i = 0; i < (int)(sizeof vals / sizeof *vals); i++) {
+        Arena *a = arena_new();
+        char *msg = NULL;
+        setenv(vars[0], vals[i].mc, 1);
+        setenv(vars[1], vals[i].tma, 1);
+        setenv(vars[2], vals[i].v3, 1);
+        setenv(vars[3], vals[i].fuse, 1);
+        CgProgram *p = generate_heads(a, &msg, vals[i].heads);
+        if (!vals[i].err) {
+            assert_non_null(p);
+            bool on = false; /* the instance's parameter (the file's own default is 0) */
+            for (int m = 0; m < p->nmodules; m++) on |= strstr(p->modules[m].source, "#define MLA_MC 1\n") != NULL;
+            assert_true(on == vals[i].on);
+        } else {
+            assert_null(p);
+            assert_non_null(strstr(msg, vals[i].err));
+        }
+        free(msg);
+        arena_free(a);
+    }
+    for (int i = 0; i < 6; i++) {
+        if (keep[i]) setenv(vars[i], keep[i], 1);
+        else unsetenv(vars[i]);
+        free(keep[i]);
+    }
+}
+
+/* DSCC_MLA_PART_BF16 (no GPU needed): 0 and 1 generate the program with both MLA kernels' MLA_PART_BF16 that
+ * value; 1 with DSCC_MLA_FUSE=1, and any other value, are codegen errors naming the variable. */
+static void test_mla_part_env(void **state) {
+    (void)state;
+    static const struct { const char *pbf, *fuse, *err; } vals[] = {
+        {"0", "0", NULL}, {"1", "0", NULL}, {"2", "0", "DSCC_MLA_PART_BF16 must be 0"}, {"1", "1", "DSCC_MLA_PART_BF16=1 is the combine"}};
+    static const char *const vars[3] = {"DSCC_MLA_PART_BF16", "DSCC_MLA_FUSE", "DSCC_MLA_MC"};
+    char *keep[3];
+    for (int i = 0; i < 3; i++) keep[i] = getenv(vars[i]) ? strdup(getenv(vars[i])) : NULL;
+    setenv(vars[2], "0", 1); /* (DSCC_MLA_MC=1 refuses DSCC_MLA_FUSE=1) */
+    for (int i = 0; i < (int)(sizeof vals / sizeof *vals); i++) {
+        Arena *a = arena_new();
+        char *msg = NULL;
+        setenv(vars[0], vals[i].pbf, 1);
+        setenv(vars[1], vals[i].fuse, 1);
+        CgProgram *p = generate_heads(a, &msg, 8);
+        if (!vals[i].err) {
+            assert_non_null(p);
+            char want[40];
+            snprintf(want, sizeof want, "#define MLA_PART_BF16 %s\n", vals[i].pbf);
+            int n = 0; /* the decode kernel's and the combine's */
+            for (int m = 0; m < p->nmodules; m++)
+                for (const char *t = p->modules[m].source; (t = strstr(t, want)) != NULL; t++) n++;
+            assert_true(*vals[i].pbf == '1' ? n == 2 : n >= 2);
+        } else {
+            assert_null(p);
+            assert_non_null(strstr(msg, vals[i].err));
+        }
+        free(msg);
+        arena_free(a);
+    }
+    for (int i = 0; i < 3; i++) {
+        if (keep[i]) setenv(vars[i], keep[i], 1);
+        else unsetenv(vars[i]);
+        free(keep[i]);
+    }
+}
+
+/* DSCC_MLA_QREG (no GPU needed): 0, 1 and 2 generate the program with that MLA_QREG; 1 or 2 with DSCC_MLA_V3=2,
+ * DSCC_MLA_LEAN=1 or DSCC_MLA_PREG=1, and any other value, are codegen errors naming the variable. */
+static void test_mla_qreg_env(void **state) {
+    (void)state;
+    static const struct { const char *qreg, *v3, *lean, *preg, *err; } vals[] = {
+        {"0", "", "", "0", NULL}, {"1", "", "", "0", NULL}, {"2", "3", "6", "0", NULL}, {"3", "", "", "0", "DSCC_MLA_QREG must be 0"},
+        {"1", "2", "", "0", "DSCC_MLA_QREG=1 or 2 needs"}, {"2", "", "1", "0", "DSCC_MLA_QREG=1 or 2 needs"},
+        {"1", "", "", "1", "DSCC_MLA_QREG=1 or 2 needs"}};
+    static const char *const vars[6] = {"DSCC_MLA_QREG", "DSCC_MLA_V3", "DSCC_MLA_LEAN", "DSCC_MLA_PREG", "DSCC_MLA_TMA", "DSCC_MLA_MC"};
+    char *keep[6];
+    for (int i = 0; i < 6; i++) keep[i] = getenv(vars[i]) ? strdup(getenv(vars[i])) : NULL;
+    setenv("DSCC_MLA_TMA", "0", 1); /* (TMA refuses DSCC_MLA_V3=2) */
+    setenv("DSCC_MLA_MC", "0", 1);  /* (which needs TMA) */
+    for (int i = 0; i < (int)(sizeof vals / sizeof *vals); i++) {
+        Arena *a = arena_new();
+        char *msg = NULL;
+        setenv(vars[0], vals[i].qreg, 1);
+        setenv(vars[1], vals[i].v3, 1);
+        setenv(vars[2], vals[i].lean, 1);
+        setenv(vars[3], vals[i].preg, 1);
+        CgProgram *p = generate_heads(a, &msg, 8);
+        if (!vals[i].err) {
+            assert_non_null(p);
+            char want[32];
+            snprintf(want, sizeof want, "#define MLA_QREG %s\n", vals[i].qreg);
+            bool on = false;
+            for (int m = 0; m < p->nmodules; m++) on |= strstr(p->modules[m].source, want) != NULL;
+            assert_true(on);
+        } else {
+            assert_null(p);
+            assert_non_null(strstr(msg, vals[i].err));
+        }
+        free(msg);
+        arena_free(a);
+    }
+    for (int i = 0; i < 6; i++) {
+        if (keep[i]) setenv(vars[i], keep[i], 1);
+        else unsetenv(vars[i]);
+        free(keep[i]);
+    }
 }
 
 /* DSCC_MLA_V3 (no GPU needed): 0 to 4 generate the program, anything else is a codegen error naming
  * the variable and its values; with 3 and 4 the decode phase runs 256 threads (no producer), else 384. */
 static void test_mla_v3_env(void **state) {
     (void)state;
-    const char *old = getenv("DSCC_MLA_V3"), *oldt = getenv("DSCC_MLA_TMA");
-    char *keep = old ? strdup(old) : NULL, *keept = oldt ? strdup(oldt) : NULL;
+    const char *old = getenv("DSCC_MLA_V3"), *oldt = getenv("DSCC_MLA_TMA"), *oldm = getenv("DSCC_MLA_MC");
+    char *keep = old ? strdup(old) : NULL, *keept = oldt ? strdup(oldt) : NULL, *keepm = oldm ? strdup(oldm) : NULL;
     setenv("DSCC_MLA_TMA", "0", 1); /* the cp.async forms, whatever the environment asks (TMA refuses 0 and 2) */
+    setenv("DSCC_MLA_MC", "0", 1); /* (which DSCC_MLA_MC=1 refuses) */
+    const char *oldq = getenv("DSCC_MLA_QREG");
+    char *keepq = oldq ? strdup(oldq) : NULL;
+    setenv("DSCC_MLA_QREG", "0", 1); /* (DSCC_MLA_QREG=1 refuses DSCC_MLA_V3=0, 2 and 4) */
     static const char *const vals[] = {"0", "1", "2", "3", "4", "5", "12", "x"};
     for (int i = 0; i < (int)(sizeof vals / sizeof *vals); i++) {
         Arena *a = arena_new();
         char *msg = NULL;
         setenv("DSCC_MLA_V3", vals[i], 1);
-        CgProgram *p = generate_8_heads(a, &msg);
+        CgProgram *p = generate_heads(a, &msg, 8);
         if (i < 5) {
             assert_non_null(p);
             int threads = 0;
@@ -744,8 +1017,14 @@ static void test_mla_v3_env(void **state) {
     else unsetenv("DSCC_MLA_V3");
     if (keept) setenv("DSCC_MLA_TMA", keept, 1);
     else unsetenv("DSCC_MLA_TMA");
+    if (keepm) setenv("DSCC_MLA_MC", keepm, 1);
+    else unsetenv("DSCC_MLA_MC");
+    if (keepq) setenv("DSCC_MLA_QREG", keepq, 1);
+    else unsetenv("DSCC_MLA_QREG");
     free(keep);
     free(keept);
+    free(keepm);
+    free(keepq);
 }
 
 /* gen.h's split rule (no GPU needed): one wave of one block per SM where the tiles allow, no empty split. */
@@ -765,13 +1044,16 @@ static void test_mla_splits_rule(void **state) {
 }
 
 int main(void) {
+    const char *only = getenv("DSCC_TEST_FILTER"); /* e.g. '*multicast*': the matching tests alone */
+    if (only && *only) cmocka_set_test_filter(only);
     const char *seed = getenv("DSCC_TEST_SEED");
     rng = seed && *seed ? strtoull(seed, NULL, 10) : (uint64_t)time(NULL);
     const char *em = getenv("DSCC_EMULATED");
     emu_dev = em && *em && strcmp(em, "0") != 0;
     fprintf(stderr, "inputs from seed %llu (DSCC_TEST_SEED=%llu reruns them)\n", (unsigned long long)rng, (unsigned long long)rng);
     const struct CMUnitTest rule[] = {cmocka_unit_test(test_mla_splits_rule), cmocka_unit_test(test_mla_v3_env),
-                                      cmocka_unit_test(test_mla_tma_env)};
+                                      cmocka_unit_test(test_mla_tma_env), cmocka_unit_test(test_mla_mc_env),
+                                      cmocka_unit_test(test_mla_qreg_env), cmocka_unit_test(test_mla_part_env)};
     if (cmocka_run_group_tests(rule, NULL, NULL)) return 1;
     if (!tu_hopper()) return 77;
     const char *tile = getenv("DSCC_GEMM_TILE");
@@ -782,6 +1064,8 @@ int main(void) {
     const struct CMUnitTest tests[] = {cmocka_unit_test(test_mla_kernel_ring), cmocka_unit_test(test_mla_lean_exact),
                                        cmocka_unit_test(test_mla_fused_combine), cmocka_unit_test(test_mla_p_registers),
                                        cmocka_unit_test(test_mla_no_producer), cmocka_unit_test(test_mla_tma),
+                                       cmocka_unit_test(test_mla_multicast), cmocka_unit_test(test_mla_qreg),
+                                       cmocka_unit_test(test_mla_part_bf16),
                                        cmocka_unit_test(test_mla_env_steps),
                                        cmocka_unit_test(test_mla_128_heads),
                                        cmocka_unit_test(test_mla_long_context)};
