@@ -201,6 +201,7 @@ static void check_kinds(bool f32, int form, unsigned kinds) {
         /* dyn=1: level 3's units handed out by the atomic counter */
         assert_true(generated_has(g, f32, "#define XT_DYN 1\n") == want_dyn(tenv));
         assert_true(generated_has(g, f32, "#define XT_KP 2\n") == (tenv && strstr(tenv, "kp=2") != NULL));
+        assert_true(generated_has(g, f32, "#define XT_WIDE 1\n") == (tenv && strstr(tenv, "bn=256") != NULL));
     }
     GpuExec *gx = gpu_exec_new(g, &ws, &go, d);
     assert_non_null(gx);
@@ -344,6 +345,17 @@ static void test_tma3_dyn(void **state) {
     (void)state;
     setenv("DSCC_EXPERT_TMA", "3,dyn=1,grid=5,kp=2", 1);
     check_kinds(false, FORM_TMA, 1u << 1 | 1u << 4);
+    unsetenv("DSCC_EXPERT_TMA");
+}
+
+/* level 3 with units of 256 outputs (DSCC_EXPERT_TMA=3,bn=256: two 128-column halves of the weight on the same rows of
+ * x, a consumer warpgroup's two accumulator sets; N 176, 528 and 100: a second half partly, wholly or (the last tile)
+ * all past N, its block scales zeros, its box's rows the next expert's or past the map's): slots of id -1, uneven
+ * rows, the two experts of 160 rows (two passes a tile), bf16 on a grid of 3 */
+static void test_tma3_wide(void **state) {
+    (void)state;
+    setenv("DSCC_EXPERT_TMA", "3,bn=256,grid=3", 1);
+    check_kinds(false, FORM_TMA, 1u << 1 | 1u << 2 | 1u << 4);
     unsetenv("DSCC_EXPERT_TMA");
 }
 
@@ -527,6 +539,13 @@ static void test_env(void **state) {
     assert_true(generated_has(g, false, "#define XT_KP 1\n"));
     setenv("DSCC_EXPERT_TMA", "2,kp=3", 1); /* kp at level 2 too */
     assert_true(generated_has(g, false, "#define XT_KP 3\n"));
+    assert_true(generated_has(g, false, "#define XT_WIDE 0\n"));
+    setenv("DSCC_EXPERT_TMA", "2,bn=256", 1); /* units of 256 outputs at level 2 too (and keys alone: level 3) */
+    assert_true(generated_has(g, false, "#define XT_WIDE 1\n") && !generated_has(g, false, "#define XT_SPLIT 1\n"));
+    setenv("DSCC_EXPERT_TMA", "bn=256", 1);
+    assert_true(generated_has(g, false, "#define XT_WIDE 1\n") && generated_has(g, false, "#define XT_SPLIT 1\n"));
+    setenv("DSCC_EXPERT_TMA", "3,bn=128", 1);
+    assert_true(generated_has(g, false, "#define XT_WIDE 0\n"));
     unsetenv("DSCC_EXPERT_TMA");
     assert_true(generated_has(g, false, "#define XT_EF 1\n"));
     setenv("DSCC_EXPERT_TMA", "minr=8", 1); /* keys alone: the default level */
@@ -538,13 +557,14 @@ static void test_env(void **state) {
     assert_true(!st && tile && !tma);
     int before = diag_error_count(d);
     static const char *const badt[] = {"4", "minr=0", "mt=3", "minr", "minr=", "mt=1,", "minr=8x", "depth=2", "grid=0", "grid=1025",
-                                       "mt=2,2", "2,", "2x", ",2", "2,mt=3", "-1", "2,ef=2", "2,dyn=1", "1,dyn=1", "dyn=2", "kp=0", "kp=4", "1,kp=2"};
+                                       "mt=2,2", "2,", "2x", ",2", "2,mt=3", "-1", "2,ef=2", "2,dyn=1", "1,dyn=1", "dyn=2", "kp=0", "kp=4", "1,kp=2",
+                                       "bn=192", "1,bn=256", "bn=256,mt=2", "bn=256,dyn=1", "bn=256,kp=2", "bn=512"};
     for (size_t i = 0; i < sizeof badt / sizeof badt[0]; i++) {
         setenv("DSCC_EXPERT_TMA", badt[i], 1);
         assert_null(cg_generate(a, d, g, &(CgGenOptions){0}));
     }
     unsetenv("DSCC_EXPERT_TMA");
-    assert_true(diag_error_count(d) >= before + 23);
+    assert_true(diag_error_count(d) >= before + 29);
     arena_free(a);
 }
 
@@ -554,7 +574,7 @@ int main(int argc, char **argv) {
                                        cmocka_unit_test(test_regs_f32), cmocka_unit_test(test_ring4), cmocka_unit_test(test_tile),
                                        cmocka_unit_test(test_tma), cmocka_unit_test(test_tma_f32), cmocka_unit_test(test_tma2),
                                        cmocka_unit_test(test_tma2_f32), cmocka_unit_test(test_tma2_decode), cmocka_unit_test(test_tma3),
-                                       cmocka_unit_test(test_tma3_dyn),
+                                       cmocka_unit_test(test_tma3_dyn), cmocka_unit_test(test_tma3_wide),
                                        cmocka_unit_test(test_tma3_decode_f32), cmocka_unit_test(test_env)};
     if (argc > 1) cmocka_set_test_filter(argv[1]); /* one test (a glob) while iterating: test_gpu_expert 'test_tma2*' */
     return cmocka_run_group_tests(tests, NULL, NULL);
