@@ -392,10 +392,11 @@ typedef struct {
 #define EXPERT_TMA_MINR 1 /* every step of more than one routed row (minr=2048: decode steps on the tile, as before) */
 #define EXPERT_TMA_DYN 0  /* dyn where not given: at level 3 with mt=1 (mt=2 spills with it) */
 #define EXPERT_TMA_KP 1   /* kp where not given: with dyn (the static walk's producer spills with kp > 1) */
-#define EXPERT_TMA_BN 128 /* bn where not given: a unit's weight tile of 128 outputs (bn=256: two halves, x read once) */
+#define EXPERT_TMA_BN 128 /* bn where not given, at levels 2 and 3 with mt=1, no dyn, kp=1 (else 128): a unit's weight tile of
+                           * 128 outputs (bn=256: two halves, x's rows read once for both) */
 
 static bool expert_tma_params(Gen *G, ExpertTma *p) {
-    *p = (ExpertTma){false, 3, EXPERT_TMA_MINR, 1, 132, 1, -1, -1, EXPERT_TMA_BN}; /* dyn, kp: -1 until resolved */
+    *p = (ExpertTma){false, 3, EXPERT_TMA_MINR, 1, 132, 1, -1, -1, -1}; /* dyn, kp, bn: -1 until resolved */
     const ExpertKey keys[] = {{"minr", 1, 1LL << 30, 0, &p->minr}, {"mt", 1, 2, 0, &p->mt}, {"grid", 1, 1024, 0, &p->grid}, {"ef", 0, 1, 0, &p->ef},
                               {"dyn", 0, 1, 0, &p->dyn}, {"kp", 1, 3, 0, &p->kp}, {"bn", 128, 256, 0, &p->bn}};
     static const char usage[] = "0, 1, 2, 3, or comma-separated minr=N (N >= 1), mt=1|2, grid=1..1024, ef=0|1, dyn=0|1 (level 3), kp=1..3 "
@@ -407,6 +408,7 @@ static bool expert_tma_params(Gen *G, ExpertTma *p) {
     }
     if (p->dyn < 0) p->dyn = p->lvl == 3 && p->mt == 1 ? EXPERT_TMA_DYN : 0;
     if (p->kp < 0) p->kp = p->dyn ? EXPERT_TMA_KP : 1;
+    if (p->bn < 0) p->bn = p->lvl >= 2 && p->mt == 1 && !p->dyn && p->kp == 1 ? EXPERT_TMA_BN : 128;
     if (p->bn != 128 && (p->bn != 256 || p->lvl < 2 || p->mt != 1 || p->dyn > 0 || p->kp > 1)) {
         G->why = arena_printf(G->a, "DSCC_EXPERT_TMA is '%s': bn=%lld needs 128, or 256 at level 2 or 3 with mt=1, dyn=0, kp=1; expected %s",
                               getenv("DSCC_EXPERT_TMA"), (long long)p->bn, usage);

@@ -167,6 +167,18 @@ enum { FORM_TILE, FORM_STREAM, FORM_TMA }; /* the form of the grouped GEMM that 
 
 #define DYN_DEFAULT 0 /* gen_expert.c's EXPERT_TMA_DYN: level 3's dynamic units where dyn is not given (at mt=1) */
 
+#define WIDE_DEFAULT 0 /* gen_expert.c's EXPERT_TMA_BN == 256: units of 256 outputs where bn is not given (levels 2, 3 at mt=1,
+                        * without dyn and kp) */
+
+/* Whether DSCC_EXPERT_TMA = v (NULL: unset) generates units of 256 outputs (XT_WIDE): bn=256, or by default where
+ * the level (given or 3) is 2 or 3 with neither mt=2, dyn=1 nor kp=2|3, unless bn=128. */
+static bool want_wide(const char *v) {
+    if (v && strstr(v, "bn=256")) return true;
+    const bool lvl_given = v && v[0] >= '1' && v[0] <= '3' && (v[1] == ',' || !v[1]);
+    return WIDE_DEFAULT && !(lvl_given && v[0] == '1') &&
+           !(v && (strstr(v, "bn=128") || strstr(v, "mt=2") || strstr(v, "dyn=1") || strstr(v, "kp=2") || strstr(v, "kp=3")));
+}
+
 /* Whether DSCC_EXPERT_TMA = v (NULL: unset) generates level 3's dynamic units: dyn=1, or by default at level 3 (given,
  * or no level given) with mt=1 unless dyn=0. */
 static bool want_dyn(const char *v) {
@@ -201,7 +213,7 @@ static void check_kinds(bool f32, int form, unsigned kinds) {
         /* dyn=1: level 3's units handed out by the atomic counter */
         assert_true(generated_has(g, f32, "#define XT_DYN 1\n") == want_dyn(tenv));
         assert_true(generated_has(g, f32, "#define XT_KP 2\n") == (tenv && strstr(tenv, "kp=2") != NULL));
-        assert_true(generated_has(g, f32, "#define XT_WIDE 1\n") == (tenv && strstr(tenv, "bn=256") != NULL));
+        assert_true(generated_has(g, f32, "#define XT_WIDE 1\n") == want_wide(tenv));
     }
     GpuExec *gx = gpu_exec_new(g, &ws, &go, d);
     assert_non_null(gx);
@@ -543,7 +555,9 @@ static void test_env(void **state) {
     assert_true(generated_has(g, false, "#define XT_KP 1\n"));
     setenv("DSCC_EXPERT_TMA", "2,kp=3", 1); /* kp at level 2 too */
     assert_true(generated_has(g, false, "#define XT_KP 3\n"));
-    assert_true(generated_has(g, false, "#define XT_WIDE 0\n"));
+    assert_true(generated_has(g, false, "#define XT_WIDE 0\n")); /* kp > 1: never wide */
+    setenv("DSCC_EXPERT_TMA", "3", 1);
+    assert_true(generated_has(g, false, "#define XT_WIDE 1\n") == WIDE_DEFAULT);
     setenv("DSCC_EXPERT_TMA", "2,bn=256", 1); /* units of 256 outputs at level 2 too (and keys alone: level 3) */
     assert_true(generated_has(g, false, "#define XT_WIDE 1\n") && !generated_has(g, false, "#define XT_SPLIT 1\n"));
     setenv("DSCC_EXPERT_TMA", "bn=256", 1);
