@@ -88,6 +88,14 @@
 //   HBM for 256 (384) adjacent bytes at once, where one box a stage asks
 //   for 128 bytes of each of 128 rows 7 KB apart, its neighbour a stage
 //   (~1 us) later.
+// * Wide units (XT_WIDE 1, DSCC_EXPERT_TMA=...,bn=256; level 2 or 3, XT_MT
+//   1, no XT_DYN, XT_KP 1): a unit's weight tile is XT_TN = 256 outputs,
+//   two boxes a stage (rows 0-127, 128-255 of the tile) and the second
+//   half's block scale beside the first's (thread 1; zeros past N), each
+//   consumer's 64 rows against both halves (XT_NA = 2 accumulator sets,
+//   promoted in turn; a half wholly past N neither computed nor stored),
+//   so x's rows and scales are gathered once for 256 outputs, and a ring of
+//   4 stages of 48 KB holds 128 KB of weights where 6 of 32 KB hold 96.
 //
 // Parameters (#define; expressions may use the kernel's Args `a`):
 //   DSCC_ENTRY          the entry point's name
@@ -111,13 +119,14 @@
 //   XT_CTR              the units' counter (int *, 0 at the launch; 0 again after it)
 //   XT_KP               the weights' boxes of XT_KP adjacent K blocks issued at once (1, 2, 3; default 1; see above)
 //   XT_MT               row tiles of 64 a consumer holds: 1 or 2 (default 1: 128 rows a pass)
-//   XT_STAGES           stages of the ring (default 4 at XT_MT 2, 6 at 1)
+//   XT_WIDE             1: units of 256 outputs (see above; default 0)
+//   XT_STAGES           stages of the ring (default 4 at XT_MT 2 or XT_WIDE, 6 otherwise)
 //   XT_LVL              1 or 2 (default 1; see above); level 2 also needs:
 //   XT_EF               level 2: 1 loads the weights under an L2 evict-first policy (default 0)
 //   XT_XSP(m, kb), XT_WSP(s, i)  the addresses (const float *) of XT_XS(m, kb) and XT_WS(s, i)
 //   XT_STORE4(s, i, v0, v1, v2, v3)  (optional, level 2) stores y_s[i .. i + 3] (i % 4 == 0, N % 4 == 0), a statement
 //   XT_REGS_P, XT_REGS_C  registers a thread after setmaxnreg: producer, consumers (56, 224 at XT_MT 1, 80, 208 with
-//                       XT_DYN; 40, 232 at 2:
+//                       XT_DYN, 48, 224 with XT_WIDE; 40, 232 at 2:
 //                       128 P + 256 C must not exceed the 384 x 168 the block is launched with)
 // Dynamic shared memory: XT_SMEM bytes (the launch's; level 2: 4 (XT_STAGES (128 XT_MT + 4) + 128 XT_MT) more;
 // XT_DYN: XT_UQB more).
