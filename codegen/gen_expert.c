@@ -387,17 +387,20 @@ typedef struct {
     int64_t ef;  /* level 2: the weights' TMA loads under an L2 evict-first policy */
     int64_t dyn; /* level 3: dynamic units (an atomic counter) */
     int64_t kp;  /* levels 2 and 3: the weights' boxes of kp adjacent K blocks issued at once */
+    int64_t bn;  /* levels 2 and 3: outputs of a unit's weight tile, 128 or 256 (two 128-column halves, x read once for both) */
 } ExpertTma;
 #define EXPERT_TMA_MINR 1 /* every step of more than one routed row (minr=2048: decode steps on the tile, as before) */
 #define EXPERT_TMA_DYN 0  /* dyn where not given: at level 3 with mt=1 (mt=2 spills with it) */
 #define EXPERT_TMA_KP 1   /* kp where not given: with dyn (the static walk's producer spills with kp > 1) */
+#define EXPERT_TMA_BN 128 /* bn where not given, at levels 2 and 3 with mt=1, no dyn, kp=1 (else 128): a unit's weight tile of
+                           * 128 outputs (bn=256: two halves, x's rows read once for both) */
 
 static bool expert_tma_params(Gen *G, ExpertTma *p) {
-    *p = (ExpertTma){false, 3, EXPERT_TMA_MINR, 1, 132, 1, -1, -1}; /* dyn, kp: -1 until resolved */
+    *p = (ExpertTma){false, 3, EXPERT_TMA_MINR, 1, 132, 1, -1, -1, -1}; /* dyn, kp, bn: -1 until resolved */
     const ExpertKey keys[] = {{"minr", 1, 1LL << 30, 0, &p->minr}, {"mt", 1, 2, 0, &p->mt}, {"grid", 1, 1024, 0, &p->grid}, {"ef", 0, 1, 0, &p->ef},
-                              {"dyn", 0, 1, 0, &p->dyn}, {"kp", 1, 3, 0, &p->kp}};
+                              {"dyn", 0, 1, 0, &p->dyn}, {"kp", 1, 3, 0, &p->kp}, {"bn", 128, 256, 0, &p->bn}};
     static const char usage[] = "0, 1, 2, 3, or comma-separated minr=N (N >= 1), mt=1|2, grid=1..1024, ef=0|1, dyn=0|1 (level 3), kp=1..3 "
-                                "(levels 2, 3), after a level 1|2|3 or alone";
+                                "(levels 2, 3), bn=128|256 (levels 2, 3; bn=256 with mt=1, dyn=0, kp=1), after a level 1|2|3 or alone";
     if (!expert_env(G, "DSCC_EXPERT_TMA", 3, 3, keys, (int)(sizeof keys / sizeof keys[0]), usage, &p->lvl)) return false;
     if (p->dyn > 0 && p->lvl != 3) {
         G->why = arena_printf(G->a, "DSCC_EXPERT_TMA is '%s': dyn=1 needs level 3; expected %s", getenv("DSCC_EXPERT_TMA"), usage);
@@ -405,6 +408,12 @@ static bool expert_tma_params(Gen *G, ExpertTma *p) {
     }
     if (p->dyn < 0) p->dyn = p->lvl == 3 && p->mt == 1 ? EXPERT_TMA_DYN : 0;
     if (p->kp < 0) p->kp = p->dyn ? EXPERT_TMA_KP : 1;
+    if (p->bn < 0) p->bn = p->lvl >= 2 && p->mt == 1 && !p->dyn && p->kp == 1 ? EXPERT_TMA_BN : 128;
+    if (p->bn != 128 && (p->bn != 256 || p->lvl < 2 || p->mt != 1 || p->dyn > 0 || p->kp > 1)) {
+        G->why = arena_printf(G->a, "DSCC_EXPERT_TMA is '%s': bn=%lld needs 128, or 256 at level 2 or 3 with mt=1, dyn=0, kp=1; expected %s",
+                              getenv("DSCC_EXPERT_TMA"), (long long)p->bn, usage);
+        return false;
+    }
     if (p->kp > 1 && p->lvl < 2) {
         G->why = arena_printf(G->a, "DSCC_EXPERT_TMA is '%s': kp=%lld needs level 2 or 3; expected %s", getenv("DSCC_EXPERT_TMA"),
                               (long long)p->kp, usage);
@@ -475,12 +484,13 @@ static void expert_tma(Gen *G, const ExpertTma *xt, int64_t amin, const IrNode *
     if (wf32)
         wsp = nw > 1 ? arena_printf(G->a, "((const float *)((s) ? a.t[%d] : a.t[%d]) + (i))", out[1].sws, out[0].sws)
                      : arena_printf(G->a, "((const float *)a.t[%d] + (i))", out[0].sws);
-    const int lvl = xt->lvl >= 2 && xsp && wsp ? 2 : 1, split = xt->lvl == 3;
+    const int lvl = xt->lvl >= 2 && xsp && wsp ? 2 : 1, split = xt->lvl == 3, wide = lvl == 2 && xt->bn == 256;
     CgDefine defs[] = {
         {"XT_LVL", arena_printf(G->a, "%d", lvl)},
         {"XT_SPLIT", split ? "1" : "0"},
         {"XT_DYN", split && xt->dyn ? "1" : "0"},
         {"XT_KP", arena_printf(G->a, "%d", lvl == 2 ? (int)xt->kp : 1)},
+        {"XT_WIDE", wide ? "1" : "0"},
         {"XT_CTR", split && xt->dyn ? arena_printf(G->a, "((int *)a.t[%d] + %lld)", sc, (long long)EXPERT_CTR(E)) : "((int *)0)"},
         {"XT_PASSES", split ? passes : "((const int *)0)"},
         {"XT_NPASS", split ? arena_printf(G->a, "(XT_CNT[%lld])", (long long)EXPERT_NPASS(E)) : "0"},
@@ -511,15 +521,16 @@ static void expert_tma(Gen *G, const ExpertTma *xt, int64_t amin, const IrNode *
     sb_printf(&G->decl, "// fp8_expert_linear%s above %lld routed rows: a block per (expert, 128 outputs) takes all of the expert's\n"
                         "// rows, %d a pass; the weights by TMA, the rows gathered by cp.async, into a %d-stage mbarrier ring; a producer\n"
                         "// warpgroup, two wgmma m64n128k32 E4M3 consumer warpgroups; a persistent grid, the longest expert first\n"
-                        "// (level %d%s%s%s%s%s)\n",
-              nw > 1 ? " x 2 (gate and up)" : "", (long long)amin, 128 * (int)xt->mt, xt->mt == 2 ? 4 : 6, lvl,
+                        "// (level %d%s%s%s%s%s%s)\n",
+              nw > 1 ? " x 2 (gate and up)" : "", (long long)amin, 128 * (int)xt->mt, xt->mt == 2 || wide ? 4 : 6, lvl,
+              wide ? "; units of 256 outputs, two 128-column halves on the same rows of x" : "",
               lvl == 2 ? ": the scales staged by the producer, the rows gathered in whole sectors" : "",
               split ? "; split units: a block a pass, the passes of a weight tile side by side" : "",
               split && xt->dyn ? ", handed out by an atomic counter" : "",
               lvl == 2 && xt->kp > 1 ? arena_printf(G->a, ", the weights' boxes of %d K blocks issued together", (int)xt->kp) : "",
               lvl == 2 && xt->ef ? ", the weights evict-first in L2" : "");
     sb_puts(&G->decl, cg_kernel_instance(G->a, "expert_tma", entry, defs, nd));
-    int64_t stages = xt->mt == 2 ? 4 : 6, smem = stages * 16384 * (1 + xt->mt) + 16 * stages + 1024; /* XT_SMEM */
+    int64_t stages = xt->mt == 2 || wide ? 4 : 6, smem = stages * 16384 * (1 + wide + xt->mt) + 16 * stages + 1024; /* XT_SMEM */
     if (lvl == 2) smem += 4 * stages * (128 * xt->mt + 4) + 4 * 128 * xt->mt; /* the stages' scales, the pass's rows */
     if (split && xt->dyn) smem += 128;                                          /* XT_UQB: the unit queue */
     cg_phase(G, CG_LAUNCH_BLOCK, R, (int64_t)1 << 40, ir_dim_const((int)xt->grid), 1, smem);

@@ -88,6 +88,14 @@
 //   HBM for 256 (384) adjacent bytes at once, where one box a stage asks
 //   for 128 bytes of each of 128 rows 7 KB apart, its neighbour a stage
 //   (~1 us) later.
+// * Wide units (XT_WIDE 1, DSCC_EXPERT_TMA=...,bn=256; level 2 or 3, XT_MT
+//   1, no XT_DYN, XT_KP 1): a unit's weight tile is XT_TN = 256 outputs,
+//   two boxes a stage (rows 0-127, 128-255 of the tile) and the second
+//   half's block scale beside the first's (thread 1; zeros past N), each
+//   consumer's 64 rows against both halves (XT_NA = 2 accumulator sets,
+//   promoted in turn; a half wholly past N neither computed nor stored),
+//   so x's rows and scales are gathered once for 256 outputs, and a ring of
+//   4 stages of 48 KB holds 128 KB of weights where 6 of 32 KB hold 96.
 //
 // Parameters (#define; expressions may use the kernel's Args `a`):
 //   DSCC_ENTRY          the entry point's name
@@ -111,13 +119,14 @@
 //   XT_CTR              the units' counter (int *, 0 at the launch; 0 again after it)
 //   XT_KP               the weights' boxes of XT_KP adjacent K blocks issued at once (1, 2, 3; default 1; see above)
 //   XT_MT               row tiles of 64 a consumer holds: 1 or 2 (default 1: 128 rows a pass)
-//   XT_STAGES           stages of the ring (default 4 at XT_MT 2, 6 at 1)
+//   XT_WIDE             1: units of 256 outputs (see above; default 0)
+//   XT_STAGES           stages of the ring (default 4 at XT_MT 2 or XT_WIDE, 6 otherwise)
 //   XT_LVL              1 or 2 (default 1; see above); level 2 also needs:
 //   XT_EF               level 2: 1 loads the weights under an L2 evict-first policy (default 0)
 //   XT_XSP(m, kb), XT_WSP(s, i)  the addresses (const float *) of XT_XS(m, kb) and XT_WS(s, i)
 //   XT_STORE4(s, i, v0, v1, v2, v3)  (optional, level 2) stores y_s[i .. i + 3] (i % 4 == 0, N % 4 == 0), a statement
 //   XT_REGS_P, XT_REGS_C  registers a thread after setmaxnreg: producer, consumers (56, 224 at XT_MT 1, 80, 208 with
-//                       XT_DYN; 40, 232 at 2:
+//                       XT_DYN, 48, 224 with XT_WIDE; 40, 232 at 2:
 //                       128 P + 256 C must not exceed the 384 x 168 the block is launched with)
 // Dynamic shared memory: XT_SMEM bytes (the launch's; level 2: 4 (XT_STAGES (128 XT_MT + 4) + 128 XT_MT) more;
 // XT_DYN: XT_UQB more).
@@ -167,16 +176,25 @@
 #if XT_DYN && !XT_SPLIT
 #error "XT_DYN needs XT_SPLIT"
 #endif
-#ifndef XT_STAGES
-#define XT_STAGES (XT_MT == 2 ? 4 : 6)
+#ifndef XT_WIDE
+#define XT_WIDE 0
 #endif
-// (XT_DYN at XT_MT 1: 80 and 208, none spilled, where 56 / 224 spilled 52-60 bytes and 72 / 216 4 bytes in the producer;
+#if XT_WIDE && (XT_LVL != 2 || XT_MT != 1 || XT_DYN || XT_KP != 1)
+#error "XT_WIDE needs level 2 (or 3), XT_MT 1, no XT_DYN, XT_KP 1"
+#endif
+#define XT_TN (128 * (1 + XT_WIDE)) // outputs of a unit's weight tile
+#define XT_NA (XT_WIDE ? 2 : XT_MT) // accumulator sets a consumer holds: its row tiles (XT_MT), or the tile's 128-column halves
+#ifndef XT_STAGES
+#define XT_STAGES (XT_MT == 2 || XT_WIDE ? 4 : 6)
+#endif
+// (XT_WIDE: 48 and 224, the gate/up phase none spilled, the down's 12 bytes at any split from 24 / 240 to 56 / 224, where 40 /
+// 232 spilled 12 in both; XT_DYN at XT_MT 1: 80 and 208, none spilled, where 56 / 224 spilled 52-60 bytes and 72 / 216 4 bytes in the producer;
 // ptxas, CUDA 13, V3's shapes; the consumers hold no next unit there)
 #ifndef XT_REGS_P
-#define XT_REGS_P (XT_MT == 2 ? 40 : XT_DYN ? 80 : 56)
+#define XT_REGS_P (XT_MT == 2 ? 40 : XT_WIDE ? 48 : XT_DYN ? 80 : 56)
 #endif
 #ifndef XT_REGS_C
-#define XT_REGS_C (XT_MT == 2 ? 232 : XT_DYN ? 208 : 224)
+#define XT_REGS_C (XT_MT == 2 ? 232 : XT_WIDE ? 224 : XT_DYN ? 208 : 224)
 #endif
 #if XT_MT != 1 && XT_MT != 2
 #error "XT_MT must be 1 or 2"
@@ -188,7 +206,8 @@ static_assert(128 * (XT_REGS_P) + 256 * (XT_REGS_C) <= 384 * 168, "expert_tma.cu
 #define XT_NEXT_AT 3                                 // XT_DYN: the next unit decoded this many K blocks before a unit's end,
 #define XT_GRAB_AHEAD 2                              // ... its atomic issued this many K blocks before that
 #define XT_BOX 16384                                 // bytes of a 128-row x 128-byte box
-#define XT_STAGE (XT_BOX * (1 + XT_MT))              // w's box, then 128 XT_MT rows of x
+#define XT_WB (XT_BOX * (1 + XT_WIDE))               // w's box (XT_WIDE: the tile's two, rows 0-127 then 128-255)
+#define XT_STAGE (XT_WB + XT_BOX * XT_MT)            // w's box(es), then 128 XT_MT rows of x
 #if XT_LVL == 2 // after the barriers: each stage's scales (128 XT_MT of x's rows, then w's, 4 floats of pad), the pass's x rows
 #define XT_SCL (XT_STAGES * XT_STAGE + 16 * XT_STAGES)
 #define XT_SROW (XT_SCL + 4 * XT_STAGES * (128 * XT_MT + 4))
@@ -258,7 +277,9 @@ extern "C" __global__ void __launch_bounds__(384, 1) DSCC_ENTRY(Args a) {
     int *uslot = (int *)(ufull + 4), *ushare = uslot + 16;
 #endif
     const long long N = XT_N, K = XT_K;
-    const int nkb = (int)((K + 127) / 128), nt = (int)((N + 127) / 128), ntw = XT_NW * nt;
+    // nt: a weight's tiles of XT_TN outputs (units), nt1 its 128-row blocks (the block scales')
+    const int nkb = (int)((K + 127) / 128), nt = (int)((N + XT_TN - 1) / XT_TN), ntw = XT_NW * nt, nt1 = (int)((N + 127) / 128);
+    (void)nt1;
     const int EB = XT_E + 1, BM = 128 * XT_MT; // buckets; rows a pass
     const int *cnt = XT_CNT, *perm = XT_PERM, *ord = XT_ORD;
 #if XT_SPLIT
@@ -335,9 +356,9 @@ extern "C" __global__ void __launch_bounds__(384, 1) DSCC_ENTRY(Args a) {
         XT_PUSH(u < units ? u : units, b, c0, first, wt)
 #endif
         for (; u < units;) {
-            const int ws = XT_WT / nt, wrow = (int)(b * N + XT_WT % nt * 128LL);
+            const int ws = XT_WT / nt, wrow = (int)(b * N + XT_WT % nt * (long long)XT_TN);
 #if XT_LVL == 2
-            const long long wsb = ((long long)b * nt + XT_WT % nt) * nkb; // w_s's scales of this tile, K block 0
+            const long long wsb = ((long long)b * nt1 + XT_WT % nt * (1 + XT_WIDE)) * nkb; // w_s's scales of this tile, K block 0
             int *srow = (int *)(sm + XT_SROW);
 #endif
             // the next unit: its bucket's load issued (level 3 loads its pass entry at XT_NEXT, where level 2 loads the
@@ -388,9 +409,9 @@ extern "C" __global__ void __launch_bounds__(384, 1) DSCC_ENTRY(Args a) {
             }
 #endif
             if (b >= XT_E) { // the slots of id -1: zeros (stored here: the consumers' registers hold the accumulators)
-                const long long n0 = XT_WT % nt * 128LL;
-                for (long long i = p; i < (long long)c0 * 128; i += 128) {
-                    const long long r = perm[first + i / 128], o = n0 + i % 128;
+                const long long n0 = XT_WT % nt * (long long)XT_TN;
+                for (long long i = p; i < (long long)c0 * XT_TN; i += 128) {
+                    const long long r = perm[first + i / XT_TN], o = n0 + i % XT_TN;
                     if (o < N) XT_STORE(ws, r * N + o, 0.0f);
                 }
 #if XT_DYN
@@ -418,15 +439,15 @@ extern "C" __global__ void __launch_bounds__(384, 1) DSCC_ENTRY(Args a) {
                         unsigned char *st = sm + s * XT_STAGE;
                         hp_mbar_wait(&empty[s], (unsigned)((it / XT_STAGES) & 1) ^ 1u); // the consumers are done with its last use
 #if XT_LVL == 2 && XT_EF && XT_SPLIT
-#define XT_TMA(dst, bar, k) /* the weight's box of K block k into dst */                                                   \
+#define XT_TMA(dst, bar, k, row) /* the weight's box of K block k, rows row.., into dst */                                \
     {                                                                                                                       \
-        if (solo) xt_tma_2d_hint((dst), map, (bar), (k) * 128, wrow, xt_policy_ef()); /* (made here: 2 registers fewer) */   \
-        else hp_tma_2d((dst), map, (bar), (k) * 128, wrow); /* other units read the tile: kept */                           \
+        if (solo) xt_tma_2d_hint((dst), map, (bar), (k) * 128, (row), xt_policy_ef()); /* (made here: 2 registers fewer) */  \
+        else hp_tma_2d((dst), map, (bar), (k) * 128, (row)); /* other units read the tile: kept */                          \
     }
 #elif XT_LVL == 2 && XT_EF
-#define XT_TMA(dst, bar, k) xt_tma_2d_hint((dst), map, (bar), (k) * 128, wrow, pol);
+#define XT_TMA(dst, bar, k, row) xt_tma_2d_hint((dst), map, (bar), (k) * 128, (row), pol);
 #else
-#define XT_TMA(dst, bar, k) hp_tma_2d((dst), map, (bar), (k) * 128, wrow);
+#define XT_TMA(dst, bar, k, row) hp_tma_2d((dst), map, (bar), (k) * 128, (row));
 #endif
 #if XT_KP > 1
                         // XT_KP K blocks' boxes issued together (thread 0 waits for the later stages' release first), so
@@ -436,18 +457,27 @@ extern "C" __global__ void __launch_bounds__(384, 1) DSCC_ENTRY(Args a) {
                                 const int sj = (it + j) % XT_STAGES;
                                 if (j) hp_mbar_wait(&empty[sj], (unsigned)(((it + j) / XT_STAGES) & 1) ^ 1u);
                                 hp_mbar_expect_tx(&full[sj], XT_BOX);
-                                XT_TMA(sm + sj * XT_STAGE, &full[sj], kb + j)
+                                XT_TMA(sm + sj * XT_STAGE, &full[sj], kb + j, wrow)
                             }
 #else
                         if (p == 0) {
-                            hp_mbar_expect_tx(&full[s], XT_BOX);
-                            XT_TMA(st, &full[s], kb)
+                            hp_mbar_expect_tx(&full[s], XT_WB);
+                            XT_TMA(st, &full[s], kb, wrow)
+#if XT_WIDE // the tile's second 128 rows (past the map's rows: zeros; past N: the next expert's, never stored)
+                            XT_TMA(st + XT_BOX, &full[s], kb, wrow + 128)
+#endif
                         }
 #endif
 #undef XT_TMA
 #if XT_LVL == 2
                         float *sc = (float *)(sm + XT_SCL) + s * (BM + 4);
                         if (p == 0) xt_cp4(sc + BM, XT_WSP(ws, wsb + kb), true); // w's block scale
+#if XT_WIDE // ... and that of the tile's second 128 rows (zeros past N)
+                        if (p == 1) {
+                            const bool v = (XT_WT % nt) * 2 + 1 < nt1;
+                            xt_cp4(sc + BM + 1, XT_WSP(ws, v ? wsb + nkb + kb : wsb + kb), v);
+                        }
+#endif
 #pragma unroll
                         for (int j = 0; j < XT_MT; j++) { // x's scales of this thread's rows (zeros past the rows)
                             const int i = XT_OWN(p) + 128 * j;
@@ -460,14 +490,14 @@ extern "C" __global__ void __launch_bounds__(384, 1) DSCC_ENTRY(Args a) {
                             if (i / 64 >= tiles) continue; // a row tile without rows: not computed (q / 4: the warp's alike)
                             const int sr = srow[i];
                             const bool v = sr >= 0 && 128LL * kb + 16 * ch < K;
-                            xt_cp16(st + XT_BOX + i * 128 + ((ch ^ (i & 7)) << 4), v ? XT_X + (long long)sr * K + 128LL * kb + 16 * ch : XT_X, v);
+                            xt_cp16(st + XT_WB + i * 128 + ((ch ^ (i & 7)) << 4), v ? XT_X + (long long)sr * K + 128LL * kb + 16 * ch : XT_X, v);
                         }
 #else
 #pragma unroll
                         for (int j = 0; j < XT_MT; j++) {
                             const int i = p + 128 * j;
                             if (i / 64 >= tiles) continue; // a row tile without rows: not computed
-                            unsigned char *row = st + XT_BOX + i * 128;
+                            unsigned char *row = st + XT_WB + i * 128;
                             const unsigned char *sx = XT_X + (src[j] < 0 ? 0LL : (long long)src[j] * K + 128LL * kb);
 #pragma unroll
                             for (int c = 0; c < 8; c++) {
@@ -513,7 +543,11 @@ extern "C" __global__ void __launch_bounds__(384, 1) DSCC_ENTRY(Args a) {
     hp_setmaxnreg_inc<XT_REGS_C>();
     const int c = wg - 1, wq = warp & 3; // consumer c: row tiles c, c + 2 of a pass
     const int r0 = 16 * wq + (lane >> 2);                         // this thread's rows r0, r0 + 8 of a tile; cols 8j + 2(lane % 4) (+1)
-    float acc[XT_MT][64], part[64];
+    float acc[XT_NA][64], part[64];
+    // accumulator set j: its row tile, its index in the row arrays, its first column in the unit's tile
+#define XT_RT(j) (XT_WIDE ? c : c + 2 * (j))
+#define XT_RJ(j) (XT_WIDE ? 0 : (j))
+#define XT_CN(j) (XT_WIDE ? 128 * (j) : 0)
     // the unit's bucket, rows, first sorted position, weight tile: loaded a unit ahead
     int it = 0, u = blockIdx.x, b = 0, c0 = 0, first = 0;
 #if XT_SPLIT
@@ -553,7 +587,7 @@ extern "C" __global__ void __launch_bounds__(384, 1) DSCC_ENTRY(Args a) {
 #else
         const int un = u + gridDim.x; // the next unit: its bucket's (pass's) load issued
 #endif
-        const int ws = XT_WT / nt, ot = XT_WT % nt, n0 = 128 * ot;
+        const int ws = XT_WT / nt, ot = XT_WT % nt, n0 = XT_TN * ot;
 #if XT_SPLIT
         int qn[4] = {0, 0, 0, 1}, bn = 0;
         if (un < units) xt_pass_load(qn, XT_PASSES, un / ntw);
@@ -579,7 +613,7 @@ extern "C" __global__ void __launch_bounds__(384, 1) DSCC_ENTRY(Args a) {
 #endif
         for (int p0 = 0; p0 < c0; p0 += BM) {
             const int rows = c0 - p0 < BM ? c0 - p0 : BM;
-            bool on[XT_MT]; // the row tile has rows
+            bool on[XT_NA]; // the set's row tile has rows (XT_WIDE: and its columns some < N)
 #if XT_LVL == 1
             int ra[XT_MT], rb[XT_MT]; // this thread's x rows (-1: past the pass's rows)
 #else
@@ -587,7 +621,9 @@ extern "C" __global__ void __launch_bounds__(384, 1) DSCC_ENTRY(Args a) {
 #endif
 #pragma unroll
             for (int j = 0; j < XT_MT; j++) {
+#if !XT_WIDE
                 on[j] = 64 * (c + 2 * j) < rows;
+#endif
 #if XT_LVL == 2
                 const int ia = 64 * (c + 2 * j) + r0, ib = ia + 8;
                 ya[j] = ia < rows ? perm[first + p0 + ia] : -1;
@@ -597,9 +633,19 @@ extern "C" __global__ void __launch_bounds__(384, 1) DSCC_ENTRY(Args a) {
                 ra[j] = ia < rows ? (int)XT_SRC(perm[first + p0 + ia]) : -1;
                 rb[j] = ib < rows ? (int)XT_SRC(perm[first + p0 + ib]) : -1;
 #endif
+#if !XT_WIDE
+#pragma unroll
+                for (int i = 0; i < 64; i++) acc[j][i] = 0.0f;
+#endif
+            }
+#if XT_WIDE
+#pragma unroll
+            for (int j = 0; j < XT_NA; j++) {
+                on[j] = 64 * XT_RT(j) < rows && n0 + XT_CN(j) < N;
 #pragma unroll
                 for (int i = 0; i < 64; i++) acc[j][i] = 0.0f;
             }
+#endif
             for (int kb = 0; kb < nkb; kb++, it++) {
                 const int s = it % XT_STAGES;
                 unsigned char *st = sm + s * XT_STAGE;
@@ -607,43 +653,58 @@ extern "C" __global__ void __launch_bounds__(384, 1) DSCC_ENTRY(Args a) {
                 hp_mbar_wait(&full[s], (unsigned)((it / XT_STAGES) & 1));
                 hp_fence_async();
                 const float *sc = (const float *)(sm + XT_SCL) + s * (BM + 4); // the producer's scales of the stage
+#if XT_WIDE
+#define XT_WSC(j) sc[BM + (j)] // w's block scale of set j
+#else
                 const float w = sc[BM];
+#define XT_WSC(j) w
+#endif
 #else
                 const float w = XT_WS(ws, wsb + kb);
                 hp_mbar_wait(&full[s], (unsigned)((it / XT_STAGES) & 1));
                 hp_fence_async();
 #endif
+#if XT_WIDE
+#define XT_DB(j) xt_desc(st + (j) * XT_BOX) // set j's half of the weight
+#else
                 const unsigned long long db = xt_desc(st);
+#define XT_DB(j) db
+#endif
 #pragma unroll
-                for (int j = 0; j < XT_MT; j++) {
+                for (int j = 0; j < XT_NA; j++) {
                     if (!on[j]) continue;
-                    const unsigned long long da = xt_desc(st + XT_BOX + (c + 2 * j) * 8192);
+                    const unsigned long long da = xt_desc(st + XT_WB + XT_RT(j) * 8192), db_ = XT_DB(j);
                     hp_wg_fence();
 #pragma unroll
-                    for (int k = 0; k < 4; k++) hp_wgmma128_e4m3(part, da + 2 * k, db + 2 * k, k > 0);
+                    for (int k = 0; k < 4; k++) hp_wgmma128_e4m3(part, da + 2 * k, db_ + 2 * k, k > 0);
                     hp_wg_commit();
 #if XT_LVL == 2
-                    const float sa = sc[64 * (c + 2 * j) + r0] * w, sb = sc[64 * (c + 2 * j) + r0 + 8] * w;
+                    const float sa = sc[64 * XT_RT(j) + r0] * XT_WSC(j), sb = sc[64 * XT_RT(j) + r0 + 8] * XT_WSC(j);
 #else
-                    const float sa = ra[j] >= 0 ? XT_XS((long long)ra[j], kb) * w : 0.0f, sb = rb[j] >= 0 ? XT_XS((long long)rb[j], kb) * w : 0.0f;
+                    const float sa = ra[XT_RJ(j)] >= 0 ? XT_XS((long long)ra[XT_RJ(j)], kb) * w : 0.0f,
+                                sb = rb[XT_RJ(j)] >= 0 ? XT_XS((long long)rb[XT_RJ(j)], kb) * w : 0.0f;
 #endif
                     hp_wg_wait0();
                     hp_hold64(part);
 #pragma unroll
                     for (int i = 0; i < 64; i++) acc[j][i] += part[i] * ((i & 2) ? sb : sa);
                 }
+#undef XT_DB
+#if XT_LVL == 2
+#undef XT_WSC
+#endif
                 if (lane == 0) hp_mbar_arrive(&empty[s]); // the stage read: back to the producer
                 if (p0 == 0 && kb == 0 && un < units) XT_NEXT_UNIT();
             }
             // the epilogue: each accumulator to its routed row, two adjacent columns at once where N is even
             // (the weight's stores chosen once: XT_EPILOGUE(s) with s a constant)
 #define XT_EPILOGUE(S)                                                                                                  \
-    _Pragma("unroll") for (int j = 0; j < XT_MT; j++) {                                                                 \
+    _Pragma("unroll") for (int j = 0; j < XT_NA; j++) {                                                                 \
         if (!on[j]) continue;                                                                                           \
-        const int ia = 64 * (c + 2 * j) + r0, ib = ia + 8;                                                              \
+        const int ia = 64 * XT_RT(j) + r0, ib = ia + 8;                                                                 \
         const long long ya = ia < rows ? (long long)perm[first + p0 + ia] : -1, yb = ib < rows ? (long long)perm[first + p0 + ib] : -1; \
         _Pragma("unroll") for (int i = 0; i < 64; i += 2) {                                                             \
-            const long long m = (i & 2) ? yb : ya, n = n0 + 8 * (i >> 2) + 2 * (lane & 3);                              \
+            const long long m = (i & 2) ? yb : ya, n = n0 + XT_CN(j) + 8 * (i >> 2) + 2 * (lane & 3);                   \
             if (m < 0 || n >= N) continue;                                                                              \
             if (n + 1 < N && (N & 1) == 0) XT_STORE2((S), m * N + n, acc[j][i], acc[j][i + 1]);                         \
             else {                                                                                                      \
@@ -656,14 +717,14 @@ extern "C" __global__ void __launch_bounds__(384, 1) DSCC_ENTRY(Args a) {
             // level 2, N % 4 == 0: lanes 2q and 2q + 1 of a quad trade the halves of two adjacent 8-column blocks, so each
             // stores 4 adjacent columns (16 or 8 bytes) and a warp's store covers 16 whole columns of each of its 8 rows
 #define XT_EPILOGUE4(S)                                                                                                 \
-    _Pragma("unroll") for (int j = 0; j < XT_MT; j++) {                                                                 \
+    _Pragma("unroll") for (int j = 0; j < XT_NA; j++) {                                                                 \
         if (!on[j]) continue; /* the consumer's warps alike: the shuffles below have every lane */                      \
         const int q = lane & 3;                                                                                         \
         _Pragma("unroll") for (int i = 0; i < 64; i += 8) {                                                             \
             _Pragma("unroll") for (int h = 0; h < 4; h += 2) {                                                          \
                 const float s0 = (q & 1) ? acc[j][i + h] : acc[j][i + 4 + h], s1 = (q & 1) ? acc[j][i + 1 + h] : acc[j][i + 5 + h]; \
                 const float t0 = __shfl_xor_sync(0xffffffffu, s0, 1), t1 = __shfl_xor_sync(0xffffffffu, s1, 1);        \
-                const long long m = h ? yb[j] : ya[j], n = n0 + 8 * (i >> 2) + ((q & 1) ? 8 + 2 * (q - 1) : 2 * q);    \
+                const long long m = h ? yb[XT_RJ(j)] : ya[XT_RJ(j)], n = n0 + XT_CN(j) + 8 * (i >> 2) + ((q & 1) ? 8 + 2 * (q - 1) : 2 * q); \
                 if (m < 0 || n >= N) continue;                                                                          \
                 if (q & 1) XT_STORE4((S), m * N + n, t0, t1, acc[j][i + 4 + h], acc[j][i + 5 + h]);                     \
                 else XT_STORE4((S), m * N + n, acc[j][i + h], acc[j][i + 1 + h], t0, t1);                               \
@@ -693,6 +754,9 @@ extern "C" __global__ void __launch_bounds__(384, 1) DSCC_ENTRY(Args a) {
 #undef XT_NEXT_UNIT
     }
 #undef XT_WT
+#undef XT_RT
+#undef XT_RJ
+#undef XT_CN
 }
 #undef DSCC_ENTRY
 #undef XT_E
@@ -722,6 +786,10 @@ extern "C" __global__ void __launch_bounds__(384, 1) DSCC_ENTRY(Args a) {
 #undef XT_SPLIT
 #undef XT_DYN
 #undef XT_KP
+#undef XT_WIDE
+#undef XT_TN
+#undef XT_NA
+#undef XT_WB
 #undef XT_CTR
 #undef XT_UQ
 #undef XT_UQB

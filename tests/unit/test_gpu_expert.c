@@ -167,6 +167,18 @@ enum { FORM_TILE, FORM_STREAM, FORM_TMA }; /* the form of the grouped GEMM that 
 
 #define DYN_DEFAULT 0 /* gen_expert.c's EXPERT_TMA_DYN: level 3's dynamic units where dyn is not given (at mt=1) */
 
+#define WIDE_DEFAULT 0 /* gen_expert.c's EXPERT_TMA_BN == 256: units of 256 outputs where bn is not given (levels 2, 3 at mt=1,
+                        * without dyn and kp) */
+
+/* Whether DSCC_EXPERT_TMA = v (NULL: unset) generates units of 256 outputs (XT_WIDE): bn=256, or by default where
+ * the level (given or 3) is 2 or 3 with neither mt=2, dyn=1 nor kp=2|3, unless bn=128. */
+static bool want_wide(const char *v) {
+    if (v && strstr(v, "bn=256")) return true;
+    const bool lvl_given = v && v[0] >= '1' && v[0] <= '3' && (v[1] == ',' || !v[1]);
+    return WIDE_DEFAULT && !(lvl_given && v[0] == '1') &&
+           !(v && (strstr(v, "bn=128") || strstr(v, "mt=2") || strstr(v, "dyn=1") || strstr(v, "kp=2") || strstr(v, "kp=3")));
+}
+
 /* Whether DSCC_EXPERT_TMA = v (NULL: unset) generates level 3's dynamic units: dyn=1, or by default at level 3 (given,
  * or no level given) with mt=1 unless dyn=0. */
 static bool want_dyn(const char *v) {
@@ -201,6 +213,7 @@ static void check_kinds(bool f32, int form, unsigned kinds) {
         /* dyn=1: level 3's units handed out by the atomic counter */
         assert_true(generated_has(g, f32, "#define XT_DYN 1\n") == want_dyn(tenv));
         assert_true(generated_has(g, f32, "#define XT_KP 2\n") == (tenv && strstr(tenv, "kp=2") != NULL));
+        assert_true(generated_has(g, f32, "#define XT_WIDE 1\n") == want_wide(tenv));
     }
     GpuExec *gx = gpu_exec_new(g, &ws, &go, d);
     assert_non_null(gx);
@@ -294,12 +307,13 @@ static void test_tile(void **state) {
 /* the TMA form's level 1 (expert_tma.cuh) at every row count (minr=1: above 1 routed row), 128 rows a pass (mt=1: an
  * expert of 160 rows takes two passes), bf16 storage, a grid of 3 blocks (each walks many units: the ring's stages
  * and phases carry over from unit to unit, the -1 bucket's among them); then 256 a pass (mt=2: consumers with two row
- * tiles), f32 storage, a block a unit, on the two experts of 160. (The expert of 80 rows, and uneven rows at mt=2, run
- * at levels 2 and 3, whose passes are level 1's: left out here to keep the test's time with test_tma3_dyn's added.) */
+ * tiles), f32 storage, a block a unit, on the two experts of 160. (The expert of 80 rows, uneven rows, and uneven rows
+ * at mt=2 run at levels 2 and 3, whose passes are level 1's: left out here to keep the test's time with test_tma3_dyn's
+ * and test_tma3_wide's added.) */
 static void test_tma(void **state) {
     (void)state;
     setenv("DSCC_EXPERT_TMA", "1,minr=1,grid=3", 1);
-    check_kinds(false, FORM_TMA, 1u | 1u << 1 | 1u << 2 | 1u << 4);
+    check_kinds(false, FORM_TMA, 1u | 1u << 1 | 1u << 4);
     unsetenv("DSCC_EXPERT_TMA");
 }
 static void test_tma_f32(void **state) {
@@ -310,12 +324,14 @@ static void test_tma_f32(void **state) {
 }
 
 /* the TMA form's level 2 (DSCC_EXPERT_TMA=2: the producer copies the scales of a stage's rows and w's into shared
- * memory beside them, gathers the rows 8 lanes a row) on the same cases: 128 rows a pass and a grid of 3, bf16, the
- * weights evict-first in L2 (the default); 256 a pass, f32, without the hint */
+ * memory beside them, gathers the rows 8 lanes a row): 128 rows a pass and a grid of 3, bf16, the weights evict-first
+ * in L2 (the default), on the two experts of 160 rows (a block's passes one after the other) and slots of id -1 (its
+ * code for fewer rows is level 3's, test_tma3's five kinds; level 2's decode-like shapes: test_tma2_decode); 256 a
+ * pass, f32, without the hint */
 static void test_tma2(void **state) {
     (void)state;
     setenv("DSCC_EXPERT_TMA", "2,minr=1,grid=3", 1);
-    check_kinds(false, FORM_TMA, 31u);
+    check_kinds(false, FORM_TMA, 1u << 4);
     unsetenv("DSCC_EXPERT_TMA");
 }
 static void test_tma2_f32(void **state) {
@@ -343,6 +359,18 @@ static void test_tma3(void **state) {
 static void test_tma3_dyn(void **state) {
     (void)state;
     setenv("DSCC_EXPERT_TMA", "3,dyn=1,grid=5,kp=2", 1);
+    check_kinds(false, FORM_TMA, 1u << 1 | 1u << 4);
+    unsetenv("DSCC_EXPERT_TMA");
+}
+
+/* level 3 with units of 256 outputs (DSCC_EXPERT_TMA=3,bn=256: two 128-column halves of the weight on the same rows of
+ * x, a consumer warpgroup's two accumulator sets; N 176, 528 and 100: a second half partly, wholly or (the last tile)
+ * all past N, its block scales zeros, its box's rows the next expert's or past the map's): slots of id -1 (units of 1
+ * and 2 rows) and the two experts of 160 rows (two passes a tile) with more slots of id -1, bf16 on a grid of 3 (the
+ * level 2 test's three other kinds left out to keep the file's time) */
+static void test_tma3_wide(void **state) {
+    (void)state;
+    setenv("DSCC_EXPERT_TMA", "3,bn=256,grid=3", 1);
     check_kinds(false, FORM_TMA, 1u << 1 | 1u << 4);
     unsetenv("DSCC_EXPERT_TMA");
 }
@@ -527,6 +555,15 @@ static void test_env(void **state) {
     assert_true(generated_has(g, false, "#define XT_KP 1\n"));
     setenv("DSCC_EXPERT_TMA", "2,kp=3", 1); /* kp at level 2 too */
     assert_true(generated_has(g, false, "#define XT_KP 3\n"));
+    assert_true(generated_has(g, false, "#define XT_WIDE 0\n")); /* kp > 1: never wide */
+    setenv("DSCC_EXPERT_TMA", "3", 1);
+    assert_true(generated_has(g, false, "#define XT_WIDE 1\n") == WIDE_DEFAULT);
+    setenv("DSCC_EXPERT_TMA", "2,bn=256", 1); /* units of 256 outputs at level 2 too (and keys alone: level 3) */
+    assert_true(generated_has(g, false, "#define XT_WIDE 1\n") && !generated_has(g, false, "#define XT_SPLIT 1\n"));
+    setenv("DSCC_EXPERT_TMA", "bn=256", 1);
+    assert_true(generated_has(g, false, "#define XT_WIDE 1\n") && generated_has(g, false, "#define XT_SPLIT 1\n"));
+    setenv("DSCC_EXPERT_TMA", "3,bn=128", 1);
+    assert_true(generated_has(g, false, "#define XT_WIDE 0\n"));
     unsetenv("DSCC_EXPERT_TMA");
     assert_true(generated_has(g, false, "#define XT_EF 1\n"));
     setenv("DSCC_EXPERT_TMA", "minr=8", 1); /* keys alone: the default level */
@@ -538,13 +575,14 @@ static void test_env(void **state) {
     assert_true(!st && tile && !tma);
     int before = diag_error_count(d);
     static const char *const badt[] = {"4", "minr=0", "mt=3", "minr", "minr=", "mt=1,", "minr=8x", "depth=2", "grid=0", "grid=1025",
-                                       "mt=2,2", "2,", "2x", ",2", "2,mt=3", "-1", "2,ef=2", "2,dyn=1", "1,dyn=1", "dyn=2", "kp=0", "kp=4", "1,kp=2"};
+                                       "mt=2,2", "2,", "2x", ",2", "2,mt=3", "-1", "2,ef=2", "2,dyn=1", "1,dyn=1", "dyn=2", "kp=0", "kp=4", "1,kp=2",
+                                       "bn=192", "1,bn=256", "bn=256,mt=2", "bn=256,dyn=1", "bn=256,kp=2", "bn=512"};
     for (size_t i = 0; i < sizeof badt / sizeof badt[0]; i++) {
         setenv("DSCC_EXPERT_TMA", badt[i], 1);
         assert_null(cg_generate(a, d, g, &(CgGenOptions){0}));
     }
     unsetenv("DSCC_EXPERT_TMA");
-    assert_true(diag_error_count(d) >= before + 23);
+    assert_true(diag_error_count(d) >= before + 29);
     arena_free(a);
 }
 
@@ -554,7 +592,7 @@ int main(int argc, char **argv) {
                                        cmocka_unit_test(test_regs_f32), cmocka_unit_test(test_ring4), cmocka_unit_test(test_tile),
                                        cmocka_unit_test(test_tma), cmocka_unit_test(test_tma_f32), cmocka_unit_test(test_tma2),
                                        cmocka_unit_test(test_tma2_f32), cmocka_unit_test(test_tma2_decode), cmocka_unit_test(test_tma3),
-                                       cmocka_unit_test(test_tma3_dyn),
+                                       cmocka_unit_test(test_tma3_dyn), cmocka_unit_test(test_tma3_wide),
                                        cmocka_unit_test(test_tma3_decode_f32), cmocka_unit_test(test_env)};
     if (argc > 1) cmocka_set_test_filter(argv[1]); /* one test (a glob) while iterating: test_gpu_expert 'test_tma2*' */
     return cmocka_run_group_tests(tests, NULL, NULL);
