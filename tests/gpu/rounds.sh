@@ -267,15 +267,20 @@ case "$mode" in
       i=$((i + 1)); TAIL=45 step "bench_gpu_also$i" 220 env $e build/bench_gpu --layers 2 --dense 1 --prefill 1024 --peak-tflops 1300
     done
     TAIL=14 step bench_mla 120 build/bench_mla ;;
-  seventh) # the seventh session's merge: every GPU test and e2e with the new paths on (SEV_NEW: settings joined
-           # by '+', e.g. DSCC_MLA_TMA=1+DSCC_X=2), bench_gpu with the defaults, with SEV_NEW, and with each
-           # setting of SEV_ALSO (space-separated, each '+'-joined), then bench_mla (its variant table)
+  seventh) # a merge's new paths: every GPU test and e2e with them on (SEV_NEW: settings joined by '+', e.g.
+           # DSCC_MLA_TMA=1+DSCC_X=2; SEV_OPS2: test_gpu_ops again with these added), bench_gpu with the defaults,
+           # with SEV_NEW, and with each setting of SEV_ALSO (space-separated, each '+'-joined), then bench_mla
     nw=$(echo "${SEV_NEW:-}" | tr + ' ')
     ( env $nw DSCC_GEMM_TILE=wgmma timeout 170 build/test_gpu_ops > "$out/ops.log" 2>&1; echo $? > "$out/ops.rc" ) & p1=$!
     ( for t in build/test_gpu_*; do n=$(basename "$t"); [ "$n" = test_gpu_ops ] && continue; [ -x "$t" ] || continue
         env $nw timeout 100 "$t" > "$out/u_$n.log" 2>&1; echo $? > "$out/u_$n.rc"; done ) & p2=$!
-    wait $p1 $p2
+    # SEV_OPS2 ('+'-joined): test_gpu_ops once more beside them with these settings added (e.g. a form the test
+    # model's shapes would not pick by themselves)
+    p3=""; o2=$(echo "${SEV_OPS2:-}" | tr + ' ')
+    [ -n "$o2" ] && { ( env $nw $o2 DSCC_GEMM_TILE=wgmma timeout 170 build/test_gpu_ops > "$out/ops2.log" 2>&1; echo $? > "$out/ops2.rc" ) & p3=$!; }
+    wait $p1 $p2 $p3
     echo "test_gpu_ops (${SEV_NEW:-defaults}): exit $(cat "$out/ops.rc")"; [ "$(cat "$out/ops.rc")" = 0 ] || { tail -n 12 "$out/ops.log"; status=1; }
+    [ -n "$o2" ] && { echo "test_gpu_ops (${SEV_NEW:-defaults} $o2): exit $(cat "$out/ops2.rc")"; [ "$(cat "$out/ops2.rc")" = 0 ] || { tail -n 12 "$out/ops2.log"; status=1; }; }
     for t in "$out"/u_*.rc; do n=$(basename "$t" .rc); echo "${n#u_}: exit $(cat "$t")"; [ "$(cat "$t")" = 0 ] || { tail -n 8 "$out/${n}.log"; status=1; }; done
     OUT=$(mktemp -d) TAIL=6 step e2e 150 env $nw bash tests/gpu/e2e.sh
     TAIL=45 step bench_gpu_defaults 220 build/bench_gpu --layers 2 --dense 1 --prefill 1024 --peak-tflops 1300
