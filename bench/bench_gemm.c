@@ -237,23 +237,47 @@ static float *shape_input(int64_t M, int64_t K) {
     return xv;
 }
 
+/* What a shape's rows share: its graph, x at the most rows measured, the seeded random weights and, with --check, the
+ * CPU executor on them (cx; NULL without, or when it failed: reported). */
+typedef struct {
+    Arena *a;
+    DiagEngine *d;
+    IrGraph *g;
+    float *xv;
+    uint64_t seed; /* ws reads it */
+    CpuWeightSource ws;
+    CpuExec *cx;
+} ShapeBench;
+
+/* Opens s (in place: ws points into it) for shape sh at up to Mmax rows; false after reporting. */
+static bool shape_open(ShapeBench *s, const Shape *sh, int64_t Mmax, bool check) {
+    s->a = arena_new();
+    s->d = diag_new(s->a, stderr);
+    s->g = shape_graph(s->a, s->d, sh);
+    if (!s->g) {
+        arena_free(s->a);
+        return false;
+    }
+    s->xv = shape_input(Mmax, sh->k);
+    s->seed = 11;
+    s->ws = cpu_random_weights(&s->seed);
+    s->cx = check ? cpu_exec_new(s->g, &s->ws, &(CpuOptions){.threads = 0}, s->d) : NULL;
+    return true;
+}
+
+static void shape_close(ShapeBench *s) {
+    cpu_exec_free(s->cx);
+    free(s->xv);
+    arena_free(s->a);
+}
+
 /* One shape's row per M; the number of outputs over 2e-2 from the CPU's, or -1 after reporting. */
 static int run_shape(const Shape *sh, const int64_t *ms_list, int nm, int64_t flush, bool check, FILE *table) {
-    Arena *a = arena_new();
-    DiagEngine *d = diag_new(a, stderr);
-    IrGraph *g = shape_graph(a, d, sh);
-    if (!g) {
-        arena_free(a);
-        return -1;
-    }
-    int64_t Mmax = ms_list[nm - 1];
-    float *xv = shape_input(Mmax, sh->k);
-    uint64_t seed = 11;
-    CpuWeightSource ws = cpu_random_weights(&seed);
+    ShapeBench s;
+    if (!shape_open(&s, sh, ms_list[nm - 1], check)) return -1;
     Times t = {.err = {-1, -1, -1, -1, -1, -1, -1, -1}};
-    CpuExec *cx = check ? cpu_exec_new(g, &ws, &(CpuOptions){.threads = 0}, d) : NULL;
-    bool ok = !check || cx;
-    for (int path = 0; path < NPATHS && ok; path++) ok = time_path(g, sh, path, ms_list, nm, flush, xv, &ws, cx, &t, d);
+    bool ok = !check || s.cx;
+    for (int path = 0; path < NPATHS && ok; path++) ok = time_path(s.g, sh, path, ms_list, nm, flush, s.xv, &s.ws, s.cx, &t, s.d);
     int bad = 0;
     for (int m = 0; m < nm && ok; m++) {
         double flop = 2.0 * (double)ms_list[m] * (double)sh->n * (double)sh->k, gen = t.ms[GENERATED][m];
@@ -271,9 +295,7 @@ static int run_shape(const Shape *sh, const int64_t *ms_list, int nm, int64_t fl
     if (ok && table) write_table(table, sh, ms_list, nm, &t);
     fflush(stdout);
     for (int m = 0; m < nm; m++) free(t.ref[m]);
-    cpu_exec_free(cx);
-    free(xv);
-    arena_free(a);
+    shape_close(&s);
     return ok ? bad : -1;
 }
 
@@ -355,23 +377,13 @@ static bool sweep_variant(const IrGraph *g, const Shape *sh, const char *var, co
 /* One shape's sweep: a row per variant (us and weights TB/s at each M) and
  * the best variant per M. The number of variants that failed or are over 2e-2 from the CPU, or -1 after reporting. */
 static int sweep_shape(const Shape *sh, const char *const *vars, int nv, const int64_t *ms_list, int nm, int64_t flush, bool check) {
-    Arena *a = arena_new();
-    DiagEngine *d = diag_new(a, stderr);
-    IrGraph *g = shape_graph(a, d, sh);
-    if (!g) {
-        arena_free(a);
-        return -1;
-    }
-    int64_t Mmax = ms_list[nm - 1];
-    float *xv = shape_input(Mmax, sh->k);
-    uint64_t seed = 11;
-    CpuWeightSource ws = cpu_random_weights(&seed);
-    CpuExec *cx = check ? cpu_exec_new(g, &ws, &(CpuOptions){.threads = 0}, d) : NULL;
+    ShapeBench s;
+    if (!shape_open(&s, sh, ms_list[nm - 1], check)) return -1;
     double ms[SWEEP_MAX][8], best[8];
     int bi[8], bad = 0;
     for (int m = 0; m < nm; m++) best[m] = 1e30, bi[m] = -1;
-    bool ok = !check || cx;
-    double ref = ok ? bench_read_ms(sh->n * sh->k, flush, d) : -1;
+    bool ok = !check || s.cx;
+    double ref = ok ? bench_read_ms(sh->n * sh->k, flush, s.d) : -1;
     ok = ref > 0;
     if (ok) { /* the same bytes at every M */
         printf("| %s (%lld x %lld) | pure read of the weights (reference) |", sh->name, (long long)sh->n, (long long)sh->k);
@@ -381,7 +393,7 @@ static int sweep_shape(const Shape *sh, const char *const *vars, int nv, const i
     for (int v = 0; v < nv && ok; v++) {
         double err = -1;
         printf("| %s (%lld x %lld) | %s |", sh->name, (long long)sh->n, (long long)sh->k, *vars[v] ? vars[v] : "default");
-        if (!sweep_variant(g, sh, vars[v], ms_list, nm, flush, xv, &ws, cx, ms[v], &err, d)) { /* reported; the next may run */
+        if (!sweep_variant(s.g, sh, vars[v], ms_list, nm, flush, s.xv, &s.ws, s.cx, ms[v], &err, s.d)) { /* reported; the next may run */
             printf(" failed |\n");
             fflush(stdout);
             bad++;
@@ -402,9 +414,7 @@ static int sweep_shape(const Shape *sh, const char *const *vars, int nv, const i
                (double)sh->n * (double)sh->k / (best[m] * 1e-3) / 1e12, ref * 1e3, (double)sh->n * (double)sh->k / (ref * 1e-3) / 1e12,
                100.0 * ref / best[m]);
     fflush(stdout);
-    cpu_exec_free(cx);
-    free(xv);
-    arena_free(a);
+    shape_close(&s);
     return ok ? bad : -1;
 }
 

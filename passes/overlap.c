@@ -53,6 +53,78 @@ static const char *mixes_rows(const IrNode *n, int b) {
     return NULL;
 }
 
+/* Each of the first N nodes' share (shared[i]: a weight, a constant, or computed from those alone) and stage (the
+ * communication ops on its deepest dependency path; the most in *stages); false, reported, at an op that mixes the
+ * rows of batch symbol b's entries. */
+static bool classify(IrGraph *g, DiagEngine *d, int N, int b, bool *shared, int *stage, int *stages) {
+    for (int i = 0; i < N; i++) {
+        const IrNode *n = g->nodes[i];
+        shared[i] = ir_op_class(n->op) == IR_CLASS_WEIGHT || ir_op_class(n->op) == IR_CLASS_CONST;
+        if (ir_op_computed(n->op) && n->nops) { /* derived only from weights and constants */
+            shared[i] = true;
+            for (int k = 0; k < n->nops; k++) shared[i] &= shared[n->ops[k]->id];
+        }
+        for (int k = 0; k < n->nops; k++) {
+            const IrNode *o = n->ops[k];
+            int s = stage[o->id] + ir_op_is_comm(o->op);
+            if (s > stage[i]) stage[i] = s;
+        }
+        if (stage[i] > *stages) *stages = stage[i];
+        const char *why = shared[i] || n->op == IR_OP_OUTPUT ? NULL : mixes_rows(n, b);
+        if (why) {
+            diag_error(d, n->loc, "microbatch-overlap: cannot split %s across micro-batches: %s", ir_op_name(n->op), why);
+            return false;
+        }
+    }
+    return true;
+}
+
+/* Old node `old`'s copy for micro-batch mb (its operands map[id * parts + mb], or the shared copy), batch symbol b
+ * moved to m, on stream 1 when it communicates, else 0, waiting for each operand made on the other stream (counted in
+ * *waits); NULL after reporting. */
+static IrNode *copy_op(IrGraph *g, DiagEngine *d, IrRewrite *rw, IrNode **map, const bool *shared, const IrNode *old, int mb, int parts,
+                       int b, int m, int *waits) {
+    IrNode *ops[64];
+    for (int j = 0; j < old->nops; j++) {
+        const IrNode *o = old->ops[j];
+        ops[j] = shared[o->id] ? rw->map[o->id] : map[o->id * parts + mb];
+    }
+    IrAttr attrs[24];
+    memcpy(attrs, old->attrs, sizeof(IrAttr) * (size_t)old->nattrs);
+    for (int j = 0; j < old->nattrs; j++)
+        if (old->op == IR_OP_KV_CACHE && strcmp(attrs[j].name, "name") == 0)
+            attrs[j].u.s = arena_printf(g->arena, "%s.mb%d", attrs[j].u.s, mb);
+    IrType t = substitute(&old->type, b, m);
+    IrNode *n = ir_graph_add_node(g, d, old->op, ops, old->nops, attrs, old->nattrs, ir_op_declares_type(old->op) ? &t : NULL, old->loc,
+                                  old->scope);
+    if (!n) return NULL;
+    n->stream = ir_op_is_comm(old->op);
+    for (int j = 0; j < old->nops; j++)
+        if (ops[j]->stream >= 0 && ops[j]->stream != n->stream) {
+            bool have = false;
+            for (int w = 0; w < n->nwaits; w++) have |= n->waits[w] == ops[j];
+            if (have) continue;
+            n->waits = arena_realloc(g->arena, n->waits, sizeof(IrNode *) * (size_t)n->nwaits, sizeof(IrNode *) * (size_t)(n->nwaits + 1));
+            n->waits[n->nwaits++] = ops[j];
+            (*waits)++;
+        }
+    return n;
+}
+
+/* Old output `old`: its value joined from the micro-batches by merge_batch (unless shared), then the output; false
+ * after reporting. */
+static bool join_output(IrGraph *g, DiagEngine *d, IrRewrite *rw, IrNode **map, const bool *shared, const IrNode *old, int parts) {
+    const IrNode *src = old->ops[0];
+    IrNode *joined = rw->map[src->id];
+    if (!shared[src->id]) {
+        IrNode *ops[8];
+        for (int mb = 0; mb < parts; mb++) ops[mb] = map[src->id * parts + mb];
+        if (!(joined = ir_graph_add_node(g, d, IR_OP_MERGE_BATCH, ops, parts, NULL, 0, &src->type, old->loc, old->scope))) return false;
+        joined->stream = 0;
+    }
+    return ir_graph_add_node(g, d, IR_OP_OUTPUT, &joined, 1, old->attrs, old->nattrs, NULL, old->loc, old->scope) != NULL;
+}
+
 PassResult pass_overlap(PassCtx *c, IrGraph *g) {
     DiagEngine *d = pass_diag(c);
     int parts = (int)pass_opt_int(c, "n");
@@ -75,25 +147,7 @@ PassResult pass_overlap(PassCtx *c, IrGraph *g) {
     int N = g->nnodes;
     bool *shared = arena_alloc(g->arena, (size_t)N + 1);
     int *stage = arena_alloc(g->arena, sizeof(int) * (size_t)(N + 1)), stages = 0;
-    for (int i = 0; i < N; i++) {
-        const IrNode *n = g->nodes[i];
-        shared[i] = ir_op_class(n->op) == IR_CLASS_WEIGHT || ir_op_class(n->op) == IR_CLASS_CONST;
-        if (ir_op_computed(n->op) && n->nops) { /* derived only from weights and constants */
-            shared[i] = true;
-            for (int k = 0; k < n->nops; k++) shared[i] &= shared[n->ops[k]->id];
-        }
-        for (int k = 0; k < n->nops; k++) {
-            const IrNode *o = n->ops[k];
-            int s = stage[o->id] + ir_op_is_comm(o->op);
-            if (s > stage[i]) stage[i] = s;
-        }
-        if (stage[i] > stages) stages = stage[i];
-        const char *why = shared[i] || n->op == IR_OP_OUTPUT ? NULL : mixes_rows(n, b);
-        if (why) {
-            diag_error(d, n->loc, "microbatch-overlap: cannot split %s across micro-batches: %s", ir_op_name(n->op), why);
-            return PASS_FAILED;
-        }
-    }
+    if (!classify(g, d, N, b, shared, stage, &stages)) return PASS_FAILED;
     /* issue order */
     Key *keys = malloc(sizeof(Key) * (size_t)(N * parts + 1));
     int nk = 0;
@@ -122,49 +176,11 @@ PassResult pass_overlap(PassCtx *c, IrGraph *g) {
         }
     }
     int waits = 0;
-    for (int k = 0; k < nk && ok; k++) {
-        const IrNode *old = rw.old[keys[k].orig];
-        int mb = keys[k].mb;
-        IrNode *ops[64];
-        for (int j = 0; j < old->nops; j++) {
-            const IrNode *o = old->ops[j];
-            ops[j] = shared[o->id] ? rw.map[o->id] : map[o->id * parts + mb];
-        }
-        IrAttr attrs[24];
-        memcpy(attrs, old->attrs, sizeof(IrAttr) * (size_t)old->nattrs);
-        for (int j = 0; j < old->nattrs; j++)
-            if (old->op == IR_OP_KV_CACHE && strcmp(attrs[j].name, "name") == 0)
-                attrs[j].u.s = arena_printf(g->arena, "%s.mb%d", attrs[j].u.s, mb);
-        IrType t = substitute(&old->type, b, m);
-        IrNode *n = ir_graph_add_node(g, d, old->op, ops, old->nops, attrs, old->nattrs, ir_op_declares_type(old->op) ? &t : NULL,
-                                      old->loc, old->scope);
-        if (!(ok = n != NULL)) break;
-        n->stream = ir_op_is_comm(old->op);
-        for (int j = 0; j < old->nops; j++)
-            if (ops[j]->stream >= 0 && ops[j]->stream != n->stream) {
-                bool have = false;
-                for (int w = 0; w < n->nwaits; w++) have |= n->waits[w] == ops[j];
-                if (have) continue;
-                n->waits = arena_realloc(g->arena, n->waits, sizeof(IrNode *) * (size_t)n->nwaits,
-                                         sizeof(IrNode *) * (size_t)(n->nwaits + 1));
-                n->waits[n->nwaits++] = ops[j];
-                waits++;
-            }
-        map[keys[k].orig * parts + mb] = n;
-    }
-    for (int i = 0; i < N && ok; i++) {
-        const IrNode *old = rw.old[i];
-        if (old->op != IR_OP_OUTPUT) continue;
-        const IrNode *src = old->ops[0];
-        IrNode *joined = rw.map[src->id];
-        if (!shared[src->id]) {
-            IrNode *ops[8];
-            for (int mb = 0; mb < parts; mb++) ops[mb] = map[src->id * parts + mb];
-            ok = (joined = ir_graph_add_node(g, d, IR_OP_MERGE_BATCH, ops, parts, NULL, 0, &src->type, old->loc, old->scope)) != NULL;
-            if (ok) joined->stream = 0;
-        }
-        ok = ok && ir_graph_add_node(g, d, IR_OP_OUTPUT, &joined, 1, old->attrs, old->nattrs, NULL, old->loc, old->scope);
-    }
+    for (int k = 0; k < nk && ok; k++)
+        ok = (map[keys[k].orig * parts + keys[k].mb] = copy_op(g, d, &rw, map, shared, rw.old[keys[k].orig], keys[k].mb, parts, b, m, &waits)) !=
+             NULL;
+    for (int i = 0; i < N && ok; i++)
+        if (rw.old[i]->op == IR_OP_OUTPUT) ok = join_output(g, d, &rw, map, shared, rw.old[i], parts);
     free(keys);
     if (!ok) return PASS_FAILED;
     int comm = 0, compute = 0;
