@@ -752,6 +752,28 @@ static void test_mla_part_bf16(void **state) {
  * as test_mla_long_context; with =4 and the cp.async chunk ring also 128 heads (two tiles a batch row, a
  * step of two positions); with DSCC_MLA_MC=1 (the two tiles a cluster, the keys multicast) and
  * DSCC_MLA_QREG=2 (q's last two chunks from registers) 128 heads alone (8 heads take no clusters). */
+/* The switch tests' environment: keep[i] takes a copy of vars[i] (NULL where unset) before they set them;
+ * env_restore puts each back (or unsets it) and frees the copies. */
+static void env_keep(const char *const *vars, int n, char **keep) {
+    for (int i = 0; i < n; i++) keep[i] = getenv(vars[i]) ? strdup(getenv(vars[i])) : NULL;
+}
+
+static void env_restore(const char *const *vars, int n, char **keep) {
+    for (int i = 0; i < n; i++) {
+        if (keep[i]) setenv(vars[i], keep[i], 1);
+        else unsetenv(vars[i]);
+        free(keep[i]);
+    }
+}
+
+/* How many times text occurs in the program's module sources (a kernel's instance parameters). */
+static int count_text(const CgProgram *p, const char *text) {
+    int n = 0;
+    for (int m = 0; m < p->nmodules; m++)
+        for (const char *t = p->modules[m].source; (t = strstr(t, text)) != NULL; t++) n++;
+    return n;
+}
+
 static void test_mla_env_steps(void **state) {
     (void)state;
     static const int steps[] = {1, 16, 16, 16, 14, 1, 1, 2};
@@ -765,7 +787,7 @@ static void test_mla_env_steps(void **state) {
     }
     static const char *const vars[5] = {"DSCC_MLA_V3", "DSCC_MLA_TMA", "DSCC_MLA_MC", "DSCC_MLA_QREG", "DSCC_MLA_PART_BF16"};
     char *keep[5];
-    for (int i = 0; i < 5; i++) keep[i] = getenv(vars[i]) ? strdup(getenv(vars[i])) : NULL;
+    env_keep(vars, 5, keep);
     for (int v = 0; v < (int)(sizeof forms / sizeof *forms); v++) {
         setenv(vars[0], forms[v].v3, 1);
         setenv(vars[1], forms[v].tma, 1);
@@ -781,11 +803,7 @@ static void test_mla_env_steps(void **state) {
         assert_int_equal(cover, 3); /* steps with one split and with several */
         assert_true(worst <= 2e-2 && worst128 <= 2e-2);
     }
-    for (int i = 0; i < 5; i++) {
-        if (keep[i]) setenv(vars[i], keep[i], 1);
-        else unsetenv(vars[i]);
-        free(keep[i]);
-    }
+    env_restore(vars, 5, keep);
 }
 
 /* The model of `heads` heads compiled and generated (wgmma tile) under the DSCC_MLA_* switches as the caller
@@ -873,7 +891,7 @@ static void test_mla_mc_env(void **state) {
         {"1", "1", "", "1", "DSCC_MLA_MC=1 needs", 128, false}, {"2", "1", "", "0", "DSCC_MLA_MC must be 0", 128, false}};
     static const char *const vars[6] = {"DSCC_MLA_MC", "DSCC_MLA_TMA", "DSCC_MLA_V3", "DSCC_MLA_FUSE", "DSCC_MLA_PART_BF16", "DSCC_MLA_QREG"};
     char *keep[6];
-    for (int i = 0; i < 6; i++) keep[i] = getenv(vars[i]) ? strdup(getenv(vars[i])) : NULL;
+    env_keep(vars, 6, keep);
     setenv(vars[4], "0", 1); /* (DSCC_MLA_PART_BF16=1 refuses DSCC_MLA_FUSE=1) */
     setenv(vars[5], "0", 1);
     for (int i = 0; i < (int)(sizeof vals / sizeof *vals); i++) {
@@ -886,9 +904,8 @@ static void test_mla_mc_env(void **state) {
         CgProgram *p = generate_heads(a, &msg, vals[i].heads);
         if (!vals[i].err) {
             assert_non_null(p);
-            bool on = false; /* the instance's parameter (the file's own default is 0) */
-            for (int m = 0; m < p->nmodules; m++) on |= strstr(p->modules[m].source, "#define MLA_MC 1\n") != NULL;
-            assert_true(on == vals[i].on);
+            /* the instance's parameter (the file's own default is 0) */
+            assert_true((count_text(p, "#define MLA_MC 1\n") > 0) == vals[i].on);
         } else {
             assert_null(p);
             assert_non_null(strstr(msg, vals[i].err));
@@ -896,11 +913,7 @@ static void test_mla_mc_env(void **state) {
         free(msg);
         arena_free(a);
     }
-    for (int i = 0; i < 6; i++) {
-        if (keep[i]) setenv(vars[i], keep[i], 1);
-        else unsetenv(vars[i]);
-        free(keep[i]);
-    }
+    env_restore(vars, 6, keep);
 }
 
 /* DSCC_MLA_PART_BF16 (no GPU needed): 0 and 1 generate the program with both MLA kernels' MLA_PART_BF16 that
@@ -911,7 +924,7 @@ static void test_mla_part_env(void **state) {
         {"0", "0", NULL}, {"1", "0", NULL}, {"2", "0", "DSCC_MLA_PART_BF16 must be 0"}, {"1", "1", "DSCC_MLA_PART_BF16=1 is the combine"}};
     static const char *const vars[3] = {"DSCC_MLA_PART_BF16", "DSCC_MLA_FUSE", "DSCC_MLA_MC"};
     char *keep[3];
-    for (int i = 0; i < 3; i++) keep[i] = getenv(vars[i]) ? strdup(getenv(vars[i])) : NULL;
+    env_keep(vars, 3, keep);
     setenv(vars[2], "0", 1); /* (DSCC_MLA_MC=1 refuses DSCC_MLA_FUSE=1) */
     for (int i = 0; i < (int)(sizeof vals / sizeof *vals); i++) {
         Arena *a = arena_new();
@@ -923,9 +936,7 @@ static void test_mla_part_env(void **state) {
             assert_non_null(p);
             char want[40];
             snprintf(want, sizeof want, "#define MLA_PART_BF16 %s\n", vals[i].pbf);
-            int n = 0; /* the decode kernel's and the combine's */
-            for (int m = 0; m < p->nmodules; m++)
-                for (const char *t = p->modules[m].source; (t = strstr(t, want)) != NULL; t++) n++;
+            int n = count_text(p, want); /* the decode kernel's and the combine's */
             assert_true(*vals[i].pbf == '1' ? n == 2 : n >= 2);
         } else {
             assert_null(p);
@@ -934,11 +945,7 @@ static void test_mla_part_env(void **state) {
         free(msg);
         arena_free(a);
     }
-    for (int i = 0; i < 3; i++) {
-        if (keep[i]) setenv(vars[i], keep[i], 1);
-        else unsetenv(vars[i]);
-        free(keep[i]);
-    }
+    env_restore(vars, 3, keep);
 }
 
 /* DSCC_MLA_QREG (no GPU needed): 0, 1 and 2 generate the program with that MLA_QREG; 1 or 2 with DSCC_MLA_V3=2,
@@ -951,7 +958,7 @@ static void test_mla_qreg_env(void **state) {
         {"1", "", "", "1", "DSCC_MLA_QREG=1 or 2 needs"}};
     static const char *const vars[6] = {"DSCC_MLA_QREG", "DSCC_MLA_V3", "DSCC_MLA_LEAN", "DSCC_MLA_PREG", "DSCC_MLA_TMA", "DSCC_MLA_MC"};
     char *keep[6];
-    for (int i = 0; i < 6; i++) keep[i] = getenv(vars[i]) ? strdup(getenv(vars[i])) : NULL;
+    env_keep(vars, 6, keep);
     setenv("DSCC_MLA_TMA", "0", 1); /* (TMA refuses DSCC_MLA_V3=2) */
     setenv("DSCC_MLA_MC", "0", 1);  /* (which needs TMA) */
     for (int i = 0; i < (int)(sizeof vals / sizeof *vals); i++) {
@@ -966,9 +973,7 @@ static void test_mla_qreg_env(void **state) {
             assert_non_null(p);
             char want[32];
             snprintf(want, sizeof want, "#define MLA_QREG %s\n", vals[i].qreg);
-            bool on = false;
-            for (int m = 0; m < p->nmodules; m++) on |= strstr(p->modules[m].source, want) != NULL;
-            assert_true(on);
+            assert_true(count_text(p, want) > 0);
         } else {
             assert_null(p);
             assert_non_null(strstr(msg, vals[i].err));
@@ -976,11 +981,7 @@ static void test_mla_qreg_env(void **state) {
         free(msg);
         arena_free(a);
     }
-    for (int i = 0; i < 6; i++) {
-        if (keep[i]) setenv(vars[i], keep[i], 1);
-        else unsetenv(vars[i]);
-        free(keep[i]);
-    }
+    env_restore(vars, 6, keep);
 }
 
 /* DSCC_MLA_V3 (no GPU needed): 0 to 4 generate the program, anything else is a codegen error naming
