@@ -37,7 +37,10 @@
  * the multicast rows 31 and 32 against 27), and with the splits' parts
  * for the combine as bf16 (MLA_PART_BF16, DSCC_MLA_PART_BF16=1: rows 33
  * and 34 against 7 and 23, 35 all of this session's switches against 32;
- * one more rounding: within 2e-2 of the first, like the lazy rescale). (The
+ * one more rounding: within 2e-2 of the first, like the lazy rescale), and
+ * with the consumers' ping-pong (MLA_PP 1, DSCC_MLA_PP=1: rows 36 and 37
+ * against 23 and 24: warpgroup 0 takes S and P of a pair's first block,
+ * warpgroup 1 of its second, its S queued behind warpgroup 0's). (The
  * whole-stage ring, DSCC_MLA_V3=0, and the L2 prefetch, DSCC_MLA_PREFETCH,
  * were timed on 2026-12-06: docs/KERNELS.md.) The shape
  * is bench_gpu's long context: batch 32 (--batch), 4,097 keys (--ctx), 128
@@ -77,6 +80,7 @@
 typedef struct {
     const char *label, *v3, *pf, *waitg, *lean, *lazy, *fuse, *preg, *tma;
     const char *mc, *qreg, *pbf; /* MLA_MC, MLA_QREG, MLA_PART_BF16 */
+    const char *pp; /* MLA_PP (NULL: 0) */
 } Variant;
 
 static const Variant VARIANTS[] = {
@@ -122,7 +126,11 @@ static const Variant VARIANTS[] = {
     {"default, the splits' parts as bf16 (DSCC_MLA_PART_BF16=1)", "1", "0", "1", "5", "1", "0", "0", "0", "0", "0", "1"},
     {"keys by TMA, the parts as bf16 (DSCC_MLA_TMA=1 DSCC_MLA_PART_BF16=1)", "1", "0", "1", "5", "1", "0", "0", "1", "0", "0", "1"},
     {"keys by TMA, multicast, q's last two chunks from registers, the parts as bf16 (DSCC_MLA_TMA=1 DSCC_MLA_MC=1 "
-     "DSCC_MLA_QREG=2 DSCC_MLA_PART_BF16=1)", "1", "0", "1", "5", "1", "0", "0", "1", "1", "2", "1"}};
+     "DSCC_MLA_QREG=2 DSCC_MLA_PART_BF16=1)", "1", "0", "1", "5", "1", "0", "0", "1", "1", "2", "1"},
+    /* the consumers' ping-pong: warpgroup 0 S and P of a pair's first block, warpgroup 1 of its second, S1 behind S0 */
+    {"keys by TMA, the consumers' ping-pong (DSCC_MLA_TMA=1 DSCC_MLA_PP=1)", "1", "0", "1", "5", "1", "0", "0", "1", "0", "0", "0", "1"},
+    {"keys by TMA, ping-pong, the scale folded into P's exponent (DSCC_MLA_TMA=1 DSCC_MLA_PP=1 DSCC_MLA_LEAN=6)", "1", "0", "1", "6", "1",
+     "0", "0", "1", "0", "0", "0", "1"}};
 enum { NV = (int)(sizeof VARIANTS / sizeof *VARIANTS), HQ = 128 };
 _Static_assert(NV <= 64, "--variant's rows are the bits of a 64-bit word");
 
@@ -133,7 +141,7 @@ static void sources(Arena *a, const Variant *v, long long B, long long T, const 
                     {"MLA_KT", ts},        {"MLA_OUT_BF16", "1"}, {"MLA_CAUSAL", "1"}, {"MLA_SCALE", "0.1352337788f"},
                     {"MLA_V3", v->v3},     {"MLA_PF", v->pf},       {"MLA_WAITG", v->waitg},
                     {"MLA_LEAN", v->lean}, {"MLA_LAZY", v->lazy}, {"MLA_FUSE", v->fuse}, {"MLA_PREG", v->preg},
-                    {"MLA_FUSE_MAX", fmax}, {"MLA_TMA", v->tma}, {"MLA_MC", v->mc}, {"MLA_QREG", v->qreg},
+                    {"MLA_FUSE_MAX", fmax}, {"MLA_TMA", v->tma}, {"MLA_MC", v->mc}, {"MLA_QREG", v->qreg}, {"MLA_PP", v->pp ? v->pp : "0"},
                     {"MLA_PART_BF16", v->pbf}};
     CgDefine c[] = {{"MLA_B", bs}, {"MLA_S", "1LL"}, {"MLA_HQ", "128LL"}, {"MLA_OUT_BF16", "1"}, {"MLA_PART_BF16", v->pbf}};
     src[0] = (CgSource){"mla_bench", cg_kernel_instance(a, "mla_decode", "mla_bench", d, (int)(sizeof d / sizeof *d)),

@@ -344,6 +344,10 @@ static void mla_decode(Gen *G, const IrNode *n, int sq, int sq1, int64_t qd0, in
     const char *mce = getenv("DSCC_MLA_MC");
     bool mc = mce && strcmp(mce, "1") == 0 && tm && !noprod && !fused && Hq % 128 == 0;
     int kfuse = fused ? (fmax && *fmax ? atoi(fmax) : MLA_FUSE_MAX) : 1; /* splits the decode kernel merges itself, at most */
+    /* DSCC_MLA_PP=1 (opt-in until timed, checked in cg_attention: the chunk ring with its producer): the consumers'
+     * ping-pong, warpgroup 0 S and P of a pair's first block, warpgroup 1 of its second, S1 queued behind S0 (MLA_PP) */
+    const char *ppe = getenv("DSCC_MLA_PP");
+    bool pp = ppe && strcmp(ppe, "1") == 0;
     CgDefine d[] = {{"MLA_IN_MODULE", "1"},
                     {"MLA_B", cg_dim(G, B)},
                     {"MLA_S", cg_dim(G, S)},
@@ -368,6 +372,7 @@ static void mla_decode(Gen *G, const IrNode *n, int sq, int sq1, int64_t qd0, in
                     {"MLA_PREG", preg && *preg ? preg : "0"}, /* warpgroup 0's P V with P from registers (opt-in) */
                     {"MLA_QREG", qreg && *qreg ? qreg : "0"}, /* q's last chunks in warpgroup 0's registers (opt-in) */
                     {"MLA_PART_BF16", pb}, /* the splits' parts for the combine as bf16 (opt-in) */
+                    {"MLA_PP", pp ? "1" : "0"}, /* the consumers' ping-pong over pairs of blocks (opt-in) */
                     {"MLA_MC", mc ? "1" : "0"}, /* a batch row's tiles in a cluster, the keys multicast (opt-in) */
                     {"MLA_TMA", tm ? "1" : "0"}, /* whole blocks of keys by TMA (opt-in) */
                     {"MLA_KMAP", tm ? arena_printf(a, "((const void *)a.t[%d])", tm->maps) : "0"}};
@@ -742,6 +747,19 @@ bool cg_attention(Gen *G, const IrNode *n) {
         ((tma && strcmp(tma, "0") == 0) || (v3 && *v3 && strcmp(v3, "1")) || (fuse && strcmp(fuse, "1") == 0))) {
         G->why = "DSCC_MLA_MC=1 needs the keys by TMA (DSCC_MLA_TMA=1, the default) on the chunk ring with its producer "
                  "(DSCC_MLA_V3=1, the default) and not DSCC_MLA_FUSE=1";
+        return false;
+    }
+    const char *pp = getenv("DSCC_MLA_PP");
+    if (pp && *pp && strcmp(pp, "0") && strcmp(pp, "1")) {
+        G->why = "DSCC_MLA_PP must be 0 (MLA's decode kernel: warpgroup 0 computes S and P of every block, the default) or 1 (the "
+                 "ping-pong: the consumer warpgroups take a pair's blocks in turn)";
+        return false;
+    }
+    if (pp && strcmp(pp, "1") == 0 &&
+        ((v3 && *v3 && strcmp(v3, "1")) || (lean && *lean && *lean < '2') || (fuse && strcmp(fuse, "1") == 0) ||
+         (mc && strcmp(mc, "1") == 0) || (qreg && *qreg && strcmp(qreg, "0")) || (preg && strcmp(preg, "1") == 0))) {
+        G->why = "DSCC_MLA_PP=1 needs the chunk ring with its producer (DSCC_MLA_V3=1, the default) at DSCC_MLA_LEAN=2 or more, and "
+                 "not DSCC_MLA_FUSE=1, DSCC_MLA_MC=1, DSCC_MLA_QREG=1 or 2, DSCC_MLA_PREG=1";
         return false;
     }
     if (tma && strcmp(tma, "1") == 0 && v3 && (strcmp(v3, "0") == 0 || strcmp(v3, "2") == 0)) {

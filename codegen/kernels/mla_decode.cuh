@@ -212,6 +212,9 @@
 #ifndef MLA_PART_BF16
 #define MLA_PART_BF16 0
 #endif
+#ifndef MLA_PP
+#define MLA_PP 0
+#endif
 #ifndef MLA_KMAP
 #define MLA_KMAP ((const void *)a.t[4])
 #endif
@@ -231,6 +234,7 @@ __device__ __forceinline__ void pdl_launch_dependents() { asm volatile("griddepc
 #define MLA_TILE 73728 // bytes of 64 rows x 576 bf16: 9 chunks of 64 columns, 8 KB each
 #define MLA_THREADS (MLA_V3 >= 3 ? 256 : 384) // consumer warpgroups 0 and 1, the producer 2 (MLA_V3 3, 4: none, the consumers load)
 #define MLA_SEESAW (MLA_V3 == 2 || MLA_V3 == 4) // the seesaw schedule (4: without the producer)
+#define MLA_SUMS2 (MLA_SEESAW || MLA_PP) // each consumer warpgroup keeps a share of the rows' sums (added at the end)
 // 128 x 56 + 256 x 224 = 128 x 72 + 256 x 216 = 384 x 168 (ptxas's count at launch): MLA_LEAN's producer
 // spills 16 bytes at 56, and the consumers need no more than 208 (ptxas -v, CUDA 13.0, every variant)
 // MLA_QREG 2: 56 / 224 (ptxas, CUDA 13.0: no spills with MLA_TMA, the cp.async producer spills 16 bytes; 72 / 216
@@ -261,6 +265,9 @@ __device__ __forceinline__ void pdl_launch_dependents() { asm volatile("griddepc
 #define MLA_BAR_W0 12
 #define MLA_BAR_W1 13
 #define MLA_BAR_PROD 14 // MLA_TMA: the producer's 128 threads' cp.async landed (before its first thread arrives for them)
+// MLA_PP (besides MLA_BAR_S, MLA_BAR_S1, MLA_BAR_P0R, MLA_BAR_P1R and the producer's MLA_BAR_EMPTY): warpgroup 0 has
+// issued S of the pair's first block, so warpgroup 1's S of the second queues behind it on the tensor cores
+#define MLA_BAR_SI 15
 // Byte `cb` of row r of a 64-row tile in the 128-byte swizzle: chunk cb / 128
 // of 64 rows x 128 bytes, the 16-byte unit u of row r at (u ^ r % 8) * 16.
 __device__ __forceinline__ unsigned mla_swz(int r, int cb) {
@@ -487,6 +494,33 @@ __device__ __forceinline__ void mla_pv(float *o, const unsigned char *Pc, const 
     for (int kk = 0; kk < 4; kk++) mla_wgmma_pv(o, Pc + kk * 32, V + kk * 2048, 8192, 1024, 1);
     hp_wg_commit();
 }
+// MLA_PP: S = Q K^T of one block (MLA_LEAN 2's descriptor words qlo, klo at chunk 0), each chunk's 4 wgmma
+// issued as soon as it has landed (mbarrier fb + c, parity par), then committed, not waited for. drain
+// (warpgroup 0): this warpgroup's P V before (o, still in flight) is waited for right after chunk 0 is
+// issued, on every block (no path skips the wait: ptxas would serialize the wgmma), and the stage of the
+// block it read goes back to the producer there when rel (its "empty" barrier) is not 0.
+__device__ __forceinline__ void mla_pp_s(float *s, float *o, unsigned qlo, unsigned klo, unsigned long long *fb, unsigned par, bool drain,
+                                         int rel) {
+#pragma unroll
+    for (int i = 0; i < 32; i++) s[i] = 0.0f;
+    hp_wg_fence();
+#pragma unroll
+    for (int c = 0; c < 9; c++) {
+        hp_mbar_wait(fb + c, par);
+        hp_fence_async();
+        hp_wg_fence();
+#pragma unroll
+        for (int kk = 0; kk < 4; kk++) mla_wgmma_sd(s, qlo + c * 512 + kk * 2, klo + c * 512 + kk * 2, c | kk);
+        if (drain && c == 0) {
+            hp_wg_commit();
+            hp_wg_wait0();
+            mla_hold128(o);
+            if (rel) hp_bar_arrive(rel, MLA_THREADS);
+            hp_wg_fence();
+        }
+    }
+    hp_wg_commit();
+}
 // The copies of a loading warpgroup's thread (pr = its index / 8 of 0 .. 127), the producer's and
 // mla_load_block's and mla_load_q's, all cp.async of 16 bytes into a 64-row tile in the 128-byte swizzle,
 // rows r = pr + 16 i (i < 4) of the tile, unit kc (of the row's 72) of each:
@@ -606,6 +640,9 @@ __device__ __forceinline__ void mla_load_q(unsigned char *Qs, const unsigned sho
 #if MLA_QREG < 0 || MLA_QREG > 2 || (MLA_QREG && ((MLA_V3 != 1 && MLA_V3 != 3) || MLA_LEAN < 2 || MLA_PREG))
 #error "MLA_QREG must be 0 to 2, and above 0 needs the chunk ring (MLA_V3 1 or 3) at MLA_LEAN 2 or more, without MLA_PREG"
 #endif
+#if MLA_PP && (MLA_PP != 1 || MLA_V3 != 1 || MLA_LEAN < 2 || MLA_FUSE || MLA_MC || MLA_QREG || MLA_PREG)
+#error "MLA_PP needs the chunk ring with its producer (MLA_V3 1) at MLA_LEAN 2 or more, without MLA_FUSE, MLA_MC, MLA_QREG, MLA_PREG"
+#endif
 #if MLA_PART_BF16 && MLA_FUSE
 #error "MLA_PART_BF16 is the combine kernel's layout: not with MLA_FUSE (whose merge reads f32 parts)"
 #endif
@@ -627,7 +664,7 @@ extern "C" __global__ void __launch_bounds__(MLA_THREADS, 1) __cluster_dims__(ML
 #if MLA_FUSE
     __shared__ unsigned s_tick; // the block's ticket (the producer takes it while the consumers finish)
 #endif
-#if MLA_SEESAW
+#if MLA_SUMS2
     __shared__ float s_m1[64];
 #endif
     // the dynamic memory from its first 1024-aligned byte (the swizzle's period):
@@ -944,6 +981,107 @@ extern "C" __global__ void __launch_bounds__(MLA_THREADS, 1) __cluster_dims__(ML
 #if MLA_V3 == 4
     hp_cp_wait_all(); // (every copy landed already: each was waited for before the S that read it)
 #endif
+#elif MLA_PP
+    // The ping-pong (MLA_PP): blocks in pairs as the seesaw's, b0 in stage 0, b1 = b0 + 1 in stage 1, but
+    // in the order of the chunk ring's arithmetic: warpgroup 0 computes S and P of b0, warpgroup 1 those of
+    // b1, and warpgroup 1 issues its S only once warpgroup 0 has issued its own ("SI"), so the tensor cores
+    // run S0, S1 in that order and warpgroup 0's softmax of b0 runs under S1, warpgroup 1's of b1 under the
+    // P V of b0. The rows' max runs m -> m0 (warpgroup 0) -> m1 (warpgroup 1) through shared memory with the
+    // factors sc0 = 2^(m - m0), sc1 = 2^(m0 - m1); each warpgroup's half of O goes
+    //   O_h = (O_h sc0 + P0 V0_h) sc1 + P1 V1_h
+    // (the chunk ring's order and operands: the same P and O; only the rows' sums are kept in two shares).
+    // Tensor order a pair: S0, S1, P0 V0_L, P0 V0_R, P1 V1_L, P1 V1_R, each issued before the one ahead of
+    // it ends. A stage goes back to the producer (its "empty" barrier, as the chunk ring's) once both
+    // warpgroups' last wgmma on it are done: stage 0 after P0 V0_L / P0 V0_R, stage 1 after P1 V1_R and,
+    // for warpgroup 0, once the next pair's S0 has its first chunk issued behind P1 V1_L.
+    unsigned char *const K0 = Ks, *const K1 = Ks + MLA_TILE;
+    const unsigned qlo = mla_desc_lo(Qs);
+    const float one[2] = {1.0f, 1.0f};
+    if (wg == 0) {
+        for (long long b0 = jb0; b0 < jb1; b0 += 2) {
+            const bool two = b0 + 1 < jb1;
+            const unsigned par = (unsigned)((b0 - jb0) >> 1) & 1u;
+            int lim[2]; // the last column of b0 each of the thread's rows sees
+#pragma unroll
+            for (int h = 0; h < 2; h++) lim[h] = last[h] - b0 * 64 < 63 ? (int)(last[h] - b0 * 64) : 63;
+#if MLA_TMA
+            if (b0 == jb0) hp_mbar_wait(full + 18, 0); // q on its own barrier (without TMA: with b0's chunks)
+#endif
+            float s[32], sc0[2], sc1[2];
+            // the last pair's P1 V1_L done behind S0's first chunk: stage 1 back to the producer if it refills it
+            mla_pp_s(s, o, qlo, mla_desc_lo(K0), full, par, true, b0 > jb0 && b0 + 1 < jb1 ? MLA_BAR_EMPTY + 1 : 0);
+            hp_bar_arrive(MLA_BAR_SI, 256); // S0 issued: warpgroup 1 queues S1 behind it
+            hp_wg_wait0();
+            hp_hold32(s);
+            hp_bar_sync(MLA_BAR_S, 128); // every warp's S0 taken: P0 may overwrite the rope columns
+            mla_softmax(s, lim, m, sc0, ls, q4, SL2);
+            mla_store_p(K0 + 8 * 8192, s, one, ra, q4);
+            if (q4 == 0) s_m[ra] = m[0], s_m[ra + 8] = m[1], s_corr[0][ra] = sc0[0], s_corr[0][ra + 8] = sc0[1];
+            hp_fence_async();
+            hp_bar_arrive(MLA_BAR_P0R, 256); // P0, m0 and sc0 ready for warpgroup 1
+            mla_scale_o(o, sc0);
+            mla_pv(o, K0 + 8 * 8192, K0); // O_L += P0 V0_L
+            if (two) hp_bar_sync(MLA_BAR_P1R, 256); // warpgroup 1's P1, m1 and sc1
+            hp_wg_wait0();
+            mla_hold128(o);
+            if (b0 + 2 < jb1) hp_bar_arrive(MLA_BAR_EMPTY, MLA_THREADS); // this warpgroup done with stage 0
+            if (two) {
+                sc1[0] = s_corr[1][ra], sc1[1] = s_corr[1][ra + 8], m[0] = s_m1[ra], m[1] = s_m1[ra + 8];
+#pragma unroll
+                for (int h = 0; h < 2; h++) ls[h] *= sc1[h];
+                mla_scale_o(o, sc1);
+                mla_pv(o, K1 + 8 * 8192, K1); // O_L += P1 V1_L, in flight into the next pair's S0
+            }
+        }
+        hp_wg_wait0();
+        mla_hold128(o);
+    } else {
+        for (long long b0 = jb0; b0 < jb1; b0 += 2) {
+            const bool two = b0 + 1 < jb1;
+            const unsigned par = (unsigned)((b0 - jb0) >> 1) & 1u;
+            int lim[2]; // the last column of b1 each of the thread's rows sees
+#pragma unroll
+            for (int h = 0; h < 2; h++) lim[h] = last[h] - (b0 + 1) * 64 < 63 ? (int)(last[h] - (b0 + 1) * 64) : 63;
+            float s[32], sc0[2], sc1[2];
+            hp_bar_sync(MLA_BAR_SI, 256); // warpgroup 0's S0 issued
+            if (two) {
+                if (b0 == jb0) { // q landed (MLA_TMA: its own barrier; else with b0's chunks in stage 0, still in that phase)
+#if MLA_TMA
+                    hp_mbar_wait(full + 18, 0);
+#else
+                    for (int c = 0; c < 9; c++) hp_mbar_wait(full + c, 0);
+#endif
+                }
+                mla_pp_s(s, o, qlo, mla_desc_lo(K1), full + 9, par, false, 0);
+                hp_wg_wait0();
+                hp_hold32(s);
+                hp_bar_sync(MLA_BAR_S1, 128); // every warp's S1 taken: P1 may overwrite the rope columns
+            }
+            hp_bar_sync(MLA_BAR_P0R, 256); // warpgroup 0's P0, m0 and sc0
+            m[0] = s_m[ra], m[1] = s_m[ra + 8], sc0[0] = s_corr[0][ra], sc0[1] = s_corr[0][ra + 8];
+#pragma unroll
+            for (int h = 0; h < 2; h++) ls[h] *= sc0[h];
+            mla_scale_o(o, sc0);
+            mla_pv(o, K0 + 8 * 8192, K0 + 4 * 8192); // O_R += P0 V0_R
+            if (two) { // b1's softmax under the P V of b0
+                mla_softmax(s, lim, m, sc1, ls, q4, SL2);
+                mla_store_p(K1 + 8 * 8192, s, one, ra, q4);
+                if (q4 == 0) s_m1[ra] = m[0], s_m1[ra + 8] = m[1], s_corr[1][ra] = sc1[0], s_corr[1][ra + 8] = sc1[1];
+                hp_fence_async();
+                hp_bar_arrive(MLA_BAR_P1R, 256); // P1, m1 and sc1 ready for warpgroup 0
+            }
+            hp_wg_wait0();
+            mla_hold128(o);
+            if (b0 + 2 < jb1) hp_bar_arrive(MLA_BAR_EMPTY, MLA_THREADS); // this warpgroup done with stage 0
+            if (two) {
+                mla_scale_o(o, sc1);
+                mla_pv(o, K1 + 8 * 8192, K1 + 4 * 8192); // O_R += P1 V1_R
+                hp_wg_wait0();
+                mla_hold128(o);
+                if (b0 + 3 < jb1) hp_bar_arrive(MLA_BAR_EMPTY + 1, MLA_THREADS); // and with stage 1
+            }
+        }
+    }
 #else
     // a loop for each warpgroup: with MLA_LEAN 4 warpgroup 0's P V is still in flight at the end of an
     // iteration, and ptxas must see no path from there into warpgroup 1's code (it would serialize the wgmma)
@@ -1120,7 +1258,7 @@ extern "C" __global__ void __launch_bounds__(MLA_THREADS, 1) __cluster_dims__(ML
 #endif
     }
 #endif
-    if (wg == 0 || MLA_SEESAW) { // the rows' max and sum over their quads, for both warpgroups (the seesaw: each its share)
+    if (wg == 0 || MLA_SUMS2) { // the rows' max and sum over their quads, for both warpgroups (the seesaw, MLA_PP: each its share)
 #pragma unroll
         for (int h = 0; h < 2; h++) {
             ls[h] += __shfl_xor_sync(0xffffffffu, ls[h], 1);
@@ -1149,7 +1287,7 @@ extern "C" __global__ void __launch_bounds__(MLA_THREADS, 1) __cluster_dims__(ML
         const float *const lse = part + 64 + nsp * n * 512;
         if (tid < 64 && r0 + tid < rows) {
             const long long ri = bb * rows + r0 + tid;
-            const float lr = MLA_SEESAW ? s_l[tid] + s_l1[tid] : s_l[tid], own = lr > 0.0f ? s_m[tid] + log2f(lr) : NEG;
+            const float lr = MLA_SUMS2 ? s_l[tid] + s_l1[tid] : s_l[tid], own = lr > 0.0f ? s_m[tid] + log2f(lr) : NEG;
             float mx = NEG, den = 0.0f;
             for (long long s = 0; s < nsp; s++) { // the lse of every split (kept for the second pass), their max
                 const float e = s == sp ? own : __ldcg(lse + s * n + ri);
@@ -1169,7 +1307,7 @@ extern "C" __global__ void __launch_bounds__(MLA_THREADS, 1) __cluster_dims__(ML
             const int r = ra + 8 * h;
             if (r0 + r >= rows) continue;
             const long long ri = bb * rows + r0 + r;
-            const float lr = MLA_SEESAW ? s_l[r] + s_l1[r] : s_l[r], inv = lr > 0.0f ? 1.0f / lr : 0.0f, di = dinv[r];
+            const float lr = MLA_SUMS2 ? s_l[r] + s_l1[r] : s_l[r], inv = lr > 0.0f ? 1.0f / lr : 0.0f, di = dinv[r];
 #pragma unroll
             for (int g = 0; g < MLA_MERGE_G; g++) { // 64 / MLA_MERGE_G of the row's 64 columns at a time
                 float acc[64 / MLA_MERGE_G];
@@ -1209,7 +1347,7 @@ extern "C" __global__ void __launch_bounds__(MLA_THREADS, 1) __cluster_dims__(ML
         const int r = ra + 8 * h;
         const long long ri = bb * rows + r0 + r;
         if (r0 + r >= rows) continue;
-        const float lr = MLA_SEESAW ? s_l[r] + s_l1[r] : s_l[r], inv = lr > 0.0f ? 1.0f / lr : 0.0f;
+        const float lr = MLA_SUMS2 ? s_l[r] + s_l1[r] : s_l[r], inv = lr > 0.0f ? 1.0f / lr : 0.0f;
         if (nsp == 1) {
 #pragma unroll
             for (int i = 2 * h; i < 128; i += 4) {
@@ -1264,3 +1402,4 @@ extern "C" __global__ void __launch_bounds__(MLA_THREADS, 1) __cluster_dims__(ML
 #undef MLA_MC
 #undef MLA_QREG
 #undef MLA_PART_BF16
+#undef MLA_PP
