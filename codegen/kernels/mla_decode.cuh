@@ -521,6 +521,23 @@ __device__ __forceinline__ void mla_pp_s(float *s, float *o, unsigned qlo, unsig
     }
     hp_wg_commit();
 }
+// MLA_PP 2: o += P V with P (this warpgroup's block, in s) from registers, wgmma's A fragment (S's
+// accumulator layout as bf16 pairs, mla_wgmma_pv_rs), V the 4 chunks of the warpgroup's 256 columns from V;
+// issued and committed, not waited for. With Pc, P is then stored there as well (mla_store_p's values and
+// layout) for the other warpgroup.
+__device__ __forceinline__ void mla_pv_own(float *o, const float *s, const unsigned char *V, unsigned char *Pc, int ra, int q4) {
+    unsigned pa[16];
+#pragma unroll
+    for (int j = 0; j < 16; j++) pa[j] = hp_bf16x2(s[2 * j], s[2 * j + 1]);
+    hp_wg_fence();
+#pragma unroll
+    for (int kk = 0; kk < 4; kk++) mla_wgmma_pv_rs(o, pa + 4 * kk, V + kk * 2048, 8192, 1024);
+    hp_wg_commit();
+    if (Pc)
+#pragma unroll
+        for (int j = 0; j < 16; j++) // pair j: row ra + 8 (j & 1), keys 8 (j >> 1) + 2 q4
+            *(unsigned *)(Pc + mla_swz(ra + 8 * (j & 1), 2 * (8 * (j >> 1) + 2 * q4))) = pa[j];
+}
 // The copies of a loading warpgroup's thread (pr = its index / 8 of 0 .. 127), the producer's and
 // mla_load_block's and mla_load_q's, all cp.async of 16 bytes into a 64-row tile in the 128-byte swizzle,
 // rows r = pr + 16 i (i < 4) of the tile, unit kc (of the row's 72) of each:
@@ -640,8 +657,8 @@ __device__ __forceinline__ void mla_load_q(unsigned char *Qs, const unsigned sho
 #if MLA_QREG < 0 || MLA_QREG > 2 || (MLA_QREG && ((MLA_V3 != 1 && MLA_V3 != 3) || MLA_LEAN < 2 || MLA_PREG))
 #error "MLA_QREG must be 0 to 2, and above 0 needs the chunk ring (MLA_V3 1 or 3) at MLA_LEAN 2 or more, without MLA_PREG"
 #endif
-#if MLA_PP && (MLA_PP != 1 || MLA_V3 != 1 || MLA_LEAN < 2 || MLA_FUSE || MLA_MC || MLA_QREG || MLA_PREG)
-#error "MLA_PP needs the chunk ring with its producer (MLA_V3 1) at MLA_LEAN 2 or more, without MLA_FUSE, MLA_MC, MLA_QREG, MLA_PREG"
+#if MLA_PP && (MLA_PP > 2 || MLA_V3 != 1 || MLA_LEAN < 2 || MLA_FUSE || MLA_MC || MLA_QREG || MLA_PREG)
+#error "MLA_PP must be 0 to 2, and above 0 needs the chunk ring with its producer (MLA_V3 1) at MLA_LEAN 2 or more, without MLA_FUSE, MLA_MC, MLA_QREG, MLA_PREG"
 #endif
 #if MLA_PART_BF16 && MLA_FUSE
 #error "MLA_PART_BF16 is the combine kernel's layout: not with MLA_FUSE (whose merge reads f32 parts)"
@@ -1015,12 +1032,19 @@ extern "C" __global__ void __launch_bounds__(MLA_THREADS, 1) __cluster_dims__(ML
             hp_hold32(s);
             hp_bar_sync(MLA_BAR_S, 128); // every warp's S0 taken: P0 may overwrite the rope columns
             mla_softmax(s, lim, m, sc0, ls, q4, SL2);
+#if MLA_PP == 2
+            mla_scale_o(o, sc0);
+            mla_pv_own(o, s, K0, K0 + 8 * 8192, ra, q4); // O_L += P0 V0_L, P0 from registers, then P0 stored for warpgroup 1
+#else
             mla_store_p(K0 + 8 * 8192, s, one, ra, q4);
+#endif
             if (q4 == 0) s_m[ra] = m[0], s_m[ra + 8] = m[1], s_corr[0][ra] = sc0[0], s_corr[0][ra + 8] = sc0[1];
             hp_fence_async();
             hp_bar_arrive(MLA_BAR_P0R, 256); // P0, m0 and sc0 ready for warpgroup 1
+#if MLA_PP != 2
             mla_scale_o(o, sc0);
             mla_pv(o, K0 + 8 * 8192, K0); // O_L += P0 V0_L
+#endif
             if (two) hp_bar_sync(MLA_BAR_P1R, 256); // warpgroup 1's P1, m1 and sc1
             hp_wg_wait0();
             mla_hold128(o);
@@ -1075,7 +1099,11 @@ extern "C" __global__ void __launch_bounds__(MLA_THREADS, 1) __cluster_dims__(ML
             if (b0 + 2 < jb1) hp_bar_arrive(MLA_BAR_EMPTY, MLA_THREADS); // this warpgroup done with stage 0
             if (two) {
                 mla_scale_o(o, sc1);
+#if MLA_PP == 2
+                mla_pv_own(o, s, K1 + 4 * 8192, (unsigned char *)0, ra, q4); // O_R += P1 V1_R, P1 from registers
+#else
                 mla_pv(o, K1 + 8 * 8192, K1 + 4 * 8192); // O_R += P1 V1_R
+#endif
                 hp_wg_wait0();
                 mla_hold128(o);
                 if (b0 + 3 < jb1) hp_bar_arrive(MLA_BAR_EMPTY + 1, MLA_THREADS); // and with stage 1

@@ -755,22 +755,26 @@ static void test_mla_part_bf16(void **state) {
  * pair and a block of one key), 330 (three pairs, each stage refilled twice, the last block partial),
  * 200 in 24 tiles (the emulator starves each producer warp on some block), 330 at MLA_LEAN 6 and 2; the
  * splits merged by the combine (kernel_split): 330 keys in 3 splits of one pair, 130 in 4 (one block
- * each, the last split empty). */
+ * each, the last split empty). And MLA_PP 2 (each warpgroup's P V of its own block with P from registers)
+ * against 1 on the cases marked two: the same bf16 P in the same order, so bit for bit on the emulated
+ * device (1e-3 a row on a GPU). */
 static void test_mla_ping_pong(void **state) {
     (void)state;
-    static const struct { const char *tma, *lean; int B, T, nsp; } cases[] = { /* on a GPU: 3, 9 */
-        {"1", "5", 1, 1, 1},   {"1", "5", 1, 128, 1}, {"1", "5", 1, 129, 1}, {"1", "5", 1, 330, 1}, {"1", "5", 24, 200, 1},
-        {"1", "6", 1, 330, 1}, {"0", "5", 1, 330, 1}, {"0", "2", 1, 129, 1}, {"0", "5", 24, 200, 1}, {"1", "5", 2, 330, 3},
-        {"0", "5", 2, 130, 4}};
+    static const struct { const char *tma, *lean; int B, T, nsp; bool two; } cases[] = { /* on a GPU: 3, 9 */
+        {"1", "5", 1, 1, 1, false},   {"1", "5", 1, 128, 1, false}, {"1", "5", 1, 129, 1, false}, {"1", "5", 1, 330, 1, true},
+        {"1", "5", 24, 200, 1, true}, {"1", "6", 1, 330, 1, false}, {"0", "5", 1, 330, 1, false}, {"0", "2", 1, 129, 1, true},
+        {"0", "5", 24, 200, 1, false}, {"1", "5", 2, 330, 3, true}, {"0", "5", 2, 130, 4, false}};
     const char *em = getenv("DSCC_EMULATED");
     const bool exact = em && *em && strcmp(em, "0") != 0;
+    static const char *const pps[3] = {"0", "1", "2"};
     for (int c = 0; c < (int)(sizeof cases / sizeof *cases); c++) {
         if (!emu_dev && c != 3 && c != 9) continue;
         const uint64_t seed = rng;
-        float *out[2];
+        float *out[3] = {NULL, NULL, NULL};
+        const int nk = cases[c].two ? 3 : 2; /* MLA_PP 0, 1 and, where two is set, 2 */
         ring_tma = cases[c].tma;
-        for (int k = 0; k < 2; k++) {
-            rng = seed, ring_pp = k ? "1" : "0";
+        for (int k = 0; k < nk; k++) {
+            rng = seed, ring_pp = pps[k];
             out[k] = cases[c].nsp == 1 ? kernel_ring("1", "1", "0", cases[c].lean, "1", cases[c].B, cases[c].T)
                                        : kernel_split("0", "1", "1", cases[c].B, cases[c].T, cases[c].nsp);
         }
@@ -782,8 +786,13 @@ static void test_mla_ping_pong(void **state) {
                 "worst row rel L2 %.2e\n", cases[c].tma, cases[c].lean, cases[c].B, cases[c].T, cases[c].nsp, cases[c].nsp == 1 ? "" : "s",
                 nd, rows * 512, w);
         assert_true(w <= (exact ? 1e-5 : 1e-3));
-        free(out[0]);
-        free(out[1]);
+        if (out[2]) { /* MLA_PP 2 (each warpgroup's own P from registers): the same bf16 P, so the same output as 1 */
+            const double w2 = rows_diff(out[2], out[1], rows, &nd);
+            fprintf(stderr, "  MLA_PP 2 against 1: %zu of %zu values differ, worst row rel L2 %.2e\n", nd, rows * 512, w2);
+            if (exact) assert_memory_equal(out[2], out[1], rows * 512 * sizeof(float));
+            else assert_true(w2 <= 1e-3);
+        }
+        for (int k = 0; k < 3; k++) free(out[k]);
     }
 }
 
@@ -1030,14 +1039,20 @@ static void test_mla_qreg_env(void **state) {
     env_restore(vars, 6, keep);
 }
 
-/* DSCC_MLA_PP (no GPU needed): 0 and 1 generate the program (1: MLA_PP 1 in the decode kernel's parameters),
+/* DSCC_MLA_PP (no GPU needed): 0, 1 and 2 generate the program (MLA_PP as set in the decode kernel's parameters),
  * another value is a codegen error naming the variable, and 1 beside a form it does not take (DSCC_MLA_V3=3,
  * DSCC_MLA_QREG=1, DSCC_MLA_LEAN=1) another. */
 static void test_mla_pp_env(void **state) {
     (void)state;
     static const struct { const char *pp, *v3, *qreg, *lean, *err; } vals[] = {
-        {"0", "", "0", "", NULL}, {"1", "", "0", "", NULL}, {"1", "1", "0", "6", NULL}, {"2", "", "0", "", "DSCC_MLA_PP must be 0"},
-        {"1", "3", "0", "", "DSCC_MLA_PP=1 needs"}, {"1", "", "1", "", "DSCC_MLA_PP=1 needs"}, {"1", "", "0", "1", "DSCC_MLA_PP=1 needs"}};
+        {"0", "", "0", "", NULL},
+        {"1", "", "0", "", NULL},
+        {"1", "1", "0", "6", NULL},
+        {"2", "", "0", "", NULL},
+        {"3", "", "0", "", "DSCC_MLA_PP must be 0"},
+        {"1", "3", "0", "", "DSCC_MLA_PP=1 or 2 needs"},
+        {"2", "", "1", "", "DSCC_MLA_PP=1 or 2 needs"},
+        {"1", "", "0", "1", "DSCC_MLA_PP=1 or 2 needs"}};
     static const char *const vars[5] = {"DSCC_MLA_PP", "DSCC_MLA_V3", "DSCC_MLA_QREG", "DSCC_MLA_LEAN", "DSCC_MLA_MC"};
     char *keep[5];
     env_keep(vars, 5, keep);
