@@ -268,6 +268,9 @@ __device__ __forceinline__ void pdl_launch_dependents() { asm volatile("griddepc
 // MLA_PP (besides MLA_BAR_S, MLA_BAR_S1, MLA_BAR_P0R, MLA_BAR_P1R and the producer's MLA_BAR_EMPTY): warpgroup 0 has
 // issued S of the pair's first block, so warpgroup 1's S of the second queues behind it on the tensor cores
 #define MLA_BAR_SI 15
+// MLA_PP with MLA_TMA: stage 0 goes back to the producer in two parts, chunks 0-3 (V_L, read last by warpgroup 0's
+// P0 V0_L) at MLA_BAR_EMPTY (256: warpgroup 0 and the producer), chunks 4-8 here (384: both consumers)
+#define MLA_BAR_PP_E0R 13
 // Byte `cb` of row r of a 64-row tile in the 128-byte swizzle: chunk cb / 128
 // of 64 rows x 128 bytes, the 16-byte unit u of row r at (u ^ r % 8) * 16.
 __device__ __forceinline__ unsigned mla_swz(int r, int cb) {
@@ -724,7 +727,8 @@ extern "C" __global__ void __launch_bounds__(MLA_THREADS, 1) __cluster_dims__(ML
         const int pr = pt >> 3, pu = pt & 7;
         for (long long jb = jb0; jb < jb1; jb++) {
             const int st = (int)((jb - jb0) & 1);
-            if (jb - jb0 >= 2) hp_bar_sync(MLA_BAR_EMPTY + st, MLA_THREADS); // the consumers are done with block jb - 2
+            if (jb - jb0 >= 2) // the consumers are done with block jb - 2 (MLA_PP's stage 0: warpgroup 0 with its chunks 0-3)
+                hp_bar_sync(MLA_BAR_EMPTY + st, MLA_PP && st == 0 ? 256 : MLA_THREADS);
             unsigned char *const Kd = Ks + st * MLA_TILE;
             unsigned long long *const fb = full + st * 9;
             const bool whole = jb * 64 + 64 <= T;
@@ -742,12 +746,24 @@ extern "C" __global__ void __launch_bounds__(MLA_THREADS, 1) __cluster_dims__(ML
                     if ((unsigned)((c + jb) & 1) == rank) hp_tma_2d_mc(Kd + c * 8192, kmap, fb + c, c * 128, (int)(bb * KT + jb * 64), 3);
             }
 #else
+            // (MLA_PP's stage 0 comes back in two parts: chunks 0-3 once warpgroup 0 is done, the rest once both are)
+            const bool part = MLA_PP && st == 0 && jb - jb0 >= 2;
             if (whole && pt == 0)
 #pragma unroll
                 for (int c = 0; c < 9; c++) {
+                    if (part && c == 4) break;
                     hp_mbar_expect_tx(fb + c, 8192);
                     hp_tma_2d(Kd + c * 8192, kmap, fb + c, c * 128, (int)(bb * KT + jb * 64));
                 }
+            if (part) {
+                hp_bar_sync(MLA_BAR_PP_E0R, MLA_THREADS); // both consumers done with stage 0's chunks 4-8
+                if (whole && pt == 0)
+#pragma unroll
+                    for (int c = 4; c < 9; c++) {
+                        hp_mbar_expect_tx(fb + c, 8192);
+                        hp_tma_2d(Kd + c * 8192, kmap, fb + c, c * 128, (int)(bb * KT + jb * 64));
+                    }
+            }
 #endif
             if (whole && jb != jb0) continue;
             for (int c = 0; c < 9; c++) {
@@ -1045,11 +1061,18 @@ extern "C" __global__ void __launch_bounds__(MLA_THREADS, 1) __cluster_dims__(ML
             mla_scale_o(o, sc0);
             mla_pv(o, K0 + 8 * 8192, K0); // O_L += P0 V0_L
 #endif
-            if (two) hp_bar_sync(MLA_BAR_P1R, 256); // warpgroup 1's P1, m1 and sc1
             hp_wg_wait0();
             mla_hold128(o);
-            if (b0 + 2 < jb1) hp_bar_arrive(MLA_BAR_EMPTY, MLA_THREADS); // this warpgroup done with stage 0
+            if (b0 + 2 < jb1) { // this warpgroup done with stage 0 (MLA_TMA: its chunks 0-3 go back at once)
+#if MLA_TMA
+                hp_bar_arrive(MLA_BAR_EMPTY, 256);
+                hp_bar_arrive(MLA_BAR_PP_E0R, MLA_THREADS);
+#else
+                hp_bar_arrive(MLA_BAR_EMPTY, MLA_THREADS);
+#endif
+            }
             if (two) {
+                hp_bar_sync(MLA_BAR_P1R, 256); // warpgroup 1's P1, m1 and sc1
                 sc1[0] = s_corr[1][ra], sc1[1] = s_corr[1][ra + 8], m[0] = s_m1[ra], m[1] = s_m1[ra + 8];
 #pragma unroll
                 for (int h = 0; h < 2; h++) ls[h] *= sc1[h];
@@ -1096,7 +1119,7 @@ extern "C" __global__ void __launch_bounds__(MLA_THREADS, 1) __cluster_dims__(ML
             }
             hp_wg_wait0();
             mla_hold128(o);
-            if (b0 + 2 < jb1) hp_bar_arrive(MLA_BAR_EMPTY, MLA_THREADS); // this warpgroup done with stage 0
+            if (b0 + 2 < jb1) hp_bar_arrive(MLA_TMA ? MLA_BAR_PP_E0R : MLA_BAR_EMPTY, MLA_THREADS); // this warpgroup done with stage 0
             if (two) {
                 mla_scale_o(o, sc1);
 #if MLA_PP == 2
