@@ -42,7 +42,8 @@
  * against 23 and 24: warpgroup 0 takes S and P of a pair's first block,
  * warpgroup 1 of its second, its S queued behind warpgroup 0's; rows 38
  * and 39 with DSCC_MLA_PP=2: each one's P V of its own block with P from
- * registers). (The
+ * registers; row 40 with DSCC_MLA_PP=1 DSCC_MLA_QREG=1: each one's S with
+ * q's rope chunk from registers). (The
  * whole-stage ring, DSCC_MLA_V3=0, and the L2 prefetch, DSCC_MLA_PREFETCH,
  * were timed on 2026-12-06: docs/KERNELS.md.) The shape
  * is bench_gpu's long context: batch 32 (--batch), 4,097 keys (--ctx), 128
@@ -136,7 +137,9 @@ static const Variant VARIANTS[] = {
     {"keys by TMA, ping-pong, each one's own P from registers (DSCC_MLA_TMA=1 DSCC_MLA_PP=2)", "1", "0", "1", "5", "1", "0", "0", "1", "0",
      "0", "0", "2"},
     {"keys by TMA, ping-pong, own P from registers, LEAN 6 (DSCC_MLA_TMA=1 DSCC_MLA_PP=2 DSCC_MLA_LEAN=6)", "1", "0", "1", "6", "1", "0",
-     "0", "1", "0", "0", "0", "2"}};
+     "0", "1", "0", "0", "0", "2"},
+    {"keys by TMA, ping-pong, q's rope chunk from registers (DSCC_MLA_TMA=1 DSCC_MLA_PP=1 DSCC_MLA_QREG=1)", "1", "0", "1", "5", "1", "0",
+     "0", "1", "0", "1", "0", "1"}};
 enum { NV = (int)(sizeof VARIANTS / sizeof *VARIANTS), HQ = 128 };
 _Static_assert(NV <= 64, "--variant's rows are the bits of a 64-bit word");
 

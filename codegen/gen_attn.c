@@ -758,9 +758,10 @@ bool cg_attention(Gen *G, const IrNode *n) {
     }
     if (pp && (strcmp(pp, "1") == 0 || strcmp(pp, "2") == 0) &&
         ((v3 && *v3 && strcmp(v3, "1")) || (lean && *lean && *lean < '2') || (fuse && strcmp(fuse, "1") == 0) ||
-         (mc && strcmp(mc, "1") == 0) || (qreg && *qreg && strcmp(qreg, "0")) || (preg && strcmp(preg, "1") == 0))) {
+         (mc && strcmp(mc, "1") == 0) || (qreg && (strcmp(qreg, "2") == 0 || (strcmp(qreg, "1") == 0 && strcmp(pp, "2") == 0))) ||
+         (preg && strcmp(preg, "1") == 0))) {
         G->why = "DSCC_MLA_PP=1 or 2 needs the chunk ring with its producer (DSCC_MLA_V3=1, the default) at DSCC_MLA_LEAN=2 or more, and "
-                 "not DSCC_MLA_FUSE=1, DSCC_MLA_MC=1, DSCC_MLA_QREG=1 or 2, DSCC_MLA_PREG=1";
+                 "not DSCC_MLA_FUSE=1, DSCC_MLA_MC=1, DSCC_MLA_PREG=1, DSCC_MLA_QREG=2 (=1 only with DSCC_MLA_PP=1: beside =2 it spills)";
         return false;
     }
     if (tma && strcmp(tma, "1") == 0 && v3 && (strcmp(v3, "0") == 0 || strcmp(v3, "2") == 0)) {

@@ -123,7 +123,9 @@
 //                        chunks take A from them (mla_wgmma_sr): 8 KB fewer of shared memory's reads a block a chunk
 //                        (S's 36 wgmma m64n64k16 otherwise read 2 KB of q and 2 KB of keys per 32 tensor cycles: the
 //                        whole 128 bytes a cycle shared memory gives); 2 moves 16 registers a thread from the producer
-//                        to each consumer (MLA_REGS_*); not with MLA_PREG (ptxas serializes the wgmma for registers)
+//                        to each consumer (MLA_REGS_*); not with MLA_PREG (ptxas serializes the wgmma for registers); with
+//                        MLA_PP 1 only 1: each consumer keeps the rope chunk for its own S (MLA_PP 2 beside it spills and
+//                        serializes the wgmma, C7512, at any register split)
 //   MLA_MC               1 (opt-in until timed; MLA_TMA 1 with the producer, MLA_V3 1, not MLA_FUSE; query tiles
 //                        in pairs of one batch row and split: HQ a multiple of 128): the two row tiles of a batch
 //                        row (blocks 2k and 2k + 1: the same keys) run as a cluster of 2 CTAs and each whole
@@ -133,6 +135,14 @@
 //                        refills a stage only once both CTAs' consumers are done with it (its "stage empty", then an
 //                        arrival on the other CTA's mbarrier 19 + stage and a wait on its own); q and a block that
 //                        ends past T by each CTA's cp.async as with MLA_TMA; 0 (default): each CTA loads its own
+//   MLA_PP               0 (default), 1 or 2 (opt-in until timed; the chunk ring with its producer, MLA_V3 1, MLA_LEAN >= 2,
+//                        not MLA_FUSE, MLA_MC, MLA_PREG): the consumers' ping-pong over pairs of blocks (b0 in stage 0,
+//                        b1 in stage 1): warpgroup 0 computes S and P of b0, warpgroup 1 those of b1, its S issued only
+//                        once warpgroup 0's is ("SI"), so each softmax runs under the other's wgmma; the chunk ring's
+//                        arithmetic (the same P, O in the same order), the rows' sums in two shares; with MLA_TMA stage 0
+//                        goes back in two parts (chunks 0-3 after warpgroup 0's P V); 2: and each warpgroup's P V of its
+//                        own block with P from registers (mla_pv_own); with MLA_QREG 1 (MLA_PP 1 only) each consumer
+//                        keeps q's rope chunk in registers for its S. See the consumers' loop and docs/KERNELS.md
 //   MLA_IN_MODULE        defined when the file is part of a generated module (its prelude has Args)
 #ifndef MLA_B
 #define MLA_B (a.sym[0])
@@ -502,8 +512,9 @@ __device__ __forceinline__ void mla_pv(float *o, const unsigned char *Pc, const 
 // (warpgroup 0): this warpgroup's P V before (o, still in flight) is waited for right after chunk 0 is
 // issued, on every block (no path skips the wait: ptxas would serialize the wgmma), and the stage of the
 // block it read goes back to the producer there when rel (its "empty" barrier) is not 0.
+// With qa (MLA_QREG 1: q's rope chunk as wgmma's A fragments, mla_load_qa), chunk 8's 4 wgmma take A from it.
 __device__ __forceinline__ void mla_pp_s(float *s, float *o, unsigned qlo, unsigned klo, unsigned long long *fb, unsigned par, bool drain,
-                                         int rel) {
+                                         int rel, const unsigned (*qa)[4]) {
 #pragma unroll
     for (int i = 0; i < 32; i++) s[i] = 0.0f;
     hp_wg_fence();
@@ -512,8 +523,12 @@ __device__ __forceinline__ void mla_pp_s(float *s, float *o, unsigned qlo, unsig
         hp_mbar_wait(fb + c, par);
         hp_fence_async();
         hp_wg_fence();
+        if (qa && c == 8)
 #pragma unroll
-        for (int kk = 0; kk < 4; kk++) mla_wgmma_sd(s, qlo + c * 512 + kk * 2, klo + c * 512 + kk * 2, c | kk);
+            for (int kk = 0; kk < 4; kk++) mla_wgmma_sr(s, qa[kk], klo + c * 512 + kk * 2);
+        else
+#pragma unroll
+            for (int kk = 0; kk < 4; kk++) mla_wgmma_sd(s, qlo + c * 512 + kk * 2, klo + c * 512 + kk * 2, c | kk);
         if (drain && c == 0) {
             hp_wg_commit();
             hp_wg_wait0();
@@ -657,11 +672,11 @@ __device__ __forceinline__ void mla_load_q(unsigned char *Qs, const unsigned sho
 #if MLA_MC && (!MLA_TMA || MLA_V3 != 1 || MLA_FUSE)
 #error "MLA_MC needs the keys by TMA in the chunk ring with its producer (MLA_TMA 1, MLA_V3 1) and not MLA_FUSE"
 #endif
-#if MLA_QREG < 0 || MLA_QREG > 2 || (MLA_QREG && ((MLA_V3 != 1 && MLA_V3 != 3) || MLA_LEAN < 2 || MLA_PREG))
-#error "MLA_QREG must be 0 to 2, and above 0 needs the chunk ring (MLA_V3 1 or 3) at MLA_LEAN 2 or more, without MLA_PREG"
+#if MLA_QREG < 0 || MLA_QREG > 2 || (MLA_QREG && ((MLA_V3 != 1 && MLA_V3 != 3) || MLA_LEAN < 2 || MLA_PREG || (MLA_PP && (MLA_QREG != 1 || MLA_PP != 1))))
+#error "MLA_QREG must be 0 to 2, and above 0 needs the chunk ring (MLA_V3 1 or 3) at MLA_LEAN 2 or more, without MLA_PREG; with MLA_PP only 1 at MLA_PP 1 (2 spills and serializes the wgmma, C7512)"
 #endif
-#if MLA_PP && (MLA_PP > 2 || MLA_V3 != 1 || MLA_LEAN < 2 || MLA_FUSE || MLA_MC || MLA_QREG || MLA_PREG)
-#error "MLA_PP must be 0 to 2, and above 0 needs the chunk ring with its producer (MLA_V3 1) at MLA_LEAN 2 or more, without MLA_FUSE, MLA_MC, MLA_QREG, MLA_PREG"
+#if MLA_PP && (MLA_PP > 2 || MLA_V3 != 1 || MLA_LEAN < 2 || MLA_FUSE || MLA_MC || MLA_QREG > 1 || MLA_PREG)
+#error "MLA_PP must be 0 to 2, and above 0 needs the chunk ring with its producer (MLA_V3 1) at MLA_LEAN 2 or more, without MLA_FUSE, MLA_MC, MLA_QREG 2, MLA_PREG"
 #endif
 #if MLA_PART_BF16 && MLA_FUSE
 #error "MLA_PART_BF16 is the combine kernel's layout: not with MLA_FUSE (whose merge reads f32 parts)"
@@ -1030,6 +1045,7 @@ extern "C" __global__ void __launch_bounds__(MLA_THREADS, 1) __cluster_dims__(ML
     unsigned char *const K0 = Ks, *const K1 = Ks + MLA_TILE;
     const unsigned qlo = mla_desc_lo(Qs);
     const float one[2] = {1.0f, 1.0f};
+    unsigned qa[4][4]; // MLA_QREG 1: q's rope chunk as S's A fragments, each warpgroup its own, loaded before its first S
     if (wg == 0) {
         for (long long b0 = jb0; b0 < jb1; b0 += 2) {
             const bool two = b0 + 1 < jb1;
@@ -1040,9 +1056,16 @@ extern "C" __global__ void __launch_bounds__(MLA_THREADS, 1) __cluster_dims__(ML
 #if MLA_TMA
             if (b0 == jb0) hp_mbar_wait(full + 18, 0); // q on its own barrier (without TMA: with b0's chunks)
 #endif
+#if MLA_QREG
+            if (b0 == jb0) { // q's rope chunk into registers (without TMA it lands with b0's chunk 8)
+                if (!MLA_TMA) hp_mbar_wait(full + 8, 0);
+#pragma unroll
+                for (int kk = 0; kk < 4; kk++) mla_load_qa(qa[kk], Qs, 8, kk, ra, q4);
+            }
+#endif
             float s[32], sc0[2], sc1[2];
             // the last pair's P1 V1_L done behind S0's first chunk: stage 1 back to the producer if it refills it
-            mla_pp_s(s, o, qlo, mla_desc_lo(K0), full, par, true, b0 > jb0 && b0 + 1 < jb1 ? MLA_BAR_EMPTY + 1 : 0);
+            mla_pp_s(s, o, qlo, mla_desc_lo(K0), full, par, true, b0 > jb0 && b0 + 1 < jb1 ? MLA_BAR_EMPTY + 1 : 0, MLA_QREG ? qa : 0);
             hp_bar_arrive(MLA_BAR_SI, 256); // S0 issued: warpgroup 1 queues S1 behind it
             hp_wg_wait0();
             hp_hold32(s);
@@ -1098,8 +1121,12 @@ extern "C" __global__ void __launch_bounds__(MLA_THREADS, 1) __cluster_dims__(ML
 #else
                     for (int c = 0; c < 9; c++) hp_mbar_wait(full + c, 0);
 #endif
+#if MLA_QREG
+#pragma unroll
+                    for (int kk = 0; kk < 4; kk++) mla_load_qa(qa[kk], Qs, 8, kk, ra, q4); // q's rope chunk into registers
+#endif
                 }
-                mla_pp_s(s, o, qlo, mla_desc_lo(K1), full + 9, par, false, 0);
+                mla_pp_s(s, o, qlo, mla_desc_lo(K1), full + 9, par, false, 0, MLA_QREG ? qa : 0);
                 hp_wg_wait0();
                 hp_hold32(s);
                 hp_bar_sync(MLA_BAR_S1, 128); // every warp's S1 taken: P1 may overwrite the rope columns

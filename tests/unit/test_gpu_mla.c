@@ -757,7 +757,8 @@ static void test_mla_part_bf16(void **state) {
  * splits merged by the combine (kernel_split): 330 keys in 3 splits of one pair, 130 in 4 (one block
  * each, the last split empty). And MLA_PP 2 (each warpgroup's P V of its own block with P from registers)
  * against 1 on the cases marked two: the same bf16 P in the same order, so bit for bit on the emulated
- * device (1e-3 a row on a GPU). */
+ * device (1e-3 a row on a GPU); and there MLA_PP 1 with q's rope chunk in each consumer's registers
+ * (MLA_QREG 1) against 1 without, bit for bit likewise. */
 static void test_mla_ping_pong(void **state) {
     (void)state;
     static const struct { const char *tma, *lean; int B, T, nsp; bool two; } cases[] = { /* on a GPU: 3, 9 */
@@ -770,15 +771,15 @@ static void test_mla_ping_pong(void **state) {
     for (int c = 0; c < (int)(sizeof cases / sizeof *cases); c++) {
         if (!emu_dev && c != 3 && c != 9) continue;
         const uint64_t seed = rng;
-        float *out[3] = {NULL, NULL, NULL};
-        const int nk = cases[c].two ? 3 : 2; /* MLA_PP 0, 1 and, where two is set, 2 */
+        float *out[4] = {NULL, NULL, NULL, NULL};
+        const int nk = cases[c].two ? 4 : 2; /* MLA_PP 0, 1 and, where two is set, 2 and 1 with MLA_QREG 1 */
         ring_tma = cases[c].tma;
         for (int k = 0; k < nk; k++) {
-            rng = seed, ring_pp = pps[k];
+            rng = seed, ring_pp = pps[k < 3 ? k : 1], ring_qreg = k == 3 ? "1" : "0";
             out[k] = cases[c].nsp == 1 ? kernel_ring("1", "1", "0", cases[c].lean, "1", cases[c].B, cases[c].T)
                                        : kernel_split("0", "1", "1", cases[c].B, cases[c].T, cases[c].nsp);
         }
-        ring_tma = "0", ring_pp = "0";
+        ring_tma = "0", ring_pp = "0", ring_qreg = "0";
         const size_t rows = (size_t)cases[c].B * 64;
         size_t nd;
         const double w = rows_diff(out[1], out[0], rows, &nd);
@@ -792,7 +793,13 @@ static void test_mla_ping_pong(void **state) {
             if (exact) assert_memory_equal(out[2], out[1], rows * 512 * sizeof(float));
             else assert_true(w2 <= 1e-3);
         }
-        for (int k = 0; k < 3; k++) free(out[k]);
+        if (out[3]) { /* MLA_PP 1 with q's rope chunk from registers (MLA_QREG 1): the same products, so the same output */
+            const double w3 = rows_diff(out[3], out[1], rows, &nd);
+            fprintf(stderr, "  MLA_PP 1 MLA_QREG 1 against MLA_PP 1: %zu of %zu values differ, worst row rel L2 %.2e\n", nd, rows * 512, w3);
+            if (exact) assert_memory_equal(out[3], out[1], rows * 512 * sizeof(float));
+            else assert_true(w3 <= 1e-3);
+        }
+        for (int k = 0; k < 4; k++) free(out[k]);
     }
 }
 
@@ -1040,8 +1047,8 @@ static void test_mla_qreg_env(void **state) {
 }
 
 /* DSCC_MLA_PP (no GPU needed): 0, 1 and 2 generate the program (MLA_PP as set in the decode kernel's parameters),
- * another value is a codegen error naming the variable, and 1 beside a form it does not take (DSCC_MLA_V3=3,
- * DSCC_MLA_QREG=1, DSCC_MLA_LEAN=1) another. */
+ * another value is a codegen error naming the variable, and 1 or 2 beside a form it does not take (DSCC_MLA_V3=3,
+ * DSCC_MLA_QREG=2, DSCC_MLA_QREG=1 with 2, DSCC_MLA_LEAN=1) another; 1 takes DSCC_MLA_QREG=1. */
 static void test_mla_pp_env(void **state) {
     (void)state;
     static const struct { const char *pp, *v3, *qreg, *lean, *err; } vals[] = {
@@ -1052,6 +1059,8 @@ static void test_mla_pp_env(void **state) {
         {"3", "", "0", "", "DSCC_MLA_PP must be 0"},
         {"1", "3", "0", "", "DSCC_MLA_PP=1 or 2 needs"},
         {"2", "", "1", "", "DSCC_MLA_PP=1 or 2 needs"},
+        {"1", "", "1", "", NULL},
+        {"1", "", "2", "", "DSCC_MLA_PP=1 or 2 needs"},
         {"1", "", "0", "1", "DSCC_MLA_PP=1 or 2 needs"}};
     static const char *const vars[5] = {"DSCC_MLA_PP", "DSCC_MLA_V3", "DSCC_MLA_QREG", "DSCC_MLA_LEAN", "DSCC_MLA_MC"};
     char *keep[5];
