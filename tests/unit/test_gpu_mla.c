@@ -812,7 +812,7 @@ static void test_mla_ping_pong(void **state) {
  * as test_mla_long_context; with =4 and the cp.async chunk ring also 128 heads (two tiles a batch row, a
  * step of two positions); with DSCC_MLA_MC=1 (the two tiles a cluster, the keys multicast) and
  * DSCC_MLA_QREG=2 (q's last two chunks from registers) 128 heads alone (8 heads take no clusters); with
- * DSCC_MLA_PP=1 (the consumers' ping-pong, keys by TMA) 8 heads. */
+ * DSCC_MLA_PP=1 (the consumers' ping-pong, keys by TMA; and with DSCC_MLA_QREG=1) and =2 (by cp.async) 8 heads. */
 /* The switch tests' environment: keep[i] takes a copy of vars[i] (NULL where unset) before they set them;
  * env_restore puts each back (or unsets it) and frees the copies. */
 static void env_keep(const char *const *vars, int n, char **keep) {
@@ -841,7 +841,8 @@ static void test_mla_env_steps(void **state) {
     static const int steps128[] = {1, 2, 1};
     static const struct { const char *v3, *tma, *mc, *qreg, *pbf, *pp; bool h128; } forms[] = {
         {"3", "0", "0", "0", "1", "0", false}, {"4", "0", "0", "0", "0", "0", true}, {"1", "0", "0", "0", "0", "0", true},
-        {"4", "1", "0", "0", "0", "0", false}, {"1", "1", "1", "2", "0", "0", true},  {"1", "1", "0", "0", "0", "1", false}};
+        {"4", "1", "0", "0", "0", "0", false}, {"1", "1", "1", "2", "0", "0", true},  {"1", "1", "0", "0", "0", "1", false},
+        {"1", "1", "0", "1", "0", "1", false}, {"1", "0", "0", "0", "0", "2", false}};
     if (!emu_dev) { /* (on a GPU test_gpu_ops runs the executor with these set: tests/gpu/rounds.sh) */
         printf("emulated device only: the executor with DSCC_MLA_V3=3 and 4, DSCC_MLA_TMA=0 and 1, DSCC_MLA_MC=1\n");
         return;
