@@ -347,7 +347,7 @@ static void mla_decode(Gen *G, const IrNode *n, int sq, int sq1, int64_t qd0, in
     /* DSCC_MLA_PP=1 (opt-in until timed, checked in cg_attention: the chunk ring with its producer): the consumers'
      * ping-pong, warpgroup 0 S and P of a pair's first block, warpgroup 1 of its second, S1 queued behind S0 (MLA_PP);
      * 2: and each warpgroup's P V of its own block with P from registers */
-    const char *ppe = getenv("DSCC_MLA_PP");
+    const char *ppe = G->tune->mla_pp;
     const char *pp = ppe && (strcmp(ppe, "1") == 0 || strcmp(ppe, "2") == 0) ? ppe : "0";
     CgDefine d[] = {{"MLA_IN_MODULE", "1"},
                     {"MLA_B", cg_dim(G, B)},
@@ -750,7 +750,7 @@ bool cg_attention(Gen *G, const IrNode *n) {
                  "(DSCC_MLA_V3=1, the default) and not DSCC_MLA_FUSE=1";
         return false;
     }
-    const char *pp = getenv("DSCC_MLA_PP");
+    const char *pp = G->tune->mla_pp;
     if (pp && *pp && strcmp(pp, "0") && strcmp(pp, "1") && strcmp(pp, "2")) {
         G->why = "DSCC_MLA_PP must be 0 (MLA's decode kernel: warpgroup 0 computes S and P of every block, the default), 1 (the "
                  "ping-pong: the consumer warpgroups take a pair's blocks in turn) or 2 (and each one's own P from registers)";

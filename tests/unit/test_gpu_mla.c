@@ -373,6 +373,24 @@ static double rows_diff(const float *a, const float *ref, size_t n, size_t *nd) 
     return worst;
 }
 
+/* The tail the form tests share: got against want (rows of 512 f32 each), "<what>: N of M values differ,
+ * worst row rel L2 W" printed, then held to emu_bound on the emulated device (below 0: bit for bit) and to
+ * gpu_bound on a GPU (a row's relative L2); got is freed (want is the caller's). Returns the count of
+ * differing values. */
+static size_t expect_forms_agree(float *got, const float *want, size_t rows, double emu_bound, double gpu_bound, const char *what, ...) {
+    size_t nd;
+    const double w = rows_diff(got, want, rows, &nd);
+    va_list ap;
+    va_start(ap, what);
+    vfprintf(stderr, what, ap);
+    va_end(ap);
+    fprintf(stderr, ": %zu of %zu values differ, worst row rel L2 %.2e\n", nd, rows * 512, w);
+    if (emu_dev && emu_bound < 0) assert_memory_equal(got, want, rows * 512 * sizeof(float));
+    else assert_true(w <= (emu_dev ? emu_bound : gpu_bound));
+    free(got);
+    return nd;
+}
+
 /* MLA_LEAN's levels change no arithmetic (5's ex2.approx.ftz differs from exp2f only for P below
  * 2^-126, which these inputs never give): from the same inputs the kernel alone at 1 to 5 (exact
  * rescale) gives level 0's output, over one split of six blocks (T 330) and of four in 24 blocks
@@ -552,8 +570,6 @@ typedef struct {
 /* The cases, bit for bit on the emulated device, within 1e-3 a row on a GPU (where only the cases
  * whose bit in `gpu` is set run: each is an NVRTC compile of its own). */
 static void compare_forms(const RingCase *cases, int n, uint64_t gpu) {
-    const char *em = getenv("DSCC_EMULATED");
-    const bool exact = em && *em && strcmp(em, "0") != 0;
     for (int c = 0; c < n; c++) {
         if (!emu_dev && !(gpu >> c & 1u)) continue;
         const RingCase *k = &cases[c];
@@ -570,16 +586,10 @@ static void compare_forms(const RingCase *cases, int n, uint64_t gpu) {
             without = kernel_split("0", "1", k->v3, k->B, k->T, k->nsp);
         }
         ring_preg = "0", ring_tma = "0";
-        const size_t rows = (size_t)k->B * 64;
-        size_t nd;
-        const double w = rows_diff(without, with, rows, &nd);
-        fprintf(stderr, "  MLA_V3 %s%s against %s (MLA_LEAN %s, MLA_LAZY %s, MLA_PREG %s): %d x 64 heads, T %d, %d split%s: %zu of %zu "
-                "values differ, worst row rel L2 %.2e\n", k->v3, *k->tma == '1' ? " MLA_TMA 1" : "", k->ref, k->lean, k->lazy, k->preg, k->B,
-                k->T, k->nsp, k->nsp == 1 ? "" : "s", nd, rows * 512, w);
-        if (exact) assert_memory_equal(without, with, rows * 512 * sizeof(float));
-        else assert_true(w <= 1e-3);
+        expect_forms_agree(without, with, (size_t)k->B * 64, -1, 1e-3, "  MLA_V3 %s%s against %s (MLA_LEAN %s, MLA_LAZY %s, MLA_PREG %s): %d x 64 "
+                           "heads, T %d, %d split%s", k->v3, *k->tma == '1' ? " MLA_TMA 1" : "", k->ref, k->lean, k->lazy, k->preg, k->B, k->T,
+                           k->nsp, k->nsp == 1 ? "" : "s");
         free(with);
-        free(without);
     }
 }
 
@@ -648,8 +658,6 @@ static void test_mla_multicast(void **state) {
     (void)state;
     static const struct { const char *lean; int B, T, nsp; } cases[] = { /* on a GPU: 1 and 3 */
         {"5", 2, 64, 1}, {"5", 2, 330, 1}, {"5", 24, 200, 1}, {"5", 4, 200, 4}};
-    const char *em = getenv("DSCC_EMULATED");
-    const bool exact = em && *em && strcmp(em, "0") != 0;
     for (int c = 0; c < (int)(sizeof cases / sizeof *cases); c++) {
         if (!emu_dev && c != 1 && c != 3) continue;
         const uint64_t seed = rng;
@@ -661,16 +669,9 @@ static void test_mla_multicast(void **state) {
                                         : kernel_split("0", "1", "1", cases[c].B, cases[c].T, cases[c].nsp);
         }
         ring_hq = 64, ring_tma = "0", ring_mc = "0";
-        const size_t rows = (size_t)cases[c].B * 64;
-        size_t nd;
-        const double w = rows_diff(out[1], out[0], rows, &nd);
-        fprintf(stderr, "  MLA_MC 1 against 0 (MLA_TMA 1, MLA_LEAN %s): %d x 64 heads (128 a batch row), T %d, %d split%s: %zu of %zu "
-                "values differ, worst row rel L2 %.2e\n", cases[c].lean, cases[c].B, cases[c].T, cases[c].nsp, cases[c].nsp == 1 ? "" : "s",
-                nd, rows * 512, w);
-        if (exact) assert_memory_equal(out[1], out[0], rows * 512 * sizeof(float));
-        else assert_true(w <= 1e-3);
+        expect_forms_agree(out[1], out[0], (size_t)cases[c].B * 64, -1, 1e-3, "  MLA_MC 1 against 0 (MLA_TMA 1, MLA_LEAN %s): %d x 64 heads "
+                           "(128 a batch row), T %d, %d split%s", cases[c].lean, cases[c].B, cases[c].T, cases[c].nsp, cases[c].nsp == 1 ? "" : "s");
         free(out[0]);
-        free(out[1]);
     }
 }
 
@@ -688,8 +689,6 @@ static void test_mla_qreg(void **state) {
         {"1", "1", "0", "5", "1", 1, 330, 1}, {"1", "1", "0", "5", "2", 1, 330, 1}, {"1", "1", "0", "6", "2", 1, 129, 1},
         {"1", "0", "0", "5", "2", 1, 330, 1}, {"1", "0", "0", "5", "1", 2, 130, 4}, {"3", "1", "0", "5", "2", 1, 330, 1},
         {"1", "1", "1", "5", "2", 2, 330, 1}};
-    const char *em = getenv("DSCC_EMULATED");
-    const bool exact = em && *em && strcmp(em, "0") != 0;
     for (int c = 0; c < (int)(sizeof cases / sizeof *cases); c++) {
         if (!emu_dev && c > 1) continue;
         const uint64_t seed = rng;
@@ -701,16 +700,10 @@ static void test_mla_qreg(void **state) {
                                        : kernel_split("0", "1", cases[c].v3, cases[c].B, cases[c].T, cases[c].nsp);
         }
         ring_tma = "0", ring_mc = "0", ring_hq = 64, ring_qreg = "0";
-        const size_t rows = (size_t)cases[c].B * 64;
-        size_t nd;
-        const double w = rows_diff(out[1], out[0], rows, &nd);
-        fprintf(stderr, "  MLA_QREG %s against 0 (MLA_V3 %s, MLA_TMA %s, MLA_MC %s, MLA_LEAN %s): %d x 64 heads, T %d, %d split%s: %zu of %zu "
-                "values differ, worst row rel L2 %.2e\n", cases[c].qreg, cases[c].v3, cases[c].tma, cases[c].mc, cases[c].lean, cases[c].B,
-                cases[c].T, cases[c].nsp, cases[c].nsp == 1 ? "" : "s", nd, rows * 512, w);
-        if (exact) assert_memory_equal(out[1], out[0], rows * 512 * sizeof(float));
-        else assert_true(w <= 1e-3);
+        expect_forms_agree(out[1], out[0], (size_t)cases[c].B * 64, -1, 1e-3, "  MLA_QREG %s against 0 (MLA_V3 %s, MLA_TMA %s, MLA_MC %s, "
+                           "MLA_LEAN %s): %d x 64 heads, T %d, %d split%s", cases[c].qreg, cases[c].v3, cases[c].tma, cases[c].mc, cases[c].lean,
+                           cases[c].B, cases[c].T, cases[c].nsp, cases[c].nsp == 1 ? "" : "s");
         free(out[0]);
-        free(out[1]);
     }
 }
 
@@ -733,15 +726,11 @@ static void test_mla_part_bf16(void **state) {
             out[b] = kernel_split("0", "1", cases[c].v3, cases[c].B, cases[c].T, cases[c].nsp);
         }
         ring_tma = "0", ring_mc = "0", ring_qreg = "0", ring_hq = 64, ring_pbf = "0";
-        const size_t rows = (size_t)cases[c].B * 64;
-        size_t nd;
-        const double w = rows_diff(out[1], out[0], rows, &nd);
-        fprintf(stderr, "  MLA_PART_BF16 1 against 0 (MLA_TMA %s, MLA_MC %s, MLA_QREG %s): %d x 64 heads, T %d, %d splits: %zu of %zu values "
-                "differ, worst row rel L2 %.2e\n", cases[c].tma, cases[c].mc, cases[c].qreg, cases[c].B, cases[c].T, cases[c].nsp, nd,
-                rows * 512, w);
-        assert_true(nd > 0 && w <= 5e-3);
+        const size_t nd = expect_forms_agree(out[1], out[0], (size_t)cases[c].B * 64, 5e-3, 5e-3, "  MLA_PART_BF16 1 against 0 (MLA_TMA %s, "
+                                             "MLA_MC %s, MLA_QREG %s): %d x 64 heads, T %d, %d splits", cases[c].tma, cases[c].mc,
+                                             cases[c].qreg, cases[c].B, cases[c].T, cases[c].nsp);
+        assert_true(nd > 0); /* (the bf16 path taken) */
         free(out[0]);
-        free(out[1]);
     }
 }
 
@@ -765,8 +754,6 @@ static void test_mla_ping_pong(void **state) {
         {"1", "5", 1, 1, 1, false},   {"1", "5", 1, 128, 1, false}, {"1", "5", 1, 129, 1, false}, {"1", "5", 1, 330, 1, true},
         {"1", "5", 24, 200, 1, true}, {"1", "6", 1, 330, 1, false}, {"0", "5", 1, 330, 1, false}, {"0", "2", 1, 129, 1, true},
         {"0", "5", 24, 200, 1, false}, {"1", "5", 2, 330, 3, true}, {"0", "5", 2, 130, 4, false}};
-    const char *em = getenv("DSCC_EMULATED");
-    const bool exact = em && *em && strcmp(em, "0") != 0;
     static const char *const pps[3] = {"0", "1", "2"};
     for (int c = 0; c < (int)(sizeof cases / sizeof *cases); c++) {
         if (!emu_dev && c != 3 && c != 9) continue;
@@ -781,25 +768,13 @@ static void test_mla_ping_pong(void **state) {
         }
         ring_tma = "0", ring_pp = "0", ring_qreg = "0";
         const size_t rows = (size_t)cases[c].B * 64;
-        size_t nd;
-        const double w = rows_diff(out[1], out[0], rows, &nd);
-        fprintf(stderr, "  MLA_PP 1 against 0 (MLA_TMA %s, MLA_LEAN %s): %d x 64 heads, T %d, %d split%s: %zu of %zu values differ, "
-                "worst row rel L2 %.2e\n", cases[c].tma, cases[c].lean, cases[c].B, cases[c].T, cases[c].nsp, cases[c].nsp == 1 ? "" : "s",
-                nd, rows * 512, w);
-        assert_true(w <= (exact ? 1e-5 : 1e-3));
-        if (out[2]) { /* MLA_PP 2 (each warpgroup's own P from registers): the same bf16 P, so the same output as 1 */
-            const double w2 = rows_diff(out[2], out[1], rows, &nd);
-            fprintf(stderr, "  MLA_PP 2 against 1: %zu of %zu values differ, worst row rel L2 %.2e\n", nd, rows * 512, w2);
-            if (exact) assert_memory_equal(out[2], out[1], rows * 512 * sizeof(float));
-            else assert_true(w2 <= 1e-3);
-        }
-        if (out[3]) { /* MLA_PP 1 with q's rope chunk from registers (MLA_QREG 1): the same products, so the same output */
-            const double w3 = rows_diff(out[3], out[1], rows, &nd);
-            fprintf(stderr, "  MLA_PP 1 MLA_QREG 1 against MLA_PP 1: %zu of %zu values differ, worst row rel L2 %.2e\n", nd, rows * 512, w3);
-            if (exact) assert_memory_equal(out[3], out[1], rows * 512 * sizeof(float));
-            else assert_true(w3 <= 1e-3);
-        }
-        for (int k = 0; k < 4; k++) free(out[k]);
+        if (out[2]) /* MLA_PP 2 (each warpgroup's own P from registers): the same bf16 P, so the same output as 1 */
+            expect_forms_agree(out[2], out[1], rows, -1, 1e-3, "  MLA_PP 2 against 1");
+        if (out[3]) /* MLA_PP 1 with q's rope chunk from registers (MLA_QREG 1): the same products, so the same output */
+            expect_forms_agree(out[3], out[1], rows, -1, 1e-3, "  MLA_PP 1 MLA_QREG 1 against MLA_PP 1");
+        expect_forms_agree(out[1], out[0], rows, 1e-5, 1e-3, "  MLA_PP 1 against 0 (MLA_TMA %s, MLA_LEAN %s): %d x 64 heads, T %d, %d split%s",
+                           cases[c].tma, cases[c].lean, cases[c].B, cases[c].T, cases[c].nsp, cases[c].nsp == 1 ? "" : "s");
+        free(out[0]);
     }
 }
 
