@@ -344,6 +344,11 @@ static void mla_decode(Gen *G, const IrNode *n, int sq, int sq1, int64_t qd0, in
     const char *mce = G->tune->mla_mc;
     bool mc = mce && strcmp(mce, "1") == 0 && tm && !noprod && !fused && Hq % 128 == 0;
     int kfuse = fused ? (fmax && *fmax ? atoi(fmax) : MLA_FUSE_MAX) : 1; /* splits the decode kernel merges itself, at most */
+    /* DSCC_MLA_PP=1 (opt-in until timed, checked in cg_attention: the chunk ring with its producer): the consumers'
+     * ping-pong, warpgroup 0 S and P of a pair's first block, warpgroup 1 of its second, S1 queued behind S0 (MLA_PP);
+     * 2: and each warpgroup's P V of its own block with P from registers */
+    const char *ppe = G->tune->mla_pp;
+    const char *pp = ppe && (strcmp(ppe, "1") == 0 || strcmp(ppe, "2") == 0) ? ppe : "0";
     CgDefine d[] = {{"MLA_IN_MODULE", "1"},
                     {"MLA_B", cg_dim(G, B)},
                     {"MLA_S", cg_dim(G, S)},
@@ -368,6 +373,7 @@ static void mla_decode(Gen *G, const IrNode *n, int sq, int sq1, int64_t qd0, in
                     {"MLA_PREG", preg && *preg ? preg : "0"}, /* warpgroup 0's P V with P from registers (opt-in) */
                     {"MLA_QREG", qreg && *qreg ? qreg : "0"}, /* q's last chunks in warpgroup 0's registers (opt-in) */
                     {"MLA_PART_BF16", pb}, /* the splits' parts for the combine as bf16 (opt-in) */
+                    {"MLA_PP", pp}, /* the consumers' ping-pong over pairs of blocks (opt-in; 2: own P from registers) */
                     {"MLA_MC", mc ? "1" : "0"}, /* a batch row's tiles in a cluster, the keys multicast (opt-in) */
                     {"MLA_TMA", tm ? "1" : "0"}, /* whole blocks of keys by TMA (opt-in) */
                     {"MLA_KMAP", tm ? arena_printf(a, "((const void *)a.t[%d])", tm->maps) : "0"}};
@@ -742,6 +748,20 @@ bool cg_attention(Gen *G, const IrNode *n) {
         ((tma && strcmp(tma, "0") == 0) || (v3 && *v3 && strcmp(v3, "1")) || (fuse && strcmp(fuse, "1") == 0))) {
         G->why = "DSCC_MLA_MC=1 needs the keys by TMA (DSCC_MLA_TMA=1, the default) on the chunk ring with its producer "
                  "(DSCC_MLA_V3=1, the default) and not DSCC_MLA_FUSE=1";
+        return false;
+    }
+    const char *pp = G->tune->mla_pp;
+    if (pp && *pp && strcmp(pp, "0") && strcmp(pp, "1") && strcmp(pp, "2")) {
+        G->why = "DSCC_MLA_PP must be 0 (MLA's decode kernel: warpgroup 0 computes S and P of every block, the default), 1 (the "
+                 "ping-pong: the consumer warpgroups take a pair's blocks in turn) or 2 (and each one's own P from registers)";
+        return false;
+    }
+    if (pp && (strcmp(pp, "1") == 0 || strcmp(pp, "2") == 0) &&
+        ((v3 && *v3 && strcmp(v3, "1")) || (lean && *lean && *lean < '2') || (fuse && strcmp(fuse, "1") == 0) ||
+         (mc && strcmp(mc, "1") == 0) || (qreg && (strcmp(qreg, "2") == 0 || (strcmp(qreg, "1") == 0 && strcmp(pp, "2") == 0))) ||
+         (preg && strcmp(preg, "1") == 0))) {
+        G->why = "DSCC_MLA_PP=1 or 2 needs the chunk ring with its producer (DSCC_MLA_V3=1, the default) at DSCC_MLA_LEAN=2 or more, and "
+                 "not DSCC_MLA_FUSE=1, DSCC_MLA_MC=1, DSCC_MLA_PREG=1, DSCC_MLA_QREG=2 (=1 only with DSCC_MLA_PP=1: beside =2 it spills)";
         return false;
     }
     if (tma && strcmp(tma, "1") == 0 && v3 && (strcmp(v3, "0") == 0 || strcmp(v3, "2") == 0)) {

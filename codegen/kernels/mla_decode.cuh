@@ -123,7 +123,9 @@
 //                        chunks take A from them (mla_wgmma_sr): 8 KB fewer of shared memory's reads a block a chunk
 //                        (S's 36 wgmma m64n64k16 otherwise read 2 KB of q and 2 KB of keys per 32 tensor cycles: the
 //                        whole 128 bytes a cycle shared memory gives); 2 moves 16 registers a thread from the producer
-//                        to each consumer (MLA_REGS_*); not with MLA_PREG (ptxas serializes the wgmma for registers)
+//                        to each consumer (MLA_REGS_*); not with MLA_PREG (ptxas serializes the wgmma for registers); with
+//                        MLA_PP 1 only 1: each consumer keeps the rope chunk for its own S (MLA_PP 2 beside it spills and
+//                        serializes the wgmma, C7512, at any register split)
 //   MLA_MC               1 (opt-in until timed; MLA_TMA 1 with the producer, MLA_V3 1, not MLA_FUSE; query tiles
 //                        in pairs of one batch row and split: HQ a multiple of 128): the two row tiles of a batch
 //                        row (blocks 2k and 2k + 1: the same keys) run as a cluster of 2 CTAs and each whole
@@ -133,6 +135,14 @@
 //                        refills a stage only once both CTAs' consumers are done with it (its "stage empty", then an
 //                        arrival on the other CTA's mbarrier 19 + stage and a wait on its own); q and a block that
 //                        ends past T by each CTA's cp.async as with MLA_TMA; 0 (default): each CTA loads its own
+//   MLA_PP               0 (default), 1 or 2 (opt-in until timed; the chunk ring with its producer, MLA_V3 1, MLA_LEAN >= 2,
+//                        not MLA_FUSE, MLA_MC, MLA_PREG): the consumers' ping-pong over pairs of blocks (b0 in stage 0,
+//                        b1 in stage 1): warpgroup 0 computes S and P of b0, warpgroup 1 those of b1, its S issued only
+//                        once warpgroup 0's is ("SI"), so each softmax runs under the other's wgmma; the chunk ring's
+//                        arithmetic (the same P, O in the same order), the rows' sums in two shares; with MLA_TMA stage 0
+//                        goes back in two parts (chunks 0-3 after warpgroup 0's P V); 2: and each warpgroup's P V of its
+//                        own block with P from registers (mla_pv_own); with MLA_QREG 1 (MLA_PP 1 only) each consumer
+//                        keeps q's rope chunk in registers for its S. See the consumers' loop and docs/KERNELS.md
 //   MLA_IN_MODULE        defined when the file is part of a generated module (its prelude has Args)
 #ifndef MLA_B
 #define MLA_B (a.sym[0])
@@ -212,6 +222,9 @@
 #ifndef MLA_PART_BF16
 #define MLA_PART_BF16 0
 #endif
+#ifndef MLA_PP
+#define MLA_PP 0
+#endif
 #ifndef MLA_KMAP
 #define MLA_KMAP ((const void *)a.t[4])
 #endif
@@ -231,6 +244,7 @@ __device__ __forceinline__ void pdl_launch_dependents() { asm volatile("griddepc
 #define MLA_TILE 73728 // bytes of 64 rows x 576 bf16: 9 chunks of 64 columns, 8 KB each
 #define MLA_THREADS (MLA_V3 >= 3 ? 256 : 384) // consumer warpgroups 0 and 1, the producer 2 (MLA_V3 3, 4: none, the consumers load)
 #define MLA_SEESAW (MLA_V3 == 2 || MLA_V3 == 4) // the seesaw schedule (4: without the producer)
+#define MLA_SUMS2 (MLA_SEESAW || MLA_PP) // each consumer warpgroup keeps a share of the rows' sums (added at the end)
 // 128 x 56 + 256 x 224 = 128 x 72 + 256 x 216 = 384 x 168 (ptxas's count at launch): MLA_LEAN's producer
 // spills 16 bytes at 56, and the consumers need no more than 208 (ptxas -v, CUDA 13.0, every variant)
 // MLA_QREG 2: 56 / 224 (ptxas, CUDA 13.0: no spills with MLA_TMA, the cp.async producer spills 16 bytes; 72 / 216
@@ -261,6 +275,12 @@ __device__ __forceinline__ void pdl_launch_dependents() { asm volatile("griddepc
 #define MLA_BAR_W0 12
 #define MLA_BAR_W1 13
 #define MLA_BAR_PROD 14 // MLA_TMA: the producer's 128 threads' cp.async landed (before its first thread arrives for them)
+// MLA_PP (besides MLA_BAR_S, MLA_BAR_S1, MLA_BAR_P0R, MLA_BAR_P1R and the producer's MLA_BAR_EMPTY): warpgroup 0 has
+// issued S of the pair's first block, so warpgroup 1's S of the second queues behind it on the tensor cores
+#define MLA_BAR_SI 15
+// MLA_PP with MLA_TMA: stage 0 goes back to the producer in two parts, chunks 0-3 (V_L, read last by warpgroup 0's
+// P0 V0_L) at MLA_BAR_EMPTY (256: warpgroup 0 and the producer), chunks 4-8 here (384: both consumers)
+#define MLA_BAR_PP_E0R 13
 // Byte `cb` of row r of a 64-row tile in the 128-byte swizzle: chunk cb / 128
 // of 64 rows x 128 bytes, the 16-byte unit u of row r at (u ^ r % 8) * 16.
 __device__ __forceinline__ unsigned mla_swz(int r, int cb) {
@@ -487,6 +507,55 @@ __device__ __forceinline__ void mla_pv(float *o, const unsigned char *Pc, const 
     for (int kk = 0; kk < 4; kk++) mla_wgmma_pv(o, Pc + kk * 32, V + kk * 2048, 8192, 1024, 1);
     hp_wg_commit();
 }
+// MLA_PP: S = Q K^T of one block (MLA_LEAN 2's descriptor words qlo, klo at chunk 0), each chunk's 4 wgmma
+// issued as soon as it has landed (mbarrier fb + c, parity par), then committed, not waited for. drain
+// (warpgroup 0): this warpgroup's P V before (o, still in flight) is waited for right after chunk 0 is
+// issued, on every block (no path skips the wait: ptxas would serialize the wgmma), and the stage of the
+// block it read goes back to the producer there when rel (its "empty" barrier) is not 0.
+// With qa (MLA_QREG 1: q's rope chunk as wgmma's A fragments, mla_load_qa), chunk 8's 4 wgmma take A from it.
+__device__ __forceinline__ void mla_pp_s(float *s, float *o, unsigned qlo, unsigned klo, unsigned long long *fb, unsigned par, bool drain,
+                                         int rel, const unsigned (*qa)[4]) {
+#pragma unroll
+    for (int i = 0; i < 32; i++) s[i] = 0.0f;
+    hp_wg_fence();
+#pragma unroll
+    for (int c = 0; c < 9; c++) {
+        hp_mbar_wait(fb + c, par);
+        hp_fence_async();
+        hp_wg_fence();
+        if (qa && c == 8)
+#pragma unroll
+            for (int kk = 0; kk < 4; kk++) mla_wgmma_sr(s, qa[kk], klo + c * 512 + kk * 2);
+        else
+#pragma unroll
+            for (int kk = 0; kk < 4; kk++) mla_wgmma_sd(s, qlo + c * 512 + kk * 2, klo + c * 512 + kk * 2, c | kk);
+        if (drain && c == 0) {
+            hp_wg_commit();
+            hp_wg_wait0();
+            mla_hold128(o);
+            if (rel) hp_bar_arrive(rel, MLA_THREADS);
+            hp_wg_fence();
+        }
+    }
+    hp_wg_commit();
+}
+// MLA_PP 2: o += P V with P (this warpgroup's block, in s) from registers, wgmma's A fragment (S's
+// accumulator layout as bf16 pairs, mla_wgmma_pv_rs), V the 4 chunks of the warpgroup's 256 columns from V;
+// issued and committed, not waited for. With Pc, P is then stored there as well (mla_store_p's values and
+// layout) for the other warpgroup.
+__device__ __forceinline__ void mla_pv_own(float *o, const float *s, const unsigned char *V, unsigned char *Pc, int ra, int q4) {
+    unsigned pa[16];
+#pragma unroll
+    for (int j = 0; j < 16; j++) pa[j] = hp_bf16x2(s[2 * j], s[2 * j + 1]);
+    hp_wg_fence();
+#pragma unroll
+    for (int kk = 0; kk < 4; kk++) mla_wgmma_pv_rs(o, pa + 4 * kk, V + kk * 2048, 8192, 1024);
+    hp_wg_commit();
+    if (Pc)
+#pragma unroll
+        for (int j = 0; j < 16; j++) // pair j: row ra + 8 (j & 1), keys 8 (j >> 1) + 2 q4
+            *(unsigned *)(Pc + mla_swz(ra + 8 * (j & 1), 2 * (8 * (j >> 1) + 2 * q4))) = pa[j];
+}
 // The copies of a loading warpgroup's thread (pr = its index / 8 of 0 .. 127), the producer's and
 // mla_load_block's and mla_load_q's, all cp.async of 16 bytes into a 64-row tile in the 128-byte swizzle,
 // rows r = pr + 16 i (i < 4) of the tile, unit kc (of the row's 72) of each:
@@ -603,8 +672,11 @@ __device__ __forceinline__ void mla_load_q(unsigned char *Qs, const unsigned sho
 #if MLA_MC && (!MLA_TMA || MLA_V3 != 1 || MLA_FUSE)
 #error "MLA_MC needs the keys by TMA in the chunk ring with its producer (MLA_TMA 1, MLA_V3 1) and not MLA_FUSE"
 #endif
-#if MLA_QREG < 0 || MLA_QREG > 2 || (MLA_QREG && ((MLA_V3 != 1 && MLA_V3 != 3) || MLA_LEAN < 2 || MLA_PREG))
-#error "MLA_QREG must be 0 to 2, and above 0 needs the chunk ring (MLA_V3 1 or 3) at MLA_LEAN 2 or more, without MLA_PREG"
+#if MLA_QREG < 0 || MLA_QREG > 2 || (MLA_QREG && ((MLA_V3 != 1 && MLA_V3 != 3) || MLA_LEAN < 2 || MLA_PREG || (MLA_PP && (MLA_QREG != 1 || MLA_PP != 1))))
+#error "MLA_QREG must be 0 to 2, and above 0 needs the chunk ring (MLA_V3 1 or 3) at MLA_LEAN 2 or more, without MLA_PREG; with MLA_PP only 1 at MLA_PP 1 (2 spills and serializes the wgmma, C7512)"
+#endif
+#if MLA_PP && (MLA_PP > 2 || MLA_V3 != 1 || MLA_LEAN < 2 || MLA_FUSE || MLA_MC || MLA_QREG > 1 || MLA_PREG)
+#error "MLA_PP must be 0 to 2, and above 0 needs the chunk ring with its producer (MLA_V3 1) at MLA_LEAN 2 or more, without MLA_FUSE, MLA_MC, MLA_QREG 2, MLA_PREG"
 #endif
 #if MLA_PART_BF16 && MLA_FUSE
 #error "MLA_PART_BF16 is the combine kernel's layout: not with MLA_FUSE (whose merge reads f32 parts)"
@@ -627,7 +699,7 @@ extern "C" __global__ void __launch_bounds__(MLA_THREADS, 1) __cluster_dims__(ML
 #if MLA_FUSE
     __shared__ unsigned s_tick; // the block's ticket (the producer takes it while the consumers finish)
 #endif
-#if MLA_SEESAW
+#if MLA_SUMS2
     __shared__ float s_m1[64];
 #endif
     // the dynamic memory from its first 1024-aligned byte (the swizzle's period):
@@ -670,7 +742,8 @@ extern "C" __global__ void __launch_bounds__(MLA_THREADS, 1) __cluster_dims__(ML
         const int pr = pt >> 3, pu = pt & 7;
         for (long long jb = jb0; jb < jb1; jb++) {
             const int st = (int)((jb - jb0) & 1);
-            if (jb - jb0 >= 2) hp_bar_sync(MLA_BAR_EMPTY + st, MLA_THREADS); // the consumers are done with block jb - 2
+            if (jb - jb0 >= 2) // the consumers are done with block jb - 2 (MLA_PP's stage 0: warpgroup 0 with its chunks 0-3)
+                hp_bar_sync(MLA_BAR_EMPTY + st, MLA_PP && st == 0 ? 256 : MLA_THREADS);
             unsigned char *const Kd = Ks + st * MLA_TILE;
             unsigned long long *const fb = full + st * 9;
             const bool whole = jb * 64 + 64 <= T;
@@ -688,12 +761,24 @@ extern "C" __global__ void __launch_bounds__(MLA_THREADS, 1) __cluster_dims__(ML
                     if ((unsigned)((c + jb) & 1) == rank) hp_tma_2d_mc(Kd + c * 8192, kmap, fb + c, c * 128, (int)(bb * KT + jb * 64), 3);
             }
 #else
+            // (MLA_PP's stage 0 comes back in two parts: chunks 0-3 once warpgroup 0 is done, the rest once both are)
+            const bool part = MLA_PP && st == 0 && jb - jb0 >= 2;
             if (whole && pt == 0)
 #pragma unroll
                 for (int c = 0; c < 9; c++) {
+                    if (part && c == 4) break;
                     hp_mbar_expect_tx(fb + c, 8192);
                     hp_tma_2d(Kd + c * 8192, kmap, fb + c, c * 128, (int)(bb * KT + jb * 64));
                 }
+            if (part) {
+                hp_bar_sync(MLA_BAR_PP_E0R, MLA_THREADS); // both consumers done with stage 0's chunks 4-8
+                if (whole && pt == 0)
+#pragma unroll
+                    for (int c = 4; c < 9; c++) {
+                        hp_mbar_expect_tx(fb + c, 8192);
+                        hp_tma_2d(Kd + c * 8192, kmap, fb + c, c * 128, (int)(bb * KT + jb * 64));
+                    }
+            }
 #endif
             if (whole && jb != jb0) continue;
             for (int c = 0; c < 9; c++) {
@@ -944,6 +1029,137 @@ extern "C" __global__ void __launch_bounds__(MLA_THREADS, 1) __cluster_dims__(ML
 #if MLA_V3 == 4
     hp_cp_wait_all(); // (every copy landed already: each was waited for before the S that read it)
 #endif
+#elif MLA_PP
+    // The ping-pong (MLA_PP): blocks in pairs as the seesaw's, b0 in stage 0, b1 = b0 + 1 in stage 1, but
+    // in the order of the chunk ring's arithmetic: warpgroup 0 computes S and P of b0, warpgroup 1 those of
+    // b1, and warpgroup 1 issues its S only once warpgroup 0 has issued its own ("SI"), so the tensor cores
+    // run S0, S1 in that order and warpgroup 0's softmax of b0 runs under S1, warpgroup 1's of b1 under the
+    // P V of b0. The rows' max runs m -> m0 (warpgroup 0) -> m1 (warpgroup 1) through shared memory with the
+    // factors sc0 = 2^(m - m0), sc1 = 2^(m0 - m1); each warpgroup's half of O goes
+    //   O_h = (O_h sc0 + P0 V0_h) sc1 + P1 V1_h
+    // (the chunk ring's order and operands: the same P and O; only the rows' sums are kept in two shares).
+    // Tensor order a pair: S0, S1, P0 V0_L, P0 V0_R, P1 V1_L, P1 V1_R, each issued before the one ahead of
+    // it ends. A stage goes back to the producer (its "empty" barrier, as the chunk ring's) once both
+    // warpgroups' last wgmma on it are done: stage 0 after P0 V0_L / P0 V0_R, stage 1 after P1 V1_R and,
+    // for warpgroup 0, once the next pair's S0 has its first chunk issued behind P1 V1_L.
+    unsigned char *const K0 = Ks, *const K1 = Ks + MLA_TILE;
+    const unsigned qlo = mla_desc_lo(Qs);
+    const float one[2] = {1.0f, 1.0f};
+    unsigned qa[4][4]; // MLA_QREG 1: q's rope chunk as S's A fragments, each warpgroup its own, loaded before its first S
+    if (wg == 0) {
+        for (long long b0 = jb0; b0 < jb1; b0 += 2) {
+            const bool two = b0 + 1 < jb1;
+            const unsigned par = (unsigned)((b0 - jb0) >> 1) & 1u;
+            int lim[2]; // the last column of b0 each of the thread's rows sees
+#pragma unroll
+            for (int h = 0; h < 2; h++) lim[h] = last[h] - b0 * 64 < 63 ? (int)(last[h] - b0 * 64) : 63;
+#if MLA_TMA
+            if (b0 == jb0) hp_mbar_wait(full + 18, 0); // q on its own barrier (without TMA: with b0's chunks)
+#endif
+#if MLA_QREG
+            if (b0 == jb0) { // q's rope chunk into registers (without TMA it lands with b0's chunk 8)
+                if (!MLA_TMA) hp_mbar_wait(full + 8, 0);
+#pragma unroll
+                for (int kk = 0; kk < 4; kk++) mla_load_qa(qa[kk], Qs, 8, kk, ra, q4);
+            }
+#endif
+            float s[32], sc0[2], sc1[2];
+            // the last pair's P1 V1_L done behind S0's first chunk: stage 1 back to the producer if it refills it
+            mla_pp_s(s, o, qlo, mla_desc_lo(K0), full, par, true, b0 > jb0 && b0 + 1 < jb1 ? MLA_BAR_EMPTY + 1 : 0, MLA_QREG ? qa : 0);
+            hp_bar_arrive(MLA_BAR_SI, 256); // S0 issued: warpgroup 1 queues S1 behind it
+            hp_wg_wait0();
+            hp_hold32(s);
+            hp_bar_sync(MLA_BAR_S, 128); // every warp's S0 taken: P0 may overwrite the rope columns
+            mla_softmax(s, lim, m, sc0, ls, q4, SL2);
+#if MLA_PP == 2
+            mla_scale_o(o, sc0);
+            mla_pv_own(o, s, K0, K0 + 8 * 8192, ra, q4); // O_L += P0 V0_L, P0 from registers, then P0 stored for warpgroup 1
+#else
+            mla_store_p(K0 + 8 * 8192, s, one, ra, q4);
+#endif
+            if (q4 == 0) s_m[ra] = m[0], s_m[ra + 8] = m[1], s_corr[0][ra] = sc0[0], s_corr[0][ra + 8] = sc0[1];
+            hp_fence_async();
+            hp_bar_arrive(MLA_BAR_P0R, 256); // P0, m0 and sc0 ready for warpgroup 1
+#if MLA_PP != 2
+            mla_scale_o(o, sc0);
+            mla_pv(o, K0 + 8 * 8192, K0); // O_L += P0 V0_L
+#endif
+            hp_wg_wait0();
+            mla_hold128(o);
+            if (b0 + 2 < jb1) { // this warpgroup done with stage 0 (MLA_TMA: its chunks 0-3 go back at once)
+#if MLA_TMA
+                hp_bar_arrive(MLA_BAR_EMPTY, 256);
+                hp_bar_arrive(MLA_BAR_PP_E0R, MLA_THREADS);
+#else
+                hp_bar_arrive(MLA_BAR_EMPTY, MLA_THREADS);
+#endif
+            }
+            if (two) {
+                hp_bar_sync(MLA_BAR_P1R, 256); // warpgroup 1's P1, m1 and sc1
+                sc1[0] = s_corr[1][ra], sc1[1] = s_corr[1][ra + 8], m[0] = s_m1[ra], m[1] = s_m1[ra + 8];
+#pragma unroll
+                for (int h = 0; h < 2; h++) ls[h] *= sc1[h];
+                mla_scale_o(o, sc1);
+                mla_pv(o, K1 + 8 * 8192, K1); // O_L += P1 V1_L, in flight into the next pair's S0
+            }
+        }
+        hp_wg_wait0();
+        mla_hold128(o);
+    } else {
+        for (long long b0 = jb0; b0 < jb1; b0 += 2) {
+            const bool two = b0 + 1 < jb1;
+            const unsigned par = (unsigned)((b0 - jb0) >> 1) & 1u;
+            int lim[2]; // the last column of b1 each of the thread's rows sees
+#pragma unroll
+            for (int h = 0; h < 2; h++) lim[h] = last[h] - (b0 + 1) * 64 < 63 ? (int)(last[h] - (b0 + 1) * 64) : 63;
+            float s[32], sc0[2], sc1[2];
+            hp_bar_sync(MLA_BAR_SI, 256); // warpgroup 0's S0 issued
+            if (two) {
+                if (b0 == jb0) { // q landed (MLA_TMA: its own barrier; else with b0's chunks in stage 0, still in that phase)
+#if MLA_TMA
+                    hp_mbar_wait(full + 18, 0);
+#else
+                    for (int c = 0; c < 9; c++) hp_mbar_wait(full + c, 0);
+#endif
+#if MLA_QREG
+#pragma unroll
+                    for (int kk = 0; kk < 4; kk++) mla_load_qa(qa[kk], Qs, 8, kk, ra, q4); // q's rope chunk into registers
+#endif
+                }
+                mla_pp_s(s, o, qlo, mla_desc_lo(K1), full + 9, par, false, 0, MLA_QREG ? qa : 0);
+                hp_wg_wait0();
+                hp_hold32(s);
+                hp_bar_sync(MLA_BAR_S1, 128); // every warp's S1 taken: P1 may overwrite the rope columns
+            }
+            hp_bar_sync(MLA_BAR_P0R, 256); // warpgroup 0's P0, m0 and sc0
+            m[0] = s_m[ra], m[1] = s_m[ra + 8], sc0[0] = s_corr[0][ra], sc0[1] = s_corr[0][ra + 8];
+#pragma unroll
+            for (int h = 0; h < 2; h++) ls[h] *= sc0[h];
+            mla_scale_o(o, sc0);
+            mla_pv(o, K0 + 8 * 8192, K0 + 4 * 8192); // O_R += P0 V0_R
+            if (two) { // b1's softmax under the P V of b0
+                mla_softmax(s, lim, m, sc1, ls, q4, SL2);
+                mla_store_p(K1 + 8 * 8192, s, one, ra, q4);
+                if (q4 == 0) s_m1[ra] = m[0], s_m1[ra + 8] = m[1], s_corr[1][ra] = sc1[0], s_corr[1][ra + 8] = sc1[1];
+                hp_fence_async();
+                hp_bar_arrive(MLA_BAR_P1R, 256); // P1, m1 and sc1 ready for warpgroup 0
+            }
+            hp_wg_wait0();
+            mla_hold128(o);
+            if (b0 + 2 < jb1) hp_bar_arrive(MLA_TMA ? MLA_BAR_PP_E0R : MLA_BAR_EMPTY, MLA_THREADS); // this warpgroup done with stage 0
+            if (two) {
+                mla_scale_o(o, sc1);
+#if MLA_PP == 2
+                mla_pv_own(o, s, K1 + 4 * 8192, (unsigned char *)0, ra, q4); // O_R += P1 V1_R, P1 from registers
+#else
+                mla_pv(o, K1 + 8 * 8192, K1 + 4 * 8192); // O_R += P1 V1_R
+#endif
+                hp_wg_wait0();
+                mla_hold128(o);
+                if (b0 + 3 < jb1) hp_bar_arrive(MLA_BAR_EMPTY + 1, MLA_THREADS); // and with stage 1
+            }
+        }
+    }
 #else
     // a loop for each warpgroup: with MLA_LEAN 4 warpgroup 0's P V is still in flight at the end of an
     // iteration, and ptxas must see no path from there into warpgroup 1's code (it would serialize the wgmma)
@@ -1120,7 +1336,7 @@ extern "C" __global__ void __launch_bounds__(MLA_THREADS, 1) __cluster_dims__(ML
 #endif
     }
 #endif
-    if (wg == 0 || MLA_SEESAW) { // the rows' max and sum over their quads, for both warpgroups (the seesaw: each its share)
+    if (wg == 0 || MLA_SUMS2) { // the rows' max and sum over their quads, for both warpgroups (the seesaw, MLA_PP: each its share)
 #pragma unroll
         for (int h = 0; h < 2; h++) {
             ls[h] += __shfl_xor_sync(0xffffffffu, ls[h], 1);
@@ -1149,7 +1365,7 @@ extern "C" __global__ void __launch_bounds__(MLA_THREADS, 1) __cluster_dims__(ML
         const float *const lse = part + 64 + nsp * n * 512;
         if (tid < 64 && r0 + tid < rows) {
             const long long ri = bb * rows + r0 + tid;
-            const float lr = MLA_SEESAW ? s_l[tid] + s_l1[tid] : s_l[tid], own = lr > 0.0f ? s_m[tid] + log2f(lr) : NEG;
+            const float lr = MLA_SUMS2 ? s_l[tid] + s_l1[tid] : s_l[tid], own = lr > 0.0f ? s_m[tid] + log2f(lr) : NEG;
             float mx = NEG, den = 0.0f;
             for (long long s = 0; s < nsp; s++) { // the lse of every split (kept for the second pass), their max
                 const float e = s == sp ? own : __ldcg(lse + s * n + ri);
@@ -1169,7 +1385,7 @@ extern "C" __global__ void __launch_bounds__(MLA_THREADS, 1) __cluster_dims__(ML
             const int r = ra + 8 * h;
             if (r0 + r >= rows) continue;
             const long long ri = bb * rows + r0 + r;
-            const float lr = MLA_SEESAW ? s_l[r] + s_l1[r] : s_l[r], inv = lr > 0.0f ? 1.0f / lr : 0.0f, di = dinv[r];
+            const float lr = MLA_SUMS2 ? s_l[r] + s_l1[r] : s_l[r], inv = lr > 0.0f ? 1.0f / lr : 0.0f, di = dinv[r];
 #pragma unroll
             for (int g = 0; g < MLA_MERGE_G; g++) { // 64 / MLA_MERGE_G of the row's 64 columns at a time
                 float acc[64 / MLA_MERGE_G];
@@ -1209,7 +1425,7 @@ extern "C" __global__ void __launch_bounds__(MLA_THREADS, 1) __cluster_dims__(ML
         const int r = ra + 8 * h;
         const long long ri = bb * rows + r0 + r;
         if (r0 + r >= rows) continue;
-        const float lr = MLA_SEESAW ? s_l[r] + s_l1[r] : s_l[r], inv = lr > 0.0f ? 1.0f / lr : 0.0f;
+        const float lr = MLA_SUMS2 ? s_l[r] + s_l1[r] : s_l[r], inv = lr > 0.0f ? 1.0f / lr : 0.0f;
         if (nsp == 1) {
 #pragma unroll
             for (int i = 2 * h; i < 128; i += 4) {
@@ -1264,3 +1480,4 @@ extern "C" __global__ void __launch_bounds__(MLA_THREADS, 1) __cluster_dims__(ML
 #undef MLA_MC
 #undef MLA_QREG
 #undef MLA_PART_BF16
+#undef MLA_PP

@@ -77,6 +77,12 @@
 #                     batch 128), then test_gpu_ops with DSCC_MLA_TMA=1
 #                     DSCC_MLA_MC=1 DSCC_MLA_QREG=2 DSCC_MLA_PART_BF16=1 and with
 #                     DSCC_MLA_TMA=1 DSCC_MLA_QREG=1;
+#   rounds.sh mlapp   the consumers' ping-pong (DSCC_MLA_PP=1, 2): test_gpu_mla's ping-pong
+#                     cases, then bench_mla rows 23, 36, 38 (the TMA default, with the
+#                     ping-pong, and with its own P from registers) and 24, 37, 39 (the
+#                     same at LEAN 6) and 40 (the ping-pong with q's rope chunk from
+#                     registers) in one process at batch 32 with 4,097 and 8,193 keys
+#                     and batch 128, then test_gpu_ops with DSCC_MLA_PP=1 and =2;
 #   rounds.sh final   each of the session's paths alone through test_gpu_ops (concurrently), the unit tests,
 #                     e2e and bench_gpu with the paths that passed, against all off;
 #   rounds.sh base    main as it is: every GPU test, e2e, bench_gpu with the defaults and with
@@ -171,6 +177,15 @@ case "$mode" in
     TAIL=13 step bench_mla_mc_b128 150 build/bench_mla --variant 7,23,27,29,30,31,32,33,34,35 --batch 128
     DSCC_MLA_TMA=1 DSCC_MLA_MC=1 DSCC_MLA_QREG=2 DSCC_MLA_PART_BF16=1 DSCC_GEMM_TILE=wgmma step test_gpu_ops_mlamc 200 build/test_gpu_ops
     DSCC_MLA_TMA=1 DSCC_MLA_QREG=1 DSCC_GEMM_TILE=wgmma step test_gpu_ops_mlaqreg 200 build/test_gpu_ops ;;
+  mlapp) # the consumers' ping-pong (DSCC_MLA_PP=1, bench_mla rows 36, 37; =2, own P from registers: 38, 39; =1 with
+    # DSCC_MLA_QREG=1: 40) against the TMA default (23) and LEAN 6 (24)
+    # in one process a shape: compare the "median ms" and "back to back" columns
+    [ -x build/test_gpu_mla ] && DSCC_TEST_FILTER='*ping*' step test_gpu_mla_pp 120 build/test_gpu_mla
+    TAIL=10 step bench_mla_pp 150 build/bench_mla --variant 23,36,38,40,24,37,39 --reps 40
+    TAIL=10 step bench_mla_pp_8k 150 build/bench_mla --variant 23,36,38,40,24,37,39 --reps 40 --ctx 8193
+    TAIL=10 step bench_mla_pp_b128 150 build/bench_mla --variant 23,36,38,40,24,37,39 --reps 40 --batch 128
+    DSCC_MLA_PP=1 DSCC_GEMM_TILE=wgmma step test_gpu_ops_mlapp 200 build/test_gpu_ops
+    DSCC_MLA_PP=2 DSCC_GEMM_TILE=wgmma step test_gpu_ops_mlapp2 200 build/test_gpu_ops ;;
   gemm) TAIL=70 step bench_gemm 180 build/bench_gemm --check --table "$out/gemm_table.txt" ;;
   tma) # the TMA GEMM's forms, each checked against the generated kernel (--check above M = 128)
     DSCC_TMA_V2=0 TAIL=30 step bench_gemm_tma128 180 build/bench_gemm --check --m 256,1024,4096

@@ -249,6 +249,8 @@ static int ring_hq = 64;
 static const char *ring_qreg = "0";
 /* MLA_PART_BF16 for kernel_split's two kernels (the splits' parts as bf16) */
 static const char *ring_pbf = "0";
+/* MLA_PP for kernel_ring and kernel_split (the consumers' ping-pong over pairs of blocks) */
+static const char *ring_pp = "0";
 /* MLA_TMA's tensor map over the rows of 576 bf16 at dk (box 64 rows x 128 bytes, the 128-byte swizzle), in device memory */
 static RtDevPtr kv_map(RtCuda *gpu, DiagEngine *d, RtDevPtr dk, size_t rows) {
     unsigned char *m = aligned_alloc(64, 128);
@@ -275,7 +277,7 @@ static float *kernel_ring(const char *v3, const char *waitg, const char *pf, con
                        {"MLA_KT", ts},     {"MLA_OUT_BF16", "0"}, {"MLA_CAUSAL", "0"}, {"MLA_SCALE", "0.1352337788f"},
                        {"MLA_V3", v3},     {"MLA_WAITG", waitg},  {"MLA_PF", pf},       {"MLA_LEAN", lean},
                        {"MLA_LAZY", lazy}, {"MLA_PREG", ring_preg}, {"MLA_TMA", ring_tma}, {"MLA_MC", ring_mc},
-                       {"MLA_QREG", ring_qreg}};
+                       {"MLA_QREG", ring_qreg}, {"MLA_PP", ring_pp}};
     CgSource src = {"mla_ring", cg_kernel_instance(a, "mla_decode", "mla_ring", defs, (int)(sizeof defs / sizeof *defs)),
                     {"codegen/kernels/mla_decode.cuh", 0, 0}};
     TuModule m;
@@ -320,9 +322,9 @@ static float *kernel_ring(const char *v3, const char *waitg, const char *pf, con
             if (!(rel <= worst)) worst = rel;
         }
     fprintf(stderr,
-            "  the kernel alone (MLA_V3 %s, MLA_WAITG %s, MLA_PF %s, MLA_LEAN %s, MLA_LAZY %s, MLA_PREG %s, MLA_TMA %s, MLA_MC %s, MLA_QREG %s): "
-            "%d x 64 heads (%d a batch row), T %d, one split of %d blocks: worst row rel L2 %.2e\n",
-            v3, waitg, pf, lean, lazy, ring_preg, ring_tma, ring_mc, ring_qreg, B, ring_hq, T, (T + 63) / 64, worst);
+            "  the kernel alone (MLA_V3 %s, MLA_WAITG %s, MLA_PF %s, MLA_LEAN %s, MLA_LAZY %s, MLA_PREG %s, MLA_TMA %s, MLA_MC %s, MLA_QREG %s, "
+            "MLA_PP %s): %d x 64 heads (%d a batch row), T %d, one split of %d blocks: worst row rel L2 %.2e\n",
+            v3, waitg, pf, lean, lazy, ring_preg, ring_tma, ring_mc, ring_qreg, ring_pp, B, ring_hq, T, (T + 63) / 64, worst);
     assert_true(worst <= 2e-2);
     free(sc);
     free(q);
@@ -369,6 +371,24 @@ static double rows_diff(const float *a, const float *ref, size_t n, size_t *nd) 
         if (!(rel <= worst)) worst = rel;
     }
     return worst;
+}
+
+/* The tail the form tests share: got against want (rows of 512 f32 each), "<what>: N of M values differ,
+ * worst row rel L2 W" printed, then held to emu_bound on the emulated device (below 0: bit for bit) and to
+ * gpu_bound on a GPU (a row's relative L2); got is freed (want is the caller's). Returns the count of
+ * differing values. */
+static size_t expect_forms_agree(float *got, const float *want, size_t rows, double emu_bound, double gpu_bound, const char *what, ...) {
+    size_t nd;
+    const double w = rows_diff(got, want, rows, &nd);
+    va_list ap;
+    va_start(ap, what);
+    vfprintf(stderr, what, ap);
+    va_end(ap);
+    fprintf(stderr, ": %zu of %zu values differ, worst row rel L2 %.2e\n", nd, rows * 512, w);
+    if (emu_dev && emu_bound < 0) assert_memory_equal(got, want, rows * 512 * sizeof(float));
+    else assert_true(w <= (emu_dev ? emu_bound : gpu_bound));
+    free(got);
+    return nd;
 }
 
 /* MLA_LEAN's levels change no arithmetic (5's ex2.approx.ftz differs from exp2f only for P below
@@ -429,7 +449,7 @@ static float *kernel_split(const char *fuse, const char *fmax, const char *v3, i
                        {"MLA_KT", ts},        {"MLA_OUT_BF16", "0"}, {"MLA_CAUSAL", "0"}, {"MLA_SCALE", "0.1352337788f"},
                        {"MLA_V3", v3},        {"MLA_LEAN", "5"},     {"MLA_LAZY", "1"},   {"MLA_FUSE", fuse},
                        {"MLA_FUSE_MAX", fmax}, {"MLA_TMA", ring_tma}, {"MLA_MC", ring_mc}, {"MLA_QREG", ring_qreg},
-                       {"MLA_PART_BF16", ring_pbf}};
+                       {"MLA_PART_BF16", ring_pbf}, {"MLA_PP", ring_pp}};
     CgDefine cdefs[] = {{"MLA_B", bs}, {"MLA_S", "1LL"}, {"MLA_HQ", hs}, {"MLA_OUT_BF16", "0"}, {"MLA_PART_BF16", ring_pbf}};
     CgSource src[2] = {{"mla_split", cg_kernel_instance(a, "mla_decode", "mla_split", defs, (int)(sizeof defs / sizeof *defs)),
                         {"codegen/kernels/mla_decode.cuh", 0, 0}},
@@ -550,8 +570,6 @@ typedef struct {
 /* The cases, bit for bit on the emulated device, within 1e-3 a row on a GPU (where only the cases
  * whose bit in `gpu` is set run: each is an NVRTC compile of its own). */
 static void compare_forms(const RingCase *cases, int n, uint64_t gpu) {
-    const char *em = getenv("DSCC_EMULATED");
-    const bool exact = em && *em && strcmp(em, "0") != 0;
     for (int c = 0; c < n; c++) {
         if (!emu_dev && !(gpu >> c & 1u)) continue;
         const RingCase *k = &cases[c];
@@ -568,16 +586,10 @@ static void compare_forms(const RingCase *cases, int n, uint64_t gpu) {
             without = kernel_split("0", "1", k->v3, k->B, k->T, k->nsp);
         }
         ring_preg = "0", ring_tma = "0";
-        const size_t rows = (size_t)k->B * 64;
-        size_t nd;
-        const double w = rows_diff(without, with, rows, &nd);
-        fprintf(stderr, "  MLA_V3 %s%s against %s (MLA_LEAN %s, MLA_LAZY %s, MLA_PREG %s): %d x 64 heads, T %d, %d split%s: %zu of %zu "
-                "values differ, worst row rel L2 %.2e\n", k->v3, *k->tma == '1' ? " MLA_TMA 1" : "", k->ref, k->lean, k->lazy, k->preg, k->B,
-                k->T, k->nsp, k->nsp == 1 ? "" : "s", nd, rows * 512, w);
-        if (exact) assert_memory_equal(without, with, rows * 512 * sizeof(float));
-        else assert_true(w <= 1e-3);
+        expect_forms_agree(without, with, (size_t)k->B * 64, -1, 1e-3, "  MLA_V3 %s%s against %s (MLA_LEAN %s, MLA_LAZY %s, MLA_PREG %s): %d x 64 "
+                           "heads, T %d, %d split%s", k->v3, *k->tma == '1' ? " MLA_TMA 1" : "", k->ref, k->lean, k->lazy, k->preg, k->B, k->T,
+                           k->nsp, k->nsp == 1 ? "" : "s");
         free(with);
-        free(without);
     }
 }
 
@@ -646,8 +658,6 @@ static void test_mla_multicast(void **state) {
     (void)state;
     static const struct { const char *lean; int B, T, nsp; } cases[] = { /* on a GPU: 1 and 3 */
         {"5", 2, 64, 1}, {"5", 2, 330, 1}, {"5", 24, 200, 1}, {"5", 4, 200, 4}};
-    const char *em = getenv("DSCC_EMULATED");
-    const bool exact = em && *em && strcmp(em, "0") != 0;
     for (int c = 0; c < (int)(sizeof cases / sizeof *cases); c++) {
         if (!emu_dev && c != 1 && c != 3) continue;
         const uint64_t seed = rng;
@@ -659,16 +669,9 @@ static void test_mla_multicast(void **state) {
                                         : kernel_split("0", "1", "1", cases[c].B, cases[c].T, cases[c].nsp);
         }
         ring_hq = 64, ring_tma = "0", ring_mc = "0";
-        const size_t rows = (size_t)cases[c].B * 64;
-        size_t nd;
-        const double w = rows_diff(out[1], out[0], rows, &nd);
-        fprintf(stderr, "  MLA_MC 1 against 0 (MLA_TMA 1, MLA_LEAN %s): %d x 64 heads (128 a batch row), T %d, %d split%s: %zu of %zu "
-                "values differ, worst row rel L2 %.2e\n", cases[c].lean, cases[c].B, cases[c].T, cases[c].nsp, cases[c].nsp == 1 ? "" : "s",
-                nd, rows * 512, w);
-        if (exact) assert_memory_equal(out[1], out[0], rows * 512 * sizeof(float));
-        else assert_true(w <= 1e-3);
+        expect_forms_agree(out[1], out[0], (size_t)cases[c].B * 64, -1, 1e-3, "  MLA_MC 1 against 0 (MLA_TMA 1, MLA_LEAN %s): %d x 64 heads "
+                           "(128 a batch row), T %d, %d split%s", cases[c].lean, cases[c].B, cases[c].T, cases[c].nsp, cases[c].nsp == 1 ? "" : "s");
         free(out[0]);
-        free(out[1]);
     }
 }
 
@@ -686,8 +689,6 @@ static void test_mla_qreg(void **state) {
         {"1", "1", "0", "5", "1", 1, 330, 1}, {"1", "1", "0", "5", "2", 1, 330, 1}, {"1", "1", "0", "6", "2", 1, 129, 1},
         {"1", "0", "0", "5", "2", 1, 330, 1}, {"1", "0", "0", "5", "1", 2, 130, 4}, {"3", "1", "0", "5", "2", 1, 330, 1},
         {"1", "1", "1", "5", "2", 2, 330, 1}};
-    const char *em = getenv("DSCC_EMULATED");
-    const bool exact = em && *em && strcmp(em, "0") != 0;
     for (int c = 0; c < (int)(sizeof cases / sizeof *cases); c++) {
         if (!emu_dev && c > 1) continue;
         const uint64_t seed = rng;
@@ -699,16 +700,10 @@ static void test_mla_qreg(void **state) {
                                        : kernel_split("0", "1", cases[c].v3, cases[c].B, cases[c].T, cases[c].nsp);
         }
         ring_tma = "0", ring_mc = "0", ring_hq = 64, ring_qreg = "0";
-        const size_t rows = (size_t)cases[c].B * 64;
-        size_t nd;
-        const double w = rows_diff(out[1], out[0], rows, &nd);
-        fprintf(stderr, "  MLA_QREG %s against 0 (MLA_V3 %s, MLA_TMA %s, MLA_MC %s, MLA_LEAN %s): %d x 64 heads, T %d, %d split%s: %zu of %zu "
-                "values differ, worst row rel L2 %.2e\n", cases[c].qreg, cases[c].v3, cases[c].tma, cases[c].mc, cases[c].lean, cases[c].B,
-                cases[c].T, cases[c].nsp, cases[c].nsp == 1 ? "" : "s", nd, rows * 512, w);
-        if (exact) assert_memory_equal(out[1], out[0], rows * 512 * sizeof(float));
-        else assert_true(w <= 1e-3);
+        expect_forms_agree(out[1], out[0], (size_t)cases[c].B * 64, -1, 1e-3, "  MLA_QREG %s against 0 (MLA_V3 %s, MLA_TMA %s, MLA_MC %s, "
+                           "MLA_LEAN %s): %d x 64 heads, T %d, %d split%s", cases[c].qreg, cases[c].v3, cases[c].tma, cases[c].mc, cases[c].lean,
+                           cases[c].B, cases[c].T, cases[c].nsp, cases[c].nsp == 1 ? "" : "s");
         free(out[0]);
-        free(out[1]);
     }
 }
 
@@ -731,15 +726,55 @@ static void test_mla_part_bf16(void **state) {
             out[b] = kernel_split("0", "1", cases[c].v3, cases[c].B, cases[c].T, cases[c].nsp);
         }
         ring_tma = "0", ring_mc = "0", ring_qreg = "0", ring_hq = 64, ring_pbf = "0";
-        const size_t rows = (size_t)cases[c].B * 64;
-        size_t nd;
-        const double w = rows_diff(out[1], out[0], rows, &nd);
-        fprintf(stderr, "  MLA_PART_BF16 1 against 0 (MLA_TMA %s, MLA_MC %s, MLA_QREG %s): %d x 64 heads, T %d, %d splits: %zu of %zu values "
-                "differ, worst row rel L2 %.2e\n", cases[c].tma, cases[c].mc, cases[c].qreg, cases[c].B, cases[c].T, cases[c].nsp, nd,
-                rows * 512, w);
-        assert_true(nd > 0 && w <= 5e-3);
+        const size_t nd = expect_forms_agree(out[1], out[0], (size_t)cases[c].B * 64, 5e-3, 5e-3, "  MLA_PART_BF16 1 against 0 (MLA_TMA %s, "
+                                             "MLA_MC %s, MLA_QREG %s): %d x 64 heads, T %d, %d splits", cases[c].tma, cases[c].mc,
+                                             cases[c].qreg, cases[c].B, cases[c].T, cases[c].nsp);
+        assert_true(nd > 0); /* (the bf16 path taken) */
         free(out[0]);
-        free(out[1]);
+    }
+}
+
+/* The consumers' ping-pong (MLA_PP 1: warpgroup 0 takes S and P of a pair's first block, warpgroup 1 of its
+ * second, S1 queued behind S0) against the chunk ring (MLA_PP 0): the same S, the same running max and P
+ * and the same order of O's products, only the rows' sums kept in two shares (one per warpgroup, added at
+ * the end), so within 1e-5 a row (relative L2) on the emulated device, where only that rounding differs,
+ * and 1e-3 on a GPU. By TMA (the executor's default) and by cp.async (q with the first block's chunks,
+ * which warpgroup 1 waits for too); one split over the keys (kernel_ring, itself against the
+ * double-precision reference): 1 key (a pair of one partial block), 128 (one pair, no refill), 129 (a
+ * pair and a block of one key), 330 (three pairs, each stage refilled twice, the last block partial),
+ * 200 in 24 tiles (the emulator starves each producer warp on some block), 330 at MLA_LEAN 6 and 2; the
+ * splits merged by the combine (kernel_split): 330 keys in 3 splits of one pair, 130 in 4 (one block
+ * each, the last split empty). And MLA_PP 2 (each warpgroup's P V of its own block with P from registers)
+ * against 1 on the cases marked two: the same bf16 P in the same order, so bit for bit on the emulated
+ * device (1e-3 a row on a GPU); and there MLA_PP 1 with q's rope chunk in each consumer's registers
+ * (MLA_QREG 1) against 1 without, bit for bit likewise. */
+static void test_mla_ping_pong(void **state) {
+    (void)state;
+    static const struct { const char *tma, *lean; int B, T, nsp; bool two; } cases[] = { /* on a GPU: 3, 9 */
+        {"1", "5", 1, 1, 1, false},   {"1", "5", 1, 128, 1, false}, {"1", "5", 1, 129, 1, false}, {"1", "5", 1, 330, 1, true},
+        {"1", "5", 24, 200, 1, true}, {"1", "6", 1, 330, 1, false}, {"0", "5", 1, 330, 1, false}, {"0", "2", 1, 129, 1, true},
+        {"0", "5", 24, 200, 1, false}, {"1", "5", 2, 330, 3, true}, {"0", "5", 2, 130, 4, false}};
+    static const char *const pps[3] = {"0", "1", "2"};
+    for (int c = 0; c < (int)(sizeof cases / sizeof *cases); c++) {
+        if (!emu_dev && c != 3 && c != 9) continue;
+        const uint64_t seed = rng;
+        float *out[4] = {NULL, NULL, NULL, NULL};
+        const int nk = cases[c].two ? 4 : 2; /* MLA_PP 0, 1 and, where two is set, 2 and 1 with MLA_QREG 1 */
+        ring_tma = cases[c].tma;
+        for (int k = 0; k < nk; k++) {
+            rng = seed, ring_pp = pps[k < 3 ? k : 1], ring_qreg = k == 3 ? "1" : "0";
+            out[k] = cases[c].nsp == 1 ? kernel_ring("1", "1", "0", cases[c].lean, "1", cases[c].B, cases[c].T)
+                                       : kernel_split("0", "1", "1", cases[c].B, cases[c].T, cases[c].nsp);
+        }
+        ring_tma = "0", ring_pp = "0", ring_qreg = "0";
+        const size_t rows = (size_t)cases[c].B * 64;
+        if (out[2]) /* MLA_PP 2 (each warpgroup's own P from registers): the same bf16 P, so the same output as 1 */
+            expect_forms_agree(out[2], out[1], rows, -1, 1e-3, "  MLA_PP 2 against 1");
+        if (out[3]) /* MLA_PP 1 with q's rope chunk from registers (MLA_QREG 1): the same products, so the same output */
+            expect_forms_agree(out[3], out[1], rows, -1, 1e-3, "  MLA_PP 1 MLA_QREG 1 against MLA_PP 1");
+        expect_forms_agree(out[1], out[0], rows, 1e-5, 1e-3, "  MLA_PP 1 against 0 (MLA_TMA %s, MLA_LEAN %s): %d x 64 heads, T %d, %d split%s",
+                           cases[c].tma, cases[c].lean, cases[c].B, cases[c].T, cases[c].nsp, cases[c].nsp == 1 ? "" : "s");
+        free(out[0]);
     }
 }
 
@@ -751,7 +786,8 @@ static void test_mla_part_bf16(void **state) {
  * 1 .. 67 (a whole block at 64, then a partial one) and one or several splits, against the CPU executor
  * as test_mla_long_context; with =4 and the cp.async chunk ring also 128 heads (two tiles a batch row, a
  * step of two positions); with DSCC_MLA_MC=1 (the two tiles a cluster, the keys multicast) and
- * DSCC_MLA_QREG=2 (q's last two chunks from registers) 128 heads alone (8 heads take no clusters). */
+ * DSCC_MLA_QREG=2 (q's last two chunks from registers) 128 heads alone (8 heads take no clusters); with
+ * DSCC_MLA_PP=1 (the consumers' ping-pong, keys by TMA; and with DSCC_MLA_QREG=1) and =2 (by cp.async) 8 heads. */
 /* The switch tests' environment: keep[i] takes a copy of vars[i] (NULL where unset) before they set them;
  * env_restore puts each back (or unsets it) and frees the copies. */
 static void env_keep(const char *const *vars, int n, char **keep) {
@@ -778,24 +814,26 @@ static void test_mla_env_steps(void **state) {
     (void)state;
     static const int steps[] = {1, 16, 16, 16, 14, 1, 1, 2};
     static const int steps128[] = {1, 2, 1};
-    static const struct { const char *v3, *tma, *mc, *qreg, *pbf; bool h128; } forms[] = {
-        {"3", "0", "0", "0", "1", false}, {"4", "0", "0", "0", "0", true}, {"1", "0", "0", "0", "0", true}, {"4", "1", "0", "0", "0", false},
-        {"1", "1", "1", "2", "0", true}};
+    static const struct { const char *v3, *tma, *mc, *qreg, *pbf, *pp; bool h128; } forms[] = {
+        {"3", "0", "0", "0", "1", "0", false}, {"4", "0", "0", "0", "0", "0", true}, {"1", "0", "0", "0", "0", "0", true},
+        {"4", "1", "0", "0", "0", "0", false}, {"1", "1", "1", "2", "0", "0", true},  {"1", "1", "0", "0", "0", "1", false},
+        {"1", "1", "0", "1", "0", "1", false}, {"1", "0", "0", "0", "0", "2", false}};
     if (!emu_dev) { /* (on a GPU test_gpu_ops runs the executor with these set: tests/gpu/rounds.sh) */
         printf("emulated device only: the executor with DSCC_MLA_V3=3 and 4, DSCC_MLA_TMA=0 and 1, DSCC_MLA_MC=1\n");
         return;
     }
-    static const char *const vars[5] = {"DSCC_MLA_V3", "DSCC_MLA_TMA", "DSCC_MLA_MC", "DSCC_MLA_QREG", "DSCC_MLA_PART_BF16"};
-    char *keep[5];
-    env_keep(vars, 5, keep);
+    static const char *const vars[6] = {"DSCC_MLA_V3", "DSCC_MLA_TMA", "DSCC_MLA_MC", "DSCC_MLA_QREG", "DSCC_MLA_PART_BF16", "DSCC_MLA_PP"};
+    char *keep[6];
+    env_keep(vars, 6, keep);
     for (int v = 0; v < (int)(sizeof forms / sizeof *forms); v++) {
+        setenv(vars[5], forms[v].pp, 1);
         setenv(vars[0], forms[v].v3, 1);
         setenv(vars[1], forms[v].tma, 1);
         setenv(vars[2], forms[v].mc, 1);
         setenv(vars[3], forms[v].qreg, 1);
         setenv(vars[4], forms[v].pbf, 1);
-        fprintf(stderr, "  DSCC_MLA_V3=%s DSCC_MLA_TMA=%s DSCC_MLA_MC=%s DSCC_MLA_QREG=%s DSCC_MLA_PART_BF16=%s:\n", forms[v].v3, forms[v].tma,
-                forms[v].mc, forms[v].qreg, forms[v].pbf);
+        fprintf(stderr, "  DSCC_MLA_V3=%s DSCC_MLA_TMA=%s DSCC_MLA_MC=%s DSCC_MLA_QREG=%s DSCC_MLA_PART_BF16=%s DSCC_MLA_PP=%s:\n", forms[v].v3,
+                forms[v].tma, forms[v].mc, forms[v].qreg, forms[v].pbf, forms[v].pp);
         double worst = 0, worst128 = 0;
         const bool mc = *forms[v].mc == '1';
         int cover = mc ? 3 : run_steps(8, 3, steps, (int)(sizeof steps / sizeof *steps), &worst);
@@ -803,7 +841,7 @@ static void test_mla_env_steps(void **state) {
         assert_int_equal(cover, 3); /* steps with one split and with several */
         assert_true(worst <= 2e-2 && worst128 <= 2e-2);
     }
-    env_restore(vars, 5, keep);
+    env_restore(vars, 6, keep);
 }
 
 /* The model of `heads` heads compiled and generated (wgmma tile) under the DSCC_MLA_* switches as the caller
@@ -984,6 +1022,49 @@ static void test_mla_qreg_env(void **state) {
     env_restore(vars, 6, keep);
 }
 
+/* DSCC_MLA_PP (no GPU needed): 0, 1 and 2 generate the program (MLA_PP as set in the decode kernel's parameters),
+ * another value is a codegen error naming the variable, and 1 or 2 beside a form it does not take (DSCC_MLA_V3=3,
+ * DSCC_MLA_QREG=2, DSCC_MLA_QREG=1 with 2, DSCC_MLA_LEAN=1) another; 1 takes DSCC_MLA_QREG=1. */
+static void test_mla_pp_env(void **state) {
+    (void)state;
+    static const struct { const char *pp, *v3, *qreg, *lean, *err; } vals[] = {
+        {"0", "", "0", "", NULL},
+        {"1", "", "0", "", NULL},
+        {"1", "1", "0", "6", NULL},
+        {"2", "", "0", "", NULL},
+        {"3", "", "0", "", "DSCC_MLA_PP must be 0"},
+        {"1", "3", "0", "", "DSCC_MLA_PP=1 or 2 needs"},
+        {"2", "", "1", "", "DSCC_MLA_PP=1 or 2 needs"},
+        {"1", "", "1", "", NULL},
+        {"1", "", "2", "", "DSCC_MLA_PP=1 or 2 needs"},
+        {"1", "", "0", "1", "DSCC_MLA_PP=1 or 2 needs"}};
+    static const char *const vars[5] = {"DSCC_MLA_PP", "DSCC_MLA_V3", "DSCC_MLA_QREG", "DSCC_MLA_LEAN", "DSCC_MLA_MC"};
+    char *keep[5];
+    env_keep(vars, 5, keep);
+    setenv("DSCC_MLA_MC", "0", 1);
+    for (int i = 0; i < (int)(sizeof vals / sizeof *vals); i++) {
+        Arena *a = arena_new();
+        char *msg = NULL;
+        setenv(vars[0], vals[i].pp, 1);
+        setenv(vars[1], vals[i].v3, 1);
+        setenv(vars[2], vals[i].qreg, 1);
+        setenv(vars[3], vals[i].lean, 1);
+        CgProgram *p = generate_heads(a, &msg, 8);
+        if (!vals[i].err) {
+            assert_non_null(p);
+            char want[32];
+            snprintf(want, sizeof want, "#define MLA_PP %s\n", vals[i].pp);
+            assert_true(count_text(p, want) > 0);
+        } else {
+            assert_null(p);
+            assert_non_null(strstr(msg, vals[i].err));
+        }
+        free(msg);
+        arena_free(a);
+    }
+    env_restore(vars, 5, keep);
+}
+
 /* DSCC_MLA_V3 (no GPU needed): 0 to 4 generate the program, anything else is a codegen error naming
  * the variable and its values; with 3 and 4 the decode phase runs 256 threads (no producer), else 384. */
 static void test_mla_v3_env(void **state) {
@@ -1055,7 +1136,8 @@ int main(void) {
     fprintf(stderr, "inputs from seed %llu (DSCC_TEST_SEED=%llu reruns them)\n", (unsigned long long)rng, (unsigned long long)rng);
     const struct CMUnitTest rule[] = {cmocka_unit_test(test_mla_splits_rule), cmocka_unit_test(test_mla_v3_env),
                                       cmocka_unit_test(test_mla_tma_env), cmocka_unit_test(test_mla_mc_env),
-                                      cmocka_unit_test(test_mla_qreg_env), cmocka_unit_test(test_mla_part_env)};
+                                      cmocka_unit_test(test_mla_qreg_env), cmocka_unit_test(test_mla_part_env),
+                                      cmocka_unit_test(test_mla_pp_env)};
     if (cmocka_run_group_tests(rule, NULL, NULL)) return 1;
     if (!tu_hopper()) return 77;
     const char *tile = getenv("DSCC_GEMM_TILE");
@@ -1067,7 +1149,7 @@ int main(void) {
                                        cmocka_unit_test(test_mla_fused_combine), cmocka_unit_test(test_mla_p_registers),
                                        cmocka_unit_test(test_mla_no_producer), cmocka_unit_test(test_mla_tma),
                                        cmocka_unit_test(test_mla_multicast), cmocka_unit_test(test_mla_qreg),
-                                       cmocka_unit_test(test_mla_part_bf16),
+                                       cmocka_unit_test(test_mla_part_bf16), cmocka_unit_test(test_mla_ping_pong),
                                        cmocka_unit_test(test_mla_env_steps),
                                        cmocka_unit_test(test_mla_128_heads),
                                        cmocka_unit_test(test_mla_long_context)};
