@@ -89,6 +89,8 @@
 #                     each opt-in of BASE_ALSO, bench_mla;
 #   rounds.sh seventh the seventh session's merge: every GPU test and e2e with SEV_NEW's paths on, bench_gpu
 #                     with the defaults, SEV_NEW and each of SEV_ALSO, bench_mla;
+#                     SEV_BASE=1: test_gpu_ops, the other test_gpu_* and e2e with the defaults as well (a
+#                     merge that touched every path); SEV_MLA: bench_mla's --variant list (default: all rows);
 #   rounds.sh sixth   the sixth session's paths, each alone and together, through the GPU tests,
 #                     then bench_gpu new / old / the defaults and bench_mla;
 #   rounds.sh quick   the new kernels' tests and one bench_gpu run, for a
@@ -289,14 +291,22 @@ case "$mode" in
     ( env $nw DSCC_GEMM_TILE=wgmma timeout 170 build/test_gpu_ops > "$out/ops.log" 2>&1; echo $? > "$out/ops.rc" ) & p1=$!
     ( for t in build/test_gpu_*; do n=$(basename "$t"); [ "$n" = test_gpu_ops ] && continue; [ -x "$t" ] || continue
         env $nw timeout 100 "$t" > "$out/u_$n.log" 2>&1; echo $? > "$out/u_$n.rc"; done ) & p2=$!
+    p4="" p5=""
+    if [ "${SEV_BASE:-0}" = 1 ] && [ -n "$nw" ]; then # the defaults too, beside them
+      ( DSCC_GEMM_TILE=wgmma timeout 170 build/test_gpu_ops > "$out/ops_base.log" 2>&1; echo $? > "$out/ops_base.rc" ) & p4=$!
+      ( for t in build/test_gpu_*; do n=$(basename "$t"); [ "$n" = test_gpu_ops ] && continue; [ -x "$t" ] || continue
+          timeout 100 "$t" > "$out/u_base_$n.log" 2>&1; echo $? > "$out/u_base_$n.rc"; done ) & p5=$!
+    fi
     # SEV_OPS2 ('+'-joined): test_gpu_ops once more beside them with these settings added (e.g. a form the test
     # model's shapes would not pick by themselves)
     p3=""; o2=$(echo "${SEV_OPS2:-}" | tr + ' ')
     [ -n "$o2" ] && { ( env $nw $o2 DSCC_GEMM_TILE=wgmma timeout 170 build/test_gpu_ops > "$out/ops2.log" 2>&1; echo $? > "$out/ops2.rc" ) & p3=$!; }
-    wait $p1 $p2 $p3
+    wait $p1 $p2 $p3 $p4 $p5
+    [ -n "$p4" ] && { echo "test_gpu_ops (defaults): exit $(cat "$out/ops_base.rc")"; [ "$(cat "$out/ops_base.rc")" = 0 ] || { tail -n 12 "$out/ops_base.log"; status=1; }; }
     echo "test_gpu_ops (${SEV_NEW:-defaults}): exit $(cat "$out/ops.rc")"; [ "$(cat "$out/ops.rc")" = 0 ] || { tail -n 12 "$out/ops.log"; status=1; }
     [ -n "$o2" ] && { echo "test_gpu_ops (${SEV_NEW:-defaults} $o2): exit $(cat "$out/ops2.rc")"; [ "$(cat "$out/ops2.rc")" = 0 ] || { tail -n 12 "$out/ops2.log"; status=1; }; }
     for t in "$out"/u_*.rc; do n=$(basename "$t" .rc); echo "${n#u_}: exit $(cat "$t")"; [ "$(cat "$t")" = 0 ] || { tail -n 8 "$out/${n}.log"; status=1; }; done
+    [ "${SEV_BASE:-0}" = 1 ] && [ -n "$nw" ] && OUT=$(mktemp -d) TAIL=6 step e2e_base 150 bash tests/gpu/e2e.sh
     OUT=$(mktemp -d) TAIL=6 step e2e 150 env $nw bash tests/gpu/e2e.sh
     TAIL=45 step bench_gpu_defaults 220 build/bench_gpu --layers 2 --dense 1 --prefill 1024 --peak-tflops 1300
     [ -n "$nw" ] && TAIL=45 step bench_gpu_new 220 env $nw build/bench_gpu --layers 2 --dense 1 --prefill 1024 --peak-tflops 1300
@@ -304,7 +314,7 @@ case "$mode" in
     for e in ${SEV_ALSO:-}; do
       i=$((i + 1)); TAIL=45 step "bench_gpu_also$i" 220 env $(echo "$e" | tr + ' ') build/bench_gpu --layers 2 --dense 1 --prefill 1024 --peak-tflops 1300
     done
-    TAIL=30 step bench_mla 120 build/bench_mla ;;
+    TAIL=30 step bench_mla 120 build/bench_mla ${SEV_MLA:+--variant "$SEV_MLA"} ;;
   sixth) # the sixth session's paths: each alone through test_gpu_ops (the others at their old settings), all at once,
          # beside every test_gpu_* binary; e2e on "new" (every path that passed); bench_gpu with "new", "old" (each
          # path off) and the tree's defaults ("defaults"); bench_mla's variant table (the new MLA forms are its rows)
