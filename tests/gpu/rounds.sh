@@ -83,6 +83,8 @@
 #                     same at LEAN 6) and 40 (the ping-pong with q's rope chunk from
 #                     registers) in one process at batch 32 with 4,097 and 8,193 keys
 #                     and batch 128, then test_gpu_ops with DSCC_MLA_PP=1 and =2;
+#   rounds.sh ppncu   Nsight Compute's speed-of-light, compute, memory, stall and scheduler sections
+#                     on bench_mla rows 23 (the TMA default) and 36 (DSCC_MLA_PP=1);
 #   rounds.sh final   each of the session's paths alone through test_gpu_ops (concurrently), the unit tests,
 #                     e2e and bench_gpu with the paths that passed, against all off;
 #   rounds.sh base    main as it is: every GPU test, e2e, bench_gpu with the defaults and with
@@ -407,6 +409,16 @@ case "$mode" in
         build/bench_mla --variant 26 --reps 3 # (FlashMLA's organisation and loads: DSCC_MLA_V3=4 DSCC_MLA_TMA=1)
       TAIL=80 step ncu_mla_mc 240 "$n" --clock-control none --kernel-name mla_bench --launch-skip 2 --launch-count 1 --set full \
         build/bench_mla --variant 27 --reps 3 # (the keys multicast to a batch row's two tiles: DSCC_MLA_TMA=1 DSCC_MLA_MC=1)
+    else echo "ncu: not on this machine"; fi ;;
+  ppncu) # Nsight Compute on MLA's decode kernel by TMA (bench_mla row 23) and with the consumers' ping-pong (row 36,
+    # DSCC_MLA_PP=1), the sections that say what bounds it: tensor pipe, shared memory, L2 and the warps' stalls
+    n=$(command -v ncu || ls /usr/local/cuda*/bin/ncu /opt/nvidia/nsight-compute/*/ncu 2>/dev/null | head -n 1)
+    if [ -n "$n" ]; then
+      for v in 23 36; do
+        TAIL=60 step ncu_mla_pp_$v 240 "$n" --clock-control none --kernel-name mla_bench --launch-skip 2 --launch-count 1 \
+          --section SpeedOfLight --section ComputeWorkloadAnalysis --section MemoryWorkloadAnalysis --section WarpStateStats \
+          --section SchedulerStats build/bench_mla --variant $v --reps 3
+      done
     else echo "ncu: not on this machine"; fi ;;
   pdl) # programmatic dependent launch against plain launches, one card, one process each
     step test_gpu_pdl 120 build/test_gpu_pdl
