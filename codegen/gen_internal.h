@@ -54,6 +54,7 @@ typedef struct {
     char *fold_ok;       /* by node id: 1 for such an fp8_linear once its row group's phases skip M <= 4 (cg_fold_gate) */
     const int *fold_grp; /* by node id: the group codegen gives it (cg_fold_plan) */
     const IrNode *fold_lin; /* the fp8_linear being generated when it gets its folded form (gen_gemm.c), else NULL */
+    int fold_pf;         /* steps of weights the folded form prefetches into L2 before its wait (DSCC_SKINNY_FOLD_PF) */
 } Gen;
 
 /* "(coeff*a.sym[i]*...)": a dim as a C expression over the Args. */
