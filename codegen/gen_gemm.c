@@ -870,7 +870,7 @@ static void fold_leaves(const IrNode *n, int P, const int *grp, const IrNode **o
 /* With a memory plan: whether the plan keeps the fold's leaves intact until the linear L has run (see above). */
 static bool fold_memory_ok(const Gen *G, const IrNode *L, int P, const int *grp, const int *pos) {
     const IrGraph *g = G->g;
-    if (!g->mem_planned) return true; /* every value its own buffer */
+    if (!g->mem_planned || G->fold_nomem) return true; /* every value its own buffer, or the plan being made (cg_fold_reads) */
     const IrNode *lv[16];
     int nl = 0;
     fold_leaves(L->ops[0]->ops[0], P, grp, lv, &nl, 16);
@@ -968,6 +968,17 @@ bool cg_fold_plan(Gen *G, const int *grp, const int *tmpl, const int *pos, int n
         if (P >= 0 && G->fold[P] < 0) G->fold[P] = i;
     }
     return true;
+}
+
+void cg_fold_also_read(const Gen *G, int ngroups, int *also) {
+    for (int k = 0; G->fold && k < ngroups; k++) {
+        if (G->fold[k] < 0) continue;
+        const IrNode *L = G->g->nodes[G->fold[k]], *lv[16];
+        int nl = 0;
+        fold_leaves(L->ops[0]->ops[0], k, G->fold_grp, lv, &nl, 16);
+        for (int j = 0; j < nl; j++)
+            if (also[lv[j]->id] < L->id) also[lv[j]->id] = L->id;
+    }
 }
 
 void cg_fold_gate(Gen *G, int gid) {

@@ -16,7 +16,8 @@
 #                     DSCC_SKINNY_PSPLIT=1 DSCC_SKINNY_FOLD=1, the pipelined skinny form's
 #                     cluster K split (psplit=1) per V3 shape at M = 1, then bench_gpu
 #                     with each set of SWEEP_SETS (default: the defaults;
-#                     DSCC_SKINNY_PSPLIT=1; DSCC_SKINNY_FOLD=1; both): the
+#                     DSCC_SKINNY_PSPLIT=1 alone; DSCC_SKINNY_FOLD=1 alone; the
+#                     fold without its L2 prefetch, DSCC_SKINNY_FOLD_PF=0): the
 #                     batch-1 "step ms, CUDA graph", its per-kind ms
 #                     (fp8_linear, elementwise) and its launches;
 #   rounds.sh rows    test_gpu_rows, then bench_gpu with the wide row kernels
@@ -188,7 +189,7 @@ case "$mode" in
     DSCC_SKINNY=pipe=1 DSCC_SKINNY_PSPLIT=1 DSCC_SKINNY_FOLD=1 DSCC_GEMM_TILE=wgmma step test_gpu_ops_fold 200 build/test_gpu_ops
     TAIL=30 step skinny_psplit 200 build/bench_gemm --skinny-sweep --check --m 1 --shape qkv_a,q_b,o_proj,dense_gate_up,dense_down \
       --variants 'default;psplit=1'
-    IFS=';' read -ra sets <<< "${SWEEP_SETS:-;DSCC_SKINNY_PSPLIT=1;DSCC_SKINNY_FOLD=1;DSCC_SKINNY_PSPLIT=1 DSCC_SKINNY_FOLD=1}"
+    IFS=';' read -ra sets <<< "${SWEEP_SETS:-;DSCC_SKINNY_PSPLIT=1;DSCC_SKINNY_FOLD=1;DSCC_SKINNY_FOLD=1 DSCC_SKINNY_FOLD_PF=0}"
     i=0
     for v in "${sets[@]}"; do
       echo "bench_gpu_dec$i: ${v:-the defaults}"
