@@ -179,8 +179,9 @@ case "$mode" in
     DSCC_TMA_CLUSTER=1 TAIL=30 step bench_gemm_tma256x2 180 build/bench_gemm --check --m 256,1024,4096 ;;
   sweep) # the decode step's switches of the eighth session, each against the defaults in the same run: first the
     # pipelined skinny form's cluster K split (DSCC_SKINNY's psplit=1: o_proj and dense_down take clusters of 2) per V3
-    # shape at M = 1 (the "us" and "TB/s" columns), then (DSCC_SKINNY_FOLD=1: seven row kernels folded into their
-    # linears at batch 1, 29 launches instead of 36)
+    # shape at M = 1 (the "us" and "TB/s" columns), then (DSCC_SKINNY_FOLD=1: nine row kernels folded into their
+    # linears at batch 1, o_proj's quantize among them, 30 launches instead of 39; its prologue's loads batched and
+    # 4 steps of weights prefetched into L2 under it, DSCC_SKINNY_FOLD_PF=0: without the prefetch)
     # bench_gpu once per set of SWEEP_SETS (';'-separated; "" the defaults), logs bench_gpu_dec0, 1, ...: compare the "decode" table's batch-1 row, "step
     # ms, CUDA graph", and the batch-1 per-kind ms (einsum, linear, fp8_linear)
     # first the new paths on the GPU: test_gpu_skinny (test_pipe_split, test_fold) and test_gpu_ops with both switches on
