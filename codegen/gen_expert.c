@@ -50,8 +50,8 @@ static void expert_k_sum(Gen *G, IrDim R, int64_t O, int64_t nt, int64_t ntw, in
  * block-wide scan instead of one thread's walk over the E + 1 buckets. Unset, "" or "0": off (0); n = 1..64: on, each
  * thread taking at least n consecutive buckets (1: as many as 256 threads need, 2 for V3's 257; more only to test
  * the chunks); -1 a malformed value. */
-static int expert_scan_env(void) {
-    const char *e = getenv("DSCC_EXPERT_SCAN");
+static int expert_scan_env(const DsccTune *t) {
+    const char *e = t->expert_scan;
     if (!e || !*e) return 0;
     char *end;
     const long v = strtol(e, &end, 10);
@@ -130,7 +130,7 @@ static void expert_sort(Gen *G, int64_t E, IrDim R, int si, int sc, int sp0, int
                         "    }\n"
                         "    __syncthreads();\n",
               si);
-    const int scan = expert_scan_env();
+    const int scan = expert_scan_env(G->tune);
     if (scan > 0) { /* DSCC_EXPERT_SCAN: a block-wide scan */
         const int64_t need = (EB_OF(E) + 255) / 256;
         expert_sort_scan(G, (int)(need > scan ? need : scan), s32 >= 0);
@@ -262,15 +262,14 @@ typedef struct {
     int64_t *dst;
 } ExpertKey;
 
-/* The switch DSCC_<name> of a kernel form (read once, at codegen):
+/* The switch `name` of a kernel form, e its text (DsccTune, read once by the main):
  * unset or "": level deflt (0: off); "0": off (*level 0); otherwise
  * comma-separated items, the first of which may be a level 1..maxlevel
  * (without it deflt, or 1 where deflt is 0), the others key=value of
  * keys. A malformed value: false, with G->why naming the variable, its
  * value and `usage`. */
-static bool expert_env(Gen *G, const char *name, int deflt, int maxlevel, const ExpertKey *keys, int nkeys, const char *usage,
-                       int *level) {
-    const char *e = getenv(name);
+static bool expert_env(Gen *G, const char *name, const char *e, int deflt, int maxlevel, const ExpertKey *keys, int nkeys,
+                       const char *usage, int *level) {
     *level = deflt;
     if (!e || !*e) return true;
     *level = 0;
@@ -330,7 +329,7 @@ static bool expert_stream_params(Gen *G, ExpertStream *p) {
     const ExpertKey keys[] = {{"maxr", 1, 1LL << 30, 0, &p->maxr}, {"u", 1, 8, 0, &p->u}, {"minb", 1, 4, 0, &p->minb},
                               {"ring", 0, 1, 0, &p->ring}, {"d", 4, 8, 1u << 4 | 1u << 6 | 1u << 8, &p->d}};
     int level;
-    if (!expert_env(G, "DSCC_EXPERT_V2", 0, 1, keys, (int)(sizeof keys / sizeof keys[0]),
+    if (!expert_env(G, "DSCC_EXPERT_V2", G->tune->expert_v2, 0, 1, keys, (int)(sizeof keys / sizeof keys[0]),
                     "0, 1, or comma-separated maxr=N, u=1..8, minb=1..4, ring=0|1, d=4|6|8", &level))
         return false;
     p->on = level > 0;
@@ -465,9 +464,10 @@ static bool expert_tma_params(Gen *G, ExpertTma *p) {
                               {"dyn", 0, 1, 0, &p->dyn}, {"kp", 1, 3, 0, &p->kp}, {"bn", 128, 256, 0, &p->bn}};
     static const char usage[] = "0, 1, 2, 3, or comma-separated minr=N (N >= 1), mt=1|2, grid=1..1024, ef=0|1, dyn=0|1 (level 3), kp=1..3 "
                                 "(levels 2, 3), bn=128|256 (levels 2, 3; bn=256 with mt=1, dyn=0, kp=1), after a level 1|2|3 or alone";
-    if (!expert_env(G, "DSCC_EXPERT_TMA", 3, 3, keys, (int)(sizeof keys / sizeof keys[0]), usage, &p->lvl)) return false;
+    if (!expert_env(G, "DSCC_EXPERT_TMA", G->tune->expert_tma, 3, 3, keys, (int)(sizeof keys / sizeof keys[0]), usage, &p->lvl))
+        return false;
     if (p->dyn > 0 && p->lvl != 3) {
-        G->why = arena_printf(G->a, "DSCC_EXPERT_TMA is '%s': dyn=1 needs level 3; expected %s", getenv("DSCC_EXPERT_TMA"), usage);
+        G->why = arena_printf(G->a, "DSCC_EXPERT_TMA is '%s': dyn=1 needs level 3; expected %s", G->tune->expert_tma, usage);
         return false;
     }
     if (p->dyn < 0) p->dyn = p->lvl == 3 && p->mt == 1 ? EXPERT_TMA_DYN : 0;
@@ -475,18 +475,18 @@ static bool expert_tma_params(Gen *G, ExpertTma *p) {
     if (p->bn < 0) p->bn = p->lvl >= 2 && p->mt == 1 && !p->dyn && p->kp == 1 ? EXPERT_TMA_BN : 128;
     if (p->bn != 128 && (p->bn != 256 || p->lvl < 2 || p->mt != 1 || p->dyn > 0 || p->kp > 1)) {
         G->why = arena_printf(G->a, "DSCC_EXPERT_TMA is '%s': bn=%lld needs 128, or 256 at level 2 or 3 with mt=1, dyn=0, kp=1; expected %s",
-                              getenv("DSCC_EXPERT_TMA"), (long long)p->bn, usage);
+                              G->tune->expert_tma, (long long)p->bn, usage);
         return false;
     }
     if (p->kp > 1 && p->lvl < 2) {
-        G->why = arena_printf(G->a, "DSCC_EXPERT_TMA is '%s': kp=%lld needs level 2 or 3; expected %s", getenv("DSCC_EXPERT_TMA"),
+        G->why = arena_printf(G->a, "DSCC_EXPERT_TMA is '%s': kp=%lld needs level 2 or 3; expected %s", G->tune->expert_tma,
                               (long long)p->kp, usage);
         return false;
     }
     /* without the wgmma tile (f32 storage's default: the exact mma.sync tile, gen.h's CgGenOptions.tile) the tile unless
      * DSCC_EXPERT_TMA is set: FP8 wgmma sums with fewer bits than f32 (e2e's and test_gpu_plan's f32 fixtures 1.07e-2 of
      * the logits against a 1e-4 bound on an H100 with the TMA form at every row count) */
-    const char *e = getenv("DSCC_EXPERT_TMA");
+    const char *e = G->tune->expert_tma;
     p->on = p->lvl > 0 && (G->wgmma || (e && *e));
     return true;
 }
@@ -629,8 +629,8 @@ static bool expert_fp8_grouped(Gen *G, const IrNode *n, const IrNode *n2, int64_
     ExpertStream xs;
     ExpertTma xt;
     if (!expert_stream_params(G, &xs) || !expert_tma_params(G, &xt)) return false;
-    if (expert_scan_env() < 0) {
-        G->why = arena_printf(G->a, "DSCC_EXPERT_SCAN is '%s': expected 0..64", getenv("DSCC_EXPERT_SCAN"));
+    if (expert_scan_env(G->tune) < 0) {
+        G->why = arena_printf(G->a, "DSCC_EXPERT_SCAN is '%s': expected 0..64", G->tune->expert_scan);
         return false;
     }
     int sc, sp0, st, s32;

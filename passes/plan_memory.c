@@ -315,7 +315,7 @@ static bool slab_values(PassCtx *c, const IrGraph *g, bool wide, bool *stored, I
 #ifdef DSCC_HAVE_NVRTC
     Arena *a = arena_new();
     IrDType *dt = NULL;
-    CgGenOptions o = {.f32_storage = wide};
+    CgGenOptions o = {.f32_storage = wide, .tune = pass_tune(c)};
     const bool *st = a ? cg_stored_values(a, g, &o, &dt) : NULL;
     for (int i = 0; st && i < g->nnodes; i++) {
         IrOp op = g->nodes[i]->op;
@@ -362,7 +362,7 @@ static bool also_reads(PassCtx *c, const IrGraph *g, bool wide, int **also) {
     *also = NULL;
 #ifdef DSCC_HAVE_NVRTC
     Arena *a = arena_new();
-    CgGenOptions o = {.f32_storage = wide};
+    CgGenOptions o = {.f32_storage = wide, .tune = pass_tune(c)};
     const int *r = a ? cg_fold_reads(a, pass_diag(c), g, &o) : NULL;
     int n = g->nnodes;
     if (r && (*also = malloc(sizeof(int) * ((size_t)n + 1)))) memcpy(*also, r, sizeof(int) * (size_t)n);

@@ -17,7 +17,7 @@
 
 enum { OPT_CONFIG = 256, OPT_SET, OPT_EMIT, OPT_TIME };
 
-typedef enum { EMIT_IR, EMIT_DOT, EMIT_SCHEDULE, EMIT_CUDA, EMIT_CUBIN } EmitKind;
+typedef enum { EMIT_IR, EMIT_DOT, EMIT_SCHEDULE, EMIT_CUDA, EMIT_CUBIN, EMIT_PLAN } EmitKind;
 
 static bool parse_emit(const char *cmd, const char *v, EmitKind *out) {
     if (strcmp(v, "ir") == 0) *out = EMIT_IR;
@@ -25,12 +25,13 @@ static bool parse_emit(const char *cmd, const char *v, EmitKind *out) {
     else if (strcmp(v, "schedule") == 0) *out = EMIT_SCHEDULE;
     else if (strcmp(v, "cuda") == 0) *out = EMIT_CUDA;
     else if (strcmp(v, "cubin") == 0) *out = EMIT_CUBIN;
+    else if (strcmp(v, "plan") == 0) *out = EMIT_PLAN;
     else {
-        driver_usage_error(cmd, "--emit=%s: expected ir, dot, schedule, cuda or cubin", v);
+        driver_usage_error(cmd, "--emit=%s: expected ir, dot, schedule, cuda, cubin or plan", v);
         return false;
     }
 #ifndef DSCC_HAVE_NVRTC
-    if (*out == EMIT_CUDA || *out == EMIT_CUBIN) {
+    if (*out == EMIT_CUDA || *out == EMIT_CUBIN || *out == EMIT_PLAN) {
         driver_usage_error(cmd, "--emit=%s: this dscc was built without NVRTC (CUDA toolkit) or xxHash, so without codegen", v);
         return false;
     }
@@ -129,12 +130,73 @@ static bool write_cubins(Arena *a, const IrGraph *g, const CgProgram *p, const C
     return true;
 }
 
-/* --emit=cuda: every kernel's source, to stdout or one DIR/<kernel>.cu each;
+static const char *const lib_names[] = {"", "cuBLASLt FP8 GEMM", "cuBLASLt BF16 GEMM"};
+
+/* One phase's line of --emit=plan: entry, block, shared memory, and when it runs. */
+static void plan_phase(StrBuf *sb, const CgPhase *f) {
+    int threads = f->mode == CG_LAUNCH_BLOCK && f->threads ? f->threads : 256;
+    sb_printf(sb, "  phase %s: %d threads a block, %lld bytes of shared memory", f->fn, threads, (long long)f->smem);
+    if (f->amax > 0) sb_printf(sb, ", at most %lld rows", (long long)f->amax);
+    if (f->amin > 0) sb_printf(sb, ", above %lld rows", (long long)f->amin);
+    if (f->tma) sb_puts(sb, ", the TMA GEMM");
+    if (f->tmaps) sb_printf(sb, ", %d tensor map%s", f->tmaps->n, f->tmaps->n == 1 ? "" : "s");
+    if (f->pdl) sb_puts(sb, ", programmatic launch");
+    sb_putc(sb, '\n');
+}
+
+/* --emit=plan: what codegen decided (CONVENTIONS, "decisions in the IR"), as text: each kernel with its ops, which
+ * of their values it stores (and in which dtype) and which it computes where they are read, its phases and a library
+ * call that may replace them; then the values no kernel computes, which their readers read through. */
+static char *plan_text(const IrGraph *g, const CgProgram *p, size_t *len) {
+    StrBuf sb;
+    sb_init(&sb);
+    bool *in = calloc((size_t)g->nnodes + 1, 1);
+    sb_printf(&sb, "%d kernels in %d modules\n", p->nkernels, p->nmodules);
+    for (int i = 0; i < p->nkernels; i++) {
+        const CgKernel *k = &p->kernels[i];
+        sb_printf(&sb, "kernel %s (%s:%d:%d), module %s\n", k->name, k->loc.file ? k->loc.file : "?", k->loc.line, k->loc.col,
+                  p->modules[k->module].name);
+        for (int j = 0; j < k->nnodes; j++) {
+            const IrNode *n = g->nodes[k->nodes[j]];
+            in[n->id] = true;
+            sb_printf(&sb, "  %%%d %-16s ", n->id, ir_op_name(n->op));
+            if (!ir_op_has_result(n->op)) sb_puts(&sb, "no value\n");
+            else if (p->stored[n->id])
+                sb_printf(&sb, "stored %s%s\n", ir_dtype_name(p->dtype[n->id]), p->kblock[n->id] ? " (K-block-major)" : "");
+            else sb_puts(&sb, "computed where read\n");
+        }
+        for (int f = 0; f < k->nphases; f++) plan_phase(&sb, &k->phases[f]);
+        if (k->lib.kind != CG_LIB_NONE) {
+            sb_printf(&sb, "  library: %s instead of phase %d", lib_names[k->lib.kind], k->lib.phase);
+            if (k->lib.span > 1) sb_printf(&sb, " to %d", k->lib.phase + k->lib.span - 1);
+            sb_puts(&sb, k->lib.mmin > 0 ? ", above the skinny rows\n" : "\n");
+        }
+    }
+    int nthrough = 0;
+    for (int i = 0; i < g->nnodes; i++) {
+        const IrNode *n = g->nodes[i];
+        if (in[i] || p->stored[i] || !ir_op_computed(n->op)) continue;
+        sb_printf(&sb, "%s%%%d %s", nthrough++ ? ", " : "read through (no kernel computes them): ", n->id, ir_op_name(n->op));
+    }
+    if (nthrough) sb_putc(&sb, '\n');
+    free(in);
+    *len = sb.len;
+    return sb.data;
+}
+
+/* --emit=plan: plan_text; --emit=cuda: every kernel's source, to stdout or one DIR/<kernel>.cu each;
  * --emit=cubin: the modules compiled (through the cache) to DIR, once each. */
 static int emit_kernels(Arena *a, DiagEngine *d, const IrGraph *g, EmitKind emit, const char *out_dir) {
     double t0 = driver_now();
-    CgProgram *p = cg_generate(a, d, g, NULL);
+    CgProgram *p = cg_generate(a, d, g, &(CgGenOptions){.tune = &driver_tune});
     if (!p) return DSCC_EXIT_INPUT;
+    if (emit == EMIT_PLAN) {
+        size_t len;
+        char *text = plan_text(g, p, &len);
+        bool ok = driver_write_output(out_dir, text ? text : "", len);
+        free(text);
+        return ok ? DSCC_EXIT_OK : DSCC_EXIT_RUNTIME;
+    }
     bool to_dir = out_dir && strcmp(out_dir, "-") != 0;
     if (emit == EMIT_CUBIN && !to_dir) {
         fprintf(stderr, "dscc: error: --emit=cubin writes one file per module and a manifest: give -o DIR\n");
@@ -182,7 +244,7 @@ static int finish(Arena *a, IrGraph *g, DiagEngine *d, PassOpts *po, const char 
     if (prc) return prc;
     double t_verify = driver_now();
 #ifdef DSCC_HAVE_NVRTC
-    if (emit == EMIT_CUDA || emit == EMIT_CUBIN) return emit_kernels(a, d, g, emit, out_path);
+    if (emit == EMIT_CUDA || emit == EMIT_CUBIN || emit == EMIT_PLAN) return emit_kernels(a, d, g, emit, out_path);
 #endif
     StrBuf sb;
     sb_init(&sb);
@@ -210,13 +272,15 @@ static void compile_help(FILE *o) {
                "options:\n"
                "  --config FILE      bind parameters from a Hugging Face config.json\n"
                "  --set NAME=VALUE   set a parameter (repeatable; overrides --config)\n"
-               "  --emit=ir|dot|schedule|cuda|cubin  the textual IR (default), a Graphviz graph,\n"
+               "  --emit=ir|dot|schedule|cuda|cubin|plan  the textual IR (default), a Graphviz graph,\n"
                "                     the streams and waits of a scheduled graph, the CUDA C++ of\n"
                "                     every kernel (stdout, or one DIR/<kernel>.cu each with -o DIR),\n"
                "                     or the sm_90a cubins NVRTC compiles (-o DIR required: each\n"
                "                     distinct module once, DIR/<module>.cubin, and DIR/manifest.json:\n"
                "                     kernel -> module, entry points, grid, block, shared memory;\n"
-               "                     cached under DSCC_CACHE_DIR, default ~/.cache/dscc)\n"
+               "                     cached under DSCC_CACHE_DIR, default ~/.cache/dscc), or\n"
+               "                     codegen's plan: each kernel's ops, which values it stores\n"
+               "                     (dtype) or computes where read, its phases, library calls\n"
                "  -o, --output FILE  write there instead of standard output ('-' = stdout)\n"
                "  --time-passes      print the time of each phase and pass to standard error\n"
                "%s"
