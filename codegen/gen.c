@@ -1080,6 +1080,25 @@ bool *cg_stored_values(Arena *a, const IrGraph *g, const CgGenOptions *o, IrDTyp
     return st.stored;
 }
 
+int *cg_fold_reads(Arena *a, DiagEngine *d, const IrGraph *g, const CgGenOptions *o) {
+    int nn = g->nnodes, *also = arena_alloc(a, sizeof(int) * (size_t)(nn + 1));
+    for (int i = 0; i < nn; i++) also[i] = -1;
+    const DsccTune *t = o && o->tune ? o->tune : &tune_unset;
+    const char *f = t->skinny_fold, *e = t->gemm_skinny;
+    if (!f || !*f || strcmp(f, "0") == 0) return also; /* off: no plan or analysis (cg_fold_plan reports a malformed value) */
+    Gen G = {.a = a, .d = d, .g = g, .tune = t, .fold_nomem = true, .skinny = !(e && strcmp(e, "0") == 0) && !(o && o->no_skinny)};
+    Storage st;
+    plan_storage(&G, o && o->f32_storage, &st);
+    G.stored = st.stored;
+    int *order = order_groups(a, g, st.grp, st.unread, st.ngroups), *pos = arena_alloc(a, sizeof(int) * (size_t)(st.ngroups + 1));
+    if (!order) return also; /* cg_generate reports the cycle */
+    for (int k = 0; k < st.ngroups; k++) pos[k] = -1;
+    for (int at = 0; at < st.ngroups; at++) pos[order[at]] = at;
+    if (!cg_fold_plan(&G, st.grp, st.tmpl, pos, st.ngroups)) return NULL;
+    cg_fold_also_read(&G, st.ngroups, also);
+    return also;
+}
+
 /* *on: whether the switch `name` (its text e, DsccTune's) of a form on by default is on (set to 0: off; unset, empty
  * or 1: on); false, with an error naming it, on any other value. */
 static bool env_on(DiagEngine *d, const char *name, const char *e, bool *on) {

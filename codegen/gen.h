@@ -285,6 +285,12 @@ CgProgram *cg_generate(Arena *a, DiagEngine *d, const IrGraph *g, const CgGenOpt
  * decides, without generating code. The plan-memory pass lays out these. */
 bool *cg_stored_values(Arena *a, const IrGraph *g, const CgGenOptions *o, IrDType **dtype);
 
+/* By node id: the op of g whose kernel also reads that value, though the graph does not say so, or -1. With
+ * DSCC_SKINNY_FOLD=1 an fp8_linear's M <= 4 form computes its x from its row group's inputs (gen_gemm.c), so they
+ * must outlive the row group until the linear has run: plan-memory counts these reads (ir_order_compute_with).
+ * NULL after reporting a malformed switch. */
+int *cg_fold_reads(Arena *a, DiagEngine *d, const IrGraph *g, const CgGenOptions *o);
+
 /* DeepSeek-V3's gate after the router GEMM, as the DSL writes it:
  * sig = sigmoid(logits), choice = sig + bias, topk = group_topk(choice),
  * w = gather(sig, topk, axis=-1), then optionally w / (sum(w, -1, keepdim)

@@ -46,6 +46,62 @@
 typedef struct ExpertOut ExpertOut;
 static void expert_k_sum(Gen *G, IrDim R, int64_t O, int64_t nt, int64_t ntw, int64_t nkb, int64_t EB, const struct ExpertOut *out, int nw);
 
+/* DSCC_EXPERT_SCAN (read at codegen; opt-in until timed on a GPU): the sort's bucket offsets and tile numbers by a
+ * block-wide scan instead of one thread's walk over the E + 1 buckets. Unset, "" or "0": off (0); n = 1..64: on, each
+ * thread taking at least n consecutive buckets (1: as many as 256 threads need, 2 for V3's 257; more only to test
+ * the chunks); -1 a malformed value. */
+static int expert_scan_env(const DsccTune *t) {
+    const char *e = t->expert_scan;
+    if (!e || !*e) return 0;
+    char *end;
+    const long v = strtol(e, &end, 10);
+    return *end || v < 0 || v > 64 ? -1 : (int)v;
+}
+
+/* The scan form of the sort's bucket walk (DSCC_EXPERT_SCAN): thread t owns buckets ch t .. ch t + ch - 1; its counts
+ * of rows, tiles of 64 and (s32) tiles of 32 summed, an exclusive scan over the block (shuffles in a warp, then the
+ * 8 warps' sums), then each thread writes its buckets' counts, first positions and tiles from its offsets: the same
+ * values at the same places as the walk (bucket order, a bucket's tiles in order); the last thread's ends are the
+ * totals. The walk is serial in the buckets (257 for V3: some 9,000 cycles of dependent shared-memory reads and
+ * stores at batch 1, where it is most of the phase). */
+static void expert_sort_scan(Gen *G, int ch, bool s32) {
+    sb_printf(&G->decl, "    {  // the buckets' first positions and tile numbers: a block-wide exclusive scan, %d buckets a thread\n"
+                        "        const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5, e0 = threadIdx.x * %d;\n"
+                        "        __shared__ int scan_w[3][8];\n"
+                        "        int n = 0, t64 = 0, t32 = 0;\n"
+                        "        for (int j = 0; j < %d && e0 + j < EB; j++) {\n"
+                        "            const int c = cnt[e0 + j];\n"
+                        "            n += c, t64 += (c + 63) / 64, t32 += (c + 31) / 32;\n"
+                        "        }\n"
+                        "        int incl = n, inc64 = t64, inc32 = t32;  // inclusive in the warp\n"
+                        "        for (int o = 1; o < 32; o <<= 1) {\n"
+                        "            const int u = __shfl_up_sync(0xffffffffu, incl, o), v = __shfl_up_sync(0xffffffffu, inc64, o),\n"
+                        "                      w = __shfl_up_sync(0xffffffffu, inc32, o);\n"
+                        "            if (lane >= o) incl += u, inc64 += v, inc32 += w;\n"
+                        "        }\n"
+                        "        if (lane == 31) scan_w[0][warp] = incl, scan_w[1][warp] = inc64, scan_w[2][warp] = inc32;\n"
+                        "        __syncthreads();\n"
+                        "        int base = incl - n, nt = inc64 - t64, n32 = inc32 - t32;\n"
+                        "        for (int v = 0; v < warp; v++) base += scan_w[0][v], nt += scan_w[1][v], n32 += scan_w[2][v];\n"
+                        "        for (int j = 0; j < %d && e0 + j < EB; j++) {\n"
+                        "            const int e = e0 + j, c = cnt[e];\n"
+                        "            C[e] = c;\n"
+                        "            C[EB + e] = cur[e] = base;\n"
+                        "            for (int s = 0; s < c; s += 64) T[nt++] = base + s;\n",
+              ch, ch, ch, ch);
+    if (s32)
+        sb_puts(&G->decl, "            for (int s = 0; s < c; s += 32, n32++)\n"
+                          "                T32[3 * n32] = base + s, T32[3 * n32 + 1] = e < E ? e : -1, T32[3 * n32 + 2] = c - s < 32 ? c - s : 32;\n");
+    sb_printf(&G->decl, "            base += c;\n"
+                        "        }\n"
+                        "        if (threadIdx.x == 255) {  // the totals\n"
+                        "            C[2 * EB] = nt;\n"
+                        "%s"
+                        "        }\n"
+                        "    }\n",
+              s32 ? "            C[2 * EB + 1] = n32;\n" : "");
+}
+
 /* The sort of phase 1 (see the file comment) into scratch slots sc, sp0,
  * st; with s32 >= 0 also the tiles of at most 32 rows the stream form
  * takes (expert_stream.cuh): (first sorted position, expert or -1, rows)
@@ -72,29 +128,37 @@ static void expert_sort(Gen *G, int64_t E, IrDim R, int si, int sc, int sp0, int
                         "        else if (!(f >= 0.0f && f < (float)E)) fail(a, f);\n"
                         "        else atomicAdd(&cnt[(int)f], 1);\n"
                         "    }\n"
-                        "    __syncthreads();\n"
-                        "    if (threadIdx.x == 0) {\n"
-                        "        int base = 0, nt = 0%s;\n"
-                        "        for (int e = 0; e < EB; e++) {\n"
-                        "            C[e] = cnt[e];\n"
-                        "            C[EB + e] = cur[e] = base;\n"
-                        "            for (int s = 0; s < cnt[e]; s += 64) T[nt++] = base + s;\n",
-              si, s32 >= 0 ? ", n32 = 0" : "");
-    if (s32 >= 0)
-        sb_puts(&G->decl, "            for (int s = 0; s < cnt[e]; s += 32, n32++)\n"
-                          "                T32[3 * n32] = base + s, T32[3 * n32 + 1] = e < E ? e : -1, T32[3 * n32 + 2] = cnt[e] - s < 32 ? cnt[e] - s : 32;\n");
-    sb_printf(&G->decl, "            base += cnt[e];\n"
-                        "        }\n"
-                        "        C[2 * EB] = nt;\n"
-                        "%s"
-                        "    }\n"
-                        "    __syncthreads();\n"
+                        "    __syncthreads();\n",
+              si);
+    const int scan = expert_scan_env(G->tune);
+    if (scan > 0) { /* DSCC_EXPERT_SCAN: a block-wide scan */
+        const int64_t need = (EB_OF(E) + 255) / 256;
+        expert_sort_scan(G, (int)(need > scan ? need : scan), s32 >= 0);
+    } else { /* thread 0 walks the buckets */
+        sb_printf(&G->decl, "    if (threadIdx.x == 0) {\n"
+                            "        int base = 0, nt = 0%s;\n"
+                            "        for (int e = 0; e < EB; e++) {\n"
+                            "            C[e] = cnt[e];\n"
+                            "            C[EB + e] = cur[e] = base;\n"
+                            "            for (int s = 0; s < cnt[e]; s += 64) T[nt++] = base + s;\n",
+                  s32 >= 0 ? ", n32 = 0" : "");
+        if (s32 >= 0)
+            sb_puts(&G->decl, "            for (int s = 0; s < cnt[e]; s += 32, n32++)\n"
+                              "                T32[3 * n32] = base + s, T32[3 * n32 + 1] = e < E ? e : -1, T32[3 * n32 + 2] = cnt[e] - s < 32 ? cnt[e] - s : 32;\n");
+        sb_printf(&G->decl, "            base += cnt[e];\n"
+                            "        }\n"
+                            "        C[2 * EB] = nt;\n"
+                            "%s"
+                            "    }\n",
+                  s32 >= 0 ? "        C[2 * EB + 1] = n32;\n" : "");
+    }
+    sb_printf(&G->decl, "    __syncthreads();\n"
                         "    for (long long r = threadIdx.x; r < R; r += 256) {\n"
                         "        const float f = L%d(a, r);\n"
                         "        if (f == -1.0f) P[atomicAdd(&cur[E], 1)] = (int)r;\n"
                         "        else if (f >= 0.0f && f < (float)E) P[atomicAdd(&cur[(int)f], 1)] = (int)r;\n"
                         "    }\n",
-              s32 >= 0 ? "        C[2 * EB + 1] = n32;\n" : "", si);
+              si);
     if (!order) { /* no TMA form: no work list */
         sb_puts(&G->decl, "}\n");
         cg_phase(G, CG_LAUNCH_BLOCK, ir_dim_const(1), 1, ir_dim_const(1), 1, 0);
@@ -565,6 +629,10 @@ static bool expert_fp8_grouped(Gen *G, const IrNode *n, const IrNode *n2, int64_
     ExpertStream xs;
     ExpertTma xt;
     if (!expert_stream_params(G, &xs) || !expert_tma_params(G, &xt)) return false;
+    if (expert_scan_env(G->tune) < 0) {
+        G->why = arena_printf(G->a, "DSCC_EXPERT_SCAN is '%s': expected 0..64", G->tune->expert_scan);
+        return false;
+    }
     int sc, sp0, st, s32;
     const char *Ks = cg_dim(G, idx->type.dims[1]);
     const bool xsplit = xt.on && xt.lvl == 3; /* the TMA form's passes listed by the sort (at most R: a row each at least) */

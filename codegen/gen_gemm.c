@@ -581,7 +581,8 @@ static void skinny_pipe_instance(Gen *G, const SkinnyParams *sp, bool set_u, boo
     const int64_t smem = skinny_pipe_smem(rb, ps.split, fold, K * (bf16 ? 2 : 1));
     const char *entry = arena_printf(G->a, "p%d_%s_skinny_pipe_%s", G->nphases, bf16 ? "linear_bf16" : "fp8_linear", fold ? "fold_m4" : "m8");
     if (fold) fold_emit(G, entry, G->fold_lin);
-    CgDefine defs[8 + SK_NDEFS] = {
+    CgDefine defs[9 + SK_NDEFS] = {
+        {"SK_PF0", arena_printf(G->a, "%d", fold && G->fold_pf > sp->pf ? G->fold_pf : sp->pf)},
         {"SK_PIPE", "1"},
         {"SK_U", arena_printf(G->a, "%d", u)},
         {"SK_MINB", arena_printf(G->a, "%d", minb)},
@@ -591,13 +592,13 @@ static void skinny_pipe_instance(Gen *G, const SkinnyParams *sp, bool set_u, boo
         {"SK_SPLIT", arena_printf(G->a, "%d", ps.split)},
         {"SK_FOLD", fold ? "1" : "0"},
     };
-    int nd = skinny_defs(G, M, K, N, rb, slot, bf16, defs + 8);
+    int nd = skinny_defs(G, M, K, N, rb, slot, bf16, defs + 9);
     sb_printf(&G->decl, "// %s at M <= %d: a persistent grid of %lld CTAs over %lld groups of %d weight rows (%lld a cluster at most), K split\n"
                         "// between the 8 warps of a cluster's %d CTAs, weights and x streamed through two register stages across group ends\n"
                         "// (rb=%d u=%d minb=%d pf=%d split=%d)\n",
               bf16 ? "linear (bf16)" : "fp8_linear", fold ? CG_FOLD_M : 8, (long long)grid, (long long)groups, 8 * rb, (long long)per, ps.split,
               rb, u, minb, sp->pf, ps.split);
-    sb_puts(&G->decl, cg_kernel_instance(G->a, "gemm_skinny", entry, defs, 8 + nd));
+    sb_puts(&G->decl, cg_kernel_instance(G->a, "gemm_skinny", entry, defs, 9 + nd));
     cg_phase(G, CG_LAUNCH_BLOCK, M, 8, ir_dim_const(grid), 1, smem);
     G->phases[G->nphases - 1].fn = entry;
     G->phases[G->nphases - 1].amin = after_fold ? CG_FOLD_M : 0;
@@ -816,6 +817,18 @@ static int skinny_fold_env(const DsccTune *t) {
     return strcmp(e, "1") == 0 ? 1 : -1;
 }
 
+/* DSCC_SKINNY_FOLD_PF: steps (0..8) of weights the folded form prefetches into L2 before its wait, so the HBM stream
+ * goes on under the prologue (at two CTAs an SM and 2 KB a warp a step, 4 steps are 128 KB an SM: ~4 us of an
+ * H200's stream, about what the prologue's 2-4 round trips to L2 take); -1 a malformed value. */
+#define CG_FOLD_PF 4
+static int skinny_fold_pf_env(const DsccTune *t) {
+    const char *e = t->skinny_fold_pf;
+    if (!e || !*e) return CG_FOLD_PF;
+    char *end;
+    const long v = strtol(e, &end, 10);
+    return *end || v < 0 || v > 8 ? -1 : (int)v;
+}
+
 static bool fold_float(IrDType t) { return t == IR_DT_F32 || t == IR_DT_BF16 || t == IR_DT_F16; }
 
 /* Whether member n of row group P (or a value outside it, read from memory) is one the fold computes per element of
@@ -860,7 +873,7 @@ static void fold_leaves(const IrNode *n, int P, const int *grp, const IrNode **o
 /* With a memory plan: whether the plan keeps the fold's leaves intact until the linear L has run (see above). */
 static bool fold_memory_ok(const Gen *G, const IrNode *L, int P, const int *grp, const int *pos) {
     const IrGraph *g = G->g;
-    if (!g->mem_planned) return true; /* every value its own buffer */
+    if (!g->mem_planned || G->fold_nomem) return true; /* every value its own buffer, or the plan being made (cg_fold_reads) */
     const IrNode *lv[16];
     int nl = 0;
     fold_leaves(L->ops[0]->ops[0], P, grp, lv, &nl, 16);
@@ -941,6 +954,10 @@ bool cg_fold_plan(Gen *G, const int *grp, const int *tmpl, const int *pos, int n
         return false;
     }
     if (!on || !G->skinny) return true;
+    if ((G->fold_pf = skinny_fold_pf_env(G->tune)) < 0) {
+        diag_error(G->d, (SrcLoc){0}, "DSCC_SKINNY_FOLD_PF is '%s': expected 0..8", G->tune->skinny_fold_pf);
+        return false;
+    }
     const IrGraph *g = G->g;
     G->fold_grp = grp;
     G->fold = arena_alloc(G->a, sizeof(int) * (size_t)(ngroups + 1));
@@ -954,6 +971,17 @@ bool cg_fold_plan(Gen *G, const int *grp, const int *tmpl, const int *pos, int n
         if (P >= 0 && G->fold[P] < 0) G->fold[P] = i;
     }
     return true;
+}
+
+void cg_fold_also_read(const Gen *G, int ngroups, int *also) {
+    for (int k = 0; G->fold && k < ngroups; k++) {
+        if (G->fold[k] < 0) continue;
+        const IrNode *L = G->g->nodes[G->fold[k]], *lv[16];
+        int nl = 0;
+        fold_leaves(L->ops[0]->ops[0], k, G->fold_grp, lv, &nl, 16);
+        for (int j = 0; j < nl; j++)
+            if (also[lv[j]->id] < L->id) also[lv[j]->id] = L->id;
+    }
 }
 
 void cg_fold_gate(Gen *G, int gid) {
@@ -1029,8 +1057,16 @@ static const IrNode *fold_norm(const IrNode *n, int P, const int *grp) {
 
 /* E##_foldx (gemm_skinny.cuh's SK_FOLDX) for fp8_linear L: x's rows (at most CG_FOLD_M), the norm's statistic first
  * (each warp's part of each row's sum of squares into sums, added in warp order), then a K block of a row a warp: its
- * value, amax, scale (amax / 448) and codes, as the row kernel computes them, into the shared memory; CTA 0 also stores
- * them to x's codes and scales. */
+ * value, amax, scale (amax / 448) and codes, as the row kernel computes them, into the shared memory; the CTAs in turn
+ * (K block i by CTA i % grid) also store them to x's codes and scales.
+ * Every CTA runs this between its wait and its first product while only two register stages of weights are in flight,
+ * so its length is the latency of its dependent trips to L2 (264 CTAs reading the same lines). Its loads are issued in
+ * batches before any store (CG_FOLD_NB of the norm's per thread, CG_FOLD_QB K blocks a warp): a store through a
+ * pointer that may alias them keeps the compiler from hoisting the next iteration's loads, and the first form, one K
+ * block a warp an iteration, made a trip to L2 of each (18 in a row for the dense down's K of 18,432). The sums and
+ * values are those of the first form, in the same order: the same bits. */
+#define CG_FOLD_NB 16
+#define CG_FOLD_QB 4
 static void fold_emit(Gen *G, const char *E, const IrNode *L) {
     const int *grp = G->fold_grp;
     const IrNode *q = L->ops[0], *s = L->ops[1], *X = q->ops[0];
@@ -1054,8 +1090,17 @@ static void fold_emit(Gen *G, const char *E, const IrNode *L) {
         sb_printf(&G->decl, "    const long long D = %lldLL;\n"
                             "    for (long long m = 0; m < M; m++) {  // the rmsnorm's sums of squares: each warp's part\n"
                             "        float ss = 0.0f;\n"
-                            "#pragma unroll 8\n"
-                            "        for (long long j = threadIdx.x; j < D; j += 256) { const float v = %s; ss += v * v; }\n"
+                            "        for (long long j0 = threadIdx.x; j0 < D; j0 += 256 * %d) {  // every load of a batch before a sum\n"
+                            "            float v[%d];\n"
+                            "#pragma unroll\n"
+                            "            for (int b = 0; b < %d; b++) {\n"
+                            "                const long long j = j0 + 256 * b;\n"
+                            "                v[b] = j < D ? %s : 0.0f;\n"
+                            "            }\n"
+                            "#pragma unroll\n"
+                            "            for (int b = 0; b < %d; b++)\n"
+                            "                if (j0 + 256 * b < D) ss += v[b] * v[b];\n"
+                            "        }\n"
                             "        ss = wsum(ss);\n"
                             "        if (lane == 0) sums[m * 8 + warp] = ss;\n"
                             "    }\n"
@@ -1065,36 +1110,45 @@ static void fold_emit(Gen *G, const char *E, const IrNode *L) {
                             "        for (int w = 0; w < 8; w++) ss += sums[m * 8 + w];\n"
                             "        rinv[m] = 1.0f / sqrtf(ss / (float)D + %.9ef);\n"
                             "    }\n",
-                  (long long)D, fold_ref(G, E, nrm->ops[0], P, grp, "m * D + j"), (double)(float)ir_node_attr_float(nrm, "eps", 1e-6));
+                  (long long)D, CG_FOLD_NB, CG_FOLD_NB, CG_FOLD_NB, fold_ref(G, E, nrm->ops[0], P, grp, "m * D + j"), CG_FOLD_NB,
+                  (double)(float)ir_node_attr_float(nrm, "eps", 1e-6));
     }
-    sb_printf(&G->decl, "#pragma unroll 2\n"
-                        "    for (long long it = warp; it < M * nkb; it += 8) {  // a K block of a row a warp, 4 values a lane\n"
-                        "        const long long m = it / nkb, kb = it %% nkb, k0 = kb * 128 + lane * 4;\n"
-                        "        float v[4], mx = 0.0f;\n"
+    sb_printf(&G->decl, "    for (long long it0 = warp; it0 < M * nkb; it0 += 8 * %d) {  // K blocks it0 + 8 b of rows a warp, 4 values a lane\n"
+                        "        float v[%d][4];\n"
                         "#pragma unroll\n"
-                        "        for (int j = 0; j < 4; j++) {\n"
-                        "            v[j] = k0 + j < K ? %s : 0.0f;\n"
-                        "            mx = fmaxf(mx, fabsf(v[j]));\n"
-                        "        }\n"
-                        "        mx = wmax(mx);\n"
-                        "        const float sc = mx / 448.0f;\n"
-                        "        unsigned pk = 0u;\n"
+                        "        for (int b = 0; b < %d; b++) {  // every load of the batch first\n"
+                        "            const long long it = it0 + 8 * b, m = it / nkb, kb = it %% nkb, k0 = kb * 128 + lane * 4;\n"
                         "#pragma unroll\n"
-                        "        for (int j = 0; j < 4; j++) {\n"
-                        "            const float c = sc > 0.0f ? fp8r(v[j] / sc) : 0.0f;\n"
-                        "            pk |= (unsigned)fe4m3(c) << (8 * j);\n"
-                        "            if (blockIdx.x == 0 && k0 + j < K) S%d(a, m * K + k0 + j, c);\n"
+                        "            for (int j = 0; j < 4; j++) v[b][j] = it < M * nkb && k0 + j < K ? %s : 0.0f;\n"
                         "        }\n"
-                        "        if (k0 < K) *(unsigned *)(xq + m * K + k0) = pk;\n"
-                        "        if (lane == 0) xsc[m * nkb + kb] = sc;\n"
-                        "        if (lane == 0 && blockIdx.x == 0) S%d(a, m * nkb + kb, sc);\n"
+                        "#pragma unroll\n"
+                        "        for (int b = 0; b < %d; b++) {\n"
+                        "            const long long it = it0 + 8 * b, m = it / nkb, kb = it %% nkb, k0 = kb * 128 + lane * 4;\n"
+                        "            if (it >= M * nkb) break;  // warp-uniform\n"
+                        "            const bool st = it %% gridDim.x == blockIdx.x;  // the CTA that stores this block's codes and scale\n"
+                        "            float mx = 0.0f;\n"
+                        "#pragma unroll\n"
+                        "            for (int j = 0; j < 4; j++) mx = fmaxf(mx, fabsf(v[b][j]));\n"
+                        "            mx = wmax(mx);\n"
+                        "            const float sc = mx / 448.0f;\n"
+                        "            unsigned pk = 0u;\n"
+                        "#pragma unroll\n"
+                        "            for (int j = 0; j < 4; j++) {\n"
+                        "                const float c = sc > 0.0f ? fp8r(v[b][j] / sc) : 0.0f;\n"
+                        "                pk |= (unsigned)fe4m3(c) << (8 * j);\n"
+                        "                if (st && k0 + j < K) S%d(a, m * K + k0 + j, c);\n"
+                        "            }\n"
+                        "            if (k0 < K) *(unsigned *)(xq + m * K + k0) = pk;\n"
+                        "            if (lane == 0) xsc[m * nkb + kb] = sc;\n"
+                        "            if (lane == 0 && st) S%d(a, m * nkb + kb, sc);\n"
+                        "        }\n"
                         "    }\n",
-              fold_ref(G, E, X, P, grp, "m * K + k0 + j"), sq, ss);
-    for (int i = 0; i < G->g->nnodes; i++) { /* the row group's other stored values (a residual add), by CTA 0 */
+              CG_FOLD_QB, CG_FOLD_QB, CG_FOLD_QB, fold_ref(G, E, X, P, grp, "m * K + k0 + j"), CG_FOLD_QB, sq, ss);
+    for (int i = 0; i < G->g->nnodes; i++) { /* the row group's other stored values (a residual add), the CTAs in turn */
         const IrNode *n = G->g->nodes[i];
         if (grp[i] != P || !G->stored[i] || n == q || n == s) continue;
-        sb_printf(&G->decl, "    if (blockIdx.x == 0)  // %s, stored for its readers after this kernel\n"
-                            "        for (long long i = threadIdx.x; i < %s; i += 256) S%d(a, i, %s);\n",
+        sb_printf(&G->decl, "    // %s, stored for its readers after this kernel\n"
+                            "    for (long long i = (long long)blockIdx.x * 256 + threadIdx.x; i < %s; i += (long long)gridDim.x * 256) S%d(a, i, %s);\n",
                   ir_op_name(n->op), cg_dim(G, ir_type_numel(&n->type)), cg_slot_value(G, n), fold_ref(G, E, n, P, grp, "i"));
     }
     sb_puts(&G->decl, "}\n");

@@ -55,6 +55,8 @@ typedef struct {
     char *fold_ok;       /* by node id: 1 for such an fp8_linear once its row group's phases skip M <= 4 (cg_fold_gate) */
     const int *fold_grp; /* by node id: the group codegen gives it (cg_fold_plan) */
     const IrNode *fold_lin; /* the fp8_linear being generated when it gets its folded form (gen_gemm.c), else NULL */
+    int fold_pf;         /* steps of weights the folded form prefetches into L2 before its wait (DSCC_SKINNY_FOLD_PF) */
+    bool fold_nomem;     /* cg_fold_plan for the plan itself (cg_fold_reads): every candidate, whatever the plan's bytes */
 } Gen;
 
 /* "(coeff*a.sym[i]*...)": a dim as a C expression over the Args. */
@@ -162,6 +164,9 @@ int cg_skinny_groups(int64_t N);
  * linear then gets its folded form (G->fold_ok). */
 bool cg_fold_plan(Gen *G, const int *grp, const int *tmpl, const int *pos, int ngroups);
 void cg_fold_gate(Gen *G, int gid);
+/* After cg_fold_plan: also[v] = the fp8_linear that reads value v in place of its row group, where it is a later one
+ * (what plan-memory keeps alive for it: cg_fold_reads). */
+void cg_fold_also_read(const Gen *G, int ngroups, int *also);
 void cg_k_sum(Gen *G, const char *what, IrDim M, int64_t O, const char *tiles, int64_t nkb, int sp, int sy, int64_t plus);
 
 /* The routing chains (cg_route_chain) the fuse pass put in one group with

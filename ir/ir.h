@@ -333,6 +333,12 @@ typedef struct {
  * graph, else every value. False, with an error through d, for more than
  * IR_ORDER_MAX_STREAMS distinct streams or no memory. */
 bool ir_order_compute(const IrGraph *g, const bool *stored, DiagEngine *d, IrOrder *o);
+/* The same where also_read (when not NULL) names, per value v, an op that
+ * reads v besides the ops the graph gives it (-1 or an op before v: none):
+ * a backend's kernel that computes in place what another kernel would have
+ * stored for it (the CUDA backend's folded row kernel, cg_fold_reads), so
+ * v's bytes stay alive until that kernel too has run. */
+bool ir_order_compute_with(const IrGraph *g, const bool *stored, const int *also_read, DiagEngine *d, IrOrder *o);
 void ir_order_free(IrOrder *o);
 /* Whether every access of value a happens before op b starts (a value
  * never released never is: it must survive the run). */

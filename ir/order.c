@@ -137,7 +137,7 @@ static void record_read(const IrGraph *g, const bool *stored, const int *end, Ir
 /* Vector clocks (before), per-stream last accesses (last) and the values
  * never released, in one walk over the ops. */
 static void walk(const IrGraph *g, const bool *stored, const int *sidx, const int *end, IrOrder *o, int *state, int **on, int *non,
-                 int *stack, int *stamp) {
+                 int *stack, int *stamp, const int *ahead, const int *anext) {
     int n = g->nnodes, S = o->nstreams;
     for (int i = 0; i < n; i++) {
         const IrNode *x = g->nodes[i];
@@ -167,10 +167,16 @@ static void walk(const IrGraph *g, const bool *stored, const int *sidx, const in
             if (x->op == IR_OP_OUTPUT) o->release[a->id] = INT_MAX; /* results outlive the run */
             record_read(g, stored, end, o, stack, stamp, i, s, end[i], a->id);
         }
+        for (int v = ahead ? ahead[i] : -1; v >= 0; v = anext[v]) /* reads the graph does not show (also_read) */
+            record_read(g, stored, end, o, stack, stamp, i, s, end[i], v);
     }
 }
 
 bool ir_order_compute(const IrGraph *g, const bool *stored_in, DiagEngine *d, IrOrder *o) {
+    return ir_order_compute_with(g, stored_in, NULL, d, o);
+}
+
+bool ir_order_compute_with(const IrGraph *g, const bool *stored_in, const int *also_read, DiagEngine *d, IrOrder *o) {
     memset(o, 0, sizeof *o);
     int n = g->nnodes, ids[IR_ORDER_MAX_STREAMS], S = 0;
     int *sidx = malloc(sizeof(int) * ((size_t)n + 1));
@@ -195,7 +201,14 @@ bool ir_order_compute(const IrGraph *g, const bool *stored_in, DiagEngine *d, Ir
     int *stack = malloc(sizeof(int) * ((size_t)n + 1)), *stamp = malloc(sizeof(int) * ((size_t)n + 1));
     bool *stored = malloc((size_t)n + 1), *konst = malloc((size_t)n + 1);
     int **on = calloc((size_t)S, sizeof(int *));
-    bool ok = sidx && o->before && o->last && o->release && o->early && o->release_on && o->stream && state && non && on && end &&
+    int *ahead = also_read ? malloc(sizeof(int) * ((size_t)n + 1)) : NULL, *anext = also_read ? malloc(sizeof(int) * ((size_t)n + 1)) : NULL;
+    for (int i = 0; ahead && anext && i < n; i++) ahead[i] = -1;
+    for (int v = n - 1; ahead && anext && v >= 0; v--) { /* by reader: the values it also reads (only later readers count) */
+        const int r = also_read[v];
+        anext[v] = -1;
+        if (r > v && r < n) anext[v] = ahead[r], ahead[r] = v;
+    }
+    bool ok = (!also_read || (ahead && anext)) && sidx && o->before && o->last && o->release && o->early && o->release_on && o->stream && state && non && on && end &&
               stack && stamp && stored && konst;
     for (int t = 0; ok && t < S; t++) ok = (on[t] = malloc(sizeof(int) * ((size_t)n + 1))) != NULL;
     if (!ok) diag_error(d, (SrcLoc){0}, "out of host memory ordering %d ops", n);
@@ -210,13 +223,13 @@ bool ir_order_compute(const IrGraph *g, const bool *stored_in, DiagEngine *d, Ir
         for (int t = 0; t < S; t++) o->last[(size_t)i * S + t] = -1;
     }
     if (ok) mark_early(g, stored, o->early, konst);
-    if (ok) walk(g, stored, sidx, end, o, state, on, non, stack, stamp);
+    if (ok) walk(g, stored, sidx, end, o, state, on, non, stack, stamp, ahead, anext);
     for (int i = 0; ok && i < n; i++)
         if (o->release[i] != INT_MAX) o->release[i] = release_of(o, i, on, non);
         else
             for (int t = 0; t < S; t++) o->release_on[(size_t)i * S + t] = INT_MAX;
     for (int t = 0; on && t < S; t++) free(on[t]);
-    free(on), free(non), free(state), free(sidx), free(end), free(stack), free(stamp), free(stored), free(konst);
+    free(on), free(non), free(state), free(sidx), free(end), free(stack), free(stamp), free(stored), free(konst), free(ahead), free(anext);
     if (!ok) ir_order_free(o);
     return ok;
 }

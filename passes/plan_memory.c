@@ -355,6 +355,28 @@ static bool storage(PassCtx *c, const IrGraph *g, bool *stored, IrDType *dtype, 
     return ok;
 }
 
+/* Per node, an op whose kernel also reads the value though the graph does
+ * not say so (cg_fold_reads: an fp8_linear that computes its x from its
+ * row group's inputs), or -1; into also (NULL: none). False after an error. */
+static bool also_reads(PassCtx *c, const IrGraph *g, bool wide, int **also) {
+    *also = NULL;
+#ifdef DSCC_HAVE_NVRTC
+    Arena *a = arena_new();
+    CgGenOptions o = {.f32_storage = wide, .tune = pass_tune(c)};
+    const int *r = a ? cg_fold_reads(a, pass_diag(c), g, &o) : NULL;
+    int n = g->nnodes;
+    if (r && (*also = malloc(sizeof(int) * ((size_t)n + 1)))) memcpy(*also, r, sizeof(int) * (size_t)n);
+    arena_free(a);
+    if (!r || !*also) {
+        if (a && r) diag_error(pass_diag(c), (SrcLoc){0}, "plan-memory: out of host memory");
+        return false;
+    }
+#else
+    (void)c, (void)g, (void)wide;
+#endif
+    return true;
+}
+
 typedef struct {
     Slab s;
     int64_t peak, total;
@@ -411,9 +433,12 @@ static bool frees_at(IrGraph *g, const IrOrder *o, Slab *s, Frees *f, const int6
  * at their releases (see Frees). */
 static bool lay_out(PassCtx *c, IrGraph *g, const bool *stored, const IrDType *dtype, const int64_t *sym, Plan *p) {
     DiagEngine *d = pass_diag(c);
-    int n = g->nnodes;
+    int n = g->nnodes, *also;
     IrOrder ord;
-    if (!ir_order_compute(g, stored, d, &ord)) return false;
+    if (!also_reads(c, g, pass_opt_int(c, "f32-storage") != 0, &also)) return false;
+    const bool ordered = ir_order_compute_with(g, stored, also, d, &ord);
+    free(also);
+    if (!ordered) return false;
     int S = ord.nstreams;
     size_t cells = (size_t)n * (size_t)S + 1;
     Frees f = {.head = malloc(sizeof(int) * ((size_t)n + 1)), .next = malloc(sizeof(int) * ((size_t)n + 1)),

@@ -67,6 +67,9 @@
 //                     prefetches steps 2 .. SK_PF + 1 of its weights into L2 (prefetch.global.L2, a 32-byte sector a
 //                     lane), then with each step's loads the step SK_PF further on: bytes in flight that hold no
 //                     register (the register stages then read them from L2)
+//   SK_PF0            steps 2 .. SK_PF0 + 1 prefetched into L2 before the wait (default SK_PF): the folded form's
+//                     (SK_FOLD) prologue computes x after the wait, while only the two register stages are in
+//                     flight; these keep the weight stream going under it (DSCC_SKINNY_FOLD_PF, default 4)
 //   SK_EARLY          1 (DSCC_PDL_EARLY=1): DSCC_PDL_LAUNCH_DEPENDENTS() first, so the next kernel may launch while
 //                     this one runs (it waits for this one's end; its prologue, and that of a kernel after it which
 //                     triggers early too, runs under this one's tail); 0 (default): once the CTA's loads are issued
@@ -105,6 +108,9 @@
 #endif
 #ifndef SK_PF
 #define SK_PF 0                          // the pipelined form's L2 prefetch distance (steps)
+#endif
+#ifndef SK_PF0
+#define SK_PF0 SK_PF                     // steps prefetched into L2 before the wait
 #endif
 #ifndef SK_FOLD
 #define SK_FOLD 0                        // 1: x computed and quantized in the prologue (the pipelined form at M <= 4)
@@ -393,7 +399,7 @@ extern "C" __global__ void __launch_bounds__(256, SK_MINB) __cluster_dims__(SK_S
     SK_PLOAD(a, wa, sa, xa, ta, 0, ns, warp, g, q, true); // weights before the wait (nothing of the step writes them)
     SK_PLOAD(a, wb, sb, xb, tb, 1, ns, warp, g, q, true);
 #pragma unroll
-    for (int p = 0; p < SK_PF; p++) SK_PPREF(a, 2 + p, ns, warp, g, q); // (SK_PF) the next steps' weights into L2
+    for (int p = 0; p < SK_PF0; p++) SK_PPREF(a, 2 + p, ns, warp, g, q); // (SK_PF0) the next steps' weights into L2
     DSCC_PDL_WAIT();
 #if SK_FOLD // x's rows, scales and codes into shared memory (the row kernel before does not run)
     SK_FOLDX(a, (unsigned char *)(sk_smem + SK_FOLD_XQ), sk_smem + SK_FOLD_XS, sk_smem + SK_FOLD_XS - 32);
@@ -486,6 +492,7 @@ extern "C" __global__ void __launch_bounds__(256, SK_MINB) __cluster_dims__(SK_S
 #undef SK_FOLD_XQ
 #endif
 #undef SK_FOLD
+#undef SK_PF0
 #undef SK_WSA
 #undef SK_KB
 #undef SK_MMA

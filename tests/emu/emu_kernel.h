@@ -171,11 +171,14 @@ template <class T> static inline T emu_shfl(unsigned mask, T v, int src, int wid
 #define __shfl_xor_sync(mask, v, o, ...) emu_shfl_xor((mask), (v), (o), __LINE__, ##__VA_ARGS__)
 #define __shfl_sync(mask, v, src, ...) emu_shfl_idx((mask), (v), (src), __LINE__, ##__VA_ARGS__)
 #define __shfl_down_sync(mask, v, d, ...) emu_shfl_down((mask), (v), (d), __LINE__, ##__VA_ARGS__)
+#define __shfl_up_sync(mask, v, d, ...) emu_shfl_up((mask), (v), (d), __LINE__, ##__VA_ARGS__)
 template <class T> static inline T emu_shfl_xor(unsigned m, T v, int o, int line, int w = 32) { return emu_shfl(m, v, emu_lane() ^ o, w, line); }
 template <class T> static inline T emu_shfl_idx(unsigned m, T v, int s, int line, int w = 32) {
     return emu_shfl(m, v, (emu_lane() & ~(w - 1)) + (s & (w - 1)), w, line);
 }
 template <class T> static inline T emu_shfl_down(unsigned m, T v, int d, int line, int w = 32) { return emu_shfl(m, v, emu_lane() + d, w, line); }
+/* lanes below d in their segment keep their own value, as on the GPU */
+template <class T> static inline T emu_shfl_up(unsigned m, T v, int d, int line, int w = 32) { return emu_shfl(m, v, emu_lane() - d, w, line); }
 static inline unsigned emu_ballot(unsigned mask, int p, int line) {
     int all[32];
     emu_ctx->warp_exchange(emu_ctx, mask, &p, all, sizeof p, line);

@@ -12,11 +12,15 @@
 #                     the FP8 GEMM sweep;
 #   rounds.sh gpu     bench_gpu alone (attn_impl=absorb, then auto);
 #   rounds.sh gemm    the FP8 GEMM sweep alone (writes gemm_table.txt);
-#   rounds.sh sweep   the decode step's switches: test_gpu_skinny, test_gpu_ops with
-#                     DSCC_SKINNY_PSPLIT=1 DSCC_SKINNY_FOLD=1, the pipelined skinny form's
-#                     cluster K split (psplit=1) per V3 shape at M = 1, then bench_gpu
+#   rounds.sh sweep   the decode step's switches: test_gpu_skinny, test_gpu_expert test_scan,
+#                     test_gpu_ops with DSCC_SKINNY_PSPLIT=1 DSCC_SKINNY_FOLD=1
+#                     DSCC_EXPERT_SCAN=1, the pipelined skinny form's
+#                     cluster K split (psplit=1) per V3 shape at M = 1 (SWEEP_PRE=0: none
+#                     of these), then bench_gpu
 #                     with each set of SWEEP_SETS (default: the defaults;
-#                     DSCC_SKINNY_PSPLIT=1; DSCC_SKINNY_FOLD=1; both): the
+#                     DSCC_SKINNY_PSPLIT=1 alone; DSCC_SKINNY_FOLD=1 alone; the
+#                     fold without its L2 prefetch, DSCC_SKINNY_FOLD_PF=0;
+#                     DSCC_EXPERT_SCAN=1): the
 #                     batch-1 "step ms, CUDA graph", its per-kind ms
 #                     (fp8_linear, elementwise) and its launches;
 #   rounds.sh rows    test_gpu_rows, then bench_gpu with the wide row kernels
@@ -195,19 +199,27 @@ case "$mode" in
     DSCC_TMA_V2=0 TAIL=30 step bench_gemm_tma128 180 build/bench_gemm --check --m 256,1024,4096
     TAIL=30 step bench_gemm_tma256 180 build/bench_gemm --check --m 256,1024,4096
     DSCC_TMA_CLUSTER=1 TAIL=30 step bench_gemm_tma256x2 180 build/bench_gemm --check --m 256,1024,4096 ;;
-  sweep) # the decode step's switches of the eighth session, each against the defaults in the same run: first the
-    # pipelined skinny form's cluster K split (DSCC_SKINNY's psplit=1: o_proj and dense_down take clusters of 2) per V3
-    # shape at M = 1 (the "us" and "TB/s" columns), then (DSCC_SKINNY_FOLD=1: seven row kernels folded into their
-    # linears at batch 1, 29 launches instead of 36)
-    # bench_gpu once per set of SWEEP_SETS (';'-separated; "" the defaults), logs bench_gpu_dec0, 1, ...: compare the "decode" table's batch-1 row, "step
-    # ms, CUDA graph", and the batch-1 per-kind ms (einsum, linear, fp8_linear)
-    # first the new paths on the GPU: test_gpu_skinny (test_pipe_split, test_fold) and test_gpu_ops with both switches on
-    # (and the pipelined form forced: the test model's linears are narrow)
-    step test_gpu_skinny 120 build/test_gpu_skinny
-    DSCC_SKINNY=pipe=1 DSCC_SKINNY_PSPLIT=1 DSCC_SKINNY_FOLD=1 DSCC_GEMM_TILE=wgmma step test_gpu_ops_fold 200 build/test_gpu_ops
-    TAIL=30 step skinny_psplit 200 build/bench_gemm --skinny-sweep --check --m 1 --shape qkv_a,q_b,o_proj,dense_gate_up,dense_down \
-      --variants 'default;psplit=1'
-    IFS=';' read -ra sets <<< "${SWEEP_SETS:-;DSCC_SKINNY_PSPLIT=1;DSCC_SKINNY_FOLD=1;DSCC_SKINNY_PSPLIT=1 DSCC_SKINNY_FOLD=1}"
+  sweep) # the decode step's switches of the eighth and ninth sessions, each against the defaults in the same run:
+    # first the pipelined skinny form's cluster K split (DSCC_SKINNY's psplit=1: o_proj and dense_down take clusters
+    # of 2) per V3 shape at M = 1 (the "us" and "TB/s" columns), then bench_gpu once per set of SWEEP_SETS
+    # (';'-separated; "" the defaults), logs bench_gpu_dec0, 1, ...: compare the "decode" table's batch-1 row, "step
+    # ms, CUDA graph", the batch-1 per-kind ms (fp8_linear, fused elementwise, fp8_expert_linear) and the launches.
+    # The default sets: the defaults; DSCC_SKINNY_PSPLIT=1 alone; DSCC_SKINNY_FOLD=1 alone (nine row kernels folded
+    # into their linears at batch 1, o_proj's quantize among them: 30 launches instead of 39; the prologue's loads
+    # batched, 4 steps of weights prefetched into L2 under it); the fold without that prefetch
+    # (DSCC_SKINNY_FOLD_PF=0); the MoE sort's bucket walk as a block scan (DSCC_EXPERT_SCAN=1: fp8_expert_linear ms).
+    # SWEEP_PRE=0 skips the tests and bench_gemm before them (five bench_gpu runs take ~7 minutes).
+    # First the new paths on the GPU: test_gpu_skinny (test_pipe_split, test_fold, test_fold_plan), test_gpu_expert's
+    # test_scan, and test_gpu_ops with the switches on (and the pipelined form forced: the test model's linears are
+    # narrow)
+    if [ "${SWEEP_PRE:-1}" != 0 ]; then
+      step test_gpu_skinny 120 build/test_gpu_skinny
+      step test_gpu_expert_scan 120 build/test_gpu_expert test_scan
+      DSCC_SKINNY=pipe=1 DSCC_SKINNY_PSPLIT=1 DSCC_SKINNY_FOLD=1 DSCC_EXPERT_SCAN=1 DSCC_GEMM_TILE=wgmma step test_gpu_ops_fold 200 build/test_gpu_ops
+      TAIL=30 step skinny_psplit 200 build/bench_gemm --skinny-sweep --check --m 1 --shape qkv_a,q_b,o_proj,dense_gate_up,dense_down \
+        --variants 'default;psplit=1'
+    fi
+    IFS=';' read -ra sets <<< "${SWEEP_SETS:-;DSCC_SKINNY_PSPLIT=1;DSCC_SKINNY_FOLD=1;DSCC_SKINNY_FOLD=1 DSCC_SKINNY_FOLD_PF=0;DSCC_EXPERT_SCAN=1}"
     i=0
     for v in "${sets[@]}"; do
       echo "bench_gpu_dec$i: ${v:-the defaults}"

@@ -466,6 +466,37 @@ static void test_tma3_decode_f32(void **state) {
 }
 
 /* maxr: the stream form at R <= maxr routed rows only, the tile above; a malformed value stops codegen. */
+/* DSCC_EXPERT_SCAN: the sort's bucket offsets and tiles by a block-wide scan (the same values the one-thread walk
+ * writes). The stream form (its tiles of 32 too) with 3 buckets a thread (the 9 buckets here on 3 threads, the others
+ * empty: a chunk's buckets in turn, a thread past them), then the TMA form's level 3 (the default: its work list and
+ * passes read the counts and first positions) and the tile (its tiles of 64) with one a thread, on the routings of
+ * check_kinds; a malformed value is refused. */
+static void test_scan(void **state) {
+    (void)state;
+    setenv("DSCC_EXPERT_SCAN", "3", 1);
+    setenv("DSCC_EXPERT_V2", "1", 1);
+    check(false, FORM_STREAM);
+    unsetenv("DSCC_EXPERT_V2");
+    setenv("DSCC_EXPERT_SCAN", "1", 1);
+    setenv("DSCC_EXPERT_TMA", "3", 1);
+    check_kinds(false, FORM_TMA, 1u << 1 | 1u << 2 | 1u << 4);
+    setenv("DSCC_EXPERT_TMA", "0", 1); /* the tile: the tiles of 64 (two for the expert of > 64 rows) */
+    check_kinds(false, FORM_TILE, 1u << 2 | 1u << 3);
+    unsetenv("DSCC_EXPERT_TMA");
+    Arena *a = arena_new();
+    DiagEngine *d = diag_new(a, NULL);
+    IrGraph *g = fe_compile_string(a, d, "experts.dsl", SRC, sizeof SRC - 1, &(FeOptions){NULL, NULL, 0});
+    PassPipeline pp;
+    PassRunOptions ro = {.tune = tu_tune()};
+    assert_true(g && pass_pipeline_parse(a, d, "shape-infer,fp8-quant,fuse", &pp) && pass_pipeline_run(&pp, g, &ro, d));
+    assert_true(generated_has(g, false, "a block-wide exclusive scan, 1 buckets a thread"));
+    setenv("DSCC_EXPERT_SCAN", "65", 1);
+    assert_null(cg_generate(a, d, g, &(CgGenOptions){.tune = tu_tune()}));
+    unsetenv("DSCC_EXPERT_SCAN");
+    assert_false(generated_has(g, false, "a block-wide exclusive scan"));
+    arena_free(a);
+}
+
 static void test_env(void **state) {
     (void)state;
     Arena *a = arena_new();
@@ -593,7 +624,7 @@ int main(int argc, char **argv) {
                                        cmocka_unit_test(test_tma), cmocka_unit_test(test_tma_f32), cmocka_unit_test(test_tma2),
                                        cmocka_unit_test(test_tma2_f32), cmocka_unit_test(test_tma2_decode), cmocka_unit_test(test_tma3),
                                        cmocka_unit_test(test_tma3_dyn), cmocka_unit_test(test_tma3_wide),
-                                       cmocka_unit_test(test_tma3_decode_f32), cmocka_unit_test(test_env)};
+                                       cmocka_unit_test(test_tma3_decode_f32), cmocka_unit_test(test_env), cmocka_unit_test(test_scan)};
     if (argc > 1) cmocka_set_test_filter(argv[1]); /* one test (a glob) while iterating: test_gpu_expert 'test_tma2*' */
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

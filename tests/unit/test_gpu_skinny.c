@@ -339,6 +339,8 @@ static void test_pipe_split(void **state) {
  * is the DSL after the dims (x's K_in values a row, w [N, K]); at each (B, S) of rows: the fp8_linear's error on the
  * codes and scales the GPU stored (CTA 0 stores them), the codes' and scales' against the CPU's from the same inputs
  * (which rounds x to bf16 before its act_scale, as the row kernel does not: ~1e-2 either way), and which kernels ran. */
+static const char *fold_passes = "shape-infer,fold-constants,dce,fp8-quant,cse,dce,fuse"; /* check_fold's pipeline */
+
 static void check_fold(const char *what, const char *body, int64_t N, int64_t K, int64_t K_in, const int64_t (*rows)[2], int nrows) {
     Arena *a = arena_new();
     DiagEngine *d = diag_new(a, stderr);
@@ -348,7 +350,7 @@ static void check_fold(const char *what, const char *body, int64_t N, int64_t K,
     assert_non_null(g);
     PassPipeline pp;
     PassRunOptions ro = {.tune = tu_tune()};
-    assert_true(pass_pipeline_parse(a, d, "shape-infer,fold-constants,dce,fp8-quant,cse,dce,fuse", &pp) && pass_pipeline_run(&pp, g, &ro, d));
+    assert_true(pass_pipeline_parse(a, d, fold_passes, &pp) && pass_pipeline_run(&pp, g, &ro, d));
     uint64_t seed = tu_test_seed() + (uint64_t)(N * 131 + K);
     CpuWeightSource ws = cpu_random_weights(&seed);
     GpuOptions go = {.tune = tu_tune(), .max_batch = 2, .max_seq = 32, .max_ctx = 32, .keep_all = true, .no_blas = true};
@@ -425,6 +427,52 @@ static void test_fold(void **state) {
     setenv("DSCC_SKINNY_PSPLIT", "1", 1);
     check_fold("rmsnorm split", "output y = silu(linear(rmsnorm(x, g, eps=1e-6), w));\n", 200, 2960, 2960, FOLD_ROWS, 4);
     unsetenv("DSCC_SKINNY_PSPLIT");
+    unsetenv("DSCC_SKINNY");
+    unsetenv("DSCC_SKINNY_FOLD");
+}
+
+/* o_proj's case: the folded linear's x is the output t of another kernel (a BF16 linear here, the einsum in V3) whose
+ * last reader in the graph is the row group, under a memory plan. The plan frees t after the row group and, left to
+ * itself, puts the linear's output y over t's bytes (x's 8 KB, free by then, are too few for y; checked below
+ * without the switch), which the fold, reading t,
+ * cannot allow: with DSCC_SKINNY_FOLD=1 the plan keeps t alive until the linear (cg_fold_reads), so the linear folds
+ * at M <= 4 and y's bytes stay clear of t's. */
+static const char FOLD_PLAN_BODY[] = "weight v: bf16[1040, 64] = \"v\";\nlet t = linear(x, v);\noutput y = silu(linear(t, w));\n";
+#define FOLD_PLAN_PASSES "shape-infer,fold-constants,dce,fp8-quant{exclude=v},cse,dce,fuse,plan-memory{batch=2,seq=32,ctx=32}"
+
+/* Whether the plan puts the fp8_linear's output over the BF16 linear's t (FOLD_PLAN_BODY). */
+static bool fold_plan_overlaps(void) {
+    Arena *a = arena_new();
+    DiagEngine *d = diag_new(a, stderr);
+    char *src = arena_printf(a, "dim B, S;\ninput x: bf16[B, S, 64];\nweight g: bf16[1040] = \"g\";\nweight w: bf16[1040, 1040] = \"w\";\n%s",
+                             FOLD_PLAN_BODY);
+    IrGraph *g = fe_compile_string(a, d, "fold_plan.dsl", src, strlen(src), &(FeOptions){NULL, NULL, 0});
+    assert_non_null(g);
+    PassPipeline pp;
+    PassRunOptions ro = {.tune = tu_tune()};
+    assert_true(pass_pipeline_parse(a, d, FOLD_PLAN_PASSES, &pp) && pass_pipeline_run(&pp, g, &ro, d));
+    const IrNode *t = NULL, *y = NULL;
+    for (int i = 0; i < g->nnodes; i++) {
+        if (g->nodes[i]->op == IR_OP_LINEAR) t = g->nodes[i];
+        if (g->nodes[i]->op == IR_OP_FP8_LINEAR) y = g->nodes[i];
+    }
+    assert_true(t && y && t->mem >= 0 && y->mem >= 0);
+    int64_t tb, yb;
+    assert_true(ir_value_bytes(t, g->mem_dims, &tb) && ir_value_bytes(y, g->mem_dims, &yb));
+    const bool over = t->mem < y->mem + yb && y->mem < t->mem + tb;
+    arena_free(a);
+    return over;
+}
+
+static void test_fold_plan(void **state) {
+    (void)state;
+    setenv("DSCC_SKINNY", "pipe=1,grid=6", 1);
+    assert_true(fold_plan_overlaps()); /* the switch off: y over t (what kept o_proj from folding) */
+    setenv("DSCC_SKINNY_FOLD", "1", 1);
+    assert_false(fold_plan_overlaps());
+    fold_passes = FOLD_PLAN_PASSES;
+    check_fold("after a kernel, planned", FOLD_PLAN_BODY, 1040, 1040, 64, FOLD_ROWS, 4);
+    fold_passes = "shape-infer,fold-constants,dce,fp8-quant,cse,dce,fuse";
     unsetenv("DSCC_SKINNY");
     unsetenv("DSCC_SKINNY_FOLD");
 }
@@ -695,7 +743,7 @@ int main(void) {
                                        cmocka_unit_test(test_v2_persistent), cmocka_unit_test(test_v2_off),      cmocka_unit_test(test_v2_env),
                                        cmocka_unit_test(test_bad_v2),        cmocka_unit_test(test_bf16),         cmocka_unit_test(test_bf16_v1), cmocka_unit_test(test_bf16_narrow_v2),
                                        cmocka_unit_test(test_max16),         cmocka_unit_test(test_pipe_grid), cmocka_unit_test(test_pipe_pf),
-                                       cmocka_unit_test(test_pipe_split), cmocka_unit_test(test_pipe_split_v3), cmocka_unit_test(test_fold),
+                                       cmocka_unit_test(test_pipe_split), cmocka_unit_test(test_pipe_split_v3), cmocka_unit_test(test_fold), cmocka_unit_test(test_fold_plan),
                                        cmocka_unit_test(test_bulk), cmocka_unit_test(test_bulk_copy)};
     const char *only = getenv("DSCC_TEST_FILTER"); /* e.g. '*bulk*': run the matching tests alone */
     if (only && *only) cmocka_set_test_filter(only);
