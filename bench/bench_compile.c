@@ -14,6 +14,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "bench/bench_tune.h"
 #include "frontend/frontend.h"
 #include "passes/passes.h"
 
@@ -68,7 +69,7 @@ int main(int argc, char **argv) {
     double passes = 0;
     for (int i = 0; i < pp.n; i++) {
         PassPipeline one = {1, {pp.steps[i]}};
-        PassRunOptions ro = {0};
+        PassRunOptions ro = {.tune = bench_tune()};
         double ts = now();
         if (!pass_pipeline_run(&one, g, &ro, d)) goto done;
         double dt = now() - ts;

@@ -42,6 +42,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "bench/bench_tune.h"
 #include "bench/bench_util.h"
 #include "codegen/codegen.h"
 #include "codegen/gen.h"
@@ -177,7 +178,7 @@ static bool time_path(const IrGraph *g, const Shape *sh, int path, const int64_t
     setenv("DSCC_GEMM_SKINNY", path == TILE ? "0" : "1", 1);
     setenv("DSCC_GEMM_TMA", path == TMA ? "all" : "0", 1);
     /* keep_all: every value keeps its place, so the kernel timed alone reads what it read in the run */
-    GpuOptions go = {.max_batch = 1, .max_seq = Mmax, .max_ctx = Mmax, .keep_all = true, .no_blas = path != CUBLASLT};
+    GpuOptions go = {.tune = bench_tune(), .max_batch = 1, .max_seq = Mmax, .max_ctx = Mmax, .keep_all = true, .no_blas = path != CUBLASLT};
     if (path == TMA && Mmax <= CG_SKINNY_M) return true;
     GpuExec *x = gpu_exec_new(g, ws, &go, d);
     if (!x) return false;
@@ -218,7 +219,7 @@ static IrGraph *shape_graph(Arena *a, DiagEngine *d, const Shape *sh) {
                              (long long)sh->k, (long long)sh->n, (long long)sh->k);
     IrGraph *g = fe_compile_string(a, d, "bench_gemm.dsl", src, strlen(src), &(FeOptions){NULL, NULL, 0});
     PassPipeline pp;
-    PassRunOptions ro = {0};
+    PassRunOptions ro = {.tune = bench_tune()};
     if (!g || ir_verify(g, d) || !pass_pipeline_parse(a, d, pass_preset(a, "kernels", &(PassPreset){.fp8 = true}), &pp) ||
         !pass_pipeline_run(&pp, g, &ro, d))
         return NULL;
@@ -356,7 +357,7 @@ static bool sweep_variant(const IrGraph *g, const Shape *sh, const char *var, co
     setenv("DSCC_GEMM_TMA", "0", 1);
     if (*var) setenv("DSCC_SKINNY", var, 1);
     else unsetenv("DSCC_SKINNY");
-    GpuOptions go = {.max_batch = 1, .max_seq = ms_list[nm - 1], .max_ctx = ms_list[nm - 1], .keep_all = true, .no_blas = true};
+    GpuOptions go = {.tune = bench_tune(), .max_batch = 1, .max_seq = ms_list[nm - 1], .max_ctx = ms_list[nm - 1], .keep_all = true, .no_blas = true};
     GpuExec *x = gpu_exec_new(g, ws, &go, d);
     unsetenv("DSCC_SKINNY");
     if (!x) return false;

@@ -29,6 +29,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "bench/bench_tune.h"
 #include "bench/bench_util.h"
 #include "cpu/cpu.h"
 #include "frontend/frontend.h"
@@ -93,7 +94,7 @@ static void attention_time(const IrGraph *g, GpuExec *x, double *ms, double *byt
 /* plan-memory at an executor's capacity: the runtime takes the pass's offsets. */
 static bool plan_memory(Arena *a, DiagEngine *d, IrGraph *g, int64_t B, int64_t S, int64_t ctx) {
     PassPipeline pp;
-    PassRunOptions ro = {0};
+    PassRunOptions ro = {.tune = bench_tune()};
     const char *p = arena_printf(a, "plan-memory{batch=%lld,seq=%lld,ctx=%lld}", (long long)B, (long long)S, (long long)ctx);
     return pass_pipeline_parse(a, d, p, &pp) && pass_pipeline_run(&pp, g, &ro, d);
 }
@@ -322,7 +323,7 @@ static IrGraph *bench_graph(Arena *a, DiagEngine *d, BenchArgs *o) {
     FeOptions fo = {o->config, o->sets, o->nsets};
     IrGraph *g = fe_compile_file(a, d, DSCC_SOURCE_DIR "/models/deepseek_v3.dsl", &fo);
     PassPipeline pp;
-    PassRunOptions ro = {0};
+    PassRunOptions ro = {.tune = bench_tune()};
     if (!g || ir_verify(g, d) ||
         !pass_pipeline_parse(a, d, pass_preset(a, "kernels", &(PassPreset){.fp8 = true}), &pp) ||
         !pass_pipeline_run(&pp, g, &ro, d))
@@ -496,7 +497,7 @@ int main(int argc, char **argv) {
     uint64_t seed = 1, rng = 7;
     CpuWeightSource ws = cpu_random_weights(&seed);
     /* two executors, one after the other: capacities 1 x prefill, then 128 x 16 (+ decode steps) */
-    GpuOptions go = {.max_batch = 1, .max_seq = o.prefill, .max_ctx = o.prefill + 4, .profile = true};
+    GpuOptions go = {.tune = bench_tune(), .max_batch = 1, .max_seq = o.prefill, .max_ctx = o.prefill + 4, .profile = true};
     double t = now();
     if (!plan_memory(a, d, g, go.max_batch, go.max_seq, go.max_ctx)) return 1;
     GpuExec *x = gpu_exec_new(g, &ws, &go, d);
@@ -512,7 +513,7 @@ int main(int argc, char **argv) {
     if (!bench_prefill(g, x, &o, &rng, d)) return 1;
     gpu_exec_free(x);
     /* room for the long-context case of bench_decode */
-    GpuOptions gd = {.max_batch = o.batches[2], .max_seq = 16, .max_ctx = o.long_ctx + 4, .profile = true};
+    GpuOptions gd = {.tune = bench_tune(), .max_batch = o.batches[2], .max_seq = 16, .max_ctx = o.long_ctx + 4, .profile = true};
     if (!plan_memory(a, d, g, gd.max_batch, gd.max_seq, gd.max_ctx) || !(x = gpu_exec_new(g, &ws, &gd, d))) return 1;
     if (!bench_decode(g, x, &o, &rng, d)) return 1;
     gpu_exec_free(x);

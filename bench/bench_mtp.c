@@ -24,6 +24,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "bench/bench_tune.h"
 #include "cpu/cpu.h"
 #include "frontend/frontend.h"
 #include "passes/passes.h"
@@ -50,7 +51,7 @@ static IrGraph *compile(Arena *a, DiagEngine *d, const char *config, int layers,
     FeOptions fo = {config, sets, 4};
     IrGraph *g = fe_compile_file(a, d, DSCC_SOURCE_DIR "/models/deepseek_v3.dsl", &fo);
     PassPipeline pp;
-    PassRunOptions ro = {0};
+    PassRunOptions ro = {.tune = bench_tune()};
     if (!g || ir_verify(g, d) || !pass_pipeline_parse(a, d, pass_preset(a, "kernels", &(PassPreset){.fp8 = true}), &pp) ||
         !pass_pipeline_run(&pp, g, &ro, d))
         return NULL;
@@ -193,7 +194,7 @@ int main(int argc, char **argv) {
     uint64_t seed = 1;
     CpuWeightSource ws = cpu_random_weights(&seed);
     int64_t S = o.chunk > o.k + 1 ? o.chunk : o.k + 1;
-    GpuOptions go = {.max_batch = o.batches[1], .max_seq = S, .max_ctx = o.ctx + o.k + 2, .graphs = true};
+    GpuOptions go = {.tune = bench_tune(), .max_batch = o.batches[1], .max_seq = S, .max_ctx = o.ctx + o.k + 2, .graphs = true};
     GpuExec *vx = gpu_exec_new(vg, &ws, &go, d), *dx = vx ? gpu_exec_new(dg, &ws, &go, d) : NULL;
     if (!dx) return 1;
     printf("%s: %s, main model %d layers (%d dense) + MTP layer, FP8, context %lld, best of %d\n\n"

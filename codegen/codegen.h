@@ -7,7 +7,7 @@
  * source, the options, the architecture and the NVRTC version, written by
  * atomic rename so concurrent compilers never see half a file; each entry
  * carries its key, length and XXH64, checked before it is served. Generating
- * CUDA from the IR is not part of this layer (and not yet in dscc). */
+ * the CUDA from the IR is gen.h's (cg_generate); this layer compiles it. */
 #ifndef DSCC_CODEGEN_H
 #define DSCC_CODEGEN_H
 

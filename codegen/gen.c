@@ -1096,18 +1096,19 @@ static void plan_storage(Gen *G, bool wide, Storage *st) {
     *st = (Storage){dtype, unread, stored, grp, tmpl, chain, epi, kblock_scales(a, g, stored, dtype), ngroups};
 }
 
+static const DsccTune tune_unset; /* no tuning given: every switch at its default */
+
 bool *cg_stored_values(Arena *a, const IrGraph *g, const CgGenOptions *o, IrDType **dtype) {
-    Gen G = {.a = a, .g = g};
+    Gen G = {.a = a, .g = g, .tune = o && o->tune ? o->tune : &tune_unset};
     Storage st;
     plan_storage(&G, o && o->f32_storage, &st);
     *dtype = st.dtype;
     return st.stored;
 }
 
-/* *on: whether the switch `name` of a form on by default is on (set to 0: off; unset, empty or 1: on); false,
- * with an error naming it, on any other value. */
-static bool env_on(DiagEngine *d, const char *name, bool *on) {
-    const char *e = getenv(name);
+/* *on: whether the switch `name` (its text e, DsccTune's) of a form on by default is on (set to 0: off; unset, empty
+ * or 1: on); false, with an error naming it, on any other value. */
+static bool env_on(DiagEngine *d, const char *name, const char *e, bool *on) {
     if (e && *e && strcmp(e, "0") && strcmp(e, "1")) {
         diag_error(d, (SrcLoc){0}, "%s is '%s': expected 0 or 1", name, e);
         return false;
@@ -1119,9 +1120,9 @@ static bool env_on(DiagEngine *d, const char *name, bool *on) {
 CgProgram *cg_generate(Arena *a, DiagEngine *d, const IrGraph *g, const CgGenOptions *o) {
     int nn = g->nnodes;
     bool wide = o && o->f32_storage;
-    Gen G = {.a = a, .d = d, .g = g};
+    Gen G = {.a = a, .d = d, .g = g, .tune = o && o->tune ? o->tune : &tune_unset};
     CgTile tile = o ? o->tile : CG_TILE_DEFAULT;
-    const char *env = getenv("DSCC_GEMM_TILE");
+    const char *env = G.tune->gemm_tile;
     if (tile == CG_TILE_DEFAULT && env && *env) {
         if (strcmp(env, "wgmma") && strcmp(env, "mma")) {
             diag_error(d, (SrcLoc){0}, "DSCC_GEMM_TILE is '%s': expected 'wgmma' or 'mma'", env);
@@ -1130,13 +1131,15 @@ CgProgram *cg_generate(Arena *a, DiagEngine *d, const IrGraph *g, const CgGenOpt
         tile = strcmp(env, "wgmma") == 0 ? CG_TILE_WGMMA : CG_TILE_MMA_SYNC;
     }
     G.wgmma = tile == CG_TILE_WGMMA || (tile == CG_TILE_DEFAULT && !wide);
-    if (!env_on(d, "DSCC_GEMM_SKINNY", &G.skinny) || !env_on(d, "DSCC_ROWS_WIDE", &G.rows_wide) ||
-        !env_on(d, "DSCC_ROWS_PREFILL", &G.rows_prefill) || !env_on(d, "DSCC_ROWS_UPSTREAM", &G.rows_upstream) ||
-        !env_on(d, "DSCC_ROWS_GATHER", &G.rows_gather) || !env_on(d, "DSCC_ELEM_VEC", &G.elem_vec))
+    const DsccTune *t = G.tune;
+    if (!env_on(d, "DSCC_GEMM_SKINNY", t->gemm_skinny, &G.skinny) || !env_on(d, "DSCC_ROWS_WIDE", t->rows_wide, &G.rows_wide) ||
+        !env_on(d, "DSCC_ROWS_PREFILL", t->rows_prefill, &G.rows_prefill) ||
+        !env_on(d, "DSCC_ROWS_UPSTREAM", t->rows_upstream, &G.rows_upstream) ||
+        !env_on(d, "DSCC_ROWS_GATHER", t->rows_gather, &G.rows_gather) || !env_on(d, "DSCC_ELEM_VEC", t->elem_vec, &G.elem_vec))
         return NULL;
     G.skinny = G.skinny && !(o && o->no_skinny);
-    if (cg_pdl_early() < 0) {
-        diag_error(d, (SrcLoc){0}, "DSCC_PDL_EARLY is '%s': expected 0 or 1", getenv("DSCC_PDL_EARLY"));
+    if (cg_pdl_early(t) < 0) {
+        diag_error(d, (SrcLoc){0}, "DSCC_PDL_EARLY is '%s': expected 0 or 1", t->pdl_early);
         return NULL;
     }
     Storage st;
@@ -1239,7 +1242,7 @@ CgProgram *cg_generate(Arena *a, DiagEngine *d, const IrGraph *g, const CgGenOpt
             k->module = p->nmodules;
             raw[p->nmodules] = body;
             first_of[p->nmodules] = p->nkernels - 1;
-            p->modules[p->nmodules++] = (CgSource){k->name, cg_pdl_prologue(a, body), k->loc};
+            p->modules[p->nmodules++] = (CgSource){k->name, cg_pdl_prologue(a, body, G.tune), k->loc};
             for (int ph = 0; ph < G.nphases; ph++) G.phases[ph].pdl = cg_kernel_waits(p->modules[k->module].source, G.phases[ph].fn);
         } else { /* the same source: the same entries */
             const CgKernel *k0 = &p->kernels[first_of[k->module]];

@@ -273,6 +273,9 @@ typedef struct {
     /* Never the skinny-M form of an FP8 linear (also DSCC_GEMM_SKINNY=0):
      * the tile at every M, for comparing the two. */
     bool no_skinny;
+    /* The DSCC_* switches (support/tune.def), read once by the caller's
+     * main (tune_read_env); NULL: every switch unset (the defaults). */
+    const DsccTune *tune;
 } CgGenOptions;
 
 /* Items of phase f (what the launch covers) for the dims of a step; 0: not launched. */

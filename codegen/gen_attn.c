@@ -300,7 +300,7 @@ bool cg_attention_q_concat(const Gen *G, const IrNode *n) {
 #define MLA_FUSE_MAX 4
 #define MLA_SMEM (3 * 73728 + 1024 + 256) /* q, two stages of 64 keys (P in each one's rope columns); 1 KB to align the swizzle; the mbarriers */
 static bool mla_decode_shape(const Gen *G, const IrNode *n) {
-    const char *env = getenv("DSCC_MLA_DECODE"); /* 0: the mma.sync form for every step (checked in cg_attention) */
+    const char *env = G->tune->mla_decode; /* 0: the mma.sync form for every step (checked in cg_attention) */
     if (env && strcmp(env, "0") == 0) return false;
     const IrNode *q = n->ops[0], *v = n->ops[2];
     IrDType od = G->dtype[n->id];
@@ -321,10 +321,10 @@ static void mla_decode(Gen *G, const IrNode *n, int sq, int sq1, int64_t qd0, in
     int64_t Hq = q->type.dims[2].coeff;
     Arena *a = G->a;
     const char *bf = G->dtype[n->id] == IR_DT_BF16 ? "1" : "0";
-    const char *v3 = getenv("DSCC_MLA_V3"), *pf = getenv("DSCC_MLA_PREFETCH"), *lean = getenv("DSCC_MLA_LEAN"),
-               *lazy = getenv("DSCC_MLA_LAZY"), *fuse = getenv("DSCC_MLA_FUSE"), *preg = getenv("DSCC_MLA_PREG"); /* checked in cg_attention */
-    const char *fmax = getenv("DSCC_MLA_FUSE_MAX"), *tma = getenv("DSCC_MLA_TMA"), *qreg = getenv("DSCC_MLA_QREG");
-    const char *pbf = getenv("DSCC_MLA_PART_BF16"); /* 1: the splits' parts as bf16 (opt-in, checked in cg_attention) */
+    const char *v3 = G->tune->mla_v3, *pf = G->tune->mla_prefetch, *lean = G->tune->mla_lean,
+               *lazy = G->tune->mla_lazy, *fuse = G->tune->mla_fuse, *preg = G->tune->mla_preg; /* checked in cg_attention */
+    const char *fmax = G->tune->mla_fuse_max, *tma = G->tune->mla_tma, *qreg = G->tune->mla_qreg;
+    const char *pbf = G->tune->mla_part_bf16; /* 1: the splits' parts as bf16 (opt-in, checked in cg_attention) */
     const char *pb = pbf && strcmp(pbf, "1") == 0 ? "1" : "0";
     /* The keys by TMA (the default since an H100 and an H200 timed it faster with every GPU test passing; DSCC_MLA_TMA=0:
      * cp.async; checked in cg_attention: =1 needs MLA_V3 1, 3 or 4, and unset it applies there): a KV cache's whole
@@ -341,7 +341,7 @@ static void mla_decode(Gen *G, const IrNode *n, int sq, int sq1, int64_t qd0, in
     /* DSCC_MLA_MC=1 (opt-in until timed, checked in cg_attention: with DSCC_MLA_TMA=1 on the chunk ring): a batch row's two
      * row tiles as a cluster of 2 CTAs whose producers multicast the boxes of keys into both (MLA_MC); where the tiles
      * do not pair within a batch row (heads no multiple of 128) or the keys are no KV cache (no map), each CTA alone */
-    const char *mce = getenv("DSCC_MLA_MC");
+    const char *mce = G->tune->mla_mc;
     bool mc = mce && strcmp(mce, "1") == 0 && tm && !noprod && !fused && Hq % 128 == 0;
     int kfuse = fused ? (fmax && *fmax ? atoi(fmax) : MLA_FUSE_MAX) : 1; /* splits the decode kernel merges itself, at most */
     CgDefine d[] = {{"MLA_IN_MODULE", "1"},
@@ -508,7 +508,7 @@ static bool attn_part_ok(const AttnPart *p, const IrNode *n) {
  * stored (always with DSCC_ATTN_INPLACE=0: k, v and their parts stored as
  * before, for comparison). */
 static bool attn_part_of(const Gen *G, const IrNode *x, const IrNode *n, AttnPart *p) {
-    const char *env = getenv("DSCC_ATTN_INPLACE");
+    const char *env = G->tune->attn_inplace;
     if (!(env && strcmp(env, "0") == 0) && attn_part(G, x, p) && attn_part_ok(p, n)) return true;
     const IrType *t = &x->type;
     *p = (AttnPart){x, t->dims[2].coeff, t->dims[2].coeff * t->dims[3].coeff, t->dims[3].coeff, 0, t->dims[3].coeff, 0, {0}};
@@ -521,7 +521,7 @@ static bool attn_kv_parts(const Gen *G, const IrNode *n, AttnPart kp[2], int *nk
     const IrNode *k = n->ops[1];
     int64_t ax = ir_node_attr_int(k, "axis", -1);
     *nk = 1;
-    const char *env = getenv("DSCC_ATTN_INPLACE");
+    const char *env = G->tune->attn_inplace;
     if (!(env && strcmp(env, "0") == 0) && k->op == IR_OP_CONCAT && k->nops == 2 && (ax == -1 || ax == 3) && k != n->ops[0] && k != n->ops[2] &&
         attn_part_of(G, k->ops[0], n, &kp[0]) && attn_part_of(G, k->ops[1], n, &kp[1]))
         *nk = 2;
@@ -542,7 +542,7 @@ static bool attn_kv_parts(const Gen *G, const IrNode *n, AttnPart kp[2], int *nk
 /* Its shapes and k's and v's dtypes (q's: attention_prefill_shape, or
  * its two parts when it is a concat read in place, cg_attention_q_concat). */
 static bool attention_prefill_dims(const Gen *G, const IrNode *n) {
-    const char *env = getenv("DSCC_ATTN_PREFILL");
+    const char *env = G->tune->attn_prefill;
     if (env && strcmp(env, "0") == 0) return false;
     const IrNode *q = n->ops[0], *k = n->ops[1], *v = n->ops[2];
     if (q->type.rank != 4 || k->type.rank != 4 || v->type.rank != 4 || cg_attention_v_in_k(G, n)) return false;
@@ -580,7 +580,7 @@ static void attn_part_defines(Gen *G, const AttnPart *p, const char *pre, CgDefi
  * ping-pong, 2 the wgmma form without it. */
 #define ATTN_WGMMA_SMEM(Dk, Dv) (1024 + 2 * (((Dk) + 63) / 64) * 8192 + 2 * (((Dk) + 63) / 64 + ((Dv) + 63) / 64) * 128 * 128 + 64)
 static const char *attention_prefill_wgmma(const Gen *G, int64_t Dk, int64_t Dv) {
-    const char *env = getenv("DSCC_ATTN_WGMMA");
+    const char *env = G->tune->attn_wgmma;
     if (!G->wgmma || (env && strcmp(env, "0") == 0) || Dk > 192 || ATTN_WGMMA_SMEM(Dk, Dv) > 227 * 1024) return NULL;
     return env && strcmp(env, "2") == 0 ? "0" : "1";
 }
@@ -661,57 +661,57 @@ int cg_attention_sources(const Gen *G, const IrNode *n, const IrNode **out) {
 
 bool cg_attention(Gen *G, const IrNode *n) {
     const IrNode *q = n->ops[0], *k = n->ops[1], *v = n->ops[2];
-    const char *env = getenv("DSCC_MLA_DECODE");
+    const char *env = G->tune->mla_decode;
     if (env && *env && strcmp(env, "0") && strcmp(env, "1")) {
         G->why = "DSCC_MLA_DECODE must be 0 (MLA's wgmma decode kernel off) or 1 (on where it applies)";
         return false;
     }
-    const char *v3 = getenv("DSCC_MLA_V3");
+    const char *v3 = G->tune->mla_v3;
     if (v3 && *v3 && strcmp(v3, "0") && strcmp(v3, "1") && strcmp(v3, "2") && strcmp(v3, "3") && strcmp(v3, "4")) {
         G->why = "DSCC_MLA_V3 must be 0 (MLA's decode kernel waits for each stage whole), 1 (chunk by chunk), 2 (the seesaw schedule), "
                  "3 (chunk by chunk, no producer warpgroup: warpgroup 1 loads) or 4 (the seesaw, no producer warpgroup)";
         return false;
     }
-    const char *pf = getenv("DSCC_MLA_PREFETCH");
+    const char *pf = G->tune->mla_prefetch;
     if (pf && *pf && (strlen(pf) != 1 || *pf < '0' || *pf > '8')) {
         G->why = "DSCC_MLA_PREFETCH must be 0 to 8 (blocks of keys MLA's decode kernel prefetches into L2 ahead; 0: none)";
         return false;
     }
-    const char *lean = getenv("DSCC_MLA_LEAN");
+    const char *lean = G->tune->mla_lean;
     if (lean && *lean && (strlen(lean) != 1 || *lean < '0' || *lean > '6')) {
         G->why = "DSCC_MLA_LEAN must be 0 to 6 (MLA's decode kernel: 1 the producer's copies at fixed offsets, 2 and S's descriptors, "
                  "3 and no mask on whole blocks, 4 and the next S issued before P V is waited for, 5 and ex2.approx.ftz on whole "
                  "blocks, 6 and the scale folded into P's exponent; 0: none)";
         return false;
     }
-    const char *preg = getenv("DSCC_MLA_PREG");
+    const char *preg = G->tune->mla_preg;
     if (preg && *preg && strcmp(preg, "0") && strcmp(preg, "1")) {
         G->why = "DSCC_MLA_PREG must be 0 (MLA's decode kernel reads P from shared memory in both warpgroups) or 1 (warpgroup 0 from registers)";
         return false;
     }
-    const char *fuse = getenv("DSCC_MLA_FUSE");
+    const char *fuse = G->tune->mla_fuse;
     if (fuse && *fuse && strcmp(fuse, "0") && strcmp(fuse, "1")) {
         G->why = "DSCC_MLA_FUSE must be 0 (MLA's decode splits merged by a combine kernel, the default) or 1 (by the last block of each "
                  "query tile)";
         return false;
     }
-    const char *fmax = getenv("DSCC_MLA_FUSE_MAX");
+    const char *fmax = G->tune->mla_fuse_max;
     if (fmax && *fmax && (strspn(fmax, "0123456789") != strlen(fmax) || strlen(fmax) > 2 || atoi(fmax) < 2 || atoi(fmax) > 64)) {
         G->why = "DSCC_MLA_FUSE_MAX must be 2 to 64 (the most splits MLA's decode kernel merges itself; the combine kernel above)";
         return false;
     }
-    const char *lazy = getenv("DSCC_MLA_LAZY");
+    const char *lazy = G->tune->mla_lazy;
     if (lazy && *lazy && strcmp(lazy, "0") && strcmp(lazy, "1")) {
         G->why = "DSCC_MLA_LAZY must be 0 (MLA's decode kernel rescales O whenever a row's max grows) or 1 (only when it grows by more than 2^8)";
         return false;
     }
-    const char *tma = getenv("DSCC_MLA_TMA");
+    const char *tma = G->tune->mla_tma;
     if (tma && *tma && strcmp(tma, "0") && strcmp(tma, "1")) {
         G->why = "DSCC_MLA_TMA must be 0 (MLA's decode kernel copies its keys by cp.async) or 1 (the whole blocks of a KV cache by "
                  "TMA, the default)";
         return false;
     }
-    const char *qreg = getenv("DSCC_MLA_QREG");
+    const char *qreg = G->tune->mla_qreg;
     if (qreg && *qreg && strcmp(qreg, "0") && strcmp(qreg, "1") && strcmp(qreg, "2")) {
         G->why = "DSCC_MLA_QREG must be 0 (MLA's decode kernel reads all of q from shared memory, the default), 1 or 2 (q's last "
                  "chunks of 64 columns from warpgroup 0's registers)";
@@ -723,7 +723,7 @@ bool cg_attention(Gen *G, const IrNode *n) {
                  "DSCC_MLA_PREG=1";
         return false;
     }
-    const char *pbf = getenv("DSCC_MLA_PART_BF16");
+    const char *pbf = G->tune->mla_part_bf16;
     if (pbf && *pbf && strcmp(pbf, "0") && strcmp(pbf, "1")) {
         G->why = "DSCC_MLA_PART_BF16 must be 0 (MLA's decode splits leave f32 parts for the combine, the default) or 1 (bf16 parts)";
         return false;
@@ -732,7 +732,7 @@ bool cg_attention(Gen *G, const IrNode *n) {
         G->why = "DSCC_MLA_PART_BF16=1 is the combine kernel's layout, not DSCC_MLA_FUSE=1's (its merge reads f32 parts)";
         return false;
     }
-    const char *mc = getenv("DSCC_MLA_MC");
+    const char *mc = G->tune->mla_mc;
     if (mc && *mc && strcmp(mc, "0") && strcmp(mc, "1")) {
         G->why = "DSCC_MLA_MC must be 0 (each of MLA's decode blocks loads its own keys, the default) or 1 (a batch row's two row "
                  "tiles in a cluster, the keys multicast)";
@@ -753,12 +753,12 @@ bool cg_attention(Gen *G, const IrNode *n) {
         G->why = "attention head dims must be constant and at most 1024";
         return false;
     }
-    const char *pe = getenv("DSCC_ATTN_PREFILL");
+    const char *pe = G->tune->attn_prefill;
     if (pe && *pe && strcmp(pe, "0") && strcmp(pe, "1")) {
         G->why = "DSCC_ATTN_PREFILL must be 0 (the prefill attention kernel off) or 1 (on where it applies)";
         return false;
     }
-    const char *pw = getenv("DSCC_ATTN_WGMMA");
+    const char *pw = G->tune->attn_wgmma;
     if (pw && *pw && strcmp(pw, "0") && strcmp(pw, "1") && strcmp(pw, "2")) {
         G->why = "DSCC_ATTN_WGMMA must be 0 (the prefill attention on mma.sync), 1 (on wgmma, the default) or 2 (on wgmma without the ping-pong)";
         return false;

@@ -28,7 +28,7 @@
 /* The most rows of the decode forms: DSCC_EINSUM_ROWS (0: none, the tile at every row count; 1..128), else
  * CG_EINSUM_ROWS; -1 with G->why on a malformed value. */
 static int einsum_rows(Gen *G) {
-    const char *e = getenv("DSCC_EINSUM_ROWS");
+    const char *e = G->tune->einsum_rows;
     if (!e || !*e) return CG_EINSUM_ROWS;
     char *end = NULL;
     long v = strtol(e, &end, 10);
@@ -43,7 +43,7 @@ static int einsum_rows(Gen *G) {
 /* DSCC_EINSUM_PRE: 1 the decode form loads w before its DSCC_PDL_WAIT() where w is a value of weights alone
  * (einsum_pre), 0 (unset: opt-in until timed on a GPU) after it; -1 with G->why on a malformed value. */
 static int einsum_pre_env(Gen *G) {
-    const char *e = getenv("DSCC_EINSUM_PRE");
+    const char *e = G->tune->einsum_pre;
     if (!e || !*e) return 0;
     if (strcmp(e, "0") && strcmp(e, "1")) {
         G->why = arena_printf(G->a, "DSCC_EINSUM_PRE is '%s': expected 0 or 1", e);
@@ -80,7 +80,7 @@ static void einsum_heads_rows(Gen *G, int lo, int mrows, IrDim M, int64_t H, int
                     {"EH_W", arena_printf(a, "((const unsigned short *)a.t[%d])", sw)},
                     {"EH_STORE(i, v)", arena_printf(a, "S%d(a, (i), (v))", sy)},
                     {"EH_PRE", pre ? "1" : "0"},
-                    {"EH_EARLY", cg_pdl_early() == 1 ? "1" : "0"}};
+                    {"EH_EARLY", cg_pdl_early(G->tune) == 1 ? "1" : "0"}};
     sb_printf(&G->decl, "// the per-head products at %sM <= %d: %lld blocks of %lld rows of one head's w, each weight row read once by 8 lanes,\n"
                         "// x's rows in shared memory, the sums on the CUDA cores%s\n",
               lo ? arena_printf(a, "%d < ", lo) : "", mrows, (long long)(H * nb), (long long)(32 * r),

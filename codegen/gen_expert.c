@@ -198,15 +198,14 @@ typedef struct {
     int64_t *dst;
 } ExpertKey;
 
-/* The switch DSCC_<name> of a kernel form (read once, at codegen):
+/* The switch `name` of a kernel form, e its text (DsccTune, read once by the main):
  * unset or "": level deflt (0: off); "0": off (*level 0); otherwise
  * comma-separated items, the first of which may be a level 1..maxlevel
  * (without it deflt, or 1 where deflt is 0), the others key=value of
  * keys. A malformed value: false, with G->why naming the variable, its
  * value and `usage`. */
-static bool expert_env(Gen *G, const char *name, int deflt, int maxlevel, const ExpertKey *keys, int nkeys, const char *usage,
-                       int *level) {
-    const char *e = getenv(name);
+static bool expert_env(Gen *G, const char *name, const char *e, int deflt, int maxlevel, const ExpertKey *keys, int nkeys,
+                       const char *usage, int *level) {
     *level = deflt;
     if (!e || !*e) return true;
     *level = 0;
@@ -266,7 +265,7 @@ static bool expert_stream_params(Gen *G, ExpertStream *p) {
     const ExpertKey keys[] = {{"maxr", 1, 1LL << 30, 0, &p->maxr}, {"u", 1, 8, 0, &p->u}, {"minb", 1, 4, 0, &p->minb},
                               {"ring", 0, 1, 0, &p->ring}, {"d", 4, 8, 1u << 4 | 1u << 6 | 1u << 8, &p->d}};
     int level;
-    if (!expert_env(G, "DSCC_EXPERT_V2", 0, 1, keys, (int)(sizeof keys / sizeof keys[0]),
+    if (!expert_env(G, "DSCC_EXPERT_V2", G->tune->expert_v2, 0, 1, keys, (int)(sizeof keys / sizeof keys[0]),
                     "0, 1, or comma-separated maxr=N, u=1..8, minb=1..4, ring=0|1, d=4|6|8", &level))
         return false;
     p->on = level > 0;
@@ -407,9 +406,10 @@ static bool expert_tma_params(Gen *G, ExpertTma *p) {
     static const char usage[] = "0, 1, 2, 3, or comma-separated minr=N (N >= 1), mt=1|2, grid=1..1024, ef=0|1, dyn=0|1 (level 3), kp=1..3 "
                                 "(levels 2, 3), bn=128|256 (levels 2, 3; bn=256 with mt=1, dyn=0, kp=1), f32=0|1 (the TMA form at f32 "
                                 "storage too), epi=0|1 (levels 2, 3 with mt=1, dyn=0, kp=1), after a level 1|2|3 or alone";
-    if (!expert_env(G, "DSCC_EXPERT_TMA", 3, 3, keys, (int)(sizeof keys / sizeof keys[0]), usage, &p->lvl)) return false;
+    if (!expert_env(G, "DSCC_EXPERT_TMA", G->tune->expert_tma, 3, 3, keys, (int)(sizeof keys / sizeof keys[0]), usage, &p->lvl))
+        return false;
     if (p->dyn > 0 && p->lvl != 3) {
-        G->why = arena_printf(G->a, "DSCC_EXPERT_TMA is '%s': dyn=1 needs level 3; expected %s", getenv("DSCC_EXPERT_TMA"), usage);
+        G->why = arena_printf(G->a, "DSCC_EXPERT_TMA is '%s': dyn=1 needs level 3; expected %s", G->tune->expert_tma, usage);
         return false;
     }
     if (p->dyn < 0) p->dyn = p->lvl == 3 && p->mt == 1 ? EXPERT_TMA_DYN : 0;
@@ -417,16 +417,16 @@ static bool expert_tma_params(Gen *G, ExpertTma *p) {
     if (p->bn < 0) p->bn = p->lvl >= 2 && p->mt == 1 && !p->dyn && p->kp == 1 ? EXPERT_TMA_BN : 128;
     if (p->bn != 128 && (p->bn != 256 || p->lvl < 2 || p->mt != 1 || p->dyn > 0 || p->kp > 1)) {
         G->why = arena_printf(G->a, "DSCC_EXPERT_TMA is '%s': bn=%lld needs 128, or 256 at level 2 or 3 with mt=1, dyn=0, kp=1; expected %s",
-                              getenv("DSCC_EXPERT_TMA"), (long long)p->bn, usage);
+                              G->tune->expert_tma, (long long)p->bn, usage);
         return false;
     }
     if (p->epi && (p->lvl < 2 || p->mt != 1 || p->dyn > 0 || p->kp > 1)) {
         G->why = arena_printf(G->a, "DSCC_EXPERT_TMA is '%s': epi=1 needs level 2 or 3 with mt=1, dyn=0, kp=1; expected %s",
-                              getenv("DSCC_EXPERT_TMA"), usage);
+                              G->tune->expert_tma, usage);
         return false;
     }
     if (p->kp > 1 && p->lvl < 2) {
-        G->why = arena_printf(G->a, "DSCC_EXPERT_TMA is '%s': kp=%lld needs level 2 or 3; expected %s", getenv("DSCC_EXPERT_TMA"),
+        G->why = arena_printf(G->a, "DSCC_EXPERT_TMA is '%s': kp=%lld needs level 2 or 3; expected %s", G->tune->expert_tma,
                               (long long)p->kp, usage);
         return false;
     }

@@ -371,6 +371,7 @@ typedef struct {
     int stages; /* its ring's stages (0: as many as fit, at most 8) */
     int pf;     /* the L2 prefetch distance in steps of the pipelined form and gemm_skinny2.cuh (SK_PF; 0: none) */
     int psplit; /* the pipelined form's cluster K split: 1 may, 0 no, -1 as DSCC_SKINNY_PSPLIT says */
+    const DsccTune *tune; /* the switches the -1s defer to (Gen's) */
 } SkinnyParams;
 
 /* The default parameters of an N x K weight, from Little's law on an
@@ -388,7 +389,7 @@ typedef struct {
  * x a thread and two row tiles: at 128 registers it spills (NVRTC,
  * sm_90a) from SK_RB x SK_U = 4 on, so it loads half as much a round. */
 static SkinnyParams skinny_default(int64_t N, int64_t K) {
-    SkinnyParams p = {cg_skinny_groups(N), 1, 2, 1, 1, -1, -1, 0, -1, 0, 0, -1};
+    SkinnyParams p = {cg_skinny_groups(N), 1, 2, 1, 1, -1, -1, 0, -1, 0, 0, -1, NULL};
     int64_t blocks = (N + 8 * p.rb - 1) / (8 * p.rb), nkb = (K + 127) / 128;
     while (p.split < 8 && blocks * p.split < 240 && 8 * (p.split + 1) <= nkb) p.split++;
     int64_t ctas = blocks * p.split, kw = 8 * p.split;
@@ -423,7 +424,8 @@ static bool skinny_param(const char *key, size_t klen, long v, SkinnyParams *p) 
  * G->why, on a malformed value. */
 static bool skinny_params(Gen *G, int64_t N, int64_t K, SkinnyParams *p) {
     *p = skinny_default(N, K);
-    const char *e = getenv("DSCC_SKINNY");
+    p->tune = G->tune;
+    const char *e = G->tune->skinny;
     if (!e || !*e) return true;
     for (const char *s = e; *s;) {
         const char *eq = strchr(s, '='), *end = strchr(s, ',');
@@ -456,7 +458,7 @@ static int skinny_defs(Gen *G, IrDim M, int64_t K, int64_t N, int rb, const int 
         {"SK_WS(i)", bf16 ? "1.0f" : arena_printf(G->a, "L%d(a, (i))", slot[3])},
         {"SK_STORE(i, v)", arena_printf(G->a, "S%d(a, (i), (v))", slot[4])},
         {"SK_BF16", bf16 ? "1" : "0"},
-        {"SK_EARLY", cg_pdl_early() == 1 ? "1" : "0"}, /* the trigger first (DSCC_PDL_EARLY=1; gemm_skinny_bulk.cuh keeps its own) */
+        {"SK_EARLY", cg_pdl_early(G->tune) == 1 ? "1" : "0"}, /* the trigger first (DSCC_PDL_EARLY=1; gemm_skinny_bulk.cuh keeps its own) */
     };
     memcpy(out, d, sizeof d);
     return SK_NDEFS;
@@ -494,7 +496,7 @@ static void skinny_instance(Gen *G, const SkinnyParams *sp, IrDim M, int lo, int
  * DSCC_SKINNY_PIPE=0 (which restores the round form, to time one against
  * the other). */
 static bool skinny_pipe_on(const SkinnyParams *sp, int64_t N) {
-    const char *e = getenv("DSCC_SKINNY_PIPE");
+    const char *e = sp->tune->skinny_pipe;
     if (sp->pipe >= 0) return sp->pipe == 1;
     return !(e && strcmp(e, "0") == 0) && (N + 8 * sp->rb - 1) / (8 * sp->rb) >= 132;
 }
@@ -536,8 +538,8 @@ static int64_t skinny_pipe_load(const SkinnyPipeShape *s, int64_t nkb) {
 /* Whether the pipelined form may split K over a cluster (DSCC_SKINNY_PSPLIT=1,
  * which DSCC_SKINNY's psplit overrides; read where the code is generated;
  * opt-in until timed on a GPU): 1 yes, 0 no, -1 a malformed value. */
-static int skinny_psplit_env(void) {
-    const char *e = getenv("DSCC_SKINNY_PSPLIT");
+static int skinny_psplit_env(const DsccTune *t) {
+    const char *e = t->skinny_psplit;
     if (!e || !*e || strcmp(e, "0") == 0) return 0;
     return strcmp(e, "1") == 0 ? 1 : -1;
 }
@@ -552,7 +554,7 @@ static int skinny_psplit_env(void) {
  * block (8 x split <= K blocks). */
 static SkinnyPipeShape skinny_pipe_pick(int rb, int u, bool set_u, int psplit, int64_t N, int64_t nkb, int64_t slots) {
     SkinnyPipeShape best = skinny_pipe_shape(rb, u, 1, N, slots);
-    if ((psplit >= 0 ? psplit : skinny_psplit_env()) != 1 || set_u) return best;
+    if (psplit != 1 || set_u) return best;
     int64_t load = skinny_pipe_load(&best, nkb);
     for (int sp = 2; sp <= 4; sp *= 2)
         for (int r = 1; r <= 2; r++) {
@@ -572,7 +574,8 @@ static void skinny_pipe_instance(Gen *G, const SkinnyParams *sp, bool set_u, boo
     int64_t slots = 132LL * minb;
     if (sp->grid > 0 && sp->grid < slots) slots = sp->grid;
     const int64_t nkb = (K * (bf16 ? 2 : 1) + 127) / 128;
-    const SkinnyPipeShape ps = skinny_pipe_pick(sp->rb, set_u ? sp->u : (sp->rb >= 2 ? 1 : 2), set_u, sp->psplit, N, nkb, slots);
+    const int psplit = sp->psplit >= 0 ? sp->psplit : skinny_psplit_env(sp->tune);
+    const SkinnyPipeShape ps = skinny_pipe_pick(sp->rb, set_u ? sp->u : (sp->rb >= 2 ? 1 : 2), set_u, psplit, N, nkb, slots);
     const int rb = ps.rb, u = ps.u;
     const int64_t groups = ps.groups, per = ps.per, grid = ps.grid;
     const int64_t smem = skinny_pipe_smem(rb, ps.split, fold, K * (bf16 ? 2 : 1));
@@ -760,7 +763,7 @@ static void skinny_bulk_instance(Gen *G, const SkinnyBulkShape *s, IrDim M, int 
  * by default: the same run timed the decode step's FP8 linears at batch 1
  * at 0.383 ms against 0.336 (docs/KERNELS.md). */
 static bool skinny_bulk_on(const SkinnyParams *sp, const SkinnyBulkShape *s, bool bf16) {
-    const char *e = getenv("DSCC_SKINNY_BULK");
+    const char *e = sp->tune->skinny_bulk;
     bool on = sp->bulk >= 0 ? sp->bulk == 1 : !bf16 && e && strcmp(e, "1") == 0;
     return on && s->stages >= 2;
 }
@@ -779,7 +782,7 @@ static bool skinny_bulk_on(const SkinnyParams *sp, const SkinnyBulkShape *s, boo
  * head. False too where mrows rows of x and the smallest ring do not fit a
  * block's shared memory. */
 static bool skinny2_on(const SkinnyParams *sp, int64_t N, int64_t K, int mrows, bool bf16) {
-    const char *e = getenv("DSCC_SKINNY_V2"), *bs = getenv("DSCC_SKINNY_BF16_SPLIT");
+    const char *e = sp->tune->skinny_v2, *bs = sp->tune->skinny_bf16_split;
     const bool narrow = (N + 7) / 8 < 132 && bs && strcmp(bs, "1") == 0;
     bool on = sp->v2 >= 0 ? sp->v2 == 1 : e && *e ? strcmp(e, "1") == 0 : bf16 && !narrow;
     return on && skinny2_smem(1, 1, K, mrows) <= CG_BLOCK_SMEM_MAX;
@@ -807,8 +810,8 @@ static bool skinny2_on(const SkinnyParams *sp, int64_t N, int64_t K, int mrows, 
 #define CG_FOLD_GATE_MAX 16 /* phases of a row group the gate handles */
 
 /* DSCC_SKINNY_FOLD: 1 on, 0 off (unset), -1 a malformed value. */
-static int skinny_fold_env(void) {
-    const char *e = getenv("DSCC_SKINNY_FOLD");
+static int skinny_fold_env(const DsccTune *t) {
+    const char *e = t->skinny_fold;
     if (!e || !*e || strcmp(e, "0") == 0) return 0;
     return strcmp(e, "1") == 0 ? 1 : -1;
 }
@@ -887,7 +890,7 @@ static bool skinny_pipe_form(Gen *G, int64_t N, int64_t K) {
         G->why = why; /* gemm_skinny reports it */
         return false;
     }
-    const char *e = getenv("DSCC_SKINNY");
+    const char *e = G->tune->skinny;
     SkinnyBulkShape b8 = skinny_bulk_shape(&sp, e && strstr(e, "rb="), e && strstr(e, "u="), e && strstr(e, "split="), N, K, 8);
     return !skinny_bulk_on(&sp, &b8, false) && !skinny2_on(&sp, N, K, 8, false) && skinny_pipe_on(&sp, N);
 }
@@ -932,9 +935,9 @@ static int fold_group(Gen *G, const IrNode *L, const int *grp, const int *tmpl, 
 bool cg_fold_plan(Gen *G, const int *grp, const int *tmpl, const int *pos, int ngroups) {
     G->fold = NULL;
     G->fold_ok = NULL;
-    const int on = skinny_fold_env();
+    const int on = skinny_fold_env(G->tune);
     if (on < 0) {
-        diag_error(G->d, (SrcLoc){0}, "DSCC_SKINNY_FOLD is '%s': expected 0 or 1", getenv("DSCC_SKINNY_FOLD"));
+        diag_error(G->d, (SrcLoc){0}, "DSCC_SKINNY_FOLD is '%s': expected 0 or 1", G->tune->skinny_fold);
         return false;
     }
     if (!on || !G->skinny) return true;
@@ -1121,35 +1124,35 @@ static bool gemm_skinny(Gen *G, IrDim M, int64_t K, int64_t N, const int *slot, 
     SkinnyParams sp;
     const int64_t Kb = K * (bf16 ? 2 : 1); /* the tuning counts K blocks of 128 bytes */
     if (!skinny_params(G, N, Kb, &sp)) return false;
-    const char *v2 = getenv("DSCC_SKINNY_V2");
+    const char *v2 = G->tune->skinny_v2;
     if (v2 && *v2 && strcmp(v2, "0") && strcmp(v2, "1")) {
         G->why = arena_printf(G->a, "DSCC_SKINNY_V2 is '%s': expected 0 or 1", v2);
         return false;
     }
-    const char *pe = getenv("DSCC_SKINNY_PIPE");
+    const char *pe = G->tune->skinny_pipe;
     if (pe && *pe && strcmp(pe, "0") && strcmp(pe, "1")) {
         G->why = arena_printf(G->a, "DSCC_SKINNY_PIPE is '%s': expected 0 or 1", pe);
         return false;
     }
-    const char *be = getenv("DSCC_SKINNY_BULK");
+    const char *be = G->tune->skinny_bulk;
     if (be && *be && strcmp(be, "0") && strcmp(be, "1")) {
         G->why = arena_printf(G->a, "DSCC_SKINNY_BULK is '%s': expected 0 or 1", be);
         return false;
     }
-    const char *bs = getenv("DSCC_SKINNY_BF16_SPLIT");
+    const char *bs = G->tune->skinny_bf16_split;
     if (bs && *bs && strcmp(bs, "0") && strcmp(bs, "1")) {
         G->why = arena_printf(G->a, "DSCC_SKINNY_BF16_SPLIT is '%s': expected 0 or 1", bs);
         return false;
     }
-    if (skinny_fold_env() < 0) {
-        G->why = arena_printf(G->a, "DSCC_SKINNY_FOLD is '%s': expected 0 or 1", getenv("DSCC_SKINNY_FOLD"));
+    if (skinny_fold_env(G->tune) < 0) {
+        G->why = arena_printf(G->a, "DSCC_SKINNY_FOLD is '%s': expected 0 or 1", G->tune->skinny_fold);
         return false;
     }
-    if (skinny_psplit_env() < 0) {
-        G->why = arena_printf(G->a, "DSCC_SKINNY_PSPLIT is '%s': expected 0 or 1", getenv("DSCC_SKINNY_PSPLIT"));
+    if (skinny_psplit_env(G->tune) < 0) {
+        G->why = arena_printf(G->a, "DSCC_SKINNY_PSPLIT is '%s': expected 0 or 1", G->tune->skinny_psplit);
         return false;
     }
-    const char *mx = getenv("DSCC_SKINNY_MAX");
+    const char *mx = G->tune->skinny_max;
     char *end = NULL;
     long t = mx && *mx ? strtol(mx, &end, 10) : 0;
     if (mx && *mx && (*end || t < 8 || t > CG_SKINNY_M)) {
@@ -1160,7 +1163,7 @@ static bool gemm_skinny(Gen *G, IrDim M, int64_t K, int64_t N, const int *slot, 
     /* FP8 on gemm_skinny2.cuh (DSCC_SKINNY_V2=1): to 16 rows (the tile measured faster than gemm_skinny.cuh at 32 on every
      * V3 shape) */
     *top = t ? (int)t : on8 && !bf16 ? 16 : CG_SKINNY_M;
-    const char *e = getenv("DSCC_SKINNY");
+    const char *e = G->tune->skinny;
     bool set_rb = e && strstr(e, "rb="), set_u = e && strstr(e, "u="), set_minb = e && strstr(e, "minb=");
     SkinnyBulkShape b1 = skinny_bulk_shape(&sp, set_rb, set_u, e && strstr(e, "split="), N, Kb, 1);
     SkinnyBulkShape b8 = skinny_bulk_shape(&sp, set_rb, set_u, e && strstr(e, "split="), N, Kb, 8);
@@ -1190,16 +1193,16 @@ static bool gemm_skinny(Gen *G, IrDim M, int64_t K, int64_t N, const int *slot, 
 
 /* Whether the TMA GEMM takes the 128 x 256 tile (gemm_tma.cuh's GT_BN 256):
  * unless DSCC_TMA_V2=0, which restores the 128 x 128 form for A/B timing. */
-static bool tma_wide(void) {
-    const char *e = getenv("DSCC_TMA_V2");
+static bool tma_wide(const DsccTune *t) {
+    const char *e = t->tma_v2;
     return !(e && strcmp(e, "0") == 0);
 }
 
 /* CTAs a cluster of the 128 x 256 form (gemm_tma.cuh's GT_CLUSTER): 2 with
  * DSCC_TMA_CLUSTER=1 (w's boxes multicast to the two row tiles' CTAs),
  * else 1, until GPU timing says which is faster. */
-static int tma_cluster(void) {
-    const char *e = getenv("DSCC_TMA_CLUSTER");
+static int tma_cluster(const DsccTune *t) {
+    const char *e = t->tma_cluster;
     return e && strcmp(e, "1") == 0 ? 2 : 1;
 }
 
@@ -1220,8 +1223,8 @@ static CgTmaGemm *gemm_tma(Gen *G, const IrNode *n, IrDim M, int64_t K, int64_t 
     CgTmaGemm *t = arena_alloc(G->a, sizeof *t);
     *t = (CgTmaGemm){M, N, K, sx, sw, cg_slot_scratch(G, n, ir_dim_const(64)), 0}; /* 64 floats: room for the two 128-byte maps */
     const char *entry = arena_printf(G->a, "p%d_fp8_linear_tma", G->nphases);
-    const bool wide = tma_wide();
-    const int cl = wide ? tma_cluster() : 1;
+    const bool wide = tma_wide(G->tune);
+    const int cl = wide ? tma_cluster(G->tune) : 1;
     const char *st2 = tma_store2(G, sy);
     CgDefine defs[] = {
         {"GT_IN_MODULE", "1"},
@@ -1291,7 +1294,7 @@ static bool gemm_fp8_mma(Gen *G, const IrNode *n, IrDim M, IrDim K, IrDim O) {
 static bool gemm_bf16_mma(Gen *G, const IrNode *n, const IrNode *x, const IrNode *w, IrDim M, IrDim K, IrDim O) {
     int sx = cg_slot_value(G, x), sw = cg_slot_value(G, w), sy = cg_slot_result(G, n);
     const int slot[5] = {sx, -1, sw, -1, sy};
-    const char *e = getenv("DSCC_SKINNY_BF16");
+    const char *e = G->tune->skinny_bf16;
     if (e && *e && strcmp(e, "0") && strcmp(e, "1")) {
         G->why = arena_printf(G->a, "DSCC_SKINNY_BF16 is '%s': expected 0 or 1", e);
         return false;
@@ -1314,7 +1317,7 @@ static bool gemm_bf16_mma(Gen *G, const IrNode *n, const IrNode *x, const IrNode
      * =2: at every row count, the skinny form's too, for timing). On an H100, 2026-12-06, test_gpu_ops and e2e passed
      * with it, and a 1,024-token prefill's BF16 linears took 0.954 against 1.018 ms: the tile took 96 us, 39 TFLOPS, for
      * the router, and 90.8 us at a batch-128 decode step (62 GB/s) */
-    const char *fl = getenv("DSCC_GEMM_F32_LIB");
+    const char *fl = G->tune->gemm_f32_lib;
     if (fl && *fl && strcmp(fl, "0") && strcmp(fl, "1") && strcmp(fl, "2")) {
         G->why = arena_printf(G->a, "DSCC_GEMM_F32_LIB is '%s': expected 0 (the tile), 1 (cuBLASLt above the skinny rows) or 2 (at every row count)", fl);
         return false;

@@ -24,6 +24,7 @@ typedef struct {
     bool mma_helpers;    /* cg_mma_helpers has emitted them into this module */
     bool wgmma_helpers;  /* ... and the wgmma tile's */
     bool tile_off;       /* ... and the tile layout's tile_off */
+    const DsccTune *tune; /* the DSCC_* switches (CgGenOptions.tune; never NULL: unset ones when not given) */
     bool wgmma;          /* the tensor-core tile is the wgmma one (CgGenOptions.tile) */
     bool skinny;         /* FP8 linears get their skinny-M form (CgGenOptions.no_skinny, DSCC_GEMM_SKINNY) */
     const IrNode *act;   /* an act_scale whose amax the store pass of its input's size computes (gen.c) */

@@ -77,11 +77,11 @@ bool cg_kernel_waits(const char *src, const char *fn);
 #define CG_PDL_PROLOGUE "DSCC_PDL_WAIT(); DSCC_PDL_LAUNCH_DEPENDENTS();"
 #define CG_PDL_PROLOGUE_EARLY "DSCC_PDL_LAUNCH_DEPENDENTS(); DSCC_PDL_WAIT();"
 
-/* DSCC_PDL_EARLY, read where the code is generated: 1 set (the kernel
+/* DSCC_PDL_EARLY (t->pdl_early; t NULL: unset): 1 set (the kernel
  * files the generator picks take it as their own define, the entries it
  * writes the early prologue), 0 unset or "0", -1 any other value (cg_generate
  * refuses it). */
-int cg_pdl_early(void);
+int cg_pdl_early(const DsccTune *t);
 
 /* src with CG_PDL_PROLOGUE as the first statement of every entry point the
  * generator wrote itself (any name but a kernel file's DSCC_ENTRY) that
@@ -89,6 +89,6 @@ int cg_pdl_early(void);
  * may be launched programmatically, and the next kernel may start its
  * prologue (its weights) while it runs. Before the first statement, on its
  * line (line numbers stay). A kernel file opts in on its own. */
-char *cg_pdl_prologue(Arena *a, const char *src);
+char *cg_pdl_prologue(Arena *a, const char *src, const DsccTune *t);
 
 #endif

@@ -85,9 +85,11 @@ struct PassCtx {
     const PassStep *step;
     StrBuf *report;
     Arena *arena;
+    const DsccTune *tune;
 };
 
 DiagEngine *pass_diag(PassCtx *c) { return c->diag; }
+const DsccTune *pass_tune(PassCtx *c) { return c->tune; }
 
 void pass_report(PassCtx *c, const char *fmt, ...) {
     if (!c->report) return;
@@ -244,7 +246,7 @@ bool pass_pipeline_run(const PassPipeline *p, IrGraph *g, const PassRunOptions *
         const PassStep *st = &p->steps[i];
         const char *name = st->pass->name;
         if (o->print_before && strcmp(o->print_before, name) == 0) print_ir(pt, "Before", name, g);
-        PassCtx ctx = {d, st, o->report, g->arena};
+        PassCtx ctx = {d, st, o->report, g->arena, o->tune};
         int before = diag_error_count(d);
         double t0 = now();
         PassResult r = st->pass->run(&ctx, g);

@@ -36,6 +36,9 @@ const PassInfo *pass_lookup(const char *name);
 
 /* What a pass sees while it runs. */
 DiagEngine *pass_diag(PassCtx *c);
+/* The DSCC_* switches of the run (PassRunOptions.tune; NULL: the defaults):
+ * plan-memory lays out what codegen stores, which some of them change. */
+const DsccTune *pass_tune(PassCtx *c);
 int64_t pass_opt_int(PassCtx *c, const char *name);
 const char *pass_opt_str(PassCtx *c, const char *name);
 void pass_report(PassCtx *c, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
@@ -84,6 +87,7 @@ typedef struct {
     const char *dump_dir;                   /* one numbered file per pass, or NULL */
     FILE *print_to;                         /* where --print-* go (stderr by default) */
     StrBuf *report;                         /* pass reports, or NULL to drop them */
+    const DsccTune *tune;                   /* the DSCC_* switches codegen will see (CgGenOptions.tune), or NULL */
 } PassRunOptions;
 
 /* Runs the pipeline; false if a pass failed or the verifier found errors. */

@@ -315,7 +315,7 @@ static bool slab_values(PassCtx *c, const IrGraph *g, bool wide, bool *stored, I
 #ifdef DSCC_HAVE_NVRTC
     Arena *a = arena_new();
     IrDType *dt = NULL;
-    CgGenOptions o = {.f32_storage = wide};
+    CgGenOptions o = {.f32_storage = wide, .tune = pass_tune(c)};
     const bool *st = a ? cg_stored_values(a, g, &o, &dt) : NULL;
     for (int i = 0; st && i < g->nnodes; i++) {
         IrOp op = g->nodes[i]->op;

@@ -64,14 +64,14 @@ static bool blas_ok(RtBlas *b, DiagEngine *d, cublasStatus_t s, const char *call
 }
 #define BLAS_CHECK(b, d, call) blas_ok(b, d, (call), #call)
 
-RtBlas *rt_blas_open(RtCuda *c, DiagEngine *d, const char **why) {
-    const char *env = getenv("DSCC_CUBLASLT");
+RtBlas *rt_blas_open(RtCuda *c, DiagEngine *d, const DsccTune *t, const char **why) {
+    const char *env = t ? t->cublaslt : NULL;
     if (env && strcmp(env, "0") == 0) {
         *why = "DSCC_CUBLASLT=0";
         return NULL;
     }
     bool bad;
-    RtGemmTable *table = rt_gemm_table_open(rt_cuda_sm(c), d, true, &bad);
+    RtGemmTable *table = rt_gemm_table_open(rt_cuda_sm(c), t ? t->gemm_table : NULL, d, true, &bad);
     if (bad) {
         *why = "the GEMM table does not read";
         return NULL;

@@ -39,11 +39,12 @@ void rt_blas_desc(RtBlasKind kind, int64_t M, int64_t N, int64_t K, RtBlasDesc *
 typedef struct RtBlas RtBlas;
 typedef struct RtBlasPlan RtBlasPlan;
 
-/* NULL when libcublasLt cannot be loaded or DSCC_CUBLASLT=0 (not an error:
- * the generated kernels run); *why says which. Errors of a loaded library
- * are reported, and those of the GEMM table (DSCC_GEMM_TABLE=FILE: a file
- * that does not read or parse; `none`: no table). */
-RtBlas *rt_blas_open(RtCuda *c, DiagEngine *d, const char **why);
+/* NULL when libcublasLt cannot be loaded or DSCC_CUBLASLT=0 (t->cublaslt;
+ * t NULL: every switch unset; not an error: the generated kernels run);
+ * *why says which. Errors of a loaded library are reported, and those of
+ * the GEMM table (DSCC_GEMM_TABLE=FILE, t->gemm_table: a file that does not
+ * read or parse; `none`: no table). */
+RtBlas *rt_blas_open(RtCuda *c, DiagEngine *d, const DsccTune *t, const char **why);
 void rt_blas_close(RtBlas *b);
 /* "cuBLASLt 130100" */
 const char *rt_blas_version(const RtBlas *b);

@@ -36,7 +36,8 @@ bool rt_exec_backend_built(RtBackend b, const char **why) {
 #ifdef DSCC_HAVE_NVRTC
 static GpuExec *gpu_new(const IrGraph *g, const CpuWeightSource *ws, const RtExecOptions *o, DiagEngine *d) {
     GpuOptions go = {.device = o->device, .max_batch = o->max_batch, .max_seq = o->max_seq, .max_ctx = o->max_ctx,
-                     .trace = o->trace, .trace_steps = o->trace_steps, .f32_storage = o->f32_storage, .graphs = o->graphs};
+                     .trace = o->trace, .trace_steps = o->trace_steps, .f32_storage = o->f32_storage, .graphs = o->graphs,
+                     .tune = o->tune};
     GpuDist dist;
     if (o->dist) {
         dist = (GpuDist){.comm = o->dist->comm, .rank = o->dist->rank, .size = o->dist->size, .nodes = o->dist->nodes,

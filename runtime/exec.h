@@ -41,6 +41,7 @@ typedef struct {
     int trace_steps;                 /* CUDA: ... of the first trace_steps (< 1: RT_TRACE_STEPS) */
     bool f32_storage;                /* CUDA: 16-bit tensors stored as f32 */
     bool graphs;                     /* CUDA: each step as one CUDA graph */
+    const DsccTune *tune;            /* CUDA: the DSCC_* switches (GpuOptions.tune; NULL: the defaults) */
     const RtDistCtx *dist;           /* NULL: one process */
 } RtExecOptions;
 

@@ -177,8 +177,7 @@ bool rt_gemm_use_tma(const RtGemmTable *t, int64_t M, int64_t N, int64_t K) {
     return c == RT_GEMM_TMA || (c == RT_GEMM_RULE && M >= RT_GEMM_TMA_MIN_M);
 }
 
-RtGemmTable *rt_gemm_table_open(int sm, DiagEngine *d, bool explain, bool *bad) {
-    const char *path = getenv("DSCC_GEMM_TABLE");
+RtGemmTable *rt_gemm_table_open(int sm, const char *path, DiagEngine *d, bool explain, bool *bad) {
     *bad = false;
     if (path && strcmp(path, "none") == 0) return NULL;
     bool user = path && *path;

@@ -71,13 +71,14 @@ bool rt_gemm_use_cublaslt(const RtGemmTable *t, RtGemmKind kind, int64_t M, int6
 /* Whether the FP8 TMA kernel may run the GEMM: the table's choice, else the rule (M >= RT_GEMM_TMA_MIN_M; the
  * executor asks only where cuBLASLt does not take the GEMM). */
 bool rt_gemm_use_tma(const RtGemmTable *t, int64_t M, int64_t N, int64_t K);
-/* DSCC_GEMM_TABLE's file, else the built-in table; NULL without one
+/* path's table (DSCC_GEMM_TABLE's text, DsccTune.gemm_table; NULL or "":
+ * unset), else the built-in table; NULL without one
  * (`none`, or one measured on another architecture than sm) or after
  * reporting (*bad set). explain: the user's table also gets a note on
  * how to run without it when it does not read, and a warning when it was
  * measured on another architecture (the first of a run's openers says
  * so, the others need not). */
-RtGemmTable *rt_gemm_table_open(int sm, DiagEngine *d, bool explain, bool *bad);
+RtGemmTable *rt_gemm_table_open(int sm, const char *path, DiagEngine *d, bool explain, bool *bad);
 /* Writes one entry line of the text form. */
 void rt_gemm_table_write_entry(FILE *f, const RtGemmEntry *e);
 /* The table built into dscc (runtime/gemm_table.txt), NUL-terminated. */

@@ -407,7 +407,8 @@ GpuExec *gpu_exec_new(const IrGraph *g, const CpuWeightSource *ws, const GpuOpti
     x->graphs = o.graphs;
     x->f32 = o.f32_storage;
     if (o.dist && o.dist->size > 1) x->dist = *o.dist;
-    x->sync_each = getenv("DSCC_CUDA_SYNC") && strcmp(getenv("DSCC_CUDA_SYNC"), "0") != 0;
+    if (o.tune) x->tune = *o.tune;
+    x->sync_each = x->tune.cuda_sync && strcmp(x->tune.cuda_sync, "0") != 0;
     if (o.trace && !x->trace && !(x->own_trace = (x->trace = rt_trace_open(o.trace, o.trace_steps, d)) != NULL)) {
         arena_free(x->arena);
         free(x);
@@ -428,10 +429,10 @@ GpuExec *gpu_exec_new(const IrGraph *g, const CpuWeightSource *ws, const GpuOpti
     x->max_s = o.max_seq;
     int64_t smax[IR_MAX_DIM_SYMS];
     if (!bind_capacity(x, &o, smax, d)) goto fail;
-    CgGenOptions go = {.f32_storage = o.f32_storage};
+    CgGenOptions go = {.f32_storage = o.f32_storage, .tune = &x->tune};
     if (!(x->p = cg_generate(x->arena, d, g, &go))) goto fail;
     if (!(x->cu = rt_cuda_open(d, o.device))) goto fail;
-    const char *pdl_env = getenv("DSCC_PDL");
+    const char *pdl_env = x->tune.pdl;
     if (pdl_env && *pdl_env && strcmp(pdl_env, "0") && strcmp(pdl_env, "1")) {
         diag_error(d, (SrcLoc){0}, "DSCC_PDL is '%s': expected 0 (plain launches) or 1 (programmatic dependent launch)", pdl_env);
         goto fail;
@@ -535,7 +536,7 @@ GpuExec *gpu_exec_new(const IrGraph *g, const CpuWeightSource *ws, const GpuOpti
     bool any_lib = false;
     for (int k = 0; k < p->nkernels; k++) any_lib |= p->kernels[k].lib.kind != CG_LIB_NONE;
     x->no_blas_why = !any_lib ? "no GEMM of this graph has a cuBLASLt form" : o.no_blas ? "the generated kernels were asked for" : NULL;
-    if (any_lib && !o.no_blas && !(x->blas = rt_blas_open(x->cu, d, &x->no_blas_why)) && diag_error_count(d)) goto fail;
+    if (any_lib && !o.no_blas && !(x->blas = rt_blas_open(x->cu, d, &x->tune, &x->no_blas_why)) && diag_error_count(d)) goto fail;
     if (!(x->step[0] = rt_cuda_event(x->cu, d)) || !(x->step[1] = rt_cuda_event(x->cu, d))) goto fail;
     x->nvtx = gpu_trace_ranges(g, p, x->arena);
     if (x->trace || o.profile) {

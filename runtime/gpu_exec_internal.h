@@ -89,6 +89,7 @@ struct GpuExec {
     int decodes;       /* steps since the cache was last empty (step names) */
     const char **nvtx; /* per kernel: the NVTX range it opens (gpu_trace_ranges) */
     double last_ms;
+    DsccTune tune;    /* the DSCC_* switches (GpuOptions.tune, copied; zero: all unset) */
     bool sync_each;
     bool graphs;      /* launch each step as a CUDA graph */
     RtGraph *graph;   /* recaptured each step, when the driver cannot update a graph's nodes */

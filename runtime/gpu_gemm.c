@@ -60,7 +60,7 @@ static bool expert_maps(GpuExec *x, int k, unsigned char *m, RtDevPtr dev, DiagE
  * by DSCC_EXPERT_TMA) are made whatever DSCC_GEMM_TMA says: their phase
  * runs by its rows, and without tensor maps the plan fails here. */
 bool gx_setup_tma(GpuExec *x, const int64_t *smax, DiagEngine *d) {
-    const char *env = getenv("DSCC_GEMM_TMA");
+    const char *env = x->tune.gemm_tma;
     int n = 0, ne = 0;
     for (int k = 0; k < x->p->nkernels; k++) {
         n += gx_tma_phase(x, k) >= 0;
@@ -70,7 +70,7 @@ bool gx_setup_tma(GpuExec *x, const int64_t *smax, DiagEngine *d) {
     if (!gemm && !ne) return true;
     if (gemm) {
         bool bad;
-        x->gtable = rt_gemm_table_open(rt_cuda_sm(x->cu), d, false, &bad);
+        x->gtable = rt_gemm_table_open(rt_cuda_sm(x->cu), x->tune.gemm_table, d, false, &bad);
         if (bad) return false;
     }
     size_t bytes = (size_t)x->p->nkernels * GX_MAPS_KERNEL;

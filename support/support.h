@@ -196,4 +196,35 @@ void dscc_internal_error(const char *file, int line, const char *msg) __attribut
     } while (0)
 #define IR_UNREACHABLE() dscc_internal_error(__FILE__, __LINE__, "unreachable")
 
+
+/* ---- tuning switches (tune.def) ---------------------------------------- */
+
+/* Every DSCC_* tuning switch's text (NULL: unset), one field per line of
+ * tune.def. Filled once by a main (tune_read_env) and passed to the
+ * library (CgGenOptions.tune, GpuOptions.tune); a zeroed struct is every
+ * switch unset, the defaults. Each switch is checked where it acts, with
+ * the message naming it. */
+typedef struct {
+#define TUNE(NAME, field, kind, values, deflt, doc) const char *field;
+#include "support/tune.def"
+#undef TUNE
+} DsccTune;
+
+typedef enum { TUNE_BOOL, TUNE_LEVEL, TUNE_INT, TUNE_WORD, TUNE_LIST, TUNE_PATH } TuneKind;
+typedef struct {
+    const char *name;   /* "DSCC_MLA_QREG" */
+    size_t offset;      /* of its field in DsccTune */
+    TuneKind kind;
+    const char *values, *deflt, *doc;
+} TuneInfo;
+extern const TuneInfo tune_table[];
+extern const int tune_count;
+/* The one reader: t's fields from the environment (getenv's strings, so
+ * valid until that variable is set again: read again after a setenv). */
+void tune_read_env(DsccTune *t);
+/* The switch's entry in tune_table by its full name, or NULL. */
+const TuneInfo *tune_find(const char *name);
+/* The table as `dscc --help-tuning` prints it. */
+void tune_print_help(FILE *out);
+
 #endif

@@ -3,7 +3,8 @@
 # help texts (run at build time by CMake): help2man renders `dscc --help`,
 # with the version from the first line of `dscc --version` (its other lines
 # describe the build machine, not the program), and a COMMANDS section holds
-# `dscc help CMD` of every command that --help lists, then `dscc help passes`.
+# `dscc help CMD` of every command that --help lists, then `dscc help passes`
+# and `dscc help tuning` (support/tune.def's switches).
 set -euo pipefail
 dscc=$1 help2man=$2 out=$3
 tmp=$(mktemp -d)
@@ -23,6 +24,10 @@ cmds=$("$dscc" --help | awk '/^commands:/ {f = 1; next} f && /^$/ {exit} f && $1
   echo '[PASSES]'
   echo '.nf'
   "$dscc" help passes | roff
+  echo '.fi'
+  echo '[TUNING SWITCHES]'
+  echo '.nf'
+  "$dscc" help tuning | roff
   echo '.fi'
 } >"$tmp/sections.h2m"
 version=$("$dscc" --version | head -n 1)

@@ -27,6 +27,7 @@
 #include "frontend/frontend.h"
 #include "passes/passes.h"
 #include "runtime/runtime.h"
+#include "tests/unit/testutil.h"
 
 #define FIX DSCC_SOURCE_DIR "/tests/fixtures/tiny_bf16"
 #define MAX_IDS 4096
@@ -117,11 +118,11 @@ static int setup(void **state) {
     FeOptions fo = {rt_checkpoint_config_path(f->ck), NULL, 0};
     f->g = fe_compile_file(f->a, f->d, DSCC_SOURCE_DIR "/models/deepseek_v3.dsl", &fo);
     PassPipeline pp;
-    PassRunOptions ro = {0};
+    PassRunOptions ro = {.tune = tu_tune()};
     if (!f->g || !pass_pipeline_parse(f->a, f->d, pass_preset(f->a, "kernels", &(PassPreset){.fp8 = false}), &pp) ||
         !pass_pipeline_run(&pp, f->g, &ro, f->d))
         return -1;
-    f->p = cg_generate(f->a, f->d, f->g, NULL); /* what the CUDA backend stores, and in which dtype */
+    f->p = cg_generate(f->a, f->d, f->g, &(CgGenOptions){.tune = tu_tune()}); /* what the CUDA backend stores, and in which dtype */
     if (!f->p || !rt_npy_read(f->d, FIX "/tokens.npy", &f->tok) || !rt_npy_read(f->d, FIX "/logits.npy", &f->ref)) return -1;
     int64_t n = f->tok.shape[0] * f->tok.shape[1];
     f->pos = malloc(sizeof(float) * (size_t)n);

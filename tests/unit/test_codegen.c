@@ -26,6 +26,7 @@
 #include "frontend/frontend.h"
 #include "ir/ir.h"
 #include "passes/passes.h"
+#include "tests/unit/testutil.h"
 
 static const char *AXPY =
     "#include <cuda_bf16.h>\n"
@@ -167,7 +168,7 @@ static IrGraph *tiny_fp8_graph(Arena *a, DiagEngine *d) {
     IrGraph *g = fe_compile_file(a, d, DSCC_SOURCE_DIR "/models/deepseek_v3.dsl", &fo);
     assert_non_null(g);
     PassPipeline pp;
-    PassRunOptions ro = {0};
+    PassRunOptions ro = {.tune = tu_tune()};
     assert_true(pass_pipeline_parse(a, d, pass_preset(a, "kernels", &(PassPreset){.fp8 = true}), &pp));
     assert_true(pass_pipeline_run(&pp, g, &ro, d));
     return g;
@@ -193,7 +194,7 @@ static void test_split_key_launch(void **state) {
     Arena *a = arena_new();
     DiagEngine *d = diag_new(a, stderr);
     IrGraph *g = tiny_fp8_graph(a, d);
-    CgProgram *p = cg_generate(a, d, g, NULL);
+    CgProgram *p = cg_generate(a, d, g, &(CgGenOptions){.tune = tu_tune()});
     assert_non_null(p);
     int sb = ir_graph_find_dim(g, "B"), ss = ir_graph_find_dim(g, "S"), st = ir_graph_find_dim(g, "T");
     assert_true(sb >= 0 && ss >= 0 && st >= 0);
@@ -221,7 +222,7 @@ static void test_split_key_launch(void **state) {
      * DSCC_EXPERT_V2=1): a persistent grid of 132 blocks (one an SM) at up
      * to 2048 routed rows, nothing above; its tile phases run only above. */
     setenv("DSCC_EXPERT_V2", "1", 1);
-    p = cg_generate(a, d, g, NULL);
+    p = cg_generate(a, d, g, &(CgGenOptions){.tune = tu_tune()});
     unsetenv("DSCC_EXPERT_V2");
     assert_non_null(p);
     int streams = 0, above = 0;
@@ -246,7 +247,7 @@ static void test_split_key_launch(void **state) {
      * per bucket that can have rows (the E experts and the slots of id
      * -1), at most min(E + 1, R) of them. */
     setenv("DSCC_EXPERT_TMA", "0", 1);
-    p = cg_generate(a, d, g, NULL);
+    p = cg_generate(a, d, g, &(CgGenOptions){.tune = tu_tune()});
     unsetenv("DSCC_EXPERT_TMA");
     assert_non_null(p);
     int experts = 0;
@@ -294,11 +295,11 @@ static void test_k_split_launch(void **state) {
     IrGraph *g = fe_compile_string(a, d, "k.dsl", src, sizeof src - 1, NULL);
     assert_non_null(g);
     PassPipeline pp;
-    PassRunOptions ro = {0};
+    PassRunOptions ro = {.tune = tu_tune()};
     assert_true(pass_pipeline_parse(a, d, "shape-infer,fuse", &pp) && pass_pipeline_run(&pp, g, &ro, d));
     setenv("DSCC_SKINNY_BF16_SPLIT", "0", 1); /* this narrow BF16 linear on gemm_skinny2.cuh (test_gpu_skinny: the default) */
     for (int skinny = 0; skinny < 2; skinny++) { /* the tile alone (no_skinny), then the skinny-M form below it */
-        CgProgram *p = cg_generate(a, d, g, &(CgGenOptions){.no_skinny = !skinny});
+        CgProgram *p = cg_generate(a, d, g, &(CgGenOptions){.tune = tu_tune(), .no_skinny = !skinny});
         assert_non_null(p);
         const CgKernel *ck = NULL;
         for (int k = 0; k < p->nkernels; k++)
@@ -340,7 +341,7 @@ static bool merges_act_scale(const char *ir) {
     DiagEngine *d = diag_new(a, stderr);
     IrGraph *g = ir_parse(a, d, "act.ir", ir, strlen(ir));
     assert_non_null(g);
-    CgProgram *p = cg_generate(a, d, g, NULL);
+    CgProgram *p = cg_generate(a, d, g, &(CgGenOptions){.tune = tu_tune()});
     assert_non_null(p);
     bool merged = false, alone = false;
     for (int m = 0; m < p->nmodules; m++) {
@@ -383,7 +384,7 @@ static void router_lib(Arena *a, DiagEngine *d, const IrGraph *g, const char *en
     else unsetenv("DSCC_GEMM_F32_LIB");
     const bool all = env && strcmp(env, "2") == 0;
     for (int wide = 0; wide < 2; wide++) {
-        CgGenOptions go = {.f32_storage = wide};
+        CgGenOptions go = {.tune = tu_tune(), .f32_storage = wide};
         CgProgram *p = cg_generate(a, d, g, &go);
         assert_non_null(p);
         int routers = 0;
@@ -425,7 +426,7 @@ static void test_router_reads_bf16(void **state) {
     router_lib(a, d, g, "1");
     router_lib(a, d, g, "2");
     setenv("DSCC_GEMM_F32_LIB", "0", 1); /* no library form for the router: the tile */
-    CgProgram *p = cg_generate(a, d, g, &(CgGenOptions){0});
+    CgProgram *p = cg_generate(a, d, g, &(CgGenOptions){.tune = tu_tune()});
     assert_non_null(p);
     int libs = 0;
     for (int k = 0; k < p->nkernels; k++)
@@ -435,7 +436,7 @@ static void test_router_reads_bf16(void **state) {
         }
     assert_int_equal(libs, 0);
     setenv("DSCC_GEMM_F32_LIB", "on", 1);
-    assert_null(cg_generate(a, d, g, &(CgGenOptions){0}));
+    assert_null(cg_generate(a, d, g, &(CgGenOptions){.tune = tu_tune()}));
     unsetenv("DSCC_GEMM_F32_LIB");
     arena_free(a);
 }
@@ -587,10 +588,10 @@ static void test_decode_launches(void **state) {
     IrGraph *g = fe_compile_file(a, d, DSCC_SOURCE_DIR "/models/deepseek_v3.dsl", &fo);
     assert_non_null(g);
     PassPipeline pp;
-    PassRunOptions ro = {0};
+    PassRunOptions ro = {.tune = tu_tune()};
     assert_true(pass_pipeline_parse(a, d, pass_preset(a, "kernels", &(PassPreset){.fp8 = true}), &pp));
     assert_true(pass_pipeline_run(&pp, g, &ro, d));
-    CgProgram *p = cg_generate(a, d, g, NULL);
+    CgProgram *p = cg_generate(a, d, g, &(CgGenOptions){.tune = tu_tune()});
     assert_non_null(p);
     int64_t sym[IR_MAX_DIM_SYMS] = {0}, sym32[IR_MAX_DIM_SYMS] = {0};
     for (int s = 0; s < g->ndims; s++) {

@@ -15,6 +15,7 @@
 #include "frontend/frontend.h"
 #include "passes/passes.h"
 #include "runtime/runtime.h"
+#include "tests/unit/testutil.h"
 
 #define FIX DSCC_SOURCE_DIR "/tests/fixtures/tiny_bf16"
 
@@ -53,7 +54,7 @@ static float *route(Arena *a, DiagEngine *d, RtCheckpoint *ck, const char *pipel
     assert_non_null(g);
     PassPipeline p;
     assert_true(pass_pipeline_parse(a, d, pipeline, &p));
-    PassRunOptions ro = {.verify_each = true};
+    PassRunOptions ro = {.tune = tu_tune(), .verify_each = true};
     assert_true(pass_pipeline_run(&p, g, &ro, d));
     IrNode *router = NULL;
     for (int i = 0; i < g->nnodes && !router; i++)

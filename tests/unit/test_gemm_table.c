@@ -19,6 +19,7 @@
 #include "frontend/frontend.h"
 #include "passes/passes.h"
 #include "runtime/gemm_table.h"
+#include "tests/unit/testutil.h"
 
 static const char GOOD[] = "# measured\n"
                            "arch 90\n"
@@ -164,25 +165,25 @@ static void test_open(void **state) {
     DiagEngine *d = diag_new(a, NULL);
     bool bad = true;
     setenv("DSCC_GEMM_TABLE", "none", 1);
-    assert_null(rt_gemm_table_open(90, d, true, &bad));
+    assert_null(rt_gemm_table_open(90, tu_tune()->gemm_table, d, true, &bad));
     assert_false(bad);
     unsetenv("DSCC_GEMM_TABLE");
-    RtGemmTable *t = rt_gemm_table_open(90, d, true, &bad);
+    RtGemmTable *t = rt_gemm_table_open(90, tu_tune()->gemm_table, d, true, &bad);
     assert_true(t && !bad && t->arch == 90);
     rt_gemm_table_free(t);
     setenv("DSCC_GEMM_TABLE", path, 1);
-    t = rt_gemm_table_open(80, d, true, &bad);
+    t = rt_gemm_table_open(80, tu_tune()->gemm_table, d, true, &bad);
     assert_true(t && !bad && t->n == 1);
     rt_gemm_table_free(t);
-    assert_null(rt_gemm_table_open(90, d, false, &bad));
+    assert_null(rt_gemm_table_open(90, tu_tune()->gemm_table, d, false, &bad));
     assert_true(!bad && diag_first(d) == NULL);
-    assert_null(rt_gemm_table_open(90, d, true, &bad));
+    assert_null(rt_gemm_table_open(90, tu_tune()->gemm_table, d, true, &bad));
     assert_false(bad);
     assert_int_equal(diag_error_count(d), 0);
     assert_non_null(diag_first(d));
     assert_non_null(strstr(diag_first(d)->msg, "measured on sm_80, this GPU is sm_90: not used"));
     assert_int_equal(unlink(path), 0);
-    assert_null(rt_gemm_table_open(90, d, true, &bad));
+    assert_null(rt_gemm_table_open(90, tu_tune()->gemm_table, d, true, &bad));
     assert_true(bad && diag_error_count(d) == 1);
     assert_non_null(strstr(diag_first(d)->next->next->msg, "DSCC_GEMM_TABLE=none runs without one"));
     unsetenv("DSCC_GEMM_TABLE");
@@ -221,10 +222,10 @@ static void test_skinny_choice(void **state) {
     IrGraph *g = fe_compile_string(a, d, "k.dsl", src, sizeof src - 1, NULL);
     assert_non_null(g);
     PassPipeline pp;
-    PassRunOptions ro = {0};
+    PassRunOptions ro = {.tune = tu_tune()};
     assert_true(pass_pipeline_parse(a, d, "shape-infer,fp8-quant,fuse", &pp) && pass_pipeline_run(&pp, g, &ro, d));
     for (int off = 0; off < 2; off++) {
-        CgGenOptions o = {.no_skinny = off == 1};
+        CgGenOptions o = {.tune = tu_tune(), .no_skinny = off == 1};
         CgProgram *p = cg_generate(a, d, g, &o);
         assert_non_null(p);
         const CgKernel *ck = NULL;

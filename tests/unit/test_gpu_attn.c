@@ -99,7 +99,7 @@ static float urand(void) { /* uniform in [-1, 1) */
 /* The generated program runs the attention as one phase of the prefill kernel; with a concat q, the
  * kernel reads its two halves where they are stored (QD0 = half of d_qk). */
 static void check_program(Arena *a, DiagEngine *d, const IrGraph *g, const Shape *sh) {
-    CgGenOptions o = {.tile = CG_TILE_WGMMA};
+    CgGenOptions o = {.tune = tu_tune(), .tile = CG_TILE_WGMMA};
     CgProgram *p = cg_generate(a, d, g, &o);
     assert_non_null(p);
     for (int i = 0; sh->mla && i < g->nnodes; i++) { /* k, v and the layout between them and kv / the rope rows: not stored */
@@ -141,14 +141,14 @@ static double run_steps(const Shape *sh, int64_t B, const int *steps, int nsteps
     assert_non_null(g);
     PassPipeline pp;
     assert_true(pass_pipeline_parse(a, d, "shape-infer,fold-constants,dce,cse,dce,fuse", &pp));
-    PassRunOptions ro = {0};
+    PassRunOptions ro = {.tune = tu_tune()};
     assert_true(pass_pipeline_run(&pp, g, &ro, d));
     check_program(a, d, g, sh);
     int64_t maxs = 0, total = 0;
     for (int i = 0; i < nsteps; i++) maxs = steps[i] > maxs ? steps[i] : maxs, total += steps[i];
     uint64_t seed = 1;
     CpuWeightSource ws = cpu_random_weights(&seed);
-    GpuOptions go = {.max_batch = B, .max_seq = maxs, .max_ctx = sh->cached ? total : maxs};
+    GpuOptions go = {.tune = tu_tune(), .max_batch = B, .max_seq = maxs, .max_ctx = sh->cached ? total : maxs};
     GpuExec *gx = gpu_exec_new(g, &ws, &go, d);
     assert_non_null(gx);
     CpuOptions co = {.threads = 4};

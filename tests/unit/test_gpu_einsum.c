@@ -60,7 +60,7 @@ static IrGraph *compile_w(Arena *a, DiagEngine *d, int64_t H, int64_t N, int64_t
     IrGraph *g = fe_compile_string(a, d, "einsum.dsl", src, strlen(src), &(FeOptions){NULL, NULL, 0});
     assert_non_null(g);
     PassPipeline pp;
-    PassRunOptions ro = {0};
+    PassRunOptions ro = {.tune = tu_tune()};
     assert_true(pass_pipeline_parse(a, d, "shape-infer,fold-constants,dce,cse,fuse", &pp) && pass_pipeline_run(&pp, g, &ro, d));
     return g;
 }
@@ -72,7 +72,7 @@ static IrGraph *compile(Arena *a, DiagEngine *d, int64_t H, int64_t N, int64_t K
 static int decode_form(const IrGraph *g, int64_t M) {
     Arena *a = arena_new();
     DiagEngine *d = diag_new(a, NULL);
-    CgProgram *p = cg_generate(a, d, g, &(CgGenOptions){0});
+    CgProgram *p = cg_generate(a, d, g, &(CgGenOptions){.tune = tu_tune()});
     if (!p) {
         arena_free(a);
         return -1;
@@ -103,7 +103,7 @@ static void check_shape_w(int64_t H, int64_t N, int64_t K, int top, int wform) {
     IrGraph *g = compile_w(a, d, H, N, K, wform);
     uint64_t seed = tu_test_seed() + (uint64_t)K;
     CpuWeightSource ws = cpu_random_weights(&seed);
-    GpuExec *gx = gpu_exec_new(g, &ws, &(GpuOptions){.max_batch = 2, .max_seq = 41, .max_ctx = 41, .keep_all = true, .no_blas = true}, d);
+    GpuExec *gx = gpu_exec_new(g, &ws, &(GpuOptions){.tune = tu_tune(), .max_batch = 2, .max_seq = 41, .max_ctx = 41, .keep_all = true, .no_blas = true}, d);
     assert_non_null(gx);
     Cmp m = {0};
     TuGpuCmp t = {g, gx, check_node, &m};
@@ -183,7 +183,7 @@ static void test_env(void **state) {
 static const char *decode_source(Arena *a, int wform) {
     DiagEngine *d = diag_new(a, NULL);
     IrGraph *g = compile_w(a, d, 2, 64, 128, wform);
-    CgProgram *p = cg_generate(a, d, g, &(CgGenOptions){0});
+    CgProgram *p = cg_generate(a, d, g, &(CgGenOptions){.tune = tu_tune()});
     for (int k = 0; p && k < p->nkernels; k++)
         for (int f = 0; f < p->kernels[k].nphases; f++)
             if (strstr(p->kernels[k].phases[f].fn, "einsum_heads")) return p->modules[p->kernels[k].module].source;

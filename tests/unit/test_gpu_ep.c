@@ -39,6 +39,7 @@
 #include "passes/passes.h"
 #include "runtime/gpu.h"
 #include "runtime/runtime.h"
+#include "tests/unit/testutil.h"
 
 #define FIX DSCC_SOURCE_DIR "/tests/fixtures/"
 #define MAXW 4
@@ -61,7 +62,7 @@ static IrGraph *compile(Arena *a, DiagEngine *d, RtCheckpoint *ck, const Case *c
              W > 1 ? arena_printf(a, ",node-limited-routing{nodes=%d,gpus-per-node=%d}", c->nodes, W / c->nodes) : "",
              W > 1 && c->overlap ? ",microbatch-overlap{n=2}" : "");
     PassPipeline pp;
-    PassRunOptions ro = {0};
+    PassRunOptions ro = {.tune = tu_tune()};
     if (!pass_pipeline_parse(a, d, pipe, &pp) || !pass_pipeline_run(&pp, g, &ro, d)) return NULL;
     return g;
 }
@@ -141,13 +142,13 @@ static void process_main(const Case *c, int rank, const RtNcclId *id, int fd) {
     int64_t maxb = (B + W - 1) / W;
     if (c->reuse) { /* the pass plans the slab at this executor's capacity and storage */
         PassPipeline pp;
-        PassRunOptions ro = {0};
+        PassRunOptions ro = {.tune = tu_tune()};
         const char *plan = arena_printf(a, "plan-memory{batch=%lld,seq=%lld,ctx=%lld,f32-storage=%d}", (long long)maxb, (long long)S,
                                         (long long)S, c->f32 ? 1 : 0);
         if (!pass_pipeline_parse(a, d, plan, &pp) || !pass_pipeline_run(&pp, g, &ro, d)) goto done;
     }
     CpuWeightSource ws = {rt_checkpoint_read_f32, ck};
-    GpuOptions go = {.device = rank < 0 ? 0 : rank, .max_batch = maxb, .max_seq = S, .max_ctx = S, .f32_storage = c->f32,
+    GpuOptions go = {.tune = tu_tune(), .device = rank < 0 ? 0 : rank, .max_batch = maxb, .max_seq = S, .max_ctx = S, .f32_storage = c->f32,
                      .keep_all = !c->reuse, .dist = rank < 0 ? NULL : &dist};
     if (!(gx = gpu_exec_new(g, &ws, &go, d))) goto done;
     for (int i = 0; i < g->nnodes && c->reuse; i++)

@@ -104,7 +104,7 @@ static void check_node(void *ctx, const IrNode *n, const float *gv, const float 
 static void phases_at(const IrGraph *g, bool f32, int64_t T, bool *stream, bool *tile, bool *ring, bool *tma) {
     Arena *a = arena_new();
     DiagEngine *d = diag_new(a, stderr);
-    CgProgram *p = cg_generate(a, d, g, &(CgGenOptions){.f32_storage = f32});
+    CgProgram *p = cg_generate(a, d, g, &(CgGenOptions){.tune = tu_tune(), .f32_storage = f32});
     assert_non_null(p);
     int64_t sym[IR_MAX_DIM_SYMS] = {0};
     sym[ir_graph_find_dim(g, "T")] = T;
@@ -126,7 +126,7 @@ static void phases_at(const IrGraph *g, bool f32, int64_t T, bool *stream, bool 
 static bool generated_has(const IrGraph *g, bool f32, const char *text) {
     Arena *a = arena_new();
     DiagEngine *d = diag_new(a, stderr);
-    CgProgram *p = cg_generate(a, d, g, &(CgGenOptions){.f32_storage = f32});
+    CgProgram *p = cg_generate(a, d, g, &(CgGenOptions){.tune = tu_tune(), .f32_storage = f32});
     assert_non_null(p);
     bool has = false;
     for (int m = 0; m < p->nmodules; m++) has |= strstr(p->modules[m].source, text) != NULL;
@@ -198,12 +198,12 @@ static void check_kinds(bool f32, int form, unsigned kinds) {
     IrGraph *g = fe_compile_string(a, d, "experts.dsl", SRC, sizeof SRC - 1, &(FeOptions){NULL, NULL, 0});
     assert_non_null(g);
     PassPipeline pp;
-    PassRunOptions ro = {0};
+    PassRunOptions ro = {.tune = tu_tune()};
     assert_true(pass_pipeline_parse(a, d, "shape-infer,fold-constants,dce,fp8-quant,cse,dce,fuse", &pp) && pass_pipeline_run(&pp, g, &ro, d));
     uint64_t seed = tu_test_seed() + (f32 ? 7 : 0) + (uint64_t)form * 13;
     CpuWeightSource ws = cpu_random_weights(&seed);
     static const int64_t TOKENS[5] = {1, 2, 24, 80, 160};
-    GpuOptions go = {.max_batch = kinds >> 4 ? 160 : 80, .max_seq = 1, .max_ctx = 1, .keep_all = true, .f32_storage = f32, .no_blas = true};
+    GpuOptions go = {.tune = tu_tune(), .max_batch = kinds >> 4 ? 160 : 80, .max_seq = 1, .max_ctx = 1, .keep_all = true, .f32_storage = f32, .no_blas = true};
     const char *tenv = getenv("DSCC_EXPERT_TMA");
     if (form == FORM_TMA) { /* level 2 (the weights evict-first unless ef=0) but where DSCC_EXPERT_TMA=1... asks for 1 */
         const bool two = !(tenv && tenv[0] == '1');
@@ -401,7 +401,7 @@ static float **tiny_run(const IrGraph *g, bool f32, const char *env, int64_t T, 
     DiagEngine *d = diag_new(a, stderr);
     uint64_t seed = tu_test_seed() + 41;
     CpuWeightSource ws = cpu_random_weights(&seed);
-    GpuOptions go = {.max_batch = T, .max_seq = 1, .max_ctx = 1, .keep_all = true, .f32_storage = f32, .no_blas = true};
+    GpuOptions go = {.tune = tu_tune(), .max_batch = T, .max_seq = 1, .max_ctx = 1, .keep_all = true, .f32_storage = f32, .no_blas = true};
     GpuExec *gx = gpu_exec_new(g, &ws, &go, d);
     assert_non_null(gx);
     CpuInput in[2] = {{"x", 2, {T, 96}, xv}, {"idx", 2, {T, KS}, iv}};
@@ -441,7 +441,7 @@ static void test_tma3_wide_tiny(void **state) {
     IrGraph *g = fe_compile_string(a, d, "experts_tiny.dsl", SRC_TINY, sizeof SRC_TINY - 1, &(FeOptions){NULL, NULL, 0});
     assert_non_null(g);
     PassPipeline pp;
-    PassRunOptions ro = {0};
+    PassRunOptions ro = {.tune = tu_tune()};
     assert_true(pass_pipeline_parse(a, d, "shape-infer,fold-constants,dce,fp8-quant,cse,dce,fuse", &pp) && pass_pipeline_run(&pp, g, &ro, d));
     enum { T = 20 };
     float xv[T * 96], iv[T * KS];
@@ -531,7 +531,7 @@ static float **epi_run(const IrGraph *g, bool f32, const char *env, int64_t T, i
     DiagEngine *d = diag_new(a, stderr);
     uint64_t seed = tu_test_seed() + 47;
     CpuWeightSource ws = cpu_random_weights(&seed);
-    GpuOptions go = {.max_batch = 160, .max_seq = 1, .max_ctx = 1, .keep_all = true, .f32_storage = f32, .no_blas = true};
+    GpuOptions go = {.tune = tu_tune(), .max_batch = 160, .max_seq = 1, .max_ctx = 1, .keep_all = true, .f32_storage = f32, .no_blas = true};
     GpuExec *gx = gpu_exec_new(g, &ws, &go, d);
     assert_non_null(gx);
     CpuInput in[2] = {{"x", 2, {T, hx}, xv}, {"idx", 2, {T, KS}, iv}};
@@ -590,7 +590,7 @@ static IrGraph *epi_graph(Arena *a, const char *src, size_t len) {
     IrGraph *g = fe_compile_string(a, d, "experts.dsl", src, len, &(FeOptions){NULL, NULL, 0});
     assert_non_null(g);
     PassPipeline pp;
-    PassRunOptions ro = {0};
+    PassRunOptions ro = {.tune = tu_tune()};
     assert_true(pass_pipeline_parse(a, d, "shape-infer,fold-constants,dce,fp8-quant,cse,dce,fuse", &pp) && pass_pipeline_run(&pp, g, &ro, d));
     return g;
 }
@@ -668,14 +668,14 @@ static void check_decode(bool f32) {
     IrGraph *g = fe_compile_string(a, d, "experts_decode.dsl", SRC_DEC, sizeof SRC_DEC - 1, &(FeOptions){NULL, NULL, 0});
     assert_non_null(g);
     PassPipeline pp;
-    PassRunOptions ro = {0};
+    PassRunOptions ro = {.tune = tu_tune()};
     assert_true(pass_pipeline_parse(a, d, "shape-infer,fold-constants,dce,fp8-quant,cse,dce,fuse", &pp) && pass_pipeline_run(&pp, g, &ro, d));
     assert_int_equal(tma_level(g, f32), 2);
     const char *tenv = getenv("DSCC_EXPERT_TMA"); /* kp=3: generated as asked */
     assert_true(generated_has(g, f32, "#define XT_KP 3\n") == (tenv && strstr(tenv, "kp=3") != NULL));
     uint64_t seed = tu_test_seed() + (f32 ? 29 : 31);
     CpuWeightSource ws = cpu_random_weights(&seed);
-    GpuOptions go = {.max_batch = 128, .max_seq = 1, .max_ctx = 1, .keep_all = true, .f32_storage = f32, .no_blas = true};
+    GpuOptions go = {.tune = tu_tune(), .max_batch = 128, .max_seq = 1, .max_ctx = 1, .keep_all = true, .f32_storage = f32, .no_blas = true};
     GpuExec *gx = gpu_exec_new(g, &ws, &go, d);
     assert_non_null(gx);
     Cmp m = {0};
@@ -747,7 +747,7 @@ static void test_env(void **state) {
     DiagEngine *d = diag_new(a, NULL);
     IrGraph *g = fe_compile_string(a, d, "experts.dsl", SRC, sizeof SRC - 1, &(FeOptions){NULL, NULL, 0});
     PassPipeline pp;
-    PassRunOptions ro = {0};
+    PassRunOptions ro = {.tune = tu_tune()};
     assert_true(g && pass_pipeline_parse(a, d, "shape-infer,fp8-quant,fuse", &pp) && pass_pipeline_run(&pp, g, &ro, d));
     bool st, tile, ring, tma;
     unsetenv("DSCC_EXPERT_TMA"); /* what a test before may have left set when it failed */
@@ -768,7 +768,7 @@ static void test_env(void **state) {
     static const char *const bad[] = {"2", "u=9", "minb=0", "maxr", "maxr=8,", "depth=2", "u=2x", "maxr=0", "ring=2", "d=5", "u=2,1"};
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
         setenv("DSCC_EXPERT_V2", bad[i], 1);
-        assert_null(cg_generate(a, d, g, &(CgGenOptions){0}));
+        assert_null(cg_generate(a, d, g, &(CgGenOptions){.tune = tu_tune()}));
     }
     unsetenv("DSCC_EXPERT_V2");
     assert_true(diag_error_count(d) >= 11);
@@ -874,7 +874,7 @@ static void test_env(void **state) {
                                        "epi=2", "1,epi=1", "epi=1,mt=2", "epi=1,dyn=1", "epi=1,kp=2"};
     for (size_t i = 0; i < sizeof badt / sizeof badt[0]; i++) {
         setenv("DSCC_EXPERT_TMA", badt[i], 1);
-        assert_null(cg_generate(a, d, g, &(CgGenOptions){0}));
+        assert_null(cg_generate(a, d, g, &(CgGenOptions){.tune = tu_tune()}));
     }
     unsetenv("DSCC_EXPERT_TMA");
     assert_true(diag_error_count(d) >= before + 36);

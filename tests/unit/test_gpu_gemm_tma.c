@@ -208,11 +208,11 @@ static void check_runtime(const int64_t (*rows)[3], int nrows) {
     IrGraph *g = fe_compile_string(a, d, "tma.dsl", src, strlen(src), &(FeOptions){NULL, NULL, 0});
     assert_non_null(g);
     PassPipeline pp;
-    PassRunOptions ro = {0};
+    PassRunOptions ro = {.tune = tu_tune()};
     assert_true(pass_pipeline_parse(a, d, "shape-infer,fold-constants,dce,fp8-quant,cse,dce,fuse", &pp) && pass_pipeline_run(&pp, g, &ro, d));
     uint64_t seed = 17;
     CpuWeightSource ws = cpu_random_weights(&seed);
-    GpuOptions go = {.max_batch = 2, .max_seq = 300, .max_ctx = 300, .keep_all = true, .no_blas = true};
+    GpuOptions go = {.tune = tu_tune(), .max_batch = 2, .max_seq = 300, .max_ctx = 300, .keep_all = true, .no_blas = true};
     GpuExec *gx = gpu_exec_new(g, &ws, &go, d);
     assert_non_null(gx);
     double err = -1;

@@ -66,7 +66,7 @@ static void check_node(void *ctx, const IrNode *n, const float *gv, const float 
 static void check_program(const IrGraph *g, bool f32, bool fp8) {
     Arena *a = arena_new();
     DiagEngine *d = diag_new(a, stderr);
-    CgGenOptions o = {.f32_storage = f32};
+    CgGenOptions o = {.tune = tu_tune(), .f32_storage = f32};
     CgProgram *p = cg_generate(a, d, g, &o);
     assert_non_null(p);
     int casts = 0, scales = 0;
@@ -100,14 +100,14 @@ static void check_rows(const char *src, const char *pipe, int64_t K, bool f32, I
     IrGraph *g = fe_compile_string(a, d, "head.dsl", src, strlen(src), &(FeOptions){NULL, NULL, 0});
     assert_non_null(g);
     PassPipeline pp;
-    PassRunOptions ro = {0};
+    PassRunOptions ro = {.tune = tu_tune()};
     assert_true(pass_pipeline_parse(a, d, pipe, &pp) && pass_pipeline_run(&pp, g, &ro, d));
     check_program(g, f32, op == IR_OP_FP8_LINEAR);
     uint64_t seed = tu_test_seed() + (uint64_t)K;
     CpuWeightSource ws = cpu_random_weights(&seed);
     const char *eb = getenv("DSCC_EMU_CUBLASLT");
     bool blas = eb && strcmp(eb, "1") == 0; /* the stand-in cuBLASLt takes what it can */
-    GpuOptions go = {.max_batch = 2, .max_seq = 64, .max_ctx = 64, .keep_all = true, .f32_storage = f32, .no_blas = !blas};
+    GpuOptions go = {.tune = tu_tune(), .max_batch = 2, .max_seq = 64, .max_ctx = 64, .keep_all = true, .f32_storage = f32, .no_blas = !blas};
     GpuExec *gx = gpu_exec_new(g, &ws, &go, d);
     assert_non_null(gx);
     if (blas && !f32) assert_non_null(gpu_exec_blas(gx)); /* f32 storage: no GEMM has a library form */

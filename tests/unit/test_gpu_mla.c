@@ -82,7 +82,7 @@ static float urand(void) { /* uniform in [-1, 1) */
 /* The program as the GPU executor generates it; it has the MLA decode phase and its combine (launched for the
  * steps of more splits than the decode kernel merges itself). */
 static CgProgram *mla_program(Arena *a, DiagEngine *d, const IrGraph *g) {
-    CgGenOptions o = {.tile = CG_TILE_WGMMA};
+    CgGenOptions o = {.tune = tu_tune(), .tile = CG_TILE_WGMMA};
     CgProgram *p = cg_generate(a, d, g, &o);
     assert_non_null(p);
     bool dec = false, comb = false;
@@ -124,14 +124,14 @@ static int run_steps(int heads, int64_t B, const int *steps, int nsteps, double 
     assert_non_null(g);
     PassPipeline pp;
     assert_true(pass_pipeline_parse(a, d, "shape-infer,fold-constants,dce,cse,dce,fuse", &pp));
-    PassRunOptions ro = {0};
+    PassRunOptions ro = {.tune = tu_tune()};
     assert_true(pass_pipeline_run(&pp, g, &ro, d));
     const CgProgram *prog = mla_program(a, d, g);
     int64_t maxs = 0, total = 0;
     for (int i = 0; i < nsteps; i++) maxs = steps[i] > maxs ? steps[i] : maxs, total += steps[i];
     uint64_t seed = 1;
     CpuWeightSource ws = cpu_random_weights(&seed);
-    GpuOptions go = {.max_batch = B, .max_seq = maxs, .max_ctx = total};
+    GpuOptions go = {.tune = tu_tune(), .max_batch = B, .max_seq = maxs, .max_ctx = total};
     GpuExec *gx = gpu_exec_new(g, &ws, &go, d);
     assert_non_null(gx);
     CpuOptions co = {.threads = 4};
@@ -818,9 +818,9 @@ static CgProgram *generate_heads(Arena *a, char **msg, int heads) {
     assert_non_null(g);
     PassPipeline pp;
     assert_true(pass_pipeline_parse(a, d, "shape-infer,fold-constants,dce,cse,dce,fuse", &pp));
-    PassRunOptions ro = {0};
+    PassRunOptions ro = {.tune = tu_tune()};
     assert_true(pass_pipeline_run(&pp, g, &ro, d));
-    CgGenOptions o = {.tile = CG_TILE_WGMMA};
+    CgGenOptions o = {.tune = tu_tune(), .tile = CG_TILE_WGMMA};
     CgProgram *p = cg_generate(a, d, g, &o);
     fclose(f);
     return p;

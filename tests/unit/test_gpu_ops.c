@@ -119,7 +119,7 @@ static void check_graph(const char *dir, const FeSetting *sets, int nsets, bool 
                                     routing ? routing : "");
     PassPipeline pp;
     assert_true(pass_pipeline_parse(a, d, pipe, &pp));
-    PassRunOptions ro = {0};
+    PassRunOptions ro = {.tune = tu_tune()};
     assert_true(pass_pipeline_run(&pp, g, &ro, d));
     RtArray tok = {0};
     if (dir) {
@@ -139,7 +139,7 @@ static void check_graph(const char *dir, const FeSetting *sets, int nsets, bool 
     /* decode: the first S - decode positions as a prefill, then `decode` steps of one position each;
      * both executors take every step, the comparison covers every step */
     int64_t P = decode ? S - decode : S;
-    GpuOptions go = {.max_batch = B, .max_seq = P, .max_ctx = S, .keep_all = true, .f32_storage = f32, .no_blas = no_blas};
+    GpuOptions go = {.tune = tu_tune(), .max_batch = B, .max_seq = P, .max_ctx = S, .keep_all = true, .f32_storage = f32, .no_blas = no_blas};
     GpuExec *gx = gpu_exec_new(g, &ws, &go, d);
     assert_non_null(gx);
     const char *tile = getenv("DSCC_GEMM_TILE");
@@ -271,7 +271,7 @@ static void test_fp8_decode_graphs(void **state) {
     assert_non_null(g);
     PassPipeline pp;
     assert_true(pass_pipeline_parse(a, d, "shape-infer,fold-constants,dce,fp8-quant,cse,dce,node-limited-routing,fuse", &pp));
-    PassRunOptions ro = {0};
+    PassRunOptions ro = {.tune = tu_tune()};
     assert_true(pass_pipeline_run(&pp, g, &ro, d));
     enum { B = 2, P = 40, STEPS = 5, V = 1000 };
     float tok[B * (P + STEPS)];
@@ -279,7 +279,7 @@ static void test_fp8_decode_graphs(void **state) {
     for (int i = 0; i < B * (P + STEPS); i++) tok[i] = (float)(rand() % V);
     uint64_t seed = tu_test_seed();
     CpuWeightSource ws = cpu_random_weights(&seed);
-    GpuOptions go = {.max_batch = B, .max_seq = P, .max_ctx = P + STEPS};
+    GpuOptions go = {.tune = tu_tune(), .max_batch = B, .max_seq = P, .max_ctx = P + STEPS};
     GpuExec *gx = gpu_exec_new(g, &ws, &go, d);
     assert_non_null(gx);
     int64_t per = (int64_t)B * V; /* the prefill's logits are [B, P, V]: its first B * V values are compared */

@@ -79,7 +79,7 @@ static void test_prologue(void **state) {
                       "    if (a.x) return;\n"
                       "    DSCC_PDL_WAIT ();\n"
                       "}\n";
-    char *out = cg_pdl_prologue(a, src);
+    char *out = cg_pdl_prologue(a, src, tu_tune());
     assert_int_equal(lines(out), lines(src));
     assert_non_null(strstr(out, "p0(Args a) {  // store\n    " CG_PDL_PROLOGUE " const int i = 1;\n"));
     assert_non_null(strstr(out, "p1(Args a) { " CG_PDL_PROLOGUE " \n#pragma unroll\n")); /* not before the directive */
@@ -95,9 +95,9 @@ static void test_prologue(void **state) {
     assert_false(cg_kernel_waits(out, "g1_file"));
     assert_true(cg_kernel_waits(out, "g2_file"));
     assert_false(cg_kernel_waits(out, "no_such_kernel"));
-    assert_string_equal(cg_pdl_prologue(a, out), out); /* once */
+    assert_string_equal(cg_pdl_prologue(a, out, tu_tune()), out); /* once */
     setenv("DSCC_PDL_EARLY", "1", 1); /* the trigger first: the next kernel may launch before this one waits */
-    char *early = cg_pdl_prologue(a, src);
+    char *early = cg_pdl_prologue(a, src, tu_tune());
     unsetenv("DSCC_PDL_EARLY");
     assert_int_equal(lines(early), lines(src));
     assert_non_null(strstr(early, "p0(Args a) {  // store\n    " CG_PDL_PROLOGUE_EARLY " const int i = 1;\n"));
@@ -116,7 +116,7 @@ static void test_program_marks(void **state) {
     TuFixture f;
     tu_fixture_open(&f, FIX);
     IrGraph *g = tu_compile(&f, PIPE, NULL, 0);
-    CgProgram *p = cg_generate(f.a, f.d, g, NULL);
+    CgProgram *p = cg_generate(f.a, f.d, g, &(CgGenOptions){.tune = tu_tune()});
     assert_non_null(p);
     int phases = 0, marked = 0, skinny = 0, mla = 0, gate = 0;
     char unmarked[512] = "";
@@ -247,7 +247,7 @@ static void run_model(TuFixture *f, IrGraph *g, const RtArray *tok, const char *
     if (tma) setenv("DSCC_GEMM_TMA", tma, 1), setenv("DSCC_GEMM_SKINNY", "0", 1);
     if (early) setenv("DSCC_PDL_EARLY", "1", 1);
     CpuWeightSource ws = {rt_checkpoint_read_f32, f->ck};
-    GpuOptions go = {.max_batch = B, .max_seq = P, .max_ctx = S, .graphs = true};
+    GpuOptions go = {.tune = tu_tune(), .max_batch = B, .max_seq = P, .max_ctx = S, .graphs = true};
     GpuExec *gx = gpu_exec_new(g, &ws, &go, f->d);
     unsetenv("DSCC_PDL");
     unsetenv("DSCC_GEMM_TMA");
@@ -333,7 +333,7 @@ static void test_model(void **state) {
     /* a bad value is refused at creation */
     setenv("DSCC_PDL", "2", 1);
     CpuWeightSource ws = {rt_checkpoint_read_f32, f.ck};
-    GpuOptions go = {.max_batch = 1, .max_seq = 1, .max_ctx = 2};
+    GpuOptions go = {.tune = tu_tune(), .max_batch = 1, .max_seq = 1, .max_ctx = 2};
     FILE *t = tmpfile();
     assert_non_null(t);
     assert_null(gpu_exec_new(g, &ws, &go, diag_new(f.a, t)));
@@ -344,6 +344,7 @@ static void test_model(void **state) {
     buf[got] = 0;
     fclose(t);
     assert_non_null(strstr(buf, "DSCC_PDL is '2'"));
+    go.tune = tu_tune(); /* read again: DSCC_PDL is unset now */
     GpuExec *gx = gpu_exec_new(g, &ws, &go, f.d); /* unset: programmatic launches, the default */
     assert_non_null(gx);
     assert_true(gpu_exec_pdl(gx));

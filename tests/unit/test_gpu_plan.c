@@ -63,7 +63,7 @@ static int setup(void **state) {
                                     "microbatch-overlap{n=2},fuse,plan-memory{batch=%lld,seq=%lld,ctx=%lld,f32-storage=1}",
                                     (long long)f->B, (long long)f->S, (long long)f->S);
     PassPipeline pp;
-    PassRunOptions ro = {0};
+    PassRunOptions ro = {.tune = tu_tune()};
     assert_true(pass_pipeline_parse(f->a, f->d, pipe, &pp));
     assert_true(pass_pipeline_run(&pp, f->g, &ro, f->d));
     assert_true(f->g->mem_planned);
@@ -92,7 +92,7 @@ static bool wrote(FILE *tmp, const char *s) {
 
 static GpuExec *executor(Fix *f, DiagEngine *d) {
     CpuWeightSource ws = {rt_checkpoint_read_f32, f->ck};
-    GpuOptions go = {.max_batch = f->B, .max_seq = f->S, .max_ctx = f->S, .f32_storage = true};
+    GpuOptions go = {.tune = tu_tune(), .max_batch = f->B, .max_seq = f->S, .max_ctx = f->S, .f32_storage = true};
     return gpu_exec_new(f->g, &ws, &go, d);
 }
 
@@ -181,7 +181,7 @@ static void test_planted_hazard_is_refused(void **state) {
 static void test_plan_for_another_run_is_refused(void **state) {
     Fix *f = *state;
     CpuWeightSource ws = {rt_checkpoint_read_f32, f->ck};
-    GpuOptions go = {.max_batch = f->B + 2, .max_seq = f->S, .max_ctx = f->S, .f32_storage = true};
+    GpuOptions go = {.tune = tu_tune(), .max_batch = f->B + 2, .max_seq = f->S, .max_ctx = f->S, .f32_storage = true};
     FILE *t1 = tmpfile(), *t2 = tmpfile();
     assert_true(t1 && t2);
     assert_null(gpu_exec_new(f->g, &ws, &go, diag_new(f->a, t1)));
@@ -207,7 +207,7 @@ static IrGraph *merge_graph(Fix *f, bool merge) {
                                     "microbatch-overlap{n=2},fuse,plan-memory{batch=%lld,seq=%lld,ctx=%lld,f32-storage=1}",
                                     merge ? "merge-linears," : "", (long long)f->B, (long long)f->S, (long long)f->S);
     PassPipeline pp;
-    PassRunOptions ro = {0};
+    PassRunOptions ro = {.tune = tu_tune()};
     assert_true(pass_pipeline_parse(f->a, f->d, pipe, &pp));
     assert_true(pass_pipeline_run(&pp, g, &ro, f->d));
     return g;
@@ -217,7 +217,7 @@ static void test_weight_values_held_once(void **state) {
     Fix *f = *state;
     uint64_t seed = 11;
     CpuWeightSource ws = cpu_random_weights(&seed);
-    GpuOptions go = {.max_batch = f->B, .max_seq = f->S, .max_ctx = f->S, .f32_storage = true};
+    GpuOptions go = {.tune = tu_tune(), .max_batch = f->B, .max_seq = f->S, .max_ctx = f->S, .f32_storage = true};
     IrGraph *g = merge_graph(f, true), *g0 = merge_graph(f, false);
     GpuExec *gx = gpu_exec_new(g, &ws, &go, f->d), *gx0 = gpu_exec_new(g0, &ws, &go, f->d);
     assert_non_null(gx);

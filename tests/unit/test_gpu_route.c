@@ -148,10 +148,10 @@ static void check_gate(const Gate *t, const int64_t (*bs)[2], int nbs) {
     IrGraph *g = fe_compile_string(a, d, "route.dsl", src, strlen(src), &(FeOptions){NULL, NULL, 0});
     assert_non_null(g);
     PassPipeline pp;
-    PassRunOptions ro = {0};
+    PassRunOptions ro = {.tune = tu_tune()};
     assert_true(pass_pipeline_parse(a, d, "shape-infer,fold-constants,dce,cse,dce,fuse", &pp) && pass_pipeline_run(&pp, g, &ro, d));
     /* the gate is one kernel of one phase: the route_topk form */
-    CgProgram *p = cg_generate(a, d, g, NULL);
+    CgProgram *p = cg_generate(a, d, g, &(CgGenOptions){.tune = tu_tune()});
     assert_non_null(p);
     int gates = 0, phases = 0;
     for (int k = 0; k < p->nkernels; k++)
@@ -160,7 +160,7 @@ static void check_gate(const Gate *t, const int64_t (*bs)[2], int nbs) {
     assert_int_equal(phases, 1);
     uint64_t seed = tu_test_seed() + (uint64_t)t->E * 31 + (uint64_t)t->K;
     CpuWeightSource ws = cpu_random_weights(&seed);
-    GpuOptions go = {.max_batch = 4, .max_seq = 100, .max_ctx = 100, .keep_all = true, .no_blas = true};
+    GpuOptions go = {.tune = tu_tune(), .max_batch = 4, .max_seq = 100, .max_ctx = 100, .keep_all = true, .no_blas = true};
     GpuExec *gx = gpu_exec_new(g, &ws, &go, d);
     assert_non_null(gx);
     CpuExec *cx = cpu_exec_new(g, &ws, &(CpuOptions){.threads = 2}, d);

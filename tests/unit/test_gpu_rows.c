@@ -73,7 +73,7 @@ static IrGraph *compile(Arena *a, DiagEngine *d, const char *src) {
     IrGraph *g = fe_compile_string(a, d, "rows.dsl", src, strlen(src), &(FeOptions){NULL, NULL, 0});
     assert_non_null(g);
     PassPipeline pp;
-    PassRunOptions ro = {0};
+    PassRunOptions ro = {.tune = tu_tune()};
     assert_true(pass_pipeline_parse(a, d, "shape-infer,fold-constants,dce,fp8-quant,cse,dce,fuse", &pp) && pass_pipeline_run(&pp, g, &ro, d));
     return g;
 }
@@ -85,7 +85,7 @@ static bool vec_stores; /* row_form's kernel has the prefill form's vector loads
 static void row_form(const IrGraph *g, bool f32, int64_t B, int64_t S, int64_t M, int *parts, int *threads, int *per, bool *kept) {
     Arena *a = arena_new();
     DiagEngine *d = diag_new(a, stderr);
-    CgGenOptions o = {.f32_storage = f32};
+    CgGenOptions o = {.tune = tu_tune(), .f32_storage = f32};
     CgProgram *p = cg_generate(a, d, g, &o);
     assert_non_null(p);
     int64_t sym[IR_MAX_DIM_SYMS] = {0};
@@ -146,7 +146,7 @@ static void check_case(const Case *c, const int64_t (*rows)[2], int nrows) {
     uint64_t seed = tu_test_seed() + (uint64_t)c->D * 7919u;
     CpuWeightSource ws = cpu_random_weights(&seed);
     int64_t mb = c->maxb ? c->maxb : 2, ms = c->maxs ? c->maxs : 136;
-    GpuOptions go = {.max_batch = mb, .max_seq = ms, .max_ctx = ms, .keep_all = true, .f32_storage = c->f32, .no_blas = true};
+    GpuOptions go = {.tune = tu_tune(), .max_batch = mb, .max_seq = ms, .max_ctx = ms, .keep_all = true, .f32_storage = c->f32, .no_blas = true};
     GpuExec *gx = gpu_exec_new(g, &ws, &go, d);
     assert_non_null(gx);
     Cmp m = {.f32 = c->f32};
@@ -283,7 +283,7 @@ static void stored_values(DiagEngine *d, const IrGraph *g, int64_t D, int64_t B,
     uint64_t seed = 7919u + (uint64_t)D, rng = seed;
     CpuWeightSource ws = cpu_random_weights(&seed);
     if (!prefill) setenv("DSCC_ROWS_PREFILL", "0", 1);
-    GpuExec *gx = gpu_exec_new(g, &ws, &(GpuOptions){.max_batch = 1, .max_seq = 136, .max_ctx = 136, .keep_all = true, .no_blas = true}, d);
+    GpuExec *gx = gpu_exec_new(g, &ws, &(GpuOptions){.tune = tu_tune(), .max_batch = 1, .max_seq = 136, .max_ctx = 136, .keep_all = true, .no_blas = true}, d);
     unsetenv("DSCC_ROWS_PREFILL");
     assert_non_null(gx);
     int64_t M = B * S;
@@ -373,7 +373,7 @@ static void test_env_prefill(void **state) {
 static int norm_phases(const IrGraph *g, int64_t B, int64_t S, bool *cluster) {
     Arena *a = arena_new();
     DiagEngine *d = diag_new(a, stderr);
-    CgProgram *p = cg_generate(a, d, g, &(CgGenOptions){0});
+    CgProgram *p = cg_generate(a, d, g, &(CgGenOptions){.tune = tu_tune()});
     assert_non_null(p);
     int64_t sym[IR_MAX_DIM_SYMS] = {0};
     sym[ir_graph_find_dim(g, "B")] = B, sym[ir_graph_find_dim(g, "S")] = S;
@@ -427,7 +427,7 @@ static const char VEC_EMB[] = "dim B, S;\ninput ids: i32[B, S];\nweight tab: bf1
 static bool vec_form(const IrGraph *g) {
     Arena *a = arena_new();
     DiagEngine *d = diag_new(a, stderr);
-    CgProgram *p = cg_generate(a, d, g, &(CgGenOptions){0});
+    CgProgram *p = cg_generate(a, d, g, &(CgGenOptions){.tune = tu_tune()});
     assert_non_null(p);
     bool vec = false;
     for (int k = 0; k < p->nmodules; k++) vec |= strstr(p->modules[k].source, "8 elements a thread") != NULL;
@@ -465,7 +465,7 @@ static void vec_run(DiagEngine *d, const IrGraph *g, bool vec, int64_t B, int64_
     uint64_t seed = 4099u, rng = seed;
     CpuWeightSource ws = cpu_random_weights(&seed);
     if (!vec) setenv("DSCC_ELEM_VEC", "0", 1);
-    GpuExec *gx = gpu_exec_new(g, &ws, &(GpuOptions){.max_batch = 2, .max_seq = 136, .max_ctx = 136, .keep_all = true, .no_blas = true}, d);
+    GpuExec *gx = gpu_exec_new(g, &ws, &(GpuOptions){.tune = tu_tune(), .max_batch = 2, .max_seq = 136, .max_ctx = 136, .keep_all = true, .no_blas = true}, d);
     unsetenv("DSCC_ELEM_VEC");
     assert_non_null(gx);
     Cmp m = {0};
@@ -536,7 +536,7 @@ static void test_env_gather(void **state) {
     EnvCase c = env_case(ADD_NORM, 7168);
     for (int off = 0; off < 2; off++) {
         if (off) setenv("DSCC_ROWS_GATHER", "0", 1);
-        CgProgram *p = cg_generate(c.a, c.d, c.g, &(CgGenOptions){0});
+        CgProgram *p = cg_generate(c.a, c.d, c.g, &(CgGenOptions){.tune = tu_tune()});
         assert_non_null(p);
         bool gather = false, cluster = false;
         for (int k = 0; k < p->nmodules; k++) {
@@ -563,9 +563,9 @@ static void test_env_malformed(void **state) {
         Arena *a = arena_new();
         DiagEngine *d = diag_new(a, NULL);
         IrGraph *g = compile_at(a, d, bad[i].src, bad[i].D);
-        assert_non_null(cg_generate(a, d, g, &(CgGenOptions){0}));
+        assert_non_null(cg_generate(a, d, g, &(CgGenOptions){.tune = tu_tune()}));
         setenv(bad[i].name, bad[i].value, 1);
-        assert_null(cg_generate(a, d, g, &(CgGenOptions){0}));
+        assert_null(cg_generate(a, d, g, &(CgGenOptions){.tune = tu_tune()}));
         unsetenv(bad[i].name);
         assert_int_equal(diag_error_count(d), 1);
         assert_non_null(strstr(diag_first(d)->msg, arena_printf(a, "%s is '%s'", bad[i].name, bad[i].value)));

@@ -106,7 +106,7 @@ static void phases_at(const IrGraph *g, IrOp op, bool f32, int64_t B, int64_t S,
                       bool *bulk, int *bsplit) {
     Arena *a = arena_new();
     DiagEngine *d = diag_new(a, stderr);
-    CgGenOptions o = {.f32_storage = f32};
+    CgGenOptions o = {.tune = tu_tune(), .f32_storage = f32};
     CgProgram *p = cg_generate(a, d, g, &o);
     assert_non_null(p);
     int64_t sym[IR_MAX_DIM_SYMS] = {0};
@@ -158,13 +158,13 @@ static void check_split(int64_t N, int64_t K, bool f32, const int64_t (*rows)[2]
     IrGraph *g = fe_compile_string(a, d, "skinny.dsl", src, strlen(src), &(FeOptions){NULL, NULL, 0});
     assert_non_null(g);
     PassPipeline pp;
-    PassRunOptions ro = {0};
+    PassRunOptions ro = {.tune = tu_tune()};
     const char *pipe = lin_kind == LIN_FP8 ? "shape-infer,fold-constants,dce,fp8-quant,cse,dce,fuse" : "shape-infer,fold-constants,dce,cse,dce,fuse";
     assert_true(pass_pipeline_parse(a, d, pipe, &pp) && pass_pipeline_run(&pp, g, &ro, d));
     const IrOp op = lin_kind == LIN_FP8 ? IR_OP_FP8_LINEAR : IR_OP_LINEAR;
     uint64_t seed = tu_test_seed() + (uint64_t)(N * 131 + K);
     CpuWeightSource ws = cpu_random_weights(&seed);
-    GpuOptions go = {.max_batch = 2, .max_seq = 32, .max_ctx = 32, .keep_all = true, .f32_storage = f32, .no_blas = true};
+    GpuOptions go = {.tune = tu_tune(), .max_batch = 2, .max_seq = 32, .max_ctx = 32, .keep_all = true, .f32_storage = f32, .no_blas = true};
     GpuExec *gx = gpu_exec_new(g, &ws, &go, d);
     assert_non_null(gx);
     Cmp m = {.g = g, .gx = gx, .op = op};
@@ -347,11 +347,11 @@ static void check_fold(const char *what, const char *body, int64_t N, int64_t K,
     IrGraph *g = fe_compile_string(a, d, "fold.dsl", src, strlen(src), &(FeOptions){NULL, NULL, 0});
     assert_non_null(g);
     PassPipeline pp;
-    PassRunOptions ro = {0};
+    PassRunOptions ro = {.tune = tu_tune()};
     assert_true(pass_pipeline_parse(a, d, "shape-infer,fold-constants,dce,fp8-quant,cse,dce,fuse", &pp) && pass_pipeline_run(&pp, g, &ro, d));
     uint64_t seed = tu_test_seed() + (uint64_t)(N * 131 + K);
     CpuWeightSource ws = cpu_random_weights(&seed);
-    GpuOptions go = {.max_batch = 2, .max_seq = 32, .max_ctx = 32, .keep_all = true, .no_blas = true};
+    GpuOptions go = {.tune = tu_tune(), .max_batch = 2, .max_seq = 32, .max_ctx = 32, .keep_all = true, .no_blas = true};
     GpuExec *gx = gpu_exec_new(g, &ws, &go, d);
     assert_non_null(gx);
     Cmp m = {.g = g, .gx = gx, .op = IR_OP_FP8_LINEAR};
@@ -362,7 +362,7 @@ static void check_fold(const char *what, const char *body, int64_t N, int64_t K,
     uint64_t rng = seed;
     /* the program's kernels: the one with the quantize (the row group) and the linear's */
     Arena *pa = arena_new();
-    CgProgram *p = cg_generate(pa, diag_new(pa, stderr), g, &(CgGenOptions){0});
+    CgProgram *p = cg_generate(pa, diag_new(pa, stderr), g, &(CgGenOptions){.tune = tu_tune()});
     assert_non_null(p);
     int krow = -1, klin = -1;
     for (int k = 0; k < p->nkernels; k++)
@@ -440,7 +440,7 @@ static int pipe_split_of(int64_t N, int64_t K) {
     IrGraph *g = fe_compile_string(a, d, "skinny.dsl", src, strlen(src), &(FeOptions){NULL, NULL, 0});
     assert_non_null(g);
     PassPipeline pp;
-    PassRunOptions ro = {0};
+    PassRunOptions ro = {.tune = tu_tune()};
     assert_true(pass_pipeline_parse(a, d, "shape-infer,fold-constants,dce,fp8-quant,cse,dce,fuse", &pp) && pass_pipeline_run(&pp, g, &ro, d));
     bool sk, tile, v2, pipe, bulk;
     int sp, bsp;
@@ -652,13 +652,13 @@ static void test_bad_v2(void **state) {
     static const char src[] = "dim M;\ninput x: bf16[M, 512];\nweight w: bf16[64, 512] = \"w\";\noutput y = silu(linear(x, w));\n";
     IrGraph *g = fe_compile_string(a, d, "k.dsl", src, sizeof src - 1, NULL);
     PassPipeline pp;
-    PassRunOptions ro = {0};
+    PassRunOptions ro = {.tune = tu_tune()};
     assert_true(g && pass_pipeline_parse(a, d, "shape-infer,fp8-quant,fuse", &pp) && pass_pipeline_run(&pp, g, &ro, d));
     static const char *const bad[][2] = {{"DSCC_SKINNY_V2", "2"}, {"DSCC_SKINNY_MAX", "7"}, {"DSCC_SKINNY_MAX", "33"}, {"DSCC_SKINNY_MAX", "16x"}, {"DSCC_SKINNY_PIPE", "2"}, {"DSCC_SKINNY_BULK", "on"}, {"DSCC_SKINNY_BF16_SPLIT", "yes"}, {"DSCC_SKINNY_PSPLIT", "2"}, {"DSCC_SKINNY_FOLD", "on"}};
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
         int errs = diag_error_count(d);
         setenv(bad[i][0], bad[i][1], 1);
-        CgProgram *p = cg_generate(a, d, g, &(CgGenOptions){0});
+        CgProgram *p = cg_generate(a, d, g, &(CgGenOptions){.tune = tu_tune()});
         unsetenv(bad[i][0]);
         assert_null(p);
         assert_true(diag_error_count(d) > errs);
@@ -676,10 +676,10 @@ static void test_bad_env(void **state) {
         static const char src[] = "dim M;\ninput x: bf16[M, 512];\nweight w: bf16[64, 512] = \"w\";\noutput y = silu(linear(x, w));\n";
         IrGraph *g = fe_compile_string(a, d, "k.dsl", src, sizeof src - 1, NULL);
         PassPipeline pp;
-        PassRunOptions ro = {0};
+        PassRunOptions ro = {.tune = tu_tune()};
         assert_true(g && pass_pipeline_parse(a, d, "shape-infer,fp8-quant,fuse", &pp) && pass_pipeline_run(&pp, g, &ro, d));
         setenv("DSCC_SKINNY", bad[i], 1);
-        CgProgram *p = cg_generate(a, d, g, &(CgGenOptions){0});
+        CgProgram *p = cg_generate(a, d, g, &(CgGenOptions){.tune = tu_tune()});
         unsetenv("DSCC_SKINNY");
         assert_null(p);
         assert_true(diag_error_count(d) > 0);

@@ -84,7 +84,7 @@ static float *run_model(const char *impl, bool fp8, int *nselect, int64_t *vocab
     IrGraph *g = fe_compile_file(a, d, DSCC_SOURCE_DIR "/models/deepseek_v3.dsl", &fo);
     assert_non_null(g);
     PassPipeline pp;
-    PassRunOptions ro = {0};
+    PassRunOptions ro = {.tune = tu_tune()};
     assert_true(pass_pipeline_parse(a, d, fp8 ? "shape-infer,fold-constants,dce,fp8-quant,cse,dce" : "shape-infer,fold-constants,dce,cse,dce", &pp));
     assert_true(pass_pipeline_run(&pp, g, &ro, d));
     *nselect = 0;
@@ -163,11 +163,11 @@ static CgProgram *v3_program(Arena *a, DiagEngine *d, const char *impl, IrGraph 
     IrGraph *g = fe_compile_file(a, d, DSCC_SOURCE_DIR "/models/deepseek_v3.dsl", &fo);
     assert_non_null(g);
     PassPipeline pp;
-    PassRunOptions ro = {0};
+    PassRunOptions ro = {.tune = tu_tune()};
     PassPreset pr = {.fp8 = true};
     assert_true(pass_pipeline_parse(a, d, pass_preset(a, "kernels", &pr), &pp));
     assert_true(pass_pipeline_run(&pp, g, &ro, d));
-    CgGenOptions o = {.tile = CG_TILE_WGMMA};
+    CgGenOptions o = {.tune = tu_tune(), .tile = CG_TILE_WGMMA};
     CgProgram *p = cg_generate(a, d, g, &o);
     assert_non_null(p);
     *gp = g;

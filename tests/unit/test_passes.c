@@ -271,7 +271,7 @@ static void test_dump_dir(void **state) {
     assert_int_equal(pthread_create(&th, NULL, read_fifo, &r), 0);
     PassPipeline pl;
     assert_true(pass_pipeline_parse(f->fx.a, f->fx.d, "dce,cse", &pl));
-    PassRunOptions ro = {.dump_dir = p[0], .verify_each = true};
+    PassRunOptions ro = {.tune = tu_tune(), .dump_dir = p[0], .verify_each = true};
     assert_true(pass_pipeline_run(&pl, g, &ro, f->fx.d));
     pthread_join(th, NULL);
     StrBuf after_cse;
@@ -399,7 +399,7 @@ static void test_fuse_matches_reference(void **state) {
         fuse_reference(g, want);
         PassPipeline p;
         assert_true(pass_pipeline_parse(f->fx.a, f->fx.d, "fuse", &p));
-        PassRunOptions ro = {0};
+        PassRunOptions ro = {.tune = tu_tune()};
         assert_true(pass_pipeline_run(&p, g, &ro, f->fx.d));
         int kernels = 0;
         for (int i = 0; i < g->nnodes; i++) {
@@ -434,7 +434,7 @@ static void test_merge_linears(void **state) {
         assert_non_null(g[k]);
         PassPipeline p;
         assert_true(pass_pipeline_parse(f->fx.a, f->fx.d, pipes[k], &p));
-        PassRunOptions ro = {.verify_each = true};
+        PassRunOptions ro = {.tune = tu_tune(), .verify_each = true};
         assert_true(pass_pipeline_run(&p, g[k], &ro, f->fx.d));
     }
     assert_int_equal(count_op(g[0], IR_OP_FP8_LINEAR) - count_op(g[1], IR_OP_FP8_LINEAR), 6);
@@ -490,7 +490,7 @@ static void test_weight_values(void **state) {
         if (k[i] != want[i]) fail_msg("%%%d (%s): kind %d, expected %d", i, ir_op_name(g->nodes[i]->op), k[i], want[i]);
     }
     PassPipeline pp;
-    PassRunOptions ro = {.verify_each = true};
+    PassRunOptions ro = {.tune = tu_tune(), .verify_each = true};
     assert_true(pass_pipeline_parse(f->fx.a, f->fx.d, "plan-memory{batch=2,seq=1}", &pp));
     assert_true(pass_pipeline_run(&pp, g, &ro, f->fx.d));
     for (int i = 0; i < g->nnodes; i++) { /* plan-memory renumbers: by op (the sum reads its concat where it sums: not stored) */

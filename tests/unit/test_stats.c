@@ -11,6 +11,7 @@
 
 #include "frontend/frontend.h"
 #include "passes/passes.h"
+#include "tests/unit/testutil.h"
 
 #include <stdlib.h>
 
@@ -107,7 +108,7 @@ static void test_stats_memory(void **state) {
     assert_true(pass_pipeline_parse(a, d, "shape-infer,plan-memory{batch=200,seq=500}", &pl));
     StrBuf rep;
     sb_init(&rep);
-    PassRunOptions ro = {.report = &rep};
+    PassRunOptions ro = {.tune = tu_tune(), .report = &rep};
     assert_true(pass_pipeline_run(&pl, g, &ro, d));
     const char *at = strstr(rep.data, "activation slab ");
     assert_non_null(at);
@@ -132,7 +133,7 @@ static double moe_flops(int W) {
     assert_non_null(g);
     const char *pipe = W > 1 ? arena_printf(a, "shape-infer,dce,node-limited-routing{nodes=1,gpus-per-node=%d}", W) : "shape-infer,dce";
     PassPipeline pp;
-    PassRunOptions ro = {0};
+    PassRunOptions ro = {.tune = tu_tune()};
     assert_true(pass_pipeline_parse(a, d, pipe, &pp));
     assert_true(pass_pipeline_run(&pp, g, &ro, d));
     int dispatches = 0;

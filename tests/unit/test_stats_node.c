@@ -12,6 +12,7 @@
 
 #include "frontend/frontend.h"
 #include "passes/passes.h"
+#include "tests/unit/testutil.h"
 
 /* hidden 16, 2 heads of 6 over one cached head, 4 experts of width 8, k=2. */
 static const char *SRC =
@@ -46,7 +47,7 @@ static IrGraph *compile(Arena *a, DiagEngine *d, const char *pipeline) {
     assert_non_null(g);
     PassPipeline p;
     assert_true(pass_pipeline_parse(a, d, pipeline, &p));
-    PassRunOptions ro = {.verify_each = true};
+    PassRunOptions ro = {.tune = tu_tune(), .verify_each = true};
     assert_true(pass_pipeline_run(&p, g, &ro, d));
     return g;
 }

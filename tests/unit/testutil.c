@@ -71,7 +71,7 @@ IrGraph *tu_compile(TuFixture *f, const char *pipeline, const char *const *sets,
     if (pipeline) {
         PassPipeline p;
         assert_true(pass_pipeline_parse(f->a, f->d, pipeline, &p));
-        PassRunOptions ro = {.verify_each = true};
+        PassRunOptions ro = {.tune = tu_tune(), .verify_each = true};
         assert_true(pass_pipeline_run(&p, g, &ro, f->d));
     }
     assert_int_equal(ir_verify(g, f->d), 0);
@@ -199,6 +199,12 @@ bool tu_hopper(void) {
     rt_cuda_close(c);
     arena_free(a);
     return ok;
+}
+
+const DsccTune *tu_tune(void) {
+    static DsccTune t;
+    tune_read_env(&t);
+    return &t;
 }
 
 uint64_t tu_test_seed(void) {

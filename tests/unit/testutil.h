@@ -114,6 +114,11 @@ bool tu_hopper(void);
 /* The seed of a test's random weights and inputs: DSCC_TEST_SEED, or the
  * clock (different data each run), printed once so a failure can be rerun. */
 uint64_t tu_test_seed(void);
+/* The DSCC_* switches (support/tune.def) as the environment holds them now:
+ * a test main is the program's entry, so it reads them for the library, and
+ * afresh at each use since tests setenv as they go (one static struct,
+ * refilled each call: call it after the setenv, at the library call). */
+const DsccTune *tu_tune(void);
 /* The GPU's stored value of node n for a CPU-side comparison (cpu_exec's
  * per-node hook): NULL for inputs and weights and for values a fused kernel
  * never stores; otherwise asserts that it holds nc elements. */

@@ -133,7 +133,7 @@ static bool write_cubins(Arena *a, const IrGraph *g, const CgProgram *p, const C
  * --emit=cubin: the modules compiled (through the cache) to DIR, once each. */
 static int emit_kernels(Arena *a, DiagEngine *d, const IrGraph *g, EmitKind emit, const char *out_dir) {
     double t0 = driver_now();
-    CgProgram *p = cg_generate(a, d, g, NULL);
+    CgProgram *p = cg_generate(a, d, g, &(CgGenOptions){.tune = &driver_tune});
     if (!p) return DSCC_EXIT_INPUT;
     bool to_dir = out_dir && strcmp(out_dir, "-") != 0;
     if (emit == EMIT_CUBIN && !to_dir) {

@@ -1178,7 +1178,7 @@ static int run_rank(RunArgs *r, Arena *a, DiagEngine *d) {
     RtExecOptions eo = {.backend = r->cuda ? RT_BACKEND_CUDA : RT_BACKEND_CPU, .threads = (int)r->threads, .device = device,
                         .max_batch = cap, .max_seq = r->prefill ? r->prefill : T, .max_ctx = T + r->generate, .trace = rank_path(a, r->trace, &ri),
                         .trace_steps = (int)r->trace_steps,
-                        .f32_storage = r->f32_storage, .graphs = true,
+                        .f32_storage = r->f32_storage, .graphs = true, .tune = &driver_tune,
                         .dist = l.world && !r->replicated ? rt_world_ctx(l.world) : NULL};
     double tl = driver_now();
     l.x = rt_exec_new(g, &ws, &eo, d);

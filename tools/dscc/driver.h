@@ -27,6 +27,11 @@ int cmd_run(int argc, char **argv);
 int cmd_tokenize(int argc, char **argv);
 int cmd_detokenize(int argc, char **argv);
 
+/* The DSCC_* tuning switches (support/tune.def), read from the environment
+ * once, by main, before any command runs; every command passes them down
+ * (passes, codegen, the executor) instead of the library reading getenv. */
+extern DsccTune driver_tune;
+
 /* Options shared by commands that read a model file. */
 typedef struct {
     const char *config_path;

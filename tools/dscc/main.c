@@ -24,13 +24,17 @@ static const Subcommand commands[] = {
 };
 #define NCOMMANDS (int)(sizeof commands / sizeof commands[0])
 
+DsccTune driver_tune;
+
 static void print_main_help(FILE *o) {
     fprintf(o, "usage: dscc <command> [options] [args]\n\n"
                "dscc compiles a model description (models/deepseek_v3.dsl) to an SSA IR\n"
                "of tensor ops and reports facts about it.\n\ncommands:\n");
     for (int i = 0; i < NCOMMANDS; i++) fprintf(o, "  %-10s  %s\n", commands[i].name, commands[i].summary);
-    fprintf(o, "  %-10s  %s\n", "help", "show help for a command (dscc help compile) or the passes (dscc help passes)");
+    fprintf(o, "  %-10s  %s\n", "help", "show help for a command (dscc help compile), the passes or the switches (tuning)");
     fprintf(o, "\noptions:\n  -h, --help     show this help\n"
+               "  --help-tuning  list the DSCC_* tuning switches (environment variables read\n"
+               "                 once at start; also dscc help tuning)\n"
                "  --version      print the version, the git commit it was built from, and\n"
                "                 whether NVRTC and the CUDA driver were found\n");
     fprintf(o, "\nexit codes:\n"
@@ -86,7 +90,12 @@ int main(int argc, char **argv) {
         print_main_help(stderr);
         return DSCC_EXIT_USAGE;
     }
+    tune_read_env(&driver_tune); /* the one read of the tuning switches */
     const char *cmd = argv[1];
+    if (strcmp(cmd, "--help-tuning") == 0 || (strcmp(cmd, "help") == 0 && argc >= 3 && strcmp(argv[2], "tuning") == 0)) {
+        tune_print_help(stdout);
+        return DSCC_EXIT_OK;
+    }
     if (strcmp(cmd, "-h") == 0 || strcmp(cmd, "--help") == 0) {
         print_main_help(stdout);
         return DSCC_EXIT_OK;

@@ -133,7 +133,8 @@ static bool make_exec(SpStep *x, const CpuWeightSource *ws, const SpecArgs *s, i
     if (s->cuda) {
 #ifdef DSCC_HAVE_NVRTC
         GpuOptions go = {.device = (int)s->device, .max_batch = B, .max_seq = S, .max_ctx = ctx,
-                         .f32_storage = s->f32_storage, .graphs = true, .tracer = tr, .trace_label = label};
+                         .f32_storage = s->f32_storage, .graphs = true, .tracer = tr, .trace_label = label,
+                         .tune = &driver_tune};
         return (x->gpu = gpu_exec_new(x->g, ws, &go, d)) != NULL;
 #endif
     }

@@ -90,6 +90,7 @@ int driver_run_passes(Arena *a, DiagEngine *d, IrGraph *g, PassOpts *po, const c
     StrBuf rep;
     sb_init(&rep);
     PassRunOptions ro = po->run;
+    ro.tune = &driver_tune;
     ro.time = time;
     ro.report = &rep;
     bool ok = pass_pipeline_run(&pl, g, &ro, d);
