@@ -169,15 +169,15 @@ enum { FORM_TILE, FORM_STREAM, FORM_TMA }; /* the form of the grouped GEMM that 
 
 #define DYN_DEFAULT 0 /* gen_expert.c's EXPERT_TMA_DYN: level 3's dynamic units where dyn is not given (at mt=1) */
 
-#define WIDE_DEFAULT 0 /* gen_expert.c's EXPERT_TMA_BN == 256: units of 256 outputs where bn is not given (levels 2, 3 at mt=1,
+#define WIDE_DEFAULT 1 /* gen_expert.c's EXPERT_TMA_BN == 256: units of 256 outputs where bn is not given (level 3 at mt=1,
                         * without dyn and kp) */
 
 /* Whether DSCC_EXPERT_TMA = v (NULL: unset) generates units of 256 outputs (XT_WIDE): bn=256, or by default where
- * the level (given or 3) is 2 or 3 with neither mt=2, dyn=1 nor kp=2|3, unless bn=128. */
+ * the level (given or 3) is 3 with neither mt=2, dyn=1 nor kp=2|3, unless bn=128. */
 static bool want_wide(const char *v) {
     if (v && strstr(v, "bn=256")) return true;
     const bool lvl_given = v && v[0] >= '1' && v[0] <= '3' && (v[1] == ',' || !v[1]);
-    return WIDE_DEFAULT && !(lvl_given && v[0] == '1') &&
+    return WIDE_DEFAULT && !(lvl_given && v[0] != '3') &&
            !(v && (strstr(v, "bn=128") || strstr(v, "mt=2") || strstr(v, "dyn=1") || strstr(v, "kp=2") || strstr(v, "kp=3")));
 }
 
@@ -365,14 +365,15 @@ static void test_tma3_dyn(void **state) {
     unsetenv("DSCC_EXPERT_TMA");
 }
 
-/* level 3 with units of 256 outputs (DSCC_EXPERT_TMA=3,bn=256: two 128-column halves of the weight on the same rows of
- * x, a consumer warpgroup's two accumulator sets; N 176, 528 and 100: a second half partly, wholly or (the last tile)
- * all past N, its block scales zeros, its box's rows the next expert's or past the map's): slots of id -1 (units of 1
- * and 2 rows) and the two experts of 160 rows (two passes a tile) with more slots of id -1, bf16 on a grid of 3 (the
- * level 2 test's three other kinds left out to keep the file's time) */
+/* level 3 with units of 128 outputs (DSCC_EXPERT_TMA=3,bn=128: the default until the ninth session; the default now,
+ * units of 256 outputs, two 128-column halves of the weight on the same rows of x, a consumer warpgroup's two
+ * accumulator sets, runs in test_tma3 on every kind, N 176, 528 and 100: a second half partly, wholly or (the last
+ * tile) all past N, its block scales zeros, its box's rows the next expert's or past the map's): slots of id -1 (units
+ * of 1 and 2 rows) and the two experts of 160 rows (two passes a tile) with more slots of id -1, bf16 on a grid of 3
+ * (the level 2 test's three other kinds left out to keep the file's time) */
 static void test_tma3_wide(void **state) {
     (void)state;
-    setenv("DSCC_EXPERT_TMA", "3,bn=256,grid=3", 1);
+    setenv("DSCC_EXPERT_TMA", "3,bn=128,grid=3", 1);
     check_kinds(false, FORM_TMA, 1u << 1 | 1u << 4);
     unsetenv("DSCC_EXPERT_TMA");
 }
@@ -848,6 +849,8 @@ static void test_env(void **state) {
     assert_true(generated_has(g, false, "#define XT_WIDE 0\n")); /* kp > 1: never wide */
     setenv("DSCC_EXPERT_TMA", "3", 1);
     assert_true(generated_has(g, false, "#define XT_WIDE 1\n") == WIDE_DEFAULT);
+    setenv("DSCC_EXPERT_TMA", "2", 1); /* level 2's default: 128 outputs (its code as before) */
+    assert_true(generated_has(g, false, "#define XT_WIDE 0\n"));
     setenv("DSCC_EXPERT_TMA", "2,bn=256", 1); /* units of 256 outputs at level 2 too (and keys alone: level 3) */
     assert_true(generated_has(g, false, "#define XT_WIDE 1\n") && !generated_has(g, false, "#define XT_SPLIT 1\n"));
     setenv("DSCC_EXPERT_TMA", "bn=256", 1);
