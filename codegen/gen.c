@@ -845,6 +845,32 @@ static void chain_expert_gemms(const Gen *G, int *grp, const int *pair, int ngro
     free(bad), free(reader);
 }
 
+/* The fused epilogue (gen_expert.c, G->epi_q): the gate and up phase
+ * above G->epi_tmin routed rows stores h's codes and scales itself and
+ * not gate and up, so the middle group's phases (from mid0: silu * mul,
+ * act_scale and quantize) run only at the row counts the tile or the
+ * stream form takes. Each must count a constant multiple c of the routed
+ * rows R as its a (a warp a row's 128-wide block, or 8 elements a
+ * thread: c = h's blocks or N / 8), so that a <= c tmin gates it (else
+ * refused). */
+static bool epi_gate(Gen *G, int mid0) {
+    if (mid0 >= G->nphases) {
+        G->why = "DSCC_EXPERT_TMA's epi=1: no silu-mul-quantize phase between gate and up and the down";
+        return false;
+    }
+    for (int p = mid0; p < G->nphases; p++) {
+        CgPhase *f = &G->phases[p];
+        IrDim c;
+        if (!ir_dim_div(f->a, G->epi_R, &c) || !ir_dim_is_const(c) || c.coeff < 1 || f->amin || f->amax || f->plus ||
+            f->rule != CG_ITEMS_GRID) {
+            G->why = "DSCC_EXPERT_TMA's epi=1: a silu-mul-quantize phase whose items are not a multiple of the routed rows";
+            return false;
+        }
+        f->amax = G->epi_tmin * c.coeff;
+    }
+    return true;
+}
+
 /* Topological order of groups; among ready groups the one whose first op
  * comes first in the program. */
 static int *order_groups(Arena *a, const IrGraph *g, const int *grp, const bool *unread, int ngroups) {
@@ -1150,6 +1176,8 @@ CgProgram *cg_generate(Arena *a, DiagEngine *d, const IrGraph *g, const CgGenOpt
     p->dtype = dtype;
     p->kblock = st.kblock;
     G.kblock = st.kblock;
+    p->unw_above = arena_alloc(a, sizeof(int64_t) * (size_t)(nn + 1));
+    p->unw_a = arena_alloc(a, sizeof(IrDim) * (size_t)(nn + 1));
     G.epi = st.epi;
     p->kernels = arena_alloc(a, sizeof(CgKernel) * (size_t)(ngroups + 1));
     p->modules = arena_alloc(a, sizeof(CgSource) * (size_t)(ngroups + 1));
@@ -1187,7 +1215,9 @@ CgProgram *cg_generate(Arena *a, DiagEngine *d, const IrGraph *g, const CgGenOpt
         const IrNode *down = NULL; /* a chained down GEMM: the pair's phases, the group's stores, then its tiles */
         for (int k = 0; k < nm; k++)
             if (chain[members[k]] >= 0) down = g->nodes[members[k]];
+        G.epi_q = NULL, G.epi_down = down;
         bool ok = !down || cg_emit_template(&G, g->nodes[tmpl[gid]]);
+        const int mid0 = G.nphases; /* a chained down: the middle group's phases from here */
         if (tmpl[gid] >= 0 && G.route[tmpl[gid]] == 2) /* a routing chain: the whole group is one kernel */
             ok = cg_route_kernel(&G, g->nodes[tmpl[gid]]);
         else {
@@ -1202,9 +1232,12 @@ CgProgram *cg_generate(Arena *a, DiagEngine *d, const IrGraph *g, const CgGenOpt
             }
             if (rown) cg_emit_row_kernel(&G, rown, rows, members, nm, done, rparts);
             else if (!emit_stores_one(&G, members, nm, done)) cg_emit_stores(&G, members, nm, done, NULL);
+            if (ok && down && G.epi_q) ok = epi_gate(&G, mid0);
             ok = ok && (down ? cg_emit_template(&G, down) : tmpl[gid] < 0 || cg_emit_template(&G, g->nodes[tmpl[gid]]));
         }
         if (ok && !G.failed && G.fold && G.fold[gid] >= 0) cg_fold_gate(&G, gid); /* its phases skip M <= 4 */
+        for (int k = 0; k < 2 && ok && G.epi_q; k++) /* the fused epilogue's gate and up: not written above the tile's rows */
+            p->unw_above[G.epi_gu[k]->id] = G.epi_tmin, p->unw_a[G.epi_gu[k]->id] = G.epi_R;
         const IrNode *first = g->nodes[members[0]];
         if (!ok || G.failed) {
             diag_error(d, first->loc, "codegen: cannot generate the kernel of %s (%s)", ir_op_name(g->nodes[tmpl[gid] >= 0 ? tmpl[gid] : members[0]]->op),

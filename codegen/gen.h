@@ -244,6 +244,13 @@ typedef struct {
      * map the value's flat index to the layout; the runtime maps it back
      * when it copies the value out (gpu_exec_value, outputs). */
     bool *kblock;
+    /* By node id: where unw_above[id] > 0, the value is not written at a
+     * step whose unw_a[id] evaluates above it (gate and up under the routed
+     * experts' fused epilogue, DSCC_EXPERT_TMA's epi=1: the TMA phase
+     * stores silu(gate) x up quantized instead; the tile's rows, at most
+     * unw_above, still store them): gpu_exec_value has none then. */
+    int64_t *unw_above;
+    IrDim *unw_a;
 } CgProgram;
 
 typedef enum { CG_TILE_DEFAULT, CG_TILE_WGMMA, CG_TILE_MMA_SYNC } CgTile;

@@ -393,7 +393,7 @@ static void expert_stream(Gen *G, const ExpertStream *xs, const IrNode *n, int n
  * minr routed rows (every step's), the tile's phases at or below: by
  * default at level 3 (DSCC_EXPERT_TMA, read once at codegen: 0 the tile
  * at every row count, 1 or 2 levels 1, 2), but not where the GEMM tile is
- * mma.sync's (f32 storage's default: exact) unless DSCC_EXPERT_TMA is set.
+ * mma.sync's (f32 storage's default: exact) unless DSCC_EXPERT_TMA has f32=1.
  * Its first GPU run (an H200, 2026-12-06)
  * hung: its warpgroups asked setmaxnreg for more registers than the block
  * holds (fixed, and now a static_assert in the file). On an H100
@@ -426,6 +426,8 @@ static void expert_stream(Gen *G, const ExpertStream *xs, const IrNode *n, int n
  * rows of x the units of an expert read again; default 1: an H100's ncu
  * of level 1 counted ~1.5 GB more DRAM reads than gate and up's weights
  * hold; level 3 leaves out the hint where other units read the tile),
+ * f32=0|1 (1: the TMA form also at f32 storage, where the exact
+ * mma.sync tile runs by default; default 0, whatever else is set),
  * minr=N (N >= 1: the tile at up to N routed rows; default
  * EXPERT_TMA_MINR, minr=2048 the old default: decode on the tile), mt=1|2 (row tiles of 64
  * a consumer warpgroup holds: 128 or 256 of an expert's rows a pass over
@@ -451,19 +453,25 @@ typedef struct {
     int64_t dyn; /* level 3: dynamic units (an atomic counter) */
     int64_t kp;  /* levels 2 and 3: the weights' boxes of kp adjacent K blocks issued at once */
     int64_t bn;  /* levels 2 and 3: outputs of a unit's weight tile, 128 or 256 (two 128-column halves, x read once for both) */
+    int64_t f32; /* 1: the TMA form also where the GEMM tile is mma.sync's (f32 storage's default); 0: the tile there */
+    int64_t epi; /* levels 2 and 3: gate and up's phase stores silu(gate) x up quantized (the chained down's input) itself */
 } ExpertTma;
 #define EXPERT_TMA_MINR 1 /* every step of more than one routed row (minr=2048: decode steps on the tile, as before) */
 #define EXPERT_TMA_DYN 0  /* dyn where not given: at level 3 with mt=1 (mt=2 spills with it) */
 #define EXPERT_TMA_KP 1   /* kp where not given: with dyn (the static walk's producer spills with kp > 1) */
-#define EXPERT_TMA_BN 128 /* bn where not given, at levels 2 and 3 with mt=1, no dyn, kp=1 (else 128): a unit's weight tile of
-                           * 128 outputs (bn=256: two halves, x's rows read once for both) */
+#define EXPERT_TMA_BN 256 /* bn where not given, at level 3 with mt=1, no dyn, kp=1 (else 128): a unit's weight tile of 256
+                           * outputs, two halves on x's rows read once (the default since the ninth session: on an H200 the
+                           * 1,024-token prefill 4.75 ms against 5.56 with bn=128, decode 2.24 / 3.06 against 2.70 / 3.66
+                           * ms at batch 32 / 128, every bf16-storage GPU test passing); bn=128 the old units */
 
 static bool expert_tma_params(Gen *G, ExpertTma *p) {
-    *p = (ExpertTma){false, 3, EXPERT_TMA_MINR, 1, 132, 1, -1, -1, -1}; /* dyn, kp, bn: -1 until resolved */
+    *p = (ExpertTma){false, 3, EXPERT_TMA_MINR, 1, 132, 1, -1, -1, -1, 0, 0}; /* dyn, kp, bn: -1 until resolved */
     const ExpertKey keys[] = {{"minr", 1, 1LL << 30, 0, &p->minr}, {"mt", 1, 2, 0, &p->mt}, {"grid", 1, 1024, 0, &p->grid}, {"ef", 0, 1, 0, &p->ef},
-                              {"dyn", 0, 1, 0, &p->dyn}, {"kp", 1, 3, 0, &p->kp}, {"bn", 128, 256, 0, &p->bn}};
+                              {"dyn", 0, 1, 0, &p->dyn}, {"kp", 1, 3, 0, &p->kp}, {"bn", 128, 256, 0, &p->bn}, {"f32", 0, 1, 0, &p->f32},
+                              {"epi", 0, 1, 0, &p->epi}};
     static const char usage[] = "0, 1, 2, 3, or comma-separated minr=N (N >= 1), mt=1|2, grid=1..1024, ef=0|1, dyn=0|1 (level 3), kp=1..3 "
-                                "(levels 2, 3), bn=128|256 (levels 2, 3; bn=256 with mt=1, dyn=0, kp=1), after a level 1|2|3 or alone";
+                                "(levels 2, 3), bn=128|256 (levels 2, 3; bn=256 with mt=1, dyn=0, kp=1), f32=0|1 (the TMA form at f32 "
+                                "storage too), epi=0|1 (levels 2, 3 with mt=1, dyn=0, kp=1), after a level 1|2|3 or alone";
     if (!expert_env(G, "DSCC_EXPERT_TMA", G->tune->expert_tma, 3, 3, keys, (int)(sizeof keys / sizeof keys[0]), usage, &p->lvl))
         return false;
     if (p->dyn > 0 && p->lvl != 3) {
@@ -472,10 +480,15 @@ static bool expert_tma_params(Gen *G, ExpertTma *p) {
     }
     if (p->dyn < 0) p->dyn = p->lvl == 3 && p->mt == 1 ? EXPERT_TMA_DYN : 0;
     if (p->kp < 0) p->kp = p->dyn ? EXPERT_TMA_KP : 1;
-    if (p->bn < 0) p->bn = p->lvl >= 2 && p->mt == 1 && !p->dyn && p->kp == 1 ? EXPERT_TMA_BN : 128;
+    if (p->bn < 0) p->bn = p->lvl == 3 && p->mt == 1 && !p->dyn && p->kp == 1 ? EXPERT_TMA_BN : 128;
     if (p->bn != 128 && (p->bn != 256 || p->lvl < 2 || p->mt != 1 || p->dyn > 0 || p->kp > 1)) {
         G->why = arena_printf(G->a, "DSCC_EXPERT_TMA is '%s': bn=%lld needs 128, or 256 at level 2 or 3 with mt=1, dyn=0, kp=1; expected %s",
                               G->tune->expert_tma, (long long)p->bn, usage);
+        return false;
+    }
+    if (p->epi && (p->lvl < 2 || p->mt != 1 || p->dyn > 0 || p->kp > 1)) {
+        G->why = arena_printf(G->a, "DSCC_EXPERT_TMA is '%s': epi=1 needs level 2 or 3 with mt=1, dyn=0, kp=1; expected %s",
+                              G->tune->expert_tma, usage);
         return false;
     }
     if (p->kp > 1 && p->lvl < 2) {
@@ -484,10 +497,11 @@ static bool expert_tma_params(Gen *G, ExpertTma *p) {
         return false;
     }
     /* without the wgmma tile (f32 storage's default: the exact mma.sync tile, gen.h's CgGenOptions.tile) the tile unless
-     * DSCC_EXPERT_TMA is set: FP8 wgmma sums with fewer bits than f32 (e2e's and test_gpu_plan's f32 fixtures 1.07e-2 of
-     * the logits against a 1e-4 bound on an H100 with the TMA form at every row count) */
-    const char *e = G->tune->expert_tma;
-    p->on = p->lvl > 0 && (G->wgmma || (e && *e));
+     * f32=1: FP8 wgmma sums with fewer bits than f32 (e2e's and test_gpu_plan's f32 fixtures 1.07e-2 of the logits against
+     * a 1e-4 bound on an H100 with the TMA form at every row count). Until the ninth session any DSCC_EXPERT_TMA set
+     * turned it on there, so a timing switch such as 3,bn=256 failed those f32 checks (1.07e-2 again, on an H200) and
+     * read as a fault of the switch; now only f32=1 does. */
+    p->on = p->lvl > 0 && (G->wgmma || p->f32);
     return true;
 }
 
@@ -529,12 +543,55 @@ static const char *expert_scale_ptr(Gen *G, int s, const char *m, const char *kb
     return arena_printf(G->a, "((const float *)a.t[%d] + (long long)(%s) * %s + (%s))", s, m, cg_dim(G, nkb), kb);
 }
 
+/* What the fused epilogue (epi=1) stores instead of gate and up: slots of
+ * h's codes (quantize) and scales (act_scale), the weight silu is of. */
+typedef struct {
+    int sq, ss, gsel;
+} ExpertEpi;
+
+/* Whether gate and up (n, n2) feed only h = silu(gate) * up, whose only
+ * readers are q = quantize(h, s) and s = act_scale(h) with 128-blocks,
+ * which the down chained after them in this kernel (G->epi_down) reads:
+ * then h, s and q are that down's input alone, and the TMA phase of the
+ * pair may store q and s itself (the middle group's phase is then run
+ * only at the tile's row counts: gen.c). Fills e with the slots. */
+static bool expert_epi_match(Gen *G, const IrNode *n, const IrNode *n2, ExpertEpi *e) {
+    const IrNode *d = G->epi_down;
+    if (!d || !n2 || d->nops != 5) return false;
+    const IrNode *q = d->ops[0], *sc = d->ops[1];
+    if (q->op != IR_OP_QUANTIZE || sc->op != IR_OP_ACT_SCALE || q->ops[1] != sc || sc->ops[0] != q->ops[0]) return false;
+    const IrNode *h = q->ops[0];
+    if (h->op != IR_OP_MUL || ir_node_attr_int(q, "block", 0) != 128 || ir_node_attr_int(sc, "block", 0) != 128) return false;
+    if (G->dtype[q->id] != IR_DT_FP8E4M3 || G->dtype[sc->id] != IR_DT_F32 || !ir_dim_eq(ir_type_numel(&h->type), ir_type_numel(&n->type)))
+        return false;
+    int gsel = -1;
+    for (int k = 0; k < 2 && gsel < 0; k++) {
+        const IrNode *si = h->ops[k], *up = h->ops[1 - k];
+        if (si->op == IR_OP_SILU && ((si->ops[0] == n && up == n2) || (si->ops[0] == n2 && up == n))) gsel = si->ops[0] == n2;
+    }
+    if (gsel < 0) return false;
+    const IrNode *si = h->ops[0]->op == IR_OP_SILU && h->ops[0]->ops[0] == (gsel ? n2 : n) ? h->ops[0] : h->ops[1];
+    for (int i = 0; i < G->g->nnodes; i++) { /* gate, up, silu, h: no other reader (they are not stored where this runs) */
+        const IrNode *r = G->g->nodes[i];
+        for (int k = 0; k < r->nops; k++) {
+            const IrNode *o = r->ops[k];
+            if ((o == n || o == n2) && r != si && r != h) return false;
+            if (o == si && r != h) return false;
+            if (o == h && r != q && r != sc) return false;
+            if (o == q && r != d) return false;
+        }
+    }
+    *e = (ExpertEpi){cg_slot_value(G, q), cg_slot_value(G, sc), gsel};
+    return true;
+}
+
 /* The TMA form's phase over the nw weights of out (x in slot sx, its
  * scales sxs, src its row of a routed row r; the sort's ints sc, rows
  * sp0): a persistent grid of xt->grid blocks of 384 threads, run above amin
- * routed rows, its weights through tensor maps the runtime makes. */
-static void expert_tma(Gen *G, const ExpertTma *xt, int64_t amin, const IrNode *n, int nw, const ExpertOut *out, int sx, int sxs,
-                       const char *src, int sc, int sp0, const char *passes) {
+ * routed rows, its weights through tensor maps the runtime makes. With ep
+ * (gate and up) at level 2: the fused epilogue; whether it was made. */
+static bool expert_tma(Gen *G, const ExpertTma *xt, int64_t amin, const IrNode *n, int nw, const ExpertOut *out, int sx, int sxs,
+                       const char *src, int sc, int sp0, const char *passes, const ExpertEpi *ep) {
     const IrNode *w = n->ops[2];
     int64_t E = w->type.dims[0].coeff, O = w->type.dims[1].coeff, I = w->type.dims[2].coeff;
     IrDim R = ir_type_numel(&n->ops[4]->type);
@@ -548,13 +605,18 @@ static void expert_tma(Gen *G, const ExpertTma *xt, int64_t amin, const IrNode *
     if (wf32)
         wsp = nw > 1 ? arena_printf(G->a, "((const float *)((s) ? a.t[%d] : a.t[%d]) + (i))", out[1].sws, out[0].sws)
                      : arena_printf(G->a, "((const float *)a.t[%d] + (i))", out[0].sws);
-    const int lvl = xt->lvl >= 2 && xsp && wsp ? 2 : 1, split = xt->lvl == 3, wide = lvl == 2 && xt->bn == 256;
+    const int lvl = xt->lvl >= 2 && xsp && wsp ? 2 : 1, split = xt->lvl == 3, epi = ep && lvl == 2, wide = lvl == 2 && xt->bn == 256 && !epi;
+    const int64_t nkbh = (O + 127) / 128; /* epi: h's 128-column blocks (the down's K blocks) */
     CgDefine defs[] = {
         {"XT_LVL", arena_printf(G->a, "%d", lvl)},
         {"XT_SPLIT", split ? "1" : "0"},
         {"XT_DYN", split && xt->dyn ? "1" : "0"},
         {"XT_KP", arena_printf(G->a, "%d", lvl == 2 ? (int)xt->kp : 1)},
         {"XT_WIDE", wide ? "1" : "0"},
+        {"XT_EPI", epi ? "1" : "0"},
+        {"XT_EPI_G", epi ? arena_printf(G->a, "%d", ep->gsel) : "0"},
+        {"XT_QSTORE(i, v)", epi ? arena_printf(G->a, "S%d(a, (i), (v))", ep->sq) : "((void)0)"},
+        {"XT_SSTORE(r, kb, v)", epi ? arena_printf(G->a, "S%d(a, (r) * %lldLL + (kb), (v))", ep->ss, (long long)nkbh) : "((void)0)"},
         {"XT_CTR", split && xt->dyn ? arena_printf(G->a, "((int *)a.t[%d] + %lld)", sc, (long long)EXPERT_CTR(E)) : "((int *)0)"},
         {"XT_PASSES", split ? passes : "((const int *)0)"},
         {"XT_NPASS", split ? arena_printf(G->a, "(XT_CNT[%lld])", (long long)EXPERT_NPASS(E)) : "0"},
@@ -585,16 +647,17 @@ static void expert_tma(Gen *G, const ExpertTma *xt, int64_t amin, const IrNode *
     sb_printf(&G->decl, "// fp8_expert_linear%s above %lld routed rows: a block per (expert, 128 outputs) takes all of the expert's\n"
                         "// rows, %d a pass; the weights by TMA, the rows gathered by cp.async, into a %d-stage mbarrier ring; a producer\n"
                         "// warpgroup, two wgmma m64n128k32 E4M3 consumer warpgroups; a persistent grid, the longest expert first\n"
-                        "// (level %d%s%s%s%s%s%s)\n",
-              nw > 1 ? " x 2 (gate and up)" : "", (long long)amin, 128 * (int)xt->mt, xt->mt == 2 || wide ? 4 : 6, lvl,
+                        "// (level %d%s%s%s%s%s%s%s)\n",
+              nw > 1 ? " x 2 (gate and up)" : "", (long long)amin, 128 * (int)xt->mt, xt->mt == 2 || wide || epi ? 4 : 6, lvl,
               wide ? "; units of 256 outputs, two 128-column halves on the same rows of x" : "",
+              epi ? "; gate's and up's tile j a unit, silu(gate) x up quantized in its epilogue: the down's input" : "",
               lvl == 2 ? ": the scales staged by the producer, the rows gathered in whole sectors" : "",
               split ? "; split units: a block a pass, the passes of a weight tile side by side" : "",
               split && xt->dyn ? ", handed out by an atomic counter" : "",
               lvl == 2 && xt->kp > 1 ? arena_printf(G->a, ", the weights' boxes of %d K blocks issued together", (int)xt->kp) : "",
               lvl == 2 && xt->ef ? ", the weights evict-first in L2" : "");
     sb_puts(&G->decl, cg_kernel_instance(G->a, "expert_tma", entry, defs, nd));
-    int64_t stages = xt->mt == 2 || wide ? 4 : 6, smem = stages * 16384 * (1 + wide + xt->mt) + 16 * stages + 1024; /* XT_SMEM */
+    int64_t stages = xt->mt == 2 || wide || epi ? 4 : 6, smem = stages * 16384 * (1 + wide + epi + xt->mt) + 16 * stages + 1024; /* XT_SMEM */
     if (lvl == 2) smem += 4 * stages * (128 * xt->mt + 4) + 4 * 128 * xt->mt; /* the stages' scales, the pass's rows */
     if (split && xt->dyn) smem += 128;                                          /* XT_UQB: the unit queue */
     cg_phase(G, CG_LAUNCH_BLOCK, R, (int64_t)1 << 40, ir_dim_const((int)xt->grid), 1, smem);
@@ -603,6 +666,7 @@ static void expert_tma(Gen *G, const ExpertTma *xt, int64_t amin, const IrNode *
     f->amin = amin;
     f->threads = 384; /* a producer warpgroup and two consumer warpgroups */
     f->tmaps = t;
+    return epi;
 }
 
 /* Where the TMA form's level 3 passes are (an int * expression): slot s32,
@@ -661,7 +725,9 @@ static bool expert_fp8_grouped(Gen *G, const IrNode *n, const IrNode *n2, int64_
     /* the TMA form above minr rows (and above the stream form's), the tile's phases between */
     bool tma = xt.on && I % 16 == 0 && E * O.coeff < (1LL << 31);
     int64_t tmin = stream && xs.maxr > xt.minr ? xs.maxr : xt.minr;
-    if (tma) expert_tma(G, &xt, tmin, n, (int)nw, out, sx, sxs, src, sc, sp0, expert_passes(G, s32, xs.on, R));
+    ExpertEpi ep;
+    bool epi = tma && xt.epi && expert_epi_match(G, n, n2, &ep); /* silu(gate) x up quantized in the TMA phase */
+    if (tma) epi = expert_tma(G, &xt, tmin, n, (int)nw, out, sx, sxs, src, sc, sp0, expert_passes(G, s32, xs.on, R), epi ? &ep : NULL);
     int tile0 = G->nphases; /* the tile's phases from here: they run only above the stream form's rows, up to the TMA form's */
     /* the most parts any step takes: R = 1, 2 tiles at most; none when the stream form takes every step that would split */
     int64_t parts = stream && xs.maxr >= 64 ? 1 : cg_k_splits(1, 2 * ntw, nkb);
@@ -727,6 +793,10 @@ static bool expert_fp8_grouped(Gen *G, const IrNode *n, const IrNode *n2, int64_
     for (int p = tile0; p < G->nphases; p++) {
         if (stream) G->phases[p].amin = xs.maxr;
         if (tma) G->phases[p].amax = tmin;
+    }
+    if (epi) { /* (level 2 generated: the scales stored as f32; tmin: the stream form's rows too, which store gate and up) */
+        G->epi_q = G->epi_down->ops[0];
+        G->epi_gu[0] = n, G->epi_gu[1] = n2, G->epi_tmin = tmin, G->epi_R = R;
     }
     return true;
 }

@@ -48,6 +48,13 @@ typedef struct {
                           * its own value (gen.c, epilogue_casts), else -1; -2 for that cast */
     const IrNode *sorted; /* the routing (idx) an earlier phase of this kernel sorted its rows by, NULL none ... */
     int sort_slots[4];    /* ... and its scratch slots: per-bucket counts, sorted rows, tiles of 64, tiles of 32 (gen_expert.c) */
+    const IrNode *epi_q;  /* the quantize whose codes (and act_scale whose scales) the experts' TMA phase of gate and up
+                           * stores itself (DSCC_EXPERT_TMA's epi=1, gen_expert.c), NULL none; then the phases of its group
+                           * (silu-mul-quantize) run only at the routed rows the tile takes (gen.c's epi_gate) */
+    const IrNode *epi_down; /* the down GEMM chained after the pair being generated (gen.c), NULL none */
+    const IrNode *epi_gu[2]; /* epi_q's gate and up, not written above epi_tmin routed rows (epi_R: the routed rows) */
+    int64_t epi_tmin;
+    IrDim epi_R;
     const char *route;   /* by node id: 1 inside a fused routing chain (not stored), 2 its group_topk, 3 its last op; 0 none */
     const char *why;     /* set by a template that cannot handle its node */
     int *fold;           /* by group id: the fp8_linear whose M <= 4 form computes this row group's x itself

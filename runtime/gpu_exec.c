@@ -1281,6 +1281,8 @@ const float *gpu_exec_value(GpuExec *x, int id, int64_t *numel) {
     free(x->val);
     const IrNode *n = id >= 0 && id < x->g->nnodes ? x->g->nodes[id] : NULL;
     bool intact = n && (x->keep_all || n->op == IR_OP_TOPK || n->op == IR_OP_GROUP_TOPK) && (!x->need[0] || x->need[x->last_kind][id]);
+    if (intact && x->p->unw_above && x->p->unw_above[id] > 0 && ir_dim_eval(x->p->unw_a[id], x->sym) > x->p->unw_above[id])
+        intact = false; /* not written this step (gate and up under the experts' fused epilogue) */
     x->val = intact && x->runs ? fetch(x, n, numel) : NULL;
     return x->val;
 }

@@ -96,6 +96,18 @@
 //   promoted in turn; a half wholly past N neither computed nor stored),
 //   so x's rows and scales are gathered once for 256 outputs, and a ring of
 //   4 stages of 48 KB holds 128 KB of weights where 6 of 32 KB hold 96.
+// * Fused epilogue (XT_EPI 1, DSCC_EXPERT_TMA=...,epi=1; gate and up chained
+//   into the down through silu(gate) x up and its 1 x 128 quantize): a unit
+//   is (pass, 128-output tile j) of BOTH weights, the two boxes of a stage
+//   gate's tile j and up's tile j (two maps, the same rows), each
+//   consumer's two accumulator sets gate's and up's values of the same
+//   rows and columns, so the epilogue computes h = silu(gate) x up, the
+//   row's 1 x 128 scale (max |h| / 448: a quad's 4 lanes hold a row's 128
+//   columns, 2 shuffles) and h's E4M3 codes, and stores those (the down's
+//   input: tile j is its K block j) instead of gate and up: no f32 or bf16
+//   gate and up written and read back, no silu-mul-quantize phase (the
+//   generator runs that phase only where this one does not: at most minr
+//   routed rows, on the tile's outputs).
 //
 // Parameters (#define; expressions may use the kernel's Args `a`):
 //   DSCC_ENTRY          the entry point's name
@@ -120,6 +132,10 @@
 //   XT_KP               the weights' boxes of XT_KP adjacent K blocks issued at once (1, 2, 3; default 1; see above)
 //   XT_MT               row tiles of 64 a consumer holds: 1 or 2 (default 1: 128 rows a pass)
 //   XT_WIDE             1: units of 256 outputs (see above; default 0)
+//   XT_EPI              1: the fused epilogue (see above; default 0; XT_NW 2, level 2, XT_MT 1, no XT_WIDE), which also needs:
+//   XT_EPI_G            the weight silu is of (0 or 1; the other is up)
+//   XT_QSTORE(i, v)     stores h's E4M3 code of v (an f32 already divided by the scale) at element i = r * N + o
+//   XT_SSTORE(r, kb, v) stores h's f32 scale of routed row r, 128-column block kb
 //   XT_STAGES           stages of the ring (default 4 at XT_MT 2 or XT_WIDE, 6 otherwise)
 //   XT_LVL              1 or 2 (default 1; see above); level 2 also needs:
 //   XT_EF               level 2: 1 loads the weights under an L2 evict-first policy (default 0)
@@ -182,19 +198,27 @@
 #if XT_WIDE && (XT_LVL != 2 || XT_MT != 1 || XT_DYN || XT_KP != 1)
 #error "XT_WIDE needs level 2 (or 3), XT_MT 1, no XT_DYN, XT_KP 1"
 #endif
+#ifndef XT_EPI
+#define XT_EPI 0
+#endif
+#if XT_EPI && (XT_WIDE || XT_NW != 2 || XT_LVL != 2 || XT_MT != 1 || XT_DYN || XT_KP != 1)
+#error "XT_EPI needs gate and up (XT_NW 2), level 2 (or 3), XT_MT 1, no XT_WIDE, XT_DYN, XT_KP > 1"
+#endif
+#define XT_TWO (XT_WIDE || XT_EPI)  // two weight boxes a stage, two accumulator sets a consumer
+#define XT_UNW (XT_EPI ? 1 : XT_NW) // weights a unit's tiles are counted over (XT_EPI: a unit holds tile j of both)
 #define XT_TN (128 * (1 + XT_WIDE)) // outputs of a unit's weight tile
-#define XT_NA (XT_WIDE ? 2 : XT_MT) // accumulator sets a consumer holds: its row tiles (XT_MT), or the tile's 128-column halves
+#define XT_NA (XT_TWO ? 2 : XT_MT)  // accumulator sets a consumer holds: its row tiles (XT_MT), or the unit's two boxes
 #ifndef XT_STAGES
-#define XT_STAGES (XT_MT == 2 || XT_WIDE ? 4 : 6)
+#define XT_STAGES (XT_MT == 2 || XT_TWO ? 4 : 6)
 #endif
 // (XT_WIDE: 48 and 224, the gate/up phase none spilled, the down's 12 bytes at any split from 24 / 240 to 56 / 224, where 40 /
 // 232 spilled 12 in both; XT_DYN at XT_MT 1: 80 and 208, none spilled, where 56 / 224 spilled 52-60 bytes and 72 / 216 4 bytes in the producer;
 // ptxas, CUDA 13, V3's shapes; the consumers hold no next unit there)
 #ifndef XT_REGS_P
-#define XT_REGS_P (XT_MT == 2 ? 40 : XT_WIDE ? 48 : XT_DYN ? 80 : 56)
+#define XT_REGS_P (XT_MT == 2 ? 40 : XT_TWO ? 48 : XT_DYN ? 80 : 56)
 #endif
 #ifndef XT_REGS_C
-#define XT_REGS_C (XT_MT == 2 ? 232 : XT_WIDE ? 224 : XT_DYN ? 208 : 224)
+#define XT_REGS_C (XT_MT == 2 ? 232 : XT_TWO ? 224 : XT_DYN ? 208 : 224)
 #endif
 #if XT_MT != 1 && XT_MT != 2
 #error "XT_MT must be 1 or 2"
@@ -206,7 +230,7 @@ static_assert(128 * (XT_REGS_P) + 256 * (XT_REGS_C) <= 384 * 168, "expert_tma.cu
 #define XT_NEXT_AT 3                                 // XT_DYN: the next unit decoded this many K blocks before a unit's end,
 #define XT_GRAB_AHEAD 2                              // ... its atomic issued this many K blocks before that
 #define XT_BOX 16384                                 // bytes of a 128-row x 128-byte box
-#define XT_WB (XT_BOX * (1 + XT_WIDE))               // w's box (XT_WIDE: the tile's two, rows 0-127 then 128-255)
+#define XT_WB (XT_BOX * (1 + XT_TWO))                // w's box (XT_WIDE: the tile's two, rows 0-127 then 128-255; XT_EPI: gate's, up's)
 #define XT_STAGE (XT_WB + XT_BOX * XT_MT)            // w's box(es), then 128 XT_MT rows of x
 #if XT_LVL == 2 // after the barriers: each stage's scales (128 XT_MT of x's rows, then w's, 4 floats of pad), the pass's x rows
 #define XT_SCL (XT_STAGES * XT_STAGE + 16 * XT_STAGES)
@@ -278,7 +302,7 @@ extern "C" __global__ void __launch_bounds__(384, 1) DSCC_ENTRY(Args a) {
 #endif
     const long long N = XT_N, K = XT_K;
     // nt: a weight's tiles of XT_TN outputs (units), nt1 its 128-row blocks (the block scales')
-    const int nkb = (int)((K + 127) / 128), nt = (int)((N + XT_TN - 1) / XT_TN), ntw = XT_NW * nt, nt1 = (int)((N + 127) / 128);
+    const int nkb = (int)((K + 127) / 128), nt = (int)((N + XT_TN - 1) / XT_TN), ntw = XT_UNW * nt, nt1 = (int)((N + 127) / 128);
     (void)nt1;
     const int EB = XT_E + 1, BM = 128 * XT_MT; // buckets; rows a pass
     const int *cnt = XT_CNT, *perm = XT_PERM, *ord = XT_ORD;
@@ -412,7 +436,12 @@ extern "C" __global__ void __launch_bounds__(384, 1) DSCC_ENTRY(Args a) {
                 const long long n0 = XT_WT % nt * (long long)XT_TN;
                 for (long long i = p; i < (long long)c0 * XT_TN; i += 128) {
                     const long long r = perm[first + i / XT_TN], o = n0 + i % XT_TN;
+#if XT_EPI // h = silu(0) x 0: zero codes, a zero scale
+                    if (o < N) XT_QSTORE(r * N + o, 0.0f);
+                    if (i % XT_TN == 0) XT_SSTORE(r, XT_WT % nt, 0.0f);
+#else
                     if (o < N) XT_STORE(ws, r * N + o, 0.0f);
+#endif
                 }
 #if XT_DYN
                 XT_GRAB()
@@ -465,6 +494,11 @@ extern "C" __global__ void __launch_bounds__(384, 1) DSCC_ENTRY(Args a) {
                             XT_TMA(st, &full[s], kb, wrow)
 #if XT_WIDE // the tile's second 128 rows (past the map's rows: zeros; past N: the next expert's, never stored)
                             XT_TMA(st + XT_BOX, &full[s], kb, wrow + 128)
+#elif XT_EPI // up's tile j, the same rows of the second map
+                            {
+                                const unsigned char *map = XT_MAPS + 128;
+                                XT_TMA(st + XT_BOX, &full[s], kb, wrow)
+                            }
 #endif
                         }
 #endif
@@ -477,6 +511,8 @@ extern "C" __global__ void __launch_bounds__(384, 1) DSCC_ENTRY(Args a) {
                             const bool v = (XT_WT % nt) * 2 + 1 < nt1;
                             xt_cp4(sc + BM + 1, XT_WSP(ws, v ? wsb + nkb + kb : wsb + kb), v);
                         }
+#elif XT_EPI // ... and up's of the same block
+                        if (p == 1) xt_cp4(sc + BM + 1, XT_WSP(1, wsb + kb), true);
 #endif
 #pragma unroll
                         for (int j = 0; j < XT_MT; j++) { // x's scales of this thread's rows (zeros past the rows)
@@ -545,9 +581,9 @@ extern "C" __global__ void __launch_bounds__(384, 1) DSCC_ENTRY(Args a) {
     const int r0 = 16 * wq + (lane >> 2);                         // this thread's rows r0, r0 + 8 of a tile; cols 8j + 2(lane % 4) (+1)
     float acc[XT_NA][64], part[64];
     // accumulator set j: its row tile, its index in the row arrays, its first column in the unit's tile
-#define XT_RT(j) (XT_WIDE ? c : c + 2 * (j))
-#define XT_RJ(j) (XT_WIDE ? 0 : (j))
-#define XT_CN(j) (XT_WIDE ? 128 * (j) : 0)
+#define XT_RT(j) (XT_TWO ? c : c + 2 * (j))
+#define XT_RJ(j) (XT_TWO ? 0 : (j))
+#define XT_CN(j) (XT_WIDE ? 128 * (j) : 0) // (XT_EPI: both sets the same columns)
     // the unit's bucket, rows, first sorted position, weight tile: loaded a unit ahead
     int it = 0, u = blockIdx.x, b = 0, c0 = 0, first = 0;
 #if XT_SPLIT
@@ -588,6 +624,9 @@ extern "C" __global__ void __launch_bounds__(384, 1) DSCC_ENTRY(Args a) {
         const int un = u + gridDim.x; // the next unit: its bucket's (pass's) load issued
 #endif
         const int ws = XT_WT / nt, ot = XT_WT % nt, n0 = XT_TN * ot;
+#if XT_EPI
+        (void)ws; // a unit holds both weights' tile ot
+#endif
 #if XT_SPLIT
         int qn[4] = {0, 0, 0, 1}, bn = 0;
         if (un < units) xt_pass_load(qn, XT_PASSES, un / ntw);
@@ -621,7 +660,7 @@ extern "C" __global__ void __launch_bounds__(384, 1) DSCC_ENTRY(Args a) {
 #endif
 #pragma unroll
             for (int j = 0; j < XT_MT; j++) {
-#if !XT_WIDE
+#if !XT_TWO
                 on[j] = 64 * (c + 2 * j) < rows;
 #endif
 #if XT_LVL == 2
@@ -633,12 +672,12 @@ extern "C" __global__ void __launch_bounds__(384, 1) DSCC_ENTRY(Args a) {
                 ra[j] = ia < rows ? (int)XT_SRC(perm[first + p0 + ia]) : -1;
                 rb[j] = ib < rows ? (int)XT_SRC(perm[first + p0 + ib]) : -1;
 #endif
-#if !XT_WIDE
+#if !XT_TWO
 #pragma unroll
                 for (int i = 0; i < 64; i++) acc[j][i] = 0.0f;
 #endif
             }
-#if XT_WIDE
+#if XT_TWO
 #pragma unroll
             for (int j = 0; j < XT_NA; j++) {
                 on[j] = 64 * XT_RT(j) < rows && n0 + XT_CN(j) < N;
@@ -653,7 +692,7 @@ extern "C" __global__ void __launch_bounds__(384, 1) DSCC_ENTRY(Args a) {
                 hp_mbar_wait(&full[s], (unsigned)((it / XT_STAGES) & 1));
                 hp_fence_async();
                 const float *sc = (const float *)(sm + XT_SCL) + s * (BM + 4); // the producer's scales of the stage
-#if XT_WIDE
+#if XT_TWO
 #define XT_WSC(j) sc[BM + (j)] // w's block scale of set j
 #else
                 const float w = sc[BM];
@@ -664,8 +703,8 @@ extern "C" __global__ void __launch_bounds__(384, 1) DSCC_ENTRY(Args a) {
                 hp_mbar_wait(&full[s], (unsigned)((it / XT_STAGES) & 1));
                 hp_fence_async();
 #endif
-#if XT_WIDE
-#define XT_DB(j) xt_desc(st + (j) * XT_BOX) // set j's half of the weight
+#if XT_TWO
+#define XT_DB(j) xt_desc(st + (j) * XT_BOX) // set j's half of the weight (XT_EPI: gate's, up's tile)
 #else
                 const unsigned long long db = xt_desc(st);
 #define XT_DB(j) db
@@ -713,6 +752,37 @@ extern "C" __global__ void __launch_bounds__(384, 1) DSCC_ENTRY(Args a) {
             }                                                                                                           \
         }                                                                                                               \
     }
+#if XT_EPI
+            // silu(gate) x up of the unit's 128 columns, which are the down's K block ot: the row's 1 x 128 scale (its max
+            // over the quad's 4 lanes, which hold the row's 128 columns) and E4M3 codes, as the silu-mul-quantize phase
+            // computes them from the stored gate and up (that phase and those stores left out where this one runs)
+            if (on[0]) { // (on[0] == on[1]: the same rows and columns; the consumer's warps alike: the shuffles have every lane)
+                float mx[2] = {0.0f, 0.0f};
+#pragma unroll
+                for (int i = 0; i < 64; i++) {
+                    const float g = acc[XT_EPI_G][i], n = (float)(n0 + 8 * (i >> 2) + 2 * (lane & 3) + (i & 1));
+                    const float h = n < (float)N ? g / (1.0f + expf(-g)) * acc[1 - XT_EPI_G][i] : 0.0f;
+                    acc[0][i] = h;
+                    mx[(i >> 1) & 1] = fmaxf(mx[(i >> 1) & 1], fabsf(h));
+                }
+#pragma unroll
+                for (int h = 0; h < 2; h++) {
+                    mx[h] = fmaxf(mx[h], __shfl_xor_sync(0xffffffffu, mx[h], 1));
+                    mx[h] = fmaxf(mx[h], __shfl_xor_sync(0xffffffffu, mx[h], 2));
+                    mx[h] /= 448.0f; // the scale
+                }
+                if ((lane & 3) == 0) {
+                    if (ya[0] >= 0) XT_SSTORE((long long)ya[0], ot, mx[0]);
+                    if (yb[0] >= 0) XT_SSTORE((long long)yb[0], ot, mx[1]);
+                }
+#pragma unroll
+                for (int i = 0; i < 64; i++) {
+                    const long long m = (i & 2) ? yb[0] : ya[0], n = n0 + 8 * (i >> 2) + 2 * (lane & 3) + (i & 1);
+                    const float sx = mx[(i >> 1) & 1];
+                    if (m >= 0 && n < N) XT_QSTORE(m * N + n, sx > 0.0f ? acc[0][i] / sx : 0.0f);
+                }
+            }
+#else
 #if XT_LVL == 2 && defined(XT_STORE4)
             // level 2, N % 4 == 0: lanes 2q and 2q + 1 of a quad trade the halves of two adjacent 8-column blocks, so each
             // stores 4 adjacent columns (16 or 8 bytes) and a warp's store covers 16 whole columns of each of its 8 rows
@@ -745,6 +815,7 @@ extern "C" __global__ void __launch_bounds__(384, 1) DSCC_ENTRY(Args a) {
             } else {
                 XT_EPILOGUE(0)
             }
+#endif // XT_EPI
 #undef XT_EPILOGUE
         }
         b = bn, c0 = cn, first = fn;
@@ -787,6 +858,12 @@ extern "C" __global__ void __launch_bounds__(384, 1) DSCC_ENTRY(Args a) {
 #undef XT_DYN
 #undef XT_KP
 #undef XT_WIDE
+#undef XT_EPI
+#undef XT_EPI_G
+#undef XT_QSTORE
+#undef XT_SSTORE
+#undef XT_TWO
+#undef XT_UNW
 #undef XT_TN
 #undef XT_NA
 #undef XT_WB

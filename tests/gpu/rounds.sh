@@ -36,10 +36,15 @@
 #   rounds.sh expert  test_gpu_expert, then bench_gpu with each
 #                     DSCC_EXPERT_TMA value of EXPERT_LV (default: 3, the
 #                     default, the routed experts' TMA form at level 3 at
-#                     every row count: a unit a pass of 128 rows and 128
-#                     outputs, the static walk u += 132; 3,bn=256 units of
-#                     256 outputs, x's rows read once for both 128-column
-#                     halves, 128 KB of weights in flight an SM; 3,mt=2
+#                     every row count: a unit a pass of 128 rows and 256
+#                     outputs (bn=256 since the ninth session), x's rows
+#                     read once for both 128-column halves, 128 KB of
+#                     weights in flight an SM, the static walk u += 132;
+#                     3,bn=128 the old units of 128 outputs;
+#                     3,epi=1 also gate's and up's tile j in one
+#                     unit, silu(gate) x up quantized in its epilogue (no
+#                     gate and up written and read back, no silu-mul-
+#                     quantize phase), after test_gpu_ops with it; 3,mt=2
 #                     passes of 256 rows, so an expert of 129-256 rows
 #                     reads each weight tile in one unit: if its DRAM
 #                     excess is the later passes' re-reads, mt=2 gains
@@ -248,7 +253,9 @@ case "$mode" in
     done ;;
   expert) # the routed experts' grouped GEMM: the TMA form (default above 2,048 rows) against the tile; fp8_expert_linear ms per step
     step test_gpu_expert 120 build/test_gpu_expert
-    for v in ${EXPERT_LV:-3 3,bn=256 3,mt=2}; do
+    # the fused epilogue (epi=1) through every op of test_gpu_ops' tiny models (at f32 storage the experts keep the tile)
+    DSCC_EXPERT_TMA=3,epi=1 step test_gpu_ops_epi 300 build/test_gpu_ops
+    for v in ${EXPERT_LV:-3 3,bn=128 3,epi=1 3,mt=2}; do
       DSCC_EXPERT_TMA=$v TAIL=40 step "bench_gpu_expert_tma_${v//[=,]/_}" 200 build/bench_gpu --layers 2 --dense 1 --prefill 1024 --peak-tflops 1300
     done ;;
   final) # the session's paths one at a time through test_gpu_ops (the others off), all at once on one GPU, beside
@@ -371,13 +378,13 @@ case "$mode" in
       TAIL=60 step "trace_top_b$b" 60 python3 bench/trace_top.py "$out/trace_b$b.json" 45 --step "decode 3" --peak-gbs 3162 --peak-tflops 1300
     done ;;
   ncuexp) # Nsight Compute on the routed experts' grouped GEMM in a 1,024-token prefill at each DSCC_EXPERT_TMA of
-          # NCUEXP_LV (default: level 3 with bn=256 and without; 0 the tile); their entries pN_fp8_expert_tile and
+          # NCUEXP_LV (default: level 3 (bn=256), bn=128 and epi=1; 0 the tile); their entries pN_fp8_expert_tile and
           # pN_fp8_expert_tma, the prefill's two launches (gate and up, then the down) of the one MoE layer; beside
           # the full set, DRAM bytes read and written and the L2's read sectors from the SMs, hit and missed (KERNELS.md's
           # accounting of the experts' bytes: the weights' re-reads against x's misses)
     n=$(command -v ncu || ls /usr/local/cuda*/bin/ncu /opt/nvidia/nsight-compute/*/ncu 2>/dev/null | head -n 1)
     python3 -c "import numpy as np; np.save('$out/ids1k.npy', (np.arange(1024, dtype=np.int64) * 7919 % 129280).reshape(1, 1024))"
-    for v in ${NCUEXP_LV:-3 3,bn=256}; do
+    for v in ${NCUEXP_LV:-3 3,bn=128 3,epi=1}; do
       [ -n "$n" ] && DSCC_EXPERT_TMA=$v TAIL=30 step "ncu_expert_tma${v//[=,]/_}" 200 "$n" --clock-control none --kernel-name regex:"fp8_expert_(tile|tma)" \
         --launch-count 2 --set full --metrics dram__bytes_read.sum,dram__bytes_write.sum,lts__t_sectors_srcunit_tex_op_read.sum,lts__t_sectors_srcunit_tex_op_read_lookup_hit.sum,lts__t_sectors_srcunit_tex_op_read_lookup_miss.sum \
         build/dscc run models/deepseek_v3.dsl --random-weights 1 --set num_hidden_layers=2 \
