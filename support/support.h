@@ -210,7 +210,14 @@ typedef struct {
 #undef TUNE
 } DsccTune;
 
-typedef enum { TUNE_BOOL, TUNE_LEVEL, TUNE_INT, TUNE_WORD, TUNE_LIST, TUNE_PATH } TuneKind;
+typedef enum {
+    TUNE_BOOL,  /* 0 or 1 */
+    TUNE_LEVEL, /* a small integer, each named in the values */
+    TUNE_INT,   /* a count in the values' range */
+    TUNE_WORD,  /* one of the values' words */
+    TUNE_LIST,  /* comma-separated key=value items (DSCC_SKINNY, DSCC_EXPERT_TMA), after a level for some */
+    TUNE_PATH,  /* a file */
+} TuneKind;
 typedef struct {
     const char *name;   /* "DSCC_MLA_QREG" */
     size_t offset;      /* of its field in DsccTune */
