@@ -211,14 +211,15 @@
 #ifndef XT_STAGES
 #define XT_STAGES (XT_MT == 2 || XT_TWO ? 4 : 6)
 #endif
-// (XT_WIDE: 48 and 224, the gate/up phase none spilled, the down's 12 bytes at any split from 24 / 240 to 56 / 224, where 40 /
+// (XT_EPI: 40 and 232, 8 bytes spilled, where 48 / 224 spilled 12, 56 / 224 36 and 24 / 240 72;
+// XT_WIDE: 48 and 224, the gate/up phase none spilled, the down's 12 bytes at any split from 24 / 240 to 56 / 224, where 40 /
 // 232 spilled 12 in both; XT_DYN at XT_MT 1: 80 and 208, none spilled, where 56 / 224 spilled 52-60 bytes and 72 / 216 4 bytes in the producer;
 // ptxas, CUDA 13, V3's shapes; the consumers hold no next unit there)
 #ifndef XT_REGS_P
-#define XT_REGS_P (XT_MT == 2 ? 40 : XT_TWO ? 48 : XT_DYN ? 80 : 56)
+#define XT_REGS_P (XT_MT == 2 || XT_EPI ? 40 : XT_WIDE ? 48 : XT_DYN ? 80 : 56)
 #endif
 #ifndef XT_REGS_C
-#define XT_REGS_C (XT_MT == 2 ? 232 : XT_TWO ? 224 : XT_DYN ? 208 : 224)
+#define XT_REGS_C (XT_MT == 2 || XT_EPI ? 232 : XT_WIDE ? 224 : XT_DYN ? 208 : 224)
 #endif
 #if XT_MT != 1 && XT_MT != 2
 #error "XT_MT must be 1 or 2"
