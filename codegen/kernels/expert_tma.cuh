@@ -135,6 +135,7 @@
 //   XT_EPI              1: the fused epilogue (see above; default 0; XT_NW 2, level 2, XT_MT 1, no XT_WIDE), which also needs:
 //   XT_EPI_G            the weight silu is of (0 or 1; the other is up)
 //   XT_QSTORE(i, v)     stores h's E4M3 code of v (an f32 already divided by the scale) at element i = r * N + o
+//   XT_QSTORE2(i, v0, v1)  ... the codes of v0, v1 at i, i + 1 (i even, N even) in one 2-byte store
 //   XT_SSTORE(r, kb, v) stores h's f32 scale of routed row r, 128-column block kb
 //   XT_STAGES           stages of the ring (default 4 at XT_MT 2 or XT_WIDE, 6 otherwise)
 //   XT_LVL              1 or 2 (default 1; see above); level 2 also needs:
@@ -777,10 +778,15 @@ extern "C" __global__ void __launch_bounds__(384, 1) DSCC_ENTRY(Args a) {
                     if (yb[0] >= 0) XT_SSTORE((long long)yb[0], ot, mx[1]);
                 }
 #pragma unroll
-                for (int i = 0; i < 64; i++) {
-                    const long long m = (i & 2) ? yb[0] : ya[0], n = n0 + 8 * (i >> 2) + 2 * (lane & 3) + (i & 1);
-                    const float sx = mx[(i >> 1) & 1];
-                    if (m >= 0 && n < N) XT_QSTORE(m * N + n, sx > 0.0f ? acc[0][i] / sx : 0.0f);
+                for (int i = 0; i < 64; i += 2) { // columns n, n + 1 of a row: one 2-byte store where N is even
+                    const long long m = (i & 2) ? yb[0] : ya[0], n = n0 + 8 * (i >> 2) + 2 * (lane & 3);
+                    const float sx = mx[(i >> 1) & 1], v0 = sx > 0.0f ? acc[0][i] / sx : 0.0f, v1 = sx > 0.0f ? acc[0][i + 1] / sx : 0.0f;
+                    if (m < 0 || n >= N) continue;
+                    if (n + 1 < N && (N & 1) == 0) XT_QSTORE2(m * N + n, v0, v1);
+                    else {
+                        XT_QSTORE(m * N + n, v0);
+                        if (n + 1 < N) XT_QSTORE(m * N + n + 1, v1);
+                    }
                 }
             }
 #else
@@ -862,6 +868,7 @@ extern "C" __global__ void __launch_bounds__(384, 1) DSCC_ENTRY(Args a) {
 #undef XT_EPI
 #undef XT_EPI_G
 #undef XT_QSTORE
+#undef XT_QSTORE2
 #undef XT_SSTORE
 #undef XT_TWO
 #undef XT_UNW
