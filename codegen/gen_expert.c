@@ -616,6 +616,8 @@ static bool expert_tma(Gen *G, const ExpertTma *xt, int64_t amin, const IrNode *
         {"XT_EPI", epi ? "1" : "0"},
         {"XT_EPI_G", epi ? arena_printf(G->a, "%d", ep->gsel) : "0"},
         {"XT_QSTORE(i, v)", epi ? arena_printf(G->a, "S%d(a, (i), (v))", ep->sq) : "((void)0)"},
+        {"XT_QSTORE2(i, v0, v1)", epi ? arena_printf(G->a, "(((unsigned short *)a.t[%d])[(i) >> 1] = (unsigned short)(fe4m3(v0) | fe4m3(v1) << 8))", ep->sq)
+                                      : "((void)0)"},
         {"XT_SSTORE(r, kb, v)", epi ? arena_printf(G->a, "S%d(a, (r) * %lldLL + (kb), (v))", ep->ss, (long long)nkbh) : "((void)0)"},
         {"XT_CTR", split && xt->dyn ? arena_printf(G->a, "((int *)a.t[%d] + %lld)", sc, (long long)EXPERT_CTR(E)) : "((int *)0)"},
         {"XT_PASSES", split ? passes : "((const int *)0)"},

@@ -135,6 +135,7 @@
 //   XT_EPI              1: the fused epilogue (see above; default 0; XT_NW 2, level 2, XT_MT 1, no XT_WIDE), which also needs:
 //   XT_EPI_G            the weight silu is of (0 or 1; the other is up)
 //   XT_QSTORE(i, v)     stores h's E4M3 code of v (an f32 already divided by the scale) at element i = r * N + o
+//   XT_QSTORE2(i, v0, v1)  ... the codes of v0, v1 at i, i + 1 (i even, N even) in one 2-byte store
 //   XT_SSTORE(r, kb, v) stores h's f32 scale of routed row r, 128-column block kb
 //   XT_STAGES           stages of the ring (default 4 at XT_MT 2 or XT_WIDE, 6 otherwise)
 //   XT_LVL              1 or 2 (default 1; see above); level 2 also needs:
@@ -211,14 +212,15 @@
 #ifndef XT_STAGES
 #define XT_STAGES (XT_MT == 2 || XT_TWO ? 4 : 6)
 #endif
-// (XT_WIDE: 48 and 224, the gate/up phase none spilled, the down's 12 bytes at any split from 24 / 240 to 56 / 224, where 40 /
+// (XT_EPI: 40 and 232, 8 bytes spilled, where 48 / 224 spilled 12, 56 / 224 36 and 24 / 240 72;
+// XT_WIDE: 48 and 224, the gate/up phase none spilled, the down's 12 bytes at any split from 24 / 240 to 56 / 224, where 40 /
 // 232 spilled 12 in both; XT_DYN at XT_MT 1: 80 and 208, none spilled, where 56 / 224 spilled 52-60 bytes and 72 / 216 4 bytes in the producer;
 // ptxas, CUDA 13, V3's shapes; the consumers hold no next unit there)
 #ifndef XT_REGS_P
-#define XT_REGS_P (XT_MT == 2 ? 40 : XT_TWO ? 48 : XT_DYN ? 80 : 56)
+#define XT_REGS_P (XT_MT == 2 || XT_EPI ? 40 : XT_WIDE ? 48 : XT_DYN ? 80 : 56)
 #endif
 #ifndef XT_REGS_C
-#define XT_REGS_C (XT_MT == 2 ? 232 : XT_TWO ? 224 : XT_DYN ? 208 : 224)
+#define XT_REGS_C (XT_MT == 2 || XT_EPI ? 232 : XT_WIDE ? 224 : XT_DYN ? 208 : 224)
 #endif
 #if XT_MT != 1 && XT_MT != 2
 #error "XT_MT must be 1 or 2"
@@ -776,10 +778,15 @@ extern "C" __global__ void __launch_bounds__(384, 1) DSCC_ENTRY(Args a) {
                     if (yb[0] >= 0) XT_SSTORE((long long)yb[0], ot, mx[1]);
                 }
 #pragma unroll
-                for (int i = 0; i < 64; i++) {
-                    const long long m = (i & 2) ? yb[0] : ya[0], n = n0 + 8 * (i >> 2) + 2 * (lane & 3) + (i & 1);
-                    const float sx = mx[(i >> 1) & 1];
-                    if (m >= 0 && n < N) XT_QSTORE(m * N + n, sx > 0.0f ? acc[0][i] / sx : 0.0f);
+                for (int i = 0; i < 64; i += 2) { // columns n, n + 1 of a row: one 2-byte store where N is even
+                    const long long m = (i & 2) ? yb[0] : ya[0], n = n0 + 8 * (i >> 2) + 2 * (lane & 3);
+                    const float sx = mx[(i >> 1) & 1], v0 = sx > 0.0f ? acc[0][i] / sx : 0.0f, v1 = sx > 0.0f ? acc[0][i + 1] / sx : 0.0f;
+                    if (m < 0 || n >= N) continue;
+                    if (n + 1 < N && (N & 1) == 0) XT_QSTORE2(m * N + n, v0, v1);
+                    else {
+                        XT_QSTORE(m * N + n, v0);
+                        if (n + 1 < N) XT_QSTORE(m * N + n + 1, v1);
+                    }
                 }
             }
 #else
@@ -861,6 +868,7 @@ extern "C" __global__ void __launch_bounds__(384, 1) DSCC_ENTRY(Args a) {
 #undef XT_EPI
 #undef XT_EPI_G
 #undef XT_QSTORE
+#undef XT_QSTORE2
 #undef XT_SSTORE
 #undef XT_TWO
 #undef XT_UNW
