@@ -2,10 +2,11 @@
  * routed row (token, slot) times the weight of the expert idx names.
  *
  * fp8_expert_linear on FP8 codes is a grouped GEMM, one launch for all
- * experts: a first phase (one block) sorts the routed rows by expert
- * (counting sort in shared memory) and cuts each expert's rows into tiles
- * of 64; the second runs the tensor-core FP8 tile of gen_gemm.c on every
- * (tile, 128 outputs), gathering its rows of x through the permutation and
+ * experts: a first phase (one block, codegen/kernels/expert_sort.cuh)
+ * sorts the routed rows by expert (counting sort in shared memory) and
+ * cuts each expert's rows into tiles of 64; the second runs the
+ * tensor-core FP8 tile of gen_gemm.c on every (tile, 128 outputs),
+ * gathering its rows of x through the permutation and
  * scattering results back to their rows. There are at most ceil(R/64) + E
  * tiles for R routed rows and E experts, so that many blocks per output
  * tile are launched and the ones past the real count return at once.
@@ -58,164 +59,52 @@ static int expert_scan_env(const DsccTune *t) {
     return *end || v < 0 || v > 64 ? -1 : (int)v;
 }
 
-/* The scan form of the sort's bucket walk (DSCC_EXPERT_SCAN): thread t owns buckets ch t .. ch t + ch - 1; its counts
- * of rows, tiles of 64 and (s32) tiles of 32 summed, an exclusive scan over the block (shuffles in a warp, then the
- * 8 warps' sums), then each thread writes its buckets' counts, first positions and tiles from its offsets: the same
- * values at the same places as the walk (bucket order, a bucket's tiles in order); the last thread's ends are the
- * totals. The walk is serial in the buckets (257 for V3: some 9,000 cycles of dependent shared-memory reads and
- * stores at batch 1, where it is most of the phase). */
-static void expert_sort_scan(Gen *G, int ch, bool s32) {
-    sb_printf(&G->decl, "    {  // the buckets' first positions and tile numbers: a block-wide exclusive scan, %d buckets a thread\n"
-                        "        const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5, e0 = threadIdx.x * %d;\n"
-                        "        __shared__ int scan_w[3][8];\n"
-                        "        int n = 0, t64 = 0, t32 = 0;\n"
-                        "        for (int j = 0; j < %d && e0 + j < EB; j++) {\n"
-                        "            const int c = cnt[e0 + j];\n"
-                        "            n += c, t64 += (c + 63) / 64, t32 += (c + 31) / 32;\n"
-                        "        }\n"
-                        "        int incl = n, inc64 = t64, inc32 = t32;  // inclusive in the warp\n"
-                        "        for (int o = 1; o < 32; o <<= 1) {\n"
-                        "            const int u = __shfl_up_sync(0xffffffffu, incl, o), v = __shfl_up_sync(0xffffffffu, inc64, o),\n"
-                        "                      w = __shfl_up_sync(0xffffffffu, inc32, o);\n"
-                        "            if (lane >= o) incl += u, inc64 += v, inc32 += w;\n"
-                        "        }\n"
-                        "        if (lane == 31) scan_w[0][warp] = incl, scan_w[1][warp] = inc64, scan_w[2][warp] = inc32;\n"
-                        "        __syncthreads();\n"
-                        "        int base = incl - n, nt = inc64 - t64, n32 = inc32 - t32;\n"
-                        "        for (int v = 0; v < warp; v++) base += scan_w[0][v], nt += scan_w[1][v], n32 += scan_w[2][v];\n"
-                        "        for (int j = 0; j < %d && e0 + j < EB; j++) {\n"
-                        "            const int e = e0 + j, c = cnt[e];\n"
-                        "            C[e] = c;\n"
-                        "            C[EB + e] = cur[e] = base;\n"
-                        "            for (int s = 0; s < c; s += 64) T[nt++] = base + s;\n",
-              ch, ch, ch, ch);
-    if (s32)
-        sb_puts(&G->decl, "            for (int s = 0; s < c; s += 32, n32++)\n"
-                          "                T32[3 * n32] = base + s, T32[3 * n32 + 1] = e < E ? e : -1, T32[3 * n32 + 2] = c - s < 32 ? c - s : 32;\n");
-    sb_printf(&G->decl, "            base += c;\n"
-                        "        }\n"
-                        "        if (threadIdx.x == 255) {  // the totals\n"
-                        "            C[2 * EB] = nt;\n"
-                        "%s"
-                        "        }\n"
-                        "    }\n",
-              s32 ? "            C[2 * EB + 1] = n32;\n" : "");
-}
-
-/* The sort of phase 1 (see the file comment) into scratch slots sc, sp0,
- * st; with s32 >= 0 also the tiles of at most 32 rows the stream form
- * takes (expert_stream.cuh): (first sorted position, expert or -1, rows)
- * of each into s32, their count to C[2 * EB + 1]. With order, the TMA
- * form's bucket list; with bm > 0 also its level 3's passes of at most bm
- * rows into passes (an int * expression), their count to
- * C[EXPERT_NPASS(E)]; with ctr also C[EXPERT_CTR(E)] zeroed (the dynamic
- * units' counter). */
+/* The sort of phase 1 (codegen/kernels/expert_sort.cuh; see the file
+ * comment) into scratch slots sc, sp0, st; with s32 >= 0 also the tiles of
+ * at most 32 rows the stream form takes (expert_stream.cuh): (first sorted
+ * position, expert or -1, rows) of each into s32, their count to
+ * C[2 * EB + 1]. With order, the TMA form's bucket list; with bm > 0 also
+ * its level 3's passes of at most bm rows into passes (an int * expression),
+ * their count to C[EXPERT_NPASS(E)]; with ctr also C[EXPERT_CTR(E)] zeroed
+ * (the dynamic units' counter). DSCC_EXPERT_SCAN n > 0: the bucket offsets
+ * by the block-wide scan, at least n buckets a thread (as many as 256
+ * threads need). */
 static void expert_sort(Gen *G, int64_t E, IrDim R, int si, int sc, int sp0, int st, int s32, bool pair, bool order, int bm,
                         const char *passes, bool ctr) {
-    cg_head(G, pair ? "fp8_expert_linear x 2 (gate and up), phase 1: routed rows sorted by expert (bucket E: id -1), cut into tiles of 64"
-                    : "fp8_expert_linear, phase 1: routed rows sorted by expert (bucket E: id -1), cut into tiles of 64");
-    sb_printf(&G->decl, "    const int E = %lld, EB = E + 1;\n"
-                        "    const long long R = %s;\n"
-                        "    __shared__ int cnt[%lld], cur[%lld];\n"
-                        "    int *C = (int *)a.t[%d], *P = (int *)a.t[%d], *T = (int *)a.t[%d];\n",
-              (long long)E, cg_dim(G, R), (long long)EB_OF(E), (long long)EB_OF(E), sc, sp0, st);
-    if (s32 >= 0) sb_printf(&G->decl, "    int *T32 = (int *)a.t[%d];  // tiles of at most 32 rows (the stream form's)\n", s32);
-    sb_printf(&G->decl, "    for (int e = threadIdx.x; e < EB; e += 256) cnt[e] = 0;\n"
-                        "    __syncthreads();\n"
-                        "    for (long long r = threadIdx.x; r < R; r += 256) {\n"
-                        "        const float f = L%d(a, r);\n"
-                        "        if (f == -1.0f) atomicAdd(&cnt[E], 1);  // a slot whose expert is elsewhere\n"
-                        "        else if (!(f >= 0.0f && f < (float)E)) fail(a, f);\n"
-                        "        else atomicAdd(&cnt[(int)f], 1);\n"
-                        "    }\n"
-                        "    __syncthreads();\n",
-              si);
+    Arena *a = G->a;
     const int scan = expert_scan_env(G->tune);
-    if (scan > 0) { /* DSCC_EXPERT_SCAN: a block-wide scan */
-        const int64_t need = (EB_OF(E) + 255) / 256;
-        expert_sort_scan(G, (int)(need > scan ? need : scan), s32 >= 0);
-    } else { /* thread 0 walks the buckets */
-        sb_printf(&G->decl, "    if (threadIdx.x == 0) {\n"
-                            "        int base = 0, nt = 0%s;\n"
-                            "        for (int e = 0; e < EB; e++) {\n"
-                            "            C[e] = cnt[e];\n"
-                            "            C[EB + e] = cur[e] = base;\n"
-                            "            for (int s = 0; s < cnt[e]; s += 64) T[nt++] = base + s;\n",
-                  s32 >= 0 ? ", n32 = 0" : "");
-        if (s32 >= 0)
-            sb_puts(&G->decl, "            for (int s = 0; s < cnt[e]; s += 32, n32++)\n"
-                              "                T32[3 * n32] = base + s, T32[3 * n32 + 1] = e < E ? e : -1, T32[3 * n32 + 2] = cnt[e] - s < 32 ? cnt[e] - s : 32;\n");
-        sb_printf(&G->decl, "            base += cnt[e];\n"
-                            "        }\n"
-                            "        C[2 * EB] = nt;\n"
-                            "%s"
-                            "    }\n",
-                  s32 >= 0 ? "        C[2 * EB + 1] = n32;\n" : "");
+    const int64_t need = (EB_OF(E) + 255) / 256, ch = scan <= 0 ? 0 : need > scan ? need : scan;
+    const char *entry = arena_printf(a, "p%d_expert_sort", G->nphases);
+    CgDefine d[16] = {{"ES_E", arena_printf(a, "%lld", (long long)E)},
+                      {"ES_R", cg_dim(G, R)},
+                      {"ES_IDX(r)", arena_printf(a, "L%d(a, (r))", si)},
+                      {"ES_FAIL(v)", "fail(a, (v))"},
+                      {"ES_C", arena_printf(a, "((int *)a.t[%d])", sc)},
+                      {"ES_P", arena_printf(a, "((int *)a.t[%d])", sp0)},
+                      {"ES_T", arena_printf(a, "((int *)a.t[%d])", st)},
+                      {"ES_SCAN", arena_printf(a, "%lld", (long long)ch)},
+                      {"ES_EARLY", cg_pdl_early(G->tune) == 1 ? "1" : "0"}};
+    int nd = 9;
+    if (s32 >= 0) {
+        d[nd++] = (CgDefine){"ES_S32", "1"};
+        d[nd++] = (CgDefine){"ES_T32", arena_printf(a, "((int *)a.t[%d])", s32)};
     }
-    sb_printf(&G->decl, "    __syncthreads();\n"
-                        "    for (long long r = threadIdx.x; r < R; r += 256) {\n"
-                        "        const float f = L%d(a, r);\n"
-                        "        if (f == -1.0f) P[atomicAdd(&cur[E], 1)] = (int)r;\n"
-                        "        else if (f >= 0.0f && f < (float)E) P[atomicAdd(&cur[(int)f], 1)] = (int)r;\n"
-                        "    }\n",
-              si);
-    if (!order) { /* no TMA form: no work list */
-        sb_puts(&G->decl, "}\n");
-        cg_phase(G, CG_LAUNCH_BLOCK, ir_dim_const(1), 1, ir_dim_const(1), 1, 0);
-        return;
+    if (order) {
+        d[nd++] = (CgDefine){"ES_ORD", "1"};
+        d[nd++] = (CgDefine){"ES_ORD_AT", arena_printf(a, "%lld", (long long)EXPERT_ORD(E))};
     }
-    /* the TMA form's work list (expert_tma.cuh's XT_ORD) */
-    sb_printf(&G->decl, "    // the buckets that have rows, longest first (ties: the lower expert), the slots of id -1 last; their count after\n"
-                            "    int *O = C + %lld;\n"
-                            "    __shared__ int nb%s;\n"
-                            "    if (threadIdx.x == 0) nb = 0%s;\n"
-                            "    __syncthreads();\n"
-                            "    for (int e = threadIdx.x; e < E; e += 256) {\n"
-                            "        const int n = cnt[e];\n"
-                            "        if (n == 0) continue;\n",
-                  (long long)EXPERT_ORD(E), bm > 0 ? ", npass" : "", bm > 0 ? ", npass = 0" : "");
-    if (bm > 0) /* level 3: also each bucket's passes of at most bm rows, at the list's place of its first (p0: the passes of the buckets before) */
-        sb_printf(&G->decl, "        int rank = 0, p0 = 0;\n"
-                            "        for (int f = 0; f < E; f++) {\n"
-                            "            const int m = cnt[f];\n"
-                            "            const bool before = m > n || (m == n && f < e);\n"
-                            "            rank += before, p0 += before ? (m + %d) / %d : 0;\n"
-                            "        }\n"
-                            "        O[rank] = e;\n"
-                            "        atomicAdd(&nb, 1);\n"
-                            "        atomicAdd(&npass, (n + %d) / %d);\n"
-                            "        // level 3's passes: (bucket, its first pass, first sorted position, rows) each (cur: the bucket's end now)\n"
-                            "        for (int s = 0; s < n; s += %d) {\n"
-                            "            int *q = %s + 4 * (p0 + s / %d);\n"
-                            "            q[0] = e, q[1] = p0, q[2] = cur[e] - n, q[3] = n;\n"
-                            "        }\n"
-                            "    }\n"
-                            "    __syncthreads();\n"
-                            "    if (threadIdx.x == 0) {\n"
-                            "        if (cnt[E] > 0) O[nb++] = E;\n"
-                            "        O[EB] = nb;\n"
-                            "        for (int s = 0; s < cnt[E]; s += %d) {  // the slots of id -1: their passes last\n"
-                            "            int *q = %s + 4 * (npass + s / %d);\n"
-                            "            q[0] = E, q[1] = npass, q[2] = cur[E] - cnt[E], q[3] = cnt[E];\n"
-                            "        }\n"
-                            "        C[%lld] = npass + (cnt[E] + %d) / %d;\n"
-                            "%s"
-                            "    }\n",
-                  bm - 1, bm, bm - 1, bm, bm, passes, bm, bm, passes, bm, (long long)EXPERT_NPASS(E), bm - 1, bm,
-                  ctr ? arena_printf(G->a, "        C[%lld] = 0;  // the dynamic units' counter\n", (long long)EXPERT_CTR(E)) : "");
-    else
-        sb_puts(&G->decl, "        int rank = 0;\n"
-                          "        for (int f = 0; f < E; f++) rank += cnt[f] > n || (cnt[f] == n && f < e);\n"
-                          "        O[rank] = e;\n"
-                          "        atomicAdd(&nb, 1);\n"
-                          "    }\n"
-                          "    __syncthreads();\n"
-                          "    if (threadIdx.x == 0) {\n"
-                          "        if (cnt[E] > 0) O[nb++] = E;\n"
-                          "        O[EB] = nb;\n"
-                          "    }\n");
-    sb_puts(&G->decl, "}\n");
+    if (order && bm > 0) {
+        d[nd++] = (CgDefine){"ES_BM", arena_printf(a, "%d", bm)};
+        d[nd++] = (CgDefine){"ES_PASSES", passes};
+        d[nd++] = (CgDefine){"ES_NPASS_AT", arena_printf(a, "%lld", (long long)EXPERT_NPASS(E))};
+        if (ctr) d[nd++] = (CgDefine){"ES_CTR_AT", arena_printf(a, "%lld", (long long)EXPERT_CTR(E))};
+    }
+    sb_printf(&G->decl, "// fp8_expert_linear%s, phase 1: routed rows sorted by expert (bucket E: id -1), cut into tiles of 64%s%s%s\n",
+              pair ? " x 2 (gate and up)" : "", s32 >= 0 ? " and of 32" : "", order ? "; the TMA form's bucket list" : "",
+              order && bm > 0 ? " and passes" : "");
+    sb_puts(&G->decl, cg_kernel_instance(a, "expert_sort", entry, d, nd));
     cg_phase(G, CG_LAUNCH_BLOCK, ir_dim_const(1), 1, ir_dim_const(1), 1, 0);
+    G->phases[G->nphases - 1].fn = entry;
 }
 
 /* The output slots of one weight of a grouped GEMM: y (or its partial tiles) and the weight's. */

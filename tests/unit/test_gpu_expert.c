@@ -392,21 +392,56 @@ static const char SRC_TINY[] = "dim T;\n"
                                "output y = neg(expert_linear(silu(expert_linear(x, wg, idx)) * expert_linear(x, wu, idx), wd, idx));\n"
                                "output z = neg(expert_linear(x, wn, idx));\n";
 
+/* One GPU run of a graph of x [T, hx] and idx [T, KS] (expert_gpu_run), then, where a caller asks, the CPU executor on
+ * the same weights and inputs with its hook (expert_cpu_pass); expert_run_end frees both. */
+typedef struct {
+    Arena *a;
+    DiagEngine *d;
+    uint64_t seed; /* the weights' (cpu_random_weights reads it through its pointer at each load) */
+    CpuWeightSource ws;
+    GpuExec *gx;
+    CpuInput in[2];
+} ExpertRun;
+
+/* g under DSCC_EXPERT_TMA = env (unset again by expert_run_end) on the weights of seed tu_test_seed() + seed, room for
+ * max_batch tokens, keeping every value: the executor, its values read by the caller. */
+static GpuExec *expert_gpu_run(ExpertRun *r, const IrGraph *g, bool f32, const char *env, uint64_t seed, int64_t max_batch, int64_t T,
+                               int64_t hx, const float *xv, const float *iv) {
+    setenv("DSCC_EXPERT_TMA", env, 1);
+    r->a = arena_new();
+    r->d = diag_new(r->a, stderr);
+    r->seed = tu_test_seed() + seed;
+    r->ws = cpu_random_weights(&r->seed);
+    GpuOptions go = {.tune = tu_tune(), .max_batch = max_batch, .max_seq = 1, .max_ctx = 1, .keep_all = true, .f32_storage = f32, .no_blas = true};
+    r->gx = gpu_exec_new(g, &r->ws, &go, r->d);
+    assert_non_null(r->gx);
+    r->in[0] = (CpuInput){"x", 2, {T, hx}, xv};
+    r->in[1] = (CpuInput){"idx", 2, {T, KS}, iv};
+    assert_true(gpu_exec_run(r->gx, r->in, 2, r->d));
+    return r->gx;
+}
+
+/* The CPU executor on expert_gpu_run's weights and inputs, hook after each node (tu_take_gpu and the like). */
+static void expert_cpu_pass(ExpertRun *r, const IrGraph *g, void (*hook)(void *, int, float *, int64_t), void *ctx) {
+    CpuExec *cx = cpu_exec_new(g, &r->ws, &(CpuOptions){.threads = 4, .after_node = hook, .hook_ctx = ctx}, r->d);
+    assert_non_null(cx);
+    assert_true(cpu_exec_run(cx, r->in, 2, r->d));
+    cpu_exec_free(cx);
+}
+
+static void expert_run_end(ExpertRun *r) {
+    gpu_exec_free(r->gx);
+    arena_free(r->a);
+    unsetenv("DSCC_EXPERT_TMA");
+}
+
 /* SRC_TINY's expert GEMMs' stored values at T tokens (xv, iv) under DSCC_EXPERT_TMA = env, on the default grid (most
  * blocks without a unit, as in e2e): a malloc'd copy of each fp8_expert_linear's output in node order, their count
  * in *n; with cmp, each checked against the CPU executor too. */
 static float **tiny_run(const IrGraph *g, bool f32, const char *env, int64_t T, const float *xv, const float *iv, int *n, int64_t *nv,
                         Cmp *cmp) {
-    setenv("DSCC_EXPERT_TMA", env, 1);
-    Arena *a = arena_new();
-    DiagEngine *d = diag_new(a, stderr);
-    uint64_t seed = tu_test_seed() + 41;
-    CpuWeightSource ws = cpu_random_weights(&seed);
-    GpuOptions go = {.tune = tu_tune(), .max_batch = T, .max_seq = 1, .max_ctx = 1, .keep_all = true, .f32_storage = f32, .no_blas = true};
-    GpuExec *gx = gpu_exec_new(g, &ws, &go, d);
-    assert_non_null(gx);
-    CpuInput in[2] = {{"x", 2, {T, 96}, xv}, {"idx", 2, {T, KS}, iv}};
-    assert_true(gpu_exec_run(gx, in, 2, d));
+    ExpertRun r;
+    GpuExec *gx = expert_gpu_run(&r, g, f32, env, 41, T, T, 96, xv, iv);
     float **out = calloc((size_t)g->nnodes, sizeof *out);
     *n = 0;
     for (int i = 0; i < g->nnodes; i++) {
@@ -419,14 +454,9 @@ static float **tiny_run(const IrGraph *g, bool f32, const char *env, int64_t T, 
     }
     if (cmp) {
         TuGpuCmp t = {g, gx, check_node, cmp};
-        CpuExec *cx = cpu_exec_new(g, &ws, &(CpuOptions){.threads = 4, .after_node = tu_take_gpu, .hook_ctx = &t}, d);
-        assert_non_null(cx);
-        assert_true(cpu_exec_run(cx, in, 2, d));
-        cpu_exec_free(cx);
+        expert_cpu_pass(&r, g, tu_take_gpu, &t);
     }
-    gpu_exec_free(gx);
-    arena_free(a);
-    unsetenv("DSCC_EXPERT_TMA");
+    expert_run_end(&r);
     return out;
 }
 
@@ -527,16 +557,8 @@ static void epi_take(void *ctx, int id, float *c, int64_t nc) {
 /* SRC's stored values at T tokens (xv, iv) under DSCC_EXPERT_TMA = env: a malloc'd copy of each, by node id (NULL: not
  * stored, or gate and up); with em, the CPU executor checks them through epi_take. */
 static float **epi_run(const IrGraph *g, bool f32, const char *env, int64_t T, int64_t hx, const float *xv, const float *iv, EpiCmp *em) {
-    setenv("DSCC_EXPERT_TMA", env, 1);
-    Arena *a = arena_new();
-    DiagEngine *d = diag_new(a, stderr);
-    uint64_t seed = tu_test_seed() + 47;
-    CpuWeightSource ws = cpu_random_weights(&seed);
-    GpuOptions go = {.tune = tu_tune(), .max_batch = 160, .max_seq = 1, .max_ctx = 1, .keep_all = true, .f32_storage = f32, .no_blas = true};
-    GpuExec *gx = gpu_exec_new(g, &ws, &go, d);
-    assert_non_null(gx);
-    CpuInput in[2] = {{"x", 2, {T, hx}, xv}, {"idx", 2, {T, KS}, iv}};
-    assert_true(gpu_exec_run(gx, in, 2, d));
+    ExpertRun r;
+    GpuExec *gx = expert_gpu_run(&r, g, f32, env, 47, 160, T, hx, xv, iv);
     float **out = calloc((size_t)g->nnodes, sizeof *out);
     for (int i = 0; i < g->nnodes; i++) {
         int64_t nv = 0;
@@ -548,14 +570,9 @@ static float **epi_run(const IrGraph *g, bool f32, const char *env, int64_t T, i
     }
     if (em) {
         em->g = g, em->gx = gx;
-        CpuExec *cx = cpu_exec_new(g, &ws, &(CpuOptions){.threads = 4, .after_node = epi_take, .hook_ctx = em}, d);
-        assert_non_null(cx);
-        assert_true(cpu_exec_run(cx, in, 2, d));
-        cpu_exec_free(cx);
+        expert_cpu_pass(&r, g, epi_take, em);
     }
-    gpu_exec_free(gx);
-    arena_free(a);
-    unsetenv("DSCC_EXPERT_TMA");
+    expert_run_end(&r);
     return out;
 }
 
@@ -765,11 +782,11 @@ static void test_scan(void **state) {
     PassPipeline pp;
     PassRunOptions ro = {.tune = tu_tune()};
     assert_true(g && pass_pipeline_parse(a, d, "shape-infer,fp8-quant,fuse", &pp) && pass_pipeline_run(&pp, g, &ro, d));
-    assert_true(generated_has(g, false, "a block-wide exclusive scan, 1 buckets a thread"));
+    assert_true(generated_has(g, false, "#define ES_SCAN 1\n")); /* expert_sort.cuh: the scan, a bucket a thread */
     setenv("DSCC_EXPERT_SCAN", "65", 1);
     assert_null(cg_generate(a, d, g, &(CgGenOptions){.tune = tu_tune()}));
     unsetenv("DSCC_EXPERT_SCAN");
-    assert_false(generated_has(g, false, "a block-wide exclusive scan"));
+    assert_true(generated_has(g, false, "#define ES_SCAN 0\n")); /* unset: thread 0 walks the buckets */
     arena_free(a);
 }
 
