@@ -29,7 +29,8 @@
  * by cp.async, bit for bit, alone and through the executor (the map the
  * runtime makes over the KV cache), the keys multicast to a batch row's two
  * tiles (MLA_MC), q's last chunks from registers (MLA_QREG), the splits'
- * parts as bf16 (MLA_PART_BF16) and the consumers' ping-pong (MLA_PP).
+ * parts as bf16 (MLA_PART_BF16), the consumers' ping-pong (MLA_PP) and a
+ * tile's two splits merged through distributed shared memory (MLA_DSM).
  * On a real GPU (DSCC_EMULATED unset) the kernel-alone tests run a subset
  * (each kernel there is an NVRTC compile of its own; the file stays within
  * a minute on an H100) and the executor in the forms other than the
@@ -251,6 +252,8 @@ static const char *ring_qreg = "0";
 static const char *ring_pbf = "0";
 /* MLA_PP for kernel_ring and kernel_split (the consumers' ping-pong over pairs of blocks) */
 static const char *ring_pp = "0";
+/* MLA_DSM for kernel_split (clusters of 2; at 2 splits a tile's two, merged through distributed shared memory) */
+static const char *ring_dsm = "0";
 /* MLA_TMA's tensor map over the rows of 576 bf16 at dk (box 64 rows x 128 bytes, the 128-byte swizzle), in device memory */
 static RtDevPtr kv_map(RtCuda *gpu, DiagEngine *d, RtDevPtr dk, size_t rows) {
     unsigned char *m = aligned_alloc(64, 128);
@@ -458,7 +461,7 @@ static float *kernel_split(const char *fuse, const char *fmax, const char *v3, i
                        {"MLA_OUT_BF16", "0"}, {"MLA_CAUSAL", "0"}, {"MLA_SCALE", "0.1352337788f"},
                        {"MLA_V3", v3},        {"MLA_LEAN", "5"},     {"MLA_LAZY", "1"},   {"MLA_FUSE", fuse},
                        {"MLA_FUSE_MAX", fmax}, {"MLA_TMA", ring_tma}, {"MLA_MC", ring_mc}, {"MLA_QREG", ring_qreg},
-                       {"MLA_PART_BF16", ring_pbf}, {"MLA_PP", ring_pp}};
+                       {"MLA_PART_BF16", ring_pbf}, {"MLA_PP", ring_pp}, {"MLA_DSM", ring_dsm}};
     CgDefine cdefs[] = {{"MLA_S", "1LL"}, {"MLA_HQ", hs}, {"MLA_OUT_BF16", "0"}, {"MLA_PART_BF16", ring_pbf}};
     CgSource src[2] = {{"mla_split", cg_kernel_instance(a, "mla_decode", "mla_split", defs, (int)(sizeof defs / sizeof *defs)),
                         {"codegen/kernels/mla_decode.cuh", 0, 0}},
@@ -487,7 +490,7 @@ static float *kernel_split(const char *fuse, const char *fmax, const char *v3, i
     for (int rep = 0; rep < 2; rep++) { /* twice: the tickets are back at 0 after a launch */
         assert_true(rt_cuda_memset0(gpu, d, dout, sizeof(float) * no));
         assert_true(rt_cuda_launch_async(gpu, d, k, (unsigned)(B * nsp), *v3 >= '3' ? 256 : 384, 3 * 73728 + 1024 + 256, p));
-        if (*fuse == '0' || nsp > atoi(fmax)) /* the kernel merges at most fmax splits itself */
+        if ((*fuse == '0' || nsp > atoi(fmax)) && !(*ring_dsm == '1' && nsp == 2)) /* the kernel merges at most fmax splits itself */
             assert_true(rt_cuda_launch_async(gpu, d, kc, (unsigned)((B * 64 * 128 + 255) / 256), 256, 0, p));
         assert_true(rt_cuda_sync(gpu, d));
     }
@@ -840,13 +843,13 @@ static CgProgram *generate_heads(Arena *a, char **msg, int heads) {
  * caller's environment. It expects either a codegen error whose message holds err, or a program whose module
  * sources hold text `count` times (below 0: at least -count), whose decode phase runs `threads` threads (0: not
  * asked) and has a tensor map over the KV cache (map 1: one, box 64 rows over rows of 1,152 bytes) or none (0;
- * -1: not asked). */
+ * -1: not asked), and whose combine phase is launched only above kfuse splits (0: not asked). */
 typedef struct {
     const char *env;
     int heads;        /* 0: 8 (one tile a batch row) */
     const char *err;  /* NULL: the program generates */
     const char *text; /* NULL: not asked */
-    int count, threads, map;
+    int count, threads, map, kfuse;
 } EnvRow;
 
 /* The switches the rows may set: tune.def's DSCC_MLA_* lines. */
@@ -906,8 +909,9 @@ static void expect_env_rows(const EnvRow *rows, int n) {
             assert_non_null(strstr(msg, r->err));
         } else {
             assert_non_null(p);
-            const CgPhase *ph = mla_phase(p, "mla_decode");
-            assert_non_null(ph);
+            const CgPhase *ph = mla_phase(p, "mla_decode"), *comb = mla_phase(p, "mla_decode_combine");
+            assert_true(ph && comb);
+            if (r->kfuse) assert_int_equal(comb->kfuse, r->kfuse);
             if (r->text) {
                 const int got = count_text(p, r->text);
                 assert_true(r->count < 0 ? got >= -r->count : got == r->count);
@@ -1028,6 +1032,34 @@ static void test_mla_v3_env(void **state) {
     expect_env_rows(rows, (int)(sizeof rows / sizeof *rows));
 }
 
+/* A tile's two splits as a cluster of 2 CTAs merging through distributed shared memory (MLA_DSM 1: no parts, no
+ * combine launch) against the same splits merged by the combine kernel (0), from the same inputs: the combine's
+ * order and arithmetic, so bit for bit on the emulated device (1e-3 a row on a GPU). The chunk ring by cp.async
+ * and by TMA, the seesaw (the rows' sums in two shares) and the ping-pong; 330 keys (six blocks: 3 a split), 64 (one
+ * block: the second split has no keys, its weight none), 200 keys in 12 tiles (24 blocks: the emulator
+ * starves each producer warp on some block); and 3 splits, where MLA_DSM's block order (batch row, tile, split) still
+ * writes parts for the combine. */
+static void test_mla_dsm(void **state) {
+    (void)state;
+    static const struct { const char *v3, *tma, *pp; int B, T, nsp; } cases[] = { /* on a GPU: 0, 3 */
+        {"1", "0", "0", 2, 330, 2}, {"1", "1", "0", 1, 64, 2}, {"2", "0", "0", 1, 330, 2}, {"1", "1", "0", 12, 200, 2},
+        {"1", "1", "1", 1, 330, 2}, {"1", "1", "0", 2, 330, 3}};
+    for (int c = 0; c < (int)(sizeof cases / sizeof *cases); c++) {
+        if (!emu_dev && c != 0 && c != 3) continue;
+        const uint64_t seed = rng;
+        float *out[2];
+        ring_tma = cases[c].tma, ring_pp = cases[c].pp;
+        for (int k = 0; k < 2; k++) {
+            rng = seed, ring_dsm = k ? "1" : "0";
+            out[k] = kernel_split("0", "1", cases[c].v3, cases[c].B, cases[c].T, cases[c].nsp);
+        }
+        ring_tma = "0", ring_pp = "0", ring_dsm = "0";
+        expect_forms_agree(out[1], out[0], (size_t)cases[c].B * 64, -1, 1e-3, "  MLA_DSM 1 against 0 (MLA_V3 %s, MLA_TMA %s, MLA_PP %s): %d x 64 "
+                           "heads, T %d, %d splits", cases[c].v3, cases[c].tma, cases[c].pp, cases[c].B, cases[c].T, cases[c].nsp);
+        free(out[0]);
+    }
+}
+
 /* The executor's MLA steps in the forms the defaults (the keys by TMA, test_mla_long_context and
  * test_mla_128_heads) leave out, read at codegen: DSCC_MLA_V3=3 (with DSCC_MLA_PART_BF16=1: the splits'
  * parts as bf16) and =4 by cp.async (DSCC_MLA_TMA=0), the chunk ring by cp.async (=1, TMA=0), =4 by TMA
@@ -1038,20 +1070,23 @@ static void test_mla_v3_env(void **state) {
  * step of two positions); with DSCC_MLA_MC=1 (the two tiles a cluster, the keys multicast) and
  * DSCC_MLA_QREG=2 (q's last two chunks from registers) 128 heads alone (8 heads take no clusters); with
  * DSCC_MLA_PP=1 (the consumers' ping-pong, keys by TMA) and =2 (by cp.async) 8 heads (=1 with DSCC_MLA_QREG=1:
- * the kernel alone, test_mla_ping_pong, and the codegen, test_mla_pp_env). Each form's switches alone
- * (mla_env_set). */
+ * the kernel alone, test_mla_ping_pong, and the codegen, test_mla_pp_env);
+ * with DSCC_MLA_DSM=1 (a tile's two splits a cluster, merged in distributed shared memory, no combine) 128 heads
+ * through steps of 16 to contexts 65 and 66 (two splits). Each form's switches alone (mla_env_set). */
 static void test_mla_env_steps(void **state) {
     (void)state;
     static const int steps[] = {1, 16, 16, 16, 14, 1, 1, 2};
     static const int steps128[] = {1, 2, 1};
-    static const struct { const char *env; bool h8, h128; } forms[] = {
-        {"DSCC_MLA_V3=3 DSCC_MLA_TMA=0 DSCC_MLA_PART_BF16=1", true, false},
-        {"DSCC_MLA_V3=4 DSCC_MLA_TMA=0", true, true},
-        {"DSCC_MLA_V3=1 DSCC_MLA_TMA=0", true, true},
-        {"DSCC_MLA_V3=4 DSCC_MLA_TMA=1", true, false},
-        {"DSCC_MLA_MC=1 DSCC_MLA_QREG=2", false, true}, /* (8 heads take no clusters) */
-        {"DSCC_MLA_PP=1", true, false},
-        {"DSCC_MLA_PP=2 DSCC_MLA_TMA=0", true, false}};
+    static const int long128[] = {16, 16, 16, 16, 1, 1}; /* contexts 65, 66 at B 1: two splits of one block */
+    static const struct { const char *env; bool h8; int h128; } forms[] = { /* h128 1: steps128, 2: long128 */
+        {"DSCC_MLA_V3=3 DSCC_MLA_TMA=0 DSCC_MLA_PART_BF16=1", true, 0},
+        {"DSCC_MLA_V3=4 DSCC_MLA_TMA=0", true, 1},
+        {"DSCC_MLA_V3=1 DSCC_MLA_TMA=0", true, 1},
+        {"DSCC_MLA_V3=4 DSCC_MLA_TMA=1", true, 0},
+        {"DSCC_MLA_MC=1 DSCC_MLA_QREG=2", false, 1}, /* (8 heads take no clusters) */
+        {"DSCC_MLA_PP=1", true, 0},
+        {"DSCC_MLA_PP=2 DSCC_MLA_TMA=0", true, 0},
+        {"DSCC_MLA_DSM=1", false, 2}}; /* (8 heads take no clusters) */
     if (!emu_dev) { /* (on a GPU test_gpu_ops runs the executor with these set: tests/gpu/rounds.sh) */
         printf("emulated device only: the executor with DSCC_MLA_V3=3 and 4, DSCC_MLA_TMA=0 and 1, DSCC_MLA_MC=1\n");
         return;
@@ -1063,10 +1098,28 @@ static void test_mla_env_steps(void **state) {
         fprintf(stderr, "  %s:\n", forms[v].env);
         double worst = 0, worst128 = 0;
         if (forms[v].h8) assert_int_equal(run_steps(8, 2, steps, (int)(sizeof steps / sizeof *steps), &worst), 3); /* one split and several */
-        if (forms[v].h128) run_steps(128, 2, steps128, 3, &worst128); /* 128 heads (two tiles a batch row) */
+        if (forms[v].h128 == 1) run_steps(128, 2, steps128, 3, &worst128); /* 128 heads (two tiles a batch row) */
+        if (forms[v].h128 == 2) assert_int_equal(run_steps(128, 1, long128, (int)(sizeof long128 / sizeof *long128), &worst128), 3);
         assert_true(worst <= 2e-2 && worst128 <= 2e-2);
     }
     env_restore(e.name, e.n, e.keep);
+}
+
+/* DSCC_MLA_DSM: 0 and 1 generate the program; 1 at 128 heads (a batch row's tiles in pairs: the grid even) gives the
+ * decode kernel MLA_DSM 1 and the combine's launch rule "above 2 splits" (two merge in the clusters), at 8 heads
+ * neither; 1 with DSCC_MLA_MC=1 or DSCC_MLA_FUSE=1, and any other value, are codegen errors naming the variable. */
+static void test_mla_dsm_env(void **state) {
+    (void)state;
+    static const char *const on = "#define MLA_DSM 1\n";
+    static const EnvRow rows[] = {
+        {"DSCC_MLA_DSM=0", 128, .text = on, .count = 0, .map = -1, .kfuse = 1},
+        {"DSCC_MLA_DSM=1", 128, .text = on, .count = 1, .map = -1, .kfuse = 2},
+        {"DSCC_MLA_DSM=1 DSCC_MLA_PP=1 DSCC_MLA_TMA=0", 128, .text = on, .count = 1, .map = 0, .kfuse = 2},
+        {"DSCC_MLA_DSM=1", 8, .text = on, .count = 0, .map = -1, .kfuse = 1},
+        {"DSCC_MLA_DSM=2", 128, "DSCC_MLA_DSM must be 0", .map = -1},
+        {"DSCC_MLA_DSM=1 DSCC_MLA_MC=1", 128, "DSCC_MLA_DSM=1 makes clusters", .map = -1},
+        {"DSCC_MLA_DSM=1 DSCC_MLA_FUSE=1", 128, "DSCC_MLA_DSM=1 makes clusters", .map = -1}};
+    expect_env_rows(rows, (int)(sizeof rows / sizeof *rows));
 }
 
 /* gen.h's split rule (no GPU needed): one wave of one block per SM where the tiles allow, no empty split. */
@@ -1096,7 +1149,7 @@ int main(void) {
     const struct CMUnitTest rule[] = {cmocka_unit_test(test_mla_splits_rule), cmocka_unit_test(test_mla_v3_env),
                                       cmocka_unit_test(test_mla_tma_env), cmocka_unit_test(test_mla_mc_env),
                                       cmocka_unit_test(test_mla_qreg_env), cmocka_unit_test(test_mla_part_env),
-                                      cmocka_unit_test(test_mla_pp_env)};
+                                      cmocka_unit_test(test_mla_pp_env), cmocka_unit_test(test_mla_dsm_env)};
     if (cmocka_run_group_tests(rule, NULL, NULL)) return 1;
     if (!tu_hopper()) return 77;
     const char *tile = getenv("DSCC_GEMM_TILE");
@@ -1109,6 +1162,7 @@ int main(void) {
                                        cmocka_unit_test(test_mla_no_producer), cmocka_unit_test(test_mla_tma),
                                        cmocka_unit_test(test_mla_multicast), cmocka_unit_test(test_mla_qreg),
                                        cmocka_unit_test(test_mla_part_bf16), cmocka_unit_test(test_mla_ping_pong),
+                                       cmocka_unit_test(test_mla_dsm),
                                        cmocka_unit_test(test_mla_env_steps),
                                        cmocka_unit_test(test_mla_128_heads),
                                        cmocka_unit_test(test_mla_long_context)};
