@@ -43,7 +43,10 @@
  * warpgroup 1 of its second, its S queued behind warpgroup 0's; rows 38
  * and 39 with DSCC_MLA_PP=2: each one's P V of its own block with P from
  * registers; row 40 with DSCC_MLA_PP=1 DSCC_MLA_QREG=1: each one's S with
- * q's rope chunk from registers). (The
+ * q's rope chunk from registers), and with a tile's two splits as a
+ * cluster of 2 CTAs merging through distributed shared memory (MLA_DSM 1,
+ * DSCC_MLA_DSM=1: no parts, no combine launch at 2 splits; rows 41 against
+ * 23, 42 against 36, 43 against 24). (The
  * whole-stage ring, DSCC_MLA_V3=0, and the L2 prefetch, DSCC_MLA_PREFETCH,
  * were timed on 2026-12-06: docs/KERNELS.md.) The shape
  * is bench_gpu's long context: batch 32 (--batch), 4,097 keys (--ctx), 128
@@ -83,63 +86,71 @@
 typedef struct {
     const char *label, *v3, *pf, *waitg, *lean, *lazy, *fuse, *preg, *tma;
     const char *mc, *qreg, *pbf; /* MLA_MC, MLA_QREG, MLA_PART_BF16 */
-    const char *pp; /* MLA_PP (NULL: 0) */
+    const char *pp;  /* MLA_PP (NULL: 0) */
+    const char *dsm; /* MLA_DSM (NULL: 0): at 2 splits no combine launch */
 } Variant;
 
 static const Variant VARIANTS[] = {
-    {"chunk ring, as before (DSCC_MLA_LEAN=0 DSCC_MLA_LAZY=0)", "1", "0", "1", "0", "0", "0", "0", "0", "0", "0", "0", "0"},
-    {"producer's copies at fixed offsets (DSCC_MLA_LEAN=1 DSCC_MLA_LAZY=0)", "1", "0", "1", "1", "0", "0", "0", "0", "0", "0", "0", "0"},
-    {"and S's descriptors precomputed (DSCC_MLA_LEAN=2 DSCC_MLA_LAZY=0)", "1", "0", "1", "2", "0", "0", "0", "0", "0", "0", "0", "0"},
-    {"and no mask on whole blocks (DSCC_MLA_LEAN=3 DSCC_MLA_LAZY=0)", "1", "0", "1", "3", "0", "0", "0", "0", "0", "0", "0", "0"},
-    {"and next S before P V's wait (DSCC_MLA_LEAN=4 DSCC_MLA_LAZY=0)", "1", "0", "1", "4", "0", "0", "0", "0", "0", "0", "0", "0"},
-    {"and ex2.approx.ftz on whole blocks (DSCC_MLA_LEAN=5 DSCC_MLA_LAZY=0)", "1", "0", "1", "5", "0", "0", "0", "0", "0", "0", "0", "0"},
-    {"and lazy rescale (the default: DSCC_MLA_LEAN=5 DSCC_MLA_LAZY=1)", "1", "0", "1", "5", "1", "0", "0", "0", "0", "0", "0", "0"},
-    {"default, the scale folded into P's exponent (DSCC_MLA_LEAN=6)", "1", "0", "1", "6", "1", "0", "0", "0", "0", "0", "0", "0"},
-    {"default, warpgroup 0's P V with P from registers (DSCC_MLA_PREG=1)", "1", "0", "1", "5", "1", "0", "1", "0", "0", "0", "0", "0"},
-    {"default, LEAN 6 and P from registers (DSCC_MLA_LEAN=6 DSCC_MLA_PREG=1)", "1", "0", "1", "6", "1", "0", "1", "0", "0", "0", "0", "0"},
-    {"default, the splits merged in the kernel (DSCC_MLA_FUSE=1)", "1", "0", "1", "5", "1", "1", "0", "0", "0", "0", "0", "0"},
-    {"merged in the kernel, LEAN 6 (DSCC_MLA_FUSE=1 DSCC_MLA_LEAN=6)", "1", "0", "1", "6", "1", "1", "0", "0", "0", "0", "0", "0"},
-    {"merged in the kernel, P from registers (DSCC_MLA_FUSE=1 DSCC_MLA_PREG=1)", "1", "0", "1", "5", "1", "1", "1", "0", "0", "0", "0", "0"},
-    {"seesaw schedule as before (DSCC_MLA_V3=2 DSCC_MLA_LEAN=0 DSCC_MLA_LAZY=0)", "2", "0", "1", "0", "0", "0", "0", "0", "0", "0", "0", "0"},
-    {"seesaw schedule, lean, lazy rescale (DSCC_MLA_V3=2)", "2", "0", "1", "5", "1", "0", "0", "0", "0", "0", "0", "0"},
-    {"seesaw schedule, and the scale folded into P's exponent (DSCC_MLA_V3=2 DSCC_MLA_LEAN=6)", "2", "0", "1", "6", "1", "0", "0", "0", "0", "0", "0", "0"},
-    {"seesaw schedule, lean, lazy rescale, merged in the kernel (DSCC_MLA_V3=2 DSCC_MLA_FUSE=1)", "2", "0", "1", "5", "1", "1", "0", "0", "0", "0", "0", "0"},
-    {"no producer warpgroup, 256 threads, warpgroup 1 loads (DSCC_MLA_V3=3)", "3", "0", "1", "5", "1", "0", "0", "0", "0", "0", "0", "0"},
-    {"no producer, P from registers (DSCC_MLA_V3=3 DSCC_MLA_PREG=1)", "3", "0", "1", "5", "1", "0", "1", "0", "0", "0", "0", "0"},
-    {"no producer, the scale folded into P's exponent (DSCC_MLA_V3=3 DSCC_MLA_LEAN=6)", "3", "0", "1", "6", "1", "0", "0", "0", "0", "0", "0", "0"},
-    {"seesaw schedule without a producer, the consumers load (DSCC_MLA_V3=4)", "4", "0", "1", "5", "1", "0", "0", "0", "0", "0", "0", "0"},
-    {"seesaw without a producer, the scale folded into P's exponent (DSCC_MLA_V3=4 DSCC_MLA_LEAN=6)", "4", "0", "1", "6", "1", "0", "0", "0", "0", "0", "0", "0"},
+    {"chunk ring, as before (DSCC_MLA_LEAN=0 DSCC_MLA_LAZY=0)", "1", "0", "1", "0", "0", "0", "0", "0", "0", "0", "0", "0", "0"},
+    {"producer's copies at fixed offsets (DSCC_MLA_LEAN=1 DSCC_MLA_LAZY=0)", "1", "0", "1", "1", "0", "0", "0", "0", "0", "0", "0", "0", "0"},
+    {"and S's descriptors precomputed (DSCC_MLA_LEAN=2 DSCC_MLA_LAZY=0)", "1", "0", "1", "2", "0", "0", "0", "0", "0", "0", "0", "0", "0"},
+    {"and no mask on whole blocks (DSCC_MLA_LEAN=3 DSCC_MLA_LAZY=0)", "1", "0", "1", "3", "0", "0", "0", "0", "0", "0", "0", "0", "0"},
+    {"and next S before P V's wait (DSCC_MLA_LEAN=4 DSCC_MLA_LAZY=0)", "1", "0", "1", "4", "0", "0", "0", "0", "0", "0", "0", "0", "0"},
+    {"and ex2.approx.ftz on whole blocks (DSCC_MLA_LEAN=5 DSCC_MLA_LAZY=0)", "1", "0", "1", "5", "0", "0", "0", "0", "0", "0", "0", "0", "0"},
+    {"and lazy rescale (the default: DSCC_MLA_LEAN=5 DSCC_MLA_LAZY=1)", "1", "0", "1", "5", "1", "0", "0", "0", "0", "0", "0", "0", "0"},
+    {"default, the scale folded into P's exponent (DSCC_MLA_LEAN=6)", "1", "0", "1", "6", "1", "0", "0", "0", "0", "0", "0", "0", "0"},
+    {"default, warpgroup 0's P V with P from registers (DSCC_MLA_PREG=1)", "1", "0", "1", "5", "1", "0", "1", "0", "0", "0", "0", "0", "0"},
+    {"default, LEAN 6 and P from registers (DSCC_MLA_LEAN=6 DSCC_MLA_PREG=1)", "1", "0", "1", "6", "1", "0", "1", "0", "0", "0", "0", "0", "0"},
+    {"default, the splits merged in the kernel (DSCC_MLA_FUSE=1)", "1", "0", "1", "5", "1", "1", "0", "0", "0", "0", "0", "0", "0"},
+    {"merged in the kernel, LEAN 6 (DSCC_MLA_FUSE=1 DSCC_MLA_LEAN=6)", "1", "0", "1", "6", "1", "1", "0", "0", "0", "0", "0", "0", "0"},
+    {"merged in the kernel, P from registers (DSCC_MLA_FUSE=1 DSCC_MLA_PREG=1)", "1", "0", "1", "5", "1", "1", "1", "0", "0", "0", "0", "0", "0"},
+    {"seesaw schedule as before (DSCC_MLA_V3=2 DSCC_MLA_LEAN=0 DSCC_MLA_LAZY=0)", "2", "0", "1", "0", "0", "0", "0", "0", "0", "0", "0", "0", "0"},
+    {"seesaw schedule, lean, lazy rescale (DSCC_MLA_V3=2)", "2", "0", "1", "5", "1", "0", "0", "0", "0", "0", "0", "0", "0"},
+    {"seesaw schedule, and the scale folded into P's exponent (DSCC_MLA_V3=2 DSCC_MLA_LEAN=6)", "2", "0", "1", "6", "1", "0", "0", "0", "0", "0", "0", "0", "0"},
+    {"seesaw schedule, lean, lazy rescale, merged in the kernel (DSCC_MLA_V3=2 DSCC_MLA_FUSE=1)", "2", "0", "1", "5", "1", "1", "0", "0", "0", "0", "0", "0", "0"},
+    {"no producer warpgroup, 256 threads, warpgroup 1 loads (DSCC_MLA_V3=3)", "3", "0", "1", "5", "1", "0", "0", "0", "0", "0", "0", "0", "0"},
+    {"no producer, P from registers (DSCC_MLA_V3=3 DSCC_MLA_PREG=1)", "3", "0", "1", "5", "1", "0", "1", "0", "0", "0", "0", "0", "0"},
+    {"no producer, the scale folded into P's exponent (DSCC_MLA_V3=3 DSCC_MLA_LEAN=6)", "3", "0", "1", "6", "1", "0", "0", "0", "0", "0", "0", "0", "0"},
+    {"seesaw schedule without a producer, the consumers load (DSCC_MLA_V3=4)", "4", "0", "1", "5", "1", "0", "0", "0", "0", "0", "0", "0", "0"},
+    {"seesaw without a producer, the scale folded into P's exponent (DSCC_MLA_V3=4 DSCC_MLA_LEAN=6)", "4", "0", "1", "6", "1", "0", "0", "0", "0", "0", "0", "0", "0"},
     /* the whole blocks of keys by TMA through a tensor map over the cache (rows of 1,152 bytes, box 64 x 128 bytes) */
-    {"default, the keys by TMA (DSCC_MLA_TMA=1)", "1", "0", "1", "5", "1", "0", "0", "1", "0", "0", "0", "0"},
-    {"keys by TMA, the scale folded into P's exponent (DSCC_MLA_TMA=1 DSCC_MLA_LEAN=6)", "1", "0", "1", "6", "1", "0", "0", "1", "0", "0", "0", "0"},
-    {"no producer, keys by TMA from warpgroup 1 (DSCC_MLA_V3=3 DSCC_MLA_TMA=1)", "3", "0", "1", "5", "1", "0", "0", "1", "0", "0", "0", "0"},
-    {"seesaw without a producer, keys by TMA from each consumer (DSCC_MLA_V3=4 DSCC_MLA_TMA=1)", "4", "0", "1", "5", "1", "0", "0", "1", "0", "0", "0", "0"},
+    {"default, the keys by TMA (DSCC_MLA_TMA=1)", "1", "0", "1", "5", "1", "0", "0", "1", "0", "0", "0", "0", "0"},
+    {"keys by TMA, the scale folded into P's exponent (DSCC_MLA_TMA=1 DSCC_MLA_LEAN=6)", "1", "0", "1", "6", "1", "0", "0", "1", "0", "0", "0", "0", "0"},
+    {"no producer, keys by TMA from warpgroup 1 (DSCC_MLA_V3=3 DSCC_MLA_TMA=1)", "3", "0", "1", "5", "1", "0", "0", "1", "0", "0", "0", "0", "0"},
+    {"seesaw without a producer, keys by TMA from each consumer (DSCC_MLA_V3=4 DSCC_MLA_TMA=1)", "4", "0", "1", "5", "1", "0", "0", "1", "0", "0", "0", "0", "0"},
     /* a batch row's two row tiles as a cluster of 2 CTAs, each box of keys multicast into both (L2 sends a block once a pair) */
-    {"keys by TMA, multicast to a batch row's two tiles (DSCC_MLA_TMA=1 DSCC_MLA_MC=1)", "1", "0", "1", "5", "1", "0", "0", "1", "1", "0", "0", "0"},
+    {"keys by TMA, multicast to a batch row's two tiles (DSCC_MLA_TMA=1 DSCC_MLA_MC=1)", "1", "0", "1", "5", "1", "0", "0", "1", "1", "0", "0", "0", "0"},
     {"keys by TMA, multicast, the scale folded into P's exponent (DSCC_MLA_TMA=1 DSCC_MLA_MC=1 DSCC_MLA_LEAN=6)", "1", "0", "1", "6", "1",
-     "0", "0", "1", "1", "0", "0", "0"},
+     "0", "0", "1", "1", "0", "0", "0", "0"},
     /* q's last chunks of 64 columns in warpgroup 0's registers (the rope chunk; and the one before), S's wgmma for them RS */
-    {"keys by TMA, q's rope chunk from registers (DSCC_MLA_TMA=1 DSCC_MLA_QREG=1)", "1", "0", "1", "5", "1", "0", "0", "1", "0", "1", "0", "0"},
-    {"keys by TMA, q's last two chunks from registers (DSCC_MLA_TMA=1 DSCC_MLA_QREG=2)", "1", "0", "1", "5", "1", "0", "0", "1", "0", "2", "0", "0"},
+    {"keys by TMA, q's rope chunk from registers (DSCC_MLA_TMA=1 DSCC_MLA_QREG=1)", "1", "0", "1", "5", "1", "0", "0", "1", "0", "1", "0", "0", "0"},
+    {"keys by TMA, q's last two chunks from registers (DSCC_MLA_TMA=1 DSCC_MLA_QREG=2)", "1", "0", "1", "5", "1", "0", "0", "1", "0", "2", "0", "0", "0"},
     {"keys by TMA, multicast, q's rope chunk from registers (DSCC_MLA_TMA=1 DSCC_MLA_MC=1 DSCC_MLA_QREG=1)", "1", "0", "1", "5", "1", "0",
-     "0", "1", "1", "1", "0", "0"},
+     "0", "1", "1", "1", "0", "0", "0"},
     {"keys by TMA, multicast, q's last two chunks from registers (DSCC_MLA_TMA=1 DSCC_MLA_MC=1 DSCC_MLA_QREG=2)", "1", "0", "1", "5",
-     "1", "0", "0", "1", "1", "2", "0", "0"},
+     "1", "0", "0", "1", "1", "2", "0", "0", "0"},
     /* the splits' parts for the combine as bf16 (half the bytes written by the decode kernel and read by the combine) */
-    {"default, the splits' parts as bf16 (DSCC_MLA_PART_BF16=1)", "1", "0", "1", "5", "1", "0", "0", "0", "0", "0", "1", "0"},
-    {"keys by TMA, the parts as bf16 (DSCC_MLA_TMA=1 DSCC_MLA_PART_BF16=1)", "1", "0", "1", "5", "1", "0", "0", "1", "0", "0", "1", "0"},
+    {"default, the splits' parts as bf16 (DSCC_MLA_PART_BF16=1)", "1", "0", "1", "5", "1", "0", "0", "0", "0", "0", "1", "0", "0"},
+    {"keys by TMA, the parts as bf16 (DSCC_MLA_TMA=1 DSCC_MLA_PART_BF16=1)", "1", "0", "1", "5", "1", "0", "0", "1", "0", "0", "1", "0", "0"},
     {"keys by TMA, multicast, q's last two chunks from registers, the parts as bf16 (DSCC_MLA_TMA=1 DSCC_MLA_MC=1 "
-     "DSCC_MLA_QREG=2 DSCC_MLA_PART_BF16=1)", "1", "0", "1", "5", "1", "0", "0", "1", "1", "2", "1", "0"},
+     "DSCC_MLA_QREG=2 DSCC_MLA_PART_BF16=1)", "1", "0", "1", "5", "1", "0", "0", "1", "1", "2", "1", "0", "0"},
     /* the consumers' ping-pong: warpgroup 0 S and P of a pair's first block, warpgroup 1 of its second, S1 behind S0 */
-    {"keys by TMA, the consumers' ping-pong (DSCC_MLA_TMA=1 DSCC_MLA_PP=1)", "1", "0", "1", "5", "1", "0", "0", "1", "0", "0", "0", "1"},
+    {"keys by TMA, the consumers' ping-pong (DSCC_MLA_TMA=1 DSCC_MLA_PP=1)", "1", "0", "1", "5", "1", "0", "0", "1", "0", "0", "0", "1", "0"},
     {"keys by TMA, ping-pong, the scale folded into P's exponent (DSCC_MLA_TMA=1 DSCC_MLA_PP=1 DSCC_MLA_LEAN=6)", "1", "0", "1", "6", "1",
-     "0", "0", "1", "0", "0", "0", "1"},
+     "0", "0", "1", "0", "0", "0", "1", "0"},
     {"keys by TMA, ping-pong, each one's own P from registers (DSCC_MLA_TMA=1 DSCC_MLA_PP=2)", "1", "0", "1", "5", "1", "0", "0", "1", "0",
-     "0", "0", "2"},
+     "0", "0", "2", "0"},
     {"keys by TMA, ping-pong, own P from registers, LEAN 6 (DSCC_MLA_TMA=1 DSCC_MLA_PP=2 DSCC_MLA_LEAN=6)", "1", "0", "1", "6", "1", "0",
-     "0", "1", "0", "0", "0", "2"},
+     "0", "1", "0", "0", "0", "2", "0"},
     {"keys by TMA, ping-pong, q's rope chunk from registers (DSCC_MLA_TMA=1 DSCC_MLA_PP=1 DSCC_MLA_QREG=1)", "1", "0", "1", "5", "1", "0",
-     "0", "1", "0", "1", "0", "1"}};
+     "0", "1", "0", "1", "0", "1", "0"},
+    /* clusters of a tile's two splits merging through distributed shared memory: no parts, no combine launch */
+    {"keys by TMA, two splits merged in distributed shared memory (DSCC_MLA_TMA=1 DSCC_MLA_DSM=1)", "1", "0", "1", "5", "1", "0", "0", "1",
+     "0", "0", "0", "0", "1"},
+    {"keys by TMA, ping-pong, merged in distributed shared memory (DSCC_MLA_TMA=1 DSCC_MLA_PP=1 DSCC_MLA_DSM=1)", "1", "0", "1", "5", "1",
+     "0", "0", "1", "0", "0", "0", "1", "1"},
+    {"keys by TMA, LEAN 6, merged in distributed shared memory (DSCC_MLA_TMA=1 DSCC_MLA_LEAN=6 DSCC_MLA_DSM=1)", "1", "0", "1", "6", "1",
+     "0", "0", "1", "0", "0", "0", "0", "1"}};
 enum { NV = (int)(sizeof VARIANTS / sizeof *VARIANTS), HQ = 128 };
 _Static_assert(NV <= 64, "--variant's rows are the bits of a 64-bit word");
 
@@ -151,7 +162,7 @@ static void sources(Arena *a, const Variant *v, long long B, long long T, const 
                     {"MLA_V3", v->v3},     {"MLA_PF", v->pf},       {"MLA_WAITG", v->waitg},
                     {"MLA_LEAN", v->lean}, {"MLA_LAZY", v->lazy}, {"MLA_FUSE", v->fuse}, {"MLA_PREG", v->preg},
                     {"MLA_FUSE_MAX", fmax}, {"MLA_TMA", v->tma}, {"MLA_MC", v->mc}, {"MLA_QREG", v->qreg}, {"MLA_PP", v->pp ? v->pp : "0"},
-                    {"MLA_PART_BF16", v->pbf}};
+                    {"MLA_PART_BF16", v->pbf}, {"MLA_DSM", v->dsm ? v->dsm : "0"}};
     CgDefine c[] = {{"MLA_B", bs}, {"MLA_S", "1LL"}, {"MLA_HQ", "128LL"}, {"MLA_OUT_BF16", "1"}, {"MLA_PART_BF16", v->pbf}};
     src[0] = (CgSource){"mla_bench", cg_kernel_instance(a, "mla_decode", "mla_bench", d, (int)(sizeof d / sizeof *d)),
                         {"codegen/kernels/mla_decode.cuh", 0, 0}};
@@ -171,7 +182,8 @@ static bool launch_runs(RtCuda *gpu, DiagEngine *d, const Variant *v, RtKernel *
     RtEvent **ev = calloc((size_t)(3 * nr), sizeof *ev);
     bool ok = ev != NULL;
     for (int i = 0; ok && i < (queued ? 3 * nr : 3); i++) ok = (ev[i] = rt_cuda_event(gpu, d)) != NULL;
-    const bool comb = nsp > 1 && (*v->fuse == '0' || nsp > atoi(fmax)); /* the kernel merges at most fmax splits itself */
+    const bool comb = nsp > 1 && (*v->fuse == '0' || nsp > atoi(fmax)) && /* the kernel merges at most fmax splits itself */
+                      !(v->dsm && *v->dsm == '1' && nsp == 2);         /* (MLA_DSM: 2 in its clusters) */
     for (int r = 0; ok && r < nr; r++) {
         RtEvent **e = ev + (queued ? 3 * r : 0);
         ok = rt_cuda_event_record(gpu, d, e[0]) && rt_cuda_launch_async(gpu, d, k, (unsigned)grid, *v->v3 >= '3' ? 256 : 384, 3 * 73728 + 1024 + 256, p) &&

@@ -343,7 +343,12 @@ static void mla_decode(Gen *G, const IrNode *n, int sq, int sq1, int64_t qd0, in
      * do not pair within a batch row (heads no multiple of 128) or the keys are no KV cache (no map), each CTA alone */
     const char *mce = G->tune->mla_mc;
     bool mc = mce && strcmp(mce, "1") == 0 && tm && !noprod && !fused && Hq % 128 == 0;
-    int kfuse = fused ? (fmax && *fmax ? atoi(fmax) : MLA_FUSE_MAX) : 1; /* splits the decode kernel merges itself, at most */
+    /* DSCC_MLA_DSM=1 (opt-in until timed, checked in cg_attention): clusters of 2 CTAs, at two splits a tile's two,
+     * merged through distributed shared memory with no combine launch (MLA_DSM); the grid must be even, so only where a
+     * batch row's tiles come in pairs (heads a multiple of 128, as MLA_MC) */
+    const char *dsme = G->tune->mla_dsm;
+    bool dsm = dsme && strcmp(dsme, "1") == 0 && !mc && !fused && Hq % 128 == 0;
+    int kfuse = fused ? (fmax && *fmax ? atoi(fmax) : MLA_FUSE_MAX) : dsm ? 2 : 1; /* splits the decode kernel merges itself, at most */
     /* DSCC_MLA_PP=1 (opt-in until timed, checked in cg_attention: the chunk ring with its producer): the consumers'
      * ping-pong, warpgroup 0 S and P of a pair's first block, warpgroup 1 of its second, S1 queued behind S0 (MLA_PP);
      * 2: and each warpgroup's P V of its own block with P from registers */
@@ -374,6 +379,7 @@ static void mla_decode(Gen *G, const IrNode *n, int sq, int sq1, int64_t qd0, in
                     {"MLA_QREG", qreg && *qreg ? qreg : "0"}, /* q's last chunks in warpgroup 0's registers (opt-in) */
                     {"MLA_PART_BF16", pb}, /* the splits' parts for the combine as bf16 (opt-in) */
                     {"MLA_PP", pp}, /* the consumers' ping-pong over pairs of blocks (opt-in; 2: own P from registers) */
+                    {"MLA_DSM", dsm ? "1" : "0"}, /* two splits merged through distributed shared memory (opt-in) */
                     {"MLA_MC", mc ? "1" : "0"}, /* a batch row's tiles in a cluster, the keys multicast (opt-in) */
                     {"MLA_TMA", tm ? "1" : "0"}, /* whole blocks of keys by TMA (opt-in) */
                     {"MLA_KMAP", tm ? arena_printf(a, "((const void *)a.t[%d])", tm->maps) : "0"}};
@@ -762,6 +768,17 @@ bool cg_attention(Gen *G, const IrNode *n) {
          (preg && strcmp(preg, "1") == 0))) {
         G->why = "DSCC_MLA_PP=1 or 2 needs the chunk ring with its producer (DSCC_MLA_V3=1, the default) at DSCC_MLA_LEAN=2 or more, and "
                  "not DSCC_MLA_FUSE=1, DSCC_MLA_MC=1, DSCC_MLA_PREG=1, DSCC_MLA_QREG=2 (=1 only with DSCC_MLA_PP=1: beside =2 it spills)";
+        return false;
+    }
+    const char *dsm = G->tune->mla_dsm;
+    if (dsm && *dsm && strcmp(dsm, "0") && strcmp(dsm, "1")) {
+        G->why = "DSCC_MLA_DSM must be 0 (MLA's decode splits merged by the combine kernel, the default) or 1 (at two splits a "
+                 "tile's splits a cluster, merged through distributed shared memory)";
+        return false;
+    }
+    if (dsm && strcmp(dsm, "1") == 0 && ((mc && strcmp(mc, "1") == 0) || (fuse && strcmp(fuse, "1") == 0))) {
+        G->why = "DSCC_MLA_DSM=1 makes clusters of a tile's two splits: not with DSCC_MLA_MC=1 (of a batch row's two tiles) nor "
+                 "DSCC_MLA_FUSE=1";
         return false;
     }
     if (tma && strcmp(tma, "1") == 0 && v3 && (strcmp(v3, "0") == 0 || strcmp(v3, "2") == 0)) {

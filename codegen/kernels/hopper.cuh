@@ -80,6 +80,14 @@ __device__ __forceinline__ float hp_dsmem_ld(const float *p, unsigned rank) {
     asm volatile("ld.shared::cluster.f32 %0, [%1];\n" : "=f"(v) : "r"(r) : "memory");
     return v;
 }
+// 16 bytes of CTA `rank`'s shared memory at p's offset (16-byte aligned): mapa + ld.shared::cluster.v4.f32
+__device__ __forceinline__ float4 hp_dsmem_ld4(const float4 *p, unsigned rank) {
+    unsigned r;
+    float4 v;
+    asm volatile("mapa.shared::cluster.u32 %0, %1, %2;\n" : "=r"(r) : "r"((unsigned)__cvta_generic_to_shared(p)), "r"(rank));
+    asm volatile("ld.shared::cluster.v4.f32 {%0, %1, %2, %3}, [%4];\n" : "=f"(v.x), "=f"(v.y), "=f"(v.z), "=f"(v.w) : "r"(r) : "memory");
+    return v;
+}
 // the sum of the float at p's offset over the N CTAs of the cluster, in rank order (the same bits every run);
 // N 1: this CTA's own (a shared load: also outside a cluster launch)
 template <unsigned N> __device__ __forceinline__ float hp_cluster_sum(const float *p) {

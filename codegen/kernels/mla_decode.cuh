@@ -143,6 +143,12 @@
 //                        goes back in two parts (chunks 0-3 after warpgroup 0's P V); 2: and each warpgroup's P V of its
 //                        own block with P from registers (mla_pv_own); with MLA_QREG 1 (MLA_PP 1 only) each consumer
 //                        keeps q's rope chunk in registers for its S. See the consumers' loop and docs/KERNELS.md
+//   MLA_DSM              1 (opt-in until timed; not MLA_MC, MLA_FUSE): blocks ordered (batch row, row tile, split) and
+//                        run as clusters of 2 CTAs (the grid even: HQ a multiple of 128); at 2 splits a cluster is a
+//                        tile's two splits and they merge through distributed shared memory (each CTA half of the
+//                        columns: warpgroup `split` keeps its half and adds the other CTA's, which that CTA's other
+//                        warpgroup leaves normalised in its q tile), no parts, no combine launch; at other split
+//                        counts as 0 (the parts and the combine)
 //   MLA_IN_MODULE        defined when the file is part of a generated module (its prelude has Args)
 #ifndef MLA_B
 #define MLA_B (a.sym[0])
@@ -224,6 +230,9 @@
 #endif
 #ifndef MLA_PP
 #define MLA_PP 0
+#endif
+#ifndef MLA_DSM
+#define MLA_DSM 0
 #endif
 #ifndef MLA_KMAP
 #define MLA_KMAP ((const void *)a.t[4])
@@ -678,6 +687,9 @@ __device__ __forceinline__ void mla_load_q(unsigned char *Qs, const unsigned sho
 #if MLA_PP && (MLA_PP > 2 || MLA_V3 != 1 || MLA_LEAN < 2 || MLA_FUSE || MLA_MC || MLA_QREG > 1 || MLA_PREG)
 #error "MLA_PP must be 0 to 2, and above 0 needs the chunk ring with its producer (MLA_V3 1) at MLA_LEAN 2 or more, without MLA_FUSE, MLA_MC, MLA_QREG 2, MLA_PREG"
 #endif
+#if MLA_DSM && (MLA_MC || MLA_FUSE)
+#error "MLA_DSM's clusters are a tile's two splits: not with MLA_MC (a batch row's two tiles) nor MLA_FUSE"
+#endif
 #if MLA_PART_BF16 && MLA_FUSE
 #error "MLA_PART_BF16 is the combine kernel's layout: not with MLA_FUSE (whose merge reads f32 parts)"
 #endif
@@ -690,8 +702,9 @@ __device__ __forceinline__ void mla_load_q(unsigned char *Qs, const unsigned sho
 __device__ unsigned MLA_CAT(DSCC_ENTRY, _ticket)[MLA_TICKETS];
 #endif
 
-// (MLA_MC: clusters of 2 CTAs, a batch row's two row tiles; otherwise of 1, as a launch without one)
-extern "C" __global__ void __launch_bounds__(MLA_THREADS, 1) __cluster_dims__(MLA_MC + 1, 1, 1) DSCC_ENTRY(Args a) {
+// (MLA_MC: clusters of 2 CTAs, a batch row's two row tiles; MLA_DSM: of 2, a tile's two splits; otherwise of 1,
+// as a launch without one)
+extern "C" __global__ void __launch_bounds__(MLA_THREADS, 1) __cluster_dims__(MLA_MC + MLA_DSM + 1, 1, 1) DSCC_ENTRY(Args a) {
     DSCC_PDL_WAIT(); // q and the cache are the step's (programmatic dependent launch: codegen/kernels.h)
     DSCC_PDL_LAUNCH_DEPENDENTS(); // the combine (or the next kernel) may take its place on the SMs as they free up
     extern __shared__ __align__(16) unsigned char mla_smem[];
@@ -708,7 +721,11 @@ extern "C" __global__ void __launch_bounds__(MLA_THREADS, 1) __cluster_dims__(ML
     unsigned char *const Qs = sm, *const Ks = sm + MLA_TILE;
     const long long B = MLA_B, S = MLA_S, T = MLA_T, HQ = MLA_HQ, KT = MLA_KT;
     const long long rows = S * HQ, nrb = (rows + 63) / 64, nsp = (long long)gridDim.x / (B * nrb);
+#if MLA_DSM // (batch row, row tile, split): a cluster of 2 is a tile's two splits
+    const long long sp = blockIdx.x % nsp, rt = blockIdx.x / nsp % nrb, bb = blockIdx.x / (nrb * nsp), r0 = rt * 64;
+#else
     const long long rt = blockIdx.x % nrb, sp = blockIdx.x / nrb % nsp, bb = blockIdx.x / (nrb * nsp), r0 = rt * 64;
+#endif
     const int tid = threadIdx.x, wg = tid >> 7, l = tid & 31, q4 = l & 3, ra = 16 * ((tid >> 5) & 3) + (l >> 2);
     const float NEG = __int_as_float(0xff800000), SL2 = MLA_SCALE * 1.44269504088896341f;
     long long kend = MLA_CAUSAL ? (r0 + 63 < rows ? r0 + 63 : rows - 1) / HQ + T - S : T - 1; // the tile's last key
@@ -1349,6 +1366,69 @@ extern "C" __global__ void __launch_bounds__(MLA_THREADS, 1) __cluster_dims__(ML
     float *part = (float *)a.t[MLA_SP];
     if (!MLA_FUSED(nsp) && nsp > 1 && blockIdx.x == 0 && tid == 0) ((int *)part)[0] = (int)nsp;
     const long long n = B * rows; // query rows of the step
+#if MLA_DSM
+    if (nsp == 2) { // the cluster is the tile's two splits (rank = split): each CTA merges half of the columns
+        // warpgroup 1 - sp hands its half, normalised, to the other CTA through this CTA's q tile (free now), thread
+        // by thread (its value 4k .. 4k + 3 at float4 128 k + t: the other CTA's thread t of the same layout reads it
+        // back), with its rows' lse; warpgroup sp adds it to its own in the combine kernel's order and arithmetic
+        // (split 0 first: the same output bit for bit on the emulated device). Two cluster barriers: every half
+        // written before any is read, every read done before either CTA exits (its shared memory goes with it).
+        float4 *const xo = (float4 *)Qs;
+        float *const xl = (float *)(Qs + 32 * 128 * 16);
+        const int wt = tid & 127;
+        float inv[2], lse[2];
+#pragma unroll
+        for (int h = 0; h < 2; h++) {
+            const int r = ra + 8 * h;
+            const float lr = MLA_SUMS2 ? s_l[r] + s_l1[r] : s_l[r];
+            inv[h] = lr > 0.0f ? 1.0f / lr : 0.0f;
+            lse[h] = lr > 0.0f ? s_m[r] + log2f(lr) : NEG;
+        }
+        if (wg != sp) {
+#pragma unroll
+            for (int k = 0; k < 32; k++)
+                xo[128 * k + wt] = make_float4(o[4 * k] * inv[0], o[4 * k + 1] * inv[0], o[4 * k + 2] * inv[1], o[4 * k + 3] * inv[1]);
+            if (q4 == 0) xl[ra] = lse[0], xl[ra + 8] = lse[1];
+        }
+        hp_cluster_sync();
+        if (wg == sp) {
+            const unsigned other = (unsigned)sp ^ 1u;
+            float w[2][2], dinv[2];
+#pragma unroll
+            for (int h = 0; h < 2; h++) { // the splits' weights 2^(lse - max lse), a split past the row's keys none
+                const float eo = hp_dsmem_ld(xl + ra + 8 * h, other), e0 = sp ? eo : lse[h], e1 = sp ? lse[h] : eo;
+                const float mx = fmaxf(fmaxf(NEG, e0), e1);
+                float den = 0.0f;
+                w[h][0] = e0 == NEG ? 0.0f : exp2f(e0 - mx);
+                if (e0 != NEG) den += w[h][0];
+                w[h][1] = e1 == NEG ? 0.0f : exp2f(e1 - mx);
+                if (e1 != NEG) den += w[h][1];
+                dinv[h] = den > 0.0f ? 1.0f / den : 0.0f;
+                if (e0 == NEG) w[h][0] = -1.0f; // (skipped below, as the combine skips it)
+                if (e1 == NEG) w[h][1] = -1.0f;
+            }
+#pragma unroll // (fully: o is the accumulator, in registers only when every index is constant)
+            for (int k = 0; k < 32; k++) {
+                const float4 v = hp_dsmem_ld4(xo + 128 * k + wt, other);
+#pragma unroll
+                for (int h = 0; h < 2; h++) {
+                    const int r = ra + 8 * h;
+                    if (r0 + r >= rows) continue;
+                    const float a0 = o[4 * k + 2 * h] * inv[h], a1 = o[4 * k + 2 * h + 1] * inv[h], b0 = h ? v.z : v.x, b1 = h ? v.w : v.y;
+                    const float x0 = sp ? b0 : a0, x1 = sp ? b1 : a1, y0 = sp ? a0 : b0, y1 = sp ? a1 : b1; // split 0's, split 1's
+                    float c0 = 0.0f, c1 = 0.0f;
+                    if (w[h][0] >= 0.0f) c0 += w[h][0] * x0, c1 += w[h][0] * x1;
+                    if (w[h][1] >= 0.0f) c0 += w[h][1] * y0, c1 += w[h][1] * y1;
+                    const long long ri = bb * rows + r0 + r, col = 256 * wg + 8 * k + 2 * q4;
+                    if (MLA_OUT_BF16) *(unsigned *)((unsigned short *)a.t[MLA_SO] + ri * 512 + col) = hp_bf16x2(c0 * dinv[h], c1 * dinv[h]);
+                    else *(float2 *)((float *)a.t[MLA_SO] + ri * 512 + col) = make_float2(c0 * dinv[h], c1 * dinv[h]);
+                }
+            }
+        }
+        hp_cluster_sync();
+        return;
+    }
+#endif
 #if MLA_FUSE
     unsigned *const tick = MLA_CAT(DSCC_ENTRY, _ticket) + bb * nrb + rt;
     if (MLA_FUSED(nsp) && (s_tick & 0xffffu) == (unsigned)(nsp - 1)) { // the tile's last ticket: merge the splits here
@@ -1475,6 +1555,7 @@ extern "C" __global__ void __launch_bounds__(MLA_THREADS, 1) __cluster_dims__(ML
 #undef MLA_LEAN
 #undef MLA_LAZY
 #undef MLA_FUSE
+#undef MLA_DSM
 #undef MLA_FUSE_MAX
 #undef MLA_PREG
 #undef MLA_MC

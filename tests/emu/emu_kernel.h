@@ -145,6 +145,10 @@ static inline uint4 emu_ld16_if(const void *p, bool v, int line) {
 static inline float emu_dsmem_ld(const float *p, unsigned rank, int line) {
     return *(const float *)emu_ctx->cluster_map(emu_ctx, p, rank, sizeof(float), line);
 }
+/* hopper.cuh's hp_dsmem_ld4: 16 bytes (a float4) of CTA rank's shared memory at p's offset */
+static inline float4 emu_dsmem_ld4(const float4 *p, unsigned rank, int line) {
+    return *(const float4 *)emu_ctx->cluster_map(emu_ctx, p, rank, sizeof(float4), line);
+}
 /* fence.proxy.async.shared::cta: the emulated device has one memory and one proxy */
 static inline void fence_async_smem(void) {}
 
@@ -682,6 +686,7 @@ static inline void emu_bulk_g2s(void *dst, const void *src, unsigned bytes, void
 #define hp_bulk_g2s(dst, src, bytes, bar) emu_bulk_g2s((dst), (src), (bytes), (bar), __LINE__)
 /* mapa + ld.shared::cluster.f32 (emu_dsmem_ld above) */
 #define hp_dsmem_ld(p, rank) emu_dsmem_ld((p), (rank), __LINE__)
+#define hp_dsmem_ld4(p, rank) emu_dsmem_ld4((p), (rank), __LINE__)
 
 /* wgmma.mma_async.sync.aligned.m64nNk32.f32.e4m3.e4m3 d, a-desc, b-desc,
  * scale-d, 1, 1 from two shared-memory matrix descriptors, both K-major.

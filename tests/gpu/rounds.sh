@@ -92,6 +92,11 @@
 #                     same at LEAN 6) and 40 (the ping-pong with q's rope chunk from
 #                     registers) in one process at batch 32 with 4,097 and 8,193 keys
 #                     and batch 128, then test_gpu_ops with DSCC_MLA_PP=1 and =2;
+#   rounds.sh mladsm  a tile's two splits merged through distributed shared memory (DSCC_MLA_DSM=1):
+#                     test_gpu_mla's dsm cases, then bench_mla rows 23, 41 (the TMA default, merged in
+#                     DSMEM: no combine launch), 24, 43 (at LEAN 6) and 36, 42 (the ping-pong) in one
+#                     process at batch 32 with 4,097 and 8,193 keys (2 splits), then test_gpu_ops with
+#                     DSCC_MLA_DSM=1 and with DSCC_MLA_DSM=1 DSCC_MLA_PP=1;
 #   rounds.sh ppncu   Nsight Compute's speed-of-light, compute, memory, stall and scheduler sections
 #                     on bench_mla rows 23 (the TMA default) and 36 (DSCC_MLA_PP=1);
 #   rounds.sh final   each of the session's paths alone through test_gpu_ops (concurrently), the unit tests,
@@ -199,6 +204,14 @@ case "$mode" in
     TAIL=10 step bench_mla_pp_b128 150 build/bench_mla --variant 23,36,38,40,24,37,39 --reps 40 --batch 128
     DSCC_MLA_PP=1 DSCC_GEMM_TILE=wgmma step test_gpu_ops_mlapp 200 build/test_gpu_ops
     DSCC_MLA_PP=2 DSCC_GEMM_TILE=wgmma step test_gpu_ops_mlapp2 200 build/test_gpu_ops ;;
+  mladsm) # two splits merged in distributed shared memory (DSCC_MLA_DSM=1: bench_mla rows 41, 43, 42) against the
+    # TMA default (23), LEAN 6 (24) and the ping-pong (36), in one process a shape: the "median ms" and "back to back"
+    # columns (the combine's launch is what it saves)
+    [ -x build/test_gpu_mla ] && DSCC_TEST_FILTER='*dsm*' step test_gpu_mla_dsm 120 build/test_gpu_mla
+    TAIL=10 step bench_mla_dsm 150 build/bench_mla --variant 23,41,24,43,36,42 --reps 40
+    TAIL=10 step bench_mla_dsm_8k 150 build/bench_mla --variant 23,41,24,43,36,42 --reps 40 --ctx 8193
+    DSCC_MLA_DSM=1 DSCC_GEMM_TILE=wgmma step test_gpu_ops_mladsm 200 build/test_gpu_ops
+    DSCC_MLA_DSM=1 DSCC_MLA_PP=1 DSCC_GEMM_TILE=wgmma step test_gpu_ops_mladsm_pp 200 build/test_gpu_ops ;;
   gemm) TAIL=70 step bench_gemm 180 build/bench_gemm --check --table "$out/gemm_table.txt" ;;
   tma) # the TMA GEMM's forms, each checked against the generated kernel (--check above M = 128)
     DSCC_TMA_V2=0 TAIL=30 step bench_gemm_tma128 180 build/bench_gemm --check --m 256,1024,4096
