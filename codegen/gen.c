@@ -1125,6 +1125,27 @@ int *cg_fold_reads(Arena *a, DiagEngine *d, const IrGraph *g, const CgGenOptions
     return also;
 }
 
+int *cg_fold_hoists(Arena *a, DiagEngine *d, const IrGraph *g, const CgGenOptions *o) {
+    int nn = g->nnodes, *hoist = arena_alloc(a, sizeof(int) * (size_t)(nn + 1));
+    for (int i = 0; i < nn; i++) hoist[i] = -1;
+    const DsccTune *t = o && o->tune ? o->tune : &tune_unset;
+    const char *f = t->skinny_fold, *e = t->gemm_skinny;
+    const int on = cg_fold_hoist_env(t);
+    if (on < 0) {
+        diag_error(d, (SrcLoc){0}, "DSCC_SKINNY_FOLD_HOIST is '%s': expected 0 or 1", t->skinny_fold_hoist);
+        return NULL;
+    }
+    if (!on || !f || strcmp(f, "1") != 0) return hoist; /* off, or no fold (cg_fold_plan reports a malformed one) */
+    Gen G = {.a = a, .d = d, .g = g, .tune = t, .fold_nomem = true, .fold_hoist = true,
+             .skinny = !(e && strcmp(e, "0") == 0) && !(o && o->no_skinny)};
+    Storage st;
+    plan_storage(&G, o && o->f32_storage, &st);
+    G.stored = st.stored;
+    int *order = order_groups(a, g, st.grp, st.unread, st.ngroups);
+    if (order) cg_fold_hoist_plan(&G, st.grp, st.tmpl, order, st.ngroups, hoist); /* (cg_generate reports a cycle) */
+    return hoist;
+}
+
 /* *on: whether the switch `name` (its text e, DsccTune's) of a form on by default is on (set to 0: off; unset, empty
  * or 1: on); false, with an error naming it, on any other value. */
 static bool env_on(DiagEngine *d, const char *name, const char *e, bool *on) {

@@ -298,6 +298,13 @@ bool *cg_stored_values(Arena *a, const IrGraph *g, const CgGenOptions *o, IrDTyp
  * NULL after reporting a malformed switch. */
 int *cg_fold_reads(Arena *a, DiagEngine *d, const IrGraph *g, const CgGenOptions *o);
 
+/* By node id: with DSCC_SKINNY_FOLD=1 and DSCC_SKINNY_FOLD_HOIST=1, for an fp8_linear that would compute its x itself
+ * (as cg_fold_reads) were it launched right after its row group, whose codes other kernels read too (V3's MoE layer:
+ * the router reads the normed rows, the routed experts the codes, the shared expert's gate + up folds), the quantize
+ * of its x: plan-memory's schedule launches it, and what it waits for, there. -1 for every other node. NULL after
+ * reporting a malformed switch. */
+int *cg_fold_hoists(Arena *a, DiagEngine *d, const IrGraph *g, const CgGenOptions *o);
+
 /* DeepSeek-V3's gate after the router GEMM, as the DSL writes it:
  * sig = sigmoid(logits), choice = sig + bias, topk = group_topk(choice),
  * w = gather(sig, topk, axis=-1), then optionally w / (sum(w, -1, keepdim)

@@ -64,6 +64,7 @@ typedef struct {
     const IrNode *fold_lin; /* the fp8_linear being generated when it gets its folded form (gen_gemm.c), else NULL */
     int fold_pf;         /* steps of weights the folded form prefetches into L2 before its wait (DSCC_SKINNY_FOLD_PF) */
     bool fold_nomem;     /* cg_fold_plan for the plan itself (cg_fold_reads): every candidate, whatever the plan's bytes */
+    bool fold_hoist;     /* DSCC_SKINNY_FOLD_HOIST=1: x's codes and scales may have readers after the folded linear */
 } Gen;
 
 /* "(coeff*a.sym[i]*...)": a dim as a C expression over the Args. */
@@ -174,6 +175,12 @@ void cg_fold_gate(Gen *G, int gid);
 /* After cg_fold_plan: also[v] = the fp8_linear that reads value v in place of its row group, where it is a later one
  * (what plan-memory keeps alive for it: cg_fold_reads). */
 void cg_fold_also_read(const Gen *G, int ngroups, int *also);
+int cg_fold_hoist_env(const DsccTune *t); /* DSCC_SKINNY_FOLD_HOIST: 1 on, 0 off (unset), -1 a malformed value */
+/* DSCC_SKINNY_FOLD_HOIST=1, before plan-memory's schedule (order: the groups' launch order): hoist[i] = the quantize
+ * of x for the first fp8_linear i of each row group none of whose linears folds where it stands, that would fold were
+ * it launched right after its row group (x's other readers all after that place); -1 for every other node. Returns
+ * how many. With G->fold_nomem and G->fold_hoist. */
+int cg_fold_hoist_plan(Gen *G, const int *grp, const int *tmpl, const int *order, int ngroups, int *hoist);
 void cg_k_sum(Gen *G, const char *what, IrDim M, int64_t O, const char *tiles, int64_t nkb, int sp, int sy, int64_t plus);
 
 /* The routing chains (cg_route_chain) the fuse pass put in one group with
