@@ -165,6 +165,8 @@ typedef struct {
                        * S <= knb (the KEYS_* phases then only the others) */
     int64_t amin, amax; /* when set (> 0): the phase runs only for a > amin, or only for a <= amax (a GEMM's skinny-M form
                          * against its tile: CG_SKINNY_M) */
+    int64_t cmin;       /* when set (> 0): at a step with a cached context (Args.len > 0) the phase runs only for a > cmin (a
+                         * row group whose work an einsum's decode form does there: DSCC_EINSUM_ROPE) */
     int threads;        /* CG_LAUNCH_BLOCK: threads a block when not 256 (0); MLA's decode kernel: 384 */
     const CgTmaGemm *tma; /* non-NULL: the phase is the TMA GEMM, which the runtime runs instead of its tile or not at all */
     const CgTmaMaps *tmaps; /* non-NULL: the tensor maps the phase reads its weights through (made at plan time) */

@@ -876,15 +876,8 @@ static void fold_leaves(const IrNode *n, int P, const int *grp, const IrNode **o
     for (int k = 0; k < n->nops; k++) fold_leaves(n->ops[k], P, grp, out, n_out, cap);
 }
 
-/* With a memory plan: whether the plan keeps the fold's leaves intact until the linear L has run (see above). */
-static bool fold_memory_ok(const Gen *G, const IrNode *L, int P, const int *grp, const int *pos) {
+bool cg_leaves_intact(const Gen *G, const IrNode *const *lv, int nl, const IrNode *L, int pp, int pl, const int *grp, const int *pos) {
     const IrGraph *g = G->g;
-    if (!g->mem_planned || G->fold_nomem) return true; /* every value its own buffer, or the plan being made (cg_fold_reads) */
-    const IrNode *lv[16];
-    int nl = 0;
-    fold_leaves(L->ops[0]->ops[0], P, grp, lv, &nl, 16);
-    if (nl >= 16) return false;
-    const int pl = pos[grp[L->id]], pp = pos[P];
     for (int k = 0; k < nl; k++) {
         const IrNode *v = lv[k];
         int64_t vb, wb;
@@ -899,6 +892,15 @@ static bool fold_memory_ok(const Gen *G, const IrNode *L, int P, const int *grp,
         }
     }
     return true;
+}
+
+/* With a memory plan: whether the plan keeps the fold's leaves intact until the linear L has run (see above). */
+static bool fold_memory_ok(const Gen *G, const IrNode *L, int P, const int *grp, const int *pos) {
+    if (!G->g->mem_planned || G->fold_nomem) return true; /* every value its own buffer, or the plan being made (cg_fold_reads) */
+    const IrNode *lv[16];
+    int nl = 0;
+    fold_leaves(L->ops[0]->ops[0], P, grp, lv, &nl, 16);
+    return nl < 16 && cg_leaves_intact(G, lv, nl, L, pos[P], pos[grp[L->id]], grp, pos);
 }
 
 /* Whether an fp8_linear at M <= 8 over this N x K weight runs gemm_skinny.cuh's pipelined form (as gemm_skinny picks). */
