@@ -169,7 +169,8 @@ const char *cg_read(Gen *G, const IrNode *m, const char *idx) {
 
 void cg_phase(Gen *G, CgLaunchMode mode, IrDim a, int64_t da, IrDim b, int64_t db, int64_t smem) {
     CgPhase *p = &G->phases[G->nphases];
-    *p = (CgPhase){arena_printf(G->a, "p%d", G->nphases), mode, a, b, da, db, smem, 0, CG_ITEMS_GRID, {0}, {0}, {0}, 0, 0, 0, 0, 0, 0, NULL, NULL, false, 0};
+    *p = (CgPhase){.fn = arena_printf(G->a, "p%d", G->nphases), .mode = mode, .a = a, .b = b, .da = da, .db = db, .smem = smem,
+                   .rule = CG_ITEMS_GRID};
     G->nphases++;
 }
 
@@ -1110,19 +1111,44 @@ int *cg_fold_reads(Arena *a, DiagEngine *d, const IrGraph *g, const CgGenOptions
     int nn = g->nnodes, *also = arena_alloc(a, sizeof(int) * (size_t)(nn + 1));
     for (int i = 0; i < nn; i++) also[i] = -1;
     const DsccTune *t = o && o->tune ? o->tune : &tune_unset;
-    const char *f = t->skinny_fold, *e = t->gemm_skinny;
-    if (!f || !*f || strcmp(f, "0") == 0) return also; /* off: no plan or analysis (cg_fold_plan reports a malformed value) */
+    const char *f = t->skinny_fold, *e = t->gemm_skinny, *r = t->einsum_rope;
+    const bool fold = f && *f && strcmp(f, "0"), rope = r && *r && strcmp(r, "0");
+    if (!fold && !rope) return also; /* off: no plan or analysis (cg_fold_plan, cg_rope_plan report a malformed value) */
     Gen G = {.a = a, .d = d, .g = g, .tune = t, .fold_nomem = true, .skinny = !(e && strcmp(e, "0") == 0) && !(o && o->no_skinny)};
     Storage st;
     plan_storage(&G, o && o->f32_storage, &st);
     G.stored = st.stored;
+    G.dtype = st.dtype;
+    G.kblock = st.kblock;
     int *order = order_groups(a, g, st.grp, st.unread, st.ngroups), *pos = arena_alloc(a, sizeof(int) * (size_t)(st.ngroups + 1));
     if (!order) return also; /* cg_generate reports the cycle */
     for (int k = 0; k < st.ngroups; k++) pos[k] = -1;
     for (int at = 0; at < st.ngroups; at++) pos[order[at]] = at;
-    if (!cg_fold_plan(&G, st.grp, st.tmpl, pos, st.ngroups)) return NULL;
+    if (!cg_fold_plan(&G, st.grp, st.tmpl, pos, st.ngroups) || !cg_rope_plan(&G, st.grp, st.tmpl, pos, st.ngroups)) return NULL;
     cg_fold_also_read(&G, st.ngroups, also);
+    cg_rope_also_read(&G, st.ngroups, also);
     return also;
+}
+
+int *cg_fold_hoists(Arena *a, DiagEngine *d, const IrGraph *g, const CgGenOptions *o) {
+    int nn = g->nnodes, *hoist = arena_alloc(a, sizeof(int) * (size_t)(nn + 1));
+    for (int i = 0; i < nn; i++) hoist[i] = -1;
+    const DsccTune *t = o && o->tune ? o->tune : &tune_unset;
+    const char *f = t->skinny_fold, *e = t->gemm_skinny;
+    const int on = cg_fold_hoist_env(t);
+    if (on < 0) {
+        diag_error(d, (SrcLoc){0}, "DSCC_SKINNY_FOLD_HOIST is '%s': expected 0 or 1", t->skinny_fold_hoist);
+        return NULL;
+    }
+    if (!on || !f || strcmp(f, "1") != 0) return hoist; /* off, or no fold (cg_fold_plan reports a malformed one) */
+    Gen G = {.a = a, .d = d, .g = g, .tune = t, .fold_nomem = true, .fold_hoist = true,
+             .skinny = !(e && strcmp(e, "0") == 0) && !(o && o->no_skinny)};
+    Storage st;
+    plan_storage(&G, o && o->f32_storage, &st);
+    G.stored = st.stored;
+    int *order = order_groups(a, g, st.grp, st.unread, st.ngroups);
+    if (order) cg_fold_hoist_plan(&G, st.grp, st.tmpl, order, st.ngroups, hoist); /* (cg_generate reports a cycle) */
+    return hoist;
 }
 
 /* *on: whether the switch `name` (its text e, DsccTune's) of a form on by default is on (set to 0: off; unset, empty
@@ -1195,6 +1221,7 @@ CgProgram *cg_generate(Arena *a, DiagEngine *d, const IrGraph *g, const CgGenOpt
     for (int k = 0; k < ngroups; k++) pos[k] = -1;
     for (int at = 0; at < ngroups; at++) pos[order[at]] = at;
     if (!cg_fold_plan(&G, grp, tmpl, pos, ngroups)) return NULL; /* DSCC_SKINNY_FOLD (gen_gemm.c) */
+    if (!cg_rope_plan(&G, grp, tmpl, pos, ngroups)) return NULL; /* DSCC_EINSUM_ROPE (gen_einsum.c) */
     for (int at = 0; at < ngroups; at++) {
         int gid = order[at], nm = 0;
         for (int i = 0; i < nn; i++)
@@ -1236,6 +1263,7 @@ CgProgram *cg_generate(Arena *a, DiagEngine *d, const IrGraph *g, const CgGenOpt
             ok = ok && (down ? cg_emit_template(&G, down) : tmpl[gid] < 0 || cg_emit_template(&G, g->nodes[tmpl[gid]]));
         }
         if (ok && !G.failed && G.fold && G.fold[gid] >= 0) cg_fold_gate(&G, gid); /* its phases skip M <= 4 */
+        if (ok && !G.failed && G.rope && G.rope[gid] >= 0) cg_rope_gate(&G, gid); /* its phases skip an einsum's rows, cached */
         for (int k = 0; k < 2 && ok && G.epi_q; k++) /* the fused epilogue's gate and up: not written above the tile's rows */
             p->unw_above[G.epi_gu[k]->id] = G.epi_tmin, p->unw_a[G.epi_gu[k]->id] = G.epi_R;
         const IrNode *first = g->nodes[members[0]];

@@ -165,6 +165,8 @@ typedef struct {
                        * S <= knb (the KEYS_* phases then only the others) */
     int64_t amin, amax; /* when set (> 0): the phase runs only for a > amin, or only for a <= amax (a GEMM's skinny-M form
                          * against its tile: CG_SKINNY_M) */
+    int64_t cmin;       /* when set (> 0): at a step with a cached context (Args.len > 0) the phase runs only for a > cmin (a
+                         * row group whose work an einsum's decode form does there: DSCC_EINSUM_ROPE) */
     int threads;        /* CG_LAUNCH_BLOCK: threads a block when not 256 (0); MLA's decode kernel: 384 */
     const CgTmaGemm *tma; /* non-NULL: the phase is the TMA GEMM, which the runtime runs instead of its tile or not at all */
     const CgTmaMaps *tmaps; /* non-NULL: the tensor maps the phase reads its weights through (made at plan time) */
@@ -297,6 +299,13 @@ bool *cg_stored_values(Arena *a, const IrGraph *g, const CgGenOptions *o, IrDTyp
  * must outlive the row group until the linear has run: plan-memory counts these reads (ir_order_compute_with).
  * NULL after reporting a malformed switch. */
 int *cg_fold_reads(Arena *a, DiagEngine *d, const IrGraph *g, const CgGenOptions *o);
+
+/* By node id: with DSCC_SKINNY_FOLD=1 and DSCC_SKINNY_FOLD_HOIST=1, for an fp8_linear that would compute its x itself
+ * (as cg_fold_reads) were it launched right after its row group, whose codes other kernels read too (V3's MoE layer:
+ * the router reads the normed rows, the routed experts the codes, the shared expert's gate + up folds), the quantize
+ * of its x: plan-memory's schedule launches it, and what it waits for, there. -1 for every other node. NULL after
+ * reporting a malformed switch. */
+int *cg_fold_hoists(Arena *a, DiagEngine *d, const IrGraph *g, const CgGenOptions *o);
 
 /* DeepSeek-V3's gate after the router GEMM, as the DSL writes it:
  * sig = sigmoid(logits), choice = sig + bias, topk = group_topk(choice),

@@ -63,9 +63,13 @@ static bool einsum_pre(Gen *G, const IrNode *wv) {
     return pre;
 }
 
+static bool cg_rope_here(const Gen *G, const IrNode *e);
+static const char *cg_rope_emit(Gen *G, const IrNode *e);
+
 /* The decode form at lo < M <= mrows rows of x [M][H][K] and w [H][N][K] (einsum_heads.cuh): a block a 32 * R rows
  * of one head's w, R * (K / 64) <= 8 loads a lane. */
-static void einsum_heads_rows(Gen *G, int lo, int mrows, IrDim M, int64_t H, int64_t N, int64_t K, int sx, int sw, int sy, bool pre) {
+static void einsum_heads_rows(Gen *G, int lo, int mrows, IrDim M, int64_t H, int64_t N, int64_t K, int sx, int sw, int sy, bool pre,
+                              const char *side) {
     Arena *a = G->a;
     const int64_t segs = K / 64, r = segs >= 8 ? 1 : 8 / segs, nb = (N + 32 * r - 1) / (32 * r);
     const char *entry = arena_printf(a, "p%d_einsum_heads_m%d", G->nphases, mrows);
@@ -76,7 +80,8 @@ static void einsum_heads_rows(Gen *G, int lo, int mrows, IrDim M, int64_t H, int
                     {"EH_K", arena_printf(a, "%lld", (long long)K)},
                     {"EH_SEGS", arena_printf(a, "%lld", (long long)segs)},
                     {"EH_R", arena_printf(a, "%lld", (long long)r)},
-                    {"EH_X(i)", arena_printf(a, "L%d(a, (i))", sx)},
+                    {"EH_X(i)", side ? arena_printf(a, "%s_x(a, (i))", side) : arena_printf(a, "L%d(a, (i))", sx)},
+                    {"EH_SIDE(a)", side ? arena_printf(a, "%s_side(a)", side) : "(void)0"},
                     {"EH_W", arena_printf(a, "((const unsigned short *)a.t[%d])", sw)},
                     {"EH_STORE(i, v)", arena_printf(a, "S%d(a, (i), (v))", sy)},
                     {"EH_PRE", pre ? "1" : "0"},
@@ -85,6 +90,7 @@ static void einsum_heads_rows(Gen *G, int lo, int mrows, IrDim M, int64_t H, int
                         "// x's rows in shared memory, the sums on the CUDA cores%s\n",
               lo ? arena_printf(a, "%d < ", lo) : "", mrows, (long long)(H * nb), (long long)(32 * r),
               pre ? "; w's first loads before the wait (a value of weights alone)" : "");
+    if (side) sb_puts(&G->decl, "// x read from q_b's output, and at a cached step the roped q_pe stored too (DSCC_EINSUM_ROPE=1)\n");
     sb_puts(&G->decl, cg_kernel_instance(a, "einsum_heads", entry, d, (int)(sizeof d / sizeof *d)));
     cg_phase(G, CG_LAUNCH_BLOCK, M, mrows, ir_dim_const(H * nb), 1, (int64_t)mrows * K * 2);
     G->phases[G->nphases - 1].fn = entry;
@@ -117,27 +123,40 @@ static void einsum_heads_tc(Gen *G, int lo, int mrows, IrDim M, int64_t H, int64
     G->phases[G->nphases - 1].amax = mrows;
 }
 
-static bool einsum_heads_mma(Gen *G, const IrNode *n, const char *x, const char *w, const char *o, int rows, bool pre_on) {
+/* The per-head product's shape where einsum n ("bshk,hnk->bshn" or "bshk,hkn->bshn" on bf16 values) takes it: false
+ * otherwise; *wt: w[h] stored [K][N]; *mrows: the most rows of its CUDA-core decode form at `rows` (0: none). */
+static bool heads_shape(const Gen *G, const IrNode *n, const char *x, const char *w, const char *o, int rows, bool *wt, IrDim *H,
+                        IrDim *K, IrDim *N, int *mrows) {
     const IrNode *xv = n->ops[0], *wv = n->ops[1];
     if (strlen(x) != 4 || strlen(w) != 3 || strlen(o) != 4 || xv->type.rank != 4 || wv->type.rank != 3) return false;
     if (xv->op == IR_OP_KV_CACHE || wv->op == IR_OP_KV_CACHE) return false; /* read as dense rows: not a [B, capacity, ...] cache */
     char p0 = x[0], p1 = x[1], h = x[2], k = x[3], nn = o[3];
     if (o[0] != p0 || o[1] != p1 || o[2] != h || w[0] != h || nn == k || nn == h || k == h || p0 == p1) return false;
-    bool wt; /* w[h] stored [K][N] */
-    if (w[1] == nn && w[2] == k) wt = false;
-    else if (w[1] == k && w[2] == nn) wt = true;
+    if (w[1] == nn && w[2] == k) *wt = false;
+    else if (w[1] == k && w[2] == nn) *wt = true;
     else return false;
     const IrType *wty = &wv->type;
-    IrDim H = wty->dims[0], K = wty->dims[wt ? 1 : 2], N = wty->dims[wt ? 2 : 1];
-    if (!ir_dim_is_const(H) || !ir_dim_is_const(K) || !ir_dim_is_const(N) || K.coeff >= (1LL << 30) || (wt && N.coeff % 8)) return false;
-    if (!ir_dim_eq(xv->type.dims[2], H) || !ir_dim_eq(xv->type.dims[3], K) || G->dtype[xv->id] != IR_DT_BF16 || G->dtype[wv->id] != IR_DT_BF16)
+    *H = wty->dims[0], *K = wty->dims[*wt ? 1 : 2], *N = wty->dims[*wt ? 2 : 1];
+    if (!ir_dim_is_const(*H) || !ir_dim_is_const(*K) || !ir_dim_is_const(*N) || K->coeff >= (1LL << 30) || (*wt && N->coeff % 8)) return false;
+    if (!ir_dim_eq(xv->type.dims[2], *H) || !ir_dim_eq(xv->type.dims[3], *K) || G->dtype[xv->id] != IR_DT_BF16 || G->dtype[wv->id] != IR_DT_BF16)
         return false;
+    *mrows = *wt || K->coeff % 64 || (G->kblock && G->kblock[wv->id]) ? 0 : rows;
+    return true;
+}
+
+static bool einsum_heads_mma(Gen *G, const IrNode *n, const char *x, const char *w, const char *o, int rows, bool pre_on) {
+    const IrNode *xv = n->ops[0], *wv = n->ops[1];
+    bool wt;
+    IrDim H, K, N;
+    int mrows;
+    if (!heads_shape(G, n, x, w, o, rows, &wt, &H, &K, &N, &mrows)) return false;
     IrDim M = ir_dim_mul(xv->type.dims[0], xv->type.dims[1]);
-    int sx = cg_slot_value(G, xv), sw = cg_slot_value(G, wv), sy = cg_slot_value(G, n);
-    const int mrows = wt || K.coeff % 64 || (G->kblock && G->kblock[wv->id]) ? 0 : rows;
+    const bool rope = mrows && cg_rope_here(G, n);
+    int sx = cg_slot_value(G, xv), sw = cg_slot_value(G, wv), sy = cg_slot_value(G, n); /* x: the forms above the decode rows */
     /* above CG_EINSUM_ROWS the tensor-core form, its sums 4 registers a 16-row tile */
     const bool pre = mrows && pre_on && einsum_pre(G, wv);
-    if (mrows) einsum_heads_rows(G, 0, mrows < CG_EINSUM_ROWS ? mrows : CG_EINSUM_ROWS, M, H.coeff, N.coeff, K.coeff, sx, sw, sy, pre);
+    const char *side = rope ? cg_rope_emit(G, n) : NULL; /* DSCC_EINSUM_ROPE=1: x from q_b's output, q_pe roped here */
+    if (mrows) einsum_heads_rows(G, 0, mrows < CG_EINSUM_ROWS ? mrows : CG_EINSUM_ROWS, M, H.coeff, N.coeff, K.coeff, sx, sw, sy, pre, side);
     if (mrows > CG_EINSUM_ROWS) einsum_heads_tc(G, CG_EINSUM_ROWS, mrows, M, H.coeff, N.coeff, K.coeff, sx, sw, sy);
     cg_head(G, arena_printf(G->a, "einsum %s,%s->%s per head on the tensor cores (%s), 64x128 tile", x, w, o, cg_tile_insn(G, true)));
     sb_printf(&G->decl, "    extern __shared__ __align__(16) unsigned char sm[];\n"
@@ -154,6 +173,273 @@ static bool einsum_heads_mma(Gen *G, const IrNode *n, const char *x, const char 
     cg_phase(G, CG_LAUNCH_BLOCK, M, 64, ir_dim_const(H.coeff * nob), 1, CG_TILE_SMEM(G));
     G->phases[G->nphases - 1].amin = mrows; /* above the decode form's rows */
     return true;
+}
+
+/* ---- DSCC_EINSUM_ROPE: the row group before absorbed MLA's first einsum, folded into its decode form ----
+ * In V3 q_b's output [B, S, 128 * 192] is split into q_nope (stored for the einsum "bshd,hcd->bshc") and q_pe (roped
+ * and stored for the attention) by a row group of its own: a launch of ~50 KB of work at a decode step. With the
+ * switch the einsum's decode form reads x through that group's reshape and slice, straight from q_b's output, and,
+ * at a step with a cached context (a.len > 0; the runtime's CgPhase.cmin), stores the roped values itself, a
+ * grid-stride side job between its wait and its products while its weights are in flight; the row group's phases
+ * then launch nothing at the einsum's decode rows. A step with nothing cached (a prefill, whose naive attention reads
+ * q_nope and q_pe) runs the row group as before. The same expressions (the rope's v-function, in f32 from the same
+ * bf16 values): the same bits. */
+
+/* Nodes a step with a cached context needs (gpu_exec.c's find_step_kernels, kind 1): from the roots back, of a
+ * fresh_select only its second operand. */
+static char *rope_needed(Gen *G) {
+    const IrGraph *g = G->g;
+    char *need = arena_alloc(G->a, (size_t)g->nnodes + 1);
+    memset(need, 0, (size_t)g->nnodes + 1);
+    for (int i = g->nnodes - 1; i >= 0; i--) {
+        const IrNode *n = g->nodes[i];
+        const IrOpClass c = ir_op_class(n->op);
+        need[i] |= c == IR_CLASS_OUTPUT || c == IR_CLASS_STATE || c == IR_CLASS_COMM;
+        for (int k = 0; need[i] && k < n->nops; k++)
+            if (n->op != IR_OP_FRESH_SELECT || k == 1) need[n->ops[k]->id] = 1;
+    }
+    return need;
+}
+
+/* Whether member n of row group P is a view the einsum can read per element (reshape, a slice of the last axis) of a
+ * bf16 value stored outside P; marks what it reaches in seen. */
+static bool rope_view_ok(const Gen *G, const IrNode *n, int P, const int *grp, char *seen) {
+    if (grp[n->id] != P) return G->stored[n->id] && n->op != IR_OP_KV_CACHE && G->dtype[n->id] == IR_DT_BF16;
+    seen[n->id] = 1;
+    const IrNode *x = n->nops ? n->ops[0] : NULL;
+    const int r = n->type.rank;
+    if (n->op == IR_OP_RESHAPE) return rope_view_ok(G, x, P, grp, seen);
+    if (n->op == IR_OP_SLICE)
+        return r >= 1 && cg_axis(ir_node_attr_int(n, "axis", 0), r) == r - 1 && ir_node_attr_int(n, "start", 0) >= 0 &&
+               ir_dim_is_const(x->type.dims[r - 1]) && rope_view_ok(G, x, P, grp, seen);
+    return false;
+}
+
+/* Whether every reader of n a cached step runs comes after the einsum e on its stream (a value no kernel stores: by
+ * its own readers, which compute it). */
+static bool rope_after(const Gen *G, const char *need, const IrNode *n, const IrNode *e, const int *grp, const int *pos, int depth) {
+    if (depth > 4) return false;
+    for (int i = n->id + 1; i < G->g->nnodes; i++) {
+        const IrNode *m = G->g->nodes[i];
+        bool reads = false;
+        for (int k = 0; k < m->nops; k++) reads |= m->ops[k] == n;
+        if (!reads || !need[i]) continue;
+        if (m->stream != e->stream) return false;
+        if (G->stored[i] || !ir_op_has_result(m->op) || m->op == IR_OP_OUTPUT) {
+            if (grp[i] < 0 || pos[grp[i]] <= pos[grp[e->id]]) return false;
+        } else if (!rope_after(G, need, m, e, grp, pos, depth + 1)) return false;
+    }
+    return true;
+}
+
+/* Whether einsum e reads x ([B, S, H, K], bf16, its decode form's) as a view of a value of row group P, the other
+ * values P stores at a cached step being ropes of such views, all read after e: the group e takes the place of. */
+static int rope_group(Gen *G, const IrNode *e, const int *grp, const int *tmpl, const int *pos, const char *need, char *seen) {
+    const IrGraph *g = G->g;
+    const IrNode *x = e->ops[0];
+    const int P = grp[x->id], ge = grp[e->id];
+    if (P < 0 || ge < 0 || P == ge || tmpl[P] >= 0 || pos[P] < 0 || pos[P] >= pos[ge] || !G->stored[x->id]) return -1;
+    memset(seen, 0, (size_t)g->nnodes + 1);
+    if (!rope_view_ok(G, x, P, grp, seen)) return -1;
+    for (int i = 0; i < g->nnodes; i++) { /* x: read at a cached step by e alone */
+        const IrNode *m = g->nodes[i];
+        for (int k = 0; k < m->nops; k++)
+            if (m->ops[k] == x && m != e && need[i]) return -1;
+    }
+    int nr = 0;
+    for (int i = 0; i < g->nnodes; i++) {
+        const IrNode *n = g->nodes[i];
+        if (grp[i] != P) continue;
+        if (n->nwaits || n->stream != e->stream) return -1; /* a wait e would not make */
+        if (!need[i] || seen[i] || !G->stored[i]) continue; /* x's view; or what a cached step never reads; or computed where read */
+        const IrNode *v = n->ops[0], *p = n->nops > 1 ? n->ops[1] : NULL;
+        if (n->op != IR_OP_ROPE || !p || grp[p->id] == P || !G->stored[p->id] || p->op == IR_OP_KV_CACHE || v->type.rank < 3 ||
+            !ir_dim_is_const(v->type.dims[v->type.rank - 1]) || !rope_view_ok(G, v, P, grp, seen) || !rope_after(G, need, n, e, grp, pos, 0))
+            return -1;
+        nr++;
+    }
+    for (int i = 0; i < g->nnodes; i++) /* an unstored member a cached step reads: only through the views above */
+        if (grp[i] == P && need[i] && !G->stored[i] && !seen[i]) return -1;
+    return nr ? P : -1;
+}
+
+/* The leaves (values outside P) the views and ropes e computes read, into lv (at most cap). */
+static void rope_leaves(const Gen *G, const IrNode *n, int P, const IrNode **lv, int *nl, int cap) {
+    const int *grp = G->rope_grp;
+    if (grp[n->id] != P) {
+        for (int k = 0; k < *nl; k++)
+            if (lv[k] == n) return;
+        if (*nl < cap) lv[(*nl)++] = n;
+        return;
+    }
+    for (int k = 0; k < n->nops; k++) rope_leaves(G, n->ops[k], P, lv, nl, cap);
+}
+
+/* The stored ropes of P a cached step reads (rope_group's), and their leaves with x's, for e. */
+static int rope_leaves_of(const Gen *G, const IrNode *e, int P, const IrNode **lv, int cap) {
+    int nl = 0;
+    rope_leaves(G, e->ops[0], P, lv, &nl, cap);
+    for (int i = 0; i < G->g->nnodes; i++)
+        if (G->rope_grp[i] == P && G->g->nodes[i]->op == IR_OP_ROPE && G->stored[i]) rope_leaves(G, G->g->nodes[i], P, lv, &nl, cap);
+    return nl;
+}
+
+/* The einsum's spec split in x, w, o subscripts (each < 8 letters): false otherwise. */
+static bool spec_parts(const IrNode *n, char *xs, char *ws, char *os) {
+    const char *spec = ir_node_attr_str(n, "spec", ""), *comma = strchr(spec, ','), *arrow = strstr(spec, "->");
+    if (!comma || !arrow || arrow < comma || comma - spec >= 8 || arrow - comma - 1 >= 8 || strlen(arrow + 2) >= 8) return false;
+    memset(xs, 0, 8), memset(ws, 0, 8), memset(os, 0, 8);
+    memcpy(xs, spec, (size_t)(comma - spec));
+    memcpy(ws, comma + 1, (size_t)(arrow - comma - 1));
+    memcpy(os, arrow + 2, strlen(arrow + 2));
+    return true;
+}
+
+/* The decode form's rows at e (0: none): what einsum_heads_mma gives it. */
+static int rope_rows(Gen *G, const IrNode *e) {
+    char xs[8], ws[8], os[8];
+    bool wt;
+    IrDim H, K, N;
+    int mrows;
+    const char *why = G->why;
+    const int rows = einsum_rows(G);
+    G->why = why; /* cg_einsum reports a malformed value */
+    if (rows <= 0 || !spec_parts(e, xs, ws, os) || !heads_shape(G, e, xs, ws, os, rows, &wt, &H, &K, &N, &mrows)) return 0;
+    return mrows < CG_EINSUM_ROWS ? mrows : CG_EINSUM_ROWS;
+}
+
+bool cg_rope_plan(Gen *G, const int *grp, const int *tmpl, const int *pos, int ngroups) {
+    G->rope = NULL;
+    G->rope_ok = NULL;
+    const char *env = G->tune->einsum_rope;
+    if (env && *env && strcmp(env, "0") && strcmp(env, "1")) {
+        diag_error(G->d, (SrcLoc){0}, "DSCC_EINSUM_ROPE is '%s': expected 0 or 1", env);
+        return false;
+    }
+    if (!env || strcmp(env, "1")) return true;
+    const IrGraph *g = G->g;
+    G->rope_grp = grp;
+    G->rope = arena_alloc(G->a, sizeof(int) * (size_t)(ngroups + 1));
+    G->rope_ok = arena_alloc(G->a, (size_t)ngroups + 1);
+    for (int k = 0; k < ngroups; k++) G->rope[k] = -1, G->rope_ok[k] = 0;
+    const char *need = rope_needed(G);
+    char *seen = arena_alloc(G->a, (size_t)g->nnodes + 1);
+    for (int i = 0; i < g->nnodes; i++) {
+        const IrNode *e = g->nodes[i];
+        if (e->op != IR_OP_EINSUM || !rope_rows(G, e)) continue;
+        const int P = rope_group(G, e, grp, tmpl, pos, need, seen);
+        if (P < 0 || G->rope[P] >= 0) continue;
+        const IrNode *lv[16];
+        const int nl = rope_leaves_of(G, e, P, lv, 16);
+        /* with a memory plan: the leaves intact from P's place to e's (plan-memory keeps them: cg_rope_also_read) */
+        if (nl >= 16 || (g->mem_planned && !G->fold_nomem && !cg_leaves_intact(G, lv, nl, e, pos[P], pos[grp[i]], grp, pos))) continue;
+        G->rope[P] = i;
+    }
+    return true;
+}
+
+void cg_rope_also_read(const Gen *G, int ngroups, int *also) {
+    for (int P = 0; G->rope && P < ngroups; P++) {
+        if (G->rope[P] < 0) continue;
+        const IrNode *e = G->g->nodes[G->rope[P]], *lv[16];
+        const int nl = rope_leaves_of(G, e, P, lv, 16);
+        for (int k = 0; k < nl && k < 16; k++)
+            if (also[lv[k]->id] < e->id) also[lv[k]->id] = e->id;
+    }
+}
+
+void cg_rope_gate(Gen *G, int gid) {
+    if (!G->rope || G->rope[gid] < 0 || !G->nphases) return;
+    const IrNode *e = G->g->nodes[G->rope[gid]], *x = e->ops[0];
+    const IrDim M = ir_dim_mul(x->type.dims[0], x->type.dims[1]);
+    const int rows = rope_rows(G, e);
+    int64_t at[64];
+    if (G->nphases > 64 || rows <= 0) return;
+    for (int p = 0; p < G->nphases; p++) { /* each over c rows' worth (c constant): at a cached step only above rows c */
+        const CgPhase *f = &G->phases[p];
+        IrDim c;
+        if (f->tma || !ir_dim_div(f->a, M, &c) || !ir_dim_is_const(c) || c.coeff < 1) return;
+        at[p] = rows * c.coeff;
+    }
+    for (int p = 0; p < G->nphases; p++) G->phases[p].cmin = at[p];
+    G->rope_ok[gid] = 1;
+}
+
+static bool cg_rope_here(const Gen *G, const IrNode *e) {
+    if (!G->rope) return false;
+    const int P = G->rope_grp[e->ops[0]->id];
+    return P >= 0 && G->rope[P] == e->id && G->rope_ok[P];
+}
+
+/* The helper of member n of P (and of those it reads first), once each: E_r<id>(a, i), n's value at flat index i. */
+static void rope_fn(Gen *G, const char *E, const IrNode *n, int P, char *done);
+static const char *rope_ref(Gen *G, const char *E, const IrNode *n, int P, const char *idx, const char *done) {
+    if (G->rope_grp[n->id] != P) return arena_printf(G->a, "L%d(a, %s)", cg_slot_value(G, n), idx);
+    return arena_printf(G->a, "%s_r%d(a, %s)", E, done[n->id] - 1, idx);
+}
+/* done[id]: 1 + the helper's number (numbered in the order written, so the layers' modules are the same text) */
+static void rope_fn(Gen *G, const char *E, const IrNode *n, int P, char *done) {
+    if (G->rope_grp[n->id] != P || done[n->id]) return;
+    for (int k = 0; k < n->nops; k++) rope_fn(G, E, n->ops[k], P, done);
+    int me = 0;
+    for (int i = 0; i < G->g->nnodes; i++) me = done[i] > me ? done[i] : me;
+    done[n->id] = (char)(me + 1);
+    const IrNode *x = n->ops[0];
+    StrBuf f;
+    sb_init(&f);
+    const char *ret;
+    if (n->op == IR_OP_RESHAPE) ret = rope_ref(G, E, x, P, "i", done);
+    else if (n->op == IR_OP_SLICE) {
+        const int r = n->type.rank;
+        sb_printf(&f, "    const long long len = %s, mid = %lldLL;\n", cg_dim(G, n->type.dims[r - 1]), (long long)x->type.dims[r - 1].coeff);
+        ret = rope_ref(G, E, x, P, arena_printf(G->a, "i / len * mid + %lldLL + i %% len", (long long)ir_node_attr_int(n, "start", 0)), done);
+    } else { /* IR_OP_ROPE: gen.c's v-function, its arithmetic in its order */
+        const int64_t d = x->type.dims[x->type.rank - 1].coeff;
+        double *inv = malloc(sizeof(double) * (size_t)(d / 2 + 1));
+        const double af = inv ? ir_rope_freqs(n, d, inv) : 1.0;
+        sb_printf(&G->decl, "__device__ const float %s_inv%d[%lld] = {", E, done[n->id] - 1, (long long)(d / 2));
+        for (int64_t k = 0; inv && k < d / 2; k++) sb_printf(&G->decl, "%s%.9ef", k ? ", " : "", (double)(float)inv[k]);
+        sb_puts(&G->decl, "};\n");
+        free(inv);
+        sb_printf(&f, "    const long long d = %lldLL, j = i %% d, row = i - j, per = %s;\n", (long long)d, cg_dim(G, cg_suffix(&x->type, 2)));
+        if (ir_node_attr_bool(n, "interleave", false)) sb_puts(&f, "    const long long i0 = j & ~1LL, i1 = i0 + 1, fi = j >> 1;\n");
+        else sb_puts(&f, "    const long long fi = j % (d / 2), i0 = fi, i1 = fi + d / 2;\n");
+        sb_printf(&f, "    const float p = %s, ang = p * %s_inv%d[fi];\n", rope_ref(G, E, n->ops[1], P, "i / per", done), E, done[n->id] - 1);
+        sb_printf(&f, "    const float cs = cosf(ang) * %.9ef, sn = sinf(ang) * %.9ef;\n", (double)(float)af, (double)(float)af);
+        sb_printf(&f, "    const float x0 = %s, x1 = %s;\n", rope_ref(G, E, x, P, "row + i0", done), rope_ref(G, E, x, P, "row + i1", done));
+        ret = "j == i0 ? x0 * cs - x1 * sn : x1 * cs + x0 * sn";
+    }
+    sb_printf(&G->decl, "__device__ __forceinline__ float %s_r%d(const Args &a, long long i) {  // %s\n%s    return %s;\n}\n", E, done[n->id] - 1,
+              ir_op_name(n->op), f.data ? f.data : "", ret);
+    sb_free(&f);
+}
+
+/* E_x(a, i), x of einsum e read through its row group's views, and E_side(a), the group's stored ropes a cached step
+ * reads, stored by the einsum's blocks in turn: the prefix E. */
+static const char *cg_rope_emit(Gen *G, const IrNode *e) {
+    const int P = G->rope_grp[e->ops[0]->id];
+    const char *E = arena_printf(G->a, "p%d_rope", G->nphases);
+    char *done = arena_alloc(G->a, (size_t)G->g->nnodes + 1);
+    memset(done, 0, (size_t)G->g->nnodes + 1);
+    rope_fn(G, E, e->ops[0], P, done);
+    sb_printf(&G->decl, "__device__ __forceinline__ float %s_x(const Args &a, long long i) { return %s; }\n", E,
+              rope_ref(G, E, e->ops[0], P, "i", done));
+    StrBuf b;
+    sb_init(&b);
+    for (int i = 0; i < G->g->nnodes; i++) {
+        const IrNode *n = G->g->nodes[i];
+        if (G->rope_grp[i] != P || n->op != IR_OP_ROPE || !G->stored[i]) continue;
+        rope_fn(G, E, n, P, done);
+        sb_printf(&b, "    for (long long i = (long long)blockIdx.x * 256 + threadIdx.x; i < %s; i += (long long)gridDim.x * 256)\n"
+                      "        S%d(a, i, %s_r%d(a, i));\n",
+                  cg_dim(G, ir_type_numel(&n->type)), cg_slot_value(G, n), E, done[i] - 1);
+    }
+    sb_printf(&G->decl, "// at a cached step (its row group launches nothing at these rows) the roped values, the blocks in turn\n"
+                        "__device__ __forceinline__ void %s_side(const Args &a) {\n"
+                        "    if (a.len == 0) return;  // nothing cached: the row group ran (a prefill's naive attention reads it)\n%s}\n",
+              E, b.data ? b.data : "");
+    sb_free(&b);
+    return E;
 }
 
 bool cg_einsum(Gen *G, const IrNode *n) {

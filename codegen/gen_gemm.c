@@ -829,6 +829,12 @@ static int skinny_fold_pf_env(const DsccTune *t) {
     return *end || v < 0 || v > 8 ? -1 : (int)v;
 }
 
+int cg_fold_hoist_env(const DsccTune *t) {
+    const char *e = t->skinny_fold_hoist;
+    if (!e || !*e || strcmp(e, "0") == 0) return 0;
+    return strcmp(e, "1") == 0 ? 1 : -1;
+}
+
 static bool fold_float(IrDType t) { return t == IR_DT_F32 || t == IR_DT_BF16 || t == IR_DT_F16; }
 
 /* Whether member n of row group P (or a value outside it, read from memory) is one the fold computes per element of
@@ -870,15 +876,8 @@ static void fold_leaves(const IrNode *n, int P, const int *grp, const IrNode **o
     for (int k = 0; k < n->nops; k++) fold_leaves(n->ops[k], P, grp, out, n_out, cap);
 }
 
-/* With a memory plan: whether the plan keeps the fold's leaves intact until the linear L has run (see above). */
-static bool fold_memory_ok(const Gen *G, const IrNode *L, int P, const int *grp, const int *pos) {
+bool cg_leaves_intact(const Gen *G, const IrNode *const *lv, int nl, const IrNode *L, int pp, int pl, const int *grp, const int *pos) {
     const IrGraph *g = G->g;
-    if (!g->mem_planned || G->fold_nomem) return true; /* every value its own buffer, or the plan being made (cg_fold_reads) */
-    const IrNode *lv[16];
-    int nl = 0;
-    fold_leaves(L->ops[0]->ops[0], P, grp, lv, &nl, 16);
-    if (nl >= 16) return false;
-    const int pl = pos[grp[L->id]], pp = pos[P];
     for (int k = 0; k < nl; k++) {
         const IrNode *v = lv[k];
         int64_t vb, wb;
@@ -895,6 +894,15 @@ static bool fold_memory_ok(const Gen *G, const IrNode *L, int P, const int *grp,
     return true;
 }
 
+/* With a memory plan: whether the plan keeps the fold's leaves intact until the linear L has run (see above). */
+static bool fold_memory_ok(const Gen *G, const IrNode *L, int P, const int *grp, const int *pos) {
+    if (!G->g->mem_planned || G->fold_nomem) return true; /* every value its own buffer, or the plan being made (cg_fold_reads) */
+    const IrNode *lv[16];
+    int nl = 0;
+    fold_leaves(L->ops[0]->ops[0], P, grp, lv, &nl, 16);
+    return nl < 16 && cg_leaves_intact(G, lv, nl, L, pos[P], pos[grp[L->id]], grp, pos);
+}
+
 /* Whether an fp8_linear at M <= 8 over this N x K weight runs gemm_skinny.cuh's pipelined form (as gemm_skinny picks). */
 static bool skinny_pipe_form(Gen *G, int64_t N, int64_t K) {
     SkinnyParams sp;
@@ -906,6 +914,21 @@ static bool skinny_pipe_form(Gen *G, int64_t N, int64_t K) {
     const char *e = G->tune->skinny;
     SkinnyBulkShape b8 = skinny_bulk_shape(&sp, e && strstr(e, "rb="), e && strstr(e, "u="), e && strstr(e, "split="), N, K, 8);
     return !skinny_bulk_on(&sp, &b8, false) && !skinny2_on(&sp, N, K, 8, false) && skinny_pipe_on(&sp, N);
+}
+
+/* Whether reader n of a value L's fold stores runs after L on its stream (pos: by group, its place in the launch order). With
+ * DSCC_SKINNY_FOLD_HOIST=1 a value no kernel computes (V3's router reads the normed rows through a cast to f32:
+ * grp -1) counts by its own readers. */
+static bool fold_after(const Gen *G, const IrNode *n, const IrNode *L, int P, const int *grp, const int *pos, int depth) {
+    if (n->stream != L->stream) return false;
+    if (grp[n->id] >= 0) return grp[n->id] != P && pos[grp[n->id]] > pos[grp[L->id]];
+    if (!G->fold_hoist || depth > 3 || !ir_op_has_result(n->op) || G->stored[n->id] || n->op == IR_OP_OUTPUT) return false;
+    for (int i = n->id + 1; i < G->g->nnodes; i++) {
+        const IrNode *m = G->g->nodes[i];
+        for (int k = 0; k < m->nops; k++)
+            if (m->ops[k] == n && !fold_after(G, m, L, P, grp, pos, depth + 1)) return false;
+    }
+    return true;
 }
 
 /* The row group whose x fp8_linear L may compute itself, or -1. */
@@ -933,12 +956,12 @@ static int fold_group(Gen *G, const IrNode *L, const int *grp, const int *tmpl, 
             return -1; /* another op, or a wait for another stream (which L would not make) */
         for (int k = 0; k < n->nops; k++) {
             const IrNode *o = n->ops[k];
-            if ((o == q || o == s) && n != L && n != q) return -1; /* x's codes or scales read by another op */
+            /* x's codes or scales read by another op: with DSCC_SKINNY_FOLD_HOIST=1, by a kernel after L on its stream
+             * (the CTAs store them as the row kernel would: the MoE layer's experts beside its shared expert) */
+            if ((o == q || o == s) && n != L && n != q && (!G->fold_hoist || !fold_after(G, n, L, P, grp, pos, 0))) return -1;
             /* another value P stores (the residual of an add + rmsnorm), which CTA 0 of L stores instead: read only
              * after L, on its stream */
-            if (grp[o->id] == P && grp[i] != P && o != q && o != s &&
-                (grp[i] < 0 || pos[grp[i]] <= pos[grp[L->id]] || n->stream != L->stream))
-                return -1;
+            if (grp[o->id] == P && grp[i] != P && o != q && o != s && !fold_after(G, n, L, P, grp, pos, 0)) return -1;
         }
     }
     if (!skinny_pipe_form(G, w->type.dims[0].coeff, w->type.dims[1].coeff) || !fold_memory_ok(G, L, P, grp, pos)) return -1;
@@ -958,6 +981,12 @@ bool cg_fold_plan(Gen *G, const int *grp, const int *tmpl, const int *pos, int n
         diag_error(G->d, (SrcLoc){0}, "DSCC_SKINNY_FOLD_PF is '%s': expected 0..8", G->tune->skinny_fold_pf);
         return false;
     }
+    const int hoist = cg_fold_hoist_env(G->tune);
+    if (hoist < 0) {
+        diag_error(G->d, (SrcLoc){0}, "DSCC_SKINNY_FOLD_HOIST is '%s': expected 0 or 1", G->tune->skinny_fold_hoist);
+        return false;
+    }
+    G->fold_hoist = hoist == 1;
     const IrGraph *g = G->g;
     G->fold_grp = grp;
     G->fold = arena_alloc(G->a, sizeof(int) * (size_t)(ngroups + 1));
@@ -971,6 +1000,35 @@ bool cg_fold_plan(Gen *G, const int *grp, const int *tmpl, const int *pos, int n
         if (P >= 0 && G->fold[P] < 0) G->fold[P] = i;
     }
     return true;
+}
+
+int cg_fold_hoist_plan(Gen *G, const int *grp, const int *tmpl, const int *order, int ngroups, int *hoist) {
+    const IrGraph *g = G->g;
+    int *pos = arena_alloc(G->a, sizeof(int) * (size_t)(ngroups + 1));
+    char *seen = arena_alloc(G->a, (size_t)g->nnodes + 1);
+    for (int k = 0; k < ngroups; k++) pos[k] = -1;
+    for (int k = 0; k < ngroups; k++) pos[order[k]] = 2 * k; /* even: room for one group right after each */
+    char *done = arena_alloc(G->a, (size_t)ngroups + 1); /* by row group: one of its linears folds (where it stands) */
+    memset(done, 0, (size_t)ngroups + 1);
+    for (int i = 0; i < g->nnodes; i++) {
+        hoist[i] = -1;
+        if (g->nodes[i]->op == IR_OP_FP8_LINEAR) {
+            const int P = fold_group(G, g->nodes[i], grp, tmpl, pos, seen);
+            if (P >= 0) done[P] = 1;
+        }
+    }
+    int nh = 0;
+    for (int i = 0; i < g->nnodes; i++) { /* then the first linear of each other row group that would fold after it */
+        const IrNode *L = g->nodes[i];
+        if (L->op != IR_OP_FP8_LINEAR || L->ops[0]->op != IR_OP_QUANTIZE) continue;
+        const int gl = grp[i], P = grp[L->ops[0]->id];
+        if (gl < 0 || P < 0 || gl == P || done[P] || pos[gl] < 0 || pos[P] < 0 || pos[P] > pos[gl]) continue;
+        const int was = pos[gl];
+        pos[gl] = pos[P] + 1; /* as if launched right after its row group */
+        if (fold_group(G, L, grp, tmpl, pos, seen) >= 0) hoist[i] = L->ops[0]->id, nh++, done[P] = 1;
+        pos[gl] = was;
+    }
+    return nh;
 }
 
 void cg_fold_also_read(const Gen *G, int ngroups, int *also) {

@@ -64,6 +64,11 @@ typedef struct {
     const IrNode *fold_lin; /* the fp8_linear being generated when it gets its folded form (gen_gemm.c), else NULL */
     int fold_pf;         /* steps of weights the folded form prefetches into L2 before its wait (DSCC_SKINNY_FOLD_PF) */
     bool fold_nomem;     /* cg_fold_plan for the plan itself (cg_fold_reads): every candidate, whatever the plan's bytes */
+    bool fold_hoist;     /* DSCC_SKINNY_FOLD_HOIST=1: x's codes and scales may have readers after the folded linear */
+    int *rope;           /* by node id: for an einsum whose decode form ropes q_pe at a cached step (DSCC_EINSUM_ROPE=1,
+                          * cg_rope_plan) the row group it takes the place of, else -1; NULL: the switch is off */
+    char *rope_ok;       /* by group id: 1 once that row group's phases skip the einsum's rows at a cached step */
+    const int *rope_grp; /* by node id: the group codegen gives it (cg_rope_plan) */
 } Gen;
 
 /* "(coeff*a.sym[i]*...)": a dim as a C expression over the Args. */
@@ -174,6 +179,23 @@ void cg_fold_gate(Gen *G, int gid);
 /* After cg_fold_plan: also[v] = the fp8_linear that reads value v in place of its row group, where it is a later one
  * (what plan-memory keeps alive for it: cg_fold_reads). */
 void cg_fold_also_read(const Gen *G, int ngroups, int *also);
+int cg_fold_hoist_env(const DsccTune *t); /* DSCC_SKINNY_FOLD_HOIST: 1 on, 0 off (unset), -1 a malformed value */
+/* DSCC_SKINNY_FOLD_HOIST=1, before plan-memory's schedule (order: the groups' launch order): hoist[i] = the quantize
+ * of x for the first fp8_linear i of each row group none of whose linears folds where it stands, that would fold were
+ * it launched right after its row group (x's other readers all after that place); -1 for every other node. Returns
+ * how many. With G->fold_nomem and G->fold_hoist. */
+int cg_fold_hoist_plan(Gen *G, const int *grp, const int *tmpl, const int *order, int ngroups, int *hoist);
+/* DSCC_EINSUM_ROPE=1 (gen_einsum.c): the decode form of an absorbed einsum "bshd,hcd->bshc" reads q_nope straight from
+ * q_b's output and stores the roped q_pe itself at a step with a cached context, where the row group that slices and
+ * ropes them then launches nothing. cg_rope_plan before the groups are generated (G->rope; false after reporting a
+ * malformed switch); cg_rope_gate after row group gid's phases (G->rope_ok); cg_rope_also_read: what plan-memory must
+ * keep alive for the einsum (also[v] = the einsum's id). */
+bool cg_rope_plan(Gen *G, const int *grp, const int *tmpl, const int *pos, int ngroups);
+void cg_rope_gate(Gen *G, int gid);
+void cg_rope_also_read(const Gen *G, int ngroups, int *also);
+/* With a memory plan: whether no value sharing the bytes of one of lv[0 .. nl) is written from the group at place pp
+ * to the one at place pl of the launch order (or after pp on another stream than L's) (gen_gemm.c). */
+bool cg_leaves_intact(const Gen *G, const IrNode *const *lv, int nl, const IrNode *L, int pp, int pl, const int *grp, const int *pos);
 void cg_k_sum(Gen *G, const char *what, IrDim M, int64_t O, const char *tiles, int64_t nkb, int sp, int sy, int64_t plus);
 
 /* The routing chains (cg_route_chain) the fuse pass put in one group with

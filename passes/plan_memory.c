@@ -161,6 +161,28 @@ typedef struct {
     const int *key;
 } Heap;
 
+/* cg_fold_hoists (codegen/gen.h) on the graph before its schedule: NULL in *hoist with nothing to hoist. False after an
+ * error. */
+static bool fold_hoists(PassCtx *c, const IrGraph *g, int **hoist) {
+    *hoist = NULL;
+#ifdef DSCC_HAVE_NVRTC
+    Arena *a = arena_new();
+    CgGenOptions o = {.f32_storage = pass_opt_int(c, "f32-storage") != 0, .tune = pass_tune(c)};
+    const int *r = a ? cg_fold_hoists(a, pass_diag(c), g, &o) : NULL;
+    int n = g->nnodes, any = 0;
+    for (int i = 0; r && i < n; i++) any |= r[i] >= 0;
+    if (r && any && (*hoist = malloc(sizeof(int) * ((size_t)n + 1)))) memcpy(*hoist, r, sizeof(int) * (size_t)n);
+    arena_free(a);
+    if (!r || (any && !*hoist)) {
+        if (a && r) diag_error(pass_diag(c), (SrcLoc){0}, "plan-memory: out of host memory");
+        return false;
+    }
+#else
+    (void)c, (void)g;
+#endif
+    return true;
+}
+
 static void heap_push(Heap *h, int u) {
     int i = h->n++;
     for (; i > 0 && h->key[h->v[(i - 1) / 2]] > h->key[u]; i = (i - 1) / 2) h->v[i] = h->v[(i - 1) / 2];
@@ -276,16 +298,44 @@ static void units_free(Units *u) {
     free(u->unit), free(u->first), free(u->mstart), free(u->members), free(u->estart), free(u->edst), free(u->indeg);
 }
 
-/* Puts the ops in kernel order (see the file comment); renumbers them. */
-static bool schedule(IrGraph *g, DiagEngine *d) {
+/* With hoists (cg_fold_hoists): key[k] of each unit an hoisted linear depends on, itself included, lowered to its x
+ * quantize's unit's, so the linear launches as soon as that unit has run, ahead of the other readers of its x. */
+static void hoist_keys(const IrGraph *g, const Units *u, const int *hoist, int *key) {
+    int n = g->nnodes;
+    size_t cap = 1;
+    for (int i = 0; i < n; i++) cap += (size_t)(g->nodes[i]->nops + g->nodes[i]->nwaits);
+    int *stack = malloc(sizeof(int) * cap); /* each unit is entered once: its members' operands at most once each */
+    for (int i = 0; stack && i < n; i++) {
+        if (hoist[i] < 0) continue;
+        const int kq = key[u->unit[hoist[i]]];
+        int top = 0;
+        stack[top++] = i;
+        while (top > 0) { /* each node at most once: a unit whose key is kq already is not entered again */
+            const IrNode *x = g->nodes[stack[--top]];
+            if (key[u->unit[x->id]] <= kq) continue;
+            key[u->unit[x->id]] = kq;
+            for (int m = u->mstart[u->unit[x->id]]; m < u->mstart[u->unit[x->id] + 1]; m++) {
+                const IrNode *y = g->nodes[u->members[m]];
+                for (int k = 0; k < y->nops + y->nwaits; k++)
+                    stack[top++] = (k < y->nops ? y->ops[k] : y->waits[k - y->nops])->id;
+            }
+        }
+    }
+    free(stack);
+}
+
+/* Puts the ops in kernel order (see the file comment); renumbers them. hoist: NULL, or cg_fold_hoists'. */
+static bool schedule(IrGraph *g, DiagEngine *d, const int *hoist) {
     int n = g->nnodes, at = 0;
     Units u;
     memset(&u, 0, sizeof u);
     IrNode **old = malloc(sizeof(IrNode *) * ((size_t)n + 1));
-    Heap h = {malloc(sizeof(int) * ((size_t)n + 1)), 0, NULL};
-    bool ok = old && h.v && units_build(g, &u);
+    int *key = malloc(sizeof(int) * ((size_t)n + 1));
+    Heap h = {malloc(sizeof(int) * ((size_t)n + 1)), 0, key};
+    bool ok = old && key && h.v && units_build(g, &u);
     if (!ok) diag_error(d, (SrcLoc){0}, "plan-memory: out of host memory");
-    h.key = u.first;
+    if (ok) memcpy(key, u.first, sizeof(int) * (size_t)u.nu);
+    if (ok && hoist) hoist_keys(g, &u, hoist, key);
     if (ok) memcpy(old, g->nodes, sizeof(IrNode *) * (size_t)n);
     for (int k = 0; ok && k < u.nu; k++)
         if (u.indeg[k] == 0) heap_push(&h, k);
@@ -306,7 +356,7 @@ static bool schedule(IrGraph *g, DiagEngine *d) {
         ok = false;
     }
     units_free(&u);
-    free(old), free(h.v);
+    free(old), free(h.v), free(key);
     return ok;
 }
 
@@ -476,7 +526,12 @@ PassResult pass_plan_memory(PassCtx *c, IrGraph *g) {
     DiagEngine *d = pass_diag(c);
     int64_t sym[IR_MAX_DIM_SYMS], kv = 0;
     int t;
-    if (!bind_dims(c, g, sym, &t) || !schedule(g, d)) return PASS_FAILED;
+    int *hoist = NULL;
+    if (!bind_dims(c, g, sym, &t) || !fold_hoists(c, g, &hoist) || !schedule(g, d, hoist)) {
+        free(hoist);
+        return PASS_FAILED;
+    }
+    free(hoist);
     int n = g->nnodes;
     bool *stored = malloc((size_t)n + 1), *kept = malloc((size_t)n + 1);
     IrDType *dtype = malloc(sizeof(IrDType) * ((size_t)n + 1));

@@ -892,7 +892,7 @@ static bool launch_kernel(GpuExec *x, int k, const int64_t *sym, StepSeq *q, con
         if (ph == tph && !tma) continue; /* after the library's turn: its call may begin at the TMA phase */
         const CgPhase *f = &ck->phases[ph];
         int64_t items = cg_phase_items(f, sym);
-        if (items <= 0) continue;
+        if (items <= 0 || (f->cmin > 0 && x->len > 0 && ir_dim_eval(f->a, sym) <= f->cmin)) continue; /* cmin: codegen/gen.h */
         int64_t grid = f->mode == CG_LAUNCH_ELEM ? ceil_div(items, 256) : f->mode == CG_LAUNCH_WARP ? ceil_div(items, 8) : items;
         if (f->tma && grid > rt_cuda_sms(x->cu)) grid = rt_cuda_sms(x->cu) / 2 * 2; /* persistent: a block an SM walks the tiles (clusters of 2) */
         if (f->tmaps && f->rule != CG_ITEMS_MLA_DECODE && grid > rt_cuda_sms(x->cu)) /* expert_tma.cuh: persistent, a block */

@@ -34,6 +34,8 @@
 //   EH_MINB           blocks an SM the registers must allow (default: 4 up to 8 rows, else 2)
 //   EH_PRE            1: w is a value of weights alone (a weight, or computed from weights when they load), so the
 //                     first pass of its loads is issued before DSCC_PDL_WAIT(): under the kernel before (default 0)
+//   EH_SIDE(a)        a side job each block runs after its wait, while its weights are in flight (DSCC_EINSUM_ROPE=1:
+//                     the roped q_pe its row group would have stored; default: none)
 //   EH_EARLY          1 (DSCC_PDL_EARLY=1): DSCC_PDL_LAUNCH_DEPENDENTS() first, so the kernel after this one may
 //                     launch (and start its own prologue) while this one waits and runs (default 0: never: it
 //                     launches at this one's end)
@@ -63,6 +65,9 @@ __device__ __forceinline__ float bf2f(unsigned short h) { return __uint_as_float
 #endif
 #ifndef EH_EARLY
 #define EH_EARLY 0
+#endif
+#ifndef EH_SIDE
+#define EH_SIDE(a) ((void)0)
 #endif
 #define EH_PASS (EH_R * EH_SEGS < 8 ? EH_R * EH_SEGS : 8) // loads a lane issues at once
 #define EH_RB (32 * EH_R)                                 // rows of w a block
@@ -106,6 +111,7 @@ extern "C" __global__ void __launch_bounds__(256, EH_MINB) DSCC_ENTRY(Args a) {
         const long long m = i / EH_K, k = i % EH_K;
         eh_x[i] = (unsigned short)(__float_as_uint(EH_X((m * EH_H + h) * EH_K + k)) >> 16); // a BF16 value: exact
     }
+    EH_SIDE(a); // under the weights' loads; it writes nothing this kernel reads
     __syncthreads();
     float acc[EH_MROWS];
 #pragma unroll
@@ -150,6 +156,7 @@ extern "C" __global__ void __launch_bounds__(256, EH_MINB) DSCC_ENTRY(Args a) {
 #undef EH_PASS
 #undef EH_PRE
 #undef EH_EARLY
+#undef EH_SIDE
 #undef EH_MINB
 #undef EH_RB
 #undef EH_NB

@@ -19,6 +19,9 @@
 #                     of these), then bench_gpu
 #                     with each set of SWEEP_SETS (default: the defaults;
 #                     DSCC_SKINNY_PSPLIT=1 alone; DSCC_SKINNY_FOLD=1 alone; the
+#                     fold with DSCC_SKINNY_FOLD_HOIST=1 (the MoE add + rmsnorm
+#                     folded into the shared expert's gate + up); with
+#                     DSCC_EINSUM_ROPE=1 too (q's rope in the einsum); the
 #                     fold without its L2 prefetch, DSCC_SKINNY_FOLD_PF=0;
 #                     DSCC_EXPERT_SCAN=1): the
 #                     batch-1 "step ms, CUDA graph", its per-kind ms
@@ -225,7 +228,10 @@ case "$mode" in
     # The default sets: the defaults; DSCC_SKINNY_PSPLIT=1 alone; DSCC_SKINNY_FOLD=1 alone (nine row kernels folded
     # into their linears at batch 1, o_proj's quantize among them: 30 launches instead of 39; the prologue's loads
     # batched, 4 steps of weights prefetched into L2 under it); the fold without that prefetch
-    # (DSCC_SKINNY_FOLD_PF=0); the MoE sort's bucket walk as a block scan (DSCC_EXPERT_SCAN=1: fp8_expert_linear ms).
+    # (DSCC_SKINNY_FOLD_PF=0); the fold with the MoE layer's add + rmsnorm folded into the shared expert's gate + up,
+    # launched ahead of the router (DSCC_SKINNY_FOLD_HOIST=1: 29 launches), and with q's rope in the absorbed einsum's
+    # decode form too (DSCC_EINSUM_ROPE=1: 27 launches); the MoE sort's bucket walk as a block scan
+    # (DSCC_EXPERT_SCAN=1: fp8_expert_linear ms).
     # SWEEP_PRE=0 skips the tests and bench_gemm before them (five bench_gpu runs take ~7 minutes).
     # First the new paths on the GPU: test_gpu_skinny (test_pipe_split, test_fold, test_fold_plan), test_gpu_expert's
     # test_scan, and test_gpu_ops with the switches on (and the pipelined form forced: the test model's linears are
@@ -234,10 +240,14 @@ case "$mode" in
       step test_gpu_skinny 120 build/test_gpu_skinny
       step test_gpu_expert_scan 120 build/test_gpu_expert test_scan
       DSCC_SKINNY=pipe=1 DSCC_SKINNY_PSPLIT=1 DSCC_SKINNY_FOLD=1 DSCC_EXPERT_SCAN=1 DSCC_GEMM_TILE=wgmma step test_gpu_ops_fold 200 build/test_gpu_ops
+      # the hoisted folds through dscc run (test_gpu_ops plans no memory, so it never hoists): the tiny models' MoE
+      # add + rmsnorm, and the input norm and dense gate / up whose linears are not merged there
+      OUT=$(mktemp -d) TAIL=20 step e2e_fold_hoist 150 env DSCC_SKINNY=pipe=1 DSCC_SKINNY_FOLD=1 DSCC_SKINNY_FOLD_HOIST=1 bash tests/gpu/e2e.sh
+      step test_gpu_einsum_rope 120 build/test_gpu_einsum
       TAIL=30 step skinny_psplit 200 build/bench_gemm --skinny-sweep --check --m 1 --shape qkv_a,q_b,o_proj,dense_gate_up,dense_down \
         --variants 'default;psplit=1'
     fi
-    IFS=';' read -ra sets <<< "${SWEEP_SETS:-;DSCC_SKINNY_PSPLIT=1;DSCC_SKINNY_FOLD=1;DSCC_SKINNY_FOLD=1 DSCC_SKINNY_FOLD_PF=0;DSCC_EXPERT_SCAN=1}"
+    IFS=';' read -ra sets <<< "${SWEEP_SETS:-;DSCC_SKINNY_PSPLIT=1;DSCC_SKINNY_FOLD=1;DSCC_SKINNY_FOLD=1 DSCC_SKINNY_FOLD_HOIST=1;DSCC_SKINNY_FOLD=1 DSCC_SKINNY_FOLD_HOIST=1 DSCC_EINSUM_ROPE=1;DSCC_SKINNY_FOLD=1 DSCC_SKINNY_FOLD_PF=0;DSCC_EXPERT_SCAN=1}"
     i=0
     for v in "${sets[@]}"; do
       echo "bench_gpu_dec$i: ${v:-the defaults}"

@@ -15,8 +15,10 @@
  * at one row and =16 the decode forms to 16 rows, and that a malformed value
  * stops codegen; that the decode form loads w before its wait for a weight or
  * a value of weights alone (W_UK's transpose: one shape run that way, with
- * DSCC_PDL_EARLY=1), not for a value of the step nor with DSCC_EINSUM_PRE=0. Exits 77 (skipped) without a GPU; emu.test_gpu_einsum
- * runs it on the emulated device. */
+ * DSCC_PDL_EARLY=1), not for a value of the step nor with DSCC_EINSUM_PRE=0. With DSCC_EINSUM_ROPE=1 (test_rope) the
+ * decode form reads q_nope from q_b's output and ropes q_pe at a cached step, its row group launching nothing there:
+ * bit for bit the run without it. Exits 77 (skipped) without a GPU; emu.test_gpu_einsum runs it on the emulated
+ * device. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -220,11 +222,135 @@ static void test_env_pre(void **state) {
     arena_free(a);
 }
 
+/* DSCC_EINSUM_ROPE=1: a graph shaped as absorbed MLA's query (q_b's output split into q_nope and q_pe, q_pe roped; the
+ * einsum over q_nope; the roped q_pe read after it; a prefill branch through fresh_select reading both as the naive
+ * form does), a KV cache so steps after the first have a cached context, and a memory plan. */
+#define ROPE_H 3
+#define ROPE_D 64 /* q_nope: the einsum's K (the decode form needs K % 64 == 0) */
+#define ROPE_R 16 /* q_pe */
+#define ROPE_N 64 /* the einsum's outputs a head: concat(y, q_pe) and concat(q_nope, q_pe) both [.., 80] */
+#define ROPE_O (ROPE_N + ROPE_R)
+static IrGraph *compile_rope(Arena *a, DiagEngine *d) {
+    const char *src = arena_printf(a,
+                                   "dim B, S, T;\n"
+                                   "input qb: bf16[B, S, %d];\n"
+                                   "input positions: i32[B, S];\n"
+                                   "input kv: bf16[B, S, 1, 8];\n"
+                                   "weight w: bf16[%d, %d, %d] = \"w\";\n"
+                                   "let cache = kv_cache(kv, name=\"c\");\n"
+                                   "let qn, qp = split(reshape(qb, [B, S, %d, %d]), [%d, %d], axis=-1);\n"
+                                   "let qr = rope(qp, positions, theta=10000.0, interleave=true);\n"
+                                   "let y = einsum(\"bshk,hnk->bshn\", qn, w);\n"
+                                   "output o = fresh_select(concat(qn, qr, axis=-1) * 2.0, concat(y, qr, axis=-1));\n"
+                                   "output c = slice(cache, axis=-1, start=0, len=8);\n",
+                                   ROPE_H * (ROPE_D + ROPE_R), ROPE_H, ROPE_N, ROPE_D, ROPE_H, ROPE_D + ROPE_R, ROPE_D, ROPE_R);
+    IrGraph *g = fe_compile_string(a, d, "rope.dsl", src, strlen(src), &(FeOptions){NULL, NULL, 0});
+    assert_non_null(g);
+    PassPipeline pp;
+    PassRunOptions ro = {.tune = tu_tune()};
+    assert_true(pass_pipeline_parse(a, d, "shape-infer,fold-constants,dce,cse,dce,fuse,plan-memory{batch=2,seq=9,ctx=16}", &pp) &&
+                pass_pipeline_run(&pp, g, &ro, d));
+    return g;
+}
+
+/* The program's phases that skip rows at a cached step (cmin), and whether the einsum's module ropes (its side job). */
+static int rope_gated(Arena *a, const IrGraph *g, bool *side) {
+    DiagEngine *d = diag_new(a, NULL);
+    CgProgram *p = cg_generate(a, d, g, &(CgGenOptions){.tune = tu_tune()});
+    assert_non_null(p);
+    int n = 0;
+    *side = false;
+    for (int k = 0; k < p->nkernels; k++)
+        for (int f = 0; f < p->kernels[k].nphases; f++) {
+            n += p->kernels[k].phases[f].cmin > 0;
+            if (strstr(p->kernels[k].phases[f].fn, "einsum_heads"))
+                *side = strstr(p->modules[p->kernels[k].module].source, "_side(a)") && strstr(p->modules[p->kernels[k].module].source, "cosf(");
+        }
+    return n;
+}
+
+/* Steps of S positions (a prefill of 3, then decode steps of 1 and 2 at B = 2, and one of 9, above the decode form):
+ * output o into out (each step's after the last), the launches of each step into launches. */
+static void run_rope(const int *steps, int nsteps, float *out, int *launches) {
+    Arena *a = arena_new();
+    DiagEngine *d = diag_new(a, stderr);
+    IrGraph *g = compile_rope(a, d);
+    uint64_t seed = tu_test_seed();
+    CpuWeightSource ws = cpu_random_weights(&seed);
+    GpuExec *gx = gpu_exec_new(g, &ws, &(GpuOptions){.tune = tu_tune(), .max_batch = 2, .max_seq = 9, .max_ctx = 16, .no_blas = true}, d);
+    assert_non_null(gx);
+    CpuExec *cx = cpu_exec_new(g, &ws, &(CpuOptions){.threads = 2}, d);
+    assert_non_null(cx);
+    const int64_t B = 2, W = ROPE_H * (ROPE_D + ROPE_R);
+    uint64_t rng = 7;
+    float *qb = malloc(sizeof(float) * (size_t)(B * 9 * W)), pos[2 * 9], *kv = calloc((size_t)(B * 9 * 8), sizeof(float));
+    int64_t at = 0, done = 0;
+    for (int i = 0; i < nsteps; i++) {
+        const int64_t S = steps[i];
+        tu_bf16_rows(qb, B * S, W, &rng);
+        for (int64_t b = 0; b < B; b++)
+            for (int64_t s = 0; s < S; s++) pos[b * S + s] = (float)(at + s);
+        CpuInput in[3] = {{"qb", 3, {B, S, W}, qb}, {"positions", 2, {B, S}, pos}, {"kv", 4, {B, S, 1, 8}, kv}};
+        assert_true(gpu_exec_run(gx, in, 3, d));
+        assert_true(cpu_exec_run(cx, in, 3, d));
+        launches[i] = gpu_exec_last_launches(gx);
+        int rank, rank2;
+        int64_t dims[IR_MAX_RANK], dims2[IR_MAX_RANK];
+        const float *go = gpu_exec_output(gx, "o", &rank, dims), *co = cpu_exec_output(cx, "o", &rank2, dims2);
+        assert_non_null(go);
+        assert_non_null(co);
+        const int64_t n = B * S * ROPE_H * ROPE_O;
+        const double err = tu_rel_l2(go, co, n);
+        fprintf(stderr, "rope in the einsum (DSCC_EINSUM_ROPE=%s): step of %lld at %lld, %d launches, rel L2 %.2e\n",
+                getenv("DSCC_EINSUM_ROPE") ? getenv("DSCC_EINSUM_ROPE") : "unset", (long long)S, (long long)at, launches[i], err);
+        assert_true(err <= 1e-2);
+        memcpy(out + done, go, sizeof(float) * (size_t)n);
+        done += n, at += S;
+    }
+    free(qb);
+    free(kv);
+    cpu_exec_free(cx);
+    gpu_exec_free(gx);
+    arena_free(a);
+}
+
+/* Without the switch nothing is gated; with it the rope's row group skips the einsum's rows at a cached step, the
+ * einsum's decode form ropes, every step's output is bit for bit the run without it (and near the CPU's), and a
+ * cached step of at most 8 rows launches one kernel fewer (a prefill and a step of 9 the same). */
+static void test_rope(void **state) {
+    (void)state;
+    static const int steps[] = {3, 1, 2, 9, 1};
+    enum { NS = 5 };
+    Arena *a = arena_new();
+    DiagEngine *d = diag_new(a, NULL);
+    bool side;
+    unsetenv("DSCC_EINSUM_ROPE");
+    assert_int_equal(rope_gated(a, compile_rope(a, d), &side), 0);
+    assert_false(side);
+    setenv("DSCC_EINSUM_ROPE", "1", 1);
+    assert_true(rope_gated(a, compile_rope(a, d), &side) > 0);
+    assert_true(side);
+    unsetenv("DSCC_EINSUM_ROPE");
+    const int64_t n = 2 * 16 * ROPE_H * ROPE_O;
+    float *off = malloc(sizeof(float) * (size_t)n), *on = malloc(sizeof(float) * (size_t)n);
+    int l_off[NS], l_on[NS];
+    run_rope(steps, NS, off, l_off);
+    setenv("DSCC_EINSUM_ROPE", "1", 1);
+    run_rope(steps, NS, on, l_on);
+    unsetenv("DSCC_EINSUM_ROPE");
+    assert_memory_equal(off, on, sizeof(float) * (size_t)n);
+    for (int i = 0; i < NS; i++) assert_int_equal(l_on[i], l_off[i] - (i > 0 && steps[i] <= 8));
+    free(off);
+    free(on);
+    arena_free(a);
+}
+
 int main(void) {
     const struct CMUnitTest codegen[] = {cmocka_unit_test(test_env_pre)}; /* no device needed */
     int failed = cmocka_run_group_tests_name("codegen", codegen, NULL, NULL);
     if (failed || !tu_hopper()) return failed ? failed : 77;
     const struct CMUnitTest tests[] = {cmocka_unit_test(test_k128), cmocka_unit_test(test_k640), cmocka_unit_test(test_k128_mma), cmocka_unit_test(test_k640_mma),
-                                       cmocka_unit_test(test_env), cmocka_unit_test(test_k128_derived_early)};
+                                       cmocka_unit_test(test_env), cmocka_unit_test(test_k128_derived_early),
+                                       cmocka_unit_test(test_rope)};
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

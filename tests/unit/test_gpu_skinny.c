@@ -477,6 +477,142 @@ static void test_fold_plan(void **state) {
     unsetenv("DSCC_SKINNY_FOLD");
 }
 
+/* After the CPU computes node id: the largest error of the linears (fp8 or not) and of the codes and scales against the
+ * GPU's stored values; then every value continues from the GPU's. */
+typedef struct {
+    const IrGraph *g;
+    GpuExec *gx;
+    double lerr, qerr, serr, aerr;
+    int linears;
+    uint64_t bits; /* the sum over those values of a hash of the GPU's bits: the same, whichever order they come in */
+} HoistCmp;
+
+static void take_hoist(void *ctx, int id, float *c, int64_t nc) {
+    HoistCmp *m = ctx;
+    const IrNode *n = m->g->nodes[id];
+    const float *gv = tu_gpu_value(m->gx, n, nc);
+    if (!gv) return;
+    const double e = tu_rel_l2(gv, c, nc);
+    if (n->op == IR_OP_FP8_LINEAR || n->op == IR_OP_LINEAR) m->linears++, m->lerr = e > m->lerr ? e : m->lerr;
+    if (n->op == IR_OP_QUANTIZE && e > m->qerr) m->qerr = e;
+    if (n->op == IR_OP_ACT_SCALE && e > m->serr) m->serr = e;
+    if ((n->op == IR_OP_ADD || n->op == IR_OP_RESHAPE) && e > m->aerr) m->aerr = e;
+    if (n->op == IR_OP_FP8_LINEAR || n->op == IR_OP_LINEAR || n->op == IR_OP_QUANTIZE || n->op == IR_OP_ACT_SCALE || n->op == IR_OP_ADD ||
+        n->op == IR_OP_RESHAPE) {
+        uint64_t h = 1469598103934665603ull;
+        for (int64_t i = 0; i < nc; i++) {
+            uint32_t b;
+            memcpy(&b, &gv[i], 4);
+            h = (h ^ b) * 1099511628211ull;
+        }
+        m->bits += h;
+    }
+    memcpy(c, gv, sizeof(float) * (size_t)nc);
+}
+
+/* DSCC_SKINNY_FOLD_HOIST=1, V3's MoE layer in small: an add + rmsnorm whose normed rows a BF16 router reads (through
+ * a cast to f32) and whose codes two FP8 linears read (the experts' and the shared expert's), the router first in the
+ * program. Without the switch nothing folds (the row group's x has readers before the linears); with it plan-memory
+ * launches the first FP8 linear right after the row group, which computes x itself at M <= 4 and stores the normed
+ * rows, the residual sum, the codes and the scales for the router and the other linear after it: every linear, the
+ * codes, scales, sum and normed rows against the CPU at M = 1, 2, 4 (folded) and 5 (the row kernel), and their bits
+ * against those without the switch. */
+static const char HOIST_BODY[] = "weight r: bf16[64, 1040] = \"r\";\nweight w2: bf16[136, 1040] = \"w2\";\n"
+                                 "let u, v = split(x, [1040, 1040], axis=-1);\nlet h = u + v;\n"
+                                 "let n = reshape(rmsnorm(h, g, eps=1e-6), [B * S, 1040]);\n"
+                                 "output s = linear(cast(n, f32), cast(r, f32));\noutput e = linear(n, w2);\n"
+                                 "output z = reshape(h, [B * S, 1040]) + linear(n, w);\n";
+
+/* The kernels of g's program that run at B x S: how many hold a quantize (a row group), and whether an FP8 linear's
+ * folded phase runs. */
+static int hoist_kernels(const IrGraph *g, int64_t B, int64_t S, bool *folded) {
+    Arena *pa = arena_new();
+    CgProgram *p = cg_generate(pa, diag_new(pa, stderr), g, &(CgGenOptions){.tune = tu_tune()});
+    assert_non_null(p);
+    int64_t sym[IR_MAX_DIM_SYMS] = {0};
+    sym[ir_graph_find_dim(g, "B")] = B, sym[ir_graph_find_dim(g, "S")] = S;
+    int rows = 0;
+    *folded = false;
+    for (int k = 0; k < p->nkernels; k++) {
+        bool q = false;
+        int64_t items = 0;
+        for (int j = 0; j < p->kernels[k].nnodes; j++) q |= g->nodes[p->kernels[k].nodes[j]]->op == IR_OP_QUANTIZE;
+        for (int ph = 0; ph < p->kernels[k].nphases; ph++) {
+            const CgPhase *f = &p->kernels[k].phases[ph];
+            items += cg_phase_items(f, sym);
+            *folded |= strstr(f->fn, "skinny_pipe_fold") && cg_phase_items(f, sym) > 0;
+        }
+        rows += q && items > 0;
+    }
+    arena_free(pa);
+    return rows;
+}
+
+static uint64_t hoist_bits[4]; /* by row count: HoistCmp.bits without the switch */
+
+static void check_hoist(bool hoist) {
+    Arena *a = arena_new();
+    DiagEngine *d = diag_new(a, stderr);
+    const int64_t N = 1040, K = 1040;
+    char *src = arena_printf(a, "dim B, S;\ninput x: bf16[B, S, 2080];\nweight g: bf16[1040] = \"g\";\nweight w: bf16[1040, 1040] = \"w\";\n%s",
+                             HOIST_BODY);
+    IrGraph *g = fe_compile_string(a, d, "hoist.dsl", src, strlen(src), &(FeOptions){NULL, NULL, 0});
+    assert_non_null(g);
+    PassPipeline pp;
+    PassRunOptions ro = {.tune = tu_tune()};
+    assert_true(pass_pipeline_parse(a, d, "shape-infer,fold-constants,dce,fp8-quant{exclude=r},cse,dce,fuse,plan-memory{batch=2,seq=32,ctx=32}", &pp) &&
+                pass_pipeline_run(&pp, g, &ro, d));
+    uint64_t seed = tu_test_seed() + (uint64_t)(N * 131 + K); /* the same weights and inputs either way */
+    CpuWeightSource ws = cpu_random_weights(&seed);
+    GpuOptions go = {.tune = tu_tune(), .max_batch = 2, .max_seq = 32, .max_ctx = 32, .keep_all = true, .no_blas = true};
+    GpuExec *gx = gpu_exec_new(g, &ws, &go, d);
+    assert_non_null(gx);
+    HoistCmp m = {.g = g, .gx = gx};
+    CpuOptions co = {.threads = 4, .after_node = take_hoist, .hook_ctx = &m};
+    CpuExec *cx = cpu_exec_new(g, &ws, &co, d);
+    assert_non_null(cx);
+    float *xv = malloc(sizeof(float) * (size_t)(64 * 2 * K));
+    uint64_t rng = seed;
+    for (int r = 0; r < 4; r++) {
+        int64_t B = FOLD_ROWS[r][0], S = FOLD_ROWS[r][1], M = B * S;
+        tu_bf16_rows(xv, M, 2 * K, &rng);
+        CpuInput in[1] = {{"x", 3, {B, S, 2 * K}, xv}};
+        m.linears = 0;
+        m.lerr = m.qerr = m.serr = m.aerr = 0.0;
+        m.bits = 0;
+        assert_true(gpu_exec_run(gx, in, 1, d));
+        assert_true(cpu_exec_run(cx, in, 1, d));
+        bool folded;
+        const int rows = hoist_kernels(g, B, S, &folded);
+        fprintf(stderr, "hoist %d, M %lld: linears rel L2 %.2e, codes %.2e, scales %.2e, sum and rows %.2e, %d row kernels%s\n", hoist,
+                (long long)M, m.lerr, m.qerr, m.serr, m.aerr, rows, folded ? " (folded)" : "");
+        assert_int_equal(m.linears, 3);
+        assert_int_equal(folded, hoist && M <= 4);
+        assert_int_equal(rows, hoist && M <= 4 ? 0 : 1);
+        assert_true(m.lerr > 0.0 && m.lerr <= 4e-3);
+        assert_true(m.qerr <= 5e-2 && m.serr <= 1e-2); /* the CPU rounds x to bf16 first */
+        assert_true(m.aerr > 0.0 && m.aerr <= 4e-3);
+        if (!hoist) hoist_bits[r] = m.bits;
+        else assert_true(m.bits == hoist_bits[r]); /* the fold's arithmetic is the row kernel's: the same bits */
+    }
+    free(xv);
+    cpu_exec_free(cx);
+    gpu_exec_free(gx);
+    arena_free(a);
+}
+
+static void test_fold_hoist(void **state) {
+    (void)state;
+    setenv("DSCC_SKINNY", "pipe=1,grid=6", 1);
+    setenv("DSCC_SKINNY_FOLD", "1", 1);
+    check_hoist(false);
+    setenv("DSCC_SKINNY_FOLD_HOIST", "1", 1);
+    check_hoist(true);
+    unsetenv("DSCC_SKINNY_FOLD_HOIST");
+    unsetenv("DSCC_SKINNY_FOLD");
+    unsetenv("DSCC_SKINNY");
+}
+
 /* Which split DSCC_SKINNY_PSPLIT=1 gives V3's decode linears (codegen alone, nothing runs): o_proj's 7,168 x 16,384
  * and the dense down's 7,168 x 18,432 (448 groups of 16 rows on 224 of 264 slots) clusters of 2; q_b's 24,576 x
  * 1,536 (12 K blocks: no split leaves every warp one) and w13's 36,864 x 7,168 none; without the switch none. */
@@ -743,7 +879,7 @@ int main(void) {
                                        cmocka_unit_test(test_v2_persistent), cmocka_unit_test(test_v2_off),      cmocka_unit_test(test_v2_env),
                                        cmocka_unit_test(test_bad_v2),        cmocka_unit_test(test_bf16),         cmocka_unit_test(test_bf16_v1), cmocka_unit_test(test_bf16_narrow_v2),
                                        cmocka_unit_test(test_max16),         cmocka_unit_test(test_pipe_grid), cmocka_unit_test(test_pipe_pf),
-                                       cmocka_unit_test(test_pipe_split), cmocka_unit_test(test_pipe_split_v3), cmocka_unit_test(test_fold), cmocka_unit_test(test_fold_plan),
+                                       cmocka_unit_test(test_pipe_split), cmocka_unit_test(test_pipe_split_v3), cmocka_unit_test(test_fold), cmocka_unit_test(test_fold_plan), cmocka_unit_test(test_fold_hoist),
                                        cmocka_unit_test(test_bulk), cmocka_unit_test(test_bulk_copy)};
     const char *only = getenv("DSCC_TEST_FILTER"); /* e.g. '*bulk*': run the matching tests alone */
     if (only && *only) cmocka_set_test_filter(only);

@@ -138,6 +138,7 @@ static void plan_phase(StrBuf *sb, const CgPhase *f) {
     sb_printf(sb, "  phase %s: %d threads a block, %lld bytes of shared memory", f->fn, threads, (long long)f->smem);
     if (f->amax > 0) sb_printf(sb, ", at most %lld rows", (long long)f->amax);
     if (f->amin > 0) sb_printf(sb, ", above %lld rows", (long long)f->amin);
+    if (f->cmin > 0) sb_printf(sb, ", at a cached step above %lld", (long long)f->cmin);
     if (f->tma) sb_puts(sb, ", the TMA GEMM");
     if (f->tmaps) sb_printf(sb, ", %d tensor map%s", f->tmaps->n, f->tmaps->n == 1 ? "" : "s");
     if (f->pdl) sb_puts(sb, ", programmatic launch");
