@@ -1222,6 +1222,7 @@ CgProgram *cg_generate(Arena *a, DiagEngine *d, const IrGraph *g, const CgGenOpt
     for (int at = 0; at < ngroups; at++) pos[order[at]] = at;
     if (!cg_fold_plan(&G, grp, tmpl, pos, ngroups)) return NULL; /* DSCC_SKINNY_FOLD (gen_gemm.c) */
     if (!cg_rope_plan(&G, grp, tmpl, pos, ngroups)) return NULL; /* DSCC_EINSUM_ROPE (gen_einsum.c) */
+    if (!cg_rfuse_plan(&G, grp, tmpl, pos, ngroups)) return NULL; /* DSCC_ROUTE_FUSE (gen_ops.c) */
     for (int at = 0; at < ngroups; at++) {
         int gid = order[at], nm = 0;
         for (int i = 0; i < nn; i++)
@@ -1238,6 +1239,7 @@ CgProgram *cg_generate(Arena *a, DiagEngine *d, const IrGraph *g, const CgGenOpt
         for (int k = 0; k < nm; k++)
             if (ir_op_fusible(g->nodes[members[k]]->op)) G.local[members[k]] = nloc++;
         G.act = merged_act_scale(&G, members, nm);
+        G.rfuse_cur = G.rfuse ? G.rfuse[gid] : -1, G.rfuse_done = false;
         G.sorted = NULL;
         const IrNode *down = NULL; /* a chained down GEMM: the pair's phases, the group's stores, then its tiles */
         for (int k = 0; k < nm; k++)
@@ -1264,6 +1266,7 @@ CgProgram *cg_generate(Arena *a, DiagEngine *d, const IrGraph *g, const CgGenOpt
         }
         if (ok && !G.failed && G.fold && G.fold[gid] >= 0) cg_fold_gate(&G, gid); /* its phases skip M <= 4 */
         if (ok && !G.failed && G.rope && G.rope[gid] >= 0) cg_rope_gate(&G, gid); /* its phases skip an einsum's rows, cached */
+        if (ok && !G.failed) cg_rfuse_gate(&G, gid); /* a router that routed its logits: its routing group skips M <= 8 */
         for (int k = 0; k < 2 && ok && G.epi_q; k++) /* the fused epilogue's gate and up: not written above the tile's rows */
             p->unw_above[G.epi_gu[k]->id] = G.epi_tmin, p->unw_a[G.epi_gu[k]->id] = G.epi_R;
         const IrNode *first = g->nodes[members[0]];

@@ -669,7 +669,7 @@ static void skinny2_instance(Gen *G, const SkinnyParams *sp, bool set_rb, bool s
     int rb = s.rb, u = s.u, occ = s.occ;
     int64_t groups = s.groups, grid = s.grid;
     const char *entry = arena_printf(G->a, "p%d_%s_skinny2_m%d", G->nphases, bf16 ? "linear_bf16" : "fp8_linear", mrows);
-    CgDefine defs[5 + SK_NDEFS] = {
+    CgDefine defs[6 + SK_NDEFS] = {
         {"SK_MROWS", arena_printf(G->a, "%d", mrows)},
         {"SK_U", arena_printf(G->a, "%d", u)},
         {"SK_MINB", arena_printf(G->a, "%d", occ)},
@@ -677,6 +677,9 @@ static void skinny2_instance(Gen *G, const SkinnyParams *sp, bool set_rb, bool s
         {"SK_PF", arena_printf(G->a, "%d", sp->pf)},
     };
     int nd = skinny_defs(G, M, K, N, rb, slot, bf16, defs + 5);
+    /* DSCC_ROUTE_FUSE=1: the router's CTA that finishes last routes the logits (cg_rfuse_emit writes the routing first) */
+    const char *last = bf16 && lo == 0 && hi == 8 ? cg_rfuse_emit(G, slot[4]) : NULL;
+    if (last) defs[5 + nd++] = (CgDefine){"SK_LAST(a)", last};
     sb_printf(&G->decl, "// %s at %d < M <= %d: a persistent grid of %lld blocks over %lld groups of %d weight rows, K split between the 8 warps,\n"
                         "// weights streamed by cp.async through a 3-stage ring (%d K blocks a warp a stage), x in shared memory once (rb=%d u=%d)\n",
               bf16 ? "linear (bf16)" : "fp8_linear", lo, hi, (long long)grid, (long long)groups, 8 * rb, u, rb, u);

@@ -69,6 +69,13 @@ typedef struct {
                           * cg_rope_plan) the row group it takes the place of, else -1; NULL: the switch is off */
     char *rope_ok;       /* by group id: 1 once that row group's phases skip the einsum's rows at a cached step */
     const int *rope_grp; /* by node id: the group codegen gives it (cg_rope_plan) */
+    int *rfuse;          /* by group id: for a router linear's group whose M <= 8 form routes its logits in its last CTA
+                          * (DSCC_ROUTE_FUSE=1, cg_rfuse_plan) the routing group it does the work of, else -1; NULL: off */
+    char *rfuse_ok;      /* by group id: 1 for such a routing group once its router did emit the routing (its phases then
+                          * skip M <= 8) */
+    int rfuse_cur;       /* the routing group of the group being generated (G->rfuse), else -1 */
+    const int *rfuse_grp, *rfuse_tmpl; /* by node id, by group id: codegen's groups and templates (cg_rfuse_plan) */
+    bool rfuse_done;     /* the group being generated emitted the routing in its M <= 8 form (gen_gemm.c) */
 } Gen;
 
 /* "(coeff*a.sym[i]*...)": a dim as a C expression over the Args. */
@@ -207,6 +214,13 @@ void cg_route_groups(const IrGraph *g, const int *grp, char *in);
 /* The whole group of group_topk `topk` as the route_topk kernel, when
  * cg_route_groups found its chain there. */
 bool cg_route_kernel(Gen *G, const IrNode *topk);
+/* DSCC_ROUTE_FUSE=1 (gen_ops.c): the MoE router's linear, at M <= 8 on gemm_skinny2.cuh, routes its logits in the CTA
+ * that finishes last (SK_LAST), and the routing kernel right after it launches nothing there. cg_rfuse_plan before
+ * the groups are generated (G->rfuse; false after reporting a malformed switch); cg_rfuse_emit from the router's
+ * M <= 8 instance: the SK_LAST define's value (NULL: none); cg_rfuse_gate after the router's group (G->rfuse_ok). */
+bool cg_rfuse_plan(Gen *G, const int *grp, const int *tmpl, const int *pos, int ngroups);
+const char *cg_rfuse_emit(Gen *G, int slot_y);
+void cg_rfuse_gate(Gen *G, int gid);
 
 /* gen.c's fused-group helpers the row kernels (gen_rows.c) use: whether a
  * sum is inlined into its readers (a short axis), whether n gets a

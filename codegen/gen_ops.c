@@ -280,6 +280,44 @@ void cg_route_groups(const IrGraph *g, const int *grp, char *in) {
 
 static const char *route_float(Gen *G, const IrNode *k) { return arena_printf(G->a, "%.9ef", (double)(float)ir_node_attr_float(k, "value", 0)); }
 
+/* The chain's rows (the logits' rows). */
+static const char *route_rows(Gen *G, const CgRouteChain *c) {
+    const IrType *lt = &c->logits->type;
+    IrDim R;
+    ir_dim_div(ir_type_numel(lt), lt->dims[lt->rank - 1], &R);
+    return cg_dim(G, R);
+}
+
+/* route_topk.cuh's instance for chain c named entry, the logits read by `logit` (an expression of i; NULL: through
+ * their slot). */
+static void route_instance(Gen *G, const CgRouteChain *c, const char *entry, const char *logit) {
+    const IrNode *topk = c->topk;
+    const IrType *lt = &c->logits->type;
+    int64_t E = lt->dims[lt->rank - 1].coeff, K = topk->type.dims[topk->type.rank - 1].coeff, J = (E + 31) / 32;
+    int64_t ng = ir_node_attr_int(topk, "groups", 1), per = E / ng, seg = per % J == 0 ? per / J : 0;
+    if (E % 32 || (seg & (seg - 1)) || ir_node_attr_int(topk, "group_top", 1) > per) seg = 0; /* the fast group form: whole lanes, a power of two of them */
+    int sb = cg_slot_value(G, c->bias), si = cg_slot_value(G, topk), sw = cg_slot_value(G, c->out);
+    Arena *a = G->a;
+    if (!logit) logit = arena_printf(a, "L%d(a, (i))", cg_slot_value(G, c->logits));
+    CgDefine d[] = {{"RT_ROWS", route_rows(G, c)},
+                    {"RT_E", arena_printf(a, "%lld", (long long)E)},
+                    {"RT_K", arena_printf(a, "%lld", (long long)K)},
+                    {"RT_NG", arena_printf(a, "%lld", (long long)ng)},
+                    {"RT_TG", arena_printf(a, "%lld", (long long)ir_node_attr_int(topk, "topk_groups", 1))},
+                    {"RT_GT", arena_printf(a, "%lld", (long long)ir_node_attr_int(topk, "group_top", 1))},
+                    {"RT_SEG", arena_printf(a, "%lld", (long long)seg)},
+                    {"RT_LOGIT(i)", logit},
+                    {"RT_BIAS(i)", arena_printf(a, "L%d(a, (i))", sb)},
+                    {"RT_IDX(i, v)", arena_printf(a, "S%d(a, (i), (v))", si)},
+                    {"RT_W(i, v)", arena_printf(a, "S%d(a, (i), (v))", sw)},
+                    {"RT_NORM", c->div ? "1" : "0"},
+                    {"RT_EPS", c->eps ? route_float(G, c->eps) : "0.0f"},
+                    {"RT_SCALE", c->factor ? route_float(G, c->factor) : "1.0f"}};
+    sb_printf(&G->decl, "// the MoE gate after the router GEMM: sigmoid, + bias, group top-%lld, the chosen scores%s%s\n", (long long)K,
+              c->div ? ", normalised" : "", c->factor ? ", scaled" : "");
+    sb_puts(&G->decl, cg_kernel_instance(a, "route_topk", entry, d, (int)(sizeof d / sizeof *d)));
+}
+
 bool cg_route_kernel(Gen *G, const IrNode *topk) {
     CgRouteChain c;
     if (!cg_route_chain(G->g, topk, &c)) {
@@ -287,34 +325,87 @@ bool cg_route_kernel(Gen *G, const IrNode *topk) {
         return false;
     }
     const IrType *lt = &c.logits->type;
-    int64_t E = lt->dims[lt->rank - 1].coeff, K = topk->type.dims[topk->type.rank - 1].coeff, J = (E + 31) / 32;
-    int64_t ng = ir_node_attr_int(topk, "groups", 1), per = E / ng, seg = per % J == 0 ? per / J : 0;
-    if (E % 32 || (seg & (seg - 1)) || ir_node_attr_int(topk, "group_top", 1) > per) seg = 0; /* the fast group form: whole lanes, a power of two of them */
     IrDim R;
-    ir_dim_div(ir_type_numel(lt), ir_dim_const(E), &R);
-    int sl = cg_slot_value(G, c.logits), sb = cg_slot_value(G, c.bias), si = cg_slot_value(G, topk), sw = cg_slot_value(G, c.out);
-    Arena *a = G->a;
-    const char *entry = arena_printf(a, "p%d_route_topk", G->nphases);
-    CgDefine d[] = {{"RT_ROWS", cg_dim(G, R)},
-                    {"RT_E", arena_printf(a, "%lld", (long long)E)},
-                    {"RT_K", arena_printf(a, "%lld", (long long)K)},
-                    {"RT_NG", arena_printf(a, "%lld", (long long)ng)},
-                    {"RT_TG", arena_printf(a, "%lld", (long long)ir_node_attr_int(topk, "topk_groups", 1))},
-                    {"RT_GT", arena_printf(a, "%lld", (long long)ir_node_attr_int(topk, "group_top", 1))},
-                    {"RT_SEG", arena_printf(a, "%lld", (long long)seg)},
-                    {"RT_LOGIT(i)", arena_printf(a, "L%d(a, (i))", sl)},
-                    {"RT_BIAS(i)", arena_printf(a, "L%d(a, (i))", sb)},
-                    {"RT_IDX(i, v)", arena_printf(a, "S%d(a, (i), (v))", si)},
-                    {"RT_W(i, v)", arena_printf(a, "S%d(a, (i), (v))", sw)},
-                    {"RT_NORM", c.div ? "1" : "0"},
-                    {"RT_EPS", c.eps ? route_float(G, c.eps) : "0.0f"},
-                    {"RT_SCALE", c.factor ? route_float(G, c.factor) : "1.0f"}};
-    sb_printf(&G->decl, "// the MoE gate after the router GEMM: sigmoid, + bias, group top-%lld, the chosen scores%s%s\n", (long long)K,
-              c.div ? ", normalised" : "", c.factor ? ", scaled" : "");
-    sb_puts(&G->decl, cg_kernel_instance(a, "route_topk", entry, d, (int)(sizeof d / sizeof *d)));
+    ir_dim_div(ir_type_numel(lt), lt->dims[lt->rank - 1], &R);
+    const char *entry = arena_printf(G->a, "p%d_route_topk", G->nphases);
+    route_instance(G, &c, entry, NULL);
     cg_phase(G, CG_LAUNCH_WARP, R, 1, ir_dim_const(1), 1, 0);
     G->phases[G->nphases - 1].fn = entry;
+    /* DSCC_ROUTE_FUSE=1: the router's last CTA routed the rows at M <= 8 */
+    if (G->rfuse_ok && G->rfuse_ok[G->rfuse_grp[topk->id]]) G->phases[G->nphases - 1].amin = 8;
     return true;
+}
+
+/* ---- DSCC_ROUTE_FUSE: the routing in the router GEMM's last CTA ----
+ * At a decode step the MoE gate is two launches, the router GEMM (256 x 7,168 BF16, gemm_skinny2.cuh at M <= 8) and
+ * route_topk.cuh's kernel over a few rows of 256 logits. With the switch the router's M <= 8 instance holds
+ * route_topk.cuh (an instance whose entry never launches) and its CTA that finishes last (a ticket, SK_LAST) routes
+ * every row, reading the logits the other CTAs stored from L2; the routing kernel then launches nothing at M <= 8.
+ * The same code on the
+ * same f32 logits: the same bits. It applies where the routing group launches right after the router's (nothing
+ * between them in the launch order), the router's logits are stored f32 and read by that group alone, no op of the
+ * group waits for another stream, and the program runs on one stream (the ticket is the module's: one launch of it
+ * at a time). */
+bool cg_rfuse_plan(Gen *G, const int *grp, const int *tmpl, const int *pos, int ngroups) {
+    G->rfuse = NULL;
+    G->rfuse_ok = NULL;
+    G->rfuse_cur = -1;
+    const char *e = G->tune->route_fuse;
+    if (e && *e && strcmp(e, "0") && strcmp(e, "1")) {
+        diag_error(G->d, (SrcLoc){0}, "DSCC_ROUTE_FUSE is '%s': expected 0 or 1", e);
+        return false;
+    }
+    if (!e || strcmp(e, "1") || !G->skinny) return true;
+    const IrGraph *g = G->g;
+    for (int i = 0; i < g->nnodes; i++)
+        if (g->nodes[i]->stream > 0) return true; /* more than one stream */
+    G->rfuse_grp = grp, G->rfuse_tmpl = tmpl;
+    G->rfuse = arena_alloc(G->a, sizeof(int) * (size_t)(ngroups + 1));
+    G->rfuse_ok = arena_alloc(G->a, (size_t)ngroups + 1);
+    for (int k = 0; k < ngroups; k++) G->rfuse[k] = -1, G->rfuse_ok[k] = 0;
+    for (int R = 0; R < ngroups; R++) {
+        CgRouteChain c;
+        if (tmpl[R] < 0 || G->route[tmpl[R]] != 2 || !cg_route_chain(g, g->nodes[tmpl[R]], &c)) continue;
+        const IrNode *L = c.logits;
+        const int GL = grp[L->id];
+        if (L->op != IR_OP_LINEAR || GL < 0 || tmpl[GL] != L->id || pos[GL] < 0 || pos[R] != pos[GL] + 1 || !G->stored[L->id] ||
+            G->dtype[L->id] != IR_DT_F32 || G->rfuse[GL] >= 0)
+            continue;
+        bool ok = true;
+        for (int i = 0; i < g->nnodes && ok; i++) {
+            const IrNode *n = g->nodes[i];
+            if (grp[i] == R && n->nwaits) ok = false; /* a wait the router's kernel would not make */
+            for (int k = 0; k < n->nops && ok; k++)
+                if (n->ops[k] == L && grp[i] != R) ok = false; /* the logits read elsewhere */
+        }
+        if (ok) G->rfuse[GL] = R;
+    }
+    return true;
+}
+
+const char *cg_rfuse_emit(Gen *G, int slot_y) {
+    if (G->rfuse_cur < 0) return NULL;
+    const IrNode *topk = G->g->nodes[G->rfuse_tmpl[G->rfuse_cur]];
+    CgRouteChain c;
+    if (!cg_route_chain(G->g, topk, &c) || G->slots[slot_y].node != c.logits->id || G->dtype[c.logits->id] != IR_DT_F32) return NULL;
+    const char *entry = arena_printf(G->a, "p%d_rfuse", G->nphases);
+    route_instance(G, &c, entry, arena_printf(G->a, "__ldcg((const float *)a.t[%d] + (i))", slot_y)); /* (its entry never launches) */
+    sb_printf(&G->decl, "// the routing above, every row by the CTA that finishes last (DSCC_ROUTE_FUSE=1): its kernel launches nothing at M <= 8\n"
+                        "__device__ __forceinline__ void %s_all(const Args &a) {\n"
+                        "    for (long long row = threadIdx.x >> 5; row < %s; row += 8) %s_row(a, row, (int)(threadIdx.x & 31));\n"
+                        "}\n",
+              entry, route_rows(G, &c), entry);
+    G->rfuse_done = true;
+    return arena_printf(G->a, "%s_all(a)", entry);
+}
+
+void cg_rfuse_gate(Gen *G, int gid) {
+    const int R = G->rfuse ? G->rfuse[gid] : -1;
+    const bool done = G->rfuse_done;
+    G->rfuse_done = false, G->rfuse_cur = -1;
+    if (R < 0 || !done) return;
+    if (G->lib.kind != CG_LIB_NONE && G->lib.mmin < 8) return; /* the library may run the rows instead (DSCC_GEMM_F32_LIB=2) */
+    G->rfuse_ok[R] = 1;
 }
 
 bool cg_emit_template(Gen *G, const IrNode *n) {

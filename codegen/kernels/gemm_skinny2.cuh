@@ -55,6 +55,11 @@
 //                     this one runs (it waits for this one's end); 0 (default): never (it launches at this one's end)
 //   SK_BF16           1: x and w are BF16 (a linear's): mma m16n8k16 BF16 in the same fragment order, K blocks of
 //                     128 bytes (64 values), SK_XS and SK_WS 1 (default 0)
+//   SK_LAST(a)        defined: a job the CTA that finishes last runs, once every CTA's outputs are stored (the MoE
+//                     gate's routing of the logits: DSCC_ROUTE_FUSE=1): each CTA fences its stores and takes a ticket
+//                     (an atomic counter in the module's memory, back to 0 by the last one: one launch at a time runs
+//                     an instance, the program's kernels being on one stream); the last ticket's CTA reads the others'
+//                     outputs from L2 (__ldcg)
 // Dynamic shared memory: SK2_SMEM bytes (gen_gemm.c computes the same sum).
 #ifndef SK_X // compiled on its own: the stand-in's grid (the rest in gemm_skinny_common.cuh)
 #define SK_GRID 132
@@ -101,6 +106,10 @@
 #define SK2_STEP SK2_PASTE(DSCC_ENTRY, _step)
 #define SK2_PREFETCH SK2_PASTE(DSCC_ENTRY, _prefetch)
 #define SK2_WSA(n, kb) SK_WS((n) / 128 * SK2_NKB + (kb))
+#ifdef SK_LAST
+#define SK2_TICKET SK2_PASTE(DSCC_ENTRY, _ticket)
+__device__ unsigned SK2_TICKET; // SK_LAST's: CTAs of the launch that have stored their outputs
+#endif
 #define SK2_MMA SK2_PASTE(mma_, SK2_PASTE(SK2_MMA_, SK_BF16)) // mma_bf16 or mma_e4m3
 #define SK2_MMA_0 e4m3
 #define SK2_MMA_1 bf16
@@ -238,6 +247,18 @@ extern "C" __global__ void __launch_bounds__(256, SK_MINB) DSCC_ENTRY(Args a) {
         if (j + 2 < J) SK2_STEP(a, ring, xsm, red, ws, xs, acc, 2, j + 2, J, warp, g, q);
     }
     cp_wait0(); // (only empty groups remain)
+#ifdef SK_LAST
+    __shared__ unsigned sk2_last;
+    __threadfence(); // this thread's stores of y, before the CTA's ticket
+    __syncthreads();
+    if (threadIdx.x == 0) sk2_last = atomicAdd(&SK2_TICKET, 1u) == gridDim.x - 1;
+    __syncthreads();
+    if (sk2_last) { // every other CTA has stored its outputs and fenced them
+        if (threadIdx.x == 0) SK2_TICKET = 0u; // for the next launch: no CTA of this one takes a ticket again
+        __threadfence();
+        SK_LAST(a);
+    }
+#endif
 }
 #undef SK2_NKB
 #undef SK2_XR
@@ -260,5 +281,6 @@ extern "C" __global__ void __launch_bounds__(256, SK_MINB) DSCC_ENTRY(Args a) {
 #undef SK2_STEP
 #undef SK2_PREFETCH
 #undef SK2_WSA
+#undef SK2_TICKET
 #define SK_COMMON_END // (the parameters' #undefs)
 #include "gemm_skinny_common.cuh"

@@ -52,4 +52,5 @@
 #undef SK_XS
 #undef SK_WS
 #undef SK_STORE
+#undef SK_LAST
 #endif

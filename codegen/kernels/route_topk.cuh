@@ -117,12 +117,12 @@ __device__ __forceinline__ void rt_group_scores(const float *c, int lane, float 
 #endif
 }
 
-extern "C" __global__ void __launch_bounds__(256) DSCC_ENTRY(Args a) {
-    DSCC_PDL_WAIT(); // the logits are the router GEMM's (programmatic dependent launch: codegen/kernels.h)
-    DSCC_PDL_LAUNCH_DEPENDENTS(); // the experts' kernel may start its prologue meanwhile
-    const long long row = ((long long)blockIdx.x * blockDim.x + threadIdx.x) / 32;
-    const int lane = (int)(threadIdx.x & 31);
-    if (row >= (long long)(RT_ROWS)) return;
+#define RT_PASTE2(a, b) a##b
+#define RT_PASTE(a, b) RT_PASTE2(a, b)
+#define RT_ROW RT_PASTE(DSCC_ENTRY, _row) // one per instance: it reads the instance's parameters
+
+// Row `row` (< RT_ROWS) by the whole warp (lane: its lane).
+__device__ __forceinline__ void RT_ROW(const Args &a, long long row, int lane) {
     const long long base = row * RT_E;
     float sc[RT_J], c[RT_J];  // scores and choices of experts lane * J + j; NaN choices rank as -inf
 #pragma unroll
@@ -174,6 +174,21 @@ extern "C" __global__ void __launch_bounds__(256) DSCC_ENTRY(Args a) {
         RT_W(row * RT_K + lane, w);
     }
 }
+
+// (DSCC_ROUTE_FUSE=1: the router GEMM's module holds an instance whose entry never launches; its CTA that finishes last
+// calls DSCC_ENTRY##_row for every row. The entry stays: the emulated NVRTC and the PDL prologue read a module's entries
+// from its text, whatever the preprocessor would keep.)
+extern "C" __global__ void __launch_bounds__(256) DSCC_ENTRY(Args a) {
+    DSCC_PDL_WAIT(); // the logits are the router GEMM's (programmatic dependent launch: codegen/kernels.h)
+    DSCC_PDL_LAUNCH_DEPENDENTS(); // the experts' kernel may start its prologue meanwhile
+    const long long row = ((long long)blockIdx.x * blockDim.x + threadIdx.x) / 32;
+    const int lane = (int)(threadIdx.x & 31);
+    if (row >= (long long)(RT_ROWS)) return;
+    RT_ROW(a, row, lane);
+}
+#undef RT_ROW
+#undef RT_PASTE
+#undef RT_PASTE2
 #undef RT_ROWS
 #undef RT_E
 #undef RT_K

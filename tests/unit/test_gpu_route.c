@@ -17,7 +17,8 @@
  * experts, 8 groups, 4 kept, top-8, the fast group form) at M = 1, 3, 32,
  * 300 rows; a gate whose groups fall across lanes (80 experts, 5 groups of
  * 16, group_top 3: the general group form); one without normalisation;
- * one of the chosen scores alone. */
+ * one of the chosen scores alone. test_fused: with DSCC_ROUTE_FUSE=1 the
+ * router GEMM's last CTA routes at M <= 8, bit for bit the routing kernel. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -230,6 +231,109 @@ static void test_bare(void **state) { /* the chosen scores alone: the gather is 
     check_gate(&(Gate){64, 4, 4, 2, 2, false, 1.0}, (const int64_t[][2]){{1, 3}, {2, 16}}, 2);
 }
 
+/* DSCC_ROUTE_FUSE=1: V3's gate after a router GEMM (256 x 1,024 BF16 through f32 casts: gemm_skinny2.cuh at M <= 8,
+ * 32 CTAs), run with and without the switch. Without it the routing kernel runs at every row count; with it the
+ * router's module takes tickets and the routing kernel runs only above 8 rows, the router's CTA that finishes last
+ * routing the rows below: ids and weights bit for bit the run without it, the ids near the CPU's (the GEMM's sums in
+ * another order move a few near ties), one launch fewer at M <= 8. */
+static const char *FUSED_SRC = "dim B, S;\ninput h: bf16[B, S, 1024];\ninput bias: f32[256];\nweight router: bf16[256, 1024] = \"router\";\n"
+                               "let s = sigmoid(linear(cast(h, f32), cast(router, f32)));\n"
+                               "let idx = group_topk(s + bias, k=8, groups=8, topk_groups=4, group_top=2);\n"
+                               "let w = gather(s, idx, axis=-1);\n"
+                               "output ids = idx;\noutput wts = w / (sum(w, axis=-1, keepdim=true) + 1e-20) * 2.5;\n";
+
+/* The routing phase's amin, and whether the router's module routes (its tickets). */
+static int64_t fused_gate(Arena *a, const IrGraph *g, bool *tickets) {
+    CgProgram *p = cg_generate(a, diag_new(a, stderr), g, &(CgGenOptions){.tune = tu_tune()});
+    assert_non_null(p);
+    int64_t amin = -1;
+    *tickets = false;
+    for (int k = 0; k < p->nkernels; k++)
+        for (int f = 0; f < p->kernels[k].nphases; f++) {
+            if (strstr(p->kernels[k].phases[f].fn, "route_topk")) amin = p->kernels[k].phases[f].amin;
+            if (strstr(p->kernels[k].phases[f].fn, "skinny2")) *tickets |= strstr(p->modules[p->kernels[k].module].source, "#define SK_LAST(a)") != NULL;
+        }
+    return amin;
+}
+
+/* Runs M = 1, 3, 8, 12 rows (B = 1): ids and weights of each into ids and wts, launches into nl. */
+static void run_fused(float *ids, float *wts, int *nl) {
+    static const int64_t MS[] = {1, 3, 8, 12};
+    Arena *a = arena_new();
+    DiagEngine *d = diag_new(a, stderr);
+    IrGraph *g = fe_compile_string(a, d, "router.dsl", FUSED_SRC, strlen(FUSED_SRC), &(FeOptions){NULL, NULL, 0});
+    assert_non_null(g);
+    PassPipeline pp;
+    PassRunOptions ro = {.tune = tu_tune()};
+    assert_true(pass_pipeline_parse(a, d, "shape-infer,fold-constants,dce,cse,dce,fuse", &pp) && pass_pipeline_run(&pp, g, &ro, d));
+    uint64_t seed = 11;
+    CpuWeightSource ws = cpu_random_weights(&seed);
+    GpuExec *gx = gpu_exec_new(g, &ws, &(GpuOptions){.tune = tu_tune(), .max_batch = 1, .max_seq = 12, .max_ctx = 12, .no_blas = true}, d);
+    assert_non_null(gx);
+    CpuExec *cx = cpu_exec_new(g, &ws, &(CpuOptions){.threads = 2}, d);
+    assert_non_null(cx);
+    float *h = malloc(sizeof(float) * 12 * 1024), bias[256];
+    uint64_t rng = 5;
+    for (int e = 0; e < 256; e++) bias[e] = (float)((int)(next(&rng) % 5) - 2) * 0.25f;
+    int64_t at = 0;
+    for (int c = 0; c < 4; c++) {
+        const int64_t M = MS[c];
+        tu_bf16_rows(h, M, 1024, &rng);
+        CpuInput in[2] = {{"h", 3, {1, M, 1024}, h}, {"bias", 1, {256}, bias}};
+        assert_true(gpu_exec_run(gx, in, 2, d));
+        assert_true(cpu_exec_run(cx, in, 2, d));
+        nl[c] = gpu_exec_last_launches(gx);
+        int r1, r2;
+        int64_t d1[IR_MAX_RANK], d2[IR_MAX_RANK];
+        const float *gi = gpu_exec_output(gx, "ids", &r1, d1), *gw = gpu_exec_output(gx, "wts", &r2, d2);
+        assert_non_null(gi), assert_non_null(gw);
+        memcpy(ids + at, gi, sizeof(float) * (size_t)(M * 8));
+        memcpy(wts + at, gw, sizeof(float) * (size_t)(M * 8));
+        int64_t nc = 0;
+        float *ci = tu_output_copy(cx, "ids", &nc);
+        int64_t bad = 0;
+        for (int64_t i = 0; i < M * 8; i++) bad += ci[i] != gi[i];
+        fprintf(stderr, "router + gate (DSCC_ROUTE_FUSE=%s), M %lld: %d launches, %lld ids differ from the CPU's\n",
+                getenv("DSCC_ROUTE_FUSE") ? getenv("DSCC_ROUTE_FUSE") : "unset", (long long)M, nl[c], (long long)bad);
+        assert_true(bad * 8 <= M * 8); /* near ties move with the GEMM's order of sums; a wrong routing is far off */
+        free(ci);
+        at += M * 8;
+    }
+    free(h);
+    cpu_exec_free(cx);
+    gpu_exec_free(gx);
+    arena_free(a);
+}
+
+static void test_fused(void **state) {
+    (void)state;
+    Arena *a = arena_new();
+    DiagEngine *d = diag_new(a, stderr);
+    IrGraph *g = fe_compile_string(a, d, "router.dsl", FUSED_SRC, strlen(FUSED_SRC), &(FeOptions){NULL, NULL, 0});
+    PassPipeline pp;
+    PassRunOptions ro = {.tune = tu_tune()};
+    assert_true(g && pass_pipeline_parse(a, d, "shape-infer,fold-constants,dce,cse,dce,fuse", &pp) && pass_pipeline_run(&pp, g, &ro, d));
+    bool tickets;
+    unsetenv("DSCC_ROUTE_FUSE");
+    assert_int_equal(fused_gate(a, g, &tickets), 0);
+    assert_false(tickets);
+    setenv("DSCC_ROUTE_FUSE", "1", 1);
+    assert_int_equal(fused_gate(a, g, &tickets), 8);
+    assert_true(tickets);
+    unsetenv("DSCC_ROUTE_FUSE");
+    enum { N = (1 + 3 + 8 + 12) * 8 };
+    float ids[2][N], wts[2][N];
+    int nl[2][4];
+    run_fused(ids[0], wts[0], nl[0]);
+    setenv("DSCC_ROUTE_FUSE", "1", 1);
+    run_fused(ids[1], wts[1], nl[1]);
+    unsetenv("DSCC_ROUTE_FUSE");
+    assert_memory_equal(ids[0], ids[1], sizeof ids[0]);
+    assert_memory_equal(wts[0], wts[1], sizeof wts[0]);
+    for (int c = 0; c < 4; c++) assert_int_equal(nl[1][c], nl[0][c] - (c < 3));
+    arena_free(a);
+}
+
 int main(void) {
     Arena *a = arena_new();
     RtCuda *c = rt_cuda_open(diag_new(a, NULL), 0);
@@ -239,6 +343,6 @@ int main(void) {
     arena_free(a);
     if (!gpu) return 77;
     const struct CMUnitTest tests[] = {cmocka_unit_test(test_v3_gate), cmocka_unit_test(test_groups_across_lanes), cmocka_unit_test(test_unnormalised),
-                                       cmocka_unit_test(test_bare)};
+                                       cmocka_unit_test(test_bare), cmocka_unit_test(test_fused)};
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
