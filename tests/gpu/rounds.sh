@@ -99,7 +99,8 @@
 #   rounds.sh mladsm  a tile's two splits merged through distributed shared memory (DSCC_MLA_DSM=1):
 #                     test_gpu_mla's dsm cases, then bench_mla rows 23, 41 (the TMA default, merged in
 #                     DSMEM: no combine launch), 24, 43 (at LEAN 6) and 36, 42 (the ping-pong) in one
-#                     process at batch 32 with 4,097 and 8,193 keys (2 splits), then test_gpu_ops with
+#                     process at batch 32 with 4,097 and 8,193 keys (2 splits), rows 23, 41 at batch
+#                     128 and 1 (no merge there: what the clusters cost), then test_gpu_ops with
 #                     DSCC_MLA_DSM=1 and with DSCC_MLA_DSM=1 DSCC_MLA_PP=1;
 #   rounds.sh ppncu   Nsight Compute's speed-of-light, compute, memory, stall and scheduler sections
 #                     on bench_mla rows 23 (the TMA default) and 36 (DSCC_MLA_PP=1);
@@ -214,6 +215,9 @@ case "$mode" in
     [ -x build/test_gpu_mla ] && DSCC_TEST_FILTER='*dsm*' step test_gpu_mla_dsm 120 build/test_gpu_mla
     TAIL=10 step bench_mla_dsm 150 build/bench_mla --variant 23,41,24,43,36,42 --reps 40
     TAIL=10 step bench_mla_dsm_8k 150 build/bench_mla --variant 23,41,24,43,36,42 --reps 40 --ctx 8193
+    # where it merges nothing (batch 128: one split; batch 1: 33 splits, the combine's), only the clusters' placement
+    TAIL=6 step bench_mla_dsm_b128 150 build/bench_mla --variant 23,41 --reps 40 --batch 128
+    TAIL=6 step bench_mla_dsm_b1 150 build/bench_mla --variant 23,41 --reps 40 --batch 1
     DSCC_MLA_DSM=1 DSCC_GEMM_TILE=wgmma step test_gpu_ops_mladsm 200 build/test_gpu_ops
     DSCC_MLA_DSM=1 DSCC_MLA_PP=1 DSCC_GEMM_TILE=wgmma step test_gpu_ops_mladsm_pp 200 build/test_gpu_ops ;;
   gemm) TAIL=70 step bench_gemm 180 build/bench_gemm --check --table "$out/gemm_table.txt" ;;
