@@ -114,6 +114,8 @@
 #                     merge that touched every path); SEV_MLA: bench_mla's --variant list (default: all rows);
 #   rounds.sh sixth   the sixth session's paths, each alone and together, through the GPU tests,
 #                     then bench_gpu new / old / the defaults and bench_mla;
+#   rounds.sh short   SEV_NEW's paths through every GPU test, then bench_gpu with them and the defaults,
+#                     bench_mla's SEV_MLA rows (a call with ~6 minutes);
 #   rounds.sh quick   the new kernels' tests and one bench_gpu run, for a
 #                     call with little device time left;
 #   rounds.sh trace   a traced run (dscc run --trace, random weights) and
@@ -397,6 +399,19 @@ case "$mode" in
     TAIL=45 step bench_gpu_old 220 env $(only none) build/bench_gpu --layers 2 --dense 1 --prefill 1024 --peak-tflops 1300
     TAIL=45 step bench_gpu_defaults 220 build/bench_gpu --layers 2 --dense 1 --prefill 1024 --peak-tflops 1300
     TAIL=24 step bench_mla 120 build/bench_mla ;;
+  short) # for a call with ~6 minutes: SEV_NEW's paths ('+'-joined) through test_gpu_ops and the other test_gpu_*
+         # (concurrently, the tests' own limits cut short), then bench_gpu with them and with the defaults, then
+         # bench_mla's SEV_MLA rows: the seventh part's evidence in its most useful order
+    nw=$(echo "${SEV_NEW:-}" | tr + ' ')
+    ( env $nw DSCC_GEMM_TILE=wgmma timeout 150 build/test_gpu_ops > "$out/ops.log" 2>&1; echo $? > "$out/ops.rc" ) & p1=$!
+    ( for t in build/test_gpu_*; do n=$(basename "$t"); [ "$n" = test_gpu_ops ] && continue; [ -x "$t" ] || continue
+        env $nw timeout 60 "$t" > "$out/u_$n.log" 2>&1; echo $? > "$out/u_$n.rc"; done ) & p2=$!
+    wait $p1 $p2
+    echo "test_gpu_ops (${SEV_NEW:-defaults}): exit $(cat "$out/ops.rc")"; [ "$(cat "$out/ops.rc")" = 0 ] || { tail -n 12 "$out/ops.log"; status=1; }
+    for t in "$out"/u_*.rc; do n=$(basename "$t" .rc); echo "${n#u_}: exit $(cat "$t")"; [ "$(cat "$t")" = 0 ] || { tail -n 8 "$out/${n}.log"; status=1; }; done
+    [ -n "$nw" ] && TAIL=45 step bench_gpu_new 120 env $nw build/bench_gpu --layers 2 --dense 1 --prefill 1024 --peak-tflops 1300
+    TAIL=45 step bench_gpu_defaults 120 build/bench_gpu --layers 2 --dense 1 --prefill 1024 --peak-tflops 1300
+    TAIL=30 step bench_mla 60 build/bench_mla ${SEV_MLA:+--variant "$SEV_MLA"} ;;
   quick)
     for t in test_gpu_mla test_gpu_skinny test_gpu_sample; do step "$t" 60 build/$t; done
     TAIL=40 step bench_gpu 200 build/bench_gpu --layers 2 --dense 1 --prefill 1024 --peak-tflops 1300 ;;
