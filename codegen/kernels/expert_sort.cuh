@@ -83,7 +83,7 @@
 #ifndef ES_EARLY
 #define ES_EARLY 0
 #endif
-#if ES_SCAN < 0 || ES_SCAN * 256 < ES_E + 1 && ES_SCAN != 0
+#if ES_SCAN < 0 || (ES_SCAN > 0 && ES_SCAN * 256 < ES_E + 1)
 #error "ES_SCAN must be 0, or buckets a thread enough for 256 threads to take ES_E + 1"
 #endif
 #if (ES_BM > 0 && !ES_ORD) || (ES_CTR_AT >= 0 && ES_BM <= 0)

@@ -31,13 +31,12 @@
 // every linear but the LM head (1,010 output tiles) also has its split-K
 // form for decode steps. The naive form of attn_impl=auto (the default)
 // adds per layer its own o_proj and kv_b_proj's two halves as BF16 linears.
-// RUN: dscc compile models/deepseek_v3.dsl --emit=cuda | grep -E "^extern .*(tensor cores|one key head|for cuBLASLt|phase 1: routed|keys split)" | sed 's/.*) {  \/\/ //' | sort | uniq -c | sed 's/^ *//'
+// RUN: dscc compile models/deepseek_v3.dsl --emit=cuda | grep -E "^extern .*(tensor cores|one key head|for cuBLASLt|keys split)" | sed 's/.*) {  \/\/ //' | sort | uniq -c | sed 's/^ *//'
 // CHECK: 61 attention, a decode step's keys split: merge the parts
 // CHECK-NEXT: 61 attention, one key head, a decode step's keys split between blocks: tensor cores (mma m16n8k16 BF16), 64 query rows x 32 keys per step, online softmax, partial states to scratch
 // CHECK-NEXT: 61 attention, one key head: tensor cores (mma m16n8k16 BF16), 64 query rows x 32 keys per step, online softmax
 // CHECK-NEXT: 61 einsum bshc,hdc->bshd per head on the tensor cores (wgmma m64n64k16 BF16), 64x128 tile
 // CHECK-NEXT: 61 einsum bshd,hcd->bshc per head on the tensor cores (wgmma m64n64k16 BF16), 64x128 tile
-// CHECK-NEXT: 58 fp8_expert_linear x 2 (gate and up), phase 1: routed rows sorted by expert (bucket E: id -1), cut into tiles of 64
 // CHECK-NEXT: 366 fp8_linear: tensor cores (wgmma m64n64k32 E4M3), 64x128 tile, 1x128 / 128x128 block scales per K block
 // CHECK-NEXT: 363 fp8_linear: tensor cores (wgmma m64n64k32 E4M3), 64x128 tile, 1x128 / 128x128 block scales per K block, K split between blocks (one row tile): partial tiles to scratch
 // CHECK-NEXT: 123 linear: tensor cores (wgmma m64n64k16 BF16, f32 accumulation), 64x128 tile
@@ -45,6 +44,11 @@
 // CHECK-NEXT: 58 linear: tensor cores (wgmma m64n64k16 BF16, f32 accumulation), 64x128 tile, on the bf16 values its f32 operands were cast from
 // CHECK-NEXT: 58 linear: tensor cores (wgmma m64n64k16 BF16, f32 accumulation), 64x128 tile, on the bf16 values its f32 operands were cast from, K split between blocks (one row tile): partial tiles to scratch
 // CHECK-NOT: for cuBLASLt
+// The grouped expert GEMM's sort (codegen/kernels/expert_sort.cuh), one per
+// MoE layer: its gate and up paired, the TMA form's bucket list and passes.
+// RUN: dscc compile models/deepseek_v3.dsl --emit=cuda | grep -E -A1 --no-group-separator "^// fp8_expert_linear.*phase 1: routed" | sed 's/p[0-9]*_expert_sort$/pN_expert_sort/' | sort | uniq -c | sed 's/^ *//'
+// CHECK: 58 #define DSCC_ENTRY pN_expert_sort
+// CHECK-NEXT: 58 // fp8_expert_linear x 2 (gate and up), phase 1: routed rows sorted by expert (bucket E: id -1), cut into tiles of 64; the TMA form's bucket list and passes
 // Every rmsnorm of V3 (61 x input, q_a, latent, post-attention, and the
 // final one) is one kernel: its group keeps rows apart, so it takes the
 // row's statistic and then stores the row (with the residual add, the
