@@ -443,7 +443,7 @@ static inline unsigned emu_cvt_bf16x2(float lo, float hi) {
     return (r[0] & 0xffffu) | r[1] << 16;
 }
 
-/* mla_decode.cuh's own inline-PTX helpers (the rest is hopper.cuh's, below) */
+/* mla_decode.cuh's own inline-PTX helpers, in mla_decode_helpers.cuh (the rest is hopper.cuh's, below) */
 static inline void mla_cp_commit(void) { cp_commit(); }
 static inline void mla_cp_wait0(void) { cp_wait0(); }
 #define mla_hold128(d) (void)(d)
