@@ -189,17 +189,23 @@ static bool want_dyn(const char *v) {
     return DYN_DEFAULT && (!lvl_given || v[0] == '3') && !(v && (strstr(v, "dyn=0") || strstr(v, "mt=2")));
 }
 
+/* An experts graph from DSL text through the passes the GPU runs here (fp8-quant's codes and scales, then fuse). */
+static IrGraph *fused_graph(Arena *a, DiagEngine *d, const char *name, const char *src, size_t len) {
+    IrGraph *g = fe_compile_string(a, d, name, src, len, &(FeOptions){NULL, NULL, 0});
+    assert_non_null(g);
+    PassPipeline pp;
+    PassRunOptions ro = {.tune = tu_tune()};
+    assert_true(pass_pipeline_parse(a, d, "shape-infer,fold-constants,dce,fp8-quant,cse,dce,fuse", &pp) && pass_pipeline_run(&pp, g, &ro, d));
+    return g;
+}
+
 /* Both executors on each routing kind of the mask `kinds` (bit k: kind k) at its token count (kind 4 with the TMA
  * form only: its 160 tokens are slow on the emulated device); form: the one that must run. */
 static void check_kinds(bool f32, int form, unsigned kinds) {
     const bool stream = form == FORM_STREAM;
     Arena *a = arena_new();
     DiagEngine *d = diag_new(a, stderr);
-    IrGraph *g = fe_compile_string(a, d, "experts.dsl", SRC, sizeof SRC - 1, &(FeOptions){NULL, NULL, 0});
-    assert_non_null(g);
-    PassPipeline pp;
-    PassRunOptions ro = {.tune = tu_tune()};
-    assert_true(pass_pipeline_parse(a, d, "shape-infer,fold-constants,dce,fp8-quant,cse,dce,fuse", &pp) && pass_pipeline_run(&pp, g, &ro, d));
+    IrGraph *g = fused_graph(a, d, "experts.dsl", SRC, sizeof SRC - 1);
     uint64_t seed = tu_test_seed() + (f32 ? 7 : 0) + (uint64_t)form * 13;
     CpuWeightSource ws = cpu_random_weights(&seed);
     static const int64_t TOKENS[5] = {1, 2, 24, 80, 160};
@@ -477,11 +483,7 @@ static void test_tma3_wide_tiny(void **state) {
     (void)state;
     Arena *a = arena_new();
     DiagEngine *d = diag_new(a, stderr);
-    IrGraph *g = fe_compile_string(a, d, "experts_tiny.dsl", SRC_TINY, sizeof SRC_TINY - 1, &(FeOptions){NULL, NULL, 0});
-    assert_non_null(g);
-    PassPipeline pp;
-    PassRunOptions ro = {.tune = tu_tune()};
-    assert_true(pass_pipeline_parse(a, d, "shape-infer,fold-constants,dce,fp8-quant,cse,dce,fuse", &pp) && pass_pipeline_run(&pp, g, &ro, d));
+    IrGraph *g = fused_graph(a, d, "experts_tiny.dsl", SRC_TINY, sizeof SRC_TINY - 1);
     enum { T = 20 };
     float xv[T * 96], iv[T * KS];
     uint64_t rng = tu_test_seed() + 43;
@@ -613,16 +615,6 @@ static int epi_same(const IrGraph *g, int64_t T, int64_t hx, const float *xv, co
     return same;
 }
 
-static IrGraph *epi_graph(Arena *a, const char *src, size_t len) {
-    DiagEngine *d = diag_new(a, stderr);
-    IrGraph *g = fe_compile_string(a, d, "experts.dsl", src, len, &(FeOptions){NULL, NULL, 0});
-    assert_non_null(g);
-    PassPipeline pp;
-    PassRunOptions ro = {.tune = tu_tune()};
-    assert_true(pass_pipeline_parse(a, d, "shape-infer,fold-constants,dce,fp8-quant,cse,dce,fuse", &pp) && pass_pipeline_run(&pp, g, &ro, d));
-    return g;
-}
-
 /* gate and up of N 256 (two whole tiles; the silu-mul-quantize phase in its 8-elements-a-thread form, as V3's N 2,048
  * takes it), K 272 */
 static const char SRC_EPI[] = "dim T;\n"
@@ -636,7 +628,7 @@ static const char SRC_EPI[] = "dim T;\n"
 static void test_tma3_epi(void **state) {
     (void)state;
     Arena *a = arena_new();
-    IrGraph *g = epi_graph(a, SRC, sizeof SRC - 1);
+    IrGraph *g = fused_graph(a, diag_new(a, stderr), "experts.dsl", SRC, sizeof SRC - 1);
     setenv("DSCC_EXPERT_TMA", "3,epi=1", 1);
     assert_true(generated_has(g, false, "#define XT_EPI 1\n"));
     setenv("DSCC_EXPERT_TMA", "3,epi=1,f32=1", 1); /* (else the bits below would be the unfused form's twice) */
@@ -657,7 +649,8 @@ static void test_tma3_epi(void **state) {
     assert_int_equal(m.gemm.gemms, 2);
     assert_true(m.nqs == 2 && m.q <= (hw ? 3e-2 : 1e-2));
     assert_true(m.s <= (hw ? 2e-3 : 1e-5) && m.gemm.worst <= 4e-3);
-    IrGraph *g2 = epi_graph(a, SRC_EPI, sizeof SRC_EPI - 1); /* N 256, K 272: two experts of 160 rows, the others uneven */
+    /* N 256, K 272: two experts of 160 rows, the others uneven */
+    IrGraph *g2 = fused_graph(a, diag_new(a, stderr), "experts.dsl", SRC_EPI, sizeof SRC_EPI - 1);
     setenv("DSCC_EXPERT_TMA", "3,epi=1,f32=1", 1);
     assert_true(generated_has(g2, true, "#define XT_EPI 1\n"));
     unsetenv("DSCC_EXPERT_TMA");
@@ -687,11 +680,7 @@ static const char SRC_DEC[] = "dim T;\n"
 static void check_decode(bool f32, bool eight) {
     Arena *a = arena_new();
     DiagEngine *d = diag_new(a, stderr);
-    IrGraph *g = fe_compile_string(a, d, "experts_decode.dsl", SRC_DEC, sizeof SRC_DEC - 1, &(FeOptions){NULL, NULL, 0});
-    assert_non_null(g);
-    PassPipeline pp;
-    PassRunOptions ro = {.tune = tu_tune()};
-    assert_true(pass_pipeline_parse(a, d, "shape-infer,fold-constants,dce,fp8-quant,cse,dce,fuse", &pp) && pass_pipeline_run(&pp, g, &ro, d));
+    IrGraph *g = fused_graph(a, d, "experts_decode.dsl", SRC_DEC, sizeof SRC_DEC - 1);
     assert_int_equal(tma_level(g, f32), 2);
     const char *tenv = getenv("DSCC_EXPERT_TMA"); /* kp=3: generated as asked */
     assert_true(generated_has(g, f32, "#define XT_KP 3\n") == (tenv && strstr(tenv, "kp=3") != NULL));
