@@ -258,13 +258,15 @@ enum { MAX_SETS = 8 };
 
 static void usage(FILE *f) {
     fprintf(f, "usage: bench_gpu [--layers L] [--dense K] [--prefill N] [--hbm-gbps G] [--peak-tflops P] [--bf16-tflops Q]\n"
-               "                 [--set NAME=VALUE]... [--quick]\n"
+               "                 [--set NAME=VALUE]... [--decode-only B] [--quick]\n"
                "  --layers L       decoder layers at full width (default 2), the first K dense (--dense, default 1)\n"
                "  --prefill N      tokens of the prefill row (default 1024)\n"
                "  --hbm-gbps G     HBM bandwidth for the floors (default: this GPU's, measured as a 2 GiB pure read;\n"
                "                   3024 with --quick)\n"
                "  --peak-tflops P  FP8 tensor-core peak for the floors (default 1388); --bf16-tflops Q (default P / 2)\n"
                "  --set NAME=VALUE a model parameter, as dscc compile --set (e.g. attn_impl=auto; at most %d)\n"
+               "  --decode-only B  only the decode step at batch B (1-128): no prefill, no long-context attention case\n"
+               "                   (a quicker run when comparing switches at one batch)\n"
                "  --quick          the tiny model and small steps: proves the benchmark runs\n", MAX_SETS);
 }
 
@@ -273,6 +275,7 @@ typedef struct {
     int layers, dense;
     int64_t prefill, long_ctx; /* long_ctx: the long-context decode attention case */
     int64_t batches[3];
+    int nbatch; /* 3, or 1 with --decode-only (no prefill, no long-context case) */
     const char *config; /* the model's config (NULL: the DSL's defaults, DeepSeek-V3) */
     double hbm, peak, bf16; /* hbm < 0: measured */
     FeSetting sets[4 + MAX_SETS];
@@ -281,7 +284,7 @@ typedef struct {
 
 /* Reads the command line into o; -1 to go on, else the exit code (help 0, a usage error 2). */
 static int parse_args(int argc, char **argv, BenchArgs *o) {
-    *o = (BenchArgs){.layers = 2, .dense = 1, .prefill = 1024, .long_ctx = 4096, .batches = {1, 32, 128}, .hbm = -1, .peak = 1388,
+    *o = (BenchArgs){.layers = 2, .dense = 1, .prefill = 1024, .long_ctx = 4096, .batches = {1, 32, 128}, .nbatch = 3, .hbm = -1, .peak = 1388,
                      .sets = {{"num_hidden_layers", NULL}, {"first_k_dense_replace", NULL}, {"num_nextn_predict_layers", "0"},
                               {"logits_last_only", "true"}},
                      .nsets = 4};
@@ -300,6 +303,15 @@ static int parse_args(int argc, char **argv, BenchArgs *o) {
         } else if (!strcmp(argv[i], "--layers")) o->layers = atoi(argv[i + 1]);
         else if (!strcmp(argv[i], "--dense")) o->dense = atoi(argv[i + 1]);
         else if (!strcmp(argv[i], "--prefill")) o->prefill = atoll(argv[i + 1]);
+        else if (!strcmp(argv[i], "--decode-only")) {
+            char *end;
+            long long b = strtoll(argv[i + 1], &end, 10);
+            if (*end || b < 1 || b > 128) {
+                fprintf(stderr, "bench_gpu: --decode-only %s: expected a batch from 1 to 128\n", argv[i + 1]);
+                return 2;
+            }
+            o->batches[0] = b, o->nbatch = 1;
+        }
         else if (!strcmp(argv[i], "--hbm-gbps")) o->hbm = atof(argv[i + 1]);
         else if (!strcmp(argv[i], "--peak-tflops")) o->peak = atof(argv[i + 1]);
         else if (!strcmp(argv[i], "--bf16-tflops")) o->bf16 = atof(argv[i + 1]);
@@ -457,14 +469,14 @@ static bool bench_decode(const IrGraph *g, GpuExec *x, const BenchArgs *o, uint6
     sb_init(&steps_by_kind);
     sb_init(&pdl_note);
     bool ok = true;
-    for (int bi = 0; bi < 3 && ok; bi++) ok = bench_decode_batch(g, x, o, o->batches[bi], rng, d, &steps_by_kind, &pdl_note);
+    for (int bi = 0; bi < o->nbatch && ok; bi++) ok = bench_decode_batch(g, x, o, o->batches[bi], rng, d, &steps_by_kind, &pdl_note);
     if (ok) {
         printf("\nprogrammatic dependent launch %s (DSCC_PDL)\n%s", gpu_exec_pdl(x) ? "on" : "off", pdl_note.data ? pdl_note.data : "");
         fputs(steps_by_kind.data, stdout);
     }
     sb_free(&pdl_note);
     sb_free(&steps_by_kind);
-    if (!ok) return false;
+    if (!ok || o->nbatch == 1) return ok;
 
     gpu_exec_reset(x);
     for (int64_t t0 = 0; t0 < o->long_ctx; t0 += 16)
@@ -496,11 +508,16 @@ int main(int argc, char **argv) {
     if (!g) return 1;
     uint64_t seed = 1, rng = 7;
     CpuWeightSource ws = cpu_random_weights(&seed);
-    /* two executors, one after the other: capacities 1 x prefill, then 128 x 16 (+ decode steps) */
+    /* two executors, one after the other: capacities 1 x prefill, then 128 x 16 (+ decode steps); with
+     * --decode-only, the second alone, sized for its batch */
+    const bool both = o.nbatch == 3;
     GpuOptions go = {.tune = bench_tune(), .max_batch = 1, .max_seq = o.prefill, .max_ctx = o.prefill + 4, .profile = true};
+    GpuOptions gd = {.tune = bench_tune(), .max_batch = o.batches[o.nbatch - 1], .max_seq = 16,
+                     .max_ctx = (both ? o.long_ctx : 20) + 4, .profile = true}; /* room for bench_decode's long context */
+    const GpuOptions *first = both ? &go : &gd;
     double t = now();
-    if (!plan_memory(a, d, g, go.max_batch, go.max_seq, go.max_ctx)) return 1;
-    GpuExec *x = gpu_exec_new(g, &ws, &go, d);
+    if (!plan_memory(a, d, g, first->max_batch, first->max_seq, first->max_ctx)) return 1;
+    GpuExec *x = gpu_exec_new(g, &ws, first, d);
     if (!x) return 1;
     int64_t zero[IR_MAX_DIM_SYMS] = {0}, wbytes = 0;
     for (int i = 0; i < g->nnodes; i++)
@@ -510,11 +527,11 @@ int main(int argc, char **argv) {
     printf("GEMMs: %s\n", gpu_exec_blas(x) ? arena_printf(a, "%s where it has an algorithm for the shape, the generated kernels elsewhere",
                                                           gpu_exec_blas(x))
                                          : "the generated kernels only (cuBLASLt not in use)");
-    if (!bench_prefill(g, x, &o, &rng, d)) return 1;
-    gpu_exec_free(x);
-    /* room for the long-context case of bench_decode */
-    GpuOptions gd = {.tune = bench_tune(), .max_batch = o.batches[2], .max_seq = 16, .max_ctx = o.long_ctx + 4, .profile = true};
-    if (!plan_memory(a, d, g, gd.max_batch, gd.max_seq, gd.max_ctx) || !(x = gpu_exec_new(g, &ws, &gd, d))) return 1;
+    if (both) {
+        if (!bench_prefill(g, x, &o, &rng, d)) return 1;
+        gpu_exec_free(x);
+        if (!plan_memory(a, d, g, gd.max_batch, gd.max_seq, gd.max_ctx) || !(x = gpu_exec_new(g, &ws, &gd, d))) return 1;
+    }
     if (!bench_decode(g, x, &o, &rng, d)) return 1;
     gpu_exec_free(x);
     arena_free(a);
