@@ -22,7 +22,8 @@
 #                     fold with DSCC_SKINNY_FOLD_HOIST=1 (the MoE add + rmsnorm
 #                     folded into the shared expert's gate + up); with
 #                     DSCC_EINSUM_ROPE=1 too (q's rope in the einsum), and
-#                     DSCC_ROUTE_FUSE=1 too (the routing in the router); the
+#                     DSCC_ROUTE_FUSE=1 too (the routing in the router), and
+#                     DSCC_EINSUM_KV=1 too (the latent row in the einsum); the
 #                     fold without its L2 prefetch, DSCC_SKINNY_FOLD_PF=0;
 #                     DSCC_EXPERT_SCAN=1): the
 #                     batch-1 "step ms, CUDA graph", its per-kind ms
@@ -238,7 +239,8 @@ case "$mode" in
     # (DSCC_SKINNY_FOLD_PF=0); the fold with the MoE layer's add + rmsnorm folded into the shared expert's gate + up,
     # launched ahead of the router (DSCC_SKINNY_FOLD_HOIST=1: 29 launches), and with q's rope in the absorbed einsum's
     # decode form too (DSCC_EINSUM_ROPE=1: 27 launches), and with the routing in the router's last CTA too
-    # (DSCC_ROUTE_FUSE=1: 26 launches); the MoE sort's bucket walk as a block scan
+    # (DSCC_ROUTE_FUSE=1: 26 launches), and with the latent's row kernel (kv norm, k_pe's rope, the cache append) in
+    # the first einsum's decode form too (DSCC_EINSUM_KV=1: 24 launches); the MoE sort's bucket walk as a block scan
     # (DSCC_EXPERT_SCAN=1: fp8_expert_linear ms).
     # SWEEP_PRE=0 skips the tests and bench_gemm before them (five bench_gpu runs take ~7 minutes).
     # First the new paths on the GPU: test_gpu_skinny (test_pipe_split, test_fold, test_fold_plan), test_gpu_expert's
@@ -251,13 +253,13 @@ case "$mode" in
       # the hoisted folds through dscc run (test_gpu_ops plans no memory, so it never hoists): the tiny models' MoE
       # add + rmsnorm, and the input norm and dense gate / up whose linears are not merged there
       OUT=$(mktemp -d) TAIL=20 step e2e_fold_hoist 150 env DSCC_SKINNY=pipe=1 DSCC_SKINNY_FOLD=1 DSCC_SKINNY_FOLD_HOIST=1 bash tests/gpu/e2e.sh
-      step test_gpu_einsum_rope 120 build/test_gpu_einsum
+      step test_gpu_einsum_rope 120 build/test_gpu_einsum # test_rope and test_kv (DSCC_EINSUM_KV) among its cases
       step test_gpu_route_fused 120 build/test_gpu_route
       OUT=$(mktemp -d) TAIL=20 step e2e_rope_route 150 env DSCC_SKINNY=pipe=1 DSCC_SKINNY_FOLD=1 DSCC_SKINNY_FOLD_HOIST=1 DSCC_EINSUM_ROPE=1 DSCC_ROUTE_FUSE=1 bash tests/gpu/e2e.sh
       TAIL=30 step skinny_psplit 200 build/bench_gemm --skinny-sweep --check --m 1 --shape qkv_a,q_b,o_proj,dense_gate_up,dense_down \
         --variants 'default;psplit=1'
     fi
-    IFS=';' read -ra sets <<< "${SWEEP_SETS:-;DSCC_SKINNY_PSPLIT=1;DSCC_SKINNY_FOLD=1;DSCC_SKINNY_FOLD=1 DSCC_SKINNY_FOLD_HOIST=1;DSCC_SKINNY_FOLD=1 DSCC_SKINNY_FOLD_HOIST=1 DSCC_EINSUM_ROPE=1;DSCC_SKINNY_FOLD=1 DSCC_SKINNY_FOLD_HOIST=1 DSCC_EINSUM_ROPE=1 DSCC_ROUTE_FUSE=1;DSCC_SKINNY_FOLD=1 DSCC_SKINNY_FOLD_PF=0;DSCC_EXPERT_SCAN=1}"
+    IFS=';' read -ra sets <<< "${SWEEP_SETS:-;DSCC_SKINNY_PSPLIT=1;DSCC_SKINNY_FOLD=1;DSCC_SKINNY_FOLD=1 DSCC_SKINNY_FOLD_HOIST=1;DSCC_SKINNY_FOLD=1 DSCC_SKINNY_FOLD_HOIST=1 DSCC_EINSUM_ROPE=1;DSCC_SKINNY_FOLD=1 DSCC_SKINNY_FOLD_HOIST=1 DSCC_EINSUM_ROPE=1 DSCC_ROUTE_FUSE=1;DSCC_SKINNY_FOLD=1 DSCC_SKINNY_FOLD_HOIST=1 DSCC_EINSUM_ROPE=1 DSCC_ROUTE_FUSE=1 DSCC_EINSUM_KV=1;DSCC_SKINNY_FOLD=1 DSCC_SKINNY_FOLD_PF=0;DSCC_EXPERT_SCAN=1}"
     i=0
     for v in "${sets[@]}"; do
       echo "bench_gpu_dec$i: ${v:-the defaults}"
@@ -340,7 +342,9 @@ case "$mode" in
     TAIL=14 step bench_mla 120 build/bench_mla ;;
   seventh) # a merge's new paths: every GPU test and e2e with them on (SEV_NEW: settings joined by '+', e.g.
            # DSCC_MLA_TMA=1+DSCC_X=2; SEV_OPS2: test_gpu_ops again with these added), bench_gpu with the defaults,
-           # with SEV_NEW, and with each setting of SEV_ALSO (space-separated, each '+'-joined), then bench_mla
+           # with SEV_NEW, and with each setting of SEV_ALSO (space-separated, each '+'-joined), then bench_mla.
+           # The batch-1 launch folds as one SEV_NEW: DSCC_SKINNY_FOLD=1+DSCC_SKINNY_FOLD_HOIST=1+DSCC_EINSUM_ROPE=1+
+           # DSCC_ROUTE_FUSE=1+DSCC_EINSUM_KV=1 (24 launches at batch 1 with DSCC_MLA_DSM=1, 30 with none of them)
     nw=$(echo "${SEV_NEW:-}" | tr + ' ')
     ( env $nw DSCC_GEMM_TILE=wgmma timeout 170 build/test_gpu_ops > "$out/ops.log" 2>&1; echo $? > "$out/ops.rc" ) & p1=$!
     ( for t in build/test_gpu_*; do n=$(basename "$t"); [ "$n" = test_gpu_ops ] && continue; [ -x "$t" ] || continue
