@@ -66,7 +66,7 @@ static bool einsum_pre(Gen *G, const IrNode *wv) {
 static bool cg_rope_here(const Gen *G, const IrNode *e);
 static const char *cg_rope_emit(Gen *G, const IrNode *e);
 static int kvf_here(const Gen *G, const IrNode *e);
-static const char *cg_kvf_emit(Gen *G, const IrNode *e, int P);
+static const char *cg_kvf_emit(Gen *G, int P);
 
 /* The decode form at lo < M <= mrows rows of x [M][H][K] and w [H][N][K] (einsum_heads.cuh): a block a 32 * R rows
  * of one head's w, R * (K / 64) <= 8 loads a lane. */
@@ -162,7 +162,7 @@ static bool einsum_heads_mma(Gen *G, const IrNode *n, const char *x, const char 
     const bool pre = mrows && pre_on && einsum_pre(G, wv);
     const char *side = rope ? cg_rope_emit(G, n) : NULL; /* DSCC_EINSUM_ROPE=1: x from q_b's output, q_pe roped here */
     const int kvp = mrows ? kvf_here(G, n) : -1;
-    const char *kv = kvp >= 0 ? cg_kvf_emit(G, n, kvp) : NULL; /* DSCC_EINSUM_KV=1: the latent's row here at a cached step */
+    const char *kv = kvp >= 0 ? cg_kvf_emit(G, kvp) : NULL; /* DSCC_EINSUM_KV=1: the latent's row here at a cached step */
     if (mrows) einsum_heads_rows(G, 0, mrows < CG_EINSUM_ROWS ? mrows : CG_EINSUM_ROWS, M, H.coeff, N.coeff, K.coeff, sx, sw, sy, pre, side, kv);
     if (mrows > CG_EINSUM_ROWS) einsum_heads_tc(G, CG_EINSUM_ROWS, mrows, M, H.coeff, N.coeff, K.coeff, sx, sw, sy);
     cg_head(G, arena_printf(G->a, "einsum %s,%s->%s per head on the tensor cores (%s), 64x128 tile", x, w, o, cg_tile_insn(G, true)));
@@ -356,21 +356,26 @@ void cg_rope_also_read(const Gen *G, int ngroups, int *also) {
     }
 }
 
-void cg_rope_gate(Gen *G, int gid) {
-    if (!G->rope || G->rope[gid] < 0 || !G->nphases) return;
-    const IrNode *e = G->g->nodes[G->rope[gid]], *x = e->ops[0];
+/* The phases of the row group being generated run at a cached step only above einsum e's decode rows (as rows x each
+ * phase's constant): true when every phase takes it. */
+static bool gate_cached(Gen *G, const IrNode *e) {
+    const IrNode *x = e->ops[0];
     const IrDim M = ir_dim_mul(x->type.dims[0], x->type.dims[1]);
     const int rows = rope_rows(G, e);
     int64_t at[64];
-    if (G->nphases > 64 || rows <= 0) return;
+    if (G->nphases > 64 || rows <= 0) return false;
     for (int p = 0; p < G->nphases; p++) { /* each over c rows' worth (c constant): at a cached step only above rows c */
         const CgPhase *f = &G->phases[p];
         IrDim c;
-        if (f->tma || !ir_dim_div(f->a, M, &c) || !ir_dim_is_const(c) || c.coeff < 1) return;
+        if (f->tma || !ir_dim_div(f->a, M, &c) || !ir_dim_is_const(c) || c.coeff < 1) return false;
         at[p] = rows * c.coeff;
     }
     for (int p = 0; p < G->nphases; p++) G->phases[p].cmin = at[p];
-    G->rope_ok[gid] = 1;
+    return true;
+}
+
+void cg_rope_gate(Gen *G, int gid) {
+    if (G->rope && G->rope[gid] >= 0 && G->nphases && gate_cached(G, G->g->nodes[G->rope[gid]])) G->rope_ok[gid] = 1;
 }
 
 static bool cg_rope_here(const Gen *G, const IrNode *e) {
@@ -667,24 +672,6 @@ void cg_kvf_also_read(const Gen *G, int ngroups, int *also) {
     }
 }
 
-/* Row group gid's phases at a cached step only above einsum e's decode rows (as rows x each phase's constant): true
- * when every phase takes it. */
-static bool gate_cached(Gen *G, const IrNode *e) {
-    const IrNode *x = e->ops[0];
-    const IrDim M = ir_dim_mul(x->type.dims[0], x->type.dims[1]);
-    const int rows = rope_rows(G, e);
-    int64_t at[64];
-    if (G->nphases > 64 || rows <= 0) return false;
-    for (int p = 0; p < G->nphases; p++) { /* each over c rows' worth (c constant): at a cached step only above rows c */
-        const CgPhase *f = &G->phases[p];
-        IrDim c;
-        if (f->tma || !ir_dim_div(f->a, M, &c) || !ir_dim_is_const(c) || c.coeff < 1) return false;
-        at[p] = rows * c.coeff;
-    }
-    for (int p = 0; p < G->nphases; p++) G->phases[p].cmin = at[p];
-    return true;
-}
-
 void cg_kvf_gate(Gen *G, int gid) {
     if (G->kvf && G->kvf[gid] >= 0 && G->nphases && gate_cached(G, G->g->nodes[G->kvf[gid]])) G->kvf_ok[gid] = 1;
 }
@@ -697,9 +684,9 @@ static int kvf_here(const Gen *G, const IrNode *e) {
     return -1;
 }
 
-/* E_side(a) (E = p<phase>_kv): the rows of the row group einsum e does at a cached step, its value functions numbered
- * after the einsum group's own, in the einsum's module (its slots). */
-static const char *cg_kvf_emit(Gen *G, const IrNode *e, int P) {
+/* E_side(a) (E = p<phase>_kv): the rows of row group P that the einsum being generated does at a cached step, P's
+ * value functions numbered after the einsum group's own, in the einsum's module (its slots). */
+static const char *cg_kvf_emit(Gen *G, int P) {
     int *m;
     const int nm = kvf_members(G, G->kvf_grp, P, &m);
     int nloc = 0;
@@ -723,6 +710,5 @@ static const char *cg_kvf_emit(Gen *G, const IrNode *e, int P) {
     cg_emit_row_side(G, E, norm, rows, m, nm, C, T);
     for (int k = 0; k < nm; k++) G->local[m[k]] = -1;
     G->act = act, G->rowc = rowc, G->rown = rown, G->rparts = rparts, G->rthreads = rthreads, G->rowg = rowg, G->rowd = rowd;
-    (void)e;
     return E;
 }
