@@ -14,7 +14,8 @@
 #   rounds.sh gemm    the FP8 GEMM sweep alone (writes gemm_table.txt);
 #   rounds.sh sweep   the decode step's switches: test_gpu_skinny, test_gpu_expert test_scan,
 #                     test_gpu_ops with DSCC_SKINNY_PSPLIT=1 DSCC_SKINNY_FOLD=1
-#                     DSCC_EXPERT_SCAN=1, the pipelined skinny form's
+#                     DSCC_EXPERT_SCAN=1, a tiny model's logits with and
+#                     without DSCC_EINSUM_KV=1 (same_logits), the pipelined skinny form's
 #                     cluster K split (psplit=1) per V3 shape at M = 1 (SWEEP_PRE=0: none
 #                     of these), then bench_gpu
 #                     with each set of SWEEP_SETS (default: the defaults;
@@ -164,6 +165,24 @@ step() { # step NAME SECONDS CMD...: runs CMD with a limit, its log in $out/NAME
   [ $rc -ne 0 ] && { echo "FAILED: $name (exit $rc)"; status=1; }
   grep -E "FAIL|MISMATCH|rel L2|worst|TFLOPS|GB/s|ms|PASSED|tokens/s|error" "$out/$name.log" | tail -n "${TAIL:-12}"
 }
+same_logits() { # same_logits NAME SECONDS "BASE SWITCHES" "MORE SWITCHES": the tiny FP8 config with kv_lora_rank=512 and
+  # qk_nope_head_dim=64 (so the latent row and the einsum take V3's decode forms), random weights, 2 x (prefill 5 +
+  # decode 3 through the KV cache): its logits with BASE and with BASE + MORE, which must be byte-identical
+  local name=$1 limit=$2 base=$3 more=$4 d
+  d=$(mktemp -d)
+  python3 -c "import struct,sys; h=\"{'descr': '<i4', 'fortran_order': False, 'shape': (2, 8), }\"; h+=' '*((64-(11+len(h))%64)%64)+'\\n'; \
+sys.stdout.buffer.write(b'\\x93NUMPY\\x01\\x00'+struct.pack('<H',len(h))+h.encode()+struct.pack('<16i',3,17,42,5,9,11,2,30,7,21,99,4,8,600,13,77))" > "$d/tok.npy"
+  local k=0
+  for v in "$base" "$base $more"; do
+    # shellcheck disable=SC2086
+    TAIL=2 step "${name}_$k" "$limit" env $v build/dscc run models/deepseek_v3.dsl --config tests/fixtures/tiny_fp8/config.json \
+      --random-weights 7 --set kv_lora_rank=512 --set qk_nope_head_dim=64 --set num_nextn_predict_layers=0 --backend cuda \
+      --tokens "$d/tok.npy" --prefill 5 --dump-logits "$d/l$k.npy"
+    k=$((k + 1))
+  done
+  if cmp -s "$d/l0.npy" "$d/l1.npy"; then echo "$name: logits byte-identical with $more"; else echo "FAILED: $name: logits differ with $more"; status=1; fi
+  rm -rf "$d"
+}
 for mode in "${@:-check}"; do
 case "$mode" in
   check)
@@ -254,6 +273,7 @@ case "$mode" in
       # add + rmsnorm, and the input norm and dense gate / up whose linears are not merged there
       OUT=$(mktemp -d) TAIL=20 step e2e_fold_hoist 150 env DSCC_SKINNY=pipe=1 DSCC_SKINNY_FOLD=1 DSCC_SKINNY_FOLD_HOIST=1 bash tests/gpu/e2e.sh
       step test_gpu_einsum_rope 120 build/test_gpu_einsum # test_rope and test_kv (DSCC_EINSUM_KV) among its cases
+      same_logits kv_fold_logits 120 "DSCC_SKINNY_FOLD=1 DSCC_SKINNY_FOLD_HOIST=1 DSCC_EINSUM_ROPE=1 DSCC_ROUTE_FUSE=1" DSCC_EINSUM_KV=1
       step test_gpu_route_fused 120 build/test_gpu_route
       OUT=$(mktemp -d) TAIL=20 step e2e_rope_route 150 env DSCC_SKINNY=pipe=1 DSCC_SKINNY_FOLD=1 DSCC_SKINNY_FOLD_HOIST=1 DSCC_EINSUM_ROPE=1 DSCC_ROUTE_FUSE=1 bash tests/gpu/e2e.sh
       TAIL=30 step skinny_psplit 200 build/bench_gemm --skinny-sweep --check --m 1 --shape qkv_a,q_b,o_proj,dense_gate_up,dense_down \
