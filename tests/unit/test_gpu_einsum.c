@@ -377,9 +377,9 @@ static IrGraph *compile_kv(Arena *a, DiagEngine *d, bool plan) {
     return g;
 }
 
-/* Steps of S positions at B = 2: outputs o (the einsum) and c (the whole cache, as of the step) into out, each step's
- * after the last; each step's launches into launches. */
-static void run_kv(const int *steps, int nsteps, float *out, int *launches) {
+/* Steps of S positions at batch B (at most 2): outputs o (the einsum) and c (the whole cache, as of the step) into out,
+ * each step's after the last; each step's launches into launches. */
+static void run_kv(int64_t B, const int *steps, int nsteps, float *out, int *launches) {
     Arena *a = arena_new();
     DiagEngine *d = diag_new(a, stderr);
     IrGraph *g = compile_kv(a, d, true);
@@ -389,7 +389,6 @@ static void run_kv(const int *steps, int nsteps, float *out, int *launches) {
     assert_non_null(gx);
     CpuExec *cx = cpu_exec_new(g, &ws, &(CpuOptions){.threads = 2}, d);
     assert_non_null(cx);
-    const int64_t B = 2;
     uint64_t rng = 11;
     float *kva = malloc(sizeof(float) * (size_t)(B * 9 * KV_W)), *qn = malloc(sizeof(float) * (size_t)(B * 9 * ROPE_H * ROPE_D)), pos[2 * 9];
     int64_t at = 0, done = 0;
@@ -415,8 +414,9 @@ static void run_kv(const int *steps, int nsteps, float *out, int *launches) {
             int64_t n = 1;
             for (int r = 0; r < rank; r++) n *= dims[r];
             const double err = tu_rel_l2(go, co, n);
-            fprintf(stderr, "latent row in the einsum (DSCC_EINSUM_KV=%s): step of %lld at %lld, %d launches, %s rel L2 %.2e\n",
-                    getenv("DSCC_EINSUM_KV") ? getenv("DSCC_EINSUM_KV") : "unset", (long long)S, (long long)at, launches[i], names[k], err);
+            fprintf(stderr, "latent row in the einsum (DSCC_EINSUM_KV=%s): batch %lld, step of %lld at %lld, %d launches, %s rel L2 %.2e\n",
+                    getenv("DSCC_EINSUM_KV") ? getenv("DSCC_EINSUM_KV") : "unset", (long long)B, (long long)S, (long long)at, launches[i], names[k],
+                    err);
             assert_true(err <= 1e-2);
             memcpy(out + done, go, sizeof(float) * (size_t)n);
             done += n;
@@ -450,7 +450,8 @@ static CgProgram *kv_program(Arena *a, bool plan, int *gated, bool *side, char *
 
 /* Without the switch nothing is gated; with it the latent's row group skips the einsum's rows at a cached step and the
  * einsum's decode form does them; every step's einsum output and whole cache are bit for bit the run without it (and
- * near the CPU's), a cached step of at most 8 rows launches one kernel fewer (a prefill and a step of 9 the same); a
+ * near the CPU's), a cached step of at most 8 rows launches one kernel fewer (a prefill and a step of 18 rows the
+ * same), at batch 2 (steps of 3, 1, 2, 9, 1) and at batch 1 (3, 1, 2); a
  * malformed value stops codegen with an error naming the switch. */
 static void test_kv(void **state) {
     (void)state;
@@ -478,12 +479,16 @@ static void test_kv(void **state) {
     const int64_t n = (int64_t)NS * 2 * (9 * ROPE_H * ROPE_N + 16 * (KV_L + KV_R));
     float *off = calloc((size_t)n, sizeof(float)), *on = calloc((size_t)n, sizeof(float));
     int l_off[NS], l_on[NS];
-    run_kv(steps, NS, off, l_off);
-    setenv("DSCC_EINSUM_KV", "1", 1);
-    run_kv(steps, NS, on, l_on);
-    unsetenv("DSCC_EINSUM_KV");
-    assert_memory_equal(off, on, sizeof(float) * (size_t)n);
-    for (int i = 0; i < NS; i++) assert_int_equal(l_on[i], l_off[i] - (i > 0 && steps[i] <= 8));
+    for (int64_t B = 2; B >= 1; B--) { /* batch 2: steps of 2 and 4 rows folded, 18 not; batch 1: one row, as V3's step */
+        const int ns = B == 2 ? NS : 3;
+        memset(off, 0, sizeof(float) * (size_t)n), memset(on, 0, sizeof(float) * (size_t)n);
+        run_kv(B, steps, ns, off, l_off);
+        setenv("DSCC_EINSUM_KV", "1", 1);
+        run_kv(B, steps, ns, on, l_on);
+        unsetenv("DSCC_EINSUM_KV");
+        assert_memory_equal(off, on, sizeof(float) * (size_t)n);
+        for (int i = 0; i < ns; i++) assert_int_equal(l_on[i], l_off[i] - (i > 0 && B * steps[i] <= 8));
+    }
     free(off);
     free(on);
     arena_free(a);
