@@ -406,6 +406,8 @@ static void emit_value(Gen *G, const IrNode *n) {
     sb_free(&f);
 }
 
+void cg_emit_value(Gen *G, const IrNode *n) { emit_value(G, n); }
+
 /* One warp per reduced item of a reduction node: its statistics (or, for
  * sum and act_scale, its value) into a scratch or stored slot. */
 static void emit_reduction(Gen *G, const IrNode *n) {
@@ -1111,10 +1113,12 @@ int *cg_fold_reads(Arena *a, DiagEngine *d, const IrGraph *g, const CgGenOptions
     int nn = g->nnodes, *also = arena_alloc(a, sizeof(int) * (size_t)(nn + 1));
     for (int i = 0; i < nn; i++) also[i] = -1;
     const DsccTune *t = o && o->tune ? o->tune : &tune_unset;
-    const char *f = t->skinny_fold, *e = t->gemm_skinny, *r = t->einsum_rope;
-    const bool fold = f && *f && strcmp(f, "0"), rope = r && *r && strcmp(r, "0");
-    if (!fold && !rope) return also; /* off: no plan or analysis (cg_fold_plan, cg_rope_plan report a malformed value) */
-    Gen G = {.a = a, .d = d, .g = g, .tune = t, .fold_nomem = true, .skinny = !(e && strcmp(e, "0") == 0) && !(o && o->no_skinny)};
+    const char *f = t->skinny_fold, *e = t->gemm_skinny, *r = t->einsum_rope, *kv = t->einsum_kv;
+    const bool fold = f && *f && strcmp(f, "0"), rope = r && *r && strcmp(r, "0"), kvf = kv && *kv && strcmp(kv, "0");
+    if (!fold && !rope && !kvf) return also; /* off: no plan or analysis (cg_fold_plan, cg_rope_plan report a malformed value) */
+    Gen G = {.a = a, .d = d, .g = g, .tune = t, .fold_nomem = true, .skinny = !(e && strcmp(e, "0") == 0) && !(o && o->no_skinny),
+             .rows_wide = !(t->rows_wide && strcmp(t->rows_wide, "0") == 0), /* the row forms cg_generate picks */
+             .rows_upstream = !(t->rows_upstream && strcmp(t->rows_upstream, "0") == 0)};
     Storage st;
     plan_storage(&G, o && o->f32_storage, &st);
     G.stored = st.stored;
@@ -1124,9 +1128,12 @@ int *cg_fold_reads(Arena *a, DiagEngine *d, const IrGraph *g, const CgGenOptions
     if (!order) return also; /* cg_generate reports the cycle */
     for (int k = 0; k < st.ngroups; k++) pos[k] = -1;
     for (int at = 0; at < st.ngroups; at++) pos[order[at]] = at;
-    if (!cg_fold_plan(&G, st.grp, st.tmpl, pos, st.ngroups) || !cg_rope_plan(&G, st.grp, st.tmpl, pos, st.ngroups)) return NULL;
+    if (!cg_fold_plan(&G, st.grp, st.tmpl, pos, st.ngroups) || !cg_rope_plan(&G, st.grp, st.tmpl, pos, st.ngroups) ||
+        !cg_kvf_plan(&G, st.grp, st.tmpl, pos, st.ngroups))
+        return NULL;
     cg_fold_also_read(&G, st.ngroups, also);
     cg_rope_also_read(&G, st.ngroups, also);
+    cg_kvf_also_read(&G, st.ngroups, also);
     return also;
 }
 
@@ -1223,6 +1230,7 @@ CgProgram *cg_generate(Arena *a, DiagEngine *d, const IrGraph *g, const CgGenOpt
     if (!cg_fold_plan(&G, grp, tmpl, pos, ngroups)) return NULL; /* DSCC_SKINNY_FOLD (gen_gemm.c) */
     if (!cg_rope_plan(&G, grp, tmpl, pos, ngroups)) return NULL; /* DSCC_EINSUM_ROPE (gen_einsum.c) */
     if (!cg_rfuse_plan(&G, grp, tmpl, pos, ngroups)) return NULL; /* DSCC_ROUTE_FUSE (gen_ops.c) */
+    if (!cg_kvf_plan(&G, grp, tmpl, pos, ngroups)) return NULL; /* DSCC_EINSUM_KV (gen_einsum.c) */
     for (int at = 0; at < ngroups; at++) {
         int gid = order[at], nm = 0;
         for (int i = 0; i < nn; i++)
@@ -1266,6 +1274,7 @@ CgProgram *cg_generate(Arena *a, DiagEngine *d, const IrGraph *g, const CgGenOpt
         }
         if (ok && !G.failed && G.fold && G.fold[gid] >= 0) cg_fold_gate(&G, gid); /* its phases skip M <= 4 */
         if (ok && !G.failed && G.rope && G.rope[gid] >= 0) cg_rope_gate(&G, gid); /* its phases skip an einsum's rows, cached */
+        if (ok && !G.failed && G.kvf && G.kvf[gid] >= 0) cg_kvf_gate(&G, gid); /* its phases skip an einsum's rows, cached */
         if (ok && !G.failed) cg_rfuse_gate(&G, gid); /* a router that routed its logits: its routing group skips M <= 8 */
         for (int k = 0; k < 2 && ok && G.epi_q; k++) /* the fused epilogue's gate and up: not written above the tile's rows */
             p->unw_above[G.epi_gu[k]->id] = G.epi_tmin, p->unw_a[G.epi_gu[k]->id] = G.epi_R;

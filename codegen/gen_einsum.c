@@ -65,11 +65,13 @@ static bool einsum_pre(Gen *G, const IrNode *wv) {
 
 static bool cg_rope_here(const Gen *G, const IrNode *e);
 static const char *cg_rope_emit(Gen *G, const IrNode *e);
+static int kvf_here(const Gen *G, const IrNode *e);
+static const char *cg_kvf_emit(Gen *G, int P);
 
 /* The decode form at lo < M <= mrows rows of x [M][H][K] and w [H][N][K] (einsum_heads.cuh): a block a 32 * R rows
  * of one head's w, R * (K / 64) <= 8 loads a lane. */
 static void einsum_heads_rows(Gen *G, int lo, int mrows, IrDim M, int64_t H, int64_t N, int64_t K, int sx, int sw, int sy, bool pre,
-                              const char *side) {
+                              const char *side, const char *kv) {
     Arena *a = G->a;
     const int64_t segs = K / 64, r = segs >= 8 ? 1 : 8 / segs, nb = (N + 32 * r - 1) / (32 * r);
     const char *entry = arena_printf(a, "p%d_einsum_heads_m%d", G->nphases, mrows);
@@ -81,7 +83,9 @@ static void einsum_heads_rows(Gen *G, int lo, int mrows, IrDim M, int64_t H, int
                     {"EH_SEGS", arena_printf(a, "%lld", (long long)segs)},
                     {"EH_R", arena_printf(a, "%lld", (long long)r)},
                     {"EH_X(i)", side ? arena_printf(a, "%s_x(a, (i))", side) : arena_printf(a, "L%d(a, (i))", sx)},
-                    {"EH_SIDE(a)", side ? arena_printf(a, "%s_side(a)", side) : "(void)0"},
+                    {"EH_SIDE(a)", side || kv ? arena_printf(a, "%s%s%s", side ? arena_printf(a, "%s_side(a); ", side) : "",
+                                                             kv ? arena_printf(a, "%s_side(a); ", kv) : "", "(void)0")
+                                              : "(void)0"},
                     {"EH_W", arena_printf(a, "((const unsigned short *)a.t[%d])", sw)},
                     {"EH_STORE(i, v)", arena_printf(a, "S%d(a, (i), (v))", sy)},
                     {"EH_PRE", pre ? "1" : "0"},
@@ -91,6 +95,7 @@ static void einsum_heads_rows(Gen *G, int lo, int mrows, IrDim M, int64_t H, int
               lo ? arena_printf(a, "%d < ", lo) : "", mrows, (long long)(H * nb), (long long)(32 * r),
               pre ? "; w's first loads before the wait (a value of weights alone)" : "");
     if (side) sb_puts(&G->decl, "// x read from q_b's output, and at a cached step the roped q_pe stored too (DSCC_EINSUM_ROPE=1)\n");
+    if (kv) sb_puts(&G->decl, "// at a cached step blocks 0 .. M - 1 also do the latent's row, its norm and the KV cache append (DSCC_EINSUM_KV=1)\n");
     sb_puts(&G->decl, cg_kernel_instance(a, "einsum_heads", entry, d, (int)(sizeof d / sizeof *d)));
     cg_phase(G, CG_LAUNCH_BLOCK, M, mrows, ir_dim_const(H * nb), 1, (int64_t)mrows * K * 2);
     G->phases[G->nphases - 1].fn = entry;
@@ -156,7 +161,9 @@ static bool einsum_heads_mma(Gen *G, const IrNode *n, const char *x, const char 
     /* above CG_EINSUM_ROWS the tensor-core form, its sums 4 registers a 16-row tile */
     const bool pre = mrows && pre_on && einsum_pre(G, wv);
     const char *side = rope ? cg_rope_emit(G, n) : NULL; /* DSCC_EINSUM_ROPE=1: x from q_b's output, q_pe roped here */
-    if (mrows) einsum_heads_rows(G, 0, mrows < CG_EINSUM_ROWS ? mrows : CG_EINSUM_ROWS, M, H.coeff, N.coeff, K.coeff, sx, sw, sy, pre, side);
+    const int kvp = mrows ? kvf_here(G, n) : -1;
+    const char *kv = kvp >= 0 ? cg_kvf_emit(G, kvp) : NULL; /* DSCC_EINSUM_KV=1: the latent's row here at a cached step */
+    if (mrows) einsum_heads_rows(G, 0, mrows < CG_EINSUM_ROWS ? mrows : CG_EINSUM_ROWS, M, H.coeff, N.coeff, K.coeff, sx, sw, sy, pre, side, kv);
     if (mrows > CG_EINSUM_ROWS) einsum_heads_tc(G, CG_EINSUM_ROWS, mrows, M, H.coeff, N.coeff, K.coeff, sx, sw, sy);
     cg_head(G, arena_printf(G->a, "einsum %s,%s->%s per head on the tensor cores (%s), 64x128 tile", x, w, o, cg_tile_insn(G, true)));
     sb_printf(&G->decl, "    extern __shared__ __align__(16) unsigned char sm[];\n"
@@ -215,19 +222,20 @@ static bool rope_view_ok(const Gen *G, const IrNode *n, int P, const int *grp, c
     return false;
 }
 
-/* Whether every reader of n a cached step runs comes after the einsum e on its stream (a value no kernel stores: by
- * its own readers, which compute it). */
-static bool rope_after(const Gen *G, const char *need, const IrNode *n, const IrNode *e, const int *grp, const int *pos, int depth) {
+/* Whether every reader of n a cached step runs, but those in group skip (-1: none), comes after the einsum e on its
+ * stream (a value no kernel stores: by its own readers, which compute it). */
+static bool rope_after(const Gen *G, const char *need, const IrNode *n, const IrNode *e, const int *grp, const int *pos, int depth,
+                       int skip) {
     if (depth > 4) return false;
     for (int i = n->id + 1; i < G->g->nnodes; i++) {
         const IrNode *m = G->g->nodes[i];
         bool reads = false;
         for (int k = 0; k < m->nops; k++) reads |= m->ops[k] == n;
-        if (!reads || !need[i]) continue;
+        if (!reads || !need[i] || (skip >= 0 && grp[i] == skip)) continue;
         if (m->stream != e->stream) return false;
         if (G->stored[i] || !ir_op_has_result(m->op) || m->op == IR_OP_OUTPUT) {
             if (grp[i] < 0 || pos[grp[i]] <= pos[grp[e->id]]) return false;
-        } else if (!rope_after(G, need, m, e, grp, pos, depth + 1)) return false;
+        } else if (!rope_after(G, need, m, e, grp, pos, depth + 1, skip)) return false;
     }
     return true;
 }
@@ -254,7 +262,7 @@ static int rope_group(Gen *G, const IrNode *e, const int *grp, const int *tmpl, 
         if (!need[i] || seen[i] || !G->stored[i]) continue; /* x's view; or what a cached step never reads; or computed where read */
         const IrNode *v = n->ops[0], *p = n->nops > 1 ? n->ops[1] : NULL;
         if (n->op != IR_OP_ROPE || !p || grp[p->id] == P || !G->stored[p->id] || p->op == IR_OP_KV_CACHE || v->type.rank < 3 ||
-            !ir_dim_is_const(v->type.dims[v->type.rank - 1]) || !rope_view_ok(G, v, P, grp, seen) || !rope_after(G, need, n, e, grp, pos, 0))
+            !ir_dim_is_const(v->type.dims[v->type.rank - 1]) || !rope_view_ok(G, v, P, grp, seen) || !rope_after(G, need, n, e, grp, pos, 0, -1))
             return -1;
         nr++;
     }
@@ -348,21 +356,26 @@ void cg_rope_also_read(const Gen *G, int ngroups, int *also) {
     }
 }
 
-void cg_rope_gate(Gen *G, int gid) {
-    if (!G->rope || G->rope[gid] < 0 || !G->nphases) return;
-    const IrNode *e = G->g->nodes[G->rope[gid]], *x = e->ops[0];
+/* The phases of the row group being generated run at a cached step only above einsum e's decode rows (as rows x each
+ * phase's constant): true when every phase takes it. */
+static bool gate_cached(Gen *G, const IrNode *e) {
+    const IrNode *x = e->ops[0];
     const IrDim M = ir_dim_mul(x->type.dims[0], x->type.dims[1]);
     const int rows = rope_rows(G, e);
     int64_t at[64];
-    if (G->nphases > 64 || rows <= 0) return;
+    if (G->nphases > 64 || rows <= 0) return false;
     for (int p = 0; p < G->nphases; p++) { /* each over c rows' worth (c constant): at a cached step only above rows c */
         const CgPhase *f = &G->phases[p];
         IrDim c;
-        if (f->tma || !ir_dim_div(f->a, M, &c) || !ir_dim_is_const(c) || c.coeff < 1) return;
+        if (f->tma || !ir_dim_div(f->a, M, &c) || !ir_dim_is_const(c) || c.coeff < 1) return false;
         at[p] = rows * c.coeff;
     }
     for (int p = 0; p < G->nphases; p++) G->phases[p].cmin = at[p];
-    G->rope_ok[gid] = 1;
+    return true;
+}
+
+void cg_rope_gate(Gen *G, int gid) {
+    if (G->rope && G->rope[gid] >= 0 && G->nphases && gate_cached(G, G->g->nodes[G->rope[gid]])) G->rope_ok[gid] = 1;
 }
 
 static bool cg_rope_here(const Gen *G, const IrNode *e) {
@@ -526,3 +539,176 @@ bool cg_einsum(Gen *G, const IrNode *n) {
     return true;
 }
 
+
+/* ---- DSCC_EINSUM_KV: the latent's row group folded into the next einsum's decode form ----
+ * In V3 the latent's row group (kv_a's output: the latent's rmsnorm, k_pe's RoPE, their concat and its append to the
+ * KV cache) launches right before absorbed MLA's first einsum, which reads none of it: at a decode step a launch for
+ * one 576-wide row. With the switch, at a step with a cached context, the einsum's decode form does those rows itself
+ * (blocks 0 .. M - 1, a row each, between its wait and its products, under its weights' loads: gen_rows.c's
+ * cg_emit_row_side, the norm summed in the row kernel's order) and the row group's phases launch nothing at its rows.
+ * A step with nothing cached runs the row group as before. It applies where every value of the group a cached step
+ * reads is read after the einsum on its stream, the group stores no scale and has no reduction but its one rmsnorm,
+ * its rows are the einsum's, and, with a memory plan, where the group's inputs and stored values keep their bytes
+ * until the einsum (plan-memory keeps them: cg_kvf_also_read). */
+
+/* DSCC_EINSUM_KV: 1 on, 0 off (unset), -1 a malformed value. */
+static int einsum_kv_env(const DsccTune *t) {
+    const char *e = t->einsum_kv;
+    if (!e || !*e || strcmp(e, "0") == 0) return 0;
+    return strcmp(e, "1") == 0 ? 1 : -1;
+}
+
+/* The members of group P, in node order, into m (arena); their count. */
+static int kvf_members(const Gen *G, const int *grp, int P, int **m) {
+    int n = 0;
+    *m = arena_alloc(G->a, sizeof(int) * (size_t)(G->g->nnodes + 1));
+    for (int i = 0; i < G->g->nnodes; i++)
+        if (grp[i] == P) (*m)[n++] = i;
+    return n;
+}
+
+/* The values outside P its members read, and the values P stores in the slab, into lv (at most cap): what must keep
+ * its bytes from P's place to the einsum's. */
+static int kvf_leaves(const Gen *G, const int *grp, int P, const IrNode **lv, int cap) {
+    int nl = 0;
+    for (int i = 0; i < G->g->nnodes; i++) {
+        if (grp[i] != P) continue;
+        const IrNode *n = G->g->nodes[i];
+        for (int k = 0; k <= n->nops; k++) {
+            const IrNode *v = k < n->nops ? n->ops[k] : n;
+            if (k < n->nops ? grp[v->id] == P : !G->stored[i] || n->op == IR_OP_KV_CACHE) continue;
+            bool dup = false;
+            for (int j = 0; j < nl; j++) dup |= lv[j] == v;
+            if (dup) continue;
+            if (nl == cap) return cap + 1;
+            lv[nl++] = v;
+        }
+    }
+    return nl;
+}
+
+/* Whether row group P (launched right before einsum e's group) is one e's decode form can take at a cached step. */
+static bool kvf_group_ok(Gen *G, const IrNode *e, int P, const int *grp, const int *pos, const char *need) {
+    int *m;
+    const int nm = kvf_members(G, grp, P, &m);
+    IrDim rows, M = ir_dim_mul(e->ops[0]->type.dims[0], e->ops[0]->type.dims[1]);
+    bool cache = false;
+    for (int k = 0; k < nm; k++) {
+        const IrNode *n = G->g->nodes[m[k]];
+        if (n->nwaits || n->stream != e->stream || n->op == IR_OP_ACT_SCALE || n->op == IR_OP_QUANTIZE) return false;
+        if (n->op != IR_OP_RMSNORM && cg_has_reduction_phase(n)) return false;
+        if (n->op != IR_OP_KV_CACHE && !ir_op_fusible(n->op)) return false;
+        cache |= n->op == IR_OP_KV_CACHE;
+        if (need[m[k]] && (G->stored[m[k]] || n->op == IR_OP_KV_CACHE) && !rope_after(G, need, n, e, grp, pos, 0, P)) return false;
+    }
+    if (!cache) return false;
+    int nloc = 0; /* cg_row_norm reads the members' local numbers, as where the group is generated */
+    for (int k = 0; k < nm; k++)
+        if (ir_op_fusible(G->g->nodes[m[k]]->op)) G->local[m[k]] = nloc++;
+    const IrNode *act = G->act, *norm = (G->act = NULL, cg_row_norm(G, m, nm, &rows));
+    int T;
+    const bool ok = norm && ir_dim_eq(rows, M) && cg_row_side_form(G, norm, &T) > 0;
+    G->act = act;
+    for (int k = 0; k < nm; k++) G->local[m[k]] = -1;
+    return ok;
+}
+
+bool cg_kvf_plan(Gen *G, const int *grp, const int *tmpl, const int *pos, int ngroups) {
+    G->kvf = NULL;
+    G->kvf_ok = NULL;
+    const int on = einsum_kv_env(G->tune);
+    if (on < 0) {
+        diag_error(G->d, (SrcLoc){0}, "DSCC_EINSUM_KV is '%s': expected 0 or 1", G->tune->einsum_kv);
+        return false;
+    }
+    if (!on) return true;
+    const IrGraph *g = G->g;
+    G->kvf_grp = grp;
+    G->kvf_n = ngroups;
+    G->kvf = arena_alloc(G->a, sizeof(int) * (size_t)(ngroups + 1));
+    G->kvf_ok = arena_alloc(G->a, (size_t)ngroups + 1);
+    int *at = arena_alloc(G->a, sizeof(int) * (size_t)(ngroups + 1)); /* by place in the launch order: the group */
+    for (int k = 0; k < ngroups; k++) G->kvf[k] = -1, G->kvf_ok[k] = 0, at[k] = -1;
+    for (int k = 0; k < ngroups; k++)
+        if (pos[k] >= 0) at[pos[k]] = k;
+    if (!G->local) { /* cg_fold_reads: no kernel being generated */
+        G->local = arena_alloc(G->a, sizeof(int) * (size_t)(g->nnodes + 1));
+        for (int i = 0; i < g->nnodes; i++) G->local[i] = -1;
+    }
+    const char *need = rope_needed(G);
+    /* by group: launched at no cached step (each member a function of the weights alone, run once at load, or one a
+     * cached step never reads) */
+    char *wonly = arena_alloc(G->a, (size_t)g->nnodes + 1), *idle = arena_alloc(G->a, (size_t)ngroups + 1);
+    memset(idle, 1, (size_t)ngroups + 1);
+    for (int i = 0; i < g->nnodes; i++) {
+        const IrNode *n = g->nodes[i];
+        wonly[i] = n->op == IR_OP_WEIGHT || (n->nops > 0 && ir_op_class(n->op) != IR_CLASS_STATE);
+        for (int k = 0; k < n->nops; k++) wonly[i] &= wonly[n->ops[k]->id];
+        if (grp[i] >= 0 && need[i] && !wonly[i]) idle[grp[i]] = 0;
+    }
+    for (int i = 0; i < g->nnodes; i++) {
+        const IrNode *e = g->nodes[i];
+        const int ge = grp[i];
+        if (e->op != IR_OP_EINSUM || ge < 0 || pos[ge] < 1 || !rope_rows(G, e)) continue;
+        int pp = pos[ge] - 1; /* the group launched right before e's at a cached step: nothing between them */
+        while (pp > 0 && at[pp] >= 0 && idle[at[pp]]) pp--;
+        const int P = at[pp];
+        if (P < 0 || tmpl[P] >= 0 || G->kvf[P] >= 0 || !kvf_group_ok(G, e, P, grp, pos, need)) continue;
+        const IrNode *lv[16];
+        const int nl = kvf_leaves(G, grp, P, lv, 16);
+        if (nl > 16 || (g->mem_planned && !G->fold_nomem && !cg_leaves_intact(G, lv, nl, e, pos[P], pos[ge], grp, pos))) continue;
+        G->kvf[P] = i;
+    }
+    return true;
+}
+
+void cg_kvf_also_read(const Gen *G, int ngroups, int *also) {
+    for (int P = 0; G->kvf && P < ngroups; P++) {
+        if (G->kvf[P] < 0) continue;
+        const IrNode *e = G->g->nodes[G->kvf[P]], *lv[16];
+        const int nl = kvf_leaves(G, G->kvf_grp, P, lv, 16);
+        for (int k = 0; k < nl && k < 16; k++)
+            if (also[lv[k]->id] < e->id) also[lv[k]->id] = e->id;
+    }
+}
+
+void cg_kvf_gate(Gen *G, int gid) {
+    if (G->kvf && G->kvf[gid] >= 0 && G->nphases && gate_cached(G, G->g->nodes[G->kvf[gid]])) G->kvf_ok[gid] = 1;
+}
+
+/* The row group whose rows einsum e does at a cached step, -1 none. */
+static int kvf_here(const Gen *G, const IrNode *e) {
+    for (int P = 0; G->kvf && P < G->kvf_n; P++) {
+        if (G->kvf[P] == e->id) return G->kvf_ok[P] ? P : -1;
+    }
+    return -1;
+}
+
+/* E_side(a) (E = p<phase>_kv): the rows of row group P that the einsum being generated does at a cached step, P's
+ * value functions numbered after the einsum group's own, in the einsum's module (its slots). */
+static const char *cg_kvf_emit(Gen *G, int P) {
+    int *m;
+    const int nm = kvf_members(G, G->kvf_grp, P, &m);
+    int nloc = 0;
+    for (int i = 0; i < G->g->nnodes; i++) nloc = G->local[i] >= nloc ? G->local[i] + 1 : nloc;
+    for (int k = 0; k < nm; k++)
+        if (ir_op_fusible(G->g->nodes[m[k]]->op)) G->local[m[k]] = nloc++;
+    const IrNode *act = G->act, *rowc = G->rowc, *rown = G->rown;
+    G->act = NULL; /* the row group has no act_scale (kvf_group_ok) */
+    IrDim rows;
+    const IrNode *norm = cg_row_norm(G, m, nm, &rows);
+    int T;
+    const int C = cg_row_side_form(G, norm, &T);
+    const int rparts = G->rparts, rthreads = G->rthreads, rowg = G->rowg;
+    const int64_t rowd = G->rowd;
+    const IrNode *x = norm->ops[0];
+    G->rowc = NULL, G->rowg = 0, G->rown = norm, G->rowd = x->type.dims[x->type.rank - 1].coeff;
+    const char *E = arena_printf(G->a, "p%d_kv", G->nphases);
+    sb_puts(&G->decl, "__shared__ float rstat;  // the latent row's statistic (DSCC_EINSUM_KV=1)\n");
+    for (int k = 0; k < nm; k++)
+        if (ir_op_fusible(G->g->nodes[m[k]]->op)) cg_emit_value(G, G->g->nodes[m[k]]);
+    cg_emit_row_side(G, E, norm, rows, m, nm, C, T);
+    for (int k = 0; k < nm; k++) G->local[m[k]] = -1;
+    G->act = act, G->rowc = rowc, G->rown = rown, G->rparts = rparts, G->rthreads = rthreads, G->rowg = rowg, G->rowd = rowd;
+    return E;
+}

@@ -69,6 +69,12 @@ typedef struct {
                           * cg_rope_plan) the row group it takes the place of, else -1; NULL: the switch is off */
     char *rope_ok;       /* by group id: 1 once that row group's phases skip the einsum's rows at a cached step */
     const int *rope_grp; /* by node id: the group codegen gives it (cg_rope_plan) */
+    int *kvf;            /* by group id: for a latent row group (rmsnorm, RoPE, concat, the KV cache append) the einsum
+                          * whose decode form does its row at a cached step (DSCC_EINSUM_KV=1, cg_kvf_plan), else -1;
+                          * NULL: the switch is off */
+    char *kvf_ok;        /* by group id: 1 once that row group's phases skip the einsum's rows at a cached step */
+    const int *kvf_grp;  /* by node id: the group codegen gives it (cg_kvf_plan) */
+    int kvf_n;           /* groups in G->kvf */
     int *rfuse;          /* by group id: for a router linear's group whose M <= 8 form routes its logits in its last CTA
                           * (DSCC_ROUTE_FUSE=1, cg_rfuse_plan) the routing group it does the work of, else -1; NULL: off */
     char *rfuse_ok;      /* by group id: 1 for such a routing group once its router did emit the routing (its phases then
@@ -200,6 +206,23 @@ int cg_fold_hoist_plan(Gen *G, const int *grp, const int *tmpl, const int *order
 bool cg_rope_plan(Gen *G, const int *grp, const int *tmpl, const int *pos, int ngroups);
 void cg_rope_gate(Gen *G, int gid);
 void cg_rope_also_read(const Gen *G, int ngroups, int *also);
+/* DSCC_EINSUM_KV=1 (gen_einsum.c): the decode form of the einsum launched right after the latent's row group (its
+ * rmsnorm, k_pe's RoPE, the concat and the KV cache append) does that group's rows at a step with a cached context,
+ * a block a row, where the row group then launches nothing. cg_kvf_plan before the groups are generated (G->kvf;
+ * false after reporting a malformed switch); cg_kvf_gate after row group gid's phases (G->kvf_ok); cg_kvf_also_read:
+ * what plan-memory must keep alive, and unshared, for the einsum (also[v] = the einsum's id). */
+bool cg_kvf_plan(Gen *G, const int *grp, const int *tmpl, const int *pos, int ngroups);
+void cg_kvf_gate(Gen *G, int gid);
+void cg_kvf_also_read(const Gen *G, int ngroups, int *also);
+/* The value function of fusible op n in the kernel being generated (gen.c's; G->local[n->id] set). */
+void cg_emit_value(Gen *G, const IrNode *n);
+/* The latent row group's rows as a device function `E`_side(a) of the einsum's decode form (gen_rows.c): a block a
+ * row, the norm's sum of squares in the order of its row kernel's form at those rows, then the group's stores. C and
+ * T: that form's CTAs a row and threads a CTA (cg_row_side_form). */
+void cg_emit_row_side(Gen *G, const char *E, const IrNode *norm, IrDim rows, const int *members, int nm, int C, int T);
+/* CTAs a row (*T threads each) of the form a row group with rmsnorm `norm` (D wide) runs at up to 8 rows, when a
+ * 256-thread block can sum its row in that order (T a multiple of 32, C T <= 256); 0 otherwise. */
+int cg_row_side_form(const Gen *G, const IrNode *norm, int *T);
 /* With a memory plan: whether no value sharing the bytes of one of lv[0 .. nl) is written from the group at place pp
  * to the one at place pl of the launch order (or after pp on another stream than L's) (gen_gemm.c). */
 bool cg_leaves_intact(const Gen *G, const IrNode *const *lv, int nl, const IrNode *L, int pp, int pl, const int *grp, const int *pos);

@@ -704,3 +704,65 @@ void cg_emit_row_kernel(Gen *G, const IrNode *norm, IrDim rows, const int *membe
     G->act = NULL;
     G->rowc = NULL, G->rparts = G->rthreads = 0, G->rowd = 0, G->rown = NULL, G->rowg = 0;
 }
+
+/* ---- the latent row in an einsum's decode form (DSCC_EINSUM_KV=1) ------------------------------------------------
+ *
+ * The einsum's blocks 0 .. M - 1 do a row each with 256 threads: warps stand for the form's C CTAs of T threads (part
+ * p: threads p T .. p T + T - 1), each thread summing the same elements in the same order, each warp's sum by the
+ * same wsum, the CTAs' parts then the rows' in rank order from 0: the row kernel's statistic, bit for bit. The
+ * stores then read it from rstat, as the wide forms' value functions do, a thread an element. */
+int cg_row_side_form(const Gen *G, const IrNode *norm, int *T) {
+    const IrNode *x = norm->ops[0];
+    if (!G->rows_wide || !ir_dim_is_const(x->type.dims[x->type.rank - 1])) return 0;
+    const int64_t D = x->type.dims[x->type.rank - 1].coeff;
+    const int C = row_parts(G, D);
+    if (!C) return 0;
+    *T = C > 1 ? round_warps(D / C / 4) : round_warps(D / 8); /* cg_emit_row_kernel's forms up to CG_ROWS_SPLIT_MAX rows */
+    return *T % 32 == 0 && C * *T <= 256 ? C : 0;
+}
+
+void cg_emit_row_side(Gen *G, const char *E, const IrNode *norm, IrDim rows, const int *members, int nm, int C, int T) {
+    const IrNode *x = norm->ops[0];
+    const int64_t D = G->rowd, CH = D / C, EL = (CH + T - 1) / T;
+    bool *done = arena_alloc(G->a, (size_t)nm + 1);
+    G->rowc = NULL; /* the sum of squares and the stores compute x */
+    const char *xv = cg_read(G, x, "i");
+    sb_printf(&G->decl, "// the latent's rows at a cached step (DSCC_EINSUM_KV=1; its row group launches nothing at these rows): block b\n"
+                        "// rows b, b + grid, ..., the norm summed as the row kernel's form of %d CTA%s of %d threads sums it (warps for CTAs)\n"
+                        "__device__ __forceinline__ void %s_side(const Args &a) {\n"
+                        "    if (a.len == 0) return;  // nothing cached: the row group ran (a prefill's naive attention reads it)\n"
+                        "    const long long D = %lldLL;\n"
+                        "    __shared__ float kred[8];\n"
+                        "    for (long long row = blockIdx.x; row < %s; row += gridDim.x) {  // the whole block\n"
+                        "    {\n"
+                        "    const int part = (int)threadIdx.x / %d, tid = (int)threadIdx.x %% %d;\n"
+                        "    float ss = 0.0f;\n"
+                        "    if (part < %d) {\n"
+                        "#pragma unroll\n"
+                        "        for (int t = 0; t < %lld; t++) {\n"
+                        "            if (tid + t * %d >= %lld) break;\n"
+                        "            const long long c = part * %lldLL + tid + t * %d, i = row * D + c;\n"
+                        "            const float xr = %s;\n"
+                        "            ss += xr * xr;\n"
+                        "        }\n"
+                        "    }\n"
+                        "    ss = wsum(ss);\n"
+                        "    if ((threadIdx.x & 31) == 0) kred[threadIdx.x >> 5] = ss;\n"
+                        "    __syncthreads();\n"
+                        "    if (threadIdx.x == 0) {  // each CTA's part from its warps, then the parts in rank order\n"
+                        "        float t = 0.0f;\n"
+                        "        for (int p = 0; p < %d; p++) {\n"
+                        "            float s = 0.0f;\n"
+                        "            for (int w = 0; w < %d; w++) s += kred[p * %d + w];\n"
+                        "            t += s;\n"
+                        "        }\n"
+                        "        rstat = 1.0f / sqrtf(t / %.1ff + %.9ef);\n"
+                        "    }\n"
+                        "    __syncthreads();  // the row's statistic, for every thread's stores\n"
+                        "    }\n",
+              C, C > 1 ? "s" : "", T, E, (long long)D, cg_dim(G, rows), T, T, C, (long long)EL, T, (long long)CH, (long long)CH, T, xv,
+              C, T / 32, T / 32, (double)D, (double)(float)ir_node_attr_float(norm, "eps", 1e-6));
+    G->rparts = G->rthreads = 0; /* the stores: the row's elements a thread each, 256 threads */
+    cg_emit_stores(G, members, nm, done, &rows);
+    sb_puts(&G->decl, "    __syncthreads();  // the row's stores done before another row takes kred and rstat\n    }\n}\n");
+}

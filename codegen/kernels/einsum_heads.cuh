@@ -35,7 +35,8 @@
 //   EH_PRE            1: w is a value of weights alone (a weight, or computed from weights when they load), so the
 //                     first pass of its loads is issued before DSCC_PDL_WAIT(): under the kernel before (default 0)
 //   EH_SIDE(a)        a side job each block runs after its wait, while its weights are in flight (DSCC_EINSUM_ROPE=1:
-//                     the roped q_pe its row group would have stored; default: none)
+//                     the roped q_pe its row group would have stored; DSCC_EINSUM_KV=1: the latent's rows, norm and KV
+//                     cache append, a block a row, with block barriers: every thread calls it; default: none)
 //   EH_EARLY          1 (DSCC_PDL_EARLY=1): DSCC_PDL_LAUNCH_DEPENDENTS() first, so the kernel after this one may
 //                     launch (and start its own prologue) while this one waits and runs (default 0: never: it
 //                     launches at this one's end)

@@ -14,7 +14,8 @@
 #   rounds.sh gemm    the FP8 GEMM sweep alone (writes gemm_table.txt);
 #   rounds.sh sweep   the decode step's switches: test_gpu_skinny, test_gpu_expert test_scan,
 #                     test_gpu_ops with DSCC_SKINNY_PSPLIT=1 DSCC_SKINNY_FOLD=1
-#                     DSCC_EXPERT_SCAN=1, the pipelined skinny form's
+#                     DSCC_EXPERT_SCAN=1, a tiny model's logits with and
+#                     without DSCC_EINSUM_KV=1 (same_logits), the pipelined skinny form's
 #                     cluster K split (psplit=1) per V3 shape at M = 1 (SWEEP_PRE=0: none
 #                     of these), then bench_gpu
 #                     with each set of SWEEP_SETS (default: the defaults;
@@ -22,7 +23,8 @@
 #                     fold with DSCC_SKINNY_FOLD_HOIST=1 (the MoE add + rmsnorm
 #                     folded into the shared expert's gate + up); with
 #                     DSCC_EINSUM_ROPE=1 too (q's rope in the einsum), and
-#                     DSCC_ROUTE_FUSE=1 too (the routing in the router); the
+#                     DSCC_ROUTE_FUSE=1 too (the routing in the router), and
+#                     DSCC_EINSUM_KV=1 too (the latent row in the einsum); the
 #                     fold without its L2 prefetch, DSCC_SKINNY_FOLD_PF=0;
 #                     DSCC_EXPERT_SCAN=1): the
 #                     batch-1 "step ms, CUDA graph", its per-kind ms
@@ -163,6 +165,24 @@ step() { # step NAME SECONDS CMD...: runs CMD with a limit, its log in $out/NAME
   [ $rc -ne 0 ] && { echo "FAILED: $name (exit $rc)"; status=1; }
   grep -E "FAIL|MISMATCH|rel L2|worst|TFLOPS|GB/s|ms|PASSED|tokens/s|error" "$out/$name.log" | tail -n "${TAIL:-12}"
 }
+same_logits() { # same_logits NAME SECONDS "BASE SWITCHES" "MORE SWITCHES": the tiny FP8 config with kv_lora_rank=512 and
+  # qk_nope_head_dim=64 (so the latent row and the einsum take V3's decode forms), random weights, 2 x (prefill 5 +
+  # decode 3 through the KV cache): its logits with BASE and with BASE + MORE, which must be byte-identical
+  local name=$1 limit=$2 base=$3 more=$4 d
+  d=$(mktemp -d)
+  python3 -c "import struct,sys; h=\"{'descr': '<i4', 'fortran_order': False, 'shape': (2, 8), }\"; h+=' '*((64-(11+len(h))%64)%64)+'\\n'; \
+sys.stdout.buffer.write(b'\\x93NUMPY\\x01\\x00'+struct.pack('<H',len(h))+h.encode()+struct.pack('<16i',3,17,42,5,9,11,2,30,7,21,99,4,8,600,13,77))" > "$d/tok.npy"
+  local k=0
+  for v in "$base" "$base $more"; do
+    # shellcheck disable=SC2086
+    TAIL=2 step "${name}_$k" "$limit" env $v build/dscc run models/deepseek_v3.dsl --config tests/fixtures/tiny_fp8/config.json \
+      --random-weights 7 --set kv_lora_rank=512 --set qk_nope_head_dim=64 --set num_nextn_predict_layers=0 --backend cuda \
+      --tokens "$d/tok.npy" --prefill 5 --dump-logits "$d/l$k.npy"
+    k=$((k + 1))
+  done
+  if cmp -s "$d/l0.npy" "$d/l1.npy"; then echo "$name: logits byte-identical with $more"; else echo "FAILED: $name: logits differ with $more"; status=1; fi
+  rm -rf "$d"
+}
 for mode in "${@:-check}"; do
 case "$mode" in
   check)
@@ -238,7 +258,8 @@ case "$mode" in
     # (DSCC_SKINNY_FOLD_PF=0); the fold with the MoE layer's add + rmsnorm folded into the shared expert's gate + up,
     # launched ahead of the router (DSCC_SKINNY_FOLD_HOIST=1: 29 launches), and with q's rope in the absorbed einsum's
     # decode form too (DSCC_EINSUM_ROPE=1: 27 launches), and with the routing in the router's last CTA too
-    # (DSCC_ROUTE_FUSE=1: 26 launches); the MoE sort's bucket walk as a block scan
+    # (DSCC_ROUTE_FUSE=1: 26 launches), and with the latent's row kernel (kv norm, k_pe's rope, the cache append) in
+    # the first einsum's decode form too (DSCC_EINSUM_KV=1: 24 launches); the MoE sort's bucket walk as a block scan
     # (DSCC_EXPERT_SCAN=1: fp8_expert_linear ms).
     # SWEEP_PRE=0 skips the tests and bench_gemm before them (five bench_gpu runs take ~7 minutes).
     # First the new paths on the GPU: test_gpu_skinny (test_pipe_split, test_fold, test_fold_plan), test_gpu_expert's
@@ -251,13 +272,14 @@ case "$mode" in
       # the hoisted folds through dscc run (test_gpu_ops plans no memory, so it never hoists): the tiny models' MoE
       # add + rmsnorm, and the input norm and dense gate / up whose linears are not merged there
       OUT=$(mktemp -d) TAIL=20 step e2e_fold_hoist 150 env DSCC_SKINNY=pipe=1 DSCC_SKINNY_FOLD=1 DSCC_SKINNY_FOLD_HOIST=1 bash tests/gpu/e2e.sh
-      step test_gpu_einsum_rope 120 build/test_gpu_einsum
+      step test_gpu_einsum_rope 120 build/test_gpu_einsum # test_rope and test_kv (DSCC_EINSUM_KV) among its cases
+      same_logits kv_fold_logits 120 "DSCC_SKINNY_FOLD=1 DSCC_SKINNY_FOLD_HOIST=1 DSCC_EINSUM_ROPE=1 DSCC_ROUTE_FUSE=1" DSCC_EINSUM_KV=1
       step test_gpu_route_fused 120 build/test_gpu_route
       OUT=$(mktemp -d) TAIL=20 step e2e_rope_route 150 env DSCC_SKINNY=pipe=1 DSCC_SKINNY_FOLD=1 DSCC_SKINNY_FOLD_HOIST=1 DSCC_EINSUM_ROPE=1 DSCC_ROUTE_FUSE=1 bash tests/gpu/e2e.sh
       TAIL=30 step skinny_psplit 200 build/bench_gemm --skinny-sweep --check --m 1 --shape qkv_a,q_b,o_proj,dense_gate_up,dense_down \
         --variants 'default;psplit=1'
     fi
-    IFS=';' read -ra sets <<< "${SWEEP_SETS:-;DSCC_SKINNY_PSPLIT=1;DSCC_SKINNY_FOLD=1;DSCC_SKINNY_FOLD=1 DSCC_SKINNY_FOLD_HOIST=1;DSCC_SKINNY_FOLD=1 DSCC_SKINNY_FOLD_HOIST=1 DSCC_EINSUM_ROPE=1;DSCC_SKINNY_FOLD=1 DSCC_SKINNY_FOLD_HOIST=1 DSCC_EINSUM_ROPE=1 DSCC_ROUTE_FUSE=1;DSCC_SKINNY_FOLD=1 DSCC_SKINNY_FOLD_PF=0;DSCC_EXPERT_SCAN=1}"
+    IFS=';' read -ra sets <<< "${SWEEP_SETS:-;DSCC_SKINNY_PSPLIT=1;DSCC_SKINNY_FOLD=1;DSCC_SKINNY_FOLD=1 DSCC_SKINNY_FOLD_HOIST=1;DSCC_SKINNY_FOLD=1 DSCC_SKINNY_FOLD_HOIST=1 DSCC_EINSUM_ROPE=1;DSCC_SKINNY_FOLD=1 DSCC_SKINNY_FOLD_HOIST=1 DSCC_EINSUM_ROPE=1 DSCC_ROUTE_FUSE=1;DSCC_SKINNY_FOLD=1 DSCC_SKINNY_FOLD_HOIST=1 DSCC_EINSUM_ROPE=1 DSCC_ROUTE_FUSE=1 DSCC_EINSUM_KV=1;DSCC_SKINNY_FOLD=1 DSCC_SKINNY_FOLD_PF=0;DSCC_EXPERT_SCAN=1}"
     i=0
     for v in "${sets[@]}"; do
       echo "bench_gpu_dec$i: ${v:-the defaults}"
@@ -340,7 +362,9 @@ case "$mode" in
     TAIL=14 step bench_mla 120 build/bench_mla ;;
   seventh) # a merge's new paths: every GPU test and e2e with them on (SEV_NEW: settings joined by '+', e.g.
            # DSCC_MLA_TMA=1+DSCC_X=2; SEV_OPS2: test_gpu_ops again with these added), bench_gpu with the defaults,
-           # with SEV_NEW, and with each setting of SEV_ALSO (space-separated, each '+'-joined), then bench_mla
+           # with SEV_NEW, and with each setting of SEV_ALSO (space-separated, each '+'-joined), then bench_mla.
+           # The batch-1 launch folds as one SEV_NEW: DSCC_SKINNY_FOLD=1+DSCC_SKINNY_FOLD_HOIST=1+DSCC_EINSUM_ROPE=1+
+           # DSCC_ROUTE_FUSE=1+DSCC_EINSUM_KV=1 (24 launches at batch 1 with DSCC_MLA_DSM=1, 30 with none of them)
     nw=$(echo "${SEV_NEW:-}" | tr + ' ')
     ( env $nw DSCC_GEMM_TILE=wgmma timeout 170 build/test_gpu_ops > "$out/ops.log" 2>&1; echo $? > "$out/ops.rc" ) & p1=$!
     ( for t in build/test_gpu_*; do n=$(basename "$t"); [ "$n" = test_gpu_ops ] && continue; [ -x "$t" ] || continue

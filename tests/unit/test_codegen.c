@@ -672,6 +672,80 @@ static void test_decode_launches(void **state) {
     arena_free(a);
 }
 
+/* The switches of the batch-1 launch work (opt-in until timed), all on: bench_gpu's two-layer V3 program planned at
+ * batch 1 (its memory plan decides which folds hold), the launches of a cached decode step of one row (a phase gated
+ * at a cached step, CgPhase.cmin, launches nothing there: gpu_exec.c's rule); *kv_gated: phases of the kernels that
+ * append to a KV cache gated so. */
+static int folded_launches(int *kv_gated) {
+    Arena *a = arena_new();
+    DiagEngine *d = diag_new(a, stderr);
+    FeSetting sets[3] = {{"num_hidden_layers", "2"}, {"first_k_dense_replace", "1"}, {"num_nextn_predict_layers", "0"}};
+    FeOptions fo = {NULL, sets, 3};
+    IrGraph *g = fe_compile_file(a, d, DSCC_SOURCE_DIR "/models/deepseek_v3.dsl", &fo);
+    assert_non_null(g);
+    PassPipeline pp;
+    PassRunOptions ro = {.tune = tu_tune()};
+    assert_true(pass_pipeline_parse(a, d, pass_preset(a, "kernels", &(PassPreset){.fp8 = true}), &pp));
+    assert_true(pass_pipeline_run(&pp, g, &ro, d));
+    assert_true(pass_pipeline_parse(a, d, "plan-memory{batch=1,seq=1,ctx=4096}", &pp));
+    assert_true(pass_pipeline_run(&pp, g, &ro, d));
+    CgProgram *p = cg_generate(a, d, g, &(CgGenOptions){.tune = tu_tune()});
+    assert_non_null(p);
+    int64_t sym[IR_MAX_DIM_SYMS] = {0};
+    for (int s = 0; s < g->ndims; s++) sym[s] = strcmp(g->dim_names[s], "T") == 0 ? 17 : 1;
+    bool *wonly = calloc((size_t)g->nnodes + 1, 1), *used = calloc((size_t)g->nnodes + 1, 1);
+    for (int i = 0; i < g->nnodes; i++) { /* a function of the weights alone: run once, at load */
+        const IrNode *n = g->nodes[i];
+        wonly[i] = n->op == IR_OP_WEIGHT || (n->nops > 0 && n->op != IR_OP_KV_CACHE && n->op != IR_OP_OUTPUT);
+        for (int k = 0; k < n->nops; k++) wonly[i] &= wonly[n->ops[k]->id];
+    }
+    for (int i = g->nnodes - 1; i >= 0; i--) { /* read at a cached step (the runtime's rule) */
+        const IrNode *n = g->nodes[i];
+        IrOpClass c = ir_op_class(n->op);
+        used[i] |= c == IR_CLASS_OUTPUT || c == IR_CLASS_STATE || c == IR_CLASS_COMM;
+        for (int k = 0; used[i] && k < n->nops; k++)
+            if (n->op != IR_OP_FRESH_SELECT || k == 1) used[n->ops[k]->id] = true;
+    }
+    int launches = 0;
+    *kv_gated = 0;
+    for (int k = 0; k < p->nkernels; k++) {
+        const CgKernel *ck = &p->kernels[k];
+        bool once = true, step = false, cache = false;
+        for (int j = 0; j < ck->nnodes; j++)
+            once &= wonly[ck->nodes[j]], step |= used[ck->nodes[j]], cache |= g->nodes[ck->nodes[j]]->op == IR_OP_KV_CACHE;
+        if (once || !step) continue;
+        for (int f = 0; f < ck->nphases; f++) {
+            const CgPhase *ph = &ck->phases[f];
+            if (cg_phase_items(ph, sym) <= 0) continue;
+            if (ph->cmin > 0 && ir_dim_eval(ph->a, sym) <= ph->cmin) {
+                *kv_gated += cache;
+                continue;
+            }
+            launches++;
+        }
+    }
+    free(wonly), free(used);
+    arena_free(a);
+    return launches;
+}
+
+/* Batch 1 with every launch-folding switch: 26 launches (30 with none but DSCC_MLA_DSM); DSCC_EINSUM_KV=1 folds both
+ * layers' latent row kernels (the kv norm, k_pe's RoPE, the concat, the cache append) into the first einsum: 24. */
+static void test_decode_launches_folded(void **state) {
+    (void)state;
+    static const char *const sw[] = {"DSCC_SKINNY_FOLD", "DSCC_SKINNY_FOLD_HOIST", "DSCC_EINSUM_ROPE", "DSCC_ROUTE_FUSE", "DSCC_MLA_DSM"};
+    for (int k = 0; k < 5; k++) setenv(sw[k], "1", 1);
+    int kv;
+    unsetenv("DSCC_EINSUM_KV");
+    assert_int_equal(folded_launches(&kv), 26);
+    assert_int_equal(kv, 0);
+    setenv("DSCC_EINSUM_KV", "1", 1);
+    assert_int_equal(folded_launches(&kv), 24);
+    assert_int_equal(kv, 2); /* each layer's latent row kernel, at its cluster form's rows */
+    unsetenv("DSCC_EINSUM_KV");
+    for (int k = 0; k < 5; k++) unsetenv(sw[k]);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_compile_and_cache),
@@ -682,6 +756,7 @@ int main(void) {
         cmocka_unit_test(test_router_reads_bf16),
         cmocka_unit_test(test_k_split_launch),
         cmocka_unit_test(test_decode_launches),
+        cmocka_unit_test(test_decode_launches_folded),
         cmocka_unit_test(test_act_scale_merge),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

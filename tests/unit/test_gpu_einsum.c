@@ -17,7 +17,9 @@
  * a value of weights alone (W_UK's transpose: one shape run that way, with
  * DSCC_PDL_EARLY=1), not for a value of the step nor with DSCC_EINSUM_PRE=0. With DSCC_EINSUM_ROPE=1 (test_rope) the
  * decode form reads q_nope from q_b's output and ropes q_pe at a cached step, its row group launching nothing there:
- * bit for bit the run without it. Exits 77 (skipped) without a GPU; emu.test_gpu_einsum runs it on the emulated
+ * bit for bit the run without it; with DSCC_EINSUM_KV=1 (test_kv) it does the latent's row group (rmsnorm, RoPE,
+ * concat, the KV cache append) at a cached step, that group launching nothing there: einsum and cache bit for bit the
+ * run without it. Exits 77 (skipped) without a GPU; emu.test_gpu_einsum runs it on the emulated
  * device. */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -345,12 +347,159 @@ static void test_rope(void **state) {
     arena_free(a);
 }
 
+/* DSCC_EINSUM_KV=1: a graph shaped as absorbed MLA's latent row (kv_a's output split into the 512-wide latent, normed,
+ * and k_pe, roped; their concat appended to a KV cache: V3's row group, its norm in the 4-CTA cluster form at a
+ * decode step's rows) launched right before an einsum that reads none of it, the cache read after the einsum. */
+#define KV_L 512 /* the latent: V3's kv_lora_rank, so the row kernel's form is V3's */
+#define KV_R 16  /* k_pe */
+#define KV_W (8 + KV_L + KV_R) /* kv_a's output: 8 columns before the latent, as q_a's before V3's */
+static IrGraph *compile_kv(Arena *a, DiagEngine *d, bool plan) {
+    const char *src = arena_printf(a,
+                                   "dim B, S, T;\n"
+                                   "input kva: bf16[B, S, %d];\n"
+                                   "input qn: bf16[B, S, %d, %d];\n"
+                                   "input positions: i32[B, S];\n"
+                                   "weight w: bf16[%d, %d, %d] = \"w\";\n"
+                                   "weight kvn: bf16[%d] = \"kvn\";\n"
+                                   "let lat, kpe = split(slice(kva, axis=-1, start=8, len=%d), [%d, %d], axis=-1);\n"
+                                   "let kr = rope(reshape(kpe, [B, S, 1, %d]), positions, theta=10000.0, interleave=true);\n"
+                                   "let ln = rmsnorm(lat, kvn, eps=0.000001);\n"
+                                   "let cache = kv_cache(concat(reshape(ln, [B, S, 1, %d]), kr, axis=-1), name=\"c\");\n"
+                                   "output o = einsum(\"bshk,hnk->bshn\", qn, w);\n"
+                                   "output c = slice(cache, axis=-1, start=0, len=%d);\n",
+                                   KV_W, ROPE_H, ROPE_D, ROPE_H, ROPE_N, ROPE_D, KV_L, KV_L + KV_R, KV_L, KV_R, KV_R, KV_L, KV_L + KV_R);
+    IrGraph *g = fe_compile_string(a, d, "kv.dsl", src, strlen(src), &(FeOptions){NULL, NULL, 0});
+    assert_non_null(g);
+    PassPipeline pp;
+    PassRunOptions ro = {.tune = tu_tune()};
+    const char *pl = plan ? "shape-infer,fold-constants,dce,cse,dce,fuse,plan-memory{batch=2,seq=9,ctx=16}" : "shape-infer,fold-constants,dce,cse,dce,fuse";
+    assert_true(pass_pipeline_parse(a, d, pl, &pp) && pass_pipeline_run(&pp, g, &ro, d));
+    return g;
+}
+
+/* Steps of S positions at batch B (at most 2): outputs o (the einsum) and c (the whole cache, as of the step) into out,
+ * each step's after the last; each step's launches into launches. */
+static void run_kv(int64_t B, const int *steps, int nsteps, float *out, int *launches) {
+    Arena *a = arena_new();
+    DiagEngine *d = diag_new(a, stderr);
+    IrGraph *g = compile_kv(a, d, true);
+    uint64_t seed = tu_test_seed();
+    CpuWeightSource ws = cpu_random_weights(&seed);
+    GpuExec *gx = gpu_exec_new(g, &ws, &(GpuOptions){.tune = tu_tune(), .max_batch = 2, .max_seq = 9, .max_ctx = 16, .no_blas = true}, d);
+    assert_non_null(gx);
+    CpuExec *cx = cpu_exec_new(g, &ws, &(CpuOptions){.threads = 2}, d);
+    assert_non_null(cx);
+    uint64_t rng = 11;
+    float *kva = malloc(sizeof(float) * (size_t)(B * 9 * KV_W)), *qn = malloc(sizeof(float) * (size_t)(B * 9 * ROPE_H * ROPE_D)), pos[2 * 9];
+    int64_t at = 0, done = 0;
+    for (int i = 0; i < nsteps; i++) {
+        const int64_t S = steps[i];
+        tu_bf16_rows(kva, B * S, KV_W, &rng);
+        for (int64_t r = 0; r < B * S; r++) /* rows of unlike scales: a norm that used another row's sum fails */
+            for (int64_t k = 0; k < KV_W; k++) kva[r * KV_W + k] *= (float)(1 + 3 * (r % 4));
+        tu_bf16_rows(qn, B * S * ROPE_H, ROPE_D, &rng);
+        for (int64_t b = 0; b < B; b++)
+            for (int64_t s = 0; s < S; s++) pos[b * S + s] = (float)(at + s);
+        CpuInput in[3] = {{"kva", 3, {B, S, KV_W}, kva}, {"qn", 4, {B, S, ROPE_H, ROPE_D}, qn}, {"positions", 2, {B, S}, pos}};
+        assert_true(gpu_exec_run(gx, in, 3, d));
+        assert_true(cpu_exec_run(cx, in, 3, d));
+        launches[i] = gpu_exec_last_launches(gx);
+        static const char *const names[2] = {"o", "c"};
+        for (int k = 0; k < 2; k++) {
+            int rank, rank2;
+            int64_t dims[IR_MAX_RANK], dims2[IR_MAX_RANK];
+            const float *go = gpu_exec_output(gx, names[k], &rank, dims), *co = cpu_exec_output(cx, names[k], &rank2, dims2);
+            assert_non_null(go);
+            assert_non_null(co);
+            int64_t n = 1;
+            for (int r = 0; r < rank; r++) n *= dims[r];
+            const double err = tu_rel_l2(go, co, n);
+            fprintf(stderr, "latent row in the einsum (DSCC_EINSUM_KV=%s): batch %lld, step of %lld at %lld, %d launches, %s rel L2 %.2e\n",
+                    getenv("DSCC_EINSUM_KV") ? getenv("DSCC_EINSUM_KV") : "unset", (long long)B, (long long)S, (long long)at, launches[i], names[k],
+                    err);
+            assert_true(err <= 1e-2);
+            memcpy(out + done, go, sizeof(float) * (size_t)n);
+            done += n;
+        }
+        at += S;
+    }
+    free(kva);
+    free(qn);
+    cpu_exec_free(cx);
+    gpu_exec_free(gx);
+    arena_free(a);
+}
+
+/* The program's phases gated at a cached step, whether the einsum's module does the latent row (its side job), and
+ * the diagnostics of generating it (*msg, which the caller frees); NULL program: the generation failed. */
+static CgProgram *kv_program(Arena *a, bool plan, int *gated, bool *side, char **msg) {
+    size_t len = 0;
+    FILE *f = open_memstream(msg, &len);
+    assert_non_null(f);
+    DiagEngine *d = diag_new(a, f);
+    CgProgram *p = cg_generate(a, d, compile_kv(a, d, plan), &(CgGenOptions){.tune = tu_tune()});
+    fclose(f);
+    *gated = 0, *side = false;
+    for (int k = 0; p && k < p->nkernels; k++)
+        for (int f2 = 0; f2 < p->kernels[k].nphases; f2++) {
+            *gated += p->kernels[k].phases[f2].cmin > 0;
+            if (strstr(p->kernels[k].phases[f2].fn, "einsum_heads")) *side = strstr(p->modules[p->kernels[k].module].source, "_kv_side(a)") != NULL;
+        }
+    return p;
+}
+
+/* Without the switch nothing is gated; with it the latent's row group skips the einsum's rows at a cached step and the
+ * einsum's decode form does them; every step's einsum output and whole cache are bit for bit the run without it (and
+ * near the CPU's), a cached step of at most 8 rows launches one kernel fewer (a prefill and a step of 18 rows the
+ * same), at batch 2 (steps of 3, 1, 2, 9, 1) and at batch 1 (3, 1, 2); a
+ * malformed value stops codegen with an error naming the switch. */
+static void test_kv(void **state) {
+    (void)state;
+    static const int steps[] = {3, 1, 2, 9, 1};
+    enum { NS = 5 };
+    Arena *a = arena_new();
+    int gated;
+    bool side;
+    char *msg = NULL;
+    unsetenv("DSCC_EINSUM_KV");
+    assert_non_null(kv_program(a, true, &gated, &side, &msg));
+    assert_int_equal(gated, 0);
+    assert_false(side);
+    free(msg);
+    setenv("DSCC_EINSUM_KV", "1", 1);
+    assert_non_null(kv_program(a, true, &gated, &side, &msg));
+    assert_true(gated > 0);
+    assert_true(side);
+    free(msg);
+    setenv("DSCC_EINSUM_KV", "2", 1);
+    assert_null(kv_program(a, false, &gated, &side, &msg));
+    assert_non_null(strstr(msg, "DSCC_EINSUM_KV is '2': expected 0 or 1"));
+    free(msg);
+    unsetenv("DSCC_EINSUM_KV");
+    const int64_t n = (int64_t)NS * 2 * (9 * ROPE_H * ROPE_N + 16 * (KV_L + KV_R));
+    float *off = calloc((size_t)n, sizeof(float)), *on = calloc((size_t)n, sizeof(float));
+    int l_off[NS], l_on[NS];
+    for (int64_t B = 2; B >= 1; B--) { /* batch 2: steps of 2 and 4 rows folded, 18 not; batch 1: one row, as V3's step */
+        const int ns = B == 2 ? NS : 3;
+        memset(off, 0, sizeof(float) * (size_t)n), memset(on, 0, sizeof(float) * (size_t)n);
+        run_kv(B, steps, ns, off, l_off);
+        setenv("DSCC_EINSUM_KV", "1", 1);
+        run_kv(B, steps, ns, on, l_on);
+        unsetenv("DSCC_EINSUM_KV");
+        assert_memory_equal(off, on, sizeof(float) * (size_t)n);
+        for (int i = 0; i < ns; i++) assert_int_equal(l_on[i], l_off[i] - (i > 0 && B * steps[i] <= 8));
+    }
+    free(off);
+    free(on);
+    arena_free(a);
+}
+
 int main(void) {
     const struct CMUnitTest codegen[] = {cmocka_unit_test(test_env_pre)}; /* no device needed */
     int failed = cmocka_run_group_tests_name("codegen", codegen, NULL, NULL);
     if (failed || !tu_hopper()) return failed ? failed : 77;
     const struct CMUnitTest tests[] = {cmocka_unit_test(test_k128), cmocka_unit_test(test_k640), cmocka_unit_test(test_k128_mma), cmocka_unit_test(test_k640_mma),
                                        cmocka_unit_test(test_env), cmocka_unit_test(test_k128_derived_early),
-                                       cmocka_unit_test(test_rope)};
+                                       cmocka_unit_test(test_rope), cmocka_unit_test(test_kv)};
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
