@@ -261,7 +261,8 @@ case "$mode" in
     # (DSCC_ROUTE_FUSE=1: 26 launches), and with the latent's row kernel (kv norm, k_pe's rope, the cache append) in
     # the first einsum's decode form too (DSCC_EINSUM_KV=1: 24 launches); the MoE sort's bucket walk as a block scan
     # (DSCC_EXPERT_SCAN=1: fp8_expert_linear ms).
-    # SWEEP_PRE=0 skips the tests and bench_gemm before them (five bench_gpu runs take ~7 minutes).
+    # SWEEP_PRE=0 skips the tests and bench_gemm before them (five bench_gpu runs take ~7 minutes). SWEEP_BATCH=B:
+    # each bench_gpu only the decode step at batch B (--decode-only: no prefill, ~40 s a run on an H100).
     # First the new paths on the GPU: test_gpu_skinny (test_pipe_split, test_fold, test_fold_plan), test_gpu_expert's
     # test_scan, and test_gpu_ops with the switches on (and the pipelined form forced: the test model's linears are
     # narrow)
@@ -284,7 +285,8 @@ case "$mode" in
     for v in "${sets[@]}"; do
       echo "bench_gpu_dec$i: ${v:-the defaults}"
       # shellcheck disable=SC2086
-      TAIL=40 step "bench_gpu_dec$i" 200 env $v build/bench_gpu --layers 2 --dense 1 --prefill 1024 --peak-tflops 1300
+      TAIL=40 step "bench_gpu_dec$i" 200 env $v build/bench_gpu --layers 2 --dense 1 --prefill 1024 --peak-tflops 1300 \
+        ${SWEEP_BATCH:+--decode-only "$SWEEP_BATCH"}
       i=$((i + 1))
     done ;;
   rows) # the fused rmsnorm row kernels' wide forms against the old one: decode steps by op kind (elementwise / norm kinds)
