@@ -186,7 +186,7 @@ void cg_fold_gate(Gen *G, int gid);
 /* After cg_fold_plan: also[v] = the fp8_linear that reads value v in place of its row group, where it is a later one
  * (what plan-memory keeps alive for it: cg_fold_reads). */
 void cg_fold_also_read(const Gen *G, int ngroups, int *also);
-int cg_fold_hoist_env(const DsccTune *t); /* DSCC_SKINNY_FOLD_HOIST: 1 on, 0 off (unset), -1 a malformed value */
+bool cg_fold_hoist_env(const DsccTune *t); /* whether DSCC_SKINNY_FOLD_HOIST is 1 */
 /* DSCC_SKINNY_FOLD_HOIST=1, before plan-memory's schedule (order: the groups' launch order): hoist[i] = the quantize
  * of x for the first fp8_linear i of each row group none of whose linears folds where it stands, that would fold were
  * it launched right after its row group (x's other readers all after that place); -1 for every other node. Returns
@@ -194,10 +194,9 @@ int cg_fold_hoist_env(const DsccTune *t); /* DSCC_SKINNY_FOLD_HOIST: 1 on, 0 off
 int cg_fold_hoist_plan(Gen *G, const int *grp, const int *tmpl, const int *order, int ngroups, int *hoist);
 /* DSCC_EINSUM_ROPE=1 (gen_einsum.c): the decode form of an absorbed einsum "bshd,hcd->bshc" reads q_nope straight from
  * q_b's output and stores the roped q_pe itself at a step with a cached context, where the row group that slices and
- * ropes them then launches nothing. cg_rope_plan before the groups are generated (G->rope; false after reporting a
- * malformed switch); cg_rope_gate after row group gid's phases (G->rope_ok); cg_rope_also_read: what plan-memory must
+ * ropes them then launches nothing. cg_rope_plan before the groups are generated (G->rope); cg_rope_gate after row group gid's phases (G->rope_ok); cg_rope_also_read: what plan-memory must
  * keep alive for the einsum (also[v] = the einsum's id). */
-bool cg_rope_plan(Gen *G, const int *grp, const int *tmpl, const int *pos, int ngroups);
+void cg_rope_plan(Gen *G, const int *grp, const int *tmpl, const int *pos, int ngroups);
 void cg_rope_gate(Gen *G, int gid);
 void cg_rope_also_read(const Gen *G, int ngroups, int *also);
 /* With a memory plan: whether no value sharing the bytes of one of lv[0 .. nl) is written from the group at place pp
@@ -216,9 +215,9 @@ void cg_route_groups(const IrGraph *g, const int *grp, char *in);
 bool cg_route_kernel(Gen *G, const IrNode *topk);
 /* DSCC_ROUTE_FUSE=1 (gen_ops.c): the MoE router's linear, at M <= 8 on gemm_skinny2.cuh, routes its logits in the CTA
  * that finishes last (SK_LAST), and the routing kernel right after it launches nothing there. cg_rfuse_plan before
- * the groups are generated (G->rfuse; false after reporting a malformed switch); cg_rfuse_emit from the router's
+ * the groups are generated (G->rfuse); cg_rfuse_emit from the router's
  * M <= 8 instance: the SK_LAST define's value (NULL: none); cg_rfuse_gate after the router's group (G->rfuse_ok). */
-bool cg_rfuse_plan(Gen *G, const int *grp, const int *tmpl, const int *pos, int ngroups);
+void cg_rfuse_plan(Gen *G, const int *grp, const int *tmpl, const int *pos, int ngroups);
 const char *cg_rfuse_emit(Gen *G, int slot_y);
 void cg_rfuse_gate(Gen *G, int gid);
 

@@ -346,19 +346,14 @@ bool cg_route_kernel(Gen *G, const IrNode *topk) {
  * between them in the launch order), the router's logits are stored f32 and read by that group alone, no op of the
  * group waits for another stream, and the program runs on one stream (the ticket is the module's: one launch of it
  * at a time). */
-bool cg_rfuse_plan(Gen *G, const int *grp, const int *tmpl, const int *pos, int ngroups) {
+void cg_rfuse_plan(Gen *G, const int *grp, const int *tmpl, const int *pos, int ngroups) {
     G->rfuse = NULL;
     G->rfuse_ok = NULL;
     G->rfuse_cur = -1;
-    const char *e = G->tune->route_fuse;
-    if (e && *e && strcmp(e, "0") && strcmp(e, "1")) {
-        diag_error(G->d, (SrcLoc){0}, "DSCC_ROUTE_FUSE is '%s': expected 0 or 1", e);
-        return false;
-    }
-    if (!e || strcmp(e, "1") || !G->skinny) return true;
+    if (!tune_on(G->tune->route_fuse, false) || !G->skinny) return;
     const IrGraph *g = G->g;
     for (int i = 0; i < g->nnodes; i++)
-        if (g->nodes[i]->stream > 0) return true; /* more than one stream */
+        if (g->nodes[i]->stream > 0) return; /* more than one stream */
     G->rfuse_grp = grp, G->rfuse_tmpl = tmpl;
     G->rfuse = arena_alloc(G->a, sizeof(int) * (size_t)(ngroups + 1));
     G->rfuse_ok = arena_alloc(G->a, (size_t)ngroups + 1);
@@ -380,7 +375,6 @@ bool cg_rfuse_plan(Gen *G, const int *grp, const int *tmpl, const int *pos, int 
         }
         if (ok) G->rfuse[GL] = R;
     }
-    return true;
 }
 
 const char *cg_rfuse_emit(Gen *G, int slot_y) {

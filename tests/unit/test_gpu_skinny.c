@@ -832,8 +832,8 @@ static void test_max16(void **state) {
     unsetenv("DSCC_SKINNY_MAX");
 }
 
-/* A malformed DSCC_SKINNY_V2 (or DSCC_SKINNY_MAX): codegen stops and says why. */
-static void test_bad_v2(void **state) {
+/* A malformed DSCC_SKINNY_MAX: codegen stops and says why (a BOOL switch's: tune_check, test_tune). */
+static void test_bad_max(void **state) {
     (void)state;
     Arena *a = arena_new();
     DiagEngine *d = diag_new(a, NULL);
@@ -842,7 +842,7 @@ static void test_bad_v2(void **state) {
     PassPipeline pp;
     PassRunOptions ro = {.tune = tu_tune()};
     assert_true(g && pass_pipeline_parse(a, d, "shape-infer,fp8-quant,fuse", &pp) && pass_pipeline_run(&pp, g, &ro, d));
-    static const char *const bad[][2] = {{"DSCC_SKINNY_V2", "2"}, {"DSCC_SKINNY_MAX", "7"}, {"DSCC_SKINNY_MAX", "33"}, {"DSCC_SKINNY_MAX", "16x"}, {"DSCC_SKINNY_PIPE", "2"}, {"DSCC_SKINNY_BULK", "on"}, {"DSCC_SKINNY_BF16_SPLIT", "yes"}, {"DSCC_SKINNY_PSPLIT", "2"}, {"DSCC_SKINNY_FOLD", "on"}};
+    static const char *const bad[][2] = {{"DSCC_SKINNY_MAX", "7"}, {"DSCC_SKINNY_MAX", "33"}, {"DSCC_SKINNY_MAX", "16x"}};
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
         int errs = diag_error_count(d);
         setenv(bad[i][0], bad[i][1], 1);
@@ -881,7 +881,7 @@ int main(void) {
                                        cmocka_unit_test(test_two_groups),  cmocka_unit_test(test_split_default), cmocka_unit_test(test_split4),
                                        cmocka_unit_test(test_split3_ragged), cmocka_unit_test(test_split8),      cmocka_unit_test(test_bad_env),
                                        cmocka_unit_test(test_v2_persistent), cmocka_unit_test(test_v2_off),      cmocka_unit_test(test_v2_env),
-                                       cmocka_unit_test(test_bad_v2),        cmocka_unit_test(test_bf16),         cmocka_unit_test(test_bf16_v1), cmocka_unit_test(test_bf16_narrow_v2),
+                                       cmocka_unit_test(test_bad_max),        cmocka_unit_test(test_bf16),         cmocka_unit_test(test_bf16_v1), cmocka_unit_test(test_bf16_narrow_v2),
                                        cmocka_unit_test(test_max16),         cmocka_unit_test(test_pipe_grid), cmocka_unit_test(test_pipe_pf),
                                        cmocka_unit_test(test_pipe_split), cmocka_unit_test(test_pipe_split_v3), cmocka_unit_test(test_fold), cmocka_unit_test(test_fold_plan), cmocka_unit_test(test_fold_hoist),
                                        cmocka_unit_test(test_bulk), cmocka_unit_test(test_bulk_copy)};

@@ -117,7 +117,8 @@ uint64_t tu_test_seed(void);
 /* The DSCC_* switches (support/tune.def) as the environment holds them now:
  * a test main is the program's entry, so it reads them for the library, and
  * afresh at each use since tests setenv as they go (one static struct,
- * refilled each call: call it after the setenv, at the library call). */
+ * refilled each call: call it after the setenv, at the library call). A bad
+ * BOOL switch (tune_check) ends the test program, exit status 2. */
 const DsccTune *tu_tune(void);
 /* The GPU's stored value of node n for a CPU-side comparison (cpu_exec's
  * per-node hook): NULL for inputs and weights and for values a fused kernel
