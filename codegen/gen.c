@@ -1133,7 +1133,7 @@ int *cg_fold_hoists(Arena *a, DiagEngine *d, const IrGraph *g, const CgGenOption
     int nn = g->nnodes, *hoist = arena_alloc(a, sizeof(int) * (size_t)(nn + 1));
     for (int i = 0; i < nn; i++) hoist[i] = -1;
     const DsccTune *t = o && o->tune ? o->tune : &tune_unset;
-    if (!cg_fold_hoist_env(t) || !tune_on(t->skinny_fold, false)) return hoist; /* off, or no fold */
+    if (!cg_fold_hoist_on(t)) return hoist;
     Gen G = {.a = a, .d = d, .g = g, .tune = t, .fold_nomem = true, .fold_hoist = true,
              .skinny = tune_on(t->gemm_skinny, true) && !(o && o->no_skinny)};
     Storage st;

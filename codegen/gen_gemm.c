@@ -818,7 +818,7 @@ static int skinny_fold_pf_env(const DsccTune *t) {
     return *end || v < 0 || v > 8 ? -1 : (int)v;
 }
 
-bool cg_fold_hoist_env(const DsccTune *t) { return tune_on(t->skinny_fold_hoist, false); }
+bool cg_fold_hoist_on(const DsccTune *t) { return tune_on(t->skinny_fold, false) && tune_on(t->skinny_fold_hoist, false); }
 
 static bool fold_float(IrDType t) { return t == IR_DT_F32 || t == IR_DT_BF16 || t == IR_DT_F16; }
 
@@ -961,7 +961,7 @@ bool cg_fold_plan(Gen *G, const int *grp, const int *tmpl, const int *pos, int n
         diag_error(G->d, (SrcLoc){0}, "DSCC_SKINNY_FOLD_PF is '%s': expected 0..8", G->tune->skinny_fold_pf);
         return false;
     }
-    G->fold_hoist = cg_fold_hoist_env(G->tune);
+    G->fold_hoist = cg_fold_hoist_on(G->tune);
     const IrGraph *g = G->g;
     G->fold_grp = grp;
     G->fold = arena_alloc(G->a, sizeof(int) * (size_t)(ngroups + 1));

@@ -178,7 +178,8 @@ void cg_phase_k(Gen *G, CgItems rule, int64_t nkb);
 int cg_skinny_groups(int64_t N);
 /* DSCC_SKINNY_FOLD=1 (gen_gemm.c): which row groups' act_scale + quantize (with their rmsnorm, silu * mul, slices) an
  * fp8_linear's M <= 4 form computes itself, so their kernel does not run there. cg_fold_plan, before the groups are
- * generated (pos: by group id, its place in the launch order): G->fold; false after reporting a malformed switch.
+ * generated (pos: by group id, its place in the launch order): G->fold; false after reporting a malformed
+ * DSCC_SKINNY_FOLD_PF.
  * cg_fold_gate, after row group gid's phases: they skip M <= 4 where each runs over a multiple of the rows, and the
  * linear then gets its folded form (G->fold_ok). */
 bool cg_fold_plan(Gen *G, const int *grp, const int *tmpl, const int *pos, int ngroups);
@@ -186,7 +187,9 @@ void cg_fold_gate(Gen *G, int gid);
 /* After cg_fold_plan: also[v] = the fp8_linear that reads value v in place of its row group, where it is a later one
  * (what plan-memory keeps alive for it: cg_fold_reads). */
 void cg_fold_also_read(const Gen *G, int ngroups, int *also);
-bool cg_fold_hoist_env(const DsccTune *t); /* whether DSCC_SKINNY_FOLD_HOIST is 1 */
+/* The one reading of the hoist (cg_fold_plan's G->fold_hoist, cg_fold_hoists): DSCC_SKINNY_FOLD=1 and
+ * DSCC_SKINNY_FOLD_HOIST=1 (the hoist alone does nothing). */
+bool cg_fold_hoist_on(const DsccTune *t);
 /* DSCC_SKINNY_FOLD_HOIST=1, before plan-memory's schedule (order: the groups' launch order): hoist[i] = the quantize
  * of x for the first fp8_linear i of each row group none of whose linears folds where it stands, that would fold were
  * it launched right after its row group (x's other readers all after that place); -1 for every other node. Returns
