@@ -59,11 +59,7 @@ static IrGraph *compile_w(Arena *a, DiagEngine *d, int64_t H, int64_t N, int64_t
                                              : arena_printf(a, "input w: bf16[%lld, %lld, %lld];\n", h, n, k);
     const char *src = arena_printf(a, "dim B, S;\ninput x: bf16[B, S, %lld, %lld];\n%soutput y = einsum(\"bshk,hnk->bshn\", x, %s);\n", h, k,
                                    wdecl, wform == W_DERIVED ? "transpose(w0, [0, 2, 1])" : "w");
-    IrGraph *g = fe_compile_string(a, d, "einsum.dsl", src, strlen(src), &(FeOptions){NULL, NULL, 0});
-    assert_non_null(g);
-    PassPipeline pp;
-    PassRunOptions ro = {.tune = tu_tune()};
-    assert_true(pass_pipeline_parse(a, d, "shape-infer,fold-constants,dce,cse,fuse", &pp) && pass_pipeline_run(&pp, g, &ro, d));
+    IrGraph *g = tu_compile_src(a, d, "einsum.dsl", src, "shape-infer,fold-constants,dce,cse,fuse");
     return g;
 }
 
@@ -240,12 +236,7 @@ static IrGraph *compile_rope(Arena *a, DiagEngine *d) {
                                    "output o = fresh_select(concat(qn, qr, axis=-1) * 2.0, concat(y, qr, axis=-1));\n"
                                    "output c = slice(cache, axis=-1, start=0, len=8);\n",
                                    ROPE_H * (ROPE_D + ROPE_R), ROPE_H, ROPE_N, ROPE_D, ROPE_H, ROPE_D + ROPE_R, ROPE_D, ROPE_R);
-    IrGraph *g = fe_compile_string(a, d, "rope.dsl", src, strlen(src), &(FeOptions){NULL, NULL, 0});
-    assert_non_null(g);
-    PassPipeline pp;
-    PassRunOptions ro = {.tune = tu_tune()};
-    assert_true(pass_pipeline_parse(a, d, "shape-infer,fold-constants,dce,cse,dce,fuse,plan-memory{batch=2,seq=9,ctx=16}", &pp) &&
-                pass_pipeline_run(&pp, g, &ro, d));
+    IrGraph *g = tu_compile_src(a, d, "rope.dsl", src, "shape-infer,fold-constants,dce,cse,dce,fuse,plan-memory{batch=2,seq=9,ctx=16}");
     return g;
 }
 

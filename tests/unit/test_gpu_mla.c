@@ -121,12 +121,7 @@ static int run_steps(int heads, int64_t B, const int *steps, int nsteps, double 
     Arena *a = arena_new();
     DiagEngine *d = diag_new(a, stderr);
     const char *src = model(a, heads);
-    IrGraph *g = fe_compile_string(a, d, "mla.dsl", src, strlen(src), NULL);
-    assert_non_null(g);
-    PassPipeline pp;
-    assert_true(pass_pipeline_parse(a, d, "shape-infer,fold-constants,dce,cse,dce,fuse", &pp));
-    PassRunOptions ro = {.tune = tu_tune()};
-    assert_true(pass_pipeline_run(&pp, g, &ro, d));
+    IrGraph *g = tu_compile_src(a, d, "mla.dsl", src, "shape-infer,fold-constants,dce,cse,dce,fuse");
     const CgProgram *prog = mla_program(a, d, g);
     int64_t maxs = 0, total = 0;
     for (int i = 0; i < nsteps; i++) maxs = steps[i] > maxs ? steps[i] : maxs, total += steps[i];
@@ -825,12 +820,7 @@ static CgProgram *generate_heads(Arena *a, char **msg, int heads) {
     assert_non_null(f);
     DiagEngine *d = diag_new(a, f);
     const char *src = model(a, heads);
-    IrGraph *g = fe_compile_string(a, d, "mla.dsl", src, strlen(src), NULL);
-    assert_non_null(g);
-    PassPipeline pp;
-    assert_true(pass_pipeline_parse(a, d, "shape-infer,fold-constants,dce,cse,dce,fuse", &pp));
-    PassRunOptions ro = {.tune = tu_tune()};
-    assert_true(pass_pipeline_run(&pp, g, &ro, d));
+    IrGraph *g = tu_compile_src(a, d, "mla.dsl", src, "shape-infer,fold-constants,dce,cse,dce,fuse");
     CgGenOptions o = {.tune = tu_tune(), .tile = CG_TILE_WGMMA};
     CgProgram *p = cg_generate(a, d, g, &o);
     fclose(f);

@@ -146,11 +146,7 @@ static void check_gate(const Gate *t, const int64_t (*bs)[2], int nbs) {
                              "output ids = idx;\noutput wts = %s;\n",
                              t->E, t->E, t->K, t->NG, t->TG, t->GT, t->norm ? "w = w / (sum(w, axis=-1, keepdim=true) + 1e-20);\n" : "",
                              t->scale != 1.0 ? arena_printf(a, "w * %.9g", t->scale) : "w");
-    IrGraph *g = fe_compile_string(a, d, "route.dsl", src, strlen(src), &(FeOptions){NULL, NULL, 0});
-    assert_non_null(g);
-    PassPipeline pp;
-    PassRunOptions ro = {.tune = tu_tune()};
-    assert_true(pass_pipeline_parse(a, d, "shape-infer,fold-constants,dce,cse,dce,fuse", &pp) && pass_pipeline_run(&pp, g, &ro, d));
+    IrGraph *g = tu_compile_src(a, d, "route.dsl", src, "shape-infer,fold-constants,dce,cse,dce,fuse");
     /* the gate is one kernel of one phase: the route_topk form */
     CgProgram *p = cg_generate(a, d, g, &(CgGenOptions){.tune = tu_tune()});
     assert_non_null(p);
@@ -261,11 +257,7 @@ static void run_fused(float *ids, float *wts, int *nl) {
     static const int64_t MS[] = {1, 3, 8, 12};
     Arena *a = arena_new();
     DiagEngine *d = diag_new(a, stderr);
-    IrGraph *g = fe_compile_string(a, d, "router.dsl", FUSED_SRC, strlen(FUSED_SRC), &(FeOptions){NULL, NULL, 0});
-    assert_non_null(g);
-    PassPipeline pp;
-    PassRunOptions ro = {.tune = tu_tune()};
-    assert_true(pass_pipeline_parse(a, d, "shape-infer,fold-constants,dce,cse,dce,fuse", &pp) && pass_pipeline_run(&pp, g, &ro, d));
+    IrGraph *g = tu_compile_src(a, d, "router.dsl", FUSED_SRC, "shape-infer,fold-constants,dce,cse,dce,fuse");
     uint64_t seed = 11;
     CpuWeightSource ws = cpu_random_weights(&seed);
     GpuExec *gx = gpu_exec_new(g, &ws, &(GpuOptions){.tune = tu_tune(), .max_batch = 1, .max_seq = 12, .max_ctx = 12, .no_blas = true}, d);
@@ -309,10 +301,7 @@ static void test_fused(void **state) {
     (void)state;
     Arena *a = arena_new();
     DiagEngine *d = diag_new(a, stderr);
-    IrGraph *g = fe_compile_string(a, d, "router.dsl", FUSED_SRC, strlen(FUSED_SRC), &(FeOptions){NULL, NULL, 0});
-    PassPipeline pp;
-    PassRunOptions ro = {.tune = tu_tune()};
-    assert_true(g && pass_pipeline_parse(a, d, "shape-infer,fold-constants,dce,cse,dce,fuse", &pp) && pass_pipeline_run(&pp, g, &ro, d));
+    IrGraph *g = tu_compile_src(a, d, "router.dsl", FUSED_SRC, "shape-infer,fold-constants,dce,cse,dce,fuse");
     bool tickets;
     unsetenv("DSCC_ROUTE_FUSE");
     assert_int_equal(fused_gate(a, g, &tickets), 0);

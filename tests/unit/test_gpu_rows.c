@@ -70,11 +70,7 @@ static void check_node(void *ctx, const IrNode *n, const float *gv, const float 
 }
 
 static IrGraph *compile(Arena *a, DiagEngine *d, const char *src) {
-    IrGraph *g = fe_compile_string(a, d, "rows.dsl", src, strlen(src), &(FeOptions){NULL, NULL, 0});
-    assert_non_null(g);
-    PassPipeline pp;
-    PassRunOptions ro = {.tune = tu_tune()};
-    assert_true(pass_pipeline_parse(a, d, "shape-infer,fold-constants,dce,fp8-quant,cse,dce,fuse", &pp) && pass_pipeline_run(&pp, g, &ro, d));
+    IrGraph *g = tu_compile_src(a, d, "rows.dsl", src, "shape-infer,fold-constants,dce,fp8-quant,cse,dce,fuse");
     return g;
 }
 

@@ -78,6 +78,15 @@ IrGraph *tu_compile(TuFixture *f, const char *pipeline, const char *const *sets,
     return g;
 }
 
+IrGraph *tu_compile_src(Arena *a, DiagEngine *d, const char *name, const char *src, const char *pipeline) {
+    IrGraph *g = fe_compile_string(a, d, name, src, strlen(src), NULL);
+    assert_non_null(g);
+    PassPipeline pp;
+    PassRunOptions ro = {.tune = tu_tune()};
+    assert_true(pass_pipeline_parse(a, d, pipeline, &pp) && pass_pipeline_run(&pp, g, &ro, d));
+    return g;
+}
+
 CpuExec *tu_exec(TuFixture *f, const IrGraph *g, const CpuOptions *o) {
     CpuWeightSource ws = {rt_checkpoint_read_f32, f->ck};
     CpuExec *x = cpu_exec_new(g, &ws, o, f->d);

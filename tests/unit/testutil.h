@@ -49,6 +49,10 @@ void tu_read_npy(TuFixture *f, const char *path, RtArray *out);
  * "name=value", verified, then through pipeline (NULL: none) with the
  * verifier after each pass. */
 IrGraph *tu_compile(TuFixture *f, const char *pipeline, const char *const *sets, int nsets);
+/* DSL text src (`name` in diagnostics) through the passes of pipeline with
+ * the switches as the environment holds them now (tu_tune): a test's small
+ * graph, asserted to compile and pass. */
+IrGraph *tu_compile_src(Arena *a, DiagEngine *d, const char *name, const char *src, const char *pipeline);
 /* The CPU executor of g on the checkpoint's weights. */
 CpuExec *tu_exec(TuFixture *f, const IrGraph *g, const CpuOptions *o);
 /* One forward of the token ids tok [B, T] at positions 0..T-1. */
