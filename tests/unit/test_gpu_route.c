@@ -238,7 +238,9 @@ static const char *FUSED_SRC = "dim B, S;\ninput h: bf16[B, S, 1024];\ninput bia
                                "let w = gather(s, idx, axis=-1);\n"
                                "output ids = idx;\noutput wts = w / (sum(w, axis=-1, keepdim=true) + 1e-20) * 2.5;\n";
 
-/* The routing phase's amin, and whether the router's module routes (its tickets). */
+/* The routing phase's amin, and whether the router's module routes (its tickets); asserts that its routing (the
+ * instance between `#define DSCC_ENTRY p<n>_rfuse` and the next #undef of it) has no entry point, which would never
+ * launch. */
 static int64_t fused_gate(Arena *a, const IrGraph *g, bool *tickets) {
     CgProgram *p = cg_generate(a, diag_new(a, stderr), g, &(CgGenOptions){.tune = tu_tune()});
     assert_non_null(p);
@@ -247,7 +249,12 @@ static int64_t fused_gate(Arena *a, const IrGraph *g, bool *tickets) {
     for (int k = 0; k < p->nkernels; k++)
         for (int f = 0; f < p->kernels[k].nphases; f++) {
             if (strstr(p->kernels[k].phases[f].fn, "route_topk")) amin = p->kernels[k].phases[f].amin;
-            if (strstr(p->kernels[k].phases[f].fn, "skinny2")) *tickets |= strstr(p->modules[p->kernels[k].module].source, "#define SK_LAST(a)") != NULL;
+            const char *src = p->modules[p->kernels[k].module].source;
+            if (!strstr(p->kernels[k].phases[f].fn, "skinny2") || !strstr(src, "#define SK_LAST(a)")) continue;
+            *tickets = true;
+            const char *at = strstr(src, "_rfuse\n"), *end = at ? strstr(at, "#undef DSCC_ENTRY") : NULL, *gl = at ? strstr(at, "__global__") : NULL;
+            assert_non_null(end);
+            assert_true(!gl || gl > end);
         }
     return amin;
 }
