@@ -8,11 +8,18 @@
 
 #include "support/support.h"
 
+#include <stdlib.h>
+
 /* The switches as the environment holds them now (one static struct,
- * refilled on each call: pass it before the next setenv). */
+ * refilled on each call: pass it before the next setenv); a bad BOOL
+ * switch ends the program, exit status 2. */
 static inline const DsccTune *bench_tune(void) {
     static DsccTune t;
     tune_read_env(&t);
+    Arena *a = arena_new();
+    const bool ok = tune_check(&t, diag_new(a, stderr)); /* refused, as dscc refuses it */
+    arena_free(a);
+    if (!ok) exit(2);
     return &t;
 }
 

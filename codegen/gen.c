@@ -1113,12 +1113,11 @@ int *cg_fold_reads(Arena *a, DiagEngine *d, const IrGraph *g, const CgGenOptions
     int nn = g->nnodes, *also = arena_alloc(a, sizeof(int) * (size_t)(nn + 1));
     for (int i = 0; i < nn; i++) also[i] = -1;
     const DsccTune *t = o && o->tune ? o->tune : &tune_unset;
-    const char *f = t->skinny_fold, *e = t->gemm_skinny, *r = t->einsum_rope, *kv = t->einsum_kv;
-    const bool fold = f && *f && strcmp(f, "0"), rope = r && *r && strcmp(r, "0"), kvf = kv && *kv && strcmp(kv, "0");
-    if (!fold && !rope && !kvf) return also; /* off: no plan or analysis (cg_fold_plan, cg_rope_plan report a malformed value) */
-    Gen G = {.a = a, .d = d, .g = g, .tune = t, .fold_nomem = true, .skinny = !(e && strcmp(e, "0") == 0) && !(o && o->no_skinny),
-             .rows_wide = !(t->rows_wide && strcmp(t->rows_wide, "0") == 0), /* the row forms cg_generate picks */
-             .rows_upstream = !(t->rows_upstream && strcmp(t->rows_upstream, "0") == 0)};
+    if (!tune_on(t->skinny_fold, false) && !tune_on(t->einsum_rope, false) && !tune_on(t->einsum_kv, false))
+        return also; /* off: no plan or analysis */
+    Gen G = {.a = a, .d = d, .g = g, .tune = t, .fold_nomem = true, .skinny = tune_on(t->gemm_skinny, true) && !(o && o->no_skinny),
+             .rows_wide = tune_on(t->rows_wide, true), /* the row forms cg_generate picks */
+             .rows_upstream = tune_on(t->rows_upstream, true)};
     Storage st;
     plan_storage(&G, o && o->f32_storage, &st);
     G.stored = st.stored;
@@ -1128,9 +1127,9 @@ int *cg_fold_reads(Arena *a, DiagEngine *d, const IrGraph *g, const CgGenOptions
     if (!order) return also; /* cg_generate reports the cycle */
     for (int k = 0; k < st.ngroups; k++) pos[k] = -1;
     for (int at = 0; at < st.ngroups; at++) pos[order[at]] = at;
-    if (!cg_fold_plan(&G, st.grp, st.tmpl, pos, st.ngroups) || !cg_rope_plan(&G, st.grp, st.tmpl, pos, st.ngroups) ||
-        !cg_kvf_plan(&G, st.grp, st.tmpl, pos, st.ngroups))
-        return NULL;
+    if (!cg_fold_plan(&G, st.grp, st.tmpl, pos, st.ngroups)) return NULL;
+    cg_rope_plan(&G, st.grp, st.tmpl, pos, st.ngroups);
+    cg_kvf_plan(&G, st.grp, st.tmpl, pos, st.ngroups);
     cg_fold_also_read(&G, st.ngroups, also);
     cg_rope_also_read(&G, st.ngroups, also);
     cg_kvf_also_read(&G, st.ngroups, also);
@@ -1141,32 +1140,15 @@ int *cg_fold_hoists(Arena *a, DiagEngine *d, const IrGraph *g, const CgGenOption
     int nn = g->nnodes, *hoist = arena_alloc(a, sizeof(int) * (size_t)(nn + 1));
     for (int i = 0; i < nn; i++) hoist[i] = -1;
     const DsccTune *t = o && o->tune ? o->tune : &tune_unset;
-    const char *f = t->skinny_fold, *e = t->gemm_skinny;
-    const int on = cg_fold_hoist_env(t);
-    if (on < 0) {
-        diag_error(d, (SrcLoc){0}, "DSCC_SKINNY_FOLD_HOIST is '%s': expected 0 or 1", t->skinny_fold_hoist);
-        return NULL;
-    }
-    if (!on || !f || strcmp(f, "1") != 0) return hoist; /* off, or no fold (cg_fold_plan reports a malformed one) */
+    if (!cg_fold_hoist_on(t)) return hoist;
     Gen G = {.a = a, .d = d, .g = g, .tune = t, .fold_nomem = true, .fold_hoist = true,
-             .skinny = !(e && strcmp(e, "0") == 0) && !(o && o->no_skinny)};
+             .skinny = tune_on(t->gemm_skinny, true) && !(o && o->no_skinny)};
     Storage st;
     plan_storage(&G, o && o->f32_storage, &st);
     G.stored = st.stored;
     int *order = order_groups(a, g, st.grp, st.unread, st.ngroups);
     if (order) cg_fold_hoist_plan(&G, st.grp, st.tmpl, order, st.ngroups, hoist); /* (cg_generate reports a cycle) */
     return hoist;
-}
-
-/* *on: whether the switch `name` (its text e, DsccTune's) of a form on by default is on (set to 0: off; unset, empty
- * or 1: on); false, with an error naming it, on any other value. */
-static bool env_on(DiagEngine *d, const char *name, const char *e, bool *on) {
-    if (e && *e && strcmp(e, "0") && strcmp(e, "1")) {
-        diag_error(d, (SrcLoc){0}, "%s is '%s': expected 0 or 1", name, e);
-        return false;
-    }
-    *on = !(e && strcmp(e, "0") == 0);
-    return true;
 }
 
 CgProgram *cg_generate(Arena *a, DiagEngine *d, const IrGraph *g, const CgGenOptions *o) {
@@ -1184,16 +1166,12 @@ CgProgram *cg_generate(Arena *a, DiagEngine *d, const IrGraph *g, const CgGenOpt
     }
     G.wgmma = tile == CG_TILE_WGMMA || (tile == CG_TILE_DEFAULT && !wide);
     const DsccTune *t = G.tune;
-    if (!env_on(d, "DSCC_GEMM_SKINNY", t->gemm_skinny, &G.skinny) || !env_on(d, "DSCC_ROWS_WIDE", t->rows_wide, &G.rows_wide) ||
-        !env_on(d, "DSCC_ROWS_PREFILL", t->rows_prefill, &G.rows_prefill) ||
-        !env_on(d, "DSCC_ROWS_UPSTREAM", t->rows_upstream, &G.rows_upstream) ||
-        !env_on(d, "DSCC_ROWS_GATHER", t->rows_gather, &G.rows_gather) || !env_on(d, "DSCC_ELEM_VEC", t->elem_vec, &G.elem_vec))
-        return NULL;
-    G.skinny = G.skinny && !(o && o->no_skinny);
-    if (cg_pdl_early(t) < 0) {
-        diag_error(d, (SrcLoc){0}, "DSCC_PDL_EARLY is '%s': expected 0 or 1", t->pdl_early);
-        return NULL;
-    }
+    G.skinny = tune_on(t->gemm_skinny, true) && !(o && o->no_skinny);
+    G.rows_wide = tune_on(t->rows_wide, true);
+    G.rows_prefill = tune_on(t->rows_prefill, true);
+    G.rows_upstream = tune_on(t->rows_upstream, true);
+    G.rows_gather = tune_on(t->rows_gather, true);
+    G.elem_vec = tune_on(t->elem_vec, true);
     Storage st;
     plan_storage(&G, wide, &st);
     IrDType *dtype = st.dtype;
@@ -1228,9 +1206,9 @@ CgProgram *cg_generate(Arena *a, DiagEngine *d, const IrGraph *g, const CgGenOpt
     for (int k = 0; k < ngroups; k++) pos[k] = -1;
     for (int at = 0; at < ngroups; at++) pos[order[at]] = at;
     if (!cg_fold_plan(&G, grp, tmpl, pos, ngroups)) return NULL; /* DSCC_SKINNY_FOLD (gen_gemm.c) */
-    if (!cg_rope_plan(&G, grp, tmpl, pos, ngroups)) return NULL; /* DSCC_EINSUM_ROPE (gen_einsum.c) */
-    if (!cg_rfuse_plan(&G, grp, tmpl, pos, ngroups)) return NULL; /* DSCC_ROUTE_FUSE (gen_ops.c) */
-    if (!cg_kvf_plan(&G, grp, tmpl, pos, ngroups)) return NULL; /* DSCC_EINSUM_KV (gen_einsum.c) */
+    cg_rope_plan(&G, grp, tmpl, pos, ngroups);  /* DSCC_EINSUM_ROPE (gen_einsum.c) */
+    cg_rfuse_plan(&G, grp, tmpl, pos, ngroups); /* DSCC_ROUTE_FUSE (gen_ops.c) */
+    cg_kvf_plan(&G, grp, tmpl, pos, ngroups);   /* DSCC_EINSUM_KV (gen_einsum.c) */
     for (int at = 0; at < ngroups; at++) {
         int gid = order[at], nm = 0;
         for (int i = 0; i < nn; i++)

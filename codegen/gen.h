@@ -276,7 +276,8 @@ typedef struct {
      * the tile at every M, for comparing the two. */
     bool no_skinny;
     /* The DSCC_* switches (support/tune.def), read once by the caller's
-     * main (tune_read_env); NULL: every switch unset (the defaults). */
+     * main (tune_read_env), its BOOL switches checked there (tune_check);
+     * NULL: every switch unset (the defaults). */
     const DsccTune *tune;
 } CgGenOptions;
 
@@ -303,8 +304,7 @@ int *cg_fold_reads(Arena *a, DiagEngine *d, const IrGraph *g, const CgGenOptions
 /* By node id: with DSCC_SKINNY_FOLD=1 and DSCC_SKINNY_FOLD_HOIST=1, for an fp8_linear that would compute its x itself
  * (as cg_fold_reads) were it launched right after its row group, whose codes other kernels read too (V3's MoE layer:
  * the router reads the normed rows, the routed experts the codes, the shared expert's gate + up folds), the quantize
- * of its x: plan-memory's schedule launches it, and what it waits for, there. -1 for every other node. NULL after
- * reporting a malformed switch. */
+ * of its x: plan-memory's schedule launches it, and what it waits for, there. -1 for every other node. */
 int *cg_fold_hoists(Arena *a, DiagEngine *d, const IrGraph *g, const CgGenOptions *o);
 
 /* DeepSeek-V3's gate after the router GEMM, as the DSL writes it:

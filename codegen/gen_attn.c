@@ -300,8 +300,7 @@ bool cg_attention_q_concat(const Gen *G, const IrNode *n) {
 #define MLA_FUSE_MAX 4
 #define MLA_SMEM (3 * 73728 + 1024 + 256) /* q, two stages of 64 keys (P in each one's rope columns); 1 KB to align the swizzle; the mbarriers */
 static bool mla_decode_shape(const Gen *G, const IrNode *n) {
-    const char *env = G->tune->mla_decode; /* 0: the mma.sync form for every step (checked in cg_attention) */
-    if (env && strcmp(env, "0") == 0) return false;
+    if (!tune_on(G->tune->mla_decode, true)) return false; /* 0: the mma.sync form for every step */
     const IrNode *q = n->ops[0], *v = n->ops[2];
     IrDType od = G->dtype[n->id];
     bool long_only = ir_dim_is_const(q->type.dims[1]) && q->type.dims[1].coeff > MLA_MAX_S; /* a graph of prefill steps only */
@@ -321,33 +320,29 @@ static void mla_decode(Gen *G, const IrNode *n, int sq, int sq1, int64_t qd0, in
     int64_t Hq = q->type.dims[2].coeff;
     Arena *a = G->a;
     const char *bf = G->dtype[n->id] == IR_DT_BF16 ? "1" : "0";
-    const char *v3 = G->tune->mla_v3, *pf = G->tune->mla_prefetch, *lean = G->tune->mla_lean,
-               *lazy = G->tune->mla_lazy, *fuse = G->tune->mla_fuse, *preg = G->tune->mla_preg; /* checked in cg_attention */
-    const char *fmax = G->tune->mla_fuse_max, *tma = G->tune->mla_tma, *qreg = G->tune->mla_qreg;
-    const char *pbf = G->tune->mla_part_bf16; /* 1: the splits' parts as bf16 (opt-in, checked in cg_attention) */
-    const char *pb = pbf && strcmp(pbf, "1") == 0 ? "1" : "0";
+    const char *v3 = G->tune->mla_v3, *pf = G->tune->mla_prefetch, *lean = G->tune->mla_lean; /* checked in cg_attention */
+    const char *fmax = G->tune->mla_fuse_max, *qreg = G->tune->mla_qreg;
+    const char *pb = tune_on(G->tune->mla_part_bf16, false) ? "1" : "0"; /* the splits' parts as bf16 (opt-in) */
     /* The keys by TMA (the default since an H100 and an H200 timed it faster with every GPU test passing; DSCC_MLA_TMA=0:
      * cp.async; checked in cg_attention: =1 needs MLA_V3 1, 3 or 4, and unset it applies there): a KV cache's whole
      * blocks by TMA through a map the runtime makes at plan time over its max_b x cap rows of 1,152 bytes (CgTmaMaps rows
      * 0), box 64 rows x 128 bytes */
     const bool tma_ring = !v3 || !*v3 || (strcmp(v3, "0") && strcmp(v3, "2")); /* the rings that take it (MLA_V3 1, 3, 4) */
     CgTmaMaps *tm = NULL;
-    if ((tma && *tma ? strcmp(tma, "1") == 0 : tma_ring) && k->op == IR_OP_KV_CACHE) {
+    if (tune_on(G->tune->mla_tma, tma_ring) && k->op == IR_OP_KV_CACHE) {
         tm = arena_alloc(a, sizeof *tm);
         *tm = (CgTmaMaps){1, {sk, sk}, {0, 0}, {1152, 1152}, cg_slot_scratch(G, n, ir_dim_const(32)), 64};
     }
     bool noprod = v3 && (strcmp(v3, "3") == 0 || strcmp(v3, "4") == 0); /* 256 threads, the consumers load (MLA_V3 3, 4) */
-    bool fused = fuse && strcmp(fuse, "1") == 0 && !noprod; /* opt-in: slower on an H100 (MLA_FUSE; its ticket is the producer's) */
+    bool fused = tune_on(G->tune->mla_fuse, false) && !noprod; /* opt-in: slower on an H100 (MLA_FUSE; its ticket is the producer's) */
     /* DSCC_MLA_MC=1 (opt-in until timed, checked in cg_attention: with DSCC_MLA_TMA=1 on the chunk ring): a batch row's two
      * row tiles as a cluster of 2 CTAs whose producers multicast the boxes of keys into both (MLA_MC); where the tiles
      * do not pair within a batch row (heads no multiple of 128) or the keys are no KV cache (no map), each CTA alone */
-    const char *mce = G->tune->mla_mc;
-    bool mc = mce && strcmp(mce, "1") == 0 && tm && !noprod && !fused && Hq % 128 == 0;
+    bool mc = tune_on(G->tune->mla_mc, false) && tm && !noprod && !fused && Hq % 128 == 0;
     /* DSCC_MLA_DSM=1 (opt-in until timed, checked in cg_attention): clusters of 2 CTAs, at two splits a tile's two,
      * merged through distributed shared memory with no combine launch (MLA_DSM); the grid must be even, so only where a
      * batch row's tiles come in pairs (heads a multiple of 128, as MLA_MC) */
-    const char *dsme = G->tune->mla_dsm;
-    bool dsm = dsme && strcmp(dsme, "1") == 0 && !mc && !fused && Hq % 128 == 0;
+    bool dsm = tune_on(G->tune->mla_dsm, false) && !mc && !fused && Hq % 128 == 0;
     int kfuse = fused ? (fmax && *fmax ? atoi(fmax) : MLA_FUSE_MAX) : dsm ? 2 : 1; /* splits the decode kernel merges itself, at most */
     /* DSCC_MLA_PP=1 (opt-in until timed, checked in cg_attention: the chunk ring with its producer): the consumers'
      * ping-pong, warpgroup 0 S and P of a pair's first block, warpgroup 1 of its second, S1 queued behind S0 (MLA_PP);
@@ -372,10 +367,10 @@ static void mla_decode(Gen *G, const IrNode *n, int sq, int sq1, int64_t qd0, in
                     {"MLA_V3", v3 && *v3 ? v3 : "1"}, /* 0: the stage lands whole (the kernel before the chunk ring); 2: the seesaw; 3, 4: 1, 2 without the producer */
                     {"MLA_PF", pf && *pf ? pf : "0"}, /* blocks of keys the L2 prefetch runs ahead (0: none, the default: slower on an H100) */
                     {"MLA_LEAN", lean && *lean ? lean : "5"}, /* fewer instructions a block of keys (mla_decode.cuh); 0: as before */
-                    {"MLA_LAZY", lazy && *lazy ? lazy : "1"}, /* O rescaled only when a row's max grows by more than 2^8 */
+                    {"MLA_LAZY", tune_on(G->tune->mla_lazy, true) ? "1" : "0"}, /* O rescaled only when a row's max grows by more than 2^8 */
                     {"MLA_FUSE", fused ? "1" : "0"}, /* the splits merged by the last block of each tile (opt-in) */
                     {"MLA_FUSE_MAX", arena_printf(a, "%d", kfuse)}, /* ... up to this many splits (the combine kernel above) */
-                    {"MLA_PREG", preg && *preg ? preg : "0"}, /* warpgroup 0's P V with P from registers (opt-in) */
+                    {"MLA_PREG", tune_on(G->tune->mla_preg, false) ? "1" : "0"}, /* warpgroup 0's P V with P from registers (opt-in) */
                     {"MLA_QREG", qreg && *qreg ? qreg : "0"}, /* q's last chunks in warpgroup 0's registers (opt-in) */
                     {"MLA_PART_BF16", pb}, /* the splits' parts for the combine as bf16 (opt-in) */
                     {"MLA_PP", pp}, /* the consumers' ping-pong over pairs of blocks (opt-in; 2: own P from registers) */
@@ -520,8 +515,7 @@ static bool attn_part_ok(const AttnPart *p, const IrNode *n) {
  * stored (always with DSCC_ATTN_INPLACE=0: k, v and their parts stored as
  * before, for comparison). */
 static bool attn_part_of(const Gen *G, const IrNode *x, const IrNode *n, AttnPart *p) {
-    const char *env = G->tune->attn_inplace;
-    if (!(env && strcmp(env, "0") == 0) && attn_part(G, x, p) && attn_part_ok(p, n)) return true;
+    if (tune_on(G->tune->attn_inplace, true) && attn_part(G, x, p) && attn_part_ok(p, n)) return true;
     const IrType *t = &x->type;
     *p = (AttnPart){x, t->dims[2].coeff, t->dims[2].coeff * t->dims[3].coeff, t->dims[3].coeff, 0, t->dims[3].coeff, 0, {0}};
     return G->dtype[x->id] == IR_DT_BF16 && attn_part_ok(p, n);
@@ -533,8 +527,7 @@ static bool attn_kv_parts(const Gen *G, const IrNode *n, AttnPart kp[2], int *nk
     const IrNode *k = n->ops[1];
     int64_t ax = ir_node_attr_int(k, "axis", -1);
     *nk = 1;
-    const char *env = G->tune->attn_inplace;
-    if (!(env && strcmp(env, "0") == 0) && k->op == IR_OP_CONCAT && k->nops == 2 && (ax == -1 || ax == 3) && k != n->ops[0] && k != n->ops[2] &&
+    if (tune_on(G->tune->attn_inplace, true) && k->op == IR_OP_CONCAT && k->nops == 2 && (ax == -1 || ax == 3) && k != n->ops[0] && k != n->ops[2] &&
         attn_part_of(G, k->ops[0], n, &kp[0]) && attn_part_of(G, k->ops[1], n, &kp[1]))
         *nk = 2;
     else if (!attn_part_of(G, k, n, &kp[0]))
@@ -554,8 +547,7 @@ static bool attn_kv_parts(const Gen *G, const IrNode *n, AttnPart kp[2], int *nk
 /* Its shapes and k's and v's dtypes (q's: attention_prefill_shape, or
  * its two parts when it is a concat read in place, cg_attention_q_concat). */
 static bool attention_prefill_dims(const Gen *G, const IrNode *n) {
-    const char *env = G->tune->attn_prefill;
-    if (env && strcmp(env, "0") == 0) return false;
+    if (!tune_on(G->tune->attn_prefill, true)) return false;
     const IrNode *q = n->ops[0], *k = n->ops[1], *v = n->ops[2];
     if (q->type.rank != 4 || k->type.rank != 4 || v->type.rank != 4 || cg_attention_v_in_k(G, n)) return false;
     for (int d = 2; d < 4; d++)
@@ -673,11 +665,6 @@ int cg_attention_sources(const Gen *G, const IrNode *n, const IrNode **out) {
 
 bool cg_attention(Gen *G, const IrNode *n) {
     const IrNode *q = n->ops[0], *k = n->ops[1], *v = n->ops[2];
-    const char *env = G->tune->mla_decode;
-    if (env && *env && strcmp(env, "0") && strcmp(env, "1")) {
-        G->why = "DSCC_MLA_DECODE must be 0 (MLA's wgmma decode kernel off) or 1 (on where it applies)";
-        return false;
-    }
     const char *v3 = G->tune->mla_v3;
     if (v3 && *v3 && strcmp(v3, "0") && strcmp(v3, "1") && strcmp(v3, "2") && strcmp(v3, "3") && strcmp(v3, "4")) {
         G->why = "DSCC_MLA_V3 must be 0 (MLA's decode kernel waits for each stage whole), 1 (chunk by chunk), 2 (the seesaw schedule), "
@@ -696,31 +683,14 @@ bool cg_attention(Gen *G, const IrNode *n) {
                  "blocks, 6 and the scale folded into P's exponent; 0: none)";
         return false;
     }
-    const char *preg = G->tune->mla_preg;
-    if (preg && *preg && strcmp(preg, "0") && strcmp(preg, "1")) {
-        G->why = "DSCC_MLA_PREG must be 0 (MLA's decode kernel reads P from shared memory in both warpgroups) or 1 (warpgroup 0 from registers)";
-        return false;
-    }
-    const char *fuse = G->tune->mla_fuse;
-    if (fuse && *fuse && strcmp(fuse, "0") && strcmp(fuse, "1")) {
-        G->why = "DSCC_MLA_FUSE must be 0 (MLA's decode splits merged by a combine kernel, the default) or 1 (by the last block of each "
-                 "query tile)";
-        return false;
-    }
+    /* the BOOL switches (tune_check has passed them); the keys by TMA is on by default only on some rings, so its
+     * explicit 1 is a fact of its own */
+    const bool preg = tune_on(G->tune->mla_preg, false), fuse = tune_on(G->tune->mla_fuse, false);
+    const bool tma_off = !tune_on(G->tune->mla_tma, true), tma_set = tune_on(G->tune->mla_tma, false);
+    const bool pbf = tune_on(G->tune->mla_part_bf16, false), mc = tune_on(G->tune->mla_mc, false);
     const char *fmax = G->tune->mla_fuse_max;
     if (fmax && *fmax && (strspn(fmax, "0123456789") != strlen(fmax) || strlen(fmax) > 2 || atoi(fmax) < 2 || atoi(fmax) > 64)) {
         G->why = "DSCC_MLA_FUSE_MAX must be 2 to 64 (the most splits MLA's decode kernel merges itself; the combine kernel above)";
-        return false;
-    }
-    const char *lazy = G->tune->mla_lazy;
-    if (lazy && *lazy && strcmp(lazy, "0") && strcmp(lazy, "1")) {
-        G->why = "DSCC_MLA_LAZY must be 0 (MLA's decode kernel rescales O whenever a row's max grows) or 1 (only when it grows by more than 2^8)";
-        return false;
-    }
-    const char *tma = G->tune->mla_tma;
-    if (tma && *tma && strcmp(tma, "0") && strcmp(tma, "1")) {
-        G->why = "DSCC_MLA_TMA must be 0 (MLA's decode kernel copies its keys by cp.async) or 1 (the whole blocks of a KV cache by "
-                 "TMA, the default)";
         return false;
     }
     const char *qreg = G->tune->mla_qreg;
@@ -730,28 +700,16 @@ bool cg_attention(Gen *G, const IrNode *n) {
         return false;
     }
     if (qreg && *qreg && strcmp(qreg, "0") &&
-        ((v3 && *v3 && strcmp(v3, "1") && strcmp(v3, "3")) || (lean && *lean && *lean < '2') || (preg && strcmp(preg, "1") == 0))) {
+        ((v3 && *v3 && strcmp(v3, "1") && strcmp(v3, "3")) || (lean && *lean && *lean < '2') || preg)) {
         G->why = "DSCC_MLA_QREG=1 or 2 needs the chunk ring (DSCC_MLA_V3=1, the default, or 3) at DSCC_MLA_LEAN=2 or more and not "
                  "DSCC_MLA_PREG=1";
         return false;
     }
-    const char *pbf = G->tune->mla_part_bf16;
-    if (pbf && *pbf && strcmp(pbf, "0") && strcmp(pbf, "1")) {
-        G->why = "DSCC_MLA_PART_BF16 must be 0 (MLA's decode splits leave f32 parts for the combine, the default) or 1 (bf16 parts)";
-        return false;
-    }
-    if (pbf && strcmp(pbf, "1") == 0 && fuse && strcmp(fuse, "1") == 0) {
+    if (pbf && fuse) {
         G->why = "DSCC_MLA_PART_BF16=1 is the combine kernel's layout, not DSCC_MLA_FUSE=1's (its merge reads f32 parts)";
         return false;
     }
-    const char *mc = G->tune->mla_mc;
-    if (mc && *mc && strcmp(mc, "0") && strcmp(mc, "1")) {
-        G->why = "DSCC_MLA_MC must be 0 (each of MLA's decode blocks loads its own keys, the default) or 1 (a batch row's two row "
-                 "tiles in a cluster, the keys multicast)";
-        return false;
-    }
-    if (mc && strcmp(mc, "1") == 0 &&
-        ((tma && strcmp(tma, "0") == 0) || (v3 && *v3 && strcmp(v3, "1")) || (fuse && strcmp(fuse, "1") == 0))) {
+    if (mc && (tma_off || (v3 && *v3 && strcmp(v3, "1")) || fuse)) {
         G->why = "DSCC_MLA_MC=1 needs the keys by TMA (DSCC_MLA_TMA=1, the default) on the chunk ring with its producer "
                  "(DSCC_MLA_V3=1, the default) and not DSCC_MLA_FUSE=1";
         return false;
@@ -763,36 +721,24 @@ bool cg_attention(Gen *G, const IrNode *n) {
         return false;
     }
     if (pp && (strcmp(pp, "1") == 0 || strcmp(pp, "2") == 0) &&
-        ((v3 && *v3 && strcmp(v3, "1")) || (lean && *lean && *lean < '2') || (fuse && strcmp(fuse, "1") == 0) ||
-         (mc && strcmp(mc, "1") == 0) || (qreg && (strcmp(qreg, "2") == 0 || (strcmp(qreg, "1") == 0 && strcmp(pp, "2") == 0))) ||
-         (preg && strcmp(preg, "1") == 0))) {
+        ((v3 && *v3 && strcmp(v3, "1")) || (lean && *lean && *lean < '2') || fuse || mc ||
+         (qreg && (strcmp(qreg, "2") == 0 || (strcmp(qreg, "1") == 0 && strcmp(pp, "2") == 0))) || preg)) {
         G->why = "DSCC_MLA_PP=1 or 2 needs the chunk ring with its producer (DSCC_MLA_V3=1, the default) at DSCC_MLA_LEAN=2 or more, and "
                  "not DSCC_MLA_FUSE=1, DSCC_MLA_MC=1, DSCC_MLA_PREG=1, DSCC_MLA_QREG=2 (=1 only with DSCC_MLA_PP=1: beside =2 it spills)";
         return false;
     }
-    const char *dsm = G->tune->mla_dsm;
-    if (dsm && *dsm && strcmp(dsm, "0") && strcmp(dsm, "1")) {
-        G->why = "DSCC_MLA_DSM must be 0 (MLA's decode splits merged by the combine kernel, the default) or 1 (at two splits a "
-                 "tile's splits a cluster, merged through distributed shared memory)";
-        return false;
-    }
-    if (dsm && strcmp(dsm, "1") == 0 && ((mc && strcmp(mc, "1") == 0) || (fuse && strcmp(fuse, "1") == 0))) {
+    if (tune_on(G->tune->mla_dsm, false) && (mc || fuse)) {
         G->why = "DSCC_MLA_DSM=1 makes clusters of a tile's two splits: not with DSCC_MLA_MC=1 (of a batch row's two tiles) nor "
                  "DSCC_MLA_FUSE=1";
         return false;
     }
-    if (tma && strcmp(tma, "1") == 0 && v3 && (strcmp(v3, "0") == 0 || strcmp(v3, "2") == 0)) {
+    if (tma_set && v3 && (strcmp(v3, "0") == 0 || strcmp(v3, "2") == 0)) {
         G->why = "DSCC_MLA_TMA=1 needs the chunk ring (DSCC_MLA_V3=1, the default, or 3) or the seesaw without a producer (DSCC_MLA_V3=4)";
         return false;
     }
     if (q->type.rank != 4 || !ir_dim_is_const(q->type.dims[3]) || !ir_dim_is_const(v->type.dims[3]) || q->type.dims[3].coeff > 1024 ||
         v->type.dims[3].coeff > 1024) {
         G->why = "attention head dims must be constant and at most 1024";
-        return false;
-    }
-    const char *pe = G->tune->attn_prefill;
-    if (pe && *pe && strcmp(pe, "0") && strcmp(pe, "1")) {
-        G->why = "DSCC_ATTN_PREFILL must be 0 (the prefill attention kernel off) or 1 (on where it applies)";
         return false;
     }
     const char *pw = G->tune->attn_wgmma;

@@ -40,17 +40,6 @@ static int einsum_rows(Gen *G) {
     return (int)v;
 }
 
-/* DSCC_EINSUM_PRE: 1 the decode form loads w before its DSCC_PDL_WAIT() where w is a value of weights alone
- * (einsum_pre), 0 (unset: opt-in until timed on a GPU) after it; -1 with G->why on a malformed value. */
-static int einsum_pre_env(Gen *G) {
-    const char *e = G->tune->einsum_pre;
-    if (!e || !*e) return 0;
-    if (strcmp(e, "0") && strcmp(e, "1")) {
-        G->why = arena_printf(G->a, "DSCC_EINSUM_PRE is '%s': expected 0 or 1", e);
-        return -1;
-    }
-    return e[0] == '1';
-}
 
 /* Whether w (value wv) is a value of weights alone that no kernel of a step writes (einsum_heads.cuh's EH_PRE): a
  * weight, or a stored value ir_weight_values keeps with the weights (computed when they load: absorbed MLA's W_UK
@@ -89,7 +78,7 @@ static void einsum_heads_rows(Gen *G, int lo, int mrows, IrDim M, int64_t H, int
                     {"EH_W", arena_printf(a, "((const unsigned short *)a.t[%d])", sw)},
                     {"EH_STORE(i, v)", arena_printf(a, "S%d(a, (i), (v))", sy)},
                     {"EH_PRE", pre ? "1" : "0"},
-                    {"EH_EARLY", cg_pdl_early(G->tune) == 1 ? "1" : "0"}};
+                    {"EH_EARLY", cg_pdl_early(G->tune) ? "1" : "0"}};
     sb_printf(&G->decl, "// the per-head products at %sM <= %d: %lld blocks of %lld rows of one head's w, each weight row read once by 8 lanes,\n"
                         "// x's rows in shared memory, the sums on the CUDA cores%s\n",
               lo ? arena_printf(a, "%d < ", lo) : "", mrows, (long long)(H * nb), (long long)(32 * r),
@@ -316,15 +305,10 @@ static int rope_rows(Gen *G, const IrNode *e) {
     return mrows < CG_EINSUM_ROWS ? mrows : CG_EINSUM_ROWS;
 }
 
-bool cg_rope_plan(Gen *G, const int *grp, const int *tmpl, const int *pos, int ngroups) {
+void cg_rope_plan(Gen *G, const int *grp, const int *tmpl, const int *pos, int ngroups) {
     G->rope = NULL;
     G->rope_ok = NULL;
-    const char *env = G->tune->einsum_rope;
-    if (env && *env && strcmp(env, "0") && strcmp(env, "1")) {
-        diag_error(G->d, (SrcLoc){0}, "DSCC_EINSUM_ROPE is '%s': expected 0 or 1", env);
-        return false;
-    }
-    if (!env || strcmp(env, "1")) return true;
+    if (!tune_on(G->tune->einsum_rope, false)) return;
     const IrGraph *g = G->g;
     G->rope_grp = grp;
     G->rope = arena_alloc(G->a, sizeof(int) * (size_t)(ngroups + 1));
@@ -343,7 +327,6 @@ bool cg_rope_plan(Gen *G, const int *grp, const int *tmpl, const int *pos, int n
         if (nl >= 16 || (g->mem_planned && !G->fold_nomem && !cg_leaves_intact(G, lv, nl, e, pos[P], pos[grp[i]], grp, pos))) continue;
         G->rope[P] = i;
     }
-    return true;
 }
 
 void cg_rope_also_read(const Gen *G, int ngroups, int *also) {
@@ -493,11 +476,13 @@ bool cg_einsum(Gen *G, const IrNode *n) {
             memcpy(xs, sub[0], (size_t)len[0]);
             memcpy(ws, sub[1], (size_t)len[1]);
             memcpy(os, osub, strlen(osub));
-            const int rows = einsum_rows(G), pre = rows < 0 ? 0 : einsum_pre_env(G);
-            if (rows < 0 || pre < 0 || einsum_heads_mma(G, n, xs, ws, os, rows, pre == 1)) {
+            /* DSCC_EINSUM_PRE=1: the decode form loads w before its DSCC_PDL_WAIT() where w is a value of weights
+             * alone (einsum_pre); unset, after it (opt-in until timed on a GPU) */
+            const int rows = einsum_rows(G);
+            if (rows < 0 || einsum_heads_mma(G, n, xs, ws, os, rows, tune_on(G->tune->einsum_pre, false))) {
                 for (int k = 0; k < 2; k++)
                     for (int l = 0; l < 26; l++) sb_free(&st[k][l]);
-                return rows >= 0 && pre >= 0;
+                return rows >= 0;
             }
         }
     }
@@ -550,13 +535,6 @@ bool cg_einsum(Gen *G, const IrNode *n) {
  * reads is read after the einsum on its stream, the group stores no scale and has no reduction but its one rmsnorm,
  * its rows are the einsum's, and, with a memory plan, where the group's inputs and stored values keep their bytes
  * until the einsum (plan-memory keeps them: cg_kvf_also_read). */
-
-/* DSCC_EINSUM_KV: 1 on, 0 off (unset), -1 a malformed value. */
-static int einsum_kv_env(const DsccTune *t) {
-    const char *e = t->einsum_kv;
-    if (!e || !*e || strcmp(e, "0") == 0) return 0;
-    return strcmp(e, "1") == 0 ? 1 : -1;
-}
 
 /* The members of group P, in node order, into m (arena); their count. */
 static int kvf_members(const Gen *G, const int *grp, int P, int **m) {
@@ -613,15 +591,10 @@ static bool kvf_group_ok(Gen *G, const IrNode *e, int P, const int *grp, const i
     return ok;
 }
 
-bool cg_kvf_plan(Gen *G, const int *grp, const int *tmpl, const int *pos, int ngroups) {
+void cg_kvf_plan(Gen *G, const int *grp, const int *tmpl, const int *pos, int ngroups) {
     G->kvf = NULL;
     G->kvf_ok = NULL;
-    const int on = einsum_kv_env(G->tune);
-    if (on < 0) {
-        diag_error(G->d, (SrcLoc){0}, "DSCC_EINSUM_KV is '%s': expected 0 or 1", G->tune->einsum_kv);
-        return false;
-    }
-    if (!on) return true;
+    if (!tune_on(G->tune->einsum_kv, false)) return;
     const IrGraph *g = G->g;
     G->kvf_grp = grp;
     G->kvf_n = ngroups;
@@ -659,7 +632,6 @@ bool cg_kvf_plan(Gen *G, const int *grp, const int *tmpl, const int *pos, int ng
         if (nl > 16 || (g->mem_planned && !G->fold_nomem && !cg_leaves_intact(G, lv, nl, e, pos[P], pos[ge], grp, pos))) continue;
         G->kvf[P] = i;
     }
-    return true;
 }
 
 void cg_kvf_also_read(const Gen *G, int ngroups, int *also) {

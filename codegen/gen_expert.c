@@ -83,7 +83,7 @@ static void expert_sort(Gen *G, int64_t E, IrDim R, int si, int sc, int sp0, int
                       {"ES_P", arena_printf(a, "((int *)a.t[%d])", sp0)},
                       {"ES_T", arena_printf(a, "((int *)a.t[%d])", st)},
                       {"ES_SCAN", arena_printf(a, "%lld", (long long)ch)},
-                      {"ES_EARLY", cg_pdl_early(G->tune) == 1 ? "1" : "0"}};
+                      {"ES_EARLY", cg_pdl_early(G->tune) ? "1" : "0"}};
     int nd = 9;
     if (s32 >= 0) {
         d[nd++] = (CgDefine){"ES_S32", "1"};

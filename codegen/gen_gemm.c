@@ -458,7 +458,7 @@ static int skinny_defs(Gen *G, IrDim M, int64_t K, int64_t N, int rb, const int 
         {"SK_WS(i)", bf16 ? "1.0f" : arena_printf(G->a, "L%d(a, (i))", slot[3])},
         {"SK_STORE(i, v)", arena_printf(G->a, "S%d(a, (i), (v))", slot[4])},
         {"SK_BF16", bf16 ? "1" : "0"},
-        {"SK_EARLY", cg_pdl_early(G->tune) == 1 ? "1" : "0"}, /* the trigger first (DSCC_PDL_EARLY=1; gemm_skinny_bulk.cuh keeps its own) */
+        {"SK_EARLY", cg_pdl_early(G->tune) ? "1" : "0"}, /* the trigger first (DSCC_PDL_EARLY=1; gemm_skinny_bulk.cuh keeps its own) */
     };
     memcpy(out, d, sizeof d);
     return SK_NDEFS;
@@ -496,9 +496,8 @@ static void skinny_instance(Gen *G, const SkinnyParams *sp, IrDim M, int lo, int
  * DSCC_SKINNY_PIPE=0 (which restores the round form, to time one against
  * the other). */
 static bool skinny_pipe_on(const SkinnyParams *sp, int64_t N) {
-    const char *e = sp->tune->skinny_pipe;
     if (sp->pipe >= 0) return sp->pipe == 1;
-    return !(e && strcmp(e, "0") == 0) && (N + 8 * sp->rb - 1) / (8 * sp->rb) >= 132;
+    return tune_on(sp->tune->skinny_pipe, true) && (N + 8 * sp->rb - 1) / (8 * sp->rb) >= 132;
 }
 
 /* The M <= 8 instance of gemm_skinny.cuh's persistent pipelined form: rb
@@ -537,12 +536,8 @@ static int64_t skinny_pipe_load(const SkinnyPipeShape *s, int64_t nkb) {
 
 /* Whether the pipelined form may split K over a cluster (DSCC_SKINNY_PSPLIT=1,
  * which DSCC_SKINNY's psplit overrides; read where the code is generated;
- * opt-in until timed on a GPU): 1 yes, 0 no, -1 a malformed value. */
-static int skinny_psplit_env(const DsccTune *t) {
-    const char *e = t->skinny_psplit;
-    if (!e || !*e || strcmp(e, "0") == 0) return 0;
-    return strcmp(e, "1") == 0 ? 1 : -1;
-}
+ * opt-in until timed on a GPU). */
+static bool skinny_psplit_on(const DsccTune *t) { return tune_on(t->skinny_psplit, false); }
 
 /* The pipelined form's shape at rb 8-row groups a column group and SK_U u
  * (DSCC_SKINNY's or the default): with DSCC_SKINNY_PSPLIT=1 or DSCC_SKINNY's
@@ -574,7 +569,7 @@ static void skinny_pipe_instance(Gen *G, const SkinnyParams *sp, bool set_u, boo
     int64_t slots = 132LL * minb;
     if (sp->grid > 0 && sp->grid < slots) slots = sp->grid;
     const int64_t nkb = (K * (bf16 ? 2 : 1) + 127) / 128;
-    const int psplit = sp->psplit >= 0 ? sp->psplit : skinny_psplit_env(sp->tune);
+    const int psplit = sp->psplit >= 0 ? sp->psplit : skinny_psplit_on(sp->tune);
     const SkinnyPipeShape ps = skinny_pipe_pick(sp->rb, set_u ? sp->u : (sp->rb >= 2 ? 1 : 2), set_u, psplit, N, nkb, slots);
     const int rb = ps.rb, u = ps.u;
     const int64_t groups = ps.groups, per = ps.per, grid = ps.grid;
@@ -767,8 +762,7 @@ static void skinny_bulk_instance(Gen *G, const SkinnyBulkShape *s, IrDim M, int 
  * by default: the same run timed the decode step's FP8 linears at batch 1
  * at 0.383 ms against 0.336 (docs/KERNELS.md). */
 static bool skinny_bulk_on(const SkinnyParams *sp, const SkinnyBulkShape *s, bool bf16) {
-    const char *e = sp->tune->skinny_bulk;
-    bool on = sp->bulk >= 0 ? sp->bulk == 1 : !bf16 && e && strcmp(e, "1") == 0;
+    bool on = sp->bulk >= 0 ? sp->bulk == 1 : !bf16 && tune_on(sp->tune->skinny_bulk, false);
     return on && s->stages >= 2;
 }
 
@@ -786,9 +780,8 @@ static bool skinny_bulk_on(const SkinnyParams *sp, const SkinnyBulkShape *s, boo
  * head. False too where mrows rows of x and the smallest ring do not fit a
  * block's shared memory. */
 static bool skinny2_on(const SkinnyParams *sp, int64_t N, int64_t K, int mrows, bool bf16) {
-    const char *e = sp->tune->skinny_v2, *bs = sp->tune->skinny_bf16_split;
-    const bool narrow = (N + 7) / 8 < 132 && bs && strcmp(bs, "1") == 0;
-    bool on = sp->v2 >= 0 ? sp->v2 == 1 : e && *e ? strcmp(e, "1") == 0 : bf16 && !narrow;
+    const bool narrow = (N + 7) / 8 < 132 && tune_on(sp->tune->skinny_bf16_split, false);
+    bool on = sp->v2 >= 0 ? sp->v2 == 1 : tune_on(sp->tune->skinny_v2, bf16 && !narrow);
     return on && skinny2_smem(1, 1, K, mrows) <= CG_BLOCK_SMEM_MAX;
 }
 
@@ -813,13 +806,6 @@ static bool skinny2_on(const SkinnyParams *sp, int64_t N, int64_t K, int mrows, 
  * norm's sum of squares). */
 #define CG_FOLD_GATE_MAX 16 /* phases of a row group the gate handles */
 
-/* DSCC_SKINNY_FOLD: 1 on, 0 off (unset), -1 a malformed value. */
-static int skinny_fold_env(const DsccTune *t) {
-    const char *e = t->skinny_fold;
-    if (!e || !*e || strcmp(e, "0") == 0) return 0;
-    return strcmp(e, "1") == 0 ? 1 : -1;
-}
-
 /* DSCC_SKINNY_FOLD_PF: steps (0..8) of weights the folded form prefetches into L2 before its wait, so the HBM stream
  * goes on under the prologue (at two CTAs an SM and 2 KB a warp a step, 4 steps are 128 KB an SM: ~4 us of an
  * H200's stream, about what the prologue's 2-4 round trips to L2 take); -1 a malformed value. */
@@ -832,11 +818,7 @@ static int skinny_fold_pf_env(const DsccTune *t) {
     return *end || v < 0 || v > 8 ? -1 : (int)v;
 }
 
-int cg_fold_hoist_env(const DsccTune *t) {
-    const char *e = t->skinny_fold_hoist;
-    if (!e || !*e || strcmp(e, "0") == 0) return 0;
-    return strcmp(e, "1") == 0 ? 1 : -1;
-}
+bool cg_fold_hoist_on(const DsccTune *t) { return tune_on(t->skinny_fold, false) && tune_on(t->skinny_fold_hoist, false); }
 
 static bool fold_float(IrDType t) { return t == IR_DT_F32 || t == IR_DT_BF16 || t == IR_DT_F16; }
 
@@ -974,22 +956,12 @@ static int fold_group(Gen *G, const IrNode *L, const int *grp, const int *tmpl, 
 bool cg_fold_plan(Gen *G, const int *grp, const int *tmpl, const int *pos, int ngroups) {
     G->fold = NULL;
     G->fold_ok = NULL;
-    const int on = skinny_fold_env(G->tune);
-    if (on < 0) {
-        diag_error(G->d, (SrcLoc){0}, "DSCC_SKINNY_FOLD is '%s': expected 0 or 1", G->tune->skinny_fold);
-        return false;
-    }
-    if (!on || !G->skinny) return true;
+    if (!tune_on(G->tune->skinny_fold, false) || !G->skinny) return true;
     if ((G->fold_pf = skinny_fold_pf_env(G->tune)) < 0) {
         diag_error(G->d, (SrcLoc){0}, "DSCC_SKINNY_FOLD_PF is '%s': expected 0..8", G->tune->skinny_fold_pf);
         return false;
     }
-    const int hoist = cg_fold_hoist_env(G->tune);
-    if (hoist < 0) {
-        diag_error(G->d, (SrcLoc){0}, "DSCC_SKINNY_FOLD_HOIST is '%s': expected 0 or 1", G->tune->skinny_fold_hoist);
-        return false;
-    }
-    G->fold_hoist = hoist == 1;
+    G->fold_hoist = cg_fold_hoist_on(G->tune);
     const IrGraph *g = G->g;
     G->fold_grp = grp;
     G->fold = arena_alloc(G->a, sizeof(int) * (size_t)(ngroups + 1));
@@ -1233,40 +1205,11 @@ static int64_t skinny_pipe_smem(int rb, int split, bool fold, int64_t Kb) {
  * DSCC_SKINNY_MAX (8..32) where set; else 16 for an FP8 linear on
  * gemm_skinny2.cuh, whose 8 < M <= 16 phase is then gemm_skinny2.cuh's
  * 16-row instance (where 16 rows of x fit), and CG_SKINNY_M otherwise.
- * False, with G->why, on a malformed DSCC_SKINNY, DSCC_SKINNY_V2 or
- * DSCC_SKINNY_MAX. */
+ * False, with G->why, on a malformed DSCC_SKINNY or DSCC_SKINNY_MAX. */
 static bool gemm_skinny(Gen *G, IrDim M, int64_t K, int64_t N, const int *slot, bool bf16, int *top) {
     SkinnyParams sp;
     const int64_t Kb = K * (bf16 ? 2 : 1); /* the tuning counts K blocks of 128 bytes */
     if (!skinny_params(G, N, Kb, &sp)) return false;
-    const char *v2 = G->tune->skinny_v2;
-    if (v2 && *v2 && strcmp(v2, "0") && strcmp(v2, "1")) {
-        G->why = arena_printf(G->a, "DSCC_SKINNY_V2 is '%s': expected 0 or 1", v2);
-        return false;
-    }
-    const char *pe = G->tune->skinny_pipe;
-    if (pe && *pe && strcmp(pe, "0") && strcmp(pe, "1")) {
-        G->why = arena_printf(G->a, "DSCC_SKINNY_PIPE is '%s': expected 0 or 1", pe);
-        return false;
-    }
-    const char *be = G->tune->skinny_bulk;
-    if (be && *be && strcmp(be, "0") && strcmp(be, "1")) {
-        G->why = arena_printf(G->a, "DSCC_SKINNY_BULK is '%s': expected 0 or 1", be);
-        return false;
-    }
-    const char *bs = G->tune->skinny_bf16_split;
-    if (bs && *bs && strcmp(bs, "0") && strcmp(bs, "1")) {
-        G->why = arena_printf(G->a, "DSCC_SKINNY_BF16_SPLIT is '%s': expected 0 or 1", bs);
-        return false;
-    }
-    if (skinny_fold_env(G->tune) < 0) {
-        G->why = arena_printf(G->a, "DSCC_SKINNY_FOLD is '%s': expected 0 or 1", G->tune->skinny_fold);
-        return false;
-    }
-    if (skinny_psplit_env(G->tune) < 0) {
-        G->why = arena_printf(G->a, "DSCC_SKINNY_PSPLIT is '%s': expected 0 or 1", G->tune->skinny_psplit);
-        return false;
-    }
     const char *mx = G->tune->skinny_max;
     char *end = NULL;
     long t = mx && *mx ? strtol(mx, &end, 10) : 0;
@@ -1309,16 +1252,14 @@ static bool gemm_skinny(Gen *G, IrDim M, int64_t K, int64_t N, const int *slot, 
 /* Whether the TMA GEMM takes the 128 x 256 tile (gemm_tma.cuh's GT_BN 256):
  * unless DSCC_TMA_V2=0, which restores the 128 x 128 form for A/B timing. */
 static bool tma_wide(const DsccTune *t) {
-    const char *e = t->tma_v2;
-    return !(e && strcmp(e, "0") == 0);
+    return tune_on(t->tma_v2, true);
 }
 
 /* CTAs a cluster of the 128 x 256 form (gemm_tma.cuh's GT_CLUSTER): 2 with
  * DSCC_TMA_CLUSTER=1 (w's boxes multicast to the two row tiles' CTAs),
  * else 1, until GPU timing says which is faster. */
 static int tma_cluster(const DsccTune *t) {
-    const char *e = t->tma_cluster;
-    return e && strcmp(e, "1") == 0 ? 2 : 1;
+    return tune_on(t->tma_cluster, false) ? 2 : 1;
 }
 
 /* GT_STORE2 for y in slot sy: both bf16 values of an even index in one
@@ -1409,13 +1350,8 @@ static bool gemm_fp8_mma(Gen *G, const IrNode *n, IrDim M, IrDim K, IrDim O) {
 static bool gemm_bf16_mma(Gen *G, const IrNode *n, const IrNode *x, const IrNode *w, IrDim M, IrDim K, IrDim O) {
     int sx = cg_slot_value(G, x), sw = cg_slot_value(G, w), sy = cg_slot_result(G, n);
     const int slot[5] = {sx, -1, sw, -1, sy};
-    const char *e = G->tune->skinny_bf16;
-    if (e && *e && strcmp(e, "0") && strcmp(e, "1")) {
-        G->why = arena_printf(G->a, "DSCC_SKINNY_BF16 is '%s': expected 0 or 1", e);
-        return false;
-    }
     /* the skinny-M form (gemm_skinny2.cuh / gemm_skinny.cuh with SK_BF16) at M <= CG_SKINNY_M, unless DSCC_SKINNY_BF16=0 */
-    bool skinny = G->skinny && !(e && strcmp(e, "0") == 0) && K.coeff % 8 == 0 && ir_dim_is_const(O) && O.coeff < (1LL << 31);
+    bool skinny = G->skinny && tune_on(G->tune->skinny_bf16, true) && K.coeff % 8 == 0 && ir_dim_is_const(O) && O.coeff < (1LL << 31);
     int top = 0;
     if (skinny && !gemm_skinny(G, M, K.coeff, O.coeff, slot, true, &top)) return false;
     int tile = G->nphases;

@@ -184,7 +184,8 @@ void cg_phase_k(Gen *G, CgItems rule, int64_t nkb);
 int cg_skinny_groups(int64_t N);
 /* DSCC_SKINNY_FOLD=1 (gen_gemm.c): which row groups' act_scale + quantize (with their rmsnorm, silu * mul, slices) an
  * fp8_linear's M <= 4 form computes itself, so their kernel does not run there. cg_fold_plan, before the groups are
- * generated (pos: by group id, its place in the launch order): G->fold; false after reporting a malformed switch.
+ * generated (pos: by group id, its place in the launch order): G->fold; false after reporting a malformed
+ * DSCC_SKINNY_FOLD_PF.
  * cg_fold_gate, after row group gid's phases: they skip M <= 4 where each runs over a multiple of the rows, and the
  * linear then gets its folded form (G->fold_ok). */
 bool cg_fold_plan(Gen *G, const int *grp, const int *tmpl, const int *pos, int ngroups);
@@ -192,7 +193,9 @@ void cg_fold_gate(Gen *G, int gid);
 /* After cg_fold_plan: also[v] = the fp8_linear that reads value v in place of its row group, where it is a later one
  * (what plan-memory keeps alive for it: cg_fold_reads). */
 void cg_fold_also_read(const Gen *G, int ngroups, int *also);
-int cg_fold_hoist_env(const DsccTune *t); /* DSCC_SKINNY_FOLD_HOIST: 1 on, 0 off (unset), -1 a malformed value */
+/* The one reading of the hoist (cg_fold_plan's G->fold_hoist, cg_fold_hoists): DSCC_SKINNY_FOLD=1 and
+ * DSCC_SKINNY_FOLD_HOIST=1 (the hoist alone does nothing). */
+bool cg_fold_hoist_on(const DsccTune *t);
 /* DSCC_SKINNY_FOLD_HOIST=1, before plan-memory's schedule (order: the groups' launch order): hoist[i] = the quantize
  * of x for the first fp8_linear i of each row group none of whose linears folds where it stands, that would fold were
  * it launched right after its row group (x's other readers all after that place); -1 for every other node. Returns
@@ -200,18 +203,17 @@ int cg_fold_hoist_env(const DsccTune *t); /* DSCC_SKINNY_FOLD_HOIST: 1 on, 0 off
 int cg_fold_hoist_plan(Gen *G, const int *grp, const int *tmpl, const int *order, int ngroups, int *hoist);
 /* DSCC_EINSUM_ROPE=1 (gen_einsum.c): the decode form of an absorbed einsum "bshd,hcd->bshc" reads q_nope straight from
  * q_b's output and stores the roped q_pe itself at a step with a cached context, where the row group that slices and
- * ropes them then launches nothing. cg_rope_plan before the groups are generated (G->rope; false after reporting a
- * malformed switch); cg_rope_gate after row group gid's phases (G->rope_ok); cg_rope_also_read: what plan-memory must
+ * ropes them then launches nothing. cg_rope_plan before the groups are generated (G->rope); cg_rope_gate after row group gid's phases (G->rope_ok); cg_rope_also_read: what plan-memory must
  * keep alive for the einsum (also[v] = the einsum's id). */
-bool cg_rope_plan(Gen *G, const int *grp, const int *tmpl, const int *pos, int ngroups);
+void cg_rope_plan(Gen *G, const int *grp, const int *tmpl, const int *pos, int ngroups);
 void cg_rope_gate(Gen *G, int gid);
 void cg_rope_also_read(const Gen *G, int ngroups, int *also);
 /* DSCC_EINSUM_KV=1 (gen_einsum.c): the decode form of the einsum launched right after the latent's row group (its
  * rmsnorm, k_pe's RoPE, the concat and the KV cache append) does that group's rows at a step with a cached context,
  * a block a row, where the row group then launches nothing. cg_kvf_plan before the groups are generated (G->kvf;
- * false after reporting a malformed switch); cg_kvf_gate after row group gid's phases (G->kvf_ok); cg_kvf_also_read:
+ * tune_check has refused a malformed switch); cg_kvf_gate after row group gid's phases (G->kvf_ok); cg_kvf_also_read:
  * what plan-memory must keep alive, and unshared, for the einsum (also[v] = the einsum's id). */
-bool cg_kvf_plan(Gen *G, const int *grp, const int *tmpl, const int *pos, int ngroups);
+void cg_kvf_plan(Gen *G, const int *grp, const int *tmpl, const int *pos, int ngroups);
 void cg_kvf_gate(Gen *G, int gid);
 void cg_kvf_also_read(const Gen *G, int ngroups, int *also);
 /* The value function of fusible op n in the kernel being generated (gen.c's; G->local[n->id] set). */
@@ -239,9 +241,9 @@ void cg_route_groups(const IrGraph *g, const int *grp, char *in);
 bool cg_route_kernel(Gen *G, const IrNode *topk);
 /* DSCC_ROUTE_FUSE=1 (gen_ops.c): the MoE router's linear, at M <= 8 on gemm_skinny2.cuh, routes its logits in the CTA
  * that finishes last (SK_LAST), and the routing kernel right after it launches nothing there. cg_rfuse_plan before
- * the groups are generated (G->rfuse; false after reporting a malformed switch); cg_rfuse_emit from the router's
+ * the groups are generated (G->rfuse); cg_rfuse_emit from the router's
  * M <= 8 instance: the SK_LAST define's value (NULL: none); cg_rfuse_gate after the router's group (G->rfuse_ok). */
-bool cg_rfuse_plan(Gen *G, const int *grp, const int *tmpl, const int *pos, int ngroups);
+void cg_rfuse_plan(Gen *G, const int *grp, const int *tmpl, const int *pos, int ngroups);
 const char *cg_rfuse_emit(Gen *G, int slot_y);
 void cg_rfuse_gate(Gen *G, int gid);
 

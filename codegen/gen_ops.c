@@ -288,9 +288,10 @@ static const char *route_rows(Gen *G, const CgRouteChain *c) {
     return cg_dim(G, R);
 }
 
-/* route_topk.cuh's instance for chain c named entry, the logits read by `logit` (an expression of i; NULL: through
- * their slot). */
-static void route_instance(Gen *G, const CgRouteChain *c, const char *entry, const char *logit) {
+/* An instance for chain c named entry of route_topk.cuh (the kernel) or, with row_only, route_topk_row.cuh (the row
+ * function entry##_row alone, no entry point), the logits read by `logit` (an expression of i; NULL: through their
+ * slot). */
+static void route_instance(Gen *G, const CgRouteChain *c, const char *entry, const char *logit, bool row_only) {
     const IrNode *topk = c->topk;
     const IrType *lt = &c->logits->type;
     int64_t E = lt->dims[lt->rank - 1].coeff, K = topk->type.dims[topk->type.rank - 1].coeff, J = (E + 31) / 32;
@@ -315,7 +316,7 @@ static void route_instance(Gen *G, const CgRouteChain *c, const char *entry, con
                     {"RT_SCALE", c->factor ? route_float(G, c->factor) : "1.0f"}};
     sb_printf(&G->decl, "// the MoE gate after the router GEMM: sigmoid, + bias, group top-%lld, the chosen scores%s%s\n", (long long)K,
               c->div ? ", normalised" : "", c->factor ? ", scaled" : "");
-    sb_puts(&G->decl, cg_kernel_instance(a, "route_topk", entry, d, (int)(sizeof d / sizeof *d)));
+    sb_puts(&G->decl, cg_kernel_instance(a, row_only ? "route_topk_row" : "route_topk", entry, d, (int)(sizeof d / sizeof *d)));
 }
 
 bool cg_route_kernel(Gen *G, const IrNode *topk) {
@@ -328,7 +329,7 @@ bool cg_route_kernel(Gen *G, const IrNode *topk) {
     IrDim R;
     ir_dim_div(ir_type_numel(lt), lt->dims[lt->rank - 1], &R);
     const char *entry = arena_printf(G->a, "p%d_route_topk", G->nphases);
-    route_instance(G, &c, entry, NULL);
+    route_instance(G, &c, entry, NULL, false);
     cg_phase(G, CG_LAUNCH_WARP, R, 1, ir_dim_const(1), 1, 0);
     G->phases[G->nphases - 1].fn = entry;
     /* DSCC_ROUTE_FUSE=1: the router's last CTA routed the rows at M <= 8 */
@@ -339,26 +340,21 @@ bool cg_route_kernel(Gen *G, const IrNode *topk) {
 /* ---- DSCC_ROUTE_FUSE: the routing in the router GEMM's last CTA ----
  * At a decode step the MoE gate is two launches, the router GEMM (256 x 7,168 BF16, gemm_skinny2.cuh at M <= 8) and
  * route_topk.cuh's kernel over a few rows of 256 logits. With the switch the router's M <= 8 instance holds
- * route_topk.cuh (an instance whose entry never launches) and its CTA that finishes last (a ticket, SK_LAST) routes
+ * route_topk_row.cuh (the row function, no entry point) and its CTA that finishes last (a ticket, SK_LAST) routes
  * every row, reading the logits the other CTAs stored from L2; the routing kernel then launches nothing at M <= 8.
  * The same code on the
  * same f32 logits: the same bits. It applies where the routing group launches right after the router's (nothing
  * between them in the launch order), the router's logits are stored f32 and read by that group alone, no op of the
  * group waits for another stream, and the program runs on one stream (the ticket is the module's: one launch of it
  * at a time). */
-bool cg_rfuse_plan(Gen *G, const int *grp, const int *tmpl, const int *pos, int ngroups) {
+void cg_rfuse_plan(Gen *G, const int *grp, const int *tmpl, const int *pos, int ngroups) {
     G->rfuse = NULL;
     G->rfuse_ok = NULL;
     G->rfuse_cur = -1;
-    const char *e = G->tune->route_fuse;
-    if (e && *e && strcmp(e, "0") && strcmp(e, "1")) {
-        diag_error(G->d, (SrcLoc){0}, "DSCC_ROUTE_FUSE is '%s': expected 0 or 1", e);
-        return false;
-    }
-    if (!e || strcmp(e, "1") || !G->skinny) return true;
+    if (!tune_on(G->tune->route_fuse, false) || !G->skinny) return;
     const IrGraph *g = G->g;
     for (int i = 0; i < g->nnodes; i++)
-        if (g->nodes[i]->stream > 0) return true; /* more than one stream */
+        if (g->nodes[i]->stream > 0) return; /* more than one stream */
     G->rfuse_grp = grp, G->rfuse_tmpl = tmpl;
     G->rfuse = arena_alloc(G->a, sizeof(int) * (size_t)(ngroups + 1));
     G->rfuse_ok = arena_alloc(G->a, (size_t)ngroups + 1);
@@ -380,7 +376,6 @@ bool cg_rfuse_plan(Gen *G, const int *grp, const int *tmpl, const int *pos, int 
         }
         if (ok) G->rfuse[GL] = R;
     }
-    return true;
 }
 
 const char *cg_rfuse_emit(Gen *G, int slot_y) {
@@ -389,7 +384,7 @@ const char *cg_rfuse_emit(Gen *G, int slot_y) {
     CgRouteChain c;
     if (!cg_route_chain(G->g, topk, &c) || G->slots[slot_y].node != c.logits->id || G->dtype[c.logits->id] != IR_DT_F32) return NULL;
     const char *entry = arena_printf(G->a, "p%d_rfuse", G->nphases);
-    route_instance(G, &c, entry, arena_printf(G->a, "__ldcg((const float *)a.t[%d] + (i))", slot_y)); /* (its entry never launches) */
+    route_instance(G, &c, entry, arena_printf(G->a, "__ldcg((const float *)a.t[%d] + (i))", slot_y), true);
     sb_printf(&G->decl, "// the routing above, every row by the CTA that finishes last (DSCC_ROUTE_FUSE=1): its kernel launches nothing at M <= 8\n"
                         "__device__ __forceinline__ void %s_all(const Args &a) {\n"
                         "    for (long long row = threadIdx.x >> 5; row < %s; row += 8) %s_row(a, row, (int)(threadIdx.x & 31));\n"

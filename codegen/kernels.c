@@ -144,14 +144,10 @@ bool cg_kernel_waits(const char *src, const char *fn) {
     return false;
 }
 
-int cg_pdl_early(const DsccTune *t) {
-    const char *e = t ? t->pdl_early : NULL;
-    if (!e || !*e || strcmp(e, "0") == 0) return 0;
-    return strcmp(e, "1") == 0 ? 1 : -1;
-}
+bool cg_pdl_early(const DsccTune *t) { return tune_on(t ? t->pdl_early : NULL, false); }
 
 char *cg_pdl_prologue(Arena *a, const char *src, const DsccTune *t) {
-    const char *pro = cg_pdl_early(t) == 1 ? CG_PDL_PROLOGUE_EARLY : CG_PDL_PROLOGUE;
+    const char *pro = cg_pdl_early(t) ? CG_PDL_PROLOGUE_EARLY : CG_PDL_PROLOGUE;
     StrBuf b;
     sb_init(&b);
     char def[128] = "";

@@ -77,11 +77,10 @@ bool cg_kernel_waits(const char *src, const char *fn);
 #define CG_PDL_PROLOGUE "DSCC_PDL_WAIT(); DSCC_PDL_LAUNCH_DEPENDENTS();"
 #define CG_PDL_PROLOGUE_EARLY "DSCC_PDL_LAUNCH_DEPENDENTS(); DSCC_PDL_WAIT();"
 
-/* DSCC_PDL_EARLY (t->pdl_early; t NULL: unset): 1 set (the kernel
+/* Whether DSCC_PDL_EARLY (t->pdl_early; t NULL: unset) is 1: the kernel
  * files the generator picks take it as their own define, the entries it
- * writes the early prologue), 0 unset or "0", -1 any other value (cg_generate
- * refuses it). */
-int cg_pdl_early(const DsccTune *t);
+ * writes the early prologue. */
+bool cg_pdl_early(const DsccTune *t);
 
 /* src with CG_PDL_PROLOGUE as the first statement of every entry point the
  * generator wrote itself (any name but a kernel file's DSCC_ENTRY) that

@@ -65,8 +65,7 @@ static bool blas_ok(RtBlas *b, DiagEngine *d, cublasStatus_t s, const char *call
 #define BLAS_CHECK(b, d, call) blas_ok(b, d, (call), #call)
 
 RtBlas *rt_blas_open(RtCuda *c, DiagEngine *d, const DsccTune *t, const char **why) {
-    const char *env = t ? t->cublaslt : NULL;
-    if (env && strcmp(env, "0") == 0) {
+    if (!tune_on(t ? t->cublaslt : NULL, true)) {
         *why = "DSCC_CUBLASLT=0";
         return NULL;
     }

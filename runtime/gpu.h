@@ -84,7 +84,7 @@ typedef struct {
     bool no_blas;         /* never cuBLASLt: the generated kernels for every GEMM (also DSCC_CUBLASLT=0) */
     const GpuDist *dist;  /* expert parallelism over NCCL (copied at creation); NULL: one process */
     const DsccTune *tune; /* the DSCC_* switches (support/tune.def, copied at creation), read once by the
-                           * caller's main (tune_read_env); NULL: all unset, the defaults */
+                           * caller's main (tune_read_env, tune_check); NULL: all unset, the defaults */
 } GpuOptions;
 
 typedef struct GpuExec GpuExec;

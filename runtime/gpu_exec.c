@@ -408,7 +408,7 @@ GpuExec *gpu_exec_new(const IrGraph *g, const CpuWeightSource *ws, const GpuOpti
     x->f32 = o.f32_storage;
     if (o.dist && o.dist->size > 1) x->dist = *o.dist;
     if (o.tune) x->tune = *o.tune;
-    x->sync_each = x->tune.cuda_sync && strcmp(x->tune.cuda_sync, "0") != 0;
+    x->sync_each = tune_on(x->tune.cuda_sync, false);
     if (o.trace && !x->trace && !(x->own_trace = (x->trace = rt_trace_open(o.trace, o.trace_steps, d)) != NULL)) {
         arena_free(x->arena);
         free(x);
@@ -432,12 +432,7 @@ GpuExec *gpu_exec_new(const IrGraph *g, const CpuWeightSource *ws, const GpuOpti
     CgGenOptions go = {.f32_storage = o.f32_storage, .tune = &x->tune};
     if (!(x->p = cg_generate(x->arena, d, g, &go))) goto fail;
     if (!(x->cu = rt_cuda_open(d, o.device))) goto fail;
-    const char *pdl_env = x->tune.pdl;
-    if (pdl_env && *pdl_env && strcmp(pdl_env, "0") && strcmp(pdl_env, "1")) {
-        diag_error(d, (SrcLoc){0}, "DSCC_PDL is '%s': expected 0 (plain launches) or 1 (programmatic dependent launch)", pdl_env);
-        goto fail;
-    }
-    x->pdl = !(pdl_env && strcmp(pdl_env, "0") == 0) && rt_cuda_has_pdl(x->cu); /* on by default: proven on an H100 (BENCHMARKS.md) */
+    x->pdl = tune_on(x->tune.pdl, true) && rt_cuda_has_pdl(x->cu); /* on by default: proven on an H100 (BENCHMARKS.md) */
     if (rt_cuda_sm(x->cu) < 90) {
         diag_error(d, (SrcLoc){0}, "%s: the CUDA backend generates sm_90a code and needs a Hopper GPU (sm_90)",
                    rt_cuda_device_name(x->cu));

@@ -202,8 +202,9 @@ void dscc_internal_error(const char *file, int line, const char *msg) __attribut
 /* Every DSCC_* tuning switch's text (NULL: unset), one field per line of
  * tune.def. Filled once by a main (tune_read_env) and passed to the
  * library (CgGenOptions.tune, GpuOptions.tune); a zeroed struct is every
- * switch unset, the defaults. Each switch is checked where it acts, with
- * the message naming it. */
+ * switch unset, the defaults. tune_check, beside the read, refuses a BOOL
+ * switch's bad value once for all; the other kinds are checked where they
+ * act, with the message naming them. */
 typedef struct {
 #define TUNE(NAME, field, kind, values, deflt, doc) const char *field;
 #include "support/tune.def"
@@ -229,6 +230,14 @@ extern const int tune_count;
 /* The one reader: t's fields from the environment (getenv's strings, so
  * valid until that variable is set again: read again after a setenv). */
 void tune_read_env(DsccTune *t);
+/* Whether every BOOL switch of t is unset, empty, 0 or 1; false, with an
+ * error naming each that is not and its values, otherwise. A main calls it
+ * after tune_read_env, before t reaches the library, which then reads a
+ * BOOL switch with tune_on and no check of its own. */
+bool tune_check(const DsccTune *t, DiagEngine *d);
+/* A BOOL switch's value v (tune_check has passed it): deflt where unset or
+ * empty, else whether it is not 0. */
+bool tune_on(const char *v, bool deflt);
 /* The switch's entry in tune_table by its full name, or NULL. */
 const TuneInfo *tune_find(const char *name);
 /* The table as `dscc --help-tuning` prints it. */

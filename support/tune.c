@@ -22,6 +22,19 @@ void tune_read_env(DsccTune *t) {
     for (int i = 0; i < tune_count; i++) *(const char **)((char *)t + tune_table[i].offset) = getenv(tune_table[i].name);
 }
 
+bool tune_check(const DsccTune *t, DiagEngine *d) {
+    bool ok = true;
+    for (int i = 0; i < tune_count; i++) {
+        const char *v = *(const char *const *)((const char *)t + tune_table[i].offset);
+        if (tune_table[i].kind != TUNE_BOOL || !v || !*v || strcmp(v, "0") == 0 || strcmp(v, "1") == 0) continue;
+        diag_error(d, (SrcLoc){0}, "%s is '%s': expected 0 or 1", tune_table[i].name, v);
+        ok = false;
+    }
+    return ok;
+}
+
+bool tune_on(const char *v, bool deflt) { return v && *v ? strcmp(v, "0") != 0 : deflt; }
+
 const TuneInfo *tune_find(const char *name) {
     for (int i = 0; i < tune_count; i++)
         if (strcmp(tune_table[i].name, name) == 0) return &tune_table[i];

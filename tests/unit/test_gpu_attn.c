@@ -137,12 +137,7 @@ static double run_steps(const Shape *sh, int64_t B, const int *steps, int nsteps
     DiagEngine *d = diag_new(a, stderr);
     setenv("DSCC_ATTN_WGMMA", sh->form, 1); /* read at code generation */
     const char *src = sh->mla ? model_mla(a, sh) : model(a, sh);
-    IrGraph *g = fe_compile_string(a, d, "attn.dsl", src, strlen(src), NULL);
-    assert_non_null(g);
-    PassPipeline pp;
-    assert_true(pass_pipeline_parse(a, d, "shape-infer,fold-constants,dce,cse,dce,fuse", &pp));
-    PassRunOptions ro = {.tune = tu_tune()};
-    assert_true(pass_pipeline_run(&pp, g, &ro, d));
+    IrGraph *g = tu_compile_src(a, d, "attn.dsl", src, "shape-infer,fold-constants,dce,cse,dce,fuse");
     check_program(a, d, g, sh);
     int64_t maxs = 0, total = 0;
     for (int i = 0; i < nsteps; i++) maxs = steps[i] > maxs ? steps[i] : maxs, total += steps[i];

@@ -190,13 +190,8 @@ static bool want_dyn(const char *v) {
 }
 
 /* An experts graph from DSL text through the passes the GPU runs here (fp8-quant's codes and scales, then fuse). */
-static IrGraph *fused_graph(Arena *a, DiagEngine *d, const char *name, const char *src, size_t len) {
-    IrGraph *g = fe_compile_string(a, d, name, src, len, &(FeOptions){NULL, NULL, 0});
-    assert_non_null(g);
-    PassPipeline pp;
-    PassRunOptions ro = {.tune = tu_tune()};
-    assert_true(pass_pipeline_parse(a, d, "shape-infer,fold-constants,dce,fp8-quant,cse,dce,fuse", &pp) && pass_pipeline_run(&pp, g, &ro, d));
-    return g;
+static IrGraph *fused_graph(Arena *a, DiagEngine *d, const char *name, const char *src) {
+    return tu_compile_src(a, d, name, src, "shape-infer,fold-constants,dce,fp8-quant,cse,dce,fuse");
 }
 
 /* Both executors on each routing kind of the mask `kinds` (bit k: kind k) at its token count (kind 4 with the TMA
@@ -205,7 +200,7 @@ static void check_kinds(bool f32, int form, unsigned kinds) {
     const bool stream = form == FORM_STREAM;
     Arena *a = arena_new();
     DiagEngine *d = diag_new(a, stderr);
-    IrGraph *g = fused_graph(a, d, "experts.dsl", SRC, sizeof SRC - 1);
+    IrGraph *g = fused_graph(a, d, "experts.dsl", SRC);
     uint64_t seed = tu_test_seed() + (f32 ? 7 : 0) + (uint64_t)form * 13;
     CpuWeightSource ws = cpu_random_weights(&seed);
     static const int64_t TOKENS[5] = {1, 2, 24, 80, 160};
@@ -483,7 +478,7 @@ static void test_tma3_wide_tiny(void **state) {
     (void)state;
     Arena *a = arena_new();
     DiagEngine *d = diag_new(a, stderr);
-    IrGraph *g = fused_graph(a, d, "experts_tiny.dsl", SRC_TINY, sizeof SRC_TINY - 1);
+    IrGraph *g = fused_graph(a, d, "experts_tiny.dsl", SRC_TINY);
     enum { T = 20 };
     float xv[T * 96], iv[T * KS];
     uint64_t rng = tu_test_seed() + 43;
@@ -628,7 +623,7 @@ static const char SRC_EPI[] = "dim T;\n"
 static void test_tma3_epi(void **state) {
     (void)state;
     Arena *a = arena_new();
-    IrGraph *g = fused_graph(a, diag_new(a, stderr), "experts.dsl", SRC, sizeof SRC - 1);
+    IrGraph *g = fused_graph(a, diag_new(a, stderr), "experts.dsl", SRC);
     setenv("DSCC_EXPERT_TMA", "3,epi=1", 1);
     assert_true(generated_has(g, false, "#define XT_EPI 1\n"));
     setenv("DSCC_EXPERT_TMA", "3,epi=1,f32=1", 1); /* (else the bits below would be the unfused form's twice) */
@@ -650,7 +645,7 @@ static void test_tma3_epi(void **state) {
     assert_true(m.nqs == 2 && m.q <= (hw ? 3e-2 : 1e-2));
     assert_true(m.s <= (hw ? 2e-3 : 1e-5) && m.gemm.worst <= 4e-3);
     /* N 256, K 272: two experts of 160 rows, the others uneven */
-    IrGraph *g2 = fused_graph(a, diag_new(a, stderr), "experts.dsl", SRC_EPI, sizeof SRC_EPI - 1);
+    IrGraph *g2 = fused_graph(a, diag_new(a, stderr), "experts.dsl", SRC_EPI);
     setenv("DSCC_EXPERT_TMA", "3,epi=1,f32=1", 1);
     assert_true(generated_has(g2, true, "#define XT_EPI 1\n"));
     unsetenv("DSCC_EXPERT_TMA");
@@ -680,7 +675,7 @@ static const char SRC_DEC[] = "dim T;\n"
 static void check_decode(bool f32, bool eight) {
     Arena *a = arena_new();
     DiagEngine *d = diag_new(a, stderr);
-    IrGraph *g = fused_graph(a, d, "experts_decode.dsl", SRC_DEC, sizeof SRC_DEC - 1);
+    IrGraph *g = fused_graph(a, d, "experts_decode.dsl", SRC_DEC);
     assert_int_equal(tma_level(g, f32), 2);
     const char *tenv = getenv("DSCC_EXPERT_TMA"); /* kp=3: generated as asked */
     assert_true(generated_has(g, f32, "#define XT_KP 3\n") == (tenv && strstr(tenv, "kp=3") != NULL));
@@ -769,10 +764,7 @@ static void test_scan(void **state) {
     unsetenv("DSCC_EXPERT_TMA");
     Arena *a = arena_new();
     DiagEngine *d = diag_new(a, NULL);
-    IrGraph *g = fe_compile_string(a, d, "experts.dsl", SRC, sizeof SRC - 1, &(FeOptions){NULL, NULL, 0});
-    PassPipeline pp;
-    PassRunOptions ro = {.tune = tu_tune()};
-    assert_true(g && pass_pipeline_parse(a, d, "shape-infer,fp8-quant,fuse", &pp) && pass_pipeline_run(&pp, g, &ro, d));
+    IrGraph *g = tu_compile_src(a, d, "experts.dsl", SRC, "shape-infer,fp8-quant,fuse");
     assert_true(generated_has(g, false, "#define ES_SCAN 1\n")); /* expert_sort.cuh: the scan, a bucket a thread */
     setenv("DSCC_EXPERT_SCAN", "65", 1);
     assert_null(cg_generate(a, d, g, &(CgGenOptions){.tune = tu_tune()}));
@@ -785,10 +777,7 @@ static void test_env(void **state) {
     (void)state;
     Arena *a = arena_new();
     DiagEngine *d = diag_new(a, NULL);
-    IrGraph *g = fe_compile_string(a, d, "experts.dsl", SRC, sizeof SRC - 1, &(FeOptions){NULL, NULL, 0});
-    PassPipeline pp;
-    PassRunOptions ro = {.tune = tu_tune()};
-    assert_true(g && pass_pipeline_parse(a, d, "shape-infer,fp8-quant,fuse", &pp) && pass_pipeline_run(&pp, g, &ro, d));
+    IrGraph *g = tu_compile_src(a, d, "experts.dsl", SRC, "shape-infer,fp8-quant,fuse");
     bool st, tile, ring, tma;
     unsetenv("DSCC_EXPERT_TMA"); /* what a test before may have left set when it failed */
     setenv("DSCC_EXPERT_V2", "0", 1);

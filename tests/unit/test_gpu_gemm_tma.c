@@ -205,11 +205,7 @@ static void check_runtime(const int64_t (*rows)[3], int nrows) {
     DiagEngine *d = diag_new(a, stderr);
     char *src = arena_printf(a, "dim B, S;\ninput x: bf16[B, S, %lld];\nweight w: bf16[%lld, %lld] = \"w\";\noutput y = silu(linear(x, w));\n",
                              (long long)K, (long long)N, (long long)K);
-    IrGraph *g = fe_compile_string(a, d, "tma.dsl", src, strlen(src), &(FeOptions){NULL, NULL, 0});
-    assert_non_null(g);
-    PassPipeline pp;
-    PassRunOptions ro = {.tune = tu_tune()};
-    assert_true(pass_pipeline_parse(a, d, "shape-infer,fold-constants,dce,fp8-quant,cse,dce,fuse", &pp) && pass_pipeline_run(&pp, g, &ro, d));
+    IrGraph *g = tu_compile_src(a, d, "tma.dsl", src, "shape-infer,fold-constants,dce,fp8-quant,cse,dce,fuse");
     uint64_t seed = 17;
     CpuWeightSource ws = cpu_random_weights(&seed);
     GpuOptions go = {.tune = tu_tune(), .max_batch = 2, .max_seq = 300, .max_ctx = 300, .keep_all = true, .no_blas = true};

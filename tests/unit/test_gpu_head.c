@@ -97,11 +97,7 @@ static void check_program(const IrGraph *g, bool f32, bool fp8) {
 static void check_rows(const char *src, const char *pipe, int64_t K, bool f32, IrOp op, double bound, const int64_t (*rows)[2], int nrows) {
     Arena *a = arena_new();
     DiagEngine *d = diag_new(a, stderr);
-    IrGraph *g = fe_compile_string(a, d, "head.dsl", src, strlen(src), &(FeOptions){NULL, NULL, 0});
-    assert_non_null(g);
-    PassPipeline pp;
-    PassRunOptions ro = {.tune = tu_tune()};
-    assert_true(pass_pipeline_parse(a, d, pipe, &pp) && pass_pipeline_run(&pp, g, &ro, d));
+    IrGraph *g = tu_compile_src(a, d, "head.dsl", src, pipe);
     check_program(g, f32, op == IR_OP_FP8_LINEAR);
     uint64_t seed = tu_test_seed() + (uint64_t)K;
     CpuWeightSource ws = cpu_random_weights(&seed);

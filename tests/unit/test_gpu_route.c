@@ -146,11 +146,7 @@ static void check_gate(const Gate *t, const int64_t (*bs)[2], int nbs) {
                              "output ids = idx;\noutput wts = %s;\n",
                              t->E, t->E, t->K, t->NG, t->TG, t->GT, t->norm ? "w = w / (sum(w, axis=-1, keepdim=true) + 1e-20);\n" : "",
                              t->scale != 1.0 ? arena_printf(a, "w * %.9g", t->scale) : "w");
-    IrGraph *g = fe_compile_string(a, d, "route.dsl", src, strlen(src), &(FeOptions){NULL, NULL, 0});
-    assert_non_null(g);
-    PassPipeline pp;
-    PassRunOptions ro = {.tune = tu_tune()};
-    assert_true(pass_pipeline_parse(a, d, "shape-infer,fold-constants,dce,cse,dce,fuse", &pp) && pass_pipeline_run(&pp, g, &ro, d));
+    IrGraph *g = tu_compile_src(a, d, "route.dsl", src, "shape-infer,fold-constants,dce,cse,dce,fuse");
     /* the gate is one kernel of one phase: the route_topk form */
     CgProgram *p = cg_generate(a, d, g, &(CgGenOptions){.tune = tu_tune()});
     assert_non_null(p);
@@ -242,7 +238,9 @@ static const char *FUSED_SRC = "dim B, S;\ninput h: bf16[B, S, 1024];\ninput bia
                                "let w = gather(s, idx, axis=-1);\n"
                                "output ids = idx;\noutput wts = w / (sum(w, axis=-1, keepdim=true) + 1e-20) * 2.5;\n";
 
-/* The routing phase's amin, and whether the router's module routes (its tickets). */
+/* The routing phase's amin, and whether the router's module routes (its tickets); asserts that its routing (the
+ * instance between `#define DSCC_ENTRY p<n>_rfuse` and the next #undef of it) has no entry point, which would never
+ * launch. */
 static int64_t fused_gate(Arena *a, const IrGraph *g, bool *tickets) {
     CgProgram *p = cg_generate(a, diag_new(a, stderr), g, &(CgGenOptions){.tune = tu_tune()});
     assert_non_null(p);
@@ -251,7 +249,12 @@ static int64_t fused_gate(Arena *a, const IrGraph *g, bool *tickets) {
     for (int k = 0; k < p->nkernels; k++)
         for (int f = 0; f < p->kernels[k].nphases; f++) {
             if (strstr(p->kernels[k].phases[f].fn, "route_topk")) amin = p->kernels[k].phases[f].amin;
-            if (strstr(p->kernels[k].phases[f].fn, "skinny2")) *tickets |= strstr(p->modules[p->kernels[k].module].source, "#define SK_LAST(a)") != NULL;
+            const char *src = p->modules[p->kernels[k].module].source;
+            if (!strstr(p->kernels[k].phases[f].fn, "skinny2") || !strstr(src, "#define SK_LAST(a)")) continue;
+            *tickets = true;
+            const char *at = strstr(src, "_rfuse\n"), *end = at ? strstr(at, "#undef DSCC_ENTRY") : NULL, *gl = at ? strstr(at, "__global__") : NULL;
+            assert_non_null(end);
+            assert_true(!gl || gl > end);
         }
     return amin;
 }
@@ -261,11 +264,7 @@ static void run_fused(float *ids, float *wts, int *nl) {
     static const int64_t MS[] = {1, 3, 8, 12};
     Arena *a = arena_new();
     DiagEngine *d = diag_new(a, stderr);
-    IrGraph *g = fe_compile_string(a, d, "router.dsl", FUSED_SRC, strlen(FUSED_SRC), &(FeOptions){NULL, NULL, 0});
-    assert_non_null(g);
-    PassPipeline pp;
-    PassRunOptions ro = {.tune = tu_tune()};
-    assert_true(pass_pipeline_parse(a, d, "shape-infer,fold-constants,dce,cse,dce,fuse", &pp) && pass_pipeline_run(&pp, g, &ro, d));
+    IrGraph *g = tu_compile_src(a, d, "router.dsl", FUSED_SRC, "shape-infer,fold-constants,dce,cse,dce,fuse");
     uint64_t seed = 11;
     CpuWeightSource ws = cpu_random_weights(&seed);
     GpuExec *gx = gpu_exec_new(g, &ws, &(GpuOptions){.tune = tu_tune(), .max_batch = 1, .max_seq = 12, .max_ctx = 12, .no_blas = true}, d);
@@ -309,10 +308,7 @@ static void test_fused(void **state) {
     (void)state;
     Arena *a = arena_new();
     DiagEngine *d = diag_new(a, stderr);
-    IrGraph *g = fe_compile_string(a, d, "router.dsl", FUSED_SRC, strlen(FUSED_SRC), &(FeOptions){NULL, NULL, 0});
-    PassPipeline pp;
-    PassRunOptions ro = {.tune = tu_tune()};
-    assert_true(g && pass_pipeline_parse(a, d, "shape-infer,fold-constants,dce,cse,dce,fuse", &pp) && pass_pipeline_run(&pp, g, &ro, d));
+    IrGraph *g = tu_compile_src(a, d, "router.dsl", FUSED_SRC, "shape-infer,fold-constants,dce,cse,dce,fuse");
     bool tickets;
     unsetenv("DSCC_ROUTE_FUSE");
     assert_int_equal(fused_gate(a, g, &tickets), 0);

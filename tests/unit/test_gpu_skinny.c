@@ -69,30 +69,42 @@
 #include "runtime/runtime.h"
 #include "tests/unit/testutil.h"
 
+/* What take_gpu gathers over a run; each error a rel L2 of the GPU's stored value against the CPU's from the same
+ * inputs, the largest of its kind. */
 typedef struct {
     const IrGraph *g;
     GpuExec *gx;
-    double err; /* the fp8_linear's (linear's) rel L2 */
+    IrOp op;    /* the linears counted: IR_OP_FP8_LINEAR, or IR_OP_LINEAR for the BF16 form */
+    bool both;  /* fp8_linears and linears alike (a graph of both) */
+    double err; /* the linears' */
     int linears;
-    IrOp op; /* IR_OP_FP8_LINEAR, or IR_OP_LINEAR for the BF16 form */
-    double qerr, serr; /* the quantize's and the act_scale's rel L2 (GPU against the CPU's from the same inputs) */
-    double aerr;       /* the largest of the adds' */
+    double qerr, serr, aerr; /* the quantizes', the act_scales', the adds' and reshapes' */
+    uint64_t bits; /* the sum over those values of a hash of the GPU's bits: the same, whichever order they come in */
 } Cmp;
 
-/* After the CPU computes node id: the fp8_linear's error against the GPU's
- * stored value; then every value continues from the GPU's. */
+/* After the CPU computes node id: its error against the GPU's stored value where it is one of Cmp's; then every
+ * value continues from the GPU's. */
 static void take_gpu(void *ctx, int id, float *c, int64_t nc) {
     Cmp *m = ctx;
     const IrNode *n = m->g->nodes[id];
     const float *gv = tu_gpu_value(m->gx, n, nc);
     if (!gv) return;
-    if (n->op == m->op) {
-        m->err = tu_rel_l2(gv, c, nc);
-        m->linears++;
+    const IrOp op = n->op;
+    const bool lin = op == m->op || (m->both && (op == IR_OP_FP8_LINEAR || op == IR_OP_LINEAR));
+    double *at = lin ? &m->err : op == IR_OP_QUANTIZE ? &m->qerr : op == IR_OP_ACT_SCALE ? &m->serr
+                 : op == IR_OP_ADD || op == IR_OP_RESHAPE ? &m->aerr : NULL;
+    if (at) {
+        const double e = tu_rel_l2(gv, c, nc);
+        *at = e > *at ? e : *at;
+        m->linears += lin;
+        uint64_t h = 1469598103934665603ull;
+        for (int64_t i = 0; i < nc; i++) {
+            uint32_t b;
+            memcpy(&b, &gv[i], 4);
+            h = (h ^ b) * 1099511628211ull;
+        }
+        m->bits += h;
     }
-    if (n->op == IR_OP_QUANTIZE) m->qerr = tu_rel_l2(gv, c, nc);
-    if (n->op == IR_OP_ACT_SCALE) m->serr = tu_rel_l2(gv, c, nc);
-    if (n->op == IR_OP_ADD && tu_rel_l2(gv, c, nc) > m->aerr) m->aerr = tu_rel_l2(gv, c, nc);
     memcpy(c, gv, sizeof(float) * (size_t)nc);
 }
 
@@ -155,12 +167,8 @@ static void check_split(int64_t N, int64_t K, bool f32, const int64_t (*rows)[2]
     const char *lin = lin_kind == LIN_BF16_F32 ? "linear(cast(x, f32), cast(w, f32))" : "linear(x, w)";
     char *src = arena_printf(a, "dim B, S;\ninput x: bf16[B, S, %lld];\nweight w: bf16[%lld, %lld] = \"w\";\noutput y = silu(%s);\n",
                              (long long)K, (long long)N, (long long)K, lin);
-    IrGraph *g = fe_compile_string(a, d, "skinny.dsl", src, strlen(src), &(FeOptions){NULL, NULL, 0});
-    assert_non_null(g);
-    PassPipeline pp;
-    PassRunOptions ro = {.tune = tu_tune()};
     const char *pipe = lin_kind == LIN_FP8 ? "shape-infer,fold-constants,dce,fp8-quant,cse,dce,fuse" : "shape-infer,fold-constants,dce,cse,dce,fuse";
-    assert_true(pass_pipeline_parse(a, d, pipe, &pp) && pass_pipeline_run(&pp, g, &ro, d));
+    IrGraph *g = tu_compile_src(a, d, "skinny.dsl", src, pipe);
     const IrOp op = lin_kind == LIN_FP8 ? IR_OP_FP8_LINEAR : IR_OP_LINEAR;
     uint64_t seed = tu_test_seed() + (uint64_t)(N * 131 + K);
     CpuWeightSource ws = cpu_random_weights(&seed);
@@ -178,6 +186,7 @@ static void check_split(int64_t N, int64_t K, bool f32, const int64_t (*rows)[2]
         tu_bf16_rows(xv, B * S, K, &rng); /* fresh values each step */
         CpuInput in[1] = {{"x", 3, {B, S, K}, xv}};
         m.linears = 0;
+        m.err = 0.0;
         assert_true(gpu_exec_run(gx, in, 1, d));
         assert_true(cpu_exec_run(cx, in, 1, d));
         bool skinny, tile, v2, piped, bulk;
@@ -350,11 +359,7 @@ static void check_fold(const char *what, const char *body, int64_t N, int64_t K,
     DiagEngine *d = diag_new(a, stderr);
     char *src = arena_printf(a, "dim B, S;\ninput x: bf16[B, S, %lld];\nweight g: bf16[%lld] = \"g\";\nweight w: bf16[%lld, %lld] = \"w\";\n%s",
                              (long long)K_in, (long long)K, (long long)N, (long long)K, body);
-    IrGraph *g = fe_compile_string(a, d, "fold.dsl", src, strlen(src), &(FeOptions){NULL, NULL, 0});
-    assert_non_null(g);
-    PassPipeline pp;
-    PassRunOptions ro = {.tune = tu_tune()};
-    assert_true(pass_pipeline_parse(a, d, fold_passes, &pp) && pass_pipeline_run(&pp, g, &ro, d));
+    IrGraph *g = tu_compile_src(a, d, "fold.dsl", src, fold_passes);
     uint64_t seed = tu_test_seed() + (uint64_t)(N * 131 + K);
     CpuWeightSource ws = cpu_random_weights(&seed);
     GpuOptions go = {.tune = tu_tune(), .max_batch = 2, .max_seq = 32, .max_ctx = 32, .keep_all = true, .no_blas = true};
@@ -384,7 +389,7 @@ static void check_fold(const char *what, const char *body, int64_t N, int64_t K,
         CpuInput in[1] = {{"x", 3, {B, S, K_in}, xv}};
         m.linears = 0;
         m.qerr = m.serr = -1.0;
-        m.aerr = 0.0;
+        m.err = m.aerr = 0.0;
         assert_true(gpu_exec_run(gx, in, 1, d));
         assert_true(cpu_exec_run(cx, in, 1, d));
         int64_t sym[IR_MAX_DIM_SYMS] = {0};
@@ -450,11 +455,7 @@ static bool fold_plan_overlaps(void) {
     DiagEngine *d = diag_new(a, stderr);
     char *src = arena_printf(a, "dim B, S;\ninput x: bf16[B, S, 64];\nweight g: bf16[1040] = \"g\";\nweight w: bf16[1040, 1040] = \"w\";\n%s",
                              FOLD_PLAN_BODY);
-    IrGraph *g = fe_compile_string(a, d, "fold_plan.dsl", src, strlen(src), &(FeOptions){NULL, NULL, 0});
-    assert_non_null(g);
-    PassPipeline pp;
-    PassRunOptions ro = {.tune = tu_tune()};
-    assert_true(pass_pipeline_parse(a, d, FOLD_PLAN_PASSES, &pp) && pass_pipeline_run(&pp, g, &ro, d));
+    IrGraph *g = tu_compile_src(a, d, "fold_plan.dsl", src, FOLD_PLAN_PASSES);
     const IrNode *t = NULL, *y = NULL;
     for (int i = 0; i < g->nnodes; i++) {
         if (g->nodes[i]->op == IR_OP_LINEAR) t = g->nodes[i];
@@ -479,39 +480,6 @@ static void test_fold_plan(void **state) {
     fold_passes = "shape-infer,fold-constants,dce,fp8-quant,cse,dce,fuse";
     unsetenv("DSCC_SKINNY");
     unsetenv("DSCC_SKINNY_FOLD");
-}
-
-/* After the CPU computes node id: the largest error of the linears (fp8 or not) and of the codes and scales against the
- * GPU's stored values; then every value continues from the GPU's. */
-typedef struct {
-    const IrGraph *g;
-    GpuExec *gx;
-    double lerr, qerr, serr, aerr;
-    int linears;
-    uint64_t bits; /* the sum over those values of a hash of the GPU's bits: the same, whichever order they come in */
-} HoistCmp;
-
-static void take_hoist(void *ctx, int id, float *c, int64_t nc) {
-    HoistCmp *m = ctx;
-    const IrNode *n = m->g->nodes[id];
-    const float *gv = tu_gpu_value(m->gx, n, nc);
-    if (!gv) return;
-    const double e = tu_rel_l2(gv, c, nc);
-    if (n->op == IR_OP_FP8_LINEAR || n->op == IR_OP_LINEAR) m->linears++, m->lerr = e > m->lerr ? e : m->lerr;
-    if (n->op == IR_OP_QUANTIZE && e > m->qerr) m->qerr = e;
-    if (n->op == IR_OP_ACT_SCALE && e > m->serr) m->serr = e;
-    if ((n->op == IR_OP_ADD || n->op == IR_OP_RESHAPE) && e > m->aerr) m->aerr = e;
-    if (n->op == IR_OP_FP8_LINEAR || n->op == IR_OP_LINEAR || n->op == IR_OP_QUANTIZE || n->op == IR_OP_ACT_SCALE || n->op == IR_OP_ADD ||
-        n->op == IR_OP_RESHAPE) {
-        uint64_t h = 1469598103934665603ull;
-        for (int64_t i = 0; i < nc; i++) {
-            uint32_t b;
-            memcpy(&b, &gv[i], 4);
-            h = (h ^ b) * 1099511628211ull;
-        }
-        m->bits += h;
-    }
-    memcpy(c, gv, sizeof(float) * (size_t)nc);
 }
 
 /* DSCC_SKINNY_FOLD_HOIST=1, V3's MoE layer in small: an add + rmsnorm whose normed rows a BF16 router reads (through
@@ -552,7 +520,7 @@ static int hoist_kernels(const IrGraph *g, int64_t B, int64_t S, bool *folded) {
     return rows;
 }
 
-static uint64_t hoist_bits[4]; /* by row count: HoistCmp.bits without the switch */
+static uint64_t hoist_bits[4]; /* by row count: Cmp.bits without the switch */
 
 static void check_hoist(bool hoist) {
     Arena *a = arena_new();
@@ -560,19 +528,14 @@ static void check_hoist(bool hoist) {
     const int64_t N = 1040, K = 1040;
     char *src = arena_printf(a, "dim B, S;\ninput x: bf16[B, S, 2080];\nweight g: bf16[1040] = \"g\";\nweight w: bf16[1040, 1040] = \"w\";\n%s",
                              HOIST_BODY);
-    IrGraph *g = fe_compile_string(a, d, "hoist.dsl", src, strlen(src), &(FeOptions){NULL, NULL, 0});
-    assert_non_null(g);
-    PassPipeline pp;
-    PassRunOptions ro = {.tune = tu_tune()};
-    assert_true(pass_pipeline_parse(a, d, "shape-infer,fold-constants,dce,fp8-quant{exclude=r},cse,dce,fuse,plan-memory{batch=2,seq=32,ctx=32}", &pp) &&
-                pass_pipeline_run(&pp, g, &ro, d));
+    IrGraph *g = tu_compile_src(a, d, "hoist.dsl", src, "shape-infer,fold-constants,dce,fp8-quant{exclude=r},cse,dce,fuse,plan-memory{batch=2,seq=32,ctx=32}");
     uint64_t seed = tu_test_seed() + (uint64_t)(N * 131 + K); /* the same weights and inputs either way */
     CpuWeightSource ws = cpu_random_weights(&seed);
     GpuOptions go = {.tune = tu_tune(), .max_batch = 2, .max_seq = 32, .max_ctx = 32, .keep_all = true, .no_blas = true};
     GpuExec *gx = gpu_exec_new(g, &ws, &go, d);
     assert_non_null(gx);
-    HoistCmp m = {.g = g, .gx = gx};
-    CpuOptions co = {.threads = 4, .after_node = take_hoist, .hook_ctx = &m};
+    Cmp m = {.g = g, .gx = gx, .both = true};
+    CpuOptions co = {.threads = 4, .after_node = take_gpu, .hook_ctx = &m};
     CpuExec *cx = cpu_exec_new(g, &ws, &co, d);
     assert_non_null(cx);
     float *xv = malloc(sizeof(float) * (size_t)(64 * 2 * K));
@@ -582,18 +545,18 @@ static void check_hoist(bool hoist) {
         tu_bf16_rows(xv, M, 2 * K, &rng);
         CpuInput in[1] = {{"x", 3, {B, S, 2 * K}, xv}};
         m.linears = 0;
-        m.lerr = m.qerr = m.serr = m.aerr = 0.0;
+        m.err = m.qerr = m.serr = m.aerr = 0.0;
         m.bits = 0;
         assert_true(gpu_exec_run(gx, in, 1, d));
         assert_true(cpu_exec_run(cx, in, 1, d));
         bool folded;
         const int rows = hoist_kernels(g, B, S, &folded);
         fprintf(stderr, "hoist %d, M %lld: linears rel L2 %.2e, codes %.2e, scales %.2e, sum and rows %.2e, %d row kernels%s\n", hoist,
-                (long long)M, m.lerr, m.qerr, m.serr, m.aerr, rows, folded ? " (folded)" : "");
+                (long long)M, m.err, m.qerr, m.serr, m.aerr, rows, folded ? " (folded)" : "");
         assert_int_equal(m.linears, 3);
         assert_int_equal(folded, hoist && M <= 4);
         assert_int_equal(rows, hoist && M <= 4 ? 0 : 1);
-        assert_true(m.lerr > 0.0 && m.lerr <= 4e-3);
+        assert_true(m.err > 0.0 && m.err <= 4e-3);
         assert_true(m.qerr <= 5e-2 && m.serr <= 1e-2); /* the CPU rounds x to bf16 first */
         assert_true(m.aerr > 0.0 && m.aerr <= 4e-3);
         if (!hoist) hoist_bits[r] = m.bits;
@@ -625,11 +588,7 @@ static int pipe_split_of(int64_t N, int64_t K) {
     DiagEngine *d = diag_new(a, stderr);
     char *src = arena_printf(a, "dim B, S;\ninput x: bf16[B, S, %lld];\nweight w: bf16[%lld, %lld] = \"w\";\noutput y = silu(linear(x, w));\n",
                              (long long)K, (long long)N, (long long)K);
-    IrGraph *g = fe_compile_string(a, d, "skinny.dsl", src, strlen(src), &(FeOptions){NULL, NULL, 0});
-    assert_non_null(g);
-    PassPipeline pp;
-    PassRunOptions ro = {.tune = tu_tune()};
-    assert_true(pass_pipeline_parse(a, d, "shape-infer,fold-constants,dce,fp8-quant,cse,dce,fuse", &pp) && pass_pipeline_run(&pp, g, &ro, d));
+    IrGraph *g = tu_compile_src(a, d, "skinny.dsl", src, "shape-infer,fold-constants,dce,fp8-quant,cse,dce,fuse");
     bool sk, tile, v2, pipe, bulk;
     int sp, bsp;
     phases_at(g, IR_OP_FP8_LINEAR, false, 1, 1, &sk, &tile, &sp, &v2, &pipe, &bulk, &bsp);
@@ -832,17 +791,14 @@ static void test_max16(void **state) {
     unsetenv("DSCC_SKINNY_MAX");
 }
 
-/* A malformed DSCC_SKINNY_V2 (or DSCC_SKINNY_MAX): codegen stops and says why. */
-static void test_bad_v2(void **state) {
+/* A malformed DSCC_SKINNY_MAX: codegen stops and says why (a BOOL switch's: tune_check, test_tune). */
+static void test_bad_max(void **state) {
     (void)state;
     Arena *a = arena_new();
     DiagEngine *d = diag_new(a, NULL);
     static const char src[] = "dim M;\ninput x: bf16[M, 512];\nweight w: bf16[64, 512] = \"w\";\noutput y = silu(linear(x, w));\n";
-    IrGraph *g = fe_compile_string(a, d, "k.dsl", src, sizeof src - 1, NULL);
-    PassPipeline pp;
-    PassRunOptions ro = {.tune = tu_tune()};
-    assert_true(g && pass_pipeline_parse(a, d, "shape-infer,fp8-quant,fuse", &pp) && pass_pipeline_run(&pp, g, &ro, d));
-    static const char *const bad[][2] = {{"DSCC_SKINNY_V2", "2"}, {"DSCC_SKINNY_MAX", "7"}, {"DSCC_SKINNY_MAX", "33"}, {"DSCC_SKINNY_MAX", "16x"}, {"DSCC_SKINNY_PIPE", "2"}, {"DSCC_SKINNY_BULK", "on"}, {"DSCC_SKINNY_BF16_SPLIT", "yes"}, {"DSCC_SKINNY_PSPLIT", "2"}, {"DSCC_SKINNY_FOLD", "on"}};
+    IrGraph *g = tu_compile_src(a, d, "k.dsl", src, "shape-infer,fp8-quant,fuse");
+    static const char *const bad[][2] = {{"DSCC_SKINNY_MAX", "7"}, {"DSCC_SKINNY_MAX", "33"}, {"DSCC_SKINNY_MAX", "16x"}};
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
         int errs = diag_error_count(d);
         setenv(bad[i][0], bad[i][1], 1);
@@ -862,10 +818,7 @@ static void test_bad_env(void **state) {
         Arena *a = arena_new();
         DiagEngine *d = diag_new(a, NULL);
         static const char src[] = "dim M;\ninput x: bf16[M, 512];\nweight w: bf16[64, 512] = \"w\";\noutput y = silu(linear(x, w));\n";
-        IrGraph *g = fe_compile_string(a, d, "k.dsl", src, sizeof src - 1, NULL);
-        PassPipeline pp;
-        PassRunOptions ro = {.tune = tu_tune()};
-        assert_true(g && pass_pipeline_parse(a, d, "shape-infer,fp8-quant,fuse", &pp) && pass_pipeline_run(&pp, g, &ro, d));
+        IrGraph *g = tu_compile_src(a, d, "k.dsl", src, "shape-infer,fp8-quant,fuse");
         setenv("DSCC_SKINNY", bad[i], 1);
         CgProgram *p = cg_generate(a, d, g, &(CgGenOptions){.tune = tu_tune()});
         unsetenv("DSCC_SKINNY");
@@ -881,7 +834,7 @@ int main(void) {
                                        cmocka_unit_test(test_two_groups),  cmocka_unit_test(test_split_default), cmocka_unit_test(test_split4),
                                        cmocka_unit_test(test_split3_ragged), cmocka_unit_test(test_split8),      cmocka_unit_test(test_bad_env),
                                        cmocka_unit_test(test_v2_persistent), cmocka_unit_test(test_v2_off),      cmocka_unit_test(test_v2_env),
-                                       cmocka_unit_test(test_bad_v2),        cmocka_unit_test(test_bf16),         cmocka_unit_test(test_bf16_v1), cmocka_unit_test(test_bf16_narrow_v2),
+                                       cmocka_unit_test(test_bad_max),        cmocka_unit_test(test_bf16),         cmocka_unit_test(test_bf16_v1), cmocka_unit_test(test_bf16_narrow_v2),
                                        cmocka_unit_test(test_max16),         cmocka_unit_test(test_pipe_grid), cmocka_unit_test(test_pipe_pf),
                                        cmocka_unit_test(test_pipe_split), cmocka_unit_test(test_pipe_split_v3), cmocka_unit_test(test_fold), cmocka_unit_test(test_fold_plan), cmocka_unit_test(test_fold_hoist),
                                        cmocka_unit_test(test_bulk), cmocka_unit_test(test_bulk_copy)};

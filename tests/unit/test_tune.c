@@ -1,6 +1,7 @@
 /* test_tune.c — the DSCC_* switch table (support/tune.def) against what
  * reads it and what documents it: tune_read_env fills each switch's own
- * field, `dscc help tuning` lists every switch, docs/USAGE.md names exactly
+ * field, tune_check refuses each BOOL switch's bad value, `dscc help tuning`
+ * lists every switch, docs/USAGE.md names exactly
  * the table's switches (beside the few environment variables that are no
  * tuning switch), and no library source reads a switch with getenv. */
 #include <setjmp.h>
@@ -97,6 +98,50 @@ static void test_read_env(void **state) {
     assert_null(tune_find("MLA_QREG"));
 }
 
+/* tune_check: each BOOL switch (values 0|1) alone at a bad value, through the environment as a main reads it, is
+ * one error naming it, its value and 0 or 1; 0, 1, empty and unset pass, and the other kinds are left to their
+ * readers; tune_on reads what passes. */
+static void test_bool_check(void **state) {
+    (void)state;
+    static const char *const bad[] = {"2", "yes", "on", "10", " 1", "-0"}, *const good[] = {"0", "1", ""};
+    Arena *a = arena_new();
+    int nbool = 0;
+    for (int i = 0; i < tune_count; i++) unsetenv(tune_table[i].name);
+    for (int i = 0; i < tune_count; i++) {
+        const TuneInfo *e = &tune_table[i];
+        DsccTune t;
+        if (e->kind != TUNE_BOOL) {
+            setenv(e->name, "not a bool", 1);
+            tune_read_env(&t);
+            assert_true(tune_check(&t, diag_new(a, NULL)));
+            unsetenv(e->name);
+            continue;
+        }
+        nbool++;
+        assert_string_equal(e->values, "0|1"); /* a switch that takes more is no BOOL: its kind says so */
+        const char *v = bad[i % (int)(sizeof bad / sizeof bad[0])];
+        setenv(e->name, v, 1);
+        tune_read_env(&t);
+        DiagEngine *d = diag_new(a, NULL);
+        assert_false(tune_check(&t, d));
+        assert_int_equal(diag_error_count(d), 1);
+        assert_string_equal(diag_first(d)->msg, arena_printf(a, "%s is '%s': expected 0 or 1", e->name, v));
+        for (size_t k = 0; k < sizeof good / sizeof good[0]; k++) {
+            setenv(e->name, good[k], 1);
+            tune_read_env(&t);
+            assert_true(tune_check(&t, diag_new(a, NULL)));
+        }
+        unsetenv(e->name);
+    }
+    assert_true(nbool >= 30);
+    DsccTune t;
+    tune_read_env(&t);
+    assert_true(tune_check(&t, diag_new(a, NULL)));
+    assert_true(tune_on(NULL, true) && !tune_on(NULL, false) && tune_on("", true) && !tune_on("", false));
+    assert_true(tune_on("1", false) && !tune_on("0", true));
+    arena_free(a);
+}
+
 /* `dscc help tuning`'s text names every switch with its line of doc. */
 static void test_help_lists_all(void **state) {
     (void)state;
@@ -146,6 +191,7 @@ int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_usage_matches_table),
         cmocka_unit_test(test_read_env),
+        cmocka_unit_test(test_bool_check),
         cmocka_unit_test(test_help_lists_all),
         cmocka_unit_test(test_library_reads_no_switch),
     };

@@ -78,6 +78,15 @@ IrGraph *tu_compile(TuFixture *f, const char *pipeline, const char *const *sets,
     return g;
 }
 
+IrGraph *tu_compile_src(Arena *a, DiagEngine *d, const char *name, const char *src, const char *pipeline) {
+    IrGraph *g = fe_compile_string(a, d, name, src, strlen(src), NULL);
+    assert_non_null(g);
+    PassPipeline pp;
+    PassRunOptions ro = {.tune = tu_tune()};
+    assert_true(pass_pipeline_parse(a, d, pipeline, &pp) && pass_pipeline_run(&pp, g, &ro, d));
+    return g;
+}
+
 CpuExec *tu_exec(TuFixture *f, const IrGraph *g, const CpuOptions *o) {
     CpuWeightSource ws = {rt_checkpoint_read_f32, f->ck};
     CpuExec *x = cpu_exec_new(g, &ws, o, f->d);
@@ -204,6 +213,10 @@ bool tu_hopper(void) {
 const DsccTune *tu_tune(void) {
     static DsccTune t;
     tune_read_env(&t);
+    Arena *a = arena_new();
+    const bool ok = tune_check(&t, diag_new(a, stderr)); /* a test run under a bad switch would test its misreading */
+    arena_free(a);
+    if (!ok) exit(2);
     return &t;
 }
 

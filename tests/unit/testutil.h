@@ -49,6 +49,10 @@ void tu_read_npy(TuFixture *f, const char *path, RtArray *out);
  * "name=value", verified, then through pipeline (NULL: none) with the
  * verifier after each pass. */
 IrGraph *tu_compile(TuFixture *f, const char *pipeline, const char *const *sets, int nsets);
+/* DSL text src (`name` in diagnostics) through the passes of pipeline with
+ * the switches as the environment holds them now (tu_tune): a test's small
+ * graph, asserted to compile and pass. */
+IrGraph *tu_compile_src(Arena *a, DiagEngine *d, const char *name, const char *src, const char *pipeline);
 /* The CPU executor of g on the checkpoint's weights. */
 CpuExec *tu_exec(TuFixture *f, const IrGraph *g, const CpuOptions *o);
 /* One forward of the token ids tok [B, T] at positions 0..T-1. */
@@ -117,7 +121,8 @@ uint64_t tu_test_seed(void);
 /* The DSCC_* switches (support/tune.def) as the environment holds them now:
  * a test main is the program's entry, so it reads them for the library, and
  * afresh at each use since tests setenv as they go (one static struct,
- * refilled each call: call it after the setenv, at the library call). */
+ * refilled each call: call it after the setenv, at the library call). A bad
+ * BOOL switch (tune_check) ends the test program, exit status 2. */
 const DsccTune *tu_tune(void);
 /* The GPU's stored value of node n for a CPU-side comparison (cpu_exec's
  * per-node hook): NULL for inputs and weights and for values a fused kernel

@@ -2,8 +2,8 @@
 // it stores (and their dtype) or computes where they are read, its phases
 // (the skinny forms to 8 and 32 rows, the tile above) and the library call
 // that may replace them; a tuning switch from the environment reaches it
-// (DSCC_GEMM_SKINNY=0: the tile at every row count), and a bad value is the
-// switch's own error.
+// (DSCC_GEMM_SKINNY=0: the tile at every row count), and a bad value is an
+// error naming the switch (before codegen: tune_check).
 // RUN: dscc compile %s --emit=plan
 // RUN: DSCC_GEMM_SKINNY=0 dscc compile %s --emit=plan
 // RUN: DSCC_GEMM_SKINNY=2 dscc compile %s --emit=plan || true
