@@ -21,12 +21,14 @@
 #                     with each set of SWEEP_SETS (default: the defaults;
 #                     DSCC_SKINNY_PSPLIT=1 alone; DSCC_SKINNY_FOLD=1 alone; the
 #                     fold with DSCC_SKINNY_FOLD_HOIST=1 (the MoE add + rmsnorm
-#                     folded into the shared expert's gate + up); with
-#                     DSCC_EINSUM_ROPE=1 too (q's rope in the einsum), and
+#                     folded into the shared expert's gate + up) and
+#                     DSCC_EINSUM_ROPE=0; with the rope (q's rope in the
+#                     einsum, a default since the eleventh session), and
 #                     DSCC_ROUTE_FUSE=1 too (the routing in the router), and
 #                     DSCC_EINSUM_KV=1 too (the latent row in the einsum); the
 #                     fold without its L2 prefetch, DSCC_SKINNY_FOLD_PF=0;
-#                     DSCC_EXPERT_SCAN=0, the sort's old one-thread walk): the
+#                     DSCC_EXPERT_SCAN=0, the sort's old one-thread walk;
+#                     DSCC_EINSUM_ROPE=0, q's old rope kernel): the
 #                     batch-1 "step ms, CUDA graph", its per-kind ms
 #                     (fp8_linear, elementwise) and its launches;
 #   rounds.sh rows    test_gpu_rows, then bench_gpu with the wide row kernels
@@ -256,11 +258,13 @@ case "$mode" in
     # into their linears at batch 1, o_proj's quantize among them: 30 launches instead of 39; the prologue's loads
     # batched, 4 steps of weights prefetched into L2 under it); the fold without that prefetch
     # (DSCC_SKINNY_FOLD_PF=0); the fold with the MoE layer's add + rmsnorm folded into the shared expert's gate + up,
-    # launched ahead of the router (DSCC_SKINNY_FOLD_HOIST=1: 29 launches), and with q's rope in the absorbed einsum's
-    # decode form too (DSCC_EINSUM_ROPE=1: 27 launches), and with the routing in the router's last CTA too
+    # launched ahead of the router (DSCC_SKINNY_FOLD_HOIST=1 DSCC_EINSUM_ROPE=0: 29 launches), and with q's rope in the
+    # absorbed einsum's decode form too (DSCC_EINSUM_ROPE=1, the default since the eleventh session, as in every set
+    # that does not give =0: 27 launches), and with the routing in the router's last CTA too
     # (DSCC_ROUTE_FUSE=1: 26 launches), and with the latent's row kernel (kv norm, k_pe's rope, the cache append) in
     # the first einsum's decode form too (DSCC_EINSUM_KV=1: 24 launches); the MoE sort's old one-thread bucket walk
-    # (DSCC_EXPERT_SCAN=0; the block scan the default since the eleventh session: fp8_expert_linear ms).
+    # (DSCC_EXPERT_SCAN=0; the block scan the default since the eleventh session: fp8_expert_linear ms); q's rope in
+    # its own row kernel (DSCC_EINSUM_ROPE=0: 39 launches against the defaults' 37).
     # SWEEP_PRE=0 skips the tests and bench_gemm before them (five bench_gpu runs take ~7 minutes). SWEEP_BATCH=B:
     # each bench_gpu only the decode step at batch B (--decode-only: no prefill, ~40 s a run on an H100).
     # First the new paths on the GPU: test_gpu_skinny (test_pipe_split, test_fold, test_fold_plan), test_gpu_expert's
@@ -280,7 +284,7 @@ case "$mode" in
       TAIL=30 step skinny_psplit 200 build/bench_gemm --skinny-sweep --check --m 1 --shape qkv_a,q_b,o_proj,dense_gate_up,dense_down \
         --variants 'default;psplit=1'
     fi
-    IFS=';' read -ra sets <<< "${SWEEP_SETS:-;DSCC_SKINNY_PSPLIT=1;DSCC_SKINNY_FOLD=1;DSCC_SKINNY_FOLD=1 DSCC_SKINNY_FOLD_HOIST=1;DSCC_SKINNY_FOLD=1 DSCC_SKINNY_FOLD_HOIST=1 DSCC_EINSUM_ROPE=1;DSCC_SKINNY_FOLD=1 DSCC_SKINNY_FOLD_HOIST=1 DSCC_EINSUM_ROPE=1 DSCC_ROUTE_FUSE=1;DSCC_SKINNY_FOLD=1 DSCC_SKINNY_FOLD_HOIST=1 DSCC_EINSUM_ROPE=1 DSCC_ROUTE_FUSE=1 DSCC_EINSUM_KV=1;DSCC_SKINNY_FOLD=1 DSCC_SKINNY_FOLD_PF=0;DSCC_EXPERT_SCAN=0}"
+    IFS=';' read -ra sets <<< "${SWEEP_SETS:-;DSCC_SKINNY_PSPLIT=1;DSCC_SKINNY_FOLD=1;DSCC_SKINNY_FOLD=1 DSCC_SKINNY_FOLD_HOIST=1 DSCC_EINSUM_ROPE=0;DSCC_SKINNY_FOLD=1 DSCC_SKINNY_FOLD_HOIST=1 DSCC_EINSUM_ROPE=1;DSCC_SKINNY_FOLD=1 DSCC_SKINNY_FOLD_HOIST=1 DSCC_EINSUM_ROPE=1 DSCC_ROUTE_FUSE=1;DSCC_SKINNY_FOLD=1 DSCC_SKINNY_FOLD_HOIST=1 DSCC_EINSUM_ROPE=1 DSCC_ROUTE_FUSE=1 DSCC_EINSUM_KV=1;DSCC_SKINNY_FOLD=1 DSCC_SKINNY_FOLD_PF=0;DSCC_EXPERT_SCAN=0;DSCC_EINSUM_ROPE=0}"
     i=0
     for v in "${sets[@]}"; do
       echo "bench_gpu_dec$i: ${v:-the defaults}"
