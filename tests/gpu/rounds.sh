@@ -86,26 +86,35 @@
 #                     splits' parts as bf16 (DSCC_MLA_PART_BF16=1: 33 against 7,
 #                     34 against 23, 35 all three against 32); every table
 #                     also has "back to back" columns (the runs queued at once:
-#                     no host launch latency inside the events);
+#                     no host launch latency inside the events). Since the
+#                     eleventh session row 23 (the defaults) has the DSMEM
+#                     merge (DSCC_MLA_DSM, now a default) and row 41 is it
+#                     without (DSCC_MLA_DSM=0, the old default): rows 24-40
+#                     (all MLA_DSM 0) compare with 41 where they did with 23;
 #   rounds.sh mlamc   this session's three MLA switches alone, for a short call:
 #                     test_gpu_mla's multicast, q-in-registers and bf16-part
-#                     cases, then bench_mla rows 7, 23, 27, 29, 30, 31, 32, 33,
+#                     cases, then bench_mla rows 7, 23, 41 (23 without the DSMEM
+#                     merge: the baseline of the rest), 27, 29, 30, 31, 32, 33,
 #                     34, 35 in one process (batch 32 at 4,097 and 8,193 keys,
 #                     batch 128), then test_gpu_ops with DSCC_MLA_TMA=1
 #                     DSCC_MLA_MC=1 DSCC_MLA_QREG=2 DSCC_MLA_PART_BF16=1 and with
 #                     DSCC_MLA_TMA=1 DSCC_MLA_QREG=1;
 #   rounds.sh mlapp   the consumers' ping-pong (DSCC_MLA_PP=1, 2): test_gpu_mla's ping-pong
-#                     cases, then bench_mla rows 23, 36, 38 (the TMA default, with the
+#                     cases, then bench_mla rows 23, 41, 36, 38 (the defaults; the TMA
+#                     default without the DSMEM merge, DSCC_MLA_DSM=0; with the
 #                     ping-pong, and with its own P from registers) and 24, 37, 39 (the
 #                     same at LEAN 6) and 40 (the ping-pong with q's rope chunk from
 #                     registers) in one process at batch 32 with 4,097 and 8,193 keys
 #                     and batch 128, then test_gpu_ops with DSCC_MLA_PP=1 and =2;
-#   rounds.sh mladsm  a tile's two splits merged through distributed shared memory (DSCC_MLA_DSM=1):
-#                     test_gpu_mla's dsm cases, then bench_mla rows 23, 41 (the TMA default, merged in
-#                     DSMEM: no combine launch), 24, 43 (at LEAN 6) and 36, 42 (the ping-pong) in one
+#   rounds.sh mladsm  a tile's two splits merged through distributed shared memory (DSCC_MLA_DSM, the
+#                     default since the eleventh session): test_gpu_mla's dsm cases, then bench_mla
+#                     rows 23, 41 (the defaults, merged in DSMEM: no combine launch; the same with
+#                     DSCC_MLA_DSM=0, the parts and the combine: before the eleventh session these two
+#                     rows were the other way round), 24, 43 (at LEAN 6: without, with) and 36, 42 (the
+#                     ping-pong: without, with) in one
 #                     process at batch 32 with 4,097 and 8,193 keys (2 splits), rows 23, 41 at batch
 #                     128 and 1 (no merge there: what the clusters cost), then test_gpu_ops with
-#                     DSCC_MLA_DSM=1 and with DSCC_MLA_DSM=1 DSCC_MLA_PP=1;
+#                     DSCC_MLA_DSM=1 (explicitly: the default) and with DSCC_MLA_DSM=1 DSCC_MLA_PP=1;
 #   rounds.sh ppncu   Nsight Compute's speed-of-light, compute, memory, stall and scheduler sections
 #                     on bench_mla rows 23 (the TMA default) and 36 (DSCC_MLA_PP=1);
 #   rounds.sh final   each of the session's paths alone through test_gpu_ops (concurrently), the unit tests,
@@ -213,29 +222,31 @@ case "$mode" in
     DSCC_MLA_TMA=1 DSCC_MLA_MC=1 DSCC_GEMM_TILE=wgmma step test_gpu_ops_mlamc 200 build/test_gpu_ops
     DSCC_MLA_TMA=1 DSCC_MLA_QREG=2 DSCC_GEMM_TILE=wgmma step test_gpu_ops_mlaqreg 200 build/test_gpu_ops ;;
   mlamc) # the keys multicast to a batch row's two tiles (DSCC_MLA_MC=1, bench_mla row 27), q's last chunks in
-    # registers (DSCC_MLA_QREG=1, 2: rows 29, 30; with the multicast 31, 32) against the keys by TMA alone (23) and the
+    # registers (DSCC_MLA_QREG=1, 2: rows 29, 30; with the multicast 31, 32) against the keys by TMA alone (41; 23 the
+    # defaults, with the DSMEM merge that none of these rows has) and the
     # cp.async default (7), and the splits' parts as bf16 (DSCC_MLA_PART_BF16=1: 33 against 7, 34 against 23, 35 against
     # 32), one process a shape (batch 128: one split, no parts): compare the "median ms" and "back to back" columns
     [ -x build/test_gpu_mla ] && DSCC_TEST_FILTER='*multicast*' step test_gpu_mla_mc 120 build/test_gpu_mla
     [ -x build/test_gpu_mla ] && DSCC_TEST_FILTER='*qreg*' step test_gpu_mla_qreg 120 build/test_gpu_mla
     [ -x build/test_gpu_mla ] && DSCC_TEST_FILTER='*part*' step test_gpu_mla_part 120 build/test_gpu_mla
-    TAIL=13 step bench_mla_mc 150 build/bench_mla --variant 7,23,27,29,30,31,32,33,34,35
-    TAIL=13 step bench_mla_mc_8k 150 build/bench_mla --variant 7,23,27,29,30,31,32,33,34,35 --ctx 8193
-    TAIL=13 step bench_mla_mc_b128 150 build/bench_mla --variant 7,23,27,29,30,31,32,33,34,35 --batch 128
+    TAIL=13 step bench_mla_mc 150 build/bench_mla --variant 7,23,41,27,29,30,31,32,33,34,35
+    TAIL=13 step bench_mla_mc_8k 150 build/bench_mla --variant 7,23,41,27,29,30,31,32,33,34,35 --ctx 8193
+    TAIL=13 step bench_mla_mc_b128 150 build/bench_mla --variant 7,23,41,27,29,30,31,32,33,34,35 --batch 128
     DSCC_MLA_TMA=1 DSCC_MLA_MC=1 DSCC_MLA_QREG=2 DSCC_MLA_PART_BF16=1 DSCC_GEMM_TILE=wgmma step test_gpu_ops_mlamc 200 build/test_gpu_ops
     DSCC_MLA_TMA=1 DSCC_MLA_QREG=1 DSCC_GEMM_TILE=wgmma step test_gpu_ops_mlaqreg 200 build/test_gpu_ops ;;
   mlapp) # the consumers' ping-pong (DSCC_MLA_PP=1, bench_mla rows 36, 37; =2, own P from registers: 38, 39; =1 with
-    # DSCC_MLA_QREG=1: 40) against the TMA default (23) and LEAN 6 (24)
+    # DSCC_MLA_QREG=1: 40) against the keys by TMA without the DSMEM merge (41; 23 the defaults, with it) and LEAN 6 (24)
     # in one process a shape: compare the "median ms" and "back to back" columns
     [ -x build/test_gpu_mla ] && DSCC_TEST_FILTER='*ping*' step test_gpu_mla_pp 120 build/test_gpu_mla
-    TAIL=10 step bench_mla_pp 150 build/bench_mla --variant 23,36,38,40,24,37,39 --reps 40
-    TAIL=10 step bench_mla_pp_8k 150 build/bench_mla --variant 23,36,38,40,24,37,39 --reps 40 --ctx 8193
-    TAIL=10 step bench_mla_pp_b128 150 build/bench_mla --variant 23,36,38,40,24,37,39 --reps 40 --batch 128
+    TAIL=10 step bench_mla_pp 150 build/bench_mla --variant 23,41,36,38,40,24,37,39 --reps 40
+    TAIL=10 step bench_mla_pp_8k 150 build/bench_mla --variant 23,41,36,38,40,24,37,39 --reps 40 --ctx 8193
+    TAIL=10 step bench_mla_pp_b128 150 build/bench_mla --variant 23,41,36,38,40,24,37,39 --reps 40 --batch 128
     DSCC_MLA_PP=1 DSCC_GEMM_TILE=wgmma step test_gpu_ops_mlapp 200 build/test_gpu_ops
     DSCC_MLA_PP=2 DSCC_GEMM_TILE=wgmma step test_gpu_ops_mlapp2 200 build/test_gpu_ops ;;
-  mladsm) # two splits merged in distributed shared memory (DSCC_MLA_DSM=1: bench_mla rows 41, 43, 42) against the
-    # TMA default (23), LEAN 6 (24) and the ping-pong (36), in one process a shape: the "median ms" and "back to back"
-    # columns (the combine's launch is what it saves)
+  mladsm) # two splits merged in distributed shared memory (DSCC_MLA_DSM, a default since the eleventh session:
+    # bench_mla rows 23, the defaults, 43, 42) against the same with DSCC_MLA_DSM=0 (41, the old default), LEAN 6 (24)
+    # and the ping-pong (36), in one process a shape: the "median ms" and "back to back" columns (the combine's launch
+    # is what it saves)
     [ -x build/test_gpu_mla ] && DSCC_TEST_FILTER='*dsm*' step test_gpu_mla_dsm 120 build/test_gpu_mla
     TAIL=10 step bench_mla_dsm 150 build/bench_mla --variant 23,41,24,43,36,42 --reps 40
     TAIL=10 step bench_mla_dsm_8k 150 build/bench_mla --variant 23,41,24,43,36,42 --reps 40 --ctx 8193
