@@ -26,7 +26,8 @@
  * warpgroup (MLA_V3 4, DSCC_MLA_V3=4: each consumer refills the chunks it
  * read last, as FlashMLA's) at the defaults and at MLA_LEAN 6, and the
  * chunk ring with its whole blocks of keys by TMA (MLA_TMA 1,
- * DSCC_MLA_TMA=1: rows 23 and 24, the defaults and MLA_LEAN 6; the tensor
+ * DSCC_MLA_TMA=1: rows 23 and 24, the defaults (with MLA_DSM, below) and
+ * MLA_LEAN 6; the tensor
  * map made here as the runtime makes it over a KV cache), and by TMA
  * without a producer (rows 25, DSCC_MLA_V3=3, and 26, =4: FlashMLA's
  * organisation and load path), and with a batch row's two row tiles in a
@@ -45,8 +46,10 @@
  * registers; row 40 with DSCC_MLA_PP=1 DSCC_MLA_QREG=1: each one's S with
  * q's rope chunk from registers), and with a tile's two splits as a
  * cluster of 2 CTAs merging through distributed shared memory (MLA_DSM 1,
- * DSCC_MLA_DSM=1: no parts, no combine launch at 2 splits; rows 41 against
- * 23, 42 against 36, 43 against 24). (The
+ * DSCC_MLA_DSM, the default since 2026-12-07: no parts, no combine launch
+ * at 2 splits; row 23, the defaults, has it, row 41 is the same without it,
+ * DSCC_MLA_DSM=0, the default before, as every other row to 40; rows 42
+ * against 36, 43 against 24). (The
  * whole-stage ring, DSCC_MLA_V3=0, and the L2 prefetch, DSCC_MLA_PREFETCH,
  * were timed on 2026-12-06: docs/KERNELS.md.) The shape
  * is bench_gpu's long context: batch 32 (--batch), 4,097 keys (--ctx), 128
@@ -114,7 +117,8 @@ static const Variant VARIANTS[] = {
     {"seesaw schedule without a producer, the consumers load (DSCC_MLA_V3=4)", "4", "0", "1", "5", "1", "0", "0", "0", "0", "0", "0", "0", "0"},
     {"seesaw without a producer, the scale folded into P's exponent (DSCC_MLA_V3=4 DSCC_MLA_LEAN=6)", "4", "0", "1", "6", "1", "0", "0", "0", "0", "0", "0", "0", "0"},
     /* the whole blocks of keys by TMA through a tensor map over the cache (rows of 1,152 bytes, box 64 x 128 bytes) */
-    {"default, the keys by TMA (DSCC_MLA_TMA=1)", "1", "0", "1", "5", "1", "0", "0", "1", "0", "0", "0", "0", "0"},
+    {"the defaults: keys by TMA, two splits merged in distributed shared memory (DSCC_MLA_TMA=1 DSCC_MLA_DSM=1)", "1", "0", "1", "5", "1",
+     "0", "0", "1", "0", "0", "0", "0", "1"},
     {"keys by TMA, the scale folded into P's exponent (DSCC_MLA_TMA=1 DSCC_MLA_LEAN=6)", "1", "0", "1", "6", "1", "0", "0", "1", "0", "0", "0", "0", "0"},
     {"no producer, keys by TMA from warpgroup 1 (DSCC_MLA_V3=3 DSCC_MLA_TMA=1)", "3", "0", "1", "5", "1", "0", "0", "1", "0", "0", "0", "0", "0"},
     {"seesaw without a producer, keys by TMA from each consumer (DSCC_MLA_V3=4 DSCC_MLA_TMA=1)", "4", "0", "1", "5", "1", "0", "0", "1", "0", "0", "0", "0", "0"},
@@ -144,9 +148,10 @@ static const Variant VARIANTS[] = {
      "0", "1", "0", "0", "0", "2", "0"},
     {"keys by TMA, ping-pong, q's rope chunk from registers (DSCC_MLA_TMA=1 DSCC_MLA_PP=1 DSCC_MLA_QREG=1)", "1", "0", "1", "5", "1", "0",
      "0", "1", "0", "1", "0", "1", "0"},
-    /* clusters of a tile's two splits merging through distributed shared memory: no parts, no combine launch */
-    {"keys by TMA, two splits merged in distributed shared memory (DSCC_MLA_TMA=1 DSCC_MLA_DSM=1)", "1", "0", "1", "5", "1", "0", "0", "1",
-     "0", "0", "0", "0", "1"},
+    /* clusters of a tile's two splits merging through distributed shared memory: no parts, no combine launch (row 41,
+     * without it: the parts and the combine, as every row to 40 but 23) */
+    {"keys by TMA, the splits merged by the combine kernel (DSCC_MLA_TMA=1 DSCC_MLA_DSM=0, the default before 2026-12-07)", "1", "0", "1",
+     "5", "1", "0", "0", "1", "0", "0", "0", "0", "0"},
     {"keys by TMA, ping-pong, merged in distributed shared memory (DSCC_MLA_TMA=1 DSCC_MLA_PP=1 DSCC_MLA_DSM=1)", "1", "0", "1", "5", "1",
      "0", "0", "1", "0", "0", "0", "1", "1"},
     {"keys by TMA, LEAN 6, merged in distributed shared memory (DSCC_MLA_TMA=1 DSCC_MLA_LEAN=6 DSCC_MLA_DSM=1)", "1", "0", "1", "6", "1",

@@ -1113,7 +1113,7 @@ int *cg_fold_reads(Arena *a, DiagEngine *d, const IrGraph *g, const CgGenOptions
     int nn = g->nnodes, *also = arena_alloc(a, sizeof(int) * (size_t)(nn + 1));
     for (int i = 0; i < nn; i++) also[i] = -1;
     const DsccTune *t = o && o->tune ? o->tune : &tune_unset;
-    if (!tune_on(t->skinny_fold, false) && !tune_on(t->einsum_rope, false) && !tune_on(t->einsum_kv, false))
+    if (!tune_on(t->skinny_fold, false) && !tune_on(t->einsum_rope, true) && !tune_on(t->einsum_kv, false))
         return also; /* off: no plan or analysis */
     Gen G = {.a = a, .d = d, .g = g, .tune = t, .fold_nomem = true, .skinny = tune_on(t->gemm_skinny, true) && !(o && o->no_skinny),
              .rows_wide = tune_on(t->rows_wide, true), /* the row forms cg_generate picks */

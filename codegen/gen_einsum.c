@@ -83,7 +83,7 @@ static void einsum_heads_rows(Gen *G, int lo, int mrows, IrDim M, int64_t H, int
                         "// x's rows in shared memory, the sums on the CUDA cores%s\n",
               lo ? arena_printf(a, "%d < ", lo) : "", mrows, (long long)(H * nb), (long long)(32 * r),
               pre ? "; w's first loads before the wait (a value of weights alone)" : "");
-    if (side) sb_puts(&G->decl, "// x read from q_b's output, and at a cached step the roped q_pe stored too (DSCC_EINSUM_ROPE=1)\n");
+    if (side) sb_puts(&G->decl, "// x read from q_b's output, and at a cached step the roped q_pe stored too (DSCC_EINSUM_ROPE)\n");
     if (kv) sb_puts(&G->decl, "// at a cached step blocks 0 .. M - 1 also do the latent's row, its norm and the KV cache append (DSCC_EINSUM_KV=1)\n");
     sb_puts(&G->decl, cg_kernel_instance(a, "einsum_heads", entry, d, (int)(sizeof d / sizeof *d)));
     cg_phase(G, CG_LAUNCH_BLOCK, M, mrows, ir_dim_const(H * nb), 1, (int64_t)mrows * K * 2);
@@ -149,7 +149,7 @@ static bool einsum_heads_mma(Gen *G, const IrNode *n, const char *x, const char 
     int sx = cg_slot_value(G, xv), sw = cg_slot_value(G, wv), sy = cg_slot_value(G, n); /* x: the forms above the decode rows */
     /* above CG_EINSUM_ROWS the tensor-core form, its sums 4 registers a 16-row tile */
     const bool pre = mrows && pre_on && einsum_pre(G, wv);
-    const char *side = rope ? cg_rope_emit(G, n) : NULL; /* DSCC_EINSUM_ROPE=1: x from q_b's output, q_pe roped here */
+    const char *side = rope ? cg_rope_emit(G, n) : NULL; /* DSCC_EINSUM_ROPE: x from q_b's output, q_pe roped here */
     const int kvp = mrows ? kvf_here(G, n) : -1;
     const char *kv = kvp >= 0 ? cg_kvf_emit(G, kvp) : NULL; /* DSCC_EINSUM_KV=1: the latent's row here at a cached step */
     if (mrows) einsum_heads_rows(G, 0, mrows < CG_EINSUM_ROWS ? mrows : CG_EINSUM_ROWS, M, H.coeff, N.coeff, K.coeff, sx, sw, sy, pre, side, kv);
@@ -171,7 +171,8 @@ static bool einsum_heads_mma(Gen *G, const IrNode *n, const char *x, const char 
     return true;
 }
 
-/* ---- DSCC_EINSUM_ROPE: the row group before absorbed MLA's first einsum, folded into its decode form ----
+/* ---- DSCC_EINSUM_ROPE (the default; =0 off): the row group before absorbed MLA's first einsum, folded into its
+ * decode form ----
  * In V3 q_b's output [B, S, 128 * 192] is split into q_nope (stored for the einsum "bshd,hcd->bshc") and q_pe (roped
  * and stored for the attention) by a row group of its own: a launch of ~50 KB of work at a decode step. With the
  * switch the einsum's decode form reads x through that group's reshape and slice, straight from q_b's output, and,
@@ -308,7 +309,7 @@ static int rope_rows(Gen *G, const IrNode *e) {
 void cg_rope_plan(Gen *G, const int *grp, const int *tmpl, const int *pos, int ngroups) {
     G->rope = NULL;
     G->rope_ok = NULL;
-    if (!tune_on(G->tune->einsum_rope, false)) return;
+    if (!tune_on(G->tune->einsum_rope, true)) return; /* on by default since the eleventh session (=0 off) */
     const IrGraph *g = G->g;
     G->rope_grp = grp;
     G->rope = arena_alloc(G->a, sizeof(int) * (size_t)(ngroups + 1));

@@ -65,7 +65,7 @@ typedef struct {
     int fold_pf;         /* steps of weights the folded form prefetches into L2 before its wait (DSCC_SKINNY_FOLD_PF) */
     bool fold_nomem;     /* cg_fold_plan for the plan itself (cg_fold_reads): every candidate, whatever the plan's bytes */
     bool fold_hoist;     /* DSCC_SKINNY_FOLD_HOIST=1: x's codes and scales may have readers after the folded linear */
-    int *rope;           /* by node id: for an einsum whose decode form ropes q_pe at a cached step (DSCC_EINSUM_ROPE=1,
+    int *rope;           /* by node id: for an einsum whose decode form ropes q_pe at a cached step (DSCC_EINSUM_ROPE,
                           * cg_rope_plan) the row group it takes the place of, else -1; NULL: the switch is off */
     char *rope_ok;       /* by group id: 1 once that row group's phases skip the einsum's rows at a cached step */
     const int *rope_grp; /* by node id: the group codegen gives it (cg_rope_plan) */
@@ -201,7 +201,7 @@ bool cg_fold_hoist_on(const DsccTune *t);
  * it launched right after its row group (x's other readers all after that place); -1 for every other node. Returns
  * how many. With G->fold_nomem and G->fold_hoist. */
 int cg_fold_hoist_plan(Gen *G, const int *grp, const int *tmpl, const int *order, int ngroups, int *hoist);
-/* DSCC_EINSUM_ROPE=1 (gen_einsum.c): the decode form of an absorbed einsum "bshd,hcd->bshc" reads q_nope straight from
+/* DSCC_EINSUM_ROPE (gen_einsum.c; the default, =0 off): the decode form of an absorbed einsum "bshd,hcd->bshc" reads q_nope straight from
  * q_b's output and stores the roped q_pe itself at a step with a cached context, where the row group that slices and
  * ropes them then launches nothing. cg_rope_plan before the groups are generated (G->rope); cg_rope_gate after row group gid's phases (G->rope_ok); cg_rope_also_read: what plan-memory must
  * keep alive for the einsum (also[v] = the einsum's id). */

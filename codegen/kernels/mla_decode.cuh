@@ -143,7 +143,7 @@
 //                        goes back in two parts (chunks 0-3 after warpgroup 0's P V); 2: and each warpgroup's P V of its
 //                        own block with P from registers (mla_pv_own); with MLA_QREG 1 (MLA_PP 1 only) each consumer
 //                        keeps q's rope chunk in registers for its S. See the consumers' loop and docs/KERNELS.md
-//   MLA_DSM              1 (opt-in until timed; not MLA_MC, MLA_FUSE): blocks ordered (batch row, row tile, split) and
+//   MLA_DSM              1 (DSCC_MLA_DSM, codegen's default; not MLA_MC, MLA_FUSE): blocks ordered (batch row, row tile, split) and
 //                        run as clusters of 2 CTAs (the grid even: HQ a multiple of 128); at 2 splits a cluster is a
 //                        tile's two splits and they merge through distributed shared memory (each CTA half of the
 //                        columns: warpgroup `split` keeps its half and adds the other CTA's, which that CTA's other

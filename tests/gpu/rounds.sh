@@ -21,12 +21,14 @@
 #                     with each set of SWEEP_SETS (default: the defaults;
 #                     DSCC_SKINNY_PSPLIT=1 alone; DSCC_SKINNY_FOLD=1 alone; the
 #                     fold with DSCC_SKINNY_FOLD_HOIST=1 (the MoE add + rmsnorm
-#                     folded into the shared expert's gate + up); with
-#                     DSCC_EINSUM_ROPE=1 too (q's rope in the einsum), and
+#                     folded into the shared expert's gate + up) and
+#                     DSCC_EINSUM_ROPE=0; with the rope (q's rope in the
+#                     einsum, a default since the eleventh session), and
 #                     DSCC_ROUTE_FUSE=1 too (the routing in the router), and
 #                     DSCC_EINSUM_KV=1 too (the latent row in the einsum); the
 #                     fold without its L2 prefetch, DSCC_SKINNY_FOLD_PF=0;
-#                     DSCC_EXPERT_SCAN=1): the
+#                     DSCC_EXPERT_SCAN=0, the sort's old one-thread walk;
+#                     DSCC_EINSUM_ROPE=0, q's old rope kernel): the
 #                     batch-1 "step ms, CUDA graph", its per-kind ms
 #                     (fp8_linear, elementwise) and its launches;
 #   rounds.sh rows    test_gpu_rows, then bench_gpu with the wide row kernels
@@ -84,26 +86,35 @@
 #                     splits' parts as bf16 (DSCC_MLA_PART_BF16=1: 33 against 7,
 #                     34 against 23, 35 all three against 32); every table
 #                     also has "back to back" columns (the runs queued at once:
-#                     no host launch latency inside the events);
+#                     no host launch latency inside the events). Since the
+#                     eleventh session row 23 (the defaults) has the DSMEM
+#                     merge (DSCC_MLA_DSM, now a default) and row 41 is it
+#                     without (DSCC_MLA_DSM=0, the old default): rows 24-40
+#                     (all MLA_DSM 0) compare with 41 where they did with 23;
 #   rounds.sh mlamc   this session's three MLA switches alone, for a short call:
 #                     test_gpu_mla's multicast, q-in-registers and bf16-part
-#                     cases, then bench_mla rows 7, 23, 27, 29, 30, 31, 32, 33,
+#                     cases, then bench_mla rows 7, 23, 41 (23 without the DSMEM
+#                     merge: the baseline of the rest), 27, 29, 30, 31, 32, 33,
 #                     34, 35 in one process (batch 32 at 4,097 and 8,193 keys,
 #                     batch 128), then test_gpu_ops with DSCC_MLA_TMA=1
 #                     DSCC_MLA_MC=1 DSCC_MLA_QREG=2 DSCC_MLA_PART_BF16=1 and with
 #                     DSCC_MLA_TMA=1 DSCC_MLA_QREG=1;
 #   rounds.sh mlapp   the consumers' ping-pong (DSCC_MLA_PP=1, 2): test_gpu_mla's ping-pong
-#                     cases, then bench_mla rows 23, 36, 38 (the TMA default, with the
+#                     cases, then bench_mla rows 23, 41, 36, 38 (the defaults; the TMA
+#                     default without the DSMEM merge, DSCC_MLA_DSM=0; with the
 #                     ping-pong, and with its own P from registers) and 24, 37, 39 (the
 #                     same at LEAN 6) and 40 (the ping-pong with q's rope chunk from
 #                     registers) in one process at batch 32 with 4,097 and 8,193 keys
 #                     and batch 128, then test_gpu_ops with DSCC_MLA_PP=1 and =2;
-#   rounds.sh mladsm  a tile's two splits merged through distributed shared memory (DSCC_MLA_DSM=1):
-#                     test_gpu_mla's dsm cases, then bench_mla rows 23, 41 (the TMA default, merged in
-#                     DSMEM: no combine launch), 24, 43 (at LEAN 6) and 36, 42 (the ping-pong) in one
+#   rounds.sh mladsm  a tile's two splits merged through distributed shared memory (DSCC_MLA_DSM, the
+#                     default since the eleventh session): test_gpu_mla's dsm cases, then bench_mla
+#                     rows 23, 41 (the defaults, merged in DSMEM: no combine launch; the same with
+#                     DSCC_MLA_DSM=0, the parts and the combine: before the eleventh session these two
+#                     rows were the other way round), 24, 43 (at LEAN 6: without, with) and 36, 42 (the
+#                     ping-pong: without, with) in one
 #                     process at batch 32 with 4,097 and 8,193 keys (2 splits), rows 23, 41 at batch
 #                     128 and 1 (no merge there: what the clusters cost), then test_gpu_ops with
-#                     DSCC_MLA_DSM=1 and with DSCC_MLA_DSM=1 DSCC_MLA_PP=1;
+#                     DSCC_MLA_DSM=1 (explicitly: the default) and with DSCC_MLA_DSM=1 DSCC_MLA_PP=1;
 #   rounds.sh ppncu   Nsight Compute's speed-of-light, compute, memory, stall and scheduler sections
 #                     on bench_mla rows 23 (the TMA default) and 36 (DSCC_MLA_PP=1);
 #   rounds.sh final   each of the session's paths alone through test_gpu_ops (concurrently), the unit tests,
@@ -211,29 +222,31 @@ case "$mode" in
     DSCC_MLA_TMA=1 DSCC_MLA_MC=1 DSCC_GEMM_TILE=wgmma step test_gpu_ops_mlamc 200 build/test_gpu_ops
     DSCC_MLA_TMA=1 DSCC_MLA_QREG=2 DSCC_GEMM_TILE=wgmma step test_gpu_ops_mlaqreg 200 build/test_gpu_ops ;;
   mlamc) # the keys multicast to a batch row's two tiles (DSCC_MLA_MC=1, bench_mla row 27), q's last chunks in
-    # registers (DSCC_MLA_QREG=1, 2: rows 29, 30; with the multicast 31, 32) against the keys by TMA alone (23) and the
+    # registers (DSCC_MLA_QREG=1, 2: rows 29, 30; with the multicast 31, 32) against the keys by TMA alone (41; 23 the
+    # defaults, with the DSMEM merge that none of these rows has) and the
     # cp.async default (7), and the splits' parts as bf16 (DSCC_MLA_PART_BF16=1: 33 against 7, 34 against 23, 35 against
     # 32), one process a shape (batch 128: one split, no parts): compare the "median ms" and "back to back" columns
     [ -x build/test_gpu_mla ] && DSCC_TEST_FILTER='*multicast*' step test_gpu_mla_mc 120 build/test_gpu_mla
     [ -x build/test_gpu_mla ] && DSCC_TEST_FILTER='*qreg*' step test_gpu_mla_qreg 120 build/test_gpu_mla
     [ -x build/test_gpu_mla ] && DSCC_TEST_FILTER='*part*' step test_gpu_mla_part 120 build/test_gpu_mla
-    TAIL=13 step bench_mla_mc 150 build/bench_mla --variant 7,23,27,29,30,31,32,33,34,35
-    TAIL=13 step bench_mla_mc_8k 150 build/bench_mla --variant 7,23,27,29,30,31,32,33,34,35 --ctx 8193
-    TAIL=13 step bench_mla_mc_b128 150 build/bench_mla --variant 7,23,27,29,30,31,32,33,34,35 --batch 128
+    TAIL=13 step bench_mla_mc 150 build/bench_mla --variant 7,23,41,27,29,30,31,32,33,34,35
+    TAIL=13 step bench_mla_mc_8k 150 build/bench_mla --variant 7,23,41,27,29,30,31,32,33,34,35 --ctx 8193
+    TAIL=13 step bench_mla_mc_b128 150 build/bench_mla --variant 7,23,41,27,29,30,31,32,33,34,35 --batch 128
     DSCC_MLA_TMA=1 DSCC_MLA_MC=1 DSCC_MLA_QREG=2 DSCC_MLA_PART_BF16=1 DSCC_GEMM_TILE=wgmma step test_gpu_ops_mlamc 200 build/test_gpu_ops
     DSCC_MLA_TMA=1 DSCC_MLA_QREG=1 DSCC_GEMM_TILE=wgmma step test_gpu_ops_mlaqreg 200 build/test_gpu_ops ;;
   mlapp) # the consumers' ping-pong (DSCC_MLA_PP=1, bench_mla rows 36, 37; =2, own P from registers: 38, 39; =1 with
-    # DSCC_MLA_QREG=1: 40) against the TMA default (23) and LEAN 6 (24)
+    # DSCC_MLA_QREG=1: 40) against the keys by TMA without the DSMEM merge (41; 23 the defaults, with it) and LEAN 6 (24)
     # in one process a shape: compare the "median ms" and "back to back" columns
     [ -x build/test_gpu_mla ] && DSCC_TEST_FILTER='*ping*' step test_gpu_mla_pp 120 build/test_gpu_mla
-    TAIL=10 step bench_mla_pp 150 build/bench_mla --variant 23,36,38,40,24,37,39 --reps 40
-    TAIL=10 step bench_mla_pp_8k 150 build/bench_mla --variant 23,36,38,40,24,37,39 --reps 40 --ctx 8193
-    TAIL=10 step bench_mla_pp_b128 150 build/bench_mla --variant 23,36,38,40,24,37,39 --reps 40 --batch 128
+    TAIL=10 step bench_mla_pp 150 build/bench_mla --variant 23,41,36,38,40,24,37,39 --reps 40
+    TAIL=10 step bench_mla_pp_8k 150 build/bench_mla --variant 23,41,36,38,40,24,37,39 --reps 40 --ctx 8193
+    TAIL=10 step bench_mla_pp_b128 150 build/bench_mla --variant 23,41,36,38,40,24,37,39 --reps 40 --batch 128
     DSCC_MLA_PP=1 DSCC_GEMM_TILE=wgmma step test_gpu_ops_mlapp 200 build/test_gpu_ops
     DSCC_MLA_PP=2 DSCC_GEMM_TILE=wgmma step test_gpu_ops_mlapp2 200 build/test_gpu_ops ;;
-  mladsm) # two splits merged in distributed shared memory (DSCC_MLA_DSM=1: bench_mla rows 41, 43, 42) against the
-    # TMA default (23), LEAN 6 (24) and the ping-pong (36), in one process a shape: the "median ms" and "back to back"
-    # columns (the combine's launch is what it saves)
+  mladsm) # two splits merged in distributed shared memory (DSCC_MLA_DSM, a default since the eleventh session:
+    # bench_mla rows 23, the defaults, 43, 42) against the same with DSCC_MLA_DSM=0 (41, the old default), LEAN 6 (24)
+    # and the ping-pong (36), in one process a shape: the "median ms" and "back to back" columns (the combine's launch
+    # is what it saves)
     [ -x build/test_gpu_mla ] && DSCC_TEST_FILTER='*dsm*' step test_gpu_mla_dsm 120 build/test_gpu_mla
     TAIL=10 step bench_mla_dsm 150 build/bench_mla --variant 23,41,24,43,36,42 --reps 40
     TAIL=10 step bench_mla_dsm_8k 150 build/bench_mla --variant 23,41,24,43,36,42 --reps 40 --ctx 8193
@@ -256,11 +269,13 @@ case "$mode" in
     # into their linears at batch 1, o_proj's quantize among them: 30 launches instead of 39; the prologue's loads
     # batched, 4 steps of weights prefetched into L2 under it); the fold without that prefetch
     # (DSCC_SKINNY_FOLD_PF=0); the fold with the MoE layer's add + rmsnorm folded into the shared expert's gate + up,
-    # launched ahead of the router (DSCC_SKINNY_FOLD_HOIST=1: 29 launches), and with q's rope in the absorbed einsum's
-    # decode form too (DSCC_EINSUM_ROPE=1: 27 launches), and with the routing in the router's last CTA too
+    # launched ahead of the router (DSCC_SKINNY_FOLD_HOIST=1 DSCC_EINSUM_ROPE=0: 29 launches), and with q's rope in the
+    # absorbed einsum's decode form too (DSCC_EINSUM_ROPE=1, the default since the eleventh session, as in every set
+    # that does not give =0: 27 launches), and with the routing in the router's last CTA too
     # (DSCC_ROUTE_FUSE=1: 26 launches), and with the latent's row kernel (kv norm, k_pe's rope, the cache append) in
-    # the first einsum's decode form too (DSCC_EINSUM_KV=1: 24 launches); the MoE sort's bucket walk as a block scan
-    # (DSCC_EXPERT_SCAN=1: fp8_expert_linear ms).
+    # the first einsum's decode form too (DSCC_EINSUM_KV=1: 24 launches); the MoE sort's old one-thread bucket walk
+    # (DSCC_EXPERT_SCAN=0; the block scan the default since the eleventh session: fp8_expert_linear ms); q's rope in
+    # its own row kernel (DSCC_EINSUM_ROPE=0: 39 launches against the defaults' 37).
     # SWEEP_PRE=0 skips the tests and bench_gemm before them (five bench_gpu runs take ~7 minutes). SWEEP_BATCH=B:
     # each bench_gpu only the decode step at batch B (--decode-only: no prefill, ~40 s a run on an H100).
     # First the new paths on the GPU: test_gpu_skinny (test_pipe_split, test_fold, test_fold_plan), test_gpu_expert's
@@ -280,7 +295,7 @@ case "$mode" in
       TAIL=30 step skinny_psplit 200 build/bench_gemm --skinny-sweep --check --m 1 --shape qkv_a,q_b,o_proj,dense_gate_up,dense_down \
         --variants 'default;psplit=1'
     fi
-    IFS=';' read -ra sets <<< "${SWEEP_SETS:-;DSCC_SKINNY_PSPLIT=1;DSCC_SKINNY_FOLD=1;DSCC_SKINNY_FOLD=1 DSCC_SKINNY_FOLD_HOIST=1;DSCC_SKINNY_FOLD=1 DSCC_SKINNY_FOLD_HOIST=1 DSCC_EINSUM_ROPE=1;DSCC_SKINNY_FOLD=1 DSCC_SKINNY_FOLD_HOIST=1 DSCC_EINSUM_ROPE=1 DSCC_ROUTE_FUSE=1;DSCC_SKINNY_FOLD=1 DSCC_SKINNY_FOLD_HOIST=1 DSCC_EINSUM_ROPE=1 DSCC_ROUTE_FUSE=1 DSCC_EINSUM_KV=1;DSCC_SKINNY_FOLD=1 DSCC_SKINNY_FOLD_PF=0;DSCC_EXPERT_SCAN=1}"
+    IFS=';' read -ra sets <<< "${SWEEP_SETS:-;DSCC_SKINNY_PSPLIT=1;DSCC_SKINNY_FOLD=1;DSCC_SKINNY_FOLD=1 DSCC_SKINNY_FOLD_HOIST=1 DSCC_EINSUM_ROPE=0;DSCC_SKINNY_FOLD=1 DSCC_SKINNY_FOLD_HOIST=1 DSCC_EINSUM_ROPE=1;DSCC_SKINNY_FOLD=1 DSCC_SKINNY_FOLD_HOIST=1 DSCC_EINSUM_ROPE=1 DSCC_ROUTE_FUSE=1;DSCC_SKINNY_FOLD=1 DSCC_SKINNY_FOLD_HOIST=1 DSCC_EINSUM_ROPE=1 DSCC_ROUTE_FUSE=1 DSCC_EINSUM_KV=1;DSCC_SKINNY_FOLD=1 DSCC_SKINNY_FOLD_PF=0;DSCC_EXPERT_SCAN=0;DSCC_EINSUM_ROPE=0}"
     i=0
     for v in "${sets[@]}"; do
       echo "bench_gpu_dec$i: ${v:-the defaults}"

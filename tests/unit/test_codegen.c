@@ -672,7 +672,8 @@ static void test_decode_launches(void **state) {
     arena_free(a);
 }
 
-/* The switches of the batch-1 launch work (opt-in until timed), all on: bench_gpu's two-layer V3 program planned at
+/* The switches of the batch-1 launch work (DSCC_EINSUM_ROPE and DSCC_MLA_DSM defaults since the eleventh session, the
+ * others opt-in), all on, each set explicitly: bench_gpu's two-layer V3 program planned at
  * batch 1 (its memory plan decides which folds hold), the launches of a cached decode step of one row (a phase gated
  * at a cached step, CgPhase.cmin, launches nothing there: gpu_exec.c's rule); *kv_gated: phases of the kernels that
  * append to a KV cache gated so. */

@@ -15,9 +15,9 @@
  * at one row and =16 the decode forms to 16 rows, and that a malformed value
  * stops codegen; that the decode form loads w before its wait for a weight or
  * a value of weights alone (W_UK's transpose: one shape run that way, with
- * DSCC_PDL_EARLY=1), not for a value of the step nor with DSCC_EINSUM_PRE=0. With DSCC_EINSUM_ROPE=1 (test_rope) the
- * decode form reads q_nope from q_b's output and ropes q_pe at a cached step, its row group launching nothing there:
- * bit for bit the run without it; with DSCC_EINSUM_KV=1 (test_kv) it does the latent's row group (rmsnorm, RoPE,
+ * DSCC_PDL_EARLY=1), not for a value of the step nor with DSCC_EINSUM_PRE=0. With DSCC_EINSUM_ROPE (test_rope; the
+ * default, =0 off) the decode form reads q_nope from q_b's output and ropes q_pe at a cached step, its row group
+ * launching nothing there: bit for bit the run with =0; with DSCC_EINSUM_KV=1 (test_kv) it does the latent's row group (rmsnorm, RoPE,
  * concat, the KV cache append) at a cached step, that group launching nothing there: einsum and cache bit for bit the
  * run without it. Exits 77 (skipped) without a GPU; emu.test_gpu_einsum runs it on the emulated
  * device. */
@@ -303,9 +303,9 @@ static void run_rope(const int *steps, int nsteps, float *out, int *launches) {
     arena_free(a);
 }
 
-/* Without the switch nothing is gated; with it the rope's row group skips the einsum's rows at a cached step, the
- * einsum's decode form ropes, every step's output is bit for bit the run without it (and near the CPU's), and a
- * cached step of at most 8 rows launches one kernel fewer (a prefill and a step of 9 the same). */
+/* With DSCC_EINSUM_ROPE=0 nothing is gated; with =1 (and unset: the default) the rope's row group skips the einsum's
+ * rows at a cached step, the einsum's decode form ropes, every step's output is bit for bit the run with =0 (and near
+ * the CPU's), and a cached step of at most 8 rows launches one kernel fewer (a prefill and a step of 9 the same). */
 static void test_rope(void **state) {
     (void)state;
     static const int steps[] = {3, 1, 2, 9, 1};
@@ -313,13 +313,17 @@ static void test_rope(void **state) {
     Arena *a = arena_new();
     DiagEngine *d = diag_new(a, NULL);
     bool side;
-    unsetenv("DSCC_EINSUM_ROPE");
+    setenv("DSCC_EINSUM_ROPE", "0", 1);
     assert_int_equal(rope_gated(a, compile_rope(a, d), &side), 0);
     assert_false(side);
     setenv("DSCC_EINSUM_ROPE", "1", 1);
-    assert_true(rope_gated(a, compile_rope(a, d), &side) > 0);
+    const int gated = rope_gated(a, compile_rope(a, d), &side);
+    assert_true(gated > 0);
     assert_true(side);
-    unsetenv("DSCC_EINSUM_ROPE");
+    unsetenv("DSCC_EINSUM_ROPE"); /* the default: as =1 */
+    assert_int_equal(rope_gated(a, compile_rope(a, d), &side), gated);
+    assert_true(side);
+    setenv("DSCC_EINSUM_ROPE", "0", 1);
     const int64_t n = 2 * 16 * ROPE_H * ROPE_O;
     float *off = malloc(sizeof(float) * (size_t)n), *on = malloc(sizeof(float) * (size_t)n);
     int l_off[NS], l_on[NS];

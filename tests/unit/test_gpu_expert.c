@@ -273,7 +273,8 @@ static void check(bool f32, int form) { check_kinds(f32, form, 15u); }
 
 /* DSCC_EXPERT_V2=1: the stream form's defaults (the ring), the sort's offsets by the scan at 3 buckets a thread
  * (DSCC_EXPERT_SCAN=3: the 9 buckets here on 3 threads, the others empty: a chunk's buckets in turn, a thread past
- * them; the tiles of 32 the stream form reads); the walk: test_regs, test_ring4 */
+ * them; the tiles of 32 the stream form reads); the default scan (a bucket a thread): test_regs; the walk
+ * (DSCC_EXPERT_SCAN=0): test_ring4 */
 static void test_stream(void **state) {
     (void)state;
     setenv("DSCC_EXPERT_SCAN", "3", 1);
@@ -296,12 +297,15 @@ static void test_regs_f32(void **state) {
     check_kinds(true, FORM_STREAM, 1u | 1u << 1 | 1u << 3);
     unsetenv("DSCC_EXPERT_V2");
 }
-/* the ring form at 4 stages a warp, two blocks an SM (the kinds as test_regs_f32's) */
+/* the ring form at 4 stages a warp, two blocks an SM (the kinds as test_regs_f32's); the sort's one-thread walk
+ * (DSCC_EXPERT_SCAN=0) and its tiles of 32 */
 static void test_ring4(void **state) {
     (void)state;
+    setenv("DSCC_EXPERT_SCAN", "0", 1);
     setenv("DSCC_EXPERT_V2", "d=4,minb=2", 1);
     check_kinds(false, FORM_STREAM, 1u | 1u << 1 | 1u << 3);
     unsetenv("DSCC_EXPERT_V2");
+    unsetenv("DSCC_EXPERT_SCAN");
 }
 /* without DSCC_EXPERT_V2 and with DSCC_EXPERT_TMA=0 (no TMA form: the sort without its work list): no stream phase,
  * the tile at every row count (the uneven kind with the scan: test_scan) */
@@ -749,14 +753,14 @@ static void test_tma3_decode_f32(void **state) {
 }
 
 /* maxr: the stream form at R <= maxr routed rows only, the tile above; a malformed value stops codegen. */
-/* DSCC_EXPERT_SCAN: the sort's bucket offsets and tiles by a block-wide scan (the same values the one-thread walk
- * writes). The stream form (its tiles of 32 too) with 3 buckets a thread: test_stream; here the TMA form's level 3
- * (the default: its work list and passes read the counts and first positions) on slots of id -1 and uneven rows, and
- * the tile (its tiles of 64) on uneven rows, with one a thread; the instance's parameter; a malformed value is
- * refused. */
+/* DSCC_EXPERT_SCAN: the sort's bucket offsets and tiles by a block-wide scan (the default; the same values the
+ * one-thread walk writes). Every other case runs the scan but test_ring4 (the walk, the stream form's tiles of 32)
+ * and test_stream (3 buckets a thread); here the walk (DSCC_EXPERT_SCAN=0) on the TMA form's level 3 (the default:
+ * its work list and passes read the counts and first positions) on slots of id -1 and uneven rows, and on the tile
+ * (its tiles of 64) on uneven rows; the instance's parameter unset, 0 and 1; a malformed value is refused. */
 static void test_scan(void **state) {
     (void)state;
-    setenv("DSCC_EXPERT_SCAN", "1", 1);
+    setenv("DSCC_EXPERT_SCAN", "0", 1);
     setenv("DSCC_EXPERT_TMA", "3", 1);
     check_kinds(false, FORM_TMA, 1u << 1 | 1u << 2);
     setenv("DSCC_EXPERT_TMA", "0", 1); /* the tile: the tiles of 64 */
@@ -765,11 +769,13 @@ static void test_scan(void **state) {
     Arena *a = arena_new();
     DiagEngine *d = diag_new(a, NULL);
     IrGraph *g = tu_compile_src(a, d, "experts.dsl", SRC, "shape-infer,fp8-quant,fuse");
+    assert_true(generated_has(g, false, "#define ES_SCAN 0\n")); /* 0: thread 0 walks the buckets */
+    setenv("DSCC_EXPERT_SCAN", "1", 1);
     assert_true(generated_has(g, false, "#define ES_SCAN 1\n")); /* expert_sort.cuh: the scan, a bucket a thread */
     setenv("DSCC_EXPERT_SCAN", "65", 1);
     assert_null(cg_generate(a, d, g, &(CgGenOptions){.tune = tu_tune()}));
     unsetenv("DSCC_EXPERT_SCAN");
-    assert_true(generated_has(g, false, "#define ES_SCAN 0\n")); /* unset: thread 0 walks the buckets */
+    assert_true(generated_has(g, false, "#define ES_SCAN 1\n")); /* unset: the scan (the default) */
     arena_free(a);
 }
 

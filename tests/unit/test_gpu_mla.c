@@ -893,7 +893,7 @@ static void expect_env_rows(const EnvRow *rows, int n) {
         char *msg = NULL;
         mla_env_set(&e, r->env);
         CgProgram *p = generate_heads(a, &msg, r->heads ? r->heads : 8);
-        fprintf(stderr, "  %s (%d heads): %s\n", r->env, r->heads ? r->heads : 8, p ? "generated" : "refused");
+        fprintf(stderr, "  %s (%d heads): %s\n", *r->env ? r->env : "the defaults", r->heads ? r->heads : 8, p ? "generated" : "refused");
         if (r->err) {
             assert_null(p);
             assert_non_null(strstr(msg, r->err));
@@ -1059,8 +1059,9 @@ static void test_mla_dsm(void **state) {
  * DSCC_MLA_QREG=2 (q's last two chunks from registers) 128 heads alone (8 heads take no clusters); with
  * DSCC_MLA_PP=1 (the consumers' ping-pong, keys by TMA) and =2 (by cp.async) 8 heads (=1 with DSCC_MLA_QREG=1:
  * the kernel alone, test_mla_ping_pong, and the codegen, test_mla_pp_env);
- * with DSCC_MLA_DSM=1 (a tile's two splits a cluster, merged in distributed shared memory, no combine) 128 heads
- * through steps of 16 to contexts 65 and 66 (two splits). Each form's switches alone (mla_env_set). */
+ * with DSCC_MLA_DSM=1 (a tile's two splits a cluster, merged in distributed shared memory, no combine; the default
+ * since the eleventh session, but test_mla_128_heads' short contexts take one split: no merge) 128 heads through
+ * steps of 16 to contexts 65 and 66 (two splits). Each form's switches alone (mla_env_set). */
 static void test_mla_env_steps(void **state) {
     (void)state;
     static const int steps[] = {1, 16, 16, 16, 14, 1, 1, 2};
@@ -1095,7 +1096,8 @@ static void test_mla_env_steps(void **state) {
 
 /* DSCC_MLA_DSM: 0 and 1 generate the program; 1 at 128 heads (a batch row's tiles in pairs: the grid even) gives the
  * decode kernel MLA_DSM 1 and the combine's launch rule "above 2 splits" (two merge in the clusters), at 8 heads
- * neither; 1 with DSCC_MLA_MC=1 or DSCC_MLA_FUSE=1 is a codegen error naming the variable (another value:
+ * neither; unset (the default since the eleventh session) as 1; DSCC_MLA_MC=1 or DSCC_MLA_FUSE=1 alone generates
+ * with MLA_DSM 0 (the default gives way), 1 beside either is a codegen error naming the variable (another value:
  * tune_check). */
 static void test_mla_dsm_env(void **state) {
     (void)state;
@@ -1105,6 +1107,10 @@ static void test_mla_dsm_env(void **state) {
         {"DSCC_MLA_DSM=1", 128, .text = on, .count = 1, .map = -1, .kfuse = 2},
         {"DSCC_MLA_DSM=1 DSCC_MLA_PP=1 DSCC_MLA_TMA=0", 128, .text = on, .count = 1, .map = 0, .kfuse = 2},
         {"DSCC_MLA_DSM=1", 8, .text = on, .count = 0, .map = -1, .kfuse = 1},
+        {"", 128, .text = on, .count = 1, .map = -1, .kfuse = 2},
+        {"", 8, .text = on, .count = 0, .map = -1, .kfuse = 1},
+        {"DSCC_MLA_MC=1", 128, .text = on, .count = 0, .map = -1, .kfuse = 1},
+        {"DSCC_MLA_FUSE=1", 128, .text = on, .count = 0, .map = -1, .kfuse = 4}, /* (gen_attn.c's MLA_FUSE_MAX) */
         {"DSCC_MLA_DSM=1 DSCC_MLA_MC=1", 128, "DSCC_MLA_DSM=1 makes clusters", .map = -1},
         {"DSCC_MLA_DSM=1 DSCC_MLA_FUSE=1", 128, "DSCC_MLA_DSM=1 makes clusters", .map = -1}};
     expect_env_rows(rows, (int)(sizeof rows / sizeof *rows));
