@@ -344,7 +344,12 @@ static void mla_decode(Gen *G, const IrNode *n, int sq, int sq1, int64_t qd0, in
      * memory with no combine launch (MLA_DSM); the grid must be even, so only where a batch row's tiles come in pairs
      * (heads a multiple of 128, as MLA_MC). Off where DSCC_MLA_MC=1 or DSCC_MLA_FUSE=1 is asked for (each its own
      * clusters or merge; =1 beside them is cg_attention's error), whether or not that form then applies. */
-    bool dsm = tune_on(G->tune->mla_dsm, true) && !tune_on(G->tune->mla_mc, false) && !tune_on(G->tune->mla_fuse, false) && Hq % 128 == 0;
+    /* unset, on only with the forms a GPU has run it beside (the producer's ring, MLA_V3 1; any LEAN, PP, TMA): not by
+     * default beside MLA_V3 3 or 4, QREG, PREG or PART_BF16 (=1 asks for it there) */
+    const bool dsm_run = (!v3 || !*v3 || strcmp(v3, "1") == 0) && !tune_on(qreg, false) && !tune_on(G->tune->mla_preg, false) &&
+                         !tune_on(G->tune->mla_part_bf16, false);
+    bool dsm = tune_on(G->tune->mla_dsm, dsm_run) && !tune_on(G->tune->mla_mc, false) && !tune_on(G->tune->mla_fuse, false) &&
+               Hq % 128 == 0;
     int kfuse = fused ? (fmax && *fmax ? atoi(fmax) : MLA_FUSE_MAX) : dsm ? 2 : 1; /* splits the decode kernel merges itself, at most */
     /* DSCC_MLA_PP=1 (opt-in until timed, checked in cg_attention: the chunk ring with its producer): the consumers'
      * ping-pong, warpgroup 0 S and P of a pair's first block, warpgroup 1 of its second, S1 queued behind S0 (MLA_PP);
