@@ -285,7 +285,7 @@ __device__ unsigned MLA_CAT(DSCC_ENTRY, _ticket)[MLA_TICKETS];
 //     entry's loop, its boxes _tma_boxes; MLA_FUSE's ticket _take_ticket;
 //   the consumers: the seesaw's _seesaw (_seesaw0, _seesaw1 a pair of blocks); the chunk ring's loops in the
 //     entry, warpgroup 0's S _ring_s and P V _ring_pv0, warpgroup 1's P V _ring_pv1; MLA_PP's loops in the entry,
-//     warpgroup 1's softmax _pp_p1;
+//     warpgroup 1's softmax _pp_p1 and P1 V1_R _pp_pv1;
 //   the end: _sums (the rows' sums), then _dsm (MLA_DSM's cluster merge), _fuse (MLA_FUSE's merge) or _write.
 // What stays in the entry stays because the compiled code moves otherwise: NVVM simplifies a function on its own
 // before it inlines it, and each seam tried in the loops, the TMA producer's copies and warpgroup 0's softmax and
@@ -536,6 +536,22 @@ __device__ __forceinline__ void MLA_FN(_ring_pv1)(const MlaBlk &k, int st, const
 }
 #endif
 
+#if MLA_PP
+// MLA_PP, warpgroup 1 once done with stage 0: O_R += P1 V1_R (MLA_PP 2: P1 from registers), waited for, then
+// stage 1 released unless the split ends there
+__device__ __forceinline__ void MLA_FN(_pp_pv1)(const MlaBlk &k, long long b0, const float *s, const float *sc1, float *o) {
+    unsigned char *const K1 = k.Ks + MLA_TILE;
+    mla_scale_o(o, sc1);
+#if MLA_PP == 2
+    mla_pv_own(o, s, K1 + 4 * 8192, (unsigned char *)0, k.ra, k.q4); // O_R += P1 V1_R, P1 from registers
+#else
+    mla_pv(o, K1 + 8 * 8192, K1 + 4 * 8192); // O_R += P1 V1_R
+#endif
+    hp_wg_wait0();
+    mla_hold128(o);
+    if (b0 + 3 < k.jb1) hp_bar_arrive(MLA_BAR_EMPTY + 1, MLA_THREADS); // and with stage 1
+}
+#endif
 #if MLA_PP
 // MLA_PP, warpgroup 1 under the P V of b0: the softmax of b1 (S in s, lim its rows' last columns), P1 over stage 1's
 // rope columns, m1 and sc1 (the factor from m0) for warpgroup 0, then "P1 ready"
@@ -1158,17 +1174,7 @@ extern "C" __global__ void __launch_bounds__(MLA_THREADS, 1) __cluster_dims__(ML
             hp_wg_wait0();
             mla_hold128(o);
             if (b0 + 2 < jb1) hp_bar_arrive(MLA_TMA ? MLA_BAR_PP_E0R : MLA_BAR_EMPTY, MLA_THREADS); // this warpgroup done with stage 0
-            if (two) {
-                mla_scale_o(o, sc1);
-#if MLA_PP == 2
-                mla_pv_own(o, s, K1 + 4 * 8192, (unsigned char *)0, ra, q4); // O_R += P1 V1_R, P1 from registers
-#else
-                mla_pv(o, K1 + 8 * 8192, K1 + 4 * 8192); // O_R += P1 V1_R
-#endif
-                hp_wg_wait0();
-                mla_hold128(o);
-                if (b0 + 3 < jb1) hp_bar_arrive(MLA_BAR_EMPTY + 1, MLA_THREADS); // and with stage 1
-            }
+            if (two) MLA_FN(_pp_pv1)(k, b0, s, sc1, o);
         }
     }
 #else
