@@ -284,8 +284,8 @@ __device__ unsigned MLA_CAT(DSCC_ENTRY, _ticket)[MLA_TICKETS];
 //   the producer: by cp.async _produce_chunks (MLA_V3 1, 2) or _produce_stages (0); with MLA_TMA (the default) the
 //     entry's loop, its boxes _tma_boxes; MLA_FUSE's ticket _take_ticket;
 //   the consumers: the seesaw's _seesaw (_seesaw0, _seesaw1 a pair of blocks); the chunk ring's loops in the
-//     entry, warpgroup 0's S _ring_s and P V _ring_pv0, warpgroup 1's P V _ring_pv1; MLA_PP's loops in the entry,
-//     warpgroup 1's softmax _pp_p1 and P1 V1_R _pp_pv1;
+//     entry, warpgroup 0's S _ring_s and P V _ring_pv0 (MLA_PREG: _ring_preg), warpgroup 1's P V _ring_pv1;
+//     MLA_PP's loops in the entry, warpgroup 1's softmax _pp_p1 and P1 V1_R _pp_pv1;
 //   the end: _sums (the rows' sums), then _dsm (MLA_DSM's cluster merge), _fuse (MLA_FUSE's merge) or _write.
 // What stays in the entry stays because the compiled code moves otherwise: NVVM simplifies a function on its own
 // before it inlines it, and each seam tried in the loops, the TMA producer's copies and warpgroup 0's softmax and
@@ -520,6 +520,32 @@ __device__ __forceinline__ void MLA_FN(_ring_pv0)(const unsigned char *Kc, const
     hp_wg_commit();
 }
 
+#if MLA_PREG
+// MLA_PREG, warpgroup 0 after the softmax of the block in stage st (Kc, P at Pc): O scaled by the rows' corrections,
+// O_L += P V_L issued with P from registers (A's fragment is S's accumulator layout, as bf16 pairs), then P and the
+// corrections stored for warpgroup 1 ("P ready")
+__device__ __forceinline__ void MLA_FN(_ring_preg)(const MlaBlk &k, int st, const unsigned char *Kc, unsigned char *Pc, const float *s,
+                                                   const float *corr, float *o) {
+    const int ra = k.ra, q4 = k.q4;
+    unsigned pa[16];
+#pragma unroll
+    for (int j = 0; j < 16; j++) pa[j] = hp_bf16x2(s[2 * j], s[2 * j + 1]);
+    if (!__all_sync(0xffffffffu, corr[0] == 1.0f && corr[1] == 1.0f)) // the warp's rows kept their max: nothing to scale
+#pragma unroll
+        for (int i = 0; i < 128; i++) o[i] *= corr[(i >> 1) & 1];
+    hp_wg_fence();
+#pragma unroll
+    for (int kk = 0; kk < 4; kk++) mla_wgmma_pv_rs(o, pa + 4 * kk, Kc + kk * 2048, 8192, 1024);
+    hp_wg_commit();
+#pragma unroll
+    for (int j = 0; j < 16; j++) // pair j = s[2 j], s[2 j + 1]: row ra + 8 (j & 1), keys 8 (j >> 1) + 2 q4
+        *(unsigned *)(Pc + mla_swz(ra + 8 * (j & 1), 2 * (8 * (j >> 1) + 2 * q4))) = pa[j];
+    if (q4 == 0) k.s_corr[st][ra] = corr[0], k.s_corr[st][ra + 8] = corr[1];
+    hp_fence_async();
+    hp_bar_arrive(MLA_BAR_P + st, 256); // P and the corrections are ready for warpgroup 1
+}
+#endif
+
 // Warpgroup 1, once warpgroup 0's P of the block in stage st (Kc, P at Pc) is ready: O scaled by the rows'
 // corrections, then O_R += P V_R, waited for.
 __device__ __forceinline__ void MLA_FN(_ring_pv1)(const MlaBlk &k, int st, const unsigned char *Kc, const unsigned char *Pc, float *o) {
@@ -551,8 +577,7 @@ __device__ __forceinline__ void MLA_FN(_pp_pv1)(const MlaBlk &k, long long b0, c
     mla_hold128(o);
     if (b0 + 3 < k.jb1) hp_bar_arrive(MLA_BAR_EMPTY + 1, MLA_THREADS); // and with stage 1
 }
-#endif
-#if MLA_PP
+
 // MLA_PP, warpgroup 1 under the P V of b0: the softmax of b1 (S in s, lim its rows' last columns), P1 over stage 1's
 // rope columns, m1 and sc1 (the factor from m0) for warpgroup 0, then "P1 ready"
 __device__ __forceinline__ void MLA_FN(_pp_p1)(const MlaBlk &k, float *s, const int *lim, float *m, float *sc1, float *ls) {
@@ -1208,23 +1233,7 @@ extern "C" __global__ void __launch_bounds__(MLA_THREADS, 1) __cluster_dims__(ML
             float corr[2];
             mla_softmax(s, lim, m, corr, ls, q4, SL2);
 #if MLA_PREG
-            // P V first, P from registers (A's fragment is S's accumulator layout, as bf16 pairs), then P for warpgroup 1
-            unsigned pa[16];
-#pragma unroll
-            for (int j = 0; j < 16; j++) pa[j] = hp_bf16x2(s[2 * j], s[2 * j + 1]);
-            if (!__all_sync(0xffffffffu, corr[0] == 1.0f && corr[1] == 1.0f)) // the warp's rows kept their max: nothing to scale
-#pragma unroll
-                for (int i = 0; i < 128; i++) o[i] *= corr[(i >> 1) & 1];
-            hp_wg_fence();
-#pragma unroll
-            for (int kk = 0; kk < 4; kk++) mla_wgmma_pv_rs(o, pa + 4 * kk, Kc + kk * 2048, 8192, 1024);
-            hp_wg_commit();
-#pragma unroll
-            for (int j = 0; j < 16; j++) // pair j = s[2 j], s[2 j + 1]: row ra + 8 (j & 1), keys 8 (j >> 1) + 2 q4
-                *(unsigned *)(Pc + mla_swz(ra + 8 * (j & 1), 2 * (8 * (j >> 1) + 2 * q4))) = pa[j];
-            if (q4 == 0) s_corr[st][ra] = corr[0], s_corr[st][ra + 8] = corr[1];
-            hp_fence_async();
-            hp_bar_arrive(MLA_BAR_P + st, 256); // P and the corrections are ready for warpgroup 1
+            MLA_FN(_ring_preg)(k, st, Kc, Pc, s, corr, o); // P V first, P from registers, then P for warpgroup 1
 #else
             const float one[2] = {1.0f, 1.0f};
             mla_store_p(Pc, s, one, ra, q4);

@@ -2,8 +2,10 @@
 // of mla_decode.cuh (its header says what each form does): the 128-byte
 // swizzle, the wgmma shapes of S and P V with their descriptors, the
 // seesaw's and the ping-pong's steps (S, the online softmax, P's stores,
-// P V), and the loaders of q and of a block of keys (cp.async or TMA, each
-// chunk on its mbarrier). Split from the kernel so each file stays under
+// P V), the loaders of q and of a block of keys (cp.async or TMA, each
+// chunk on its mbarrier), and what the kernel's phases share (MlaBlk, the
+// block's state; MlaSrc, a loading warpgroup's sources; MLA_FN, their
+// per-instance names). Split from the kernel so each file stays under
 // the size guideline; only mla_decode.cuh includes it, after hopper.cuh
 // (whose hp_* helpers these use) and after its parameters' defaults: the
 // macros here (MLA_THREADS, MLA_REGS_*, MLA_FUSED ...) read MLA_V3,
