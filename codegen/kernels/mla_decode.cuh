@@ -281,16 +281,35 @@ __device__ unsigned MLA_CAT(DSCC_ENTRY, _ticket)[MLA_TICKETS];
 // The kernel's phases, each a __device__ __forceinline__ function of this instance (MLA_FN(_name): one set per
 // entry, as they read its parameters), sharing the block's state through MlaBlk (mla_decode_helpers.cuh) and the
 // accumulators (o, m, ls) through pointers:
+//   the setup (in the entry) but the chunk barriers' _init_full;
 //   the producer: by cp.async _produce_chunks (MLA_V3 1, 2) or _produce_stages (0); with MLA_TMA (the default) the
 //     entry's loop, its boxes _tma_boxes; MLA_FUSE's ticket _take_ticket;
 //   the consumers: the seesaw's _seesaw (_seesaw0, _seesaw1 a pair of blocks); the chunk ring's loops in the
 //     entry, warpgroup 0's S _ring_s and P V _ring_pv0 (MLA_PREG: _ring_preg), warpgroup 1's P V _ring_pv1;
 //     MLA_PP's loops in the entry, warpgroup 1's softmax _pp_p1 and P1 V1_R _pp_pv1;
-//   the end: _sums (the rows' sums), then _dsm (MLA_DSM's cluster merge), _fuse (MLA_FUSE's merge) or _write.
+//   the end: _sums (the rows' sums), then MLA_FUSE's merge _fuse (_fuse_weights); MLA_DSM's cluster merge and the
+//     plain write stay in the entry (as functions they changed MLA_DSM's SASS, the coming default).
 // What stays in the entry stays because the compiled code moves otherwise: NVVM simplifies a function on its own
 // before it inlines it, and each seam tried in the loops, the TMA producer's copies and warpgroup 0's softmax and
 // P stores changed the default form's SASS (MLA_PP's loops as functions spilled 16 bytes at MLA_PP 2), so the
 // default's cubin stays the same bytes (docs/KERNELS.md says how that is checked).
+
+#if MLA_V3
+// The chunk barriers initialized by the block's first thread (tid), then visible to every thread of the block
+// (MLA_MC: of the cluster, before any box or arrival of the other CTA reaches them)
+__device__ __forceinline__ void MLA_FN(_init_full)(unsigned long long *full, int tid) {
+    if (tid == 0) {
+        // 18: q's (the seesaw's, MLA_TMA's); MLA_MC: 19 + s, the other CTA's consumers done with stage s (its producer arrives)
+        for (int i = 0; i < 19 + 2 * MLA_MC; i++) hp_mbar_init(full + i, MLA_TMA ? 1 : 128);
+        hp_mbar_fence_init();
+    }
+#if MLA_MC
+    hp_cluster_sync();
+#else
+    __syncthreads();
+#endif
+}
+#endif
 
 #if MLA_V3 < 3 && !MLA_TMA // (3, 4: no producer warpgroup; MLA_TMA's is the kernel's own)
 #if MLA_V3
@@ -779,80 +798,6 @@ __device__ __forceinline__ void MLA_FN(_sums)(const MlaBlk &k, const float *m, f
     }
 }
 
-#if MLA_DSM
-// MLA_DSM at 2 splits, warpgroup sp of split sp: its half of the columns, normalised (inv), added to the other CTA's
-// (read from that CTA's q tile: xo, xl) with the splits' weights 2^(lse - max lse) in the combine kernel's order
-// and arithmetic (split 0 first), written to out.
-__device__ __forceinline__ void MLA_FN(_dsm_add)(const Args &a, const MlaBlk &k, const float *o, const float4 *xo, const float *xl,
-                                                 const float *inv, const float *lse) {
-    const float NEG = __int_as_float(0xff800000);
-    const int ra = k.ra, q4 = k.q4, wg = k.wg, wt = k.tid & 127;
-    const long long sp = k.sp;
-    const unsigned other = (unsigned)sp ^ 1u;
-    float w[2][2], dinv[2];
-#pragma unroll
-    for (int h = 0; h < 2; h++) { // the splits' weights 2^(lse - max lse), a split past the row's keys none
-        const float eo = hp_dsmem_ld(xl + ra + 8 * h, other), e0 = sp ? eo : lse[h], e1 = sp ? lse[h] : eo;
-        const float mx = fmaxf(fmaxf(NEG, e0), e1);
-        float den = 0.0f;
-        w[h][0] = e0 == NEG ? 0.0f : exp2f(e0 - mx);
-        if (e0 != NEG) den += w[h][0];
-        w[h][1] = e1 == NEG ? 0.0f : exp2f(e1 - mx);
-        if (e1 != NEG) den += w[h][1];
-        dinv[h] = den > 0.0f ? 1.0f / den : 0.0f;
-        if (e0 == NEG) w[h][0] = -1.0f; // (skipped below, as the combine skips it)
-        if (e1 == NEG) w[h][1] = -1.0f;
-    }
-#pragma unroll // (fully: o is the accumulator, in registers only when every index is constant)
-    for (int kx = 0; kx < 32; kx++) {
-        const float4 v = hp_dsmem_ld4(xo + 128 * kx + wt, other);
-#pragma unroll
-        for (int h = 0; h < 2; h++) {
-            const int r = ra + 8 * h;
-            if (k.r0 + r >= k.rows) continue;
-            const float a0 = o[4 * kx + 2 * h] * inv[h], a1 = o[4 * kx + 2 * h + 1] * inv[h], b0 = h ? v.z : v.x, b1 = h ? v.w : v.y;
-            const float x0 = sp ? b0 : a0, x1 = sp ? b1 : a1, y0 = sp ? a0 : b0, y1 = sp ? a1 : b1; // split 0's, split 1's
-            float c0 = 0.0f, c1 = 0.0f;
-            if (w[h][0] >= 0.0f) c0 += w[h][0] * x0, c1 += w[h][0] * x1;
-            if (w[h][1] >= 0.0f) c0 += w[h][1] * y0, c1 += w[h][1] * y1;
-            const long long ri = k.bb * k.rows + k.r0 + r, col = 256 * wg + 8 * kx + 2 * q4;
-            if (MLA_OUT_BF16) *(unsigned *)((unsigned short *)a.t[MLA_SO] + ri * 512 + col) = hp_bf16x2(c0 * dinv[h], c1 * dinv[h]);
-            else *(float2 *)((float *)a.t[MLA_SO] + ri * 512 + col) = make_float2(c0 * dinv[h], c1 * dinv[h]);
-        }
-    }
-}
-
-// MLA_DSM at 2 splits: the cluster is the tile's two splits (rank = split) and each CTA merges half of the columns.
-// Warpgroup 1 - sp hands its half, normalised, to the other CTA through this CTA's q tile (free now), thread by
-// thread (its value 4k .. 4k + 3 at float4 128 k + t: the other CTA's thread t of the same layout reads it back),
-// with its rows' lse; warpgroup sp adds it to its own (_dsm_add: the same output bit for bit on the emulated
-// device). Two cluster barriers: every half written before any is read, every read done before either CTA exits
-// (its shared memory goes with it).
-__device__ __forceinline__ void MLA_FN(_dsm)(const Args &a, const MlaBlk &k, const float *o) {
-    const float NEG = __int_as_float(0xff800000);
-    const int ra = k.ra, q4 = k.q4, wg = k.wg, wt = k.tid & 127;
-    float4 *const xo = (float4 *)k.Qs;
-    float *const xl = (float *)(k.Qs + 32 * 128 * 16);
-    float inv[2], lse[2];
-#pragma unroll
-    for (int h = 0; h < 2; h++) {
-        const int r = ra + 8 * h;
-        const float lr = MLA_SUMS2 ? k.s_l[r] + k.s_l1[r] : k.s_l[r];
-        inv[h] = lr > 0.0f ? 1.0f / lr : 0.0f;
-        lse[h] = lr > 0.0f ? k.s_m[r] + log2f(lr) : NEG;
-    }
-    if (wg != k.sp) {
-#pragma unroll
-        for (int kx = 0; kx < 32; kx++)
-            xo[128 * kx + wt] = make_float4(o[4 * kx] * inv[0], o[4 * kx + 1] * inv[0], o[4 * kx + 2] * inv[1], o[4 * kx + 3] * inv[1]);
-        if (q4 == 0) xl[ra] = lse[0], xl[ra + 8] = lse[1];
-    }
-    hp_cluster_sync();
-    if (wg == k.sp) MLA_FN(_dsm_add)(a, k, o, xo, xl, inv, lse);
-    hp_cluster_sync();
-}
-#endif
-
 #if MLA_FUSE
 // MLA_FUSE, the merging block, by its first 64 threads (a row each): the splits' weights 2^(lse - max lse) (-1: a
 // split past the row's keys, skipped) into wsp over q's tile (free now), and 1 / their sum into dinv; in the
@@ -936,40 +881,6 @@ __device__ __forceinline__ void MLA_FN(_fuse)(const Args &a, const MlaBlk &k, co
 }
 #endif
 
-// The plain end: with one split out = O / l; with several this split's normalised output (f32, or bf16 with
-// MLA_PART_BF16) and the log2-sum-exp of its keys into the scratch for mla_decode_combine.cuh.
-__device__ __forceinline__ void MLA_FN(_write)(const Args &a, const MlaBlk &k, const float *o, float *part) {
-    const float NEG = __int_as_float(0xff800000);
-    const int ra = k.ra, q4 = k.q4, wg = k.wg;
-    const long long nsp = k.nsp, sp = k.sp, n = k.B * k.rows; // (n: query rows of the step)
-#pragma unroll
-    for (int h = 0; h < 2; h++) {
-        const int r = ra + 8 * h;
-        const long long ri = k.bb * k.rows + k.r0 + r;
-        if (k.r0 + r >= k.rows) continue;
-        const float lr = MLA_SUMS2 ? k.s_l[r] + k.s_l1[r] : k.s_l[r], inv = lr > 0.0f ? 1.0f / lr : 0.0f;
-        if (nsp == 1) {
-#pragma unroll
-            for (int i = 2 * h; i < 128; i += 4) {
-                const long long col = 256 * wg + 8 * (i >> 2) + 2 * q4;
-                if (MLA_OUT_BF16) *(unsigned *)((unsigned short *)a.t[MLA_SO] + ri * 512 + col) = hp_bf16x2(o[i] * inv, o[i + 1] * inv);
-                else *(float2 *)((float *)a.t[MLA_SO] + ri * 512 + col) = make_float2(o[i] * inv, o[i + 1] * inv);
-            }
-        } else { // this split's normalised output and the log2 of its sum, for the combine
-#if MLA_PART_BF16
-            unsigned short *pb = (unsigned short *)(part + 64) + (sp * n + ri) * 512; // (bf16 over the f32 layout's first half)
-#pragma unroll
-            for (int i = 2 * h; i < 128; i += 4) *(unsigned *)(pb + 256 * wg + 8 * (i >> 2) + 2 * q4) = hp_bf16x2(o[i] * inv, o[i + 1] * inv);
-#else
-            float *po = part + 64 + (sp * n + ri) * 512;
-#pragma unroll
-            for (int i = 2 * h; i < 128; i += 4) *(float2 *)(po + 256 * wg + 8 * (i >> 2) + 2 * q4) = make_float2(o[i] * inv, o[i + 1] * inv);
-#endif
-            if (wg == 0 && q4 == 0) part[64 + nsp * n * 512 + sp * n + ri] = lr > 0.0f ? k.s_m[r] + log2f(lr) : NEG;
-        }
-    }
-}
-
 // (MLA_MC: clusters of 2 CTAs, a batch row's two row tiles; MLA_DSM: of 2, a tile's two splits; otherwise of 1,
 // as a launch without one)
 extern "C" __global__ void __launch_bounds__(MLA_THREADS, 1) __cluster_dims__(MLA_MC + MLA_DSM + 1, 1, 1) DSCC_ENTRY(Args a) {
@@ -1004,16 +915,7 @@ extern "C" __global__ void __launch_bounds__(MLA_THREADS, 1) __cluster_dims__(ML
 #if MLA_V3
     // after the tiles: [stage][chunk] "landed", 128 arrivals (the producer's threads' cp.async) a phase, then q's
     unsigned long long *const full = (unsigned long long *)(sm + 3 * MLA_TILE);
-    if (tid == 0) {
-        // 18: q's (the seesaw's, MLA_TMA's); MLA_MC: 19 + s, the other CTA's consumers done with stage s (its producer arrives)
-        for (int i = 0; i < 19 + 2 * MLA_MC; i++) hp_mbar_init(full + i, MLA_TMA ? 1 : 128);
-        hp_mbar_fence_init();
-    }
-#if MLA_MC
-    hp_cluster_sync(); // the other CTA's barriers initialized before any box or arrival of this one reaches them
-#else
-    __syncthreads();
-#endif
+    MLA_FN(_init_full)(full, tid);
 #endif
     // the block's state for the phases below
     MlaBlk k;
@@ -1297,9 +1199,67 @@ extern "C" __global__ void __launch_bounds__(MLA_THREADS, 1) __cluster_dims__(ML
     hp_bar_sync(MLA_BAR_END, MLA_FUSED(nsp) ? 288 : 256); // (MLA_FUSE: and the producer's warp with the ticket)
     float *part = (float *)a.t[MLA_SP];
     if (!MLA_FUSED(nsp) && nsp > 1 && blockIdx.x == 0 && tid == 0) ((int *)part)[0] = (int)nsp;
+    const long long n = B * rows; // query rows of the step
 #if MLA_DSM
-    if (nsp == 2) {
-        MLA_FN(_dsm)(a, k, o);
+    if (nsp == 2) { // the cluster is the tile's two splits (rank = split): each CTA merges half of the columns
+        // warpgroup 1 - sp hands its half, normalised, to the other CTA through this CTA's q tile (free now), thread
+        // by thread (its value 4k .. 4k + 3 at float4 128 k + t: the other CTA's thread t of the same layout reads it
+        // back), with its rows' lse; warpgroup sp adds it to its own in the combine kernel's order and arithmetic
+        // (split 0 first: the same output bit for bit on the emulated device). Two cluster barriers: every half
+        // written before any is read, every read done before either CTA exits (its shared memory goes with it).
+        float4 *const xo = (float4 *)Qs;
+        float *const xl = (float *)(Qs + 32 * 128 * 16);
+        const int wt = tid & 127;
+        float inv[2], lse[2];
+#pragma unroll
+        for (int h = 0; h < 2; h++) {
+            const int r = ra + 8 * h;
+            const float lr = MLA_SUMS2 ? s_l[r] + s_l1[r] : s_l[r];
+            inv[h] = lr > 0.0f ? 1.0f / lr : 0.0f;
+            lse[h] = lr > 0.0f ? s_m[r] + log2f(lr) : NEG;
+        }
+        if (wg != sp) {
+#pragma unroll
+            for (int k = 0; k < 32; k++)
+                xo[128 * k + wt] = make_float4(o[4 * k] * inv[0], o[4 * k + 1] * inv[0], o[4 * k + 2] * inv[1], o[4 * k + 3] * inv[1]);
+            if (q4 == 0) xl[ra] = lse[0], xl[ra + 8] = lse[1];
+        }
+        hp_cluster_sync();
+        if (wg == sp) {
+            const unsigned other = (unsigned)sp ^ 1u;
+            float w[2][2], dinv[2];
+#pragma unroll
+            for (int h = 0; h < 2; h++) { // the splits' weights 2^(lse - max lse), a split past the row's keys none
+                const float eo = hp_dsmem_ld(xl + ra + 8 * h, other), e0 = sp ? eo : lse[h], e1 = sp ? lse[h] : eo;
+                const float mx = fmaxf(fmaxf(NEG, e0), e1);
+                float den = 0.0f;
+                w[h][0] = e0 == NEG ? 0.0f : exp2f(e0 - mx);
+                if (e0 != NEG) den += w[h][0];
+                w[h][1] = e1 == NEG ? 0.0f : exp2f(e1 - mx);
+                if (e1 != NEG) den += w[h][1];
+                dinv[h] = den > 0.0f ? 1.0f / den : 0.0f;
+                if (e0 == NEG) w[h][0] = -1.0f; // (skipped below, as the combine skips it)
+                if (e1 == NEG) w[h][1] = -1.0f;
+            }
+#pragma unroll // (fully: o is the accumulator, in registers only when every index is constant)
+            for (int k = 0; k < 32; k++) {
+                const float4 v = hp_dsmem_ld4(xo + 128 * k + wt, other);
+#pragma unroll
+                for (int h = 0; h < 2; h++) {
+                    const int r = ra + 8 * h;
+                    if (r0 + r >= rows) continue;
+                    const float a0 = o[4 * k + 2 * h] * inv[h], a1 = o[4 * k + 2 * h + 1] * inv[h], b0 = h ? v.z : v.x, b1 = h ? v.w : v.y;
+                    const float x0 = sp ? b0 : a0, x1 = sp ? b1 : a1, y0 = sp ? a0 : b0, y1 = sp ? a1 : b1; // split 0's, split 1's
+                    float c0 = 0.0f, c1 = 0.0f;
+                    if (w[h][0] >= 0.0f) c0 += w[h][0] * x0, c1 += w[h][0] * x1;
+                    if (w[h][1] >= 0.0f) c0 += w[h][1] * y0, c1 += w[h][1] * y1;
+                    const long long ri = bb * rows + r0 + r, col = 256 * wg + 8 * k + 2 * q4;
+                    if (MLA_OUT_BF16) *(unsigned *)((unsigned short *)a.t[MLA_SO] + ri * 512 + col) = hp_bf16x2(c0 * dinv[h], c1 * dinv[h]);
+                    else *(float2 *)((float *)a.t[MLA_SO] + ri * 512 + col) = make_float2(c0 * dinv[h], c1 * dinv[h]);
+                }
+            }
+        }
+        hp_cluster_sync();
         return;
     }
 #endif
@@ -1310,7 +1270,32 @@ extern "C" __global__ void __launch_bounds__(MLA_THREADS, 1) __cluster_dims__(ML
         return;
     }
 #endif
-    MLA_FN(_write)(a, k, o, part);
+#pragma unroll
+    for (int h = 0; h < 2; h++) {
+        const int r = ra + 8 * h;
+        const long long ri = bb * rows + r0 + r;
+        if (r0 + r >= rows) continue;
+        const float lr = MLA_SUMS2 ? s_l[r] + s_l1[r] : s_l[r], inv = lr > 0.0f ? 1.0f / lr : 0.0f;
+        if (nsp == 1) {
+#pragma unroll
+            for (int i = 2 * h; i < 128; i += 4) {
+                const long long col = 256 * wg + 8 * (i >> 2) + 2 * q4;
+                if (MLA_OUT_BF16) *(unsigned *)((unsigned short *)a.t[MLA_SO] + ri * 512 + col) = hp_bf16x2(o[i] * inv, o[i + 1] * inv);
+                else *(float2 *)((float *)a.t[MLA_SO] + ri * 512 + col) = make_float2(o[i] * inv, o[i + 1] * inv);
+            }
+        } else { // this split's normalised output and the log2 of its sum, for the combine
+#if MLA_PART_BF16
+            unsigned short *pb = (unsigned short *)(part + 64) + (sp * n + ri) * 512; // (bf16 over the f32 layout's first half)
+#pragma unroll
+            for (int i = 2 * h; i < 128; i += 4) *(unsigned *)(pb + 256 * wg + 8 * (i >> 2) + 2 * q4) = hp_bf16x2(o[i] * inv, o[i + 1] * inv);
+#else
+            float *po = part + 64 + (sp * n + ri) * 512;
+#pragma unroll
+            for (int i = 2 * h; i < 128; i += 4) *(float2 *)(po + 256 * wg + 8 * (i >> 2) + 2 * q4) = make_float2(o[i] * inv, o[i + 1] * inv);
+#endif
+            if (wg == 0 && q4 == 0) part[64 + nsp * n * 512 + sp * n + ri] = lr > 0.0f ? s_m[r] + log2f(lr) : NEG;
+        }
+    }
 #if MLA_FUSE
     if (MLA_FUSED(nsp)) { // the part counted once every thread's writes are out (the merging block waits for the count)
         __threadfence();
