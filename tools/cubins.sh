@@ -8,7 +8,9 @@
 #                                         V3 (`dscc compile --emit=cubin`, as bench_gpu builds it) and
 #                                         files.txt, the kernel files its modules take; and OUT/alone/, every
 #                                         kernel file compiled on its own (tools/kernel_cubins.c)
-#   tools/cubins.sh --diff A B            compares two such folders' cubins and manifests (exit 1 on a difference)
+#   tools/cubins.sh --diff A B            compares two such folders' cubins and manifests (exit 1 on a difference);
+#                                         for each cubin that differs, every kernel's registers and frame (local
+#                                         memory) in both (tools/cubin_regs.py), "ROSE" where B's are higher
 #
 # A SET is one argument of space-separated words: DSCC_X=V sets that switch,
 # name=value sets a model parameter (dscc compile --set), `default` none. With
@@ -23,7 +25,11 @@ if [ "${1:-}" = "--diff" ]; then
     for f in $(cd "$a" && find . -type f \( -name '*.cubin' -o -name manifest.json \) | sort); do
         n=$((n + 1))
         if [ ! -f "$b/$f" ]; then echo "only in $a: $f"; bad=1
-        elif ! cmp -s "$a/$f" "$b/$f"; then echo "differs: $f"; bad=1; fi
+        elif ! cmp -s "$a/$f" "$b/$f"; then
+            echo "differs: $f"
+            bad=1
+            case $f in *.cubin) python3 "$(dirname "$0")/cubin_regs.py" "$a/$f" "$b/$f" | sed 's/^/    /' ;; esac
+        fi
     done
     for f in $(cd "$b" && find . -type f \( -name '*.cubin' -o -name manifest.json \) | sort); do
         [ -f "$a/$f" ] || { echo "only in $b: $f"; bad=1; }
@@ -47,7 +53,10 @@ if [ $# -eq 0 ]; then
         "DSCC_EXPERT_V2=1" "DSCC_EXPERT_V2=ring=0" "DSCC_EXPERT_TMA=1" "DSCC_EXPERT_TMA=2" "DSCC_EXPERT_TMA=3,mt=2" \
         "DSCC_TMA_V2=0" "DSCC_TMA_CLUSTER=1" \
         "attn_impl=naive" "attn_impl=naive DSCC_ATTN_WGMMA=0" "attn_impl=naive DSCC_ATTN_WGMMA=2" \
-        "DSCC_EINSUM_ROWS=64" "DSCC_MLA_V3=3"
+        "DSCC_EINSUM_ROWS=64" "DSCC_MLA_V3=3" \
+        "DSCC_MLA_V3=0" "DSCC_MLA_V3=2" "DSCC_MLA_V3=4" "DSCC_MLA_TMA=0" "DSCC_MLA_MC=1" "DSCC_MLA_QREG=2" \
+        "DSCC_MLA_PP=1 DSCC_MLA_QREG=1" "DSCC_MLA_PP=2" "DSCC_MLA_DSM=1" "DSCC_MLA_FUSE=1" "DSCC_MLA_PREG=1" \
+        "DSCC_MLA_LEAN=6" "DSCC_MLA_PART_BF16=1"
 fi
 
 # the compile-alone instances

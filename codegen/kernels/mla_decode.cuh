@@ -278,6 +278,609 @@ __device__ __forceinline__ void pdl_launch_dependents() { asm volatile("griddepc
 __device__ unsigned MLA_CAT(DSCC_ENTRY, _ticket)[MLA_TICKETS];
 #endif
 
+// The kernel's phases, each a __device__ __forceinline__ function of this instance (MLA_FN(_name): one set per
+// entry, as they read its parameters), sharing the block's state through MlaBlk (mla_decode_helpers.cuh) and the
+// accumulators (o, m, ls) through pointers:
+//   the setup (in the entry) but the chunk barriers' _init_full;
+//   the producer: by cp.async _produce_chunks (MLA_V3 1, 2) or _produce_stages (0); with MLA_TMA (the default) the
+//     entry's loop, its boxes _tma_boxes; MLA_FUSE's ticket _take_ticket;
+//   the consumers: the seesaw's _seesaw (_seesaw0, _seesaw1 a pair of blocks); the chunk ring's loops in the
+//     entry, warpgroup 0's S _ring_s and P V _ring_pv0 (MLA_PREG: _ring_preg), warpgroup 1's P V _ring_pv1;
+//     MLA_PP's loops in the entry, warpgroup 1's softmax _pp_p1 and P1 V1_R _pp_pv1;
+//   the end: _sums (the rows' sums), then MLA_FUSE's merge _fuse (_fuse_weights); MLA_DSM's cluster merge and the
+//     plain write stay in the entry (as functions they changed MLA_DSM's SASS, the coming default).
+// What stays in the entry stays because the compiled code moves otherwise: NVVM simplifies a function on its own
+// before it inlines it, and each seam tried in the loops, the TMA producer's copies and warpgroup 0's softmax and
+// P stores changed the default form's SASS (MLA_PP's loops as functions spilled 16 bytes at MLA_PP 2), so the
+// default's cubin stays the same bytes (docs/KERNELS.md says how that is checked).
+
+#if MLA_V3
+// The chunk barriers initialized by the block's first thread (tid), then visible to every thread of the block
+// (MLA_MC: of the cluster, before any box or arrival of the other CTA reaches them)
+__device__ __forceinline__ void MLA_FN(_init_full)(unsigned long long *full, int tid) {
+    if (tid == 0) {
+        // 18: q's (the seesaw's, MLA_TMA's); MLA_MC: 19 + s, the other CTA's consumers done with stage s (its producer arrives)
+        for (int i = 0; i < 19 + 2 * MLA_MC; i++) hp_mbar_init(full + i, MLA_TMA ? 1 : 128);
+        hp_mbar_fence_init();
+    }
+#if MLA_MC
+    hp_cluster_sync();
+#else
+    __syncthreads();
+#endif
+}
+#endif
+
+#if MLA_V3 < 3 && !MLA_TMA // (3, 4: no producer warpgroup; MLA_TMA's is the kernel's own)
+#if MLA_V3
+// The producer of the chunk ring (MLA_V3 1) and the seesaw (2) by cp.async: chunk c of a stage, 64 rows x 128
+// bytes, thread pt copies the 16-byte unit pu of rows pr + 16 i, and the chunk's copies complete its mbarrier
+// (cp.async.mbarrier.arrive.noinc): the producer never waits for its copies, only for a stage's readers.
+__device__ __forceinline__ void MLA_FN(_produce_chunks)(const Args &a, const MlaBlk &k, int pt) {
+    const unsigned short *Q0 = (const unsigned short *)a.t[MLA_SQ], *Q1 = (const unsigned short *)a.t[MLA_SQ1];
+    const unsigned short *Kg = (const unsigned short *)a.t[MLA_SK];
+    const long long jb0 = k.jb0, jb1 = k.jb1, T = k.T, bb = k.bb, rows = k.rows, r0 = k.r0;
+    unsigned long long *const full = k.full;
+    const int pr = pt >> 3, pu = pt & 7;
+    if (MLA_V3 == 2) { // the seesaw: q first, on a barrier of its own (both warpgroups compute S)
+        for (int kc = pu; kc < 72; kc += 8) mla_copy_q(k.Qs, Q0, Q1, MLA_QD0, bb * rows + r0, r0, rows, pr, kc);
+        hp_cp_arrive(full + 18);
+    }
+    for (long long jb = jb0; jb < jb1; jb++) {
+        const int st = (int)((jb - jb0) & 1);
+        if (MLA_V3 == 1 && jb - jb0 >= 2) hp_bar_sync(MLA_BAR_EMPTY + st, MLA_THREADS); // the consumers are done with block jb - 2
+        unsigned char *Kd = k.Ks + st * MLA_TILE;
+        if (MLA_PF > 0 && pt == 0) // L2 prefetches: blocks jb0 + 2 .. jb0 + MLA_PF at the start, then jb + MLA_PF
+            for (long long p = jb == jb0 ? jb0 + 2 : jb + MLA_PF; p <= jb + MLA_PF && p < jb1; p++) {
+                const long long n = T - p * 64 < 64 ? T - p * 64 : 64; // the block's keys (>= 1: p < jb1)
+                mla_prefetch_l2(Kg + (bb * k.KT + p * 64) * 576, (unsigned)(n * 1152));
+            }
+#if MLA_LEAN >= 1
+        // a whole block (after the first, which brings q's chunks along, but in the seesaw):
+        // the copies at offsets from this thread's row and unit, fixed but for the chunk
+        if ((MLA_V3 == 2 || jb != jb0) && jb * 64 + 64 <= T) {
+            const unsigned short *const src = Kg + ((bb * k.KT + jb * 64 + pr) * 576 + pu * 8); // row pr, unit pu of chunk 0
+            unsigned char *const dst = Kd + pr * 128 + ((pu ^ (pr & 7)) << 4); // mla_swz(pr + 16 i, 128 c + 16 pu) - 8192 c - 2048 i
+#pragma unroll
+            for (int kk = 0; kk < 9; kk++) {
+                const int c = MLA_V3 == 2 && st == 1 ? (kk < 4 ? kk + 4 : kk < 8 ? kk - 4 : 8) : kk; // the seesaw's order, as below
+                if (MLA_V3 == 2 && jb - jb0 >= 2 && (kk == 0 || kk == 4))
+                    hp_bar_sync(st == 0 ? (kk == 0 ? MLA_BAR_E0L : MLA_BAR_E0R) : (kk == 0 ? MLA_BAR_E1R : MLA_BAR_E1L),
+                                 st == 1 && kk == 4 ? MLA_THREADS : 256);
+#pragma unroll
+                for (int i = 0; i < 4; i++) hp_cp16(dst + c * 8192 + i * 2048, src + (i * 16 * 576 + c * 64), true);
+                hp_cp_arrive(full + st * 9 + c);
+            }
+            continue;
+        }
+#endif
+        for (int kk = 0; kk < 9; kk++) {
+            // the seesaw's stage 1 is released chunks 4-7 first, so it is filled in that order
+            const int c = MLA_V3 == 2 && st == 1 ? (kk < 4 ? kk + 4 : kk < 8 ? kk - 4 : 8) : kk;
+            if (MLA_V3 == 2 && jb - jb0 >= 2 && (kk == 0 || kk == 4)) // the readers of these chunks are done with block jb - 2
+                hp_bar_sync(st == 0 ? (kk == 0 ? MLA_BAR_E0L : MLA_BAR_E0R) : (kk == 0 ? MLA_BAR_E1R : MLA_BAR_E1L),
+                             st == 1 && kk == 4 ? MLA_THREADS : 256);
+            const int kc = c * 8 + pu; // the unit's 16 bytes among the row's 72
+            if (MLA_V3 == 1 && jb == jb0) // q's chunk with the first block's, on the same barrier
+                mla_copy_q(k.Qs, Q0, Q1, MLA_QD0, bb * rows + r0, r0, rows, pr, kc);
+            mla_copy_rows(Kd, Kg, bb * k.KT, jb, T, pr, kc);
+            hp_cp_arrive(full + st * 9 + c);
+        }
+    }
+    mla_cp_wait0(); // the last copies land before the thread ends
+}
+#else
+// The producer of whole stages (MLA_V3 0): q with the first block, each block of keys into stage (its index) % 2 by
+// cp.async, waited for, then "stage full" (a named barrier the consumers sync at).
+__device__ __forceinline__ void MLA_FN(_produce_stages)(const Args &a, const MlaBlk &k, int pt) {
+    const unsigned short *Q0 = (const unsigned short *)a.t[MLA_SQ], *Q1 = (const unsigned short *)a.t[MLA_SQ1];
+    const unsigned short *Kg = (const unsigned short *)a.t[MLA_SK];
+    const long long jb0 = k.jb0, T = k.T, rows = k.rows, r0 = k.r0;
+    for (long long jb = jb0; jb < k.jb1; jb++) {
+        const int st = (int)((jb - jb0) & 1);
+        if (jb - jb0 >= 2) hp_bar_sync(MLA_BAR_EMPTY + st, MLA_THREADS); // the consumers are done with block jb - 2
+        if (jb == jb0)
+            for (int c = pt; c < 64 * 72; c += 128) { // q: 72 16-byte units a row, zeros past the step's rows
+                const int i = c / 72, kc = c % 72;
+                const bool ok = r0 + i < rows;
+                const long long qr = k.bb * rows + r0 + i;
+                const unsigned short *src = kc * 8 < MLA_QD0 ? Q0 + (qr * MLA_QD0 + kc * 8) : Q1 + (qr * (576 - MLA_QD0) + kc * 8 - MLA_QD0);
+                hp_cp16(k.Qs + mla_swz(i, kc * 16), ok ? src : Q0, ok);
+            }
+        unsigned char *Kd = k.Ks + st * MLA_TILE;
+        for (int c = pt; c < 64 * 72; c += 128) { // keys jb * 64 .., zeros past T
+            const int jj = c / 72, kc = c % 72;
+            const long long j = jb * 64 + jj;
+            const bool ok = j < T;
+            hp_cp16(Kd + mla_swz(jj, kc * 16), ok ? Kg + ((k.bb * k.KT + j) * 576 + kc * 8) : Kg, ok);
+        }
+        mla_cp_commit();
+        mla_cp_wait0();
+        hp_fence_async();
+        hp_bar_arrive(MLA_BAR_FULL + st, MLA_THREADS);
+    }
+}
+#endif
+
+#endif
+
+// MLA_FUSE: the producer's first warp takes the block's ticket (pt: the thread's index in the producer), for the
+// consumers at the end (their MLA_BAR_END counts its 32 threads)
+__device__ __forceinline__ void MLA_FN(_take_ticket)(const MlaBlk &k, int pt) {
+#if MLA_FUSE
+    if (MLA_FUSED(k.nsp) && pt < 32) {
+        if (pt == 0) *k.s_tick = atomicAdd(MLA_CAT(DSCC_ENTRY, _ticket) + k.bb * k.nrb + k.rt, 1u);
+        __syncwarp();
+        hp_bar_arrive(MLA_BAR_END, 288);
+    }
+#endif
+}
+
+#if MLA_V3 < 3 && MLA_TMA
+// The producer with MLA_TMA, a whole block's boxes into stage st: its first thread expects each chunk's 8 KB on the
+// chunk's mbarrier and issues the box (MLA_MC: half the boxes, each multicast into both CTAs' stage, once the other
+// CTA's consumers are done with it too; MLA_PP's stage 0 in two parts, chunks 4-8 once both consumers are done).
+__device__ __forceinline__ void MLA_FN(_tma_boxes)(const MlaBlk &k, const void *kmap, long long jb, int st, bool whole, int pt) {
+    unsigned char *const Kd = k.Ks + st * MLA_TILE;
+    unsigned long long *const fb = k.full + st * 9;
+    const long long jb0 = k.jb0, bb = k.bb, KT = k.KT;
+#if MLA_MC
+    if (whole && pt == 0) { // half the boxes, each into both CTAs' stage (the other CTA's producer the rest)
+        const unsigned rank = hp_cluster_rank();
+        if (jb - jb0 >= 2) { // the other CTA's consumers are done with the stage too
+            hp_mbar_arrive_cluster(k.full + 19 + st, rank ^ 1u);
+            hp_mbar_wait(k.full + 19 + st, (unsigned)((jb - jb0 - 2) >> 1) & 1u);
+        }
+#pragma unroll
+        for (int c = 0; c < 9; c++) hp_mbar_expect_tx(fb + c, 8192);
+#pragma unroll
+        for (int c = 0; c < 9; c++)
+            if ((unsigned)((c + jb) & 1) == rank) hp_tma_2d_mc(Kd + c * 8192, kmap, fb + c, c * 128, (int)(bb * KT + jb * 64), 3);
+    }
+#else
+    // (MLA_PP's stage 0 comes back in two parts: chunks 0-3 once warpgroup 0 is done, the rest once both are)
+    const bool part = MLA_PP && st == 0 && jb - jb0 >= 2;
+    if (whole && pt == 0)
+#pragma unroll
+        for (int c = 0; c < 9; c++) {
+            if (part && c == 4) break;
+            hp_mbar_expect_tx(fb + c, 8192);
+            hp_tma_2d(Kd + c * 8192, kmap, fb + c, c * 128, (int)(bb * KT + jb * 64));
+        }
+    if (part) {
+        hp_bar_sync(MLA_BAR_PP_E0R, MLA_THREADS); // both consumers done with stage 0's chunks 4-8
+        if (whole && pt == 0)
+#pragma unroll
+            for (int c = 4; c < 9; c++) {
+                hp_mbar_expect_tx(fb + c, 8192);
+                hp_tma_2d(Kd + c * 8192, kmap, fb + c, c * 128, (int)(bb * KT + jb * 64));
+            }
+    }
+#endif
+}
+
+#endif
+
+#if !MLA_SEESAW && !MLA_PP
+// Warpgroup 0: S = Q K^T of block jb (stage st at Kc) into s, each chunk's wgmma once the chunk landed (MLA_V3: its
+// mbarrier; 0: the whole stage), q's last MLA_QREG chunks from qa; with MLA_LEAN 4 the P V of the block before
+// (still in flight into o) waited for behind S's first chunk. Returns once every warp of the warpgroup has its S.
+__device__ __forceinline__ void MLA_FN(_ring_s)(const MlaBlk &k, long long jb, int st, const unsigned char *Kc, unsigned (*qa)[4][4],
+                                                float *o, float *s) {
+    const long long jb0 = k.jb0, jb1 = k.jb1;
+#if MLA_V3
+    unsigned long long *const fb = k.full + st * 9;
+    const unsigned par = (unsigned)((jb - jb0) >> 1) & 1u; // the stage's use, mod 2
+#else
+    hp_bar_sync(MLA_BAR_FULL + st, MLA_THREADS); // the keys (and q) landed
+#endif
+#pragma unroll
+    for (int i = 0; i < 32; i++) s[i] = 0.0f;
+#if MLA_LEAN >= 2
+    // the low words of S's descriptors at chunk 0 (mla_wgmma_sd): q's tile and this stage
+    const unsigned qlo = mla_desc_lo(k.Qs), klo = mla_desc_lo(Kc);
+#endif
+#if MLA_TMA && MLA_V3 == 1
+    if (jb == jb0) hp_mbar_wait(k.full + 18, 0); // q landed (the producer's keys by TMA, q apart; MLA_V3 3: with the first block)
+#endif
+    hp_wg_fence();
+#pragma unroll
+    for (int c = 0; c < 9; c++) {
+#if MLA_V3
+        if (c % MLA_WAITG == 0) { // chunks c .. c + MLA_WAITG - 1 landed (the wgmma of those before run meanwhile)
+#pragma unroll
+            for (int g = c; g < c + MLA_WAITG && g < 9; g++) hp_mbar_wait(fb + g, par);
+            hp_fence_async();
+            hp_wg_fence();
+        }
+#endif
+#if MLA_QREG
+        if (c >= 9 - MLA_QREG) { // this chunk of q from registers
+#pragma unroll
+            for (int kk = 0; kk < 4; kk++) mla_wgmma_sr(s, qa[c - (9 - MLA_QREG)][kk], klo + c * 512 + kk * 2);
+            continue;
+        }
+#endif
+#pragma unroll
+        for (int kk = 0; kk < 4; kk++)
+#if MLA_LEAN >= 2
+            mla_wgmma_sd(s, qlo + c * 512 + kk * 2, klo + c * 512 + kk * 2, c | kk);
+#else
+            mla_wgmma_s(s, k.Qs + c * 8192 + kk * 32, Kc + c * 8192 + kk * 32, c | kk);
+#endif
+#if MLA_LEAN >= 4
+        if (c == 0) { // this warpgroup's P V of the block before ran ahead of S's first chunk: done now (on every
+                      // block, so that no path skips the wait; wait_group 0, not 1, which would leave S's first
+                      // chunk running on, but ptxas then takes o for pending and serializes every wgmma)
+            hp_wg_commit();
+            hp_wg_wait0();
+            mla_hold128(o);
+            if (jb > jb0 && jb + 1 < jb1) hp_bar_arrive(MLA_BAR_EMPTY + (st ^ 1), MLA_THREADS); // the producer may refill its stage
+            hp_wg_fence(); // S's next wgmma after the wait
+        }
+#endif
+    }
+    hp_wg_commit();
+    hp_wg_wait0();
+    hp_hold32(s);
+    // the other warps' S may still read the rope columns P overwrites: a wait ends only the warp's own
+    hp_bar_sync(MLA_BAR_S, 128);
+}
+
+// Warpgroup 0, once P of the block in stage Kc (at Pc) is out for warpgroup 1: O scaled by the rows' corrections
+// (unless the whole warp's rows kept their max), then O_L += P V_L issued (waited for by the caller)
+__device__ __forceinline__ void MLA_FN(_ring_pv0)(const unsigned char *Kc, const unsigned char *Pc, const float *corr, float *o) {
+    if (!__all_sync(0xffffffffu, corr[0] == 1.0f && corr[1] == 1.0f)) // the warp's rows kept their max: nothing to scale
+#pragma unroll
+        for (int i = 0; i < 128; i++) o[i] *= corr[(i >> 1) & 1];
+    hp_wg_fence();
+#pragma unroll
+    for (int kk = 0; kk < 4; kk++) mla_wgmma_pv(o, Pc + kk * 32, Kc + kk * 2048, 8192, 1024, 1);
+    hp_wg_commit();
+}
+
+#if MLA_PREG
+// MLA_PREG, warpgroup 0 after the softmax of the block in stage st (Kc, P at Pc): O scaled by the rows' corrections,
+// O_L += P V_L issued with P from registers (A's fragment is S's accumulator layout, as bf16 pairs), then P and the
+// corrections stored for warpgroup 1 ("P ready")
+__device__ __forceinline__ void MLA_FN(_ring_preg)(const MlaBlk &k, int st, const unsigned char *Kc, unsigned char *Pc, const float *s,
+                                                   const float *corr, float *o) {
+    const int ra = k.ra, q4 = k.q4;
+    unsigned pa[16];
+#pragma unroll
+    for (int j = 0; j < 16; j++) pa[j] = hp_bf16x2(s[2 * j], s[2 * j + 1]);
+    if (!__all_sync(0xffffffffu, corr[0] == 1.0f && corr[1] == 1.0f)) // the warp's rows kept their max: nothing to scale
+#pragma unroll
+        for (int i = 0; i < 128; i++) o[i] *= corr[(i >> 1) & 1];
+    hp_wg_fence();
+#pragma unroll
+    for (int kk = 0; kk < 4; kk++) mla_wgmma_pv_rs(o, pa + 4 * kk, Kc + kk * 2048, 8192, 1024);
+    hp_wg_commit();
+#pragma unroll
+    for (int j = 0; j < 16; j++) // pair j = s[2 j], s[2 j + 1]: row ra + 8 (j & 1), keys 8 (j >> 1) + 2 q4
+        *(unsigned *)(Pc + mla_swz(ra + 8 * (j & 1), 2 * (8 * (j >> 1) + 2 * q4))) = pa[j];
+    if (q4 == 0) k.s_corr[st][ra] = corr[0], k.s_corr[st][ra + 8] = corr[1];
+    hp_fence_async();
+    hp_bar_arrive(MLA_BAR_P + st, 256); // P and the corrections are ready for warpgroup 1
+}
+#endif
+
+// Warpgroup 1, once warpgroup 0's P of the block in stage st (Kc, P at Pc) is ready: O scaled by the rows'
+// corrections, then O_R += P V_R, waited for.
+__device__ __forceinline__ void MLA_FN(_ring_pv1)(const MlaBlk &k, int st, const unsigned char *Kc, const unsigned char *Pc, float *o) {
+    const float c0 = k.s_corr[st][k.ra], c1 = k.s_corr[st][k.ra + 8];
+    if (!__all_sync(0xffffffffu, c0 == 1.0f && c1 == 1.0f))
+#pragma unroll
+        for (int i = 0; i < 128; i++) o[i] *= (i >> 1) & 1 ? c1 : c0;
+    hp_wg_fence();
+#pragma unroll
+    for (int kk = 0; kk < 4; kk++) mla_wgmma_pv(o, Pc + kk * 32, Kc + 4 * 8192 + kk * 2048, 8192, 1024, 1);
+    hp_wg_commit();
+    hp_wg_wait0();
+    mla_hold128(o);
+}
+#endif
+
+#if MLA_PP
+// MLA_PP, warpgroup 1 once done with stage 0: O_R += P1 V1_R (MLA_PP 2: P1 from registers), waited for, then
+// stage 1 released unless the split ends there
+__device__ __forceinline__ void MLA_FN(_pp_pv1)(const MlaBlk &k, long long b0, const float *s, const float *sc1, float *o) {
+    unsigned char *const K1 = k.Ks + MLA_TILE;
+    mla_scale_o(o, sc1);
+#if MLA_PP == 2
+    mla_pv_own(o, s, K1 + 4 * 8192, (unsigned char *)0, k.ra, k.q4); // O_R += P1 V1_R, P1 from registers
+#else
+    mla_pv(o, K1 + 8 * 8192, K1 + 4 * 8192); // O_R += P1 V1_R
+#endif
+    hp_wg_wait0();
+    mla_hold128(o);
+    if (b0 + 3 < k.jb1) hp_bar_arrive(MLA_BAR_EMPTY + 1, MLA_THREADS); // and with stage 1
+}
+
+// MLA_PP, warpgroup 1 under the P V of b0: the softmax of b1 (S in s, lim its rows' last columns), P1 over stage 1's
+// rope columns, m1 and sc1 (the factor from m0) for warpgroup 0, then "P1 ready"
+__device__ __forceinline__ void MLA_FN(_pp_p1)(const MlaBlk &k, float *s, const int *lim, float *m, float *sc1, float *ls) {
+    const float SL2 = MLA_SCALE * 1.44269504088896341f, one[2] = {1.0f, 1.0f};
+    const int ra = k.ra, q4 = k.q4;
+    mla_softmax(s, lim, m, sc1, ls, q4, SL2);
+    mla_store_p(k.Ks + MLA_TILE + 8 * 8192, s, one, ra, q4);
+    if (q4 == 0) k.s_m1[ra] = m[0], k.s_m1[ra + 8] = m[1], k.s_corr[1][ra] = sc1[0], k.s_corr[1][ra + 8] = sc1[1];
+    hp_fence_async();
+    hp_bar_arrive(MLA_BAR_P1R, 256); // P1, m1 and sc1 ready for warpgroup 0
+}
+#endif
+
+#if MLA_SEESAW
+// The seesaw (FlashMLA's schedule): blocks in pairs, b0 in stage 0, b1 = b0 + 1 in
+// stage 1; warpgroup 0 computes S and P of b0, warpgroup 1 those of b1 at the same
+// time; the rows' max runs m -> m0 (b0's, warpgroup 0) -> m1 (b1's, warpgroup 1), and
+// each warpgroup's half of O and share of the sums (ls) follow it by the factors
+// sc0 = 2^(m - m0) and sc1 = 2^(m0 - m1):
+//   wg 0: O_L = (O_L sc0 + P0 V0_L) sc1 + P1 V1_L
+//   wg 1: O_R = O_R sc0 sc1 + P1 V1_R + (P0 sc1) V0_R
+// P0 and P1 as bf16 over their stage's rope columns; P0 rewritten as P0 sc1 once
+// warpgroup 0's own P V has read it. The stages go back to the producer in halves
+// as soon as their readers are done (MLA_BAR_E0L ... E1L).
+
+// Warpgroup 0's part of the pair (b0, b0 + 1): S, softmax and P of b0, its half of P0 V0 and of P1 V1 (two: b1
+// exists; par: the stages' use, mod 2; lim: the last column of b0 each of the thread's rows sees).
+__device__ __forceinline__ void MLA_FN(_seesaw0)(const MlaBlk &k, const MlaSrc &ld, long long b0, bool two, unsigned par, const int *lim,
+                                                 float *o, float *m, float *ls) {
+    const float SL2 = MLA_SCALE * 1.44269504088896341f;
+    const int ra = k.ra, q4 = k.q4;
+    const long long jb1 = k.jb1;
+    unsigned char *const K0 = k.Ks, *const K1 = k.Ks + MLA_TILE;
+    float s[32], sc0[2], sc1[2];
+    mla_s_block(s, k.Qs, K0, k.full, par, 0);
+    hp_bar_sync(MLA_BAR_S, 128); // every warp's S taken: P0 may overwrite the rope columns
+    mla_softmax(s, lim, m, sc0, ls, q4, SL2);
+    if (q4 == 0) k.s_m[ra] = m[0], k.s_m[ra + 8] = m[1], k.s_corr[0][ra] = sc0[0], k.s_corr[0][ra + 8] = sc0[1];
+    hp_bar_arrive(MLA_BAR_SC0, 256);
+    mla_scale_o(o, sc0);
+    const float one[2] = {1.0f, 1.0f};
+    mla_store_p(K0 + 8 * 8192, s, one, ra, q4);
+    hp_fence_async();
+    mla_pv(o, K0 + 8 * 8192, K0); // O_L += P0 V0_L
+    hp_bar_sync(MLA_BAR_SC1, 256); // warpgroup 1's max and factor of b1
+    sc1[0] = k.s_corr[1][ra], sc1[1] = k.s_corr[1][ra + 8], m[0] = k.s_m1[ra], m[1] = k.s_m1[ra + 8];
+    hp_wg_wait0();
+    mla_hold128(o);
+#if MLA_V3 == 4
+    if (b0 + 2 < jb1) { // stage 0's chunks 0-3 read for the last time (by this warpgroup only): block b0 + 2's
+        hp_bar_sync(MLA_BAR_W0, 128);
+        mla_load_block(K0, ld.Kg, k.bb * k.KT, b0 + 2, k.T, (unsigned char *)0, ld.Q0, ld.Q1, MLA_QD0, 0, 0, k.full, ld.pt, 0x00fu, ld.kmap,
+                       MLA_BAR_W0);
+    }
+#else
+    if (b0 + 2 < jb1) hp_bar_arrive(MLA_BAR_E0L, 256); // stage 0's chunks 0-3 read for the last time
+#endif
+    // P0 sc1 for warpgroup 1 over P0: the warp's wgmma read only its own 16 rows of P0, and
+    // its wait is the warp's (its lanes together: __syncwarp, for an emulator that runs them in turn)
+    __syncwarp();
+    mla_store_p(K0 + 8 * 8192, s, sc1, ra, q4);
+    hp_fence_async();
+    hp_bar_arrive(MLA_BAR_P0R, 256);
+#pragma unroll
+    for (int h = 0; h < 2; h++) ls[h] *= sc1[h];
+    mla_scale_o(o, sc1);
+    if (two) {
+        hp_bar_sync(MLA_BAR_P1R, 256);
+        mla_pv(o, K1 + 8 * 8192, K1); // O_L += P1 V1_L
+        hp_wg_wait0();
+        mla_hold128(o);
+#if MLA_V3 == 4
+        if (b0 + 3 < jb1) { // stage 1's chunks 0-3 and P1, once warpgroup 1 is done with them too: block b0 + 3's
+            hp_bar_sync(MLA_BAR_E1L, MLA_THREADS);
+            mla_load_block(K1, ld.Kg, k.bb * k.KT, b0 + 3, k.T, (unsigned char *)0, ld.Q0, ld.Q1, MLA_QD0, 0, 0, k.full + 9, ld.pt, 0x10fu,
+                           ld.kmap, MLA_BAR_W0);
+        }
+#else
+        if (b0 + 3 < jb1) hp_bar_arrive(MLA_BAR_E1L, MLA_THREADS); // stage 1's chunks 0-3 and P1
+#endif
+    }
+}
+
+// Warpgroup 1's part of the pair (b0, b0 + 1): S, softmax and P of b1 (if two), its half of P1 V1 and of
+// (P0 sc1) V0 (lim: the last column of b1 each of the thread's rows sees).
+__device__ __forceinline__ void MLA_FN(_seesaw1)(const MlaBlk &k, const MlaSrc &ld, long long b0, bool two, unsigned par, const int *lim,
+                                                 float *o, float *m, float *ls) {
+    const float SL2 = MLA_SCALE * 1.44269504088896341f;
+    const int ra = k.ra, q4 = k.q4;
+    const long long jb1 = k.jb1;
+    unsigned char *const K0 = k.Ks, *const K1 = k.Ks + MLA_TILE;
+    float s[32], sc0[2], sc1[2];
+    if (two) {
+        mla_s_block(s, k.Qs, K1, k.full + 9, par, 1);
+        hp_bar_sync(MLA_BAR_S1, 128);
+    }
+    hp_bar_sync(MLA_BAR_SC0, 256); // warpgroup 0's max and factor of b0
+    m[0] = k.s_m[ra], m[1] = k.s_m[ra + 8], sc0[0] = k.s_corr[0][ra], sc0[1] = k.s_corr[0][ra + 8];
+    sc1[0] = sc1[1] = 1.0f;
+#pragma unroll
+    for (int h = 0; h < 2; h++) ls[h] *= sc0[h];
+    if (two) mla_softmax(s, lim, m, sc1, ls, q4, SL2);
+    if (q4 == 0) k.s_m1[ra] = m[0], k.s_m1[ra + 8] = m[1], k.s_corr[1][ra] = sc1[0], k.s_corr[1][ra + 8] = sc1[1];
+    hp_bar_arrive(MLA_BAR_SC1, 256);
+    float f[2];
+#pragma unroll
+    for (int h = 0; h < 2; h++) f[h] = sc0[h] * sc1[h];
+    mla_scale_o(o, f);
+    if (two) {
+        const float one[2] = {1.0f, 1.0f};
+        mla_store_p(K1 + 8 * 8192, s, one, ra, q4);
+        hp_fence_async();
+        hp_bar_arrive(MLA_BAR_P1R, 256);
+        mla_pv(o, K1 + 8 * 8192, K1 + 4 * 8192); // O_R += P1 V1_R
+    }
+    hp_bar_sync(MLA_BAR_P0R, 256);
+    mla_pv(o, K0 + 8 * 8192, K0 + 4 * 8192); // O_R += (P0 sc1) V0_R
+    if (two) {
+        hp_wg_wait1(); // P1 V1_R done
+        if (b0 + 3 < jb1) {
+#if MLA_V3 == 4
+            hp_bar_arrive(MLA_BAR_E1L, MLA_THREADS); // this warpgroup's reads of stage 1's chunks 0-3 and P1 done
+            // stage 1's chunks 4-7 (read by this warpgroup only): block b0 + 3's
+            hp_bar_sync(MLA_BAR_W1, 128);
+            mla_load_block(K1, ld.Kg, k.bb * k.KT, b0 + 3, k.T, (unsigned char *)0, ld.Q0, ld.Q1, MLA_QD0, 0, 0, k.full + 9, ld.pt, 0x0f0u,
+                           ld.kmap, MLA_BAR_W1);
+#else
+            hp_bar_arrive(MLA_BAR_E1R, 256); // stage 1's chunks 4-7
+            hp_bar_arrive(MLA_BAR_E1L, MLA_THREADS); // and this warpgroup's reads of P1
+#endif
+        }
+    }
+    hp_wg_wait0();
+    mla_hold128(o);
+#if MLA_V3 == 4
+    if (b0 + 2 < jb1) { // stage 0's chunks 4-8 (warpgroup 0 done with P0 before "P0 sc1 ready"): block b0 + 2's
+        hp_bar_sync(MLA_BAR_W1, 128);
+        mla_load_block(K0, ld.Kg, k.bb * k.KT, b0 + 2, k.T, (unsigned char *)0, ld.Q0, ld.Q1, MLA_QD0, 0, 0, k.full, ld.pt, 0x1f0u, ld.kmap,
+                       MLA_BAR_W1);
+    }
+#else
+    if (b0 + 2 < jb1) hp_bar_arrive(MLA_BAR_E0R, 256); // stage 0's chunks 4-8
+#endif
+}
+
+// The seesaw's consumers: the pairs of blocks, each warpgroup its part; with MLA_V3 4 (no producer) the consumers
+// load: warpgroup 0 q and the first block, warpgroup 1 the second; later each refills the chunks whose last reader
+// it is (FlashMLA's: warpgroup 0 chunks 0-3 of stage 0 after its P V of V0_L, and 0-3 and 8 of stage 1 once both
+// are done with them; warpgroup 1 the rest)
+__device__ __forceinline__ void MLA_FN(_seesaw)(const Args &a, const MlaBlk &k, const long long *last, float *o, float *m, float *ls) {
+    const long long jb0 = k.jb0, jb1 = k.jb1;
+    const int wg = k.wg;
+#if MLA_V3 == 4
+    MlaSrc ld;
+    ld.Q0 = (const unsigned short *)a.t[MLA_SQ], ld.Q1 = (const unsigned short *)a.t[MLA_SQ1];
+    ld.Kg = (const unsigned short *)a.t[MLA_SK];
+    ld.pt = k.tid & 127;
+    ld.kmap = MLA_TMA ? MLA_KMAP : (const void *)0; // MLA_TMA: whole blocks by TMA
+    if (wg == 0) {
+        mla_load_q(k.Qs, ld.Q0, ld.Q1, MLA_QD0, k.bb * k.rows + k.r0, k.rows - k.r0, k.full + 18, ld.pt, MLA_TMA, MLA_BAR_W0);
+        if (jb0 < jb1)
+            mla_load_block(k.Ks, ld.Kg, k.bb * k.KT, jb0, k.T, (unsigned char *)0, ld.Q0, ld.Q1, MLA_QD0, 0, 0, k.full, ld.pt, 0x1ffu, ld.kmap,
+                           MLA_BAR_W0);
+    } else if (jb0 + 1 < jb1)
+        mla_load_block(k.Ks + MLA_TILE, ld.Kg, k.bb * k.KT, jb0 + 1, k.T, (unsigned char *)0, ld.Q0, ld.Q1, MLA_QD0, 0, 0, k.full + 9, ld.pt,
+                       0x1ffu, ld.kmap, MLA_BAR_W1);
+#else
+    const MlaSrc ld = {0, 0, 0, 0, 0}; // (the producer loads)
+#endif
+    hp_mbar_wait(k.full + 18, 0); // q landed
+    for (long long b0 = jb0; b0 < jb1; b0 += 2) {
+        const bool two = b0 + 1 < jb1;
+        const unsigned par = (unsigned)((b0 - jb0) >> 1) & 1u;
+        const long long bo = b0 + wg; // the block whose S this warpgroup computes
+        int lim[2]; // the last column of that block each of the thread's rows sees
+#pragma unroll
+        for (int h = 0; h < 2; h++) lim[h] = last[h] - bo * 64 < 63 ? (int)(last[h] - bo * 64) : 63;
+        if (wg == 0) MLA_FN(_seesaw0)(k, ld, b0, two, par, lim, o, m, ls);
+        else MLA_FN(_seesaw1)(k, ld, b0, two, par, lim, o, m, ls);
+    }
+#if MLA_V3 == 4
+    hp_cp_wait_all(); // (every copy landed already: each was waited for before the S that read it)
+#endif
+}
+#endif
+
+// The rows' max and sum over their quads, for both warpgroups (the seesaw, MLA_PP: each its share), into
+// s_m, s_l (warpgroup 0) and s_l1 (warpgroup 1's share) for the epilogue.
+__device__ __forceinline__ void MLA_FN(_sums)(const MlaBlk &k, const float *m, float *ls) {
+    const int ra = k.ra, q4 = k.q4, wg = k.wg;
+    if (wg == 0 || MLA_SUMS2) {
+#pragma unroll
+        for (int h = 0; h < 2; h++) {
+            ls[h] += __shfl_xor_sync(0xffffffffu, ls[h], 1);
+            ls[h] += __shfl_xor_sync(0xffffffffu, ls[h], 2);
+        }
+        if (q4 == 0 && wg == 0) k.s_m[ra] = m[0], k.s_l[ra] = ls[0], k.s_m[ra + 8] = m[1], k.s_l[ra + 8] = ls[1];
+        if (q4 == 0 && wg == 1) k.s_l1[ra] = ls[0], k.s_l1[ra + 8] = ls[1];
+    }
+}
+
+#if MLA_FUSE
+// MLA_FUSE, the merging block, by its first 64 threads (a row each): the splits' weights 2^(lse - max lse) (-1: a
+// split past the row's keys, skipped) into wsp over q's tile (free now), and 1 / their sum into dinv; in the
+// combine kernel's order and arithmetic (this block's own lse from its sums, the others' from the scratch).
+__device__ __forceinline__ void MLA_FN(_fuse_weights)(const MlaBlk &k, const float *part, float *wsp, float *dinv) {
+    const float NEG = __int_as_float(0xff800000);
+    const int tid = k.tid;
+    const long long nsp = k.nsp, n = k.B * k.rows;
+    const float *const lse = part + 64 + nsp * n * 512;
+    if (tid < 64 && k.r0 + tid < k.rows) {
+        const long long ri = k.bb * k.rows + k.r0 + tid;
+        const float lr = MLA_SUMS2 ? k.s_l[tid] + k.s_l1[tid] : k.s_l[tid], own = lr > 0.0f ? k.s_m[tid] + log2f(lr) : NEG;
+        float mx = NEG, den = 0.0f;
+        for (long long s = 0; s < nsp; s++) { // the lse of every split (kept for the second pass), their max
+            const float e = s == k.sp ? own : __ldcg(lse + s * n + ri);
+            wsp[s * 64 + tid] = e;
+            mx = fmaxf(mx, e);
+        }
+        for (long long s = 0; s < nsp; s++) {
+            const float e = wsp[s * 64 + tid], w = e == NEG ? -1.0f : exp2f(e - mx);
+            wsp[s * 64 + tid] = w;
+            if (e != NEG) den += w;
+        }
+        dinv[tid] = den > 0.0f ? 1.0f / den : 0.0f;
+    }
+}
+
+// MLA_FUSE, the block with the tile's last ticket: once the other splits' parts are written (each wrote, fenced,
+// then counted), the tile's rows merged here, this block's own part from o (O / l, as it would have written it),
+// the others' from the scratch (L2), and written to out.
+__device__ __forceinline__ void MLA_FN(_fuse)(const Args &a, const MlaBlk &k, const float *o, const float *part, unsigned *tick) {
+    const int ra = k.ra, q4 = k.q4, wg = k.wg;
+    const long long nsp = k.nsp, n = k.B * k.rows;
+    if (k.tid == 0) { // the other splits' parts written (each wrote, fenced, then counted)
+        while ((atomicAdd(tick, 0u) >> 16) < (unsigned)(nsp - 1)) {
+        }
+        *tick = 0u; // no block of this launch touches it again
+    }
+    __threadfence();
+    hp_bar_sync(MLA_BAR_END, 256);
+    float *const wsp = (float *)k.Qs, *const dinv = wsp + 64 * 64;
+    MLA_FN(_fuse_weights)(k, part, wsp, dinv);
+    hp_bar_sync(MLA_BAR_END, 256);
+#pragma unroll
+    for (int h = 0; h < 2; h++) {
+        const int r = ra + 8 * h;
+        if (k.r0 + r >= k.rows) continue;
+        const long long ri = k.bb * k.rows + k.r0 + r;
+        const float lr = MLA_SUMS2 ? k.s_l[r] + k.s_l1[r] : k.s_l[r], inv = lr > 0.0f ? 1.0f / lr : 0.0f, di = dinv[r];
+#pragma unroll
+        for (int g = 0; g < MLA_MERGE_G; g++) { // 64 / MLA_MERGE_G of the row's 64 columns at a time
+            float acc[64 / MLA_MERGE_G];
+#pragma unroll
+            for (int kx = 0; kx < 64 / MLA_MERGE_G; kx++) acc[kx] = 0.0f;
+            for (long long s = 0; s < nsp; s++) {
+                const float w = wsp[s * 64 + r];
+                if (w < 0.0f) continue;
+                if (s == k.sp) // this block's own part: O / l, as it would have written it
+#pragma unroll
+                    for (int kx = 0; kx < 32 / MLA_MERGE_G; kx++) {
+                        const int i = 2 * h + 4 * (32 / MLA_MERGE_G * g + kx);
+                        acc[2 * kx] += w * (o[i] * inv), acc[2 * kx + 1] += w * (o[i + 1] * inv);
+                    }
+                else {
+                    const float *const po = part + 64 + (s * n + ri) * 512 + 256 * wg + 2 * q4;
+#pragma unroll
+                    for (int kx = 0; kx < 32 / MLA_MERGE_G; kx++) {
+                        const float2 v = __ldcg((const float2 *)(po + 8 * (32 / MLA_MERGE_G * g + kx)));
+                        acc[2 * kx] += w * v.x, acc[2 * kx + 1] += w * v.y;
+                    }
+                }
+            }
+#pragma unroll
+            for (int kx = 0; kx < 32 / MLA_MERGE_G; kx++) {
+                const long long col = 256 * wg + 8 * (32 / MLA_MERGE_G * g + kx) + 2 * q4;
+                if (MLA_OUT_BF16) *(unsigned *)((unsigned short *)a.t[MLA_SO] + ri * 512 + col) = hp_bf16x2(acc[2 * kx] * di, acc[2 * kx + 1] * di);
+                else *(float2 *)((float *)a.t[MLA_SO] + ri * 512 + col) = make_float2(acc[2 * kx] * di, acc[2 * kx + 1] * di);
+            }
+        }
+    }
+}
+#endif
+
 // (MLA_MC: clusters of 2 CTAs, a batch row's two row tiles; MLA_DSM: of 2, a tile's two splits; otherwise of 1,
 // as a launch without one)
 extern "C" __global__ void __launch_bounds__(MLA_THREADS, 1) __cluster_dims__(MLA_MC + MLA_DSM + 1, 1, 1) DSCC_ENTRY(Args a) {
@@ -312,24 +915,29 @@ extern "C" __global__ void __launch_bounds__(MLA_THREADS, 1) __cluster_dims__(ML
 #if MLA_V3
     // after the tiles: [stage][chunk] "landed", 128 arrivals (the producer's threads' cp.async) a phase, then q's
     unsigned long long *const full = (unsigned long long *)(sm + 3 * MLA_TILE);
-    if (tid == 0) {
-        // 18: q's (the seesaw's, MLA_TMA's); MLA_MC: 19 + s, the other CTA's consumers done with stage s (its producer arrives)
-        for (int i = 0; i < 19 + 2 * MLA_MC; i++) hp_mbar_init(full + i, MLA_TMA ? 1 : 128);
-        hp_mbar_fence_init();
-    }
-#if MLA_MC
-    hp_cluster_sync(); // the other CTA's barriers initialized before any box or arrival of this one reaches them
-#else
-    __syncthreads();
+    MLA_FN(_init_full)(full, tid);
 #endif
+    // the block's state for the phases below
+    MlaBlk k;
+    k.Qs = Qs, k.Ks = Ks, k.B = B, k.S = S, k.T = T, k.HQ = HQ, k.KT = KT, k.rows = rows, k.nrb = nrb, k.nsp = nsp;
+    k.rt = rt, k.sp = sp, k.bb = bb, k.r0 = r0, k.jb0 = jb0, k.jb1 = jb1, k.tid = tid, k.wg = wg, k.q4 = q4, k.ra = ra;
+    k.s_corr = s_corr, k.s_m = s_m, k.s_l = s_l, k.s_l1 = s_l1, k.s_m1 = 0, k.s_tick = 0, k.full = 0;
+#if MLA_V3
+    k.full = full;
+#endif
+#if MLA_FUSE
+    k.s_tick = &s_tick;
+#endif
+#if MLA_SUMS2
+    k.s_m1 = s_m1;
 #endif
 #if MLA_V3 < 3 // (3, 4: no producer warpgroup)
     if (wg == 2) { // the producer: q with the first block, each block into stage (its index) % 2
         hp_setmaxnreg_dec<MLA_REGS_PRODUCER>();
+#if MLA_TMA
         const unsigned short *Q0 = (const unsigned short *)a.t[MLA_SQ], *Q1 = (const unsigned short *)a.t[MLA_SQ1];
         const unsigned short *Kg = (const unsigned short *)a.t[MLA_SK];
         const int pt = tid - 256;
-#if MLA_TMA
         // whole blocks by TMA (the first thread), q and a block that ends past T by everyone's cp.async
         const void *const kmap = MLA_KMAP;
         const int pr = pt >> 3, pu = pt & 7;
@@ -340,39 +948,7 @@ extern "C" __global__ void __launch_bounds__(MLA_THREADS, 1) __cluster_dims__(ML
             unsigned char *const Kd = Ks + st * MLA_TILE;
             unsigned long long *const fb = full + st * 9;
             const bool whole = jb * 64 + 64 <= T;
-#if MLA_MC
-            if (whole && pt == 0) { // half the boxes, each into both CTAs' stage (the other CTA's producer the rest)
-                const unsigned rank = hp_cluster_rank();
-                if (jb - jb0 >= 2) { // the other CTA's consumers are done with the stage too
-                    hp_mbar_arrive_cluster(full + 19 + st, rank ^ 1u);
-                    hp_mbar_wait(full + 19 + st, (unsigned)((jb - jb0 - 2) >> 1) & 1u);
-                }
-#pragma unroll
-                for (int c = 0; c < 9; c++) hp_mbar_expect_tx(fb + c, 8192);
-#pragma unroll
-                for (int c = 0; c < 9; c++)
-                    if ((unsigned)((c + jb) & 1) == rank) hp_tma_2d_mc(Kd + c * 8192, kmap, fb + c, c * 128, (int)(bb * KT + jb * 64), 3);
-            }
-#else
-            // (MLA_PP's stage 0 comes back in two parts: chunks 0-3 once warpgroup 0 is done, the rest once both are)
-            const bool part = MLA_PP && st == 0 && jb - jb0 >= 2;
-            if (whole && pt == 0)
-#pragma unroll
-                for (int c = 0; c < 9; c++) {
-                    if (part && c == 4) break;
-                    hp_mbar_expect_tx(fb + c, 8192);
-                    hp_tma_2d(Kd + c * 8192, kmap, fb + c, c * 128, (int)(bb * KT + jb * 64));
-                }
-            if (part) {
-                hp_bar_sync(MLA_BAR_PP_E0R, MLA_THREADS); // both consumers done with stage 0's chunks 4-8
-                if (whole && pt == 0)
-#pragma unroll
-                    for (int c = 4; c < 9; c++) {
-                        hp_mbar_expect_tx(fb + c, 8192);
-                        hp_tma_2d(Kd + c * 8192, kmap, fb + c, c * 128, (int)(bb * KT + jb * 64));
-                    }
-            }
-#endif
+            MLA_FN(_tma_boxes)(k, kmap, jb, st, whole, pt);
             if (whole && jb != jb0) continue;
             for (int c = 0; c < 9; c++) {
                 const int kc = c * 8 + pu; // the unit's 16 bytes among the row's 72
@@ -390,86 +966,11 @@ extern "C" __global__ void __launch_bounds__(MLA_THREADS, 1) __cluster_dims__(ML
             }
         }
 #elif MLA_V3
-        // chunk c of a stage, 64 rows x 128 bytes: thread pt copies the 16-byte unit pu of rows pr + 16 i
-        const int pr = pt >> 3, pu = pt & 7;
-        if (MLA_V3 == 2) { // the seesaw: q first, on a barrier of its own (both warpgroups compute S)
-            for (int kc = pu; kc < 72; kc += 8) mla_copy_q(Qs, Q0, Q1, MLA_QD0, bb * rows + r0, r0, rows, pr, kc);
-            hp_cp_arrive(full + 18);
-        }
-        for (long long jb = jb0; jb < jb1; jb++) {
-            const int st = (int)((jb - jb0) & 1);
-            if (MLA_V3 == 1 && jb - jb0 >= 2) hp_bar_sync(MLA_BAR_EMPTY + st, MLA_THREADS); // the consumers are done with block jb - 2
-            unsigned char *Kd = Ks + st * MLA_TILE;
-            if (MLA_PF > 0 && pt == 0) // L2 prefetches: blocks jb0 + 2 .. jb0 + MLA_PF at the start, then jb + MLA_PF
-                for (long long p = jb == jb0 ? jb0 + 2 : jb + MLA_PF; p <= jb + MLA_PF && p < jb1; p++) {
-                    const long long n = T - p * 64 < 64 ? T - p * 64 : 64; // the block's keys (>= 1: p < jb1)
-                    mla_prefetch_l2(Kg + (bb * KT + p * 64) * 576, (unsigned)(n * 1152));
-                }
-#if MLA_LEAN >= 1
-            // a whole block (after the first, which brings q's chunks along, but in the seesaw):
-            // the copies at offsets from this thread's row and unit, fixed but for the chunk
-            if ((MLA_V3 == 2 || jb != jb0) && jb * 64 + 64 <= T) {
-                const unsigned short *const src = Kg + ((bb * KT + jb * 64 + pr) * 576 + pu * 8); // row pr, unit pu of chunk 0
-                unsigned char *const dst = Kd + pr * 128 + ((pu ^ (pr & 7)) << 4); // mla_swz(pr + 16 i, 128 c + 16 pu) - 8192 c - 2048 i
-#pragma unroll
-                for (int k = 0; k < 9; k++) {
-                    const int c = MLA_V3 == 2 && st == 1 ? (k < 4 ? k + 4 : k < 8 ? k - 4 : 8) : k; // the seesaw's order, as below
-                    if (MLA_V3 == 2 && jb - jb0 >= 2 && (k == 0 || k == 4))
-                        hp_bar_sync(st == 0 ? (k == 0 ? MLA_BAR_E0L : MLA_BAR_E0R) : (k == 0 ? MLA_BAR_E1R : MLA_BAR_E1L),
-                                     st == 1 && k == 4 ? MLA_THREADS : 256);
-#pragma unroll
-                    for (int i = 0; i < 4; i++) hp_cp16(dst + c * 8192 + i * 2048, src + (i * 16 * 576 + c * 64), true);
-                    hp_cp_arrive(full + st * 9 + c);
-                }
-                continue;
-            }
-#endif
-            for (int k = 0; k < 9; k++) {
-                // the seesaw's stage 1 is released chunks 4-7 first, so it is filled in that order
-                const int c = MLA_V3 == 2 && st == 1 ? (k < 4 ? k + 4 : k < 8 ? k - 4 : 8) : k;
-                if (MLA_V3 == 2 && jb - jb0 >= 2 && (k == 0 || k == 4)) // the readers of these chunks are done with block jb - 2
-                    hp_bar_sync(st == 0 ? (k == 0 ? MLA_BAR_E0L : MLA_BAR_E0R) : (k == 0 ? MLA_BAR_E1R : MLA_BAR_E1L),
-                                 st == 1 && k == 4 ? MLA_THREADS : 256);
-                const int kc = c * 8 + pu; // the unit's 16 bytes among the row's 72
-                if (MLA_V3 == 1 && jb == jb0) // q's chunk with the first block's, on the same barrier
-                    mla_copy_q(Qs, Q0, Q1, MLA_QD0, bb * rows + r0, r0, rows, pr, kc);
-                mla_copy_rows(Kd, Kg, bb * KT, jb, T, pr, kc);
-                hp_cp_arrive(full + st * 9 + c);
-            }
-        }
-        mla_cp_wait0(); // the last copies land before the thread ends
+        MLA_FN(_produce_chunks)(a, k, tid - 256);
 #else
-        for (long long jb = jb0; jb < jb1; jb++) {
-            const int st = (int)((jb - jb0) & 1);
-            if (jb - jb0 >= 2) hp_bar_sync(MLA_BAR_EMPTY + st, MLA_THREADS); // the consumers are done with block jb - 2
-            if (jb == jb0)
-                for (int c = pt; c < 64 * 72; c += 128) { // q: 72 16-byte units a row, zeros past the step's rows
-                    const int i = c / 72, kc = c % 72;
-                    const bool ok = r0 + i < rows;
-                    const long long qr = bb * rows + r0 + i;
-                    const unsigned short *src = kc * 8 < MLA_QD0 ? Q0 + (qr * MLA_QD0 + kc * 8) : Q1 + (qr * (576 - MLA_QD0) + kc * 8 - MLA_QD0);
-                    hp_cp16(Qs + mla_swz(i, kc * 16), ok ? src : Q0, ok);
-                }
-            unsigned char *Kd = Ks + st * MLA_TILE;
-            for (int c = pt; c < 64 * 72; c += 128) { // keys jb * 64 .., zeros past T
-                const int jj = c / 72, kc = c % 72;
-                const long long j = jb * 64 + jj;
-                const bool ok = j < T;
-                hp_cp16(Kd + mla_swz(jj, kc * 16), ok ? Kg + ((bb * KT + j) * 576 + kc * 8) : Kg, ok);
-            }
-            mla_cp_commit();
-            mla_cp_wait0();
-            hp_fence_async();
-            hp_bar_arrive(MLA_BAR_FULL + st, MLA_THREADS);
-        }
+        MLA_FN(_produce_stages)(a, k, tid - 256);
 #endif
-#if MLA_FUSE
-        if (MLA_FUSED(nsp) && pt < 32) { // the producer's first warp: the block's ticket, to the consumers at the end
-            if (pt == 0) s_tick = atomicAdd(MLA_CAT(DSCC_ENTRY, _ticket) + bb * nrb + rt, 1u);
-            __syncwarp();
-            hp_bar_arrive(MLA_BAR_END, 288);
-        }
-#endif
+        MLA_FN(_take_ticket)(k, tid - 256);
         return;
     }
     hp_setmaxnreg_inc<MLA_REGS_CONSUMER>();
@@ -487,141 +988,7 @@ extern "C" __global__ void __launch_bounds__(MLA_THREADS, 1) __cluster_dims__(ML
     for (int i = 0; i < 128; i++) o[i] = 0.0f;
     float m[2] = {NEG, NEG}, ls[2] = {0.0f, 0.0f}; // warpgroup 0: rows' running max (base 2) and this thread's share of the sum
 #if MLA_SEESAW
-    // The seesaw (FlashMLA's schedule): blocks in pairs, b0 in stage 0, b1 = b0 + 1 in
-    // stage 1; warpgroup 0 computes S and P of b0, warpgroup 1 those of b1 at the same
-    // time; the rows' max runs m -> m0 (b0's, warpgroup 0) -> m1 (b1's, warpgroup 1), and
-    // each warpgroup's half of O and share of the sums (ls) follow it by the factors
-    // sc0 = 2^(m - m0) and sc1 = 2^(m0 - m1):
-    //   wg 0: O_L = (O_L sc0 + P0 V0_L) sc1 + P1 V1_L
-    //   wg 1: O_R = O_R sc0 sc1 + P1 V1_R + (P0 sc1) V0_R
-    // P0 and P1 as bf16 over their stage's rope columns; P0 rewritten as P0 sc1 once
-    // warpgroup 0's own P V has read it. The stages go back to the producer in halves
-    // as soon as their readers are done (MLA_BAR_E0L ... E1L).
-    unsigned char *const K0 = Ks, *const K1 = Ks + MLA_TILE;
-#if MLA_V3 == 4
-    // no producer: warpgroup 0 loads q and the first block, warpgroup 1 the second; later each refills
-    // the chunks whose last reader it is (FlashMLA's: warpgroup 0 chunks 0-3 of stage 0 after its P V
-    // of V0_L, and 0-3 and 8 of stage 1 once both are done with them; warpgroup 1 the rest)
-    const unsigned short *const Q0 = (const unsigned short *)a.t[MLA_SQ], *const Q1 = (const unsigned short *)a.t[MLA_SQ1];
-    const unsigned short *const Kg = (const unsigned short *)a.t[MLA_SK];
-    const int pt = tid & 127;
-    const void *const kmap = MLA_TMA ? MLA_KMAP : (const void *)0; // MLA_TMA: whole blocks by TMA
-    if (wg == 0) {
-        mla_load_q(Qs, Q0, Q1, MLA_QD0, bb * rows + r0, rows - r0, full + 18, pt, MLA_TMA, MLA_BAR_W0);
-        if (jb0 < jb1) mla_load_block(K0, Kg, bb * KT, jb0, T, (unsigned char *)0, Q0, Q1, MLA_QD0, 0, 0, full, pt, 0x1ffu, kmap, MLA_BAR_W0);
-    } else if (jb0 + 1 < jb1)
-        mla_load_block(K1, Kg, bb * KT, jb0 + 1, T, (unsigned char *)0, Q0, Q1, MLA_QD0, 0, 0, full + 9, pt, 0x1ffu, kmap, MLA_BAR_W1);
-#endif
-    hp_mbar_wait(full + 18, 0); // q landed
-    for (long long b0 = jb0; b0 < jb1; b0 += 2) {
-        const bool two = b0 + 1 < jb1;
-        const unsigned par = (unsigned)((b0 - jb0) >> 1) & 1u;
-        const long long bo = b0 + wg; // the block whose S this warpgroup computes
-        int lim[2]; // the last column of that block each of the thread's rows sees
-#pragma unroll
-        for (int h = 0; h < 2; h++) lim[h] = last[h] - bo * 64 < 63 ? (int)(last[h] - bo * 64) : 63;
-        float s[32], sc0[2], sc1[2];
-        if (wg == 0) {
-            mla_s_block(s, Qs, K0, full, par, 0);
-            hp_bar_sync(MLA_BAR_S, 128); // every warp's S taken: P0 may overwrite the rope columns
-            mla_softmax(s, lim, m, sc0, ls, q4, SL2);
-            if (q4 == 0) s_m[ra] = m[0], s_m[ra + 8] = m[1], s_corr[0][ra] = sc0[0], s_corr[0][ra + 8] = sc0[1];
-            hp_bar_arrive(MLA_BAR_SC0, 256);
-            mla_scale_o(o, sc0);
-            const float one[2] = {1.0f, 1.0f};
-            mla_store_p(K0 + 8 * 8192, s, one, ra, q4);
-            hp_fence_async();
-            mla_pv(o, K0 + 8 * 8192, K0); // O_L += P0 V0_L
-            hp_bar_sync(MLA_BAR_SC1, 256); // warpgroup 1's max and factor of b1
-            sc1[0] = s_corr[1][ra], sc1[1] = s_corr[1][ra + 8], m[0] = s_m1[ra], m[1] = s_m1[ra + 8];
-            hp_wg_wait0();
-            mla_hold128(o);
-#if MLA_V3 == 4
-            if (b0 + 2 < jb1) { // stage 0's chunks 0-3 read for the last time (by this warpgroup only): block b0 + 2's
-                hp_bar_sync(MLA_BAR_W0, 128);
-                mla_load_block(K0, Kg, bb * KT, b0 + 2, T, (unsigned char *)0, Q0, Q1, MLA_QD0, 0, 0, full, pt, 0x00fu, kmap, MLA_BAR_W0);
-            }
-#else
-            if (b0 + 2 < jb1) hp_bar_arrive(MLA_BAR_E0L, 256); // stage 0's chunks 0-3 read for the last time
-#endif
-            // P0 sc1 for warpgroup 1 over P0: the warp's wgmma read only its own 16 rows of P0, and
-            // its wait is the warp's (its lanes together: __syncwarp, for an emulator that runs them in turn)
-            __syncwarp();
-            mla_store_p(K0 + 8 * 8192, s, sc1, ra, q4);
-            hp_fence_async();
-            hp_bar_arrive(MLA_BAR_P0R, 256);
-#pragma unroll
-            for (int h = 0; h < 2; h++) ls[h] *= sc1[h];
-            mla_scale_o(o, sc1);
-            if (two) {
-                hp_bar_sync(MLA_BAR_P1R, 256);
-                mla_pv(o, K1 + 8 * 8192, K1); // O_L += P1 V1_L
-                hp_wg_wait0();
-                mla_hold128(o);
-#if MLA_V3 == 4
-                if (b0 + 3 < jb1) { // stage 1's chunks 0-3 and P1, once warpgroup 1 is done with them too: block b0 + 3's
-                    hp_bar_sync(MLA_BAR_E1L, MLA_THREADS);
-                    mla_load_block(K1, Kg, bb * KT, b0 + 3, T, (unsigned char *)0, Q0, Q1, MLA_QD0, 0, 0, full + 9, pt, 0x10fu, kmap, MLA_BAR_W0);
-                }
-#else
-                if (b0 + 3 < jb1) hp_bar_arrive(MLA_BAR_E1L, MLA_THREADS); // stage 1's chunks 0-3 and P1
-#endif
-            }
-        } else {
-            if (two) {
-                mla_s_block(s, Qs, K1, full + 9, par, 1);
-                hp_bar_sync(MLA_BAR_S1, 128);
-            }
-            hp_bar_sync(MLA_BAR_SC0, 256); // warpgroup 0's max and factor of b0
-            m[0] = s_m[ra], m[1] = s_m[ra + 8], sc0[0] = s_corr[0][ra], sc0[1] = s_corr[0][ra + 8];
-            sc1[0] = sc1[1] = 1.0f;
-#pragma unroll
-            for (int h = 0; h < 2; h++) ls[h] *= sc0[h];
-            if (two) mla_softmax(s, lim, m, sc1, ls, q4, SL2);
-            if (q4 == 0) s_m1[ra] = m[0], s_m1[ra + 8] = m[1], s_corr[1][ra] = sc1[0], s_corr[1][ra + 8] = sc1[1];
-            hp_bar_arrive(MLA_BAR_SC1, 256);
-            float f[2];
-#pragma unroll
-            for (int h = 0; h < 2; h++) f[h] = sc0[h] * sc1[h];
-            mla_scale_o(o, f);
-            if (two) {
-                const float one[2] = {1.0f, 1.0f};
-                mla_store_p(K1 + 8 * 8192, s, one, ra, q4);
-                hp_fence_async();
-                hp_bar_arrive(MLA_BAR_P1R, 256);
-                mla_pv(o, K1 + 8 * 8192, K1 + 4 * 8192); // O_R += P1 V1_R
-            }
-            hp_bar_sync(MLA_BAR_P0R, 256);
-            mla_pv(o, K0 + 8 * 8192, K0 + 4 * 8192); // O_R += (P0 sc1) V0_R
-            if (two) {
-                hp_wg_wait1(); // P1 V1_R done
-                if (b0 + 3 < jb1) {
-#if MLA_V3 == 4
-                    hp_bar_arrive(MLA_BAR_E1L, MLA_THREADS); // this warpgroup's reads of stage 1's chunks 0-3 and P1 done
-                    // stage 1's chunks 4-7 (read by this warpgroup only): block b0 + 3's
-                    hp_bar_sync(MLA_BAR_W1, 128);
-                    mla_load_block(K1, Kg, bb * KT, b0 + 3, T, (unsigned char *)0, Q0, Q1, MLA_QD0, 0, 0, full + 9, pt, 0x0f0u, kmap, MLA_BAR_W1);
-#else
-                    hp_bar_arrive(MLA_BAR_E1R, 256); // stage 1's chunks 4-7
-                    hp_bar_arrive(MLA_BAR_E1L, MLA_THREADS); // and this warpgroup's reads of P1
-#endif
-                }
-            }
-            hp_wg_wait0();
-            mla_hold128(o);
-#if MLA_V3 == 4
-            if (b0 + 2 < jb1) { // stage 0's chunks 4-8 (warpgroup 0 done with P0 before "P0 sc1 ready"): block b0 + 2's
-                hp_bar_sync(MLA_BAR_W1, 128);
-                mla_load_block(K0, Kg, bb * KT, b0 + 2, T, (unsigned char *)0, Q0, Q1, MLA_QD0, 0, 0, full, pt, 0x1f0u, kmap, MLA_BAR_W1);
-            }
-#else
-            if (b0 + 2 < jb1) hp_bar_arrive(MLA_BAR_E0R, 256); // stage 0's chunks 4-8
-#endif
-        }
-    }
-#if MLA_V3 == 4
-    hp_cp_wait_all(); // (every copy landed already: each was waited for before the S that read it)
-#endif
+    MLA_FN(_seesaw)(a, k, last, o, m, ls);
 #elif MLA_PP
     // The ping-pong (MLA_PP): blocks in pairs as the seesaw's, b0 in stage 0, b1 = b0 + 1 in stage 1, but
     // in the order of the chunk ring's arithmetic: warpgroup 0 computes S and P of b0, warpgroup 1 those of
@@ -730,27 +1097,11 @@ extern "C" __global__ void __launch_bounds__(MLA_THREADS, 1) __cluster_dims__(ML
             for (int h = 0; h < 2; h++) ls[h] *= sc0[h];
             mla_scale_o(o, sc0);
             mla_pv(o, K0 + 8 * 8192, K0 + 4 * 8192); // O_R += P0 V0_R
-            if (two) { // b1's softmax under the P V of b0
-                mla_softmax(s, lim, m, sc1, ls, q4, SL2);
-                mla_store_p(K1 + 8 * 8192, s, one, ra, q4);
-                if (q4 == 0) s_m1[ra] = m[0], s_m1[ra + 8] = m[1], s_corr[1][ra] = sc1[0], s_corr[1][ra + 8] = sc1[1];
-                hp_fence_async();
-                hp_bar_arrive(MLA_BAR_P1R, 256); // P1, m1 and sc1 ready for warpgroup 0
-            }
+            if (two) MLA_FN(_pp_p1)(k, s, lim, m, sc1, ls); // b1's softmax under the P V of b0
             hp_wg_wait0();
             mla_hold128(o);
             if (b0 + 2 < jb1) hp_bar_arrive(MLA_TMA ? MLA_BAR_PP_E0R : MLA_BAR_EMPTY, MLA_THREADS); // this warpgroup done with stage 0
-            if (two) {
-                mla_scale_o(o, sc1);
-#if MLA_PP == 2
-                mla_pv_own(o, s, K1 + 4 * 8192, (unsigned char *)0, ra, q4); // O_R += P1 V1_R, P1 from registers
-#else
-                mla_pv(o, K1 + 8 * 8192, K1 + 4 * 8192); // O_R += P1 V1_R
-#endif
-                hp_wg_wait0();
-                mla_hold128(o);
-                if (b0 + 3 < jb1) hp_bar_arrive(MLA_BAR_EMPTY + 1, MLA_THREADS); // and with stage 1
-            }
+            if (two) MLA_FN(_pp_pv1)(k, b0, s, sc1, o);
         }
     }
 #else
@@ -770,104 +1121,28 @@ extern "C" __global__ void __launch_bounds__(MLA_THREADS, 1) __cluster_dims__(ML
 #pragma unroll
                 for (int kk = 0; kk < 4; kk++) mla_load_qa(qa[c][kk], Qs, 9 - MLA_QREG + c, kk, ra, q4);
         }
+#else
+        unsigned (*const qa)[4][4] = 0; // (S from q's tile alone)
 #endif
         for (long long jb = jb0; jb < jb1; jb++) {
             const int st = (int)((jb - jb0) & 1);
             unsigned char *const Kc = Ks + st * MLA_TILE, *const Pc = Kc + 8 * 8192; // P over the rope columns
-#if MLA_V3
-            unsigned long long *const fb = full + st * 9;
-            const unsigned par = (unsigned)((jb - jb0) >> 1) & 1u; // the stage's use, mod 2
-#else
-            hp_bar_sync(MLA_BAR_FULL + st, MLA_THREADS); // the keys (and q) landed
-#endif
             float s[32];
-#pragma unroll
-            for (int i = 0; i < 32; i++) s[i] = 0.0f;
-#if MLA_LEAN >= 2
-            // the low words of S's descriptors at chunk 0 (mla_wgmma_sd): q's tile and this stage
-            const unsigned qlo = mla_desc_lo(Qs), klo = mla_desc_lo(Kc);
-#endif
-#if MLA_TMA && MLA_V3 == 1
-            if (jb == jb0) hp_mbar_wait(full + 18, 0); // q landed (the producer's keys by TMA, q apart; MLA_V3 3: with the first block)
-#endif
-            hp_wg_fence();
-#pragma unroll
-            for (int c = 0; c < 9; c++) {
-#if MLA_V3
-                if (c % MLA_WAITG == 0) { // chunks c .. c + MLA_WAITG - 1 landed (the wgmma of those before run meanwhile)
-#pragma unroll
-                    for (int g = c; g < c + MLA_WAITG && g < 9; g++) hp_mbar_wait(fb + g, par);
-                    hp_fence_async();
-                    hp_wg_fence();
-                }
-#endif
-#if MLA_QREG
-                if (c >= 9 - MLA_QREG) { // this chunk of q from registers
-#pragma unroll
-                    for (int kk = 0; kk < 4; kk++) mla_wgmma_sr(s, qa[c - (9 - MLA_QREG)][kk], klo + c * 512 + kk * 2);
-                    continue;
-                }
-#endif
-#pragma unroll
-                for (int kk = 0; kk < 4; kk++)
-#if MLA_LEAN >= 2
-                    mla_wgmma_sd(s, qlo + c * 512 + kk * 2, klo + c * 512 + kk * 2, c | kk);
-#else
-                    mla_wgmma_s(s, Qs + c * 8192 + kk * 32, Kc + c * 8192 + kk * 32, c | kk);
-#endif
-#if MLA_LEAN >= 4
-                if (c == 0) { // this warpgroup's P V of the block before ran ahead of S's first chunk: done now (on every
-                              // block, so that no path skips the wait; wait_group 0, not 1, which would leave S's first
-                              // chunk running on, but ptxas then takes o for pending and serializes every wgmma)
-                    hp_wg_commit();
-                    hp_wg_wait0();
-                    mla_hold128(o);
-                    if (jb > jb0 && jb + 1 < jb1) hp_bar_arrive(MLA_BAR_EMPTY + (st ^ 1), MLA_THREADS); // the producer may refill its stage
-                    hp_wg_fence(); // S's next wgmma after the wait
-                }
-#endif
-            }
-            hp_wg_commit();
-            hp_wg_wait0();
-            hp_hold32(s);
-            // the other warps' S may still read the rope columns P overwrites: a wait ends only the warp's own
-            hp_bar_sync(MLA_BAR_S, 128);
+            MLA_FN(_ring_s)(k, jb, st, Kc, qa, o, s); // S of the block, every warp's taken
             int lim[2]; // the last column of the block each of the thread's rows sees (63: all, < 0: none)
 #pragma unroll
             for (int h = 0; h < 2; h++) lim[h] = last[h] - jb * 64 < 63 ? (int)(last[h] - jb * 64) : 63;
             float corr[2];
             mla_softmax(s, lim, m, corr, ls, q4, SL2);
 #if MLA_PREG
-            // P V first, P from registers (A's fragment is S's accumulator layout, as bf16 pairs), then P for warpgroup 1
-            unsigned pa[16];
-#pragma unroll
-            for (int j = 0; j < 16; j++) pa[j] = hp_bf16x2(s[2 * j], s[2 * j + 1]);
-            if (!__all_sync(0xffffffffu, corr[0] == 1.0f && corr[1] == 1.0f)) // the warp's rows kept their max: nothing to scale
-#pragma unroll
-                for (int i = 0; i < 128; i++) o[i] *= corr[(i >> 1) & 1];
-            hp_wg_fence();
-#pragma unroll
-            for (int kk = 0; kk < 4; kk++) mla_wgmma_pv_rs(o, pa + 4 * kk, Kc + kk * 2048, 8192, 1024);
-            hp_wg_commit();
-#pragma unroll
-            for (int j = 0; j < 16; j++) // pair j = s[2 j], s[2 j + 1]: row ra + 8 (j & 1), keys 8 (j >> 1) + 2 q4
-                *(unsigned *)(Pc + mla_swz(ra + 8 * (j & 1), 2 * (8 * (j >> 1) + 2 * q4))) = pa[j];
-            if (q4 == 0) s_corr[st][ra] = corr[0], s_corr[st][ra + 8] = corr[1];
-            hp_fence_async();
-            hp_bar_arrive(MLA_BAR_P + st, 256); // P and the corrections are ready for warpgroup 1
+            MLA_FN(_ring_preg)(k, st, Kc, Pc, s, corr, o); // P V first, P from registers, then P for warpgroup 1
 #else
             const float one[2] = {1.0f, 1.0f};
             mla_store_p(Pc, s, one, ra, q4);
             if (q4 == 0) s_corr[st][ra] = corr[0], s_corr[st][ra + 8] = corr[1];
             hp_fence_async();
             hp_bar_arrive(MLA_BAR_P + st, 256); // P and the corrections are ready for warpgroup 1
-            if (!__all_sync(0xffffffffu, corr[0] == 1.0f && corr[1] == 1.0f)) // the warp's rows kept their max: nothing to scale
-#pragma unroll
-                for (int i = 0; i < 128; i++) o[i] *= corr[(i >> 1) & 1];
-            hp_wg_fence();
-#pragma unroll
-            for (int kk = 0; kk < 4; kk++) mla_wgmma_pv(o, Pc + kk * 32, Kc + kk * 2048, 8192, 1024, 1);
-            hp_wg_commit();
+            MLA_FN(_ring_pv0)(Kc, Pc, corr, o); // O_L += P V_L
 #endif
             if (MLA_LEAN < 4) { // (MLA_LEAN 4: waited for once the next S's first chunk is issued)
                 hp_wg_wait0();
@@ -905,16 +1180,7 @@ extern "C" __global__ void __launch_bounds__(MLA_THREADS, 1) __cluster_dims__(ML
             for (int c = 4; c < 8; c++) hp_mbar_wait(fb + c, par); // passed already (warpgroup 0 waited for them before P)
             hp_fence_async();
 #endif
-            const float c0 = s_corr[st][ra], c1 = s_corr[st][ra + 8];
-            if (!__all_sync(0xffffffffu, c0 == 1.0f && c1 == 1.0f))
-#pragma unroll
-                for (int i = 0; i < 128; i++) o[i] *= (i >> 1) & 1 ? c1 : c0;
-            hp_wg_fence();
-#pragma unroll
-            for (int kk = 0; kk < 4; kk++) mla_wgmma_pv(o, Pc + kk * 32, Kc + 4 * 8192 + kk * 2048, 8192, 1024, 1);
-            hp_wg_commit();
-            hp_wg_wait0();
-            mla_hold128(o);
+            MLA_FN(_ring_pv1)(k, st, Kc, Pc, o); // O_R += P V_R
 #if MLA_V3 == 3
             if (jb + 2 < jb1) { // warpgroup 0 done with the stage too (its S and P V): block jb + 2 into it
                 hp_bar_sync(MLA_BAR_EMPTY + st, MLA_THREADS);
@@ -929,15 +1195,7 @@ extern "C" __global__ void __launch_bounds__(MLA_THREADS, 1) __cluster_dims__(ML
 #endif
     }
 #endif
-    if (wg == 0 || MLA_SUMS2) { // the rows' max and sum over their quads, for both warpgroups (the seesaw, MLA_PP: each its share)
-#pragma unroll
-        for (int h = 0; h < 2; h++) {
-            ls[h] += __shfl_xor_sync(0xffffffffu, ls[h], 1);
-            ls[h] += __shfl_xor_sync(0xffffffffu, ls[h], 2);
-        }
-        if (q4 == 0 && wg == 0) s_m[ra] = m[0], s_l[ra] = ls[0], s_m[ra + 8] = m[1], s_l[ra + 8] = ls[1];
-        if (q4 == 0 && wg == 1) s_l1[ra] = ls[0], s_l1[ra + 8] = ls[1];
-    }
+    MLA_FN(_sums)(k, m, ls);
     hp_bar_sync(MLA_BAR_END, MLA_FUSED(nsp) ? 288 : 256); // (MLA_FUSE: and the producer's warp with the ticket)
     float *part = (float *)a.t[MLA_SP];
     if (!MLA_FUSED(nsp) && nsp > 1 && blockIdx.x == 0 && tid == 0) ((int *)part)[0] = (int)nsp;
@@ -1008,71 +1266,7 @@ extern "C" __global__ void __launch_bounds__(MLA_THREADS, 1) __cluster_dims__(ML
 #if MLA_FUSE
     unsigned *const tick = MLA_CAT(DSCC_ENTRY, _ticket) + bb * nrb + rt;
     if (MLA_FUSED(nsp) && (s_tick & 0xffffu) == (unsigned)(nsp - 1)) { // the tile's last ticket: merge the splits here
-        if (tid == 0) { // the other splits' parts written (each wrote, fenced, then counted)
-            while ((atomicAdd(tick, 0u) >> 16) < (unsigned)(nsp - 1)) {
-            }
-            *tick = 0u; // no block of this launch touches it again
-        }
-        __threadfence();
-        hp_bar_sync(MLA_BAR_END, 256);
-        // per row, by the first 64 threads: the splits' weights 2^(lse - max lse) (-1: a split past the row's keys,
-        // skipped) over q's tile (free now), and 1 / their sum; in the combine kernel's order and arithmetic
-        float *const wsp = (float *)Qs, *const dinv = wsp + 64 * 64;
-        const float *const lse = part + 64 + nsp * n * 512;
-        if (tid < 64 && r0 + tid < rows) {
-            const long long ri = bb * rows + r0 + tid;
-            const float lr = MLA_SUMS2 ? s_l[tid] + s_l1[tid] : s_l[tid], own = lr > 0.0f ? s_m[tid] + log2f(lr) : NEG;
-            float mx = NEG, den = 0.0f;
-            for (long long s = 0; s < nsp; s++) { // the lse of every split (kept for the second pass), their max
-                const float e = s == sp ? own : __ldcg(lse + s * n + ri);
-                wsp[s * 64 + tid] = e;
-                mx = fmaxf(mx, e);
-            }
-            for (long long s = 0; s < nsp; s++) {
-                const float e = wsp[s * 64 + tid], w = e == NEG ? -1.0f : exp2f(e - mx);
-                wsp[s * 64 + tid] = w;
-                if (e != NEG) den += w;
-            }
-            dinv[tid] = den > 0.0f ? 1.0f / den : 0.0f;
-        }
-        hp_bar_sync(MLA_BAR_END, 256);
-#pragma unroll
-        for (int h = 0; h < 2; h++) {
-            const int r = ra + 8 * h;
-            if (r0 + r >= rows) continue;
-            const long long ri = bb * rows + r0 + r;
-            const float lr = MLA_SUMS2 ? s_l[r] + s_l1[r] : s_l[r], inv = lr > 0.0f ? 1.0f / lr : 0.0f, di = dinv[r];
-#pragma unroll
-            for (int g = 0; g < MLA_MERGE_G; g++) { // 64 / MLA_MERGE_G of the row's 64 columns at a time
-                float acc[64 / MLA_MERGE_G];
-#pragma unroll
-                for (int k = 0; k < 64 / MLA_MERGE_G; k++) acc[k] = 0.0f;
-                for (long long s = 0; s < nsp; s++) {
-                    const float w = wsp[s * 64 + r];
-                    if (w < 0.0f) continue;
-                    if (s == sp) // this block's own part: O / l, as it would have written it
-#pragma unroll
-                        for (int k = 0; k < 32 / MLA_MERGE_G; k++) {
-                            const int i = 2 * h + 4 * (32 / MLA_MERGE_G * g + k);
-                            acc[2 * k] += w * (o[i] * inv), acc[2 * k + 1] += w * (o[i + 1] * inv);
-                        }
-                    else {
-                        const float *const po = part + 64 + (s * n + ri) * 512 + 256 * wg + 2 * q4;
-#pragma unroll
-                        for (int k = 0; k < 32 / MLA_MERGE_G; k++) {
-                            const float2 v = __ldcg((const float2 *)(po + 8 * (32 / MLA_MERGE_G * g + k)));
-                            acc[2 * k] += w * v.x, acc[2 * k + 1] += w * v.y;
-                        }
-                    }
-                }
-#pragma unroll
-                for (int k = 0; k < 32 / MLA_MERGE_G; k++) {
-                    const long long col = 256 * wg + 8 * (32 / MLA_MERGE_G * g + k) + 2 * q4;
-                    if (MLA_OUT_BF16) *(unsigned *)((unsigned short *)a.t[MLA_SO] + ri * 512 + col) = hp_bf16x2(acc[2 * k] * di, acc[2 * k + 1] * di);
-                    else *(float2 *)((float *)a.t[MLA_SO] + ri * 512 + col) = make_float2(acc[2 * k] * di, acc[2 * k + 1] * di);
-                }
-            }
-        }
+        MLA_FN(_fuse)(a, k, o, part, tick);
         return;
     }
 #endif

@@ -2,8 +2,10 @@
 // of mla_decode.cuh (its header says what each form does): the 128-byte
 // swizzle, the wgmma shapes of S and P V with their descriptors, the
 // seesaw's and the ping-pong's steps (S, the online softmax, P's stores,
-// P V), and the loaders of q and of a block of keys (cp.async or TMA, each
-// chunk on its mbarrier). Split from the kernel so each file stays under
+// P V), the loaders of q and of a block of keys (cp.async or TMA, each
+// chunk on its mbarrier), and what the kernel's phases share (MlaBlk, the
+// block's state; MlaSrc, a loading warpgroup's sources; MLA_FN, their
+// per-instance names). Split from the kernel so each file stays under
 // the size guideline; only mla_decode.cuh includes it, after hopper.cuh
 // (whose hp_* helpers these use) and after its parameters' defaults: the
 // macros here (MLA_THREADS, MLA_REGS_*, MLA_FUSED ...) read MLA_V3,
@@ -438,4 +440,27 @@ __device__ __forceinline__ void mla_load_q(unsigned char *Qs, const unsigned sho
 #define MLA_CAT2(x, y) x##y
 #define MLA_CAT(x, y) MLA_CAT2(x, y)
 #define MLA_FUSED(nsp) (MLA_FUSE && (nsp) > 1 && (nsp) <= MLA_FUSE_MAX) // the launch's splits merged by the kernel
+// mla_decode.cuh's phases: one set of device functions per instance (they read its parameters), named after its entry
+#define MLA_FN(x) MLA_CAT(DSCC_ENTRY, x)
+// The block's place in the launch and the thread's in the block, which the kernel's phases share: set once at
+// the entry (its _setup), then passed by reference into __forceinline__ functions, so no copy outlives inlining.
+struct MlaBlk {
+    unsigned char *Qs, *Ks; // q's tile, then the two stages of 64 keys (dynamic shared memory, 1024-aligned)
+    unsigned long long *full; // MLA_V3: [stage][chunk] "landed" mbarriers, then q's (18) and MLA_MC's (19, 20)
+    long long B, S, T, HQ, KT; // the launch's batch rows, query positions, keys, heads, cache rows a batch row
+    long long rows, nrb, nsp; // query rows a batch row (S * HQ), row tiles a batch row, splits
+    long long rt, sp, bb, r0; // this block's row tile, split, batch row and first row (rt * 64)
+    long long jb0, jb1; // this split's blocks of 64 keys: [jb0, jb1)
+    int tid, wg, q4, ra; // the thread, its warpgroup, its lane's quad index, its first accumulator row (and ra + 8)
+    float (*s_corr)[64]; // the block's __shared__ arrays (s_m1: MLA_SUMS2; s_tick: MLA_FUSE; else null)
+    float *s_m, *s_l, *s_l1, *s_m1;
+    unsigned *s_tick;
+};
+// MLA_V3 3 and 4 (no producer): what a consumer warpgroup's loads read (mla_load_block's and mla_load_q's
+// arguments): q's two tensors, the cache, the tensor map (MLA_TMA, else null) and the thread's index in its warpgroup
+struct MlaSrc {
+    const unsigned short *Q0, *Q1, *Kg;
+    const void *kmap;
+    int pt;
+};
 #endif
