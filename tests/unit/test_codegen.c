@@ -579,10 +579,9 @@ static int kernel_launches(const CgKernel *ck, const int64_t *sym, bool lib, int
  * GEMM replaces its phases by one call (batch 32, every GEMM of a library
  * form on cuBLASLt: no more launches than the library calls themselves).
  * The LM head's GEMM writes the f32 logits: no cast kernel after it. */
-static void test_decode_launches(void **state) {
-    (void)state;
-    Arena *a = arena_new();
-    DiagEngine *d = diag_new(a, stderr);
+/* bench_gpu's two-layer V3 graph (one dense layer, one MoE, no MTP) through the FP8 "kernels" preset; with plan,
+ * also its memory planned at batch 1 (which decides the folds that hold); the program codegen makes of it into *p. */
+static IrGraph *v3_step_program(Arena *a, DiagEngine *d, bool plan, CgProgram **p) {
     FeSetting sets[3] = {{"num_hidden_layers", "2"}, {"first_k_dense_replace", "1"}, {"num_nextn_predict_layers", "0"}};
     FeOptions fo = {NULL, sets, 3};
     IrGraph *g = fe_compile_file(a, d, DSCC_SOURCE_DIR "/models/deepseek_v3.dsl", &fo);
@@ -591,8 +590,21 @@ static void test_decode_launches(void **state) {
     PassRunOptions ro = {.tune = tu_tune()};
     assert_true(pass_pipeline_parse(a, d, pass_preset(a, "kernels", &(PassPreset){.fp8 = true}), &pp));
     assert_true(pass_pipeline_run(&pp, g, &ro, d));
-    CgProgram *p = cg_generate(a, d, g, &(CgGenOptions){.tune = tu_tune()});
-    assert_non_null(p);
+    if (plan) {
+        assert_true(pass_pipeline_parse(a, d, "plan-memory{batch=1,seq=1,ctx=4096}", &pp));
+        assert_true(pass_pipeline_run(&pp, g, &ro, d));
+    }
+    *p = cg_generate(a, d, g, &(CgGenOptions){.tune = tu_tune()});
+    assert_non_null(*p);
+    return g;
+}
+
+static void test_decode_launches(void **state) {
+    (void)state;
+    Arena *a = arena_new();
+    DiagEngine *d = diag_new(a, stderr);
+    CgProgram *p;
+    IrGraph *g = v3_step_program(a, d, false, &p);
     int64_t sym[IR_MAX_DIM_SYMS] = {0}, sym32[IR_MAX_DIM_SYMS] = {0};
     for (int s = 0; s < g->ndims; s++) {
         sym[s] = strcmp(g->dim_names[s], "T") == 0 ? 17 : 1;
@@ -680,18 +692,8 @@ static void test_decode_launches(void **state) {
 static int folded_launches(int *kv_gated) {
     Arena *a = arena_new();
     DiagEngine *d = diag_new(a, stderr);
-    FeSetting sets[3] = {{"num_hidden_layers", "2"}, {"first_k_dense_replace", "1"}, {"num_nextn_predict_layers", "0"}};
-    FeOptions fo = {NULL, sets, 3};
-    IrGraph *g = fe_compile_file(a, d, DSCC_SOURCE_DIR "/models/deepseek_v3.dsl", &fo);
-    assert_non_null(g);
-    PassPipeline pp;
-    PassRunOptions ro = {.tune = tu_tune()};
-    assert_true(pass_pipeline_parse(a, d, pass_preset(a, "kernels", &(PassPreset){.fp8 = true}), &pp));
-    assert_true(pass_pipeline_run(&pp, g, &ro, d));
-    assert_true(pass_pipeline_parse(a, d, "plan-memory{batch=1,seq=1,ctx=4096}", &pp));
-    assert_true(pass_pipeline_run(&pp, g, &ro, d));
-    CgProgram *p = cg_generate(a, d, g, &(CgGenOptions){.tune = tu_tune()});
-    assert_non_null(p);
+    CgProgram *p;
+    IrGraph *g = v3_step_program(a, d, true, &p);
     int64_t sym[IR_MAX_DIM_SYMS] = {0};
     for (int s = 0; s < g->ndims; s++) sym[s] = strcmp(g->dim_names[s], "T") == 0 ? 17 : 1;
     bool *wonly = calloc((size_t)g->nnodes + 1, 1), *used = calloc((size_t)g->nnodes + 1, 1);
