@@ -40,7 +40,6 @@ static int einsum_rows(Gen *G) {
     return (int)v;
 }
 
-
 /* Whether w (value wv) is a value of weights alone that no kernel of a step writes (einsum_heads.cuh's EH_PRE): a
  * weight, or a stored value ir_weight_values keeps with the weights (computed when they load: absorbed MLA's W_UK
  * and W_UV, slices of kv_b_proj). */
@@ -72,9 +71,8 @@ static void einsum_heads_rows(Gen *G, int lo, int mrows, IrDim M, int64_t H, int
                     {"EH_SEGS", arena_printf(a, "%lld", (long long)segs)},
                     {"EH_R", arena_printf(a, "%lld", (long long)r)},
                     {"EH_X(i)", side ? arena_printf(a, "%s_x(a, (i))", side) : arena_printf(a, "L%d(a, (i))", sx)},
-                    {"EH_SIDE(a)", side || kv ? arena_printf(a, "%s%s%s", side ? arena_printf(a, "%s_side(a); ", side) : "",
-                                                             kv ? arena_printf(a, "%s_side(a); ", kv) : "", "(void)0")
-                                              : "(void)0"},
+                    {"EH_SIDE(a)", arena_printf(a, "%s%s%s%s(void)0", side ? side : "", side ? "_side(a); " : "", kv ? kv : "",
+                                                kv ? "_side(a); " : "")},
                     {"EH_W", arena_printf(a, "((const unsigned short *)a.t[%d])", sw)},
                     {"EH_STORE(i, v)", arena_printf(a, "S%d(a, (i), (v))", sy)},
                     {"EH_PRE", pre ? "1" : "0"},
@@ -182,19 +180,10 @@ static bool einsum_heads_mma(Gen *G, const IrNode *n, const char *x, const char 
  * q_nope and q_pe) runs the row group as before. The same expressions (the rope's v-function, in f32 from the same
  * bf16 values): the same bits. */
 
-/* Nodes a step with a cached context needs (gpu_exec.c's find_step_kernels, kind 1): from the roots back, of a
- * fresh_select only its second operand. */
-static char *rope_needed(Gen *G) {
-    const IrGraph *g = G->g;
-    char *need = arena_alloc(G->a, (size_t)g->nnodes + 1);
-    memset(need, 0, (size_t)g->nnodes + 1);
-    for (int i = g->nnodes - 1; i >= 0; i--) {
-        const IrNode *n = g->nodes[i];
-        const IrOpClass c = ir_op_class(n->op);
-        need[i] |= c == IR_CLASS_OUTPUT || c == IR_CLASS_STATE || c == IR_CLASS_COMM;
-        for (int k = 0; need[i] && k < n->nops; k++)
-            if (n->op != IR_OP_FRESH_SELECT || k == 1) need[n->ops[k]->id] = 1;
-    }
+/* Nodes a step with a cached context needs (ir_step_needs, kind 1: the runtime's rule). */
+static const bool *rope_needed(Gen *G) {
+    bool *need = arena_alloc(G->a, (size_t)G->g->nnodes + 1);
+    ir_step_needs(G->g, 1, need);
     return need;
 }
 
@@ -214,7 +203,7 @@ static bool rope_view_ok(const Gen *G, const IrNode *n, int P, const int *grp, c
 
 /* Whether every reader of n a cached step runs, but those in group skip (-1: none), comes after the einsum e on its
  * stream (a value no kernel stores: by its own readers, which compute it). */
-static bool rope_after(const Gen *G, const char *need, const IrNode *n, const IrNode *e, const int *grp, const int *pos, int depth,
+static bool rope_after(const Gen *G, const bool *need, const IrNode *n, const IrNode *e, const int *grp, const int *pos, int depth,
                        int skip) {
     if (depth > 4) return false;
     for (int i = n->id + 1; i < G->g->nnodes; i++) {
@@ -232,7 +221,7 @@ static bool rope_after(const Gen *G, const char *need, const IrNode *n, const Ir
 
 /* Whether einsum e reads x ([B, S, H, K], bf16, its decode form's) as a view of a value of row group P, the other
  * values P stores at a cached step being ropes of such views, all read after e: the group e takes the place of. */
-static int rope_group(Gen *G, const IrNode *e, const int *grp, const int *tmpl, const int *pos, const char *need, char *seen) {
+static int rope_group(Gen *G, const IrNode *e, const int *grp, const int *tmpl, const int *pos, const bool *need, char *seen) {
     const IrGraph *g = G->g;
     const IrNode *x = e->ops[0];
     const int P = grp[x->id], ge = grp[e->id];
@@ -315,7 +304,7 @@ void cg_rope_plan(Gen *G, const int *grp, const int *tmpl, const int *pos, int n
     G->rope = arena_alloc(G->a, sizeof(int) * (size_t)(ngroups + 1));
     G->rope_ok = arena_alloc(G->a, (size_t)ngroups + 1);
     for (int k = 0; k < ngroups; k++) G->rope[k] = -1, G->rope_ok[k] = 0;
-    const char *need = rope_needed(G);
+    const bool *need = rope_needed(G);
     char *seen = arena_alloc(G->a, (size_t)g->nnodes + 1);
     for (int i = 0; i < g->nnodes; i++) {
         const IrNode *e = g->nodes[i];
@@ -525,7 +514,6 @@ bool cg_einsum(Gen *G, const IrNode *n) {
     return true;
 }
 
-
 /* ---- DSCC_EINSUM_KV: the latent's row group folded into the next einsum's decode form ----
  * In V3 the latent's row group (kv_a's output: the latent's rmsnorm, k_pe's RoPE, their concat and its append to the
  * KV cache) launches right before absorbed MLA's first einsum, which reads none of it: at a decode step a launch for
@@ -567,7 +555,7 @@ static int kvf_leaves(const Gen *G, const int *grp, int P, const IrNode **lv, in
 }
 
 /* Whether row group P (launched right before einsum e's group) is one e's decode form can take at a cached step. */
-static bool kvf_group_ok(Gen *G, const IrNode *e, int P, const int *grp, const int *pos, const char *need) {
+static bool kvf_group_ok(Gen *G, const IrNode *e, int P, const int *grp, const int *pos, const bool *need) {
     int *m;
     const int nm = kvf_members(G, grp, P, &m);
     IrDim rows, M = ir_dim_mul(e->ops[0]->type.dims[0], e->ops[0]->type.dims[1]);
@@ -609,17 +597,15 @@ void cg_kvf_plan(Gen *G, const int *grp, const int *tmpl, const int *pos, int ng
         G->local = arena_alloc(G->a, sizeof(int) * (size_t)(g->nnodes + 1));
         for (int i = 0; i < g->nnodes; i++) G->local[i] = -1;
     }
-    const char *need = rope_needed(G);
+    const bool *need = rope_needed(G);
     /* by group: launched at no cached step (each member a function of the weights alone, run once at load, or one a
      * cached step never reads) */
-    char *wonly = arena_alloc(G->a, (size_t)g->nnodes + 1), *idle = arena_alloc(G->a, (size_t)ngroups + 1);
+    bool *wonly = arena_alloc(G->a, (size_t)g->nnodes + 1);
+    char *idle = arena_alloc(G->a, (size_t)ngroups + 1);
+    ir_weights_only(g, wonly);
     memset(idle, 1, (size_t)ngroups + 1);
-    for (int i = 0; i < g->nnodes; i++) {
-        const IrNode *n = g->nodes[i];
-        wonly[i] = n->op == IR_OP_WEIGHT || (n->nops > 0 && ir_op_class(n->op) != IR_CLASS_STATE);
-        for (int k = 0; k < n->nops; k++) wonly[i] &= wonly[n->ops[k]->id];
+    for (int i = 0; i < g->nnodes; i++)
         if (grp[i] >= 0 && need[i] && !wonly[i]) idle[grp[i]] = 0;
-    }
     for (int i = 0; i < g->nnodes; i++) {
         const IrNode *e = g->nodes[i];
         const int ge = grp[i];

@@ -368,6 +368,17 @@ bool ir_order_done_before(const IrOrder *o, int a, int b);
  * one in a graph without a plan. False without host memory. */
 enum { IR_WV_NONE, IR_WV_DERIVED, IR_WV_JOINED, IR_WV_PART, IR_WV_LOAD };
 bool ir_weight_values(const IrGraph *g, const bool *held, unsigned char *kind);
+/* need[i] (g->nnodes entries): whether a step of kind f (0: nothing cached
+ * yet, 1: a cached context) uses node i: from the roots (outputs, state
+ * appends, exchanges) back through the operands, of a fresh_select only
+ * operand f. The runtime launches a kernel none of whose nodes a step
+ * uses not at all (gpu_exec.c); codegen's folds plan by the same rule. */
+void ir_step_needs(const IrGraph *g, int f, bool *need);
+/* c[i] (g->nnodes entries): whether node i is a function of the weights
+ * alone (a weight, or an op other than an input, cache or output all of
+ * whose operands are): a kernel of such nodes only runs once, not at
+ * every step (gpu_exec.c). */
+void ir_weights_only(const IrGraph *g, bool *c);
 /* Whether kind (of ir_weight_values) is a computed value kept with the weights. */
 static inline bool ir_wv_kept(unsigned char kind) { return kind == IR_WV_DERIVED || kind == IR_WV_JOINED; }
 

@@ -255,6 +255,27 @@ static bool joinable(const IrNode *c, const int *uses, const int *members, int g
     return true;
 }
 
+void ir_step_needs(const IrGraph *g, int f, bool *need) {
+    memset(need, 0, (size_t)g->nnodes);
+    for (int i = g->nnodes - 1; i >= 0; i--) { /* program order has operands first: readers are seen before them */
+        const IrNode *n = g->nodes[i];
+        const IrOpClass c = ir_op_class(n->op);
+        need[i] |= c == IR_CLASS_OUTPUT || c == IR_CLASS_STATE || c == IR_CLASS_COMM;
+        for (int k = 0; need[i] && k < n->nops; k++)
+            if (n->op != IR_OP_FRESH_SELECT || k == f) need[n->ops[k]->id] = true;
+    }
+}
+
+void ir_weights_only(const IrGraph *g, bool *c) {
+    for (int i = 0; i < g->nnodes; i++) { /* in program order: operands first */
+        const IrNode *n = g->nodes[i];
+        c[i] = n->op == IR_OP_WEIGHT;
+        if (n->op == IR_OP_INPUT || n->op == IR_OP_WEIGHT || n->op == IR_OP_KV_CACHE || n->op == IR_OP_OUTPUT || n->nops == 0) continue;
+        c[i] = true;
+        for (int k = 0; k < n->nops; k++) c[i] &= c[n->ops[k]->id];
+    }
+}
+
 /* Per node, whether a DERIVED value is held in memory: held[i], else as
  * plan-memory marked it (IR_MEM_WEIGHTS), else (no plan) every one. */
 static bool is_held(const IrGraph *g, const bool *held, int i) {

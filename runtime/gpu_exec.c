@@ -127,13 +127,7 @@ static void find_constant_kernels(GpuExec *x) {
     const IrGraph *g = x->g;
     const CgProgram *p = x->p;
     bool *c = calloc((size_t)g->nnodes + 1, 1);
-    for (int i = 0; i < g->nnodes; i++) { /* in program order: operands first */
-        const IrNode *n = g->nodes[i];
-        c[i] = n->op == IR_OP_WEIGHT;
-        if (n->op == IR_OP_INPUT || n->op == IR_OP_WEIGHT || n->op == IR_OP_KV_CACHE || n->op == IR_OP_OUTPUT || n->nops == 0) continue;
-        c[i] = true;
-        for (int k = 0; k < n->nops; k++) c[i] &= c[n->ops[k]->id];
-    }
+    ir_weights_only(g, c);
     x->konst = calloc((size_t)p->nkernels + 1, sizeof(bool));
     for (int k = 0; k < p->nkernels; k++) {
         bool all = p->kernels[k].nnodes > 0;
@@ -156,13 +150,7 @@ static void find_step_kernels(GpuExec *x) {
     if (!any) return;
     for (int f = 0; f < 2; f++) {
         bool *need = x->need[f] = calloc((size_t)g->nnodes + 1, 1);
-        for (int i = g->nnodes - 1; i >= 0; i--) { /* program order has operands first: readers are seen before them */
-            const IrNode *n = g->nodes[i];
-            IrOpClass c = ir_op_class(n->op);
-            need[i] |= c == IR_CLASS_OUTPUT || c == IR_CLASS_STATE || c == IR_CLASS_COMM;
-            for (int k = 0; need[i] && k < n->nops; k++)
-                if (n->op != IR_OP_FRESH_SELECT || k == f) need[n->ops[k]->id] = true;
-        }
+        ir_step_needs(g, f, need);
         x->idle[f] = calloc((size_t)x->p->nkernels + 1, 1);
         for (int k = 0; k < x->p->nkernels; k++) {
             const CgKernel *ck = &x->p->kernels[k];

@@ -697,18 +697,8 @@ static int folded_launches(int *kv_gated) {
     int64_t sym[IR_MAX_DIM_SYMS] = {0};
     for (int s = 0; s < g->ndims; s++) sym[s] = strcmp(g->dim_names[s], "T") == 0 ? 17 : 1;
     bool *wonly = calloc((size_t)g->nnodes + 1, 1), *used = calloc((size_t)g->nnodes + 1, 1);
-    for (int i = 0; i < g->nnodes; i++) { /* a function of the weights alone: run once, at load */
-        const IrNode *n = g->nodes[i];
-        wonly[i] = n->op == IR_OP_WEIGHT || (n->nops > 0 && n->op != IR_OP_KV_CACHE && n->op != IR_OP_OUTPUT);
-        for (int k = 0; k < n->nops; k++) wonly[i] &= wonly[n->ops[k]->id];
-    }
-    for (int i = g->nnodes - 1; i >= 0; i--) { /* read at a cached step (the runtime's rule) */
-        const IrNode *n = g->nodes[i];
-        IrOpClass c = ir_op_class(n->op);
-        used[i] |= c == IR_CLASS_OUTPUT || c == IR_CLASS_STATE || c == IR_CLASS_COMM;
-        for (int k = 0; used[i] && k < n->nops; k++)
-            if (n->op != IR_OP_FRESH_SELECT || k == 1) used[n->ops[k]->id] = true;
-    }
+    ir_weights_only(g, wonly);  /* a function of the weights alone: run once, at load */
+    ir_step_needs(g, 1, used);  /* read at a cached step (the runtime's rule) */
     int launches = 0;
     *kv_gated = 0;
     for (int k = 0; k < p->nkernels; k++) {
