@@ -231,9 +231,10 @@ extern const int tune_count;
  * valid until that variable is set again: read again after a setenv). */
 void tune_read_env(DsccTune *t);
 /* Whether every BOOL switch of t is unset, empty, 0 or 1; false, with an
- * error naming each that is not and its values, otherwise. A main calls it
- * after tune_read_env, before t reaches the library, which then reads a
- * BOOL switch with tune_on and no check of its own. */
+ * error naming each that is not and its values, otherwise (on d; NULL:
+ * on stderr). A main calls it after tune_read_env, before t reaches the
+ * library, which then reads a BOOL switch with tune_on and no check of its
+ * own. */
 bool tune_check(const DsccTune *t, DiagEngine *d);
 /* A BOOL switch's value v (tune_check has passed it): deflt where unset or
  * empty, else whether it is not 0. */

@@ -23,6 +23,8 @@ void tune_read_env(DsccTune *t) {
 }
 
 bool tune_check(const DsccTune *t, DiagEngine *d) {
+    Arena *own = d ? NULL : arena_new(); /* no engine: the errors on stderr, as a main reports them */
+    if (own) d = diag_new(own, stderr);
     bool ok = true;
     for (int i = 0; i < tune_count; i++) {
         const char *v = *(const char *const *)((const char *)t + tune_table[i].offset);
@@ -30,6 +32,7 @@ bool tune_check(const DsccTune *t, DiagEngine *d) {
         diag_error(d, (SrcLoc){0}, "%s is '%s': expected 0 or 1", tune_table[i].name, v);
         ok = false;
     }
+    arena_free(own);
     return ok;
 }
 

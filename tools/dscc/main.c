@@ -85,15 +85,6 @@ static const Subcommand *find_command(const char *name) {
     return NULL;
 }
 
-/* The BOOL switches' values, once for every command (help and --version
- * run whatever they are): a bad one is a usage error, as DSCC_TIMEOUT's. */
-static bool check_tune(void) {
-    Arena *a = arena_new();
-    bool ok = tune_check(&driver_tune, diag_new(a, stderr));
-    arena_free(a);
-    return ok;
-}
-
 int main(int argc, char **argv) {
     if (argc < 2) {
         print_main_help(stderr);
@@ -139,6 +130,8 @@ int main(int argc, char **argv) {
         fprintf(stderr, "dscc: error: unknown command '%s'; run 'dscc --help'\n", cmd);
         return DSCC_EXIT_USAGE;
     }
-    if (!check_tune()) return DSCC_EXIT_USAGE;
+    /* the BOOL switches' values, once for every command (help and --version run whatever they are): a bad one is a
+     * usage error, as DSCC_TIMEOUT's */
+    if (!tune_check(&driver_tune, NULL)) return DSCC_EXIT_USAGE;
     return sc->run(argc - 1, argv + 1);
 }
