@@ -416,7 +416,7 @@ GpuExec *gpu_exec_new(const IrGraph *g, const CpuWeightSource *ws, const GpuOpti
     x->max_b = o.max_batch;
     x->max_s = o.max_seq;
     int64_t smax[IR_MAX_DIM_SYMS];
-    if (!bind_capacity(x, &o, smax, d)) goto fail;
+    if (!bind_capacity(x, &o, smax, d) || !gx_ahead_check(&x->tune, d)) goto fail;
     CgGenOptions go = {.f32_storage = o.f32_storage, .tune = &x->tune};
     if (!(x->p = cg_generate(x->arena, d, g, &go))) goto fail;
     if (!(x->cu = rt_cuda_open(d, o.device))) goto fail;
@@ -516,6 +516,7 @@ GpuExec *gpu_exec_new(const IrGraph *g, const CpuWeightSource *ws, const GpuOpti
     }
     free(scr);
     if (!gx_setup_tma(x, smax, d)) goto fail;
+    gx_plan_ahead(x);
     bool any_lib = false;
     for (int k = 0; k < p->nkernels; k++) any_lib |= p->kernels[k].lib.kind != CG_LIB_NONE;
     x->no_blas_why = !any_lib ? "no GEMM of this graph has a cuBLASLt form" : o.no_blas ? "the generated kernels were asked for" : NULL;
@@ -572,7 +573,7 @@ void gpu_exec_free(GpuExec *x) {
     free(x->atload);
     free(x->wv);
     free(x->home);
-    for (int f = 0; f < 2; f++) free(x->idle[f]), free(x->need[f]);
+    for (int f = 0; f < 2; f++) free(x->idle[f]), free(x->need[f]), free(x->ahead[f]);
     free(x->kstream);
     free(x->kwait);
     free(x->kev);
@@ -899,6 +900,7 @@ static bool launch_step(GpuExec *x, const int64_t *sym, StepSeq *q, const StepMo
         Launch *l = &x->launch[k];
         memcpy(l->args.sym, sym, sizeof l->args.sym);
         l->args.len = x->len;
+        gx_set_ahead(x, k);
         if (!m->dry && x->nvtx[k] && (!range || strcmp(range, x->nvtx[k]) != 0)) {
             if (range) rt_nvtx_pop();
             rt_nvtx_push(range = x->nvtx[k]);

@@ -119,6 +119,8 @@ struct GpuExec {
     bool *idle[2];    /* per kernel, for a step with nothing cached [0] or a cached context [1]: nothing that step uses
                        * (only fresh_select's other operand): not launched (NULL: no fresh_select in the graph) */
     bool *need[2];    /* per node, the same: its value is computed in such a step */
+    int64_t *ahead[2]; /* per kernel, for each kind of step as idle: the range it prefetches into L2, address and bytes
+                        * (DSCC_L2_AHEAD, gpu_ahead.c; NULL: none) */
     int last_kind;    /* the last run's: 0 nothing was cached before it, 1 a context was */
     const char *no_blas_why; /* why blas is NULL */
     int64_t wbytes, abytes;  /* weight (what stays after load) and activation slabs */
@@ -163,6 +165,13 @@ static inline bool not_launched(const GpuExec *x, int k) {
 
 /* gpu_exec.c */
 void gx_pack(IrDType dt, const float *src, int64_t n, void *dst);
+
+/* gpu_ahead.c: the L2 prefetch ahead. gx_ahead_check refuses a malformed DSCC_L2_AHEAD (before anything is loaded);
+ * gx_plan_ahead plans each kind of step (once the arguments are filled); gx_set_ahead puts kernel k's range for this
+ * step's kind in its arguments. */
+bool gx_ahead_check(const DsccTune *t, DiagEngine *d);
+void gx_plan_ahead(GpuExec *x);
+void gx_set_ahead(GpuExec *x, int k);
 
 /* gpu_weights.c: the values held with the weights, and the weights' places */
 bool gx_find_load_kernels(GpuExec *x, DiagEngine *d);
