@@ -793,6 +793,15 @@ static inline void emu_hp_wg_wait(unsigned keep, int line) {
 #define xt_policy_ef() 0ull
 #define xt_tma_2d_hint(dst, map, bar, c0, c1, pol) ((void)(pol), hp_tma_2d((dst), (map), (bar), (c0), (c1)))
 #define xt_cp16(dst, src, v) hp_cp16((dst), (src), (v))
+/* cp.async.bulk.prefetch.L2 of bytes of w from byte off (XT_PF: the chained down's rows): a hint, nothing to do; the
+ * range must be 16-byte aligned and lie in w's limit bytes (the down's E x N x K codes) */
+static inline void emu_xt_prefetch_l2(const unsigned char *w, long long limit, long long off, unsigned bytes, int line) {
+    if ((((uintptr_t)w + (uintptr_t)off) & 15) || (bytes & 15) || !bytes) emu_ctx->fault(emu_ctx, "L2 prefetch of no 16-byte aligned range", line);
+    if (off < 0 || off + (long long)bytes > limit) emu_ctx->fault(emu_ctx, "L2 prefetch past the weight's bytes", line);
+    volatile const unsigned char *b = w + off;
+    (void)b[0], (void)b[bytes - 1]; /* ASan sees a range past the buffer */
+}
+#define xt_prefetch_l2(w, limit, off, bytes) emu_xt_prefetch_l2((w), (limit), (off), (bytes), __LINE__)
 /* cp.async.ca.shared.global of 4 bytes (its level 2's scales), zeros when !v */
 static inline void emu_xt_cp4(void *dst, const void *src, bool v, int line) {
     if (((uintptr_t)dst & 3) || (v && ((uintptr_t)src & 3))) emu_ctx->fault(emu_ctx, "cp.async of 4 bytes to or from a misaligned address", line);
