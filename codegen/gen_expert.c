@@ -346,6 +346,7 @@ typedef struct {
     int64_t f32; /* 1: the TMA form also where the GEMM tile is mma.sync's (f32 storage's default); 0: the tile there */
     int64_t epi; /* levels 2 and 3: gate and up's phase stores silu(gate) x up quantized (the chained down's input) itself */
     int64_t pf;  /* levels 2 and 3: K blocks of the chained down's first unit a gate/up block prefetches into L2 (0: none) */
+    int64_t la;  /* levels 2 and 3 with kp=1: K blocks the weights' L2 prefetch runs ahead of the TMA loads (0: none) */
 } ExpertTma;
 #define EXPERT_TMA_MINR 1 /* every step of more than one routed row (minr=2048: decode steps on the tile, as before) */
 #define EXPERT_TMA_DYN 0  /* dyn where not given: at level 3 with mt=1 (mt=2 spills with it) */
@@ -356,13 +357,14 @@ typedef struct {
                            * ms at batch 32 / 128, every bf16-storage GPU test passing); bn=128 the old units */
 
 static bool expert_tma_params(Gen *G, ExpertTma *p) {
-    *p = (ExpertTma){false, 3, EXPERT_TMA_MINR, 1, 132, 1, -1, -1, -1, 0, 0, 0}; /* dyn, kp, bn: -1 until resolved */
+    *p = (ExpertTma){false, 3, EXPERT_TMA_MINR, 1, 132, 1, -1, -1, -1, 0, 0, 0, 0}; /* dyn, kp, bn: -1 until resolved */
     const ExpertKey keys[] = {{"minr", 1, 1LL << 30, 0, &p->minr}, {"mt", 1, 2, 0, &p->mt}, {"grid", 1, 1024, 0, &p->grid}, {"ef", 0, 1, 0, &p->ef},
                               {"dyn", 0, 1, 0, &p->dyn}, {"kp", 1, 3, 0, &p->kp}, {"bn", 128, 256, 0, &p->bn}, {"f32", 0, 1, 0, &p->f32},
-                              {"epi", 0, 1, 0, &p->epi}, {"pf", 0, 64, 0, &p->pf}};
+                              {"epi", 0, 1, 0, &p->epi}, {"pf", 0, 64, 0, &p->pf}, {"la", 0, 32, 0, &p->la}};
     static const char usage[] = "0, 1, 2, 3, or comma-separated minr=N (N >= 1), mt=1|2, grid=1..1024, ef=0|1, dyn=0|1 (level 3), kp=1..3 "
                                 "(levels 2, 3), bn=128|256 (levels 2, 3; bn=256 with mt=1, dyn=0, kp=1), f32=0|1 (the TMA form at f32 "
-                                "storage too), epi=0|1 (levels 2, 3 with mt=1, dyn=0, kp=1), pf=0..64 (levels 2, 3), after a level 1|2|3 or alone";
+                                "storage too), epi=0|1 (levels 2, 3 with mt=1, dyn=0, kp=1), pf=0..64 (levels 2, 3), la=0..32 (levels 2, 3 with kp=1), after a level 1|2|3 or "
+                                "alone";
     if (!expert_env(G, "DSCC_EXPERT_TMA", G->tune->expert_tma, 3, 3, keys, (int)(sizeof keys / sizeof keys[0]), usage, &p->lvl))
         return false;
     if (p->dyn > 0 && p->lvl != 3) {
@@ -385,6 +387,11 @@ static bool expert_tma_params(Gen *G, ExpertTma *p) {
     if (p->pf > 0 && p->lvl < 2) {
         G->why = arena_printf(G->a, "DSCC_EXPERT_TMA is '%s': pf=%lld needs level 2 or 3; expected %s", G->tune->expert_tma,
                               (long long)p->pf, usage);
+        return false;
+    }
+    if (p->la > 0 && (p->lvl < 2 || p->kp > 1)) {
+        G->why = arena_printf(G->a, "DSCC_EXPERT_TMA is '%s': la=%lld needs level 2 or 3 with kp=1; expected %s", G->tune->expert_tma,
+                              (long long)p->la, usage);
         return false;
     }
     if (p->kp > 1 && p->lvl < 2) {
@@ -562,14 +569,15 @@ static bool expert_tma(Gen *G, const ExpertTma *xt, int64_t amin, const IrNode *
     if (!defs[nd - 1].value) nd--;
     if (!defs[nd - 1].value) nd--;
     else if (!defs[nd - 2].value) defs[nd - 2] = defs[nd - 1], nd--;
-    CgDefine all[sizeof defs / sizeof defs[0] + 5];
+    CgDefine all[sizeof defs / sizeof defs[0] + 6];
     memcpy(all, defs, sizeof(CgDefine) * (size_t)nd);
     const int npf = expert_pf_defs(G, xt, n, lvl, all + nd);
     nd += npf;
+    if (lvl == 2 && xt->la > 0) all[nd++] = (CgDefine){"XT_LA", arena_printf(G->a, "%d", (int)xt->la)};
     sb_printf(&G->decl, "// fp8_expert_linear%s above %lld routed rows: a block per (expert, 128 outputs) takes all of the expert's\n"
                         "// rows, %d a pass; the weights by TMA, the rows gathered by cp.async, into a %d-stage mbarrier ring; a producer\n"
                         "// warpgroup, two wgmma m64n128k32 E4M3 consumer warpgroups; a persistent grid, the longest expert first\n"
-                        "// (level %d%s%s%s%s%s%s%s%s)\n",
+                        "// (level %d%s%s%s%s%s%s%s%s%s)\n",
               nw > 1 ? " x 2 (gate and up)" : "", (long long)amin, 128 * (int)xt->mt, xt->mt == 2 || wide || epi ? 4 : 6, lvl,
               wide ? "; units of 256 outputs, two 128-column halves on the same rows of x" : "",
               epi ? "; gate's and up's tile j a unit, silu(gate) x up quantized in its epilogue: the down's input" : "",
@@ -578,7 +586,8 @@ static bool expert_tma(Gen *G, const ExpertTma *xt, int64_t amin, const IrNode *
               split && xt->dyn ? ", handed out by an atomic counter" : "",
               lvl == 2 && xt->kp > 1 ? arena_printf(G->a, ", the weights' boxes of %d K blocks issued together", (int)xt->kp) : "",
               lvl == 2 && xt->ef ? ", the weights evict-first in L2" : "",
-              npf ? arena_printf(G->a, "; the chained down's first %d K blocks a block into L2 after its last loads", (int)xt->pf) : "");
+              npf ? arena_printf(G->a, "; the chained down's first %d K blocks a block into L2 after its last loads", (int)xt->pf) : "",
+              lvl == 2 && xt->la > 0 ? arena_printf(G->a, "; the weights into L2 %d K blocks ahead of the ring", (int)xt->la) : "");
     sb_puts(&G->decl, cg_kernel_instance(G->a, "expert_tma", entry, all, nd));
     int64_t stages = xt->mt == 2 || wide || epi ? 4 : 6, smem = stages * 16384 * (1 + wide + epi + xt->mt) + 16 * stages + 1024; /* XT_SMEM */
     if (lvl == 2) smem += 4 * stages * (128 * xt->mt + 4) + 4 * 128 * xt->mt; /* the stages' scales, the pass's rows */

@@ -116,6 +116,11 @@
 //   and by XT_DYN alike), which the pass list already names. Between this phase's last loads and the down's first
 //   ones HBM is idle (this phase's ring drains, the silu-mul-quantize phase and two launches run), so the down's
 //   first N stages come from L2 instead of an empty ring and N x 32 KB a block cross HBM in that gap.
+// * Lookahead (XT_LA N > 0, DSCC_EXPERT_TMA=...,la=N; XT_KP 1): with the TMA load of a unit's K block kb, producer
+//   thread 0 prefetches into L2 the box(es) of its K block kb + N (cp.async.bulk.prefetch.tensor, one a box; with the
+//   unit's first K block, K blocks 1 .. N), so an SM has the ring's stages plus N K blocks of weights in flight (at
+//   bn=256: 128 KB + N x 32 KB) with no shared memory or register held for them, and the ring's loads find their
+//   bytes in L2: for a stream whose rate is set by the bytes in flight an SM (Little's law) rather than by HBM.
 //
 // Parameters (#define; expressions may use the kernel's Args `a`):
 //   DSCC_ENTRY          the entry point's name
@@ -150,6 +155,7 @@
 //   XT_PF_W             the down's weight codes (const unsigned char *), [E * XT_PF_N][XT_PF_K]
 //   XT_PF_N, XT_PF_K    the down's outputs and K (XT_PF_K % 16 == 0)
 //   XT_PF_TN            outputs of the down's unit (128, or 256 where its units are wide)
+//   XT_LA               K blocks the weights' L2 prefetch runs ahead of the TMA loads (0: none, the default; XT_KP 1)
 //   XT_STAGES           stages of the ring (default 4 at XT_MT 2 or XT_WIDE, 6 otherwise)
 //   XT_LVL              1 or 2 (default 1; see above); level 2 also needs:
 //   XT_EF               level 2: 1 loads the weights under an L2 evict-first policy (default 0)
@@ -217,6 +223,12 @@
 #endif
 #ifndef XT_PF
 #define XT_PF 0
+#endif
+#ifndef XT_LA
+#define XT_LA 0
+#endif
+#if XT_LA && XT_KP != 1
+#error "XT_LA needs XT_KP 1"
 #endif
 #if XT_EPI && (XT_WIDE || XT_NW != 2 || XT_LVL != 2 || XT_MT != 1 || XT_DYN || XT_KP != 1)
 #error "XT_EPI needs gate and up (XT_NW 2), level 2 (or 3), XT_MT 1, no XT_WIDE, XT_DYN, XT_KP > 1"
@@ -293,6 +305,10 @@ __device__ __forceinline__ void xt_cp4(void *dst, const void *src, bool v) {
 __device__ __forceinline__ void xt_prefetch_l2(const unsigned char *w, long long limit, long long off, unsigned bytes) {
     (void)limit;
     asm volatile("cp.async.bulk.prefetch.L2.global [%0], %1;\n" ::"l"(w + off), "r"(bytes) : "memory");
+}
+// cp.async.bulk.prefetch.tensor.2d.L2 of map's box at (c0, c1): a hint, the box's bytes into L2 (XT_LA)
+__device__ __forceinline__ void xt_tma_prefetch(const void *map, int c0, int c1) {
+    asm volatile("cp.async.bulk.prefetch.tensor.2d.L2.global.tile [%0, {%1, %2}];\n" ::"l"(map), "r"(c0), "r"(c1) : "memory");
 }
 // The split units' pass entry (XT_SPLIT): the 4 ints of pass-list entry i, raw (decoded by xt_unit when used, so
 // that the loads' latency overlaps the unit before)
@@ -522,6 +538,16 @@ extern "C" __global__ void __launch_bounds__(384, 1) DSCC_ENTRY(Args a) {
                             {
                                 const unsigned char *map = XT_MAPS + 128;
                                 XT_TMA(st + XT_BOX, &full[s], kb, wrow)
+                            }
+#endif
+#if XT_LA // the unit's K block kb + XT_LA into L2 (with its first, K blocks 1 .. XT_LA): ahead of the ring (see above)
+                            for (int j = kb ? kb + XT_LA : 1; j <= kb + XT_LA && j < nkb; j++) {
+                                xt_tma_prefetch(map, j * 128, wrow);
+#if XT_WIDE
+                                xt_tma_prefetch(map, j * 128, wrow + 128);
+#elif XT_EPI
+                                xt_tma_prefetch(XT_MAPS + 128, j * 128, wrow);
+#endif
                             }
 #endif
                         }
@@ -911,6 +937,7 @@ extern "C" __global__ void __launch_bounds__(384, 1) DSCC_ENTRY(Args a) {
 #undef XT_WIDE
 #undef XT_EPI
 #undef XT_PF
+#undef XT_LA
 #undef XT_PF_W
 #undef XT_PF_N
 #undef XT_PF_K

@@ -773,12 +773,15 @@ static float **dec_run(const IrGraph *g, const char *env, int64_t T, const float
 }
 
 /* pf=N (the gate/up phase's blocks prefetch the chained down's first unit's first N K blocks into L2 once their own
- * loads are issued: a hint) stores the same bits as without, at the decode-like shapes (the down N 272: a last unit
+ * loads are issued: a hint) and la=N (each phase's weights prefetched into L2 by their tensor map N K blocks ahead of
+ * the ring: a hint; the emulator's twin refuses a box past K, so a loop bound off by one fails) store the same bits
+ * as without, at the decode-like shapes (the down N 272: a last unit
  * of 16 rows at bn=256, K 176: 2 K blocks, so pf=8 is all of K) at 2 tokens routed to experts 0, 5, 30 and 31 (the
  * last expert: a range not clipped to its N rows runs past the weight, which the emulator's prefetch twin refuses)
  * and slots of id -1 (their units prefetch nothing): level 3 on the default grid (132 blocks, most without a gate/up
  * unit, blocks 0-7 each a down unit), level 2 (the bucket list, not the passes) with pf=1 on a grid of 3 (blocks that
- * walk several units); the define generated only where asked. */
+ * walk several units); la=6 (past K: clipped) with pf=2, and la=1 on units of 128 outputs on a grid of 3; the defines
+ * generated only where asked. */
 static void test_tma3_pf(void **state) {
     (void)state;
     Arena *a = arena_new();
@@ -789,14 +792,16 @@ static void test_tma3_pf(void **state) {
     setenv("DSCC_EXPERT_TMA", "pf=8", 1);
     assert_true(generated_has(g, false, "#define XT_PF 8\n"));
     assert_true(generated_has(g, false, "#define XT_PF_TN 256\n"));
+    setenv("DSCC_EXPERT_TMA", "la=3", 1);
+    assert_true(generated_has(g, false, "#define XT_LA 3\n") && !generated_has(g, false, "#define XT_PF_W "));
     unsetenv("DSCC_EXPERT_TMA");
     enum { T = 2 };
     float xv[T * 272];
     static const float iv[T * KS] = {31, 0, -1, 5, 30, 31, 0, -1};
     uint64_t rng = tu_test_seed() + 53;
     for (int i = 0; i < T * 272; i++) xv[i] = rt_bf16_decode(rt_bf16_encode((float)((double)next(&rng) / 2147483648.0 * 2.0 - 1.0)));
-    static const char *const sets[][2] = {{"3", "3,pf=8"}, {"2,grid=3", "2,grid=3,pf=1"}};
-    for (int c = 0; c < 2; c++) {
+    static const char *const sets[][2] = {{"3", "3,pf=8"}, {"2,grid=3", "2,grid=3,pf=1"}, {"3", "3,la=6,pf=2"}, {"3,bn=128,grid=3", "3,bn=128,grid=3,la=1"}};
+    for (int c = 0; c < 4; c++) {
         int64_t nv1[3], nv2[3];
         float **o1 = dec_run(g, sets[c][0], T, xv, iv, nv1), **o2 = dec_run(g, sets[c][1], T, xv, iv, nv2);
         int same = 0;
@@ -970,13 +975,13 @@ static void test_env(void **state) {
     static const char *const badt[] = {"4", "minr=0", "mt=3", "minr", "minr=", "mt=1,", "minr=8x", "depth=2", "grid=0", "grid=1025",
                                        "mt=2,2", "2,", "2x", ",2", "2,mt=3", "-1", "2,ef=2", "2,dyn=1", "1,dyn=1", "dyn=2", "kp=0", "kp=4", "1,kp=2",
                                        "bn=192", "1,bn=256", "bn=256,mt=2", "bn=256,dyn=1", "bn=256,kp=2", "bn=512", "f32=2", "f32",
-                                       "epi=2", "1,epi=1", "epi=1,mt=2", "epi=1,dyn=1", "epi=1,kp=2", "pf=65", "pf=-1", "1,pf=4"};
+                                       "epi=2", "1,epi=1", "epi=1,mt=2", "epi=1,dyn=1", "epi=1,kp=2", "pf=65", "pf=-1", "1,pf=4", "la=33", "1,la=2", "bn=128,kp=2,la=2"};
     for (size_t i = 0; i < sizeof badt / sizeof badt[0]; i++) {
         setenv("DSCC_EXPERT_TMA", badt[i], 1);
         assert_null(cg_generate(a, d, g, &(CgGenOptions){.tune = tu_tune()}));
     }
     unsetenv("DSCC_EXPERT_TMA");
-    assert_true(diag_error_count(d) >= before + 39);
+    assert_true(diag_error_count(d) >= before + 42);
     arena_free(a);
 }
 
