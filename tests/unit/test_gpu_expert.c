@@ -38,7 +38,9 @@
  * weights' boxes of 2 or 3 K blocks issued together (kp=2, 3) there and at
  * the decode-like shapes. The fused epilogue (epi=1: gate's and up's tile j in
  * one unit, silu(gate) x up quantized in its epilogue; test_tma3_epi) against
- * the unfused form's bits at f32 storage and the CPU's h at bf16.
+ * the unfused form's bits at f32 storage and the CPU's h at bf16. The L2 prefetches (pf=N: the chained down's first
+ * K blocks by the gate/up blocks; la=N: the weights ahead of the ring; test_tma3_pf) against the same runs' bits
+ * without them, each prefetch range checked by the emulator.
  * The stream form is opt-in (DSCC_EXPERT_V2=1 or its parameters: on an
  * H100 it was slower than the tile). Each step checks that the stream
  * phase is the one that ran (and, with DSCC_EXPERT_V2=0 or unset, that it
