@@ -1280,15 +1280,12 @@ CgProgram *cg_generate(Arena *a, DiagEngine *d, const IrGraph *g, const CgGenOpt
             raw[p->nmodules] = body;
             first_of[p->nmodules] = p->nkernels - 1;
             p->modules[p->nmodules++] = (CgSource){k->name, cg_pdl_prologue(a, body, G.tune), k->loc};
-            for (int ph = 0; ph < G.nphases; ph++) {
-                G.phases[ph].pdl = cg_kernel_waits(p->modules[k->module].source, G.phases[ph].fn);
-                G.phases[ph].ahead = cg_kernel_aheads(p->modules[k->module].source, G.phases[ph].fn);
-            }
+            for (int ph = 0; ph < G.nphases; ph++) G.phases[ph].pdl = cg_kernel_waits(p->modules[k->module].source, G.phases[ph].fn);
         } else { /* the same source: the same entries */
             const CgKernel *k0 = &p->kernels[first_of[k->module]];
             for (int ph = 0; ph < G.nphases; ph++)
                 for (int j = 0; j < k0->nphases; j++)
-                    if (strcmp(k0->phases[j].fn, G.phases[ph].fn) == 0) G.phases[ph].pdl = k0->phases[j].pdl, G.phases[ph].ahead = k0->phases[j].ahead;
+                    if (strcmp(k0->phases[j].fn, G.phases[ph].fn) == 0) G.phases[ph].pdl = k0->phases[j].pdl;
         }
         k->nphases = G.nphases;
         k->phases = arena_alloc(a, sizeof(CgPhase) * (size_t)(G.nphases + 1));

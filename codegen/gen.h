@@ -40,8 +40,6 @@ typedef struct {
     int64_t len;              /* positions cached before this step */
     uint64_t err;             /* device int[2]: tag + 1 and the bad value of a data error */
     int64_t tag;              /* which kernel this is, for the host to name a data error */
-    uint64_t pf;              /* L2 prefetch ahead (args.cuh's DSCC_L2_AHEAD): a later kernel's weights, pf_bytes from here, */
-    int64_t pf_bytes;         /* which an entry that calls it pulls into L2 before its wait (0: none; runtime/gpu_ahead.c) */
 } CgArgs;
 
 typedef enum {
@@ -173,7 +171,6 @@ typedef struct {
     const CgTmaGemm *tma; /* non-NULL: the phase is the TMA GEMM, which the runtime runs instead of its tile or not at all */
     const CgTmaMaps *tmaps; /* non-NULL: the tensor maps the phase reads its weights through (made at plan time) */
     bool pdl;             /* its entry calls DSCC_PDL_WAIT() (codegen/kernels.h): it may be launched programmatically */
-    bool ahead;           /* its entry calls DSCC_L2_AHEAD() (args.cuh): it may prefetch a later kernel's weights into L2 */
     int64_t kfuse;        /* CG_ITEMS_MLA_COMBINE: MLA's decode kernel merges up to this many splits itself (MLA_FUSE_MAX), the
                            * combine runs only for more (0 or 1: for every step of several splits) */
 } CgPhase;

@@ -126,31 +126,23 @@ static bool next_entry(const char *s, size_t *at, char *entry_def, Entry *e) {
     return false;
 }
 
-/* Whether s[a, b) calls the macro `word` outside comments and literals. */
-static bool calls(const char *s, size_t a, size_t b, const char *word) {
-    const size_t n = strlen(word);
-    for (size_t i = cg_scan_find_word(s, a, b, word); i < b; i = cg_scan_find_word(s, i + n, b, word)) {
-        size_t k = i + n;
+/* Whether s[a, b) calls DSCC_PDL_WAIT() outside comments and literals. */
+static bool calls_wait(const char *s, size_t a, size_t b) {
+    for (size_t i = cg_scan_find_word(s, a, b, "DSCC_PDL_WAIT"); i < b; i = cg_scan_find_word(s, i + 13, b, "DSCC_PDL_WAIT")) {
+        size_t k = i + 13;
         while (s[k] == ' ') k++;
         if (s[k] == '(') return true;
     }
     return false;
 }
 
-static bool calls_wait(const char *s, size_t a, size_t b) { return calls(s, a, b, "DSCC_PDL_WAIT"); }
-
-/* Whether entry fn of src calls the macro `word` in its body. */
-static bool entry_calls(const char *src, const char *fn, const char *word) {
+bool cg_kernel_waits(const char *src, const char *fn) {
     char def[128] = "";
     Entry e;
     for (size_t at = 0; next_entry(src, &at, def, &e);)
-        if (strcmp(e.name, fn) == 0) return calls(src, e.open, e.end, word);
+        if (strcmp(e.name, fn) == 0) return calls_wait(src, e.open, e.end);
     return false;
 }
-
-bool cg_kernel_waits(const char *src, const char *fn) { return entry_calls(src, fn, "DSCC_PDL_WAIT"); }
-
-bool cg_kernel_aheads(const char *src, const char *fn) { return entry_calls(src, fn, "DSCC_L2_AHEAD"); }
 
 bool cg_pdl_early(const DsccTune *t) { return tune_on(t ? t->pdl_early : NULL, false); }
 

@@ -67,21 +67,15 @@ char *cg_kernel_prelude(Arena *a, const char *name);
  * it) calls DSCC_PDL_WAIT() in its own body, outside comments. */
 bool cg_kernel_waits(const char *src, const char *fn);
 
-/* Whether that entry calls DSCC_L2_AHEAD() (args.cuh): it prefetches the
- * range CgArgs.pf names into L2, which the runtime then may give it
- * (CgPhase.ahead; runtime/gpu_ahead.c). */
-bool cg_kernel_aheads(const char *src, const char *fn);
-
-/* The statement cg_pdl_prologue puts first in an entry point (after the
- * runtime's L2 prefetch ahead, which reads weights only); with
+/* The statement cg_pdl_prologue puts first in an entry point; with
  * DSCC_PDL_EARLY=1 the early one, which lets the next kernel launch before
  * the wait: that kernel's prologue (its weights) may then run under the tail
  * of the kernel before this one too. The order stays whole: the next kernel
  * waits for this one to complete, which waits for the one before it. A
  * kernel's trigger never takes room from its own CTAs (the next launches
  * once every CTA of this one has triggered, so has been placed). */
-#define CG_PDL_PROLOGUE "DSCC_L2_AHEAD(); DSCC_PDL_WAIT(); DSCC_PDL_LAUNCH_DEPENDENTS();"
-#define CG_PDL_PROLOGUE_EARLY "DSCC_PDL_LAUNCH_DEPENDENTS(); DSCC_L2_AHEAD(); DSCC_PDL_WAIT();"
+#define CG_PDL_PROLOGUE "DSCC_PDL_WAIT(); DSCC_PDL_LAUNCH_DEPENDENTS();"
+#define CG_PDL_PROLOGUE_EARLY "DSCC_PDL_LAUNCH_DEPENDENTS(); DSCC_PDL_WAIT();"
 
 /* Whether DSCC_PDL_EARLY (t->pdl_early; t NULL: unset) is 1: the kernel
  * files the generator picks take it as their own define, the entries it

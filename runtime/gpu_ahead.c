@@ -7,27 +7,30 @@
  * attention over a short cache. A traced batch-1 step of two V3 layers on
  * an H100 spends ~0.15 ms in those, the HBM idle, and each stream after
  * them starts from an empty pipe (q_a + kv_a: 15 MB in 12 us, 40% of the
- * read). Here each such light kernel whose entry calls DSCC_L2_AHEAD()
- * (args.cuh: every entry the generator writes, MLA's decode and combine
- * kernels) is given the next MB of the weight the next stream reads first
- * (its largest, from its start: the rows its first CTAs take), up to what
- * L2 holds, which it prefetches into L2 before its wait: the HBM works
- * under the light kernels and the stream starts from L2.
+ * read). Here, where such a run of light kernels begins, the executor forks
+ * its second stream: it waits for the first stream's work so far (the
+ * stream before the run), then codegen/kernels/l2_ahead.cuh pulls the first
+ * MB of the weight the next stream reads first (its largest, from its
+ * start: the rows its first CTAs take) into L2 from many SMs at once, while
+ * the light kernels run on the first stream; the step's end joins the two.
+ * (Issued by the light kernels themselves, from one warp, the prefetch
+ * drained at ~0.3 TB/s and held each kernel up: an H100 timed the batch-1
+ * step 1.203 -> 1.394 ms at 4 MB.)
  *
  * The plan is made once, at load, for each kind of step (nothing cached:
  * the prefill's kernels; a cached context), from the kernels' order on
  * stream 0, with every dim at 1 (a decode step's shape): a light kernel
- * reads fewer bytes of held weights than it would prefetch, a stream reads
- * a held weight of at least that many whole (DSCC_L2_AHEAD=4 on V3: the
+ * reads fewer bytes of held weights than the prefetch, a stream reads a
+ * held weight of at least that many whole (DSCC_L2_AHEAD=4 on V3: the
  * router's 3.7 MB is light, q_a + kv_a's 15 MB a stream; a value with a
- * `k` suffix is KB, for the small test models). A kernel of the routed experts, one on the
- * other stream or an exchange ends a run (the experts' weights are not
- * known before the routing, and what they stream would evict the lines).
- * It is a hint: no value depends on it, and a prefill's larger kernels take
- * it too for a few bulk prefetches. */
+ * `k` suffix is KB, for the small test models). The routed experts, a
+ * kernel on the other stream or an exchange end a run (the experts'
+ * weights are not known before the routing, and what they stream would
+ * evict the lines). A hint: no value depends on it. */
 #ifdef DSCC_HAVE_NVRTC
 #include "runtime/gpu_exec_internal.h"
 
+#include "codegen/kernels.h"
 #include "runtime/gpu_trace.h"
 
 #include <stdlib.h>
@@ -39,8 +42,8 @@
 
 typedef enum { K_LIGHT, K_STREAM, K_STOP, K_SKIP } AheadKind;
 
-/* What kernel k is for the plan of step kind f (sym: every dim 1; chunk: the bytes a light kernel prefetches); for a
- * stream, its weight's place and bytes. */
+/* What kernel k is for the plan of step kind f (sym: every dim 1; chunk: the prefetch's bytes); for a stream, its
+ * weight's place and bytes. */
 static AheadKind classify(const GpuExec *x, int f, int k, const int64_t *sym, int64_t chunk, RtDevPtr *at, int64_t *bytes) {
     const CgKernel *ck = &x->p->kernels[k];
     if (x->atload[k] || x->konst[k] || (x->idle[0] && x->idle[f][k])) return K_SKIP; /* not launched at such a step */
@@ -65,41 +68,27 @@ static AheadKind classify(const GpuExec *x, int f, int k, const int64_t *sym, in
     return held < (double)chunk ? K_LIGHT : K_STOP;
 }
 
-/* Whether kernel k's launch runs an entry that prefetches (its first phase's; a library GEMM does not). */
-static bool issues(const GpuExec *x, int k) {
-    const CgKernel *ck = &x->p->kernels[k];
-    return ck->nphases > 0 && ck->phases[0].ahead && ck->lib.kind == CG_LIB_NONE;
-}
-
-/* The plan of step kind f into pf (AHEAD_FIELDS per kernel: address, bytes, the stream's kernel), chunk bytes a light
- * kernel. */
+/* The plan of step kind f into pf (AHEAD_FIELDS per kernel: address, bytes, the stream's kernel): at the first light
+ * kernel of each run before a stream, chunk bytes of it. */
 static void plan_kind(const GpuExec *x, int f, int64_t chunk, int64_t *pf) {
-    const int nk = x->p->nkernels;
     int64_t sym[IR_MAX_DIM_SYMS];
     for (int i = 0; i < IR_MAX_DIM_SYMS; i++) sym[i] = 1;
-    int *run = malloc(sizeof(int) * (size_t)(nk + 1)), n = 0;
-    for (int k = 0; k < nk; k++) {
+    int first = -1; /* the run's first light kernel */
+    for (int k = 0; k < x->p->nkernels; k++) {
         RtDevPtr at = 0;
         int64_t bytes = 0;
         const AheadKind c = classify(x, f, k, sym, chunk, &at, &bytes);
         if (c == K_SKIP) continue;
         if (c == K_LIGHT) {
-            if (issues(x, k)) run[n++] = k;
+            if (first < 0) first = k;
             continue;
         }
-        if (c == K_STREAM) { /* the light kernels before it, in order, the next chunk each */
-            int64_t off = 0, end = bytes < AHEAD_L2 ? bytes : AHEAD_L2;
-            for (int i = 0; i < n && off < end; i++) {
-                int64_t b = (end - off < chunk ? end - off : chunk) & ~(int64_t)15;
-                if (b <= 0) break;
-                int64_t *r = pf + AHEAD_FIELDS * run[i];
-                r[0] = (int64_t)(at + (RtDevPtr)off), r[1] = b, r[2] = k;
-                off += b;
-            }
+        if (c == K_STREAM && first >= 0) {
+            int64_t *r = pf + AHEAD_FIELDS * first;
+            r[0] = (int64_t)at, r[1] = (bytes < chunk ? bytes : chunk) & ~(int64_t)15, r[2] = k;
         }
-        n = 0;
+        first = -1;
     }
-    free(run);
 }
 
 /* DSCC_L2_AHEAD's bytes (0: off), or -1 for a malformed value: N MB, or N KB with a `k` suffix, up to 48 MB. */
@@ -113,24 +102,58 @@ static int64_t ahead_bytes(const char *e) {
 
 bool gx_ahead_check(const DsccTune *t, DiagEngine *d) {
     if (ahead_bytes(t->l2_ahead) >= 0) return true;
-    diag_error(d, (SrcLoc){0}, "DSCC_L2_AHEAD is '%s': expected 0..48 (MB a light kernel prefetches into L2; Nk: KB)", t->l2_ahead);
+    diag_error(d, (SrcLoc){0}, "DSCC_L2_AHEAD is '%s': expected 0..48 (MB prefetched into L2 ahead of a weight stream; Nk: KB)",
+               t->l2_ahead);
     return false;
 }
 
-void gx_plan_ahead(GpuExec *x) {
+/* The prefetch kernel (l2_ahead.cuh), compiled through the kernel cache. */
+static RtKernel *ahead_kernel(GpuExec *x, DiagEngine *d) {
+    Arena *a = arena_new();
+    CgSource src = {"l2_ahead", cg_kernel_instance(a, "l2_ahead", "l2_ahead", NULL, 0), {"codegen/kernels/l2_ahead.cuh", 0, 0}};
+    CgBinary bin = {0};
+    CgOptions o = {0};
+    RtKernel *fn = src.source && cg_compile(a, d, &src, 1, &o, &bin) == 0 ? rt_cuda_kernel(x->cu, d, bin.data, "l2_ahead") : NULL;
+    cg_binary_free(&bin);
+    arena_free(a);
+    return fn;
+}
+
+bool gx_plan_ahead(GpuExec *x, DiagEngine *d) {
     const int64_t chunk = ahead_bytes(x->tune.l2_ahead);
-    if (chunk < 16) return; /* off (or malformed: gx_ahead_check refused it) */
+    if (chunk < 16) return true; /* off (or malformed: gx_ahead_check refused it) */
+    if (!(x->ahead_fn = ahead_kernel(x, d)) || !(x->ahead_ev[0] = rt_cuda_event(x->cu, d)) || !(x->ahead_ev[1] = rt_cuda_event(x->cu, d)))
+        return false;
     for (int f = 0; f < 2; f++) {
         int64_t *pf = x->ahead[f] = malloc(sizeof(int64_t) * AHEAD_FIELDS * (size_t)(x->p->nkernels + 1));
         for (int k = 0; k <= x->p->nkernels; k++) pf[AHEAD_FIELDS * k] = pf[AHEAD_FIELDS * k + 1] = 0, pf[AHEAD_FIELDS * k + 2] = -1;
         plan_kind(x, f, chunk, pf);
     }
+    return true;
 }
 
-void gx_set_ahead(GpuExec *x, int k) {
+bool gx_ahead_at(const GpuExec *x, int k) {
     const int64_t *pf = x->ahead[x->len == 0 ? 0 : 1];
-    x->launch[k].args.pf = pf ? (uint64_t)pf[AHEAD_FIELDS * k] : 0;
-    x->launch[k].args.pf_bytes = pf ? pf[AHEAD_FIELDS * k + 1] : 0;
+    return pf && pf[AHEAD_FIELDS * k + 1] > 0;
+}
+
+bool gx_fork_ahead(GpuExec *x, int k, DiagEngine *d) {
+    const int64_t *pf = x->ahead[x->len == 0 ? 0 : 1];
+    CgArgs args = {.t = {(uint64_t)pf[AHEAD_FIELDS * k]}, .sym = {pf[AHEAD_FIELDS * k + 1]}};
+    void *p[] = {&args};
+    const unsigned grid = (unsigned)((args.sym[0] + 32 * 8192 - 1) / (32 * 8192)); /* l2_ahead.cuh: 256 KB a block */
+    bool ok = rt_cuda_event_record(x->cu, d, x->ahead_ev[0]) && rt_cuda_stream_wait(x->cu, d, 1, x->ahead_ev[0]);
+    rt_cuda_use_stream(x->cu, 1);
+    ok = ok && rt_cuda_launch_async(x->cu, d, x->ahead_fn, grid, 32, 0, p);
+    rt_cuda_use_stream(x->cu, 0);
+    return ok;
+}
+
+bool gx_join_ahead(GpuExec *x, DiagEngine *d) {
+    rt_cuda_use_stream(x->cu, 1);
+    bool ok = rt_cuda_event_record(x->cu, d, x->ahead_ev[1]);
+    rt_cuda_use_stream(x->cu, 0);
+    return ok && rt_cuda_stream_wait(x->cu, d, 0, x->ahead_ev[1]);
 }
 
 int gpu_exec_ahead(const GpuExec *x, int kind, int k, int64_t *bytes) {

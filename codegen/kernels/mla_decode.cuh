@@ -245,7 +245,6 @@ __device__ __forceinline__ void pdl_wait() { asm volatile("griddepcontrol.wait;"
 __device__ __forceinline__ void pdl_launch_dependents() { asm volatile("griddepcontrol.launch_dependents;" ::: "memory"); }
 #define DSCC_PDL_WAIT() pdl_wait()
 #define DSCC_PDL_LAUNCH_DEPENDENTS() pdl_launch_dependents()
-#define DSCC_L2_AHEAD() // the runtime's L2 prefetch ahead (args.cuh): no runtime, none
 #endif
 
 #include "hopper.cuh"
@@ -885,7 +884,6 @@ __device__ __forceinline__ void MLA_FN(_fuse)(const Args &a, const MlaBlk &k, co
 // (MLA_MC: clusters of 2 CTAs, a batch row's two row tiles; MLA_DSM: of 2, a tile's two splits; otherwise of 1,
 // as a launch without one)
 extern "C" __global__ void __launch_bounds__(MLA_THREADS, 1) __cluster_dims__(MLA_MC + MLA_DSM + 1, 1, 1) DSCC_ENTRY(Args a) {
-    DSCC_L2_AHEAD(); // the next weight stream's first bytes into L2, if the runtime gave this launch any (args.cuh)
     DSCC_PDL_WAIT(); // q and the cache are the step's (programmatic dependent launch: codegen/kernels.h)
     DSCC_PDL_LAUNCH_DEPENDENTS(); // the combine (or the next kernel) may take its place on the SMs as they free up
     extern __shared__ __align__(16) unsigned char mla_smem[];

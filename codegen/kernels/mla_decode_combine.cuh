@@ -42,7 +42,6 @@
 #endif
 
 extern "C" __global__ void __launch_bounds__(256) DSCC_ENTRY(Args a) {
-    DSCC_L2_AHEAD(); // the next weight stream's first bytes into L2, if the runtime gave this launch any (args.cuh)
     DSCC_PDL_WAIT(); // the splits' parts are the decode kernel's (programmatic dependent launch: codegen/kernels.h)
     DSCC_PDL_LAUNCH_DEPENDENTS(); // the next kernel may start its prologue (its weights) meanwhile
     const long long n = MLA_B * MLA_S * MLA_HQ, i = (long long)blockIdx.x * 256 + threadIdx.x;

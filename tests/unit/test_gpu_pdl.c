@@ -241,11 +241,20 @@ static LaunchCounts emu_counts(void) {
 /* The L2 prefetch ahead beside the early trigger (the tiny model's weights are KBs: 4 KB a light kernel) */
 #define AHEAD "4k"
 
-/* gx's plan for a cached step (runtime/gpu_ahead.c): light kernels, each before the stream it prefetches for, which
- * reads a weight of at least AHEAD whole; at most AHEAD bytes each, whole 16-byte units; the embedding, the row
- * kernels and the attention among them (the emulated device checks each range lies in one allocation as it runs). */
+/* The forks of gx's plan for a step of `kind`. */
+static int forks(const GpuExec *gx, int kind) {
+    int n = 0;
+    int64_t b;
+    for (int k = 0; k < gpu_exec_kernels(gx); k++) n += gpu_exec_ahead(gx, kind, k, &b) >= 0;
+    return n;
+}
+
+/* gx's plan for a cached step (runtime/gpu_ahead.c): at the first light kernel of a run, AHEAD bytes (or the weight's
+ * whole bytes, 16-byte units) of the weight the stream after the run reads, which is a linear or an einsum; the
+ * embedding, row kernels and the attention among them (the emulated device checks each range lies in one allocation
+ * as it runs). */
 static void check_ahead(const GpuExec *gx) {
-    int issuers = 0, rows = 0;
+    int forks = 0, rows = 0, last = -1;
     for (int k = 0; k < gpu_exec_kernels(gx); k++) {
         int64_t b;
         const int t = gpu_exec_ahead(gx, 1, k, &b);
@@ -254,13 +263,13 @@ static void check_ahead(const GpuExec *gx) {
             continue;
         }
         const char *kn = gpu_exec_kernel_name(gx, k), *tn = gpu_exec_kernel_name(gx, t);
-        fprintf(stderr, "DSCC_L2_AHEAD=%s: %s prefetches %lld bytes of %s's weight\n", AHEAD, kn, (long long)b, tn);
-        assert_true(t > k);
+        fprintf(stderr, "DSCC_L2_AHEAD=%s: before %s, %lld bytes of %s's weight\n", AHEAD, kn, (long long)b, tn);
+        assert_true(t > k && k > last); /* one fork a run */
         assert_true(b > 0 && b <= 4096 && b % 16 == 0);
         assert_true(strstr(tn, "linear") || strstr(tn, "einsum"));
-        issuers++, rows += strstr(kn, "rmsnorm") != NULL;
+        forks++, rows += strstr(kn, "rmsnorm") != NULL, last = t;
     }
-    assert_true(issuers >= 6);
+    assert_true(forks >= 6);
     assert_true(rows >= 3);
 }
 
@@ -298,8 +307,10 @@ static void run_model(TuFixture *f, IrGraph *g, const RtArray *tok, const char *
         if (counts) counts(&l1, &p1);
         pdl_launches[s] = gpu_exec_last_pdl_launches(gx);
         launches[s] = gpu_exec_last_launches(gx);
+        if (early) assert_int_equal(gpu_exec_last_ahead_launches(gx), forks(gx, s > 0)); /* every fork of the plan */
+        else assert_int_equal(gpu_exec_last_ahead_launches(gx), 0);
         if (counts) { /* what the driver was given, graph nodes included */
-            assert_int_equal(l1 - l0, gpu_exec_last_launches(gx) - gpu_exec_last_lib_calls(gx));
+            assert_int_equal(l1 - l0, gpu_exec_last_launches(gx) - gpu_exec_last_lib_calls(gx) + gpu_exec_last_ahead_launches(gx));
             assert_int_equal(p1 - p0, pdl_launches[s]);
         }
         int rk;
