@@ -127,15 +127,6 @@ int gpu_exec_last_launches(const GpuExec *x);
  * driver supports it; 0, the default, plain launches only). */
 int gpu_exec_last_pdl_launches(const GpuExec *x);
 bool gpu_exec_pdl(const GpuExec *x);
-/* The L2 prefetch ahead (DSCC_L2_AHEAD, runtime/gpu_ahead.c): the kernel
- * whose weight the second stream prefetches into L2, *bytes of it, from
- * just before kernel k is launched, in a step of `kind` (0: nothing
- * cached, 1: a cached context); -1 (and 0) for none. Kernels are numbered
- * as gpu_exec_kernel_name's. */
-int gpu_exec_ahead(const GpuExec *x, int kind, int k, int64_t *bytes);
-/* Of the last run: the prefetch kernels it launched on the second stream
- * (one a fork of that plan; not in gpu_exec_last_launches). */
-int gpu_exec_last_ahead_launches(const GpuExec *x);
 
 /* With `profile` (or a trace): the kernels of the last run in launch
  * order, each one's GPU time, and the op its template computes (node id;

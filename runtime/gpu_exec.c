@@ -416,7 +416,7 @@ GpuExec *gpu_exec_new(const IrGraph *g, const CpuWeightSource *ws, const GpuOpti
     x->max_b = o.max_batch;
     x->max_s = o.max_seq;
     int64_t smax[IR_MAX_DIM_SYMS];
-    if (!bind_capacity(x, &o, smax, d) || !gx_ahead_check(&x->tune, d)) goto fail;
+    if (!bind_capacity(x, &o, smax, d)) goto fail;
     CgGenOptions go = {.f32_storage = o.f32_storage, .tune = &x->tune};
     if (!(x->p = cg_generate(x->arena, d, g, &go))) goto fail;
     if (!(x->cu = rt_cuda_open(d, o.device))) goto fail;
@@ -515,7 +515,7 @@ GpuExec *gpu_exec_new(const IrGraph *g, const CpuWeightSource *ws, const GpuOpti
         l->args.tag = k;
     }
     free(scr);
-    if (!gx_setup_tma(x, smax, d) || !gx_plan_ahead(x, d)) goto fail;
+    if (!gx_setup_tma(x, smax, d)) goto fail;
     bool any_lib = false;
     for (int k = 0; k < p->nkernels; k++) any_lib |= p->kernels[k].lib.kind != CG_LIB_NONE;
     x->no_blas_why = !any_lib ? "no GEMM of this graph has a cuBLASLt form" : o.no_blas ? "the generated kernels were asked for" : NULL;
@@ -548,8 +548,6 @@ void gpu_exec_free(GpuExec *x) {
         rt_dev_sampler_free(x->sampler);
         for (int k = 0; x->kev && k < x->p->nkernels; k++) rt_cuda_event_free(x->cu, x->kev[k]);
         rt_cuda_event_free(x->cu, x->join);
-        rt_cuda_event_free(x->cu, x->ahead_ev[0]);
-        rt_cuda_event_free(x->cu, x->ahead_ev[1]);
         gpu_ep_free(x->ep);
         rt_cuda_event_free(x->cu, x->step[0]);
         rt_cuda_event_free(x->cu, x->step[1]);
@@ -574,7 +572,7 @@ void gpu_exec_free(GpuExec *x) {
     free(x->atload);
     free(x->wv);
     free(x->home);
-    for (int f = 0; f < 2; f++) free(x->idle[f]), free(x->need[f]), free(x->ahead[f]);
+    for (int f = 0; f < 2; f++) free(x->idle[f]), free(x->need[f]);
     free(x->kstream);
     free(x->kwait);
     free(x->kev);
@@ -613,7 +611,6 @@ bool gpu_exec_truncate(GpuExec *x, int64_t len) {
 double gpu_exec_last_ms(const GpuExec *x) { return x->last_ms; }
 int gpu_exec_last_launches(const GpuExec *x) { return x->launches; }
 int gpu_exec_last_pdl_launches(const GpuExec *x) { return x->pdl_launches; }
-int gpu_exec_last_ahead_launches(const GpuExec *x) { return x->ahead_launches; }
 bool gpu_exec_pdl(const GpuExec *x) { return x->pdl; }
 
 /* ---- running ------------------------------------------------------------ */
@@ -898,7 +895,6 @@ static bool launch_kernel(GpuExec *x, int k, const int64_t *sym, StepSeq *q, con
 static bool launch_step(GpuExec *x, const int64_t *sym, StepSeq *q, const StepMode *m, RtEvent **ev, DiagEngine *d) {
     bool ok = true;
     const char *range = NULL; /* the open NVTX range of kernels (a layer's) */
-    int forks = 0;            /* launches of stream 1's prefetch ahead (DSCC_L2_AHEAD): joined at the end */
     for (int k = 0; k < x->p->nkernels && ok; k++) {
         Launch *l = &x->launch[k];
         memcpy(l->args.sym, sym, sizeof l->args.sym);
@@ -913,10 +909,6 @@ static bool launch_step(GpuExec *x, const int64_t *sym, StepSeq *q, const StepMo
             if (ev) rt_cuda_event_record(x->cu, d, ev[k]);
         }
         if (not_launched(x, k)) continue; /* functions of the weights, where the first run left them; or unused by this step */
-        if (x->ahead[0] && gx_ahead_at(x, k)) { /* stream 1 prefetches the next stream's weights under this run (DSCC_L2_AHEAD) */
-            forks++;
-            if (!m->dry) ok = ok && gx_fork_ahead(x, k, d);
-        }
         if (x->comm_node && x->comm_node[k] >= 0) {
             ok = ok && !m->dry && run_comm(x, x->comm_node[k], sym, d);
         } else ok = ok && launch_kernel(x, k, sym, q, m, d);
@@ -924,8 +916,6 @@ static bool launch_step(GpuExec *x, const int64_t *sym, StepSeq *q, const StepMo
     }
     if (range) rt_nvtx_pop();
     if (!m->dry) rt_cuda_use_stream(x->cu, 0);
-    if (forks && !m->dry) ok = gx_join_ahead(x, d) && ok;
-    x->ahead_launches = forks;
     return ok;
 }
 

@@ -119,11 +119,6 @@ struct GpuExec {
     bool *idle[2];    /* per kernel, for a step with nothing cached [0] or a cached context [1]: nothing that step uses
                        * (only fresh_select's other operand): not launched (NULL: no fresh_select in the graph) */
     bool *need[2];    /* per node, the same: its value is computed in such a step */
-    int64_t *ahead[2]; /* per kernel, for each kind of step as idle: the range prefetched into L2 on stream 1 before it is
-                        * launched (address, bytes, the kernel that reads it) (DSCC_L2_AHEAD, gpu_ahead.c; NULL: none) */
-    RtKernel *ahead_fn; /* codegen/kernels/l2_ahead.cuh */
-    RtEvent *ahead_ev[2]; /* the fork (stream 0's work so far) and the join (stream 1's) */
-    int ahead_launches;   /* of the last run (or its graph): stream 1's prefetches, not counted in `launches` */
     int last_kind;    /* the last run's: 0 nothing was cached before it, 1 a context was */
     const char *no_blas_why; /* why blas is NULL */
     int64_t wbytes, abytes;  /* weight (what stays after load) and activation slabs */
@@ -168,16 +163,6 @@ static inline bool not_launched(const GpuExec *x, int k) {
 
 /* gpu_exec.c */
 void gx_pack(IrDType dt, const float *src, int64_t n, void *dst);
-
-/* gpu_ahead.c: the L2 prefetch ahead. gx_ahead_check refuses a malformed DSCC_L2_AHEAD (before anything is loaded);
- * gx_plan_ahead plans each kind of step and loads the prefetch kernel (once the arguments are filled); gx_ahead_at: whether
- * the plan of this step's kind prefetches before kernel k; gx_fork_ahead, before k is launched on stream 0, starts
- * that prefetch on stream 1; gx_join_ahead, at the step's end, has stream 0 wait for stream 1. */
-bool gx_ahead_check(const DsccTune *t, DiagEngine *d);
-bool gx_plan_ahead(GpuExec *x, DiagEngine *d);
-bool gx_ahead_at(const GpuExec *x, int k);
-bool gx_fork_ahead(GpuExec *x, int k, DiagEngine *d);
-bool gx_join_ahead(GpuExec *x, DiagEngine *d);
 
 /* gpu_weights.c: the values held with the weights, and the weights' places */
 bool gx_find_load_kernels(GpuExec *x, DiagEngine *d);

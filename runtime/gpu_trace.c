@@ -75,18 +75,6 @@ static void cost(const IrGraph *g, const CgProgram *p, int k, const int64_t *sym
     }
 }
 
-double gpu_trace_slot_read(const IrGraph *g, const CgProgram *p, int k, int s, const int64_t *sym, double *whole) {
-    const CgKernel *ck = &p->kernels[k];
-    const CgSlot *sl = &ck->slots[s];
-    *whole = 0;
-    if (sl->kind != CG_SLOT_VALUE || is_member(ck, sl->node)) return 0;
-    const IrNode *n = g->nodes[sl->node];
-    int bits = ir_dtype_bits(p->dtype[n->id]), op = 0;
-    const IrNode *r = reader(g, ck, n->id, n->id, &op);
-    *whole = whole_bytes(n, sym, bits);
-    return r ? ir_stats_node_bytes(r, op, sym, bits) : *whole;
-}
-
 void gpu_trace_cost(const IrGraph *g, const CgProgram *p, int k, const int64_t *sym, GpuKernelCost *c) {
     cost(g, p, k, sym, c, NULL);
 }

@@ -20,11 +20,6 @@ typedef struct {
 
 void gpu_trace_cost(const IrGraph *g, const CgProgram *p, int k, const int64_t *sym, GpuKernelCost *c);
 
-/* The bytes kernel k reads at dims sym of the value in its slot s (0: a
- * scratch slot, or a value it makes), as gpu_trace_cost counts them; the
- * value's whole bytes in *whole. */
-double gpu_trace_slot_read(const IrGraph *g, const CgProgram *p, int k, int s, const int64_t *sym, double *whole);
-
 /* Kernel k's event args at dims sym, `dur_us` long: its IR ops, the last
  * op's shape and dtype, phases, library form, DSL location, what it
  * reads (node, shape, dtype, bytes), bytes and FLOPs, and the GB/s and

@@ -19,8 +19,4 @@ __device__ __forceinline__ void pdl_launch_dependents() { asm volatile("griddepc
 __device__ __forceinline__ void pdl_prefetch_l2(const void *p) { asm volatile("prefetch.global.L2 [%0];" :: "l"(p)); }
 #define DSCC_PDL_WAIT() pdl_wait()
 #define DSCC_PDL_LAUNCH_DEPENDENTS() pdl_launch_dependents()
-// `bytes` (a multiple of 16, to 2^32 - 16) of global memory from p (16-byte aligned) into L2, no waiting (l2_ahead.cuh)
-__device__ __forceinline__ void l2_prefetch_bulk(const void *p, unsigned bytes) {
-    asm volatile("cp.async.bulk.prefetch.L2.global [%0], %1;" ::"l"(p), "r"(bytes) : "memory");
-}
 #endif

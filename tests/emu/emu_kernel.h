@@ -475,9 +475,7 @@ static inline void emu_prefetch_l2_line(const void *p, int line) {
     volatile const unsigned char *b = (const unsigned char *)p;
     (void)b[0]; /* ASan and the fault handler see an address outside every allocation */
 }
-/* cp.async.bulk.prefetch.L2: a hint, nothing to do; its range must lie in one allocation (args.cuh's
- * l2_prefetch_bulk, the runtime's prefetch ahead, and mla_decode_helpers.cuh's mla_prefetch_l2) */
-#define l2_prefetch_bulk(p, bytes) emu_prefetch_l2((p), (bytes), __LINE__)
+/* cp.async.bulk.prefetch.L2: a hint, nothing to do; its range must lie in one allocation */
 #define mla_prefetch_l2(p, bytes) emu_prefetch_l2((p), (bytes), __LINE__)
 static inline void emu_prefetch_l2(const void *p, unsigned bytes, int line) {
     if (((uintptr_t)p & 15) || (bytes & 15) || !bytes) emu_ctx->fault(emu_ctx, "L2 prefetch of no 16-byte aligned range", line);

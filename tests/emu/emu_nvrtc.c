@@ -91,7 +91,7 @@ static void put_newlines(Buf *b, const char *s, size_t a, size_t e) {
 }
 
 /* The inline-PTX helpers of the generated prelude that emu_kernel.h provides. */
-static const char *const PTX_HELPERS[] = {"h2f", "f2h", "fe4m3", "pdl_wait", "pdl_launch_dependents", "pdl_prefetch_l2", "l2_prefetch_bulk", "cp16", "cp_commit", "cp_wait0", "cp_wait1", "mma_e4m3", "mma_bf16",
+static const char *const PTX_HELPERS[] = {"h2f", "f2h", "fe4m3", "pdl_wait", "pdl_launch_dependents", "pdl_prefetch_l2", "cp16", "cp_commit", "cp_wait0", "cp_wait1", "mma_e4m3", "mma_bf16",
                                            "ldsm_x1", "ldsm_x2", "ldsm_x4", "ldsm_x1_t", "ldsm_x2_t", "ldsm_x4_t",
                                            "cp_wait2", "fence_async_smem", "wg_fence", "wg_commit", "wg_wait0", "wg_hold", "wgmma_e4m3", "wgmma_bf16",
                                            /* codegen/kernels/mla_decode_helpers.cuh's (mla_decode.cuh's own) */

@@ -128,10 +128,6 @@
 #                     with the defaults, SEV_NEW and each of SEV_ALSO, bench_mla;
 #                     SEV_BASE=1: test_gpu_ops, the other test_gpu_* and e2e with the defaults as well (a
 #                     merge that touched every path); SEV_MLA: bench_mla's --variant list (default: all rows);
-#   rounds.sh ahead   the L2 prefetch ahead (DSCC_L2_AHEAD, runtime/gpu_ahead.c): test_gpu_pdl (its model run
-#                     has it at 4 KB), the tiny V3 model's logits with DSCC_L2_AHEAD=8 byte-identical to
-#                     without, e2e with it, then bench_gpu --decode-only AHEAD_BATCH (default 1) once per MB
-#                     of AHEAD_MB (default "0 4 8 16 32"; 0 the defaults); AHEAD_PRE=0 only the timing;
 #   rounds.sh sixth   the sixth session's paths, each alone and together, through the GPU tests,
 #                     then bench_gpu new / old / the defaults and bench_mla;
 #   rounds.sh short   SEV_NEW's paths through every GPU test, then bench_gpu with them and the defaults,
@@ -316,16 +312,6 @@ case "$mode" in
       TAIL=40 step "bench_gpu_dec$i" 200 env $v build/bench_gpu --layers 2 --dense 1 --prefill 1024 --peak-tflops 1300 \
         ${SWEEP_BATCH:+--decode-only "$SWEEP_BATCH"}
       i=$((i + 1))
-    done ;;
-  ahead) # the L2 prefetch ahead: each light kernel of a step pulls the next MB of the next weight stream into L2
-    if [ "${AHEAD_PRE:-1}" != 0 ]; then
-      step test_gpu_pdl 150 build/test_gpu_pdl
-      same_logits ahead_logits 120 "" DSCC_L2_AHEAD=8
-      OUT=$(mktemp -d) TAIL=8 step e2e_ahead 150 env DSCC_L2_AHEAD=8 bash tests/gpu/e2e.sh
-    fi
-    for mb in ${AHEAD_MB:-0 4 8 16 32}; do
-      TAIL=40 step "bench_gpu_ahead$mb" 200 env DSCC_L2_AHEAD="$mb" build/bench_gpu --layers 2 --dense 1 --prefill 1024 \
-        --peak-tflops 1300 --decode-only "${AHEAD_BATCH:-1}"
     done ;;
   rows) # the fused rmsnorm row kernels' wide forms against the old one: decode steps by op kind (elementwise / norm kinds)
     [ -x build/test_gpu_rows ] && step test_gpu_rows 120 build/test_gpu_rows

@@ -238,41 +238,6 @@ static LaunchCounts emu_counts(void) {
 
 #define STEPS 4 /* a prefill, two decode steps in graphs (capture, replay), one without */
 
-/* The L2 prefetch ahead beside the early trigger (the tiny model's weights are KBs: 4 KB a light kernel) */
-#define AHEAD "4k"
-
-/* The forks of gx's plan for a step of `kind`. */
-static int forks(const GpuExec *gx, int kind) {
-    int n = 0;
-    int64_t b;
-    for (int k = 0; k < gpu_exec_kernels(gx); k++) n += gpu_exec_ahead(gx, kind, k, &b) >= 0;
-    return n;
-}
-
-/* gx's plan for a cached step (runtime/gpu_ahead.c): at the first light kernel of a run, AHEAD bytes (or the weight's
- * whole bytes, 16-byte units) of the weight the stream after the run reads, which is a linear or an einsum; the
- * embedding, row kernels and the attention among them (the emulated device checks each range lies in one allocation
- * as it runs). */
-static void check_ahead(const GpuExec *gx) {
-    int forks = 0, rows = 0, last = -1;
-    for (int k = 0; k < gpu_exec_kernels(gx); k++) {
-        int64_t b;
-        const int t = gpu_exec_ahead(gx, 1, k, &b);
-        if (t < 0) {
-            assert_int_equal(b, 0);
-            continue;
-        }
-        const char *kn = gpu_exec_kernel_name(gx, k), *tn = gpu_exec_kernel_name(gx, t);
-        fprintf(stderr, "DSCC_L2_AHEAD=%s: before %s, %lld bytes of %s's weight\n", AHEAD, kn, (long long)b, tn);
-        assert_true(t > k && k > last); /* one fork a run */
-        assert_true(b > 0 && b <= 4096 && b % 16 == 0);
-        assert_true(strstr(tn, "linear") || strstr(tn, "einsum"));
-        forks++, rows += strstr(kn, "rmsnorm") != NULL, last = t;
-    }
-    assert_true(forks >= 6);
-    assert_true(rows >= 3);
-}
-
 /* Runs the steps with DSCC_PDL=pdl (and DSCC_GEMM_TMA=tma, NULL: unset); the logits of each step into lg[step]
  * (malloc'd), the launches per step and how many were programmatic. */
 static void run_model(TuFixture *f, IrGraph *g, const RtArray *tok, const char *pdl, const char *tma, bool early, float *lg[STEPS],
@@ -280,7 +245,7 @@ static void run_model(TuFixture *f, IrGraph *g, const RtArray *tok, const char *
     int64_t B = tok->shape[0], S = tok->shape[1], P = S - (STEPS - 1);
     setenv("DSCC_PDL", pdl, 1);
     if (tma) setenv("DSCC_GEMM_TMA", tma, 1), setenv("DSCC_GEMM_SKINNY", "0", 1);
-    if (early) setenv("DSCC_PDL_EARLY", "1", 1), setenv("DSCC_L2_AHEAD", AHEAD, 1);
+    if (early) setenv("DSCC_PDL_EARLY", "1", 1);
     CpuWeightSource ws = {rt_checkpoint_read_f32, f->ck};
     GpuOptions go = {.tune = tu_tune(), .max_batch = B, .max_seq = P, .max_ctx = S, .graphs = true};
     GpuExec *gx = gpu_exec_new(g, &ws, &go, f->d);
@@ -288,9 +253,7 @@ static void run_model(TuFixture *f, IrGraph *g, const RtArray *tok, const char *
     unsetenv("DSCC_GEMM_TMA");
     unsetenv("DSCC_GEMM_SKINNY");
     unsetenv("DSCC_PDL_EARLY");
-    unsetenv("DSCC_L2_AHEAD");
     assert_non_null(gx);
-    if (early) check_ahead(gx);
     if (strcmp(pdl, "0") == 0) assert_false(gpu_exec_pdl(gx));
     else if (strstr(gpu_exec_device(gx), "mulated")) assert_true(gpu_exec_pdl(gx)); /* the emulated driver has it */
     LaunchCounts counts = emu_counts();
@@ -307,10 +270,8 @@ static void run_model(TuFixture *f, IrGraph *g, const RtArray *tok, const char *
         if (counts) counts(&l1, &p1);
         pdl_launches[s] = gpu_exec_last_pdl_launches(gx);
         launches[s] = gpu_exec_last_launches(gx);
-        if (early) assert_int_equal(gpu_exec_last_ahead_launches(gx), forks(gx, s > 0)); /* every fork of the plan */
-        else assert_int_equal(gpu_exec_last_ahead_launches(gx), 0);
         if (counts) { /* what the driver was given, graph nodes included */
-            assert_int_equal(l1 - l0, gpu_exec_last_launches(gx) - gpu_exec_last_lib_calls(gx) + gpu_exec_last_ahead_launches(gx));
+            assert_int_equal(l1 - l0, gpu_exec_last_launches(gx) - gpu_exec_last_lib_calls(gx));
             assert_int_equal(p1 - p0, pdl_launches[s]);
         }
         int rk;
@@ -374,18 +335,7 @@ static void test_model(void **state) {
     GpuExec *gx = gpu_exec_new(g, &ws, &go, f.d); /* unset: programmatic launches, the default */
     assert_non_null(gx);
     assert_true(gpu_exec_pdl(gx));
-    int64_t b;
-    for (int k = 0; k < gpu_exec_kernels(gx); k++) assert_int_equal(gpu_exec_ahead(gx, 1, k, &b), -1); /* unset: none */
     gpu_exec_free(gx);
-    static const char *const bad[] = {"49", "x", "-1", "4m"};
-    for (size_t i = 0; i < sizeof bad / sizeof *bad; i++) { /* refused before anything is loaded, naming the switch */
-        setenv("DSCC_L2_AHEAD", bad[i], 1);
-        go.tune = tu_tune();
-        int e0 = diag_error_count(f.d);
-        assert_null(gpu_exec_new(g, &ws, &go, f.d));
-        unsetenv("DSCC_L2_AHEAD");
-        assert_true(diag_error_count(f.d) > e0);
-    }
     free(tok.data);
     tu_fixture_close(&f);
 }
