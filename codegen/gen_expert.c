@@ -345,8 +345,6 @@ typedef struct {
     int64_t bn;  /* levels 2 and 3: outputs of a unit's weight tile, 128 or 256 (two 128-column halves, x read once for both) */
     int64_t f32; /* 1: the TMA form also where the GEMM tile is mma.sync's (f32 storage's default); 0: the tile there */
     int64_t epi; /* levels 2 and 3: gate and up's phase stores silu(gate) x up quantized (the chained down's input) itself */
-    int64_t pf;  /* levels 2 and 3: K blocks of the chained down's first unit a gate/up block prefetches into L2 (0: none) */
-    int64_t la;  /* levels 2 and 3 with kp=1: K blocks the weights' L2 prefetch runs ahead of the TMA loads (0: none) */
 } ExpertTma;
 #define EXPERT_TMA_MINR 1 /* every step of more than one routed row (minr=2048: decode steps on the tile, as before) */
 #define EXPERT_TMA_DYN 0  /* dyn where not given: at level 3 with mt=1 (mt=2 spills with it) */
@@ -357,14 +355,13 @@ typedef struct {
                            * ms at batch 32 / 128, every bf16-storage GPU test passing); bn=128 the old units */
 
 static bool expert_tma_params(Gen *G, ExpertTma *p) {
-    *p = (ExpertTma){false, 3, EXPERT_TMA_MINR, 1, 132, 1, -1, -1, -1, 0, 0, 0, 0}; /* dyn, kp, bn: -1 until resolved */
+    *p = (ExpertTma){false, 3, EXPERT_TMA_MINR, 1, 132, 1, -1, -1, -1, 0, 0}; /* dyn, kp, bn: -1 until resolved */
     const ExpertKey keys[] = {{"minr", 1, 1LL << 30, 0, &p->minr}, {"mt", 1, 2, 0, &p->mt}, {"grid", 1, 1024, 0, &p->grid}, {"ef", 0, 1, 0, &p->ef},
                               {"dyn", 0, 1, 0, &p->dyn}, {"kp", 1, 3, 0, &p->kp}, {"bn", 128, 256, 0, &p->bn}, {"f32", 0, 1, 0, &p->f32},
-                              {"epi", 0, 1, 0, &p->epi}, {"pf", 0, 64, 0, &p->pf}, {"la", 0, 32, 0, &p->la}};
+                              {"epi", 0, 1, 0, &p->epi}};
     static const char usage[] = "0, 1, 2, 3, or comma-separated minr=N (N >= 1), mt=1|2, grid=1..1024, ef=0|1, dyn=0|1 (level 3), kp=1..3 "
                                 "(levels 2, 3), bn=128|256 (levels 2, 3; bn=256 with mt=1, dyn=0, kp=1), f32=0|1 (the TMA form at f32 "
-                                "storage too), epi=0|1 (levels 2, 3 with mt=1, dyn=0, kp=1), pf=0..64 (levels 2, 3), la=0..32 (levels 2, 3 with kp=1), after a level 1|2|3 or "
-                                "alone";
+                                "storage too), epi=0|1 (levels 2, 3 with mt=1, dyn=0, kp=1), after a level 1|2|3 or alone";
     if (!expert_env(G, "DSCC_EXPERT_TMA", G->tune->expert_tma, 3, 3, keys, (int)(sizeof keys / sizeof keys[0]), usage, &p->lvl))
         return false;
     if (p->dyn > 0 && p->lvl != 3) {
@@ -382,16 +379,6 @@ static bool expert_tma_params(Gen *G, ExpertTma *p) {
     if (p->epi && (p->lvl < 2 || p->mt != 1 || p->dyn > 0 || p->kp > 1)) {
         G->why = arena_printf(G->a, "DSCC_EXPERT_TMA is '%s': epi=1 needs level 2 or 3 with mt=1, dyn=0, kp=1; expected %s",
                               G->tune->expert_tma, usage);
-        return false;
-    }
-    if (p->pf > 0 && p->lvl < 2) {
-        G->why = arena_printf(G->a, "DSCC_EXPERT_TMA is '%s': pf=%lld needs level 2 or 3; expected %s", G->tune->expert_tma,
-                              (long long)p->pf, usage);
-        return false;
-    }
-    if (p->la > 0 && (p->lvl < 2 || p->kp > 1)) {
-        G->why = arena_printf(G->a, "DSCC_EXPERT_TMA is '%s': la=%lld needs level 2 or 3 with kp=1; expected %s", G->tune->expert_tma,
-                              (long long)p->la, usage);
         return false;
     }
     if (p->kp > 1 && p->lvl < 2) {
@@ -488,26 +475,6 @@ static bool expert_epi_match(Gen *G, const IrNode *n, const IrNode *n2, ExpertEp
     return true;
 }
 
-/* pf > 0 (DSCC_EXPERT_TMA's pf=N): the defines of gate and up's phase n (at level lvl) that prefetch the chained
- * down's first units into L2 (expert_tma.cuh's "Down prefetch"), into d; how many (0 where the down does not follow on
- * the same sort in the TMA form, or pf is 0). The down's unit width as its own phase takes it (expert_tma below: wide
- * at level 2 with bn=256, level 2 where its scales are f32). */
-static int expert_pf_defs(Gen *G, const ExpertTma *xt, const IrNode *n, int lvl, CgDefine *d) {
-    const IrNode *dn = G->epi_down;
-    if (xt->pf <= 0 || lvl != 2 || !dn || dn == n || dn->ops[4] != n->ops[4] || !cg_expert_grouped(G, dn)) return 0;
-    const IrNode *w = dn->ops[2];
-    const int64_t E = w->type.dims[0].coeff, O = w->type.dims[1].coeff, I = w->type.dims[2].coeff;
-    if (E != n->ops[2]->type.dims[0].coeff || I % 16 || E * O >= (1LL << 31)) return 0; /* expert_fp8_grouped's `tma` */
-    const bool wf32 = !strcmp(cg_stored_suffix(G, G->g->nodes[G->slots[cg_slot_value(G, dn->ops[3])].node]), "f32");
-    const bool lvl2 = wf32 && expert_scale_ptr(G, cg_slot_value(G, dn->ops[1]), "(m)", "(kb)") != NULL;
-    d[0] = (CgDefine){"XT_PF", arena_printf(G->a, "%d", (int)xt->pf)};
-    d[1] = (CgDefine){"XT_PF_W", arena_printf(G->a, "((const unsigned char *)a.t[%d])", cg_slot_value(G, w))};
-    d[2] = (CgDefine){"XT_PF_N", arena_printf(G->a, "%lldLL", (long long)O)};
-    d[3] = (CgDefine){"XT_PF_K", arena_printf(G->a, "%lldLL", (long long)I)};
-    d[4] = (CgDefine){"XT_PF_TN", lvl2 && xt->bn == 256 ? "256" : "128"};
-    return 5;
-}
-
 /* The TMA form's phase over the nw weights of out (x in slot sx, its
  * scales sxs, src its row of a routed row r; the sort's ints sc, rows
  * sp0): a persistent grid of xt->grid blocks of 384 threads, run above amin
@@ -569,15 +536,10 @@ static bool expert_tma(Gen *G, const ExpertTma *xt, int64_t amin, const IrNode *
     if (!defs[nd - 1].value) nd--;
     if (!defs[nd - 1].value) nd--;
     else if (!defs[nd - 2].value) defs[nd - 2] = defs[nd - 1], nd--;
-    CgDefine all[sizeof defs / sizeof defs[0] + 6];
-    memcpy(all, defs, sizeof(CgDefine) * (size_t)nd);
-    const int npf = expert_pf_defs(G, xt, n, lvl, all + nd);
-    nd += npf;
-    if (lvl == 2 && xt->la > 0) all[nd++] = (CgDefine){"XT_LA", arena_printf(G->a, "%d", (int)xt->la)};
     sb_printf(&G->decl, "// fp8_expert_linear%s above %lld routed rows: a block per (expert, 128 outputs) takes all of the expert's\n"
                         "// rows, %d a pass; the weights by TMA, the rows gathered by cp.async, into a %d-stage mbarrier ring; a producer\n"
                         "// warpgroup, two wgmma m64n128k32 E4M3 consumer warpgroups; a persistent grid, the longest expert first\n"
-                        "// (level %d%s%s%s%s%s%s%s%s%s)\n",
+                        "// (level %d%s%s%s%s%s%s%s)\n",
               nw > 1 ? " x 2 (gate and up)" : "", (long long)amin, 128 * (int)xt->mt, xt->mt == 2 || wide || epi ? 4 : 6, lvl,
               wide ? "; units of 256 outputs, two 128-column halves on the same rows of x" : "",
               epi ? "; gate's and up's tile j a unit, silu(gate) x up quantized in its epilogue: the down's input" : "",
@@ -585,10 +547,8 @@ static bool expert_tma(Gen *G, const ExpertTma *xt, int64_t amin, const IrNode *
               split ? "; split units: a block a pass, the passes of a weight tile side by side" : "",
               split && xt->dyn ? ", handed out by an atomic counter" : "",
               lvl == 2 && xt->kp > 1 ? arena_printf(G->a, ", the weights' boxes of %d K blocks issued together", (int)xt->kp) : "",
-              lvl == 2 && xt->ef ? ", the weights evict-first in L2" : "",
-              npf ? arena_printf(G->a, "; the chained down's first %d K blocks a block into L2 after its last loads", (int)xt->pf) : "",
-              lvl == 2 && xt->la > 0 ? arena_printf(G->a, "; the weights into L2 %d K blocks ahead of the ring", (int)xt->la) : "");
-    sb_puts(&G->decl, cg_kernel_instance(G->a, "expert_tma", entry, all, nd));
+              lvl == 2 && xt->ef ? ", the weights evict-first in L2" : "");
+    sb_puts(&G->decl, cg_kernel_instance(G->a, "expert_tma", entry, defs, nd));
     int64_t stages = xt->mt == 2 || wide || epi ? 4 : 6, smem = stages * 16384 * (1 + wide + epi + xt->mt) + 16 * stages + 1024; /* XT_SMEM */
     if (lvl == 2) smem += 4 * stages * (128 * xt->mt + 4) + 4 * 128 * xt->mt; /* the stages' scales, the pass's rows */
     if (split && xt->dyn) smem += 128;                                          /* XT_UQB: the unit queue */

@@ -108,19 +108,6 @@
 //   gate and up written and read back, no silu-mul-quantize phase (the
 //   generator runs that phase only where this one does not: at most minr
 //   routed rows, on the tile's outputs).
-// * Down prefetch (XT_PF N > 0, DSCC_EXPERT_TMA=...,pf=N; gate and up's phase where the down is chained after it on
-//   the same sort and takes this form too): once a block's producer has issued the loads of its last unit (at once
-//   where it has none: at batch 1 the 8 experts' 128 gate/up units leave 4 of 132 blocks without one), its 128
-//   threads prefetch into L2 (cp.async.bulk.prefetch.L2, a hint: no value changes) the first N K blocks of each
-//   weight row of the down's unit blockIdx.x (the first unit the down's block of this index takes, by the static walk
-//   and by XT_DYN alike), which the pass list already names. Between this phase's last loads and the down's first
-//   ones HBM is idle (this phase's ring drains, the silu-mul-quantize phase and two launches run), so the down's
-//   first N stages come from L2 instead of an empty ring and N x 32 KB a block cross HBM in that gap.
-// * Lookahead (XT_LA N > 0, DSCC_EXPERT_TMA=...,la=N; XT_KP 1): with the TMA load of a unit's K block kb, producer
-//   thread 0 prefetches into L2 the box(es) of its K block kb + N (cp.async.bulk.prefetch.tensor, one a box; with the
-//   unit's first K block, K blocks 1 .. N), so an SM has the ring's stages plus N K blocks of weights in flight (at
-//   bn=256: 128 KB + N x 32 KB) with no shared memory or register held for them, and the ring's loads find their
-//   bytes in L2: for a stream whose rate is set by the bytes in flight an SM (Little's law) rather than by HBM.
 //
 // Parameters (#define; expressions may use the kernel's Args `a`):
 //   DSCC_ENTRY          the entry point's name
@@ -150,12 +137,6 @@
 //   XT_QSTORE(i, v)     stores h's E4M3 code of v (an f32 already divided by the scale) at element i = r * N + o
 //   XT_QSTORE2(i, v0, v1)  ... the codes of v0, v1 at i, i + 1 (i even, N even) in one 2-byte store
 //   XT_SSTORE(r, kb, v) stores h's f32 scale of routed row r, 128-column block kb
-//   XT_PF               K blocks of the chained down's first unit a block prefetches into L2 when its own units are
-//                       issued (0: none, the default; see "Down prefetch" above), which also needs:
-//   XT_PF_W             the down's weight codes (const unsigned char *), [E * XT_PF_N][XT_PF_K]
-//   XT_PF_N, XT_PF_K    the down's outputs and K (XT_PF_K % 16 == 0)
-//   XT_PF_TN            outputs of the down's unit (128, or 256 where its units are wide)
-//   XT_LA               K blocks the weights' L2 prefetch runs ahead of the TMA loads (0: none, the default; XT_KP 1)
 //   XT_STAGES           stages of the ring (default 4 at XT_MT 2 or XT_WIDE, 6 otherwise)
 //   XT_LVL              1 or 2 (default 1; see above); level 2 also needs:
 //   XT_EF               level 2: 1 loads the weights under an L2 evict-first policy (default 0)
@@ -220,15 +201,6 @@
 #endif
 #ifndef XT_EPI
 #define XT_EPI 0
-#endif
-#ifndef XT_PF
-#define XT_PF 0
-#endif
-#ifndef XT_LA
-#define XT_LA 0
-#endif
-#if XT_LA && XT_KP != 1
-#error "XT_LA needs XT_KP 1"
 #endif
 #if XT_EPI && (XT_WIDE || XT_NW != 2 || XT_LVL != 2 || XT_MT != 1 || XT_DYN || XT_KP != 1)
 #error "XT_EPI needs gate and up (XT_NW 2), level 2 (or 3), XT_MT 1, no XT_WIDE, XT_DYN, XT_KP > 1"
@@ -299,16 +271,6 @@ __device__ __forceinline__ void xt_tma_2d_hint(void *dst, const void *map, void 
 __device__ __forceinline__ void xt_cp4(void *dst, const void *src, bool v) {
     asm volatile("cp.async.ca.shared.global [%0], [%1], 4, %2;\n" ::"r"((unsigned)__cvta_generic_to_shared(dst)), "l"(src), "r"(v ? 4 : 0)
                  : "memory");
-}
-// cp.async.bulk.prefetch.L2 of bytes of w from byte off (16-byte aligned, a multiple of 16): a hint; limit, w's bytes,
-// is the emulator's to check the range against (XT_PF)
-__device__ __forceinline__ void xt_prefetch_l2(const unsigned char *w, long long limit, long long off, unsigned bytes) {
-    (void)limit;
-    asm volatile("cp.async.bulk.prefetch.L2.global [%0], %1;\n" ::"l"(w + off), "r"(bytes) : "memory");
-}
-// cp.async.bulk.prefetch.tensor.2d.L2 of map's box at (c0, c1): a hint, the box's bytes into L2 (XT_LA)
-__device__ __forceinline__ void xt_tma_prefetch(const void *map, int c0, int c1) {
-    asm volatile("cp.async.bulk.prefetch.tensor.2d.L2.global.tile [%0, {%1, %2}];\n" ::"l"(map), "r"(c0), "r"(c1) : "memory");
 }
 // The split units' pass entry (XT_SPLIT): the 4 ints of pass-list entry i, raw (decoded by xt_unit when used, so
 // that the loads' latency overlaps the unit before)
@@ -540,16 +502,6 @@ extern "C" __global__ void __launch_bounds__(384, 1) DSCC_ENTRY(Args a) {
                                 XT_TMA(st + XT_BOX, &full[s], kb, wrow)
                             }
 #endif
-#if XT_LA // the unit's K block kb + XT_LA into L2 (with its first, K blocks 1 .. XT_LA): ahead of the ring (see above)
-                            for (int j = kb ? kb + XT_LA : 1; j <= kb + XT_LA && j < nkb; j++) {
-                                xt_tma_prefetch(map, j * 128, wrow);
-#if XT_WIDE
-                                xt_tma_prefetch(map, j * 128, wrow + 128);
-#elif XT_EPI
-                                xt_tma_prefetch(XT_MAPS + 128, j * 128, wrow);
-#endif
-                            }
-#endif
                         }
 #endif
 #undef XT_TMA
@@ -622,28 +574,6 @@ extern "C" __global__ void __launch_bounds__(384, 1) DSCC_ENTRY(Args a) {
 #endif
 #undef XT_SRC_ROWS
 #undef XT_WT
-#if XT_PF
-        {   // the chained down's unit blockIdx.x: its bucket and weight tile from the same sort, its rows' first XT_PF K
-            // blocks into L2 (see "Down prefetch" above), rows p, p + 128 of its tile
-            const int ntd = (int)((XT_PF_N + XT_PF_TN - 1) / XT_PF_TN), ud = blockIdx.x;
-            int bd = XT_E, wd = 0;
-#if XT_SPLIT
-            if (ud < (XT_NPASS) * ntd) {
-                int q[4], c_, f_, s_;
-                xt_pass_load(q, XT_PASSES, ud / ntd);
-                xt_unit(q, ud, ntd, BM, bd, c_, f_, wd, s_);
-            }
-#else
-            if (ud < ord[EB] * ntd) bd = ord[ud / ntd], wd = ud % ntd;
-#endif
-            if (bd < XT_E) {
-                const long long n0 = (long long)wd * XT_PF_TN, r0 = (long long)bd * XT_PF_N + n0;
-                const int nr = XT_PF_N - n0 < XT_PF_TN ? (int)(XT_PF_N - n0) : XT_PF_TN; // (rows past N: the next expert's)
-                const unsigned by = 128LL * XT_PF < XT_PF_K ? 128u * XT_PF : (unsigned)XT_PF_K;
-                for (int r = p; r < nr; r += 128) xt_prefetch_l2(XT_PF_W, (long long)XT_E * XT_PF_N * XT_PF_K, (r0 + r) * XT_PF_K, by);
-            }
-        }
-#endif
         // stay until the consumers released the ring's last uses: every copy this thread issued has landed then
         for (int i = 0; i < XT_STAGES; i++, it++) hp_mbar_wait(&empty[it % XT_STAGES], (unsigned)((it / XT_STAGES) & 1) ^ 1u);
         return;
@@ -936,12 +866,6 @@ extern "C" __global__ void __launch_bounds__(384, 1) DSCC_ENTRY(Args a) {
 #undef XT_KP
 #undef XT_WIDE
 #undef XT_EPI
-#undef XT_PF
-#undef XT_LA
-#undef XT_PF_W
-#undef XT_PF_N
-#undef XT_PF_K
-#undef XT_PF_TN
 #undef XT_EPI_G
 #undef XT_QSTORE
 #undef XT_QSTORE2

@@ -793,24 +793,6 @@ static inline void emu_hp_wg_wait(unsigned keep, int line) {
 #define xt_policy_ef() 0ull
 #define xt_tma_2d_hint(dst, map, bar, c0, c1, pol) ((void)(pol), hp_tma_2d((dst), (map), (bar), (c0), (c1)))
 #define xt_cp16(dst, src, v) hp_cp16((dst), (src), (v))
-/* cp.async.bulk.prefetch.L2 of bytes of w from byte off (XT_PF: the chained down's rows): a hint, nothing to do; the
- * range must be 16-byte aligned and lie in w's limit bytes (the down's E x N x K codes) */
-static inline void emu_xt_prefetch_l2(const unsigned char *w, long long limit, long long off, unsigned bytes, int line) {
-    if ((((uintptr_t)w + (uintptr_t)off) & 15) || (bytes & 15) || !bytes) emu_ctx->fault(emu_ctx, "L2 prefetch of no 16-byte aligned range", line);
-    if (off < 0 || off + (long long)bytes > limit) emu_ctx->fault(emu_ctx, "L2 prefetch past the weight's bytes", line);
-    volatile const unsigned char *b = w + off;
-    (void)b[0], (void)b[bytes - 1]; /* ASan sees a range past the buffer */
-}
-#define xt_prefetch_l2(w, limit, off, bytes) emu_xt_prefetch_l2((w), (limit), (off), (bytes), __LINE__)
-/* cp.async.bulk.prefetch.tensor.2d.L2 (XT_LA): a hint, nothing to do; the map must be one, the box's first column in
- * the tensor, its first row at most a box past the tensor's rows (a wide unit's second half may lie past them) */
-static inline void emu_xt_tma_prefetch(const void *map, int c0, int c1, int line) {
-    const EmuTensorMap *m = (const EmuTensorMap *)map;
-    if (!m || m->magic != EMU_TMAP_MAGIC || m->rank != 2) emu_ctx->fault(emu_ctx, "tensor prefetch with no 2-d tensor map of cuTensorMapEncodeTiled", line);
-    if (c0 < 0 || (unsigned long long)c0 >= m->dim[0] || c1 < 0 || (unsigned long long)c1 >= m->dim[1] + m->box[1])
-        emu_ctx->fault(emu_ctx, "tensor prefetch of a box outside the tensor", line);
-}
-#define xt_tma_prefetch(map, c0, c1) emu_xt_tma_prefetch((map), (c0), (c1), __LINE__)
 /* cp.async.ca.shared.global of 4 bytes (its level 2's scales), zeros when !v */
 static inline void emu_xt_cp4(void *dst, const void *src, bool v, int line) {
     if (((uintptr_t)dst & 3) || (v && ((uintptr_t)src & 3))) emu_ctx->fault(emu_ctx, "cp.async of 4 bytes to or from a misaligned address", line);

@@ -108,7 +108,7 @@ static const char *const PTX_HELPERS[] = {"h2f", "f2h", "fe4m3", "pdl_wait", "pd
                                            "hp_setmaxnreg_dec", "hp_setmaxnreg_inc", "hp_wg_fence", "hp_wg_commit", "hp_wg_wait0", "hp_wg_wait1",
                                            "hp_hold32", "hp_hold64", "hp_wgmma128_e4m3", "hp_bf16x2", "hp_exp2",
                                            /* codegen/kernels/expert_tma.cuh's own */
-                                           "xt_cp16", "xt_cp4", "xt_policy_ef", "xt_tma_2d_hint", "xt_prefetch_l2", "xt_tma_prefetch",
+                                           "xt_cp16", "xt_cp4", "xt_policy_ef", "xt_tma_2d_hint",
                                            /* codegen/kernels/attn_prefill_wgmma.cuh's wgmma shapes */
                                            "aw_wgmma_s", "aw_wgmma_pv128", "aw_wgmma_pv64"};
 

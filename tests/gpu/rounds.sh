@@ -28,10 +28,7 @@
 #                     DSCC_EINSUM_KV=1 too (the latent row in the einsum); the
 #                     fold without its L2 prefetch, DSCC_SKINNY_FOLD_PF=0;
 #                     DSCC_EXPERT_SCAN=0, the sort's old one-thread walk;
-#                     DSCC_EINSUM_ROPE=0, q's old rope kernel;
-#                     DSCC_EXPERT_TMA=3,pf=4 and pf=8, the down's first K
-#                     blocks into L2 by the gate/up blocks; la=4 and
-#                     la=8,pf=8, the weights into L2 ahead of the ring): the
+#                     DSCC_EINSUM_ROPE=0, q's old rope kernel): the
 #                     batch-1 "step ms, CUDA graph", its per-kind ms
 #                     (fp8_linear, elementwise) and its launches;
 #   rounds.sh rows    test_gpu_rows, then bench_gpu with the wide row kernels
@@ -278,12 +275,7 @@ case "$mode" in
     # (DSCC_ROUTE_FUSE=1: 26 launches), and with the latent's row kernel (kv norm, k_pe's rope, the cache append) in
     # the first einsum's decode form too (DSCC_EINSUM_KV=1: 24 launches); the MoE sort's old one-thread bucket walk
     # (DSCC_EXPERT_SCAN=0; the block scan the default since the eleventh session: fp8_expert_linear ms); q's rope in
-    # its own row kernel (DSCC_EINSUM_ROPE=0: 39 launches against the defaults' 37); the routed experts' gate/up blocks
-    # prefetching the chained down's first 4 or 8 K blocks of their block's first down unit into L2 once their own loads
-    # are issued (DSCC_EXPERT_TMA=3,pf=4 and pf=8: the batch-1 fp8_expert_linear ms; paper: up to ~5-10 us); every
-    # expert phase's weights prefetched into L2 4 K blocks ahead of the TMA ring (la=4: 256 KB an SM in flight where
-    # the ring holds 128; paper: up to ~14 us if the stream's rate is set by the bytes in flight, none if by HBM), and
-    # 8 ahead with pf=8.
+    # its own row kernel (DSCC_EINSUM_ROPE=0: 39 launches against the defaults' 37).
     # SWEEP_PRE=0 skips the tests and bench_gemm before them (five bench_gpu runs take ~7 minutes). SWEEP_BATCH=B:
     # each bench_gpu only the decode step at batch B (--decode-only: no prefill, ~40 s a run on an H100).
     # First the new paths on the GPU: test_gpu_skinny (test_pipe_split, test_fold, test_fold_plan), test_gpu_expert's
@@ -292,7 +284,6 @@ case "$mode" in
     if [ "${SWEEP_PRE:-1}" != 0 ]; then
       step test_gpu_skinny 120 build/test_gpu_skinny
       step test_gpu_expert_scan 120 build/test_gpu_expert test_scan
-      step test_gpu_expert_pf 120 build/test_gpu_expert test_tma3_pf # DSCC_EXPERT_TMA pf=N, la=N: the same bits as without
       DSCC_SKINNY=pipe=1 DSCC_SKINNY_PSPLIT=1 DSCC_SKINNY_FOLD=1 DSCC_EXPERT_SCAN=1 DSCC_GEMM_TILE=wgmma step test_gpu_ops_fold 200 build/test_gpu_ops
       # the hoisted folds through dscc run (test_gpu_ops plans no memory, so it never hoists): the tiny models' MoE
       # add + rmsnorm, and the input norm and dense gate / up whose linears are not merged there
@@ -304,7 +295,7 @@ case "$mode" in
       TAIL=30 step skinny_psplit 200 build/bench_gemm --skinny-sweep --check --m 1 --shape qkv_a,q_b,o_proj,dense_gate_up,dense_down \
         --variants 'default;psplit=1'
     fi
-    IFS=';' read -ra sets <<< "${SWEEP_SETS:-;DSCC_SKINNY_PSPLIT=1;DSCC_SKINNY_FOLD=1;DSCC_SKINNY_FOLD=1 DSCC_SKINNY_FOLD_HOIST=1 DSCC_EINSUM_ROPE=0;DSCC_SKINNY_FOLD=1 DSCC_SKINNY_FOLD_HOIST=1 DSCC_EINSUM_ROPE=1;DSCC_SKINNY_FOLD=1 DSCC_SKINNY_FOLD_HOIST=1 DSCC_EINSUM_ROPE=1 DSCC_ROUTE_FUSE=1;DSCC_SKINNY_FOLD=1 DSCC_SKINNY_FOLD_HOIST=1 DSCC_EINSUM_ROPE=1 DSCC_ROUTE_FUSE=1 DSCC_EINSUM_KV=1;DSCC_SKINNY_FOLD=1 DSCC_SKINNY_FOLD_PF=0;DSCC_EXPERT_SCAN=0;DSCC_EINSUM_ROPE=0;DSCC_EXPERT_TMA=3,pf=4;DSCC_EXPERT_TMA=3,pf=8;DSCC_EXPERT_TMA=3,la=4;DSCC_EXPERT_TMA=3,la=8,pf=8}"
+    IFS=';' read -ra sets <<< "${SWEEP_SETS:-;DSCC_SKINNY_PSPLIT=1;DSCC_SKINNY_FOLD=1;DSCC_SKINNY_FOLD=1 DSCC_SKINNY_FOLD_HOIST=1 DSCC_EINSUM_ROPE=0;DSCC_SKINNY_FOLD=1 DSCC_SKINNY_FOLD_HOIST=1 DSCC_EINSUM_ROPE=1;DSCC_SKINNY_FOLD=1 DSCC_SKINNY_FOLD_HOIST=1 DSCC_EINSUM_ROPE=1 DSCC_ROUTE_FUSE=1;DSCC_SKINNY_FOLD=1 DSCC_SKINNY_FOLD_HOIST=1 DSCC_EINSUM_ROPE=1 DSCC_ROUTE_FUSE=1 DSCC_EINSUM_KV=1;DSCC_SKINNY_FOLD=1 DSCC_SKINNY_FOLD_PF=0;DSCC_EXPERT_SCAN=0;DSCC_EINSUM_ROPE=0}"
     i=0
     for v in "${sets[@]}"; do
       echo "bench_gpu_dec$i: ${v:-the defaults}"
