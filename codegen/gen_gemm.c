@@ -690,16 +690,17 @@ static void skinny2_instance(Gen *G, const SkinnyParams *sp, bool set_rb, bool s
  * every SM) runs its M <= CG_GEMV_MROWS rows on gemv_bf16.cuh, a warp a
  * weight row read as one contiguous stream (gemm_skinny2.cuh then takes
  * CG_GEMV_MROWS < M <= 8). Opt-in until timed on a GPU; `1,u=N,minb=N` set
- * its loads a lane a round (default 4) and blocks an SM (default 3). */
+ * its loads a lane a round (default 4) and blocks an SM (default 3), st=1
+ * staggers the warps' first rounds, xs=1 reads x from shared memory. */
 #define CG_GEMV_MROWS 2
 #define CG_GEMV_MIN_N (132LL * 8 * 8)
 typedef struct {
-    int on, u, minb;
+    int on, u, minb, st, xs;
 } GemvParams;
 
 /* DSCC_SKINNY_GEMV's parameters; false, with G->why, on a malformed value. */
 static bool gemv_params(Gen *G, GemvParams *g) {
-    *g = (GemvParams){0, 4, 3};
+    *g = (GemvParams){0, 4, 3, 0, 0};
     const char *e = G->tune->skinny_gemv;
     if (!e || !*e) return true;
     bool ok = (e[0] == '0' || e[0] == '1') && (!e[1] || e[1] == ',');
@@ -709,28 +710,32 @@ static bool gemv_params(Gen *G, GemvParams *g) {
         int n = 0;
         if (sscanf(s, ",u=%ld%n", &v, &n) == 1 && n > 0 && v >= 1 && v <= 8) g->u = (int)v;
         else if (sscanf(s, ",minb=%ld%n", &v, &n) == 1 && n > 0 && v >= 1 && v <= 4) g->minb = (int)v;
+        else if (sscanf(s, ",st=%ld%n", &v, &n) == 1 && n > 0 && (v == 0 || v == 1)) g->st = (int)v;
+        else if (sscanf(s, ",xs=%ld%n", &v, &n) == 1 && n > 0 && (v == 0 || v == 1)) g->xs = (int)v;
         else ok = false;
         s += ok ? n : 0;
     }
-    if (!ok) G->why = arena_printf(G->a, "DSCC_SKINNY_GEMV is '%s': expected 0 or 1, then ,u=1..8 and ,minb=1..4", e);
+    if (!ok) G->why = arena_printf(G->a, "DSCC_SKINNY_GEMV is '%s': expected 0 or 1, then ,u=1..8 ,minb=1..4 ,st=0|1 ,xs=0|1", e);
     return ok;
 }
 
 static void gemv_instance(Gen *G, const GemvParams *gp, IrDim M, int64_t K, int64_t N, const int *slot) {
     const char *entry = arena_printf(G->a, "p%d_linear_bf16_gemv_m%d", G->nphases, CG_GEMV_MROWS);
     const int grid = 132 * gp->minb;
-    CgDefine defs[4 + SK_NDEFS] = {
+    CgDefine defs[6 + SK_NDEFS] = {
         {"GV_MROWS", arena_printf(G->a, "%d", CG_GEMV_MROWS)},
         {"GV_U", arena_printf(G->a, "%d", gp->u)},
         {"GV_MINB", arena_printf(G->a, "%d", gp->minb)},
+        {"GV_ST", gp->st ? "1" : "0"},
+        {"GV_XS", gp->xs ? "1" : "0"},
         {"SK_GRID", arena_printf(G->a, "%d", grid)},
     };
-    int nd = skinny_defs(G, M, K, N, 1, slot, true, defs + 4);
+    int nd = skinny_defs(G, M, K, N, 1, slot, true, defs + 6);
     sb_printf(&G->decl, "// linear (bf16) at M <= %d: a warp a weight row, lanes along K in 16-byte loads (%d a round, two rounds in "
                         "flight), f32 FMAs, a persistent grid of %d blocks\n",
               CG_GEMV_MROWS, gp->u, grid);
-    sb_puts(&G->decl, cg_kernel_instance(G->a, "gemv_bf16", entry, defs, 4 + nd));
-    cg_phase(G, CG_LAUNCH_BLOCK, M, CG_GEMV_MROWS, ir_dim_const(grid), 1, 0);
+    sb_puts(&G->decl, cg_kernel_instance(G->a, "gemv_bf16", entry, defs, 6 + nd));
+    cg_phase(G, CG_LAUNCH_BLOCK, M, CG_GEMV_MROWS, ir_dim_const(grid), 1, gp->xs ? CG_GEMV_MROWS * 2 * K : 0);
     G->phases[G->nphases - 1].fn = entry;
     G->phases[G->nphases - 1].amin = 0;
     G->phases[G->nphases - 1].amax = CG_GEMV_MROWS;

@@ -26,6 +26,10 @@
 //   SK_GRID           blocks (a few an SM: GV_MINB)
 //   GV_U              16-byte pieces a lane a round (default 4: 2 KB a warp a round, two rounds in flight)
 //   GV_MINB           blocks an SM must hold (the register budget; default 3)
+//   GV_ST             1: warp w starts each row at round w % (rounds a row), so the grid's warps do not read the
+//                     same offset of their rows at once (default 0)
+//   GV_XS             1: x copied into shared memory once a block (dynamic, GV_MROWS x 2K bytes) and read from there
+//                     instead of from global memory through L1 (default 0)
 //   SK_EARLY          1 (DSCC_PDL_EARLY=1): DSCC_PDL_LAUNCH_DEPENDENTS() first
 #ifndef SK_X // compiled on its own: a stand-in for the module's prelude (129,280 x 7,168: V3's LM head)
 #define SK_N 129280LL
@@ -44,6 +48,12 @@
 #endif
 #ifndef SK_EARLY
 #define SK_EARLY 0
+#endif
+#ifndef GV_ST
+#define GV_ST 0
+#endif
+#ifndef GV_XS
+#define GV_XS 0
 #endif
 #define GV_P (SK_K / 8)                           // 16-byte pieces a row
 #define GV_R ((GV_P + 32 * GV_U - 1) / (32 * GV_U)) // rounds a row
@@ -71,7 +81,11 @@ __device__ __forceinline__ void gv_dot(float *acc, const uint4 *v, const unsigne
 #pragma unroll
         for (int m = 0; m < GV_MROWS; m++) {
             if (m >= m_rows) break;
+#if GV_XS
+            const uint4 xq = *(const uint4 *)(x + ((long long)m * GV_P + p) * 16);
+#else
             const uint4 xq = ld_x16_if(x + ((long long)m * GV_P + p) * 16, true);
+#endif
             const unsigned xv[4] = {xq.x, xq.y, xq.z, xq.w};
             float s = acc[m];
 #pragma unroll
@@ -91,20 +105,30 @@ extern "C" __global__ void __launch_bounds__(256, GV_MINB) DSCC_ENTRY(Args a) {
     const int lane = threadIdx.x & 31;
     const long long nw = (long long)gridDim.x * 8;
     long long n = (long long)blockIdx.x * 8 + threadIdx.x / 32;
+    const int r0 = GV_ST ? (int)(n % GV_R) : 0; // the round each of the warp's rows starts at
     uint4 cur[GV_U], nxt[GV_U];
-    gv_load(nxt, SK_W, n, 0, lane); // weights only: before the wait
-    DSCC_PDL_WAIT();                // x and y are the step's: from here on
+    gv_load(nxt, SK_W, n, r0, lane); // weights only: before the wait
+    DSCC_PDL_WAIT();                 // x and y are the step's: from here on
     const long long M = SK_M;
+#if GV_XS
+    extern __shared__ __align__(16) unsigned char gv_x[];
+    for (long long i = threadIdx.x; i < M * GV_P; i += 256) *(uint4 *)(gv_x + i * 16) = ld_x16_if(SK_X + i * 16, true);
+    __syncthreads();
+    const unsigned char *x = gv_x;
+#else
+    const unsigned char *x = SK_X;
+#endif
     for (; n < SK_N; n += nw) {
         float acc[GV_MROWS];
 #pragma unroll
         for (int m = 0; m < GV_MROWS; m++) acc[m] = 0.0f;
-        for (int r = 0; r < GV_R; r++) {
+        for (int i = 0; i < GV_R; i++) {
+            const int r = r0 + i < GV_R ? r0 + i : r0 + i - GV_R;
 #pragma unroll
             for (int u = 0; u < GV_U; u++) cur[u] = nxt[u];
-            if (r + 1 < GV_R) gv_load(nxt, SK_W, n, r + 1, lane); // the next round in flight under this one's products
-            else gv_load(nxt, SK_W, n + nw, 0, lane);
-            gv_dot(acc, cur, SK_X, M, r, lane);
+            if (i + 1 < GV_R) gv_load(nxt, SK_W, n, r + 1 < GV_R ? r + 1 : 0, lane); // the next round in flight under this one's products
+            else gv_load(nxt, SK_W, n + nw, r0, lane);
+            gv_dot(acc, cur, x, M, r, lane);
         }
 #pragma unroll
         for (int m = 0; m < GV_MROWS; m++) {
@@ -118,6 +142,8 @@ extern "C" __global__ void __launch_bounds__(256, GV_MINB) DSCC_ENTRY(Args a) {
 #undef GV_MROWS
 #undef GV_U
 #undef GV_MINB
+#undef GV_ST
+#undef GV_XS
 #undef GV_P
 #undef GV_R
 #undef GV_PASTE2

@@ -149,16 +149,18 @@ static void test_head(void **state) { (void)state, check_head(false); }
 
 /* DSCC_SKINNY_GEMV=1: a head of 8,448 outputs (the fewest rows that take gemv_bf16.cuh: 8 a warp of 132 x 8 x 8)
  * runs M <= 2 on it (the program holds its phase), M = 3 on gemm_skinny2.cuh; K = 520 (65 pieces of 16 bytes a
- * row: a lane's second round has one piece in the first lane only); the same bound as the mma forms; unset, no
- * such phase. */
+ * row: a round's last piece in the first lane only); the same bound as the mma forms; also with the warps' first
+ * rounds staggered and x in shared memory; unset, no such phase. */
 static void test_head_gemv(void **state) {
     (void)state;
     static const char src[] = "dim B, S;\ninput x: bf16[B, S, 520];\nweight w: bf16[8448, 520] = \"w\";\n"
                               "output logits = cast(linear(x, w), f32);\n";
     static const int64_t rows[][2] = {{1, 1}, {2, 1}, {1, 3}};
     const char *pipe = "shape-infer,fold-constants,dce,cse,fuse";
-    for (int on = 0; on < 2; on++) {
-        if (on) setenv("DSCC_SKINNY_GEMV", "1", 1);
+    static const char *const sets[] = {NULL, "1", "1,u=1,st=1,xs=1"}; /* u=1: three rounds a row, the last of one piece */
+    for (int i = 0; i < 3; i++) {
+        const int on = sets[i] != NULL;
+        if (on) setenv("DSCC_SKINNY_GEMV", sets[i], 1);
         Arena *a = arena_new();
         DiagEngine *d = diag_new(a, stderr);
         IrGraph *g = tu_compile_src(a, d, "head.dsl", src, pipe);
