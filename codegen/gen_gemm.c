@@ -685,62 +685,6 @@ static void skinny2_instance(Gen *G, const SkinnyParams *sp, bool set_rb, bool s
     G->phases[G->nphases - 1].amax = hi;
 }
 
-/* DSCC_SKINNY_GEMV=1: a BF16 linear of at least CG_GEMV_MIN_N rows (the
- * LM head's 129,280; not the router's 256, too few rows for a warp each on
- * every SM) runs its M <= CG_GEMV_MROWS rows on gemv_bf16.cuh, a warp a
- * weight row read as one contiguous stream (gemm_skinny2.cuh then takes
- * CG_GEMV_MROWS < M <= 8). Opt-in until timed on a GPU; `1,u=N,minb=N` set
- * its loads a lane a round (default 4) and blocks an SM (default 3), st=1
- * staggers the warps' first rounds, xs=1 reads x from shared memory. */
-#define CG_GEMV_MROWS 2
-#define CG_GEMV_MIN_N (132LL * 8 * 8)
-typedef struct {
-    int on, u, minb, st, xs;
-} GemvParams;
-
-/* DSCC_SKINNY_GEMV's parameters; false, with G->why, on a malformed value. */
-static bool gemv_params(Gen *G, GemvParams *g) {
-    *g = (GemvParams){0, 4, 3, 0, 0};
-    const char *e = G->tune->skinny_gemv;
-    if (!e || !*e) return true;
-    bool ok = (e[0] == '0' || e[0] == '1') && (!e[1] || e[1] == ',');
-    g->on = e[0] == '1';
-    for (const char *s = e + 1; ok && *s;) {
-        long v = 0;
-        int n = 0;
-        if (sscanf(s, ",u=%ld%n", &v, &n) == 1 && n > 0 && v >= 1 && v <= 8) g->u = (int)v;
-        else if (sscanf(s, ",minb=%ld%n", &v, &n) == 1 && n > 0 && v >= 1 && v <= 4) g->minb = (int)v;
-        else if (sscanf(s, ",st=%ld%n", &v, &n) == 1 && n > 0 && (v == 0 || v == 1)) g->st = (int)v;
-        else if (sscanf(s, ",xs=%ld%n", &v, &n) == 1 && n > 0 && (v == 0 || v == 1)) g->xs = (int)v;
-        else ok = false;
-        s += ok ? n : 0;
-    }
-    if (!ok) G->why = arena_printf(G->a, "DSCC_SKINNY_GEMV is '%s': expected 0 or 1, then ,u=1..8 ,minb=1..4 ,st=0|1 ,xs=0|1", e);
-    return ok;
-}
-
-static void gemv_instance(Gen *G, const GemvParams *gp, IrDim M, int64_t K, int64_t N, const int *slot) {
-    const char *entry = arena_printf(G->a, "p%d_linear_bf16_gemv_m%d", G->nphases, CG_GEMV_MROWS);
-    const int grid = 132 * gp->minb;
-    CgDefine defs[6 + SK_NDEFS] = {
-        {"GV_MROWS", arena_printf(G->a, "%d", CG_GEMV_MROWS)},
-        {"GV_U", arena_printf(G->a, "%d", gp->u)},
-        {"GV_MINB", arena_printf(G->a, "%d", gp->minb)},
-        {"GV_ST", gp->st ? "1" : "0"},
-        {"GV_XS", gp->xs ? "1" : "0"},
-        {"SK_GRID", arena_printf(G->a, "%d", grid)},
-    };
-    int nd = skinny_defs(G, M, K, N, 1, slot, true, defs + 6);
-    sb_printf(&G->decl, "// linear (bf16) at M <= %d: a warp a weight row, lanes along K in 16-byte loads (%d a round, two rounds in "
-                        "flight), f32 FMAs, a persistent grid of %d blocks\n",
-              CG_GEMV_MROWS, gp->u, grid);
-    sb_puts(&G->decl, cg_kernel_instance(G->a, "gemv_bf16", entry, defs, 6 + nd));
-    cg_phase(G, CG_LAUNCH_BLOCK, M, CG_GEMV_MROWS, ir_dim_const(grid), 1, gp->xs ? CG_GEMV_MROWS * 2 * K : 0);
-    G->phases[G->nphases - 1].fn = entry;
-    G->phases[G->nphases - 1].amin = 0;
-    G->phases[G->nphases - 1].amax = CG_GEMV_MROWS;
-}
-
 /* gemm_skinny_bulk.cuh's shape for an N x K weight (Kb bytes a row): rb
  * 8-row groups a column group (DSCC_SKINNY's, else the one of 1 and 2
  * whose busiest SM streams the fewest rows, 2 on a tie: x's copy serves
@@ -1273,8 +1217,6 @@ static bool gemm_skinny(Gen *G, IrDim M, int64_t K, int64_t N, const int *slot, 
         G->why = arena_printf(G->a, "DSCC_SKINNY_MAX is '%s': expected the most rows of the skinny-M form, 8..%d", mx, CG_SKINNY_M);
         return false;
     }
-    GemvParams gv;
-    if (!gemv_params(G, &gv)) return false;
     bool on8 = skinny2_on(&sp, N, Kb, 8, bf16);
     /* FP8 on gemm_skinny2.cuh (DSCC_SKINNY_V2=1): to 16 rows (the tile measured faster than gemm_skinny.cuh at 32 on every
      * V3 shape) */
@@ -1287,9 +1229,6 @@ static bool gemm_skinny(Gen *G, IrDim M, int64_t K, int64_t N, const int *slot, 
     if (skinny_bulk_on(&sp, &b8, bf16)) { /* M = 1 (the deeper ring), then 1 < M <= 8 */
         skinny_bulk_instance(G, &b1, M, 0, K, N, slot, bf16);
         skinny_bulk_instance(G, &b8, M, 1, K, N, slot, bf16);
-    } else if (on8 && bf16 && gv.on && N >= CG_GEMV_MIN_N && K % 8 == 0) { /* DSCC_SKINNY_GEMV=1: M <= 2, then 2 < M <= 8 */
-        gemv_instance(G, &gv, M, K, N, slot);
-        skinny2_instance(G, &sp, set_rb, set_u, M, CG_GEMV_MROWS, 8, K, N, slot, bf16);
     } else if (on8) skinny2_instance(G, &sp, set_rb, set_u, M, 0, 8, K, N, slot, bf16);
     else if (skinny_pipe_on(&sp, N)) {
         if (G->fold_lin) skinny_pipe_instance(G, &sp, set_u, set_minb, M, K, N, slot, bf16, true, false); /* DSCC_SKINNY_FOLD: M <= 4 */

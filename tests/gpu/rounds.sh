@@ -125,9 +125,6 @@
 #                     with the defaults, SEV_NEW and each of SEV_ALSO, bench_mla;
 #                     SEV_BASE=1: test_gpu_ops, the other test_gpu_* and e2e with the defaults as well (a
 #                     merge that touched every path); SEV_MLA: bench_mla's --variant list (default: all rows);
-#   rounds.sh gemv    the LM head at M <= 2 on gemv_bf16.cuh (DSCC_SKINNY_GEMV): test_gpu_head (its gemv case
-#                     against the CPU executor), then bench_gpu --decode-only 1 with each value of GEMV_SETS
-#                     (';'-separated; default: unset, 1, 1,u=8, 1,minb=2): the batch-1 step and "linear" ms;
 #   rounds.sh sixth   the sixth session's paths, each alone and together, through the GPU tests,
 #                     then bench_gpu new / old / the defaults and bench_mla;
 #   rounds.sh short   SEV_NEW's paths through every GPU test, then bench_gpu with them and the defaults,
@@ -305,16 +302,6 @@ case "$mode" in
       # shellcheck disable=SC2086
       TAIL=40 step "bench_gpu_dec$i" 200 env $v build/bench_gpu --layers 2 --dense 1 --prefill 1024 --peak-tflops 1300 \
         ${SWEEP_BATCH:+--decode-only "$SWEEP_BATCH"}
-      i=$((i + 1))
-    done ;;
-  gemv) # the LM head as a GEMV against gemm_skinny2.cuh's mma form, at batch 1
-    step test_gpu_head 120 build/test_gpu_head
-    IFS=';' read -ra sets <<< "${GEMV_SETS:-;1;1,u=8;1,minb=2}"
-    i=0
-    for v in "${sets[@]}"; do
-      echo "bench_gpu_gemv$i: DSCC_SKINNY_GEMV=${v:-(unset)}"
-      TAIL=40 step "bench_gpu_gemv$i" 200 env ${v:+DSCC_SKINNY_GEMV=$v} build/bench_gpu --layers 2 --dense 1 --prefill 1024 \
-        --peak-tflops 1300 --decode-only 1
       i=$((i + 1))
     done ;;
   rows) # the fused rmsnorm row kernels' wide forms against the old one: decode steps by op kind (elementwise / norm kinds)

@@ -146,47 +146,6 @@ static void check_head(bool f32) {
 }
 
 static void test_head(void **state) { (void)state, check_head(false); }
-
-/* DSCC_SKINNY_GEMV=1: a head of 8,448 outputs (the fewest rows that take gemv_bf16.cuh: 8 a warp of 132 x 8 x 8)
- * runs M <= 2 on it (the program holds its phase), M = 3 on gemm_skinny2.cuh; K = 520 (65 pieces of 16 bytes a
- * row: a round's last piece in the first lane only); the same bound as the mma forms; also with the warps' first
- * rounds staggered and x in shared memory; unset, no such phase. */
-static void test_head_gemv(void **state) {
-    (void)state;
-    static const char src[] = "dim B, S;\ninput x: bf16[B, S, 520];\nweight w: bf16[8448, 520] = \"w\";\n"
-                              "output logits = cast(linear(x, w), f32);\n";
-    static const int64_t rows[][2] = {{1, 1}, {2, 1}, {1, 3}};
-    const char *pipe = "shape-infer,fold-constants,dce,cse,fuse";
-    static const char *const sets[] = {NULL, "1", "1,u=1,st=1,xs=1"}; /* u=1: three rounds a row, the last of one piece */
-    for (int i = 0; i < 3; i++) {
-        const int on = sets[i] != NULL;
-        if (on) setenv("DSCC_SKINNY_GEMV", sets[i], 1);
-        Arena *a = arena_new();
-        DiagEngine *d = diag_new(a, stderr);
-        IrGraph *g = tu_compile_src(a, d, "head.dsl", src, pipe);
-        CgGenOptions o = {.tune = tu_tune()};
-        CgProgram *p = cg_generate(a, d, g, &o);
-        assert_non_null(p);
-        int gemv = 0;
-        for (int k = 0; k < p->nkernels; k++)
-            for (int f = 0; f < p->kernels[k].nphases; f++) gemv += strstr(p->kernels[k].phases[f].fn, "gemv") != NULL;
-        assert_int_equal(gemv, on);
-        arena_free(a);
-        if (on) check_rows(src, pipe, 520, false, IR_OP_CAST, 4e-3, rows, 3);
-        unsetenv("DSCC_SKINNY_GEMV");
-    }
-    static const char *const bad[] = {"2", "1,u=9", "1,minb=0", "1,x=1", "1,", "1u=4"};
-    for (size_t i = 0; i < sizeof bad / sizeof *bad; i++) { /* refused by codegen, naming the switch */
-        setenv("DSCC_SKINNY_GEMV", bad[i], 1);
-        Arena *a = arena_new();
-        DiagEngine *d = diag_new(a, stderr);
-        IrGraph *g = tu_compile_src(a, d, "head.dsl", src, pipe);
-        CgGenOptions o = {.tune = tu_tune()};
-        assert_null(cg_generate(a, d, g, &o));
-        unsetenv("DSCC_SKINNY_GEMV");
-        arena_free(a);
-    }
-}
 static void test_head_tile(void **state) {
     (void)state;
     setenv("DSCC_SKINNY_BF16", "0", 1);
@@ -209,7 +168,7 @@ static void test_fp8_tile(void **state) { (void)state, check_fp8(false); }
 
 int main(void) {
     if (!tu_hopper()) return 77;
-    const struct CMUnitTest tests[] = {cmocka_unit_test(test_head),       cmocka_unit_test(test_head_gemv), cmocka_unit_test(test_head_tile), cmocka_unit_test(test_head_f32),
+    const struct CMUnitTest tests[] = {cmocka_unit_test(test_head),       cmocka_unit_test(test_head_tile), cmocka_unit_test(test_head_f32),
                                        cmocka_unit_test(test_fp8_skinny), cmocka_unit_test(test_fp8_tile)};
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
