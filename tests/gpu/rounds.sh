@@ -125,6 +125,9 @@
 #                     with the defaults, SEV_NEW and each of SEV_ALSO, bench_mla;
 #                     SEV_BASE=1: test_gpu_ops, the other test_gpu_* and e2e with the defaults as well (a
 #                     merge that touched every path); SEV_MLA: bench_mla's --variant list (default: all rows);
+#   rounds.sh rot     the pipelined skinny form's K order rotated by the CTA (DSCC_SKINNY's rot=1): test_gpu_skinny,
+#                     bench_gemm's skinny sweep at M = 1 on o_proj (16 KB rows), dense down, q_b and dense gate/up
+#                     (default; rot=1), then bench_gpu --decode-only 1 without and with it;
 #   rounds.sh sixth   the sixth session's paths, each alone and together, through the GPU tests,
 #                     then bench_gpu new / old / the defaults and bench_mla;
 #   rounds.sh short   SEV_NEW's paths through every GPU test, then bench_gpu with them and the defaults,
@@ -303,6 +306,14 @@ case "$mode" in
       TAIL=40 step "bench_gpu_dec$i" 200 env $v build/bench_gpu --layers 2 --dense 1 --prefill 1024 --peak-tflops 1300 \
         ${SWEEP_BATCH:+--decode-only "$SWEEP_BATCH"}
       i=$((i + 1))
+    done ;;
+  rot) # o_proj's 16 KB rows read at 66% of the HBM, the dense down's 18 KB at 82%: concurrent CTAs at different offsets
+    step test_gpu_skinny 150 build/test_gpu_skinny
+    TAIL=30 step skinny_rot 200 build/bench_gemm --skinny-sweep --check --m 1 --shape o_proj,dense_down,q_b,dense_gate_up \
+      --variants 'default;rot=1'
+    for v in "" rot=1; do
+      TAIL=40 step "bench_gpu_rot${v:+1}" 200 env ${v:+DSCC_SKINNY=$v} build/bench_gpu --layers 2 --dense 1 --prefill 1024 \
+        --peak-tflops 1300 --decode-only 1
     done ;;
   rows) # the fused rmsnorm row kernels' wide forms against the old one: decode steps by op kind (elementwise / norm kinds)
     [ -x build/test_gpu_rows ] && step test_gpu_rows 120 build/test_gpu_rows
