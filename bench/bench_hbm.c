@@ -2,24 +2,29 @@
  * read of a device buffer in each pattern of codegen/kernels/read_pattern.cuh
  * (the grid-stride baseline stream_read.cuh times, a warp or a block per row,
  * contiguous stretches a warp or a block, gemm_skinny2.cuh's 16-row groups,
- * ...), no compute but an XOR fold of every word read. The skinny kernels
- * read their weights at 50-92% of the grid-stride read's rate with the same
- * bytes; this separates their address orders from their arithmetic.
+ * the same with each block's K order rotated, ...), no compute but an XOR
+ * fold of every word read. The skinny kernels read their weights at 50-92%
+ * of the grid-stride read's rate with the same bytes; this separates their
+ * address orders from their arithmetic, and row pitches from each other
+ * (o_proj's rows of 16,384 bytes read at 66% of the read, dense down's of
+ * 18,432 at 82%, in the same kernel form).
  *
  * Each pattern is timed as bench_gemm times a kernel: 2 untimed runs, then
  * --reps (default 7) repetitions, each after a memset of --flush-mb MiB
  * (default 256: an L2 flush) with CUDA events right around the launch; the
  * median is printed. The grid is --blocks-per-sm CTAs of 256 threads on every
  * SM (the launch bounds ask room for that many), --u the 16-byte loads a lane
- * a round. The buffer (random words) is rows of --row bytes: by default the
- * LM head's weight (129,280 x 14,336 bytes, 1,853.3 MB) and o_proj's
- * (7,168 x 16,384 bytes, 117.4 MB); --mb sizes it instead (MB of 10^6
- * bytes, rounded down to whole rows). One markdown table: pattern, size,
- * row, u, blocks/SM, ms, GB/s and the share of mode 0 at the same u and
- * blocks/SM. --check: each pattern's fold (the XOR of its warps' words) must
- * equal the host's XOR of every word of the buffer, which holds only when
- * each word was read exactly once; a pattern that misses is named on stderr
- * and the exit status is 1. All instances are one module: one compile. */
+ * a round. The buffer (random words) is rows of --row bytes (a list: each
+ * size runs at each): by default the LM head's weight (129,280 x 14,336
+ * bytes, 1,853.3 MB) and o_proj's (7,168 x 16,384 bytes, 117.4 MB); --mb
+ * sizes it instead (MB of 10^6 bytes, rounded down to whole rows). --modes
+ * narrows the patterns (mode 0 always runs). One markdown table: pattern,
+ * size, row, u, blocks/SM, ms, GB/s and the share of mode 0 at the same
+ * size, row, u and blocks/SM. --check: each pattern's fold (the XOR of its
+ * warps' words) must equal the host's XOR of every word of the buffer,
+ * which holds only when each word was read exactly once; a pattern that
+ * misses is named on stderr and the exit status is 1. All instances are one
+ * module: one compile. */
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -30,16 +35,17 @@
 #include "codegen/kernels.h"
 #include "runtime/cuda.h"
 
-enum { NMODES = 8, MAXLIST = 8 };
+enum { NMODES = 9, MAXLIST = 8 };
 
-static const char *const MODE_NAMES[NMODES] = {
-    "0 grid-stride (stream_read)", "1 warp a row, rows interleaved", "2 block a row",     "3 warp-contiguous stretches",
-    "4 gemm_skinny2 (16-row groups)", "5 warp a row, runs of rows",    "6 block-contiguous stretches", "7 grid-stride, 2 rounds in flight"};
+/* read_pattern.cuh's RP_MODE values */
+static const char *const MODE_NAMES[NMODES] = {"0 grid-stride",   "1 warp/row",       "2 block/row", "3 warp stretches",  "4 skinny2 groups",
+                                               "5 warp/row runs", "6 block stretches", "7 grid-stride x2", "8 skinny2 rotated"};
 
 typedef struct {
     int64_t sizes[MAXLIST]; /* bytes asked for (rounded down to whole rows) */
     int nsizes;
-    int64_t row; /* bytes */
+    int rows[MAXLIST], nrows; /* bytes a row */
+    int modes[MAXLIST + 1], nmodes;
     int us[MAXLIST], nu;
     int bs[MAXLIST], nb;
     int64_t flush;
@@ -47,7 +53,7 @@ typedef struct {
     bool check;
 } Opts;
 
-/* The module's kernels: kernels[b][u][mode] for the lists' indices. */
+/* The module's kernels: k[b][u][mode] for the lists' indices and RP_MODE (NULL: a mode not asked for). */
 typedef struct {
     RtKernel *k[MAXLIST][MAXLIST][NMODES];
 } Kernels;
@@ -62,7 +68,8 @@ static bool build(Arena *a, DiagEngine *d, RtCuda *c, const Opts *o, Kernels *ks
     char *text = "";
     for (int b = 0; b < o->nb; b++)
         for (int u = 0; u < o->nu; u++)
-            for (int m = 0; m < NMODES; m++) {
+            for (int i = 0; i < o->nmodes; i++) {
+                int m = o->modes[i];
                 char mode[8], uu[8], minb[8];
                 snprintf(mode, sizeof mode, "%d", m), snprintf(uu, sizeof uu, "%d", o->us[u]), snprintf(minb, sizeof minb, "%d", o->bs[b]);
                 CgDefine defs[] = {{"RP_MODE", mode}, {"RP_U", uu}, {"RP_MINB", minb}};
@@ -78,8 +85,8 @@ static bool build(Arena *a, DiagEngine *d, RtCuda *c, const Opts *o, Kernels *ks
     if (cg_compile(a, d, &src, 1, &(CgOptions){0}, bin) != 0) return false;
     for (int b = 0; b < o->nb; b++)
         for (int u = 0; u < o->nu; u++)
-            for (int m = 0; m < NMODES; m++)
-                if (!(ks->k[b][u][m] = rt_cuda_kernel(c, d, bin->data, arena_printf(a, "hbm_m%d_u%d_b%d", m, o->us[u], o->bs[b])))) return false;
+            for (int i = 0; i < o->nmodes; i++)
+                if (!(ks->k[b][u][o->modes[i]] = rt_cuda_kernel(c, d, bin->data, arena_printf(a, "hbm_m%d_u%d_b%d", o->modes[i], o->us[u], o->bs[b])))) return false;
     return true;
 }
 
@@ -140,26 +147,28 @@ static double time_pattern(Dev *v, RtKernel *k, unsigned grid, int64_t row, int 
     return t[reps / 2];
 }
 
-/* One buffer size's rows of the table; the number of patterns whose fold missed, or -1 after reporting. */
-static int run_size(Dev *v, const Opts *o, const Kernels *ks, int64_t bytes) {
+/* One buffer size and row's lines of the table (bytes: whole rows); the number of patterns whose fold missed, or -1
+ * after reporting. */
+static int run_size(Dev *v, const Opts *o, const Kernels *ks, int64_t bytes, int64_t row) {
     v->bytes = bytes;
     if (!fill(v, bytes)) return -1;
     int bad = 0;
     for (int b = 0; b < o->nb; b++)
         for (int u = 0; u < o->nu; u++) {
-            double base = 0;
-            for (int m = 0; m < NMODES; m++) {
+            double base = 0; /* mode 0's ms (the modes' list starts with it) */
+            for (int i = 0; i < o->nmodes; i++) {
+                int m = o->modes[i];
                 unsigned fold = 0, grid = (unsigned)(o->bs[b] * rt_cuda_sms(v->c));
-                double ms = time_pattern(v, ks->k[b][u][m], grid, o->row, o->reps, &fold);
+                double ms = time_pattern(v, ks->k[b][u][m], grid, row, o->reps, &fold);
                 if (ms < 0) return -1;
                 if (m == 0) base = ms;
                 bool miss = o->check && fold != v->host_xor;
-                printf("| %s | %.1f | %lld | %d | %d | %.4f | %.0f | %.1f%% |%s\n", MODE_NAMES[m], (double)bytes / 1e6, (long long)o->row, o->us[u],
+                printf("| %s | %.1f | %lld | %d | %d | %.4f | %.0f | %.1f%% |%s\n", MODE_NAMES[m], (double)bytes / 1e6, (long long)row, o->us[u],
                        o->bs[b], ms, (double)bytes / (ms * 1e-3) / 1e9, 100.0 * base / ms, o->check ? (miss ? " FAIL |" : " ok |") : "");
                 fflush(stdout);
                 if (miss)
                     fprintf(stderr, "bench_hbm: pattern %s (%lld bytes, row %lld, u %d, %d blocks/SM) folds to %08x, the buffer's words to %08x\n",
-                            MODE_NAMES[m], (long long)bytes, (long long)o->row, o->us[u], o->bs[b], fold, v->host_xor);
+                            MODE_NAMES[m], (long long)bytes, (long long)row, o->us[u], o->bs[b], fold, v->host_xor);
                 bad += miss;
             }
         }
@@ -185,10 +194,11 @@ static int run(const Opts *o) {
         printf("| pattern | MB | row bytes | u | blocks/SM | ms | GB/s | share of mode 0 |%s\n|---|---|---|---|---|---|---|---|%s\n",
                o->check ? " check |" : "", o->check ? "---|" : "");
         bad = 0;
-        for (int s = 0; s < o->nsizes && bad >= 0; s++) {
-            int r = run_size(&v, o, &ks, o->sizes[s]);
-            bad = r < 0 ? -1 : bad + r;
-        }
+        for (int s = 0; s < o->nsizes && bad >= 0; s++)
+            for (int r = 0; r < o->nrows && bad >= 0; r++) { /* each size rounded down to whole rows (main: at least one) */
+                int n = run_size(&v, o, &ks, o->sizes[s] - o->sizes[s] % o->rows[r], o->rows[r]);
+                bad = n < 0 ? -1 : bad + n;
+            }
     }
     if (v.c) {
         rt_cuda_event_free(v.c, v.e0), rt_cuda_event_free(v.c, v.e1);
@@ -203,11 +213,13 @@ static int run(const Opts *o) {
 }
 
 static int usage(void) {
-    fprintf(stderr, "usage: bench_hbm [--check] [--mb M1,M2,...] [--row BYTES] [--u U1,U2,...] [--blocks-per-sm B1,B2,...] [--flush-mb N] [--reps N]\n"
+    fprintf(stderr, "usage: bench_hbm [--check] [--mb M1,M2,...] [--row R1,R2,...] [--modes M1,M2,...] [--u U1,U2,...] [--blocks-per-sm B1,B2,...]\n"
+                    "                 [--flush-mb N] [--reps N]\n"
                     "  --check          every pattern must read every 32-bit word of the buffer exactly once (XOR fold vs the host's)\n"
                     "  --mb LIST        buffer sizes in MB of 10^6 bytes, rounded down to whole rows (default the LM head's\n"
                     "                   129,280 x 14,336 bytes and o_proj's 7,168 x 16,384)\n"
-                    "  --row BYTES      bytes a row, a multiple of 16 (default 14336)\n"
+                    "  --row LIST       bytes a row, multiples of 16 (default 14336); each size runs with each\n"
+                    "  --modes LIST     the patterns, 0..8 (default all; mode 0, the baseline of the share column, always runs)\n"
                     "  --u LIST         16-byte loads a lane a round, 1..16 (default 4,8)\n"
                     "  --blocks-per-sm LIST  CTAs of 256 threads an SM, 1..4 (default 1,2,3,4)\n"
                     "  --flush-mb N     MiB zeroed before each timed repetition, an L2 flush (default 256; 0: none)\n"
@@ -235,15 +247,35 @@ static bool parse_sizes(const char *arg, int64_t *v, int *n) {
         char *end;
         double x = strtod(p, &end);
         if (end == p || (*end && *end != ',') || !(x > 0 && x <= 65536) || *n == MAXLIST) return false;
-        v[(*n)++] = (int64_t)(x * 1e6);
+        v[(*n)++] = (int64_t)(x * 1e6 + 0.5);
         p = *end ? end + 1 : end;
     }
     return *n > 0;
 }
 
+/* Whether every row size is a multiple of 16 bytes (the patterns' pieces). */
+static bool rows_whole(const int *rows, int n) {
+    for (int i = 0; i < n; i++)
+        if (rows[i] % 16) return false;
+    return true;
+}
+
+/* --modes' list (at modes + 1, n of them) with mode 0 first, each mode once; the count. */
+static int with_mode0(int *modes, int n) {
+    int k = 1;
+    modes[0] = 0;
+    for (int i = 1; i <= n; i++) {
+        bool seen = false;
+        for (int j = 0; j < k; j++) seen |= modes[j] == modes[i];
+        if (!seen) modes[k++] = modes[i];
+    }
+    return k;
+}
+
 int main(int argc, char **argv) {
-    Opts o = {.sizes = {129280ll * 14336, 7168ll * 16384}, .nsizes = 2, .row = 14336, .us = {4, 8}, .nu = 2, .bs = {1, 2, 3, 4}, .nb = 4,
-              .flush = 256ll << 20, .reps = 7};
+    bool modes_given = false;
+    Opts o = {.sizes = {129280ll * 14336, 7168ll * 16384}, .nsizes = 2, .rows = {14336}, .nrows = 1, .modes = {0, 1, 2, 3, 4, 5, 6, 7, 8},
+              .nmodes = NMODES, .us = {4, 8}, .nu = 2, .bs = {1, 2, 3, 4}, .nb = 4, .flush = 256ll << 20, .reps = 7};
     for (int i = 1; i < argc; i++) {
         const char *arg = argv[i], *val = i + 1 < argc ? argv[i + 1] : NULL;
         char *end = NULL;
@@ -252,17 +284,18 @@ int main(int argc, char **argv) {
         else if (strcmp(arg, "--mb") == 0 && parse_sizes(val, o.sizes, &o.nsizes)) i++;
         else if (strcmp(arg, "--u") == 0 && parse_ints(val, o.us, &o.nu, 1, 16)) i++;
         else if (strcmp(arg, "--blocks-per-sm") == 0 && parse_ints(val, o.bs, &o.nb, 1, 4)) i++;
-        else if (strcmp(arg, "--row") == 0 && (o.row = strtoll(val, &end, 10)) >= 16 && o.row % 16 == 0 && o.row <= (1ll << 30) && !*end) i++;
+        else if (strcmp(arg, "--row") == 0 && parse_ints(val, o.rows, &o.nrows, 16, 1 << 30) && rows_whole(o.rows, o.nrows)) i++;
+        else if (strcmp(arg, "--modes") == 0 && parse_ints(val, o.modes + 1, &o.nmodes, 0, NMODES - 1)) i++, modes_given = true;
         else if (strcmp(arg, "--flush-mb") == 0 && (o.flush = strtoll(val, &end, 10)) >= 0 && o.flush <= 65536 && !*end) o.flush <<= 20, i++;
         else if (strcmp(arg, "--reps") == 0 && (o.reps = (int)strtol(val, &end, 10)) >= 1 && o.reps <= 63 && o.reps % 2 && !*end) i++;
         else return usage();
     }
-    for (int s = 0; s < o.nsizes; s++) {
-        o.sizes[s] -= o.sizes[s] % o.row; /* whole rows */
-        if (o.sizes[s] == 0) {
-            fprintf(stderr, "bench_hbm: a buffer of under one row of %lld bytes\n", (long long)o.row);
-            return 2;
-        }
-    }
+    if (modes_given) o.nmodes = with_mode0(o.modes, o.nmodes);
+    for (int s = 0; s < o.nsizes; s++)
+        for (int r = 0; r < o.nrows; r++)
+            if (o.sizes[s] < o.rows[r]) {
+                fprintf(stderr, "bench_hbm: a buffer of under one row of %d bytes\n", o.rows[r]);
+                return 2;
+            }
     return run(&o);
 }

@@ -29,13 +29,17 @@
 //     thread t the pieces t, t + 256, ... of its block's)
 //   7 mode 0's addresses in the other modes' loop (two rounds in flight):
 //     what that loop alone changes
-// Modes 1-7 keep two rounds of RP_U loads a lane in flight: the next round
+//   8 mode 4 with each block's K blocks rotated by its index: block b's warp
+//     w starts at K block 8 (b mod 8) + w and wraps, so CTAs in step read
+//     different offsets of their rows (a row pitch of a power of two may
+//     put the same offset of many rows on few channels)
+// Modes 1-8 keep two rounds of RP_U loads a lane in flight: the next round
 // is issued before this one is folded (the GEMV's software pipeline), and a
 // lane's stream runs on across rows (a row's end does not drain it).
 //
 // Parameters (#define):
 //   DSCC_ENTRY   the entry point's name; its one argument is struct Args below
-//   RP_MODE      the pattern, 0..7 (default 0)
+//   RP_MODE      the pattern, 0..8 (default 0)
 //   RP_U         16-byte loads a lane a round, 1..16 (default 8)
 //   RP_MINB      CTAs an SM the launch bounds ask room for (default 1): the
 //                grid is that many CTAs of 256 threads an SM
@@ -81,21 +85,28 @@ __device__ RpRows rp_rows(long long first, long long step, long long count, long
     return c;
 }
 
-// gemm_skinny2.cuh's order: the group's K blocks kb = warp + 8j, in each 4 loads (r, h).
+// gemm_skinny2.cuh's order: in each group, the warp's J = ceil(K blocks / 8) steps, step q its K block kb = warp + 8q
+// as 4 loads (r, h); steps from q = rot on, wrapping (rot 0: skinny2's own order). As in skinny2 every warp takes J
+// steps, a K block past the row's end predicated off.
 struct RpSkinny {
-    long long grp, gstep, ngrp, rows, row16, kb, nkb;
-    int p, warp, lane;
+    long long grp, gstep, ngrp, rows, row16;
+    int J, rot, s, q, p, warp, lane;
     __device__ bool done() const { return grp >= ngrp; }
     __device__ __forceinline__ bool next(long long &i) {
-        if (p == 4) p = 0, kb += 8;
-        if (kb >= nkb) kb = warp, grp += gstep;
+        if (p == 4) p = 0, s++, q = q + 1 == J ? 0 : q + 1;
+        if (s == J) s = 0, q = rot, grp += gstep;
         if (grp >= ngrp) return false;
-        const long long row = grp * 16 + (p >> 1) * 8 + (lane >> 2), piece = kb * 8 + (p & 1) * 4 + (lane & 3);
+        const long long row = grp * 16 + (p >> 1) * 8 + (lane >> 2), piece = (warp + 8LL * q) * 8 + (p & 1) * 4 + (lane & 3);
         p++;
         i = row * row16 + piece;
         return row < rows && piece < row16;
     }
 };
+__device__ RpSkinny rp_skinny(long long rows, long long row16, bool rotate) {
+    const int J = (int)(((row16 + 7) / 8 + 7) / 8), rot = rotate ? (int)(blockIdx.x % 8 % J) : 0;
+    RpSkinny c = {blockIdx.x, gridDim.x, (rows + 15) / 16, rows, row16, J, rot, 0, rot, 0, (int)(threadIdx.x >> 5), (int)(threadIdx.x & 31)};
+    return c;
+}
 
 // One round: RP_U loads from the cursor's next pieces (zeros where none); whether any was a piece.
 template <int U, class C> __device__ __forceinline__ bool rp_round(const uint4 *p, C &c, uint4 (&v)[U]) {
@@ -155,10 +166,7 @@ template <int MODE, int U> __device__ __forceinline__ unsigned rp_read(const Arg
         const long long s = (n16 + W - 1) / W + 31 & ~31LL;
         return rp_stream<U>(a.p, rp_rows(gw, 1, gw * s < n16, lane, 32, s, n16));
     }
-    if (MODE == 4) {
-        RpSkinny c = {blockIdx.x, G, (rows + 15) / 16, rows, R, warp, (R + 7) / 8, 0, (int)warp, (int)lane};
-        return rp_stream<U>(a.p, c);
-    }
+    if (MODE == 4 || MODE == 8) return rp_stream<U>(a.p, rp_skinny(rows, R, MODE == 8));
     if (MODE == 5) {
         const long long run = (rows + W - 1) / W;
         return rp_stream<U>(a.p, rp_rows(gw * run, 1, rows - gw * run < run ? rows - gw * run : run, lane, 32, R, n16));
