@@ -163,7 +163,7 @@ template <int MODE, int U> __device__ __forceinline__ unsigned rp_read(const Arg
     if (MODE == 1) return rp_stream<U>(a.p, rp_rows(gw, W, (rows - gw + W - 1) / W, lane, 32, R, n16));
     if (MODE == 2) return rp_stream<U>(a.p, rp_rows(blockIdx.x, G, (rows - blockIdx.x + G - 1) / G, threadIdx.x, 256, R, n16));
     if (MODE == 3) { // stretches of whole 512 bytes; the last ones short or empty
-        const long long s = (n16 + W - 1) / W + 31 & ~31LL;
+        const long long s = ((n16 + W - 1) / W + 31) & ~31LL;
         return rp_stream<U>(a.p, rp_rows(gw, 1, gw * s < n16, lane, 32, s, n16));
     }
     if (MODE == 4 || MODE == 8) return rp_stream<U>(a.p, rp_skinny(rows, R, MODE == 8));
@@ -172,7 +172,7 @@ template <int MODE, int U> __device__ __forceinline__ unsigned rp_read(const Arg
         return rp_stream<U>(a.p, rp_rows(gw * run, 1, rows - gw * run < run ? rows - gw * run : run, lane, 32, R, n16));
     }
     if (MODE == 6) {
-        const long long s = (n16 + G - 1) / G + 255 & ~255LL;
+        const long long s = ((n16 + G - 1) / G + 255) & ~255LL;
         return rp_stream<U>(a.p, rp_rows(blockIdx.x, 1, blockIdx.x * s < n16, threadIdx.x, 256, s, n16));
     }
     // 7: the whole buffer as one row, thread t of the grid its pieces t, t + T, ...
