@@ -160,6 +160,19 @@
 #   rounds.sh deepseek  DeepSeek's inference code alone: the modes of PEER_MODES (default all
 #                     three; e.g. fp8/absorb), PEER_S seconds at most (default 300), each
 #                     cell in its log as it is measured;
+#   rounds.sh hbm     which address patterns the HBM serves at its peak: bench_hbm --check
+#                     (codegen/kernels/read_pattern.cuh), a pure read of the LM head's 1,853 MB
+#                     and of o_proj's 117 MB (rows of 14,336 bytes) in each pattern (0 the
+#                     grid-stride baseline, 1 a warp a row as the LM head's GEMV, 2 a block a
+#                     row, 3 and 6 contiguous stretches a warp and a block, 4 gemm_skinny2's
+#                     16-row groups, 5 a warp a row over runs of rows, 7 the grid-stride with
+#                     two rounds in flight, 8 mode 4 with each block's K order rotated by its
+#                     index), 4 and 8 loads a lane a round, 1-3 blocks an SM; then modes 0, 1,
+#                     4, 8 at 117.4 MB with rows of 16,384 (o_proj), 18,432 (dense down) and
+#                     2,048 bytes (the experts' down): does a power-of-two row pitch read
+#                     slowly, and does the rotation fix it? Prints ms, GB/s and the share of
+#                     mode 0 at the same size, row, u and blocks an SM (modes 0, 1, 4, 8 of
+#                     the first table; all of it in bench_hbm.log);
 # Logs go to $OUT (or a temporary folder). build/ comes from
 # tools/gpu_stage.sh (a trimmed copy carried as build-gpu is renamed first).
 set -uo pipefail
@@ -552,6 +565,11 @@ case "$mode" in
     for w in 1 0; do
       DSCC_ATTN_WGMMA=$w TAIL=40 step "bench_gpu_attn$w" 200 build/bench_gpu --layers 2 --dense 1 --prefill 1024 --peak-tflops 1300
     done ;;
+  hbm) # bench_hbm's read patterns at the default sizes (each word read once: --check), then the row pitches
+    TAIL=3 step bench_hbm 180 build/bench_hbm --check --u 4,8 --blocks-per-sm 1,2,3
+    TAIL=3 step bench_hbm_pitch 120 build/bench_hbm --check --mb 117.440512 --row 16384,18432,2048 --modes 1,4,8 --u 4,8 --blocks-per-sm 1,2,3
+    grep -E '^\| (pattern|[0148] )' "$out/bench_hbm.log"
+    grep -E '^\| [0148] ' "$out/bench_hbm_pitch.log" ;;
   peers) # transformers and bench_mtp, then on into the DeepSeek part
     TAIL=20 step peer_transformers 150 python3 bench/peer_transformers.py --layers 2 --dense 1 --prefill 1024
     TAIL=20 step bench_mtp 120 build/bench_mtp --layers 2 --dense 1 ;&
