@@ -258,6 +258,16 @@ static int rope_gated(Arena *a, const IrGraph *g, bool *side) {
     return n;
 }
 
+/* Both executors of g on the random weights of *seed (which must outlive them: the source reads through it), as
+ * run_rope and run_kv step them: batch 2, up to 9 positions a step, 16 cached. */
+static void open_pair(const IrGraph *g, DiagEngine *d, const uint64_t *seed, GpuExec **gx, CpuExec **cx) {
+    CpuWeightSource ws = cpu_random_weights(seed);
+    *gx = gpu_exec_new(g, &ws, &(GpuOptions){.tune = tu_tune(), .max_batch = 2, .max_seq = 9, .max_ctx = 16, .no_blas = true}, d);
+    assert_non_null(*gx);
+    *cx = cpu_exec_new(g, &ws, &(CpuOptions){.threads = 2}, d);
+    assert_non_null(*cx);
+}
+
 /* Steps of S positions (a prefill of 3, then decode steps of 1 and 2 at B = 2, and one of 9, above the decode form):
  * output o into out (each step's after the last), the launches of each step into launches. */
 static void run_rope(const int *steps, int nsteps, float *out, int *launches) {
@@ -265,11 +275,9 @@ static void run_rope(const int *steps, int nsteps, float *out, int *launches) {
     DiagEngine *d = diag_new(a, stderr);
     IrGraph *g = compile_rope(a, d);
     uint64_t seed = tu_test_seed();
-    CpuWeightSource ws = cpu_random_weights(&seed);
-    GpuExec *gx = gpu_exec_new(g, &ws, &(GpuOptions){.tune = tu_tune(), .max_batch = 2, .max_seq = 9, .max_ctx = 16, .no_blas = true}, d);
-    assert_non_null(gx);
-    CpuExec *cx = cpu_exec_new(g, &ws, &(CpuOptions){.threads = 2}, d);
-    assert_non_null(cx);
+    GpuExec *gx;
+    CpuExec *cx;
+    open_pair(g, d, &seed, &gx, &cx);
     const int64_t B = 2, W = ROPE_H * (ROPE_D + ROPE_R);
     uint64_t rng = 7;
     float *qb = malloc(sizeof(float) * (size_t)(B * 9 * W)), pos[2 * 9], *kv = calloc((size_t)(B * 9 * 8), sizeof(float));
@@ -375,11 +383,9 @@ static void run_kv(int64_t B, const int *steps, int nsteps, float *out, int *lau
     DiagEngine *d = diag_new(a, stderr);
     IrGraph *g = compile_kv(a, d, true);
     uint64_t seed = tu_test_seed();
-    CpuWeightSource ws = cpu_random_weights(&seed);
-    GpuExec *gx = gpu_exec_new(g, &ws, &(GpuOptions){.tune = tu_tune(), .max_batch = 2, .max_seq = 9, .max_ctx = 16, .no_blas = true}, d);
-    assert_non_null(gx);
-    CpuExec *cx = cpu_exec_new(g, &ws, &(CpuOptions){.threads = 2}, d);
-    assert_non_null(cx);
+    GpuExec *gx;
+    CpuExec *cx;
+    open_pair(g, d, &seed, &gx, &cx);
     uint64_t rng = 11;
     float *kva = malloc(sizeof(float) * (size_t)(B * 9 * KV_W)), *qn = malloc(sizeof(float) * (size_t)(B * 9 * ROPE_H * ROPE_D)), pos[2 * 9];
     int64_t at = 0, done = 0;
