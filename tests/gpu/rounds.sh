@@ -175,6 +175,10 @@
 #                     slowly, and does the rotation fix it? Prints ms, GB/s and the share of
 #                     mode 0 at the same size, row, u and blocks an SM (modes 0, 1, 4, 8 of
 #                     the first table; all of it in bench_hbm.log);
+#   rounds.sh flashmla  FlashMLA's dense decode kernel for Hopper (bench/peer_flashmla.cu, built
+#                     against .peers/flashmla by bench/build_peer_flashmla.sh) at batch 32 and 128,
+#                     4,097 keys, its output checked against the CPU first, beside bench_mla's
+#                     defaults and ping-pong + DSM rows at the same shapes;
 # Logs go to $OUT (or a temporary folder). build/ comes from
 # tools/gpu_stage.sh (a trimmed copy carried as build-gpu is renamed first).
 set -uo pipefail
@@ -578,6 +582,14 @@ case "$mode" in
     TAIL=3 step bench_hbm_pitch 120 build/bench_hbm --check --mb 117.440512 --row 16384,18432,2048 --modes 1,4,8 --u 4,8 --blocks-per-sm 1,2,3
     grep -E '^\| (pattern|[0148] )' "$out/bench_hbm.log"
     grep -E '^\| [0148] ' "$out/bench_hbm_pitch.log" ;;
+  flashmla) # FlashMLA's dense decode kernel (bench/peer_flashmla, built by bench/build_peer_flashmla.sh) beside
+    # bench_mla's defaults (row 23) and ping-pong + DSM (row 42), batch 32 and 128 at 4,097 keys, in the same call
+    if [ -x build/bench/peer_flashmla ]; then
+      for b in 32 128; do
+        TAIL=6 step "peer_flashmla_b$b" 60 build/bench/peer_flashmla --batch "$b" --ctx 4097 --reps 20
+        TAIL=6 step "bench_mla_b$b" 90 build/bench_mla --batch "$b" --ctx 4097 --reps 20 --variant 23,42
+      done
+    else echo "FlashMLA peer: not run: build/bench/peer_flashmla was not built (bench/build_peer_flashmla.sh)"; fi ;;
   peers) # transformers and bench_mtp, then on into the DeepSeek part
     TAIL=20 step peer_transformers 150 python3 bench/peer_transformers.py --layers 2 --dense 1 --prefill 1024
     TAIL=20 step bench_mtp 120 build/bench_mtp --layers 2 --dense 1 ;&
