@@ -178,7 +178,8 @@
 #   rounds.sh flashmla  FlashMLA's dense decode kernel for Hopper (bench/peer_flashmla.cu, built
 #                     against .peers/flashmla by bench/build_peer_flashmla.sh) at batch 32 and 128,
 #                     4,097 keys, its output checked against the CPU first, beside bench_mla's
-#                     defaults and ping-pong + DSM rows at the same shapes;
+#                     defaults and ping-pong + DSM rows at the same shapes; then (FLASHMLA_NCU=0: not)
+#                     Nsight Compute's full set on each one's kernel at batch 32 (ncu_*.log);
 # Logs go to $OUT (or a temporary folder). build/ comes from
 # tools/gpu_stage.sh (a trimmed copy carried as build-gpu is renamed first).
 set -uo pipefail
@@ -589,6 +590,13 @@ case "$mode" in
         TAIL=6 step "peer_flashmla_b$b" 60 build/bench/peer_flashmla --batch "$b" --ctx 4097 --reps 20
         TAIL=6 step "bench_mla_b$b" 90 build/bench_mla --batch "$b" --ctx 4097 --reps 20 --variant 23,42
       done
+      n=$(command -v ncu || ls /usr/local/cuda*/bin/ncu /opt/nvidia/nsight-compute/*/ncu 2>/dev/null | head -n 1)
+      if [ -n "$n" ] && [ "${FLASHMLA_NCU:-1}" = 1 ]; then # both kernels' third launch at batch 32, clocks left alone
+        TAIL=4 step ncu_flashmla 150 "$n" --clock-control none --kernel-name flash_fwd_splitkv_mla_kernel --launch-skip 2 \
+          --launch-count 1 --set full build/bench/peer_flashmla --batch 32 --ctx 4097 --reps 3
+        TAIL=4 step ncu_mla_dscc 150 "$n" --clock-control none --kernel-name mla_bench --launch-skip 2 --launch-count 1 \
+          --set full build/bench_mla --batch 32 --ctx 4097 --variant 23 --reps 3
+      fi
     else echo "FlashMLA peer: not run: build/bench/peer_flashmla was not built (bench/build_peer_flashmla.sh)"; fi ;;
   peers) # transformers and bench_mtp, then on into the DeepSeek part
     TAIL=20 step peer_transformers 150 python3 bench/peer_transformers.py --layers 2 --dense 1 --prefill 1024
