@@ -49,7 +49,10 @@
  * DSCC_MLA_DSM, the default since 2026-12-07: no parts, no combine launch
  * at 2 splits; row 23, the defaults, has it, row 41 is the same without it,
  * DSCC_MLA_DSM=0, the default before, as every other row to 40; rows 42
- * against 36, 43 against 24). (The
+ * against 36, 43 against 24); rows 44-47 without the consumers' proxy
+ * fence after each wait for keys (MLA_AFENCE 0, DSCC_MLA_AFENCE=0: 44
+ * against 23, 45 against 42, 46 against 43, 47 the ping-pong's own P from
+ * registers with DSM). (The
  * whole-stage ring, DSCC_MLA_V3=0, and the L2 prefetch, DSCC_MLA_PREFETCH,
  * were timed on 2026-12-06: docs/KERNELS.md.) The shape
  * is bench_gpu's long context: batch 32 (--batch), 4,097 keys (--ctx), 128
@@ -91,71 +94,81 @@ typedef struct {
     const char *mc, *qreg, *pbf; /* MLA_MC, MLA_QREG, MLA_PART_BF16 */
     const char *pp;  /* MLA_PP (NULL: 0) */
     const char *dsm; /* MLA_DSM (NULL: 0): at 2 splits no combine launch */
+    const char *afence; /* MLA_AFENCE (NULL: 1): 0, no consumer-side proxy fence after a wait for keys */
 } Variant;
 
 static const Variant VARIANTS[] = {
-    {"chunk ring, as before (DSCC_MLA_LEAN=0 DSCC_MLA_LAZY=0)", "1", "0", "1", "0", "0", "0", "0", "0", "0", "0", "0", "0", "0"},
-    {"producer's copies at fixed offsets (DSCC_MLA_LEAN=1 DSCC_MLA_LAZY=0)", "1", "0", "1", "1", "0", "0", "0", "0", "0", "0", "0", "0", "0"},
-    {"and S's descriptors precomputed (DSCC_MLA_LEAN=2 DSCC_MLA_LAZY=0)", "1", "0", "1", "2", "0", "0", "0", "0", "0", "0", "0", "0", "0"},
-    {"and no mask on whole blocks (DSCC_MLA_LEAN=3 DSCC_MLA_LAZY=0)", "1", "0", "1", "3", "0", "0", "0", "0", "0", "0", "0", "0", "0"},
-    {"and next S before P V's wait (DSCC_MLA_LEAN=4 DSCC_MLA_LAZY=0)", "1", "0", "1", "4", "0", "0", "0", "0", "0", "0", "0", "0", "0"},
-    {"and ex2.approx.ftz on whole blocks (DSCC_MLA_LEAN=5 DSCC_MLA_LAZY=0)", "1", "0", "1", "5", "0", "0", "0", "0", "0", "0", "0", "0", "0"},
-    {"and lazy rescale (the default: DSCC_MLA_LEAN=5 DSCC_MLA_LAZY=1)", "1", "0", "1", "5", "1", "0", "0", "0", "0", "0", "0", "0", "0"},
-    {"default, the scale folded into P's exponent (DSCC_MLA_LEAN=6)", "1", "0", "1", "6", "1", "0", "0", "0", "0", "0", "0", "0", "0"},
-    {"default, warpgroup 0's P V with P from registers (DSCC_MLA_PREG=1)", "1", "0", "1", "5", "1", "0", "1", "0", "0", "0", "0", "0", "0"},
-    {"default, LEAN 6 and P from registers (DSCC_MLA_LEAN=6 DSCC_MLA_PREG=1)", "1", "0", "1", "6", "1", "0", "1", "0", "0", "0", "0", "0", "0"},
-    {"default, the splits merged in the kernel (DSCC_MLA_FUSE=1)", "1", "0", "1", "5", "1", "1", "0", "0", "0", "0", "0", "0", "0"},
-    {"merged in the kernel, LEAN 6 (DSCC_MLA_FUSE=1 DSCC_MLA_LEAN=6)", "1", "0", "1", "6", "1", "1", "0", "0", "0", "0", "0", "0", "0"},
-    {"merged in the kernel, P from registers (DSCC_MLA_FUSE=1 DSCC_MLA_PREG=1)", "1", "0", "1", "5", "1", "1", "1", "0", "0", "0", "0", "0", "0"},
-    {"seesaw schedule as before (DSCC_MLA_V3=2 DSCC_MLA_LEAN=0 DSCC_MLA_LAZY=0)", "2", "0", "1", "0", "0", "0", "0", "0", "0", "0", "0", "0", "0"},
-    {"seesaw schedule, lean, lazy rescale (DSCC_MLA_V3=2)", "2", "0", "1", "5", "1", "0", "0", "0", "0", "0", "0", "0", "0"},
-    {"seesaw schedule, and the scale folded into P's exponent (DSCC_MLA_V3=2 DSCC_MLA_LEAN=6)", "2", "0", "1", "6", "1", "0", "0", "0", "0", "0", "0", "0", "0"},
-    {"seesaw schedule, lean, lazy rescale, merged in the kernel (DSCC_MLA_V3=2 DSCC_MLA_FUSE=1)", "2", "0", "1", "5", "1", "1", "0", "0", "0", "0", "0", "0", "0"},
-    {"no producer warpgroup, 256 threads, warpgroup 1 loads (DSCC_MLA_V3=3)", "3", "0", "1", "5", "1", "0", "0", "0", "0", "0", "0", "0", "0"},
-    {"no producer, P from registers (DSCC_MLA_V3=3 DSCC_MLA_PREG=1)", "3", "0", "1", "5", "1", "0", "1", "0", "0", "0", "0", "0", "0"},
-    {"no producer, the scale folded into P's exponent (DSCC_MLA_V3=3 DSCC_MLA_LEAN=6)", "3", "0", "1", "6", "1", "0", "0", "0", "0", "0", "0", "0", "0"},
-    {"seesaw schedule without a producer, the consumers load (DSCC_MLA_V3=4)", "4", "0", "1", "5", "1", "0", "0", "0", "0", "0", "0", "0", "0"},
-    {"seesaw without a producer, the scale folded into P's exponent (DSCC_MLA_V3=4 DSCC_MLA_LEAN=6)", "4", "0", "1", "6", "1", "0", "0", "0", "0", "0", "0", "0", "0"},
+    {"chunk ring, as before (DSCC_MLA_LEAN=0 DSCC_MLA_LAZY=0)", "1", "0", "1", "0", "0", "0", "0", "0", "0", "0", "0", "0", "0", NULL},
+    {"producer's copies at fixed offsets (DSCC_MLA_LEAN=1 DSCC_MLA_LAZY=0)", "1", "0", "1", "1", "0", "0", "0", "0", "0", "0", "0", "0", "0", NULL},
+    {"and S's descriptors precomputed (DSCC_MLA_LEAN=2 DSCC_MLA_LAZY=0)", "1", "0", "1", "2", "0", "0", "0", "0", "0", "0", "0", "0", "0", NULL},
+    {"and no mask on whole blocks (DSCC_MLA_LEAN=3 DSCC_MLA_LAZY=0)", "1", "0", "1", "3", "0", "0", "0", "0", "0", "0", "0", "0", "0", NULL},
+    {"and next S before P V's wait (DSCC_MLA_LEAN=4 DSCC_MLA_LAZY=0)", "1", "0", "1", "4", "0", "0", "0", "0", "0", "0", "0", "0", "0", NULL},
+    {"and ex2.approx.ftz on whole blocks (DSCC_MLA_LEAN=5 DSCC_MLA_LAZY=0)", "1", "0", "1", "5", "0", "0", "0", "0", "0", "0", "0", "0", "0", NULL},
+    {"and lazy rescale (the default: DSCC_MLA_LEAN=5 DSCC_MLA_LAZY=1)", "1", "0", "1", "5", "1", "0", "0", "0", "0", "0", "0", "0", "0", NULL},
+    {"default, the scale folded into P's exponent (DSCC_MLA_LEAN=6)", "1", "0", "1", "6", "1", "0", "0", "0", "0", "0", "0", "0", "0", NULL},
+    {"default, warpgroup 0's P V with P from registers (DSCC_MLA_PREG=1)", "1", "0", "1", "5", "1", "0", "1", "0", "0", "0", "0", "0", "0", NULL},
+    {"default, LEAN 6 and P from registers (DSCC_MLA_LEAN=6 DSCC_MLA_PREG=1)", "1", "0", "1", "6", "1", "0", "1", "0", "0", "0", "0", "0", "0", NULL},
+    {"default, the splits merged in the kernel (DSCC_MLA_FUSE=1)", "1", "0", "1", "5", "1", "1", "0", "0", "0", "0", "0", "0", "0", NULL},
+    {"merged in the kernel, LEAN 6 (DSCC_MLA_FUSE=1 DSCC_MLA_LEAN=6)", "1", "0", "1", "6", "1", "1", "0", "0", "0", "0", "0", "0", "0", NULL},
+    {"merged in the kernel, P from registers (DSCC_MLA_FUSE=1 DSCC_MLA_PREG=1)", "1", "0", "1", "5", "1", "1", "1", "0", "0", "0", "0", "0", "0", NULL},
+    {"seesaw schedule as before (DSCC_MLA_V3=2 DSCC_MLA_LEAN=0 DSCC_MLA_LAZY=0)", "2", "0", "1", "0", "0", "0", "0", "0", "0", "0", "0", "0", "0", NULL},
+    {"seesaw schedule, lean, lazy rescale (DSCC_MLA_V3=2)", "2", "0", "1", "5", "1", "0", "0", "0", "0", "0", "0", "0", "0", NULL},
+    {"seesaw schedule, and the scale folded into P's exponent (DSCC_MLA_V3=2 DSCC_MLA_LEAN=6)", "2", "0", "1", "6", "1", "0", "0", "0", "0", "0", "0", "0", "0", NULL},
+    {"seesaw schedule, lean, lazy rescale, merged in the kernel (DSCC_MLA_V3=2 DSCC_MLA_FUSE=1)", "2", "0", "1", "5", "1", "1", "0", "0", "0", "0", "0", "0", "0", NULL},
+    {"no producer warpgroup, 256 threads, warpgroup 1 loads (DSCC_MLA_V3=3)", "3", "0", "1", "5", "1", "0", "0", "0", "0", "0", "0", "0", "0", NULL},
+    {"no producer, P from registers (DSCC_MLA_V3=3 DSCC_MLA_PREG=1)", "3", "0", "1", "5", "1", "0", "1", "0", "0", "0", "0", "0", "0", NULL},
+    {"no producer, the scale folded into P's exponent (DSCC_MLA_V3=3 DSCC_MLA_LEAN=6)", "3", "0", "1", "6", "1", "0", "0", "0", "0", "0", "0", "0", "0", NULL},
+    {"seesaw schedule without a producer, the consumers load (DSCC_MLA_V3=4)", "4", "0", "1", "5", "1", "0", "0", "0", "0", "0", "0", "0", "0", NULL},
+    {"seesaw without a producer, the scale folded into P's exponent (DSCC_MLA_V3=4 DSCC_MLA_LEAN=6)", "4", "0", "1", "6", "1", "0", "0", "0", "0", "0", "0", "0", "0", NULL},
     /* the whole blocks of keys by TMA through a tensor map over the cache (rows of 1,152 bytes, box 64 x 128 bytes) */
     {"the defaults: keys by TMA, two splits merged in distributed shared memory (DSCC_MLA_TMA=1 DSCC_MLA_DSM=1)", "1", "0", "1", "5", "1",
-     "0", "0", "1", "0", "0", "0", "0", "1"},
-    {"keys by TMA, the scale folded into P's exponent (DSCC_MLA_TMA=1 DSCC_MLA_LEAN=6)", "1", "0", "1", "6", "1", "0", "0", "1", "0", "0", "0", "0", "0"},
-    {"no producer, keys by TMA from warpgroup 1 (DSCC_MLA_V3=3 DSCC_MLA_TMA=1)", "3", "0", "1", "5", "1", "0", "0", "1", "0", "0", "0", "0", "0"},
-    {"seesaw without a producer, keys by TMA from each consumer (DSCC_MLA_V3=4 DSCC_MLA_TMA=1)", "4", "0", "1", "5", "1", "0", "0", "1", "0", "0", "0", "0", "0"},
+     "0", "0", "1", "0", "0", "0", "0", "1", NULL},
+    {"keys by TMA, the scale folded into P's exponent (DSCC_MLA_TMA=1 DSCC_MLA_LEAN=6)", "1", "0", "1", "6", "1", "0", "0", "1", "0", "0", "0", "0", "0", NULL},
+    {"no producer, keys by TMA from warpgroup 1 (DSCC_MLA_V3=3 DSCC_MLA_TMA=1)", "3", "0", "1", "5", "1", "0", "0", "1", "0", "0", "0", "0", "0", NULL},
+    {"seesaw without a producer, keys by TMA from each consumer (DSCC_MLA_V3=4 DSCC_MLA_TMA=1)", "4", "0", "1", "5", "1", "0", "0", "1", "0", "0", "0", "0", "0", NULL},
     /* a batch row's two row tiles as a cluster of 2 CTAs, each box of keys multicast into both (L2 sends a block once a pair) */
-    {"keys by TMA, multicast to a batch row's two tiles (DSCC_MLA_TMA=1 DSCC_MLA_MC=1)", "1", "0", "1", "5", "1", "0", "0", "1", "1", "0", "0", "0", "0"},
+    {"keys by TMA, multicast to a batch row's two tiles (DSCC_MLA_TMA=1 DSCC_MLA_MC=1)", "1", "0", "1", "5", "1", "0", "0", "1", "1", "0", "0", "0", "0", NULL},
     {"keys by TMA, multicast, the scale folded into P's exponent (DSCC_MLA_TMA=1 DSCC_MLA_MC=1 DSCC_MLA_LEAN=6)", "1", "0", "1", "6", "1",
-     "0", "0", "1", "1", "0", "0", "0", "0"},
+     "0", "0", "1", "1", "0", "0", "0", "0", NULL},
     /* q's last chunks of 64 columns in warpgroup 0's registers (the rope chunk; and the one before), S's wgmma for them RS */
-    {"keys by TMA, q's rope chunk from registers (DSCC_MLA_TMA=1 DSCC_MLA_QREG=1)", "1", "0", "1", "5", "1", "0", "0", "1", "0", "1", "0", "0", "0"},
-    {"keys by TMA, q's last two chunks from registers (DSCC_MLA_TMA=1 DSCC_MLA_QREG=2)", "1", "0", "1", "5", "1", "0", "0", "1", "0", "2", "0", "0", "0"},
+    {"keys by TMA, q's rope chunk from registers (DSCC_MLA_TMA=1 DSCC_MLA_QREG=1)", "1", "0", "1", "5", "1", "0", "0", "1", "0", "1", "0", "0", "0", NULL},
+    {"keys by TMA, q's last two chunks from registers (DSCC_MLA_TMA=1 DSCC_MLA_QREG=2)", "1", "0", "1", "5", "1", "0", "0", "1", "0", "2", "0", "0", "0", NULL},
     {"keys by TMA, multicast, q's rope chunk from registers (DSCC_MLA_TMA=1 DSCC_MLA_MC=1 DSCC_MLA_QREG=1)", "1", "0", "1", "5", "1", "0",
-     "0", "1", "1", "1", "0", "0", "0"},
+     "0", "1", "1", "1", "0", "0", "0", NULL},
     {"keys by TMA, multicast, q's last two chunks from registers (DSCC_MLA_TMA=1 DSCC_MLA_MC=1 DSCC_MLA_QREG=2)", "1", "0", "1", "5",
-     "1", "0", "0", "1", "1", "2", "0", "0", "0"},
+     "1", "0", "0", "1", "1", "2", "0", "0", "0", NULL},
     /* the splits' parts for the combine as bf16 (half the bytes written by the decode kernel and read by the combine) */
-    {"default, the splits' parts as bf16 (DSCC_MLA_PART_BF16=1)", "1", "0", "1", "5", "1", "0", "0", "0", "0", "0", "1", "0", "0"},
-    {"keys by TMA, the parts as bf16 (DSCC_MLA_TMA=1 DSCC_MLA_PART_BF16=1)", "1", "0", "1", "5", "1", "0", "0", "1", "0", "0", "1", "0", "0"},
+    {"default, the splits' parts as bf16 (DSCC_MLA_PART_BF16=1)", "1", "0", "1", "5", "1", "0", "0", "0", "0", "0", "1", "0", "0", NULL},
+    {"keys by TMA, the parts as bf16 (DSCC_MLA_TMA=1 DSCC_MLA_PART_BF16=1)", "1", "0", "1", "5", "1", "0", "0", "1", "0", "0", "1", "0", "0", NULL},
     {"keys by TMA, multicast, q's last two chunks from registers, the parts as bf16 (DSCC_MLA_TMA=1 DSCC_MLA_MC=1 "
-     "DSCC_MLA_QREG=2 DSCC_MLA_PART_BF16=1)", "1", "0", "1", "5", "1", "0", "0", "1", "1", "2", "1", "0", "0"},
+     "DSCC_MLA_QREG=2 DSCC_MLA_PART_BF16=1)", "1", "0", "1", "5", "1", "0", "0", "1", "1", "2", "1", "0", "0", NULL},
     /* the consumers' ping-pong: warpgroup 0 S and P of a pair's first block, warpgroup 1 of its second, S1 behind S0 */
-    {"keys by TMA, the consumers' ping-pong (DSCC_MLA_TMA=1 DSCC_MLA_PP=1)", "1", "0", "1", "5", "1", "0", "0", "1", "0", "0", "0", "1", "0"},
+    {"keys by TMA, the consumers' ping-pong (DSCC_MLA_TMA=1 DSCC_MLA_PP=1)", "1", "0", "1", "5", "1", "0", "0", "1", "0", "0", "0", "1", "0", NULL},
     {"keys by TMA, ping-pong, the scale folded into P's exponent (DSCC_MLA_TMA=1 DSCC_MLA_PP=1 DSCC_MLA_LEAN=6)", "1", "0", "1", "6", "1",
-     "0", "0", "1", "0", "0", "0", "1", "0"},
+     "0", "0", "1", "0", "0", "0", "1", "0", NULL},
     {"keys by TMA, ping-pong, each one's own P from registers (DSCC_MLA_TMA=1 DSCC_MLA_PP=2)", "1", "0", "1", "5", "1", "0", "0", "1", "0",
-     "0", "0", "2", "0"},
+     "0", "0", "2", "0", NULL},
     {"keys by TMA, ping-pong, own P from registers, LEAN 6 (DSCC_MLA_TMA=1 DSCC_MLA_PP=2 DSCC_MLA_LEAN=6)", "1", "0", "1", "6", "1", "0",
-     "0", "1", "0", "0", "0", "2", "0"},
+     "0", "1", "0", "0", "0", "2", "0", NULL},
     {"keys by TMA, ping-pong, q's rope chunk from registers (DSCC_MLA_TMA=1 DSCC_MLA_PP=1 DSCC_MLA_QREG=1)", "1", "0", "1", "5", "1", "0",
-     "0", "1", "0", "1", "0", "1", "0"},
+     "0", "1", "0", "1", "0", "1", "0", NULL},
     /* clusters of a tile's two splits merging through distributed shared memory: no parts, no combine launch (row 41,
      * without it: the parts and the combine, as every row to 40 but 23) */
     {"keys by TMA, the splits merged by the combine kernel (DSCC_MLA_TMA=1 DSCC_MLA_DSM=0, the default before 2026-12-07)", "1", "0", "1",
-     "5", "1", "0", "0", "1", "0", "0", "0", "0", "0"},
+     "5", "1", "0", "0", "1", "0", "0", "0", "0", "0", NULL},
     {"keys by TMA, ping-pong, merged in distributed shared memory (DSCC_MLA_TMA=1 DSCC_MLA_PP=1 DSCC_MLA_DSM=1)", "1", "0", "1", "5", "1",
-     "0", "0", "1", "0", "0", "0", "1", "1"},
+     "0", "0", "1", "0", "0", "0", "1", "1", NULL},
     {"keys by TMA, LEAN 6, merged in distributed shared memory (DSCC_MLA_TMA=1 DSCC_MLA_LEAN=6 DSCC_MLA_DSM=1)", "1", "0", "1", "6", "1",
-     "0", "0", "1", "0", "0", "0", "0", "1"}};
+     "0", "0", "1", "0", "0", "0", "0", "1", NULL},
+    /* the consumers straight from each wait for keys to their wgmma, no proxy fence (rows 44-47 against 23, 42, 43, 42) */
+    {"the defaults without the consumers' proxy fences (DSCC_MLA_AFENCE=0)", "1", "0", "1", "5", "1", "0", "0", "1", "0", "0", "0", "0", "1",
+     "0"},
+    {"ping-pong, DSM, no consumer proxy fences (DSCC_MLA_PP=1 DSCC_MLA_AFENCE=0)", "1", "0", "1", "5", "1", "0", "0", "1", "0", "0", "0", "1",
+     "1", "0"},
+    {"LEAN 6, DSM, no consumer proxy fences (DSCC_MLA_LEAN=6 DSCC_MLA_AFENCE=0)", "1", "0", "1", "6", "1", "0", "0", "1", "0", "0", "0", "0",
+     "1", "0"},
+    {"ping-pong, own P from registers, DSM, no consumer proxy fences (DSCC_MLA_PP=2 DSCC_MLA_AFENCE=0)", "1", "0", "1", "5", "1", "0", "0",
+     "1", "0", "0", "0", "2", "1", "0"}};
 enum { NV = (int)(sizeof VARIANTS / sizeof *VARIANTS), HQ = 128 };
 _Static_assert(NV <= 64, "--variant's rows are the bits of a 64-bit word");
 
@@ -167,7 +180,8 @@ static void sources(Arena *a, const Variant *v, long long B, long long T, const 
                     {"MLA_V3", v->v3},     {"MLA_PF", v->pf},       {"MLA_WAITG", v->waitg},
                     {"MLA_LEAN", v->lean}, {"MLA_LAZY", v->lazy}, {"MLA_FUSE", v->fuse}, {"MLA_PREG", v->preg},
                     {"MLA_FUSE_MAX", fmax}, {"MLA_TMA", v->tma}, {"MLA_MC", v->mc}, {"MLA_QREG", v->qreg}, {"MLA_PP", v->pp ? v->pp : "0"},
-                    {"MLA_PART_BF16", v->pbf}, {"MLA_DSM", v->dsm ? v->dsm : "0"}};
+                    {"MLA_PART_BF16", v->pbf}, {"MLA_DSM", v->dsm ? v->dsm : "0"},
+                    {"MLA_AFENCE", v->afence ? v->afence : "1"}};
     CgDefine c[] = {{"MLA_B", bs}, {"MLA_S", "1LL"}, {"MLA_HQ", "128LL"}, {"MLA_OUT_BF16", "1"}, {"MLA_PART_BF16", v->pbf}};
     src[0] = (CgSource){"mla_bench", cg_kernel_instance(a, "mla_decode", "mla_bench", d, (int)(sizeof d / sizeof *d)),
                         {"codegen/kernels/mla_decode.cuh", 0, 0}};

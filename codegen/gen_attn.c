@@ -382,6 +382,10 @@ static void mla_decode(Gen *G, const IrNode *n, int sq, int sq1, int64_t qd0, in
                     {"MLA_PART_BF16", pb}, /* the splits' parts for the combine as bf16 (opt-in) */
                     {"MLA_PP", pp}, /* the consumers' ping-pong over pairs of blocks (opt-in; 2: own P from registers) */
                     {"MLA_DSM", dsm ? "1" : "0"}, /* two splits merged through distributed shared memory */
+                    /* DSCC_MLA_AFENCE=0 (opt-in until timed, checked in cg_attention: keys by TMA on the producer's ring): no
+                     * consumer-side proxy fence after a wait for keys (the TMA's writes and wgmma's reads are both the async
+                     * proxy's; what the producer copies by cp.async it fences before it arrives) */
+                    {"MLA_AFENCE", tune_on(G->tune->mla_afence, true) ? "1" : "0"},
                     {"MLA_MC", mc ? "1" : "0"}, /* a batch row's tiles in a cluster, the keys multicast (opt-in) */
                     {"MLA_TMA", tm ? "1" : "0"}, /* whole blocks of keys by TMA (opt-in) */
                     {"MLA_KMAP", tm ? arena_printf(a, "((const void *)a.t[%d])", tm->maps) : "0"}};
@@ -737,6 +741,11 @@ bool cg_attention(Gen *G, const IrNode *n) {
     if (tune_on(G->tune->mla_dsm, false) && (mc || fuse)) { /* asked for explicitly: unset, the default, gives way to them */
         G->why = "DSCC_MLA_DSM=1 makes clusters of a tile's two splits: not with DSCC_MLA_MC=1 (of a batch row's two tiles) nor "
                  "DSCC_MLA_FUSE=1";
+        return false;
+    }
+    if (!tune_on(G->tune->mla_afence, true) && (tma_off || (v3 && *v3 && strcmp(v3, "1")))) {
+        G->why = "DSCC_MLA_AFENCE=0 needs the keys by TMA (DSCC_MLA_TMA=1, the default) on the chunk ring with its producer "
+                 "(DSCC_MLA_V3=1, the default): with cp.async the consumers' fence is the only one";
         return false;
     }
     if (tma_set && v3 && (strcmp(v3, "0") == 0 || strcmp(v3, "2") == 0)) {

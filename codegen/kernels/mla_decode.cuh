@@ -67,6 +67,13 @@
 //                        the first block by warpgroup 0, the second by warpgroup 1; as 3 otherwise
 //   MLA_WAITG            with MLA_V3: warpgroup 0 waits for the chunks MLA_WAITG at a time (1, 3
 //                        or 9; one proxy fence each wait), default 1
+//   MLA_AFENCE           1 (default): the consumers fence the proxies (fence.proxy.async) after each wait
+//                        for a chunk of keys, as the cp.async ring needs (its producer arrives without a
+//                        fence of its own); 0 (opt-in, only with MLA_TMA on the producer's ring, MLA_V3 1):
+//                        none there, since the TMA's writes are the async proxy's, as are wgmma's reads, and
+//                        the rows and q the producer copies by cp.async are fenced by their writers before
+//                        the producer arrives (CUTLASS's sm90 TMA pipelines and FlashMLA go from the wait
+//                        straight to wgmma)
 //   MLA_PF               with MLA_V3: the producer asks L2 for the block of keys MLA_PF blocks
 //                        ahead of the one it loads (cp.async.bulk.prefetch.L2, the block's rows
 //                        being contiguous), so the ring's copies find it there; 0: none (default:
@@ -233,6 +240,15 @@
 #endif
 #ifndef MLA_DSM
 #define MLA_DSM 0
+#endif
+#ifndef MLA_AFENCE
+#define MLA_AFENCE 1
+#endif
+// the consumers' proxy fence after a wait for keys (MLA_AFENCE above)
+#if MLA_AFENCE || !MLA_TMA || MLA_V3 != 1
+#define MLA_CFENCE() hp_fence_async()
+#else
+#define MLA_CFENCE() ((void)0)
 #endif
 #ifndef MLA_KMAP
 #define MLA_KMAP ((const void *)a.t[4])
@@ -490,7 +506,7 @@ __device__ __forceinline__ void MLA_FN(_ring_s)(const MlaBlk &k, long long jb, i
         if (c % MLA_WAITG == 0) { // chunks c .. c + MLA_WAITG - 1 landed (the wgmma of those before run meanwhile)
 #pragma unroll
             for (int g = c; g < c + MLA_WAITG && g < 9; g++) hp_mbar_wait(fb + g, par);
-            hp_fence_async();
+            MLA_CFENCE();
             hp_wg_fence();
         }
 #endif
@@ -1178,7 +1194,7 @@ extern "C" __global__ void __launch_bounds__(MLA_THREADS, 1) __cluster_dims__(ML
             hp_bar_sync(MLA_BAR_P + st, 256);
 #if MLA_V3
             for (int c = 4; c < 8; c++) hp_mbar_wait(fb + c, par); // passed already (warpgroup 0 waited for them before P)
-            hp_fence_async();
+            MLA_CFENCE();
 #endif
             MLA_FN(_ring_pv1)(k, st, Kc, Pc, o); // O_R += P V_R
 #if MLA_V3 == 3
@@ -1332,3 +1348,5 @@ extern "C" __global__ void __launch_bounds__(MLA_THREADS, 1) __cluster_dims__(ML
 #undef MLA_QREG
 #undef MLA_PART_BF16
 #undef MLA_PP
+#undef MLA_AFENCE
+#undef MLA_CFENCE

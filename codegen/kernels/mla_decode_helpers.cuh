@@ -297,7 +297,7 @@ __device__ __forceinline__ void mla_pp_s(float *s, float *o, unsigned qlo, unsig
 #pragma unroll
     for (int c = 0; c < 9; c++) {
         hp_mbar_wait(fb + c, par);
-        hp_fence_async();
+        MLA_CFENCE();
         hp_wg_fence();
         if (qa && c == 8)
 #pragma unroll
