@@ -1280,8 +1280,7 @@ CgProgram *cg_generate(Arena *a, DiagEngine *d, const IrGraph *g, const CgGenOpt
             raw[p->nmodules] = body;
             first_of[p->nmodules] = p->nkernels - 1;
             p->modules[p->nmodules++] = (CgSource){k->name, cg_pdl_prologue(a, body, G.tune), k->loc};
-            for (int ph = 0; ph < G.nphases; ph++) /* or marked by its generator (a wait its file takes as a define) */
-                G.phases[ph].pdl = G.phases[ph].pdl || cg_kernel_waits(p->modules[k->module].source, G.phases[ph].fn);
+            for (int ph = 0; ph < G.nphases; ph++) G.phases[ph].pdl = cg_kernel_waits(p->modules[k->module].source, G.phases[ph].fn);
         } else { /* the same source: the same entries */
             const CgKernel *k0 = &p->kernels[first_of[k->module]];
             for (int ph = 0; ph < G.nphases; ph++)

@@ -345,7 +345,6 @@ typedef struct {
     int64_t bn;  /* levels 2 and 3: outputs of a unit's weight tile, 128 or 256 (two 128-column halves, x read once for both) */
     int64_t f32; /* 1: the TMA form also where the GEMM tile is mma.sync's (f32 storage's default); 0: the tile there */
     int64_t epi; /* levels 2 and 3: gate and up's phase stores silu(gate) x up quantized (the chained down's input) itself */
-    int64_t pdl; /* 1: the phase launched programmatically (it waits first: XT_PDL_WAIT) */
 } ExpertTma;
 #define EXPERT_TMA_MINR 1 /* every step of more than one routed row (minr=2048: decode steps on the tile, as before) */
 #define EXPERT_TMA_DYN 0  /* dyn where not given: at level 3 with mt=1 (mt=2 spills with it) */
@@ -356,13 +355,13 @@ typedef struct {
                            * ms at batch 32 / 128, every bf16-storage GPU test passing); bn=128 the old units */
 
 static bool expert_tma_params(Gen *G, ExpertTma *p) {
-    *p = (ExpertTma){false, 3, EXPERT_TMA_MINR, 1, 132, 1, -1, -1, -1, 0, 0, 0}; /* dyn, kp, bn: -1 until resolved */
+    *p = (ExpertTma){false, 3, EXPERT_TMA_MINR, 1, 132, 1, -1, -1, -1, 0, 0}; /* dyn, kp, bn: -1 until resolved */
     const ExpertKey keys[] = {{"minr", 1, 1LL << 30, 0, &p->minr}, {"mt", 1, 2, 0, &p->mt}, {"grid", 1, 1024, 0, &p->grid}, {"ef", 0, 1, 0, &p->ef},
                               {"dyn", 0, 1, 0, &p->dyn}, {"kp", 1, 3, 0, &p->kp}, {"bn", 128, 256, 0, &p->bn}, {"f32", 0, 1, 0, &p->f32},
-                              {"epi", 0, 1, 0, &p->epi}, {"pdl", 0, 1, 0, &p->pdl}};
+                              {"epi", 0, 1, 0, &p->epi}};
     static const char usage[] = "0, 1, 2, 3, or comma-separated minr=N (N >= 1), mt=1|2, grid=1..1024, ef=0|1, dyn=0|1 (level 3), kp=1..3 "
                                 "(levels 2, 3), bn=128|256 (levels 2, 3; bn=256 with mt=1, dyn=0, kp=1), f32=0|1 (the TMA form at f32 "
-                                "storage too), epi=0|1 (levels 2, 3 with mt=1, dyn=0, kp=1), pdl=0|1, after a level 1|2|3 or alone";
+                                "storage too), epi=0|1 (levels 2, 3 with mt=1, dyn=0, kp=1), after a level 1|2|3 or alone";
     if (!expert_env(G, "DSCC_EXPERT_TMA", G->tune->expert_tma, 3, 3, keys, (int)(sizeof keys / sizeof keys[0]), usage, &p->lvl))
         return false;
     if (p->dyn > 0 && p->lvl != 3) {
@@ -505,7 +504,6 @@ static bool expert_tma(Gen *G, const ExpertTma *xt, int64_t amin, const IrNode *
         {"XT_KP", arena_printf(G->a, "%d", lvl == 2 ? (int)xt->kp : 1)},
         {"XT_WIDE", wide ? "1" : "0"},
         {"XT_EPI", epi ? "1" : "0"},
-        {"XT_PDL_WAIT()", xt->pdl ? "DSCC_PDL_WAIT(); DSCC_PDL_LAUNCH_DEPENDENTS()" : "((void)0)"},
         {"XT_EPI_G", epi ? arena_printf(G->a, "%d", ep->gsel) : "0"},
         {"XT_QSTORE(i, v)", epi ? arena_printf(G->a, "S%d(a, (i), (v))", ep->sq) : "((void)0)"},
         {"XT_QSTORE2(i, v0, v1)", epi ? arena_printf(G->a, "(((unsigned short *)a.t[%d])[(i) >> 1] = (unsigned short)(fe4m3(v0) | fe4m3(v1) << 8))", ep->sq)
@@ -560,7 +558,6 @@ static bool expert_tma(Gen *G, const ExpertTma *xt, int64_t amin, const IrNode *
     f->amin = amin;
     f->threads = 384; /* a producer warpgroup and two consumer warpgroups */
     f->tmaps = t;
-    f->pdl = xt->pdl != 0; /* codegen/gen.c keeps a phase the generator marked (its wait is in the define, not the body) */
     return epi;
 }
 

@@ -371,7 +371,6 @@ typedef struct {
     int stages; /* its ring's stages (0: as many as fit, at most 8) */
     int pf;     /* the L2 prefetch distance in steps of the pipelined form and gemm_skinny2.cuh (SK_PF; 0: none) */
     int psplit; /* the pipelined form's cluster K split: 1 may, 0 no, -1 as DSCC_SKINNY_PSPLIT says */
-    int rot;    /* the pipelined form's K order rotated by the cluster (SK_ROT): 1 yes, 0 no */
     const DsccTune *tune; /* the switches the -1s defer to (Gen's) */
 } SkinnyParams;
 
@@ -390,7 +389,7 @@ typedef struct {
  * x a thread and two row tiles: at 128 registers it spills (NVRTC,
  * sm_90a) from SK_RB x SK_U = 4 on, so it loads half as much a round. */
 static SkinnyParams skinny_default(int64_t N, int64_t K) {
-    SkinnyParams p = {cg_skinny_groups(N), 1, 2, 1, 1, -1, -1, 0, -1, 0, 0, -1, 0, NULL};
+    SkinnyParams p = {cg_skinny_groups(N), 1, 2, 1, 1, -1, -1, 0, -1, 0, 0, -1, NULL};
     int64_t blocks = (N + 8 * p.rb - 1) / (8 * p.rb), nkb = (K + 127) / 128;
     while (p.split < 8 && blocks * p.split < 240 && 8 * (p.split + 1) <= nkb) p.split++;
     int64_t ctas = blocks * p.split, kw = 8 * p.split;
@@ -416,7 +415,6 @@ static bool skinny_param(const char *key, size_t klen, long v, SkinnyParams *p) 
     else if (klen == 6 && !strncmp(key, "stages", 6) && v >= 2 && v <= 16) p->stages = (int)v;
     else if (klen == 2 && !strncmp(key, "pf", 2) && v >= 0 && v <= 8) p->pf = (int)v;
     else if (klen == 6 && !strncmp(key, "psplit", 6) && (v == 0 || v == 1)) p->psplit = (int)v;
-    else if (klen == 3 && !strncmp(key, "rot", 3) && (v == 0 || v == 1)) p->rot = (int)v;
     else return false;
     return true;
 }
@@ -435,7 +433,7 @@ static bool skinny_params(Gen *G, int64_t N, int64_t K, SkinnyParams *p) {
         char *vend;
         long v = eq && eq < end ? strtol(eq + 1, &vend, 10) : 0;
         if (!eq || eq > end || vend != end || (*end && !end[1]) || !skinny_param(s, (size_t)(eq - s), v, p)) {
-            G->why = arena_printf(G->a, "DSCC_SKINNY is '%s': expected comma-separated rb=1|2|4, u=1..8, u32=1..8, minb=1..4, split=1..8, v2=0|1, pipe=0|1, grid=1..4096, bulk=0|1, stages=2..16, pf=0..8, psplit=0|1, rot=0|1", e);
+            G->why = arena_printf(G->a, "DSCC_SKINNY is '%s': expected comma-separated rb=1|2|4, u=1..8, u32=1..8, minb=1..4, split=1..8, v2=0|1, pipe=0|1, grid=1..4096, bulk=0|1, stages=2..16, pf=0..8, psplit=0|1", e);
             return false;
         }
         s = *end ? end + 1 : end;
@@ -578,8 +576,7 @@ static void skinny_pipe_instance(Gen *G, const SkinnyParams *sp, bool set_u, boo
     const int64_t smem = skinny_pipe_smem(rb, ps.split, fold, K * (bf16 ? 2 : 1));
     const char *entry = arena_printf(G->a, "p%d_%s_skinny_pipe_%s", G->nphases, bf16 ? "linear_bf16" : "fp8_linear", fold ? "fold_m4" : "m8");
     if (fold) fold_emit(G, entry, G->fold_lin);
-    CgDefine defs[10 + SK_NDEFS] = {
-        {"SK_ROT", sp->rot ? "1" : "0"},
+    CgDefine defs[9 + SK_NDEFS] = {
         {"SK_PF0", arena_printf(G->a, "%d", fold && G->fold_pf > sp->pf ? G->fold_pf : sp->pf)},
         {"SK_PIPE", "1"},
         {"SK_U", arena_printf(G->a, "%d", u)},
@@ -590,13 +587,13 @@ static void skinny_pipe_instance(Gen *G, const SkinnyParams *sp, bool set_u, boo
         {"SK_SPLIT", arena_printf(G->a, "%d", ps.split)},
         {"SK_FOLD", fold ? "1" : "0"},
     };
-    int nd = skinny_defs(G, M, K, N, rb, slot, bf16, defs + 10);
+    int nd = skinny_defs(G, M, K, N, rb, slot, bf16, defs + 9);
     sb_printf(&G->decl, "// %s at M <= %d: a persistent grid of %lld CTAs over %lld groups of %d weight rows (%lld a cluster at most), K split\n"
                         "// between the 8 warps of a cluster's %d CTAs, weights and x streamed through two register stages across group ends\n"
-                        "// (rb=%d u=%d minb=%d pf=%d split=%d rot=%d)\n",
+                        "// (rb=%d u=%d minb=%d pf=%d split=%d)\n",
               bf16 ? "linear (bf16)" : "fp8_linear", fold ? CG_FOLD_M : 8, (long long)grid, (long long)groups, 8 * rb, (long long)per, ps.split,
-              rb, u, minb, sp->pf, ps.split, sp->rot);
-    sb_puts(&G->decl, cg_kernel_instance(G->a, "gemm_skinny", entry, defs, 10 + nd));
+              rb, u, minb, sp->pf, ps.split);
+    sb_puts(&G->decl, cg_kernel_instance(G->a, "gemm_skinny", entry, defs, 9 + nd));
     cg_phase(G, CG_LAUNCH_BLOCK, M, 8, ir_dim_const(grid), 1, smem);
     G->phases[G->nphases - 1].fn = entry;
     G->phases[G->nphases - 1].amin = after_fold ? CG_FOLD_M : 0;

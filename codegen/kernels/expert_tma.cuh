@@ -137,10 +137,6 @@
 //   XT_QSTORE(i, v)     stores h's E4M3 code of v (an f32 already divided by the scale) at element i = r * N + o
 //   XT_QSTORE2(i, v0, v1)  ... the codes of v0, v1 at i, i + 1 (i even, N even) in one 2-byte store
 //   XT_SSTORE(r, kb, v) stores h's f32 scale of routed row r, 128-column block kb
-//   XT_PDL_WAIT()       the first statement of every thread: DSCC_PDL_WAIT(); DSCC_PDL_LAUNCH_DEPENDENTS() where the
-//                       generator marks the phase programmatic (DSCC_EXPERT_TMA's pdl=1: the block is placed, and its
-//                       launch made, while the kernel before it ends; nothing of the step is read before it), else
-//                       nothing (default: a plain launch)
 //   XT_STAGES           stages of the ring (default 4 at XT_MT 2 or XT_WIDE, 6 otherwise)
 //   XT_LVL              1 or 2 (default 1; see above); level 2 also needs:
 //   XT_EF               level 2: 1 loads the weights under an L2 evict-first policy (default 0)
@@ -205,9 +201,6 @@
 #endif
 #ifndef XT_EPI
 #define XT_EPI 0
-#endif
-#ifndef XT_PDL_WAIT
-#define XT_PDL_WAIT() ((void)0)
 #endif
 #if XT_EPI && (XT_WIDE || XT_NW != 2 || XT_LVL != 2 || XT_MT != 1 || XT_DYN || XT_KP != 1)
 #error "XT_EPI needs gate and up (XT_NW 2), level 2 (or 3), XT_MT 1, no XT_WIDE, XT_DYN, XT_KP > 1"
@@ -301,7 +294,6 @@ __device__ __forceinline__ unsigned long long xt_desc(const void *p) {
 
 // one entry point (the emulator's translation sees one kernel a file)
 extern "C" __global__ void __launch_bounds__(384, 1) DSCC_ENTRY(Args a) {
-    XT_PDL_WAIT(); // (pdl=1) the sort's lists and x are the step's: from here on
     extern __shared__ __align__(1024) unsigned char xt_dyn[];
     unsigned char *sm = xt_dyn + ((1024 - ((unsigned)__cvta_generic_to_shared(xt_dyn) & 1023u)) & 1023u);
     unsigned long long *full = (unsigned long long *)(sm + XT_STAGES * XT_STAGE), *empty = full + XT_STAGES;
@@ -875,7 +867,6 @@ extern "C" __global__ void __launch_bounds__(384, 1) DSCC_ENTRY(Args a) {
 #undef XT_WIDE
 #undef XT_EPI
 #undef XT_EPI_G
-#undef XT_PDL_WAIT
 #undef XT_QSTORE
 #undef XT_QSTORE2
 #undef XT_SSTORE

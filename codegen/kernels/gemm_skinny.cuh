@@ -67,10 +67,6 @@
 //                     prefetches steps 2 .. SK_PF + 1 of its weights into L2 (prefetch.global.L2, a 32-byte sector a
 //                     lane), then with each step's loads the step SK_PF further on: bytes in flight that hold no
 //                     register (the register stages then read them from L2)
-//   SK_ROT            1 (DSCC_SKINNY's rot=1): the pipelined form's steps of a group taken from step (cluster mod
-//                     steps a group) on, wrapping round: concurrent clusters read different offsets of their rows, which
-//                     at a row pitch that is a power of two (o_proj's 16 KB) would otherwise all be the same low address
-//                     bits (default 0; the sum's order of K blocks changes with it, within the f32 rounding)
 //   SK_PF0            steps 2 .. SK_PF0 + 1 prefetched into L2 before the wait (default SK_PF): the folded form's
 //                     (SK_FOLD) prologue computes x after the wait, while only the two register stages are in
 //                     flight; these keep the weight stream going under it (DSCC_SKINNY_FOLD_PF, default 4)
@@ -235,11 +231,7 @@ __device__ __forceinline__ void SK_ROUND(const Args &a, float (&acc)[SK_RB][4], 
 #define SK_PCLS (SK_GRID / SK_SPLIT)                       // clusters (SK_GRID is a multiple of SK_SPLIT)
 #define SK_PCL ((long long)blockIdx.x / SK_SPLIT)          // the CTA's cluster
 #define SK_PRANK (SK_SPLIT > 1 ? (long long)hp_cluster_rank() : 0LL) // its part of K
-#ifndef SK_ROT
-#define SK_ROT 0
-#endif
-#define SK_PRI(ri) (SK_ROT ? ((ri) + SK_PCL) % SK_PNR : (ri)) // the place in its group's K of the group's step ri (SK_ROT)
-#define SK_PKB0(s, gi) (SK_SPLIT * (long long)warp + SK_PRANK + (long long)SK_KW * SK_U * SK_PRI((s) - (gi) * SK_PNR)) // step s's first K block
+#define SK_PKB0(s, gi) (SK_SPLIT * (long long)warp + SK_PRANK + (long long)SK_KW * SK_U * ((s) - (gi) * SK_PNR)) // step s's first K block
 #define SK_PLOAD SK_PASTE(DSCC_ENTRY, _pload)
 #define SK_PSTEP SK_PASTE(DSCC_ENTRY, _pstep)
 #define SK_PEND SK_PASTE(DSCC_ENTRY, _pend)
@@ -313,7 +305,7 @@ __device__ __forceinline__ void SK_PPREF(const Args &a, long long s, long long n
             }
     }
 #else
-    hp_prefetch_w16<SK_U, SK_RB>(SK_W, SK_N, SK_KB, n0, warp, SK_PRI(s - gi * SK_PNR), g, q);
+    hp_prefetch_w16<SK_U, SK_RB>(SK_W, SK_N, SK_KB, n0, warp, s - gi * SK_PNR, g, q);
 #endif
 }
 
@@ -495,7 +487,6 @@ extern "C" __global__ void __launch_bounds__(256, SK_MINB) __cluster_dims__(SK_S
 #undef SK_PCL
 #undef SK_PRANK
 #undef SK_PKB0
-#undef SK_PRI
 #undef SK_FOLDX
 #undef SK_FOLD_XS
 #undef SK_FOLD_XQ

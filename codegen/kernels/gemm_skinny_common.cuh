@@ -44,7 +44,6 @@
 #undef SK_GRID
 #undef SK_PER
 #undef SK_PIPE
-#undef SK_ROT
 #undef SK_PF
 #undef SK_EARLY
 #undef SK_BF16

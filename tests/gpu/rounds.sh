@@ -125,11 +125,6 @@
 #                     with the defaults, SEV_NEW and each of SEV_ALSO, bench_mla;
 #                     SEV_BASE=1: test_gpu_ops, the other test_gpu_* and e2e with the defaults as well (a
 #                     merge that touched every path); SEV_MLA: bench_mla's --variant list (default: all rows);
-#   rounds.sh twelfth the twelfth session's two untimed switches: the pipelined skinny form's K order rotated by the
-#                     CTA (DSCC_SKINNY's rot=1) and the routed experts' TMA phases launched programmatically
-#                     (DSCC_EXPERT_TMA=3,pdl=1): test_gpu_skinny and test_gpu_pdl, bench_gemm's skinny sweep at
-#                     M = 1 on o_proj (16 KB rows), dense down, q_b and dense gate/up (default; rot=1), then
-#                     bench_gpu --decode-only TWELFTH_BATCH (default 1) with the defaults, each and both;
 #   rounds.sh sixth   the sixth session's paths, each alone and together, through the GPU tests,
 #                     then bench_gpu new / old / the defaults and bench_mla;
 #   rounds.sh short   SEV_NEW's paths through every GPU test, then bench_gpu with them and the defaults,
@@ -327,20 +322,6 @@ case "$mode" in
       # shellcheck disable=SC2086
       TAIL=40 step "bench_gpu_dec$i" 200 env $v build/bench_gpu --layers 2 --dense 1 --prefill 1024 --peak-tflops 1300 \
         ${SWEEP_BATCH:+--decode-only "$SWEEP_BATCH"}
-      i=$((i + 1))
-    done ;;
-  twelfth) # o_proj's 16 KB rows read at 66% of the HBM, the dense down's 18 KB at 82%; the experts' two plain launches
-    step test_gpu_skinny 150 build/test_gpu_skinny
-    step test_gpu_pdl 150 build/test_gpu_pdl
-    TAIL=30 step skinny_rot 200 build/bench_gemm --skinny-sweep --check --m 1 --shape o_proj,dense_down,q_b,dense_gate_up \
-      --variants 'default;rot=1'
-    IFS=';' read -ra sets <<< ";DSCC_SKINNY=rot=1;DSCC_EXPERT_TMA=3,pdl=1;DSCC_SKINNY=rot=1 DSCC_EXPERT_TMA=3,pdl=1"
-    i=0
-    for v in "${sets[@]}"; do
-      echo "bench_gpu_twelfth$i: ${v:-the defaults}"
-      # shellcheck disable=SC2086
-      TAIL=40 step "bench_gpu_twelfth$i" 200 env $v build/bench_gpu --layers 2 --dense 1 --prefill 1024 \
-        --peak-tflops 1300 --decode-only "${TWELFTH_BATCH:-1}"
       i=$((i + 1))
     done ;;
   rows) # the fused rmsnorm row kernels' wide forms against the old one: decode steps by op kind (elementwise / norm kinds)

@@ -21,8 +21,7 @@
  *    (the first pair with DSCC_PDL_EARLY=1 too) and DSCC_PDL=0: the same logits at every step, programmatic launches
  *    only with it on, and as many as the driver was given (the emulated
  *    driver counts them, graph nodes included); DSCC_PDL=2 is refused, and
- *    unset it is on where the driver has it (the default); DSCC_EXPERT_TMA=3,pdl=1 (the routed experts' TMA phases
- *    marked programmatic by their generator) gives the same bits with two more programmatic launches a step. The pair runs in child processes
+ *    unset it is on where the driver has it (the default). The pair runs in child processes
  *    before this process initialises CUDA (a real driver refuses a process
  *    forked after that). */
 #include <setjmp.h>
@@ -318,32 +317,6 @@ static int compare_runs(TuFixture *f, IrGraph *g, const RtArray *tok, const char
     return plain;
 }
 
-/* DSCC_EXPERT_TMA's pdl=1: the routed experts' TMA phases (the tiny model's gate and up, one a MoE layer) launched
- * programmatically too, their wait a define the generator writes (the phase marked by it, not found in the file's
- * body): the same bits as the default's and as plain launches (DSCC_PDL=0), as many launches, two more of them
- * programmatic a step (the emulated driver fails a programmatic launch whose threads do not all wait). */
-static void check_expert_pdl(TuFixture *f, IrGraph *g, const RtArray *tok) {
-    float *def[STEPS], *on[STEPS], *off[STEPS];
-    int64_t nd[STEPS], non[STEPS], noff[STEPS];
-    int pd[STEPS], pon[STEPS], poff[STEPS], ld[STEPS], lon[STEPS], loff[STEPS];
-    run_model(f, g, tok, "1", NULL, false, def, nd, pd, ld);
-    setenv("DSCC_EXPERT_TMA", "3,pdl=1", 1);
-    run_model(f, g, tok, "1", NULL, false, on, non, pon, lon);
-    run_model(f, g, tok, "0", NULL, false, off, noff, poff, loff);
-    unsetenv("DSCC_EXPERT_TMA");
-    for (int s = 0; s < STEPS; s++) {
-        fprintf(stderr, "DSCC_EXPERT_TMA=3,pdl=1, step %d: %d of %d launches programmatic (default: %d of %d)\n", s, pon[s], lon[s], pd[s],
-                ld[s]);
-        assert_int_equal(non[s], nd[s]);
-        assert_int_equal(noff[s], nd[s]);
-        assert_memory_equal(on[s], def[s], sizeof(float) * (size_t)nd[s]);
-        assert_memory_equal(on[s], off[s], sizeof(float) * (size_t)nd[s]);
-        assert_int_equal(lon[s], ld[s]);
-        if (emu_counts() || pd[s]) assert_int_equal(pon[s], pd[s] + 2); /* the two MoE layers' gate and up */
-        free(def[s]), free(on[s]), free(off[s]);
-    }
-}
-
 static void test_model(void **state) {
     (void)state;
     TuFixture f;
@@ -357,7 +330,6 @@ static void test_model(void **state) {
      * off), it is launched plainly (the emulated driver fails a programmatic launch of a kernel that does not wait) */
     int plain = compare_runs(&f, g, &tok, "all", false);
     if (emu_counts()) assert_true(plain > 0);
-    check_expert_pdl(&f, g, &tok);
     CpuWeightSource ws = {rt_checkpoint_read_f32, f.ck};
     GpuOptions go = {.tune = tu_tune(), .max_batch = 1, .max_seq = 1, .max_ctx = 2};
     GpuExec *gx = gpu_exec_new(g, &ws, &go, f.d); /* unset: programmatic launches, the default */

@@ -282,8 +282,7 @@ static void test_v2_env(void **state) {
  * groups and its two register stages run on across group ends: 13 groups of 8 rows on 4 CTAs (4, 3, 3, 3: odd and even
  * step counts), 6 K blocks (warps 6 and 7 load nothing, a last K block of 80 bytes), f32 y; 25 groups on 7 CTAs (4 or 3
  * each) at two steps a group (24 K blocks, u=2: 3 a warp, the second step half empty, a last K block of 16 bytes); two
- * 8-row groups a column group with u=1 (13 on 3 CTAs); three steps a group, each CTA's groups from step (CTA mod 3)
- * on (rot=1), with and without the L2 prefetch; codegen's own grid; then DSCC_SKINNY_PIPE=0 (the round form) */
+ * 8-row groups a column group with u=1 (13 on 3 CTAs); codegen's own grid; then DSCC_SKINNY_PIPE=0 (the round form) */
 static void test_pipe_grid(void **state) {
     (void)state;
     static const int64_t rows[][2] = {{1, 1}, {1, 8}};
@@ -293,10 +292,6 @@ static void test_pipe_grid(void **state) {
     check_shape(200, 2960, false, rows, 2);
     setenv("DSCC_SKINNY", "pipe=1,rb=2,u=1,grid=3", 1);
     check_shape(200, 2960, true, rows, 2);
-    setenv("DSCC_SKINNY", "pipe=1,rb=1,u=1,grid=7,rot=1", 1); /* 3 steps a group (the last half empty) from step c mod 3 on */
-    check_shape(200, 2960, false, rows, 2);
-    setenv("DSCC_SKINNY", "pipe=1,rb=1,u=1,grid=7,rot=1,pf=2", 1); /* the L2 prefetch follows the rotated steps */
-    check_shape(200, 2960, false, rows, 2);
     unsetenv("DSCC_SKINNY");
     check_shape(4236, 640, false, rows, 2); /* the default: 265 groups of 16 rows (the last of 12) on 133 CTAs, two a CTA */
     setenv("DSCC_SKINNY_PIPE", "0", 1);
@@ -336,8 +331,6 @@ static void test_pipe_split(void **state) {
     pipe_split = 2;
     check_shape(200, 2960, true, rows, 4);
     setenv("DSCC_SKINNY", "pipe=1,grid=6,pf=2", 1); /* the split's own L2 prefetch: its K blocks, before the wait too */
-    check_shape(200, 2960, true, rows, 2);
-    setenv("DSCC_SKINNY", "pipe=1,grid=6,rot=1", 1); /* each cluster's steps of a group from step (cluster mod steps) on */
     check_shape(200, 2960, true, rows, 2);
     unsetenv("DSCC_SKINNY_PSPLIT");
     setenv("DSCC_SKINNY", "pipe=1,psplit=1", 1); /* DSCC_SKINNY's psplit alone */
@@ -821,7 +814,7 @@ static void test_bad_max(void **state) {
 /* A malformed DSCC_SKINNY: codegen stops and says why. */
 static void test_bad_env(void **state) {
     (void)state;
-    static const char *const bad[] = {"split=9", "rb=3", "u=0", "minb=5", "split", "split=2,", "depth=2", "u=2x", "v2=2", "pipe=2", "grid=0", "bulk=2", "stages=1", "stages=17", "pf=9", "pf=-1", "psplit=2", "rot=2"};
+    static const char *const bad[] = {"split=9", "rb=3", "u=0", "minb=5", "split", "split=2,", "depth=2", "u=2x", "v2=2", "pipe=2", "grid=0", "bulk=2", "stages=1", "stages=17", "pf=9", "pf=-1", "psplit=2"};
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
         Arena *a = arena_new();
         DiagEngine *d = diag_new(a, NULL);
