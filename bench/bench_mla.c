@@ -52,7 +52,9 @@
  * against 36, 43 against 24); rows 44-47 without the consumers' proxy
  * fence after each wait for keys (MLA_AFENCE 0, DSCC_MLA_AFENCE=0: 44
  * against 23, 45 against 42, 46 against 43, 47 the ping-pong's own P from
- * registers with DSM). (The
+ * registers with DSM); rows 48-50 the producer's boxes of keys under an
+ * evict-first L2 policy (MLA_L2HINT 1, DSCC_MLA_L2HINT=1: 48 against 23,
+ * 49 against 44, 50 against 45). (The
  * whole-stage ring, DSCC_MLA_V3=0, and the L2 prefetch, DSCC_MLA_PREFETCH,
  * were timed on 2026-12-06: docs/KERNELS.md.) The shape
  * is bench_gpu's long context: batch 32 (--batch), 4,097 keys (--ctx), 128
@@ -94,7 +96,7 @@ typedef struct {
     const char *mc, *qreg, *pbf; /* MLA_MC, MLA_QREG, MLA_PART_BF16 */
     const char *pp;  /* MLA_PP (NULL: 0) */
     const char *dsm; /* MLA_DSM (NULL: 0): at 2 splits no combine launch */
-    const char *afence; /* MLA_AFENCE (NULL: 1): 0, no consumer-side proxy fence after a wait for keys */
+    const char *more; /* further parameters, "NAME=V[ NAME=V ...]" (at most 4; NULL: none) */
 } Variant;
 
 static const Variant VARIANTS[] = {
@@ -162,13 +164,20 @@ static const Variant VARIANTS[] = {
      "0", "0", "1", "0", "0", "0", "0", "1", NULL},
     /* the consumers straight from each wait for keys to their wgmma, no proxy fence (rows 44-47 against 23, 42, 43, 42) */
     {"the defaults without the consumers' proxy fences (DSCC_MLA_AFENCE=0)", "1", "0", "1", "5", "1", "0", "0", "1", "0", "0", "0", "0", "1",
-     "0"},
+     "MLA_AFENCE=0"},
     {"ping-pong, DSM, no consumer proxy fences (DSCC_MLA_PP=1 DSCC_MLA_AFENCE=0)", "1", "0", "1", "5", "1", "0", "0", "1", "0", "0", "0", "1",
-     "1", "0"},
+     "1", "MLA_AFENCE=0"},
     {"LEAN 6, DSM, no consumer proxy fences (DSCC_MLA_LEAN=6 DSCC_MLA_AFENCE=0)", "1", "0", "1", "6", "1", "0", "0", "1", "0", "0", "0", "0",
-     "1", "0"},
+     "1", "MLA_AFENCE=0"},
     {"ping-pong, own P from registers, DSM, no consumer proxy fences (DSCC_MLA_PP=2 DSCC_MLA_AFENCE=0)", "1", "0", "1", "5", "1", "0", "0",
-     "1", "0", "0", "0", "2", "1", "0"}};
+     "1", "0", "0", "0", "2", "1", "MLA_AFENCE=0"},
+    /* the producer's boxes of keys under an evict-first L2 policy (rows 48-50 against 23, 44, 45) */
+    {"the defaults, keys under an evict-first L2 policy (DSCC_MLA_L2HINT=1)", "1", "0", "1", "5", "1", "0", "0", "1", "0", "0", "0", "0", "1",
+     "MLA_L2HINT=1"},
+    {"evict-first keys, no consumer proxy fences (DSCC_MLA_L2HINT=1 DSCC_MLA_AFENCE=0)", "1", "0", "1", "5", "1", "0", "0", "1", "0", "0",
+     "0", "0", "1", "MLA_L2HINT=1 MLA_AFENCE=0"},
+    {"ping-pong, DSM, evict-first keys, no consumer proxy fences (DSCC_MLA_PP=1 DSCC_MLA_L2HINT=1 DSCC_MLA_AFENCE=0)", "1", "0", "1", "5",
+     "1", "0", "0", "1", "0", "0", "0", "1", "1", "MLA_L2HINT=1 MLA_AFENCE=0"}};
 enum { NV = (int)(sizeof VARIANTS / sizeof *VARIANTS), HQ = 128 };
 _Static_assert(NV <= 64, "--variant's rows are the bits of a 64-bit word");
 
@@ -180,10 +189,15 @@ static void sources(Arena *a, const Variant *v, long long B, long long T, const 
                     {"MLA_V3", v->v3},     {"MLA_PF", v->pf},       {"MLA_WAITG", v->waitg},
                     {"MLA_LEAN", v->lean}, {"MLA_LAZY", v->lazy}, {"MLA_FUSE", v->fuse}, {"MLA_PREG", v->preg},
                     {"MLA_FUSE_MAX", fmax}, {"MLA_TMA", v->tma}, {"MLA_MC", v->mc}, {"MLA_QREG", v->qreg}, {"MLA_PP", v->pp ? v->pp : "0"},
-                    {"MLA_PART_BF16", v->pbf}, {"MLA_DSM", v->dsm ? v->dsm : "0"},
-                    {"MLA_AFENCE", v->afence ? v->afence : "1"}};
+                    {"MLA_PART_BF16", v->pbf}, {"MLA_DSM", v->dsm ? v->dsm : "0"}, {0}, {0}, {0}, {0}};
+    int nd = (int)(sizeof d / sizeof *d) - 4;
+    for (const char *m = v->more; m && *m && nd < (int)(sizeof d / sizeof *d);) { /* "NAME=V NAME=V" into the last slots */
+        const size_t w = strcspn(m, " "), eq = strcspn(m, "=");
+        d[nd++] = (CgDefine){arena_printf(a, "%.*s", (int)eq, m), arena_printf(a, "%.*s", (int)(w - eq - 1), m + eq + 1)};
+        m += w + (m[w] == ' ');
+    }
     CgDefine c[] = {{"MLA_B", bs}, {"MLA_S", "1LL"}, {"MLA_HQ", "128LL"}, {"MLA_OUT_BF16", "1"}, {"MLA_PART_BF16", v->pbf}};
-    src[0] = (CgSource){"mla_bench", cg_kernel_instance(a, "mla_decode", "mla_bench", d, (int)(sizeof d / sizeof *d)),
+    src[0] = (CgSource){"mla_bench", cg_kernel_instance(a, "mla_decode", "mla_bench", d, nd),
                         {"codegen/kernels/mla_decode.cuh", 0, 0}};
     src[1] = (CgSource){"mla_bench_combine",
                         cg_kernel_instance(a, "mla_decode_combine", "mla_bench_combine", c, (int)(sizeof c / sizeof *c)),

@@ -386,6 +386,9 @@ static void mla_decode(Gen *G, const IrNode *n, int sq, int sq1, int64_t qd0, in
                      * consumer-side proxy fence after a wait for keys (the TMA's writes and wgmma's reads are both the async
                      * proxy's; what the producer copies by cp.async it fences before it arrives) */
                     {"MLA_AFENCE", tune_on(G->tune->mla_afence, true) ? "1" : "0"},
+                    /* DSCC_MLA_L2HINT=1 (opt-in until timed, checked in cg_attention: keys by TMA on the producer's ring, not
+                     * MC): the producer's boxes of keys under an evict-first L2 policy */
+                    {"MLA_L2HINT", tune_on(G->tune->mla_l2hint, false) ? "1" : "0"},
                     {"MLA_MC", mc ? "1" : "0"}, /* a batch row's tiles in a cluster, the keys multicast (opt-in) */
                     {"MLA_TMA", tm ? "1" : "0"}, /* whole blocks of keys by TMA (opt-in) */
                     {"MLA_KMAP", tm ? arena_printf(a, "((const void *)a.t[%d])", tm->maps) : "0"}};
@@ -746,6 +749,11 @@ bool cg_attention(Gen *G, const IrNode *n) {
     if (!tune_on(G->tune->mla_afence, true) && (tma_off || (v3 && *v3 && strcmp(v3, "1")))) {
         G->why = "DSCC_MLA_AFENCE=0 needs the keys by TMA (DSCC_MLA_TMA=1, the default) on the chunk ring with its producer "
                  "(DSCC_MLA_V3=1, the default): with cp.async the consumers' fence is the only one";
+        return false;
+    }
+    if (tune_on(G->tune->mla_l2hint, false) && (tma_off || (v3 && *v3 && strcmp(v3, "1")) || mc)) {
+        G->why = "DSCC_MLA_L2HINT=1 needs the keys by TMA (DSCC_MLA_TMA=1, the default) on the chunk ring with its producer "
+                 "(DSCC_MLA_V3=1, the default) and not DSCC_MLA_MC=1";
         return false;
     }
     if (tma_set && v3 && (strcmp(v3, "0") == 0 || strcmp(v3, "2") == 0)) {

@@ -254,19 +254,6 @@ __device__ __forceinline__ void xt_cp16(void *dst, const void *src, bool v) {
     asm volatile("cp.async.cg.shared.global [%0], [%1], 16, %2;\n" ::"r"((unsigned)__cvta_generic_to_shared(dst)), "l"(src), "r"(v ? 16 : 0)
                  : "memory");
 }
-// an L2 policy whose lines are evicted first (the weights: each byte read once, streamed past x's rows, which
-// the units of an expert read again while they run)
-__device__ __forceinline__ unsigned long long xt_policy_ef() {
-    unsigned long long p;
-    asm volatile("createpolicy.fractional.L2::evict_first.b64 %0, 1.0;\n" : "=l"(p));
-    return p;
-}
-// hp_tma_2d under the L2 policy pol
-__device__ __forceinline__ void xt_tma_2d_hint(void *dst, const void *map, void *bar, int c0, int c1, unsigned long long pol) {
-    asm volatile("cp.async.bulk.tensor.2d.shared::cluster.global.mbarrier::complete_tx::bytes.L2::cache_hint [%0], [%1, {%2, %3}], [%4], %5;\n"
-                 ::"r"((unsigned)__cvta_generic_to_shared(dst)), "l"(map), "r"(c0), "r"(c1), "r"((unsigned)__cvta_generic_to_shared(bar)), "l"(pol)
-                 : "memory");
-}
 // 4 bytes global -> shared (cp.async.ca), zeros when !v
 __device__ __forceinline__ void xt_cp4(void *dst, const void *src, bool v) {
     asm volatile("cp.async.ca.shared.global [%0], [%1], 4, %2;\n" ::"r"((unsigned)__cvta_generic_to_shared(dst)), "l"(src), "r"(v ? 4 : 0)
@@ -331,7 +318,7 @@ extern "C" __global__ void __launch_bounds__(384, 1) DSCC_ENTRY(Args a) {
         hp_setmaxnreg_dec<XT_REGS_P>();
         const int p = threadIdx.x;
 #if XT_LVL == 2 && XT_EF && !XT_SPLIT
-        const unsigned long long pol = xt_policy_ef(); // the weights' L2 policy: evict first
+        const unsigned long long pol = hp_policy_evict_first(); // the weights' L2 policy: evict first
 #endif
         int it = 0; // K blocks loaded so far: stage it % XT_STAGES, its use it / XT_STAGES
         // a unit's bucket b, rows c0, first sorted position and this thread's x rows of its first pass, loaded
@@ -472,11 +459,11 @@ extern "C" __global__ void __launch_bounds__(384, 1) DSCC_ENTRY(Args a) {
 #if XT_LVL == 2 && XT_EF && XT_SPLIT
 #define XT_TMA(dst, bar, k, row) /* the weight's box of K block k, rows row.., into dst */                                \
     {                                                                                                                       \
-        if (solo) xt_tma_2d_hint((dst), map, (bar), (k) * 128, (row), xt_policy_ef()); /* (made here: 2 registers fewer) */  \
+        if (solo) hp_tma_2d_hint((dst), map, (bar), (k) * 128, (row), hp_policy_evict_first()); /* (made here: 2 registers fewer) */  \
         else hp_tma_2d((dst), map, (bar), (k) * 128, (row)); /* other units read the tile: kept */                          \
     }
 #elif XT_LVL == 2 && XT_EF
-#define XT_TMA(dst, bar, k, row) xt_tma_2d_hint((dst), map, (bar), (k) * 128, (row), pol);
+#define XT_TMA(dst, bar, k, row) hp_tma_2d_hint((dst), map, (bar), (k) * 128, (row), pol);
 #else
 #define XT_TMA(dst, bar, k, row) hp_tma_2d((dst), map, (bar), (k) * 128, (row));
 #endif

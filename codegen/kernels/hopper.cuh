@@ -59,6 +59,18 @@ __device__ __forceinline__ void hp_tma_2d(void *dst, const void *map, void *bar,
                  ::"r"((unsigned)__cvta_generic_to_shared(dst)), "l"(map), "r"(c0), "r"(c1), "r"((unsigned)__cvta_generic_to_shared(bar))
                  : "memory");
 }
+// an L2 policy whose lines are evicted first (bytes read once: the experts' weights; MLA_L2HINT's keys)
+__device__ __forceinline__ unsigned long long hp_policy_evict_first() {
+    unsigned long long p;
+    asm volatile("createpolicy.fractional.L2::evict_first.b64 %0, 1.0;\n" : "=l"(p));
+    return p;
+}
+// hp_tma_2d under the L2 policy pol
+__device__ __forceinline__ void hp_tma_2d_hint(void *dst, const void *map, void *bar, int c0, int c1, unsigned long long pol) {
+    asm volatile("cp.async.bulk.tensor.2d.shared::cluster.global.mbarrier::complete_tx::bytes.L2::cache_hint [%0], [%1, {%2, %3}], [%4], %5;\n"
+                 ::"r"((unsigned)__cvta_generic_to_shared(dst)), "l"(map), "r"(c0), "r"(c1), "r"((unsigned)__cvta_generic_to_shared(bar)), "l"(pol)
+                 : "memory");
+}
 // hp_tma_2d into dst's offset in each CTA of `mask`, completing on bar's offset in each
 __device__ __forceinline__ void hp_tma_2d_mc(void *dst, const void *map, void *bar, int c0, int c1, unsigned short mask) {
     asm volatile("cp.async.bulk.tensor.2d.shared::cluster.global.mbarrier::complete_tx::bytes.multicast::cluster [%0], [%1, {%2, %3}], [%4], %5;\n"

@@ -67,6 +67,9 @@
 //                        the first block by warpgroup 0, the second by warpgroup 1; as 3 otherwise
 //   MLA_WAITG            with MLA_V3: warpgroup 0 waits for the chunks MLA_WAITG at a time (1, 3
 //                        or 9; one proxy fence each wait), default 1
+//   MLA_L2HINT           1 (opt-in, with MLA_TMA on the producer's ring, not MLA_MC): the producer's boxes of
+//                        keys under an evict-first L2 policy (FlashMLA's hint): the keys stream through L2
+//                        once a tile, so they should not push out what stays; 0 (default): no hint
 //   MLA_AFENCE           1 (default): the consumers fence the proxies (fence.proxy.async) after each wait
 //                        for a chunk of keys, as the cp.async ring needs (its producer arrives without a
 //                        fence of its own); 0 (opt-in, only with MLA_TMA on the producer's ring, MLA_V3 1):
@@ -243,6 +246,15 @@
 #endif
 #ifndef MLA_AFENCE
 #define MLA_AFENCE 1
+#endif
+#ifndef MLA_L2HINT
+#define MLA_L2HINT 0
+#endif
+// the producer's box of keys (MLA_L2HINT above: 1, under an evict-first L2 policy)
+#if MLA_L2HINT
+#define MLA_TMA_BOX(dst, map, bar, c0, c1) hp_tma_2d_hint(dst, map, bar, c0, c1, hp_policy_evict_first())
+#else
+#define MLA_TMA_BOX(dst, map, bar, c0, c1) hp_tma_2d(dst, map, bar, c0, c1)
 #endif
 // the consumers' proxy fence after a wait for keys (MLA_AFENCE above)
 #if MLA_AFENCE || !MLA_TMA || MLA_V3 != 1
@@ -461,7 +473,7 @@ __device__ __forceinline__ void MLA_FN(_tma_boxes)(const MlaBlk &k, const void *
         for (int c = 0; c < 9; c++) {
             if (part && c == 4) break;
             hp_mbar_expect_tx(fb + c, 8192);
-            hp_tma_2d(Kd + c * 8192, kmap, fb + c, c * 128, (int)(bb * KT + jb * 64));
+            MLA_TMA_BOX(Kd + c * 8192, kmap, fb + c, c * 128, (int)(bb * KT + jb * 64));
         }
     if (part) {
         hp_bar_sync(MLA_BAR_PP_E0R, MLA_THREADS); // both consumers done with stage 0's chunks 4-8
@@ -469,7 +481,7 @@ __device__ __forceinline__ void MLA_FN(_tma_boxes)(const MlaBlk &k, const void *
 #pragma unroll
             for (int c = 4; c < 9; c++) {
                 hp_mbar_expect_tx(fb + c, 8192);
-                hp_tma_2d(Kd + c * 8192, kmap, fb + c, c * 128, (int)(bb * KT + jb * 64));
+                MLA_TMA_BOX(Kd + c * 8192, kmap, fb + c, c * 128, (int)(bb * KT + jb * 64));
             }
     }
 #endif
@@ -1350,3 +1362,5 @@ extern "C" __global__ void __launch_bounds__(MLA_THREADS, 1) __cluster_dims__(ML
 #undef MLA_PP
 #undef MLA_AFENCE
 #undef MLA_CFENCE
+#undef MLA_L2HINT
+#undef MLA_TMA_BOX

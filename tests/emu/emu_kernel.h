@@ -788,10 +788,11 @@ static inline void emu_hp_wg_wait(unsigned keep, int line) {
 #define hp_hold32(d) (void)(d)
 #define hp_hold64(d) (void)(d)
 
+/* an L2 cache policy (hopper.cuh's): a hint, nothing to emulate */
+#define hp_policy_evict_first() 0ull
+#define hp_tma_2d_hint(dst, map, bar, c0, c1, pol) ((void)(pol), hp_tma_2d((dst), (map), (bar), (c0), (c1)))
+
 /* ---- expert_tma.cuh's own (the rest is hopper.cuh's) ---- */
-/* an L2 cache policy: a hint, nothing to emulate */
-#define xt_policy_ef() 0ull
-#define xt_tma_2d_hint(dst, map, bar, c0, c1, pol) ((void)(pol), hp_tma_2d((dst), (map), (bar), (c0), (c1)))
 #define xt_cp16(dst, src, v) hp_cp16((dst), (src), (v))
 /* cp.async.ca.shared.global of 4 bytes (its level 2's scales), zeros when !v */
 static inline void emu_xt_cp4(void *dst, const void *src, bool v, int line) {

@@ -171,7 +171,8 @@
 #                     mode 0 at the same size, row, u and blocks an SM (modes 0, 1, 4, 8 of
 #                     the first table; all of it in bench_hbm.log);
 #   rounds.sh afence  MLA decode without the consumers' proxy fence after a wait for keys (DSCC_MLA_AFENCE=0):
-#                     test_gpu_mla with it set, then bench_mla's rows 44-47 beside their baselines;
+#                     test_gpu_mla with it set, then bench_mla's rows 44-50 (and DSCC_MLA_L2HINT=1's)
+#                     beside their baselines;
 #   rounds.sh flashmla  FlashMLA's dense decode kernel for Hopper (bench/peer_flashmla.cu, built
 #                     against .peers/flashmla by bench/build_peer_flashmla.sh) at batch 32 and 128,
 #                     4,097 keys, its output checked against the CPU first, beside bench_mla's
@@ -568,11 +569,12 @@ case "$mode" in
     grep -E '^\| [0148] ' "$out/bench_hbm_pitch.log" ;;
   afence) # MLA decode without the consumers' proxy fence after each wait for keys (DSCC_MLA_AFENCE=0): test_gpu_mla
     # whole with it set (its executor steps take it; test_mla_afence: the same bits as with the fence, kernel alone),
-    # then bench_mla's rows 44-47 beside 23 (defaults), 42 (ping-pong + DSM), 43 (LEAN 6 + DSM) at batch 32 and 128
+    # then bench_mla's rows 44-47 beside 23 (defaults), 42 (ping-pong + DSM), 43 (LEAN 6 + DSM), and 48-50 (the keys
+    # under an evict-first L2 policy, DSCC_MLA_L2HINT=1, alone and with AFENCE=0) at batch 32 and 128
     TAIL=6 step test_gpu_mla_afence 120 env DSCC_MLA_AFENCE=0 build/test_gpu_mla
     grep -E "MLA_AFENCE 0 against" "$out/test_gpu_mla_afence.log"
-    TAIL=10 step bench_mla_afence_b32 150 build/bench_mla --batch 32 --ctx 4097 --reps 20 --variant 23,44,42,45,43,46,47
-    TAIL=4 step bench_mla_afence_b128 120 build/bench_mla --batch 128 --ctx 4097 --reps 20 --variant 23,44,45
+    TAIL=10 step bench_mla_afence_b32 180 build/bench_mla --batch 32 --ctx 4097 --reps 20 --variant 23,44,42,45,43,46,47,48,49,50
+    TAIL=4 step bench_mla_afence_b128 120 build/bench_mla --batch 128 --ctx 4097 --reps 20 --variant 23,44,45,48,49
     grep -E "^\| " "$out/bench_mla_afence_b32.log" | cut -c1-200 ;;
   flashmla) # FlashMLA's dense decode kernel (bench/peer_flashmla, built by bench/build_peer_flashmla.sh) beside
     # bench_mla's defaults (row 23) and ping-pong + DSM (row 42), batch 32 and 128 at 4,097 keys, in the same call

@@ -251,6 +251,8 @@ static const char *ring_pp = "0";
 static const char *ring_dsm = "0";
 /* MLA_AFENCE for kernel_ring and kernel_split ("0": no consumer proxy fence after a wait for keys by TMA) */
 static const char *ring_afence = "1";
+/* MLA_L2HINT for kernel_ring and kernel_split ("1": the producer's boxes of keys under an evict-first L2 policy) */
+static const char *ring_l2hint = "0";
 /* MLA_TMA's tensor map over the rows of 576 bf16 at dk (box 64 rows x 128 bytes, the 128-byte swizzle), in device memory */
 static RtDevPtr kv_map(RtCuda *gpu, DiagEngine *d, RtDevPtr dk, size_t rows) {
     unsigned char *m = aligned_alloc(64, 128);
@@ -279,7 +281,8 @@ static float *kernel_ring(const char *v3, const char *waitg, const char *pf, con
                        {"MLA_OUT_BF16", "0"}, {"MLA_CAUSAL", "0"}, {"MLA_SCALE", "0.1352337788f"},
                        {"MLA_V3", v3},     {"MLA_WAITG", waitg},  {"MLA_PF", pf},       {"MLA_LEAN", lean},
                        {"MLA_LAZY", lazy}, {"MLA_PREG", ring_preg}, {"MLA_TMA", ring_tma}, {"MLA_MC", ring_mc},
-                       {"MLA_QREG", ring_qreg}, {"MLA_PP", ring_pp}, {"MLA_AFENCE", ring_afence}};
+                       {"MLA_QREG", ring_qreg}, {"MLA_PP", ring_pp}, {"MLA_AFENCE", ring_afence},
+                       {"MLA_L2HINT", ring_l2hint}};
     CgSource src = {"mla_ring", cg_kernel_instance(a, "mla_decode", "mla_ring", defs, (int)(sizeof defs / sizeof *defs)),
                     {"codegen/kernels/mla_decode.cuh", 0, 0}};
     TuModule m;
@@ -458,7 +461,8 @@ static float *kernel_split(const char *fuse, const char *fmax, const char *v3, i
                        {"MLA_OUT_BF16", "0"}, {"MLA_CAUSAL", "0"}, {"MLA_SCALE", "0.1352337788f"},
                        {"MLA_V3", v3},        {"MLA_LEAN", "5"},     {"MLA_LAZY", "1"},   {"MLA_FUSE", fuse},
                        {"MLA_FUSE_MAX", fmax}, {"MLA_TMA", ring_tma}, {"MLA_MC", ring_mc}, {"MLA_QREG", ring_qreg},
-                       {"MLA_PART_BF16", ring_pbf}, {"MLA_PP", ring_pp}, {"MLA_DSM", ring_dsm}, {"MLA_AFENCE", ring_afence}};
+                       {"MLA_PART_BF16", ring_pbf}, {"MLA_PP", ring_pp}, {"MLA_DSM", ring_dsm}, {"MLA_AFENCE", ring_afence},
+                       {"MLA_L2HINT", ring_l2hint}};
     CgDefine cdefs[] = {{"MLA_S", "1LL"}, {"MLA_HQ", hs}, {"MLA_OUT_BF16", "0"}, {"MLA_PART_BF16", ring_pbf}};
     CgSource src[2] = {{"mla_split", cg_kernel_instance(a, "mla_decode", "mla_split", defs, (int)(sizeof defs / sizeof *defs)),
                         {"codegen/kernels/mla_decode.cuh", 0, 0}},
@@ -1051,29 +1055,31 @@ static void test_mla_dsm(void **state) {
 }
 
 /* The consumers without their proxy fence after each wait for keys (MLA_AFENCE 0, keys by TMA on the producer's
- * ring) against with it (1): only fences change, so the same bits on the emulated device (which runs the fence as
- * nothing: there the test checks the form builds and runs) and on a GPU, where a read that the fence's absence let
+ * ring) and the boxes of keys under an evict-first L2 policy (MLA_L2HINT 1) against the defaults (1, 0): neither
+ * changes arithmetic, so the same bits on the emulated device (which runs the fence as nothing and ignores the
+ * hint: there the test checks each form builds and runs) and on a GPU, where a read that the fence's absence let
  * overtake a copy would change values (bound 0: every row exact). One split (kernel_ring): 1 key (the only block
  * partial, with q, both by the producer's cp.async), 330 (four refills, the last partial), 200 keys in 24 tiles;
  * two splits (kernel_split): the ping-pong (MLA_PP 1, 2), the DSM merge, both. */
 static void test_mla_afence(void **state) {
     (void)state;
-    static const struct { const char *pp, *dsm; int B, T, nsp; } cases[] = { /* on a GPU: all */
-        {"0", "0", 1, 1, 1}, {"0", "0", 1, 330, 1}, {"0", "0", 24, 200, 1}, {"1", "0", 1, 330, 2},
-        {"2", "0", 1, 330, 2}, {"0", "1", 12, 200, 2}, {"1", "1", 2, 330, 2}};
+    static const struct { const char *pp, *dsm, *afence, *hint; int B, T, nsp; } cases[] = { /* on a GPU: all */
+        {"0", "0", "0", "0", 1, 1, 1},    {"0", "0", "0", "0", 1, 330, 1},  {"0", "0", "0", "0", 24, 200, 1}, {"1", "0", "0", "0", 1, 330, 2},
+        {"2", "0", "0", "0", 1, 330, 2},  {"0", "1", "0", "0", 12, 200, 2}, {"1", "1", "0", "0", 2, 330, 2},  {"0", "0", "1", "1", 1, 330, 1},
+        {"0", "1", "0", "1", 12, 200, 2}, {"1", "1", "0", "1", 2, 330, 2}};
     for (int c = 0; c < (int)(sizeof cases / sizeof *cases); c++) {
         const uint64_t seed = rng;
         float *out[2];
         ring_tma = "1", ring_pp = cases[c].pp, ring_dsm = cases[c].dsm;
         for (int k = 0; k < 2; k++) {
-            rng = seed, ring_afence = k ? "0" : "1";
+            rng = seed, ring_afence = k ? cases[c].afence : "1", ring_l2hint = k ? cases[c].hint : "0";
             out[k] = cases[c].nsp == 1 ? kernel_ring("1", "1", "0", "5", "1", cases[c].B, cases[c].T)
                                        : kernel_split("0", "1", "1", cases[c].B, cases[c].T, cases[c].nsp);
         }
-        ring_tma = "0", ring_pp = "0", ring_dsm = "0", ring_afence = "1";
-        expect_forms_agree(out[1], out[0], (size_t)cases[c].B * 64, -1, 0.0, "  MLA_AFENCE 0 against 1 (MLA_TMA 1, MLA_PP %s, MLA_DSM %s): %d "
-                           "x 64 heads, T %d, %d split%s", cases[c].pp, cases[c].dsm, cases[c].B, cases[c].T, cases[c].nsp,
-                           cases[c].nsp == 1 ? "" : "s");
+        ring_tma = "0", ring_pp = "0", ring_dsm = "0", ring_afence = "1", ring_l2hint = "0";
+        expect_forms_agree(out[1], out[0], (size_t)cases[c].B * 64, -1, 0.0, "  MLA_AFENCE %s MLA_L2HINT %s against 1 0 (MLA_TMA 1, MLA_PP %s, "
+                           "MLA_DSM %s): %d x 64 heads, T %d, %d split%s", cases[c].afence, cases[c].hint, cases[c].pp, cases[c].dsm,
+                           cases[c].B, cases[c].T, cases[c].nsp, cases[c].nsp == 1 ? "" : "s");
         free(out[0]);
     }
 }
@@ -1091,6 +1097,20 @@ static void test_mla_afence_env(void **state) {
         {"DSCC_MLA_AFENCE=0 DSCC_MLA_PP=1", 8, .text = off, .count = 1, .map = 1},
         {"DSCC_MLA_AFENCE=0 DSCC_MLA_TMA=0", 128, "DSCC_MLA_AFENCE=0 needs", .map = -1},
         {"DSCC_MLA_AFENCE=0 DSCC_MLA_V3=3", 128, "DSCC_MLA_AFENCE=0 needs", .map = -1}};
+    expect_env_rows(rows, (int)(sizeof rows / sizeof *rows));
+}
+
+/* DSCC_MLA_L2HINT: unset or 0, the decode kernel's MLA_L2HINT 0; 1 with the keys by TMA on the producer's ring,
+ * MLA_L2HINT 1; 1 with DSCC_MLA_TMA=0, DSCC_MLA_V3=3 or DSCC_MLA_MC=1 is a codegen error naming the variable. */
+static void test_mla_l2hint_env(void **state) {
+    (void)state;
+    static const char *const on = "#define MLA_L2HINT 1\n";
+    static const EnvRow rows[] = {
+        {"", 128, .text = on, .count = 0, .map = 1},
+        {"DSCC_MLA_L2HINT=1", 128, .text = on, .count = 1, .map = 1},
+        {"DSCC_MLA_L2HINT=1 DSCC_MLA_TMA=0", 128, "DSCC_MLA_L2HINT=1 needs", .map = -1},
+        {"DSCC_MLA_L2HINT=1 DSCC_MLA_V3=3", 128, "DSCC_MLA_L2HINT=1 needs", .map = -1},
+        {"DSCC_MLA_L2HINT=1 DSCC_MLA_MC=1", 128, "DSCC_MLA_L2HINT=1 needs", .map = -1}};
     expect_env_rows(rows, (int)(sizeof rows / sizeof *rows));
 }
 
@@ -1190,7 +1210,7 @@ int main(void) {
                                       cmocka_unit_test(test_mla_tma_env), cmocka_unit_test(test_mla_mc_env),
                                       cmocka_unit_test(test_mla_qreg_env), cmocka_unit_test(test_mla_part_env),
                                       cmocka_unit_test(test_mla_pp_env), cmocka_unit_test(test_mla_dsm_env),
-                                      cmocka_unit_test(test_mla_afence_env)};
+                                      cmocka_unit_test(test_mla_afence_env), cmocka_unit_test(test_mla_l2hint_env)};
     if (cmocka_run_group_tests(rule, NULL, NULL)) return 1;
     if (!tu_hopper()) return 77;
     const char *tile = getenv("DSCC_GEMM_TILE");
