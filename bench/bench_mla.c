@@ -54,7 +54,9 @@
  * against 23, 45 against 42, 46 against 43, 47 the ping-pong's own P from
  * registers with DSM); rows 48-50 the producer's boxes of keys under an
  * evict-first L2 policy (MLA_L2HINT 1, DSCC_MLA_L2HINT=1: 48 against 23,
- * 49 against 44, 50 against 45). (The
+ * 49 against 44, 50 against 45). Since the thirteenth session row 49 is
+ * the defaults (no consumer fences, evict-first keys) and row 23 the
+ * defaults before. (The
  * whole-stage ring, DSCC_MLA_V3=0, and the L2 prefetch, DSCC_MLA_PREFETCH,
  * were timed on 2026-12-06: docs/KERNELS.md.) The shape
  * is bench_gpu's long context: batch 32 (--batch), 4,097 keys (--ctx), 128
@@ -123,7 +125,7 @@ static const Variant VARIANTS[] = {
     {"seesaw schedule without a producer, the consumers load (DSCC_MLA_V3=4)", "4", "0", "1", "5", "1", "0", "0", "0", "0", "0", "0", "0", "0", NULL},
     {"seesaw without a producer, the scale folded into P's exponent (DSCC_MLA_V3=4 DSCC_MLA_LEAN=6)", "4", "0", "1", "6", "1", "0", "0", "0", "0", "0", "0", "0", "0", NULL},
     /* the whole blocks of keys by TMA through a tensor map over the cache (rows of 1,152 bytes, box 64 x 128 bytes) */
-    {"the defaults: keys by TMA, two splits merged in distributed shared memory (DSCC_MLA_TMA=1 DSCC_MLA_DSM=1)", "1", "0", "1", "5", "1",
+    {"keys by TMA, DSM, with the consumers' proxy fences, no L2 hint (the defaults before the thirteenth session)", "1", "0", "1", "5", "1",
      "0", "0", "1", "0", "0", "0", "0", "1", NULL},
     {"keys by TMA, the scale folded into P's exponent (DSCC_MLA_TMA=1 DSCC_MLA_LEAN=6)", "1", "0", "1", "6", "1", "0", "0", "1", "0", "0", "0", "0", "0", NULL},
     {"no producer, keys by TMA from warpgroup 1 (DSCC_MLA_V3=3 DSCC_MLA_TMA=1)", "3", "0", "1", "5", "1", "0", "0", "1", "0", "0", "0", "0", "0", NULL},
@@ -174,7 +176,7 @@ static const Variant VARIANTS[] = {
     /* the producer's boxes of keys under an evict-first L2 policy (rows 48-50 against 23, 44, 45) */
     {"the defaults, keys under an evict-first L2 policy (DSCC_MLA_L2HINT=1)", "1", "0", "1", "5", "1", "0", "0", "1", "0", "0", "0", "0", "1",
      "MLA_L2HINT=1"},
-    {"evict-first keys, no consumer proxy fences (DSCC_MLA_L2HINT=1 DSCC_MLA_AFENCE=0)", "1", "0", "1", "5", "1", "0", "0", "1", "0", "0",
+    {"the defaults: keys by TMA, DSM, no consumer proxy fences, evict-first keys (DSCC_MLA_AFENCE=0 DSCC_MLA_L2HINT=1)", "1", "0", "1", "5", "1", "0", "0", "1", "0", "0",
      "0", "0", "1", "MLA_L2HINT=1 MLA_AFENCE=0"},
     {"ping-pong, DSM, evict-first keys, no consumer proxy fences (DSCC_MLA_PP=1 DSCC_MLA_L2HINT=1 DSCC_MLA_AFENCE=0)", "1", "0", "1", "5",
      "1", "0", "0", "1", "0", "0", "0", "1", "1", "MLA_L2HINT=1 MLA_AFENCE=0"}};

@@ -354,6 +354,13 @@ static void mla_decode(Gen *G, const IrNode *n, int sq, int sq1, int64_t qd0, in
     /* DSCC_MLA_PP=1 (opt-in until timed, checked in cg_attention: the chunk ring with its producer): the consumers'
      * ping-pong, warpgroup 0 S and P of a pair's first block, warpgroup 1 of its second, S1 queued behind S0 (MLA_PP);
      * 2: and each warpgroup's P V of its own block with P from registers */
+    /* The keys by TMA on the producer's ring (MLA_V3 1): since the thirteenth session (bench_mla on an H100, batch 32 /
+     * 128 at 4,097 keys: 411.8 / 487.3 -> 451.6 / 533.2 TFLOPS, every value the same bits) no consumer-side proxy fence
+     * after a wait for keys (MLA_AFENCE 0: the TMA writes through the async proxy wgmma reads through; what the
+     * producer copies by cp.async it fences itself; DSCC_MLA_AFENCE=1 the fences back) and the boxes under an
+     * evict-first L2 policy (MLA_L2HINT 1, not with MLA_MC; DSCC_MLA_L2HINT=0 none). Elsewhere neither (an explicit
+     * AFENCE=0 or L2HINT=1 there is cg_attention's error). */
+    const bool prod_tma = tm && !noprod;
     const char *ppe = G->tune->mla_pp;
     const char *pp = ppe && (strcmp(ppe, "1") == 0 || strcmp(ppe, "2") == 0) ? ppe : "0";
     CgDefine d[] = {{"MLA_IN_MODULE", "1"},
@@ -382,13 +389,8 @@ static void mla_decode(Gen *G, const IrNode *n, int sq, int sq1, int64_t qd0, in
                     {"MLA_PART_BF16", pb}, /* the splits' parts for the combine as bf16 (opt-in) */
                     {"MLA_PP", pp}, /* the consumers' ping-pong over pairs of blocks (opt-in; 2: own P from registers) */
                     {"MLA_DSM", dsm ? "1" : "0"}, /* two splits merged through distributed shared memory */
-                    /* DSCC_MLA_AFENCE=0 (opt-in until timed, checked in cg_attention: keys by TMA on the producer's ring): no
-                     * consumer-side proxy fence after a wait for keys (the TMA's writes and wgmma's reads are both the async
-                     * proxy's; what the producer copies by cp.async it fences before it arrives) */
-                    {"MLA_AFENCE", tune_on(G->tune->mla_afence, true) ? "1" : "0"},
-                    /* DSCC_MLA_L2HINT=1 (opt-in until timed, checked in cg_attention: keys by TMA on the producer's ring, not
-                     * MC): the producer's boxes of keys under an evict-first L2 policy */
-                    {"MLA_L2HINT", tune_on(G->tune->mla_l2hint, false) ? "1" : "0"},
+                    {"MLA_AFENCE", tune_on(G->tune->mla_afence, !prod_tma) ? "1" : "0"},
+                    {"MLA_L2HINT", prod_tma && !mc && tune_on(G->tune->mla_l2hint, true) ? "1" : "0"},
                     {"MLA_MC", mc ? "1" : "0"}, /* a batch row's tiles in a cluster, the keys multicast (opt-in) */
                     {"MLA_TMA", tm ? "1" : "0"}, /* whole blocks of keys by TMA (opt-in) */
                     {"MLA_KMAP", tm ? arena_printf(a, "((const void *)a.t[%d])", tm->maps) : "0"}};

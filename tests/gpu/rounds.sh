@@ -577,18 +577,19 @@ case "$mode" in
     TAIL=4 step bench_mla_afence_b128 120 build/bench_mla --batch 128 --ctx 4097 --reps 20 --variant 23,44,45,48,49
     grep -E "^\| " "$out/bench_mla_afence_b32.log" | cut -c1-200 ;;
   flashmla) # FlashMLA's dense decode kernel (bench/peer_flashmla, built by bench/build_peer_flashmla.sh) beside
-    # bench_mla's defaults (row 23) and ping-pong + DSM (row 42), batch 32 and 128 at 4,097 keys, in the same call
+    # bench_mla's defaults (row 49; 23 the defaults before the thirteenth session) and ping-pong + DSM (row 42), batch
+    # 32 and 128 at 4,097 keys, in the same call
     if [ -x build/bench/peer_flashmla ]; then
       for b in 32 128; do
         TAIL=6 step "peer_flashmla_b$b" 60 build/bench/peer_flashmla --batch "$b" --ctx 4097 --reps 20
-        TAIL=6 step "bench_mla_b$b" 90 build/bench_mla --batch "$b" --ctx 4097 --reps 20 --variant 23,42
+        TAIL=6 step "bench_mla_b$b" 90 build/bench_mla --batch "$b" --ctx 4097 --reps 20 --variant 49,23,42
       done
       n=$(command -v ncu || ls /usr/local/cuda*/bin/ncu /opt/nvidia/nsight-compute/*/ncu 2>/dev/null | head -n 1)
       if [ -n "$n" ] && [ "${FLASHMLA_NCU:-1}" = 1 ]; then # both kernels' third launch at batch 32, clocks left alone
         TAIL=4 step ncu_flashmla 150 "$n" --clock-control none --kernel-name flash_fwd_splitkv_mla_kernel --launch-skip 2 \
           --launch-count 1 --set full build/bench/peer_flashmla --batch 32 --ctx 4097 --reps 3
         TAIL=4 step ncu_mla_dscc 150 "$n" --clock-control none --kernel-name mla_bench --launch-skip 2 --launch-count 1 \
-          --set full build/bench_mla --batch 32 --ctx 4097 --variant 23 --reps 3
+          --set full build/bench_mla --batch 32 --ctx 4097 --variant 49 --reps 3
       fi
     else echo "FlashMLA peer: not run: build/bench/peer_flashmla was not built (bench/build_peer_flashmla.sh)"; fi ;;
   peers) # transformers and bench_mtp, then on into the DeepSeek part

@@ -1084,15 +1084,20 @@ static void test_mla_afence(void **state) {
     }
 }
 
-/* DSCC_MLA_AFENCE: unset or 1, the decode kernel's MLA_AFENCE 1; 0 with the keys by TMA on the producer's ring (the
- * defaults, or with DSCC_MLA_PP=1), MLA_AFENCE 0; 0 with DSCC_MLA_TMA=0 or DSCC_MLA_V3=3 is a codegen error naming
- * the variable (another value: tune_check). */
+/* DSCC_MLA_AFENCE: unset or 0 with the keys by TMA on the producer's ring (the defaults, or with DSCC_MLA_PP=1), the
+ * decode kernel's MLA_AFENCE 0; 1, or unset where the keys come by cp.async (DSCC_MLA_TMA=0) or with no producer
+ * (DSCC_MLA_V3=3), MLA_AFENCE 1; 0 with DSCC_MLA_TMA=0 or DSCC_MLA_V3=3 is a codegen error naming the variable
+ * (another value: tune_check). */
 static void test_mla_afence_env(void **state) {
     (void)state;
     static const char *const off = "#define MLA_AFENCE 0\n";
     static const EnvRow rows[] = {
-        {"", 128, .text = off, .count = 0, .map = 1},
+        {"", 128, .text = off, .count = 1, .map = 1},
+        {"", 8, .text = off, .count = 1, .map = 1},
         {"DSCC_MLA_AFENCE=1", 8, .text = off, .count = 0, .map = 1},
+        {"DSCC_MLA_AFENCE=1", 128, .text = off, .count = 0, .map = 1},
+        {"DSCC_MLA_TMA=0", 128, .text = off, .count = 0, .map = 0},
+        {"DSCC_MLA_V3=3", 128, .text = off, .count = 0, .map = 1},
         {"DSCC_MLA_AFENCE=0", 128, .text = off, .count = 1, .map = 1},
         {"DSCC_MLA_AFENCE=0 DSCC_MLA_PP=1", 8, .text = off, .count = 1, .map = 1},
         {"DSCC_MLA_AFENCE=0 DSCC_MLA_TMA=0", 128, "DSCC_MLA_AFENCE=0 needs", .map = -1},
@@ -1100,14 +1105,18 @@ static void test_mla_afence_env(void **state) {
     expect_env_rows(rows, (int)(sizeof rows / sizeof *rows));
 }
 
-/* DSCC_MLA_L2HINT: unset or 0, the decode kernel's MLA_L2HINT 0; 1 with the keys by TMA on the producer's ring,
- * MLA_L2HINT 1; 1 with DSCC_MLA_TMA=0, DSCC_MLA_V3=3 or DSCC_MLA_MC=1 is a codegen error naming the variable. */
+/* DSCC_MLA_L2HINT: unset or 1 with the keys by TMA on the producer's ring (not DSCC_MLA_MC=1), the decode kernel's
+ * MLA_L2HINT 1; 0, or unset with DSCC_MLA_MC=1 or the keys by cp.async, MLA_L2HINT 0; 1 with DSCC_MLA_TMA=0,
+ * DSCC_MLA_V3=3 or DSCC_MLA_MC=1 is a codegen error naming the variable. */
 static void test_mla_l2hint_env(void **state) {
     (void)state;
     static const char *const on = "#define MLA_L2HINT 1\n";
     static const EnvRow rows[] = {
-        {"", 128, .text = on, .count = 0, .map = 1},
+        {"", 128, .text = on, .count = 1, .map = 1},
+        {"DSCC_MLA_L2HINT=0", 128, .text = on, .count = 0, .map = 1},
         {"DSCC_MLA_L2HINT=1", 128, .text = on, .count = 1, .map = 1},
+        {"DSCC_MLA_MC=1", 128, .text = on, .count = 0, .map = 1},
+        {"DSCC_MLA_TMA=0", 128, .text = on, .count = 0, .map = 0},
         {"DSCC_MLA_L2HINT=1 DSCC_MLA_TMA=0", 128, "DSCC_MLA_L2HINT=1 needs", .map = -1},
         {"DSCC_MLA_L2HINT=1 DSCC_MLA_V3=3", 128, "DSCC_MLA_L2HINT=1 needs", .map = -1},
         {"DSCC_MLA_L2HINT=1 DSCC_MLA_MC=1", 128, "DSCC_MLA_L2HINT=1 needs", .map = -1}};
