@@ -6,9 +6,8 @@
 #   bench/build_peer_flashmla.sh [SRC]
 #
 # SRC (default .peers/flashmla, a folder git ignores) holds FlashMLA's csrc/ with its cutlass submodule's include/
-# and tools/util/include/ under csrc/cutlass/, and a file FLASHMLA_COMMIT with the commit it was taken from, e.g.
-#   git -C FlashMLA archive HEAD csrc | tar x -C .peers/flashmla
-#   git -C cutlass archive <FlashMLA's submodule commit> include tools/util/include | tar x -C .peers/flashmla/csrc/cutlass
+# and tools/util/include/ under csrc/cutlass/, and a file FLASHMLA_COMMIT with the commit it was taken from:
+# tools/fetch_peers.sh writes it.
 # Needs nvcc (CUDA 12.8 or later for FlashMLA's C++20); ~5 minutes on 2 cores.
 set -euo pipefail
 cd "$(dirname "$0")/.."

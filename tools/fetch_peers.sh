@@ -7,6 +7,12 @@
 #                        and COMMIT (the commit they came from);
 #   .peers/whl/          the sgl-deep-gemm wheel (DeepGEMM), for CPython 3.12
 #                        on x86-64 Linux (pip download; skipped with WHEEL=0).
+#   .peers/flashmla/     FlashMLA's csrc/ (github.com/deepseek-ai/FlashMLA) with
+#                        its cutlass submodule's include/ and tools/util/include/
+#                        at the submodule's commit, and FLASHMLA_COMMIT, for
+#                        bench/build_peer_flashmla.sh (skipped with FLASHMLA=0;
+#                        FLASHMLA_SRC, CUTLASS_SRC: a git directory or URL each,
+#                        default the GitHub repositories).
 # usage: tools/fetch_peers.sh [SOURCE]
 #   SOURCE: a git directory holding DeepSeek-V3 (a clone or a bare mirror:
 #   files are read with `git --git-dir=SOURCE show REV:path`, REV default
@@ -56,4 +62,25 @@ if [ "${WHEEL:-1}" = 1 ]; then
     --platform manylinux_2_28_x86_64 --platform manylinux_2_27_x86_64 --platform manylinux_2_17_x86_64 \
     --platform manylinux2014_x86_64 --platform manylinux1_x86_64 -d .peers/whl "sgl-deep-gemm${DEEPGEMM_VERSION:+==$DEEPGEMM_VERSION}"
   echo "fetch_peers: .peers/whl: $(cd .peers/whl && ls)"
+fi
+
+if [ "${FLASHMLA:-1}" = 1 ]; then
+  gitdir_of() { # gitdir_of SRC NAME [COMMIT]: a git directory holding SRC (a local one as it is, a URL cloned into $tmp/NAME)
+    if [ -d "$1" ]; then if [ -d "$1/.git" ]; then echo "$1/.git"; else echo "$1"; fi; return; fi
+    git init -q --bare "$tmp/$2"
+    git --git-dir="$tmp/$2" fetch -q --depth 1 "$1" "${3:-HEAD}"
+    echo "$tmp/$2"
+  }
+  fg=$(gitdir_of "${FLASHMLA_SRC:-https://github.com/deepseek-ai/FlashMLA}" flashmla)
+  fc=$(git --git-dir="$fg" rev-parse "$( [ -d "${FLASHMLA_SRC:-x}" ] && echo HEAD || echo FETCH_HEAD )^{commit}")
+  sub=$(git --git-dir="$fg" ls-tree "$fc" csrc/cutlass | awk '$2 == "commit" {print $3}')
+  [ -n "$sub" ] || { echo "fetch_peers: FlashMLA at $fc has no csrc/cutlass submodule" >&2; exit 1; }
+  cg=$(gitdir_of "${CUTLASS_SRC:-https://github.com/NVIDIA/cutlass}" cutlass "$sub")
+  rm -rf "$tmp/fm" && mkdir -p "$tmp/fm/csrc/cutlass"
+  git --git-dir="$fg" archive "$fc" csrc | tar x -C "$tmp/fm" --exclude csrc/cutlass
+  git --git-dir="$cg" archive "$sub" include tools/util/include | tar x -C "$tmp/fm/csrc/cutlass"
+  git --git-dir="$fg" show "$fc:LICENSE" > "$tmp/fm/LICENSE" 2>/dev/null || true
+  echo "$fc" > "$tmp/fm/FLASHMLA_COMMIT"
+  rm -rf .peers/flashmla && mv "$tmp/fm" .peers/flashmla
+  echo "fetch_peers: .peers/flashmla from deepseek-ai/FlashMLA at ${fc:0:12} (cutlass ${sub:0:12})"
 fi
