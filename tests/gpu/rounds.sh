@@ -129,6 +129,8 @@
 #                     then bench_gpu new / old / the defaults and bench_mla;
 #   rounds.sh short   SEV_NEW's paths through every GPU test, then bench_gpu with them and the defaults,
 #                     bench_mla's SEV_MLA rows (a call with ~6 minutes);
+#   rounds.sh verify  test_gpu_ops and e2e side by side (SEV_NEW's paths added), then bench_mla's SEV_MLA
+#                     rows, for a call with ~4 minutes;
 #   rounds.sh quick   the new kernels' tests and one bench_gpu run, for a
 #                     call with little device time left;
 #   rounds.sh trace   a traced run (dscc run --trace, random weights) and
@@ -473,6 +475,15 @@ case "$mode" in
     for t in "$out"/u_*.rc; do n=$(basename "$t" .rc); echo "${n#u_}: exit $(cat "$t")"; [ "$(cat "$t")" = 0 ] || { tail -n 8 "$out/${n}.log"; status=1; }; done
     [ -n "$nw" ] && TAIL=45 step bench_gpu_new 120 env $nw build/bench_gpu --layers 2 --dense 1 --prefill 1024 --peak-tflops 1300
     TAIL=45 step bench_gpu_defaults 120 build/bench_gpu --layers 2 --dense 1 --prefill 1024 --peak-tflops 1300
+    TAIL=30 step bench_mla 60 build/bench_mla ${SEV_MLA:+--variant "$SEV_MLA"} ;;
+  verify) # for a call with ~4 minutes: test_gpu_ops and tests/gpu/e2e.sh with the defaults (SEV_NEW's paths added),
+          # side by side, then bench_mla's SEV_MLA rows
+    nw=$(echo "${SEV_NEW:-}" | tr + ' ')
+    ( env $nw DSCC_GEMM_TILE=wgmma timeout 170 build/test_gpu_ops > "$out/ops.log" 2>&1; echo $? > "$out/ops.rc" ) & p1=$!
+    ( env $nw OUT=$(mktemp -d) timeout 170 bash tests/gpu/e2e.sh > "$out/e2e.log" 2>&1; echo $? > "$out/e2e.rc" ) & p2=$!
+    wait $p1 $p2
+    for n in ops e2e; do echo "$n (${SEV_NEW:-defaults}): exit $(cat "$out/$n.rc")"; tail -n 4 "$out/$n.log"
+      [ "$(cat "$out/$n.rc")" = 0 ] || status=1; done
     TAIL=30 step bench_mla 60 build/bench_mla ${SEV_MLA:+--variant "$SEV_MLA"} ;;
   quick)
     for t in test_gpu_mla test_gpu_skinny test_gpu_sample; do step "$t" 60 build/$t; done
