@@ -635,12 +635,14 @@ __device__ __forceinline__ void MLA_FN(_rot_s)(unsigned long long *fb, unsigned 
     }
 }
 
-// MLA_LEAN 7, warpgroup 0, block jb of the split (its S in s, every warp's taken): the softmax, P and the corrections
-// for warpgroup 1, O_L += P V_L issued; then, with next (a constant at each call, so no runtime branch sits between
-// a wgmma and its wait: ptxas would serialize every wgmma, C7514/C7520), the next block's S issued behind the P V:
-// chunks 0-3 as one commit group, `wait_group 1` (the P V alone done: those chunks run on), the stage back to the
-// producer if next is 2 (it refills it with block jb + 2), chunks 4-8 and the wait for all, the body's last wgmma
-// step; with next 0 (the split's last block) the P V waited for. O is not touched between the two waits.
+// MLA_LEAN 7, warpgroup 0, the split's block j (its S in s, every warp's taken; rel: each of the thread's rows' last
+// key from the split's first): the softmax, P and the corrections for warpgroup 1, O_L += P V_L issued; then, with
+// next (a constant at each call, so every wait follows its wgmma in straight-line code: LEAN 4's wait_group 1, with
+// its P V issued across the loop's back edge and O held after the wait, made ptxas serialize every wgmma, C7514),
+// the next block's S issued behind the P V: chunks 0-3 as one commit group, `wait_group 1` (the P V alone done:
+// those chunks run on), the stage back to the producer if next is 2 (it refills it with block j + 2), chunks 4-8 and
+// the wait for all, the body's last wgmma step; with next 0 (the split's last block) the P V waited for. O is not
+// touched between the two waits.
 __device__ __forceinline__ void MLA_FN(_rot_block)(const MlaBlk &k, int j, const int *rel, unsigned qlo, float *o, float *m, float *ls,
                                                    float *s, int next) {
     const float SL2 = MLA_SCALE * 1.44269504088896341f, one[2] = {1.0f, 1.0f};
@@ -680,7 +682,8 @@ __device__ __forceinline__ void MLA_FN(_rot_block)(const MlaBlk &k, int j, const
 __device__ __forceinline__ void MLA_FN(_rot_loop)(const MlaBlk &k, const long long *last, float *o, float *m, float *ls) {
     const int n = (int)(k.jb1 - k.jb0); // the split's blocks, j = 0 .. n - 1 (block jb0 + j)
     const unsigned qlo = mla_desc_lo(k.Qs);
-    // each of the thread's rows' last key from the split's first (a split's keys fit an int; clamped below 2^30)
+    // each of the thread's rows' last key from the split's first (an int: fewer registers than last's long long,
+    // which spilled; clamped at 2^30, far past any split's 64 n keys)
     int rel[2];
 #pragma unroll
     for (int h = 0; h < 2; h++) rel[h] = last[h] - k.jb0 * 64 < (1LL << 30) ? (int)(last[h] - k.jb0 * 64) : 1 << 30;
