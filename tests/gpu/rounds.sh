@@ -129,8 +129,8 @@
 #                     then bench_gpu new / old / the defaults and bench_mla;
 #   rounds.sh short   SEV_NEW's paths through every GPU test, then bench_gpu with them and the defaults,
 #                     bench_mla's SEV_MLA rows (a call with ~6 minutes);
-#   rounds.sh verify  test_gpu_ops and e2e side by side (SEV_NEW's paths added), then bench_mla's SEV_MLA
-#                     rows, for a call with ~4 minutes;
+#   rounds.sh verify  test_gpu_ops and e2e side by side (SEV_NEW's paths added), then test_gpu_mla's tests
+#                     matching VERIFY_MLA_FILTER (if set), bench_mla's SEV_MLA rows, for a call with ~4 minutes;
 #   rounds.sh quick   the new kernels' tests and one bench_gpu run, for a
 #                     call with little device time left;
 #   rounds.sh trace   a traced run (dscc run --trace, random weights) and
@@ -487,6 +487,7 @@ case "$mode" in
     wait $p1 $p2
     for n in ops e2e; do echo "$n (${SEV_NEW:-defaults}): exit $(cat "$out/$n.rc")"; tail -n 4 "$out/$n.log"
       [ "$(cat "$out/$n.rc")" = 0 ] || status=1; done
+    [ -n "${VERIFY_MLA_FILTER:-}" ] && TAIL=4 step test_gpu_mla_filter 60 env DSCC_TEST_FILTER="$VERIFY_MLA_FILTER" build/test_gpu_mla
     TAIL=30 step bench_mla 60 build/bench_mla ${SEV_MLA:+--variant "$SEV_MLA"} ;;
   quick)
     for t in test_gpu_mla test_gpu_skinny test_gpu_sample; do step "$t" 60 build/$t; done
