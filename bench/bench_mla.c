@@ -167,7 +167,7 @@ static const Variant VARIANTS[] = {
     {"keys by TMA, LEAN 6, merged in distributed shared memory (DSCC_MLA_TMA=1 DSCC_MLA_LEAN=6 DSCC_MLA_DSM=1)", "1", "0", "1", "6", "1",
      "0", "0", "1", "0", "0", "0", "0", "1", NULL},
     /* the consumers straight from each wait for keys to their wgmma, no proxy fence (rows 44-47 against 23, 42, 43, 42) */
-    {"the defaults without the consumers' proxy fences (DSCC_MLA_AFENCE=0)", "1", "0", "1", "5", "1", "0", "0", "1", "0", "0", "0", "0", "1",
+    {"keys by TMA, DSM, no consumer proxy fences, no L2 hint (DSCC_MLA_AFENCE=0 DSCC_MLA_L2HINT=0)", "1", "0", "1", "5", "1", "0", "0", "1", "0", "0", "0", "0", "1",
      "MLA_AFENCE=0"},
     {"ping-pong, DSM, no consumer proxy fences (DSCC_MLA_PP=1 DSCC_MLA_AFENCE=0)", "1", "0", "1", "5", "1", "0", "0", "1", "0", "0", "0", "1",
      "1", "MLA_AFENCE=0"},
@@ -176,7 +176,7 @@ static const Variant VARIANTS[] = {
     {"ping-pong, own P from registers, DSM, no consumer proxy fences (DSCC_MLA_PP=2 DSCC_MLA_AFENCE=0)", "1", "0", "1", "5", "1", "0", "0",
      "1", "0", "0", "0", "2", "1", "MLA_AFENCE=0"},
     /* the producer's boxes of keys under an evict-first L2 policy (rows 48-50 against 23, 44, 45) */
-    {"the defaults, keys under an evict-first L2 policy (DSCC_MLA_L2HINT=1)", "1", "0", "1", "5", "1", "0", "0", "1", "0", "0", "0", "0", "1",
+    {"keys by TMA, DSM, with the consumers' proxy fences, keys evict-first (DSCC_MLA_AFENCE=1 DSCC_MLA_L2HINT=1)", "1", "0", "1", "5", "1", "0", "0", "1", "0", "0", "0", "0", "1",
      "MLA_L2HINT=1"},
     {"the defaults: keys by TMA, DSM, no consumer proxy fences, evict-first keys (DSCC_MLA_AFENCE=0 DSCC_MLA_L2HINT=1)", "1", "0", "1", "5", "1", "0", "0", "1", "0", "0",
      "0", "0", "1", "MLA_L2HINT=1 MLA_AFENCE=0"},
@@ -198,8 +198,12 @@ static void sources(Arena *a, const Variant *v, long long B, long long T, const 
                     {"MLA_FUSE_MAX", fmax}, {"MLA_TMA", v->tma}, {"MLA_MC", v->mc}, {"MLA_QREG", v->qreg}, {"MLA_PP", v->pp ? v->pp : "0"},
                     {"MLA_PART_BF16", v->pbf}, {"MLA_DSM", v->dsm ? v->dsm : "0"}, {0}, {0}, {0}, {0}};
     int nd = (int)(sizeof d / sizeof *d) - 4;
-    for (const char *m = v->more; m && *m && nd < (int)(sizeof d / sizeof *d);) { /* "NAME=V NAME=V" into the last slots */
-        const size_t w = strcspn(m, " "), eq = strcspn(m, "=");
+    for (const char *m = v->more; m && *m;) { /* "NAME=V NAME=V" into the last 4 slots */
+        const size_t w = strcspn(m, " "), eq = strcspn(m, "= ");
+        if (m[eq] != '=' || eq == 0 || eq + 1 >= w || nd == (int)(sizeof d / sizeof *d)) { /* (a row of the table: fixed here) */
+            fprintf(stderr, "bench_mla: the row '%s' has a malformed or fifth parameter in '%s'\n", v->label, v->more);
+            abort();
+        }
         d[nd++] = (CgDefine){arena_printf(a, "%.*s", (int)eq, m), arena_printf(a, "%.*s", (int)(w - eq - 1), m + eq + 1)};
         m += w + (m[w] == ' ');
     }

@@ -21,6 +21,7 @@
 //   peer_flashmla [--batch B] [--ctx T] [--reps N]
 #include <algorithm>
 #include <cmath>
+#include <cstdint>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
@@ -113,6 +114,12 @@ int main(int argc, char **argv) {
     cudaDeviceProp prop;
     CK(cudaGetDeviceProperties(&prop, 0));
     const long long nblk = (T + PAGE - 1) / PAGE; // pages a row
+    const double kv_bytes = (double)B * nblk * PAGE * DK * 2; // held on the host as well (the reference)
+    if (kv_bytes > 0.5 * (double)prop.totalGlobalMem) {
+        fprintf(stderr, "peer_flashmla: batch %lld x %lld keys needs %.1f GB of keys, more than half the GPU's %.1f GB\n", B, T,
+                kv_bytes / 1e9, (double)prop.totalGlobalMem / 1e9);
+        return 2;
+    }
     const float scale = 1.0f / sqrtf(192.0f);     // 1/sqrt(qk_nope + qk_rope) of V3 (YaRN's factor left out)
     std::vector<__nv_bfloat16> hq((size_t)B * HQ * DK), hk((size_t)B * nblk * PAGE * DK), ho((size_t)B * HQ * DV);
     for (size_t i = 0; i < hq.size(); i++) hq[i] = rnd(i, 0x51u);

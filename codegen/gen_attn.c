@@ -355,7 +355,7 @@ static void mla_decode(Gen *G, const IrNode *n, int sq, int sq1, int64_t qd0, in
      * ping-pong, warpgroup 0 S and P of a pair's first block, warpgroup 1 of its second, S1 queued behind S0 (MLA_PP);
      * 2: and each warpgroup's P V of its own block with P from registers */
     /* The keys by TMA on the producer's ring (MLA_V3 1): since the thirteenth session (bench_mla on an H100, batch 32 /
-     * 128 at 4,097 keys: 411.8 / 487.3 -> 451.6 / 533.2 TFLOPS, every value the same bits) no consumer-side proxy fence
+     * 128 at 4,097 keys: 411.8 / 488.9 -> 451.6 / 533.2 TFLOPS, every value the same bits) no consumer-side proxy fence
      * after a wait for keys (MLA_AFENCE 0: the TMA writes through the async proxy wgmma reads through; what the
      * producer copies by cp.async it fences itself; DSCC_MLA_AFENCE=1 the fences back) and the boxes under an
      * evict-first L2 policy (MLA_L2HINT 1, not with MLA_MC; DSCC_MLA_L2HINT=0 none). Elsewhere neither (an explicit
@@ -744,11 +744,12 @@ bool cg_attention(Gen *G, const IrNode *n) {
         return false;
     }
     /* MLA_LEAN 7 rotates the chunk ring's warpgroup 0 loop (mla_decode.cuh's _rot_loop): no other form has that loop;
-     * beside MLA_FUSE's merge ptxas's frame grows (24 -> 88 bytes), so not there either */
+     * beside MLA_FUSE's merge ptxas's frame grows (24 -> 88 bytes), so not there either; MLA_MC's multicast keys
+     * have no test beside it */
     if (lean && strcmp(lean, "7") == 0 && ((v3 && *v3 && strcmp(v3, "1")) || (pp && *pp && strcmp(pp, "0")) || preg ||
-                                           (qreg && *qreg && strcmp(qreg, "0")) || fuse)) {
+                                           (qreg && *qreg && strcmp(qreg, "0")) || fuse || mc)) {
         G->why = "DSCC_MLA_LEAN=7 rotates the loop of the chunk ring with its producer (DSCC_MLA_V3=1, the default): not with "
-                 "DSCC_MLA_PP=1 or 2, DSCC_MLA_PREG=1, DSCC_MLA_QREG=1 or 2, DSCC_MLA_FUSE=1";
+                 "DSCC_MLA_PP=1 or 2, DSCC_MLA_PREG=1, DSCC_MLA_QREG=1 or 2, DSCC_MLA_FUSE=1, DSCC_MLA_MC=1 (not tested together)";
         return false;
     }
     if (tune_on(G->tune->mla_dsm, false) && (mc || fuse)) { /* asked for explicitly: unset, the default, gives way to them */

@@ -67,13 +67,14 @@
 //                        the first block by warpgroup 0, the second by warpgroup 1; as 3 otherwise
 //   MLA_WAITG            with MLA_V3: warpgroup 0 waits for the chunks MLA_WAITG at a time (1, 3
 //                        or 9; one proxy fence each wait), default 1
-//   MLA_L2HINT           1 (opt-in, with MLA_TMA on the producer's ring, not MLA_MC): the producer's boxes of
-//                        keys under an evict-first L2 policy (FlashMLA's hint): the keys stream through L2
-//                        once a tile, so they should not push out what stays; 0 (default): no hint
-//   MLA_AFENCE           1 (default): the consumers fence the proxies (fence.proxy.async) after each wait
-//                        for a chunk of keys, as the cp.async ring needs (its producer arrives without a
-//                        fence of its own); 0 (opt-in, only with MLA_TMA on the producer's ring, MLA_V3 1):
-//                        none there, since the TMA's writes are the async proxy's, as are wgmma's reads, and
+//   MLA_L2HINT           1 (with MLA_TMA on the producer's ring, not MLA_MC; codegen's default there since
+//                        the thirteenth session): the producer's boxes of keys under an evict-first L2 policy
+//                        (FlashMLA's hint): the keys stream through L2 once a tile, so they should not push
+//                        out what stays; 0 (the file's default): no hint
+//   MLA_AFENCE           1 (the file's default): the consumers fence the proxies (fence.proxy.async) after
+//                        each wait for a chunk of keys, as the cp.async ring needs (its producer arrives
+//                        without a fence of its own); 0 (only with MLA_TMA on the producer's ring, MLA_V3 1;
+//                        codegen's default there since the thirteenth session): none there, since the TMA's writes are the async proxy's, as are wgmma's reads, and
 //                        the rows and q the producer copies by cp.async are fenced by their writers before
 //                        the producer arrives (CUTLASS's sm90 TMA pipelines and FlashMLA go from the wait
 //                        straight to wgmma)
@@ -266,8 +267,10 @@
 #endif
 // the consumers' proxy fence after a wait for keys (MLA_AFENCE above)
 #if MLA_AFENCE || !MLA_TMA || MLA_V3 != 1
+#define MLA_CFENCE_ON 1
 #define MLA_CFENCE() hp_fence_async()
 #else
+#define MLA_CFENCE_ON 0
 #define MLA_CFENCE() ((void)0)
 #endif
 #ifndef MLA_KMAP
@@ -1150,7 +1153,8 @@ extern "C" __global__ void __launch_bounds__(MLA_THREADS, 1) __cluster_dims__(ML
 #endif
             float s[32], sc0[2], sc1[2];
             // the last pair's P1 V1_L done behind S0's first chunk: stage 1 back to the producer if it refills it
-            mla_pp_s(s, o, qlo, mla_desc_lo(K0), full, par, true, b0 > jb0 && b0 + 1 < jb1 ? MLA_BAR_EMPTY + 1 : 0, MLA_QREG ? qa : 0);
+            mla_pp_s(s, o, qlo, mla_desc_lo(K0), full, par, true, b0 > jb0 && b0 + 1 < jb1 ? MLA_BAR_EMPTY + 1 : 0, MLA_QREG ? qa : 0,
+                     MLA_CFENCE_ON);
             hp_bar_arrive(MLA_BAR_SI, 256); // S0 issued: warpgroup 1 queues S1 behind it
             hp_wg_wait0();
             hp_hold32(s);
@@ -1211,7 +1215,7 @@ extern "C" __global__ void __launch_bounds__(MLA_THREADS, 1) __cluster_dims__(ML
                     for (int kk = 0; kk < 4; kk++) mla_load_qa(qa[kk], Qs, 8, kk, ra, q4); // q's rope chunk into registers
 #endif
                 }
-                mla_pp_s(s, o, qlo, mla_desc_lo(K1), full + 9, par, false, 0, MLA_QREG ? qa : 0);
+                mla_pp_s(s, o, qlo, mla_desc_lo(K1), full + 9, par, false, 0, MLA_QREG ? qa : 0, MLA_CFENCE_ON);
                 hp_wg_wait0();
                 hp_hold32(s);
                 hp_bar_sync(MLA_BAR_S1, 128); // every warp's S1 taken: P1 may overwrite the rope columns
@@ -1464,5 +1468,6 @@ extern "C" __global__ void __launch_bounds__(MLA_THREADS, 1) __cluster_dims__(ML
 #undef MLA_PP
 #undef MLA_AFENCE
 #undef MLA_CFENCE
+#undef MLA_CFENCE_ON
 #undef MLA_L2HINT
 #undef MLA_TMA_BOX

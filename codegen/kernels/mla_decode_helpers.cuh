@@ -291,15 +291,17 @@ __device__ __forceinline__ void mla_pv(float *o, const unsigned char *Pc, const 
 // issued, on every block (no path skips the wait: ptxas would serialize the wgmma), and the stage of the
 // block it read goes back to the producer there when rel (its "empty" barrier) is not 0.
 // With qa (MLA_QREG 1: q's rope chunk as wgmma's A fragments, mla_load_qa), chunk 8's 4 wgmma take A from it.
+// cfence: the consumer's proxy fence after each chunk's wait (the instance's MLA_CFENCE_ON: a parameter, not the
+// macro, since this file is compiled once a module, with the first instance's macros)
 __device__ __forceinline__ void mla_pp_s(float *s, float *o, unsigned qlo, unsigned klo, unsigned long long *fb, unsigned par, bool drain,
-                                         int rel, const unsigned (*qa)[4]) {
+                                         int rel, const unsigned (*qa)[4], bool cfence) {
 #pragma unroll
     for (int i = 0; i < 32; i++) s[i] = 0.0f;
     hp_wg_fence();
 #pragma unroll
     for (int c = 0; c < 9; c++) {
         hp_mbar_wait(fb + c, par);
-        MLA_CFENCE();
+        if (cfence) hp_fence_async();
         hp_wg_fence();
         if (qa && c == 8)
 #pragma unroll

@@ -172,9 +172,9 @@
 #                     slowly, and does the rotation fix it? Prints ms, GB/s and the share of
 #                     mode 0 at the same size, row, u and blocks an SM (modes 0, 1, 4, 8 of
 #                     the first table; all of it in bench_hbm.log);
-#   rounds.sh afence  MLA decode without the consumers' proxy fence after a wait for keys (DSCC_MLA_AFENCE=0):
-#                     test_gpu_mla with it set, then bench_mla's rows 44-50 (and DSCC_MLA_L2HINT=1's)
-#                     beside their baselines;
+#   rounds.sh afence  MLA decode without the consumers' proxy fence after a wait for keys and with the keys
+#                     evict-first (the defaults since the thirteenth session): test_gpu_mla with the old
+#                     settings, then bench_mla's rows 44-50 beside their baselines;
 #   rounds.sh lean7   MLA decode with warpgroup 0's loop rotated (DSCC_MLA_LEAN=7): test_mla_lean_rot (the kernel
 #                     alone against LEAN 5), test_gpu_mla whole with it set (its executor steps take it), then
 #                     bench_mla's row 51 beside 49 (the defaults) at batch 32 and 128, 4,097 keys;
@@ -582,12 +582,12 @@ case "$mode" in
     TAIL=3 step bench_hbm_pitch 120 build/bench_hbm --check --mb 117.440512 --row 16384,18432,2048 --modes 1,4,8 --u 4,8 --blocks-per-sm 1,2,3
     grep -E '^\| (pattern|[0148] )' "$out/bench_hbm.log"
     grep -E '^\| [0148] ' "$out/bench_hbm_pitch.log" ;;
-  afence) # MLA decode without the consumers' proxy fence after each wait for keys (DSCC_MLA_AFENCE=0): test_gpu_mla
-    # whole with it set (its executor steps take it; test_mla_afence: the same bits as with the fence, kernel alone),
-    # then bench_mla's rows 44-47 beside 23 (defaults), 42 (ping-pong + DSM), 43 (LEAN 6 + DSM), and 48-50 (the keys
-    # under an evict-first L2 policy, DSCC_MLA_L2HINT=1, alone and with AFENCE=0) at batch 32 and 128
-    TAIL=6 step test_gpu_mla_afence 120 env DSCC_MLA_AFENCE=0 build/test_gpu_mla
-    grep -E "MLA_AFENCE 0 against" "$out/test_gpu_mla_afence.log"
+  afence) # MLA decode's consumers without their proxy fence after each wait for keys and the keys evict-first in L2
+    # (DSCC_MLA_AFENCE=0 DSCC_MLA_L2HINT=1, the defaults since the thirteenth session): test_gpu_mla with the old
+    # settings (AFENCE=1 L2HINT=0; its test_mla_afence holds the new forms to the old bits), then bench_mla's rows 44-47
+    # beside 23 (the defaults before), 42 (ping-pong + DSM), 43 (LEAN 6 + DSM), and 48-50 (the hint), batch 32 and 128
+    TAIL=6 step test_gpu_mla_old 120 env DSCC_MLA_AFENCE=1 DSCC_MLA_L2HINT=0 build/test_gpu_mla
+    grep -E "MLA_AFENCE [01] MLA_L2HINT [01] against" "$out/test_gpu_mla_old.log"
     TAIL=10 step bench_mla_afence_b32 180 build/bench_mla --batch 32 --ctx 4097 --reps 20 --variant 23,44,42,45,43,46,47,48,49,50
     TAIL=4 step bench_mla_afence_b128 120 build/bench_mla --batch 128 --ctx 4097 --reps 20 --variant 23,44,45,48,49
     grep -E "^\| " "$out/bench_mla_afence_b32.log" | cut -c1-200 ;;

@@ -1138,6 +1138,7 @@ static void test_mla_lean_env(void **state) {
         {"DSCC_MLA_LEAN=7 DSCC_MLA_PREG=1", 128, "DSCC_MLA_LEAN=7 rotates", .map = -1},
         {"DSCC_MLA_LEAN=7 DSCC_MLA_QREG=1", 128, "DSCC_MLA_LEAN=7 rotates", .map = -1},
         {"DSCC_MLA_LEAN=7 DSCC_MLA_FUSE=1", 128, "DSCC_MLA_LEAN=7 rotates", .map = -1},
+        {"DSCC_MLA_LEAN=7 DSCC_MLA_MC=1", 128, "DSCC_MLA_LEAN=7 rotates", .map = -1},
         {"DSCC_MLA_LEAN=8", 128, "DSCC_MLA_LEAN must be 0 to 7", .map = -1}};
     expect_env_rows(rows, (int)(sizeof rows / sizeof *rows));
 }
