@@ -265,14 +265,8 @@
 #else
 #define MLA_TMA_BOX(dst, map, bar, c0, c1) hp_tma_2d(dst, map, bar, c0, c1)
 #endif
-// the consumers' proxy fence after a wait for keys (MLA_AFENCE above)
-#if MLA_AFENCE || !MLA_TMA || MLA_V3 != 1
-#define MLA_CFENCE_ON 1
-#define MLA_CFENCE() hp_fence_async()
-#else
-#define MLA_CFENCE_ON 0
-#define MLA_CFENCE() ((void)0)
-#endif
+// whether the consumers fence the proxies after a wait for keys (MLA_AFENCE above)
+#define MLA_CFENCE_ON (MLA_AFENCE || !MLA_TMA || MLA_V3 != 1)
 #ifndef MLA_KMAP
 #define MLA_KMAP ((const void *)a.t[4])
 #endif
@@ -532,7 +526,7 @@ __device__ __forceinline__ void MLA_FN(_ring_s)(const MlaBlk &k, long long jb, i
         if (c % MLA_WAITG == 0) { // chunks c .. c + MLA_WAITG - 1 landed (the wgmma of those before run meanwhile)
 #pragma unroll
             for (int g = c; g < c + MLA_WAITG && g < 9; g++) hp_mbar_wait(fb + g, par);
-            MLA_CFENCE();
+            if (MLA_CFENCE_ON) hp_fence_async();
             hp_wg_fence();
         }
 #endif
@@ -631,7 +625,7 @@ __device__ __forceinline__ void MLA_FN(_rot_s)(unsigned long long *fb, unsigned 
 #pragma unroll
     for (int c = c0; c < c1; c++) {
         hp_mbar_wait(fb + c, par);
-        MLA_CFENCE();
+        if (MLA_CFENCE_ON) hp_fence_async();
         hp_wg_fence();
 #pragma unroll
         for (int kk = 0; kk < 4; kk++) mla_wgmma_sd(s, qlo + c * 512 + kk * 2, klo + c * 512 + kk * 2, c | kk);
@@ -1312,7 +1306,7 @@ extern "C" __global__ void __launch_bounds__(MLA_THREADS, 1) __cluster_dims__(ML
             hp_bar_sync(MLA_BAR_P + st, 256);
 #if MLA_V3
             for (int c = 4; c < 8; c++) hp_mbar_wait(fb + c, par); // passed already (warpgroup 0 waited for them before P)
-            MLA_CFENCE();
+            if (MLA_CFENCE_ON) hp_fence_async();
 #endif
             MLA_FN(_ring_pv1)(k, st, Kc, Pc, o); // O_R += P V_R
 #if MLA_V3 == 3
@@ -1467,7 +1461,6 @@ extern "C" __global__ void __launch_bounds__(MLA_THREADS, 1) __cluster_dims__(ML
 #undef MLA_PART_BF16
 #undef MLA_PP
 #undef MLA_AFENCE
-#undef MLA_CFENCE
 #undef MLA_CFENCE_ON
 #undef MLA_L2HINT
 #undef MLA_TMA_BOX
