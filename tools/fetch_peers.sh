@@ -16,7 +16,7 @@
 # usage: tools/fetch_peers.sh [SOURCE]
 #   SOURCE: a git directory holding DeepSeek-V3 (a clone or a bare mirror:
 #   files are read with `git --git-dir=SOURCE show REV:path`, REV default
-#   HEAD), or a git URL (default the GitHub repository), cloned --depth 1.
+#   HEAD), or a git URL (default the GitHub repository), fetched --depth 1.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 src="${1:-https://github.com/deepseek-ai/DeepSeek-V3}"
@@ -24,14 +24,17 @@ rev="${REV:-HEAD}"
 out=.peers/deepseek_v3
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
+# gitdir_of SRC NAME [COMMIT]: a git directory holding SRC: a local one as it is, a URL's COMMIT (default its HEAD)
+# fetched at depth 1 into $tmp/NAME, where it becomes HEAD
+gitdir_of() {
+  if [ -d "$1" ]; then if [ -d "$1/.git" ]; then echo "$1/.git"; else echo "$1"; fi; return; fi
+  git init -q --bare "$tmp/$2"
+  git --git-dir="$tmp/$2" fetch -q --depth 1 "$1" "${3:-HEAD}"
+  git --git-dir="$tmp/$2" update-ref HEAD FETCH_HEAD
+  echo "$tmp/$2"
+}
 
-if [ -d "$src" ]; then
-  gitdir="$src"
-  [ -d "$src/.git" ] && gitdir="$src/.git"
-else
-  git clone -q --depth 1 "$src" "$tmp/repo"
-  gitdir="$tmp/repo/.git"
-fi
+gitdir=$(gitdir_of "$src" deepseek)
 commit=$(git --git-dir="$gitdir" rev-parse "$rev^{commit}")
 mkdir -p "$tmp/out/configs"
 files=$(git --git-dir="$gitdir" ls-tree -r --name-only "$commit" -- inference)
@@ -65,14 +68,8 @@ if [ "${WHEEL:-1}" = 1 ]; then
 fi
 
 if [ "${FLASHMLA:-1}" = 1 ]; then
-  gitdir_of() { # gitdir_of SRC NAME [COMMIT]: a git directory holding SRC (a local one as it is, a URL cloned into $tmp/NAME)
-    if [ -d "$1" ]; then if [ -d "$1/.git" ]; then echo "$1/.git"; else echo "$1"; fi; return; fi
-    git init -q --bare "$tmp/$2"
-    git --git-dir="$tmp/$2" fetch -q --depth 1 "$1" "${3:-HEAD}"
-    echo "$tmp/$2"
-  }
   fg=$(gitdir_of "${FLASHMLA_SRC:-https://github.com/deepseek-ai/FlashMLA}" flashmla)
-  fc=$(git --git-dir="$fg" rev-parse "$( [ -d "${FLASHMLA_SRC:-x}" ] && echo HEAD || echo FETCH_HEAD )^{commit}")
+  fc=$(git --git-dir="$fg" rev-parse "HEAD^{commit}")
   sub=$(git --git-dir="$fg" ls-tree "$fc" csrc/cutlass | awk '$2 == "commit" {print $3}')
   [ -n "$sub" ] || { echo "fetch_peers: FlashMLA at $fc has no csrc/cutlass submodule" >&2; exit 1; }
   cg=$(gitdir_of "${CUTLASS_SRC:-https://github.com/NVIDIA/cutlass}" cutlass "$sub")
