@@ -183,6 +183,10 @@
 #                     4,097 keys, its output checked against the CPU first, beside bench_mla's
 #                     defaults and ping-pong + DSM rows at the same shapes; then (FLASHMLA_NCU=0: not)
 #                     Nsight Compute's full set on each one's kernel at batch 32 (ncu_*.log);
+#   rounds.sh mlafixed  MLA decode's cost per CTA that does not grow with the keys: bench_mla's defaults (row 49)
+#                     and FlashMLA at batch 32 over 1,025 to 16,385 keys (the same two splits a tile, one wave)
+#                     and at batch 16 / 64 with 4,097 keys; a line fitted through the batch-32 medians gives
+#                     us a block of 64 keys (the slope) and the fixed part (the intercept);
 # Logs go to $OUT (or a temporary folder). build/ comes from
 # tools/gpu_stage.sh (a trimmed copy carried as build-gpu is renamed first).
 set -uo pipefail
@@ -617,6 +621,21 @@ case "$mode" in
           --set full build/bench_mla --batch 32 --ctx 4097 --variant 49 --reps 3
       fi
     else echo "FlashMLA peer: not run: build/bench/peer_flashmla was not built (bench/build_peer_flashmla.sh)"; fi ;;
+  mlafixed) # MLA decode: the fixed part of a CTA's time and the slope per block of 64 keys, ours beside FlashMLA's
+    for bt in 32:1025 32:2049 32:4097 32:8193 32:16385 16:4097 64:4097; do
+      b=${bt%%:*} t=${bt#*:}
+      TAIL=3 step "bench_mla_b${b}_t$t" 90 build/bench_mla --batch "$b" --ctx "$t" --reps 20 --variant 49
+      [ -x build/bench/peer_flashmla ] && TAIL=3 step "peer_flashmla_b${b}_t$t" 60 build/bench/peer_flashmla --batch "$b" --ctx "$t" --reps 20
+    done
+    # the batch-32 medians (decode + merge; FlashMLA's kernel + combine) against the blocks of 64 keys a split
+    for who in bench_mla peer_flashmla; do
+      for t in 1025 2049 4097 8193 16385; do
+        f="$out/${who}_b32_t$t.log"; [ -f "$f" ] || continue
+        ms=$(grep -E "^\| (the defaults|split-KV kernel \+ combine)" "$f" | head -n 1 | cut -d'|' -f3 | tr -d ' ')
+        [ -n "$ms" ] && echo "$t $ms"
+      done | awk -v w="$who" '{ n++; x = int((int(($1 + 63) / 64) + 1) / 2); sx += x; sy += $2 * 1000; sxx += x * x; sxy += x * $2 * 1000 }
+        END { if (n < 2) exit; b = (n * sxy - sx * sy) / (n * sxx - sx * sx); printf "%s, batch 32: %.3f us a block of 64 keys, fixed %.1f us (%d points)\n", w, b, (sy - b * sx) / n, n }'
+    done ;;
   peers) # transformers and bench_mtp, then on into the DeepSeek part
     TAIL=20 step peer_transformers 150 python3 bench/peer_transformers.py --layers 2 --dense 1 --prefill 1024
     TAIL=20 step bench_mtp 120 build/bench_mtp --layers 2 --dense 1 ;&
