@@ -79,9 +79,15 @@
  * the same order: they agree exactly, but for the lazy rescale and the
  * seesaw, which sums S's chunks in another order: within 2e-2 of
  * max(1, |x|)). Run on the GPU machine:
- *   build/bench_mla [--batch B] [--ctx T] [--reps N] [--variant K[,K...]]
+ *   build/bench_mla [--batch B] [--ctx T] [--reps N] [--variant K[,K...]] [--stamps]
  * (--variant K: the table's row K alone, e.g. for Nsight Compute; 23,27:
- * those rows, the first the one the others' outputs are compared with)
+ * those rows, the first the one the others' outputs are compared with).
+ * --stamps builds each variant with MLA_STAMPS (the kernel's own time
+ * stamps: mla_decode.cuh) and after its runs prints where the last run's
+ * blocks spent their time: the spread of their starts and ends, and per
+ * block (medians and the largest over the blocks, in us at each block's
+ * own clock rate) the time to its first S, its loop per block of 64 keys,
+ * warpgroup 1 behind warpgroup 0, the rows' sums, the merge and the exit.
  * The emulated device (tests/emu) runs `--batch 1 --ctx 130 --reps 1`. */
 #include <math.h>
 #include <stdint.h>
@@ -189,15 +195,16 @@ enum { NV = (int)(sizeof VARIANTS / sizeof *VARIANTS), HQ = 128 };
 _Static_assert(NV <= 64, "--variant's rows are the bits of a 64-bit word");
 
 /* The decode kernel's and the combine's sources for variant v at (B, T). */
-static void sources(Arena *a, const Variant *v, long long B, long long T, const char *fmax, CgSource src[2]) {
+static void sources(Arena *a, const Variant *v, long long B, long long T, const char *fmax, bool stamps, CgSource src[2]) {
     const char *bs = arena_printf(a, "%lldLL", B), *ts = arena_printf(a, "%lldLL", T);
     CgDefine d[] = {{"MLA_B", bs},         {"MLA_S", "1LL"},      {"MLA_T", ts},       {"MLA_HQ", "128LL"},
                     {"MLA_KT", ts},        {"MLA_OUT_BF16", "1"}, {"MLA_CAUSAL", "1"}, {"MLA_SCALE", "0.1352337788f"},
                     {"MLA_V3", v->v3},     {"MLA_PF", v->pf},       {"MLA_WAITG", v->waitg},
                     {"MLA_LEAN", v->lean}, {"MLA_LAZY", v->lazy}, {"MLA_FUSE", v->fuse}, {"MLA_PREG", v->preg},
                     {"MLA_FUSE_MAX", fmax}, {"MLA_TMA", v->tma}, {"MLA_MC", v->mc}, {"MLA_QREG", v->qreg}, {"MLA_PP", v->pp ? v->pp : "0"},
-                    {"MLA_PART_BF16", v->pbf}, {"MLA_DSM", v->dsm ? v->dsm : "0"}, {0}, {0}, {0}, {0}};
-    int nd = (int)(sizeof d / sizeof *d) - 4;
+                    {"MLA_PART_BF16", v->pbf}, {"MLA_DSM", v->dsm ? v->dsm : "0"}, {0}, {0}, {0}, {0}, {0}};
+    int nd = (int)(sizeof d / sizeof *d) - 5;
+    if (stamps) d[nd++] = (CgDefine){"MLA_STAMPS", "5"}; /* the stamps' buffer in argument slot 5 */
     for (const char *m = v->more; m && *m;) { /* "NAME=V NAME=V" into the last 4 slots */
         const size_t w = strcspn(m, " "), eq = strcspn(m, "= ");
         if (m[eq] != '=' || eq == 0 || eq + 1 >= w || nd == (int)(sizeof d / sizeof *d)) { /* (a row of the table: fixed here) */
@@ -242,6 +249,52 @@ static bool launch_runs(RtCuda *gpu, DiagEngine *d, const Variant *v, RtKernel *
     return ok;
 }
 
+static int cmp_double(const void *x, const void *y) {
+    const double a = *(const double *)x, b = *(const double *)y;
+    return (a > b) - (a < b);
+}
+
+/* the median and the largest of x[0, n) (sorted in place), "-" where n is 0 */
+static const char *med_max(Arena *a, double *x, int n) {
+    if (n == 0) return "-";
+    qsort(x, (size_t)n, sizeof *x, cmp_double);
+    return arena_printf(a, "%.2f / %.2f", x[n / 2], x[n - 1]);
+}
+
+/* --stamps: the last run's blocks (8 words each: mla_decode.cuh's MLA_STAMPS) as one table row (NULL: no memory). A block's cycles
+ * become us at its own rate (its clock64 span over its globaltimer span); a stamp left 0 (a path without it) leaves
+ * the block out of that column. Block i is split i % nsp of its tile (MLA_DSM's order; the others' splits have the
+ * same sizes). */
+static const char *stamp_row(Arena *a, const char *label, const uint64_t *w, long long grid, long long nsp, long long T) {
+    const long long nkb = (T + 63) / 64, per = (nkb + nsp - 1) / nsp;
+    double *x = malloc(sizeof(double) * (size_t)(6 * grid));
+    if (!x) return NULL;
+    int n[6] = {0};
+    uint64_t g0 = UINT64_MAX, g0max = 0, g7min = UINT64_MAX, g7 = 0;
+    for (long long i = 0; i < grid; i++) {
+        const uint64_t *c = w + 8 * i;
+        const long long sp = i % nsp, nb = nkb - sp * per < per ? nkb - sp * per : per;
+        if (!c[0] || !c[7] || c[7] <= c[0] || c[6] <= c[1]) continue;
+        g0 = c[0] < g0 ? c[0] : g0, g0max = c[0] > g0max ? c[0] : g0max;
+        g7 = c[7] > g7 ? c[7] : g7, g7min = c[7] < g7min ? c[7] : g7min;
+        const double us = (double)(c[7] - c[0]) / 1e3 / (double)(c[6] - c[1]); /* us a cycle */
+        const uint64_t done = c[4] > c[3] ? c[4] : c[3];
+        x[n[0]++] = (double)(c[7] - c[0]) / 1e3;
+        if (c[2]) x[grid + n[1]++] = (double)(c[2] - c[1]) * us;
+        if (c[2] && c[3] && nb > 1) x[2 * grid + n[2]++] = (double)(c[3] - c[2]) * us / (double)(nb - 1);
+        if (c[3] && c[4]) x[3 * grid + n[3]++] = ((double)c[4] - (double)c[3]) * us;
+        if (c[3] && c[4] && c[5]) x[4 * grid + n[4]++] = ((double)c[5] - (double)done) * us;
+        if (c[5]) x[5 * grid + n[5]++] = (double)(c[6] - c[5]) * us;
+    }
+    const char *row = n[0] == 0 ? arena_printf(a, "| %s | no block left its stamps |", label)
+                                : arena_printf(a, "| %s | %d | %.2f | %.2f | %.2f | %s | %s | %s | %s | %s | %s |", label, n[0],
+                                               (double)(g7 - g0) / 1e3, (double)(g0max - g0) / 1e3, (double)(g7 - g7min) / 1e3,
+                                               med_max(a, x, n[0]), med_max(a, x + grid, n[1]), med_max(a, x + 2 * grid, n[2]),
+                                               med_max(a, x + 3 * grid, n[3]), med_max(a, x + 4 * grid, n[4]), med_max(a, x + 5 * grid, n[5]));
+    free(x);
+    return row;
+}
+
 /* --variant's list "K[,K...]" (rows 1 to NV) into the bits of *rows; false on anything else */
 static bool parse_rows(const char *s, uint64_t *rows) {
     *rows = 0;
@@ -255,8 +308,12 @@ static bool parse_rows(const char *s, uint64_t *rows) {
     }
 }
 
-static bool parse_args(int argc, char **argv, long long *B, long long *T, int *reps, uint64_t *rows) {
+static bool parse_args(int argc, char **argv, long long *B, long long *T, int *reps, uint64_t *rows, bool *stamps) {
     for (int i = 1; i < argc; i++) {
+        if (strcmp(argv[i], "--stamps") == 0) {
+            *stamps = true;
+            continue;
+        }
         long long *dst = strcmp(argv[i], "--batch") == 0 ? B : strcmp(argv[i], "--ctx") == 0 ? T : NULL;
         if (strcmp(argv[i], "--variant") == 0 && i + 1 < argc) {
             if (!parse_rows(argv[++i], rows)) {
@@ -276,7 +333,7 @@ static bool parse_args(int argc, char **argv, long long *B, long long *T, int *r
             else *reps = (int)x;
             continue;
         }
-        fprintf(stderr, "usage: bench_mla [--batch B] [--ctx T] [--reps N] [--variant K[,K...] (rows 1 to %d: those alone)]\n", NV);
+        fprintf(stderr, "usage: bench_mla [--batch B] [--ctx T] [--reps N] [--variant K[,K...] (rows 1 to %d: those alone)] [--stamps]\n", NV);
         return false;
     }
     return true;
@@ -286,7 +343,8 @@ int main(int argc, char **argv) {
     long long B = 32, T = 4097;
     int reps = 20;
     uint64_t rows = 0; /* --variant's rows (0: all) */
-    if (!parse_args(argc, argv, &B, &T, &reps, &rows)) return 2;
+    bool stamps = false;
+    if (!parse_args(argc, argv, &B, &T, &reps, &rows, &stamps)) return 2;
     if (!rows) rows = NV == 64 ? ~0ull : (1ull << NV) - 1;
     Arena *a = arena_new();
     DiagEngine *d = diag_new(a, stderr);
@@ -303,7 +361,7 @@ int main(int argc, char **argv) {
     const size_t part = (size_t)(64 + nsp * n * 512 + nsp * n) * sizeof(float);
     uint16_t *q = malloc(nq * 2), *kv = malloc(nk * 2), *out = malloc(no * 2), *first = malloc(no * 2);
     float *ms = malloc(sizeof(float) * (size_t)reps), *dms = malloc(sizeof(float) * (size_t)reps); /* decode + combine, decode */
-    RtDevPtr dq, dk, dout, dpart;
+    RtDevPtr dq, dk, dout, dpart, dstamp = 0;
     if (!q || !kv || !out || !first || !ms || !dms) return 3;
     uint64_t rng = 88172645463325252ull;
     bench_fill_bf16(q, nq, &rng), bench_fill_bf16(kv, nk, &rng);
@@ -318,11 +376,14 @@ int main(int argc, char **argv) {
         return 3;
     free(map);
     const double flops = 2.0 * (double)B * HQ * (double)T * (576 + 512);
+    uint64_t *stamp = stamps ? calloc((size_t)(8 * grid), sizeof *stamp) : NULL;
+    if (stamps && (!stamp || !rt_cuda_alloc(gpu, d, (size_t)(64 * grid), &dstamp))) return 3;
     printf("MLA decode kernel alone: batch %lld, context %lld, 128 heads, %lld splits (%lld blocks; the kernel merges up to %s itself), "
            "%d runs each\n\n", B, T, nsp, grid, fmax, reps);
     printf("| variant | median ms | TFLOPS | best ms | TFLOPS | decode alone, median ms | back to back: median ms | TFLOPS | decode "
            "alone, ms | output as the first |\n|---|---|---|---|---|---|---|---|---|---|\n");
-    int status = 0;
+    int status = 0, ns = 0;
+    const char *srow[NV]; /* --stamps: a row for each variant run */
     for (int vi = 0, lead = 1; vi < NV; vi++) {
         if (!(rows >> vi & 1u)) continue;
         const bool ref = lead; /* the first row run: the others are compared with it */
@@ -330,11 +391,13 @@ int main(int argc, char **argv) {
         CgSource src[2];
         CgBinary bin[2] = {{0}};
         RtKernel *kk[2];
-        sources(a, &VARIANTS[vi], B, T, fmax, src);
+        sources(a, &VARIANTS[vi], B, T, fmax, stamps, src);
         if (!bench_kernels(a, d, gpu, src, 2, bin, kk)) return 3;
         RtKernel *k = kk[0], *kc = kk[1];
-        CgArgs args = {.t = {dq, dk, dout, dpart, *VARIANTS[vi].tma == '1' ? dmap : 0}};
+        CgArgs args = {.t = {dq, dk, dout, dpart, *VARIANTS[vi].tma == '1' ? dmap : 0, dstamp}};
         void *p[] = {&args};
+        if (stamps && (memset(stamp, 0, (size_t)(64 * grid)), !rt_cuda_upload(gpu, d, dstamp, stamp, (size_t)(64 * grid))))
+            return 3; /* (a path without some stamp leaves it 0, not the last variant's) */
         /* each run alone (the GPU idle before it: the host's launch time between the events too), as before; then the
          * same runs queued back to back, the host ahead of the GPU (launch_runs: bb, the median of those) */
         if (!launch_runs(gpu, d, &VARIANTS[vi], k, kc, grid, nsp, n, fmax, p, reps, false, ms, dms)) return 3;
@@ -345,6 +408,9 @@ int main(int argc, char **argv) {
         const double bmed = bb[reps / 2], bdec = bbd[reps / 2];
         free(bb), free(bbd);
         if (!rt_cuda_download(gpu, d, ref ? first : out, dout, no * 2)) return 3;
+        if (stamps && (!rt_cuda_download(gpu, d, stamp, dstamp, (size_t)(64 * grid)) ||
+                       !(srow[ns++] = stamp_row(a, VARIANTS[vi].label, stamp, grid, nsp, T))))
+            return 3;
         size_t diff = 0;
         double worst = 0; /* the seesaw sums S's chunks in another order: its output may differ by a few bf16 steps */
         for (size_t i = 0; !ref && i < no; i++) {
@@ -368,7 +434,13 @@ int main(int argc, char **argv) {
         cg_binary_free(&bin[0]);
         cg_binary_free(&bin[1]);
     }
+    if (ns)
+        printf("\nwhere the last run's blocks spent their time (--stamps; us, median / largest over the blocks):\n\n| variant | blocks | "
+               "span | starts spread over | ends spread over | a block, entry to exit | to its first S taken | its loop a block of 64 "
+               "keys | warpgroup 1 done after 0 | rows' sums | merge and exit |\n|---|---|---|---|---|---|---|---|---|---|---|\n");
+    for (int i = 0; i < ns; i++) printf("%s\n", srow[i]);
     rt_cuda_close(gpu);
+    free(stamp);
     free(q), free(kv), free(out), free(first), free(ms), free(dms);
     arena_free(a);
     return status;

@@ -196,4 +196,17 @@ __device__ __forceinline__ float hp_exp2(float x) {
     asm("ex2.approx.ftz.f32 %0, %1;\n" : "=f"(y) : "f"(x));
     return y;
 }
+
+// timers (for a kernel's own time stamps, e.g. bench_mla --stamps): the SM's cycle counter (not comparable across
+// SMs) and the GPU's nanosecond clock (common to every SM, coarser)
+__device__ __forceinline__ unsigned long long hp_clock64() {
+    unsigned long long t;
+    asm volatile("mov.u64 %0, %%clock64;\n" : "=l"(t));
+    return t;
+}
+__device__ __forceinline__ unsigned long long hp_globaltimer() {
+    unsigned long long t;
+    asm volatile("mov.u64 %0, %%globaltimer;\n" : "=l"(t));
+    return t;
+}
 #endif

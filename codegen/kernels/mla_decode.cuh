@@ -270,6 +270,16 @@
 #ifndef MLA_KMAP
 #define MLA_KMAP ((const void *)a.t[4])
 #endif
+// bench_mla --stamps (MLA_STAMPS: the argument slot of 8 words a block): a block's own time stamps, by its thread 0
+// (warpgroup 1's thread 128 for [4]): [0] the globaltimer and [1] clock64 at entry; clock64 at [2] warpgroup 0's first S
+// taken, [3] its loop done, [4] warpgroup 1's loop done, [5] the rows' sums, [6] the exit; [7] the globaltimer at the
+// exit. Only the chunk ring's loops stamp [2]-[4] (the ping-pong and the seesaw leave them 0), and
+// MLA_FUSE's merging block leaves [6]-[7] 0. Without MLA_STAMPS nothing of it is compiled.
+#ifdef MLA_STAMPS
+#define MLA_STAMP(i, v) (((unsigned long long *)a.t[MLA_STAMPS])[blockIdx.x * 8 + (i)] = (v))
+#else
+#define MLA_STAMP(i, v) ((void)0)
+#endif
 #ifndef MLA_IN_MODULE
 // compiled alone (test_codegen): the generated prelude's argument block
 typedef unsigned long long u64;
@@ -1006,6 +1016,7 @@ __device__ __forceinline__ void MLA_FN(_fuse)(const Args &a, const MlaBlk &k, co
 // (MLA_MC: clusters of 2 CTAs, a batch row's two row tiles; MLA_DSM: of 2, a tile's two splits; otherwise of 1,
 // as a launch without one)
 extern "C" __global__ void __launch_bounds__(MLA_THREADS, 1) __cluster_dims__(MLA_MC + MLA_DSM + 1, 1, 1) DSCC_ENTRY(Args a) {
+    if (threadIdx.x == 0) MLA_STAMP(0, hp_globaltimer()), MLA_STAMP(1, hp_clock64());
     DSCC_PDL_WAIT(); // q and the cache are the step's (programmatic dependent launch: codegen/kernels.h)
     DSCC_PDL_LAUNCH_DEPENDENTS(); // the combine (or the next kernel) may take its place on the SMs as they free up
     extern __shared__ __align__(16) unsigned char mla_smem[];
@@ -1256,6 +1267,7 @@ extern "C" __global__ void __launch_bounds__(MLA_THREADS, 1) __cluster_dims__(ML
             unsigned char *const Kc = Ks + st * MLA_TILE, *const Pc = Kc + 8 * 8192; // P over the rope columns
             float s[32];
             MLA_FN(_ring_s)(k, jb, st, Kc, qa, o, s); // S of the block, every warp's taken
+            if (jb == jb0 && tid == 0) MLA_STAMP(2, hp_clock64());
             int lim[2]; // the last column of the block each of the thread's rows sees (63: all, < 0: none)
 #pragma unroll
             for (int h = 0; h < 2; h++) lim[h] = last[h] - jb * 64 < 63 ? (int)(last[h] - jb * 64) : 63;
@@ -1281,6 +1293,7 @@ extern "C" __global__ void __launch_bounds__(MLA_THREADS, 1) __cluster_dims__(ML
             hp_wg_wait0();
             mla_hold128(o);
         }
+        if (tid == 0) MLA_STAMP(3, hp_clock64());
 #endif
     } else {
 #if MLA_V3 == 3
@@ -1321,10 +1334,12 @@ extern "C" __global__ void __launch_bounds__(MLA_THREADS, 1) __cluster_dims__(ML
 #if MLA_V3 == 3
         hp_cp_wait_all(); // (every copy landed already: warpgroup 0 waited for each before its S)
 #endif
+        if (tid == 128) MLA_STAMP(4, hp_clock64());
     }
 #endif
     MLA_FN(_sums)(k, m, ls);
     hp_bar_sync(MLA_BAR_END, MLA_FUSED(nsp) ? 288 : 256); // (MLA_FUSE: and the producer's warp with the ticket)
+    if (tid == 0) MLA_STAMP(5, hp_clock64());
     float *part = (float *)a.t[MLA_SP];
     if (!MLA_FUSED(nsp) && nsp > 1 && blockIdx.x == 0 && tid == 0) ((int *)part)[0] = (int)nsp;
     const long long n = B * rows; // query rows of the step
@@ -1388,6 +1403,7 @@ extern "C" __global__ void __launch_bounds__(MLA_THREADS, 1) __cluster_dims__(ML
             }
         }
         hp_cluster_sync();
+        if (tid == 0) MLA_STAMP(6, hp_clock64()), MLA_STAMP(7, hp_globaltimer());
         return;
     }
 #endif
@@ -1431,8 +1447,11 @@ extern "C" __global__ void __launch_bounds__(MLA_THREADS, 1) __cluster_dims__(ML
         if (tid == 0) atomicAdd(tick, 0x10000u);
     }
 #endif
+    if (tid == 0) MLA_STAMP(6, hp_clock64()), MLA_STAMP(7, hp_globaltimer());
 }
 #undef DSCC_ENTRY
+#undef MLA_STAMP
+#undef MLA_STAMPS
 #undef MLA_B
 #undef MLA_S
 #undef MLA_T

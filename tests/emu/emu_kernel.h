@@ -14,6 +14,7 @@
 #include <math.h>
 #include <stdint.h>
 #include <string.h>
+#include <time.h>
 
 extern "C" {
 #include "emu_abi.h"
@@ -617,6 +618,15 @@ static inline float hp_exp2(float x) {
     const float y = exp2f(x);
     return fabsf(y) < 1.17549435e-38f ? 0.0f : y;
 }
+/* %clock64 and %globaltimer: the host's monotonic clock in nanoseconds for both (fibers run one at a time, so a
+ * kernel's stamps here order its points but time nothing of a GPU's) */
+static inline unsigned long long emu_now_ns(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (unsigned long long)ts.tv_sec * 1000000000ull + (unsigned long long)ts.tv_nsec;
+}
+#define hp_clock64() emu_now_ns()
+#define hp_globaltimer() emu_now_ns()
 
 /* Byte off of the shared memory after the swizzle of span `span` bytes (0,
  * 32, 64, 128): the 16-byte unit (address bits 4..) is XORed with the
