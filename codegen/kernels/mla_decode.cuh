@@ -78,6 +78,10 @@
 //                        the rows and q the producer copies by cp.async are fenced by their writers before
 //                        the producer arrives (CUTLASS's sm90 TMA pipelines and FlashMLA go from the wait
 //                        straight to wgmma)
+//   MLA_EARLY            1 (bench_mla's row only, untimed): the producer with MLA_TMA issues the second block's
+//                        boxes with the first's, before it copies q (both stages are free at the start), so a
+//                        CTA's first loads are all in flight at once; 0 (the default): the second block's
+//                        boxes once q's copies have landed
 //   MLA_PF               with MLA_V3: the producer asks L2 for the block of keys MLA_PF blocks
 //                        ahead of the one it loads (cp.async.bulk.prefetch.L2, the block's rows
 //                        being contiguous), so the ring's copies find it there; 0: none (default:
@@ -258,6 +262,9 @@
 #endif
 #ifndef MLA_L2HINT
 #define MLA_L2HINT 0
+#endif
+#ifndef MLA_EARLY
+#define MLA_EARLY 0
 #endif
 // the producer's box of keys (MLA_L2HINT above: 1, under an evict-first L2 policy)
 #if MLA_L2HINT
@@ -1081,7 +1088,10 @@ extern "C" __global__ void __launch_bounds__(MLA_THREADS, 1) __cluster_dims__(ML
             unsigned char *const Kd = Ks + st * MLA_TILE;
             unsigned long long *const fb = full + st * 9;
             const bool whole = jb * 64 + 64 <= T;
-            MLA_FN(_tma_boxes)(k, kmap, jb, st, whole, pt);
+            // MLA_EARLY: the second block's boxes go with the first's, ahead of q's copies (both stages are free then)
+            const bool early = MLA_EARLY && jb == jb0 && jb + 1 < jb1 && jb * 64 + 128 <= T;
+            if (!(MLA_EARLY && jb == jb0 + 1 && whole)) MLA_FN(_tma_boxes)(k, kmap, jb, st, whole, pt);
+            if (early) MLA_FN(_tma_boxes)(k, kmap, jb + 1, 1, true, pt);
             if (whole && jb != jb0) continue;
             for (int c = 0; c < 9; c++) {
                 const int kc = c * 8 + pu; // the unit's 16 bytes among the row's 72
@@ -1482,4 +1492,5 @@ extern "C" __global__ void __launch_bounds__(MLA_THREADS, 1) __cluster_dims__(ML
 #undef MLA_AFENCE
 #undef MLA_CFENCE_ON
 #undef MLA_L2HINT
+#undef MLA_EARLY
 #undef MLA_TMA_BOX
