@@ -56,9 +56,7 @@
  * evict-first L2 policy (MLA_L2HINT 1, DSCC_MLA_L2HINT=1: 48 against 23,
  * 49 against 44, 50 against 45). Since the thirteenth session row 49 is
  * the defaults (no consumer fences, evict-first keys) and row 23 the
- * defaults before. Row 51 is row 49 with warpgroup 0's loop rotated
- * (MLA_LEAN 7, DSCC_MLA_LEAN=7: the next block's S issued behind the P V,
- * which is never drained; the same arithmetic as 49). (The
+ * defaults before. (The
  * whole-stage ring, DSCC_MLA_V3=0, and the L2 prefetch, DSCC_MLA_PREFETCH,
  * were timed on 2026-12-06: docs/KERNELS.md.) The shape
  * is bench_gpu's long context: batch 32 (--batch), 4,097 keys (--ctx), 128
@@ -181,10 +179,7 @@ static const Variant VARIANTS[] = {
     {"the defaults: keys by TMA, DSM, no consumer proxy fences, evict-first keys (DSCC_MLA_AFENCE=0 DSCC_MLA_L2HINT=1)", "1", "0", "1", "5", "1", "0", "0", "1", "0", "0",
      "0", "0", "1", "MLA_L2HINT=1 MLA_AFENCE=0"},
     {"ping-pong, DSM, evict-first keys, no consumer proxy fences (DSCC_MLA_PP=1 DSCC_MLA_L2HINT=1 DSCC_MLA_AFENCE=0)", "1", "0", "1", "5",
-     "1", "0", "0", "1", "0", "0", "0", "1", "1", "MLA_L2HINT=1 MLA_AFENCE=0"},
-    /* warpgroup 0's loop rotated, its P V never drained before the next S (row 51 against 49) */
-    {"the defaults with warpgroup 0's loop rotated (DSCC_MLA_LEAN=7)", "1", "0", "1", "7", "1", "0", "0", "1", "0", "0", "0", "0", "1",
-     "MLA_L2HINT=1 MLA_AFENCE=0"}};
+     "1", "0", "0", "1", "0", "0", "0", "1", "1", "MLA_L2HINT=1 MLA_AFENCE=0"}};
 enum { NV = (int)(sizeof VARIANTS / sizeof *VARIANTS), HQ = 128 };
 _Static_assert(NV <= 64, "--variant's rows are the bits of a 64-bit word");
 
