@@ -687,6 +687,9 @@ bool cg_attention(Gen *G, const IrNode *n) {
                  "3 (chunk by chunk, no producer warpgroup: warpgroup 1 loads) or 4 (the seesaw, no producer warpgroup)";
         return false;
     }
+    /* DSCC_MLA_V3 set to a ring other than the chunk ring with its producer (MLA_V3 1, the default): MC, PP,
+     * AFENCE=0 and L2HINT=1 lean on that producer and are refused there, QREG unless the ring is 3 */
+    const bool v3_other = v3 && *v3 && strcmp(v3, "1");
     const char *pf = G->tune->mla_prefetch;
     if (pf && *pf && (strlen(pf) != 1 || *pf < '0' || *pf > '8')) {
         G->why = "DSCC_MLA_PREFETCH must be 0 to 8 (blocks of keys MLA's decode kernel prefetches into L2 ahead; 0: none)";
@@ -716,7 +719,7 @@ bool cg_attention(Gen *G, const IrNode *n) {
         return false;
     }
     if (qreg && *qreg && strcmp(qreg, "0") &&
-        ((v3 && *v3 && strcmp(v3, "1") && strcmp(v3, "3")) || (lean && *lean && *lean < '2') || preg)) {
+        ((v3_other && strcmp(v3, "3")) || (lean && *lean && *lean < '2') || preg)) {
         G->why = "DSCC_MLA_QREG=1 or 2 needs the chunk ring (DSCC_MLA_V3=1, the default, or 3) at DSCC_MLA_LEAN=2 or more and not "
                  "DSCC_MLA_PREG=1";
         return false;
@@ -725,7 +728,7 @@ bool cg_attention(Gen *G, const IrNode *n) {
         G->why = "DSCC_MLA_PART_BF16=1 is the combine kernel's layout, not DSCC_MLA_FUSE=1's (its merge reads f32 parts)";
         return false;
     }
-    if (mc && (tma_off || (v3 && *v3 && strcmp(v3, "1")) || fuse)) {
+    if (mc && (tma_off || v3_other || fuse)) {
         G->why = "DSCC_MLA_MC=1 needs the keys by TMA (DSCC_MLA_TMA=1, the default) on the chunk ring with its producer "
                  "(DSCC_MLA_V3=1, the default) and not DSCC_MLA_FUSE=1";
         return false;
@@ -737,7 +740,7 @@ bool cg_attention(Gen *G, const IrNode *n) {
         return false;
     }
     if (pp && (strcmp(pp, "1") == 0 || strcmp(pp, "2") == 0) &&
-        ((v3 && *v3 && strcmp(v3, "1")) || (lean && *lean && *lean < '2') || fuse || mc ||
+        (v3_other || (lean && *lean && *lean < '2') || fuse || mc ||
          (qreg && (strcmp(qreg, "2") == 0 || (strcmp(qreg, "1") == 0 && strcmp(pp, "2") == 0))) || preg)) {
         G->why = "DSCC_MLA_PP=1 or 2 needs the chunk ring with its producer (DSCC_MLA_V3=1, the default) at DSCC_MLA_LEAN=2 or more, and "
                  "not DSCC_MLA_FUSE=1, DSCC_MLA_MC=1, DSCC_MLA_PREG=1, DSCC_MLA_QREG=2 (=1 only with DSCC_MLA_PP=1: beside =2 it spills)";
@@ -748,12 +751,12 @@ bool cg_attention(Gen *G, const IrNode *n) {
                  "DSCC_MLA_FUSE=1";
         return false;
     }
-    if (!tune_on(G->tune->mla_afence, true) && (tma_off || (v3 && *v3 && strcmp(v3, "1")))) {
+    if (!tune_on(G->tune->mla_afence, true) && (tma_off || v3_other)) {
         G->why = "DSCC_MLA_AFENCE=0 needs the keys by TMA (DSCC_MLA_TMA=1, the default) on the chunk ring with its producer "
                  "(DSCC_MLA_V3=1, the default): with cp.async the consumers' fence is the only one";
         return false;
     }
-    if (tune_on(G->tune->mla_l2hint, false) && (tma_off || (v3 && *v3 && strcmp(v3, "1")) || mc)) {
+    if (tune_on(G->tune->mla_l2hint, false) && (tma_off || v3_other || mc)) {
         G->why = "DSCC_MLA_L2HINT=1 needs the keys by TMA (DSCC_MLA_TMA=1, the default) on the chunk ring with its producer "
                  "(DSCC_MLA_V3=1, the default) and not DSCC_MLA_MC=1";
         return false;
