@@ -56,11 +56,9 @@
  * evict-first L2 policy (MLA_L2HINT 1, DSCC_MLA_L2HINT=1: 48 against 23,
  * 49 against 44, 50 against 45). Since the thirteenth session row 49 is
  * the defaults (no consumer fences, evict-first keys) and row 23 the
- * defaults before. Row 51 is row 49 with warpgroup 0's loop rotated
- * (MLA_LEAN 7, DSCC_MLA_LEAN=7: the next block's S issued behind the P V,
- * which is never drained; the same arithmetic as 49). Row 52 is row 49
- * with the producer's second block of keys issued with the first, before
- * it copies q (MLA_EARLY 1, no switch yet: untimed). (The
+ * defaults before. Row 51 is row 49 with the producer's second block of
+ * keys issued with the first, before it copies q (MLA_EARLY 1, no switch
+ * yet: untimed). (The
  * whole-stage ring, DSCC_MLA_V3=0, and the L2 prefetch, DSCC_MLA_PREFETCH,
  * were timed on 2026-12-06: docs/KERNELS.md.) The shape
  * is bench_gpu's long context: batch 32 (--batch), 4,097 keys (--ctx), 128
@@ -190,10 +188,7 @@ static const Variant VARIANTS[] = {
      "0", "0", "1", "MLA_L2HINT=1 MLA_AFENCE=0"},
     {"ping-pong, DSM, evict-first keys, no consumer proxy fences (DSCC_MLA_PP=1 DSCC_MLA_L2HINT=1 DSCC_MLA_AFENCE=0)", "1", "0", "1", "5",
      "1", "0", "0", "1", "0", "0", "0", "1", "1", "MLA_L2HINT=1 MLA_AFENCE=0"},
-    /* warpgroup 0's loop rotated, its P V never drained before the next S (row 51 against 49) */
-    {"the defaults with warpgroup 0's loop rotated (DSCC_MLA_LEAN=7)", "1", "0", "1", "7", "1", "0", "0", "1", "0", "0", "0", "0", "1",
-     "MLA_L2HINT=1 MLA_AFENCE=0"},
-    /* the producer's first two blocks of keys issued before q's copies (row 52 against 49) */
+    /* the producer's first two blocks of keys issued before q's copies (row 51 against 49) */
     {"the defaults, the second block's keys issued with the first's, before q (MLA_EARLY=1)", "1", "0", "1", "5", "1", "0", "0", "1", "0",
      "0", "0", "0", "1", "MLA_L2HINT=1 MLA_AFENCE=0 MLA_EARLY=1"}};
 enum { NV = (int)(sizeof VARIANTS / sizeof *VARIANTS), HQ = 128 };

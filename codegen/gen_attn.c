@@ -687,16 +687,19 @@ bool cg_attention(Gen *G, const IrNode *n) {
                  "3 (chunk by chunk, no producer warpgroup: warpgroup 1 loads) or 4 (the seesaw, no producer warpgroup)";
         return false;
     }
+    /* DSCC_MLA_V3 set to a ring other than the chunk ring with its producer (MLA_V3 1, the default): MC, PP,
+     * AFENCE=0 and L2HINT=1 lean on that producer and are refused there, QREG unless the ring is 3 */
+    const bool v3_other = v3 && *v3 && strcmp(v3, "1");
     const char *pf = G->tune->mla_prefetch;
     if (pf && *pf && (strlen(pf) != 1 || *pf < '0' || *pf > '8')) {
         G->why = "DSCC_MLA_PREFETCH must be 0 to 8 (blocks of keys MLA's decode kernel prefetches into L2 ahead; 0: none)";
         return false;
     }
     const char *lean = G->tune->mla_lean;
-    if (lean && *lean && (strlen(lean) != 1 || *lean < '0' || *lean > '7')) {
-        G->why = "DSCC_MLA_LEAN must be 0 to 7 (MLA's decode kernel: 1 the producer's copies at fixed offsets, 2 and S's descriptors, "
+    if (lean && *lean && (strlen(lean) != 1 || *lean < '0' || *lean > '6')) {
+        G->why = "DSCC_MLA_LEAN must be 0 to 6 (MLA's decode kernel: 1 the producer's copies at fixed offsets, 2 and S's descriptors, "
                  "3 and no mask on whole blocks, 4 and the next S issued before P V is waited for, 5 and ex2.approx.ftz on whole "
-                 "blocks, 6 and the scale folded into P's exponent, 7 5's and warpgroup 0's loop rotated; 0: none)";
+                 "blocks, 6 and the scale folded into P's exponent; 0: none)";
         return false;
     }
     /* the BOOL switches (tune_check has passed them); the keys by TMA is on by default only on some rings, so its
@@ -716,7 +719,7 @@ bool cg_attention(Gen *G, const IrNode *n) {
         return false;
     }
     if (qreg && *qreg && strcmp(qreg, "0") &&
-        ((v3 && *v3 && strcmp(v3, "1") && strcmp(v3, "3")) || (lean && *lean && *lean < '2') || preg)) {
+        ((v3_other && strcmp(v3, "3")) || (lean && *lean && *lean < '2') || preg)) {
         G->why = "DSCC_MLA_QREG=1 or 2 needs the chunk ring (DSCC_MLA_V3=1, the default, or 3) at DSCC_MLA_LEAN=2 or more and not "
                  "DSCC_MLA_PREG=1";
         return false;
@@ -725,7 +728,7 @@ bool cg_attention(Gen *G, const IrNode *n) {
         G->why = "DSCC_MLA_PART_BF16=1 is the combine kernel's layout, not DSCC_MLA_FUSE=1's (its merge reads f32 parts)";
         return false;
     }
-    if (mc && (tma_off || (v3 && *v3 && strcmp(v3, "1")) || fuse)) {
+    if (mc && (tma_off || v3_other || fuse)) {
         G->why = "DSCC_MLA_MC=1 needs the keys by TMA (DSCC_MLA_TMA=1, the default) on the chunk ring with its producer "
                  "(DSCC_MLA_V3=1, the default) and not DSCC_MLA_FUSE=1";
         return false;
@@ -737,19 +740,10 @@ bool cg_attention(Gen *G, const IrNode *n) {
         return false;
     }
     if (pp && (strcmp(pp, "1") == 0 || strcmp(pp, "2") == 0) &&
-        ((v3 && *v3 && strcmp(v3, "1")) || (lean && *lean && *lean < '2') || fuse || mc ||
+        (v3_other || (lean && *lean && *lean < '2') || fuse || mc ||
          (qreg && (strcmp(qreg, "2") == 0 || (strcmp(qreg, "1") == 0 && strcmp(pp, "2") == 0))) || preg)) {
         G->why = "DSCC_MLA_PP=1 or 2 needs the chunk ring with its producer (DSCC_MLA_V3=1, the default) at DSCC_MLA_LEAN=2 or more, and "
                  "not DSCC_MLA_FUSE=1, DSCC_MLA_MC=1, DSCC_MLA_PREG=1, DSCC_MLA_QREG=2 (=1 only with DSCC_MLA_PP=1: beside =2 it spills)";
-        return false;
-    }
-    /* MLA_LEAN 7 rotates the chunk ring's warpgroup 0 loop (mla_decode.cuh's _rot_loop): no other form has that loop;
-     * beside MLA_FUSE's merge ptxas's frame grows (24 -> 88 bytes), so not there either; MLA_MC's multicast keys
-     * have no test beside it */
-    if (lean && strcmp(lean, "7") == 0 && ((v3 && *v3 && strcmp(v3, "1")) || (pp && *pp && strcmp(pp, "0")) || preg ||
-                                           (qreg && *qreg && strcmp(qreg, "0")) || fuse || mc)) {
-        G->why = "DSCC_MLA_LEAN=7 rotates the loop of the chunk ring with its producer (DSCC_MLA_V3=1, the default): not with "
-                 "DSCC_MLA_PP=1 or 2, DSCC_MLA_PREG=1, DSCC_MLA_QREG=1 or 2, DSCC_MLA_FUSE=1, DSCC_MLA_MC=1 (not tested together)";
         return false;
     }
     if (tune_on(G->tune->mla_dsm, false) && (mc || fuse)) { /* asked for explicitly: unset, the default, gives way to them */
@@ -757,12 +751,12 @@ bool cg_attention(Gen *G, const IrNode *n) {
                  "DSCC_MLA_FUSE=1";
         return false;
     }
-    if (!tune_on(G->tune->mla_afence, true) && (tma_off || (v3 && *v3 && strcmp(v3, "1")))) {
+    if (!tune_on(G->tune->mla_afence, true) && (tma_off || v3_other)) {
         G->why = "DSCC_MLA_AFENCE=0 needs the keys by TMA (DSCC_MLA_TMA=1, the default) on the chunk ring with its producer "
                  "(DSCC_MLA_V3=1, the default): with cp.async the consumers' fence is the only one";
         return false;
     }
-    if (tune_on(G->tune->mla_l2hint, false) && (tma_off || (v3 && *v3 && strcmp(v3, "1")) || mc)) {
+    if (tune_on(G->tune->mla_l2hint, false) && (tma_off || v3_other || mc)) {
         G->why = "DSCC_MLA_L2HINT=1 needs the keys by TMA (DSCC_MLA_TMA=1, the default) on the chunk ring with its producer "
                  "(DSCC_MLA_V3=1, the default) and not DSCC_MLA_MC=1";
         return false;

@@ -95,15 +95,7 @@
 //                        blocks take P = ex2.approx.ftz (no select for masked columns; a P below
 //                        2^-126 becomes 0, which exp2f keeps as a denormal); 6 (opt-in: the rounding
 //                        changes) the row max over S unscaled, four partial maxima a row, and on
-//                        whole blocks P = ex2(S scale - m) by one FFMA (one multiply fewer a score); 7 (opt-in
-//                        until timed; 1 to 5 and not 6, so the arithmetic stays 5's; the chunk ring with its
-//                        producer, MLA_V3 1, not MLA_PP, MLA_PREG, MLA_QREG, MLA_FUSE: with it ptxas's frame grows
-//                        from 24 to 88 bytes; registers 80 / 208, MLA_REGS_*) warpgroup 0's loop rotated as
-//                        FlashMLA's: S of the split's first block before the loop, then each block's softmax,
-//                        P, its P V issued and the next block's S issued behind it, chunks 0-3 one commit
-//                        group, `wait_group 1` for the P V alone (the stage goes back while those chunks run),
-//                        chunks 4-8, `wait_group 0` as the body's last wgmma step; the last two blocks peeled
-//                        (_rot_block's `next`), so no runtime branch sits between a wgmma and its wait; 0: none
+//                        whole blocks P = ex2(S scale - m) by one FFMA (one multiply fewer a score); 0: none
 //   MLA_LAZY             1 (default): a row's max moves only when a block's exceeds it by more
 //                        than 8 (base 2; P <= 2^8), so O's rescale is skipped on most blocks; 0: exact
 //   MLA_FUSE             1 (opt-in: slower on an H100, below): with several splits the merge is the kernel's own: the
@@ -312,9 +304,6 @@ __device__ __forceinline__ void pdl_launch_dependents() { asm volatile("griddepc
 #endif
 #if MLA_PP && (MLA_PP > 2 || MLA_V3 != 1 || MLA_LEAN < 2 || MLA_FUSE || MLA_MC || MLA_QREG > 1 || MLA_PREG)
 #error "MLA_PP must be 0 to 2, and above 0 needs the chunk ring with its producer (MLA_V3 1) at MLA_LEAN 2 or more, without MLA_FUSE, MLA_MC, MLA_QREG 2, MLA_PREG"
-#endif
-#if MLA_LEAN < 0 || MLA_LEAN > 7 || (MLA_LEAN == 7 && (MLA_V3 != 1 || MLA_WAITG != 1 || MLA_PP || MLA_PREG || MLA_QREG || MLA_FUSE))
-#error "MLA_LEAN must be 0 to 7, and 7 needs the chunk ring with its producer (MLA_V3 1, MLA_WAITG 1) without MLA_PP, MLA_PREG, MLA_QREG, MLA_FUSE"
 #endif
 #if MLA_DSM && (MLA_MC || MLA_FUSE)
 #error "MLA_DSM's clusters are a tile's two splits: not with MLA_MC (a batch row's two tiles) nor MLA_FUSE"
@@ -631,92 +620,6 @@ __device__ __forceinline__ void MLA_FN(_ring_pv1)(const MlaBlk &k, int st, const
     hp_wg_commit();
     hp_wg_wait0();
     mla_hold128(o);
-}
-#endif
-
-#if MLA_LEAN == 7
-// MLA_LEAN 7, warpgroup 0: S's chunks c0 .. c1 - 1 of a block (its chunk barriers fb at parity par; q's and the
-// stage's descriptor words qlo, klo) issued into s, each once it landed, with _ring_s's wgmma in its order (the
-// same arithmetic); the caller commits and waits (constant c0, c1 at each call: the loop unrolls)
-__device__ __forceinline__ void MLA_FN(_rot_s)(unsigned long long *fb, unsigned par, unsigned qlo, unsigned klo, float *s, int c0, int c1) {
-#pragma unroll
-    for (int c = c0; c < c1; c++) {
-        hp_mbar_wait(fb + c, par);
-        if (MLA_CFENCE_ON) hp_fence_async();
-        hp_wg_fence();
-#pragma unroll
-        for (int kk = 0; kk < 4; kk++) mla_wgmma_sd(s, qlo + c * 512 + kk * 2, klo + c * 512 + kk * 2, c | kk);
-    }
-}
-
-// MLA_LEAN 7, warpgroup 0, the split's block j (its S in s, every warp's taken; rel: each of the thread's rows' last
-// key from the split's first): the softmax, P and the corrections for warpgroup 1, O_L += P V_L issued; then, with
-// next (a constant at each call, so every wait follows its wgmma in straight-line code: LEAN 4's wait_group 1, with
-// its P V issued across the loop's back edge and O held after the wait, made ptxas serialize every wgmma, C7514),
-// the next block's S issued behind the P V: chunks 0-3 as one commit group, `wait_group 1` (the P V alone done:
-// those chunks run on), the stage back to the producer if next is 2 (it refills it with block j + 2), chunks 4-8 and
-// the wait for all, the body's last wgmma step; with next 0 (the split's last block) the P V waited for. O is not
-// touched between the two waits.
-__device__ __forceinline__ void MLA_FN(_rot_block)(const MlaBlk &k, int j, const int *rel, unsigned qlo, float *o, float *m, float *ls,
-                                                   float *s, int next) {
-    const float SL2 = MLA_SCALE * 1.44269504088896341f, one[2] = {1.0f, 1.0f};
-    const int st = j & 1, ra = k.ra, q4 = k.q4;
-    unsigned char *const Kc = k.Ks + st * MLA_TILE, *const Pc = Kc + 8 * 8192; // P over the rope columns
-    int lim[2]; // the last column of the block each of the thread's rows sees (63: all, < 0: none)
-#pragma unroll
-    for (int h = 0; h < 2; h++) lim[h] = rel[h] - 64 * j < 63 ? rel[h] - 64 * j : 63;
-    float corr[2];
-    mla_softmax(s, lim, m, corr, ls, q4, SL2);
-    mla_store_p(Pc, s, one, ra, q4);
-    if (q4 == 0) k.s_corr[st][ra] = corr[0], k.s_corr[st][ra + 8] = corr[1];
-    hp_fence_async();
-    hp_bar_arrive(MLA_BAR_P + st, 256); // P and the corrections are ready for warpgroup 1
-    MLA_FN(_ring_pv0)(Kc, Pc, corr, o); // O_L += P V_L, committed
-    if (next) {
-        const unsigned par = (unsigned)((j + 1) >> 1) & 1u; // the next stage's use, mod 2
-        const unsigned klo = mla_desc_lo(k.Ks + (st ^ 1) * MLA_TILE);
-#pragma unroll
-        for (int i = 0; i < 32; i++) s[i] = 0.0f;
-        MLA_FN(_rot_s)(k.full + (st ^ 1) * 9, par, qlo, klo, s, 0, 4);
-        hp_wg_commit();
-        hp_wg_wait1(); // the P V done (groups complete in order), S's chunks 0-3 still running
-        if (next == 2) hp_bar_arrive(MLA_BAR_EMPTY + st, MLA_THREADS); // the producer may refill the stage with block j + 2
-        MLA_FN(_rot_s)(k.full + (st ^ 1) * 9, par, qlo, klo, s, 4, 9);
-        hp_wg_commit();
-        hp_wg_wait0();
-        hp_hold32(s);
-        // the other warps' S may still read the rope columns P overwrites: a wait ends only the warp's own
-        hp_bar_sync(MLA_BAR_S, 128);
-    } else
-        hp_wg_wait0();
-    mla_hold128(o);
-}
-
-// MLA_LEAN 7, warpgroup 0's loop: S of the split's first block, then each block by _rot_block, the last two peeled
-__device__ __forceinline__ void MLA_FN(_rot_loop)(const MlaBlk &k, const long long *last, float *o, float *m, float *ls) {
-    const int n = (int)(k.jb1 - k.jb0); // the split's blocks, j = 0 .. n - 1 (block jb0 + j)
-    const unsigned qlo = mla_desc_lo(k.Qs);
-    // each of the thread's rows' last key from the split's first (an int: fewer registers than last's long long,
-    // which spilled; clamped at 2^30, far past any split's 64 n keys)
-    int rel[2];
-#pragma unroll
-    for (int h = 0; h < 2; h++) rel[h] = last[h] - k.jb0 * 64 < (1LL << 30) ? (int)(last[h] - k.jb0 * 64) : 1 << 30;
-    float s[32];
-    if (n <= 0) return; // (an empty split)
-#pragma unroll
-    for (int i = 0; i < 32; i++) s[i] = 0.0f;
-#if MLA_TMA
-    hp_mbar_wait(k.full + 18, 0); // q landed (the producer's keys by TMA, q apart)
-#endif
-    MLA_FN(_rot_s)(k.full, 0u, qlo, mla_desc_lo(k.Ks), s, 0, 9);
-    hp_wg_commit();
-    hp_wg_wait0();
-    hp_hold32(s);
-    hp_bar_sync(MLA_BAR_S, 128);
-    int j = 0;
-    for (; j + 2 < n; j++) MLA_FN(_rot_block)(k, j, rel, qlo, o, m, ls, s, 2);
-    if (j + 1 < n) MLA_FN(_rot_block)(k, j++, rel, qlo, o, m, ls, s, 1);
-    MLA_FN(_rot_block)(k, j, rel, qlo, o, m, ls, s, 0);
 }
 #endif
 
@@ -1252,10 +1155,6 @@ extern "C" __global__ void __launch_bounds__(MLA_THREADS, 1) __cluster_dims__(ML
     // a loop for each warpgroup: with MLA_LEAN 4 warpgroup 0's P V is still in flight at the end of an
     // iteration, and ptxas must see no path from there into warpgroup 1's code (it would serialize the wgmma)
     if (wg == 0) {
-#if MLA_LEAN == 7
-        (void)SL2; // (_rot_block's own)
-        MLA_FN(_rot_loop)(k, last, o, m, ls); // the loop rotated: the P V never drained before the next S
-#else
 #if MLA_QREG
         unsigned qa[MLA_QREG][4][4]; // q's chunks 9 - MLA_QREG .. 8 as wgmma's A fragments, once q has landed
         if (jb0 < jb1) { // (an empty split loads no q)
@@ -1304,7 +1203,6 @@ extern "C" __global__ void __launch_bounds__(MLA_THREADS, 1) __cluster_dims__(ML
             mla_hold128(o);
         }
         if (tid == 0) MLA_STAMP(3, hp_clock64());
-#endif
     } else {
 #if MLA_V3 == 3
         // no producer: this warpgroup loads q and the first two blocks, then each block two ahead

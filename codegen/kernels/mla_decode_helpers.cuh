@@ -26,10 +26,8 @@
 // MLA_QREG 2: 56 / 224 (ptxas, CUDA 13.0: no spills with MLA_TMA, the cp.async producer spills 16 bytes; 72 / 216
 // spill 32 bytes; the counts must be the same for both consumers: ptxas holds each to the lower, and 3 or 4 chunks
 // spill at any split of the 504)
-// MLA_LEAN 7: 80 / 208 (128 x 80 + 256 x 208 <= 384 x 168): at 72 NVRTC's ptxas spills 8 bytes in the producer
-// (the causal module; the same bytes with warpgroup 0's code removed, none with the producer's, none at 80 / 208)
-#define MLA_REGS_PRODUCER (MLA_QREG >= 2 ? 56 : MLA_LEAN == 7 ? 80 : MLA_LEAN >= 1 ? 72 : 56)
-#define MLA_REGS_CONSUMER (MLA_QREG >= 2 ? 224 : MLA_LEAN == 7 ? 208 : MLA_LEAN >= 1 ? 216 : 224)
+#define MLA_REGS_PRODUCER (MLA_QREG >= 2 ? 56 : MLA_LEAN >= 1 ? 72 : 56)
+#define MLA_REGS_CONSUMER (MLA_QREG >= 2 ? 224 : MLA_LEAN >= 1 ? 216 : 224)
 // named barriers (0 is __syncthreads'): stage s full / empty (384 threads), P of stage s ready (256), the end (256)
 #define MLA_BAR_FULL 1
 #define MLA_BAR_EMPTY 3
@@ -204,32 +202,32 @@ __device__ __forceinline__ void mla_s_block(float *s, const unsigned char *Q, co
 // ls[h] sc[h] plus P's columns, added two at a time.
 __device__ __forceinline__ void mla_softmax(float *s, const int *lim, float *m, float *sc, float *ls, int q4, float sl2) {
     const float NEG = __int_as_float(0xff800000);
-    // MLA_LEAN 6 (only: 7 keeps 5's arithmetic): the max over S as it is (the scale is positive: the same max, scaled after), four
+    // MLA_LEAN 6: the max over S as it is (the scale is positive: the same max, scaled after), four
     // partial maxima a row (fmaxf is exact: the same max in fewer dependent steps), and P's exponent
     // S sl2 - m in one FFMA
-    const float ps = MLA_LEAN == 6 ? 1.0f : sl2;
+    const float ps = MLA_LEAN >= 6 ? 1.0f : sl2;
     float mx[2][4] = {{NEG, NEG, NEG, NEG}, {NEG, NEG, NEG, NEG}};
     const bool whole = MLA_LEAN >= 3 && lim[0] >= 63 && lim[1] >= 63; // every key of the block seen (MLA_LEAN 3: no mask)
     if (whole)
 #pragma unroll
         for (int i = 0; i < 32; i++) {
-            if (MLA_LEAN != 6) s[i] *= sl2;
-            float *const x = &mx[(i >> 1) & 1][MLA_LEAN == 6 ? (i >> 2) & 3 : 0];
+            if (MLA_LEAN < 6) s[i] *= sl2;
+            float *const x = &mx[(i >> 1) & 1][MLA_LEAN >= 6 ? (i >> 2) & 3 : 0];
             *x = fmaxf(*x, s[i]);
         }
     else
 #pragma unroll
         for (int i = 0; i < 32; i++) {
             s[i] = 8 * (i >> 2) + 2 * q4 + (i & 1) <= lim[(i >> 1) & 1] ? s[i] * ps : NEG;
-            float *const x = &mx[(i >> 1) & 1][MLA_LEAN == 6 ? (i >> 2) & 3 : 0];
+            float *const x = &mx[(i >> 1) & 1][MLA_LEAN >= 6 ? (i >> 2) & 3 : 0];
             *x = fmaxf(*x, s[i]);
         }
 #pragma unroll
     for (int h = 0; h < 2; h++) { // the row's max over its quad of lanes
-        float x = MLA_LEAN == 6 ? fmaxf(fmaxf(mx[h][0], mx[h][1]), fmaxf(mx[h][2], mx[h][3])) : mx[h][0];
+        float x = MLA_LEAN >= 6 ? fmaxf(fmaxf(mx[h][0], mx[h][1]), fmaxf(mx[h][2], mx[h][3])) : mx[h][0];
         x = fmaxf(x, __shfl_xor_sync(0xffffffffu, x, 1));
         x = fmaxf(x, __shfl_xor_sync(0xffffffffu, x, 2));
-        if (MLA_LEAN == 6) x *= sl2;
+        if (MLA_LEAN >= 6) x *= sl2;
         // MLA_LAZY: the max P is relative to moves only when the block's is more than 2^8 above it
         const float mn = MLA_LAZY && x <= m[h] + 8.0f ? m[h] : fmaxf(m[h], x);
         sc[h] = mn == NEG ? 1.0f : exp2f(m[h] - mn);
@@ -240,7 +238,7 @@ __device__ __forceinline__ void mla_softmax(float *s, const int *lim, float *m, 
 #pragma unroll
         for (int i = 0; i < 32; i += 2) {
             const int h = (i >> 1) & 1;
-            if (MLA_LEAN == 6)
+            if (MLA_LEAN >= 6)
                 s[i] = hp_exp2(fmaf(s[i], sl2, -m[h])), s[i + 1] = hp_exp2(fmaf(s[i + 1], sl2, -m[h]));
             else
                 s[i] = hp_exp2(s[i] - m[h]), s[i + 1] = hp_exp2(s[i + 1] - m[h]);
@@ -250,7 +248,7 @@ __device__ __forceinline__ void mla_softmax(float *s, const int *lim, float *m, 
 #pragma unroll
         for (int i = 0; i < 32; i += 2) {
             const int h = (i >> 1) & 1;
-            if (MLA_LEAN == 6) // (s unscaled)
+            if (MLA_LEAN >= 6) // (s unscaled)
                 s[i] = s[i] == NEG ? 0.0f : exp2f(fmaf(s[i], sl2, -m[h])), s[i + 1] = s[i + 1] == NEG ? 0.0f : exp2f(fmaf(s[i + 1], sl2, -m[h]));
             else
                 s[i] = s[i] == NEG ? 0.0f : exp2f(s[i] - m[h]), s[i + 1] = s[i + 1] == NEG ? 0.0f : exp2f(s[i + 1] - m[h]);

@@ -175,9 +175,6 @@
 #   rounds.sh afence  MLA decode without the consumers' proxy fence after a wait for keys and with the keys
 #                     evict-first (the defaults since the thirteenth session): test_gpu_mla with the old
 #                     settings, then bench_mla's rows 44-50 beside their baselines;
-#   rounds.sh lean7   MLA decode with warpgroup 0's loop rotated (DSCC_MLA_LEAN=7): test_mla_lean_rot (the kernel
-#                     alone against LEAN 5), test_gpu_mla whole with it set (its executor steps take it), then
-#                     bench_mla's row 51 beside 49 (the defaults) at batch 32 and 128, 4,097 keys;
 #   rounds.sh flashmla  FlashMLA's dense decode kernel for Hopper (bench/peer_flashmla.cu, built
 #                     against .peers/flashmla by bench/build_peer_flashmla.sh) at batch 32 and 128,
 #                     4,097 keys, its output checked against the CPU first, beside bench_mla's
@@ -188,7 +185,7 @@
 #                     and at batch 16 / 64 with 4,097 keys; a line fitted through the batch-32 medians gives
 #                     us a block of 64 keys (the slope) and the fixed part (the intercept); then bench_mla
 #                     --stamps at batch 32 and 128 (where each block's time goes, by the kernel's own stamps),
-#                     beside row 52 (MLA_EARLY: the second block's keys issued before q's copies);
+#                     beside row 51 (MLA_EARLY: the second block's keys issued before q's copies);
 # Logs go to $OUT (or a temporary folder). build/ comes from
 # tools/gpu_stage.sh (a trimmed copy carried as build-gpu is renamed first).
 set -uo pipefail
@@ -597,16 +594,6 @@ case "$mode" in
     TAIL=10 step bench_mla_afence_b32 180 build/bench_mla --batch 32 --ctx 4097 --reps 20 --variant 23,44,42,45,43,46,47,48,49,50
     TAIL=4 step bench_mla_afence_b128 120 build/bench_mla --batch 128 --ctx 4097 --reps 20 --variant 23,44,45,48,49
     grep -E "^\| " "$out/bench_mla_afence_b32.log" | cut -c1-200 ;;
-  lean7) # MLA decode with warpgroup 0's loop rotated (DSCC_MLA_LEAN=7, opt-in): the kernel alone against LEAN 5
-    # (test_mla_lean_rot: a row's relative L2 of 1e-3 on a GPU), test_gpu_mla whole with it set (its executor steps:
-    # test_mla_long_context, test_mla_128_heads), then bench_mla's row 51 (the defaults, rotated) beside row 49 (the
-    # defaults) at batch 32 and 128, 4,097 keys, in one process each
-    DSCC_TEST_FILTER=test_mla_lean_rot TAIL=12 step test_gpu_mla_lean_rot 120 build/test_gpu_mla
-    TAIL=6 step test_gpu_mla_lean7 150 env DSCC_MLA_LEAN=7 build/test_gpu_mla
-    for b in 32 128; do
-      TAIL=6 step "bench_mla_lean7_b$b" 120 build/bench_mla --batch "$b" --ctx 4097 --reps 20 --variant 49,51
-      grep -E "^\| " "$out/bench_mla_lean7_b$b.log" | cut -c1-200
-    done ;;
   flashmla) # FlashMLA's dense decode kernel (bench/peer_flashmla, built by bench/build_peer_flashmla.sh) beside
     # bench_mla's defaults (row 49; 23 the defaults before the thirteenth session) and ping-pong + DSM (row 42), batch
     # 32 and 128 at 4,097 keys, in the same call
@@ -630,8 +617,8 @@ case "$mode" in
       [ -x build/bench/peer_flashmla ] && TAIL=3 step "peer_flashmla_b${b}_t$t" 60 build/bench/peer_flashmla --batch "$b" --ctx "$t" --reps 20
     done
     # where the blocks' time goes (bench_mla --stamps: the kernel's own clock64 / globaltimer stamps, a build of its own)
-    TAIL=8 step bench_mla_stamps_b32 90 build/bench_mla --batch 32 --ctx 4097 --reps 20 --variant 49,52,23,42 --stamps
-    TAIL=4 step bench_mla_stamps_b128 90 build/bench_mla --batch 128 --ctx 4097 --reps 20 --variant 49,52 --stamps
+    TAIL=8 step bench_mla_stamps_b32 90 build/bench_mla --batch 32 --ctx 4097 --reps 20 --variant 49,51,23,42 --stamps
+    TAIL=4 step bench_mla_stamps_b128 90 build/bench_mla --batch 128 --ctx 4097 --reps 20 --variant 49,51 --stamps
     # the batch-32 medians (decode + merge; FlashMLA's kernel + combine) against the blocks of 64 keys a split
     for who in bench_mla peer_flashmla; do
       for t in 1025 2049 4097 8193 16385; do

@@ -253,8 +253,6 @@ static const char *ring_dsm = "0";
 static const char *ring_afence = "1";
 /* MLA_L2HINT for kernel_ring and kernel_split ("1": the producer's boxes of keys under an evict-first L2 policy) */
 static const char *ring_l2hint = "0";
-/* MLA_LEAN for kernel_split (kernel_ring takes it as an argument) */
-static const char *split_lean = "5";
 /* MLA_TMA's tensor map over the rows of 576 bf16 at dk (box 64 rows x 128 bytes, the 128-byte swizzle), in device memory */
 static RtDevPtr kv_map(RtCuda *gpu, DiagEngine *d, RtDevPtr dk, size_t rows) {
     unsigned char *m = aligned_alloc(64, 128);
@@ -461,7 +459,7 @@ static float *kernel_split(const char *fuse, const char *fmax, const char *v3, i
     const char *hs = arena_printf(a, "%dLL", ring_hq); /* (B and T from the arguments, as kernel_ring's) */
     CgDefine defs[] = {{"MLA_S", "1LL"},         {"MLA_HQ", hs},
                        {"MLA_OUT_BF16", "0"}, {"MLA_CAUSAL", "0"}, {"MLA_SCALE", "0.1352337788f"},
-                       {"MLA_V3", v3},        {"MLA_LEAN", split_lean}, {"MLA_LAZY", "1"},   {"MLA_FUSE", fuse},
+                       {"MLA_V3", v3},        {"MLA_LEAN", "5"},     {"MLA_LAZY", "1"},   {"MLA_FUSE", fuse},
                        {"MLA_FUSE_MAX", fmax}, {"MLA_TMA", ring_tma}, {"MLA_MC", ring_mc}, {"MLA_QREG", ring_qreg},
                        {"MLA_PART_BF16", ring_pbf}, {"MLA_PP", ring_pp}, {"MLA_DSM", ring_dsm}, {"MLA_AFENCE", ring_afence},
                        {"MLA_L2HINT", ring_l2hint}};
@@ -1086,63 +1084,6 @@ static void test_mla_afence(void **state) {
     }
 }
 
-/* MLA_LEAN 7 (warpgroup 0's loop rotated: the next block's S issued behind the P V, which `wait_group 1` waits for
- * while S's first chunks run, the stage given back then; the last two blocks peeled) against 5: the same wgmma on
- * the same operands in the same order and the same softmax (level 6's rounding is not 7's), so the same bits on the
- * emulated device, which computes each commit group at its wait from the shared memory as it is then (a P V
- * whose stage is refilled before its wait, or a chunk read before it landed, changes values: without the
- * `wait_group 1` the 129 keys differ); on a GPU a row's relative L2 of 1e-3 (the tensor cores
- * may round S's chain differently where waits split it, as test_mla_lean_exact found at level 4). The keys by TMA
- * under the defaults' fences and hint (MLA_AFENCE 0, MLA_L2HINT 1) but where marked. One split (kernel_ring): 1 key (one partial
- * block: the peeled last alone), 64 (one whole block), 129 (three blocks, the last of one key: each peeled form once
- * and the loop's body once), 330 (six: the body three times, each stage refilled), 200 keys in 24 tiles (each
- * producer warp starved on some block; also with the keys by cp.async, MLA_TMA 0, whose consumers keep their
- * fences); two splits merged through distributed shared memory (kernel_split, MLA_DSM 1): 200 keys in 12 tiles
- * (two blocks a split) and 330 in 2 (three, the second split's last partial). */
-static void test_mla_lean_rot(void **state) {
-    (void)state;
-    static const struct { int B, T, nsp, tma; } cases[] = {{1, 1, 1, 1},    {1, 64, 1, 1},   {1, 129, 1, 1}, {1, 330, 1, 1},
-                                                           {24, 200, 1, 1}, {24, 200, 1, 0}, {12, 200, 2, 1}, {2, 330, 2, 1}};
-    for (int c = 0; c < (int)(sizeof cases / sizeof *cases); c++) {
-        const uint64_t seed = rng;
-        float *out[2];
-        ring_tma = cases[c].tma ? "1" : "0", ring_afence = cases[c].tma ? "0" : "1", ring_l2hint = ring_tma;
-        ring_dsm = cases[c].nsp > 1 ? "1" : "0";
-        for (int k = 0; k < 2; k++) {
-            rng = seed, split_lean = k ? "7" : "5";
-            out[k] = cases[c].nsp == 1 ? kernel_ring("1", "1", "0", split_lean, "1", cases[c].B, cases[c].T)
-                                       : kernel_split("0", "1", "1", cases[c].B, cases[c].T, cases[c].nsp);
-        }
-        ring_tma = "0", ring_afence = "1", ring_l2hint = "0", ring_dsm = "0", split_lean = "5";
-        expect_forms_agree(out[1], out[0], (size_t)cases[c].B * 64, -1, 1e-3, "  MLA_LEAN 7 against 5 (MLA_TMA %d, MLA_AFENCE %d, MLA_L2HINT %d, "
-                           "MLA_DSM %d): %d x 64 heads, T %d, %d split%s", cases[c].tma, !cases[c].tma, cases[c].tma, cases[c].nsp > 1,
-                           cases[c].B, cases[c].T, cases[c].nsp, cases[c].nsp == 1 ? "" : "s");
-        free(out[0]);
-    }
-}
-
-/* DSCC_MLA_LEAN: 7 gives the decode kernel MLA_LEAN 7 with the keys by TMA (the defaults) and by cp.async on the
- * chunk ring (DSCC_MLA_TMA=0); unset, MLA_LEAN 5; 7 beside DSCC_MLA_V3=3, DSCC_MLA_PP=1, DSCC_MLA_PREG=1,
- * DSCC_MLA_QREG=1 (forms with another loop or another P V) or DSCC_MLA_FUSE=1 (ptxas's frame grows) is a codegen
- * error naming the variable, as is 8. */
-static void test_mla_lean_env(void **state) {
-    (void)state;
-    static const char *const rot = "#define MLA_LEAN 7\n";
-    static const EnvRow rows[] = {
-        {"", 128, .text = rot, .count = 0, .map = 1},
-        {"DSCC_MLA_LEAN=7", 128, .text = rot, .count = 1, .map = 1},
-        {"DSCC_MLA_LEAN=7", 8, .text = rot, .count = 1, .map = 1},
-        {"DSCC_MLA_LEAN=7 DSCC_MLA_TMA=0", 128, .text = rot, .count = 1, .map = 0},
-        {"DSCC_MLA_LEAN=7 DSCC_MLA_V3=3", 128, "DSCC_MLA_LEAN=7 rotates", .map = -1},
-        {"DSCC_MLA_LEAN=7 DSCC_MLA_PP=1", 128, "DSCC_MLA_LEAN=7 rotates", .map = -1},
-        {"DSCC_MLA_LEAN=7 DSCC_MLA_PREG=1", 128, "DSCC_MLA_LEAN=7 rotates", .map = -1},
-        {"DSCC_MLA_LEAN=7 DSCC_MLA_QREG=1", 128, "DSCC_MLA_LEAN=7 rotates", .map = -1},
-        {"DSCC_MLA_LEAN=7 DSCC_MLA_FUSE=1", 128, "DSCC_MLA_LEAN=7 rotates", .map = -1},
-        {"DSCC_MLA_LEAN=7 DSCC_MLA_MC=1", 128, "DSCC_MLA_LEAN=7 rotates", .map = -1},
-        {"DSCC_MLA_LEAN=8", 128, "DSCC_MLA_LEAN must be 0 to 7", .map = -1}};
-    expect_env_rows(rows, (int)(sizeof rows / sizeof *rows));
-}
-
 /* DSCC_MLA_AFENCE: unset or 0 with the keys by TMA on the producer's ring (the defaults, or with DSCC_MLA_PP=1), the
  * decode kernel's MLA_AFENCE 0; 1, or unset where the keys come by cp.async (DSCC_MLA_TMA=0) or with no producer
  * (DSCC_MLA_V3=3), MLA_AFENCE 1; 0 with DSCC_MLA_TMA=0 or DSCC_MLA_V3=3 is a codegen error naming the variable
@@ -1278,8 +1219,7 @@ int main(void) {
                                       cmocka_unit_test(test_mla_tma_env), cmocka_unit_test(test_mla_mc_env),
                                       cmocka_unit_test(test_mla_qreg_env), cmocka_unit_test(test_mla_part_env),
                                       cmocka_unit_test(test_mla_pp_env), cmocka_unit_test(test_mla_dsm_env),
-                                      cmocka_unit_test(test_mla_afence_env), cmocka_unit_test(test_mla_l2hint_env),
-                                      cmocka_unit_test(test_mla_lean_env)};
+                                      cmocka_unit_test(test_mla_afence_env), cmocka_unit_test(test_mla_l2hint_env)};
     if (cmocka_run_group_tests(rule, NULL, NULL)) return 1;
     if (!tu_hopper()) return 77;
     const char *tile = getenv("DSCC_GEMM_TILE");
@@ -1294,7 +1234,6 @@ int main(void) {
                                        cmocka_unit_test(test_mla_part_bf16), cmocka_unit_test(test_mla_ping_pong),
                                        cmocka_unit_test(test_mla_dsm),
                                        cmocka_unit_test(test_mla_afence),
-                                       cmocka_unit_test(test_mla_lean_rot),
                                        cmocka_unit_test(test_mla_env_steps),
                                        cmocka_unit_test(test_mla_128_heads),
                                        cmocka_unit_test(test_mla_long_context)};
