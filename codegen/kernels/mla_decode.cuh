@@ -78,10 +78,11 @@
 //                        the rows and q the producer copies by cp.async are fenced by their writers before
 //                        the producer arrives (CUTLASS's sm90 TMA pipelines and FlashMLA go from the wait
 //                        straight to wgmma)
-//   MLA_EARLY            1 (bench_mla's row only, untimed): the producer with MLA_TMA issues the second block's
+//   MLA_EARLY            1 (bench_mla's rows only, untimed): the producer with MLA_TMA issues the second block's
 //                        boxes with the first's, before it copies q (both stages are free at the start), so a
-//                        CTA's first loads are all in flight at once; 0 (the default): the second block's
-//                        boxes once q's copies have landed
+//                        CTA's first loads are all in flight at once; 2: the same with q's copies issued
+//                        first (q is the first S's too); 0 (the default): the second block's boxes once q's
+//                        copies have landed
 //   MLA_PF               with MLA_V3: the producer asks L2 for the block of keys MLA_PF blocks
 //                        ahead of the one it loads (cp.async.bulk.prefetch.L2, the block's rows
 //                        being contiguous), so the ring's copies find it there; 0: none (default:
@@ -993,12 +994,14 @@ extern "C" __global__ void __launch_bounds__(MLA_THREADS, 1) __cluster_dims__(ML
             const bool whole = jb * 64 + 64 <= T;
             // MLA_EARLY: the second block's boxes go with the first's, ahead of q's copies (both stages are free then)
             const bool early = MLA_EARLY && jb == jb0 && jb + 1 < jb1 && jb * 64 + 128 <= T;
+            if (MLA_EARLY == 2 && jb == jb0) // (2: q's copies issued first, waited for below)
+                for (int c = 0; c < 9; c++) mla_copy_q(Qs, Q0, Q1, MLA_QD0, bb * rows + r0, r0, rows, pr, c * 8 + pu);
             if (!(MLA_EARLY && jb == jb0 + 1 && whole)) MLA_FN(_tma_boxes)(k, kmap, jb, st, whole, pt);
             if (early) MLA_FN(_tma_boxes)(k, kmap, jb + 1, 1, true, pt);
             if (whole && jb != jb0) continue;
             for (int c = 0; c < 9; c++) {
                 const int kc = c * 8 + pu; // the unit's 16 bytes among the row's 72
-                if (jb == jb0) mla_copy_q(Qs, Q0, Q1, MLA_QD0, bb * rows + r0, r0, rows, pr, kc);
+                if (jb == jb0 && MLA_EARLY != 2) mla_copy_q(Qs, Q0, Q1, MLA_QD0, bb * rows + r0, r0, rows, pr, kc);
                 if (!whole) mla_copy_rows(Kd, Kg, bb * KT, jb, T, pr, kc);
             }
             mla_cp_commit();

@@ -185,7 +185,8 @@
 #                     and at batch 16 / 64 with 4,097 keys; a line fitted through the batch-32 medians gives
 #                     us a block of 64 keys (the slope) and the fixed part (the intercept); then bench_mla
 #                     --stamps at batch 32 and 128 (where each block's time goes, by the kernel's own stamps),
-#                     beside row 51 (MLA_EARLY: the second block's keys issued before q's copies);
+#                     beside rows 51 and 52 (MLA_EARLY 1, 2: the second block's keys issued before the
+#                     wait for q's copies);
 # Logs go to $OUT (or a temporary folder). build/ comes from
 # tools/gpu_stage.sh (a trimmed copy carried as build-gpu is renamed first).
 set -uo pipefail
@@ -617,8 +618,8 @@ case "$mode" in
       [ -x build/bench/peer_flashmla ] && TAIL=3 step "peer_flashmla_b${b}_t$t" 60 build/bench/peer_flashmla --batch "$b" --ctx "$t" --reps 20
     done
     # where the blocks' time goes (bench_mla --stamps: the kernel's own clock64 / globaltimer stamps, a build of its own)
-    TAIL=8 step bench_mla_stamps_b32 90 build/bench_mla --batch 32 --ctx 4097 --reps 20 --variant 49,51,23,42 --stamps
-    TAIL=4 step bench_mla_stamps_b128 90 build/bench_mla --batch 128 --ctx 4097 --reps 20 --variant 49,51 --stamps
+    TAIL=8 step bench_mla_stamps_b32 90 build/bench_mla --batch 32 --ctx 4097 --reps 20 --variant 49,51,52,23 --stamps
+    TAIL=4 step bench_mla_stamps_b128 90 build/bench_mla --batch 128 --ctx 4097 --reps 20 --variant 49,51,52 --stamps
     # the batch-32 medians (decode + merge; FlashMLA's kernel + combine) against the blocks of 64 keys a split
     for who in bench_mla peer_flashmla; do
       for t in 1025 2049 4097 8193 16385; do
