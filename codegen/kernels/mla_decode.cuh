@@ -83,6 +83,12 @@
 //                        CTA's first loads are all in flight at once; 2: the same with q's copies issued
 //                        first (q is the first S's too); 0 (the default): the second block's boxes once q's
 //                        copies have landed
+//   MLA_OSTAGE           1 (bench_mla's row only, untimed; bf16 output, not MLA_FUSE): the output goes out
+//                        through shared memory, each warp its own 16 rows: the accumulators' pairs written
+//                        into a stage of rows 528 bytes apart (no bank conflicts), then each row's 512 bytes
+//                        stored by the warp at once, 16 bytes a lane; 0 (the default): each thread stores its
+//                        pairs of 4 bytes straight to the output, every 32-byte sector in two halves
+//                        (bench_mla --stamps: 6-9 us of a CTA's exit at batch 32 and 128 on an H100)
 //   MLA_PF               with MLA_V3: the producer asks L2 for the block of keys MLA_PF blocks
 //                        ahead of the one it loads (cp.async.bulk.prefetch.L2, the block's rows
 //                        being contiguous), so the ring's copies find it there; 0: none (default:
@@ -258,6 +264,9 @@
 #endif
 #ifndef MLA_EARLY
 #define MLA_EARLY 0
+#endif
+#ifndef MLA_OSTAGE
+#define MLA_OSTAGE 0
 #endif
 // the producer's box of keys (MLA_L2HINT above: 1, under an evict-first L2 policy)
 #if MLA_L2HINT
@@ -924,6 +933,30 @@ __device__ __forceinline__ void MLA_FN(_fuse)(const Args &a, const MlaBlk &k, co
 }
 #endif
 
+#if MLA_OSTAGE
+#if !MLA_OUT_BF16 || MLA_FUSE
+#error "MLA_OSTAGE stages bf16 output rows (MLA_OUT_BF16 1), not with MLA_FUSE's merge"
+#endif
+// MLA_OSTAGE: a warp's 16 rows (ra - ra % 16 ..) of its warpgroup's 256 columns through shared memory (the key
+// stages, free once the loops are done), rows 528 bytes apart: the pair of columns 8 k + 2 q4 of row ra + 8 h
+// goes in (_stage_pair), then (_stage_rows) each of the 16 rows that is in the step goes out as 512 bytes, lane l
+// the 16 bytes at 16 l
+__device__ __forceinline__ unsigned char *MLA_FN(_stage_at)(const MlaBlk &k) {
+    return k.Ks + (k.tid >> 5) * (16 * 528);
+}
+__device__ __forceinline__ void MLA_FN(_stage_pair)(unsigned char *st, int h, int kk, int q4, float x0, float x1) {
+    *(unsigned *)(st + ((threadIdx.x & 31) >> 2) * 528 + h * 8 * 528 + kk * 16 + q4 * 4) = hp_bf16x2(x0, x1);
+}
+__device__ __forceinline__ void MLA_FN(_stage_rows)(const MlaBlk &k, unsigned short *out, const unsigned char *st) {
+    __syncwarp(); // every lane's pairs are in
+    const int l = threadIdx.x & 31, rw = k.ra - (k.ra & 15); // the warp's first row in the tile
+#pragma unroll 4
+    for (int j = 0; j < 16; j++)
+        if (k.r0 + rw + j < k.rows)
+            *(uint4 *)(out + (k.bb * k.rows + k.r0 + rw + j) * 512 + 256 * k.wg + 8 * l) = *(const uint4 *)(st + j * 528 + 16 * l);
+}
+#endif
+
 // (MLA_MC: clusters of 2 CTAs, a batch row's two row tiles; MLA_DSM: of 2, a tile's two splits; otherwise of 1,
 // as a launch without one)
 extern "C" __global__ void __launch_bounds__(MLA_THREADS, 1) __cluster_dims__(MLA_MC + MLA_DSM + 1, 1, 1) DSCC_ENTRY(Args a) {
@@ -1263,6 +1296,9 @@ extern "C" __global__ void __launch_bounds__(MLA_THREADS, 1) __cluster_dims__(ML
         // written before any is read, every read done before either CTA exits (its shared memory goes with it).
         float4 *const xo = (float4 *)Qs;
         float *const xl = (float *)(Qs + 32 * 128 * 16);
+#if MLA_OSTAGE
+        const MlaBlk &k_ = k; // (the merge's loops name their index k)
+#endif
         const int wt = tid & 127;
         float inv[2], lse[2];
 #pragma unroll
@@ -1307,11 +1343,18 @@ extern "C" __global__ void __launch_bounds__(MLA_THREADS, 1) __cluster_dims__(ML
                     float c0 = 0.0f, c1 = 0.0f;
                     if (w[h][0] >= 0.0f) c0 += w[h][0] * x0, c1 += w[h][0] * x1;
                     if (w[h][1] >= 0.0f) c0 += w[h][1] * y0, c1 += w[h][1] * y1;
+#if MLA_OSTAGE
+                    MLA_FN(_stage_pair)(MLA_FN(_stage_at)(k_), h, k, q4, c0 * dinv[h], c1 * dinv[h]);
+#else
                     const long long ri = bb * rows + r0 + r, col = 256 * wg + 8 * k + 2 * q4;
                     if (MLA_OUT_BF16) *(unsigned *)((unsigned short *)a.t[MLA_SO] + ri * 512 + col) = hp_bf16x2(c0 * dinv[h], c1 * dinv[h]);
                     else *(float2 *)((float *)a.t[MLA_SO] + ri * 512 + col) = make_float2(c0 * dinv[h], c1 * dinv[h]);
+#endif
                 }
             }
+#if MLA_OSTAGE
+            MLA_FN(_stage_rows)(k_, (unsigned short *)a.t[MLA_SO], MLA_FN(_stage_at)(k_));
+#endif
         }
         hp_cluster_sync();
         if (tid == 0) MLA_STAMP(6, hp_clock64()), MLA_STAMP(7, hp_globaltimer());
@@ -1334,9 +1377,13 @@ extern "C" __global__ void __launch_bounds__(MLA_THREADS, 1) __cluster_dims__(ML
         if (nsp == 1) {
 #pragma unroll
             for (int i = 2 * h; i < 128; i += 4) {
+#if MLA_OSTAGE
+                MLA_FN(_stage_pair)(MLA_FN(_stage_at)(k), h, i >> 2, q4, o[i] * inv, o[i + 1] * inv);
+#else
                 const long long col = 256 * wg + 8 * (i >> 2) + 2 * q4;
                 if (MLA_OUT_BF16) *(unsigned *)((unsigned short *)a.t[MLA_SO] + ri * 512 + col) = hp_bf16x2(o[i] * inv, o[i + 1] * inv);
                 else *(float2 *)((float *)a.t[MLA_SO] + ri * 512 + col) = make_float2(o[i] * inv, o[i + 1] * inv);
+#endif
             }
         } else { // this split's normalised output and the log2 of its sum, for the combine
 #if MLA_PART_BF16
@@ -1351,6 +1398,9 @@ extern "C" __global__ void __launch_bounds__(MLA_THREADS, 1) __cluster_dims__(ML
             if (wg == 0 && q4 == 0) part[64 + nsp * n * 512 + sp * n + ri] = lr > 0.0f ? s_m[r] + log2f(lr) : NEG;
         }
     }
+#if MLA_OSTAGE
+    if (nsp == 1) MLA_FN(_stage_rows)(k, (unsigned short *)a.t[MLA_SO], MLA_FN(_stage_at)(k));
+#endif
 #if MLA_FUSE
     if (MLA_FUSED(nsp)) { // the part counted once every thread's writes are out (the merging block waits for the count)
         __threadfence();
@@ -1394,4 +1444,5 @@ extern "C" __global__ void __launch_bounds__(MLA_THREADS, 1) __cluster_dims__(ML
 #undef MLA_CFENCE_ON
 #undef MLA_L2HINT
 #undef MLA_EARLY
+#undef MLA_OSTAGE
 #undef MLA_TMA_BOX
