@@ -56,11 +56,8 @@
  * evict-first L2 policy (MLA_L2HINT 1, DSCC_MLA_L2HINT=1: 48 against 23,
  * 49 against 44, 50 against 45). Since the thirteenth session row 49 is
  * the defaults (no consumer fences, evict-first keys) and row 23 the
- * defaults before. Row 51 is row 49 with the producer's second block of
- * keys issued with the first, before it copies q (MLA_EARLY 1, no switch
- * yet: untimed); row 52 the same with q's copies issued first; row 53
- * row 49 with the output staged in shared memory and stored a row at a
- * time (MLA_OSTAGE 1). (The
+ * defaults before. Row 51 is row 49 with the output staged in shared
+ * memory and stored a row at a time (MLA_OSTAGE 1, no switch yet). (The
  * whole-stage ring, DSCC_MLA_V3=0, and the L2 prefetch, DSCC_MLA_PREFETCH,
  * were timed on 2026-12-06: docs/KERNELS.md.) The shape
  * is bench_gpu's long context: batch 32 (--batch), 4,097 keys (--ctx), 128
@@ -190,12 +187,7 @@ static const Variant VARIANTS[] = {
      "0", "0", "1", "MLA_L2HINT=1 MLA_AFENCE=0"},
     {"ping-pong, DSM, evict-first keys, no consumer proxy fences (DSCC_MLA_PP=1 DSCC_MLA_L2HINT=1 DSCC_MLA_AFENCE=0)", "1", "0", "1", "5",
      "1", "0", "0", "1", "0", "0", "0", "1", "1", "MLA_L2HINT=1 MLA_AFENCE=0"},
-    /* the producer's first two blocks of keys issued before q's copies (row 51 against 49; 52: q's copies issued first) */
-    {"the defaults, the second block's keys issued with the first's, before q (MLA_EARLY=1)", "1", "0", "1", "5", "1", "0", "0", "1", "0",
-     "0", "0", "0", "1", "MLA_L2HINT=1 MLA_AFENCE=0 MLA_EARLY=1"},
-    {"the defaults, q's copies then both blocks' keys, before any wait (MLA_EARLY=2)", "1", "0", "1", "5", "1", "0", "0", "1", "0", "0",
-     "0", "0", "1", "MLA_L2HINT=1 MLA_AFENCE=0 MLA_EARLY=2"},
-    /* the output through shared memory, each warp's rows stored 512 bytes at a time (row 53 against 49) */
+    /* the output through shared memory, each warp's rows stored 512 bytes at a time (row 51 against 49) */
     {"the defaults, the output staged in shared memory and stored a row at a time (MLA_OSTAGE=1)", "1", "0", "1", "5", "1", "0", "0", "1",
      "0", "0", "0", "0", "1", "MLA_L2HINT=1 MLA_AFENCE=0 MLA_OSTAGE=1"}};
 enum { NV = (int)(sizeof VARIANTS / sizeof *VARIANTS), HQ = 128 };

@@ -78,11 +78,6 @@
 //                        the rows and q the producer copies by cp.async are fenced by their writers before
 //                        the producer arrives (CUTLASS's sm90 TMA pipelines and FlashMLA go from the wait
 //                        straight to wgmma)
-//   MLA_EARLY            1 (bench_mla's rows only, untimed): the producer with MLA_TMA issues the second block's
-//                        boxes with the first's, before it copies q (both stages are free at the start), so a
-//                        CTA's first loads are all in flight at once; 2: the same with q's copies issued
-//                        first (q is the first S's too); 0 (the default): the second block's boxes once q's
-//                        copies have landed
 //   MLA_OSTAGE           1 (bench_mla's row only, untimed; bf16 output, not MLA_FUSE): the output goes out
 //                        through shared memory, each warp its own 16 rows: the accumulators' pairs written
 //                        into a stage of rows 528 bytes apart (no bank conflicts), then each row's 512 bytes
@@ -261,9 +256,6 @@
 #endif
 #ifndef MLA_L2HINT
 #define MLA_L2HINT 0
-#endif
-#ifndef MLA_EARLY
-#define MLA_EARLY 0
 #endif
 #ifndef MLA_OSTAGE
 #define MLA_OSTAGE 0
@@ -1025,16 +1017,11 @@ extern "C" __global__ void __launch_bounds__(MLA_THREADS, 1) __cluster_dims__(ML
             unsigned char *const Kd = Ks + st * MLA_TILE;
             unsigned long long *const fb = full + st * 9;
             const bool whole = jb * 64 + 64 <= T;
-            // MLA_EARLY: the second block's boxes go with the first's, ahead of q's copies (both stages are free then)
-            const bool early = MLA_EARLY && jb == jb0 && jb + 1 < jb1 && jb * 64 + 128 <= T;
-            if (MLA_EARLY == 2 && jb == jb0) // (2: q's copies issued first, waited for below)
-                for (int c = 0; c < 9; c++) mla_copy_q(Qs, Q0, Q1, MLA_QD0, bb * rows + r0, r0, rows, pr, c * 8 + pu);
-            if (!(MLA_EARLY && jb == jb0 + 1 && whole)) MLA_FN(_tma_boxes)(k, kmap, jb, st, whole, pt);
-            if (early) MLA_FN(_tma_boxes)(k, kmap, jb + 1, 1, true, pt);
+            MLA_FN(_tma_boxes)(k, kmap, jb, st, whole, pt);
             if (whole && jb != jb0) continue;
             for (int c = 0; c < 9; c++) {
                 const int kc = c * 8 + pu; // the unit's 16 bytes among the row's 72
-                if (jb == jb0 && MLA_EARLY != 2) mla_copy_q(Qs, Q0, Q1, MLA_QD0, bb * rows + r0, r0, rows, pr, kc);
+                if (jb == jb0) mla_copy_q(Qs, Q0, Q1, MLA_QD0, bb * rows + r0, r0, rows, pr, kc);
                 if (!whole) mla_copy_rows(Kd, Kg, bb * KT, jb, T, pr, kc);
             }
             mla_cp_commit();
@@ -1443,6 +1430,5 @@ extern "C" __global__ void __launch_bounds__(MLA_THREADS, 1) __cluster_dims__(ML
 #undef MLA_AFENCE
 #undef MLA_CFENCE_ON
 #undef MLA_L2HINT
-#undef MLA_EARLY
 #undef MLA_OSTAGE
 #undef MLA_TMA_BOX

@@ -184,11 +184,9 @@
 #                     and FlashMLA at batch 32 over 1,025 to 16,385 keys (the same two splits a tile, one wave)
 #                     and at batch 16 / 64 with 4,097 keys; a line fitted through the batch-32 medians gives
 #                     us a block of 64 keys (the slope) and the fixed part (the intercept); then bench_mla
-#                     --stamps at batch 32 and 128 (where each block's time goes, by the kernel's own stamps),
-#                     beside rows 51 and 52 (MLA_EARLY 1, 2: the second block's keys issued before the
-#                     wait for q's copies);
+#                     --stamps at batch 32 and 128 (where each block's time goes, by the kernel's own stamps);
 #   rounds.sh ostage  MLA decode's output staged in shared memory and stored a row at a time (MLA_OSTAGE,
-#                     bench_mla row 53) beside the defaults (row 49) at batch 32 and 128, then both with --stamps;
+#                     bench_mla row 51) beside the defaults (row 49) at batch 32 and 128, then both with --stamps;
 # Logs go to $OUT (or a temporary folder). build/ comes from
 # tools/gpu_stage.sh (a trimmed copy carried as build-gpu is renamed first).
 set -uo pipefail
@@ -620,8 +618,8 @@ case "$mode" in
       [ -x build/bench/peer_flashmla ] && TAIL=3 step "peer_flashmla_b${b}_t$t" 60 build/bench/peer_flashmla --batch "$b" --ctx "$t" --reps 20
     done
     # where the blocks' time goes (bench_mla --stamps: the kernel's own clock64 / globaltimer stamps, a build of its own)
-    TAIL=8 step bench_mla_stamps_b32 90 build/bench_mla --batch 32 --ctx 4097 --reps 20 --variant 49,51,52,23 --stamps
-    TAIL=4 step bench_mla_stamps_b128 90 build/bench_mla --batch 128 --ctx 4097 --reps 20 --variant 49,51,52 --stamps
+    TAIL=8 step bench_mla_stamps_b32 90 build/bench_mla --batch 32 --ctx 4097 --reps 20 --variant 49,23 --stamps
+    TAIL=4 step bench_mla_stamps_b128 90 build/bench_mla --batch 128 --ctx 4097 --reps 20 --variant 49 --stamps
     # the batch-32 medians (decode + merge; FlashMLA's kernel + combine) against the blocks of 64 keys a split
     for who in bench_mla peer_flashmla; do
       for t in 1025 2049 4097 8193 16385; do
@@ -631,11 +629,11 @@ case "$mode" in
       done | awk -v w="$who" '{ n++; x = int((int(($1 + 63) / 64) + 1) / 2); sx += x; sy += $2 * 1000; sxx += x * x; sxy += x * $2 * 1000 }
         END { if (n < 2) exit; b = (n * sxy - sx * sy) / (n * sxx - sx * sx); printf "%s, batch 32: %.3f us a block of 64 keys, fixed %.1f us (%d points)\n", w, b, (sy - b * sx) / n, n }'
     done ;;
-  ostage) # MLA decode's output through shared memory, a row at a time (MLA_OSTAGE 1, bench_mla row 53) beside the
+  ostage) # MLA decode's output through shared memory, a row at a time (MLA_OSTAGE 1, bench_mla row 51) beside the
     # defaults (49), batch 32 and 128 at 4,097 keys, one process each; then both with --stamps (their exit phases)
     for b in 32 128; do
-      TAIL=4 step "bench_mla_ostage_b$b" 90 build/bench_mla --batch "$b" --ctx 4097 --reps 20 --variant 49,53
-      TAIL=4 step "bench_mla_ostage_stamps_b$b" 90 build/bench_mla --batch "$b" --ctx 4097 --reps 20 --variant 49,53 --stamps
+      TAIL=4 step "bench_mla_ostage_b$b" 90 build/bench_mla --batch "$b" --ctx 4097 --reps 20 --variant 49,51
+      TAIL=4 step "bench_mla_ostage_stamps_b$b" 90 build/bench_mla --batch "$b" --ctx 4097 --reps 20 --variant 49,51 --stamps
     done ;;
   peers) # transformers and bench_mtp, then on into the DeepSeek part
     TAIL=20 step peer_transformers 150 python3 bench/peer_transformers.py --layers 2 --dense 1 --prefill 1024
