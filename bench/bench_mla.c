@@ -56,8 +56,9 @@
  * evict-first L2 policy (MLA_L2HINT 1, DSCC_MLA_L2HINT=1: 48 against 23,
  * 49 against 44, 50 against 45). Since the thirteenth session row 49 is
  * the defaults (no consumer fences, evict-first keys) and row 23 the
- * defaults before. Row 51 is row 49 with the output staged in shared
- * memory and stored a row at a time (MLA_OSTAGE 1, no switch yet). (The
+ * defaults before; row 51 is row 49 with the output staged in shared
+ * memory and stored a row at a time (MLA_OSTAGE 1, DSCC_MLA_OSTAGE): the
+ * defaults since the fourteenth session, row 49 the defaults before. (The
  * whole-stage ring, DSCC_MLA_V3=0, and the L2 prefetch, DSCC_MLA_PREFETCH,
  * were timed on 2026-12-06: docs/KERNELS.md.) The shape
  * is bench_gpu's long context: batch 32 (--batch), 4,097 keys (--ctx), 128
@@ -183,12 +184,12 @@ static const Variant VARIANTS[] = {
     /* the producer's boxes of keys under an evict-first L2 policy (rows 48-50 against 23, 44, 45) */
     {"keys by TMA, DSM, with the consumers' proxy fences, keys evict-first (DSCC_MLA_AFENCE=1 DSCC_MLA_L2HINT=1)", "1", "0", "1", "5", "1", "0", "0", "1", "0", "0", "0", "0", "1",
      "MLA_L2HINT=1"},
-    {"the defaults: keys by TMA, DSM, no consumer proxy fences, evict-first keys (DSCC_MLA_AFENCE=0 DSCC_MLA_L2HINT=1)", "1", "0", "1", "5", "1", "0", "0", "1", "0", "0",
+    {"keys by TMA, DSM, no consumer proxy fences, evict-first keys, each thread's output pairs straight out (the defaults before the fourteenth session: DSCC_MLA_OSTAGE=0)", "1", "0", "1", "5", "1", "0", "0", "1", "0", "0",
      "0", "0", "1", "MLA_L2HINT=1 MLA_AFENCE=0"},
     {"ping-pong, DSM, evict-first keys, no consumer proxy fences (DSCC_MLA_PP=1 DSCC_MLA_L2HINT=1 DSCC_MLA_AFENCE=0)", "1", "0", "1", "5",
      "1", "0", "0", "1", "0", "0", "0", "1", "1", "MLA_L2HINT=1 MLA_AFENCE=0"},
     /* the output through shared memory, each warp's rows stored 512 bytes at a time (row 51 against 49) */
-    {"the defaults, the output staged in shared memory and stored a row at a time (MLA_OSTAGE=1)", "1", "0", "1", "5", "1", "0", "0", "1",
+    {"the defaults: keys by TMA, DSM, no consumer proxy fences, evict-first keys, the output staged in shared memory (DSCC_MLA_OSTAGE=1)", "1", "0", "1", "5", "1", "0", "0", "1",
      "0", "0", "0", "0", "1", "MLA_L2HINT=1 MLA_AFENCE=0 MLA_OSTAGE=1"}};
 enum { NV = (int)(sizeof VARIANTS / sizeof *VARIANTS), HQ = 128 };
 _Static_assert(NV <= 64, "--variant's rows are the bits of a 64-bit word");

@@ -361,6 +361,11 @@ static void mla_decode(Gen *G, const IrNode *n, int sq, int sq1, int64_t qd0, in
      * evict-first L2 policy (MLA_L2HINT 1, not with MLA_MC; DSCC_MLA_L2HINT=0 none). Elsewhere neither (an explicit
      * AFENCE=0 or L2HINT=1 there is cg_attention's error). */
     const bool prod_tma = tm && !noprod;
+    /* DSCC_MLA_OSTAGE (the default since the fourteenth session where the output is bf16 and not MLA_FUSE's merge:
+     * bench_mla on an H100 at batch 128, 4,097 keys, 532.9 -> 558.7 TFLOPS, the same bits; neutral at batch 32): each
+     * warp's output rows through shared memory, stored 512 bytes a row at once (MLA_OSTAGE 1); =0 each thread's pairs
+     * straight out */
+    const bool ostage = strcmp(bf, "1") == 0 && !fused && tune_on(G->tune->mla_ostage, true);
     const char *ppe = G->tune->mla_pp;
     const char *pp = ppe && (strcmp(ppe, "1") == 0 || strcmp(ppe, "2") == 0) ? ppe : "0";
     CgDefine d[] = {{"MLA_IN_MODULE", "1"},
@@ -391,6 +396,7 @@ static void mla_decode(Gen *G, const IrNode *n, int sq, int sq1, int64_t qd0, in
                     {"MLA_DSM", dsm ? "1" : "0"}, /* two splits merged through distributed shared memory */
                     {"MLA_AFENCE", tune_on(G->tune->mla_afence, !prod_tma) ? "1" : "0"},
                     {"MLA_L2HINT", prod_tma && !mc && tune_on(G->tune->mla_l2hint, true) ? "1" : "0"},
+                    {"MLA_OSTAGE", ostage ? "1" : "0"}, /* the output a row at a time through shared memory */
                     {"MLA_MC", mc ? "1" : "0"}, /* a batch row's tiles in a cluster, the keys multicast (opt-in) */
                     {"MLA_TMA", tm ? "1" : "0"}, /* whole blocks of keys by TMA (opt-in) */
                     {"MLA_KMAP", tm ? arena_printf(a, "((const void *)a.t[%d])", tm->maps) : "0"}};
@@ -759,6 +765,11 @@ bool cg_attention(Gen *G, const IrNode *n) {
     if (tune_on(G->tune->mla_l2hint, false) && (tma_off || v3_other || mc)) {
         G->why = "DSCC_MLA_L2HINT=1 needs the keys by TMA (DSCC_MLA_TMA=1, the default) on the chunk ring with its producer "
                  "(DSCC_MLA_V3=1, the default) and not DSCC_MLA_MC=1";
+        return false;
+    }
+    if (tune_on(G->tune->mla_ostage, false) && fuse) {
+        G->why = "DSCC_MLA_OSTAGE=1 stages the decode kernel's own output rows: not with DSCC_MLA_FUSE=1 (its merging block "
+                 "writes the output)";
         return false;
     }
     if (tma_set && v3 && (strcmp(v3, "0") == 0 || strcmp(v3, "2") == 0)) {

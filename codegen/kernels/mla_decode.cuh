@@ -78,12 +78,13 @@
 //                        the rows and q the producer copies by cp.async are fenced by their writers before
 //                        the producer arrives (CUTLASS's sm90 TMA pipelines and FlashMLA go from the wait
 //                        straight to wgmma)
-//   MLA_OSTAGE           1 (bench_mla's row only, untimed; bf16 output, not MLA_FUSE): the output goes out
+//   MLA_OSTAGE           1 (bf16 output, not MLA_FUSE; codegen's default there since the fourteenth session): the output goes out
 //                        through shared memory, each warp its own 16 rows: the accumulators' pairs written
 //                        into a stage of rows 528 bytes apart (no bank conflicts), then each row's 512 bytes
 //                        stored by the warp at once, 16 bytes a lane; 0 (the default): each thread stores its
 //                        pairs of 4 bytes straight to the output, every 32-byte sector in two halves
-//                        (bench_mla --stamps: 6-9 us of a CTA's exit at batch 32 and 128 on an H100)
+//                        (bench_mla --stamps on an H100, batch 128: a CTA's exit 6.15 -> 2.08 us, 532.9 -> 558.7
+//                        TFLOPS, the same bits; at batch 32 the DSM merge holds the exit: no change)
 //   MLA_PF               with MLA_V3: the producer asks L2 for the block of keys MLA_PF blocks
 //                        ahead of the one it loads (cp.async.bulk.prefetch.L2, the block's rows
 //                        being contiguous), so the ring's copies find it there; 0: none (default:

@@ -180,13 +180,15 @@
 #                     4,097 keys, its output checked against the CPU first, beside bench_mla's
 #                     defaults and ping-pong + DSM rows at the same shapes; then (FLASHMLA_NCU=0: not)
 #                     Nsight Compute's full set on each one's kernel at batch 32 (ncu_*.log);
-#   rounds.sh mlafixed  MLA decode's cost per CTA that does not grow with the keys: bench_mla's defaults (row 49)
+#   rounds.sh mlafixed  MLA decode's cost per CTA that does not grow with the keys: bench_mla's defaults (row 51)
 #                     and FlashMLA at batch 32 over 1,025 to 16,385 keys (the same two splits a tile, one wave)
 #                     and at batch 16 / 64 with 4,097 keys; a line fitted through the batch-32 medians gives
 #                     us a block of 64 keys (the slope) and the fixed part (the intercept); then bench_mla
 #                     --stamps at batch 32 and 128 (where each block's time goes, by the kernel's own stamps);
 #   rounds.sh ostage  MLA decode's output staged in shared memory and stored a row at a time (MLA_OSTAGE,
-#                     bench_mla row 51) beside the defaults (row 49) at batch 32 and 128, then both with --stamps;
+#                     bench_mla row 51, the default since
+#                     the fourteenth session) beside the defaults before (row 49) at batch 32 and 128, then both
+#                     with --stamps;
 # Logs go to $OUT (or a temporary folder). build/ comes from
 # tools/gpu_stage.sh (a trimmed copy carried as build-gpu is renamed first).
 set -uo pipefail
@@ -596,30 +598,30 @@ case "$mode" in
     TAIL=4 step bench_mla_afence_b128 120 build/bench_mla --batch 128 --ctx 4097 --reps 20 --variant 23,44,45,48,49
     grep -E "^\| " "$out/bench_mla_afence_b32.log" | cut -c1-200 ;;
   flashmla) # FlashMLA's dense decode kernel (bench/peer_flashmla, built by bench/build_peer_flashmla.sh) beside
-    # bench_mla's defaults (row 49; 23 the defaults before the thirteenth session) and ping-pong + DSM (row 42), batch
+    # bench_mla's defaults (row 51; 49 before the fourteenth session, 23 before the thirteenth) and ping-pong + DSM (row 42), batch
     # 32 and 128 at 4,097 keys, in the same call
     if [ -x build/bench/peer_flashmla ]; then
       for b in 32 128; do
         TAIL=6 step "peer_flashmla_b$b" 60 build/bench/peer_flashmla --batch "$b" --ctx 4097 --reps 20
-        TAIL=6 step "bench_mla_b$b" 90 build/bench_mla --batch "$b" --ctx 4097 --reps 20 --variant 49,23,42
+        TAIL=6 step "bench_mla_b$b" 90 build/bench_mla --batch "$b" --ctx 4097 --reps 20 --variant 51,49,23,42
       done
       n=$(command -v ncu || ls /usr/local/cuda*/bin/ncu /opt/nvidia/nsight-compute/*/ncu 2>/dev/null | head -n 1)
       if [ -n "$n" ] && [ "${FLASHMLA_NCU:-1}" = 1 ]; then # both kernels' third launch at batch 32, clocks left alone
         TAIL=4 step ncu_flashmla 150 "$n" --clock-control none --kernel-name flash_fwd_splitkv_mla_kernel --launch-skip 2 \
           --launch-count 1 --set full build/bench/peer_flashmla --batch 32 --ctx 4097 --reps 3
         TAIL=4 step ncu_mla_dscc 150 "$n" --clock-control none --kernel-name mla_bench --launch-skip 2 --launch-count 1 \
-          --set full build/bench_mla --batch 32 --ctx 4097 --variant 49 --reps 3
+          --set full build/bench_mla --batch 32 --ctx 4097 --variant 51 --reps 3
       fi
     else echo "FlashMLA peer: not run: build/bench/peer_flashmla was not built (bench/build_peer_flashmla.sh)"; fi ;;
   mlafixed) # MLA decode: the fixed part of a CTA's time and the slope per block of 64 keys, ours beside FlashMLA's
     for bt in 32:1025 32:2049 32:4097 32:8193 32:16385 16:4097 64:4097; do
       b=${bt%%:*} t=${bt#*:}
-      TAIL=3 step "bench_mla_b${b}_t$t" 90 build/bench_mla --batch "$b" --ctx "$t" --reps 20 --variant 49
+      TAIL=3 step "bench_mla_b${b}_t$t" 90 build/bench_mla --batch "$b" --ctx "$t" --reps 20 --variant 51
       [ -x build/bench/peer_flashmla ] && TAIL=3 step "peer_flashmla_b${b}_t$t" 60 build/bench/peer_flashmla --batch "$b" --ctx "$t" --reps 20
     done
     # where the blocks' time goes (bench_mla --stamps: the kernel's own clock64 / globaltimer stamps, a build of its own)
-    TAIL=8 step bench_mla_stamps_b32 90 build/bench_mla --batch 32 --ctx 4097 --reps 20 --variant 49,23 --stamps
-    TAIL=4 step bench_mla_stamps_b128 90 build/bench_mla --batch 128 --ctx 4097 --reps 20 --variant 49 --stamps
+    TAIL=8 step bench_mla_stamps_b32 90 build/bench_mla --batch 32 --ctx 4097 --reps 20 --variant 51,49,23 --stamps
+    TAIL=4 step bench_mla_stamps_b128 90 build/bench_mla --batch 128 --ctx 4097 --reps 20 --variant 51,49 --stamps
     # the batch-32 medians (decode + merge; FlashMLA's kernel + combine) against the blocks of 64 keys a split
     for who in bench_mla peer_flashmla; do
       for t in 1025 2049 4097 8193 16385; do
@@ -629,8 +631,8 @@ case "$mode" in
       done | awk -v w="$who" '{ n++; x = int((int(($1 + 63) / 64) + 1) / 2); sx += x; sy += $2 * 1000; sxx += x * x; sxy += x * $2 * 1000 }
         END { if (n < 2) exit; b = (n * sxy - sx * sy) / (n * sxx - sx * sx); printf "%s, batch 32: %.3f us a block of 64 keys, fixed %.1f us (%d points)\n", w, b, (sy - b * sx) / n, n }'
     done ;;
-  ostage) # MLA decode's output through shared memory, a row at a time (MLA_OSTAGE 1, bench_mla row 51) beside the
-    # defaults (49), batch 32 and 128 at 4,097 keys, one process each; then both with --stamps (their exit phases)
+  ostage) # MLA decode's output through shared memory, a row at a time (MLA_OSTAGE 1, bench_mla row 51: the default since
+    # the fourteenth session) beside the defaults before (49), batch 32 and 128 at 4,097 keys, one process each; then both with --stamps (their exit phases)
     for b in 32 128; do
       TAIL=4 step "bench_mla_ostage_b$b" 90 build/bench_mla --batch "$b" --ctx 4097 --reps 20 --variant 49,51
       TAIL=4 step "bench_mla_ostage_stamps_b$b" 90 build/bench_mla --batch "$b" --ctx 4097 --reps 20 --variant 49,51 --stamps

@@ -1150,7 +1150,8 @@ static void test_mla_env_steps(void **state) {
         {"DSCC_MLA_MC=1 DSCC_MLA_QREG=2", false, 1}, /* (8 heads take no clusters) */
         {"DSCC_MLA_PP=1", true, 0},
         {"DSCC_MLA_PP=2 DSCC_MLA_TMA=0", true, 0},
-        {"DSCC_MLA_DSM=1", false, 2}}; /* (8 heads take no clusters) */
+        {"DSCC_MLA_DSM=1", false, 2}, /* (8 heads take no clusters) */
+        {"DSCC_MLA_OSTAGE=0", true, 2}}; /* each thread's pairs straight out: one split, several, the DSM merge */
     if (!emu_dev) { /* (on a GPU test_gpu_ops runs the executor with these set: tests/gpu/rounds.sh) */
         printf("emulated device only: the executor with DSCC_MLA_V3=3 and 4, DSCC_MLA_TMA=0 and 1, DSCC_MLA_MC=1\n");
         return;
@@ -1191,6 +1192,22 @@ static void test_mla_dsm_env(void **state) {
     expect_env_rows(rows, (int)(sizeof rows / sizeof *rows));
 }
 
+/* DSCC_MLA_OSTAGE: unset or 1 where the attention's output is bf16 (these models') and not DSCC_MLA_FUSE=1 gives the
+ * decode kernel MLA_OSTAGE 1 (its output rows through shared memory); 0, or unset beside DSCC_MLA_FUSE=1, 0; 1 beside
+ * DSCC_MLA_FUSE=1 is a codegen error naming the variable (another value: tune_check). */
+static void test_mla_ostage_env(void **state) {
+    (void)state;
+    static const char *const on = "#define MLA_OSTAGE 1\n";
+    static const EnvRow rows[] = {
+        {"", 128, .text = on, .count = 1, .map = -1},
+        {"", 8, .text = on, .count = 1, .map = -1},
+        {"DSCC_MLA_OSTAGE=0", 128, .text = on, .count = 0, .map = -1},
+        {"DSCC_MLA_OSTAGE=1 DSCC_MLA_TMA=0", 8, .text = on, .count = 1, .map = 0},
+        {"DSCC_MLA_FUSE=1", 128, .text = on, .count = 0, .map = -1},
+        {"DSCC_MLA_OSTAGE=1 DSCC_MLA_FUSE=1", 128, "DSCC_MLA_OSTAGE=1 stages", .map = -1}};
+    expect_env_rows(rows, (int)(sizeof rows / sizeof *rows));
+}
+
 /* gen.h's split rule (no GPU needed): one wave of one block per SM where the tiles allow, no empty split. */
 static void test_mla_splits_rule(void **state) {
     (void)state;
@@ -1219,7 +1236,8 @@ int main(void) {
                                       cmocka_unit_test(test_mla_tma_env), cmocka_unit_test(test_mla_mc_env),
                                       cmocka_unit_test(test_mla_qreg_env), cmocka_unit_test(test_mla_part_env),
                                       cmocka_unit_test(test_mla_pp_env), cmocka_unit_test(test_mla_dsm_env),
-                                      cmocka_unit_test(test_mla_afence_env), cmocka_unit_test(test_mla_l2hint_env)};
+                                      cmocka_unit_test(test_mla_afence_env), cmocka_unit_test(test_mla_l2hint_env),
+                                      cmocka_unit_test(test_mla_ostage_env)};
     if (cmocka_run_group_tests(rule, NULL, NULL)) return 1;
     if (!tu_hopper()) return 77;
     const char *tile = getenv("DSCC_GEMM_TILE");
