@@ -78,10 +78,11 @@
 //                        the rows and q the producer copies by cp.async are fenced by their writers before
 //                        the producer arrives (CUTLASS's sm90 TMA pipelines and FlashMLA go from the wait
 //                        straight to wgmma)
-//   MLA_OSTAGE           1 (bf16 output, not MLA_FUSE; codegen's default there since the fourteenth session): the output goes out
-//                        through shared memory, each warp its own 16 rows: the accumulators' pairs written
+//   MLA_OSTAGE           1 (bf16 output, not MLA_FUSE; codegen's default there since the fourteenth session):
+//                        the output goes out through shared memory, each warp its own 16 rows (in the key
+//                        stages, free once the loops are done): the accumulators' pairs written
 //                        into a stage of rows 528 bytes apart (no bank conflicts), then each row's 512 bytes
-//                        stored by the warp at once, 16 bytes a lane; 0 (the default): each thread stores its
+//                        stored by the warp at once, 16 bytes a lane; 0 (the file's default): each thread stores its
 //                        pairs of 4 bytes straight to the output, every 32-byte sector in two halves
 //                        (bench_mla --stamps on an H100, batch 128: a CTA's exit 6.15 -> 2.08 us, 532.9 -> 558.7
 //                        TFLOPS, the same bits; at batch 32 the DSM merge holds the exit: no change)
