@@ -87,7 +87,9 @@
  * blocks spent their time: the spread of their starts and ends, and per
  * block (medians and the largest over the blocks, in us at each block's
  * own clock rate) the time to its first S, its loop per block of 64 keys,
- * warpgroup 1 behind warpgroup 0, the rows' sums, the merge and the exit.
+ * warpgroup 1 behind warpgroup 0, the rows' sums, the merge and the exit
+ * (with MLA_DSM's merge: to the partner's half, its own half out, and the
+ * last cluster barrier).
  * The emulated device (tests/emu) runs `--batch 1 --ctx 130 --reps 1`. */
 #include <math.h>
 #include <stdint.h>
@@ -261,18 +263,18 @@ static const char *med_max(Arena *a, double *x, int n) {
     return arena_printf(a, "%.2f / %.2f", x[n / 2], x[n - 1]);
 }
 
-/* --stamps: the last run's blocks (8 words each: mla_decode.cuh's MLA_STAMPS) as one table row (NULL: no memory). A block's cycles
+/* --stamps: the last run's blocks (16 words each: mla_decode.cuh's MLA_STAMPS) as one table row (NULL: no memory). A block's cycles
  * become us at its own rate (its clock64 span over its globaltimer span); a stamp left 0 (a path without it) leaves
  * the block out of that column. Block i is split i % nsp of its tile (MLA_DSM's order; the others' splits have the
  * same sizes). */
 static const char *stamp_row(Arena *a, const char *label, const uint64_t *w, long long grid, long long nsp, long long T) {
     const long long nkb = (T + 63) / 64, per = (nkb + nsp - 1) / nsp;
-    double *x = malloc(sizeof(double) * (size_t)(6 * grid));
+    double *x = malloc(sizeof(double) * (size_t)(9 * grid));
     if (!x) return NULL;
-    int n[6] = {0};
+    int n[9] = {0};
     uint64_t g0 = UINT64_MAX, g0max = 0, g7min = UINT64_MAX, g7 = 0;
     for (long long i = 0; i < grid; i++) {
-        const uint64_t *c = w + 8 * i;
+        const uint64_t *c = w + 16 * i;
         const long long sp = i % nsp, nb = nkb - sp * per < per ? nkb - sp * per : per;
         if (!c[0] || !c[7] || c[7] <= c[0] || c[6] <= c[1]) continue;
         g0 = c[0] < g0 ? c[0] : g0, g0max = c[0] > g0max ? c[0] : g0max;
@@ -285,12 +287,16 @@ static const char *stamp_row(Arena *a, const char *label, const uint64_t *w, lon
         if (c[3] && c[4]) x[3 * grid + n[3]++] = ((double)c[4] - (double)c[3]) * us;
         if (c[3] && c[4] && c[5]) x[4 * grid + n[4]++] = ((double)c[5] - (double)done) * us;
         if (c[5]) x[5 * grid + n[5]++] = (double)(c[6] - c[5]) * us;
+        if (c[5] && c[8]) x[6 * grid + n[6]++] = ((double)c[8] - (double)c[5]) * us; /* MLA_DSM's merge: to the partner's half */
+        if (c[8] && c[9]) x[7 * grid + n[7]++] = ((double)c[9] - (double)c[8]) * us; /* its own half merged and out */
+        if (c[9]) x[8 * grid + n[8]++] = ((double)c[6] - (double)c[9]) * us;         /* the last cluster barrier */
     }
     const char *row = n[0] == 0 ? arena_printf(a, "| %s | no block left its stamps |", label)
-                                : arena_printf(a, "| %s | %d | %.2f | %.2f | %.2f | %s | %s | %s | %s | %s | %s |", label, n[0],
+                                : arena_printf(a, "| %s | %d | %.2f | %.2f | %.2f | %s | %s | %s | %s | %s | %s | %s | %s | %s |", label, n[0],
                                                (double)(g7 - g0) / 1e3, (double)(g0max - g0) / 1e3, (double)(g7 - g7min) / 1e3,
                                                med_max(a, x, n[0]), med_max(a, x + grid, n[1]), med_max(a, x + 2 * grid, n[2]),
-                                               med_max(a, x + 3 * grid, n[3]), med_max(a, x + 4 * grid, n[4]), med_max(a, x + 5 * grid, n[5]));
+                                               med_max(a, x + 3 * grid, n[3]), med_max(a, x + 4 * grid, n[4]), med_max(a, x + 5 * grid, n[5]),
+                                               med_max(a, x + 6 * grid, n[6]), med_max(a, x + 7 * grid, n[7]), med_max(a, x + 8 * grid, n[8]));
     free(x);
     return row;
 }
@@ -376,8 +382,8 @@ int main(int argc, char **argv) {
         return 3;
     free(map);
     const double flops = 2.0 * (double)B * HQ * (double)T * (576 + 512);
-    uint64_t *stamp = stamps ? calloc((size_t)(8 * grid), sizeof *stamp) : NULL;
-    if (stamps && (!stamp || !rt_cuda_alloc(gpu, d, (size_t)(64 * grid), &dstamp))) return 3;
+    uint64_t *stamp = stamps ? calloc((size_t)(16 * grid), sizeof *stamp) : NULL;
+    if (stamps && (!stamp || !rt_cuda_alloc(gpu, d, (size_t)(128 * grid), &dstamp))) return 3;
     printf("MLA decode kernel alone: batch %lld, context %lld, 128 heads, %lld splits (%lld blocks; the kernel merges up to %s itself), "
            "%d runs each\n\n", B, T, nsp, grid, fmax, reps);
     printf("| variant | median ms | TFLOPS | best ms | TFLOPS | decode alone, median ms | back to back: median ms | TFLOPS | decode "
@@ -396,7 +402,7 @@ int main(int argc, char **argv) {
         RtKernel *k = kk[0], *kc = kk[1];
         CgArgs args = {.t = {dq, dk, dout, dpart, *VARIANTS[vi].tma == '1' ? dmap : 0, dstamp}};
         void *p[] = {&args};
-        if (stamps && (memset(stamp, 0, (size_t)(64 * grid)), !rt_cuda_upload(gpu, d, dstamp, stamp, (size_t)(64 * grid))))
+        if (stamps && (memset(stamp, 0, (size_t)(128 * grid)), !rt_cuda_upload(gpu, d, dstamp, stamp, (size_t)(128 * grid))))
             return 3; /* (a path without some stamp leaves it 0, not the last variant's) */
         /* each run alone (the GPU idle before it: the host's launch time between the events too), as before; then the
          * same runs queued back to back, the host ahead of the GPU (launch_runs: bb, the median of those) */
@@ -408,7 +414,7 @@ int main(int argc, char **argv) {
         const double bmed = bb[reps / 2], bdec = bbd[reps / 2];
         free(bb), free(bbd);
         if (!rt_cuda_download(gpu, d, ref ? first : out, dout, no * 2)) return 3;
-        if (stamps && (!rt_cuda_download(gpu, d, stamp, dstamp, (size_t)(64 * grid)) ||
+        if (stamps && (!rt_cuda_download(gpu, d, stamp, dstamp, (size_t)(128 * grid)) ||
                        !(srow[ns++] = stamp_row(a, VARIANTS[vi].label, stamp, grid, nsp, T))))
             return 3;
         size_t diff = 0;
@@ -437,7 +443,8 @@ int main(int argc, char **argv) {
     if (ns)
         printf("\nwhere the last run's blocks spent their time (--stamps; us, median / largest over the blocks):\n\n| variant | blocks | "
                "span | starts spread over | ends spread over | a block, entry to exit | to its first S taken | its loop a block of 64 "
-               "keys | warpgroup 1 done after 0 | rows' sums | merge and exit |\n|---|---|---|---|---|---|---|---|---|---|---|\n");
+               "keys | warpgroup 1 done after 0 | rows' sums | merge and exit | of which, the DSM merge: to the partner's half | its "
+               "own half out | the last cluster barrier |\n|---|---|---|---|---|---|---|---|---|---|---|---|---|---|\n");
     for (int i = 0; i < ns; i++) printf("%s\n", srow[i]);
     rt_cuda_close(gpu);
     free(stamp);

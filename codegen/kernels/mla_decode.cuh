@@ -273,13 +273,14 @@
 #ifndef MLA_KMAP
 #define MLA_KMAP ((const void *)a.t[4])
 #endif
-// bench_mla --stamps (MLA_STAMPS: the argument slot of 8 words a block): a block's own time stamps, by its thread 0
+// bench_mla --stamps (MLA_STAMPS: the argument slot of 16 words a block): a block's own time stamps, by its thread 0
 // (warpgroup 1's thread 128 for [4]): [0] the globaltimer and [1] clock64 at entry; clock64 at [2] warpgroup 0's first S
 // taken, [3] its loop done, [4] warpgroup 1's loop done, [5] the rows' sums, [6] the exit; [7] the globaltimer at the
-// exit. Only the chunk ring's loops stamp [2]-[4] (the ping-pong and the seesaw leave them 0), and
-// MLA_FUSE's merging block leaves [6]-[7] 0. Without MLA_STAMPS nothing of it is compiled.
+// exit; MLA_DSM's merge also [8] past its first cluster barrier (the partner's half in) and [9] its own half out (by
+// the merging warpgroup's first thread). Only the chunk ring's loops stamp [2]-[4] (the ping-pong and the seesaw
+// leave them 0), and MLA_FUSE's merging block leaves [6]-[7] 0. Without MLA_STAMPS nothing of it is compiled.
 #ifdef MLA_STAMPS
-#define MLA_STAMP(i, v) (((unsigned long long *)a.t[MLA_STAMPS])[blockIdx.x * 8 + (i)] = (v))
+#define MLA_STAMP(i, v) (((unsigned long long *)a.t[MLA_STAMPS])[blockIdx.x * 16 + (i)] = (v))
 #else
 #define MLA_STAMP(i, v) ((void)0)
 #endif
@@ -1304,6 +1305,7 @@ extern "C" __global__ void __launch_bounds__(MLA_THREADS, 1) __cluster_dims__(ML
             if (q4 == 0) xl[ra] = lse[0], xl[ra + 8] = lse[1];
         }
         hp_cluster_sync();
+        if (tid == 0) MLA_STAMP(8, hp_clock64());
         if (wg == sp) {
             const unsigned other = (unsigned)sp ^ 1u;
             float w[2][2], dinv[2];
@@ -1344,6 +1346,7 @@ extern "C" __global__ void __launch_bounds__(MLA_THREADS, 1) __cluster_dims__(ML
 #if MLA_OSTAGE
             MLA_FN(_stage_rows)(k_, (unsigned short *)a.t[MLA_SO], MLA_FN(_stage_at)(k_));
 #endif
+            if (tid == 128 * (int)sp) MLA_STAMP(9, hp_clock64());
         }
         hp_cluster_sync();
         if (tid == 0) MLA_STAMP(6, hp_clock64()), MLA_STAMP(7, hp_globaltimer());
