@@ -65,11 +65,6 @@ static const Shape SHAPES[] = {{"q_a", 1536, 7168},          {"q_b", 24576, 1536
                                {"dense_gate_up", 18432, 7168}, {"dense_down", 7168, 18432}};
 static const int64_t MS[] = {1, 8, 32, 64, 128, 512, 1024, 4096};
 
-static int cmp_double(const void *a, const void *b) {
-    double x = *(const double *)a, y = *(const double *)b;
-    return x < y ? -1 : x > y;
-}
-
 /* Median ms of the fp8_linear kernel alone over 7 repetitions, each after
  * an L2 flush of `flush` bytes (the graph run twice first), or -1 after reporting. */
 static double time_gemm(const IrGraph *g, GpuExec *x, const CpuInput *in, int64_t flush, DiagEngine *d) {
@@ -83,7 +78,7 @@ static double time_gemm(const IrGraph *g, GpuExec *x, const CpuInput *in, int64_
         return -1;
     }
     if (!gpu_exec_time_kernel(x, k, 7, flush, t, d)) return -1;
-    qsort(t, 7, sizeof t[0], cmp_double);
+    bench_sort_d(t, 7);
     return t[3];
 }
 

@@ -58,11 +58,6 @@ typedef struct {
     RtKernel *k[MAXLIST][MAXLIST][NMODES];
 } Kernels;
 
-static int cmp_float(const void *a, const void *b) {
-    float x = *(const float *)a, y = *(const float *)b;
-    return x < y ? -1 : x > y;
-}
-
 /* Every instance (mode x u x blocks/SM) in one module, compiled once and loaded; false after reporting. */
 static bool build(Arena *a, DiagEngine *d, RtCuda *c, const Opts *o, Kernels *ks, CgBinary *bin) {
     char *text = "";
@@ -143,7 +138,7 @@ static double time_pattern(Dev *v, RtKernel *k, unsigned grid, int64_t row, int 
     unsigned x = 0;
     for (unsigned i = 0; i < grid * 8; i++) x ^= v->words[i];
     *fold = x;
-    qsort(t, (size_t)reps, sizeof t[0], cmp_float);
+    bench_sort_ms(t, reps);
     return t[reps / 2];
 }
 

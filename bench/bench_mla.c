@@ -251,15 +251,10 @@ static bool launch_runs(RtCuda *gpu, DiagEngine *d, const Variant *v, RtKernel *
     return ok;
 }
 
-static int cmp_double(const void *x, const void *y) {
-    const double a = *(const double *)x, b = *(const double *)y;
-    return (a > b) - (a < b);
-}
-
 /* the median and the largest of x[0, n) (sorted in place), "-" where n is 0 */
 static const char *med_max(Arena *a, double *x, int n) {
     if (n == 0) return "-";
-    qsort(x, (size_t)n, sizeof *x, cmp_double);
+    bench_sort_d(x, n);
     return arena_printf(a, "%.2f / %.2f", x[n / 2], x[n - 1]);
 }
 

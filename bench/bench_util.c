@@ -85,3 +85,4 @@ static int cmp_float(const void *a, const void *b) {
 }
 
 void bench_sort_ms(float *ms, int n) { qsort(ms, (size_t)n, sizeof *ms, cmp_float); }
+void bench_sort_d(double *x, int n) { qsort(x, (size_t)n, sizeof *x, cmp_double); }

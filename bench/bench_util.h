@@ -25,5 +25,7 @@ void bench_fill_bf16(uint16_t *p, size_t n, uint64_t *rng);
 
 /* The n times of a kernel sorted ascending: the best at 0, the median at n / 2. */
 void bench_sort_ms(float *ms, int n);
+/* The same for doubles. */
+void bench_sort_d(double *x, int n);
 
 #endif
