@@ -186,9 +186,8 @@
 #                     us a block of 64 keys (the slope) and the fixed part (the intercept); then bench_mla
 #                     --stamps at batch 32 and 128 (where each block's time goes, by the kernel's own stamps);
 #   rounds.sh ostage  MLA decode's output staged in shared memory and stored a row at a time (MLA_OSTAGE,
-#                     bench_mla row 51, the default since
-#                     the fourteenth session) beside the defaults before (row 49) at batch 32 and 128, then both
-#                     with --stamps;
+#                     bench_mla row 51, the default since the fourteenth session) beside the defaults before
+#                     (row 49) at batch 32 and 128, then both with --stamps;
 # Logs go to $OUT (or a temporary folder). build/ comes from
 # tools/gpu_stage.sh (a trimmed copy carried as build-gpu is renamed first).
 set -uo pipefail
@@ -631,8 +630,9 @@ case "$mode" in
       done | awk -v w="$who" '{ n++; x = int((int(($1 + 63) / 64) + 1) / 2); sx += x; sy += $2 * 1000; sxx += x * x; sxy += x * $2 * 1000 }
         END { if (n < 2) exit; b = (n * sxy - sx * sy) / (n * sxx - sx * sx); printf "%s, batch 32: %.3f us a block of 64 keys, fixed %.1f us (%d points)\n", w, b, (sy - b * sx) / n, n }'
     done ;;
-  ostage) # MLA decode's output through shared memory, a row at a time (MLA_OSTAGE 1, bench_mla row 51: the default since
-    # the fourteenth session) beside the defaults before (49), batch 32 and 128 at 4,097 keys, one process each; then both with --stamps (their exit phases)
+  ostage) # MLA decode's output through shared memory, a row at a time (MLA_OSTAGE 1, bench_mla row 51: the default
+    # since the fourteenth session) beside the defaults before (49), batch 32 and 128 at 4,097 keys, one process each;
+    # then both with --stamps (their exit phases)
     for b in 32 128; do
       TAIL=4 step "bench_mla_ostage_b$b" 90 build/bench_mla --batch "$b" --ctx 4097 --reps 20 --variant 49,51
       TAIL=4 step "bench_mla_ostage_stamps_b$b" 90 build/bench_mla --batch "$b" --ctx 4097 --reps 20 --variant 49,51 --stamps
