@@ -51,6 +51,29 @@ __device__ __forceinline__ void hp_mbar_arrive_cluster(void *bar, unsigned rank)
     asm volatile("{\n .reg .b32 ra;\n mapa.shared::cluster.u32 ra, %0, %1;\n mbarrier.arrive.release.cluster.shared::cluster.b64 _, [ra];\n}\n"
                  ::"r"((unsigned)__cvta_generic_to_shared(bar)), "r"(rank) : "memory");
 }
+// until the phase of parity `parity` has completed, with acquire at the cluster's scope (an arrival from another
+// CTA of the cluster, hp_mbar_arrive_cluster's release, orders that CTA's accesses before this thread's next ones)
+__device__ __forceinline__ void hp_mbar_wait_cluster(void *bar, unsigned parity) {
+    const unsigned b = (unsigned)__cvta_generic_to_shared(bar);
+    unsigned done = 0;
+    while (!done)
+        asm volatile("{\n .reg .pred p;\n mbarrier.try_wait.parity.acquire.cluster.shared::cta.b64 p, [%1], %2;\n selp.u32 %0, 1, 0, p;\n}\n"
+                     : "=r"(done) : "r"(b), "r"(parity) : "memory");
+}
+// st.async: 16 bytes (v) into CTA rank's shared memory at p's offset (16-byte aligned), completing them on the
+// transaction count of the barrier at bar's offset there (the receiver waits on that barrier, not on the writer)
+__device__ __forceinline__ void hp_st_async4(float4 *p, float4 v, void *bar, unsigned rank) {
+    asm volatile("{\n .reg .b32 ra, rb;\n mapa.shared::cluster.u32 ra, %0, %6;\n mapa.shared::cluster.u32 rb, %1, %6;\n"
+                 " st.async.shared::cluster.mbarrier::complete_tx::bytes.v4.f32 [ra], {%2, %3, %4, %5}, [rb];\n}\n"
+                 ::"r"((unsigned)__cvta_generic_to_shared(p)), "r"((unsigned)__cvta_generic_to_shared(bar)), "f"(v.x), "f"(v.y),
+                 "f"(v.z), "f"(v.w), "r"(rank) : "memory");
+}
+// st.async of one float (p 4-byte aligned), as hp_st_async4
+__device__ __forceinline__ void hp_st_async1(float *p, float v, void *bar, unsigned rank) {
+    asm volatile("{\n .reg .b32 ra, rb;\n mapa.shared::cluster.u32 ra, %0, %3;\n mapa.shared::cluster.u32 rb, %1, %3;\n"
+                 " st.async.shared::cluster.mbarrier::complete_tx::bytes.f32 [ra], %2, [rb];\n}\n"
+                 ::"r"((unsigned)__cvta_generic_to_shared(p)), "r"((unsigned)__cvta_generic_to_shared(bar)), "f"(v), "r"(rank) : "memory");
+}
 
 // copies:
 // TMA: the box at element c0 of dim 0 and row c1 of the tensor map into dst, completing on bar

@@ -168,6 +168,14 @@
 //                        columns: warpgroup `split` keeps its half and adds the other CTA's, which that CTA's other
 //                        warpgroup leaves normalised in its q tile), no parts, no combine launch; at other split
 //                        counts as 0 (the parts and the combine)
+//   MLA_XPUSH            1 (opt-in until timed; MLA_DSM with the chunk ring, MLA_V3 1 or 3): the DSM merge's halves
+//                        pushed, not pulled: a CTA whose consumers are past their last S tells the other one its q
+//                        tile is free (a remote arrival on mbarrier 19), and the other CTA's handing warpgroup writes
+//                        its normalised half and lse straight into it from registers (st.async, 65,792 bytes
+//                        completing on the receiver's mbarrier 20); the merging warpgroup waits for its own
+//                        barrier 20 and reads its q tile locally. No cluster barrier at the merge (one at the
+//                        start, for the barriers' initialisation), no remote loads; the same arithmetic and bits
+//                        as 0 (the half written into the CTA's own q tile, two cluster barriers, remote loads)
 //   MLA_IN_MODULE        defined when the file is part of a generated module (its prelude has Args)
 #ifndef MLA_B
 #define MLA_B (a.sym[0])
@@ -262,6 +270,9 @@
 #ifndef MLA_OSTAGE
 #define MLA_OSTAGE 0
 #endif
+#ifndef MLA_XPUSH
+#define MLA_XPUSH 0
+#endif
 // the producer's box of keys (MLA_L2HINT above: 1, under an evict-first L2 policy)
 #if MLA_L2HINT
 #define MLA_TMA_BOX(dst, map, bar, c0, c1) hp_tma_2d_hint(dst, map, bar, c0, c1, hp_policy_evict_first())
@@ -313,6 +324,9 @@ __device__ __forceinline__ void pdl_launch_dependents() { asm volatile("griddepc
 #if MLA_DSM && (MLA_MC || MLA_FUSE)
 #error "MLA_DSM's clusters are a tile's two splits: not with MLA_MC (a batch row's two tiles) nor MLA_FUSE"
 #endif
+#if MLA_XPUSH && (!MLA_DSM || (MLA_V3 != 1 && MLA_V3 != 3))
+#error "MLA_XPUSH pushes MLA_DSM's halves onto the chunk ring's mbarriers: MLA_DSM 1 with MLA_V3 1 or 3"
+#endif
 #if MLA_PART_BF16 && MLA_FUSE
 #error "MLA_PART_BF16 is the combine kernel's layout: not with MLA_FUSE (whose merge reads f32 parts)"
 #endif
@@ -348,9 +362,16 @@ __device__ __forceinline__ void MLA_FN(_init_full)(unsigned long long *full, int
     if (tid == 0) {
         // 18: q's (the seesaw's, MLA_TMA's); MLA_MC: 19 + s, the other CTA's consumers done with stage s (its producer arrives)
         for (int i = 0; i < 19 + 2 * MLA_MC; i++) hp_mbar_init(full + i, MLA_TMA ? 1 : 128);
+#if MLA_XPUSH
+        // 19: the other CTA's q tile free (its thread 0 arrives); 20: the other CTA's half and lse landed in this
+        // CTA's q tile (its st.async complete 32 x 128 x 16 + 64 x 4 bytes on this phase)
+        hp_mbar_init(full + 19, 1);
+        hp_mbar_init(full + 20, 1);
+        hp_mbar_expect_tx(full + 20, 32 * 128 * 16 + 64 * 4);
+#endif
         hp_mbar_fence_init();
     }
-#if MLA_MC
+#if MLA_MC || MLA_XPUSH
     hp_cluster_sync();
 #else
     __syncthreads();
@@ -1298,6 +1319,25 @@ extern "C" __global__ void __launch_bounds__(MLA_THREADS, 1) __cluster_dims__(ML
             inv[h] = lr > 0.0f ? 1.0f / lr : 0.0f;
             lse[h] = lr > 0.0f ? s_m[r] + log2f(lr) : NEG;
         }
+#if MLA_XPUSH
+        // this CTA's q tile is free (both consumers past their last S: the barrier above): the other CTA may write into it
+        unsigned long long *const xin = k.full + 20; // (the loops below name their index k)
+        if (tid == 0) hp_mbar_arrive_cluster(k.full + 19, (unsigned)sp ^ 1u);
+        if (wg != sp) { // the other CTA's q tile free, this half goes straight into it
+            hp_mbar_wait_cluster(k.full + 19, 0);
+#pragma unroll
+            for (int k = 0; k < 32; k++)
+                hp_st_async4(xo + 128 * k + wt, make_float4(o[4 * k] * inv[0], o[4 * k + 1] * inv[0], o[4 * k + 2] * inv[1], o[4 * k + 3] * inv[1]),
+                             xin, (unsigned)sp ^ 1u);
+            if (q4 == 0) hp_st_async1(xl + ra, lse[0], xin, (unsigned)sp ^ 1u), hp_st_async1(xl + ra + 8, lse[1], xin, (unsigned)sp ^ 1u);
+            return;
+        }
+        hp_mbar_wait_cluster(xin, 0); // the other CTA's half and lse landed in this CTA's q tile
+        if (tid == 128 * (int)sp) MLA_STAMP(8, hp_clock64());
+        {
+#define MLA_XO(i, r) (xo[i]) // (its own q tile: r, the other CTA, unused)
+#define MLA_XL(p, r) (*(p))
+#else
         if (wg != sp) {
 #pragma unroll
             for (int k = 0; k < 32; k++)
@@ -1307,11 +1347,14 @@ extern "C" __global__ void __launch_bounds__(MLA_THREADS, 1) __cluster_dims__(ML
         hp_cluster_sync();
         if (tid == 0) MLA_STAMP(8, hp_clock64());
         if (wg == sp) {
+#define MLA_XO(i, r) hp_dsmem_ld4(xo + (i), r)
+#define MLA_XL(p, r) hp_dsmem_ld(p, r)
             const unsigned other = (unsigned)sp ^ 1u;
+#endif
             float w[2][2], dinv[2];
 #pragma unroll
             for (int h = 0; h < 2; h++) { // the splits' weights 2^(lse - max lse), a split past the row's keys none
-                const float eo = hp_dsmem_ld(xl + ra + 8 * h, other), e0 = sp ? eo : lse[h], e1 = sp ? lse[h] : eo;
+                const float eo = MLA_XL(xl + ra + 8 * h, other), e0 = sp ? eo : lse[h], e1 = sp ? lse[h] : eo;
                 const float mx = fmaxf(fmaxf(NEG, e0), e1);
                 float den = 0.0f;
                 w[h][0] = e0 == NEG ? 0.0f : exp2f(e0 - mx);
@@ -1324,7 +1367,7 @@ extern "C" __global__ void __launch_bounds__(MLA_THREADS, 1) __cluster_dims__(ML
             }
 #pragma unroll // (fully: o is the accumulator, in registers only when every index is constant)
             for (int k = 0; k < 32; k++) {
-                const float4 v = hp_dsmem_ld4(xo + 128 * k + wt, other);
+                const float4 v = MLA_XO(128 * k + wt, other);
 #pragma unroll
                 for (int h = 0; h < 2; h++) {
                     const int r = ra + 8 * h;
@@ -1348,8 +1391,14 @@ extern "C" __global__ void __launch_bounds__(MLA_THREADS, 1) __cluster_dims__(ML
 #endif
             if (tid == 128 * (int)sp) MLA_STAMP(9, hp_clock64());
         }
+#undef MLA_XO
+#undef MLA_XL
+#if MLA_XPUSH // (nothing reads another CTA's memory: each waits only for what is written into its own)
+        if (tid == 128 * (int)sp) MLA_STAMP(6, hp_clock64()), MLA_STAMP(7, hp_globaltimer());
+#else
         hp_cluster_sync();
         if (tid == 0) MLA_STAMP(6, hp_clock64()), MLA_STAMP(7, hp_globaltimer());
+#endif
         return;
     }
 #endif
@@ -1436,4 +1485,5 @@ extern "C" __global__ void __launch_bounds__(MLA_THREADS, 1) __cluster_dims__(ML
 #undef MLA_CFENCE_ON
 #undef MLA_L2HINT
 #undef MLA_OSTAGE
+#undef MLA_XPUSH
 #undef MLA_TMA_BOX

@@ -600,6 +600,25 @@ static inline void emu_gt_mbar_wait(void *bar, unsigned parity, int line) { emu_
 #define hp_mbar_arrive(bar) emu_gt_mbar_arrive((bar), 0u, __LINE__)
 #define hp_mbar_expect_tx(bar, bytes) emu_gt_mbar_arrive((bar), (bytes), __LINE__)
 #define hp_mbar_wait(bar, parity) emu_gt_mbar_wait((bar), (parity), __LINE__)
+/* mbarrier.try_wait.parity.acquire.cluster: one memory here, so the same wait */
+#define hp_mbar_wait_cluster(bar, parity) emu_gt_mbar_wait((bar), (parity), __LINE__)
+/* mapa + st.async.shared::cluster.mbarrier::complete_tx::bytes: `bytes` bytes into CTA rank's shared memory at p's
+ * offset, completing them on the barrier at bar's offset there. They land at once (one order the hardware may
+ * take: the receiver's barrier completes only once the last of them has landed, so a reader that waits for it
+ * reads them all); a barrier never initialized is a fault, and bytes past the phase's expect_tx leave it never
+ * completing (its wait reports the deadlock) */
+static inline void emu_st_async(void *p, const void *v, unsigned bytes, void *bar, unsigned rank, int line) {
+    if ((uintptr_t)p % bytes) emu_ctx->fault(emu_ctx, "st.async to a misaligned address", line);
+    unsigned char *d = (unsigned char *)emu_ctx->cluster_map(emu_ctx, p, rank, bytes, line);
+    unsigned *w = (unsigned *)emu_ctx->cluster_map(emu_ctx, emu_mbar_at(bar, line), rank, 8, line);
+    if (!emu_mbar_ok(w)) emu_ctx->fault(emu_ctx, "st.async completing on a barrier that was never initialized (mbarrier.init)", line);
+    memcpy(d, v, bytes);
+    emu_mbar_update(w, 0u, -(int)bytes);
+}
+static inline void emu_st_async4(float4 *p, float4 v, void *bar, unsigned rank, int line) { emu_st_async(p, &v, 16, bar, rank, line); }
+static inline void emu_st_async1(float *p, float v, void *bar, unsigned rank, int line) { emu_st_async(p, &v, 4, bar, rank, line); }
+#define hp_st_async4(p, v, bar, rank) emu_st_async4((p), (v), (bar), (rank), __LINE__)
+#define hp_st_async1(p, v, bar, rank) emu_st_async1((p), (v), (bar), (rank), __LINE__)
 /* fence.mbarrier_init, fence.proxy.async: one memory, one proxy here */
 static inline void hp_mbar_fence_init(void) {}
 static inline void hp_fence_async(void) {}
