@@ -60,7 +60,8 @@
  * memory and stored a row at a time (MLA_OSTAGE 1, DSCC_MLA_OSTAGE): the
  * defaults since the fourteenth session, row 49 the defaults before; row
  * 52 is row 51 with the DSM merge's halves pushed into the other CTA's q
- * tile by st.async, no cluster barrier at the merge (MLA_XPUSH 1). (The
+ * tile by st.async, no cluster barrier at the merge (MLA_XPUSH 1), row
+ * 53 the same with the start's cluster barrier split (MLA_XPUSH 2). (The
  * whole-stage ring, DSCC_MLA_V3=0, and the L2 prefetch, DSCC_MLA_PREFETCH,
  * were timed on 2026-12-06: docs/KERNELS.md.) The shape
  * is bench_gpu's long context: batch 32 (--batch), 4,097 keys (--ctx), 128
@@ -197,7 +198,9 @@ static const Variant VARIANTS[] = {
      "0", "0", "0", "0", "1", "MLA_L2HINT=1 MLA_AFENCE=0 MLA_OSTAGE=1"},
     /* the DSM merge's halves pushed into the other CTA's q tile by st.async, no cluster barrier at the merge (row 52 against 51) */
     {"the defaults, the DSM merge's halves pushed by st.async (MLA_XPUSH=1)", "1", "0", "1", "5", "1", "0", "0", "1", "0", "0", "0", "0", "1",
-     "MLA_L2HINT=1 MLA_AFENCE=0 MLA_OSTAGE=1 MLA_XPUSH=1"}};
+     "MLA_L2HINT=1 MLA_AFENCE=0 MLA_OSTAGE=1 MLA_XPUSH=1"},
+    {"the defaults, the DSM merge pushed, the start's cluster barrier split (MLA_XPUSH=2)", "1", "0", "1", "5", "1", "0", "0", "1", "0", "0", "0", "0", "1",
+     "MLA_L2HINT=1 MLA_AFENCE=0 MLA_OSTAGE=1 MLA_XPUSH=2"}};
 enum { NV = (int)(sizeof VARIANTS / sizeof *VARIANTS), HQ = 128 };
 _Static_assert(NV <= 64, "--variant's rows are the bits of a 64-bit word");
 

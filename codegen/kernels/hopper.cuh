@@ -46,6 +46,10 @@ __device__ __forceinline__ unsigned hp_cluster_rank() {
 __device__ __forceinline__ void hp_cluster_sync() {
     asm volatile("barrier.cluster.arrive.release.aligned;\nbarrier.cluster.wait.acquire.aligned;\n" ::: "memory");
 }
+// barrier.cluster in two halves: the arrival (release) and, later, the wait (acquire) for every thread's arrival
+// (a thread that has exited counts as arrived)
+__device__ __forceinline__ void hp_cluster_arrive() { asm volatile("barrier.cluster.arrive.release.aligned;\n" ::: "memory"); }
+__device__ __forceinline__ void hp_cluster_wait() { asm volatile("barrier.cluster.wait.acquire.aligned;\n" ::: "memory"); }
 // an arrival on the barrier at bar's offset in CTA `rank` of the cluster
 __device__ __forceinline__ void hp_mbar_arrive_cluster(void *bar, unsigned rank) {
     asm volatile("{\n .reg .b32 ra;\n mapa.shared::cluster.u32 ra, %0, %1;\n mbarrier.arrive.release.cluster.shared::cluster.b64 _, [ra];\n}\n"

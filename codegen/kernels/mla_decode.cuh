@@ -175,7 +175,8 @@
 //                        completing on the receiver's mbarrier 20); the merging warpgroup waits for its own
 //                        barrier 20 and reads its q tile locally. No cluster barrier at the merge (one at the
 //                        start, for the barriers' initialisation), no remote loads; the same arithmetic and bits
-//                        as 0 (the half written into the CTA's own q tile, two cluster barriers, remote loads)
+//                        as 0 (the half written into the CTA's own q tile, two cluster barriers, remote loads);
+//                        2: the start's cluster barrier split, its arrival there and its wait at the merge
 //   MLA_IN_MODULE        defined when the file is part of a generated module (its prelude has Args)
 #ifndef MLA_B
 #define MLA_B (a.sym[0])
@@ -324,8 +325,8 @@ __device__ __forceinline__ void pdl_launch_dependents() { asm volatile("griddepc
 #if MLA_DSM && (MLA_MC || MLA_FUSE)
 #error "MLA_DSM's clusters are a tile's two splits: not with MLA_MC (a batch row's two tiles) nor MLA_FUSE"
 #endif
-#if MLA_XPUSH && (!MLA_DSM || (MLA_V3 != 1 && MLA_V3 != 3))
-#error "MLA_XPUSH pushes MLA_DSM's halves onto the chunk ring's mbarriers: MLA_DSM 1 with MLA_V3 1 or 3"
+#if MLA_XPUSH && (MLA_XPUSH > 2 || !MLA_DSM || (MLA_V3 != 1 && MLA_V3 != 3))
+#error "MLA_XPUSH (1 or 2) pushes MLA_DSM's halves onto the chunk ring's mbarriers: MLA_DSM 1 with MLA_V3 1 or 3"
 #endif
 #if MLA_PART_BF16 && MLA_FUSE
 #error "MLA_PART_BF16 is the combine kernel's layout: not with MLA_FUSE (whose merge reads f32 parts)"
@@ -371,7 +372,10 @@ __device__ __forceinline__ void MLA_FN(_init_full)(unsigned long long *full, int
 #endif
         hp_mbar_fence_init();
     }
-#if MLA_MC || MLA_XPUSH
+#if MLA_XPUSH == 2
+    __syncthreads();
+    hp_cluster_arrive(); // (its wait at the merge, before the first access to the other CTA)
+#elif MLA_MC || MLA_XPUSH
     hp_cluster_sync();
 #else
     __syncthreads();
@@ -1322,6 +1326,9 @@ extern "C" __global__ void __launch_bounds__(MLA_THREADS, 1) __cluster_dims__(ML
 #if MLA_XPUSH
         // this CTA's q tile is free (both consumers past their last S: the barrier above): the other CTA may write into it
         unsigned long long *const xin = k.full + 20; // (the loops below name their index k)
+#if MLA_XPUSH == 2
+        hp_cluster_wait(); // the other CTA's barriers initialised (its arrival at the start)
+#endif
         if (tid == 0) hp_mbar_arrive_cluster(k.full + 19, (unsigned)sp ^ 1u);
         if (wg != sp) { // the other CTA's q tile free, this half goes straight into it
             hp_mbar_wait_cluster(k.full + 19, 0);

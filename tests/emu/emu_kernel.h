@@ -595,6 +595,10 @@ static inline void emu_gt_mbar_arrive_cluster(void *bar, unsigned rank, int line
 /* %cluster_ctarank, barrier.cluster.arrive.release + wait.acquire */
 #define hp_cluster_rank() (emu_ctx->cluster_rank)
 #define hp_cluster_sync() emu_ctx->cluster_sync(emu_ctx, __LINE__)
+/* barrier.cluster.arrive / .wait: the arrival does nothing here and the wait is a whole barrier.cluster, which
+ * waits for more than the hardware's (the other CTA's threads at their wait, not only past their arrival) */
+static inline void hp_cluster_arrive(void) {}
+#define hp_cluster_wait() emu_ctx->cluster_sync(emu_ctx, __LINE__)
 static inline void emu_gt_mbar_wait(void *bar, unsigned parity, int line) { emu_ctx->mbar_wait(emu_ctx, emu_mbar_at(bar, line), parity, line); }
 #define hp_mbar_init(bar, count) emu_gt_mbar_init((bar), (count), __LINE__)
 #define hp_mbar_arrive(bar) emu_gt_mbar_arrive((bar), 0u, __LINE__)
