@@ -61,7 +61,9 @@
  * defaults since the fourteenth session, row 49 the defaults before; row
  * 52 is row 51 with the DSM merge's halves pushed into the other CTA's q
  * tile by st.async, no cluster barrier at the merge (MLA_XPUSH 1), row
- * 53 the same with the start's cluster barrier split (MLA_XPUSH 2). (The
+ * 53 the same with the start's cluster barrier split (MLA_XPUSH 2), row
+ * 54 as 53 with the halves handed over as bf16 (MLA_XPUSH 3: one more
+ * rounding). (The
  * whole-stage ring, DSCC_MLA_V3=0, and the L2 prefetch, DSCC_MLA_PREFETCH,
  * were timed on 2026-12-06: docs/KERNELS.md.) The shape
  * is bench_gpu's long context: batch 32 (--batch), 4,097 keys (--ctx), 128
@@ -200,7 +202,9 @@ static const Variant VARIANTS[] = {
     {"the defaults, the DSM merge's halves pushed by st.async (MLA_XPUSH=1)", "1", "0", "1", "5", "1", "0", "0", "1", "0", "0", "0", "0", "1",
      "MLA_L2HINT=1 MLA_AFENCE=0 MLA_OSTAGE=1 MLA_XPUSH=1"},
     {"the defaults, the DSM merge pushed, the start's cluster barrier split (MLA_XPUSH=2)", "1", "0", "1", "5", "1", "0", "0", "1", "0", "0", "0", "0", "1",
-     "MLA_L2HINT=1 MLA_AFENCE=0 MLA_OSTAGE=1 MLA_XPUSH=2"}};
+     "MLA_L2HINT=1 MLA_AFENCE=0 MLA_OSTAGE=1 MLA_XPUSH=2"},
+    {"the defaults, the DSM merge pushed as bf16, the start's cluster barrier split (MLA_XPUSH=3)", "1", "0", "1", "5", "1", "0", "0", "1", "0", "0", "0", "0", "1",
+     "MLA_L2HINT=1 MLA_AFENCE=0 MLA_OSTAGE=1 MLA_XPUSH=3"}};
 enum { NV = (int)(sizeof VARIANTS / sizeof *VARIANTS), HQ = 128 };
 _Static_assert(NV <= 64, "--variant's rows are the bits of a 64-bit word");
 

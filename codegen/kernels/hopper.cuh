@@ -72,6 +72,12 @@ __device__ __forceinline__ void hp_st_async4(float4 *p, float4 v, void *bar, uns
                  ::"r"((unsigned)__cvta_generic_to_shared(p)), "r"((unsigned)__cvta_generic_to_shared(bar)), "f"(v.x), "f"(v.y),
                  "f"(v.z), "f"(v.w), "r"(rank) : "memory");
 }
+// st.async of 8 bytes (x at p, y after it; p 8-byte aligned), as hp_st_async4
+__device__ __forceinline__ void hp_st_async2(unsigned *p, unsigned x, unsigned y, void *bar, unsigned rank) {
+    asm volatile("{\n .reg .b32 ra, rb;\n mapa.shared::cluster.u32 ra, %0, %4;\n mapa.shared::cluster.u32 rb, %1, %4;\n"
+                 " st.async.shared::cluster.mbarrier::complete_tx::bytes.v2.b32 [ra], {%2, %3}, [rb];\n}\n"
+                 ::"r"((unsigned)__cvta_generic_to_shared(p)), "r"((unsigned)__cvta_generic_to_shared(bar)), "r"(x), "r"(y), "r"(rank) : "memory");
+}
 // st.async of one float (p 4-byte aligned), as hp_st_async4
 __device__ __forceinline__ void hp_st_async1(float *p, float v, void *bar, unsigned rank) {
     asm volatile("{\n .reg .b32 ra, rb;\n mapa.shared::cluster.u32 ra, %0, %3;\n mapa.shared::cluster.u32 rb, %1, %3;\n"

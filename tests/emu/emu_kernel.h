@@ -620,8 +620,13 @@ static inline void emu_st_async(void *p, const void *v, unsigned bytes, void *ba
     emu_mbar_update(w, 0u, -(int)bytes);
 }
 static inline void emu_st_async4(float4 *p, float4 v, void *bar, unsigned rank, int line) { emu_st_async(p, &v, 16, bar, rank, line); }
+static inline void emu_st_async2(unsigned *p, unsigned x, unsigned y, void *bar, unsigned rank, int line) {
+    const unsigned v[2] = {x, y};
+    emu_st_async(p, v, 8, bar, rank, line);
+}
 static inline void emu_st_async1(float *p, float v, void *bar, unsigned rank, int line) { emu_st_async(p, &v, 4, bar, rank, line); }
 #define hp_st_async4(p, v, bar, rank) emu_st_async4((p), (v), (bar), (rank), __LINE__)
+#define hp_st_async2(p, x, y, bar, rank) emu_st_async2((p), (x), (y), (bar), (rank), __LINE__)
 #define hp_st_async1(p, v, bar, rank) emu_st_async1((p), (v), (bar), (rank), __LINE__)
 /* fence.mbarrier_init, fence.proxy.async: one memory, one proxy here */
 static inline void hp_mbar_fence_init(void) {}

@@ -189,7 +189,7 @@
 #                     bench_mla row 51, the default since the fourteenth session) beside the defaults before
 #                     (row 49) at batch 32 and 128, then both with --stamps;
 #   rounds.sh xpush   the DSM merge's halves pushed by st.async (MLA_XPUSH, bench_mla row 52; 53 with the start's
-#                     cluster barrier split) beside the defaults (row 51) at batch 32 (two splits merged), 4,097
+#                     cluster barrier split, 54 the halves as bf16 too) beside the defaults (row 51) at batch 32 (two splits merged), 4,097
 #                     and 8,193 keys, then all three with --stamps at 4,097;
 # Logs go to $OUT (or a temporary folder). build/ comes from
 # tools/gpu_stage.sh (a trimmed copy carried as build-gpu is renamed first).
@@ -640,11 +640,11 @@ case "$mode" in
       TAIL=4 step "bench_mla_ostage_b$b" 90 build/bench_mla --batch "$b" --ctx 4097 --reps 20 --variant 49,51
       TAIL=4 step "bench_mla_ostage_stamps_b$b" 90 build/bench_mla --batch "$b" --ctx 4097 --reps 20 --variant 49,51 --stamps
     done ;;
-  xpush) # the DSM merge pushed (MLA_XPUSH 1 and 2, bench_mla rows 52, 53) beside the defaults (51): only batch 32's two splits merge
+  xpush) # the DSM merge pushed (MLA_XPUSH 1-3, bench_mla rows 52-54) beside the defaults (51): only batch 32's two splits merge
     for t in 4097 8193; do
-      TAIL=4 step "bench_mla_xpush_t$t" 90 build/bench_mla --batch 32 --ctx "$t" --reps 20 --variant 51,52,53
+      TAIL=4 step "bench_mla_xpush_t$t" 90 build/bench_mla --batch 32 --ctx "$t" --reps 20 --variant 51,52,53,54
     done
-    TAIL=4 step bench_mla_xpush_stamps 90 build/bench_mla --batch 32 --ctx 4097 --reps 20 --variant 51,52,53 --stamps ;;
+    TAIL=4 step bench_mla_xpush_stamps 90 build/bench_mla --batch 32 --ctx 4097 --reps 20 --variant 51,52,53,54 --stamps ;;
   peers) # transformers and bench_mtp, then on into the DeepSeek part
     TAIL=20 step peer_transformers 150 python3 bench/peer_transformers.py --layers 2 --dense 1 --prefill 1024
     TAIL=20 step bench_mtp 120 build/bench_mtp --layers 2 --dense 1 ;&
