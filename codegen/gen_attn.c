@@ -366,6 +366,11 @@ static void mla_decode(Gen *G, const IrNode *n, int sq, int sq1, int64_t qd0, in
      * warp's output rows through shared memory, stored 512 bytes a row at once (MLA_OSTAGE 1); =0 each thread's pairs
      * straight out */
     const bool ostage = strcmp(bf, "1") == 0 && !fused && tune_on(G->tune->mla_ostage, true);
+    /* DSCC_MLA_XPUSH (the default with MLA_DSM since the fifteenth session: bench_mla on an H100 at batch 32, 4,097 keys,
+     * 445.6 -> 465.2 TFLOPS, the same bits): the DSM merge's halves pushed into the other CTA's q tile by st.async, no
+     * cluster barrier at the merge (MLA_XPUSH 1); =0 each half read from the other CTA between two cluster barriers.
+     * Needs the ring's mbarriers (MLA_V3 1 or more); an explicit 1 where that or DSM is off is cg_attention's error */
+    const bool xpush = dsm && !(v3 && strcmp(v3, "0") == 0) && tune_on(G->tune->mla_xpush, true);
     const char *ppe = G->tune->mla_pp;
     const char *pp = ppe && (strcmp(ppe, "1") == 0 || strcmp(ppe, "2") == 0) ? ppe : "0";
     CgDefine d[] = {{"MLA_IN_MODULE", "1"},
@@ -397,6 +402,7 @@ static void mla_decode(Gen *G, const IrNode *n, int sq, int sq1, int64_t qd0, in
                     {"MLA_AFENCE", tune_on(G->tune->mla_afence, !prod_tma) ? "1" : "0"},
                     {"MLA_L2HINT", prod_tma && !mc && tune_on(G->tune->mla_l2hint, true) ? "1" : "0"},
                     {"MLA_OSTAGE", ostage ? "1" : "0"}, /* the output a row at a time through shared memory */
+                    {"MLA_XPUSH", xpush ? "1" : "0"}, /* the DSM merge's halves pushed, not pulled */
                     {"MLA_MC", mc ? "1" : "0"}, /* a batch row's tiles in a cluster, the keys multicast (opt-in) */
                     {"MLA_TMA", tm ? "1" : "0"}, /* whole blocks of keys by TMA (opt-in) */
                     {"MLA_KMAP", tm ? arena_printf(a, "((const void *)a.t[%d])", tm->maps) : "0"}};
@@ -765,6 +771,11 @@ bool cg_attention(Gen *G, const IrNode *n) {
     if (tune_on(G->tune->mla_l2hint, false) && (tma_off || v3_other || mc)) {
         G->why = "DSCC_MLA_L2HINT=1 needs the keys by TMA (DSCC_MLA_TMA=1, the default) on the chunk ring with its producer "
                  "(DSCC_MLA_V3=1, the default) and not DSCC_MLA_MC=1";
+        return false;
+    }
+    if (tune_on(G->tune->mla_xpush, false) && (!tune_on(G->tune->mla_dsm, true) || mc || fuse || (v3 && strcmp(v3, "0") == 0))) {
+        G->why = "DSCC_MLA_XPUSH=1 pushes the halves of the DSM merge: not with DSCC_MLA_DSM=0, DSCC_MLA_MC=1, DSCC_MLA_FUSE=1 (no DSM "
+                 "merge) nor DSCC_MLA_V3=0 (no mbarriers)";
         return false;
     }
     if (tune_on(G->tune->mla_ostage, false) && fuse) {

@@ -46,10 +46,6 @@ __device__ __forceinline__ unsigned hp_cluster_rank() {
 __device__ __forceinline__ void hp_cluster_sync() {
     asm volatile("barrier.cluster.arrive.release.aligned;\nbarrier.cluster.wait.acquire.aligned;\n" ::: "memory");
 }
-// barrier.cluster in two halves: the arrival (release) and, later, the wait (acquire) for every thread's arrival
-// (a thread that has exited counts as arrived)
-__device__ __forceinline__ void hp_cluster_arrive() { asm volatile("barrier.cluster.arrive.release.aligned;\n" ::: "memory"); }
-__device__ __forceinline__ void hp_cluster_wait() { asm volatile("barrier.cluster.wait.acquire.aligned;\n" ::: "memory"); }
 // an arrival on the barrier at bar's offset in CTA `rank` of the cluster
 __device__ __forceinline__ void hp_mbar_arrive_cluster(void *bar, unsigned rank) {
     asm volatile("{\n .reg .b32 ra;\n mapa.shared::cluster.u32 ra, %0, %1;\n mbarrier.arrive.release.cluster.shared::cluster.b64 _, [ra];\n}\n"
@@ -71,12 +67,6 @@ __device__ __forceinline__ void hp_st_async4(float4 *p, float4 v, void *bar, uns
                  " st.async.shared::cluster.mbarrier::complete_tx::bytes.v4.f32 [ra], {%2, %3, %4, %5}, [rb];\n}\n"
                  ::"r"((unsigned)__cvta_generic_to_shared(p)), "r"((unsigned)__cvta_generic_to_shared(bar)), "f"(v.x), "f"(v.y),
                  "f"(v.z), "f"(v.w), "r"(rank) : "memory");
-}
-// st.async of 8 bytes (x at p, y after it; p 8-byte aligned), as hp_st_async4
-__device__ __forceinline__ void hp_st_async2(unsigned *p, unsigned x, unsigned y, void *bar, unsigned rank) {
-    asm volatile("{\n .reg .b32 ra, rb;\n mapa.shared::cluster.u32 ra, %0, %4;\n mapa.shared::cluster.u32 rb, %1, %4;\n"
-                 " st.async.shared::cluster.mbarrier::complete_tx::bytes.v2.b32 [ra], {%2, %3}, [rb];\n}\n"
-                 ::"r"((unsigned)__cvta_generic_to_shared(p)), "r"((unsigned)__cvta_generic_to_shared(bar)), "r"(x), "r"(y), "r"(rank) : "memory");
 }
 // st.async of one float (p 4-byte aligned), as hp_st_async4
 __device__ __forceinline__ void hp_st_async1(float *p, float v, void *bar, unsigned rank) {

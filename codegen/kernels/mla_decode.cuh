@@ -168,16 +168,15 @@
 //                        columns: warpgroup `split` keeps its half and adds the other CTA's, which that CTA's other
 //                        warpgroup leaves normalised in its q tile), no parts, no combine launch; at other split
 //                        counts as 0 (the parts and the combine)
-//   MLA_XPUSH            1 (opt-in until timed; MLA_DSM with the chunk ring, MLA_V3 1 or 3): the DSM merge's halves
-//                        pushed, not pulled: a CTA whose consumers are past their last S tells the other one its q
+//   MLA_XPUSH            1 (DSCC_MLA_XPUSH, codegen's default with MLA_DSM since the fifteenth session; MLA_V3 1 or
+//                        more): the DSM merge's halves pushed, not pulled: a CTA whose consumers are past their last S tells the other one its q
 //                        tile is free (a remote arrival on mbarrier 19), and the other CTA's handing warpgroup writes
 //                        its normalised half and lse straight into it from registers (st.async, 65,792 bytes
 //                        completing on the receiver's mbarrier 20); the merging warpgroup waits for its own
 //                        barrier 20 and reads its q tile locally. No cluster barrier at the merge (one at the
 //                        start, for the barriers' initialisation), no remote loads; the same arithmetic and bits
-//                        as 0 (the half written into the CTA's own q tile, two cluster barriers, remote loads);
-//                        2: the start's cluster barrier split, its arrival there and its wait at the merge; 3: as 2,
-//                        the halves handed over as bf16 (33,024 bytes; one more rounding of the other CTA's half)
+//                        as 0 (the half written into the CTA's own q tile, two cluster barriers, remote loads).
+//                        On an H100 at batch 32, 4,097 keys: 445.6 -> 465.2 TFLOPS, the merge and exit 8.8 -> 5.7 us
 //   MLA_IN_MODULE        defined when the file is part of a generated module (its prelude has Args)
 #ifndef MLA_B
 #define MLA_B (a.sym[0])
@@ -326,8 +325,8 @@ __device__ __forceinline__ void pdl_launch_dependents() { asm volatile("griddepc
 #if MLA_DSM && (MLA_MC || MLA_FUSE)
 #error "MLA_DSM's clusters are a tile's two splits: not with MLA_MC (a batch row's two tiles) nor MLA_FUSE"
 #endif
-#if MLA_XPUSH && (MLA_XPUSH > 3 || !MLA_DSM || (MLA_V3 != 1 && MLA_V3 != 3))
-#error "MLA_XPUSH (1 to 3) pushes MLA_DSM's halves onto the chunk ring's mbarriers: MLA_DSM 1 with MLA_V3 1 or 3"
+#if MLA_XPUSH && (!MLA_DSM || !MLA_V3)
+#error "MLA_XPUSH pushes MLA_DSM's halves onto the ring's mbarriers: MLA_DSM 1 with MLA_V3 1 or more"
 #endif
 #if MLA_PART_BF16 && MLA_FUSE
 #error "MLA_PART_BF16 is the combine kernel's layout: not with MLA_FUSE (whose merge reads f32 parts)"
@@ -369,14 +368,11 @@ __device__ __forceinline__ void MLA_FN(_init_full)(unsigned long long *full, int
         // CTA's q tile (its st.async complete 32 x 128 x 16 + 64 x 4 bytes on this phase)
         hp_mbar_init(full + 19, 1);
         hp_mbar_init(full + 20, 1);
-        hp_mbar_expect_tx(full + 20, 32 * 128 * (MLA_XPUSH == 3 ? 8 : 16) + 64 * 4);
+        hp_mbar_expect_tx(full + 20, 32 * 128 * 16 + 64 * 4);
 #endif
         hp_mbar_fence_init();
     }
-#if MLA_XPUSH >= 2
-    __syncthreads();
-    hp_cluster_arrive(); // (its wait at the merge, before the first access to the other CTA)
-#elif MLA_MC || MLA_XPUSH
+#if MLA_MC || MLA_XPUSH
     hp_cluster_sync();
 #else
     __syncthreads();
@@ -1327,33 +1323,20 @@ extern "C" __global__ void __launch_bounds__(MLA_THREADS, 1) __cluster_dims__(ML
 #if MLA_XPUSH
         // this CTA's q tile is free (both consumers past their last S: the barrier above): the other CTA may write into it
         unsigned long long *const xin = k.full + 20; // (the loops below name their index k)
-#if MLA_XPUSH >= 2
-        hp_cluster_wait(); // the other CTA's barriers initialised (its arrival at the start)
-#endif
         if (tid == 0) hp_mbar_arrive_cluster(k.full + 19, (unsigned)sp ^ 1u);
         if (wg != sp) { // the other CTA's q tile free, this half goes straight into it
             hp_mbar_wait_cluster(k.full + 19, 0);
 #pragma unroll
             for (int k = 0; k < 32; k++)
-#if MLA_XPUSH == 3
-                hp_st_async2((unsigned *)xo + 2 * (128 * k + wt), hp_bf16x2(o[4 * k] * inv[0], o[4 * k + 1] * inv[0]),
-                             hp_bf16x2(o[4 * k + 2] * inv[1], o[4 * k + 3] * inv[1]), xin, (unsigned)sp ^ 1u);
-#else
                 hp_st_async4(xo + 128 * k + wt, make_float4(o[4 * k] * inv[0], o[4 * k + 1] * inv[0], o[4 * k + 2] * inv[1], o[4 * k + 3] * inv[1]),
                              xin, (unsigned)sp ^ 1u);
-#endif
             if (q4 == 0) hp_st_async1(xl + ra, lse[0], xin, (unsigned)sp ^ 1u), hp_st_async1(xl + ra + 8, lse[1], xin, (unsigned)sp ^ 1u);
             return;
         }
         hp_mbar_wait_cluster(xin, 0); // the other CTA's half and lse landed in this CTA's q tile
         if (tid == 128 * (int)sp) MLA_STAMP(8, hp_clock64());
         {
-#if MLA_XPUSH == 3 // (bf16 pairs: the low half the first)
-#define MLA_XO(i, r) make_float4(__uint_as_float(((const unsigned *)xo)[2 * (i)] << 16), __uint_as_float(((const unsigned *)xo)[2 * (i)] & 0xffff0000u), \
-                                 __uint_as_float(((const unsigned *)xo)[2 * (i) + 1] << 16), __uint_as_float(((const unsigned *)xo)[2 * (i) + 1] & 0xffff0000u))
-#else
 #define MLA_XO(i, r) (xo[i]) // (its own q tile: r, the other CTA, unused)
-#endif
 #define MLA_XL(p, r) (*(p))
 #else
         if (wg != sp) {

@@ -595,10 +595,6 @@ static inline void emu_gt_mbar_arrive_cluster(void *bar, unsigned rank, int line
 /* %cluster_ctarank, barrier.cluster.arrive.release + wait.acquire */
 #define hp_cluster_rank() (emu_ctx->cluster_rank)
 #define hp_cluster_sync() emu_ctx->cluster_sync(emu_ctx, __LINE__)
-/* barrier.cluster.arrive / .wait: the arrival does nothing here and the wait is a whole barrier.cluster, which
- * waits for more than the hardware's (the other CTA's threads at their wait, not only past their arrival) */
-static inline void hp_cluster_arrive(void) {}
-#define hp_cluster_wait() emu_ctx->cluster_sync(emu_ctx, __LINE__)
 static inline void emu_gt_mbar_wait(void *bar, unsigned parity, int line) { emu_ctx->mbar_wait(emu_ctx, emu_mbar_at(bar, line), parity, line); }
 #define hp_mbar_init(bar, count) emu_gt_mbar_init((bar), (count), __LINE__)
 #define hp_mbar_arrive(bar) emu_gt_mbar_arrive((bar), 0u, __LINE__)
@@ -620,13 +616,8 @@ static inline void emu_st_async(void *p, const void *v, unsigned bytes, void *ba
     emu_mbar_update(w, 0u, -(int)bytes);
 }
 static inline void emu_st_async4(float4 *p, float4 v, void *bar, unsigned rank, int line) { emu_st_async(p, &v, 16, bar, rank, line); }
-static inline void emu_st_async2(unsigned *p, unsigned x, unsigned y, void *bar, unsigned rank, int line) {
-    const unsigned v[2] = {x, y};
-    emu_st_async(p, v, 8, bar, rank, line);
-}
 static inline void emu_st_async1(float *p, float v, void *bar, unsigned rank, int line) { emu_st_async(p, &v, 4, bar, rank, line); }
 #define hp_st_async4(p, v, bar, rank) emu_st_async4((p), (v), (bar), (rank), __LINE__)
-#define hp_st_async2(p, x, y, bar, rank) emu_st_async2((p), (x), (y), (bar), (rank), __LINE__)
 #define hp_st_async1(p, v, bar, rank) emu_st_async1((p), (v), (bar), (rank), __LINE__)
 /* fence.mbarrier_init, fence.proxy.async: one memory, one proxy here */
 static inline void hp_mbar_fence_init(void) {}

@@ -103,7 +103,7 @@ static const char *const PTX_HELPERS[] = {"h2f", "f2h", "fe4m3", "pdl_wait", "pd
                                            "ex_cp_wait3", "ex_cp_wait5", "ex_cp_wait7",
                                            /* codegen/kernels/hopper.cuh's (the kernel files' shared prelude) */
                                            "hp_mbar_init", "hp_mbar_fence_init", "hp_fence_async", "hp_mbar_arrive", "hp_mbar_expect_tx",
-                                           "hp_mbar_wait", "hp_mbar_wait_cluster", "hp_st_async4", "hp_st_async2", "hp_st_async1", "hp_cluster_rank", "hp_cluster_sync", "hp_cluster_arrive", "hp_cluster_wait", "hp_mbar_arrive_cluster", "hp_tma_2d",
+                                           "hp_mbar_wait", "hp_mbar_wait_cluster", "hp_st_async4", "hp_st_async1", "hp_cluster_rank", "hp_cluster_sync", "hp_mbar_arrive_cluster", "hp_tma_2d",
                                            "hp_tma_2d_mc", "hp_policy_evict_first", "hp_tma_2d_hint", "hp_bulk_g2s", "hp_dsmem_ld", "hp_dsmem_ld4", "hp_cp16", "hp_cp_arrive", "hp_cp_wait_all", "hp_bar_sync", "hp_bar_arrive",
                                            "hp_setmaxnreg_dec", "hp_setmaxnreg_inc", "hp_wg_fence", "hp_wg_commit", "hp_wg_wait0", "hp_wg_wait1",
                                            "hp_hold32", "hp_hold64", "hp_wgmma128_e4m3", "hp_bf16x2", "hp_exp2", "hp_clock64", "hp_globaltimer",

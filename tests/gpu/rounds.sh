@@ -180,7 +180,7 @@
 #                     4,097 keys, its output checked against the CPU first, beside bench_mla's
 #                     defaults and ping-pong + DSM rows at the same shapes; then (FLASHMLA_NCU=0: not)
 #                     Nsight Compute's full set on each one's kernel at batch 32 (ncu_*.log);
-#   rounds.sh mlafixed  MLA decode's cost per CTA that does not grow with the keys: bench_mla's defaults (row 51)
+#   rounds.sh mlafixed  MLA decode's cost per CTA that does not grow with the keys: bench_mla's defaults (row 52)
 #                     and FlashMLA at batch 32 over 1,025 to 16,385 keys (the same two splits a tile, one wave)
 #                     and at batch 16 / 64 with 4,097 keys; a line fitted through the batch-32 medians gives
 #                     us a block of 64 keys (the slope) and the fixed part (the intercept); then bench_mla
@@ -188,9 +188,12 @@
 #   rounds.sh ostage  MLA decode's output staged in shared memory and stored a row at a time (MLA_OSTAGE,
 #                     bench_mla row 51, the default since the fourteenth session) beside the defaults before
 #                     (row 49) at batch 32 and 128, then both with --stamps;
-#   rounds.sh xpush   the DSM merge's halves pushed by st.async (MLA_XPUSH, bench_mla row 52; 53 with the start's
-#                     cluster barrier split, 54 the halves as bf16 too) beside the defaults (row 51) at batch 32 (two splits merged), 4,097
-#                     and 8,193 keys, then all three with --stamps at 4,097;
+#   rounds.sh quick   the defaults checked after a kernel change, in little device time: test_gpu_ops beside
+#                     QUICK_TESTS (default test_gpu_mla), e2e, bench_mla's rows QUICK_MLA (default 52,51) at
+#                     batch 32 and 128 (4,097 keys), then bench_gpu;
+#   rounds.sh xpush   the DSM merge's halves pushed by st.async (MLA_XPUSH, bench_mla row 52: the default since
+#                     the fifteenth session) beside the defaults before (row 51) at batch 32 (two splits merged),
+#                     4,097 and 8,193 keys, then both with --stamps at 4,097;
 # Logs go to $OUT (or a temporary folder). build/ comes from
 # tools/gpu_stage.sh (a trimmed copy carried as build-gpu is renamed first).
 set -uo pipefail
@@ -419,12 +422,12 @@ case "$mode" in
     nw=$(echo "${SEV_NEW:-}" | tr + ' ')
     ( env $nw DSCC_GEMM_TILE=wgmma timeout 170 build/test_gpu_ops > "$out/ops.log" 2>&1; echo $? > "$out/ops.rc" ) & p1=$!
     ( for t in build/test_gpu_*; do n=$(basename "$t"); [ "$n" = test_gpu_ops ] && continue; [ -x "$t" ] || continue
-        env $nw timeout 100 "$t" > "$out/u_$n.log" 2>&1; echo $? > "$out/u_$n.rc"; done ) & p2=$!
+        env $nw timeout 150 "$t" > "$out/u_$n.log" 2>&1; echo $? > "$out/u_$n.rc"; done ) & p2=$!
     p4="" p5=""
     if [ "${SEV_BASE:-0}" = 1 ] && [ -n "$nw" ]; then # the defaults too, beside them
       ( DSCC_GEMM_TILE=wgmma timeout 170 build/test_gpu_ops > "$out/ops_base.log" 2>&1; echo $? > "$out/ops_base.rc" ) & p4=$!
       ( for t in build/test_gpu_*; do n=$(basename "$t"); [ "$n" = test_gpu_ops ] && continue; [ -x "$t" ] || continue
-          timeout 100 "$t" > "$out/u_base_$n.log" 2>&1; echo $? > "$out/u_base_$n.rc"; done ) & p5=$!
+          timeout 150 "$t" > "$out/u_base_$n.log" 2>&1; echo $? > "$out/u_base_$n.rc"; done ) & p5=$!
     fi
     # SEV_OPS2 ('+'-joined): test_gpu_ops once more beside them with these settings added (e.g. a form the test
     # model's shapes would not pick by themselves)
@@ -600,30 +603,30 @@ case "$mode" in
     TAIL=4 step bench_mla_afence_b128 120 build/bench_mla --batch 128 --ctx 4097 --reps 20 --variant 23,44,45,48,49
     grep -E "^\| " "$out/bench_mla_afence_b32.log" | cut -c1-200 ;;
   flashmla) # FlashMLA's dense decode kernel (bench/peer_flashmla, built by bench/build_peer_flashmla.sh) beside
-    # bench_mla's defaults (row 51; 49 before the fourteenth session, 23 before the thirteenth) and ping-pong + DSM (row 42), batch
+    # bench_mla's defaults (row 52; 51 before the fifteenth session, 49 before the fourteenth, 23 before the thirteenth) and ping-pong + DSM (row 42), batch
     # 32 and 128 at 4,097 keys, in the same call
     if [ -x build/bench/peer_flashmla ]; then
       for b in 32 128; do
         TAIL=6 step "peer_flashmla_b$b" 60 build/bench/peer_flashmla --batch "$b" --ctx 4097 --reps 20
-        TAIL=6 step "bench_mla_b$b" 90 build/bench_mla --batch "$b" --ctx 4097 --reps 20 --variant 51,49,23,42
+        TAIL=6 step "bench_mla_b$b" 90 build/bench_mla --batch "$b" --ctx 4097 --reps 20 --variant 52,51,49,23,42
       done
       n=$(command -v ncu || ls /usr/local/cuda*/bin/ncu /opt/nvidia/nsight-compute/*/ncu 2>/dev/null | head -n 1)
       if [ -n "$n" ] && [ "${FLASHMLA_NCU:-1}" = 1 ]; then # both kernels' third launch at batch 32, clocks left alone
         TAIL=4 step ncu_flashmla 150 "$n" --clock-control none --kernel-name flash_fwd_splitkv_mla_kernel --launch-skip 2 \
           --launch-count 1 --set full build/bench/peer_flashmla --batch 32 --ctx 4097 --reps 3
         TAIL=4 step ncu_mla_dscc 150 "$n" --clock-control none --kernel-name mla_bench --launch-skip 2 --launch-count 1 \
-          --set full build/bench_mla --batch 32 --ctx 4097 --variant 51 --reps 3
+          --set full build/bench_mla --batch 32 --ctx 4097 --variant 52 --reps 3
       fi
     else echo "FlashMLA peer: not run: build/bench/peer_flashmla was not built (bench/build_peer_flashmla.sh)"; fi ;;
   mlafixed) # MLA decode: the fixed part of a CTA's time and the slope per block of 64 keys, ours beside FlashMLA's
     for bt in 32:1025 32:2049 32:4097 32:8193 32:16385 16:4097 64:4097; do
       b=${bt%%:*} t=${bt#*:}
-      TAIL=3 step "bench_mla_b${b}_t$t" 90 build/bench_mla --batch "$b" --ctx "$t" --reps 20 --variant 51
+      TAIL=3 step "bench_mla_b${b}_t$t" 90 build/bench_mla --batch "$b" --ctx "$t" --reps 20 --variant 52
       [ -x build/bench/peer_flashmla ] && TAIL=3 step "peer_flashmla_b${b}_t$t" 60 build/bench/peer_flashmla --batch "$b" --ctx "$t" --reps 20
     done
     # where the blocks' time goes (bench_mla --stamps: the kernel's own clock64 / globaltimer stamps, a build of its own)
-    TAIL=8 step bench_mla_stamps_b32 90 build/bench_mla --batch 32 --ctx 4097 --reps 20 --variant 51,49,23 --stamps
-    TAIL=4 step bench_mla_stamps_b128 90 build/bench_mla --batch 128 --ctx 4097 --reps 20 --variant 51,49 --stamps
+    TAIL=8 step bench_mla_stamps_b32 90 build/bench_mla --batch 32 --ctx 4097 --reps 20 --variant 52,51,49 --stamps
+    TAIL=4 step bench_mla_stamps_b128 90 build/bench_mla --batch 128 --ctx 4097 --reps 20 --variant 52,49 --stamps
     # the batch-32 medians (decode + merge; FlashMLA's kernel + combine) against the blocks of 64 keys a split
     for who in bench_mla peer_flashmla; do
       for t in 1025 2049 4097 8193 16385; do
@@ -640,11 +643,22 @@ case "$mode" in
       TAIL=4 step "bench_mla_ostage_b$b" 90 build/bench_mla --batch "$b" --ctx 4097 --reps 20 --variant 49,51
       TAIL=4 step "bench_mla_ostage_stamps_b$b" 90 build/bench_mla --batch "$b" --ctx 4097 --reps 20 --variant 49,51 --stamps
     done ;;
-  xpush) # the DSM merge pushed (MLA_XPUSH 1-3, bench_mla rows 52-54) beside the defaults (51): only batch 32's two splits merge
-    for t in 4097 8193; do
-      TAIL=4 step "bench_mla_xpush_t$t" 90 build/bench_mla --batch 32 --ctx "$t" --reps 20 --variant 51,52,53,54
+  quick) # the defaults after a kernel change: test_gpu_ops beside QUICK_TESTS, e2e, bench_mla QUICK_MLA, bench_gpu
+    ( DSCC_GEMM_TILE=wgmma timeout 170 build/test_gpu_ops > "$out/ops.log" 2>&1; echo $? > "$out/ops.rc" ) & p1=$!
+    ( for n in ${QUICK_TESTS:-test_gpu_mla}; do timeout 170 "build/$n" > "$out/u_$n.log" 2>&1; echo $? > "$out/u_$n.rc"; done ) & p2=$!
+    wait $p1 $p2
+    echo "test_gpu_ops: exit $(cat "$out/ops.rc")"; [ "$(cat "$out/ops.rc")" = 0 ] || { tail -n 12 "$out/ops.log"; status=1; }
+    for t in "$out"/u_*.rc; do n=$(basename "$t" .rc); echo "${n#u_}: exit $(cat "$t")"; [ "$(cat "$t")" = 0 ] || { tail -n 8 "$out/${n}.log"; status=1; }; done
+    OUT=$(mktemp -d) TAIL=6 step e2e 150 bash tests/gpu/e2e.sh
+    for b in 32 128; do
+      TAIL=4 step "bench_mla_b$b" 90 build/bench_mla --batch "$b" --ctx 4097 --reps 20 --variant "${QUICK_MLA:-52,51}"
     done
-    TAIL=4 step bench_mla_xpush_stamps 90 build/bench_mla --batch 32 --ctx 4097 --reps 20 --variant 51,52,53,54 --stamps ;;
+    TAIL=45 step bench_gpu 220 build/bench_gpu --layers 2 --dense 1 --prefill 1024 --peak-tflops 1300 ;;
+  xpush) # the DSM merge pushed (MLA_XPUSH 1, bench_mla row 52, the default) beside the defaults before (51): only batch 32's two splits merge
+    for t in 4097 8193; do
+      TAIL=4 step "bench_mla_xpush_t$t" 90 build/bench_mla --batch 32 --ctx "$t" --reps 20 --variant 51,52
+    done
+    TAIL=4 step bench_mla_xpush_stamps 90 build/bench_mla --batch 32 --ctx 4097 --reps 20 --variant 51,52 --stamps ;;
   peers) # transformers and bench_mtp, then on into the DeepSeek part
     TAIL=20 step peer_transformers 150 python3 bench/peer_transformers.py --layers 2 --dense 1 --prefill 1024
     TAIL=20 step bench_mtp 120 build/bench_mtp --layers 2 --dense 1 ;&

@@ -249,6 +249,8 @@ static const char *ring_pbf = "0";
 static const char *ring_pp = "0";
 /* MLA_DSM for kernel_split (clusters of 2; at 2 splits a tile's two, merged through distributed shared memory) */
 static const char *ring_dsm = "0";
+/* MLA_XPUSH for kernel_split (with MLA_DSM 1: the merge's halves pushed into the other CTA by st.async) */
+static const char *ring_xpush = "0";
 /* MLA_AFENCE for kernel_ring and kernel_split ("0": no consumer proxy fence after a wait for keys by TMA) */
 static const char *ring_afence = "1";
 /* MLA_L2HINT for kernel_ring and kernel_split ("1": the producer's boxes of keys under an evict-first L2 policy) */
@@ -462,7 +464,7 @@ static float *kernel_split(const char *fuse, const char *fmax, const char *v3, i
                        {"MLA_V3", v3},        {"MLA_LEAN", "5"},     {"MLA_LAZY", "1"},   {"MLA_FUSE", fuse},
                        {"MLA_FUSE_MAX", fmax}, {"MLA_TMA", ring_tma}, {"MLA_MC", ring_mc}, {"MLA_QREG", ring_qreg},
                        {"MLA_PART_BF16", ring_pbf}, {"MLA_PP", ring_pp}, {"MLA_DSM", ring_dsm}, {"MLA_AFENCE", ring_afence},
-                       {"MLA_L2HINT", ring_l2hint}};
+                       {"MLA_L2HINT", ring_l2hint}, {"MLA_XPUSH", ring_xpush}};
     CgDefine cdefs[] = {{"MLA_S", "1LL"}, {"MLA_HQ", hs}, {"MLA_OUT_BF16", "0"}, {"MLA_PART_BF16", ring_pbf}};
     CgSource src[2] = {{"mla_split", cg_kernel_instance(a, "mla_decode", "mla_split", defs, (int)(sizeof defs / sizeof *defs)),
                         {"codegen/kernels/mla_decode.cuh", 0, 0}},
@@ -1032,7 +1034,8 @@ static void test_mla_v3_env(void **state) {
  * and by TMA, the seesaw (the rows' sums in two shares) and the ping-pong; 330 keys (six blocks: 3 a split), 64 (one
  * block: the second split has no keys, its weight none), 200 keys in 12 tiles (24 blocks: the emulator
  * starves each producer warp on some block); and 3 splits, where MLA_DSM's block order (batch row, tile, split) still
- * writes parts for the combine. */
+ * writes parts for the combine. Where the ring has its mbarriers (MLA_V3 1, 2) also the halves pushed (MLA_XPUSH 1)
+ * against pulled: the same arithmetic, so the same bits on a GPU too. */
 static void test_mla_dsm(void **state) {
     (void)state;
     static const struct { const char *v3, *tma, *pp; int B, T, nsp; } cases[] = { /* on a GPU: 0, 3 */
@@ -1041,13 +1044,15 @@ static void test_mla_dsm(void **state) {
     for (int c = 0; c < (int)(sizeof cases / sizeof *cases); c++) {
         if (!emu_dev && c != 0 && c != 3) continue;
         const uint64_t seed = rng;
-        float *out[2];
+        float *out[3];
         ring_tma = cases[c].tma, ring_pp = cases[c].pp;
-        for (int k = 0; k < 2; k++) {
-            rng = seed, ring_dsm = k ? "1" : "0";
+        for (int k = 0; k < 3; k++) {
+            rng = seed, ring_dsm = k ? "1" : "0", ring_xpush = k == 2 ? "1" : "0";
             out[k] = kernel_split("0", "1", cases[c].v3, cases[c].B, cases[c].T, cases[c].nsp);
         }
-        ring_tma = "0", ring_pp = "0", ring_dsm = "0";
+        ring_tma = "0", ring_pp = "0", ring_dsm = "0", ring_xpush = "0";
+        expect_forms_agree(out[2], out[1], (size_t)cases[c].B * 64, -1, 0.0, "  MLA_XPUSH 1 against 0 (MLA_DSM 1, MLA_V3 %s, MLA_TMA %s, MLA_PP %s): "
+                           "%d x 64 heads, T %d, %d splits", cases[c].v3, cases[c].tma, cases[c].pp, cases[c].B, cases[c].T, cases[c].nsp);
         expect_forms_agree(out[1], out[0], (size_t)cases[c].B * 64, -1, 1e-3, "  MLA_DSM 1 against 0 (MLA_V3 %s, MLA_TMA %s, MLA_PP %s): %d x 64 "
                            "heads, T %d, %d splits", cases[c].v3, cases[c].tma, cases[c].pp, cases[c].B, cases[c].T, cases[c].nsp);
         free(out[0]);
@@ -1151,7 +1156,8 @@ static void test_mla_env_steps(void **state) {
         {"DSCC_MLA_PP=1", true, 0},
         {"DSCC_MLA_PP=2 DSCC_MLA_TMA=0", true, 0},
         {"DSCC_MLA_DSM=1", false, 2}, /* (8 heads take no clusters) */
-        {"DSCC_MLA_OSTAGE=0", true, 2}}; /* each thread's pairs straight out: one split, several, the DSM merge */
+        {"DSCC_MLA_OSTAGE=0", true, 2}, /* each thread's pairs straight out: one split, several, the DSM merge */
+        {"DSCC_MLA_XPUSH=0", false, 2}}; /* the DSM merge's halves read from the other CTA (8 heads take no clusters) */
     if (!emu_dev) { /* (on a GPU test_gpu_ops runs the executor with these set: tests/gpu/rounds.sh) */
         printf("emulated device only: the executor with DSCC_MLA_V3=3 and 4, DSCC_MLA_TMA=0 and 1, DSCC_MLA_MC=1\n");
         return;
@@ -1208,6 +1214,28 @@ static void test_mla_ostage_env(void **state) {
     expect_env_rows(rows, (int)(sizeof rows / sizeof *rows));
 }
 
+/* DSCC_MLA_XPUSH: unset or 1 where the DSM merge applies (128 heads, the defaults) gives the decode kernel MLA_XPUSH 1
+ * (its halves pushed into the other CTA); 0, or unset where there is no DSM merge (8 heads, DSCC_MLA_DSM=0,
+ * DSCC_MLA_MC=1) or no mbarriers (DSCC_MLA_V3=0), 0; 1 beside DSCC_MLA_DSM=0, DSCC_MLA_MC=1, DSCC_MLA_FUSE=1 or
+ * DSCC_MLA_V3=0 is a codegen error naming the variable (another value: tune_check). */
+static void test_mla_xpush_env(void **state) {
+    (void)state;
+    static const char *const on = "#define MLA_XPUSH 1\n";
+    static const EnvRow rows[] = {
+        {"", 128, .text = on, .count = 1, .map = -1},
+        {"", 8, .text = on, .count = 0, .map = -1},
+        {"DSCC_MLA_XPUSH=0", 128, .text = on, .count = 0, .map = -1},
+        {"DSCC_MLA_XPUSH=1 DSCC_MLA_TMA=0", 128, .text = on, .count = 1, .map = 0},
+        {"DSCC_MLA_DSM=0", 128, .text = on, .count = 0, .map = -1},
+        {"DSCC_MLA_MC=1", 128, .text = on, .count = 0, .map = -1},
+        {"DSCC_MLA_V3=0 DSCC_MLA_TMA=0 DSCC_MLA_DSM=1", 128, .text = on, .count = 0, .map = -1},
+        {"DSCC_MLA_XPUSH=1 DSCC_MLA_DSM=0", 128, "DSCC_MLA_XPUSH=1 pushes", .map = -1},
+        {"DSCC_MLA_XPUSH=1 DSCC_MLA_MC=1", 128, "DSCC_MLA_XPUSH=1 pushes", .map = -1},
+        {"DSCC_MLA_XPUSH=1 DSCC_MLA_FUSE=1", 128, "DSCC_MLA_XPUSH=1 pushes", .map = -1},
+        {"DSCC_MLA_XPUSH=1 DSCC_MLA_V3=0 DSCC_MLA_TMA=0", 128, "DSCC_MLA_XPUSH=1 pushes", .map = -1}};
+    expect_env_rows(rows, (int)(sizeof rows / sizeof *rows));
+}
+
 /* gen.h's split rule (no GPU needed): one wave of one block per SM where the tiles allow, no empty split. */
 static void test_mla_splits_rule(void **state) {
     (void)state;
@@ -1237,7 +1265,7 @@ int main(void) {
                                       cmocka_unit_test(test_mla_qreg_env), cmocka_unit_test(test_mla_part_env),
                                       cmocka_unit_test(test_mla_pp_env), cmocka_unit_test(test_mla_dsm_env),
                                       cmocka_unit_test(test_mla_afence_env), cmocka_unit_test(test_mla_l2hint_env),
-                                      cmocka_unit_test(test_mla_ostage_env)};
+                                      cmocka_unit_test(test_mla_ostage_env), cmocka_unit_test(test_mla_xpush_env)};
     if (cmocka_run_group_tests(rule, NULL, NULL)) return 1;
     if (!tu_hopper()) return 77;
     const char *tile = getenv("DSCC_GEMM_TILE");
