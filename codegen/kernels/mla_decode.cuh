@@ -1335,7 +1335,9 @@ extern "C" __global__ void __launch_bounds__(MLA_THREADS, 1) __cluster_dims__(ML
         }
         hp_mbar_wait_cluster(xin, 0); // the other CTA's half and lse landed in this CTA's q tile
         if (tid == 128 * (int)sp) MLA_STAMP(8, hp_clock64());
-        {
+// (each branch's braces balanced: the emulated NVRTC's scan counts them across #if)
+#define MLA_XMERGE true
+#define MLA_XOTHER
 #define MLA_XO(i, r) (xo[i]) // (its own q tile: r, the other CTA, unused)
 #define MLA_XL(p, r) (*(p))
 #else
@@ -1347,11 +1349,13 @@ extern "C" __global__ void __launch_bounds__(MLA_THREADS, 1) __cluster_dims__(ML
         }
         hp_cluster_sync();
         if (tid == 0) MLA_STAMP(8, hp_clock64());
-        if (wg == sp) {
+#define MLA_XMERGE (wg == sp)
+#define MLA_XOTHER const unsigned other = (unsigned)sp ^ 1u;
 #define MLA_XO(i, r) hp_dsmem_ld4(xo + (i), r)
 #define MLA_XL(p, r) hp_dsmem_ld(p, r)
-            const unsigned other = (unsigned)sp ^ 1u;
 #endif
+        if (MLA_XMERGE) {
+            MLA_XOTHER
             float w[2][2], dinv[2];
 #pragma unroll
             for (int h = 0; h < 2; h++) { // the splits' weights 2^(lse - max lse), a split past the row's keys none
@@ -1392,6 +1396,8 @@ extern "C" __global__ void __launch_bounds__(MLA_THREADS, 1) __cluster_dims__(ML
 #endif
             if (tid == 128 * (int)sp) MLA_STAMP(9, hp_clock64());
         }
+#undef MLA_XMERGE
+#undef MLA_XOTHER
 #undef MLA_XO
 #undef MLA_XL
 #if MLA_XPUSH // (nothing reads another CTA's memory: each waits only for what is written into its own)
