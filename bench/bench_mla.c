@@ -89,7 +89,8 @@
  * stamps: mla_decode.cuh) and after its runs prints where the last run's
  * blocks spent their time: the spread of their starts and ends, and per
  * block (medians and the largest over the blocks, in us at each block's
- * own clock rate) the time to its first S, its loop per block of 64 keys,
+ * own clock rate) the time until warpgroup 0 has q, then the first
+ * block's first chunk of keys, then its first S, its loop per block of 64 keys,
  * warpgroup 1 behind warpgroup 0, the rows' sums, the merge and the exit
  * (with MLA_DSM's merge: to the partner's half, its own half out, and the
  * last cluster barrier).
@@ -270,9 +271,9 @@ static const char *med_max(Arena *a, double *x, int n) {
  * same sizes). */
 static const char *stamp_row(Arena *a, const char *label, const uint64_t *w, long long grid, long long nsp, long long T) {
     const long long nkb = (T + 63) / 64, per = (nkb + nsp - 1) / nsp;
-    double *x = malloc(sizeof(double) * (size_t)(9 * grid));
+    double *x = malloc(sizeof(double) * (size_t)(11 * grid));
     if (!x) return NULL;
-    int n[9] = {0};
+    int n[11] = {0};
     uint64_t g0 = UINT64_MAX, g0max = 0, g7min = UINT64_MAX, g7 = 0;
     for (long long i = 0; i < grid; i++) {
         const uint64_t *c = w + 16 * i;
@@ -291,11 +292,14 @@ static const char *stamp_row(Arena *a, const char *label, const uint64_t *w, lon
         if (c[5] && c[8]) x[6 * grid + n[6]++] = ((double)c[8] - (double)c[5]) * us; /* MLA_DSM's merge: to the partner's half */
         if (c[8] && c[9]) x[7 * grid + n[7]++] = ((double)c[9] - (double)c[8]) * us; /* its own half merged and out */
         if (c[9]) x[8 * grid + n[8]++] = ((double)c[6] - (double)c[9]) * us;         /* the last cluster barrier */
+        if (c[10]) x[9 * grid + n[9]++] = ((double)c[10] - (double)c[1]) * us;       /* warpgroup 0 past its wait for q */
+        if (c[11]) x[10 * grid + n[10]++] = ((double)c[11] - (double)c[1]) * us;     /* ... for the first chunk of keys */
     }
     const char *row = n[0] == 0 ? arena_printf(a, "| %s | no block left its stamps |", label)
-                                : arena_printf(a, "| %s | %d | %.2f | %.2f | %.2f | %s | %s | %s | %s | %s | %s | %s | %s | %s |", label, n[0],
+                                : arena_printf(a, "| %s | %d | %.2f | %.2f | %.2f | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s |", label, n[0],
                                                (double)(g7 - g0) / 1e3, (double)(g0max - g0) / 1e3, (double)(g7 - g7min) / 1e3,
-                                               med_max(a, x, n[0]), med_max(a, x + grid, n[1]), med_max(a, x + 2 * grid, n[2]),
+                                               med_max(a, x, n[0]), med_max(a, x + 9 * grid, n[9]), med_max(a, x + 10 * grid, n[10]),
+                                               med_max(a, x + grid, n[1]), med_max(a, x + 2 * grid, n[2]),
                                                med_max(a, x + 3 * grid, n[3]), med_max(a, x + 4 * grid, n[4]), med_max(a, x + 5 * grid, n[5]),
                                                med_max(a, x + 6 * grid, n[6]), med_max(a, x + 7 * grid, n[7]), med_max(a, x + 8 * grid, n[8]));
     free(x);
@@ -443,9 +447,10 @@ int main(int argc, char **argv) {
     }
     if (ns)
         printf("\nwhere the last run's blocks spent their time (--stamps; us, median / largest over the blocks):\n\n| variant | blocks | "
-               "span | starts spread over | ends spread over | a block, entry to exit | to its first S taken | its loop a block of 64 "
+               "span | starts spread over | ends spread over | a block, entry to exit | to q in (warpgroup 0 past its wait) | to the "
+               "first keys in (its first chunk) | to its first S taken | its loop a block of 64 "
                "keys | warpgroup 1 done after 0 | rows' sums | merge and exit | of which, the DSM merge: to the partner's half | its "
-               "own half out | the last cluster barrier |\n|---|---|---|---|---|---|---|---|---|---|---|---|---|---|\n");
+               "own half out | the last cluster barrier |\n|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|\n");
     for (int i = 0; i < ns; i++) printf("%s\n", srow[i]);
     rt_cuda_close(gpu);
     free(stamp);

@@ -289,12 +289,15 @@
 // (warpgroup 1's thread 128 for [4]): [0] the globaltimer and [1] clock64 at entry; clock64 at [2] warpgroup 0's first S
 // taken, [3] its loop done, [4] warpgroup 1's loop done, [5] the rows' sums, [6] the exit; [7] the globaltimer at the
 // exit; MLA_DSM's merge also [8] past its first cluster barrier (the partner's half in) and [9] its own half out (by
-// the merging warpgroup's first thread). Only the chunk ring's loops stamp [2]-[4] (the ping-pong and the seesaw
+// the merging warpgroup's first thread); the chunk ring's S (_ring_s) also [10] warpgroup 0 past its wait for q and
+// [11] past its wait for the first block's first chunk of keys (MLA_KSTAMP: from the block's state). Only the chunk ring's loops stamp [2]-[4] (the ping-pong and the seesaw
 // leave them 0), and MLA_FUSE's merging block leaves [6]-[7] 0. Without MLA_STAMPS nothing of it is compiled.
 #ifdef MLA_STAMPS
 #define MLA_STAMP(i, v) (((unsigned long long *)a.t[MLA_STAMPS])[blockIdx.x * 16 + (i)] = (v))
+#define MLA_KSTAMP(k, on, i) ((on) ? (void)((k).stamps[i] = hp_clock64()) : (void)0)
 #else
 #define MLA_STAMP(i, v) ((void)0)
+#define MLA_KSTAMP(k, on, i) ((void)0)
 #endif
 #ifndef MLA_IN_MODULE
 // compiled alone (test_codegen): the generated prelude's argument block
@@ -552,6 +555,7 @@ __device__ __forceinline__ void MLA_FN(_ring_s)(const MlaBlk &k, long long jb, i
 #if MLA_TMA && MLA_V3 == 1
     if (jb == jb0) hp_mbar_wait(k.full + 18, 0); // q landed (the producer's keys by TMA, q apart; MLA_V3 3: with the first block)
 #endif
+    MLA_KSTAMP(k, jb == jb0 && k.tid == 0, 10);
     hp_wg_fence();
 #pragma unroll
     for (int c = 0; c < 9; c++) {
@@ -559,6 +563,7 @@ __device__ __forceinline__ void MLA_FN(_ring_s)(const MlaBlk &k, long long jb, i
         if (c % MLA_WAITG == 0) { // chunks c .. c + MLA_WAITG - 1 landed (the wgmma of those before run meanwhile)
 #pragma unroll
             for (int g = c; g < c + MLA_WAITG && g < 9; g++) hp_mbar_wait(fb + g, par);
+            MLA_KSTAMP(k, c == 0 && jb == jb0 && k.tid == 0, 11);
             if (MLA_CFENCE_ON) hp_fence_async();
             hp_wg_fence();
         }
@@ -1025,6 +1030,9 @@ extern "C" __global__ void __launch_bounds__(MLA_THREADS, 1) __cluster_dims__(ML
 #if MLA_SUMS2
     k.s_m1 = s_m1;
 #endif
+#ifdef MLA_STAMPS
+    k.stamps = (unsigned long long *)a.t[MLA_STAMPS] + blockIdx.x * 16;
+#endif
 #if MLA_V3 < 3 // (3, 4: no producer warpgroup)
     if (wg == 2) { // the producer: q with the first block, each block into stage (its index) % 2
         hp_setmaxnreg_dec<MLA_REGS_PRODUCER>();
@@ -1460,6 +1468,7 @@ extern "C" __global__ void __launch_bounds__(MLA_THREADS, 1) __cluster_dims__(ML
 }
 #undef DSCC_ENTRY
 #undef MLA_STAMP
+#undef MLA_KSTAMP
 #undef MLA_STAMPS
 #undef MLA_B
 #undef MLA_S

@@ -448,7 +448,7 @@ __device__ __forceinline__ void mla_load_q(unsigned char *Qs, const unsigned sho
 // the entry (its _setup), then passed by reference into __forceinline__ functions, so no copy outlives inlining.
 struct MlaBlk {
     unsigned char *Qs, *Ks; // q's tile, then the two stages of 64 keys (dynamic shared memory, 1024-aligned)
-    unsigned long long *full; // MLA_V3: [stage][chunk] "landed" mbarriers, then q's (18) and MLA_MC's (19, 20)
+    unsigned long long *full; // MLA_V3: [stage][chunk] "landed" mbarriers, then q's (18) and MLA_MC's or MLA_XPUSH's (19, 20)
     long long B, S, T, HQ, KT; // the launch's batch rows, query positions, keys, heads, cache rows a batch row
     long long rows, nrb, nsp; // query rows a batch row (S * HQ), row tiles a batch row, splits
     long long rt, sp, bb, r0; // this block's row tile, split, batch row and first row (rt * 64)
@@ -457,6 +457,9 @@ struct MlaBlk {
     float (*s_corr)[64]; // the block's __shared__ arrays (s_m1: MLA_SUMS2; s_tick: MLA_FUSE; else null)
     float *s_m, *s_l, *s_l1, *s_m1;
     unsigned *s_tick;
+#ifdef MLA_STAMPS
+    unsigned long long *stamps; // bench_mla --stamps: this block's 16 words (MLA_KSTAMP)
+#endif
 };
 // MLA_V3 3 and 4 (no producer): what a consumer warpgroup's loads read (mla_load_block's and mla_load_q's
 // arguments): q's two tensors, the cache, the tensor map (MLA_TMA, else null) and the thread's index in its warpgroup
