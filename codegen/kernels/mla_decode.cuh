@@ -176,7 +176,10 @@
 //                        barrier 20 and reads its q tile locally. No cluster barrier at the merge (one at the
 //                        start, for the barriers' initialisation), no remote loads; the same arithmetic and bits
 //                        as 0 (the half written into the CTA's own q tile, two cluster barriers, remote loads).
-//                        On an H100 at batch 32, 4,097 keys: 445.6 -> 465.2 TFLOPS, the merge and exit 8.8 -> 5.7 us
+//                        On an H100 at batch 32, 4,097 keys: 445.6 -> 465.2 TFLOPS, the merge and exit 8.8 -> 5.7 us;
+//                        2 (opt-in until timed): in the chunk ring (not MLA_PP, not the seesaw) the q tile is given
+//                        free as soon as warpgroup 0 has its split's last S (only S reads q), so the other CTA's half
+//                        lands while this one runs its last softmax and P V; the same bits
 //   MLA_IN_MODULE        defined when the file is part of a generated module (its prelude has Args)
 #ifndef MLA_B
 #define MLA_B (a.sym[0])
@@ -328,9 +331,11 @@ __device__ __forceinline__ void pdl_launch_dependents() { asm volatile("griddepc
 #if MLA_DSM && (MLA_MC || MLA_FUSE)
 #error "MLA_DSM's clusters are a tile's two splits: not with MLA_MC (a batch row's two tiles) nor MLA_FUSE"
 #endif
-#if MLA_XPUSH && (!MLA_DSM || !MLA_V3)
-#error "MLA_XPUSH pushes MLA_DSM's halves onto the ring's mbarriers: MLA_DSM 1 with MLA_V3 1 or more"
+#if MLA_XPUSH && (MLA_XPUSH > 2 || !MLA_DSM || !MLA_V3)
+#error "MLA_XPUSH (1 or 2) pushes MLA_DSM's halves onto the ring's mbarriers: MLA_DSM 1 with MLA_V3 1 or more"
 #endif
+// MLA_XPUSH 2's early "q tile free": where warpgroup 0 alone computes S (the chunk ring's loops)
+#define MLA_XEARLY (MLA_XPUSH == 2 && !MLA_SEESAW && !MLA_PP)
 #if MLA_PART_BF16 && MLA_FUSE
 #error "MLA_PART_BF16 is the combine kernel's layout: not with MLA_FUSE (whose merge reads f32 parts)"
 #endif
@@ -1233,6 +1238,9 @@ extern "C" __global__ void __launch_bounds__(MLA_THREADS, 1) __cluster_dims__(ML
             float s[32];
             MLA_FN(_ring_s)(k, jb, st, Kc, qa, o, s); // S of the block, every warp's taken
             if (jb == jb0 && tid == 0) MLA_STAMP(2, hp_clock64());
+#if MLA_XEARLY
+            if (jb == jb1 - 1 && nsp == 2 && tid == 0) hp_mbar_arrive_cluster(full + 19, (unsigned)sp ^ 1u); // q read for the last time
+#endif
             int lim[2]; // the last column of the block each of the thread's rows sees (63: all, < 0: none)
 #pragma unroll
             for (int h = 0; h < 2; h++) lim[h] = last[h] - jb * 64 < 63 ? (int)(last[h] - jb * 64) : 63;
@@ -1331,7 +1339,7 @@ extern "C" __global__ void __launch_bounds__(MLA_THREADS, 1) __cluster_dims__(ML
 #if MLA_XPUSH
         // this CTA's q tile is free (both consumers past their last S: the barrier above): the other CTA may write into it
         unsigned long long *const xin = k.full + 20; // (the loops below name their index k)
-        if (tid == 0) hp_mbar_arrive_cluster(k.full + 19, (unsigned)sp ^ 1u);
+        if (tid == 0 && !(MLA_XEARLY && jb0 < jb1)) hp_mbar_arrive_cluster(k.full + 19, (unsigned)sp ^ 1u); // (MLA_XEARLY: at the last S)
         if (wg != sp) { // the other CTA's q tile free, this half goes straight into it
             hp_mbar_wait_cluster(k.full + 19, 0);
 #pragma unroll
@@ -1502,4 +1510,5 @@ extern "C" __global__ void __launch_bounds__(MLA_THREADS, 1) __cluster_dims__(ML
 #undef MLA_L2HINT
 #undef MLA_OSTAGE
 #undef MLA_XPUSH
+#undef MLA_XEARLY
 #undef MLA_TMA_BOX

@@ -192,8 +192,8 @@
 #                     QUICK_TESTS (default test_gpu_mla), e2e, bench_mla's rows QUICK_MLA (default 52,51) at
 #                     batch 32 and 128 (4,097 keys), then bench_gpu;
 #   rounds.sh xpush   the DSM merge's halves pushed by st.async (MLA_XPUSH, bench_mla row 52: the default since
-#                     the fifteenth session) beside the defaults before (row 51) at batch 32 (two splits merged),
-#                     4,097 and 8,193 keys, then both with --stamps at 4,097;
+#                     the fifteenth session; 53 with the q tile free at the last S) beside the defaults before (row 51) at batch 32 (two splits merged),
+#                     4,097 and 8,193 keys, then all with --stamps at 4,097;
 # Logs go to $OUT (or a temporary folder). build/ comes from
 # tools/gpu_stage.sh (a trimmed copy carried as build-gpu is renamed first).
 set -uo pipefail
@@ -656,9 +656,9 @@ case "$mode" in
     TAIL=45 step bench_gpu 220 build/bench_gpu --layers 2 --dense 1 --prefill 1024 --peak-tflops 1300 ;;
   xpush) # the DSM merge pushed (MLA_XPUSH 1, bench_mla row 52, the default) beside the defaults before (51): only batch 32's two splits merge
     for t in 4097 8193; do
-      TAIL=4 step "bench_mla_xpush_t$t" 90 build/bench_mla --batch 32 --ctx "$t" --reps 20 --variant 51,52
+      TAIL=4 step "bench_mla_xpush_t$t" 90 build/bench_mla --batch 32 --ctx "$t" --reps 20 --variant 51,52,53
     done
-    TAIL=4 step bench_mla_xpush_stamps 90 build/bench_mla --batch 32 --ctx 4097 --reps 20 --variant 51,52 --stamps ;;
+    TAIL=4 step bench_mla_xpush_stamps 90 build/bench_mla --batch 32 --ctx 4097 --reps 20 --variant 51,52,53 --stamps ;;
   peers) # transformers and bench_mtp, then on into the DeepSeek part
     TAIL=20 step peer_transformers 150 python3 bench/peer_transformers.py --layers 2 --dense 1 --prefill 1024
     TAIL=20 step bench_mtp 120 build/bench_mtp --layers 2 --dense 1 ;&

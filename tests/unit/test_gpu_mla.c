@@ -1035,7 +1035,8 @@ static void test_mla_v3_env(void **state) {
  * block: the second split has no keys, its weight none), 200 keys in 12 tiles (24 blocks: the emulator
  * starves each producer warp on some block); and 3 splits, where MLA_DSM's block order (batch row, tile, split) still
  * writes parts for the combine. Where the ring has its mbarriers (MLA_V3 1, 2) also the halves pushed (MLA_XPUSH 1)
- * against pulled: the same arithmetic, so the same bits on a GPU too. */
+ * against pulled, and the q tile given free at the split's last S (MLA_XPUSH 2) against after its loop (1): the same
+ * arithmetic, so the same bits on a GPU too. */
 static void test_mla_dsm(void **state) {
     (void)state;
     static const struct { const char *v3, *tma, *pp; int B, T, nsp; } cases[] = { /* on a GPU: 0, 3 */
@@ -1044,13 +1045,15 @@ static void test_mla_dsm(void **state) {
     for (int c = 0; c < (int)(sizeof cases / sizeof *cases); c++) {
         if (!emu_dev && c != 0 && c != 3) continue;
         const uint64_t seed = rng;
-        float *out[3];
+        float *out[4];
         ring_tma = cases[c].tma, ring_pp = cases[c].pp;
-        for (int k = 0; k < 3; k++) {
-            rng = seed, ring_dsm = k ? "1" : "0", ring_xpush = k == 2 ? "1" : "0";
+        for (int k = 0; k < 4; k++) {
+            rng = seed, ring_dsm = k ? "1" : "0", ring_xpush = k == 2 ? "1" : k == 3 ? "2" : "0";
             out[k] = kernel_split("0", "1", cases[c].v3, cases[c].B, cases[c].T, cases[c].nsp);
         }
         ring_tma = "0", ring_pp = "0", ring_dsm = "0", ring_xpush = "0";
+        expect_forms_agree(out[3], out[2], (size_t)cases[c].B * 64, -1, 0.0, "  MLA_XPUSH 2 against 1 (MLA_DSM 1, MLA_V3 %s, MLA_TMA %s, MLA_PP %s): "
+                           "%d x 64 heads, T %d, %d splits", cases[c].v3, cases[c].tma, cases[c].pp, cases[c].B, cases[c].T, cases[c].nsp);
         expect_forms_agree(out[2], out[1], (size_t)cases[c].B * 64, -1, 0.0, "  MLA_XPUSH 1 against 0 (MLA_DSM 1, MLA_V3 %s, MLA_TMA %s, MLA_PP %s): "
                            "%d x 64 heads, T %d, %d splits", cases[c].v3, cases[c].tma, cases[c].pp, cases[c].B, cases[c].T, cases[c].nsp);
         expect_forms_agree(out[1], out[0], (size_t)cases[c].B * 64, -1, 1e-3, "  MLA_DSM 1 against 0 (MLA_V3 %s, MLA_TMA %s, MLA_PP %s): %d x 64 "
