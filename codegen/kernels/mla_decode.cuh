@@ -366,8 +366,9 @@ __device__ unsigned MLA_CAT(DSCC_ENTRY, _ticket)[MLA_TICKETS];
 
 #if MLA_V3
 // The chunk barriers initialized by the block's first thread (tid), then visible to every thread of the block
-// (MLA_MC: of the cluster, before any box or arrival of the other CTA reaches them)
-__device__ __forceinline__ void MLA_FN(_init_full)(unsigned long long *full, int tid) {
+// (MLA_MC: of the cluster, before any box or arrival of the other CTA reaches them; MLA_XPUSH: so too where the
+// tile's two splits merge, merge 1: nsp 2, the same in both CTAs of a cluster)
+__device__ __forceinline__ void MLA_FN(_init_full)(unsigned long long *full, int tid, bool merge) {
     if (tid == 0) {
         // 18: q's (the seesaw's, MLA_TMA's); MLA_MC: 19 + s, the other CTA's consumers done with stage s (its producer arrives)
         for (int i = 0; i < 19 + 2 * MLA_MC; i++) hp_mbar_init(full + i, MLA_TMA ? 1 : 128);
@@ -380,9 +381,13 @@ __device__ __forceinline__ void MLA_FN(_init_full)(unsigned long long *full, int
 #endif
         hp_mbar_fence_init();
     }
-#if MLA_MC || MLA_XPUSH
+#if MLA_MC
     hp_cluster_sync();
+#elif MLA_XPUSH
+    if (merge) hp_cluster_sync();
+    else __syncthreads();
 #else
+    (void)merge;
     __syncthreads();
 #endif
 }
@@ -1019,7 +1024,7 @@ extern "C" __global__ void __launch_bounds__(MLA_THREADS, 1) __cluster_dims__(ML
 #if MLA_V3
     // after the tiles: [stage][chunk] "landed", 128 arrivals (the producer's threads' cp.async) a phase, then q's
     unsigned long long *const full = (unsigned long long *)(sm + 3 * MLA_TILE);
-    MLA_FN(_init_full)(full, tid);
+    MLA_FN(_init_full)(full, tid, nsp == 2);
 #endif
     // the block's state for the phases below
     MlaBlk k;
