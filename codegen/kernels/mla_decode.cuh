@@ -1333,6 +1333,7 @@ extern "C" __global__ void __launch_bounds__(MLA_THREADS, 1) __cluster_dims__(ML
         const MlaBlk &k_ = k; // (the merge's loops name their index k)
 #endif
         const int wt = tid & 127;
+        const unsigned other = (unsigned)sp ^ 1u; // the cluster's other CTA
         float inv[2], lse[2];
 #pragma unroll
         for (int h = 0; h < 2; h++) {
@@ -1344,22 +1345,21 @@ extern "C" __global__ void __launch_bounds__(MLA_THREADS, 1) __cluster_dims__(ML
 #if MLA_XPUSH
         // this CTA's q tile is free (both consumers past their last S: the barrier above): the other CTA may write into it
         unsigned long long *const xin = k.full + 20; // (the loops below name their index k)
-        if (tid == 0 && !(MLA_XEARLY && jb0 < jb1)) hp_mbar_arrive_cluster(k.full + 19, (unsigned)sp ^ 1u); // (MLA_XEARLY: at the last S)
+        if (tid == 0 && !(MLA_XEARLY && jb0 < jb1)) hp_mbar_arrive_cluster(k.full + 19, other); // (MLA_XEARLY: at the last S)
         if (wg != sp) { // the other CTA's q tile free, this half goes straight into it
             hp_mbar_wait_cluster(k.full + 19, 0);
 #pragma unroll
             for (int k = 0; k < 32; k++)
                 hp_st_async4(xo + 128 * k + wt, make_float4(o[4 * k] * inv[0], o[4 * k + 1] * inv[0], o[4 * k + 2] * inv[1], o[4 * k + 3] * inv[1]),
-                             xin, (unsigned)sp ^ 1u);
-            if (q4 == 0) hp_st_async1(xl + ra, lse[0], xin, (unsigned)sp ^ 1u), hp_st_async1(xl + ra + 8, lse[1], xin, (unsigned)sp ^ 1u);
+                             xin, other);
+            if (q4 == 0) hp_st_async1(xl + ra, lse[0], xin, other), hp_st_async1(xl + ra + 8, lse[1], xin, other);
             return;
         }
         hp_mbar_wait_cluster(xin, 0); // the other CTA's half and lse landed in this CTA's q tile
         if (tid == 128 * (int)sp) MLA_STAMP(8, hp_clock64());
 // (each branch's braces balanced: the emulated NVRTC's scan counts them across #if)
 #define MLA_XMERGE true
-#define MLA_XOTHER
-#define MLA_XO(i, r) (xo[i]) // (its own q tile: r, the other CTA, unused)
+#define MLA_XO(i, r) (xo[i]) // (its own q tile: r unused)
 #define MLA_XL(p, r) (*(p))
 #else
         if (wg != sp) {
@@ -1371,12 +1371,10 @@ extern "C" __global__ void __launch_bounds__(MLA_THREADS, 1) __cluster_dims__(ML
         hp_cluster_sync();
         if (tid == 0) MLA_STAMP(8, hp_clock64());
 #define MLA_XMERGE (wg == sp)
-#define MLA_XOTHER const unsigned other = (unsigned)sp ^ 1u;
 #define MLA_XO(i, r) hp_dsmem_ld4(xo + (i), r)
 #define MLA_XL(p, r) hp_dsmem_ld(p, r)
 #endif
         if (MLA_XMERGE) {
-            MLA_XOTHER
             float w[2][2], dinv[2];
 #pragma unroll
             for (int h = 0; h < 2; h++) { // the splits' weights 2^(lse - max lse), a split past the row's keys none
@@ -1418,7 +1416,6 @@ extern "C" __global__ void __launch_bounds__(MLA_THREADS, 1) __cluster_dims__(ML
             if (tid == 128 * (int)sp) MLA_STAMP(9, hp_clock64());
         }
 #undef MLA_XMERGE
-#undef MLA_XOTHER
 #undef MLA_XO
 #undef MLA_XL
 #if MLA_XPUSH // (nothing reads another CTA's memory: each waits only for what is written into its own)
