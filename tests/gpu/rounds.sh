@@ -193,7 +193,7 @@
 #                     batch 32 and 128 (4,097 keys), then bench_gpu;
 #   rounds.sh xpush   the DSM merge's halves pushed by st.async (MLA_XPUSH, bench_mla row 52: the default since
 #                     the fifteenth session; 53 with the q tile free at the last S) beside the defaults before (row 51) at batch 32 (two splits merged),
-#                     4,097 and 8,193 keys, then all with --stamps at 4,097;
+#                     4,096, 4,097 and 8,193 keys, then all with --stamps at 4,097;
 # Logs go to $OUT (or a temporary folder). build/ comes from
 # tools/gpu_stage.sh (a trimmed copy carried as build-gpu is renamed first).
 set -uo pipefail
@@ -655,7 +655,7 @@ case "$mode" in
     done
     TAIL=45 step bench_gpu 220 build/bench_gpu --layers 2 --dense 1 --prefill 1024 --peak-tflops 1300 ;;
   xpush) # the DSM merge pushed (MLA_XPUSH 1, bench_mla row 52, the default) beside the defaults before (51): only batch 32's two splits merge
-    for t in 4097 8193; do
+    for t in 4096 4097 8193; do
       TAIL=4 step "bench_mla_xpush_t$t" 90 build/bench_mla --batch 32 --ctx "$t" --reps 20 --variant 51,52,53
     done
     TAIL=4 step bench_mla_xpush_stamps 90 build/bench_mla --batch 32 --ctx 4097 --reps 20 --variant 51,52,53 --stamps ;;
