@@ -180,6 +180,12 @@
 //                        2 (opt-in until timed): in the chunk ring (not MLA_PP, not the seesaw) the q tile is given
 //                        free as soon as warpgroup 0 has its split's last S (only S reads q), so the other CTA's half
 //                        lands while this one runs its last softmax and P V; the same bits
+//   MLA_TAIL             0 (default) or 1 (DSCC_MLA_TAIL, opt-in until timed; the chunk ring's loops: MLA_V3 1, not
+//                        MLA_PP, MLA_LEAN 2 or more, no MLA_QREG): a split's last block holding at most 16 of its
+//                        tile's keys takes S by m64n16k16 on those 16 and P V by one k-step (a quarter of a whole
+//                        block's tensor work), and where the keys end 1 to 16 into a block the split rule shares the
+//                        whole blocks out and gives the last split that block too (4,097 keys in two: 32 and
+//                        32 + 1/64 blocks, not 33 and 32)
 //   MLA_IN_MODULE        defined when the file is part of a generated module (its prelude has Args)
 #ifndef MLA_B
 #define MLA_B (a.sym[0])
