@@ -221,10 +221,10 @@ static void sources(Arena *a, const Variant *v, long long B, long long T, const 
                     {"MLA_V3", v->v3},     {"MLA_PF", v->pf},       {"MLA_WAITG", v->waitg},
                     {"MLA_LEAN", v->lean}, {"MLA_LAZY", v->lazy}, {"MLA_FUSE", v->fuse}, {"MLA_PREG", v->preg},
                     {"MLA_FUSE_MAX", fmax}, {"MLA_TMA", v->tma}, {"MLA_MC", v->mc}, {"MLA_QREG", v->qreg}, {"MLA_PP", v->pp ? v->pp : "0"},
-                    {"MLA_PART_BF16", v->pbf}, {"MLA_DSM", v->dsm ? v->dsm : "0"}, {0}, {0}, {0}, {0}, {0}};
-    int nd = (int)(sizeof d / sizeof *d) - 5;
+                    {"MLA_PART_BF16", v->pbf}, {"MLA_DSM", v->dsm ? v->dsm : "0"}, {0}, {0}, {0}, {0}, {0}, {0}};
+    int nd = (int)(sizeof d / sizeof *d) - 6;
     if (stamps) d[nd++] = (CgDefine){"MLA_STAMPS", "5"}; /* the stamps' buffer in argument slot 5 */
-    for (const char *m = v->more; m && *m;) { /* "NAME=V NAME=V" into the last 4 slots */
+    for (const char *m = v->more; m && *m;) { /* "NAME=V NAME=V" into the last 5 slots */
         const size_t w = strcspn(m, " "), eq = strcspn(m, "= ");
         if (m[eq] != '=' || eq == 0 || eq + 1 >= w || nd == (int)(sizeof d / sizeof *d)) { /* (a row of the table: fixed here) */
             fprintf(stderr, "bench_mla: the row '%s' has a malformed or fifth parameter in '%s'\n", v->label, v->more);

@@ -559,10 +559,11 @@ __device__ __forceinline__ void MLA_FN(_tma_boxes)(const MlaBlk &k, const void *
 // Warpgroup 0: S = Q K^T of block jb (stage st at Kc) into s, each chunk's wgmma once the chunk landed (MLA_V3: its
 // mbarrier; 0: the whole stage), q's last MLA_QREG chunks from qa; with MLA_LEAN 4 the P V of the block before
 // (still in flight into o) waited for behind S's first chunk. Returns once every warp of the warpgroup has its S.
-// tl (MLA_TAIL): the block holds at most 16 of the tile's keys: S of those 16 alone (m64n16k16, into s[0..7]; the
+// TL (MLA_TAIL): the block holds at most 16 of the tile's keys: S of those 16 alone (m64n16k16, into s[0..7]; the
 // rest stay 0, which the mask then drops).
+template <bool TL>
 __device__ __forceinline__ void MLA_FN(_ring_s)(const MlaBlk &k, long long jb, int st, const unsigned char *Kc, unsigned (*qa)[4][4],
-                                                float *o, float *s, bool tl) {
+                                                float *o, float *s) {
     const long long jb0 = k.jb0, jb1 = k.jb1;
 #if MLA_V3
     unsigned long long *const fb = k.full + st * 9;
@@ -602,7 +603,7 @@ __device__ __forceinline__ void MLA_FN(_ring_s)(const MlaBlk &k, long long jb, i
 #pragma unroll
         for (int kk = 0; kk < 4; kk++)
 #if MLA_LEAN >= 2
-            if (MLA_TAIL && tl) mla_wgmma_sd16(s, qlo + c * 512 + kk * 2, klo + c * 512 + kk * 2, c | kk);
+            if (TL) mla_wgmma_sd16(s, qlo + c * 512 + kk * 2, klo + c * 512 + kk * 2, c | kk);
             else mla_wgmma_sd(s, qlo + c * 512 + kk * 2, klo + c * 512 + kk * 2, c | kk);
 #else
             mla_wgmma_s(s, k.Qs + c * 8192 + kk * 32, Kc + c * 8192 + kk * 32, c | kk);
@@ -628,15 +629,16 @@ __device__ __forceinline__ void MLA_FN(_ring_s)(const MlaBlk &k, long long jb, i
 
 // Warpgroup 0, once P of the block in stage Kc (at Pc) is out for warpgroup 1: O scaled by the rows' corrections
 // (unless the whole warp's rows kept their max), then O_L += P V_L issued (waited for by the caller)
-// (tl, MLA_TAIL: a block of at most 16 keys, P V of those alone: one k-step)
-__device__ __forceinline__ void MLA_FN(_ring_pv0)(const unsigned char *Kc, const unsigned char *Pc, const float *corr, float *o, bool tl) {
+// (TL, MLA_TAIL: a block of at most 16 keys, P V of those alone: one k-step)
+template <bool TL>
+__device__ __forceinline__ void MLA_FN(_ring_pv0)(const unsigned char *Kc, const unsigned char *Pc, const float *corr, float *o) {
     if (!__all_sync(0xffffffffu, corr[0] == 1.0f && corr[1] == 1.0f)) // the warp's rows kept their max: nothing to scale
 #pragma unroll
         for (int i = 0; i < 128; i++) o[i] *= corr[(i >> 1) & 1];
     hp_wg_fence();
 #pragma unroll
     for (int kk = 0; kk < 4; kk++)
-        if (kk == 0 || !(MLA_TAIL && tl)) mla_wgmma_pv(o, Pc + kk * 32, Kc + kk * 2048, 8192, 1024, 1);
+        if (kk == 0 || !TL) mla_wgmma_pv(o, Pc + kk * 32, Kc + kk * 2048, 8192, 1024, 1);
     hp_wg_commit();
 }
 
@@ -644,8 +646,9 @@ __device__ __forceinline__ void MLA_FN(_ring_pv0)(const unsigned char *Kc, const
 // MLA_PREG, warpgroup 0 after the softmax of the block in stage st (Kc, P at Pc): O scaled by the rows' corrections,
 // O_L += P V_L issued with P from registers (A's fragment is S's accumulator layout, as bf16 pairs), then P and the
 // corrections stored for warpgroup 1 ("P ready")
+template <bool TL>
 __device__ __forceinline__ void MLA_FN(_ring_preg)(const MlaBlk &k, int st, const unsigned char *Kc, unsigned char *Pc, const float *s,
-                                                   const float *corr, float *o, bool tl) {
+                                                   const float *corr, float *o) {
     const int ra = k.ra, q4 = k.q4;
     unsigned pa[16];
 #pragma unroll
@@ -656,7 +659,7 @@ __device__ __forceinline__ void MLA_FN(_ring_preg)(const MlaBlk &k, int st, cons
     hp_wg_fence();
 #pragma unroll
     for (int kk = 0; kk < 4; kk++)
-        if (kk == 0 || !(MLA_TAIL && tl)) mla_wgmma_pv_rs(o, pa + 4 * kk, Kc + kk * 2048, 8192, 1024);
+        if (kk == 0 || !TL) mla_wgmma_pv_rs(o, pa + 4 * kk, Kc + kk * 2048, 8192, 1024);
     hp_wg_commit();
 #pragma unroll
     for (int j = 0; j < 16; j++) // pair j = s[2 j], s[2 j + 1]: row ra + 8 (j & 1), keys 8 (j >> 1) + 2 q4
@@ -668,8 +671,9 @@ __device__ __forceinline__ void MLA_FN(_ring_preg)(const MlaBlk &k, int st, cons
 #endif
 
 // Warpgroup 1, once warpgroup 0's P of the block in stage st (Kc, P at Pc) is ready: O scaled by the rows'
-// corrections, then O_R += P V_R, waited for (tl, MLA_TAIL: of at most 16 keys, one k-step).
-__device__ __forceinline__ void MLA_FN(_ring_pv1)(const MlaBlk &k, int st, const unsigned char *Kc, const unsigned char *Pc, float *o, bool tl) {
+// corrections, then O_R += P V_R, waited for (TL, MLA_TAIL: of at most 16 keys, one k-step).
+template <bool TL>
+__device__ __forceinline__ void MLA_FN(_ring_pv1)(const MlaBlk &k, int st, const unsigned char *Kc, const unsigned char *Pc, float *o) {
     const float c0 = k.s_corr[st][k.ra], c1 = k.s_corr[st][k.ra + 8];
     if (!__all_sync(0xffffffffu, c0 == 1.0f && c1 == 1.0f))
 #pragma unroll
@@ -677,11 +681,52 @@ __device__ __forceinline__ void MLA_FN(_ring_pv1)(const MlaBlk &k, int st, const
     hp_wg_fence();
 #pragma unroll
     for (int kk = 0; kk < 4; kk++)
-        if (kk == 0 || !(MLA_TAIL && tl)) mla_wgmma_pv(o, Pc + kk * 32, Kc + 4 * 8192 + kk * 2048, 8192, 1024, 1);
+        if (kk == 0 || !TL) mla_wgmma_pv(o, Pc + kk * 32, Kc + 4 * 8192 + kk * 2048, 8192, 1024, 1);
     hp_wg_commit();
     hp_wg_wait0();
     mla_hold128(o);
 }
+#if MLA_TAIL
+// MLA_TAIL, warpgroup 0's block jb of the chunk ring: S, the softmax, P and the corrections out for warpgroup 1, its
+// own P V issued (with MLA_LEAN 4 waited for behind the next S's first chunk); TL the cheap form of a last block of
+// at most 16 keys. The entry runs it in two loops, the whole form's and the tail's (a branch between the two forms
+// inside one loop serializes every wgmma, C7520). The same steps as the entry's loop body without MLA_TAIL, which
+// stays there until this form is timed: as a function NVVM schedules the whole blocks otherwise (bench_mla row 54
+// at 4,096 keys, no short block, times this form's whole blocks against the entry's, row 52).
+template <bool TL>
+__device__ __forceinline__ void MLA_FN(_ring_blk0)(const Args &a, const MlaBlk &k, long long jb, unsigned (*qa)[4][4], const long long *last,
+                                                   float *o, float *m, float *ls) {
+    const float SL2 = MLA_SCALE * 1.44269504088896341f;
+    const int st = (int)((jb - k.jb0) & 1), q4 = k.q4, ra = k.ra;
+    unsigned char *const Kc = k.Ks + st * MLA_TILE, *const Pc = Kc + 8 * 8192; // P over the rope columns
+    float s[32];
+    MLA_FN(_ring_s)<TL>(k, jb, st, Kc, qa, o, s); // S of the block, every warp's taken
+    if (jb == k.jb0 && k.tid == 0) MLA_STAMP(2, hp_clock64());
+#if MLA_XEARLY
+    if (jb == k.jb1 - 1 && k.nsp == 2 && k.tid == 0) hp_mbar_arrive_cluster(k.full + 19, (unsigned)k.sp ^ 1u); // q read for the last time
+#endif
+    int lim[2]; // the last column of the block each of the thread's rows sees (63: all, < 0: none)
+#pragma unroll
+    for (int h = 0; h < 2; h++) lim[h] = last[h] - jb * 64 < 63 ? (int)(last[h] - jb * 64) : 63;
+    float corr[2];
+    mla_softmax(s, lim, m, corr, ls, q4, SL2);
+#if MLA_PREG
+    MLA_FN(_ring_preg)<TL>(k, st, Kc, Pc, s, corr, o); // P V first, P from registers, then P for warpgroup 1
+#else
+    const float one[2] = {1.0f, 1.0f};
+    mla_store_p(Pc, s, one, ra, q4);
+    if (q4 == 0) k.s_corr[st][ra] = corr[0], k.s_corr[st][ra + 8] = corr[1];
+    hp_fence_async();
+    hp_bar_arrive(MLA_BAR_P + st, 256); // P and the corrections are ready for warpgroup 1
+    MLA_FN(_ring_pv0)<TL>(Kc, Pc, corr, o); // O_L += P V_L
+#endif
+    if (MLA_LEAN < 4) { // (MLA_LEAN 4: waited for once the next S's first chunk is issued)
+        hp_wg_wait0();
+        mla_hold128(o);
+        if (jb + 2 < k.jb1) hp_bar_arrive(MLA_BAR_EMPTY + st, MLA_THREADS); // the producer may refill the stage
+    }
+}
+#endif
 #endif
 
 #if MLA_PP
@@ -1260,11 +1305,16 @@ extern "C" __global__ void __launch_bounds__(MLA_THREADS, 1) __cluster_dims__(ML
 #else
         unsigned (*const qa)[4][4] = 0; // (S from q's tile alone)
 #endif
+#if MLA_TAIL // the whole blocks, then a cheap last one (jt), each through _ring_blk0 (until timed: see there)
+        const long long jbw = jt >= 0 ? jt : jb1;
+        for (long long jb = jb0; jb < jbw; jb++) MLA_FN(_ring_blk0)<false>(a, k, jb, qa, last, o, m, ls);
+        for (long long jb = jbw; jb < jb1; jb++) MLA_FN(_ring_blk0)<true>(a, k, jb, qa, last, o, m, ls);
+#else // (the loop's body in the entry: as a function, even inlined, NVVM gives the defaults other SASS)
         for (long long jb = jb0; jb < jb1; jb++) {
             const int st = (int)((jb - jb0) & 1);
             unsigned char *const Kc = Ks + st * MLA_TILE, *const Pc = Kc + 8 * 8192; // P over the rope columns
             float s[32];
-            MLA_FN(_ring_s)(k, jb, st, Kc, qa, o, s, jb == jt); // S of the block, every warp's taken
+            MLA_FN(_ring_s)<false>(k, jb, st, Kc, qa, o, s); // S of the block, every warp's taken
             if (jb == jb0 && tid == 0) MLA_STAMP(2, hp_clock64());
 #if MLA_XEARLY
             if (jb == jb1 - 1 && nsp == 2 && tid == 0) hp_mbar_arrive_cluster(full + 19, (unsigned)sp ^ 1u); // q read for the last time
@@ -1275,14 +1325,14 @@ extern "C" __global__ void __launch_bounds__(MLA_THREADS, 1) __cluster_dims__(ML
             float corr[2];
             mla_softmax(s, lim, m, corr, ls, q4, SL2);
 #if MLA_PREG
-            MLA_FN(_ring_preg)(k, st, Kc, Pc, s, corr, o, jb == jt); // P V first, P from registers, then P for warpgroup 1
+            MLA_FN(_ring_preg)<false>(k, st, Kc, Pc, s, corr, o); // P V first, P from registers, then P for warpgroup 1
 #else
             const float one[2] = {1.0f, 1.0f};
             mla_store_p(Pc, s, one, ra, q4);
             if (q4 == 0) s_corr[st][ra] = corr[0], s_corr[st][ra + 8] = corr[1];
             hp_fence_async();
             hp_bar_arrive(MLA_BAR_P + st, 256); // P and the corrections are ready for warpgroup 1
-            MLA_FN(_ring_pv0)(Kc, Pc, corr, o, jb == jt); // O_L += P V_L
+            MLA_FN(_ring_pv0)<false>(Kc, Pc, corr, o); // O_L += P V_L
 #endif
             if (MLA_LEAN < 4) { // (MLA_LEAN 4: waited for once the next S's first chunk is issued)
                 hp_wg_wait0();
@@ -1290,6 +1340,7 @@ extern "C" __global__ void __launch_bounds__(MLA_THREADS, 1) __cluster_dims__(ML
                 if (jb + 2 < jb1) hp_bar_arrive(MLA_BAR_EMPTY + st, MLA_THREADS); // the producer may refill the stage
             }
         }
+#endif
         if (MLA_LEAN >= 4) { // the last block's P V
             hp_wg_wait0();
             mla_hold128(o);
@@ -1321,7 +1372,11 @@ extern "C" __global__ void __launch_bounds__(MLA_THREADS, 1) __cluster_dims__(ML
             for (int c = 4; c < 8; c++) hp_mbar_wait(fb + c, par); // passed already (warpgroup 0 waited for them before P)
             if (MLA_CFENCE_ON) hp_fence_async();
 #endif
-            MLA_FN(_ring_pv1)(k, st, Kc, Pc, o, jb == jt); // O_R += P V_R
+#if MLA_TAIL
+            if (jb == jt) MLA_FN(_ring_pv1)<true>(k, st, Kc, Pc, o); // (its own wait inside: no wgmma pending across the branch)
+            else
+#endif
+                MLA_FN(_ring_pv1)<false>(k, st, Kc, Pc, o); // O_R += P V_R
 #if MLA_V3 == 3
             if (jb + 2 < jb1) { // warpgroup 0 done with the stage too (its S and P V): block jb + 2 into it
                 hp_bar_sync(MLA_BAR_EMPTY + st, MLA_THREADS);

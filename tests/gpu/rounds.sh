@@ -188,7 +188,7 @@
 #   rounds.sh ostage  MLA decode's output staged in shared memory and stored a row at a time (MLA_OSTAGE,
 #                     bench_mla row 51, the default since the fourteenth session) beside the defaults before
 #                     (row 49) at batch 32 and 128, then both with --stamps;
-#   rounds.sh quick   the defaults checked after a kernel change, in little device time: test_gpu_ops beside
+#   rounds.sh defaults  the defaults checked after a kernel change, in little device time: test_gpu_ops beside
 #                     QUICK_TESTS (default test_gpu_mla), e2e, bench_mla's rows QUICK_MLA (default 52,51) at
 #                     batch 32 and 128 (4,097 keys), then bench_gpu;
 #   rounds.sh tail    MLA decode's last block of 1 to 16 keys in a cheap form, the whole blocks shared out before it
@@ -646,7 +646,7 @@ case "$mode" in
       TAIL=4 step "bench_mla_ostage_b$b" 90 build/bench_mla --batch "$b" --ctx 4097 --reps 20 --variant 49,51
       TAIL=4 step "bench_mla_ostage_stamps_b$b" 90 build/bench_mla --batch "$b" --ctx 4097 --reps 20 --variant 49,51 --stamps
     done ;;
-  quick) # the defaults after a kernel change: test_gpu_ops beside QUICK_TESTS, e2e, bench_mla QUICK_MLA, bench_gpu
+  defaults) # the defaults after a kernel change: test_gpu_ops beside QUICK_TESTS, e2e, bench_mla QUICK_MLA, bench_gpu
     ( DSCC_GEMM_TILE=wgmma timeout 170 build/test_gpu_ops > "$out/ops.log" 2>&1; echo $? > "$out/ops.rc" ) & p1=$!
     ( for n in ${QUICK_TESTS:-test_gpu_mla}; do timeout 170 "build/$n" > "$out/u_$n.log" 2>&1; echo $? > "$out/u_$n.rc"; done ) & p2=$!
     wait $p1 $p2
