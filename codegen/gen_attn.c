@@ -371,11 +371,6 @@ static void mla_decode(Gen *G, const IrNode *n, int sq, int sq1, int64_t qd0, in
      * cluster barrier at the merge (MLA_XPUSH 1); =0 each half read from the other CTA between two cluster barriers.
      * Needs the ring's mbarriers (MLA_V3 1 or more); an explicit 1 where that or DSM is off is cg_attention's error */
     const bool xpush = dsm && !(v3 && strcmp(v3, "0") == 0) && tune_on(G->tune->mla_xpush, true);
-    /* DSCC_MLA_TAIL=1 (opt-in until timed; checked in cg_attention: the chunk ring's loops, MLA_V3 1 without PP or QREG):
-     * where the keys end 1 to 16 into a block of 64, the whole blocks are shared out over the splits and the last split
-     * also takes that block, whose S (m64n16k16) and P V (one k-step) then cost about a quarter of a whole one's; at
-     * 4,097 keys and two splits 32 and 32 + 1/64 blocks, not 33 and 32 (MLA_TAIL) */
-    const bool tail = tune_on(G->tune->mla_tail, false);
     const char *ppe = G->tune->mla_pp;
     const char *pp = ppe && (strcmp(ppe, "1") == 0 || strcmp(ppe, "2") == 0) ? ppe : "0";
     CgDefine d[] = {{"MLA_IN_MODULE", "1"},
@@ -408,7 +403,6 @@ static void mla_decode(Gen *G, const IrNode *n, int sq, int sq1, int64_t qd0, in
                     {"MLA_L2HINT", prod_tma && !mc && tune_on(G->tune->mla_l2hint, true) ? "1" : "0"},
                     {"MLA_OSTAGE", ostage ? "1" : "0"}, /* the output a row at a time through shared memory */
                     {"MLA_XPUSH", xpush ? "1" : "0"}, /* the DSM merge's halves pushed, not pulled */
-                    {"MLA_TAIL", tail ? "1" : "0"}, /* a last block of 1 to 16 keys in its cheap form (opt-in) */
                     {"MLA_MC", mc ? "1" : "0"}, /* a batch row's tiles in a cluster, the keys multicast (opt-in) */
                     {"MLA_TMA", tm ? "1" : "0"}, /* whole blocks of keys by TMA (opt-in) */
                     {"MLA_KMAP", tm ? arena_printf(a, "((const void *)a.t[%d])", tm->maps) : "0"}};
@@ -782,12 +776,6 @@ bool cg_attention(Gen *G, const IrNode *n) {
     if (tune_on(G->tune->mla_xpush, false) && (!tune_on(G->tune->mla_dsm, true) || mc || fuse || (v3 && strcmp(v3, "0") == 0))) {
         G->why = "DSCC_MLA_XPUSH=1 pushes the halves of the DSM merge: not with DSCC_MLA_DSM=0, DSCC_MLA_MC=1, DSCC_MLA_FUSE=1 (no DSM "
                  "merge) nor DSCC_MLA_V3=0 (no mbarriers)";
-        return false;
-    }
-    if (tune_on(G->tune->mla_tail, false) && (v3_other || (pp && strcmp(pp, "0")) || (qreg && strcmp(qreg, "0")) ||
-                                               (lean && *lean && *lean < '2'))) {
-        G->why = "DSCC_MLA_TAIL=1 takes the chunk ring's loops (DSCC_MLA_V3=1, the default) at DSCC_MLA_LEAN=2 or more: not with "
-                 "DSCC_MLA_PP=1 or 2 nor DSCC_MLA_QREG=1 or 2";
         return false;
     }
     if (tune_on(G->tune->mla_ostage, false) && fuse) {

@@ -180,12 +180,6 @@
 //                        2 (opt-in until timed): in the chunk ring (not MLA_PP, not the seesaw) the q tile is given
 //                        free as soon as warpgroup 0 has its split's last S (only S reads q), so the other CTA's half
 //                        lands while this one runs its last softmax and P V; the same bits
-//   MLA_TAIL             0 (default) or 1 (DSCC_MLA_TAIL, opt-in until timed; the chunk ring's loops: MLA_V3 1, not
-//                        MLA_PP, MLA_LEAN 2 or more, no MLA_QREG): a split's last block holding at most 16 of its
-//                        tile's keys takes S by m64n16k16 on those 16 and P V by one k-step (a quarter of a whole
-//                        block's tensor work), and where the keys end 1 to 16 into a block the split rule shares the
-//                        whole blocks out and gives the last split that block too (4,097 keys in two: 32 and
-//                        32 + 1/64 blocks, not 33 and 32)
 //   MLA_IN_MODULE        defined when the file is part of a generated module (its prelude has Args)
 #ifndef MLA_B
 #define MLA_B (a.sym[0])
@@ -283,9 +277,6 @@
 #ifndef MLA_XPUSH
 #define MLA_XPUSH 0
 #endif
-#ifndef MLA_TAIL
-#define MLA_TAIL 0
-#endif
 // the producer's box of keys (MLA_L2HINT above: 1, under an evict-first L2 policy)
 #if MLA_L2HINT
 #define MLA_TMA_BOX(dst, map, bar, c0, c1) hp_tma_2d_hint(dst, map, bar, c0, c1, hp_policy_evict_first())
@@ -342,9 +333,6 @@ __device__ __forceinline__ void pdl_launch_dependents() { asm volatile("griddepc
 #endif
 #if MLA_XPUSH && (MLA_XPUSH > 2 || !MLA_DSM || !MLA_V3)
 #error "MLA_XPUSH (1 or 2) pushes MLA_DSM's halves onto the ring's mbarriers: MLA_DSM 1 with MLA_V3 1 or more"
-#endif
-#if MLA_TAIL && (MLA_TAIL != 1 || MLA_V3 != 1 || MLA_PP || MLA_LEAN < 2 || MLA_QREG)
-#error "MLA_TAIL (1) takes the chunk ring's loops (MLA_V3 1, not MLA_PP) at MLA_LEAN 2 or more, without MLA_QREG"
 #endif
 // MLA_XPUSH 2's early "q tile free": where warpgroup 0 alone computes S (the chunk ring's loops)
 #define MLA_XEARLY (MLA_XPUSH == 2 && !MLA_SEESAW && !MLA_PP)
@@ -559,9 +547,6 @@ __device__ __forceinline__ void MLA_FN(_tma_boxes)(const MlaBlk &k, const void *
 // Warpgroup 0: S = Q K^T of block jb (stage st at Kc) into s, each chunk's wgmma once the chunk landed (MLA_V3: its
 // mbarrier; 0: the whole stage), q's last MLA_QREG chunks from qa; with MLA_LEAN 4 the P V of the block before
 // (still in flight into o) waited for behind S's first chunk. Returns once every warp of the warpgroup has its S.
-// TL (MLA_TAIL): the block holds at most 16 of the tile's keys: S of those 16 alone (m64n16k16, into s[0..7]; the
-// rest stay 0, which the mask then drops).
-template <bool TL>
 __device__ __forceinline__ void MLA_FN(_ring_s)(const MlaBlk &k, long long jb, int st, const unsigned char *Kc, unsigned (*qa)[4][4],
                                                 float *o, float *s) {
     const long long jb0 = k.jb0, jb1 = k.jb1;
@@ -603,8 +588,7 @@ __device__ __forceinline__ void MLA_FN(_ring_s)(const MlaBlk &k, long long jb, i
 #pragma unroll
         for (int kk = 0; kk < 4; kk++)
 #if MLA_LEAN >= 2
-            if (TL) mla_wgmma_sd16(s, qlo + c * 512 + kk * 2, klo + c * 512 + kk * 2, c | kk);
-            else mla_wgmma_sd(s, qlo + c * 512 + kk * 2, klo + c * 512 + kk * 2, c | kk);
+            mla_wgmma_sd(s, qlo + c * 512 + kk * 2, klo + c * 512 + kk * 2, c | kk);
 #else
             mla_wgmma_s(s, k.Qs + c * 8192 + kk * 32, Kc + c * 8192 + kk * 32, c | kk);
 #endif
@@ -629,16 +613,13 @@ __device__ __forceinline__ void MLA_FN(_ring_s)(const MlaBlk &k, long long jb, i
 
 // Warpgroup 0, once P of the block in stage Kc (at Pc) is out for warpgroup 1: O scaled by the rows' corrections
 // (unless the whole warp's rows kept their max), then O_L += P V_L issued (waited for by the caller)
-// (TL, MLA_TAIL: a block of at most 16 keys, P V of those alone: one k-step)
-template <bool TL>
 __device__ __forceinline__ void MLA_FN(_ring_pv0)(const unsigned char *Kc, const unsigned char *Pc, const float *corr, float *o) {
     if (!__all_sync(0xffffffffu, corr[0] == 1.0f && corr[1] == 1.0f)) // the warp's rows kept their max: nothing to scale
 #pragma unroll
         for (int i = 0; i < 128; i++) o[i] *= corr[(i >> 1) & 1];
     hp_wg_fence();
 #pragma unroll
-    for (int kk = 0; kk < 4; kk++)
-        if (kk == 0 || !TL) mla_wgmma_pv(o, Pc + kk * 32, Kc + kk * 2048, 8192, 1024, 1);
+    for (int kk = 0; kk < 4; kk++) mla_wgmma_pv(o, Pc + kk * 32, Kc + kk * 2048, 8192, 1024, 1);
     hp_wg_commit();
 }
 
@@ -646,7 +627,6 @@ __device__ __forceinline__ void MLA_FN(_ring_pv0)(const unsigned char *Kc, const
 // MLA_PREG, warpgroup 0 after the softmax of the block in stage st (Kc, P at Pc): O scaled by the rows' corrections,
 // O_L += P V_L issued with P from registers (A's fragment is S's accumulator layout, as bf16 pairs), then P and the
 // corrections stored for warpgroup 1 ("P ready")
-template <bool TL>
 __device__ __forceinline__ void MLA_FN(_ring_preg)(const MlaBlk &k, int st, const unsigned char *Kc, unsigned char *Pc, const float *s,
                                                    const float *corr, float *o) {
     const int ra = k.ra, q4 = k.q4;
@@ -658,8 +638,7 @@ __device__ __forceinline__ void MLA_FN(_ring_preg)(const MlaBlk &k, int st, cons
         for (int i = 0; i < 128; i++) o[i] *= corr[(i >> 1) & 1];
     hp_wg_fence();
 #pragma unroll
-    for (int kk = 0; kk < 4; kk++)
-        if (kk == 0 || !TL) mla_wgmma_pv_rs(o, pa + 4 * kk, Kc + kk * 2048, 8192, 1024);
+    for (int kk = 0; kk < 4; kk++) mla_wgmma_pv_rs(o, pa + 4 * kk, Kc + kk * 2048, 8192, 1024);
     hp_wg_commit();
 #pragma unroll
     for (int j = 0; j < 16; j++) // pair j = s[2 j], s[2 j + 1]: row ra + 8 (j & 1), keys 8 (j >> 1) + 2 q4
@@ -671,8 +650,7 @@ __device__ __forceinline__ void MLA_FN(_ring_preg)(const MlaBlk &k, int st, cons
 #endif
 
 // Warpgroup 1, once warpgroup 0's P of the block in stage st (Kc, P at Pc) is ready: O scaled by the rows'
-// corrections, then O_R += P V_R, waited for (TL, MLA_TAIL: of at most 16 keys, one k-step).
-template <bool TL>
+// corrections, then O_R += P V_R, waited for.
 __device__ __forceinline__ void MLA_FN(_ring_pv1)(const MlaBlk &k, int st, const unsigned char *Kc, const unsigned char *Pc, float *o) {
     const float c0 = k.s_corr[st][k.ra], c1 = k.s_corr[st][k.ra + 8];
     if (!__all_sync(0xffffffffu, c0 == 1.0f && c1 == 1.0f))
@@ -680,53 +658,11 @@ __device__ __forceinline__ void MLA_FN(_ring_pv1)(const MlaBlk &k, int st, const
         for (int i = 0; i < 128; i++) o[i] *= (i >> 1) & 1 ? c1 : c0;
     hp_wg_fence();
 #pragma unroll
-    for (int kk = 0; kk < 4; kk++)
-        if (kk == 0 || !TL) mla_wgmma_pv(o, Pc + kk * 32, Kc + 4 * 8192 + kk * 2048, 8192, 1024, 1);
+    for (int kk = 0; kk < 4; kk++) mla_wgmma_pv(o, Pc + kk * 32, Kc + 4 * 8192 + kk * 2048, 8192, 1024, 1);
     hp_wg_commit();
     hp_wg_wait0();
     mla_hold128(o);
 }
-#if MLA_TAIL
-// MLA_TAIL, warpgroup 0's block jb of the chunk ring: S, the softmax, P and the corrections out for warpgroup 1, its
-// own P V issued (with MLA_LEAN 4 waited for behind the next S's first chunk); TL the cheap form of a last block of
-// at most 16 keys. The entry runs it in two loops, the whole form's and the tail's (a branch between the two forms
-// inside one loop serializes every wgmma, C7520). The same steps as the entry's loop body without MLA_TAIL, which
-// stays there until this form is timed: as a function NVVM schedules the whole blocks otherwise (bench_mla row 54
-// at 4,096 keys, no short block, times this form's whole blocks against the entry's, row 52).
-template <bool TL>
-__device__ __forceinline__ void MLA_FN(_ring_blk0)(const Args &a, const MlaBlk &k, long long jb, unsigned (*qa)[4][4], const long long *last,
-                                                   float *o, float *m, float *ls) {
-    const float SL2 = MLA_SCALE * 1.44269504088896341f;
-    const int st = (int)((jb - k.jb0) & 1), q4 = k.q4, ra = k.ra;
-    unsigned char *const Kc = k.Ks + st * MLA_TILE, *const Pc = Kc + 8 * 8192; // P over the rope columns
-    float s[32];
-    MLA_FN(_ring_s)<TL>(k, jb, st, Kc, qa, o, s); // S of the block, every warp's taken
-    if (jb == k.jb0 && k.tid == 0) MLA_STAMP(2, hp_clock64());
-#if MLA_XEARLY
-    if (jb == k.jb1 - 1 && k.nsp == 2 && k.tid == 0) hp_mbar_arrive_cluster(k.full + 19, (unsigned)k.sp ^ 1u); // q read for the last time
-#endif
-    int lim[2]; // the last column of the block each of the thread's rows sees (63: all, < 0: none)
-#pragma unroll
-    for (int h = 0; h < 2; h++) lim[h] = last[h] - jb * 64 < 63 ? (int)(last[h] - jb * 64) : 63;
-    float corr[2];
-    mla_softmax(s, lim, m, corr, ls, q4, SL2);
-#if MLA_PREG
-    MLA_FN(_ring_preg)<TL>(k, st, Kc, Pc, s, corr, o); // P V first, P from registers, then P for warpgroup 1
-#else
-    const float one[2] = {1.0f, 1.0f};
-    mla_store_p(Pc, s, one, ra, q4);
-    if (q4 == 0) k.s_corr[st][ra] = corr[0], k.s_corr[st][ra + 8] = corr[1];
-    hp_fence_async();
-    hp_bar_arrive(MLA_BAR_P + st, 256); // P and the corrections are ready for warpgroup 1
-    MLA_FN(_ring_pv0)<TL>(Kc, Pc, corr, o); // O_L += P V_L
-#endif
-    if (MLA_LEAN < 4) { // (MLA_LEAN 4: waited for once the next S's first chunk is issued)
-        hp_wg_wait0();
-        mla_hold128(o);
-        if (jb + 2 < k.jb1) hp_bar_arrive(MLA_BAR_EMPTY + st, MLA_THREADS); // the producer may refill the stage
-    }
-}
-#endif
 #endif
 
 #if MLA_PP
@@ -1082,13 +1018,9 @@ extern "C" __global__ void __launch_bounds__(MLA_THREADS, 1) __cluster_dims__(ML
     const float NEG = __int_as_float(0xff800000), SL2 = MLA_SCALE * 1.44269504088896341f;
     long long kend = MLA_CAUSAL ? (r0 + 63 < rows ? r0 + 63 : rows - 1) / HQ + T - S : T - 1; // the tile's last key
     if (kend > T - 1) kend = T - 1;
-    // this split's blocks of 64 keys: [jb0, jb1) of the tile's. MLA_TAIL: where the last block holds 1 to 16 keys
-    // (cheap: _ring_s's tl) the whole blocks are shared out and the last split takes that one too
-    const long long nkb = (T + 63) / 64, tail = MLA_TAIL && T % 64 != 0 && T % 64 <= 16 ? 1 : 0;
-    const long long per = (nkb - tail + nsp - 1) / nsp, jb0 = sp * per;
-    const long long jb1 = jb0 + per < kend / 64 + 1 && (!tail || sp < nsp - 1) ? jb0 + per : kend / 64 + 1;
-    // MLA_TAIL: the split's last block, where it holds at most 16 of the tile's keys, in its cheap form (else none)
-    const long long jt = MLA_TAIL && jb0 < jb1 && kend - (jb1 - 1) * 64 < 16 ? jb1 - 1 : -1;
+    // this split's blocks of 64 keys: [jb0, jb1) of the tile's
+    const long long nkb = (T + 63) / 64, per = (nkb + nsp - 1) / nsp, jb0 = sp * per;
+    const long long jb1 = jb0 + per < kend / 64 + 1 ? jb0 + per : kend / 64 + 1;
 #if MLA_V3
     // after the tiles: [stage][chunk] "landed", 128 arrivals (the producer's threads' cp.async) a phase, then q's
     unsigned long long *const full = (unsigned long long *)(sm + 3 * MLA_TILE);
@@ -1305,16 +1237,11 @@ extern "C" __global__ void __launch_bounds__(MLA_THREADS, 1) __cluster_dims__(ML
 #else
         unsigned (*const qa)[4][4] = 0; // (S from q's tile alone)
 #endif
-#if MLA_TAIL // the whole blocks, then a cheap last one (jt), each through _ring_blk0 (until timed: see there)
-        const long long jbw = jt >= 0 ? jt : jb1;
-        for (long long jb = jb0; jb < jbw; jb++) MLA_FN(_ring_blk0)<false>(a, k, jb, qa, last, o, m, ls);
-        for (long long jb = jbw; jb < jb1; jb++) MLA_FN(_ring_blk0)<true>(a, k, jb, qa, last, o, m, ls);
-#else // (the loop's body in the entry: as a function, even inlined, NVVM gives the defaults other SASS)
         for (long long jb = jb0; jb < jb1; jb++) {
             const int st = (int)((jb - jb0) & 1);
             unsigned char *const Kc = Ks + st * MLA_TILE, *const Pc = Kc + 8 * 8192; // P over the rope columns
             float s[32];
-            MLA_FN(_ring_s)<false>(k, jb, st, Kc, qa, o, s); // S of the block, every warp's taken
+            MLA_FN(_ring_s)(k, jb, st, Kc, qa, o, s); // S of the block, every warp's taken
             if (jb == jb0 && tid == 0) MLA_STAMP(2, hp_clock64());
 #if MLA_XEARLY
             if (jb == jb1 - 1 && nsp == 2 && tid == 0) hp_mbar_arrive_cluster(full + 19, (unsigned)sp ^ 1u); // q read for the last time
@@ -1325,14 +1252,14 @@ extern "C" __global__ void __launch_bounds__(MLA_THREADS, 1) __cluster_dims__(ML
             float corr[2];
             mla_softmax(s, lim, m, corr, ls, q4, SL2);
 #if MLA_PREG
-            MLA_FN(_ring_preg)<false>(k, st, Kc, Pc, s, corr, o); // P V first, P from registers, then P for warpgroup 1
+            MLA_FN(_ring_preg)(k, st, Kc, Pc, s, corr, o); // P V first, P from registers, then P for warpgroup 1
 #else
             const float one[2] = {1.0f, 1.0f};
             mla_store_p(Pc, s, one, ra, q4);
             if (q4 == 0) s_corr[st][ra] = corr[0], s_corr[st][ra + 8] = corr[1];
             hp_fence_async();
             hp_bar_arrive(MLA_BAR_P + st, 256); // P and the corrections are ready for warpgroup 1
-            MLA_FN(_ring_pv0)<false>(Kc, Pc, corr, o); // O_L += P V_L
+            MLA_FN(_ring_pv0)(Kc, Pc, corr, o); // O_L += P V_L
 #endif
             if (MLA_LEAN < 4) { // (MLA_LEAN 4: waited for once the next S's first chunk is issued)
                 hp_wg_wait0();
@@ -1340,7 +1267,6 @@ extern "C" __global__ void __launch_bounds__(MLA_THREADS, 1) __cluster_dims__(ML
                 if (jb + 2 < jb1) hp_bar_arrive(MLA_BAR_EMPTY + st, MLA_THREADS); // the producer may refill the stage
             }
         }
-#endif
         if (MLA_LEAN >= 4) { // the last block's P V
             hp_wg_wait0();
             mla_hold128(o);
@@ -1372,11 +1298,7 @@ extern "C" __global__ void __launch_bounds__(MLA_THREADS, 1) __cluster_dims__(ML
             for (int c = 4; c < 8; c++) hp_mbar_wait(fb + c, par); // passed already (warpgroup 0 waited for them before P)
             if (MLA_CFENCE_ON) hp_fence_async();
 #endif
-#if MLA_TAIL
-            if (jb == jt) MLA_FN(_ring_pv1)<true>(k, st, Kc, Pc, o); // (its own wait inside: no wgmma pending across the branch)
-            else
-#endif
-                MLA_FN(_ring_pv1)<false>(k, st, Kc, Pc, o); // O_R += P V_R
+            MLA_FN(_ring_pv1)(k, st, Kc, Pc, o); // O_R += P V_R
 #if MLA_V3 == 3
             if (jb + 2 < jb1) { // warpgroup 0 done with the stage too (its S and P V): block jb + 2 into it
                 hp_bar_sync(MLA_BAR_EMPTY + st, MLA_THREADS);

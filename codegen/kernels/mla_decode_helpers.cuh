@@ -123,15 +123,6 @@ __device__ __forceinline__ void mla_wgmma_sd(float *d, unsigned alo, unsigned bl
                  : MLA_F32(d, 0)
                  : "r"(alo), "r"(blo), "r"(acc), "r"(0x40000040u));
 }
-// MLA_TAIL's S of a block of at most 16 keys: d[64 x 16] (+)= a . b^T, b the block's first 16 key rows (the same
-// descriptors as mla_wgmma_sd: wgmma reads only N rows of B); d[0..7] in mla_wgmma_s's layout, so s[0..7] are the
-// block's columns 0..15 whichever form took them
-__device__ __forceinline__ void mla_wgmma_sd16(float *d, unsigned alo, unsigned blo, int acc) {
-    asm volatile("{\n.reg .pred p;\n.reg .u64 da, db;\nsetp.ne.b32 p, %10, 0;\nmov.b64 da, {%8, %11};\nmov.b64 db, {%9, %11};\n"
-                 "wgmma.mma_async.sync.aligned.m64n16k16.f32.bf16.bf16 {%0, %1, %2, %3, %4, %5, %6, %7}, da, db, p, 1, 1, 0, 0;\n}\n"
-                 : "+f"(d[0]), "+f"(d[1]), "+f"(d[2]), "+f"(d[3]), "+f"(d[4]), "+f"(d[5]), "+f"(d[6]), "+f"(d[7])
-                 : "r"(alo), "r"(blo), "r"(acc), "r"(0x40000040u));
-}
 // MLA_QREG: d[64 x 64] += a . b^T with a (q's 64 rows x 16 columns) from registers, the fragment of
 // mla_wgmma_pv_rs (mla_load_qa), b K-major from its descriptor's low word as mla_wgmma_sd; always
 // accumulating (the caller zeroes d before the block's first wgmma)

@@ -495,12 +495,6 @@ static inline void emu_mla_wgmma_sd(float *d, unsigned alo, unsigned blo, int ac
     emu_wgmma_x(d, emu_ctx->smem + ((size_t)(alo & 0x3fffu) << 4), emu_ctx->smem + ((size_t)(blo & 0x3fffu) << 4), 64, 0, 16, 1024, acc, line);
 }
 #define mla_wgmma_sd(d, alo, blo, acc) emu_mla_wgmma_sd((d), (alo), (blo), (acc), __LINE__)
-/* MLA_TAIL's S of at most 16 keys: mla_wgmma_sd with N = 16 (d[0..7]) */
-static inline void emu_mla_wgmma_sd16(float *d, unsigned alo, unsigned blo, int acc, int line) {
-    if (alo >> 16 != 1u || blo >> 16 != 1u) emu_ctx->fault(emu_ctx, "wgmma descriptor's low word with a leading byte offset other than 16", line);
-    emu_wgmma_x(d, emu_ctx->smem + ((size_t)(alo & 0x3fffu) << 4), emu_ctx->smem + ((size_t)(blo & 0x3fffu) << 4), 16, 0, 16, 1024, acc, line);
-}
-#define mla_wgmma_sd16(d, alo, blo, acc) emu_mla_wgmma_sd16((d), (alo), (blo), (acc), __LINE__)
 #define mla_wgmma_pv(d, a, b, lbo, sbo, acc) emu_wgmma_x((d), (a), (b), 256, 1, (lbo), (sbo), (acc), __LINE__)
 #define mla_wgmma_pv_rs(d, a, b, lbo, sbo) emu_wgmma_rs((d), (a), (b), 256, 1, (lbo), (sbo), __LINE__)
 /* mla_wgmma_sd with A (q) from registers: B from its descriptor's low word, always accumulating */

@@ -95,7 +95,7 @@ static const char *const PTX_HELPERS[] = {"h2f", "f2h", "fe4m3", "pdl_wait", "pd
                                            "ldsm_x1", "ldsm_x2", "ldsm_x4", "ldsm_x1_t", "ldsm_x2_t", "ldsm_x4_t",
                                            "cp_wait2", "fence_async_smem", "wg_fence", "wg_commit", "wg_wait0", "wg_hold", "wgmma_e4m3", "wgmma_bf16",
                                            /* codegen/kernels/mla_decode_helpers.cuh's (mla_decode.cuh's own) */
-                                           "mla_cp_commit", "mla_cp_wait0", "mla_hold128", "mla_wgmma_s", "mla_wgmma_sd", "mla_wgmma_sd16", "mla_wgmma_pv", "mla_wgmma_pv_rs", "mla_wgmma_sr",
+                                           "mla_cp_commit", "mla_cp_wait0", "mla_hold128", "mla_wgmma_s", "mla_wgmma_sd", "mla_wgmma_pv", "mla_wgmma_pv_rs", "mla_wgmma_sr",
                                            "mla_prefetch_l2",
                                            /* codegen/kernels/ld_stream.cuh's */
                                            "ld_stream16_if", "ld_x16_if",

@@ -191,9 +191,6 @@
 #   rounds.sh defaults  the defaults checked after a kernel change, in little device time: test_gpu_ops beside
 #                     QUICK_TESTS (default test_gpu_mla), e2e, bench_mla's rows QUICK_MLA (default 52,51) at
 #                     batch 32 and 128 (4,097 keys), then bench_gpu;
-#   rounds.sh tail    MLA decode's last block of 1 to 16 keys in a cheap form, the whole blocks shared out before it
-#                     (MLA_TAIL, bench_mla row 54) beside the defaults (52) at batch 32, 4,096, 4,097 and 8,193 keys,
-#                     then both with --stamps at 4,097;
 #   rounds.sh xpush   the DSM merge's halves pushed by st.async (MLA_XPUSH, bench_mla row 52: the default since
 #                     the fifteenth session; 53 with the q tile free at the last S) beside the defaults before (row 51) at batch 32 (two splits merged),
 #                     4,096, 4,097 and 8,193 keys, then all with --stamps at 4,097;
@@ -662,13 +659,6 @@ case "$mode" in
       TAIL=4 step "bench_mla_xpush_t$t" 90 build/bench_mla --batch 32 --ctx "$t" --reps 20 --variant 51,52,53
     done
     TAIL=4 step bench_mla_xpush_stamps 90 build/bench_mla --batch 32 --ctx 4097 --reps 20 --variant 51,52,53 --stamps ;;
-  tail) # a last block of 1 to 16 keys in its cheap form (MLA_TAIL 1, bench_mla row 54) beside the defaults (52) at batch 32:
-    # 4,096 keys (no such block: the form's cost on whole blocks), 4,097 (two splits 32 + 1/64 and 32 blocks, not 33 and
-    # 32) and 8,193; then both with --stamps at 4,097
-    for t in 4096 4097 8193; do
-      TAIL=4 step "bench_mla_tail_t$t" 90 build/bench_mla --batch 32 --ctx "$t" --reps 20 --variant 52,54
-    done
-    TAIL=4 step bench_mla_tail_stamps 90 build/bench_mla --batch 32 --ctx 4097 --reps 20 --variant 52,54 --stamps ;;
   peers) # transformers and bench_mtp, then on into the DeepSeek part
     TAIL=20 step peer_transformers 150 python3 bench/peer_transformers.py --layers 2 --dense 1 --prefill 1024
     TAIL=20 step bench_mtp 120 build/bench_mtp --layers 2 --dense 1 ;&

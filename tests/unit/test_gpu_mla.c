@@ -251,9 +251,6 @@ static const char *ring_pp = "0";
 static const char *ring_dsm = "0";
 /* MLA_XPUSH for kernel_split (with MLA_DSM 1: the merge's halves pushed into the other CTA by st.async) */
 static const char *ring_xpush = "0";
-/* MLA_TAIL for kernel_ring and kernel_split ("1": a last block of 1 to 16 keys in its cheap form, the whole blocks shared
- * out before it) */
-static const char *ring_tail = "0";
 /* MLA_AFENCE for kernel_ring and kernel_split ("0": no consumer proxy fence after a wait for keys by TMA) */
 static const char *ring_afence = "1";
 /* MLA_L2HINT for kernel_ring and kernel_split ("1": the producer's boxes of keys under an evict-first L2 policy) */
@@ -287,7 +284,7 @@ static float *kernel_ring(const char *v3, const char *waitg, const char *pf, con
                        {"MLA_V3", v3},     {"MLA_WAITG", waitg},  {"MLA_PF", pf},       {"MLA_LEAN", lean},
                        {"MLA_LAZY", lazy}, {"MLA_PREG", ring_preg}, {"MLA_TMA", ring_tma}, {"MLA_MC", ring_mc},
                        {"MLA_QREG", ring_qreg}, {"MLA_PP", ring_pp}, {"MLA_AFENCE", ring_afence},
-                       {"MLA_L2HINT", ring_l2hint}, {"MLA_TAIL", ring_tail}};
+                       {"MLA_L2HINT", ring_l2hint}};
     CgSource src = {"mla_ring", cg_kernel_instance(a, "mla_decode", "mla_ring", defs, (int)(sizeof defs / sizeof *defs)),
                     {"codegen/kernels/mla_decode.cuh", 0, 0}};
     TuModule m;
@@ -467,7 +464,7 @@ static float *kernel_split(const char *fuse, const char *fmax, const char *v3, i
                        {"MLA_V3", v3},        {"MLA_LEAN", "5"},     {"MLA_LAZY", "1"},   {"MLA_FUSE", fuse},
                        {"MLA_FUSE_MAX", fmax}, {"MLA_TMA", ring_tma}, {"MLA_MC", ring_mc}, {"MLA_QREG", ring_qreg},
                        {"MLA_PART_BF16", ring_pbf}, {"MLA_PP", ring_pp}, {"MLA_DSM", ring_dsm}, {"MLA_AFENCE", ring_afence},
-                       {"MLA_L2HINT", ring_l2hint}, {"MLA_XPUSH", ring_xpush}, {"MLA_TAIL", ring_tail}};
+                       {"MLA_L2HINT", ring_l2hint}, {"MLA_XPUSH", ring_xpush}};
     CgDefine cdefs[] = {{"MLA_S", "1LL"}, {"MLA_HQ", hs}, {"MLA_OUT_BF16", "0"}, {"MLA_PART_BF16", ring_pbf}};
     CgSource src[2] = {{"mla_split", cg_kernel_instance(a, "mla_decode", "mla_split", defs, (int)(sizeof defs / sizeof *defs)),
                         {"codegen/kernels/mla_decode.cuh", 0, 0}},
@@ -1065,46 +1062,6 @@ static void test_mla_dsm(void **state) {
     }
 }
 
-/* A last block of 1 to 16 keys in its cheap form (MLA_TAIL 1: S by m64n16k16 on its first 16 keys, P V by one k-step)
- * against the whole form (0), from the same inputs. One split (kernel_ring, itself held to the double-precision
- * reference): 257 keys (the last of five blocks holds 1), 208 (16: the most the form takes), 200 in 24 tiles (8; the
- * emulator starves each producer warp on some block), 330 (10: none, the whole form) — the same splits, and the
- * tail's missing products are zeros, so the same bits on the emulated device (on a GPU, where only the tail's S
- * changes instruction, a row's relative L2 of 1e-3). Two and three splits (kernel_split): 257 keys now split 2 + 3
- * blocks, not 3 + 2, merged in distributed shared memory (MLA_DSM 1, pushed) and by the combine, and 136 keys in 12
- * tiles 1 + 2, not 2 + 1: P rounded to bf16 against other running maxima, so the two differ as each differs from the
- * reference (~3e-3 a row) and are held to 1e-2 a row, well below what one key lost or counted twice gives (~6e-2:
- * the output, a mean of zero-mean values, is ~1/16 of one); in three splits 257 keys (2 + 2 + 1 either way) and 320
- * keys in two (no such block) take the same splits: bit for bit. */
-static void test_mla_tail(void **state) {
-    (void)state;
-    static const struct { int B, T; } one[] = {{1, 257}, {1, 208}, {24, 200}, {1, 330}}; /* on a GPU: 0, 1 */
-    for (int c = 0; c < (int)(sizeof one / sizeof *one); c++) {
-        if (!emu_dev && c > 1) continue;
-        const uint64_t seed = rng;
-        float *out[2];
-        for (int k = 0; k < 2; k++) rng = seed, ring_tail = k ? "1" : "0", ring_tma = "1", out[k] = kernel_ring("1", "1", "0", "5", "1", one[c].B, one[c].T);
-        ring_tail = "0", ring_tma = "0";
-        expect_forms_agree(out[1], out[0], (size_t)one[c].B * 64, -1, 1e-3, "  MLA_TAIL 1 against 0 (one split, MLA_TMA 1): %d x 64 heads, T %d",
-                           one[c].B, one[c].T);
-        free(out[0]);
-    }
-    static const struct { const char *dsm; int B, T, nsp; bool same; } split[] = { /* on a GPU: 0, 2 */
-        {"1", 2, 257, 2, false}, {"0", 2, 257, 2, false}, {"0", 2, 257, 3, true}, {"1", 12, 136, 2, false}, {"1", 1, 320, 2, true}};
-    for (int c = 0; c < (int)(sizeof split / sizeof *split); c++) {
-        if (!emu_dev && c != 0 && c != 2) continue;
-        const uint64_t seed = rng;
-        float *out[2];
-        ring_tma = "1", ring_dsm = split[c].dsm, ring_xpush = split[c].dsm;
-        for (int k = 0; k < 2; k++) rng = seed, ring_tail = k ? "1" : "0", out[k] = kernel_split("0", "1", "1", split[c].B, split[c].T, split[c].nsp);
-        ring_tail = "0", ring_tma = "0", ring_dsm = "0", ring_xpush = "0";
-        expect_forms_agree(out[1], out[0], (size_t)split[c].B * 64, split[c].same ? -1 : 1e-2, split[c].same ? 1e-3 : 1e-2,
-                           "  MLA_TAIL 1 against 0 (MLA_DSM %s, MLA_TMA 1): %d x 64 heads, T %d, %d splits", split[c].dsm, split[c].B,
-                           split[c].T, split[c].nsp);
-        free(out[0]);
-    }
-}
-
 /* The consumers without their proxy fence after each wait for keys (MLA_AFENCE 0, keys by TMA on the producer's
  * ring) and the boxes of keys under an evict-first L2 policy (MLA_L2HINT 1) against the defaults (1, 0): neither
  * changes arithmetic, so the same bits on the emulated device (which runs the fence as nothing and ignores the
@@ -1203,8 +1160,7 @@ static void test_mla_env_steps(void **state) {
         {"DSCC_MLA_PP=2 DSCC_MLA_TMA=0", true, 0},
         {"DSCC_MLA_DSM=1", false, 2}, /* (8 heads take no clusters) */
         {"DSCC_MLA_OSTAGE=0", true, 2}, /* each thread's pairs straight out: one split, several, the DSM merge */
-        {"DSCC_MLA_XPUSH=0", false, 2}, /* the DSM merge's halves read from the other CTA (8 heads take no clusters) */
-        {"DSCC_MLA_TAIL=1", true, 2}}; /* a last block of 1 to 16 keys cheap (contexts 65, 129-144, 193-208; causal steps' tiles) */
+        {"DSCC_MLA_XPUSH=0", false, 2}}; /* the DSM merge's halves read from the other CTA (8 heads take no clusters) */
     if (!emu_dev) { /* (on a GPU test_gpu_ops runs the executor with these set: tests/gpu/rounds.sh) */
         printf("emulated device only: the executor with DSCC_MLA_V3=3 and 4, DSCC_MLA_TMA=0 and 1, DSCC_MLA_MC=1\n");
         return;
@@ -1283,24 +1239,6 @@ static void test_mla_xpush_env(void **state) {
     expect_env_rows(rows, (int)(sizeof rows / sizeof *rows));
 }
 
-/* DSCC_MLA_TAIL: unset or 0 gives the decode kernel MLA_TAIL 0, 1 gives 1 (with the keys by cp.async too); 1 beside
- * DSCC_MLA_PP=1, DSCC_MLA_QREG=1, another ring (DSCC_MLA_V3=2) or DSCC_MLA_LEAN=1 is a codegen error naming the
- * variable (another value: tune_check). */
-static void test_mla_tail_env(void **state) {
-    (void)state;
-    static const char *const on = "#define MLA_TAIL 1\n";
-    static const EnvRow rows[] = {
-        {"", 128, .text = on, .count = 0, .map = -1},
-        {"DSCC_MLA_TAIL=0", 8, .text = on, .count = 0, .map = -1},
-        {"DSCC_MLA_TAIL=1", 128, .text = on, .count = 1, .map = 1},
-        {"DSCC_MLA_TAIL=1 DSCC_MLA_TMA=0", 8, .text = on, .count = 1, .map = 0},
-        {"DSCC_MLA_TAIL=1 DSCC_MLA_PP=1", 128, "DSCC_MLA_TAIL=1 takes", .map = -1},
-        {"DSCC_MLA_TAIL=1 DSCC_MLA_QREG=1", 128, "DSCC_MLA_TAIL=1 takes", .map = -1},
-        {"DSCC_MLA_TAIL=1 DSCC_MLA_V3=2 DSCC_MLA_TMA=0", 128, "DSCC_MLA_TAIL=1 takes", .map = -1},
-        {"DSCC_MLA_TAIL=1 DSCC_MLA_LEAN=1", 128, "DSCC_MLA_TAIL=1 takes", .map = -1}};
-    expect_env_rows(rows, (int)(sizeof rows / sizeof *rows));
-}
-
 /* gen.h's split rule (no GPU needed): one wave of one block per SM where the tiles allow, no empty split. */
 static void test_mla_splits_rule(void **state) {
     (void)state;
@@ -1330,8 +1268,7 @@ int main(void) {
                                       cmocka_unit_test(test_mla_qreg_env), cmocka_unit_test(test_mla_part_env),
                                       cmocka_unit_test(test_mla_pp_env), cmocka_unit_test(test_mla_dsm_env),
                                       cmocka_unit_test(test_mla_afence_env), cmocka_unit_test(test_mla_l2hint_env),
-                                      cmocka_unit_test(test_mla_ostage_env), cmocka_unit_test(test_mla_xpush_env),
-                                      cmocka_unit_test(test_mla_tail_env)};
+                                      cmocka_unit_test(test_mla_ostage_env), cmocka_unit_test(test_mla_xpush_env)};
     if (cmocka_run_group_tests(rule, NULL, NULL)) return 1;
     if (!tu_hopper()) return 77;
     const char *tile = getenv("DSCC_GEMM_TILE");
@@ -1345,7 +1282,6 @@ int main(void) {
                                        cmocka_unit_test(test_mla_multicast), cmocka_unit_test(test_mla_qreg),
                                        cmocka_unit_test(test_mla_part_bf16), cmocka_unit_test(test_mla_ping_pong),
                                        cmocka_unit_test(test_mla_dsm),
-                                       cmocka_unit_test(test_mla_tail),
                                        cmocka_unit_test(test_mla_afence),
                                        cmocka_unit_test(test_mla_env_steps),
                                        cmocka_unit_test(test_mla_128_heads),
