@@ -83,13 +83,12 @@
 //                        stages, free once the loops are done): the accumulators' pairs written
 //                        into a stage of rows 528 bytes apart (no bank conflicts), then each row's 512 bytes
 //                        stored by the warp at once, 16 bytes a lane; 0 (the file's default): each thread stores its
-//                        pairs of 4 bytes straight to the output, every 32-byte sector in two halves
-//                        (bench_mla --stamps on an H100, batch 128: a CTA's exit 6.15 -> 2.08 us, 532.9 -> 558.7
-//                        TFLOPS, the same bits; at batch 32 the DSM merge holds the exit: no change)
+//                        pairs of 4 bytes straight to the output, every 32-byte sector in two halves (the same bits;
+//                        timings in docs/KERNELS.md)
 //   MLA_PF               with MLA_V3: the producer asks L2 for the block of keys MLA_PF blocks
 //                        ahead of the one it loads (cp.async.bulk.prefetch.L2, the block's rows
 //                        being contiguous), so the ring's copies find it there; 0: none (default:
-//                        on an H100 2 and 4 ahead were 3% and 6% slower than none)
+//                        slower on an H100, docs/KERNELS.md)
 //   MLA_LEAN             fewer instructions a block of keys (each level includes those below; same
 //                        arithmetic): 1 with MLA_V3 1, the producer copies whole blocks after the
 //                        first at offsets fixed at compile time; 2 S's wgmma from precomputed
@@ -112,10 +111,8 @@
 //                        one SM's share of L2's bandwidth (batch 1 at 4,097 keys: 33 splits, 4 MB a
 //                        tile), where the combine kernel spreads them over the GPU; above, as with 0.
 //                        0 (default): every split writes its part, the combine kernel
-//                        (mla_decode_combine.cuh) merges them. (An H100, 2026-12-06, bench_mla at
-//                        batch 32, 4,097 keys: 374.4 TFLOPS merged here against 385.0 with the
-//                        combine; at batch 128, one split, no merge at all, 460.7 against 477.2: the
-//                        merge's code alone costs the main loop ~3.5%, and its tail ~7 us at 2 splits)
+//                        (mla_decode_combine.cuh) merges them (1's merge code slows the main loop even
+//                        where it does not run: docs/KERNELS.md)
 //   MLA_PREG             1 (opt-in): the chunk ring's warpgroup 0 issues its P V with P from registers
 //                        (wgmma's A operand: the same bf16 values), before it stores P for warpgroup 1,
 //                        so its P V starts earlier and reads no P from shared memory; 0 (default): from
@@ -175,8 +172,7 @@
 //                        completing on the receiver's mbarrier 20); the merging warpgroup waits for its own
 //                        barrier 20 and reads its q tile locally. No cluster barrier at the merge (one at the
 //                        start, for the barriers' initialisation), no remote loads; the same arithmetic and bits
-//                        as 0 (the half written into the CTA's own q tile, two cluster barriers, remote loads).
-//                        On an H100 at batch 32, 4,097 keys: 445.6 -> 465.2 TFLOPS, the merge and exit 8.8 -> 5.7 us;
+//                        as 0 (the half written into the CTA's own q tile, two cluster barriers, remote loads);
 //                        2 (opt-in until timed): in the chunk ring (not MLA_PP, not the seesaw) the q tile is given
 //                        free as soon as warpgroup 0 has its split's last S (only S reads q), so the other CTA's half
 //                        lands while this one runs its last softmax and P V; the same bits
