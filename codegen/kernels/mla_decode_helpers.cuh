@@ -195,6 +195,16 @@ __device__ __forceinline__ void mla_s_block(float *s, const unsigned char *Q, co
     hp_wg_wait0();
     hp_hold32(s);
 }
+// MLA_EXPP: 2^x for x <= 128 on the FMA pipe, not the MUFU unit: x = j + f, j the nearest integer (x + 1.5 2^23
+// holds it in its low mantissa bits), 2^f on [-0.5, 0.5] by a cubic (relative error 7.5e-5, against the 3.9e-3 of
+// P's bf16), then j added to the exponent; x below -126 taken as -126 (2^-126 and less: denormals, as good as
+// ex2.approx.ftz's 0 in a sum of P)
+__device__ __forceinline__ float mla_exp2p(float x) {
+    x = fmaxf(x, -126.0f);
+    const float t = x + 12582912.0f, f = x - (t - 12582912.0f);
+    const float p = fmaf(fmaf(fmaf(0.05517166f, f, 0.24261115f), f, 0.69326097f), f, 0.99992806f);
+    return __int_as_float(__float_as_int(p) + (__float_as_int(t) << 23));
+}
 // The online softmax of one block's S (base 2, the scale sl2 folded in; the chunk ring's
 // warpgroup 0 and both of the seesaw's): columns past lim[h] masked, m[h] becomes the
 // rows' max with this block's, sc[h] the factor of what was relative to the old max, s
@@ -238,7 +248,9 @@ __device__ __forceinline__ void mla_softmax(float *s, const int *lim, float *m, 
 #pragma unroll
         for (int i = 0; i < 32; i += 2) {
             const int h = (i >> 1) & 1;
-            if (MLA_LEAN >= 6)
+            if (MLA_EXPP && (i >> 2) & 1) // (MLA_EXPP: columns 8 j + .. of odd j on the FMA pipe, the rest on the MUFU)
+                s[i] = mla_exp2p(fmaf(s[i], MLA_LEAN >= 6 ? sl2 : 1.0f, -m[h])), s[i + 1] = mla_exp2p(fmaf(s[i + 1], MLA_LEAN >= 6 ? sl2 : 1.0f, -m[h]));
+            else if (MLA_LEAN >= 6)
                 s[i] = hp_exp2(fmaf(s[i], sl2, -m[h])), s[i + 1] = hp_exp2(fmaf(s[i + 1], sl2, -m[h]));
             else
                 s[i] = hp_exp2(s[i] - m[h]), s[i + 1] = hp_exp2(s[i + 1] - m[h]);
