@@ -64,7 +64,8 @@
  * DSCC_MLA_XPUSH): the defaults since the fifteenth session; row 53 gives
  * the q tile free at the split's last S, not after its loop (MLA_XPUSH 2);
  * row 54 takes half of a whole block's exponentials on the FMA pipe by a
- * cubic (MLA_EXPP 1, DSCC_MLA_EXPP). (The
+ * cubic (MLA_EXPP 1, DSCC_MLA_EXPP); row 55 is row 52 with warpgroup 0's
+ * P V reading P from registers (MLA_PREG 1). (The
  * whole-stage ring, DSCC_MLA_V3=0, and the L2 prefetch, DSCC_MLA_PREFETCH,
  * were timed on 2026-12-06: docs/KERNELS.md.) The shape
  * is bench_gpu's long context: batch 32 (--batch), 4,097 keys (--ctx), 128
@@ -115,7 +116,7 @@ typedef struct {
     const char *mc, *qreg, *pbf; /* MLA_MC, MLA_QREG, MLA_PART_BF16 */
     const char *pp;  /* MLA_PP (NULL: 0) */
     const char *dsm; /* MLA_DSM (NULL: 0): at 2 splits no combine launch */
-    const char *more; /* further parameters, "NAME=V[ NAME=V ...]" (at most 4; NULL: none) */
+    const char *more; /* further parameters, "NAME=V[ NAME=V ...]" (at most 5; NULL: none) */
 } Variant;
 
 static const Variant VARIANTS[] = {
@@ -208,7 +209,10 @@ static const Variant VARIANTS[] = {
      "MLA_L2HINT=1 MLA_AFENCE=0 MLA_OSTAGE=1 MLA_XPUSH=2"},
     /* half of a whole block's exponentials by a cubic on the FMA pipe, half on the MUFU (row 54 against 52) */
     {"the defaults, half of P's exponentials on the FMA pipe (DSCC_MLA_EXPP=1)", "1", "0", "1", "5", "1", "0", "0", "1", "0", "0", "0", "0",
-     "1", "MLA_L2HINT=1 MLA_AFENCE=0 MLA_OSTAGE=1 MLA_XPUSH=1 MLA_EXPP=1"}};
+     "1", "MLA_L2HINT=1 MLA_AFENCE=0 MLA_OSTAGE=1 MLA_XPUSH=1 MLA_EXPP=1"},
+    /* warpgroup 0's P V with P from registers beside today's defaults (row 55 against 52; timed only before the DSM merge) */
+    {"the defaults, warpgroup 0's P from registers (DSCC_MLA_PREG=1)", "1", "0", "1", "5", "1", "0", "1", "1", "0", "0", "0", "0", "1",
+     "MLA_L2HINT=1 MLA_AFENCE=0 MLA_OSTAGE=1 MLA_XPUSH=1"}};
 enum { NV = (int)(sizeof VARIANTS / sizeof *VARIANTS), HQ = 128 };
 _Static_assert(NV <= 64, "--variant's rows are the bits of a 64-bit word");
 
