@@ -195,7 +195,7 @@ __device__ __forceinline__ void mla_s_block(float *s, const unsigned char *Q, co
     hp_wg_wait0();
     hp_hold32(s);
 }
-// MLA_EXPP: 2^x for x <= 128 on the FMA pipe, not the MUFU unit: x = j + f, j the nearest integer (x + 1.5 2^23
+// MLA_EXPP: 2^x for x below 127 on the FMA pipe, not the MUFU unit: x = j + f, j the nearest integer (x + 1.5 2^23
 // holds it in its low mantissa bits), 2^f on [-0.5, 0.5] by a cubic (relative error 7.5e-5, against the 3.9e-3 of
 // P's bf16), then j added to the exponent; x below -126 taken as -126 (2^-126 and less: denormals, as good as
 // ex2.approx.ftz's 0 in a sum of P)
@@ -203,7 +203,7 @@ __device__ __forceinline__ float mla_exp2p(float x) {
     x = fmaxf(x, -126.0f);
     const float t = x + 12582912.0f, f = x - (t - 12582912.0f);
     const float p = fmaf(fmaf(fmaf(0.05517166f, f, 0.24261115f), f, 0.69326097f), f, 0.99992806f);
-    return __int_as_float(__float_as_int(p) + (__float_as_int(t) << 23));
+    return __uint_as_float(__float_as_uint(p) + (__float_as_uint(t) << 23)); // (unsigned: t's bits shifted out are no overflow)
 }
 // The online softmax of one block's S (base 2, the scale sl2 folded in; the chunk ring's
 // warpgroup 0 and both of the seesaw's): columns past lim[h] masked, m[h] becomes the
