@@ -1069,8 +1069,9 @@ static void test_mla_dsm(void **state) {
  * blocks, a partial one) and 200 in 24 tiles, the chunk ring with TMA, with cp.async at MLA_LEAN 6 (the scale in the
  * exponent's FFMA) and the seesaw; two splits merged in distributed shared memory (kernel_split). The cubic's 2^f is
  * within 7.5e-5 of 2^f and P is rounded to bf16 after it, so a few P in a hundred round to the next bf16; the output,
- * a mean of zero-mean values, is small, so its rows move by up to ~3e-3 (each form is ~2e-3 from the reference):
- * held to 1e-2 a row (half the exponentials 10% off gives 5e-2, a power of two off more). On a GPU: 0 and 3. */
+ * a mean of zero-mean values, is small, so its rows move too: up to 5.1e-3 in 1,536 rows (each form is ~2e-3 to
+ * 5e-3 from the reference, which kernel_ring holds to 2e-2): held to 2e-2 a row, kernel_ring's bound (half the
+ * exponentials 10% off gives 5.2e-2, a power of two off more). On a GPU: 0 and 3. */
 static void test_mla_expp(void **state) {
     (void)state;
     static const struct { const char *v3, *tma, *lean; int B, T, nsp; } cases[] = {
@@ -1086,7 +1087,7 @@ static void test_mla_expp(void **state) {
             else ring_dsm = "1", ring_xpush = "1", out[k] = kernel_split("0", "1", cases[c].v3, cases[c].B, cases[c].T, cases[c].nsp);
         }
         ring_expp = "0", ring_tma = "0", ring_dsm = "0", ring_xpush = "0";
-        expect_forms_agree(out[1], out[0], (size_t)cases[c].B * 64, 1e-2, 1e-2, "  MLA_EXPP 1 against 0 (MLA_V3 %s, MLA_TMA %s, MLA_LEAN %s): %d x 64 heads, "
+        expect_forms_agree(out[1], out[0], (size_t)cases[c].B * 64, 2e-2, 2e-2, "  MLA_EXPP 1 against 0 (MLA_V3 %s, MLA_TMA %s, MLA_LEAN %s): %d x 64 heads, "
                            "T %d, %d split%s", cases[c].v3, cases[c].tma, cases[c].lean, cases[c].B, cases[c].T, cases[c].nsp, cases[c].nsp > 1 ? "s" : "");
         free(out[0]);
     }
