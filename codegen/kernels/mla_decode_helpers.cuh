@@ -198,9 +198,9 @@ __device__ __forceinline__ void mla_s_block(float *s, const unsigned char *Q, co
 // MLA_EXPP: 2^x for x below 127 on the FMA pipe, not the MUFU unit: x = j + f, j the nearest integer (x + 1.5 2^23
 // holds it in its low mantissa bits), 2^f on [-0.5, 0.5] by a cubic (relative error 7.5e-5, against the 3.9e-3 of
 // P's bf16), then j added to the exponent; x below -126 taken as -126 (2^-126 and less: denormals, as good as
-// ex2.approx.ftz's 0 in a sum of P)
+// ex2.approx.ftz's 0 in a sum of P), a NaN kept (fmaxf would take -126 for it: a NaN in S hidden in P)
 __device__ __forceinline__ float mla_exp2p(float x) {
-    x = fmaxf(x, -126.0f);
+    x = x < -126.0f ? -126.0f : x;
     const float t = x + 12582912.0f, f = x - (t - 12582912.0f);
     const float p = fmaf(fmaf(fmaf(0.05517166f, f, 0.24261115f), f, 0.69326097f), f, 0.99992806f);
     return __uint_as_float(__float_as_uint(p) + (__float_as_uint(t) << 23)); // (unsigned: t's bits shifted out are no overflow)
