@@ -227,10 +227,10 @@ static void sources(Arena *a, const Variant *v, long long B, long long T, const 
                     {"MLA_PART_BF16", v->pbf}, {"MLA_DSM", v->dsm ? v->dsm : "0"}, {0}, {0}, {0}, {0}, {0}, {0}};
     int nd = (int)(sizeof d / sizeof *d) - 6;
     if (stamps) d[nd++] = (CgDefine){"MLA_STAMPS", "5"}; /* the stamps' buffer in argument slot 5 */
-    for (const char *m = v->more; m && *m;) { /* "NAME=V NAME=V" into the last 5 slots */
+    for (const char *m = v->more; m && *m;) { /* "NAME=V NAME=V" into the last slots (5 beside the stamps') */
         const size_t w = strcspn(m, " "), eq = strcspn(m, "= ");
         if (m[eq] != '=' || eq == 0 || eq + 1 >= w || nd == (int)(sizeof d / sizeof *d)) { /* (a row of the table: fixed here) */
-            fprintf(stderr, "bench_mla: the row '%s' has a malformed or fifth parameter in '%s'\n", v->label, v->more);
+            fprintf(stderr, "bench_mla: the row '%s' has a malformed parameter, or more than 5, in '%s'\n", v->label, v->more);
             abort();
         }
         d[nd++] = (CgDefine){arena_printf(a, "%.*s", (int)eq, m), arena_printf(a, "%.*s", (int)(w - eq - 1), m + eq + 1)};

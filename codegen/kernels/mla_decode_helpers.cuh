@@ -248,12 +248,12 @@ __device__ __forceinline__ void mla_softmax(float *s, const int *lim, float *m, 
 #pragma unroll
         for (int i = 0; i < 32; i += 2) {
             const int h = (i >> 1) & 1;
+            // the exponents (MLA_LEAN 6: S unscaled, the scale in one FFMA)
+            const float x0 = MLA_LEAN >= 6 ? fmaf(s[i], sl2, -m[h]) : s[i] - m[h], x1 = MLA_LEAN >= 6 ? fmaf(s[i + 1], sl2, -m[h]) : s[i + 1] - m[h];
             if (MLA_EXPP && (i >> 2) & 1) // (MLA_EXPP: columns 8 j + .. of odd j on the FMA pipe, the rest on the MUFU)
-                s[i] = mla_exp2p(fmaf(s[i], MLA_LEAN >= 6 ? sl2 : 1.0f, -m[h])), s[i + 1] = mla_exp2p(fmaf(s[i + 1], MLA_LEAN >= 6 ? sl2 : 1.0f, -m[h]));
-            else if (MLA_LEAN >= 6)
-                s[i] = hp_exp2(fmaf(s[i], sl2, -m[h])), s[i + 1] = hp_exp2(fmaf(s[i + 1], sl2, -m[h]));
+                s[i] = mla_exp2p(x0), s[i + 1] = mla_exp2p(x1);
             else
-                s[i] = hp_exp2(s[i] - m[h]), s[i + 1] = hp_exp2(s[i + 1] - m[h]);
+                s[i] = hp_exp2(x0), s[i + 1] = hp_exp2(x1);
             ls[h] += s[i] + s[i + 1];
         }
     else
