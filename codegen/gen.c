@@ -167,9 +167,11 @@ const char *cg_read(Gen *G, const IrNode *m, const char *idx) {
     return arena_printf(G->a, "L%d(a, %s)", cg_slot_value(G, m), idx);
 }
 
+const char *cg_entry(Gen *G, int ph) { return arena_printf(G->a, "p%d_%s", ph, G->stem ? G->stem : "group"); }
+
 void cg_phase(Gen *G, CgLaunchMode mode, IrDim a, int64_t da, IrDim b, int64_t db, int64_t smem) {
     CgPhase *p = &G->phases[G->nphases];
-    *p = (CgPhase){.fn = arena_printf(G->a, "p%d", G->nphases), .mode = mode, .a = a, .b = b, .da = da, .db = db, .smem = smem,
+    *p = (CgPhase){.fn = cg_entry(G, G->nphases), .mode = mode, .a = a, .b = b, .da = da, .db = db, .smem = smem,
                    .rule = CG_ITEMS_GRID};
     G->nphases++;
 }
@@ -426,7 +428,7 @@ static void emit_reduction(Gen *G, const IrNode *n) {
         IrDim D = x->type.dims[rank - 1];
         ir_dim_div(ir_type_numel(&x->type), D, &items);
         G->stat[n->id] = cg_slot_scratch(G, n, items);
-        sb_printf(b, "extern \"C\" __global__ void __launch_bounds__(256) p%d(Args a) {  // rmsnorm: one block per row\n", ph);
+        sb_printf(b, "extern \"C\" __global__ void __launch_bounds__(256) %s(Args a) {  // rmsnorm: one block per row\n", cg_entry(G, ph));
         sb_printf(b, "    const long long it = blockIdx.x, D = %s;\n    if (it >= %s) return;  // the whole block\n", cg_dim(G, D), cg_dim(G, items));
         sb_printf(b, "    __shared__ float red[8];\n"
                      "    float ss = 0.0f;\n    for (long long j = threadIdx.x; j < D; j += 256) { const float v = %s; ss += v * v; }\n",
@@ -443,7 +445,7 @@ static void emit_reduction(Gen *G, const IrNode *n) {
         cg_phase(G, CG_LAUNCH_BLOCK, items, 1, ir_dim_const(1), 1, 0);
         return;
     }
-    sb_printf(b, "extern \"C\" __global__ void __launch_bounds__(256) p%d(Args a) {  // %s\n", ph, ir_op_name(n->op));
+    sb_printf(b, "extern \"C\" __global__ void __launch_bounds__(256) %s(Args a) {  // %s\n", cg_entry(G, ph), ir_op_name(n->op));
     sb_puts(b, "    const long long it = ITEM_WARP(); const int lane = LANE();\n");
     switch (n->op) {
     case IR_OP_RMSNORM: {
@@ -551,8 +553,8 @@ void cg_emit_stores(Gen *G, const int *members, int nm, bool *done, const IrDim 
                 sb_printf(&G->decl, "    const int lane = LANE();\n    const long long K = %s, nkb = (K + %lld) / %lld;\n",
                           cg_dim(G, x->type.dims[x->type.rank - 1]), (long long)blk - 1, (long long)blk);
             } else {
-                sb_printf(&G->decl, "extern \"C\" __global__ void __launch_bounds__(256) p%d(Args a) {  // act_scale and store: one warp per %lld-wide block\n",
-                          G->nphases, (long long)blk);
+                sb_printf(&G->decl, "extern \"C\" __global__ void __launch_bounds__(256) %s(Args a) {  // act_scale and store: one warp per %lld-wide block\n",
+                          cg_entry(G, G->nphases), (long long)blk);
                 sb_printf(&G->decl, "    const long long it = ITEM_WARP(); const int lane = LANE();\n"
                                     "    const long long K = %s, nkb = (K + %lld) / %lld;\n    if (it >= %s) return;\n",
                           cg_dim(G, x->type.dims[x->type.rank - 1]), (long long)blk - 1, (long long)blk, cg_dim(G, ir_type_numel(&A->type)));
@@ -588,7 +590,7 @@ void cg_emit_stores(Gen *G, const int *members, int nm, bool *done, const IrDim 
             if (cg_vec_row_stores(G, members, nm, done, cnt, w.coeff)) continue;
             cg_row_elems(G, w.coeff);
         } else {
-            sb_printf(&G->decl, "extern \"C\" __global__ void __launch_bounds__(256) p%d(Args a) {  // store\n", G->nphases);
+            sb_printf(&G->decl, "extern \"C\" __global__ void __launch_bounds__(256) %s(Args a) {  // store\n", cg_entry(G, G->nphases));
             sb_printf(&G->decl, "    const long long i = ITEM_ELEM();\n    if (i >= %s) return;\n", cg_dim(G, cnt));
         }
         for (int j = k; j < nm; j++) {
@@ -646,8 +648,8 @@ static bool emit_stores_one(Gen *G, const int *members, int nm, bool *done) {
     if (nsz < 2) return false;
     for (int k = 0; k < nm; k++) done[k] = !needs_store(G, G->g->nodes[members[k]]);
     if (cg_vec_stores(G, members, nm, done, cnt, nsz, NULL)) return true; /* the vector form (gen_vec.c) */
-    sb_printf(&G->decl, "extern \"C\" __global__ void __launch_bounds__(256) p%d(Args a) {  // store, %d sizes in turn\n"
-                        "    long long i = ITEM_ELEM();\n", G->nphases, nsz);
+    sb_printf(&G->decl, "extern \"C\" __global__ void __launch_bounds__(256) %s(Args a) {  // store, %d sizes in turn\n"
+                        "    long long i = ITEM_ELEM();\n", cg_entry(G, G->nphases), nsz);
     for (int j = 0; j < nsz; j++) {
         sb_printf(&G->decl, "    if (i < %s) {\n", cg_dim(G, cnt[j]));
         for (int k = 0; k < nm; k++) {
@@ -920,10 +922,10 @@ static int *order_groups(Arena *a, const IrGraph *g, const int *grp, const bool 
     return order;
 }
 
-static const char *kernel_name(Gen *G, int group, const int *members, int nm) {
+/* The group's ops, at most four, each once, joined by '_' ("rmsnorm_act_scale_quantize"); "group" if none is named. */
+static const char *group_ops(Gen *G, const int *members, int nm) {
     StrBuf sb;
     sb_init(&sb);
-    sb_printf(&sb, "g%d", group);
     int named = 0;
     for (int k = 0; k < nm && named < 4; k++) {
         const IrNode *n = G->g->nodes[members[k]];
@@ -931,10 +933,10 @@ static const char *kernel_name(Gen *G, int group, const int *members, int nm) {
         bool dup = false;
         for (int j = 0; j < k; j++) dup = dup || G->g->nodes[members[j]]->op == n->op;
         if (dup) continue;
-        sb_printf(&sb, "_%s", ir_op_name(n->op));
+        sb_printf(&sb, "%s%s", named ? "_" : "", ir_op_name(n->op));
         named++;
     }
-    char *r = arena_strdup(G->a, sb.data);
+    char *r = arena_strdup(G->a, named ? sb.data : "group");
     sb_free(&sb);
     return r;
 }
@@ -1227,6 +1229,7 @@ CgProgram *cg_generate(Arena *a, DiagEngine *d, const IrGraph *g, const CgGenOpt
         G.act = merged_act_scale(&G, members, nm);
         G.rfuse_cur = G.rfuse ? G.rfuse[gid] : -1, G.rfuse_done = false;
         G.sorted = NULL;
+        G.stem = group_ops(&G, members, nm);
         const IrNode *down = NULL; /* a chained down GEMM: the pair's phases, the group's stores, then its tiles */
         for (int k = 0; k < nm; k++)
             if (chain[members[k]] >= 0) down = g->nodes[members[k]];
@@ -1270,7 +1273,7 @@ CgProgram *cg_generate(Arena *a, DiagEngine *d, const IrGraph *g, const CgGenOpt
         CgKernel *k = &p->kernels[p->nkernels++];
         k->group = gid;
         k->loc = first->loc;
-        k->name = kernel_name(&G, gid, members, nm);
+        k->name = strcmp(G.stem, "group") ? arena_printf(a, "g%d_%s", gid, G.stem) : arena_printf(a, "g%d", gid);
         k->comment = kernel_comment(&G, k->name, members, nm);
         k->module = -1;
         for (int b = 0; b < p->nmodules && k->module < 0; b++)

@@ -57,6 +57,7 @@ typedef struct {
     IrDim epi_R;
     const char *route;   /* by node id: 1 inside a fused routing chain (not stored), 2 its group_topk, 3 its last op; 0 none */
     const char *why;     /* set by a template that cannot handle its node */
+    const char *stem;    /* the group's ops, "rmsnorm_act_scale_quantize": its plain phases' entry names (cg_entry) */
     int *fold;           /* by group id: the fp8_linear whose M <= 4 form computes this row group's x itself
                           * (DSCC_SKINNY_FOLD=1, cg_fold_plan), -1 none; NULL: the switch is off */
     char *fold_ok;       /* by node id: 1 for such an fp8_linear once its row group's phases skip M <= 4 (cg_fold_gate) */
@@ -105,12 +106,15 @@ const char *cg_stored_suffix(Gen *G, const IrNode *n);
 int cg_slot_scratch(Gen *G, const IrNode *n, IrDim count);
 /* Expression reading node m at flat index idx: inlined if a member. */
 const char *cg_read(Gen *G, const IrNode *m, const char *idx);
-/* Appends a phase named p<index>; its function must be emitted by the caller. */
+/* The entry point of the group's phase ph, "p<ph>_<its ops>": no group number, so that two groups with the
+ * same text share one module, and Nsight and --trace name what a kernel does. */
+const char *cg_entry(Gen *G, int ph);
+/* Appends a phase named cg_entry's name (a template sets its own after); the caller emits its function. */
 void cg_phase(Gen *G, CgLaunchMode mode, IrDim a, int64_t da, IrDim b, int64_t db, int64_t smem);
 
 /* Sets the last phase's item rule to one of the split-key attention ones. */
 void cg_phase_keys(Gen *G, CgItems rule, IrDim B, IrDim S, IrDim T, int64_t Hq, int64_t Dv);
-/* Opens the __global__ function of the next phase ("p<index>"), with a comment. */
+/* Opens the __global__ function of the next phase (named by cg_entry), with a comment. */
 void cg_head(Gen *G, const char *what);
 /* A one-thread-per-item phase: `body` computes output index i (its own stores). */
 void cg_elem(Gen *G, const IrNode *n, IrDim count, const char *what, const char *body);

@@ -15,7 +15,7 @@
 _Static_assert(IR_OP_COUNT == 42, "a new op needs a kernel in codegen/ (inlined in gen.c or a template here)");
 
 void cg_head(Gen *G, const char *what) {
-    sb_printf(&G->decl, "extern \"C\" __global__ void __launch_bounds__(256) p%d(Args a) {  // %s\n", G->nphases, what);
+    sb_printf(&G->decl, "extern \"C\" __global__ void __launch_bounds__(256) %s(Args a) {  // %s\n", cg_entry(G, G->nphases), what);
 }
 
 /* Elementwise template: body computes `v` for output index i (or stores itself). */

@@ -166,8 +166,8 @@ const IrNode *cg_row_norm(Gen *G, const int *members, int nm, IrDim *rows) {
  * (its slot set in G->stat beforehand), then the stores of the row. */
 static void emit_row_kernel_one(Gen *G, const IrNode *norm, IrDim rows, const int *members, int nm, bool *done) {
     const IrNode *x = norm->ops[0];
-    sb_printf(&G->decl, "extern \"C\" __global__ void __launch_bounds__(256) p%d(Args a) {  // rows: rmsnorm, then the row's stores; one block per row\n",
-              G->nphases);
+    sb_printf(&G->decl, "extern \"C\" __global__ void __launch_bounds__(256) %s(Args a) {  // rows: rmsnorm, then the row's stores; one block per row\n",
+              cg_entry(G, G->nphases));
     sb_printf(&G->decl, "    const long long row = blockIdx.x, D = %s;\n    if (row >= %s) return;  // the whole block\n",
               cg_dim(G, x->type.dims[x->type.rank - 1]), cg_dim(G, rows));
     sb_printf(&G->decl, "    {\n"
@@ -629,14 +629,14 @@ static void emit_row_form(Gen *G, const IrNode *norm, IrDim rows, const int *mem
     G->rparts = C, G->rthreads = T;
     int ph = G->nphases;
     if (C > 1)
-        sb_printf(&G->decl, "extern \"C\" __global__ void __launch_bounds__(%d) __cluster_dims__(%d, 1, 1) p%d(Args a) {  "
+        sb_printf(&G->decl, "extern \"C\" __global__ void __launch_bounds__(%d) __cluster_dims__(%d, 1, 1) %s(Args a) {  "
                             "// rows: rmsnorm, then the row's stores; a cluster of %d CTAs a row, %lld wide each\n",
-                  T, C, ph, C, (long long)CH);
+                  T, C, cg_entry(G, ph), C, (long long)CH);
     else if (vec) /* as many CTAs an SM as its threads and shared memory allow: the registers capped to fit them */
-        sb_printf(&G->decl, "extern \"C\" __global__ void __launch_bounds__(%d, %d) p%d(Args a) {  // rows: rmsnorm, then the row's stores; "
-                            "%d row%s a block%s\n", T, row_min_blocks(G, T), ph, P, P > 1 ? "s" : "", P > 1 ? " in turn" : "");
+        sb_printf(&G->decl, "extern \"C\" __global__ void __launch_bounds__(%d, %d) %s(Args a) {  // rows: rmsnorm, then the row's stores; "
+                            "%d row%s a block%s\n", T, row_min_blocks(G, T), cg_entry(G, ph), P, P > 1 ? "s" : "", P > 1 ? " in turn" : "");
     else
-        sb_printf(&G->decl, "extern \"C\" __global__ void __launch_bounds__(%d) p%d(Args a) {  // rows: rmsnorm, then the row's stores; one block a row\n", T, ph);
+        sb_printf(&G->decl, "extern \"C\" __global__ void __launch_bounds__(%d) %s(Args a) {  // rows: rmsnorm, then the row's stores; one block a row\n", T, cg_entry(G, ph));
     if (P > 1)
         sb_printf(&G->decl, "    const long long part = 0;\n"
                             "    for (long long row = (long long)blockIdx.x * %d; row < ((long long)blockIdx.x + 1) * %d; row++) {\n"

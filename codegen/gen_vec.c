@@ -453,9 +453,9 @@ bool cg_vec_stores(Gen *G, const int *members, int nm, bool *done, const IrDim *
             const IrNode *m = G->g->nodes[members[k]];
             if (!done[k] && m != q && ir_dim_eq(ir_type_numel(&m->type), cnt[j])) emit_chunk(G, m, emitted, memo, NULL);
         }
-    sb_printf(&G->decl, "extern \"C\" __global__ void __launch_bounds__(256) p%d(Args a) {  // %sstore: 8 elements a thread%s%s\n"
+    sb_printf(&G->decl, "extern \"C\" __global__ void __launch_bounds__(256) %s(Args a) {  // %sstore: 8 elements a thread%s%s\n"
                         "    long long c = ITEM_ELEM();\n",
-              G->nphases, A ? "act_scale and " : "", nsz > 1 ? ", the sizes in turn" : "", A ? ", a half-warp a 128-wide scale block" : "");
+              cg_entry(G, G->nphases), A ? "act_scale and " : "", nsz > 1 ? ", the sizes in turn" : "", A ? ", a half-warp a 128-wide scale block" : "");
     for (int j = 0; j < nsz; j++) {
         IrDim cj = cnt[j];
         cj.coeff /= VEC;

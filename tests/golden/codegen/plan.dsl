@@ -12,7 +12,7 @@
 // CHECK-NEXT: %2 rmsnorm          computed where read
 // CHECK-NEXT: %3 silu             computed where read
 // CHECK-NEXT: %4 mul              stored bf16
-// CHECK-NEXT: phase p0: 256 threads a block, 0 bytes of shared memory, programmatic launch
+// CHECK-NEXT: phase p0_rmsnorm_silu_mul: 256 threads a block, 0 bytes of shared memory, programmatic launch
 // CHECK-NEXT: kernel g1_linear_cast
 // CHECK-NEXT: %6 linear           computed where read
 // CHECK-NEXT: %7 cast             stored f32
