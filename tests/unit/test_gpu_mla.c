@@ -251,7 +251,8 @@ static const char *ring_pp = "0";
 static const char *ring_dsm = "0";
 /* MLA_XPUSH for kernel_split (with MLA_DSM 1: the merge's halves pushed into the other CTA by st.async) */
 static const char *ring_xpush = "0";
-/* MLA_EXPP for kernel_ring and kernel_split ("1": half of a whole block's exponentials by a cubic on the FMA pipe) */
+/* MLA_EXPP for kernel_ring and kernel_split ("1", "2", "3": a half, a quarter, an eighth of a whole block's exponentials
+ * by a cubic on the FMA pipe) */
 static const char *ring_expp = "0";
 /* MLA_AFENCE for kernel_ring and kernel_split ("0": no consumer proxy fence after a wait for keys by TMA) */
 static const char *ring_afence = "1";
@@ -1064,7 +1065,8 @@ static void test_mla_dsm(void **state) {
     }
 }
 
-/* Half of a whole block's exponentials by a cubic on the FMA pipe (MLA_EXPP 1) against all on the MUFU (0), from the
+/* A half, a quarter, an eighth of a whole block's exponentials by a cubic on the FMA pipe (MLA_EXPP 1, 2, 3; 2 and 3
+ * in the first and fourth cases) against all on the MUFU (0), from the
  * same inputs: one split (kernel_ring, itself held to the double-precision reference) over 330 keys (five whole
  * blocks, a partial one) and 200 in 24 tiles, the chunk ring with TMA, with cp.async at MLA_LEAN 6 (the scale in the
  * exponent's FFMA) and the seesaw; two splits merged in distributed shared memory (kernel_split). The cubic's 2^f is
@@ -1081,14 +1083,19 @@ static void test_mla_expp(void **state) {
         const uint64_t seed = rng;
         float *out[2];
         ring_tma = cases[c].tma;
-        for (int k = 0; k < 2; k++) {
-            rng = seed, ring_expp = k ? "1" : "0";
-            if (cases[c].nsp == 1) out[k] = kernel_ring(cases[c].v3, "1", "0", cases[c].lean, "1", cases[c].B, cases[c].T);
-            else ring_dsm = "1", ring_xpush = "1", out[k] = kernel_split("0", "1", cases[c].v3, cases[c].B, cases[c].T, cases[c].nsp);
+        for (int k = 0; k < 4; k++) {
+            static const char *const level[] = {"0", "1", "2", "3"};
+            if (k > 1 && c != 0 && c != 3) break;
+            rng = seed, ring_expp = level[k];
+            float **o = &out[k > 0];
+            if (cases[c].nsp == 1) *o = kernel_ring(cases[c].v3, "1", "0", cases[c].lean, "1", cases[c].B, cases[c].T);
+            else ring_dsm = "1", ring_xpush = "1", *o = kernel_split("0", "1", cases[c].v3, cases[c].B, cases[c].T, cases[c].nsp);
+            if (k > 0)
+                expect_forms_agree(out[1], out[0], (size_t)cases[c].B * 64, 2e-2, 2e-2, "  MLA_EXPP %s against 0 (MLA_V3 %s, MLA_TMA %s, MLA_LEAN %s): "
+                                   "%d x 64 heads, T %d, %d split%s", level[k], cases[c].v3, cases[c].tma, cases[c].lean, cases[c].B, cases[c].T,
+                                   cases[c].nsp, cases[c].nsp > 1 ? "s" : "");
         }
         ring_expp = "0", ring_tma = "0", ring_dsm = "0", ring_xpush = "0";
-        expect_forms_agree(out[1], out[0], (size_t)cases[c].B * 64, 2e-2, 2e-2, "  MLA_EXPP 1 against 0 (MLA_V3 %s, MLA_TMA %s, MLA_LEAN %s): %d x 64 heads, "
-                           "T %d, %d split%s", cases[c].v3, cases[c].tma, cases[c].lean, cases[c].B, cases[c].T, cases[c].nsp, cases[c].nsp > 1 ? "s" : "");
         free(out[0]);
     }
 }
@@ -1271,8 +1278,8 @@ static void test_mla_xpush_env(void **state) {
     expect_env_rows(rows, (int)(sizeof rows / sizeof *rows));
 }
 
-/* DSCC_MLA_EXPP: unset or 0 gives the decode kernel MLA_EXPP 0, 1 gives 1 (at 8 heads and at 128, keys by cp.async too);
- * 1 beside DSCC_MLA_LEAN=4 is a codegen error naming the variable (another value: tune_check). */
+/* DSCC_MLA_EXPP: unset or 0 gives the decode kernel MLA_EXPP 0, 1 gives 1 (at 8 heads and at 128, keys by cp.async too),
+ * 3 gives 3; 4 or 12, and 1 beside DSCC_MLA_LEAN=4, are codegen errors naming the variable. */
 static void test_mla_expp_env(void **state) {
     (void)state;
     static const char *const on = "#define MLA_EXPP 1\n";
@@ -1281,7 +1288,10 @@ static void test_mla_expp_env(void **state) {
         {"DSCC_MLA_EXPP=0", 8, .text = on, .count = 0, .map = -1},
         {"DSCC_MLA_EXPP=1", 128, .text = on, .count = 1, .map = 1},
         {"DSCC_MLA_EXPP=1 DSCC_MLA_TMA=0", 8, .text = on, .count = 1, .map = 0},
-        {"DSCC_MLA_EXPP=1 DSCC_MLA_LEAN=4", 128, "DSCC_MLA_EXPP=1 splits", .map = -1}};
+        {"DSCC_MLA_EXPP=3", 128, .text = "#define MLA_EXPP 3\n", .count = 1, .map = 1},
+        {"DSCC_MLA_EXPP=4", 128, "DSCC_MLA_EXPP must be 0 to 3", .map = -1},
+        {"DSCC_MLA_EXPP=12", 128, "DSCC_MLA_EXPP must be 0 to 3", .map = -1},
+        {"DSCC_MLA_EXPP=1 DSCC_MLA_LEAN=4", 128, "DSCC_MLA_EXPP=1 to 3 splits", .map = -1}};
     expect_env_rows(rows, (int)(sizeof rows / sizeof *rows));
 }
 
