@@ -1219,7 +1219,7 @@ CgProgram *cg_generate(Arena *a, DiagEngine *d, const IrGraph *g, const CgGenOpt
         G.nslots = 0;
         G.nphases = 0;
         G.failed = false;
-        G.mma_helpers = G.wgmma_helpers = G.tile_off = G.vec_helpers = false;
+        G.mma_helpers = G.tile_off = G.vec_helpers = false;
         G.lib = (CgLib){.kind = CG_LIB_NONE};
         sb_init(&G.decl);
         sb_init(&G.ldr);

@@ -1,18 +1,12 @@
 /* gen_gemm.c — the linear and fp8_linear templates: y[M, O] = x[M, K] . w[O, K]^T.
  *
- * fp8_linear on FP8 codes runs on the tensor cores: mma.sync m16n8k32
- * E4M3 x E4M3 -> f32 (Hopper runs Ada's FP8 mma), a 64x128 output tile per
- * block, one 128-wide K block per pipeline step (cp.async, two stages in
- * shared memory, rows padded to 144 bytes so the fragment loads hit 32
- * distinct banks). Each K block's partial sums are scaled by the row's
- * 1x128 activation scale and the tile's 128x128 weight scale and added to
- * the f32 accumulator: DeepSeek's promotion every 128 elements, the same
- * numerics as the CPU's FP8 emulation. The tile reads its rows of x
- * through srow[], so the grouped expert GEMM (gen_expert.c) shares it.
- * linear on bf16 values runs the same tile with mma m16n8k16 BF16: its
- * fragments sit at the same byte offsets, a pipeline step is 64 elements
- * and the products accumulate in f32 directly. Other linears (f32 inputs,
- * --storage f32) use a 64x64 FP32-FMA tile. */
+ * By rows: the skinny-M forms (gemm_skinny*.cuh) at few rows, the TMA GEMM
+ * (gemm_tma.cuh) at many, and between them, at f32 storage and for the grouped
+ * experts and the einsums, the 64 x 128 tensor-core tile of gemm_tile.cuh
+ * (wgmma, or mma.sync with f32 storage), which reads its rows of x through
+ * srow[] and promotes FP8 products with both block scales every 128 of K, the
+ * CPU's FP8 numerics; cuBLASLt where the measured table (or the rule) picks it.
+ * Other linears (f32 inputs) use a 64 x 64 FP32-FMA tile. */
 #include "codegen/gen_internal.h"
 #include "codegen/kernels.h"
 
@@ -35,261 +29,35 @@ const char *cg_tile_insn(const Gen *G, bool bf16) {
     return bf16 ? "mma m16n8k16 BF16" : "mma m16n8k32 E4M3";
 }
 
-/* The wgmma tile's helpers: the fence that makes
- * cp.async's (generic-proxy) writes visible to the tensor cores' async
- * proxy, and one warpgroup MMA d[64x64] (+)= a[64 rows][32 bytes] .
- * b[64 rows][32 bytes]^T from shared memory, both K-major in the 128-byte
- * swizzle (row r of an 8-row group at r * 128, its 16-byte chunk c at
- * c ^ r; groups 1024 bytes apart). The descriptor: start address >> 4
- * (bits 0-13), leading byte offset 16 (unused by a K-major swizzled
- * operand), stride byte offset 1024 >> 4 (bits 32-45), swizzle mode 1 =
- * 128 bytes (bits 62-63). d: 32 f32 per thread, rows warp%4*16 + lane/4
- * (+8 for registers 2, 3 of each 4), cols (register/4)*8 + lane%4*2 (+1). */
-static void wgmma_helpers(Gen *G) {
-    if (G->wgmma_helpers) return;
-    G->wgmma_helpers = true;
-    StrBuf *b = &G->ldr;
-    sb_puts(b, "__device__ __forceinline__ void fence_async_smem() { asm volatile(\"fence.proxy.async.shared::cta;\\n\" ::: \"memory\"); }\n"
-               "__device__ __forceinline__ void wg_fence() { asm volatile(\"wgmma.fence.sync.aligned;\\n\" ::: \"memory\"); }\n"
-               "__device__ __forceinline__ void wg_commit() { asm volatile(\"wgmma.commit_group.sync.aligned;\\n\" ::: \"memory\"); }\n"
-               "__device__ __forceinline__ void wg_wait0() { asm volatile(\"wgmma.wait_group.sync.aligned 0;\\n\" ::: \"memory\"); }\n");
-    /* after the wait and before the next fence: the compiler may not move uses or definitions of d across it */
-    sb_puts(b, "__device__ __forceinline__ void wg_hold(float *d) {\n    asm volatile(\"\" : ");
-    for (int i = 0; i < 32; i++) sb_printf(b, "\"+f\"(d[%d])%s", i, i < 31 ? ", " : "");
-    sb_puts(b, " :: \"memory\");\n}\n");
-    for (int t = 0; t < 2; t++) {
-        sb_printf(b, "__device__ __forceinline__ void wgmma_%s(float *d, const void *pa, const void *pb, int acc) {  // acc = 0: d = a . b^T\n"
-                     "    const unsigned sa = (unsigned)__cvta_generic_to_shared(pa), sb = (unsigned)__cvta_generic_to_shared(pb);\n"
-                     "    const unsigned long long f = 1ull << 16 | 64ull << 32 | 1ull << 62;\n"
-                     "    const unsigned long long da = f | (sa & 0x3ffffu) >> 4, db = f | (sb & 0x3ffffu) >> 4;\n"
-                     "    asm volatile(\"{\\n.reg .pred p;\\nsetp.ne.b32 p, %%34, 0;\\n\"\n"
-                     "                 \"wgmma.mma_async.sync.aligned.%s {",
-                  t ? "bf16" : "e4m3", t ? "m64n64k16.f32.bf16.bf16" : "m64n64k32.f32.e4m3.e4m3");
-        for (int i = 0; i < 32; i++) sb_printf(b, "%%%d%s", i, i < 31 ? "," : "");
-        sb_printf(b, "}, %%32, %%33, p, 1, 1%s;\\n}\\n\"\n                 : ", t ? ", 0, 0" : "");
-        for (int i = 0; i < 32; i++) sb_printf(b, "\"+f\"(d[%d])%s", i, i < 31 ? ", " : "");
-        sb_puts(b, "\n                 : \"l\"(da), \"l\"(db), \"r\"(acc));\n}\n");
-    }
-}
-
-/* The declarations both tiles start with: K in bytes, the operands' bases
- * for weight matrix e and output tile ot, the pipeline steps [kb0, kb1). */
-static void tile_prologue(Gen *G, int64_t K, const char *O, int sx, int sw, bool wt, const char *kb0, const char *kb1) {
-    sb_printf(&G->decl, "    const long long K = %lldLL, O = %s, nkb = (K + 127) / 128, nob = (O + 127) / 128;  // K in bytes\n"
-                        "    const unsigned char *X = (const unsigned char *)a.t[%d];\n"
-                        "    const unsigned char *Wt = (const unsigned char *)a.t[%d] + (e * O + ot * 128) * K;\n"
-                        "    const long long wsb = (e * nob + ot) * nkb;\n"
-                        "    const unsigned short *Wn = (const unsigned short *)a.t[%d] + e * (K / 2) * O + ot * 128;  // w[e] as [K][O] (WT)\n"
-                        "    const bool WT = %d;\n"
-                        "    const long long kb0 = %s, kb1 = %s;  // the pipeline steps of this block\n"
-                        "    const int orows = O - ot * 128 < 128 ? (int)(O - ot * 128) : 128;\n",
-              (long long)K, O, sx, sw, sw, wt ? 1 : 0, kb0 ? kb0 : "0", kb1 ? kb1 : "nkb");
-}
-
-/* The tile's `load(s, kb)`: stage s of K block kb, x's 64 rows then w's
- * 128 from `base` + s * stage (w's at + boff), row r's byte kc at
- * tile_off(r, kc), a device function of the tile's layout emitted once per
- * module: 144-byte rows for mma.sync, the 128-byte swizzle for wgmma. */
-static void tile_loader(Gen *G, bool vec, bool wt, const char *base, int stage, int boff) {
-    StrBuf *b = &G->decl;
-    if (!G->tile_off) {
-        sb_puts(&G->ldr, G->wgmma ? "__device__ __forceinline__ int tile_off(int r, int kc) { return r * 128 + (((kc >> 4) ^ (r & 7)) << 4) + (kc & 15); }\n"
-                                  : "__device__ __forceinline__ int tile_off(int r, int kc) { return r * 144 + kc; }\n");
-        G->tile_off = true;
-    }
-    sb_printf(b, "    auto load = [&](int s, long long kb) {\n"
-                 "        unsigned char *As = %s + s * %d, *Bs = As + %d;\n"
-                 "        for (int c = threadIdx.x; c < (WT ? 512 : 1536); c += 256) {\n"
-                 "            const bool isa = c < 512;\n"
-                 "            const int j = (isa ? c : c - 512) >> 3, kc = (c & 7) * 16;\n"
-                 "            const long long k = kb * 128 + kc;\n"
-                 "            const int r = isa ? srow[j] : j < orows ? j : -1;\n"
-                 "            const unsigned char *src = isa ? X + (long long)r * K : Wt + (long long)j * K;\n"
-                 "            unsigned char *dst = (isa ? As : Bs) + tile_off(j, kc);\n",
-              base, stage, boff);
-    if (vec) sb_puts(b, "            const bool v = r >= 0 && k < K;\n"
-                        "            cp16(dst, v ? src + k : X, v);\n");
-    else sb_puts(b, "            for (int t = 0; t < 16; t++) dst[t] = r >= 0 && k + t < K ? src[k + t] : 0;  // K is no multiple of 16\n");
-    sb_puts(b, "        }\n");
-    if (wt) /* w[e] is [K][O]: 8 outputs of one k per 16-byte load, stored transposed (the tile wants [O][K]) */
-        sb_puts(b, "        for (int c = threadIdx.x; c < 1024; c += 256) {\n"
-                   "            const int kl = c >> 4, n8 = (c & 15) * 8;\n"
-                   "            const long long k = kb * 64 + kl;\n"
-                   "            uint4 v = make_uint4(0, 0, 0, 0);\n"
-                   "            if (k < K / 2 && n8 < orows) v = *(const uint4 *)(Wn + k * O + n8);\n"
-                   "            const unsigned short *h = (const unsigned short *)&v;\n"
-                   "#pragma unroll\n"
-                   "            for (int t = 0; t < 8; t++) *(unsigned short *)(Bs + tile_off(n8 + t, kl * 2)) = h[t];\n"
-                   "        }\n");
-    sb_puts(b, "    };\n");
-}
-
-/* The tile of cg_mma_tile_part on Hopper's wgmma: the block's two
- * warpgroups each compute 64 rows x 64 of its 128 outputs from shared
- * memory, four wgmma per 128-byte pipeline step; three cp.async stages.
- * FP8: each step's products land in `part` (the first wgmma overwrites
- * it) and are promoted into acc with both block scales, as the mma.sync
- * tile does. The K-major swizzled layout takes 16-byte chunks; a [K][O]
- * weight (wt) is stored transposed by 2-byte stores. */
-static void wgmma_tile_part(Gen *G, bool bf16, bool wt, int sx, int sxs, int sw, int sws, int sy, int64_t K, const char *O, const char *kb0,
-                            const char *kb1, int spart) {
-    wgmma_helpers(G);
-    StrBuf *b = &G->decl;
-    K *= bf16 ? 2 : 1;
-    bool vec = K % 16 == 0;
-    tile_prologue(G, K, O, sx, sw, wt, kb0, kb1);
-    sb_puts(b, "    const int warp = threadIdx.x >> 5, g = (threadIdx.x & 31) >> 2, q = threadIdx.x & 3;\n"
-               "    const int wm = (warp & 3) * 16, wn = (warp >> 2) * 64;  // rows wm + g (+8) of the 64; the warpgroup's 64 of the 128 outputs\n"
-               "    unsigned char *const st = sm + ((1024u - ((unsigned)__cvta_generic_to_shared(sm) & 1023u)) & 1023u);  // the swizzle's period\n"
-               "    float acc[32], part[32];\n"
-               "#pragma unroll\n"
-               "    for (int i = 0; i < 32; i++) acc[i] = part[i] = 0.0f;\n");
-    /* stage s of K block kb: x rows [64][128], then w rows [128][128], 128-byte swizzled */
-    tile_loader(G, vec, wt, "st", 24576, 8192);
-    const char *scales = bf16 ? "" : arena_printf(G->a,
-        "        const float wsc = L%d(a, wsb + kb);\n"
-        "        float xsc[2];  // the thread's two rows' activation scales of this K block\n"
-        "#pragma unroll\n"
-        "        for (int h = 0; h < 2; h++) {\n"
-        "            const int r = srow[wm + g + 8 * h];\n"
-        "            xsc[h] = r >= 0 ? %s : 0.0f;\n"
-        "        }\n", sws, cg_scale_at(G, sxs, "r", "kb"));
-    const char *promo = bf16 ? "" :
-        "#pragma unroll\n"
-        "        for (int i = 0; i < 32; i++) acc[i] += part[i] * (xsc[(i >> 1) & 1] * wsc);  // promotion to f32 with both scales\n";
-    sb_printf(b, "#pragma unroll\n"
-                 "    for (int s = 0; s < 2; s++) {\n"
-                 "        if (kb0 + s < kb1) load(s, kb0 + s);\n"
-                 "        cp_commit();\n"
-                 "    }\n"
-                 "    for (long long kb = kb0; kb < kb1; kb++) {\n"
-                 "        if (kb + 2 < kb1) load((int)((kb + 2 - kb0) %% 3), kb + 2);\n"
-                 "        cp_commit();\n"
-                 "        cp_wait2();\n"
-                 "        fence_async_smem();\n"
-                 "        __syncthreads();\n"
-                 "%s"
-                 "        const unsigned char *As = st + (int)((kb - kb0) %% 3) * 24576, *Bs = As + 8192 + wn * 128;\n"
-                 "        wg_hold(%s);\n"
-                 "        wg_fence();\n"
-                 "#pragma unroll\n"
-                 "        for (int kk = 0; kk < 4; kk++) wgmma_%s(%s, As + kk * 32, Bs + kk * 32, %s);\n"
-                 "        wg_commit();\n"
-                 "        wg_wait0();\n"
-                 "        wg_hold(%s);\n"
-                 "%s"
-                 "        __syncthreads();\n"
-                 "    }\n"
-                 "#pragma unroll\n"
-                 "    for (int i = 0; i < 32; i++) {\n"
-                 "        const int r = yrow[wm + g + 8 * ((i >> 1) & 1)];\n"
-                 "        const long long o = ot * 128 + wn + (i >> 2) * 8 + q * 2 + (i & 1);\n"
-                 "        if (r >= 0 && o < O) %s;\n"
-                 "    }\n",
-              scales, bf16 ? "acc" : "part", bf16 ? "bf16" : "e4m3", bf16 ? "acc" : "part", bf16 ? "1" : "kk", bf16 ? "acc" : "part", promo,
-              spart < 0 ? arena_printf(G->a, "S%d(a, (long long)r * O + o, acc[i])", sy)
-                        : arena_printf(G->a, "st_f32(a.t[%d], (kpart * 64 + r) * O + o, acc[i])", spart));
-}
-
+/* The tensor-core tile, codegen/kernels/gemm_tile.cuh (Hopper's wgmma where
+ * G->wgmma, else mma.sync), written into the phase function the caller has
+ * opened; its module-scope helpers (gemm_tile_helpers.cuh: tile_off and the
+ * wgmma helpers, after mma.cuh) once a module. K counts x's values; the tile
+ * stores through slot sy's S accessor, or with spart >= 0 its K part's
+ * partial tile to scratch slot spart (rows kpart * 64 + r). */
 void cg_mma_tile_part(Gen *G, bool bf16, bool wt, int sx, int sxs, int sw, int sws, int sy, int64_t K, const char *O, const char *kb0,
                       const char *kb1, int spart) {
+    Arena *a = G->a;
     cg_mma_helpers(G); /* file scope, before the phase functions */
-    if (G->wgmma) {
-        wgmma_tile_part(G, bf16, wt, sx, sxs, sw, sws, sy, K, O, kb0, kb1, spart);
-        return;
+    if (!G->tile_off) {
+        sb_printf(&G->ldr, "#define GTL_WGMMA %d\n%s#undef GTL_WGMMA\n", G->wgmma ? 1 : 0, cg_kernel_prelude(a, "gemm_tile_helpers"));
+        G->tile_off = true;
     }
-    StrBuf *b = &G->decl;
-    K *= bf16 ? 2 : 1;      /* from here on K counts bytes of a row: a pipeline step is 128 of them */
-    bool vec = K % 16 == 0; /* every 16-byte chunk of a row is wholly inside or outside K */
-    tile_prologue(G, K, O, sx, sw, wt, kb0, kb1);
-    sb_puts(b, "    const int warp = threadIdx.x >> 5, g = (threadIdx.x & 31) >> 2, q = threadIdx.x & 3;\n"
-               "    const int wm = (warp >> 2) * 32, wn = (warp & 3) * 32;  // this warp's 32x32 of the 64x128 tile\n"
-               "    float acc[2][4][4], part[2][4][4];\n"
-               "    bool live[2];  // this warp's two 16-row slices hold a row (decode-sized M, an expert's few rows: most do not)\n"
-               "#pragma unroll\n"
-               "    for (int i = 0; i < 2; i++) {\n"
-               "        live[i] = false;\n"
-               "        for (int t = 0; t < 16; t++) live[i] |= srow[wm + i * 16 + t] >= 0;\n"
-               "    }\n"
-               "#pragma unroll\n"
-               "    for (int i = 0; i < 2; i++)\n"
-               "#pragma unroll\n"
-               "        for (int j = 0; j < 4; j++)\n"
-               "#pragma unroll\n"
-               "            for (int c = 0; c < 4; c++) acc[i][j][c] = part[i][j][c] = 0.0f;\n");
-    /* stage s of K block kb: x rows [64][144], then w rows [128][144] */
-    tile_loader(G, vec, wt, "sm", 27648, 9216);
-    /* FP8: the K block's scales, read before its products; the promotion after them */
-    const char *promo = bf16 ? "" : arena_printf(G->a,
-        "#pragma unroll\n"
-        "        for (int i = 0; i < 2; i++)  // promotion to f32 at the end of the K block, with both scales\n"
-        "            if (live[i])\n"
-        "#pragma unroll\n"
-        "            for (int j = 0; j < 4; j++)\n"
-        "#pragma unroll\n"
-        "                for (int c = 0; c < 4; c++) {\n"
-        "                    acc[i][j][c] += part[i][j][c] * (xsc[i][c >> 1] * wsc);\n"
-        "                    part[i][j][c] = 0.0f;\n"
-        "                }\n");
-    const char *scales = bf16 ? "" : arena_printf(G->a,
-        "const float wsc = L%d(a, wsb + kb);\n"
-        "        float xsc[2][2];  // the rows' activation scales of this K block\n"
-        "#pragma unroll\n"
-        "        for (int i = 0; i < 2; i++)\n"
-        "#pragma unroll\n"
-        "            for (int h = 0; h < 2; h++) {\n"
-        "                const int r = srow[wm + i * 16 + g + 8 * h];\n"
-        "                xsc[i][h] = r >= 0 ? %s : 0.0f;\n"
-        "            }", sws, cg_scale_at(G, sxs, "r", "kb"));
-    sb_printf(b, "    if (kb0 < kb1) load(0, kb0);\n"
-                 "    cp_commit();\n"
-                 "    for (long long kb = kb0; kb < kb1; kb++) {\n"
-                 "        if (kb + 1 < kb1) load((int)((kb + 1 - kb0) & 1), kb + 1);\n"
-                 "        cp_commit();\n"
-                 "        cp_wait1();\n"
-                 "        __syncthreads();\n"
-                 "        %s\n"
-                 "        const unsigned char *As = sm + ((kb - kb0) & 1) * 27648, *Bs = As + 9216;\n"
-                 "#pragma unroll\n"
-                 "        for (int kk = 0; kk < 128; kk += 32) {\n"
-                 "            unsigned af[2][4], bfr[4][2];\n"
-                 "            if (!live[0] && !live[1]) continue;  // warp-uniform: the whole warp skips\n"
-                 "#pragma unroll\n"
-                 "            for (int i = 0; i < 2; i++) {\n"
-                 "                const unsigned char *p = As + (wm + i * 16 + g) * 144 + kk + q * 4;\n"
-                 "                af[i][0] = *(const unsigned *)p;\n"
-                 "                af[i][1] = *(const unsigned *)(p + 8 * 144);\n"
-                 "                af[i][2] = *(const unsigned *)(p + 16);\n"
-                 "                af[i][3] = *(const unsigned *)(p + 8 * 144 + 16);\n"
-                 "            }\n"
-                 "#pragma unroll\n"
-                 "            for (int j = 0; j < 4; j++) {\n"
-                 "                const unsigned char *p = Bs + (wn + j * 8 + g) * 144 + kk + q * 4;\n"
-                 "                bfr[j][0] = *(const unsigned *)p;\n"
-                 "                bfr[j][1] = *(const unsigned *)(p + 16);\n"
-                 "            }\n"
-                 "#pragma unroll\n"
-                 "            for (int i = 0; i < 2; i++)\n"
-                 "                if (live[i])\n"
-                 "#pragma unroll\n"
-                 "                for (int j = 0; j < 4; j++) %s(%s[i][j], af[i], bfr[j]);\n"
-                 "        }\n"
-                 "%s"
-                 "        __syncthreads();\n"
-                 "    }\n"
-                 "#pragma unroll\n"
-                 "    for (int i = 0; i < 2; i++)\n"
-                 "#pragma unroll\n"
-                 "        for (int j = 0; j < 4; j++)\n"
-                 "#pragma unroll\n"
-                 "            for (int c = 0; c < 4; c++) {\n"
-                 "                const int r = yrow[wm + i * 16 + g + 8 * (c >> 1)];\n"
-                 "                const long long o = ot * 128 + wn + j * 8 + q * 2 + (c & 1);\n"
-                 "                if (r >= 0 && o < O) %s;\n"
-                 "            }\n",
-              scales, bf16 ? "mma_bf16" : "mma_e4m3", bf16 ? "acc" : "part", bf16 ? "" : promo,
-              spart < 0 ? arena_printf(G->a, "S%d(a, (long long)r * O + o, acc[i][j][c])", sy)
-                        : arena_printf(G->a, "st_f32(a.t[%d], (kpart * 64 + r) * O + o, acc[i][j][c])", spart));
+    const CgDefine d[] = {
+        {"GTL_WGMMA", G->wgmma ? "1" : "0"},
+        {"GTL_BF16", bf16 ? "1" : "0"},
+        {"GTL_WT", wt ? "1" : "0"},
+        {"GTL_K", arena_printf(a, "%lldLL", (long long)(K * (bf16 ? 2 : 1)))}, /* bytes */
+        {"GTL_O", O},
+        {"GTL_X", arena_printf(a, "%d", sx)},
+        {"GTL_W", arena_printf(a, "%d", sw)},
+        {"GTL_WS(i)", bf16 ? "0.0f" : arena_printf(a, "L%d(a, i)", sws)},
+        {"GTL_XS(r, kb)", bf16 ? "0.0f" : cg_scale_at(G, sxs, "r", "kb")},
+        {"GTL_KB0", kb0 ? kb0 : "0"},
+        {"GTL_KB1", kb1 ? kb1 : "nkb"},
+        {"GTL_STORE(r, o, v)", spart < 0 ? arena_printf(a, "S%d(a, (long long)r * O + o, v)", sy)
+                                         : arena_printf(a, "st_f32(a.t[%d], (kpart * 64 + r) * O + o, v)", spart)}};
+    sb_puts(&G->decl, cg_kernel_fragment(a, "gemm_tile", d, (int)(sizeof d / sizeof *d)));
 }
 
 void cg_phase_k(Gen *G, CgItems rule, int64_t nkb) {

@@ -22,8 +22,7 @@ typedef struct {
     CgLib lib;           /* the library form of the kernel being generated (CG_LIB_NONE: none) */
     bool failed;         /* ran out of slots */
     bool mma_helpers;    /* cg_mma_helpers has emitted them into this module */
-    bool wgmma_helpers;  /* ... and the wgmma tile's */
-    bool tile_off;       /* ... and the tile layout's tile_off */
+    bool tile_off;       /* ... and the tile's (gemm_tile_helpers.cuh: tile_off, the wgmma helpers) */
     const DsccTune *tune; /* the DSCC_* switches (CgGenOptions.tune; never NULL: unset ones when not given) */
     bool wgmma;          /* the tensor-core tile is the wgmma one (CgGenOptions.tile) */
     bool skinny;         /* FP8 linears get their skinny-M form (CgGenOptions.no_skinny, DSCC_GEMM_SKINNY) */

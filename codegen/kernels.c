@@ -42,20 +42,28 @@ static void put_kernel_text(StrBuf *b, const char *name, const char *text, int d
     }
 }
 
-char *cg_kernel_instance(Arena *a, const char *file, const char *entry, const CgDefine *defs, int ndefs) {
+/* cg_kernel_instance's text; entry NULL: cg_kernel_fragment's (no DSCC_ENTRY) */
+static char *instance_text(Arena *a, const char *file, const char *entry, const CgDefine *defs, int ndefs) {
     const char *text = cg_kernel_file(file);
     if (!text) return NULL;
     StrBuf b;
     sb_init(&b);
-    sb_printf(&b, "#define DSCC_ENTRY %s\n", entry);
+    if (entry) sb_printf(&b, "#define DSCC_ENTRY %s\n", entry);
     for (int i = 0; i < ndefs; i++) sb_printf(&b, "#define %s %s\n", defs[i].name, defs[i].value);
     put_kernel_text(&b, file, text, 0);
-    sb_puts(&b, "// ---- the instance's parameters end here (the next instance in the module defines its own)\n#undef DSCC_ENTRY\n");
+    if (entry) sb_puts(&b, "// ---- the instance's parameters end here (the next instance in the module defines its own)\n#undef DSCC_ENTRY\n");
+    else sb_printf(&b, "// ---- codegen/kernels/%s.cuh ends here: its parameters undefined\n", file);
     for (int i = 0; i < ndefs; i++) sb_printf(&b, "#undef %.*s\n", (int)strcspn(defs[i].name, "( "), defs[i].name);
     char *out = arena_strdup(a, b.data);
     sb_free(&b);
     return out;
 }
+
+char *cg_kernel_instance(Arena *a, const char *file, const char *entry, const CgDefine *defs, int ndefs) {
+    return instance_text(a, file, entry, defs, ndefs);
+}
+
+char *cg_kernel_fragment(Arena *a, const char *file, const CgDefine *defs, int ndefs) { return instance_text(a, file, NULL, defs, ndefs); }
 
 char *cg_kernel_prelude(Arena *a, const char *name) {
     const char *text = cg_kernel_file(name);

@@ -6,12 +6,14 @@
  * `#define` the file documents at its top (and may default with #ifndef).
  * cg_kernel_instance() prepends those definitions, so the text NVRTC
  * compiles is the file itself below a few #define lines: readable in
- * `--emit=cuda`, and the entry point carries its group's and phase's name
- * (`g12_rmsnorm_quant`), never a positional printf hole. A file of the
+ * `--emit=cuda`, and the entry point carries its phase's and form's name
+ * (`p0_fp8_linear_skinny_m8`), never a positional printf hole. A file of the
  * folder with no entry point is a prelude the kernel files share (hopper.cuh:
  * Hopper's inline-PTX primitives; args.cuh: the argument block, which every
  * module starts with): a kernel file's line `#include "x.cuh"` becomes
- * x.cuh's text in the instance, which guards it to one copy a module. */
+ * x.cuh's text in the instance, which guards it to one copy a module; or a
+ * fragment, a phase's body the generator writes in (gemm_tile.cuh:
+ * cg_kernel_fragment). */
 #ifndef DSCC_CODEGEN_KERNELS_H
 #define DSCC_CODEGEN_KERNELS_H
 
@@ -42,6 +44,12 @@ typedef struct {
  * each of those names, so the instances of a module keep their parameters
  * apart; in the arena; NULL when the file does not exist. */
 char *cg_kernel_instance(Arena *a, const char *file, const char *entry, const CgDefine *defs, int ndefs);
+
+/* A fragment file (gemm_tile.cuh: the body of a phase, no entry point of its
+ * own) as cg_kernel_instance writes a kernel file, without DSCC_ENTRY: the
+ * #defines, the text, the #undefs, for the generator to write inside the
+ * function it opened; NULL when the file does not exist. */
+char *cg_kernel_fragment(Arena *a, const char *file, const CgDefine *defs, int ndefs);
 
 /* The embedded prelude codegen/kernels/NAME.cuh as an include writes it in
  * (under a `// ---- codegen/kernels/NAME.cuh` line, its own includes written

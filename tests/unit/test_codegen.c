@@ -120,9 +120,9 @@ static void test_kernel_files(void **state) {
     int n = 0;
     for (const CgKernelFile *f = cg_kernel_files; f->name; f++, n++) {
         assert_int_equal(strlen(f->text), f->len);
-        if (!strstr(f->text, "DSCC_ENTRY(")) { /* a prelude (hopper.cuh) */
+        if (!strstr(f->text, "DSCC_ENTRY(")) { /* a prelude (hopper.cuh), or what the generator writes itself */
             const char *inc = arena_printf(a, "\n#include \"%s.cuh\"\n", f->name);
-            bool used = false;
+            bool used = !strcmp(f->name, "gemm_tile") || !strcmp(f->name, "gemm_tile_helpers"); /* test_gemm_tile_alone */
             for (const CgKernelFile *k = cg_kernel_files; k->name; k++) used |= strstr(k->text, inc) != NULL;
             assert_true(used);
             continue;
@@ -137,6 +137,50 @@ static void test_kernel_files(void **state) {
         cg_binary_free(&bin);
     }
     assert_true(n >= 1);
+    char cmd[128];
+    snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
+    assert_int_equal(system(cmd), 0);
+    arena_free(a);
+}
+
+/* gemm_tile.cuh, a phase's body (no entry point), compiles with NVRTC in each of its forms (wgmma and mma.sync, FP8
+ * and BF16, w [O][K] and [K][O], K a multiple of 16 and not) inside a stand-in phase function, gemm_tile_helpers.cuh
+ * and mma.cuh before it as the generator writes them: the file compiled alone, as test_kernel_files does the kernel
+ * files (the generated modules that take it are test_gpu_ops' and tools/cubins.sh's). */
+static void test_gemm_tile_alone(void **state) {
+    (void)state;
+    Arena *a = arena_new();
+    DiagEngine *d = diag_new(a, stderr);
+    char dir[] = "/tmp/dscc_cgt_XXXXXX";
+    assert_non_null(mkdtemp(dir));
+    CgOptions o = {.cache_dir = dir, .threads = 2};
+    static const struct { int wgmma, bf16, wt; const char *K; } forms[] = {
+        {1, 0, 0, "7168LL"}, {1, 1, 0, "1024LL"}, {1, 1, 1, "256LL"}, {0, 0, 0, "7168LL"}, {0, 1, 1, "256LL"}, {0, 0, 0, "200LL"}};
+    for (int f = 0; f < (int)(sizeof forms / sizeof *forms); f++) {
+        const CgDefine defs[] = {{"GTL_WGMMA", forms[f].wgmma ? "1" : "0"}, {"GTL_BF16", forms[f].bf16 ? "1" : "0"},
+                                 {"GTL_WT", forms[f].wt ? "1" : "0"}, {"GTL_K", forms[f].K}, {"GTL_O", "a.sym[1]"}, {"GTL_X", "0"},
+                                 {"GTL_W", "1"}, {"GTL_WS(i)", "((const float *)a.t[2])[i]"},
+                                 {"GTL_XS(r, kb)", "((const float *)a.t[3])[(long long)(r) * nkb + (kb)]"}, {"GTL_KB0", "0"}, {"GTL_KB1", "nkb"},
+                                 {"GTL_STORE(r, o, v)", "((float *)a.t[4])[(long long)(r) * O + (o)] = (v)"}};
+        const char *frag = cg_kernel_fragment(a, "gemm_tile", defs, (int)(sizeof defs / sizeof *defs));
+        assert_non_null(frag);
+        const char *src = arena_printf(a,
+            "%s%s#define GTL_WGMMA %d\n%s#undef GTL_WGMMA\n"
+            "extern \"C\" __global__ void __launch_bounds__(256) g0_gemm_tile(Args a) {\n"
+            "    extern __shared__ __align__(16) unsigned char sm[];\n"
+            "    __shared__ int srow[64], yrow[64];\n"
+            "    const long long M = a.sym[0], nt = (a.sym[1] + 127) / 128, ot = blockIdx.x %% nt, m0 = blockIdx.x / nt * 64, e = 0;\n"
+            "    if (threadIdx.x < 64) srow[threadIdx.x] = yrow[threadIdx.x] = m0 + threadIdx.x < M ? (int)(m0 + threadIdx.x) : -1;\n"
+            "    __syncthreads();\n%s}\n",
+            cg_kernel_prelude(a, "args"), cg_kernel_prelude(a, "mma"), forms[f].wgmma, cg_kernel_prelude(a, "gemm_tile_helpers"), frag);
+        assert_null(strstr(src, "\n#include \""));
+        CgSource s = {"g0_gemm_tile", src, {0}};
+        CgBinary bin;
+        if (cg_compile(a, d, &s, 1, &o, &bin) != 0) fail_msg("gemm_tile.cuh, form %d (wgmma %d, bf16 %d, wt %d, K %s), does not compile", f,
+                                                            forms[f].wgmma, forms[f].bf16, forms[f].wt, forms[f].K);
+        assert_true(has_symbol(&bin, "g0_gemm_tile"));
+        cg_binary_free(&bin);
+    }
     char cmd[128];
     snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
     assert_int_equal(system(cmd), 0);
@@ -744,6 +788,7 @@ int main(void) {
         cmocka_unit_test(test_compile_and_cache),
         cmocka_unit_test(test_compile_error_has_log),
         cmocka_unit_test(test_kernel_files),
+        cmocka_unit_test(test_gemm_tile_alone),
         cmocka_unit_test(test_cache_rejects_bad_entries),
         cmocka_unit_test(test_split_key_launch),
         cmocka_unit_test(test_router_reads_bf16),
