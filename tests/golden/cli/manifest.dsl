@@ -13,4 +13,4 @@
 // CHECK-NOT: missing
 // CHECK: kernels of a missing module: 0
 // CHECK-NEXT: "dims":{"B":1,"S":4096,"T":4096},"dims_from":"plan-memory",
-// CHECK-NEXT: "name":"g3_rmsnorm_act_scale_quantize","module":"g3_rmsnorm_act_scale_quantize.cubin","loc":"models/deepseek_v3.dsl:160:18","phases":[{"entry":"p0","launch":"block","items":4096,"grid":4096,"block":256,"shared_memory":0}]
+// CHECK-NEXT: "name":"g3_rmsnorm_act_scale_quantize","module":"g3_rmsnorm_act_scale_quantize.cubin","loc":"models/deepseek_v3.dsl:160:18","phases":[{"entry":"p0_rmsnorm_act_scale_quantize","launch":"block","items":4096,"grid":4096,"block":256,"shared_memory":0}]

@@ -3,27 +3,27 @@
 // cosine and sine once a pair, under a merged act_scale a half-warp a
 // 128-wide scale block; DSCC_ELEM_VEC=0 gives the old forms (a thread an
 // element, a warp a scale block).
-// RUN: dscc compile %s --emit=cuda | grep -E "^// g[0-9]+_|^extern .*p0\(Args|^__device__ __forceinline__ void c[0-9]+\("
-// RUN: DSCC_ELEM_VEC=0 dscc compile %s --emit=cuda | grep -E "^// g[0-9]+_(slice|embedding)|^extern .*p0\(Args" | grep -v DSCC_ENTRY
+// RUN: dscc compile %s --emit=cuda | grep -E "^// g[0-9]+_|^extern .*p0_[a-z0-9_]*\(Args|^__device__ __forceinline__ void c[0-9]+\("
+// RUN: DSCC_ELEM_VEC=0 dscc compile %s --emit=cuda | grep -E "^// g[0-9]+_(slice|embedding)|^extern .*p0_[a-z0-9_]*\(Args" | grep -v DSCC_ENTRY
 // CHECK: g0_slice_rope
 // CHECK-NEXT: void c0(const Args &a, long long i, float *o) {  // slice: 8 values at i
 // CHECK-NEXT: void c1(const Args &a, long long i, float *o) {  // rope: 8 values at i
-// CHECK-NEXT: p0(Args a) {  // store: 8 elements a thread
+// CHECK-NEXT: p0_slice_rope(Args a) {  // store: 8 elements a thread
 // CHECK-NEXT: g1_slice
 // CHECK-NEXT: // slice: 8 values at i
-// CHECK-NEXT: p0(Args a) {  // store: 8 elements a thread
+// CHECK-NEXT: p0_slice(Args a) {  // store: 8 elements a thread
 // CHECK-NEXT: g2_slice_silu_mul_act_scale
 // CHECK: // mul: 8 values at i
-// CHECK-NEXT: p0(Args a) {  // act_scale and store: 8 elements a thread, a half-warp a 128-wide scale block
+// CHECK-NEXT: p0_slice_silu_mul_act_scale(Args a) {  // act_scale and store: 8 elements a thread, a half-warp a 128-wide scale block
 // CHECK: g6_embedding
-// CHECK-NEXT: p0(Args a) {  // embedding: 8 elements a thread
+// CHECK-NEXT: p0_embedding(Args a) {  // embedding: 8 elements a thread
 // CHECK: g0_slice_rope
-// CHECK-NEXT: p0(Args a) {  // store
+// CHECK-NEXT: p0_slice_rope(Args a) {  // store
 // CHECK-NOT: 8 elements
 // CHECK: g2_slice_silu_mul_act_scale
-// CHECK-NEXT: p0(Args a) {  // act_scale and store: one warp per 128-wide block
+// CHECK-NEXT: p0_slice_silu_mul_act_scale(Args a) {  // act_scale and store: one warp per 128-wide block
 // CHECK: g6_embedding
-// CHECK-NEXT: p0(Args a) {  // embedding
+// CHECK-NEXT: p0_embedding(Args a) {  // embedding
 // CHECK-NOT: 8 elements
 dim B, S;
 input x: bf16[B, S, 4, 96];
