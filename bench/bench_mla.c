@@ -63,11 +63,8 @@
  * tile by st.async, no cluster barrier at the merge (MLA_XPUSH 1,
  * DSCC_MLA_XPUSH): the defaults since the fifteenth session; row 53 gives
  * the q tile free at the split's last S, not after its loop (MLA_XPUSH 2);
- * row 54 takes half of a whole block's exponentials on the FMA pipe by a
- * cubic (MLA_EXPP 1, DSCC_MLA_EXPP); row 55 is row 52 with warpgroup 0's
- * P V reading P from registers (MLA_PREG 1); rows 56 and 57 take a
- * quarter and an eighth of the exponentials on the FMA pipe (MLA_EXPP 2,
- * 3). (The
+ * row 54 is row 52 with warpgroup 0's P V reading P from registers
+ * (MLA_PREG 1). (The
  * whole-stage ring, DSCC_MLA_V3=0, and the L2 prefetch, DSCC_MLA_PREFETCH,
  * were timed on 2026-12-06: docs/KERNELS.md.) The shape
  * is bench_gpu's long context: batch 32 (--batch), 4,097 keys (--ctx), 128
@@ -209,18 +206,9 @@ static const Variant VARIANTS[] = {
     /* the q tile given free at the split's last S, so the other CTA's half lands during the last softmax and P V (row 53 against 52) */
     {"the defaults, the q tile free for the other CTA's half at the last S (MLA_XPUSH=2)", "1", "0", "1", "5", "1", "0", "0", "1", "0", "0", "0", "0", "1",
      "MLA_L2HINT=1 MLA_AFENCE=0 MLA_OSTAGE=1 MLA_XPUSH=2"},
-    /* half of a whole block's exponentials by a cubic on the FMA pipe, half on the MUFU (row 54 against 52) */
-    {"the defaults, half of P's exponentials on the FMA pipe (DSCC_MLA_EXPP=1)", "1", "0", "1", "5", "1", "0", "0", "1", "0", "0", "0", "0",
-     "1", "MLA_L2HINT=1 MLA_AFENCE=0 MLA_OSTAGE=1 MLA_XPUSH=1 MLA_EXPP=1"},
-    /* warpgroup 0's P V with P from registers beside today's defaults (row 55 against 52; timed only before the DSM merge) */
+    /* warpgroup 0's P V with P from registers beside today's defaults (row 54 against 52; 1-3% slower on an H100, 2026-12-08) */
     {"the defaults, warpgroup 0's P from registers (DSCC_MLA_PREG=1)", "1", "0", "1", "5", "1", "0", "1", "1", "0", "0", "0", "0", "1",
-     "MLA_L2HINT=1 MLA_AFENCE=0 MLA_OSTAGE=1 MLA_XPUSH=1"},
-    /* a quarter and an eighth of a whole block's exponentials on the FMA pipe: the cubic costs 8 more issue slots than
-     * the MUFU's one, so the share that balances the two is measured (rows 56, 57 against 54 and 52) */
-    {"the defaults, a quarter of P's exponentials on the FMA pipe (DSCC_MLA_EXPP=2)", "1", "0", "1", "5", "1", "0", "0", "1", "0", "0", "0", "0",
-     "1", "MLA_L2HINT=1 MLA_AFENCE=0 MLA_OSTAGE=1 MLA_XPUSH=1 MLA_EXPP=2"},
-    {"the defaults, an eighth of P's exponentials on the FMA pipe (DSCC_MLA_EXPP=3)", "1", "0", "1", "5", "1", "0", "0", "1", "0", "0", "0", "0",
-     "1", "MLA_L2HINT=1 MLA_AFENCE=0 MLA_OSTAGE=1 MLA_XPUSH=1 MLA_EXPP=3"}};
+     "MLA_L2HINT=1 MLA_AFENCE=0 MLA_OSTAGE=1 MLA_XPUSH=1"}};
 enum { NV = (int)(sizeof VARIANTS / sizeof *VARIANTS), HQ = 128 };
 _Static_assert(NV <= 64, "--variant's rows are the bits of a 64-bit word");
 

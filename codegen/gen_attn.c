@@ -371,10 +371,6 @@ static void mla_decode(Gen *G, const IrNode *n, int sq, int sq1, int64_t qd0, in
      * cluster barrier at the merge (MLA_XPUSH 1); =0 each half read from the other CTA between two cluster barriers.
      * Needs the ring's mbarriers (MLA_V3 1 or more); an explicit 1 where that or DSM is off is cg_attention's error */
     const bool xpush = dsm && !(v3 && strcmp(v3, "0") == 0) && tune_on(G->tune->mla_xpush, true);
-    /* DSCC_MLA_EXPP=1|2|3 (opt-in until timed; checked in cg_attention: one digit, MLA_LEAN 5 or more): a half, a
-     * quarter or an eighth of a whole block's exponentials by a cubic on the FMA pipe (mla_exp2p), the rest on the
-     * MUFU, whose throughput bounds warpgroup 0's softmax while the tensor cores wait for it (MLA_EXPP) */
-    const char *expp = G->tune->mla_expp && *G->tune->mla_expp ? G->tune->mla_expp : "0";
     const char *ppe = G->tune->mla_pp;
     const char *pp = ppe && (strcmp(ppe, "1") == 0 || strcmp(ppe, "2") == 0) ? ppe : "0";
     CgDefine d[] = {{"MLA_IN_MODULE", "1"},
@@ -407,7 +403,6 @@ static void mla_decode(Gen *G, const IrNode *n, int sq, int sq1, int64_t qd0, in
                     {"MLA_L2HINT", prod_tma && !mc && tune_on(G->tune->mla_l2hint, true) ? "1" : "0"},
                     {"MLA_OSTAGE", ostage ? "1" : "0"}, /* the output a row at a time through shared memory */
                     {"MLA_XPUSH", xpush ? "1" : "0"}, /* the DSM merge's halves pushed, not pulled */
-                    {"MLA_EXPP", expp}, /* a share of P's exponentials on the FMA pipe (opt-in) */
                     {"MLA_MC", mc ? "1" : "0"}, /* a batch row's tiles in a cluster, the keys multicast (opt-in) */
                     {"MLA_TMA", tm ? "1" : "0"}, /* whole blocks of keys by TMA (opt-in) */
                     {"MLA_KMAP", tm ? arena_printf(a, "((const void *)a.t[%d])", tm->maps) : "0"}};
@@ -781,17 +776,6 @@ bool cg_attention(Gen *G, const IrNode *n) {
     if (tune_on(G->tune->mla_xpush, false) && (!tune_on(G->tune->mla_dsm, true) || mc || fuse || (v3 && strcmp(v3, "0") == 0))) {
         G->why = "DSCC_MLA_XPUSH=1 pushes the halves of the DSM merge: not with DSCC_MLA_DSM=0, DSCC_MLA_MC=1, DSCC_MLA_FUSE=1 (no DSM "
                  "merge) nor DSCC_MLA_V3=0 (no mbarriers)";
-        return false;
-    }
-    const char *expp = G->tune->mla_expp;
-    if (expp && *expp && (strlen(expp) != 1 || *expp < '0' || *expp > '3')) {
-        G->why = "DSCC_MLA_EXPP must be 0 to 3 (MLA's decode kernel: 1 half, 2 a quarter, 3 an eighth of a whole block's "
-                 "exponentials on the FMA pipe; 0: all on the MUFU)";
-        return false;
-    }
-    if (expp && *expp > '0' && lean && *lean && *lean < '5') {
-        G->why = "DSCC_MLA_EXPP=1 to 3 splits the exponentials of whole blocks, which only DSCC_MLA_LEAN=5 or more (the default 5) "
-                 "computes apart from the masked ones";
         return false;
     }
     if (tune_on(G->tune->mla_ostage, false) && fuse) {

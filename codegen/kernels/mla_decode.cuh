@@ -176,12 +176,6 @@
 //                        2 (opt-in until timed): in the chunk ring (not MLA_PP, not the seesaw) the q tile is given
 //                        free as soon as warpgroup 0 has its split's last S (only S reads q), so the other CTA's half
 //                        lands while this one runs its last softmax and P V; the same bits
-//   MLA_EXPP             0 (default), 1, 2 or 3 (DSCC_MLA_EXPP, opt-in until timed; MLA_LEAN 5 or more): on whole
-//                        blocks a half (1: the columns 8 j .. 8 j + 7 of odd j), a quarter (2: j = 3, 7) or an eighth
-//                        (3: j = 7) of P's exponentials by a cubic on the FMA pipe (mla_exp2p), the rest by the MUFU,
-//                        whose 16 results a clock an SM bound warpgroup 0's softmax (32 a thread a block); the cubic
-//                        costs 8 more issue slots than ex2, so the best share is a measurement; P within 7.5e-5 of
-//                        ex2's, below its bf16 rounding
 //   MLA_IN_MODULE        defined when the file is part of a generated module (its prelude has Args)
 #ifndef MLA_B
 #define MLA_B (a.sym[0])
@@ -279,9 +273,6 @@
 #ifndef MLA_XPUSH
 #define MLA_XPUSH 0
 #endif
-#ifndef MLA_EXPP
-#define MLA_EXPP 0
-#endif
 // the producer's box of keys (MLA_L2HINT above: 1, under an evict-first L2 policy)
 #if MLA_L2HINT
 #define MLA_TMA_BOX(dst, map, bar, c0, c1) hp_tma_2d_hint(dst, map, bar, c0, c1, hp_policy_evict_first())
@@ -338,9 +329,6 @@ __device__ __forceinline__ void pdl_launch_dependents() { asm volatile("griddepc
 #endif
 #if MLA_XPUSH && (MLA_XPUSH > 2 || !MLA_DSM || !MLA_V3)
 #error "MLA_XPUSH (1 or 2) pushes MLA_DSM's halves onto the ring's mbarriers: MLA_DSM 1 with MLA_V3 1 or more"
-#endif
-#if MLA_EXPP && (MLA_EXPP < 0 || MLA_EXPP > 3 || MLA_LEAN < 5)
-#error "MLA_EXPP (1 to 3) splits whole blocks' exponentials between the MUFU and the FMA pipe: MLA_LEAN 5 or more"
 #endif
 // MLA_XPUSH 2's early "q tile free": where warpgroup 0 alone computes S (the chunk ring's loops)
 #define MLA_XEARLY (MLA_XPUSH == 2 && !MLA_SEESAW && !MLA_PP)
@@ -1520,6 +1508,5 @@ extern "C" __global__ void __launch_bounds__(MLA_THREADS, 1) __cluster_dims__(ML
 #undef MLA_L2HINT
 #undef MLA_OSTAGE
 #undef MLA_XPUSH
-#undef MLA_EXPP
 #undef MLA_XEARLY
 #undef MLA_TMA_BOX

@@ -195,19 +195,6 @@ __device__ __forceinline__ void mla_s_block(float *s, const unsigned char *Q, co
     hp_wg_wait0();
     hp_hold32(s);
 }
-// MLA_EXPP: 2^x for x below 127 on the FMA pipe, not the MUFU unit: x = j + f, j the nearest integer (x + 1.5 2^23
-// holds it in its low mantissa bits), 2^f on [-0.5, 0.5] by a cubic (relative error 7.5e-5, against the 3.9e-3 of
-// P's bf16), then j added to the exponent; x below -126 taken as -126 (2^-126 and less: denormals, as good as
-// ex2.approx.ftz's 0 in a sum of P), a NaN kept (fmaxf would take -126 for it: a NaN in S hidden in P)
-// Whether a whole block's columns 8 j .. 8 j + 7 take mla_exp2p: MLA_EXPP 1 odd j (a half), 2 j = 3, 7 (a quarter),
-// 3 j = 7 (an eighth); a constant after unrolling
-__device__ __forceinline__ constexpr bool mla_expp_fma(int j) { return MLA_EXPP == 1 ? (j & 1) : MLA_EXPP == 2 ? (j & 3) == 3 : j == 7; }
-__device__ __forceinline__ float mla_exp2p(float x) {
-    x = x < -126.0f ? -126.0f : x;
-    const float t = x + 12582912.0f, f = x - (t - 12582912.0f);
-    const float p = fmaf(fmaf(fmaf(0.05517166f, f, 0.24261115f), f, 0.69326097f), f, 0.99992806f);
-    return __uint_as_float(__float_as_uint(p) + (__float_as_uint(t) << 23)); // (unsigned: t's bits shifted out are no overflow)
-}
 // The online softmax of one block's S (base 2, the scale sl2 folded in; the chunk ring's
 // warpgroup 0 and both of the seesaw's): columns past lim[h] masked, m[h] becomes the
 // rows' max with this block's, sc[h] the factor of what was relative to the old max, s
@@ -253,10 +240,7 @@ __device__ __forceinline__ void mla_softmax(float *s, const int *lim, float *m, 
             const int h = (i >> 1) & 1;
             // the exponents (MLA_LEAN 6: S unscaled, the scale in one FFMA)
             const float x0 = MLA_LEAN >= 6 ? fmaf(s[i], sl2, -m[h]) : s[i] - m[h], x1 = MLA_LEAN >= 6 ? fmaf(s[i + 1], sl2, -m[h]) : s[i + 1] - m[h];
-            if (MLA_EXPP && mla_expp_fma(i >> 2)) // (MLA_EXPP: columns 8 j + .. of some j on the FMA pipe, the rest on the MUFU)
-                s[i] = mla_exp2p(x0), s[i + 1] = mla_exp2p(x1);
-            else
-                s[i] = hp_exp2(x0), s[i + 1] = hp_exp2(x1);
+            s[i] = hp_exp2(x0), s[i + 1] = hp_exp2(x1);
             ls[h] += s[i] + s[i + 1];
         }
     else

@@ -191,10 +191,6 @@
 #   rounds.sh defaults  the defaults checked after a kernel change, in little device time: test_gpu_ops beside
 #                     QUICK_TESTS (default test_gpu_mla), e2e, bench_mla's rows QUICK_MLA (default 52,51) at
 #                     batch 32 and 128 (4,097 keys), then bench_gpu;
-#   rounds.sh expp    MLA decode with a half, a quarter, an eighth of whole blocks' exponentials on the FMA pipe
-#                     (MLA_EXPP 1-3, bench_mla rows 54, 56, 57) beside the defaults (52), MLA_XPUSH 2 (53) and
-#                     MLA_PREG 1 (55): batch 32 at 4,096 and 4,097 keys, batch 128, stamps; test_gpu_mla's expp
-#                     cases first (~3 minutes);
 #   rounds.sh xpush   the DSM merge's halves pushed by st.async (MLA_XPUSH, bench_mla row 52: the default since
 #                     the fifteenth session; 53 with the q tile free at the last S) beside the defaults before (row 51) at batch 32 (two splits merged),
 #                     4,096, 4,097 and 8,193 keys, then all with --stamps at 4,097;
@@ -663,16 +659,6 @@ case "$mode" in
       TAIL=4 step "bench_mla_xpush_t$t" 90 build/bench_mla --batch 32 --ctx "$t" --reps 20 --variant 51,52,53
     done
     TAIL=4 step bench_mla_xpush_stamps 90 build/bench_mla --batch 32 --ctx 4097 --reps 20 --variant 51,52,53 --stamps ;;
-  expp) # a half, a quarter, an eighth of whole blocks' exponentials on the FMA pipe (MLA_EXPP 1, 2, 3: bench_mla rows
-    # 54, 56, 57) beside the defaults (52), warpgroup 0's P from registers (MLA_PREG 1, row 55) and, at batch 32, the
-    # q tile free at the last S (MLA_XPUSH 2, row 53): batch 32 at 4,096 and 4,097 keys, batch 128 at 4,097, then
-    # batch 32 with --stamps (a block's time in the loop); test_gpu_mla's expp cases first
-    TAIL=3 step test_gpu_mla_expp 60 env DSCC_TEST_FILTER='test_mla_expp*' build/test_gpu_mla
-    for t in 4096 4097; do
-      TAIL=8 step "bench_mla_expp_t$t" 120 build/bench_mla --batch 32 --ctx "$t" --reps 20 --variant 52,53,54,55,56,57
-    done
-    TAIL=6 step bench_mla_expp_b128 120 build/bench_mla --batch 128 --ctx 4097 --reps 20 --variant 52,54,55,56,57
-    TAIL=5 step bench_mla_expp_stamps 90 build/bench_mla --batch 32 --ctx 4097 --reps 20 --variant 52,54,56 --stamps ;;
   peers) # transformers and bench_mtp, then on into the DeepSeek part
     TAIL=20 step peer_transformers 150 python3 bench/peer_transformers.py --layers 2 --dense 1 --prefill 1024
     TAIL=20 step bench_mtp 120 build/bench_mtp --layers 2 --dense 1 ;&

@@ -251,9 +251,6 @@ static const char *ring_pp = "0";
 static const char *ring_dsm = "0";
 /* MLA_XPUSH for kernel_split (with MLA_DSM 1: the merge's halves pushed into the other CTA by st.async) */
 static const char *ring_xpush = "0";
-/* MLA_EXPP for kernel_ring and kernel_split ("1", "2", "3": a half, a quarter, an eighth of a whole block's exponentials
- * by a cubic on the FMA pipe) */
-static const char *ring_expp = "0";
 /* MLA_AFENCE for kernel_ring and kernel_split ("0": no consumer proxy fence after a wait for keys by TMA) */
 static const char *ring_afence = "1";
 /* MLA_L2HINT for kernel_ring and kernel_split ("1": the producer's boxes of keys under an evict-first L2 policy) */
@@ -287,7 +284,7 @@ static float *kernel_ring(const char *v3, const char *waitg, const char *pf, con
                        {"MLA_V3", v3},     {"MLA_WAITG", waitg},  {"MLA_PF", pf},       {"MLA_LEAN", lean},
                        {"MLA_LAZY", lazy}, {"MLA_PREG", ring_preg}, {"MLA_TMA", ring_tma}, {"MLA_MC", ring_mc},
                        {"MLA_QREG", ring_qreg}, {"MLA_PP", ring_pp}, {"MLA_AFENCE", ring_afence},
-                       {"MLA_L2HINT", ring_l2hint}, {"MLA_EXPP", ring_expp}};
+                       {"MLA_L2HINT", ring_l2hint}};
     CgSource src = {"mla_ring", cg_kernel_instance(a, "mla_decode", "mla_ring", defs, (int)(sizeof defs / sizeof *defs)),
                     {"codegen/kernels/mla_decode.cuh", 0, 0}};
     TuModule m;
@@ -467,7 +464,7 @@ static float *kernel_split(const char *fuse, const char *fmax, const char *v3, i
                        {"MLA_V3", v3},        {"MLA_LEAN", "5"},     {"MLA_LAZY", "1"},   {"MLA_FUSE", fuse},
                        {"MLA_FUSE_MAX", fmax}, {"MLA_TMA", ring_tma}, {"MLA_MC", ring_mc}, {"MLA_QREG", ring_qreg},
                        {"MLA_PART_BF16", ring_pbf}, {"MLA_PP", ring_pp}, {"MLA_DSM", ring_dsm}, {"MLA_AFENCE", ring_afence},
-                       {"MLA_L2HINT", ring_l2hint}, {"MLA_XPUSH", ring_xpush}, {"MLA_EXPP", ring_expp}};
+                       {"MLA_L2HINT", ring_l2hint}, {"MLA_XPUSH", ring_xpush}};
     CgDefine cdefs[] = {{"MLA_S", "1LL"}, {"MLA_HQ", hs}, {"MLA_OUT_BF16", "0"}, {"MLA_PART_BF16", ring_pbf}};
     CgSource src[2] = {{"mla_split", cg_kernel_instance(a, "mla_decode", "mla_split", defs, (int)(sizeof defs / sizeof *defs)),
                         {"codegen/kernels/mla_decode.cuh", 0, 0}},
@@ -1065,41 +1062,6 @@ static void test_mla_dsm(void **state) {
     }
 }
 
-/* A half, a quarter, an eighth of a whole block's exponentials by a cubic on the FMA pipe (MLA_EXPP 1, 2, 3; 2 and 3
- * in the first and fourth cases) against all on the MUFU (0), from the
- * same inputs: one split (kernel_ring, itself held to the double-precision reference) over 330 keys (five whole
- * blocks, a partial one) and 200 in 24 tiles, the chunk ring with TMA, with cp.async at MLA_LEAN 6 (the scale in the
- * exponent's FFMA) and the seesaw; two splits merged in distributed shared memory (kernel_split). The cubic's 2^f is
- * within 7.5e-5 of 2^f and P is rounded to bf16 after it, so a few P in a hundred round to the next bf16; the output,
- * a mean of zero-mean values, is small, so its rows move too: up to 5.1e-3 in 1,536 rows (each form is ~2e-3 to
- * 5e-3 from the reference, which kernel_ring holds to 2e-2): held to 2e-2 a row, kernel_ring's bound (half the
- * exponentials 10% off gives 5.2e-2, a power of two off more). On a GPU: 0 and 3. */
-static void test_mla_expp(void **state) {
-    (void)state;
-    static const struct { const char *v3, *tma, *lean; int B, T, nsp; } cases[] = {
-        {"1", "1", "5", 1, 330, 1}, {"1", "1", "5", 24, 200, 1}, {"1", "0", "6", 1, 330, 1}, {"1", "1", "5", 2, 330, 2}, {"2", "0", "5", 1, 330, 1}};
-    for (int c = 0; c < (int)(sizeof cases / sizeof *cases); c++) {
-        if (!emu_dev && c != 0 && c != 3) continue;
-        const uint64_t seed = rng;
-        float *out[2];
-        ring_tma = cases[c].tma;
-        for (int k = 0; k < 4; k++) {
-            static const char *const level[] = {"0", "1", "2", "3"};
-            if (k > 1 && c != 0 && c != 3) break;
-            rng = seed, ring_expp = level[k];
-            float **o = &out[k > 0];
-            if (cases[c].nsp == 1) *o = kernel_ring(cases[c].v3, "1", "0", cases[c].lean, "1", cases[c].B, cases[c].T);
-            else ring_dsm = "1", ring_xpush = "1", *o = kernel_split("0", "1", cases[c].v3, cases[c].B, cases[c].T, cases[c].nsp);
-            if (k > 0)
-                expect_forms_agree(out[1], out[0], (size_t)cases[c].B * 64, 2e-2, 2e-2, "  MLA_EXPP %s against 0 (MLA_V3 %s, MLA_TMA %s, MLA_LEAN %s): "
-                                   "%d x 64 heads, T %d, %d split%s", level[k], cases[c].v3, cases[c].tma, cases[c].lean, cases[c].B, cases[c].T,
-                                   cases[c].nsp, cases[c].nsp > 1 ? "s" : "");
-        }
-        ring_expp = "0", ring_tma = "0", ring_dsm = "0", ring_xpush = "0";
-        free(out[0]);
-    }
-}
-
 /* The consumers without their proxy fence after each wait for keys (MLA_AFENCE 0, keys by TMA on the producer's
  * ring) and the boxes of keys under an evict-first L2 policy (MLA_L2HINT 1) against the defaults (1, 0): neither
  * changes arithmetic, so the same bits on the emulated device (which runs the fence as nothing and ignores the
@@ -1198,8 +1160,7 @@ static void test_mla_env_steps(void **state) {
         {"DSCC_MLA_PP=2 DSCC_MLA_TMA=0", true, 0},
         {"DSCC_MLA_DSM=1", false, 2}, /* (8 heads take no clusters) */
         {"DSCC_MLA_OSTAGE=0", true, 2}, /* each thread's pairs straight out: one split, several, the DSM merge */
-        {"DSCC_MLA_XPUSH=0", false, 2}, /* the DSM merge's halves read from the other CTA (8 heads take no clusters) */
-        {"DSCC_MLA_EXPP=1", true, 2}}; /* half of whole blocks' exponentials on the FMA pipe */
+        {"DSCC_MLA_XPUSH=0", false, 2}}; /* the DSM merge's halves read from the other CTA (8 heads take no clusters) */
     if (!emu_dev) { /* (on a GPU test_gpu_ops runs the executor with these set: tests/gpu/rounds.sh) */
         printf("emulated device only: the executor with DSCC_MLA_V3=3 and 4, DSCC_MLA_TMA=0 and 1, DSCC_MLA_MC=1\n");
         return;
@@ -1278,23 +1239,6 @@ static void test_mla_xpush_env(void **state) {
     expect_env_rows(rows, (int)(sizeof rows / sizeof *rows));
 }
 
-/* DSCC_MLA_EXPP: unset or 0 gives the decode kernel MLA_EXPP 0, 1 gives 1 (at 8 heads and at 128, keys by cp.async too),
- * 3 gives 3; 4 or 12, and 1 beside DSCC_MLA_LEAN=4, are codegen errors naming the variable. */
-static void test_mla_expp_env(void **state) {
-    (void)state;
-    static const char *const on = "#define MLA_EXPP 1\n";
-    static const EnvRow rows[] = {
-        {"", 128, .text = on, .count = 0, .map = -1},
-        {"DSCC_MLA_EXPP=0", 8, .text = on, .count = 0, .map = -1},
-        {"DSCC_MLA_EXPP=1", 128, .text = on, .count = 1, .map = 1},
-        {"DSCC_MLA_EXPP=1 DSCC_MLA_TMA=0", 8, .text = on, .count = 1, .map = 0},
-        {"DSCC_MLA_EXPP=3", 128, .text = "#define MLA_EXPP 3\n", .count = 1, .map = 1},
-        {"DSCC_MLA_EXPP=4", 128, "DSCC_MLA_EXPP must be 0 to 3", .map = -1},
-        {"DSCC_MLA_EXPP=12", 128, "DSCC_MLA_EXPP must be 0 to 3", .map = -1},
-        {"DSCC_MLA_EXPP=1 DSCC_MLA_LEAN=4", 128, "DSCC_MLA_EXPP=1 to 3 splits", .map = -1}};
-    expect_env_rows(rows, (int)(sizeof rows / sizeof *rows));
-}
-
 /* gen.h's split rule (no GPU needed): one wave of one block per SM where the tiles allow, no empty split. */
 static void test_mla_splits_rule(void **state) {
     (void)state;
@@ -1324,8 +1268,7 @@ int main(void) {
                                       cmocka_unit_test(test_mla_qreg_env), cmocka_unit_test(test_mla_part_env),
                                       cmocka_unit_test(test_mla_pp_env), cmocka_unit_test(test_mla_dsm_env),
                                       cmocka_unit_test(test_mla_afence_env), cmocka_unit_test(test_mla_l2hint_env),
-                                      cmocka_unit_test(test_mla_ostage_env), cmocka_unit_test(test_mla_xpush_env),
-                                      cmocka_unit_test(test_mla_expp_env)};
+                                      cmocka_unit_test(test_mla_ostage_env), cmocka_unit_test(test_mla_xpush_env)};
     if (cmocka_run_group_tests(rule, NULL, NULL)) return 1;
     if (!tu_hopper()) return 77;
     const char *tile = getenv("DSCC_GEMM_TILE");
@@ -1339,7 +1282,6 @@ int main(void) {
                                        cmocka_unit_test(test_mla_multicast), cmocka_unit_test(test_mla_qreg),
                                        cmocka_unit_test(test_mla_part_bf16), cmocka_unit_test(test_mla_ping_pong),
                                        cmocka_unit_test(test_mla_dsm),
-                                       cmocka_unit_test(test_mla_expp),
                                        cmocka_unit_test(test_mla_afence),
                                        cmocka_unit_test(test_mla_env_steps),
                                        cmocka_unit_test(test_mla_128_heads),
