@@ -1,49 +1,28 @@
 /* gen_attn.c — the attention template: softmax(q k^T * scale) v, causal
  * or not, grouped heads (Hq a multiple of Hk), no score matrix in memory.
  *
- * With one key head (absorbed MLA: 128 query heads over the shared
- * latent) and bf16 q, k, v it runs on the tensor cores, flash-attention
- * style: a block takes 64 query rows of one batch row (its heads and
- * positions flattened), keeps them in shared memory, and walks the keys
- * 32 at a time: S = q k^T by mma m16n8k16 BF16 (each warp 16 rows x 16
- * keys; the warp with the same rows and the other half of the output has
- * the other 16, and the two swap their row maxima and P fragments through
- * shared memory), the online softmax in registers (a quad of lanes holds a
- * row), P rounded to bf16 and multiplied into the warp's half of the f32
- * output by mma again, v staged row-major by cp.async (rows padded to 16 bytes
- * past Dv so ldmatrix hits 32 banks) and read as B fragments by
- * ldmatrix.trans; k and v in three stages (two where three do not fit),
- * the next keys loading while the block computes on these. When v is a slice of k (MLA's latent) its
- * tile is the k stage itself, read from column `start` (V3: 183 KB of
- * shared memory for three stages, and no second copy of the latent rows
- * per step). (Staging
- * v transposed by 2-byte stores instead put each warp's 32 stores in one
- * bank.)
- * A decode step with few query tiles splits its keys between blocks
- * instead (cg_key_splits in gen.h; the runtime launches the whole-key
- * kernel, or the split kernel and the merge of its parts, never both), so
- * a batch-1 step does not walk the whole context on two SMs.
- * MLA's absorbed decode (Dk 576, Dv 512 = the first 512 columns of the
- * cache rows) with the wgmma tile selected also gets the Hopper kernel of
- * codegen/kernels/mla_decode.cuh (wgmma, FlashMLA's design; docs/KERNELS.md),
- * which the runtime launches for the steps of at most MLA_MAX_S positions,
- * the form above for the longer ones.
- * Otherwise one warp per query row with an online softmax. */
+ * With one key head and bf16 q, k, v (absorbed MLA) it runs on the tensor
+ * cores (codegen/kernels/attn_mma.cuh: 64 query rows a block, keys 32 at a
+ * time; a decode step with few query tiles splits its keys between blocks
+ * and merges their parts); MLA's absorbed decode with the wgmma tile also
+ * gets the Hopper kernel of mla_decode.cuh for steps of at most MLA_MAX_S
+ * positions; the naive prefill form (attn_impl) the flash-attention kernels
+ * of attn_prefill*.cuh. Otherwise one warp per query row, online softmax. */
 #include "codegen/gen_internal.h"
 #include "codegen/kernels.h"
 
 #include <stdlib.h>
 #include <string.h>
 
-/* One kernel of the tensor-core form: the whole keys of each query tile
- * (split false), or a decode step's keys split between cg_key_splits
- * blocks per tile, each writing its softmax state (unnormalised output,
- * max, sum) to scratch slot `sp` for the merge phase. */
 static int attention_stages(int64_t Dk, int64_t Dv, bool v_in_k);
 
-/* sq1, qd0: q's second part and the width of its first when q is the concat
- * of two tensors on its last axis (cg_attention_q_concat; otherwise sq1 =
- * sq and qd0 = Dk). */
+/* One kernel of the tensor-core form (codegen/kernels/attn_mma.cuh): the
+ * whole keys of each query tile (split false), or a decode step's keys
+ * split between cg_key_splits blocks per tile, each writing its softmax
+ * state (unnormalised output, max, sum) to scratch slot `sp` for the merge
+ * phase. sq1, qd0: q's second part and the width of its first when q is
+ * the concat of two tensors on its last axis (cg_attention_q_concat;
+ * otherwise sq1 = sq and qd0 = Dk). */
 static void attention_mma_kernel(Gen *G, const IrNode *n, bool split, int sq, int sq1, int64_t qd0, int sk, int sv, int so, int sp,
                                  int64_t qst) {
     const IrNode *q = n->ops[0], *k = n->ops[1], *v = n->ops[2];
@@ -52,182 +31,39 @@ static void attention_mma_kernel(Gen *G, const IrNode *n, bool split, int sq, in
     int64_t vs = vk ? Dk : Dv, v0 = vk ? ir_node_attr_int(v, "start", 0) : 0;
     const IrNode *vsrc = vk ? k : v; /* the tensor v's rows are read from */
     const char *vt = v->op == IR_OP_KV_CACHE ? "a.cap" : cg_dim(G, vsrc->type.dims[1]);
-    const char *decomp = split ? arena_printf(G->a,
-        "    const long long Bn = %s, rows = S * Hq, nrb = (rows + 63) / 64, nsp = cg_key_splits(S, Bn, Hq, T);\n"
-        "    const long long bs = blockIdx.x / nrb, r0 = blockIdx.x %% nrb * 64, bb = bs / nsp, sp = bs %% nsp;  // sp: which part of the keys\n",
-        cg_dim(G, q->type.dims[0]))
-        : "    const long long rows = S * Hq, nrb = (rows + 63) / 64, bb = blockIdx.x / nrb, r0 = blockIdx.x % nrb * 64;\n";
-    const char *range = split ? "    const long long chunk = (kend + 32 * nsp) / (32 * nsp) * 32, jlo = sp * chunk;  // this block's keys: jlo..jhi\n"
-                                "    const long long jhi = jlo + chunk - 1 < kend ? jlo + chunk - 1 : kend;\n"
-                              : "";
-    const char *loop = split ? "    const long long jfirst = jlo, jlast = jhi;\n" : "    const long long jfirst = 0, jlast = kend;\n";
-    const char *partdecl = split ? arena_printf(G->a, "    cp_wait0();  // a part past the keys loaded q and nothing else\n"
-                                                      "    float *part = (float *)a.t[%d];  // per (part, batch row, query row): o, then m and l\n", sp) : "";
-    const char *store = split ? "            if (r >= rows) continue;\n"
-                                "            float *pp = part + ((sp * Bn + bb) * rows + r) * (Dv + 2);\n"
-                                "            pp[col] = o[t][c];\n"
-                                "            if (t == 0 && (c & 1) == 0 && q4 == 0 && wc == 0) pp[Dv] = m[c >> 1], pp[Dv + 1] = l[c >> 1];\n"
-                              : arena_printf(G->a, "            if (r < rows) S%d(a, (bb * rows + r) * Dv + col, o[t][c] / l[c >> 1]);\n", so);
+    const bool causal = ir_node_attr_bool(n, "causal", false);
     cg_head(G, split ? "attention, one key head, a decode step's keys split between blocks: tensor cores (mma m16n8k16 BF16), "
                        "64 query rows x 32 keys per step, online softmax, partial states to scratch"
                      : "attention, one key head: tensor cores (mma m16n8k16 BF16), 64 query rows x 32 keys per step, online softmax");
-    StrBuf *b = &G->decl;
-    sb_printf(b, "    extern __shared__ __align__(16) unsigned char sm[];\n"
-                 "    const long long S = %s, T = %s, Hq = %s, Dk = %lldLL, Dv = %lldLL, QST = %lldLL;\n"
-                 "    const long long KT = %s;  // rows of k per batch row (its cache capacity when k is a cache)\n"
-                 "    const long long VT = %s, VS = %lldLL, V0 = %lldLL;  // v: rows per batch row, elements per row, first column%s\n"
-                 "    const bool VK = %d;  // v's tile is k's own stage from column V0 (not loaded twice)\n"
-                 "    const int NSTG = %d;  // stages of keys in flight\n"
-                 "    const int NT = %lld;       // 8-wide output tiles per warp (its half of Dv)\n"
-                 "%s"
-                 "    const long long VST = VK ? QST : Dv * 2 + 16, STG = 32 * QST + (VK ? 0 : 32 * VST);  // bytes per row of v; per stage\n"
-                 "    unsigned char *Qs = sm, *Ks = sm + 64 * QST;  // stage st: k [32 keys][Dk] at Ks + st * STG, v [32 keys][Dv] after it\n"
-                 "    const unsigned short *Q = (const unsigned short *)a.t[%d], *Q1 = (const unsigned short *)a.t[%d];\n"
-                 "    const long long QD0 = %lldLL;  // q's columns in Q; the rest (Dk - QD0) in Q1%s\n"
-                 "    const unsigned short *Kg = (const unsigned short *)a.t[%d], *Vg = (const unsigned short *)a.t[%d];\n"
-                 "    const int warp = threadIdx.x >> 5, g = (threadIdx.x & 31) >> 2, q4 = threadIdx.x & 3;\n"
-                 "    const int wr = (warp & 3) * 16, wc = (warp >> 2) * NT * 8, kh = warp >> 2;  // rows, value half, key half\n"
-                 "    __shared__ float xrow[8][16];               // per warp and row: its max, then its sum, for the partner warp\n"
-                 "    __shared__ uint4 xp[8][32];                  // per warp and lane: its P fragment, for the partner warp\n"
-                 "    const int qch = (int)(Dk / 8);  // 16-byte chunks per row of q or k\n"
-                 "    for (int c = threadIdx.x; c < 64 * qch; c += 256) {\n"
-                 "        const int i = c / qch, kc = c %% qch;\n"
-                 "        const bool ok = r0 + i < rows;\n"
-                 "        const long long qr = bb * rows + r0 + i;\n"
-                 "        const unsigned short *qs = kc * 8 < QD0 ? Q + (qr * QD0 + kc * 8) : Q1 + (qr * (Dk - QD0) + kc * 8 - QD0);\n"
-                 "        cp16(Qs + i * QST + kc * 16, ok ? qs : Q, ok);\n"
-                 "    }\n"
-                 "    cp_commit();\n"
-                 "    long long last[2];  // the last key each of this thread's two rows sees\n"
-                 "    for (int h = 0; h < 2; h++) {\n"
-                 "        const long long r = r0 + wr + g + 8 * h, s = (r < rows ? r : rows - 1) / Hq;\n"
-                 "        last[h] = %s;\n"
-                 "        if (last[h] > T - 1) last[h] = T - 1;\n"
-                 "    }\n"
-                 "    long long kend = %s;  // keys any row of the block sees\n"
-                 "    if (kend > T - 1) kend = T - 1;\n"
-                 "%s"
-                 "    float o[NT][4], m[2], l[2];\n"
-                 "    for (int t = 0; t < NT; t++)\n"
-                 "        for (int c = 0; c < 4; c++) o[t][c] = 0.0f;\n"
-                 "    for (int h = 0; h < 2; h++) m[h] = __int_as_float(0xff800000), l[h] = 0.0f;\n"
-                 "    auto stage = [&](int st, long long j0) {  // keys j0 .. j0 + 31 of k and v into stage st\n"
-                 "        unsigned char *Kd = Ks + st * STG, *Vd = Kd + 32 * QST;\n"
-                 "        for (int c = threadIdx.x; c < 32 * qch; c += 256) {\n"
-                 "            const int jj = c / qch, kc = c %% qch;\n"
-                 "            const bool ok = j0 + jj < T;\n"
-                 "            cp16(Kd + jj * QST + kc * 16, ok ? Kg + ((bb * KT + j0 + jj) * Dk + kc * 8) : Kg, ok);\n"
-                 "        }\n"
-                 "        for (int c = threadIdx.x; !VK && c < 32 * (int)(Dv / 8); c += 256) {\n"
-                 "            const int jj = c / (int)(Dv / 8), c8 = c %% (int)(Dv / 8) * 8;\n"
-                 "            const bool ok = j0 + jj < T;\n"
-                 "            cp16(Vd + jj * VST + c8 * 2, ok ? Vg + ((bb * VT + j0 + jj) * VS + V0 + c8) : Vg, ok);\n"
-                 "        }\n"
-                 "    };\n"
-                 "%s"
-                 "    for (int s = 0; s < NSTG - 1; s++) {  // the first NSTG - 1 stages, one commit group each\n"
-                 "        if (jfirst + 32 * s <= jlast) stage(s, jfirst + 32 * s);\n"
-                 "        cp_commit();\n"
-                 "    }\n"
-                 "    for (long long j0 = jfirst, it = 0; j0 <= jlast; j0 += 32, it++) {  // the keys NSTG - 1 steps on load during this step\n"
-                 "        if (j0 + 32 * (NSTG - 1) <= jlast) stage((int)((it + NSTG - 1) %% NSTG), j0 + 32 * (NSTG - 1));\n"
-                 "        cp_commit();\n"
-                 "        if (NSTG == 3) cp_wait2();  // this step's stage has landed\n"
-                 "        else cp_wait1();\n"
-                 "        __syncthreads();\n"
-                 "        const unsigned char *Kc = Ks + (it %% NSTG) * STG, *Vc = VK ? Kc + V0 * 2 : Kc + 32 * QST;\n"
-                 "        float sc[2][4];  // q k^T of this warp's 16 rows and its half of the 32 keys (the partner warp, warp ^ 4, has the other)\n"
-                 "#pragma unroll\n"
-                 "        for (int t = 0; t < 2; t++)\n"
-                 "#pragma unroll\n"
-                 "            for (int c = 0; c < 4; c++) sc[t][c] = 0.0f;\n"
-                 "        for (int ks = 0; ks < (int)(Dk / 16); ks++) {\n"
-                 "            const unsigned char *pa = Qs + (wr + g) * QST + ks * 32 + q4 * 4;\n"
-                 "            const unsigned af[4] = {*(const unsigned *)pa, *(const unsigned *)(pa + 8 * QST), *(const unsigned *)(pa + 16),\n"
-                 "                                    *(const unsigned *)(pa + 8 * QST + 16)};\n"
-                 "#pragma unroll\n"
-                 "            for (int t = 0; t < 2; t++) {\n"
-                 "                const unsigned char *pb = Kc + (kh * 16 + t * 8 + g) * QST + ks * 32 + q4 * 4;\n"
-                 "                const unsigned bf[2] = {*(const unsigned *)pb, *(const unsigned *)(pb + 16)};\n"
-                 "                mma_bf16(sc[t], af, bf);\n"
-                 "            }\n"
-                 "        }\n"
-                 "        float mx[2] = {__int_as_float(0xff800000), __int_as_float(0xff800000)};\n"
-                 "#pragma unroll\n"
-                 "        for (int t = 0; t < 2; t++)\n"
-                 "#pragma unroll\n"
-                 "            for (int c = 0; c < 4; c++) {\n"
-                 "                const long long j = j0 + kh * 16 + t * 8 + q4 * 2 + (c & 1);\n"
-                 "                sc[t][c] = j <= last[c >> 1] ? sc[t][c] * %.9ef : __int_as_float(0xff800000);\n"
-                 "                mx[c >> 1] = fmaxf(mx[c >> 1], sc[t][c]);\n"
-                 "            }\n"
-                 "        for (int h = 0; h < 2; h++) {  // the row's max over its quad, shared with the partner\n"
-                 "            mx[h] = fmaxf(mx[h], __shfl_xor_sync(0xffffffffu, mx[h], 1));\n"
-                 "            mx[h] = fmaxf(mx[h], __shfl_xor_sync(0xffffffffu, mx[h], 2));\n"
-                 "            if (q4 == 0) xrow[warp][g + 8 * h] = mx[h];\n"
-                 "        }\n"
-                 "        __syncthreads();\n"
-                 "        float corr[2];\n"
-                 "        for (int h = 0; h < 2; h++) {  // the running max over both halves: the same in both warps\n"
-                 "            const float mn = fmaxf(m[h], fmaxf(mx[h], xrow[warp ^ 4][g + 8 * h]));\n"
-                 "            corr[h] = mn == __int_as_float(0xff800000) ? 1.0f : expf(m[h] - mn);\n"
-                 "            m[h] = mn;\n"
-                 "            l[h] *= corr[h];  // l: this warp's keys only, summed with the partner's at the end\n"
-                 "        }\n"
-                 "#pragma unroll\n"
-                 "        for (int t = 0; t < 2; t++)\n"
-                 "#pragma unroll\n"
-                 "            for (int c = 0; c < 4; c++) {\n"
-                 "                const float p = sc[t][c] == __int_as_float(0xff800000) ? 0.0f : expf(sc[t][c] - m[c >> 1]);\n"
-                 "                sc[t][c] = p;\n"
-                 "                l[c >> 1] += p;\n"
-                 "            }\n"
-                 "        for (int t = 0; t < NT; t++)\n"
-                 "            for (int c = 0; c < 4; c++) o[t][c] *= corr[c >> 1];\n"
-                 "        // P as the A operand, one 16-key step per half: this warp's, and the partner's through shared memory\n"
-                 "        const uint4 own = make_uint4((unsigned)f2bf(sc[0][0]) | (unsigned)f2bf(sc[0][1]) << 16,\n"
-                 "                                     (unsigned)f2bf(sc[0][2]) | (unsigned)f2bf(sc[0][3]) << 16,\n"
-                 "                                     (unsigned)f2bf(sc[1][0]) | (unsigned)f2bf(sc[1][1]) << 16,\n"
-                 "                                     (unsigned)f2bf(sc[1][2]) | (unsigned)f2bf(sc[1][3]) << 16);\n"
-                 "        xp[warp][threadIdx.x & 31] = own;\n"
-                 "        __syncthreads();\n"
-                 "        const uint4 oth = xp[warp ^ 4][threadIdx.x & 31], lo = kh ? oth : own, hi = kh ? own : oth;\n"
-                 "        const unsigned pf[2][4] = {{lo.x, lo.y, lo.z, lo.w}, {hi.x, hi.y, hi.z, hi.w}};  // keys 0-15, 16-31\n"
-                 "#pragma unroll\n"
-                 "        for (int kk = 0; kk < 2; kk++) {\n"
-                 "            const unsigned char *pv = Vc + (kk * 16 + (threadIdx.x & 15)) * VST + wc * 2;  // this lane's key row\n"
-                 "#pragma unroll\n"
-                 "            for (int t = 0; t < NT; t++) {\n"
-                 "                unsigned bf[2];  // keys kk*16 + 2 q4 (+1) and + 8, value column wc + t*8 + g\n"
-                 "                ldsm_x2_t(bf, pv + t * 16);\n"
-                 "                mma_bf16(o[t], pf[kk], bf);\n"
-                 "            }\n"
-                 "        }\n"
-                 "        __syncthreads();  // every warp is done with this stage before it is loaded again\n"
-                 "    }\n"
-                 "    for (int h = 0; h < 2; h++) {  // the row sums over the quad, then over both halves of the keys\n"
-                 "        l[h] += __shfl_xor_sync(0xffffffffu, l[h], 1);\n"
-                 "        l[h] += __shfl_xor_sync(0xffffffffu, l[h], 2);\n"
-                 "        if (q4 == 0) xrow[warp][g + 8 * h] = l[h];\n"
-                 "    }\n"
-                 "    __syncthreads();\n"
-                 "    for (int h = 0; h < 2; h++) l[h] += xrow[warp ^ 4][g + 8 * h];\n"
-                 "%s"
-                 "#pragma unroll\n"
-                 "    for (int t = 0; t < NT; t++)\n"
-                 "#pragma unroll\n"
-                 "        for (int c = 0; c < 4; c++) {\n"
-                 "            const long long r = r0 + wr + g + 8 * (c >> 1), col = wc + t * 8 + q4 * 2 + (c & 1);\n"
-                 "%s"
-                 "        }\n"
-                 "}\n",
-              cg_dim(G, q->type.dims[1]), cg_dim(G, k->type.dims[1]), cg_dim(G, q->type.dims[2]), (long long)Dk, (long long)Dv,
-              (long long)qst, k->op == IR_OP_KV_CACHE ? "a.cap" : cg_dim(G, k->type.dims[1]),
-              vt, (long long)vs, (long long)v0, vk ? " (k's own rows: v is a slice of the cache)" : "", vk ? 1 : 0, attention_stages(Dk, Dv, vk), (long long)(Dv / 16), decomp, sq, sq1, (long long)qd0,
-              qd0 < Dk ? " (q is not computed: its two parts are read where they are stored)" : "", sk, sv,
-              ir_node_attr_bool(n, "causal", false) ? "s + T - S" : "T - 1",
-              ir_node_attr_bool(n, "causal", false) ? "((r0 + 63 < rows ? r0 + 63 : rows - 1) / Hq) + T - S" : "T - 1", range,
-              loop, (double)(float)ir_node_attr_float(n, "scale", 1.0), partdecl, store);
+    Arena *a = G->a;
+    const CgDefine d[] = {
+        {"ATM_SPLIT", split ? "1" : "0"},
+        {"ATM_S", cg_dim(G, q->type.dims[1])},
+        {"ATM_T", cg_dim(G, k->type.dims[1])},
+        {"ATM_HQ", cg_dim(G, q->type.dims[2])},
+        {"ATM_DK", arena_printf(a, "%lldLL", (long long)Dk)},
+        {"ATM_DV", arena_printf(a, "%lldLL", (long long)Dv)},
+        {"ATM_QST", arena_printf(a, "%lldLL", (long long)qst)},
+        {"ATM_KT", k->op == IR_OP_KV_CACHE ? "a.cap" : cg_dim(G, k->type.dims[1])},
+        {"ATM_VT", vt},
+        {"ATM_VS", arena_printf(a, "%lldLL", (long long)vs)},
+        {"ATM_V0", arena_printf(a, "%lldLL", (long long)v0)},
+        {"ATM_VK", vk ? "1" : "0"},
+        {"ATM_NSTG", arena_printf(a, "%d", attention_stages(Dk, Dv, vk))},
+        {"ATM_NT", arena_printf(a, "%lld", (long long)(Dv / 16))},
+        {"ATM_Q", arena_printf(a, "%d", sq)},
+        {"ATM_Q1", arena_printf(a, "%d", sq1)},
+        {"ATM_QD0", arena_printf(a, "%lldLL", (long long)qd0)},
+        {"ATM_K", arena_printf(a, "%d", sk)},
+        {"ATM_V", arena_printf(a, "%d", sv)},
+        {"ATM_LAST", causal ? "s + T - S" : "T - 1"},
+        {"ATM_KEND", causal ? "((r0 + 63 < rows ? r0 + 63 : rows - 1) / Hq) + T - S" : "T - 1"},
+        {"ATM_SCALE", arena_printf(a, "%.9ef", (double)(float)ir_node_attr_float(n, "scale", 1.0))},
+        {"ATM_BN", cg_dim(G, q->type.dims[0])},
+        {"ATM_PART", arena_printf(a, "%d", sp)},
+        {"ATM_STORE(i, v)", arena_printf(a, "S%d(a, i, v)", so)}};
+    sb_puts(&G->decl, cg_kernel_fragment(a, "attn_mma", d, (int)(sizeof d / sizeof *d)));
+    sb_puts(&G->decl, "}\n");
 }
 
 /* Its static shared memory: xrow[8][16] floats and xp[8][32] uint4 (the kernel's declarations). */

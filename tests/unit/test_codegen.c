@@ -122,7 +122,7 @@ static void test_kernel_files(void **state) {
         assert_int_equal(strlen(f->text), f->len);
         if (!strstr(f->text, "DSCC_ENTRY(")) { /* a prelude (hopper.cuh), or what the generator writes itself */
             const char *inc = arena_printf(a, "\n#include \"%s.cuh\"\n", f->name);
-            bool used = !strcmp(f->name, "gemm_tile") || !strcmp(f->name, "gemm_tile_helpers"); /* test_gemm_tile_alone */
+            bool used = !strcmp(f->name, "gemm_tile") || !strcmp(f->name, "gemm_tile_helpers") || !strcmp(f->name, "attn_mma"); /* test_fragments_alone */
             for (const CgKernelFile *k = cg_kernel_files; k->name; k++) used |= strstr(k->text, inc) != NULL;
             assert_true(used);
             continue;
@@ -143,11 +143,23 @@ static void test_kernel_files(void **state) {
     arena_free(a);
 }
 
-/* gemm_tile.cuh, a phase's body (no entry point), compiles with NVRTC in each of its forms (wgmma and mma.sync, FP8
- * and BF16, w [O][K] and [K][O], K a multiple of 16 and not) inside a stand-in phase function, gemm_tile_helpers.cuh
- * and mma.cuh before it as the generator writes them: the file compiled alone, as test_kernel_files does the kernel
- * files (the generated modules that take it are test_gpu_ops' and tools/cubins.sh's). */
-static void test_gemm_tile_alone(void **state) {
+/* One compile of src (entry g0_frag) with NVRTC, failing the test with what where it does not compile. */
+static void expect_compiles(Arena *a, DiagEngine *d, const CgOptions *o, const char *src, const char *what) {
+    assert_null(strstr(src, "\n#include \""));
+    CgSource s = {"g0_frag", src, {0}};
+    CgBinary bin;
+    if (cg_compile(a, d, &s, 1, o, &bin) != 0) fail_msg("%s does not compile", what);
+    assert_true(has_symbol(&bin, "g0_frag"));
+    cg_binary_free(&bin);
+}
+
+/* The fragment files, a phase's body with no entry point, compile with NVRTC in each of their forms inside a
+ * stand-in phase function, the module-scope text before them as the generator writes it: the files compiled alone,
+ * as test_kernel_files does the kernel files (the generated modules that take them are test_gpu_ops' and
+ * tools/cubins.sh's). gemm_tile.cuh: wgmma and mma.sync, FP8 and BF16, w [O][K] and [K][O], K a multiple of 16
+ * and not, gemm_tile_helpers.cuh and mma.cuh before it. attn_mma.cuh: the whole keys and the split form, v its
+ * own tile and k's, causal and not, mma.cuh, f2bf and cg_key_splits before it. */
+static void test_fragments_alone(void **state) {
     (void)state;
     Arena *a = arena_new();
     DiagEngine *d = diag_new(a, stderr);
@@ -166,20 +178,36 @@ static void test_gemm_tile_alone(void **state) {
         assert_non_null(frag);
         const char *src = arena_printf(a,
             "%s%s#define GTL_WGMMA %d\n%s#undef GTL_WGMMA\n"
-            "extern \"C\" __global__ void __launch_bounds__(256) g0_gemm_tile(Args a) {\n"
+            "extern \"C\" __global__ void __launch_bounds__(256) g0_frag(Args a) {\n"
             "    extern __shared__ __align__(16) unsigned char sm[];\n"
             "    __shared__ int srow[64], yrow[64];\n"
             "    const long long M = a.sym[0], nt = (a.sym[1] + 127) / 128, ot = blockIdx.x %% nt, m0 = blockIdx.x / nt * 64, e = 0;\n"
             "    if (threadIdx.x < 64) srow[threadIdx.x] = yrow[threadIdx.x] = m0 + threadIdx.x < M ? (int)(m0 + threadIdx.x) : -1;\n"
             "    __syncthreads();\n%s}\n",
             cg_kernel_prelude(a, "args"), cg_kernel_prelude(a, "mma"), forms[f].wgmma, cg_kernel_prelude(a, "gemm_tile_helpers"), frag);
-        assert_null(strstr(src, "\n#include \""));
-        CgSource s = {"g0_gemm_tile", src, {0}};
-        CgBinary bin;
-        if (cg_compile(a, d, &s, 1, &o, &bin) != 0) fail_msg("gemm_tile.cuh, form %d (wgmma %d, bf16 %d, wt %d, K %s), does not compile", f,
-                                                            forms[f].wgmma, forms[f].bf16, forms[f].wt, forms[f].K);
-        assert_true(has_symbol(&bin, "g0_gemm_tile"));
-        cg_binary_free(&bin);
+        expect_compiles(a, d, &o, src, arena_printf(a, "gemm_tile.cuh, form %d (wgmma %d, bf16 %d, wt %d, K %s)", f, forms[f].wgmma,
+                                                    forms[f].bf16, forms[f].wt, forms[f].K));
+    }
+    static const struct { int split, vk, causal; } attn[] = {{0, 1, 1}, {1, 1, 1}, {0, 0, 0}, {1, 0, 0}};
+    for (int f = 0; f < (int)(sizeof attn / sizeof *attn); f++) {
+        const CgDefine defs[] = {{"ATM_SPLIT", attn[f].split ? "1" : "0"}, {"ATM_S", "a.sym[1]"}, {"ATM_T", "a.sym[2]"}, {"ATM_HQ", "128LL"},
+                                 {"ATM_DK", "576LL"}, {"ATM_DV", "512LL"}, {"ATM_QST", "1168LL"}, {"ATM_KT", "a.cap"},
+                                 {"ATM_VT", attn[f].vk ? "a.cap" : "a.sym[2]"}, {"ATM_VS", attn[f].vk ? "576LL" : "512LL"}, {"ATM_V0", "0LL"},
+                                 {"ATM_VK", attn[f].vk ? "1" : "0"}, {"ATM_NSTG", attn[f].vk ? "3" : "2"}, {"ATM_NT", "32"}, {"ATM_Q", "0"},
+                                 {"ATM_Q1", "1"}, {"ATM_QD0", "512LL"}, {"ATM_K", "2"}, {"ATM_V", attn[f].vk ? "2" : "3"},
+                                 {"ATM_LAST", attn[f].causal ? "s + T - S" : "T - 1"},
+                                 {"ATM_KEND", attn[f].causal ? "((r0 + 63 < rows ? r0 + 63 : rows - 1) / Hq) + T - S" : "T - 1"},
+                                 {"ATM_SCALE", "1.352337748e-01f"}, {"ATM_BN", "a.sym[0]"}, {"ATM_PART", "4"},
+                                 {"ATM_STORE(i, v)", "((float *)a.t[5])[i] = (v)"}};
+        const char *frag = cg_kernel_fragment(a, "attn_mma", defs, (int)(sizeof defs / sizeof *defs));
+        assert_non_null(frag);
+        const char *src = arena_printf(a,
+            "%s%s__device__ __forceinline__ unsigned short f2bf(float f) { return (unsigned short)(__float_as_uint(f) >> 16); }\n"
+            "__device__ __forceinline__ " CG_KEY_SPLITS_FN(CG_QUOTE) "\n"
+            "extern \"C\" __global__ void __launch_bounds__(256) g0_frag(Args a) {\n%s}\n",
+            cg_kernel_prelude(a, "args"), cg_kernel_prelude(a, "mma"), frag);
+        expect_compiles(a, d, &o, src, arena_printf(a, "attn_mma.cuh, form %d (split %d, v in k %d, causal %d)", f, attn[f].split,
+                                                    attn[f].vk, attn[f].causal));
     }
     char cmd[128];
     snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
@@ -788,7 +816,7 @@ int main(void) {
         cmocka_unit_test(test_compile_and_cache),
         cmocka_unit_test(test_compile_error_has_log),
         cmocka_unit_test(test_kernel_files),
-        cmocka_unit_test(test_gemm_tile_alone),
+        cmocka_unit_test(test_fragments_alone),
         cmocka_unit_test(test_cache_rejects_bad_entries),
         cmocka_unit_test(test_split_key_launch),
         cmocka_unit_test(test_router_reads_bf16),
