@@ -62,6 +62,7 @@ static void attention_mma_kernel(Gen *G, const IrNode *n, bool split, int sq, in
         {"ATM_BN", cg_dim(G, q->type.dims[0])},
         {"ATM_PART", arena_printf(a, "%d", sp)},
         {"ATM_STORE(i, v)", arena_printf(a, "S%d(a, i, v)", so)}};
+    sb_puts(&G->decl, "    extern __shared__ __align__(16) unsigned char sm[];\n");
     sb_puts(&G->decl, cg_kernel_fragment(a, "attn_mma", d, (int)(sizeof d / sizeof *d)));
     sb_puts(&G->decl, "}\n");
 }

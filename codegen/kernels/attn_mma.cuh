@@ -1,7 +1,7 @@
 // attn_mma.cuh — the tensor-core attention of a generated phase with one key head (absorbed MLA's 128 query heads
 // over the shared latent; the steps MLA decode's own kernel does not take): softmax(q k^T * scale) v without a
 // score matrix in memory. Not a kernel: the body of one. The phase function around it (codegen/gen_attn.c) has 256
-// threads; cg_kernel_fragment writes this text in below its parameters' #defines and #undefs them after. mma.cuh
+// threads and has declared `sm`, its dynamic shared memory; cg_kernel_fragment writes this text in below its parameters' #defines and #undefs them after. mma.cuh
 // (cp.async, mma m16n8k16 BF16, ldmatrix) and cg_key_splits are in the module before it.
 //
 // A block takes 64 query rows of one batch row (its heads and positions flattened), keeps them in shared memory and
@@ -31,7 +31,6 @@
 #if !defined(ATM_SPLIT) || !defined(ATM_DK) || !defined(ATM_DV) || !defined(ATM_VK) || !defined(ATM_NSTG) || !defined(ATM_NT)
 #error "attn_mma.cuh takes ATM_SPLIT, ATM_DK, ATM_DV, ATM_VK, ATM_NSTG and ATM_NT (codegen/gen_attn.c defines them)"
 #endif
-    extern __shared__ __align__(16) unsigned char sm[];
     const long long S = ATM_S, T = ATM_T, Hq = ATM_HQ, Dk = ATM_DK, Dv = ATM_DV, QST = ATM_QST;
     const long long KT = ATM_KT;  // rows of k per batch row (its cache capacity when k is a cache)
     const long long VT = ATM_VT, VS = ATM_VS, V0 = ATM_V0;  // v: rows per batch row, elements per row, first column

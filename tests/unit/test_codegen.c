@@ -204,7 +204,8 @@ static void test_fragments_alone(void **state) {
         const char *src = arena_printf(a,
             "%s%s__device__ __forceinline__ unsigned short f2bf(float f) { return (unsigned short)(__float_as_uint(f) >> 16); }\n"
             "__device__ __forceinline__ " CG_KEY_SPLITS_FN(CG_QUOTE) "\n"
-            "extern \"C\" __global__ void __launch_bounds__(256) g0_frag(Args a) {\n%s}\n",
+            "extern \"C\" __global__ void __launch_bounds__(256) g0_frag(Args a) {\n"
+            "    extern __shared__ __align__(16) unsigned char sm[];\n%s}\n",
             cg_kernel_prelude(a, "args"), cg_kernel_prelude(a, "mma"), frag);
         expect_compiles(a, d, &o, src, arena_printf(a, "attn_mma.cuh, form %d (split %d, v in k %d, causal %d)", f, attn[f].split,
                                                     attn[f].vk, attn[f].causal));
