@@ -191,6 +191,8 @@
 #   rounds.sh defaults  the defaults checked after a kernel change, in little device time: test_gpu_ops beside
 #                     QUICK_TESTS (default test_gpu_mla), e2e, bench_mla's rows QUICK_MLA (default 52,51) at
 #                     batch 32 and 128 (4,097 keys), then bench_gpu;
+#   rounds.sh figures issue 17's figures on the card in ~2 minutes, no tests: bench_mla's defaults at batch 32
+#                     (4,096 and 4,097 keys) and 128, then bench_gpu;
 #   rounds.sh xpush   the DSM merge's halves pushed by st.async (MLA_XPUSH, bench_mla row 52: the default since
 #                     the fifteenth session; 53 with the q tile free at the last S) beside the defaults before (row 51) at batch 32 (two splits merged),
 #                     4,096, 4,097 and 8,193 keys, then all with --stamps at 4,097;
@@ -500,6 +502,11 @@ case "$mode" in
       [ "$(cat "$out/$n.rc")" = 0 ] || status=1; done
     [ -n "${VERIFY_MLA_FILTER:-}" ] && TAIL=4 step test_gpu_mla_filter 60 env DSCC_TEST_FILTER="$VERIFY_MLA_FILTER" build/test_gpu_mla
     TAIL=30 step bench_mla 60 build/bench_mla ${SEV_MLA:+--variant "$SEV_MLA"} ;;
+  figures) # issue 17's figures on this card in ~2 minutes, no tests (run defaults for those): bench_mla's defaults
+    # (row 52) at batch 32 with 4,096 keys (the goal's context) and 4,097, at batch 128, then bench_gpu
+    for t in 4096 4097; do TAIL=3 step "bench_mla_t$t" 60 build/bench_mla --batch 32 --ctx "$t" --reps 20 --variant 52; done
+    TAIL=3 step bench_mla_b128 60 build/bench_mla --batch 128 --ctx 4097 --reps 20 --variant 52
+    TAIL=45 step bench_gpu 200 build/bench_gpu --layers 2 --dense 1 --prefill 1024 --peak-tflops 1300 ;;
   quick)
     for t in test_gpu_mla test_gpu_skinny test_gpu_sample; do step "$t" 60 build/$t; done
     TAIL=40 step bench_gpu 200 build/bench_gpu --layers 2 --dense 1 --prefill 1024 --peak-tflops 1300 ;;
