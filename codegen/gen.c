@@ -171,9 +171,10 @@ const char *cg_entry(Gen *G, int ph) { return arena_printf(G->a, "p%d_%s", ph, G
 
 void cg_phase(Gen *G, CgLaunchMode mode, IrDim a, int64_t da, IrDim b, int64_t db, int64_t smem) {
     CgPhase *p = &G->phases[G->nphases];
-    *p = (CgPhase){.fn = cg_entry(G, G->nphases), .mode = mode, .a = a, .b = b, .da = da, .db = db, .smem = smem,
+    *p = (CgPhase){.fn = G->next_fn ? G->next_fn : cg_entry(G, G->nphases), .mode = mode, .a = a, .b = b, .da = da, .db = db, .smem = smem,
                    .rule = CG_ITEMS_GRID};
     G->nphases++;
+    G->next_fn = NULL;
 }
 
 void cg_phase_keys(Gen *G, CgItems rule, IrDim B, IrDim S, IrDim T, int64_t Hq, int64_t Dv) {
@@ -1229,7 +1230,7 @@ CgProgram *cg_generate(Arena *a, DiagEngine *d, const IrGraph *g, const CgGenOpt
         G.act = merged_act_scale(&G, members, nm);
         G.rfuse_cur = G.rfuse ? G.rfuse[gid] : -1, G.rfuse_done = false;
         G.sorted = NULL;
-        G.stem = group_ops(&G, members, nm);
+        G.stem = group_ops(&G, members, nm), G.next_fn = NULL;
         const IrNode *down = NULL; /* a chained down GEMM: the pair's phases, the group's stores, then its tiles */
         for (int k = 0; k < nm; k++)
             if (chain[members[k]] >= 0) down = g->nodes[members[k]];

@@ -32,7 +32,7 @@ static void attention_mma_kernel(Gen *G, const IrNode *n, bool split, int sq, in
     const IrNode *vsrc = vk ? k : v; /* the tensor v's rows are read from */
     const char *vt = v->op == IR_OP_KV_CACHE ? "a.cap" : cg_dim(G, vsrc->type.dims[1]);
     const bool causal = ir_node_attr_bool(n, "causal", false);
-    cg_head(G, split ? "attention, one key head, a decode step's keys split between blocks: tensor cores (mma m16n8k16 BF16), "
+    cg_head_as(G, split ? "attention_mma_split" : "attention_mma", split ? "attention, one key head, a decode step's keys split between blocks: tensor cores (mma m16n8k16 BF16), "
                        "64 query rows x 32 keys per step, online softmax, partial states to scratch"
                      : "attention, one key head: tensor cores (mma m16n8k16 BF16), 64 query rows x 32 keys per step, online softmax");
     Arena *a = G->a;
@@ -286,7 +286,7 @@ static bool attention_mma(Gen *G, const IrNode *n) {
     cg_phase(G, CG_LAUNCH_BLOCK, B, 1, ir_dim_mul(S, q->type.dims[2]), 64, smem);
     cg_phase_keys(G, CG_ITEMS_KEYS_SPLIT, B, S, T, Hq, Dv);
     /* one thread per output value of a split decode step merges its parts' softmax states */
-    cg_head(G, "attention, a decode step's keys split: merge the parts");
+    cg_head_as(G, "attention_merge", "attention, a decode step's keys split: merge the parts");
     sb_printf(&G->decl, "    const long long S = %s, T = %s, Hq = %lldLL, Dv = %lldLL, Bn = %s, i = ITEM_ELEM();\n"
                         "    const long long nsp = cg_key_splits(S, Bn, Hq, T);\n"
                         "    if (S != 1 || nsp == 1 || i >= Bn * Hq * Dv) return;  // (the runtime launches this only for a split step)\n"
@@ -638,7 +638,7 @@ bool cg_attention(Gen *G, const IrNode *n) {
     int64_t Dk = q->type.dims[3].coeff, Dv = v->type.dims[3].coeff;
     IrDim R = cg_prefix(&q->type, 3);
     int sq = cg_slot_value(G, q), sk = cg_slot_value(G, k), sv = cg_slot_value(G, v), so = cg_slot_value(G, n);
-    cg_head(G, "attention: one warp per query row, online softmax over the keys");
+    cg_head_as(G, "attention_rows", "attention: one warp per query row, online softmax over the keys");
     sb_printf(&G->decl,
               "    const long long it = ITEM_WARP(); const int lane = LANE();\n"
               "    const long long S = %s, T = %s, Hq = %s, Hk = %s, Dk = %lldLL, Dv = %lldLL;\n"

@@ -152,7 +152,7 @@ static bool einsum_heads_mma(Gen *G, const IrNode *n, const char *x, const char 
     const char *kv = kvp >= 0 ? cg_kvf_emit(G, kvp) : NULL; /* DSCC_EINSUM_KV=1: the latent's row here at a cached step */
     if (mrows) einsum_heads_rows(G, 0, mrows < CG_EINSUM_ROWS ? mrows : CG_EINSUM_ROWS, M, H.coeff, N.coeff, K.coeff, sx, sw, sy, pre, side, kv);
     if (mrows > CG_EINSUM_ROWS) einsum_heads_tc(G, CG_EINSUM_ROWS, mrows, M, H.coeff, N.coeff, K.coeff, sx, sw, sy);
-    cg_head(G, arena_printf(G->a, "einsum %s,%s->%s per head on the tensor cores (%s), 64x128 tile", x, w, o, cg_tile_insn(G, true)));
+    cg_head_as(G, "einsum_tile", arena_printf(G->a, "einsum %s,%s->%s per head on the tensor cores (%s), 64x128 tile", x, w, o, cg_tile_insn(G, true)));
     sb_printf(&G->decl, "    extern __shared__ __align__(16) unsigned char sm[];\n"
                         "    __shared__ int srow[64], yrow[64];\n"
                         "    const long long M = %s, H = %lldLL, nb = (%lldLL + 127) / 128, nt = H * nb;\n"

@@ -124,7 +124,7 @@ static const char *expert_zero(Gen *G, const ExpertOut *o, bool split) {
  * the tile phase counts its split (rows R in tiles of 64, the experts,
  * ntw output tiles), so host and device agree on the parts. */
 static void expert_k_sum(Gen *G, IrDim R, int64_t O, int64_t nt, int64_t ntw, int64_t nkb, int64_t EB, const ExpertOut *out, int nw) {
-    cg_head(G, "fp8_expert_linear: the sum of the K parts");
+    cg_head_as(G, "fp8_expert_ksum", "fp8_expert_linear: the sum of the K parts");
     sb_printf(&G->decl, "    const long long i = ITEM_ELEM(), M = %s, O = %lldLL, nt = %lldLL, ntw = %lldLL, EB = %lldLL;\n"
                         "    if (i >= M * ntw) return;\n"
                         "    const long long ns = cg_k_splits(M, ((M + 63) / 64 + (EB < M ? EB : M)) * ntw, %lldLL), m = i / ntw, ot = i %% ntw %% nt, wsel = i %% ntw / nt;\n"
@@ -714,7 +714,8 @@ bool cg_expert_gemm(Gen *G, const IrNode *n, bool fp8) {
     IrDim R = ir_type_numel(&idx->type);
     int sx = cg_slot_value(G, x), sw = cg_slot_value(G, w), si = cg_slot_value(G, idx), sy = cg_slot_value(G, n);
     int sxs = fp8 ? cg_slot_value(G, n->ops[1]) : 0, sws = fp8 ? cg_slot_value(G, n->ops[3]) : 0;
-    cg_head(G, fp8 ? "fp8_expert_linear: one block per routed row and 64 outputs" : "expert_linear: one block per routed row and 64 outputs");
+    cg_head_as(G, fp8 ? "fp8_expert_rows" : "expert_rows",
+               fp8 ? "fp8_expert_linear: one block per routed row and 64 outputs" : "expert_linear: one block per routed row and 64 outputs");
     StrBuf *b = &G->decl;
     sb_printf(b, "    extern __shared__ float xr[];\n"
                  "    const long long Ks = %s, I = %lldLL, O = %s, E = %s, nkb = (I + 127) / 128, nob = (O + 127) / 128;\n"

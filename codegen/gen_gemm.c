@@ -66,7 +66,7 @@ void cg_phase_k(Gen *G, CgItems rule, int64_t nkb) {
 }
 
 void cg_k_sum(Gen *G, const char *what, IrDim M, int64_t O, const char *tiles, int64_t nkb, int sp, int sy, int64_t plus) {
-    cg_head(G, what);
+    cg_head_as(G, "tile_ksum", what);
     sb_printf(&G->decl, "    const long long i = ITEM_ELEM(), M = %s, O = %lldLL;\n"
                         "    if (i >= M * O) return;\n"
                         "    const long long ns = cg_k_splits(M, %s, %lldLL), m = i / O, o = i %% O;\n"
@@ -90,7 +90,7 @@ void cg_k_sum(Gen *G, const char *what, IrDim M, int64_t O, const char *tiles, i
  * Returns the number of phases (1 or 3), the first being the whole-K one. */
 static int gemm_mma(Gen *G, const IrNode *n, const char *what, bool bf16, IrDim M, int64_t K, IrDim O, int sx, int sxs, int sw, int sws,
                     int sy) {
-    cg_head(G, what);
+    cg_head_as(G, arena_printf(G->a, "%s_tile", ir_op_name(n->op)), what);
     sb_printf(&G->decl, "    extern __shared__ __align__(16) unsigned char sm[];\n"
                         "    __shared__ int srow[64], yrow[64];\n"
                         "    const long long M = %s, nt = (%s + 127) / 128, ot = blockIdx.x %% nt, m0 = blockIdx.x / nt * 64, e = 0;\n"
@@ -106,7 +106,8 @@ static int gemm_mma(Gen *G, const IrNode *n, const char *what, bool bf16, IrDim 
     cg_phase_k(G, CG_ITEMS_K_WHOLE, nkb);
     int sp = cg_slot_scratch(G, n, ir_dim_const(parts * 64 * O.coeff));
     sb_puts(&G->ldr, "__device__ __forceinline__ " CG_K_SPLITS_FN(CG_QUOTE) "\n");
-    cg_head(G, arena_printf(G->a, "%s, K split between blocks (one row tile): partial tiles to scratch", what));
+    cg_head_as(G, arena_printf(G->a, "%s_tile_ksplit", ir_op_name(n->op)),
+               arena_printf(G->a, "%s, K split between blocks (one row tile): partial tiles to scratch", what));
     sb_printf(&G->decl, "    extern __shared__ __align__(16) unsigned char sm[];\n"
                         "    __shared__ int srow[64], yrow[64];\n"
                         "    const long long M = %s, nt = %lldLL, ot = blockIdx.x %% nt, kpart = blockIdx.x / nt, e = 0;\n"
@@ -1188,7 +1189,7 @@ bool cg_gemm(Gen *G, const IrNode *n, bool fp8) {
         return gemm_bf16_mma(G, n, x, w, M, K, O);
     int sx = cg_slot_value(G, x), sw = cg_slot_value(G, w), sy = cg_slot_result(G, n);
     int sxs = fp8 ? cg_slot_value(G, n->ops[1]) : 0, sws = fp8 ? cg_slot_value(G, n->ops[3]) : 0;
-    cg_head(G, fp8 ? "fp8_linear: 64x64 tile, FP8 codes with 1x128 / 128x128 block scales" : "linear: 64x64 tile");
+    cg_head_as(G, fp8 ? "fp8_linear_fma" : "linear_fma", fp8 ? "fp8_linear: 64x64 tile, FP8 codes with 1x128 / 128x128 block scales" : "linear: 64x64 tile");
     StrBuf *b = &G->decl;
     sb_printf(b, "    __shared__ float As[32][68], Bs[32][68];\n"
                  "    const long long M = %s, K = %s, O = %s, nkb = (K + 127) / 128;\n"

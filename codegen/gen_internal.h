@@ -57,6 +57,7 @@ typedef struct {
     const char *route;   /* by node id: 1 inside a fused routing chain (not stored), 2 its group_topk, 3 its last op; 0 none */
     const char *why;     /* set by a template that cannot handle its node */
     const char *stem;    /* the group's ops, "rmsnorm_act_scale_quantize": its plain phases' entry names (cg_entry) */
+    const char *next_fn; /* cg_head_as's entry name for the next cg_phase, NULL: cg_entry's */
     int *fold;           /* by group id: the fp8_linear whose M <= 4 form computes this row group's x itself
                           * (DSCC_SKINNY_FOLD=1, cg_fold_plan), -1 none; NULL: the switch is off */
     char *fold_ok;       /* by node id: 1 for such an fp8_linear once its row group's phases skip M <= 4 (cg_fold_gate) */
@@ -115,6 +116,9 @@ void cg_phase(Gen *G, CgLaunchMode mode, IrDim a, int64_t da, IrDim b, int64_t d
 void cg_phase_keys(Gen *G, CgItems rule, IrDim B, IrDim S, IrDim T, int64_t Hq, int64_t Dv);
 /* Opens the __global__ function of the next phase (named by cg_entry), with a comment. */
 void cg_head(Gen *G, const char *what);
+/* cg_head for a template's phase of a form of its own: the entry is p<index>_<form> ("p3_attention_mma_split"),
+ * the name the next cg_phase takes. */
+void cg_head_as(Gen *G, const char *form, const char *what);
 /* A one-thread-per-item phase: `body` computes output index i (its own stores). */
 void cg_elem(Gen *G, const IrNode *n, IrDim count, const char *what, const char *body);
 /* Templates by file: gen_gemm.c, gen_expert.c, gen_attn.c (false with

@@ -14,9 +14,13 @@
 
 _Static_assert(IR_OP_COUNT == 42, "a new op needs a kernel in codegen/ (inlined in gen.c or a template here)");
 
-void cg_head(Gen *G, const char *what) {
-    sb_printf(&G->decl, "extern \"C\" __global__ void __launch_bounds__(256) %s(Args a) {  // %s\n", cg_entry(G, G->nphases), what);
+void cg_head_as(Gen *G, const char *form, const char *what) {
+    G->next_fn = form ? arena_printf(G->a, "p%d_%s", G->nphases, form) : NULL;
+    sb_printf(&G->decl, "extern \"C\" __global__ void __launch_bounds__(256) %s(Args a) {  // %s\n", G->next_fn ? G->next_fn : cg_entry(G, G->nphases),
+              what);
 }
+
+void cg_head(Gen *G, const char *what) { cg_head_as(G, NULL, what); }
 
 /* Elementwise template: body computes `v` for output index i (or stores itself). */
 void cg_elem(Gen *G, const IrNode *n, IrDim count, const char *what, const char *body) {
@@ -93,7 +97,7 @@ static void routing_warp(Gen *G, const IrNode *n, IrDim R, int64_t E, int64_t k,
             "        if (ov > bv || (ov == bv && oi < bi)) bv = ov, bi = oi;\n"
             "    }\n"
             "}\n");
-    cg_head(G, arena_printf(G->a, "%s: one warp per row", ir_op_name(n->op)));
+    cg_head_as(G, arena_printf(G->a, "%s_rows", ir_op_name(n->op)), arena_printf(G->a, "%s: one warp per row", ir_op_name(n->op)));
     StrBuf *b = &G->decl;
     sb_printf(b, "    const long long it = ITEM_WARP(); const int lane = LANE();\n    if (it >= %s) return;\n", cg_dim(G, R));
     sb_printf(b, "    const int E = %d, K = %d, J = %d;\n    const long long base = it * E;\n", (int)E, (int)k, (int)J);
