@@ -109,7 +109,8 @@ const char *cg_read(Gen *G, const IrNode *m, const char *idx);
 /* The entry point of the group's phase ph, "p<ph>_<its ops>": no group number, so that two groups with the
  * same text share one module, and Nsight and --trace name what a kernel does. */
 const char *cg_entry(Gen *G, int ph);
-/* Appends a phase named cg_entry's name (a template sets its own after); the caller emits its function. */
+/* Appends a phase named as cg_head_as said, else by cg_entry (a kernel file's template sets its own after); the
+ * caller emits its function. */
 void cg_phase(Gen *G, CgLaunchMode mode, IrDim a, int64_t da, IrDim b, int64_t db, int64_t smem);
 
 /* Sets the last phase's item rule to one of the split-key attention ones. */
