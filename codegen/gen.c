@@ -923,7 +923,7 @@ static int *order_groups(Arena *a, const IrGraph *g, const int *grp, const bool 
     return order;
 }
 
-/* The group's ops, at most four, each once, joined by '_' ("rmsnorm_act_scale_quantize"); "group" if none is named. */
+/* The group's ops, at most four, each once, joined by '_' ("rmsnorm_act_scale_quantize"); NULL if none is named. */
 static const char *group_ops(Gen *G, const int *members, int nm) {
     StrBuf sb;
     sb_init(&sb);
@@ -937,7 +937,7 @@ static const char *group_ops(Gen *G, const int *members, int nm) {
         sb_printf(&sb, "%s%s", named ? "_" : "", ir_op_name(n->op));
         named++;
     }
-    char *r = arena_strdup(G->a, named ? sb.data : "group");
+    char *r = named ? arena_strdup(G->a, sb.data) : NULL;
     sb_free(&sb);
     return r;
 }
@@ -1274,7 +1274,7 @@ CgProgram *cg_generate(Arena *a, DiagEngine *d, const IrGraph *g, const CgGenOpt
         CgKernel *k = &p->kernels[p->nkernels++];
         k->group = gid;
         k->loc = first->loc;
-        k->name = strcmp(G.stem, "group") ? arena_printf(a, "g%d_%s", gid, G.stem) : arena_printf(a, "g%d", gid);
+        k->name = G.stem ? arena_printf(a, "g%d_%s", gid, G.stem) : arena_printf(a, "g%d", gid);
         k->comment = kernel_comment(&G, k->name, members, nm);
         k->module = -1;
         for (int b = 0; b < p->nmodules && k->module < 0; b++)

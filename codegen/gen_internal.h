@@ -56,8 +56,8 @@ typedef struct {
     IrDim epi_R;
     const char *route;   /* by node id: 1 inside a fused routing chain (not stored), 2 its group_topk, 3 its last op; 0 none */
     const char *why;     /* set by a template that cannot handle its node */
-    const char *stem;    /* the group's ops, "rmsnorm_act_scale_quantize": its plain phases' entry names (cg_entry) */
-    const char *next_fn; /* cg_head_as's entry name for the next cg_phase, NULL: cg_entry's */
+    const char *stem;    /* the group's ops, "rmsnorm_act_scale_quantize" (NULL: none named): its phases' entry names (cg_entry) */
+    const char *next_fn; /* the entry cg_head (cg_head_as) opened, the next cg_phase's name; NULL: cg_entry's */
     int *fold;           /* by group id: the fp8_linear whose M <= 4 form computes this row group's x itself
                           * (DSCC_SKINNY_FOLD=1, cg_fold_plan), -1 none; NULL: the switch is off */
     char *fold_ok;       /* by node id: 1 for such an fp8_linear once its row group's phases skip M <= 4 (cg_fold_gate) */

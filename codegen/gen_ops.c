@@ -15,9 +15,8 @@
 _Static_assert(IR_OP_COUNT == 42, "a new op needs a kernel in codegen/ (inlined in gen.c or a template here)");
 
 void cg_head_as(Gen *G, const char *form, const char *what) {
-    G->next_fn = form ? arena_printf(G->a, "p%d_%s", G->nphases, form) : NULL;
-    sb_printf(&G->decl, "extern \"C\" __global__ void __launch_bounds__(256) %s(Args a) {  // %s\n", G->next_fn ? G->next_fn : cg_entry(G, G->nphases),
-              what);
+    G->next_fn = form ? arena_printf(G->a, "p%d_%s", G->nphases, form) : cg_entry(G, G->nphases);
+    sb_printf(&G->decl, "extern \"C\" __global__ void __launch_bounds__(256) %s(Args a) {  // %s\n", G->next_fn, what);
 }
 
 void cg_head(Gen *G, const char *what) { cg_head_as(G, NULL, what); }
